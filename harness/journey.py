@@ -1,0 +1,93 @@
+"""Journey / Hop / Drop: what happened to one packet, shared by both targets.
+
+A `Journey` is the ordered list of stages a packet crossed on the DUT, with the
+verdict at each, and how it ended: delivered to a socket, transmitted on a port,
+consumed by the stack (an ICMP echo answered, a fragment queued) or dropped with the
+kernel's `SKB_DROP_REASON_*` name.
+
+Stage names follow the reference document (NIC_RX ... NIC_TX). Where the reference
+shows one box but the kernel makes decisions in several functions, the stage is
+split so a drop lands where the kernel drops it:
+
+IP_RCV      ip_rcv_core(): header checks before PREROUTING
+IP_FORWARD  ip_forward(): TTL and DF/MTU checks before the FORWARD hook
+IP_OUTPUT   ip_finish_output(): fragmentation after POSTROUTING
+NEIGH       neigh_resolve_output(): ARP before the frame is queued
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+STAGES = (
+    "NIC_RX", "NAPI", "XDP", "SKB", "TC_INGRESS", "IP_RCV", "NF_PREROUTING",
+    "ROUTING", "NF_INPUT", "IP_FORWARD", "NF_FORWARD", "L4", "SOCKET", "NF_OUTPUT",
+    "NF_POSTROUTING", "IP_OUTPUT", "NEIGH", "TC_EGRESS", "QDISC", "NIC_TX",
+)
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One stage crossed: `where` names the kernel function, device or chain."""
+
+    stage: str
+    where: str = ""
+    verdict: str = ""
+    summary: str = ""
+
+    def __str__(self) -> str:
+        text = self.stage
+        if self.where:
+            text += f"[{self.where}]"
+        if self.verdict:
+            text += f" -> {self.verdict}"
+        if self.summary:
+            text += f" ({self.summary})"
+        return text
+
+
+@dataclass(frozen=True)
+class Drop:
+    """A packet freed by kfree_skb_reason(): the reason is the kernel's enum name
+    without the SKB_DROP_REASON_ prefix; `location` is the kernel function."""
+
+    reason: str
+    stage: str
+    location: str = ""
+    packet: str = ""
+
+    def __str__(self) -> str:
+        where = f" in {self.location}" if self.location else ""
+        return f"DROP {self.reason} at {self.stage}{where}" + (f": {self.packet}" if self.packet else "")
+
+
+@dataclass
+class Journey:
+    """The packet's path; `packet` is a one-line summary of it as it arrived."""
+
+    packet: str
+    hops: list[Hop] = field(default_factory=list)
+    drop: Drop | None = None
+    children: list["Journey"] = field(default_factory=list)
+
+    @property
+    def stages(self) -> list[str]:
+        return [hop.stage for hop in self.hops]
+
+    def crossed(self, stage: str) -> bool:
+        return stage in self.stages
+
+    def render(self, indent: str = "") -> str:
+        lines = [f"{indent}{self.packet}"]
+        lines += [f"{indent}  {hop}" for hop in self.hops]
+        if self.drop:
+            lines.append(f"{indent}  {self.drop}")
+        for child in self.children:
+            lines.append(f"{indent}  caused:")
+            lines.append(child.render(indent + "    "))
+        return "\n".join(lines)
+
+
+def render_all(journeys: list[Journey]) -> str:
+    if not journeys:
+        return "(no journeys recorded)"
+    return "\n".join(journey.render() for journey in journeys)

@@ -1,0 +1,264 @@
+"""`struct net`: one network namespace's configuration, as plain data.
+
+Models include/net/net_namespace.h and the per-namespace state it points to:
+devices (include/linux/netdevice.h), IPv4 addresses (include/linux/inetdevice.h),
+FIB tables and rules (net/ipv4/fib_*.c), the ARP neighbour table
+(net/core/neighbour.c) and the sysctl tree. The command front ends (`cmd/`) write
+this data; the datapath only reads it (and updates neighbour entries and counters,
+as the kernel does).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+from harness.mockkernel.clock import Clock
+
+RT_TABLE_LOCAL = 255
+RT_TABLE_MAIN = 254
+RT_TABLE_DEFAULT = 253
+TABLE_NAMES = {"local": RT_TABLE_LOCAL, "main": RT_TABLE_MAIN, "default": RT_TABLE_DEFAULT}
+
+# include/uapi/linux/rtnetlink.h scopes
+RT_SCOPE_UNIVERSE, RT_SCOPE_SITE, RT_SCOPE_LINK, RT_SCOPE_HOST, RT_SCOPE_NOWHERE = 0, 200, 253, 254, 255
+SCOPE_NAMES = {"global": 0, "universe": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
+
+ROUTE_TYPES = ("unicast", "local", "broadcast", "multicast", "blackhole", "unreachable",
+               "prohibit", "throw", "anycast", "nat")
+
+
+def ip_to_int(text: str) -> int:
+    return int(IPv4Address(text))
+
+
+def int_to_ip(value: int) -> str:
+    return str(IPv4Address(value))
+
+
+def prefix_mask(plen: int) -> int:
+    return (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF if plen else 0
+
+
+@dataclass
+class InAddr:
+    """struct in_ifaddr: one IPv4 address on a device."""
+
+    local: int
+    prefixlen: int
+    broadcast: int | None = None
+    scope: int = RT_SCOPE_UNIVERSE
+    label: str = ""
+    secondary: bool = False
+
+    @property
+    def network(self) -> IPv4Network:
+        return IPv4Network((self.local & prefix_mask(self.prefixlen), self.prefixlen))
+
+
+@dataclass
+class DevStats:
+    """struct rtnl_link_stats64 fields `ip -s link` shows, plus driver counters."""
+
+    rx_packets: int = 0
+    rx_bytes: int = 0
+    rx_dropped: int = 0
+    rx_missed_errors: int = 0
+    tx_packets: int = 0
+    tx_bytes: int = 0
+    tx_dropped: int = 0
+
+
+@dataclass
+class NetDevice:
+    """struct net_device, the parts this model uses."""
+
+    name: str
+    ifindex: int
+    kind: str  # "loopback" or "veth" (a NIC port wired to a tester port)
+    mac: bytes
+    mtu: int = 1500
+    up: bool = False
+    addrs: list[InAddr] = field(default_factory=list)
+    stats: DevStats = field(default_factory=DevStats)
+    # ethtool -g / -G (rings), -c / -C (coalescing), -k / -K (features)
+    rx_ring: int = 256
+    tx_ring: int = 256
+    rx_ring_max: int = 4096
+    tx_ring_max: int = 4096
+    coalesce: dict[str, int] = field(default_factory=lambda: {"rx-usecs": 0, "rx-frames": 0,
+                                                              "tx-usecs": 0, "tx-frames": 0})
+    features: dict[str, bool] = field(default_factory=lambda: {
+        "rx-checksumming": True, "tx-checksumming": True, "scatter-gather": True,
+        "tcp-segmentation-offload": True, "generic-segmentation-offload": True,
+        "generic-receive-offload": True, "large-receive-offload": False,
+        "rx-vlan-offload": True, "tx-vlan-offload": True, "ntuple-filters": False,
+        "receive-hashing": False,
+    })
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.kind == "loopback"
+
+    def primary_addr(self) -> InAddr | None:
+        return next((a for a in self.addrs if not a.secondary), None)
+
+
+@dataclass
+class FibRoute:
+    """struct fib_alias + fib_info: one route in one table."""
+
+    table: int
+    dst: int
+    plen: int
+    type: str = "unicast"
+    oif: int | None = None  # ifindex
+    gateway: int | None = None
+    prefsrc: int | None = None
+    metric: int = 0
+    scope: int = RT_SCOPE_UNIVERSE
+    protocol: str = "boot"
+    tos: int = 0
+    mtu: int | None = None  # `mtu N` metric: overrides the device MTU for this path
+
+    def contains(self, addr: int) -> bool:
+        return (addr & prefix_mask(self.plen)) == self.dst
+
+
+@dataclass
+class FibRule:
+    """struct fib_rule (ip rule): selectors and an action."""
+
+    priority: int
+    table: int = RT_TABLE_MAIN
+    action: str = "lookup"  # lookup | blackhole | unreachable | prohibit | goto | nop
+    src: tuple[int, int] | None = None  # (addr, plen)
+    dst: tuple[int, int] | None = None
+    iif: str | None = None
+    oif: str | None = None
+    fwmark: int | None = None
+    fwmask: int = 0xFFFFFFFF
+    tos: int | None = None
+    invert: bool = False  # `ip rule add not ...`
+    goto: int | None = None
+    suppress_prefixlength: int = -1
+
+
+# include/net/neighbour.h NUD_* states
+NUD_INCOMPLETE, NUD_REACHABLE, NUD_STALE, NUD_DELAY = 0x01, 0x02, 0x04, 0x08
+NUD_PROBE, NUD_FAILED, NUD_NOARP, NUD_PERMANENT = 0x10, 0x20, 0x40, 0x80
+NUD_NAMES = {NUD_INCOMPLETE: "INCOMPLETE", NUD_REACHABLE: "REACHABLE", NUD_STALE: "STALE",
+             NUD_DELAY: "DELAY", NUD_PROBE: "PROBE", NUD_FAILED: "FAILED", NUD_NOARP: "NOARP",
+             NUD_PERMANENT: "PERMANENT"}
+
+
+@dataclass
+class Neighbour:
+    """struct neighbour (ARP entry)."""
+
+    ip: int
+    ifindex: int
+    lladdr: bytes | None
+    state: int
+    updated: float = 0.0  # virtual time of the last state change
+    probes: int = 0
+    queue: list = field(default_factory=list)  # skbs waiting for resolution (arp_queue)
+
+
+# Defaults of a new namespace's IPv4 conf (net/ipv4/devinet.c ipv4_devconf) and the
+# namespace-wide sysctls this model reads. Names are the sysctl names under net.
+IPV4_CONF_DEFAULTS = {
+    "forwarding": 0, "rp_filter": 0, "accept_local": 0, "route_localnet": 0,
+    "accept_source_route": 0, "send_redirects": 1, "accept_redirects": 1,
+    "log_martians": 0, "arp_ignore": 0, "arp_announce": 0, "arp_filter": 0,
+    "arp_accept": 0, "proxy_arp": 0, "bc_forwarding": 0, "mc_forwarding": 0,
+}
+NET_SYSCTL_DEFAULTS = {
+    "net.ipv4.ip_forward": "0",
+    "net.ipv4.ip_default_ttl": "64",
+    "net.ipv4.icmp_ratelimit": "1000",
+    "net.ipv4.icmp_ratemask": "6168",
+    "net.ipv4.icmp_msgs_per_sec": "1000",
+    "net.ipv4.icmp_msgs_burst": "50",
+    "net.ipv4.icmp_echo_ignore_all": "0",
+    "net.ipv4.icmp_echo_ignore_broadcasts": "1",
+    "net.ipv4.ip_no_pmtu_disc": "0",
+    "net.ipv4.ipfrag_time": "30",
+    "net.ipv4.ipfrag_high_thresh": "4194304",
+    "net.ipv4.ipfrag_low_thresh": "3145728",
+    "net.ipv4.ping_group_range": "1\t0",
+    "net.ipv4.ip_local_port_range": "32768\t60999",
+    "net.core.netdev_budget": "300",
+    "net.core.netdev_budget_usecs": "2000",
+    "net.core.netdev_max_backlog": "1000",
+    "net.core.dev_weight": "64",
+    "net.core.rmem_default": "212992",
+    "net.core.rmem_max": "212992",
+    "net.core.wmem_default": "212992",
+    "net.core.wmem_max": "212992",
+    "net.ipv6.conf.all.disable_ipv6": "0",
+    "net.ipv6.conf.default.disable_ipv6": "0",
+}
+
+
+class Sysctls:
+    """The sysctl tree of one namespace: `net.ipv4.conf.{all,default,DEV}.*` plus
+    namespace-wide entries. Values are kept as the text `sysctl` prints."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = dict(NET_SYSCTL_DEFAULTS)
+        for scope in ("all", "default"):
+            self.add_conf(scope, IPV4_CONF_DEFAULTS)
+
+    def add_conf(self, scope: str, source: dict) -> None:
+        for key, value in source.items():
+            self.values[f"net.ipv4.conf.{scope}.{key}"] = str(value)
+
+    def add_device(self, dev: str) -> None:
+        """A new device copies net.ipv4.conf.default (devinet.c inetdev_init)."""
+        prefix = "net.ipv4.conf.default."
+        self.add_conf(dev, {k[len(prefix):]: v for k, v in self.values.items() if k.startswith(prefix)})
+
+    def get(self, name: str) -> str:
+        return self.values[name.replace("/", ".")]
+
+    def int(self, name: str) -> int:
+        return int(self.get(name).split()[0])
+
+    def conf(self, dev: str, key: str) -> int:
+        return int(self.values[f"net.ipv4.conf.{dev}.{key}"])
+
+    def set(self, name: str, value: str) -> None:
+        """Store a value; `net.ipv4.ip_forward` and `conf.all.forwarding` move every
+        device's forwarding flag, as devinet_sysctl_forward() does."""
+        name = name.replace("/", ".")
+        self.values[name] = value
+        if name in ("net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding"):
+            for key in [k for k in self.values if k.startswith("net.ipv4.conf.") and k.endswith(".forwarding")]:
+                self.values[key] = value
+            self.values["net.ipv4.ip_forward"] = value
+
+
+class Net:
+    """struct net: one namespace. `devices` by ifindex, FIB `tables` by id."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.sysctl = Sysctls()
+        self.devices: dict[int, NetDevice] = {}
+        self.tables: dict[int, list[FibRoute]] = {RT_TABLE_LOCAL: [], RT_TABLE_MAIN: [],
+                                                  RT_TABLE_DEFAULT: []}
+        # fib_default_rules_init(): local 0, main 32766, default 32767
+        self.rules: list[FibRule] = [FibRule(0, RT_TABLE_LOCAL), FibRule(32766, RT_TABLE_MAIN),
+                                     FibRule(32767, RT_TABLE_DEFAULT)]
+        self.neighbours: dict[tuple[int, int], Neighbour] = {}  # (ifindex, ip)
+
+    def add_device(self, dev: NetDevice) -> NetDevice:
+        self.devices[dev.ifindex] = dev
+        self.sysctl.add_device(dev.name)
+        return dev
+
+    def dev_by_name(self, name: str) -> NetDevice | None:
+        return next((d for d in self.devices.values() if d.name == name), None)
+
+    def table(self, table_id: int) -> list[FibRoute]:
+        return self.tables.setdefault(table_id, [])

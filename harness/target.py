@@ -1,0 +1,202 @@
+"""The one interface suites speak: a DUT with ports wired to tester ports.
+
+Suites never import a backend. `Target` implements the PTF-style frame I/O once
+(per-port receive queues, flush before send, masks, failure messages with the
+journeys); a backend supplies configuration (`sh`), raw tester-port I/O
+(`_transmit`, `_receive`), applications (`socket`), observations (`journeys`,
+`drops`) and the passing of time (`wait`).
+"""
+from __future__ import annotations
+
+import shlex
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from scapy.packet import Packet
+
+from harness.journey import Drop, Journey, render_all
+from harness.packets import Mask, as_mask, describe, to_bytes
+
+NPORTS = 3
+
+
+@dataclass(frozen=True)
+class Port:
+    """DUT port `name` (p0..), wired to tester port `peer` (t0..). MACs are fixed
+    and identical on every target, so expected frames can be written literally."""
+
+    index: int
+    name: str
+    mac: str
+    peer: str
+    peer_mac: str
+
+
+PORTS = tuple(
+    Port(i, f"p{i}", f"02:00:00:00:00:{i + 1:02x}", f"t{i}", f"02:00:00:00:01:{i + 1:02x}")
+    for i in range(NPORTS)
+)
+
+
+class TargetError(Exception):
+    """A target cannot do what was asked; the message says why and what to do."""
+
+
+class CommandError(TargetError):
+    """A configuration command failed (on the DUT) or is not supported (mock)."""
+
+    def __init__(self, argv: Sequence[str], message: str, returncode: int = 1):
+        self.argv = list(argv)
+        self.returncode = returncode
+        super().__init__(f"`{shlex.join(self.argv)}` failed: {message}")
+
+
+class ExpectError(AssertionError):
+    """An expected frame did not arrive, or an unexpected one did."""
+
+
+FrameLike = bytes | bytearray | Packet
+
+
+class AppSocket(ABC):
+    """An application's socket on the DUT (UDP, or an ICMP ping socket)."""
+
+    @abstractmethod
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None: ...
+
+    @abstractmethod
+    def recv(self) -> tuple[bytes, tuple[str, int]]:
+        """Next queued datagram and its source; TargetError if none is queued."""
+
+    @abstractmethod
+    def pending(self) -> int:
+        """Datagrams queued in the receive buffer right now."""
+
+    @abstractmethod
+    def drops(self) -> int:
+        """Datagrams the kernel dropped for this socket (/proc/net/udp `drops`)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class Target(ABC):
+    name: str
+    capabilities: frozenset[str]
+    positive_timeout: float = 0.0
+    negative_timeout: float = 0.0
+
+    def __init__(self) -> None:
+        self.ports = PORTS
+        self._queues: dict[str, list[bytes]] = {p.name: [] for p in PORTS}
+
+    # configuration -----------------------------------------------------------
+    @abstractmethod
+    def sh(self, cmd: str | Sequence[str], stdin: str | None = None) -> str:
+        """Run one operator command on the DUT (`ip`, `sysctl -w`, ...) and return
+        its output; CommandError if it fails or is not supported."""
+
+    @staticmethod
+    def argv(cmd: str | Sequence[str]) -> list[str]:
+        return shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+
+    # frames ------------------------------------------------------------------
+    def port(self, name: str | Port) -> Port:
+        if isinstance(name, Port):
+            return name
+        for port in self.ports:
+            if name in (port.name, port.peer):
+                return port
+        raise TargetError(f"no port {name!r}; this target has {[p.name for p in self.ports]}")
+
+    def send(self, port: str | Port, frames: FrameLike | Iterable[FrameLike]) -> None:
+        """Flush every tester queue, then put `frames` on the wire into DUT `port`."""
+        frames = [frames] if isinstance(frames, (bytes, bytearray, Packet)) else list(frames)
+        self._collect(timeout=0.0)
+        for queue in self._queues.values():
+            queue.clear()
+        self._transmit(self.port(port), [to_bytes(f) for f in frames])
+
+    def expect(self, port: str | Port, frame: FrameLike | Mask) -> bytes:
+        """Wait for a frame matching `frame` (a Mask hides explained fields) to leave
+        DUT `port`; remove it from that port's queue and return it."""
+        port = self.port(port)
+        mask = as_mask(frame)
+        queue = self._queues[port.name]
+        for timeout in (0.0, self.positive_timeout):
+            self._collect(timeout)
+            for i, got in enumerate(queue):
+                if mask.matches(got):
+                    return queue.pop(i)
+        raise ExpectError(self._explain_missing(port, mask))
+
+    def expect_nothing(self, ports: Iterable[str | Port] | None = None) -> None:
+        """Fail if any frame leaves the given DUT ports (all by default)."""
+        names = [self.port(p).name for p in (ports if ports is not None else self.ports)]
+        self._collect(self.negative_timeout)
+        stray = [(n, f) for n in names for f in self._queues[n]]
+        if stray:
+            lines = [f"  {name}: {describe(f)}" for name, f in stray]
+            raise ExpectError("expected no frames, but the DUT sent:\n" + "\n".join(lines)
+                              + "\n\njourneys on " + self.name + ":\n" + render_all(self.journeys()))
+
+    def collect(self, port: str | Port) -> list[bytes]:
+        """Every frame that left DUT `port` (waiting the negative timeout), removed."""
+        queue = self._queues[self.port(port).name]
+        self._collect(self.negative_timeout)
+        frames, queue[:] = list(queue), []
+        return frames
+
+    def _collect(self, timeout: float) -> None:
+        for name, frames in self._receive(timeout).items():
+            self._queues[name].extend(frames)
+
+    def _explain_missing(self, port: Port, mask: Mask) -> str:
+        got = self._queues[port.name]
+        lines = [f"expected on {port.name} ({self.name}):", f"  {describe(mask.expected)}"]
+        lines += [f"  masked {reason}" for reason in mask.reasons]
+        if got:
+            lines.append(f"arrived on {port.name} instead:")
+            lines += [f"  {describe(f)}\n    differs: {mask.differences(f)}" for f in got]
+        else:
+            lines.append(f"nothing arrived on {port.name}")
+        others = [(n, f) for n, q in self._queues.items() if n != port.name for f in q]
+        lines += [f"  (on {n}: {describe(f)})" for n, f in others]
+        lines.append(f"journeys on {self.name}:")
+        lines.append(render_all(self.journeys()))
+        return "\n".join(lines)
+
+    @abstractmethod
+    def _transmit(self, port: Port, frames: list[bytes]) -> None:
+        """Put frames on the tester side of `port`'s wire, in order."""
+
+    @abstractmethod
+    def _receive(self, timeout: float) -> dict[str, list[bytes]]:
+        """Frames that reached tester ports since the last call, by DUT port name;
+        waits up to `timeout` for the first one."""
+
+    # applications, observation, time ----------------------------------------
+    @abstractmethod
+    def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None = None) -> AppSocket:
+        """Open an application socket on the DUT: proto "udp" or "icmp" (ping socket)."""
+
+    @abstractmethod
+    def journeys(self) -> list[Journey]:
+        """Journeys of the packets of this test, as far as this target observes them."""
+
+    @abstractmethod
+    def drops(self) -> list[Drop]:
+        """Drops of this test's packets, with the kernel's drop reasons."""
+
+    @abstractmethod
+    def wait(self, seconds: float) -> None:
+        """Let time pass on the DUT (virtual time on the mock)."""
+
+    def reset(self) -> None:
+        """Forget frames and observations; called between tests sharing a target."""
+        for queue in self._queues.values():
+            queue.clear()
+
+    def close(self) -> None:
+        """Release everything the target holds; safe to call twice."""
