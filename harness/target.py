@@ -39,6 +39,41 @@ PORTS = tuple(
 )
 
 
+# The DUT's sysctls, set to known values on every target at start: a new netns
+# copies IPv4 conf/all and conf/default from the host, so nothing is inherited.
+# IPv6 is off so no router solicitations, DAD or MLD frames reach the tester ports;
+# ping sockets are open to every group so `socket("icmp")` works as root and not.
+DUT_SYSCTLS = {
+    "net.ipv4.ip_forward": "0",
+    "net.ipv4.conf.all.forwarding": "0",
+    "net.ipv4.conf.default.forwarding": "0",
+    "net.ipv4.conf.all.rp_filter": "0",
+    "net.ipv4.conf.default.rp_filter": "0",
+    "net.ipv4.conf.all.accept_local": "0",
+    "net.ipv4.conf.default.accept_local": "0",
+    "net.ipv4.conf.all.route_localnet": "0",
+    "net.ipv4.conf.default.route_localnet": "0",
+    "net.ipv4.conf.all.accept_source_route": "0",
+    "net.ipv4.conf.default.accept_source_route": "0",
+    "net.ipv4.conf.all.send_redirects": "0",
+    "net.ipv4.conf.default.send_redirects": "0",
+    "net.ipv4.conf.all.log_martians": "0",
+    "net.ipv4.conf.default.log_martians": "0",
+    "net.ipv4.ip_default_ttl": "64",
+    "net.ipv4.ip_no_pmtu_disc": "0",
+    "net.ipv4.icmp_ratelimit": "1000",
+    "net.ipv4.icmp_ratemask": "6168",
+    "net.ipv4.icmp_msgs_per_sec": "1000",
+    "net.ipv4.icmp_msgs_burst": "50",
+    "net.ipv4.icmp_echo_ignore_all": "0",
+    "net.ipv4.icmp_echo_ignore_broadcasts": "1",
+    "net.ipv4.ipfrag_time": "30",
+    "net.ipv4.ping_group_range": "0\t2147483647",
+    "net.ipv6.conf.all.disable_ipv6": "1",
+    "net.ipv6.conf.default.disable_ipv6": "1",
+}
+
+
 class TargetError(Exception):
     """A target cannot do what was asked; the message says why and what to do."""
 
@@ -67,11 +102,12 @@ class AppSocket(ABC):
 
     @abstractmethod
     def recv(self) -> tuple[bytes, tuple[str, int]]:
-        """Next queued datagram and its source; TargetError if none is queued."""
+        """Next queued datagram and its source (waiting up to the target's positive
+        timeout); TargetError if none arrives."""
 
     @abstractmethod
-    def pending(self) -> int:
-        """Datagrams queued in the receive buffer right now."""
+    def recv_all(self) -> list[tuple[bytes, tuple[str, int]]]:
+        """Every datagram queued right now, in order, without waiting for more."""
 
     @abstractmethod
     def drops(self) -> int:
