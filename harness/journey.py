@@ -11,23 +11,25 @@ split so a drop lands where the kernel drops it:
 
 IP_RCV      ip_rcv_core(): header checks before PREROUTING
 IP_FORWARD  ip_forward(): TTL and DF/MTU checks before the FORWARD hook
+IP_DEFRAG   ip_defrag(): reassembly in ip_local_deliver, before INPUT
 IP_OUTPUT   ip_finish_output(): fragmentation after POSTROUTING
 NEIGH       neigh_resolve_output(): ARP before the frame is queued
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 STAGES = (
     "NIC_RX", "NAPI", "XDP", "SKB", "TC_INGRESS", "IP_RCV", "NF_PREROUTING",
-    "ROUTING", "NF_INPUT", "IP_FORWARD", "NF_FORWARD", "L4", "SOCKET", "NF_OUTPUT",
+    "ROUTING", "IP_DEFRAG", "NF_INPUT", "IP_FORWARD", "NF_FORWARD", "L4", "SOCKET", "NF_OUTPUT",
     "NF_POSTROUTING", "IP_OUTPUT", "NEIGH", "TC_EGRESS", "QDISC", "NIC_TX",
 )
 
 
-@dataclass(frozen=True)
-class Hop:
-    """One stage crossed: `where` names the kernel function, device or chain."""
+class Hop(NamedTuple):
+    """One stage crossed: `where` names the kernel function, device or chain.
+    (A NamedTuple: the mock creates one per stage per packet.)"""
 
     stage: str
     where: str = ""
@@ -45,8 +47,7 @@ class Hop:
         return text
 
 
-@dataclass(frozen=True)
-class Drop:
+class Drop(NamedTuple):
     """A packet freed by kfree_skb_reason(): the reason is the kernel's enum name
     without the SKB_DROP_REASON_ prefix; `location` is the kernel function."""
 

@@ -126,6 +126,7 @@ class Target(ABC):
     def __init__(self) -> None:
         self.ports = PORTS
         self._queues: dict[str, list[bytes]] = {p.name: [] for p in PORTS}
+        self.frame_log: list[tuple[str, str, bytes]] = []  # (direction, DUT port, frame), for the pcap
 
     # configuration -----------------------------------------------------------
     @abstractmethod
@@ -152,7 +153,10 @@ class Target(ABC):
         self._collect(timeout=0.0)
         for queue in self._queues.values():
             queue.clear()
-        self._transmit(self.port(port), [to_bytes(f) for f in frames])
+        port = self.port(port)
+        frames = [to_bytes(f) for f in frames]
+        self.frame_log += [("sent into", port.name, f) for f in frames]
+        self._transmit(port, frames)
 
     def expect(self, port: str | Port, frame: FrameLike | Mask) -> bytes:
         """Wait for a frame matching `frame` (a Mask hides explained fields) to leave
@@ -187,6 +191,7 @@ class Target(ABC):
     def _collect(self, timeout: float) -> None:
         for name, frames in self._receive(timeout).items():
             self._queues[name].extend(frames)
+            self.frame_log += [("left", name, f) for f in frames]
 
     def _explain_missing(self, port: Port, mask: Mask) -> str:
         got = self._queues[port.name]

@@ -1,0 +1,95 @@
+"""The device layer: receive dispatch and transmit (net/core/dev.c, net/ethernet/eth.c).
+
+net_rx_action() runs NAPI polls within netdev_budget; each skb goes through
+eth_type_trans() and __netif_receive_skb_core() to its protocol handler.
+dev_queue_xmit() hands an skb to the device: veth ports have no qdisc (noqueue),
+loopback loops the packet back into the receive path (netif_rx).
+Left out for now: XDP and tc hooks (no programs can be attached in this slice),
+taps, GRO, RPS, the backlog queue.
+"""
+from __future__ import annotations
+
+from harness.mockkernel.core.skbuff import (PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST,
+                                            PACKET_OTHERHOST, SkBuff, kfree_skb)
+from harness.mockkernel.ipv4 import arp, ip_input
+from harness.mockkernel.nic import NAPI_POLL_WEIGHT
+from harness.mockkernel.wire import summarize_frame
+from harness.mockkernel.wire.ethernet import BROADCAST, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6
+
+
+def net_rx_action(net) -> None:
+    """Poll every NIC with work, NAPI_POLL_WEIGHT at a time, netdev_budget per
+    softirq round; rounds repeat (ksoftirqd) until the rings are empty."""
+    budget_per_round = net.sysctl.int("net.core.netdev_budget")
+    weight = min(NAPI_POLL_WEIGHT, net.sysctl.int("net.core.dev_weight"))
+    softirq_round = 0
+    while any(nic.rx_ring for nic in net.nics.values()):
+        softirq_round += 1
+        budget = budget_per_round
+        for nic in net.nics.values():
+            if budget <= 0:
+                break
+            polled = 0
+            for skb in nic.napi_poll(min(weight, budget)):
+                polled += 1
+                skb.net = net
+                net.tracer.start(skb, summarize_frame(skb.buf, skb.data))
+                net.tracer.hop(skb, "NIC_RX", nic.dev.name, "DMA", f"rx ring of {nic.dev.rx_ring}")
+                net.tracer.hop(skb, "NAPI", f"{nic.dev.name} poll", "", f"softirq round {softirq_round}")
+                net.tracer.hop(skb, "SKB", "napi_alloc_skb", "", f"len={skb.len}")
+                eth_type_trans(skb)
+                netif_receive_skb(skb)
+            budget -= polled
+
+
+def eth_type_trans(skb: SkBuff) -> None:
+    """Classify by destination MAC (pkt_type), read the EtherType, pull the header."""
+    buf, data = skb.buf, skb.data
+    dst = bytes(buf[data:data + 6])
+    if dst[0] & 1:
+        skb.pkt_type = PACKET_BROADCAST if dst == BROADCAST else PACKET_MULTICAST
+    elif dst == skb.dev.mac:
+        skb.pkt_type = PACKET_HOST
+    else:
+        skb.pkt_type = PACKET_OTHERHOST
+    skb.protocol = (buf[data + 12] << 8) | buf[data + 13]
+    skb.mac_header = data
+    skb.pull(ETH_HLEN)
+    skb.network_header = skb.data
+
+
+def netif_receive_skb(skb: SkBuff) -> None:
+    """__netif_receive_skb_core(): deliver to the packet_type handler."""
+    if skb.protocol == ETH_P_IP:
+        ip_input.ip_rcv(skb)
+    elif skb.protocol == ETH_P_ARP:
+        arp.arp_rcv(skb)
+    elif skb.protocol == ETH_P_IPV6 and skb.net.sysctl.int("net.ipv6.conf.all.disable_ipv6"):
+        kfree_skb(skb, "IPV6DISABLED", "SKB", "ipv6_rcv")
+    else:
+        skb.dev.stats.rx_dropped += 1
+        kfree_skb(skb, "UNHANDLED_PROTO", "SKB", "__netif_receive_skb_core")
+
+
+def dev_queue_xmit(skb: SkBuff) -> None:
+    """__dev_queue_xmit(): noqueue devices go straight to the driver."""
+    net, dev = skb.net, skb.dev
+    if dev.is_loopback:
+        net.tracer.hop(skb, "NIC_TX", "lo", "LOOPBACK")
+        loopback_xmit(skb)
+        return
+    net.tracer.hop(skb, "NIC_TX", dev.name, "XMIT", f"len={skb.len}")
+    net.nics[dev.name].start_xmit(skb.bytes())
+
+
+def loopback_xmit(skb: SkBuff) -> None:
+    """drivers/net/loopback.c: the frame re-enters the stack as received on lo."""
+    lo = skb.dev
+    lo.stats.tx_packets += 1
+    lo.stats.rx_packets += 1
+    skb.pkt_type = PACKET_HOST
+    skb.protocol = ETH_P_IP
+    skb.data = skb.network_header
+    skb.dst = None
+    skb.local_out = False
+    netif_receive_skb(skb)

@@ -1,0 +1,96 @@
+"""struct sk_buff and its buffer operations (include/linux/skbuff.h, net/core/skbuff.c).
+
+The packet lives in one bytearray `buf` from `head` (0) to `end`; `data` and
+`tail` bound the current contents, so pushing a link-layer header uses headroom
+as the kernel does. Header positions are offsets into `buf`. The Python object
+is the metadata; `skb_clone()` shares the bytes, `skb_copy()` does not.
+Left out: paged frags (every skb here is linear), GSO.
+"""
+from __future__ import annotations
+
+NET_SKB_PAD = 64
+PACKET_HOST, PACKET_BROADCAST, PACKET_MULTICAST, PACKET_OTHERHOST, PACKET_OUTGOING = 0, 1, 2, 3, 4
+PKT_TYPE_NAMES = ("host", "broadcast", "multicast", "otherhost", "outgoing")
+# SKB_TRUESIZE(): data rounded to a cache line + skb_shared_info (320) + sk_buff (256)
+_SKB_OVERHEAD = 320 + 256
+
+
+class SkBuff:
+    __slots__ = ("buf", "data", "tail", "protocol", "pkt_type", "mark", "priority", "hash",
+                 "cb", "dev", "net", "mac_header", "network_header", "transport_header",
+                 "dst", "sk", "journey", "tstamp", "ignore_df", "truesize", "local_out",
+                 "__weakref__")
+
+    def __init__(self, buf: bytearray, data: int, tail: int):
+        self.buf, self.data, self.tail = buf, data, tail
+        self.protocol = 0
+        self.pkt_type = PACKET_HOST
+        self.mark = self.priority = self.hash = 0
+        self.cb: dict = {}
+        self.dev = self.net = self.dst = self.sk = self.journey = None
+        self.mac_header = self.network_header = self.transport_header = data
+        self.tstamp = 0.0
+        self.ignore_df = False
+        self.local_out = False
+        self.truesize = (((tail - data) + NET_SKB_PAD + 63) & ~63) + _SKB_OVERHEAD
+
+    @property
+    def len(self) -> int:
+        return self.tail - self.data
+
+    def headroom(self) -> int:
+        return self.data
+
+    def bytes(self) -> bytes:
+        return bytes(self.buf[self.data:self.tail])
+
+    def pull(self, n: int) -> None:
+        """skb_pull(): consume `n` bytes at the front."""
+        self.data += n
+
+    def push(self, n: int) -> int:
+        """skb_push(): claim `n` bytes of headroom (reallocating if short); returns data."""
+        if self.data < n:
+            grow = NET_SKB_PAD + n
+            self.buf[0:0] = bytes(grow)
+            self.data += grow
+            self.tail += grow
+            self.mac_header += grow
+            self.network_header += grow
+            self.transport_header += grow
+        self.data -= n
+        return self.data
+
+    def trim(self, length: int) -> None:
+        """pskb_trim_rcsum(): drop bytes past `length` (Ethernet padding)."""
+        if self.len > length:
+            self.tail = self.data + length
+
+
+def alloc_skb(payload: bytes | bytearray, headroom: int = NET_SKB_PAD) -> SkBuff:
+    """__alloc_skb() + skb_reserve() + skb_put_data()."""
+    buf = bytearray(headroom) + payload
+    return SkBuff(buf, headroom, len(buf))
+
+
+def skb_clone(skb: SkBuff) -> SkBuff:
+    """Shares `buf` (a write through either is seen by both, as with a clone's
+    shared data until skb_unshare)."""
+    clone = SkBuff.__new__(SkBuff)
+    for slot in SkBuff.__slots__:
+        if slot != "__weakref__":
+            setattr(clone, slot, getattr(skb, slot))
+    clone.cb = dict(skb.cb)
+    return clone
+
+
+def skb_copy(skb: SkBuff) -> SkBuff:
+    """A private copy of metadata and bytes."""
+    copy = skb_clone(skb)
+    copy.buf = bytearray(skb.buf)
+    return copy
+
+
+def kfree_skb(skb: SkBuff, reason: str, stage: str, location: str) -> None:
+    """kfree_skb_reason(): the packet dies here; the tracer records why."""
+    skb.net.tracer.drop(skb, reason, stage, location)

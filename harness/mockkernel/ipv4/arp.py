@@ -1,0 +1,215 @@
+"""ARP and the neighbour state machine (net/ipv4/arp.c, net/core/neighbour.c).
+
+Output: ip_finish_output2() looks up the next hop's neighbour. A connected entry
+(PERMANENT, NOARP, REACHABLE) sends at once; STALE sends and moves to DELAY,
+then PROBE (unicast requests) after delay_first_probe_time; a missing entry
+becomes INCOMPLETE, queues the packet and broadcasts up to mcast_probes
+requests, retrans_time apart. With no answer the entry FAILs: queued packets
+are dropped (NEIGH_FAILED) and their senders get ICMP host unreachable.
+Input: arp_process() answers requests for local addresses (arp_ignore=0),
+records the sender as STALE, and a unicast reply makes a known entry REACHABLE.
+Timers run on the virtual clock.
+"""
+from __future__ import annotations
+
+import socket
+
+from harness.mockkernel.core import dev as core_dev
+from harness.mockkernel.core.skbuff import PACKET_HOST, PACKET_OTHERHOST, SkBuff, alloc_skb, kfree_skb
+from harness.mockkernel.net import (NUD_DELAY, NUD_FAILED, NUD_INCOMPLETE, NUD_NAMES, NUD_NOARP,
+                                    NUD_PERMANENT, NUD_PROBE, NUD_REACHABLE, NUD_STALE, Neighbour)
+from harness.mockkernel.wire import arp as wire_arp
+from harness.mockkernel.wire.ethernet import BROADCAST, ETH_P_ARP, ETH_P_IP
+from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_HOST_UNREACH
+from harness.mockkernel.wire.ipv4 import Ipv4Packet
+
+NUD_CONNECTED = NUD_PERMANENT | NUD_NOARP | NUD_REACHABLE
+NUD_VALID = NUD_CONNECTED | NUD_STALE | NUD_DELAY | NUD_PROBE
+# arp_tbl parms defaults (net/ipv4/arp.c)
+MCAST_PROBES, UCAST_PROBES = 3, 3
+RETRANS_TIME, DELAY_PROBE_TIME, BASE_REACHABLE_TIME, LOCKTIME = 1.0, 5.0, 30.0, 1.0
+QUEUE_LEN_BYTES = 212992
+
+
+def _ip(addr: int) -> bytes:
+    return addr.to_bytes(4, "big")
+
+
+def ip_finish_output2(skb: SkBuff) -> None:
+    """Next hop, neighbour, then neigh_output()."""
+    net, rt = skb.net, skb.dst
+    dev = skb.dev
+    if dev.is_loopback:
+        return core_dev.dev_queue_xmit(skb)
+    daddr = Ipv4Packet(skb.buf, skb.network_header).daddr
+    if rt.is_broadcast:
+        return _xmit(skb, BROADCAST)
+    nexthop = rt.nexthop(daddr)
+    neigh = net.neighbours.get((dev.ifindex, nexthop))
+    if neigh is None:
+        neigh = net.neighbours[(dev.ifindex, nexthop)] = Neighbour(nexthop, dev.ifindex, None, 0,
+                                                                   net.clock.now)
+    neigh_output(net, neigh, skb)
+
+
+def neigh_output(net, neigh: Neighbour, skb: SkBuff) -> None:
+    if neigh.state & NUD_CONNECTED:
+        net.tracer.hop(skb, "NEIGH", "neigh_hh_output", NUD_NAMES[neigh.state])
+        return _xmit(skb, neigh.lladdr)
+    if neigh.state & (NUD_STALE | NUD_DELAY | NUD_PROBE):
+        if neigh.state == NUD_STALE:
+            _set_state(net, neigh, NUD_DELAY)
+            net.clock.add_timer(DELAY_PROBE_TIME, lambda: _delay_expired(net, neigh))
+        net.tracer.hop(skb, "NEIGH", "neigh_resolve_output", NUD_NAMES[neigh.state])
+        return _xmit(skb, neigh.lladdr)
+    # __neigh_event_send(): resolve, and queue the packet meanwhile
+    if neigh.state in (0, NUD_FAILED):
+        _set_state(net, neigh, NUD_INCOMPLETE)
+        neigh.probes = 0
+        _solicit(net, neigh, skb)
+        net.clock.add_timer(RETRANS_TIME, lambda: _retransmit(net, neigh))
+    net.tracer.hop(skb, "NEIGH", "__neigh_event_send", "QUEUED", "INCOMPLETE")
+    neigh.queue.append(skb)
+    while sum(q.truesize for q in neigh.queue) > QUEUE_LEN_BYTES:
+        kfree_skb(neigh.queue.pop(0), "NEIGH_QUEUEFULL", "NEIGH", "__neigh_event_send")
+
+
+def _xmit(skb: SkBuff, lladdr: bytes) -> None:
+    from harness.mockkernel.ipv4.ip_output import push_ethernet
+    push_ethernet(skb, lladdr, skb.dev.mac, ETH_P_IP)
+    core_dev.dev_queue_xmit(skb)
+
+
+def _set_state(net, neigh: Neighbour, state: int) -> None:
+    neigh.state = state
+    neigh.updated = net.clock.now
+
+
+def _retransmit(net, neigh: Neighbour) -> None:
+    """neigh_timer_handler() for INCOMPLETE/PROBE entries."""
+    if neigh.state not in (NUD_INCOMPLETE, NUD_PROBE):
+        return
+    limit = MCAST_PROBES if neigh.state == NUD_INCOMPLETE else UCAST_PROBES
+    if neigh.probes >= limit:
+        return _neigh_failed(net, neigh)
+    _solicit(net, neigh, neigh.queue[-1] if neigh.queue else None)
+    net.clock.add_timer(RETRANS_TIME, lambda: _retransmit(net, neigh))
+
+
+def _delay_expired(net, neigh: Neighbour) -> None:
+    if neigh.state != NUD_DELAY:
+        return
+    if net.clock.now - neigh.updated < DELAY_PROBE_TIME:
+        return
+    _set_state(net, neigh, NUD_PROBE)
+    neigh.probes = 0
+    _retransmit(net, neigh)
+
+
+def _neigh_failed(net, neigh: Neighbour) -> None:
+    """neigh_invalidate(): queued packets fail (ipv4_link_failure sends ICMP)."""
+    from harness.mockkernel.ipv4 import icmp
+    _set_state(net, neigh, NUD_FAILED)
+    queued, neigh.queue = neigh.queue, []
+    for skb in queued:
+        net.tracer.hop(skb, "NEIGH", "neigh_invalidate", "FAILED")
+        icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_HOST_UNREACH)
+        kfree_skb(skb, "NEIGH_FAILED", "NEIGH", "neigh_invalidate")
+
+
+def _solicit(net, neigh: Neighbour, skb: SkBuff | None) -> None:
+    """arp_solicit(): a broadcast request while INCOMPLETE, unicast when PROBE.
+    The sender address is the packet's source if it is local (arp_announce=0),
+    else one chosen for the target."""
+    from harness.mockkernel.ipv4.route import inet_select_addr, local_addresses
+    dev = net.devices[neigh.ifindex]
+    neigh.probes += 1
+    saddr = 0
+    if skb is not None:
+        src = Ipv4Packet(skb.buf, skb.network_header).saddr
+        if src in local_addresses(net):
+            saddr = src
+    if not saddr:
+        saddr = inet_select_addr(net, dev, neigh.ip, 253)
+    dest = neigh.lladdr if neigh.state == NUD_PROBE and neigh.lladdr else BROADCAST
+    arp_send(net, dev, wire_arp.ARPOP_REQUEST, dest, _ip(neigh.ip), bytes(6), _ip(saddr),
+             f"arp_solicit {NUD_NAMES[neigh.state]} probe {neigh.probes}")
+
+
+def arp_send(net, dev, op: int, eth_dst: bytes, tip: bytes, tha: bytes, sip: bytes, why: str) -> None:
+    """arp_create() + arp_xmit()."""
+    body = wire_arp.build(op, dev.mac, sip, tha, tip)
+    skb = alloc_skb(eth_dst + dev.mac + ETH_P_ARP.to_bytes(2, "big") + body)
+    skb.net, skb.dev = net, dev
+    net.tracer.start(skb, f"{why}: ARP {'request' if op == 1 else 'reply'} "
+                          f"{socket.inet_ntoa(tip)} tell {socket.inet_ntoa(sip)}")
+    core_dev.dev_queue_xmit(skb)
+
+
+def arp_rcv(skb: SkBuff) -> None:
+    """arp_rcv() + arp_process()."""
+    net, dev = skb.net, skb.dev
+    if skb.pkt_type == PACKET_OTHERHOST:
+        net.tracer.hop(skb, "NEIGH", "arp_rcv", "CONSUMED", "otherhost")
+        return
+    if skb.len < wire_arp.ARP_LEN:
+        return kfree_skb(skb, "NOT_SPECIFIED", "NEIGH", "arp_rcv")
+    hrd, pro, hln, pln, op, sha, sip_b, tha, tip_b = wire_arp.ArpPacket(skb.buf, skb.data).fields()
+    if hln != 6 or pln != 4:
+        return kfree_skb(skb, "NOT_SPECIFIED", "NEIGH", "arp_rcv")
+    if hrd not in (1, 6) or pro != ETH_P_IP or op not in (wire_arp.ARPOP_REQUEST, wire_arp.ARPOP_REPLY):
+        return kfree_skb(skb, "NOT_SPECIFIED", "NEIGH", "arp_process")
+    sip, tip = int.from_bytes(sip_b, "big"), int.from_bytes(tip_b, "big")
+    if sip >> 28 == 0xE or tip >> 28 == 0xE or (tip >> 24 == 127):
+        return kfree_skb(skb, "NOT_SPECIFIED", "NEIGH", "arp_process")
+    from harness.mockkernel.ipv4.route import local_addresses
+    local = local_addresses(net)
+    if op == wire_arp.ARPOP_REQUEST and tip in local:
+        if sip == 0:  # duplicate address detection probe: answer, learn nothing
+            arp_send(net, dev, wire_arp.ARPOP_REPLY, sha, sip_b, sha, tip_b, "arp_process DAD reply")
+            net.tracer.hop(skb, "NEIGH", "arp_process", "REPLIED")
+            return
+        neigh_event_ns(net, dev, sip, sha)
+        arp_send(net, dev, wire_arp.ARPOP_REPLY, sha, sip_b, sha, tip_b, "arp_process reply")
+        net.tracer.hop(skb, "NEIGH", "arp_process", "REPLIED")
+        return
+    neigh = net.neighbours.get((dev.ifindex, sip))
+    if neigh is not None:
+        state = NUD_REACHABLE if op == wire_arp.ARPOP_REPLY and skb.pkt_type == PACKET_HOST else NUD_STALE
+        override = net.clock.now > neigh.updated + LOCKTIME or neigh.state & (NUD_INCOMPLETE | NUD_FAILED)
+        neigh_update(net, neigh, sha, state, bool(override))
+    net.tracer.hop(skb, "NEIGH", "arp_process", "CONSUMED", "updated" if neigh else "no entry")
+
+
+def neigh_event_ns(net, dev, ip: int, lladdr: bytes) -> None:
+    """A request for us: create or refresh the sender's entry as STALE."""
+    neigh = net.neighbours.get((dev.ifindex, ip))
+    if neigh is None:
+        neigh = net.neighbours[(dev.ifindex, ip)] = Neighbour(ip, dev.ifindex, None, 0, net.clock.now)
+    neigh_update(net, neigh, lladdr, NUD_STALE, override=False)
+
+
+def neigh_update(net, neigh: Neighbour, lladdr: bytes, state: int, override: bool) -> None:
+    """neigh_update(): PERMANENT/NOARP entries are not changed by the network;
+    a different address is taken only with override; a now-valid entry sends its queue."""
+    if neigh.state & (NUD_PERMANENT | NUD_NOARP):
+        return
+    if neigh.lladdr is not None and lladdr != neigh.lladdr and not override and neigh.state & NUD_VALID:
+        if neigh.state & NUD_CONNECTED:
+            _set_state(net, neigh, NUD_STALE)
+        return
+    if neigh.state & NUD_CONNECTED and state == NUD_STALE and lladdr == neigh.lladdr:
+        return
+    neigh.lladdr = lladdr
+    _set_state(net, neigh, state)
+    if state == NUD_REACHABLE:
+        reachable = BASE_REACHABLE_TIME * (0.5 + net.random.random())
+        net.clock.add_timer(reachable, lambda: _reachable_expired(net, neigh))
+    queued, neigh.queue = neigh.queue, []
+    for skb in queued:
+        neigh_output(net, neigh, skb)
+
+
+def _reachable_expired(net, neigh: Neighbour) -> None:
+    if neigh.state == NUD_REACHABLE:
+        _set_state(net, neigh, NUD_STALE)

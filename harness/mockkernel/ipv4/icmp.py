@@ -1,0 +1,189 @@
+"""ICMP (net/ipv4/icmp.c, net/ipv4/inetpeer.c): receive, echo reply, errors, rate limits.
+
+icmp_send() builds an error about a packet the way __icmp_send() does: no error
+about a non-first fragment, a link-level broadcast/multicast, a broadcast route
+or another ICMP error; at most 576 bytes; the source is the packet's local
+destination, else chosen by the route back. Two limits apply, as in the kernel:
+the namespace-wide icmp_msgs_per_sec/burst credit (random consumption of 0-2 per
+message) and the per-destination inet_peer token bucket (icmp_ratelimit, burst
+factor 6), both only for the types in icmp_ratemask; frag-needed is never limited.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree_skb
+from harness.mockkernel.ipv4 import ip_output, route
+from harness.mockkernel.wire.checksum import checksum
+from harness.mockkernel.wire.icmp import (ERROR_TYPES, ICMP_ADDRESS, ICMP_ADDRESSREPLY, ICMP_DEST_UNREACH,
+                                          ICMP_ECHO, ICMP_ECHOREPLY, ICMP_FRAG_NEEDED, ICMP_TIMESTAMP,
+                                          build)
+from harness.mockkernel.wire.ipv4 import IP_OFFSET, IPPROTO_ICMP, Ipv4Packet, build_header
+
+NR_ICMP_TYPES = 18
+XRLIM_BURST_FACTOR = 6
+IPTOS_TOS_MASK, IPTOS_PREC_INTERNETCONTROL = 0x1E, 0xC0
+
+
+@dataclass
+class InetPeer:
+    """struct inet_peer: a new peer's rate_last is 60 s back, so its first
+    token computation starts at the cap (inet_getpeer)."""
+
+    rate_tokens: float
+    rate_last: float
+
+
+def inet_getpeer(net, addr: int) -> InetPeer:
+    peer = net.inet_peers.get(addr)
+    if peer is None:
+        peer = net.inet_peers[addr] = InetPeer(0.0, net.clock.now - 60.0)
+    return peer
+
+
+def peer_allow(net, addr: int, cost: float, burst: float) -> bool:
+    """The token bucket of route.c ip_error(): tokens accrue with time up to
+    `burst`, each message costs `cost`."""
+    peer = inet_getpeer(net, addr)
+    now = net.clock.now
+    peer.rate_tokens = min(peer.rate_tokens + now - peer.rate_last, burst)
+    peer.rate_last = now
+    if peer.rate_tokens >= cost:
+        peer.rate_tokens -= cost
+        return True
+    return False
+
+
+def inet_peer_xrlim_allow(net, addr: int, timeout: float) -> bool:
+    return peer_allow(net, addr, timeout, XRLIM_BURST_FACTOR * timeout)
+
+
+def icmpv4_mask_allow(net, icmp_type: int, code: int) -> bool:
+    """True when the message is exempt from rate limiting."""
+    if icmp_type > NR_ICMP_TYPES:
+        return True
+    if icmp_type == ICMP_DEST_UNREACH and code == ICMP_FRAG_NEEDED:
+        return True
+    return not (1 << icmp_type) & net.sysctl.int("net.ipv4.icmp_ratemask")
+
+
+def icmp_global_allow(net) -> bool:
+    now = net.clock.now
+    delta = min(now - net.icmp_global_stamp, 1.0)
+    if delta >= 0.02:
+        incr = int(net.sysctl.int("net.ipv4.icmp_msgs_per_sec") * delta)
+        if incr:
+            net.icmp_global_stamp = now
+            net.icmp_global_credit = min(net.icmp_global_credit + incr,
+                                         net.sysctl.int("net.ipv4.icmp_msgs_burst"))
+    return net.icmp_global_credit > 0
+
+
+def icmp_global_consume(net) -> None:
+    net.icmp_global_credit -= net.random.randrange(3)
+
+
+def _rate_limited(net, icmp_type: int, code: int, daddr: int, out_dev) -> bool:
+    """icmpv4_global_allow() then icmpv4_xrlim_allow(); True when suppressed."""
+    if icmpv4_mask_allow(net, icmp_type, code):
+        return False
+    if not icmp_global_allow(net):
+        return True
+    if out_dev is not None and out_dev.is_loopback:
+        return False
+    if not inet_peer_xrlim_allow(net, daddr, net.sysctl.int("net.ipv4.icmp_ratelimit") / 1000):
+        return True
+    icmp_global_consume(net)
+    return False
+
+
+def icmp_send(skb_in: SkBuff, icmp_type: int, code: int, info: int = 0) -> None:
+    """__icmp_send(): an ICMP error about `skb_in`, sent as a child of its journey."""
+    net, rt = skb_in.net, skb_in.dst
+    iph = Ipv4Packet(skb_in.buf, skb_in.network_header)
+    if rt is None or skb_in.pkt_type != PACKET_HOST or rt.is_broadcast:
+        return
+    if iph.frag_off & IP_OFFSET:
+        return
+    if icmp_type in ERROR_TYPES and iph.protocol == IPPROTO_ICMP:
+        inner = skb_in.network_header + iph.header_len
+        if inner >= skb_in.tail:
+            return
+        inner_type = skb_in.buf[inner]
+        if inner_type > NR_ICMP_TYPES or inner_type in ERROR_TYPES:
+            return
+    saddr = iph.daddr if rt.kind == "local" else 0
+    out = route.ip_route_output(net, iph.saddr, saddr, tos=iph.tos & IPTOS_TOS_MASK)
+    if isinstance(out, int):
+        return
+    if _rate_limited(net, icmp_type, code, iph.saddr, out.dev):
+        net.tracer.hop(skb_in, "L4", "icmp_send", "RATELIMITED", f"type {icmp_type} code {code}")
+        return
+    room = min(out.dst_mtu(), 576) - 20 - 8
+    quoted = bytes(skb_in.buf[skb_in.network_header:skb_in.tail][:room])
+    tos = (iph.tos & IPTOS_TOS_MASK) | IPTOS_PREC_INTERNETCONTROL
+    message = build(icmp_type, code, struct.pack("!I", info), quoted)
+    _icmp_push(net, skb_in, out, message, tos, f"icmp_send type {icmp_type} code {code}")
+
+
+def _icmp_push(net, cause: SkBuff, out: route.Rtable, message: bytes, tos: int, why: str) -> None:
+    """icmp_push_reply(): the icmp socket sends with IP_PMTUDISC_DONT (no DF,
+    so a hashed IP ID) and the default TTL."""
+    iph = Ipv4Packet(cause.buf, cause.network_header)
+    ttl = net.sysctl.int("net.ipv4.ip_default_ttl")
+    header = build_header(out.prefsrc, iph.saddr, IPPROTO_ICMP, len(message), ttl=ttl, tos=tos,
+                          ident=ip_output.ip_select_ident(net, df=False))
+    skb = alloc_skb(header + message)
+    skb.net, skb.dst, skb.dev = net, out, out.dev
+    skb.network_header = skb.data
+    skb.transport_header = skb.data + 20
+    net.tracer.start(skb, f"{why}: {Ipv4Packet(skb.buf, skb.data).summary()}", parent=cause)
+    ip_output.ip_local_out(skb)
+
+
+def icmp_rcv(skb: SkBuff) -> None:
+    net = skb.net
+    data, end = skb.data, skb.tail
+    if end - data < 8:
+        return kfree_skb(skb, "NOT_SPECIFIED", "L4", "icmp_rcv")
+    if checksum(memoryview(skb.buf)[data:end]) != 0:
+        return kfree_skb(skb, "ICMP_CSUM", "L4", "icmp_rcv")
+    icmp_type = skb.buf[data]
+    net.tracer.hop(skb, "L4", "icmp_rcv", "", f"type {icmp_type} code {skb.buf[data + 1]}")
+    if icmp_type > NR_ICMP_TYPES:
+        return kfree_skb(skb, "UNHANDLED_PROTO", "L4", "icmp_rcv")
+    if skb.dst.is_broadcast:
+        if icmp_type in (ICMP_ECHO, ICMP_TIMESTAMP) and net.sysctl.int("net.ipv4.icmp_echo_ignore_broadcasts"):
+            return kfree_skb(skb, "INVALID_PROTO", "L4", "icmp_rcv")
+        if icmp_type not in (ICMP_ECHO, ICMP_TIMESTAMP, ICMP_ADDRESS, ICMP_ADDRESSREPLY):
+            return kfree_skb(skb, "INVALID_PROTO", "L4", "icmp_rcv")
+    if icmp_type == ICMP_ECHO:
+        icmp_echo(skb)
+    elif icmp_type == ICMP_ECHOREPLY:
+        from harness.mockkernel.ipv4 import ping
+        ping.ping_rcv(skb)
+    else:
+        net.tracer.hop(skb, "L4", "icmp_rcv", "CONSUMED")
+
+
+def icmp_echo(skb: SkBuff) -> None:
+    """icmp_echo() + icmp_reply(): the same ICMP body back, type 0, from the
+    address the request was sent to, with the request's TOS."""
+    net = skb.net
+    if net.sysctl.int("net.ipv4.icmp_echo_ignore_all"):
+        return
+    iph = Ipv4Packet(skb.buf, skb.network_header)
+    body = bytearray(skb.buf[skb.data:skb.tail])
+    body[0] = ICMP_ECHOREPLY
+    struct.pack_into("!H", body, 2, 0)
+    struct.pack_into("!H", body, 2, checksum(body))
+    spec_dst = iph.daddr if not skb.dst.is_broadcast else route.inet_select_addr(
+        net, skb.dev, iph.saddr, route.RT_SCOPE_HOST - 1)
+    out = route.ip_route_output(net, iph.saddr, spec_dst, tos=iph.tos & 0xFC)
+    if isinstance(out, int):
+        return
+    if _rate_limited(net, ICMP_ECHOREPLY, 0, iph.saddr, out.dev):
+        return
+    net.tracer.hop(skb, "L4", "icmp_echo", "REPLY")
+    _icmp_push(net, skb, out, bytes(body), iph.tos, "icmp_reply echo")

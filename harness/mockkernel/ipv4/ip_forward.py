@@ -1,0 +1,44 @@
+"""IPv4 forwarding (net/ipv4/ip_forward.c): ip_forward, ip_forward_finish.
+
+Before the FORWARD hook: TTL <= 1 is answered with ICMP time exceeded and dropped
+(IP_INHDR); a DF packet larger than the egress MTU gets ICMP frag needed carrying
+the MTU and is dropped (PKT_TOO_BIG). Otherwise TTL is decremented in place with
+the kernel's incremental checksum update and the packet goes to ip_output.
+Left out: router alert, strict source routes, redirects (send_redirects is 0 on
+the DUT), IPsec.
+"""
+from __future__ import annotations
+
+from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, kfree_skb
+from harness.mockkernel.ipv4 import icmp, ip_output
+from harness.mockkernel.wire.icmp import (ICMP_DEST_UNREACH, ICMP_EXC_TTL, ICMP_FRAG_NEEDED,
+                                          ICMP_TIME_EXCEEDED)
+from harness.mockkernel.wire.ipv4 import IP_DF, Ipv4Packet
+
+
+def ip_forward(skb: SkBuff) -> None:
+    net, rt = skb.net, skb.dst
+    if skb.pkt_type != PACKET_HOST:
+        return kfree_skb(skb, "NOT_SPECIFIED", "IP_FORWARD", "ip_forward")
+    iph = Ipv4Packet(skb.buf, skb.network_header)
+    if iph.ttl <= 1:
+        net.tracer.hop(skb, "IP_FORWARD", "ip_forward", "TTL_EXCEEDED", f"ttl={iph.ttl}")
+        icmp.icmp_send(skb, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL)
+        return kfree_skb(skb, "IP_INHDR", "IP_FORWARD", "ip_forward")
+    mtu = rt.dst_mtu()
+    if ip_exceeds_mtu(skb, iph, mtu):
+        net.tracer.hop(skb, "IP_FORWARD", "ip_forward", "FRAG_NEEDED", f"len={skb.len} mtu={mtu}")
+        icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, info=mtu)
+        return kfree_skb(skb, "PKT_TOO_BIG", "IP_FORWARD", "ip_forward")
+    iph.decrease_ttl()
+    net.tracer.hop(skb, "IP_FORWARD", "ip_forward", "OK", f"ttl={iph.ttl}")
+    ip_forward_finish(skb)
+
+
+def ip_exceeds_mtu(skb: SkBuff, iph: Ipv4Packet, mtu: int) -> bool:
+    return skb.len > mtu and bool(iph.frag_off & IP_DF) and not skb.ignore_df
+
+
+def ip_forward_finish(skb: SkBuff) -> None:
+    """After the FORWARD hook: dst_output()."""
+    ip_output.ip_output(skb)

@@ -1,0 +1,108 @@
+"""IPv4 reassembly (net/ipv4/ip_fragment.c, net/ipv4/inet_fragment.c).
+
+Fragments are queued by (saddr, daddr, id, protocol). An exact duplicate is
+dropped (DUP_FRAG); an overlap kills the whole queue (RFC 5722 behaviour Linux
+applies to IPv4 too). When every hole is filled the datagram continues on the
+skb of the fragment that completed it, with tot_len set and offset/MF cleared
+(DF kept if every fragment had it, as ip_frag_reasm() does). A queue still
+incomplete after ipfrag_time expires: ICMP time exceeded (reassembly) if the
+first fragment arrived, and its fragments are freed with FRAG_REASM_TIMEOUT.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.mockkernel.core.skbuff import SkBuff, kfree_skb
+from harness.mockkernel.wire.icmp import ICMP_EXC_FRAGTIME, ICMP_TIME_EXCEEDED
+from harness.mockkernel.wire.ipv4 import IP_DF, IP_MF, IP_OFFSET, Ipv4Packet
+
+
+@dataclass
+class IpQueue:
+    """struct ipq."""
+
+    key: tuple
+    fragments: dict[int, tuple[int, SkBuff]] = field(default_factory=dict)  # offset -> (end, skb)
+    total_len: int | None = None  # known once the last fragment arrived
+    all_df: bool = True
+    dead: bool = False
+
+
+def ip_defrag(skb: SkBuff) -> SkBuff | None:
+    """Queue `skb`; return the reassembled datagram when complete, else None."""
+    net = skb.net
+    iph = Ipv4Packet(skb.buf, skb.network_header)
+    key = (iph.saddr, iph.daddr, iph.id, iph.protocol)
+    queue = net.ipfrags.get(key)
+    if queue is None:
+        queue = net.ipfrags[key] = IpQueue(key)
+        net.clock.add_timer(net.sysctl.int("net.ipv4.ipfrag_time"), lambda: ip_expire(net, queue))
+    offset = (iph.frag_off & IP_OFFSET) << 3
+    end = offset + iph.tot_len - iph.header_len
+    if not iph.frag_off & IP_MF:
+        queue.total_len = end
+    queue.all_df = queue.all_df and bool(iph.frag_off & IP_DF)
+    for other_offset, (other_end, _) in queue.fragments.items():
+        if (other_offset, other_end) == (offset, end):
+            return kfree_skb(skb, "DUP_FRAG", "IP_DEFRAG", "ip_frag_queue")
+        if offset < other_end and other_offset < end:
+            _kill(net, queue)
+            return kfree_skb(skb, "NOT_SPECIFIED", "IP_DEFRAG", "ip_frag_queue")
+    queue.fragments[offset] = (end, skb)
+    net.tracer.hop(skb, "IP_DEFRAG", "ip_frag_queue", "QUEUED", f"off={offset} end={end}")
+    if queue.total_len is None or not _complete(queue):
+        return None
+    return ip_frag_reasm(net, queue, skb)
+
+
+def _complete(queue: IpQueue) -> bool:
+    covered = 0
+    for offset in sorted(queue.fragments):
+        if offset > covered:
+            return False
+        covered = max(covered, queue.fragments[offset][0])
+    return covered >= queue.total_len
+
+
+def ip_frag_reasm(net, queue: IpQueue, last: SkBuff) -> SkBuff:
+    head = queue.fragments[0][1]
+    hiph = Ipv4Packet(head.buf, head.network_header)
+    payload = bytearray(queue.total_len)
+    for offset, (end, frag) in queue.fragments.items():
+        start = frag.network_header + Ipv4Packet(frag.buf, frag.network_header).header_len
+        payload[offset:end] = frag.buf[start:start + end - offset]
+    data = bytearray(head.buf[head.network_header:head.network_header + hiph.header_len]) + payload
+    del net.ipfrags[queue.key]
+    queue.dead = True
+    last.buf = bytearray(last.data) + data
+    last.network_header = last.data
+    last.tail = last.data + len(data)
+    last.transport_header = last.data + hiph.header_len
+    iph = Ipv4Packet(last.buf, last.data)
+    iph.tot_len = len(data)
+    iph.frag_off = IP_DF if queue.all_df else 0
+    iph.fill_checksum()
+    net.tracer.hop(last, "IP_DEFRAG", "ip_frag_reasm", "REASSEMBLED",
+                   f"{len(queue.fragments)} fragments, len={len(data)}")
+    return last
+
+
+def _kill(net, queue: IpQueue) -> None:
+    queue.dead = True
+    net.ipfrags.pop(queue.key, None)
+    for _, frag in queue.fragments.values():
+        kfree_skb(frag, "NOT_SPECIFIED", "IP_DEFRAG", "inet_frag_destroy")
+
+
+def ip_expire(net, queue: IpQueue) -> None:
+    """The queue's timer: still incomplete after ipfrag_time."""
+    if queue.dead:
+        return
+    from harness.mockkernel.ipv4 import icmp
+    queue.dead = True
+    net.ipfrags.pop(queue.key, None)
+    first = queue.fragments.get(0)
+    if first is not None and first[1].dst is not None and first[1].dst.kind == "local":
+        icmp.icmp_send(first[1], ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME)
+    for _, frag in queue.fragments.values():
+        kfree_skb(frag, "FRAG_REASM_TIMEOUT", "IP_DEFRAG", "ip_expire")

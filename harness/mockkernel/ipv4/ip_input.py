@@ -1,0 +1,144 @@
+"""IPv4 receive (net/ipv4/ip_input.c): ip_rcv, ip_rcv_finish, ip_local_deliver.
+
+ip_rcv_core() makes the header checks in the kernel's order, each with its drop
+reason; ip_rcv_finish() routes the packet (route.ip_route_input) and hands it to
+the dst's input: ip_local_deliver, ip_forward or ip_error.
+Left out: IP options other than detecting source routing, early demux, raw
+sockets, IPsec, netfilter hooks (no rules exist in this slice).
+"""
+from __future__ import annotations
+
+from harness.mockkernel.core.skbuff import PACKET_OTHERHOST, SkBuff, kfree_skb
+from harness.mockkernel.ipv4 import icmp, ip_forward, ip_fragment, route, udp
+from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_PROT_UNREACH
+from harness.mockkernel.wire.ipv4 import (IP_MF, IP_OFFSET, IPOPT_LSRR, IPOPT_SSRR, IPPROTO_ICMP,
+                                          IPPROTO_TCP, IPPROTO_UDP, Ipv4Packet)
+
+
+class NotModelled(NotImplementedError):
+    """The packet needs a part of the kernel this mock does not model yet."""
+
+
+def ip_rcv(skb: SkBuff) -> None:
+    """ip_rcv_core() checks, in order, then ip_rcv_finish()."""
+    net = skb.net
+    if skb.pkt_type == PACKET_OTHERHOST:
+        return kfree_skb(skb, "OTHERHOST", "IP_RCV", "ip_rcv_core")
+    buf, off = skb.buf, skb.data
+    if skb.len < 20:
+        return kfree_skb(skb, "IP_INHDR", "IP_RCV", "ip_rcv_core")
+    iph = Ipv4Packet(buf, off)
+    ihl = buf[off] & 0x0F
+    if ihl < 5 or buf[off] >> 4 != 4 or skb.len < ihl * 4:
+        return kfree_skb(skb, "IP_INHDR", "IP_RCV", "ip_rcv_core")
+    if not iph.checksum_ok():
+        return kfree_skb(skb, "IP_CSUM", "IP_RCV", "ip_rcv_core")
+    tot_len = iph.tot_len
+    if skb.len < tot_len:
+        return kfree_skb(skb, "PKT_TOO_SMALL", "IP_RCV", "ip_rcv_core")
+    if tot_len < ihl * 4:
+        return kfree_skb(skb, "IP_INHDR", "IP_RCV", "ip_rcv_core")
+    skb.trim(tot_len)
+    skb.transport_header = off + ihl * 4
+    net.tracer.hop(skb, "IP_RCV", "ip_rcv_core", "OK")
+    ip_rcv_finish(skb)
+
+
+def ip_rcv_finish(skb: SkBuff) -> None:
+    """ip_rcv_finish_core(): route lookup, then source-route options, then the
+    dst's input function."""
+    net, dev = skb.net, skb.dev
+    iph = Ipv4Packet(skb.buf, skb.network_header)
+    rt = route.ip_route_input(net, iph.daddr, iph.saddr, iph.tos, dev, skb.mark)
+    if isinstance(rt, str):
+        net.tracer.hop(skb, "ROUTING", "ip_route_input_slow", "DROP", rt)
+        return kfree_skb(skb, rt, "ROUTING", "ip_rcv_finish_core")
+    skb.dst = rt
+    if iph.ihl > 5 and _has_source_route(iph) and not _accept_source_route(net, dev):
+        return kfree_skb(skb, "NOT_SPECIFIED", "IP_RCV", "ip_rcv_options")
+    if rt.kind == "local":
+        net.tracer.hop(skb, "ROUTING", "ip_route_input_slow", "LOCAL", rt.type)
+        ip_local_deliver(skb)
+    elif rt.kind == "forward":
+        net.tracer.hop(skb, "ROUTING", "ip_route_input_slow", "FORWARD",
+                       f"via {rt.dev.name}" + (f" gw {route_str(rt.gateway)}" if rt.gateway else ""))
+        ip_forward.ip_forward(skb)
+    else:
+        net.tracer.hop(skb, "ROUTING", "ip_route_input_slow", "ERROR", f"errno {rt.error}")
+        ip_error(skb)
+
+
+def route_str(addr: int) -> str:
+    return f"{addr >> 24}.{(addr >> 16) & 255}.{(addr >> 8) & 255}.{addr & 255}"
+
+
+def _has_source_route(iph: Ipv4Packet) -> bool:
+    buf, pos, end = iph.buf, iph.off + 20, iph.off + iph.header_len
+    while pos < end:
+        opt = buf[pos]
+        if opt == 0:
+            return False
+        if opt == 1:
+            pos += 1
+            continue
+        if opt in (IPOPT_LSRR, IPOPT_SSRR):
+            return True
+        pos += max(2, buf[pos + 1] if pos + 1 < end else 2)
+    return False
+
+
+def _accept_source_route(net, dev) -> bool:
+    return bool(net.sysctl.conf("all", "accept_source_route") and
+                net.sysctl.conf(dev.name, "accept_source_route"))
+
+
+def ip_error(skb: SkBuff) -> None:
+    """route.c ip_error(): a failed input route. Without forwarding on the ingress
+    device there is no ICMP; with it, net/host unreachable, rate limited per
+    source by ip_rt_error_cost/burst (sharing the inet_peer tokens with ICMP)."""
+    net, rt = skb.net, skb.dst
+    reason = "NOT_SPECIFIED"
+    if not net.sysctl.conf(skb.dev.name, "forwarding"):
+        if rt.error == route.EHOSTUNREACH:
+            reason = "IP_INADDRERRORS"
+        elif rt.error == route.ENETUNREACH:
+            reason = "IP_INNOROUTES"
+        return kfree_skb(skb, reason, "ROUTING", "ip_error")
+    codes = {route.EHOSTUNREACH: 1, route.ENETUNREACH: 0, route.EACCES: 13}
+    if rt.error not in codes:
+        return kfree_skb(skb, reason, "ROUTING", "ip_error")
+    if rt.error == route.ENETUNREACH:
+        reason = "IP_INNOROUTES"
+    saddr = Ipv4Packet(skb.buf, skb.network_header).saddr
+    if icmp.peer_allow(net, saddr, cost=1.0, burst=5.0):
+        icmp.icmp_send(skb, ICMP_DEST_UNREACH, codes[rt.error])
+    kfree_skb(skb, reason, "ROUTING", "ip_error")
+
+
+def ip_local_deliver(skb: SkBuff) -> None:
+    """Reassemble fragments, then the INPUT hook, then the protocol handler."""
+    iph = Ipv4Packet(skb.buf, skb.network_header)
+    if iph.frag_off & (IP_MF | IP_OFFSET):
+        skb = ip_fragment.ip_defrag(skb)
+        if skb is None:
+            return
+    ip_local_deliver_finish(skb)
+
+
+def ip_local_deliver_finish(skb: SkBuff) -> None:
+    """ip_protocol_deliver_rcu(): UDP, ICMP; any other protocol gets ICMP
+    protocol unreachable and IP_NOPROTO (no raw sockets here)."""
+    iph = Ipv4Packet(skb.buf, skb.network_header)
+    skb.data = skb.transport_header
+    protocol = iph.protocol
+    if protocol == IPPROTO_UDP:
+        udp.udp_rcv(skb)
+    elif protocol == IPPROTO_ICMP:
+        icmp.icmp_rcv(skb)
+    elif protocol == IPPROTO_TCP:
+        raise NotModelled("TCP is not modelled yet in the mock kernel; this packet "
+                          f"needs tcp_v4_rcv: {skb.journey.packet if skb.journey else ''}")
+    else:
+        skb.net.tracer.hop(skb, "L4", "ip_protocol_deliver_rcu", "NOPROTO", f"protocol {protocol}")
+        icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PROT_UNREACH)
+        kfree_skb(skb, "IP_NOPROTO", "L4", "ip_protocol_deliver_rcu")

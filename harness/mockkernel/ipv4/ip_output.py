@@ -1,0 +1,110 @@
+"""IPv4 output (net/ipv4/ip_output.c): ip_local_out, ip_output, fragmentation.
+
+ip_finish_output() fragments a packet larger than the path MTU when DF is clear
+(or the socket allowed local fragmentation): each fragment carries
+(mtu - ihl*4) & ~7 bytes of payload, the original ID, MF on all but the last
+(kept on the last if the packet was itself a non-last fragment), and a fresh
+header checksum. A DF packet that does not fit is answered with frag needed.
+Then ip_finish_output2() resolves the next hop through ARP (arp.neigh_output).
+Left out: GSO, IP options on non-first fragments, the frag_list fast path (its
+fragments come out the same on the wire).
+"""
+from __future__ import annotations
+
+import struct
+
+from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
+from harness.mockkernel.ipv4 import arp
+from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED
+from harness.mockkernel.wire.ipv4 import IP_DF, IP_MF, IP_OFFSET, Ipv4Packet
+
+
+def ip_select_ident(net, df: bool, connected_id: int | None = None) -> int:
+    """ip_select_ident_segs(): a connected socket's own counter; else 0 for a DF
+    packet; else the hashed per-destination generator (unpredictable on Linux,
+    a seeded generator here)."""
+    if connected_id is not None:
+        return connected_id & 0xFFFF
+    if df:
+        return 0
+    return net.random.randrange(0x10000)
+
+
+def ip_local_out(skb: SkBuff) -> None:
+    """__ip_local_out(): fix tot_len and checksum, then the OUTPUT hook and dst_output."""
+    skb.local_out = True
+    iph = Ipv4Packet(skb.buf, skb.network_header)
+    iph.tot_len = skb.tail - skb.network_header
+    iph.fill_checksum()
+    ip_output(skb)
+
+
+def ip_output(skb: SkBuff) -> None:
+    """ip_output(): the POSTROUTING hook, then ip_finish_output()."""
+    skb.dev = skb.dst.dev
+    ip_finish_output(skb)
+
+
+def ip_finish_output(skb: SkBuff) -> None:
+    mtu = skb.dst.dst_mtu()
+    if skb.tail - skb.network_header > mtu:
+        return ip_fragment(skb, mtu)
+    arp.ip_finish_output2(skb)
+
+
+def ip_fragment(skb: SkBuff, mtu: int) -> None:
+    net = skb.net
+    iph = Ipv4Packet(skb.buf, skb.network_header)
+    if iph.frag_off & IP_DF and not skb.ignore_df:
+        from harness.mockkernel.ipv4 import icmp
+        net.tracer.hop(skb, "IP_OUTPUT", "ip_fragment", "FRAG_NEEDED", f"mtu={mtu}")
+        icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, info=mtu)
+        return kfree_skb(skb, "NOT_SPECIFIED", "IP_OUTPUT", "ip_fragment")
+    for fragment in ip_do_fragment(skb, mtu):
+        arp.ip_finish_output2(fragment)
+
+
+def ip_do_fragment(skb: SkBuff, mtu: int) -> list[SkBuff]:
+    """The slow path of ip_do_fragment(): ip_frag_init() + ip_frag_next()."""
+    net = skb.net
+    nh = skb.network_header
+    iph = Ipv4Packet(skb.buf, nh)
+    hlen = iph.header_len
+    header = bytearray(skb.buf[nh:nh + hlen])
+    payload = skb.buf[nh + hlen:skb.tail]
+    space = mtu - hlen
+    offset = (iph.frag_off & IP_OFFSET) << 3
+    not_last = iph.frag_off & IP_MF
+    df = iph.frag_off & IP_DF
+    left, ptr = len(payload), 0
+    fragments = []
+    while left > 0:
+        length = min(left, space)
+        if length < left:
+            length &= ~7
+        left -= length
+        frag_off = (offset >> 3) | df | (IP_MF if left > 0 or not_last else 0)
+        new = alloc_skb(header + payload[ptr:ptr + length])
+        new.net, new.dst, new.dev, new.mark = net, skb.dst, skb.dev, skb.mark
+        new.network_header = new.data
+        new.transport_header = new.data + hlen
+        fiph = Ipv4Packet(new.buf, new.data)
+        fiph.frag_off = frag_off
+        fiph.tot_len = hlen + length
+        fiph.fill_checksum()
+        net.tracer.start(new, f"fragment off={offset} len={length} of {skb.journey.packet if skb.journey else ''}",
+                         parent=skb)
+        net.tracer.hop(new, "IP_OUTPUT", "ip_do_fragment", "FRAGMENT", f"off={offset} len={length}")
+        fragments.append(new)
+        ptr += length
+        offset += length
+    net.tracer.hop(skb, "IP_OUTPUT", "ip_do_fragment", "FRAGMENTED", f"{len(fragments)} fragments, mtu={mtu}")
+    return fragments
+
+
+def push_ethernet(skb: SkBuff, dst_mac: bytes, src_mac: bytes, ethertype: int) -> None:
+    """dev_hard_header() / neigh_hh_output(): the link-layer header in front."""
+    data = skb.push(14)
+    skb.buf[data:data + 12] = dst_mac + src_mac
+    struct.pack_into("!H", skb.buf, data + 12, ethertype)
+    skb.mac_header = data

@@ -1,0 +1,280 @@
+"""IPv4 routing: FIB rules and tables, input and output route decisions.
+
+Models net/ipv4/fib_rules.c (fib4_rule_match, the rule walk), fib_trie.c
+(fib_table_lookup: longest prefix, then metric), fib_frontend.c
+(fib_validate_source: rp_filter, local sources) and route.c
+(ip_route_input_slow, ip_route_output_key, inet_select_addr). The result of a
+lookup is an `Rtable`, the model's `struct rtable`. Left out: multipath,
+nexthop objects, VRF/l3mdev, route caching, tclassid.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.mockkernel.net import (RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE,
+                                    FibRoute, Net, NetDevice, prefix_mask)
+
+# errno values a lookup reports (fib_props[] in fib_semantics.c)
+ENETUNREACH, EHOSTUNREACH, EACCES, EINVAL = 101, 113, 13, 22
+TYPE_ERRORS = {"blackhole": EINVAL, "unreachable": EHOSTUNREACH, "prohibit": EACCES}
+LOOPBACK_IFINDEX = 1
+
+
+def is_multicast(addr: int) -> bool:
+    return addr >> 28 == 0xE
+
+
+def is_lbcast(addr: int) -> bool:
+    return addr == 0xFFFFFFFF
+
+
+def is_zeronet(addr: int) -> bool:
+    return addr >> 24 == 0
+
+
+def is_loopback(addr: int) -> bool:
+    return addr >> 24 == 127
+
+
+@dataclass
+class FibResult:
+    route: FibRoute
+    table: int
+
+    @property
+    def type(self) -> str:
+        return self.route.type
+
+
+@dataclass
+class Rtable:
+    """struct rtable: what the packet does next. `kind` is the dst input/output
+    function: "local" (ip_local_deliver), "forward" (ip_forward), "error"
+    (ip_error, with `error` errno), "output" (ip_output, for locally sent)."""
+
+    kind: str
+    type: str
+    dev: NetDevice | None = None
+    gateway: int | None = None
+    prefsrc: int | None = None
+    error: int = 0
+    is_broadcast: bool = False
+    mtu: int | None = None
+
+    def nexthop(self, daddr: int) -> int:
+        return self.gateway if self.gateway is not None else daddr
+
+    def dst_mtu(self) -> int:
+        return self.mtu or self.dev.mtu
+
+
+def fib_table_lookup(net: Net, table: int, daddr: int, oif: int | None = None) -> FibRoute | None:
+    """Longest matching prefix, then the lowest metric; routes through a down
+    device (or one not matching a requested `oif`) are skipped."""
+    best: FibRoute | None = None
+    for route in net.tables.get(table, ()):
+        if (daddr & prefix_mask(route.plen)) != route.dst:
+            continue
+        if route.oif is not None:
+            dev = net.devices.get(route.oif)
+            if dev is None or not dev.up:
+                continue
+            if oif is not None and route.oif != oif and route.type not in ("local", "broadcast"):
+                continue
+        elif oif is not None and route.type == "unicast":
+            continue
+        if best is None or route.plen > best.plen or (route.plen == best.plen and route.metric < best.metric):
+            best = route
+    return best
+
+
+def _rule_matches(net: Net, rule, daddr: int, saddr: int, iif: int, oif: int | None, mark: int,
+                  tos: int) -> bool:
+    """fib_rule_match() + fib4_rule_match()."""
+    if rule.iif is not None:
+        dev = net.dev_by_name(rule.iif)
+        match = dev is not None and dev.ifindex == iif
+        if not match:
+            return rule.invert
+    if rule.oif is not None:
+        dev = net.dev_by_name(rule.oif)
+        if dev is None or dev.ifindex != oif:
+            return rule.invert
+    if rule.fwmark is not None and (mark ^ rule.fwmark) & rule.fwmask:
+        return rule.invert
+    if rule.src is not None and (saddr & prefix_mask(rule.src[1])) != rule.src[0]:
+        return rule.invert
+    if rule.dst is not None and (daddr & prefix_mask(rule.dst[1])) != rule.dst[0]:
+        return rule.invert
+    if rule.tos is not None and rule.tos != tos:
+        return rule.invert
+    return not rule.invert
+
+
+def fib_lookup(net: Net, daddr: int, saddr: int = 0, iif: int = LOOPBACK_IFINDEX,
+               oif: int | None = None, mark: int = 0, tos: int = 0) -> FibResult | int:
+    """fib_rules_lookup(): walk `ip rule` in priority order. Returns the result
+    or an errno (ENETUNREACH when nothing matched)."""
+    rules = sorted(net.rules, key=lambda r: r.priority)
+    index = 0
+    while index < len(rules):
+        rule = rules[index]
+        index += 1
+        if not _rule_matches(net, rule, daddr, saddr, iif, oif, mark, tos):
+            continue
+        if rule.action == "goto":
+            index = next((i for i, r in enumerate(rules) if r.priority >= rule.goto), len(rules))
+            continue
+        if rule.action == "nop":
+            continue
+        if rule.action in TYPE_ERRORS:
+            return TYPE_ERRORS[rule.action]
+        route = fib_table_lookup(net, rule.table, daddr, oif)
+        if route is None or route.type == "throw":
+            continue
+        if rule.suppress_prefixlength >= 0 and route.plen <= rule.suppress_prefixlength:
+            continue
+        if route.type in TYPE_ERRORS:
+            return TYPE_ERRORS[route.type]
+        return FibResult(route, rule.table)
+    return ENETUNREACH
+
+
+def local_addresses(net: Net) -> set[int]:
+    return {a.local for dev in net.devices.values() for a in dev.addrs}
+
+
+def inet_select_addr(net: Net, dev: NetDevice | None, dst: int, scope: int) -> int:
+    """devinet.c inet_select_addr(): a primary address of `dev` in the same subnet
+    as `dst` with scope <= `scope`, else any primary address of `dev` in scope,
+    else one from another device (not host-scoped)."""
+    if dev is not None:
+        in_scope = [a for a in dev.addrs if not a.secondary and a.scope <= scope]
+        for addr in in_scope:
+            if dst and (dst & prefix_mask(addr.prefixlen)) == (addr.local & prefix_mask(addr.prefixlen)):
+                return addr.local
+        if in_scope:
+            return in_scope[0].local
+    for other in net.devices.values():
+        for addr in other.addrs:
+            if not addr.secondary and addr.scope < RT_SCOPE_LINK and addr.scope <= scope:
+                return addr.local
+    return 0
+
+
+def _route_dev(net: Net, route: FibRoute) -> NetDevice | None:
+    return net.devices.get(route.oif) if route.oif is not None else None
+
+
+def fib_validate_source(net: Net, saddr: int, daddr: int, dev: NetDevice, oif: int,
+                        mark: int, tos: int) -> str | None:
+    """fib_validate_source_reason(): None when the source is acceptable, else
+    the drop reason (IP_RPFILTER, IP_LOCAL_SOURCE, IP_INVALID_SOURCE)."""
+    sysctl = net.sysctl
+    rpf = max(sysctl.conf("all", "rp_filter"), sysctl.conf(dev.name, "rp_filter"))
+    accept_local = sysctl.conf("all", "accept_local") or sysctl.conf(dev.name, "accept_local")
+    custom_rules = any(r.priority not in (0, 32766, 32767) for r in net.rules)
+    if not rpf and not custom_rules:
+        if accept_local:
+            return None
+        return "IP_LOCAL_SOURCE" if saddr in local_addresses(net) else None
+    # __fib_validate_source(): the reverse lookup, from `saddr`'s point of view
+    res = fib_lookup(net, saddr, daddr, iif=oif or LOOPBACK_IFINDEX, mark=0, tos=tos)
+    if isinstance(res, int):
+        return "IP_RPFILTER" if rpf else None
+    if res.type != "unicast":
+        if res.type != "local":
+            return "IP_INVALID_SOURCE"
+        if not accept_local:
+            return "IP_LOCAL_SOURCE"
+    uses_dev = res.route.oif == dev.ifindex or (res.type == "local" and dev.is_loopback)
+    if uses_dev:
+        return None
+    if not dev.addrs:
+        return "IP_RPFILTER" if rpf else None
+    if rpf == 1:
+        return "IP_RPFILTER"
+    return None
+
+
+def ip_route_input(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice,
+                   mark: int = 0) -> Rtable | str:
+    """ip_route_input_slow(): the route for a received packet, or a drop reason."""
+    sysctl = net.sysctl
+    forwarding = sysctl.conf(dev.name, "forwarding")
+    route_localnet = sysctl.conf("all", "route_localnet") or sysctl.conf(dev.name, "route_localnet")
+    if is_multicast(saddr) or is_lbcast(saddr):
+        return "IP_INVALID_SOURCE"
+    if is_lbcast(daddr) or (saddr == 0 and daddr == 0):
+        return _broadcast_input(net, saddr, daddr, dev, tos, mark)
+    if is_multicast(daddr):
+        return "NOT_SPECIFIED"  # no multicast routing or membership in this model
+    if is_zeronet(saddr):
+        return "IP_INVALID_SOURCE"
+    if is_zeronet(daddr):
+        return "IP_INVALID_DEST"
+    if is_loopback(daddr):
+        if not route_localnet:
+            return "IP_LOCALNET"
+    elif is_loopback(saddr) and not route_localnet:
+        return "IP_LOCALNET"
+    res = fib_lookup(net, daddr, saddr, iif=dev.ifindex, mark=mark, tos=tos)
+    if isinstance(res, int):
+        error = res if forwarding else EHOSTUNREACH
+        return Rtable("error", "unreachable", dev=dev, error=error)
+    if res.type == "broadcast":
+        return _broadcast_input(net, saddr, daddr, dev, tos, mark)
+    if res.type == "local":
+        reason = fib_validate_source(net, saddr, daddr, dev, 0, mark, tos)
+        if reason:
+            return reason
+        return Rtable("local", "local", dev=dev)
+    if not forwarding:
+        return Rtable("error", "unreachable", dev=dev, error=EHOSTUNREACH)
+    if res.type != "unicast":
+        return "IP_INVALID_DEST"
+    out = _route_dev(net, res.route)
+    reason = fib_validate_source(net, saddr, daddr, dev, out.ifindex if out else 0, mark, tos)
+    if reason:
+        return reason
+    return Rtable("forward", "unicast", dev=out, gateway=res.route.gateway,
+                  prefsrc=res.route.prefsrc, mtu=res.route.mtu)
+
+
+def _broadcast_input(net: Net, saddr: int, daddr: int, dev: NetDevice, tos: int,
+                     mark: int) -> Rtable | str:
+    if saddr and not is_zeronet(saddr):
+        reason = fib_validate_source(net, saddr, 0, dev, 0, mark, tos)
+        if reason:
+            return reason
+    return Rtable("local", "broadcast", dev=dev, is_broadcast=True)
+
+
+def ip_route_output(net: Net, daddr: int, saddr: int = 0, oif: int | None = None,
+                    mark: int = 0, tos: int = 0) -> Rtable | int:
+    """ip_route_output_key_hash_rcu(): the route for a locally sent packet and its
+    source address, or an errno (ENETUNREACH...)."""
+    if saddr and (is_multicast(saddr) or is_lbcast(saddr) or is_zeronet(saddr)):
+        return EINVAL
+    if is_lbcast(daddr) and oif is not None:
+        dev = net.devices[oif]
+        return Rtable("output", "broadcast", dev=dev, is_broadcast=True,
+                      prefsrc=saddr or inet_select_addr(net, dev, 0, RT_SCOPE_LINK))
+    res = fib_lookup(net, daddr, saddr, iif=LOOPBACK_IFINDEX, oif=oif, mark=mark, tos=tos)
+    if isinstance(res, int):
+        return res
+    route = res.route
+    if res.type == "local":
+        lo = net.devices[LOOPBACK_IFINDEX]
+        return Rtable("output", "local", dev=lo, prefsrc=saddr or daddr)
+    dev = _route_dev(net, route)
+    if dev is None:
+        return ENETUNREACH
+    if not saddr:
+        if route.prefsrc is not None:
+            saddr = route.prefsrc
+        else:
+            scope = RT_SCOPE_LINK if route.gateway is None else RT_SCOPE_UNIVERSE
+            saddr = inet_select_addr(net, dev, route.gateway or daddr, scope)
+    return Rtable("output", res.type, dev=dev, gateway=route.gateway, prefsrc=saddr,
+                  is_broadcast=res.type == "broadcast", mtu=route.mtu)

@@ -1,0 +1,123 @@
+"""UDP (net/ipv4/udp.c): receive, socket lookup and receive buffers, send.
+
+__udp4_lib_rcv(): a datagram shorter than its header or its own length is
+PKT_TOO_SMALL; to a port nobody listens on it is checksum-checked (UDP_CSUM,
+silently) and answered with ICMP port unreachable (NO_SOCKET). Delivered
+datagrams are charged to the socket by truesize; __udp_enqueue_schedule_skb()
+refuses one when sk_rmem_alloc already exceeds sk_rcvbuf (SOCKET_RCVBUFF, the
+socket's drop counter rises), so at least one always fits. As on Linux, the
+checksum of a datagram queued to a socket is verified when it is read.
+udp_sendmsg(): DF when the datagram fits the path MTU (IP_PMTUDISC_WANT), else
+sent without DF and fragmented; an unconnected socket's DF datagrams have IP ID 0.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
+from harness.mockkernel.wire import udp as wire_udp
+from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_PORT_UNREACH
+from harness.mockkernel.wire.ipv4 import IP_DF, IPPROTO_UDP, Ipv4Packet, build_header
+
+SOCK_MIN_RCVBUF = 2 * (2048 + 256)
+
+
+@dataclass
+class UdpSock:
+    """struct udp_sock: bound address and port, receive queue and accounting."""
+
+    addr: int
+    port: int
+    rcvbuf: int
+    queue: deque = field(default_factory=deque)
+    rmem_alloc: int = 0
+    drops: int = 0
+
+
+def sock_set_rcvbuf(net, requested: int) -> int:
+    """SO_RCVBUF: clamped to rmem_max, doubled for overhead, at least SOCK_MIN_RCVBUF."""
+    value = min(requested, net.sysctl.int("net.core.rmem_max"))
+    return max(value * 2, SOCK_MIN_RCVBUF)
+
+
+def udp_lookup(net, daddr: int, dport: int) -> UdpSock | None:
+    return net.udp_sockets.get((daddr, dport)) or net.udp_sockets.get((0, dport))
+
+
+def udp_rcv(skb: SkBuff) -> None:
+    net = skb.net
+    available = skb.tail - skb.data
+    if available < wire_udp.UDP_HLEN:
+        return kfree_skb(skb, "NOT_SPECIFIED", "L4", "__udp4_lib_rcv")
+    uh = wire_udp.UdpDatagram(skb.buf, skb.data)
+    ulen = uh.length
+    if ulen > available or ulen < wire_udp.UDP_HLEN:
+        return kfree_skb(skb, "PKT_TOO_SMALL", "L4", "__udp4_lib_rcv")
+    skb.tail = skb.data + ulen
+    iph = Ipv4Packet(skb.buf, skb.network_header)
+    if skb.dst.is_broadcast:
+        net.tracer.hop(skb, "L4", "__udp4_lib_mcast_deliver", "", f"dport {uh.dport}")
+        sk = net.udp_sockets.get((0, uh.dport))
+        if sk is None:
+            return kfree_skb(skb, "NOT_SPECIFIED", "L4", "__udp4_lib_mcast_deliver")
+        return udp_queue_rcv_skb(sk, skb)
+    sk = udp_lookup(net, iph.daddr, uh.dport)
+    net.tracer.hop(skb, "L4", "__udp4_lib_rcv", "", f"dport {uh.dport}" + ("" if sk else " no socket"))
+    if sk is not None:
+        return udp_queue_rcv_skb(sk, skb)
+    saddr, daddr = skb.buf[skb.network_header + 12:skb.network_header + 16], \
+        skb.buf[skb.network_header + 16:skb.network_header + 20]
+    if not uh.checksum_ok(bytes(saddr), bytes(daddr)):
+        return kfree_skb(skb, "UDP_CSUM", "L4", "__udp4_lib_rcv")
+    from harness.mockkernel.ipv4 import icmp
+    icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH)
+    kfree_skb(skb, "NO_SOCKET", "L4", "__udp4_lib_rcv")
+
+
+def udp_queue_rcv_skb(sk: UdpSock, skb: SkBuff) -> None:
+    """__udp_enqueue_schedule_skb()."""
+    if sk.rmem_alloc > sk.rcvbuf:
+        sk.drops += 1
+        return kfree_skb(skb, "SOCKET_RCVBUFF", "SOCKET", "__udp_queue_rcv_skb")
+    sk.rmem_alloc += skb.truesize
+    sk.queue.append(skb)
+    skb.net.tracer.hop(skb, "SOCKET", f"udp {sk.port}", "QUEUED",
+                       f"rmem {sk.rmem_alloc}/{sk.rcvbuf}")
+
+
+def udp_recvmsg(sk: UdpSock) -> tuple[bytes, tuple[int, int]] | None:
+    """The next datagram whose checksum verifies, with its source; None if empty."""
+    while sk.queue:
+        skb = sk.queue.popleft()
+        sk.rmem_alloc -= skb.truesize
+        nh = skb.network_header
+        uh = wire_udp.UdpDatagram(skb.buf, skb.data)
+        if not uh.checksum_ok(bytes(skb.buf[nh + 12:nh + 16]), bytes(skb.buf[nh + 16:nh + 20])):
+            sk.drops += 1
+            kfree_skb(skb, "UDP_CSUM", "SOCKET", "udp_recvmsg")
+            continue
+        saddr = Ipv4Packet(skb.buf, nh).saddr
+        return bytes(skb.buf[skb.data + 8:skb.tail]), (saddr, uh.sport)
+    return None
+
+
+def udp_sendmsg(net, sk: UdpSock, payload: bytes, daddr: int, dport: int) -> None:
+    from harness.mockkernel.ipv4 import ip_output, route
+    rt = route.ip_route_output(net, daddr, sk.addr)
+    if isinstance(rt, int):
+        raise OSError(rt, f"sendto: no route to {daddr:#x}")
+    saddr = sk.addr or rt.prefsrc
+    segment = wire_udp.build(saddr.to_bytes(4, "big"), daddr.to_bytes(4, "big"), sk.port, dport, payload)
+    fits = 20 + len(segment) <= rt.dst_mtu()
+    header = build_header(saddr, daddr, IPPROTO_UDP, len(segment),
+                          ttl=net.sysctl.int("net.ipv4.ip_default_ttl"),
+                          frag_off=IP_DF if fits else 0,
+                          ident=ip_output.ip_select_ident(net, df=fits))
+    skb = alloc_skb(header + segment)
+    skb.net, skb.dst, skb.dev = net, rt, rt.dev
+    skb.network_header, skb.transport_header = skb.data, skb.data + 20
+    skb.ignore_df = True  # ip_sk_ignore_df(): IP_PMTUDISC_WANT lets the stack fragment
+    net.tracer.start(skb, f"udp_sendmsg: {Ipv4Packet(skb.buf, skb.data).summary()}")
+    net.tracer.hop(skb, "SOCKET", f"udp {sk.port}", "SENDMSG")
+    ip_output.ip_local_out(skb)

@@ -1,0 +1,73 @@
+"""A booted mock DUT: one network namespace with its runtime state.
+
+`Kernel` is `struct net` (configuration, net.py) plus what the running stack
+keeps per namespace: sockets, reassembly queues, inet peers, the ICMP credit,
+the tracer, the NICs. Boot sets the DUT's known sysctls first (so devices
+inherit conf/default, as devices created after the writes do on the lab),
+then creates lo and the ports p0..pN, and brings them up with 127.0.0.1/8 on lo,
+as the kernel does for a new namespace's loopback.
+"""
+from __future__ import annotations
+
+import random
+
+from harness.mockkernel import cmd
+from harness.mockkernel.clock import Clock
+from harness.mockkernel.core.dev import net_rx_action
+from harness.mockkernel.net import Net, NetDevice
+from harness.mockkernel.nic import Nic
+from harness.mockkernel.tracer import Tracer
+from harness.mockkernel.wire.ethernet import mac_to_bytes
+from harness.target import DUT_SYSCTLS, PORTS
+
+
+class Kernel(Net):
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(Clock())
+        self.tracer = Tracer()
+        self.random = random.Random(seed)
+        self.nics: dict[str, Nic] = {}
+        self.udp_sockets: dict = {}
+        self.ping_sockets: dict = {}
+        self.ipfrags: dict = {}
+        self.inet_peers: dict = {}
+        self.icmp_global_credit = 0
+        self.icmp_global_stamp = -1.0
+        self._boot()
+
+    def _boot(self) -> None:
+        for name, value in DUT_SYSCTLS.items():
+            self.sysctl.set(name, value)
+        self.add_device(NetDevice("lo", 1, "loopback", bytes(6), mtu=65536))
+        for port in PORTS:
+            dev = self.add_device(NetDevice(port.name, port.index + 2, "veth", mac_to_bytes(port.mac)))
+            self.nics[dev.name] = Nic(dev)
+        self.sh(["ip", "link", "set", "dev", "lo", "up"])
+        self.sh(["ip", "addr", "add", "127.0.0.1/8", "dev", "lo"])
+        for port in PORTS:
+            self.sh(["ip", "link", "set", "dev", port.name, "up"])
+
+    def sh(self, argv: list[str], stdin: str | None = None) -> str:
+        return cmd.run(self, argv, stdin)
+
+    def receive(self, port: str, frames: list[bytes]) -> None:
+        """Frames arrive on `port` from the wire: DMA into its RX ring (counting
+        the ones that find it full), then the softirq polls everything."""
+        nic = self.nics[port]
+        for frame in frames:
+            if not nic.dma_rx(frame):
+                self._ring_full(nic, frame)
+        net_rx_action(self)
+
+    def _ring_full(self, nic: Nic, frame: bytes) -> None:
+        """The NIC had no descriptor: no skb ever exists, so the kernel has no drop
+        reason; the journey uses FULL_RING, the name Linux gives a full ring."""
+        from harness.journey import Drop, Hop, Journey
+        from harness.mockkernel.wire import summarize_frame
+        summary = summarize_frame(bytearray(frame), 0)
+        drop = Drop("FULL_RING", "NIC_RX", f"{nic.dev.name} rx_missed_errors", summary)
+        self.tracer.journeys.append(Journey(summary, [Hop("NIC_RX", nic.dev.name, "MISSED")], drop))
+        self.tracer.drops.append(drop)
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)

@@ -1,0 +1,48 @@
+"""A NIC port and its driver: RX ring, interrupt -> NAPI poll, TX ring.
+
+Models what drivers/net/* NICs share (and veth's NAPI mode): frames DMA'd into a
+ring of `ethtool -G rx` descriptors, an interrupt that schedules NAPI, a poll that
+builds skbs up to its weight, and net_rx_action()'s softirq budget
+(net/core/dev.c: netdev_budget packets per round). A frame that finds the ring
+full never gets an skb: it is counted in rx_missed_errors, as hardware does.
+Time does not pass while polling: rounds are counted, not timed.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+from harness.mockkernel.core.skbuff import alloc_skb
+from harness.mockkernel.net import NetDevice
+
+NAPI_POLL_WEIGHT = 64
+
+
+class Nic:
+    def __init__(self, dev: NetDevice):
+        self.dev = dev
+        self.rx_ring: deque[bytes] = deque()
+        self.wire: list[bytes] = []  # frames the port put on the wire, for the tester
+
+    def dma_rx(self, frame: bytes) -> bool:
+        """A frame arrives from the wire; False when no descriptor is free."""
+        if len(self.rx_ring) >= self.dev.rx_ring:
+            self.dev.stats.rx_missed_errors += 1
+            return False
+        self.rx_ring.append(frame)
+        return True
+
+    def napi_poll(self, budget: int):
+        """The driver's poll: up to `budget` skbs built from the ring, in order."""
+        for _ in range(min(budget, len(self.rx_ring))):
+            frame = self.rx_ring.popleft()
+            self.dev.stats.rx_packets += 1
+            self.dev.stats.rx_bytes += len(frame)
+            skb = alloc_skb(frame)
+            skb.dev = self.dev
+            yield skb
+
+    def start_xmit(self, frame: bytes) -> None:
+        """ndo_start_xmit(): onto the TX ring and, in the model, straight onto the wire."""
+        self.dev.stats.tx_packets += 1
+        self.dev.stats.tx_bytes += len(frame)
+        self.wire.append(frame)

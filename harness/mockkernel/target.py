@@ -1,0 +1,109 @@
+"""`--target=mock`: the Target interface over the mock kernel.
+
+Frames are delivered synchronously and deterministically, so expectations need
+no timeouts; `wait()` advances virtual time.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from harness.journey import Drop, Journey
+from harness.mockkernel.ipv4 import ping, udp
+from harness.mockkernel.kernel import Kernel
+from harness.mockkernel.net import int_to_ip, ip_to_int
+from harness.target import AppSocket, CommandError, Port, Target, TargetError
+
+
+class MockTarget(Target):
+    name = "mock"
+    capabilities = frozenset({"frames", "sockets", "drop_reasons", "journey.all_stages", "virtual_time"})
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        self.kernel = Kernel(seed)
+        self._sockets: list[MockSocket] = []
+
+    def sh(self, cmd: str | Sequence[str], stdin: str | None = None) -> str:
+        argv = self.argv(cmd)
+        if not argv:
+            raise CommandError(argv, "empty command")
+        return self.kernel.sh(argv, stdin)
+
+    def _transmit(self, port: Port, frames: list[bytes]) -> None:
+        self.kernel.receive(port.name, frames)
+
+    def _receive(self, timeout: float) -> dict[str, list[bytes]]:
+        out = {}
+        for name, nic in self.kernel.nics.items():
+            out[name], nic.wire = nic.wire, []
+        return out
+
+    def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None = None) -> AppSocket:
+        sock = MockSocket(self.kernel, proto, bind, rcvbuf)
+        self._sockets.append(sock)
+        return sock
+
+    def journeys(self) -> list[Journey]:
+        return list(self.kernel.tracer.journeys)
+
+    def drops(self) -> list[Drop]:
+        return list(self.kernel.tracer.drops)
+
+    def wait(self, seconds: float) -> None:
+        self.kernel.advance(seconds)
+
+    def close(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+
+
+class MockSocket(AppSocket):
+    """A UDP or ping socket in the mock kernel's socket tables."""
+
+    def __init__(self, kernel: Kernel, proto: str, bind: tuple[str, int], rcvbuf: int | None):
+        if proto not in ("udp", "icmp"):
+            raise TargetError(f"socket proto {proto!r} is not supported; use 'udp' or 'icmp'")
+        self.kernel, self.proto = kernel, proto
+        addr, port = ip_to_int(bind[0]), bind[1]
+        if addr and addr not in {a.local for d in kernel.devices.values() for a in d.addrs}:
+            raise TargetError(f"bind {bind}: Cannot assign requested address (not local on the DUT)")
+        self.table = kernel.udp_sockets if proto == "udp" else kernel.ping_sockets
+        key = (addr, port) if proto == "udp" else port
+        if key in self.table:
+            raise TargetError(f"bind {bind}: Address already in use")
+        size = udp.sock_set_rcvbuf(kernel, rcvbuf) if rcvbuf is not None else \
+            kernel.sysctl.int("net.core.rmem_default")
+        self.sk = udp.UdpSock(addr, port, size)
+        self.key = key
+        self.table[key] = self.sk
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.proto == "udp":
+            udp.udp_sendmsg(self.kernel, self.sk, data, ip_to_int(addr[0]), addr[1])
+        else:
+            ping.ping_v4_sendmsg(self.kernel, self.sk, data, ip_to_int(addr[0]))
+
+    def recv(self) -> tuple[bytes, tuple[str, int]]:
+        got = self._recvmsg()
+        if got is None:
+            raise TargetError(f"{self.proto} socket {int_to_ip(self.sk.addr)}:{self.sk.port}: nothing received")
+        return got
+
+    def recv_all(self) -> list[tuple[bytes, tuple[str, int]]]:
+        out = []
+        while (got := self._recvmsg()) is not None:
+            out.append(got)
+        return out
+
+    def _recvmsg(self):
+        got = (udp.udp_recvmsg if self.proto == "udp" else ping.ping_recvmsg)(self.sk)
+        if got is None:
+            return None
+        data, (saddr, sport) = got
+        return data, (int_to_ip(saddr), sport)
+
+    def drops(self) -> int:
+        return self.sk.drops
+
+    def close(self) -> None:
+        self.table.pop(self.key, None)

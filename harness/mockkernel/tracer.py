@@ -1,0 +1,40 @@
+"""The one interface through which the datapath reports what it does.
+
+Every stage calls `hop()`; every kfree_skb_reason() calls `drop()`. The tracer
+keeps each packet's Journey (attached to the skb) in arrival order; packets the
+kernel creates in response (ICMP errors, ARP replies, echo replies) become
+children of the packet that caused them.
+"""
+from __future__ import annotations
+
+from harness.journey import Drop, Hop, Journey
+
+
+class Tracer:
+    def __init__(self) -> None:
+        self.journeys: list[Journey] = []
+        self.drops: list[Drop] = []
+
+    def start(self, skb, summary: str, parent=None) -> Journey:
+        journey = Journey(summary)
+        skb.journey = journey
+        if parent is not None and parent.journey is not None:
+            parent.journey.children.append(journey)
+        else:
+            self.journeys.append(journey)
+        return journey
+
+    def hop(self, skb, stage: str, where: str = "", verdict: str = "", summary: str = "") -> None:
+        if skb.journey is not None:
+            skb.journey.hops.append(Hop(stage, where, verdict, summary))
+
+    def drop(self, skb, reason: str, stage: str, location: str) -> None:
+        journey = skb.journey
+        drop = Drop(reason, stage, location, journey.packet if journey else "")
+        if journey is not None:
+            journey.drop = drop
+        self.drops.append(drop)
+
+    def reset(self) -> None:
+        self.journeys.clear()
+        self.drops.clear()

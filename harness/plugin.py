@@ -1,0 +1,128 @@
+"""pytest plugin: `--target`, `--lab`, the `target` fixture, `requires`, reporting.
+
+Every test that uses `target` gets a fresh DUT (a new mock kernel, or new network
+namespaces) and has it closed afterwards, pass, fail or Ctrl-C. Results carry the
+target as an Allure parameter and label, so one test's mock and dut results stay
+distinct; each test attaches its packets' journeys and a pcap of its frames.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+
+import pytest
+
+from harness.journey import render_all
+from harness.target import Target, TargetError
+
+TARGET_KEY = pytest.StashKey[Target]()
+SKIPS_KEY = pytest.StashKey[Counter]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("packet-journey")
+    group.addoption("--target", choices=("mock", "dut"), default="mock",
+                    help="mock: the pure-Python kernel model (default); dut: a real Linux "
+                         "kernel (the embedded netns lab unless --lab is given)")
+    group.addoption("--lab", metavar="PATH", default=None,
+                    help="lab file describing a remote DUT and its TRex generator")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "requires(*capabilities): skip unless the target has them all")
+    config.stash[SKIPS_KEY] = Counter()
+    if config.getoption("--lab"):
+        raise pytest.UsageError(
+            f"--lab={config.getoption('--lab')}: driving a lab DUT with a TRex generator is not "
+            "built yet; run without --lab to use the embedded netns lab")
+
+
+def make_target(config: pytest.Config) -> Target:
+    if config.getoption("--target") == "mock":
+        from harness.mockkernel.target import MockTarget
+        return MockTarget()
+    from harness.drivers.dut import NetnsTarget
+    return NetnsTarget()
+
+
+@pytest.fixture
+def target(request: pytest.FixtureRequest):
+    """A fresh DUT for this test, with ports p0..p2 wired to tester ports."""
+    name = request.config.getoption("--target")
+    _allure_target(name)
+    needed = [cap for mark in request.node.iter_markers("requires") for cap in mark.args]
+    try:
+        dut = make_target(request.config)
+    except TargetError as exc:
+        pytest.skip(f"target {name} unavailable: {exc}")
+    request.node.stash[TARGET_KEY] = dut
+    try:
+        missing = [cap for cap in needed if cap not in dut.capabilities]
+        if missing:
+            pytest.skip(f"target {name} lacks capability: {', '.join(missing)}")
+        yield dut
+    finally:
+        dut.close()
+
+
+def _allure_target(name: str) -> None:
+    try:
+        import allure
+    except ImportError:
+        return
+    allure.dynamic.parameter("target", name)
+    allure.dynamic.label("target", name)
+    allure.dynamic.tag(f"target:{name}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    dut = item.stash.get(TARGET_KEY, None)
+    if report.skipped and report.when in ("setup", "call"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        item.config.stash[SKIPS_KEY][reason.removeprefix("Skipped: ")] += 1
+    if dut is None or report.when != "call":
+        return
+    journeys = render_all(dut.journeys()) if "drop_reasons" in dut.capabilities or dut.name == "mock" else ""
+    if report.failed and journeys:
+        report.sections.append((f"journeys on {dut.name}", journeys))
+    _allure_attach(dut, journeys)
+
+
+def _allure_attach(dut: Target, journeys: str) -> None:
+    try:
+        import allure
+    except ImportError:
+        return
+    if journeys:
+        allure.attach(journeys, name=f"journeys ({dut.name})", attachment_type=allure.attachment_type.TEXT)
+    if dut.frame_log:
+        allure.attach(_pcap(dut.frame_log), name=f"frames ({dut.name}).pcap",
+                      attachment_type=allure.attachment_type.PCAP)
+
+
+def _pcap(frame_log: list[tuple[str, str, bytes]]) -> bytes:
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+    packets = []
+    for direction, port, frame in frame_log:
+        packet = Ether(frame)
+        packet.comment = f"{direction} {port}".encode()
+        packets.append(packet)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "frames.pcap")
+        wrpcap(path, packets)
+        with open(path, "rb") as f:
+            return f.read()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    skips = config.stash.get(SKIPS_KEY, Counter())
+    if not skips:
+        return
+    terminalreporter.section(f"skips on --target={config.getoption('--target')}, by reason")
+    for reason, count in skips.most_common():
+        terminalreporter.write_line(f"{count:4d}  {reason}")
