@@ -1,0 +1,116 @@
+"""Local delivery: sockets, echo, ICMP answers for what nobody listens to."""
+from __future__ import annotations
+
+from scapy.layers.inet import ICMP, IP, UDP
+
+from plan import icmp_error_mask, quoted
+
+
+def test_udp_datagram_reaches_the_bound_socket_with_its_source(target, hosts):
+    h0 = hosts[0]
+    sock = target.socket("udp", (h0.dut_ip, 5000))
+    target.send(h0.port, h0.to_dut() / UDP(sport=40000, dport=5000) / b"hello")
+    assert sock.recv() == (b"hello", (h0.ip, 40000))
+    target.expect_nothing()
+    assert target.drops() == []
+
+
+def test_udp_echo_reply_leaves_with_df_and_ip_id_0(target, hosts):
+    """An unconnected UDP socket's datagram that fits the MTU is sent with DF
+    (IP_PMTUDISC_WANT) and ip_select_ident_segs() gives DF packets ID 0."""
+    h1 = hosts[1]
+    sock = target.socket("udp", ("0.0.0.0", 7))
+    target.send(h1.port, h1.to_dut() / UDP(sport=33000, dport=7) / b"echo me")
+    data, source = sock.recv()
+    sock.sendto(data, source)
+    expected = h1.from_dut(src=h1.dut_ip, dst=h1.ip, ttl=64, flags="DF", id=0) / \
+        UDP(sport=7, dport=33000) / b"echo me"
+    target.expect(h1.port, expected)
+    target.expect_nothing()
+
+
+def test_icmp_echo_request_is_answered_from_the_address_it_was_sent_to(target, hosts):
+    h2 = hosts[2]
+    request = h2.to_dut(tos=0x10) / ICMP(type=8, id=0x1234, seq=7) / b"ping payload"
+    target.send(h2.port, request)
+    reply = h2.from_dut(src=h2.dut_ip, dst=h2.ip, tos=0x10, ttl=64, flags=0) / \
+        ICMP(type=0, id=0x1234, seq=7) / b"ping payload"
+    target.expect(h2.port, icmp_error_mask(reply))
+    target.expect_nothing()
+    assert target.drops() == []
+
+
+def test_udp_to_a_closed_port_gets_port_unreachable_and_no_socket(target, hosts):
+    h0 = hosts[0]
+    sent = h0.to_dut(id=555) / UDP(sport=1234, dport=9999) / b"anyone?"
+    target.send(h0.port, sent)
+    reply = h0.from_dut(src=h0.dut_ip, dst=h0.ip, tos=0xC0, ttl=64, flags=0) / \
+        ICMP(type=3, code=3) / quoted(sent)
+    target.expect(h0.port, icmp_error_mask(reply))
+    target.expect_nothing()
+    assert [(d.reason, d.stage) for d in target.drops()] == [("NO_SOCKET", "L4")]
+
+
+def test_udp_with_bad_checksum_to_a_closed_port_is_dropped_silently(target, hosts):
+    h0 = hosts[0]
+    target.send(h0.port, h0.to_dut() / UDP(sport=1234, dport=9999, chksum=0xBAD) / b"x")
+    target.expect_nothing()
+    assert [(d.reason, d.stage) for d in target.drops()] == [("UDP_CSUM", "L4")]
+
+
+def test_udp_shorter_than_its_length_field_is_pkt_too_small(target, hosts):
+    h0 = hosts[0]
+    target.send(h0.port, h0.to_dut() / UDP(sport=1, dport=9999, len=100) / b"short")
+    target.expect_nothing()
+    assert [(d.reason, d.stage) for d in target.drops()] == [("PKT_TOO_SMALL", "L4")]
+
+
+def test_unknown_protocol_gets_protocol_unreachable_and_ip_noproto(target, hosts):
+    h0 = hosts[0]
+    sent = h0.to_dut(proto=253, id=9) / b"experimental"
+    target.send(h0.port, sent)
+    reply = h0.from_dut(src=h0.dut_ip, dst=h0.ip, tos=0xC0, ttl=64, flags=0) / \
+        ICMP(type=3, code=2) / quoted(sent)
+    target.expect(h0.port, icmp_error_mask(reply))
+    target.expect_nothing()
+    assert [d.reason for d in target.drops()] == ["IP_NOPROTO"]
+
+
+def test_ping_socket_sends_echo_with_its_id_and_receives_the_reply(target, hosts):
+    h1 = hosts[1]
+    sock = target.socket("icmp", (h1.dut_ip, 0x77))
+    sock.sendto(bytes(ICMP(type=8, id=0, seq=1) / b"from dut"), (h1.ip, 0))
+    # ping_v4_sendmsg() puts the socket's identifier in; DF + ID 0 as for UDP
+    request = h1.from_dut(src=h1.dut_ip, dst=h1.ip, ttl=64, flags="DF", id=0) / \
+        ICMP(type=8, id=0x77, seq=1) / b"from dut"
+    target.expect(h1.port, request)
+    target.send(h1.port, h1.to_dut() / ICMP(type=0, id=0x77, seq=1) / b"from dut")
+    data, source = sock.recv()
+    assert source[0] == h1.ip
+    assert ICMP(data).type == 0 and ICMP(data).seq == 1 and bytes(ICMP(data).payload) == b"from dut"
+
+
+def test_echo_reply_for_no_ping_socket_is_no_socket(target, hosts):
+    h1 = hosts[1]
+    target.send(h1.port, h1.to_dut() / ICMP(type=0, id=0x99, seq=1))
+    target.expect_nothing()
+    assert [(d.reason, d.stage) for d in target.drops()] == [("NO_SOCKET", "L4")]
+
+
+def test_receive_buffer_overflow_drops_with_socket_rcvbuff_and_counts_on_the_socket(target, hosts):
+    """__udp_enqueue_schedule_skb() refuses a datagram once sk_rmem_alloc exceeds
+    sk_rcvbuf; the first always fits. How many fit depends on skb truesize, which
+    differs by driver, so the test pins the accounting, not a count."""
+    h0 = hosts[0]
+    sock = target.socket("udp", (h0.dut_ip, 6000), rcvbuf=4096)
+    burst = [h0.to_dut(id=i) / UDP(sport=100, dport=6000) / (b"%04d" % i + b"." * 996) for i in range(40)]
+    target.send(h0.port, burst)
+    received = sock.recv_all()
+    drops = target.drops()
+    assert 1 <= len(received) < 40
+    assert len(received) + len(drops) == 40
+    assert {(d.reason, d.stage) for d in drops} == {("SOCKET_RCVBUFF", "SOCKET")}
+    assert sock.drops() == len(drops)
+    assert [data[:4] for data, _ in received] == [b"%04d" % i for i in range(len(received))]
+    target.send(h0.port, h0.to_dut(id=99) / UDP(sport=100, dport=6000) / b"after draining")
+    assert sock.recv() == (b"after draining", (h0.ip, 100))
