@@ -63,9 +63,10 @@ class Drop(NamedTuple):
 
 @dataclass
 class Journey:
-    """The packet's path; `packet` is a one-line summary of it as it arrived."""
+    """The packet's path; `packet` is a one-line summary of it as it arrived
+    (anything whose str() is that line, so a backend may render it lazily)."""
 
-    packet: str
+    packet: object
     hops: list[Hop] = field(default_factory=list)
     drop: Drop | None = None
     children: list["Journey"] = field(default_factory=list)

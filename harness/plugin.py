@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 
 from harness.journey import render_all
-from harness.target import Target, TargetError
+from harness.target import Target, TargetUnavailable
 
 TARGET_KEY = pytest.StashKey[Target]()
 SKIPS_KEY = pytest.StashKey[Counter]()
@@ -54,7 +54,7 @@ def target(request: pytest.FixtureRequest):
     needed = [cap for mark in request.node.iter_markers("requires") for cap in mark.args]
     try:
         dut = make_target(request.config)
-    except TargetError as exc:
+    except TargetUnavailable as exc:
         pytest.skip(f"target {name} unavailable: {exc}")
     request.node.stash[TARGET_KEY] = dut
     try:

@@ -78,6 +78,11 @@ class TargetError(Exception):
     """A target cannot do what was asked; the message says why and what to do."""
 
 
+class TargetUnavailable(TargetError):
+    """This machine cannot provide the target (not root, a tool missing); the
+    message says what is missing and how to install it. Tests skip with it."""
+
+
 class CommandError(TargetError):
     """A configuration command failed (on the DUT) or is not supported (mock)."""
 

@@ -36,12 +36,13 @@ def test_forwarding_to_an_unknown_next_hop_arps_then_sends_the_queued_packet(tar
 
 def test_unanswered_arp_fails_the_queued_packet_with_host_unreachable(target, router):
     h0 = router[0]
-    sent = h0.to_dut(dst="10.0.1.50", id=8) / UDP(sport=1, dport=2)
-    target.send(h0.port, sent)
+    target.send(h0.port, h0.to_dut(dst="10.0.1.50", id=8) / UDP(sport=1, dport=2))
     target.wait(4)
     solicits = [f for f in target.collect(router[1].port) if Ether(f).type == 0x0806]
     assert len(solicits) == 3, "mcast_probes=3 broadcast requests, retrans_time apart"
+    # the packet failed after ip_forward(), so the quoted header has TTL 63
+    forwarded = h0.to_dut(dst="10.0.1.50", id=8, ttl=63) / UDP(sport=1, dport=2)
     reply = h0.from_dut(src=h0.dut_ip, dst=h0.ip, tos=0xC0, ttl=64, flags=0) / \
-        ICMP(type=3, code=1) / quoted(sent)
+        ICMP(type=3, code=1) / quoted(forwarded)
     target.expect(h0.port, icmp_error_mask(reply))
     assert [d.reason for d in target.drops()] == ["NEIGH_FAILED"]

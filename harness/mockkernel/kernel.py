@@ -43,7 +43,6 @@ class Kernel(Net):
             dev = self.add_device(NetDevice(port.name, port.index + 2, "veth", mac_to_bytes(port.mac)))
             self.nics[dev.name] = Nic(dev)
         self.sh(["ip", "link", "set", "dev", "lo", "up"])
-        self.sh(["ip", "addr", "add", "127.0.0.1/8", "dev", "lo"])
         for port in PORTS:
             self.sh(["ip", "link", "set", "dev", port.name, "up"])
 

@@ -15,7 +15,7 @@ class Tracer:
         self.journeys: list[Journey] = []
         self.drops: list[Drop] = []
 
-    def start(self, skb, summary: str, parent=None) -> Journey:
+    def start(self, skb, summary: object, parent=None) -> Journey:
         journey = Journey(summary)
         skb.journey = journey
         if parent is not None and parent.journey is not None:
@@ -30,7 +30,7 @@ class Tracer:
 
     def drop(self, skb, reason: str, stage: str, location: str) -> None:
         journey = skb.journey
-        drop = Drop(reason, stage, location, journey.packet if journey else "")
+        drop = Drop(reason, stage, location, str(journey.packet) if journey else "")
         if journey is not None:
             journey.drop = drop
         self.drops.append(drop)

@@ -13,7 +13,7 @@ from harness.mockkernel.core.skbuff import (PACKET_BROADCAST, PACKET_HOST, PACKE
                                             PACKET_OTHERHOST, SkBuff, kfree_skb)
 from harness.mockkernel.ipv4 import arp, ip_input
 from harness.mockkernel.nic import NAPI_POLL_WEIGHT
-from harness.mockkernel.wire import summarize_frame
+from harness.mockkernel.wire import FrameSummary
 from harness.mockkernel.wire.ethernet import BROADCAST, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6
 
 
@@ -33,7 +33,7 @@ def net_rx_action(net) -> None:
             for skb in nic.napi_poll(min(weight, budget)):
                 polled += 1
                 skb.net = net
-                net.tracer.start(skb, summarize_frame(skb.buf, skb.data))
+                net.tracer.start(skb, FrameSummary(skb.buf, skb.data))
                 net.tracer.hop(skb, "NIC_RX", nic.dev.name, "DMA", f"rx ring of {nic.dev.rx_ring}")
                 net.tracer.hop(skb, "NAPI", f"{nic.dev.name} poll", "", f"softirq round {softirq_round}")
                 net.tracer.hop(skb, "SKB", "napi_alloc_skb", "", f"len={skb.len}")

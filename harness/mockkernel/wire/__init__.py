@@ -28,3 +28,15 @@ def summarize_frame(buf: bytearray, off: int) -> str:
         sip, tip = buf[off + 28:off + 32], buf[off + 38:off + 42]
         return f"{macs} ARP {op} {'.'.join(map(str, tip))} tell {'.'.join(map(str, sip))}"
     return f"{macs} ethertype 0x{ethertype:04x} len={len(buf) - off}"
+
+
+class FrameSummary:
+    """The packet line of a journey, rendered only when someone reads it."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, buf: bytearray, off: int):
+        self.frame = bytes(buf[off:off + 64])
+
+    def __str__(self) -> str:
+        return summarize_frame(bytearray(self.frame), 0)

@@ -1,0 +1,25 @@
+"""`python -m benchmarks [NAME ...]`: run the named benchmarks (all by default)."""
+from __future__ import annotations
+
+import sys
+
+from benchmarks import ipv4_path
+
+BENCHMARKS = {
+    "ipv4_path": ipv4_path.main,
+}
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; have: {', '.join(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    for name in names:
+        BENCHMARKS[name]()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
