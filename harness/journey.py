@@ -61,7 +61,7 @@ class Drop(NamedTuple):
         return f"DROP {self.reason} at {self.stage}{where}" + (f": {self.packet}" if self.packet else "")
 
 
-@dataclass
+@dataclass(slots=True)
 class Journey:
     """The packet's path; `packet` is a one-line summary of it as it arrived
     (anything whose str() is that line, so a backend may render it lazily)."""

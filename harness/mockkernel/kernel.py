@@ -33,6 +33,7 @@ class Kernel(Net):
         self.inet_peers: dict = {}
         self.icmp_global_credit = 0
         self.icmp_global_stamp = -1.0
+        self.rt_cache: dict = {}
         self._boot()
 
     def _boot(self) -> None:
@@ -47,7 +48,11 @@ class Kernel(Net):
             self.sh(["ip", "link", "set", "dev", port.name, "up"])
 
     def sh(self, argv: list[str], stdin: str | None = None) -> str:
-        return cmd.run(self, argv, stdin)
+        """Run a command front end; any change invalidates cached routes (rt_genid)."""
+        try:
+            return cmd.run(self, argv, stdin)
+        finally:
+            self.rt_cache.clear()
 
     def receive(self, port: str, frames: list[bytes]) -> None:
         """Frames arrive on `port` from the wire: DMA into its RX ring (counting

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from harness.journey import Hop
 from harness.mockkernel.core.skbuff import alloc_skb
 from harness.mockkernel.net import NetDevice
 
@@ -22,6 +23,7 @@ class Nic:
         self.dev = dev
         self.rx_ring: deque[bytes] = deque()
         self.wire: list[bytes] = []  # frames the port put on the wire, for the tester
+        self.tx_hop = Hop("NIC_TX", dev.name, "XMIT")
 
     def dma_rx(self, frame: bytes) -> bool:
         """A frame arrives from the wire; False when no descriptor is free."""

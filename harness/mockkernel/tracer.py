@@ -25,8 +25,16 @@ class Tracer:
         return journey
 
     def hop(self, skb, stage: str, where: str = "", verdict: str = "", summary: str = "") -> None:
-        if skb.journey is not None:
-            skb.journey.hops.append(Hop(stage, where, verdict, summary))
+        journey = skb.journey
+        if journey is not None:
+            journey.hops.append(Hop(stage, where, verdict, summary))
+
+    @staticmethod
+    def add(skb, hop: Hop) -> None:
+        """Record a prebuilt hop (the hot path's constant hops cost no allocation)."""
+        journey = skb.journey
+        if journey is not None:
+            journey.hops.append(hop)
 
     def drop(self, skb, reason: str, stage: str, location: str) -> None:
         journey = skb.journey

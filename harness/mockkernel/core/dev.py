@@ -9,6 +9,7 @@ taps, GRO, RPS, the backlog queue.
 """
 from __future__ import annotations
 
+from harness.journey import Hop
 from harness.mockkernel.core.skbuff import (PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST,
                                             PACKET_OTHERHOST, SkBuff, kfree_skb)
 from harness.mockkernel.ipv4 import arp, ip_input
@@ -30,13 +31,13 @@ def net_rx_action(net) -> None:
             if budget <= 0:
                 break
             polled = 0
+            rx = Hop("NIC_RX", nic.dev.name, "DMA", f"rx ring of {nic.dev.rx_ring}")
+            napi = Hop("NAPI", f"{nic.dev.name} poll", "", f"softirq round {softirq_round}")
+            alloc = Hop("SKB", "napi_alloc_skb")
             for skb in nic.napi_poll(min(weight, budget)):
                 polled += 1
                 skb.net = net
-                net.tracer.start(skb, FrameSummary(skb.buf, skb.data))
-                net.tracer.hop(skb, "NIC_RX", nic.dev.name, "DMA", f"rx ring of {nic.dev.rx_ring}")
-                net.tracer.hop(skb, "NAPI", f"{nic.dev.name} poll", "", f"softirq round {softirq_round}")
-                net.tracer.hop(skb, "SKB", "napi_alloc_skb", "", f"len={skb.len}")
+                net.tracer.start(skb, FrameSummary(skb.buf, skb.data)).hops += (rx, napi, alloc)
                 eth_type_trans(skb)
                 netif_receive_skb(skb)
             budget -= polled
@@ -45,7 +46,7 @@ def net_rx_action(net) -> None:
 def eth_type_trans(skb: SkBuff) -> None:
     """Classify by destination MAC (pkt_type), read the EtherType, pull the header."""
     buf, data = skb.buf, skb.data
-    dst = bytes(buf[data:data + 6])
+    dst = buf[data:data + 6]
     if dst[0] & 1:
         skb.pkt_type = PACKET_BROADCAST if dst == BROADCAST else PACKET_MULTICAST
     elif dst == skb.dev.mac:
@@ -78,8 +79,19 @@ def dev_queue_xmit(skb: SkBuff) -> None:
         net.tracer.hop(skb, "NIC_TX", "lo", "LOOPBACK")
         loopback_xmit(skb)
         return
-    net.tracer.hop(skb, "NIC_TX", dev.name, "XMIT", f"len={skb.len}")
-    net.nics[dev.name].start_xmit(skb.bytes())
+    nic = net.nics[dev.name]
+    net.tracer.add(skb, nic.tx_hop)
+    nic.start_xmit(skb.bytes())
+
+
+def eth_header(skb: SkBuff, dst_mac: bytes, src_mac: bytes, ethertype: int) -> None:
+    """eth_header() (dev_hard_header): the link-layer header in front, in headroom."""
+    data = skb.push(14)
+    buf = skb.buf
+    buf[data:data + 12] = dst_mac + src_mac
+    buf[data + 12] = ethertype >> 8
+    buf[data + 13] = ethertype & 0xFF
+    skb.mac_header = data
 
 
 def loopback_xmit(skb: SkBuff) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import socket
 
+from harness.journey import Hop
 from harness.mockkernel.core import dev as core_dev
 from harness.mockkernel.core.skbuff import PACKET_HOST, PACKET_OTHERHOST, SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.net import (NUD_DELAY, NUD_FAILED, NUD_INCOMPLETE, NUD_NAMES, NUD_NOARP,
@@ -29,6 +30,10 @@ NUD_VALID = NUD_CONNECTED | NUD_STALE | NUD_DELAY | NUD_PROBE
 MCAST_PROBES, UCAST_PROBES = 3, 3
 RETRANS_TIME, DELAY_PROBE_TIME, BASE_REACHABLE_TIME, LOCKTIME = 1.0, 5.0, 30.0, 1.0
 QUEUE_LEN_BYTES = 212992
+
+
+HH_OUTPUT_HOPS = {state: Hop("NEIGH", "neigh_hh_output", NUD_NAMES[state])
+                  for state in (NUD_PERMANENT, NUD_NOARP, NUD_REACHABLE)}
 
 
 def _ip(addr: int) -> bytes:
@@ -54,7 +59,7 @@ def ip_finish_output2(skb: SkBuff) -> None:
 
 def neigh_output(net, neigh: Neighbour, skb: SkBuff) -> None:
     if neigh.state & NUD_CONNECTED:
-        net.tracer.hop(skb, "NEIGH", "neigh_hh_output", NUD_NAMES[neigh.state])
+        net.tracer.add(skb, HH_OUTPUT_HOPS[neigh.state])
         return _xmit(skb, neigh.lladdr)
     if neigh.state & (NUD_STALE | NUD_DELAY | NUD_PROBE):
         if neigh.state == NUD_STALE:
@@ -75,8 +80,7 @@ def neigh_output(net, neigh: Neighbour, skb: SkBuff) -> None:
 
 
 def _xmit(skb: SkBuff, lladdr: bytes) -> None:
-    from harness.mockkernel.ipv4.ip_output import push_ethernet
-    push_ethernet(skb, lladdr, skb.dev.mac, ETH_P_IP)
+    core_dev.eth_header(skb, lladdr, skb.dev.mac, ETH_P_IP)
     core_dev.dev_queue_xmit(skb)
 
 

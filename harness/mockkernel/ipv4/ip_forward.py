@@ -9,6 +9,7 @@ the DUT), IPsec.
 """
 from __future__ import annotations
 
+from harness.journey import Hop
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, kfree_skb
 from harness.mockkernel.ipv4 import icmp, ip_output
 from harness.mockkernel.wire.icmp import (ICMP_DEST_UNREACH, ICMP_EXC_TTL, ICMP_FRAG_NEEDED,
@@ -16,12 +17,15 @@ from harness.mockkernel.wire.icmp import (ICMP_DEST_UNREACH, ICMP_EXC_TTL, ICMP_
 from harness.mockkernel.wire.ipv4 import IP_DF, Ipv4Packet
 
 
+HOP_FORWARD_OK = Hop("IP_FORWARD", "ip_forward", "OK")
+
+
 def ip_forward(skb: SkBuff) -> None:
     net, rt = skb.net, skb.dst
     if skb.pkt_type != PACKET_HOST:
         return kfree_skb(skb, "NOT_SPECIFIED", "IP_FORWARD", "ip_forward")
     iph = Ipv4Packet(skb.buf, skb.network_header)
-    if iph.ttl <= 1:
+    if skb.buf[skb.network_header + 8] <= 1:
         net.tracer.hop(skb, "IP_FORWARD", "ip_forward", "TTL_EXCEEDED", f"ttl={iph.ttl}")
         icmp.icmp_send(skb, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL)
         return kfree_skb(skb, "IP_INHDR", "IP_FORWARD", "ip_forward")
@@ -31,12 +35,12 @@ def ip_forward(skb: SkBuff) -> None:
         icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, info=mtu)
         return kfree_skb(skb, "PKT_TOO_BIG", "IP_FORWARD", "ip_forward")
     iph.decrease_ttl()
-    net.tracer.hop(skb, "IP_FORWARD", "ip_forward", "OK", f"ttl={iph.ttl}")
+    net.tracer.add(skb, HOP_FORWARD_OK)
     ip_forward_finish(skb)
 
 
 def ip_exceeds_mtu(skb: SkBuff, iph: Ipv4Packet, mtu: int) -> bool:
-    return skb.len > mtu and bool(iph.frag_off & IP_DF) and not skb.ignore_df
+    return skb.tail - skb.data > mtu and bool(iph.frag_off & IP_DF) and not skb.ignore_df
 
 
 def ip_forward_finish(skb: SkBuff) -> None:

@@ -8,6 +8,9 @@ sockets, IPsec, netfilter hooks (no rules exist in this slice).
 """
 from __future__ import annotations
 
+import struct
+
+from harness.journey import Hop
 from harness.mockkernel.core.skbuff import PACKET_OTHERHOST, SkBuff, kfree_skb
 from harness.mockkernel.ipv4 import icmp, ip_forward, ip_fragment, route, udp
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_PROT_UNREACH
@@ -19,28 +22,31 @@ class NotModelled(NotImplementedError):
     """The packet needs a part of the kernel this mock does not model yet."""
 
 
+IPHDR = struct.Struct("!BBHHHBBHII")
+HOP_IP_RCV_OK = Hop("IP_RCV", "ip_rcv_core", "OK")
+
+
 def ip_rcv(skb: SkBuff) -> None:
     """ip_rcv_core() checks, in order, then ip_rcv_finish()."""
-    net = skb.net
     if skb.pkt_type == PACKET_OTHERHOST:
         return kfree_skb(skb, "OTHERHOST", "IP_RCV", "ip_rcv_core")
     buf, off = skb.buf, skb.data
-    if skb.len < 20:
+    length = skb.tail - off
+    if length < 20:
         return kfree_skb(skb, "IP_INHDR", "IP_RCV", "ip_rcv_core")
-    iph = Ipv4Packet(buf, off)
     ihl = buf[off] & 0x0F
-    if ihl < 5 or buf[off] >> 4 != 4 or skb.len < ihl * 4:
+    if ihl < 5 or buf[off] >> 4 != 4 or length < ihl * 4:
         return kfree_skb(skb, "IP_INHDR", "IP_RCV", "ip_rcv_core")
-    if not iph.checksum_ok():
+    if not Ipv4Packet(buf, off).checksum_ok():
         return kfree_skb(skb, "IP_CSUM", "IP_RCV", "ip_rcv_core")
-    tot_len = iph.tot_len
-    if skb.len < tot_len:
+    tot_len = (buf[off + 2] << 8) | buf[off + 3]
+    if length < tot_len:
         return kfree_skb(skb, "PKT_TOO_SMALL", "IP_RCV", "ip_rcv_core")
     if tot_len < ihl * 4:
         return kfree_skb(skb, "IP_INHDR", "IP_RCV", "ip_rcv_core")
-    skb.trim(tot_len)
+    skb.tail = off + tot_len  # pskb_trim_rcsum(): Ethernet padding goes
     skb.transport_header = off + ihl * 4
-    net.tracer.hop(skb, "IP_RCV", "ip_rcv_core", "OK")
+    skb.net.tracer.add(skb, HOP_IP_RCV_OK)
     ip_rcv_finish(skb)
 
 
@@ -48,28 +54,22 @@ def ip_rcv_finish(skb: SkBuff) -> None:
     """ip_rcv_finish_core(): route lookup, then source-route options, then the
     dst's input function."""
     net, dev = skb.net, skb.dev
-    iph = Ipv4Packet(skb.buf, skb.network_header)
-    rt = route.ip_route_input(net, iph.daddr, iph.saddr, iph.tos, dev, skb.mark)
-    if isinstance(rt, str):
+    ver_ihl, tos, _, _, _, _, _, _, saddr, daddr = IPHDR.unpack_from(skb.buf, skb.network_header)
+    rt = route.ip_route_input(net, daddr, saddr, tos, dev, skb.mark)
+    if rt.__class__ is str:
         net.tracer.hop(skb, "ROUTING", "ip_route_input_slow", "DROP", rt)
         return kfree_skb(skb, rt, "ROUTING", "ip_rcv_finish_core")
     skb.dst = rt
-    if iph.ihl > 5 and _has_source_route(iph) and not _accept_source_route(net, dev):
+    if ver_ihl & 0x0F > 5 and _has_source_route(Ipv4Packet(skb.buf, skb.network_header)) \
+            and not _accept_source_route(net, dev):
         return kfree_skb(skb, "NOT_SPECIFIED", "IP_RCV", "ip_rcv_options")
+    net.tracer.add(skb, rt.hop)
     if rt.kind == "local":
-        net.tracer.hop(skb, "ROUTING", "ip_route_input_slow", "LOCAL", rt.type)
         ip_local_deliver(skb)
     elif rt.kind == "forward":
-        net.tracer.hop(skb, "ROUTING", "ip_route_input_slow", "FORWARD",
-                       f"via {rt.dev.name}" + (f" gw {route_str(rt.gateway)}" if rt.gateway else ""))
         ip_forward.ip_forward(skb)
     else:
-        net.tracer.hop(skb, "ROUTING", "ip_route_input_slow", "ERROR", f"errno {rt.error}")
         ip_error(skb)
-
-
-def route_str(addr: int) -> str:
-    return f"{addr >> 24}.{(addr >> 16) & 255}.{(addr >> 8) & 255}.{addr & 255}"
 
 
 def _has_source_route(iph: Ipv4Packet) -> bool:

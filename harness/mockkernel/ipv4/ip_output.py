@@ -11,8 +11,6 @@ fragments come out the same on the wire).
 """
 from __future__ import annotations
 
-import struct
-
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.ipv4 import arp
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED
@@ -100,11 +98,3 @@ def ip_do_fragment(skb: SkBuff, mtu: int) -> list[SkBuff]:
         offset += length
     net.tracer.hop(skb, "IP_OUTPUT", "ip_do_fragment", "FRAGMENTED", f"{len(fragments)} fragments, mtu={mtu}")
     return fragments
-
-
-def push_ethernet(skb: SkBuff, dst_mac: bytes, src_mac: bytes, ethertype: int) -> None:
-    """dev_hard_header() / neigh_hh_output(): the link-layer header in front."""
-    data = skb.push(14)
-    skb.buf[data:data + 12] = dst_mac + src_mac
-    struct.pack_into("!H", skb.buf, data + 12, ethertype)
-    skb.mac_header = data

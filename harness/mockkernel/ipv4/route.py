@@ -10,7 +10,9 @@ nexthop objects, VRF/l3mdev, route caching, tclassid.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
+from harness.journey import Hop
 from harness.mockkernel.net import (RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE,
                                     FibRoute, Net, NetDevice, prefix_mask)
 
@@ -60,6 +62,14 @@ class Rtable:
     error: int = 0
     is_broadcast: bool = False
     mtu: int | None = None
+
+    @cached_property
+    def hop(self) -> Hop:
+        """The ROUTING hop this decision adds to a journey."""
+        verdict = {"local": "LOCAL", "forward": "FORWARD", "error": "ERROR", "output": "OUTPUT"}[self.kind]
+        detail = f"errno {self.error}" if self.kind == "error" else (
+            self.type if self.kind == "local" else self.dev.name if self.dev else "")
+        return Hop("ROUTING", "ip_route_input_slow", verdict, detail)
 
     def nexthop(self, daddr: int) -> int:
         return self.gateway if self.gateway is not None else daddr
@@ -197,9 +207,27 @@ def fib_validate_source(net: Net, saddr: int, daddr: int, dev: NetDevice, oif: i
     return None
 
 
+RT_CACHE_MAX = 65536
+
+
 def ip_route_input(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice,
                    mark: int = 0) -> Rtable | str:
-    """ip_route_input_slow(): the route for a received packet, or a drop reason."""
+    """The route for a received packet, or a drop reason. Results are cached
+    until the configuration changes, as the kernel's input route cache is
+    invalidated by bumping rt_genid on every FIB, address or sysctl change."""
+    key = (daddr, saddr, tos, dev.ifindex, mark)
+    cache = net.rt_cache
+    result = cache.get(key)
+    if result is None:
+        if len(cache) >= RT_CACHE_MAX:
+            cache.clear()
+        result = cache[key] = ip_route_input_slow(net, daddr, saddr, tos, dev, mark)
+    return result
+
+
+def ip_route_input_slow(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice,
+                        mark: int = 0) -> Rtable | str:
+    """The route for a received packet, or a drop reason."""
     sysctl = net.sysctl
     forwarding = sysctl.conf(dev.name, "forwarding")
     route_localnet = sysctl.conf("all", "route_localnet") or sysctl.conf(dev.name, "route_localnet")

@@ -12,9 +12,12 @@ sent without DF and fragmented; an unconnected socket's DF datagrams have IP ID 
 """
 from __future__ import annotations
 
+import struct
 from collections import deque
 from dataclasses import dataclass, field
+from functools import cached_property
 
+from harness.journey import Hop
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.wire import udp as wire_udp
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_PORT_UNREACH
@@ -34,6 +37,10 @@ class UdpSock:
     rmem_alloc: int = 0
     drops: int = 0
 
+    @cached_property
+    def rcv_hop(self) -> Hop:
+        return Hop("L4", "__udp4_lib_rcv", "", f"dport {self.port}")
+
 
 def sock_set_rcvbuf(net, requested: int) -> int:
     """SO_RCVBUF: clamped to rmem_max, doubled for overhead, at least SOCK_MIN_RCVBUF."""
@@ -45,30 +52,32 @@ def udp_lookup(net, daddr: int, dport: int) -> UdpSock | None:
     return net.udp_sockets.get((daddr, dport)) or net.udp_sockets.get((0, dport))
 
 
+UDPHDR = struct.Struct("!HHHH")
+
+
 def udp_rcv(skb: SkBuff) -> None:
     net = skb.net
     available = skb.tail - skb.data
     if available < wire_udp.UDP_HLEN:
         return kfree_skb(skb, "NOT_SPECIFIED", "L4", "__udp4_lib_rcv")
-    uh = wire_udp.UdpDatagram(skb.buf, skb.data)
-    ulen = uh.length
+    _, dport, ulen, _ = UDPHDR.unpack_from(skb.buf, skb.data)
     if ulen > available or ulen < wire_udp.UDP_HLEN:
         return kfree_skb(skb, "PKT_TOO_SMALL", "L4", "__udp4_lib_rcv")
     skb.tail = skb.data + ulen
-    iph = Ipv4Packet(skb.buf, skb.network_header)
     if skb.dst.is_broadcast:
-        net.tracer.hop(skb, "L4", "__udp4_lib_mcast_deliver", "", f"dport {uh.dport}")
-        sk = net.udp_sockets.get((0, uh.dport))
+        net.tracer.hop(skb, "L4", "__udp4_lib_mcast_deliver", "", f"dport {dport}")
+        sk = net.udp_sockets.get((0, dport))
         if sk is None:
             return kfree_skb(skb, "NOT_SPECIFIED", "L4", "__udp4_lib_mcast_deliver")
         return udp_queue_rcv_skb(sk, skb)
-    sk = udp_lookup(net, iph.daddr, uh.dport)
-    net.tracer.hop(skb, "L4", "__udp4_lib_rcv", "", f"dport {uh.dport}" + ("" if sk else " no socket"))
+    nh = skb.network_header
+    sk = udp_lookup(net, int.from_bytes(skb.buf[nh + 16:nh + 20], "big"), dport)
     if sk is not None:
+        net.tracer.add(skb, sk.rcv_hop)
         return udp_queue_rcv_skb(sk, skb)
-    saddr, daddr = skb.buf[skb.network_header + 12:skb.network_header + 16], \
-        skb.buf[skb.network_header + 16:skb.network_header + 20]
-    if not uh.checksum_ok(bytes(saddr), bytes(daddr)):
+    net.tracer.hop(skb, "L4", "__udp4_lib_rcv", "", f"dport {dport} no socket")
+    uh = wire_udp.UdpDatagram(skb.buf, skb.data)
+    if not uh.checksum_ok(bytes(skb.buf[nh + 12:nh + 16]), bytes(skb.buf[nh + 16:nh + 20])):
         return kfree_skb(skb, "UDP_CSUM", "L4", "__udp4_lib_rcv")
     from harness.mockkernel.ipv4 import icmp
     icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH)
