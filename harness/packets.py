@@ -83,6 +83,9 @@ class Mask:
         diffs = []
         offset = 0
         while want and got:
+            if type(want) is not type(got):
+                diffs.append(f"layer: expected {type(want).__name__}, got {type(got).__name__}")
+                break
             for fld in want.fields_desc:
                 size = _field_bits(want, fld)
                 if not self._masked(offset, size):

@@ -19,28 +19,35 @@ from harness.mockkernel.wire.ethernet import BROADCAST, ETH_HLEN, ETH_P_ARP, ETH
 
 
 def net_rx_action(net) -> None:
-    """Poll every NIC with work, NAPI_POLL_WEIGHT at a time, netdev_budget per
-    softirq round; rounds repeat (ksoftirqd) until the rings are empty."""
+    """Softirq rounds until every RX ring is empty. Within a round NICs with work
+    are polled in turn, up to NAPI_POLL_WEIGHT each; a NIC that used its whole
+    weight goes back on the poll list, until the round's netdev_budget is spent."""
     budget_per_round = net.sysctl.int("net.core.netdev_budget")
     weight = min(NAPI_POLL_WEIGHT, net.sysctl.int("net.core.dev_weight"))
     softirq_round = 0
     while any(nic.rx_ring for nic in net.nics.values()):
         softirq_round += 1
         budget = budget_per_round
-        for nic in net.nics.values():
-            if budget <= 0:
-                break
-            polled = 0
-            rx = Hop("NIC_RX", nic.dev.name, "DMA", f"rx ring of {nic.dev.rx_ring}")
-            napi = Hop("NAPI", f"{nic.dev.name} poll", "", f"softirq round {softirq_round}")
-            alloc = Hop("SKB", "napi_alloc_skb")
-            for skb in nic.napi_poll(min(weight, budget)):
-                polled += 1
-                skb.net = net
-                net.tracer.start(skb, FrameSummary(skb.buf, skb.data)).hops += (rx, napi, alloc)
-                eth_type_trans(skb)
-                netif_receive_skb(skb)
-            budget -= polled
+        poll_list = [nic for nic in net.nics.values() if nic.rx_ring]
+        while poll_list and budget > 0:
+            nic = poll_list.pop(0)
+            budget -= _napi_poll(net, nic, min(weight, budget), softirq_round)
+            if nic.rx_ring:
+                poll_list.append(nic)
+
+
+def _napi_poll(net, nic, quota: int, softirq_round: int) -> int:
+    rx = Hop("NIC_RX", nic.dev.name, "DMA", f"rx ring of {nic.dev.rx_ring}")
+    napi = Hop("NAPI", f"{nic.dev.name} poll", "", f"softirq round {softirq_round}")
+    alloc = Hop("SKB", "napi_alloc_skb")
+    polled = 0
+    for skb in nic.napi_poll(quota):
+        polled += 1
+        skb.net = net
+        net.tracer.start(skb, FrameSummary(skb.buf, skb.data)).hops += (rx, napi, alloc)
+        eth_type_trans(skb)
+        netif_receive_skb(skb)
+    return polled
 
 
 def eth_type_trans(skb: SkBuff) -> None:

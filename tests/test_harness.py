@@ -1,0 +1,63 @@
+"""The harness around the targets: masks, expectations, the pytest plugin."""
+from __future__ import annotations
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+
+from harness.mockkernel.target import MockTarget
+from harness.packets import Mask
+from harness.target import ExpectError
+
+pytest_plugins = ["pytester"]
+
+
+def _frame(**ip):
+    return Ether(src="02:00:00:00:01:01", dst="02:00:00:00:00:01") / IP(src="10.0.0.2", dst="10.0.0.1", **ip) / UDP()
+
+
+def test_mask_ignores_only_the_named_field_and_records_why():
+    mask = Mask(_frame(id=1)).ignore(IP, "id", "random").ignore(IP, "chksum", "covers id")
+    assert mask.matches(bytes(_frame(id=999)))
+    assert not mask.matches(bytes(_frame(id=999, ttl=3)))
+    assert mask.reasons == ["IP.id: random", "IP.chksum: covers id"]
+
+
+def test_mask_difference_names_the_field():
+    assert "IP.ttl: expected 64, got 3" in Mask(_frame()).differences(bytes(_frame(ttl=3)))
+
+
+def test_expect_failure_shows_expected_actual_and_journeys():
+    dut = MockTarget()
+    dut.sh("ip addr add 10.0.0.1/24 dev p0")
+    dut.sh("ip neigh add 10.0.0.2 lladdr 02:00:00:00:01:01 dev p0")
+    dut.send("p0", _frame(ttl=5) / b"x")
+    with pytest.raises(ExpectError) as err:
+        dut.expect("p0", _frame())
+    text = str(err.value)
+    assert "expected on p0 (mock)" in text
+    assert "DROP NO_SOCKET at L4 in __udp4_lib_rcv" in text
+    assert "dest-unreach port-unreachable" in text
+
+
+def test_requires_marker_skips_with_the_missing_capability_and_summary_counts_it(pytester):
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.requires("teleport")
+        def test_needs_teleport(target):
+            pass
+
+        def test_plain(target):
+            assert target.name == "mock"
+    """)
+    result = pytester.runpytest("--target=mock")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*skips on --target=mock, by reason*",
+                                 "*1  target mock lacks capability: teleport*"])
+
+
+def test_lab_option_is_refused_until_the_lab_driver_exists(pytester):
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest("--lab=lab.yaml")
+    result.stderr.fnmatch_lines(["*--lab=lab.yaml: driving a lab DUT with a TRex generator is not built yet*"])

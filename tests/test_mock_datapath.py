@@ -1,0 +1,128 @@
+"""Unit tests of the mock kernel's pieces, each pinned to the kernel behaviour it models."""
+from __future__ import annotations
+
+import struct
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+
+from harness.mockkernel.clock import Clock
+from harness.mockkernel.ipv4 import route
+from harness.mockkernel.kernel import Kernel
+from harness.mockkernel.net import ip_to_int
+from harness.mockkernel.wire.checksum import checksum
+from harness.mockkernel.wire.ipv4 import Ipv4Packet
+from harness.target import PORTS, CommandError
+
+
+def _header(ttl: int, check: int | None = None) -> bytearray:
+    raw = bytearray(bytes(IP(src="10.0.0.2", dst="10.0.1.2", ttl=ttl, id=1) / UDP()))[:20]
+    if check is not None:
+        raw[10:12] = struct.pack("!H", check)
+    return raw
+
+
+@pytest.mark.parametrize("ttl", [2, 17, 64, 255])
+def test_ip_decrease_ttl_matches_a_full_checksum_recompute(ttl):
+    hdr = _header(ttl)
+    Ipv4Packet(hdr, 0).decrease_ttl()
+    assert hdr[8] == ttl - 1
+    assert Ipv4Packet(hdr, 0).checksum_ok()
+    assert hdr == _header(ttl - 1)
+
+
+def test_ip_decrease_ttl_folds_a_result_of_0xffff_to_zero_as_x86_linux_does():
+    # raw checksum bytes fe ff: the little-endian load is 0xfffe, +1 = 0xffff, +carry -> 0
+    hdr = _header(64, check=0xFEFF)
+    Ipv4Packet(hdr, 0).decrease_ttl()
+    assert hdr[10:12] == b"\x00\x00"
+
+
+def test_checksum_of_a_valid_header_is_zero():
+    assert checksum(_header(64)) == 0
+
+
+def test_longest_prefix_wins_then_the_lowest_metric():
+    k = Kernel()
+    k.sh(["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
+    k.sh(["ip", "addr", "add", "10.0.1.1/24", "dev", "p1"])
+    k.sh(["ip", "route", "add", "192.0.2.0/24", "via", "10.0.0.2", "metric", "10"])
+    k.sh(["ip", "route", "add", "192.0.2.0/24", "via", "10.0.1.2", "metric", "5"])
+    k.sh(["ip", "route", "add", "192.0.2.128/25", "via", "10.0.0.2"])
+    low = route.ip_route_output(k, ip_to_int("192.0.2.1"))
+    high = route.ip_route_output(k, ip_to_int("192.0.2.200"))
+    assert (low.dev.name, low.gateway) == ("p1", ip_to_int("10.0.1.2"))
+    assert (high.dev.name, high.gateway) == ("p0", ip_to_int("10.0.0.2"))
+
+
+def test_fwmark_rule_selects_its_table_before_main():
+    k = Kernel()
+    k.sh(["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
+    k.sh(["ip", "addr", "add", "10.0.1.1/24", "dev", "p1"])
+    k.sh(["ip", "route", "add", "default", "via", "10.0.0.2"])
+    k.sh(["ip", "route", "add", "default", "via", "10.0.1.2", "table", "100"])
+    k.sh(["ip", "rule", "add", "fwmark", "7", "table", "100"])
+    assert route.ip_route_output(k, ip_to_int("8.8.8.8")).dev.name == "p0"
+    assert route.ip_route_output(k, ip_to_int("8.8.8.8"), mark=7).dev.name == "p1"
+
+
+def test_route_cache_is_flushed_by_any_configuration_command():
+    k = Kernel()
+    k.sh(["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
+    k.sh(["sysctl", "-w", "net.ipv4.ip_forward=1"])
+    p0 = k.dev_by_name("p0")
+    first = route.ip_route_input(k, ip_to_int("198.51.100.1"), ip_to_int("10.0.0.2"), 0, p0)
+    assert first.kind == "error"
+    k.sh(["ip", "route", "add", "198.51.100.0/24", "via", "10.0.0.9"])
+    again = route.ip_route_input(k, ip_to_int("198.51.100.1"), ip_to_int("10.0.0.2"), 0, p0)
+    assert again.kind == "forward"
+
+
+def _udp_frame(i: int = 0) -> bytes:
+    return bytes(Ether(src=PORTS[0].peer_mac, dst=PORTS[0].mac) /
+                 IP(src="10.0.0.2", dst="10.0.0.1", id=i) / UDP(sport=1, dport=9))
+
+
+def test_frames_beyond_the_rx_ring_are_missed_without_an_skb():
+    k = Kernel()
+    k.sh(["ethtool", "-G", "p0", "rx", "8"])
+    k.receive("p0", [_udp_frame(i) for i in range(20)])
+    assert k.dev_by_name("p0").stats.rx_missed_errors == 12
+    missed = [d for d in k.tracer.drops if d.stage == "NIC_RX"]
+    assert len(missed) == 12 and {d.reason for d in missed} == {"FULL_RING"}
+
+
+def test_napi_polls_64_per_device_within_netdev_budget_rounds():
+    k = Kernel()
+    k.sh(["ethtool", "-G", "p0", "rx", "1024"])
+    k.sh(["sysctl", "-w", "net.core.netdev_budget=300"])
+    k.receive("p0", [_udp_frame(i) for i in range(700)])
+    rounds = [next(h.summary for h in j.hops if h.stage == "NAPI") for j in k.tracer.journeys]
+    assert rounds.count("softirq round 1") == 300
+    assert rounds.count("softirq round 2") == 300
+    assert rounds.count("softirq round 3") == 100
+
+
+def test_virtual_clock_fires_timers_in_order_at_their_time():
+    clock, fired = Clock(), []
+    clock.add_timer(2.0, lambda: fired.append(("b", clock.now)))
+    clock.add_timer(1.0, lambda: fired.append(("a", clock.now)))
+    clock.advance(1.5)
+    assert fired == [("a", 1.0)]
+    clock.advance(1.0)
+    assert fired == [("a", 1.0), ("b", 2.0)] and clock.now == 2.5
+
+
+def test_unsupported_command_names_the_program():
+    with pytest.raises(CommandError, match="'tc' is not supported on the mock target"):
+        Kernel().sh(["tc", "qdisc", "show"])
+
+
+def test_icmp_peer_bucket_allows_six_then_one_per_second():
+    from harness.mockkernel.ipv4.icmp import inet_peer_xrlim_allow
+    k = Kernel()
+    allowed = [inet_peer_xrlim_allow(k, 1, 1.0) for _ in range(10)]
+    assert allowed == [True] * 6 + [False] * 4
+    k.advance(1.0)
+    assert inet_peer_xrlim_allow(k, 1, 1.0) and not inet_peer_xrlim_allow(k, 1, 1.0)
