@@ -33,15 +33,18 @@ class Nic:
         self.rx_ring.append(frame)
         return True
 
-    def napi_poll(self, budget: int):
+    def napi_poll(self, budget: int) -> list:
         """The driver's poll: up to `budget` skbs built from the ring, in order."""
-        for _ in range(min(budget, len(self.rx_ring))):
-            frame = self.rx_ring.popleft()
-            self.dev.stats.rx_packets += 1
-            self.dev.stats.rx_bytes += len(frame)
+        ring, dev, stats = self.rx_ring, self.dev, self.dev.stats
+        skbs = []
+        for _ in range(min(budget, len(ring))):
+            frame = ring.popleft()
+            stats.rx_packets += 1
+            stats.rx_bytes += len(frame)
             skb = alloc_skb(frame)
-            skb.dev = self.dev
-            yield skb
+            skb.dev = dev
+            skbs.append(skb)
+        return skbs
 
     def start_xmit(self, frame: bytes) -> None:
         """ndo_start_xmit(): onto the TX ring and, in the model, straight onto the wire."""

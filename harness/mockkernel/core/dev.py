@@ -88,7 +88,7 @@ def dev_queue_xmit(skb: SkBuff) -> None:
         return
     nic = net.nics[dev.name]
     net.tracer.add(skb, nic.tx_hop)
-    nic.start_xmit(skb.bytes())
+    nic.start_xmit(bytes(skb.buf[skb.data:skb.tail]))
 
 
 def eth_header(skb: SkBuff, dst_mac: bytes, src_mac: bytes, ethertype: int) -> None:

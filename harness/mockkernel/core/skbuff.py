@@ -23,15 +23,11 @@ class SkBuff:
 
     def __init__(self, buf: bytearray, data: int, tail: int):
         self.buf, self.data, self.tail = buf, data, tail
-        self.protocol = 0
-        self.pkt_type = PACKET_HOST
-        self.mark = self.priority = self.hash = 0
-        self.cb: dict = {}
-        self.dev = self.net = self.dst = self.sk = self.journey = None
+        self.protocol = self.pkt_type = self.mark = self.priority = self.hash = 0
+        self.cb = self.dev = self.net = self.dst = self.sk = self.journey = None
         self.mac_header = self.network_header = self.transport_header = data
         self.tstamp = 0.0
-        self.ignore_df = False
-        self.local_out = False
+        self.ignore_df = self.local_out = False
         self.truesize = (((tail - data) + NET_SKB_PAD + 63) & ~63) + _SKB_OVERHEAD
 
     @property
@@ -80,7 +76,7 @@ def skb_clone(skb: SkBuff) -> SkBuff:
     for slot in SkBuff.__slots__:
         if slot != "__weakref__":
             setattr(clone, slot, getattr(skb, slot))
-    clone.cb = dict(skb.cb)
+    clone.cb = dict(skb.cb) if skb.cb else None
     return clone
 
 

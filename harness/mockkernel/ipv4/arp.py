@@ -46,7 +46,8 @@ def ip_finish_output2(skb: SkBuff) -> None:
     dev = skb.dev
     if dev.is_loopback:
         return core_dev.dev_queue_xmit(skb)
-    daddr = Ipv4Packet(skb.buf, skb.network_header).daddr
+    nh = skb.network_header
+    daddr = int.from_bytes(skb.buf[nh + 16:nh + 20], "big")
     if rt.is_broadcast:
         return _xmit(skb, BROADCAST)
     nexthop = rt.nexthop(daddr)

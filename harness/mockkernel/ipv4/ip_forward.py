@@ -29,18 +29,14 @@ def ip_forward(skb: SkBuff) -> None:
         net.tracer.hop(skb, "IP_FORWARD", "ip_forward", "TTL_EXCEEDED", f"ttl={iph.ttl}")
         icmp.icmp_send(skb, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL)
         return kfree_skb(skb, "IP_INHDR", "IP_FORWARD", "ip_forward")
-    mtu = rt.dst_mtu()
-    if ip_exceeds_mtu(skb, iph, mtu):
+    mtu = rt.mtu or rt.dev.mtu
+    if skb.tail - skb.data > mtu and iph.frag_off & IP_DF and not skb.ignore_df:
         net.tracer.hop(skb, "IP_FORWARD", "ip_forward", "FRAG_NEEDED", f"len={skb.len} mtu={mtu}")
         icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, info=mtu)
         return kfree_skb(skb, "PKT_TOO_BIG", "IP_FORWARD", "ip_forward")
     iph.decrease_ttl()
     net.tracer.add(skb, HOP_FORWARD_OK)
     ip_forward_finish(skb)
-
-
-def ip_exceeds_mtu(skb: SkBuff, iph: Ipv4Packet, mtu: int) -> bool:
-    return skb.tail - skb.data > mtu and bool(iph.frag_off & IP_DF) and not skb.ignore_df
 
 
 def ip_forward_finish(skb: SkBuff) -> None:

@@ -13,6 +13,7 @@ import struct
 from harness.journey import Hop
 from harness.mockkernel.core.skbuff import PACKET_OTHERHOST, SkBuff, kfree_skb
 from harness.mockkernel.ipv4 import icmp, ip_forward, ip_fragment, route, udp
+from harness.mockkernel.wire.checksum import checksum
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_PROT_UNREACH
 from harness.mockkernel.wire.ipv4 import (IP_MF, IP_OFFSET, IPOPT_LSRR, IPOPT_SSRR, IPPROTO_ICMP,
                                           IPPROTO_TCP, IPPROTO_UDP, Ipv4Packet)
@@ -37,7 +38,7 @@ def ip_rcv(skb: SkBuff) -> None:
     ihl = buf[off] & 0x0F
     if ihl < 5 or buf[off] >> 4 != 4 or length < ihl * 4:
         return kfree_skb(skb, "IP_INHDR", "IP_RCV", "ip_rcv_core")
-    if not Ipv4Packet(buf, off).checksum_ok():
+    if checksum(memoryview(buf)[off:off + ihl * 4]):
         return kfree_skb(skb, "IP_CSUM", "IP_RCV", "ip_rcv_core")
     tot_len = (buf[off + 2] << 8) | buf[off + 3]
     if length < tot_len:

@@ -44,7 +44,8 @@ def ip_output(skb: SkBuff) -> None:
 
 
 def ip_finish_output(skb: SkBuff) -> None:
-    mtu = skb.dst.dst_mtu()
+    rt = skb.dst
+    mtu = rt.mtu or rt.dev.mtu
     if skb.tail - skb.network_header > mtu:
         return ip_fragment(skb, mtu)
     arp.ip_finish_output2(skb)

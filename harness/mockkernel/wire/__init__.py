@@ -36,7 +36,7 @@ class FrameSummary:
     __slots__ = ("frame",)
 
     def __init__(self, buf: bytearray, off: int):
-        self.frame = bytes(buf[off:off + 64])
+        self.frame = buf[off:off + 64]  # a copy: the datapath rewrites buf in place
 
     def __str__(self) -> str:
-        return summarize_frame(bytearray(self.frame), 0)
+        return summarize_frame(self.frame, 0)

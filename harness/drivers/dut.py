@@ -1,0 +1,221 @@
+"""`--target=dut` without a lab file: the Target interface over the real kernel of
+this host, in the namespaces of a fresh `NetnsLab`.
+
+Configuration runs the operators' own commands inside the DUT namespace; frames are
+written and captured with AF_PACKET sockets on the tester ends of the veth pairs;
+applications are sockets opened inside the DUT namespace; drops come from the
+`skb:kfree_skb` tracepoint (`kfree_skb.py`). The real kernel takes real time, so
+expectations wait: up to `positive_timeout` for an expected frame, and
+`negative_timeout` to be sure nothing comes.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import select
+import socket
+import time
+from collections.abc import Sequence
+
+from harness.drivers.kfree_skb import KfreeSkbTracer, NetnsDrops
+from harness.drivers.netns import NetnsLab, require_tool
+from harness.journey import Drop, Journey
+from harness.target import PORTS, AppSocket, CommandError, Port, Target, TargetError
+
+# What `sh()` runs: the configuration tools operators use, nothing else.
+SH_PROGRAMS = frozenset({
+    "ip", "nft", "iptables", "iptables-save", "iptables-restore", "tc", "sysctl",
+    "ethtool", "conntrack", "bpftool",
+})
+
+ETH_P_ALL = 0x0003
+# is_skb_forwardable(): a frame may exceed the MTU by the Ethernet and a VLAN header
+VETH_MAX_HEADER = 14 + 4
+MAX_FRAME = 65535
+# Frames of one burst leave the DUT microseconds apart: after the first, keep
+# collecting until the ports stay quiet this long, so a burst is not split.
+BURST_QUIET = 0.01
+# Fields of a /proc/net/udp and /proc/net/icmp row (udp4_format_sock(), ping_v4_format_sock())
+PROC_NET_INODE = 9
+PROC_NET_DROPS = 12
+
+
+class NetnsTarget(Target):
+    """The real kernel in a DUT namespace, ports p0..p2 wired to tester ports t0..t2."""
+
+    name = "dut"
+
+    def __init__(self, positive_timeout: float = 1.0, negative_timeout: float = 0.25) -> None:
+        super().__init__()
+        self.positive_timeout = positive_timeout
+        self.negative_timeout = negative_timeout
+        self._sockets: list[NetnsSocket] = []
+        self._drops: NetnsDrops | None = None
+        self.lab = NetnsLab()
+        try:
+            # opened with the lab, so nothing the DUT sends is missed
+            self._wires = {port.name: self._tester_socket(port) for port in PORTS}
+            capabilities = {"kernel", "frames", "sockets"}
+            try:
+                self._drops = KfreeSkbTracer.shared().watch(self.lab)
+                capabilities.add("drop_reasons")
+            except TargetError as exc:
+                self.drop_reasons_unavailable = str(exc)
+            self.capabilities = frozenset(capabilities)
+        except BaseException:
+            self.lab.close()
+            raise
+
+    def _tester_socket(self, port: Port) -> socket.socket:
+        sock = self.lab.socket(self.lab.tester, socket.AF_PACKET, socket.SOCK_RAW)
+        sock.bind((port.peer, ETH_P_ALL))
+        sock.setblocking(False)
+        return sock
+
+    # configuration -----------------------------------------------------------
+    def sh(self, cmd: str | Sequence[str], stdin: str | None = None) -> str:
+        argv = self.argv(cmd)
+        if not argv:
+            raise CommandError(argv, "empty command")
+        if argv[0] not in SH_PROGRAMS:
+            raise CommandError(argv, f"`{argv[0]}` is not a configuration command this target runs; "
+                                     f"it runs {', '.join(sorted(SH_PROGRAMS))}")
+        require_tool(argv[0])
+        return self.lab.run(self.lab.dut, argv, stdin)
+
+    # frames ------------------------------------------------------------------
+    def _transmit(self, port: Port, frames: list[bytes]) -> None:
+        wire = self._wires[port.name]
+        for frame in frames:
+            try:
+                wire.send(frame)
+            except OSError as exc:
+                # veth_xmit() returns NET_XMIT_DROP when the DUT's end refuses the frame
+                if exc.errno != errno.ENOBUFS:
+                    raise
+                self._refused(port, frame)
+
+    def _refused(self, port: Port, frame: bytes) -> None:
+        """The DUT port dropped `frame` on receipt. A full backlog or a port set down
+        is the DUT's behaviour, seen in drops(); a frame the wire cannot carry is a
+        mistake in the test, and says so."""
+        mtu = json.loads(self.lab.run(self.lab.dut, ["ip", "-json", "link", "show", port.name]))[0]["mtu"]
+        if len(frame) > mtu + VETH_MAX_HEADER:
+            raise TargetError(f"{port.name} cannot receive a {len(frame)}-byte frame: its MTU is "
+                              f"{mtu} (veth refuses frames over MTU + {VETH_MAX_HEADER} bytes, as a "
+                              f"NIC drops oversized frames); raise it with `ip link set {port.name} "
+                              f"mtu N` or send a smaller frame")
+
+    def _receive(self, timeout: float) -> dict[str, list[bytes]]:
+        received: dict[str, list[bytes]] = {name: [] for name in self._wires}
+        wait = timeout
+        while True:
+            ready, _, _ = select.select(list(self._wires.values()), [], [], wait)
+            if not ready:
+                return received
+            for name, wire in self._wires.items():
+                received[name] += _drain_incoming(wire)
+            wait = BURST_QUIET
+
+    # applications, observation, time ----------------------------------------
+    def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None = None) -> AppSocket:
+        sock = NetnsSocket(self.lab, proto, bind, rcvbuf, self.positive_timeout)
+        self._sockets.append(sock)
+        return sock
+
+    def journeys(self) -> list[Journey]:
+        """One journey per drop: the tracepoint sees where packets end, not their hops."""
+        return [Journey(packet=drop.packet, drop=drop) for drop in self.drops()]
+
+    def drops(self) -> list[Drop]:
+        if self._drops is None:
+            raise TargetError(f"this target cannot see drop reasons: {self.drop_reasons_unavailable}")
+        return self._drops.drops()
+
+    def wait(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def reset(self) -> None:
+        super().reset()
+        if self._drops is not None:
+            self._drops.clear()
+
+    def close(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+        if self._drops is not None:
+            self._drops.close()
+        self.lab.close()
+
+
+def _drain_incoming(wire: socket.socket) -> list[bytes]:
+    """Every frame queued on a tester port that came from the DUT (the port's own
+    transmissions show up as PACKET_OUTGOING)."""
+    frames = []
+    while True:
+        try:
+            frame, address = wire.recvfrom(MAX_FRAME)
+        except BlockingIOError:
+            return frames
+        if address[2] != socket.PACKET_OUTGOING:
+            frames.append(frame)
+
+
+class NetnsSocket(AppSocket):
+    """A UDP socket or ICMP ping socket of an application in the DUT namespace."""
+
+    PROTOCOLS = {"udp": (socket.IPPROTO_UDP, "udp"), "icmp": (socket.IPPROTO_ICMP, "icmp")}
+
+    def __init__(self, lab: NetnsLab, proto: str, bind: tuple[str, int], rcvbuf: int | None,
+                 timeout: float):
+        if proto not in self.PROTOCOLS:
+            raise TargetError(f"socket proto {proto!r} is not supported; use 'udp' or 'icmp'")
+        ipproto, self._proc_net = self.PROTOCOLS[proto]
+        self.lab, self.proto, self.bind, self.timeout = lab, proto, bind, timeout
+        self.sock = lab.socket(lab.dut, socket.AF_INET, socket.SOCK_DGRAM, ipproto)
+        try:
+            if rcvbuf is not None:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.bind(bind)
+        except OSError as exc:
+            self.sock.close()
+            raise TargetError(f"{proto} socket bind {bind}: {exc.strerror}") from exc
+        self.sock.setblocking(False)
+        self.inode = os.fstat(self.sock.fileno()).st_ino
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            self.sock.sendto(data, addr)
+        except OSError as exc:
+            raise TargetError(f"{self.proto} socket {self.bind}: sendto {addr}: {exc.strerror}") from exc
+
+    def recv(self) -> tuple[bytes, tuple[str, int]]:
+        ready, _, _ = select.select([self.sock], [], [], self.timeout)
+        if not ready:
+            raise TargetError(f"{self.proto} socket {self.bind}: nothing received in {self.timeout} s")
+        return self._recvfrom()
+
+    def recv_all(self) -> list[tuple[bytes, tuple[str, int]]]:
+        datagrams = []
+        while True:
+            try:
+                datagrams.append(self._recvfrom())
+            except BlockingIOError:
+                return datagrams
+
+    def _recvfrom(self) -> tuple[bytes, tuple[str, int]]:
+        data, (addr, port) = self.sock.recvfrom(MAX_FRAME)
+        return data, (addr, port)
+
+    def drops(self) -> int:
+        """The `drops` column of this socket's line in /proc/net/udp (or icmp)."""
+        for line in self.lab.read_proc_net(self.lab.dut, self._proc_net).splitlines()[1:]:
+            fields = line.split()
+            if int(fields[PROC_NET_INODE]) == self.inode:
+                return int(fields[PROC_NET_DROPS])
+        raise TargetError(f"{self.proto} socket {self.bind} (inode {self.inode}) is not in "
+                          f"/proc/net/{self._proc_net} of {self.lab.dut}")
+
+    def close(self) -> None:
+        self.sock.close()

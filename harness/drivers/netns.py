@@ -1,0 +1,308 @@
+"""The embedded lab: a DUT and a tester network namespace on this host, wired by veth.
+
+    tester netns pj<pid>x<n>-tst         DUT netns pj<pid>x<n>-dut
+      t0 (port.peer_mac)  <--- veth --->  p0 (port.mac)
+      t1                  <--- veth --->  p1
+      t2                  <--- veth --->  p2
+
+Every link is created inside the namespaces (`ip -n TST link add t0 ... peer name p0
+netns DUT`), so nothing is ever created in, or named in, the host's namespace. The
+DUT gets `DUT_SYSCTLS`; the tester has IPv6 off and no addresses, so its ports never
+send anything on their own. Both get their sysctls before the links exist, so the
+ports inherit conf/default. Names carry the pid and an instance counter, so
+pytest-xdist workers and several labs in one process never collide.
+
+Safety: nothing runs in, and no socket is opened in, the host's network namespace
+(`refuse_host_netns`). `NetnsLab.close()` deletes both namespaces; it also runs at
+interpreter exit and on SIGTERM for every lab still alive, and a process starting
+its first lab removes the namespaces of labs whose process died without cleaning up.
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes
+import itertools
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from harness.target import DUT_SYSCTLS, PORTS, CommandError, TargetError, TargetUnavailable
+
+NETNS_RUN_DIR = "/run/netns"
+CLONE_NEWNET = 0x40000000
+# init_net's inode is fixed (PROC_NET_INIT_INO in include/linux/proc_ns.h).
+PROC_NET_INIT_INO = 0xEFFFFFF9
+
+# The tester's ports must stay silent: no IPv6 means no router solicitations,
+# DAD or MLD reports; without addresses IPv4 answers nothing either.
+TESTER_SYSCTLS = {
+    "net.ipv6.conf.all.disable_ipv6": "1",
+    "net.ipv6.conf.default.disable_ipv6": "1",
+}
+
+# The tester's ends carry any frame a test writes or the DUT sends (veth drops a
+# frame longer than the receiving end's MTU); the DUT port's MTU is the one tested.
+TESTER_MTU = 65535
+
+# veth leaves locally generated UDP/TCP with CHECKSUM_PARTIAL (no NIC ever fills
+# it in), so the tester would capture half-done checksums: checksum in software.
+DUT_PORT_OFFLOADS = ("tx", "off")
+
+# Debian packages providing the programs the lab and `sh()` run.
+PACKAGES = {
+    "ip": "iproute2", "tc": "iproute2", "sysctl": "procps", "ethtool": "ethtool",
+    "nft": "nftables", "iptables": "iptables", "iptables-save": "iptables",
+    "iptables-restore": "iptables", "conntrack": "conntrack", "bpftool": "bpftool",
+    "bpftrace": "bpftrace", "mount": "mount",
+}
+
+_LAB_NAME = re.compile(r"^pj(\d+)x\d+-(dut|tst)$")
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def require_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise TargetUnavailable(f"{what} needs root (network namespaces, veth, raw sockets): "
+                                "run pytest as root, or use --target=mock")
+
+
+def require_tool(program: str) -> str:
+    """The path of `program`, or TargetUnavailable saying which package installs it."""
+    path = shutil.which(program)
+    if path is None:
+        package = PACKAGES.get(program, program)
+        raise TargetUnavailable(f"`{program}` is not installed: `apt-get install {package}`")
+    return path
+
+
+def _host_netns_inodes() -> frozenset[int]:
+    """The namespaces never to touch: init_net, pid 1's, and the one this process
+    started in (the harness's own host, even inside a container)."""
+    inodes = {PROC_NET_INIT_INO, os.stat("/proc/self/ns/net").st_ino}
+    try:
+        inodes.add(os.stat("/proc/1/ns/net").st_ino)
+    except PermissionError:  # a sandboxed pid 1 hides its namespaces even from root
+        pass
+    return frozenset(inodes)
+
+
+HOST_NETNS_INODES = _host_netns_inodes()
+
+
+def refuse_host_netns(inode: int, action: str) -> None:
+    if inode in HOST_NETNS_INODES:
+        raise TargetError(f"refusing to {action}: network namespace inode {inode} is the "
+                          "host's; the lab only ever works inside its own namespaces")
+
+
+def _setns(fd: int) -> None:
+    """setns(2) for the calling thread only (os.setns arrived in Python 3.12)."""
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"setns: {os.strerror(errno)}")
+
+
+@contextmanager
+def inside_netns(path: str) -> Iterator[None]:
+    """Run the block with the calling thread in the network namespace at `path`;
+    what the block creates (a socket) stays in that namespace afterwards."""
+    target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        refuse_host_netns(os.fstat(target).st_ino, f"enter {path}")
+        _setns(target)
+        try:
+            yield
+        finally:
+            _setns(home)
+    finally:
+        os.close(target)
+        os.close(home)
+
+
+class NetnsLab:
+    """One DUT namespace and one tester namespace, wired port by port (module doc).
+
+    `dut`/`tester` are the namespace names, `dut_inode`/`tester_inode` their inodes
+    (what tracepoints report), `sysctls` what was set, by namespace name.
+    """
+
+    def __init__(self) -> None:
+        require_root("the netns lab")
+        for program in ("ip", "sysctl", "ethtool"):
+            require_tool(program)
+        _start_process_lifecycle()
+        n = next(_instance_numbers)
+        self.dut = f"pj{os.getpid()}x{n}-dut"
+        self.tester = f"pj{os.getpid()}x{n}-tst"
+        self.sysctls = {self.dut: dict(DUT_SYSCTLS), self.tester: dict(TESTER_SYSCTLS)}
+        self._sockets: list[socket.socket] = []
+        self._closed = False
+        _live_labs.add(self)
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+
+    def _build(self) -> None:
+        for name in (self.dut, self.tester):
+            _run(["ip", "netns", "add", name])
+        self.dut_inode = self.inode(self.dut)
+        self.tester_inode = self.inode(self.tester)
+        for name, sysctls in self.sysctls.items():
+            self.run(name, ["sysctl", "-q", "-w", *(f"{key}={value}" for key, value in sysctls.items())])
+        links = [f"link add {p.peer} address {p.peer_mac} mtu {TESTER_MTU} type veth "
+                 f"peer name {p.name} address {p.mac} netns {self.dut}" for p in PORTS]
+        _run(["ip", "-n", self.tester, "-batch", "-"], stdin="\n".join(
+            links + ["link set lo up"] + [f"link set {p.peer} up" for p in PORTS]))
+        _run(["ip", "-n", self.dut, "-batch", "-"], stdin="\n".join(
+            ["link set lo up"] + [f"link set {p.name} up" for p in PORTS]))
+        for port in PORTS:
+            self.run(self.dut, ["ethtool", "-K", port.name, *DUT_PORT_OFFLOADS])
+
+    @staticmethod
+    def path(name: str) -> str:
+        return os.path.join(NETNS_RUN_DIR, name)
+
+    def inode(self, name: str) -> int:
+        """The namespace's inode, refusing the host's (a stray bind mount, say)."""
+        inode = os.stat(self.path(name)).st_ino
+        refuse_host_netns(inode, f"use namespace {name}")
+        return inode
+
+    def run(self, name: str, argv: Sequence[str], stdin: str | None = None) -> str:
+        """Run `argv` (no shell) inside namespace `name`: its stdout, or CommandError."""
+        self._check_open()
+        self.inode(name)
+        return _run(["ip", "netns", "exec", name, *argv], stdin, shown=list(argv))
+
+    def socket(self, name: str, family: int, sock_type: int, proto: int = 0) -> socket.socket:
+        """A socket created inside namespace `name`, closed with the lab."""
+        self._check_open()
+        with inside_netns(self.path(name)):
+            sock = socket.socket(family, sock_type, proto)
+        self._sockets.append(sock)
+        return sock
+
+    def read_proc_net(self, name: str, filename: str) -> str:
+        """/proc/net/`filename` as namespace `name` sees it."""
+        self._check_open()
+        with inside_netns(self.path(name)):
+            # /proc/self/net is the main thread's namespace; this thread's is thread-self
+            with open(f"/proc/thread-self/net/{filename}") as f:
+                return f.read()
+
+    def close(self) -> None:
+        """Close the lab's sockets and delete both namespaces. Safe to call twice, and
+        to re-enter from the SIGTERM handler: each step checks what is left to do."""
+        self._closed = True
+        for sock in self._sockets:
+            sock.close()
+        failures = [failure for name in (self.dut, self.tester) if (failure := _delete_netns(name))]
+        _live_labs.discard(self)
+        if failures:
+            raise TargetError("lab teardown failed: " + "; ".join(failures))
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TargetError(f"lab {self.dut} is closed")
+
+    def __repr__(self) -> str:
+        return f"NetnsLab({self.dut}, {self.tester})"
+
+
+def _run(argv: list[str], stdin: str | None = None, shown: list[str] | None = None) -> str:
+    """stdout of `argv`, or CommandError naming `shown` (the command as the user wrote it)."""
+    result = subprocess.run(argv, input=stdin, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise CommandError(shown or argv, result.stderr.strip() or result.stdout.strip()
+                           or f"exit status {result.returncode}", result.returncode)
+    return result.stdout
+
+
+def _delete_netns(name: str) -> str | None:
+    """Delete namespace `name` if it exists; a description of the failure, if any."""
+    if not os.path.exists(NetnsLab.path(name)):
+        return None
+    result = subprocess.run(["ip", "netns", "delete", name], capture_output=True, text=True)
+    if result.returncode != 0 and os.path.exists(NetnsLab.path(name)):
+        return f"`ip netns delete {name}`: {result.stderr.strip()}"
+    return None
+
+
+# process lifecycle: stale labs, exit, SIGTERM -------------------------------------
+
+_instance_numbers = itertools.count()
+_live_labs: set[NetnsLab] = set()
+_lifecycle_lock = threading.Lock()
+_lifecycle_started = False
+_previous_sigterm = None
+
+
+def _start_process_lifecycle() -> None:
+    """Once per process: remove dead processes' labs, clean ours at exit and SIGTERM."""
+    global _lifecycle_started, _previous_sigterm
+    with _lifecycle_lock:
+        if _lifecycle_started:
+            return
+        _lifecycle_started = True
+        remove_stale_labs()
+        atexit.register(close_live_labs)
+        # handlers can only be installed from the main thread; elsewhere the atexit
+        # hook and the fixtures' close() still clean up
+        if threading.current_thread() is threading.main_thread():
+            _previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def remove_stale_labs() -> list[str]:
+    """Delete `pj<pid>...` namespaces whose process is gone; the names deleted."""
+    if not os.path.isdir(NETNS_RUN_DIR):
+        return []
+    removed = []
+    for name in sorted(os.listdir(NETNS_RUN_DIR)):
+        match = _LAB_NAME.match(name)
+        if match and not _pid_alive(int(match.group(1))):
+            failure = _delete_netns(name)
+            if failure:
+                raise TargetError(f"removing a stale lab failed: {failure}")
+            removed.append(name)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def close_live_labs() -> None:
+    """Close every lab of this process still alive, trying all before reporting."""
+    failures = []
+    for lab in list(_live_labs):
+        try:
+            lab.close()
+        except TargetError as exc:
+            failures.append(str(exc))
+    if failures:
+        raise TargetError("; ".join(failures))
+
+
+def _on_sigterm(signum: int, frame) -> None:
+    """Tear the labs down, then let SIGTERM do what it did before we were here."""
+    close_live_labs()
+    if callable(_previous_sigterm):
+        _previous_sigterm(signum, frame)
+    elif _previous_sigterm != signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
