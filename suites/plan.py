@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scapy.layers.inet import IP
+from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import Ether
 
 from harness.packets import Mask
@@ -45,8 +45,16 @@ class Host:
         """Ether/IP as the DUT sends it to this host."""
         return Ether(src=self.port.mac, dst=self.mac) / IP(**ip_fields)
 
+    def icmp_error(self, icmp_type: int, code: int, about, **icmp_fields) -> Mask:
+        """The ICMP error Linux sends this host about the IP packet in `about`:
+        from the DUT's address on this port (the route back picks it), TOS
+        precedence internetcontrol (0xC0), TTL 64, no DF, quoting the packet."""
+        reply = self.from_dut(src=self.dut_ip, dst=self.ip, tos=0xC0, ttl=64, flags=0) / \
+            ICMP(type=icmp_type, code=code, **icmp_fields) / quoted(about)
+        return icmp_socket_mask(reply)
 
-def icmp_error_mask(frame) -> Mask:
+
+def icmp_socket_mask(frame) -> Mask:
     """ICMP errors and echo replies are sent by the kernel's ICMP socket without
     DF, so their IP ID comes from the hashed per-destination generator."""
     return Mask(frame).ignore(IP, "id", "ICMP sent without DF: IP ID from Linux's hashed generator") \

@@ -1,9 +1,10 @@
 """Local delivery: sockets, echo, ICMP answers for what nobody listens to."""
 from __future__ import annotations
 
-from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.inet import ICMP, UDP
 
-from plan import icmp_error_mask, quoted
+from plan import icmp_socket_mask
+
 
 
 def test_udp_datagram_reaches_the_bound_socket_with_its_source(target, hosts):
@@ -35,7 +36,7 @@ def test_icmp_echo_request_is_answered_from_the_address_it_was_sent_to(target, h
     target.send(h2.port, request)
     reply = h2.from_dut(src=h2.dut_ip, dst=h2.ip, tos=0x10, ttl=64, flags=0) / \
         ICMP(type=0, id=0x1234, seq=7) / b"ping payload"
-    target.expect(h2.port, icmp_error_mask(reply))
+    target.expect(h2.port, icmp_socket_mask(reply))
     target.expect_nothing()
     assert target.drops() == []
 
@@ -44,9 +45,7 @@ def test_udp_to_a_closed_port_gets_port_unreachable_and_no_socket(target, hosts)
     h0 = hosts[0]
     sent = h0.to_dut(id=555) / UDP(sport=1234, dport=9999) / b"anyone?"
     target.send(h0.port, sent)
-    reply = h0.from_dut(src=h0.dut_ip, dst=h0.ip, tos=0xC0, ttl=64, flags=0) / \
-        ICMP(type=3, code=3) / quoted(sent)
-    target.expect(h0.port, icmp_error_mask(reply))
+    target.expect(h0.port, h0.icmp_error(3, 3, sent))
     target.expect_nothing()
     assert [(d.reason, d.stage) for d in target.drops()] == [("NO_SOCKET", "L4")]
 
@@ -69,9 +68,7 @@ def test_unknown_protocol_gets_protocol_unreachable_and_ip_noproto(target, hosts
     h0 = hosts[0]
     sent = h0.to_dut(proto=253, id=9) / b"experimental"
     target.send(h0.port, sent)
-    reply = h0.from_dut(src=h0.dut_ip, dst=h0.ip, tos=0xC0, ttl=64, flags=0) / \
-        ICMP(type=3, code=2) / quoted(sent)
-    target.expect(h0.port, icmp_error_mask(reply))
+    target.expect(h0.port, h0.icmp_error(3, 2, sent))
     target.expect_nothing()
     assert [d.reason for d in target.drops()] == ["IP_NOPROTO"]
 

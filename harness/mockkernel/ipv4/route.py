@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from harness.journey import Hop
-from harness.mockkernel.net import (RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE,
+from harness.mockkernel.net import (RT_SCOPE_LINK, RT_SCOPE_UNIVERSE,
                                     FibRoute, Net, NetDevice, prefix_mask)
 
 # errno values a lookup reports (fib_props[] in fib_semantics.c)
