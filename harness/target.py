@@ -92,6 +92,18 @@ class CommandError(TargetError):
         super().__init__(f"`{shlex.join(self.argv)}` failed: {message}")
 
 
+# A veth (like a NIC) refuses a frame longer than the port's MTU + this many bytes.
+MAX_L2_OVERHEAD = 18
+
+
+def frame_too_long(port: "Port", length: int, mtu: int) -> TargetError:
+    """The test sent a frame the DUT port cannot receive: a mistake in the test."""
+    return TargetError(f"{port.name} cannot receive a {length}-byte frame: its MTU is {mtu} "
+                       f"(veth refuses frames over MTU + {MAX_L2_OVERHEAD} bytes, as a NIC drops "
+                       f"oversized frames); raise it with `ip link set {port.name} mtu N` or send "
+                       "a smaller frame")
+
+
 class ExpectError(AssertionError):
     """An expected frame did not arrive, or an unexpected one did."""
 

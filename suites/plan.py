@@ -54,6 +54,14 @@ class Host:
         return icmp_socket_mask(reply)
 
 
+def socket_datagram_mask(frame) -> Mask:
+    """A UDP or ping socket's datagram: IP_PMTUDISC_WANT sets DF when it fits
+    the MTU but also ignore_df, so ip_select_ident_segs() takes the ID from the
+    hashed generator rather than 0."""
+    return Mask(frame).ignore(IP, "id", "IP_PMTUDISC_WANT sets ignore_df: ID from Linux's hashed generator") \
+        .ignore(IP, "chksum", "covers the unpredictable IP ID")
+
+
 def icmp_socket_mask(frame) -> Mask:
     """ICMP errors and echo replies are sent by the kernel's ICMP socket without
     DF, so their IP ID comes from the hashed per-destination generator."""

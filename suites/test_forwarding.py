@@ -72,6 +72,7 @@ def test_df_packet_over_egress_mtu_gets_frag_needed_carrying_the_mtu(target, rou
 
 def test_packet_without_df_is_fragmented_on_the_egress_port(target, router):
     h0, h1 = router[0], router[1]
+    target.sh(f"ip link set dev {h0.port.name} mtu 9000")
     target.sh(f"ip link set dev {h1.port.name} mtu 1280")
     payload = bytes(range(256)) * 12  # 3072 bytes of UDP payload, 3080 with the header
     sent = h0.to_dut(dst=h1.ip, flags=0, id=777, ttl=20) / UDP(sport=5, dport=6) / payload

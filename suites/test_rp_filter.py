@@ -66,11 +66,19 @@ def test_local_address_arriving_on_another_port_is_delivered_weak_host(target, h
     ("127.0.0.1", "10.0.0.1", "IP_LOCALNET"),
     ("10.0.0.2", "127.0.0.1", "IP_LOCALNET"),
     ("224.0.0.9", "10.0.0.1", "IP_INVALID_SOURCE"),
-    ("0.0.0.5", "10.0.0.1", "IP_INVALID_SOURCE"),
-    ("10.0.0.2", "0.1.2.3", "IP_INVALID_DEST"),
+    ("0.0.0.0", "10.0.0.1", "IP_INVALID_SOURCE"),
+    ("10.0.0.2", "0.0.0.0", "IP_INVALID_DEST"),
 ])
 def test_martian_addresses_are_dropped_in_routing(target, hosts, src, dst, reason):
     h0 = hosts[0]
     target.send(h0.port, _spoofed(h0, src, dst))
     target.expect_nothing()
     assert [(d.reason, d.stage) for d in target.drops()] == [(reason, "ROUTING")]
+
+
+def test_the_rest_of_0_slash_8_is_ordinary_unicast(target, hosts):
+    """ipv4_is_zeronet() matches only 0.0.0.0 on current kernels."""
+    h0 = hosts[0]
+    sock = target.socket("udp", (h0.dut_ip, 2))
+    target.send(h0.port, _spoofed(h0, "0.0.0.5", h0.dut_ip))
+    assert sock.recv() == (b"spoof", ("0.0.0.5", 1))

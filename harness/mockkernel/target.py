@@ -11,7 +11,8 @@ from harness.journey import Drop, Journey
 from harness.mockkernel.ipv4 import ping, udp
 from harness.mockkernel.kernel import Kernel
 from harness.mockkernel.net import int_to_ip, ip_to_int
-from harness.target import AppSocket, CommandError, Port, Target, TargetError
+from harness.target import (MAX_L2_OVERHEAD, AppSocket, CommandError, Port, Target, TargetError,
+                            frame_too_long)
 
 
 class MockTarget(Target):
@@ -30,6 +31,10 @@ class MockTarget(Target):
         return self.kernel.sh(argv, stdin)
 
     def _transmit(self, port: Port, frames: list[bytes]) -> None:
+        mtu = self.kernel.dev_by_name(port.name).mtu
+        longest = max(map(len, frames), default=0)
+        if longest > mtu + MAX_L2_OVERHEAD:
+            raise frame_too_long(port, longest, mtu)
         self.kernel.receive(port.name, frames)
 
     def _receive(self, timeout: float) -> dict[str, list[bytes]]:

@@ -133,7 +133,7 @@ def _icmp_push(net, cause: SkBuff, out: route.Rtable, message: bytes, tos: int, 
     iph = Ipv4Packet(cause.buf, cause.network_header)
     ttl = net.sysctl.int("net.ipv4.ip_default_ttl")
     header = build_header(out.prefsrc, iph.saddr, IPPROTO_ICMP, len(message), ttl=ttl, tos=tos,
-                          ident=ip_output.ip_select_ident(net, df=False))
+                          ident=ip_output.ip_select_ident(net, df=False, ignore_df=True))
     skb = alloc_skb(header + message)
     skb.net, skb.dst, skb.dev = net, out, out.dev
     skb.network_header = skb.data

@@ -17,13 +17,12 @@ from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED
 from harness.mockkernel.wire.ipv4 import IP_DF, IP_MF, IP_OFFSET, Ipv4Packet
 
 
-def ip_select_ident(net, df: bool, connected_id: int | None = None) -> int:
-    """ip_select_ident_segs(): a connected socket's own counter; else 0 for a DF
-    packet; else the hashed per-destination generator (unpredictable on Linux,
-    a seeded generator here)."""
-    if connected_id is not None:
-        return connected_id & 0xFFFF
-    if df:
+def ip_select_ident(net, df: bool, ignore_df: bool) -> int:
+    """ip_select_ident_segs() for an unconnected sender: 0 for a DF packet that
+    may not be fragmented locally; otherwise (no DF, or a socket whose
+    IP_PMTUDISC_WANT sets ignore_df) the hashed per-destination generator,
+    unpredictable on Linux and a seeded generator here."""
+    if df and not ignore_df:
         return 0
     return net.random.randrange(0x10000)
 

@@ -31,7 +31,8 @@ def is_lbcast(addr: int) -> bool:
 
 
 def is_zeronet(addr: int) -> bool:
-    return addr >> 24 == 0
+    """include/linux/in.h: only 0.0.0.0 since the rest of 0/8 became unicast."""
+    return addr == 0
 
 
 def is_loopback(addr: int) -> bool:

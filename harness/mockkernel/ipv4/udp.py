@@ -8,7 +8,8 @@ refuses one when sk_rmem_alloc already exceeds sk_rcvbuf (SOCKET_RCVBUFF, the
 socket's drop counter rises), so at least one always fits. As on Linux, the
 checksum of a datagram queued to a socket is verified when it is read.
 udp_sendmsg(): DF when the datagram fits the path MTU (IP_PMTUDISC_WANT), else
-sent without DF and fragmented; an unconnected socket's DF datagrams have IP ID 0.
+sent without DF and fragmented; WANT also sets ignore_df, so an unconnected
+socket's datagrams take their IP ID from the hashed generator even with DF.
 """
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ def udp_sendmsg(net, sk: UdpSock, payload: bytes, daddr: int, dport: int) -> Non
     header = build_header(saddr, daddr, IPPROTO_UDP, len(segment),
                           ttl=net.sysctl.int("net.ipv4.ip_default_ttl"),
                           frag_off=IP_DF if fits else 0,
-                          ident=ip_output.ip_select_ident(net, df=fits))
+                          ident=ip_output.ip_select_ident(net, df=fits, ignore_df=True))
     skb = alloc_skb(header + segment)
     skb.net, skb.dst, skb.dev = net, rt, rt.dev
     skb.network_header, skb.transport_header = skb.data, skb.data + 20
