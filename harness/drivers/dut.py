@@ -19,9 +19,18 @@ import time
 from collections.abc import Sequence
 
 from harness.drivers.kfree_skb import KfreeSkbTracer, NetnsDrops
-from harness.drivers.netns import NetnsLab, require_tool
+from harness.drivers.netns import TESTER_MTU, NetnsLab, require_tool
 from harness.journey import Drop, Journey
-from harness.target import PORTS, AppSocket, CommandError, Port, Target, TargetError
+from harness.target import (
+    MAX_L2_OVERHEAD,
+    PORTS,
+    AppSocket,
+    CommandError,
+    Port,
+    Target,
+    TargetError,
+    frame_too_long,
+)
 
 # What `sh()` runs: the configuration tools operators use, nothing else.
 SH_PROGRAMS = frozenset({
@@ -30,12 +39,14 @@ SH_PROGRAMS = frozenset({
 })
 
 ETH_P_ALL = 0x0003
-# is_skb_forwardable(): a frame may exceed the MTU by the Ethernet and a VLAN header
-VETH_MAX_HEADER = 14 + 4
+ETH_HLEN = 14
 MAX_FRAME = 65535
 # Frames of one burst leave the DUT microseconds apart: after the first, keep
 # collecting until the ports stay quiet this long, so a burst is not split.
 BURST_QUIET = 0.01
+# Application sockets by `proto`: the IP protocol of the SOCK_DGRAM socket, and the
+# /proc/net table listing it (a ping socket is SOCK_DGRAM + IPPROTO_ICMP).
+APP_SOCKETS = {"udp": (socket.IPPROTO_UDP, "udp"), "icmp": (socket.IPPROTO_ICMP, "icmp")}
 # Fields of a /proc/net/udp and /proc/net/icmp row (udp4_format_sock(), ping_v4_format_sock())
 PROC_NET_INODE = 9
 PROC_NET_DROPS = 12
@@ -60,8 +71,8 @@ class NetnsTarget(Target):
             try:
                 self._drops = KfreeSkbTracer.shared().watch(self.lab)
                 capabilities.add("drop_reasons")
-            except TargetError as exc:
-                self.drop_reasons_unavailable = str(exc)
+            except TargetError as exc:  # bpftrace missing or failing: no drop reasons
+                self._no_drop_reasons = str(exc)
             self.capabilities = frozenset(capabilities)
         except BaseException:
             self.lab.close()
@@ -87,36 +98,29 @@ class NetnsTarget(Target):
     # frames ------------------------------------------------------------------
     def _transmit(self, port: Port, frames: list[bytes]) -> None:
         wire = self._wires[port.name]
-        for frame in frames:
-            try:
-                wire.send(frame)
-            except OSError as exc:
-                # veth_xmit() returns NET_XMIT_DROP when the DUT's end refuses the frame
-                if exc.errno != errno.ENOBUFS:
-                    raise
-                self._refused(port, frame)
+        refused = [frame for frame in frames if not _put_on_wire(wire, frame)]
+        if refused:
+            self._check_refused(port, max(len(frame) for frame in refused))
 
-    def _refused(self, port: Port, frame: bytes) -> None:
-        """The DUT port dropped `frame` on receipt. A full backlog or a port set down
-        is the DUT's behaviour, seen in drops(); a frame the wire cannot carry is a
-        mistake in the test, and says so."""
-        mtu = json.loads(self.lab.run(self.lab.dut, ["ip", "-json", "link", "show", port.name]))[0]["mtu"]
-        if len(frame) > mtu + VETH_MAX_HEADER:
-            raise TargetError(f"{port.name} cannot receive a {len(frame)}-byte frame: its MTU is "
-                              f"{mtu} (veth refuses frames over MTU + {VETH_MAX_HEADER} bytes, as a "
-                              f"NIC drops oversized frames); raise it with `ip link set {port.name} "
-                              f"mtu N` or send a smaller frame")
+    def _check_refused(self, port: Port, longest: int) -> None:
+        """The DUT port dropped frames on receipt. A full backlog or a port set down
+        is the DUT's behaviour, seen in drops(); a frame longer than the port's MTU is
+        a mistake in the test, and says so."""
+        link = json.loads(self.lab.run(self.lab.dut, ["ip", "-json", "link", "show", port.name]))
+        if longest > link[0]["mtu"] + MAX_L2_OVERHEAD:
+            raise frame_too_long(port, longest, link[0]["mtu"])
 
     def _receive(self, timeout: float) -> dict[str, list[bytes]]:
         received: dict[str, list[bytes]] = {name: [] for name in self._wires}
-        wait = timeout
+        deadline = time.monotonic() + timeout
         while True:
+            got_some = any(received.values())
+            wait = BURST_QUIET if got_some else max(deadline - time.monotonic(), 0.0)
             ready, _, _ = select.select(list(self._wires.values()), [], [], wait)
             if not ready:
                 return received
             for name, wire in self._wires.items():
                 received[name] += _drain_incoming(wire)
-            wait = BURST_QUIET
 
     # applications, observation, time ----------------------------------------
     def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None = None) -> AppSocket:
@@ -130,7 +134,7 @@ class NetnsTarget(Target):
 
     def drops(self) -> list[Drop]:
         if self._drops is None:
-            raise TargetError(f"this target cannot see drop reasons: {self.drop_reasons_unavailable}")
+            raise TargetError(f"this target cannot see drop reasons: {self._no_drop_reasons}")
         return self._drops.drops()
 
     def wait(self, seconds: float) -> None:
@@ -142,11 +146,28 @@ class NetnsTarget(Target):
             self._drops.clear()
 
     def close(self) -> None:
-        for sock in self._sockets:
-            sock.close()
-        if self._drops is not None:
-            self._drops.close()
-        self.lab.close()
+        try:
+            for sock in self._sockets:
+                sock.close()
+            if self._drops is not None:
+                self._drops.close()
+        finally:
+            self.lab.close()
+
+
+def _put_on_wire(wire: socket.socket, frame: bytes) -> bool:
+    """Send `frame` from a tester port; False if the DUT's end refused it (veth_xmit()
+    returns NET_XMIT_DROP, which AF_PACKET reports as ENOBUFS)."""
+    try:
+        wire.send(frame)
+    except OSError as exc:
+        if exc.errno == errno.EMSGSIZE:
+            raise TargetError(f"a {len(frame)}-byte frame is longer than the lab's wires carry "
+                              f"(MTU {TESTER_MTU} + {ETH_HLEN} bytes)") from exc
+        if exc.errno == errno.ENOBUFS:
+            return False
+        raise
+    return True
 
 
 def _drain_incoming(wire: socket.socket) -> list[bytes]:
@@ -165,13 +186,11 @@ def _drain_incoming(wire: socket.socket) -> list[bytes]:
 class NetnsSocket(AppSocket):
     """A UDP socket or ICMP ping socket of an application in the DUT namespace."""
 
-    PROTOCOLS = {"udp": (socket.IPPROTO_UDP, "udp"), "icmp": (socket.IPPROTO_ICMP, "icmp")}
-
     def __init__(self, lab: NetnsLab, proto: str, bind: tuple[str, int], rcvbuf: int | None,
                  timeout: float):
-        if proto not in self.PROTOCOLS:
+        if proto not in APP_SOCKETS:
             raise TargetError(f"socket proto {proto!r} is not supported; use 'udp' or 'icmp'")
-        ipproto, self._proc_net = self.PROTOCOLS[proto]
+        ipproto, self._proc_net = APP_SOCKETS[proto]
         self.lab, self.proto, self.bind, self.timeout = lab, proto, bind, timeout
         self.sock = lab.socket(lab.dut, socket.AF_INET, socket.SOCK_DGRAM, ipproto)
         try:
@@ -185,10 +204,9 @@ class NetnsSocket(AppSocket):
         self.inode = os.fstat(self.sock.fileno()).st_ino
 
     def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
-        try:
-            self.sock.sendto(data, addr)
-        except OSError as exc:
-            raise TargetError(f"{self.proto} socket {self.bind}: sendto {addr}: {exc.strerror}") from exc
+        """As the application calls it: the kernel's errors (EPERM from a netfilter
+        drop on output, ENETUNREACH, ...) reach the caller as OSError."""
+        self.sock.sendto(data, addr)
 
     def recv(self) -> tuple[bytes, tuple[str, int]]:
         ready, _, _ = select.select([self.sock], [], [], self.timeout)

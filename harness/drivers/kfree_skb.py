@@ -1,11 +1,12 @@
 """Drop reasons of the real kernel, from the `skb:kfree_skb` tracepoint (bpftrace).
 
 kfree_skb_reason() fires `skb:kfree_skb` with the `SKB_DROP_REASON_*` number and the
-caller's address (`location`; after inlining, the function that really dropped).
+caller's address (`location`: after inlining, the function that really dropped).
 One bpftrace per process (`KfreeSkbTracer.shared()`, started on first use, shared by
 every lab of the process) prints each drop outside the host's namespaces: the skb's
-netns inode (its device's, else its socket's), reason, location, skb->protocol and
-the IPv4 header the skb's network header points at.
+netns inode, reason, location, skb->protocol, the IPv4 header its network header
+points at, and for netfilter drops the call chain that names the hook.
+`KfreeSkbEvent.stage()` turns location (or reason, or hook) into a journey stage.
 
 Each lab watches its DUT namespace (`NetnsDrops`). A drop is reported some time after
 it happened, so `NetnsDrops.drops()` first sends a sentinel into the namespace and
@@ -27,7 +28,12 @@ import threading
 import time
 from typing import NamedTuple
 
-from harness.drivers.netns import HOST_NETNS_INODES, NetnsLab, require_root, require_tool
+from harness.drivers.netns import (
+    HOST_NETNS_INODES,
+    NetnsLab,
+    require_root,
+    require_tool,
+)
 from harness.journey import Drop
 from harness.target import TargetError
 
@@ -36,7 +42,13 @@ KFREE_SKB_FORMAT = f"{TRACEFS}/events/skb/kfree_skb/format"
 STARTUP_TIMEOUT = 30.0
 SENTINEL_TIMEOUT = 2.0
 
-# skb->network_header when no header was set: (typeof(skb->network_header))~0U
+# Per drop: the namespace is the device's, else the socket's if an AF_INET one (2;
+# netlink and unix sockets purge messages, not packets). Fragments queued for
+# reassembly have neither (skb->dev shares its memory with the rb-tree node): they
+# are printed with netns 0 and attributed by their datagram. A netfilter drop carries
+# its call chain: the caller of nf_hook_slow names the hook. Each drop is one printf,
+# so its lines never interleave with another CPU's. skb->network_header is
+# (typeof(skb->network_header))~0U when no header was set.
 PROGRAM = r"""
 BEGIN { printf("ready\n"); }
 
@@ -46,76 +58,63 @@ tracepoint:skb:kfree_skb
   $netns = (uint32)0;
   if ($skb->dev != 0) {
     $netns = $skb->dev->nd_net.net->ns.inum;
-  } else if ($skb->sk != 0) {
+  } else if ($skb->sk != 0 && $skb->sk->__sk_common.skc_family == 2) {
     $netns = $skb->sk->__sk_common.skc_net.net->ns.inum;
   }
-  if ($netns != 0 && HOST_FILTER) {
-    $saddr = (uint32)0; $daddr = (uint32)0; $ipproto = (uint8)0;
-    $id = (uint16)0; $ttl = (uint8)0; $tot_len = (uint16)0;
-    if ($skb->network_header != 0xffff) {
-      $iph = $skb->head + $skb->network_header;
-      if ((*(uint8 *)$iph >> 4) == 4) {
-        $tot_len = *(uint16 *)($iph + 2);
-        $id = *(uint16 *)($iph + 4);
-        $ttl = *(uint8 *)($iph + 8);
-        $ipproto = *(uint8 *)($iph + 9);
-        $saddr = *(uint32 *)($iph + 12);
-        $daddr = *(uint32 *)($iph + 16);
-      }
+  $saddr = (uint32)0; $daddr = (uint32)0; $ipproto = (uint8)0; $id = (uint16)0;
+  $ttl = (uint8)0; $tot_len = (uint16)0; $frag_off = (uint16)0;
+  if ($skb->network_header != 0xffff) {
+    $iph = $skb->head + $skb->network_header;
+    if ((*(uint8 *)$iph >> 4) == 4) {
+      $tot_len = *(uint16 *)($iph + 2);
+      $id = *(uint16 *)($iph + 4);
+      $frag_off = *(uint16 *)($iph + 6);
+      $ttl = *(uint8 *)($iph + 8);
+      $ipproto = *(uint8 *)($iph + 9);
+      $saddr = *(uint32 *)($iph + 12);
+      $daddr = *(uint32 *)($iph + 16);
     }
-    printf("drop %u %u %s %u %u %u %u %u %u %u\n", $netns, args->reason, ksym(args->location),
-           args->protocol, $saddr, $daddr, $ipproto, $id, $ttl, $tot_len);
+  }
+  if (($netns != 0 && HOST_FILTER) || ($netns == 0 && ($frag_off & 0xff3f) != 0)) {
+    if (args->reason == NETFILTER_DROP) {
+      printf("drop %u %u %s %u %u %u %u %u %u %u %u %u stack%s.\n", $netns, args->reason,
+             ksym(args->location), args->protocol, $skb->len, $saddr, $daddr, $ipproto, $id,
+             $ttl, $tot_len, $frag_off, kstack(8));
+    } else {
+      printf("drop %u %u %s %u %u %u %u %u %u %u %u %u\n", $netns, args->reason,
+             ksym(args->location), args->protocol, $skb->len, $saddr, $daddr, $ipproto, $id,
+             $ttl, $tot_len, $frag_off);
+    }
   }
 }
 """
 
-# Where the kernel drops, by the function kfree_skb_reason() was called from
-# (as inlined on 6.x: ip_rcv_core, ip_rcv_finish_core and ip_error are not).
+# Where the kernel drops, by the function that called kfree_skb_reason() as compiled
+# on 6.x (each seen on this machine's 6.18 unless marked).
 LOCATION_STAGES = {
     "ip_rcv_core": "IP_RCV",
-    "ip_rcv": "IP_RCV",
-    "ip_rcv_finish_core": "ROUTING",
-    "ip_rcv_finish": "ROUTING",
-    "ip_route_input_slow": "ROUTING",
-    "ip_route_input_noref": "ROUTING",
-    "fib_validate_source": "ROUTING",
-    "ip_error": "ROUTING",
+    "ip_rcv_finish_core": "ROUTING",     # martians, rp_filter, local source
+    "ip_error": "ROUTING",               # no route (forwarding off, unreachable, blackhole)
     "ip_defrag": "IP_DEFRAG",
-    "ip_frag_queue": "IP_DEFRAG",
-    "ip_frag_reasm": "IP_DEFRAG",
     "ip_expire": "IP_DEFRAG",
     "inet_frag_rbtree_purge": "IP_DEFRAG",
-    "inet_frag_destroy": "IP_DEFRAG",
     "ip_forward": "IP_FORWARD",
-    "ip_local_deliver_finish": "L4",
-    "ip_protocol_deliver_rcu": "L4",
+    "ip_local_deliver_finish": "L4",     # IP_NOPROTO (ip_protocol_deliver_rcu inlined)
     "__udp4_lib_rcv": "L4",
-    "udp_queue_rcv_one_skb": "SOCKET",
-    "__udp_queue_rcv_skb": "SOCKET",
-    "udp_rcv_segment": "L4",
     "icmp_rcv": "L4",
     "ping_rcv": "L4",
     "tcp_v4_rcv": "L4",
-    "nf_hook_slow": "NF",
-    "sch_handle_ingress": "TC_INGRESS",
-    "tcf_classify": "TC_INGRESS",
-    "sch_handle_egress": "TC_EGRESS",
-    "__dev_queue_xmit": "QDISC",
-    "dev_qdisc_enqueue": "QDISC",
-    "__qdisc_run": "QDISC",
-    "qdisc_drop": "QDISC",
-    "ip_finish_output2": "NEIGH",
-    "ip_do_fragment": "IP_OUTPUT",
-    "ip_fragment": "IP_OUTPUT",
-    "neigh_invalidate": "NEIGH",
+    "udp_queue_rcv_one_skb": "SOCKET",
+    "veth_xdp_rcv_skb": "XDP",           # native XDP_DROP, as NOT_SPECIFIED
+    "do_xdp_generic": "XDP",             # generic XDP_DROP, as NOT_SPECIFIED
+    "ip_finish_output2": "NEIGH",        # NEIGH_CREATEFAIL (read in ip_output.c)
     "__neigh_event_send": "NEIGH",
-    "neigh_resolve_output": "NEIGH",
-    "enqueue_to_backlog": "NAPI",
-    "do_xdp_generic": "XDP",
-    "veth_xdp_rcv_skb": "XDP",
+    "neigh_invalidate": "NEIGH",
+    "__dev_queue_xmit": "QDISC",
 }
 
-# Reasons that name their stage whatever function dropped them.
+# Reasons that name their stage whichever function dropped: tc ingress drops in
+# __netif_receive_skb_core() and tc egress in __dev_queue_xmit() (inlined helpers).
 REASON_STAGES = {
     "SOCKET_RCVBUFF": "SOCKET",
     "TC_INGRESS": "TC_INGRESS",
@@ -125,12 +124,26 @@ REASON_STAGES = {
     "CPU_BACKLOG": "NAPI",
 }
 
+# The function that ran the netfilter hook (the caller of nf_hook_slow), by hook.
+NF_HOOK_STAGES = {
+    "ip_rcv": "NF_PREROUTING",
+    "ip_sublist_rcv": "NF_PREROUTING",
+    "ip_local_deliver": "NF_INPUT",
+    "ip_forward": "NF_FORWARD",
+    "__ip_local_out": "NF_OUTPUT",
+    "ip_output": "NF_POSTROUTING",
+    "ip_mc_output": "NF_POSTROUTING",
+}
+
 IP_PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp"}
 ETHERTYPES = {0x0800: "ipv4", 0x0806: "arp", 0x86DD: "ipv6"}
+IP_MF = 0x2000
+IP_OFFSET = 0x1FFF
 
 SENTINEL_ADDR = "127.0.0.1"
 SENTINEL_IPPROTO = 253  # RFC 3692 experimentation
 SENTINEL_OTHERHOST_MAC = bytes.fromhex("020000000000")  # lo's address is 00:00:00:00:00:00
+EXPIRED_DATAGRAMS_KEPT = 1024
 
 
 def drop_reason_names(format_text: str) -> dict[int, str]:
@@ -144,35 +157,67 @@ def drop_reason_names(format_text: str) -> dict[int, str]:
     return names
 
 
-def stage_of(reason: str, location: str) -> str:
-    return REASON_STAGES.get(reason) or LOCATION_STAGES.get(location, "UNKNOWN")
+def function_name(symbol: str) -> str:
+    """`__netif_receive_skb_core.constprop.0` -> `__netif_receive_skb_core`: the
+    compiler's clone suffixes are not part of the kernel's name."""
+    return symbol.partition(".")[0]
 
 
 class KfreeSkbEvent(NamedTuple):
-    """One line of the tracer: addresses in dotted form, the rest host order."""
+    """One drop as the tracer printed it: addresses dotted, numbers in host order,
+    `stack` the call chain (innermost first) for netfilter drops."""
 
     netns: int
     reason: int
     location: str
     protocol: int
+    len: int
     saddr: str
     daddr: str
     ipproto: int
     id: int
     ttl: int
     tot_len: int
+    frag_off: int
+    stack: tuple[str, ...] = ()
 
     @classmethod
-    def parse(cls, line: str) -> KfreeSkbEvent:
-        _, netns, reason, location, protocol, saddr, daddr, ipproto, ident, ttl, tot_len = line.split()
-        return cls(int(netns), int(reason), location, int(protocol), _ipv4(saddr), _ipv4(daddr),
-                   int(ipproto), socket.ntohs(int(ident)), int(ttl), socket.ntohs(int(tot_len)))
+    def parse(cls, line: str, stack: tuple[str, ...] = ()) -> KfreeSkbEvent:
+        (netns, reason, location, protocol, length, saddr, daddr, ipproto, ident, ttl, tot_len,
+         frag_off) = line.split()[1:13]
+        return cls(int(netns), int(reason), function_name(location), int(protocol), int(length),
+                   _ipv4(saddr), _ipv4(daddr), int(ipproto), socket.ntohs(int(ident)), int(ttl),
+                   socket.ntohs(int(tot_len)), socket.ntohs(int(frag_off)), stack)
+
+    @property
+    def datagram(self) -> tuple[str, str, int, int]:
+        """What identifies the datagram a fragment belongs to (RFC 791)."""
+        return self.saddr, self.daddr, self.ipproto, self.id
+
+    @property
+    def is_packet(self) -> bool:
+        """False for an skb that never held a packet (napi_get_frags_check() frees
+        an empty one whenever NAPI is added, e.g. when XDP is attached to a veth)."""
+        return bool(self.len or self.protocol)
+
+    def stage(self, reason: str) -> str:
+        if reason == "NETFILTER_DROP":
+            return NF_HOOK_STAGES.get(self._nf_hook_caller(), "NF")
+        return REASON_STAGES.get(reason) or LOCATION_STAGES.get(self.location, "UNKNOWN")
+
+    def _nf_hook_caller(self) -> str:
+        """The first function past nf_hook_slow (and nf_hook_slow_list) in the chain."""
+        past_hook = itertools.dropwhile(lambda f: f != "nf_hook_slow", self.stack)
+        return next((f for f in past_hook if not f.startswith("nf_hook_slow")), "")
 
     def summary(self) -> str:
-        if self.tot_len:
-            proto = IP_PROTOCOLS.get(self.ipproto, f"proto {self.ipproto}")
-            return f"{self.saddr} > {self.daddr} {proto} id={self.id} ttl={self.ttl} len={self.tot_len}"
-        return ETHERTYPES.get(self.protocol, f"ethertype {self.protocol:#06x}")
+        if not self.tot_len:
+            return ETHERTYPES.get(self.protocol, f"ethertype {self.protocol:#06x}")
+        proto = IP_PROTOCOLS.get(self.ipproto, f"proto {self.ipproto}")
+        text = f"{self.saddr} > {self.daddr} {proto} id={self.id} ttl={self.ttl} len={self.tot_len}"
+        if self.frag_off & (IP_MF | IP_OFFSET):
+            text += f" frag={(self.frag_off & IP_OFFSET) * 8}{'+' if self.frag_off & IP_MF else ''}"
+        return text
 
 
 def _ipv4(loaded: str) -> str:
@@ -185,7 +230,7 @@ def mount_tracefs() -> None:
     if os.path.exists(KFREE_SKB_FORMAT):
         return
     result = subprocess.run([require_tool("mount"), "-t", "tracefs", "nodev", TRACEFS],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, check=False)
     if result.returncode != 0 or not os.path.exists(KFREE_SKB_FORMAT):
         raise TargetError(f"tracefs is not mounted at {TRACEFS} and mounting it failed "
                           f"({result.stderr.strip() or 'no skb:kfree_skb tracepoint'}): "
@@ -212,16 +257,21 @@ class KfreeSkbTracer:
         mount_tracefs()
         with open(KFREE_SKB_FORMAT) as f:
             self.reasons = drop_reason_names(f.read())
-        host_filter = " && ".join(f"$netns != {inode}" for inode in sorted(HOST_NETNS_INODES))
+        numbers = {name: number for number, name in self.reasons.items()}
+        program = PROGRAM.replace("HOST_FILTER", " && ".join(
+            f"$netns != {inode}" for inode in sorted(HOST_NETNS_INODES))).replace(
+            "NETFILTER_DROP", str(numbers.get("NETFILTER_DROP", -1)))
         self._watched: dict[int, NetnsDrops] = {}
+        self._expired_datagrams: dict[tuple[str, str, int, int], int] = {}
         self.lock = threading.Condition()
         self._ready = threading.Event()
         self.exited = False
-        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self._unreadable = ""
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 -- as long as bpftrace runs
         started = time.monotonic()
         # -p: bpftrace exits when this process does, even one killed by SIGKILL
         self._process = subprocess.Popen(
-            [bpftrace, "-B", "none", "-p", str(os.getpid()), "-e", PROGRAM.replace("HOST_FILTER", host_filter)],
+            [bpftrace, "-B", "none", "-p", str(os.getpid()), "-e", program],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
         threading.Thread(target=self._read, name="kfree_skb tracer", daemon=True).start()
         # BEGIN runs once every probe is attached
@@ -231,29 +281,54 @@ class KfreeSkbTracer:
         self.startup_seconds = time.monotonic() - started
 
     def _read(self) -> None:
-        for line in self._process.stdout:
-            if line.startswith("drop "):
-                event = KfreeSkbEvent.parse(line)
-                with self.lock:
-                    watcher = self._watched.get(event.netns)
-                    if watcher is not None:
-                        watcher.record(event)
-                        self.lock.notify_all()
-            elif line == "ready\n":
-                self._ready.set()
+        lines = iter(self._process.stdout)
+        try:
+            for line in lines:
+                if line.startswith("drop "):
+                    stack = ()
+                    if line.endswith(" stack\n"):
+                        stack = tuple(function_name(frame.strip().partition("+")[0]) for frame in
+                                      itertools.takewhile(lambda frame: frame != ".\n", lines)
+                                      if frame.strip())
+                    self._dispatch(KfreeSkbEvent.parse(line, stack))
+                elif line == "ready\n":
+                    self._ready.set()
+        except ValueError as exc:  # a line this reader does not understand: failure() says so
+            self._unreadable = f"{exc} in {line!r}"
+            self._process.kill()
+        finally:
+            with self.lock:
+                self.exited = True
+                self.lock.notify_all()
+            self._ready.set()
+
+    def _dispatch(self, event: KfreeSkbEvent) -> None:
+        if not event.is_packet:
+            return
         with self.lock:
-            self.exited = True
-            self.lock.notify_all()
-        self._ready.set()
+            if event.netns == 0:
+                # a fragment purged from its queue: the queue's head, dropped just before
+                # by ip_expire() with its device restored, names the namespace
+                event = event._replace(netns=self._expired_datagrams.get(event.datagram, 0))
+            elif event.location == "ip_expire":
+                self._expired_datagrams[event.datagram] = event.netns
+                if len(self._expired_datagrams) > EXPIRED_DATAGRAMS_KEPT:
+                    del self._expired_datagrams[next(iter(self._expired_datagrams))]
+            watcher = self._watched.get(event.netns)
+            if watcher is not None:
+                watcher.record(event)
+                self.lock.notify_all()
 
     def failure(self) -> str:
-        """What bpftrace said, for an error message."""
+        """What went wrong with bpftrace, for an error message."""
         self._stderr.seek(0)
         said = "\n".join(line for line in self._stderr.read().splitlines()
-                         if "RLIMIT_MEMLOCK" not in line)  # harmless: BPF memory is memcg-accounted
+                         if "RLIMIT_MEMLOCK" not in line).strip()  # harmless: BPF memory is memcg-accounted
         status = self._process.poll()
-        return f"bpftrace {'exited with status ' + str(status) if status is not None else 'is running'}" + \
-            (f": {said.strip()}" if said.strip() else "")
+        text = f"bpftrace exited with status {status}" if status is not None else "bpftrace is running"
+        if self._unreadable:
+            text += f"; its output could not be read: {self._unreadable}"
+        return text + (f": {said}" if said else "")
 
     def watch(self, lab: NetnsLab) -> NetnsDrops:
         """Start recording the drops in `lab`'s DUT namespace."""
@@ -292,11 +367,10 @@ class NetnsDrops:
         self.sync()
         with self.tracer.lock:
             events = list(self._events)
-        names = self.tracer.reasons
         drops = []
         for event in events:
-            reason = names.get(event.reason, str(event.reason))
-            drops.append(Drop(reason, stage_of(reason, event.location), event.location, event.summary()))
+            reason = self.tracer.reasons.get(event.reason, str(event.reason))
+            drops.append(Drop(reason, event.stage(reason), event.location, event.summary()))
         return drops
 
     def clear(self) -> None:
@@ -309,7 +383,11 @@ class NetnsDrops:
         """Drop a sentinel and wait until the tracer reports it (or fail saying why)."""
         ident = next(self._sentinel_ids)
         started = time.monotonic()
-        self._lo.send(self._sentinel_frame(ident))
+        try:
+            self._lo.send(self._sentinel_frame(ident))
+        except OSError as exc:
+            raise TargetError(f"cannot send the drop sentinel on lo of the DUT ({exc.strerror}): "
+                              "drops() needs the DUT's lo up") from exc
         with self.tracer.lock:
             seen = self.tracer.lock.wait_for(
                 lambda: self._sentinel_seen == ident or self.tracer.exited, SENTINEL_TIMEOUT)
@@ -323,8 +401,8 @@ class NetnsDrops:
         self._lo.close()
 
     def _is_sentinel(self, event: KfreeSkbEvent) -> bool:
-        return (event.location == "ip_rcv_core" and event.ipproto == SENTINEL_IPPROTO
-                and event.saddr == SENTINEL_ADDR and event.daddr == SENTINEL_ADDR)
+        return (event.ipproto == SENTINEL_IPPROTO and event.saddr == SENTINEL_ADDR
+                and event.daddr == SENTINEL_ADDR)
 
     @staticmethod
     def _sentinel_frame(ident: int) -> bytes:

@@ -32,7 +32,13 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from harness.target import DUT_SYSCTLS, PORTS, CommandError, TargetError, TargetUnavailable
+from harness.target import (
+    DUT_SYSCTLS,
+    PORTS,
+    CommandError,
+    TargetError,
+    TargetUnavailable,
+)
 
 NETNS_RUN_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
@@ -46,9 +52,10 @@ TESTER_SYSCTLS = {
     "net.ipv6.conf.default.disable_ipv6": "1",
 }
 
-# The tester's ends carry any frame a test writes or the DUT sends (veth drops a
-# frame longer than the receiving end's MTU); the DUT port's MTU is the one tested.
-TESTER_MTU = 65535
+# The tester's ends carry frames this long both ways (veth drops a frame longer than
+# the receiving end's MTU): the most with which veth still allows native XDP on the
+# DUT's end (veth_xdp_set(): a 4 KiB page less XDP headroom, skb_shared_info, Ethernet).
+TESTER_MTU = 3506
 
 # veth leaves locally generated UDP/TCP with CHECKSUM_PARTIAL (no NIC ever fills
 # it in), so the tester would capture half-done checksums: checksum in software.
@@ -194,10 +201,9 @@ class NetnsLab:
     def read_proc_net(self, name: str, filename: str) -> str:
         """/proc/net/`filename` as namespace `name` sees it."""
         self._check_open()
-        with inside_netns(self.path(name)):
-            # /proc/self/net is the main thread's namespace; this thread's is thread-self
-            with open(f"/proc/thread-self/net/{filename}") as f:
-                return f.read()
+        # /proc/self/net is the main thread's namespace; this thread's is thread-self
+        with inside_netns(self.path(name)), open(f"/proc/thread-self/net/{filename}") as f:
+            return f.read()
 
     def close(self) -> None:
         """Close the lab's sockets and delete both namespaces. Safe to call twice, and
@@ -220,7 +226,7 @@ class NetnsLab:
 
 def _run(argv: list[str], stdin: str | None = None, shown: list[str] | None = None) -> str:
     """stdout of `argv`, or CommandError naming `shown` (the command as the user wrote it)."""
-    result = subprocess.run(argv, input=stdin, capture_output=True, text=True)
+    result = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise CommandError(shown or argv, result.stderr.strip() or result.stdout.strip()
                            or f"exit status {result.returncode}", result.returncode)
@@ -231,7 +237,9 @@ def _delete_netns(name: str) -> str | None:
     """Delete namespace `name` if it exists; a description of the failure, if any."""
     if not os.path.exists(NetnsLab.path(name)):
         return None
-    result = subprocess.run(["ip", "netns", "delete", name], capture_output=True, text=True)
+    # its own session: a SIGTERM to our process group must not kill the teardown
+    result = subprocess.run(["ip", "netns", "delete", name], capture_output=True, text=True,
+                            check=False, start_new_session=True)
     if result.returncode != 0 and os.path.exists(NetnsLab.path(name)):
         return f"`ip netns delete {name}`: {result.stderr.strip()}"
     return None
@@ -299,10 +307,15 @@ def close_live_labs() -> None:
 
 
 def _on_sigterm(signum: int, frame) -> None:
-    """Tear the labs down, then let SIGTERM do what it did before we were here."""
-    close_live_labs()
-    if callable(_previous_sigterm):
-        _previous_sigterm(signum, frame)
-    elif _previous_sigterm != signal.SIG_IGN:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
+    """Tear the labs down, deaf to further SIGTERMs meanwhile (`timeout` and CI runners
+    signal the whole process group), then let SIGTERM do what it did before."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        close_live_labs()
+    finally:
+        if callable(_previous_sigterm):
+            signal.signal(signal.SIGTERM, _previous_sigterm)
+            _previous_sigterm(signum, frame)
+        elif _previous_sigterm != signal.SIG_IGN:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)

@@ -1,0 +1,357 @@
+"""The embedded netns lab against this machine's kernel: the namespaces and their
+safety, configuration, frames, application sockets and kfree_skb drop reasons.
+
+Tests of the real kernel need root (and iproute2, ethtool, bpftrace); without it
+they skip saying so. Parsing and stage mapping are tested everywhere.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.l2 import Ether
+
+from harness.drivers import netns
+from harness.drivers.dut import NetnsTarget
+from harness.drivers.kfree_skb import (
+    KfreeSkbEvent,
+    KfreeSkbTracer,
+    drop_reason_names,
+    function_name,
+)
+from harness.journey import Drop
+from harness.packets import Mask
+from harness.target import (
+    DUT_SYSCTLS,
+    PORTS,
+    CommandError,
+    TargetError,
+    TargetUnavailable,
+)
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("ip", "ethtool", "sysctl")),
+    reason="the netns lab needs root, iproute2, ethtool and procps")
+needs_bpftrace = pytest.mark.skipif(shutil.which("bpftrace") is None,
+                                    reason="drop reasons need bpftrace: apt-get install bpftrace")
+
+P0 = PORTS[0]
+H0_IP, P0_IP = "10.0.0.2", "10.0.0.1"
+
+
+def _from_h0(**ip):
+    return Ether(src=P0.peer_mac, dst=P0.mac) / IP(src=H0_IP, dst=P0_IP, **ip)
+
+
+def _host_links() -> str:
+    return subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+
+
+def _namespaces() -> set[str]:
+    return set(os.listdir(netns.NETNS_RUN_DIR)) if os.path.isdir(netns.NETNS_RUN_DIR) else set()
+
+
+@pytest.fixture
+def dut():
+    target = NetnsTarget()
+    yield target
+    target.close()
+
+
+@pytest.fixture
+def addressed(dut):
+    """p0 has 10.0.0.1/24 and a permanent neighbour entry for the host on t0."""
+    dut.sh(f"ip addr add {P0_IP}/24 dev p0")
+    dut.sh(f"ip neigh replace {H0_IP} lladdr {P0.peer_mac} dev p0 nud permanent")
+    return dut
+
+
+# the lab -------------------------------------------------------------------------
+
+@needs_root
+def test_lab_wires_fixed_macs_inside_its_namespaces_and_leaves_the_host_alone():
+    before = _host_links()
+    lab = netns.NetnsLab()
+    try:
+        assert re.fullmatch(rf"pj{os.getpid()}x\d+-dut", lab.dut)
+        assert lab.tester == lab.dut.replace("-dut", "-tst")
+        dut_links = {link["ifname"]: link for link in json.loads(lab.run(lab.dut, ["ip", "-json", "link"]))}
+        tester_links = {link["ifname"]: link for link in json.loads(lab.run(lab.tester, ["ip", "-json", "link"]))}
+        for port in PORTS:
+            assert dut_links[port.name]["address"] == port.mac
+            assert tester_links[port.peer]["address"] == port.peer_mac
+            assert "UP" in dut_links[port.name]["flags"] and "UP" in tester_links[port.peer]["flags"]
+        assert "UP" in dut_links["lo"]["flags"] and "UP" in tester_links["lo"]["flags"]
+        assert _host_links() == before
+    finally:
+        lab.close()
+    assert _host_links() == before
+
+
+@needs_root
+def test_dut_gets_the_known_sysctls_and_the_tester_has_no_ipv6():
+    lab = netns.NetnsLab()
+    try:
+        keys = ["net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter", "net.ipv4.ping_group_range"]
+        shown = lab.run(lab.dut, ["sysctl", "-n", *keys]).splitlines()
+        assert shown == [DUT_SYSCTLS[key] for key in keys]
+        assert lab.sysctls[lab.dut] == DUT_SYSCTLS
+        assert lab.run(lab.tester, ["sysctl", "-n", "net.ipv6.conf.t0.disable_ipv6"]).strip() == "1"
+        assert lab.run(lab.dut, ["sysctl", "-n", "net.ipv6.conf.p0.disable_ipv6"]).strip() == "1"
+    finally:
+        lab.close()
+
+
+@needs_root
+def test_dut_ports_checksum_in_software_so_the_tester_sees_whole_checksums():
+    lab = netns.NetnsLab()
+    try:
+        features = lab.run(lab.dut, ["ethtool", "-k", "p0"])
+        assert "tx-checksumming: off" in features
+    finally:
+        lab.close()
+
+
+@needs_root
+def test_close_deletes_both_namespaces_and_can_be_called_again():
+    lab = netns.NetnsLab()
+    assert {lab.dut, lab.tester} <= _namespaces()
+    lab.close()
+    lab.close()
+    assert not {lab.dut, lab.tester} & _namespaces()
+    with pytest.raises(TargetError, match="closed"):
+        lab.run(lab.dut, ["ip", "link"])
+
+
+def test_the_host_namespace_is_refused():
+    with pytest.raises(TargetError, match="host's"):
+        netns.refuse_host_netns(os.stat("/proc/self/ns/net").st_ino, "enter it")
+    with pytest.raises(TargetError, match="host's"):
+        netns.refuse_host_netns(netns.PROC_NET_INIT_INO, "enter it")
+
+
+@needs_root
+def test_entering_the_host_namespace_is_refused_and_the_thread_stays_home():
+    home = os.stat("/proc/thread-self/ns/net").st_ino
+    with pytest.raises(TargetError, match="host's"), netns.inside_netns("/proc/self/ns/net"):
+        pass
+    assert os.stat("/proc/thread-self/ns/net").st_ino == home
+
+
+def test_a_missing_tool_names_the_package_to_install(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(TargetUnavailable, match="`bpftrace` is not installed: `apt-get install bpftrace`"):
+        netns.require_tool("bpftrace")
+
+
+@needs_root
+def test_stale_namespaces_of_dead_processes_are_removed():
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = f"pj{dead.pid}x0-dut"
+    alive = f"pj{os.getpid()}x999-dut"
+    for name in (stale, alive):
+        subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        assert stale in netns.remove_stale_labs()
+        assert stale not in _namespaces() and alive in _namespaces()
+    finally:
+        for name in (stale, alive):
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
+
+
+@needs_root
+@pytest.mark.parametrize("as_timeout", [False, True], ids=["process", "process-then-group"])
+def test_sigterm_tears_down_the_labs_of_the_killed_process(as_timeout):
+    """`timeout` signals the process, then its whole group: the handler runs while a
+    second SIGTERM arrives and the teardown's own `ip` would be killed."""
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import time
+        from harness.drivers.netns import NetnsLab
+        lab = NetnsLab()
+        print(lab.dut, lab.tester, flush=True)
+        time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    names = child.stdout.readline().split()
+    assert set(names) <= _namespaces()
+    child.send_signal(signal.SIGTERM)
+    if as_timeout:
+        os.killpg(child.pid, signal.SIGTERM)
+    assert child.wait(timeout=10) == -signal.SIGTERM
+    assert not set(names) & _namespaces()
+
+
+# configuration ------------------------------------------------------------------
+
+@needs_root
+def test_sh_runs_operator_commands_inside_the_dut(dut):
+    dut.sh("ip addr add 10.0.1.1/24 dev p0")
+    assert "10.0.1.1/24" in dut.sh(["ip", "-o", "addr", "show", "dev", "p0"])
+    host = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True, check=True)
+    assert "10.0.1.1" not in host.stdout
+
+
+@needs_root
+def test_sh_refuses_programs_that_are_not_configuration_commands(dut):
+    with pytest.raises(CommandError, match="`cat` is not a configuration command"):
+        dut.sh("cat /etc/hostname")
+
+
+@needs_root
+def test_a_failing_command_raises_with_its_stderr(dut):
+    with pytest.raises(CommandError, match="nosuch") as err:
+        dut.sh("ip link set nosuch up")
+    assert err.value.argv == ["ip", "link", "set", "nosuch", "up"]
+
+
+# frames, sockets, drops ---------------------------------------------------------
+
+@needs_root
+def test_tester_ports_stay_silent_on_their_own(dut):
+    dut.expect_nothing()
+
+
+@needs_root
+@needs_bpftrace
+def test_udp_to_a_closed_port_is_answered_port_unreachable_and_dropped_no_socket(addressed):
+    sent = _from_h0(id=7) / UDP(sport=1234, dport=9999) / b"anyone?"
+    addressed.send("p0", sent)
+    reply = Ether(src=P0.mac, dst=P0.peer_mac) / IP(src=P0_IP, dst=H0_IP, tos=0xC0, flags=0) / \
+        ICMP(type=3, code=3) / bytes(sent[IP])
+    mask = Mask(reply).ignore(IP, "id", "ICMP errors are sent without DF: hashed IP ID") \
+        .ignore(IP, "chksum", "covers the IP ID")
+    addressed.expect("p0", mask)
+    assert addressed.drops() == [Drop("NO_SOCKET", "L4", "__udp4_lib_rcv",
+                                      f"{H0_IP} > {P0_IP} udp id=7 ttl=64 len=35")]
+    addressed.expect_nothing()
+
+
+@needs_root
+@needs_bpftrace
+def test_drops_are_complete_when_asked_and_the_sentinel_never_shows(addressed):
+    assert addressed.drops() == []
+    addressed.send("p0", [_from_h0(id=i) / UDP(dport=9) for i in range(5)])
+    assert [drop.packet.split()[4] for drop in addressed.drops()] == [f"id={i}" for i in range(5)]
+    assert [journey.drop.reason for journey in addressed.journeys()] == ["NO_SOCKET"] * 5
+    addressed.reset()
+    assert addressed.drops() == []
+
+
+@needs_root
+@needs_bpftrace
+def test_a_udp_socket_receives_and_counts_the_datagrams_its_full_buffer_dropped(addressed):
+    sock = addressed.socket("udp", (P0_IP, 6000), rcvbuf=2048)
+    addressed.send("p0", [_from_h0(id=i) / UDP(sport=100, dport=6000) / (b"." * 1000) for i in range(20)])
+    received = sock.recv_all()
+    drops = addressed.drops()
+    assert received and len(received) + len(drops) == 20
+    assert {(d.reason, d.stage, d.location) for d in drops} == {("SOCKET_RCVBUFF", "SOCKET", "udp_queue_rcv_one_skb")}
+    assert sock.drops() == len(drops)
+    addressed.send("p0", _from_h0() / UDP(sport=100, dport=6000) / b"hello")
+    assert sock.recv() == (b"hello", (H0_IP, 100))
+    with pytest.raises(TargetError, match="nothing received"):
+        sock.recv()
+
+
+@needs_root
+def test_a_ping_socket_sends_its_echo_id(addressed):
+    sock = addressed.socket("icmp", (P0_IP, 0x77))
+    sock.sendto(bytes(ICMP(type=8, id=0, seq=1) / b"ping"), (H0_IP, 0))
+    frame = Ether(addressed.collect("p0")[0])
+    assert (frame[ICMP].type, frame[ICMP].id, frame[ICMP].seq) == (8, 0x77, 1)
+    assert sock.drops() == 0
+
+
+@needs_root
+@needs_bpftrace
+@pytest.mark.skipif(shutil.which("nft") is None, reason="needs nft: apt-get install nftables")
+def test_a_netfilter_drop_names_the_hook_it_happened_in(addressed):
+    addressed.sh("nft -f -", stdin=textwrap.dedent("""
+        table ip t {
+            chain c_in { type filter hook input priority 0; udp dport 7 drop; }
+        }
+    """))
+    addressed.send("p0", _from_h0() / UDP(dport=7))
+    assert [(d.reason, d.stage) for d in addressed.drops()] == [("NETFILTER_DROP", "NF_INPUT")]
+
+
+@needs_root
+@needs_bpftrace
+def test_every_fragment_of_an_expired_datagram_is_reported(addressed):
+    addressed.sh("sysctl -w net.ipv4.ipfrag_time=1")
+    udp = bytes(UDP(sport=1, dport=2) / (b"x" * 2392))  # 2400 bytes: the middle 800 never come
+    first = _from_h0(id=0x2222, proto=17, flags="MF", frag=0) / udp[:800]
+    last = _from_h0(id=0x2222, proto=17, frag=200) / udp[1600:]
+    addressed.send("p0", [first, last])
+    addressed.wait(1.5)
+    drops = addressed.drops()
+    assert [(d.reason, d.location) for d in drops] == [
+        ("FRAG_REASM_TIMEOUT", "ip_expire"), ("FRAG_REASM_TIMEOUT", "inet_frag_rbtree_purge")]
+    assert {d.stage for d in drops} == {"IP_DEFRAG"}
+
+
+@needs_root
+def test_a_frame_longer_than_the_dut_port_mtu_is_refused_with_the_reason(dut):
+    with pytest.raises(TargetError, match="p0 cannot receive a 2014-byte frame: its MTU is 1500"):
+        dut.send("p0", _from_h0() / UDP() / (b"x" * 1972))
+
+
+@needs_root
+def test_without_bpftrace_the_target_lacks_drop_reasons(monkeypatch):
+    def missing():
+        raise TargetUnavailable("`bpftrace` is not installed: `apt-get install bpftrace`")
+    monkeypatch.setattr(KfreeSkbTracer, "shared", missing)
+    target = NetnsTarget()
+    try:
+        assert target.capabilities == {"kernel", "frames", "sockets"}
+        with pytest.raises(TargetError, match="apt-get install bpftrace"):
+            target.drops()
+    finally:
+        target.close()
+
+
+# parsing the tracer -------------------------------------------------------------
+
+def test_reason_names_come_from_the_tracepoint_format():
+    fmt = 'print fmt: "reason: %s", __print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, { 3, "NO_SOCKET" })'
+    assert drop_reason_names(fmt) == {2: "NOT_SPECIFIED", 3: "NO_SOCKET"}
+    with pytest.raises(TargetError, match="__print_symbolic"):
+        drop_reason_names("print fmt: nothing")
+
+
+def test_compiler_clone_suffixes_are_not_part_of_the_function_name():
+    assert function_name("__netif_receive_skb_core.constprop.0") == "__netif_receive_skb_core"
+    assert function_name("ip_rcv_core") == "ip_rcv_core"
+
+
+def test_an_event_line_decodes_network_order_fields():
+    # 10.0.0.2 > 10.0.0.1 as a little-endian u32 load; id 7, tot_len 35, frag_off DF
+    event = KfreeSkbEvent.parse("drop 4026532246 3 __udp4_lib_rcv 2048 35 33554442 16777226 17 1792 64 8960 64")
+    assert (event.saddr, event.daddr, event.id, event.tot_len, event.ttl) == ("10.0.0.2", "10.0.0.1", 7, 35, 64)
+    assert event.summary() == "10.0.0.2 > 10.0.0.1 udp id=7 ttl=64 len=35"
+    assert event.stage("NO_SOCKET") == "L4"
+
+
+@pytest.mark.parametrize(("caller", "stage"), [
+    ("ip_rcv", "NF_PREROUTING"), ("ip_local_deliver", "NF_INPUT"), ("ip_forward", "NF_FORWARD"),
+    ("__ip_local_out", "NF_OUTPUT"), ("ip_output", "NF_POSTROUTING"), ("br_handle_frame", "NF"),
+])
+def test_a_netfilter_drop_takes_its_stage_from_the_caller_of_nf_hook_slow(caller, stage):
+    stack = ("sk_skb_reason_drop", "nft_do_chain", "nft_do_chain_ipv4", "nf_hook_slow", caller)
+    event = KfreeSkbEvent.parse("drop 1 12 nft_do_chain 2048 28 0 0 17 0 64 0 0", stack)
+    assert event.stage("NETFILTER_DROP") == stage
+
+
+def test_reasons_that_name_their_stage_win_over_the_location():
+    event = KfreeSkbEvent.parse("drop 1 73 __netif_receive_skb_core.constprop.0 2048 28 0 0 17 0 64 0 0")
+    assert event.stage("TC_INGRESS") == "TC_INGRESS"
+    assert event.location == "__netif_receive_skb_core"
+    assert event.stage("NOT_SPECIFIED") == "UNKNOWN"
