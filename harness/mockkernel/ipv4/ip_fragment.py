@@ -6,7 +6,8 @@ applies to IPv4 too). When every hole is filled the datagram continues on the
 skb of the fragment that completed it, with tot_len set and offset/MF cleared
 (DF kept if every fragment had it, as ip_frag_reasm() does). A queue still
 incomplete after ipfrag_time expires: ICMP time exceeded (reassembly) if the
-first fragment arrived, and its fragments are freed with FRAG_REASM_TIMEOUT.
+first fragment arrived; that head is freed in ip_expire() and the rest when the
+queue is destroyed (inet_frag_rbtree_purge), all with FRAG_REASM_TIMEOUT.
 """
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ def _kill(net, queue: IpQueue) -> None:
     queue.dead = True
     net.ipfrags.pop(queue.key, None)
     for _, frag in queue.fragments.values():
-        kfree_skb(frag, "NOT_SPECIFIED", "IP_DEFRAG", "inet_frag_destroy")
+        kfree_skb(frag, "NOT_SPECIFIED", "IP_DEFRAG", "inet_frag_rbtree_purge")
 
 
 def ip_expire(net, queue: IpQueue) -> None:
@@ -101,8 +102,10 @@ def ip_expire(net, queue: IpQueue) -> None:
     from harness.mockkernel.ipv4 import icmp
     queue.dead = True
     net.ipfrags.pop(queue.key, None)
-    first = queue.fragments.get(0)
-    if first is not None and first[1].dst is not None and first[1].dst.kind == "local":
-        icmp.icmp_send(first[1], ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME)
+    head = queue.fragments.pop(0, (None, None))[1]
+    if head is not None:
+        if head.dst is not None and head.dst.kind == "local":
+            icmp.icmp_send(head, ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME)
+        kfree_skb(head, "FRAG_REASM_TIMEOUT", "IP_DEFRAG", "ip_expire")
     for _, frag in queue.fragments.values():
-        kfree_skb(frag, "FRAG_REASM_TIMEOUT", "IP_DEFRAG", "ip_expire")
+        kfree_skb(frag, "FRAG_REASM_TIMEOUT", "IP_DEFRAG", "inet_frag_rbtree_purge")

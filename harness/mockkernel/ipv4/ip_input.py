@@ -142,4 +142,4 @@ def ip_local_deliver_finish(skb: SkBuff) -> None:
     else:
         skb.net.tracer.hop(skb, "L4", "ip_protocol_deliver_rcu", "NOPROTO", f"protocol {protocol}")
         icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PROT_UNREACH)
-        kfree_skb(skb, "IP_NOPROTO", "L4", "ip_protocol_deliver_rcu")
+        kfree_skb(skb, "IP_NOPROTO", "L4", "ip_local_deliver_finish")

@@ -21,7 +21,7 @@ def ping_rcv(skb: SkBuff) -> None:
     ident = struct.unpack_from("!H", skb.buf, skb.data + 4)[0]
     sk = net.ping_sockets.get(ident)
     if sk is None:
-        return kfree_skb(skb, "NO_SOCKET", "L4", "icmp_rcv")
+        return kfree_skb(skb, "NO_SOCKET", "L4", "ping_rcv")
     udp_queue_rcv_skb(sk, skb)
 
 

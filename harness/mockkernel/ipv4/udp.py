@@ -89,7 +89,7 @@ def udp_queue_rcv_skb(sk: UdpSock, skb: SkBuff) -> None:
     """__udp_enqueue_schedule_skb()."""
     if sk.rmem_alloc > sk.rcvbuf:
         sk.drops += 1
-        return kfree_skb(skb, "SOCKET_RCVBUFF", "SOCKET", "__udp_queue_rcv_skb")
+        return kfree_skb(skb, "SOCKET_RCVBUFF", "SOCKET", "udp_queue_rcv_one_skb")
     sk.rmem_alloc += skb.truesize
     sk.queue.append(skb)
     skb.net.tracer.hop(skb, "SOCKET", f"udp {sk.port}", "QUEUED",
