@@ -175,6 +175,11 @@ class Target(ABC):
         self.frame_log += [("sent into", port.name, f) for f in frames]
         self._transmit(port, frames)
 
+    def transmit(self, port: str | Port, frames: list[bytes]) -> None:
+        """Put raw frames on the wire into DUT `port` and nothing else: no flush,
+        no frame log. For load loops (benchmarks); tests use send()."""
+        self._transmit(self.port(port), frames)
+
     def expect(self, port: str | Port, frame: FrameLike | Mask) -> bytes:
         """Wait for a frame matching `frame` (a Mask hides explained fields) to leave
         DUT `port`; remove it from that port's queue and return it."""
