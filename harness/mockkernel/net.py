@@ -80,12 +80,16 @@ class NetDevice:
     up: bool = False
     addrs: list[InAddr] = field(default_factory=list)
     stats: DevStats = field(default_factory=DevStats)
+    # root qdisc: none ("noop") until the device first comes up and dev_activate()
+    # attaches the default, "noqueue" for lo and veth
+    qdisc: str | None = None
     # ethtool -g / -G (rings), -c / -C (coalescing), -k / -K (features)
     rx_ring: int = 256
     tx_ring: int = 256
     rx_ring_max: int = 4096
     tx_ring_max: int = 4096
-    coalesce: dict[str, int] = field(default_factory=lambda: {"rx-usecs": 0, "rx-frames": 0,
+    coalesce: dict[str, int] = field(default_factory=lambda: {"adaptive-rx": 0, "adaptive-tx": 0,
+                                                              "rx-usecs": 0, "rx-frames": 0,
                                                               "tx-usecs": 0, "tx-frames": 0})
     features: dict[str, bool] = field(default_factory=lambda: {
         "rx-checksumming": True, "tx-checksumming": True, "scatter-gather": True,
@@ -141,6 +145,7 @@ class FibRule:
     invert: bool = False  # `ip rule add not ...`
     goto: int | None = None
     suppress_prefixlength: int = -1
+    protocol: str = "unspec"  # who added it: "kernel" for the default rules
 
 
 # include/net/neighbour.h NUD_* states
@@ -229,13 +234,16 @@ class Sysctls:
 
     def set(self, name: str, value: str) -> None:
         """Store a value; `net.ipv4.ip_forward` and `conf.all.forwarding` move every
-        device's forwarding flag, as devinet_sysctl_forward() does."""
+        device's forwarding flag and clear (or set) conf.all.accept_redirects when
+        they change it, as devinet_sysctl_forward() / inet_forward_change() do."""
         name = name.replace("/", ".")
+        changed = self.values.get(name) != value
         self.values[name] = value
-        if name in ("net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding"):
+        if changed and name in ("net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding"):
             for key in [k for k in self.values if k.startswith("net.ipv4.conf.") and k.endswith(".forwarding")]:
                 self.values[key] = value
             self.values["net.ipv4.ip_forward"] = value
+            self.values["net.ipv4.conf.all.accept_redirects"] = "0" if int(value) else "1"
 
 
 class Net:
@@ -248,8 +256,9 @@ class Net:
         self.tables: dict[int, list[FibRoute]] = {RT_TABLE_LOCAL: [], RT_TABLE_MAIN: [],
                                                   RT_TABLE_DEFAULT: []}
         # fib_default_rules_init(): local 0, main 32766, default 32767
-        self.rules: list[FibRule] = [FibRule(0, RT_TABLE_LOCAL), FibRule(32766, RT_TABLE_MAIN),
-                                     FibRule(32767, RT_TABLE_DEFAULT)]
+        self.rules: list[FibRule] = [FibRule(0, RT_TABLE_LOCAL, protocol="kernel"),
+                                     FibRule(32766, RT_TABLE_MAIN, protocol="kernel"),
+                                     FibRule(32767, RT_TABLE_DEFAULT, protocol="kernel")]
         self.neighbours: dict[tuple[int, int], Neighbour] = {}  # (ifindex, ip)
 
     def add_device(self, dev: NetDevice) -> NetDevice:

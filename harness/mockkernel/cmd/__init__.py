@@ -1,20 +1,29 @@
 """Command front ends: the operators' own commands, parsed into the mock's configuration.
 
-`run(net, argv)` dispatches on the program name. Every front end accepts the
-real tool's syntax for what it supports and raises CommandError naming the
-token it does not understand; nothing is silently ignored.
+`run(net, argv)` dispatches on the program name to ip.py (iproute2 6.1, whose
+kernel side is rtnetlink.py), sysctl.py (procps-ng 4.0.2) and ethtool.py
+(ethtool 6.1). Each accepts the real tool's syntax for what the mock models and
+prints what the real tool prints; a failure is a CommandError with the real
+tool's message and exit status, and syntax the mock does not model is an error
+naming the token, never silently ignored.
 """
 from __future__ import annotations
 
 from harness.mockkernel.cmd import ethtool, ip, sysctl
+from harness.mockkernel.cmd.args import ToolError
 from harness.target import CommandError
 
-PROGRAMS = {"ip": ip.run, "sysctl": sysctl.run, "ethtool": ethtool.run}
+PROGRAMS = {"ip": ip.main, "sysctl": sysctl.main, "ethtool": ethtool.main}
 
 
 def run(net, argv: list[str], stdin: str | None = None) -> str:
+    if not argv:
+        raise CommandError(argv, "empty command")
     program = PROGRAMS.get(argv[0])
     if program is None:
         raise CommandError(argv, f"{argv[0]!r} is not supported on the mock target yet; "
                                  f"supported: {', '.join(sorted(PROGRAMS))}")
-    return program(net, argv, stdin)
+    try:
+        return program(net, argv, stdin)
+    except ToolError as err:
+        raise CommandError(argv, err.message, err.returncode) from None

@@ -1,34 +1,64 @@
-"""A token cursor shared by the front ends: iproute2-style keyword parsing."""
+"""What every front end shares: the error a tool prints, and a token cursor.
+
+A front end raises `ToolError` with the text the real tool prints (on stderr)
+and its exit status; `cmd.run()` turns it into a CommandError carrying the
+command line. `not_modelled()` is the one error the real tool never prints: the
+syntax is valid but the mock kernel has no model of it.
+"""
 from __future__ import annotations
 
-from harness.target import CommandError
+
+class ToolError(Exception):
+    def __init__(self, message: str, returncode: int = 1):
+        super().__init__(message)
+        self.message = message
+        self.returncode = returncode
+
+
+def not_modelled(what: str) -> ToolError:
+    return ToolError(f"{what} is not modelled by the mock kernel", 1)
+
+
+def c_uint(text: str, base: int = 0) -> int | None:
+    """strtoul() as the tools use it: the whole token must be one number, with
+    base 0 meaning 0x.. hex, 0.. octal, else decimal; None when it is not."""
+    digits = text
+    if base == 0:
+        if text[:2].lower() == "0x":
+            base, digits = 16, text[2:]
+        elif len(text) > 1 and text[0] == "0":
+            base, digits = 8, text[1:]
+        else:
+            base = 10
+    elif base == 16 and text[:2].lower() == "0x":
+        digits = text[2:]
+    try:
+        return int(digits, base) if digits.isalnum() else None
+    except ValueError:
+        return None
 
 
 class Args:
-    def __init__(self, argv: list[str], start: int = 1):
-        self.argv, self.pos = argv, start
+    """The tokens after a command, consumed left to right."""
 
-    def more(self) -> bool:
-        return self.pos < len(self.argv)
+    def __init__(self, tokens: list[str], incomplete: ToolError):
+        self.tokens = list(tokens)
+        self.pos = 0
+        self.incomplete = incomplete  # what the tool says when a value is missing
+
+    def __bool__(self) -> bool:
+        return self.pos < len(self.tokens)
 
     def peek(self) -> str | None:
-        return self.argv[self.pos] if self.more() else None
+        return self.tokens[self.pos] if self else None
 
-    def take(self, what: str = "argument") -> str:
-        if not self.more():
-            raise self.error(f"Error: missing {what} after \"{self.argv[-1]}\"")
+    def pop(self) -> str:
+        """The next token; the tool's "incomplete" error when there is none."""
+        if not self:
+            raise self.incomplete
         self.pos += 1
-        return self.argv[self.pos - 1]
+        return self.tokens[self.pos - 1]
 
-    def take_int(self, what: str) -> int:
-        token = self.take(what)
-        try:
-            return int(token, 0)
-        except ValueError:
-            raise self.error(f'Error: argument "{token}" is wrong: invalid {what}') from None
-
-    def garbage(self, token: str) -> CommandError:
-        return self.error(f'Error: either "to" is duplicate, or "{token}" is a garbage.')
-
-    def error(self, message: str) -> CommandError:
-        return CommandError(self.argv, message)
+    def rest(self) -> list[str]:
+        tokens, self.pos = self.tokens[self.pos:], len(self.tokens)
+        return tokens

@@ -1,58 +1,227 @@
-"""procps `sysctl` over the mock's sysctl tree: `-w k=v`, `k`, `-n k`, `-a`, `-q`."""
+"""procps-ng 4.0.2 `sysctl` over the mock's sysctl tree, and the kernel's proc
+handlers that accept or refuse each write.
+
+`sysctl k` reads (a directory lists everything under it), `k=v` writes with or
+without -w (procps 4 writes whenever there is an "="), several at once; -n
+values only, -N names only, -q quiet writes, -e ignore unknown keys, -a all.
+Options may follow the keys (getopt permutes). Keys take dots or slashes. A
+write echoes the value as given, not as stored. A bad key or value does not
+stop the others; the command fails at the end with every message.
+
+The handlers are the kernel's (kernel/sysctl.c and the net tables): plain
+integers (proc_dointvec) take any int, including the conf/* flags (rp_filter 3
+is accepted); numbers are C numbers (0x10, 010); extra values are ignored.
+Ranged ones refuse what is out of range; icmp_ratelimit is kept in jiffies
+(HZ=250 here, so milliseconds round up to 4); ipfrag_time in jiffies too.
+"""
 from __future__ import annotations
 
-from harness.target import CommandError
+from dataclasses import dataclass
 
-RANGES = {"rp_filter": (0, 2), "forwarding": (0, 1), "ip_forward": (0, 1), "accept_local": (0, 1),
-          "route_localnet": (0, 1), "accept_source_route": (0, 1), "disable_ipv6": (0, 1)}
+from harness.mockkernel.cmd.args import ToolError, c_uint, not_modelled
+
+INT_MAX = 2**31 - 1
+HZ = 250
+IP_UNPRIVILEGED_PORT_START = 1024
+USAGE = ToolError("Usage:\n sysctl [options] [variable[=value] ...]", 1)
+SHORT_OPTIONS = {"a": "all", "A": "all", "X": "all", "n": "values", "N": "names", "q": "quiet",
+                 "w": "write", "e": "ignore"}
+LONG_OPTIONS = {"--all": "all", "--values": "values", "--names": "names", "--quiet": "quiet",
+                "--write": "write", "--ignore": "ignore"}
+NOT_MODELLED_OPTIONS = "bdfhpoxrVD"
 
 
-def run(net, argv: list[str], stdin: str | None = None) -> str:
-    values_only = quiet = write = False
-    out = []
-    for token in argv[1:]:
-        if token in ("-n", "--values"):
-            values_only = True
-        elif token in ("-q", "--quiet"):
-            quiet = True
-        elif token in ("-w", "--write"):
-            write = True
-        elif token in ("-a", "--all", "-A"):
-            out += [_line(k, v, values_only) for k, v in sorted(net.sysctl.values.items())]
-        elif token.startswith("-"):
-            raise CommandError(argv, f'sysctl: invalid option -- "{token.lstrip("-")}"')
-        elif "=" in token:
-            key, value = token.split("=", 1)
-            key = _known(net, argv, key.strip())
-            value = _validate(argv, key, value.strip())
-            net.sysctl.set(key, value)
-            if not quiet:
-                out.append(_line(key, value, values_only))
-        elif write:
-            raise CommandError(argv, f'sysctl: "{token}" must be of the form name=value')
+class ProcError(Exception):
+    """The write was refused (EINVAL); the old value stays."""
+
+
+class UnknownKey(ToolError):
+    def __init__(self, key: str):
+        super().__init__(f"sysctl: cannot stat /proc/sys/{key.replace('.', '/')}: No such file or directory")
+
+
+@dataclass(frozen=True)
+class Handler:
+    """A proc handler: `kind` int (signed), uint or ulong; bounds may name
+    another key (the ipfrag thresholds bound each other)."""
+
+    kind: str = "int"
+    low: int | str | None = None
+    high: int | str | None = None
+    scale: str | None = None  # "ms_jiffies" or "jiffies"
+    read_only: bool = False
+
+
+HANDLERS = {
+    "net.ipv4.ip_default_ttl": Handler(low=1, high=255),
+    "net.ipv4.icmp_ratelimit": Handler(scale="ms_jiffies"),
+    "net.ipv4.icmp_msgs_per_sec": Handler(low=0),
+    "net.ipv4.icmp_msgs_burst": Handler(low=0),
+    "net.ipv4.icmp_echo_ignore_all": Handler("uint", 0, 1),
+    "net.ipv4.icmp_echo_ignore_broadcasts": Handler("uint", 0, 1),
+    "net.ipv4.ip_no_pmtu_disc": Handler("uint", 0, 255),
+    "net.ipv4.ipfrag_time": Handler(scale="jiffies"),
+    "net.ipv4.ipfrag_high_thresh": Handler("ulong", "net.ipv4.ipfrag_low_thresh"),
+    "net.ipv4.ipfrag_low_thresh": Handler("ulong", 0, "net.ipv4.ipfrag_high_thresh"),
+    "net.core.netdev_budget_usecs": Handler(low=0),
+    "net.core.dev_weight": Handler(low=1),
+    "net.core.rmem_default": Handler(low=2304),  # SOCK_MIN_RCVBUF
+    "net.core.rmem_max": Handler(low=2304),
+    "net.core.wmem_default": Handler(low=4608),  # SOCK_MIN_SNDBUF
+    "net.core.wmem_max": Handler(low=4608),
+}
+READ_ONLY_CONF = ("mc_forwarding",)
+
+
+def main(net, argv: list[str], stdin: str | None = None) -> str:
+    opts, names = _options(argv[1:])
+    if "all" in opts:
+        return "".join(_show(key, value, opts) for key, value in sorted(net.sysctl.values.items()))
+    if not names:
+        raise USAGE
+    out, errors = [], []
+    for name in names:
+        try:
+            if "=" in name:
+                out.append(_write(net, name, opts))
+            elif "write" in opts:
+                errors.append("sysctl: command line(0): invalid syntax, continuing...")
+            else:
+                out.append(_read(net, name, opts))
+        except UnknownKey as err:
+            if "ignore" not in opts:
+                errors.append(err.message)
+        except ToolError as err:
+            errors.append(err.message)
+    if errors:
+        raise ToolError("\n".join(errors), 1)
+    return "".join(out)
+
+
+def _options(tokens: list[str]) -> tuple[set[str], list[str]]:
+    opts, names = set(), []
+    for token in tokens:
+        if token.startswith("--"):
+            if token not in LONG_OPTIONS:
+                raise not_modelled(f"sysctl option {token}")
+            opts.add(LONG_OPTIONS[token])
+        elif token.startswith("-") and len(token) > 1:
+            for letter in token[1:]:
+                if letter in NOT_MODELLED_OPTIONS:
+                    raise not_modelled(f"sysctl option -{letter}")
+                if letter not in SHORT_OPTIONS:
+                    raise ToolError(f"sysctl: invalid option -- '{letter}'", 1)
+                opts.add(SHORT_OPTIONS[letter])
         else:
-            key = _known(net, argv, token)
-            out.append(_line(key, net.sysctl.get(key), values_only))
-    return "\n".join(out) + ("\n" if out else "")
+            names.append(token)
+    return opts, names
 
 
-def _known(net, argv, key: str) -> str:
-    key = key.replace("/", ".")
+def _key(name: str) -> str:
+    return name.strip().replace("/", ".")
+
+
+def _show(key: str, value: str, opts: set[str]) -> str:
+    if "values" in opts:
+        return value + "\n"
+    if "names" in opts:
+        return key + "\n"
+    return f"{key} = {value}\n"
+
+
+def _read(net, name: str, opts: set[str]) -> str:
+    key, values = _key(name), net.sysctl.values
+    if key in values:
+        return _show(key, values[key], opts)
+    under = sorted(k for k in values if k.startswith(key + "."))
+    if not under:
+        raise UnknownKey(key)
+    return "".join(_show(k, values[k], opts) for k in under)
+
+
+def _write(net, setting: str, opts: set[str]) -> str:
+    name, _, value = setting.partition("=")
+    key, value = _key(name), value.lstrip()
     if key not in net.sysctl.values:
-        raise CommandError(argv, f"sysctl: cannot stat /proc/sys/{key.replace('.', '/')}: "
-                                 "No such file or directory")
-    return key
+        raise UnknownKey(key)
+    try:
+        net.sysctl.set(key, proc_write(net.sysctl, key, value))
+    except ProcError:
+        raise ToolError(f'sysctl: setting key "{key}": Invalid argument', 1) from None
+    return "" if "quiet" in opts else _show(key, value, opts)
 
 
-def _validate(argv, key: str, value: str) -> str:
-    parts = value.split()
-    if not parts or not all(p.lstrip("-").isdigit() for p in parts):
-        raise CommandError(argv, f'sysctl: setting key "{key}": Invalid argument')
-    low_high = RANGES.get(key.rsplit(".", 1)[-1])
-    if low_high and not low_high[0] <= int(parts[0]) <= low_high[1]:
-        raise CommandError(argv, f'sysctl: setting key "{key}": Invalid argument')
-    return "\t".join(parts)
+def proc_write(sysctl, key: str, text: str) -> str:
+    """What the kernel stores for `text` written to `key`, as it reads back."""
+    if key == "net.ipv4.ping_group_range":
+        return _ping_group_range(sysctl, text)
+    if key == "net.ipv4.ip_local_port_range":
+        return _ip_local_port_range(sysctl, text)
+    handler = HANDLERS.get(key, Handler(read_only=key.rsplit(".", 1)[-1] in READ_ONLY_CONF
+                                        and key.startswith("net.ipv4.conf.")))
+    if handler.read_only:
+        raise ProcError
+    value = _proc_number(_proc_words(text, 1)[0], handler.kind)
+    low, high = (sysctl.int(b) if isinstance(b, str) else b for b in (handler.low, handler.high))
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ProcError
+    if handler.scale == "ms_jiffies":
+        return str(_ms_jiffies(value))
+    if handler.scale == "jiffies" and abs(value) > INT_MAX // HZ:
+        raise ProcError
+    return str(value)
 
 
-def _line(key: str, value: str, values_only: bool) -> str:
-    return value if values_only else f"{key} = {value}"
+def _proc_words(text: str, count: int) -> list[str]:
+    """The first `count` whitespace-separated values; more are ignored."""
+    words = text.split()[:count]
+    if not words:
+        raise ProcError
+    return words
+
+
+def _proc_number(word: str, kind: str) -> int:
+    """proc_get_long() + the conversion: a C number, signed only for int."""
+    negative = word.startswith("-")
+    magnitude = c_uint(word[1:] if negative else word)
+    if magnitude is None or (negative and kind != "int"):
+        raise ProcError
+    value = -magnitude if negative else magnitude
+    limit = {"int": (-INT_MAX - 1, INT_MAX), "uint": (0, 2**32 - 1), "ulong": (0, 2**64 - 1)}[kind]
+    if not limit[0] <= value <= limit[1]:
+        raise ProcError
+    return value
+
+
+def _ms_jiffies(ms: int) -> int:
+    """proc_dointvec_ms_jiffies(): stored as jiffies, read back in ms."""
+    if ms < 0:
+        raise ProcError
+    jiffies = -(-ms * HZ // 1000)
+    if jiffies > INT_MAX:
+        raise ProcError
+    return jiffies * 1000 // HZ
+
+
+def _pair(sysctl, key: str, text: str, low: int, high: int) -> list[int]:
+    """A two-value proc_dointvec_minmax(): values not written keep theirs."""
+    pair = [int(v) for v in sysctl.get(key).split()]
+    for index, word in enumerate(_proc_words(text, 2)):
+        pair[index] = _proc_number(word, "int")
+        if not low <= pair[index] <= high:
+            raise ProcError
+    return pair
+
+
+def _ping_group_range(sysctl, text: str) -> str:
+    """ipv4_ping_group_range(): a reversed range means nobody (1 0)."""
+    low, high = _pair(sysctl, "net.ipv4.ping_group_range", text, 0, INT_MAX)
+    return "1\t0" if high < low else f"{low}\t{high}"
+
+
+def _ip_local_port_range(sysctl, text: str) -> str:
+    """ipv4_local_port_range(): in order and clear of the privileged ports."""
+    low, high = _pair(sysctl, "net.ipv4.ip_local_port_range", text, 1, 65535)
+    if high < low or low < IP_UNPRIVILEGED_PORT_START:
+        raise ProcError
+    return f"{low}\t{high}"

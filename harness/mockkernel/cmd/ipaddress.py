@@ -1,0 +1,245 @@
+"""`ip address` (iproute2 ip/ipaddress.c): add/replace/change/del A.B.C.D/N
+[brd +|-|ADDR] [scope S] [label L] dev X, flush, show; and print_linkinfo(),
+the device lines `ip link show` prints too.
+
+`ip addr add` without `scope` gives 127.0.0.0/8 host scope and everything else
+global; `brd +` / `brd -` set the host bits / clear them (prefixes up to /30);
+`del` without a prefix length deletes the first address with that local
+address (iproute2 warns about this "wildcard deletion" on stderr).
+"""
+from __future__ import annotations
+
+import errno
+
+from harness.mockkernel.cmd import rtnetlink
+from harness.mockkernel.cmd.args import ToolError, not_modelled
+from harness.mockkernel.cmd.iputils import (INFINITY_LIFE_TIME, IpOptions, Printed, duparg, duparg2, get_addr,
+                                            get_prefix, invarg, matches, no_device, render, scope_id,
+                                            scope_name, unknown_command)
+from harness.mockkernel.net import RT_SCOPE_HOST, RT_SCOPE_UNIVERSE, InAddr, int_to_ip, prefix_mask
+from harness.mockkernel.wire.ethernet import mac_to_str
+
+MODIFY_NOT_MODELLED = ("peer", "remote", "anycast", "metric", "priority", "preference", "valid_lft",
+                       "preferred_lft", "home", "nodad", "optimistic", "mngtmpaddr", "noprefixroute",
+                       "autojoin", "proto")
+LIST_NOT_MODELLED = ("to", "label", "master", "vrf", "type", "nomaster", "group", "proto")
+
+
+def do_ipaddr(net, tokens, opts: IpOptions) -> str:
+    if not tokens:
+        return ipaddr_list(net, tokens, opts, link_only=False)
+    verb = tokens.pop()
+    if matches(verb, "add"):
+        return _modify(net, tokens, opts, "add")
+    if matches(verb, "change") or verb == "chg" or matches(verb, "replace"):
+        return _modify(net, tokens, opts, "replace")
+    if matches(verb, "delete"):
+        return _modify(net, tokens, opts, "del")
+    if matches(verb, "list") or matches(verb, "show") or matches(verb, "lst"):
+        return ipaddr_list(net, tokens, opts, link_only=False)
+    if matches(verb, "flush"):
+        return _flush(net, tokens)
+    if any(matches(verb, v) for v in ("save", "showdump", "restore", "help")):
+        raise not_modelled(f"ip address {verb}")
+    raise unknown_command(verb, "address")
+
+
+def _modify(net, tokens, opts: IpOptions, verb: str) -> str:
+    family = "inet" if opts.inet_only else "any valid"
+    local_text = dev_name = label = None
+    local = plen = brd = scope = None
+    while tokens:
+        token = tokens.pop()
+        if matches(token, "broadcast") or token == "brd":
+            value = tokens.pop()
+            if brd is not None:
+                raise duparg("broadcast", value)
+            brd = value if value in ("+", "-") else get_addr(value, family)
+        elif token == "scope":
+            value = tokens.pop()
+            scope = scope_id(value)
+            if scope is None:
+                raise invarg("invalid scope value.", value)
+        elif token == "dev":
+            dev_name = tokens.pop()
+        elif token == "label":
+            label = tokens.pop()
+        elif token in MODIFY_NOT_MODELLED:
+            raise not_modelled(f"ip address {verb} {token}")
+        else:
+            if token == "local":
+                token = tokens.pop()
+            if local_text is not None:
+                raise duparg2("local", token)
+            local_text = token
+            local, plen = get_prefix(token, family)
+            family = "inet"
+    if dev_name is None:
+        raise ToolError('Not enough information: "dev" argument is required.', 1)
+    dev = net.dev_by_name(dev_name)
+    if dev is None:
+        raise no_device(dev_name)
+    if verb == "del":
+        prefixlen = plen if local_text is not None and "/" in local_text else None
+        rtnetlink.inet_rtm_deladdr(net, dev, local, prefixlen, label)
+        return ""
+    if local is None:
+        raise rtnetlink.RtnlError(errno.EINVAL)
+    if scope is None:
+        scope = RT_SCOPE_HOST if local >> 24 == 127 else RT_SCOPE_UNIVERSE
+    ifa = InAddr(local, plen, _broadcast(brd, local, plen), scope, label or dev.name)
+    rtnetlink.inet_rtm_newaddr(net, dev, ifa, replace=verb == "replace")
+    return ""
+
+
+def _broadcast(brd, local: int, plen: int) -> int | None:
+    """`brd +` sets the host bits, `brd -` clears them; neither applies past /30."""
+    if brd not in ("+", "-"):
+        return brd
+    if plen > 30:
+        return None
+    mask = prefix_mask(plen)
+    return local | ~mask & 0xFFFFFFFF if brd == "+" else local & mask
+
+
+def _list_filter(net, tokens, verb: str) -> tuple[list, int | None]:
+    """ipaddr_list_flush_or_save()'s selectors: [dev] NAME, up, scope S|all."""
+    name, up_only, scope = None, False, None
+    while tokens:
+        token = tokens.pop()
+        if token == "up":
+            up_only = True
+        elif token == "scope":
+            value = tokens.pop()
+            scope = None if value == "all" else scope_id(value)
+            if scope is None and value != "all":
+                raise invarg('invalid "scope"', value)
+        elif token in LIST_NOT_MODELLED:
+            raise not_modelled(f"ip address {verb} {token}")
+        else:
+            if token == "dev":
+                token = tokens.pop()
+            if name is not None:
+                raise duparg2("dev", token)
+            name = token
+    devs = sorted(net.devices.values(), key=lambda d: d.ifindex)
+    if name is not None:
+        devs = [d for d in devs if d.name == name]
+        if not devs:
+            raise ToolError(f'Device "{name}" does not exist.', 1)
+    return [d for d in devs if d.up or not up_only], scope
+
+
+def _flush(net, tokens) -> str:
+    if not tokens:
+        raise ToolError("Flush requires arguments.", 1)
+    devs, scope = _list_filter(net, tokens, "flush")
+    for dev in devs:
+        while doomed := [a for a in dev.addrs if scope is None or a.scope == scope]:
+            rtnetlink.inet_rtm_deladdr(net, dev, doomed[0].local, doomed[0].prefixlen)
+    return ""
+
+
+def ipaddr_list(net, tokens, opts: IpOptions, link_only: bool) -> str:
+    """`ip addr show` and `ip link show` (ipaddr_list_link)."""
+    devs, scope = _list_filter(net, tokens, "show")
+    if opts.details:
+        raise not_modelled("ip -d (device details) for links and addresses")
+    if opts.stats > 1:
+        raise not_modelled("ip -s -s (NIC error counters)")
+    objects = []
+    for dev in devs:
+        addrs = [a for a in dev.addrs if scope is None or a.scope == scope]
+        if (opts.inet_only or scope is not None) and not link_only and not addrs:
+            continue  # an address filter leaves out devices with no address passing it
+        out = Printed()
+        print_linkinfo(out, dev, opts, link_only)
+        if not link_only:
+            _print_addrs(out, addrs, opts)
+        if opts.brief:
+            out.add(None, None, "\n")
+        elif opts.stats:
+            link_stats(out, dev)
+        objects.append(out)
+    return render(objects, opts)
+
+
+def _print_addrs(out: Printed, addrs: list[InAddr], opts: IpOptions) -> None:
+    if opts.brief:
+        out.add("addr_info", [{"local": int_to_ip(a.local), "prefixlen": a.prefixlen} for a in addrs],
+                "".join(f"{int_to_ip(a.local)}/{a.prefixlen} " for a in addrs))
+        return
+    infos, text = [], ""
+    for a in addrs:
+        info = {"family": "inet", "local": int_to_ip(a.local), "prefixlen": a.prefixlen}
+        text += f"    inet {int_to_ip(a.local)}/{a.prefixlen} "
+        if a.broadcast:
+            info["broadcast"] = int_to_ip(a.broadcast)
+            text += f"brd {int_to_ip(a.broadcast)} "
+        info["scope"] = scope_name(a.scope)
+        text += f"scope {scope_name(a.scope)} "
+        if a.secondary:
+            info["secondary"] = True
+            text += "secondary "
+        info.update(label=a.label, valid_life_time=INFINITY_LIFE_TIME, preferred_life_time=INFINITY_LIFE_TIME)
+        text += f"{a.label}\n       valid_lft forever preferred_lft forever\n"
+        infos.append(info)
+    out.add("addr_info", infos, text)
+
+
+def link_flags(dev) -> list[str]:
+    flags = ["LOOPBACK"] if dev.is_loopback else ["BROADCAST", "MULTICAST"]
+    return flags + ["UP", "LOWER_UP"] if dev.up else flags
+
+
+def operstate(dev) -> str:
+    if not dev.up:
+        return "DOWN"
+    return "UNKNOWN" if dev.is_loopback else "UP"
+
+
+def print_linkinfo(out: Printed, dev, opts: IpOptions, link_only: bool) -> None:
+    """The device's lines: `ip link` prints the link mode, `ip addr` does not,
+    `ip -4 addr` leaves the link layer out. The mock's ports have no peer in
+    the namespace, so their names carry no "@peer"."""
+    flags, state, mac = link_flags(dev), operstate(dev), mac_to_str(dev.mac)
+    brd = mac if dev.is_loopback else "ff:ff:ff:ff:ff:ff"
+    if opts.brief:
+        out.add("ifname", dev.name, f"{dev.name:<16} ").add("operstate", state, f"{state:<14} ")
+        if link_only:
+            out.add("address", mac, f"{mac} ").add("flags", flags, f"<{','.join(flags)}> ")
+        return
+    out.add("ifindex", dev.ifindex, f"{dev.ifindex}: ").add("ifname", dev.name, f"{dev.name}: ")
+    out.add("flags", flags, f"<{','.join(flags)}> ").add("mtu", dev.mtu, f"mtu {dev.mtu} ")
+    qdisc = dev.qdisc or ("noqueue" if dev.up else "noop")
+    out.add("qdisc", qdisc, f"qdisc {qdisc} ").add("operstate", state, f"state {state} ")
+    if link_only:
+        out.add("linkmode", "DEFAULT", "mode DEFAULT ")
+    out.add("group", "default", "group default ").add("txqlen", 1000, "qlen 1000")
+    if link_only or not opts.inet_only:
+        link_type = "loopback" if dev.is_loopback else "ether"
+        out.add("link_type", link_type, f"\n    link/{link_type} ").add("address", mac, f"{mac} ")
+        out.add("broadcast", brd, f"brd {brd}")
+    out.add(None, None, "\n")
+
+
+def link_stats(out: Printed, dev) -> None:
+    """print_link_stats64() at `-s`: the RX and TX lines, columns widened to fit
+    their numbers. The JSON form has no `missed` (iproute2 6.1 prints over_errors)."""
+    s = dev.stats
+    rx = [s.rx_bytes, s.rx_packets, 0, s.rx_dropped, s.rx_missed_errors, 0]
+    tx = [s.tx_bytes, s.tx_packets, 0, s.tx_dropped, 0, 0]
+    cols = [max(c, len(str(r)), len(str(t))) for c, r, t in zip([10, 7, 6, 7, 7, 7], rx, tx)]
+
+    def lines(direction: str, names: list[str], values: list[int]) -> str:
+        heads = [f"{names[0]:>{cols[0] - 4}}"] + [f"{n:>{c}}" for n, c in zip(names[1:], cols[1:])]
+        return (f"    {direction}: " + " ".join(heads) + " " * 11 + "\n    "
+                + "".join(f"{v:>{c}} " for v, c in zip(values, cols)) + "\n")
+
+    text = (lines("RX", ["bytes", "packets", "errors", "dropped", "missed", "mcast"], rx)
+            + lines("TX", ["bytes", "packets", "errors", "dropped", "carrier", "collsns"], tx))
+    out.add("stats64", {
+        "rx": {"bytes": rx[0], "packets": rx[1], "errors": 0, "dropped": rx[3], "over_errors": 0,
+               "multicast": 0},
+        "tx": {"bytes": tx[0], "packets": tx[1], "errors": 0, "dropped": tx[3], "carrier_errors": 0,
+               "collisions": 0}}, text)

@@ -1,0 +1,85 @@
+"""`ip link` (iproute2 ip/iplink.c): set [dev] NAME up|down|mtu N|address LLADDR,
+and show (printed by ipaddress.py, as iproute2 prints it from ipaddress.c).
+
+The kernel applies a set in do_setlink()'s order: address, mtu, then up/down
+(with the routing and neighbour effects in rtnetlink.dev_change_flags). The
+DUT's devices are fixed (lo and the ports): creating or deleting links is not
+modelled.
+"""
+from __future__ import annotations
+
+from harness.mockkernel.cmd import rtnetlink
+from harness.mockkernel.cmd.args import ToolError, c_uint, not_modelled
+from harness.mockkernel.cmd.ipaddress import ipaddr_list
+from harness.mockkernel.cmd.iputils import IpOptions, device, duparg, duparg2, invarg, ll_addr, matches, \
+    unknown_command
+
+SET_NOT_MODELLED = ("name", "index", "type", "broadcast", "brd", "txqueuelen", "qlen", "txqlen", "netns",
+                    "multicast", "allmulticast", "promisc", "trailers", "arp", "carrier", "vf", "master",
+                    "nomaster", "dynamic", "alias", "group", "mode", "state", "numtxqueues", "numrxqueues",
+                    "addrgenmode", "link-netns", "link-netnsid", "protodown", "xdp", "xdpgeneric", "xdpdrv",
+                    "xdpoffload", "gso_max_size", "gso_max_segs", "gro_max_size", "altname", "vrf")
+
+
+def do_iplink(net, tokens, opts: IpOptions) -> str:
+    if not tokens:
+        return ipaddr_list(net, tokens, opts, link_only=True)
+    verb = tokens.pop()
+    if matches(verb, "add"):
+        raise _link_add(tokens)
+    if matches(verb, "set") or matches(verb, "change"):
+        return _set(net, tokens)
+    if matches(verb, "show") or matches(verb, "lst") or matches(verb, "list"):
+        return ipaddr_list(net, tokens, opts, link_only=True)
+    if any(matches(verb, v) for v in ("replace", "delete", "xstats", "afstats", "property", "help")):
+        raise not_modelled(f"ip link {verb}")
+    raise unknown_command(verb, "link")
+
+
+def _link_add(tokens) -> ToolError:
+    rest = tokens.rest()
+    kind = rest[rest.index("type") + 1] if "type" in rest[:-1] else None
+    if kind is None:
+        return not_modelled("ip link add without a link kind")
+    return not_modelled(f'ip link add: link kind "{kind}" (the DUT has lo and its ports)')
+
+
+def _set(net, tokens) -> str:
+    name = mtu = mac = up = None
+    while tokens:
+        token = tokens.pop()
+        if token in ("up", "down"):
+            up = token == "up"
+        elif token == "mtu":
+            value = tokens.pop()
+            if mtu is not None:
+                raise duparg("mtu", value)
+            mtu = _integer(value)
+            if mtu is None:
+                raise invarg('Invalid "mtu" value', value)
+        elif matches(token, "address"):
+            mac = ll_addr(tokens.pop())
+        elif token in SET_NOT_MODELLED:
+            raise not_modelled(f"ip link set {token}")
+        else:
+            if token == "dev":
+                token = tokens.pop()
+            if name is not None:
+                raise duparg2("dev", token)
+            name = token
+    if name is None:
+        raise ToolError('Not enough information: "dev" argument is required.', 255)
+    dev = device(net, name)
+    if mac is not None:
+        rtnetlink.dev_set_mac_address(dev, mac)
+    if mtu is not None:
+        rtnetlink.dev_set_mtu(dev, mtu)
+    if up is not None:
+        rtnetlink.dev_change_flags(net, dev, up)
+    return ""
+
+
+def _integer(text: str) -> int | None:
+    """get_integer(): a signed base-0 number."""
+    value = c_uint(text.removeprefix("-"))
+    return None if value is None else -value if text.startswith("-") else value

@@ -1,0 +1,152 @@
+"""`ip neigh` (iproute2 ip/ipneigh.c): add/replace/change/del ADDR [lladdr MAC]
+dev X [nud STATE]; show/flush [dev X] [nud STATE|all] [PREFIX].
+
+`add` without `nud` makes a PERMANENT entry. `show` hides NOARP entries and
+`flush` spares PERMANENT and NOARP ones unless `nud` says otherwise. Entries are
+listed in the order they were created (the kernel lists them in hash order).
+"""
+from __future__ import annotations
+
+from harness.mockkernel.cmd import rtnetlink
+from harness.mockkernel.cmd.args import ToolError, c_uint, not_modelled
+from harness.mockkernel.cmd.iputils import (IpOptions, Printed, device, duparg, duparg2, get_addr,
+                                            get_prefix, invarg, ll_addr, matches, render, unknown_command)
+from harness.mockkernel.cmd.rtnetlink import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NUD_VALID
+from harness.mockkernel.net import (NUD_DELAY, NUD_FAILED, NUD_INCOMPLETE, NUD_NAMES, NUD_NOARP,
+                                    NUD_PERMANENT, NUD_PROBE, NUD_REACHABLE, NUD_STALE, int_to_ip,
+                                    prefix_mask)
+from harness.mockkernel.wire.ethernet import mac_to_str
+
+MODIFY_FLAGS = (("add", NLM_F_CREATE | NLM_F_EXCL), ("change", NLM_F_REPLACE), ("chg", NLM_F_REPLACE),
+                ("replace", NLM_F_CREATE | NLM_F_REPLACE))
+# nud_state_a2n(): (name, state, whether a prefix of the name is enough)
+NUD_KEYWORDS = (("permanent", NUD_PERMANENT, True), ("reachable", NUD_REACHABLE, True),
+                ("noarp", NUD_NOARP, False), ("none", 0, False), ("stale", NUD_STALE, False),
+                ("incomplete", NUD_INCOMPLETE, False), ("delay", NUD_DELAY, False),
+                ("probe", NUD_PROBE, False), ("failed", NUD_FAILED, True))
+NUD_NONE_FILTER = 0x100  # iproute2's filter bit for entries in no state
+
+
+def do_ipneigh(net, tokens, opts: IpOptions) -> str:
+    if opts.stats:
+        raise not_modelled("ip -s neigh (neighbour use and confirm times)")
+    if not tokens:
+        return _show_or_flush(net, tokens, opts, flush=False)
+    verb = tokens.pop()
+    for name, flags in MODIFY_FLAGS:
+        if verb == name or (name != "chg" and matches(verb, name)):
+            return _modify(net, tokens, opts, flags)
+    if matches(verb, "delete"):
+        return _modify(net, tokens, opts, None)
+    if matches(verb, "get"):
+        raise not_modelled("ip neigh get")
+    if matches(verb, "show") or matches(verb, "lst") or matches(verb, "list"):
+        return _show_or_flush(net, tokens, opts, flush=False)
+    if matches(verb, "flush"):
+        return _show_or_flush(net, tokens, opts, flush=True)
+    if matches(verb, "help"):
+        raise not_modelled("ip neigh help")
+    raise unknown_command(verb, "neigh")
+
+
+def nud_state(text: str) -> int | None:
+    for name, state, prefix_ok in NUD_KEYWORDS:
+        if text == name or (prefix_ok and matches(text, name)):
+            return state
+    value = c_uint(text)
+    return value if value is not None and value < 0x100 and not value & (value - 1) else None
+
+
+def _modify(net, tokens, opts: IpOptions, flags: int | None) -> str:
+    """`flags` None is a delete."""
+    family = "inet" if opts.inet_only else "any valid"
+    lladdr = dev_name = dst = None
+    state = NUD_PERMANENT
+    while tokens:
+        token = tokens.pop()
+        if matches(token, "lladdr"):
+            value = tokens.pop()
+            if lladdr is not None:
+                raise duparg("lladdr", value)
+            lladdr = value
+        elif token == "nud":
+            value = tokens.pop()
+            state = nud_state(value)
+            if state is None:
+                raise invarg("nud state is bad", value)
+        elif any(matches(token, k) for k in ("proxy", "router", "extern_learn", "protocol")):
+            raise not_modelled(f"ip neigh {token}")
+        elif matches(token, "dev"):
+            dev_name = tokens.pop()
+        else:
+            if token == "to":
+                token = tokens.pop()
+            if dst is not None:
+                raise duparg2("to", token)
+            dst = get_addr(token, family)
+    if dev_name is None or dst is None:
+        raise ToolError("Device and destination are required arguments.", 255)
+    mac = ll_addr(lladdr) if lladdr not in (None, "null") else None
+    dev = device(net, dev_name)
+    if flags is None:
+        rtnetlink.neigh_delete(net, dev, dst)
+    else:
+        rtnetlink.neigh_add(net, dev, dst, mac, state, flags)
+    return ""
+
+
+def _show_or_flush(net, tokens, opts: IpOptions, flush: bool) -> str:
+    if flush and not tokens:
+        raise ToolError("Flush requires arguments.", 1)
+    family = "inet" if opts.inet_only else "any valid"
+    dev = prefix = states = None
+    while tokens:
+        token = tokens.pop()
+        if token == "dev":
+            dev = device(net, tokens.pop())
+        elif token == "nud":
+            value = tokens.pop()
+            state = nud_state(value)
+            if state is None and value != "all":
+                raise invarg("nud state is bad", value)
+            if state is None:
+                state = ~(NUD_NOARP if flush else 0)
+            states = (states or 0) | (state or NUD_NONE_FILTER)
+        elif token in ("master", "vrf", "unused", "proxy", "nomaster", "protocol"):
+            raise not_modelled(f"ip neigh {'flush' if flush else 'show'} {token}")
+        else:
+            if token == "to":
+                token = tokens.pop()
+            prefix = get_prefix(token, family)
+    if states is None:
+        states = ~(NUD_PERMANENT | NUD_NOARP) if flush else 0xFF & ~NUD_NOARP
+    entries = [n for n in net.neighbours.values()
+               if (dev is None or n.ifindex == dev.ifindex)
+               and (prefix is None or not (n.ip ^ prefix[0]) & prefix_mask(prefix[1]))
+               and (n.state & states or (not n.state and states & NUD_NONE_FILTER))]
+    if flush:
+        for n in entries:
+            rtnetlink.neigh_delete(net, net.devices[n.ifindex], n.ip)
+        return ""
+    return render([_print_neigh(net, n, dev is None, opts) for n in entries], opts)
+
+
+def _print_neigh(net, n, show_dev: bool, opts: IpOptions) -> Printed:
+    """print_neigh(): the address, dev (unless filtered by), lladdr (for states
+    that have one), state; -br: address, dev, lladdr in columns."""
+    out = Printed()
+    dst, dev = int_to_ip(n.ip), net.devices[n.ifindex].name
+    mac = mac_to_str(n.lladdr) if n.state & NUD_VALID and n.lladdr else None
+    if opts.brief:
+        out.add("dst", dst, f"{dst:<39} ").add("dev", dev, f"{dev:<16} ")
+        if mac:
+            out.add("lladdr", mac, mac)
+        return out.add(None, None, "\n")
+    out.add("dst", dst, f"{dst} ")
+    if show_dev:
+        out.add("dev", dev, f"dev {dev} ")
+    if mac:
+        out.add("lladdr", mac, f"lladdr {mac} ")
+    if n.state:
+        out.add("state", [NUD_NAMES[n.state]], f"{NUD_NAMES[n.state]} ")
+    return out.add(None, None, "\n")

@@ -1,0 +1,187 @@
+"""`ip rule` (iproute2 ip/iprule.c): add/del [not] [from P] [to P] [iif X]
+[oif X] [fwmark M[/MASK]] [tos T] [pref N] [protocol P] [table T | lookup T |
+blackhole | unreachable | prohibit | goto N | nop]; show; flush.
+
+Without a priority the kernel picks one (rtnetlink.fib_default_rule_pref). `del`
+removes the first rule matching everything it names. `flush` deletes every rule
+but those of priority 0 (the kernel dumps no priority for them, so iproute2
+cannot name them), which takes the main and default rules too.
+"""
+from __future__ import annotations
+
+from harness.mockkernel.cmd import rtnetlink
+from harness.mockkernel.cmd.args import ToolError, c_uint, not_modelled
+from harness.mockkernel.cmd.iputils import (IpOptions, Printed, get_prefix, invarg, matches, protocol_id,
+                                            protocol_name, render, route_type, table_id, table_name,
+                                            unknown_command)
+from harness.mockkernel.cmd.rtnetlink import RuleSelectors
+from harness.mockkernel.net import RT_TABLE_MAIN, FibRule, int_to_ip
+
+ACTIONS = ("blackhole", "unreachable", "prohibit")
+NOT_MODELLED = ("realms", "tun_id", "suppress_prefixlength", "sup_pl", "suppress_ifgroup", "sup_group",
+                "l3mdev", "uidrange", "nat", "map-to", "ipproto", "sport", "dport")
+
+
+def do_iprule(net, tokens, opts: IpOptions) -> str:
+    if not tokens:
+        return _list(net, opts)
+    verb = tokens.pop()
+    if matches(verb, "list") or matches(verb, "lst") or matches(verb, "show"):
+        if tokens:
+            raise not_modelled(f"ip rule {verb} selectors ({tokens.peek()})")
+        return _list(net, opts)
+    if matches(verb, "add"):
+        return _modify(net, tokens, opts, add=True)
+    if matches(verb, "delete"):
+        if not tokens:
+            raise ToolError('"ip rule del" requires arguments.', 1)
+        return _modify(net, tokens, opts, add=False)
+    if matches(verb, "flush"):
+        net.rules[:] = [r for r in net.rules if r.priority == 0]
+        return ""
+    if any(matches(verb, v) for v in ("save", "restore", "help")):
+        raise not_modelled(f"ip rule {verb}")
+    raise unknown_command(verb, "rule")
+
+
+def _value(tokens, parse, message: str):
+    value = tokens.pop()
+    parsed = parse(value)
+    if parsed is None:
+        raise invarg(message, value)
+    return parsed
+
+
+def _selector(text: str, family: str) -> tuple[int, int] | None:
+    """from/to: the kernel keeps the address as given; a /0 selects all."""
+    addr, plen = get_prefix(text, family)
+    return (addr, plen) if plen else None
+
+
+def _tos(text: str) -> int | None:
+    """rtnl_dsfield_a2n(): hexadecimal, one byte."""
+    value = c_uint(text, 16)
+    return value if value is not None and value < 256 else None
+
+
+def _modify(net, tokens, opts: IpOptions, add: bool) -> str:
+    family = "inet" if opts.inet_only else "any valid"
+    rule = FibRule(0, table=0, action="")
+    mark = mask = pref = None
+    while tokens:
+        token = tokens.pop()
+        if token == "not":
+            rule.invert = True
+        elif token in ("from", "to"):
+            setattr(rule, "src" if token == "from" else "dst", _selector(tokens.pop(), family))
+        elif any(matches(token, k) for k in ("preference", "order", "priority")):
+            pref = _value(tokens, c_uint, "preference value is invalid")
+        elif token == "tos" or matches(token, "dsfield"):
+            rule.tos = _value(tokens, _tos, "TOS value is invalid")
+        elif token == "fwmark":
+            mark_text, slash, mask_text = tokens.pop().partition("/")
+            mark = c_uint(mark_text)
+            if mark is None:
+                raise invarg("fwmark value is invalid", mark_text)
+            mask = c_uint(mask_text) if slash else 0xFFFFFFFF if mark else 0
+            if mask is None:
+                raise invarg("fwmask value is invalid", mask_text)
+        elif matches(token, "protocol"):
+            rule.protocol = protocol_name(str(_value(tokens, protocol_id, '"protocol" value is invalid')))
+        elif matches(token, "table") or token == "lookup":
+            rule.table = _value(tokens, table_id, "invalid table ID")
+        elif token in ("dev", "iif"):
+            rule.iif = tokens.pop()
+        elif token == "oif":
+            rule.oif = tokens.pop()
+        elif token in NOT_MODELLED:
+            raise not_modelled(f"ip rule {token}")
+        else:
+            rule.action = _action(tokens, token, rule)
+    rule.fwmark, rule.fwmask = (mark, mask) if mark is not None else (None, 0xFFFFFFFF)
+    rule.priority = pref or 0
+    given = RuleSelectors(priority=pref is not None, action=bool(rule.action), table=bool(rule.table))
+    if add:
+        rule.action = rule.action or "lookup"
+        if rule.action == "lookup" and not rule.table:
+            rule.table = RT_TABLE_MAIN
+        rtnetlink.fib_nl_newrule(net, rule, given)
+    else:
+        rtnetlink.fib_nl_delrule(net, rule, given)
+    return ""
+
+
+def _action(tokens, token: str, rule: FibRule) -> str:
+    """The rule's action: goto N, nop, or a route type naming one."""
+    if token == "type":
+        token = tokens.pop()
+    if matches(token, "goto"):
+        rule.goto = _value(tokens, c_uint, "invalid target")
+        return "goto"
+    if matches(token, "nop"):
+        return "nop"
+    rtype = route_type(token)
+    if rtype is None:
+        raise invarg("Failed to parse rule type", token)
+    if rtype == "unicast":
+        return "lookup"
+    if rtype not in ACTIONS:
+        raise not_modelled(f"rule action {rtype}")
+    return rtype
+
+
+def _list(net, opts: IpOptions) -> str:
+    return render([_print_rule(net, r, opts) for r in net.rules], opts)
+
+
+def _prefix(out: Printed, word: str, key: str, selector: tuple[int, int]) -> None:
+    addr, plen = int_to_ip(selector[0]), selector[1]
+    out.add(key, addr, f" {word} {addr}" if plen == 32 else f" {word} {addr}/{plen}")
+    if plen != 32:
+        out.add(f"{key}len", plen)
+
+
+def _print_rule(net, rule: FibRule, opts: IpOptions) -> Printed:
+    """print_rule(): "PRIO:\t", then the fields separated by single spaces."""
+    out = Printed().add("priority", rule.priority, f"{rule.priority}:\t")
+    if rule.invert:
+        out.add("not", None, " not")
+    if rule.src is None:
+        out.add("src", "all", " from all")
+    else:
+        _prefix(out, "from", "src", rule.src)
+    key, value, text = out.fields[1]
+    out.fields[1] = (key, value, text.lstrip(" "))
+    if rule.dst is not None:
+        _prefix(out, "to", "dst", rule.dst)
+    if rule.tos:
+        out.add("tos", f"0x{rule.tos:02x}", f" tos 0x{rule.tos:02x}")
+    mark, mask = (rule.fwmark, rule.fwmask) if rule.fwmark is not None else (0, 0)
+    if mark or mask:
+        masked = f"/{_hex(mask)}" if mask != 0xFFFFFFFF else ""
+        out.add("fwmark", _hex(mark), f" fwmark {_hex(mark)}{masked}")
+        if mask != 0xFFFFFFFF:
+            out.add("fwmask", _hex(mask))
+    for key, name in (("iif", rule.iif), ("oif", rule.oif)):
+        if name is not None:
+            out.add(key, name, f" {key} {name}")
+            if net.dev_by_name(name) is None:
+                out.add(f"{key}_detached", None, " [detached]")
+    if rule.action == "lookup":
+        out.add("table", table_name(rule.table), f" lookup {table_name(rule.table)}")
+    elif rule.action == "goto":
+        out.add("goto", rule.goto, f" goto {rule.goto}")
+        if not any(r.priority == rule.goto for r in net.rules):
+            out.add("unresolved", None, " [unresolved]")
+    elif rule.action == "nop":
+        out.add("nop", None, " nop")
+    else:
+        out.add("action", rule.action, f" {rule.action}")
+    if rule.protocol not in ("unspec", "kernel") or opts.details:
+        out.add("protocol", rule.protocol, f" proto {rule.protocol}")
+    return out.add(None, None, "\n")
+
+
+def _hex(value: int) -> str:
+    """printf("%#x"): no 0x for zero."""
+    return f"{value:#x}" if value else "0"
