@@ -126,3 +126,13 @@ def test_icmp_peer_bucket_allows_six_then_one_per_second():
     assert allowed == [True] * 6 + [False] * 4
     k.advance(1.0)
     assert inet_peer_xrlim_allow(k, 1, 1.0) and not inet_peer_xrlim_allow(k, 1, 1.0)
+
+
+def test_rule_prefix_is_matched_under_its_mask_as_given():
+    """fib4_rule_match() masks both sides: `from 10.0.0.1/24` matches 10.0.0.0/24."""
+    k = Kernel()
+    k.sh(["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
+    k.sh(["ip", "addr", "add", "10.0.1.1/24", "dev", "p1"])
+    k.sh(["ip", "route", "add", "default", "via", "10.0.1.2", "table", "7"])
+    k.sh(["ip", "rule", "add", "from", "10.0.0.1/24", "table", "7"])
+    assert route.ip_route_output(k, ip_to_int("8.8.8.8"), ip_to_int("10.0.0.1")).dev.name == "p1"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from harness.mockkernel.cmd import ipaddress, iplink, ipneigh, iproute, iprule
 from harness.mockkernel.cmd.args import ToolError, not_modelled
 from harness.mockkernel.cmd.iputils import IpOptions, args, matches
-from harness.mockkernel.cmd.rtnetlink import RtnlError
+from harness.mockkernel.core.rtnetlink import RtnlError
 
 OBJECTS = ("address", "addrlabel", "maddress", "route", "rule", "neighbor", "neighbour", "ntable",
            "ntbl", "link", "l2tp", "fou", "ila", "macsec", "tunnel", "tunl", "tuntap", "tap", "token",

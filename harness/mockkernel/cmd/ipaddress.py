@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 
-from harness.mockkernel.cmd import rtnetlink
+from harness.mockkernel.core import rtnetlink
 from harness.mockkernel.cmd.args import ToolError, not_modelled
 from harness.mockkernel.cmd.iputils import (INFINITY_LIFE_TIME, IpOptions, Printed, duparg, duparg2, get_addr,
                                             get_prefix, invarg, matches, no_device, render, scope_id,

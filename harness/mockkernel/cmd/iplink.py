@@ -8,7 +8,7 @@ modelled.
 """
 from __future__ import annotations
 
-from harness.mockkernel.cmd import rtnetlink
+from harness.mockkernel.core import rtnetlink
 from harness.mockkernel.cmd.args import ToolError, c_uint, not_modelled
 from harness.mockkernel.cmd.ipaddress import ipaddr_list
 from harness.mockkernel.cmd.iputils import IpOptions, device, duparg, duparg2, invarg, ll_addr, matches, \

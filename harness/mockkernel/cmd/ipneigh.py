@@ -7,14 +7,37 @@ listed in the order they were created (the kernel lists them in hash order).
 """
 from __future__ import annotations
 
-from harness.mockkernel.cmd import rtnetlink
 from harness.mockkernel.cmd.args import ToolError, c_uint, not_modelled
-from harness.mockkernel.cmd.iputils import (IpOptions, Printed, device, duparg, duparg2, get_addr,
-                                            get_prefix, invarg, ll_addr, matches, render, unknown_command)
-from harness.mockkernel.cmd.rtnetlink import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NUD_VALID
-from harness.mockkernel.net import (NUD_DELAY, NUD_FAILED, NUD_INCOMPLETE, NUD_NAMES, NUD_NOARP,
-                                    NUD_PERMANENT, NUD_PROBE, NUD_REACHABLE, NUD_STALE, int_to_ip,
-                                    prefix_mask)
+from harness.mockkernel.cmd.iputils import (
+    IpOptions,
+    Printed,
+    device,
+    duparg,
+    duparg2,
+    get_addr,
+    get_prefix,
+    invarg,
+    ll_addr,
+    matches,
+    render,
+    unknown_command,
+)
+from harness.mockkernel.core import rtnetlink
+from harness.mockkernel.core.rtnetlink import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
+from harness.mockkernel.net import (
+    NUD_DELAY,
+    NUD_FAILED,
+    NUD_INCOMPLETE,
+    NUD_NAMES,
+    NUD_NOARP,
+    NUD_PERMANENT,
+    NUD_PROBE,
+    NUD_REACHABLE,
+    NUD_STALE,
+    NUD_VALID,
+    int_to_ip,
+    prefix_mask,
+)
 from harness.mockkernel.wire.ethernet import mac_to_str
 
 MODIFY_FLAGS = (("add", NLM_F_CREATE | NLM_F_EXCL), ("change", NLM_F_REPLACE), ("chg", NLM_F_REPLACE),

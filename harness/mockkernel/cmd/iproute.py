@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.mockkernel.cmd import rtnetlink
+from harness.mockkernel.core import rtnetlink
 from harness.mockkernel.cmd.args import ToolError, c_uint, not_modelled
 from harness.mockkernel.cmd.iputils import (IpOptions, Printed, device, duparg2, get_addr,
                                             get_prefix, invarg, matches, protocol_id, protocol_name,
                                             render, route_type, scope_id, scope_name, table_id,
                                             table_name, unknown_command)
-from harness.mockkernel.cmd.rtnetlink import NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RouteMatch
+from harness.mockkernel.core.rtnetlink import NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RouteMatch
 from harness.mockkernel.net import (RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE,
                                     RT_TABLE_LOCAL, RT_TABLE_MAIN, FibRoute, int_to_ip)
 

@@ -9,12 +9,12 @@ cannot name them), which takes the main and default rules too.
 """
 from __future__ import annotations
 
-from harness.mockkernel.cmd import rtnetlink
+from harness.mockkernel.core import rtnetlink
 from harness.mockkernel.cmd.args import ToolError, c_uint, not_modelled
 from harness.mockkernel.cmd.iputils import (IpOptions, Printed, get_prefix, invarg, matches, protocol_id,
                                             protocol_name, render, route_type, table_id, table_name,
                                             unknown_command)
-from harness.mockkernel.cmd.rtnetlink import RuleSelectors
+from harness.mockkernel.core.rtnetlink import RuleSelectors
 from harness.mockkernel.net import RT_TABLE_MAIN, FibRule, int_to_ip
 
 ACTIONS = ("blackhole", "unreachable", "prohibit")

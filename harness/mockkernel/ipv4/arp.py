@@ -17,15 +17,13 @@ import socket
 from harness.journey import Hop
 from harness.mockkernel.core import dev as core_dev
 from harness.mockkernel.core.skbuff import PACKET_HOST, PACKET_OTHERHOST, SkBuff, alloc_skb, kfree_skb
-from harness.mockkernel.net import (NUD_DELAY, NUD_FAILED, NUD_INCOMPLETE, NUD_NAMES, NUD_NOARP,
-                                    NUD_PERMANENT, NUD_PROBE, NUD_REACHABLE, NUD_STALE, Neighbour)
+from harness.mockkernel.net import (NUD_CONNECTED, NUD_DELAY, NUD_FAILED, NUD_INCOMPLETE, NUD_NAMES, NUD_NOARP,
+                                    NUD_PERMANENT, NUD_PROBE, NUD_REACHABLE, NUD_STALE, NUD_VALID, Neighbour)
 from harness.mockkernel.wire import arp as wire_arp
 from harness.mockkernel.wire.ethernet import BROADCAST, ETH_P_ARP, ETH_P_IP
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_HOST_UNREACH
 from harness.mockkernel.wire.ipv4 import Ipv4Packet
 
-NUD_CONNECTED = NUD_PERMANENT | NUD_NOARP | NUD_REACHABLE
-NUD_VALID = NUD_CONNECTED | NUD_STALE | NUD_DELAY | NUD_PROBE
 # arp_tbl parms defaults (net/ipv4/arp.c)
 MCAST_PROBES, UCAST_PROBES = 3, 3
 RETRANS_TIME, DELAY_PROBE_TIME, BASE_REACHABLE_TIME, LOCKTIME = 1.0, 5.0, 30.0, 1.0

@@ -113,9 +113,9 @@ def _rule_matches(net: Net, rule, daddr: int, saddr: int, iif: int, oif: int | N
             return rule.invert
     if rule.fwmark is not None and (mark ^ rule.fwmark) & rule.fwmask:
         return rule.invert
-    if rule.src is not None and (saddr & prefix_mask(rule.src[1])) != rule.src[0]:
+    if rule.src is not None and (saddr ^ rule.src[0]) & prefix_mask(rule.src[1]):
         return rule.invert
-    if rule.dst is not None and (daddr & prefix_mask(rule.dst[1])) != rule.dst[0]:
+    if rule.dst is not None and (daddr ^ rule.dst[0]) & prefix_mask(rule.dst[1]):
         return rule.invert
     if rule.tos is not None and rule.tos != tos:
         return rule.invert
@@ -134,7 +134,8 @@ def fib_lookup(net: Net, daddr: int, saddr: int = 0, iif: int = LOOPBACK_IFINDEX
         if not _rule_matches(net, rule, daddr, saddr, iif, oif, mark, tos):
             continue
         if rule.action == "goto":
-            index = next((i for i, r in enumerate(rules) if r.priority >= rule.goto), len(rules))
+            # fib_rules_lookup(): jump to the rule with exactly that priority, if any
+            index = next((i for i, r in enumerate(rules) if r.priority == rule.goto), index)
             continue
         if rule.action == "nop":
             continue

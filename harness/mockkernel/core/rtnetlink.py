@@ -34,15 +34,28 @@ from dataclasses import dataclass
 
 from harness.mockkernel.cmd.args import not_modelled
 from harness.mockkernel.core.skbuff import kfree_skb
-from harness.mockkernel.ipv4 import arp, route as fib
-from harness.mockkernel.net import (NUD_DELAY, NUD_NOARP, NUD_PERMANENT, NUD_PROBE, NUD_REACHABLE,
-                                    NUD_STALE, RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_NOWHERE,
-                                    RT_TABLE_LOCAL, RT_TABLE_MAIN, FibRoute, FibRule, InAddr, Net,
-                                    NetDevice, Neighbour, ip_to_int, prefix_mask)
+from harness.mockkernel.ipv4 import arp
+from harness.mockkernel.ipv4 import route as fib
+from harness.mockkernel.ipv4.route import is_zeronet
+from harness.mockkernel.net import (
+    NUD_VALID,
+    RT_SCOPE_HOST,
+    RT_SCOPE_LINK,
+    RT_SCOPE_NOWHERE,
+    RT_TABLE_LOCAL,
+    RT_TABLE_MAIN,
+    FibRoute,
+    FibRule,
+    InAddr,
+    Neighbour,
+    Net,
+    NetDevice,
+    ip_to_int,
+    prefix_mask,
+)
 
 # include/uapi/linux/netlink.h request flags
 NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE, NLM_F_APPEND = 0x100, 0x200, 0x400, 0x800
-NUD_VALID = NUD_PERMANENT | NUD_NOARP | NUD_REACHABLE | NUD_PROBE | NUD_STALE | NUD_DELAY
 IPV4_MIN_MTU = 68
 LOOPBACK_ADDR = ip_to_int("127.0.0.1")
 # fib_props[]: the least scope a route type allows; the error types take no nexthop
@@ -62,10 +75,6 @@ class RtnlError(Exception):
         if self.extack:
             return f"Error: {self.extack}."
         return f"RTNETLINK answers: {os.strerror(self.errno)}"
-
-
-def _is_zeronet(addr: int) -> bool:
-    return addr >> 24 == 0
 
 
 def _same_subnet(ifa: InAddr, addr: int) -> bool:
@@ -205,7 +214,7 @@ def fib_add_ifaddr(net: Net, dev: NetDevice, ifa: InAddr) -> None:
         return
     if ifa.broadcast and ifa.broadcast != 0xFFFFFFFF:
         _fib_magic(net, True, "broadcast", ifa.broadcast, 32, dev, prim)
-    if not _is_zeronet(prefix) and not ifa.secondary and (prefix != ifa.local or ifa.prefixlen < 32):
+    if not is_zeronet(prefix) and not ifa.secondary and (prefix != ifa.local or ifa.prefixlen < 32):
         _fib_magic(net, True, "local" if dev.is_loopback else "unicast", prefix, ifa.prefixlen, dev, prim)
         if ifa.prefixlen < 31:
             _fib_magic(net, True, "broadcast", prefix | ~mask & 0xFFFFFFFF, 32, dev, prim)
@@ -222,7 +231,7 @@ def fib_del_ifaddr(net: Net, dev: NetDevice, ifa: InAddr) -> None:
         prim = _ifa_byprefix(dev, any_, ifa.prefixlen)
         if prim is None:
             return
-    elif not _is_zeronet(any_) and (any_ != ifa.local or ifa.prefixlen < 32):
+    elif not is_zeronet(any_) and (any_ != ifa.local or ifa.prefixlen < 32):
         _fib_magic(net, False, "local" if dev.is_loopback else "unicast", any_, ifa.prefixlen, dev, prim)
         subnet = True
     kept = _addresses_still_needing(dev, ifa, prim)
@@ -270,7 +279,7 @@ def _addresses_still_needing(dev: NetDevice, ifa: InAddr, prim: InAddr) -> set[s
         if prim1 is ifa1 and ifa1.prefixlen < 31:
             mask1 = prefix_mask(ifa1.prefixlen)
             subnet_addrs = (ifa1.local | ~mask1 & 0xFFFFFFFF, ifa1.local & mask1)
-            if not _is_zeronet(subnet_addrs[1]):
+            if not is_zeronet(subnet_addrs[1]):
                 kept |= {name for name, addr in (("brd", ifa.broadcast), ("brd1", brd), ("brd0", any_))
                          if addr in subnet_addrs}
     return kept
