@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from harness.mockkernel.core import rtnetlink
 from harness.mockkernel.cmd.args import ToolError, c_uint, not_modelled
-from harness.mockkernel.cmd.iputils import (IpOptions, Printed, device, duparg2, get_addr,
+from harness.mockkernel.cmd.iputils import (IpOptions, Printed, device, duparg2, get_addr, get_value,
                                             get_prefix, invarg, matches, protocol_id, protocol_name,
                                             render, route_type, scope_id, scope_name, table_id,
                                             table_name, unknown_command)
@@ -90,14 +90,6 @@ class RouteRequest:
         return RT_SCOPE_NOWHERE if delete else RT_SCOPE_UNIVERSE
 
 
-def _value(tokens, parse, message: str):
-    value = tokens.pop()
-    parsed = parse(value)
-    if parsed is None:
-        raise invarg(message, value)
-    return parsed
-
-
 def _parse_modify(tokens, opts: IpOptions) -> RouteRequest:
     req = RouteRequest()
     family = "inet" if opts.inet_only else "any valid"
@@ -112,19 +104,19 @@ def _parse_modify(tokens, opts: IpOptions) -> RouteRequest:
             req.gateway = get_addr(tokens.pop() if value == "inet" else value, family)
             family = "inet"
         elif any(matches(token, k) for k in ("metric", "priority", "preference")):
-            req.metric = _value(tokens, c_uint, '"metric" value is invalid')
+            req.metric = get_value(tokens, c_uint, '"metric" value is invalid')
         elif matches(token, "table"):
-            req.table = _value(tokens, table_id, '"table" value is invalid')
+            req.table = get_value(tokens, table_id, '"table" value is invalid')
         elif token in ("dev", "oif"):
             req.dev = tokens.pop()
         elif matches(token, "protocol"):
-            req.protocol = protocol_name(str(_value(tokens, protocol_id, '"protocol" value is invalid')))
+            req.protocol = protocol_name(str(get_value(tokens, protocol_id, '"protocol" value is invalid')))
         elif matches(token, "scope"):
-            req.scope = _value(tokens, scope_id, 'invalid "scope" value')
+            req.scope = get_value(tokens, scope_id, 'invalid "scope" value')
         elif token == "mtu":
             if tokens.peek() == "lock":
                 raise not_modelled("ip route ... mtu lock")
-            req.mtu = _value(tokens, c_uint, '"mtu" value is invalid')
+            req.mtu = get_value(tokens, c_uint, '"mtu" value is invalid')
         elif token in MODIFY_NOT_MODELLED:
             raise not_modelled(f"ip route option {token}")
         else:
@@ -191,11 +183,11 @@ def _parse_filter(net, tokens, opts: IpOptions) -> RouteFilter:
             if sel.table is None:
                 raise invarg("table id value is invalid", value)
         elif matches(token, "protocol"):
-            sel.protocol = protocol_name(str(_value(tokens, protocol_id, 'invalid "protocol"')))
+            sel.protocol = protocol_name(str(get_value(tokens, protocol_id, 'invalid "protocol"')))
         elif matches(token, "scope"):
-            sel.scope = _value(tokens, scope_id, 'invalid "scope"')
+            sel.scope = get_value(tokens, scope_id, 'invalid "scope"')
         elif matches(token, "type"):
-            sel.type = _value(tokens, route_type, "node type value is invalid")
+            sel.type = get_value(tokens, route_type, "node type value is invalid")
         elif token in ("dev", "oif"):
             sel.dev = device(net, tokens.pop()).ifindex
         elif token in LIST_NOT_MODELLED:

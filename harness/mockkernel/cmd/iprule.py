@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from harness.mockkernel.core import rtnetlink
 from harness.mockkernel.cmd.args import ToolError, c_uint, not_modelled
-from harness.mockkernel.cmd.iputils import (IpOptions, Printed, get_prefix, invarg, matches, protocol_id,
+from harness.mockkernel.cmd.iputils import (IpOptions, Printed, get_prefix, get_value, invarg, matches, protocol_id,
                                             protocol_name, render, route_type, table_id, table_name,
                                             unknown_command)
 from harness.mockkernel.core.rtnetlink import RuleSelectors
@@ -44,14 +44,6 @@ def do_iprule(net, tokens, opts: IpOptions) -> str:
     raise unknown_command(verb, "rule")
 
 
-def _value(tokens, parse, message: str):
-    value = tokens.pop()
-    parsed = parse(value)
-    if parsed is None:
-        raise invarg(message, value)
-    return parsed
-
-
 def _selector(text: str, family: str) -> tuple[int, int] | None:
     """from/to: the kernel keeps the address as given; a /0 selects all."""
     addr, plen = get_prefix(text, family)
@@ -75,9 +67,9 @@ def _modify(net, tokens, opts: IpOptions, add: bool) -> str:
         elif token in ("from", "to"):
             setattr(rule, "src" if token == "from" else "dst", _selector(tokens.pop(), family))
         elif any(matches(token, k) for k in ("preference", "order", "priority")):
-            pref = _value(tokens, c_uint, "preference value is invalid")
+            pref = get_value(tokens, c_uint, "preference value is invalid")
         elif token == "tos" or matches(token, "dsfield"):
-            rule.tos = _value(tokens, _tos, "TOS value is invalid")
+            rule.tos = get_value(tokens, _tos, "TOS value is invalid")
         elif token == "fwmark":
             mark_text, slash, mask_text = tokens.pop().partition("/")
             mark = c_uint(mark_text)
@@ -87,9 +79,9 @@ def _modify(net, tokens, opts: IpOptions, add: bool) -> str:
             if mask is None:
                 raise invarg("fwmask value is invalid", mask_text)
         elif matches(token, "protocol"):
-            rule.protocol = protocol_name(str(_value(tokens, protocol_id, '"protocol" value is invalid')))
+            rule.protocol = protocol_name(str(get_value(tokens, protocol_id, '"protocol" value is invalid')))
         elif matches(token, "table") or token == "lookup":
-            rule.table = _value(tokens, table_id, "invalid table ID")
+            rule.table = get_value(tokens, table_id, "invalid table ID")
         elif token in ("dev", "iif"):
             rule.iif = tokens.pop()
         elif token == "oif":
@@ -116,7 +108,7 @@ def _action(tokens, token: str, rule: FibRule) -> str:
     if token == "type":
         token = tokens.pop()
     if matches(token, "goto"):
-        rule.goto = _value(tokens, c_uint, "invalid target")
+        rule.goto = get_value(tokens, c_uint, "invalid target")
         return "goto"
     if matches(token, "nop"):
         return "nop"

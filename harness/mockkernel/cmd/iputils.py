@@ -187,3 +187,12 @@ def render(objects: list[Printed], opts: IpOptions) -> str:
     if opts.json:
         return json.dumps([o.as_json() for o in objects], separators=(",", ":")) + "\n"
     return "".join(o.text() for o in objects)
+
+
+def get_value(tokens, parse, message: str):
+    """The next token through `parse`; "invalid argument" naming it when that fails."""
+    value = tokens.pop()
+    parsed = parse(value)
+    if parsed is None:
+        raise invarg(message, value)
+    return parsed
