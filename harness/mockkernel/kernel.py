@@ -15,6 +15,7 @@ from harness.mockkernel import cmd
 from harness.mockkernel.clock import Clock
 from harness.mockkernel.core.dev import net_rx_action
 from harness.mockkernel.net import Net, NetDevice
+from harness.mockkernel.netfilter.core import NfHooks
 from harness.mockkernel.nic import Nic
 from harness.mockkernel.tracer import Tracer
 from harness.mockkernel.wire.ethernet import mac_to_bytes
@@ -34,6 +35,7 @@ class Kernel(Net):
         self.icmp_global_credit = 0
         self.icmp_global_stamp = -1.0
         self.rt_cache: dict = {}
+        self.nf_hooks = NfHooks()
         self._boot()
 
     def _boot(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from harness.journey import Hop
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, kfree_skb
 from harness.mockkernel.ipv4 import icmp, ip_output
+from harness.mockkernel.netfilter.core import NF_INET_FORWARD, nf_hook
 from harness.mockkernel.wire.icmp import (ICMP_DEST_UNREACH, ICMP_EXC_TTL, ICMP_FRAG_NEEDED,
                                           ICMP_TIME_EXCEEDED)
 from harness.mockkernel.wire.ipv4 import IP_DF, Ipv4Packet
@@ -36,7 +37,7 @@ def ip_forward(skb: SkBuff) -> None:
         return kfree_skb(skb, "PKT_TOO_BIG", "IP_FORWARD", "ip_forward")
     iph.decrease_ttl()
     net.tracer.add(skb, HOP_FORWARD_OK)
-    ip_forward_finish(skb)
+    nf_hook(skb, NF_INET_FORWARD, skb.dev, rt.dev, ip_forward_finish)
 
 
 def ip_forward_finish(skb: SkBuff) -> None:

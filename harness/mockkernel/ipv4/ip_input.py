@@ -4,7 +4,7 @@ ip_rcv_core() makes the header checks in the kernel's order, each with its drop
 reason; ip_rcv_finish() routes the packet (route.ip_route_input) and hands it to
 the dst's input: ip_local_deliver, ip_forward or ip_error.
 Left out: IP options other than detecting source routing, early demux, raw
-sockets, IPsec, netfilter hooks (no rules exist in this slice).
+sockets, IPsec.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import struct
 from harness.journey import Hop
 from harness.mockkernel.core.skbuff import PACKET_OTHERHOST, SkBuff, kfree_skb
 from harness.mockkernel.ipv4 import icmp, ip_forward, ip_fragment, route, udp
+from harness.mockkernel.netfilter.core import NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING, nf_hook
 from harness.mockkernel.wire.checksum import checksum
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_PROT_UNREACH
 from harness.mockkernel.wire.ipv4 import (IP_MF, IP_OFFSET, IPOPT_LSRR, IPOPT_SSRR, IPPROTO_ICMP,
@@ -48,7 +49,7 @@ def ip_rcv(skb: SkBuff) -> None:
     skb.tail = off + tot_len  # pskb_trim_rcsum(): Ethernet padding goes
     skb.transport_header = off + ihl * 4
     skb.net.tracer.add(skb, HOP_IP_RCV_OK)
-    ip_rcv_finish(skb)
+    nf_hook(skb, NF_INET_PRE_ROUTING, skb.dev, None, ip_rcv_finish)
 
 
 def ip_rcv_finish(skb: SkBuff) -> None:
@@ -123,7 +124,7 @@ def ip_local_deliver(skb: SkBuff) -> None:
         skb = ip_fragment.ip_defrag(skb)
         if skb is None:
             return
-    ip_local_deliver_finish(skb)
+    nf_hook(skb, NF_INET_LOCAL_IN, skb.dev, None, ip_local_deliver_finish)
 
 
 def ip_local_deliver_finish(skb: SkBuff) -> None:

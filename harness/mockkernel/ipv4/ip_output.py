@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.ipv4 import arp
+from harness.mockkernel.netfilter.core import NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING, nf_hook
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED
 from harness.mockkernel.wire.ipv4 import IP_DF, IP_MF, IP_OFFSET, Ipv4Packet
 
@@ -33,13 +34,13 @@ def ip_local_out(skb: SkBuff) -> None:
     iph = Ipv4Packet(skb.buf, skb.network_header)
     iph.tot_len = skb.tail - skb.network_header
     iph.fill_checksum()
-    ip_output(skb)
+    nf_hook(skb, NF_INET_LOCAL_OUT, None, skb.dst.dev, ip_output)
 
 
 def ip_output(skb: SkBuff) -> None:
     """ip_output(): the POSTROUTING hook, then ip_finish_output()."""
     skb.dev = skb.dst.dev
-    ip_finish_output(skb)
+    nf_hook(skb, NF_INET_POST_ROUTING, None, skb.dev, ip_finish_output)
 
 
 def ip_finish_output(skb: SkBuff) -> None:

@@ -1,0 +1,113 @@
+"""Netfilter hooks (net/netfilter/core.c): registration and nf_hook_slow().
+
+Everything that runs at a hook registers a `HookEntry` for (family, hook) with a
+priority: nf_tables base chains, conntrack (-200 in, INT_MAX confirm), NAT
+(-100 / +100), defrag (-400). nf_hook() runs a hook's entries in priority order
+(equal priorities in registration order) until one returns NF_DROP or
+NF_STOLEN; NF_DROP frees the packet with NETFILTER_DROP (or the reason the
+entry gave). A hook with no entries costs a dictionary lookup.
+
+Hook entries get the skb and an `NfHookState` and return a verdict. They record
+what they do in the packet's journey themselves (a chain, rule and verdict for
+nf_tables; the conntrack state; the NAT rewrite).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from harness.mockkernel.core.skbuff import SkBuff, kfree_skb
+
+NFPROTO_INET, NFPROTO_IPV4, NFPROTO_ARP, NFPROTO_NETDEV, NFPROTO_IPV6 = 1, 2, 3, 5, 10
+NF_INET_PRE_ROUTING, NF_INET_LOCAL_IN, NF_INET_FORWARD, NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING = range(5)
+NF_NETDEV_INGRESS = 0
+HOOK_NAMES = ("prerouting", "input", "forward", "output", "postrouting")
+HOOK_STAGES = ("NF_PREROUTING", "NF_INPUT", "NF_FORWARD", "NF_OUTPUT", "NF_POSTROUTING")
+NF_DROP, NF_ACCEPT, NF_STOLEN, NF_QUEUE, NF_REPEAT = 0, 1, 2, 3, 4
+
+# include/uapi/linux/netfilter_ipv4.h
+NF_IP_PRI_CONNTRACK_DEFRAG = -400
+NF_IP_PRI_RAW = -300
+NF_IP_PRI_CONNTRACK = -200
+NF_IP_PRI_MANGLE = -150
+NF_IP_PRI_NAT_DST = -100
+NF_IP_PRI_FILTER = 0
+NF_IP_PRI_SECURITY = 50
+NF_IP_PRI_NAT_SRC = 100
+NF_IP_PRI_CONNTRACK_HELPER = 300
+NF_IP_PRI_CONNTRACK_CONFIRM = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class NfHookState:
+    """struct nf_hook_state: where the packet is."""
+
+    hook: int
+    pf: int
+    in_dev: object | None  # NetDevice
+    out_dev: object | None
+    net: object
+
+    @property
+    def stage(self) -> str:
+        return HOOK_STAGES[self.hook]
+
+
+@dataclass(order=True)
+class HookEntry:
+    """struct nf_hook_ops: `fn(skb, state)` returns NF_ACCEPT, NF_DROP or
+    NF_STOLEN; on NF_DROP it may set skb.cb["drop_reason"] (default
+    NETFILTER_DROP) and skb.cb["drop_location"]."""
+
+    priority: int
+    seq: int
+    name: str = field(compare=False)
+    fn: Callable[[SkBuff, NfHookState], int] = field(compare=False)
+
+
+class NfHooks:
+    """The hook table of one namespace, per (pf, hook)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[int, int], list[HookEntry]] = {}
+        self._seq = 0
+
+    def register(self, pf: int, hook: int, priority: int, name: str,
+                 fn: Callable[[SkBuff, NfHookState], int]) -> HookEntry:
+        """nf_register_net_hook(). NFPROTO_INET registers for IPv4 (and IPv6)."""
+        self._seq += 1
+        entry = HookEntry(priority, self._seq, name, fn)
+        pfs = (NFPROTO_IPV4, NFPROTO_IPV6) if pf == NFPROTO_INET else (pf,)
+        for family in pfs:
+            self.entries.setdefault((family, hook), []).append(entry)
+            self.entries[(family, hook)].sort()
+        return entry
+
+    def unregister(self, entry: HookEntry) -> None:
+        for key, entries in list(self.entries.items()):
+            if entry in entries:
+                entries.remove(entry)
+            if not entries:
+                del self.entries[key]
+
+
+def nf_hook(skb: SkBuff, hook: int, in_dev, out_dev, okfn: Callable[[SkBuff], None]) -> None:
+    """NF_HOOK(NFPROTO_IPV4, hook, ...): run the entries, then okfn if accepted."""
+    entries = skb.net.nf_hooks.entries.get((NFPROTO_IPV4, hook))
+    if not entries:
+        return okfn(skb)
+    if nf_hook_slow(skb, NfHookState(hook, NFPROTO_IPV4, in_dev, out_dev, skb.net), entries) == NF_ACCEPT:
+        okfn(skb)
+
+
+def nf_hook_slow(skb: SkBuff, state: NfHookState, entries: list[HookEntry]) -> int:
+    for entry in list(entries):
+        verdict = entry.fn(skb, state)
+        if verdict == NF_ACCEPT:
+            continue
+        if verdict == NF_DROP:
+            cb = skb.cb or {}
+            kfree_skb(skb, cb.get("drop_reason", "NETFILTER_DROP"), state.stage,
+                      cb.get("drop_location", "nf_hook_slow"))
+        return verdict
+    return NF_ACCEPT
