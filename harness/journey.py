@@ -93,3 +93,26 @@ def render_all(journeys: list[Journey]) -> str:
     if not journeys:
         return "(no journeys recorded)"
     return "\n".join(journey.render() for journey in journeys)
+
+
+class RuleCounter(NamedTuple):
+    """An nft rule's counter, identified as `nft list ruleset` prints it."""
+
+    family: str
+    table: str
+    chain: str
+    rule: str  # the rule's text in nft's own listing format, without the counter
+    packets: int
+    bytes: int
+
+
+class CtEntry(NamedTuple):
+    """A conntrack entry as `conntrack -L` shows it. `original` and `reply` are
+    (src, dst, sport, dport) with addresses as strings (ICMP: id, type/code)."""
+
+    proto: str
+    state: str  # TCP state name, or "" for UDP/ICMP
+    original: tuple[str, str, int, int]
+    reply: tuple[str, str, int, int]
+    status: frozenset[str]  # e.g. {"assured", "seen-reply", "dnat"}
+    mark: int

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from scapy.packet import Packet
 
-from harness.journey import Drop, Journey, render_all
+from harness.journey import CtEntry, Drop, Journey, RuleCounter, render_all
 from harness.packets import Mask, as_mask, describe, to_bytes
 
 NPORTS = 3
@@ -251,6 +251,14 @@ class Target(ABC):
     @abstractmethod
     def drops(self) -> list[Drop]:
         """Drops of this test's packets, with the kernel's drop reasons."""
+
+    def counters(self) -> list[RuleCounter]:
+        """Every nft rule with a counter, in listing order."""
+        raise TargetError(f"target {self.name} does not report nft counters yet")
+
+    def conntrack(self) -> list[CtEntry]:
+        """The DUT's conntrack table."""
+        raise TargetError(f"target {self.name} does not report conntrack entries yet")
 
     @abstractmethod
     def wait(self, seconds: float) -> None:

@@ -1,0 +1,80 @@
+"""Connection tracking entries and their constants (include/net/netfilter/nf_conntrack.h,
+include/uapi/linux/netfilter/nf_conntrack_common.h).
+
+An skb carries its entry in `skb.nfct` and how it relates to it in `skb.ctinfo`
+(IP_CT_*). `skb.nfct` is None when conntrack refused the packet (INVALID), or
+UNTRACKED after a raw-table `notrack`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+# enum ip_conntrack_info
+IP_CT_ESTABLISHED, IP_CT_RELATED, IP_CT_NEW, IP_CT_IS_REPLY = 0, 1, 2, 3
+IP_CT_ESTABLISHED_REPLY, IP_CT_RELATED_REPLY = 3, 4
+IP_CT_UNTRACKED = 7
+# enum ip_conntrack_status bits
+IPS_EXPECTED, IPS_SEEN_REPLY, IPS_ASSURED, IPS_CONFIRMED = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+IPS_SRC_NAT, IPS_DST_NAT, IPS_SEQ_ADJUST = 1 << 4, 1 << 5, 1 << 6
+IPS_SRC_NAT_DONE, IPS_DST_NAT_DONE, IPS_DYING = 1 << 7, 1 << 8, 1 << 9
+IPS_FIXED_TIMEOUT, IPS_TEMPLATE, IPS_UNTRACKED = 1 << 10, 1 << 11, 1 << 12
+IPS_NAT_MASK = IPS_SRC_NAT | IPS_DST_NAT
+STATUS_NAMES = {IPS_EXPECTED: "expected", IPS_SEEN_REPLY: "seen-reply", IPS_ASSURED: "assured",
+                IPS_CONFIRMED: "confirmed", IPS_SRC_NAT: "snat", IPS_DST_NAT: "dnat",
+                IPS_DYING: "dying", IPS_UNTRACKED: "untracked"}
+IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY = 0, 1
+
+
+class Tuple(NamedTuple):
+    """struct nf_conntrack_tuple: addresses as ints; for ICMP, sport is the echo id
+    and dport packs type << 8 | code, as the kernel keeps them."""
+
+    src: int
+    dst: int
+    proto: int
+    sport: int
+    dport: int
+
+    def invert(self) -> "Tuple":
+        return Tuple(self.dst, self.src, self.proto, self.dport, self.sport)
+
+
+@dataclass(eq=False)
+class NfConn:
+    """struct nf_conn."""
+
+    tuplehash: list[Tuple]  # [original, reply]
+    status: int = 0
+    mark: int = 0
+    timeout: float = 0.0  # virtual time when it expires
+    proto_state: str = ""  # TCP: SYN_SENT, ESTABLISHED, ...; UDP/ICMP: ""
+    proto: dict = field(default_factory=dict)  # per-protocol tracking (TCP windows)
+
+    @property
+    def original(self) -> Tuple:
+        return self.tuplehash[IP_CT_DIR_ORIGINAL]
+
+    @property
+    def reply(self) -> Tuple:
+        return self.tuplehash[IP_CT_DIR_REPLY]
+
+
+UNTRACKED = NfConn([Tuple(0, 0, 0, 0, 0)] * 2, status=IPS_UNTRACKED | IPS_CONFIRMED)
+
+
+def ct_state_name(nfct: NfConn | None, ctinfo: int) -> str:
+    """nft's `ct state`: invalid, untracked, new, established or related."""
+    if nfct is None:
+        return "invalid"
+    if nfct is UNTRACKED:
+        return "untracked"
+    if ctinfo in (IP_CT_NEW,):
+        return "new"
+    if ctinfo in (IP_CT_RELATED, IP_CT_RELATED_REPLY):
+        return "related"
+    return "established"
+
+
+def ct_direction(ctinfo: int) -> int:
+    return IP_CT_DIR_REPLY if ctinfo >= IP_CT_IS_REPLY and ctinfo != IP_CT_UNTRACKED else IP_CT_DIR_ORIGINAL
