@@ -16,6 +16,7 @@ from harness.mockkernel.clock import Clock
 from harness.mockkernel.core.dev import net_rx_action
 from harness.mockkernel.net import Net, NetDevice
 from harness.mockkernel.netfilter.core import NfHooks
+from harness.mockkernel.netfilter.nf_conntrack_core import ConntrackTable
 from harness.mockkernel.nic import Nic
 from harness.mockkernel.tracer import Tracer
 from harness.mockkernel.wire.ethernet import mac_to_bytes
@@ -36,6 +37,9 @@ class Kernel(Net):
         self.icmp_global_stamp = -1.0
         self.rt_cache: dict = {}
         self.nf_hooks = NfHooks()
+        self.conntrack = ConntrackTable()
+        self.nat_lookups: dict = {}
+        self.nat_seq = 0
         self._boot()
 
     def _boot(self) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.journey import Drop, Journey
+from harness.journey import CtEntry, Drop, Journey
 from harness.mockkernel.ipv4 import ping, udp
 from harness.mockkernel.kernel import Kernel
 from harness.mockkernel.net import int_to_ip, ip_to_int
@@ -53,6 +53,20 @@ class MockTarget(Target):
 
     def drops(self) -> list[Drop]:
         return list(self.kernel.tracer.drops)
+
+    def conntrack(self) -> list[CtEntry]:
+        from harness.mockkernel.cmd.conntrack import PROTO_NAMES, status_names
+        k = self.kernel
+        entries = []
+        for ct in k.conntrack.entries:
+            if ct.timeout <= k.clock.now:
+                continue
+            o, r = ct.original, ct.reply
+            entries.append(CtEntry(PROTO_NAMES.get(o.proto, str(o.proto)), ct.proto_state,
+                                   (int_to_ip(o.src), int_to_ip(o.dst), o.sport, o.dport),
+                                   (int_to_ip(r.src), int_to_ip(r.dst), r.sport, r.dport),
+                                   status_names(ct), ct.mark))
+        return entries
 
     def wait(self, seconds: float) -> None:
         self.kernel.advance(seconds)

@@ -1,7 +1,7 @@
 """Command front ends: the operators' own commands, parsed into the mock's configuration.
 
 `run(net, argv)` dispatches on the program name to ip.py (iproute2 6.1, whose
-kernel side is rtnetlink.py), sysctl.py (procps-ng 4.0.2) and ethtool.py
+kernel side is core/rtnetlink.py), conntrack.py (conntrack-tools 1.4.7), sysctl.py (procps-ng 4.0.2) and ethtool.py
 (ethtool 6.1). Each accepts the real tool's syntax for what the mock models and
 prints what the real tool prints; a failure is a CommandError with the real
 tool's message and exit status, and syntax the mock does not model is an error
@@ -9,11 +9,11 @@ naming the token, never silently ignored.
 """
 from __future__ import annotations
 
-from harness.mockkernel.cmd import ethtool, ip, sysctl
+from harness.mockkernel.cmd import conntrack, ethtool, ip, sysctl
 from harness.mockkernel.cmd.args import ToolError
 from harness.target import CommandError
 
-PROGRAMS = {"ip": ip.main, "sysctl": sysctl.main, "ethtool": ethtool.main}
+PROGRAMS = {"ip": ip.main, "sysctl": sysctl.main, "ethtool": ethtool.main, "conntrack": conntrack.run}
 
 
 def run(net, argv: list[str], stdin: str | None = None) -> str:

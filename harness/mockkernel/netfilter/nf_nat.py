@@ -1,0 +1,319 @@
+"""NAT (net/netfilter/nf_nat_core.c, nf_nat_proto.c, nf_nat_masquerade.c, nf_nat_redirect.c).
+
+`type nat` chains are not hook entries of their own: nf_nat_register_fn() puts
+them in the NAT core's lookup list for their hook (ordered by the chain's
+priority) and registers the core's hook at NF_IP_PRI_NAT_DST (-100:
+PREROUTING, OUTPUT) or NF_IP_PRI_NAT_SRC (+100: POSTROUTING, INPUT).
+nf_nat_inet_fn() runs the nat chains only while that direction's NAT of the
+connection is not set up, i.e. for its first packet (NEW, or RELATED); the
+first chain that binds wins; if none does, a null binding is made (which may
+still move a clashing source port). Every packet is then rewritten from the
+entry (nf_nat_packet): DNAT in PREROUTING/OUTPUT, SNAT in POSTROUTING/INPUT,
+replies the other way round.
+Port choice (nf_nat_l4proto_unique_tuple): keep the port when the resulting
+tuple is free; else search the range (or by the original port's class: <512,
+512-1023, >=1024) from an offset (random with `random`, else derived from the
+tuple). DNAT without a port range never changes the port.
+"""
+from __future__ import annotations
+
+import struct
+
+from harness.mockkernel.core.skbuff import SkBuff
+from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
+                                               NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING, NF_IP_PRI_NAT_DST,
+                                               NF_IP_PRI_NAT_SRC, NFPROTO_IPV4, NfHookState)
+from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY, IP_CT_IS_REPLY,
+                                                       IP_CT_NEW, IP_CT_RELATED, IP_CT_RELATED_REPLY,
+                                                       IP_CT_UNTRACKED, IPS_DST_NAT, IPS_DST_NAT_DONE,
+                                                       IPS_NAT_MASK, IPS_SRC_NAT, IPS_SRC_NAT_DONE,
+                                                       UNTRACKED, NfConn, Tuple)
+from harness.mockkernel.wire.checksum import checksum
+from harness.mockkernel.wire.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
+
+NF_NAT_MANIP_SRC, NF_NAT_MANIP_DST = 0, 1
+HOOK_MANIP = {NF_INET_PRE_ROUTING: NF_NAT_MANIP_DST, NF_INET_LOCAL_OUT: NF_NAT_MANIP_DST,
+              NF_INET_POST_ROUTING: NF_NAT_MANIP_SRC, NF_INET_LOCAL_IN: NF_NAT_MANIP_SRC}
+HOOK_PRIORITY = {NF_INET_PRE_ROUTING: NF_IP_PRI_NAT_DST, NF_INET_LOCAL_OUT: NF_IP_PRI_NAT_DST,
+                 NF_INET_POST_ROUTING: NF_IP_PRI_NAT_SRC, NF_INET_LOCAL_IN: NF_IP_PRI_NAT_SRC}
+
+
+class NatLookups:
+    """nf_nat_lookup_hook_priv: the nat chains of one hook, by priority."""
+
+    def __init__(self) -> None:
+        self.chains: list[tuple[int, int, str, object]] = []  # (priority, seq, name, fn)
+        self.core_entry = None
+
+
+def nf_nat_register_fn(net, hook: int, priority: int, name: str, fn) -> tuple:
+    """Add a nat chain (fn(skb, state) -> verdict, binding via nf_nat_setup_info);
+    the first one at a hook registers the NAT core there. Returns a handle for
+    nf_nat_unregister_fn()."""
+    from harness.mockkernel.netfilter.nf_conntrack_core import nf_ct_netns_get
+    lookups = net.nat_lookups.setdefault(hook, NatLookups())
+    if lookups.core_entry is None:
+        nf_ct_netns_get(net)
+        lookups.core_entry = net.nf_hooks.register(
+            NFPROTO_IPV4, hook, HOOK_PRIORITY[hook], "nf_nat",
+            lambda skb, state: nf_nat_inet_fn(skb, state, lookups))
+    net.nat_seq += 1
+    handle = (priority, net.nat_seq, name, fn)
+    lookups.chains.append(handle)
+    lookups.chains.sort(key=lambda c: (c[0], c[1]))
+    return hook, handle
+
+
+def nf_nat_unregister_fn(net, registration: tuple) -> None:
+    from harness.mockkernel.netfilter.nf_conntrack_core import nf_ct_netns_put
+    hook, handle = registration
+    lookups = net.nat_lookups[hook]
+    lookups.chains.remove(handle)
+    if not lookups.chains:
+        net.nf_hooks.unregister(lookups.core_entry)
+        lookups.core_entry = None
+        nf_ct_netns_put(net)
+
+
+def nf_nat_initialized(ct: NfConn, manip: int) -> bool:
+    return bool(ct.status & (IPS_SRC_NAT_DONE if manip == NF_NAT_MANIP_SRC else IPS_DST_NAT_DONE))
+
+
+def nf_nat_inet_fn(skb: SkBuff, state: NfHookState, lookups: NatLookups) -> int:
+    ct = skb.nfct
+    if ct is None or ct is UNTRACKED:
+        return NF_ACCEPT
+    manip = HOOK_MANIP[state.hook]
+    if skb.ctinfo in (IP_CT_NEW, IP_CT_RELATED, IP_CT_RELATED_REPLY) and not nf_nat_initialized(ct, manip):
+        for _, _, _, fn in lookups.chains:
+            verdict = fn(skb, state)
+            if verdict != NF_ACCEPT:
+                return verdict
+            if nf_nat_initialized(ct, manip):
+                break
+        else:
+            nf_nat_alloc_null_binding(skb, ct, state.hook)
+    return nf_nat_packet(skb, ct, skb.ctinfo, state)
+
+
+def nf_nat_alloc_null_binding(skb: SkBuff, ct: NfConn, hook: int) -> None:
+    """Bind to the addresses the connection already has (the port may still move)."""
+    from harness.mockkernel.netfilter.nf_nat_range import NatRange
+    manip = HOOK_MANIP[hook]
+    # the address the manip would change, taken from the reply tuple as the kernel does
+    addr = ct.reply.dst if manip == NF_NAT_MANIP_SRC else ct.reply.src
+    nf_nat_setup_info(skb, ct, NatRange(addr, addr, 0, 0, frozenset({"map-ips"})), manip)
+
+
+def _in_range(t: Tuple, manip: int, rng) -> bool:
+    addr = t.src if manip == NF_NAT_MANIP_SRC else t.dst
+    port = t.sport if manip == NF_NAT_MANIP_SRC else t.dport
+    if "map-ips" in rng.flags and not rng.min_addr <= addr <= rng.max_addr:
+        return False
+    if "proto-specified" in rng.flags and t.proto in (IPPROTO_TCP, IPPROTO_UDP):
+        return rng.min_port <= port <= rng.max_port
+    return True
+
+
+def _taken(net, t: Tuple, ct: NfConn) -> bool:
+    """nf_nat_used_tuple(): another connection already replies to this tuple."""
+    hit = net.conntrack.hash.get(t.invert() if t.proto != IPPROTO_ICMP else t)
+    return hit is not None and hit[0] is not ct
+
+
+def _with(t: Tuple, manip: int, addr: int, port: int | None) -> Tuple:
+    if manip == NF_NAT_MANIP_SRC:
+        return Tuple(addr, t.dst, t.proto, t.sport if port is None else port, t.dport)
+    return Tuple(t.src, addr, t.proto, t.sport, t.dport if port is None else port)
+
+
+def get_unique_tuple(net, orig: Tuple, rng, manip: int, ct: NfConn) -> Tuple:
+    """find_best_ips_proto() + nf_nat_l4proto_unique_tuple()."""
+    if "map-ips" in rng.flags:
+        if rng.min_addr == rng.max_addr or "persistent" in rng.flags:
+            addr = rng.min_addr
+        else:
+            span = rng.max_addr - rng.min_addr + 1
+            addr = rng.min_addr + (orig.src + orig.dst) % span
+    else:
+        addr = orig.src if manip == NF_NAT_MANIP_SRC else orig.dst
+    candidate = _with(orig, manip, addr, None)
+    fully_random = "fully-random" in rng.flags
+    if not fully_random and _in_range(candidate, manip, rng) and not _taken(net, candidate.invert(), ct):
+        return candidate
+    if orig.proto not in (IPPROTO_TCP, IPPROTO_UDP):
+        return candidate
+    port = orig.sport if manip == NF_NAT_MANIP_SRC else orig.dport
+    if "proto-specified" in rng.flags:
+        low, high = rng.min_port, rng.max_port
+    elif manip == NF_NAT_MANIP_DST:
+        return candidate
+    elif port < 512:
+        low, high = 1, 511
+    elif port < 1024:
+        low, high = 600, 1023
+    else:
+        low, high = 1024, 65535
+    span = high - low + 1
+    start = net.random.randrange(span) if ("random" in rng.flags or fully_random) else port % span
+    for i in range(span):
+        candidate = _with(orig, manip, addr, low + (start + i) % span)
+        if not _taken(net, candidate.invert(), ct):
+            return candidate
+    return candidate
+
+
+def nf_nat_setup_info(skb: SkBuff, ct: NfConn, rng, manip: int) -> int:
+    """Bind this direction's NAT: the reply tuple becomes the inverse of the
+    translated original tuple."""
+    from harness.mockkernel.netfilter.nf_conntrack_core import invert_tuple
+    net = skb.net
+    # the original tuple as the reply would see it after the other manip
+    current = invert_tuple(ct.reply)
+    new = get_unique_tuple(net, current, rng, manip, ct)
+    if new != current:
+        ct.tuplehash[IP_CT_DIR_REPLY] = invert_tuple(new)
+        ct.status |= IPS_SRC_NAT if manip == NF_NAT_MANIP_SRC else IPS_DST_NAT
+    ct.status |= IPS_SRC_NAT_DONE if manip == NF_NAT_MANIP_SRC else IPS_DST_NAT_DONE
+    return NF_ACCEPT
+
+
+def nf_nat_packet(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState) -> int:
+    """Rewrite the packet from the entry, if this direction and manip are NATed."""
+    manip = HOOK_MANIP[state.hook]
+    direction = IP_CT_DIR_REPLY if ctinfo >= IP_CT_IS_REPLY and ctinfo != IP_CT_UNTRACKED else IP_CT_DIR_ORIGINAL
+    statusbit = IPS_SRC_NAT if manip == NF_NAT_MANIP_SRC else IPS_DST_NAT
+    if direction == IP_CT_DIR_REPLY:
+        statusbit ^= IPS_NAT_MASK
+    if ct.status & statusbit:
+        from harness.mockkernel.netfilter.nf_conntrack_core import invert_tuple
+        target = invert_tuple(ct.tuplehash[1 - direction])
+        if ctinfo in (IP_CT_RELATED, IP_CT_RELATED_REPLY) and skb.buf[skb.network_header + 9] == IPPROTO_ICMP:
+            nf_nat_icmp_reply_translation(skb, ct, manip, direction)
+        before = _endpoint(skb, manip)
+        manip_pkt(skb, skb.network_header, target, manip)
+        if state.hook == NF_INET_LOCAL_OUT:
+            ip_route_me_harder(skb)
+        verdict = ("SNAT" if manip == NF_NAT_MANIP_SRC else "DNAT") if direction == IP_CT_DIR_ORIGINAL \
+            else ("UN-DNAT" if manip == NF_NAT_MANIP_SRC else "UN-SNAT")
+        field_name = "saddr" if manip == NF_NAT_MANIP_SRC else "daddr"
+        skb.net.tracer.hop(skb, state.stage, "nf_nat_packet", verdict,
+                           f"{field_name} {before} -> {_endpoint(skb, manip)}")
+    return NF_ACCEPT
+
+
+def _endpoint(skb: SkBuff, manip: int) -> str:
+    """The address[:port] a manip rewrites, as it is in the packet now."""
+    buf, nh = skb.buf, skb.network_header
+    addr = struct.unpack_from("!I", buf, nh + (12 if manip == NF_NAT_MANIP_SRC else 16))[0]
+    text = f"{addr >> 24}.{(addr >> 16) & 255}.{(addr >> 8) & 255}.{addr & 255}"
+    if buf[nh + 9] in (IPPROTO_TCP, IPPROTO_UDP):
+        th = nh + (buf[nh] & 0x0F) * 4
+        text += f":{struct.unpack_from('!H', buf, th + (0 if manip == NF_NAT_MANIP_SRC else 2))[0]}"
+    return text
+
+
+def ip_route_me_harder(skb: SkBuff) -> None:
+    """A locally generated packet whose destination NAT changed is routed again."""
+    from harness.mockkernel.ipv4.route import ip_route_output
+    nh = skb.network_header
+    saddr, daddr = struct.unpack_from("!II", skb.buf, nh + 12)
+    rt = ip_route_output(skb.net, daddr, saddr, mark=skb.mark)
+    if not isinstance(rt, int):
+        skb.dst = rt
+
+
+def manip_pkt(skb: SkBuff, nh: int, target: Tuple, manip: int, inner: bool = False) -> None:
+    """nf_nat_ipv4_manip_pkt(): address (and port) rewrite with checksum fix-ups."""
+    buf = skb.buf
+    ihl = (buf[nh] & 0x0F) * 4
+    proto = buf[nh + 9]
+    th = nh + ihl
+    addr_off = nh + (12 if manip == NF_NAT_MANIP_SRC else 16)
+    new_addr = target.src if manip == NF_NAT_MANIP_SRC else target.dst
+    frag = ((buf[nh + 6] << 8) | buf[nh + 7]) & 0x1FFF
+    if not frag and proto in (IPPROTO_TCP, IPPROTO_UDP) and th + 8 <= skb.tail:
+        port_off = th + (0 if manip == NF_NAT_MANIP_SRC else 2)
+        new_port = target.sport if manip == NF_NAT_MANIP_SRC else target.dport
+        struct.pack_into("!H", buf, port_off, new_port)
+    struct.pack_into("!I", buf, addr_off, new_addr)
+    _fix_checksums(skb, nh, inner)
+
+
+def _fix_checksums(skb: SkBuff, nh: int, inner: bool) -> None:
+    """Recompute the IP header checksum and, for a whole TCP/UDP packet, the L4
+    checksum (a zero UDP checksum stays zero); for a quoted inner packet only
+    the IP header, as the kernel leaves the truncated L4 checksum alone."""
+    buf = skb.buf
+    ihl = (buf[nh] & 0x0F) * 4
+    buf[nh + 10:nh + 12] = b"\0\0"
+    struct.pack_into("!H", buf, nh + 10, checksum(memoryview(buf)[nh:nh + ihl]))
+    proto = buf[nh + 9]
+    tot_len = struct.unpack_from("!H", buf, nh + 2)[0]
+    th, end = nh + ihl, nh + tot_len
+    frag = ((buf[nh + 6] << 8) | buf[nh + 7]) & 0x3FFF
+    if inner or frag or proto not in (IPPROTO_TCP, IPPROTO_UDP):
+        return
+    csum_off = th + (16 if proto == IPPROTO_TCP else 6)
+    if proto == IPPROTO_UDP and buf[csum_off:csum_off + 2] == b"\0\0":
+        return
+    from harness.mockkernel.wire.checksum import pseudo_header_sum
+    buf[csum_off:csum_off + 2] = b"\0\0"
+    value = checksum(memoryview(buf)[th:end], pseudo_header_sum(bytes(buf[nh + 12:nh + 16]),
+                                                                bytes(buf[nh + 16:nh + 20]), proto, end - th))
+    if proto == IPPROTO_UDP and value == 0:
+        value = 0xFFFF
+    struct.pack_into("!H", buf, csum_off, value)
+
+
+def nf_nat_icmp_reply_translation(skb: SkBuff, ct: NfConn, manip: int, direction: int) -> None:
+    """An ICMP error about a NATed connection: the quoted packet is translated
+    back too (its manip is the opposite one, in the other direction), and the
+    ICMP checksum recomputed."""
+    from harness.mockkernel.netfilter.nf_conntrack_core import invert_tuple
+    buf = skb.buf
+    nh = skb.network_header
+    icmp_off = nh + (buf[nh] & 0x0F) * 4
+    inner = icmp_off + 8
+    if inner + 20 > skb.tail:
+        return
+    target = invert_tuple(ct.tuplehash[direction])
+    manip_pkt(skb, inner, target, NF_NAT_MANIP_DST if manip == NF_NAT_MANIP_SRC else NF_NAT_MANIP_SRC, inner=True)
+    end = nh + struct.unpack_from("!H", buf, nh + 2)[0]
+    buf[icmp_off + 2:icmp_off + 4] = b"\0\0"
+    struct.pack_into("!H", buf, icmp_off + 2, checksum(memoryview(buf)[icmp_off:end]))
+
+
+def nf_nat_masquerade_ipv4(skb: SkBuff, rng, out_dev) -> int:
+    """MASQUERADE: SNAT to the egress device's address chosen for the next hop;
+    no address -> drop."""
+    from harness.mockkernel.ipv4.route import RT_SCOPE_UNIVERSE, inet_select_addr
+    from harness.mockkernel.netfilter.nf_nat_range import NatRange
+    from harness.mockkernel.netfilter.core import NF_DROP
+    ct = skb.nfct
+    rt = skb.dst
+    nexthop = rt.nexthop(struct.unpack_from("!I", skb.buf, skb.network_header + 16)[0])
+    addr = inet_select_addr(skb.net, out_dev, nexthop, RT_SCOPE_UNIVERSE)
+    if not addr:
+        return NF_DROP
+    flags = set(rng.flags) | {"map-ips"} if rng else {"map-ips"}
+    masq = NatRange(addr, addr, rng.min_port if rng else 0, rng.max_port if rng else 0, frozenset(flags))
+    return nf_nat_setup_info(skb, ct, masq, NF_NAT_MANIP_SRC)
+
+
+def nf_nat_redirect_ipv4(skb: SkBuff, rng, hook: int) -> int:
+    """REDIRECT: DNAT to the primary address of the incoming device (127.0.0.1
+    for locally generated packets), ports as given."""
+    from harness.mockkernel.netfilter.nf_nat_range import NatRange
+    if hook == NF_INET_LOCAL_OUT:
+        addr = 0x7F000001
+    else:
+        ifa = skb.dev.primary_addr() if skb.dev is not None else None
+        if ifa is None:
+            from harness.mockkernel.netfilter.core import NF_DROP
+            return NF_DROP
+        addr = ifa.local
+    flags = {"map-ips"} | (set(rng.flags) if rng else set())
+    target = NatRange(addr, addr, rng.min_port if rng else 0, rng.max_port if rng else 0, frozenset(flags))
+    return nf_nat_setup_info(skb, skb.nfct, target, NF_NAT_MANIP_DST)
+
