@@ -1,7 +1,7 @@
 """Local delivery: sockets, echo, ICMP answers for what nobody listens to."""
 from __future__ import annotations
 
-from scapy.layers.inet import ICMP, UDP
+from scapy.layers.inet import ICMP, TCP, UDP
 
 from plan import icmp_socket_mask, socket_datagram_mask
 
@@ -111,3 +111,31 @@ def test_receive_buffer_overflow_drops_with_socket_rcvbuff_and_counts_on_the_soc
     assert [data[:4] for data, _ in received] == [b"%04d" % i for i in range(len(received))]
     target.send(h0.port, h0.to_dut(id=99) / UDP(sport=100, dport=6000) / b"after draining")
     assert sock.recv() == (b"after draining", (h0.ip, 100))
+
+
+def test_tcp_syn_to_a_closed_port_gets_rst_ack_and_no_socket(target, hosts):
+    """tcp_v4_send_reset(): acknowledge the SYN (seq + 1), from the control
+    socket: DF, IP ID 0, the segment's TOS."""
+    h0 = hosts[0]
+    target.send(h0.port, h0.to_dut(id=11, tos=0x10) / TCP(sport=40000, dport=81, flags="S", seq=1000))
+    rst = h0.from_dut(src=h0.dut_ip, dst=h0.ip, ttl=64, flags="DF", id=0, tos=0x10) / \
+        TCP(sport=81, dport=40000, flags="RA", seq=0, ack=1001, window=0)
+    target.expect(h0.port, rst)
+    target.expect_nothing()
+    assert [(d.reason, d.stage, d.location) for d in target.drops()] == [("NO_SOCKET", "L4", "tcp_v4_rcv")]
+
+
+def test_tcp_ack_to_a_closed_port_gets_a_rst_carrying_its_ack_number(target, hosts):
+    h0 = hosts[0]
+    target.send(h0.port, h0.to_dut(id=12) / TCP(sport=40001, dport=81, flags="A", seq=5, ack=777) / b"data")
+    rst = h0.from_dut(src=h0.dut_ip, dst=h0.ip, ttl=64, flags="DF", id=0) / \
+        TCP(sport=81, dport=40001, flags="R", seq=777, ack=0, window=0)
+    target.expect(h0.port, rst)
+
+
+def test_tcp_with_a_bad_checksum_or_a_rst_is_not_answered(target, hosts):
+    h0 = hosts[0]
+    target.send(h0.port, [h0.to_dut(id=13) / TCP(sport=40002, dport=81, flags="S", chksum=0xBAD),
+                          h0.to_dut(id=14) / TCP(sport=40003, dport=81, flags="R", seq=9)])
+    target.expect_nothing()
+    assert [d.reason for d in target.drops()] == ["TCP_CSUM", "NO_SOCKET"]

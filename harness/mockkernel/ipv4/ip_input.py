@@ -12,16 +12,12 @@ import struct
 
 from harness.journey import Hop
 from harness.mockkernel.core.skbuff import PACKET_OTHERHOST, SkBuff, kfree_skb
-from harness.mockkernel.ipv4 import icmp, ip_forward, ip_fragment, route, udp
+from harness.mockkernel.ipv4 import icmp, ip_forward, ip_fragment, route, tcp_ipv4, udp
 from harness.mockkernel.netfilter.core import NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING, nf_hook
 from harness.mockkernel.wire.checksum import checksum
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_PROT_UNREACH
 from harness.mockkernel.wire.ipv4 import (IP_MF, IP_OFFSET, IPOPT_LSRR, IPOPT_SSRR, IPPROTO_ICMP,
                                           IPPROTO_TCP, IPPROTO_UDP, Ipv4Packet)
-
-
-class NotModelled(NotImplementedError):
-    """The packet needs a part of the kernel this mock does not model yet."""
 
 
 IPHDR = struct.Struct("!BBHHHBBHII")
@@ -128,7 +124,7 @@ def ip_local_deliver(skb: SkBuff) -> None:
 
 
 def ip_local_deliver_finish(skb: SkBuff) -> None:
-    """ip_protocol_deliver_rcu(): UDP, ICMP; any other protocol gets ICMP
+    """ip_protocol_deliver_rcu(): UDP, TCP, ICMP; any other protocol gets ICMP
     protocol unreachable and IP_NOPROTO (no raw sockets here)."""
     iph = Ipv4Packet(skb.buf, skb.network_header)
     skb.data = skb.transport_header
@@ -138,8 +134,7 @@ def ip_local_deliver_finish(skb: SkBuff) -> None:
     elif protocol == IPPROTO_ICMP:
         icmp.icmp_rcv(skb)
     elif protocol == IPPROTO_TCP:
-        raise NotModelled("TCP is not modelled yet in the mock kernel; this packet "
-                          f"needs tcp_v4_rcv: {skb.journey.packet if skb.journey else ''}")
+        tcp_ipv4.tcp_v4_rcv(skb)
     else:
         skb.net.tracer.hop(skb, "L4", "ip_protocol_deliver_rcu", "NOPROTO", f"protocol {protocol}")
         icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PROT_UNREACH)
