@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 
+from harness.journey import Drop, Hop, Journey
 from harness.mockkernel import cmd
 from harness.mockkernel.clock import Clock
 from harness.mockkernel.core.dev import net_rx_action
@@ -19,6 +20,7 @@ from harness.mockkernel.netfilter.core import NfHooks
 from harness.mockkernel.netfilter.nf_conntrack_core import ConntrackTable
 from harness.mockkernel.nic import Nic
 from harness.mockkernel.tracer import Tracer
+from harness.mockkernel.wire import summarize_frame
 from harness.mockkernel.wire.ethernet import mac_to_bytes
 from harness.target import DUT_SYSCTLS, PORTS
 
@@ -72,8 +74,6 @@ class Kernel(Net):
     def _ring_full(self, nic: Nic, frame: bytes) -> None:
         """The NIC had no descriptor: no skb ever exists, so the kernel has no drop
         reason; the journey uses FULL_RING, the name Linux gives a full ring."""
-        from harness.journey import Drop, Hop, Journey
-        from harness.mockkernel.wire import summarize_frame
         summary = summarize_frame(bytearray(frame), 0)
         drop = Drop("FULL_RING", "NIC_RX", f"{nic.dev.name} rx_missed_errors", summary)
         self.tracer.journeys.append(Journey(summary, [Hop("NIC_RX", nic.dev.name, "MISSED")], drop))
