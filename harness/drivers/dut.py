@@ -4,9 +4,12 @@ this host, in the namespaces of a fresh `NetnsLab`.
 Configuration runs the operators' own commands inside the DUT namespace; frames are
 written and captured with AF_PACKET sockets on the tester ends of the veth pairs;
 applications are sockets opened inside the DUT namespace; drops come from the
-`skb:kfree_skb` tracepoint (`kfree_skb.py`). The real kernel takes real time, so
-expectations wait: up to `positive_timeout` for an expected frame, and
-`negative_timeout` to be sure nothing comes.
+`skb:kfree_skb` tracepoint (`kfree_skb.py`); netfilter hops from nf_tables tracing
+(`nftrace.py`), switched on by the test's first `nft` or `iptables` command; rule
+counters from `nft -a list ruleset`; conntrack entries from a ctnetlink dump
+(`nfnetlink.py`). The real kernel takes real time, so expectations wait: up to
+`positive_timeout` for an expected frame, and `negative_timeout` to be sure nothing
+comes.
 """
 from __future__ import annotations
 
@@ -14,13 +17,21 @@ import errno
 import json
 import os
 import select
+import shutil
 import socket
 import time
 from collections.abc import Sequence
 
+from harness.drivers import nfnetlink
 from harness.drivers.kfree_skb import KfreeSkbTracer, NetnsDrops
 from harness.drivers.netns import TESTER_MTU, NetnsLab, require_tool
-from harness.journey import Drop, Journey
+from harness.drivers.nftrace import (
+    NftTrace,
+    hide_trace_table,
+    parse_ruleset,
+    rule_counters,
+)
+from harness.journey import CtEntry, Drop, Journey, RuleCounter
 from harness.target import (
     MAX_L2_OVERHEAD,
     PORTS,
@@ -37,6 +48,8 @@ SH_PROGRAMS = frozenset({
     "ip", "nft", "iptables", "iptables-save", "iptables-restore", "tc", "sysctl",
     "ethtool", "conntrack", "bpftool",
 })
+# The ones that change nf_tables rulesets (iptables is iptables-nft on Debian).
+RULESET_PROGRAMS = frozenset({"nft", "iptables", "iptables-restore"})
 
 ETH_P_ALL = 0x0003
 ETH_HLEN = 14
@@ -57,12 +70,17 @@ class NetnsTarget(Target):
 
     name = "dut"
 
-    def __init__(self, positive_timeout: float = 1.0, negative_timeout: float = 0.25) -> None:
+    def __init__(self, positive_timeout: float = 1.0, negative_timeout: float = 0.25,
+                 nftrace: bool = True) -> None:
+        """`nftrace=False` leaves packets untraced (load runs: tracing costs the kernel
+        a netlink message per chain and rule a packet crosses)."""
         super().__init__()
         self.positive_timeout = positive_timeout
         self.negative_timeout = negative_timeout
         self._sockets: list[NetnsSocket] = []
         self._drops: NetnsDrops | None = None
+        self._nftrace: NftTrace | None = None
+        self._frames_traced_from = 0  # frame_log index where the trace was last cleared
         self.lab = NetnsLab()
         try:
             # opened with the lab, so nothing the DUT sends is missed
@@ -73,6 +91,13 @@ class NetnsTarget(Target):
                 capabilities.add("drop_reasons")
             except TargetError as exc:  # bpftrace missing or failing: no drop reasons
                 self._no_drop_reasons = str(exc)
+            if nftrace and shutil.which("nft"):
+                capabilities.add("nftrace")
+            try:
+                nfnetlink.check_conntrack(self.lab)
+                capabilities.add("conntrack")
+            except (TargetError, OSError) as exc:  # no ctnetlink in this kernel
+                self._no_conntrack = str(exc)
             self.capabilities = frozenset(capabilities)
         except BaseException:
             self.lab.close()
@@ -93,7 +118,17 @@ class NetnsTarget(Target):
             raise CommandError(argv, f"`{argv[0]}` is not a configuration command this target runs; "
                                      f"it runs {', '.join(sorted(SH_PROGRAMS))}")
         require_tool(argv[0])
-        return self.lab.run(self.lab.dut, argv, stdin)
+        if argv[0] not in RULESET_PROGRAMS or "nftrace" not in self.capabilities:
+            return self.lab.run(self.lab.dut, argv, stdin)
+        # pj_trace is there before the test's first ruleset, and back after a flush
+        if self._nftrace is None:
+            self._nftrace = NftTrace(self.lab)
+        self._nftrace.before_ruleset_command()
+        try:
+            output = self.lab.run(self.lab.dut, argv, stdin)
+        finally:
+            self._nftrace.after_ruleset_command()
+        return hide_trace_table(argv, output) if argv[0] == "nft" else output
 
     # frames ------------------------------------------------------------------
     def _transmit(self, port: Port, frames: list[bytes]) -> None:
@@ -129,13 +164,31 @@ class NetnsTarget(Target):
         return sock
 
     def journeys(self) -> list[Journey]:
-        """One journey per drop: the tracepoint sees where packets end, not their hops."""
-        return [Journey(packet=drop.packet, drop=drop) for drop in self.drops()]
+        """The netfilter hops of every traced packet (once the test configured nftables),
+        with its drop; drops of other packets as journeys of their own."""
+        if self._nftrace is None:
+            return [Journey(packet=drop.packet, drop=drop) for drop in self.drops()]
+        # the drop sentinel syncs the DUT: what was sent before it has been through
+        drops = self.drops() if self._drops is not None else []
+        self._collect(0.0)  # frames that left show POSTROUTING's NAT; they stay queued for expect()
+        frames_out = [frame for direction, _, frame in self.frame_log[self._frames_traced_from:] if direction == "left"]
+        return self._nftrace.journeys(drops, frames_out)
 
     def drops(self) -> list[Drop]:
         if self._drops is None:
             raise TargetError(f"this target cannot see drop reasons: {self._no_drop_reasons}")
         return self._drops.drops()
+
+    def counters(self) -> list[RuleCounter]:
+        """Every rule with an anonymous counter, from `nft -a list ruleset`: the rule's
+        text as nft lists it, less `counter packets N bytes M` and its handle."""
+        require_tool("nft")
+        return rule_counters(parse_ruleset(self.lab.run(self.lab.dut, ["nft", "-a", "list", "ruleset"])))
+
+    def conntrack(self) -> list[CtEntry]:
+        if "conntrack" not in self.capabilities:
+            raise TargetError(f"this target cannot read the conntrack table: {self._no_conntrack}")
+        return nfnetlink.conntrack_entries(self.lab)
 
     def wait(self, seconds: float) -> None:
         time.sleep(seconds)
@@ -144,11 +197,16 @@ class NetnsTarget(Target):
         super().reset()
         if self._drops is not None:
             self._drops.clear()
+        if self._nftrace is not None:
+            self._nftrace.clear()
+            self._frames_traced_from = len(self.frame_log)
 
     def close(self) -> None:
         try:
             for sock in self._sockets:
                 sock.close()
+            if self._nftrace is not None:  # its reader thread stops before the lab closes its sockets
+                self._nftrace.close()
             if self._drops is not None:
                 self._drops.close()
         finally:

@@ -1,0 +1,739 @@
+"""Netfilter journeys of the real kernel, from nf_tables trace events (nftrace).
+
+The harness keeps a table of its own in the DUT namespace, `table ip pj_trace`,
+whose chains at priority -350 (before raw -300 and conntrack -200) set
+`meta nftrace set 1` on every packet entering PREROUTING (from the tester ports)
+or OUTPUT (sent by the DUT). From then on nf_tables reports each chain the packet
+runs through (net/netfilter/nf_tables_trace.c): a netlink NFT_MSG_TRACE message for
+every rule that matched (with its handle and verdict) and for a base chain's
+policy; the first message of each base chain carries the packet's headers as that
+chain saw them, so NAT rewrites show in the next chain's headers. A reader thread
+collects the messages (`NftTrace`); `journeys()` turns them into hops with the rule
+texts of `nft -a list ruleset`, in the mock's format (nf_tables_core.py, nf_nat.py):
+
+    Hop(stage, "<family> <table> <chain>", verdict, "rule <handle>: <rule text>" | "policy")
+
+one per base chain a packet crossed, with the verdict that ended it (ACCEPT, DROP,
+QUEUE) and the rule that gave it ("chain <name> rule <handle>: ..." when that rule is
+in a regular chain); before it, one per jump or goto (where = the chain of the
+jumping rule, verdict JUMP or GOTO). Rule texts are nft's stateless ones (`nft -s`:
+`counter` without its values). A NAT rewrite is a hop of its own where the next
+chain shows it, as the mock's nf_nat_packet() records it:
+
+    Hop("NF_PREROUTING", "nf_nat_packet", "DNAT", "daddr 10.0.0.1:8080 -> 10.0.1.2:80")
+
+(SNAT; UN-DNAT and UN-SNAT for replies: the conntrack direction comes from the trace,
+which carries it on chains after conntrack since 6.16, else from the conntrack
+table). A rewrite after the packet's last chain (SNAT, a reply's un-DNAT, both in
+POSTROUTING) shows in the frame that left the DUT (paired by IP ID, length and
+protocol), or when the packet comes back in on `lo`; a packet that left no frame
+(dropped later) does not show it.
+
+Trace ids are not unique: nf_tables hashes the skb's address, length and input
+interface, so a packet that reuses a freed skb gets its predecessor's id. Every
+traced packet starts in pj_trace, so a pj_trace message starts a new packet.
+A packet the DUT sends to itself is traced again when it comes back in on `lo`
+(with a new id: its input interface changed) and stays one journey. Packets the
+kernel sends in answer (ICMP errors, echo replies, TCP resets) become children of
+the packet that caused them, as on the mock.
+
+pj_trace is the harness's: it is left out of journeys, counters and of every
+`nft` listing the test sees. A test's `nft flush ruleset` deletes it; the harness
+sees the deletion in the ruleset notifications (NFNLGRP_NFTABLES) and adds the
+table back before `sh()` returns, so no packet of the test goes untraced. Watching
+for the deletion, rather than rewriting the test's `flush ruleset`, catches it in
+every form (a file that starts with it, `nft delete table`, iptables-nft-restore)
+and costs nothing unless it happened.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import select
+import socket
+import struct
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from harness.drivers import nfnetlink as nl
+from harness.drivers.kfree_skb import KfreeSkbEvent
+from harness.drivers.netns import NetnsLab
+from harness.journey import CtEntry, Drop, Hop, Journey, RuleCounter
+from harness.target import CommandError, TargetError
+
+TRACE_TABLE = "pj_trace"
+TRACE_RULESET = f"""table ip {TRACE_TABLE} {{
+    chain pre {{
+        type filter hook prerouting priority -350; policy accept;
+        iif "lo" ip saddr 127.0.0.1 ip protocol 253 accept
+        meta nftrace set 1
+    }}
+    chain out {{
+        type filter hook output priority -350; policy accept;
+        meta nftrace set 1
+    }}
+}}
+"""
+# (The `lo` rule keeps the kfree_skb sentinel out, should it ever reach PREROUTING:
+# today it is dropped OTHERHOST before any hook.)
+
+NFNLGRP_NFTABLES, NFNLGRP_NFTRACE = 7, 9
+NFT_MSG_DELTABLE, NFT_MSG_NEWGEN, NFT_MSG_TRACE = 2, 15, 17
+NFTA_TABLE_NAME = 1
+NFTA_TRACE_TABLE, NFTA_TRACE_CHAIN, NFTA_TRACE_RULE_HANDLE, NFTA_TRACE_TYPE = 1, 2, 3, 4
+NFTA_TRACE_VERDICT, NFTA_TRACE_ID, NFTA_TRACE_NETWORK_HEADER = 5, 6, 8
+NFTA_TRACE_TRANSPORT_HEADER, NFTA_TRACE_IIF, NFTA_TRACE_POLICY = 9, 10, 16
+NFTA_TRACE_CT_DIRECTION = 19  # since 6.16 (IP_CT_DIR_ORIGINAL 0, IP_CT_DIR_REPLY 1)
+NFTA_VERDICT_CODE, NFTA_VERDICT_CHAIN = 1, 2
+NFT_TRACETYPE_POLICY, NFT_TRACETYPE_RULE = 1, 3  # 2 is RETURN
+NF_VERDICT_MASK = 0xFF
+# netfilter verdicts (NF_*) and nf_tables' own (NFT_*, negative)
+VERDICTS = {0: "DROP", 1: "ACCEPT", 2: "STOLEN", 3: "QUEUE", 4: "REPEAT", 5: "STOP",
+            -1: "CONTINUE", -2: "BREAK", -3: "JUMP", -4: "GOTO", -5: "RETURN"}
+FINAL_VERDICTS = frozenset({"ACCEPT", "DROP", "STOLEN", "QUEUE", "REPEAT", "STOP"})
+HOOK_STAGES = {"prerouting": "NF_PREROUTING", "input": "NF_INPUT", "forward": "NF_FORWARD",
+               "output": "NF_OUTPUT", "postrouting": "NF_POSTROUTING"}
+TRACE_CHAIN_STAGES = {"pre": "NF_PREROUTING", "out": "NF_OUTPUT"}
+# Where NAT rewrites (nf_nat_ipv4_ops): destinations at PREROUTING and OUTPUT,
+# sources at POSTROUTING and INPUT; named by the direction of the packet.
+NAT_MANIPS = (("daddr", frozenset({"NF_PREROUTING", "NF_OUTPUT"}), ("DNAT", "UN-SNAT")),
+              ("saddr", frozenset({"NF_POSTROUTING", "NF_INPUT"}), ("SNAT", "UN-DNAT")))
+LOOPBACK_IFINDEX = 1  # lo is ifindex 1 in every namespace
+TRACE_RCVBUF = 32 << 20
+RULESET_RCVBUF = 4 << 20
+COUNTER = re.compile(r"\bcounter packets (\d+) bytes (\d+)")
+QUOTA_USED = re.compile(r"(\bquota (?:over |until )?\d+ \w*bytes) used \d+ \w*bytes")
+HANDLE = re.compile(r" # handle (\d+)$")
+IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP = 1, 6, 17
+ICMP_ECHOREPLY, ICMP_ECHO = 0, 8
+ICMP_ERRORS = frozenset({3, 4, 5, 11, 12})
+TCP_RST = 0x04
+ETH_HLEN = 14
+
+
+# the ruleset as nft lists it ------------------------------------------------------
+
+class Rule(NamedTuple):
+    text: str  # as `nft -s` lists it (no counter values, no quota use), without the handle
+    packets: int | None
+    bytes: int | None
+
+
+@dataclass
+class Chain:
+    family: str
+    table: str
+    name: str
+    hook: str = ""  # "" for a regular chain
+    type: str = ""
+    rules: dict[int, Rule] = field(default_factory=dict)  # by handle, in listing order
+
+    @property
+    def where(self) -> str:
+        return f"{self.family} {self.table} {self.name}"
+
+
+def rule_text(listed: str) -> str:
+    """A rule of `nft -a list` as `nft -s list` prints it, less its handle."""
+    return QUOTA_USED.sub(r"\1", COUNTER.sub("counter", HANDLE.sub("", listed))).strip()
+
+
+def parse_ruleset(listing: str) -> dict[tuple[str, str, str], Chain]:
+    """The chains of `nft -a list ruleset`, by (family, table, chain), pj_trace left out.
+    Sets, maps, flowtables and named objects are skipped: their blocks close at the
+    same depth as a chain's."""
+    chains: dict[tuple[str, str, str], Chain] = {}
+    table: tuple[str, str] | None = None
+    chain: Chain | None = None
+    in_other_block = False
+    for line in listing.splitlines():
+        depth = len(line) - len(line.lstrip("\t"))
+        text = line.strip()
+        if depth == 0 and text.startswith("table "):
+            family, name = text.split()[1:3]
+            table = (family, name.strip('"'))
+        elif depth == 0 and text == "}":
+            table = None
+        elif table is None or table == ("ip", TRACE_TABLE):
+            continue
+        elif depth == 1:
+            if text == "}":
+                chain, in_other_block = None, False
+            elif text.startswith("chain "):
+                chain = Chain(*table, text.split()[1].strip('"'))
+                chains[(chain.family, chain.table, chain.name)] = chain
+            elif "{" in text:  # a set, map, flowtable or named object
+                in_other_block = True
+        elif chain is None or in_other_block or depth != 2:
+            continue
+        elif match := re.match(r"type (\w+) hook (\w+)", text):
+            chain.type, chain.hook = match.groups()
+        elif match := HANDLE.search(text):
+            counter = COUNTER.search(text)
+            chain.rules[int(match.group(1))] = Rule(
+                rule_text(text), int(counter.group(1)) if counter else None,
+                int(counter.group(2)) if counter else None)
+    return chains
+
+
+def rule_counters(chains: dict[tuple[str, str, str], Chain]) -> list[RuleCounter]:
+    return [RuleCounter(c.family, c.table, c.name, rule.text, rule.packets, rule.bytes)
+            for c in chains.values() for rule in c.rules.values() if rule.packets is not None]
+
+
+def hide_trace_table(argv: Sequence[str], output: str) -> str:
+    """`nft` output as the test's ruleset alone would give it: pj_trace left out of
+    listings (text or JSON) and of `nft list hooks`."""
+    if not output or TRACE_TABLE not in output:
+        return output
+    if "-j" in argv or "--json" in argv:
+        listing = json.loads(output)
+        listing["nftables"] = [item for item in listing.get("nftables", []) if not _is_trace_object(item)]
+        return json.dumps(listing) + "\n"
+    lines, skipping = [], False
+    for line in output.splitlines(keepends=True):
+        if skipping:
+            skipping = line.rstrip("\n") != "}"
+        elif re.match(rf"table ip {TRACE_TABLE}\b", line):
+            skipping = line.split("#")[0].rstrip().endswith("{")
+        elif not re.search(rf"\bchain ip {TRACE_TABLE} ", line):
+            lines.append(line)
+    return "".join(lines)
+
+
+def _is_trace_object(item: dict) -> bool:
+    kind, body = next(iter(item.items()))
+    if not isinstance(body, dict) or body.get("family") != "ip":
+        return False
+    return (body.get("name") if kind == "table" else body.get("table")) == TRACE_TABLE
+
+
+# packets as the trace shows them --------------------------------------------------
+
+DirectionLookup = Callable[["Ipv4Header"], "int | None"]
+
+@dataclass(frozen=True)
+class Ipv4Header:
+    """The IPv4 header and up to 20 bytes of transport header of a trace message."""
+
+    network: bytes
+    transport: bytes
+
+    @classmethod
+    def from_frame(cls, frame: bytes) -> Ipv4Header | None:
+        """The IPv4 header of an Ethernet frame, None for anything else."""
+        if len(frame) < ETH_HLEN + 20 or frame[12:14] != b"\x08\x00" or frame[ETH_HLEN] >> 4 != 4:
+            return None
+        ihl = (frame[ETH_HLEN] & 0x0F) * 4
+        return cls(frame[ETH_HLEN:ETH_HLEN + ihl], frame[ETH_HLEN + ihl:ETH_HLEN + ihl + 20])
+
+    @property
+    def saddr(self) -> str:
+        return socket.inet_ntoa(self.network[12:16])
+
+    @property
+    def daddr(self) -> str:
+        return socket.inet_ntoa(self.network[16:20])
+
+    @property
+    def protocol(self) -> int:
+        return self.network[9]
+
+    @property
+    def fields(self) -> tuple[int, int, int, int]:
+        """tot_len, id, frag_off, ttl."""
+        tot_len, ident, frag_off, ttl = struct.unpack_from("!2xHHHB", self.network)
+        return tot_len, ident, frag_off, ttl
+
+    @property
+    def ports(self) -> tuple[int, int] | None:
+        if self.protocol in (IPPROTO_TCP, IPPROTO_UDP) and len(self.transport) >= 4:
+            return struct.unpack_from("!HH", self.transport)
+        return None
+
+    @property
+    def icmp(self) -> tuple[int, int, int] | None:
+        """ICMP type, code and (for echo) id."""
+        if self.protocol != IPPROTO_ICMP or len(self.transport) < 8:
+            return None
+        icmp_type, code, ident = struct.unpack_from("!BB2xH", self.transport)
+        return icmp_type, code, ident
+
+    def quoted(self) -> tuple[int, int, int] | None:
+        """An ICMP error's quoted header, as far as the trace carries it: tot_len, id,
+        protocol (its first 12 bytes, after the 8-byte ICMP header)."""
+        icmp = self.icmp
+        if icmp is None or icmp[0] not in ICMP_ERRORS or len(self.transport) < 20:
+            return None
+        tot_len, ident = struct.unpack_from("!HH", self.transport, 10)
+        return tot_len, ident, self.transport[17]
+
+    def summary(self) -> str:
+        """The packet line kfree_skb.py gives a drop, so drops match by it."""
+        tot_len, ident, frag_off, ttl = self.fields
+        return KfreeSkbEvent(0, 0, "", 0x0800, tot_len, self.saddr, self.daddr, self.protocol,
+                             ident, ttl, tot_len, frag_off).summary()
+
+    def endpoint(self, address: str) -> str:
+        """`10.0.1.2:80`: the address (`saddr` or `daddr`) and, for TCP and UDP, port
+        that NAT rewrites, as the mock's nf_nat_packet() hop shows them."""
+        if self.ports is None:
+            return self.saddr if address == "saddr" else self.daddr
+        if address == "saddr":
+            return f"{self.saddr}:{self.ports[0]}"
+        return f"{self.daddr}:{self.ports[1]}"
+
+
+class TraceEvent(NamedTuple):
+    """One NFT_MSG_TRACE message, its rule resolved against the ruleset of the time."""
+
+    family: str
+    table: str
+    chain: str
+    kind: int               # NFT_TRACETYPE_*
+    verdict: str            # VERDICTS name; a policy's for NFT_TRACETYPE_POLICY
+    target: str             # the chain of a jump or goto
+    trace_id: int
+    header: Ipv4Header | None  # on a base chain's first message
+    iif: int
+    ct_direction: int | None  # on chains after conntrack, kernels 6.16+
+    rule: Rule | None
+    handle: int
+    base: Chain | None      # the chain as listed (None: not in the listing)
+
+    @property
+    def is_trace_table(self) -> bool:
+        return (self.family, self.table) == ("ip", TRACE_TABLE)
+
+    def rule_summary(self) -> str:
+        return f"rule {self.handle}: {self.rule.text if self.rule else '(no longer listed)'}"
+
+
+def _verdict_name(code: int) -> str:
+    if code >= 0:
+        code &= NF_VERDICT_MASK  # NF_QUEUE carries the queue number above
+    return VERDICTS.get(code, str(code))
+
+
+def parse_trace(family: int, attrs: dict[int, memoryview],
+                chains: dict[tuple[str, str, str], Chain]) -> TraceEvent:
+    family_name = nl.FAMILIES.get(family, str(family))
+    table, chain = nl.string(attrs[NFTA_TRACE_TABLE]), nl.string(attrs[NFTA_TRACE_CHAIN])
+    kind = nl.be32(attrs[NFTA_TRACE_TYPE])
+    verdict, target = "", ""
+    if kind == NFT_TRACETYPE_POLICY:
+        verdict = _verdict_name(nl.be32(attrs[NFTA_TRACE_POLICY]))
+    elif NFTA_TRACE_VERDICT in attrs:
+        nested = nl.attributes(attrs[NFTA_TRACE_VERDICT])
+        verdict = _verdict_name(struct.unpack("!i", nested[NFTA_VERDICT_CODE])[0])
+        target = nl.string(nested[NFTA_VERDICT_CHAIN]) if NFTA_VERDICT_CHAIN in nested else ""
+    header = None
+    if NFTA_TRACE_NETWORK_HEADER in attrs:
+        header = Ipv4Header(bytes(attrs[NFTA_TRACE_NETWORK_HEADER]),
+                            bytes(attrs.get(NFTA_TRACE_TRANSPORT_HEADER, b"")))
+    handle = nl.be64(attrs[NFTA_TRACE_RULE_HANDLE]) if NFTA_TRACE_RULE_HANDLE in attrs else 0
+    listed = chains.get((family_name, table, chain))
+    return TraceEvent(family_name, table, chain, kind, verdict, target, nl.be32(attrs[NFTA_TRACE_ID]),
+                      header, nl.be32(attrs[NFTA_TRACE_IIF]) if NFTA_TRACE_IIF in attrs else 0,
+                      attrs[NFTA_TRACE_CT_DIRECTION][0] if NFTA_TRACE_CT_DIRECTION in attrs else None,
+                      listed.rules.get(handle) if listed and handle else None, handle, listed)
+
+
+# packets and their journeys -------------------------------------------------------
+
+@dataclass(eq=False)
+class Traversal:
+    """One base chain run (pj_trace's too): its messages; the first has the headers."""
+
+    events: list[TraceEvent]
+
+    @property
+    def header(self) -> Ipv4Header:
+        return self.events[0].header
+
+    @property
+    def hidden(self) -> bool:
+        return self.events[0].is_trace_table
+
+    @property
+    def chain(self) -> Chain:
+        first = self.events[0]
+        return first.base or _unlisted_chain(first)
+
+    @property
+    def stage(self) -> str:
+        if self.hidden:
+            return TRACE_CHAIN_STAGES[self.events[0].chain]
+        hook = self.chain.hook
+        return HOOK_STAGES.get(hook, hook.upper() or "NF")
+
+    @property
+    def ct_direction(self) -> int | None:
+        return next((e.ct_direction for e in self.events if e.ct_direction is not None), None)
+
+    def hops(self) -> list[Hop]:
+        """Its jumps and gotos, then the base chain with the verdict that ended it."""
+        stage, base = self.stage, self.chain
+        hops = [Hop(stage, f"{e.family} {e.table} {e.chain}", e.verdict, e.rule_summary())
+                for e in self.events if e.verdict in ("JUMP", "GOTO")]
+        decisive = [e for e in self.events if e.kind == NFT_TRACETYPE_POLICY or e.verdict in FINAL_VERDICTS]
+        last = decisive[-1] if decisive else self.events[-1]
+        if last.kind == NFT_TRACETYPE_POLICY:
+            summary = "policy"
+        elif last.chain != base.name:
+            summary = f"chain {last.chain} {last.rule_summary()}"
+        else:
+            summary = last.rule_summary()
+        hops.append(Hop(stage, base.where, last.verdict, summary))
+        return hops
+
+
+@dataclass(eq=False)
+class TracedPacket:
+    traversals: list[Traversal]
+    sent_by_dut: bool
+    looped_back: bool = False  # came back in on lo
+    journey: Journey | None = None
+
+    @property
+    def first(self) -> Ipv4Header:
+        return self.traversals[0].header
+
+    @property
+    def last(self) -> Ipv4Header:
+        return self.traversals[-1].header
+
+    def hops(self, on_the_wire: Ipv4Header | None, direction_of: DirectionLookup) -> list[Hop]:
+        """Its chains' hops and the NAT rewrites between them; `on_the_wire` is the
+        packet as it left the DUT, if it did: POSTROUTING's rewrite shows there.
+        A rewrite is named by the conntrack direction its chains reported, else by
+        `direction_of` the packet before it."""
+        traced = next((t.ct_direction for t in self.traversals if t.ct_direction is not None), None)
+        sightings = [(t.header, t.stage) for t in self.traversals]
+        if on_the_wire is not None:
+            sightings.append((on_the_wire, "NF_POSTROUTING"))
+        hops: list[Hop] = []
+        for i, traversal in enumerate(self.traversals):
+            if i:
+                hops += self._nat_hops(sightings[i - 1], sightings[i], traced, direction_of)
+            if not traversal.hidden:
+                hops += traversal.hops()
+        if on_the_wire is not None:
+            hops += self._nat_hops(sightings[-2], sightings[-1], traced, direction_of)
+        return hops
+
+    @staticmethod
+    def _nat_hops(before: tuple[Ipv4Header, str], after: tuple[Ipv4Header, str], traced: int | None,
+                  direction_of: DirectionLookup) -> list[Hop]:
+        if before[0].endpoint("saddr") == after[0].endpoint("saddr") and \
+                before[0].endpoint("daddr") == after[0].endpoint("daddr"):
+            return []
+        direction = traced if traced is not None else direction_of(before[0])
+        return nat_hops(*before, *after, direction or 0)
+
+    def left_as(self, frame: Ipv4Header) -> bool:
+        """Whether `frame`, seen leaving a DUT port, is this packet: the same IP ID,
+        length and protocol, its TTL the same or one less (forwarded past its last
+        chain), at most one end rewritten."""
+        last = self.last
+        (tot_len, ident, frag_off, ttl), (w_len, w_ident, w_frag, w_ttl) = last.fields, frame.fields
+        return ((tot_len, ident, frag_off, last.protocol) == (w_len, w_ident, w_frag, frame.protocol)
+                and ttl - w_ttl in (0, 1)
+                and (last.endpoint("saddr") == frame.endpoint("saddr")
+                     or last.endpoint("daddr") == frame.endpoint("daddr")))
+
+
+def nat_hops(before: Ipv4Header, before_stage: str, after: Ipv4Header, after_stage: str,
+             direction: int) -> list[Hop]:
+    """The NAT rewrites between two sightings of a packet: at the stage of `before`
+    if that manip happens there, else at `after`'s."""
+    hops = []
+    for address, stages, names in NAT_MANIPS:
+        old, new = before.endpoint(address), after.endpoint(address)
+        if old != new:
+            stage = before_stage if before_stage in stages else after_stage
+            hops.append(Hop(stage, "nf_nat_packet", names[direction], f"{address} {old} -> {new}"))
+    return hops
+
+
+def _unlisted_chain(event: TraceEvent) -> Chain:
+    """A chain gone from the ruleset before its messages were read."""
+    return Chain(event.family, event.table, event.chain)
+
+
+def group_packets(events: list[TraceEvent]) -> list[TracedPacket]:
+    """The traced packets in the order they entered, their messages grouped by trace
+    id: a pj_trace message starts a new packet (ids repeat, see the module doc)."""
+    packets: list[TracedPacket] = []
+    by_id: dict[int, TracedPacket] = {}
+    for event in events:
+        packet = by_id.get(event.trace_id)
+        if event.header is not None:
+            if event.is_trace_table:
+                packet = _looped_back(packets, event) or _new_packet(packets, event)
+                by_id[event.trace_id] = packet
+            elif packet is None:  # its pj_trace messages came before the last reset
+                packet = by_id[event.trace_id] = _new_packet(packets, event)
+            packet.traversals.append(Traversal([event]))
+        elif packet is not None and not (event.kind == NFT_TRACETYPE_RULE and not event.handle):
+            packet.traversals[-1].events.append(event)  # a message without a handle ends a chain
+    return packets
+
+
+def _new_packet(packets: list[TracedPacket], event: TraceEvent) -> TracedPacket:
+    packet = TracedPacket([], sent_by_dut=event.chain == "out" and event.is_trace_table)
+    packets.append(packet)
+    return packet
+
+
+def _looped_back(packets: list[TracedPacket], event: TraceEvent) -> TracedPacket | None:
+    """The DUT's own packet coming back in on `lo` (its IP ID, length and TTL as it
+    left; POSTROUTING may have rewritten its addresses)."""
+    if event.iif != LOOPBACK_IFINDEX:
+        return None
+    for packet in reversed(packets):
+        if (packet.sent_by_dut and not packet.looped_back
+                and (packet.last.fields, packet.last.protocol) == (event.header.fields, event.header.protocol)):
+            packet.looped_back = True
+            return packet
+    return None
+
+
+def cause_of(packet: TracedPacket, earlier: list[TracedPacket]) -> TracedPacket | None:
+    """The packet the DUT answered with `packet` (an ICMP error, an echo reply, a
+    TCP reset): the latest earlier one that fits, or None."""
+    answers = _answers(packet.first) if packet.sent_by_dut else None
+    if answers is None:
+        return None
+    return next((other for other in reversed(earlier) if any(answers(t.header) for t in other.traversals)), None)
+
+
+def _answers(answer: Ipv4Header) -> Callable[[Ipv4Header], bool] | None:
+    """What `answer` can be an answer to, if it is an answer at all."""
+    if (quoted := answer.quoted()) is not None:
+        return lambda other: ((other.fields[0], other.fields[1], other.protocol) == quoted
+                              and other.saddr == answer.daddr)
+    back = (answer.daddr, answer.saddr)
+    if answer.icmp and answer.icmp[0] == ICMP_ECHOREPLY:
+        return lambda other: (other.icmp is not None and other.icmp[0] == ICMP_ECHO
+                              and other.icmp[2] == answer.icmp[2] and (other.saddr, other.daddr) == back)
+    if answer.ports and answer.protocol == IPPROTO_TCP and answer.transport[13] & TCP_RST:
+        return lambda other: (other.protocol == IPPROTO_TCP and other.ports == answer.ports[::-1]
+                              and (other.saddr, other.daddr) == back)
+    return None
+
+
+def build_journeys(events: list[TraceEvent], drops: list[Drop], frames_out: list[bytes],
+                   direction_of: DirectionLookup = lambda header: None) -> list[Journey]:
+    """Journeys of the traced packets, answers nested under their causes, each drop
+    attached to its packet; drops of untraced packets follow as journeys of their own.
+    `frames_out` are the Ethernet frames that left the DUT's ports, in order;
+    `direction_of` names the conntrack direction of a packet (its headers) where its
+    trace did not (no chain after conntrack saw it)."""
+    packets = group_packets(events)
+    on_the_wire = _frames_of(packets, frames_out)
+    top: list[Journey] = []
+    for i, packet in enumerate(packets):
+        packet.journey = Journey(packet=packet.first.summary(), hops=packet.hops(on_the_wire.get(i), direction_of))
+        cause = cause_of(packet, packets[:i])
+        if cause is not None:
+            cause.journey.children.append(packet.journey)
+        else:
+            top.append(packet.journey)
+    unmatched = [drop for drop in drops if not _attach(drop, packets)]
+    return top + [Journey(packet=drop.packet, drop=drop) for drop in unmatched]
+
+
+def direction_in(entries: list[CtEntry], header: Ipv4Header) -> int | None:
+    """IP_CT_DIR_ORIGINAL (0) or IP_CT_DIR_REPLY (1): which tuple of a conntrack entry
+    the packet matches, as nf_conntrack_in() finds it; None if none does."""
+    ports = header.ports
+    for entry in entries:
+        for direction, (src, dst, sport, dport) in enumerate((entry.original, entry.reply)):
+            if (src, dst) == (header.saddr, header.daddr) and (ports is None or ports == (sport, dport)):
+                return direction
+    return None
+
+
+def _frames_of(packets: list[TracedPacket], frames_out: list[bytes]) -> dict[int, Ipv4Header]:
+    """Each packet's frame on the wire (by packet index), paired in order: packets
+    and frames both come in the order the kernel handled them."""
+    headers = [header for frame in frames_out if (header := Ipv4Header.from_frame(frame)) is not None]
+    paired: dict[int, Ipv4Header] = {}
+    for i, packet in enumerate(packets):
+        match = next((j for j, header in enumerate(headers) if packet.left_as(header)), None)
+        if match is not None:
+            paired[i] = headers.pop(match)
+    return paired
+
+
+def _attach(drop: Drop, packets: list[TracedPacket]) -> bool:
+    """Give `drop` to the first packet without one whose headers match it: a
+    NETFILTER_DROP to the packet a rule dropped at that hook, else (conntrack's own
+    drops) to one no rule dropped; any other reason to one no rule dropped."""
+    def rule_drop_stage(journey: Journey) -> str | None:
+        return next((hop.stage for hop in journey.hops if hop.verdict == "DROP"), None)
+
+    unclaimed = [packet.journey for packet in packets if packet.journey.drop is None
+                 and any(t.header.summary() == drop.packet for t in packet.traversals)]
+    for stage in ([drop.stage, None] if drop.reason == "NETFILTER_DROP" else [None]):
+        journey = next((j for j in unclaimed if rule_drop_stage(j) == stage), None)
+        if journey is not None:
+            journey.drop = drop
+            return True
+    return False
+
+
+# the lab's tracer -----------------------------------------------------------------
+
+class NftTrace:
+    """nftrace in one lab's DUT namespace: pj_trace kept in place, trace messages
+    collected by a reader thread, rule texts looked up when messages are read."""
+
+    def __init__(self, lab: NetnsLab):
+        self.lab = lab
+        self._ruleset_socket = nl.open_socket(lab, (NFNLGRP_NFTABLES,), RULESET_RCVBUF)
+        self._ruleset_socket.setblocking(False)
+        self._trace_socket = nl.open_socket(lab, (NFNLGRP_NFTRACE,), TRACE_RCVBUF)
+        self._trace_socket.setblocking(False)
+        self._lock = threading.Lock()
+        self._unread: list[bytes] = []          # datagrams not yet parsed
+        self._events: list[TraceEvent] = []
+        self._lost = 0                          # ENOBUFS: the kernel dropped messages
+        self._chains: dict[tuple[str, str, str], Chain] | None = None  # None: to list again
+        self._wake, self._wake_writer = os.pipe()
+        self._closed = False
+        self._install()
+        self._reader = threading.Thread(target=self._read, name="nftrace reader", daemon=True)
+        self._reader.start()
+
+    # ruleset ---------------------------------------------------------------------
+    def _install(self) -> None:
+        self.lab.run(self.lab.dut, ["nft", "-f", "-"], TRACE_RULESET)
+        self._ruleset_changes()
+
+    def _ruleset_changes(self) -> bool:
+        """Read the ruleset notifications; True if pj_trace was deleted."""
+        datagrams, overflowed = _drain(self._ruleset_socket)
+        if overflowed:  # notifications were lost: look at the ruleset itself
+            self._chains = None
+            return not self._installed()
+        deleted = False
+        for datagram in datagrams:
+            for subsystem, message, body in nl.messages(datagram):
+                if subsystem != nl.NFNL_SUBSYS_NFTABLES:
+                    continue
+                if message == NFT_MSG_NEWGEN:
+                    self._chains = None
+                elif message == NFT_MSG_DELTABLE and nl.family_of(body) == socket.AF_INET:
+                    name = nl.body_attributes(body).get(NFTA_TABLE_NAME)
+                    deleted |= name is not None and nl.string(name) == TRACE_TABLE
+        return deleted
+
+    def _installed(self) -> bool:
+        try:
+            self.lab.run(self.lab.dut, ["nft", "list", "table", "ip", TRACE_TABLE])
+        except CommandError:
+            return False
+        return True
+
+    def before_ruleset_command(self) -> None:
+        """Read what was traced so far against the ruleset it ran through."""
+        self._ruleset_changes()
+        self._parse_unread()
+
+    def after_ruleset_command(self) -> None:
+        """Put pj_trace back if the command deleted it (`nft flush ruleset`)."""
+        if self._ruleset_changes():
+            self._install()
+
+    def chains(self) -> dict[tuple[str, str, str], Chain]:
+        if self._chains is None:
+            self._chains = parse_ruleset(self.lab.run(self.lab.dut, ["nft", "-a", "list", "ruleset"]))
+        return self._chains
+
+    # trace messages --------------------------------------------------------------
+    def _read(self) -> None:
+        while not self._closed:
+            ready, _, _ = select.select([self._trace_socket, self._wake], [], [])
+            if self._trace_socket in ready:
+                with self._lock:
+                    self._drain_trace_socket()
+
+    def _drain_trace_socket(self) -> None:
+        """With the lock held, so messages keep their order."""
+        while True:
+            try:
+                self._unread.append(self._trace_socket.recv(nl.RECV_SIZE))
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno != errno.ENOBUFS:
+                    raise
+                self._lost += 1
+
+    def _parse_unread(self) -> None:
+        with self._lock:
+            self._drain_trace_socket()
+            unread, self._unread = self._unread, []
+        if not unread:
+            return
+        chains = self.chains()
+        for datagram in unread:
+            for subsystem, message, body in nl.messages(datagram):
+                if (subsystem, message) == (nl.NFNL_SUBSYS_NFTABLES, NFT_MSG_TRACE):
+                    self._events.append(parse_trace(nl.family_of(body), nl.body_attributes(body), chains))
+
+    def journeys(self, drops: list[Drop], frames_out: list[bytes]) -> list[Journey]:
+        """Journeys of everything traced up to now (the caller synced the DUT first),
+        `frames_out` the frames that left the DUT since the trace was last cleared."""
+        self._ruleset_changes()
+        self._parse_unread()
+        if self._lost:
+            raise TargetError(f"the nft trace lost messages ({self._lost} overflows of its "
+                              f"{TRACE_RCVBUF >> 20} MiB socket buffer): too many packets were "
+                              "traced between two looks; reset() the target between bursts")
+        entries: list[CtEntry] | None = None
+
+        def direction_of(header: Ipv4Header) -> int | None:
+            nonlocal entries
+            if entries is None:
+                entries = nl.conntrack_entries(self.lab)
+            return direction_in(entries, header)
+        return build_journeys(self._events, drops, frames_out, direction_of)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._drain_trace_socket()
+            self._unread.clear()
+        self._events.clear()
+        self._lost = 0
+
+    def close(self) -> None:
+        """The sockets close with the lab; the table goes with its namespace."""
+        if self._closed:
+            return
+        self._closed = True
+        os.write(self._wake_writer, b"x")
+        self._reader.join()
+        os.close(self._wake)
+        os.close(self._wake_writer)
+
+
+def _drain(sock: socket.socket) -> tuple[list[bytes], bool]:
+    """The datagrams queued on a non-blocking socket, and whether the kernel had to
+    drop some (ENOBUFS)."""
+    datagrams, overflowed = [], False
+    while True:
+        try:
+            datagrams.append(sock.recv(nl.RECV_SIZE))
+        except BlockingIOError:
+            return datagrams, overflowed
+        except OSError as exc:
+            if exc.errno != errno.ENOBUFS:
+                raise
+            overflowed = True
