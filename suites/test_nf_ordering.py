@@ -7,16 +7,21 @@ from scapy.layers.inet import UDP
 
 pytestmark = pytest.mark.requires("nftables", "nftrace")
 
+# `ct state new` turns conntrack on for the namespace: without a rule that uses
+# conntrack or NAT, nat chains are never traversed (seen on the lab).
 EVERY_TABLE = """
 table ip t {
-    chain raw_pre { type filter hook prerouting priority raw; policy accept; }
+    chain raw_pre {
+        type filter hook prerouting priority raw; policy accept;
+        ct state new counter
+    }
     chain mangle_pre { type filter hook prerouting priority mangle; policy accept; }
     chain nat_pre { type nat hook prerouting priority dstnat; policy accept; }
     chain filter_pre { type filter hook prerouting priority filter; policy accept; }
     chain mangle_in { type filter hook input priority mangle; policy accept; }
     chain filter_in { type filter hook input priority filter; policy accept; }
     chain security_in { type filter hook input priority security; policy accept; }
-    chain nat_in { type nat hook input priority srcnat; policy accept; }
+    chain nat_in { type nat hook input priority 100; policy accept; }
     chain mangle_fwd { type filter hook forward priority mangle; policy accept; }
     chain filter_fwd { type filter hook forward priority filter; policy accept; }
     chain security_fwd { type filter hook forward priority security; policy accept; }

@@ -91,8 +91,10 @@ class NetnsTarget(Target):
                 capabilities.add("drop_reasons")
             except TargetError as exc:  # bpftrace missing or failing: no drop reasons
                 self._no_drop_reasons = str(exc)
-            if nftrace and shutil.which("nft"):
-                capabilities.add("nftrace")
+            if shutil.which("nft"):
+                capabilities.add("nftables")
+                if nftrace:
+                    capabilities.add("nftrace")
             try:
                 nfnetlink.check_conntrack(self.lab)
                 capabilities.add("conntrack")

@@ -18,6 +18,7 @@ from harness.mockkernel.core.dev import net_rx_action
 from harness.mockkernel.net import Net, NetDevice
 from harness.mockkernel.netfilter.core import NfHooks
 from harness.mockkernel.netfilter.nf_conntrack_core import ConntrackTable
+from harness.mockkernel.netfilter.nf_tables import NfTables
 from harness.mockkernel.nic import Nic
 from harness.mockkernel.tracer import Tracer
 from harness.mockkernel.wire import summarize_frame
@@ -40,6 +41,7 @@ class Kernel(Net):
         self.rt_cache: dict = {}
         self.nf_hooks = NfHooks()
         self.conntrack = ConntrackTable()
+        self.nft = NfTables(self)
         self.nat_lookups: dict = {}
         self.nat_seq = 0
         self._boot()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.journey import CtEntry, Drop, Journey
+from harness.journey import CtEntry, Drop, Journey, RuleCounter
 from harness.mockkernel.ipv4 import ping, udp
 from harness.mockkernel.kernel import Kernel
 from harness.mockkernel.net import int_to_ip, ip_to_int
@@ -17,7 +17,8 @@ from harness.target import (MAX_L2_OVERHEAD, AppSocket, CommandError, Port, Targ
 
 class MockTarget(Target):
     name = "mock"
-    capabilities = frozenset({"frames", "sockets", "drop_reasons", "journey.all_stages", "virtual_time"})
+    capabilities = frozenset({"frames", "sockets", "drop_reasons", "journey.all_stages", "virtual_time",
+                              "nftables", "nftrace", "conntrack"})
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__()
@@ -53,6 +54,10 @@ class MockTarget(Target):
 
     def drops(self) -> list[Drop]:
         return list(self.kernel.tracer.drops)
+
+    def counters(self) -> list[RuleCounter]:
+        from harness.mockkernel.netfilter.nf_tables import counters
+        return counters(self.kernel)
 
     def conntrack(self) -> list[CtEntry]:
         from harness.mockkernel.cmd.conntrack import PROTO_NAMES, status_names

@@ -9,11 +9,13 @@ naming the token, never silently ignored.
 """
 from __future__ import annotations
 
-from harness.mockkernel.cmd import conntrack, ethtool, ip, sysctl
+from harness.mockkernel.cmd import conntrack, ethtool, ip, iptables, nft, sysctl
 from harness.mockkernel.cmd.args import ToolError
 from harness.target import CommandError
 
-PROGRAMS = {"ip": ip.main, "sysctl": sysctl.main, "ethtool": ethtool.main, "conntrack": conntrack.run}
+PROGRAMS = {"ip": ip.main, "sysctl": sysctl.main, "ethtool": ethtool.main, "conntrack": conntrack.run,
+            "nft": nft.main, "iptables": iptables.iptables, "iptables-save": iptables.iptables_save,
+            "iptables-restore": iptables.iptables_restore}
 
 
 def run(net, argv: list[str], stdin: str | None = None) -> str:

@@ -3,7 +3,8 @@
 Everything that runs at a hook registers a `HookEntry` for (family, hook) with a
 priority: nf_tables base chains, conntrack (-200 in, INT_MAX confirm), NAT
 (-100 / +100), defrag (-400). nf_hook() runs a hook's entries in priority order
-(equal priorities in registration order) until one returns NF_DROP or
+(at equal priority the one registered last first, as nf_hook_entries_grow()
+inserts it, seen on the lab) until one returns NF_DROP or
 NF_STOLEN; NF_DROP frees the packet with NETFILTER_DROP (or the reason the
 entry gave). A hook with no entries costs a dictionary lookup.
 
@@ -76,7 +77,7 @@ class NfHooks:
                  fn: Callable[[SkBuff, NfHookState], int]) -> HookEntry:
         """nf_register_net_hook(). NFPROTO_INET registers for IPv4 (and IPv6)."""
         self._seq += 1
-        entry = HookEntry(priority, self._seq, name, fn)
+        entry = HookEntry(priority, -self._seq, name, fn)
         pfs = (NFPROTO_IPV4, NFPROTO_IPV6) if pf == NFPROTO_INET else (pf,)
         for family in pfs:
             self.entries.setdefault((family, hook), []).append(entry)

@@ -42,37 +42,37 @@ class NatLookups:
     """nf_nat_lookup_hook_priv: the nat chains of one hook, by priority."""
 
     def __init__(self) -> None:
-        self.chains: list[tuple[int, int, str, object]] = []  # (priority, seq, name, fn)
-        self.core_entry = None
+        self.chains: list[tuple[int, int, str, object]] = []  # (priority, -seq, name, fn)
 
 
 def nf_nat_register_fn(net, hook: int, priority: int, name: str, fn) -> tuple:
-    """Add a nat chain (fn(skb, state) -> verdict, binding via nf_nat_setup_info);
-    the first one at a hook registers the NAT core there. Returns a handle for
-    nf_nat_unregister_fn()."""
-    from harness.mockkernel.netfilter.nf_conntrack_core import nf_ct_netns_get
-    lookups = net.nat_lookups.setdefault(hook, NatLookups())
-    if lookups.core_entry is None:
-        nf_ct_netns_get(net)
-        lookups.core_entry = net.nf_hooks.register(
-            NFPROTO_IPV4, hook, HOOK_PRIORITY[hook], "nf_nat",
-            lambda skb, state: nf_nat_inet_fn(skb, state, lookups))
+    """Add a nat chain (fn(skb, state) -> verdict, binding via nf_nat_setup_info).
+    The first nat chain of the namespace registers the NAT core at all four hooks
+    (nf_nat_ipv4_ops), so a connection is rewritten and un-NATed everywhere
+    even where no nat chain of its own exists. A nat chain alone does not turn
+    conntrack on (only a rule using ct or NAT does), so an empty nat chain is
+    never traversed. Returns a handle for nf_nat_unregister_fn()."""
+    if not net.nat_lookups:
+        for core_hook, core_priority in HOOK_PRIORITY.items():
+            lookups = net.nat_lookups[core_hook] = NatLookups()
+            lookups.core_entry = net.nf_hooks.register(
+                NFPROTO_IPV4, core_hook, core_priority, "nf_nat",
+                lambda skb, state, lookups=lookups: nf_nat_inet_fn(skb, state, lookups))
     net.nat_seq += 1
-    handle = (priority, net.nat_seq, name, fn)
+    handle = (priority, -net.nat_seq, name, fn)  # equal priority: the later one first
+    lookups = net.nat_lookups[hook]
     lookups.chains.append(handle)
     lookups.chains.sort(key=lambda c: (c[0], c[1]))
     return hook, handle
 
 
 def nf_nat_unregister_fn(net, registration: tuple) -> None:
-    from harness.mockkernel.netfilter.nf_conntrack_core import nf_ct_netns_put
     hook, handle = registration
-    lookups = net.nat_lookups[hook]
-    lookups.chains.remove(handle)
-    if not lookups.chains:
-        net.nf_hooks.unregister(lookups.core_entry)
-        lookups.core_entry = None
-        nf_ct_netns_put(net)
+    net.nat_lookups[hook].chains.remove(handle)
+    if not any(lookups.chains for lookups in net.nat_lookups.values()):
+        for lookups in net.nat_lookups.values():
+            net.nf_hooks.unregister(lookups.core_entry)
+        net.nat_lookups.clear()
 
 
 def nf_nat_initialized(ct: NfConn, manip: int) -> bool:
@@ -80,10 +80,15 @@ def nf_nat_initialized(ct: NfConn, manip: int) -> bool:
 
 
 def nf_nat_inet_fn(skb: SkBuff, state: NfHookState, lookups: NatLookups) -> int:
+    """nf_nat_ipv4_fn(): ICMP errors of a connection are translated and never
+    see nat chains; other packets run the chains if this manip is not set up."""
     ct = skb.nfct
     if ct is None or ct is UNTRACKED:
         return NF_ACCEPT
     manip = HOOK_MANIP[state.hook]
+    if skb.ctinfo in (IP_CT_RELATED, IP_CT_RELATED_REPLY) and skb.buf[skb.network_header + 9] == IPPROTO_ICMP:
+        nf_nat_icmp_reply_translation(skb, ct, skb.ctinfo, state)
+        return NF_ACCEPT
     if skb.ctinfo in (IP_CT_NEW, IP_CT_RELATED, IP_CT_RELATED_REPLY) and not nf_nat_initialized(ct, manip):
         for _, _, _, fn in lookups.chains:
             verdict = fn(skb, state)
@@ -115,9 +120,11 @@ def _in_range(t: Tuple, manip: int, rng) -> bool:
     return True
 
 
-def _taken(net, t: Tuple, ct: NfConn) -> bool:
-    """nf_nat_used_tuple(): another connection already replies to this tuple."""
-    hit = net.conntrack.hash.get(t.invert() if t.proto != IPPROTO_ICMP else t)
+def _taken(net, candidate: Tuple, ct: NfConn) -> bool:
+    """nf_nat_used_tuple(): another connection already has the reply tuple this
+    translated original tuple would get."""
+    from harness.mockkernel.netfilter.nf_conntrack_core import invert_tuple
+    hit = net.conntrack.hash.get(invert_tuple(candidate))
     return hit is not None and hit[0] is not ct
 
 
@@ -139,7 +146,7 @@ def get_unique_tuple(net, orig: Tuple, rng, manip: int, ct: NfConn) -> Tuple:
         addr = orig.src if manip == NF_NAT_MANIP_SRC else orig.dst
     candidate = _with(orig, manip, addr, None)
     fully_random = "fully-random" in rng.flags
-    if not fully_random and _in_range(candidate, manip, rng) and not _taken(net, candidate.invert(), ct):
+    if not fully_random and _in_range(candidate, manip, rng) and not _taken(net, candidate, ct):
         return candidate
     if orig.proto not in (IPPROTO_TCP, IPPROTO_UDP):
         return candidate
@@ -158,7 +165,7 @@ def get_unique_tuple(net, orig: Tuple, rng, manip: int, ct: NfConn) -> Tuple:
     start = net.random.randrange(span) if ("random" in rng.flags or fully_random) else port % span
     for i in range(span):
         candidate = _with(orig, manip, addr, low + (start + i) % span)
-        if not _taken(net, candidate.invert(), ct):
+        if not _taken(net, candidate, ct):
             return candidate
     return candidate
 
@@ -188,8 +195,6 @@ def nf_nat_packet(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState) -> i
     if ct.status & statusbit:
         from harness.mockkernel.netfilter.nf_conntrack_core import invert_tuple
         target = invert_tuple(ct.tuplehash[1 - direction])
-        if ctinfo in (IP_CT_RELATED, IP_CT_RELATED_REPLY) and skb.buf[skb.network_header + 9] == IPPROTO_ICMP:
-            nf_nat_icmp_reply_translation(skb, ct, manip, direction)
         before = _endpoint(skb, manip)
         manip_pkt(skb, skb.network_header, target, manip)
         if state.hook == NF_INET_LOCAL_OUT:
@@ -266,22 +271,34 @@ def _fix_checksums(skb: SkBuff, nh: int, inner: bool) -> None:
     struct.pack_into("!H", buf, csum_off, value)
 
 
-def nf_nat_icmp_reply_translation(skb: SkBuff, ct: NfConn, manip: int, direction: int) -> None:
-    """An ICMP error about a NATed connection: the quoted packet is translated
-    back too (its manip is the opposite one, in the other direction), and the
-    ICMP checksum recomputed."""
+def nf_nat_icmp_reply_translation(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState) -> None:
+    """An ICMP error about a NATed connection: the quoted packet gets the
+    opposite manip back to what its sender sent (from the other direction's
+    tuple), the outer header is rewritten as a reply to it, and the ICMP
+    checksum recomputed."""
     from harness.mockkernel.netfilter.nf_conntrack_core import invert_tuple
-    buf = skb.buf
-    nh = skb.network_header
+    manip = HOOK_MANIP[state.hook]
+    direction = IP_CT_DIR_REPLY if ctinfo == IP_CT_RELATED_REPLY else IP_CT_DIR_ORIGINAL
+    statusbit = IPS_SRC_NAT if manip == NF_NAT_MANIP_SRC else IPS_DST_NAT
+    if direction == IP_CT_DIR_REPLY:
+        statusbit ^= IPS_NAT_MASK
+    if not ct.status & statusbit:
+        return
+    buf, nh = skb.buf, skb.network_header
     icmp_off = nh + (buf[nh] & 0x0F) * 4
     inner = icmp_off + 8
     if inner + 20 > skb.tail:
         return
-    target = invert_tuple(ct.tuplehash[direction])
-    manip_pkt(skb, inner, target, NF_NAT_MANIP_DST if manip == NF_NAT_MANIP_SRC else NF_NAT_MANIP_SRC, inner=True)
+    other = ct.tuplehash[1 - direction]
+    before = _endpoint(skb, manip)
+    manip_pkt(skb, inner, other, NF_NAT_MANIP_DST if manip == NF_NAT_MANIP_SRC else NF_NAT_MANIP_SRC, inner=True)
     end = nh + struct.unpack_from("!H", buf, nh + 2)[0]
     buf[icmp_off + 2:icmp_off + 4] = b"\0\0"
     struct.pack_into("!H", buf, icmp_off + 2, checksum(memoryview(buf)[icmp_off:end]))
+    manip_pkt(skb, nh, invert_tuple(other), manip)
+    skb.net.tracer.hop(skb, state.stage, "nf_nat_icmp_reply_translation",
+                       "SNAT" if manip == NF_NAT_MANIP_SRC else "DNAT",
+                       f"{'saddr' if manip == NF_NAT_MANIP_SRC else 'daddr'} {before} -> {_endpoint(skb, manip)}")
 
 
 def nf_nat_masquerade_ipv4(skb: SkBuff, rng, out_dev) -> int:

@@ -1,0 +1,732 @@
+"""nf_tables: the ruleset, its transactions and its hooks
+(net/netfilter/nf_tables_api.c, nft_chain_nat.c; nftables src/rule.c for
+listing). The datapath is in nf_tables_core.py.
+
+`NfTables` is a namespace's nf_tables state (`net.nft`). `execute()` applies
+the commands of one `nft` invocation as one transaction: they act on a copy
+of the ruleset, any error discards the copy (nothing changes), success
+commits it. A commit compiles every chain once into closures (nft_exprs) and
+(re)binds each base chain to its hook: filter and route chains as HookEntries
+on `net.nf_hooks` at their priority (inet tables register for IPv4 and IPv6,
+netdev ingress chains as NFPROTO_NETDEV hook 0 for their devices), nat chains
+through nf_nat_register_fn() as the NAT core's lookups. A base chain keeps its
+registration (and so its place among equal priorities) while its hook, type
+and priority stay the same. Rules using conntrack hold one nf_ct_netns_get().
+
+Commands are checked as nft checks them first (its cache: missing tables
+and chains with its misspelling suggestions, named sets, types) and then as
+the kernel does (ENOENT, EEXIST, EBUSY, EOPNOTSUPP and EMLINK from
+nft_table_validate(): NAT only in nat chains at their hooks, reject not in
+postrouting, no jump loops), with nft's messages and locations.
+
+Handles follow the kernel: tables are numbered per namespace, chains, sets
+(anonymous ones too) and rules per table, in the order nft creates them.
+Left out: flowtables, objects, table flags, chain renames, set element
+updates from the datapath, NFT_MSG_GETGEN.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+
+from harness.journey import RuleCounter
+from harness.mockkernel.netfilter import nf_nat, nft_json
+from harness.mockkernel.netfilter.core import (HOOK_NAMES, NF_NETDEV_INGRESS, NFPROTO_INET, NFPROTO_IPV4,
+                                               NFPROTO_IPV6, NFPROTO_NETDEV)
+from harness.mockkernel.netfilter.nf_conntrack_core import nf_ct_netns_get, nf_ct_netns_put
+from harness.mockkernel.netfilter.nf_tables_core import BaseChainHook, RtChain, compile_table
+from harness.mockkernel.netfilter.nft_exprs import (NAT_HOOKS, Counter, Nat, PrintCtx, Reject, SetRef, Verdict,
+                                                    VerdictMap, rule_text)
+from harness.mockkernel.netfilter.nft_parser import (ChainSpec, Command, NftError, ParseCtx, SetSpec, parse,
+                                                     prio_text, resolve_elements)
+from harness.mockkernel.netfilter.nft_set import (NftSet, SetError, add_elements, delete_elements,
+                                                  format_elements, format_time)
+
+PF = {"ip": NFPROTO_IPV4, "inet": NFPROTO_INET, "ip6": NFPROTO_IPV6, "netdev": NFPROTO_NETDEV}
+HOOK_NUMBERS = {name: i for i, name in enumerate(HOOK_NAMES)}
+CHAIN_TYPE_HOOKS = {"filter": set(HOOK_NAMES) | {"ingress"}, "nat": {"prerouting", "input", "output",
+                                                                      "postrouting"},
+                    "route": {"output"}}
+REJECT_HOOKS = {"prerouting", "input", "forward", "output", "ingress"}
+ENOENT = "No such file or directory"
+EEXIST = "File exists"
+EBUSY = "Device or resource busy"
+EOPNOTSUPP = "Operation not supported"
+EMLINK = "Too many links"
+
+
+# ------------------------------------------------------------------ model
+
+@dataclass
+class NftRule:
+    handle: int
+    stmts: list
+    comment: object = None
+    xt: object = None  # the iptables rule it was made from (iptables-nft)
+
+    def text(self, pctx: PrintCtx) -> str:
+        return rule_text(self.stmts, self.comment, pctx)
+
+
+@dataclass
+class NftChain:
+    name: str
+    handle: int
+    base: ChainSpec | None = None
+    policy: str = "accept"
+    rules: list[NftRule] = field(default_factory=list)
+
+
+@dataclass
+class NftTable:
+    family: str
+    name: str
+    handle: int
+    chains: dict[str, NftChain] = field(default_factory=dict)
+    sets: dict[str, NftSet] = field(default_factory=dict)
+    hgenerator: int = 0  # table->hgenerator
+    anon_sets: int = 0
+
+    def alloc_handle(self) -> int:
+        self.hgenerator += 1
+        return self.hgenerator
+
+
+@dataclass
+class Ruleset:
+    tables: list[NftTable] = field(default_factory=list)
+    table_handle: int = 0  # nft_net->table_handle
+
+    def find(self, family: str, name: str) -> NftTable | None:
+        return next((t for t in self.tables if t.family == family and t.name == name), None)
+
+
+# ------------------------------------------------------------------ hooks
+
+@dataclass
+class Registration:
+    signature: tuple  # (family, type, hook, priority, devices)
+    hook: BaseChainHook
+    handle: object  # HookEntry, or the NAT core's registration
+
+
+# ------------------------------------------------------------------ state
+
+class NfTables:
+    """struct nftables_pernet: the committed ruleset and its registrations."""
+
+    def __init__(self, net) -> None:
+        self.net = net
+        self.ruleset = Ruleset()
+        self.registrations: dict[tuple, Registration] = {}
+        self.ct_ref = False
+
+    def execute(self, text: str, source: str | None, opts: "ListOptions", check_only: bool = False) -> str:
+        """Parse and run one nft invocation as one transaction; returns what
+        nft prints. Raises NftError (nothing changed)."""
+        devices = {d.name: d.ifindex for d in self.net.devices.values()}
+        commands = parse(text, source, ParseCtx(devices))
+
+        def run(work: Ruleset):
+            txn = Transaction(work, self.net, opts)
+            try:
+                output = "".join(txn.apply(cmd) for cmd in commands)
+            except NftError as err:
+                if err.message.startswith("Could not process rule"):
+                    self._keep_handles(work)
+                raise
+            return output, txn.changed and not check_only
+        return self.batch(run)
+
+    def batch(self, fn):
+        """One transaction: fn(work) -> (result, changed) on a copy of the
+        ruleset; committed when it returns changed, discarded if it raises."""
+        work = copy.deepcopy(self.ruleset)
+        result, changed = fn(work)
+        if changed:
+            self.ruleset = work
+            self.commit()
+        return result
+
+    def _keep_handles(self, aborted: Ruleset) -> None:
+        """An aborted batch reached the kernel: the handles it allocated stay
+        used (table->hgenerator and the table handle are not rolled back)."""
+        self.ruleset.table_handle = aborted.table_handle
+        for table in self.ruleset.tables:
+            other = aborted.find(table.family, table.name)
+            if other is not None and other.handle == table.handle:
+                table.hgenerator = other.hgenerator
+
+    def commit(self) -> None:
+        """Compile every chain and bind base chains to their hooks."""
+        wanted: dict[tuple, tuple] = {}
+        needs_ct = False
+        for table in self.ruleset.tables:
+            runtime = compile_table(self.net, table)
+            for chain in table.chains.values():
+                needs_ct |= any(s.needs_conntrack for r in chain.rules for s in r.stmts)
+                if chain.base is not None:
+                    spec = chain.base
+                    signature = (table.family, spec.type, spec.hook, spec.priority, tuple(spec.devices))
+                    wanted[(table.family, table.name, chain.name)] = (signature, runtime[chain.name])
+        for key, reg in list(self.registrations.items()):
+            if key not in wanted or wanted[key][0] != reg.signature:
+                self._unregister(reg)
+                del self.registrations[key]
+        for key, (signature, rt_chain) in wanted.items():
+            if key in self.registrations:
+                self.registrations[key].hook.chain = rt_chain
+            else:
+                self.registrations[key] = self._register(signature, rt_chain)
+        if needs_ct != self.ct_ref:
+            (nf_ct_netns_get if needs_ct else nf_ct_netns_put)(self.net)
+            self.ct_ref = needs_ct
+
+    def _register(self, signature: tuple, rt_chain: RtChain) -> Registration:
+        family, chain_type, hook, priority, devices = signature
+        hook_fn = BaseChainHook(rt_chain, chain_type, list(devices))
+        name = f"nft {rt_chain.id}"
+        if family == "netdev":
+            handle = self.net.nf_hooks.register(NFPROTO_NETDEV, NF_NETDEV_INGRESS, priority, name, hook_fn)
+        elif chain_type == "nat" and family in ("ip", "inet"):
+            handle = nf_nat.nf_nat_register_fn(self.net, HOOK_NUMBERS[hook], priority, name, hook_fn)
+        else:
+            handle = self.net.nf_hooks.register(PF[family], HOOK_NUMBERS[hook], priority, name, hook_fn)
+        return Registration(signature, hook_fn, handle)
+
+    def _unregister(self, reg: Registration) -> None:
+        family, chain_type = reg.signature[:2]
+        if chain_type == "nat" and family in ("ip", "inet"):
+            nf_nat.nf_nat_unregister_fn(self.net, reg.handle)
+        else:
+            self.net.nf_hooks.unregister(reg.handle)
+
+
+# ------------------------------------------------------------------ commands
+
+@dataclass
+class ListOptions:
+    handles: bool = False  # -a
+    stateless: bool = False  # -s
+    json: bool = False  # -j
+
+
+class Transaction:
+    """Commands applied to a working copy of the ruleset (nf_tables_api.c's
+    NFT_MSG_* handlers, with nft's own checks before them)."""
+
+    def __init__(self, ruleset: Ruleset, net, opts: ListOptions):
+        self.ruleset, self.net, self.opts = ruleset, net, opts
+        self.changed = False
+
+    def apply(self, cmd: Command) -> str:
+        result = getattr(self, f"{cmd.op}_{cmd.obj}")(cmd)
+        if cmd.op != "list":
+            self.changed = True
+        return result or ""
+
+    # -- lookups (nft's cache checks and the kernel's ENOENT)
+
+    def table(self, cmd: Command, suggest: str | None = "table", kernel: bool = True) -> NftTable:
+        """The command's table. A missing one is nft's error: with a suggestion
+        from table_lookup_fuzzy() (suggest="table") or, for rules, from the
+        tables holding a chain of a similar name (suggest="chain")."""
+        table = self.ruleset.find(cmd.family, cmd.table)
+        if table is not None:
+            return table
+        if suggest == "table":
+            fuzzy = _fuzzy(cmd.table, self.ruleset.tables, lambda t: t.name)
+        else:
+            chains = [(t, c) for t in self.ruleset.tables for c in t.chains.values()]
+            hit = _fuzzy(cmd.name, chains, lambda tc: tc[1].name) if suggest == "chain" else None
+            fuzzy = hit[0] if hit else None
+        if fuzzy is not None:
+            raise NftError(f"{ENOENT}; did you mean table ‘{fuzzy.name}’ in family {fuzzy.family}?",
+                           cmd.locs["table"])
+        raise NftError(f"Could not process rule: {ENOENT}" if kernel else ENOENT, cmd.locs["table"])
+
+    def chain(self, cmd: Command, table: NftTable, suggest: bool = True, kernel: bool = True) -> NftChain:
+        if cmd.handle is not None and cmd.name is None:
+            chain = next((c for c in table.chains.values() if c.handle == cmd.handle), None)
+            loc = cmd.locs["handle"]
+        else:
+            chain, loc = table.chains.get(cmd.name), cmd.locs["name"]
+        if chain is None:
+            chains = [(t, c) for t in self.ruleset.tables for c in t.chains.values()]
+            hit = _fuzzy(cmd.name, chains, lambda tc: tc[1].name) if suggest and cmd.name else None
+            if hit is not None:
+                raise NftError(f"{ENOENT}; did you mean chain ‘{hit[1].name}’ in table {hit[0].family} "
+                               f"‘{hit[0].name}’?", loc)
+            raise NftError(f"Could not process rule: {ENOENT}" if kernel else ENOENT, loc)
+        return chain
+
+    def named_set(self, cmd: Command, table: NftTable, kernel: bool) -> NftSet:
+        if cmd.handle is not None and cmd.name is None:
+            nset = next((s for s in table.sets.values() if s.handle == cmd.handle), None)
+            loc = cmd.locs["handle"]
+        else:
+            nset, loc = table.sets.get(cmd.name), cmd.locs["name"]
+        if nset is None or (cmd.obj == "map") != nset.is_map and cmd.obj in ("set", "map"):
+            raise NftError(f"Could not process rule: {ENOENT}" if kernel else ENOENT, loc)
+        return nset
+
+    # -- tables
+
+    def add_table(self, cmd: Command) -> None:
+        if self.ruleset.find(cmd.family, cmd.table) is None:
+            self.ruleset.table_handle += 1
+            self.ruleset.tables.append(NftTable(cmd.family, cmd.table, self.ruleset.table_handle))
+
+    def create_table(self, cmd: Command) -> None:
+        if self.ruleset.find(cmd.family, cmd.table) is not None:
+            raise NftError(f"Could not process rule: {EEXIST}", cmd.locs["table"])
+        self.add_table(cmd)
+
+    def delete_table(self, cmd: Command) -> None:
+        if cmd.handle is not None:
+            table = next((t for t in self.ruleset.tables if t.family == cmd.family and t.handle == cmd.handle),
+                         None)
+            if table is None:
+                raise NftError(f"Could not process rule: {ENOENT}", cmd.locs["handle"])
+        else:
+            table = self.table(cmd)
+        self.ruleset.tables.remove(table)
+
+    def flush_table(self, cmd: Command) -> None:
+        for chain in self.table(cmd).chains.values():
+            chain.rules.clear()
+
+    def flush_ruleset(self, cmd: Command) -> None:
+        self.ruleset.tables = [t for t in self.ruleset.tables if cmd.family_given and t.family != cmd.family]
+
+    # -- chains
+
+    def add_chain(self, cmd: Command, exclusive: bool = False) -> None:
+        table = self.table(cmd, suggest=None, kernel=False)
+        chain = table.chains.get(cmd.name)
+        if chain is not None and exclusive:
+            raise NftError(f"Could not process rule: {EEXIST}", cmd.locs["name"])
+        if cmd.chain is not None:
+            self._check_chain_spec(cmd, table)
+        if cmd.policy is not None and cmd.chain is None and (chain is None or chain.base is None):
+            raise NftError(f"Could not process rule: {EOPNOTSUPP}", cmd.locs["policy"])
+        if chain is None:
+            chain = NftChain(cmd.name, table.alloc_handle(), cmd.chain)
+            table.chains[cmd.name] = chain
+        elif cmd.chain is not None and (chain.base is None or _spec_key(chain.base) != _spec_key(cmd.chain)):
+            raise NftError(f"Could not process rule: {EOPNOTSUPP}", cmd.loc)
+        if cmd.policy is not None:
+            chain.policy = cmd.policy
+
+    def create_chain(self, cmd: Command) -> None:
+        self.add_chain(cmd, exclusive=True)
+
+    def _check_chain_spec(self, cmd: Command, table: NftTable) -> None:
+        spec = cmd.chain
+        if spec.hook not in CHAIN_TYPE_HOOKS[spec.type] or (table.family == "inet" and spec.hook == "ingress"):
+            raise NftError(f"Could not process rule: {EOPNOTSUPP}", cmd.loc)
+        if table.family == "netdev" and spec.hook != "ingress":
+            raise NftError("netdev egress chains are not modelled by the mock kernel", spec.loc)
+
+    def delete_chain(self, cmd: Command) -> None:
+        table = self.table(cmd)
+        chain = self.chain(cmd, table)
+        if any(_jumps_to(rule, chain.name) for other in table.chains.values() for rule in other.rules):
+            raise NftError(f"Could not process rule: {EBUSY}", cmd.locs.get("name") or cmd.locs["handle"])
+        del table.chains[chain.name]
+
+    def flush_chain(self, cmd: Command) -> None:
+        self.chain(cmd, self.table(cmd)).rules.clear()
+
+    # -- rules
+
+    def add_rule(self, cmd: Command) -> None:
+        self._new_rule(cmd, after=True)
+
+    def insert_rule(self, cmd: Command) -> None:
+        self._new_rule(cmd, after=False)
+
+    def replace_rule(self, cmd: Command) -> None:
+        table = self.table(cmd, suggest="chain")
+        chain = self.chain(cmd, table)
+        stmts = self._rule_stmts(cmd, table)
+        index = self._rule_index(chain, cmd.handle, cmd.locs["handle"])
+        chain.rules[index] = self._bind_rule(cmd, table, stmts, cmd.handle)
+        self._validate(table, cmd)
+
+    def delete_rule(self, cmd: Command) -> None:
+        table = self.table(cmd, suggest="chain")
+        chain = self.chain(cmd, table)
+        del chain.rules[self._rule_index(chain, cmd.handle, cmd.locs["handle"])]
+
+    def _new_rule(self, cmd: Command, after: bool) -> None:
+        """nf_tables_newrule(): the handle is allocated before the expressions
+        are initialised, so a rule the kernel refuses still uses one."""
+        table = self.table(cmd, suggest="chain")
+        chain = self.chain(cmd, table)
+        stmts = self._rule_stmts(cmd, table)
+        if cmd.index is not None and cmd.index >= len(chain.rules):
+            raise NftError(ENOENT, cmd.locs["position"])
+        if cmd.position is not None:
+            index = self._rule_index(chain, cmd.position, cmd.locs["position"]) + after
+        elif cmd.index is not None:
+            index = cmd.index + after
+        else:
+            index = len(chain.rules) if after else 0
+        chain.rules.insert(index, self._bind_rule(cmd, table, stmts, table.alloc_handle()))
+        self._validate(table, cmd)
+
+    @staticmethod
+    def _rule_index(chain: NftChain, handle: int, loc) -> int:
+        for i, rule in enumerate(chain.rules):
+            if rule.handle == handle:
+                return i
+        raise NftError(f"Could not process rule: {ENOENT}", loc)
+
+    def _rule_stmts(self, cmd: Command, table: NftTable) -> list:
+        """The rule's statements with named sets bound (nft's own check), and
+        its anonymous sets created: they take handles before the rule."""
+        stmts = copy.deepcopy(cmd.rule.stmts)
+        refs = [s.ref if isinstance(s, VerdictMap) else getattr(s, "rhs", None) for s in stmts]
+        for stmt, ref in zip(stmts, refs):
+            if isinstance(ref, SetRef) and ref.name is not None:
+                self._bind_set(ref, table, stmt)
+        for ref in refs:
+            if isinstance(ref, SetRef) and ref.name is None:
+                table.anon_sets += 1
+                ref.set.handle = table.alloc_handle()
+        return stmts
+
+    def _bind_rule(self, cmd: Command, table: NftTable, stmts: list, handle: int) -> NftRule:
+        """nf_tables_newrule()'s expression init: jump targets must exist."""
+        for stmt in stmts:
+            for verdict in _verdicts(stmt):
+                self._check_jump(verdict, table)
+        return NftRule(handle, stmts, cmd.rule.comment)
+
+    def _bind_set(self, ref: SetRef, table: NftTable, stmt) -> None:
+        if ref.name is None:
+            return
+        nset = table.sets.get(ref.name)
+        if nset is None:
+            raise NftError(ENOENT, ref.loc)
+        want_verdicts = isinstance(stmt, VerdictMap)
+        if want_verdicts != (nset.data_type == "verdict") or (not want_verdicts and nset.is_map):
+            raise NftError(f"Could not process rule: {EOPNOTSUPP}", ref.loc)
+        ref.set = nset
+
+    @staticmethod
+    def _check_jump(verdict: Verdict, table: NftTable) -> None:
+        target = table.chains.get(verdict.chain)
+        if target is None:
+            raise NftError(f"Could not process rule: {ENOENT}", verdict.loc)
+        if target.base is not None:
+            raise NftError(f"Could not process rule: {EOPNOTSUPP}", verdict.loc)
+
+    def _validate(self, table: NftTable, cmd: Command) -> None:
+        """nft_table_validate() at commit: from every base chain, what its rules
+        reach must suit its type and hook, and must not loop. A failure makes
+        nfnetlink replay the batch once, so the rule takes a second handle."""
+        try:
+            for chain in table.chains.values():
+                if chain.base is not None:
+                    _validate_from(table, chain, chain, [], cmd)
+        except NftError:
+            table.alloc_handle()
+            raise
+
+    # -- sets
+
+    def add_set(self, cmd: Command, exclusive: bool = False) -> None:
+        table = self.table(cmd, suggest=None, kernel=False)
+        spec = cmd.set
+        existing = table.sets.get(spec.name)
+        if existing is not None:
+            if exclusive:
+                raise NftError(f"Could not process rule: {EEXIST}", cmd.locs["name"])
+            nset = existing
+        else:
+            nset = _new_set(spec, table.alloc_handle())
+            table.sets[spec.name] = nset
+        if spec.elements:
+            self._add_elements(nset, spec.elements, table, cmd)
+
+    add_map = add_set
+
+    def create_set(self, cmd: Command) -> None:
+        self.add_set(cmd, exclusive=True)
+
+    create_map = create_set
+
+    def delete_set(self, cmd: Command) -> None:
+        table = self.table(cmd)
+        nset = self.named_set(cmd, table, kernel=True)
+        if any(_uses_set(rule, nset.name) for chain in table.chains.values() for rule in chain.rules):
+            raise NftError(f"Could not process rule: {EBUSY}", cmd.locs.get("name") or cmd.locs["handle"])
+        del table.sets[nset.name]
+
+    delete_map = delete_set
+
+    def flush_set(self, cmd: Command) -> None:
+        table = self.table(cmd)
+        self.named_set(cmd, table, kernel=True).elements.clear()
+
+    flush_map = flush_set
+
+    def add_element(self, cmd: Command) -> None:
+        table = self.table(cmd, kernel=False)
+        nset = table.sets.get(cmd.name)
+        if nset is None:
+            raise NftError(ENOENT, cmd.locs["name"])
+        self._add_elements(nset, cmd.elements, table, cmd)
+
+    create_element = add_element
+
+    def delete_element(self, cmd: Command) -> None:
+        table = self.table(cmd, kernel=False)
+        nset = table.sets.get(cmd.name)
+        if nset is None:
+            raise NftError(ENOENT, cmd.locs["name"])
+        try:
+            delete_elements(nset, resolve_elements(cmd.elements, nset))
+        except SetError as err:
+            raise NftError(str(err), cmd.loc) from None
+
+    def _add_elements(self, nset: NftSet, syntax, table: NftTable, cmd: Command) -> None:
+        def verdict(v: Verdict) -> Verdict:
+            if v.chain is not None:
+                self._check_jump(v, table)
+            return v
+        elements = resolve_elements(syntax, nset, verdict)
+        try:
+            add_elements(nset, elements, self.net.clock.now, merge=False)
+        except SetError as err:
+            raise NftError(str(err), cmd.loc) from None
+
+    # -- listing
+
+    def _tables(self, cmd: Command) -> list[NftTable]:
+        return [t for t in self.ruleset.tables if not cmd.family_given or t.family == cmd.family]
+
+    def _json(self, objects: list[dict]) -> str:
+        return json.dumps({"nftables": [nft_json.METAINFO] + objects}) + "\n"
+
+    def list_ruleset(self, cmd: Command) -> str:
+        if self.opts.json:
+            return self._json(nft_json.ruleset_objects(self._tables(cmd), self.net.clock.now, self.opts.stateless))
+        return "".join(self._table_text(t) for t in self._tables(cmd))
+
+    def list_table(self, cmd: Command) -> str:
+        table = self.table(cmd, suggest=None, kernel=False)
+        if self.opts.json:
+            return self._json(nft_json.ruleset_objects([table], self.net.clock.now, self.opts.stateless))
+        return self._table_text(table)
+
+    def list_chain(self, cmd: Command) -> str:
+        table = self.table(cmd, suggest=None, kernel=False)
+        chain = self.chain(cmd, table, suggest=False, kernel=False)
+        if self.opts.json:
+            pctx = PrintCtx(now=self.net.clock.now, stateless=self.opts.stateless, family=table.family)
+            return self._json([nft_json.chain_json(table, chain)] +
+                              [nft_json.rule_json(table, chain, r, pctx) for r in chain.rules])
+        return f"table {table.family} {table.name} {{\n{self._chain_text(table, chain, self.opts.handles)}}}\n"
+
+    def list_set(self, cmd: Command) -> str:
+        table = self.table(cmd, suggest=None, kernel=False)
+        nset = self.named_set(cmd, table, kernel=False)
+        if self.opts.json:
+            return self._json([nft_json.set_json(table, nset, self.net.clock.now)])
+        return f"table {table.family} {table.name} {{\n{self._set_text(nset, self.opts.handles)}}}\n"
+
+    list_map = list_set
+
+    def list_tables(self, cmd: Command) -> str:
+        if self.opts.json:
+            return self._json([nft_json.table_json(t) for t in self._tables(cmd)])
+        return "".join(f"table {t.family} {t.name}\n" for t in self._tables(cmd))
+
+    def list_chains(self, cmd: Command) -> str:
+        if self.opts.json:
+            return self._json([nft_json.chain_json(t, c) for t in self._tables(cmd) for c in t.chains.values()])
+        return self._list_each(cmd, lambda table: "".join(
+            self._chain_head(table, c, self.opts.handles) + "\t}\n" for c in table.chains.values()))
+
+    def list_sets(self, cmd: Command) -> str:
+        wanted = lambda s: s.is_map == (cmd.obj == "maps")  # noqa: E731
+        if self.opts.json:
+            return self._json([nft_json.set_json(t, s, self.net.clock.now) for t in self._tables(cmd)
+                               for s in t.sets.values() if wanted(s)])
+        return self._list_each(cmd, lambda table: "".join(
+            self._set_text(s, self.opts.handles) for s in table.sets.values() if wanted(s)))
+
+    list_maps = list_sets
+
+    def _list_each(self, cmd: Command, body) -> str:
+        """`list chains|sets|maps`: every table, its objects back to back."""
+        return "".join(f"table {t.family} {t.name} {{\n{body(t)}}}\n" for t in self._tables(cmd))
+
+    def _table_text(self, table: NftTable) -> str:
+        head = f"table {table.family} {table.name} {{" + (f" # handle {table.handle}" if self.opts.handles else "")
+        items = [self._set_text(s, self.opts.handles) for s in table.sets.values()]
+        items += [self._chain_text(table, c, self.opts.handles) for c in table.chains.values()]
+        return head + "\n" + "\n".join(items) + "}\n"
+
+    def _chain_head(self, table: NftTable, chain: NftChain, handles: bool) -> str:
+        text = f"\tchain {chain.name} {{" + (f" # handle {chain.handle}" if handles else "") + "\n"
+        if chain.base is not None:
+            spec = chain.base
+            device = f' device "{spec.devices[0]}"' if spec.devices else ""
+            text += (f"\t\ttype {spec.type} hook {spec.hook}{device} priority "
+                     f"{prio_text(spec.priority, table.family, spec.hook)}; policy {chain.policy};\n")
+        return text
+
+    def _chain_text(self, table: NftTable, chain: NftChain, handles: bool) -> str:
+        pctx = PrintCtx(now=self.net.clock.now, stateless=self.opts.stateless, family=table.family)
+        lines = [self._chain_head(table, chain, handles)]
+        for rule in chain.rules:
+            lines.append(f"\t\t{rule.text(pctx)}" + (f" # handle {rule.handle}" if handles else "") + "\n")
+        return "".join(lines) + "\t}\n"
+
+    def _set_text(self, nset: NftSet, handles: bool) -> str:
+        kind = "map" if nset.is_map else "set"
+        lines = [f"\t{kind} {nset.name} {{" + (f" # handle {nset.handle}" if handles else "")]
+        if nset.typeof:
+            data = f" : {nset.data_typeof}" if nset.is_map else ""
+            lines.append(f"\t\ttypeof {nset.typeof}{data}")
+        else:
+            data = f" : {nset.data_type if isinstance(nset.data_type, str) else nset.data_type.name}" \
+                if nset.is_map else ""
+            lines.append(f"\t\ttype {nset.type_text()}{data}")
+        if nset.size:
+            lines.append(f"\t\tsize {nset.size}")
+        flags = [f for f in ("constant", "interval", "timeout", "dynamic") if f in nset.flags
+                 and not (f == "timeout" and nset.timeout)]
+        if flags:
+            lines.append("\t\tflags " + ",".join(flags))
+        if nset.auto_merge:
+            lines.append("\t\tauto-merge")
+        if nset.timeout:
+            lines.append(f"\t\ttimeout {format_time(nset.timeout)}")
+        if nset.gc_interval:
+            lines.append(f"\t\tgc-interval {format_time(nset.gc_interval)}")
+        if nset.comment is not None:
+            lines.append(f'\t\tcomment "{nset.comment}"')
+        if nset.elements:
+            lines.append(f"\t\telements = {format_elements(nset, self.net.clock.now)}")
+        return "\n".join(lines) + "\n\t}\n"
+
+
+def _spec_key(spec: ChainSpec) -> tuple:
+    return spec.type, spec.hook, spec.priority, tuple(spec.devices)
+
+
+def _new_set(spec: SetSpec, handle: int) -> NftSet:
+    return NftSet(spec.name, spec.key_types, "verdict" if spec.data_type == "verdict" else spec.data_type,
+                  set(spec.flags), handle=handle, timeout=spec.timeout, gc_interval=spec.gc_interval,
+                  size=spec.size, auto_merge=spec.auto_merge, typeof=spec.typeof,
+                  data_typeof=spec.data_typeof, comment=spec.comment)
+
+
+def _verdicts(stmt) -> list[Verdict]:
+    """The jumps and gotos a statement can take (vmap data included)."""
+    if isinstance(stmt, Verdict) and stmt.chain:
+        return [stmt]
+    if isinstance(stmt, VerdictMap) and stmt.ref.name is None:
+        return [e.data for e in stmt.ref.set.elements if e.data.chain]
+    return []
+
+
+def _targets(stmt, table: NftTable) -> list[str]:
+    if isinstance(stmt, VerdictMap) and stmt.ref.name is not None:
+        nset = table.sets[stmt.ref.name]
+        return [e.data.chain for e in nset.elements if e.data.chain]
+    return [v.chain for v in _verdicts(stmt)]
+
+
+def _jumps_to(rule: NftRule, name: str) -> bool:
+    return any(isinstance(s, Verdict) and s.chain == name or
+               isinstance(s, VerdictMap) and any(e.data.chain == name for e in s.ref.set.elements)
+               for s in rule.stmts)
+
+
+def _uses_set(rule: NftRule, name: str) -> bool:
+    return any(getattr(getattr(s, "rhs", None), "name", None) == name or
+               isinstance(s, VerdictMap) and s.ref.name == name for s in rule.stmts)
+
+
+def _validate_from(table: NftTable, base: NftChain, chain: NftChain, path: list[str], cmd: Command) -> None:
+    if chain.name in path:
+        raise NftError(f"Could not process rule: {EMLINK}", cmd.loc)
+    hook = base.base.hook
+    for rule in chain.rules:
+        for stmt in rule.stmts:
+            if isinstance(stmt, Nat) and (base.base.type != "nat" or hook not in NAT_HOOKS_BY_NAME[stmt.kind]):
+                raise NftError(f"Could not process rule: {EOPNOTSUPP}", cmd.loc)
+            if isinstance(stmt, Reject) and hook not in REJECT_HOOKS:
+                raise NftError(f"Could not process rule: {EOPNOTSUPP}", cmd.loc)
+            for target in _targets(stmt, table):
+                _validate_from(table, base, table.chains[target], path + [chain.name], cmd)
+
+
+NAT_HOOKS_BY_NAME = {kind: {HOOK_NAMES[h] for h in hooks} for kind, hooks in NAT_HOOKS.items()}
+
+
+def _fuzzy(name: str, candidates, key):
+    """nft's misspell suggestion (src/misspell.c), including its distance quirks."""
+    best, best_distance = None, None
+    for obj in candidates:
+        other = key(obj)
+        longest, shortest = max(len(name), len(other)), min(len(name), len(other))
+        if longest <= 1:
+            continue
+        threshold = max(-(-longest // 3), 1) if longest - shortest <= 1 else -(-(longest + 2) // 3)
+        distance = _string_distance(other, name)
+        if distance <= threshold and (best_distance is None or distance < best_distance):
+            best, best_distance = obj, distance
+    return best
+
+
+def _string_distance(a: str, b: str) -> int:
+    """string_distance() exactly as nft computes it: characters compared one
+    position late (the terminating NUL included) and rows stored with a stride
+    of len(b), so neighbouring cells overlap."""
+    la, lb = len(a), len(b)
+    sa, sb = a + "\0", b + "\0"
+    cells = [0] * ((la + 1) * (lb + 1) + 1)
+
+    def at(i: int, j: int) -> int:
+        return i * lb + j
+
+    for i in range(la + 1):
+        cells[at(i, 0)] = i
+    for j in range(lb + 1):
+        cells[at(0, j)] = j
+    for i in range(1, la + 1):
+        for j in range(1, lb + 1):
+            sub = 0 if sa[i] == sb[j] else 1
+            value = min(cells[at(i - 1, j)] + 1, cells[at(i, j - 1)] + 1, cells[at(i - 1, j - 1)] + sub)
+            if i > 1 and j > 1 and sa[i] == sb[j - 1] and sa[i - 1] == sb[j]:
+                value = min(value, cells[at(i - 2, j - 2)] + sub)
+            cells[at(i, j)] = value
+    return cells[at(la, lb)]
+
+
+# ------------------------------------------------------------------ observations
+
+def counters(net) -> list[RuleCounter]:
+    """Every rule with a counter, in listing order; the rule text is nft's
+    listing with the counter's values left out (`... counter drop`)."""
+    out = []
+    nft = getattr(net, "nft", None)
+    if nft is None:
+        return out
+    for table in nft.ruleset.tables:
+        pctx = PrintCtx(now=net.clock.now, stateless=True, family=table.family)
+        for chain in table.chains.values():
+            for rule in chain.rules:
+                for stmt in rule.stmts:
+                    if isinstance(stmt, Counter):
+                        out.append(RuleCounter(table.family, table.name, chain.name, rule.text(pctx),
+                                               stmt.packets, stmt.bytes))
+    return out

@@ -1,0 +1,185 @@
+"""nf_tables' datapath (net/netfilter/nf_tables_core.c, nft_chain_filter.c,
+nft_chain_route.c): compiled chains and nft_do_chain().
+
+`compile_table()` turns a table's chains into `RtChain`s once per commit: each
+rule a tuple of closures (nft_exprs). A run of consecutive rules that all
+begin with equality matches on a common field (`ip saddr X ...`, `tcp dport
+N ...`, `iifname "p0" ...`) is indexed by that field: the packet's value
+picks the rules of the run that can match, which then run in their order;
+the others would have stopped at that match. This is the mock's own speed-up
+(the kernel walks every rule); verdicts, counters and order are unchanged.
+
+nft_do_chain() runs a chain's rules in order with a jump stack: jump pushes,
+goto does not, return or the end of a regular chain pops, the end of a base
+chain applies its policy. `BaseChainHook` is what a base chain registers:
+nft_do_chain_ipv4() / _inet() / _netdev() (a netdev chain only for its
+devices), and for `type route` output chains nf_route_table_hook4()'s
+re-route when addresses, mark or TOS changed. Each base chain traversal adds
+one journey hop (`"<family> <table> <chain>"`, the verdict, and `rule
+<handle>: <rule>` or `policy`), a jump or goto one more; a drop records
+drop_location "nft_do_chain", where the kernel frees the packet.
+"""
+from __future__ import annotations
+
+from harness.mockkernel.netfilter import nf_nat
+from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP, NF_INET_LOCAL_OUT
+from harness.mockkernel.netfilter.nft_exprs import (NFT_BREAK, NFT_CONTINUE, NFT_GOTO, NFT_JUMP, NFT_RETURN,
+                                                    VERDICT_NAMES, CompileCtx, Match, NftPktinfo, PrintCtx,
+                                                    index_key, index_loader)
+
+
+class RtRule:
+    """A compiled rule; `dispatch` is set on the first rule of an indexed run."""
+
+    __slots__ = ("handle", "exprs", "summary", "dispatch")
+
+    def __init__(self, handle: int, exprs: tuple, summary: str):
+        self.handle, self.exprs, self.summary, self.dispatch = handle, exprs, summary, None
+
+
+class Dispatch:
+    """An indexed run of rules: `load(pkt)` gives the key, `table[key]` the
+    indexes of the rules that can match, `end` the index after the run."""
+
+    __slots__ = ("load", "table", "end")
+
+    def __init__(self, load, table: dict, end: int):
+        self.load, self.table, self.end = load, table, end
+
+
+class RtChain:
+    """A compiled chain: what nft_do_chain() walks."""
+
+    __slots__ = ("name", "id", "rules", "policy")
+
+    def __init__(self, name: str, chain_id: str, policy: int):
+        self.name, self.id, self.policy = name, chain_id, policy
+        self.rules: list[RtRule] = []
+
+
+def nft_do_chain(pkt: NftPktinfo, chain: RtChain):
+    """Returns (verdict, rule, chain of that rule); verdict None: the base
+    chain's policy. `pending` holds the rules an index picked, still to run."""
+    stack = []
+    rules, pending, i = chain.rules, (), 0
+    skb = pkt.skb
+    while True:
+        if pending:
+            rule, pending = rules[pending[0]], pending[1:]
+        elif i < len(rules):
+            rule = rules[i]
+            dispatch = rule.dispatch
+            if dispatch is not None:
+                pending, i = dispatch.table.get(dispatch.load(pkt), ()), dispatch.end
+                continue
+            i += 1
+        elif stack:
+            chain, pending, i = stack.pop()
+            rules = chain.rules
+            continue
+        else:
+            return None, None, chain
+        for expr in rule.exprs:
+            verdict = expr(pkt)
+            if verdict is not None:
+                break
+        else:
+            continue
+        if verdict == NFT_BREAK or verdict == NFT_CONTINUE:
+            continue
+        if verdict == NFT_JUMP or verdict == NFT_GOTO:
+            if skb.journey is not None:
+                skb.net.tracer.hop(skb, pkt.state.stage, chain.id, VERDICT_NAMES[verdict],
+                                   f"rule {rule.handle}: {rule.summary}")
+            if verdict == NFT_JUMP:
+                stack.append((chain, pending, i))
+            chain, rules, pending, i = pkt.jump, pkt.jump.rules, (), 0
+            continue
+        if verdict == NFT_RETURN:
+            pending, i = (), len(rules)
+            continue
+        return verdict, rule, chain
+
+
+class BaseChainHook:
+    """The hook function a base chain registers."""
+
+    def __init__(self, chain: RtChain, chain_type: str, devices: list[str]):
+        self.chain, self.chain_type, self.devices = chain, chain_type, devices
+
+    def __call__(self, skb, state) -> int:
+        if self.devices and (state.in_dev is None or state.in_dev.name not in self.devices):
+            return NF_ACCEPT
+        if self.chain_type == "route" and state.hook == NF_INET_LOCAL_OUT:
+            return self._route(skb, state)
+        return self.run(skb, state)
+
+    def run(self, skb, state) -> int:
+        chain = self.chain
+        verdict, rule, where = nft_do_chain(NftPktinfo(skb, state), chain)
+        if verdict is None:
+            verdict, summary = chain.policy, "policy"
+        else:
+            summary = f"rule {rule.handle}: {rule.summary}"
+            if where is not chain:
+                summary = f"chain {where.name} {summary}"
+        if skb.journey is not None:
+            skb.net.tracer.hop(skb, state.stage, chain.id, VERDICT_NAMES.get(verdict, str(verdict)), summary)
+        if verdict == NF_DROP:
+            skb.cb = skb.cb or {}
+            skb.cb["drop_location"] = "nft_do_chain"
+        return verdict
+
+    def _route(self, skb, state) -> int:
+        nh = skb.network_header
+        before = (bytes(skb.buf[nh + 12:nh + 20]), skb.mark, skb.buf[nh + 1])
+        verdict = self.run(skb, state)
+        if verdict == NF_ACCEPT and (bytes(skb.buf[nh + 12:nh + 20]), skb.mark, skb.buf[nh + 1]) != before:
+            nf_nat.ip_route_me_harder(skb)
+        return verdict
+
+
+def compile_table(net, table) -> dict[str, RtChain]:
+    """Every chain of a table (an nf_tables.NftTable) into RtChains, created
+    first since jumps refer to them."""
+    runtime = {name: RtChain(name, f"{table.family} {table.name} {name}",
+                             NF_DROP if chain.policy == "drop" else NF_ACCEPT)
+               for name, chain in table.chains.items()}
+    pctx = PrintCtx(stateless=True, family=table.family)
+    for name, chain in table.chains.items():
+        ctx = CompileCtx(net, table.family, runtime[name].id, runtime)
+        rt_rules = [RtRule(rule.handle, tuple(f for f in (s.compile(ctx) for s in rule.stmts) if f is not None),
+                           rule.text(pctx)) for rule in chain.rules]
+        _index(rt_rules, [_leading_keys(rule.stmts) for rule in chain.rules], ctx)
+        runtime[name].rules = rt_rules
+    return runtime
+
+
+def _leading_keys(stmts: list) -> dict:
+    """The index keys of a rule's leading matches (before anything with an effect)."""
+    keys = {}
+    for stmt in stmts:
+        if not isinstance(stmt, Match):
+            break
+        key = index_key(stmt)
+        if key is not None:
+            keys.setdefault(key[0], key[1])
+    return keys
+
+
+def _index(rules: list[RtRule], keys: list[dict], ctx: CompileCtx) -> None:
+    """Index each longest run (of 2 rules or more) sharing a key field, by the
+    shared field with the most distinct values."""
+    start = 0
+    while start < len(rules):
+        shared, end = set(keys[start]), start + 1
+        while end < len(rules) and shared & keys[end].keys():
+            shared &= keys[end].keys()
+            end += 1
+        if end - start >= 2:
+            best = max(sorted(shared, key=repr), key=lambda f: len({keys[i][f] for i in range(start, end)}))
+            table: dict = {}
+            for i in range(start, end):
+                table.setdefault(keys[i][best], []).append(i)
+            rules[start].dispatch = Dispatch(index_loader(best, ctx), {k: tuple(v) for k, v in table.items()}, end)
+        start = end

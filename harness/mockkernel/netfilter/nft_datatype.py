@@ -1,0 +1,277 @@
+"""nft's data types (nftables src/datatype.c, proto.c, meta.c, ct.c, fib.c).
+
+A `Datatype` turns a symbol of the nft language into the integer the kernel
+compares (`parse`) and prints a value back the way `nft list` does (`format`).
+Values are host-order integers; `ifname` values are strings. Symbolic types
+(icmp types, ct states, DSCP classes...) fall back to plain numbers as nft's
+do; bitmask types (tcp flags, ct state/status) print as comma lists of their
+bits. A parse error is `DatatypeError` with nft's own message; the parser adds
+the location.
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+# include/uapi/linux/netfilter/nf_tables.h byte orders: payload fields are big endian
+BIG, HOST = "big", "host"
+
+
+class DatatypeError(Exception):
+    """nft's evaluation error for a symbol of this type (message only)."""
+
+
+class Datatype:
+    """One nft data type. `size` is in bits (a payload or register width)."""
+
+    bitmask = False
+    prefix_ok = False  # values may be written and printed as address/prefix
+
+    def __init__(self, name: str, size: int, desc: str, byteorder: str = BIG):
+        self.name, self.size, self.desc, self.byteorder = name, size, desc, byteorder
+
+    def __repr__(self) -> str:
+        return f"<datatype {self.name}>"
+
+    def __deepcopy__(self, memo):  # descriptors are shared, never copied
+        return self
+
+    @property
+    def max(self) -> int:
+        return (1 << self.size) - 1
+
+    def parse(self, text: str | int) -> int:
+        if isinstance(text, int):
+            return self.check_range(text)
+        return self.check_range(self.parse_symbol(text))
+
+    def parse_symbol(self, text: str) -> int:
+        value = parse_integer(text)
+        if value is None:
+            raise DatatypeError(f"Could not parse {self.desc}")
+        return value
+
+    def check_range(self, value: int) -> int:
+        if value > self.max:
+            raise DatatypeError(f"Value {value} exceeds valid range 0-{self.max}")
+        return value
+
+    def format(self, value) -> str:
+        return str(value)
+
+
+def parse_integer(text: str) -> int | None:
+    """strtoull(text, NULL, 0) of a whole token, as the scanner reads numbers."""
+    try:
+        if text[:2].lower() == "0x":
+            return int(text[2:], 16)
+        if len(text) > 1 and text[0] == "0":
+            return int(text[1:], 8)
+        return int(text, 10) if text.isdigit() else None
+    except ValueError:
+        return None
+
+
+class IntegerType(Datatype):
+    def parse_symbol(self, text: str) -> int:
+        value = parse_integer(text)
+        if value is None:
+            raise DatatypeError("Could not parse integer")
+        return value
+
+
+class MarkType(Datatype):
+    """Packet and conntrack marks print as 0x%08x."""
+
+    def parse_symbol(self, text: str) -> int:
+        value = parse_integer(text)
+        if value is None:
+            raise DatatypeError("Could not parse packet mark")
+        return value
+
+    def format(self, value) -> str:
+        return f"0x{value:08x}"
+
+
+class SymbolicType(Datatype):
+    """A symbol table over an integer base (symbol_parse / symbolic_constant_print)."""
+
+    def __init__(self, name: str, size: int, desc: str, symbols: dict[str, int],
+                 error: str | None = None, byteorder: str = BIG):
+        super().__init__(name, size, desc, byteorder)
+        self.symbols = symbols
+        self.names = {}
+        for symbol, value in symbols.items():
+            self.names.setdefault(value, symbol)
+        self.error = error or f"Could not parse {desc}"
+
+    def parse_symbol(self, text: str) -> int:
+        if text in self.symbols:
+            return self.symbols[text]
+        value = parse_integer(text)
+        if value is None:
+            raise DatatypeError(self.error)
+        return value
+
+    def format(self, value) -> str:
+        return self.names.get(value, str(value))
+
+
+class BitmaskType(SymbolicType):
+    """Flags: one symbol per bit; a value prints as its bits, lowest first."""
+
+    bitmask = True
+
+    def format(self, value) -> str:
+        if value in self.names:
+            return self.names[value]
+        bits = [self.names.get(1 << i, f"0x{1 << i:x}") for i in range(self.size) if value >> i & 1]
+        return ",".join(bits) if bits else "0x0"
+
+
+class Ipv4AddrType(Datatype):
+    prefix_ok = True
+
+    def parse_symbol(self, text: str) -> int:
+        try:
+            return int(ipaddress.IPv4Address(text))
+        except ValueError:
+            pass
+        try:  # nft resolves host names with getaddrinfo(), so does the mock
+            infos = socket.getaddrinfo(text, None, socket.AF_INET)
+        except socket.gaierror as err:
+            raise DatatypeError(f"Could not resolve hostname: {err.strerror}") from None
+        return int(ipaddress.IPv4Address(infos[0][4][0]))
+
+    def format(self, value) -> str:
+        return str(ipaddress.IPv4Address(value))
+
+
+class Ipv6AddrType(Datatype):
+    prefix_ok = True
+
+    def parse_symbol(self, text: str) -> int:
+        try:
+            return int(ipaddress.IPv6Address(text))
+        except ValueError:
+            raise DatatypeError("Could not resolve hostname: Name or service not known") from None
+
+    def format(self, value) -> str:
+        return str(ipaddress.IPv6Address(value))
+
+
+class InetServiceType(Datatype):
+    """Ports: numbers or /etc/services names, printed as numbers (nft without -S)."""
+
+    def parse_symbol(self, text: str) -> int:
+        value = parse_integer(text)
+        if value is not None:
+            return value
+        try:
+            return socket.getservbyname(text, "tcp")
+        except OSError:
+            raise DatatypeError("Could not resolve service: Servname not supported for ai_socktype") from None
+
+    def check_range(self, value: int) -> int:
+        if value > 0xFFFF:
+            raise DatatypeError("Service out of range")
+        return value
+
+
+# the /etc/protocols names nft prints (getprotobynumber)
+PROTOCOLS = {"ip": 0, "icmp": 1, "igmp": 2, "ipencap": 4, "tcp": 6, "egp": 8, "udp": 17,
+             "ipv6": 41, "ipv6-route": 43, "ipv6-frag": 44, "gre": 47, "esp": 50, "ah": 51,
+             "ipv6-icmp": 58, "ipv6-nonxt": 59, "ipv6-opts": 60, "pim": 103, "vrrp": 112,
+             "l2tp": 115, "sctp": 132, "mobility-header": 135, "udplite": 136}
+
+
+class InetProtoType(SymbolicType):
+    def parse_symbol(self, text: str) -> int:
+        if text in self.symbols:
+            return self.symbols[text]
+        value = parse_integer(text)
+        if value is not None:
+            return value
+        try:
+            return socket.getprotobyname(text)
+        except OSError:
+            raise DatatypeError("Could not resolve protocol name") from None
+
+
+class IfnameType(Datatype):
+    """Interface names compare as strings; a trailing `*` matches a prefix."""
+
+    def parse_symbol(self, text: str) -> str:
+        return text
+
+    def check_range(self, value):
+        return value
+
+    def format(self, value) -> str:
+        return f'"{value}"'
+
+
+class IfaceIndexType(Datatype):
+    """`iif`/`oif`: a device name resolved to its index when the rule is
+    added (nft fails on a missing device), printed back by name."""
+
+    def __init__(self, devices: dict[str, int]):
+        super().__init__("iface_index", 32, "network interface index", HOST)
+        self.devices = devices
+        self.names = {index: name for name, index in devices.items()}
+
+    def parse_symbol(self, text: str) -> int:
+        if text not in self.devices:
+            raise DatatypeError("Interface does not exist")
+        return self.devices[text]
+
+    def format(self, value) -> str:
+        return f'"{self.names.get(value, value)}"'
+
+
+integer = IntegerType("integer", 32, "integer", HOST)
+ipv4_addr = Ipv4AddrType("ipv4_addr", 32, "IPv4 address")
+ipv6_addr = Ipv6AddrType("ipv6_addr", 128, "IPv6 address")
+inet_service = InetServiceType("inet_service", 16, "internet network service")
+inet_proto = InetProtoType("inet_proto", 8, "Internet protocol", PROTOCOLS,
+                           error="Could not resolve protocol name")
+mark = MarkType("mark", 32, "packet mark", HOST)
+ifname = IfnameType("ifname", 16 * 8, "network interface name", HOST)
+ttl = IntegerType("integer", 8, "integer")
+length16 = IntegerType("integer", 16, "integer")
+icmp_type = SymbolicType("icmp_type", 8, "ICMP type", {
+    "echo-reply": 0, "destination-unreachable": 3, "source-quench": 4, "redirect": 5,
+    "echo-request": 8, "router-advertisement": 9, "router-solicitation": 10, "time-exceeded": 11,
+    "parameter-problem": 12, "timestamp-request": 13, "timestamp-reply": 14, "info-request": 15,
+    "info-reply": 16, "address-mask-request": 17, "address-mask-reply": 18})
+icmp_code = SymbolicType("icmp_code", 8, "icmp code", {
+    "net-unreachable": 0, "host-unreachable": 1, "prot-unreachable": 2, "port-unreachable": 3,
+    "frag-needed": 4, "net-prohibited": 9, "host-prohibited": 10, "admin-prohibited": 13})
+dscp = SymbolicType("dscp", 6, "Differentiated Services Code Point", {
+    "cs0": 0x00, "cs1": 0x08, "cs2": 0x10, "cs3": 0x18, "cs4": 0x20, "cs5": 0x28, "cs6": 0x30,
+    "cs7": 0x38, "df": 0x00, "be": 0x00, "lephb": 0x01, "af11": 0x0a, "af12": 0x0c, "af13": 0x0e,
+    "af21": 0x12, "af22": 0x14, "af23": 0x16, "af31": 0x1a, "af32": 0x1c, "af33": 0x1e,
+    "af41": 0x22, "af42": 0x24, "af43": 0x26, "va": 0x2c, "ef": 0x2e})
+tcp_flag = BitmaskType("tcp_flag", 8, "TCP flag", {
+    "fin": 0x01, "syn": 0x02, "rst": 0x04, "psh": 0x08, "ack": 0x10, "urg": 0x20, "ecn": 0x40,
+    "cwr": 0x80})
+ct_state = BitmaskType("ct_state", 32, "conntrack state", {
+    "invalid": 1, "established": 2, "related": 4, "new": 8, "untracked": 64}, byteorder=HOST)
+ct_status = BitmaskType("ct_status", 32, "conntrack status", {
+    "expected": 1, "seen-reply": 2, "assured": 4, "confirmed": 8, "snat": 16, "dnat": 32,
+    "dying": 512}, byteorder=HOST)
+ct_dir = SymbolicType("ct_dir", 8, "conntrack direction", {"original": 0, "reply": 1}, byteorder=HOST)
+pkttype = SymbolicType("pkt_type", 8, "packet type", {
+    "host": 0, "unicast": 0, "broadcast": 1, "multicast": 2, "other": 3}, byteorder=HOST)
+nfproto = SymbolicType("nf_proto", 8, "netfilter protocol", {"ipv4": 2, "ipv6": 10}, byteorder=HOST)
+fib_addrtype = SymbolicType("fib_addrtype", 32, "fib address type", {
+    "unspec": 0, "unicast": 1, "local": 2, "broadcast": 3, "anycast": 4, "multicast": 5,
+    "blackhole": 6, "unreachable": 7, "prohibit": 8}, byteorder=HOST)
+
+ethertype = SymbolicType("ether_type", 16, "Ethernet protocol", {
+    "ip": 0x0800, "arp": 0x0806, "ip6": 0x86DD, "vlan": 0x8100, "8021q": 0x8100, "8021ad": 0x88A8})
+
+# types a named set or map may be declared with (`type X`)
+SET_TYPES = {t.name: t for t in (ipv4_addr, ipv6_addr, inet_service, inet_proto, mark, ifname,
+                                 icmp_type, icmp_code, dscp, tcp_flag, ct_state, ct_status, ct_dir,
+                                 pkttype, nfproto, fib_addrtype)}

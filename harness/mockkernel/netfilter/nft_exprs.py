@@ -1,0 +1,1044 @@
+"""nf_tables expressions: what a rule does, compiled once for the datapath.
+
+The kernel runs a rule as a list of expressions over registers (nft_payload,
+nft_meta, nft_ct, nft_fib, nft_bitwise, nft_cmp, nft_range, nft_lookup,
+nft_immediate, nft_counter, nft_limit, nft_log, nft_nat, nft_masq, nft_redir,
+nft_reject_ipv4, nft_notrack; net/netfilter/). Here each statement of a rule
+is one object that knows
+- `compile(ctx)`: a closure `f(pkt) -> None | verdict` built once per commit
+  that reads the packet's bytes in place (None: go on with the next
+  expression; NFT_BREAK: the rule does not match; else a verdict code, with
+  a jump target left in `pkt.jump`);
+- `text(pctx)`: how `nft list` prints it (nftables src/statement.c,
+  expression.c, after netlink_delinearize.c's postprocessing).
+`rule_text()` prints a whole rule the way nft 1.0.6 delinearizes it: implicit
+protocol dependencies (`meta l4proto tcp` before `tcp dport`) are left out,
+and `th` fields are named after the protocol matched before them.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from harness.mockkernel.core.skbuff import SkBuff
+from harness.mockkernel.ipv4 import route
+from harness.mockkernel.net import RT_TABLE_LOCAL
+from harness.mockkernel.netfilter import nf_nat, nf_reject
+from harness.mockkernel.netfilter import nft_datatype as types
+from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
+                                               NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING)
+from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_REPLY, IP_CT_IS_REPLY, IP_CT_UNTRACKED,
+                                                       UNTRACKED)
+from harness.mockkernel.netfilter.nf_nat_range import NatRange
+from harness.mockkernel.netfilter.nft_set import NftSet, format_elements, lookup_fn
+from harness.mockkernel.wire.checksum import checksum
+
+# include/uapi/linux/netfilter/nf_tables.h enum nft_verdicts
+NFT_CONTINUE, NFT_BREAK, NFT_JUMP, NFT_GOTO, NFT_RETURN = -1, -2, -3, -4, -5
+VERDICT_CODES = {"accept": NF_ACCEPT, "drop": NF_DROP, "continue": NFT_CONTINUE, "return": NFT_RETURN,
+                 "jump": NFT_JUMP, "goto": NFT_GOTO}
+VERDICT_NAMES = {NF_ACCEPT: "ACCEPT", NF_DROP: "DROP", NFT_JUMP: "JUMP", NFT_GOTO: "GOTO",
+                 NFT_RETURN: "RETURN", NFT_CONTINUE: "CONTINUE"}
+ETH_P_IP = 0x0800
+L4PROTOS = {"tcp": 6, "udp": 17, "icmp": 1}
+
+
+class NftPktinfo:
+    """struct nft_pktinfo: the packet as a chain sees it. `thoff` is -1 when
+    there is no transport header to read (not IPv4, or a non-first fragment),
+    which makes every transport-header load fail as in nft_payload_eval()."""
+
+    __slots__ = ("skb", "state", "buf", "nh", "thoff", "tprot", "end", "jump")
+
+    def __init__(self, skb: SkBuff, state) -> None:
+        self.skb, self.state, self.jump = skb, state, None
+        buf = self.buf = skb.buf
+        nh = self.nh = skb.network_header
+        self.end = skb.tail
+        if skb.protocol not in (ETH_P_IP, 0) or buf[nh] >> 4 != 4:
+            self.tprot, self.thoff = None, -1  # nft_set_pktinfo_unspec()
+            return
+        self.tprot = buf[nh + 9]
+        fragoff = (buf[nh + 6] << 8 | buf[nh + 7]) & 0x1FFF
+        self.thoff = -1 if fragoff else nh + (buf[nh] & 0x0F) * 4
+
+
+@dataclass
+class CompileCtx:
+    """What compiling a rule may refer to."""
+
+    net: object
+    family: str
+    chain_id: str  # "<family> <table> <chain>", for journey hops
+    chains: dict  # name -> runtime chain (jump targets)
+
+
+@dataclass
+class PrintCtx:
+    """nft's protocol context while printing a rule: the transport protocol a
+    previous match established names `th` fields."""
+
+    l4: str | None = None
+    now: float = 0.0
+    stateless: bool = False  # `nft -s`: counters without their values
+    family: str = "ip"
+
+
+# ---------------------------------------------------------------- selectors
+
+@dataclass(frozen=True)
+class Field:
+    """A header field template (nftables src/proto.c)."""
+
+    proto: str  # ip, tcp, udp, icmp, th
+    name: str
+    offset: int  # bytes from the header start
+    bits: int
+    dtype: types.Datatype
+    mask: int = 0  # sub-byte fields: the bits of the loaded byte
+    shift: int = 0
+
+    def __deepcopy__(self, memo):
+        return self
+
+    @property
+    def byte_aligned(self) -> bool:
+        return not self.mask and self.bits % 8 == 0
+
+
+def _fields(proto: str, *specs) -> dict[str, Field]:
+    return {spec[0]: Field(proto, *spec) for spec in specs}
+
+
+PAYLOAD_FIELDS = {
+    "ip": _fields("ip", ("version", 0, 4, types.integer, 0xF0, 4), ("hdrlength", 0, 4, types.integer, 0x0F, 0),
+                  ("dscp", 1, 6, types.dscp, 0xFC, 2), ("ecn", 1, 2, types.integer, 0x03, 0),
+                  ("length", 2, 16, types.length16), ("id", 4, 16, types.length16),
+                  ("frag-off", 6, 16, types.length16), ("ttl", 8, 8, types.ttl),
+                  ("protocol", 9, 8, types.inet_proto), ("checksum", 10, 16, types.length16),
+                  ("saddr", 12, 32, types.ipv4_addr), ("daddr", 16, 32, types.ipv4_addr)),
+    "ip6": _fields("ip6", ("length", 4, 16, types.length16), ("nexthdr", 6, 8, types.inet_proto),
+                   ("hoplimit", 7, 8, types.ttl), ("saddr", 8, 128, types.ipv6_addr),
+                   ("daddr", 24, 128, types.ipv6_addr)),
+    "tcp": _fields("tcp", ("sport", 0, 16, types.inet_service), ("dport", 2, 16, types.inet_service),
+                   ("sequence", 4, 32, types.integer), ("ackseq", 8, 32, types.integer),
+                   ("doff", 12, 4, types.integer, 0xF0, 4), ("flags", 13, 8, types.tcp_flag),
+                   ("window", 14, 16, types.length16), ("checksum", 16, 16, types.length16),
+                   ("urgptr", 18, 16, types.length16)),
+    "udp": _fields("udp", ("sport", 0, 16, types.inet_service), ("dport", 2, 16, types.inet_service),
+                   ("length", 4, 16, types.length16), ("checksum", 6, 16, types.length16)),
+    "icmp": _fields("icmp", ("type", 0, 8, types.icmp_type), ("code", 1, 8, types.icmp_code),
+                    ("checksum", 2, 16, types.length16), ("id", 4, 16, types.length16),
+                    ("sequence", 6, 16, types.length16), ("gateway", 4, 32, types.integer),
+                    ("mtu", 6, 16, types.length16)),
+    "th": _fields("th", ("sport", 0, 16, types.inet_service), ("dport", 2, 16, types.inet_service)),
+}
+
+
+class Selector:
+    """The left-hand side of a match: something loaded into a register."""
+
+    dtype: types.Datatype
+
+    def __deepcopy__(self, memo):  # selectors hold no state
+        return self
+
+    def text(self, pctx: PrintCtx) -> str:
+        raise NotImplementedError
+
+    def load(self, ctx: CompileCtx):
+        """A closure pkt -> int (or str), or None when the load fails (NFT_BREAK)."""
+        raise NotImplementedError
+
+
+class Payload(Selector):
+    """nft_payload: one field, or adjacent fields merged into one load."""
+
+    def __init__(self, fields: tuple[Field, ...]):
+        self.fields = fields
+        first = fields[0]
+        self.proto, self.offset = first.proto, first.offset
+        self.bits = sum(f.bits for f in fields)
+        self.dtype = first.dtype if len(fields) == 1 else types.IntegerType("integer", self.bits, "integer")
+        self.transport = first.proto not in ("ip", "ip6")
+
+    @property
+    def field(self) -> Field:
+        return self.fields[0]
+
+    def proto_name(self, pctx: PrintCtx) -> str:
+        if self.proto == "th" and pctx.l4 in ("tcp", "udp"):
+            return pctx.l4
+        return self.proto
+
+    def text(self, pctx: PrintCtx) -> str:
+        return f"{self.proto_name(pctx)} {self.field.name}"
+
+    def load(self, ctx: CompileCtx):
+        off, nbytes, fld = self.offset, (self.bits + 7) // 8, self.field
+        mask, shift = fld.mask, fld.shift
+        if self.transport:
+            def load_th(pkt):
+                start = pkt.thoff + off
+                if pkt.thoff < 0 or start + nbytes > pkt.end:
+                    return None
+                return int.from_bytes(pkt.buf[start:start + nbytes], "big")
+            return load_th
+        if mask:
+            def load_bits(pkt):
+                return (pkt.buf[pkt.nh + off] & mask) >> shift if pkt.tprot is not None else None
+            return load_bits
+
+        def load_nh(pkt):
+            if pkt.tprot is None:
+                return None
+            start = pkt.nh + off
+            return int.from_bytes(pkt.buf[start:start + nbytes], "big")
+        return load_nh
+
+
+class Meta(Selector):
+    """nft_meta: packet metadata (net/netfilter/nft_meta.c)."""
+
+    UNQUALIFIED = ("iif", "oif", "iifname", "oifname")
+    TYPES = {"mark": types.mark, "l4proto": types.inet_proto, "nfproto": types.nfproto,
+             "protocol": types.ethertype, "pkttype": types.pkttype, "iif": types.integer,
+             "oif": types.integer, "iifname": types.ifname, "oifname": types.ifname,
+             "length": types.integer, "nftrace": types.integer}
+
+    def __init__(self, key: str, dtype: types.Datatype | None = None):
+        self.key, self.dtype = key, dtype or self.TYPES[key]  # iif/oif: the namespace's devices
+
+    def text(self, pctx: PrintCtx) -> str:
+        return self.key if self.key in self.UNQUALIFIED else f"meta {self.key}"
+
+    def load(self, ctx: CompileCtx):
+        return getattr(self, f"_load_{self.key}")(ctx)
+
+    @staticmethod
+    def _load_mark(ctx):
+        return lambda pkt: pkt.skb.mark
+
+    @staticmethod
+    def _load_l4proto(ctx):
+        return lambda pkt: pkt.tprot
+
+    @staticmethod
+    def _load_nfproto(ctx):
+        return lambda pkt: pkt.state.pf
+
+    @staticmethod
+    def _load_protocol(ctx):
+        return lambda pkt: pkt.skb.protocol or ETH_P_IP
+
+    @staticmethod
+    def _load_pkttype(ctx):
+        return lambda pkt: pkt.skb.pkt_type
+
+    @staticmethod
+    def _load_length(ctx):
+        return lambda pkt: pkt.end - pkt.nh
+
+    @staticmethod
+    def _load_iif(ctx):
+        return lambda pkt: pkt.state.in_dev.ifindex if pkt.state.in_dev is not None else 0
+
+    @staticmethod
+    def _load_oif(ctx):
+        return lambda pkt: pkt.state.out_dev.ifindex if pkt.state.out_dev is not None else 0
+
+    @staticmethod
+    def _load_iifname(ctx):
+        return lambda pkt: pkt.state.in_dev.name if pkt.state.in_dev is not None else ""
+
+    @staticmethod
+    def _load_oifname(ctx):
+        return lambda pkt: pkt.state.out_dev.name if pkt.state.out_dev is not None else ""
+
+
+def ct_state_bits(skb: SkBuff) -> int:
+    """NF_CT_STATE_BIT(ctinfo), or the invalid/untracked bits (nft_ct_get_eval)."""
+    if skb.nfct is None:
+        return 1
+    if skb.nfct is UNTRACKED:
+        return 64
+    return 1 << (skb.ctinfo % IP_CT_IS_REPLY + 1)
+
+
+def _tracked(skb: SkBuff):
+    ct = skb.nfct
+    return None if ct is None or ct is UNTRACKED else ct
+
+
+class Ct(Selector):
+    """nft_ct: the packet's conntrack entry (net/netfilter/nft_ct.c)."""
+
+    TYPES = {"state": types.ct_state, "status": types.ct_status, "mark": types.mark,
+             "direction": types.ct_dir}
+
+    def __init__(self, key: str):
+        self.key, self.dtype = key, self.TYPES[key]
+
+    def text(self, pctx: PrintCtx) -> str:
+        return f"ct {self.key}"
+
+    def load(self, ctx: CompileCtx):
+        if self.key == "state":
+            return lambda pkt: ct_state_bits(pkt.skb)
+        if self.key == "direction":
+            return lambda pkt: None if _tracked(pkt.skb) is None else \
+                int(pkt.skb.ctinfo >= IP_CT_IS_REPLY and pkt.skb.ctinfo != IP_CT_UNTRACKED) * IP_CT_DIR_REPLY
+        attr = self.key
+
+        def load_ct(pkt):
+            ct = _tracked(pkt.skb)
+            return None if ct is None else getattr(ct, attr)
+        return load_ct
+
+
+class Fib(Selector):
+    """nft_fib_ipv4: `fib daddr type` — the address type of the destination
+    (inet_dev_addr_type(): broadcast, multicast, else the local table's type,
+    else unicast)."""
+
+    def __init__(self, addr: str):
+        self.addr, self.dtype = addr, types.fib_addrtype
+
+    def text(self, pctx: PrintCtx) -> str:
+        return f"fib {self.addr} type"
+
+    def load(self, ctx: CompileCtx):
+        off, net = (16 if self.addr == "daddr" else 12), ctx.net
+        codes = types.fib_addrtype.symbols
+
+        def fib_type(pkt):
+            if pkt.tprot is None:
+                return None
+            addr = struct.unpack_from("!I", pkt.buf, pkt.nh + off)[0]
+            if route.is_lbcast(addr):
+                return codes["broadcast"]
+            if route.is_multicast(addr):
+                return codes["multicast"]
+            local = route.fib_table_lookup(net, RT_TABLE_LOCAL, addr)
+            return codes[local.type] if local is not None else codes["unicast"]
+        return fib_type
+
+
+class Concat(Selector):
+    """`a . b`: a concatenation, looked up as a tuple."""
+
+    def __init__(self, parts: list[Selector]):
+        self.parts = parts
+        self.dtype = None
+
+    def text(self, pctx: PrintCtx) -> str:
+        return " . ".join(p.text(pctx) for p in self.parts)
+
+    def load(self, ctx: CompileCtx):
+        loads = [p.load(ctx) for p in self.parts]
+
+        def load_concat(pkt):
+            key = tuple(load(pkt) for load in loads)
+            return None if None in key else key
+        return load_concat
+
+
+# --------------------------------------------------------------- right sides
+
+@dataclass
+class Value:
+    value: object
+
+
+@dataclass
+class Range:
+    low: int
+    high: int
+
+
+@dataclass
+class Prefix:
+    addr: int
+    plen: int
+
+    def mask(self, bits: int) -> int:
+        return ((1 << bits) - 1) ^ ((1 << (bits - self.plen)) - 1)
+
+
+@dataclass
+class SetRef:
+    set: NftSet | None  # anonymous set object, or the named set once bound
+    name: str | None = None  # named sets: `@name`
+    loc: object = field(default=None, compare=False)
+    written: int = 0  # anonymous sets: elements as written
+
+
+# --------------------------------------------------------------- statements
+
+class Stmt:
+    """One statement of a rule."""
+
+    terminal = False  # a verdict: nothing after it runs
+    needs_conntrack = False
+    loc = None  # where it was written, for errors found later
+
+    def text(self, pctx: PrintCtx) -> str:
+        raise NotImplementedError
+
+    def compile(self, ctx: CompileCtx):
+        raise NotImplementedError
+
+
+class Match(Stmt):
+    """A relational expression: nft_cmp, nft_range, nft_bitwise + nft_cmp, nft_lookup.
+
+    op: "==" / "!=" / "<" / ">" / "<=" / ">=", "implicit" (as written without
+    an operator: equality, or for bitmask types "any of these bits"), or "!"
+    (none of these bits). `mask` is `lhs & mask`."""
+
+    def __init__(self, lhs: Selector, op: str, rhs, mask: int | None = None, loc=None):
+        self.lhs, self.op, self.rhs, self.mask, self.loc = lhs, op, rhs, mask, loc
+        self.needs_conntrack = isinstance(lhs, Ct)
+
+    @property
+    def is_flags(self) -> bool:
+        """Bits tested for being set (implicit on a bitmask type) or clear ("!")."""
+        return self.lhs.dtype is not None and self.lhs.dtype.bitmask and self.op in ("implicit", "!") \
+            and isinstance(self.rhs, Value)
+
+    @property
+    def negated(self) -> bool:
+        return self.op == "!="
+
+    # -- listing
+
+    def text(self, pctx: PrintCtx) -> str:
+        if isinstance(self.lhs, Payload) and len(self.lhs.fields) > 1:
+            return self._merged_text(pctx)
+        lhs, dtype, rhs = self.lhs.text(pctx), self.lhs.dtype, self.rhs
+        if self.mask is not None:
+            return self._masked_text(lhs, dtype)
+        if isinstance(rhs, SetRef):
+            target = f"@{rhs.name}" if rhs.name else format_elements(rhs.set, pctx.now)
+            return f"{lhs} != {target}" if self.negated else f"{lhs} {target}"
+        if isinstance(rhs, Range):
+            value = f"{dtype.format(rhs.low)}-{dtype.format(rhs.high)}"
+        elif isinstance(rhs, Prefix):
+            value = f"{dtype.format(rhs.addr)}/{rhs.plen}"
+        else:
+            value = dtype.format(rhs.value)
+        if self.op == "!":
+            return f"{lhs} ! {value}"
+        if self.op == "==" and dtype.bitmask:
+            return f"{lhs} == {value}"
+        if self.op in ("implicit", "=="):
+            return f"{lhs} {value}"
+        return f"{lhs} {self.op} {value}"
+
+    def _masked_text(self, lhs: str, dtype) -> str:
+        """`x & m op v` as netlink_delinearize prints it: for bitmask types
+        `x ! m` (v == 0, ==), `x m` (v == 0, !=), `x [!= ]v / m` (several bits)."""
+        value = self.rhs.value if isinstance(self.rhs, Value) else None
+        if dtype.bitmask and value == 0:
+            return f"{lhs} {'! ' if self.op == '==' else ''}{dtype.format(self.mask)}"
+        if dtype.bitmask and value is not None and self.mask & (self.mask - 1):
+            op = "!= " if self.op == "!=" else ""
+            return f"{lhs} {op}{dtype.format(value)} / {dtype.format(self.mask)}"
+        mask_text = dtype.format(self.mask)
+        if dtype.bitmask and "," in mask_text:
+            mask_text = "(" + mask_text.replace(",", " | ") + ")"
+        target = format_elements(self.rhs.set, 0.0) if isinstance(self.rhs, SetRef) else dtype.format(value)
+        op = "==" if self.op in ("implicit", "==") else self.op
+        return f"{lhs} & {mask_text} {op} {target}"
+
+    def _merged_text(self, pctx: PrintCtx) -> str:
+        """A merged load prints as its fields again, or raw (`@th,0,32 0x...`)
+        when no protocol names the transport header."""
+        payload, value = self.lhs, self.rhs.value
+        op = "!= " if self.op == "!=" else ""
+        if payload.proto == "th" and pctx.l4 not in ("tcp", "udp"):
+            return f"@th,{payload.offset * 8},{payload.bits} {op}0x{value:x}"
+        proto, parts, remaining = payload.proto_name(pctx), [], payload.bits
+        for fld in payload.fields:
+            remaining -= fld.bits
+            part = (value >> remaining) & ((1 << fld.bits) - 1)
+            parts.append(f"{proto} {fld.name} {op}{fld.dtype.format(part)}")
+        return " ".join(parts)
+
+    # -- datapath
+
+    def compile(self, ctx: CompileCtx):
+        rhs = self.rhs
+        if isinstance(rhs, SetRef):
+            return self._compile_lookup(ctx)
+        if isinstance(self.lhs, Payload) and self.lhs.field.byte_aligned and self.mask is None \
+                and isinstance(rhs, Value) and self.op in ("==", "!=", "implicit") \
+                and not self.lhs.dtype.bitmask:
+            return self._compile_payload_cmp()
+        load = self.lhs.load(ctx)
+        test = self._test()
+
+        def match(pkt):
+            value = load(pkt)
+            return None if value is not None and test(value) else NFT_BREAK
+        return match
+
+    def _test(self):
+        """The comparison on the loaded value (nft_bitwise, nft_cmp, nft_range)."""
+        rhs, op = self.rhs, self.op
+        if self.mask is not None:
+            mask, want = self.mask, rhs.value
+            if op == "!=":
+                return lambda v: v & mask != want
+            return lambda v: v & mask == want
+        if self.is_flags:
+            bits = rhs.value
+            return (lambda v: not v & bits) if op == "!" else (lambda v: bool(v & bits))
+        if isinstance(rhs, Range):
+            low, high = rhs.low, rhs.high
+            if op == "!=":
+                return lambda v: not low <= v <= high
+            return lambda v: low <= v <= high
+        if isinstance(rhs, Prefix):
+            mask, want = rhs.mask(self.lhs.dtype.size), rhs.addr
+            if op == "!=":
+                return lambda v: v & mask != want
+            return lambda v: v & mask == want
+        want = rhs.value
+        if isinstance(want, str) and want.endswith("*"):
+            stem = want[:-1]
+            return (lambda v: not v.startswith(stem)) if op == "!=" else (lambda v: v.startswith(stem))
+        return {"==": lambda v: v == want, "implicit": lambda v: v == want, "!=": lambda v: v != want,
+                "<": lambda v: v < want, ">": lambda v: v > want, "<=": lambda v: v <= want,
+                ">=": lambda v: v >= want}[op]
+
+    def _compile_payload_cmp(self):
+        """nft_payload + nft_cmp on whole bytes: one slice compare."""
+        payload = self.lhs
+        off, nbytes = payload.offset, payload.bits // 8
+        want = self.rhs.value.to_bytes(nbytes, "big")
+        equal = self.op != "!="
+        if payload.transport:
+            def match_th(pkt):
+                start = pkt.thoff + off
+                if pkt.thoff < 0 or start + nbytes > pkt.end:
+                    return NFT_BREAK
+                return None if (pkt.buf[start:start + nbytes] == want) is equal else NFT_BREAK
+            return match_th
+
+        def match_nh(pkt):
+            if pkt.tprot is None:
+                return NFT_BREAK
+            start = pkt.nh + off
+            return None if (pkt.buf[start:start + nbytes] == want) is equal else NFT_BREAK
+        return match_nh
+
+    def _compile_lookup(self, ctx: CompileCtx):
+        """nft_lookup: the key (masked, if `& m`) in a set; `!=` inverts."""
+        load, lookup, mask = self.lhs.load(ctx), lookup_fn(self.rhs.set, ctx.net.clock), self.mask
+        found_is_match = not self.negated
+
+        def match(pkt):
+            key = load(pkt)
+            if key is None:
+                return NFT_BREAK
+            if mask is not None:
+                key &= mask
+            return None if (lookup(key) is not None) is found_is_match else NFT_BREAK
+        return match
+
+
+INDEXABLE_META = ("l4proto", "mark", "iifname", "oifname", "iif", "oif", "pkttype", "protocol", "nfproto")
+
+
+def index_key(stmt: Stmt) -> tuple | None:
+    """(field, key) when a statement is an equality a chain can be indexed by:
+    a whole-byte payload field or a meta key compared with one value."""
+    if not isinstance(stmt, Match) or stmt.mask is not None or not isinstance(stmt.rhs, Value) \
+            or stmt.op not in ("==", "implicit") or stmt.is_flags:
+        return None
+    lhs, value = stmt.lhs, stmt.rhs.value
+    if isinstance(lhs, Payload) and all(f.byte_aligned for f in lhs.fields):
+        nbytes = lhs.bits // 8
+        return ("payload", lhs.transport, lhs.offset, nbytes), value.to_bytes(nbytes, "big")
+    if isinstance(lhs, Meta) and lhs.key in INDEXABLE_META and not (isinstance(value, str) and value.endswith("*")):
+        return ("meta", lhs.key), value
+    return None
+
+
+def index_loader(index_field: tuple, ctx: CompileCtx):
+    """The load for an index field: the same bytes or value the match compares."""
+    if index_field[0] == "meta":
+        return Meta(index_field[1]).load(ctx)
+    _, transport, off, nbytes = index_field
+    if transport:
+        def load_th(pkt):
+            start = pkt.thoff + off
+            return None if pkt.thoff < 0 or start + nbytes > pkt.end else bytes(pkt.buf[start:start + nbytes])
+        return load_th
+
+    def load_nh(pkt):
+        start = pkt.nh + off
+        return None if pkt.tprot is None else bytes(pkt.buf[start:start + nbytes])
+    return load_nh
+
+
+def payload_mergeable(stmt: Stmt) -> bool:
+    """payload_try_merge(): payload == value (or !=) on whole bytes."""
+    return isinstance(stmt, Match) and isinstance(stmt.lhs, Payload) and stmt.mask is None \
+        and isinstance(stmt.rhs, Value) and stmt.op in ("==", "!=", "implicit") \
+        and all(f.byte_aligned for f in stmt.lhs.fields)
+
+
+def payload_merge(stmts: list[Stmt]) -> list[Stmt]:
+    """nftables 1.0.6 payload_try_merge(): payload matches on adjacent bytes of
+    one header are joined into one load of up to 32 bits, in header order, at
+    the first one's place (a statement of another kind ends a run only once
+    two candidates were seen, as that version does). Listing prints the merged
+    load split into fields again; the datapath compares the joined value."""
+    out = list(stmts)
+    run: list[Match] = []
+    for stmt in stmts + [None]:
+        if stmt is not None and payload_mergeable(stmt):
+            run.append(stmt)
+            continue
+        if isinstance(stmt, (Match, VerdictMap)):
+            continue  # another expression: skipped, the run goes on
+        if len(run) > 1:
+            _merge_run(out, run)
+            run = []
+    return out
+
+
+def _merge_run(out: list[Stmt], run: list[Match]) -> None:
+    run = sorted(run, key=lambda m: (m.lhs.transport, m.lhs.offset))
+    last = run[0]
+    for this in run[1:]:
+        a, b = last.lhs, this.lhs
+        same_op = (last.op == "!=") == (this.op == "!=")
+        if a.transport != b.transport or a.offset + a.bits // 8 != b.offset or a.bits + b.bits > 32 \
+                or not same_op or a.proto != b.proto:
+            last = this
+            continue
+        merged = Match(Payload(a.fields + b.fields), last.op, Value(last.rhs.value << b.bits | this.rhs.value),
+                       loc=last.loc)
+        # the statement carrying the upper protocol (`ip protocol`) keeps its place
+        keep, drop = (this, last) if b.field.name == "protocol" else (last, this)
+        out[out.index(keep)] = merged
+        out.remove(drop)
+        last = merged
+
+
+class Verdict(Stmt):
+    """nft_immediate of a verdict."""
+
+    terminal = True
+
+    def __init__(self, kind: str, chain: str | None = None, loc=None):
+        self.kind, self.chain, self.loc = kind, chain, loc
+        self.code = VERDICT_CODES[kind]
+
+    def text(self, pctx: PrintCtx) -> str:
+        return f"{self.kind} {self.chain}" if self.chain else self.kind
+
+    def __str__(self) -> str:  # as map data
+        return self.text(PrintCtx())
+
+    def compile(self, ctx: CompileCtx):
+        code = self.code
+        if self.chain is None:
+            return lambda pkt: code
+        target = ctx.chains[self.chain]
+
+        def jump(pkt):
+            pkt.jump = target
+            return code
+        return jump
+
+
+class VerdictMap(Stmt):
+    """`expr vmap { key : verdict }`: nft_lookup into a verdict map."""
+
+    terminal = True
+
+    def __init__(self, lhs: Selector, ref: SetRef, loc=None):
+        self.lhs, self.ref, self.loc = lhs, ref, loc
+        self.needs_conntrack = isinstance(lhs, Ct)
+
+    def text(self, pctx: PrintCtx) -> str:
+        target = f"@{self.ref.name}" if self.ref.name else format_elements(self.ref.set, pctx.now)
+        return f"{self.lhs.text(pctx)} vmap {target}"
+
+    def compile(self, ctx: CompileCtx):
+        load = self.lhs.load(ctx)
+        lookup = lookup_fn(self.ref.set, ctx.net.clock,
+                           lambda v: (v.code, ctx.chains[v.chain] if v.chain else None))
+
+        def vmap(pkt):
+            key = load(pkt)
+            hit = lookup(key) if key is not None else None
+            if hit is None:
+                return NFT_BREAK
+            pkt.jump = hit[1]
+            return hit[0]
+        return vmap
+
+
+class Counter(Stmt):
+    """nft_counter: packets and bytes (the IP datagram's length)."""
+
+    def __init__(self, packets: int = 0, bytes_: int = 0):
+        self.packets, self.bytes = packets, bytes_
+
+    def text(self, pctx: PrintCtx) -> str:
+        return "counter" if pctx.stateless else f"counter packets {self.packets} bytes {self.bytes}"
+
+    def compile(self, ctx: CompileCtx):
+        def count(pkt):
+            self.packets += 1
+            self.bytes += pkt.end - pkt.nh
+        return count
+
+
+LIMIT_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+BYTE_UNITS = {"bytes": 1, "kbytes": 1024, "mbytes": 1024 * 1024}
+
+
+class Limit(Stmt):
+    """nft_limit: a token bucket in virtual time; matches while under the
+    rate (`over`: while above it). Burst defaults to 5 packets (nft's
+    NFT_LIMIT_PKT_BURST_DEFAULT), 0 for byte limits."""
+
+    def __init__(self, rate: int, unit: str, burst: int | None, over: bool, byte_unit: str | None = None,
+                 burst_unit: str | None = None):
+        self.rate, self.unit, self.over, self.byte_unit = rate, unit, over, byte_unit
+        self.burst_unit = burst_unit
+        self.burst = burst if burst is not None else (0 if byte_unit else 5)
+        self.tokens = self.last = None
+
+    def text(self, pctx: PrintCtx) -> str:
+        over = "over " if self.over else ""
+        if self.byte_unit:
+            rate = f"{over}{self.rate} {self.byte_unit}/{self.unit}"
+            burst = f" burst {self.burst} {self.burst_unit or 'bytes'}" if self.burst else ""
+            return f"limit rate {rate}{burst}"
+        burst = f" burst {self.burst} packets" if self.burst != 5 else ""
+        return f"limit rate {over}{self.rate}/{self.unit}{burst}"
+
+    def compile(self, ctx: CompileCtx):
+        clock = ctx.net.clock
+        nsecs = LIMIT_UNITS[self.unit] * 1_000_000_000
+        rate = self.rate * BYTE_UNITS.get(self.byte_unit, 1)
+        burst = self.burst * BYTE_UNITS.get(self.burst_unit or "bytes", 1) if self.byte_unit else self.burst
+        tokens_max = nsecs // rate * burst if not self.byte_unit else nsecs * burst // rate
+        per_packet = None if self.byte_unit else nsecs // rate
+        if self.tokens is None:
+            self.tokens, self.last = tokens_max, int(clock.now * 1e9)
+        under, over = (None, NFT_BREAK) if not self.over else (NFT_BREAK, None)
+
+        def limit(pkt):
+            now = int(clock.now * 1e9)
+            tokens = min(self.tokens + now - self.last, tokens_max)
+            self.last = now
+            cost = per_packet if per_packet is not None else nsecs * (pkt.end - pkt.nh) // rate
+            if tokens - cost >= 0:
+                self.tokens = tokens - cost
+                return under
+            self.tokens = tokens
+            return over
+        return limit
+
+
+class Log(Stmt):
+    """nft_log: the journey records a LOG hop with the prefix (the kernel
+    writes it to the kernel log)."""
+
+    LEVELS = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug", "audit")
+
+    def __init__(self, prefix: str | None = None, level: str = "warn"):
+        self.prefix, self.level = prefix, level
+
+    def text(self, pctx: PrintCtx) -> str:
+        parts = ["log"]
+        if self.prefix is not None:
+            parts.append(f'prefix "{self.prefix}"')
+        if self.level != "warn":
+            parts.append(f"level {self.level}")
+        return " ".join(parts)
+
+    def compile(self, ctx: CompileCtx):
+        where, prefix = ctx.chain_id, self.prefix or ""
+
+        def log(pkt):
+            skb = pkt.skb
+            skb.net.tracer.hop(skb, pkt.state.stage, where, "LOG", prefix)
+        return log
+
+
+class MetaSet(Stmt):
+    """nft_meta set: `meta mark set V` (or from `ct mark`), `meta nftrace set 1`;
+    `keep` keeps those bits of the old mark (iptables' MARK --set-xmark)."""
+
+    def __init__(self, key: str, value, loc=None, keep: int = 0):
+        self.key, self.value, self.loc, self.keep = key, value, loc, keep  # value: int or a Selector
+
+    def text(self, pctx: PrintCtx) -> str:
+        value = self.value.text(pctx) if isinstance(self.value, Selector) else Meta(self.key).dtype.format(self.value)
+        return f"meta {self.key} set {value}"
+
+    def compile(self, ctx: CompileCtx):
+        if self.key == "nftrace":  # the mock traces every packet
+            return lambda pkt: None
+        if isinstance(self.value, Selector):
+            load = self.value.load(ctx)
+
+            def set_mark_from(pkt):
+                value = load(pkt)
+                if value is None:
+                    return NFT_BREAK
+                pkt.skb.mark = value
+            return set_mark_from
+        value, keep = self.value, self.keep
+
+        def set_mark(pkt):
+            pkt.skb.mark = (pkt.skb.mark & keep) ^ value
+        return set_mark
+
+
+class CtSet(Stmt):
+    """nft_ct set: `ct mark set V` (or from `meta mark`)."""
+
+    needs_conntrack = True
+
+    def __init__(self, key: str, value, loc=None):
+        self.key, self.value, self.loc = key, value, loc
+
+    def text(self, pctx: PrintCtx) -> str:
+        value = self.value.text(pctx) if isinstance(self.value, Selector) else types.mark.format(self.value)
+        return f"ct {self.key} set {value}"
+
+    def compile(self, ctx: CompileCtx):
+        load = self.value.load(ctx) if isinstance(self.value, Selector) else (lambda pkt, v=self.value: v)
+
+        def set_ct_mark(pkt):
+            ct = _tracked(pkt.skb)
+            value = load(pkt)
+            if ct is None or value is None:
+                return None
+            ct.mark = value
+        return set_ct_mark
+
+
+class PayloadSet(Stmt):
+    """nft_payload set on the IPv4 header (`ip ttl set`, `ip dscp set`), with
+    the header checksum updated (NFT_PAYLOAD_CSUM_INET)."""
+
+    def __init__(self, fld: Field, value: int):
+        self.fld, self.value = fld, value
+
+    def text(self, pctx: PrintCtx) -> str:
+        return f"ip {self.fld.name} set {self.fld.dtype.format(self.value)}"
+
+    def compile(self, ctx: CompileCtx):
+        off, keep = self.fld.offset, 0xFF ^ (self.fld.mask or 0xFF)
+        byte = (self.value << self.fld.shift) & 0xFF
+
+        def payload_set(pkt):
+            if pkt.tprot is None:
+                return NFT_BREAK
+            buf, nh = pkt.buf, pkt.nh
+            buf[nh + off] = (buf[nh + off] & keep) | byte
+            ihl = (buf[nh] & 0x0F) * 4
+            buf[nh + 10:nh + 12] = b"\0\0"
+            struct.pack_into("!H", buf, nh + 10, checksum(memoryview(buf)[nh:nh + ihl]))
+        return payload_set
+
+
+class Notrack(Stmt):
+    """nft_notrack: the packet skips conntrack (only before it, at -300)."""
+
+    def text(self, pctx: PrintCtx) -> str:
+        return "notrack"
+
+    def compile(self, ctx: CompileCtx):
+        def notrack(pkt):
+            skb = pkt.skb
+            if skb.nfct is None:
+                skb.nfct, skb.ctinfo = UNTRACKED, IP_CT_UNTRACKED
+        return notrack
+
+
+class Reject(Stmt):
+    """nft_reject_ipv4: an ICMP unreachable (default port-unreachable) or a
+    TCP RST goes back, then the packet is dropped."""
+
+    terminal = True
+
+    def __init__(self, kind: str = "icmp", code: int = 3, loc=None):
+        self.kind, self.code, self.loc = kind, code, loc
+        self.explicit = False  # inet tables, IPv4 context: `with icmp` is printed even for the default
+
+    def text(self, pctx: PrintCtx) -> str:
+        if self.kind == "tcp reset":
+            return "reject with tcp reset"
+        if self.code == 3 and not self.explicit:
+            return "reject"
+        return f"reject with icmp {types.icmp_code.format(self.code)}"
+
+    def compile(self, ctx: CompileCtx):
+        if self.kind == "tcp reset":
+            def reject_tcp(pkt):
+                nf_reject.send_reset(pkt.skb)
+                return NF_DROP
+            return reject_tcp
+        code = self.code
+
+        def reject_icmp(pkt):
+            nf_reject.send_unreach(pkt.skb, code)
+            return NF_DROP
+        return reject_icmp
+
+
+NAT_HOOKS = {"snat": (NF_INET_POST_ROUTING, NF_INET_LOCAL_IN), "dnat": (NF_INET_PRE_ROUTING, NF_INET_LOCAL_OUT),
+             "masquerade": (NF_INET_POST_ROUTING,), "redirect": (NF_INET_PRE_ROUTING, NF_INET_LOCAL_OUT)}
+
+
+class Nat(Stmt):
+    """nft_nat / nft_masq / nft_redir: bind the connection's NAT and accept.
+
+    kind: snat, dnat, masquerade, redirect. Addresses and ports are inclusive
+    ranges (None: not given); flags: random, fully-random, persistent."""
+
+    terminal = True
+    needs_conntrack = True
+
+    def __init__(self, kind: str, family: str | None = None, addr: tuple | None = None,
+                 ports: tuple | None = None, flags: tuple = (), loc=None, port_loc=None):
+        self.kind, self.family, self.addr, self.ports, self.flags = kind, family, addr, ports, flags
+        self.loc, self.port_loc = loc, port_loc
+
+    def text(self, pctx: PrintCtx) -> str:
+        parts = [self.kind]
+        if self.family:
+            parts.append(self.family)
+        target = ""
+        if self.addr:
+            low, high = (types.ipv4_addr.format(a) for a in self.addr)
+            target = low if low == high else f"{low}-{high}"
+        if self.ports:
+            low, high = self.ports
+            target += f":{low}" if low == high else f":{low}-{high}"
+        if target:
+            parts.append(f"to {target}")
+        if self.flags:
+            parts.append(",".join(f for f in ("random", "fully-random", "persistent") if f in self.flags))
+        return " ".join(parts)
+
+    def nat_range(self) -> NatRange:
+        flags = set(self.flags)
+        low_addr = high_addr = low_port = high_port = 0
+        if self.addr:
+            low_addr, high_addr = self.addr
+            flags.add("map-ips")
+        if self.ports:
+            low_port, high_port = self.ports
+            flags.add("proto-specified")
+        return NatRange(low_addr, high_addr, low_port, high_port, frozenset(flags))
+
+    def compile(self, ctx: CompileCtx):
+        rng = self.nat_range()
+        if self.kind == "masquerade":
+            return lambda pkt: nf_nat.nf_nat_masquerade_ipv4(pkt.skb, rng, pkt.state.out_dev)
+        if self.kind == "redirect":
+            return lambda pkt: nf_nat.nf_nat_redirect_ipv4(pkt.skb, rng, pkt.state.hook)
+        manip = nf_nat.NF_NAT_MANIP_SRC if self.kind == "snat" else nf_nat.NF_NAT_MANIP_DST
+        return lambda pkt: nf_nat.nf_nat_setup_info(pkt.skb, pkt.skb.nfct, rng, manip)
+
+
+class Xt(Stmt):
+    """nft_compat: an iptables extension run inside a rule (iptables-nft's
+    xt matches and targets). It prints as nft prints its translation; the
+    datapath runs the equivalent statement (or nothing, for `-m comment`)."""
+
+    def __init__(self, translation: str, inner: Stmt | None = None):
+        self.translation, self.inner = translation, inner
+        self.terminal = inner is not None and inner.terminal
+        self.needs_conntrack = inner is not None and inner.needs_conntrack
+
+    def text(self, pctx: PrintCtx) -> str:
+        return self.translation
+
+    def compile(self, ctx: CompileCtx):
+        return self.inner.compile(ctx) if self.inner is not None else None
+
+
+@dataclass
+class Comment:
+    """A rule's `comment "..."` (userdata, not an expression)."""
+
+    text: str
+    loc: object = field(default=None, compare=False)
+
+
+# ------------------------------------------------------------------ listing
+
+def dependency_base(stmt: Stmt) -> str | None:
+    """A match that can be a protocol dependency: "network" (meta nfproto /
+    meta protocol) or "transport" (meta l4proto / ip protocol), equality on
+    one value (payload_dependency_store())."""
+    if not isinstance(stmt, Match) or stmt.op not in ("==", "implicit") or stmt.mask is not None \
+            or not isinstance(stmt.rhs, Value):
+        return None
+    lhs = stmt.lhs
+    if isinstance(lhs, Meta) and lhs.key in ("nfproto", "protocol"):
+        return "network"
+    if (isinstance(lhs, Meta) and lhs.key == "l4proto") or \
+            (isinstance(lhs, Payload) and lhs.fields == (PAYLOAD_FIELDS["ip"]["protocol"],)):
+        return "transport"
+    return None
+
+
+def _killed_bases(stmt: Stmt, pctx: PrintCtx) -> set[str]:
+    """The dependencies a statement's header fields make redundant."""
+    lhs = getattr(stmt, "lhs", None)
+    bases = set()
+    for part in lhs.parts if isinstance(lhs, Concat) else [lhs]:
+        if isinstance(part, Payload) and not part.transport:
+            bases.add("network")
+        elif isinstance(part, Payload) and (part.proto in L4PROTOS or part.proto == "th" and pctx.l4 in ("tcp", "udp")):
+            bases.add("transport")
+            if part.proto == "icmp":  # an IPv4-only protocol: no `meta nfproto ipv4` needed either
+                bases.add("network")
+    return bases
+
+
+def delinearize(stmts: list[Stmt], pctx: PrintCtx) -> list[tuple[Stmt, PrintCtx]]:
+    """The statements `nft list` shows, each with the protocol context it is
+    printed in (netlink_delinearize.c rule_parse_postprocess): a protocol
+    match an upper-layer field depends on is left out."""
+    shown: list[tuple[Stmt, PrintCtx] | None] = []
+    deps: dict[str, int] = {}
+    l4 = None
+    for stmt in stmts:
+        ctx = PrintCtx(l4, pctx.now, pctx.stateless, pctx.family)
+        if isinstance(stmt, Reject) and stmt.kind == "tcp reset" and "transport" in deps and pctx.family != "inet":
+            shown[deps.pop("transport")] = None  # stmt_reject_postprocess()
+        if not isinstance(stmt, (Match, VerdictMap)):
+            deps.clear()
+        for killed in _killed_bases(stmt, ctx) & deps.keys():
+            shown[deps.pop(killed)] = None
+        shown.append((stmt, ctx))
+        base = dependency_base(stmt)
+        if base:
+            deps[base] = len(shown) - 1
+            if base == "transport":
+                l4 = types.inet_proto.format(stmt.rhs.value)
+    return [item for item in shown if item is not None]
+
+
+def rule_text(stmts: list[Stmt], comment: Comment | None, pctx: PrintCtx) -> str:
+    """A rule as `nft list` prints it."""
+    texts = [stmt.text(ctx) for stmt, ctx in delinearize(stmts, pctx)]
+    if comment is not None:
+        texts.append(f'comment "{comment.text}"')
+    return " ".join(texts)

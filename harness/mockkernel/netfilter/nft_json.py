@@ -1,0 +1,230 @@
+"""`nft -j list ...`: the ruleset in nftables' JSON schema 1 (src/json.c).
+
+Objects are listed as nft 1.0.6 lists them (metainfo, then per table: the
+table, its sets and maps, its chains, then its rules), rules after the same
+postprocessing as the text listing (nft_exprs.delinearize). Left out: JSON
+input (`nft -j -f`).
+"""
+from __future__ import annotations
+
+from harness.mockkernel.netfilter import nft_datatype as types
+from harness.mockkernel.netfilter.nft_exprs import (Counter, Ct, CtSet, Fib, Limit, Log, Match, Meta,
+                                                    MetaSet, Nat, Notrack, Payload, PayloadSet, PrintCtx, Prefix,
+                                                    Range, Reject, SetRef, Value, Verdict, VerdictMap, Xt,
+                                                    delinearize)
+from harness.mockkernel.netfilter.nft_set import sort_elements
+
+METAINFO = {"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}
+
+
+def table_json(table) -> dict:
+    return {"table": {"family": table.family, "name": table.name, "handle": table.handle}}
+
+
+def chain_json(table, chain) -> dict:
+    out = {"family": table.family, "table": table.name, "name": chain.name, "handle": chain.handle}
+    if chain.base is not None:  # 1.0.6 leaves a netdev chain's device out
+        spec = chain.base
+        out.update(type=spec.type, hook=spec.hook, prio=spec.priority, policy=chain.policy)
+    return {"chain": out}
+
+
+def set_json(table, nset, now: float) -> dict:
+    kind = "map" if nset.is_map else "set"
+    out = {"family": table.family, "name": nset.name, "table": table.name,
+           "type": [t.name for t in nset.key_types] if len(nset.key_types) > 1 else nset.key_types[0].name,
+           "handle": nset.handle}
+    if nset.is_map:
+        out["map"] = nset.data_type if isinstance(nset.data_type, str) else nset.data_type.name
+    if nset.comment is not None:
+        out["comment"] = nset.comment
+    if nset.size:
+        out["size"] = nset.size
+    flags = [f for f in ("constant", "interval", "timeout") if f in nset.flags]  # 1.0.6: no "dynamic"
+    if flags:
+        out["flags"] = flags
+    if nset.timeout:
+        out["timeout"] = int(nset.timeout)
+    if nset.gc_interval:
+        out["gc-interval"] = int(nset.gc_interval)
+    if nset.elements:
+        out["elem"] = elements_json(nset)
+    return {kind: out}
+
+
+def elements_json(nset) -> list:
+    out = []
+    for elem in sort_elements(nset):
+        if nset.interval:
+            key = _interval(nset.key_types[0], elem.key, elem.high)
+        elif len(nset.key_types) > 1:
+            key = {"concat": [value_json(t, k) for t, k in zip(nset.key_types, elem.key)]}
+        else:
+            key = value_json(nset.key_types[0], elem.key)
+        if nset.is_map:
+            data = verdict_json(elem.data) if nset.data_type == "verdict" else value_json(nset.data_type, elem.data)
+            key = [key, data]
+        out.append(key)
+    return out
+
+
+def _interval(dtype, low, high):
+    if low == high:
+        return value_json(dtype, low)
+    span = high - low + 1
+    if dtype.prefix_ok and span & (span - 1) == 0 and low % span == 0:
+        return {"prefix": {"addr": dtype.format(low), "len": dtype.size - span.bit_length() + 1}}
+    return {"range": [value_json(dtype, low), value_json(dtype, high)]}
+
+
+def value_json(dtype, value):
+    """A constant as json.c prints it: numbers for integer types, names for
+    symbolic ones, lists for several bits."""
+    if isinstance(dtype, types.BitmaskType):
+        names = dtype.format(value).split(",")
+        return names if len(names) > 1 else names[0]
+    if isinstance(dtype, (types.SymbolicType, types.Ipv4AddrType, types.Ipv6AddrType)):
+        text = dtype.format(value)
+        return int(text) if text.isdigit() else text
+    if isinstance(dtype, types.IfaceIndexType):
+        return dtype.format(value).strip('"')
+    return value
+
+
+def selector_json(lhs, ctx: PrintCtx) -> dict:
+    if isinstance(lhs, Payload):
+        return {"payload": {"protocol": lhs.proto_name(ctx), "field": lhs.field.name}}
+    if isinstance(lhs, Meta):
+        return {"meta": {"key": lhs.key}}
+    if isinstance(lhs, Ct):
+        return {"ct": {"key": lhs.key}}
+    if isinstance(lhs, Fib):
+        return {"fib": {"result": "type", "flags": [lhs.addr]}}
+    return {"concat": [selector_json(p, ctx) for p in lhs.parts]}
+
+
+def _right(match: Match, ctx: PrintCtx):
+    rhs, dtype = match.rhs, match.lhs.dtype
+    if isinstance(rhs, SetRef):
+        return f"@{rhs.name}" if rhs.name else {"set": elements_json(rhs.set)}
+    if isinstance(rhs, Range):
+        return {"range": [value_json(dtype, rhs.low), value_json(dtype, rhs.high)]}
+    if isinstance(rhs, Prefix):
+        return {"prefix": {"addr": dtype.format(rhs.addr), "len": rhs.plen}}
+    return value_json(dtype, rhs.value)
+
+
+def match_json(match: Match, ctx: PrintCtx) -> list[dict]:
+    """As the text listing: a merged load is its fields again (raw `th`
+    without a protocol), `x & bits == 0` is `!`, `x & bits != 0` is `in`."""
+    lhs = match.lhs
+    if isinstance(lhs, Payload) and len(lhs.fields) > 1:
+        if lhs.proto == "th" and ctx.l4 not in ("tcp", "udp"):
+            left = {"payload": {"base": "th", "offset": lhs.offset * 8, "len": lhs.bits}}
+            return [{"match": {"op": "==" if match.op != "!=" else "!=", "left": left, "right": match.rhs.value}}]
+        return [match_json(part, ctx)[0] for part in _split(match)]
+    left, dtype = selector_json(lhs, ctx), lhs.dtype
+    op = {"implicit": "in" if match.is_flags else "=="}.get(match.op, match.op)
+    right = _right(match, ctx)
+    if match.mask is not None and dtype.bitmask and right == value_json(dtype, 0):
+        op, right = ("!" if match.op == "==" else "in"), value_json(dtype, match.mask)
+    elif match.mask is not None:
+        mask = value_json(dtype, match.mask)
+        if isinstance(match.rhs, SetRef) and isinstance(mask, list):
+            mask = {"|": mask}
+        left = {"&": [left, mask]}
+    return [{"match": {"op": op, "left": left, "right": right}}]
+
+
+def _split(match: Match) -> list[Match]:
+    payload, value, parts, remaining = match.lhs, match.rhs.value, [], match.lhs.bits
+    for fld in payload.fields:
+        remaining -= fld.bits
+        parts.append(Match(Payload((fld,)), match.op, Value((value >> remaining) & ((1 << fld.bits) - 1))))
+    return parts
+
+
+def verdict_json(verdict: Verdict) -> dict:
+    if verdict.chain:
+        return {verdict.kind: {"target": verdict.chain}}
+    return {verdict.kind: None}
+
+
+def stmt_json(stmt, ctx: PrintCtx) -> list[dict]:
+    """One statement as json.c prints it (an xt extension as its inner statement)."""
+    if isinstance(stmt, Xt):
+        return stmt_json(stmt.inner, ctx) if stmt.inner is not None else [{"xt": None}]
+    if isinstance(stmt, Match):
+        return match_json(stmt, ctx)
+    if isinstance(stmt, Verdict):
+        return [verdict_json(stmt)]
+    if isinstance(stmt, VerdictMap):
+        data = f"@{stmt.ref.name}" if stmt.ref.name else {"set": elements_json(stmt.ref.set)}
+        return [{"vmap": {"key": selector_json(stmt.lhs, ctx), "data": data}}]
+    if isinstance(stmt, Counter):
+        return [{"counter": None if ctx.stateless else {"packets": stmt.packets, "bytes": stmt.bytes}}]
+    if isinstance(stmt, Limit):
+        out = {"rate": stmt.rate, "burst": stmt.burst, "per": stmt.unit}
+        if stmt.over:
+            out["inv"] = True
+        if stmt.byte_unit:
+            out.update(rate_unit=stmt.byte_unit, burst_unit=stmt.burst_unit or "bytes")
+        return [{"limit": out}]
+    if isinstance(stmt, Log):
+        out = {}
+        if stmt.prefix is not None:
+            out["prefix"] = stmt.prefix
+        if stmt.level != "warn":
+            out["level"] = stmt.level
+        return [{"log": out or None}]
+    if isinstance(stmt, (MetaSet, CtSet)):
+        key = {"meta": {"key": stmt.key}} if isinstance(stmt, MetaSet) else {"ct": {"key": stmt.key}}
+        value = selector_json(stmt.value, ctx) if not isinstance(stmt.value, int) else stmt.value
+        return [{"mangle": {"key": key, "value": value}}]
+    if isinstance(stmt, PayloadSet):
+        return [{"mangle": {"key": {"payload": {"protocol": "ip", "field": stmt.fld.name}},
+                            "value": value_json(stmt.fld.dtype, stmt.value)}}]
+    if isinstance(stmt, Notrack):
+        return [{"notrack": None}]
+    if isinstance(stmt, Reject):
+        if stmt.kind == "tcp reset":
+            return [{"reject": {"type": "tcp reset"}}]
+        return [{"reject": {"type": "icmp", "expr": types.icmp_code.format(stmt.code)}}]
+    if isinstance(stmt, Nat):
+        return [nat_json(stmt)]
+    raise TypeError(f"no JSON for {stmt!r}")
+
+
+def nat_json(nat: Nat) -> dict:
+    out = {}
+    if nat.family:
+        out["family"] = nat.family
+    if nat.addr:
+        low, high = (types.ipv4_addr.format(a) for a in nat.addr)
+        out["addr"] = low if low == high else {"range": [low, high]}
+    if nat.ports:
+        out["port"] = nat.ports[0] if nat.ports[0] == nat.ports[1] else {"range": list(nat.ports)}
+    if nat.flags:
+        flags = [f for f in ("random", "fully-random", "persistent") if f in nat.flags]
+        out["flags"] = flags if len(flags) > 1 else flags[0]
+    return {nat.kind: out or None}
+
+
+def rule_json(table, chain, rule, pctx: PrintCtx) -> dict:
+    out = {"family": table.family, "table": table.name, "chain": chain.name, "handle": rule.handle}
+    if rule.comment is not None:
+        out["comment"] = rule.comment.text
+    out["expr"] = [j for stmt, ctx in delinearize(rule.stmts, pctx) for j in stmt_json(stmt, ctx)]
+    return {"rule": out}
+
+
+def ruleset_objects(tables, now: float, stateless: bool) -> list[dict]:
+    """The objects of `nft -j list ruleset` for these tables."""
+    out = []
+    for table in tables:
+        out.append(table_json(table))
+        out += [set_json(table, s, now) for s in table.sets.values()]
+        out += [chain_json(table, c) for c in table.chains.values()]
+        pctx = PrintCtx(now=now, stateless=stateless, family=table.family)
+        out += [rule_json(table, c, r, pctx) for c in table.chains.values() for r in c.rules]
+    return out

@@ -1,0 +1,1338 @@
+"""The nft language as nftables 1.0.6 accepts it (src/scanner.l, parser_bison.y,
+evaluate.c), for the mock kernel's subset.
+
+`parse(text, filename, ctx)` turns a `nft -f` file or a one-shot command line
+into `Command`s whose rules are already evaluated into statements
+(nft_exprs): symbols resolved against their data types, implicit protocol
+dependencies inserted (`tcp dport` gets `meta l4proto tcp` in front), adjacent
+payload matches merged, as nft does before it sends a rule to the kernel.
+Set elements of `add element` stay unresolved (`ElementSyntax`) until the
+set's type is known (`resolve_elements`).
+
+Errors are `NftError`s that print as nft prints them: the message, the input
+line and a caret line under the offending token (`^`) with related tokens
+underlined (`~`); `nft -f` errors are prefixed with `file:line:first-last:`.
+Syntax the mock does not model is an error naming the token, never ignored.
+Left out: include, flowtables, stateful objects, meters, JSON input, IPv6
+header matches (ip6 tables parse; the mock runs IPv4), and bison's
+"expecting ..." lists (given only where a single rule is known).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from harness.mockkernel.netfilter import nft_datatype as types
+from harness.mockkernel.netfilter.nft_datatype import DatatypeError
+from harness.mockkernel.netfilter.nft_exprs import (L4PROTOS, LIMIT_UNITS, PAYLOAD_FIELDS, BYTE_UNITS, Comment,
+                                                    Concat, Counter, Ct, CtSet, Fib, Limit, Log, Match, Meta,
+                                                    MetaSet, Nat, Notrack, Payload, PayloadSet, PrintCtx, Prefix,
+                                                    Range, Reject, SetRef, Stmt, Value, Verdict, VerdictMap,
+                                                    dependency_base, payload_merge)
+from harness.mockkernel.netfilter.nft_set import Element, NftSet, add_elements, SetError
+
+FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
+MODELLED_FAMILIES = ("ip", "ip6", "inet", "netdev")
+HOOKS = {"ip": ("prerouting", "input", "forward", "output", "postrouting"),
+         "ip6": ("prerouting", "input", "forward", "output", "postrouting"),
+         "inet": ("prerouting", "input", "forward", "output", "postrouting", "ingress"),
+         "netdev": ("ingress", "egress")}
+ALL_HOOKS = {"prerouting", "input", "forward", "output", "postrouting", "ingress", "egress"}
+# src/rule.c std_prios, with the hooks nft 1.0.6 allows each name at
+STD_PRIOS = (("raw", -300), ("mangle", -150), ("dstnat", -100), ("filter", 0), ("security", 50),
+             ("srcnat", 100))
+# statements and expressions nft knows that the mock does not model
+NOT_MODELLED = {"queue", "dup", "fwd", "quota", "numgen", "jhash", "symhash", "osf", "synproxy", "tproxy",
+                "flow", "meter", "socket", "add", "ether", "vlan", "arp", "icmpv6", "sctp", "dccp", "esp",
+                "ah", "comp", "udplite", "rt", "exthdr", "hbh", "frag", "dst", "mh", "srh", "secmark",
+                "ipsec", "igmp", "update", "cgroup", "skuid", "skgid", "rtclassid", "cpu", "iifgroup",
+                "oifgroup", "iiftype", "oiftype", "ibriport", "obriport", "ibrname", "obrname", "time",
+                "day", "hour", "xt", "fullcone", "set", "@"}
+META_UNQUALIFIED = {"mark", "iif", "oif", "iifname", "oifname", "pkttype", "nftrace"}
+KEYWORDS = {
+    "include", "define", "redefine", "undefine", "describe", "hook", "device", "devices", "table", "tables",
+    "chain", "chains", "rule", "rules", "sets", "set", "element", "map", "maps", "flowtable", "handle",
+    "ruleset", "trace", "accept", "drop", "continue", "jump", "goto", "return", "to", "inet", "netdev",
+    "add", "replace", "update", "create", "insert", "delete", "get", "list", "reset", "flush", "rename",
+    "import", "export", "monitor", "position", "index", "comment", "constant", "interval", "dynamic",
+    "auto-merge", "timeout", "gc-interval", "elements", "expires", "policy", "size", "performance",
+    "memory", "flow", "offload", "meter", "counter", "name", "counters", "quotas", "log", "prefix", "group",
+    "queue", "limit", "quota", "hour", "day", "reject", "with", "icmpx", "snat", "dnat", "masquerade",
+    "redirect", "random", "fully-random", "persistent", "ll", "nh", "th", "bridge", "ether", "type",
+    "typeof", "vlan", "id", "arp", "ip", "version", "hdrlength", "dscp", "ecn", "length", "frag-off", "ttl",
+    "protocol", "checksum", "icmp", "code", "sequence", "gateway", "mtu", "igmp", "ip6", "priority",
+    "nexthdr", "icmpv6", "udp", "udplite", "sport", "dport", "port", "tcp", "ackseq", "doff", "window",
+    "urgptr", "option", "dccp", "sctp", "meta", "mark", "iif", "iifname", "iiftype", "oif", "oifname",
+    "oiftype", "skuid", "skgid", "nftrace", "rtclassid", "pkttype", "cpu", "iifgroup", "oifgroup",
+    "cgroup", "ct", "numgen", "jhash", "symhash", "dup", "fwd", "fib", "osf", "synproxy", "notrack",
+    "options", "all", "xml", "json", "vm", "exists", "missing", "exthdr", "ipsec", "secmark", "vmap",
+    "saddr", "daddr", "flags", "state", "status", "direction", "original", "reply", "rate", "burst",
+    "over", "second", "minute", "week", "packets", "bytes", "level", "eq", "ne", "lt", "gt", "le", "ge",
+    "and", "or", "xor", "not", "lshift", "rshift",
+}
+OPERATOR_NAMES = {",": "comma", ";": "semicolon", ":": "colon", "{": "'{'", "}": "'}'", "[": "'['",
+                  "]": "']'", "(": "'('", ")": "')'", "|": "'|'", "$": "'$'", "=": "'='"}
+WORD_OPERATORS = {"eq": "==", "ne": "!=", "lt": "<", "gt": ">", "le": "<=", "ge": ">=", "and": "&",
+                  "or": "|", "not": "!"}
+RELATIONAL_OPS = ("==", "!=", "<", ">", "<=", ">=")
+_PRINT = PrintCtx()  # for printing `typeof` expressions back
+
+
+# ------------------------------------------------------------------ errors
+
+@dataclass
+class Source:
+    """One input: a file (`name` set) or the command line."""
+
+    name: str | None
+    lines: list[str]
+
+
+@dataclass
+class Location:
+    source: Source
+    line: int  # 1-based
+    first: int  # 1-based column of the first character
+    last: int  # column of the last character
+
+    def to(self, other: "Location") -> "Location":
+        """The span from this token to `other` (on this line)."""
+        last = other.last if other.line == self.line else len(self.source.lines[self.line - 1])
+        return Location(self.source, self.line, self.first, max(last, self.first))
+
+
+class NftError(Exception):
+    """An nft error record (src/erec.c): message, location, related locations."""
+
+    def __init__(self, message: str, loc: Location | None = None, related: tuple = ()):
+        super().__init__(message)
+        self.message, self.loc, self.related = message, loc, related
+
+    def render(self) -> str:
+        loc = self.loc
+        if loc is None:
+            return f"Error: {self.message}"
+        prefix = f"{loc.source.name}:{loc.line}:{loc.first}-{loc.last}: " if loc.source.name else ""
+        line = loc.source.lines[loc.line - 1] if loc.line <= len(loc.source.lines) else ""
+        marks = [" " if i >= len(line) or line[i] != "\t" else "\t" for i in range(max(loc.last, len(line)))]
+        for other in self.related:
+            if other.line == loc.line:
+                for i in range(other.first - 1, other.last):
+                    marks[i] = "~"
+        for i in range(loc.first - 1, loc.last):
+            marks[i] = "^"
+        return f"{prefix}Error: {self.message}\n{line}\n{''.join(marks).rstrip()}"
+
+
+# ------------------------------------------------------------------ scanner
+
+@dataclass
+class Token:
+    kind: str  # num, str, qstr, astr, op, nl, eof
+    text: str
+    loc: Location
+    value: int | None = None
+
+    def name(self) -> str:
+        """The token as bison names it in "unexpected X"."""
+        if self.kind == "str":
+            return self.text if self.text in KEYWORDS else "string"
+        return {"num": "number", "qstr": "quoted string", "astr": "string with a trailing asterisk",
+                "nl": "newline", "eof": "end of file"}.get(self.kind) or OPERATOR_NAMES.get(self.text, self.text)
+
+    def is_word(self, *words: str) -> bool:
+        return self.kind == "str" and (not words or self.text in words)
+
+
+_HEX4 = r"[0-9a-fA-F]{1,4}"
+_IP4 = r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}"
+_SCAN = [
+    ("op", re.compile(r"==|!=|<=|>=|<<|>>|[,.:;{}\[\]()^&|!/\-*@$=+<>]")),
+    ("str", re.compile(rf"(?:{_HEX4}:){{7}}{_HEX4}"
+                       rf"|(?:{_HEX4}(?::{_HEX4})*)?::(?:(?:{_HEX4}:)*{_IP4}|{_HEX4}(?::{_HEX4})*)?")),
+    ("str", re.compile(r"(?:[0-9a-fA-F]{1,2}:){5}[0-9a-fA-F]{1,2}")),
+    ("str", re.compile(_IP4)),
+    ("str", re.compile(r"(?=\d)(?:\d+d)?(?:\d+h)?(?:\d+m(?!s))?(?:\d+s)?(?:\d+ms)?")),
+    ("num", re.compile(r"0[xX][0-9a-fA-F]+|\d+")),
+    ("qstr", re.compile(r'"[^"]*"')),
+    ("astr", re.compile(r"(?:[a-zA-Z_.][a-zA-Z0-9/\-_.]*)?\\?\*")),
+    ("str", re.compile(r"[a-zA-Z_.][a-zA-Z0-9/\-_.]*")),
+]
+
+
+def scan(text: str, source: Source) -> list[Token]:
+    """The flex scanner: longest match wins, earlier rules on a tie."""
+    tokens, pos, line, col = [], 0, 1, 1
+    while pos < len(text):
+        ch = text[pos]
+        if ch in " \t":
+            pos, col = pos + 1, col + 1
+            continue
+        if text.startswith("\\\n", pos):
+            pos, line, col = pos + 2, line + 1, 1
+            continue
+        if ch == "\n":
+            tokens.append(Token("nl", "\n", Location(source, line, col, col)))
+            pos, line, col = pos + 1, line + 1, 1
+            continue
+        if ch == "#":
+            end = text.find("\n", pos)
+            end = len(text) if end < 0 else end
+            col += end - pos
+            pos = end
+            continue
+        best_kind, best_len = "junk", 1
+        for kind, pattern in _SCAN:
+            m = pattern.match(text, pos)
+            if m and len(m.group()) > best_len - (best_kind == "junk"):
+                best_kind, best_len = kind, len(m.group())
+        word = text[pos:pos + best_len]
+        loc = Location(source, line, col, col + best_len - 1)
+        if best_kind == "num":
+            tokens.append(Token("num", word, loc, int(word, 16) if word[:2].lower() == "0x" else
+                                int(word, 8) if len(word) > 1 and word[0] == "0" else int(word)))
+        elif best_kind == "qstr":
+            tokens.append(Token("qstr", word[1:-1], loc))
+        elif best_kind == "str" and word in WORD_OPERATORS:
+            tokens.append(Token("op", WORD_OPERATORS[word], loc))
+        else:
+            tokens.append(Token(best_kind if best_kind != "junk" else "op", word, loc))
+        pos, col = pos + best_len, col + best_len
+    tokens.append(Token("eof", "", Location(source, line, col, col)))
+    return tokens
+
+
+# ------------------------------------------------------------------ commands
+
+@dataclass
+class ChainSpec:
+    """`type T hook H [device D] priority P;` of a base chain."""
+
+    type: str
+    hook: str
+    priority: int
+    devices: list[str] = field(default_factory=list)
+    loc: Location | None = None
+
+
+@dataclass
+class RuleSpec:
+    stmts: list[Stmt]
+    comment: Comment | None
+    loc: Location
+
+
+@dataclass
+class ElementSyntax:
+    """A set element as written, resolved once the set's types are known."""
+
+    key: list  # one Sym per concatenated field
+    data: object = None  # Sym of a map's value
+    timeout: float | None = None
+    loc: Location | None = None
+
+
+@dataclass
+class SetSpec:
+    name: str
+    is_map: bool
+    key_types: list = field(default_factory=list)
+    data_type: object = None
+    typeof: str | None = None
+    data_typeof: str | None = None
+    flags: set = field(default_factory=set)
+    timeout: float | None = None
+    gc_interval: float | None = None
+    size: int | None = None
+    auto_merge: bool = False
+    comment: str | None = None
+    elements: list[ElementSyntax] | None = None
+    loc: Location | None = None
+
+
+@dataclass
+class Command:
+    """One command: op (add, create, insert, replace, delete, flush, list) on obj."""
+
+    op: str
+    obj: str  # ruleset, table, chain, rule, set, map, element, tables, chains, sets, maps
+    loc: Location
+    family: str = "ip"
+    table: str | None = None
+    name: str | None = None  # chain or set name
+    handle: int | None = None
+    position: int | None = None
+    index: int | None = None
+    chain: ChainSpec | None = None
+    policy: str | None = None
+    rule: RuleSpec | None = None
+    set: SetSpec | None = None
+    elements: list[ElementSyntax] | None = None
+    family_given: bool = False
+    locs: dict = field(default_factory=dict)  # table, name, handle, position: token locations
+
+
+@dataclass
+class ParseCtx:
+    """What evaluation needs from the target: device indexes for `iif`/`oif`."""
+
+    devices: dict = field(default_factory=dict)  # name -> ifindex
+
+
+# ------------------------------------------------------------------ values
+
+@dataclass
+class Sym:
+    """An unresolved value: kind value (tok), range (low, high), prefix (tok, plen)."""
+
+    kind: str
+    parts: tuple
+    loc: Location
+
+
+def resolve(sym: Sym, dtype) -> Value | Range | Prefix:
+    """Evaluate a symbol against its type (nft's expr_evaluate_symbol)."""
+    if sym.kind == "value":
+        return Value(_parse(sym.parts[0], dtype))
+    if sym.kind == "range":
+        low, high = (_parse(t, dtype) for t in sym.parts)
+        if low >= high:
+            raise NftError("Range has zero or negative size", sym.loc)
+        return Range(low, high)
+    if sym.kind == "prefix":
+        addr, plen = _parse(sym.parts[0], dtype), sym.parts[1].value
+        if plen > dtype.size:
+            raise NftError(f"Prefix length {plen} is invalid for type of {dtype.size} bits width", sym.loc)
+        prefix = Prefix(addr, plen)
+        prefix.addr &= prefix.mask(dtype.size)
+        return prefix
+    if sym.kind == "flags":
+        value = 0
+        for tok in sym.parts:
+            value |= _parse(tok, dtype)
+        return Value(value)
+    raise NftError("syntax error, unexpected '{'", sym.loc)
+
+
+def _parse(tok: Token, dtype):
+    try:
+        return dtype.parse(tok.value if tok.kind == "num" and dtype is not types.ifname else tok.text)
+    except DatatypeError as err:
+        raise NftError(str(err), tok.loc) from None
+
+
+def as_interval(value, bits: int) -> tuple[int, int]:
+    if isinstance(value, Range):
+        return value.low, value.high
+    if isinstance(value, Prefix):
+        return value.addr, value.addr | (((1 << bits) - 1) >> value.plen)
+    return value.value, value.value
+
+
+def resolve_elements(syntax: list[ElementSyntax], nset: NftSet, verdict_fn=None) -> list[Element]:
+    """Typed elements for a set or map (intervals as [low, high])."""
+    out = []
+    for elem in syntax:
+        if len(elem.key) != len(nset.key_types):
+            raise NftError("datatype mismatch, set element does not match the set key", elem.loc)
+        keys = [resolve(sym, dtype) for sym, dtype in zip(elem.key, nset.key_types)]
+        data = _resolve_data(elem.data, nset, verdict_fn) if nset.is_map else None
+        if nset.is_map and elem.data is None:
+            raise NftError("set element is missing a value for this map", elem.loc)
+        if nset.interval:
+            low, high = as_interval(keys[0], nset.key_types[0].size)
+            out.append(Element(low, high, data, elem.timeout))
+        elif any(not isinstance(k, Value) for k in keys):
+            raise NftError("Set member cannot be range, missing interval flag on declaration", elem.loc)
+        else:
+            key = tuple(k.value for k in keys) if len(keys) > 1 else keys[0].value
+            out.append(Element(key, None, data, elem.timeout))
+    return out
+
+
+def _resolve_data(sym, nset: NftSet, verdict_fn):
+    if nset.data_type == "verdict":
+        return verdict_fn(sym) if verdict_fn else sym
+    return resolve(sym, nset.data_type).value
+
+
+# ------------------------------------------------------------------ parser
+
+class Parser:
+    def __init__(self, text: str, name: str | None, ctx: ParseCtx):
+        self.source = Source(name, text.split("\n"))
+        self.tokens = scan(text, self.source)
+        self.pos = 0
+        self.iface_type = types.IfaceIndexType(ctx.devices)
+        self.defines: dict[str, list[Token]] = {}
+        self.commands: list[Command] = []
+        self.anon_sets = 0
+
+    # -- tokens
+
+    @property
+    def tok(self) -> Token:
+        return self.tokens[self.pos]
+
+    def peek(self, k: int = 1) -> Token:
+        return self.tokens[min(self.pos + k, len(self.tokens) - 1)]
+
+    def next(self) -> Token:
+        tok = self.tokens[self.pos]
+        if self.pos < len(self.tokens) - 1:
+            self.pos += 1
+        return tok
+
+    def at(self, *texts: str) -> bool:
+        tok = self.tok
+        return tok.kind in ("str", "op") and tok.text in texts
+
+    def accept(self, *texts: str) -> Token | None:
+        return self.next() if self.at(*texts) else None
+
+    def expect(self, text: str, expecting: str | None = None) -> Token:
+        if not self.at(text):
+            raise self.unexpected(expecting)
+        return self.next()
+
+    def unexpected(self, expecting: str | None = None) -> NftError:
+        self._expand_variable()
+        tok = self.tok
+        message = f"syntax error, unexpected {tok.name()}"
+        if expecting:
+            message += f", expecting {expecting}"
+        return NftError(message, tok.loc)
+
+    def identifier(self) -> Token:
+        """A name: string, quoted string, or a keyword used as one where nft allows."""
+        self._expand_variable()
+        if self.tok.kind in ("str", "qstr"):
+            return self.next()
+        raise self.unexpected()
+
+    def number(self) -> Token:
+        self._expand_variable()
+        if self.tok.kind != "num":
+            raise self.unexpected("number")
+        return self.next()
+
+    def at_end_of_stmt(self) -> bool:
+        return self.tok.kind in ("nl", "eof") or self.at(";", "}")
+
+    def _expand_variable(self) -> None:
+        """`$name`: splice the tokens of its `define` in place."""
+        while self.at("$"):
+            dollar = self.next()
+            name = self.tok
+            if name.kind != "str":
+                raise self.unexpected()
+            if name.text not in self.defines:
+                raise NftError(f"unknown identifier '{name.text}'", dollar.loc.to(name.loc))
+            self.pos -= 1
+            self.tokens[self.pos:self.pos + 2] = self.defines[name.text]
+
+    # -- input
+
+    def parse(self) -> list[Command]:
+        while self.tok.kind != "eof":
+            if self.tok.kind == "nl" or self.at(";"):
+                self.next()
+                continue
+            self.line()
+            if not (self.tok.kind in ("nl", "eof") or self.at(";")):
+                raise self.unexpected("end of file or newline or semicolon")
+        return self.commands
+
+    def line(self) -> None:
+        tok = self.tok
+        if tok.is_word("define", "redefine"):
+            self.define()
+        elif tok.is_word("undefine"):
+            self.next()
+            self.defines.pop(self.identifier().text, None)
+        elif tok.is_word("include"):
+            raise NftError("include is not supported by the mock kernel: pass the ruleset on stdin (nft -f -)",
+                           tok.loc)
+        elif tok.is_word("add", "create", "insert", "replace", "delete", "flush", "list"):
+            self.command(self.next().text, tok)
+        elif tok.is_word("table", "chain", "rule", "set", "map", "element"):
+            self.command("add", tok)
+        elif tok.is_word("get", "reset", "rename", "monitor", "describe", "import", "export", "destroy"):
+            raise NftError(f"nft {tok.text} is not modelled by the mock kernel", tok.loc)
+        else:
+            raise self.unexpected()
+
+    def define(self) -> None:
+        self.next()
+        name = self.identifier()
+        self.expect("=")
+        start, depth = self.pos, 0
+        while not (self.tok.kind == "eof" or (depth == 0 and (self.tok.kind == "nl" or self.at(";")))):
+            depth += self.at("{") - self.at("}")
+            self.next()
+        self.defines[name.text] = self.tokens[start:self.pos]
+
+    # -- commands
+
+    def command(self, op: str, start: Token) -> None:
+        self._expand_variable()
+        obj_tok = self.tok
+        obj = obj_tok.text if obj_tok.kind == "str" else None
+        if op == "list" and obj in ("ruleset", "tables", "chains", "sets", "maps"):
+            self.next()
+            cmd = Command(op, obj, start.loc)
+            self.family_spec(cmd)
+            self.finish(cmd, start)
+            return
+        if op == "flush" and obj == "ruleset":
+            self.next()
+            cmd = Command(op, obj, start.loc)
+            self.family_spec(cmd)
+            self.finish(cmd, start)
+            return
+        handler = {"table": self.cmd_table, "chain": self.cmd_chain, "rule": self.cmd_rule,
+                   "set": self.cmd_set, "map": self.cmd_set, "element": self.cmd_element}.get(obj)
+        allowed = {"add": "table chain rule set map element", "create": "table chain set map element",
+                   "insert": "rule", "replace": "rule", "delete": "table chain rule set map element",
+                   "flush": "table chain set map", "list": "table chain set map"}[op].split()
+        if handler is None or obj not in allowed:
+            raise self.unexpected()
+        self.next()
+        handler(op, obj, start)
+
+    def finish(self, cmd: Command, start: Token) -> None:
+        """The command's location runs to the newline that ends it, as nft's does."""
+        end = self.tok if self.tok.kind == "nl" else self.tokens[self.pos - 1]
+        cmd.loc = start.loc.to(end.loc)
+        self.commands.append(cmd)
+
+    def family_spec(self, cmd: Command) -> None:
+        self._expand_variable()
+        tok = self.tok
+        if tok.is_word(*FAMILIES):
+            if tok.text not in MODELLED_FAMILIES:
+                raise NftError(f"the {tok.text} family is not modelled by the mock kernel", tok.loc)
+            self.next()
+            cmd.family, cmd.family_given = tok.text, True
+
+    def table_spec(self, cmd: Command) -> None:
+        self.family_spec(cmd)
+        name = self.identifier()
+        cmd.table, cmd.locs["table"] = name.text, name.loc
+
+    def handle_spec(self, cmd: Command) -> bool:
+        if self.at("handle"):
+            self.next()
+            num = self.number()
+            cmd.handle, cmd.locs["handle"] = num.value, num.loc
+            return True
+        return False
+
+    def cmd_table(self, op: str, obj: str, start: Token) -> None:
+        cmd = Command(op, "table", start.loc)
+        self.family_spec(cmd)
+        if op == "delete" and self.at("handle"):
+            self.handle_spec(cmd)
+            self.finish(cmd, start)
+            return
+        name = self.identifier()
+        cmd.table, cmd.locs["table"] = name.text, name.loc
+        if self.at("{") and op in ("add", "create"):
+            self.finish(cmd, start)
+            self.table_block(cmd)
+            return
+        self.finish(cmd, start)
+
+    def table_block(self, table: Command) -> None:
+        """`table F T { chain ... set ... map ... }`: expanded as nft_cmd_expand()
+        does, chains first, then sets, then each chain's rules."""
+        self.expect("{")
+        chains, sets, rules = [], [], []
+        while not self.at("}"):
+            self._expand_variable()
+            tok = self.tok
+            if tok.kind == "nl" or self.at(";"):
+                self.next()
+            elif tok.is_word("chain"):
+                self.next()
+                chain, chain_rules = self.chain_declaration(table)
+                chains.append(chain)
+                rules += chain_rules
+                self.separator()
+            elif tok.is_word("set", "map"):
+                self.next()
+                sets.append(self.set_declaration(table, tok.text == "map", tok))
+                self.separator()
+            elif tok.is_word("define", "redefine"):
+                self.define()
+            elif tok.is_word("comment"):
+                self.next()
+                self.identifier()
+            elif tok.is_word("flags", "flowtable", "counter", "quota", "ct", "limit", "secmark", "synproxy"):
+                raise NftError(f"table {tok.text} is not modelled by the mock kernel", tok.loc)
+            else:
+                raise self.unexpected()
+        self.next()
+        self.commands += chains + sets + rules
+
+    def separator(self) -> None:
+        if not (self.tok.kind == "nl" or self.at(";")):
+            raise self.unexpected("newline or semicolon")
+
+    def chain_declaration(self, table: Command) -> tuple[Command, list[Command]]:
+        name = self.identifier()
+        cmd = Command("add", "chain", name.loc, table.family, table.table, name.text, family_given=True)
+        cmd.locs.update(table=table.locs["table"], name=name.loc)
+        rules = self.chain_block(cmd)
+        return cmd, rules
+
+    def chain_block(self, cmd: Command) -> list[Command]:
+        open_brace = self.expect("{")
+        rules = []
+        while not self.at("}"):
+            self._expand_variable()
+            tok = self.tok
+            if tok.kind == "nl" or self.at(";"):
+                self.next()
+                continue
+            if tok.is_word("type"):
+                cmd.chain = self.hook_spec(cmd)
+            elif tok.is_word("policy"):
+                self.next()
+                self._expand_variable()
+                if not self.at("accept", "drop"):
+                    raise self.unexpected("accept or drop or '$'")
+                value = self.next()
+                cmd.policy, cmd.locs["policy"] = value.text, tok.loc.to(value.loc)
+            elif tok.is_word("devices", "flags", "comment"):
+                raise NftError(f"chain {tok.text} is not modelled by the mock kernel", tok.loc)
+            else:
+                rule_cmd = Command("add", "rule", tok.loc, cmd.family, cmd.table, cmd.name, family_given=True)
+                rule_cmd.locs.update(cmd.locs)
+                rule_cmd.rule = self.rule(cmd.family)
+                rule_cmd.loc = rule_cmd.rule.loc
+                rules.append(rule_cmd)
+            if not (self.tok.kind == "nl" or self.at(";", "}")):
+                raise self.unexpected("newline or semicolon")
+        close = self.next()
+        if cmd.chain and cmd.family == "netdev" and not cmd.chain.devices:
+            raise NftError("Missing `device' in this chain definition", open_brace.loc.to(close.loc))
+        return rules
+
+    def hook_spec(self, cmd: Command) -> ChainSpec:
+        start = self.next()
+        type_tok = self.identifier()
+        if type_tok.text not in ("filter", "nat", "route"):
+            raise NftError("unknown chain type", type_tok.loc)
+        self.expect("hook")
+        hook_tok = self.identifier()
+        if hook_tok.text not in ALL_HOOKS:
+            raise NftError("unknown chain hook", hook_tok.loc)
+        if hook_tok.text not in HOOKS[cmd.family]:
+            raise NftError(f"The {cmd.family} family does not support this hook", hook_tok.loc)
+        spec = ChainSpec(type_tok.text, hook_tok.text, 0)
+        if self.accept("device"):
+            spec.devices.append(self.identifier().text)
+        prio_tok = self.expect("priority", "priority")
+        spec.priority = self.priority(cmd.family, hook_tok.text, prio_tok)
+        spec.loc = start.loc.to(self.tokens[self.pos - 1].loc)
+        return spec
+
+    def priority(self, family: str, hook: str, prio_tok: Token) -> int:
+        """`priority N`, or a standard name with an optional +/- offset."""
+        self._expand_variable()
+        if self.at("-"):
+            self.next()
+            return -self.number().value
+        if self.tok.kind == "num":
+            return self.next().value
+        name = self.identifier()
+        base = std_prio_lookup(name.text, family, hook)
+        offset = 0
+        if self.at("+", "-"):
+            sign = -1 if self.next().text == "-" else 1
+            offset = sign * self.number().value
+        if base is None:
+            raise NftError("invalid priority expression value in this context.",
+                           prio_tok.loc.to(self.tokens[self.pos - 1].loc))
+        return base + offset
+
+    def cmd_chain(self, op: str, obj: str, start: Token) -> None:
+        cmd = Command(op, "chain", start.loc)
+        self.table_spec(cmd)
+        if op == "delete" and self.handle_spec(cmd):
+            self.finish(cmd, start)
+            return
+        name = self.identifier()
+        cmd.name, cmd.locs["name"] = name.text, name.loc
+        rules = self.chain_block(cmd) if self.at("{") and op in ("add", "create") else []
+        self.finish(cmd, start)
+        self.commands += rules
+
+    def cmd_rule(self, op: str, obj: str, start: Token) -> None:
+        cmd = Command(op, "rule", start.loc)
+        self.table_spec(cmd)
+        name = self.identifier()
+        cmd.name, cmd.locs["name"] = name.text, name.loc
+        if op == "delete":
+            if not self.handle_spec(cmd):
+                raise self.unexpected("handle")
+            self.finish(cmd, start)
+            return
+        if op == "replace":
+            if not self.handle_spec(cmd):
+                raise self.unexpected("handle")
+        elif self.at("handle", "position"):
+            kw = self.next()
+            num = self.number()
+            cmd.position = num.value
+            cmd.locs["position"] = num.loc if kw.text == "handle" else kw.loc.to(num.loc)
+        elif self.at("index"):
+            kw = self.next()
+            num = self.number()
+            cmd.index, cmd.locs["position"] = num.value, kw.loc.to(num.loc)
+        cmd.rule = self.rule(cmd.family)
+        self.finish(cmd, start)
+
+    def cmd_set(self, op: str, obj: str, start: Token) -> None:
+        cmd = Command(op, obj, start.loc)
+        self.table_spec(cmd)
+        if op == "delete" and self.handle_spec(cmd):
+            self.finish(cmd, start)
+            return
+        name = self.identifier()
+        cmd.name, cmd.locs["name"] = name.text, name.loc
+        if op in ("add", "create"):
+            table = Command("add", "table", start.loc, cmd.family, cmd.table)
+            table.locs["table"] = cmd.locs["table"]
+            cmd.set = self.set_declaration(table, obj == "map", start, name).set
+        self.finish(cmd, start)
+
+    def cmd_element(self, op: str, obj: str, start: Token) -> None:
+        cmd = Command(op, "element", start.loc)
+        self.table_spec(cmd)
+        name = self.identifier()
+        cmd.name, cmd.locs["name"] = name.text, name.loc
+        cmd.elements = self.element_block()
+        self.finish(cmd, start)
+
+    # -- sets
+
+    def set_declaration(self, table: Command, is_map: bool, start: Token, name: Token | None = None) -> Command:
+        name = name or self.identifier()
+        spec = SetSpec(name.text, is_map, loc=name.loc)
+        cmd = Command("add", "map" if is_map else "set", name.loc, table.family, table.table, name.text,
+                      family_given=True, set=spec)
+        cmd.locs.update(table=table.locs["table"], name=name.loc)
+        self.expect("{")
+        while not self.at("}"):
+            self._expand_variable()
+            tok = self.tok
+            if tok.kind == "nl" or self.at(";"):
+                self.next()
+            elif tok.is_word("type"):
+                self.next()
+                spec.key_types = self.type_list()
+                if is_map:
+                    self.expect(":", "colon")
+                    spec.data_type = "verdict" if self.accept("verdict") else self.type_list()[0]
+            elif tok.is_word("typeof"):
+                self.next()
+                key = self.selector_chain(table.family)
+                spec.typeof = key.text(_PRINT)
+                spec.key_types = [p.dtype for p in key.parts] if isinstance(key, Concat) else [key.dtype]
+                if is_map:
+                    self.expect(":", "colon")
+                    data = self.selector(table.family)
+                    spec.data_type, spec.data_typeof = data.dtype, data.text(_PRINT)
+            elif tok.is_word("flags"):
+                self.next()
+                spec.flags |= self.set_flags()
+            elif tok.is_word("timeout"):
+                self.next()
+                spec.timeout = self.time_spec()
+            elif tok.is_word("gc-interval"):
+                self.next()
+                spec.gc_interval = self.time_spec()
+            elif tok.is_word("size"):
+                self.next()
+                spec.size = self.number().value
+            elif tok.is_word("auto-merge"):
+                self.next()
+                spec.auto_merge = True
+            elif tok.is_word("comment"):
+                self.next()
+                spec.comment = self.identifier().text
+            elif tok.is_word("elements"):
+                self.next()
+                self.expect("=")
+                spec.elements = self.element_block()
+            elif tok.is_word("policy", "counter"):
+                raise NftError(f"set {tok.text} is not modelled by the mock kernel", tok.loc)
+            else:
+                raise self.unexpected()
+        self.next()
+        if not spec.key_types:
+            raise NftError("set definition does not specify key", name.loc)
+        return cmd
+
+    def type_list(self) -> list:
+        out = []
+        while True:
+            tok = self.identifier()
+            if tok.text not in types.SET_TYPES:
+                raise NftError(f"unknown datatype {tok.text}", tok.loc)
+            out.append(types.SET_TYPES[tok.text])
+            if not self.accept("."):
+                return out
+
+    def set_flags(self) -> set:
+        flags = set()
+        while True:
+            tok = self.identifier()
+            if tok.text not in ("constant", "interval", "timeout", "dynamic"):
+                raise self.unexpected()
+            flags.add(tok.text)
+            if not self.accept(","):
+                return flags
+
+    def time_spec(self) -> float:
+        self._expand_variable()
+        tok = self.next()
+        if tok.kind == "num":
+            return float(tok.value)
+        m = re.fullmatch(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?", tok.text)
+        if tok.kind != "str" or not m or not tok.text:
+            raise NftError("Wrong time format, expecting [NUMd][NUMh][NUMm][NUMs][NUMms]", tok.loc)
+        d, h, mi, s, ms = (int(g or 0) for g in m.groups())
+        return d * 86400 + h * 3600 + mi * 60 + s + ms / 1000
+
+    def element_block(self) -> list[ElementSyntax]:
+        """`{ e, e : v, a . b, low-high, addr/len }` (newlines allowed)."""
+        self._expand_variable()
+        self.expect("{")
+        elements = []
+        while True:
+            while self.tok.kind == "nl":
+                self.next()
+            if self.at("}"):
+                break
+            self._expand_variable()
+            if self.at("{"):  # a $variable holding a set
+                elements += self.element_block()
+            else:
+                elements.append(self.element())
+            while self.tok.kind == "nl":
+                self.next()
+            if not self.accept(","):
+                break
+        while self.tok.kind == "nl":
+            self.next()
+        self.expect("}")
+        return elements
+
+    def element(self) -> ElementSyntax:
+        start = self.tok
+        keys = [self.rhs_value()]
+        while self.accept("."):
+            keys.append(self.rhs_value())
+        elem = ElementSyntax(keys, loc=start.loc.to(self.tokens[self.pos - 1].loc))
+        while self.at("timeout", "expires", "comment"):
+            kw = self.next().text
+            if kw == "timeout":
+                elem.timeout = self.time_spec()
+            elif kw == "expires":
+                self.time_spec()
+            else:
+                self.identifier()
+        if self.accept(":"):
+            elem.data = self.verdict_or_value()
+        return elem
+
+    def verdict_or_value(self):
+        self._expand_variable()
+        if self.at("accept", "drop", "continue", "return"):
+            tok = self.next()
+            return Verdict(tok.text, loc=tok.loc)
+        if self.at("jump", "goto"):
+            tok = self.next()
+            target = self.identifier()
+            return Verdict(tok.text, target.text, loc=target.loc)
+        return self.rhs_value()
+
+    def rhs_value(self) -> Sym:
+        """value | low-high | addr/len"""
+        self._expand_variable()
+        tok = self.tok
+        if tok.kind not in ("num", "str", "qstr", "astr"):
+            raise self.unexpected()
+        self.next()
+        if self.accept("-"):
+            if self.tok.kind not in ("num", "str", "qstr"):
+                raise self.unexpected()
+            high = self.next()
+            return Sym("range", (tok, high), tok.loc.to(high.loc))
+        if self.at("/") and self.peek().kind == "num":
+            self.next()
+            plen = self.next()
+            return Sym("prefix", (tok, plen), tok.loc.to(plen.loc))
+        return Sym("value", (tok,), tok.loc)
+
+    # -- rules
+
+    def rule(self, family: str) -> RuleSpec:
+        start = self.tok
+        stmts: list[Stmt] = []
+        comment = None
+        while not self.at_end_of_stmt():
+            self._expand_variable()
+            if self.at_end_of_stmt():
+                break
+            tok = self.tok
+            if comment is not None:
+                raise self.unexpected()
+            if tok.is_word("comment"):
+                self.next()
+                text = self.identifier()
+                comment = Comment(text.text, text.loc)
+                continue
+            stmt = self.statement(family)
+            stmt.loc = stmt.loc or tok.loc.to(self.tokens[self.pos - 1].loc)
+            if stmts and stmts[-1].terminal:
+                raise NftError("Statement after terminal statement has no effect", stmt.loc, (stmts[-1].loc,))
+            stmts.append(stmt)
+        if not stmts:
+            raise self.unexpected()
+        loc = start.loc.to(self.tokens[self.pos - 1].loc)
+        return RuleSpec(evaluate_rule(stmts, family), comment, loc)
+
+    def statement(self, family: str) -> Stmt:
+        tok = self.tok
+        word = tok.text if tok.kind in ("str", "op") else None
+        if word in ("accept", "drop", "continue", "return"):
+            self.next()
+            return Verdict(word, loc=tok.loc)
+        if word in ("jump", "goto"):
+            self.next()
+            if self.at_end_of_stmt():
+                raise self.unexpected("'{'")
+            target = self.identifier()
+            return Verdict(word, target.text, loc=target.loc)
+        handler = {"counter": self.stmt_counter, "log": self.stmt_log, "limit": self.stmt_limit,
+                   "reject": self.stmt_reject, "notrack": self.stmt_notrack, "snat": self.stmt_nat,
+                   "dnat": self.stmt_nat, "masquerade": self.stmt_masq, "redirect": self.stmt_masq}.get(word)
+        if handler:
+            return handler(family)
+        if word in NOT_MODELLED and tok.kind == "str" or word == "@":
+            raise NftError(f"{word} is not modelled by the mock kernel", tok.loc)
+        if tok.kind != "str" or (word in KEYWORDS and word not in SELECTOR_WORDS):
+            raise self.unexpected()
+        if word not in SELECTOR_WORDS:  # a bare symbol: nft takes it for a value
+            if self.peek().kind in ("nl", "eof") or self.peek().text in (";", "}"):
+                self.next()
+                raise self.unexpected()
+            raise NftError("No symbol type information", tok.loc)
+        return self.stmt_expression(family)
+
+    def stmt_counter(self, family: str) -> Stmt:
+        self.next()
+        if self.at("name"):
+            raise NftError("named counters are not modelled by the mock kernel", self.tok.loc)
+        packets = bytes_ = 0
+        if self.accept("packets"):
+            packets = self.number().value
+            self.expect("bytes")
+            bytes_ = self.number().value
+        return Counter(packets, bytes_)
+
+    def stmt_log(self, family: str) -> Stmt:
+        self.next()
+        log = Log()
+        while True:
+            if self.accept("prefix"):
+                log.prefix = self.identifier().text
+            elif self.accept("level"):
+                level = self.identifier()
+                if level.text not in Log.LEVELS:
+                    raise NftError("invalid log level", level.loc)
+                log.level = level.text
+            elif self.at("flags", "group", "snaplen", "queue-threshold"):
+                raise NftError(f"log {self.tok.text} is not modelled by the mock kernel", self.tok.loc)
+            else:
+                return log
+
+    def stmt_limit(self, family: str) -> Stmt:
+        self.next()
+        self.expect("rate")
+        over = bool(self.accept("over"))
+        rate = self.number().value
+        byte_unit = None
+        if self.tok.kind == "str" and "/" in self.tok.text:  # `1 mbytes/second` scans as one string
+            rate_tok = self.next()
+            byte_unit, unit_text = rate_tok.text.split("/", 1)
+            if byte_unit not in BYTE_UNITS or unit_text not in LIMIT_UNITS:
+                raise NftError("Wrong rate format", rate_tok.loc)
+            unit = Token("str", unit_text, rate_tok.loc)
+        else:
+            self.expect("/")
+            unit = self.identifier()
+            if unit.text not in LIMIT_UNITS:
+                raise NftError("Wrong rate format", unit.loc)
+        burst = burst_unit = None
+        if self.accept("burst"):
+            burst = self.number().value
+            if byte_unit:
+                burst_unit = self.identifier().text
+                if burst_unit not in BYTE_UNITS:
+                    raise NftError("Wrong rate format", self.tokens[self.pos - 1].loc)
+            else:
+                self.expect("packets")
+        return Limit(rate, unit.text, burst, over, byte_unit, burst_unit)
+
+    def stmt_reject(self, family: str) -> Stmt:
+        start = self.next()
+        if not self.accept("with"):
+            return Reject(loc=start.loc)
+        self._expand_variable()
+        if self.accept("tcp"):
+            self.expect("reset", "reset")
+            return Reject("tcp reset", loc=start.loc.to(self.tokens[self.pos - 1].loc))
+        if self.at("icmpx"):
+            self.next()
+            self.accept("type")
+            raise NftError("abstracted ICMP unreachable not supported", self.tok.loc, (start.loc,))
+        self.expect("icmp")
+        self.accept("type")
+        code = self.next()
+        return Reject("icmp", _parse(code, types.icmp_code), loc=start.loc.to(code.loc))
+
+    def stmt_notrack(self, family: str) -> Stmt:
+        self.next()
+        return Notrack()
+
+    def stmt_nat(self, family: str) -> Stmt:
+        kind = self.next()
+        nat_family = self.next().text if self.at("ip", "ip6") else None
+        self.expect("to")
+        addr = ports = None
+        port_loc = None
+        if not self.at(":"):
+            low = self.next()
+            high = self.next() if self.accept("-") else low
+            addr = (_parse(low, types.ipv4_addr), _parse(high, types.ipv4_addr))
+            if family == "inet" and nat_family is None:
+                raise NftError("ip or ip6 must be specified with address for inet tables.", kind.loc)
+        if self.accept(":"):
+            ports, port_loc = self.port_range()
+        return Nat(kind.text, nat_family, addr, ports, self.nat_flags(), loc=kind.loc, port_loc=port_loc)
+
+    def stmt_masq(self, family: str) -> Stmt:
+        kind = self.next()
+        ports = port_loc = None
+        if self.accept("to"):
+            self.expect(":", "colon")
+            ports, port_loc = self.port_range()
+        return Nat(kind.text, None, None, ports, self.nat_flags(), loc=kind.loc, port_loc=port_loc)
+
+    def port_range(self) -> tuple[tuple[int, int], Location]:
+        low = self.next()
+        high = self.next() if self.accept("-") else low
+        return (_parse(low, types.inet_service), _parse(high, types.inet_service)), low.loc.to(high.loc)
+
+    def nat_flags(self) -> tuple:
+        flags = []
+        while self.at("random", "fully-random", "persistent"):
+            flags.append(self.next().text)
+            if not self.accept(","):
+                break
+        return tuple(flags)
+
+    # -- expressions
+
+    def selector(self, family: str):
+        """One primary expression: a header field, meta or ct key, or fib."""
+        self._expand_variable()
+        tok = self.next()
+        word = tok.text
+        if word in PAYLOAD_FIELDS:
+            fld = self.identifier()
+            if fld.text not in PAYLOAD_FIELDS[word]:
+                raise NftError(f"{word} {fld.text} is not modelled by the mock kernel", tok.loc.to(fld.loc))
+            return Payload((PAYLOAD_FIELDS[word][fld.text],)), tok.loc.to(fld.loc)
+        if word == "meta" or (word in META_UNQUALIFIED):
+            key = self.identifier() if word == "meta" else tok
+            if key.text not in Meta.TYPES:
+                raise NftError(f"meta {key.text} is not modelled by the mock kernel", tok.loc.to(key.loc))
+            if key.text == "nfproto" and family != "inet":
+                raise NftError("meta nfproto is only useful in the inet family", tok.loc.to(key.loc))
+            dtype = self.iface_type if key.text in ("iif", "oif") else None
+            return Meta(key.text, dtype), tok.loc.to(key.loc)
+        if word == "ct":
+            key = self.identifier()
+            if key.text not in Ct.TYPES:
+                raise NftError(f"ct {key.text} is not modelled by the mock kernel", tok.loc.to(key.loc))
+            return Ct(key.text), tok.loc.to(key.loc)
+        if word == "fib":
+            addr = self.identifier()
+            if addr.text not in ("saddr", "daddr") or self.at(".") or not self.at("type"):
+                raise NftError("fib lookups other than `fib saddr|daddr type` are not modelled by the mock "
+                               "kernel", tok.loc.to(self.tok.loc))
+            result = self.next()
+            return Fib(addr.text), tok.loc.to(result.loc)
+        self.pos -= 1
+        raise self.unexpected()
+
+    def selector_chain(self, family: str):
+        first, _ = self.selector(family)
+        parts = [first]
+        while self.accept("."):
+            parts.append(self.selector(family)[0])
+        return Concat(parts) if len(parts) > 1 else first
+
+    def stmt_expression(self, family: str) -> Stmt:
+        """A match (`lhs [op] rhs`), a verdict map, or a set statement."""
+        lhs, lhs_loc = self.selector(family)
+        parts = [lhs]
+        while self.accept("."):
+            parts.append(self.selector(family)[0])
+        if len(parts) > 1:
+            lhs = Concat(parts)
+        if self.at("set") and len(parts) == 1:
+            return self.stmt_set(lhs, lhs_loc)
+        mask = None
+        if self.accept("&"):
+            mask = self.mask_value(lhs)
+        if self.accept("vmap"):
+            return VerdictMap(lhs, self.set_ref(lhs, family, verdicts=True), loc=lhs_loc)
+        op = "implicit"
+        if self.at(*RELATIONAL_OPS):
+            op = self.next().text
+        elif self.at("!") and lhs.dtype is not None and lhs.dtype.bitmask:
+            op = self.next().text
+        if self.at_end_of_stmt():
+            raise self.unexpected()
+        match = self.relational(lhs, op, mask, family)
+        match.loc = lhs_loc
+        return match
+
+    def mask_value(self, lhs) -> int:
+        self._expand_variable()
+        if self.accept("("):
+            value = self.flag_list(lhs.dtype, "|")
+            self.expect(")")
+            return value
+        return self.flag_list(lhs.dtype, "|")
+
+    def flag_list(self, dtype, separator: str) -> int:
+        value = _parse(self.next(), dtype)
+        while self.accept(separator):
+            value |= _parse(self.next(), dtype)
+        return value
+
+    def relational(self, lhs, op: str, mask: int | None, family: str) -> Match:
+        self._expand_variable()
+        if self.at("{", "@"):
+            if op not in ("implicit", "==", "!="):
+                raise self.unexpected()
+            ref = self.set_ref(lhs, family)
+            return _simplify_set(lhs, op, ref, mask)
+        if isinstance(lhs, Concat):
+            raise self.unexpected("'{'")
+        dtype = lhs.dtype
+        if dtype.bitmask and op in ("implicit", "==", "!=", "!"):
+            value = self.flag_value(dtype, op)
+            if isinstance(value, tuple):  # `value / mask`
+                return Match(lhs, "!=" if op == "!=" else "==", Value(value[0]), mask=value[1])
+            if mask is not None:
+                return Match(lhs, "==" if op == "implicit" else op, Value(value), mask=mask)
+            return Match(lhs, op, Value(value))
+        value = resolve(self.rhs_value(), dtype)
+        if mask is not None:
+            if dtype.prefix_ok and isinstance(value, Value) and _is_prefix_mask(mask, dtype.size):
+                return Match(lhs, "==" if op == "implicit" else op,
+                             Prefix(value.value & mask, bin(mask).count("1")))
+            return Match(lhs, "==" if op == "implicit" else op, value, mask=mask)
+        if isinstance(value, Prefix) and value.plen == dtype.size:
+            value = Value(value.addr)
+        if isinstance(value, (Range, Prefix)) and op not in ("implicit", "==", "!="):
+            raise self.unexpected()
+        return Match(lhs, op, value)
+
+    def flag_value(self, dtype, op: str):
+        """Bits: `a,b`, `a|b`, or `value / mask`."""
+        value = _parse(self.next(), dtype)
+        while self.at(",", "|"):
+            self.next()
+            value |= _parse(self.next(), dtype)
+        if self.accept("/"):
+            mask = _parse(self.next(), dtype)
+            while self.accept(","):
+                mask |= _parse(self.next(), dtype)
+            return value, mask
+        return value
+
+    def set_ref(self, lhs, family: str, verdicts: bool = False) -> SetRef:
+        """`@name` or an anonymous set `{ ... }` typed by the left side."""
+        if self.accept("@"):
+            at = self.tokens[self.pos - 1]
+            name = self.identifier()
+            return SetRef(None, name.text, loc=at.loc.to(name.loc))
+        start = self.tok
+        syntax = self.element_block()
+        key_types = [p.dtype for p in lhs.parts] if isinstance(lhs, Concat) else [lhs.dtype]
+        self.anon_sets += 1
+        nset = NftSet(f"__set{self.anon_sets}", key_types, anonymous=True,
+                      data_type="verdict" if verdicts else None)
+        interval = any(sym.kind in ("range", "prefix") for e in syntax for sym in e.key)
+        if interval:
+            nset.flags.add("interval")
+        elements = resolve_elements(syntax, nset)
+        try:
+            add_elements(nset, elements, 0.0, merge=True)
+        except SetError as err:
+            raise NftError(str(err), start.loc) from None
+        return SetRef(nset, loc=start.loc, written=len(syntax))
+
+    def stmt_set(self, lhs, lhs_loc: Location) -> Stmt:
+        """`meta mark set V`, `ct mark set V`, `ip ttl|dscp set V`."""
+        self.next()
+        self._expand_variable()
+        if isinstance(lhs, Meta) and lhs.key in ("mark", "nftrace"):
+            return MetaSet(lhs.key, self.set_value(lhs.dtype), loc=lhs_loc)
+        if isinstance(lhs, Ct) and lhs.key == "mark":
+            return CtSet("mark", self.set_value(lhs.dtype), loc=lhs_loc)
+        if isinstance(lhs, Payload) and lhs.proto == "ip" and lhs.field.name in ("ttl", "dscp"):
+            return PayloadSet(lhs.field, _parse(self.next(), lhs.dtype))
+        raise NftError(f"setting {lhs.text(_PRINT)} is not modelled by the mock kernel", lhs_loc)
+
+    def set_value(self, dtype):
+        if self.at("ct", "meta", "mark"):
+            source, loc = self.selector("ip")
+            if not (isinstance(source, Meta) and source.key == "mark" or isinstance(source, Ct)
+                    and source.key == "mark"):
+                raise NftError("only `meta mark` and `ct mark` are modelled as values to set", loc)
+            if self.at("|", "&", "^", "map"):
+                raise NftError(f"{self.tok.text} in a set statement is not modelled by the mock kernel",
+                               self.tok.loc)
+            return source
+        value = _parse(self.next(), dtype)
+        if self.at("map", "|", "&", "^"):
+            raise NftError(f"{self.tok.text} in a set statement is not modelled by the mock kernel", self.tok.loc)
+        return value
+
+
+SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib"} | META_UNQUALIFIED
+
+
+def _is_prefix_mask(mask: int, bits: int) -> bool:
+    inverted = ((1 << bits) - 1) ^ mask
+    return inverted & (inverted + 1) == 0
+
+
+def _simplify_set(lhs, op: str, ref: SetRef, mask: int | None) -> Match:
+    """An anonymous set of one element is a plain comparison (nft's set
+    evaluation); of one range, a range."""
+    nset = ref.set
+    if ref.name is None and ref.written == 1 and not isinstance(lhs, Concat) and mask is None:
+        elem = nset.elements[0]
+        if nset.interval and elem.key != elem.high:
+            return Match(lhs, op, Range(elem.key, elem.high))
+        return Match(lhs, "implicit" if op == "implicit" else op, Value(elem.key))
+    return Match(lhs, op, ref, mask=mask)
+
+
+def std_prio_lookup(name: str, family: str, hook: str) -> int | None:
+    """src/rule.c std_prio_lookup() with nft 1.0.6's family/hook check."""
+    for prio_name, value in STD_PRIOS:
+        if prio_name == name and std_prio_compat(value, family, hook):
+            return value
+    return None
+
+
+def std_prio_compat(value: int, family: str, hook: str) -> bool:
+    if value == 0:
+        return True
+    if family not in ("ip", "ip6", "inet"):
+        return False
+    if value == -100:
+        return hook == "prerouting"
+    if value == 100:
+        return hook == "postrouting"
+    return True
+
+
+def prio_text(value: int, family: str, hook: str) -> str:
+    """src/rule.c prio2str(): a standard name within 10 of the value."""
+    for name, std in STD_PRIOS:
+        offset = value - std
+        if abs(offset) <= 10:
+            if not std_prio_compat(std, family, hook):
+                break
+            return name + (f" + {offset}" if offset > 0 else f" - {-offset}" if offset < 0 else "")
+    return str(value)
+
+
+# ------------------------------------------------------------------ evaluation
+
+def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
+    """What nft's evaluate.c does to a rule before linearizing it: each header
+    match gets its protocol dependency unless an earlier match already
+    established it (conflicting ones are an error), NAT port mappings need a
+    transport protocol, then adjacent payload matches are merged."""
+    out: list[Stmt] = []
+    l4 = None
+    net = family if family in ("ip", "ip6") else None
+    for stmt in stmts:
+        for payload in _payloads(stmt):
+            if not payload.transport:
+                if net is not None and net != payload.proto:
+                    raise NftError(f"conflicting protocols specified: {net} vs. {payload.proto}", stmt.loc)
+                if net is None:
+                    out.append(_dependency(family, payload.proto))
+                net = payload.proto
+            elif payload.proto in L4PROTOS:
+                if payload.proto == "icmp" and net is None and family == "inet":
+                    out.append(_dependency(family, "ip"))
+                    net = "ip"
+                if l4 is None:
+                    out.append(Match(Meta("l4proto"), "implicit", Value(L4PROTOS[payload.proto])))
+                    l4 = payload.proto
+                elif l4 != payload.proto:
+                    raise NftError(f"conflicting protocols specified: {l4} vs. {payload.proto}", stmt.loc)
+        if isinstance(stmt, Reject) and stmt.kind == "icmp" and family == "inet" and net is not None:
+            stmt.explicit = True
+        if isinstance(stmt, Reject) and stmt.kind == "tcp reset" and l4 is None:
+            out.append(Match(Meta("l4proto"), "implicit", Value(L4PROTOS["tcp"])))
+            l4 = "tcp"
+        if isinstance(stmt, Nat) and stmt.ports and not l4:
+            raise NftError("transport protocol mapping is only valid after transport protocol match",
+                           stmt.port_loc, (stmt.loc,))
+        base = dependency_base(stmt)
+        if base == "transport":
+            l4 = types.inet_proto.format(stmt.rhs.value)
+        elif base == "network":
+            net = "ip" if stmt.rhs.value in (2, 0x0800) else "ip6"
+        elif isinstance(stmt, Match) and isinstance(stmt.lhs, Meta) and stmt.lhs.key == "l4proto":
+            l4 = "set"  # `meta l4proto { tcp, udp }`: a protocol, just not one
+        out.append(stmt)
+    return payload_merge(out)
+
+
+def _payloads(stmt: Stmt) -> list[Payload]:
+    lhs = getattr(stmt, "lhs", None)
+    parts = lhs.parts if isinstance(lhs, Concat) else [lhs]
+    return [p for p in parts if isinstance(p, Payload)]
+
+
+def _dependency(family: str, network: str) -> Match:
+    """`meta nfproto` (inet) or `meta protocol` (netdev) for an ip/ip6 match."""
+    if family == "inet":
+        return Match(Meta("nfproto"), "implicit", Value(2 if network == "ip" else 10))
+    return Match(Meta("protocol"), "implicit", Value(0x0800 if network == "ip" else 0x86DD))
+
+
+def parse(text: str, name: str | None = None, ctx: ParseCtx | None = None) -> list[Command]:
+    """Parse a whole input: a `-f` file, or the command line joined by spaces
+    (to which nft adds a newline)."""
+    return Parser(text if name else text + "\n", name, ctx or ParseCtx()).parse()
+

@@ -1,0 +1,212 @@
+"""nf_tables sets and maps (net/netfilter/nf_tables_api.c, nft_set_hash.c, nft_set_rbtree.c;
+nftables src/segtree.c for intervals, src/expression.c for how elements print).
+
+A set holds elements keyed by host-order integers (tuples for concatenations,
+strings for interface names). `flags interval` sets keep inclusive [low, high]
+ranges, kept sorted; anonymous interval sets merge overlapping and adjacent
+ranges as nft's auto-merge does. Maps carry a data value per element (a
+verdict for verdict maps). Timeout sets stamp each element with its expiry in
+virtual time. `lookup_fn()` builds the datapath lookup once per commit: a
+frozenset or dict for exact keys, a bisect over the ranges for intervals.
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+
+
+@dataclass
+class Element:
+    key: object  # int | tuple | str; for interval sets the low end
+    high: object = None  # interval sets: the inclusive high end
+    data: object = None  # maps: the value (a Verdict for verdict maps)
+    timeout: float | None = None  # an element's own timeout, when it has one
+    expires: float | None = None  # virtual time it expires at (timeout sets)
+
+
+@dataclass
+class NftSet:
+    name: str
+    key_types: list  # Datatype per concatenated field
+    data_type: object = None  # Datatype (or "verdict") for maps
+    flags: set = field(default_factory=set)  # interval, timeout, constant, dynamic
+    anonymous: bool = False
+    handle: int = 0
+    timeout: float | None = None
+    gc_interval: float | None = None
+    size: int | None = None
+    auto_merge: bool = False
+    typeof: str | None = None  # `typeof ip saddr` as written, printed back instead of `type`
+    data_typeof: str | None = None
+    comment: str | None = None
+    elements: list[Element] = field(default_factory=list)
+
+    @property
+    def is_map(self) -> bool:
+        return self.data_type is not None
+
+    @property
+    def interval(self) -> bool:
+        return "interval" in self.flags
+
+    def type_text(self) -> str:
+        return " . ".join(t.name for t in self.key_types)
+
+
+class SetError(Exception):
+    """nft's error for the elements given (message only; the caller adds where)."""
+
+
+def add_elements(nset: NftSet, elements: list[Element], now: float, merge: bool) -> None:
+    """Insert elements; interval sets re-normalise (nft_set_rbtree + segtree)."""
+    for elem in elements:
+        if "timeout" in nset.flags:
+            timeout = elem.timeout if elem.timeout is not None else nset.timeout
+            elem.expires = now + timeout if timeout else None
+    if nset.interval:
+        nset.elements = _normalise(nset.elements + elements, merge or nset.auto_merge)
+        return
+    known = {e.key: i for i, e in enumerate(nset.elements)}
+    for elem in elements:
+        if elem.key in known:
+            if nset.is_map and nset.elements[known[elem.key]].data != elem.data:
+                raise SetError("Could not process rule: File exists")
+            continue
+        known[elem.key] = len(nset.elements)
+        nset.elements.append(elem)
+
+
+def delete_elements(nset: NftSet, elements: list[Element]) -> None:
+    for elem in elements:
+        match = next((e for e in nset.elements if e.key == elem.key and e.high == elem.high), None)
+        if match is None:
+            raise SetError("Could not process rule: No such file or directory")
+        nset.elements.remove(match)
+
+
+def _normalise(elements: list[Element], merge: bool) -> list[Element]:
+    ordered = sorted(elements, key=lambda e: (e.key, e.high))
+    out: list[Element] = []
+    for elem in ordered:
+        last = out[-1] if out else None
+        if last is not None and elem.key <= last.high:
+            if not merge and (elem.key, elem.high) != (last.key, last.high):
+                raise SetError("conflicting intervals specified")
+            if last.data != elem.data:
+                raise SetError("conflicting intervals specified")
+            last.high = max(last.high, elem.high)
+        elif last is not None and merge and elem.key == last.high + 1 and last.data == elem.data:
+            last.high = elem.high
+        else:
+            out.append(Element(elem.key, elem.high, elem.data, elem.timeout, elem.expires))
+    return out
+
+
+def lookup_fn(nset: NftSet, clock, data_fn=lambda data: data):
+    """The datapath's lookup: key -> True/data, or None when absent or expired.
+    `data_fn` maps stored data to what the datapath wants (e.g. a verdict)."""
+    live = nset.elements
+    expiring = "timeout" in nset.flags
+    if nset.interval:
+        lows = [e.key for e in live]
+        highs = [e.high for e in live]
+        values = [data_fn(e.data) if nset.is_map else True for e in live]
+        expiry = [e.expires for e in live]
+
+        def interval_lookup(key):
+            i = bisect.bisect_right(lows, key) - 1
+            if i < 0 or key > highs[i] or (expiring and expiry[i] is not None and clock.now >= expiry[i]):
+                return None
+            return values[i]
+        return interval_lookup
+    if expiring:
+        table = {e.key: (data_fn(e.data) if nset.is_map else True, e.expires) for e in live}
+
+        def timeout_lookup(key):
+            hit = table.get(key)
+            if hit is None or (hit[1] is not None and clock.now >= hit[1]):
+                return None
+            return hit[0]
+        return timeout_lookup
+    if nset.is_map:
+        return {e.key: data_fn(e.data) for e in live}.get
+    keys = frozenset(e.key for e in live)
+    return lambda key: True if key in keys else None
+
+
+# --- how `nft list` prints elements (calculate_delim in src/expression.c) ---
+
+_FIVE_PER_LINE = {"integer", "inet_proto", "inet_service", "tcp_flag", "mark", "iface_index", "ct_dir"}
+_TWO_PER_LINE = {"ipv4_addr", "ct_state", "ct_status", "pkt_type"}
+NEWLINE_DELIM = ",\n\t\t\t     "
+
+
+def format_elements(nset: NftSet, now: float) -> str:
+    """`{ a, b }` as nft prints a set: anonymous sets on one line, named ones
+    wrapped by key type (2 addresses, 5 ports/marks per line, else one each)."""
+    texts = [format_element(nset, e, now) for e in sort_elements(nset)]
+    if nset.anonymous:
+        return "{ " + ", ".join(texts) + " }"
+    per_line = None
+    if len(nset.key_types) == 1:
+        name = nset.key_types[0].name
+        per_line = 5 if name in _FIVE_PER_LINE else 2 if name in _TWO_PER_LINE else None
+    out, count = "", 0
+    for i, text in enumerate(texts):
+        if i:
+            out += ", " if per_line and count < per_line else NEWLINE_DELIM
+            if not per_line or count >= per_line:
+                count = 0
+        out += text
+        count += 1
+    return "{ " + out + " }"
+
+
+def sort_elements(nset: NftSet) -> list[Element]:
+    return sorted(nset.elements, key=lambda e: (e.key, e.high))
+
+
+def format_key(types_: list, key) -> str:
+    if len(types_) > 1:
+        return " . ".join(t.format(k) for t, k in zip(types_, key))
+    return types_[0].format(key)
+
+
+def format_range(dtype, low, high) -> str:
+    """One interval as nft prints it: a value, a prefix (addresses) or low-high."""
+    if low == high:
+        return dtype.format(low)
+    span = high - low + 1
+    if dtype.prefix_ok and span & (span - 1) == 0 and low % span == 0:
+        return f"{dtype.format(low)}/{dtype.size - span.bit_length() + 1}"
+    return f"{dtype.format(low)}-{dtype.format(high)}"
+
+
+def format_element(nset: NftSet, elem: Element, now: float) -> str:
+    if nset.interval:
+        text = format_range(nset.key_types[0], elem.key, elem.high)
+    else:
+        text = format_key(nset.key_types, elem.key)
+    if "timeout" in nset.flags and not nset.anonymous:
+        if elem.timeout is not None and elem.timeout != nset.timeout:
+            text += f" timeout {format_time(elem.timeout)}"
+        if elem.expires is not None:
+            text += f" expires {format_time(max(elem.expires - now, 0.0))}"
+    if nset.is_map:
+        data = str(elem.data) if isinstance(nset.data_type, str) else nset.data_type.format(elem.data)
+        text += f" : {data}"
+    return text
+
+
+def format_time(seconds: float) -> str:
+    """time_to_str(): 1d2h3m4s5ms, zero parts left out."""
+    ms = int(round(seconds * 1000))
+    parts = []
+    for unit, size in (("d", 86400000), ("h", 3600000), ("m", 60000), ("s", 1000)):
+        if ms >= size:
+            parts.append(f"{ms // size}{unit}")
+            ms %= size
+    if ms or not parts:
+        parts.append(f"{ms}ms")
+    return "".join(parts)

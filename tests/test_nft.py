@@ -1,0 +1,521 @@
+"""nftables and iptables-nft on the mock (netfilter/nf_tables*.py, nft_*.py,
+iptables.py; cmd/nft.py, cmd/iptables.py), each test pinned to what nft 1.0.6,
+iptables 1.8.9 and the kernel do.
+
+Tests named `..._as_real_nft...` run the same input through the real tools in
+a scratch network namespace (root and nft/iptables needed, else they skip
+saying why) and require the same output, error and exit status; nothing runs
+in the host's namespace. The others run compiled chains on crafted packets.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+
+import pytest
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+
+from harness.mockkernel.core.skbuff import alloc_skb
+from harness.mockkernel.kernel import Kernel
+from harness.mockkernel.netfilter import nf_tables, nf_tables_core
+from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_FORWARD, NF_INET_LOCAL_IN,
+                                               NF_INET_PRE_ROUTING, NF_NETDEV_INGRESS, NFPROTO_IPV4,
+                                               NFPROTO_NETDEV, NfHookState)
+from harness.mockkernel.netfilter.nf_conntrack import IP_CT_NEW, UNTRACKED, NfConn, Tuple
+from harness.mockkernel.wire.checksum import checksum
+from harness.target import CommandError
+
+_namespaces = itertools.count()
+
+
+# ------------------------------------------------------------------ helpers
+
+def kernel(ruleset: str | None = None) -> Kernel:
+    k = Kernel()
+    if ruleset is not None:
+        k.sh(["nft", "-f", "-"], ruleset)
+    return k
+
+
+def nft_error(k: Kernel, argv: list[str], stdin: str | None = None) -> str:
+    with pytest.raises(CommandError) as info:
+        k.sh(argv, stdin)
+    return str(info.value).split("failed: ", 1)[1]
+
+
+def packet(k: Kernel, pkt, dev: str = "p0"):
+    """An skb as ip_rcv() hands it to PREROUTING, with a journey."""
+    skb = alloc_skb(bytes(pkt))
+    skb.net, skb.dev, skb.protocol = k, k.dev_by_name(dev), 0x0800
+    skb.network_header = skb.data
+    k.tracer.start(skb, pkt.summary())
+    return skb
+
+
+def hook(k: Kernel, skb, hooknum: int, pf: int = NFPROTO_IPV4, out: str | None = None) -> int:
+    """Run a hook's entries as nf_hook_slow() does; the first non-accept wins."""
+    state = NfHookState(hooknum, pf, skb.dev, k.dev_by_name(out) if out else None, k)
+    for entry in list(k.nf_hooks.entries.get((pf, hooknum), ())):
+        verdict = entry.fn(skb, state)
+        if verdict != NF_ACCEPT:
+            return verdict
+    return NF_ACCEPT
+
+
+def chain_hops(skb) -> list[tuple[str, str, str]]:
+    return [(h.where, h.verdict, h.summary) for h in skb.journey.hops]
+
+
+def listing(k: Kernel, *args: str) -> str:
+    return k.sh(["nft", *args, "list", "ruleset"])
+
+
+FILTER_INPUT = """table ip filter {
+\tchain input {
+\t\ttype filter hook input priority filter; policy accept;
+%s
+\t}
+}
+"""
+
+
+# ------------------------------------------------------------------ the real tools
+
+def _real_tools(*tools: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("comparing with the real nft needs root (a scratch network namespace)")
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"comparing with the real tools needs {', '.join(missing)} (apt-get install nftables iptables)")
+
+
+def run_real(steps: list[tuple[list[str], str | None]]) -> list[tuple[int, str, str]]:
+    """Each step in a fresh scratch namespace holding p0..p2 (veths), as the mock's ports."""
+    ns = f"pjnft{os.getpid()}x{next(_namespaces)}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "add", "p0", "type", "veth", "peer", "name", "p1"], check=True)
+        subprocess.run(["ip", "-n", ns, "link", "add", "p2", "type", "veth", "peer", "name", "t2"], check=True)
+        outs = []
+        for argv, stdin in steps:
+            done = subprocess.run(["ip", "netns", "exec", ns, *argv], input=stdin, capture_output=True, text=True)
+            outs.append((done.returncode, done.stdout, done.stderr.strip()))
+        return outs
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=True)
+
+
+def run_mock(steps: list[tuple[list[str], str | None]]) -> list[tuple[int, str, str]]:
+    k, outs = Kernel(), []
+    for argv, stdin in steps:
+        try:
+            outs.append((0, k.sh(argv, stdin), ""))
+        except CommandError as err:
+            outs.append((err.returncode, "", str(err).split("failed: ", 1)[1]))
+    return outs
+
+
+def assert_same_as_real(steps, normalise=lambda argv, out: out) -> None:
+    for (argv, _), real, mock in zip(steps, run_real(steps), run_mock(steps)):
+        real = (real[0], normalise(argv, real[1]), real[2] if argv[0] != "nft" or real[0] else "")
+        mock = (mock[0], normalise(argv, mock[1]), mock[2])
+        assert mock == real, f"{' '.join(argv)}: mock and real differ"
+
+
+RULES = [
+    "ip saddr 10.0.0.1 accept", "ip saddr != 10.0.0.0/24 counter drop", "tcp dport 22 ct state new,established accept",
+    "ip protocol tcp tcp dport 23 accept", "meta l4proto udp udp dport 53 accept", "th dport 99 accept",
+    "tcp flags & (syn|ack) == syn counter accept", "tcp flags syn accept", "iifname \"p0\" oifname \"lo\" accept",
+    "mark 0x10 accept", "ct mark 5 ct status dnat ct direction original accept", "fib daddr type local accept",
+    "limit rate 10/second burst 20 packets accept", "log prefix \"hi \" accept", "meta mark set 0x5", "ct mark set 7",
+    "ip ttl set 32", "ip dscp set 10", "ip length 100-200 accept", "ip ttl < 10 drop",
+    "icmp type { echo-request, 0 } accept", "icmp code 3 accept", "udp sport { 1, 2, 3-9 } accept",
+    "reject with icmp type host-unreachable", "reject with tcp reset", "meta pkttype broadcast drop",
+    "tcp dport vmap { 22 : accept, 23 : drop, 24 : jump x }", "tcp dport 22 tcp sport 33",
+    "udp sport 1 counter udp dport 2", "th sport 1 th dport 2", "ip ttl 3 ip protocol 6", "ip saddr 0.0.0.0/0",
+    "ip saddr { 10.0.0.0/24, 10.0.1.0/24, 1.1.1.1, 1.1.1.2 }", "tcp dport { 0-255 }", "ct state { new }",
+    "ip saddr & 255.255.255.0 == 10.0.0.0", "tcp flags & (syn|ack) == 0", "tcp flags & syn == syn",
+    "meta mark & 0xff == 1", "ip saddr . tcp dport { 1.1.1.1 . 22, 2.2.2.2 . 80 } accept", "iif lo accept",
+    "limit rate over 1 mbytes/second", "accept comment \"x y\"", "goto x", "notrack", "ip6 saddr ::1",
+]
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_a_rule_lists_back_as_real_nft_lists_it(rule):
+    _real_tools("nft")
+    text = FILTER_INPUT.replace("policy accept;\n%s", f"policy accept;\n\t\t{rule}") + "table ip t2 {}\n"
+    text = "table ip filter {\n\tchain x {\n\t}\n}\n" + text
+    steps = [(["nft", "-f", "-"], text), (["nft", "-a", "list", "ruleset"], None),
+             (["nft", "-j", "list", "ruleset"], None)]
+    assert_same_as_real(steps, _without_json_handles)
+
+
+def _without_json_handles(argv: list[str], out: str) -> str:
+    return out if "-j" not in argv else json.dumps(json.loads(out)) if out else out
+
+
+RULESETS = {
+    "nat and families": """define lan = 10.0.0.0/8
+table inet nat {
+    chain pre {
+        type nat hook prerouting priority dstnat; policy accept;
+        ip saddr $lan tcp dport { 22, 80 } dnat ip to 10.0.1.2:80
+        udp dport 54 dnat ip to 10.0.1.2-10.0.1.9
+        udp dport 56 redirect to :5353
+    }
+    chain post {
+        type nat hook postrouting priority srcnat + 10; policy accept;
+        oifname "p1" masquerade random
+        oifname "p3" masquerade fully-random,persistent
+        oifname "p4" meta l4proto tcp masquerade to :1024-2048
+    }
+    chain out { type nat hook output priority -100; policy accept; }
+}
+table ip t2 {
+    chain c { type filter hook prerouting priority -151; }
+    chain d { type route hook output priority mangle; }
+    chain e { type filter hook input priority 45; policy drop; }
+}
+table netdev nd {
+    chain ing { type filter hook ingress device p0 priority 0; policy accept; }
+}
+""",
+    "sets and maps": """table ip t {
+    set s { type ipv4_addr; flags interval; elements = { 10.0.0.0/8, 192.168.1.1, 172.16.0.1-172.16.0.9 } }
+    set c { type inet_service; elements = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 } }
+    set e { type ipv4_addr; flags interval; auto-merge; elements = { 10.0.0.0/24, 10.0.1.0/24 } }
+    set f { type ifname; elements = { "p0", "p1" } }
+    set h { type ipv4_addr . inet_service; elements = { 1.1.1.1 . 80, 2.2.2.2 . 443 } }
+    map vm { type inet_service : verdict; elements = { 22 : accept, 23 : jump x } }
+    map nm { type ipv4_addr : mark; elements = { 1.2.3.4 : 7 } }
+    set k { typeof tcp dport; elements = { 22 } }
+    chain x { counter comment "c1"; }
+    chain y { tcp dport vmap @vm; ip saddr @s drop; ip saddr . tcp dport @h accept; tcp dport @k accept; }
+}
+""",
+}
+
+
+@pytest.mark.parametrize("name", RULESETS)
+def test_a_ruleset_lists_back_as_real_nft_lists_it(name):
+    _real_tools("nft")
+    steps = [(["nft", "-f", "-"], RULESETS[name]), (["nft", "-a", "list", "ruleset"], None),
+             (["nft", "list", "sets"], None), (["nft", "list", "chains"], None),
+             (["nft", "-j", "list", "ruleset"], None)]
+    assert_same_as_real(steps, _without_json_handles)
+
+
+ERROR_COMMANDS = [
+    "add rule ip nosuch input accept",
+    "add rule ip filter inputt accept",
+    "add rule ip filter nosuch accept",
+    "add chain ip nosuch c",
+    "delete rule ip filter input handle 99",
+    "add rule ip filter input position 99 accept",
+    "list chain ip filter nosuch",
+    "add rule ip filter input ip saddr @nosuch",
+    "add rule ip filter input jump nosuch",
+    "create table ip filter",
+    "add rule ip filter input tcp dport 70000",
+    "add rule ip filter input ip ttl 256",
+    "add rule ip filter input iif nosuchdev",
+    "add rule ip filter input ct state foo",
+    "add rule ip filter input foo bar",
+    "add rule ip filter input tcp dport",
+    "add rule ip filter input accept accept",
+    "add rule ip filter input tcp dport 5-1",
+    "add rule ip filter input ip saddr 1.2.3.4/33",
+    "add rule ip filter input meta nfproto ipv4",
+    "add rule ip filter input ip6 saddr ::1",
+    "add rule ip filter input ip protocol udp tcp dport 22",
+    "add rule ip filter input masquerade",
+    "add rule ip filter input udp dport 1 dnat to 1.1.1.1:foo",
+    "add rule ip filter input dnat to 1.1.1.1:80",
+    "add rule ip filter input jump input",
+    "add rule ip filter other jump other",
+    "add rule ip filter input jump other",
+    "delete chain ip filter other",
+    "add chain ip filter c { type nat hook forward priority 0; }",
+    "add chain ip filter c { type filter hook input priority dstnat; }",
+    "add chain ip filter c { type filter hook input priority 0; policy foo; }",
+    "add chain ip filter input { type filter hook output priority 0; }",
+    "add chain ip filter r { policy drop; }",
+    "add rule ip filter input include",
+    "add rule ip filter input tcp dport 22 counter accept",
+    "-a list ruleset",
+]
+
+
+def test_errors_name_the_token_and_handles_advance_as_real_nft():
+    _real_tools("nft")
+    setup = ("table ip filter {\n\tset s { type ipv4_addr; }\n\tchain input { type filter hook input priority 0; "
+             "policy accept; }\n\tchain other { }\n}\n")
+    steps = [(["nft", "-f", "-"], setup)] + [(["nft", *c.split()], None) for c in ERROR_COMMANDS]
+    assert_same_as_real(steps)
+
+
+IPTABLES = [
+    "-A INPUT -s 10.0.0.0/8 -p tcp --dport 22 -j ACCEPT",
+    "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+    "-A INPUT -i p0 -m comment --comment hi -j DROP",
+    "-P FORWARD DROP",
+    "-N mychain",
+    "-A mychain -j RETURN",
+    "-A FORWARD -j mychain",
+    "-A OUTPUT -p udp --sport 53 -j LOG --log-prefix dns",
+    "-t nat -A PREROUTING -p tcp --dport 8080 -j DNAT --to-destination 10.0.1.2:80",
+    "-t nat -A POSTROUTING -o p1 -j MASQUERADE",
+    "-t mangle -A PREROUTING -j MARK --set-mark 0x5/0xff",
+    "-t raw -A PREROUTING -p udp -j NOTRACK",
+    "-A INPUT -p tcp -j REJECT --reject-with tcp-reset",
+    "-I FORWARD 1 -p udp ! --dport 53 -j DROP",
+    "-A INPUT -p tcp --syn -j ACCEPT",
+    "-t security -A INPUT -j ACCEPT",
+    "-A INPUT -j NOPE",
+    "-A INPUT --dport 22 -j ACCEPT",
+    "-D INPUT 50",
+    "-X INPUT",
+    "-N mychain",
+    "-A INPUT -o p1 -j ACCEPT",
+    "-t nat -A INPUT -j DNAT --to-destination 1.1.1.1",
+    "-C INPUT -p udp -j DROP",
+    "-S",
+    "-L -n -v --line-numbers",
+    "-t nat -L -n -v -x",
+]
+
+
+def test_iptables_nft_makes_the_tables_real_iptables_nft_makes():
+    _real_tools("nft", "iptables", "iptables-save")
+    steps = [(["iptables", *c.split()], None) for c in IPTABLES]
+    steps += [(["nft", "-a", "list", "ruleset"], None), (["iptables-save"], None),
+              (["iptables-restore"], "*filter\n:INPUT DROP [0:0]\n:beta - [0:0]\n-A INPUT -j beta\nCOMMIT\n"),
+              (["nft", "-a", "list", "ruleset"], None)]
+    assert_same_as_real(steps, lambda argv, out: re.sub(r"^#.*\n", "", out, flags=re.M))
+
+
+# ------------------------------------------------------------------ parser, without the real tools
+
+def test_syntax_error_names_the_unexpected_token_under_a_caret():
+    assert nft_error(Kernel(), ["nft", "add", "table", "ip", "t", "u"]) == (
+        "Error: syntax error, unexpected string, expecting end of file or newline or semicolon\n"
+        "add table ip t u\n"
+        "               ^")
+
+
+def test_file_errors_carry_file_line_and_columns_and_keep_tabs_under_the_caret():
+    text = "table ip filter {\n\tchain input {\n\t\ttcp dport foo accept\n\t}\n}\n"
+    assert nft_error(Kernel(), ["nft", "-f", "-"], text) == (
+        "/dev/stdin:3:13-15: Error: Could not resolve service: Servname not supported for ai_socktype\n"
+        "\t\ttcp dport foo accept\n"
+        "\t\t          ^^^")
+
+
+@pytest.mark.parametrize("statement, token", [("queue", "queue"), ("sctp dport 1", "sctp"), ("dup to 1.2.3.4", "dup")])
+def test_syntax_nft_has_but_the_mock_does_not_model_is_an_error_naming_it(statement, token):
+    argv = ["nft", "add", "rule", "ip", "filter", "input", *statement.split()]
+    message = nft_error(kernel(FILTER_INPUT % ""), argv)
+    assert message.startswith(f"Error: {token} is not modelled by the mock kernel")
+
+
+def test_arp_tables_are_refused_naming_the_family():
+    assert nft_error(Kernel(), ["nft", "add", "table", "arp", "t"]).startswith(
+        "Error: the arp family is not modelled by the mock kernel")
+
+
+def test_include_is_refused():
+    assert "include is not supported" in nft_error(Kernel(), ["nft", "-f", "-"], 'include "/etc/x.nft"\n')
+
+
+def test_a_failing_batch_changes_nothing():
+    k = Kernel()
+    nft_error(k, ["nft", "-f", "-"], "table ip t {\n\tchain c { }\n}\nadd rule ip t c jump nosuch\n")
+    assert listing(k) == ""
+
+
+def test_priority_names_follow_nft_1_0_6_srcnat_only_at_postrouting():
+    message = nft_error(Kernel(), ["nft", "-f", "-"],
+                        "table ip t {\n\tchain c { type nat hook input priority srcnat; }\n}\n")
+    assert "invalid priority expression value in this context." in message
+
+
+def test_adjacent_port_matches_are_merged_into_the_later_one_across_a_counter():
+    """nft 1.0.6's payload_try_merge() only ends a run at another statement
+    once it holds two matches: `udp sport` joins `udp dport` after the counter."""
+    k = kernel("table ip t {\n\tchain c {\n\t\tudp dport 2 counter udp sport 1\n\t}\n}\n")
+    assert "\t\tmeta l4proto udp counter packets 0 bytes 0 udp sport 1 udp dport 2\n" in listing(k)
+
+
+def test_anonymous_sets_take_a_handle_before_their_rule():
+    k = kernel("table ip t {\n\tchain c {\n\t\ttcp dport { 22, 80 } accept\n\t\taccept\n\t}\n}\n")
+    assert [line.split("# handle ")[1] for line in listing(k, "-a").splitlines() if "accept" in line] == ["3", "4"]
+
+
+# ------------------------------------------------------------------ datapath
+
+def test_drop_in_an_input_chain_is_one_hop_with_the_rule_and_the_drop_location():
+    k = kernel(FILTER_INPUT % "\t\tudp dport 6666 counter drop")
+    skb = packet(k, IP(src="10.0.0.2", dst="10.0.0.1") / UDP(sport=1, dport=6666))
+    assert hook(k, skb, NF_INET_LOCAL_IN) == NF_DROP
+    assert chain_hops(skb) == [("ip filter input", "DROP", "rule 2: udp dport 6666 counter drop")]
+    assert skb.cb["drop_location"] == "nft_do_chain"
+
+
+def test_a_packet_no_rule_matches_gets_the_policy():
+    k = kernel(FILTER_INPUT.replace("accept;", "drop;") % "\t\ttcp dport 22 accept")
+    skb = packet(k, IP(src="10.0.0.2", dst="10.0.0.1") / UDP(sport=1, dport=22))
+    assert hook(k, skb, NF_INET_LOCAL_IN) == NF_DROP
+    assert chain_hops(skb) == [("ip filter input", "DROP", "policy")]
+
+
+def test_jump_returns_to_the_next_rule_goto_does_not():
+    k = kernel("""table ip t {
+\tchain sub { ip ttl 1 return; meta mark set 7; }
+\tchain c {
+\t\ttype filter hook input priority 0; policy accept;
+\t\tjump sub
+\t\tmeta mark 7 drop
+\t\tgoto sub
+\t\tdrop
+\t}
+}
+""")
+    marked = packet(k, IP(src="10.0.0.2", dst="10.0.0.1", ttl=5) / UDP())
+    assert hook(k, marked, NF_INET_LOCAL_IN) == NF_DROP
+    assert chain_hops(marked) == [("ip t c", "JUMP", "rule 5: jump sub"),
+                                  ("ip t c", "DROP", "rule 6: meta mark 0x00000007 drop")]
+    returned = packet(k, IP(src="10.0.0.2", dst="10.0.0.1", ttl=1) / UDP())
+    assert hook(k, returned, NF_INET_LOCAL_IN) == NF_ACCEPT  # goto sub returned to the base chain's end
+    assert [h[1] for h in chain_hops(returned)] == ["JUMP", "GOTO", "ACCEPT"]
+
+
+def test_sets_intervals_and_verdict_maps_decide_by_the_packet():
+    k = kernel("""table ip t {
+\tset blocked { type ipv4_addr; flags interval; elements = { 10.9.0.0/16 } }
+\tchain web { accept; }
+\tchain c {
+\t\ttype filter hook input priority 0; policy accept;
+\t\tip saddr @blocked drop
+\t\ttcp dport vmap { 80 : jump web, 23 : drop }
+\t}
+}
+""")
+    verdicts = [hook(k, packet(k, IP(src=src, dst="10.0.0.1") / TCP(dport=dport)), NF_INET_LOCAL_IN)
+                for src, dport in (("10.9.3.4", 80), ("10.0.0.2", 23), ("10.0.0.2", 80))]
+    assert verdicts == [NF_DROP, NF_DROP, NF_ACCEPT]
+    k.sh(["nft", "add", "element", "ip", "t", "blocked", "{ 10.0.0.2 }"])
+    assert hook(k, packet(k, IP(src="10.0.0.2", dst="10.0.0.1") / TCP(dport=80)), NF_INET_LOCAL_IN) == NF_DROP
+
+
+def test_counters_count_packets_and_ip_bytes_and_list_live():
+    k = kernel(FILTER_INPUT % "\t\tudp dport 9 counter accept")
+    for _ in range(3):
+        hook(k, packet(k, IP(src="10.0.0.2", dst="10.0.0.1") / UDP(dport=9) / b"abcd"), NF_INET_LOCAL_IN)
+    assert nf_tables.counters(k) == [("ip", "filter", "input", "udp dport 9 counter accept", 3, 3 * 32)]
+    assert "udp dport 9 counter packets 3 bytes 96 accept" in listing(k)
+
+
+def test_limit_allows_its_burst_then_its_rate_in_virtual_time():
+    k = kernel(FILTER_INPUT.replace("accept;", "drop;") % "\t\tlimit rate 2/second burst 3 packets accept")
+
+    def passed(count: int) -> int:
+        return sum(hook(k, packet(k, IP(dst="10.0.0.1") / UDP()), NF_INET_LOCAL_IN) == NF_ACCEPT
+                   for _ in range(count))
+    assert passed(10) == 3
+    k.advance(1.0)
+    assert passed(10) == 2
+
+
+def test_merged_port_inequalities_match_when_either_port_differs_as_nft_1_0_6_builds_them():
+    k = kernel(FILTER_INPUT % "\t\tudp sport != 1 udp dport != 2 drop")
+    skb = packet(k, IP(dst="10.0.0.1") / UDP(sport=1, dport=3))
+    assert hook(k, skb, NF_INET_LOCAL_IN) == NF_DROP  # one 32-bit compare: (1, 3) != (1, 2)
+
+
+def test_transport_matches_do_not_match_a_non_first_fragment():
+    k = kernel(FILTER_INPUT % "\t\tudp dport 53 drop")
+    fragment = packet(k, IP(dst="10.0.0.1", frag=100, flags=0) / UDP(dport=53))
+    assert hook(k, fragment, NF_INET_LOCAL_IN) == NF_ACCEPT
+
+
+def test_ip_ttl_and_dscp_set_rewrite_the_header_with_a_valid_checksum():
+    k = kernel(FILTER_INPUT % "\t\tip ttl set 9 ip dscp set ef")
+    skb = packet(k, IP(dst="10.0.0.1", ttl=64, tos=0x01) / UDP())
+    hook(k, skb, NF_INET_LOCAL_IN)
+    nh = skb.network_header
+    assert (skb.buf[nh + 8], skb.buf[nh + 1]) == (9, 0x2E << 2 | 0x01)
+    assert checksum(memoryview(skb.buf)[nh:nh + 20]) == 0
+
+
+def test_notrack_leaves_the_packet_untracked():
+    k = kernel("table ip raw {\n\tchain pre { type filter hook prerouting priority raw; notrack; }\n}\n")
+    skb = packet(k, IP(dst="10.0.0.1") / UDP())
+    hook(k, skb, NF_INET_PRE_ROUTING)
+    assert skb.nfct is UNTRACKED
+
+
+def test_ct_state_reads_the_entry_conntrack_attached():
+    k = kernel(FILTER_INPUT % "\t\tct state new drop\n\t\tct state invalid accept")
+    new = packet(k, IP(dst="10.0.0.1") / UDP())
+    new.nfct, new.ctinfo = NfConn([Tuple(0, 0, 17, 0, 0)] * 2), IP_CT_NEW
+    invalid = packet(k, IP(dst="10.0.0.1") / UDP())
+    assert [hook(k, new, NF_INET_LOCAL_IN), hook(k, invalid, NF_INET_LOCAL_IN)] == [NF_DROP, NF_ACCEPT]
+
+
+def test_a_netdev_ingress_chain_sees_only_its_device():
+    k = kernel("table netdev n {\n\tchain in { type filter hook ingress device p0 priority 0; drop; }\n}\n")
+    verdicts = [hook(k, packet(k, IP(dst="10.0.0.1") / UDP(), dev), NF_NETDEV_INGRESS, NFPROTO_NETDEV)
+                for dev in ("p0", "p1")]
+    assert verdicts == [NF_DROP, NF_ACCEPT]
+
+
+def test_oifname_and_fib_read_the_hook_state_and_the_local_table():
+    k = kernel(FILTER_INPUT.replace("input", "forward") % "\t\toifname \"p1\" fib daddr type local drop")
+    k.sh(["ip", "addr", "add", "10.0.1.1/24", "dev", "p1"])
+    to_local = packet(k, IP(dst="10.0.1.1") / UDP())
+    to_remote = packet(k, IP(dst="10.0.1.2") / UDP())
+    assert hook(k, to_local, NF_INET_FORWARD, out="p1") == NF_DROP
+    assert hook(k, to_remote, NF_INET_FORWARD, out="p1") == NF_ACCEPT
+
+
+def test_iptables_rules_run_in_the_datapath_and_count():
+    k = Kernel()
+    k.sh(["iptables", "-A", "INPUT", "-p", "icmp", "-j", "DROP"])
+    skb = packet(k, IP(dst="10.0.0.1") / ICMP())
+    assert hook(k, skb, NF_INET_LOCAL_IN) == NF_DROP
+    assert chain_hops(skb) == [("ip filter INPUT", "DROP", "rule 2: meta l4proto icmp counter drop")]
+    assert "    1    28 DROP       1" in k.sh(["iptables", "-L", "INPUT", "-n", "-v"])
+
+
+def test_a_rule_index_gives_the_verdicts_of_walking_every_rule():
+    """The compile-time index over leading equalities must not change a verdict."""
+    rng = random.Random(7)
+    fields = ["ip saddr 10.0.0.%d", "udp dport %d", "meta mark %d", "ip ttl %d"]
+    rules = []
+    for i in range(60):
+        leading = rng.sample(fields, rng.randint(1, 3))
+        matches = " ".join(f % rng.randint(1, 4) for f in leading)
+        rules.append(f"\t\t{matches} {rng.choice(['accept', 'drop', 'meta mark set 3', 'continue'])}")
+    k = kernel(FILTER_INPUT.replace("accept;", "drop;") % "\n".join(rules))
+    indexed = k.nft.registrations[("ip", "filter", "input")].hook.chain
+    plain = nf_tables_core.compile_table(k, k.nft.ruleset.tables[0])["input"]
+    for rule in plain.rules:
+        rule.dispatch = None
+    assert any(r.dispatch is not None for r in indexed.rules)
+    for _ in range(300):
+        pkt = IP(src=f"10.0.0.{rng.randint(1, 4)}", dst="10.0.0.1", ttl=rng.randint(1, 4)) / \
+            UDP(dport=rng.randint(1, 4))
+        mark = rng.randint(1, 4)
+        results = []
+        for chain in (indexed, plain):
+            skb = packet(k, pkt)
+            skb.mark = mark
+            state = NfHookState(NF_INET_LOCAL_IN, NFPROTO_IPV4, skb.dev, None, k)
+            verdict, rule, _ = nf_tables_core.nft_do_chain(nf_tables_core.NftPktinfo(skb, state), chain)
+            results.append((verdict, rule.handle if rule else None, skb.mark))
+        assert results[0] == results[1]
