@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 
 from harness.journey import render_all
-from harness.target import Target, TargetUnavailable
+from harness.target import Target, TargetError, TargetUnavailable
 
 TARGET_KEY = pytest.StashKey[Target]()
 SKIPS_KEY = pytest.StashKey[Counter]()
@@ -86,7 +86,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         item.config.stash[SKIPS_KEY][reason.removeprefix("Skipped: ")] += 1
     if dut is None or report.when != "call":
         return
-    journeys = render_all(dut.journeys()) if "drop_reasons" in dut.capabilities or dut.name == "mock" else ""
+    try:
+        journeys = render_all(dut.journeys())
+    except TargetError as exc:  # reporting must not abort the run
+        journeys = f"(journeys unavailable: {exc})"
     if report.failed and journeys:
         report.sections.append((f"journeys on {dut.name}", journeys))
     _allure_attach(dut, journeys)
