@@ -10,6 +10,19 @@ from __future__ import annotations
 from harness.journey import Drop, Hop, Journey
 
 
+class Lazy:
+    """A hop summary formatted only when someone reads it: `fn(*args)` must
+    depend only on the (immutable) args captured at the hop."""
+
+    __slots__ = ("fn", "args")
+
+    def __init__(self, fn, *args) -> None:
+        self.fn, self.args = fn, args
+
+    def __str__(self) -> str:
+        return self.fn(*self.args)
+
+
 class Tracer:
     def __init__(self) -> None:
         self.journeys: list[Journey] = []

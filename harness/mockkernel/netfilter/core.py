@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from harness.mockkernel.core.skbuff import SkBuff, kfree_skb
 
@@ -39,9 +40,8 @@ NF_IP_PRI_CONNTRACK_HELPER = 300
 NF_IP_PRI_CONNTRACK_CONFIRM = 2**31 - 1
 
 
-@dataclass(frozen=True)
-class NfHookState:
-    """struct nf_hook_state: where the packet is."""
+class NfHookState(NamedTuple):
+    """struct nf_hook_state: where the packet is (a NamedTuple: one per hook call)."""
 
     hook: int
     pf: int

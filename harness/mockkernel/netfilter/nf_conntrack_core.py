@@ -22,6 +22,7 @@ from __future__ import annotations
 import struct
 
 from harness.mockkernel.core.skbuff import SkBuff
+from harness.mockkernel.tracer import Lazy
 from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_STOLEN, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
                                                NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING, NF_IP_PRI_CONNTRACK,
                                                NF_IP_PRI_CONNTRACK_CONFIRM, NF_IP_PRI_CONNTRACK_DEFRAG,
@@ -321,7 +322,11 @@ def _addr(value: int) -> str:
     return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
 
 
-def ct_summary(ct: NfConn) -> str:
-    o, r = ct.original, ct.reply
+def ct_summary(ct: NfConn) -> Lazy:
+    """The entry's tuples as they are now, formatted when read."""
+    return Lazy(_tuples_text, ct.original, ct.reply)
+
+
+def _tuples_text(o: Tuple, r: Tuple) -> str:
     return (f"{_addr(o.src)}:{o.sport} > {_addr(o.dst)}:{o.dport} / "
             f"reply {_addr(r.src)}:{r.sport} > {_addr(r.dst)}:{r.dport}")

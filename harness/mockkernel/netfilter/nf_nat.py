@@ -20,6 +20,7 @@ from __future__ import annotations
 import struct
 
 from harness.mockkernel.core.skbuff import SkBuff
+from harness.mockkernel.tracer import Lazy
 from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
                                                NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING, NF_IP_PRI_NAT_DST,
                                                NF_IP_PRI_NAT_SRC, NFPROTO_IPV4, NfHookState)
@@ -28,7 +29,7 @@ from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT
                                                        IP_CT_UNTRACKED, IPS_DST_NAT, IPS_DST_NAT_DONE,
                                                        IPS_NAT_MASK, IPS_SRC_NAT, IPS_SRC_NAT_DONE,
                                                        UNTRACKED, NfConn, Tuple)
-from harness.mockkernel.wire.checksum import checksum
+from harness.mockkernel.wire.checksum import checksum, csum_replace
 from harness.mockkernel.wire.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
 
 NF_NAT_MANIP_SRC, NF_NAT_MANIP_DST = 0, 1
@@ -203,19 +204,26 @@ def nf_nat_packet(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState) -> i
             else ("UN-DNAT" if manip == NF_NAT_MANIP_SRC else "UN-SNAT")
         field_name = "saddr" if manip == NF_NAT_MANIP_SRC else "daddr"
         skb.net.tracer.hop(skb, state.stage, "nf_nat_packet", verdict,
-                           f"{field_name} {before} -> {_endpoint(skb, manip)}")
+                           Lazy(_rewrite_text, field_name, before, _endpoint(skb, manip)))
     return NF_ACCEPT
 
 
-def _endpoint(skb: SkBuff, manip: int) -> str:
-    """The address[:port] a manip rewrites, as it is in the packet now."""
+def _endpoint(skb: SkBuff, manip: int) -> tuple[int, int | None]:
+    """The address and port a manip rewrites, as they are in the packet now."""
     buf, nh = skb.buf, skb.network_header
     addr = struct.unpack_from("!I", buf, nh + (12 if manip == NF_NAT_MANIP_SRC else 16))[0]
-    text = f"{addr >> 24}.{(addr >> 16) & 255}.{(addr >> 8) & 255}.{addr & 255}"
-    if buf[nh + 9] in (IPPROTO_TCP, IPPROTO_UDP):
-        th = nh + (buf[nh] & 0x0F) * 4
-        text += f":{struct.unpack_from('!H', buf, th + (0 if manip == NF_NAT_MANIP_SRC else 2))[0]}"
-    return text
+    if buf[nh + 9] not in (IPPROTO_TCP, IPPROTO_UDP):
+        return addr, None
+    th = nh + (buf[nh] & 0x0F) * 4
+    return addr, struct.unpack_from("!H", buf, th + (0 if manip == NF_NAT_MANIP_SRC else 2))[0]
+
+
+def _rewrite_text(field_name: str, before: tuple, after: tuple) -> str:
+    def text(endpoint: tuple) -> str:
+        addr, port = endpoint
+        ip = f"{addr >> 24}.{(addr >> 16) & 255}.{(addr >> 8) & 255}.{addr & 255}"
+        return ip if port is None else f"{ip}:{port}"
+    return f"{field_name} {text(before)} -> {text(after)}"
 
 
 def ip_route_me_harder(skb: SkBuff) -> None:
@@ -228,47 +236,39 @@ def ip_route_me_harder(skb: SkBuff) -> None:
         skb.dst = rt
 
 
-def manip_pkt(skb: SkBuff, nh: int, target: Tuple, manip: int, inner: bool = False) -> None:
-    """nf_nat_ipv4_manip_pkt(): address (and port) rewrite with checksum fix-ups."""
+def manip_pkt(skb: SkBuff, nh: int, target: Tuple, manip: int) -> None:
+    """nf_nat_ipv4_manip_pkt(): rewrite the address (and the TCP/UDP port) with
+    incremental checksum updates, as csum_replace4()/inet_proto_csum_replace*()
+    do; a zero UDP checksum stays zero, a result of zero becomes 0xFFFF. In a
+    packet quoted by an ICMP error the L4 header may be cut short: only what
+    is there is updated."""
     buf = skb.buf
     ihl = (buf[nh] & 0x0F) * 4
     proto = buf[nh + 9]
     th = nh + ihl
     addr_off = nh + (12 if manip == NF_NAT_MANIP_SRC else 16)
-    new_addr = target.src if manip == NF_NAT_MANIP_SRC else target.dst
+    old_addr = bytes(buf[addr_off:addr_off + 4])
+    new_addr = (target.src if manip == NF_NAT_MANIP_SRC else target.dst).to_bytes(4, "big")
+    buf[addr_off:addr_off + 4] = new_addr
+    _replace_check(buf, nh + 10, old_addr, new_addr)
     frag = ((buf[nh + 6] << 8) | buf[nh + 7]) & 0x1FFF
-    if not frag and proto in (IPPROTO_TCP, IPPROTO_UDP) and th + 8 <= skb.tail:
-        port_off = th + (0 if manip == NF_NAT_MANIP_SRC else 2)
-        new_port = target.sport if manip == NF_NAT_MANIP_SRC else target.dport
-        struct.pack_into("!H", buf, port_off, new_port)
-    struct.pack_into("!I", buf, addr_off, new_addr)
-    _fix_checksums(skb, nh, inner)
+    if frag or proto not in (IPPROTO_TCP, IPPROTO_UDP) or th + 8 > skb.tail:
+        return
+    port_off = th + (0 if manip == NF_NAT_MANIP_SRC else 2)
+    old_port = bytes(buf[port_off:port_off + 2])
+    new_port = (target.sport if manip == NF_NAT_MANIP_SRC else target.dport).to_bytes(2, "big")
+    buf[port_off:port_off + 2] = new_port
+    check_off = th + (16 if proto == IPPROTO_TCP else 6)
+    if check_off + 2 > skb.tail or (proto == IPPROTO_UDP and buf[check_off:check_off + 2] == b"\0\0"):
+        return
+    _replace_check(buf, check_off, old_addr + old_port, new_addr + new_port)
+    if proto == IPPROTO_UDP and buf[check_off:check_off + 2] == b"\0\0":
+        buf[check_off:check_off + 2] = b"\xff\xff"  # CSUM_MANGLED_0
 
 
-def _fix_checksums(skb: SkBuff, nh: int, inner: bool) -> None:
-    """Recompute the IP header checksum and, for a whole TCP/UDP packet, the L4
-    checksum (a zero UDP checksum stays zero); for a quoted inner packet only
-    the IP header, as the kernel leaves the truncated L4 checksum alone."""
-    buf = skb.buf
-    ihl = (buf[nh] & 0x0F) * 4
-    buf[nh + 10:nh + 12] = b"\0\0"
-    struct.pack_into("!H", buf, nh + 10, checksum(memoryview(buf)[nh:nh + ihl]))
-    proto = buf[nh + 9]
-    tot_len = struct.unpack_from("!H", buf, nh + 2)[0]
-    th, end = nh + ihl, nh + tot_len
-    frag = ((buf[nh + 6] << 8) | buf[nh + 7]) & 0x3FFF
-    if inner or frag or proto not in (IPPROTO_TCP, IPPROTO_UDP):
-        return
-    csum_off = th + (16 if proto == IPPROTO_TCP else 6)
-    if proto == IPPROTO_UDP and buf[csum_off:csum_off + 2] == b"\0\0":
-        return
-    from harness.mockkernel.wire.checksum import pseudo_header_sum
-    buf[csum_off:csum_off + 2] = b"\0\0"
-    value = checksum(memoryview(buf)[th:end], pseudo_header_sum(bytes(buf[nh + 12:nh + 16]),
-                                                                bytes(buf[nh + 16:nh + 20]), proto, end - th))
-    if proto == IPPROTO_UDP and value == 0:
-        value = 0xFFFF
-    struct.pack_into("!H", buf, csum_off, value)
+def _replace_check(buf: bytearray, offset: int, old: bytes, new: bytes) -> None:
+    check = (buf[offset] << 8) | buf[offset + 1]
+    struct.pack_into("!H", buf, offset, csum_replace(check, old, new))
 
 
 def nf_nat_icmp_reply_translation(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState) -> None:
@@ -291,14 +291,15 @@ def nf_nat_icmp_reply_translation(skb: SkBuff, ct: NfConn, ctinfo: int, state: N
         return
     other = ct.tuplehash[1 - direction]
     before = _endpoint(skb, manip)
-    manip_pkt(skb, inner, other, NF_NAT_MANIP_DST if manip == NF_NAT_MANIP_SRC else NF_NAT_MANIP_SRC, inner=True)
+    manip_pkt(skb, inner, other, NF_NAT_MANIP_DST if manip == NF_NAT_MANIP_SRC else NF_NAT_MANIP_SRC)
     end = nh + struct.unpack_from("!H", buf, nh + 2)[0]
     buf[icmp_off + 2:icmp_off + 4] = b"\0\0"
     struct.pack_into("!H", buf, icmp_off + 2, checksum(memoryview(buf)[icmp_off:end]))
     manip_pkt(skb, nh, invert_tuple(other), manip)
     skb.net.tracer.hop(skb, state.stage, "nf_nat_icmp_reply_translation",
                        "SNAT" if manip == NF_NAT_MANIP_SRC else "DNAT",
-                       f"{'saddr' if manip == NF_NAT_MANIP_SRC else 'daddr'} {before} -> {_endpoint(skb, manip)}")
+                       Lazy(_rewrite_text, "saddr" if manip == NF_NAT_MANIP_SRC else "daddr", before,
+                            _endpoint(skb, manip)))
 
 
 def nf_nat_masquerade_ipv4(skb: SkBuff, rng, out_dev) -> int:

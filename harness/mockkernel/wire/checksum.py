@@ -26,3 +26,12 @@ def checksum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
 def pseudo_header_sum(saddr: bytes, daddr: bytes, proto: int, length: int) -> int:
     """csum_tcpudp_nofold(): the IPv4 pseudo-header's contribution."""
     return ones_sum(saddr + daddr, proto + length)
+
+
+def csum_replace(check: int, old: bytes, new: bytes) -> int:
+    """RFC 1624 incremental update (csum_replace4/inet_proto_csum_replace*):
+    the checksum field after `old` bytes of the covered data became `new`."""
+    total = (~check & 0xFFFF) + ones_sum(bytes(b ^ 0xFF for b in old)) + ones_sum(new)
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF

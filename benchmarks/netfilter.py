@@ -1,0 +1,67 @@
+"""Forwarded UDP through conntrack, NAT and a filter ruleset, packets per second.
+
+p0 -> p1 as in ipv4_path, plus: masquerade on p1 (conntrack + NAT on every
+packet), and a forward chain of 100 rules that do not match the flow before
+the one that accepts it; then the same with one rule matching the source
+against a 1,000-element set. The kernel figure (the netns lab, no nftrace) is
+the anchor, measured with the same sender.
+"""
+from __future__ import annotations
+
+import sys
+
+from benchmarks.ipv4_path import _kernel_without_trace, _mock, measure
+from harness.target import TargetError
+
+BASE = """
+table ip nat {
+    chain postrouting {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "p1" masquerade
+    }
+}
+"""
+
+
+def ruleset_100_rules() -> str:
+    misses = "\n".join(f"        ip saddr 192.0.2.{i} udp dport {1000 + i} drop" for i in range(100))
+    return BASE + f"""
+table ip filter {{
+    chain forward {{
+        type filter hook forward priority filter; policy drop;
+{misses}
+        ct state new,established accept
+    }}
+}}
+"""
+
+
+def ruleset_set_1000() -> str:
+    elements = ", ".join(f"198.18.{i // 250}.{i % 250 + 1}" for i in range(1000))
+    return BASE + f"""
+table ip filter {{
+    set blocked {{ type ipv4_addr; elements = {{ {elements} }} }}
+    chain forward {{
+        type filter hook forward priority filter; policy drop;
+        ip saddr @blocked drop
+        ct state new,established accept
+    }}
+}}
+"""
+
+
+def main() -> None:
+    runs = (("forward_ct_nat_100rules", ruleset_100_rules(), ("mock", "kernel")),
+            ("forward_ct_nat_set1000", ruleset_set_1000(), ("mock",)))
+    for name, ruleset, labels in runs:
+        for label in labels:
+            try:
+                target = (_mock if label == "mock" else _kernel_without_trace)()
+            except TargetError as exc:
+                print(f"{label}.{name}: skipped, {exc}", file=sys.stderr)
+                continue
+            try:
+                target.sh("nft -f -", stdin=ruleset)
+                print(f"figure {label}.{name} {measure(target, 'forward', 20_000):.0f} pps", flush=True)
+            finally:
+                target.close()
