@@ -27,8 +27,7 @@ from harness.mockkernel.netfilter import nf_nat, nf_reject
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
                                                NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING)
-from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_REPLY, IP_CT_IS_REPLY, IP_CT_UNTRACKED,
-                                                       UNTRACKED)
+from harness.mockkernel.netfilter.nf_conntrack import IP_CT_IS_REPLY, IP_CT_UNTRACKED, UNTRACKED, ct_direction
 from harness.mockkernel.netfilter.nf_nat_range import NatRange
 from harness.mockkernel.netfilter.nft_set import NftSet, format_elements, lookup_fn
 from harness.mockkernel.wire.checksum import checksum
@@ -286,8 +285,7 @@ class Ct(Selector):
         if self.key == "state":
             return lambda pkt: ct_state_bits(pkt.skb)
         if self.key == "direction":
-            return lambda pkt: None if _tracked(pkt.skb) is None else \
-                int(pkt.skb.ctinfo >= IP_CT_IS_REPLY and pkt.skb.ctinfo != IP_CT_UNTRACKED) * IP_CT_DIR_REPLY
+            return lambda pkt: None if _tracked(pkt.skb) is None else ct_direction(pkt.skb.ctinfo)
         attr = self.key
 
         def load_ct(pkt):

@@ -75,6 +75,11 @@ OPERATOR_NAMES = {",": "comma", ";": "semicolon", ":": "colon", "{": "'{'", "}":
 WORD_OPERATORS = {"eq": "==", "ne": "!=", "lt": "<", "gt": ">", "le": "<=", "ge": ">=", "and": "&",
                   "or": "|", "not": "!"}
 RELATIONAL_OPS = ("==", "!=", "<", ">", "<=", ">=")
+COMMAND_OBJECTS = {"add": ("table", "chain", "rule", "set", "map", "element"),
+                   "create": ("table", "chain", "set", "map", "element"), "insert": ("rule",), "replace": ("rule",),
+                   "delete": ("table", "chain", "rule", "set", "map", "element"),
+                   "flush": ("table", "chain", "set", "map"), "list": ("table", "chain", "set", "map")}
+WHOLE_RULESET_OBJECTS = {"list": ("ruleset", "tables", "chains", "sets", "maps"), "flush": ("ruleset",)}
 _PRINT = PrintCtx()  # for printing `typeof` expressions back
 
 
@@ -299,19 +304,12 @@ def resolve(sym: Sym, dtype) -> Value | Range | Prefix:
         if low >= high:
             raise NftError("Range has zero or negative size", sym.loc)
         return Range(low, high)
-    if sym.kind == "prefix":
-        addr, plen = _parse(sym.parts[0], dtype), sym.parts[1].value
-        if plen > dtype.size:
-            raise NftError(f"Prefix length {plen} is invalid for type of {dtype.size} bits width", sym.loc)
-        prefix = Prefix(addr, plen)
-        prefix.addr &= prefix.mask(dtype.size)
-        return prefix
-    if sym.kind == "flags":
-        value = 0
-        for tok in sym.parts:
-            value |= _parse(tok, dtype)
-        return Value(value)
-    raise NftError("syntax error, unexpected '{'", sym.loc)
+    addr, plen = _parse(sym.parts[0], dtype), sym.parts[1].value  # a prefix
+    if plen > dtype.size:
+        raise NftError(f"Prefix length {plen} is invalid for type of {dtype.size} bits width", sym.loc)
+    prefix = Prefix(addr, plen)
+    prefix.addr &= prefix.mask(dtype.size)
+    return prefix
 
 
 def _parse(tok: Token, dtype):
@@ -478,26 +476,17 @@ class Parser:
         self._expand_variable()
         obj_tok = self.tok
         obj = obj_tok.text if obj_tok.kind == "str" else None
-        if op == "list" and obj in ("ruleset", "tables", "chains", "sets", "maps"):
+        if obj in WHOLE_RULESET_OBJECTS.get(op, ()):  # `list ruleset|tables|... [family]`, `flush ruleset`
             self.next()
             cmd = Command(op, obj, start.loc)
             self.family_spec(cmd)
             self.finish(cmd, start)
             return
-        if op == "flush" and obj == "ruleset":
-            self.next()
-            cmd = Command(op, obj, start.loc)
-            self.family_spec(cmd)
-            self.finish(cmd, start)
-            return
-        handler = {"table": self.cmd_table, "chain": self.cmd_chain, "rule": self.cmd_rule,
-                   "set": self.cmd_set, "map": self.cmd_set, "element": self.cmd_element}.get(obj)
-        allowed = {"add": "table chain rule set map element", "create": "table chain set map element",
-                   "insert": "rule", "replace": "rule", "delete": "table chain rule set map element",
-                   "flush": "table chain set map", "list": "table chain set map"}[op].split()
-        if handler is None or obj not in allowed:
+        if obj not in COMMAND_OBJECTS[op]:
             raise self.unexpected()
         self.next()
+        handler = {"table": self.cmd_table, "chain": self.cmd_chain, "rule": self.cmd_rule,
+                   "set": self.cmd_set, "map": self.cmd_set, "element": self.cmd_element}[obj]
         handler(op, obj, start)
 
     def finish(self, cmd: Command, start: Token) -> None:
