@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import ipv4_path, netfilter
+from benchmarks import bpf, ipv4_path, netfilter
 
 BENCHMARKS = {
     "ipv4_path": ipv4_path.main,
+    "bpf": bpf.main,
     "netfilter": netfilter.main,
 }
 

@@ -1,0 +1,653 @@
+"""The clang-built programs in programs/ on the mock, and the same objects on the real kernel.
+
+Loading (ELF sections, BTF maps, global data, relocations), then each
+program's verdict and rewrite on crafted frames, maps from user space, and
+the helpers behind them. Where the host allows (root, bpftool), the same .o
+runs in the real kernel through `bpftool prog run` (BPF_PROG_TEST_RUN) with
+the same frame and map contents, inside a private mount namespace with its
+own bpffs (and a private network namespace when routes matter), and the
+return value, output frame, __sk_buff and maps must match the mock's.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.l2 import ARP, Ether
+
+from harness import bpf_build
+from harness.mockkernel.bpf import (
+    TC_ACT_OK,
+    XDP_DROP,
+    XDP_PASS,
+    XDP_REDIRECT,
+    XDP_TX,
+    BpfFault,
+    BpfLoadError,
+    BpfRuntime,
+    MapError,
+    Redirect,
+    SkBuffCtx,
+    XdpMd,
+)
+from harness.mockkernel.bpf.asm import assemble
+from harness.mockkernel.bpf.maps import (
+    BPF_F_NO_PREALLOC,
+    BPF_MAP_TYPE_ARRAY,
+    BPF_MAP_TYPE_LPM_TRIE,
+    BPF_MAP_TYPE_LRU_HASH,
+    BPF_MAP_TYPE_PERCPU_ARRAY,
+)
+from harness.mockkernel.kernel import Kernel
+
+MAC_A, MAC_B = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
+
+
+@pytest.fixture(scope="session")
+def objects() -> dict[str, Path]:
+    try:
+        return bpf_build.build_all()
+    except bpf_build.BpfBuildError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def rt() -> BpfRuntime:
+    return BpfRuntime()
+
+
+def udp(src="10.1.2.3", dst="10.0.0.1", sport=1000, dport=9, payload=b"x" * 18, **ip) -> bytes:
+    return bytes(Ether(src=MAC_A, dst=MAC_B) / IP(src=src, dst=dst, **ip) / UDP(sport=sport, dport=dport) / payload)
+
+
+def tcp(src="10.1.2.3", dst="10.0.0.1", dport=80) -> bytes:
+    return bytes(Ether(src=MAC_A, dst=MAC_B) / IP(src=src, dst=dst) / TCP(sport=1000, dport=dport))
+
+
+def xdp(prog, frame: bytes, **fields) -> tuple[int, XdpMd]:
+    ctx = XdpMd.from_frame(frame, **fields)
+    return prog.run(ctx), ctx
+
+
+def tc(prog, frame: bytes, **fields) -> tuple[int, SkBuffCtx]:
+    ctx = SkBuffCtx(bytearray(frame), 0, len(frame), **fields)
+    return prog.run(ctx), ctx
+
+
+def lpm_key(prefix: str) -> bytes:
+    addr, plen = prefix.split("/")
+    return struct.pack("<I", int(plen)) + bytes(int(b) for b in addr.split("."))
+
+
+# the real kernel through bpftool
+
+
+@dataclass
+class KernelRun:
+    retval: int
+    data: bytes
+    ctx: bytes = b""
+    maps: dict[str, list] = field(default_factory=dict)
+
+
+class Bpftool:
+    """`bpftool prog run` of one program of an object in a throwaway mount
+    namespace (and network namespace): loadall with pinned maps on a private
+    bpffs, map updates, BPF_PROG_TEST_RUN, map dumps; the namespaces take
+    every pin with them when the script ends."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+
+    def run(self, obj: Path, prog: str, frame: bytes, *, tc: bool = False, updates=(), tail_calls=(),
+            ctx: bytes | None = None, dump=(), setup: str = "") -> KernelRun:
+        work = self.workdir
+        (work / "in").write_bytes(frame)
+        fs = work / "fs"
+        lines = ["set -e", f"mkdir -p {fs}", f"mount -t bpf bpf {fs}", f"mkdir {fs}/maps", setup,
+                 f"bpftool prog loadall {obj} {fs}/progs {'type tc' if tc else ''} pinmaps {fs}/maps"]
+        lines += [f"bpftool map update pinned {fs}/maps/{name} key hex {key.hex(' ')} value hex {value.hex(' ')}"
+                  for name, key, value in updates]
+        lines += [f"bpftool map update pinned {fs}/maps/{name} key hex {key.hex(' ')} value pinned {fs}/progs/{target}"
+                  for name, key, target in tail_calls]
+        ctx_args = ""
+        if ctx is not None:
+            (work / "ctx_in").write_bytes(ctx)
+            ctx_args = f"ctx_in {work}/ctx_in ctx_out {work}/ctx_out"
+        lines.append(f"bpftool -j prog run pinned {fs}/progs/{prog} data_in {work}/in data_out {work}/out "
+                     f"{ctx_args} repeat 1 > {work}/run.json")
+        lines += [f"bpftool -j map dump pinned {fs}/maps/{name} > {work}/map.{name}.json" for name in dump]
+        script = work / "run.sh"
+        script.write_text("\n".join(lines) + "\n")
+        result = subprocess.run(["unshare", "--mount", "--net", "--propagation", "private", "sh", str(script)],
+                                capture_output=True, text=True, check=False)
+        if result.returncode:
+            raise AssertionError(f"bpftool on the real kernel failed:\n{result.stderr}")
+        maps = {name: json.loads((work / f"map.{name}.json").read_text()) for name in dump}
+        return KernelRun(json.loads((work / "run.json").read_text())["retval"], (work / "out").read_bytes(),
+                         (work / "ctx_out").read_bytes() if ctx is not None else b"", maps)
+
+
+@pytest.fixture
+def kernel(tmp_path) -> Bpftool:
+    if os.geteuid() != 0 or shutil.which("bpftool") is None or shutil.which("unshare") is None:
+        pytest.skip("running objects on the real kernel needs root, bpftool and unshare")
+    return Bpftool(tmp_path)
+
+
+def hex_bytes(values: list[str]) -> bytes:
+    return bytes(int(v, 16) for v in values)
+
+
+def xdp_md(frame: bytes, ingress_ifindex: int) -> bytes:
+    """A struct xdp_md for BPF_PROG_TEST_RUN's ctx_in: the whole frame, that ingress device."""
+    return struct.pack("<IIIIII", 0, len(frame), 0, ingress_ifindex, 0, 0)
+
+
+def sk_buff(mark: int = 0, priority: int = 0) -> bytes:
+    ctx = bytearray(192)
+    struct.pack_into("<I", ctx, 8, mark)
+    struct.pack_into("<I", ctx, 32, priority)
+    return bytes(ctx)
+
+
+# loading
+
+
+def test_programs_are_found_by_function_and_by_section(rt, objects):
+    nat = rt.load_object(objects["tc_nat"])
+    assert nat.program("tc/ingress") is nat.program("tc_dnat")
+    assert (nat.program("tc_snat").type, nat.program("tc_snat").section) == ("sched_cls", "tc/egress")
+    drop = rt.load_object(objects["xdp_drop_udp"])
+    assert (drop.program().name, drop.program().type, drop.license) == ("xdp_drop_udp", "xdp", "GPL")
+
+
+def test_btf_map_definitions_are_read_from_the_maps_section(rt, objects):
+    blocklist = rt.load_object(objects["xdp_blocklist"]).map("blocklist")
+    assert (blocklist.type_name, blocklist.key_size, blocklist.value_size, blocklist.max_entries,
+            blocklist.map_flags) == ("lpm_trie", 8, 8, 1024, BPF_F_NO_PREALLOC)
+    counters = rt.load_object(objects["xdp_counters"])
+    assert [(m.type_name, m.value_size) for m in counters.maps.values()] == [("percpu_array", 16), ("array", 8)]
+
+
+def test_global_data_sections_become_maps_named_as_libbpf_names_them(rt, objects):
+    obj = rt.load_object(objects["xdp_global_data"])
+    assert list(obj.maps) == ["xdp_glob.rodata", "xdp_glob.data", "xdp_glob.bss"]
+    assert obj.global_var("drop_port") == struct.pack("<H", 9)
+    assert obj.global_var("match_verdict") == struct.pack("<I", XDP_DROP)
+    assert obj.global_var("packets_seen") == bytes(8)
+    with pytest.raises(MapError, match="frozen"):
+        obj.map(".rodata").update_elem(bytes(4), bytes(obj.map(".rodata").value_size))
+
+
+def test_legacy_maps_section_and_unsupported_program_types(rt, tmp_path):
+    source = tmp_path / "legacy_maps_test.c"
+    source.write_text("""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct bpf_map_def { unsigned int type, key_size, value_size, max_entries, map_flags; };
+struct bpf_map_def SEC("maps") legacy = { BPF_MAP_TYPE_HASH, 4, 8, 16, 0 };
+SEC("xdp") int uses_legacy(struct xdp_md *ctx)
+{
+    __u32 key = 1;
+    return bpf_map_lookup_elem(&legacy, &key) ? XDP_DROP : XDP_PASS;
+}
+SEC("kprobe/do_nothing") int probe(void *ctx) { return 0; }
+char LICENSE[] SEC("license") = "GPL";
+""")
+    try:
+        obj = rt.load_object(bpf_build.build(source))
+    except bpf_build.BpfBuildError as exc:
+        pytest.skip(str(exc))
+    legacy = obj.map("legacy")
+    assert (legacy.type_name, legacy.key_size, legacy.value_size, legacy.max_entries) == ("hash", 4, 8, 16)
+    assert xdp(obj.program("uses_legacy"), udp())[0] == XDP_PASS
+    legacy.update_elem(struct.pack("<I", 1), bytes(8))
+    assert xdp(obj.program("uses_legacy"), udp())[0] == XDP_DROP
+    with pytest.raises(BpfLoadError, match="kprobe/do_nothing"):
+        obj.program("probe")
+
+
+def test_an_object_that_is_not_bpf_elf_is_refused(rt):
+    with pytest.raises(BpfLoadError, match="not an ELF object"):
+        rt.load_object(b"not an object")
+
+
+def test_a_missing_clang_is_a_clear_error(monkeypatch):
+    bpf_build.clang_version.cache_clear()
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    try:
+        with pytest.raises(bpf_build.BpfBuildError, match="apt-get install clang llvm libbpf-dev"):
+            bpf_build.build("xdp_drop_udp")
+    finally:
+        bpf_build.clang_version.cache_clear()
+
+
+# XDP programs
+
+
+@pytest.mark.parametrize("frame, verdict", [
+    (udp(), XDP_DROP),
+    (tcp(), XDP_PASS),
+    (bytes(Ether(src=MAC_A, dst=MAC_B) / ARP()), XDP_PASS),
+    (udp()[:30], XDP_PASS),
+], ids=["udp dropped", "tcp passes", "arp passes", "truncated ip header passes"])
+def test_xdp_drop_udp(rt, objects, frame, verdict):
+    assert xdp(rt.load_object(objects["xdp_drop_udp"]).program(), frame)[0] == verdict
+
+
+def test_xdp_drop_udp_matches_the_kernel(rt, objects, kernel):
+    for frame in (udp(), tcp()):
+        verdict, ctx = xdp(rt.load_object(objects["xdp_drop_udp"]).program(), frame)
+        real = kernel.run(objects["xdp_drop_udp"], "xdp_drop_udp", frame)
+        assert (real.retval, real.data) == (verdict, ctx.packet())
+
+
+def test_lpm_blocklist_drops_sources_in_listed_prefixes_and_counts_them(rt, objects):
+    obj = rt.load_object(objects["xdp_blocklist"])
+    blocklist = obj.map("blocklist")
+    blocklist.update_elem(lpm_key("10.1.0.0/16"), bytes(8))
+    blocklist.update_elem(lpm_key("10.1.2.0/24"), bytes(8))
+    prog = obj.program()
+    assert [xdp(prog, udp(src=src))[0] for src in ("10.1.2.3", "10.1.9.9", "10.2.0.1")] == \
+           [XDP_DROP, XDP_DROP, XDP_PASS]
+    # the longest prefix counted each drop
+    assert blocklist.lookup(lpm_key("10.1.2.0/24")) == struct.pack("<Q", 1)
+    assert blocklist.lookup(lpm_key("10.1.0.0/16")) == struct.pack("<Q", 1)
+    blocklist.delete_elem(lpm_key("10.1.0.0/16"))
+    assert xdp(prog, udp(src="10.1.9.9"))[0] == XDP_PASS
+
+
+def test_lpm_blocklist_matches_the_kernel(rt, objects, kernel):
+    obj = rt.load_object(objects["xdp_blocklist"])
+    obj.map("blocklist").update_elem(lpm_key("10.1.0.0/16"), bytes(8))
+    verdict, _ = xdp(obj.program(), udp())
+    real = kernel.run(objects["xdp_blocklist"], "xdp_blocklist", udp(),
+                      updates=[("blocklist", lpm_key("10.1.0.0/16"), bytes(8))], dump=["blocklist"])
+    assert real.retval == verdict == XDP_DROP
+    assert [(hex_bytes(e["key"]), hex_bytes(e["value"])) for e in real.maps["blocklist"]] == \
+           obj.map("blocklist").dump()
+
+
+def test_counters_per_cpu_and_shared(objects):
+    rt = BpfRuntime(ncpus=2)
+    obj = rt.load_object(objects["xdp_counters"])
+    prog = obj.program()
+    frame = udp()
+    for cpu in (0, 1, 1):
+        rt.cpu = cpu
+        assert xdp(prog, frame)[0] == XDP_PASS
+    per_cpu = obj.map("proto_stats").lookup(struct.pack("<I", 17))
+    assert [struct.unpack("<QQ", v) for v in per_cpu] == [(1, len(frame)), (2, 2 * len(frame))]
+    assert obj.map("proto_packets").lookup(struct.pack("<I", 17)) == struct.pack("<Q", 3)
+
+
+def test_counters_match_the_kernel(objects, kernel):
+    rt = BpfRuntime(ncpus=os.cpu_count())
+    obj = rt.load_object(objects["xdp_counters"])
+    xdp(obj.program(), udp())
+    real = kernel.run(objects["xdp_counters"], "xdp_counters", udp(), dump=["proto_stats", "proto_packets"])
+    key = struct.pack("<I", 17).hex()
+    real_stats = next(e for e in real.maps["proto_stats"] if hex_bytes(e["key"]).hex() == key)
+    summed = [sum(x) for x in zip(*(struct.unpack("<QQ", hex_bytes(v["value"])) for v in real_stats["values"]))]
+    mock_stats = obj.map("proto_stats").lookup(bytes.fromhex(key))
+    assert summed == [sum(x) for x in zip(*(struct.unpack("<QQ", v) for v in mock_stats))] == [1, len(udp())]
+    real_packets = {hex_bytes(e["key"]): hex_bytes(e["value"]) for e in real.maps["proto_packets"]}
+    assert real_packets == dict(obj.map("proto_packets").dump())
+
+
+def test_tx_reflector_swaps_addresses_and_fixes_the_checksum(rt, objects):
+    frame = udp(src="10.1.2.3", dst="10.0.0.1", sport=1000, dport=7, ttl=3)
+    verdict, ctx = xdp(rt.load_object(objects["xdp_tx_reflector"]).program(), frame)
+    assert verdict == XDP_TX
+    out = Ether(ctx.packet())
+    assert (out.src, out.dst, out[IP].src, out[IP].dst, out[IP].ttl, out[UDP].sport, out[UDP].dport) == \
+           (MAC_B, MAC_A, "10.0.0.1", "10.1.2.3", 64, 7, 1000)
+    recomputed = out[IP].copy()
+    del recomputed.chksum
+    assert out[IP].chksum == IP(bytes(recomputed)).chksum
+
+
+def test_tx_reflector_matches_the_kernel(rt, objects, kernel):
+    frame = udp(ttl=3)
+    verdict, ctx = xdp(rt.load_object(objects["xdp_tx_reflector"]).program(), frame)
+    real = kernel.run(objects["xdp_tx_reflector"], "xdp_tx_reflector", frame)
+    assert (real.retval, real.data) == (verdict, ctx.packet())
+
+
+def test_redirect_through_a_devmap(rt, objects):
+    obj = rt.load_object(objects["xdp_redirect_devmap"])
+    obj.map("tx_port").update_elem(struct.pack("<I", 2), struct.pack("<I", 3))
+    verdict, ctx = xdp(obj.program(), udp(), ingress_ifindex=2)
+    assert (verdict, ctx.redirect) == (XDP_REDIRECT, Redirect("dev", 3))
+    verdict, ctx = xdp(obj.program(), udp(), ingress_ifindex=4)
+    assert (verdict, ctx.redirect) == (XDP_PASS, None)
+
+
+def test_devmap_entries_must_name_devices_of_the_namespace(objects):
+    rt = BpfRuntime(net=Kernel())
+    tx_port = rt.load_object(objects["xdp_redirect_devmap"]).map("tx_port")
+    tx_port.update_elem(struct.pack("<I", 0), struct.pack("<I", 2))
+    with pytest.raises(MapError) as error:
+        tx_port.update_elem(struct.pack("<I", 1), struct.pack("<I", 99))
+    assert error.value.errno == 19  # ENODEV
+
+
+def test_redirect_through_a_devmap_matches_the_kernel(rt, objects, kernel):
+    """In the kernel's private namespace only lo (ifindex 1) exists."""
+    obj = rt.load_object(objects["xdp_redirect_devmap"])
+    obj.map("tx_port").update_elem(struct.pack("<I", 1), struct.pack("<I", 1))
+    verdict, ctx = xdp(obj.program(), udp(), ingress_ifindex=1)
+    real = kernel.run(objects["xdp_redirect_devmap"], "xdp_redirect_devmap", udp(), ctx=xdp_md(udp(), 1),
+                      updates=[("tx_port", struct.pack("<I", 1), struct.pack("<I", 1))])
+    assert (real.retval, real.data) == (verdict, ctx.packet()) == (XDP_REDIRECT, udp())
+
+
+def test_global_data_and_a_bpf_to_bpf_call(rt, objects):
+    obj = rt.load_object(objects["xdp_global_data"])
+    prog = obj.program()
+    assert [xdp(prog, frame)[0] for frame in (udp(dport=9), udp(dport=53), tcp())] == [XDP_DROP, XDP_PASS, XDP_PASS]
+    assert struct.unpack("<QQ", obj.map(".bss").lookup(bytes(4))) == (3, 2)
+    assert rt.trace_pipe == ["udp to port 9: verdict 1"]  # as the kernel's trace_pipe shows it
+    obj.map(".data").update_elem(bytes(4), struct.pack("<I", XDP_TX))
+    assert xdp(prog, udp(dport=9))[0] == XDP_TX
+
+
+def test_global_data_matches_the_kernel(rt, objects, kernel):
+    obj = rt.load_object(objects["xdp_global_data"])
+    verdict, _ = xdp(obj.program(), udp(dport=9))
+    real = kernel.run(objects["xdp_global_data"], "xdp_global_data", udp(dport=9), dump=["xdp_glob_bss"])
+    assert real.retval == verdict
+    assert hex_bytes(real.maps["xdp_glob_bss"][0]["value"]) == obj.map(".bss").lookup(bytes(4))
+
+
+def test_tail_call_dispatch_through_a_prog_array(rt, objects):
+    obj = rt.load_object(objects["xdp_tailcall"])
+    dispatch, leaf = obj.program("xdp_dispatch"), obj.program("xdp_drop_leaf")
+    assert xdp(dispatch, udp())[0] == XDP_PASS
+    obj.map("jmp_table").update_elem(struct.pack("<I", 17), struct.pack("<I", leaf.fd))
+    assert [xdp(dispatch, frame)[0] for frame in (udp(), tcp())] == [XDP_DROP, XDP_PASS]
+    assert (dispatch.run_cnt, leaf.run_cnt) == (3, 0)  # bpf_stats counts the program the hook ran
+
+
+def test_tail_call_matches_the_kernel(rt, objects, kernel):
+    obj = rt.load_object(objects["xdp_tailcall"])
+    obj.map("jmp_table").update_elem(struct.pack("<I", 17), struct.pack("<I", obj.program("xdp_drop_leaf").fd))
+    real = kernel.run(objects["xdp_tailcall"], "xdp_dispatch", udp(),
+                      tail_calls=[("jmp_table", struct.pack("<I", 17), "xdp_drop_leaf")])
+    assert real.retval == xdp(obj.program("xdp_dispatch"), udp())[0] == XDP_DROP
+
+
+def test_events_through_the_ring_buffer_and_perf_event_array(objects):
+    rt = BpfRuntime(ncpus=2)
+    rt.cpu = 1
+    obj = rt.load_object(objects["xdp_events"])
+    frame = udp(ttl=17)
+    assert xdp(obj.program(), frame)[0] == XDP_PASS
+    record = struct.pack("<4s4sHBB", bytes([10, 1, 2, 3]), bytes([10, 0, 0, 1]), len(frame), 17, 17)
+    assert obj.map("events").consume() == [record]
+    assert obj.map("events").consume() == []
+    assert obj.map("perf_events").consume() == [(1, record + frame[:14])]
+
+
+def test_ring_buffer_refuses_records_that_do_not_fit(rt):
+    ringbuf = rt.create_map(27, 0, 0, 4096, name="rb")
+    assert [ringbuf.output(bytes(2000)) for _ in range(3)] == [0, 0, -11]  # -EAGAIN
+    assert len(ringbuf.consume()) == 2
+    assert ringbuf.output(bytes(2000)) == 0
+
+
+def test_ipip_encapsulation_with_adjust_head_and_csum_diff(rt, objects):
+    frame = udp()
+    verdict, ctx = xdp(rt.load_object(objects["xdp_adjust"]).program("xdp_ipip_encap"), frame)
+    assert verdict == XDP_PASS
+    out = Ether(ctx.packet())
+    outer = out[IP]
+    assert (outer.proto, outer.src, outer.dst, outer.len, outer.flags.DF) == (4, "10.99.0.1", "10.99.0.2",
+                                                                             len(frame) - 14 + 20, 1)
+    assert bytes(outer.payload) == frame[14:]
+    recomputed = outer.copy()
+    del recomputed.chksum
+    assert outer.chksum == IP(bytes(recomputed)).chksum
+    assert ctx.data == 256 - 20
+
+
+def test_adjust_tail_trims_and_adjust_meta_prepends_metadata(rt, objects):
+    obj = rt.load_object(objects["xdp_adjust"])
+    frame = udp(payload=b"y" * 100)
+    verdict, ctx = xdp(obj.program("xdp_trim"), frame)
+    assert (verdict, ctx.packet()) == (XDP_PASS, frame[:64])
+    verdict, ctx = xdp(obj.program("xdp_meta_mark"), frame)
+    assert (verdict, ctx.data - ctx.data_meta, bytes(ctx.buf[ctx.data_meta:ctx.data])) == \
+           (XDP_PASS, 4, struct.pack("<I", 0xFEEDBEEF))
+
+
+@pytest.mark.parametrize("prog", ["xdp_ipip_encap", "xdp_trim", "xdp_meta_mark"])
+def test_adjust_helpers_match_the_kernel(rt, objects, kernel, prog):
+    frame = udp(payload=b"y" * 100)
+    verdict, ctx = xdp(rt.load_object(objects["xdp_adjust"]).program(prog), frame)
+    real = kernel.run(objects["xdp_adjust"], prog, frame)
+    # test_run's data_out starts at data_meta: the metadata, then the frame
+    assert (real.retval, real.data) == (verdict, bytes(ctx.buf[ctx.data_meta:ctx.data_end]))
+
+
+def test_adjust_head_refuses_to_eat_the_ethernet_header(rt):
+    prog = rt.load_program(assemble("mov r2, 60\ncall 44\nexit"), "xdp")
+    verdict, ctx = xdp(prog, bytes(60))
+    assert verdict == (-22) & 0xFFFFFFFF and ctx.data == 256  # -EINVAL, nothing moved
+
+
+# TC programs
+
+
+def test_tc_dnat_rewrites_the_destination_and_both_checksums(rt, objects):
+    obj = rt.load_object(objects["tc_nat"])
+    obj.map("dnat").update_elem(bytes([10, 0, 0, 1]), bytes([192, 168, 7, 9]))
+    for frame in (udp(), tcp()):
+        verdict, ctx = tc(obj.program("tc/ingress"), frame)
+        assert verdict == TC_ACT_OK
+        out = Ether(ctx.packet())
+        assert out[IP].dst == "192.168.7.9"
+        expected = Ether(frame)
+        expected[IP].dst = "192.168.7.9"
+        del expected[IP].chksum
+        del expected[IP].payload.chksum
+        assert ctx.packet() == bytes(expected)
+
+
+def test_tc_dnat_keeps_a_zero_udp_checksum(rt, objects):
+    obj = rt.load_object(objects["tc_nat"])
+    obj.map("dnat").update_elem(bytes([10, 0, 0, 1]), bytes([192, 168, 7, 9]))
+    _, ctx = tc(obj.program("tc_dnat"), _udp_without_checksum())
+    assert Ether(ctx.packet())[UDP].chksum == 0
+
+
+def test_tc_snat_rewrites_the_source_on_egress_only_for_listed_addresses(rt, objects):
+    obj = rt.load_object(objects["tc_nat"])
+    obj.map("snat").update_elem(bytes([10, 1, 2, 3]), bytes([203, 0, 113, 5]))
+    assert Ether(tc(obj.program("tc_snat"), udp())[1].packet())[IP].src == "203.0.113.5"
+    assert tc(obj.program("tc_snat"), udp(src="10.9.9.9"))[1].packet() == udp(src="10.9.9.9")
+
+
+def _udp_without_checksum() -> bytes:
+    frame = Ether(udp())
+    frame[UDP].chksum = 0
+    return bytes(frame)
+
+
+@pytest.mark.parametrize("frame", [udp(), tcp(), _udp_without_checksum()], ids=["udp", "tcp", "udp checksum 0"])
+def test_tc_nat_matches_the_kernel(rt, objects, kernel, frame):
+    obj = rt.load_object(objects["tc_nat"])
+    entry = (bytes([10, 0, 0, 1]), bytes([192, 168, 7, 9]))
+    obj.map("dnat").update_elem(*entry)
+    verdict, ctx = tc(obj.program("tc_dnat"), frame)
+    real = kernel.run(objects["tc_nat"], "tc_dnat", frame, tc=True, updates=[("dnat", *entry)])
+    assert (real.retval, real.data) == (verdict, ctx.packet())
+
+
+def test_tc_mark_sets_mark_and_priority_for_listed_ports(rt, objects):
+    obj = rt.load_object(objects["tc_mark"])
+    obj.map("port_policy").update_elem(struct.pack("<H", 5000), struct.pack("<II", 0x2A, 6))
+    _, ctx = tc(obj.program(), udp(dport=5000), mark=1)
+    assert (ctx.mark, ctx.priority) == (0x2A, 6)
+    _, ctx = tc(obj.program(), tcp(dport=22), mark=1)
+    assert (ctx.mark, ctx.priority) == (1, 0)
+
+
+def test_tc_mark_matches_the_kernel(rt, objects, kernel):
+    obj = rt.load_object(objects["tc_mark"])
+    policy = (struct.pack("<H", 5000), struct.pack("<II", 0x2A, 6))
+    obj.map("port_policy").update_elem(*policy)
+    verdict, ctx = tc(obj.program(), udp(dport=5000), mark=1)
+    real = kernel.run(objects["tc_mark"], "tc_mark", udp(dport=5000), tc=True, ctx=sk_buff(mark=1),
+                      updates=[("port_policy", *policy)])
+    assert real.retval == verdict
+    assert struct.unpack_from("<I", real.ctx, 8)[0] == ctx.mark
+    assert struct.unpack_from("<I", real.ctx, 32)[0] == ctx.priority
+
+
+# bpf_fib_lookup against the mock's routing tables, and the kernel's
+
+FIB_SETUP = [
+    "ip link add p0 type veth peer name p1",
+    "ip link set p0 address 02:00:00:00:00:01",
+    "ip link set p1 address 02:00:00:00:00:02",
+    "ip link set p1 mtu 1000",
+    "ip link set p0 up",
+    "ip link set p1 up",
+    "ip addr add 10.0.0.1/24 dev p0",
+    "ip addr add 10.0.1.1/24 dev p1",
+    "ip route add 10.0.2.0/24 via 10.0.1.2 dev p1",
+    "ip route add blackhole 10.0.9.0/24",
+    "ip route add 10.0.3.0/24 via 10.0.1.2 dev p1 mtu 100",
+    "ip neigh replace 10.0.1.2 lladdr 02:00:00:00:01:02 dev p1 nud permanent",
+    "sysctl -qw net.ipv4.ip_forward=1",
+]
+
+
+def _mock_fib_kernel() -> Kernel:
+    """FIB_SETUP on the mock, whose p0 and p1 (ifindex 2 and 3) already exist with those MACs."""
+    kernel = Kernel()
+    for command in FIB_SETUP[3:]:
+        kernel.sh(command.replace("-qw", "-w").split())
+    return kernel
+
+
+FIB_CASES = [("10.0.2.7", 200, XDP_REDIRECT), ("10.0.1.9", 200, XDP_PASS), ("10.0.9.1", 200, XDP_DROP),
+             ("10.0.0.1", 200, XDP_PASS), ("10.0.2.7", 1200, XDP_PASS), ("10.0.3.7", 200, XDP_REDIRECT)]
+FIB_CASE_IDS = ["via gateway", "no neighbour yet", "blackhole", "local", "bigger than the device mtu",
+                "a route's mtu metric does not count"]
+
+
+def _fib_frame(dst: str, payload: int) -> bytes:
+    return udp(src="10.0.0.2", dst=dst, ttl=5, payload=b"z" * payload)
+
+
+@pytest.mark.parametrize("dst, payload, verdict", FIB_CASES, ids=FIB_CASE_IDS)
+def test_fib_lookup_forwarder(objects, dst, payload, verdict):
+    rt = BpfRuntime(net=_mock_fib_kernel())
+    frame = _fib_frame(dst, payload)
+    got, ctx = xdp(rt.load_object(objects["xdp_fib_forward"]).program(), frame, ingress_ifindex=2)
+    assert got == verdict
+    if verdict == XDP_REDIRECT:
+        out = Ether(ctx.packet())
+        assert (out.src, out.dst, out[IP].ttl, ctx.redirect) == ("02:00:00:00:00:02", "02:00:00:00:01:02", 4,
+                                                                 Redirect("dev", 3))
+        recomputed = out[IP].copy()
+        del recomputed.chksum
+        assert out[IP].chksum == IP(bytes(recomputed)).chksum
+
+
+def test_fib_lookup_needs_forwarding_on_the_ingress_device(objects):
+    kernel = _mock_fib_kernel()
+    kernel.sh(["sysctl", "-w", "net.ipv4.ip_forward=0"])
+    rt = BpfRuntime(net=kernel)
+    assert xdp(rt.load_object(objects["xdp_fib_forward"]).program(), udp(dst="10.0.2.7"), ingress_ifindex=2)[0] == \
+           XDP_PASS
+
+
+@pytest.mark.parametrize("dst, payload", [case[:2] for case in FIB_CASES], ids=FIB_CASE_IDS)
+def test_fib_lookup_forwarder_matches_the_kernel(objects, kernel, dst, payload):
+    rt = BpfRuntime(net=_mock_fib_kernel())
+    frame = _fib_frame(dst, payload)
+    verdict, ctx = xdp(rt.load_object(objects["xdp_fib_forward"]).program(), frame, ingress_ifindex=2)
+    real = kernel.run(objects["xdp_fib_forward"], "xdp_fib_forward", frame, ctx=xdp_md(frame, 2),
+                      setup="\n".join(FIB_SETUP))
+    assert (real.retval, real.data) == (verdict, ctx.packet())
+
+
+def test_fib_lookup_without_a_namespace_is_a_clear_fault(rt, objects):
+    with pytest.raises(BpfFault, match="bpf_fib_lookup: this runtime has no network namespace"):
+        xdp(rt.load_object(objects["xdp_fib_forward"]).program(), udp(), ingress_ifindex=2)
+
+
+# maps from user space
+
+
+def test_array_map_user_space_semantics(rt):
+    array = rt.create_map(BPF_MAP_TYPE_ARRAY, 4, 8, 2, name="a")
+    assert array.lookup(struct.pack("<I", 1)) == bytes(8)
+    with pytest.raises(MapError) as error:
+        array.update_elem(struct.pack("<I", 2), bytes(8))
+    assert error.value.errno == 7  # E2BIG
+    with pytest.raises(MapError):
+        array.delete_elem(struct.pack("<I", 0))
+    assert [k for k, _ in array.dump()] == [struct.pack("<I", 0), struct.pack("<I", 1)]
+
+
+def test_lru_hash_evicts_the_least_recently_used(rt):
+    lru = rt.create_map(BPF_MAP_TYPE_LRU_HASH, 4, 4, 2, name="lru")
+    for key in (1, 2):
+        lru.update_elem(struct.pack("<I", key), struct.pack("<I", key))
+    lru.lookup_addr(struct.pack("<I", 1))  # a program's lookup counts as a use
+    lru.update_elem(struct.pack("<I", 3), struct.pack("<I", 3))
+    assert sorted(struct.unpack("<I", key)[0] for key, _ in lru.dump()) == [1, 3]
+
+
+def test_percpu_values_are_given_per_cpu():
+    rt = BpfRuntime(ncpus=2)
+    percpu = rt.create_map(BPF_MAP_TYPE_PERCPU_ARRAY, 4, 4, 1, name="p")
+    percpu.update_elem(bytes(4), [struct.pack("<I", 1), struct.pack("<I", 2)])
+    assert percpu.lookup(bytes(4)) == [struct.pack("<I", 1), struct.pack("<I", 2)]
+    with pytest.raises(MapError, match="one value per possible CPU"):
+        percpu.update_elem(bytes(4), struct.pack("<I", 1))
+
+
+def test_lpm_trie_needs_no_prealloc_and_bounds_the_prefix(rt):
+    with pytest.raises(MapError, match="BPF_F_NO_PREALLOC"):
+        rt.create_map(BPF_MAP_TYPE_LPM_TRIE, 8, 4, 4, name="t")
+    trie = rt.create_map(BPF_MAP_TYPE_LPM_TRIE, 8, 4, 4, BPF_F_NO_PREALLOC, name="t")
+    with pytest.raises(MapError):
+        trie.update_elem(lpm_key("10.0.0.0/33"), bytes(4))
+    trie.update_elem(lpm_key("0.0.0.0/0"), struct.pack("<I", 7))
+    assert trie.lookup(lpm_key("192.0.2.1/32")) == struct.pack("<I", 7)
+
+
+def test_hash_map_update_flags(rt):
+    table = rt.create_map(1, 4, 4, 1, name="h")
+    key = struct.pack("<I", 1)
+    with pytest.raises(MapError) as error:
+        table.update_elem(key, bytes(4), flags=2)  # BPF_EXIST
+    assert error.value.errno == 2
+    table.update_elem(key, bytes(4), flags=1)  # BPF_NOEXIST
+    with pytest.raises(MapError) as error:
+        table.update_elem(key, bytes(4), flags=1)
+    assert error.value.errno == 17
+    with pytest.raises(MapError) as error:
+        table.update_elem(struct.pack("<I", 2), bytes(4))
+    assert error.value.errno == 7  # full
+    assert table.get_next_key(None) == key and table.get_next_key(key) is None
+
+
+def test_an_icmp_frame_passes_every_l4_specific_program(rt, objects):
+    frame = bytes(Ether(src=MAC_A, dst=MAC_B) / IP(src="10.1.2.3", dst="10.0.0.1") / ICMP())
+    assert xdp(rt.load_object(objects["xdp_drop_udp"]).program(), frame)[0] == XDP_PASS
+    assert xdp(rt.load_object(objects["xdp_tx_reflector"]).program(), frame)[0] == XDP_PASS
+    assert tc(rt.load_object(objects["tc_mark"]).program(), frame)[0] == TC_ACT_OK
