@@ -95,6 +95,7 @@ class NetnsTarget(Target):
                 capabilities.add("nftables")
                 if nftrace:
                     capabilities.add("nftrace")
+            capabilities.add("xdp")  # native XDP on veth: `ip link set dev pN xdp obj ...`
             try:
                 nfnetlink.check_conntrack(self.lab)
                 capabilities.add("conntrack")
@@ -121,7 +122,9 @@ class NetnsTarget(Target):
                                      f"it runs {', '.join(sorted(SH_PROGRAMS))}")
         require_tool(argv[0])
         if argv[0] not in RULESET_PROGRAMS or "nftrace" not in self.capabilities:
-            return self.lab.run(self.lab.dut, argv, stdin)
+            out = self.lab.run(self.lab.dut, argv, stdin)
+            self._peer_accepts_xdp_frames(argv)
+            return out
         # pj_trace is there before the test's first ruleset, and back after a flush
         if self._nftrace is None:
             self._nftrace = NftTrace(self.lab)
@@ -131,6 +134,19 @@ class NetnsTarget(Target):
         finally:
             self._nftrace.after_ruleset_command()
         return hide_trace_table(argv, output) if argv[0] == "nft" else output
+
+    def _peer_accepts_xdp_frames(self, argv: list[str]) -> None:
+        """After `ip link set dev pN xdp obj ...`, give tN an XDP_PASS program: a
+        veth delivers XDP_TX/XDP_REDIRECT frames only to a peer in NAPI mode."""
+        if argv[:3] != ["ip", "link", "set"] or not {"xdp", "xdpdrv", "xdpgeneric"} & set(argv):
+            return
+        if "off" in argv:
+            return
+        port = next((p for p in PORTS if p.name in argv), None)
+        if port is not None:
+            from harness import bpf_build
+            self.lab.run(self.lab.tester, ["ip", "link", "set", "dev", port.peer, "xdp", "obj",
+                                           str(bpf_build.build("xdp_pass")), "sec", "xdp"])
 
     # frames ------------------------------------------------------------------
     def _transmit(self, port: Port, frames: list[bytes]) -> None:

@@ -44,6 +44,7 @@ class Kernel(Net):
         self.nft = NfTables(self)
         self.nat_lookups: dict = {}
         self.nat_seq = 0
+        self.bpf = None  # the eBPF runtime, created by the first program load
         self._boot()
 
     def _boot(self) -> None:

@@ -78,6 +78,7 @@ class NetDevice:
     mac: bytes
     mtu: int = 1500
     up: bool = False
+    xdp_prog: object | None = None  # the attached XDP program (core/xdp.py)
     addrs: list[InAddr] = field(default_factory=list)
     stats: DevStats = field(default_factory=DevStats)
     # root qdisc: none ("noop") until the device first comes up and dev_activate()

@@ -13,6 +13,7 @@ from collections import deque
 
 from harness.journey import Hop
 from harness.mockkernel.core.skbuff import alloc_skb
+from harness.mockkernel.core.xdp import do_xdp
 from harness.mockkernel.net import NetDevice
 
 NAPI_POLL_WEIGHT = 64
@@ -33,14 +34,19 @@ class Nic:
         self.rx_ring.append(frame)
         return True
 
-    def napi_poll(self, budget: int) -> list:
-        """The driver's poll: up to `budget` skbs built from the ring, in order."""
+    def napi_poll(self, net, budget: int) -> list:
+        """The driver's poll: up to `budget` frames from the ring, in order, each
+        through the port's XDP program if one is attached, then built into skbs."""
         ring, dev, stats = self.rx_ring, self.dev, self.dev.stats
         skbs = []
         for _ in range(min(budget, len(ring))):
             frame = ring.popleft()
             stats.rx_packets += 1
             stats.rx_bytes += len(frame)
+            if dev.xdp_prog is not None:
+                frame = do_xdp(net, self, frame)
+                if frame is None:
+                    continue
             skb = alloc_skb(frame)
             skb.dev = dev
             skbs.append(skb)

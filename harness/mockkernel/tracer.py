@@ -56,6 +56,16 @@ class Tracer:
             journey.drop = drop
         self.drops.append(drop)
 
+    def start_frame(self, summary: object, hops: list[Hop]) -> Journey:
+        """A journey for a frame that never becomes an skb (an XDP verdict)."""
+        journey = Journey(summary, list(hops))
+        self.journeys.append(journey)
+        return journey
+
+    def end(self, journey: Journey, drop: Drop) -> None:
+        journey.drop = drop
+        self.drops.append(drop)
+
     def reset(self) -> None:
         self.journeys.clear()
         self.drops.clear()

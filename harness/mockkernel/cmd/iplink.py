@@ -17,8 +17,7 @@ from harness.mockkernel.cmd.iputils import IpOptions, device, duparg, duparg2, i
 SET_NOT_MODELLED = ("name", "index", "type", "broadcast", "brd", "txqueuelen", "qlen", "txqlen", "netns",
                     "multicast", "allmulticast", "promisc", "trailers", "arp", "carrier", "vf", "master",
                     "nomaster", "dynamic", "alias", "group", "mode", "state", "numtxqueues", "numrxqueues",
-                    "addrgenmode", "link-netns", "link-netnsid", "protodown", "xdp", "xdpgeneric", "xdpdrv",
-                    "xdpoffload", "gso_max_size", "gso_max_segs", "gro_max_size", "altname", "vrf")
+                    "addrgenmode", "link-netns", "link-netnsid", "protodown", "xdpoffload", "gso_max_size", "gso_max_segs", "gro_max_size", "altname", "vrf")
 
 
 def do_iplink(net, tokens, opts: IpOptions) -> str:
@@ -44,11 +43,16 @@ def _link_add(tokens) -> ToolError:
     return not_modelled(f'ip link add: link kind "{kind}" (the DUT has lo and its ports)')
 
 
+XDP_MODES = ("xdp", "xdpgeneric", "xdpdrv")
+
+
 def _set(net, tokens) -> str:
-    name = mtu = mac = up = None
+    name = mtu = mac = up = xdp = None
     while tokens:
         token = tokens.pop()
-        if token in ("up", "down"):
+        if token in XDP_MODES:
+            xdp = _xdp_args(tokens)
+        elif token in ("up", "down"):
             up = token == "up"
         elif token == "mtu":
             value = tokens.pop()
@@ -76,7 +80,26 @@ def _set(net, tokens) -> str:
         rtnetlink.dev_set_mtu(dev, mtu)
     if up is not None:
         rtnetlink.dev_change_flags(net, dev, up)
+    if xdp is not None:
+        from harness.mockkernel.core.xdp import dev_xdp_attach
+        dev_xdp_attach(net, dev, *xdp)
     return ""
+
+
+def _xdp_args(tokens) -> tuple[str | None, str | None]:
+    """iplink_xdp.c: `off`, or `object FILE [section NAME] [verbose]` (obj/sec
+    abbreviate them); returns (path, section), (None, None) for off."""
+    token = tokens.pop()
+    if token == "off":
+        return None, None
+    if not matches(token, "object"):
+        raise not_modelled(f"ip link set xdp {token}")
+    path, section = tokens.pop(), None
+    while tokens and tokens.peek() in ("section", "sec", "verbose"):
+        word = tokens.pop()
+        if word != "verbose":
+            section = tokens.pop()
+    return path, section
 
 
 def _integer(text: str) -> int | None:

@@ -40,14 +40,13 @@ def _napi_poll(net, nic, quota: int, softirq_round: int) -> int:
     rx = Hop("NIC_RX", nic.dev.name, "DMA", f"rx ring of {nic.dev.rx_ring}")
     napi = Hop("NAPI", f"{nic.dev.name} poll", "", f"softirq round {softirq_round}")
     alloc = Hop("SKB", "napi_alloc_skb")
-    polled = 0
-    for skb in nic.napi_poll(quota):
-        polled += 1
+    before = len(nic.rx_ring)
+    for skb in nic.napi_poll(net, quota):
         skb.net = net
         net.tracer.start(skb, FrameSummary(skb.buf, skb.data)).hops += (rx, napi, alloc)
         eth_type_trans(skb)
         netif_receive_skb(skb)
-    return polled
+    return before - len(nic.rx_ring)  # frames XDP consumed count against the budget too
 
 
 def eth_type_trans(skb: SkBuff) -> None:
