@@ -308,6 +308,13 @@ def test_syntax_error_names_the_unexpected_token_under_a_caret():
         "               ^")
 
 
+def test_a_rule_must_end_with_a_newline_or_semicolon_even_before_the_closing_brace():
+    """parser_bison.y chain_block: `rule stmt_separator` (seen with nft 1.0.6)."""
+    text = "table ip t {\n    chain c { type filter hook input priority 0; policy accept; counter }\n}\n"
+    assert nft_error(Kernel(), ["nft", "-f", "-"], text).startswith(
+        "/dev/stdin:2:73-73: Error: syntax error, unexpected '}', expecting newline or semicolon")
+
+
 def test_file_errors_carry_file_line_and_columns_and_keep_tabs_under_the_caret():
     text = "table ip filter {\n\tchain input {\n\t\ttcp dport foo accept\n\t}\n}\n"
     assert nft_error(Kernel(), ["nft", "-f", "-"], text) == (

@@ -601,7 +601,8 @@ class Parser:
                 rule_cmd.rule = self.rule(cmd.family)
                 rule_cmd.loc = rule_cmd.rule.loc
                 rules.append(rule_cmd)
-            if not (self.tok.kind == "nl" or self.at(";", "}")):
+            # chain_block: every item ends with a stmt_separator, even before '}'
+            if not (self.tok.kind == "nl" or self.at(";")):
                 raise self.unexpected("newline or semicolon")
         close = self.next()
         if cmd.chain and cmd.family == "netdev" and not cmd.chain.devices:
