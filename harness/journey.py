@@ -75,9 +75,6 @@ class Journey:
     def stages(self) -> list[str]:
         return [hop.stage for hop in self.hops]
 
-    def crossed(self, stage: str) -> bool:
-        return stage in self.stages
-
     def render(self, indent: str = "") -> str:
         lines = [f"{indent}{self.packet}"]
         lines += [f"{indent}  {hop}" for hop in self.hops]

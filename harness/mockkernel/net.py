@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
 from harness.mockkernel.clock import Clock
+from harness.mockkernel.wire.ipv4 import ip_str
 
 RT_TABLE_LOCAL = 255
 RT_TABLE_MAIN = 254
@@ -32,7 +33,7 @@ def ip_to_int(text: str) -> int:
 
 
 def int_to_ip(value: int) -> str:
-    return str(IPv4Address(value))
+    return ip_str(value)
 
 
 def prefix_mask(plen: int) -> int:

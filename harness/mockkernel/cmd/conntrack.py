@@ -8,6 +8,7 @@ from __future__ import annotations
 from harness.mockkernel.netfilter import nf_conntrack_core as core
 from harness.mockkernel.netfilter.nf_conntrack import (IPS_ASSURED, IPS_SEEN_REPLY, STATUS_NAMES, NfConn,
                                                        Tuple)
+from harness.mockkernel.wire.ipv4 import ip_str
 from harness.target import CommandError
 
 PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp"}
@@ -59,17 +60,13 @@ def _alive(net, ct: NfConn) -> bool:
 
 def _matches(ct: NfConn, selectors: dict[str, str]) -> bool:
     o = ct.original
-    values = {"src": _ip(o.src), "dst": _ip(o.dst), "proto": PROTO_NAMES.get(o.proto, str(o.proto)),
+    values = {"src": ip_str(o.src), "dst": ip_str(o.dst), "proto": PROTO_NAMES.get(o.proto, str(o.proto)),
               "sport": str(o.sport), "dport": str(o.dport)}
     return all(values[key] == value for key, value in selectors.items())
 
 
-def _ip(value: int) -> str:
-    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
-
-
 def _tuple_text(t: Tuple) -> str:
-    text = f"src={_ip(t.src)} dst={_ip(t.dst)} "
+    text = f"src={ip_str(t.src)} dst={ip_str(t.dst)} "
     if t.proto in (6, 17):
         return text + f"sport={t.sport} dport={t.dport}"
     if t.proto == 1:

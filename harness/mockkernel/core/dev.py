@@ -109,5 +109,4 @@ def loopback_xmit(skb: SkBuff) -> None:
     skb.protocol = ETH_P_IP
     skb.data = skb.network_header
     skb.dst = None
-    skb.local_out = False
     netif_receive_skb(skb)

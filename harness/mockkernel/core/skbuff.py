@@ -18,7 +18,7 @@ _SKB_OVERHEAD = 320 + 256
 class SkBuff:
     __slots__ = ("buf", "data", "tail", "protocol", "pkt_type", "mark", "priority", "hash",
                  "cb", "dev", "net", "mac_header", "network_header", "transport_header",
-                 "dst", "sk", "journey", "tstamp", "ignore_df", "truesize", "local_out", "nfct", "ctinfo",
+                 "dst", "sk", "journey", "tstamp", "ignore_df", "truesize", "nfct", "ctinfo",
                  "__weakref__")
 
     def __init__(self, buf: bytearray, data: int, tail: int):
@@ -28,7 +28,7 @@ class SkBuff:
         self.ctinfo = 0
         self.mac_header = self.network_header = self.transport_header = data
         self.tstamp = 0.0
-        self.ignore_df = self.local_out = False
+        self.ignore_df = False
         self.truesize = (((tail - data) + NET_SKB_PAD + 63) & ~63) + _SKB_OVERHEAD
 
     @property
@@ -58,10 +58,6 @@ class SkBuff:
         self.data -= n
         return self.data
 
-    def trim(self, length: int) -> None:
-        """pskb_trim_rcsum(): drop bytes past `length` (Ethernet padding)."""
-        if self.len > length:
-            self.tail = self.data + length
 
 
 def alloc_skb(payload: bytes | bytearray, headroom: int = NET_SKB_PAD) -> SkBuff:

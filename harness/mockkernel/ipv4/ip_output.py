@@ -30,7 +30,6 @@ def ip_select_ident(net, df: bool, ignore_df: bool) -> int:
 
 def ip_local_out(skb: SkBuff) -> None:
     """__ip_local_out(): fix tot_len and checksum, then the OUTPUT hook and dst_output."""
-    skb.local_out = True
     iph = Ipv4Packet(skb.buf, skb.network_header)
     iph.tot_len = skb.tail - skb.network_header
     iph.fill_checksum()

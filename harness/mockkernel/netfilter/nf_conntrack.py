@@ -63,18 +63,5 @@ class NfConn:
 UNTRACKED = NfConn([Tuple(0, 0, 0, 0, 0)] * 2, status=IPS_UNTRACKED | IPS_CONFIRMED)
 
 
-def ct_state_name(nfct: NfConn | None, ctinfo: int) -> str:
-    """nft's `ct state`: invalid, untracked, new, established or related."""
-    if nfct is None:
-        return "invalid"
-    if nfct is UNTRACKED:
-        return "untracked"
-    if ctinfo in (IP_CT_NEW,):
-        return "new"
-    if ctinfo in (IP_CT_RELATED, IP_CT_RELATED_REPLY):
-        return "related"
-    return "established"
-
-
 def ct_direction(ctinfo: int) -> int:
     return IP_CT_DIR_REPLY if ctinfo >= IP_CT_IS_REPLY and ctinfo != IP_CT_UNTRACKED else IP_CT_DIR_ORIGINAL

@@ -33,7 +33,7 @@ from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT
                                                        IPS_SEEN_REPLY, UNTRACKED, NfConn, Tuple)
 from harness.mockkernel.wire.icmp import (ERROR_TYPES, ICMP_ADDRESS, ICMP_ECHO, ICMP_INFO_REQUEST,
                                           ICMP_TIMESTAMP)
-from harness.mockkernel.wire.ipv4 import IP_MF, IP_OFFSET, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
+from harness.mockkernel.wire.ipv4 import IP_MF, IP_OFFSET, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ip_str
 
 # the request types that may start an ICMP "connection", and their replies
 ICMP_REQUESTS = {ICMP_ECHO: 0, ICMP_TIMESTAMP: 14, ICMP_INFO_REQUEST: 16, ICMP_ADDRESS: 18}
@@ -41,7 +41,7 @@ TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK, TCP_URG = 0x01, 0x02, 0x04, 0x08, 0
 # nf_conntrack_proto_tcp.c timeouts (seconds)
 TCP_TIMEOUTS = {"SYN_SENT": 120, "SYN_RECV": 60, "ESTABLISHED": 432000, "FIN_WAIT": 120,
                 "CLOSE_WAIT": 60, "LAST_ACK": 30, "TIME_WAIT": 120, "CLOSE": 10}
-UDP_TIMEOUT, UDP_TIMEOUT_STREAM, ICMP_TIMEOUT, GENERIC_TIMEOUT = 30, 120, 30, 600
+GENERIC_TIMEOUT = 600
 CT_SYSCTL_DEFAULTS = {"net.netfilter.nf_conntrack_max": "262144",
                       "net.netfilter.nf_conntrack_tcp_loose": "1",
                       "net.netfilter.nf_conntrack_tcp_be_liberal": "0",
@@ -318,15 +318,11 @@ def ipv4_confirm(skb: SkBuff, state: NfHookState) -> int:
     return NF_ACCEPT
 
 
-def _addr(value: int) -> str:
-    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
-
-
 def ct_summary(ct: NfConn) -> Lazy:
     """The entry's tuples as they are now, formatted when read."""
     return Lazy(_tuples_text, ct.original, ct.reply)
 
 
 def _tuples_text(o: Tuple, r: Tuple) -> str:
-    return (f"{_addr(o.src)}:{o.sport} > {_addr(o.dst)}:{o.dport} / "
-            f"reply {_addr(r.src)}:{r.sport} > {_addr(r.dst)}:{r.dport}")
+    return (f"{ip_str(o.src)}:{o.sport} > {ip_str(o.dst)}:{o.dport} / "
+            f"reply {ip_str(r.src)}:{r.sport} > {ip_str(r.dst)}:{r.dport}")

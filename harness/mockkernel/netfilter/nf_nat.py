@@ -30,7 +30,7 @@ from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT
                                                        IPS_NAT_MASK, IPS_SRC_NAT, IPS_SRC_NAT_DONE,
                                                        UNTRACKED, NfConn, Tuple)
 from harness.mockkernel.wire.checksum import checksum, csum_replace
-from harness.mockkernel.wire.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
+from harness.mockkernel.wire.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ip_str
 
 NF_NAT_MANIP_SRC, NF_NAT_MANIP_DST = 0, 1
 HOOK_MANIP = {NF_INET_PRE_ROUTING: NF_NAT_MANIP_DST, NF_INET_LOCAL_OUT: NF_NAT_MANIP_DST,
@@ -221,8 +221,7 @@ def _endpoint(skb: SkBuff, manip: int) -> tuple[int, int | None]:
 def _rewrite_text(field_name: str, before: tuple, after: tuple) -> str:
     def text(endpoint: tuple) -> str:
         addr, port = endpoint
-        ip = f"{addr >> 24}.{(addr >> 16) & 255}.{(addr >> 8) & 255}.{addr & 255}"
-        return ip if port is None else f"{ip}:{port}"
+        return ip_str(addr) if port is None else f"{ip_str(addr)}:{port}"
     return f"{field_name} {text(before)} -> {text(after)}"
 
 

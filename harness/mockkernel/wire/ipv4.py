@@ -116,11 +116,12 @@ class Ipv4Packet:
         frag = self.frag_off
         flags = ("DF " if frag & IP_DF else "") + ("MF " if frag & IP_MF else "")
         offset = f"off={(frag & IP_OFFSET) * 8} " if frag & IP_OFFSET else ""
-        return (f"{_ip(self.saddr)} > {_ip(self.daddr)} {proto} id={self.id} ttl={self.ttl} "
+        return (f"{ip_str(self.saddr)} > {ip_str(self.daddr)} {proto} id={self.id} ttl={self.ttl} "
                 f"{flags}{offset}len={self.tot_len}")
 
 
-def _ip(value: int) -> str:
+def ip_str(value: int) -> str:
+    """An address as dotted quad (faster than ipaddress for per-packet text)."""
     return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
 
 
