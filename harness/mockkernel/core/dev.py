@@ -108,5 +108,4 @@ def loopback_xmit(skb: SkBuff) -> None:
     skb.pkt_type = PACKET_HOST
     skb.protocol = ETH_P_IP
     skb.data = skb.network_header
-    skb.dst = None
-    netif_receive_skb(skb)
+    netif_receive_skb(skb)  # skb_dst_force(): the output route's dst stays on the skb

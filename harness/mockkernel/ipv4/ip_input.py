@@ -50,19 +50,23 @@ def ip_rcv(skb: SkBuff) -> None:
 
 def ip_rcv_finish(skb: SkBuff) -> None:
     """ip_rcv_finish_core(): route lookup, then source-route options, then the
-    dst's input function."""
+    dst's input function. A looped-back packet still has the dst of its output
+    route (skb_valid_dst()), so it is not routed again: a local route's input
+    function is ip_local_deliver."""
     net, dev = skb.net, skb.dev
     ver_ihl, tos, _, _, _, _, _, _, saddr, daddr = IPHDR.unpack_from(skb.buf, skb.network_header)
-    rt = route.ip_route_input(net, daddr, saddr, tos, dev, skb.mark)
-    if rt.__class__ is str:
-        net.tracer.hop(skb, "ROUTING", "ip_route_input_slow", "DROP", rt)
-        return kfree_skb(skb, rt, "ROUTING", "ip_rcv_finish_core")
-    skb.dst = rt
+    rt = skb.dst
+    if rt is None:
+        rt = route.ip_route_input(net, daddr, saddr, tos, dev, skb.mark)
+        if rt.__class__ is str:
+            net.tracer.hop(skb, "ROUTING", "ip_route_input_slow", "DROP", rt)
+            return kfree_skb(skb, rt, "ROUTING", "ip_rcv_finish_core")
+        skb.dst = rt
+        net.tracer.add(skb, rt.hop)
     if ver_ihl & 0x0F > 5 and _has_source_route(Ipv4Packet(skb.buf, skb.network_header)) \
             and not _accept_source_route(net, dev):
         return kfree_skb(skb, "NOT_SPECIFIED", "IP_RCV", "ip_rcv_options")
-    net.tracer.add(skb, rt.hop)
-    if rt.kind == "local":
+    if rt.kind == "local" or rt.type == "local":
         ip_local_deliver(skb)
     elif rt.kind == "forward":
         ip_forward.ip_forward(skb)
