@@ -180,3 +180,48 @@ table ip filter {
     # nf_reject_iphdr_put(): TOS 0, DF, IP ID 0
     target.expect(h0.port, h0.from_dut(src=h0.dut_ip, dst=h0.ip, ttl=64, flags="DF", id=0) /
                   TCP(sport=1003, dport=2, flags="RA", seq=0, ack=42, window=0))
+
+
+@pytest.mark.requires("sockets")
+def test_redirect_delivers_to_a_local_port_at_the_ingress_address(target, hosts):
+    """redirect is DNAT to the primary address of the interface the packet came
+    in on; the reply leaves from the port the client asked for."""
+    h1 = hosts[1]
+    target.sh("nft -f -", stdin="""
+table ip nat {
+    chain prerouting {
+        type nat hook prerouting priority dstnat; policy accept;
+        udp dport 53 redirect to :5353
+    }
+}
+""")
+    sock = target.socket("udp", ("0.0.0.0", 5353))
+    target.send(h1.port, h1.to_dut(dst="192.0.2.53", id=101) / UDP(sport=3000, dport=53) / b"where?")
+    assert sock.recv() == (b"where?", (h1.ip, 3000))
+    sock.sendto(b"here", (h1.ip, 3000))
+    reply = target.collect(h1.port)
+    assert len(reply) == 1
+    ip = IP(reply[0][14:])
+    assert (ip.src, ip.dst, ip[UDP].sport, ip[UDP].dport, bytes(ip[UDP].payload)) == \
+        ("192.0.2.53", h1.ip, 53, 3000, b"here")
+
+
+def test_snat_to_an_address_and_port_range_maps_each_connection_into_the_range(target, router):
+    """snat to ADDR:LO-HI maps every connection into the range, even when the
+    original source port was free outside it (NF_NAT_RANGE_PROTO_SPECIFIED)."""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin="""
+table ip nat {
+    chain postrouting {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "p1" meta l4proto udp snat to 10.0.1.100:20000-20001
+    }
+}
+""")
+    ports = []
+    for sport in (6100, 6101):
+        target.send(h0.port, h0.to_dut(dst=h1.ip, id=sport) / UDP(sport=sport, dport=53))
+        got = IP(target.collect(h1.port)[0][14:])
+        assert got.src == "10.0.1.100"
+        ports.append(got[UDP].sport)
+    assert sorted(ports) == [20000, 20001]
