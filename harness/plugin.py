@@ -3,7 +3,8 @@
 Every test that uses `target` gets a fresh DUT (a new mock kernel, or new network
 namespaces) and has it closed afterwards, pass, fail or Ctrl-C. Results carry the
 target as an Allure parameter and label, so one test's mock and dut results stay
-distinct; each test attaches its packets' journeys and a pcap of its frames.
+distinct; each test attaches its packets' journeys (a diagram and the text) and a
+pcap of its frames.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from collections import Counter
 
 import pytest
 
-from harness.journey import render_all
+from harness.journey import Journey, render_all
+from harness.journey_diagram import journeys_svg
 from harness.target import Target, TargetError, TargetUnavailable
 
 TARGET_KEY = pytest.StashKey[Target]()
@@ -87,21 +89,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if dut is None or report.when != "call":
         return
     try:
-        journeys = render_all(dut.journeys())
+        recorded = dut.journeys()
     except TargetError as exc:  # reporting must not abort the run
-        journeys = f"(journeys unavailable: {exc})"
+        recorded, journeys = [], f"(journeys unavailable: {exc})"
+    else:
+        journeys = render_all(recorded)
     if report.failed and journeys:
         report.sections.append((f"journeys on {dut.name}", journeys))
-    _allure_attach(dut, journeys)
+    _allure_attach(dut, journeys, recorded)
 
 
-def _allure_attach(dut: Target, journeys: str) -> None:
+def _allure_attach(dut: Target, journeys: str, recorded: list[Journey]) -> None:
     try:
         import allure
     except ImportError:
         return
+    if recorded:
+        allure.attach(journeys_svg(recorded), name=f"journeys ({dut.name})",
+                      attachment_type=allure.attachment_type.SVG)
     if journeys:
-        allure.attach(journeys, name=f"journeys ({dut.name})", attachment_type=allure.attachment_type.TEXT)
+        allure.attach(journeys, name=f"journeys ({dut.name}).txt", attachment_type=allure.attachment_type.TEXT)
     if dut.frame_log:
         allure.attach(_pcap(dut.frame_log), name=f"frames ({dut.name}).pcap",
                       attachment_type=allure.attachment_type.PCAP)

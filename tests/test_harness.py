@@ -61,3 +61,22 @@ def test_lab_option_is_refused_until_the_lab_driver_exists(pytester):
     pytester.makepyfile("def test_x(): pass")
     result = pytester.runpytest("--lab=lab.yaml")
     result.stderr.fnmatch_lines(["*--lab=lab.yaml: driving a lab DUT with a TRex generator is not built yet*"])
+
+
+def test_journey_diagram_has_a_box_per_hop_a_red_drop_and_indented_children():
+    import xml.etree.ElementTree as ET
+
+    from harness.journey import Drop, Hop, Journey
+    from harness.journey_diagram import DROP_FILL, journeys_svg
+    caused = Journey("icmp 10.0.0.1 > 10.0.0.2 <port unreachable>", [Hop("NIC_TX", "p0")])
+    journey = Journey("udp 10.0.0.2 > 10.0.0.1 <&>", [Hop("NIC_RX", "p0", "DMA"), Hop("NF_INPUT", "ip f in", "DROP")],
+                      Drop("NETFILTER_DROP", "NF_INPUT", "nft_do_chain"), [caused])
+    root = ET.fromstring(journeys_svg([journey]))
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    rects = root.findall("s:rect", ns)
+    texts = [t.text for t in root.findall("s:text", ns)]
+    assert len(rects) == 4  # two hops, the drop, the child's hop
+    assert [r.get("fill") for r in rects].count(DROP_FILL) == 1
+    assert "udp 10.0.0.2 > 10.0.0.1 <&>" in texts
+    assert "DROP NETFILTER_DROP at NF_INPUT in nft_do_chain" in texts
+    assert int(rects[3].get("x")) > int(rects[0].get("x"))
