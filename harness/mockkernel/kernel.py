@@ -17,7 +17,7 @@ from harness.mockkernel.clock import Clock
 from harness.mockkernel.core.dev import net_rx_action
 from harness.mockkernel.net import Net, NetDevice
 from harness.mockkernel.netfilter.core import NfHooks
-from harness.mockkernel.netfilter.nf_conntrack_core import ConntrackTable
+from harness.mockkernel.netfilter.nf_conntrack_core import ConntrackTable, nf_conntrack_pernet_init
 from harness.mockkernel.netfilter.nf_tables import NfTables
 from harness.mockkernel.nic import Nic
 from harness.mockkernel.tracer import Tracer
@@ -40,7 +40,7 @@ class Kernel(Net):
         self.icmp_global_stamp = -1.0
         self.rt_cache: dict = {}
         self.nf_hooks = NfHooks()
-        self.conntrack = ConntrackTable()
+        self.conntrack = ConntrackTable(seed)
         self.nft = NfTables(self)
         self.nat_lookups: dict = {}
         self.nat_seq = 0
@@ -50,6 +50,7 @@ class Kernel(Net):
     def _boot(self) -> None:
         for name, value in DUT_SYSCTLS.items():
             self.sysctl.set(name, value)
+        nf_conntrack_pernet_init(self)
         self.add_device(NetDevice("lo", 1, "loopback", bytes(6), mtu=65536))
         for port in PORTS:
             dev = self.add_device(NetDevice(port.name, port.index + 2, "veth", mac_to_bytes(port.mac)))

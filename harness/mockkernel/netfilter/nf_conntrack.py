@@ -7,7 +7,7 @@ UNTRACKED after a raw-table `notrack`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 # enum ip_conntrack_info
@@ -40,16 +40,18 @@ class Tuple(NamedTuple):
         return Tuple(self.dst, self.src, self.proto, self.dport, self.sport)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class NfConn:
-    """struct nf_conn."""
+    """struct nf_conn. `tcp` is ct->proto.tcp (nf_conntrack_proto_tcp.IpCtTcp),
+    `stream_ts` ct->proto.udp.stream_ts."""
 
     tuplehash: list[Tuple]  # [original, reply]
     status: int = 0
     mark: int = 0
     timeout: float = 0.0  # virtual time when it expires
     proto_state: str = ""  # TCP: SYN_SENT, ESTABLISHED, ...; UDP/ICMP: ""
-    proto: dict = field(default_factory=dict)  # per-protocol tracking (TCP windows)
+    tcp: object = None
+    stream_ts: float = 0.0
 
     @property
     def original(self) -> Tuple:

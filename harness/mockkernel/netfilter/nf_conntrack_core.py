@@ -1,4 +1,5 @@
-"""Connection tracking (net/netfilter/nf_conntrack_core.c, nf_conntrack_proto_*.c).
+"""Connection tracking (net/netfilter/nf_conntrack_core.c, nf_conntrack_proto_udp.c,
+nf_conntrack_proto_icmp.c; TCP in nf_conntrack_proto_tcp.py).
 
 Conntrack runs in a namespace only once something needs it (nf_ct_netns_get():
 a ruleset using `ct` or NAT), then: nf_conntrack_in() at PREROUTING and OUTPUT
@@ -6,16 +7,31 @@ a ruleset using `ct` or NAT), then: nf_conntrack_in() at PREROUTING and OUTPUT
 unconfirmed entry for a new connection; __nf_conntrack_confirm() at
 POSTROUTING and INPUT (INT_MAX) inserts it into the table. With conntrack on,
 nf_defrag_ipv4 reassembles fragments at -400 before anything looks at ports.
+The sysctls (net.netfilter.nf_conntrack_*) exist from boot, as they do once the
+module is loaded (nf_conntrack_pernet_init()).
 
-ctinfo: a reply-direction hit is ESTABLISHED_REPLY (and marks SEEN_REPLY); an
-original-direction hit after a reply is ESTABLISHED, before it NEW; an ICMP error
-whose inner packet belongs to an entry is RELATED. A packet the tracker refuses
-(TCP with a bad flag combination, or a first packet that is a bare RST/FIN/ACK
-without tcp_loose) gets no entry: INVALID. Expiry is lazy on lookup, in virtual
-time. A full table (nf_conntrack_max) early-drops one non-assured entry, else
-drops the new packet ("nf_conntrack: table full, dropping packet").
-Left out: TCP window tracking (sequence numbers are not checked), helpers and
-expectations, zones.
+ctinfo: a reply-direction hit is ESTABLISHED_REPLY (and marks SEEN_REPLY once the
+tracker accepted it); an original-direction hit after a reply is ESTABLISHED,
+before it NEW; an ICMP error whose inner packet belongs to an entry is RELATED.
+A packet the tracker refuses gets no entry: INVALID (and an unconfirmed entry
+is freed). Expiry is lazy on lookup, in virtual time; nf_conntrack_gc() reaps
+everything expired (the front ends run it, as gc_worker would have by then).
+
+nf_conntrack_max: __nf_conntrack_alloc() runs before the tracker, so a packet
+that would be INVALID is still refused by a full table. When the count would
+exceed the max, early_drop() scans NF_CT_EVICTION_RANGE (8) buckets from the
+new tuple's bucket: expired entries are reaped (not counted), the first bucket
+holding non-ASSURED entries of this namespace loses them all (newest first, as
+chains are head-inserted), and the packet proceeds; if none, the packet is
+dropped (nf_conntrack_in returns NF_DROP: NETFILTER_DROP at nf_hook_slow,
+"nf_conntrack: table full, dropping packet"). The mock's hash is Python's hash of
+the tuple and a per-namespace seed (the kernel's is jhash with a boot-random
+seed: which bucket an entry falls in is not predictable on either), over
+nf_conntrack_buckets buckets; chains are not kept, the scan walks the table
+(only when it is full). nf_conntrack_max is writable here as on a whole DUT's
+init namespace; inside a non-init namespace (the netns lab) the kernel makes it
+read-only (0444) while the limit still applies to that namespace's own count.
+Left out: helpers and expectations, zones, per-CPU stats (one cpu=0 line).
 """
 from __future__ import annotations
 
@@ -31,33 +47,64 @@ from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT
                                                        IP_CT_ESTABLISHED_REPLY, IP_CT_NEW, IP_CT_RELATED,
                                                        IP_CT_RELATED_REPLY, IPS_ASSURED, IPS_CONFIRMED,
                                                        IPS_SEEN_REPLY, UNTRACKED, NfConn, Tuple)
+from harness.mockkernel.netfilter import nf_conntrack_proto_tcp as proto_tcp
 from harness.mockkernel.wire.icmp import (ERROR_TYPES, ICMP_ADDRESS, ICMP_ECHO, ICMP_INFO_REQUEST,
                                           ICMP_TIMESTAMP)
 from harness.mockkernel.wire.ipv4 import IP_MF, IP_OFFSET, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ip_str
 
 # the request types that may start an ICMP "connection", and their replies
 ICMP_REQUESTS = {ICMP_ECHO: 0, ICMP_TIMESTAMP: 14, ICMP_INFO_REQUEST: 16, ICMP_ADDRESS: 18}
-TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK, TCP_URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
-# nf_conntrack_proto_tcp.c timeouts (seconds)
-TCP_TIMEOUTS = {"SYN_SENT": 120, "SYN_RECV": 60, "ESTABLISHED": 432000, "FIN_WAIT": 120,
-                "CLOSE_WAIT": 60, "LAST_ACK": 30, "TIME_WAIT": 120, "CLOSE": 10}
-GENERIC_TIMEOUT = 600
-CT_SYSCTL_DEFAULTS = {"net.netfilter.nf_conntrack_max": "262144",
-                      "net.netfilter.nf_conntrack_tcp_loose": "1",
-                      "net.netfilter.nf_conntrack_tcp_be_liberal": "0",
-                      "net.netfilter.nf_conntrack_udp_timeout": "30",
-                      "net.netfilter.nf_conntrack_udp_timeout_stream": "120",
-                      "net.netfilter.nf_conntrack_icmp_timeout": "30"}
+NF_CT_EVICTION_RANGE = 8
+MAX_KEY = "net.netfilter.nf_conntrack_max"
+COUNT_KEY = "net.netfilter.nf_conntrack_count"
+BUCKETS_KEY = "net.netfilter.nf_conntrack_buckets"
+UDP_TIMEOUT_KEY = "net.netfilter.nf_conntrack_udp_timeout"
+UDP_STREAM_KEY = "net.netfilter.nf_conntrack_udp_timeout_stream"
+ICMP_TIMEOUT_KEY = "net.netfilter.nf_conntrack_icmp_timeout"
+GENERIC_TIMEOUT_KEY = "net.netfilter.nf_conntrack_generic_timeout"
+# a new namespace's values on this machine's kernel (6.18; max and buckets are
+# sized from the host's memory)
+CT_SYSCTL_DEFAULTS = {
+    MAX_KEY: "262144", COUNT_KEY: "0", BUCKETS_KEY: "262144",
+    "net.netfilter.nf_conntrack_checksum": "1",
+    "net.netfilter.nf_conntrack_tcp_loose": "1",
+    "net.netfilter.nf_conntrack_tcp_be_liberal": "0",
+    "net.netfilter.nf_conntrack_tcp_ignore_invalid_rst": "0",
+    "net.netfilter.nf_conntrack_tcp_max_retrans": "3",
+    "net.netfilter.nf_conntrack_tcp_timeout_syn_sent": "120",
+    "net.netfilter.nf_conntrack_tcp_timeout_syn_recv": "60",
+    "net.netfilter.nf_conntrack_tcp_timeout_established": "432000",
+    "net.netfilter.nf_conntrack_tcp_timeout_fin_wait": "120",
+    "net.netfilter.nf_conntrack_tcp_timeout_close_wait": "60",
+    "net.netfilter.nf_conntrack_tcp_timeout_last_ack": "30",
+    "net.netfilter.nf_conntrack_tcp_timeout_time_wait": "120",
+    "net.netfilter.nf_conntrack_tcp_timeout_close": "10",
+    "net.netfilter.nf_conntrack_tcp_timeout_max_retrans": "300",
+    "net.netfilter.nf_conntrack_tcp_timeout_unacknowledged": "300",
+    UDP_TIMEOUT_KEY: "30", UDP_STREAM_KEY: "120", ICMP_TIMEOUT_KEY: "30", GENERIC_TIMEOUT_KEY: "600",
+}
+# `conntrack -S` counters (struct ip_conntrack_stat), in the order it prints them
+STAT_NAMES = ("found", "invalid", "insert", "insert_failed", "drop", "early_drop", "error",
+              "search_restart", "clash_resolve", "chaintoolong")
 
 
 class ConntrackTable:
-    """The namespace's conntrack state: the hash by tuple, its users, its hooks."""
+    """The namespace's conntrack state: the hash by tuple, the entries in creation
+    order, its users, its hooks, the early-drop hash seed and the statistics."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int = 0) -> None:
         self.hash: dict[Tuple, tuple[NfConn, int]] = {}
-        self.entries: list[NfConn] = []
+        self.entries: dict[NfConn, None] = {}
         self.users = 0
         self.hook_entries: list = []
+        self.hash_seed = seed
+        self.stats = dict.fromkeys(STAT_NAMES, 0)
+
+
+def nf_conntrack_pernet_init(net) -> None:
+    """The namespace's conntrack sysctls, there as soon as the module is loaded."""
+    for name, value in CT_SYSCTL_DEFAULTS.items():
+        net.sysctl.values.setdefault(name, value)
 
 
 def nf_ct_netns_get(net) -> None:
@@ -66,8 +113,6 @@ def nf_ct_netns_get(net) -> None:
     ct.users += 1
     if ct.users > 1:
         return
-    for name, value in CT_SYSCTL_DEFAULTS.items():
-        net.sysctl.values.setdefault(name, value)
     hooks = net.nf_hooks
     ct.hook_entries = [
         hooks.register(NFPROTO_IPV4, NF_INET_PRE_ROUTING, NF_IP_PRI_CONNTRACK_DEFRAG, "nf_defrag_ipv4", ipv4_conntrack_defrag),
@@ -143,50 +188,73 @@ def nf_ct_find(net, t: Tuple) -> tuple[NfConn, int] | None:
 
 def nf_ct_delete(net, ct: NfConn) -> None:
     table = net.conntrack
-    for t in ct.tuplehash:
-        table.hash.pop(t, None)
-    if ct in table.entries:
-        table.entries.remove(ct)
+    if table.entries.pop(ct, 0) is None:
+        for t in ct.tuplehash:
+            table.hash.pop(t, None)
+        net.sysctl.values[COUNT_KEY] = str(len(table.entries))
+
+
+def nf_ct_kill(net, ct: NfConn) -> None:
+    """Delete the entry now; the packet that killed it keeps its reference."""
+    ct.timeout = net.clock.now
+    nf_ct_delete(net, ct)
+
+
+def nf_conntrack_gc(net) -> None:
+    """gc_worker(): reap every expired entry."""
+    now = net.clock.now
+    for ct in [ct for ct in net.conntrack.entries if ct.timeout <= now]:
+        nf_ct_delete(net, ct)
+
+
+def nf_conntrack_hash_insert(net, ct: NfConn) -> None:
+    """Insert a confirmed entry into the table (both directions' tuples)."""
+    table = net.conntrack
+    ct.status |= IPS_CONFIRMED
+    table.entries[ct] = None
+    table.hash[ct.original] = (ct, IP_CT_DIR_ORIGINAL)
+    table.hash[ct.reply] = (ct, IP_CT_DIR_REPLY)
+    table.stats["insert"] += 1
+    net.sysctl.values[COUNT_KEY] = str(len(table.entries))
 
 
 def ipv4_conntrack_in(skb: SkBuff, state: NfHookState) -> int:
-    """nf_conntrack_in()."""
+    """nf_conntrack_in(): resolve_normal_ct() then the protocol tracker."""
+    nfct = skb.nfct
+    if nfct is not None:  # untracked, looped back, or seen at OUTPUT already
+        return NF_ACCEPT
     net = skb.net
-    if skb.nfct is UNTRACKED:
-        return NF_ACCEPT
-    if skb.nfct is not None:  # looped back, or seen at OUTPUT already
-        return NF_ACCEPT
-    nh = skb.network_header
-    t = packet_tuple(skb.buf, nh)
+    t = packet_tuple(skb.buf, skb.network_header)
     if t is None:
         return _invalid(skb, state, "no L4 header")
     if t.proto == IPPROTO_ICMP and (t.dport >> 8) in ERROR_TYPES:
         return icmp_error(skb, state, t)
-    hit = nf_ct_find(net, t)
-    if hit is None:
-        if t.proto == IPPROTO_ICMP and (t.dport >> 8) not in ICMP_REQUESTS:
-            return _invalid(skb, state, "ICMP type that cannot start a connection")
-        if t.proto == IPPROTO_TCP and not _tcp_new_ok(net, skb):
-            return _invalid(skb, state, "TCP packet that cannot start a connection")
-        if not _room_for_one_more(net):
-            skb.cb = skb.cb or {}
-            skb.cb["drop_location"] = "nf_conntrack_in"
-            net.tracer.hop(skb, state.stage, "nf_conntrack_in", "DROP", "table full")
-            return NF_DROP
-        ct = NfConn([t, invert_tuple(t)])
-        _track(net, ct, skb, IP_CT_DIR_ORIGINAL)
-        skb.nfct, skb.ctinfo = ct, IP_CT_NEW
-    else:
-        ct, direction = hit
-        if direction == IP_CT_DIR_REPLY:
-            ct.status |= IPS_SEEN_REPLY
-            ctinfo = IP_CT_ESTABLISHED_REPLY
+    while True:
+        hit = nf_ct_find(net, t)
+        if hit is None:
+            if not _nf_conntrack_alloc_room(net, t):
+                net.conntrack.stats["drop"] += 1
+                skb.cb = skb.cb or {}
+                skb.cb["drop_location"] = "nf_conntrack_in"
+                net.tracer.hop(skb, state.stage, "nf_conntrack_in", "DROP", "table full, dropping packet")
+                return NF_DROP
+            ct, direction, ctinfo, confirmed = NfConn([t, invert_tuple(t)]), IP_CT_DIR_ORIGINAL, IP_CT_NEW, False
         else:
-            ctinfo = IP_CT_ESTABLISHED if ct.status & IPS_SEEN_REPLY else IP_CT_NEW
-        if not _track(net, ct, skb, direction):
-            return _invalid(skb, state, "TCP flags invalid in state " + ct.proto_state)
-        skb.nfct, skb.ctinfo = ct, ctinfo
-    net.tracer.hop(skb, state.stage, "nf_conntrack_in", _CTINFO_NAMES[skb.ctinfo], ct_summary(ct))
+            ct, direction = hit
+            confirmed = True
+            if direction == IP_CT_DIR_REPLY:
+                ctinfo = IP_CT_ESTABLISHED_REPLY
+            else:
+                ctinfo = IP_CT_ESTABLISHED if ct.status & IPS_SEEN_REPLY else IP_CT_NEW
+        why = nf_conntrack_handle_packet(skb, state, ct, direction, confirmed)
+        if why is None:
+            break
+        if why is not proto_tcp.TCP_REPEAT:
+            return _invalid(skb, state, why)
+    if ctinfo == IP_CT_ESTABLISHED_REPLY:
+        ct.status |= IPS_SEEN_REPLY
+    skb.nfct, skb.ctinfo = ct, ctinfo
+    net.tracer.hop(skb, state.stage, "nf_conntrack_in", _CTINFO_NAMES[ctinfo], ct_summary(ct))
     return NF_ACCEPT
 
 
@@ -196,6 +264,7 @@ _CTINFO_NAMES = {IP_CT_NEW: "NEW", IP_CT_ESTABLISHED: "ESTABLISHED", IP_CT_ESTAB
 
 def _invalid(skb: SkBuff, state: NfHookState, why: str) -> int:
     skb.nfct, skb.ctinfo = None, 0
+    skb.net.conntrack.stats["invalid"] += 1
     skb.net.tracer.hop(skb, state.stage, "nf_conntrack_in", "INVALID", why)
     return NF_ACCEPT
 
@@ -217,89 +286,83 @@ def icmp_error(skb: SkBuff, state: NfHookState, t: Tuple) -> int:
     return NF_ACCEPT
 
 
-def _room_for_one_more(net) -> bool:
-    """nf_conntrack_max: early_drop() a non-assured entry when full."""
+def _nf_conntrack_alloc_room(net, t: Tuple) -> bool:
+    """__nf_conntrack_alloc(): past nf_conntrack_max only if early_drop() frees room."""
+    limit = int(net.sysctl.values[MAX_KEY])
+    if limit == 0 or len(net.conntrack.entries) < limit:
+        return True
+    return early_drop(net, t)
+
+
+def ct_bucket(net, t: Tuple, buckets: int) -> int:
+    return hash((t, net.conntrack.hash_seed)) % buckets
+
+
+def early_drop(net, t: Tuple) -> bool:
+    """Evict the non-ASSURED entries of the first of 8 buckets (from the new
+    tuple's) that has any; expired entries met on the way are reaped."""
     table = net.conntrack
-    limit = net.sysctl.int("net.netfilter.nf_conntrack_max")
-    if limit == 0 or len(table.entries) < limit:
-        return True
-    victim = next((c for c in table.entries if not c.status & IPS_ASSURED), None)
-    if victim is None:
-        return False
-    nf_ct_delete(net, victim)
-    return True
-
-
-def _tcp_flags(skb: SkBuff) -> int:
-    th = skb.network_header + (skb.buf[skb.network_header] & 0x0F) * 4
-    return skb.buf[th + 13]
-
-
-VALID_TCP_FLAGS = {TCP_SYN, TCP_SYN | TCP_URG, TCP_SYN | TCP_ACK, TCP_RST, TCP_RST | TCP_ACK,
-                   TCP_FIN | TCP_ACK, TCP_FIN | TCP_ACK | TCP_URG, TCP_ACK, TCP_ACK | TCP_URG}
-
-
-def _tcp_new_ok(net, skb: SkBuff) -> bool:
-    """tcp_new(): a SYN starts a connection; with tcp_loose any valid non-RST
-    segment picks up a connection mid-stream."""
-    flags = _tcp_flags(skb) & ~TCP_PSH
-    if flags not in VALID_TCP_FLAGS:
-        return False
-    if flags & TCP_SYN and not flags & TCP_ACK:
-        return True
-    return bool(net.sysctl.int("net.netfilter.nf_conntrack_tcp_loose")) and not flags & (TCP_RST | TCP_FIN)
-
-
-def _track(net, ct: NfConn, skb: SkBuff, direction: int) -> bool:
-    """The protocol tracker's packet(): state and timeout; False for INVALID."""
-    proto = ct.original.proto
+    buckets = int(net.sysctl.values[BUCKETS_KEY])
+    first = ct_bucket(net, t, buckets)
+    window = {(first + i) % buckets: i for i in range(min(NF_CT_EVICTION_RANGE, buckets))}
+    chains: list[list[NfConn]] = [[] for _ in window]
+    for ct in reversed(table.entries):  # chains are head-inserted: newest first
+        for tuple_ in ct.tuplehash:
+            index = window.get(ct_bucket(net, tuple_, buckets))
+            if index is not None:
+                chains[index].append(ct)
     now = net.clock.now
+    for chain in chains:
+        drops = 0
+        for ct in chain:
+            if ct not in table.entries:
+                continue
+            if ct.timeout <= now:
+                nf_ct_delete(net, ct)
+            elif not ct.status & IPS_ASSURED:
+                nf_ct_delete(net, ct)
+                drops += 1
+        if drops:
+            table.stats["early_drop"] += drops
+            return True
+    return False
+
+
+def nf_conntrack_handle_packet(skb: SkBuff, state: NfHookState, ct: NfConn, direction: int,
+                               confirmed: bool) -> str | None:
+    """The protocol tracker: state and timeout. None when the packet is accepted,
+    else why it is INVALID, or proto_tcp.TCP_REPEAT to look up again."""
+    proto = ct.tuplehash[0].proto
+    net = skb.net
+    if proto == IPPROTO_UDP:
+        return nf_conntrack_udp_packet(net, ct, confirmed)
     if proto == IPPROTO_TCP:
-        flags = _tcp_flags(skb) & ~TCP_PSH
-        if flags not in VALID_TCP_FLAGS:
-            return False
-        ct.proto_state = _tcp_next_state(ct.proto_state, flags, direction)
-        if ct.proto_state == "ESTABLISHED" and ct.status & IPS_SEEN_REPLY:
-            ct.status |= IPS_ASSURED
-        ct.timeout = now + TCP_TIMEOUTS[ct.proto_state]
-    elif proto == IPPROTO_UDP:
-        # udp_packet(): a stream (replied, and still active 2 s after it began)
-        # is ASSURED and gets the long timeout
-        stream_ts = ct.proto.setdefault("stream_ts", now + 2.0)
-        if ct.status & IPS_SEEN_REPLY and now > stream_ts:
-            ct.status |= IPS_ASSURED
-            ct.timeout = now + net.sysctl.int("net.netfilter.nf_conntrack_udp_timeout_stream")
-        else:
-            ct.timeout = now + net.sysctl.int("net.netfilter.nf_conntrack_udp_timeout")
-    elif proto == IPPROTO_ICMP:
-        ct.timeout = now + net.sysctl.int("net.netfilter.nf_conntrack_icmp_timeout")
-    else:
-        ct.timeout = now + GENERIC_TIMEOUT
-    return True
+        verdict, why = proto_tcp.tcp_packet(skb, ct, direction, confirmed, state.hook == NF_INET_PRE_ROUTING)
+        if verdict == proto_tcp.TCP_ACCEPT:
+            return None
+        return proto_tcp.TCP_REPEAT if verdict == proto_tcp.TCP_REPEAT else why
+    if proto == IPPROTO_ICMP:
+        if not confirmed and (ct.tuplehash[0].dport >> 8) not in ICMP_REQUESTS:
+            return "ICMP type that cannot start a connection"
+        ct.timeout = net.clock.now + int(net.sysctl.values[ICMP_TIMEOUT_KEY])
+        return None
+    ct.timeout = net.clock.now + int(net.sysctl.values[GENERIC_TIMEOUT_KEY])
+    return None
 
 
-def _tcp_next_state(current: str, flags: int, direction: int) -> str:
-    """A condensed tcp_conntracks[][] table for the common transitions."""
-    if flags & TCP_RST:
-        return "CLOSE"
-    if flags & TCP_SYN:
-        if flags & TCP_ACK:
-            return "SYN_RECV" if current in ("SYN_SENT", "SYN_RECV") else current or "SYN_RECV"
-        return "SYN_SENT" if current in ("", "SYN_SENT", "CLOSE", "TIME_WAIT") else current
-    if flags & TCP_FIN:
-        if current in ("ESTABLISHED", "SYN_RECV", ""):
-            return "FIN_WAIT"
-        if current == "FIN_WAIT":
-            return "LAST_ACK"
-        return current
-    if flags & TCP_ACK:
-        if current in ("SYN_RECV", "", "ESTABLISHED"):
-            return "ESTABLISHED"
-        if current == "LAST_ACK":
-            return "TIME_WAIT"
-        if current == "FIN_WAIT":
-            return "CLOSE_WAIT" if direction == IP_CT_DIR_REPLY else current
-    return current or "ESTABLISHED"
+def nf_conntrack_udp_packet(net, ct: NfConn, confirmed: bool) -> None:
+    """A stream (replied, and still active 2 s after it began) is ASSURED and
+    gets the long timeout."""
+    now = net.clock.now
+    if not confirmed:
+        ct.stream_ts = now + 2.0
+    if ct.status & IPS_SEEN_REPLY:
+        if now > ct.stream_ts:
+            ct.status |= IPS_ASSURED
+            ct.timeout = now + int(net.sysctl.values[UDP_STREAM_KEY])
+            return None
+    ct.timeout = now + int(net.sysctl.values[UDP_TIMEOUT_KEY])
+    return None
 
 
 def ipv4_confirm(skb: SkBuff, state: NfHookState) -> int:
@@ -309,11 +372,9 @@ def ipv4_confirm(skb: SkBuff, state: NfHookState) -> int:
         return NF_ACCEPT
     net = skb.net
     if any(t in net.conntrack.hash for t in ct.tuplehash):
+        net.conntrack.stats["insert_failed"] += 1
         return NF_ACCEPT  # a clash: the other entry won (nf_ct_resolve_clash)
-    ct.status |= IPS_CONFIRMED
-    net.conntrack.entries.append(ct)
-    net.conntrack.hash[ct.original] = (ct, IP_CT_DIR_ORIGINAL)
-    net.conntrack.hash[ct.reply] = (ct, IP_CT_DIR_REPLY)
+    nf_conntrack_hash_insert(net, ct)
     net.tracer.hop(skb, state.stage, "nf_confirm", "CONFIRMED", ct_summary(ct))
     return NF_ACCEPT
 
