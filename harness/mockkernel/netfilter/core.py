@@ -6,7 +6,9 @@ priority: nf_tables base chains, conntrack (-200 in, INT_MAX confirm), NAT
 (at equal priority the one registered last first, as nf_hook_entries_grow()
 inserts it, seen on the lab) until one returns NF_DROP or
 NF_STOLEN; NF_DROP frees the packet with NETFILTER_DROP (or the reason the
-entry gave). A hook with no entries costs a dictionary lookup.
+entry gave). As the kernel's nf_hook_entries blob, each (family, hook) keeps
+its entries' functions in one tuple rebuilt at (un)registration, so a packet
+costs no sorting or copying; a hook with no entries costs a dictionary lookup.
 
 Hook entries get the skb and an `NfHookState` and return a verdict. They record
 what they do in the packet's journey themselves (a chain, rule and verdict for
@@ -54,7 +56,7 @@ class NfHookState(NamedTuple):
         return HOOK_STAGES[self.hook]
 
 
-@dataclass(order=True)
+@dataclass(order=True, frozen=True)
 class HookEntry:
     """struct nf_hook_ops: `fn(skb, state)` returns NF_ACCEPT, NF_DROP or
     NF_STOLEN; on NF_DROP it may set skb.cb["drop_reason"] (default
@@ -67,10 +69,13 @@ class HookEntry:
 
 
 class NfHooks:
-    """The hook table of one namespace, per (pf, hook)."""
+    """The hook table of one namespace: `entries` per (pf, hook) in priority
+    order, and for IPv4 the same entries' functions as the tuples nf_hook()
+    runs, indexed by hook number (`ipv4`)."""
 
     def __init__(self) -> None:
         self.entries: dict[tuple[int, int], list[HookEntry]] = {}
+        self.ipv4: list[tuple[Callable[[SkBuff, NfHookState], int], ...]] = [()] * len(HOOK_NAMES)
         self._seq = 0
 
     def register(self, pf: int, hook: int, priority: int, name: str,
@@ -82,28 +87,35 @@ class NfHooks:
         for family in pfs:
             self.entries.setdefault((family, hook), []).append(entry)
             self.entries[(family, hook)].sort()
+            self._rebuild((family, hook))
         return entry
 
     def unregister(self, entry: HookEntry) -> None:
         for key, entries in list(self.entries.items()):
             if entry in entries:
                 entries.remove(entry)
+                self._rebuild(key)
             if not entries:
                 del self.entries[key]
+
+    def _rebuild(self, key: tuple[int, int]) -> None:
+        """nf_hook_entries_grow()/__nf_hook_entries_try_shrink(): a new blob
+        for the hook (a packet running the old one finishes with it)."""
+        pf, hook = key
+        if pf == NFPROTO_IPV4:
+            self.ipv4[hook] = tuple(entry.fn for entry in self.entries[key])
 
 
 def nf_hook(skb: SkBuff, hook: int, in_dev, out_dev, okfn: Callable[[SkBuff], None]) -> None:
     """NF_HOOK(NFPROTO_IPV4, hook, ...): run the entries, then okfn if accepted."""
-    entries = skb.net.nf_hooks.entries.get((NFPROTO_IPV4, hook))
-    if not entries:
-        return okfn(skb)
-    if nf_hook_slow(skb, NfHookState(hook, NFPROTO_IPV4, in_dev, out_dev, skb.net), entries) == NF_ACCEPT:
+    fns = skb.net.nf_hooks.ipv4[hook]
+    if not fns or nf_hook_slow(skb, NfHookState(hook, NFPROTO_IPV4, in_dev, out_dev, skb.net), fns) == NF_ACCEPT:
         okfn(skb)
 
 
-def nf_hook_slow(skb: SkBuff, state: NfHookState, entries: list[HookEntry]) -> int:
-    for entry in list(entries):
-        verdict = entry.fn(skb, state)
+def nf_hook_slow(skb: SkBuff, state: NfHookState, fns: tuple) -> int:
+    for fn in fns:
+        verdict = fn(skb, state)
         if verdict == NF_ACCEPT:
             continue
         if verdict == NF_DROP:

@@ -18,10 +18,11 @@ tuple). DNAT without a port range never changes the port.
 from __future__ import annotations
 
 import struct
+from functools import partial
 
 from harness.mockkernel.core.skbuff import SkBuff
 from harness.mockkernel.tracer import Lazy
-from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
+from harness.mockkernel.netfilter.core import (HOOK_STAGES, NF_ACCEPT, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
                                                NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING, NF_IP_PRI_NAT_DST,
                                                NF_IP_PRI_NAT_SRC, NFPROTO_IPV4, NfHookState)
 from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY, IP_CT_IS_REPLY,
@@ -37,13 +38,23 @@ HOOK_MANIP = {NF_INET_PRE_ROUTING: NF_NAT_MANIP_DST, NF_INET_LOCAL_OUT: NF_NAT_M
               NF_INET_POST_ROUTING: NF_NAT_MANIP_SRC, NF_INET_LOCAL_IN: NF_NAT_MANIP_SRC}
 HOOK_PRIORITY = {NF_INET_PRE_ROUTING: NF_IP_PRI_NAT_DST, NF_INET_LOCAL_OUT: NF_IP_PRI_NAT_DST,
                  NF_INET_POST_ROUTING: NF_IP_PRI_NAT_SRC, NF_INET_LOCAL_IN: NF_IP_PRI_NAT_SRC}
+# the status bit saying a manip rewrites packets of the original direction;
+# in the reply direction it is the other manip's bit
+MANIP_STATUS = {NF_NAT_MANIP_SRC: IPS_SRC_NAT, NF_NAT_MANIP_DST: IPS_DST_NAT}
+MANIP_DONE = {NF_NAT_MANIP_SRC: IPS_SRC_NAT_DONE, NF_NAT_MANIP_DST: IPS_DST_NAT_DONE}
+# the nf_nat_packet hop's verdict by (direction, manip)
+REWRITE_NAMES = {(IP_CT_DIR_ORIGINAL, NF_NAT_MANIP_SRC): "SNAT", (IP_CT_DIR_ORIGINAL, NF_NAT_MANIP_DST): "DNAT",
+                 (IP_CT_DIR_REPLY, NF_NAT_MANIP_SRC): "UN-DNAT", (IP_CT_DIR_REPLY, NF_NAT_MANIP_DST): "UN-SNAT"}
+_U16, _U32 = struct.Struct("!H"), struct.Struct("!I")
 
 
 class NatLookups:
-    """nf_nat_lookup_hook_priv: the nat chains of one hook, by priority."""
+    """nf_nat_lookup_hook_priv: the nat chains of one hook, by priority, and
+    what the NAT core at that hook needs per packet, worked out once."""
 
-    def __init__(self) -> None:
+    def __init__(self, hook: int) -> None:
         self.chains: list[tuple[int, int, str, object]] = []  # (priority, -seq, name, fn)
+        self.done = MANIP_DONE[HOOK_MANIP[hook]]  # this hook's manip is set up
 
 
 def nf_nat_register_fn(net, hook: int, priority: int, name: str, fn) -> tuple:
@@ -55,10 +66,9 @@ def nf_nat_register_fn(net, hook: int, priority: int, name: str, fn) -> tuple:
     never traversed. Returns a handle for nf_nat_unregister_fn()."""
     if not net.nat_lookups:
         for core_hook, core_priority in HOOK_PRIORITY.items():
-            lookups = net.nat_lookups[core_hook] = NatLookups()
-            lookups.core_entry = net.nf_hooks.register(
-                NFPROTO_IPV4, core_hook, core_priority, "nf_nat",
-                lambda skb, state, lookups=lookups: nf_nat_inet_fn(skb, state, lookups))
+            lookups = net.nat_lookups[core_hook] = NatLookups(core_hook)
+            lookups.core_entry = net.nf_hooks.register(NFPROTO_IPV4, core_hook, core_priority, "nf_nat",
+                                                       partial(nf_nat_inet_fn, lookups))
     net.nat_seq += 1
     handle = (priority, -net.nat_seq, name, fn)  # equal priority: the later one first
     lookups = net.nat_lookups[hook]
@@ -76,30 +86,30 @@ def nf_nat_unregister_fn(net, registration: tuple) -> None:
         net.nat_lookups.clear()
 
 
-def nf_nat_initialized(ct: NfConn, manip: int) -> bool:
-    return bool(ct.status & (IPS_SRC_NAT_DONE if manip == NF_NAT_MANIP_SRC else IPS_DST_NAT_DONE))
-
-
-def nf_nat_inet_fn(skb: SkBuff, state: NfHookState, lookups: NatLookups) -> int:
-    """nf_nat_ipv4_fn(): ICMP errors of a connection are translated and never
-    see nat chains; other packets run the chains if this manip is not set up."""
+def nf_nat_inet_fn(lookups: NatLookups, skb: SkBuff, state: NfHookState) -> int:
+    """nf_nat_ipv4_fn() (the hook's priv first, as the kernel passes it):
+    ICMP errors of a connection are translated and never see nat chains;
+    other packets run the chains if this manip is not set up."""
     ct = skb.nfct
     if ct is None or ct is UNTRACKED:
         return NF_ACCEPT
-    manip = HOOK_MANIP[state.hook]
-    if skb.ctinfo in (IP_CT_RELATED, IP_CT_RELATED_REPLY) and skb.buf[skb.network_header + 9] == IPPROTO_ICMP:
-        nf_nat_icmp_reply_translation(skb, ct, skb.ctinfo, state)
-        return NF_ACCEPT
-    if skb.ctinfo in (IP_CT_NEW, IP_CT_RELATED, IP_CT_RELATED_REPLY) and not nf_nat_initialized(ct, manip):
+    ctinfo = skb.ctinfo
+    if ctinfo == IP_CT_RELATED or ctinfo == IP_CT_RELATED_REPLY:
+        if skb.buf[skb.network_header + 9] == IPPROTO_ICMP:
+            nf_nat_icmp_reply_translation(skb, ct, ctinfo, state)
+            return NF_ACCEPT
+    elif ctinfo != IP_CT_NEW:
+        return nf_nat_packet(skb, ct, ctinfo, state)
+    if not ct.status & lookups.done:
         for _, _, _, fn in lookups.chains:
             verdict = fn(skb, state)
             if verdict != NF_ACCEPT:
                 return verdict
-            if nf_nat_initialized(ct, manip):
+            if ct.status & lookups.done:
                 break
         else:
             nf_nat_alloc_null_binding(skb, ct, state.hook)
-    return nf_nat_packet(skb, ct, skb.ctinfo, state)
+    return nf_nat_packet(skb, ct, ctinfo, state)
 
 
 def nf_nat_alloc_null_binding(skb: SkBuff, ct: NfConn, hook: int) -> None:
@@ -188,41 +198,46 @@ def nf_nat_setup_info(skb: SkBuff, ct: NfConn, rng, manip: int) -> int:
 
 def nf_nat_packet(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState) -> int:
     """Rewrite the packet from the entry, if this direction and manip are NATed."""
-    manip = HOOK_MANIP[state.hook]
+    hook = state.hook
+    manip = HOOK_MANIP[hook]
     direction = IP_CT_DIR_REPLY if ctinfo >= IP_CT_IS_REPLY and ctinfo != IP_CT_UNTRACKED else IP_CT_DIR_ORIGINAL
-    statusbit = IPS_SRC_NAT if manip == NF_NAT_MANIP_SRC else IPS_DST_NAT
+    statusbit = MANIP_STATUS[manip]
     if direction == IP_CT_DIR_REPLY:
         statusbit ^= IPS_NAT_MASK
     if ct.status & statusbit:
-        from harness.mockkernel.netfilter.nf_conntrack_core import invert_tuple
-        target = invert_tuple(ct.tuplehash[1 - direction])
+        # the target is the inverse of the other direction's tuple: its source
+        # is the other's destination (for TCP/UDP ports too) and vice versa
+        other = ct.tuplehash[1 - direction]
+        if manip == NF_NAT_MANIP_SRC:
+            addr, port = other.dst, other.dport
+        else:
+            addr, port = other.src, other.sport
         before = _endpoint(skb, manip)
-        manip_pkt(skb, skb.network_header, target, manip)
-        if state.hook == NF_INET_LOCAL_OUT:
+        port_rewritten = manip_pkt(skb, skb.network_header, addr, port, manip)
+        if hook == NF_INET_LOCAL_OUT:
             ip_route_me_harder(skb)
-        verdict = ("SNAT" if manip == NF_NAT_MANIP_SRC else "DNAT") if direction == IP_CT_DIR_ORIGINAL \
-            else ("UN-DNAT" if manip == NF_NAT_MANIP_SRC else "UN-SNAT")
-        field_name = "saddr" if manip == NF_NAT_MANIP_SRC else "daddr"
-        skb.net.tracer.hop(skb, state.stage, "nf_nat_packet", verdict,
-                           Lazy(_rewrite_text, field_name, before, _endpoint(skb, manip)))
+        after = (addr, port if port_rewritten else before[1])
+        skb.net.tracer.hop(skb, HOOK_STAGES[hook], "nf_nat_packet", REWRITE_NAMES[direction, manip],
+                           Lazy(_rewrite_text, manip, before, after))
     return NF_ACCEPT
 
 
 def _endpoint(skb: SkBuff, manip: int) -> tuple[int, int | None]:
     """The address and port a manip rewrites, as they are in the packet now."""
     buf, nh = skb.buf, skb.network_header
-    addr = struct.unpack_from("!I", buf, nh + (12 if manip == NF_NAT_MANIP_SRC else 16))[0]
-    if buf[nh + 9] not in (IPPROTO_TCP, IPPROTO_UDP):
+    addr = _U32.unpack_from(buf, nh + (12 if manip == NF_NAT_MANIP_SRC else 16))[0]
+    proto = buf[nh + 9]
+    if proto != IPPROTO_UDP and proto != IPPROTO_TCP:
         return addr, None
     th = nh + (buf[nh] & 0x0F) * 4
-    return addr, struct.unpack_from("!H", buf, th + (0 if manip == NF_NAT_MANIP_SRC else 2))[0]
+    return addr, _U16.unpack_from(buf, th + (0 if manip == NF_NAT_MANIP_SRC else 2))[0]
 
 
-def _rewrite_text(field_name: str, before: tuple, after: tuple) -> str:
+def _rewrite_text(manip: int, before: tuple, after: tuple) -> str:
     def text(endpoint: tuple) -> str:
         addr, port = endpoint
         return ip_str(addr) if port is None else f"{ip_str(addr)}:{port}"
-    return f"{field_name} {text(before)} -> {text(after)}"
+    return f"{'saddr' if manip == NF_NAT_MANIP_SRC else 'daddr'} {text(before)} -> {text(after)}"
 
 
 def ip_route_me_harder(skb: SkBuff) -> None:
@@ -235,39 +250,37 @@ def ip_route_me_harder(skb: SkBuff) -> None:
         skb.dst = rt
 
 
-def manip_pkt(skb: SkBuff, nh: int, target: Tuple, manip: int) -> None:
-    """nf_nat_ipv4_manip_pkt(): rewrite the address (and the TCP/UDP port) with
-    incremental checksum updates, as csum_replace4()/inet_proto_csum_replace*()
-    do; a zero UDP checksum stays zero, a result of zero becomes 0xFFFF. In a
-    packet quoted by an ICMP error the L4 header may be cut short: only what
-    is there is updated."""
+def manip_pkt(skb: SkBuff, nh: int, addr: int, port: int, manip: int) -> bool:
+    """nf_nat_ipv4_manip_pkt(): rewrite the address (and the TCP/UDP port) to
+    the target's, with incremental checksum updates, as
+    csum_replace4()/inet_proto_csum_replace*() do; a zero UDP checksum stays
+    zero, a result of zero becomes 0xFFFF. In a packet quoted by an ICMP error
+    the L4 header may be cut short: only what is there is updated. Returns
+    whether the port was rewritten."""
     buf = skb.buf
-    ihl = (buf[nh] & 0x0F) * 4
-    proto = buf[nh + 9]
-    th = nh + ihl
     addr_off = nh + (12 if manip == NF_NAT_MANIP_SRC else 16)
-    old_addr = bytes(buf[addr_off:addr_off + 4])
-    new_addr = (target.src if manip == NF_NAT_MANIP_SRC else target.dst).to_bytes(4, "big")
-    buf[addr_off:addr_off + 4] = new_addr
-    _replace_check(buf, nh + 10, old_addr, new_addr)
-    frag = ((buf[nh + 6] << 8) | buf[nh + 7]) & 0x1FFF
-    if frag or proto not in (IPPROTO_TCP, IPPROTO_UDP) or th + 8 > skb.tail:
-        return
+    old_addr = _U32.unpack_from(buf, addr_off)[0]
+    _U32.pack_into(buf, addr_off, addr)
+    _U16.pack_into(buf, nh + 10, csum_replace(_U16.unpack_from(buf, nh + 10)[0], old_addr, addr, 4))
+    proto = buf[nh + 9]
+    th = nh + (buf[nh] & 0x0F) * 4
+    if (proto != IPPROTO_UDP and proto != IPPROTO_TCP) or (buf[nh + 6] & 0x1F or buf[nh + 7]) \
+            or th + 8 > skb.tail:
+        return False
     port_off = th + (0 if manip == NF_NAT_MANIP_SRC else 2)
-    old_port = bytes(buf[port_off:port_off + 2])
-    new_port = (target.sport if manip == NF_NAT_MANIP_SRC else target.dport).to_bytes(2, "big")
-    buf[port_off:port_off + 2] = new_port
+    old_port = _U16.unpack_from(buf, port_off)[0]
+    _U16.pack_into(buf, port_off, port)
     check_off = th + (16 if proto == IPPROTO_TCP else 6)
-    if check_off + 2 > skb.tail or (proto == IPPROTO_UDP and buf[check_off:check_off + 2] == b"\0\0"):
-        return
-    _replace_check(buf, check_off, old_addr + old_port, new_addr + new_port)
-    if proto == IPPROTO_UDP and buf[check_off:check_off + 2] == b"\0\0":
-        buf[check_off:check_off + 2] = b"\xff\xff"  # CSUM_MANGLED_0
-
-
-def _replace_check(buf: bytearray, offset: int, old: bytes, new: bytes) -> None:
-    check = (buf[offset] << 8) | buf[offset + 1]
-    struct.pack_into("!H", buf, offset, csum_replace(check, old, new))
+    if check_off + 2 > skb.tail:
+        return True
+    check = _U16.unpack_from(buf, check_off)[0]
+    if proto == IPPROTO_UDP and not check:
+        return True
+    check = csum_replace(check, old_addr << 16 | old_port, addr << 16 | port, 6)
+    if proto == IPPROTO_UDP and not check:
+        check = 0xFFFF  # CSUM_MANGLED_0
+    _U16.pack_into(buf, check_off, check)
+    return True
 
 
 def nf_nat_icmp_reply_translation(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState) -> None:
@@ -290,15 +303,22 @@ def nf_nat_icmp_reply_translation(skb: SkBuff, ct: NfConn, ctinfo: int, state: N
         return
     other = ct.tuplehash[1 - direction]
     before = _endpoint(skb, manip)
-    manip_pkt(skb, inner, other, NF_NAT_MANIP_DST if manip == NF_NAT_MANIP_SRC else NF_NAT_MANIP_SRC)
+    # the quoted packet gets the other direction's own address and port back
+    if manip == NF_NAT_MANIP_SRC:
+        manip_pkt(skb, inner, other.dst, other.dport, NF_NAT_MANIP_DST)
+    else:
+        manip_pkt(skb, inner, other.src, other.sport, NF_NAT_MANIP_SRC)
     end = nh + struct.unpack_from("!H", buf, nh + 2)[0]
     buf[icmp_off + 2:icmp_off + 4] = b"\0\0"
     struct.pack_into("!H", buf, icmp_off + 2, checksum(memoryview(buf)[icmp_off:end]))
-    manip_pkt(skb, nh, invert_tuple(other), manip)
+    target = invert_tuple(other)
+    if manip == NF_NAT_MANIP_SRC:
+        manip_pkt(skb, nh, target.src, target.sport, manip)
+    else:
+        manip_pkt(skb, nh, target.dst, target.dport, manip)
     skb.net.tracer.hop(skb, state.stage, "nf_nat_icmp_reply_translation",
                        "SNAT" if manip == NF_NAT_MANIP_SRC else "DNAT",
-                       Lazy(_rewrite_text, "saddr" if manip == NF_NAT_MANIP_SRC else "daddr", before,
-                            _endpoint(skb, manip)))
+                       Lazy(_rewrite_text, manip, before, _endpoint(skb, manip)))
 
 
 def nf_nat_masquerade_ipv4(skb: SkBuff, rng, out_dev) -> int:

@@ -28,10 +28,14 @@ def pseudo_header_sum(saddr: bytes, daddr: bytes, proto: int, length: int) -> in
     return ones_sum(saddr + daddr, proto + length)
 
 
-def csum_replace(check: int, old: bytes, new: bytes) -> int:
+def csum_replace(check: int, old: int, new: int, size: int) -> int:
     """RFC 1624 incremental update (csum_replace4/inet_proto_csum_replace*):
-    the checksum field after `old` bytes of the covered data became `new`."""
-    total = (~check & 0xFFFF) + ones_sum(bytes(b ^ 0xFF for b in old)) + ones_sum(new)
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    the checksum field after `size` bytes of the covered data, read as the
+    big-endian integer `old`, became `new` (`size` even).
+
+    ~(~check + ~old + new) folded is congruent to check + old - new modulo
+    0xFFFF; the only time the fold gives 0xFFFF where the congruence gives 0 is
+    when all three terms are zero (check 0xFFFF, old all ones, new zero)."""
+    if check == 0xFFFF and not new and old == (1 << (8 * size)) - 1:
+        return 0xFFFF
+    return (check + old - new) % 0xFFFF
