@@ -36,9 +36,11 @@ class BtfType:
     name: str
     size_or_type: int
     vlen: int
-    # kind-specific: ARRAY (elem_type, index_type, nelems); STRUCT/UNION members
-    # (name, type, bit offset); DATASEC entries (var type, offset, size); VAR linkage
+    # kind-specific: INT (encoding << 24 | offset << 16 | bits,); ARRAY (elem_type,
+    # index_type, nelems); STRUCT/UNION members (name, type, bit offset); ENUM/ENUM64
+    # (name, value) pairs; DATASEC entries (var type, offset, size); VAR linkage
     extra: tuple = ()
+    kind_flag: bool = False  # STRUCT/UNION: member offsets carry bitfield sizes
 
 
 @dataclass
@@ -51,6 +53,8 @@ class MapDef:
     value_size: int
     max_entries: int
     map_flags: int = 0
+    key_type_id: int = 0  # BTF type ids of the key and value (0: none), as libbpf passes them
+    value_type_id: int = 0
 
 
 class Btf:
@@ -91,13 +95,20 @@ class Btf:
             elif kind == KIND_DATASEC:
                 extra = tuple(struct.unpack_from("<III", data, pos + 12 * i) for i in range(vlen))
                 pos += 12 * vlen
-            elif kind == KIND_ENUM or kind == KIND_FUNC_PROTO:
+            elif kind == KIND_ENUM:
+                extra = tuple((self._string(n), v) for n, v in
+                              (struct.unpack_from("<Ii", data, pos + 8 * i) for i in range(vlen)))
                 pos += 8 * vlen
             elif kind == KIND_ENUM64:
+                extra = tuple((self._string(n), lo | hi << 32) for n, lo, hi in
+                              (struct.unpack_from("<III", data, pos + 12 * i) for i in range(vlen)))
                 pos += 12 * vlen
+            elif kind == KIND_FUNC_PROTO:
+                pos += 8 * vlen
             elif kind not in (KIND_PTR, KIND_FWD, KIND_FUNC, KIND_FLOAT, *_MODIFIERS):
                 raise BtfError(f"unknown BTF kind {kind} at type {len(self.types)}")
-            self.types.append(BtfType(len(self.types), kind, self._string(name_off), size_or_type, vlen, extra))
+            self.types.append(BtfType(len(self.types), kind, self._string(name_off), size_or_type, vlen, extra,
+                                      bool(info >> 31)))
 
     def resolve(self, type_id: int) -> BtfType:
         """Skip typedefs and qualifiers."""
@@ -137,10 +148,12 @@ class Btf:
         if struct_type.kind != KIND_STRUCT:
             raise BtfError(f"map {name}: definition is not a struct")
         attrs = {"map_flags": 0, "key_size": 0, "value_size": 0, "max_entries": 0}
+        type_ids = {"key": 0, "value": 0}
         for member, member_type, _offset in struct_type.extra:
             pointer = self.resolve(member_type)
             if member in ("key", "value"):
                 attrs[f"{member}_size"] = self.size_of(pointer.size_or_type)
+                type_ids[member] = pointer.size_or_type
             elif member in ("type", "key_size", "value_size", "max_entries", "map_flags", "pinning",
                             "numa_node", "map_extra"):
                 array = self.resolve(pointer.size_or_type) if pointer.kind == KIND_PTR else None
@@ -152,4 +165,4 @@ class Btf:
         if "type" not in attrs:
             raise BtfError(f"map {name}: no map type")
         return MapDef(name, attrs["type"], attrs["key_size"], attrs["value_size"], attrs["max_entries"],
-                      attrs["map_flags"])
+                      attrs["map_flags"], type_ids["key"], type_ids["value"])

@@ -27,7 +27,8 @@ from elftools.elf.relocation import RelocationSection
 
 from harness.mockkernel.bpf.btf import Btf, BtfError, MapDef
 from harness.mockkernel.bpf.insn import BPF_CALL, BPF_JMP, BPF_PSEUDO_CALL, LD_IMM64, decode
-from harness.mockkernel.bpf.maps import BPF_F_RDONLY_PROG, BPF_MAP_TYPE_ARRAY, BpfMap, MapError
+from harness.mockkernel.bpf.maps import (BPF_F_MMAPABLE, BPF_F_RDONLY_PROG, BPF_MAP_TYPE_ARRAY, NO_BTF_MAP_TYPES,
+                                         BpfMap, MapError)
 from harness.mockkernel.bpf.syscall import BpfProgram
 from harness.mockkernel.bpf.vm import BpfLoadError, CallReloc, CodeSection, MapReloc
 
@@ -124,6 +125,8 @@ class _Loader:
         self.obj = BpfObject(name, license)
         self.map_by_symbol: dict[tuple[int, str], BpfMap] = {}  # (section index, symbol) -> map
         self.data_by_index: dict[int, BpfMap] = {}
+        self.btf: Btf | None = None
+        self.btf_id = 0  # the id BPF_BTF_LOAD gives the object's BTF, shared by its maps and programs
 
     def _symbols_in(self, index: int) -> list:
         return sorted((s for s in self.symtab.iter_symbols() if s["st_shndx"] == index),
@@ -136,14 +139,27 @@ class _Loader:
         except MapError as exc:
             raise BpfLoadError(f"{self.name}: {exc.strerror}") from None
         self.obj.maps[name] = bpf_map
+        self._attach_btf(bpf_map, definition)
         return bpf_map
+
+    def _attach_btf(self, bpf_map: BpfMap, definition: MapDef) -> None:
+        """libbpf's bpf_object__create_map(): key and value types go with the map,
+        except for the types whose values the kernel refuses to describe (libbpf
+        leaves them out, or retries without BTF when map_check_no_btf() refuses)."""
+        if self.btf is None or not definition.value_type_id or bpf_map.map_type in NO_BTF_MAP_TYPES:
+            return
+        bpf_map.btf, bpf_map.btf_id = self.btf, self.btf_id
+        bpf_map.btf_key_type_id, bpf_map.btf_value_type_id = definition.key_type_id, definition.value_type_id
 
     def load_maps(self) -> None:
         btf_sec = self.elf.get_section_by_name(".BTF")
         try:
-            btf_defs = Btf(btf_sec.data()).map_defs() if btf_sec is not None else {}
+            self.btf = Btf(btf_sec.data()) if btf_sec is not None else None
+            btf_defs = self.btf.map_defs() if self.btf is not None else {}
         except BtfError as exc:
             raise BpfLoadError(f"{self.name}: {exc}") from None
+        if self.btf is not None:
+            self.btf_id = self.runtime.new_btf_id()
         for index, sec in enumerate(self.sections):
             if sec.name == ".maps":
                 for sym in self._symbols_in(index):
@@ -163,8 +179,10 @@ class _Loader:
                 continue
             readonly = sec.name.startswith(".rodata")
             name = internal_map_name(self.name, sec.name)
-            bpf_map = self._create(name, MapDef(name, BPF_MAP_TYPE_ARRAY, 4, sec["sh_size"], 1,
-                                                BPF_F_RDONLY_PROG if readonly else 0))
+            datasec = self.btf.datasec(sec.name) if self.btf is not None else None
+            flags = BPF_F_MMAPABLE | (BPF_F_RDONLY_PROG if readonly else 0)
+            bpf_map = self._create(name, MapDef(name, BPF_MAP_TYPE_ARRAY, 4, sec["sh_size"], 1, flags,
+                                                0, datasec.id if datasec is not None else 0))
             if sec["sh_type"] != "SHT_NOBITS":
                 bpf_map.update_elem(bytes(4), sec.data())
             bpf_map.frozen = readonly
@@ -220,8 +238,10 @@ class _Loader:
                 if prog_type is None:
                     self.obj.unsupported[sym.name] = sec.name
                     continue
-                self.obj.programs[sym.name] = BpfProgram(self.runtime, sym.name, prog_type, sections, sec.name,
-                                                         sym["st_value"] // 8, self.obj.license)
+                prog = BpfProgram(self.runtime, sym.name, prog_type, sections, sec.name,
+                                  sym["st_value"] // 8, self.obj.license)
+                prog.btf_id = self.btf_id
+                self.obj.programs[sym.name] = prog
 
 
 def load_object(runtime: BpfRuntime, source: str | os.PathLike | bytes, name: str | None = None) -> BpfObject:

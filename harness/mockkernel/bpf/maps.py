@@ -41,10 +41,22 @@ MAP_TYPE_NAMES = {BPF_MAP_TYPE_HASH: "hash", BPF_MAP_TYPE_ARRAY: "array", BPF_MA
 
 # update flags and map flags
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
-BPF_F_NO_PREALLOC, BPF_F_RDONLY_PROG = 0x01, 0x80
+BPF_F_NO_PREALLOC, BPF_F_RDONLY_PROG, BPF_F_MMAPABLE = 0x01, 0x80, 0x400
 BPF_RINGBUF_HDR_SZ = 8
 PAGE_SIZE = 4096
 EPERM, ENOENT, E2BIG, EAGAIN, EFAULT, EEXIST, ENODEV, EINVAL, ENOSPC = 1, 2, 7, 11, 14, 17, 19, 22, 28
+
+
+# struct sizes on this kernel (6.18 x86_64), read back from bpftool's memlock
+BPF_ARRAY_SIZE, LPM_TRIE_NODE_SIZE, BPF_DTAB_SIZE, BPF_DTAB_NETDEV_SIZE = 312, 32, 344, 64
+# map types libbpf creates without BTF key/value types (bpf_object__create_map(),
+# and prog_array, which map_check_no_btf() refuses so libbpf retries without)
+NO_BTF_MAP_TYPES = frozenset({BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_DEVMAP, BPF_MAP_TYPE_DEVMAP_HASH,
+                              BPF_MAP_TYPE_CPUMAP, BPF_MAP_TYPE_PROG_ARRAY})
+
+
+def _page_align(n: int) -> int:
+    return (n + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE
 
 
 class MapError(OSError):
@@ -70,6 +82,8 @@ class BpfMap:
         self.key_size, self.value_size = key_size, value_size
         self.max_entries, self.map_flags = max_entries, map_flags
         self.frozen = False  # BPF_MAP_FREEZE: user space may no longer write
+        self.btf = None  # the object's Btf, when the map was created with key/value types
+        self.btf_id = self.btf_key_type_id = self.btf_value_type_id = 0
         self.check_attrs()
         self.fd = 0
         self.addr = runtime.mem.map(self, f"map {name}")
@@ -140,6 +154,13 @@ class BpfMap:
 
     def dump(self) -> list[tuple[bytes, bytes | list[bytes]]]:
         return [(key, self.lookup(key)) for key in self.keys()]
+
+    def memory_usage(self) -> int:
+        """The `memlock` of /proc/PID/fdinfo (bpf_map_memory_usage(), map_mem_usage):
+        exact for arrays, LPM tries and devmaps (the kernel's formulas with this
+        kernel's struct sizes); for other types the entries' keys and values only."""
+        ncopies = self.runtime.ncpus if self.percpu else 1
+        return len(self.keys()) * (self.key_size + _round8(self.value_size) * ncopies)
 
 
 class _Elem:
@@ -311,6 +332,10 @@ class LpmTrieMap(HashMap):
             self._prefixlens = sorted([*self._prefixlens, prefixlen], reverse=True)
         return err
 
+    def memory_usage(self) -> int:
+        """trie_mem_usage(): (struct lpm_trie_node + data) per entry."""
+        return len(self._elems) * (LPM_TRIE_NODE_SIZE + self.key_size - 4)
+
     def _find(self, key: bytes) -> _Elem | None:
         """The longest matching prefix no longer than the key's prefixlen."""
         prefixlen, data = self._split(key)
@@ -395,6 +420,15 @@ class ArrayMap(BpfMap):
     def keys(self) -> list[bytes]:
         return [struct.pack("<I", i) for i in range(self.max_entries)]
 
+    def memory_usage(self) -> int:
+        """array_map_mem_usage()."""
+        entries = self.max_entries
+        if self.percpu:
+            return BPF_ARRAY_SIZE + entries * 8 + entries * self.elem_size * self.runtime.ncpus
+        if self.map_flags & BPF_F_MMAPABLE:
+            return _page_align(BPF_ARRAY_SIZE) + _page_align(entries * self.elem_size)
+        return BPF_ARRAY_SIZE + entries * self.elem_size
+
 
 class PercpuArrayMap(ArrayMap):
     map_type = BPF_MAP_TYPE_PERCPU_ARRAY
@@ -411,6 +445,21 @@ class RedirectMap(HashMap):
     prog_readonly = True
     prog_updates = False
     indexed = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.map_flags |= BPF_F_RDONLY_PROG  # dev_map_init_map(): lookups return a pointer into the entry
+
+    def keys(self) -> list[bytes]:
+        """An indexed map iterates every index, present or not (dev_map_get_next_key())."""
+        if self.indexed:
+            return [struct.pack("<I", i) for i in range(self.max_entries)]
+        return super().keys()
+
+    def memory_usage(self) -> int:
+        """dev_map_mem_usage()."""
+        slots = self.max_entries * 8 if self.indexed else 0
+        return BPF_DTAB_SIZE + slots + len(self._elems) * BPF_DTAB_NETDEV_SIZE
 
     def check_attrs(self) -> None:
         super().check_attrs()

@@ -60,6 +60,7 @@ class BpfRuntime:
         self.tail_calls = 0
         self._deferred: list[int] = []
         self._ids = itertools.count(1)
+        self._btf_ids = itertools.count(1)
         self.helpers = Helpers(self)
 
     # maps
@@ -75,6 +76,10 @@ class BpfRuntime:
         bpf_map.fd = next(self._ids)
         self.maps[bpf_map.fd] = bpf_map
         return bpf_map
+
+    def new_btf_id(self) -> int:
+        """BPF_BTF_LOAD: the id of a newly loaded BTF object."""
+        return next(self._btf_ids)
 
     def map_by_fd(self, fd: int) -> BpfMap | None:
         return self.maps.get(fd)
@@ -148,7 +153,8 @@ _RAW_MEMORY = _RawMemory()
 
 class BpfProgram:
     """struct bpf_prog: a loaded program, translated once. `section` is the
-    ELF section it came from, `run_cnt` counts runs as bpf_stats does."""
+    ELF section it came from, `run_cnt` counts runs as bpf_stats does (always
+    on in the mock), `loaded_at` is the virtual time of the load."""
 
     def __init__(self, runtime: BpfRuntime, name: str, prog_type: str, sections: dict[str, CodeSection],
                  section: str, entry: int, license: str = "GPL") -> None:
@@ -161,6 +167,8 @@ class BpfProgram:
         self._counting: tuple | None = None
         self._regions = runtime.mem.regions
         self.run_cnt = 0
+        self.btf_id = 0  # the object's BTF, set by the ELF loader
+        self.loaded_at = runtime.clock.now  # virtual seconds since the mock booted
         self.id = self.fd = runtime._add_program(self)
 
     def _translate(self, count_insns: bool) -> tuple:

@@ -9,12 +9,28 @@ frame back out of the same port, XDP_REDIRECT out of the port the program
 named. A program fault (BpfFault) counts as XDP_ABORTED. The ports are veths
 on the lab, whose XDP drops free the skb veth already had with
 NOT_SPECIFIED at veth_xdp_rcv_skb; the journey uses that reason and location.
-Left out: generic (skb) mode as a separate path, XDP frags, cpumap/xskmap targets.
+
+Generic (skb) XDP, `ip link set dev X xdpgeneric obj F sec S`, is dev->xdp_prog:
+do_xdp_generic() runs it from __netif_receive_skb_core() on the skb's frame
+(from the MAC header) before taps and TC. PASS continues with the frame as the
+program left it (eth_type_trans() again), TX sends it back out of the port
+through generic_xdp_tx() (the driver's xmit, no qdisc or TC egress), REDIRECT
+to a device goes out of that device the same way; DROP and ABORTED free the
+skb without a reason (NOT_SPECIFIED at do_xdp_generic, seen on the lab), a
+failed redirect with XDP. As on the lab, one mode at a time: attaching in the
+other mode fails ("Native and generic XDP can't be active at the same time"),
+and iproute2's XDP_FLAGS_UPDATE_IF_NOEXIST refuses a second program in the
+same mode; `off` in the other mode is a no-op.
+Left out: XDP frags, cpumap/xskmap targets.
 """
 from __future__ import annotations
 
+import errno
+
 from harness.journey import Drop, Hop
 from harness.mockkernel.bpf import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, BpfFault, XdpMd
+from harness.mockkernel.core import rtnetlink  # a module: rtnetlink imports the datapath
+from harness.mockkernel.core.skbuff import kfree_skb
 from harness.mockkernel.wire import FrameSummary
 
 VERDICT_NAMES = {XDP_ABORTED: "ABORTED", XDP_DROP: "DROP", XDP_PASS: "PASS", XDP_TX: "TX", XDP_REDIRECT: "REDIRECT"}
@@ -28,13 +44,19 @@ def bpf_runtime(net):
     return net.bpf
 
 
-def dev_xdp_attach(net, dev, path: str | None, section: str | None) -> None:
-    """Attach the program in section `section` of object `path`; None detaches."""
+def dev_xdp_attach(net, dev, path: str | None, section: str | None, generic: bool = False) -> None:
+    """Attach the program in section `section` of object `path` in native
+    (driver) or generic mode; a None path detaches that mode's program."""
+    attr = "xdp_generic_prog" if generic else "xdp_prog"
     if path is None:
-        dev.xdp_prog = None
+        setattr(dev, attr, None)
         return
+    if getattr(dev, "xdp_prog" if generic else "xdp_generic_prog") is not None:
+        raise rtnetlink.RtnlError(errno.EEXIST, "Native and generic XDP can't be active at the same time")
+    if getattr(dev, attr) is not None:
+        raise rtnetlink.RtnlError(errno.EBUSY, "XDP program already attached")
     obj = bpf_runtime(net).load_object(path)
-    dev.xdp_prog = obj.program(section) if section else obj.program()
+    setattr(dev, attr, obj.program(section) if section else obj.program())
 
 
 def do_xdp(net, nic, frame: bytes) -> bytes | None:
@@ -66,3 +88,52 @@ def do_xdp(net, nic, frame: bytes) -> bytes | None:
     else:
         net.tracer.end(journey, Drop("NOT_SPECIFIED", "XDP", "veth_xdp_rcv_skb", str(journey.packet)))
     return None
+
+
+def do_xdp_generic(skb) -> bool:
+    """Run dev->xdp_prog on an skb; True if it goes on up the stack (XDP_PASS)."""
+    dev, net = skb.dev, skb.net
+    frame = bytes(skb.buf[skb.mac_header:skb.tail])
+    ctx = XdpMd.from_frame(frame, ingress_ifindex=dev.ifindex)
+    try:
+        verdict = dev.xdp_generic_prog.run(ctx)
+    except BpfFault as fault:
+        verdict, why = XDP_ABORTED, str(fault)
+    else:
+        why = "generic"
+    net.tracer.hop(skb, "XDP", dev.name, VERDICT_NAMES.get(verdict, f"invalid action {verdict}"), why)
+    out = ctx.packet()
+    if verdict == XDP_PASS:
+        if out != frame:
+            _replace_frame(skb, out)
+        return True
+    if verdict == XDP_TX:
+        generic_xdp_tx(skb, dev, out)
+    elif verdict == XDP_REDIRECT and ctx.redirect is not None and ctx.redirect.kind == "dev":
+        target = next((d for d in net.devices.values() if d.ifindex == ctx.redirect.target), None)
+        if target is None or target.name not in net.nics:
+            kfree_skb(skb, "XDP", "XDP", "do_xdp_generic")
+        else:
+            generic_xdp_tx(skb, target, out)
+    elif verdict == XDP_REDIRECT:
+        kfree_skb(skb, "XDP", "XDP", "do_xdp_generic")
+    else:
+        kfree_skb(skb, "NOT_SPECIFIED", "XDP", "do_xdp_generic")
+    return False
+
+
+def generic_xdp_tx(skb, dev, frame: bytes) -> None:
+    """The frame straight to the device's ndo_start_xmit (no qdisc, no TC egress)."""
+    nic = skb.net.nics[dev.name]
+    skb.net.tracer.add(skb, nic.tx_hop)
+    nic.start_xmit(frame)
+
+
+def _replace_frame(skb, frame: bytes) -> None:
+    """The program moved the head or tail: the skb now holds its frame, and
+    the stack classifies it again (netif_receive_generic_xdp's eth_type_trans)."""
+    from harness.mockkernel.core.dev import eth_type_trans
+    headroom = skb.mac_header
+    skb.buf = bytearray(headroom) + frame
+    skb.data, skb.tail = headroom, len(skb.buf)
+    eth_type_trans(skb)
