@@ -113,3 +113,4 @@ class CtEntry(NamedTuple):
     reply: tuple[str, str, int, int]
     status: frozenset[str]  # e.g. {"assured", "seen-reply", "dnat"}
     mark: int
+    timeout: int = 0  # whole seconds left, as `conntrack -L` prints them

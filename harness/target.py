@@ -260,6 +260,12 @@ class Target(ABC):
         """The DUT's conntrack table."""
         raise TargetError(f"target {self.name} does not report conntrack entries yet")
 
+    def conntrack_create(self, entries: Iterable[CtEntry]) -> None:
+        """Create conntrack entries as `conntrack -I` does (TCP/UDP: proto, state,
+        tuples, status "assured"/"seen-reply", mark, timeout), all in one batch:
+        enough to fill a table to nf_conntrack_max in seconds."""
+        raise TargetError(f"target {self.name} cannot create conntrack entries")
+
     @abstractmethod
     def wait(self, seconds: float) -> None:
         """Let time pass on the DUT (virtual time on the mock)."""

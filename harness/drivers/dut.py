@@ -208,6 +208,11 @@ class NetnsTarget(Target):
             raise TargetError(f"this target cannot read the conntrack table: {self._no_conntrack}")
         return nfnetlink.conntrack_entries(self.lab)
 
+    def conntrack_create(self, entries) -> None:
+        if "conntrack" not in self.capabilities:
+            raise TargetError(f"this target cannot create conntrack entries: {self._no_conntrack}")
+        nfnetlink.create_entries(self.lab, entries)
+
     def wait(self, seconds: float) -> None:
         time.sleep(seconds)
 

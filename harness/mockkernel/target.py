@@ -5,7 +5,7 @@ no timeouts; `wait()` advances virtual time.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from harness.journey import CtEntry, Drop, Journey, RuleCounter
 from harness.mockkernel.ipv4 import ping, udp
@@ -60,18 +60,18 @@ class MockTarget(Target):
         return counters(self.kernel)
 
     def conntrack(self) -> list[CtEntry]:
-        from harness.mockkernel.cmd.conntrack import PROTO_NAMES, status_names
-        k = self.kernel
-        entries = []
-        for ct in k.conntrack.entries:
-            if ct.timeout <= k.clock.now:
-                continue
-            o, r = ct.original, ct.reply
-            entries.append(CtEntry(PROTO_NAMES.get(o.proto, str(o.proto)), ct.proto_state,
-                                   (int_to_ip(o.src), int_to_ip(o.dst), o.sport, o.dport),
-                                   (int_to_ip(r.src), int_to_ip(r.dst), r.sport, r.dport),
-                                   status_names(ct), ct.mark))
-        return entries
+        from harness.mockkernel.cmd.conntrack import ct_entry
+        from harness.mockkernel.netfilter.nf_conntrack_core import nf_conntrack_gc
+        nf_conntrack_gc(self.kernel)
+        return [ct_entry(self.kernel, ct) for ct in self.kernel.conntrack.entries]
+
+    def conntrack_create(self, entries: Iterable[CtEntry]) -> None:
+        from harness.mockkernel.cmd.conntrack import nf_conn_from
+        from harness.mockkernel.netfilter.nf_conntrack_core import ctnetlink_create_conntrack
+        for entry in entries:
+            error = ctnetlink_create_conntrack(self.kernel, nf_conn_from(self.kernel, entry))
+            if error:
+                raise TargetError(f"creating conntrack entry {entry.original} failed: {error}")
 
     def wait(self, seconds: float) -> None:
         self.kernel.advance(seconds)

@@ -1,68 +1,174 @@
-"""conntrack-tools `conntrack` over the mock's table: -L/--dump, -D/--delete, -F/--flush, -C/--count.
+"""conntrack-tools 1.4.7 `conntrack` over the mock's table: -L/--dump, -D/--delete,
+-F/--flush, -C/--count, -S/--stats, -I/--create.
 
-Entries print as conntrack 1.4.7 prints them; the summary line goes to the
-output too, as the harness captures both streams of the real tool.
+What the real tool prints on stdout is returned: entry lines for -L and -D (as
+conntrack 1.4.7 prints them), the count for -C, one `cpu=0` line for -S; its
+summaries ("N flow entries have been shown.") go to stderr, which `target.sh`
+does not return on any target. Filters: -s/-d (original source/destination),
+-r/-q (reply source/destination), -p, then --sport/--dport (and their
+--orig-port-* names) and for tcp --state, -m/--mark. As in the real tool,
+--sport/--dport/--state need -p before them, -C takes no filter, and -I needs
+-p, -s, -d, -t, the ports and (tcp) --state; -I also takes -u (ASSURED,
+SEEN_REPLY) and -m. Errors carry the tool's message and exit status.
 """
 from __future__ import annotations
 
+import functools
+import socket
+
+from harness.journey import CtEntry
+from harness.mockkernel.cmd.args import ToolError
+from harness.mockkernel.net import int_to_ip
 from harness.mockkernel.netfilter import nf_conntrack_core as core
+from harness.mockkernel.netfilter import nf_conntrack_proto_tcp as proto_tcp
 from harness.mockkernel.netfilter.nf_conntrack import (IPS_ASSURED, IPS_SEEN_REPLY, STATUS_NAMES, NfConn,
                                                        Tuple)
 from harness.mockkernel.wire.ipv4 import ip_str
-from harness.target import CommandError
 
+PREFIX = "conntrack v1.4.7 (conntrack-tools): "
 PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp"}
-FILTERS = {"-s": "src", "--src": "src", "--orig-src": "src", "-d": "dst", "--dst": "dst", "--orig-dst": "dst",
-           "-p": "proto", "--proto": "proto", "--sport": "sport", "--orig-port-src": "sport",
-           "--dport": "dport", "--orig-port-dst": "dport"}
+PROTO_NUMBERS = {name: number for number, name in PROTO_NAMES.items()}
+COMMANDS = {"-L": "list", "--dump": "list", "-D": "delete", "--delete": "delete", "-F": "flush",
+            "--flush": "flush", "-C": "count", "--count": "count", "-S": "stats", "--stats": "stats",
+            "-I": "create", "--create": "create"}
+OPTIONS = {"-s": "src", "--src": "src", "--orig-src": "src", "-d": "dst", "--dst": "dst", "--orig-dst": "dst",
+           "-r": "reply_src", "--reply-src": "reply_src", "-q": "reply_dst", "--reply-dst": "reply_dst",
+           "-p": "proto", "--proto": "proto", "--protonum": "proto", "-m": "mark", "--mark": "mark",
+           "-t": "timeout", "--timeout": "timeout", "-u": "status", "--status": "status"}
+# options of the protocol given with -p
+PROTO_OPTIONS = {"--sport": "sport", "--orig-port-src": "sport", "--dport": "dport", "--orig-port-dst": "dport",
+                 "--reply-port-src": "reply_sport", "--reply-port-dst": "reply_dport"}
+TCP_OPTIONS = {"--state": "state"}
+CREATE_STATUS = {"ASSURED": IPS_ASSURED, "SEEN_REPLY": IPS_SEEN_REPLY}
 
 
 def run(net, argv: list[str], stdin: str | None = None) -> str:
     if len(argv) < 2:
-        raise CommandError(argv, "conntrack v1.4.7 (conntrack-tools): no command specified")
-    command, selectors = argv[1], _selectors(argv, argv[2:])
-    entries = [ct for ct in list(net.conntrack.entries) if _alive(net, ct) and _matches(ct, selectors)]
-    if command in ("-L", "--dump"):
-        lines = [format_entry(net, ct) for ct in entries]
-        return "".join(line + "\n" for line in lines) + \
-            f"conntrack v1.4.7 (conntrack-tools): {len(entries)} flow entries have been shown.\n"
-    if command in ("-D", "--delete"):
-        if not entries:
-            raise CommandError(argv, "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.")
-        for ct in entries:
+        raise ToolError(PREFIX + "no command specified\nTry `conntrack -h' or 'conntrack --help' for more "
+                                 "information.", 2)
+    command = COMMANDS.get(argv[1])
+    if command is None:
+        raise _usage(f"unknown option `{argv[1]}'")
+    options = _options(argv[2:])
+    if command in ("count", "stats", "flush") and options:
+        raise _usage(f"Illegal option `{_long_name(next(iter(options)))}' with this command")
+    if command == "create":
+        return _create(net, options)
+    core.nf_conntrack_gc(net)
+    table = net.conntrack
+    if command == "count":
+        return f"{len(table.entries)}\n"
+    if command == "stats":
+        return "cpu=0   \t" + " ".join(f"{name}={table.stats[name]}" for name in core.STAT_NAMES) + " \n"
+    if command == "flush":
+        for ct in list(table.entries):
             core.nf_ct_delete(net, ct)
-        return f"conntrack v1.4.7 (conntrack-tools): {len(entries)} flow entries have been deleted.\n"
-    if command in ("-F", "--flush"):
-        for ct in list(net.conntrack.entries):
+        return ""
+    chosen = [ct for ct in table.entries if _matches(ct, options)]
+    if command == "delete":
+        if not chosen:
+            raise ToolError(PREFIX + "0 flow entries have been deleted.", 1)
+        for ct in chosen:
             core.nf_ct_delete(net, ct)
-        return "conntrack v1.4.7 (conntrack-tools): connection tracking table has been emptied.\n"
-    if command in ("-C", "--count"):
-        return f"{len(entries)}\n"
-    raise CommandError(argv, f"conntrack: command {command} is not supported on the mock target")
+    return "".join(format_entry(net, ct) + "\n" for ct in chosen)
 
 
-def _selectors(argv: list[str], tokens: list[str]) -> dict[str, str]:
-    selectors = {}
+def _usage(message: str) -> ToolError:
+    return ToolError(PREFIX + message + "\nTry `conntrack -h' or 'conntrack --help' for more information.", 2)
+
+
+def _long_name(key: str) -> str:
+    return {"src": "--orig-src", "dst": "--orig-dst", "proto": "--protonum", "mark": "--mark",
+            "timeout": "--timeout", "status": "--status"}.get(key, "--" + key)
+
+
+def _options(tokens: list[str]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    tokens = list(tokens)
     while tokens:
         option = tokens.pop(0)
-        if option not in FILTERS or not tokens:
-            raise CommandError(argv, f"conntrack: option {option} is not supported on the mock target")
-        selectors[FILTERS[option]] = tokens.pop(0)
-    return selectors
+        key = OPTIONS.get(option)
+        if key is None and "proto" in options:
+            key = PROTO_OPTIONS.get(option) or (TCP_OPTIONS.get(option) if options["proto"] == "tcp" else None)
+        if key is None:
+            raise _usage(f"unknown option `{option}'")
+        if not tokens:
+            raise _usage(f"option `{option}' requires an argument")
+        options[key] = tokens.pop(0)
+        if key == "proto" and options[key] not in PROTO_NUMBERS:
+            raise ToolError(PREFIX + f"`{options[key]}' is not a protocol the mock tracks (tcp, udp, icmp)", 2)
+    return options
 
 
-def _alive(net, ct: NfConn) -> bool:
-    if ct.timeout <= net.clock.now:
-        core.nf_ct_delete(net, ct)
-        return False
+def _matches(ct: NfConn, options: dict[str, str]) -> bool:
+    o, r = ct.original, ct.reply
+    for key, value in options.items():
+        got = {"src": lambda: ip_str(o.src), "dst": lambda: ip_str(o.dst), "reply_src": lambda: ip_str(r.src),
+               "reply_dst": lambda: ip_str(r.dst), "proto": lambda: PROTO_NAMES.get(o.proto, str(o.proto)),
+               "sport": lambda: str(o.sport), "dport": lambda: str(o.dport), "reply_sport": lambda: str(r.sport),
+               "reply_dport": lambda: str(r.dport), "state": lambda: ct.proto_state,
+               "mark": lambda: str(ct.mark)}.get(key)
+        if got is None:
+            raise ToolError(PREFIX + f"option {_long_name(key)} is not a filter of -L/-D on the mock target", 2)
+        if got() != (value.upper() if key == "state" else value):
+            return False
     return True
 
 
-def _matches(ct: NfConn, selectors: dict[str, str]) -> bool:
-    o = ct.original
-    values = {"src": ip_str(o.src), "dst": ip_str(o.dst), "proto": PROTO_NAMES.get(o.proto, str(o.proto)),
-              "sport": str(o.sport), "dport": str(o.dport)}
-    return all(values[key] == value for key, value in selectors.items())
+def _create(net, options: dict[str, str]) -> str:
+    """-I: every tuple field, a timeout, and for tcp a state."""
+    for key, name in (("proto", "--protonum"), ("src", "--orig-src"), ("dst", "--orig-dst"),
+                      ("timeout", "--timeout")):
+        if key not in options:
+            raise _usage(f"You need to supply the `{name}' option for this command")
+    if options["proto"] == "tcp" and "state" not in options:
+        raise _usage("You need to supply the `--state' option for this command")
+    status = 0
+    for name in filter(None, options.get("status", "").split(",")):
+        if name not in CREATE_STATUS:
+            raise ToolError(PREFIX + f"status {name} is not modelled on the mock target (ASSURED, SEEN_REPLY)", 2)
+        status |= CREATE_STATUS[name]
+    src, dst = options["src"], options["dst"]
+    _addr(src), _addr(dst)
+    sport, dport = int(options.get("sport", 0)), int(options.get("dport", 0))
+    entry = CtEntry(options["proto"], options.get("state", "").upper(), (src, dst, sport, dport),
+                    (options.get("reply_src", dst), options.get("reply_dst", src),
+                     int(options.get("reply_sport", dport)), int(options.get("reply_dport", sport))),
+                    frozenset(n for bit, n in STATUS_NAMES.items() if status & bit), int(options.get("mark", 0)),
+                    int(options["timeout"]))
+    error = core.ctnetlink_create_conntrack(net, nf_conn_from(net, entry))
+    if error:
+        message = "Such conntrack exists, try -U to update" if error == "File exists" else error
+        raise ToolError(PREFIX + "Operation failed: " + message, 1)
+    return ""
+
+
+def nf_conn_from(net, entry: CtEntry) -> NfConn:
+    """The entry ctnetlink_create_conntrack() builds from a CtEntry: status bits by
+    name, the timeout from now, a TCP state with no window seen yet."""
+    number = PROTO_NUMBERS[entry.proto]
+    tuples = [Tuple(_addr(t[0]), _addr(t[1]), number, t[2], t[3]) for t in (entry.original, entry.reply)]
+    status = _status_bits(entry.status)
+    ct = NfConn(tuples, status=status, mark=entry.mark, timeout=net.clock.now + entry.timeout)
+    if number == 6:
+        ct.tcp = proto_tcp.IpCtTcp()
+        ct.tcp.state = proto_tcp.TCP_CONNTRACK_NAMES.index(entry.state or "NONE")
+        ct.proto_state = entry.state
+    return ct
+
+
+@functools.lru_cache(maxsize=4096)
+def _addr(text: str) -> int:
+    """A dotted quad as an int; cached, as a table fill repeats a few addresses."""
+    try:
+        return int.from_bytes(socket.inet_aton(text), "big")
+    except OSError:
+        raise ToolError(PREFIX + f"Bad IP address `{text}'", 2) from None
+
+
+@functools.lru_cache(maxsize=64)
+def _status_bits(names: frozenset[str]) -> int:
+    return sum(bit for bit, name in STATUS_NAMES.items() if name in names)
 
 
 def _tuple_text(t: Tuple) -> str:
@@ -74,11 +180,14 @@ def _tuple_text(t: Tuple) -> str:
     return text.rstrip()
 
 
+def seconds_left(net, ct: NfConn) -> int:
+    return max(int(ct.timeout - net.clock.now), 0)
+
+
 def format_entry(net, ct: NfConn) -> str:
     o = ct.original
     name = PROTO_NAMES.get(o.proto, "unknown")
-    left = int(ct.timeout - net.clock.now)
-    parts = [f"{name:<8} {o.proto} {left}"]
+    parts = [f"{name:<8} {o.proto} {seconds_left(net, ct)}"]
     if ct.proto_state:
         parts.append(ct.proto_state)
     parts.append(_tuple_text(o))
@@ -93,3 +202,12 @@ def format_entry(net, ct: NfConn) -> str:
 
 def status_names(ct: NfConn) -> frozenset[str]:
     return frozenset(name for bit, name in STATUS_NAMES.items() if ct.status & bit)
+
+
+def ct_entry(net, ct: NfConn) -> CtEntry:
+    """The entry as target.conntrack() shows it on every target."""
+    o, r = ct.original, ct.reply
+    return CtEntry(PROTO_NAMES.get(o.proto, str(o.proto)), ct.proto_state,
+                   (int_to_ip(o.src), int_to_ip(o.dst), o.sport, o.dport),
+                   (int_to_ip(r.src), int_to_ip(r.dst), r.sport, r.dport),
+                   status_names(ct), ct.mark, seconds_left(net, ct))

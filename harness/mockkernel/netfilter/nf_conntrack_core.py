@@ -207,6 +207,18 @@ def nf_conntrack_gc(net) -> None:
         nf_ct_delete(net, ct)
 
 
+def ctnetlink_create_conntrack(net, ct: NfConn) -> str:
+    """IPCTNL_MSG_CT_NEW: insert an entry built by the caller (tuples, status,
+    mark, timeout, TCP state). "" or the error: a tuple is taken (EEXIST), or
+    the table is full (ENOMEM, after early_drop() from bucket 0)."""
+    if any(t in net.conntrack.hash for t in ct.tuplehash):
+        return "File exists"
+    if not _nf_conntrack_alloc_room(net, None):
+        return "Cannot allocate memory"
+    nf_conntrack_hash_insert(net, ct)
+    return ""
+
+
 def nf_conntrack_hash_insert(net, ct: NfConn) -> None:
     """Insert a confirmed entry into the table (both directions' tuples)."""
     table = net.conntrack
@@ -286,24 +298,24 @@ def icmp_error(skb: SkBuff, state: NfHookState, t: Tuple) -> int:
     return NF_ACCEPT
 
 
-def _nf_conntrack_alloc_room(net, t: Tuple) -> bool:
-    """__nf_conntrack_alloc(): past nf_conntrack_max only if early_drop() frees room."""
+def _nf_conntrack_alloc_room(net, t: Tuple | None) -> bool:
+    """__nf_conntrack_alloc(): past nf_conntrack_max only if early_drop() frees
+    room. `t` is None for ctnetlink's nf_conntrack_alloc(), whose hash is 0."""
     limit = int(net.sysctl.values[MAX_KEY])
     if limit == 0 or len(net.conntrack.entries) < limit:
         return True
-    return early_drop(net, t)
+    buckets = int(net.sysctl.values[BUCKETS_KEY])
+    return early_drop(net, 0 if t is None else ct_bucket(net, t, buckets), buckets)
 
 
 def ct_bucket(net, t: Tuple, buckets: int) -> int:
     return hash((t, net.conntrack.hash_seed)) % buckets
 
 
-def early_drop(net, t: Tuple) -> bool:
+def early_drop(net, first: int, buckets: int) -> bool:
     """Evict the non-ASSURED entries of the first of 8 buckets (from the new
     tuple's) that has any; expired entries met on the way are reaped."""
     table = net.conntrack
-    buckets = int(net.sysctl.values[BUCKETS_KEY])
-    first = ct_bucket(net, t, buckets)
     window = {(first + i) % buckets: i for i in range(min(NF_CT_EVICTION_RANGE, buckets))}
     chains: list[list[NfConn]] = [[] for _ in window]
     for ct in reversed(table.entries):  # chains are head-inserted: newest first

@@ -1,0 +1,226 @@
+"""TCP connection tracking through a forwarding DUT (nf_conntrack_proto_tcp.c):
+states and timeouts, window checks, be_liberal, tcp_loose, RST and FIN, table
+exhaustion, and a masqueraded port clash.
+
+h0 (10.0.0.2:40000) opens connections to h1 (10.0.1.2:80); the DUT forwards
+between p0 and p1 and drops what conntrack calls invalid.
+"""
+from __future__ import annotations
+
+import pytest
+from scapy.layers.inet import IP, TCP
+
+from harness.journey import CtEntry
+
+pytestmark = pytest.mark.requires("nftables", "conntrack")
+
+DROP_INVALID = """
+table ip t {
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        ct state invalid counter drop
+    }
+}
+"""
+CLIENT_ISN, SERVER_ISN = 1000, 5000
+SPORT, DPORT = 40000, 80
+
+
+def _counted(target, needle: str) -> int:
+    return sum(c.packets for c in target.counters() if needle in c.rule)
+
+
+def _tcp_entries(target) -> list:
+    return [e for e in target.conntrack() if e.proto == "tcp"]
+
+
+def _from_client(target, h0, h1, ip_id: int, **tcp) -> None:
+    """h0 sends a segment to h1; the DUT forwards it unchanged but for the TTL."""
+    segment = TCP(sport=SPORT, dport=DPORT, window=64240, **tcp)
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=ip_id) / segment)
+    target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=ip_id, ttl=63) / segment)
+
+
+def _from_server(target, h0, h1, ip_id: int, **tcp) -> None:
+    segment = TCP(sport=DPORT, dport=SPORT, window=65160, **tcp)
+    target.send(h1.port, h1.to_dut(dst=h0.ip, id=ip_id) / segment)
+    target.expect(h0.port, h0.from_dut(src=h1.ip, dst=h0.ip, id=ip_id, ttl=63) / segment)
+
+
+def _handshake(target, h0, h1) -> None:
+    _from_client(target, h0, h1, 1, flags="S", seq=CLIENT_ISN)
+    _from_server(target, h0, h1, 2, flags="SA", seq=SERVER_ISN, ack=CLIENT_ISN + 1)
+    _from_client(target, h0, h1, 3, flags="A", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1)
+
+
+def test_the_handshake_goes_syn_sent_syn_recv_established_and_assured_with_each_states_timeout(target, router):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=DROP_INVALID)
+    _from_client(target, h0, h1, 1, flags="S", seq=CLIENT_ISN)
+    [syn_sent] = _tcp_entries(target)
+    _from_server(target, h0, h1, 2, flags="SA", seq=SERVER_ISN, ack=CLIENT_ISN + 1)
+    [syn_recv] = _tcp_entries(target)
+    _from_client(target, h0, h1, 3, flags="A", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1)
+    [established] = _tcp_entries(target)
+    assert [(e.state, "seen-reply" in e.status, "assured" in e.status)
+            for e in (syn_sent, syn_recv, established)] == \
+        [("SYN_SENT", False, False), ("SYN_RECV", True, False), ("ESTABLISHED", True, True)]
+    # nf_conntrack_tcp_timeout_syn_sent 120, _syn_recv 60, _established 5 days (whole seconds left)
+    assert 115 <= syn_sent.timeout <= 120 and 55 <= syn_recv.timeout <= 60
+    assert 431995 <= established.timeout <= 432000
+    assert (established.original, established.reply) == \
+        ((h0.ip, h1.ip, SPORT, DPORT), (h1.ip, h0.ip, DPORT, SPORT))
+    assert _counted(target, "invalid") == 0
+
+
+def test_a_segment_beyond_the_receivers_window_is_invalid_and_dropped(target, router):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=DROP_INVALID)
+    _handshake(target, h0, h1)
+    # far over td_maxend: SEQ is over the upper bound of the receiver's window
+    far = h0.to_dut(dst=h1.ip, id=4) / TCP(sport=SPORT, dport=DPORT, flags="PA", seq=CLIENT_ISN + 1 + 10_000_000,
+                                         ack=SERVER_ISN + 1, window=64240) / b"late"
+    target.send(h0.port, far)
+    target.expect_nothing()
+    assert [(d.reason, d.stage) for d in target.drops()] == [("NETFILTER_DROP", "NF_FORWARD")]
+    assert _counted(target, "invalid") == 1
+    assert [e.state for e in _tcp_entries(target)] == ["ESTABLISHED"]
+
+
+def test_be_liberal_lets_the_out_of_window_segment_through(target, router):
+    h0, h1 = router[0], router[1]
+    target.sh("sysctl -w net.netfilter.nf_conntrack_tcp_be_liberal=1")
+    target.sh("nft -f -", stdin=DROP_INVALID)
+    _handshake(target, h0, h1)
+    _from_client(target, h0, h1, 4, flags="PA", seq=CLIENT_ISN + 1 + 10_000_000, ack=SERVER_ISN + 1)
+    assert _counted(target, "invalid") == 0
+
+
+def test_without_tcp_loose_a_mid_stream_ack_is_invalid(target, router):
+    h0, h1 = router[0], router[1]
+    target.sh("sysctl -w net.netfilter.nf_conntrack_tcp_loose=0")
+    target.sh("nft -f -", stdin=DROP_INVALID)
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=5) / TCP(sport=SPORT, dport=DPORT, flags="A", seq=77, ack=88))
+    target.expect_nothing()
+    assert [(d.reason, d.stage) for d in target.drops()] == [("NETFILTER_DROP", "NF_FORWARD")]
+    assert _tcp_entries(target) == []
+
+
+def test_with_tcp_loose_a_mid_stream_ack_is_picked_up_as_established_with_a_short_timeout(target, router):
+    h0, h1 = router[0], router[1]
+    target.sh("sysctl -w net.netfilter.nf_conntrack_tcp_loose=1")
+    target.sh("nft -f -", stdin=DROP_INVALID)
+    _from_client(target, h0, h1, 5, flags="A", seq=77, ack=88)
+    [entry] = _tcp_entries(target)
+    assert (entry.state, "seen-reply" in entry.status, "assured" in entry.status) == ("ESTABLISHED", False, False)
+    # no reply seen yet: nf_conntrack_tcp_timeout_unacknowledged (300 s), not 5 days
+    assert 295 <= entry.timeout <= 300
+    # the answer is seen (SEEN_REPLY is set after the tracker ran); the next segment assures it
+    _from_server(target, h0, h1, 6, flags="A", seq=88, ack=77)
+    [answered] = _tcp_entries(target)
+    _from_client(target, h0, h1, 7, flags="A", seq=77, ack=88)
+    [entry] = _tcp_entries(target)
+    assert ("seen-reply" in answered.status, "assured" in answered.status) == (True, False)
+    assert "assured" in entry.status
+
+
+def test_an_in_window_rst_closes_the_entry_which_expires_after_the_close_timeout(target, router):
+    h0, h1 = router[0], router[1]
+    target.sh("sysctl -w net.netfilter.nf_conntrack_tcp_timeout_close=2")
+    target.sh("nft -f -", stdin=DROP_INVALID)
+    _handshake(target, h0, h1)
+    _from_client(target, h0, h1, 4, flags="R", seq=CLIENT_ISN + 1)
+    [entry] = _tcp_entries(target)
+    assert entry.state == "CLOSE" and entry.timeout <= 2
+    target.wait(3)
+    assert _tcp_entries(target) == []
+
+
+def test_an_rst_before_any_reply_deletes_the_entry_at_once(target, router):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=DROP_INVALID)
+    _from_client(target, h0, h1, 1, flags="S", seq=CLIENT_ISN)
+    # the server's port is closed: its RST is the only reply
+    _from_server(target, h0, h1, 2, flags="RA", seq=0, ack=CLIENT_ISN + 1)
+    assert _tcp_entries(target) == []
+
+
+def test_the_fin_handshake_ends_in_time_wait(target, router):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=DROP_INVALID)
+    _handshake(target, h0, h1)
+    states = []
+    _from_client(target, h0, h1, 4, flags="FA", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1)
+    states.append(_tcp_entries(target)[0].state)
+    _from_server(target, h0, h1, 5, flags="A", seq=SERVER_ISN + 1, ack=CLIENT_ISN + 2)
+    states.append(_tcp_entries(target)[0].state)
+    _from_server(target, h0, h1, 6, flags="FA", seq=SERVER_ISN + 1, ack=CLIENT_ISN + 2)
+    states.append(_tcp_entries(target)[0].state)
+    _from_client(target, h0, h1, 7, flags="A", seq=CLIENT_ISN + 2, ack=SERVER_ISN + 2)
+    [entry] = _tcp_entries(target)
+    assert states + [entry.state] == ["FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT"]
+    assert 115 <= entry.timeout <= 120  # nf_conntrack_tcp_timeout_time_wait
+    assert _counted(target, "invalid") == 0
+
+
+def _fill_table(target, assured: bool) -> int:
+    """Fill the DUT's table up to nf_conntrack_max with UDP entries (assured ones
+    cannot be early-dropped); the max is read, as a netns cannot write it."""
+    limit = int(target.sh("sysctl -n net.netfilter.nf_conntrack_max"))
+    count = int(target.sh("sysctl -n net.netfilter.nf_conntrack_count"))
+    status = frozenset({"assured", "seen-reply"}) if assured else frozenset()
+    target.conntrack_create(
+        CtEntry("udp", "", (f"198.18.{i >> 16}.{(i >> 8) & 0xFF}", "198.19.0.1", 1024 + (i & 0xFF), 53),
+                ("198.19.0.1", f"198.18.{i >> 16}.{(i >> 8) & 0xFF}", 53, 1024 + (i & 0xFF)), status, 0, 600)
+        for i in range(limit - count))
+    assert int(target.sh("sysctl -n net.netfilter.nf_conntrack_count")) == limit
+    return limit
+
+
+def test_a_table_full_of_assured_entries_drops_a_new_connections_first_packet(target, router):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=DROP_INVALID)
+    limit = _fill_table(target, assured=True)
+    try:
+        target.send(h0.port, h0.to_dut(dst=h1.ip, id=8) / TCP(sport=SPORT, dport=DPORT, flags="S", seq=1))
+        target.expect_nothing()
+        # nf_conntrack_in() returns NF_DROP: the drop is conntrack's, at its PREROUTING hook
+        assert [(d.reason, d.stage) for d in target.drops()] == [("NETFILTER_DROP", "NF_PREROUTING")]
+        assert int(target.sh("sysctl -n net.netfilter.nf_conntrack_count")) == limit
+    finally:
+        target.sh("conntrack -F")
+
+
+def test_a_table_full_of_unreplied_entries_early_drops_one_for_a_new_connection(target, router):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=DROP_INVALID)
+    limit = _fill_table(target, assured=False)
+    try:
+        _from_client(target, h0, h1, 9, flags="S", seq=1)
+        assert int(target.sh("sysctl -n net.netfilter.nf_conntrack_count")) <= limit
+        assert target.sh(f"conntrack -L -p tcp --dport {DPORT}").startswith("tcp ")
+    finally:
+        target.sh("conntrack -F")
+
+
+def test_masquerade_gives_the_second_of_two_clashing_connections_another_port(target, router):
+    h0, h1, h2 = router
+    target.sh("nft -f -", stdin="""
+table ip nat {
+    chain postrouting {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "p1" masquerade
+    }
+}
+""")
+    sent = []
+    for host, ip_id in ((h0, 11), (h2, 12)):
+        target.send(host.port, host.to_dut(dst=h1.ip, id=ip_id) / TCP(sport=SPORT, dport=DPORT, flags="S", seq=1))
+        sent += [IP(frame[14:]) for frame in target.collect(h1.port)]
+    first, second = sent
+    assert (first.src, first[TCP].sport) == (h1.dut_ip, SPORT)
+    assert second.src == h1.dut_ip and second[TCP].sport != SPORT and 1024 <= second[TCP].sport <= 65535
+    entries = {e.original[0]: e for e in _tcp_entries(target)}
+    assert entries[h0.ip].reply == (h1.ip, h1.dut_ip, DPORT, SPORT)
+    assert entries[h2.ip].reply == (h1.ip, h1.dut_ip, DPORT, second[TCP].sport)
+    assert "snat" in entries[h2.ip].status
