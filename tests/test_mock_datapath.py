@@ -115,8 +115,8 @@ def test_virtual_clock_fires_timers_in_order_at_their_time():
 
 
 def test_unsupported_command_names_the_program():
-    with pytest.raises(CommandError, match="'tc' is not supported on the mock target"):
-        Kernel().sh(["tc", "qdisc", "show"])
+    with pytest.raises(CommandError, match="'tcpdump' is not supported on the mock target"):
+        Kernel().sh(["tcpdump", "-i", "p0"])
 
 
 def test_icmp_peer_bucket_allows_six_then_one_per_second():

@@ -79,7 +79,9 @@ class NetDevice:
     mac: bytes
     mtu: int = 1500
     up: bool = False
-    xdp_prog: object | None = None  # the attached XDP program (core/xdp.py)
+    xdp_prog: object | None = None  # the attached native XDP program (core/xdp.py)
+    xdp_generic_prog: object | None = None  # dev->xdp_prog: generic (skb) XDP (core/xdp.py)
+    clsact: object | None = None  # the clsact qdisc and its filters (sched/sch_ingress.py)
     addrs: list[InAddr] = field(default_factory=list)
     stats: DevStats = field(default_factory=DevStats)
     # root qdisc: none ("noop") until the device first comes up and dev_activate()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 
+from harness.mockkernel.bpf.tag import bpf_prog_calc_tag
 from harness.mockkernel.core import rtnetlink
 from harness.mockkernel.cmd.args import ToolError, not_modelled
 from harness.mockkernel.cmd.iputils import (INFINITY_LIFE_TIME, IpOptions, Printed, duparg, duparg2, get_addr,
@@ -211,6 +212,11 @@ def print_linkinfo(out: Printed, dev, opts: IpOptions, link_only: bool) -> None:
         return
     out.add("ifindex", dev.ifindex, f"{dev.ifindex}: ").add("ifname", dev.name, f"{dev.name}: ")
     out.add("flags", flags, f"<{','.join(flags)}> ").add("mtu", dev.mtu, f"mtu {dev.mtu} ")
+    xdp = xdp_attached(dev)
+    if xdp is not None:
+        mode, prog = xdp
+        out.add("xdp", {"mode": mode, "prog": prog, "attached": [{"mode": mode, "prog": prog}]},
+                "xdpgeneric " if mode == XDP_ATTACHED_SKB else "xdp ")
     qdisc = dev.qdisc or ("noqueue" if dev.up else "noop")
     out.add("qdisc", qdisc, f"qdisc {qdisc} ").add("operstate", state, f"state {state} ")
     if link_only:
@@ -220,7 +226,23 @@ def print_linkinfo(out: Printed, dev, opts: IpOptions, link_only: bool) -> None:
         link_type = "loopback" if dev.is_loopback else "ether"
         out.add("link_type", link_type, f"\n    link/{link_type} ").add("address", mac, f"{mac} ")
         out.add("broadcast", brd, f"brd {brd}")
+    if xdp is not None:
+        prog = xdp[1]
+        out.add(None, None, f"\n    prog/xdp id {prog['id']} name {prog['name']} tag {prog['tag']} jited ")
     out.add(None, None, "\n")
+
+
+XDP_ATTACHED_DRV, XDP_ATTACHED_SKB = 1, 2
+
+
+def xdp_attached(dev) -> tuple[int, dict] | None:
+    """iplink_xdp.c xdp_dump(): the attach mode and the program's id, name and tag."""
+    prog, mode = dev.xdp_prog, XDP_ATTACHED_DRV
+    if prog is None:
+        prog, mode = dev.xdp_generic_prog, XDP_ATTACHED_SKB
+    if prog is None:
+        return None
+    return mode, {"id": prog.id, "name": prog.name[:15], "tag": bpf_prog_calc_tag(prog), "jited": 1}
 
 
 def link_stats(out: Printed, dev) -> None:

@@ -1,7 +1,8 @@
 """`ip link` (iproute2 ip/iplink.c): set [dev] NAME up|down|mtu N|address LLADDR,
 and show (printed by ipaddress.py, as iproute2 prints it from ipaddress.c).
 
-The kernel applies a set in do_setlink()'s order: address, mtu, then up/down
+`xdp` and `xdpdrv` attach a native XDP program, `xdpgeneric` a generic one
+(core/xdp.py). The kernel applies a set in do_setlink()'s order: address, mtu, then up/down
 (with the routing and neighbour effects in rtnetlink.dev_change_flags). The
 DUT's devices are fixed (lo and the ports): creating or deleting links is not
 modelled.
@@ -51,7 +52,7 @@ def _set(net, tokens) -> str:
     while tokens:
         token = tokens.pop()
         if token in XDP_MODES:
-            xdp = _xdp_args(tokens)
+            xdp = (*_xdp_args(tokens), token == "xdpgeneric")
         elif token in ("up", "down"):
             up = token == "up"
         elif token == "mtu":

@@ -1,19 +1,26 @@
 """The device layer: receive dispatch and transmit (net/core/dev.c, net/ethernet/eth.c).
 
-net_rx_action() runs NAPI polls within netdev_budget; each skb goes through
-eth_type_trans() and __netif_receive_skb_core() to its protocol handler.
-dev_queue_xmit() hands an skb to the device: veth ports have no qdisc (noqueue),
-loopback loops the packet back into the receive path (netif_rx).
-Left out for now: XDP and tc hooks (no programs can be attached in this slice),
-taps, GRO, RPS, the backlog queue.
+net_rx_action() runs NAPI polls within netdev_budget (native XDP runs in the
+driver's poll, nic.py); each skb goes through eth_type_trans() and
+__netif_receive_skb_core(): generic XDP (core/xdp.py), TC ingress
+(sched/sch_ingress.py), the netdev ingress hook (netfilter/nf_netdev.py), then
+its protocol handler. dev_queue_xmit() runs TC egress, then hands the skb to the
+device: veth ports have no qdisc (noqueue), loopback loops the packet back into
+the receive path (netif_rx). dev_forward_skb() is a veth-style hand-over into
+another device's receive path (bpf_redirect with BPF_F_INGRESS).
+Left out: taps, GRO, RPS, the backlog queue (netif_rx delivers at once), TC
+on lo (the mock's loopback frames carry no link-layer header).
 """
 from __future__ import annotations
 
 from harness.journey import Hop
 from harness.mockkernel.core.skbuff import (PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST,
                                             PACKET_OTHERHOST, SkBuff, kfree_skb)
+from harness.mockkernel.core.xdp import do_xdp_generic
 from harness.mockkernel.ipv4 import arp, ip_input
+from harness.mockkernel.netfilter.nf_netdev import nf_hook_ingress
 from harness.mockkernel.nic import NAPI_POLL_WEIGHT
+from harness.mockkernel.sched.sch_ingress import sch_handle_egress, sch_handle_ingress
 from harness.mockkernel.wire import FrameSummary
 from harness.mockkernel.wire.ethernet import BROADCAST, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6
 
@@ -66,7 +73,16 @@ def eth_type_trans(skb: SkBuff) -> None:
 
 
 def netif_receive_skb(skb: SkBuff) -> None:
-    """__netif_receive_skb_core(): deliver to the packet_type handler."""
+    """__netif_receive_skb_core(): generic XDP, TC ingress, the netdev ingress
+    hook, then the packet_type handler."""
+    dev = skb.dev
+    skb.skb_iif = dev.ifindex
+    if dev.xdp_generic_prog is not None and not do_xdp_generic(skb):
+        return
+    if dev.clsact is not None and not sch_handle_ingress(skb):
+        return
+    if not nf_hook_ingress(skb):
+        return
     if skb.protocol == ETH_P_IP:
         ip_input.ip_rcv(skb)
     elif skb.protocol == ETH_P_ARP:
@@ -79,15 +95,26 @@ def netif_receive_skb(skb: SkBuff) -> None:
 
 
 def dev_queue_xmit(skb: SkBuff) -> None:
-    """__dev_queue_xmit(): noqueue devices go straight to the driver."""
+    """__dev_queue_xmit(): TC egress, then noqueue devices go straight to the driver."""
     net, dev = skb.net, skb.dev
     if dev.is_loopback:
         net.tracer.hop(skb, "NIC_TX", "lo", "LOOPBACK")
         loopback_xmit(skb)
         return
+    if dev.clsact is not None and not sch_handle_egress(skb):
+        return
     nic = net.nics[dev.name]
     net.tracer.add(skb, nic.tx_hop)
     nic.start_xmit(bytes(skb.buf[skb.data:skb.tail]))
+
+
+def dev_forward_skb(skb: SkBuff) -> None:
+    """__dev_forward_skb() + netif_rx(): the frame (from its MAC header) is
+    received anew on skb.dev, classified for that device."""
+    skb.data = skb.mac_header
+    skb.dst = None
+    eth_type_trans(skb)
+    netif_receive_skb(skb)
 
 
 def eth_header(skb: SkBuff, dst_mac: bytes, src_mac: bytes, ethertype: int) -> None:

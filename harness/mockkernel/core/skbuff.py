@@ -19,13 +19,13 @@ class SkBuff:
     __slots__ = ("buf", "data", "tail", "protocol", "pkt_type", "mark", "priority", "hash",
                  "cb", "dev", "net", "mac_header", "network_header", "transport_header",
                  "dst", "sk", "journey", "tstamp", "ignore_df", "truesize", "nfct", "ctinfo",
-                 "__weakref__")
+                 "skb_iif", "tc_index", "__weakref__")
 
     def __init__(self, buf: bytearray, data: int, tail: int):
         self.buf, self.data, self.tail = buf, data, tail
         self.protocol = self.pkt_type = self.mark = self.priority = self.hash = 0
         self.cb = self.dev = self.net = self.dst = self.sk = self.journey = self.nfct = None
-        self.ctinfo = 0
+        self.ctinfo = self.skb_iif = self.tc_index = 0  # skb_iif: the device it was received on
         self.mac_header = self.network_header = self.transport_header = data
         self.tstamp = 0.0
         self.ignore_df = False

@@ -33,6 +33,11 @@ from harness.mockkernel.core import rtnetlink  # a module: rtnetlink imports the
 from harness.mockkernel.core.skbuff import kfree_skb
 from harness.mockkernel.wire import FrameSummary
 
+# The mock's possible CPUs: per-CPU maps hold one value per CPU and bpftool
+# prints each; programs run on CPU 0. A constant (the CI machine has 2), so the
+# mock is the same everywhere; suites sum per-CPU values and never depend on it.
+NR_CPUS = 2
+
 VERDICT_NAMES = {XDP_ABORTED: "ABORTED", XDP_DROP: "DROP", XDP_PASS: "PASS", XDP_TX: "TX", XDP_REDIRECT: "REDIRECT"}
 
 
@@ -40,7 +45,7 @@ def bpf_runtime(net):
     """The namespace's eBPF runtime, created on first use."""
     if net.bpf is None:
         from harness.mockkernel.bpf import BpfRuntime
-        net.bpf = BpfRuntime(net=net)
+        net.bpf = BpfRuntime(net=net, ncpus=NR_CPUS)
     return net.bpf
 
 

@@ -1,0 +1,332 @@
+"""`tc` (iproute2 6.1 tc/tc.c, tc_qdisc.c, tc_filter.c, f_bpf.c, lib/bpf_legacy.c
+with libbpf) for the clsact qdisc and the bpf classifier:
+
+    tc [-s] qdisc add|replace|del dev X clsact
+    tc [-s] qdisc [show [dev X]]
+    tc filter add|replace dev X ingress|egress [pref N] [handle H] [protocol P]
+              bpf [da|direct-action] obj F [sec S]
+    tc filter del dev X ingress|egress [pref N [protocol P] [handle H bpf]]
+    tc [-s] filter show dev X ingress|egress
+
+The kernel side is sched/ (sch_ingress.py, cls_api.py); this module parses
+and prints, as tc prints on the lab (one line for the classifier, one per
+program, each with a trailing space; `-s` adds nothing for bpf filters; the
+qdisc counters with `-s`). Kernel refusals print "Error: <extack>." and, for
+filters, "We have an error talking to the kernel" (exit 2). tc loads the
+object itself (libbpf): the section defaults to "classifier", a missing one
+is "object file doesn't contain sec S", an unreadable file "Cannot
+initialize ELF context!", each followed by "Unable to load program" (exit 1).
+Every add loads the object anew (its maps are new ones, as without pinning).
+Any other qdisc (htb, netem, tbf, fq_codel, ingress, ...), classifier
+(u32, matchall, flower, ...), action or option is an error naming it.
+"""
+from __future__ import annotations
+
+import os
+
+from harness.mockkernel.bpf import BpfLoadError
+from harness.mockkernel.bpf.tag import bpf_prog_calc_tag
+from harness.mockkernel.cmd.args import Args, ToolError, c_uint, not_modelled
+from harness.mockkernel.cmd.iputils import device, duparg, invarg, matches
+from harness.mockkernel.core import rtnetlink
+from harness.mockkernel.core.xdp import bpf_runtime
+from harness.mockkernel.sched import cls_api, sch_ingress
+from harness.mockkernel.sched.cls_api import ETH_P_ALL
+from harness.mockkernel.sched.cls_bpf import ClsBpfProg
+
+USAGE = ("Usage:\ttc [ OPTIONS ] OBJECT { COMMAND | help }\n"
+         "\ttc [-force] -batch filename\n"
+         "where  OBJECT := { qdisc | class | filter | chain |\n"
+         "\t\t    action | monitor | exec }\n"
+         "       OPTIONS := { -V[ersion] | -s[tatistics] | -d[etails] | -r[aw] |\n"
+         "\t\t    -o[neline] | -j[son] | -p[retty] | -c[olor]\n"
+         "\t\t    -b[atch] [filename] | -n[etns] name | -N[umeric] |\n"
+         "\t\t     -nm | -nam[es] | { -cf | -conf } path\n"
+         "\t\t     -br[ief] }")
+BPF_USAGE = """Usage: ... bpf ...
+
+BPF use case:
+ bytecode BPF_BYTECODE
+ bytecode-file FILE
+
+eBPF use case:
+ object-file FILE [ section CLS_NAME ] [ export UDS_FILE ] [ verbose ] [ direct-action ] [ skip_hw | skip_sw ]
+ object-pinned FILE [ direct-action ] [ skip_hw | skip_sw ]
+
+Common remaining options:
+ [ action ACTION_SPEC ]
+ [ classid CLASSID ]
+
+Where BPF_BYTECODE := 's,c t f k,c t f k,c t f k,...'
+c,t,f,k and s are decimals; s denotes number of 4-tuples
+
+Where FILE points to a file containing the BPF_BYTECODE string,
+an ELF file containing eBPF map definitions and bytecode, or a
+pinned eBPF program.
+
+Where CLS_NAME refers to the section name containing the
+classifier (default 'classifier').
+
+Where UDS_FILE points to a unix domain socket file in order
+to hand off control of all created eBPF maps to an agent.
+
+ACTION_SPEC := ... look at individual actions
+NOTE: CLASSID is parsed as hexadecimal input."""
+TALKING = "We have an error talking to the kernel"
+# ll_proto_n2a() names of the EtherTypes a filter may name
+PROTOCOLS = {"all": ETH_P_ALL, "ip": 0x0800, "arp": 0x0806, "ipv6": 0x86DD, "802.1Q": 0x8100}
+PROTOCOL_NAMES = {value: name for name, value in PROTOCOLS.items()}
+QDISC_KINDS = ("pfifo_fast", "pfifo", "bfifo", "htb", "tbf", "netem", "fq_codel", "fq", "sfq", "prio", "red",
+               "codel", "cake", "hfsc", "mq", "multiq", "drr", "qfq", "ets", "taprio", "mqprio", "noqueue",
+               "ingress", "choke", "gred", "sfb", "hhf", "pie", "fq_pie", "skbprio", "cbs", "etf", "plug")
+FILTER_KINDS = ("u32", "matchall", "flower", "basic", "fw", "route", "cgroup", "flow", "bpf")
+
+
+def main(net, argv: list[str], stdin: str | None = None) -> str:
+    tokens = Args(argv[1:], ToolError("Command line is not complete. Try option \"help\"", 255))
+    stats = False
+    while tokens and tokens.peek().startswith("-"):
+        opt = tokens.pop().lstrip("-")
+        if opt and "statistics".startswith(opt):
+            stats = True
+        else:
+            raise not_modelled(f"tc option -{opt}")
+    if not tokens:
+        raise ToolError(USAGE, 255)
+    obj = tokens.pop()
+    if matches(obj, "qdisc"):
+        return _qdisc(net, tokens, stats)
+    if matches(obj, "filter"):
+        return _filter(net, tokens)
+    if any(matches(obj, o) for o in ("class", "chain", "action", "actions", "monitor", "exec", "help")):
+        raise not_modelled(f"tc {obj}")
+    raise ToolError(f'Object "{obj}" is unknown, try "tc help".', 1)
+
+
+# ------------------------------------------------------------------ qdisc
+
+def _qdisc(net, tokens: Args, stats: bool) -> str:
+    verb = tokens.pop() if tokens else "show"
+    if matches(verb, "show") or verb in ("list", "lst"):
+        return _qdisc_show(net, tokens, stats)
+    if verb in ("add", "replace") or (verb != "" and matches(verb, "delete")):
+        name = _qdisc_args(tokens)
+        dev = device(net, name)
+        try:
+            if verb == "add" or verb == "replace":
+                sch_ingress.qdisc_create_clsact(dev, replace=verb == "replace")
+            else:
+                sch_ingress.qdisc_destroy_clsact(dev)
+        except rtnetlink.RtnlError as err:
+            raise ToolError(str(err), 2) from None
+        return ""
+    if verb in ("change", "link"):
+        raise not_modelled(f"tc qdisc {verb}")
+    raise ToolError(f'Command "{verb}" is unknown, try "tc qdisc help".', 255)
+
+
+def _qdisc_args(tokens: Args) -> str:
+    """tc_qdisc_modify(): `dev X` and the kind; only clsact is modelled."""
+    name = kind = None
+    while tokens:
+        token = tokens.pop()
+        if token == "dev":
+            value = tokens.pop()
+            if name is not None:
+                raise duparg("dev", value)
+            name = value
+        elif token == "clsact" and kind is None:
+            kind = token
+        elif token in QDISC_KINDS or token in ("root", "parent", "handle", "estimator", "stab",
+                                               "ingress_block", "egress_block"):
+            raise not_modelled(f"tc qdisc {token}")
+        else:
+            raise not_modelled(f'tc qdisc argument "{token}"')
+    if name is None:
+        raise ToolError("Not enough information: \"dev\" argument is required.", 1)
+    if kind is None:
+        raise not_modelled("tc qdisc without the clsact kind")
+    return name
+
+
+def _qdisc_show(net, tokens: Args, stats: bool) -> str:
+    name = None
+    while tokens:
+        token = tokens.pop()
+        if token != "dev":
+            raise not_modelled(f'tc qdisc show argument "{token}"')
+        name = tokens.pop()
+    devices = [device(net, name)] if name else sorted(net.devices.values(), key=lambda d: d.ifindex)
+    out = []
+    for dev in devices:
+        on = "" if name else f"dev {dev.name} "
+        out.append(f"qdisc {dev.qdisc or 'noop'} 0: {on}root refcnt 2 \n" + (_stats(0, 0, 0) if stats else ""))
+        q = dev.clsact
+        if q is not None:
+            out.append(f"qdisc clsact ffff: {on}parent ffff:fff1 \n" + (_stats(q.bytes, q.packets, q.drops)
+                                                                      if stats else ""))
+    return "".join(out)
+
+
+def _stats(nbytes: int, packets: int, drops: int) -> str:
+    return (f" Sent {nbytes} bytes {packets} pkt (dropped {drops}, overlimits 0 requeues 0) \n"
+            " backlog 0b 0p requeues 0\n")
+
+
+# ------------------------------------------------------------------ filter
+
+class FilterArgs:
+    """What tc_filter_modify() collects before the classifier's options."""
+
+    def __init__(self) -> None:
+        self.dev = self.direction = self.prio = self.protocol = self.handle = self.kind = None
+
+
+def _filter(net, tokens: Args) -> str:
+    verb = tokens.pop() if tokens else "show"
+    if matches(verb, "show") or verb in ("list", "lst"):
+        return _filter_show(net, tokens)
+    if verb in ("add", "replace") or (verb != "" and matches(verb, "delete")):
+        deleting = verb not in ("add", "replace")
+        args = _filter_args(tokens)
+        if args.dev is None:
+            raise ToolError('Not enough information: "dev" argument is required.', 1)
+        dev = device(net, args.dev)
+        if args.direction is None:
+            raise not_modelled("tc filter without ingress or egress (classful qdiscs)")
+        if deleting:
+            if tokens:
+                raise not_modelled(f'tc filter del argument "{tokens.peek()}"')
+            return _kernel(lambda: cls_api.tc_del_tfilter(sch_ingress.filter_chain(dev, args.direction), args.prio,
+                                                         args.protocol, args.handle))
+        if args.kind is None:
+            raise ToolError('Unknown filter "(null)", hence option "(null)" is unparsable', 1)
+        make = _bpf_opts(net, tokens)
+        chain = _kernel_call(lambda: sch_ingress.filter_chain(dev, args.direction))
+        return _kernel(lambda: cls_api.tc_new_tfilter(chain, args.prio, args.protocol or ETH_P_ALL, args.handle,
+                                                      make, replace=verb == "replace"))
+    if verb in ("change", "get"):
+        raise not_modelled(f"tc filter {verb}")
+    raise ToolError(f'Command "{verb}" is unknown, try "tc filter help".', 255)
+
+
+def _filter_args(tokens: Args) -> FilterArgs:
+    args = FilterArgs()
+    while tokens:
+        token = tokens.pop()
+        if token == "dev":
+            value = tokens.pop()
+            if args.dev is not None:
+                raise duparg("dev", value)
+            args.dev = value
+        elif token in ("ingress", "egress"):
+            args.direction = token
+        elif token == "handle":
+            value = tokens.pop()
+            if args.handle is not None:
+                raise duparg("handle", value)
+            args.handle = c_uint(value)
+            if args.handle is None:
+                raise ToolError('Illegal "handle"', 1)
+        elif matches(token, "preference") or matches(token, "priority"):
+            value = tokens.pop()
+            if args.prio is not None:
+                raise duparg("priority", value)
+            args.prio = c_uint(value)
+            if args.prio is None or args.prio > 0xFFFF:
+                raise invarg("invalid priority value", value)
+        elif matches(token, "protocol"):
+            value = tokens.pop()
+            if args.protocol is not None:
+                raise duparg("protocol", value)
+            args.protocol = PROTOCOLS.get(value)
+            if args.protocol is None:
+                raise not_modelled(f'tc filter protocol "{value}"')
+        elif token in ("root", "parent", "chain", "block", "estimator"):
+            raise not_modelled(f"tc filter {token}")
+        else:
+            if token != "bpf":
+                raise not_modelled(f'tc filter "{token}"' if token in FILTER_KINDS
+                                   else f'tc filter argument "{token}"')
+            args.kind = token
+            break
+    return args
+
+
+def _bpf_opts(net, tokens: Args):
+    """f_bpf.c bpf_parse_opt(): obj F [sec S], da; the loader for the new filter."""
+    path = None
+    section = "classifier"
+    direct = False
+    while tokens:
+        token = tokens.pop()
+        if matches(token, "object-file") or token == "obj":
+            path = tokens.pop()
+            while tokens and tokens.peek() in ("section", "sec", "verbose"):
+                if tokens.pop() != "verbose":
+                    section = tokens.pop()
+        elif matches(token, "direct-action") or token == "da":
+            direct = True
+        elif token in ("run", "bytecode", "bytecode-file", "object-pinned", "fd", "classid", "flowid",
+                       "skip_hw", "skip_sw", "action", "police", "export"):
+            raise not_modelled(f"tc filter bpf {token}")
+        else:
+            raise ToolError(f'What is "{token}"?\n{BPF_USAGE}', 1)
+    if path is None:
+        raise not_modelled("tc filter bpf without obj")
+    prog = _load(net, path, section)
+    bpf_name = f"{os.path.basename(path)}:[{section}]"
+    return lambda handle: ClsBpfProg(handle, prog, bpf_name, direct)
+
+
+def _load(net, path: str, section: str):
+    """libbpf: open the object, load its maps and the section's program."""
+    if not os.path.isfile(path):
+        raise ToolError("Cannot initialize ELF context!\nUnable to load program", 1)
+    try:
+        obj = bpf_runtime(net).load_object(path)
+    except BpfLoadError as err:
+        raise ToolError(f"{err}\nUnable to load program", 1) from None
+    progs = [p for p in obj.programs.values() if p.section == section]
+    if not progs:
+        if section in obj.unsupported.values():
+            raise not_modelled(f"tc filter bpf with section {section} (not a program type the mock runs)")
+        raise ToolError(f"object file doesn't contain sec {section}\nUnable to load program", 1)
+    if progs[0].type != "sched_cls":
+        raise not_modelled(f"tc filter bpf with a {progs[0].type} program (section {section})")
+    return progs[0]
+
+
+def _kernel_call(fn):
+    try:
+        return fn()
+    except rtnetlink.RtnlError as err:
+        raise ToolError(f"{err}\n{TALKING}", 2) from None
+
+
+def _kernel(fn) -> str:
+    _kernel_call(fn)
+    return ""
+
+
+def _filter_show(net, tokens: Args) -> str:
+    args = _filter_args(tokens)
+    if args.kind is not None or args.prio is not None or args.protocol is not None or args.handle is not None:
+        raise not_modelled("tc filter show with a selector")
+    if args.dev is None or args.direction is None:
+        if args.dev is not None:
+            device(net, args.dev)
+        return ""  # the root of noqueue, or no device: nothing to list
+    q = device(net, args.dev).clsact
+    if q is None:
+        return ""
+    out = []
+    for tp in q.chain(args.direction):
+        head = f"filter protocol {PROTOCOL_NAMES[tp.protocol]} pref {tp.prio} bpf chain 0 "
+        out.append(head + "\n")
+        for f in tp.filters:
+            prog = f.prog
+            da = "direct-action " if f.exts_integrated else ""
+            out.append(f"{head}handle {f.handle:#x} {f.bpf_name} {da}not_in_hw id {prog.id} name {prog.name[:15]} "
+                       f"tag {bpf_prog_calc_tag(prog)} jited \n")
+    return "".join(out)

@@ -1,0 +1,134 @@
+"""The clsact qdisc (net/sched/sch_ingress.c) and the TC hooks of the
+datapath (net/core/dev.c sch_handle_ingress(), sch_handle_egress(), tc_run()).
+
+`tc qdisc add dev X clsact` gives a device two filter chains, ingress
+(parent ffff:fff2) and egress (ffff:fff3); both count into the qdisc's one
+set of statistics (the miniq pair shares the qdisc's counters), and only
+while a direction has filters (its miniq is NULL otherwise). Ingress counts
+qdisc_pkt_len() as set before the MAC header is pushed back (the L3 length),
+egress the whole frame; a SHOT counts a drop (seen on the lab).
+
+sch_handle_ingress() runs from __netif_receive_skb_core() after generic XDP
+and before the netdev ingress hook; the program sees the frame from the MAC
+header. sch_handle_egress() runs from __dev_queue_xmit() before the qdisc.
+Actions, as the kernel's switch after tc_run(): SHOT frees the skb with
+TC_INGRESS / TC_EGRESS (the lab reports them at __netif_receive_skb_core and
+__dev_queue_xmit, where the helpers are inlined); STOLEN, QUEUED and TRAP
+consume it (no drop is reported); REDIRECT hands it to skb_do_redirect();
+anything else continues. tcx (bpf_mprog links) is left out: only clsact.
+"""
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+
+from harness.mockkernel.bpf import TC_ACT_REDIRECT, TC_ACT_SHOT, TC_ACT_STOLEN
+from harness.mockkernel.core import rtnetlink  # a module: rtnetlink imports the datapath
+from harness.mockkernel.core.skbuff import kfree_skb
+from harness.mockkernel.sched.cls_api import TcfProto, tcf_classify
+from harness.mockkernel.sched.cls_bpf import TC_ACT_TRAP
+from harness.mockkernel.wire.ethernet import ETH_HLEN
+
+TC_ACT_QUEUED = 5
+CONSUMED = (TC_ACT_STOLEN, TC_ACT_QUEUED, TC_ACT_TRAP)
+TC_H_CLSACT = 0xFFFFFFF1
+TC_H_MIN_INGRESS, TC_H_MIN_EGRESS = 0xFFF2, 0xFFF3
+
+
+@dataclass
+class Clsact:
+    """struct clsact_sched_data: the two chains, and the qdisc's counters."""
+
+    ingress: list[TcfProto] = field(default_factory=list)
+    egress: list[TcfProto] = field(default_factory=list)
+    bytes: int = 0
+    packets: int = 0
+    drops: int = 0
+
+    def chain(self, direction: str) -> list[TcfProto]:
+        return self.ingress if direction == "ingress" else self.egress
+
+
+def qdisc_create_clsact(dev, replace: bool) -> None:
+    """tc_modify_qdisc() for clsact: a second one is refused unless replacing (a no-op then)."""
+    if dev.clsact is not None:
+        if replace:
+            return
+        raise rtnetlink.RtnlError(errno.EEXIST, "Exclusivity flag on, cannot modify")
+    dev.clsact = Clsact()
+
+
+def qdisc_destroy_clsact(dev) -> None:
+    """tc_get_qdisc(RTM_DELQDISC): the filters go with the qdisc."""
+    if dev.clsact is None:
+        raise rtnetlink.RtnlError(errno.ENOENT, "Cannot find specified qdisc on specified device")
+    dev.clsact = None
+
+
+def filter_chain(dev, direction: str) -> list[TcfProto]:
+    """The chain a `tc filter add|del dev X ingress|egress` works on."""
+    if dev.clsact is None:
+        raise rtnetlink.RtnlError(errno.EINVAL, "Parent Qdisc doesn't exists")
+    return dev.clsact.chain(direction)
+
+
+def sch_handle_ingress(skb) -> bool:
+    """True if the packet goes on to the netdev hook and the protocol handler."""
+    q = skb.dev.clsact
+    if q is None or not q.ingress:
+        return True
+    q.packets += 1
+    q.bytes += skb.len
+    ret = tcf_classify(skb, q.ingress, "TC_INGRESS")
+    skb.data = skb.mac_header + ETH_HLEN
+    if ret == TC_ACT_SHOT:
+        q.drops += 1
+        kfree_skb(skb, "TC_INGRESS", "TC_INGRESS", "__netif_receive_skb_core")
+        return False
+    if ret in CONSUMED:
+        return False
+    if ret == TC_ACT_REDIRECT:
+        skb.data = skb.mac_header  # __skb_push(skb, skb->mac_len)
+        skb_do_redirect(skb, "TC_INGRESS")
+        return False
+    return True
+
+
+def sch_handle_egress(skb) -> bool:
+    """True if the packet goes on to the qdisc and the driver."""
+    q = skb.dev.clsact
+    if q is None or not q.egress:
+        return True
+    q.packets += 1
+    q.bytes += skb.len
+    ret = tcf_classify(skb, q.egress, "TC_EGRESS")
+    if ret == TC_ACT_SHOT:
+        q.drops += 1
+        kfree_skb(skb, "TC_EGRESS", "TC_EGRESS", "__dev_queue_xmit")
+        return False
+    if ret in CONSUMED:
+        return False
+    if ret == TC_ACT_REDIRECT:
+        skb_do_redirect(skb, "TC_EGRESS")
+        return False
+    return True
+
+
+def skb_do_redirect(skb, stage: str) -> None:
+    """net/core/filter.c: where bpf_redirect() pointed, out of that device
+    (dev_queue_xmit) or into it (BPF_F_INGRESS: dev_forward_skb, received
+    anew). No target (the program returned TC_ACT_REDIRECT without calling
+    bpf_redirect, or the ifindex is gone) frees it, NOT_SPECIFIED (lab)."""
+    from harness.mockkernel.core import dev as core_dev
+    ri = skb.cb.pop("bpf_redirect", None) if skb.cb else None
+    target = None
+    if ri is not None and ri.kind == "dev":
+        target = next((d for d in skb.net.devices.values() if d.ifindex == ri.target), None)
+    if target is None or not target.up:
+        kfree_skb(skb, "NOT_SPECIFIED", stage, "skb_do_redirect")
+        return
+    skb.dev = target
+    if ri.ingress:
+        core_dev.dev_forward_skb(skb)
+    else:
+        core_dev.dev_queue_xmit(skb)
