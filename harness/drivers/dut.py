@@ -5,7 +5,8 @@ Configuration runs the operators' own commands inside the DUT namespace; frames 
 written and captured with AF_PACKET sockets on the tester ends of the veth pairs;
 applications are sockets opened inside the DUT namespace; drops come from the
 `skb:kfree_skb` tracepoint (`kfree_skb.py`); netfilter hops from nf_tables tracing
-(`nftrace.py`), switched on by the test's first `nft` or `iptables` command; rule
+(`nftrace.py`), switched on by the test's first `nft` or `iptables` command; XDP hops
+from program run counts and veth's XDP counters (`xdpstats.py`); rule
 counters from `nft -a list ruleset`; conntrack entries from a ctnetlink dump
 (`nfnetlink.py`). The real kernel takes real time, so expectations wait: up to
 `positive_timeout` for an expected frame, and `negative_timeout` to be sure nothing
@@ -31,6 +32,7 @@ from harness.drivers.nftrace import (
     parse_ruleset,
     rule_counters,
 )
+from harness.drivers.xdpstats import XdpObserver
 from harness.journey import CtEntry, Drop, Journey, RuleCounter
 from harness.target import (
     MAX_L2_OVERHEAD,
@@ -80,6 +82,7 @@ class NetnsTarget(Target):
         self._sockets: list[NetnsSocket] = []
         self._drops: NetnsDrops | None = None
         self._nftrace: NftTrace | None = None
+        self._xdp: XdpObserver | None = None
         self._frames_traced_from = 0  # frame_log index where the trace was last cleared
         self.lab = NetnsLab()
         try:
@@ -96,6 +99,13 @@ class NetnsTarget(Target):
                 if nftrace:
                     capabilities.add("nftrace")
             capabilities.add("xdp")  # native XDP on veth: `ip link set dev pN xdp obj ...`
+            if shutil.which("bpftool"):
+                capabilities.add("bpftool")
+                try:
+                    self._xdp = XdpObserver(self.lab)
+                    capabilities.add("journey.xdp")
+                except TargetError as exc:  # no BPF_ENABLE_STATS: program runs are not counted
+                    self._no_xdp_journeys = str(exc)
             try:
                 nfnetlink.check_conntrack(self.lab)
                 capabilities.add("conntrack")
@@ -140,6 +150,8 @@ class NetnsTarget(Target):
         veth delivers XDP_TX/XDP_REDIRECT frames only to a peer in NAPI mode."""
         if argv[:3] != ["ip", "link", "set"] or not {"xdp", "xdpdrv", "xdpgeneric"} & set(argv):
             return
+        if self._xdp is not None:  # from now on each send is counted
+            self._xdp.active = True
         if "off" in argv:
             return
         port = next((p for p in PORTS if p.name in argv), None)
@@ -150,6 +162,8 @@ class NetnsTarget(Target):
 
     # frames ------------------------------------------------------------------
     def _transmit(self, port: Port, frames: list[bytes]) -> None:
+        if self._xdp is not None:
+            self._xdp.before_send(port, frames)
         wire = self._wires[port.name]
         refused = [frame for frame in frames if not _put_on_wire(wire, frame)]
         if refused:
@@ -183,7 +197,11 @@ class NetnsTarget(Target):
 
     def journeys(self) -> list[Journey]:
         """The netfilter hops of every traced packet (once the test configured nftables),
-        with its drop; drops of other packets as journeys of their own."""
+        with its drop; drops of other packets as journeys of their own; XDP hops first."""
+        journeys = self._netfilter_journeys()
+        return self._xdp.merge(journeys) if self._xdp is not None else journeys
+
+    def _netfilter_journeys(self) -> list[Journey]:
         if self._nftrace is None:
             return [Journey(packet=drop.packet, drop=drop) for drop in self.drops()]
         # the drop sentinel syncs the DUT: what was sent before it has been through
@@ -223,6 +241,8 @@ class NetnsTarget(Target):
         if self._nftrace is not None:
             self._nftrace.clear()
             self._frames_traced_from = len(self.frame_log)
+        if self._xdp is not None:
+            self._xdp.clear()
 
     def close(self) -> None:
         try:
@@ -232,6 +252,8 @@ class NetnsTarget(Target):
                 self._nftrace.close()
             if self._drops is not None:
                 self._drops.close()
+            if self._xdp is not None:
+                self._xdp.close()
         finally:
             self.lab.close()
 
