@@ -70,6 +70,22 @@ HANDLERS = {
     "net.core.wmem_default": Handler(low=4608),  # SOCK_MIN_SNDBUF
     "net.core.wmem_max": Handler(low=4608),
 }
+# nf_conntrack_standalone.c: flags are proc_dou8vec_minmax 0..1, max_retrans a u8,
+# timeouts proc_dointvec_jiffies; the count is read-only everywhere (procps 4.0.2 reports
+# the refused write but exits 0 on the lab; here the write fails). nf_conntrack_max
+# and _buckets are writable as in a whole DUT's init namespace (a non-init netns,
+# like the lab's, has them 0444).
+CT = "net.netfilter.nf_conntrack_"
+HANDLERS.update({CT + name: Handler("uint", 0, 1) for name in
+                 ("tcp_loose", "tcp_be_liberal", "tcp_ignore_invalid_rst", "checksum")})
+HANDLERS[CT + "tcp_max_retrans"] = Handler("uint", 0, 255)
+HANDLERS[CT + "count"] = Handler(read_only=True)
+HANDLERS[CT + "buckets"] = Handler(low=1)
+HANDLERS.update({CT + name: Handler(scale="jiffies") for name in
+                 ("generic_timeout", "icmp_timeout", "udp_timeout", "udp_timeout_stream",
+                  *(f"tcp_timeout_{state}" for state in ("syn_sent", "syn_recv", "established", "fin_wait",
+                                                         "close_wait", "last_ack", "time_wait", "close",
+                                                         "max_retrans", "unacknowledged")))})
 READ_ONLY_CONF = ("mc_forwarding",)
 
 
