@@ -7,8 +7,8 @@ priority: nf_tables base chains, conntrack (-200 in, INT_MAX confirm), NAT
 inserts it, seen on the lab) until one returns NF_DROP or
 NF_STOLEN; NF_DROP frees the packet with NETFILTER_DROP (or the reason the
 entry gave). As the kernel's nf_hook_entries blob, each (family, hook) keeps
-its entries' functions in one tuple rebuilt at (un)registration, so a packet
-costs no sorting or copying; a hook with no entries costs a dictionary lookup.
+its entries in one tuple rebuilt at (un)registration, so a packet costs no
+sorting or copying; a hook with no entries costs a list index.
 
 Hook entries get the skb and an `NfHookState` and return a verdict. They record
 what they do in the packet's journey themselves (a chain, rule and verdict for
@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from harness.mockkernel.core.skbuff import SkBuff, kfree_skb
+
+_new_tuple = tuple.__new__
 
 NFPROTO_INET, NFPROTO_IPV4, NFPROTO_ARP, NFPROTO_NETDEV, NFPROTO_IPV6 = 1, 2, 3, 5, 10
 NF_INET_PRE_ROUTING, NF_INET_LOCAL_IN, NF_INET_FORWARD, NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING = range(5)
@@ -69,13 +71,14 @@ class HookEntry:
 
 
 class NfHooks:
-    """The hook table of one namespace: `entries` per (pf, hook) in priority
-    order, and for IPv4 the same entries' functions as the tuples nf_hook()
-    runs, indexed by hook number (`ipv4`)."""
+    """The hook table of one namespace: `entries` per (pf, hook), each a tuple
+    in priority order replaced whole at (un)registration, as the kernel swaps
+    its nf_hook_entries blob (a packet running the old one finishes with it);
+    IPv4's also in `ipv4`, indexed by hook number, for nf_hook()."""
 
     def __init__(self) -> None:
-        self.entries: dict[tuple[int, int], list[HookEntry]] = {}
-        self.ipv4: list[tuple[Callable[[SkBuff, NfHookState], int], ...]] = [()] * len(HOOK_NAMES)
+        self.entries: dict[tuple[int, int], tuple[HookEntry, ...]] = {}
+        self.ipv4: list[tuple[HookEntry, ...]] = [()] * len(HOOK_NAMES)
         self._seq = 0
 
     def register(self, pf: int, hook: int, priority: int, name: str,
@@ -85,37 +88,37 @@ class NfHooks:
         entry = HookEntry(priority, -self._seq, name, fn)
         pfs = (NFPROTO_IPV4, NFPROTO_IPV6) if pf == NFPROTO_INET else (pf,)
         for family in pfs:
-            self.entries.setdefault((family, hook), []).append(entry)
-            self.entries[(family, hook)].sort()
-            self._rebuild((family, hook))
+            self._replace((family, hook), sorted(self.entries.get((family, hook), ()) + (entry,)))
         return entry
 
     def unregister(self, entry: HookEntry) -> None:
         for key, entries in list(self.entries.items()):
             if entry in entries:
-                entries.remove(entry)
-                self._rebuild(key)
-            if not entries:
-                del self.entries[key]
+                self._replace(key, [e for e in entries if e is not entry])
 
-    def _rebuild(self, key: tuple[int, int]) -> None:
-        """nf_hook_entries_grow()/__nf_hook_entries_try_shrink(): a new blob
-        for the hook (a packet running the old one finishes with it)."""
+    def _replace(self, key: tuple[int, int], entries: list[HookEntry]) -> None:
+        if entries:
+            self.entries[key] = tuple(entries)
+        else:
+            del self.entries[key]
         pf, hook = key
         if pf == NFPROTO_IPV4:
-            self.ipv4[hook] = tuple(entry.fn for entry in self.entries[key])
+            self.ipv4[hook] = tuple(entries)
 
 
 def nf_hook(skb: SkBuff, hook: int, in_dev, out_dev, okfn: Callable[[SkBuff], None]) -> None:
-    """NF_HOOK(NFPROTO_IPV4, hook, ...): run the entries, then okfn if accepted."""
-    fns = skb.net.nf_hooks.ipv4[hook]
-    if not fns or nf_hook_slow(skb, NfHookState(hook, NFPROTO_IPV4, in_dev, out_dev, skb.net), fns) == NF_ACCEPT:
+    """NF_HOOK(NFPROTO_IPV4, hook, ...): run the entries, then okfn if accepted.
+    The state is built with tuple.__new__: NamedTuple's own __new__ is a
+    Python function, a measurable cost three times per forwarded packet."""
+    entries = skb.net.nf_hooks.ipv4[hook]
+    if not entries or nf_hook_slow(skb, _new_tuple(NfHookState, (hook, NFPROTO_IPV4, in_dev, out_dev, skb.net)),
+                                   entries) == NF_ACCEPT:
         okfn(skb)
 
 
-def nf_hook_slow(skb: SkBuff, state: NfHookState, fns: tuple) -> int:
-    for fn in fns:
-        verdict = fn(skb, state)
+def nf_hook_slow(skb: SkBuff, state: NfHookState, entries: tuple[HookEntry, ...]) -> int:
+    for entry in entries:
+        verdict = entry.fn(skb, state)
         if verdict == NF_ACCEPT:
             continue
         if verdict == NF_DROP:

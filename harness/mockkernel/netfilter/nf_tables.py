@@ -185,15 +185,15 @@ class NfTables:
 
     def _register(self, signature: tuple, rt_chain: RtChain) -> Registration:
         family, chain_type, hook, priority, devices = signature
-        hook_fn = BaseChainHook(rt_chain, chain_type, list(devices))
-        name = f"nft {rt_chain.id}"
+        base_hook = BaseChainHook(rt_chain, chain_type, list(devices))
+        name, fn = f"nft {rt_chain.id}", base_hook.hookfn
         if family == "netdev":
-            handle = self.net.nf_hooks.register(NFPROTO_NETDEV, NF_NETDEV_INGRESS, priority, name, hook_fn)
+            handle = self.net.nf_hooks.register(NFPROTO_NETDEV, NF_NETDEV_INGRESS, priority, name, fn)
         elif chain_type == "nat" and family in ("ip", "inet"):
-            handle = nf_nat.nf_nat_register_fn(self.net, HOOK_NUMBERS[hook], priority, name, hook_fn)
+            handle = nf_nat.nf_nat_register_fn(self.net, HOOK_NUMBERS[hook], priority, name, fn)
         else:
-            handle = self.net.nf_hooks.register(PF[family], HOOK_NUMBERS[hook], priority, name, hook_fn)
-        return Registration(signature, hook_fn, handle)
+            handle = self.net.nf_hooks.register(PF[family], HOOK_NUMBERS[hook], priority, name, fn)
+        return Registration(signature, base_hook, handle)
 
     def _unregister(self, reg: Registration) -> None:
         family, chain_type = reg.signature[:2]

@@ -22,19 +22,20 @@ drop_location "nft_do_chain", where the kernel frees the packet.
 from __future__ import annotations
 
 from harness.mockkernel.netfilter import nf_nat
-from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP, NF_INET_LOCAL_OUT
+from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP
 from harness.mockkernel.netfilter.nft_exprs import (NFT_BREAK, NFT_CONTINUE, NFT_GOTO, NFT_JUMP, NFT_RETURN,
                                                     VERDICT_NAMES, CompileCtx, Match, NftPktinfo, PrintCtx,
                                                     index_key, index_loader)
 
 
 class RtRule:
-    """A compiled rule; `dispatch` is set on the first rule of an indexed run."""
+    """A compiled rule; `summary` is how a journey hop names it ("rule
+    <handle>: <text>"); `dispatch` is set on the first rule of an indexed run."""
 
     __slots__ = ("handle", "exprs", "summary", "dispatch")
 
-    def __init__(self, handle: int, exprs: tuple, summary: str):
-        self.handle, self.exprs, self.summary, self.dispatch = handle, exprs, summary, None
+    def __init__(self, handle: int, exprs: tuple, text: str):
+        self.handle, self.exprs, self.summary, self.dispatch = handle, exprs, f"rule {handle}: {text}", None
 
 
 class Dispatch:
@@ -89,8 +90,7 @@ def nft_do_chain(pkt: NftPktinfo, chain: RtChain):
             continue
         if verdict == NFT_JUMP or verdict == NFT_GOTO:
             if skb.journey is not None:
-                skb.net.tracer.hop(skb, pkt.state.stage, chain.id, VERDICT_NAMES[verdict],
-                                   f"rule {rule.handle}: {rule.summary}")
+                skb.net.tracer.hop(skb, pkt.state.stage, chain.id, VERDICT_NAMES[verdict], rule.summary)
             if verdict == NFT_JUMP:
                 stack.append((chain, pending, i))
             chain, rules, pending, i = pkt.jump, pkt.jump.rules, (), 0
@@ -102,35 +102,42 @@ def nft_do_chain(pkt: NftPktinfo, chain: RtChain):
 
 
 class BaseChainHook:
-    """The hook function a base chain registers."""
+    """What a base chain registers: `hookfn(skb, state)`, chosen once as the
+    kernel's chain types choose theirs: nft_do_chain_ipv4() and _inet()
+    (`run`), nft_do_chain_netdev() for a chain with devices, and
+    nf_route_table_hook4() for a route chain (output only). `chain` is
+    replaced at each commit."""
 
     def __init__(self, chain: RtChain, chain_type: str, devices: list[str]):
-        self.chain, self.chain_type, self.devices = chain, chain_type, devices
-
-    def __call__(self, skb, state) -> int:
-        if self.devices and (state.in_dev is None or state.in_dev.name not in self.devices):
-            return NF_ACCEPT
-        if self.chain_type == "route" and state.hook == NF_INET_LOCAL_OUT:
-            return self._route(skb, state)
-        return self.run(skb, state)
+        self.chain, self.devices = chain, devices
+        if devices:
+            self.hookfn = self.nft_do_chain_netdev
+        elif chain_type == "route":
+            self.hookfn = self.nf_route_table_hook4
+        else:
+            self.hookfn = self.run
 
     def run(self, skb, state) -> int:
         chain = self.chain
         verdict, rule, where = nft_do_chain(NftPktinfo(skb, state), chain)
         if verdict is None:
             verdict, summary = chain.policy, "policy"
+        elif where is chain:
+            summary = rule.summary
         else:
-            summary = f"rule {rule.handle}: {rule.summary}"
-            if where is not chain:
-                summary = f"chain {where.name} {summary}"
-        if skb.journey is not None:
-            skb.net.tracer.hop(skb, state.stage, chain.id, VERDICT_NAMES.get(verdict, str(verdict)), summary)
+            summary = f"chain {where.name} {rule.summary}"
+        skb.net.tracer.hop(skb, state.stage, chain.id, VERDICT_NAMES.get(verdict, str(verdict)), summary)
         if verdict == NF_DROP:
             skb.cb = skb.cb or {}
             skb.cb["drop_location"] = "nft_do_chain"
         return verdict
 
-    def _route(self, skb, state) -> int:
+    def nft_do_chain_netdev(self, skb, state) -> int:
+        if state.in_dev is None or state.in_dev.name not in self.devices:
+            return NF_ACCEPT
+        return self.run(skb, state)
+
+    def nf_route_table_hook4(self, skb, state) -> int:
         nh = skb.network_header
         before = (bytes(skb.buf[nh + 12:nh + 20]), skb.mark, skb.buf[nh + 1])
         verdict = self.run(skb, state)
