@@ -9,6 +9,7 @@ Stage names follow the reference document (NIC_RX ... NIC_TX). Where the referen
 shows one box but the kernel makes decisions in several functions, the stage is
 split so a drop lands where the kernel drops it:
 
+NF_INGRESS  nf_hook_ingress(): nftables netdev ingress chains, after TC ingress
 IP_RCV      ip_rcv_core(): header checks before PREROUTING
 IP_FORWARD  ip_forward(): TTL and DF/MTU checks before the FORWARD hook
 IP_DEFRAG   ip_defrag(): reassembly in ip_local_deliver, before INPUT
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 STAGES = (
-    "NIC_RX", "NAPI", "XDP", "SKB", "TC_INGRESS", "IP_RCV", "NF_PREROUTING",
+    "NIC_RX", "NAPI", "XDP", "SKB", "TC_INGRESS", "NF_INGRESS", "IP_RCV", "NF_PREROUTING",
     "ROUTING", "IP_DEFRAG", "NF_INPUT", "IP_FORWARD", "NF_FORWARD", "L4", "SOCKET", "NF_OUTPUT",
     "NF_POSTROUTING", "IP_OUTPUT", "NEIGH", "TC_EGRESS", "QDISC", "NIC_TX",
 )

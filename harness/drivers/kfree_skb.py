@@ -133,6 +133,7 @@ NF_HOOK_STAGES = {
     "__ip_local_out": "NF_OUTPUT",
     "ip_output": "NF_POSTROUTING",
     "ip_mc_output": "NF_POSTROUTING",
+    "__netif_receive_skb_core": "NF_INGRESS",  # netdev ingress: nf_hook_ingress() inlined
 }
 
 IP_PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp"}

@@ -95,7 +95,7 @@ NF_VERDICT_MASK = 0xFF
 VERDICTS = {0: "DROP", 1: "ACCEPT", 2: "STOLEN", 3: "QUEUE", 4: "REPEAT", 5: "STOP",
             -1: "CONTINUE", -2: "BREAK", -3: "JUMP", -4: "GOTO", -5: "RETURN"}
 FINAL_VERDICTS = frozenset({"ACCEPT", "DROP", "STOLEN", "QUEUE", "REPEAT", "STOP"})
-HOOK_STAGES = {"prerouting": "NF_PREROUTING", "input": "NF_INPUT", "forward": "NF_FORWARD",
+HOOK_STAGES = {"ingress": "NF_INGRESS", "prerouting": "NF_PREROUTING", "input": "NF_INPUT", "forward": "NF_FORWARD",
                "output": "NF_OUTPUT", "postrouting": "NF_POSTROUTING"}
 TRACE_CHAIN_STAGES = {"pre": "NF_PREROUTING", "out": "NF_OUTPUT"}
 # Where NAT rewrites (nf_nat_ipv4_ops): destinations at PREROUTING and OUTPUT,

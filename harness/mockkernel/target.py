@@ -18,7 +18,8 @@ from harness.target import (MAX_L2_OVERHEAD, AppSocket, CommandError, Port, Targ
 class MockTarget(Target):
     name = "mock"
     capabilities = frozenset({"frames", "sockets", "drop_reasons", "journey.all_stages", "virtual_time",
-                              "nftables", "nftrace", "conntrack", "xdp", "journey.xdp", "bpftool"})
+                              "nftables", "nftrace", "conntrack", "xdp", "journey.xdp", "bpftool",
+                              "tc"})
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__()

@@ -1,0 +1,162 @@
+"""TC: clsact + cls_bpf attached with `tc filter add dev X ingress|egress bpf da obj F sec S`
+on both targets; where TC runs against XDP, the netdev ingress hook and netfilter, and
+what its verdicts and marks do to the packet. Drop reasons and locations are the ones
+the real kernel (6.18) reports."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from scapy.layers.inet import ICMP, IP, UDP
+
+from harness import bpf_build
+from plan import icmp_socket_mask
+
+pytestmark = pytest.mark.requires("tc")
+
+PROGRAMS = ("tc_drop_udp", "tc_set_mark", "tc_verdict", "tc_redirect", "xdp_drop_udp")
+
+
+@pytest.fixture(scope="module")
+def objects():
+    try:
+        return {name: bpf_build.build(name) for name in PROGRAMS}
+    except bpf_build.BpfBuildError as exc:
+        pytest.skip(str(exc))
+
+
+def attach(target, port, direction: str, obj) -> None:
+    target.sh(f"tc qdisc add dev {port.name} clsact")
+    target.sh(f"tc filter add dev {port.name} {direction} bpf da obj {obj} sec tc")
+
+
+def drops(target) -> list[tuple[str, str, str]]:
+    return [(d.reason, d.stage, d.location) for d in target.drops()]
+
+
+def counter(target, chain: str) -> int:
+    return sum(c.packets for c in target.counters() if c.chain == chain)
+
+
+@pytest.mark.requires("nftables")
+def test_tc_ingress_shot_drops_before_prerouting_and_ok_passes(target, hosts, objects):
+    h0 = hosts[0]
+    target.sh("nft -f -", stdin="table ip t {\n chain pre {\n type filter hook prerouting priority -300;\n"
+                                "  udp dport 5353 counter\n }\n}\n")
+    attach(target, h0.port, "ingress", objects["tc_drop_udp"])
+    sock = target.socket("udp", (h0.dut_ip, 5353))
+    target.send(h0.port, h0.to_dut(id=1) / UDP(sport=1, dport=5353) / b"never")
+    target.expect_nothing()
+    assert sock.recv_all() == []
+    assert drops(target) == [("TC_INGRESS", "TC_INGRESS", "__netif_receive_skb_core")]
+    assert counter(target, "pre") == 0
+    request = h0.to_dut(id=2) / ICMP(type=8, id=7, seq=1) / b"ping"
+    target.send(h0.port, request)
+    reply = h0.from_dut(src=h0.dut_ip, dst=h0.ip, ttl=64, flags=0) / ICMP(type=0, id=7, seq=1) / b"ping"
+    target.expect(h0.port, icmp_socket_mask(reply))
+
+
+@pytest.mark.requires("nftables")
+def test_tc_egress_shot_drops_a_forwarded_packet_after_postrouting(target, router, objects):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin="table ip t {\n chain post {\n type filter hook postrouting priority 0;\n"
+                                "  udp dport 7 counter\n }\n}\n")
+    attach(target, h1.port, "egress", objects["tc_drop_udp"])
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=3) / UDP(sport=1, dport=7) / b"x")
+    target.expect_nothing()
+    assert drops(target) == [("TC_EGRESS", "TC_EGRESS", "__dev_queue_xmit")]
+    assert counter(target, "post") == 1
+
+
+@pytest.mark.requires("xdp")
+def test_native_xdp_runs_before_tc_ingress(target, hosts, objects):
+    h0 = hosts[0]
+    target.sh(f"ip link set dev {h0.port.name} xdp obj {objects['xdp_drop_udp']} sec xdp")
+    attach(target, h0.port, "ingress", objects["tc_drop_udp"])
+    target.send(h0.port, h0.to_dut(id=4) / UDP(sport=1, dport=5353) / b"x")
+    target.expect_nothing()
+    assert drops(target) == [("NOT_SPECIFIED", "XDP", "veth_xdp_rcv_skb")]
+
+
+@pytest.mark.requires("journey.all_stages")
+def test_the_journey_crosses_xdp_then_tc_then_netdev_ingress_then_prerouting(target, hosts, objects):
+    h0 = hosts[0]
+    target.sh(f"ip link set dev {h0.port.name} xdpgeneric obj {bpf_build.build('xdp_pass')} sec xdp")
+    attach(target, h0.port, "ingress", objects["tc_set_mark"])
+    target.sh("nft -f -", stdin=f'table netdev nd {{\n chain in {{\n type filter hook ingress device "{h0.port.name}" '
+                                'priority 0;\n  counter\n }\n}\n'
+                                "table ip t {\n chain pre {\n type filter hook prerouting priority 0;\n"
+                                "  meta mark 0x2a counter\n }\n}\n")
+    target.send(h0.port, h0.to_dut(id=5) / ICMP(type=8, id=7, seq=1) / b"ping")
+    stages = [s for s in target.journeys()[0].stages if s in ("XDP", "TC_INGRESS", "NF_INGRESS", "NF_PREROUTING")]
+    assert stages == ["XDP", "TC_INGRESS", "NF_INGRESS", "NF_PREROUTING"]
+    assert counter(target, "pre") == 1
+
+
+@pytest.mark.requires("xdp")
+def test_generic_xdp_drop_frees_the_skb_in_do_xdp_generic(target, hosts, objects):
+    h0 = hosts[0]
+    target.sh(f"ip link set dev {h0.port.name} xdpgeneric obj {objects['xdp_drop_udp']} sec xdp")
+    assert " xdpgeneric qdisc " in target.sh(f"ip link show dev {h0.port.name}")
+    target.send(h0.port, h0.to_dut(id=6) / UDP(sport=1, dport=5353) / b"x")
+    target.expect_nothing()
+    assert drops(target) == [("NOT_SPECIFIED", "XDP", "do_xdp_generic")]
+
+
+@pytest.mark.requires("nftables")
+def test_netdev_ingress_chain_drops_on_its_device_only_and_after_tc(target, hosts, objects):
+    h0, h2 = hosts[0], hosts[2]
+    target.sh("nft -f -", stdin=f'table netdev nd {{\n chain in {{\n type filter hook ingress device "{h2.port.name}" '
+                                'priority 0;\n  udp dport 7 counter drop\n }\n}\n')
+    target.send(h2.port, h2.to_dut(id=7) / UDP(sport=1, dport=7) / b"x")
+    target.send(h0.port, h0.to_dut(id=8) / UDP(sport=1, dport=7) / b"x")
+    assert drops(target) == [("NETFILTER_DROP", "NF_INGRESS", "nft_do_chain"), ("NO_SOCKET", "L4", "__udp4_lib_rcv")]
+    assert counter(target, "in") == 1
+    attach(target, h2.port, "ingress", objects["tc_drop_udp"])
+    target.send(h2.port, h2.to_dut(id=9) / UDP(sport=1, dport=7) / b"x")
+    assert drops(target)[2:] == [("TC_INGRESS", "TC_INGRESS", "__netif_receive_skb_core")]
+    assert counter(target, "in") == 1
+
+
+def test_a_mark_set_at_tc_ingress_selects_the_fwmark_routing_table(target, router, objects):
+    h0, h2 = router[0], router[2]
+    target.sh("ip rule add fwmark 0x2a lookup 100")
+    target.sh(f"ip route add 10.9.9.0/24 via {h2.ip} dev {h2.port.name} table 100")
+    attach(target, h0.port, "ingress", objects["tc_set_mark"])
+    target.send(h0.port, h0.to_dut(dst="10.9.9.9", id=10, ttl=9) / UDP(sport=1, dport=9) / b"marked")
+    got = IP(target.collect(h2.port)[0][14:])
+    assert (got.dst, got.ttl, bytes(got[UDP].payload)) == ("10.9.9.9", 8, b"marked")
+
+
+def _verdict_packet(h, action: int, id: int):
+    return h.to_dut(id=id) / UDP(sport=1, dport=5355) / bytes([action & 0xFF, 0])
+
+
+@pytest.mark.parametrize("action", [0, -1, 3], ids=["OK", "UNSPEC", "PIPE"])
+def test_tc_verdicts_that_let_the_packet_continue(target, hosts, objects, action):
+    h0 = hosts[0]
+    attach(target, h0.port, "ingress", objects["tc_verdict"])
+    sock = target.socket("udp", (h0.dut_ip, 5355))
+    target.send(h0.port, _verdict_packet(h0, action, 11))
+    assert sock.recv()[1] == (h0.ip, 1)
+
+
+@pytest.mark.parametrize("action", [4, 8], ids=["STOLEN", "TRAP"])
+def test_tc_stolen_and_trap_consume_the_packet_without_a_drop(target, hosts, objects, action):
+    h0 = hosts[0]
+    attach(target, h0.port, "ingress", objects["tc_verdict"])
+    sock = target.socket("udp", (h0.dut_ip, 5355))
+    target.send(h0.port, _verdict_packet(h0, action, 12))
+    target.expect_nothing()
+    assert sock.recv_all() == []
+    assert drops(target) == []
+
+
+def test_bpf_redirect_sends_the_frame_out_of_another_port_unchanged(target, hosts, objects):
+    h0, h1 = hosts[0], hosts[1]
+    ifindex = json.loads(target.sh(f"ip -j link show dev {h1.port.name}"))[0]["ifindex"]
+    attach(target, h0.port, "ingress", objects["tc_redirect"])
+    frame = h0.to_dut(id=13) / UDP(sport=1, dport=9) / bytes([ifindex, 0])
+    target.send(h0.port, frame)
+    assert target.collect(h1.port) == [bytes(frame)]
+    assert drops(target) == []
