@@ -83,6 +83,7 @@ class NetnsTarget(Target):
         self._drops: NetnsDrops | None = None
         self._nftrace: NftTrace | None = None
         self._xdp: XdpObserver | None = None
+        self._testers_in_napi_mode = False
         self._frames_traced_from = 0  # frame_log index where the trace was last cleared
         self.lab = NetnsLab()
         try:
@@ -147,19 +148,20 @@ class NetnsTarget(Target):
         return hide_trace_table(argv, output) if argv[0] == "nft" else output
 
     def _peer_accepts_xdp_frames(self, argv: list[str]) -> None:
-        """After `ip link set dev pN xdp obj ...`, give tN an XDP_PASS program: a
-        veth delivers XDP_TX/XDP_REDIRECT frames only to a peer in NAPI mode."""
+        """After the first `ip link set dev pN xdp obj ...`, give every tester end an
+        XDP_PASS program: a veth delivers XDP_TX/XDP_REDIRECT frames only to a peer
+        in NAPI mode, and a program may redirect to any port."""
         if argv[:3] != ["ip", "link", "set"] or not {"xdp", "xdpdrv", "xdpgeneric"} & set(argv):
             return
         if self._xdp is not None:  # from now on each send is counted
             self._xdp.active = True
-        if "off" in argv:
+        if "off" in argv or self._testers_in_napi_mode:
             return
-        port = next((p for p in PORTS if p.name in argv), None)
-        if port is not None:
-            from harness import bpf_build
-            self.lab.run(self.lab.tester, ["ip", "link", "set", "dev", port.peer, "xdp", "obj",
-                                           str(bpf_build.build("xdp_pass")), "sec", "xdp"])
+        from harness import bpf_build
+        program = str(bpf_build.build("xdp_pass"))
+        for port in PORTS:
+            self.lab.run(self.lab.tester, ["ip", "link", "set", "dev", port.peer, "xdp", "obj", program, "sec", "xdp"])
+        self._testers_in_napi_mode = True
 
     # frames ------------------------------------------------------------------
     def _transmit(self, port: Port, frames: list[bytes]) -> None:
