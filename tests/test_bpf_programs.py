@@ -337,7 +337,7 @@ def test_devmap_entries_must_name_devices_of_the_namespace(objects):
     tx_port.update_elem(struct.pack("<I", 0), struct.pack("<I", 2))
     with pytest.raises(MapError) as error:
         tx_port.update_elem(struct.pack("<I", 1), struct.pack("<I", 99))
-    assert error.value.errno == 19  # ENODEV
+    assert error.value.errno == 22  # EINVAL, as __dev_map_alloc_node() returns (bpftool on the lab)
 
 
 def test_redirect_through_a_devmap_matches_the_kernel(rt, objects, kernel):

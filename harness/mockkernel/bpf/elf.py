@@ -191,6 +191,17 @@ class _Loader:
             for sym in self._symbols_in(index):
                 if sym["st_info"]["type"] == "STT_OBJECT":
                     self.obj._vars[sym.name] = (bpf_map, sym["st_value"], sym["st_size"])
+            if datasec is not None:
+                self._fixup_datasec(datasec)
+
+    def _fixup_datasec(self, datasec) -> None:
+        """libbpf's btf_fixup_datasec(): clang leaves the variables' offsets to the
+        linker, libbpf fills them in from the symbol table."""
+        entries = []
+        for var_type, offset, size in datasec.extra:
+            var = self.obj._vars.get(self.btf.types[var_type].name)
+            entries.append((var_type, var[1] if var is not None else offset, size))
+        datasec.extra = tuple(entries)
 
     def code_sections(self) -> dict[str, CodeSection]:
         code: dict[int, CodeSection] = {}

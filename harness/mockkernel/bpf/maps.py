@@ -44,7 +44,7 @@ BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 BPF_F_NO_PREALLOC, BPF_F_RDONLY_PROG, BPF_F_MMAPABLE = 0x01, 0x80, 0x400
 BPF_RINGBUF_HDR_SZ = 8
 PAGE_SIZE = 4096
-EPERM, ENOENT, E2BIG, EAGAIN, EFAULT, EEXIST, ENODEV, EINVAL, ENOSPC = 1, 2, 7, 11, 14, 17, 19, 22, 28
+EPERM, ENOENT, E2BIG, EAGAIN, EFAULT, EEXIST, EINVAL, ENOSPC = 1, 2, 7, 11, 14, 17, 22, 28
 
 
 # struct sizes on this kernel (6.18 x86_64), read back from bpftool's memlock
@@ -475,7 +475,7 @@ class RedirectMap(HashMap):
         net = self.runtime.net
         if self.map_type != BPF_MAP_TYPE_CPUMAP and net is not None \
                 and struct.unpack_from("<I", values[0])[0] not in net.devices:
-            return -ENODEV
+            return -EINVAL  # __dev_map_alloc_node(): no such device (checked on the lab)
         return super().update(key, values, flags)
 
     def target(self, key: int) -> int | None:
