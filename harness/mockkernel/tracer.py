@@ -7,22 +7,22 @@ children of the packet that caused them.
 """
 from __future__ import annotations
 
+from functools import partial
+
 from harness.journey import Drop, Hop, Journey
 
 _new_tuple = tuple.__new__
 
 
-class Lazy:
+class Lazy(partial):
     """A hop summary formatted only when someone reads it: `fn(*args)` must
-    depend only on the (immutable) args captured at the hop."""
+    depend only on the (immutable) args captured at the hop. (A partial: it
+    is built in C, with no Python __init__ per hop.)"""
 
-    __slots__ = ("fn", "args")
-
-    def __init__(self, fn, *args) -> None:
-        self.fn, self.args = fn, args
+    __slots__ = ()
 
     def __str__(self) -> str:
-        return self.fn(*self.args)
+        return self()
 
 
 class Tracer:

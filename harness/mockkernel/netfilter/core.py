@@ -16,9 +16,9 @@ nf_tables; the conntrack state; the NAT rewrite).
 """
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from harness.mockkernel.core.skbuff import SkBuff, kfree_skb
 
@@ -44,18 +44,16 @@ NF_IP_PRI_CONNTRACK_HELPER = 300
 NF_IP_PRI_CONNTRACK_CONFIRM = 2**31 - 1
 
 
-class NfHookState(NamedTuple):
-    """struct nf_hook_state: where the packet is (a NamedTuple: one per hook call)."""
+class NfHookState(namedtuple("NfHookState", ("hook", "pf", "in_dev", "out_dev", "net", "stage"))):
+    """struct nf_hook_state: where the packet is: hook number, family, the
+    input and output NetDevice (or None), the namespace, and the journey
+    stage, from the hook number unless given (a tuple: one per hook call, so
+    the stage is a field rather than a property run by every hop)."""
 
-    hook: int
-    pf: int
-    in_dev: object | None  # NetDevice
-    out_dev: object | None
-    net: object
+    __slots__ = ()
 
-    @property
-    def stage(self) -> str:
-        return HOOK_STAGES[self.hook]
+    def __new__(cls, hook: int, pf: int, in_dev, out_dev, net, stage: str | None = None):
+        return _new_tuple(cls, (hook, pf, in_dev, out_dev, net, HOOK_STAGES[hook] if stage is None else stage))
 
 
 @dataclass(order=True, frozen=True)
@@ -108,11 +106,11 @@ class NfHooks:
 
 def nf_hook(skb: SkBuff, hook: int, in_dev, out_dev, okfn: Callable[[SkBuff], None]) -> None:
     """NF_HOOK(NFPROTO_IPV4, hook, ...): run the entries, then okfn if accepted.
-    The state is built with tuple.__new__: NamedTuple's own __new__ is a
+    The state is built with tuple.__new__: NfHookState's own __new__ is a
     Python function, a measurable cost three times per forwarded packet."""
     entries = skb.net.nf_hooks.ipv4[hook]
-    if not entries or nf_hook_slow(skb, _new_tuple(NfHookState, (hook, NFPROTO_IPV4, in_dev, out_dev, skb.net)),
-                                   entries) == NF_ACCEPT:
+    if not entries or nf_hook_slow(skb, _new_tuple(NfHookState, (hook, NFPROTO_IPV4, in_dev, out_dev, skb.net,
+                                                                 HOOK_STAGES[hook])), entries) == NF_ACCEPT:
         okfn(skb)
 
 

@@ -22,7 +22,7 @@ from functools import partial
 
 from harness.mockkernel.core.skbuff import SkBuff
 from harness.mockkernel.tracer import Lazy
-from harness.mockkernel.netfilter.core import (HOOK_STAGES, NF_ACCEPT, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
+from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
                                                NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING, NF_IP_PRI_NAT_DST,
                                                NF_IP_PRI_NAT_SRC, NFPROTO_IPV4, NfHookState)
 from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY, IP_CT_IS_REPLY,
@@ -212,13 +212,13 @@ def nf_nat_packet(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState) -> i
             addr, port = other.dst, other.dport
         else:
             addr, port = other.src, other.sport
-        before = _endpoint(skb, manip)
-        port_rewritten = manip_pkt(skb, skb.network_header, addr, port, manip)
+        old_addr, old_port = manip_pkt(skb, skb.network_header, addr, port, manip)
+        if old_port is None:  # the port stays as it is (if the packet has one)
+            old_port = port = _endpoint(skb, manip)[1]
         if hook == NF_INET_LOCAL_OUT:
             ip_route_me_harder(skb)
-        after = (addr, port if port_rewritten else before[1])
-        skb.net.tracer.hop(skb, HOOK_STAGES[hook], "nf_nat_packet", REWRITE_NAMES[direction, manip],
-                           Lazy(_rewrite_text, manip, before, after))
+        skb.net.tracer.hop(skb, state.stage, "nf_nat_packet", REWRITE_NAMES[direction, manip],
+                           Lazy(_rewrite_text, manip, old_addr, old_port, addr, port))
     return NF_ACCEPT
 
 
@@ -233,11 +233,10 @@ def _endpoint(skb: SkBuff, manip: int) -> tuple[int, int | None]:
     return addr, _U16.unpack_from(buf, th + (0 if manip == NF_NAT_MANIP_SRC else 2))[0]
 
 
-def _rewrite_text(manip: int, before: tuple, after: tuple) -> str:
-    def text(endpoint: tuple) -> str:
-        addr, port = endpoint
+def _rewrite_text(manip: int, old_addr: int, old_port: int | None, addr: int, port: int | None) -> str:
+    def text(addr: int, port: int | None) -> str:
         return ip_str(addr) if port is None else f"{ip_str(addr)}:{port}"
-    return f"{'saddr' if manip == NF_NAT_MANIP_SRC else 'daddr'} {text(before)} -> {text(after)}"
+    return f"{'saddr' if manip == NF_NAT_MANIP_SRC else 'daddr'} {text(old_addr, old_port)} -> {text(addr, port)}"
 
 
 def ip_route_me_harder(skb: SkBuff) -> None:
@@ -250,13 +249,13 @@ def ip_route_me_harder(skb: SkBuff) -> None:
         skb.dst = rt
 
 
-def manip_pkt(skb: SkBuff, nh: int, addr: int, port: int, manip: int) -> bool:
+def manip_pkt(skb: SkBuff, nh: int, addr: int, port: int, manip: int) -> tuple[int, int | None]:
     """nf_nat_ipv4_manip_pkt(): rewrite the address (and the TCP/UDP port) to
     the target's, with incremental checksum updates, as
     csum_replace4()/inet_proto_csum_replace*() do; a zero UDP checksum stays
     zero, a result of zero becomes 0xFFFF. In a packet quoted by an ICMP error
     the L4 header may be cut short: only what is there is updated. Returns
-    whether the port was rewritten."""
+    the old address and port (None: no port rewritten)."""
     buf = skb.buf
     addr_off = nh + (12 if manip == NF_NAT_MANIP_SRC else 16)
     old_addr = _U32.unpack_from(buf, addr_off)[0]
@@ -266,21 +265,21 @@ def manip_pkt(skb: SkBuff, nh: int, addr: int, port: int, manip: int) -> bool:
     th = nh + (buf[nh] & 0x0F) * 4
     if (proto != IPPROTO_UDP and proto != IPPROTO_TCP) or (buf[nh + 6] & 0x1F or buf[nh + 7]) \
             or th + 8 > skb.tail:
-        return False
+        return old_addr, None
     port_off = th + (0 if manip == NF_NAT_MANIP_SRC else 2)
     old_port = _U16.unpack_from(buf, port_off)[0]
     _U16.pack_into(buf, port_off, port)
     check_off = th + (16 if proto == IPPROTO_TCP else 6)
     if check_off + 2 > skb.tail:
-        return True
+        return old_addr, old_port
     check = _U16.unpack_from(buf, check_off)[0]
     if proto == IPPROTO_UDP and not check:
-        return True
+        return old_addr, old_port
     check = csum_replace(check, old_addr << 16 | old_port, addr << 16 | port, 6)
     if proto == IPPROTO_UDP and not check:
         check = 0xFFFF  # CSUM_MANGLED_0
     _U16.pack_into(buf, check_off, check)
-    return True
+    return old_addr, old_port
 
 
 def nf_nat_icmp_reply_translation(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState) -> None:
@@ -318,7 +317,7 @@ def nf_nat_icmp_reply_translation(skb: SkBuff, ct: NfConn, ctinfo: int, state: N
         manip_pkt(skb, nh, target.dst, target.dport, manip)
     skb.net.tracer.hop(skb, state.stage, "nf_nat_icmp_reply_translation",
                        "SNAT" if manip == NF_NAT_MANIP_SRC else "DNAT",
-                       Lazy(_rewrite_text, manip, before, _endpoint(skb, manip)))
+                       Lazy(_rewrite_text, manip, *before, *_endpoint(skb, manip)))
 
 
 def nf_nat_masquerade_ipv4(skb: SkBuff, rng, out_dev) -> int:

@@ -255,11 +255,13 @@ class Meta(Selector):
         return lambda pkt: pkt.state.out_dev.name if pkt.state.out_dev is not None else ""
 
 
-def ct_state_bits(skb: SkBuff) -> int:
+def ct_state_bits(pkt) -> int:
     """NF_CT_STATE_BIT(ctinfo), or the invalid/untracked bits (nft_ct_get_eval)."""
-    if skb.nfct is None:
+    skb = pkt.skb
+    ct = skb.nfct
+    if ct is None:
         return 1
-    if skb.nfct is UNTRACKED:
+    if ct is UNTRACKED:
         return 64
     return 1 << (skb.ctinfo % IP_CT_IS_REPLY + 1)
 
@@ -283,7 +285,7 @@ class Ct(Selector):
 
     def load(self, ctx: CompileCtx):
         if self.key == "state":
-            return lambda pkt: ct_state_bits(pkt.skb)
+            return ct_state_bits
         if self.key == "direction":
             return lambda pkt: None if _tracked(pkt.skb) is None else ct_direction(pkt.skb.ctinfo)
         attr = self.key
@@ -474,6 +476,13 @@ class Match(Stmt):
                 and not self.lhs.dtype.bitmask:
             return self._compile_payload_cmp()
         load = self.lhs.load(ctx)
+        if self.is_flags and self.op != "!" and self.mask is None:
+            bits = rhs.value
+
+            def match_any_bit(pkt):  # `ct state new,established`: one call less than a test
+                value = load(pkt)
+                return None if value is not None and value & bits else NFT_BREAK
+            return match_any_bit
         test = self._test()
 
         def match(pkt):

@@ -131,8 +131,7 @@ def lookup_fn(nset: NftSet, clock, data_fn=lambda data: data):
         return timeout_lookup
     if nset.is_map:
         return {e.key: data_fn(e.data) for e in live}.get
-    keys = frozenset(e.key for e in live)
-    return lambda key: True if key in keys else None
+    return dict.fromkeys((e.key for e in live), True).get
 
 
 # --- how `nft list` prints elements (calculate_delim in src/expression.c) ---
