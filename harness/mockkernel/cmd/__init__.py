@@ -3,11 +3,11 @@
 `run(net, argv)` dispatches on the program name to ip.py (iproute2 6.1, whose
 kernel side is core/rtnetlink.py), nft.py (nftables 1.0.6), iptables.py
 (iptables-nft 1.8.9: iptables, iptables-save, iptables-restore), conntrack.py
-(conntrack-tools 1.4.7), sysctl.py (procps-ng 4.0.2), ethtool.py
-(ethtool 6.1) and bpftool.py (bpftool 7.1.0). Each accepts the real tool's syntax for what the mock models and
-prints what the real tool prints; a failure is a CommandError with the real
-tool's message and exit status, and syntax the mock does not model is an error
-naming the token, never silently ignored.
+(conntrack-tools 1.4.7), sysctl.py (procps-ng 4.0.2), ethtool.py (ethtool 6.1)
+and bpftool.py (bpftool 7.1.0). Each accepts the real tool's syntax for what
+the mock models and prints what the real tool prints; a failure is a
+CommandError with the real tool's message and exit status, and syntax the mock
+does not model is an error naming the token, never silently ignored.
 """
 from __future__ import annotations
 
