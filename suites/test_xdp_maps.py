@@ -96,11 +96,7 @@ def test_journey_of_a_frame_xdp_drops_ends_at_its_xdp_hop(target, hosts, objects
 
 
 @pytest.mark.requires("journey.xdp", "nftrace")
-def test_xdp_pass_hop_comes_before_the_netfilter_hops(target, hosts, objects, request):
-    request.applymarker(pytest.mark.xfail(
-        target.name == "mock", strict=True,
-        reason="mock: core/dev.py _napi_poll builds the skb's journey from NIC_RX/NAPI/SKB and "
-               "loses the XDP_PASS hop do_xdp() knows (core/dev.py belongs to another developer)"))
+def test_xdp_pass_hop_comes_before_the_netfilter_hops(target, hosts, objects):
     h0 = hosts[0]
     target.sh("nft add table ip t")
     target.sh("nft add chain ip t pre { type filter hook prerouting priority 0 ; }")

@@ -34,22 +34,26 @@ class Nic:
         self.rx_ring.append(frame)
         return True
 
-    def napi_poll(self, net, budget: int) -> list:
+    def napi_poll(self, net, budget: int, lead: tuple) -> list:
         """The driver's poll: up to `budget` frames from the ring, in order, each
-        through the port's XDP program if one is attached, then built into skbs."""
+        through the port's XDP program if one is attached, then built into skbs.
+        Returns (skb, XDP hop or None) pairs; `lead` are the journey's NIC_RX and
+        NAPI hops, for the frames XDP consumes."""
         ring, dev, stats = self.rx_ring, self.dev, self.dev.stats
         skbs = []
         for _ in range(min(budget, len(ring))):
             frame = ring.popleft()
             stats.rx_packets += 1
             stats.rx_bytes += len(frame)
+            xdp_hop = None
             if dev.xdp_prog is not None:
-                frame = do_xdp(net, self, frame)
-                if frame is None:
+                passed = do_xdp(net, self, frame, lead)
+                if passed is None:
                     continue
+                frame, xdp_hop = passed
             skb = alloc_skb(frame)
             skb.dev = dev
-            skbs.append(skb)
+            skbs.append((skb, xdp_hop))
         return skbs
 
     def start_xmit(self, frame: bytes) -> None:

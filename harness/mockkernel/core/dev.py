@@ -48,9 +48,10 @@ def _napi_poll(net, nic, quota: int, softirq_round: int) -> int:
     napi = Hop("NAPI", f"{nic.dev.name} poll", "", f"softirq round {softirq_round}")
     alloc = Hop("SKB", "napi_alloc_skb")
     before = len(nic.rx_ring)
-    for skb in nic.napi_poll(net, quota):
+    for skb, xdp_hop in nic.napi_poll(net, quota, (rx, napi)):
         skb.net = net
-        net.tracer.start(skb, FrameSummary(skb.buf, skb.data)).hops += (rx, napi, alloc)
+        net.tracer.start(skb, FrameSummary(skb.buf, skb.data)).hops += \
+            (rx, napi, alloc) if xdp_hop is None else (rx, napi, xdp_hop, alloc)
         eth_type_trans(skb)
         netif_receive_skb(skb)
     return before - len(nic.rx_ring)  # frames XDP consumed count against the budget too

@@ -64,8 +64,10 @@ def dev_xdp_attach(net, dev, path: str | None, section: str | None, generic: boo
     setattr(dev, attr, obj.program(section) if section else obj.program())
 
 
-def do_xdp(net, nic, frame: bytes) -> bytes | None:
-    """Run the port's program on a frame; the frame to build an skb from, or None."""
+def do_xdp(net, nic, frame: bytes, lead: tuple[Hop, ...]) -> tuple[bytes, Hop] | None:
+    """Run the port's program on a frame that crossed the `lead` hops (NIC_RX,
+    NAPI): for XDP_PASS the frame to build an skb from and the XDP hop for its
+    journey; None when XDP consumed it (its journey ends here)."""
     dev = nic.dev
     ctx = XdpMd.from_frame(frame, ingress_ifindex=dev.ifindex)
     try:
@@ -76,10 +78,10 @@ def do_xdp(net, nic, frame: bytes) -> bytes | None:
         why = ""
     out = bytes(ctx.buf[ctx.data:ctx.data_end])
     name = VERDICT_NAMES.get(verdict, f"invalid action {verdict}")
-    hops = [Hop("NIC_RX", dev.name, "DMA"), Hop("NAPI", f"{dev.name} poll"), Hop("XDP", dev.name, name, why)]
+    hop = Hop("XDP", dev.name, name, why)
     if verdict == XDP_PASS:
-        return out
-    journey = net.tracer.start_frame(FrameSummary(bytearray(frame), 0), hops)
+        return out, hop
+    journey = net.tracer.start_frame(FrameSummary(bytearray(frame), 0), [*lead, hop])
     if verdict == XDP_TX:
         nic.start_xmit(out)
         journey.hops.append(nic.tx_hop)
