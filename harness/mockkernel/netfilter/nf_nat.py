@@ -20,6 +20,7 @@ from __future__ import annotations
 import struct
 from functools import partial
 
+from harness.journey import Hop
 from harness.mockkernel.core.skbuff import SkBuff
 from harness.mockkernel.tracer import Lazy
 from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
@@ -46,15 +47,21 @@ MANIP_DONE = {NF_NAT_MANIP_SRC: IPS_SRC_NAT_DONE, NF_NAT_MANIP_DST: IPS_DST_NAT_
 REWRITE_NAMES = {(IP_CT_DIR_ORIGINAL, NF_NAT_MANIP_SRC): "SNAT", (IP_CT_DIR_ORIGINAL, NF_NAT_MANIP_DST): "DNAT",
                  (IP_CT_DIR_REPLY, NF_NAT_MANIP_SRC): "UN-DNAT", (IP_CT_DIR_REPLY, NF_NAT_MANIP_DST): "UN-SNAT"}
 _U16, _U32 = struct.Struct("!H"), struct.Struct("!I")
+# distinct rewrites whose journey hop a hook keeps for reuse
+REWRITE_HOPS_MAX = 4096
 
 
 class NatLookups:
     """nf_nat_lookup_hook_priv: the nat chains of one hook, by priority, and
-    what the NAT core at that hook needs per packet, worked out once."""
+    what the NAT core at that hook needs per packet, worked out once. `hops`
+    keeps the journey hop of each rewrite seen (immutable, so every packet
+    of a flow shares one: no new objects per packet for the garbage
+    collector to walk)."""
 
     def __init__(self, hook: int) -> None:
         self.chains: list[tuple[int, int, str, object]] = []  # (priority, -seq, name, fn)
         self.done = MANIP_DONE[HOOK_MANIP[hook]]  # this hook's manip is set up
+        self.hops: dict[tuple, Hop] = {}
 
 
 def nf_nat_register_fn(net, hook: int, priority: int, name: str, fn) -> tuple:
@@ -99,7 +106,7 @@ def nf_nat_inet_fn(lookups: NatLookups, skb: SkBuff, state: NfHookState) -> int:
             nf_nat_icmp_reply_translation(skb, ct, ctinfo, state)
             return NF_ACCEPT
     elif ctinfo != IP_CT_NEW:
-        return nf_nat_packet(skb, ct, ctinfo, state)
+        return nf_nat_packet(skb, ct, ctinfo, state, lookups.hops)
     if not ct.status & lookups.done:
         for _, _, _, fn in lookups.chains:
             verdict = fn(skb, state)
@@ -109,7 +116,7 @@ def nf_nat_inet_fn(lookups: NatLookups, skb: SkBuff, state: NfHookState) -> int:
                 break
         else:
             nf_nat_alloc_null_binding(skb, ct, state.hook)
-    return nf_nat_packet(skb, ct, ctinfo, state)
+    return nf_nat_packet(skb, ct, ctinfo, state, lookups.hops)
 
 
 def nf_nat_alloc_null_binding(skb: SkBuff, ct: NfConn, hook: int) -> None:
@@ -196,8 +203,9 @@ def nf_nat_setup_info(skb: SkBuff, ct: NfConn, rng, manip: int) -> int:
     return NF_ACCEPT
 
 
-def nf_nat_packet(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState) -> int:
-    """Rewrite the packet from the entry, if this direction and manip are NATed."""
+def nf_nat_packet(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState, hops: dict) -> int:
+    """Rewrite the packet from the entry, if this direction and manip are
+    NATed; `hops` is the hook's store of rewrite hops."""
     hook = state.hook
     manip = HOOK_MANIP[hook]
     direction = IP_CT_DIR_REPLY if ctinfo >= IP_CT_IS_REPLY and ctinfo != IP_CT_UNTRACKED else IP_CT_DIR_ORIGINAL
@@ -217,8 +225,14 @@ def nf_nat_packet(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState) -> i
             old_port = port = _endpoint(skb, manip)[1]
         if hook == NF_INET_LOCAL_OUT:
             ip_route_me_harder(skb)
-        skb.net.tracer.hop(skb, state.stage, "nf_nat_packet", REWRITE_NAMES[direction, manip],
-                           Lazy(_rewrite_text, manip, old_addr, old_port, addr, port))
+        key = (state.stage, direction, old_addr, old_port, addr, port)
+        hop = hops.get(key)
+        if hop is None:
+            if len(hops) >= REWRITE_HOPS_MAX:
+                hops.clear()
+            hop = hops[key] = Hop(state.stage, "nf_nat_packet", REWRITE_NAMES[direction, manip],
+                                  Lazy(_rewrite_text, manip, old_addr, old_port, addr, port))
+        skb.net.tracer.add(skb, hop)
     return NF_ACCEPT
 
 

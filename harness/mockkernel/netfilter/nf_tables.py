@@ -176,7 +176,7 @@ class NfTables:
                 del self.registrations[key]
         for key, (signature, rt_chain) in wanted.items():
             if key in self.registrations:
-                self.registrations[key].hook.chain = rt_chain
+                self.registrations[key].hook.set_chain(rt_chain)
             else:
                 self.registrations[key] = self._register(signature, rt_chain)
         if needs_ct != self.ct_ref:

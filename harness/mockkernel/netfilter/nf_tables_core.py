@@ -21,6 +21,7 @@ drop_location "nft_do_chain", where the kernel frees the packet.
 """
 from __future__ import annotations
 
+from harness.journey import Hop
 from harness.mockkernel.netfilter import nf_nat
 from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP
 from harness.mockkernel.netfilter.nft_exprs import (NFT_BREAK, NFT_CONTINUE, NFT_GOTO, NFT_JUMP, NFT_RETURN,
@@ -105,11 +106,13 @@ class BaseChainHook:
     """What a base chain registers: `hookfn(skb, state)`, chosen once as the
     kernel's chain types choose theirs: nft_do_chain_ipv4() and _inet()
     (`run`), nft_do_chain_netdev() for a chain with devices, and
-    nf_route_table_hook4() for a route chain (output only). `chain` is
-    replaced at each commit."""
+    nf_route_table_hook4() for a route chain (output only). Each commit
+    gives it a new chain (`set_chain`). `hops` keeps the journey hop of each
+    (rule, verdict, stage) seen: packets ending the same way share one."""
 
     def __init__(self, chain: RtChain, chain_type: str, devices: list[str]):
-        self.chain, self.devices = chain, devices
+        self.devices = devices
+        self.set_chain(chain)
         if devices:
             self.hookfn = self.nft_do_chain_netdev
         elif chain_type == "route":
@@ -117,20 +120,32 @@ class BaseChainHook:
         else:
             self.hookfn = self.run
 
+    def set_chain(self, chain: RtChain) -> None:
+        self.chain = chain
+        self.hops: dict[tuple, Hop] = {}
+
     def run(self, skb, state) -> int:
         chain = self.chain
         verdict, rule, where = nft_do_chain(NftPktinfo(skb, state), chain)
         if verdict is None:
-            verdict, summary = chain.policy, "policy"
-        elif where is chain:
-            summary = rule.summary
-        else:
-            summary = f"chain {where.name} {rule.summary}"
-        skb.net.tracer.hop(skb, state.stage, chain.id, VERDICT_NAMES.get(verdict, str(verdict)), summary)
+            verdict = chain.policy
+        hop = self.hops.get((rule, verdict, state.stage))
+        if hop is None:
+            hop = self.hops[rule, verdict, state.stage] = self._hop(rule, verdict, where, state.stage)
+        skb.net.tracer.add(skb, hop)
         if verdict == NF_DROP:
             skb.cb = skb.cb or {}
             skb.cb["drop_location"] = "nft_do_chain"
         return verdict
+
+    def _hop(self, rule: RtRule | None, verdict: int, where: RtChain, stage: str) -> Hop:
+        if rule is None:
+            summary = "policy"
+        elif where is self.chain:
+            summary = rule.summary
+        else:
+            summary = f"chain {where.name} {rule.summary}"
+        return Hop(stage, self.chain.id, VERDICT_NAMES.get(verdict, str(verdict)), summary)
 
     def nft_do_chain_netdev(self, skb, state) -> int:
         if state.in_dev is None or state.in_dev.name not in self.devices:
