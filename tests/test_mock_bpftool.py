@@ -205,6 +205,22 @@ def test_net_show_lists_xdp_programs_by_ifindex(mock):
         '[{"xdp":[{"devname":"p1","ifindex":3,"mode":"driver","id":5}],"tc":[],"flow_dissector":[]}]\n'
 
 
+
+def test_net_show_lists_clsact_bpf_filters_ingress_then_egress():
+    """Format as bpftool 7.1 printed it for the same two filters on a lab veth."""
+    target = MockTarget()
+    target.sh("tc qdisc add dev p1 clsact")
+    target.sh(f"tc filter add dev p1 egress bpf da obj {bpf_build.build('tc_nat')} sec tc/egress")
+    target.sh(f"tc filter add dev p1 ingress bpf da obj {bpf_build.build('tc_mark')} sec tc")
+    ids = {prog["name"]: prog["id"] for prog in json.loads(target.sh("bpftool -j prog show"))}
+    mark, snat = ids["tc_mark"], ids["tc_snat"]
+    assert target.sh("bpftool net show dev p1") == (
+        f"xdp:\n\ntc:\np1(3) clsact/ingress tc_mark.o:[tc] id {mark}\n"
+        f"p1(3) clsact/egress tc_nat.o:[tc/egress] id {snat}\n\nflow_dissector:\n\n")
+    assert json.loads(target.sh("bpftool -j net show dev p1"))[0]["tc"] == [
+        {"devname": "p1", "ifindex": 3, "kind": "clsact/ingress", "name": "tc_mark.o:[tc]", "id": mark},
+        {"devname": "p1", "ifindex": 3, "kind": "clsact/egress", "name": "tc_nat.o:[tc/egress]", "id": snat}]
+
 def test_prog_show_gives_the_kernels_tag_the_btf_name_and_run_count(mock):
     target, _ = mock
     info = json.loads(target.sh("bpftool prog show id 7 -j"))

@@ -15,8 +15,8 @@ What the mock's objects report where the kernel knows more:
   counts a nominal MOCK_RUN_TIME_NS, so bpftool shows `run_time_ns`/`run_cnt`;
 - map `memlock` is exact for arrays, LPM tries and devmaps (maps.py);
 - BTF ids are per loaded object; key/value types print as btf_dumper formats them;
-- `net show` lists XDP programs (native as "driver", generic as "generic"); its
-  `tc` and `flow_dissector` lists are empty (TC programs are not listed yet);
+- `net show` lists XDP programs (native as "driver", generic as "generic") and
+  clsact bpf filters (ingress then egress, in tc's order); `flow_dissector` is empty;
 - every map and program is in the one namespace the mock models (on the real
   kernel BPF objects are global: `name` lookups may find other namespaces' maps).
 `map dump` of an LPM trie lists entries in insertion order (the kernel walks
@@ -947,10 +947,15 @@ class Bpftool:
         attached = [(d, prog, mode) for d in devices
                     for prog, mode in ((d.xdp_prog, "driver"), (getattr(d, "xdp_generic_prog", None), "generic"))
                     if prog is not None]
+        # netlink_get_filter() per device: clsact ingress, then egress, each in tc's filter order
+        filters = [(d, f"clsact/{direction}", prog) for d in devices if d.clsact is not None
+                   for direction in ("ingress", "egress")
+                   for tp in d.clsact.chain(direction) for prog in tp.filters]
         jw = self.jw
         if jw is None:
             xdp = "".join(f"{d.name}({d.ifindex}) {mode} id {prog.id}\n" for d, prog, mode in attached)
-            self.lines.append(f"xdp:\n{xdp}\ntc:\n\nflow_dissector:\n\n")
+            tc = "".join(f"{d.name}({d.ifindex}) {kind} {f.bpf_name} id {f.prog.id}\n" for d, kind, f in filters)
+            self.lines.append(f"xdp:\n{xdp}\ntc:\n{tc}\nflow_dissector:\n\n")
             return
         jw.start_array()
         jw.start_object()
@@ -964,10 +969,20 @@ class Bpftool:
             jw.field("id", prog.id)
             jw.end_object()
         jw.end_array()
-        for name in ("tc", "flow_dissector"):
-            jw.name(name)
-            jw.start_array()
-            jw.end_array()
+        jw.name("tc")
+        jw.start_array()
+        for dev, kind, cls in filters:
+            jw.start_object()
+            jw.field("devname", dev.name)
+            jw.field("ifindex", dev.ifindex)
+            jw.field("kind", kind)
+            jw.field("name", cls.bpf_name)
+            jw.field("id", cls.prog.id)
+            jw.end_object()
+        jw.end_array()
+        jw.name("flow_dissector")
+        jw.start_array()
+        jw.end_array()
         jw.end_object()
         jw.end_array()
 
