@@ -47,6 +47,9 @@ MANIP_DONE = {NF_NAT_MANIP_SRC: IPS_SRC_NAT_DONE, NF_NAT_MANIP_DST: IPS_DST_NAT_
 REWRITE_NAMES = {(IP_CT_DIR_ORIGINAL, NF_NAT_MANIP_SRC): "SNAT", (IP_CT_DIR_ORIGINAL, NF_NAT_MANIP_DST): "DNAT",
                  (IP_CT_DIR_REPLY, NF_NAT_MANIP_SRC): "UN-DNAT", (IP_CT_DIR_REPLY, NF_NAT_MANIP_DST): "UN-SNAT"}
 _U16, _U32 = struct.Struct("!H"), struct.Struct("!I")
+# what manip_pkt reads of the IPv4 header in one go (version/ihl, frag_off,
+# protocol, check, saddr, daddr) and writes back (check, saddr, daddr from +10)
+_IPHDR_NAT, _IP_CHECK_ADDRS = struct.Struct("!B5xHxBHII"), struct.Struct("!HII")
 # distinct rewrites whose journey hop a hook keeps for reuse
 REWRITE_HOPS_MAX = 4096
 
@@ -271,14 +274,14 @@ def manip_pkt(skb: SkBuff, nh: int, addr: int, port: int, manip: int) -> tuple[i
     the L4 header may be cut short: only what is there is updated. Returns
     the old address and port (None: no port rewritten)."""
     buf = skb.buf
-    addr_off = nh + (12 if manip == NF_NAT_MANIP_SRC else 16)
-    old_addr = _U32.unpack_from(buf, addr_off)[0]
-    _U32.pack_into(buf, addr_off, addr)
-    _U16.pack_into(buf, nh + 10, csum_replace(_U16.unpack_from(buf, nh + 10)[0], old_addr, addr, 4))
-    proto = buf[nh + 9]
-    th = nh + (buf[nh] & 0x0F) * 4
-    if (proto != IPPROTO_UDP and proto != IPPROTO_TCP) or (buf[nh + 6] & 0x1F or buf[nh + 7]) \
-            or th + 8 > skb.tail:
+    ver_ihl, frag_off, proto, check, saddr, daddr = _IPHDR_NAT.unpack_from(buf, nh)
+    if manip == NF_NAT_MANIP_SRC:
+        old_addr, saddr = saddr, addr
+    else:
+        old_addr, daddr = daddr, addr
+    _IP_CHECK_ADDRS.pack_into(buf, nh + 10, csum_replace(check, old_addr, addr, 4), saddr, daddr)
+    th = nh + (ver_ihl & 0x0F) * 4
+    if (proto != IPPROTO_UDP and proto != IPPROTO_TCP) or frag_off & 0x1FFF or th + 8 > skb.tail:
         return old_addr, None
     port_off = th + (0 if manip == NF_NAT_MANIP_SRC else 2)
     old_port = _U16.unpack_from(buf, port_off)[0]

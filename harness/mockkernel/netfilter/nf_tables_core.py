@@ -62,9 +62,8 @@ class RtChain:
 def nft_do_chain(pkt: NftPktinfo, chain: RtChain):
     """Returns (verdict, rule, chain of that rule); verdict None: the base
     chain's policy. `pending` holds the rules an index picked, still to run."""
-    stack = []
+    stack = None  # made at the first jump
     rules, pending, i = chain.rules, (), 0
-    skb = pkt.skb
     while True:
         if pending:
             rule, pending = rules[pending[0]], pending[1:]
@@ -90,9 +89,11 @@ def nft_do_chain(pkt: NftPktinfo, chain: RtChain):
         if verdict == NFT_BREAK or verdict == NFT_CONTINUE:
             continue
         if verdict == NFT_JUMP or verdict == NFT_GOTO:
-            if skb.journey is not None:
-                skb.net.tracer.hop(skb, pkt.state.stage, chain.id, VERDICT_NAMES[verdict], rule.summary)
+            skb = pkt.skb
+            skb.net.tracer.hop(skb, pkt.state.stage, chain.id, VERDICT_NAMES[verdict], rule.summary)
             if verdict == NFT_JUMP:
+                if stack is None:
+                    stack = []
                 stack.append((chain, pending, i))
             chain, rules, pending, i = pkt.jump, pkt.jump.rules, (), 0
             continue
