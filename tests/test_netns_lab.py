@@ -356,3 +356,16 @@ def test_reasons_that_name_their_stage_win_over_the_location():
     assert event.stage("TC_INGRESS") == "TC_INGRESS"
     assert event.location == "__netif_receive_skb_core"
     assert event.stage("NOT_SPECIFIED") == "UNKNOWN"
+
+
+@needs_root
+def test_a_sysctl_write_the_kernel_refuses_is_an_error_although_procps_exits_0(dut):
+    """nf_conntrack_max is 0444 outside init_net; procps 4.0.2 prints the refusal
+    and exits 0, and the harness must not take that for success."""
+    dut.sh("nft add table ip t")
+    dut.sh("nft add chain ip t c { type filter hook prerouting priority 0 \\; }")
+    dut.sh("nft add rule ip t c ct state new counter")  # conntrack on: its sysctls exist
+    with pytest.raises(CommandError) as refused:
+        dut.sh("sysctl -w net.netfilter.nf_conntrack_max=5")
+    assert 'sysctl: setting key "net.netfilter.nf_conntrack_max": Invalid argument' in str(refused.value)
+    assert dut.sh("sysctl -w net.ipv4.ip_forward=1") == "net.ipv4.ip_forward = 1\n"

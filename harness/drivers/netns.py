@@ -184,11 +184,12 @@ class NetnsLab:
         refuse_host_netns(inode, f"use namespace {name}")
         return inode
 
-    def run(self, name: str, argv: Sequence[str], stdin: str | None = None) -> str:
-        """Run `argv` (no shell) inside namespace `name`: its stdout, or CommandError."""
+    def run(self, name: str, argv: Sequence[str], stdin: str | None = None, stderr_fails: bool = False) -> str:
+        """Run `argv` (no shell) inside namespace `name`: its stdout, or CommandError.
+        `stderr_fails`: anything on stderr is a failure too, whatever the exit status."""
         self._check_open()
         self.inode(name)
-        return _run(["ip", "netns", "exec", name, *argv], stdin, shown=list(argv))
+        return _run(["ip", "netns", "exec", name, *argv], stdin, shown=list(argv), stderr_fails=stderr_fails)
 
     def socket(self, name: str, family: int, sock_type: int, proto: int = 0) -> socket.socket:
         """A socket created inside namespace `name`, closed with the lab."""
@@ -224,10 +225,11 @@ class NetnsLab:
         return f"NetnsLab({self.dut}, {self.tester})"
 
 
-def _run(argv: list[str], stdin: str | None = None, shown: list[str] | None = None) -> str:
+def _run(argv: list[str], stdin: str | None = None, shown: list[str] | None = None,
+         stderr_fails: bool = False) -> str:
     """stdout of `argv`, or CommandError naming `shown` (the command as the user wrote it)."""
     result = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
+    if result.returncode != 0 or (stderr_fails and result.stderr.strip()):
         raise CommandError(shown or argv, result.stderr.strip() or result.stdout.strip()
                            or f"exit status {result.returncode}", result.returncode)
     return result.stdout
