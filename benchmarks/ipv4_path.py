@@ -6,10 +6,12 @@ processed them (the mock synchronously; on the lab each AF_PACKET send runs the
 veth receive path in the sending thread's softirq). Forward: p0 -> p1 through a
 /24 route, no netfilter. Local: UDP to a bound socket, drained every batch.
 The kernel figures are an anchor for the mock's cost, not a kernel benchmark:
-they include the Python sender's system-call cost.
+they include the Python sender's system-call cost. Each run starts from a
+collected heap, so a figure does not depend on which runs came before it.
 """
 from __future__ import annotations
 
+import gc
 import sys
 import time
 
@@ -42,6 +44,7 @@ def measure(target: Target, kind: str, count: int) -> float:
     batch = [frame] * BATCH
     batches = count // BATCH
     delivered = 0
+    gc.collect()  # the garbage of earlier runs (a whole mock kernel each) is not this run's cost
     start = time.perf_counter()
     for _ in range(batches):
         target.transmit(PORTS[0], batch)

@@ -39,9 +39,6 @@ HOOK_MANIP = {NF_INET_PRE_ROUTING: NF_NAT_MANIP_DST, NF_INET_LOCAL_OUT: NF_NAT_M
               NF_INET_POST_ROUTING: NF_NAT_MANIP_SRC, NF_INET_LOCAL_IN: NF_NAT_MANIP_SRC}
 HOOK_PRIORITY = {NF_INET_PRE_ROUTING: NF_IP_PRI_NAT_DST, NF_INET_LOCAL_OUT: NF_IP_PRI_NAT_DST,
                  NF_INET_POST_ROUTING: NF_IP_PRI_NAT_SRC, NF_INET_LOCAL_IN: NF_IP_PRI_NAT_SRC}
-# the status bit saying a manip rewrites packets of the original direction;
-# in the reply direction it is the other manip's bit
-MANIP_STATUS = {NF_NAT_MANIP_SRC: IPS_SRC_NAT, NF_NAT_MANIP_DST: IPS_DST_NAT}
 MANIP_DONE = {NF_NAT_MANIP_SRC: IPS_SRC_NAT_DONE, NF_NAT_MANIP_DST: IPS_DST_NAT_DONE}
 # the nf_nat_packet hop's verdict by (direction, manip)
 REWRITE_NAMES = {(IP_CT_DIR_ORIGINAL, NF_NAT_MANIP_SRC): "SNAT", (IP_CT_DIR_ORIGINAL, NF_NAT_MANIP_DST): "DNAT",
@@ -63,7 +60,12 @@ class NatLookups:
 
     def __init__(self, hook: int) -> None:
         self.chains: list[tuple[int, int, str, object]] = []  # (priority, -seq, name, fn)
-        self.done = MANIP_DONE[HOOK_MANIP[hook]]  # this hook's manip is set up
+        self.manip = HOOK_MANIP[hook]
+        self.done = MANIP_DONE[self.manip]  # this hook's manip is set up
+        # by direction, the status bit that says packets are rewritten here:
+        # this manip's in the original direction, the other one's in replies
+        nat_bit = IPS_SRC_NAT if self.manip == NF_NAT_MANIP_SRC else IPS_DST_NAT
+        self.statusbits = (nat_bit, nat_bit ^ IPS_NAT_MASK)
         self.hops: dict[tuple, Hop] = {}
 
 
@@ -109,7 +111,7 @@ def nf_nat_inet_fn(lookups: NatLookups, skb: SkBuff, state: NfHookState) -> int:
             nf_nat_icmp_reply_translation(skb, ct, ctinfo, state)
             return NF_ACCEPT
     elif ctinfo != IP_CT_NEW:
-        return nf_nat_packet(skb, ct, ctinfo, state, lookups.hops)
+        return nf_nat_packet(lookups, skb, ct, ctinfo, state)
     if not ct.status & lookups.done:
         for _, _, _, fn in lookups.chains:
             verdict = fn(skb, state)
@@ -119,7 +121,7 @@ def nf_nat_inet_fn(lookups: NatLookups, skb: SkBuff, state: NfHookState) -> int:
                 break
         else:
             nf_nat_alloc_null_binding(skb, ct, state.hook)
-    return nf_nat_packet(skb, ct, ctinfo, state, lookups.hops)
+    return nf_nat_packet(lookups, skb, ct, ctinfo, state)
 
 
 def nf_nat_alloc_null_binding(skb: SkBuff, ct: NfConn, hook: int) -> None:
@@ -206,16 +208,12 @@ def nf_nat_setup_info(skb: SkBuff, ct: NfConn, rng, manip: int) -> int:
     return NF_ACCEPT
 
 
-def nf_nat_packet(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState, hops: dict) -> int:
-    """Rewrite the packet from the entry, if this direction and manip are
-    NATed; `hops` is the hook's store of rewrite hops."""
-    hook = state.hook
-    manip = HOOK_MANIP[hook]
+def nf_nat_packet(lookups: NatLookups, skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState) -> int:
+    """Rewrite the packet from the entry, if this direction and the hook's
+    manip are NATed."""
     direction = IP_CT_DIR_REPLY if ctinfo >= IP_CT_IS_REPLY and ctinfo != IP_CT_UNTRACKED else IP_CT_DIR_ORIGINAL
-    statusbit = MANIP_STATUS[manip]
-    if direction == IP_CT_DIR_REPLY:
-        statusbit ^= IPS_NAT_MASK
-    if ct.status & statusbit:
+    if ct.status & lookups.statusbits[direction]:
+        manip = lookups.manip
         # the target is the inverse of the other direction's tuple: its source
         # is the other's destination (for TCP/UDP ports too) and vice versa
         other = ct.tuplehash[1 - direction]
@@ -226,9 +224,10 @@ def nf_nat_packet(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState, hops
         old_addr, old_port = manip_pkt(skb, skb.network_header, addr, port, manip)
         if old_port is None:  # the port stays as it is (if the packet has one)
             old_port = port = _endpoint(skb, manip)[1]
-        if hook == NF_INET_LOCAL_OUT:
+        if state.hook == NF_INET_LOCAL_OUT:
             ip_route_me_harder(skb)
         key = (state.stage, direction, old_addr, old_port, addr, port)
+        hops = lookups.hops
         hop = hops.get(key)
         if hop is None:
             if len(hops) >= REWRITE_HOPS_MAX:
