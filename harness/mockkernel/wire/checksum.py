@@ -7,25 +7,20 @@ Python sum a buffer with one int.from_bytes() instead of a loop.
 from __future__ import annotations
 
 
-def ones_sum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
-    """16-bit ones'-complement sum of `data` (odd length padded with a zero byte)."""
+def checksum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
+    """The Internet checksum field value for `data` (odd length padded with a
+    zero byte), plus `initial`: the complement of the folded ones'-complement
+    sum, whose fold of a non-zero sum is never 0 (0xFFFF instead)."""
     if len(data) & 1:
         data = bytes(data) + b"\0"
     value = int.from_bytes(data, "big") + initial
-    if not value:
-        return 0
-    folded = value % 0xFFFF
-    return folded or 0xFFFF
-
-
-def checksum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
-    """The Internet checksum field value for `data` (csum_fold of the sum)."""
-    return ~ones_sum(data, initial) & 0xFFFF
+    return 0xFFFF - (value % 0xFFFF or 0xFFFF) if value else 0xFFFF
 
 
 def pseudo_header_sum(saddr: bytes, daddr: bytes, proto: int, length: int) -> int:
-    """csum_tcpudp_nofold(): the IPv4 pseudo-header's contribution."""
-    return ones_sum(saddr + daddr, proto + length)
+    """csum_tcpudp_nofold(): the IPv4 pseudo-header's contribution (the
+    folded sum, i.e. the complement of its checksum)."""
+    return 0xFFFF - checksum(saddr + daddr, proto + length)
 
 
 def csum_replace(check: int, old: int, new: int, size: int) -> int:
