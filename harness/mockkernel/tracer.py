@@ -4,6 +4,11 @@ Every stage calls `hop()`; every kfree_skb_reason() calls `drop()`. The tracer
 keeps each packet's Journey (attached to the skb) in arrival order; packets the
 kernel creates in response (ICMP errors, ARP replies, echo replies) become
 children of the packet that caused them.
+
+Hops are immutable records, so the tracer keeps one copy of each distinct hop
+and journeys share it: a packet handled like the one before costs no new
+objects for Python's garbage collector to walk, which is most of what a long
+run of journeys costs.
 """
 from __future__ import annotations
 
@@ -12,23 +17,32 @@ from functools import partial
 from harness.journey import Drop, Hop, Journey
 
 _new_tuple = tuple.__new__
+INTERNED_MAX = 65536  # distinct hops kept for sharing; then the store starts over
 
 
 class Lazy(partial):
     """A hop summary formatted only when someone reads it: `fn(*args)` must
-    depend only on the (immutable) args captured at the hop. (A partial: it
-    is built in C, with no Python __init__ per hop.)"""
+    depend only on the (immutable) args captured at the hop, so two with the
+    same function and equal args are equal. (A partial: it is built in C,
+    with no Python __init__ per hop.)"""
 
     __slots__ = ()
 
     def __str__(self) -> str:
         return self()
 
+    def __eq__(self, other) -> bool:
+        return type(other) is Lazy and self.func is other.func and self.args == other.args
+
+    def __hash__(self) -> int:
+        return hash(self.args)
+
 
 class Tracer:
     def __init__(self) -> None:
         self.journeys: list[Journey] = []
         self.drops: list[Drop] = []
+        self.interned: dict[Hop, Hop] = {}
 
     def start(self, skb, summary: object, parent=None) -> Journey:
         journey = Journey(summary)
@@ -43,7 +57,15 @@ class Tracer:
         journey = skb.journey
         if journey is not None:
             # tuple.__new__ skips Hop's generated __new__, a Python function
-            journey.hops.append(_new_tuple(Hop, (stage, where, verdict, summary)))
+            hop = _new_tuple(Hop, (stage, where, verdict, summary))
+            interned = self.interned
+            try:
+                hop = interned.setdefault(hop, hop)
+            except TypeError:  # a summary whose args cannot be hashed is kept as it is
+                pass
+            if len(interned) > INTERNED_MAX:
+                interned.clear()
+            journey.hops.append(hop)
 
     @staticmethod
     def add(skb, hop: Hop) -> None:
@@ -72,3 +94,4 @@ class Tracer:
     def reset(self) -> None:
         self.journeys.clear()
         self.drops.clear()
+        self.interned.clear()
