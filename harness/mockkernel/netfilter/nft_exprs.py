@@ -566,27 +566,29 @@ def index_key(stmt: Stmt) -> tuple | None:
         return None
     lhs, value = stmt.lhs, stmt.rhs.value
     if isinstance(lhs, Payload) and all(f.byte_aligned for f in lhs.fields):
-        nbytes = lhs.bits // 8
-        return ("payload", lhs.transport, lhs.offset, nbytes), value.to_bytes(nbytes, "big")
+        return ("payload", lhs.transport, lhs.offset, lhs.bits // 8), value
     if isinstance(lhs, Meta) and lhs.key in INDEXABLE_META and not (isinstance(value, str) and value.endswith("*")):
         return ("meta", lhs.key), value
     return None
 
 
 def index_loader(index_field: tuple, ctx: CompileCtx):
-    """The load for an index field: the same bytes or value the match compares."""
+    """The load for an index field: the value the match compares (payload
+    bytes as a big-endian integer)."""
     if index_field[0] == "meta":
         return Meta(index_field[1]).load(ctx)
     _, transport, off, nbytes = index_field
     if transport:
         def load_th(pkt):
             start = pkt.thoff + off
-            return None if pkt.thoff < 0 or start + nbytes > pkt.end else bytes(pkt.buf[start:start + nbytes])
+            if pkt.thoff < 0 or start + nbytes > pkt.end:
+                return None
+            return int.from_bytes(pkt.buf[start:start + nbytes], "big")
         return load_th
 
     def load_nh(pkt):
         start = pkt.nh + off
-        return None if pkt.tprot is None else bytes(pkt.buf[start:start + nbytes])
+        return None if pkt.tprot is None else int.from_bytes(pkt.buf[start:start + nbytes], "big")
     return load_nh
 
 
