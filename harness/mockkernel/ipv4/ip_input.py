@@ -35,7 +35,7 @@ def ip_rcv(skb: SkBuff) -> None:
     ihl = buf[off] & 0x0F
     if ihl < 5 or buf[off] >> 4 != 4 or length < ihl * 4:
         return kfree_skb(skb, "IP_INHDR", "IP_RCV", "ip_rcv_core")
-    if checksum(memoryview(buf)[off:off + ihl * 4]):
+    if checksum(buf[off:off + ihl * 4]):
         return kfree_skb(skb, "IP_CSUM", "IP_RCV", "ip_rcv_core")
     tot_len = (buf[off + 2] << 8) | buf[off + 3]
     if length < tot_len:
