@@ -56,7 +56,7 @@ class NfHookState(namedtuple("NfHookState", ("hook", "pf", "in_dev", "out_dev", 
         return _new_tuple(cls, (hook, pf, in_dev, out_dev, net, HOOK_STAGES[hook] if stage is None else stage))
 
 
-@dataclass(order=True, frozen=True)
+@dataclass(order=True, frozen=True, slots=True)
 class HookEntry:
     """struct nf_hook_ops: `fn(skb, state)` returns NF_ACCEPT, NF_DROP or
     NF_STOLEN; on NF_DROP it may set skb.cb["drop_reason"] (default
