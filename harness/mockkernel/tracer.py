@@ -12,30 +12,25 @@ run of journeys costs.
 """
 from __future__ import annotations
 
-from functools import partial
-
 from harness.journey import Drop, Hop, Journey
 
 _new_tuple = tuple.__new__
 INTERNED_MAX = 65536  # distinct hops kept for sharing; then the store starts over
 
 
-class Lazy(partial):
+class Lazy(tuple):
     """A hop summary formatted only when someone reads it: `fn(*args)` must
     depend only on the (immutable) args captured at the hop, so two with the
-    same function and equal args are equal. (A partial: it is built in C,
-    with no Python __init__ per hop.)"""
+    same function and equal args are equal. (A tuple (fn, *args): hashed and
+    compared in C when the tracer looks for an equal hop.)"""
 
     __slots__ = ()
 
+    def __new__(cls, fn, *args):
+        return _new_tuple(cls, (fn, *args))
+
     def __str__(self) -> str:
-        return self()
-
-    def __eq__(self, other) -> bool:
-        return type(other) is Lazy and self.func is other.func and self.args == other.args
-
-    def __hash__(self) -> int:
-        return hash(self.args)
+        return self[0](*self[1:])
 
 
 class Tracer:
