@@ -32,6 +32,9 @@ class Lazy(tuple):
     def __str__(self) -> str:
         return self[0](*self[1:])
 
+    def __getnewargs__(self) -> tuple:  # pickle rebuilds it as Lazy(fn, *args)
+        return tuple(self)
+
 
 class Tracer:
     def __init__(self) -> None:
