@@ -490,15 +490,9 @@ class Bpftool:
 
     # prog ---------------------------------------------------------------------------
     def prog(self, args: list[str]) -> None:
-        command = _select(args[0], PROG_COMMANDS) if args else "show"
-        if command is None:
-            raise self.usage(PROG_USAGE)
-        if command == "help":
-            self._help()
+        rest = self._show_args(args, "prog", PROG_COMMANDS, PROG_USAGE)
+        if rest is None:
             return
-        if command not in ("show", "list"):
-            raise not_modelled(f"bpftool prog {command}")
-        rest = args[1:]
         if len(rest) == 2:
             progs = self._parse_handle(rest, "prog")
             if not progs:
@@ -928,15 +922,9 @@ class Bpftool:
 
     # net ----------------------------------------------------------------------------
     def net_cmd(self, args: list[str]) -> None:
-        command = _select(args[0], NET_COMMANDS) if args else "show"
-        if command is None:
-            raise self.usage(NET_USAGE)
-        if command == "help":
-            self._help()
+        rest = self._show_args(args, "net", NET_COMMANDS, NET_USAGE)
+        if rest is None:
             return
-        if command not in ("show", "list"):
-            raise not_modelled(f"bpftool net {command}")
-        rest = args[1:]
         devices = sorted(self.net.devices.values(), key=lambda d: d.ifindex)
         if rest:
             if len(rest) != 2 or not _is_prefix(rest[0], "dev"):
@@ -985,6 +973,19 @@ class Bpftool:
         jw.end_array()
         jw.end_object()
         jw.end_array()
+
+    def _show_args(self, args: list[str], obj: str, commands, usage: str) -> list[str] | None:
+        """do_prog()/do_net(): the arguments after `show`/`list` (the default
+        command), or None once `help` is answered; other commands are not modelled."""
+        command = _select(args[0], commands) if args else "show"
+        if command is None:
+            raise self.usage(usage)
+        if command == "help":
+            self._help()
+            return None
+        if command not in ("show", "list"):
+            raise not_modelled(f"bpftool {obj} {command}")
+        return args[1:]
 
     def _help(self) -> None:
         """Usage goes to stderr (exit 0); with -j, stdout says null."""
