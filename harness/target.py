@@ -4,7 +4,9 @@ Suites never import a backend. `Target` implements the PTF-style frame I/O once
 (per-port receive queues, flush before send, masks, failure messages with the
 journeys); a backend supplies configuration (`sh`), raw tester-port I/O
 (`_transmit`, `_receive`), applications (`socket`), observations (`journeys`,
-`drops`) and the passing of time (`wait`).
+`drops`, and with capability "bpf_events" the records eBPF programs send
+through ring buffers and perf event arrays: `bpf_events(map_id)`) and the
+passing of time (`wait`).
 """
 from __future__ import annotations
 
@@ -132,6 +134,40 @@ class AppSocket(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+
+# Each CPU's ring of a perf event array reader, on every target: 2^3 data pages.
+PERF_RING_PAGES = 8
+
+
+class EventReader(ABC):
+    """The records an eBPF program sends user space through one map, read as
+    libbpf's ring_buffer__consume() and perf_buffer__consume() read them.
+
+    - ring buffer (BPF_MAP_TYPE_RINGBUF): each record as the program submitted
+      it (bpf_ringbuf_submit/output; discarded ones are skipped). A full ring
+      makes bpf_ringbuf_reserve() return NULL: that record never exists, and
+      `lost` stays 0 (the kernel does not count it).
+    - perf event array (BPF_MAP_TYPE_PERF_EVENT_ARRAY): opening the reader
+      puts a perf event with a ring of PERF_RING_PAGES pages into the slot of
+      each CPU; before that bpf_perf_event_output() fails with -ENOENT and
+      stores nothing. Each record is the sample's raw data: what the program
+      passed, then the packet bytes it asked for with BPF_F_CTXLEN_MASK, then
+      zeros up to the kernel's padding (4 + length a multiple of 8). `lost`
+      counts samples a full ring refused, as PERF_RECORD_LOST reports them:
+      with the next sample that fits.
+    """
+
+    kind: str  # "ringbuf" or "perf_event_array"
+    lost: int = 0
+
+    @abstractmethod
+    def read(self) -> list[bytes]:
+        """Every record produced since the last read, in the order produced; removed."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the reader (a perf event array's slots are emptied); safe twice."""
 
 
 class Target(ABC):
@@ -265,6 +301,13 @@ class Target(ABC):
         tuples, status "assured"/"seen-reply", mark, timeout), all in one batch:
         enough to fill a table to nf_conntrack_max in seconds."""
         raise TargetError(f"target {self.name} cannot create conntrack entries")
+
+    def bpf_events(self, map_id: int) -> EventReader:
+        """A reader of the records eBPF programs send through ring buffer or perf
+        event array map `map_id` (its id as bpftool shows it:
+        `bpfmaps.map_of(target, port, name).id`); closed with the target.
+        Open a perf event array's reader before the traffic (see EventReader)."""
+        raise TargetError(f"target {self.name} cannot read eBPF events")
 
     @abstractmethod
     def wait(self, seconds: float) -> None:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 
 from harness.drivers import nfnetlink
+from harness.drivers.bpf_events import open_event_reader
 from harness.drivers.kfree_skb import KfreeSkbTracer, NetnsDrops
 from harness.drivers.netns import TESTER_MTU, NetnsLab, require_tool
 from harness.drivers.nftrace import (
@@ -39,6 +40,7 @@ from harness.target import (
     PORTS,
     AppSocket,
     CommandError,
+    EventReader,
     Port,
     Target,
     TargetError,
@@ -80,6 +82,7 @@ class NetnsTarget(Target):
         self.positive_timeout = positive_timeout
         self.negative_timeout = negative_timeout
         self._sockets: list[NetnsSocket] = []
+        self._event_readers: list[EventReader] = []
         self._drops: NetnsDrops | None = None
         self._nftrace: NftTrace | None = None
         self._xdp: XdpObserver | None = None
@@ -101,6 +104,7 @@ class NetnsTarget(Target):
                     capabilities.add("nftrace")
             capabilities.add("xdp")  # native XDP on veth: `ip link set dev pN xdp obj ...`
             capabilities.add("tc")  # clsact + cls_bpf: `tc filter add dev pN ingress bpf da obj ...`
+            capabilities.add("bpf_events")  # ring buffers and perf event arrays read through bpf(2)
             if shutil.which("bpftool"):
                 capabilities.add("bpftool")
                 try:
@@ -235,6 +239,11 @@ class NetnsTarget(Target):
             raise TargetError(f"this target cannot create conntrack entries: {self._no_conntrack}")
         nfnetlink.create_entries(self.lab, entries)
 
+    def bpf_events(self, map_id: int) -> EventReader:
+        reader = open_event_reader(map_id)
+        self._event_readers.append(reader)
+        return reader
+
     def wait(self, seconds: float) -> None:
         time.sleep(seconds)
 
@@ -252,6 +261,8 @@ class NetnsTarget(Target):
         try:
             for sock in self._sockets:
                 sock.close()
+            for reader in self._event_readers:
+                reader.close()
             if self._nftrace is not None:  # its reader thread stops before the lab closes its sockets
                 self._nftrace.close()
             if self._drops is not None:

@@ -8,23 +8,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from harness.journey import CtEntry, Drop, Journey, RuleCounter
+from harness.mockkernel.bpf.maps import PAGE_SIZE, PerfEventArrayMap, RingBufMap
 from harness.mockkernel.ipv4 import ping, udp
 from harness.mockkernel.kernel import Kernel
 from harness.mockkernel.net import int_to_ip, ip_to_int
-from harness.target import (MAX_L2_OVERHEAD, AppSocket, CommandError, Port, Target, TargetError,
-                            frame_too_long)
+from harness.target import (MAX_L2_OVERHEAD, PERF_RING_PAGES, AppSocket, CommandError, EventReader, Port,
+                            Target, TargetError, frame_too_long)
 
 
 class MockTarget(Target):
     name = "mock"
     capabilities = frozenset({"frames", "sockets", "drop_reasons", "journey.all_stages", "virtual_time",
                               "nftables", "nftrace", "conntrack", "xdp", "journey.xdp", "bpftool",
-                              "tc"})
+                              "tc", "bpf_events"})
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__()
         self.kernel = Kernel(seed)
         self._sockets: list[MockSocket] = []
+        self._event_readers: list[EventReader] = []
 
     def sh(self, cmd: str | Sequence[str], stdin: str | None = None) -> str:
         argv = self.argv(cmd)
@@ -74,12 +76,64 @@ class MockTarget(Target):
             if error:
                 raise TargetError(f"creating conntrack entry {entry.original} failed: {error}")
 
+    def bpf_events(self, map_id: int) -> EventReader:
+        bpf_map = self.kernel.bpf.maps.get(map_id) if self.kernel.bpf is not None else None
+        if isinstance(bpf_map, RingBufMap):
+            reader: EventReader = MockRingBufReader(bpf_map)
+        elif isinstance(bpf_map, PerfEventArrayMap):
+            reader = MockPerfEventArrayReader(bpf_map)
+        elif bpf_map is None:
+            raise TargetError(f"BPF_MAP_GET_FD_BY_ID {map_id}: No such file or directory")
+        else:
+            raise TargetError(f"map {map_id} is a {bpf_map.type_name} map: events are read from ringbuf and "
+                              "perf_event_array maps")
+        self._event_readers.append(reader)
+        return reader
+
     def wait(self, seconds: float) -> None:
         self.kernel.advance(seconds)
 
     def close(self) -> None:
         for sock in self._sockets:
             sock.close()
+        for reader in self._event_readers:
+            reader.close()
+
+
+class MockRingBufReader(EventReader):
+    """A ring buffer's consumer: the records the map's consume() hands over."""
+
+    kind = "ringbuf"
+
+    def __init__(self, ringbuf: RingBufMap) -> None:
+        self.ringbuf = ringbuf
+
+    def read(self) -> list[bytes]:
+        return self.ringbuf.consume()
+
+    def close(self) -> None:
+        pass
+
+
+class MockPerfEventArrayReader(EventReader):
+    """One perf event ring per CPU in the map's slots, as the lab's reader opens them."""
+
+    kind = "perf_event_array"
+
+    def __init__(self, perf: PerfEventArrayMap) -> None:
+        self.perf = perf
+        self.lost = 0
+        self._rings = [perf.open_ring(cpu, PERF_RING_PAGES * PAGE_SIZE) for cpu in range(perf.runtime.ncpus)]
+
+    def read(self) -> list[bytes]:
+        records = sorted((record for ring in self._rings for record in ring.drain()), key=lambda record: record[0])
+        self.lost += sum(record for _, record in records if isinstance(record, int))
+        return [record for _, record in records if isinstance(record, bytes)]
+
+    def close(self) -> None:
+        for ring in self._rings:
+            self.perf.close_ring(ring)
+        self._rings = []
 
 
 class MockSocket(AppSocket):

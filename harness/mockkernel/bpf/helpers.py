@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 EACCES, ENODEV, EAFNOSUPPORT = 13, 19, 97
 BPF_F_CURRENT_CPU = 0xFFFFFFFF
 BPF_F_CTXLEN_MASK = 0xFFFFF << 32
+BPF_RB_NO_WAKEUP, BPF_RB_FORCE_WAKEUP = 1, 2
 BPF_F_INGRESS = 1
 BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS = 1 << 3, 1 << 4
 XDP_ACTION_MASK = 3  # the default action a failed redirect_map returns (ABORTED..TX)
@@ -263,6 +264,8 @@ class Helpers:
 
     def bpf_ringbuf_output(self, r1, r2, r3, r4, r5) -> int:
         ringbuf = self._map(r1, "bpf_ringbuf_output", RingBufMap)
+        if r4 & ~(BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP):
+            return _err(EINVAL)
         return ringbuf.output(self.mem.read(r2, r3)) & M64
 
     def bpf_ringbuf_reserve(self, r1, r2, r3, r4, r5) -> int:
@@ -451,10 +454,11 @@ class Helpers:
         """bpf_redirect_map(map, key, flags): the low bits of flags are the
         action when the key has no entry; BPF_F_BROADCAST sends to every entry."""
         target_map = self._map(r1, "bpf_redirect_map", RedirectMap)
-        if r3 & ~(XDP_ACTION_MASK | BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS):
+        to_cpu = isinstance(target_map, CpuMap)  # cpumaps take no flags beyond the action
+        if r3 & ~(XDP_ACTION_MASK if to_cpu else XDP_ACTION_MASK | BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS):
             return XDP_ABORTED
         ctx = self.rt.ctx
-        if r3 & BPF_F_BROADCAST and not isinstance(target_map, CpuMap):
+        if r3 & BPF_F_BROADCAST:
             targets = tuple(t for t in target_map.targets()
                             if not (r3 & BPF_F_EXCLUDE_INGRESS and t == ctx.ingress_ifindex))
             ctx.redirect = Redirect("broadcast", targets)
@@ -462,7 +466,7 @@ class Helpers:
         target = target_map.target(r2)
         if target is None:
             return r3 & XDP_ACTION_MASK
-        ctx.redirect = Redirect("cpu" if isinstance(target_map, CpuMap) else "dev", target)
+        ctx.redirect = Redirect("cpu" if to_cpu else "dev", target)
         return XDP_REDIRECT
 
     # xdp_buff geometry

@@ -44,11 +44,13 @@ BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 BPF_F_NO_PREALLOC, BPF_F_RDONLY_PROG, BPF_F_MMAPABLE = 0x01, 0x80, 0x400
 BPF_RINGBUF_HDR_SZ = 8
 PAGE_SIZE = 4096
-EPERM, ENOENT, E2BIG, EAGAIN, EFAULT, EEXIST, EINVAL, ENOSPC = 1, 2, 7, 11, 14, 17, 22, 28
+EPERM, ENOENT, E2BIG, EAGAIN, EFAULT, ENODEV, EEXIST, EINVAL, ENOSPC = 1, 2, 7, 11, 14, 19, 17, 22, 28
+ENOMEM, EOVERFLOW, EOPNOTSUPP = 12, 75, 95
 
 
 # struct sizes on this kernel (6.18 x86_64), read back from bpftool's memlock
 BPF_ARRAY_SIZE, LPM_TRIE_NODE_SIZE, BPF_DTAB_SIZE, BPF_DTAB_NETDEV_SIZE = 312, 32, 344, 64
+BPF_CPU_MAP_SIZE = 304
 # map types libbpf creates without BTF key/value types (bpf_object__create_map(),
 # and prog_array, which map_check_no_btf() refuses so libbpf retries without)
 NO_BTF_MAP_TYPES = frozenset({BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_DEVMAP, BPF_MAP_TYPE_DEVMAP_HASH,
@@ -473,17 +475,14 @@ class RedirectMap(HashMap):
 
     def update(self, key: bytes, values: list[bytes], flags: int) -> int:
         net = self.runtime.net
-        if self.map_type != BPF_MAP_TYPE_CPUMAP and net is not None \
-                and struct.unpack_from("<I", values[0])[0] not in net.devices:
+        if net is not None and struct.unpack_from("<I", values[0])[0] not in net.devices:
             return -EINVAL  # __dev_map_alloc_node(): no such device (checked on the lab)
         return super().update(key, values, flags)
 
     def target(self, key: int) -> int | None:
-        """The ifindex (or CPU) a redirect to entry `key` goes to."""
+        """The ifindex a redirect to entry `key` goes to."""
         elem = self._elems.get(struct.pack("<I", key & 0xFFFFFFFF))
-        if elem is None:
-            return None
-        return struct.unpack_from("<I", elem.values[0])[0] if self.map_type != BPF_MAP_TYPE_CPUMAP else key
+        return None if elem is None else struct.unpack_from("<I", elem.values[0])[0]
 
     def targets(self) -> list[int]:
         return [struct.unpack_from("<I", elem.values[0])[0] for elem in self._elems.values()]
@@ -495,7 +494,57 @@ class DevMapHash(RedirectMap):
 
 
 class CpuMap(RedirectMap):
+    """BPF_MAP_TYPE_CPUMAP (kernel/bpf/cpumap.c): slot N holds struct
+    bpf_cpumap_val {u32 qsize; u32 bpf_prog fd} for CPU N, whose kthread
+    builds skbs of the frames redirected there. cpu_map_update_elem(): flags
+    above BPF_EXIST are -EINVAL, a key past max_entries -E2BIG, BPF_NOEXIST
+    always -EEXIST, qsize above 16384 -EOVERFLOW, a CPU that is not possible
+    -ENODEV, qsize 0 empties the slot. The second XDP program a value may
+    name is not modelled: a non-zero fd is -ENOMEM, what 6.18 returns for an
+    fd it cannot load (bpftool passes the fd number as is, so from the
+    command line none loads). Unlike a devmap, programs get no read access
+    (map_flags stay as created; the verifier allows only bpf_redirect_map)."""
+
     map_type = BPF_MAP_TYPE_CPUMAP
+    QSIZE_MAX = 16384
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.map_flags &= ~BPF_F_RDONLY_PROG
+
+    def update(self, key: bytes, values: list[bytes], flags: int) -> int:
+        cpu = struct.unpack("<I", key)[0]
+        if flags > BPF_EXIST:
+            return -EINVAL
+        if cpu >= self.max_entries:
+            return -E2BIG
+        if flags == BPF_NOEXIST:
+            return -EEXIST
+        qsize, prog_fd = struct.unpack("<II", values[0].ljust(8, b"\0"))
+        if qsize > self.QSIZE_MAX:
+            return -EOVERFLOW
+        if cpu >= self.runtime.ncpus:
+            return -ENODEV
+        if qsize == 0:
+            HashMap.delete(self, key)
+            return 0
+        if prog_fd:
+            return -ENOMEM
+        return HashMap.update(self, key, values, BPF_ANY)
+
+    def memory_usage(self) -> int:
+        """cpu_map_mem_usage(): the map and its slot pointers (entries are not counted)."""
+        return BPF_CPU_MAP_SIZE + self.max_entries * 8
+
+    def delete(self, key: bytes) -> int:
+        if struct.unpack("<I", key)[0] >= self.max_entries:
+            return -EINVAL
+        HashMap.delete(self, key)
+        return 0
+
+    def target(self, key: int) -> int | None:
+        """The CPU a redirect to entry `key` goes to."""
+        return key if struct.pack("<I", key & 0xFFFFFFFF) in self._elems else None
 
 
 class ProgArrayMap(BpfMap):
@@ -536,28 +585,76 @@ class ProgArrayMap(BpfMap):
         return [struct.pack("<I", i) for i in sorted(self._progs)]
 
 
+class PerfRing:
+    """The ring of one CPU's PERF_COUNT_SW_BPF_OUTPUT event, as a reader opened
+    it with PERF_SAMPLE_TIME | PERF_SAMPLE_RAW (kernel/events/ring_buffer.c
+    perf_output_begin()): a sample takes an 8-byte header, the u64 time, the
+    u32 raw size and the raw data; a PERF_RECORD_LOST (24 bytes) goes in
+    before the next sample that fits after some were lost."""
+
+    SAMPLE_OVERHEAD, LOST_RECORD = 20, 24
+
+    def __init__(self, cpu: int, size: int) -> None:
+        self.cpu, self.size = cpu, size
+        self.records: list[tuple[int, bytes] | tuple[int, int]] = []  # (seq, raw) samples, (seq, n) losses
+        self.used = 0
+        self.pending_lost = 0
+
+    def output(self, seq: int, raw: bytes) -> int:
+        need = self.SAMPLE_OVERHEAD + len(raw) + (self.LOST_RECORD if self.pending_lost else 0)
+        if self.used + need > self.size - 1:  # CIRC_SPACE(): the head never reaches the tail
+            self.pending_lost += 1
+            return -ENOSPC
+        if self.pending_lost:
+            self.records.append((seq, self.pending_lost))
+            self.pending_lost = 0
+        self.records.append((seq, raw))
+        self.used += need
+        return 0
+
+    def drain(self) -> list[tuple[int, bytes] | tuple[int, int]]:
+        records, self.records, self.used = self.records, [], 0
+        return records
+
+
 class PerfEventArrayMap(BpfMap):
     """BPF_MAP_TYPE_PERF_EVENT_ARRAY: bpf_perf_event_output() appends a sample
-    to the ring of one CPU; user space reads `consume()`. Every CPU's ring is
-    open (as if a reader were attached), which the real kernel requires."""
+    to the ring of the perf event in the slot of the running CPU. A slot holds
+    an event only while a reader has one open there (`open_ring()`): an empty
+    slot is -ENOENT and another CPU's event -EOPNOTSUPP, and the sample is
+    not stored (__bpf_perf_event_output()). The raw data is padded with zeros
+    so that the u32 size and the data fill a multiple of 8 bytes
+    (perf_prepare_sample())."""
 
     map_type = BPF_MAP_TYPE_PERF_EVENT_ARRAY
 
     def __init__(self, runtime: BpfRuntime, name: str, key_size: int, value_size: int, max_entries: int,
                  map_flags: int = 0) -> None:
         super().__init__(runtime, name, key_size, value_size, max_entries or runtime.ncpus, map_flags)
-        self.events: list[tuple[int, bytes]] = []
+        self.rings: dict[int, PerfRing] = {}
+        self._seq = 0
+
+    def open_ring(self, cpu: int, size: int) -> PerfRing:
+        """A reader's perf event on `cpu` with a `size`-byte ring, put in its slot."""
+        if cpu >= self.max_entries:
+            raise MapError(E2BIG, f"perf event array {self.name} has {self.max_entries} slots, not {cpu + 1}")
+        ring = self.rings[cpu] = PerfRing(cpu, size)
+        return ring
+
+    def close_ring(self, ring: PerfRing) -> None:
+        if self.rings.get(ring.cpu) is ring:
+            del self.rings[ring.cpu]
 
     def output(self, index: int, sample: bytes) -> int:
         if index >= self.max_entries:
             return -E2BIG
-        self.events.append((index, sample))
-        return 0
-
-    def consume(self) -> list[tuple[int, bytes]]:
-        """(cpu, sample) pairs in output order; the rings are emptied."""
-        events, self.events = self.events, []
-        return events
+        ring = self.rings.get(index)
+        if ring is None:
+            return -ENOENT
+        if ring.cpu != self.runtime.cpu:
+            return -EOPNOTSUPP
+        self._seq += 1
+        return ring.output(self._seq, sample + bytes(-(len(sample) + 4) % 8))
 
 
 class _Record:
@@ -588,7 +685,7 @@ class RingBufMap(BpfMap):
 
     def reserve(self, size: int) -> int:
         need = BPF_RINGBUF_HDR_SZ + _round8(size)
-        if size <= 0 or self._used + need > self.max_entries:
+        if size <= 0 or self._used + need > self.max_entries - 1:  # the producer stays within size - 1
             return 0
         data = bytearray(size)
         record = _Record(data, self.runtime.mem.map(data, f"ringbuf {self.name} record"))

@@ -6,9 +6,15 @@ the raw frame before any sk_buff exists: XDP_PASS continues (with the frame as
 the program left it: adjust_head/tail/meta), XDP_DROP and XDP_ABORTED end the
 packet there (no skb is allocated, so nothing later sees it), XDP_TX sends the
 frame back out of the same port, XDP_REDIRECT out of the port the program
-named. A program fault (BpfFault) counts as XDP_ABORTED. The ports are veths
-on the lab, whose XDP drops free the skb veth already had with
-NOT_SPECIFIED at veth_xdp_rcv_skb; the journey uses that reason and location.
+named, or into a cpumap (kernel/bpf/cpumap.c): cpu_map_enqueue() hands the
+frame to that CPU's kthread, whose cpu_map_kthread_run() builds an skb and
+passes it up the stack (netif_receive_skb_list), so the frame goes on as for
+XDP_PASS, its XDP hop saying `cpumap cpu N`. A redirect into an empty cpumap
+slot never happens: bpf_redirect_map() returns the flags' action instead
+(XDP_ABORTED for 0, a drop). A program fault (BpfFault) counts as
+XDP_ABORTED. The ports are veths on the lab, whose XDP drops free the skb
+veth already had with NOT_SPECIFIED at veth_xdp_rcv_skb; the journey uses
+that reason and location.
 
 Generic (skb) XDP, `ip link set dev X xdpgeneric obj F sec S`, is dev->xdp_prog:
 do_xdp_generic() runs it from __netif_receive_skb_core() on the skb's frame
@@ -21,7 +27,10 @@ failed redirect with XDP. As on the lab, one mode at a time: attaching in the
 other mode fails ("Native and generic XDP can't be active at the same time"),
 and iproute2's XDP_FLAGS_UPDATE_IF_NOEXIST refuses a second program in the
 same mode; `off` in the other mode is a no-op.
-Left out: XDP frags, cpumap/xskmap targets.
+Left out: XDP frags, xskmap targets, cpumap redirects from generic XDP (they
+drop), the cpumap value's second XDP program (refused when the slot is
+filled), its queue size (the kthread keeps up) and its timing: the skb goes
+up the stack within the NAPI poll, not after it from the kthread.
 """
 from __future__ import annotations
 
@@ -81,6 +90,8 @@ def do_xdp(net, nic, frame: bytes, lead: tuple[Hop, ...]) -> tuple[bytes, Hop] |
     hop = Hop("XDP", dev.name, name, why)
     if verdict == XDP_PASS:
         return out, hop
+    if verdict == XDP_REDIRECT and ctx.redirect is not None and ctx.redirect.kind == "cpu":
+        return out, Hop("XDP", dev.name, name, f"cpumap cpu {ctx.redirect.target}")
     journey = net.tracer.start_frame(FrameSummary(bytearray(frame), 0), [*lead, hop])
     if verdict == XDP_TX:
         nic.start_xmit(out)
