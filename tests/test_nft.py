@@ -142,6 +142,7 @@ RULES = [
     "ip saddr & 255.255.255.0 == 10.0.0.0", "tcp flags & (syn|ack) == 0", "tcp flags & syn == syn",
     "meta mark & 0xff == 1", "ip saddr . tcp dport { 1.1.1.1 . 22, 2.2.2.2 . 80 } accept", "iif lo accept",
     "limit rate over 1 mbytes/second", "accept comment \"x y\"", "goto x", "notrack", "ip6 saddr ::1",
+    "meta priority 0:3 accept", "meta priority 1:ffff", "meta priority none", "meta priority 5",
 ]
 
 

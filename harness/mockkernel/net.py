@@ -186,6 +186,7 @@ IPV4_CONF_DEFAULTS = {
 NET_SYSCTL_DEFAULTS = {
     "net.ipv4.ip_forward": "0",
     "net.ipv4.ip_default_ttl": "64",
+    "net.ipv4.ip_forward_update_priority": "1",
     "net.ipv4.icmp_ratelimit": "1000",
     "net.ipv4.icmp_ratemask": "6168",
     "net.ipv4.icmp_msgs_per_sec": "1000",

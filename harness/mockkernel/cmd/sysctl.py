@@ -54,6 +54,7 @@ class Handler:
 
 HANDLERS = {
     "net.ipv4.ip_default_ttl": Handler(low=1, high=255),
+    "net.ipv4.ip_forward_update_priority": Handler("uint", 0, 1),
     "net.ipv4.icmp_ratelimit": Handler(scale="ms_jiffies"),
     "net.ipv4.icmp_msgs_per_sec": Handler(low=0),
     "net.ipv4.icmp_msgs_burst": Handler(low=0),

@@ -3,7 +3,9 @@
 Before the FORWARD hook: TTL <= 1 is answered with ICMP time exceeded and dropped
 (IP_INHDR); a DF packet larger than the egress MTU gets ICMP frag needed carrying
 the MTU and is dropped (PKT_TOO_BIG). Otherwise TTL is decremented in place with
-the kernel's incremental checksum update and the packet goes to ip_output.
+the kernel's incremental checksum update, skb->priority is set from the TOS
+(rt_tos2priority(), while ip_forward_update_priority is on: a priority TC set at
+ingress does not survive forwarding) and the packet goes to ip_output.
 Left out: router alert, strict source routes, redirects (send_redirects is 0 on
 the DUT), IPsec.
 """
@@ -19,6 +21,8 @@ from harness.mockkernel.wire.ipv4 import IP_DF, Ipv4Packet
 
 
 HOP_FORWARD_OK = Hop("IP_FORWARD", "ip_forward", "OK")
+# net/ipv4/route.c ip_tos2prio: TC_PRIO_BESTEFFORT 0, BULK 2, INTERACTIVE_BULK 4, INTERACTIVE 6
+IP_TOS2PRIO = (0, 0, 0, 0, 2, 2, 2, 2, 6, 6, 6, 6, 4, 4, 4, 4)
 
 
 def ip_forward(skb: SkBuff) -> None:
@@ -36,6 +40,8 @@ def ip_forward(skb: SkBuff) -> None:
         icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, info=mtu)
         return kfree_skb(skb, "PKT_TOO_BIG", "IP_FORWARD", "ip_forward")
     iph.decrease_ttl()
+    if net.sysctl.values["net.ipv4.ip_forward_update_priority"] != "0":
+        skb.priority = IP_TOS2PRIO[(skb.buf[skb.network_header + 1] & 0x1E) >> 1]  # rt_tos2priority()
     net.tracer.add(skb, HOP_FORWARD_OK)
     nf_hook(skb, NF_INET_FORWARD, skb.dev, rt.dev, ip_forward_finish)
 

@@ -93,6 +93,31 @@ class MarkType(Datatype):
         return f"0x{value:08x}"
 
 
+class TcHandleType(Datatype):
+    """`classid` (meta priority): MAJ:MIN in hex, `root` or `none`
+    (tchandle_type_parse/print in nft's meta.c)."""
+
+    SYMBOLS = {"root": 0xFFFFFFFF, "none": 0}
+
+    def parse_symbol(self, text: str) -> int:
+        if text in self.SYMBOLS:
+            return self.SYMBOLS[text]
+        major, colon, minor = text.partition(":")
+        try:
+            if not colon:
+                raise ValueError
+            value = (int(major or "0", 16) << 16) | int(minor or "0", 16)
+        except ValueError:
+            raise DatatypeError("Could not parse TC handle") from None
+        if int(major or "0", 16) > 0xFFFF or int(minor or "0", 16) > 0xFFFF:
+            raise DatatypeError("Could not parse TC handle")
+        return value
+
+    def format(self, value) -> str:
+        names = {v: k for k, v in self.SYMBOLS.items()}
+        return names.get(value) or f"{value >> 16:x}:{value & 0xFFFF:x}"
+
+
 class SymbolicType(Datatype):
     """A symbol table over an integer base (symbol_parse / symbolic_constant_print)."""
 
@@ -236,6 +261,7 @@ inet_service = InetServiceType("inet_service", 16, "internet network service")
 inet_proto = InetProtoType("inet_proto", 8, "Internet protocol", PROTOCOLS,
                            error="Could not resolve protocol name")
 mark = MarkType("mark", 32, "packet mark", HOST)
+classid = TcHandleType("classid", 32, "TC classid", HOST)
 ifname = IfnameType("ifname", 16 * 8, "network interface name", HOST)
 ttl = IntegerType("integer", 8, "integer")
 length16 = IntegerType("integer", 16, "integer")

@@ -203,7 +203,7 @@ class Meta(Selector):
     TYPES = {"mark": types.mark, "l4proto": types.inet_proto, "nfproto": types.nfproto,
              "protocol": types.ethertype, "pkttype": types.pkttype, "iif": types.integer,
              "oif": types.integer, "iifname": types.ifname, "oifname": types.ifname,
-             "length": types.integer, "nftrace": types.integer}
+             "length": types.integer, "nftrace": types.integer, "priority": types.classid}
 
     def __init__(self, key: str, dtype: types.Datatype | None = None):
         self.key, self.dtype = key, dtype or self.TYPES[key]  # iif/oif: the namespace's devices
@@ -217,6 +217,10 @@ class Meta(Selector):
     @staticmethod
     def _load_mark(ctx):
         return lambda pkt: pkt.skb.mark
+
+    @staticmethod
+    def _load_priority(ctx):
+        return lambda pkt: pkt.skb.priority
 
     @staticmethod
     def _load_l4proto(ctx):

@@ -850,6 +850,17 @@ class Parser:
             return Verdict(tok.text, target.text, loc=target.loc)
         return self.rhs_value()
 
+    def _scan_classid(self) -> None:
+        """nft's scanner reads a TC handle `MAJ:MIN` (hex) as one word, so `0:3`
+        is a value where `0 : 3` is a syntax error: join the three tokens when
+        nothing separates them."""
+        major, colon, minor = self.tok, self.peek(), self.peek(2)
+        if major.kind in ("num", "str") and colon.text == ":" and minor.kind in ("num", "str") \
+                and colon.loc.line == major.loc.line and colon.loc.first == major.loc.last + 1 \
+                and minor.loc.first == colon.loc.last + 1:
+            loc = major.loc.to(minor.loc)
+            self.tokens[self.pos:self.pos + 3] = [Token("str", major.text + ":" + minor.text, loc)]
+
     def rhs_value(self) -> Sym:
         """value | low-high | addr/len"""
         self._expand_variable()
@@ -1136,6 +1147,8 @@ class Parser:
             if mask is not None:
                 return Match(lhs, "==" if op == "implicit" else op, Value(value), mask=mask)
             return Match(lhs, op, Value(value))
+        if dtype is types.classid:
+            self._scan_classid()
         value = resolve(self.rhs_value(), dtype)
         if mask is not None:
             if dtype.prefix_ok and isinstance(value, Value) and _is_prefix_mask(mask, dtype.size):
