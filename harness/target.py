@@ -153,7 +153,9 @@ class EventReader(ABC):
       each CPU; before that bpf_perf_event_output() fails with -ENOENT and
       stores nothing. Each record is the sample's raw data: what the program
       passed, then the packet bytes it asked for with BPF_F_CTXLEN_MASK, then
-      zeros up to the kernel's padding (4 + length a multiple of 8). `lost`
+      padding up to 4 + length a multiple of 8, whose bytes are unspecified
+      (perf_output_sample() skips them: stale ring bytes on the real kernel,
+      zeros on the mock), so compare the first bytes. `lost`
       counts samples a full ring refused, as PERF_RECORD_LOST reports them:
       with the next sample that fits.
     """

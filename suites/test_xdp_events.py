@@ -3,6 +3,7 @@ array records of programs/xdp_events.c), and XDP_REDIRECT into a cpumap
 (programs/xdp_cpumap.c): the frame goes up the stack from the CPU's kthread."""
 from __future__ import annotations
 
+import os
 import struct
 
 import pytest
@@ -11,13 +12,14 @@ from scapy.layers.l2 import ARP, Ether
 
 from harness import bpf_build, bpfmaps
 from harness.packets import to_bytes
-from harness.target import CommandError, TargetError
+from harness.target import PERF_RING_PAGES, CommandError, TargetError
 from plan import icmp_socket_mask
 
 pytestmark = [pytest.mark.requires("xdp"), pytest.mark.requires("bpftool")]
 
 RINGBUF_SIZE = 4096  # max_entries of `events` in xdp_events.c
 RECORD_SPACE = 8 + 16  # a 12-byte event: 8-byte header, rounded up to 8
+SAMPLE_SIZE = 12 + 14  # the event and the frame's Ethernet header (BPF_F_CTXLEN_MASK)
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +41,12 @@ def event(frame: bytes) -> bytes:
     return ip[12:16] + ip[16:20] + struct.pack("<HBB", len(frame), ip[9], ip[8])
 
 
-def perf_sample(data: bytes) -> bytes:
-    """A perf sample's raw data: what the program passed, zero-padded so that the
-    u32 size and the data fill a multiple of 8 bytes (perf_prepare_sample())."""
-    return data + bytes(-(4 + len(data)) % 8)
+def unpadded(samples: list[bytes], size: int) -> list[bytes]:
+    """The first `size` bytes of perf samples of `size` bytes of data: the kernel
+    pads each so that the u32 size and the data fill a multiple of 8 bytes
+    (perf_prepare_sample()) and leaves the padding as the ring held it."""
+    assert {len(sample) for sample in samples} <= {size + (-(4 + size) % 8)}
+    return [sample[:size] for sample in samples]
 
 
 @pytest.mark.requires("bpf_events")
@@ -60,7 +64,7 @@ def test_each_ipv4_frame_gives_one_ring_buffer_record_and_one_perf_sample_and_ar
         sock.recv()  # the program ran before the datagram reached the socket
     arp_sync(target, h0)  # an ARP frame: no record
     assert ringbuf.read() == [event(frame) for frame in frames]
-    assert perf.read() == [perf_sample(event(frame) + frame[:14]) for frame in frames]
+    assert unpadded(perf.read(), SAMPLE_SIZE) == [event(frame) + frame[:14] for frame in frames]
     assert (ringbuf.read(), perf.read(), perf.lost) == ([], [], 0)
 
 
@@ -76,7 +80,7 @@ def test_perf_samples_are_stored_only_once_a_reader_filled_the_cpu_slots(target,
     perf = target.bpf_events(bpfmaps.map_of(target, "p0", "perf_events").id)  # -ENOENT for the first frame
     target.send(h0.port, frames[1])
     sock.recv()
-    assert perf.read() == [perf_sample(event(frames[1]) + frames[1][:14])]
+    assert unpadded(perf.read(), SAMPLE_SIZE) == [event(frames[1]) + frames[1][:14]]
     assert ringbuf.read() == [event(frame) for frame in frames]
 
 
@@ -97,6 +101,37 @@ def test_a_full_ring_buffer_loses_the_records_that_find_no_room(target, hosts, o
     arp_sync(target, h0)
     assert ringbuf.read() == [event(frames[0])]
     assert ringbuf.lost == 0  # the kernel does not count them
+
+
+@pytest.fixture
+def one_cpu():
+    """This process on CPU 0 only: a veth runs XDP in the softirq of the sending
+    CPU, so every sample goes to that CPU's ring."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {0})
+    yield
+    os.sched_setaffinity(0, before)
+
+
+@pytest.mark.requires("bpf_events")
+def test_a_full_perf_ring_loses_samples_and_reports_them_with_the_next_sample_that_fits(target, hosts, objects,
+                                                                                          one_cpu):
+    h0 = hosts[0]
+    attach(target, "p0", objects["xdp_events"])
+    perf = target.bpf_events(bpfmaps.map_of(target, "p0", "perf_events").id)
+    frames = [to_bytes(h0.to_dut(dst="10.0.5.5", id=ident) / UDP(sport=2000, dport=7000) / (b"z" * 18))
+              for ident in range(700)]
+    for start in range(0, len(frames), 100):  # within the port's rx ring of 256
+        target.send(h0.port, frames[start:start + 100])
+        arp_sync(target, h0)
+    # 8 header + 8 time + 4 size + 28 raw bytes (26 padded) per sample, within size - 1 of the reader
+    fit = (PERF_RING_PAGES * 4096 - 1) // 48
+    assert unpadded(perf.read(), SAMPLE_SIZE) == [event(frame) + frame[:14] for frame in frames[:fit]]
+    assert perf.lost == 0  # not reported yet
+    target.send(h0.port, frames[0])
+    arp_sync(target, h0)
+    assert unpadded(perf.read(), SAMPLE_SIZE) == [event(frames[0]) + frames[0][:14]]
+    assert perf.lost == len(frames) - fit
 
 
 def arp_sync(target, host) -> None:

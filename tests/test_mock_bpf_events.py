@@ -64,7 +64,7 @@ def test_perf_output_into_another_cpus_slot_is_eopnotsupp(rt):
 
 
 @pytest.mark.parametrize("size, padded", [(4, 4), (12, 12), (26, 28), (1, 4), (5, 12)])
-def test_perf_raw_data_is_zero_padded_so_size_and_data_fill_8_byte_units(rt, size, padded):
+def test_perf_raw_data_is_padded_so_size_and_data_fill_8_byte_units_with_zeros_on_the_mock(rt, size, padded):
     perf = rt.create_map(BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 4, 0, name="perf")
     ring = perf.open_ring(0, 4096)
     perf.output(0, b"\xff" * size)

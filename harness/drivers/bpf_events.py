@@ -18,8 +18,10 @@ program attached in the lab's DUT namespace by its id (BPF_MAP_GET_FD_BY_ID).
   before the traffic: one PERF_COUNT_SW_BPF_OUTPUT event per online CPU, its
   ring (1 + 2^n pages) mapped, its fd put into the CPU's slot. A sample's raw
   data is what the program wrote (the data, then the BPF_F_CTXLEN_MASK bytes
-  of the packet) padded with zeros so that u32 size + data is a multiple of 8
-  (perf_prepare_sample()); PERF_RECORD_LOST says how many samples a full ring
+  of the packet) padded so that u32 size + data is a multiple of 8
+  (perf_prepare_sample(); perf_output_sample() skips the padding, so it
+  holds whatever the ring held there: zeros only on a fresh ring; seen on the
+  lab); PERF_RECORD_LOST says how many samples a full ring
   lost. Samples carry PERF_SAMPLE_TIME, so the CPUs' rings merge in the order
   the samples were produced. Closing the map fd removes the slots this reader
   filled (perf_event_fd_array_release()).

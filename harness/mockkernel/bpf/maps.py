@@ -622,9 +622,9 @@ class PerfEventArrayMap(BpfMap):
     to the ring of the perf event in the slot of the running CPU. A slot holds
     an event only while a reader has one open there (`open_ring()`): an empty
     slot is -ENOENT and another CPU's event -EOPNOTSUPP, and the sample is
-    not stored (__bpf_perf_event_output()). The raw data is padded with zeros
-    so that the u32 size and the data fill a multiple of 8 bytes
-    (perf_prepare_sample())."""
+    not stored (__bpf_perf_event_output()). The raw data is padded so that the
+    u32 size and the data fill a multiple of 8 bytes (perf_prepare_sample());
+    the kernel skips the padding (stale ring bytes), the mock writes zeros."""
 
     map_type = BPF_MAP_TYPE_PERF_EVENT_ARRAY
 
