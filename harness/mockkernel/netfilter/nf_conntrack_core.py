@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import struct
 
+from harness.journey import Hop
 from harness.mockkernel.core.skbuff import SkBuff
 from harness.mockkernel.tracer import Lazy
 from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_STOLEN, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
@@ -47,6 +48,7 @@ from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT
                                                        IP_CT_ESTABLISHED_REPLY, IP_CT_NEW, IP_CT_RELATED,
                                                        IP_CT_RELATED_REPLY, IPS_ASSURED, IPS_CONFIRMED,
                                                        IPS_SEEN_REPLY, UNTRACKED, NfConn, Tuple)
+from harness.mockkernel.ipv4 import ip_fragment
 from harness.mockkernel.netfilter import nf_conntrack_proto_tcp as proto_tcp
 from harness.mockkernel.wire.icmp import (ERROR_TYPES, ICMP_ADDRESS, ICMP_ECHO, ICMP_INFO_REQUEST,
                                           ICMP_TIMESTAMP)
@@ -99,6 +101,7 @@ class ConntrackTable:
         self.hook_entries: list = []
         self.hash_seed = seed
         self.stats = dict.fromkeys(STAT_NAMES, 0)
+        self.hops: dict[tuple, Hop] = {}  # nf_conntrack_in's hops, see _conntrack_in_hop()
 
 
 def nf_conntrack_pernet_init(net) -> None:
@@ -135,7 +138,6 @@ def nf_ct_netns_put(net) -> None:
 
 def ipv4_conntrack_defrag(skb: SkBuff, state: NfHookState) -> int:
     """nf_defrag_ipv4: reassemble before conntrack sees ports."""
-    from harness.mockkernel.ipv4 import ip_fragment
     nh = skb.network_header
     frag_off = (skb.buf[nh + 6] << 8) | skb.buf[nh + 7]
     if skb.nfct is UNTRACKED or not frag_off & (IP_MF | IP_OFFSET):
@@ -146,22 +148,27 @@ def ipv4_conntrack_defrag(skb: SkBuff, state: NfHookState) -> int:
     return NF_ACCEPT
 
 
+_ADDRS, _PORTS = struct.Struct("!II"), struct.Struct("!HH")
+HOP_CACHE_SIZE = 4096  # distinct nf_conntrack_in hops kept; the cache starts over when full
+_new_tuple = tuple.__new__
+
+
 def packet_tuple(buf: bytearray, nh: int) -> Tuple | None:
     """nf_ct_get_tuple(): None when the L4 header is missing."""
     ihl = (buf[nh] & 0x0F) * 4
     proto = buf[nh + 9]
-    saddr, daddr = struct.unpack_from("!II", buf, nh + 12)
+    saddr, daddr = _ADDRS.unpack_from(buf, nh + 12)
     th = nh + ihl
     if proto in (IPPROTO_TCP, IPPROTO_UDP):
         if len(buf) < th + 4:
             return None
-        sport, dport = struct.unpack_from("!HH", buf, th)
-        return Tuple(saddr, daddr, proto, sport, dport)
+        sport, dport = _PORTS.unpack_from(buf, th)
+        return _new_tuple(Tuple, (saddr, daddr, proto, sport, dport))  # skips the NamedTuple's Python __new__
     if proto == IPPROTO_ICMP:
         if len(buf) < th + 8:
             return None
         icmp_type, code = buf[th], buf[th + 1]
-        ident = struct.unpack_from("!H", buf, th + 4)[0] if icmp_type not in ERROR_TYPES else 0
+        ident = (buf[th + 4] << 8 | buf[th + 5]) if icmp_type not in ERROR_TYPES else 0
         return Tuple(saddr, daddr, proto, ident, icmp_type << 8 | code)
     return Tuple(saddr, daddr, proto, 0, 0)
 
@@ -266,8 +273,22 @@ def ipv4_conntrack_in(skb: SkBuff, state: NfHookState) -> int:
     if ctinfo == IP_CT_ESTABLISHED_REPLY:
         ct.status |= IPS_SEEN_REPLY
     skb.nfct, skb.ctinfo = ct, ctinfo
-    net.tracer.hop(skb, state.stage, "nf_conntrack_in", _CTINFO_NAMES[ctinfo], ct_summary(ct))
+    if skb.journey is not None:
+        net.tracer.add(skb, _conntrack_in_hop(net.conntrack, state.stage, ctinfo, ct))
     return NF_ACCEPT
+
+
+def _conntrack_in_hop(table: ConntrackTable, stage: str, ctinfo: int, ct: NfConn) -> Hop:
+    """The hop is the same for every packet of an entry in one state whose
+    tuples are unchanged (its summary reads only them): built once."""
+    tuples = ct.tuplehash
+    key = (stage, ctinfo, tuples[0], tuples[1])
+    hop = table.hops.get(key)
+    if hop is None:
+        if len(table.hops) >= HOP_CACHE_SIZE:
+            table.hops.clear()
+        hop = table.hops[key] = Hop(stage, "nf_conntrack_in", _CTINFO_NAMES[ctinfo], ct_summary(ct))
+    return hop
 
 
 _CTINFO_NAMES = {IP_CT_NEW: "NEW", IP_CT_ESTABLISHED: "ESTABLISHED", IP_CT_ESTABLISHED_REPLY: "ESTABLISHED_REPLY",
