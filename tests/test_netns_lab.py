@@ -293,6 +293,11 @@ def test_every_fragment_of_an_expired_datagram_is_reported(addressed):
     addressed.send("p0", [first, last])
     addressed.wait(1.5)
     drops = addressed.drops()
+    for _ in range(10):  # a loaded machine runs the 1 s expiry timer late
+        if len(drops) >= 2:
+            break
+        addressed.wait(0.5)
+        drops = addressed.drops()
     assert [(d.reason, d.location) for d in drops] == [
         ("FRAG_REASM_TIMEOUT", "ip_expire"), ("FRAG_REASM_TIMEOUT", "inet_frag_rbtree_purge")]
     assert {d.stage for d in drops} == {"IP_DEFRAG"}
