@@ -160,3 +160,25 @@ def test_bpf_redirect_sends_the_frame_out_of_another_port_unchanged(target, host
     target.send(h0.port, frame)
     assert target.collect(h1.port) == [bytes(frame)]
     assert drops(target) == []
+
+
+@pytest.mark.requires("journey.xdp", "journey.tc", "nftrace")
+def test_journeys_show_xdp_then_tc_ingress_before_netfilter_or_the_tc_drop(target, hosts, objects):
+    """What both targets observe: the lab from program run counts and the
+    clsact drop counter, the mock hop by hop."""
+    h0 = hosts[0]
+    target.sh("nft add table ip t")
+    target.sh("nft add chain ip t pre { type filter hook prerouting priority 0 ; }")
+    target.sh(f"ip link set dev {h0.port.name} xdp obj {bpf_build.build('xdp_pass')} sec xdp")
+    attach(target, h0.port, "ingress", objects["tc_drop_udp"])
+    target.send(h0.port, h0.to_dut(id=41) / ICMP(type=8, id=7, seq=1) / b"passes")
+    target.collect(h0.port)
+    target.send(h0.port, h0.to_dut(id=42) / UDP(sport=1, dport=7) / b"shot")
+    target.expect_nothing()
+    passed, shot = (next(j for j in target.journeys() if f" id={ident} " in str(j.packet)) for ident in (41, 42))
+    seen = [(h.stage, h.where) for h in passed.hops if h.stage in ("XDP", "TC_INGRESS", "NF_PREROUTING")]
+    assert seen[:3] == [("XDP", h0.port.name), ("TC_INGRESS", h0.port.name), ("NF_PREROUTING", "ip t pre")]
+    assert [(h.stage, h.verdict) for h in shot.hops if h.stage in ("XDP", "TC_INGRESS")] == \
+        [("XDP", "PASS"), ("TC_INGRESS", "SHOT")]
+    assert (shot.drop.reason, shot.drop.stage) == ("TC_INGRESS", "TC_INGRESS")
+    assert not [h for h in shot.hops if h.stage.startswith("NF_")]

@@ -33,7 +33,7 @@ from harness.drivers.nftrace import (
     parse_ruleset,
     rule_counters,
 )
-from harness.drivers.xdpstats import XdpObserver
+from harness.drivers.xdpstats import BpfRunObserver
 from harness.journey import CtEntry, Drop, Journey, RuleCounter
 from harness.target import (
     MAX_L2_OVERHEAD,
@@ -85,7 +85,7 @@ class NetnsTarget(Target):
         self._event_readers: list[EventReader] = []
         self._drops: NetnsDrops | None = None
         self._nftrace: NftTrace | None = None
-        self._xdp: XdpObserver | None = None
+        self._bpf_runs: BpfRunObserver | None = None
         self._testers_in_napi_mode = False
         self._frames_traced_from = 0  # frame_log index where the trace was last cleared
         self.lab = NetnsLab()
@@ -108,8 +108,8 @@ class NetnsTarget(Target):
             if shutil.which("bpftool"):
                 capabilities.add("bpftool")
                 try:
-                    self._xdp = XdpObserver(self.lab)
-                    capabilities.add("journey.xdp")
+                    self._bpf_runs = BpfRunObserver(self.lab)
+                    capabilities.update({"journey.xdp", "journey.tc"})  # TC ingress only
                 except TargetError as exc:  # no BPF_ENABLE_STATS: program runs are not counted
                     self._no_xdp_journeys = str(exc)
             try:
@@ -141,6 +141,8 @@ class NetnsTarget(Target):
             # procps 4.0.2 exits 0 after a refused write (e.g. a key read-only in a netns)
             out = self.lab.run(self.lab.dut, argv, stdin, stderr_fails=argv[0] == "sysctl")
             self._peer_accepts_xdp_frames(argv)
+            if argv[:3] == ["tc", "filter", "add"] and self._bpf_runs is not None:
+                self._bpf_runs.active = True  # from now on each send is counted
             return out
         # pj_trace is there before the test's first ruleset, and back after a flush
         if self._nftrace is None:
@@ -158,8 +160,8 @@ class NetnsTarget(Target):
         in NAPI mode, and a program may redirect to any port."""
         if argv[:3] != ["ip", "link", "set"] or not {"xdp", "xdpdrv", "xdpgeneric"} & set(argv):
             return
-        if self._xdp is not None:  # from now on each send is counted
-            self._xdp.active = True
+        if self._bpf_runs is not None:  # from now on each send is counted
+            self._bpf_runs.active = True
         if "off" in argv or self._testers_in_napi_mode:
             return
         from harness import bpf_build
@@ -170,8 +172,8 @@ class NetnsTarget(Target):
 
     # frames ------------------------------------------------------------------
     def _transmit(self, port: Port, frames: list[bytes]) -> None:
-        if self._xdp is not None:
-            self._xdp.before_send(port, frames)
+        if self._bpf_runs is not None:
+            self._bpf_runs.before_send(port, frames)
         wire = self._wires[port.name]
         refused = [frame for frame in frames if not _put_on_wire(wire, frame)]
         if refused:
@@ -207,7 +209,7 @@ class NetnsTarget(Target):
         """The netfilter hops of every traced packet (once the test configured nftables),
         with its drop; drops of other packets as journeys of their own; XDP hops first."""
         journeys = self._netfilter_journeys()
-        return self._xdp.merge(journeys) if self._xdp is not None else journeys
+        return self._bpf_runs.merge(journeys) if self._bpf_runs is not None else journeys
 
     def _netfilter_journeys(self) -> list[Journey]:
         if self._nftrace is None:
@@ -254,8 +256,8 @@ class NetnsTarget(Target):
         if self._nftrace is not None:
             self._nftrace.clear()
             self._frames_traced_from = len(self.frame_log)
-        if self._xdp is not None:
-            self._xdp.clear()
+        if self._bpf_runs is not None:
+            self._bpf_runs.clear()
 
     def close(self) -> None:
         try:
@@ -267,8 +269,8 @@ class NetnsTarget(Target):
                 self._nftrace.close()
             if self._drops is not None:
                 self._drops.close()
-            if self._xdp is not None:
-                self._xdp.close()
+            if self._bpf_runs is not None:
+                self._bpf_runs.close()
         finally:
             self.lab.close()
 

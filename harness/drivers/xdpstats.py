@@ -1,4 +1,5 @@
-"""XDP hops of the real kernel, from program run counts and veth's XDP counters.
+"""XDP and TC ingress hops of the real kernel, from program run counts and the
+device's counters.
 
 The kernel does not trace XDP verdicts per packet; what it counts is enough when
 frames arrive one at a time:
@@ -26,6 +27,14 @@ says ABORTED), and a frame that was still in flight when the next snapshot was
 taken (veth runs XDP in the softirq of the sending call, so this needs a full
 backlog). The hops are `Hop("XDP", port, verdict, summary)`, as on the mock,
 followed for TX and REDIRECT by `Hop("NIC_TX", egress port, "XMIT")`.
+
+TC ingress the same way: the run counts of the clsact ingress programs of the
+port a frame came in on (`bpftool net show` lists them), and the clsact qdisc's
+`drops` (`tc -s -j qdisc show`: sch_handle_ingress() counts a TC_ACT_SHOT
+there). A frame the programs ran on and the qdisc dropped gets
+`Hop("TC_INGRESS", port, "SHOT")`; one they ran on and let through a hop without
+a verdict: OK, PIPE, STOLEN and REDIRECT leave the same counters. TC egress is
+not attributed (its packet is no longer the frame that was sent).
 """
 from __future__ import annotations
 
@@ -64,11 +73,19 @@ def enable_run_stats() -> int:
 
 @dataclass
 class PortCounters:
-    """One DUT port at one moment: its XDP program (id, run_cnt) and veth's counters."""
+    """One DUT port at one moment: its XDP program (id, run_cnt), veth's counters,
+    its clsact ingress programs' run counts and the clsact qdisc's drops."""
 
     prog_id: int | None = None
     run_cnt: int = 0
     counters: dict[str, int] = field(default_factory=dict)  # "rx_xdp_drops", "tx_xdp_xmit", ...
+    tc_ingress_runs: dict[int, int] = field(default_factory=dict)  # program id -> run_cnt
+    clsact_drops: int = 0
+
+    def tc_ingress_ran(self, later: PortCounters) -> int:
+        """Runs of the ingress programs attached at both moments."""
+        return sum(later.tc_ingress_runs[prog] - runs for prog, runs in self.tc_ingress_runs.items()
+                   if prog in later.tc_ingress_runs)
 
     def delta(self, later: PortCounters, name: str) -> int:
         return later.counters.get(name, 0) - self.counters.get(name, 0)
@@ -92,26 +109,34 @@ def frame_summary(frame: bytes) -> str:
     return KfreeSkbEvent(0, 0, "", 0x0800, tot_len, saddr, daddr, proto, ident, ttl, tot_len, frag_off).summary()
 
 
-class XdpObserver:
-    """XDP hops of the frames the lab sends (module doc)."""
+class BpfRunObserver:
+    """XDP and TC ingress hops of the frames the lab sends (module doc)."""
 
     def __init__(self, lab) -> None:
         self.lab = lab
         self._stats_fd = enable_run_stats()
         self._sends: list[Send] = []
-        self.active = False  # set once a test attaches XDP: until then nothing is read
+        self.active = False  # set once a test attaches XDP or TC: until then nothing is read
 
     def snapshot(self) -> dict[str, PortCounters]:
-        attached = json.loads(self.lab.run(self.lab.dut, ["bpftool", "-j", "net", "show"]))[0]["xdp"]
-        progs = {entry["devname"]: entry["id"] for entry in attached}
+        attached = json.loads(self.lab.run(self.lab.dut, ["bpftool", "-j", "net", "show"]))[0]
+        progs = {entry["devname"]: entry["id"] for entry in attached["xdp"]}
+        tc_ingress = {}
+        for entry in attached["tc"]:
+            if entry["kind"] == "clsact/ingress":
+                tc_ingress.setdefault(entry["devname"], []).append(entry["id"])
+        run_cnt = self._run_counts([*progs.values(), *(i for ids in tc_ingress.values() for i in ids)])
         out = {}
         for port in PORTS:
             state = PortCounters()
             prog_id = progs.get(port.name)
             if prog_id is not None:
                 state.prog_id = prog_id
-                info = json.loads(self.lab.run(self.lab.dut, ["bpftool", "-j", "prog", "show", "id", str(prog_id)]))
-                state.run_cnt = info.get("run_cnt", 0)
+                state.run_cnt = run_cnt.get(prog_id, 0)
+            if port.name in tc_ingress:
+                state.tc_ingress_runs = {prog: run_cnt.get(prog, 0) for prog in tc_ingress[port.name]}
+                qdiscs = json.loads(self.lab.run(self.lab.dut, ["tc", "-s", "-j", "qdisc", "show", "dev", port.name]))
+                state.clsact_drops = sum(q.get("drops", 0) for q in qdiscs if q["kind"] == "clsact")
             for line in self.lab.run(self.lab.dut, ["ethtool", "-S", port.name]).splitlines():
                 match = COUNTER.match(line)
                 if match:
@@ -120,12 +145,20 @@ class XdpObserver:
             out[port.name] = state
         return out
 
+    def _run_counts(self, prog_ids: list[int]) -> dict[int, int]:
+        """run_cnt of each program, from one `bpftool prog show id N` per program."""
+        counts = {}
+        for prog_id in prog_ids:
+            info = json.loads(self.lab.run(self.lab.dut, ["bpftool", "-j", "prog", "show", "id", str(prog_id)]))
+            counts[prog_id] = info.get("run_cnt", 0)
+        return counts
+
     def before_send(self, port: Port, frames: list[bytes]) -> None:
         if self.active:
             self._sends.append(Send(port, list(frames), self.snapshot()))
 
     def hops(self) -> list[tuple[bytes, list[Hop]]]:
-        """(frame, its XDP hops) for every frame sent since the last clear()."""
+        """(frame, its XDP and TC ingress hops) for every frame sent since the last clear()."""
         if not self._sends:
             return []
         snapshots = [send.before for send in self._sends] + [self.snapshot()]
@@ -136,6 +169,25 @@ class XdpObserver:
         return out
 
     def _verdicts(self, send: Send, after: dict[str, PortCounters]) -> list[list[Hop]]:
+        """Each frame's XDP hops, then its TC ingress hop."""
+        xdp = self._xdp_verdicts(send, after)
+        tc = self._tc_ingress_verdict(send, after)
+        return [hops + [tc] if tc and (not hops or hops[0].verdict in ("PASS", "")) else hops for hops in xdp]
+
+    def _tc_ingress_verdict(self, send: Send, after: dict[str, PortCounters]) -> Hop | None:
+        name = send.port.name
+        before, now = send.before[name], after[name]
+        ran = before.tc_ingress_ran(now)
+        if not ran:
+            return None
+        n, shot = len(send.frames), now.clsact_drops - before.clsact_drops
+        if shot == n:
+            return Hop("TC_INGRESS", name, "SHOT")
+        if not shot:
+            return Hop("TC_INGRESS", name, "", "ran, not dropped (OK, PIPE, STOLEN and REDIRECT count alike)")
+        return Hop("TC_INGRESS", name, "", f"{n} frames in one send: {shot} dropped (the counters do not say which)")
+
+    def _xdp_verdicts(self, send: Send, after: dict[str, PortCounters]) -> list[list[Hop]]:
         name = send.port.name
         before, now = send.before[name], after[name]
         n = len(send.frames)
@@ -161,17 +213,18 @@ class XdpObserver:
         return [[Hop("XDP", name, "", summary)] for _ in send.frames]
 
     def merge(self, journeys: list[Journey]) -> list[Journey]:
-        """Put each frame's XDP hops first in its journey: the traced packet with the
-        same header line (XDP_PASS), the drop journey of a frame XDP dropped, or a
-        journey of its own (TX, REDIRECT, or a frame nothing else saw)."""
+        """Put each frame's XDP and TC hops first in its journey: the traced packet
+        with the same header line (passed), the drop journey of a frame XDP or TC
+        dropped, or a journey of its own (TX, REDIRECT, or a frame nothing else saw)."""
         taken: set[int] = set()
         extra = []
         for frame, hops in self.hops():
             summary = frame_summary(frame)
-            verdict = hops[0].verdict
+            dropped_at = hops[-1].stage if hops[-1].verdict in ("DROP", "SHOT") else None
             match = next((j for j in journeys if id(j) not in taken and str(j.packet) == summary
-                          and (verdict != "DROP" or (j.drop is not None and j.drop.stage == "XDP"))), None)
-            if match is None or (verdict == "PASS" and match.drop is not None and match.drop.stage == "XDP"):
+                          and (dropped_at is None or (j.drop is not None and j.drop.stage == dropped_at))), None)
+            if match is None or (dropped_at is None and match.drop is not None
+                                 and match.drop.stage in ("XDP", "TC_INGRESS")):
                 extra.append(Journey(packet=summary, hops=hops))
                 continue
             taken.add(id(match))

@@ -19,7 +19,7 @@ from harness.target import (MAX_L2_OVERHEAD, PERF_RING_PAGES, AppSocket, Command
 class MockTarget(Target):
     name = "mock"
     capabilities = frozenset({"frames", "sockets", "drop_reasons", "journey.all_stages", "virtual_time",
-                              "nftables", "nftrace", "conntrack", "xdp", "journey.xdp", "bpftool",
+                              "nftables", "nftrace", "conntrack", "xdp", "journey.xdp", "journey.tc", "bpftool",
                               "tc", "bpf_events"})
 
     def __init__(self, seed: int = 0) -> None:
