@@ -42,8 +42,9 @@ class Tracer:
         self.drops: list[Drop] = []
         self.interned: dict[Hop, Hop] = {}
 
-    def start(self, skb, summary: object, parent=None) -> Journey:
-        journey = Journey(summary)
+    def start(self, skb, summary: object, parent=None, hops: list[Hop] | None = None) -> Journey:
+        """The packet's journey, starting with `hops` (a list it takes over) if given."""
+        journey = Journey(summary) if hops is None else Journey(summary, hops)
         skb.journey = journey
         if parent is not None and parent.journey is not None:
             parent.journey.children.append(journey)

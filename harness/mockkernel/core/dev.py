@@ -47,11 +47,12 @@ def _napi_poll(net, nic, quota: int, softirq_round: int) -> int:
     rx = Hop("NIC_RX", nic.dev.name, "DMA", f"rx ring of {nic.dev.rx_ring}")
     napi = Hop("NAPI", f"{nic.dev.name} poll", "", f"softirq round {softirq_round}")
     alloc = Hop("SKB", "napi_alloc_skb")
+    start = net.tracer.start
     before = len(nic.rx_ring)
     for skb, xdp_hop in nic.napi_poll(net, quota, (rx, napi)):
         skb.net = net
-        net.tracer.start(skb, FrameSummary(skb.buf, skb.data)).hops += \
-            (rx, napi, alloc) if xdp_hop is None else (rx, napi, xdp_hop, alloc)
+        start(skb, FrameSummary(skb.buf, skb.data),
+              hops=[rx, napi, alloc] if xdp_hop is None else [rx, napi, xdp_hop, alloc])
         eth_type_trans(skb)
         netif_receive_skb(skb)
     return before - len(nic.rx_ring)  # frames XDP consumed count against the budget too
@@ -69,8 +70,7 @@ def eth_type_trans(skb: SkBuff) -> None:
         skb.pkt_type = PACKET_OTHERHOST
     skb.protocol = (buf[data + 12] << 8) | buf[data + 13]
     skb.mac_header = data
-    skb.pull(ETH_HLEN)
-    skb.network_header = skb.data
+    skb.data = skb.network_header = data + ETH_HLEN  # skb_pull_inline()
 
 
 def netif_receive_skb(skb: SkBuff) -> None:
@@ -82,7 +82,7 @@ def netif_receive_skb(skb: SkBuff) -> None:
         return
     if dev.clsact is not None and not sch_handle_ingress(skb):
         return
-    if not nf_hook_ingress(skb):
+    if skb.net.nf_hooks.ingress_active and not nf_hook_ingress(skb):
         return
     if skb.protocol == ETH_P_IP:
         ip_input.ip_rcv(skb)
