@@ -74,7 +74,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def _bpf(cmd: int, attr: bytes, what: str) -> int:
     buf = ctypes.create_string_buffer(attr, max(len(attr), 16))
-    ret = _libc.syscall(_syscall_number(SYS_BPF, "bpf"), cmd, buf, len(buf))
+    ret = _libc.syscall(ctypes.c_long(_syscall_number(SYS_BPF, "bpf")), ctypes.c_long(cmd), buf,
+                        ctypes.c_ulong(len(buf)))
     if ret < 0:
         err = ctypes.get_errno()
         raise TargetError(f"{what}: {os.strerror(err)}")
@@ -122,7 +123,8 @@ def online_cpus() -> list[int]:
 
 
 def open_event_reader(map_id: int) -> RingBufReader | PerfEventArrayReader:
-    """The reader for ring buffer or perf event array map `map_id`."""
+    """The reader for ring buffer or perf event array map `map_id`; it owns the
+    map fd once made (closed here if making it fails)."""
     fd = map_fd_by_id(map_id)
     try:
         info = map_info(fd)
@@ -152,7 +154,7 @@ class RingBufReader(EventReader):
             self._data = mmap.mmap(fd, PAGE_SIZE + 2 * self.size, mmap.MAP_SHARED, mmap.PROT_READ,
                                    offset=PAGE_SIZE)
         except OSError as exc:
-            self.close()
+            self._unmap()
             raise TargetError(f"mmap of ring buffer map {self.map_id}: {exc.strerror}") from exc
 
     def read(self) -> list[bytes]:
@@ -174,11 +176,14 @@ class RingBufReader(EventReader):
                 cons_pos += (size + BPF_RINGBUF_HDR_SZ + 7) & ~7
                 _U64.pack_into(consumer, 0, cons_pos)  # x86 stores are releases; the record is copied out
 
-    def close(self) -> None:
+    def _unmap(self) -> None:
         for area in (self._consumer, self._data):
             if area is not None:
                 area.close()
         self._consumer = self._data = None
+
+    def close(self) -> None:
+        self._unmap()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -195,8 +200,9 @@ class _PerfRing:
                          1, PERF_SAMPLE_TIME | PERF_SAMPLE_RAW)
         struct.pack_into("<I", attr, 48, 1)  # wakeup_events
         buf = ctypes.create_string_buffer(bytes(attr), len(attr))
-        fd = _libc.syscall(_syscall_number(SYS_PERF_EVENT_OPEN, "perf_event_open"), buf, -1, cpu, -1,
-                           PERF_FLAG_FD_CLOEXEC)
+        fd = _libc.syscall(ctypes.c_long(_syscall_number(SYS_PERF_EVENT_OPEN, "perf_event_open")), buf,
+                           ctypes.c_long(-1), ctypes.c_long(cpu), ctypes.c_long(-1),
+                           ctypes.c_ulong(PERF_FLAG_FD_CLOEXEC))
         if fd < 0:
             raise TargetError(f"perf_event_open(PERF_COUNT_SW_BPF_OUTPUT, cpu {cpu}): "
                               f"{os.strerror(ctypes.get_errno())}")
@@ -262,7 +268,7 @@ class PerfEventArrayReader(EventReader):
                 map_update(fd, struct.pack("<I", cpu), struct.pack("<I", ring.fd),
                            f"perf event array {info.id}: slot of cpu {cpu}")
         except BaseException:
-            self.close()
+            self._close_rings()  # the map fd is the caller's until this returns
             raise
 
     def read(self) -> list[bytes]:
@@ -278,6 +284,9 @@ class PerfEventArrayReader(EventReader):
         if self.fd >= 0:  # first: the slots this fd filled are emptied
             os.close(self.fd)
             self.fd = -1
+        self._close_rings()
+
+    def _close_rings(self) -> None:
         for ring in self._rings:
             ring.close()
         self._rings = []
