@@ -72,7 +72,8 @@ def _syscall_number(table: dict[str, int], name: str) -> int:
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _bpf(cmd: int, attr: bytes, what: str) -> int:
+def bpf(cmd: int, attr: bytes, what: str) -> int:
+    """bpf(2) with `attr` (zero-padded to the kernel's minimum); TargetError naming `what`."""
     buf = ctypes.create_string_buffer(attr, max(len(attr), 16))
     ret = _libc.syscall(ctypes.c_long(_syscall_number(SYS_BPF, "bpf")), ctypes.c_long(cmd), buf,
                         ctypes.c_ulong(len(buf)))
@@ -84,7 +85,7 @@ def _bpf(cmd: int, attr: bytes, what: str) -> int:
 
 def map_fd_by_id(map_id: int) -> int:
     """BPF_MAP_GET_FD_BY_ID: a read/write fd of map `map_id` (needs CAP_SYS_ADMIN)."""
-    return _bpf(BPF_MAP_GET_FD_BY_ID, struct.pack("<III", map_id, 0, 0), f"BPF_MAP_GET_FD_BY_ID {map_id}")
+    return bpf(BPF_MAP_GET_FD_BY_ID, struct.pack("<III", map_id, 0, 0), f"BPF_MAP_GET_FD_BY_ID {map_id}")
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def map_info(fd: int) -> MapInfo:
     """BPF_OBJ_GET_INFO_BY_FD of a map fd."""
     info = ctypes.create_string_buffer(MAP_INFO_SIZE)
     attr = struct.pack("<IIQ", fd, MAP_INFO_SIZE, ctypes.addressof(info))
-    _bpf(BPF_OBJ_GET_INFO_BY_FD, attr, "BPF_OBJ_GET_INFO_BY_FD")
+    bpf(BPF_OBJ_GET_INFO_BY_FD, attr, "BPF_OBJ_GET_INFO_BY_FD")
     return MapInfo(*_MAP_INFO.unpack_from(info.raw))
 
 
@@ -108,7 +109,7 @@ def map_update(fd: int, key: bytes, value: bytes, what: str) -> None:
     """BPF_MAP_UPDATE_ELEM with BPF_ANY."""
     key_buf, value_buf = ctypes.create_string_buffer(key, len(key)), ctypes.create_string_buffer(value, len(value))
     attr = struct.pack("<IIQQQ", fd, 0, ctypes.addressof(key_buf), ctypes.addressof(value_buf), 0)
-    _bpf(BPF_MAP_UPDATE_ELEM, attr, what)
+    bpf(BPF_MAP_UPDATE_ELEM, attr, what)
 
 
 def online_cpus() -> list[int]:

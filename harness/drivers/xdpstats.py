@@ -38,37 +38,26 @@ not attributed (its packet is no longer the frame that was sent).
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import platform
 import re
 import struct
 from dataclasses import dataclass, field
 
+from harness.drivers.bpf_events import bpf
 from harness.drivers.kfree_skb import KfreeSkbEvent
 from harness.journey import Hop, Journey
-from harness.target import PORTS, Port, TargetError
+from harness.target import PORTS, Port
 
-# bpf(2): the syscall number per architecture, BPF_ENABLE_STATS and BPF_STATS_RUN_TIME
-SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361, "s390x": 351}
-BPF_ENABLE_STATS, BPF_STATS_RUN_TIME = 32, 0
+BPF_ENABLE_STATS, BPF_STATS_RUN_TIME = 32, 0  # bpf(2) command and stats type
 COUNTER = re.compile(r"^\s*(rx|tx)_queue_\d+_(xdp_\w+): (\d+)$")
 ETH_HLEN = 14
 
 
 def enable_run_stats() -> int:
     """An fd that keeps BPF run statistics on until it is closed (kernel 5.8+)."""
-    number = SYS_BPF.get(platform.machine())
-    if number is None:
-        raise TargetError(f"bpf(2) syscall number unknown for {platform.machine()}")
-    libc = ctypes.CDLL(None, use_errno=True)
-    attr = ctypes.create_string_buffer(struct.pack("<I", BPF_STATS_RUN_TIME), 16)
-    fd = libc.syscall(number, BPF_ENABLE_STATS, attr, len(attr))
-    if fd < 0:
-        err = ctypes.get_errno()
-        raise TargetError(f"BPF_ENABLE_STATS: {os.strerror(err)} (needs CAP_SYS_ADMIN and Linux 5.8+)")
-    return fd
+    return bpf(BPF_ENABLE_STATS, struct.pack("<I", BPF_STATS_RUN_TIME),
+               "BPF_ENABLE_STATS (needs CAP_SYS_ADMIN and Linux 5.8+)")
 
 
 @dataclass
