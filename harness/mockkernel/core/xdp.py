@@ -73,18 +73,22 @@ def dev_xdp_attach(net, dev, path: str | None, section: str | None, generic: boo
     setattr(dev, attr, obj.program(section) if section else obj.program())
 
 
+def bpf_prog_run_xdp(prog, frame: bytes, dev, why: str) -> tuple[XdpMd, int, str]:
+    """Run `prog` on `frame` as received on `dev`: the context after the run, the
+    verdict, and `why` for the hop (a fault's message: the program ABORTED)."""
+    ctx = XdpMd.from_frame(frame, ingress_ifindex=dev.ifindex)
+    try:
+        return ctx, prog.run(ctx), why
+    except BpfFault as fault:
+        return ctx, XDP_ABORTED, str(fault)
+
+
 def do_xdp(net, nic, frame: bytes, lead: tuple[Hop, ...]) -> tuple[bytes, Hop] | None:
     """Run the port's program on a frame that crossed the `lead` hops (NIC_RX,
     NAPI): for XDP_PASS the frame to build an skb from and the XDP hop for its
     journey; None when XDP consumed it (its journey ends here)."""
     dev = nic.dev
-    ctx = XdpMd.from_frame(frame, ingress_ifindex=dev.ifindex)
-    try:
-        verdict = dev.xdp_prog.run(ctx)
-    except BpfFault as fault:
-        verdict, why = XDP_ABORTED, str(fault)
-    else:
-        why = ""
+    ctx, verdict, why = bpf_prog_run_xdp(dev.xdp_prog, frame, dev, "")
     out = bytes(ctx.buf[ctx.data:ctx.data_end])
     name = VERDICT_NAMES.get(verdict, f"invalid action {verdict}")
     hop = Hop("XDP", dev.name, name, why)
@@ -112,13 +116,7 @@ def do_xdp_generic(skb) -> bool:
     """Run dev->xdp_prog on an skb; True if it goes on up the stack (XDP_PASS)."""
     dev, net = skb.dev, skb.net
     frame = bytes(skb.buf[skb.mac_header:skb.tail])
-    ctx = XdpMd.from_frame(frame, ingress_ifindex=dev.ifindex)
-    try:
-        verdict = dev.xdp_generic_prog.run(ctx)
-    except BpfFault as fault:
-        verdict, why = XDP_ABORTED, str(fault)
-    else:
-        why = "generic"
+    ctx, verdict, why = bpf_prog_run_xdp(dev.xdp_generic_prog, frame, dev, "generic")
     net.tracer.hop(skb, "XDP", dev.name, VERDICT_NAMES.get(verdict, f"invalid action {verdict}"), why)
     out = ctx.packet()
     if verdict == XDP_PASS:
