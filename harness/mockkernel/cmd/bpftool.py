@@ -945,17 +945,24 @@ class Bpftool:
             tc = "".join(f"{d.name}({d.ifindex}) {kind} {f.bpf_name} id {f.prog.id}\n" for d, kind, f in filters)
             self.lines.append(f"xdp:\n{xdp}\ntc:\n{tc}\nflow_dissector:\n\n")
             return
+        sections = (
+            ("xdp", [(("devname", d.name), ("ifindex", d.ifindex), ("mode", mode), ("id", prog.id))
+                     for d, prog, mode in attached]),
+            ("tc", [(("devname", d.name), ("ifindex", d.ifindex), ("kind", kind), ("name", f.bpf_name),
+                     ("id", f.prog.id)) for d, kind, f in filters]),
+            ("flow_dissector", []))
         jw.start_array()
         jw.start_object()
-        jw.name("xdp")
-        jw.start_array()
-        for dev, prog, mode in attached:
-            jw.start_object()
-            jw.field("devname", dev.name)
-            jw.field("ifindex", dev.ifindex)
-            jw.field("mode", mode)
-            jw.field("id", prog.id)
-            jw.end_object()
+        for section, rows in sections:
+            jw.name(section)
+            jw.start_array()
+            for row in rows:
+                jw.start_object()
+                for key, value in row:
+                    jw.field(key, value)
+                jw.end_object()
+            jw.end_array()
+        jw.end_object()
         jw.end_array()
         jw.name("tc")
         jw.start_array()
