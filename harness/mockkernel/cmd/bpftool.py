@@ -964,22 +964,6 @@ class Bpftool:
             jw.end_array()
         jw.end_object()
         jw.end_array()
-        jw.name("tc")
-        jw.start_array()
-        for dev, kind, cls in filters:
-            jw.start_object()
-            jw.field("devname", dev.name)
-            jw.field("ifindex", dev.ifindex)
-            jw.field("kind", kind)
-            jw.field("name", cls.bpf_name)
-            jw.field("id", cls.prog.id)
-            jw.end_object()
-        jw.end_array()
-        jw.name("flow_dissector")
-        jw.start_array()
-        jw.end_array()
-        jw.end_object()
-        jw.end_array()
 
     def _show_args(self, args: list[str], obj: str, commands, usage: str) -> list[str] | None:
         """do_prog()/do_net(): the arguments after `show`/`list` (the default
