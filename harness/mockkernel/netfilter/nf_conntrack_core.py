@@ -101,7 +101,7 @@ class ConntrackTable:
         self.hook_entries: list = []
         self.hash_seed = seed
         self.stats = dict.fromkeys(STAT_NAMES, 0)
-        self.hops: dict[tuple, Hop] = {}  # nf_conntrack_in's hops, see _conntrack_in_hop()
+        self.hops: dict[tuple, Hop] = {}  # nf_conntrack_in's hops, see ipv4_conntrack_in()
 
 
 def nf_conntrack_pernet_init(net) -> None:
@@ -148,17 +148,17 @@ def ipv4_conntrack_defrag(skb: SkBuff, state: NfHookState) -> int:
     return NF_ACCEPT
 
 
-_ADDRS, _PORTS = struct.Struct("!II"), struct.Struct("!HH")
+# what nf_ct_get_tuple() reads of the IPv4 header (version/ihl, protocol,
+# saddr, daddr) in one load, and the TCP/UDP ports
+_IPHDR_TUPLE, _PORTS = struct.Struct("!B8xB2xII"), struct.Struct("!HH")
 HOP_CACHE_SIZE = 4096  # distinct nf_conntrack_in hops kept; the cache starts over when full
 _new_tuple = tuple.__new__
 
 
 def packet_tuple(buf: bytearray, nh: int) -> Tuple | None:
     """nf_ct_get_tuple(): None when the L4 header is missing."""
-    ihl = (buf[nh] & 0x0F) * 4
-    proto = buf[nh + 9]
-    saddr, daddr = _ADDRS.unpack_from(buf, nh + 12)
-    th = nh + ihl
+    ver_ihl, proto, saddr, daddr = _IPHDR_TUPLE.unpack_from(buf, nh)
+    th = nh + (ver_ihl & 0x0F) * 4
     if proto in (IPPROTO_TCP, IPPROTO_UDP):
         if len(buf) < th + 4:
             return None
@@ -274,20 +274,23 @@ def ipv4_conntrack_in(skb: SkBuff, state: NfHookState) -> int:
         ct.status |= IPS_SEEN_REPLY
     skb.nfct, skb.ctinfo = ct, ctinfo
     if skb.journey is not None:
-        net.tracer.add(skb, _conntrack_in_hop(net.conntrack, state.stage, ctinfo, ct))
+        # the hop is the same for every packet of an entry in one state whose
+        # tuples are unchanged (its summary reads only them): built once
+        tuples = ct.tuplehash
+        key = (state.stage, ctinfo, tuples[0], tuples[1])
+        hop = net.conntrack.hops.get(key)
+        if hop is None:
+            hop = _conntrack_in_hop(net.conntrack, key, ct)
+        net.tracer.add(skb, hop)
     return NF_ACCEPT
 
 
-def _conntrack_in_hop(table: ConntrackTable, stage: str, ctinfo: int, ct: NfConn) -> Hop:
-    """The hop is the same for every packet of an entry in one state whose
-    tuples are unchanged (its summary reads only them): built once."""
-    tuples = ct.tuplehash
-    key = (stage, ctinfo, tuples[0], tuples[1])
-    hop = table.hops.get(key)
-    if hop is None:
-        if len(table.hops) >= HOP_CACHE_SIZE:
-            table.hops.clear()
-        hop = table.hops[key] = Hop(stage, "nf_conntrack_in", _CTINFO_NAMES[ctinfo], ct_summary(ct))
+def _conntrack_in_hop(table: ConntrackTable, key: tuple, ct: NfConn) -> Hop:
+    """A new entry of nf_conntrack_in's hop cache, keyed (stage, ctinfo, tuples)."""
+    stage, ctinfo = key[0], key[1]
+    if len(table.hops) >= HOP_CACHE_SIZE:
+        table.hops.clear()
+    hop = table.hops[key] = Hop(stage, "nf_conntrack_in", _CTINFO_NAMES[ctinfo], ct_summary(ct))
     return hop
 
 

@@ -26,17 +26,21 @@ from harness.mockkernel.netfilter import nf_nat
 from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP
 from harness.mockkernel.netfilter.nft_exprs import (NFT_BREAK, NFT_CONTINUE, NFT_GOTO, NFT_JUMP, NFT_RETURN,
                                                     VERDICT_NAMES, CompileCtx, Match, NftPktinfo, PrintCtx,
-                                                    index_key, index_loader)
+                                                    Verdict, index_key, index_loader)
 
 
 class RtRule:
-    """A compiled rule; `summary` is how a journey hop names it ("rule
-    <handle>: <text>"); `dispatch` is set on the first rule of an indexed run."""
+    """A compiled rule; `verdict` is the code of a trailing accept, drop,
+    continue or return (None if it has none), given when every expression
+    went on, without calling one more closure; `summary` is how a journey hop
+    names it ("rule <handle>: <text>"); `dispatch` is set on the first rule
+    of an indexed run."""
 
-    __slots__ = ("handle", "exprs", "summary", "dispatch")
+    __slots__ = ("handle", "exprs", "verdict", "summary", "dispatch")
 
-    def __init__(self, handle: int, exprs: tuple, text: str):
-        self.handle, self.exprs, self.summary, self.dispatch = handle, exprs, f"rule {handle}: {text}", None
+    def __init__(self, handle: int, exprs: tuple, verdict: int | None, text: str):
+        self.handle, self.exprs, self.verdict = handle, exprs, verdict
+        self.summary, self.dispatch = f"rule {handle}: {text}", None
 
 
 class Dispatch:
@@ -85,7 +89,9 @@ def nft_do_chain(pkt: NftPktinfo, chain: RtChain):
             if verdict is not None:
                 break
         else:
-            continue
+            verdict = rule.verdict
+            if verdict is None:
+                continue
         if verdict == NFT_BREAK or verdict == NFT_CONTINUE:
             continue
         if verdict == NFT_JUMP or verdict == NFT_GOTO:
@@ -171,11 +177,18 @@ def compile_table(net, table) -> dict[str, RtChain]:
     pctx = PrintCtx(stateless=True, family=table.family)
     for name, chain in table.chains.items():
         ctx = CompileCtx(net, table.family, runtime[name].id, runtime)
-        rt_rules = [RtRule(rule.handle, tuple(f for f in (s.compile(ctx) for s in rule.stmts) if f is not None),
-                           rule.text(pctx)) for rule in chain.rules]
+        rt_rules = [_compile_rule(rule, ctx, pctx) for rule in chain.rules]
         _index(rt_rules, [_leading_keys(rule.stmts) for rule in chain.rules], ctx)
         runtime[name].rules = rt_rules
     return runtime
+
+
+def _compile_rule(rule, ctx: CompileCtx, pctx: PrintCtx) -> RtRule:
+    stmts, verdict = rule.stmts, None
+    if stmts and isinstance(stmts[-1], Verdict) and stmts[-1].chain is None:
+        stmts, verdict = stmts[:-1], stmts[-1].code
+    exprs = tuple(f for f in (s.compile(ctx) for s in stmts) if f is not None)
+    return RtRule(rule.handle, exprs, verdict, rule.text(pctx))
 
 
 def _leading_keys(stmts: list) -> dict:

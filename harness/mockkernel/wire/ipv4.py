@@ -10,6 +10,7 @@ IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP = 1, 6, 17
 IP_DF, IP_MF, IP_OFFSET = 0x4000, 0x2000, 0x1FFF
 IPOPT_LSRR, IPOPT_SSRR = 0x83, 0x89
 PROTO_NAMES = {IPPROTO_ICMP: "icmp", IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp"}
+_LE16 = struct.Struct("<H")
 
 
 class Ipv4Packet:
@@ -102,14 +103,7 @@ class Ipv4Packet:
                          checksum(memoryview(self.buf)[self.off:self.off + self.header_len]))
 
     def decrease_ttl(self) -> int:
-        """ip_decrease_ttl(): the kernel's incremental update, done on the
-        little-endian load of the field as x86 does, so the checksum bytes
-        (including its 0xFFFF -> 0 folding) come out as Linux makes them."""
-        (check,) = struct.unpack_from("<H", self.buf, self.off + 10)
-        check += 0x0001  # htons(0x0100) on a little-endian CPU
-        struct.pack_into("<H", self.buf, self.off + 10, (check + (check >= 0xFFFF)) & 0xFFFF)
-        self.buf[self.off + 8] -= 1
-        return self.buf[self.off + 8]
+        return ip_decrease_ttl(self.buf, self.off)
 
     def summary(self) -> str:
         proto = PROTO_NAMES.get(self.protocol, str(self.protocol))
@@ -118,6 +112,18 @@ class Ipv4Packet:
         offset = f"off={(frag & IP_OFFSET) * 8} " if frag & IP_OFFSET else ""
         return (f"{ip_str(self.saddr)} > {ip_str(self.daddr)} {proto} id={self.id} ttl={self.ttl} "
                 f"{flags}{offset}len={self.tot_len}")
+
+
+def ip_decrease_ttl(buf: bytearray, off: int) -> int:
+    """ip_decrease_ttl() on the header at `off`: the kernel's incremental
+    update, done on the little-endian load of the field as x86 does, so the
+    checksum bytes (including its 0xFFFF -> 0 folding) come out as Linux
+    makes them. Returns the new TTL."""
+    (check,) = _LE16.unpack_from(buf, off + 10)
+    check += 0x0001  # htons(0x0100) on a little-endian CPU
+    _LE16.pack_into(buf, off + 10, (check + (check >= 0xFFFF)) & 0xFFFF)
+    buf[off + 8] -= 1
+    return buf[off + 8]
 
 
 def ip_str(value: int) -> str:
