@@ -13,6 +13,8 @@ on lo (the mock's loopback frames carry no link-layer header).
 """
 from __future__ import annotations
 
+import struct
+
 from harness.journey import Hop
 from harness.mockkernel.core.skbuff import (PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST,
                                             PACKET_OTHERHOST, SkBuff, kfree_skb)
@@ -23,6 +25,8 @@ from harness.mockkernel.nic import NAPI_POLL_WEIGHT
 from harness.mockkernel.sched.sch_ingress import sch_handle_egress, sch_handle_ingress
 from harness.mockkernel.wire import FrameSummary
 from harness.mockkernel.wire.ethernet import BROADCAST, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6
+
+_ETHHDR = struct.Struct("!6s6sH")  # one store: slicing 12 bytes in costs three times as much
 
 
 def net_rx_action(net) -> None:
@@ -120,11 +124,8 @@ def dev_forward_skb(skb: SkBuff) -> None:
 
 def eth_header(skb: SkBuff, dst_mac: bytes, src_mac: bytes, ethertype: int) -> None:
     """eth_header() (dev_hard_header): the link-layer header in front, in headroom."""
-    data = skb.push(14)
-    buf = skb.buf
-    buf[data:data + 12] = dst_mac + src_mac
-    buf[data + 12] = ethertype >> 8
-    buf[data + 13] = ethertype & 0xFF
+    data = skb.push(ETH_HLEN)
+    _ETHHDR.pack_into(skb.buf, data, dst_mac, src_mac, ethertype)
     skb.mac_header = data
 
 

@@ -13,6 +13,7 @@ Timers run on the virtual clock.
 from __future__ import annotations
 
 import socket
+import struct
 
 from harness.journey import Hop
 from harness.mockkernel.core import dev as core_dev
@@ -30,6 +31,7 @@ RETRANS_TIME, DELAY_PROBE_TIME, BASE_REACHABLE_TIME, LOCKTIME = 1.0, 5.0, 30.0, 
 QUEUE_LEN_BYTES = 212992
 
 
+_DADDR = struct.Struct("!I")
 HH_OUTPUT_HOPS = {state: Hop("NEIGH", "neigh_hh_output", NUD_NAMES[state])
                   for state in (NUD_PERMANENT, NUD_NOARP, NUD_REACHABLE)}
 
@@ -44,8 +46,7 @@ def ip_finish_output2(skb: SkBuff) -> None:
     dev = skb.dev
     if dev.is_loopback:
         return core_dev.dev_queue_xmit(skb)
-    nh = skb.network_header
-    daddr = int.from_bytes(skb.buf[nh + 16:nh + 20], "big")
+    (daddr,) = _DADDR.unpack_from(skb.buf, skb.network_header + 16)
     if rt.is_broadcast:
         return _xmit(skb, BROADCAST)
     nexthop = rt.nexthop(daddr)

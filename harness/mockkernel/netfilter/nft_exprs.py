@@ -176,24 +176,56 @@ class Payload(Selector):
     def load(self, ctx: CompileCtx):
         off, nbytes, fld = self.offset, (self.bits + 7) // 8, self.field
         mask, shift = fld.mask, fld.shift
-        if self.transport:
-            def load_th(pkt):
-                start = pkt.thoff + off
-                if pkt.thoff < 0 or start + nbytes > pkt.end:
-                    return None
-                return int.from_bytes(pkt.buf[start:start + nbytes], "big")
-            return load_th
-        if mask:
+        if mask and not self.transport:
             def load_bits(pkt):
                 return (pkt.buf[pkt.nh + off] & mask) >> shift if pkt.tprot is not None else None
             return load_bits
+        return payload_loader(self.transport, off, nbytes)
 
-        def load_nh(pkt):
-            if pkt.tprot is None:
+
+# nft_payload loads of 1, 2 or 4 bytes (nearly every field) are one struct
+# load each: a slice and int.from_bytes() cost about three times as much
+_UINT_UNPACK = {1: struct.Struct("!B").unpack_from, 2: struct.Struct("!H").unpack_from,
+                4: struct.Struct("!I").unpack_from}
+
+
+def payload_loader(transport: bool, off: int, nbytes: int):
+    """nft_payload_eval() of `nbytes` at `off` of the network or the
+    transport header, as a big-endian integer; None when that header is
+    not there (or the packet ends before the bytes do)."""
+    unpack = _UINT_UNPACK.get(nbytes)
+    if unpack is None:
+        return _payload_bytes_loader(transport, off, nbytes)
+    if transport:
+        def load_th(pkt):
+            start = pkt.thoff + off
+            if pkt.thoff < 0 or start + nbytes > pkt.end:
                 return None
-            start = pkt.nh + off
+            return unpack(pkt.buf, start)[0]
+        return load_th
+
+    def load_nh(pkt):
+        start = pkt.nh + off
+        if pkt.tprot is None or start + nbytes > pkt.end:  # a truncated header, at netdev ingress
+            return None
+        return unpack(pkt.buf, start)[0]
+    return load_nh
+
+
+def _payload_bytes_loader(transport: bool, off: int, nbytes: int):
+    """payload_loader() for other sizes (IPv6 addresses, 3 merged bytes)."""
+    if transport:
+        def load_th_bytes(pkt):
+            start = pkt.thoff + off
+            if pkt.thoff < 0 or start + nbytes > pkt.end:
+                return None
             return int.from_bytes(pkt.buf[start:start + nbytes], "big")
-        return load_nh
+        return load_th_bytes
+
+    def load_nh_bytes(pkt):
+        start = pkt.nh + off
+        return None if pkt.tprot is None else int.from_bytes(pkt.buf[start:start + nbytes], "big")
+    return load_nh_bytes
 
 
 class Meta(Selector):
@@ -582,18 +614,7 @@ def index_loader(index_field: tuple, ctx: CompileCtx):
     if index_field[0] == "meta":
         return Meta(index_field[1]).load(ctx)
     _, transport, off, nbytes = index_field
-    if transport:
-        def load_th(pkt):
-            start = pkt.thoff + off
-            if pkt.thoff < 0 or start + nbytes > pkt.end:
-                return None
-            return int.from_bytes(pkt.buf[start:start + nbytes], "big")
-        return load_th
-
-    def load_nh(pkt):
-        start = pkt.nh + off
-        return None if pkt.tprot is None else int.from_bytes(pkt.buf[start:start + nbytes], "big")
-    return load_nh
+    return payload_loader(transport, off, nbytes)
 
 
 def payload_mergeable(stmt: Stmt) -> bool:
