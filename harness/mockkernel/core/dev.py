@@ -65,10 +65,9 @@ def _napi_poll(net, nic, quota: int, softirq_round: int) -> int:
 def eth_type_trans(skb: SkBuff) -> None:
     """Classify by destination MAC (pkt_type), read the EtherType, pull the header."""
     buf, data = skb.buf, skb.data
-    dst = buf[data:data + 6]
-    if dst[0] & 1:
-        skb.pkt_type = PACKET_BROADCAST if dst == BROADCAST else PACKET_MULTICAST
-    elif dst == skb.dev.mac:
+    if buf[data] & 1:  # startswith() at data compares the MAC in place, no slice
+        skb.pkt_type = PACKET_BROADCAST if buf.startswith(BROADCAST, data) else PACKET_MULTICAST
+    elif buf.startswith(skb.dev.mac, data):
         skb.pkt_type = PACKET_HOST
     else:
         skb.pkt_type = PACKET_OTHERHOST
