@@ -68,12 +68,22 @@ def target(request: pytest.FixtureRequest):
         dut.close()
 
 
+class _Unquoted:
+    """An Allure parameter value shown as plain text (allure-commons' represent() quotes a str)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
 def _allure_target(name: str) -> None:
     try:
         import allure
     except ImportError:
         return
-    allure.dynamic.parameter("target", name)
+    allure.dynamic.parameter("target", _Unquoted(name))
     allure.dynamic.label("target", name)
     allure.dynamic.tag(f"target:{name}")
 
