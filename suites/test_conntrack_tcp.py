@@ -7,6 +7,8 @@ between p0 and p1 and drops what conntrack calls invalid.
 """
 from __future__ import annotations
 
+import struct
+
 import pytest
 from scapy.layers.inet import IP, TCP
 
@@ -34,23 +36,37 @@ def _tcp_entries(target) -> list:
     return [e for e in target.conntrack() if e.proto == "tcp"]
 
 
-def _from_client(target, h0, h1, ip_id: int, **tcp) -> None:
+def _client_tcp(window: int = 64240, **fields) -> TCP:
+    return TCP(sport=SPORT, dport=DPORT, window=window, **fields)
+
+
+def _server_tcp(window: int = 65160, **fields) -> TCP:
+    return TCP(sport=DPORT, dport=SPORT, window=window, **fields)
+
+
+def _from_client(target, h0, h1, ip_id: int, payload: bytes = b"", **tcp) -> None:
     """h0 sends a segment to h1; the DUT forwards it unchanged but for the TTL."""
-    segment = TCP(sport=SPORT, dport=DPORT, window=64240, **tcp)
+    segment = _client_tcp(**tcp) / payload
     target.send(h0.port, h0.to_dut(dst=h1.ip, id=ip_id) / segment)
     target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=ip_id, ttl=63) / segment)
 
 
-def _from_server(target, h0, h1, ip_id: int, **tcp) -> None:
-    segment = TCP(sport=DPORT, dport=SPORT, window=65160, **tcp)
+def _from_server(target, h0, h1, ip_id: int, payload: bytes = b"", **tcp) -> None:
+    segment = _server_tcp(**tcp) / payload
     target.send(h1.port, h1.to_dut(dst=h0.ip, id=ip_id) / segment)
     target.expect(h0.port, h0.from_dut(src=h1.ip, dst=h0.ip, id=ip_id, ttl=63) / segment)
 
 
-def _handshake(target, h0, h1) -> None:
-    _from_client(target, h0, h1, 1, flags="S", seq=CLIENT_ISN)
-    _from_server(target, h0, h1, 2, flags="SA", seq=SERVER_ISN, ack=CLIENT_ISN + 1)
-    _from_client(target, h0, h1, 3, flags="A", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1)
+def _syn_and_syn_ack(target, h0, h1, client_options=(), server_options=(), **fields) -> None:
+    """The first two segments of the handshake, the SYNs carrying the given options."""
+    _from_client(target, h0, h1, 1, flags="S", seq=CLIENT_ISN, options=list(client_options), **fields)
+    _from_server(target, h0, h1, 2, flags="SA", seq=SERVER_ISN, ack=CLIENT_ISN + 1, options=list(server_options),
+                 **fields)
+
+
+def _handshake(target, h0, h1, client_options=(), server_options=(), **fields) -> None:
+    _syn_and_syn_ack(target, h0, h1, client_options, server_options, **fields)
+    _from_client(target, h0, h1, 3, flags="A", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1, **fields)
 
 
 def test_the_handshake_goes_syn_sent_syn_recv_established_and_assured_with_each_states_timeout(target, router):
@@ -224,3 +240,159 @@ table ip nat {
     assert entries[h0.ip].reply == (h1.ip, h1.dut_ip, DPORT, SPORT)
     assert entries[h2.ip].reply == (h1.ip, h1.dut_ip, DPORT, second[TCP].sport)
     assert "snat" in entries[h2.ip].status
+
+
+# TCP options (tcp_options(), tcp_sack()). A SACK block is read only when the
+# segment's receiver sent SACK_PERM in its SYN; its highest right edge then
+# stands for the ACK in the "ACK is over upper bound" check (INVALID) and the
+# "ACK under lower bound" one (ignored: passes with its entry, changing nothing).
+SACK_PERM = [("SAckOK", b"")]
+NOP = b"\x01"
+
+
+def _sack(*blocks: tuple[int, int]) -> list:
+    return [("NOP", None), ("NOP", None), ("SAck", tuple(edge % 2**32 for block in blocks for edge in block))]
+
+
+def _client_sends(target, h0, h1, ip_id: int, segment) -> int:
+    """h0 sends `segment` (from its TCP layer on) to h1: how many frames the DUT forwarded."""
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=ip_id) / segment)
+    return len(target.collect(h1.port))
+
+
+@pytest.mark.parametrize("client_perm, server_perm, sack_read", [
+    (True, True, True), (False, True, True), (True, False, False), (False, False, False)],
+    ids=["both", "server-only", "client-only", "neither"])
+def test_a_sack_block_past_what_the_server_sent_is_invalid_when_the_server_permitted_sack(
+        target, router, client_perm, server_perm, sack_read):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=DROP_INVALID)
+    _syn_and_syn_ack(target, h0, h1, SACK_PERM if client_perm else (), SACK_PERM if server_perm else ())
+    # the server has sent only its SYN (td_end SERVER_ISN + 1): a block up to
+    # SERVER_ISN + 101 acknowledges data not seen yet. Only the receiver's
+    # SACK_PERM counts, not the sender's.
+    sacked = _client_tcp(flags="A", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1,
+                         options=_sack((SERVER_ISN + 51, SERVER_ISN + 101)))
+    forwarded = _client_sends(target, h0, h1, 3, sacked)
+    after_sack = (forwarded, _counted(target, "invalid"), _tcp_entries(target)[0].state)
+    # the same ACK without the option completes the handshake
+    _from_client(target, h0, h1, 4, flags="A", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1)
+    [entry] = _tcp_entries(target)
+    assert after_sack == ((0, 1, "SYN_RECV") if sack_read else (1, 0, "ESTABLISHED"))
+    assert (entry.state, "assured" in entry.status) == ("ESTABLISHED", True)
+
+
+def test_a_sack_block_may_reach_the_last_byte_the_receiver_sent_but_not_one_past_it(target, router):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=DROP_INVALID)
+    _handshake(target, h0, h1, SACK_PERM, SACK_PERM)
+    _from_server(target, h0, h1, 4, b"x" * 100, flags="PA", seq=SERVER_ISN + 1, ack=CLIENT_ISN + 1)
+    # the first 50 bytes lost, the block ends at the server's td_end, then one past it
+    forwarded = [_client_sends(target, h0, h1, ip_id, _client_tcp(flags="A", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1,
+                                                                  options=_sack((SERVER_ISN + 51, right))))
+                 for ip_id, right in ((5, SERVER_ISN + 101), (6, SERVER_ISN + 102))]
+    assert (forwarded, _counted(target, "invalid")) == ([1, 0], 1)
+
+
+def test_a_sack_block_lifts_an_ack_too_old_for_the_window_so_a_fin_counts(target, router):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=DROP_INVALID)
+    _handshake(target, h0, h1, SACK_PERM, SACK_PERM)
+    # 70000 below the server's td_end is under MAXACKWINDOW (66000): the FIN is
+    # ignored, it passes with its entry (not INVALID) but closes nothing
+    stale_ack = (SERVER_ISN + 1 - 70000) % 2**32
+    _from_client(target, h0, h1, 4, flags="FA", seq=CLIENT_ISN + 1, ack=stale_ack)
+    ignored = _tcp_entries(target)[0].state
+    # a block up to td_end makes `sack` current: the same FIN is in window
+    _from_client(target, h0, h1, 5, flags="FA", seq=CLIENT_ISN + 1, ack=stale_ack,
+                 options=_sack((SERVER_ISN + 1 - 10, SERVER_ISN + 1)))
+    [entry] = _tcp_entries(target)
+    assert (ignored, entry.state, _counted(target, "invalid")) == ("ESTABLISHED", "FIN_WAIT", 0)
+
+
+def _raw_sack(right: int) -> bytes:
+    """A SACK option (kind 5, 10 bytes) of one block ending at `right`."""
+    return bytes((5, 10)) + struct.pack("!II", (right - 50) % 2**32, right % 2**32)
+
+
+# option bytes before, around or instead of a SACK block past what the server
+# sent; whether tcp_sack() reaches it (then the ACK is INVALID)
+PAST = SERVER_ISN + 101
+OPTION_LAYOUTS = {
+    "well-formed": (NOP * 2 + _raw_sack(PAST), True),
+    "after-a-timestamp": (NOP * 2 + bytes((8, 10)) + bytes(8) + NOP * 2 + _raw_sack(PAST), True),
+    "after-an-unknown-option": (bytes((254, 4, 0, 0)) + NOP * 2 + _raw_sack(PAST), True),
+    "after-a-sack-not-2-plus-8n-long": (bytes((5, 12)) + bytes(10) + NOP * 2 + _raw_sack(PAST), True),
+    "not-2-plus-8n-long": (bytes((5, 14)) + _raw_sack(PAST)[2:] + bytes(4) + NOP * 2, False),
+    "longer-than-the-header": (NOP * 2 + bytes((5, 18)) + _raw_sack(PAST)[2:], False),
+    "after-an-option-of-length-1": (bytes((254, 1)) + NOP * 4 + _raw_sack(PAST), False),
+    "after-an-option-of-length-0": (bytes((254, 0)) + NOP * 4 + _raw_sack(PAST), False),
+    "after-end-of-options": (bytes((0,)) + NOP * 5 + _raw_sack(PAST), False),
+}
+
+
+@pytest.mark.parametrize("options, sack_read", list(OPTION_LAYOUTS.values()), ids=list(OPTION_LAYOUTS))
+def test_the_sack_parser_stops_at_a_malformed_option_length_and_skips_misshapen_sack_options(
+        target, router, options, sack_read):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=DROP_INVALID)
+    _syn_and_syn_ack(target, h0, h1, SACK_PERM, SACK_PERM)
+    assert len(options) % 4 == 0
+    # the option bytes written as they are (scapy would mend their lengths)
+    segment = _client_tcp(flags="A", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1, dataofs=5 + len(options) // 4) / options
+    forwarded = _client_sends(target, h0, h1, 3, segment)
+    assert (forwarded, _counted(target, "invalid")) == ((0, 1) if sack_read else (1, 0))
+
+
+@pytest.mark.parametrize("client_wscale, server_wscale, in_window", [(7, 7, True), (7, None, False),
+                                                                      (None, 7, False)])
+def test_window_scaling_from_the_syn_options_widens_the_window_only_when_both_syns_carry_it(
+        target, router, client_wscale, server_wscale, in_window):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=DROP_INVALID)
+    _handshake(target, h0, h1, [("WScale", client_wscale)] if client_wscale else (),
+               [("WScale", server_wscale)] if server_wscale else ())
+    # the server's first window after the SYNs: 65160, or 65160 << 7 = 8340480
+    _from_server(target, h0, h1, 4, flags="A", seq=SERVER_ISN + 1, ack=CLIENT_ISN + 1)
+    ahead = _client_tcp(flags="PA", seq=CLIENT_ISN + 1 + 1_000_000, ack=SERVER_ISN + 1) / b"data"
+    forwarded = _client_sends(target, h0, h1, 5, ahead)
+    assert (forwarded, _counted(target, "invalid")) == ((1, 0) if in_window else (0, 1))
+
+
+def test_a_window_scale_above_14_counts_as_14(target, router):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=DROP_INVALID)
+    _handshake(target, h0, h1, [("WScale", 15)], [("WScale", 15)], window=1000)
+    # the server's window: 1000 << 14 = 16384000 (1000 << 15 would be 32768000)
+    _from_server(target, h0, h1, 4, flags="A", seq=SERVER_ISN + 1, ack=CLIENT_ISN + 1, window=1000)
+    # 40000000 ahead overshoots a 16384000 window by more than the window: INVALID
+    # (a 32768000 window would let it pass, ignored, as "bytes more than expected")
+    ahead = _client_tcp(flags="PA", seq=CLIENT_ISN + 1 + 40_000_000, ack=SERVER_ISN + 1, window=1000) / b"data"
+    assert (_client_sends(target, h0, h1, 5, ahead), _counted(target, "invalid")) == (0, 1)
+
+
+def test_a_segment_a_little_past_the_window_is_ignored_not_invalid_and_its_ack_is_then_in_window(target, router):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=DROP_INVALID)
+    _handshake(target, h0, h1)
+    # the server's SYN/ACK opened 65160 bytes from CLIENT_ISN + 1: this one starts
+    # just past that and overshoots by less than the window (Linux 6.1 and later)
+    past = CLIENT_ISN + 1 + 65160 + 1
+    _from_client(target, h0, h1, 4, b"y" * 100, flags="PA", seq=past, ack=SERVER_ISN + 1)
+    # its td_end was kept, so the server acknowledging it is not "ACK over upper bound"
+    _from_server(target, h0, h1, 5, flags="A", seq=SERVER_ISN + 1, ack=past + 100)
+    [entry] = _tcp_entries(target)
+    assert (entry.state, _counted(target, "invalid")) == ("ESTABLISHED", 0)
+
+
+def test_an_old_retransmitted_fin_passes_with_its_entry_but_does_not_close_it(target, router):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=DROP_INVALID)
+    _handshake(target, h0, h1)
+    # ending more than the receiver's largest window (65160) before td_end: "SEQ is
+    # under lower bound", ignored (before Linux 6.1 it was INVALID)
+    _from_client(target, h0, h1, 4, flags="FA", seq=(CLIENT_ISN + 1 - 100_000) % 2**32, ack=SERVER_ISN + 1)
+    ignored = _tcp_entries(target)[0].state
+    _from_client(target, h0, h1, 5, flags="FA", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1)
+    [entry] = _tcp_entries(target)
+    assert (ignored, entry.state, _counted(target, "invalid")) == ("ESTABLISHED", "FIN_WAIT", 0)
