@@ -78,7 +78,7 @@ def test_native_xdp_runs_before_tc_ingress(target, hosts, objects):
     assert drops(target) == [("NOT_SPECIFIED", "XDP", "veth_xdp_rcv_skb")]
 
 
-@pytest.mark.requires("journey.all_stages")
+@pytest.mark.requires("journey.xdp", "journey.tc", "nftrace")
 def test_the_journey_crosses_xdp_then_tc_then_netdev_ingress_then_prerouting(target, hosts, objects):
     h0 = hosts[0]
     target.sh(f"ip link set dev {h0.port.name} xdpgeneric obj {bpf_build.build('xdp_pass')} sec xdp")

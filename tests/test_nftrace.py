@@ -290,6 +290,29 @@ def test_a_packet_the_dut_sends_itself_is_one_journey_through_lo(router):
 
 
 @needs_lab
+def test_netdev_ingress_chains_show_before_prerouting_in_the_mocks_format(router):
+    router.sh("nft -f -", stdin=textwrap.dedent("""
+        table netdev nd {
+            chain in {
+                type filter hook ingress device "p0" priority 0; policy accept;
+                udp dport 7 counter drop
+            }
+        }
+        table ip filter {
+            chain pre { type filter hook prerouting priority raw; policy accept; }
+        }
+    """))
+    router.send("p0", _to_dut(0, "10.0.0.1", 62) / UDP(sport=1, dport=7))
+    router.send("p0", _to_dut(0, "10.0.0.1", 63) / UDP(sport=1, dport=9))
+    router.send("p1", _to_dut(1, "10.0.1.1", 64) / UDP(sport=1, dport=7))
+    dropped, passed, other_port = router.journeys()[:3]
+    assert dropped.hops == [Hop("NF_INGRESS", "netdev nd in", "DROP", "rule 2: udp dport 7 counter drop")]
+    assert passed.hops == [Hop("NF_INGRESS", "netdev nd in", "ACCEPT", "policy"),
+                           Hop("NF_PREROUTING", "ip filter pre", "ACCEPT", "policy")]
+    assert other_port.hops == [Hop("NF_PREROUTING", "ip filter pre", "ACCEPT", "policy")]
+
+
+@needs_lab
 def test_iptables_rules_are_traced_as_nft_lists_them(router):
     router.sh("iptables -A INPUT -p udp --dport 24 -j DROP")
     router.send("p0", _to_dut(0, "10.0.0.1", 61) / UDP(sport=1, dport=24))
@@ -309,12 +332,25 @@ def test_a_ruleset_flush_does_not_stop_the_trace_and_listings_never_show_its_tab
     router.send("p0", _to_dut(0, "10.0.0.1", 71) / UDP(sport=5000, dport=8080))
     assert [hop.where for hop in router.journeys()[0].hops] == [
         "ip nat prerouting", "nf_nat_packet", "ip filter forward", "ip filter forward", "ip nat postrouting"]
-    assert TRACE_TABLE in router.lab.run(router.lab.dut, ["nft", "list", "tables"])
+    assert set(router.lab.run(router.lab.dut, ["nft", "list", "tables"]).splitlines()) == {
+        "table ip nat", "table ip filter", "table ip pj_trace", "table netdev pj_trace"}
     assert router.sh("nft list tables") == "table ip nat\ntable ip filter\n"
     listing = json.loads(router.sh("nft -j list ruleset"))["nftables"]
     assert {item["table"]["name"] for item in listing if "table" in item} == {"nat", "filter"}
     assert TRACE_TABLE not in router.sh("nft -a list ruleset")
     assert {(c.table, c.chain) for c in router.counters()} == {("filter", "to_server")}
+
+
+@needs_lab
+def test_a_trace_table_deleted_alone_comes_back_alone(router):
+    router.sh("nft add table ip t")
+
+    def trace_tables() -> list[str]:
+        return [router.lab.run(router.lab.dut, ["nft", "list", "table", family, TRACE_TABLE])
+                for family in ("netdev", "ip")]
+    installed = trace_tables()
+    router.sh(f"nft delete table netdev {TRACE_TABLE}")
+    assert trace_tables() == installed
 
 
 @needs_lab
@@ -390,6 +426,12 @@ table ip pj_trace { # handle 2
 \t\tmeta nftrace set 1 # handle 3
 \t}
 }
+table netdev pj_trace { # handle 4
+\tchain in { # handle 1
+\t\ttype filter hook ingress devices = { p0, p1, p2 } priority -2147483648; policy accept;
+\t\tmeta protocol ip meta nftrace set 1 # handle 2
+\t}
+}
 table ip nat { # handle 3
 \tchain prerouting { # handle 1
 \t\ttype nat hook prerouting priority dstnat; policy accept;
@@ -399,7 +441,7 @@ table ip nat { # handle 3
 """
 
 
-def test_the_listing_gives_chains_hooks_and_numbered_rules_without_the_trace_table():
+def test_the_listing_gives_chains_hooks_and_numbered_rules_without_the_trace_tables():
     chains = parse_ruleset(LISTING)
     assert list(chains) == [("inet", "fw", "web"), ("inet", "fw", "input"), ("ip", "nat", "prerouting")]
     web, fw_input, nat = chains.values()
@@ -416,24 +458,32 @@ def test_rule_texts_are_the_stateless_listing():
         "quota until 10 mbytes counter accept"
 
 
-def test_listings_hide_the_trace_table_in_text_json_and_hooks():
+def test_listings_hide_the_trace_tables_in_text_json_and_hooks():
     text = LISTING.replace(" # handle 1\n", "\n")
     assert TRACE_TABLE not in hide_trace_table(["nft", "-a", "list", "ruleset"], text)
     assert hide_trace_table(["nft", "-a", "list", "ruleset"], LISTING).count("table ") == 2
-    assert hide_trace_table(["nft", "list", "tables"], "table inet fw\ntable ip pj_trace\n") == "table inet fw\n"
+    tables = "table inet fw\ntable ip pj_trace\ntable netdev pj_trace\n"
+    assert hide_trace_table(["nft", "list", "tables"], tables) == "table inet fw\n"
     listing = {"nftables": [{"metainfo": {"version": "1.0.6"}},
                             {"table": {"family": "ip", "name": "pj_trace", "handle": 2}},
                             {"chain": {"family": "ip", "table": "pj_trace", "name": "pre"}},
-                            {"table": {"family": "inet", "name": "pj_trace", "handle": 3}}]}
+                            {"table": {"family": "inet", "name": "pj_trace", "handle": 3}},
+                            {"table": {"family": "netdev", "name": "pj_trace", "handle": 4}},
+                            {"rule": {"family": "netdev", "table": "pj_trace", "chain": "in", "handle": 2}}]}
     shown = json.loads(hide_trace_table(["nft", "-j", "list", "ruleset"], json.dumps(listing)))
     assert shown["nftables"] == [listing["nftables"][0], listing["nftables"][3]]
-    hooks = "family ip hook prerouting {\n\t-0000000350 chain ip pj_trace pre [nf_tables]\n}\n"
-    assert "pj_trace" not in hide_trace_table(["nft", "list", "hooks"], hooks)
+    hooks = ("family ip {\n\thook prerouting {\n\t\t-0000000350 chain ip pj_trace pre [nf_tables]\n\t}\n}\n"
+             "family netdev {\n\thook ingress device p0 {\n\t\t-2147483648 chain netdev pj_trace in [nf_tables]\n"
+             "\t\t 0000000000 chain netdev nd in [nf_tables]\n\t}\n}\n")
+    shown = hide_trace_table(["nft", "list", "hooks"], hooks)
+    assert "pj_trace" not in shown and "chain netdev nd in" in shown
 
 
 FILTER_INPUT = Chain("ip", "filter", "input", "input", "filter", {5: Rule("udp dport 7 drop", None, None)})
 NAT_PRE = Chain("ip", "nat", "pre", "prerouting", "nat", {2: Rule("dnat to 10.0.1.2", None, None)})
 TRACE_PRE = Chain("ip", TRACE_TABLE, "pre", "prerouting", "filter")
+TRACE_INGRESS = Chain("netdev", TRACE_TABLE, "in", "ingress", "filter")
+NETDEV_IN = Chain("netdev", "nd", "in", "ingress", "filter", {2: Rule("udp dport 7 counter drop", None, None)})
 
 
 def _header(packet) -> Ipv4Header:
@@ -448,11 +498,18 @@ def _event(chain: Chain, trace_id: int, packet=None, handle: int = 0, verdict: s
                       handle, chain)
 
 
-def _traced(trace_id: int, packet, *chains: tuple[Chain, int, str]) -> list[TraceEvent]:
-    """A packet through pj_trace and then `chains` as (chain, rule handle or 0 for
-    the policy, verdict), each chain's first message with `packet` as it saw it."""
-    events = [_event(TRACE_PRE, trace_id, packet, 3, "CONTINUE"),
-              _event(TRACE_PRE, trace_id, kind=NFT_TRACETYPE_POLICY)]
+def _traced(trace_id: int, packet, *chains: tuple[Chain, int, str],
+            ingress: tuple[tuple[Chain, int, str], ...] = ()) -> list[TraceEvent]:
+    """A packet from a port: through the netdev pj_trace, the `ingress` chains, the
+    ip pj_trace and then `chains`, each given as (chain, rule handle or 0 for the
+    policy, verdict), each chain's first message with `packet` as it saw it."""
+    events = _through(TRACE_INGRESS, trace_id, packet, ingress)
+    return events + (_through(TRACE_PRE, trace_id, packet, chains) if events[-1].verdict != "DROP" else [])
+
+
+def _through(trace_chain: Chain, trace_id: int, packet, chains) -> list[TraceEvent]:
+    events = [_event(trace_chain, trace_id, packet, 3, "CONTINUE"),
+              _event(trace_chain, trace_id, kind=NFT_TRACETYPE_POLICY)]
     for chain, handle, verdict in chains:
         kind = NFT_TRACETYPE_RULE if handle else NFT_TRACETYPE_POLICY
         events.append(_event(chain, trace_id, packet, handle, verdict, kind))
@@ -464,6 +521,32 @@ def test_a_reused_trace_id_starts_a_new_packet_at_the_trace_table():
     events = _traced(0xAB, udp, (FILTER_INPUT, 5, "DROP")) + _traced(0xAB, udp, (FILTER_INPUT, 0, "ACCEPT"))
     dropped, accepted = build_journeys(events, [], [])
     assert _hops(dropped) == [("NF_INPUT", "ip filter input", "DROP", "rule 5: udp dport 7 drop")]
+    assert _hops(accepted) == [("NF_INPUT", "ip filter input", "ACCEPT", "policy")]
+
+
+def test_netdev_ingress_and_prerouting_messages_of_one_id_are_one_packet_and_ingress_starts_the_next():
+    """nft_trace_init() hashes the skb, its flow hash and skb_iif, none of which
+    change between netdev ingress and PREROUTING; a reused skb repeats the id."""
+    udp = IP(src="10.0.0.2", dst="10.0.0.1", id=1) / UDP(dport=7)
+    events = (_traced(0xAB, udp, ingress=[(NETDEV_IN, 2, "DROP")])
+              + _traced(0xAB, udp, (FILTER_INPUT, 0, "ACCEPT"), ingress=[(NETDEV_IN, 0, "ACCEPT")])
+              + _traced(0xAB, udp, (FILTER_INPUT, 5, "DROP")))
+    dropped, accepted, untouched = build_journeys(events, [], [])
+    assert _hops(dropped) == [("NF_INGRESS", "netdev nd in", "DROP", "rule 2: udp dport 7 counter drop")]
+    assert _hops(accepted) == [("NF_INGRESS", "netdev nd in", "ACCEPT", "policy"),
+                               ("NF_INPUT", "ip filter input", "ACCEPT", "policy")]
+    assert _hops(untouched) == [("NF_INPUT", "ip filter input", "DROP", "rule 5: udp dport 7 drop")]
+
+
+def test_a_packet_dropped_between_ingress_and_prerouting_keeps_its_drop_and_the_next_starts_anew():
+    """ip_rcv_core() drops a bad checksum before PREROUTING: the packet's journey
+    has no hop the test sees, as before the netdev chain traced it."""
+    bad = IP(src="10.0.0.2", dst="10.0.0.1", id=1, chksum=1) / UDP(dport=7)
+    good = IP(src="10.0.0.2", dst="10.0.0.1", id=2) / UDP(dport=7)
+    early = Drop("IP_CSUM", "IP_RCV", "ip_rcv_core", "10.0.0.2 > 10.0.0.1 udp id=1 ttl=64 len=28")
+    events = _through(TRACE_INGRESS, 5, bad, []) + _traced(5, good, (FILTER_INPUT, 0, "ACCEPT"))
+    dropped, accepted = build_journeys(events, [early], [])
+    assert (dropped.hops, dropped.drop) == ([], early)
     assert _hops(accepted) == [("NF_INPUT", "ip filter input", "ACCEPT", "policy")]
 
 

@@ -101,7 +101,7 @@ class NetnsTarget(Target):
             if shutil.which("nft"):
                 capabilities.add("nftables")
                 if nftrace:
-                    capabilities.add("nftrace")
+                    capabilities.add("nftrace")  # netfilter hops, netdev ingress included
             capabilities.add("xdp")  # native XDP on veth: `ip link set dev pN xdp obj ...`
             capabilities.add("tc")  # clsact + cls_bpf: `tc filter add dev pN ingress bpf da obj ...`
             capabilities.add("bpf_events")  # ring buffers and perf event arrays read through bpf(2)

@@ -1,9 +1,12 @@
 """Netfilter journeys of the real kernel, from nf_tables trace events (nftrace).
 
-The harness keeps a table of its own in the DUT namespace, `table ip pj_trace`,
-whose chains at priority -350 (before raw -300 and conntrack -200) set
-`meta nftrace set 1` on every packet entering PREROUTING (from the tester ports)
-or OUTPUT (sent by the DUT). From then on nf_tables reports each chain the packet
+The harness keeps two tables of its own in the DUT namespace, both named pj_trace:
+`table netdev pj_trace`, whose ingress chain on the DUT ports (p0..p2) at the
+lowest priority there is sets `meta nftrace set 1` on every IPv4 packet coming in
+from the tester ports before any netdev ingress chain of the test runs, and
+`table ip pj_trace`, whose chains at priority -350 (before raw -300 and conntrack
+-200) set it on every packet entering PREROUTING (from the ports or `lo`) or
+OUTPUT (sent by the DUT). From then on nf_tables reports each chain the packet
 runs through (net/netfilter/nf_tables_trace.c): a netlink NFT_MSG_TRACE message for
 every rule that matched (with its handle and verdict) and for a base chain's
 policy; the first message of each base chain carries the packet's headers as that
@@ -29,21 +32,27 @@ POSTROUTING) shows in the frame that left the DUT (paired by IP ID, length and
 protocol), or when the packet comes back in on `lo`; a packet that left no frame
 (dropped later) does not show it.
 
-Trace ids are not unique: nf_tables hashes the skb's address, length and input
-interface, so a packet that reuses a freed skb gets its predecessor's id. Every
-traced packet starts in pj_trace, so a pj_trace message starts a new packet.
-A packet the DUT sends to itself is traced again when it comes back in on `lo`
-(with a new id: its input interface changed) and stays one journey. Packets the
-kernel sends in answer (ICMP errors, echo replies, TCP resets) become children of
-the packet that caused them, as on the mock.
+Trace ids are not unique: nft_trace_init() (6.18) hashes the skb's address, its
+flow hash (skb_get_hash_net(), computed once and kept in the skb) and skb_iif
+with a boot-time siphash key, so a packet that reuses a freed skb gets its
+predecessor's id. Within one pass through __netif_receive_skb_core() those three
+do not change, so a packet's netdev ingress and IPv4 messages share one id (seen
+on the lab). Every packet from a port starts in the netdev pj_trace, which starts
+a new packet; the ip pj_trace's prerouting chain continues the packet of its id
+that has crossed only netdev ingress so far, and otherwise (a packet on `lo`, or
+sent by the DUT) starts one. A packet the DUT sends to itself is traced again
+when it comes back in on `lo` (with a new id: its input interface changed) and
+stays one journey. Packets the kernel sends in answer (ICMP errors, echo replies,
+TCP resets) become children of the packet that caused them, as on the mock.
 
-pj_trace is the harness's: it is left out of journeys, counters and of every
-`nft` listing the test sees. A test's `nft flush ruleset` deletes it; the harness
-sees the deletion in the ruleset notifications (NFNLGRP_NFTABLES) and adds the
-table back before `sh()` returns, so no packet of the test goes untraced. Watching
-for the deletion, rather than rewriting the test's `flush ruleset`, catches it in
-every form (a file that starts with it, `nft delete table`, iptables-nft-restore)
-and costs nothing unless it happened.
+The pj_trace tables are the harness's: they are left out of journeys, counters
+and of every `nft` listing the test sees. A test's `nft flush ruleset` deletes
+them; the harness sees the deletion in the ruleset notifications
+(NFNLGRP_NFTABLES) and adds the deleted tables back before `sh()` returns, so no
+packet of the test goes untraced. Watching for the deletion, rather than
+rewriting the test's `flush ruleset`, catches it in every form (a file that
+starts with it, `nft delete table`, iptables-nft-restore) and costs nothing
+unless it happened.
 """
 from __future__ import annotations
 
@@ -55,7 +64,7 @@ import select
 import socket
 import struct
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -63,10 +72,23 @@ from harness.drivers import nfnetlink as nl
 from harness.drivers.kfree_skb import KfreeSkbEvent
 from harness.drivers.netns import NetnsLab
 from harness.journey import CtEntry, Drop, Hop, Journey, RuleCounter
-from harness.target import CommandError, TargetError
+from harness.target import PORTS, CommandError, TargetError
 
 TRACE_TABLE = "pj_trace"
-TRACE_RULESET = f"""table ip {TRACE_TABLE} {{
+TRACE_DEVICES = ", ".join(f'"{port.name}"' for port in PORTS)
+# One table per family, each put back on its own when a test deletes it.
+# The netdev chain runs first of all ingress chains (INT_MIN) and marks IPv4 only:
+# ARP and IPv6 come in on the ports too. Bound to the ports, it never sees the
+# kfree_skb sentinel, which is sent on `lo`.
+TRACE_RULESETS = {
+    "netdev": f"""table netdev {TRACE_TABLE} {{
+    chain in {{
+        type filter hook ingress devices = {{ {TRACE_DEVICES} }} priority -2147483648; policy accept;
+        meta protocol ip meta nftrace set 1
+    }}
+}}
+""",
+    "ip": f"""table ip {TRACE_TABLE} {{
     chain pre {{
         type filter hook prerouting priority -350; policy accept;
         iif "lo" ip saddr 127.0.0.1 ip protocol 253 accept
@@ -77,7 +99,8 @@ TRACE_RULESET = f"""table ip {TRACE_TABLE} {{
         meta nftrace set 1
     }}
 }}
-"""
+""",
+}
 # (The `lo` rule keeps the kfree_skb sentinel out, should it ever reach PREROUTING:
 # today it is dropped OTHERHOST before any hook.)
 
@@ -97,7 +120,8 @@ VERDICTS = {0: "DROP", 1: "ACCEPT", 2: "STOLEN", 3: "QUEUE", 4: "REPEAT", 5: "ST
 FINAL_VERDICTS = frozenset({"ACCEPT", "DROP", "STOLEN", "QUEUE", "REPEAT", "STOP"})
 HOOK_STAGES = {"ingress": "NF_INGRESS", "prerouting": "NF_PREROUTING", "input": "NF_INPUT", "forward": "NF_FORWARD",
                "output": "NF_OUTPUT", "postrouting": "NF_POSTROUTING"}
-TRACE_CHAIN_STAGES = {"pre": "NF_PREROUTING", "out": "NF_OUTPUT"}
+TRACE_FAMILY_PATTERN = f"(?:{'|'.join(TRACE_RULESETS)})"
+TRACE_CHAIN_STAGES = {("netdev", "in"): "NF_INGRESS", ("ip", "pre"): "NF_PREROUTING", ("ip", "out"): "NF_OUTPUT"}
 # Where NAT rewrites (nf_nat_ipv4_ops): destinations at PREROUTING and OUTPUT,
 # sources at POSTROUTING and INPUT; named by the direction of the packet.
 NAT_MANIPS = (("daddr", frozenset({"NF_PREROUTING", "NF_OUTPUT"}), ("DNAT", "UN-SNAT")),
@@ -116,6 +140,10 @@ ETH_HLEN = 14
 
 
 # the ruleset as nft lists it ------------------------------------------------------
+
+def is_trace_table(family: str, table: str) -> bool:
+    return table == TRACE_TABLE and family in TRACE_RULESETS
+
 
 class Rule(NamedTuple):
     text: str  # as `nft -s` lists it (no counter values, no quota use), without the handle
@@ -143,7 +171,7 @@ def rule_text(listed: str) -> str:
 
 
 def parse_ruleset(listing: str) -> dict[tuple[str, str, str], Chain]:
-    """The chains of `nft -a list ruleset`, by (family, table, chain), pj_trace left out.
+    """The chains of `nft -a list ruleset`, by (family, table, chain), pj_trace's left out.
     Sets, maps, flowtables and named objects are skipped: their blocks close at the
     same depth as a chain's."""
     chains: dict[tuple[str, str, str], Chain] = {}
@@ -158,7 +186,7 @@ def parse_ruleset(listing: str) -> dict[tuple[str, str, str], Chain]:
             table = (family, name.strip('"'))
         elif depth == 0 and text == "}":
             table = None
-        elif table is None or table == ("ip", TRACE_TABLE):
+        elif table is None or is_trace_table(*table):
             continue
         elif depth == 1:
             if text == "}":
@@ -187,7 +215,7 @@ def rule_counters(chains: dict[tuple[str, str, str], Chain]) -> list[RuleCounter
 
 def hide_trace_table(argv: Sequence[str], output: str) -> str:
     """`nft` output as the test's ruleset alone would give it: pj_trace left out of
-    listings (text or JSON) and of `nft list hooks`."""
+    listings (text or JSON) and of `nft list hooks`, in both families."""
     if not output or TRACE_TABLE not in output:
         return output
     if "-j" in argv or "--json" in argv:
@@ -198,18 +226,18 @@ def hide_trace_table(argv: Sequence[str], output: str) -> str:
     for line in output.splitlines(keepends=True):
         if skipping:
             skipping = line.rstrip("\n") != "}"
-        elif re.match(rf"table ip {TRACE_TABLE}\b", line):
+        elif re.match(rf"table {TRACE_FAMILY_PATTERN} {TRACE_TABLE}\b", line):
             skipping = line.split("#")[0].rstrip().endswith("{")
-        elif not re.search(rf"\bchain ip {TRACE_TABLE} ", line):
+        elif not re.search(rf"\bchain {TRACE_FAMILY_PATTERN} {TRACE_TABLE} ", line):
             lines.append(line)
     return "".join(lines)
 
 
 def _is_trace_object(item: dict) -> bool:
     kind, body = next(iter(item.items()))
-    if not isinstance(body, dict) or body.get("family") != "ip":
+    if not isinstance(body, dict):
         return False
-    return (body.get("name") if kind == "table" else body.get("table")) == TRACE_TABLE
+    return is_trace_table(body.get("family"), body.get("name") if kind == "table" else body.get("table"))
 
 
 # packets as the trace shows them --------------------------------------------------
@@ -307,7 +335,12 @@ class TraceEvent(NamedTuple):
 
     @property
     def is_trace_table(self) -> bool:
-        return (self.family, self.table) == ("ip", TRACE_TABLE)
+        return is_trace_table(self.family, self.table)
+
+    @property
+    def trace_stage(self) -> str | None:
+        """The stage of a pj_trace chain; None for the test's chains."""
+        return TRACE_CHAIN_STAGES.get((self.family, self.chain)) if self.is_trace_table else None
 
     def rule_summary(self) -> str:
         return f"rule {self.handle}: {self.rule.text if self.rule else '(no longer listed)'}"
@@ -367,7 +400,7 @@ class Traversal:
     @property
     def stage(self) -> str:
         if self.hidden:
-            return TRACE_CHAIN_STAGES[self.events[0].chain]
+            return self.events[0].trace_stage
         hook = self.chain.hook
         return HOOK_STAGES.get(hook, hook.upper() or "NF")
 
@@ -406,6 +439,12 @@ class TracedPacket:
     @property
     def last(self) -> Ipv4Header:
         return self.traversals[-1].header
+
+    def continues_at(self, event: TraceEvent) -> bool:
+        """Whether pj_trace's `event` (of this packet's id) is this packet going on:
+        from netdev ingress, where it came in, into PREROUTING."""
+        return (event.trace_stage == "NF_PREROUTING"
+                and all(traversal.stage == "NF_INGRESS" for traversal in self.traversals))
 
     def hops(self, on_the_wire: Ipv4Header | None, direction_of: DirectionLookup) -> list[Hop]:
         """Its chains' hops and the NAT rewrites between them; `on_the_wire` is the
@@ -467,13 +506,14 @@ def _unlisted_chain(event: TraceEvent) -> Chain:
 
 def group_packets(events: list[TraceEvent]) -> list[TracedPacket]:
     """The traced packets in the order they entered, their messages grouped by trace
-    id: a pj_trace message starts a new packet (ids repeat, see the module doc)."""
+    id: a pj_trace message starts a new packet unless it is the prerouting of a
+    packet that came in through netdev ingress (ids repeat, see the module doc)."""
     packets: list[TracedPacket] = []
     by_id: dict[int, TracedPacket] = {}
     for event in events:
         packet = by_id.get(event.trace_id)
         if event.header is not None:
-            if event.is_trace_table:
+            if event.is_trace_table and not (packet is not None and packet.continues_at(event)):
                 packet = _looped_back(packets, event) or _new_packet(packets, event)
                 by_id[event.trace_id] = packet
             elif packet is None:  # its pj_trace messages came before the last reset
@@ -485,7 +525,7 @@ def group_packets(events: list[TraceEvent]) -> list[TracedPacket]:
 
 
 def _new_packet(packets: list[TracedPacket], event: TraceEvent) -> TracedPacket:
-    packet = TracedPacket([], sent_by_dut=event.chain == "out" and event.is_trace_table)
+    packet = TracedPacket([], sent_by_dut=event.trace_stage == "NF_OUTPUT")
     packets.append(packet)
     return packet
 
@@ -591,8 +631,8 @@ def _attach(drop: Drop, packets: list[TracedPacket]) -> bool:
 # the lab's tracer -----------------------------------------------------------------
 
 class NftTrace:
-    """nftrace in one lab's DUT namespace: pj_trace kept in place, trace messages
-    collected by a reader thread, rule texts looked up when messages are read."""
+    """nftrace in one lab's DUT namespace: the pj_trace tables kept in place, trace
+    messages collected by a reader thread, rule texts looked up when messages are read."""
 
     def __init__(self, lab: NetnsLab):
         self.lab = lab
@@ -607,36 +647,38 @@ class NftTrace:
         self._chains: dict[tuple[str, str, str], Chain] | None = None  # None: to list again
         self._wake, self._wake_writer = os.pipe()
         self._closed = False
-        self._install()
+        self._install(TRACE_RULESETS)
         self._reader = threading.Thread(target=self._read, name="nftrace reader", daemon=True)
         self._reader.start()
 
     # ruleset ---------------------------------------------------------------------
-    def _install(self) -> None:
-        self.lab.run(self.lab.dut, ["nft", "-f", "-"], TRACE_RULESET)
+    def _install(self, families: Iterable[str]) -> None:
+        self.lab.run(self.lab.dut, ["nft", "-f", "-"], "".join(TRACE_RULESETS[family] for family in families))
         self._ruleset_changes()
 
-    def _ruleset_changes(self) -> bool:
-        """Read the ruleset notifications; True if pj_trace was deleted."""
+    def _ruleset_changes(self) -> set[str]:
+        """Read the ruleset notifications; the families whose pj_trace was deleted."""
         datagrams, overflowed = _drain(self._ruleset_socket)
         if overflowed:  # notifications were lost: look at the ruleset itself
             self._chains = None
-            return not self._installed()
-        deleted = False
+            return {family for family in TRACE_RULESETS if not self._installed(family)}
+        deleted = set()
         for datagram in datagrams:
             for subsystem, message, body in nl.messages(datagram):
                 if subsystem != nl.NFNL_SUBSYS_NFTABLES:
                     continue
                 if message == NFT_MSG_NEWGEN:
                     self._chains = None
-                elif message == NFT_MSG_DELTABLE and nl.family_of(body) == socket.AF_INET:
+                elif message == NFT_MSG_DELTABLE:
+                    family = nl.FAMILIES.get(nl.family_of(body), "")
                     name = nl.body_attributes(body).get(NFTA_TABLE_NAME)
-                    deleted |= name is not None and nl.string(name) == TRACE_TABLE
+                    if name is not None and is_trace_table(family, nl.string(name)):
+                        deleted.add(family)
         return deleted
 
-    def _installed(self) -> bool:
+    def _installed(self, family: str) -> bool:
         try:
-            self.lab.run(self.lab.dut, ["nft", "list", "table", "ip", TRACE_TABLE])
+            self.lab.run(self.lab.dut, ["nft", "list", "table", family, TRACE_TABLE])
         except CommandError:
             return False
         return True
@@ -647,9 +689,9 @@ class NftTrace:
         self._parse_unread()
 
     def after_ruleset_command(self) -> None:
-        """Put pj_trace back if the command deleted it (`nft flush ruleset`)."""
-        if self._ruleset_changes():
-            self._install()
+        """Put back the pj_trace tables the command deleted (`nft flush ruleset`)."""
+        if deleted := self._ruleset_changes():
+            self._install(deleted)
 
     def chains(self) -> dict[tuple[str, str, str], Chain]:
         if self._chains is None:
@@ -714,7 +756,7 @@ class NftTrace:
         self._lost = 0
 
     def close(self) -> None:
-        """The sockets close with the lab; the table goes with its namespace."""
+        """The sockets close with the lab; the tables go with its namespace."""
         if self._closed:
             return
         self._closed = True

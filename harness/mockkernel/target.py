@@ -18,7 +18,7 @@ from harness.target import (MAX_L2_OVERHEAD, PERF_RING_PAGES, AppSocket, Command
 
 class MockTarget(Target):
     name = "mock"
-    capabilities = frozenset({"frames", "sockets", "drop_reasons", "journey.all_stages", "virtual_time",
+    capabilities = frozenset({"frames", "sockets", "drop_reasons", "virtual_time",
                               "nftables", "nftrace", "conntrack", "xdp", "journey.xdp", "journey.tc", "bpftool",
                               "tc", "bpf_events"})
 
