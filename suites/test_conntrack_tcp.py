@@ -1,5 +1,6 @@
 """TCP connection tracking through a forwarding DUT (nf_conntrack_proto_tcp.c):
-states and timeouts, window checks, be_liberal, tcp_loose, RST and FIN, table
+states and timeouts, window checks, be_liberal, tcp_loose, RST and FIN, TCP
+options (window scale, SACK_PERM, SACK blocks, malformed lengths), table
 exhaustion, and a masqueraded port clash.
 
 h0 (10.0.0.2:40000) opens connections to h1 (10.0.1.2:80); the DUT forwards
@@ -254,10 +255,11 @@ def _sack(*blocks: tuple[int, int]) -> list:
     return [("NOP", None), ("NOP", None), ("SAck", tuple(edge % 2**32 for block in blocks for edge in block))]
 
 
-def _client_sends(target, h0, h1, ip_id: int, segment) -> int:
-    """h0 sends `segment` (from its TCP layer on) to h1: how many frames the DUT forwarded."""
-    target.send(h0.port, h0.to_dut(dst=h1.ip, id=ip_id) / segment)
-    return len(target.collect(h1.port))
+def _sends(target, src, dst, ip_id: int, segment) -> int:
+    """Host `src` sends `segment` (from its TCP layer on) to host `dst`: how many
+    frames the DUT forwarded."""
+    target.send(src.port, src.to_dut(dst=dst.ip, id=ip_id) / segment)
+    return len(target.collect(dst.port))
 
 
 @pytest.mark.parametrize("client_perm, server_perm, sack_read", [
@@ -273,7 +275,7 @@ def test_a_sack_block_past_what_the_server_sent_is_invalid_when_the_server_permi
     # SACK_PERM counts, not the sender's.
     sacked = _client_tcp(flags="A", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1,
                          options=_sack((SERVER_ISN + 51, SERVER_ISN + 101)))
-    forwarded = _client_sends(target, h0, h1, 3, sacked)
+    forwarded = _sends(target, h0, h1, 3, sacked)
     after_sack = (forwarded, _counted(target, "invalid"), _tcp_entries(target)[0].state)
     # the same ACK without the option completes the handshake
     _from_client(target, h0, h1, 4, flags="A", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1)
@@ -288,8 +290,8 @@ def test_a_sack_block_may_reach_the_last_byte_the_receiver_sent_but_not_one_past
     _handshake(target, h0, h1, SACK_PERM, SACK_PERM)
     _from_server(target, h0, h1, 4, b"x" * 100, flags="PA", seq=SERVER_ISN + 1, ack=CLIENT_ISN + 1)
     # the first 50 bytes lost, the block ends at the server's td_end, then one past it
-    forwarded = [_client_sends(target, h0, h1, ip_id, _client_tcp(flags="A", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1,
-                                                                  options=_sack((SERVER_ISN + 51, right))))
+    forwarded = [_sends(target, h0, h1, ip_id, _client_tcp(flags="A", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1,
+                                                           options=_sack((SERVER_ISN + 51, right))))
                  for ip_id, right in ((5, SERVER_ISN + 101), (6, SERVER_ISN + 102))]
     assert (forwarded, _counted(target, "invalid")) == ([1, 0], 1)
 
@@ -340,7 +342,7 @@ def test_the_sack_parser_stops_at_a_malformed_option_length_and_skips_misshapen_
     assert len(options) % 4 == 0
     # the option bytes written as they are (scapy would mend their lengths)
     segment = _client_tcp(flags="A", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1, dataofs=5 + len(options) // 4) / options
-    forwarded = _client_sends(target, h0, h1, 3, segment)
+    forwarded = _sends(target, h0, h1, 3, segment)
     assert (forwarded, _counted(target, "invalid")) == ((0, 1) if sack_read else (1, 0))
 
 
@@ -355,7 +357,7 @@ def test_window_scaling_from_the_syn_options_widens_the_window_only_when_both_sy
     # the server's first window after the SYNs: 65160, or 65160 << 7 = 8340480
     _from_server(target, h0, h1, 4, flags="A", seq=SERVER_ISN + 1, ack=CLIENT_ISN + 1)
     ahead = _client_tcp(flags="PA", seq=CLIENT_ISN + 1 + 1_000_000, ack=SERVER_ISN + 1) / b"data"
-    forwarded = _client_sends(target, h0, h1, 5, ahead)
+    forwarded = _sends(target, h0, h1, 5, ahead)
     assert (forwarded, _counted(target, "invalid")) == ((1, 0) if in_window else (0, 1))
 
 
@@ -368,7 +370,7 @@ def test_a_window_scale_above_14_counts_as_14(target, router):
     # 40000000 ahead overshoots a 16384000 window by more than the window: INVALID
     # (a 32768000 window would let it pass, ignored, as "bytes more than expected")
     ahead = _client_tcp(flags="PA", seq=CLIENT_ISN + 1 + 40_000_000, ack=SERVER_ISN + 1, window=1000) / b"data"
-    assert (_client_sends(target, h0, h1, 5, ahead), _counted(target, "invalid")) == (0, 1)
+    assert (_sends(target, h0, h1, 5, ahead), _counted(target, "invalid")) == (0, 1)
 
 
 def test_a_segment_a_little_past_the_window_is_ignored_not_invalid_and_its_ack_is_then_in_window(target, router):
@@ -396,3 +398,41 @@ def test_an_old_retransmitted_fin_passes_with_its_entry_but_does_not_close_it(ta
     _from_client(target, h0, h1, 5, flags="FA", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1)
     [entry] = _tcp_entries(target)
     assert (ignored, entry.state, _counted(target, "invalid")) == ("ESTABLISHED", "FIN_WAIT", 0)
+
+
+@pytest.mark.parametrize("second_syn_options, sack_read", [([], True), ([("MSS", 1460)], False)],
+                         ids=["no-options", "mss-only"])
+def test_a_new_syn_without_options_keeps_the_first_syns_sack_perm_and_one_with_other_options_clears_it(
+        target, router, second_syn_options, sack_read):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=DROP_INVALID)
+    _from_client(target, h0, h1, 1, flags="S", seq=CLIENT_ISN, options=SACK_PERM)
+    # the client starts over with a higher sequence number: tcp_in_window()
+    # re-initializes its side from this SYN, tcp_options() only if it has options
+    restart = CLIENT_ISN + 1000
+    _from_client(target, h0, h1, 2, flags="S", seq=restart, options=second_syn_options)
+    _from_server(target, h0, h1, 3, flags="SA", seq=SERVER_ISN, ack=restart + 1, options=SACK_PERM)
+    _from_client(target, h0, h1, 4, flags="A", seq=restart + 1, ack=SERVER_ISN + 1)
+    # the server SACKs data the client has not sent
+    sacked = _server_tcp(flags="A", seq=SERVER_ISN + 1, ack=restart + 1, options=_sack((restart + 51, restart + 101)))
+    forwarded = _sends(target, h1, h0, 5, sacked)
+    assert (forwarded, _counted(target, "invalid")) == ((0, 1) if sack_read else (1, 0))
+
+
+def test_window_scale_and_sack_perm_options_of_the_wrong_length_are_not_taken(target, router):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=DROP_INVALID)
+    _from_client(target, h0, h1, 1, flags="S", seq=CLIENT_ISN, options=[("WScale", 7)] + SACK_PERM)
+    # the SYN/ACK's options, as written: window scale 7 in four bytes, SACK_PERM
+    # in three, a NOP; tcp_options() walks past both without taking them
+    misshapen = bytes((3, 4, 7, 0)) + bytes((4, 3, 0)) + NOP
+    _from_server(target, h0, h1, 2, misshapen, flags="SA", seq=SERVER_ISN, ack=CLIENT_ISN + 1,
+                 dataofs=5 + len(misshapen) // 4)
+    _from_client(target, h0, h1, 3, flags="A", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1)
+    _from_server(target, h0, h1, 4, flags="A", seq=SERVER_ISN + 1, ack=CLIENT_ISN + 1)
+    # unscaled, the server's window is 65160: 1000000 ahead is out of it
+    ahead = _client_tcp(flags="PA", seq=CLIENT_ISN + 1 + 1_000_000, ack=SERVER_ISN + 1) / b"data"
+    # without the server's SACK_PERM a block past its data is not read
+    sacked = _client_tcp(flags="A", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1,
+                         options=_sack((SERVER_ISN + 51, SERVER_ISN + 101)))
+    assert [_sends(target, h0, h1, 5, ahead), _sends(target, h0, h1, 6, sacked)] == [0, 1]

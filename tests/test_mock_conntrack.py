@@ -178,3 +178,24 @@ def test_creating_an_existing_entry_fails_as_the_tool_says(dut):
     dut.sh(command)
     with pytest.raises(CommandError, match="Such conntrack exists, try -U to update"):
         dut.sh(command)
+
+
+def _conntrack_hops(dut: MockTarget) -> list[tuple[str, str]]:
+    """(verdict, why) of nf_conntrack_in for the last packet sent."""
+    return [(hop.verdict, hop.summary) for hop in dut.journeys()[-1].hops if hop.where == "nf_conntrack_in"]
+
+
+def test_a_sack_block_past_the_receivers_data_is_reported_as_ack_over_the_upper_bound(dut):
+    _handshake(dut, client_opts=[("SAckOK", b"")], server_opts=[("SAckOK", b"")])
+    # the server sent only its SYN: td_end 501, so the bound is 502
+    assert _client(dut, flags="A", seq=101, ack=501, window=1000,
+                   options=[("NOP", None), ("NOP", None), ("SAck", (520, 600))]) == 0
+    assert _conntrack_hops(dut) == [("INVALID", "ACK is over upper bound 502 (ACKed data not seen yet)")]
+
+
+def test_an_ack_with_only_the_timestamp_option_is_in_window_with_sack_permitted(dut):
+    _handshake(dut, client_opts=[("SAckOK", b"")], server_opts=[("SAckOK", b"")])
+    # NOP, NOP, timestamp: tcp_sack()'s fast path, as valid as a bare ACK
+    assert _client(dut, flags="A", seq=101, ack=501, window=1000,
+                   options=[("NOP", None), ("NOP", None), ("Timestamp", (1, 0))]) == 1
+    assert _state(dut) == "ESTABLISHED"

@@ -7,20 +7,31 @@ valid segment while nf_conntrack_tcp_loose is 1 (then both directions are
 be-liberal and SACK is assumed); the tcp_conntracks[dir][index][state] table
 gives the next state, sIG packets pass untouched (annotated to resync on a
 SYN/ACK), sIV ones are INVALID; tcp_in_window() checks the segment against the
-windows seen (td_end, td_maxend, td_maxwin, td_scale from the SYN options):
-INVALID when SEQ is over the receiver's window or the ACK acknowledges data not
-seen, IGNORE (pass, no update) for retransmitted or overly delayed segments; with
-nf_conntrack_tcp_be_liberal (or a picked-up connection) every window failure
-passes. An in-window RST closes (CLOSE, 10 s), an out-of-window one is INVALID;
-a RST before any reply deletes the entry. A SYN on a closed or TIME_WAIT entry
+windows seen (td_end, td_maxend, td_maxwin, td_scale): INVALID when SEQ is over
+the receiver's window or the ACK acknowledges data not seen, IGNORE (pass with
+the entry, no update) for retransmitted or overly delayed segments and for one
+overshooting the window by less than the window (its end is kept, so that the
+peer's ACK of it is in window); with nf_conntrack_tcp_be_liberal (or a
+picked-up connection) every window failure passes. INVALID is -NF_ACCEPT: the
+packet goes on without an entry (ct state invalid), the entry unchanged.
+TCP options: tcp_options() takes window scale (clamped to 14) and SACK_PERM
+from a SYN or SYN/ACK that has options (one without any keeps the flags of the
+side's earlier SYN); scaling counts only when both SYNs carried it. tcp_sack()
+reads SACK blocks only when the segment's receiver sent SACK_PERM: the highest
+right edge (`sack`) stands for the ACK in the upper and lower ACK bounds and
+widens the sender's td_maxwin and the receiver's td_maxend. Both parsers stop
+at EOL, at an option of length < 2 or longer than the header; tcp_sack() skips
+SACK options that are not 2 + 8n bytes long.
+An in-window RST closes (CLOSE, 10 s), an out-of-window one is INVALID; a RST
+before any reply deletes the entry. A SYN on a closed or TIME_WAIT entry
 kills it and starts again (-NF_REPEAT). Timeouts come from the namespace's
 nf_conntrack_tcp_timeout_* sysctls, shortened to max_retrans after
 nf_conntrack_tcp_max_retrans retransmissions and to unacknowledged while data is
 unacknowledged. ASSURED: a valid ACK in ESTABLISHED after SYN_RECV, or a reply
 to a picked-up connection.
-Left out: SACK blocks (read only when both ends permitted SACK: kept as the
-kernel does, via SACK_PERM), NAT sequence adjustment, SYN proxy, timeout
-policies (nfct timeout objects), the invalid-packet log.
+Left out: NAT sequence adjustment (nf_ct_seq_offset), SYN proxy, timeout
+policies (nfct timeout objects), the invalid-packet log (nf_tcp_log_invalid()
+only returns its verdict; the mock's journey shows why a packet was INVALID).
 """
 from __future__ import annotations
 
@@ -76,7 +87,10 @@ TCP_VALID_FLAGS = frozenset({TCPHDR_SYN, TCPHDR_SYN | TCPHDR_URG, TCPHDR_SYN | T
 IP_CT_TCP_FLAG_WINDOW_SCALE, IP_CT_TCP_FLAG_SACK_PERM, IP_CT_TCP_FLAG_CLOSE_INIT = 0x01, 0x02, 0x04
 IP_CT_TCP_FLAG_BE_LIBERAL, IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED, IP_CT_TCP_FLAG_MAXACK_SET = 0x08, 0x10, 0x20
 IP_CT_EXP_CHALLENGE_ACK, IP_CT_TCP_SIMULTANEOUS_OPEN = 0x40, 0x80
-TCPOPT_EOL, TCPOPT_NOP, TCPOPT_WINDOW, TCPOPT_SACK_PERM = 0, 1, 3, 4
+TCPOPT_EOL, TCPOPT_NOP, TCPOPT_WINDOW, TCPOPT_SACK_PERM, TCPOPT_SACK, TCPOPT_TIMESTAMP = 0, 1, 3, 4, 5, 8
+TCPOLEN_WINDOW, TCPOLEN_SACK_PERM, TCPOLEN_SACK_BASE, TCPOLEN_SACK_PERBLOCK = 3, 2, 2, 8
+# NOP, NOP, timestamp of 10 bytes: what nearly every Linux segment carries
+TCPOLEN_TSTAMP_ALIGNED, TCPOPT_TSTAMP_WORD = 12, 0x0101080A
 TCP_MAX_WSCALE = 14
 MAXACKWINCONST = 66000
 
@@ -86,6 +100,7 @@ NFCT_TCP_IGNORE, NFCT_TCP_INVALID, NFCT_TCP_ACCEPT = range(3)
 # killed and the lookup must be repeated
 TCP_INVALID, TCP_REPEAT, TCP_ACCEPT = "invalid", "repeat", "accept"
 U32 = 0xFFFFFFFF
+_U32 = struct.Struct("!I")
 
 
 def before(seq1: int, seq2: int) -> bool:
@@ -166,55 +181,60 @@ def get_conntrack_index(seg: Segment) -> int:
     return TCP_NONE_SET
 
 
-def tcp_options(buf: bytearray, seg: Segment, state: IpCtTcpState) -> None:
-    """The window scale and SACK-permitted options of a SYN."""
+def tcp_option_walk(buf: bytearray, seg: Segment):
+    """(opcode, offset, size) of each option, as the loop of the kernel's
+    tcp_options() and tcp_sack() walks them: it stops at EOL, at an opcode with
+    no room for a length, at a length under 2 ("silly options") or past the
+    header ("don't parse partial options")."""
     ptr, end = seg.th + 20, seg.th + seg.doff
-    if ptr == end:
+    while ptr < end:
+        opcode = buf[ptr]
+        if opcode == TCPOPT_EOL:
+            return
+        if opcode == TCPOPT_NOP:
+            ptr += 1
+            continue
+        if end - ptr < 2:
+            return
+        opsize = buf[ptr + 1]
+        if opsize < 2 or opsize > end - ptr:
+            return
+        yield opcode, ptr, opsize
+        ptr += opsize
+
+
+def tcp_options(buf: bytearray, seg: Segment, state: IpCtTcpState) -> None:
+    """tcp_options(): the window scale and SACK-permitted options of a SYN. A
+    header without options leaves the state alone; else only BE_LIBERAL of the
+    flags is kept. A window scale over TCP_MAX_WSCALE (14) counts as 14."""
+    if seg.doff == 20:
         return
     state.td_scale = 0
     state.flags &= IP_CT_TCP_FLAG_BE_LIBERAL
-    while ptr < end:
-        opcode = buf[ptr]
-        if opcode == TCPOPT_EOL:
-            return
-        if opcode == TCPOPT_NOP:
-            ptr += 1
-            continue
-        if end - ptr < 2:
-            return
-        opsize = buf[ptr + 1]
-        if opsize < 2 or opsize > end - ptr:
-            return
-        if opcode == TCPOPT_SACK_PERM and opsize == 2:
+    for opcode, ptr, opsize in tcp_option_walk(buf, seg):
+        if opcode == TCPOPT_SACK_PERM and opsize == TCPOLEN_SACK_PERM:
             state.flags |= IP_CT_TCP_FLAG_SACK_PERM
-        elif opcode == TCPOPT_WINDOW and opsize == 3:
+        elif opcode == TCPOPT_WINDOW and opsize == TCPOLEN_WINDOW:
             state.td_scale = min(buf[ptr + 2], TCP_MAX_WSCALE)
             state.flags |= IP_CT_TCP_FLAG_WINDOW_SCALE
-        ptr += opsize
 
 
 def tcp_sack(buf: bytearray, seg: Segment, sack: int) -> int:
-    """The highest right edge of the SACK blocks, if above `sack`."""
-    ptr, end = seg.th + 20, seg.th + seg.doff
-    while ptr < end:
-        opcode = buf[ptr]
-        if opcode == TCPOPT_EOL:
-            break
-        if opcode == TCPOPT_NOP:
-            ptr += 1
-            continue
-        if end - ptr < 2:
-            break
-        opsize = buf[ptr + 1]
-        if opsize < 2 or opsize > end - ptr:
-            break
-        if opcode == 5 and opsize >= 10 and (opsize - 2) % 8 == 0:  # TCPOPT_SACK
-            for block in range(ptr + 2, ptr + opsize, 8):
-                right = struct.unpack_from("!I", buf, block + 4)[0]
+    """tcp_sack(): the highest right edge of the first well-formed SACK option's
+    blocks if after `sack`, else `sack`. Options of another size than 2 + 8n
+    bytes (n >= 1) are skipped; a timestamp-only header is not walked."""
+    th = seg.th
+    if seg.doff == 20 or (seg.doff == 20 + TCPOLEN_TSTAMP_ALIGNED
+                          and _U32.unpack_from(buf, th + 20)[0] == TCPOPT_TSTAMP_WORD):
+        return sack
+    for opcode, ptr, opsize in tcp_option_walk(buf, seg):
+        if opcode == TCPOPT_SACK and opsize >= TCPOLEN_SACK_BASE + TCPOLEN_SACK_PERBLOCK \
+                and (opsize - TCPOLEN_SACK_BASE) % TCPOLEN_SACK_PERBLOCK == 0:
+            for block in range(ptr + TCPOLEN_SACK_BASE, ptr + opsize, TCPOLEN_SACK_PERBLOCK):
+                right = _U32.unpack_from(buf, block + 4)[0]
                 if after(right, sack):
                     sack = right
             break
-        ptr += opsize
     return sack
 
 
@@ -276,12 +296,13 @@ def tcp_in_window(net, ct: NfConn, direction: int, index: int, buf: bytearray, s
     if seg.rst and seq == 0 and state.state == sSS:
         seq = end = sender.td_end  # a RST answering a SYN
 
+    # the lower bounds for data (II) and for (s)ack (IV) of the kernel's comment
+    seq_lower = (sender.td_end - receiver.td_maxwin - 1) & U32
+    ack_lower = (receiver.td_end - _maxackwindow(sender) - 1) & U32
     if not before(seq, (sender.td_maxend + 1) & U32):
         overshot = (end - sender.td_maxend + 1) & U32
-        ack_ok = after(sack, (receiver.td_end - _maxackwindow(sender) - 1) & U32)
-        in_recv_win = receiver.td_maxwin and after(end, (sender.td_end - receiver.td_maxwin - 1) & U32)
-        if in_recv_win and ack_ok and overshot <= receiver.td_maxwin and \
-                before(sack, (receiver.td_end + 1) & U32):
+        if receiver.td_maxwin and after(end, seq_lower) and after(sack, ack_lower) and \
+                overshot <= receiver.td_maxwin and before(sack, (receiver.td_end + 1) & U32):
             # more bytes than the receive window allows: let a later ACK catch up
             sender.td_end = end
             sender.flags |= IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED
@@ -291,12 +312,12 @@ def tcp_in_window(net, ct: NfConn, direction: int, index: int, buf: bytearray, s
     if not before(sack, (receiver.td_end + 1) & U32):
         return (nf_tcp_log_invalid(net, sender, NFCT_TCP_INVALID),
                 f"ACK is over upper bound {(receiver.td_end + 1) & U32} (ACKed data not seen yet)")
-    if receiver.td_maxwin and not after(end, (sender.td_end - receiver.td_maxwin - 1) & U32):
+    if receiver.td_maxwin and not after(end, seq_lower):
         return (nf_tcp_log_invalid(net, sender, NFCT_TCP_IGNORE),
-                "SEQ is under lower bound (already ACKed data retransmitted)")
-    if not after(sack, (receiver.td_end - _maxackwindow(sender) - 1) & U32):
+                f"SEQ is under lower bound {seq_lower} (already ACKed data retransmitted)")
+    if not after(sack, ack_lower):
         return (nf_tcp_log_invalid(net, sender, NFCT_TCP_IGNORE),
-                "ignored ACK under lower bound (possible overly delayed)")
+                f"ignored ACK under lower bound {ack_lower} (possible overly delayed)")
 
     if not seg.syn:
         win = (win << sender.td_scale) & U32
