@@ -1,5 +1,5 @@
-"""XDP and TC ingress hops of the real kernel, from program run counts and the
-device's counters.
+"""XDP and TC hops of the real kernel, from program run counts and the devices'
+counters.
 
 The kernel does not trace XDP verdicts per packet; what it counts is enough when
 frames arrive one at a time:
@@ -28,13 +28,65 @@ taken (veth runs XDP in the softirq of the sending call, so this needs a full
 backlog). The hops are `Hop("XDP", port, verdict, summary)`, as on the mock,
 followed for TX and REDIRECT by `Hop("NIC_TX", egress port, "XMIT")`.
 
-TC ingress the same way: the run counts of the clsact ingress programs of the
-port a frame came in on (`bpftool net show` lists them), and the clsact qdisc's
-`drops` (`tc -s -j qdisc show`: sch_handle_ingress() counts a TC_ACT_SHOT
-there). A frame the programs ran on and the qdisc dropped gets
-`Hop("TC_INGRESS", port, "SHOT")`; one they ran on and let through a hop without
-a verdict: OK, PIPE, STOLEN and REDIRECT leave the same counters. TC egress is
-not attributed (its packet is no longer the frame that was sent).
+TC from the run counts of the clsact programs of each port, by direction
+(`bpftool net show` lists them as clsact/ingress and clsact/egress), and the
+counters that tell one TC action from another:
+
+- the clsact qdisc's `drops` (`tc -s -j qdisc show`): tc_run() (net/core/dev.c)
+  counts a TC_ACT_SHOT there with mini_qdisc_qstats_cpu_drop(), in either
+  direction: mini_qdisc_pair_init() (net/sched/sch_generic.c) points the
+  ingress and the egress miniq at the one qdisc's per-CPU stats (its `packets`
+  count both directions' classified packets too);
+- each port's transmit counters (/proc/net/dev: tx packets + tx drop): a frame
+  the egress programs let through reaches its port's driver; one they
+  bpf_redirect()ed out of another device (skb_do_redirect() -> __bpf_tx_skb()
+  -> dev_queue_xmit()) reaches that device's instead. A redirect into a
+  device's ingress (BPF_F_INGRESS: dev_forward_skb()) counts nowhere;
+- Ip InReceives (/proc/net/snmp of the DUT namespace), counted by ip_rcv_core()
+  for a frame that reached IPv4 (after its OTHERHOST check).
+
+cls_bpf itself counts nothing per filter: in direct-action mode
+cls_bpf_classify() (net/sched/cls_bpf.c) returns the program's code through
+cls_bpf_exec_opcode() and runs no actions, and `tc -s filter show` prints only
+actions' statistics (tcf_exts_dump_stats()): a `da` filter shows none (seen on
+the lab).
+
+With one frame per send, the verdicts (the summary says what each came from):
+
+    TC_INGRESS SHOT      the qdisc's drops rose
+               REDIRECT an IPv4 frame that never reached ip_rcv (InReceives
+                        unchanged) reached one DUT port's driver or egress
+                        programs (then NIC_TX there, or that port's TC_EGRESS)
+               none     otherwise: OK, UNSPEC, STOLEN, TRAP and a redirect
+                        into a device's ingress count alike
+    TC_EGRESS  SHOT     the qdisc's drops rose
+               OK       the port's driver took the frame: TC_ACT_OK, or a code
+                        direct-action turns into UNSPEC (PIPE, RECLASSIFY,
+                        QUEUED, ...), which sch_handle_egress() handles alike;
+                        the counters cannot tell them apart (the mock names the
+                        program's code). Then NIC_TX there.
+               REDIRECT one other DUT port took it instead (NIC_TX there, or
+                        that port's own TC_EGRESS hop)
+               none     nothing took it and nothing dropped it: STOLEN, TRAP,
+                        a redirect into a device's ingress, a redirect that
+                        failed (the drop says so)
+
+A port with programs in both directions shares one drop counter: when both ran
+for one frame, the drops are egress's (its programs ran on something the
+frame caused, so ingress let it through); with several frames they are
+nobody's and neither hop gets a verdict.
+
+Whose hop: TC egress on the port the frame came in on (not redirected there)
+ran on packets the DUT sent in answer (an echo reply, an ICMP error): their
+hops go to the answer's journey (nftrace's child of the frame's, or a child of
+its own without tracing); on any other port, on the frame itself, forwarded or
+redirected. A TC_EGRESS hop goes after the journey's netfilter hops (after
+NF_POSTROUTING and its NAT rewrite, before NIC_TX), as on the mock. What the
+lab cannot see: which program of several gave the verdict (one hop per port
+and direction; the mock gives one per program run), a frame forwarded back
+out of the port it came in on (taken for an answer), and other packets
+crossing the same egress in the same send (an ARP request for an unresolved
+neighbour counts like the frame).
 """
 from __future__ import annotations
 
@@ -52,6 +104,14 @@ from harness.target import PORTS, Port
 BPF_ENABLE_STATS, BPF_STATS_RUN_TIME = 32, 0  # bpf(2) command and stats type
 COUNTER = re.compile(r"^\s*(rx|tx)_queue_\d+_(xdp_\w+): (\d+)$")
 ETH_HLEN = 14
+ETH_P_IP = b"\x08\x00"
+DIRECTIONS = ("ingress", "egress")
+# /proc/net/dev after "name:": 8 receive columns, then bytes packets errs drop ... of transmit
+PROC_NET_DEV_TX_PACKETS, PROC_NET_DEV_TX_DROP = 9, 11
+AFTER_TC_EGRESS = frozenset({"QDISC", "NIC_TX"})
+ENDS = frozenset({"DROP", "SHOT"})
+# "10.0.0.2 > 10.0.1.2 udp id=4 ttl=63 len=29": protocol, IP ID and length survive forwarding and NAT
+PACKET_KEY = re.compile(r" (\S+(?: \d+)?) id=(\d+) ttl=\d+ len=(\d+)")
 
 
 def enable_run_stats() -> int:
@@ -63,33 +123,84 @@ def enable_run_stats() -> int:
 @dataclass
 class PortCounters:
     """One DUT port at one moment: its XDP program (id, run_cnt), veth's counters,
-    its clsact ingress programs' run counts and the clsact qdisc's drops."""
+    its clsact programs' run counts by direction, the clsact qdisc's drops and
+    what its driver took to transmit."""
 
     prog_id: int | None = None
     run_cnt: int = 0
     counters: dict[str, int] = field(default_factory=dict)  # "rx_xdp_drops", "tx_xdp_xmit", ...
-    tc_ingress_runs: dict[int, int] = field(default_factory=dict)  # program id -> run_cnt
+    tc_runs: dict[str, dict[int, int]] = field(default_factory=dict)  # direction -> program id -> run_cnt
     clsact_drops: int = 0
+    sent: int = 0  # tx packets + tx drop
 
-    def tc_ingress_ran(self, later: PortCounters) -> int:
-        """Runs of the ingress programs attached at both moments."""
-        return sum(later.tc_ingress_runs[prog] - runs for prog, runs in self.tc_ingress_runs.items()
-                   if prog in later.tc_ingress_runs)
+    def tc_ran(self, later: PortCounters, direction: str) -> int:
+        """Runs of the programs attached in `direction` at both moments."""
+        now = later.tc_runs.get(direction, {})
+        return sum(now[prog] - runs for prog, runs in self.tc_runs.get(direction, {}).items() if prog in now)
 
     def delta(self, later: PortCounters, name: str) -> int:
         return later.counters.get(name, 0) - self.counters.get(name, 0)
 
 
 @dataclass
+class Snapshot:
+    ports: dict[str, PortCounters]
+    ip_in_receives: int = 0  # Ip InReceives of the DUT namespace
+
+
+@dataclass
 class Send:
     port: Port
     frames: list[bytes]
-    before: dict[str, PortCounters]
+    before: Snapshot
+
+
+@dataclass
+class PortDelta:
+    """What one port counted during one send."""
+
+    ingress_runs: int
+    egress_runs: int
+    clsact_drops: int
+    sent: int
+
+    @classmethod
+    def between(cls, before: PortCounters, after: PortCounters) -> PortDelta:
+        return cls(before.tc_ran(after, "ingress"), before.tc_ran(after, "egress"),
+                   after.clsact_drops - before.clsact_drops, after.sent - before.sent)
+
+    def drops(self, direction: str, frames: int) -> int | None:
+        """The drops that belong to `direction`; None when both directions ran on
+        several frames, so the shared counter belongs to neither (module doc)."""
+        if not (self.ingress_runs and self.egress_runs):
+            return self.clsact_drops
+        if frames == 1:
+            return self.clsact_drops if direction == "egress" else 0
+        return None if self.clsact_drops else 0
+
+
+@dataclass
+class FrameHops:
+    """One sent frame's hops: `first` before anything else in its journey (XDP,
+    TC ingress), `egress` its own TC egress crossings (forwarded or redirected),
+    `answers` the TC egress hops of each packet the DUT sent in answer to it."""
+
+    first: list[Hop] = field(default_factory=list)
+    egress: list[Hop] = field(default_factory=list)
+    answers: list[list[Hop]] = field(default_factory=list)
+
+    @property
+    def dropped_at(self) -> str | None:
+        own = self.first + self.egress
+        return own[-1].stage if own and own[-1].verdict in ENDS else None
+
+    def __bool__(self) -> bool:
+        return bool(self.first or self.egress or self.answers)
 
 
 def frame_summary(frame: bytes) -> str:
     """The packet line the lab's journeys give an IPv4 frame (kfree_skb.py's format)."""
-    if len(frame) < ETH_HLEN + 20 or frame[12:14] != b"\x08\x00":
+    if len(frame) < ETH_HLEN + 20 or frame[12:14] != ETH_P_IP:
         ethertype = int.from_bytes(frame[12:14], "big") if len(frame) >= ETH_HLEN else 0
         return KfreeSkbEvent(0, 0, "", ethertype, len(frame), "", "", 0, 0, 0, 0, 0).summary()
     ip = frame[ETH_HLEN:]
@@ -98,8 +209,224 @@ def frame_summary(frame: bytes) -> str:
     return KfreeSkbEvent(0, 0, "", 0x0800, tot_len, saddr, daddr, proto, ident, ttl, tot_len, frag_off).summary()
 
 
+def packet_key(summary: str) -> tuple[str, ...] | None:
+    """What identifies a packet line across forwarding and NAT: protocol, IP ID, length."""
+    match = PACKET_KEY.search(summary)
+    return match.groups() if match else None
+
+
+def sent_by_port(proc_net_dev: str) -> dict[str, int]:
+    """Frames each device's driver took to transmit (tx packets + tx drop), from /proc/net/dev."""
+    out = {}
+    for line in proc_net_dev.splitlines()[2:]:
+        name, _, columns = line.partition(":")
+        values = columns.split()
+        out[name.strip()] = int(values[PROC_NET_DEV_TX_PACKETS]) + int(values[PROC_NET_DEV_TX_DROP])
+    return out
+
+
+def ip_in_receives(proc_net_snmp: str) -> int:
+    names, values = (line.split() for line in proc_net_snmp.splitlines() if line.startswith("Ip:"))
+    return int(values[names.index("InReceives")])
+
+
+def tc_ingress_hop(port: str, delta: PortDelta, frames: int, reached_ip: int | None,
+                   deltas: dict[str, PortDelta]) -> tuple[Hop, str | None]:
+    """The TC ingress hop of `frames` that came in on `port`, and the port they were
+    redirected out of. `reached_ip`: how many reached ip_rcv (None: not all IPv4)."""
+    shot = delta.drops("ingress", frames)
+    if shot is None:
+        return Hop("TC_INGRESS", port, "", shared_drops(port, delta, frames)), None
+    if shot == frames:
+        return Hop("TC_INGRESS", port, "SHOT", f"clsact drops +{shot}"), None
+    if shot:
+        return Hop("TC_INGRESS", port, "", f"{frames} frames in one send: {shot} dropped "
+                                            "(the counters do not say which)"), None
+    if reached_ip:
+        return Hop("TC_INGRESS", port, "", "reached ip_rcv: OK, UNSPEC or a redirect into a device's ingress"), None
+    if reached_ip == 0:
+        taken = [name for name, other in deltas.items() if frames in (other.sent, other.egress_runs)]
+        if len(taken) == 1:
+            return Hop("TC_INGRESS", port, "REDIRECT", f"never reached ip_rcv, {taken[0]} took it"), taken[0]
+        return Hop("TC_INGRESS", port, "", "never reached ip_rcv, no port took it: STOLEN, TRAP, a redirect into "
+                                           "a device's ingress or one that failed (or an OTHERHOST frame)"), None
+    return Hop("TC_INGRESS", port, "", "ran, not dropped: OK, UNSPEC, STOLEN, TRAP and REDIRECT count alike "
+                                       "for a frame that is not IPv4"), None
+
+
+def tc_egress_hops(port: str, delta: PortDelta, frames: int,
+                   deltas: dict[str, PortDelta]) -> tuple[list[Hop], str | None]:
+    """The TC egress hop of `frames` packets that each crossed `port` (then NIC_TX
+    where they left, unless that port's own TC_EGRESS hop follows), and the port
+    they were redirected to."""
+    shot = delta.drops("egress", frames)
+    if shot is None:
+        return [Hop("TC_EGRESS", port, "", shared_drops(port, delta, frames))], None
+    if delta.egress_runs == frames:
+        if shot == frames and not delta.sent:
+            return [Hop("TC_EGRESS", port, "SHOT", f"clsact drops +{shot}")], None
+        if not shot and delta.sent == frames:
+            return [Hop("TC_EGRESS", port, "OK", f"{port} took it: OK, or a code direct-action makes UNSPEC"),
+                    Hop("NIC_TX", port, "XMIT")], None
+        elsewhere = {name: other for name, other in deltas.items() if name != port and (other.sent or other.egress_runs)}
+        if not shot and not delta.sent and len(elsewhere) == 1:
+            (target, other), = elsewhere.items()
+            if frames in (other.sent, other.egress_runs):
+                hops = [Hop("TC_EGRESS", port, "REDIRECT", f"{target} took it instead")]
+                return hops + ([] if other.egress_runs else [Hop("NIC_TX", target, "XMIT")]), target
+        if not shot and not delta.sent and not elsewhere:
+            return [Hop("TC_EGRESS", port, "", "nothing took it, nothing dropped it: STOLEN, TRAP, a redirect "
+                                               "into a device's ingress or one that failed")], None
+    taken = ", ".join(f"{name} {other.sent}" for name, other in deltas.items() if other.sent)
+    return [Hop("TC_EGRESS", port, "", f"ran {delta.egress_runs} times for {frames} frame(s) sent: clsact drops "
+                                       f"+{shot}, taken by {taken or 'no port'} (the counters do not say which "
+                                       "packet got which)")], None
+
+
+def shared_drops(port: str, delta: PortDelta, frames: int) -> str:
+    return (f"{frames} frames in one send: clsact drops +{delta.clsact_drops} on {port}, whose ingress and egress "
+            "share the counter")
+
+
+def frame_hops(send: Send, after: Snapshot) -> list[FrameHops]:
+    """Each frame's XDP hops, its TC ingress hop, then the TC egress hops (module doc)."""
+    n = len(send.frames)
+    deltas = {p.name: PortDelta.between(send.before.ports[p.name], after.ports[p.name]) for p in PORTS}
+    came_in = send.port.name
+    first: list[Hop] = []
+    redirected_to = None
+    if deltas[came_in].ingress_runs:
+        ipv4 = all(frame[12:14] == ETH_P_IP for frame in send.frames)
+        reached_ip = after.ip_in_receives - send.before.ip_in_receives if ipv4 else None
+        hop, redirected_to = tc_ingress_hop(came_in, deltas[came_in], n, reached_ip, deltas)
+        first.append(hop)
+    egress = {name: tc_egress_hops(name, delta, n, deltas) for name, delta in deltas.items() if delta.egress_runs >= n}
+    if redirected_to is not None and redirected_to not in egress:
+        first.append(Hop("NIC_TX", redirected_to, "XMIT"))
+    path = egress_path(egress, came_in, redirected_to)
+    own = [hop for name in path for hop in egress[name][0]]
+    answers = [egress[came_in][0]] if came_in in egress and came_in not in path else []
+    out = []
+    for hops in xdp_hops(send, after):
+        passed = not hops or hops[0].verdict in ("PASS", "")
+        out.append(FrameHops(hops + first, own, answers) if passed else FrameHops(hops))
+    return out
+
+
+def egress_path(egress: dict[str, tuple[list[Hop], str | None]], came_in: str, start: str | None) -> list[str]:
+    """The ports whose TC egress the frame itself crossed, in order: where its TC
+    ingress redirected it, then every port but the one it came in on that no
+    egress redirected to, each followed by where its egress redirected it."""
+    targets = {target for _, target in egress.values()}
+    heads = [start] if start in egress else []
+    heads += [name for name in egress if name not in (came_in, start) and name not in targets]
+    path: list[str] = []
+    for name in heads:
+        while name in egress and name not in path:
+            path.append(name)
+            name = egress[name][1]
+    return path
+
+
+def xdp_hops(send: Send, after: Snapshot) -> list[list[Hop]]:
+    name = send.port.name
+    before, now = send.before.ports[name], after.ports[name]
+    n = len(send.frames)
+    ran = now.run_cnt - before.run_cnt if now.prog_id == before.prog_id else 0
+    packets = before.delta(now, "rx_xdp_packets")
+    if now.prog_id is None or not (ran or packets):
+        return [[] for _ in send.frames]
+    counts = {"DROP": before.delta(now, "rx_xdp_drops"), "TX": before.delta(now, "rx_xdp_tx"),
+              "REDIRECT": before.delta(now, "rx_xdp_redirect")}
+    counts["PASS"] = max(max(ran, packets) - sum(counts.values()), 0)
+    egress = [p.name for p in PORTS if send.before.ports[p.name].delta(after.ports[p.name], "tx_xdp_xmit")]
+    given = [verdict for verdict, count in counts.items() if count]
+    if len(given) == 1 and counts[given[0]] == n:
+        verdict = given[0]
+        hops = [Hop("XDP", name, verdict)]
+        if verdict == "TX":
+            hops.append(Hop("NIC_TX", name, "XMIT"))
+        elif verdict == "REDIRECT" and len(egress) == 1:
+            hops.append(Hop("NIC_TX", egress[0], "XMIT"))
+        return [list(hops) for _ in send.frames]
+    tally = ", ".join(f"{verdict} {count}" for verdict, count in counts.items() if count)
+    summary = f"{n} frames in one send: {tally} (veth counters do not say which frame got which)"
+    return [[Hop("XDP", name, "", summary)] for _ in send.frames]
+
+
+def merge(journeys: list[Journey], hops: list[tuple[bytes, FrameHops]]) -> list[Journey]:
+    """Put each frame's hops in its journey: XDP and TC ingress first, TC egress
+    after its netfilter hops, its answers' TC egress in their journeys. The
+    frame's journey is the traced packet with the same header line (passed), the
+    drop journey of a frame XDP or TC dropped, or a journey of its own (TX,
+    REDIRECT, or a frame nothing else saw)."""
+    out = list(journeys)
+    taken: set[int] = set()
+    for frame, found in hops:
+        journey = _journey_of(frame, found, out, taken)
+        journey.hops[:0] = found.first
+        place_egress(journey, found.egress)
+        for i, answer in enumerate(found.answers):
+            child = journey.children[i] if i < len(journey.children) else _answer_journey(answer, out, taken, journey)
+            place_egress(child, answer)
+    return out
+
+
+def _journey_of(frame: bytes, hops: FrameHops, out: list[Journey], taken: set[int]) -> Journey:
+    summary = frame_summary(frame)
+    dropped_at = hops.dropped_at
+    same = [j for j in out if id(j) not in taken and str(j.packet) == summary]
+    if dropped_at in ("XDP", "TC_INGRESS"):
+        match = next((j for j in same if j.drop is not None and j.drop.stage == dropped_at), None)
+    elif dropped_at == "TC_EGRESS":
+        # nftrace gives the drop to the traced packet only if the dropped one still has its headers (no SNAT)
+        match = next((j for j in same if j.drop is not None and j.drop.stage == dropped_at),
+                     next((j for j in same if j.drop is None), None))
+        orphan = _orphan_drop(out, taken, packet_key(summary))
+        if match is None:
+            match = orphan
+        elif match.drop is None and orphan is not None:
+            match.drop = orphan.drop
+            out.remove(orphan)
+    else:
+        passed = {hop.stage for hop in hops.first + hops.egress}
+        match = next((j for j in same if j.drop is None or j.drop.stage not in passed), None)
+    if match is None:
+        match = Journey(packet=summary)
+        out.append(match)
+    taken.add(id(match))
+    return match
+
+
+def _orphan_drop(out: list[Journey], taken: set[int], key: tuple[str, ...] | None) -> Journey | None:
+    """A journey that is only a TC egress drop (no packet was traced with it),
+    of the packet `key` identifies, or of any packet if None."""
+    return next((j for j in out if id(j) not in taken and not j.hops and j.drop is not None
+                 and j.drop.stage == "TC_EGRESS" and (key is None or packet_key(j.drop.packet) == key)), None)
+
+
+def _answer_journey(hops: list[Hop], out: list[Journey], taken: set[int], parent: Journey) -> Journey:
+    """The journey of an answer nftrace did not trace: its TC egress drop's, or a new one."""
+    child = _orphan_drop(out, taken, None) if hops[-1].verdict in ENDS else None
+    if child is not None:
+        out.remove(child)
+    else:
+        child = Journey(packet=f"a packet the DUT sent in answer out of {hops[0].where} (not traced)")
+    taken.add(id(child))
+    parent.children.append(child)
+    return child
+
+
+def place_egress(journey: Journey, hops: list[Hop]) -> None:
+    """After the journey's hops up to the packet leaving (NF_POSTROUTING and its NAT), before QDISC and NIC_TX."""
+    at = len(journey.hops)
+    while at and journey.hops[at - 1].stage in AFTER_TC_EGRESS:
+        at -= 1
+    journey.hops[at:at] = hops
+
+
 class BpfRunObserver:
-    """XDP and TC ingress hops of the frames the lab sends (module doc)."""
+    """XDP and TC hops of the frames the lab sends (module doc)."""
 
     def __init__(self, lab) -> None:
         self.lab = lab
@@ -107,23 +434,28 @@ class BpfRunObserver:
         self._sends: list[Send] = []
         self.active = False  # set once a test attaches XDP or TC: until then nothing is read
 
-    def snapshot(self) -> dict[str, PortCounters]:
+    def snapshot(self) -> Snapshot:
         attached = json.loads(self.lab.run(self.lab.dut, ["bpftool", "-j", "net", "show"]))[0]
         progs = {entry["devname"]: entry["id"] for entry in attached["xdp"]}
-        tc_ingress = {}
+        tc: dict[str, dict[str, list[int]]] = {}
         for entry in attached["tc"]:
-            if entry["kind"] == "clsact/ingress":
-                tc_ingress.setdefault(entry["devname"], []).append(entry["id"])
-        run_cnt = self._run_counts([*progs.values(), *(i for ids in tc_ingress.values() for i in ids)])
-        out = {}
+            direction = entry["kind"].removeprefix("clsact/")
+            if direction in DIRECTIONS:
+                tc.setdefault(entry["devname"], {}).setdefault(direction, []).append(entry["id"])
+        run_cnt = self._run_counts([*progs.values(), *(i for dev in tc.values() for ids in dev.values() for i in ids)])
+        sent = sent_by_port(self.lab.read_proc_net(self.lab.dut, "dev")) if tc else {}
+        out = Snapshot({})
+        if any("ingress" in dev for dev in tc.values()):
+            out.ip_in_receives = ip_in_receives(self.lab.read_proc_net(self.lab.dut, "snmp"))
         for port in PORTS:
-            state = PortCounters()
+            state = PortCounters(sent=sent.get(port.name, 0))
             prog_id = progs.get(port.name)
             if prog_id is not None:
                 state.prog_id = prog_id
                 state.run_cnt = run_cnt.get(prog_id, 0)
-            if port.name in tc_ingress:
-                state.tc_ingress_runs = {prog: run_cnt.get(prog, 0) for prog in tc_ingress[port.name]}
+            if port.name in tc:
+                state.tc_runs = {direction: {prog: run_cnt.get(prog, 0) for prog in ids}
+                                 for direction, ids in tc[port.name].items()}
                 qdiscs = json.loads(self.lab.run(self.lab.dut, ["tc", "-s", "-j", "qdisc", "show", "dev", port.name]))
                 state.clsact_drops = sum(q.get("drops", 0) for q in qdiscs if q["kind"] == "clsact")
             for line in self.lab.run(self.lab.dut, ["ethtool", "-S", port.name]).splitlines():
@@ -131,7 +463,7 @@ class BpfRunObserver:
                 if match:
                     name = f"{match.group(1)}_{match.group(2)}"
                     state.counters[name] = state.counters.get(name, 0) + int(match.group(3))
-            out[port.name] = state
+            out.ports[port.name] = state
         return out
 
     def _run_counts(self, prog_ids: list[int]) -> dict[int, int]:
@@ -146,79 +478,18 @@ class BpfRunObserver:
         if self.active:
             self._sends.append(Send(port, list(frames), self.snapshot()))
 
-    def hops(self) -> list[tuple[bytes, list[Hop]]]:
-        """(frame, its XDP and TC ingress hops) for every frame sent since the last clear()."""
+    def hops(self) -> list[tuple[bytes, FrameHops]]:
+        """(frame, its hops) for every frame sent since the last clear() that has any."""
         if not self._sends:
             return []
         snapshots = [send.before for send in self._sends] + [self.snapshot()]
         out = []
         for send, after in zip(self._sends, snapshots[1:]):
-            hops = self._verdicts(send, after)
-            out += [(frame, hop) for frame, hop in zip(send.frames, hops) if hop]
+            out += [(frame, hops) for frame, hops in zip(send.frames, frame_hops(send, after)) if hops]
         return out
 
-    def _verdicts(self, send: Send, after: dict[str, PortCounters]) -> list[list[Hop]]:
-        """Each frame's XDP hops, then its TC ingress hop."""
-        xdp = self._xdp_verdicts(send, after)
-        tc = self._tc_ingress_verdict(send, after)
-        return [hops + [tc] if tc and (not hops or hops[0].verdict in ("PASS", "")) else hops for hops in xdp]
-
-    def _tc_ingress_verdict(self, send: Send, after: dict[str, PortCounters]) -> Hop | None:
-        name = send.port.name
-        before, now = send.before[name], after[name]
-        ran = before.tc_ingress_ran(now)
-        if not ran:
-            return None
-        n, shot = len(send.frames), now.clsact_drops - before.clsact_drops
-        if shot == n:
-            return Hop("TC_INGRESS", name, "SHOT")
-        if not shot:
-            return Hop("TC_INGRESS", name, "", "ran, not dropped (OK, PIPE, STOLEN and REDIRECT count alike)")
-        return Hop("TC_INGRESS", name, "", f"{n} frames in one send: {shot} dropped (the counters do not say which)")
-
-    def _xdp_verdicts(self, send: Send, after: dict[str, PortCounters]) -> list[list[Hop]]:
-        name = send.port.name
-        before, now = send.before[name], after[name]
-        n = len(send.frames)
-        ran = now.run_cnt - before.run_cnt if now.prog_id == before.prog_id else 0
-        packets = before.delta(now, "rx_xdp_packets")
-        if now.prog_id is None or not (ran or packets):
-            return [[] for _ in send.frames]
-        counts = {"DROP": before.delta(now, "rx_xdp_drops"), "TX": before.delta(now, "rx_xdp_tx"),
-                  "REDIRECT": before.delta(now, "rx_xdp_redirect")}
-        counts["PASS"] = max(max(ran, packets) - sum(counts.values()), 0)
-        egress = [p.name for p in PORTS if send.before[p.name].delta(after[p.name], "tx_xdp_xmit")]
-        given = [verdict for verdict, count in counts.items() if count]
-        if len(given) == 1 and counts[given[0]] == n:
-            verdict = given[0]
-            hops = [Hop("XDP", name, verdict)]
-            if verdict == "TX":
-                hops.append(Hop("NIC_TX", name, "XMIT"))
-            elif verdict == "REDIRECT" and len(egress) == 1:
-                hops.append(Hop("NIC_TX", egress[0], "XMIT"))
-            return [list(hops) for _ in send.frames]
-        tally = ", ".join(f"{verdict} {count}" for verdict, count in counts.items() if count)
-        summary = f"{n} frames in one send: {tally} (veth counters do not say which frame got which)"
-        return [[Hop("XDP", name, "", summary)] for _ in send.frames]
-
     def merge(self, journeys: list[Journey]) -> list[Journey]:
-        """Put each frame's XDP and TC hops first in its journey: the traced packet
-        with the same header line (passed), the drop journey of a frame XDP or TC
-        dropped, or a journey of its own (TX, REDIRECT, or a frame nothing else saw)."""
-        taken: set[int] = set()
-        extra = []
-        for frame, hops in self.hops():
-            summary = frame_summary(frame)
-            dropped_at = hops[-1].stage if hops[-1].verdict in ("DROP", "SHOT") else None
-            match = next((j for j in journeys if id(j) not in taken and str(j.packet) == summary
-                          and (dropped_at is None or (j.drop is not None and j.drop.stage == dropped_at))), None)
-            if match is None or (dropped_at is None and match.drop is not None
-                                 and match.drop.stage in ("XDP", "TC_INGRESS")):
-                extra.append(Journey(packet=summary, hops=hops))
-                continue
-            taken.add(id(match))
-            match.hops[:0] = hops
-        return journeys + extra
+        return merge(journeys, self.hops())
 
     def clear(self) -> None:
         self._sends.clear()

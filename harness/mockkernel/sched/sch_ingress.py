@@ -33,6 +33,8 @@ TC_ACT_QUEUED = 5
 CONSUMED = (TC_ACT_STOLEN, TC_ACT_QUEUED, TC_ACT_TRAP)
 TC_H_CLSACT = 0xFFFFFFF1
 TC_H_MIN_INGRESS, TC_H_MIN_EGRESS = 0xFFF2, 0xFFF3
+XMIT_RECURSION_LIMIT = 8  # include/linux/netdevice.h
+_xmit_recursion = 0  # softnet_data.xmit.recursion: the mock is one CPU
 
 
 @dataclass
@@ -131,4 +133,22 @@ def skb_do_redirect(skb, stage: str) -> None:
     if ri.ingress:
         core_dev.dev_forward_skb(skb)
     else:
+        __bpf_tx_skb(skb, stage)
+
+
+def __bpf_tx_skb(skb, stage: str) -> None:
+    """net/core/filter.c: dev_queue_xmit() one nesting level deeper. Past
+    XMIT_RECURSION_LIMIT levels (dev_xmit_recursion(): a program redirecting out
+    of its own device) the skb is freed: seen on the lab, an egress program
+    redirecting to its own port ran 10 times, then NOT_SPECIFIED in
+    __bpf_redirect (where this is inlined)."""
+    from harness.mockkernel.core import dev as core_dev
+    global _xmit_recursion
+    if _xmit_recursion > XMIT_RECURSION_LIMIT:
+        kfree_skb(skb, "NOT_SPECIFIED", stage, "__bpf_redirect")
+        return
+    _xmit_recursion += 1
+    try:
         core_dev.dev_queue_xmit(skb)
+    finally:
+        _xmit_recursion -= 1

@@ -1,0 +1,176 @@
+"""Journeys through TC egress on both targets: where the TC_EGRESS hop stands in a
+forwarded packet's or an answer's journey (after NF_POSTROUTING, before NIC_TX),
+and the verdicts both can tell: SHOT, OK (the frame left the port) and REDIRECT
+(it left another port). The lab infers them from counters (xdpstats.py), the mock
+records them hop by hop; PIPE and UNSPEC look like OK on the lab, STOLEN and TRAP
+have no verdict there, so suites do not compare those."""
+from __future__ import annotations
+
+import ipaddress
+import json
+
+import pytest
+from scapy.layers.inet import ICMP, IP, UDP
+
+from harness import bpf_build, bpfmaps
+from plan import icmp_socket_mask
+
+pytestmark = pytest.mark.requires("tc", "journey.tc")
+
+PROGRAMS = ("tc_drop_udp", "tc_redirect", "tc_nat")
+CONNTRACK_HOPS = ("nf_conntrack_in", "nf_confirm")
+POSTROUTING = """
+table ip t {
+    chain forward {
+        type filter hook forward priority 0; policy accept;
+    }
+    chain postrouting {
+        type filter hook postrouting priority 0; policy accept;
+    }
+}
+"""
+MASQUERADE_ON_P1 = """
+table ip nat {
+    chain postrouting {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "p1" masquerade
+    }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def objects():
+    try:
+        return {name: bpf_build.build(name) for name in PROGRAMS}
+    except bpf_build.BpfBuildError as exc:
+        pytest.skip(str(exc))
+
+
+def attach(target, port: str, direction: str, obj, section: str = "tc") -> None:
+    target.sh(f"tc qdisc replace dev {port} clsact")
+    target.sh(f"tc filter add dev {port} {direction} bpf da obj {obj} sec {section}")
+
+
+def journey_of(target, ident: int):
+    return next(j for j in target.journeys() if f" id={ident} " in str(j.packet))
+
+
+def egress_part(journey) -> list[tuple[str, str, str]]:
+    """(stage, where, verdict) from the first NF_POSTROUTING hop on: chain hops are
+    named by their chain, NAT rewrites by nf_nat_packet (conntrack's own hops are
+    the mock's only)."""
+    stages = journey.stages
+    start = stages.index("NF_POSTROUTING") if "NF_POSTROUTING" in stages else 0
+    return [(h.stage, h.where, h.verdict) for h in journey.hops[start:]
+            if h.stage in ("NF_POSTROUTING", "TC_EGRESS", "NIC_TX") and h.where not in CONNTRACK_HOPS]
+
+
+def ifindex(target, port: str) -> int:
+    return json.loads(target.sh(f"ip -j link show dev {port}"))[0]["ifindex"]
+
+
+@pytest.mark.requires("nftrace")
+def test_tc_egress_on_a_forwarded_packet_comes_after_postrouting(target, router, objects):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=POSTROUTING)
+    attach(target, h1.port.name, "egress", objects["tc_drop_udp"])
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=51) / ICMP(type=8, id=7, seq=1) / b"passes")
+    target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=51, ttl=63) / ICMP(type=8, id=7, seq=1) / b"passes")
+    journey = journey_of(target, 51)
+    assert [s for s in journey.stages if s in ("NF_FORWARD", "NF_POSTROUTING", "TC_EGRESS", "NIC_TX")] == \
+        ["NF_FORWARD", "NF_POSTROUTING", "TC_EGRESS", "NIC_TX"]
+    assert egress_part(journey) == [("NF_POSTROUTING", "ip t postrouting", "ACCEPT"), ("TC_EGRESS", "p1", "OK"),
+                                    ("NIC_TX", "p1", "XMIT")]
+    assert journey.drop is None
+
+
+@pytest.mark.requires("nftrace", "drop_reasons")
+def test_tc_egress_shot_is_the_last_hop_of_a_forwarded_packet(target, router, objects):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=POSTROUTING)
+    attach(target, h1.port.name, "egress", objects["tc_drop_udp"])
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=52) / UDP(sport=1, dport=7) / b"shot")
+    target.expect_nothing()
+    journey = journey_of(target, 52)
+    assert egress_part(journey) == [("NF_POSTROUTING", "ip t postrouting", "ACCEPT"), ("TC_EGRESS", "p1", "SHOT")]
+    assert journey.stages[-1] == "TC_EGRESS"
+    assert (journey.drop.reason, journey.drop.stage, journey.drop.location) == \
+        ("TC_EGRESS", "TC_EGRESS", "__dev_queue_xmit")
+
+
+@pytest.mark.requires("drop_reasons")
+def test_without_netfilter_tracing_the_egress_drop_still_gets_its_tc_hop(target, router, objects):
+    """No nft ruleset: the lab has only the kfree_skb drop (ttl already decremented)
+    to put the hop in."""
+    h0, h1 = router[0], router[1]
+    attach(target, h1.port.name, "egress", objects["tc_drop_udp"])
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=53) / UDP(sport=1, dport=7) / b"shot")
+    target.expect_nothing()
+    journey = journey_of(target, 53)
+    assert [(h.stage, h.where, h.verdict) for h in journey.hops if h.stage == "TC_EGRESS"] == \
+        [("TC_EGRESS", "p1", "SHOT")]
+    assert journey.drop.stage == "TC_EGRESS"
+
+
+@pytest.mark.requires("nftrace", "bpftool")
+def test_egress_tc_nat_runs_after_masquerade(target, router, objects):
+    """POSTROUTING masquerades 10.0.0.2 to 10.0.1.1, then tc_nat at p1's egress
+    rewrites 10.0.1.1 to 10.0.1.77: the TC hop stands after the nat chain and its
+    SNAT. (Which source the SNAT hop names differs: the mock's is netfilter's
+    10.0.1.1, the lab's the frame that left, 10.0.1.77.)"""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=MASQUERADE_ON_P1)
+    attach(target, h1.port.name, "egress", objects["tc_nat"], "tc/egress")
+    snat = bpfmaps.map_of(target, h1.port.name, "snat", hook="tc/egress")
+    snat.update(ipaddress.IPv4Address(h1.dut_ip).packed, ipaddress.IPv4Address("10.0.1.77").packed)
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=54) / UDP(sport=5000, dport=53) / b"nat")
+    target.expect(h1.port, h1.from_dut(src="10.0.1.77", dst=h1.ip, id=54, ttl=63) /
+                  UDP(sport=5000, dport=53) / b"nat")
+    assert egress_part(journey_of(target, 54)) == [
+        ("NF_POSTROUTING", "ip nat postrouting", "ACCEPT"), ("NF_POSTROUTING", "nf_nat_packet", "SNAT"),
+        ("TC_EGRESS", "p1", "OK"), ("NIC_TX", "p1", "XMIT")]
+
+
+@pytest.mark.requires("nftrace")
+def test_an_answer_crosses_tc_egress_of_the_port_it_leaves(target, hosts, objects):
+    """The echo reply, not the request, crosses p0's egress: the hop is in the
+    reply's journey, the request's child."""
+    h0 = hosts[0]
+    target.sh("nft -f -", stdin=POSTROUTING)
+    attach(target, h0.port.name, "egress", objects["tc_drop_udp"])
+    target.send(h0.port, h0.to_dut(id=55) / ICMP(type=8, id=7, seq=1) / b"ping")
+    reply = h0.from_dut(src=h0.dut_ip, dst=h0.ip, ttl=64, flags=0) / ICMP(type=0, id=7, seq=1) / b"ping"
+    target.expect(h0.port, icmp_socket_mask(reply))
+    request = journey_of(target, 55)
+    assert "TC_EGRESS" not in request.stages
+    assert [egress_part(child) for child in request.children] == \
+        [[("NF_POSTROUTING", "ip t postrouting", "ACCEPT"), ("TC_EGRESS", "p0", "OK"), ("NIC_TX", "p0", "XMIT")]]
+
+
+def test_tc_egress_redirect_leaves_by_the_port_it_names(target, router, objects):
+    h0, h1, h2 = router
+    attach(target, h1.port.name, "egress", objects["tc_redirect"])
+    frame = h0.to_dut(dst=h1.ip, id=56) / UDP(sport=1, dport=9) / bytes([ifindex(target, h2.port.name), 0])
+    target.send(h0.port, frame)
+    got = IP(target.collect(h2.port)[0][14:])
+    assert (got.dst, got.ttl) == (h1.ip, 63)
+    target.expect_nothing()
+    journey = journey_of(target, 56)
+    assert [(h.stage, h.where, h.verdict) for h in journey.hops if h.stage in ("TC_EGRESS", "NIC_TX")] == \
+        [("TC_EGRESS", "p1", "REDIRECT"), ("NIC_TX", "p2", "XMIT")]
+
+
+@pytest.mark.requires("drop_reasons")
+def test_tc_ingress_redirect_then_the_egress_program_of_the_port_it_names(target, hosts, objects):
+    """bpf_redirect() at p0's ingress hands the frame to p1's dev_queue_xmit, so
+    p1's egress program runs on it (and drops it) instead of IP seeing it."""
+    h0, h1 = hosts[0], hosts[1]
+    attach(target, h0.port.name, "ingress", objects["tc_redirect"])
+    attach(target, h1.port.name, "egress", objects["tc_drop_udp"])
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=57) / UDP(sport=1, dport=9) / bytes([ifindex(target, h1.port.name), 0]))
+    target.expect_nothing()
+    journey = journey_of(target, 57)
+    assert [(h.stage, h.where, h.verdict) for h in journey.hops if h.stage.startswith("TC_") or h.stage == "NIC_TX"] \
+        == [("TC_INGRESS", "p0", "REDIRECT"), ("TC_EGRESS", "p1", "SHOT")]
+    assert journey.drop.stage == "TC_EGRESS"
