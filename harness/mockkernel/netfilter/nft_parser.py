@@ -14,8 +14,10 @@ line and a caret line under the offending token (`^`) with related tokens
 underlined (`~`); `nft -f` errors are prefixed with `file:line:first-last:`.
 Syntax the mock does not model is an error naming the token, never ignored.
 Left out: include, flowtables, stateful objects, meters, JSON input, IPv6
-header matches (ip6 tables parse; the mock runs IPv4), and bison's
-"expecting ..." lists (given only where a single rule is known).
+header matches (ip6 tables parse; the mock runs IPv4), bison's
+"expecting ..." lists (given only where a single rule is known), and nft's
+recovery after a syntax error (nft goes on and reports the later errors too; the
+mock reports the first).
 """
 from __future__ import annotations
 
@@ -49,36 +51,104 @@ NOT_MODELLED = {"queue", "dup", "fwd", "quota", "numgen", "jhash", "symhash", "o
                 "oifgroup", "iiftype", "oiftype", "ibriport", "obriport", "ibrname", "obrname", "time",
                 "day", "hour", "xt", "fullcone", "set", "@"}
 META_UNQUALIFIED = {"mark", "iif", "oif", "iifname", "oifname", "pkttype", "nftrace"}
-KEYWORDS = {
-    "include", "define", "redefine", "undefine", "describe", "hook", "device", "devices", "table", "tables",
-    "chain", "chains", "rule", "rules", "sets", "set", "element", "map", "maps", "flowtable", "handle",
-    "ruleset", "trace", "accept", "drop", "continue", "jump", "goto", "return", "to", "inet", "netdev",
-    "add", "replace", "update", "create", "insert", "delete", "get", "list", "reset", "flush", "rename",
-    "import", "export", "monitor", "position", "index", "comment", "constant", "interval", "dynamic",
-    "auto-merge", "timeout", "gc-interval", "elements", "expires", "policy", "size", "performance",
-    "memory", "flow", "offload", "meter", "counter", "name", "counters", "quotas", "log", "prefix", "group",
-    "queue", "limit", "quota", "hour", "day", "reject", "with", "icmpx", "snat", "dnat", "masquerade",
-    "redirect", "random", "fully-random", "persistent", "ll", "nh", "th", "bridge", "ether", "type",
-    "typeof", "vlan", "id", "arp", "ip", "version", "hdrlength", "dscp", "ecn", "length", "frag-off", "ttl",
-    "protocol", "checksum", "icmp", "code", "sequence", "gateway", "mtu", "igmp", "ip6", "priority",
-    "nexthdr", "icmpv6", "udp", "udplite", "sport", "dport", "port", "tcp", "ackseq", "doff", "window",
-    "urgptr", "option", "dccp", "sctp", "meta", "mark", "iif", "iifname", "iiftype", "oif", "oifname",
-    "oiftype", "skuid", "skgid", "nftrace", "rtclassid", "pkttype", "cpu", "iifgroup", "oifgroup",
-    "cgroup", "ct", "numgen", "jhash", "symhash", "dup", "fwd", "fib", "osf", "synproxy", "notrack",
-    "options", "all", "xml", "json", "vm", "exists", "missing", "exthdr", "ipsec", "secmark", "vmap",
-    "saddr", "daddr", "flags", "state", "status", "direction", "original", "reply", "rate", "burst",
-    "over", "second", "minute", "week", "packets", "bytes", "level", "eq", "ne", "lt", "gt", "le", "ge",
-    "and", "or", "xor", "not", "lshift", "rshift",
-}
+# src/scanner.l of nftables 1.0.6: the words its scanner returns as tokens of their own
+# rather than as STRING, by flex start condition. Those under "" it returns in every
+# start condition; the others only while the parser keeps that scope open (`list`
+# opens CMD_LIST for the whole command, `@` opens AT for the set's name, `ip` opens IP
+# for its header field, ...). A name, the grammar's `identifier` (a STRING), can be
+# none of the words in force where it stands: nft refuses `chain fwd` with "syntax
+# error, unexpected fwd". The word operators (eq, and, ...) are WORD_OPERATORS below.
+# Read from v1.0.5's scanner.l plus 1.0.6's `xt`; each unscoped word, CMD_LIST's and
+# AT's checked against nft 1.0.6 as a table, chain, set and jump target name.
+SCANNER_KEYWORDS = {scope: frozenset(words.split()) for scope, words in (
+    ("", """vmap include define redefine undefine describe hook device devices table chain rule set
+        element map flowtable handle ruleset socket tproxy accept drop continue jump goto return
+        inet netdev add replace update create insert delete get list reset flush rename import
+        export monitor position index comment constant interval dynamic auto-merge timeout
+        gc-interval elements expires policy size flow offload meter counter log queue limit quota
+        hour day reject snat dnat masquerade redirect random th bridge ether type typeof vlan arp
+        ip ecn time icmp icmpv6 igmp ip6 priority ah esp comp flags udp udplite tcp dccp sctp rt
+        rt0 rt2 srh hbh frag dst mh meta mark iif iifname iiftype oif oifname oiftype skuid skgid
+        nftrace rtclassid ibriport ibrname obriport obrname pkttype cpu iifgroup oifgroup cgroup
+        ct numgen jhash symhash dup fwd fib osf synproxy notrack all exists missing exthdr ipsec
+        secmark xt"""),
+    ("ARP", "saddr daddr htype ptype hlen plen operation"),
+    ("AT", "ll nh"),
+    ("CT", """packets bytes over saddr daddr id protocol dport avgpkt l3proto proto-src proto-dst zone
+        original reply direction event expectation expiration helper helpers label state status
+        count"""),
+    ("COUNTER", "name packets bytes"),
+    ("ETH", "saddr daddr"),
+    ("ICMP", "id checksum gateway code param-problem max-delay mtu sequence"),
+    ("IGMP", "checksum mrt group"),
+    ("IP", """to prefix saddr daddr id version hdrlength dscp length frag-off ttl protocol checksum
+        lsrr rr ssrr ra ptr value option options addr"""),
+    ("IP6", "to prefix saddr daddr version dscp length flowlabel hoplimit nexthdr addr"),
+    ("LIMIT", "name packets bytes rate burst second minute week over"),
+    ("META", "length protocol"),
+    ("POLICY", "performance memory"),
+    ("QUOTA", "name bytes over used until"),
+    ("SCTP", "length checksum sport dport chunk vtag"),
+    ("TCP", """length checksum sport dport sequence reserved ackseq doff window urgptr echo eol maxseg
+        mss nop noop sack sack0 sack1 sack2 sack3 sack-permitted sack-perm timestamp fastopen
+        mptcp md5sig left right count tsval tsecr subtype options option"""),
+    ("TYPE", "dscp protocol classid"),
+    ("VLAN", "id cfi dei pcp"),
+    ("CMD_EXPORT", "xml json vm"),
+    ("CMD_IMPORT", "xml json vm"),
+    ("CMD_LIST", "chains sets tables meters flowtables limits maps secmarks synproxys hooks counters quotas"),
+    ("CMD_MONITOR", "chains sets tables rules trace xml json vm"),
+    ("CMD_RESET", "counters quotas"),
+    ("EXPR_AH", "hdrlength nexthdr reserved spi sequence"),
+    ("EXPR_COMP", "nexthdr cpi"),
+    ("EXPR_DCCP", "sport dport"),
+    ("EXPR_DST", "hdrlength nexthdr"),
+    ("EXPR_ESP", "spi sequence"),
+    ("EXPR_FIB", "saddr daddr"),
+    ("EXPR_FRAG", "id frag-off nexthdr reserved reserved2 more-fragments"),
+    ("EXPR_HASH", "seed mod offset"),
+    ("EXPR_HBH", "hdrlength nexthdr"),
+    ("EXPR_IPSEC", "saddr daddr spi reqid spnum in out"),
+    ("EXPR_MH", "hdrlength checksum nexthdr reserved"),
+    ("EXPR_NUMGEN", "inc mod offset"),
+    ("EXPR_OSF", "name version ttl"),
+    ("EXPR_QUEUE", "to num bypass fanout"),
+    ("EXPR_RT", "hdrlength nexthdr addr nexthop seg-left mtu last-entry tag sid classid"),
+    ("EXPR_SCTP_CHUNK", """length data init init-ack heartbeat heartbeat-ack abort shutdown shutdown-ack
+        error cookie-echo cookie-ack ecne cwr shutdown-complete asconf-ack forward-tsn asconf tsn
+        sack stream ssn ppid init-tag a-rwnd num-outbound-streams num-inbound-streams initial-tsn
+        cum-tsn-ack num-gap-ack-blocks num-dup-tsns lowest-tsn seqno new-cum-tsn"""),
+    ("EXPR_SOCKET", "transparent wildcard cgroupv2 level"),
+    ("EXPR_TH", "sport dport"),
+    ("EXPR_UDP", "length checksum sport dport"),
+    ("EXPR_UDPLITE", "checksum csumcov sport dport"),
+    ("STMT_DUP", "to"),
+    ("STMT_FWD", "to"),
+    ("STMT_LOG", "prefix snaplen queue-threshold level group"),
+    ("STMT_NAT", "to prefix fully-random persistent port addr"),
+    ("STMT_REJECT", "with icmpx"),
+    ("STMT_SYNPROXY", "name wscale maxseg mss timestamp sack-permitted sack-perm"),
+    ("STMT_TPROXY", "to"),
+)}
+# Naming an unexpected word, the mock does not follow the scanner's start conditions:
+# it takes the words of the scopes its own statements and commands open for keywords.
+NAMED_KEYWORDS = frozenset().union(*(SCANNER_KEYWORDS[scope] for scope in (
+    "", "AT", "CT", "COUNTER", "ICMP", "IP", "IP6", "LIMIT", "META", "POLICY", "TCP", "TYPE", "CMD_LIST",
+    "EXPR_FIB", "EXPR_TH", "EXPR_UDP", "STMT_LOG", "STMT_NAT", "STMT_REJECT")))
+# parser_bison.y type_identifier and data_type_atom_expr: the keywords a set's `type` takes
+TYPE_KEYWORDS = ("mark", "dscp", "ecn", "classid", "time")
+STRING_EXPECTED = "string or quoted string or string with a trailing asterisk"  # the grammar's `string`
 OPERATOR_NAMES = {",": "comma", ";": "semicolon", ":": "colon", "{": "'{'", "}": "'}'", "[": "'['",
                   "]": "']'", "(": "'('", ")": "')'", "|": "'|'", "$": "'$'", "=": "'='"}
 WORD_OPERATORS = {"eq": "==", "ne": "!=", "lt": "<", "gt": ">", "le": "<=", "ge": ">=", "and": "&",
-                  "or": "|", "not": "!"}
+                  "or": "|", "not": "!", "xor": "^", "lshift": "<<", "rshift": ">>"}
 RELATIONAL_OPS = ("==", "!=", "<", ">", "<=", ">=")
 COMMAND_OBJECTS = {"add": ("table", "chain", "rule", "set", "map", "element"),
                    "create": ("table", "chain", "set", "map", "element"), "insert": ("rule",), "replace": ("rule",),
                    "delete": ("table", "chain", "rule", "set", "map", "element"),
                    "flush": ("table", "chain", "set", "map"), "list": ("table", "chain", "set", "map")}
+# what `delete` also finds by handle (parser_bison.y table_or_id_spec, chain_or_id_spec, set_or_id_spec)
+DELETE_BY_HANDLE = ("table", "chain", "set")
 WHOLE_RULESET_OBJECTS = {"list": ("ruleset", "tables", "chains", "sets", "maps"), "flush": ("ruleset",)}
 _PRINT = PrintCtx()  # for printing `typeof` expressions back
 
@@ -141,7 +211,7 @@ class Token:
     def name(self) -> str:
         """The token as bison names it in "unexpected X"."""
         if self.kind == "str":
-            return self.text if self.text in KEYWORDS else "string"
+            return self.text if self.text in NAMED_KEYWORDS else "string"
         return {"num": "number", "qstr": "quoted string", "astr": "string with a trailing asterisk",
                 "nl": "newline", "eof": "end of file"}.get(self.kind) or OPERATOR_NAMES.get(self.text, self.text)
 
@@ -365,6 +435,7 @@ class Parser:
         self.defines: dict[str, list[Token]] = {}
         self.commands: list[Command] = []
         self.anon_sets = 0
+        self.scope = ""  # the scanner's start condition a command keeps open: CMD_LIST in `list`
 
     # -- tokens
 
@@ -401,10 +472,33 @@ class Parser:
             message += f", expecting {expecting}"
         return NftError(message, tok.loc)
 
-    def identifier(self) -> Token:
-        """A name: string, quoted string, or a keyword used as one where nft allows."""
+    def is_name(self, tok: Token, scope: str = "") -> bool:
+        """A STRING to nft: a word that is no keyword in force (SCANNER_KEYWORDS);
+        a quoted string is not one."""
+        return tok.kind == "str" and tok.text not in SCANNER_KEYWORDS[""] \
+            and tok.text not in SCANNER_KEYWORDS.get(scope or self.scope, ())
+
+    def identifier(self, expecting: str | None = "string", scope: str = "") -> Token:
+        """A name: the grammar's `identifier`, a STRING (table, chain, set, jump
+        target, variable); `scope` is a start condition the name is scanned in."""
         self._expand_variable()
-        if self.tok.kind in ("str", "qstr"):
+        if self.is_name(self.tok, scope):
+            return self.next()
+        raise self.unexpected(expecting)
+
+    def string(self, expecting: str | None = STRING_EXPECTED) -> Token:
+        """The grammar's `string`: a STRING, quoted string or asterisk string
+        (comments, log prefixes, devices)."""
+        self._expand_variable()
+        if self.tok.kind in ("qstr", "astr") or self.is_name(self.tok):
+            return self.next()
+        raise self.unexpected(expecting)
+
+    def word(self) -> Token:
+        """A word the caller checks itself against the keywords it takes (a
+        header field, a meta or ct key, a unit)."""
+        self._expand_variable()
+        if self.tok.kind == "str":
             return self.next()
         raise self.unexpected()
 
@@ -422,8 +516,8 @@ class Parser:
         while self.at("$"):
             dollar = self.next()
             name = self.tok
-            if name.kind != "str":
-                raise self.unexpected()
+            if not self.is_name(name):
+                raise self.unexpected("string")
             if name.text not in self.defines:
                 raise NftError(f"unknown identifier '{name.text}'", dollar.loc.to(name.loc))
             self.pos -= 1
@@ -473,6 +567,7 @@ class Parser:
     # -- commands
 
     def command(self, op: str, start: Token) -> None:
+        self.scope = "CMD_LIST" if op == "list" else ""
         self._expand_variable()
         obj_tok = self.tok
         obj = obj_tok.text if obj_tok.kind == "str" else None
@@ -494,6 +589,7 @@ class Parser:
         end = self.tok if self.tok.kind == "nl" else self.tokens[self.pos - 1]
         cmd.loc = start.loc.to(end.loc)
         self.commands.append(cmd)
+        self.scope = ""
 
     def family_spec(self, cmd: Command) -> None:
         self._expand_variable()
@@ -524,7 +620,7 @@ class Parser:
             self.handle_spec(cmd)
             self.finish(cmd, start)
             return
-        name = self.identifier()
+        name = self.identifier(_name_expected(op, "table"))
         cmd.table, cmd.locs["table"] = name.text, name.loc
         if self.at("{") and op in ("add", "create"):
             self.finish(cmd, start)
@@ -556,7 +652,7 @@ class Parser:
                 self.define()
             elif tok.is_word("comment"):
                 self.next()
-                self.identifier()
+                self.string()
             elif tok.is_word("flags", "flowtable", "counter", "quota", "ct", "limit", "secmark", "synproxy"):
                 raise NftError(f"table {tok.text} is not modelled by the mock kernel", tok.loc)
             else:
@@ -622,7 +718,7 @@ class Parser:
             raise NftError(f"The {cmd.family} family does not support this hook", hook_tok.loc)
         spec = ChainSpec(type_tok.text, hook_tok.text, 0)
         if self.accept("device"):
-            spec.devices.append(self.identifier().text)
+            spec.devices.append(self.string(f"{STRING_EXPECTED} or '$'").text)
         prio_tok = self.expect("priority", "priority")
         spec.priority = self.priority(cmd.family, hook_tok.text, prio_tok)
         spec.loc = start.loc.to(self.tokens[self.pos - 1].loc)
@@ -636,7 +732,7 @@ class Parser:
             return -self.number().value
         if self.tok.kind == "num":
             return self.next().value
-        name = self.identifier()
+        name = self.identifier(expecting=None)
         base = std_prio_lookup(name.text, family, hook)
         offset = 0
         if self.at("+", "-"):
@@ -653,7 +749,7 @@ class Parser:
         if op == "delete" and self.handle_spec(cmd):
             self.finish(cmd, start)
             return
-        name = self.identifier()
+        name = self.identifier(_name_expected(op, "chain"))
         cmd.name, cmd.locs["name"] = name.text, name.loc
         rules = self.chain_block(cmd) if self.at("{") and op in ("add", "create") else []
         self.finish(cmd, start)
@@ -687,10 +783,10 @@ class Parser:
     def cmd_set(self, op: str, obj: str, start: Token) -> None:
         cmd = Command(op, obj, start.loc)
         self.table_spec(cmd)
-        if op == "delete" and self.handle_spec(cmd):
+        if op == "delete" and obj in DELETE_BY_HANDLE and self.handle_spec(cmd):
             self.finish(cmd, start)
             return
-        name = self.identifier()
+        name = self.identifier(_name_expected(op, obj))
         cmd.name, cmd.locs["name"] = name.text, name.loc
         if op in ("add", "create"):
             table = Command("add", "table", start.loc, cmd.family, cmd.table)
@@ -752,7 +848,7 @@ class Parser:
                 spec.auto_merge = True
             elif tok.is_word("comment"):
                 self.next()
-                spec.comment = self.identifier().text
+                spec.comment = self.string().text
             elif tok.is_word("elements"):
                 self.next()
                 self.expect("=")
@@ -767,9 +863,14 @@ class Parser:
         return cmd
 
     def type_list(self) -> list:
+        """`type T [. T ...]`, read in the scanner's TYPE scope: a STRING or one of
+        TYPE_KEYWORDS."""
         out = []
         while True:
-            tok = self.identifier()
+            self._expand_variable()
+            if not (self.is_name(self.tok, "TYPE") or self.tok.is_word(*TYPE_KEYWORDS)):
+                raise self.unexpected()
+            tok = self.next()
             if tok.text not in types.SET_TYPES:
                 raise NftError(f"unknown datatype {tok.text}", tok.loc)
             out.append(types.SET_TYPES[tok.text])
@@ -779,20 +880,17 @@ class Parser:
     def set_flags(self) -> set:
         flags = set()
         while True:
-            tok = self.identifier()
-            if tok.text not in ("constant", "interval", "timeout", "dynamic"):
-                raise self.unexpected()
-            flags.add(tok.text)
+            if not self.at("constant", "interval", "dynamic", "timeout"):
+                raise self.unexpected("constant or interval or dynamic or timeout")
+            flags.add(self.next().text)
             if not self.accept(","):
                 return flags
 
     def time_spec(self) -> float:
-        self._expand_variable()
-        tok = self.next()
-        if tok.kind == "num":
-            return float(tok.value)
+        """A STRING: `1h30m`; a bare number is a syntax error, as in nft."""
+        tok = self.identifier()
         m = re.fullmatch(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?", tok.text)
-        if tok.kind != "str" or not m or not tok.text:
+        if not m or not tok.text:
             raise NftError("Wrong time format, expecting [NUMd][NUMh][NUMm][NUMs][NUMms]", tok.loc)
         d, h, mi, s, ms = (int(g or 0) for g in m.groups())
         return d * 86400 + h * 3600 + mi * 60 + s + ms / 1000
@@ -834,7 +932,7 @@ class Parser:
             elif kw == "expires":
                 self.time_spec()
             else:
-                self.identifier()
+                self.string()
         if self.accept(":"):
             elem.data = self.verdict_or_value()
         return elem
@@ -846,7 +944,7 @@ class Parser:
             return Verdict(tok.text, loc=tok.loc)
         if self.at("jump", "goto"):
             tok = self.next()
-            target = self.identifier()
+            target = self.identifier("string or '$'")
             return Verdict(tok.text, target.text, loc=target.loc)
         return self.rhs_value()
 
@@ -894,7 +992,7 @@ class Parser:
                 raise self.unexpected()
             if tok.is_word("comment"):
                 self.next()
-                text = self.identifier()
+                text = self.string()
                 comment = Comment(text.text, text.loc)
                 continue
             stmt = self.statement(family)
@@ -915,9 +1013,7 @@ class Parser:
             return Verdict(word, loc=tok.loc)
         if word in ("jump", "goto"):
             self.next()
-            if self.at_end_of_stmt():
-                raise self.unexpected("'{'")
-            target = self.identifier()
+            target = self.identifier("'{'")
             return Verdict(word, target.text, loc=target.loc)
         handler = {"counter": self.stmt_counter, "log": self.stmt_log, "limit": self.stmt_limit,
                    "reject": self.stmt_reject, "notrack": self.stmt_notrack, "snat": self.stmt_nat,
@@ -926,7 +1022,7 @@ class Parser:
             return handler(family)
         if word in NOT_MODELLED and tok.kind == "str" or word == "@":
             raise NftError(f"{word} is not modelled by the mock kernel", tok.loc)
-        if tok.kind != "str" or (word in KEYWORDS and word not in SELECTOR_WORDS):
+        if tok.kind != "str" or (word in SCANNER_KEYWORDS[""] and word not in SELECTOR_WORDS):
             raise self.unexpected()
         if word not in SELECTOR_WORDS:  # a bare symbol: nft takes it for a value
             if self.peek().kind in ("nl", "eof") or self.peek().text in (";", "}"):
@@ -951,9 +1047,9 @@ class Parser:
         log = Log()
         while True:
             if self.accept("prefix"):
-                log.prefix = self.identifier().text
+                log.prefix = self.string().text
             elif self.accept("level"):
-                level = self.identifier()
+                level = self.string()
                 if level.text not in Log.LEVELS:
                     raise NftError("invalid log level", level.loc)
                 log.level = level.text
@@ -976,14 +1072,14 @@ class Parser:
             unit = Token("str", unit_text, rate_tok.loc)
         else:
             self.expect("/")
-            unit = self.identifier()
+            unit = self.word()
             if unit.text not in LIMIT_UNITS:
                 raise NftError("Wrong rate format", unit.loc)
         burst = burst_unit = None
         if self.accept("burst"):
             burst = self.number().value
             if byte_unit:
-                burst_unit = self.identifier().text
+                burst_unit = self.word().text
                 if burst_unit not in BYTE_UNITS:
                     raise NftError("Wrong rate format", self.tokens[self.pos - 1].loc)
             else:
@@ -1056,12 +1152,12 @@ class Parser:
         tok = self.next()
         word = tok.text
         if word in PAYLOAD_FIELDS:
-            fld = self.identifier()
+            fld = self.word()
             if fld.text not in PAYLOAD_FIELDS[word]:
                 raise NftError(f"{word} {fld.text} is not modelled by the mock kernel", tok.loc.to(fld.loc))
             return Payload((PAYLOAD_FIELDS[word][fld.text],)), tok.loc.to(fld.loc)
         if word == "meta" or (word in META_UNQUALIFIED):
-            key = self.identifier() if word == "meta" else tok
+            key = self.word() if word == "meta" else tok
             if key.text not in Meta.TYPES:
                 raise NftError(f"meta {key.text} is not modelled by the mock kernel", tok.loc.to(key.loc))
             if key.text == "nfproto" and family != "inet":
@@ -1069,12 +1165,12 @@ class Parser:
             dtype = self.iface_type if key.text in ("iif", "oif") else None
             return Meta(key.text, dtype), tok.loc.to(key.loc)
         if word == "ct":
-            key = self.identifier()
+            key = self.word()
             if key.text not in Ct.TYPES:
                 raise NftError(f"ct {key.text} is not modelled by the mock kernel", tok.loc.to(key.loc))
             return Ct(key.text), tok.loc.to(key.loc)
         if word == "fib":
-            addr = self.identifier()
+            addr = self.word()
             if addr.text not in ("saddr", "daddr") or self.at(".") or not self.at("type"):
                 raise NftError("fib lookups other than `fib saddr|daddr type` are not modelled by the mock "
                                "kernel", tok.loc.to(self.tok.loc))
@@ -1178,7 +1274,7 @@ class Parser:
         """`@name` or an anonymous set `{ ... }` typed by the left side."""
         if self.accept("@"):
             at = self.tokens[self.pos - 1]
-            name = self.identifier()
+            name = self.identifier(scope="AT")
             return SetRef(None, name.text, loc=at.loc.to(name.loc))
         start = self.tok
         syntax = self.element_block()
@@ -1242,6 +1338,11 @@ def _simplify_set(lhs, op: str, ref: SetRef, mask: int | None) -> Match:
             return Match(lhs, op, Range(elem.key, elem.high))
         return Match(lhs, "implicit" if op == "implicit" else op, Value(elem.key))
     return Match(lhs, op, ref, mask=mask)
+
+
+def _name_expected(op: str, obj: str) -> str:
+    """What bison expects where a command names its table, chain or set."""
+    return "handle or string" if op == "delete" and obj in DELETE_BY_HANDLE else "string"
 
 
 def std_prio_lookup(name: str, family: str, hook: str) -> int | None:
