@@ -352,3 +352,371 @@ def test_meta_pkttype_fib_type_l4proto_nfproto_and_mark(target, hosts):
         target.expect(h0.port, icmp_socket_mask(h0.from_dut(src=h0.dut_ip, dst=h0.ip, ttl=64) / ICMP(type=0, id=3, seq=1)))
     echo = matched_by(target, ping)
     assert echo == {"ipv4", "tcp or icmp", "L2 unicast", "to a local address", "unmarked in input"}
+
+
+CT_NAT = """
+table ip nat {
+    chain prerouting {
+        type nat hook prerouting priority dstnat; policy accept;
+        udp dport 8080 dnat to 10.0.1.2:80
+    }
+    chain postrouting {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "p2" masquerade
+    }
+}
+table ip t {
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        ct status dnat counter comment "dnat"
+        ct status snat counter comment "snat"
+        ct direction original counter comment "original"
+        ct direction reply counter comment "reply"
+        ct state new counter comment "new"
+        ct state established counter comment "established"
+    }
+}
+"""
+
+
+@pytest.mark.requires("conntrack")
+def test_ct_status_direction_and_state_in_forward(target, router):
+    """A DNAT is bound in prerouting, so forward sees `ct status dnat` from the
+    first packet on; masquerade binds in postrouting, after forward: the first
+    packet of a masqueraded flow is not yet `snat`, its reply and the later
+    packets are."""
+    h0, h1, h2 = router
+    target.sh("nft -f -", stdin=CT_NAT)
+
+    def through(sent, port, left):
+        def deliver():
+            target.send(sent[0].port, sent[1])
+            target.expect(port, left)
+        return matched_by(target, deliver)
+
+    seen = {
+        "dnat request": through((h0, h0.to_dut(id=1) / UDP(sport=5001, dport=8080)), h1.port,
+                                h1.from_dut(src=h0.ip, dst=h1.ip, id=1, ttl=63) / UDP(sport=5001, dport=80)),
+        "dnat reply": through((h1, h1.to_dut(dst=h0.ip, id=2) / UDP(sport=80, dport=5001)), h0.port,
+                              h0.from_dut(src=h0.dut_ip, dst=h0.ip, id=2, ttl=63) / UDP(sport=8080, dport=5001)),
+        "masquerade request": through((h0, h0.to_dut(dst=h2.ip, id=3) / UDP(sport=6000, dport=53)), h2.port,
+                                      h2.from_dut(src=h2.dut_ip, dst=h2.ip, id=3, ttl=63) /
+                                      UDP(sport=6000, dport=53)),
+        "masquerade reply": through((h2, h2.to_dut(id=4) / UDP(sport=53, dport=6000)), h0.port,
+                                    h0.from_dut(src=h2.ip, dst=h0.ip, id=4, ttl=63) / UDP(sport=53, dport=6000)),
+        "masquerade again": through((h0, h0.to_dut(dst=h2.ip, id=5) / UDP(sport=6000, dport=53)), h2.port,
+                                    h2.from_dut(src=h2.dut_ip, dst=h2.ip, id=5, ttl=63) /
+                                    UDP(sport=6000, dport=53)),
+    }
+    assert seen == {
+        "dnat request": {"dnat", "original", "new"},
+        "dnat reply": {"dnat", "reply", "established"},
+        "masquerade request": {"original", "new"},
+        "masquerade reply": {"snat", "reply", "established"},
+        "masquerade again": {"snat", "original", "established"},
+    }
+
+
+CT_MARK = """
+table ip t {
+    chain prerouting {
+        type filter hook prerouting priority mangle; policy accept;
+        ct state new udp dport 7000 ct mark set 0x2a
+        meta mark set ct mark
+    }
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        ct mark 0x2a counter comment "ct mark 0x2a"
+        meta mark 0x2a counter comment "meta mark from ct mark"
+    }
+}
+"""
+
+
+@pytest.mark.requires("conntrack")
+def test_ct_mark_set_on_the_first_packet_marks_the_whole_connection(target, router):
+    """`ct mark set` writes the conntrack entry: the reply carries the mark too,
+    `meta mark set ct mark` restores it onto each packet, and conntrack -L
+    shows it."""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=CT_MARK)
+    seen = {
+        "request": forwarded_matches(target, h0, h1, UDP(sport=5000, dport=7000)),
+        "reply": forwarded_matches(target, h1, h0, UDP(sport=7000, dport=5000)),
+        "other flow": forwarded_matches(target, h0, h1, UDP(sport=5000, dport=7001)),
+    }
+    assert seen == {
+        "request": {"ct mark 0x2a", "meta mark from ct mark"},
+        "reply": {"ct mark 0x2a", "meta mark from ct mark"},
+        "other flow": set(),
+    }
+    marks = {e.original: e.mark for e in target.conntrack() if e.proto == "udp"}
+    assert marks == {(h0.ip, h1.ip, 5000, 7000): 0x2A, (h0.ip, h1.ip, 5000, 7001): 0}
+
+
+LIMIT = """
+table ip t {
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        udp dport 9 limit rate 1/minute burst 3 packets counter comment "under the limit"
+        udp dport 9 limit rate over 1/minute burst 3 packets counter comment "over the limit"
+    }
+}
+"""
+
+
+def test_limit_lets_the_burst_through_then_matches_over_it(target, router):
+    """A bucket of `burst` packets, refilled at one packet per minute (nothing
+    in the milliseconds the frames take): of six, the first three are under
+    the limit; an `over` limit's own bucket matches the last three."""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=LIMIT)
+    target.send(h0.port, [h0.to_dut(dst=h1.ip, id=i) / UDP(sport=8, dport=9) for i in range(6)])
+    assert len(target.collect(h1.port)) == 6
+    assert counted(target) == {"under the limit": 3, "over the limit": 3}
+
+
+CHAINS = """
+table ip t {
+    set blocked {
+        type ipv4_addr
+        elements = { 10.0.0.66, 10.0.0.67 }
+    }
+    map by_port {
+        type inet_service : verdict
+        elements = { 1001 : jump tagged, 1002 : goto tagged, 1003 : drop, 1004 : accept }
+    }
+    chain tagged {
+        counter comment "tagged"
+        udp sport 1 return
+        counter comment "end of tagged"
+    }
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        ip saddr @blocked counter drop comment "blocked"
+        udp dport vmap @by_port
+        counter comment "after the map"
+    }
+}
+"""
+
+
+def test_named_set_verdict_map_jump_goto_and_return(target, router):
+    """jump comes back after the rule that jumped; goto does not (the end of
+    the chain gone to ends the base chain: its policy); return leaves a chain
+    early; a vmap without the key goes on with the next rule."""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=CHAINS)
+    seen = {
+        "jump": forwarded_matches(target, h0, h1, UDP(sport=5, dport=1001)),
+        "jump, return early": forwarded_matches(target, h0, h1, UDP(sport=1, dport=1001)),
+        "goto": forwarded_matches(target, h0, h1, UDP(sport=5, dport=1002)),
+        "accept": forwarded_matches(target, h0, h1, UDP(sport=5, dport=1004)),
+        "not in the map": forwarded_matches(target, h0, h1, UDP(sport=5, dport=1005)),
+    }
+    assert seen == {
+        "jump": {"tagged", "end of tagged", "after the map"},
+        "jump, return early": {"tagged", "after the map"},
+        "goto": {"tagged", "end of tagged"},
+        "accept": set(),
+        "not in the map": {"after the map"},
+    }
+    target.sh("nft add element ip t blocked { 10.0.0.68 }")
+    for src, dport in (("10.0.0.2", 1003), ("10.0.0.66", 1005), ("10.0.0.68", 1005)):
+        target.send(h0.port, h0.to_dut(src=src, dst=h1.ip) / UDP(sport=5, dport=dport))
+        target.expect_nothing()
+    assert [(d.reason, d.stage) for d in target.drops()] == [("NETFILTER_DROP", "NF_FORWARD")] * 3
+    assert counted(target)["blocked"] == 2
+
+
+# ---------------------------------------------------------------- statements
+
+MANGLE = """
+table ip t {
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        udp dport 1 ip ttl set 9
+        udp dport 2 ip dscp set af41
+        udp dport 3 ip ttl set 200 ip dscp set cs0
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("dport, tos, expected_ttl, expected_tos", [
+    (1, 0x00, 9, 0x00),
+    (2, 0x03, 63, 0x8B),  # af41 is 34 << 2; the ECN bits stay
+    (3, 0xB9, 200, 0x01),
+], ids=["ttl", "dscp keeps ecn", "ttl and dscp"])
+def test_ip_ttl_and_dscp_set_rewrite_the_header_and_its_checksum(target, router, dport, tos, expected_ttl,
+                                                                expected_tos):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=MANGLE)
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=11, tos=tos) / UDP(sport=5, dport=dport) / b"mangled")
+    # scapy computes the header checksum of the expected frame: compared byte for byte
+    target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=11, tos=expected_tos, ttl=expected_ttl) /
+                  UDP(sport=5, dport=dport) / b"mangled")
+
+
+def test_ttl_set_to_1_in_prerouting_is_caught_by_ip_forward(target, router):
+    """Prerouting runs before ip_forward() checks the TTL: time exceeded goes
+    back and the packet is dropped before the FORWARD hook."""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin="""
+table ip t {
+    chain prerouting {
+        type filter hook prerouting priority filter; policy accept;
+        ip ttl set 1
+    }
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        counter comment "forward"
+    }
+}
+""")
+    sent = h0.to_dut(dst=h1.ip, id=12) / UDP(sport=5, dport=6)
+    target.send(h0.port, sent)
+    arrived = sent.copy()
+    arrived[IP].ttl = 1
+    del arrived[IP].chksum
+    target.expect(h0.port, h0.icmp_error(11, 0, Ether(bytes(arrived))))
+    target.expect_nothing()
+    assert counted(target) == {"forward": 0}
+    if "drop_reasons" in target.capabilities:
+        assert [(d.reason, d.stage) for d in target.drops()] == [("IP_INHDR", "IP_FORWARD")]
+
+
+LOG_AND_COUNT = """
+table ip t {
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        udp dport 5 log prefix "pj-forward " level info counter comment "logged"
+        counter comment "after the log"
+    }
+}
+"""
+
+
+def test_log_is_not_a_verdict_and_counters_count_ip_bytes(target, router):
+    """log lets the packet go on to the next rule; a counter adds the IP
+    datagram's length (skb->len at the IPv4 hooks: no Ethernet header)."""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=LOG_AND_COUNT)
+    forward(target, h0, h1, UDP(sport=4, dport=5) / bytes(10))
+    forward(target, h0, h1, UDP(sport=4, dport=5) / bytes(100))
+    forward(target, h0, h1, UDP(sport=4, dport=6))
+    got = {c.rule: (c.packets, c.bytes) for c in target.counters()}
+    assert got == {
+        'udp dport 5 log prefix "pj-forward " level info counter comment "logged"': (2, 38 + 128),
+        'counter comment "after the log"': (3, 38 + 128 + 28),
+    }
+
+
+# Where nf_nat_l4proto_unique_tuple() looks for a source port when no range is
+# given: the class of the original port (<512, 512-1023, >=1024).
+PORT_CLASSES = {100: (1, 511), 700: (600, 1023), 6000: (1024, 65535)}
+MASQUERADE_P1 = """
+table ip nat {{
+    chain postrouting {{
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "p1" masquerade {flags}
+    }}
+}}
+"""
+
+
+def masquerade_flows(target, h0, h1, l4s) -> list[IP]:
+    """Send one packet of each flow from h0 to h1; the IP packets that left p1."""
+    out = []
+    for i, l4 in enumerate(l4s):
+        target.send(h0.port, h0.to_dut(dst=h1.ip, id=20 + i) / l4)
+        left = target.collect(h1.port)
+        assert len(left) == 1, f"expected one frame on p1 for {l4.summary()}, got {len(left)}"
+        out.append(IP(left[0][14:]))
+    return out
+
+
+@pytest.mark.requires("conntrack")
+@pytest.mark.parametrize("flags", ["", "random", "fully-random", "random,persistent"])
+@pytest.mark.parametrize("sport", sorted(PORT_CLASSES))
+def test_masquerade_random_picks_a_port_of_the_original_class_and_conntrack_knows_it(target, router, flags,
+                                                                                      sport):
+    """Without flags a free source port is kept. With `random` or
+    `fully-random` (NF_NAT_RANGE_PROTO_RANDOM_ALL) it is chosen afresh in its
+    class, free or not. Either way the reply tuple in conntrack is the frame
+    that left, and a reply to it is un-NATed back to the original port."""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=MASQUERADE_P1.format(flags=flags))
+    dports = (53, 54, 55)
+    left = masquerade_flows(target, h0, h1, [UDP(sport=sport, dport=d) / b"q" for d in dports])
+    ports = [ip[UDP].sport for ip in left]
+    low, high = PORT_CLASSES[sport]
+    assert [(ip.src, ip.dst, ip[UDP].dport) for ip in left] == [(h1.dut_ip, h1.ip, d) for d in dports]
+    assert all(low <= p <= high for p in ports), f"source ports {ports} not all in {low}-{high}"
+    if flags:
+        # three random picks all equal to the original: a chance of (1/511)**3 at most
+        assert ports != [sport] * 3, f"{flags} kept every original port: {ports}"
+    else:
+        assert ports == [sport] * 3
+    entries = sorted((e.original, e.reply, "snat" in e.status) for e in target.conntrack() if e.proto == "udp")
+    assert entries == [((h0.ip, h1.ip, sport, d), (h1.ip, h1.dut_ip, d, p), True) for d, p in zip(dports, ports)]
+    target.send(h1.port, h1.to_dut(id=29) / UDP(sport=53, dport=ports[0]) / b"a")
+    target.expect(h0.port, h0.from_dut(src=h1.ip, dst=h0.ip, id=29, ttl=63) / UDP(sport=53, dport=sport) / b"a")
+
+
+@pytest.mark.requires("conntrack")
+@pytest.mark.parametrize("flags", ["", "random"])
+def test_masquerade_of_icmp_echoes_keeps_or_randomises_their_id(target, router, flags):
+    """The echo id is ICMP's port: kept when free, chosen among all 65536
+    with `random`, rewritten with the ICMP checksum; the reply tuple holds
+    the id the frame left with."""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=MASQUERADE_P1.format(flags=flags))
+    idents = (0x4242, 0x4243, 0x4244)
+    left = masquerade_flows(target, h0, h1, [ICMP(type=8, id=i, seq=1) / b"ping" for i in idents])
+    out_ids = [ip[ICMP].id for ip in left]
+    # scapy computes the expected checksums from the fields
+    assert [bytes(ip) for ip in left] == [bytes(IP(src=h1.dut_ip, dst=h1.ip, id=20 + n, ttl=63) /
+                                                ICMP(type=8, id=i, seq=1) / b"ping") for n, i in enumerate(out_ids)]
+    if flags:
+        assert out_ids != list(idents), f"{flags} kept every echo id: {out_ids}"
+    else:
+        assert out_ids == list(idents)
+    entries = sorted((e.original, e.reply) for e in target.conntrack() if e.proto == "icmp")
+    assert entries == [((h0.ip, h1.ip, i, 8 << 8), (h1.ip, h1.dut_ip, o, 0)) for i, o in zip(idents, out_ids)]
+    target.send(h1.port, h1.to_dut(id=29) / ICMP(type=0, id=out_ids[0], seq=1) / b"pong")
+    target.expect(h0.port, h0.from_dut(src=h1.ip, dst=h0.ip, id=29, ttl=63) / ICMP(type=0, id=idents[0], seq=1) /
+                  b"pong")
+
+
+NOTRACK = """
+table ip t {
+    chain raw {
+        type filter hook prerouting priority raw; policy accept;
+        udp dport 9999 notrack
+    }
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        ct state untracked counter comment "untracked"
+        ct state new counter comment "new"
+    }
+    chain postrouting {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "p1" masquerade
+    }
+}
+"""
+
+
+@pytest.mark.requires("conntrack")
+def test_notrack_skips_conntrack_and_so_nat(target, router):
+    """An untracked packet has no conntrack entry for NAT to bind: it leaves
+    with its own source, while a tracked one is masqueraded."""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=NOTRACK)
+    untracked = matched_by(target, lambda: forward(target, h0, h1, UDP(sport=5, dport=9999)))
+    tracked = matched_by(target, lambda: (
+        target.send(h0.port, h0.to_dut(dst=h1.ip, id=8) / UDP(sport=5, dport=9998)),
+        target.expect(h1.port, h1.from_dut(src=h1.dut_ip, dst=h1.ip, id=8, ttl=63) / UDP(sport=5, dport=9998))))
+    assert (untracked, tracked) == ({"untracked"}, {"new"})
+    assert [e.original for e in target.conntrack() if e.proto == "udp"] == [(h0.ip, h1.ip, 5, 9998)]

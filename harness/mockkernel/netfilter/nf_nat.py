@@ -10,10 +10,11 @@ first chain that binds wins; if none does, a null binding is made (which may
 still move a clashing source port). Every packet is then rewritten from the
 entry (nf_nat_packet): DNAT in PREROUTING/OUTPUT, SNAT in POSTROUTING/INPUT,
 replies the other way round.
-Port choice (nf_nat_l4proto_unique_tuple): keep the port when the resulting
-tuple is free; else search the range (or by the original port's class: <512,
-512-1023, >=1024) from an offset (random with `random`, else derived from the
-tuple). DNAT without a port range never changes the port.
+Port choice (get_unique_tuple, nf_nat_l4proto_unique_tuple): keep the port
+when the resulting tuple is free, unless `random`/`fully-random` ask for a new
+one every time; else search the range (or by the original port's class: <512,
+512-1023, >=1024) from a random offset. DNAT without a port range never
+changes the port. ICMP queries' echo id is their port: every id is in range.
 """
 from __future__ import annotations
 
@@ -47,8 +48,12 @@ _U16, _U32 = struct.Struct("!H"), struct.Struct("!I")
 # what manip_pkt reads of the IPv4 header in one go (version/ihl, frag_off,
 # protocol, check, saddr, daddr) and writes back (check, saddr, daddr from +10)
 _IPHDR_NAT, _IP_CHECK_ADDRS = struct.Struct("!B5xHxBHII"), struct.Struct("!HII")
+_ICMP_CHECK_ID = struct.Struct("!HH")  # an ICMP query's checksum and echo id, from offset 2
 # distinct rewrites whose journey hop a hook keeps for reuse
 REWRITE_HOPS_MAX = 4096
+NF_NAT_MAX_ATTEMPTS = 128  # nf_nat_l4proto_unique_tuple()'s max_attempts
+# ICMP types whose id icmp_manip_pkt() rewrites (queries and their replies)
+ICMP_QUERY_TYPES = frozenset({0, 8, 13, 14, 15, 16, 17, 18})
 
 
 class NatLookups:
@@ -133,13 +138,20 @@ def nf_nat_alloc_null_binding(skb: SkBuff, ct: NfConn, hook: int) -> None:
     nf_nat_setup_info(skb, ct, NatRange(addr, addr, 0, 0, frozenset({"map-ips"})), manip)
 
 
+def _key_field(proto: int, manip: int) -> str:
+    """The tuple field a manip's port lives in: the source or destination
+    port, or for ICMP the echo id, the same in either manip ("id is same for
+    either direction")."""
+    return "sport" if manip == NF_NAT_MANIP_SRC or proto == IPPROTO_ICMP else "dport"
+
+
 def _in_range(t: Tuple, manip: int, rng) -> bool:
+    """in_range(): the address and, with a port range, the port (ICMP: id)."""
     addr = t.src if manip == NF_NAT_MANIP_SRC else t.dst
-    port = t.sport if manip == NF_NAT_MANIP_SRC else t.dport
     if "map-ips" in rng.flags and not rng.min_addr <= addr <= rng.max_addr:
         return False
-    if "proto-specified" in rng.flags and t.proto in (IPPROTO_TCP, IPPROTO_UDP):
-        return rng.min_port <= port <= rng.max_port
+    if "proto-specified" in rng.flags and t.proto in (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP):
+        return rng.min_port <= getattr(t, _key_field(t.proto, manip)) <= rng.max_port
     return True
 
 
@@ -158,7 +170,10 @@ def _with(t: Tuple, manip: int, addr: int, port: int | None) -> Tuple:
 
 
 def get_unique_tuple(net, orig: Tuple, rng, manip: int, ct: NfConn) -> Tuple:
-    """find_best_ips_proto() + nf_nat_l4proto_unique_tuple()."""
+    """get_unique_tuple(): the address as find_best_ips_proto() picks it; the
+    port kept when that tuple is in range and free, except with `random` or
+    `fully-random` (NF_NAT_RANGE_PROTO_RANDOM_ALL), which always pick one;
+    else nf_nat_l4proto_unique_tuple() picks it."""
     if "map-ips" in rng.flags:
         if rng.min_addr == rng.max_addr or "persistent" in rng.flags:
             addr = rng.min_addr
@@ -168,29 +183,42 @@ def get_unique_tuple(net, orig: Tuple, rng, manip: int, ct: NfConn) -> Tuple:
     else:
         addr = orig.src if manip == NF_NAT_MANIP_SRC else orig.dst
     candidate = _with(orig, manip, addr, None)
-    fully_random = "fully-random" in rng.flags
-    if not fully_random and _in_range(candidate, manip, rng) and not _taken(net, candidate, ct):
+    random_all = "random" in rng.flags or "fully-random" in rng.flags
+    if not random_all and _in_range(candidate, manip, rng) and not _taken(net, candidate, ct):
         return candidate
-    if orig.proto not in (IPPROTO_TCP, IPPROTO_UDP):
-        return candidate
-    port = orig.sport if manip == NF_NAT_MANIP_SRC else orig.dport
-    if "proto-specified" in rng.flags:
-        low, high = rng.min_port, rng.max_port
-    elif manip == NF_NAT_MANIP_DST:
-        return candidate
-    elif port < 512:
-        low, high = 1, 511
-    elif port < 1024:
-        low, high = 600, 1023
+    return nf_nat_l4proto_unique_tuple(net, candidate, rng, manip, ct)
+
+
+def nf_nat_l4proto_unique_tuple(net, t: Tuple, rng, manip: int, ct: NfConn) -> Tuple:
+    """A free port (ICMP: echo id) in the range, from a random offset: the
+    range given, else every id for ICMP, and for TCP/UDP the class of the
+    source port (<512: 1-511, 512-1023: 600-1023, else 1024-65535; without a
+    range a destination port never changes). At most 128 tries, then rounds
+    of half as many from new offsets while 16 or more; if none is free, the
+    last one tried."""
+    proto = t.proto
+    field_name = _key_field(proto, manip)
+    specified = "proto-specified" in rng.flags
+    if specified and proto in (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP):
+        low, high = sorted((rng.min_port, rng.max_port))
+        size = high - low + 1
+    elif proto == IPPROTO_ICMP:
+        low, size = 0, 65536
+    elif proto not in (IPPROTO_TCP, IPPROTO_UDP) or manip == NF_NAT_MANIP_DST:
+        return t
     else:
-        low, high = 1024, 65535
-    span = high - low + 1
-    start = net.random.randrange(span) if ("random" in rng.flags or fully_random) else port % span
-    for i in range(span):
-        candidate = _with(orig, manip, addr, low + (start + i) % span)
-        if not _taken(net, candidate, ct):
+        port = t.sport
+        low, size = (1, 511) if port < 512 else (600, 424) if port < 1024 else (1024, 64512)
+    attempts = min(size, NF_NAT_MAX_ATTEMPTS)
+    while True:
+        offset = net.random.randrange(65536)  # get_random_u16()
+        for i in range(attempts):
+            candidate = t._replace(**{field_name: low + (offset + i) % size})
+            if not _taken(net, candidate, ct):
+                return candidate
+        if attempts >= size or attempts < 16:
             return candidate
-    return candidate
+        attempts //= 2
 
 
 def nf_nat_setup_info(skb: SkBuff, ct: NfConn, rng, manip: int) -> int:
@@ -221,6 +249,8 @@ def nf_nat_packet(lookups: NatLookups, skb: SkBuff, ct: NfConn, ctinfo: int, sta
             addr, port = other.dst, other.dport
         else:
             addr, port = other.src, other.sport
+        if other.proto == IPPROTO_ICMP:
+            port = other.sport  # the echo id, kept in sport in both directions
         old_addr, old_port = manip_pkt(skb, skb.network_header, addr, port, manip)
         if old_port is None:  # the port stays as it is (if the packet has one)
             old_port = port = _endpoint(skb, manip)[1]
@@ -269,9 +299,10 @@ def manip_pkt(skb: SkBuff, nh: int, addr: int, port: int, manip: int) -> tuple[i
     """nf_nat_ipv4_manip_pkt(): rewrite the address (and the TCP/UDP port) to
     the target's, with incremental checksum updates, as
     csum_replace4()/inet_proto_csum_replace*() do; a zero UDP checksum stays
-    zero, a result of zero becomes 0xFFFF. In a packet quoted by an ICMP error
-    the L4 header may be cut short: only what is there is updated. Returns
-    the old address and port (None: no port rewritten)."""
+    zero, a result of zero becomes 0xFFFF. An ICMP query or its reply gets
+    `port` as its echo id (icmp_manip_pkt). In a packet quoted by an ICMP
+    error the L4 header may be cut short: only what is there is updated.
+    Returns the old address and TCP/UDP port (None: no port rewritten)."""
     buf = skb.buf
     ver_ihl, frag_off, proto, check, saddr, daddr = _IPHDR_NAT.unpack_from(buf, nh)
     if manip == NF_NAT_MANIP_SRC:
@@ -281,6 +312,8 @@ def manip_pkt(skb: SkBuff, nh: int, addr: int, port: int, manip: int) -> tuple[i
     _IP_CHECK_ADDRS.pack_into(buf, nh + 10, csum_replace(check, old_addr, addr, 4), saddr, daddr)
     th = nh + (ver_ihl & 0x0F) * 4
     if (proto != IPPROTO_UDP and proto != IPPROTO_TCP) or frag_off & 0x1FFF or th + 8 > skb.tail:
+        if proto == IPPROTO_ICMP and not frag_off & 0x1FFF and th + 8 <= skb.tail and buf[th] in ICMP_QUERY_TYPES:
+            icmp_manip_pkt(buf, th, port)
         return old_addr, None
     port_off = th + (0 if manip == NF_NAT_MANIP_SRC else 2)
     old_port = _U16.unpack_from(buf, port_off)[0]
@@ -296,6 +329,14 @@ def manip_pkt(skb: SkBuff, nh: int, addr: int, port: int, manip: int) -> tuple[i
         check = 0xFFFF  # CSUM_MANGLED_0
     _U16.pack_into(buf, check_off, check)
     return old_addr, old_port
+
+
+def icmp_manip_pkt(buf: bytearray, th: int, ident: int) -> None:
+    """The echo id of an ICMP query at `th` becomes `ident`, its checksum
+    updated incrementally."""
+    check, old = _ICMP_CHECK_ID.unpack_from(buf, th + 2)
+    if old != ident:
+        _ICMP_CHECK_ID.pack_into(buf, th + 2, csum_replace(check, old, ident, 2), ident)
 
 
 def nf_nat_icmp_reply_translation(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState) -> None:
@@ -319,8 +360,10 @@ def nf_nat_icmp_reply_translation(skb: SkBuff, ct: NfConn, ctinfo: int, state: N
     other = ct.tuplehash[1 - direction]
     before = _endpoint(skb, manip)
     # the quoted packet gets the other direction's own address and port back
+    # (a quoted ICMP query its echo id, kept in sport in both directions)
     if manip == NF_NAT_MANIP_SRC:
-        manip_pkt(skb, inner, other.dst, other.dport, NF_NAT_MANIP_DST)
+        manip_pkt(skb, inner, other.dst, other.sport if other.proto == IPPROTO_ICMP else other.dport,
+                  NF_NAT_MANIP_DST)
     else:
         manip_pkt(skb, inner, other.src, other.sport, NF_NAT_MANIP_SRC)
     end = nh + struct.unpack_from("!H", buf, nh + 2)[0]
