@@ -174,3 +174,17 @@ def test_tc_ingress_redirect_then_the_egress_program_of_the_port_it_names(target
     assert [(h.stage, h.where, h.verdict) for h in journey.hops if h.stage.startswith("TC_") or h.stage == "NIC_TX"] \
         == [("TC_INGRESS", "p0", "REDIRECT"), ("TC_EGRESS", "p1", "SHOT")]
     assert journey.drop.stage == "TC_EGRESS"
+
+
+@pytest.mark.requires("drop_reasons")
+def test_an_egress_program_redirecting_to_its_own_port_is_stopped_at_the_recursion_limit(target, router, objects):
+    """__bpf_tx_skb() nests dev_queue_xmit() at most XMIT_RECURSION_LIMIT (8) levels
+    deep: p1's program runs 10 times, then the skb is freed in __bpf_redirect."""
+    h0, h1 = router[0], router[1]
+    attach(target, h1.port.name, "egress", objects["tc_redirect"])
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=58) / UDP(sport=1, dport=9) / bytes([ifindex(target, h1.port.name), 0]))
+    target.expect_nothing()
+    assert [(d.reason, d.location) for d in target.drops()] == [("NOT_SPECIFIED", "__bpf_redirect")]
+    assert bpfmaps.run_count(target, h1.port.name, "tc/egress") == 10
+    journey = journey_of(target, 58)
+    assert {(h.stage, h.where) for h in journey.hops if h.stage in ("TC_EGRESS", "NIC_TX")} == {("TC_EGRESS", "p1")}

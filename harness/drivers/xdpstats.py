@@ -356,10 +356,11 @@ def xdp_hops(send: Send, after: Snapshot) -> list[list[Hop]]:
 
 def merge(journeys: list[Journey], hops: list[tuple[bytes, FrameHops]]) -> list[Journey]:
     """Put each frame's hops in its journey: XDP and TC ingress first, TC egress
-    after its netfilter hops, its answers' TC egress in their journeys. The
-    frame's journey is the traced packet with the same header line (passed), the
-    drop journey of a frame XDP or TC dropped, or a journey of its own (TX,
-    REDIRECT, or a frame nothing else saw)."""
+    after its netfilter hops, its answers' TC egress in their journeys (nftrace's
+    children of it, else new ones). The frame's journey is the traced packet with
+    the same header line or the drop of that packet where the hops say it ended
+    (see _journey_of), or a journey of its own (XDP TX or REDIRECT, a frame
+    nothing else saw)."""
     out = list(journeys)
     taken: set[int] = set()
     for frame, found in hops:
@@ -373,24 +374,26 @@ def merge(journeys: list[Journey], hops: list[tuple[bytes, FrameHops]]) -> list[
 
 
 def _journey_of(frame: bytes, hops: FrameHops, out: list[Journey], taken: set[int]) -> Journey:
+    """The traced packet with the frame's header line, else the drop of that packet
+    (a forwarded one's drop has another TTL, maybe another source), else a new one."""
     summary = frame_summary(frame)
+    key = packet_key(summary)
+    untaken = [j for j in out if id(j) not in taken]
+    candidates = [j for j in untaken if str(j.packet) == summary]
+    candidates += [j for j in untaken if j not in candidates and _is_drop_of(j, key)]
     dropped_at = hops.dropped_at
-    same = [j for j in out if id(j) not in taken and str(j.packet) == summary]
-    if dropped_at in ("XDP", "TC_INGRESS"):
-        match = next((j for j in same if j.drop is not None and j.drop.stage == dropped_at), None)
-    elif dropped_at == "TC_EGRESS":
-        # nftrace gives the drop to the traced packet only if the dropped one still has its headers (no SNAT)
-        match = next((j for j in same if j.drop is not None and j.drop.stage == dropped_at),
-                     next((j for j in same if j.drop is None), None))
-        orphan = _orphan_drop(out, taken, packet_key(summary))
-        if match is None:
-            match = orphan
-        elif match.drop is None and orphan is not None:
-            match.drop = orphan.drop
-            out.remove(orphan)
+    if dropped_at is not None:
+        match = next((j for j in candidates if j.drop is not None and j.drop.stage == dropped_at), None)
+        if match is None and dropped_at == "TC_EGRESS":
+            # nftrace gives the drop to the traced packet only while it has the headers it was traced with (no SNAT)
+            match = next((j for j in candidates if j.drop is None), None)
+            orphan = next((j for j in candidates if _is_drop_of(j, key) and j.drop.stage == dropped_at), None)
+            if match is not None and orphan is not None:
+                match.drop = orphan.drop
+                out.remove(orphan)
     else:
         passed = {hop.stage for hop in hops.first + hops.egress}
-        match = next((j for j in same if j.drop is None or j.drop.stage not in passed), None)
+        match = next((j for j in candidates if j.drop is None or j.drop.stage not in passed), None)
     if match is None:
         match = Journey(packet=summary)
         out.append(match)
@@ -398,16 +401,19 @@ def _journey_of(frame: bytes, hops: FrameHops, out: list[Journey], taken: set[in
     return match
 
 
-def _orphan_drop(out: list[Journey], taken: set[int], key: tuple[str, ...] | None) -> Journey | None:
-    """A journey that is only a TC egress drop (no packet was traced with it),
-    of the packet `key` identifies, or of any packet if None."""
-    return next((j for j in out if id(j) not in taken and not j.hops and j.drop is not None
-                 and j.drop.stage == "TC_EGRESS" and (key is None or packet_key(j.drop.packet) == key)), None)
+def _is_drop_of(journey: Journey, key: tuple[str, ...] | None) -> bool:
+    """Whether `journey` is only a drop (no packet was traced with it) of the packet
+    `key` identifies (of any packet if None)."""
+    return (not journey.hops and journey.drop is not None
+            and (key is None or packet_key(journey.drop.packet) == key))
 
 
 def _answer_journey(hops: list[Hop], out: list[Journey], taken: set[int], parent: Journey) -> Journey:
     """The journey of an answer nftrace did not trace: its TC egress drop's, or a new one."""
-    child = _orphan_drop(out, taken, None) if hops[-1].verdict in ENDS else None
+    child = None
+    if hops[-1].verdict in ENDS:
+        child = next((j for j in out if id(j) not in taken and _is_drop_of(j, None)
+                      and j.drop.stage == hops[-1].stage), None)
     if child is not None:
         out.remove(child)
     else:
