@@ -5,8 +5,8 @@ Configuration runs the operators' own commands inside the DUT namespace; frames 
 written and captured with AF_PACKET sockets on the tester ends of the veth pairs;
 applications are sockets opened inside the DUT namespace; drops come from the
 `skb:kfree_skb` tracepoint (`kfree_skb.py`); netfilter hops from nf_tables tracing
-(`nftrace.py`), switched on by the test's first `nft` or `iptables` command; XDP hops
-from program run counts and veth's XDP counters (`xdpstats.py`); rule
+(`nftrace.py`), switched on by the test's first `nft` or `iptables` command; XDP and TC hops
+from program run counts and the devices' counters (`xdpstats.py`); rule
 counters from `nft -a list ruleset`; conntrack entries from a ctnetlink dump
 (`nfnetlink.py`). The real kernel takes real time, so expectations wait: up to
 `positive_timeout` for an expected frame, and `negative_timeout` to be sure nothing
@@ -109,7 +109,7 @@ class NetnsTarget(Target):
                 capabilities.add("bpftool")
                 try:
                     self._bpf_runs = BpfRunObserver(self.lab)
-                    capabilities.update({"journey.xdp", "journey.tc"})  # TC ingress only
+                    capabilities.update({"journey.xdp", "journey.tc"})  # TC ingress and egress
                 except TargetError as exc:  # no BPF_ENABLE_STATS: program runs are not counted
                     self._no_xdp_journeys = str(exc)
             try:
