@@ -14,6 +14,7 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import subprocess
 
@@ -27,6 +28,7 @@ from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_FORWA
                                                NF_INET_PRE_ROUTING, NF_NETDEV_INGRESS, NFPROTO_IPV4,
                                                NFPROTO_NETDEV, NfHookState)
 from harness.mockkernel.netfilter.nf_conntrack import IP_CT_NEW, UNTRACKED, NfConn, Tuple
+from harness.mockkernel.netfilter.nft_parser import SCANNER_KEYWORDS
 from harness.mockkernel.wire.checksum import checksum
 from harness.target import CommandError
 
@@ -527,3 +529,110 @@ def test_a_rule_index_gives_the_verdicts_of_walking_every_rule():
             verdict, rule, _ = nf_tables_core.nft_do_chain(nf_tables_core.NftPktinfo(skb, state), chain)
             results.append((verdict, rule.handle if rule else None, skb.mark))
         assert results[0] == results[1]
+
+
+# ------------------------------------------------------------------ keywords are no names
+
+NAMES_SETUP = "table ip t {\n\tset s { type ipv4_addr; }\n\tchain c { }\n}\n"
+
+# What nft 1.0.6 printed for each command on NAMES_SETUP: a name is the grammar's
+# `identifier`, a STRING, and none of these words scans as one where it stands.
+KEYWORD_NAMES = [
+    ("add table ip fwd", "unexpected fwd, expecting string\nadd table ip fwd\n             ^^^"),
+    ("add table dup", "unexpected dup, expecting string\nadd table dup\n          ^^^"),
+    ("add table ip xt", "unexpected xt, expecting string\nadd table ip xt\n             ^^"),
+    ("add table ip eq", "unexpected ==, expecting string\nadd table ip eq\n             ^^"),
+    ("add chain ip t counter",
+     "unexpected counter, expecting string\nadd chain ip t counter\n               ^^^^^^^"),
+    ("add chain ip t ip", "unexpected ip, expecting string\nadd chain ip t ip\n               ^^"),
+    ("add rule ip t quota accept",
+     "unexpected quota, expecting string\nadd rule ip t quota accept\n              ^^^^^"),
+    ("add rule ip t c jump log", "unexpected log, expecting '{'\nadd rule ip t c jump log\n                     ^^^"),
+    ("add rule ip t c goto meta",
+     "unexpected meta, expecting '{'\nadd rule ip t c goto meta\n                     ^^^^"),
+    ("add rule ip t c tcp dport vmap { 22 : jump handle }",
+     "unexpected handle, expecting string or '$'\nadd rule ip t c tcp dport vmap { 22 : jump handle }\n"
+     "                                           ^^^^^^"),
+    ("add rule ip t c ip saddr @ct",
+     "unexpected ct, expecting string\nadd rule ip t c ip saddr @ct\n                          ^^"),
+    ("add rule ip t c ip saddr @ll",  # ll and nh are keywords after @ only
+     "unexpected ll, expecting string\nadd rule ip t c ip saddr @ll\n                          ^^"),
+    ("add element ip t tcp { 10.0.0.1 }",
+     "unexpected tcp, expecting string\nadd element ip t tcp { 10.0.0.1 }\n                 ^^^"),
+    ("delete chain ip t mark",
+     "unexpected mark, expecting handle or string\ndelete chain ip t mark\n                  ^^^^"),
+    ("delete table ip set", "unexpected set, expecting handle or string\ndelete table ip set\n                ^^^"),
+    ("list table ip maps",  # `list` keeps its own keywords in force to the end of the command
+     "unexpected maps, expecting string\nlist table ip maps\n              ^^^^"),
+    ("list chain ip t sets", "unexpected sets, expecting string\nlist chain ip t sets\n                ^^^^"),
+    ("flush chain ip t type", "unexpected type, expecting string\nflush chain ip t type\n                 ^^^^"),
+    ("add table ip \'\"t\"\'", "unexpected quoted string, expecting string\nadd table ip \"t\"\n             ^^^"),
+    ("add rule ip t c jump \'\"c\"\'",
+     "unexpected quoted string, expecting '{'\nadd rule ip t c jump \"c\"\n                     ^^^"),
+]
+
+
+@pytest.mark.parametrize("command, error", KEYWORD_NAMES, ids=[c for c, _ in KEYWORD_NAMES])
+def test_nft_refuses_a_keyword_or_a_quoted_string_where_a_name_stands_and_changes_nothing(command, error):
+    k = kernel(NAMES_SETUP)
+    before = listing(k)
+    assert nft_error(k, ["nft", *shlex.split(command)]) == f"Error: syntax error, {error}"
+    assert listing(k) == before
+
+
+def test_a_file_naming_a_chain_fwd_is_refused_at_the_name_and_loads_nothing():
+    """nft goes on after the error and reports two more; the first is the mock's."""
+    text = "table ip t { chain fwd { type filter hook forward priority 0; counter } }\n"
+    assert nft_error(Kernel(), ["nft", "-f", "-"], text).split("\n") == [
+        "/dev/stdin:1:20-22: Error: syntax error, unexpected fwd, expecting string",
+        "table ip t { chain fwd { type filter hook forward priority 0; counter } }",
+        "                   ^^^"]
+
+
+# Keywords of other scanner scopes (ip's saddr, ct's state, list's maps) and hook
+# names are names here; nft 1.0.6 loaded this and listed it so.
+SCOPED_WORDS_AS_NAMES = """table ip filter {
+\tset saddr { type ipv4_addr; }
+\tchain state { }
+\tchain forward { type filter hook forward priority filter; policy accept; ip saddr @saddr jump state; }
+\tchain input { type filter hook input priority filter; policy accept; }
+}
+table ip nat {
+\tchain maps { }
+\tchain rules { }
+}
+"""
+
+
+def test_words_that_are_keywords_only_in_another_scope_name_tables_chains_and_sets():
+    k = kernel(SCOPED_WORDS_AS_NAMES)
+    assert listing(k) == (
+        "table ip filter {\n\tset saddr {\n\t\ttype ipv4_addr\n\t}\n\n\tchain state {\n\t}\n\n"
+        "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n"
+        "\t\tip saddr @saddr jump state\n\t}\n\n\tchain input {\n"
+        "\t\ttype filter hook input priority filter; policy accept;\n\t}\n}\n"
+        "table ip nat {\n\tchain maps {\n\t}\n\n\tchain rules {\n\t}\n}\n")
+    assert k.sh(["nft", "list", "chain", "ip", "filter", "state"]) == "table ip filter {\n\tchain state {\n\t}\n}\n"
+
+
+def test_keywords_as_names_fail_as_real_nft_fails_them():
+    _real_tools("nft")
+    steps = [(["nft", "-f", "-"], NAMES_SETUP)]
+    steps += [(["nft", *shlex.split(command)], None) for command, _ in KEYWORD_NAMES]
+    steps += [(["nft", "-f", "-"], SCOPED_WORDS_AS_NAMES), (["nft", "list", "ruleset"], None),
+              (["nft", "list", "chain", "ip", "filter", "state"], None)]
+    assert_same_as_real(steps)
+
+
+@pytest.mark.parametrize("template", [
+    "add table ip {word}", "delete table ip {word}", "add chain ip t {word}", "list chain ip t {word}",
+    "add rule ip t c jump {word}"])
+def test_every_word_scanner_l_knows_is_a_name_or_not_as_in_real_nft(template):
+    """Every word of every scanner scope, where a name stands: a keyword in force
+    is refused, the others name the object (or are looked up and not found)."""
+    _real_tools("nft")
+    words = sorted(set().union(*SCANNER_KEYWORDS.values()))
+    steps = [(["nft", "-f", "-"], NAMES_SETUP)]
+    steps += [(["nft", *shlex.split(template.format(word=word))], None) for word in words]
+    steps.append((["nft", "list", "ruleset"], None))
+    assert_same_as_real(steps)
