@@ -374,3 +374,148 @@ def test_a_sysctl_write_the_kernel_refuses_is_an_error_although_procps_exits_0(d
         dut.sh("sysctl -w net.netfilter.nf_conntrack_max=5")
     assert 'sysctl: setting key "net.netfilter.nf_conntrack_max": Invalid argument' in str(refused.value)
     assert dut.sh("sysctl -w net.ipv4.ip_forward=1") == "net.ipv4.ip_forward = 1\n"
+
+
+# TC hops from counters (xdpstats.py) ----------------------------------------------
+
+from harness.drivers import xdpstats  # noqa: E402  (this file grows by appending)
+from harness.journey import Hop, Journey  # noqa: E402
+
+def _counted(runs: dict[tuple[str, str], int] = (), drops: dict[str, int] = (), sent: dict[str, int] = (),
+             in_receives: int = 0) -> xdpstats.Snapshot:
+    """A snapshot of every port: one clsact program per (port, direction) in `runs`."""
+    runs, drops, sent = dict(runs), dict(drops), dict(sent)
+    ports = {}
+    for port in PORTS:
+        state = xdpstats.PortCounters(clsact_drops=drops.get(port.name, 0), sent=sent.get(port.name, 0))
+        for i, direction in enumerate(xdpstats.DIRECTIONS):
+            if (port.name, direction) in runs:
+                state.tc_runs[direction] = {10 * port.index + i: runs[port.name, direction]}
+        ports[port.name] = state
+    return xdpstats.Snapshot(ports, in_receives)
+
+
+def _tc_hops_of_one_frame(frame, before: xdpstats.Snapshot, after: xdpstats.Snapshot) -> xdpstats.FrameHops:
+    send = xdpstats.Send(P0, [bytes(frame)], before)
+    (hops,) = xdpstats.frame_hops(send, after)
+    return hops
+
+
+def _verdicts(hops) -> list[tuple[str, str, str]]:
+    return [(h.stage, h.where, h.verdict) for h in hops]
+
+
+FORWARDED = Ether(src=P0.peer_mac, dst=P0.mac) / IP(src=H0_IP, dst="10.0.1.2", id=9) / UDP(sport=1, dport=7)
+EGRESS_P1 = {("p1", "egress"): 0}
+
+
+@pytest.mark.parametrize(("drops", "sent", "expected"), [
+    ({"p1": 1}, {}, [("TC_EGRESS", "p1", "SHOT")]),
+    ({}, {"p1": 1}, [("TC_EGRESS", "p1", "OK"), ("NIC_TX", "p1", "XMIT")]),
+    ({}, {"p2": 1}, [("TC_EGRESS", "p1", "REDIRECT"), ("NIC_TX", "p2", "XMIT")]),
+    ({}, {}, [("TC_EGRESS", "p1", "")]),
+], ids=["drop-counter-shot", "own-port-sent-ok", "other-port-sent-redirect", "nothing-stolen-or-trap"])
+def test_tc_egress_verdicts_come_from_the_clsact_drops_and_the_ports_transmit_counters(drops, sent, expected):
+    hops = _tc_hops_of_one_frame(FORWARDED, _counted(EGRESS_P1), _counted({("p1", "egress"): 1}, drops, sent))
+    assert (hops.first, _verdicts(hops.egress), hops.answers) == ([], expected, [])
+
+
+def test_a_da_program_passing_a_frame_is_ok_whatever_code_made_it_unspec():
+    hops = _tc_hops_of_one_frame(FORWARDED, _counted(EGRESS_P1), _counted({("p1", "egress"): 1}, sent={"p1": 1}))
+    assert "UNSPEC" in hops.egress[0].summary
+
+
+def test_tc_egress_on_the_port_the_frame_came_in_on_is_its_answers_and_owns_the_shared_drop_counter():
+    """p0 has programs both ways: the echo request passed ingress (its reply crossed
+    egress), so the one drop on p0's clsact is the reply's."""
+    request = _from_h0(id=10) / ICMP(type=8)
+    both = {("p0", "ingress"): 0, ("p0", "egress"): 0}
+    hops = _tc_hops_of_one_frame(request, _counted(both, in_receives=5),
+                                 _counted({("p0", "ingress"): 1, ("p0", "egress"): 1}, {"p0": 1}, in_receives=6))
+    assert _verdicts(hops.first) == [("TC_INGRESS", "p0", "")]
+    assert hops.egress == []
+    assert [_verdicts(answer) for answer in hops.answers] == [[("TC_EGRESS", "p0", "SHOT")]]
+
+
+def test_several_frames_on_a_port_with_programs_both_ways_get_no_verdict_from_the_shared_drop_counter():
+    both = {("p0", "ingress"): 0, ("p0", "egress"): 0}
+    send = xdpstats.Send(P0, [bytes(_from_h0(id=i) / ICMP(type=8)) for i in (11, 12)], _counted(both))
+    after = _counted({("p0", "ingress"): 2, ("p0", "egress"): 2}, {"p0": 1}, {"p0": 1})
+    for hops in xdpstats.frame_hops(send, after):
+        assert [h.verdict for h in hops.first + hops.answers[0]] == ["", ""]
+        assert "share the counter" in hops.first[0].summary
+
+
+def test_tc_ingress_redirect_is_an_ipv4_frame_ip_never_counted_that_another_port_took():
+    before = _counted({("p0", "ingress"): 0, ("p1", "egress"): 0}, in_receives=3)
+    after = _counted({("p0", "ingress"): 1, ("p1", "egress"): 1}, sent={"p1": 1}, in_receives=3)
+    hops = _tc_hops_of_one_frame(FORWARDED, before, after)
+    assert _verdicts(hops.first) == [("TC_INGRESS", "p0", "REDIRECT")]
+    assert _verdicts(hops.egress) == [("TC_EGRESS", "p1", "OK"), ("NIC_TX", "p1", "XMIT")]
+    reached_ip = _counted({("p0", "ingress"): 1, ("p1", "egress"): 1}, sent={"p1": 1}, in_receives=4)
+    assert _verdicts(_tc_hops_of_one_frame(FORWARDED, before, reached_ip).first) == [("TC_INGRESS", "p0", "")]
+
+
+def test_an_egress_redirect_to_a_port_with_its_own_egress_program_gives_both_hops_in_order():
+    before = _counted({("p1", "egress"): 0, ("p2", "egress"): 0})
+    hops = _tc_hops_of_one_frame(FORWARDED, before, _counted({("p1", "egress"): 1, ("p2", "egress"): 1},
+                                                             sent={"p2": 1}))
+    assert _verdicts(hops.egress) == [("TC_EGRESS", "p1", "REDIRECT"), ("TC_EGRESS", "p2", "OK"),
+                                      ("NIC_TX", "p2", "XMIT")]
+
+
+def test_tc_egress_goes_after_postrouting_and_its_nat_and_takes_the_drop_nftrace_could_not_attach():
+    """Masqueraded, then shot at egress: kfree_skb saw the translated source, so
+    nftrace left the drop on its own; the frame's journey takes it."""
+    frame = bytes(FORWARDED)
+    traced = Journey(packet=xdpstats.frame_summary(frame), hops=[
+        Hop("NF_POSTROUTING", "ip nat postrouting", "ACCEPT"),
+        Hop("NF_POSTROUTING", "nf_nat_packet", "SNAT")])
+    dropped = Journey(packet="10.0.1.1 > 10.0.1.2 udp id=9 ttl=63 len=28",
+                      drop=Drop("TC_EGRESS", "TC_EGRESS", "__dev_queue_xmit", "10.0.1.1 > 10.0.1.2 udp id=9 ttl=63 len=28"))
+    found = xdpstats.FrameHops([Hop("TC_INGRESS", "p0")], [Hop("TC_EGRESS", "p1", "SHOT")])
+    assert xdpstats.merge([traced, dropped], [(frame, found)]) == [traced]
+    assert traced.stages == ["TC_INGRESS", "NF_POSTROUTING", "NF_POSTROUTING", "TC_EGRESS"]
+    assert traced.drop == dropped.drop
+
+
+def test_an_answers_tc_egress_goes_into_its_traced_journey_or_a_child_of_its_own():
+    frame = bytes(_from_h0(id=13) / ICMP(type=8))
+    answer = [Hop("TC_EGRESS", "p0", "OK"), Hop("NIC_TX", "p0", "XMIT")]
+    reply = Journey(packet="10.0.0.1 > 10.0.0.2 icmp id=99 ttl=64 len=28", hops=[Hop("NF_POSTROUTING", "ip t post")])
+    request = Journey(packet=xdpstats.frame_summary(frame), children=[reply])
+    xdpstats.merge([request], [(frame, xdpstats.FrameHops(answers=[answer]))])
+    assert reply.stages == ["NF_POSTROUTING", "TC_EGRESS", "NIC_TX"]
+    (untraced,) = xdpstats.merge([], [(frame, xdpstats.FrameHops(answers=[answer]))])
+    assert [child.stages for child in untraced.children] == [["TC_EGRESS", "NIC_TX"]]
+
+
+def test_transmit_counts_and_ip_in_receives_are_read_from_proc_net():
+    dev = ("Inter-|   Receive                                                |  Transmit\n"
+           " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls "
+           "carrier compressed\n"
+           "    p1:     100       2    0    0    0     0          0         0      300       5    0    1    0     0 "
+           "      0          0\n")
+    assert xdpstats.sent_by_port(dev) == {"p1": 6}
+    snmp = "Ip: Forwarding DefaultTTL InReceives InHdrErrors\nIp: 1 64 42 0\nIcmp: InMsgs\nIcmp: 3\n"
+    assert xdpstats.ip_in_receives(snmp) == 42
+
+
+@needs_root
+def test_the_observer_reads_egress_runs_drops_and_transmits_of_the_lab(addressed):
+    from harness import bpf_build
+    try:
+        program = bpf_build.build("tc_drop_udp")
+    except bpf_build.BpfBuildError as exc:
+        pytest.skip(str(exc))
+    addressed.sh("tc qdisc add dev p0 clsact")
+    addressed.sh(f"tc filter add dev p0 egress bpf da obj {program} sec tc")
+    observer = xdpstats.BpfRunObserver(addressed.lab)
+    try:
+        before = observer.snapshot()
+        addressed.send(P0, _from_h0(id=14) / UDP(sport=1, dport=7))  # closed port: the ICMP error crosses egress
+        addressed.collect(P0)
+        delta = xdpstats.PortDelta.between(before.ports["p0"], observer.snapshot().ports["p0"])
+    finally:
+        observer.close()
+    assert (delta.ingress_runs, delta.egress_runs, delta.clsact_drops, delta.sent) == (0, 1, 0, 1)

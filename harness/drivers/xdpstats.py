@@ -247,9 +247,10 @@ def tc_ingress_hop(port: str, delta: PortDelta, frames: int, reached_ip: int | N
     if reached_ip == 0:
         taken = [name for name, other in deltas.items() if frames in (other.sent, other.egress_runs)]
         if len(taken) == 1:
-            return Hop("TC_INGRESS", port, "REDIRECT", f"never reached ip_rcv, {taken[0]} took it"), taken[0]
-        return Hop("TC_INGRESS", port, "", "never reached ip_rcv, no port took it: STOLEN, TRAP, a redirect into "
-                                           "a device's ingress or one that failed (or an OTHERHOST frame)"), None
+            return Hop("TC_INGRESS", port, "REDIRECT", f"never counted by ip_rcv, {taken[0]} took it"), taken[0]
+        return Hop("TC_INGRESS", port, "", "never counted by ip_rcv, no port took it: STOLEN, TRAP, a redirect "
+                                           "into a device's ingress or one that failed, or a drop before IP "
+                                           "counted it (netdev ingress, OTHERHOST)"), None
     return Hop("TC_INGRESS", port, "", "ran, not dropped: OK, UNSPEC, STOLEN, TRAP and REDIRECT count alike "
                                        "for a frame that is not IPv4"), None
 
@@ -268,7 +269,8 @@ def tc_egress_hops(port: str, delta: PortDelta, frames: int,
         if not shot and delta.sent == frames:
             return [Hop("TC_EGRESS", port, "OK", f"{port} took it: OK, or a code direct-action makes UNSPEC"),
                     Hop("NIC_TX", port, "XMIT")], None
-        elsewhere = {name: other for name, other in deltas.items() if name != port and (other.sent or other.egress_runs)}
+        elsewhere = {name: other for name, other in deltas.items()
+                     if name != port and (other.sent or other.egress_runs)}
         if not shot and not delta.sent and len(elsewhere) == 1:
             (target, other), = elsewhere.items()
             if frames in (other.sent, other.egress_runs):
@@ -379,21 +381,21 @@ def _journey_of(frame: bytes, hops: FrameHops, out: list[Journey], taken: set[in
     summary = frame_summary(frame)
     key = packet_key(summary)
     untaken = [j for j in out if id(j) not in taken]
-    candidates = [j for j in untaken if str(j.packet) == summary]
-    candidates += [j for j in untaken if j not in candidates and _is_drop_of(j, key)]
+    same = [j for j in untaken if str(j.packet) == summary]
+    candidates = same + [j for j in untaken if j not in same and _is_drop_of(j, key)]
     dropped_at = hops.dropped_at
-    if dropped_at is not None:
-        match = next((j for j in candidates if j.drop is not None and j.drop.stage == dropped_at), None)
-        if match is None and dropped_at == "TC_EGRESS":
-            # nftrace gives the drop to the traced packet only while it has the headers it was traced with (no SNAT)
-            match = next((j for j in candidates if j.drop is None), None)
-            orphan = next((j for j in candidates if _is_drop_of(j, key) and j.drop.stage == dropped_at), None)
-            if match is not None and orphan is not None:
-                match.drop = orphan.drop
-                out.remove(orphan)
-    else:
+    if dropped_at is None:
         passed = {hop.stage for hop in hops.first + hops.egress}
         match = next((j for j in candidates if j.drop is None or j.drop.stage not in passed), None)
+    else:
+        match = next((j for j in candidates if j.drop is not None and j.drop.stage == dropped_at), None)
+        traced = next((j for j in same if j.drop is None), None)
+        if dropped_at == "TC_EGRESS" and traced is not None and (match is None or match not in same):
+            # nftrace gives the drop to the traced packet only while it has the headers it was traced with (no SNAT)
+            if match is not None:
+                traced.drop = match.drop
+                out.remove(match)
+            match = traced
     if match is None:
         match = Journey(packet=summary)
         out.append(match)
