@@ -720,3 +720,136 @@ def test_notrack_skips_conntrack_and_so_nat(target, router):
         target.expect(h1.port, h1.from_dut(src=h1.dut_ip, dst=h1.ip, id=8, ttl=63) / UDP(sport=5, dport=9998))))
     assert (untracked, tracked) == ({"untracked"}, {"new"})
     assert [e.original for e in target.conntrack() if e.proto == "udp"] == [(h0.ip, h1.ip, 5, 9998)]
+
+
+# ---------------------------------------------------------------- iptables
+
+def saved(target, *args: str) -> str:
+    """iptables-save's output without its `#` lines (they carry the time)."""
+    return "".join(line + "\n" for line in target.sh(["iptables-save", *args]).splitlines()
+                   if not line.startswith("#"))
+
+
+IPTABLES_COMMANDS = [
+    "iptables -N counted",
+    "iptables -A counted -m comment --comment 'new flows' -j LOG --log-prefix 'pj '",
+    "iptables -A counted -j MARK --set-mark 0x2a",
+    "iptables -A counted -p udp --dport 7 -j RETURN",
+    "iptables -A counted -j MARK --set-xmark 0x1/0xff",
+    "iptables -A FORWARD -m conntrack --ctstate NEW -j counted",
+    "iptables -A FORWARD -m mark --mark 0x2a -j ACCEPT",
+    "iptables -A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -m comment --comment replies -j ACCEPT",
+    "iptables -P FORWARD DROP",
+]
+
+
+@pytest.mark.requires("conntrack")
+def test_iptables_user_chain_with_conntrack_comment_mark_log_and_return(target, router):
+    """A new flow jumps to a user chain that logs and marks it; RETURN before
+    the second MARK keeps 0x2a (accepted), else the mark becomes 0x1 and the
+    policy drops it; replies pass as ESTABLISHED. iptables-save shows every
+    rule's counter (-c) and the policy's: only what the policy decided."""
+    h0, h1 = router[0], router[1]
+    for command in IPTABLES_COMMANDS:
+        target.sh(command)
+    forward(target, h0, h1, UDP(sport=1000, dport=7) / b"x")
+    forward(target, h1, h0, UDP(sport=7, dport=1000) / b"x")
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=9) / UDP(sport=1000, dport=9) / b"x")
+    target.expect_nothing()
+    assert [(d.reason, d.stage) for d in target.drops()] == [("NETFILTER_DROP", "NF_FORWARD")]
+    assert saved(target, "-c") == """\
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [1:29]
+:OUTPUT ACCEPT [0:0]
+:counted - [0:0]
+[2:58] -A FORWARD -m conntrack --ctstate NEW -j counted
+[1:29] -A FORWARD -m mark --mark 0x2a -j ACCEPT
+[1:29] -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment replies -j ACCEPT
+[2:58] -A counted -m comment --comment "new flows" -j LOG --log-prefix "pj "
+[2:58] -A counted -j MARK --set-xmark 0x2a/0xffffffff
+[1:29] -A counted -p udp -m udp --dport 7 -j RETURN
+[1:29] -A counted -j MARK --set-xmark 0x1/0xff
+COMMIT
+"""
+    assert target.sh("iptables -L counted -v -n -x") == """\
+Chain counted (1 references)
+    pkts      bytes target     prot opt in     out     source               destination         
+       2       58 LOG        0    --  *      *       0.0.0.0/0            0.0.0.0/0            /* new flows */ LOG flags 0 level 4 prefix "pj "
+       2       58 MARK       0    --  *      *       0.0.0.0/0            0.0.0.0/0            MARK set 0x2a
+       1       29 RETURN     17   --  *      *       0.0.0.0/0            0.0.0.0/0            udp dpt:7
+       1       29 MARK       0    --  *      *       0.0.0.0/0            0.0.0.0/0            MARK xset 0x1/0xff
+"""  # noqa: W291 (iptables pads its header with spaces)
+    assert target.sh("iptables -L FORWARD -v -n").splitlines()[0] == "Chain FORWARD (policy DROP 1 packets, 29 bytes)"
+
+
+IPTABLES_RESTORE = """\
+*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -i p0 -p udp --dport 53 -j MARK --set-mark 0x35
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:from_p0 - [0:0]
+-A FORWARD -i p0 -j from_p0
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A from_p0 -s 10.0.0.0/24 -m mark --mark 0x35 -j ACCEPT
+-A from_p0 -p tcp --syn --dport 22 -m comment --comment "ssh in" -j ACCEPT
+-A from_p0 -j LOG --log-prefix "dropped "
+COMMIT
+"""
+
+
+@pytest.mark.requires("conntrack")
+def test_iptables_restore_input_runs_and_saves_back_in_canonical_form(target, router):
+    """What iptables-restore loads works on packets, and iptables-save gives
+    it back as iptables writes rules (implicit `-m udp`, --set-mark as
+    --set-xmark, --syn as its flags, ctstates in their own order), with the
+    builtin chains' policy counters in every table."""
+    h0, h1, h2 = router
+    target.sh("iptables-restore", stdin=IPTABLES_RESTORE)
+    forward(target, h0, h1, UDP(sport=1000, dport=53))
+    forward(target, h1, h0, UDP(sport=53, dport=1000))
+    forward(target, h0, h1, TCP(sport=1000, dport=22, flags="S"))
+    for src, l4 in ((h0, UDP(sport=1000, dport=54)), (h2, UDP(sport=1000, dport=53))):
+        target.send(src.port, src.to_dut(dst=h1.ip, id=9) / l4)
+        target.expect_nothing()
+    assert [(d.reason, d.stage) for d in target.drops()] == [("NETFILTER_DROP", "NF_FORWARD")] * 2
+    assert saved(target, "-c") == """\
+*mangle
+:PREROUTING ACCEPT [5:152]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [5:152]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [3:96]
+[1:28] -A PREROUTING -i p0 -p udp -m udp --dport 53 -j MARK --set-xmark 0x35/0xffffffff
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [2:56]
+:OUTPUT ACCEPT [0:0]
+:from_p0 - [0:0]
+[3:96] -A FORWARD -i p0 -j from_p0
+[1:28] -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+[1:28] -A from_p0 -s 10.0.0.0/24 -m mark --mark 0x35 -j ACCEPT
+[1:40] -A from_p0 -p tcp -m tcp --dport 22 --tcp-flags FIN,SYN,RST,ACK SYN -m comment --comment "ssh in" -j ACCEPT
+[1:28] -A from_p0 -j LOG --log-prefix "dropped "
+COMMIT
+"""
+    # without -c the rules lose their counters, the chains keep theirs
+    assert saved(target, "-t", "mangle") == """\
+*mangle
+:PREROUTING ACCEPT [5:152]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [5:152]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [3:96]
+-A PREROUTING -i p0 -p udp -m udp --dport 53 -j MARK --set-xmark 0x35/0xffffffff
+COMMIT
+"""

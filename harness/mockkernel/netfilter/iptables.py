@@ -266,7 +266,7 @@ class XtTarget:
             prefix = f' prefix "{o["prefix"]}"' if "prefix" in o else ""
             return f"LOG flags 0 level {o.get('level', 4)}{prefix}"
         if self.name == "MARK":
-            return f"MARK xset 0x{o['value']:x}/0x{o['mask']:x}"
+            return _mark_listing(o["value"], o["mask"])
         if self.name in ("DNAT", "SNAT"):
             return f"to:{o['to']}"
         if self.name == "MASQUERADE":
@@ -308,6 +308,19 @@ class XtTarget:
         if name in ("NOTRACK", "CT"):
             return [Xt("notrack", Notrack())]
         return [Verdict("goto" if self.goto else "jump", name)]
+
+
+def _mark_listing(value: int, mask: int) -> str:
+    """libxt_MARK's mark_tg_print(): the operation the value/mask pair amounts to."""
+    if value == 0:
+        return f"MARK and 0x{~mask & 0xFFFFFFFF:x}"
+    if value == mask:
+        return f"MARK or 0x{value:x}"
+    if mask == 0:
+        return f"MARK xor 0x{value:x}"
+    if mask == 0xFFFFFFFF:
+        return f"MARK set 0x{value:x}"
+    return f"MARK xset 0x{value:x}/0x{mask:x}"
 
 
 def _port_text(ports: tuple) -> str:
@@ -408,7 +421,7 @@ class XtTables:
         if chain is None and create_builtin and name in self.builtins:
             hook, priority, chain_type = self.builtins[name]
             table = self.ensure_table()
-            chain = NftChain(name, table.alloc_handle(), ChainSpec(chain_type, hook, priority))
+            chain = NftChain(name, table.alloc_handle(), ChainSpec(chain_type, hook, priority), stats=Counter())
             table.chains[name] = chain
         return chain
 
@@ -543,12 +556,22 @@ class XtTables:
         out += [rule.xt.save(n) for n in names for rule in self.rules_of(n)]
         return "".join(line + "\n" for line in out)
 
-    def save(self) -> str:
-        """One table of iptables-save."""
+    def policy_counts(self, name: str) -> tuple[int, int]:
+        """A builtin chain's counters (NFTA_CHAIN_COUNTERS): the packets and
+        bytes its policy decided; (0, 0) for a chain made without them."""
+        chain = self.chain(name)
+        stats = chain.stats if chain is not None else None
+        return (stats.packets, stats.bytes) if stats is not None else (0, 0)
+
+    def save(self, counters: bool = False) -> str:
+        """One table of iptables-save; `counters` (-c): each rule's `[packets:bytes]`."""
         lines = [f"*{self.name}"]
-        lines += [f":{n} {self.policy_of(n)} [0:0]" for n in self.builtins]
+        lines += [":{} {} [{}:{}]".format(n, self.policy_of(n), *self.policy_counts(n)) for n in self.builtins]
         lines += [f":{c.name} - [0:0]" for c in self.user_chains()]
-        lines += [rule.xt.save(n) for n in self.chain_names() for rule in self.rules_of(n)]
+        for name in self.chain_names():
+            for rule in self.rules_of(name):
+                count = "[{}:{}] ".format(*_rule_counts(rule)) if counters else ""
+                lines.append(count + rule.xt.save(name))
         lines.append("COMMIT")
         return "".join(line + "\n" for line in lines)
 
@@ -561,7 +584,9 @@ class XtTables:
 
     def _list_chain(self, name: str, verbose: bool, exact: bool, numbers: bool) -> str:
         if name in self.builtins:
-            counts = " 0 packets, 0 bytes" if verbose else ""
+            packets, bytes_ = self.policy_counts(name)
+            counts = f" {_count(packets, exact, False)}packets, {_count(bytes_, exact, False)}bytes" \
+                if verbose else ""
             head = f"Chain {name} (policy {self.policy_of(name)}{counts})"
         else:
             head = f"Chain {name} ({self.references(name)} references)"
@@ -595,17 +620,24 @@ def _target_allowed(table: str, chain: str, target: str) -> bool:
     return (want_table is None or want_table == table) and (chain in chains or chain not in TABLES[table])
 
 
-def _count(value: int, exact: bool) -> str:
-    """xtables_print_num(): 5 wide with K/M/G/T suffixes, or 8 wide exact."""
+def _count(value: int, exact: bool, table: bool = True) -> str:
+    """xtables_print_num(): 5 wide with K/M/G/T suffixes, or 8 wide exact;
+    `table=False` (FMT_NOTABLE, a policy's counts) without the widths."""
     if exact:
-        return f"{value:8d} "
+        return f"{value:8d} " if table else f"{value} "
     if value <= 99999:
-        return f"{value:5d} "
+        return f"{value:5d} " if table else f"{value} "
     for suffix in "KMGT":
         value = (value + 500) // 1000
         if value <= 9999 or suffix == "T":
-            return f"{value:4d}{suffix} "
+            return f"{value:4d}{suffix} " if table else f"{value}{suffix} "
     return ""
+
+
+def _rule_counts(nft_rule) -> tuple[int, int]:
+    """The packets and bytes of the counter iptables-nft puts in every rule."""
+    counter = next(s for s in nft_rule.stmts if isinstance(s, Counter))
+    return counter.packets, counter.bytes
 
 
 def _list_row(nft_rule, number: int | None, verbose: bool, exact: bool) -> str:
@@ -613,8 +645,8 @@ def _list_row(nft_rule, number: int | None, verbose: bool, exact: bool) -> str:
     rule: XtRule = nft_rule.xt
     row = f"{number:<4d} " if number is not None else ""
     if verbose:
-        counter = next(s for s in nft_rule.stmts if isinstance(s, Counter))
-        row += _count(counter.packets, exact) + _count(counter.bytes, exact)
+        packets, bytes_ = _rule_counts(nft_rule)
+        row += _count(packets, exact) + _count(bytes_, exact)
     target = rule.target.name if rule.target is not None else ""
     proto, proto_inv = rule.proto if rule.proto else (0, False)
     row += f"{target:<9} {'!' if proto_inv else ' '}{proto:<5}-- "

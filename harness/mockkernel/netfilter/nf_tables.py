@@ -76,6 +76,9 @@ class NftChain:
     base: ChainSpec | None = None
     policy: str = "accept"
     rules: list[NftRule] = field(default_factory=list)
+    # a base chain made with counters (NFTA_CHAIN_COUNTERS, as iptables-nft
+    # makes its builtin chains): the packets its policy decided
+    stats: Counter | None = None
 
 
 @dataclass
@@ -727,6 +730,6 @@ def counters(net) -> list[RuleCounter]:
             for rule in chain.rules:
                 for stmt in rule.stmts:
                     if isinstance(stmt, Counter):
-                        out.append(RuleCounter(table.family, table.name, chain.name, rule.text(pctx),
+                        out.append(RuleCounter(table.family, table.name, chain.name, rule.text(pctx).strip(),
                                                stmt.packets, stmt.bytes))
     return out

@@ -17,7 +17,8 @@ devices), and for `type route` output chains nf_route_table_hook4()'s
 re-route when addresses, mark or TOS changed. Each base chain traversal adds
 one journey hop (`"<family> <table> <chain>"`, the verdict, and `rule
 <handle>: <rule>` or `policy`), a jump or goto one more; a drop records
-drop_location "nft_do_chain", where the kernel frees the packet.
+drop_location "nft_do_chain", where the kernel frees the packet. A policy
+verdict counts in the base chain's stats when it has them.
 """
 from __future__ import annotations
 
@@ -54,12 +55,13 @@ class Dispatch:
 
 
 class RtChain:
-    """A compiled chain: what nft_do_chain() walks."""
+    """A compiled chain: what nft_do_chain() walks. `stats` is the base
+    chain's counter of policy verdicts, if it was made with one."""
 
-    __slots__ = ("name", "id", "rules", "policy")
+    __slots__ = ("name", "id", "rules", "policy", "stats")
 
-    def __init__(self, name: str, chain_id: str, policy: int):
-        self.name, self.id, self.policy = name, chain_id, policy
+    def __init__(self, name: str, chain_id: str, policy: int, stats=None):
+        self.name, self.id, self.policy, self.stats = name, chain_id, policy, stats
         self.rules: list[RtRule] = []
 
 
@@ -136,6 +138,10 @@ class BaseChainHook:
         verdict, rule, where = nft_do_chain(NftPktinfo(skb, state), chain)
         if verdict is None:
             verdict = chain.policy
+            stats = chain.stats
+            if stats is not None:
+                stats.packets += 1
+                stats.bytes += skb.tail - skb.network_header
         hop = self.hops.get((rule, verdict, state.stage))
         if hop is None:
             hop = self.hops[rule, verdict, state.stage] = self._hop(rule, verdict, where, state.stage)
@@ -172,7 +178,7 @@ def compile_table(net, table) -> dict[str, RtChain]:
     """Every chain of a table (an nf_tables.NftTable) into RtChains, created
     first since jumps refer to them."""
     runtime = {name: RtChain(name, f"{table.family} {table.name} {name}",
-                             NF_DROP if chain.policy == "drop" else NF_ACCEPT)
+                             NF_DROP if chain.policy == "drop" else NF_ACCEPT, chain.stats)
                for name, chain in table.chains.items()}
     pctx = PrintCtx(stateless=True, family=table.family)
     for name, chain in table.chains.items():
