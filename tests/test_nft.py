@@ -551,8 +551,8 @@ KEYWORD_NAMES = [
     ("add rule ip t c goto meta",
      "unexpected meta, expecting '{'\nadd rule ip t c goto meta\n                     ^^^^"),
     ("add rule ip t c tcp dport vmap { 22 : jump handle }",
-     "unexpected handle, expecting string or '$'\nadd rule ip t c tcp dport vmap { 22 : jump handle }\n"
-     "                                           ^^^^^^"),
+     ("unexpected handle, expecting string or '$'\nadd rule ip t c tcp dport vmap { 22 : jump handle }\n"
+      "                                           ^^^^^^")),
     ("add rule ip t c ip saddr @ct",
      "unexpected ct, expecting string\nadd rule ip t c ip saddr @ct\n                          ^^"),
     ("add rule ip t c ip saddr @ll",  # ll and nh are keywords after @ only
