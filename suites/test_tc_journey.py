@@ -66,8 +66,10 @@ def egress_part(journey) -> list[tuple[str, str, str]]:
             if h.stage in ("NF_POSTROUTING", "TC_EGRESS", "NIC_TX") and h.where not in CONNTRACK_HOPS]
 
 
-def ifindex(target, port: str) -> int:
-    return json.loads(target.sh(f"ip -j link show dev {port}"))[0]["ifindex"]
+def redirected(target, host, ident: int, dst: str, out_of: str):
+    """A UDP datagram from `host` to `dst` that tc_redirect sends out of port `out_of`."""
+    ifindex = json.loads(target.sh(f"ip -j link show dev {out_of}"))[0]["ifindex"]
+    return host.to_dut(dst=dst, id=ident) / UDP(sport=1, dport=9) / bytes([ifindex, 0])
 
 
 @pytest.mark.requires("nftrace")
@@ -151,8 +153,7 @@ def test_an_answer_crosses_tc_egress_of_the_port_it_leaves(target, hosts, object
 def test_tc_egress_redirect_leaves_by_the_port_it_names(target, router, objects):
     h0, h1, h2 = router
     attach(target, h1.port.name, "egress", objects["tc_redirect"])
-    frame = h0.to_dut(dst=h1.ip, id=56) / UDP(sport=1, dport=9) / bytes([ifindex(target, h2.port.name), 0])
-    target.send(h0.port, frame)
+    target.send(h0.port, redirected(target, h0, 56, h1.ip, out_of=h2.port.name))
     got = IP(target.collect(h2.port)[0][14:])
     assert (got.dst, got.ttl) == (h1.ip, 63)
     target.expect_nothing()
@@ -168,7 +169,7 @@ def test_tc_ingress_redirect_then_the_egress_program_of_the_port_it_names(target
     h0, h1 = hosts[0], hosts[1]
     attach(target, h0.port.name, "ingress", objects["tc_redirect"])
     attach(target, h1.port.name, "egress", objects["tc_drop_udp"])
-    target.send(h0.port, h0.to_dut(dst=h1.ip, id=57) / UDP(sport=1, dport=9) / bytes([ifindex(target, h1.port.name), 0]))
+    target.send(h0.port, redirected(target, h0, 57, h1.ip, out_of=h1.port.name))
     target.expect_nothing()
     journey = journey_of(target, 57)
     assert [(h.stage, h.where, h.verdict) for h in journey.hops if h.stage.startswith("TC_") or h.stage == "NIC_TX"] \
@@ -182,7 +183,7 @@ def test_an_egress_program_redirecting_to_its_own_port_is_stopped_at_the_recursi
     deep: p1's program runs 10 times, then the skb is freed in __bpf_redirect."""
     h0, h1 = router[0], router[1]
     attach(target, h1.port.name, "egress", objects["tc_redirect"])
-    target.send(h0.port, h0.to_dut(dst=h1.ip, id=58) / UDP(sport=1, dport=9) / bytes([ifindex(target, h1.port.name), 0]))
+    target.send(h0.port, redirected(target, h0, 58, h1.ip, out_of=h1.port.name))
     target.expect_nothing()
     assert [(d.reason, d.location) for d in target.drops()] == [("NOT_SPECIFIED", "__bpf_redirect")]
     assert bpfmaps.run_count(target, h1.port.name, "tc/egress") == 10
