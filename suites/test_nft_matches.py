@@ -417,6 +417,41 @@ def test_ct_status_direction_and_state_in_forward(target, router):
     }
 
 
+CT_STATUS_UDP = """
+table ip t {
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        ct status confirmed counter comment "confirmed"
+        ct status seen-reply counter comment "seen-reply"
+        ct status assured counter comment "assured"
+    }
+}
+"""
+
+
+@pytest.mark.requires("conntrack")
+def test_ct_status_of_a_udp_flow_confirmed_seen_reply_then_assured_after_two_seconds(target, router):
+    """The first packet's entry is confirmed only in postrouting, after
+    forward; the reply sets seen-reply; a UDP flow becomes assured (a
+    stream) only with a packet more than two seconds after it began
+    (nf_conntrack_udp_packet()'s stream_ts)."""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=CT_STATUS_UDP)
+    request, reply = UDP(sport=4000, dport=4001), UDP(sport=4001, dport=4000)
+    seen = {"request": forwarded_matches(target, h0, h1, request),
+            "reply": forwarded_matches(target, h1, h0, reply),
+            "second request": forwarded_matches(target, h0, h1, request)}
+    target.wait(2.5)
+    seen["after 2.5 s"] = forwarded_matches(target, h0, h1, request)
+    assert seen == {
+        "request": set(),
+        "reply": {"confirmed", "seen-reply"},
+        "second request": {"confirmed", "seen-reply"},
+        "after 2.5 s": {"confirmed", "seen-reply", "assured"},
+    }
+    assert [e.status >= {"assured", "seen-reply"} for e in target.conntrack() if e.proto == "udp"] == [True]
+
+
 CT_MARK = """
 table ip t {
     chain prerouting {
@@ -476,6 +511,28 @@ def test_limit_lets_the_burst_through_then_matches_over_it(target, router):
     assert counted(target) == {"under the limit": 3, "over the limit": 3}
 
 
+BYTE_LIMIT = """
+table ip t {
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        limit rate 1000 bytes/minute counter comment "1000 bytes a minute"
+        limit rate 1000 bytes/minute burst 500 bytes counter comment "and a 500-byte burst"
+    }
+}
+"""
+
+
+def test_byte_limit_bucket_holds_a_unit_of_rate_plus_the_burst(target, router):
+    """nft_limit_init(): a byte limit's bucket is unit * (rate + burst) / rate,
+    so without a burst a minute's 1000 bytes pass at once: four 228-byte
+    packets (a fifth would need 1140); with 500 more, six."""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=BYTE_LIMIT)
+    target.send(h0.port, [h0.to_dut(dst=h1.ip, id=i) / UDP(sport=8, dport=9) / bytes(200) for i in range(8)])
+    assert len(target.collect(h1.port)) == 8
+    assert counted(target) == {"1000 bytes a minute": 4, "and a 500-byte burst": 6}
+
+
 CHAINS = """
 table ip t {
     set blocked {
@@ -527,6 +584,74 @@ def test_named_set_verdict_map_jump_goto_and_return(target, router):
         target.expect_nothing()
     assert [(d.reason, d.stage) for d in target.drops()] == [("NETFILTER_DROP", "NF_FORWARD")] * 3
     assert counted(target)["blocked"] == 2
+
+
+EXPRESSIONS = """
+table ip t {
+    chain prerouting {
+        type filter hook prerouting priority filter; policy accept;
+        udp dport 5 meta mark set 0x1234
+    }
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        ip saddr . udp dport { 10.0.0.2 . 53, 10.0.0.3 . 54 } counter comment "address . port"
+        ip saddr & 0.0.0.255 == 0.0.0.3 counter comment "last byte 3"
+        iifname { "p0", "p2" } counter comment "from p0 or p2"
+        meta mark & 0xff00 == 0x1200 counter comment "mark 0x12XX"
+    }
+}
+"""
+
+
+def test_concatenations_bitmasks_and_interface_sets(target, router):
+    h0, h1, h2 = router
+    target.sh("nft -f -", stdin=EXPRESSIONS)
+    seen = {
+        "10.0.0.2:53": forwarded_matches(target, h0, h1, UDP(sport=1, dport=53)),
+        "10.0.0.2:54": forwarded_matches(target, h0, h1, UDP(sport=1, dport=54)),
+        "10.0.0.3:54": forwarded_matches(target, h0, h1, UDP(sport=1, dport=54), src="10.0.0.3"),
+        "10.0.1.3 marked": forwarded_matches(target, h1, h2, UDP(sport=1, dport=5), src="10.0.1.3"),
+    }
+    assert seen == {
+        "10.0.0.2:53": {"address . port", "from p0 or p2"},
+        "10.0.0.2:54": {"from p0 or p2"},
+        "10.0.0.3:54": {"address . port", "last byte 3", "from p0 or p2"},
+        "10.0.1.3 marked": {"last byte 3", "mark 0x12XX"},
+    }
+
+
+FRAGMENTS = """
+table ip t {
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        udp dport 53 counter comment "udp dport 53"
+        th dport 53 counter comment "th dport 53"
+        udp dport 53 udp length 32 counter comment "udp dport and length"
+        meta l4proto udp counter comment "meta l4proto udp"
+        ip protocol udp counter comment "ip protocol udp"
+    }
+}
+"""
+
+
+def test_a_non_first_fragment_matches_transport_fields_of_aligned_loads_only(target, router):
+    """Without conntrack nothing reassembles forwarded fragments: the FORWARD
+    hook sees each, with its protocol (`meta l4proto`, `ip protocol`). For a
+    non-first fragment nft_payload_eval() refuses the transport header, but
+    nft_payload_fast_eval() (loads of 1, 2 or 4 aligned bytes) does not check
+    the fragment offset: `udp dport 53` reads the fragment's first bytes. nft
+    merges `udp dport 53 udp length 32` into one 4-byte load at offset 2, not
+    aligned: that one is refused."""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=FRAGMENTS)
+    looks_like_udp = bytes(UDP(sport=1, dport=53, len=32, chksum=0)) + bytes(8)
+    seen = {
+        "first": forwarded_matches(target, h0, h1, UDP(sport=1, dport=53, len=32, chksum=0) / bytes(8),
+                                   proto=17, flags="MF"),
+        "second": forwarded_matches(target, h0, h1, looks_like_udp, proto=17, frag=2),
+    }
+    every = {"udp dport 53", "th dport 53", "udp dport and length", "meta l4proto udp", "ip protocol udp"}
+    assert seen == {"first": every, "second": every - {"udp dport and length"}}
 
 
 # ---------------------------------------------------------------- statements

@@ -44,10 +44,11 @@ L4PROTOS = {"tcp": 6, "udp": 17, "icmp": 1}
 
 class NftPktinfo:
     """struct nft_pktinfo: the packet as a chain sees it. `thoff` is -1 when
-    there is no transport header to read (not IPv4, or a non-first fragment),
-    which makes every transport-header load fail as in nft_payload_eval()."""
+    there is no transport header to read (not IPv4), which makes every
+    transport-header load fail; `fragoff` is the fragment offset, which only
+    the loads nft_payload_eval() makes refuse (see payload_loader)."""
 
-    __slots__ = ("skb", "state", "buf", "nh", "thoff", "tprot", "end", "jump")
+    __slots__ = ("skb", "state", "buf", "nh", "thoff", "fragoff", "tprot", "end", "jump")
 
     def __init__(self, skb: SkBuff, state) -> None:
         self.skb, self.state, self.jump = skb, state, None
@@ -55,11 +56,11 @@ class NftPktinfo:
         nh = self.nh = skb.network_header
         self.end = skb.tail
         if skb.protocol not in (ETH_P_IP, 0) or buf[nh] >> 4 != 4:
-            self.tprot, self.thoff = None, -1  # nft_set_pktinfo_unspec()
+            self.tprot, self.thoff, self.fragoff = None, -1, 0  # nft_set_pktinfo_unspec()
             return
         self.tprot = buf[nh + 9]
-        fragoff = (buf[nh + 6] << 8 | buf[nh + 7]) & 0x1FFF
-        self.thoff = -1 if fragoff else nh + (buf[nh] & 0x0F) * 4
+        self.fragoff = (buf[nh + 6] << 8 | buf[nh + 7]) & 0x1FFF
+        self.thoff = nh + (buf[nh] & 0x0F) * 4
 
 
 @dataclass
@@ -189,17 +190,29 @@ _UINT_UNPACK = {1: struct.Struct("!B").unpack_from, 2: struct.Struct("!H").unpac
                 4: struct.Struct("!I").unpack_from}
 
 
+def payload_fast(off: int, nbytes: int) -> bool:
+    """nft_payload_select_ops() picks nft_payload_fast_ops for a load of 1, 2
+    or 4 bytes aligned to its size. nft_payload_fast_eval() reads a
+    transport header without checking the fragment offset (seen on the lab:
+    `udp dport 53` matches a non-first fragment's first bytes);
+    nft_payload_eval() refuses it."""
+    return nbytes in (1, 2, 4) and off % nbytes == 0
+
+
 def payload_loader(transport: bool, off: int, nbytes: int):
-    """nft_payload_eval() of `nbytes` at `off` of the network or the
-    transport header, as a big-endian integer; None when that header is
-    not there (or the packet ends before the bytes do)."""
+    """nft_payload_eval() (or _fast_eval()) of `nbytes` at `off` of the
+    network or the transport header, as a big-endian integer; None when that
+    header is not there (a non-first fragment's, unless the load is fast) or
+    the packet ends before the bytes do."""
     unpack = _UINT_UNPACK.get(nbytes)
     if unpack is None:
         return _payload_bytes_loader(transport, off, nbytes)
     if transport:
+        refuses_fragments = not payload_fast(off, nbytes)
+
         def load_th(pkt):
             start = pkt.thoff + off
-            if pkt.thoff < 0 or start + nbytes > pkt.end:
+            if pkt.thoff < 0 or start + nbytes > pkt.end or refuses_fragments and pkt.fragoff:
                 return None
             return unpack(pkt.buf, start)[0]
         return load_th
@@ -213,11 +226,11 @@ def payload_loader(transport: bool, off: int, nbytes: int):
 
 
 def _payload_bytes_loader(transport: bool, off: int, nbytes: int):
-    """payload_loader() for other sizes (IPv6 addresses, 3 merged bytes)."""
+    """payload_loader() for other sizes (IPv6 addresses, 3 merged bytes): never fast."""
     if transport:
         def load_th_bytes(pkt):
             start = pkt.thoff + off
-            if pkt.thoff < 0 or start + nbytes > pkt.end:
+            if pkt.thoff < 0 or pkt.fragoff or start + nbytes > pkt.end:
                 return None
             return int.from_bytes(pkt.buf[start:start + nbytes], "big")
         return load_th_bytes
@@ -562,9 +575,11 @@ class Match(Stmt):
         want = self.rhs.value.to_bytes(nbytes, "big")
         equal = self.op != "!="
         if payload.transport:
+            refuses_fragments = not payload_fast(off, nbytes)
+
             def match_th(pkt):
                 start = pkt.thoff + off
-                if pkt.thoff < 0 or start + nbytes > pkt.end:
+                if pkt.thoff < 0 or start + nbytes > pkt.end or refuses_fragments and pkt.fragoff:
                     return NFT_BREAK
                 return None if (pkt.buf[start:start + nbytes] == want) is equal else NFT_BREAK
             return match_th
@@ -739,9 +754,11 @@ BYTE_UNITS = {"bytes": 1, "kbytes": 1024, "mbytes": 1024 * 1024}
 
 
 class Limit(Stmt):
-    """nft_limit: a token bucket in virtual time; matches while under the
-    rate (`over`: while above it). Burst defaults to 5 packets (nft's
-    NFT_LIMIT_PKT_BURST_DEFAULT), 0 for byte limits."""
+    """nft_limit: a token bucket in virtual time (nanoseconds of rate);
+    matches while under the rate (`over`: while above it). Burst defaults
+    to 5 packets (nft's NFT_LIMIT_PKT_BURST_DEFAULT), 0 for byte limits.
+    nft_limit_init() sizes the bucket as `burst` packets, or for bytes as
+    unit * (rate + burst) / rate: a unit's worth of rate plus the burst."""
 
     def __init__(self, rate: int, unit: str, burst: int | None, over: bool, byte_unit: str | None = None,
                  burst_unit: str | None = None):
@@ -764,7 +781,7 @@ class Limit(Stmt):
         nsecs = LIMIT_UNITS[self.unit] * 1_000_000_000
         rate = self.rate * BYTE_UNITS.get(self.byte_unit, 1)
         burst = self.burst * BYTE_UNITS.get(self.burst_unit or "bytes", 1) if self.byte_unit else self.burst
-        tokens_max = nsecs // rate * burst if not self.byte_unit else nsecs * burst // rate
+        tokens_max = nsecs // rate * burst if not self.byte_unit else nsecs * (rate + burst) // rate
         per_packet = None if self.byte_unit else nsecs // rate
         if self.tokens is None:
             self.tokens, self.last = tokens_max, int(clock.now * 1e9)
