@@ -12,7 +12,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from plan import icmp_socket_mask, quoted
+from plan import icmp_socket_mask, quoted, socket_datagram_mask
 
 pytestmark = pytest.mark.requires("nftables")
 
@@ -450,6 +450,40 @@ def test_ct_status_of_a_udp_flow_confirmed_seen_reply_then_assured_after_two_sec
         "after 2.5 s": {"confirmed", "seen-reply", "assured"},
     }
     assert [e.status >= {"assured", "seen-reply"} for e in target.conntrack() if e.proto == "udp"] == [True]
+
+
+MARK_IN_OUTPUT = {
+    "nft": ["nft -f -", """
+table ip t {
+    chain output {
+        type route hook output priority mangle; policy accept;
+        udp dport 9 meta mark set 0x1
+    }
+}
+"""],
+    "iptables": ["iptables -t mangle -A OUTPUT -p udp --dport 9 -j MARK --set-mark 0x1", None],
+}
+
+
+@pytest.mark.requires("sockets")
+@pytest.mark.parametrize("front_end", sorted(MARK_IN_OUTPUT))
+def test_mark_set_in_a_route_chain_reroutes_a_local_packet_by_fwmark(target, hosts, front_end):
+    """A mark set in an output `type route` chain (iptables' mangle OUTPUT is
+    one) makes the kernel route the packet again (nf_route_table_hook4 /
+    ip_route_me_harder): the fwmark rule sends it out p2. The source address,
+    chosen by the first route, stays."""
+    h1, h2 = hosts[1], hosts[2]
+    target.sh("ip rule add fwmark 0x1 lookup 100")
+    target.sh(f"ip route add 10.0.1.0/24 via {h2.ip} dev p2 table 100")
+    command, stdin = MARK_IN_OUTPUT[front_end]
+    target.sh(command, stdin=stdin)
+    sock = target.socket("udp", ("0.0.0.0", 5555))
+    sock.sendto(b"marked", (h1.ip, 9))
+    sock.sendto(b"not marked", (h1.ip, 10))
+    target.expect(h2.port, socket_datagram_mask(h2.from_dut(src=h1.dut_ip, dst=h1.ip, ttl=64, flags="DF") /
+                                                UDP(sport=5555, dport=9) / b"marked"))
+    target.expect(h1.port, socket_datagram_mask(h1.from_dut(src=h1.dut_ip, dst=h1.ip, ttl=64, flags="DF") /
+                                                UDP(sport=5555, dport=10) / b"not marked"))
 
 
 CT_MARK = """
