@@ -12,7 +12,7 @@ import json
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 
-from harness import bpf_build, bpfmaps
+from harness import bpfmaps
 from plan import icmp_socket_mask
 
 pytestmark = pytest.mark.requires("tc", "journey.tc")
@@ -37,14 +37,6 @@ table ip nat {
     }
 }
 """
-
-
-@pytest.fixture(scope="module")
-def objects():
-    try:
-        return {name: bpf_build.build(name) for name in PROGRAMS}
-    except bpf_build.BpfBuildError as exc:
-        pytest.skip(str(exc))
 
 
 def attach(target, port: str, direction: str, obj, section: str = "tc") -> None:
@@ -73,10 +65,10 @@ def redirected(target, host, ident: int, dst: str, out_of: str):
 
 
 @pytest.mark.requires("nftrace")
-def test_tc_egress_on_a_forwarded_packet_comes_after_postrouting(target, router, objects):
+def test_tc_egress_on_a_forwarded_packet_comes_after_postrouting(target, router, bpf_objects):
     h0, h1 = router[0], router[1]
     target.sh("nft -f -", stdin=POSTROUTING)
-    attach(target, h1.port.name, "egress", objects["tc_drop_udp"])
+    attach(target, h1.port.name, "egress", bpf_objects["tc_drop_udp"])
     target.send(h0.port, h0.to_dut(dst=h1.ip, id=51) / ICMP(type=8, id=7, seq=1) / b"passes")
     target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=51, ttl=63) / ICMP(type=8, id=7, seq=1) / b"passes")
     journey = journey_of(target, 51)
@@ -88,10 +80,10 @@ def test_tc_egress_on_a_forwarded_packet_comes_after_postrouting(target, router,
 
 
 @pytest.mark.requires("nftrace", "drop_reasons")
-def test_tc_egress_shot_is_the_last_hop_of_a_forwarded_packet(target, router, objects):
+def test_tc_egress_shot_is_the_last_hop_of_a_forwarded_packet(target, router, bpf_objects):
     h0, h1 = router[0], router[1]
     target.sh("nft -f -", stdin=POSTROUTING)
-    attach(target, h1.port.name, "egress", objects["tc_drop_udp"])
+    attach(target, h1.port.name, "egress", bpf_objects["tc_drop_udp"])
     target.send(h0.port, h0.to_dut(dst=h1.ip, id=52) / UDP(sport=1, dport=7) / b"shot")
     target.expect_nothing()
     journey = journey_of(target, 52)
@@ -102,11 +94,11 @@ def test_tc_egress_shot_is_the_last_hop_of_a_forwarded_packet(target, router, ob
 
 
 @pytest.mark.requires("drop_reasons")
-def test_without_netfilter_tracing_the_egress_drop_still_gets_its_tc_hop(target, router, objects):
+def test_without_netfilter_tracing_the_egress_drop_still_gets_its_tc_hop(target, router, bpf_objects):
     """No nft ruleset: the lab has only the kfree_skb drop (ttl already decremented)
     to put the hop in."""
     h0, h1 = router[0], router[1]
-    attach(target, h1.port.name, "egress", objects["tc_drop_udp"])
+    attach(target, h1.port.name, "egress", bpf_objects["tc_drop_udp"])
     target.send(h0.port, h0.to_dut(dst=h1.ip, id=53) / UDP(sport=1, dport=7) / b"shot")
     target.expect_nothing()
     journey = journey_of(target, 53)
@@ -116,14 +108,14 @@ def test_without_netfilter_tracing_the_egress_drop_still_gets_its_tc_hop(target,
 
 
 @pytest.mark.requires("nftrace", "bpftool")
-def test_egress_tc_nat_runs_after_masquerade(target, router, objects):
+def test_egress_tc_nat_runs_after_masquerade(target, router, bpf_objects):
     """POSTROUTING masquerades 10.0.0.2 to 10.0.1.1, then tc_nat at p1's egress
     rewrites 10.0.1.1 to 10.0.1.77: the TC hop stands after the nat chain and its
     SNAT. (Which source the SNAT hop names differs: the mock's is netfilter's
     10.0.1.1, the lab's the frame that left, 10.0.1.77.)"""
     h0, h1 = router[0], router[1]
     target.sh("nft -f -", stdin=MASQUERADE_ON_P1)
-    attach(target, h1.port.name, "egress", objects["tc_nat"], "tc/egress")
+    attach(target, h1.port.name, "egress", bpf_objects["tc_nat"], "tc/egress")
     snat = bpfmaps.map_of(target, h1.port.name, "snat", hook="tc/egress")
     snat.update(ipaddress.IPv4Address(h1.dut_ip).packed, ipaddress.IPv4Address("10.0.1.77").packed)
     target.send(h0.port, h0.to_dut(dst=h1.ip, id=54) / UDP(sport=5000, dport=53) / b"nat")
@@ -135,12 +127,12 @@ def test_egress_tc_nat_runs_after_masquerade(target, router, objects):
 
 
 @pytest.mark.requires("nftrace")
-def test_an_answer_crosses_tc_egress_of_the_port_it_leaves(target, hosts, objects):
+def test_an_answer_crosses_tc_egress_of_the_port_it_leaves(target, hosts, bpf_objects):
     """The echo reply, not the request, crosses p0's egress: the hop is in the
     reply's journey, the request's child."""
     h0 = hosts[0]
     target.sh("nft -f -", stdin=POSTROUTING)
-    attach(target, h0.port.name, "egress", objects["tc_drop_udp"])
+    attach(target, h0.port.name, "egress", bpf_objects["tc_drop_udp"])
     target.send(h0.port, h0.to_dut(id=55) / ICMP(type=8, id=7, seq=1) / b"ping")
     reply = h0.from_dut(src=h0.dut_ip, dst=h0.ip, ttl=64, flags=0) / ICMP(type=0, id=7, seq=1) / b"ping"
     target.expect(h0.port, icmp_socket_mask(reply))
@@ -150,9 +142,9 @@ def test_an_answer_crosses_tc_egress_of_the_port_it_leaves(target, hosts, object
         [[("NF_POSTROUTING", "ip t postrouting", "ACCEPT"), ("TC_EGRESS", "p0", "OK"), ("NIC_TX", "p0", "XMIT")]]
 
 
-def test_tc_egress_redirect_leaves_by_the_port_it_names(target, router, objects):
+def test_tc_egress_redirect_leaves_by_the_port_it_names(target, router, bpf_objects):
     h0, h1, h2 = router
-    attach(target, h1.port.name, "egress", objects["tc_redirect"])
+    attach(target, h1.port.name, "egress", bpf_objects["tc_redirect"])
     target.send(h0.port, redirected(target, h0, 56, h1.ip, out_of=h2.port.name))
     got = IP(target.collect(h2.port)[0][14:])
     assert (got.dst, got.ttl) == (h1.ip, 63)
@@ -163,12 +155,12 @@ def test_tc_egress_redirect_leaves_by_the_port_it_names(target, router, objects)
 
 
 @pytest.mark.requires("drop_reasons")
-def test_tc_ingress_redirect_then_the_egress_program_of_the_port_it_names(target, hosts, objects):
+def test_tc_ingress_redirect_then_the_egress_program_of_the_port_it_names(target, hosts, bpf_objects):
     """bpf_redirect() at p0's ingress hands the frame to p1's dev_queue_xmit, so
     p1's egress program runs on it (and drops it) instead of IP seeing it."""
     h0, h1 = hosts[0], hosts[1]
-    attach(target, h0.port.name, "ingress", objects["tc_redirect"])
-    attach(target, h1.port.name, "egress", objects["tc_drop_udp"])
+    attach(target, h0.port.name, "ingress", bpf_objects["tc_redirect"])
+    attach(target, h1.port.name, "egress", bpf_objects["tc_drop_udp"])
     target.send(h0.port, redirected(target, h0, 57, h1.ip, out_of=h1.port.name))
     target.expect_nothing()
     journey = journey_of(target, 57)
@@ -178,11 +170,11 @@ def test_tc_ingress_redirect_then_the_egress_program_of_the_port_it_names(target
 
 
 @pytest.mark.requires("drop_reasons")
-def test_an_egress_program_redirecting_to_its_own_port_is_stopped_at_the_recursion_limit(target, router, objects):
+def test_an_egress_program_redirecting_to_its_own_port_is_stopped_at_the_recursion_limit(target, router, bpf_objects):
     """__bpf_tx_skb() nests dev_queue_xmit() at most XMIT_RECURSION_LIMIT (8) levels
     deep: p1's program runs 10 times, then the skb is freed in __bpf_redirect."""
     h0, h1 = router[0], router[1]
-    attach(target, h1.port.name, "egress", objects["tc_redirect"])
+    attach(target, h1.port.name, "egress", bpf_objects["tc_redirect"])
     target.send(h0.port, redirected(target, h0, 58, h1.ip, out_of=h1.port.name))
     target.expect_nothing()
     assert [(d.reason, d.location) for d in target.drops()] == [("NOT_SPECIFIED", "__bpf_redirect")]
