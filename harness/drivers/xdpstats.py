@@ -58,7 +58,8 @@ With one frame per send, the verdicts (the summary says what each came from):
                         unchanged) reached one DUT port's driver or egress
                         programs (then NIC_TX there, or that port's TC_EGRESS)
                none     otherwise: OK, UNSPEC, STOLEN, TRAP and a redirect
-                        into a device's ingress count alike
+                        into a device's ingress count alike (the summary says
+                        whether IP counted the frame)
     TC_EGRESS  SHOT     the qdisc's drops rose
                OK       the port's driver took the frame: TC_ACT_OK, or a code
                         direct-action turns into UNSPEC (PIPE, RECLASSIFY,
@@ -71,6 +72,10 @@ With one frame per send, the verdicts (the summary says what each came from):
                         a redirect into a device's ingress, a redirect that
                         failed (the drop says so)
 
+Several frames in one send share a verdict when the counts fit every one of
+them (each counter moved by the number of frames); otherwise each gets a hop
+without a verdict whose summary gives the counts. A TC egress that ran fewer
+times than frames were sent gives no hop: which of them crossed it is unknown.
 A port with programs in both directions shares one drop counter: when both ran
 for one frame, the drops are egress's (its programs ran on something the
 frame caused, so ingress let it through); with several frames they are
