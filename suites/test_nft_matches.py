@@ -46,6 +46,15 @@ def forwarded_matches(target, src_host, dst_host, l4, **ip_fields) -> set[str]:
     return matched_by(target, lambda: forward(target, src_host, dst_host, l4, **ip_fields))
 
 
+def passing_matches(target, sender, frame, receiver, left) -> set[str]:
+    """The counter rules that counted `frame`, sent from `sender`'s wire, on
+    its way to leaving towards `receiver` as `left` (NAT may rewrite it)."""
+    def deliver():
+        target.send(sender.port, frame)
+        target.expect(receiver.port, left)
+    return matched_by(target, deliver)
+
+
 # ---------------------------------------------------------------- matches
 
 ADDRESSES = """
@@ -347,10 +356,8 @@ def test_meta_pkttype_fib_type_l4proto_nfproto_and_mark(target, hosts):
         "broadcast to 255.255.255.255": common | {"L2 broadcast", "to a broadcast address"},
     }
 
-    def ping():
-        target.send(h0.port, h0.to_dut(id=3) / ICMP(type=8, id=3, seq=1))
-        target.expect(h0.port, icmp_socket_mask(h0.from_dut(src=h0.dut_ip, dst=h0.ip, ttl=64) / ICMP(type=0, id=3, seq=1)))
-    echo = matched_by(target, ping)
+    echo = passing_matches(target, h0, h0.to_dut(id=3) / ICMP(type=8, id=3, seq=1), h0,
+                           icmp_socket_mask(h0.from_dut(src=h0.dut_ip, dst=h0.ip, ttl=64) / ICMP(type=0, id=3, seq=1)))
     assert echo == {"ipv4", "tcp or icmp", "L2 unicast", "to a local address", "unmarked in input"}
 
 
@@ -388,25 +395,21 @@ def test_ct_status_direction_and_state_in_forward(target, router):
     h0, h1, h2 = router
     target.sh("nft -f -", stdin=CT_NAT)
 
-    def through(sent, port, left):
-        def deliver():
-            target.send(sent[0].port, sent[1])
-            target.expect(port, left)
-        return matched_by(target, deliver)
-
     seen = {
-        "dnat request": through((h0, h0.to_dut(id=1) / UDP(sport=5001, dport=8080)), h1.port,
-                                h1.from_dut(src=h0.ip, dst=h1.ip, id=1, ttl=63) / UDP(sport=5001, dport=80)),
-        "dnat reply": through((h1, h1.to_dut(dst=h0.ip, id=2) / UDP(sport=80, dport=5001)), h0.port,
-                              h0.from_dut(src=h0.dut_ip, dst=h0.ip, id=2, ttl=63) / UDP(sport=8080, dport=5001)),
-        "masquerade request": through((h0, h0.to_dut(dst=h2.ip, id=3) / UDP(sport=6000, dport=53)), h2.port,
-                                      h2.from_dut(src=h2.dut_ip, dst=h2.ip, id=3, ttl=63) /
-                                      UDP(sport=6000, dport=53)),
-        "masquerade reply": through((h2, h2.to_dut(id=4) / UDP(sport=53, dport=6000)), h0.port,
-                                    h0.from_dut(src=h2.ip, dst=h0.ip, id=4, ttl=63) / UDP(sport=53, dport=6000)),
-        "masquerade again": through((h0, h0.to_dut(dst=h2.ip, id=5) / UDP(sport=6000, dport=53)), h2.port,
-                                    h2.from_dut(src=h2.dut_ip, dst=h2.ip, id=5, ttl=63) /
-                                    UDP(sport=6000, dport=53)),
+        "dnat request": passing_matches(target, h0, h0.to_dut(id=1) / UDP(sport=5001, dport=8080), h1,
+                                        h1.from_dut(src=h0.ip, dst=h1.ip, id=1, ttl=63) / UDP(sport=5001, dport=80)),
+        "dnat reply": passing_matches(target, h1, h1.to_dut(dst=h0.ip, id=2) / UDP(sport=80, dport=5001), h0,
+                                      h0.from_dut(src=h0.dut_ip, dst=h0.ip, id=2, ttl=63) /
+                                      UDP(sport=8080, dport=5001)),
+        "masquerade request": passing_matches(target, h0, h0.to_dut(dst=h2.ip, id=3) / UDP(sport=6000, dport=53), h2,
+                                              h2.from_dut(src=h2.dut_ip, dst=h2.ip, id=3, ttl=63) /
+                                              UDP(sport=6000, dport=53)),
+        "masquerade reply": passing_matches(target, h2, h2.to_dut(id=4) / UDP(sport=53, dport=6000), h0,
+                                            h0.from_dut(src=h2.ip, dst=h0.ip, id=4, ttl=63) /
+                                            UDP(sport=53, dport=6000)),
+        "masquerade again": passing_matches(target, h0, h0.to_dut(dst=h2.ip, id=5) / UDP(sport=6000, dport=53), h2,
+                                            h2.from_dut(src=h2.dut_ip, dst=h2.ip, id=5, ttl=63) /
+                                            UDP(sport=6000, dport=53)),
     }
     assert seen == {
         "dnat request": {"dnat", "original", "new"},
@@ -874,9 +877,8 @@ def test_notrack_skips_conntrack_and_so_nat(target, router):
     h0, h1 = router[0], router[1]
     target.sh("nft -f -", stdin=NOTRACK)
     untracked = matched_by(target, lambda: forward(target, h0, h1, UDP(sport=5, dport=9999)))
-    tracked = matched_by(target, lambda: (
-        target.send(h0.port, h0.to_dut(dst=h1.ip, id=8) / UDP(sport=5, dport=9998)),
-        target.expect(h1.port, h1.from_dut(src=h1.dut_ip, dst=h1.ip, id=8, ttl=63) / UDP(sport=5, dport=9998))))
+    tracked = passing_matches(target, h0, h0.to_dut(dst=h1.ip, id=8) / UDP(sport=5, dport=9998), h1,
+                              h1.from_dut(src=h1.dut_ip, dst=h1.ip, id=8, ttl=63) / UDP(sport=5, dport=9998))
     assert (untracked, tracked) == ({"untracked"}, {"new"})
     assert [e.original for e in target.conntrack() if e.proto == "udp"] == [(h0.ip, h1.ip, 5, 9998)]
 
@@ -938,7 +940,7 @@ Chain counted (1 references)
        2       58 MARK       0    --  *      *       0.0.0.0/0            0.0.0.0/0            MARK set 0x2a
        1       29 RETURN     17   --  *      *       0.0.0.0/0            0.0.0.0/0            udp dpt:7
        1       29 MARK       0    --  *      *       0.0.0.0/0            0.0.0.0/0            MARK xset 0x1/0xff
-"""  # noqa: W291 (iptables pads its header with spaces)
+"""
     assert target.sh("iptables -L FORWARD -v -n").splitlines()[0] == "Chain FORWARD (policy DROP 1 packets, 29 bytes)"
 
 
