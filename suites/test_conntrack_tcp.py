@@ -436,3 +436,25 @@ def test_window_scale_and_sack_perm_options_of_the_wrong_length_are_not_taken(ta
     sacked = _client_tcp(flags="A", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1,
                          options=_sack((SERVER_ISN + 51, SERVER_ISN + 101)))
     assert [_sends(target, h0, h1, 5, ahead), _sends(target, h0, h1, 6, sacked)] == [0, 1]
+
+
+COUNT_INVALID = """
+table ip t {
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        ct state invalid counter
+    }
+}
+"""
+
+
+def test_conntrack_itself_does_not_drop_an_invalid_segment_it_goes_on_without_its_entry(target, router):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=COUNT_INVALID)
+    _handshake(target, h0, h1, SACK_PERM, SACK_PERM)
+    # tcp_in_window() says INVALID, nf_conntrack_tcp_packet() returns -NF_ACCEPT:
+    # the segment is forwarded as `ct state invalid`, the entry left as it was
+    _from_client(target, h0, h1, 4, flags="FA", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1,
+                 options=_sack((SERVER_ISN + 51, SERVER_ISN + 101)))
+    [entry] = _tcp_entries(target)
+    assert (_counted(target, "invalid"), entry.state) == (1, "ESTABLISHED")
