@@ -79,28 +79,29 @@ table ip t {
 
 
 def test_address_prefixes_ranges_and_interval_sets_match_their_bounds(target, router):
-    h0, h1, h2 = router
+    h0 = router[0]
+    by_address = {host.ip: host for host in router}
     target.sh("nft -f -", stdin=ADDRESSES)
     expected = {
-        ("10.0.0.2", h1): {"prefix", "anonymous set"},
-        ("10.0.0.3", h1): {"prefix"},
-        ("10.0.0.4", h1): set(),
-        ("10.0.0.5", h1): {"range"},
-        ("10.0.0.9", h1): {"range"},
-        ("10.0.0.10", h1): set(),
-        ("10.0.0.16", h1): {"named set"},
-        ("10.0.0.20", h1): {"anonymous set", "named set"},
-        ("10.0.0.29", h1): {"anonymous set", "named set"},
-        ("10.0.0.31", h1): {"named set"},
-        ("10.0.0.32", h1): set(),
-        ("10.0.0.42", h1): {"named set"},
-        ("10.0.0.43", h1): set(),
-        ("10.0.0.64", h1): {"anonymous set"},
-        ("10.0.0.127", h1): {"anonymous set"},
-        ("10.0.0.128", h1): {"outside prefix"},
-        ("10.0.0.2", h2): {"prefix", "anonymous set", "daddr prefix", "daddr not in set"},
+        ("10.0.0.2", "10.0.1.2"): {"prefix", "anonymous set"},
+        ("10.0.0.3", "10.0.1.2"): {"prefix"},
+        ("10.0.0.4", "10.0.1.2"): set(),
+        ("10.0.0.5", "10.0.1.2"): {"range"},
+        ("10.0.0.9", "10.0.1.2"): {"range"},
+        ("10.0.0.10", "10.0.1.2"): set(),
+        ("10.0.0.16", "10.0.1.2"): {"named set"},
+        ("10.0.0.20", "10.0.1.2"): {"anonymous set", "named set"},
+        ("10.0.0.29", "10.0.1.2"): {"anonymous set", "named set"},
+        ("10.0.0.31", "10.0.1.2"): {"named set"},
+        ("10.0.0.32", "10.0.1.2"): set(),
+        ("10.0.0.42", "10.0.1.2"): {"named set"},
+        ("10.0.0.43", "10.0.1.2"): set(),
+        ("10.0.0.64", "10.0.1.2"): {"anonymous set"},
+        ("10.0.0.127", "10.0.1.2"): {"anonymous set"},
+        ("10.0.0.128", "10.0.1.2"): {"outside prefix"},
+        ("10.0.0.2", "10.0.2.2"): {"prefix", "anonymous set", "daddr prefix", "daddr not in set"},
     }
-    seen = {(src, dst): forwarded_matches(target, h0, dst, UDP(sport=1000, dport=2000), src=src)
+    seen = {(src, dst): forwarded_matches(target, h0, by_address[dst], UDP(sport=1000, dport=2000), src=src)
             for src, dst in expected}
     assert seen == expected
 
