@@ -447,10 +447,19 @@ def test_merged_port_inequalities_match_when_either_port_differs_as_nft_1_0_6_bu
     assert hook(k, skb, NF_INET_LOCAL_IN) == NF_DROP  # one 32-bit compare: (1, 3) != (1, 2)
 
 
-def test_transport_matches_do_not_match_a_non_first_fragment():
+def test_a_fast_transport_load_reads_a_non_first_fragments_first_bytes():
+    # nft_payload_fast_eval() (an aligned 1, 2 or 4-byte load) has no fragoff check
     k = kernel(FILTER_INPUT % "\t\tudp dport 53 drop")
     fragment = packet(k, IP(dst="10.0.0.1", frag=100, flags=0) / UDP(dport=53))
-    assert hook(k, fragment, NF_INET_LOCAL_IN) == NF_ACCEPT
+    assert hook(k, fragment, NF_INET_LOCAL_IN) == NF_DROP
+
+
+def test_a_slow_transport_load_does_not_match_a_non_first_fragment():
+    # dport and length merge into one 4-byte load at th+2: unaligned, so nft_payload_eval(), which breaks on fragoff
+    k = kernel(FILTER_INPUT % "\t\tudp dport 53 udp length 16 drop")
+    whole = packet(k, IP(dst="10.0.0.1") / UDP(dport=53) / bytes(8))
+    fragment = packet(k, IP(dst="10.0.0.1", frag=100, flags=0) / UDP(dport=53) / bytes(8))
+    assert [hook(k, whole, NF_INET_LOCAL_IN), hook(k, fragment, NF_INET_LOCAL_IN)] == [NF_DROP, NF_ACCEPT]
 
 
 def test_ip_ttl_and_dscp_set_rewrite_the_header_with_a_valid_checksum():
