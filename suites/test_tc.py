@@ -162,6 +162,25 @@ def test_bpf_redirect_sends_the_frame_out_of_another_port_unchanged(target, host
     assert drops(target) == []
 
 
+def unused_ifindex(target) -> int:
+    """An ifindex no device of the DUT has."""
+    return max(link["ifindex"] for link in json.loads(target.sh("ip -j link show"))) + 1
+
+
+@pytest.mark.requires("drop_reasons")
+@pytest.mark.parametrize(("direction", "stage"), [("ingress", "TC_INGRESS"), ("egress", "TC_EGRESS")])
+def test_a_redirect_to_no_device_is_freed_in_skb_do_redirect_at_the_direction_that_redirected(
+        target, router, objects, direction, stage):
+    """skb_do_redirect() (net/core/filter.c) finds no device with the ifindex and
+    frees the skb, called from sch_handle_ingress() or sch_handle_egress() alike:
+    the lab tells the direction by skb->tc_at_ingress."""
+    h0, h1 = router[0], router[1]
+    attach(target, h0.port if direction == "ingress" else h1.port, direction, objects["tc_redirect"])
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=14) / UDP(sport=1, dport=9) / bytes([unused_ifindex(target), 0]))
+    target.expect_nothing()
+    assert drops(target) == [("NOT_SPECIFIED", stage, "skb_do_redirect")]
+
+
 @pytest.mark.requires("journey.xdp", "journey.tc", "nftrace")
 def test_journeys_show_xdp_then_tc_ingress_before_netfilter_or_the_tc_drop(target, hosts, objects):
     """What both targets observe: the lab from program run counts and the

@@ -58,10 +58,19 @@ def egress_part(journey) -> list[tuple[str, str, str]]:
             if h.stage in ("NF_POSTROUTING", "TC_EGRESS", "NIC_TX") and h.where not in CONNTRACK_HOPS]
 
 
-def redirected(target, host, ident: int, dst: str, out_of: str):
-    """A UDP datagram from `host` to `dst` that tc_redirect sends out of port `out_of`."""
-    ifindex = json.loads(target.sh(f"ip -j link show dev {out_of}"))[0]["ifindex"]
+def redirected(target, host, ident: int, dst: str, out_of: str | None):
+    """A UDP datagram from `host` to `dst` that tc_redirect sends out of port
+    `out_of`, or to an ifindex no device has (None)."""
+    links = json.loads(target.sh("ip -j link show"))
+    if out_of is None:
+        ifindex = max(link["ifindex"] for link in links) + 1
+    else:
+        ifindex = next(link["ifindex"] for link in links if link["ifname"] == out_of)
     return host.to_dut(dst=dst, id=ident) / UDP(sport=1, dport=9) / bytes([ifindex, 0])
+
+
+def tc_hops(journey) -> list[tuple[str, str, str]]:
+    return [(h.stage, h.where, h.verdict) for h in journey.hops if h.stage.startswith("TC_") or h.stage == "NIC_TX"]
 
 
 @pytest.mark.requires("nftrace")
@@ -164,8 +173,7 @@ def test_tc_ingress_redirect_then_the_egress_program_of_the_port_it_names(target
     target.send(h0.port, redirected(target, h0, 57, h1.ip, out_of=h1.port.name))
     target.expect_nothing()
     journey = journey_of(target, 57)
-    assert [(h.stage, h.where, h.verdict) for h in journey.hops if h.stage.startswith("TC_") or h.stage == "NIC_TX"] \
-        == [("TC_INGRESS", "p0", "REDIRECT"), ("TC_EGRESS", "p1", "SHOT")]
+    assert tc_hops(journey) == [("TC_INGRESS", "p0", "REDIRECT"), ("TC_EGRESS", "p1", "SHOT")]
     assert journey.drop.stage == "TC_EGRESS"
 
 
@@ -177,7 +185,42 @@ def test_an_egress_program_redirecting_to_its_own_port_is_stopped_at_the_recursi
     attach(target, h1.port.name, "egress", bpf_objects["tc_redirect"])
     target.send(h0.port, redirected(target, h0, 58, h1.ip, out_of=h1.port.name))
     target.expect_nothing()
-    assert [(d.reason, d.location) for d in target.drops()] == [("NOT_SPECIFIED", "__bpf_redirect")]
+    assert [(d.reason, d.stage, d.location) for d in target.drops()] == \
+        [("NOT_SPECIFIED", "TC_EGRESS", "__bpf_redirect")]
     assert bpfmaps.run_count(target, h1.port.name, "tc/egress") == 10
     journey = journey_of(target, 58)
-    assert {(h.stage, h.where) for h in journey.hops if h.stage in ("TC_EGRESS", "NIC_TX")} == {("TC_EGRESS", "p1")}
+    assert set(tc_hops(journey)) == {("TC_EGRESS", "p1", "REDIRECT")}
+    assert journey.drop.stage == "TC_EGRESS"
+
+
+@pytest.mark.requires("drop_reasons")
+@pytest.mark.parametrize(("direction", "stage"), [("ingress", "TC_INGRESS"), ("egress", "TC_EGRESS")])
+def test_a_redirect_to_no_device_ends_at_the_tc_hop_that_redirected(target, router, bpf_objects, direction, stage):
+    """skb_do_redirect() frees what it cannot send anywhere, whichever direction's
+    program redirected: the journey ends with that hop's REDIRECT and the drop at
+    its stage (the lab's hop from the counters and the drop, its stage from
+    skb->tc_at_ingress)."""
+    h0, h1 = router[0], router[1]
+    attach(target, (h0 if direction == "ingress" else h1).port.name, direction, bpf_objects["tc_redirect"])
+    target.send(h0.port, redirected(target, h0, 59, h1.ip, out_of=None))
+    target.expect_nothing()
+    journey = journey_of(target, 59)
+    assert tc_hops(journey) == [(stage, "p0" if direction == "ingress" else "p1", "REDIRECT")]
+    assert (journey.drop.reason, journey.drop.stage, journey.drop.location) == \
+        ("NOT_SPECIFIED", stage, "skb_do_redirect")
+
+
+@pytest.mark.requires("drop_reasons")
+def test_an_ingress_redirect_into_a_looping_egress_is_dropped_at_tc_egress(target, hosts, bpf_objects):
+    """p0's ingress program redirects out of p1, whose egress program redirects to
+    p1 again: the recursion limit stops p1's redirect, so the drop is TC egress's
+    (dev_queue_xmit() cleared skb->tc_at_ingress), not the ingress program's."""
+    h0, h1 = hosts[0], hosts[1]
+    attach(target, h0.port.name, "ingress", bpf_objects["tc_redirect"])
+    attach(target, h1.port.name, "egress", bpf_objects["tc_redirect"])
+    target.send(h0.port, redirected(target, h0, 60, h1.ip, out_of=h1.port.name))
+    target.expect_nothing()
+    journey = journey_of(target, 60)
+    assert tc_hops(journey)[-1] == ("TC_EGRESS", "p1", "REDIRECT")
+    assert (journey.drop.reason, journey.drop.stage, journey.drop.location) == \
+        ("NOT_SPECIFIED", "TC_EGRESS", "__bpf_redirect")

@@ -519,3 +519,34 @@ def test_the_observer_reads_egress_runs_drops_and_transmits_of_the_lab(addressed
     finally:
         observer.close()
     assert (delta.ingress_runs, delta.egress_runs, delta.clsact_drops, delta.sent) == (0, 1, 0, 1)
+
+
+# failed TC redirects -----------------------------------------------------------------
+
+@pytest.mark.parametrize(("location", "tc_at_ingress", "stage"), [
+    ("skb_do_redirect", "1", "TC_INGRESS"), ("skb_do_redirect", "0", "TC_EGRESS"),
+    ("__bpf_redirect", "0", "TC_EGRESS"), ("skb_do_redirect", "", "UNKNOWN"),
+], ids=["no-device-at-ingress", "no-device-at-egress", "recursion-limit-at-egress", "kernel-without-the-bit"])
+def test_a_failed_redirect_takes_its_tc_direction_from_skb_tc_at_ingress(location, tc_at_ingress, stage):
+    """skb_do_redirect() and __bpf_redirect run from both TC hooks: the location
+    cannot say which, the skb's tc_at_ingress bit (the line's last field) does."""
+    event = KfreeSkbEvent.parse(f"drop 1 2 {location} 2048 30 0 0 17 1536 64 7680 0 {tc_at_ingress}".strip())
+    assert event.stage("NOT_SPECIFIED") == stage
+
+
+def test_the_tc_bit_comes_before_a_netfilter_drops_stack_marker():
+    event = KfreeSkbEvent.parse("drop 1 12 nft_do_chain 2048 28 0 0 17 0 64 0 0 0 stack\n",
+                                ("nft_do_chain", "nf_hook_slow", "ip_forward"))
+    assert (event.tc_at_ingress, event.stage("NETFILTER_DROP")) == (0, "NF_FORWARD")
+
+
+def test_a_tc_hop_without_a_verdict_is_the_redirect_whose_drop_the_frame_joins():
+    """The counters say only that nothing took the frame; a drop in skb_do_redirect
+    at that hop's stage says its program redirected, to no device."""
+    frame = bytes(FORWARDED)
+    line = "10.0.0.2 > 10.0.1.2 udp id=9 ttl=63 len=28"
+    dropped = Journey(packet=line, drop=Drop("NOT_SPECIFIED", "TC_EGRESS", "skb_do_redirect", line))
+    found = xdpstats.FrameHops(egress=[Hop("TC_EGRESS", "p1", "", "nothing took it")])
+    assert xdpstats.merge([dropped], [(frame, found)]) == [dropped]
+    assert _verdicts(dropped.hops) == [("TC_EGRESS", "p1", "REDIRECT")]
+    assert "skb_do_redirect" in dropped.hops[0].summary

@@ -5,8 +5,23 @@ caller's address (`location`: after inlining, the function that really dropped).
 One bpftrace per process (`KfreeSkbTracer.shared()`, started on first use, shared by
 every lab of the process) prints each drop outside the host's namespaces: the skb's
 netns inode, reason, location, skb->protocol, the IPv4 header its network header
-points at, and for netfilter drops the call chain that names the hook.
-`KfreeSkbEvent.stage()` turns location (or reason, or hook) into a journey stage.
+points at, skb->tc_at_ingress, and for netfilter drops the call chain that names the
+hook. `KfreeSkbEvent.stage()` turns location (or reason, or hook) into a journey
+stage.
+
+A failed bpf_redirect() is freed in net/core/filter.c whichever TC direction ran
+the program: skb_do_redirect() when the target ifindex names no device,
+__bpf_redirect (__bpf_tx_skb() inlined) past the xmit recursion limit. Neither the
+location nor skb->dev (the device whose program ran, in both directions) says
+which direction that was; skb->tc_at_ingress does: tcx_set_ingress() sets it in
+sch_handle_ingress() and clears it in __dev_queue_xmit() before the egress hook
+(net/core/dev.c), and both drops come before anything else touches it. Seen on
+the lab: 1 for an ingress program's redirect to no device, 0 for an egress
+program's, 0 for an egress program redirecting to its own port, and 0 when an
+ingress program's redirect went out of a port whose egress program looped (the
+failing redirect is egress's). The bit is in struct sk_buff under
+CONFIG_NET_XGRESS (CONFIG_NET_CLS_ACT before 6.6); on a kernel without it those
+drops keep stage UNKNOWN.
 
 Each lab watches its DUT namespace (`NetnsDrops`). A drop is reported some time after
 it happened, so `NetnsDrops.drops()` first sends a sentinel into the namespace and
@@ -48,7 +63,8 @@ SENTINEL_TIMEOUT = 2.0
 # are printed with netns 0 and attributed by their datagram. A netfilter drop carries
 # its call chain: the caller of nf_hook_slow names the hook. Each drop is one printf,
 # so its lines never interleave with another CPU's. skb->network_header is
-# (typeof(skb->network_header))~0U when no header was set.
+# (typeof(skb->network_header))~0U when no header was set. skb->tc_at_ingress is
+# printed last where the kernel has it (TC_FORMAT, TC_ARG).
 PROGRAM = r"""
 BEGIN { printf("ready\n"); }
 
@@ -77,13 +93,13 @@ tracepoint:skb:kfree_skb
   }
   if (($netns != 0 && HOST_FILTER) || ($netns == 0 && ($frag_off & 0xff3f) != 0)) {
     if (args->reason == NETFILTER_DROP) {
-      printf("drop %u %u %s %u %u %u %u %u %u %u %u %u stack%s.\n", $netns, args->reason,
+      printf("drop %u %u %s %u %u %u %u %u %u %u %u %uTC_FORMAT stack%s.\n", $netns, args->reason,
              ksym(args->location), args->protocol, $skb->len, $saddr, $daddr, $ipproto, $id,
-             $ttl, $tot_len, $frag_off, kstack(8));
+             $ttl, $tot_len, $frag_offTC_ARG, kstack(8));
     } else {
-      printf("drop %u %u %s %u %u %u %u %u %u %u %u %u\n", $netns, args->reason,
+      printf("drop %u %u %s %u %u %u %u %u %u %u %u %uTC_FORMAT\n", $netns, args->reason,
              ksym(args->location), args->protocol, $skb->len, $saddr, $daddr, $ipproto, $id,
-             $ttl, $tot_len, $frag_off);
+             $ttl, $tot_len, $frag_offTC_ARG);
     }
   }
 }
@@ -112,6 +128,12 @@ LOCATION_STAGES = {
     "neigh_invalidate": "NEIGH",
     "__dev_queue_xmit": "QDISC",
 }
+
+# Where a failed bpf_redirect() is freed, from either TC direction: skb->tc_at_ingress
+# says which (module doc).
+TC_REDIRECT_LOCATIONS = frozenset({"skb_do_redirect", "__bpf_redirect"})
+TC_DIRECTION_STAGES = {1: "TC_INGRESS", 0: "TC_EGRESS"}
+TC_AT_INGRESS_UNKNOWN = 2
 
 # Reasons that name their stage whichever function dropped: tc ingress drops in
 # __netif_receive_skb_core() and tc egress in __dev_queue_xmit() (inlined helpers).
@@ -181,14 +203,18 @@ class KfreeSkbEvent(NamedTuple):
     tot_len: int
     frag_off: int
     stack: tuple[str, ...] = ()
+    tc_at_ingress: int = TC_AT_INGRESS_UNKNOWN  # skb->tc_at_ingress: 1, 0, or unknown
 
     @classmethod
     def parse(cls, line: str, stack: tuple[str, ...] = ()) -> KfreeSkbEvent:
+        """A `drop` line; without the tc_at_ingress field (a kernel without the bit)
+        that stays unknown."""
         (netns, reason, location, protocol, length, saddr, daddr, ipproto, ident, ttl, tot_len,
-         frag_off) = line.split()[1:13]
+         frag_off, *rest) = line.split()[1:]
+        tc_at_ingress = int(rest[0]) if rest and rest[0].isdigit() else TC_AT_INGRESS_UNKNOWN
         return cls(int(netns), int(reason), function_name(location), int(protocol), int(length),
                    _ipv4(saddr), _ipv4(daddr), int(ipproto), socket.ntohs(int(ident)), int(ttl),
-                   socket.ntohs(int(tot_len)), socket.ntohs(int(frag_off)), stack)
+                   socket.ntohs(int(tot_len)), socket.ntohs(int(frag_off)), stack, tc_at_ingress)
 
     @property
     def datagram(self) -> tuple[str, str, int, int]:
@@ -204,6 +230,8 @@ class KfreeSkbEvent(NamedTuple):
     def stage(self, reason: str) -> str:
         if reason == "NETFILTER_DROP":
             return NF_HOOK_STAGES.get(self._nf_hook_caller(), "NF")
+        if self.location in TC_REDIRECT_LOCATIONS:
+            return TC_DIRECTION_STAGES.get(self.tc_at_ingress, "UNKNOWN")
         return REASON_STAGES.get(reason) or LOCATION_STAGES.get(self.location, "UNKNOWN")
 
     def _nf_hook_caller(self) -> str:
@@ -238,6 +266,13 @@ def mount_tracefs() -> None:
                           f"`mount -t tracefs nodev {TRACEFS}`")
 
 
+def has_tc_at_ingress(bpftrace: str) -> bool:
+    """Whether this kernel's struct sk_buff has the tc_at_ingress bit (its BTF, as
+    bpftrace reads it)."""
+    listing = subprocess.run([bpftrace, "-lv", "struct sk_buff"], capture_output=True, text=True, check=False)
+    return re.search(r"\btc_at_ingress\b", listing.stdout) is not None
+
+
 class KfreeSkbTracer:
     """The process's bpftrace on `skb:kfree_skb`, dispatching drops to the watched
     namespaces. `startup_seconds` is how long bpftrace took to attach."""
@@ -259,9 +294,11 @@ class KfreeSkbTracer:
         with open(KFREE_SKB_FORMAT) as f:
             self.reasons = drop_reason_names(f.read())
         numbers = {name: number for number, name in self.reasons.items()}
+        tc_bit = has_tc_at_ingress(bpftrace)
         program = PROGRAM.replace("HOST_FILTER", " && ".join(
             f"$netns != {inode}" for inode in sorted(HOST_NETNS_INODES))).replace(
-            "NETFILTER_DROP", str(numbers.get("NETFILTER_DROP", -1)))
+            "NETFILTER_DROP", str(numbers.get("NETFILTER_DROP", -1))).replace(
+            "TC_FORMAT", " %u" if tc_bit else "").replace("TC_ARG", ", $skb->tc_at_ingress" if tc_bit else "")
         self._watched: dict[int, NetnsDrops] = {}
         self._expired_datagrams: dict[tuple[str, str, int, int], int] = {}
         self.lock = threading.Condition()

@@ -102,7 +102,7 @@ import struct
 from dataclasses import dataclass, field
 
 from harness.drivers.bpf_events import bpf
-from harness.drivers.kfree_skb import KfreeSkbEvent
+from harness.drivers.kfree_skb import TC_REDIRECT_LOCATIONS, KfreeSkbEvent
 from harness.journey import Hop, Journey
 from harness.target import PORTS, Port
 
@@ -374,6 +374,7 @@ def merge(journeys: list[Journey], hops: list[tuple[bytes, FrameHops]]) -> list[
         journey = _journey_of(frame, found, out, taken)
         journey.hops[:0] = found.first
         place_egress(journey, found.egress)
+        name_failed_redirect(journey)
         for i, answer in enumerate(found.answers):
             child = journey.children[i] if i < len(journey.children) else _answer_journey(answer, out, taken, journey)
             place_egress(child, answer)
@@ -390,7 +391,8 @@ def _journey_of(frame: bytes, hops: FrameHops, out: list[Journey], taken: set[in
     candidates = same + [j for j in untaken if j not in same and _is_drop_of(j, key)]
     dropped_at = hops.dropped_at
     if dropped_at is None:
-        passed = {hop.stage for hop in hops.first + hops.egress}
+        # a hop without a verdict may have ended there (a redirect that failed)
+        passed = {hop.stage for hop in hops.first + hops.egress if hop.verdict}
         match = next((j for j in candidates if j.drop is None or j.drop.stage not in passed), None)
     else:
         match = next((j for j in candidates if j.drop is not None and j.drop.stage == dropped_at), None)
@@ -406,6 +408,18 @@ def _journey_of(frame: bytes, hops: FrameHops, out: list[Journey], taken: set[in
         out.append(match)
     taken.add(id(match))
     return match
+
+
+def name_failed_redirect(journey: Journey) -> None:
+    """The TC hop without a verdict at the stage of a drop in skb_do_redirect() or
+    __bpf_redirect: only TC_ACT_REDIRECT leads there, so its program redirected."""
+    drop = journey.drop
+    if drop is None or drop.location not in TC_REDIRECT_LOCATIONS:
+        return
+    at = next((i for i in range(len(journey.hops) - 1, -1, -1) if journey.hops[i].stage == drop.stage), None)
+    if at is not None and not journey.hops[at].verdict:
+        journey.hops[at] = journey.hops[at]._replace(verdict="REDIRECT",
+                                                     summary=f"the redirect failed: freed in {drop.location}")
 
 
 def _is_drop_of(journey: Journey, key: tuple[str, ...] | None) -> bool:
