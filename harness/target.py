@@ -316,7 +316,12 @@ class Target(ABC):
         """Let time pass on the DUT (virtual time on the mock)."""
 
     def reset(self) -> None:
-        """Forget frames and observations; called between tests sharing a target."""
+        """Start a new phase of a test (each test gets a fresh target): forget the
+        frames that left the DUT and were not expected or collected, and every
+        observation so far (journeys, drops, XDP and TC hops). The DUT's state
+        stays: configuration, conntrack entries, counters, sockets, maps; so does
+        `frame_log`, whose pcap covers the whole test."""
+        self._collect(0.0)
         for queue in self._queues.values():
             queue.clear()
 

@@ -550,3 +550,35 @@ def test_a_tc_hop_without_a_verdict_is_the_redirect_whose_drop_the_frame_joins()
     assert xdpstats.merge([dropped], [(frame, found)]) == [dropped]
     assert _verdicts(dropped.hops) == [("TC_EGRESS", "p1", "REDIRECT")]
     assert "skb_do_redirect" in dropped.hops[0].summary
+
+
+# reset() on both targets -------------------------------------------------------------
+
+from harness.mockkernel.target import MockTarget  # noqa: E402
+
+
+@pytest.fixture(params=["mock", pytest.param("dut", marks=[needs_root, needs_bpftrace])])
+def each_target(request):
+    target = MockTarget() if request.param == "mock" else NetnsTarget()
+    yield target
+    target.close()
+
+
+def test_reset_forgets_frames_journeys_and_drops_and_keeps_the_dut_state_on_both_targets(each_target):
+    """A UDP datagram to a closed port: a NO_SOCKET drop and an ICMP error out of
+    p0. reset() forgets both and the traced journey, not the error left uncollected
+    on the wire; the address, neighbour, ruleset and its counter stay."""
+    target = each_target
+    target.sh(f"ip addr add {P0_IP}/24 dev p0")
+    target.sh(f"ip neigh replace {H0_IP} lladdr {P0.peer_mac} dev p0 nud permanent")
+    target.sh("nft -f -", stdin="table ip t {\n chain in {\n  type filter hook input priority 0;\n"
+                                "  udp dport 9 counter\n }\n}\n")
+    target.send("p0", _from_h0(id=1) / UDP(sport=1, dport=9))
+    assert [journey.drop.reason for journey in target.journeys()] == ["NO_SOCKET"]
+    target.reset()
+    assert (target.journeys(), target.drops()) == ([], [])
+    target.expect_nothing()
+    assert target.frame_log[-1][0] == "left"  # the error is in the test's pcap still
+    target.send("p0", _from_h0(id=2) / UDP(sport=1, dport=9))
+    assert [(drop.reason, " id=2 " in drop.packet) for drop in target.drops()] == [("NO_SOCKET", True)]
+    assert [counter.packets for counter in target.counters()] == [2]

@@ -250,9 +250,9 @@ class NetnsTarget(Target):
         time.sleep(seconds)
 
     def reset(self) -> None:
-        super().reset()
-        if self._drops is not None:
+        if self._drops is not None:  # first: its sentinel syncs the DUT, so what was sent has left
             self._drops.clear()
+        super().reset()
         if self._nftrace is not None:
             self._nftrace.clear()
             self._frames_traced_from = len(self.frame_log)

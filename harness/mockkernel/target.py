@@ -93,6 +93,10 @@ class MockTarget(Target):
     def wait(self, seconds: float) -> None:
         self.kernel.advance(seconds)
 
+    def reset(self) -> None:
+        super().reset()
+        self.kernel.tracer.reset()
+
     def close(self) -> None:
         for sock in self._sockets:
             sock.close()
