@@ -7,6 +7,11 @@ destination, else chosen by the route back. Two limits apply, as in the kernel:
 the namespace-wide icmp_msgs_per_sec/burst credit (random consumption of 0-2 per
 message) and the per-destination inet_peer token bucket (icmp_ratelimit, burst
 factor 6), both only for the types in icmp_ratemask; frag-needed is never limited.
+icmp_rcv() treats a multicast route as a broadcast one (RTCF_BROADCAST |
+RTCF_MULTICAST): echo and timestamp requests are ignored while
+icmp_echo_ignore_broadcasts is 1 (INVALID_PROTO), and only echo, timestamp and
+address mask messages are taken; an echo reply to one comes from the address
+fib_compute_spec_dst() picks on the receiving device.
 """
 from __future__ import annotations
 
@@ -102,7 +107,7 @@ def icmp_send(skb_in: SkBuff, icmp_type: int, code: int, info: int = 0) -> None:
     """__icmp_send(): an ICMP error about `skb_in`, sent as a child of its journey."""
     net, rt = skb_in.net, skb_in.dst
     iph = Ipv4Packet(skb_in.buf, skb_in.network_header)
-    if rt is None or skb_in.pkt_type != PACKET_HOST or rt.is_broadcast:
+    if rt is None or skb_in.pkt_type != PACKET_HOST or rt.is_broadcast or rt.is_multicast:
         return
     if iph.frag_off & IP_OFFSET:
         return
@@ -153,7 +158,8 @@ def icmp_rcv(skb: SkBuff) -> None:
     net.tracer.hop(skb, "L4", "icmp_rcv", "", f"type {icmp_type} code {skb.buf[data + 1]}")
     if icmp_type > NR_ICMP_TYPES:
         return kfree_skb(skb, "UNHANDLED_PROTO", "L4", "icmp_rcv")
-    if skb.dst.is_broadcast:
+    rt = skb.dst
+    if rt.is_broadcast or rt.is_multicast:
         if icmp_type in (ICMP_ECHO, ICMP_TIMESTAMP) and net.sysctl.int("net.ipv4.icmp_echo_ignore_broadcasts"):
             return kfree_skb(skb, "INVALID_PROTO", "L4", "icmp_rcv")
         if icmp_type not in (ICMP_ECHO, ICMP_TIMESTAMP, ICMP_ADDRESS, ICMP_ADDRESSREPLY):
@@ -178,8 +184,9 @@ def icmp_echo(skb: SkBuff) -> None:
     body[0] = ICMP_ECHOREPLY
     struct.pack_into("!H", body, 2, 0)
     struct.pack_into("!H", body, 2, checksum(body))
-    spec_dst = iph.daddr if not skb.dst.is_broadcast else route.inet_select_addr(
-        net, skb.dev, iph.saddr, route.RT_SCOPE_HOST - 1)
+    rt = skb.dst
+    spec_dst = iph.daddr if not (rt.is_broadcast or rt.is_multicast) else route.fib_compute_spec_dst(
+        net, skb.dev, iph.saddr, iph.tos & 0xFC)
     out = route.ip_route_output(net, iph.saddr, spec_dst, tos=iph.tos & 0xFC)
     if isinstance(out, int):
         return

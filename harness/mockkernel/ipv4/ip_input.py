@@ -2,7 +2,8 @@
 
 ip_rcv_core() makes the header checks in the kernel's order, each with its drop
 reason; ip_rcv_finish() routes the packet (route.ip_route_input) and hands it to
-the dst's input: ip_local_deliver, ip_forward or ip_error.
+the dst's input: ip_local_deliver, ip_forward or ip_error. A multicast packet
+to a joined group is delivered locally like any other (IGMP to igmp_rcv).
 Left out: IP options other than detecting source routing, early demux, raw
 sockets, IPsec.
 """
@@ -12,7 +13,7 @@ import struct
 
 from harness.journey import Hop
 from harness.mockkernel.core.skbuff import PACKET_OTHERHOST, SkBuff, kfree_skb
-from harness.mockkernel.ipv4 import icmp, ip_forward, ip_fragment, route, tcp_ipv4, udp
+from harness.mockkernel.ipv4 import icmp, igmp, ip_forward, ip_fragment, route, tcp_ipv4, udp
 from harness.mockkernel.netfilter.core import NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING, nf_hook
 from harness.mockkernel.wire.checksum import checksum
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_PROT_UNREACH
@@ -54,12 +55,13 @@ def ip_rcv_finish(skb: SkBuff) -> None:
     route (skb_valid_dst()), so it is not routed again: a local route's input
     function is ip_local_deliver."""
     net, dev = skb.net, skb.dev
-    ver_ihl, tos, _, _, _, _, _, _, saddr, daddr = IPHDR.unpack_from(skb.buf, skb.network_header)
+    ver_ihl, tos, _, _, _, _, protocol, _, saddr, daddr = IPHDR.unpack_from(skb.buf, skb.network_header)
     rt = skb.dst
     if rt is None:
-        rt = route.ip_route_input(net, daddr, saddr, tos, dev, skb.mark)
+        rt = route.ip_route_input(net, daddr, saddr, tos, dev, skb.mark, protocol)
         if rt.__class__ is str:
-            net.tracer.hop(skb, "ROUTING", "ip_route_input_slow", "DROP", rt)
+            where = "ip_route_input_rcu" if daddr >> 28 == 0xE else "ip_route_input_slow"
+            net.tracer.hop(skb, "ROUTING", where, "DROP", rt)
             return kfree_skb(skb, rt, "ROUTING", "ip_rcv_finish_core")
         skb.dst = rt
         net.tracer.add(skb, rt.hop)
@@ -128,8 +130,9 @@ def ip_local_deliver(skb: SkBuff) -> None:
 
 
 def ip_local_deliver_finish(skb: SkBuff) -> None:
-    """ip_protocol_deliver_rcu(): UDP, TCP, ICMP; any other protocol gets ICMP
-    protocol unreachable and IP_NOPROTO (no raw sockets here)."""
+    """ip_protocol_deliver_rcu(): UDP, TCP, ICMP, IGMP; any other protocol gets
+    ICMP protocol unreachable (never for a multicast or broadcast route) and
+    IP_NOPROTO (no raw sockets here)."""
     iph = Ipv4Packet(skb.buf, skb.network_header)
     skb.data = skb.transport_header
     protocol = iph.protocol
@@ -139,6 +142,8 @@ def ip_local_deliver_finish(skb: SkBuff) -> None:
         icmp.icmp_rcv(skb)
     elif protocol == IPPROTO_TCP:
         tcp_ipv4.tcp_v4_rcv(skb)
+    elif protocol == igmp.IPPROTO_IGMP:
+        igmp.igmp_rcv(skb)
     else:
         skb.net.tracer.hop(skb, "L4", "ip_protocol_deliver_rcu", "NOPROTO", f"protocol {protocol}")
         icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PROT_UNREACH)

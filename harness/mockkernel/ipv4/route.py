@@ -3,9 +3,12 @@
 Models net/ipv4/fib_rules.c (fib4_rule_match, the rule walk), fib_trie.c
 (fib_table_lookup: longest prefix, then metric), fib_frontend.c
 (fib_validate_source: rp_filter, local sources) and route.c
-(ip_route_input_slow, ip_route_output_key, inet_select_addr). The result of a
+(ip_route_input_rcu, ip_route_input_mc, ip_mc_validate_source,
+ip_route_input_slow, ip_route_output_key, inet_select_addr). The result of a
 lookup is an `Rtable`, the model's `struct rtable`. Left out: multipath,
-nexthop objects, VRF/l3mdev, route caching, tclassid.
+nexthop objects, VRF/l3mdev, route caching, tclassid, multicast routing
+(ip_mr_input: without a multicast router daemon no device has mc_forwarding,
+so a multicast packet is delivered locally or dropped, never forwarded).
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from harness.journey import Hop
+from harness.mockkernel.ipv4 import igmp
 from harness.mockkernel.net import (RT_SCOPE_LINK, RT_SCOPE_UNIVERSE,
                                     FibRoute, Net, NetDevice, prefix_mask)
 
@@ -24,6 +28,11 @@ LOOPBACK_IFINDEX = 1
 
 def is_multicast(addr: int) -> bool:
     return addr >> 28 == 0xE
+
+
+def is_local_multicast(addr: int) -> bool:
+    """224.0.0.0/24, the link-local groups never routed."""
+    return addr >> 8 == 0xE00000
 
 
 def is_lbcast(addr: int) -> bool:
@@ -53,7 +62,9 @@ class FibResult:
 class Rtable:
     """struct rtable: what the packet does next. `kind` is the dst input/output
     function: "local" (ip_local_deliver), "forward" (ip_forward), "error"
-    (ip_error, with `error` errno), "output" (ip_output, for locally sent)."""
+    (ip_error, with `error` errno), "output" (ip_output, for locally sent).
+    `is_broadcast` and `is_multicast` are rt_flags' RTCF_BROADCAST and
+    RTCF_MULTICAST."""
 
     kind: str
     type: str
@@ -63,6 +74,7 @@ class Rtable:
     error: int = 0
     is_broadcast: bool = False
     mtu: int | None = None
+    is_multicast: bool = False
 
     @cached_property
     def hop(self) -> Hop:
@@ -70,7 +82,8 @@ class Rtable:
         verdict = {"local": "LOCAL", "forward": "FORWARD", "error": "ERROR", "output": "OUTPUT"}[self.kind]
         detail = f"errno {self.error}" if self.kind == "error" else (
             self.type if self.kind == "local" else self.dev.name if self.dev else "")
-        return Hop("ROUTING", "ip_route_input_slow", verdict, detail)
+        where = "ip_route_input_mc" if self.is_multicast else "ip_route_input_slow"
+        return Hop("ROUTING", where, verdict, detail)
 
     def nexthop(self, daddr: int) -> int:
         return self.gateway if self.gateway is not None else daddr
@@ -174,6 +187,22 @@ def inet_select_addr(net: Net, dev: NetDevice | None, dst: int, scope: int) -> i
     return 0
 
 
+def fib_compute_spec_dst(net: Net, dev: NetDevice, saddr: int, tos: int) -> int:
+    """fib_compute_spec_dst() for a packet on a broadcast or multicast route:
+    the preferred source of the route back to `saddr` (fib_result_prefsrc()),
+    else an address of the receiving device."""
+    scope = RT_SCOPE_LINK
+    if not is_zeronet(saddr):
+        scope = RT_SCOPE_UNIVERSE
+        res = fib_lookup(net, saddr, iif=LOOPBACK_IFINDEX, tos=tos)
+        if not isinstance(res, int):
+            route = res.route
+            if route.prefsrc is not None:
+                return route.prefsrc
+            return inet_select_addr(net, _route_dev(net, route), route.gateway or 0, route.scope)
+    return inet_select_addr(net, dev, saddr, scope)
+
+
 def _route_dev(net: Net, route: FibRoute) -> NetDevice | None:
     return net.devices.get(route.oif) if route.oif is not None else None
 
@@ -213,10 +242,22 @@ RT_CACHE_MAX = 65536
 
 
 def ip_route_input(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice,
-                   mark: int = 0) -> Rtable | str:
-    """The route for a received packet, or a drop reason. Results are cached
-    until the configuration changes, as the kernel's input route cache is
-    invalidated by bumping rt_genid on every FIB, address or sysctl change."""
+                   mark: int = 0, protocol: int = 0) -> Rtable | str:
+    """ip_route_input_noref() -> ip_route_input_rcu(): the route for a received
+    packet, or a drop reason.
+
+    A multicast destination is recognized first, before any source check: a
+    group the device has joined (ip_check_mc_rcu()) gets a multicast route
+    from ip_route_input_mc(); any other group is dropped with NOT_SPECIFIED
+    (multicast forwarding would need mc_forwarding, which only a multicast
+    router daemon turns on). Those routes are made per packet, as the kernel's
+    are (never cached). Other results are cached until the configuration
+    changes, as the kernel's input route cache is invalidated by bumping
+    rt_genid on every FIB, address or sysctl change."""
+    if daddr >> 28 == 0xE:
+        if not igmp.ip_check_mc_rcu(dev, daddr, saddr, protocol):
+            return "NOT_SPECIFIED"
+        return ip_route_input_mc(net, daddr, saddr, tos, dev, mark, protocol)
     key = (daddr, saddr, tos, dev.ifindex, mark)
     cache = net.rt_cache
     result = cache.get(key)
@@ -232,13 +273,11 @@ def ip_route_input_slow(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevi
     """The route for a received packet, or a drop reason."""
     sysctl = net.sysctl
     forwarding = sysctl.conf(dev.name, "forwarding")
-    route_localnet = sysctl.conf("all", "route_localnet") or sysctl.conf(dev.name, "route_localnet")
+    route_localnet = _route_localnet(net, dev)
     if is_multicast(saddr) or is_lbcast(saddr):
         return "IP_INVALID_SOURCE"
     if is_lbcast(daddr) or (saddr == 0 and daddr == 0):
         return _broadcast_input(net, saddr, daddr, dev, tos, mark)
-    if is_multicast(daddr):
-        return "NOT_SPECIFIED"  # no multicast routing or membership in this model
     if is_zeronet(saddr):
         return "IP_INVALID_SOURCE"
     if is_zeronet(daddr):
@@ -269,6 +308,44 @@ def ip_route_input_slow(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevi
         return reason
     return Rtable("forward", "unicast", dev=out, gateway=res.route.gateway,
                   prefsrc=res.route.prefsrc, mtu=res.route.mtu)
+
+
+def _route_localnet(net: Net, dev: NetDevice) -> int:
+    """IN_DEV_ROUTE_LOCALNET(): conf/all or the device's route_localnet."""
+    return net.sysctl.conf("all", "route_localnet") or net.sysctl.conf(dev.name, "route_localnet")
+
+
+def ip_route_input_mc(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice, mark: int,
+                      protocol: int) -> Rtable | str:
+    """ip_route_input_mc() for a group the device joined (`our`): the source
+    checks, then a route whose input is ip_local_deliver (RTCF_MULTICAST |
+    RTCF_LOCAL). Left out: ip_mr_input (no multicast forwarding, see
+    ip_route_input), IPSKB_NOPOLICY."""
+    reason = ip_mc_validate_source(net, daddr, saddr, tos, dev, mark, protocol)
+    if reason:
+        return reason
+    return Rtable("local", "multicast", dev=dev, is_multicast=True)
+
+
+def ip_mc_validate_source(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice, mark: int,
+                          protocol: int) -> str | None:
+    """ip_mc_validate_source(): None when the source may send to group `daddr`,
+    else the drop reason. A multicast or limited broadcast source is
+    IP_INVALID_SOURCE; a loopback one IP_LOCALNET unless route_localnet; 0.0.0.0
+    only to a link-local group (224.0.0.0/24) or in IGMP, else
+    IP_INVALID_SOURCE; any other source goes through fib_validate_source
+    (rp_filter, IP_LOCAL_SOURCE for one of this host's addresses). The
+    skb->protocol != ETH_P_IP check (INVALID_PROTO) cannot fail here: only
+    ip_rcv calls in."""
+    if is_multicast(saddr) or is_lbcast(saddr):
+        return "IP_INVALID_SOURCE"
+    if is_loopback(saddr) and not _route_localnet(net, dev):
+        return "IP_LOCALNET"
+    if is_zeronet(saddr):
+        if not is_local_multicast(daddr) and protocol != igmp.IPPROTO_IGMP:
+            return "IP_INVALID_SOURCE"
+        return None
+    return fib_validate_source(net, saddr, 0, dev, 0, mark, tos)
 
 
 def _broadcast_input(net: Net, saddr: int, daddr: int, dev: NetDevice, tos: int,

@@ -1,17 +1,20 @@
 """TCP receive without listeners (net/ipv4/tcp_ipv4.c tcp_v4_rcv, tcp_v4_send_reset).
 
-The mock has no TCP sockets yet, so every segment for a local address takes
-tcp_v4_rcv()'s no_tcp_socket path: a header shorter than 20 bytes is dropped
+The mock has no TCP sockets yet. A segment not sent to this host's link-layer
+address (pkt_type multicast or broadcast) is discarded first (NOT_SPECIFIED).
+Every other segment for a local address takes tcp_v4_rcv()'s no_tcp_socket
+path: a header shorter than 20 bytes is dropped
 (PKT_TOO_SMALL for doff < 5), a bad checksum is TCP_CSUM without an answer,
-otherwise the segment is answered with a RST (never a RST to a RST) and dropped
-with NO_SOCKET. The RST comes from the per-netns control socket
+otherwise the segment is answered with a RST (never a RST to a RST, nor to a
+segment whose route is not RTN_LOCAL, as tcp_v4_send_reset() refuses a multicast
+or broadcast one) and dropped with NO_SOCKET. The RST comes from the per-netns control socket
 (IP_PMTUDISC_DO: DF, IP ID 0) with the segment's TOS and the default TTL.
 """
 from __future__ import annotations
 
 import struct
 
-from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
+from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.wire.checksum import checksum, pseudo_header_sum
 from harness.mockkernel.wire.ipv4 import IP_DF, IPPROTO_TCP, Ipv4Packet, build_header
 
@@ -20,7 +23,7 @@ TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
 
 def tcp_v4_rcv(skb: SkBuff) -> None:
     buf, th, end = skb.buf, skb.data, skb.tail
-    if end - th < 20:
+    if skb.pkt_type != PACKET_HOST or end - th < 20:
         return kfree_skb(skb, "NOT_SPECIFIED", "L4", "tcp_v4_rcv")
     doff = (buf[th + 12] >> 4) * 4
     if doff < 20:
@@ -32,7 +35,7 @@ def tcp_v4_rcv(skb: SkBuff) -> None:
                                                            IPPROTO_TCP, end - th)):
         return kfree_skb(skb, "TCP_CSUM", "L4", "tcp_v4_rcv")
     skb.net.tracer.hop(skb, "L4", "tcp_v4_rcv", "", f"dport {struct.unpack_from('!H', buf, th + 2)[0]} no socket")
-    if not buf[th + 13] & TCP_RST:
+    if not buf[th + 13] & TCP_RST and skb.dst.type == "local":
         send_reset(skb, tos=buf[nh + 1] & ~0x03, why="tcp_v4_send_reset")
     kfree_skb(skb, "NO_SOCKET", "L4", "tcp_v4_rcv")
 

@@ -7,6 +7,12 @@ datagrams are charged to the socket by truesize; __udp_enqueue_schedule_skb()
 refuses one when sk_rmem_alloc already exceeds sk_rcvbuf (SOCKET_RCVBUFF, the
 socket's drop counter rises), so at least one always fits. As on Linux, the
 checksum of a datagram queued to a socket is verified when it is read.
+__udp4_lib_mcast_deliver(): a datagram on a broadcast or multicast route goes
+to every socket on its port bound to its destination or to 0.0.0.0, each
+getting its own clone; with none it is freed (NOT_SPECIFIED, no ICMP). Left
+out there: connected sockets' peer checks, SO_BINDTODEVICE, a socket's own
+memberships and IP_MULTICAST_ALL (every socket here has no membership and
+IP_MULTICAST_ALL on, so ip_mc_sf_allow() passes).
 udp_sendmsg(): DF when the datagram fits the path MTU (IP_PMTUDISC_WANT), else
 sent without DF and fragmented; WANT also sets ignore_df, so an unconnected
 socket's datagrams take their IP ID from the hashed generator even with DF.
@@ -19,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from harness.journey import Hop
-from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
+from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb, skb_clone
 from harness.mockkernel.wire import udp as wire_udp
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_PORT_UNREACH
 from harness.mockkernel.wire.ipv4 import IP_DF, IPPROTO_UDP, Ipv4Packet, build_header
@@ -65,12 +71,9 @@ def udp_rcv(skb: SkBuff) -> None:
     if ulen > available or ulen < wire_udp.UDP_HLEN:
         return kfree_skb(skb, "PKT_TOO_SMALL", "L4", "__udp4_lib_rcv")
     skb.tail = skb.data + ulen
-    if skb.dst.is_broadcast:
-        net.tracer.hop(skb, "L4", "__udp4_lib_mcast_deliver", "", f"dport {dport}")
-        sk = net.udp_sockets.get((0, dport))
-        if sk is None:
-            return kfree_skb(skb, "NOT_SPECIFIED", "L4", "__udp4_lib_mcast_deliver")
-        return udp_queue_rcv_skb(sk, skb)
+    rt = skb.dst
+    if rt.is_broadcast or rt.is_multicast:
+        return __udp4_lib_mcast_deliver(skb, dport)
     nh = skb.network_header
     sk = udp_lookup(net, int.from_bytes(skb.buf[nh + 16:nh + 20], "big"), dport)
     if sk is not None:
@@ -83,6 +86,24 @@ def udp_rcv(skb: SkBuff) -> None:
     from harness.mockkernel.ipv4 import icmp
     icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH)
     kfree_skb(skb, "NO_SOCKET", "L4", "__udp4_lib_rcv")
+
+
+def __udp4_lib_mcast_deliver(skb: SkBuff, dport: int) -> None:
+    """Every socket on `dport` bound to the destination or to 0.0.0.0
+    (__udp_is_mcast_sock()) gets a clone, the last the skb itself. The
+    kernel's kfree_skb() for no socket is inlined into __udp4_lib_rcv, which
+    the lab reports as the location."""
+    net = skb.net
+    nh = skb.network_header
+    daddr = int.from_bytes(skb.buf[nh + 16:nh + 20], "big")
+    net.tracer.hop(skb, "L4", "__udp4_lib_mcast_deliver", "", f"dport {dport}")
+    bound = ((daddr, dport), (0, dport)) if daddr else ((0, dport),)
+    socks = [sk for sk in map(net.udp_sockets.get, bound) if sk is not None]
+    if not socks:
+        return kfree_skb(skb, "NOT_SPECIFIED", "L4", "__udp4_lib_rcv")
+    for sk in socks[:-1]:
+        udp_queue_rcv_skb(sk, skb_clone(skb))
+    udp_queue_rcv_skb(socks[-1], skb)
 
 
 def udp_queue_rcv_skb(sk: UdpSock, skb: SkBuff) -> None:

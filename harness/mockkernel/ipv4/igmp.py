@@ -1,0 +1,52 @@
+"""IGMP and group membership (net/ipv4/igmp.c): ip_check_mc_rcu, igmp_rcv.
+
+ip_mc_up() joins IGMP_ALL_HOSTS (224.0.0.1) on every device whose in_device
+comes up (loopback included; IFF_MULTICAST is not consulted), with no source
+filter, and never reports it. That is the only membership this model has:
+ip_check_mc_rcu() accepts 224.0.0.1 from any source, in any protocol, on any
+up device, and no other group.
+igmp_rcv() consumes a checksum-valid query of a length igmp_heard_query()
+takes (8 bytes: v1/v2; 12 or more: v3) and a v1/v2 report received as
+link-layer multicast or broadcast; everything else, a bad checksum included,
+is freed with NOT_SPECIFIED. Left out: memberships by IP_ADD_MEMBERSHIP or
+`ip address add ... autojoin`, source filters (INCLUDE/EXCLUDE), answering
+queries with reports (all-hosts is never reported), querier and version
+state, mc_hash.
+"""
+from __future__ import annotations
+
+from harness.mockkernel.core.skbuff import PACKET_BROADCAST, PACKET_MULTICAST, SkBuff, kfree_skb
+from harness.mockkernel.wire.checksum import checksum
+
+IPPROTO_IGMP = 2
+IGMP_ALL_HOSTS = 0xE0000001
+IGMP_HOST_MEMBERSHIP_QUERY = 0x11
+IGMP_HOST_MEMBERSHIP_REPORT = 0x12
+IGMPV2_HOST_MEMBERSHIP_REPORT = 0x16
+IGMP_HLEN = 8
+IGMPV3_QUERY_LEN = 12
+
+
+def ip_check_mc_rcu(dev, mc_addr: int, src_addr: int, proto: int) -> bool:
+    """Whether `dev` has joined `mc_addr` for traffic from `src_addr` in
+    protocol `proto`: only all-hosts, joined by ip_mc_up() while the device is up."""
+    return mc_addr == IGMP_ALL_HOSTS and dev.up
+
+
+def igmp_rcv(skb: SkBuff) -> None:
+    """igmp_rcv(): pskb_may_pull of the header, skb_checksum_simple_validate(),
+    then by type; `dropped` packets are kfree_skb()'d, the others consumed."""
+    net, data, end = skb.net, skb.data, skb.tail
+    if end - data < IGMP_HLEN or checksum(memoryview(skb.buf)[data:end]):
+        return kfree_skb(skb, "NOT_SPECIFIED", "L4", "igmp_rcv")
+    igmp_type, length = skb.buf[data], end - data
+    net.tracer.hop(skb, "L4", "igmp_rcv", "", f"type {igmp_type:#04x}")
+    if igmp_type == IGMP_HOST_MEMBERSHIP_QUERY:
+        heard = length == IGMP_HLEN or length >= IGMPV3_QUERY_LEN
+    elif igmp_type in (IGMP_HOST_MEMBERSHIP_REPORT, IGMPV2_HOST_MEMBERSHIP_REPORT):
+        heard = skb.pkt_type in (PACKET_MULTICAST, PACKET_BROADCAST)
+    else:
+        heard = False
+    if not heard:
+        return kfree_skb(skb, "NOT_SPECIFIED", "L4", "igmp_rcv")
+    net.tracer.hop(skb, "L4", "igmp_rcv", "CONSUMED")
