@@ -115,6 +115,15 @@ def test_source_on_another_subnet_passes_without_rp_filter(target, hosts):
     assert sock.recv() == (b"elsewhere", (hosts[1].ip, 40000))
 
 
+def test_source_on_another_subnet_is_dropped_by_strict_rp_filter(target, hosts):
+    """fib_validate_source() with rp_filter 1: the route back to h1 is not via p0."""
+    h0 = hosts[0]
+    target.sh("sysctl -w net.ipv4.conf.all.rp_filter=1")
+    target.send(h0.port, to_group(h0, src=hosts[1].ip) / UDP(sport=40000, dport=5000) / b"elsewhere")
+    target.expect_nothing()
+    assert drops(target) == [("IP_RPFILTER", "ROUTING", "ip_rcv_finish_core")]
+
+
 @pytest.mark.parametrize("icmp_type", [8, 13], ids=["echo", "timestamp"])
 def test_echo_and_timestamp_to_all_hosts_are_ignored(target, hosts, icmp_type):
     """icmp_rcv(): icmp_echo_ignore_broadcasts (1 here, the default) covers

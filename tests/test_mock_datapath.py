@@ -136,3 +136,49 @@ def test_rule_prefix_is_matched_under_its_mask_as_given():
     k.sh(["ip", "route", "add", "default", "via", "10.0.1.2", "table", "7"])
     k.sh(["ip", "rule", "add", "from", "10.0.0.1/24", "table", "7"])
     assert route.ip_route_output(k, ip_to_int("8.8.8.8"), ip_to_int("10.0.0.1")).dev.name == "p1"
+
+
+def _all_hosts_frame(src: str = "10.0.0.2", dport: int = 9) -> bytes:
+    return bytes(Ether(src=PORTS[0].peer_mac, dst="01:00:5e:00:00:01") /
+                 IP(src=src, dst="224.0.0.1") / UDP(sport=1, dport=dport) / b"group")
+
+
+def test_all_hosts_route_is_local_multicast_and_never_cached():
+    """ip_route_input_mc() allocates a dst per packet; only unicast results are cached."""
+    k = Kernel()
+    k.sh(["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
+    p0 = k.dev_by_name("p0")
+    rt = route.ip_route_input(k, ip_to_int("224.0.0.1"), ip_to_int("10.0.0.2"), 0, p0, 0, 17)
+    assert (rt.kind, rt.type, rt.is_multicast, rt.is_broadcast) == ("local", "multicast", True, False)
+    assert rt.hop.where == "ip_route_input_mc"
+    assert k.rt_cache == {}
+
+
+@pytest.mark.parametrize("group, protocol, reason", [
+    ("224.0.0.1", 17, None),
+    ("239.1.2.3", 17, "IP_INVALID_SOURCE"),
+    ("239.1.2.3", 2, None),
+])
+def test_zeronet_source_may_send_only_to_link_local_groups_or_igmp(group, protocol, reason):
+    """ip_mc_validate_source(): 0.0.0.0 is refused for a routable group unless
+    the packet is IGMP (a group joined with IP_ADD_MEMBERSHIP, which the suite
+    cannot make, would see this)."""
+    k = Kernel()
+    p0 = k.dev_by_name("p0")
+    assert route.ip_mc_validate_source(k, ip_to_int(group), 0, 0, p0, 0, protocol) == reason
+
+
+def test_multicast_datagram_is_cloned_to_the_group_bound_and_the_wildcard_socket():
+    """__udp4_lib_mcast_deliver(): each matching socket gets its own copy (two
+    sockets share a port only with SO_REUSEADDR, which target.socket() does not
+    set, so the sockets are put into the table directly)."""
+    from harness.mockkernel.ipv4.udp import UdpSock, udp_recvmsg
+    k = Kernel()
+    k.sh(["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
+    wildcard, group = UdpSock(0, 9, 1 << 20), UdpSock(ip_to_int("224.0.0.1"), 9, 1 << 20)
+    unicast = UdpSock(ip_to_int("10.0.0.1"), 9, 1 << 20)
+    k.udp_sockets.update({(0, 9): wildcard, (group.addr, 9): group, (unicast.addr, 9): unicast})
+    k.receive("p0", [_all_hosts_frame()])
+    assert [udp_recvmsg(sk) for sk in (wildcard, group, unicast)] == \
+        [(b"group", (ip_to_int("10.0.0.2"), 1))] * 2 + [None]
+    assert k.tracer.drops == []
