@@ -36,10 +36,11 @@ from harness.mockkernel.netfilter.core import (HOOK_NAMES, NF_NETDEV_INGRESS, NF
                                                NFPROTO_IPV6, NFPROTO_NETDEV)
 from harness.mockkernel.netfilter.nf_conntrack_core import nf_ct_netns_get, nf_ct_netns_put
 from harness.mockkernel.netfilter.nf_tables_core import BaseChainHook, RtChain, compile_table
-from harness.mockkernel.netfilter.nft_exprs import (NAT_HOOKS, Counter, Nat, PrintCtx, Reject, SetRef, Verdict,
-                                                    VerdictMap, rule_text)
-from harness.mockkernel.netfilter.nft_parser import (ChainSpec, Command, NftError, ParseCtx, SetSpec, parse,
-                                                     prio_text, resolve_elements)
+from harness.mockkernel.netfilter import nft_datatype as types
+from harness.mockkernel.netfilter.nft_exprs import (NAT_HOOKS, Counter, MapExpr, Nat, PrintCtx, Reject, SetRef,
+                                                    Verdict, VerdictMap, rule_text)
+from harness.mockkernel.netfilter.nft_parser import (ChainSpec, Command, NftError, ParseCtx, SetSpec, element_error,
+                                                     parse, prio_text, resolve_elements)
 from harness.mockkernel.netfilter.nft_set import (NftSet, SetError, add_elements, delete_elements,
                                                   format_elements, format_time)
 
@@ -264,13 +265,20 @@ class Transaction:
             raise NftError(f"Could not process rule: {ENOENT}" if kernel else ENOENT, loc)
         return chain
 
-    def named_set(self, cmd: Command, table: NftTable, kernel: bool) -> NftSet:
+    def named_set(self, cmd: Command, table: NftTable, kernel: bool, any_kind: bool = False) -> NftSet:
+        """The command's set (or map). A missing name is nft's error, with a
+        suggestion if one is near (not for `list`), else the kernel's when
+        nft leaves the check to it; a set of the other kind is ENOENT."""
         if cmd.handle is not None and cmd.name is None:
             nset = next((s for s in table.sets.values() if s.handle == cmd.handle), None)
             loc = cmd.locs["handle"]
         else:
             nset, loc = table.sets.get(cmd.name), cmd.locs["name"]
-        if nset is None or (cmd.obj == "map") != nset.is_map and cmd.obj in ("set", "map"):
+        if nset is None and cmd.name is not None and cmd.op != "list":
+            err = self.set_not_found(cmd.name, loc)
+            if not kernel or "did you mean" in err.message:
+                raise err
+        if nset is None or (cmd.obj == "map") != nset.is_map and not any_kind:
             raise NftError(f"Could not process rule: {ENOENT}" if kernel else ENOENT, loc)
         return nset
 
@@ -391,12 +399,13 @@ class Transaction:
         """The rule's statements with named sets bound (nft's own check), and
         its anonymous sets created: they take handles before the rule."""
         stmts = copy.deepcopy(cmd.rule.stmts)
-        refs = [s.ref if isinstance(s, VerdictMap) else getattr(s, "rhs", None) for s in stmts]
-        for stmt, ref in zip(stmts, refs):
-            if isinstance(ref, SetRef) and ref.name is not None:
-                self._bind_set(ref, table, stmt)
-        for ref in refs:
-            if isinstance(ref, SetRef) and ref.name is None:
+        uses = [(ref, stmt, None) for stmt in stmts for ref in [_set_ref(stmt)] if ref is not None]
+        uses += [(m.ref, stmt, m) for stmt in stmts for m in stmt.maps()]
+        for ref, stmt, map_expr in uses:
+            if ref.name is not None:
+                self._bind_set(ref, table, stmt, map_expr)
+        for ref, _, _ in uses:
+            if ref.name is None:
                 table.anon_sets += 1
                 ref.set.handle = table.alloc_handle()
         return stmts
@@ -408,16 +417,53 @@ class Transaction:
                 self._check_jump(verdict, table)
         return NftRule(handle, stmts, cmd.rule.comment)
 
-    def _bind_set(self, ref: SetRef, table: NftTable, stmt) -> None:
-        if ref.name is None:
-            return
+    def _bind_set(self, ref: SetRef, table: NftTable, stmt, map_expr: MapExpr | None) -> None:
+        """nft's checks of a named set in a rule (evaluate.c): a lookup takes
+        a set or a map, `vmap` a verdict map, `map` a map whose key and data
+        types are those of its key expression and of the statement."""
         nset = table.sets.get(ref.name)
         if nset is None:
-            raise NftError(ENOENT, ref.loc)
-        want_verdicts = isinstance(stmt, VerdictMap)
-        if want_verdicts != (nset.data_type == "verdict") or (not want_verdicts and nset.is_map):
-            raise NftError(f"Could not process rule: {EOPNOTSUPP}", ref.loc)
+            raise self.set_not_found(ref.name, ref.loc)
+        if isinstance(stmt, VerdictMap) or map_expr is not None:
+            if not nset.is_map:
+                raise NftError("Expression is not a map", ref.loc)
+        if isinstance(stmt, VerdictMap) and nset.data_type != "verdict":
+            raise NftError(f"datatype mismatch: expected netfilter verdict, expression has type "
+                           f"{nset.data_type.desc}", stmt.span)
+        if map_expr is not None:
+            self._check_map(nset, stmt, map_expr)
         ref.set = nset
+
+    @staticmethod
+    def _check_map(nset: NftSet, stmt, map_expr: MapExpr) -> None:
+        key_type = types.type_of(nset.key_types)
+        if key_type.name != map_expr.key_type.name:
+            raise NftError(f"datatype mismatch, map expects {key_type.desc}, mapping expression has type "
+                           f"{map_expr.key_type.desc}", map_expr.ref.loc, (map_expr.key_loc,))
+        data = nset.data_type
+        wanted = map_expr.dtype
+        fits = data != "verdict" and (
+            data.name in (types.ipv4_addr.name, "ipv4_addr . inet_service") if callable(wanted)
+            else data.name == wanted.name)
+        if not fits:
+            expected = types.ipv4_addr if callable(wanted) else wanted
+            has = "netfilter verdict" if data == "verdict" else data.desc
+            # a NAT statement is named by its keyword, the others by their whole text
+            related = stmt.loc if isinstance(stmt, Nat) else stmt.span
+            raise NftError(f"datatype mismatch: expected {expected.desc}, expression has type {has}",
+                           map_expr.loc, (related,))
+        map_expr.dtype = data
+
+    def set_not_found(self, name: str, loc) -> NftError:
+        """nft's set_not_found(): ENOENT, with the named set or map of the
+        nearest name in any table (set_lookup_fuzzy())."""
+        named = [(t, s) for t in self.ruleset.tables for s in t.sets.values() if not s.anonymous]
+        hit = _fuzzy(name, named, lambda ts: ts[1].name)
+        if hit is None:
+            return NftError(ENOENT, loc)
+        table, nset = hit
+        return NftError(f"{ENOENT}; did you mean {'map' if nset.is_map else 'set'} ‘{nset.name}’ in table "
+                        f"{table.family} ‘{table.name}’?", loc)
 
     @staticmethod
     def _check_jump(verdict: Verdict, table: NftTable) -> None:
@@ -463,8 +509,9 @@ class Transaction:
     create_map = create_set
 
     def delete_set(self, cmd: Command) -> None:
+        """`delete set` and `delete map` take either (nft checks only the name)."""
         table = self.table(cmd)
-        nset = self.named_set(cmd, table, kernel=True)
+        nset = self.named_set(cmd, table, kernel=True, any_kind=True)
         if any(_uses_set(rule, nset.name) for chain in table.chains.values() for rule in chain.rules):
             raise NftError(f"Could not process rule: {EBUSY}", cmd.locs.get("name") or cmd.locs["handle"])
         del table.sets[nset.name]
@@ -473,7 +520,7 @@ class Transaction:
 
     def flush_set(self, cmd: Command) -> None:
         table = self.table(cmd)
-        self.named_set(cmd, table, kernel=True).elements.clear()
+        self.named_set(cmd, table, kernel=False).elements.clear()
 
     flush_map = flush_set
 
@@ -481,7 +528,7 @@ class Transaction:
         table = self.table(cmd, kernel=False)
         nset = table.sets.get(cmd.name)
         if nset is None:
-            raise NftError(ENOENT, cmd.locs["name"])
+            raise self.set_not_found(cmd.name, cmd.locs["name"])
         self._add_elements(nset, cmd.elements, table, cmd)
 
     create_element = add_element
@@ -490,11 +537,11 @@ class Transaction:
         table = self.table(cmd, kernel=False)
         nset = table.sets.get(cmd.name)
         if nset is None:
-            raise NftError(ENOENT, cmd.locs["name"])
+            raise self.set_not_found(cmd.name, cmd.locs["name"])
         try:
-            delete_elements(nset, resolve_elements(cmd.elements, nset))
+            delete_elements(nset, resolve_elements(cmd.elements, nset, need_data=False))
         except SetError as err:
-            raise NftError(str(err), cmd.loc) from None
+            raise element_error(err, cmd.elements, cmd.loc) from None
 
     def _add_elements(self, nset: NftSet, syntax, table: NftTable, cmd: Command) -> None:
         def verdict(v: Verdict) -> Verdict:
@@ -505,7 +552,7 @@ class Transaction:
         try:
             add_elements(nset, elements, self.net.clock.now, merge=False)
         except SetError as err:
-            raise NftError(str(err), cmd.loc) from None
+            raise element_error(err, syntax, cmd.loc) from None
 
     # -- listing
 
@@ -653,9 +700,17 @@ def _jumps_to(rule: NftRule, name: str) -> bool:
                for s in rule.stmts)
 
 
+def _set_ref(stmt) -> SetRef | None:
+    """The set a match looks up, or a verdict map's map."""
+    if isinstance(stmt, VerdictMap):
+        return stmt.ref
+    rhs = getattr(stmt, "rhs", None)
+    return rhs if isinstance(rhs, SetRef) else None
+
+
 def _uses_set(rule: NftRule, name: str) -> bool:
-    return any(getattr(getattr(s, "rhs", None), "name", None) == name or
-               isinstance(s, VerdictMap) and s.ref.name == name for s in rule.stmts)
+    return any(ref.name == name for s in rule.stmts
+               for ref in [_set_ref(s)] + [m.ref for m in s.maps()] if ref is not None)
 
 
 def _validate_from(table: NftTable, base: NftChain, chain: NftChain, path: list[str], cmd: Command) -> None:

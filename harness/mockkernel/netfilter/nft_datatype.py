@@ -301,3 +301,21 @@ ethertype = SymbolicType("ether_type", 16, "Ethernet protocol", {
 SET_TYPES = {t.name: t for t in (ipv4_addr, ipv6_addr, inet_service, inet_proto, mark, ifname,
                                  icmp_type, icmp_code, dscp, tcp_flag, ct_state, ct_status, ct_dir,
                                  pkttype, nfproto, fib_addrtype)}
+
+
+class ConcatType(Datatype):
+    """A concatenation of types (`ipv4_addr . inet_service`), as a map's data:
+    values are tuples, one per part (nft's concat_type_alloc())."""
+
+    def __init__(self, parts: list):
+        super().__init__(" . ".join(p.name for p in parts), sum(p.size for p in parts),
+                         f"concatenation of ({', '.join(p.desc for p in parts)})")
+        self.parts = parts
+
+    def format(self, value) -> str:
+        return " . ".join(p.format(v) for p, v in zip(self.parts, value))
+
+
+def type_of(parts: list) -> Datatype:
+    """One type, or the concatenation of several."""
+    return parts[0] if len(parts) == 1 else ConcatType(parts)

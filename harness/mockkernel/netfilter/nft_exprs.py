@@ -17,6 +17,7 @@ and `th` fields are named after the protocol matched before them.
 """
 from __future__ import annotations
 
+import copy
 import struct
 from dataclasses import dataclass, field
 
@@ -422,6 +423,46 @@ class SetRef:
     written: int = 0  # anonymous sets: elements as written
 
 
+class MapExpr(Selector):
+    """`key map { k : v, ... }` or `key map @m`: nft_lookup with a destination
+    register, the value a statement sets or NATs to. A key the map lacks
+    makes the rule break (nft_lookup_eval(): NFT_BREAK; catch-all elements
+    are not modelled): `load()` gives None then. `dtype` is the map's data
+    type (what the statement gets), set once the map is known."""
+
+    def __init__(self, key: Selector, ref: SetRef, dtype, loc=None, key_loc=None):
+        self.key, self.ref, self.dtype, self.loc, self.key_loc = key, ref, dtype, loc, key_loc
+
+    def __deepcopy__(self, memo):  # the reference is bound per ruleset copy, unlike a plain selector
+        clone = copy.copy(self)
+        memo[id(self)] = clone
+        clone.ref = copy.deepcopy(self.ref, memo)
+        return clone
+
+    @property
+    def key_type(self) -> types.Datatype:
+        key = self.key
+        return types.type_of([p.dtype for p in key.parts]) if isinstance(key, Concat) else key.dtype
+
+    def target_text(self, pctx: PrintCtx) -> str:
+        return f"@{self.ref.name}" if self.ref.name else format_elements(self.ref.set, pctx.now)
+
+    def text(self, pctx: PrintCtx) -> str:
+        return f"{self.key.text(pctx)} map {self.target_text(pctx)}"
+
+    def lookup(self, ctx: CompileCtx, data_fn=lambda data: data):
+        """pkt -> data_fn(the key's value), None on a miss."""
+        load, lookup = self.key.load(ctx), lookup_fn(self.ref.set, ctx.net.clock, data_fn)
+
+        def map_lookup(pkt):
+            key = load(pkt)
+            return None if key is None else lookup(key)
+        return map_lookup
+
+    def load(self, ctx: CompileCtx):
+        return self.lookup(ctx)
+
+
 # --------------------------------------------------------------- statements
 
 class Stmt:
@@ -430,9 +471,14 @@ class Stmt:
     terminal = False  # a verdict: nothing after it runs
     needs_conntrack = False
     loc = None  # where it was written, for errors found later
+    span = None  # the whole statement as written
 
     def text(self, pctx: PrintCtx) -> str:
         raise NotImplementedError
+
+    def maps(self) -> list[MapExpr]:
+        """The map lookups whose data the statement uses."""
+        return []
 
     def compile(self, ctx: CompileCtx):
         raise NotImplementedError
@@ -837,6 +883,9 @@ class MetaSet(Stmt):
         value = self.value.text(pctx) if isinstance(self.value, Selector) else Meta(self.key).dtype.format(self.value)
         return f"meta {self.key} set {value}"
 
+    def maps(self) -> list[MapExpr]:
+        return [self.value] if isinstance(self.value, MapExpr) else []
+
     def compile(self, ctx: CompileCtx):
         if self.key == "nftrace":  # the mock traces every packet
             return lambda pkt: None
@@ -868,15 +917,21 @@ class CtSet(Stmt):
         value = self.value.text(pctx) if isinstance(self.value, Selector) else types.mark.format(self.value)
         return f"ct {self.key} set {value}"
 
+    def maps(self) -> list[MapExpr]:
+        return [self.value] if isinstance(self.value, MapExpr) else []
+
     def compile(self, ctx: CompileCtx):
         load = self.value.load(ctx) if isinstance(self.value, Selector) else (lambda pkt, v=self.value: v)
+        # a map's lookup is an expression of its own before nft_ct_set: its miss breaks the rule
+        miss = NFT_BREAK if isinstance(self.value, MapExpr) else None
 
         def set_ct_mark(pkt):
-            ct = _tracked(pkt.skb)
             value = load(pkt)
-            if ct is None or value is None:
-                return None
-            ct.mark = value
+            if value is None:
+                return miss
+            ct = _tracked(pkt.skb)
+            if ct is not None:
+                ct.mark = value
         return set_ct_mark
 
 
@@ -958,25 +1013,44 @@ class Nat(Stmt):
     """nft_nat / nft_masq / nft_redir: bind the connection's NAT and accept.
 
     kind: snat, dnat, masquerade, redirect. Addresses and ports are inclusive
-    ranges (None: not given); flags: random, fully-random, persistent."""
+    ranges (None: not given); flags: random, fully-random, persistent.
+    `addr_map` gives the address (or `address . port`, a concatenated map's
+    data) from a map, `port_map` redirect's or masquerade's port: nft puts
+    the looked-up value in the registers nft_nat_eval() reads."""
 
     terminal = True
     needs_conntrack = True
 
     def __init__(self, kind: str, family: str | None = None, addr: tuple | None = None,
-                 ports: tuple | None = None, flags: tuple = (), loc=None, port_loc=None):
+                 ports: tuple | None = None, flags: tuple = (), loc=None, port_loc=None,
+                 addr_map: MapExpr | None = None, port_map: MapExpr | None = None):
         self.kind, self.family, self.addr, self.ports, self.flags = kind, family, addr, ports, flags
-        self.loc, self.port_loc = loc, port_loc
+        self.loc, self.port_loc, self.addr_map, self.port_map = loc, port_loc, addr_map, port_map
+
+    def maps(self) -> list[MapExpr]:
+        return [m for m in (self.addr_map, self.port_map) if m is not None]
+
+    def shown_family(self, pctx: PrintCtx) -> str | None:
+        """The family nft lists (netlink_parse_nat()): an inet table's, or for
+        address and port from one map (STMT_NAT_F_CONCAT) in any table."""
+        if self.addr_map is not None and isinstance(self.addr_map.dtype, types.ConcatType):
+            return self.family or "ip"
+        return self.family if pctx.family == "inet" else None
 
     def text(self, pctx: PrintCtx) -> str:
         parts = [self.kind]
-        if self.family:
-            parts.append(self.family)
+        family = self.shown_family(pctx)
+        if family:
+            parts.append(family)
         target = ""
-        if self.addr:
+        if self.addr_map is not None:
+            target = self.addr_map.text(pctx)
+        elif self.addr:
             low, high = (types.ipv4_addr.format(a) for a in self.addr)
             target = low if low == high else f"{low}-{high}"
-        if self.ports:
+        if self.port_map is not None:
+            target += f":{self.port_map.text(pctx)}"
+        elif self.ports:
             low, high = self.ports
             target += f":{low}" if low == high else f":{low}-{high}"
         if target:
@@ -985,25 +1059,49 @@ class Nat(Stmt):
             parts.append(",".join(f for f in ("random", "fully-random", "persistent") if f in self.flags))
         return " ".join(parts)
 
-    def nat_range(self) -> NatRange:
+    def nat_range(self, addr: tuple | None = None, ports: tuple | None = None) -> NatRange:
+        """struct nf_nat_range2 from the statement's own ranges, or from the
+        values a map gave."""
+        addr, ports = addr or self.addr, ports or self.ports
         flags = set(self.flags)
         low_addr = high_addr = low_port = high_port = 0
-        if self.addr:
-            low_addr, high_addr = self.addr
+        if addr:
+            low_addr, high_addr = addr
             flags.add("map-ips")
-        if self.ports:
-            low_port, high_port = self.ports
+        if ports:
+            low_port, high_port = ports
             flags.add("proto-specified")
         return NatRange(low_addr, high_addr, low_port, high_port, frozenset(flags))
 
+    def mapped_range(self, data) -> NatRange:
+        """The range for one map value: an address, `address . port`, or a port."""
+        if self.port_map is not None:
+            return self.nat_range(ports=(data, data))
+        if isinstance(data, tuple):
+            return self.nat_range((data[0], data[0]), (data[1], data[1]))
+        return self.nat_range((data, data))
+
     def compile(self, ctx: CompileCtx):
-        rng = self.nat_range()
+        apply = self._binder()
+        lookup = next(iter(self.maps()), None)
+        if lookup is None:
+            rng = self.nat_range()
+            return lambda pkt: apply(pkt, rng)
+        ranges = lookup.lookup(ctx, self.mapped_range)  # one NatRange per element, made at commit
+
+        def nat_from_map(pkt):
+            rng = ranges(pkt)
+            return NFT_BREAK if rng is None else apply(pkt, rng)
+        return nat_from_map
+
+    def _binder(self):
+        """What the NAT expression does with its range: f(pkt, range) -> verdict."""
         if self.kind == "masquerade":
-            return lambda pkt: nf_nat.nf_nat_masquerade_ipv4(pkt.skb, rng, pkt.state.out_dev)
+            return lambda pkt, rng: nf_nat.nf_nat_masquerade_ipv4(pkt.skb, rng, pkt.state.out_dev)
         if self.kind == "redirect":
-            return lambda pkt: nf_nat.nf_nat_redirect_ipv4(pkt.skb, rng, pkt.state.hook)
+            return lambda pkt, rng: nf_nat.nf_nat_redirect_ipv4(pkt.skb, rng, pkt.state.hook)
         manip = nf_nat.NF_NAT_MANIP_SRC if self.kind == "snat" else nf_nat.NF_NAT_MANIP_DST
-        return lambda pkt: nf_nat.nf_nat_setup_info(pkt.skb, pkt.skb.nfct, rng, manip)
+        return lambda pkt, rng: nf_nat.nf_nat_setup_info(pkt.skb, pkt.skb.nfct, rng, manip)
 
 
 class Xt(Stmt):
@@ -1049,11 +1147,19 @@ def dependency_base(stmt: Stmt) -> str | None:
     return None
 
 
+def selector_parts(stmt: Stmt) -> list:
+    """What a statement loads from the packet: its left side's parts and
+    its maps' keys' parts."""
+    parts = []
+    for selector in [getattr(stmt, "lhs", None)] + [m.key for m in stmt.maps()]:
+        parts += selector.parts if isinstance(selector, Concat) else [selector]
+    return parts
+
+
 def _killed_bases(stmt: Stmt, pctx: PrintCtx) -> set[str]:
     """The dependencies a statement's header fields make redundant."""
-    lhs = getattr(stmt, "lhs", None)
     bases = set()
-    for part in lhs.parts if isinstance(lhs, Concat) else [lhs]:
+    for part in selector_parts(stmt):
         if isinstance(part, Payload) and not part.transport:
             bases.add("network")
         elif isinstance(part, Payload) and (part.proto in L4PROTOS or part.proto == "th" and pctx.l4 in ("tcp", "udp")):
@@ -1074,10 +1180,10 @@ def delinearize(stmts: list[Stmt], pctx: PrintCtx) -> list[tuple[Stmt, PrintCtx]
         ctx = PrintCtx(l4, pctx.now, pctx.stateless, pctx.family)
         if isinstance(stmt, Reject) and stmt.kind == "tcp reset" and "transport" in deps and pctx.family != "inet":
             shown[deps.pop("transport")] = None  # stmt_reject_postprocess()
-        if not isinstance(stmt, (Match, VerdictMap)):
-            deps.clear()
         for killed in _killed_bases(stmt, ctx) & deps.keys():
             shown[deps.pop(killed)] = None
+        if not isinstance(stmt, (Match, VerdictMap)):
+            deps.clear()
         shown.append((stmt, ctx))
         base = dependency_base(stmt)
         if base:

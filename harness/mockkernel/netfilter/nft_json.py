@@ -8,7 +8,7 @@ input (`nft -j -f`).
 from __future__ import annotations
 
 from harness.mockkernel.netfilter import nft_datatype as types
-from harness.mockkernel.netfilter.nft_exprs import (Counter, Ct, CtSet, Fib, Limit, Log, Match, Meta,
+from harness.mockkernel.netfilter.nft_exprs import (Counter, Ct, CtSet, Fib, Limit, Log, MapExpr, Match, Meta,
                                                     MetaSet, Nat, Notrack, Payload, PayloadSet, PrintCtx, Prefix,
                                                     Range, Reject, SetRef, Value, Verdict, VerdictMap, Xt,
                                                     delinearize)
@@ -79,7 +79,9 @@ def _interval(dtype, low, high):
 
 def value_json(dtype, value):
     """A constant as json.c prints it: numbers for integer types, names for
-    symbolic ones, lists for several bits."""
+    symbolic ones, lists for several bits, concatenations as `concat`."""
+    if isinstance(dtype, types.ConcatType):
+        return {"concat": [value_json(part, v) for part, v in zip(dtype.parts, value)]}
     if isinstance(dtype, types.BitmaskType):
         names = dtype.format(value).split(",")
         return names if len(names) > 1 else names[0]
@@ -100,6 +102,9 @@ def selector_json(lhs, ctx: PrintCtx) -> dict:
         return {"ct": {"key": lhs.key}}
     if isinstance(lhs, Fib):
         return {"fib": {"result": "type", "flags": [lhs.addr]}}
+    if isinstance(lhs, MapExpr):
+        data = f"@{lhs.ref.name}" if lhs.ref.name else {"set": elements_json(lhs.ref.set)}
+        return {"map": {"key": selector_json(lhs.key, ctx), "data": data}}
     return {"concat": [selector_json(p, ctx) for p in lhs.parts]}
 
 
@@ -191,14 +196,19 @@ def stmt_json(stmt, ctx: PrintCtx) -> list[dict]:
             return [{"reject": {"type": "tcp reset"}}]
         return [{"reject": {"type": "icmp", "expr": types.icmp_code.format(stmt.code)}}]
     if isinstance(stmt, Nat):
-        return [nat_json(stmt)]
+        return [nat_json(stmt, ctx)]
     raise TypeError(f"no JSON for {stmt!r}")
 
 
-def nat_json(nat: Nat) -> dict:
+def nat_json(nat: Nat, ctx: PrintCtx) -> dict:
     out = {}
-    if nat.family:
-        out["family"] = nat.family
+    family = nat.shown_family(ctx)
+    if family:
+        out["family"] = family
+    if nat.addr_map is not None:
+        out["addr"] = selector_json(nat.addr_map, ctx)
+    if nat.port_map is not None:
+        out["port"] = selector_json(nat.port_map, ctx)
     if nat.addr:
         low, high = (types.ipv4_addr.format(a) for a in nat.addr)
         out["addr"] = low if low == high else {"range": [low, high]}

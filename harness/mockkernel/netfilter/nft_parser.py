@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_datatype import DatatypeError
 from harness.mockkernel.netfilter.nft_exprs import (L4PROTOS, LIMIT_UNITS, PAYLOAD_FIELDS, BYTE_UNITS, Comment,
-                                                    Concat, Counter, Ct, CtSet, Fib, Limit, Log, Match, Meta,
-                                                    MetaSet, Nat, Notrack, Payload, PayloadSet, PrintCtx, Prefix,
+                                                    Concat, Counter, Ct, CtSet, Fib, Limit, Log, MapExpr, Match,
+                                                    Meta, MetaSet, Nat, Notrack, Payload, PayloadSet, PrintCtx, Prefix,
                                                     Range, Reject, SetRef, Stmt, Value, Verdict, VerdictMap,
-                                                    dependency_base, payload_merge)
+                                                    dependency_base, payload_merge, selector_parts)
 from harness.mockkernel.netfilter.nft_set import Element, NftSet, add_elements, SetError
 
 FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
@@ -302,7 +302,7 @@ class ElementSyntax:
     """A set element as written, resolved once the set's types are known."""
 
     key: list  # one Sym per concatenated field
-    data: object = None  # Sym of a map's value
+    data: object = None  # a map's value: a Sym, a list of Syms (concatenated), or a Verdict
     timeout: float | None = None
     loc: Location | None = None
 
@@ -397,16 +397,20 @@ def as_interval(value, bits: int) -> tuple[int, int]:
     return value.value, value.value
 
 
-def resolve_elements(syntax: list[ElementSyntax], nset: NftSet, verdict_fn=None) -> list[Element]:
-    """Typed elements for a set or map (intervals as [low, high])."""
+def resolve_elements(syntax: list[ElementSyntax], nset: NftSet, verdict_fn=None,
+                     need_data: bool = True) -> list[Element]:
+    """Typed elements for a set or map (intervals as [low, high]); elements
+    to delete need no data (the kernel finds them by key)."""
     out = []
     for elem in syntax:
         if len(elem.key) != len(nset.key_types):
             raise NftError("datatype mismatch, set element does not match the set key", elem.loc)
         keys = [resolve(sym, dtype) for sym, dtype in zip(elem.key, nset.key_types)]
-        data = _resolve_data(elem.data, nset, verdict_fn) if nset.is_map else None
-        if nset.is_map and elem.data is None:
+        if nset.is_map and elem.data is None and need_data:
+            if nset.data_type != "verdict":  # the kernel's nft_add_set_elem(): a map element needs data
+                raise NftError("Could not process rule: Invalid argument", elem.loc)
             raise NftError("set element is missing a value for this map", elem.loc)
+        data = _resolve_data(elem.data, nset, verdict_fn) if nset.is_map and elem.data is not None else None
         if nset.interval:
             low, high = as_interval(keys[0], nset.key_types[0].size)
             out.append(Element(low, high, data, elem.timeout))
@@ -418,10 +422,25 @@ def resolve_elements(syntax: list[ElementSyntax], nset: NftSet, verdict_fn=None)
     return out
 
 
+def element_error(err: SetError, syntax: list[ElementSyntax], whole: Location) -> NftError:
+    """A set error where nft points: at the element (the one it clashes with
+    underlined), else at `whole`."""
+    if err.index is None:
+        return NftError(str(err), whole)
+    related = () if err.related is None else (syntax[err.related].loc,)
+    return NftError(str(err), syntax[err.index].loc, related)
+
+
 def _resolve_data(sym, nset: NftSet, verdict_fn):
-    if nset.data_type == "verdict":
+    dtype = nset.data_type
+    if dtype == "verdict":
         return verdict_fn(sym) if verdict_fn else sym
-    return resolve(sym, nset.data_type).value
+    syms = sym if isinstance(sym, list) else [sym]
+    parts = dtype.parts if isinstance(dtype, types.ConcatType) else [dtype]
+    if len(syms) != len(parts):
+        raise NftError(f"datatype mismatch, map data has type {dtype.desc}", syms[0].loc.to(syms[-1].loc))
+    values = [resolve(one, part).value for one, part in zip(syms, parts)]
+    return tuple(values) if len(values) > 1 else values[0]
 
 
 # ------------------------------------------------------------------ parser
@@ -821,7 +840,7 @@ class Parser:
                 spec.key_types = self.type_list()
                 if is_map:
                     self.expect(":", "colon")
-                    spec.data_type = "verdict" if self.accept("verdict") else self.type_list()[0]
+                    spec.data_type = "verdict" if self.accept("verdict") else types.type_of(self.type_list())
             elif tok.is_word("typeof"):
                 self.next()
                 key = self.selector_chain(table.family)
@@ -829,8 +848,10 @@ class Parser:
                 spec.key_types = [p.dtype for p in key.parts] if isinstance(key, Concat) else [key.dtype]
                 if is_map:
                     self.expect(":", "colon")
-                    data = self.selector(table.family)
-                    spec.data_type, spec.data_typeof = data.dtype, data.text(_PRINT)
+                    data = self.selector_chain(table.family)
+                    spec.data_typeof = data.text(_PRINT)
+                    spec.data_type = types.type_of([p.dtype for p in data.parts]) if isinstance(data, Concat) \
+                        else data.dtype
             elif tok.is_word("flags"):
                 self.next()
                 spec.flags |= self.set_flags()
@@ -935,6 +956,10 @@ class Parser:
                 self.string()
         if self.accept(":"):
             elem.data = self.verdict_or_value()
+            if self.at(".") and not isinstance(elem.data, Verdict):  # `addr . port`: concatenated data
+                elem.data = [elem.data]
+                while self.accept("."):
+                    elem.data.append(self.rhs_value())
         return elem
 
     def verdict_or_value(self):
@@ -996,7 +1021,8 @@ class Parser:
                 comment = Comment(text.text, text.loc)
                 continue
             stmt = self.statement(family)
-            stmt.loc = stmt.loc or tok.loc.to(self.tokens[self.pos - 1].loc)
+            stmt.span = tok.loc.to(self.tokens[self.pos - 1].loc)
+            stmt.loc = stmt.loc or stmt.span
             if stmts and stmts[-1].terminal:
                 raise NftError("Statement after terminal statement has no effect", stmt.loc, (stmts[-1].loc,))
             stmts.append(stmt)
@@ -1113,6 +1139,14 @@ class Parser:
         self.expect("to")
         addr = ports = None
         port_loc = None
+        if self.at(*SELECTOR_WORDS):
+            start = self.tok
+            key = self.selector_chain(family)
+            key_loc = start.loc.to(self.tokens[self.pos - 1].loc)
+            addr_map = self.map_expr(key, key_loc, family, _nat_data_type)
+            if family == "inet" and nat_family is None:
+                raise NftError("ip or ip6 must be specified with address for inet tables.", kind.loc)
+            return Nat(kind.text, nat_family, flags=self.nat_flags(), loc=kind.loc, addr_map=addr_map)
         if not self.at(":"):
             low = self.next()
             high = self.next() if self.accept("-") else low
@@ -1128,6 +1162,13 @@ class Parser:
         ports = port_loc = None
         if self.accept("to"):
             self.expect(":", "colon")
+            if self.at(*SELECTOR_WORDS):
+                start = self.tok
+                key = self.selector_chain(family)
+                port_map = self.map_expr(key, start.loc.to(self.tokens[self.pos - 1].loc), family,
+                                         types.inet_service)
+                return Nat(kind.text, flags=self.nat_flags(), loc=kind.loc, port_loc=port_map.loc,
+                           port_map=port_map)
             ports, port_loc = self.port_range()
         return Nat(kind.text, None, None, ports, self.nat_flags(), loc=kind.loc, port_loc=port_loc)
 
@@ -1195,12 +1236,12 @@ class Parser:
         if len(parts) > 1:
             lhs = Concat(parts)
         if self.at("set") and len(parts) == 1:
-            return self.stmt_set(lhs, lhs_loc)
+            return self.stmt_set(lhs, lhs_loc, family)
         mask = None
         if self.accept("&"):
             mask = self.mask_value(lhs)
         if self.accept("vmap"):
-            return VerdictMap(lhs, self.set_ref(lhs, family, verdicts=True), loc=lhs_loc)
+            return VerdictMap(lhs, self.set_ref(lhs, family, "verdict"), loc=lhs_loc)
         op = "implicit"
         if self.at(*RELATIONAL_OPS):
             op = self.next().text
@@ -1270,8 +1311,10 @@ class Parser:
             return value, mask
         return value
 
-    def set_ref(self, lhs, family: str, verdicts: bool = False) -> SetRef:
-        """`@name` or an anonymous set `{ ... }` typed by the left side."""
+    def set_ref(self, lhs, family: str, data_type=None) -> SetRef:
+        """`@name` or an anonymous set `{ ... }` typed by the left side; a map's
+        `data_type` is "verdict", a type, or a function of the elements
+        written that gives it (a NAT map's data is what its elements are)."""
         if self.accept("@"):
             at = self.tokens[self.pos - 1]
             name = self.identifier(scope="AT")
@@ -1281,7 +1324,7 @@ class Parser:
         key_types = [p.dtype for p in lhs.parts] if isinstance(lhs, Concat) else [lhs.dtype]
         self.anon_sets += 1
         nset = NftSet(f"__set{self.anon_sets}", key_types, anonymous=True,
-                      data_type="verdict" if verdicts else None)
+                      data_type=data_type(syntax) if callable(data_type) else data_type)
         interval = any(sym.kind in ("range", "prefix") for e in syntax for sym in e.key)
         if interval:
             nset.flags.add("interval")
@@ -1289,38 +1332,76 @@ class Parser:
         try:
             add_elements(nset, elements, 0.0, merge=True)
         except SetError as err:
-            raise NftError(str(err), start.loc) from None
-        return SetRef(nset, loc=start.loc, written=len(syntax))
+            raise element_error(err, syntax, start.loc) from None
+        return SetRef(nset, loc=start.loc.to(self.tokens[self.pos - 1].loc), written=len(syntax))
 
-    def stmt_set(self, lhs, lhs_loc: Location) -> Stmt:
-        """`meta mark set V`, `ct mark set V`, `ip ttl|dscp set V`."""
+    def stmt_set(self, lhs, lhs_loc: Location, family: str) -> Stmt:
+        """`meta mark set V`, `ct mark set V`, `ip ttl|dscp set V`; V may be
+        `meta mark`, `ct mark` or a map lookup."""
         self.next()
         self._expand_variable()
         if isinstance(lhs, Meta) and lhs.key in ("mark", "nftrace"):
-            return MetaSet(lhs.key, self.set_value(lhs.dtype), loc=lhs_loc)
+            return MetaSet(lhs.key, self.set_value(lhs.dtype, family), loc=lhs_loc)
         if isinstance(lhs, Ct) and lhs.key == "mark":
-            return CtSet("mark", self.set_value(lhs.dtype), loc=lhs_loc)
+            return CtSet("mark", self.set_value(lhs.dtype, family), loc=lhs_loc)
         if isinstance(lhs, Payload) and lhs.proto == "ip" and lhs.field.name in ("ttl", "dscp"):
+            if self.at(*SELECTOR_WORDS):
+                self.payload_from_map(lhs, lhs_loc, family)
             return PayloadSet(lhs.field, _parse(self.next(), lhs.dtype))
         raise NftError(f"setting {lhs.text(_PRINT)} is not modelled by the mock kernel", lhs_loc)
 
-    def set_value(self, dtype):
-        if self.at("ct", "meta", "mark"):
-            source, loc = self.selector("ip")
-            if not (isinstance(source, Meta) and source.key == "mark" or isinstance(source, Ct)
-                    and source.key == "mark"):
-                raise NftError("only `meta mark` and `ct mark` are modelled as values to set", loc)
-            if self.at("|", "&", "^", "map"):
+    def payload_from_map(self, lhs: Payload, lhs_loc: Location, family: str) -> None:
+        """nft 1.0.6 refuses a header field set from a map, with these errors
+        (stmt_evaluate_payload()'s shift of the value, and its range check)."""
+        value = self.set_value(lhs.dtype, family)
+        if not isinstance(value, MapExpr):
+            raise NftError(f"setting {lhs.text(_PRINT)} from an expression is not modelled by the mock kernel",
+                           lhs_loc)
+        if lhs.field.shift:
+            raise NftError("Binary operation (<<) is undefined for map expressions", value.loc, (lhs_loc,))
+        raise NftError(f"Value {lhs.field.bits} exceeds valid range 0-0", lhs_loc)
+
+    def set_value(self, dtype, family: str):
+        """A set statement's value: a constant, `meta mark`, `ct mark`, or `key map ...`."""
+        if not self.at(*SELECTOR_WORDS):
+            value = self.next()
+            if self.at("map"):
+                raise NftError("No symbol type information", value.loc)
+            if self.at("|", "&", "^"):
                 raise NftError(f"{self.tok.text} in a set statement is not modelled by the mock kernel",
                                self.tok.loc)
-            return source
-        value = _parse(self.next(), dtype)
-        if self.at("map", "|", "&", "^"):
+            return _parse(value, dtype)
+        start = self.tok
+        source = self.selector_chain(family)
+        loc = start.loc.to(self.tokens[self.pos - 1].loc)
+        if self.at("map"):
+            return self.map_expr(source, loc, family, dtype)
+        if not (isinstance(source, (Meta, Ct)) and source.key == "mark"):
+            raise NftError("only `meta mark`, `ct mark` and maps are modelled as values to set", loc)
+        if self.at("|", "&", "^"):
             raise NftError(f"{self.tok.text} in a set statement is not modelled by the mock kernel", self.tok.loc)
-        return value
+        return source
 
+    def map_expr(self, key, key_loc: Location, family: str, data_type) -> MapExpr:
+        """`key map @m` or `key map { k : v, ... }`: data_type is what the
+        statement takes, or for NAT a function of the elements."""
+        self.expect("map")
+        self._expand_variable()
+        if not self.at("{", "@"):
+            raise self.unexpected()
+        ref = self.set_ref(key, family, data_type)
+        dtype = ref.set.data_type if ref.set is not None else data_type
+        return MapExpr(key, ref, dtype, key_loc.to(self.tokens[self.pos - 1].loc), key_loc)
 
 SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib"} | META_UNQUALIFIED
+
+
+def _nat_data_type(syntax: list[ElementSyntax]):
+    """An anonymous NAT map's data: addresses, or `address . port` when its
+    elements are written so."""
+    if any(isinstance(elem.data, list) for elem in syntax):
+        return types.ConcatType([types.ipv4_addr, types.inet_service])
+    return types.ipv4_addr
 
 
 def _is_prefix_mask(mask: int, bits: int) -> bool:
@@ -1387,6 +1468,9 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
     l4 = None
     net = family if family in ("ip", "ip6") else None
     for stmt in stmts:
+        if isinstance(stmt, Nat) and (stmt.ports or stmt.port_map) and not l4:
+            raise NftError("transport protocol mapping is only valid after transport protocol match",
+                           stmt.port_loc, (stmt.loc,))
         for payload in _payloads(stmt):
             if not payload.transport:
                 if net is not None and net != payload.proto:
@@ -1408,9 +1492,6 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
         if isinstance(stmt, Reject) and stmt.kind == "tcp reset" and l4 is None:
             out.append(Match(Meta("l4proto"), "implicit", Value(L4PROTOS["tcp"])))
             l4 = "tcp"
-        if isinstance(stmt, Nat) and stmt.ports and not l4:
-            raise NftError("transport protocol mapping is only valid after transport protocol match",
-                           stmt.port_loc, (stmt.loc,))
         base = dependency_base(stmt)
         if base == "transport":
             l4 = types.inet_proto.format(stmt.rhs.value)
@@ -1423,9 +1504,7 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
 
 
 def _payloads(stmt: Stmt) -> list[Payload]:
-    lhs = getattr(stmt, "lhs", None)
-    parts = lhs.parts if isinstance(lhs, Concat) else [lhs]
-    return [p for p in parts if isinstance(p, Payload)]
+    return [p for p in selector_parts(stmt) if isinstance(p, Payload)]
 
 
 def _dependency(family: str, network: str) -> Match:

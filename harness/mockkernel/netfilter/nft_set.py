@@ -55,7 +55,13 @@ class NftSet:
 
 
 class SetError(Exception):
-    """nft's error for the elements given (message only; the caller adds where)."""
+    """nft's error for the elements given (message only; the caller adds
+    where: `index` is the offending element's among those given, if one is,
+    `related` the one it clashes with)."""
+
+    def __init__(self, message: str, index: int | None = None, related: int | None = None):
+        super().__init__(message)
+        self.index, self.related = index, related
 
 
 def add_elements(nset: NftSet, elements: list[Element], now: float, merge: bool) -> None:
@@ -65,41 +71,52 @@ def add_elements(nset: NftSet, elements: list[Element], now: float, merge: bool)
             timeout = elem.timeout if elem.timeout is not None else nset.timeout
             elem.expires = now + timeout if timeout else None
     if nset.interval:
-        nset.elements = _normalise(nset.elements + elements, merge or nset.auto_merge)
+        nset.elements = _normalise(nset.elements + elements, merge or nset.auto_merge, len(nset.elements))
         return
     known = {e.key: i for i, e in enumerate(nset.elements)}
-    for elem in elements:
+    for index, elem in enumerate(elements):
         if elem.key in known:
             if nset.is_map and nset.elements[known[elem.key]].data != elem.data:
-                raise SetError("Could not process rule: File exists")
+                raise SetError("Could not process rule: File exists", index)
             continue
         known[elem.key] = len(nset.elements)
         nset.elements.append(elem)
 
 
 def delete_elements(nset: NftSet, elements: list[Element]) -> None:
-    for elem in elements:
+    for index, elem in enumerate(elements):
         match = next((e for e in nset.elements if e.key == elem.key and e.high == elem.high), None)
         if match is None:
-            raise SetError("Could not process rule: No such file or directory")
+            raise SetError("Could not process rule: No such file or directory", index)
         nset.elements.remove(match)
 
 
-def _normalise(elements: list[Element], merge: bool) -> list[Element]:
-    ordered = sorted(elements, key=lambda e: (e.key, e.high))
+def _normalise(elements: list[Element], merge: bool, first_new: int) -> list[Element]:
+    """Sorted, overlaps merged (or refused); elements from `first_new` on
+    are the ones given, which an error names by their index among them."""
+    ordered = sorted(range(len(elements)), key=lambda i: (elements[i].key, elements[i].high))
     out: list[Element] = []
-    for elem in ordered:
+    origin = 0  # where the last range kept came from
+
+    def clash(i: int) -> SetError:
+        def given(j: int) -> int | None:
+            return j - first_new if j >= first_new else None
+        return SetError("conflicting intervals specified", given(i), given(origin))
+
+    for i in ordered:
+        elem = elements[i]
         last = out[-1] if out else None
         if last is not None and elem.key <= last.high:
             if not merge and (elem.key, elem.high) != (last.key, last.high):
-                raise SetError("conflicting intervals specified")
+                raise clash(i)
             if last.data != elem.data:
-                raise SetError("conflicting intervals specified")
+                raise clash(i)
             last.high = max(last.high, elem.high)
         elif last is not None and merge and elem.key == last.high + 1 and last.data == elem.data:
             last.high = elem.high
         else:
             out.append(Element(elem.key, elem.high, elem.data, elem.timeout, elem.expires))
+            origin = i
     return out
 
 
