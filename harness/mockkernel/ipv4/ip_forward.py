@@ -6,8 +6,12 @@ the MTU and is dropped (PKT_TOO_BIG). Otherwise TTL is decremented in place with
 the kernel's incremental checksum update, skb->priority is set from the TOS
 (rt_tos2priority(), while ip_forward_update_priority is on: a priority TC set at
 ingress does not survive forwarding) and the packet goes to ip_output.
+A multicast packet never comes here: forwarding it is ip_mr_input()'s, which
+route.c only picks while a multicast router daemon has set mc_forwarding, so
+without one a group packet is delivered locally or dropped at routing (seen on
+the lab with ip_forward=1: all-hosts goes to INPUT, never FORWARD).
 Left out: router alert, strict source routes, redirects (send_redirects is 0 on
-the DUT), IPsec.
+the DUT), IPsec, multicast routing.
 """
 from __future__ import annotations
 
