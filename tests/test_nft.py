@@ -645,3 +645,141 @@ def test_every_word_scanner_l_knows_is_a_name_or_not_as_in_real_nft(template):
     steps += [(["nft", *shlex.split(template.format(word=word))], None) for word in words]
     steps.append((["nft", "list", "ruleset"], None))
     assert_same_as_real(steps)
+
+
+# ------------------------------------------------------------------ data maps
+
+DATA_MAPS = """table ip t {
+    map m { type ipv4_addr : mark; elements = { 10.0.0.2 : 7 } }
+    map portfwd { type ipv4_addr . inet_service : ipv4_addr . inet_service; elements = { 10.0.0.1 . 80 : 10.0.1.2 . 8080, 10.0.0.1 . 81 : 10.0.1.3 . 8081 } }
+    map pfx { type ipv4_addr : ipv4_addr; flags interval; elements = { 10.0.0.0/24 : 10.0.1.100, 10.0.2.0-10.0.2.9 : 10.0.1.101 } }
+    map tm { typeof ip saddr : meta mark; elements = { 1.1.1.1 : 3 } }
+    map vm { type ipv4_addr : verdict; }
+    set s { type ipv4_addr; }
+    chain c { type filter hook prerouting priority 0;
+        meta mark set ip saddr map @m
+        ct mark set ip saddr map { 10.0.0.1 : 0x5, 10.0.0.2 : 6 }
+        meta mark set ip saddr map { 10.0.0.0/24 : 1, 10.0.1.0/24 : 2 }
+        meta mark set tcp dport map { 22 : 1, 23 : 2 }
+        meta mark set ip saddr map @tm
+        ip saddr @m accept
+    }
+    chain n { type nat hook prerouting priority dstnat;
+        dnat to tcp dport map { 80 : 10.0.1.2, 81 : 10.0.1.3 }
+        dnat ip to ip daddr . tcp dport map { 10.0.0.1 . 80 : 10.0.1.2 . 8080 }
+        dnat to ip daddr . tcp dport map @portfwd
+        dnat to ip daddr . tcp dport map { 10.0.0.1 . 80 : 10.0.1.2 }
+        dnat ip to 10.0.1.2
+        tcp dport 80 redirect to : tcp dport map { 80 : 8080 }
+    }
+    chain p { type nat hook postrouting priority srcnat;
+        snat to ip saddr map { 10.0.0.0/24 : 10.0.1.100 }
+        snat to ip saddr map @pfx
+    }
+}
+table inet i {
+    map portfwd { type ipv4_addr . inet_service : ipv4_addr . inet_service; }
+    chain n { type nat hook prerouting priority dstnat;
+        dnat ip to ip daddr . tcp dport map @portfwd
+        dnat ip to tcp dport map { 80 : 10.0.1.2 }
+    }
+}
+table ip u { set s2 { type ipv4_addr; }
+}
+"""
+MAP_COMMANDS = [
+    "add rule ip t c meta mark set ip saddr map { 10.0.0.1 : 10.0.0.2 }",
+    "add rule ip t c meta mark set ip saddr map @pfx",
+    "add rule ip t c meta mark set tcp dport map @m",
+    "add rule ip t c meta mark set ip saddr map @portfwd",
+    "add rule ip t n dnat ip to ip daddr . tcp dport map @pfx",
+    "add rule ip t c meta mark set ip saddr map @s",
+    "add rule ip t c ip saddr vmap @m",
+    "add rule ip t c ip saddr vmap @s",
+    "add rule ip t c meta mark set ip saddr map @vm",
+    "add rule ip t n dnat to ip saddr map @m",
+    "add rule ip t c meta mark set ip saddr map @nosuch",
+    "add rule ip t c meta mark set ip saddr map @mm",
+    "add rule ip t c ip saddr @s2",
+    "add rule ip t c ip ttl set tcp dport map { 1 : 5 }",
+    "add rule ip t c ip dscp set meta mark map { 1 : cs1 }",
+    "add rule ip t c meta mark set 5 map { 10.0.0.1 : 1 }",
+    "add rule ip t c meta mark set ip saddr map { 10.0.0.1 : 1, 10.0.0.1 : 2 }",
+    "add rule ip t c meta mark set ip saddr map { 10.0.0.1 }",
+    "add rule ip t c meta mark set ip saddr map { 10.0.0.1 : 1, 10.0.0.0/24 : 2 }",
+    "add rule ip t n redirect to : tcp dport map { 80 : 8080 }",
+    "add map ip t m2 { type ipv4_addr : mark; elements = { 10.0.0.3 } ; }",
+    "add element ip t m { 10.0.0.3 : foo }",
+    "add element ip t m { 10.0.0.3 }",
+    "add element ip t m { 10.0.0.2 : 8 }",
+    "add element ip t m { 10.0.0.2 : 7, 10.0.0.4 : 9 }",
+    "delete element ip t m { 10.0.0.9 }",
+    "delete element ip t m { 10.0.0.2 : 9 }",
+    "add element ip t nosuch { 1.1.1.1 }",
+    "add element ip t mm { 1.1.1.1 : 1 }",
+    "add element ip t s2 { 1.1.1.1 }",
+    "delete element ip t mm { 1.1.1.1 }",
+    "flush set ip t nosuch", "flush set ip t mm", "flush set ip t m", "flush map ip t s",
+    "delete set ip t nosuch", "delete set ip t ss", "delete map ip t mm", "delete set ip t m",
+    "list set ip t ss", "list map ip t mm", "list map ip t s",
+    "delete map ip t s",
+    "list map ip t m", "-j list map ip t m", "list maps",
+]
+
+
+def test_data_maps_list_back_as_real_nft_lists_them():
+    _real_tools("nft")
+    steps = [(["nft", "-f", "-"], DATA_MAPS), (["nft", "-a", "list", "ruleset"], None),
+             (["nft", "-j", "list", "ruleset"], None)]
+    assert_same_as_real(steps, _without_json_handles)
+
+
+def test_data_map_errors_and_element_commands_as_real_nft():
+    """Type mismatches, a set where a map stands, a missing set or map with
+    nft's suggestion, element errors pointing at the element."""
+    _real_tools("nft")
+    steps = [(["nft", "-f", "-"], DATA_MAPS)] + [(["nft", *shlex.split(c)], None) for c in MAP_COMMANDS]
+    steps.append((["nft", "list", "ruleset"], None))
+    assert_same_as_real(steps, _without_json_handles)
+
+
+def test_a_map_miss_breaks_the_rule_so_its_later_statements_do_not_run():
+    """nft_lookup_eval(): no element, NFT_BREAK; the next rule still runs."""
+    k = kernel("""table ip t {
+\tchain c {
+\t\ttype filter hook input priority 0; policy accept;
+\t\tmeta mark set ip saddr map { 10.0.0.2 : 7, 10.1.0.0/16 : 9 } counter
+\t\tct mark set tcp dport map { 22 : 3 } counter
+\t\tcounter
+\t}
+}
+""")
+    marks = []
+    for src, dport in (("10.0.0.2", 22), ("10.1.2.3", 23), ("192.0.2.1", 22)):
+        skb = packet(k, IP(src=src, dst="10.0.0.1") / TCP(dport=dport))
+        assert hook(k, skb, NF_INET_LOCAL_IN) == NF_ACCEPT
+        marks.append(skb.mark)
+    assert marks == [7, 9, 0]
+    assert [c.packets for c in nf_tables.counters(k)] == [2, 2, 3]
+
+
+def test_a_nat_map_binds_address_and_port_from_the_element_and_a_miss_binds_nothing():
+    k = kernel("""table ip nat {
+\tmap portfwd { type ipv4_addr . inet_service : ipv4_addr . inet_service; elements = { 10.0.0.1 . 80 : 10.0.1.2 . 8080 } }
+\tchain pre {
+\t\ttype nat hook prerouting priority dstnat; policy accept;
+\t\tdnat to ip daddr . tcp dport map @portfwd
+\t}
+}
+""")
+    chain = nf_tables_core.compile_table(k, k.nft.ruleset.find("ip", "nat"))["pre"]
+    replies = []
+    for dport in (80, 81):
+        skb = packet(k, IP(src="10.0.0.2", dst="10.0.0.1") / TCP(sport=1234, dport=dport))
+        ct = NfConn([Tuple(0x0A000002, 0x0A000001, 6, 1234, dport), Tuple(0x0A000001, 0x0A000002, 6, dport, 1234)])
+        skb.nfct, skb.ctinfo = ct, IP_CT_NEW
+        state = NfHookState(NF_INET_PRE_ROUTING, NFPROTO_IPV4, skb.dev, None, k)
+        verdict, _, _ = nf_tables_core.nft_do_chain(nf_tables_core.NftPktinfo(skb, state), chain)
+        replies.append((verdict, ct.tuplehash[1]))
+    assert replies == [(NF_ACCEPT, Tuple(0x0A000102, 0x0A000002, 6, 8080, 1234)),
+                       (None, Tuple(0x0A000001, 0x0A000002, 6, 81, 1234))]
