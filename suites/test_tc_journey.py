@@ -116,12 +116,12 @@ def test_without_netfilter_tracing_the_egress_drop_still_gets_its_tc_hop(target,
     assert journey.drop.stage == "TC_EGRESS"
 
 
-@pytest.mark.requires("nftrace", "bpftool")
+@pytest.mark.requires("nftrace", "bpftool", "conntrack")
 def test_egress_tc_nat_runs_after_masquerade(target, router, bpf_objects):
     """POSTROUTING masquerades 10.0.0.2 to 10.0.1.1, then tc_nat at p1's egress
     rewrites 10.0.1.1 to 10.0.1.77: the TC hop stands after the nat chain and its
-    SNAT. (Which source the SNAT hop names differs: the mock's is netfilter's
-    10.0.1.1, the lab's the frame that left, 10.0.1.77.)"""
+    SNAT, which names netfilter's translation (on the lab from the conntrack
+    entry's reply tuple, not from the frame TC rewrote)."""
     h0, h1 = router[0], router[1]
     target.sh("nft -f -", stdin=MASQUERADE_ON_P1)
     attach(target, h1.port.name, "egress", bpf_objects["tc_nat"], "tc/egress")
@@ -130,9 +130,12 @@ def test_egress_tc_nat_runs_after_masquerade(target, router, bpf_objects):
     target.send(h0.port, h0.to_dut(dst=h1.ip, id=54) / UDP(sport=5000, dport=53) / b"nat")
     target.expect(h1.port, h1.from_dut(src="10.0.1.77", dst=h1.ip, id=54, ttl=63) /
                   UDP(sport=5000, dport=53) / b"nat")
-    assert egress_part(journey_of(target, 54)) == [
+    journey = journey_of(target, 54)
+    assert egress_part(journey) == [
         ("NF_POSTROUTING", "ip nat postrouting", "ACCEPT"), ("NF_POSTROUTING", "nf_nat_packet", "SNAT"),
         ("TC_EGRESS", "p1", "OK"), ("NIC_TX", "p1", "XMIT")]
+    assert [str(h.summary) for h in journey.hops if h.where == "nf_nat_packet"] == \
+        ["saddr 10.0.0.2:5000 -> 10.0.1.1:5000"]
 
 
 @pytest.mark.requires("nftrace")

@@ -584,3 +584,83 @@ def test_an_icmp_error_of_the_dut_is_a_child_of_the_packet_it_quotes():
     events = _traced(1, probe, (FILTER_INPUT, 0, "ACCEPT")) + [_event(trace_out, 2, error, 4, "CONTINUE")]
     [journey] = build_journeys(events, [], [])
     assert [str(child.packet) for child in journey.children] == ["10.0.0.1 > 10.0.0.2 icmp id=900 ttl=64 len=56"]
+
+
+# NAT after the last chain, from the conntrack entry ---------------------------------
+
+from harness.drivers.nftrace import Conntrack, entry_of  # noqa: E402  (this file grows by appending)
+from harness.journey import CtEntry  # noqa: E402
+
+NAT_POST = Chain("ip", "nat", "post", "postrouting", "nat", {3: Rule('oifname "p1" masquerade', None, None)})
+QUERY = IP(src="10.0.0.2", dst="10.0.1.2", id=1) / UDP(sport=5000, dport=53)
+MASQUERADED = CtEntry("udp", "", ("10.0.0.2", "10.0.1.2", 5000, 53), ("10.0.1.2", "10.0.1.1", 53, 5000),
+                      frozenset({"snat"}), 0)
+
+
+def _forwarded(packet, **rewrite):
+    """`packet` as it leaves the DUT: TTL one less, the fields given rewritten."""
+    forwarded = IP(bytes(packet))
+    forwarded.ttl -= 1
+    for field_name, value in rewrite.items():
+        setattr(forwarded, field_name, value)
+    del forwarded.chksum
+    return forwarded
+
+
+def _snat_hops(journey) -> list[tuple[str, str, str, str]]:
+    return [hop for hop in _hops(journey) if hop[1] == "nf_nat_packet"]
+
+
+def test_snat_after_the_last_chain_is_the_reply_tuples_not_what_tc_egress_wrote_after_it():
+    """Masqueraded to 10.0.1.1, then a TC egress program wrote 10.0.1.77: the frame
+    shows TC's source, the conntrack entry netfilter's."""
+    events = _traced(1, QUERY, (NAT_POST, 3, "ACCEPT"))
+    frame = bytes(Ether() / _forwarded(QUERY, src="10.0.1.77"))
+    [journey] = build_journeys(events, [], [frame], Conntrack(lambda: [MASQUERADED]))
+    assert _snat_hops(journey) == [("NF_POSTROUTING", "nf_nat_packet", "SNAT", "saddr 10.0.0.2:5000 -> 10.0.1.1:5000")]
+
+
+def test_without_a_conntrack_entry_the_frame_that_left_shows_the_rewrite():
+    events = _traced(1, QUERY, (NAT_POST, 3, "ACCEPT"))
+    frame = bytes(Ether() / _forwarded(QUERY, src="10.0.1.77"))
+    for conntrack in (None, Conntrack(list)):
+        [journey] = build_journeys(events, [], [frame], conntrack)
+        assert _snat_hops(journey) == [("NF_POSTROUTING", "nf_nat_packet", "SNAT",
+                                        "saddr 10.0.0.2:5000 -> 10.0.1.77:5000")]
+
+
+def test_a_packet_past_its_dnat_gets_no_rewrite_in_postrouting_whatever_tc_writes():
+    """Its POSTROUTING header already has the reply tuple's source as destination:
+    the entry fits it part way through its NAT, with nothing left to do."""
+    dnatted = IP(src="10.0.0.2", dst="10.0.1.2", id=1, ttl=63) / UDP(sport=5000, dport=80)
+    entry = CtEntry("udp", "", ("10.0.0.2", "10.0.0.1", 5000, 8080), ("10.0.1.2", "10.0.0.2", 80, 5000),
+                    frozenset({"dnat"}), 0)
+    post = Chain("ip", "filter", "post", "postrouting", "filter")
+    events = _traced(1, dnatted, (post, 0, "ACCEPT"))
+    frame = bytes(Ether() / IP(src="10.0.1.77", dst="10.0.1.2", id=1, ttl=63) / UDP(sport=5000, dport=80))
+    [journey] = build_journeys(events, [], [frame], Conntrack(lambda: [entry]))
+    assert _snat_hops(journey) == []
+    assert entry_of([entry], _header(dnatted)) == (entry, 0)
+
+
+def test_a_replys_un_dnat_in_postrouting_comes_from_the_original_tuple():
+    reply = IP(src="10.0.1.2", dst="10.0.0.2", id=5) / UDP(sport=80, dport=5000)
+    entry = CtEntry("udp", "", ("10.0.0.2", "10.0.0.1", 5000, 8080), ("10.0.1.2", "10.0.0.2", 80, 5000),
+                    frozenset({"dnat"}), 0)
+    forward = Chain("ip", "filter", "fwd", "forward", "filter")
+    events = _traced(1, reply, (forward, 0, "ACCEPT"))
+    [journey] = build_journeys(events, [], [bytes(Ether() / _forwarded(reply, src="10.0.0.1", sport=8080))],
+                               Conntrack(lambda: [entry]))
+    assert _snat_hops(journey) == [("NF_POSTROUTING", "nf_nat_packet", "UN-DNAT",
+                                    "saddr 10.0.1.2:80 -> 10.0.0.1:8080")]
+
+
+def test_an_entry_fits_a_packet_of_its_protocol_and_an_echo_of_its_id():
+    echo = CtEntry("icmp", "", ("10.0.0.2", "10.0.1.2", 9, 8 << 8), ("10.0.1.2", "10.0.1.1", 9, 0),
+                   frozenset({"snat"}), 0)
+    tcp = IP(src="10.0.0.2", dst="10.0.1.2") / TCP(sport=5000, dport=53)
+    assert entry_of([MASQUERADED], _header(tcp)) is None
+    assert entry_of([MASQUERADED, echo], _header(IP(src="10.0.0.2", dst="10.0.1.2") / ICMP(type=8, id=9))) == (echo, 0)
+    assert entry_of([echo], _header(IP(src="10.0.0.2", dst="10.0.1.2") / ICMP(type=8, id=10))) is None
+    error = IP(src="10.0.1.2", dst="10.0.1.1") / ICMP(type=3, code=3) / bytes(QUERY)
+    assert entry_of([MASQUERADED], _header(error)) == (MASQUERADED, 1)

@@ -218,7 +218,8 @@ class NetnsTarget(Target):
         drops = self.drops() if self._drops is not None else []
         self._collect(0.0)  # frames that left show POSTROUTING's NAT; they stay queued for expect()
         frames_out = [frame for direction, _, frame in self.frame_log[self._frames_traced_from:] if direction == "left"]
-        return self._nftrace.journeys(drops, frames_out)
+        readable = "conntrack" in self.capabilities
+        return self._nftrace.journeys(drops, frames_out, self.conntrack if readable else None)
 
     def drops(self) -> list[Drop]:
         if self._drops is None:

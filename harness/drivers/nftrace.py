@@ -28,9 +28,16 @@ chain shows it, as the mock's nf_nat_packet() records it:
 (SNAT; UN-DNAT and UN-SNAT for replies: the conntrack direction comes from the trace,
 which carries it on chains after conntrack since 6.16, else from the conntrack
 table). A rewrite after the packet's last chain (SNAT, a reply's un-DNAT, both in
-POSTROUTING) shows in the frame that left the DUT (paired by IP ID, length and
-protocol), or when the packet comes back in on `lo`; a packet that left no frame
-(dropped later) does not show it.
+POSTROUTING) is read from the packet's conntrack entry (ctnetlink), once its frame
+shows that it left the DUT (paired by IP ID, length and protocol): nf_nat_packet()
+rewrites the packet to the inverse of the other direction's tuple, so the reply
+tuple is what netfilter made of the original direction and vice versa. The frame
+itself is not netfilter's work alone: a TC egress program runs after POSTROUTING
+and may rewrite it again (tc_nat after a masquerade: netfilter's 10.0.1.1 leaves
+as 10.0.1.77). Only where the table cannot be read, or has no entry for the packet
+(untracked, or deleted since), is the rewrite taken from the frame, TC's rewrites
+included. A packet that comes back in on `lo` shows it in its next chain; a packet
+that left no frame (dropped later) does not show it.
 
 Trace ids are not unique: nft_trace_init() (6.18) hashes the skb's address, its
 flow hash (skb_get_hash_net(), computed once and kept in the skb) and skb_iif
@@ -242,8 +249,6 @@ def _is_trace_object(item: dict) -> bool:
 
 # packets as the trace shows them --------------------------------------------------
 
-DirectionLookup = Callable[["Ipv4Header"], "int | None"]
-
 @dataclass(frozen=True)
 class Ipv4Header:
     """The IPv4 header and up to 20 bytes of transport header of a trace message."""
@@ -305,6 +310,13 @@ class Ipv4Header:
         tot_len, ident, frag_off, ttl = self.fields
         return KfreeSkbEvent(0, 0, "", 0x0800, tot_len, self.saddr, self.daddr, self.protocol,
                              ident, ttl, tot_len, frag_off).summary()
+
+    def with_ends(self, saddr: str, daddr: str, ports: tuple[int, int]) -> Ipv4Header:
+        """This header with the addresses and (TCP, UDP) ports NAT writes; the
+        checksums are left as they were."""
+        network = self.network[:12] + socket.inet_aton(saddr) + socket.inet_aton(daddr) + self.network[20:]
+        transport = self.transport if self.ports is None else struct.pack("!HH", *ports) + self.transport[4:]
+        return Ipv4Header(network, transport)
 
     def endpoint(self, address: str) -> str:
         """`10.0.1.2:80`: the address (`saddr` or `daddr`) and, for TCP and UDP, port
@@ -446,32 +458,33 @@ class TracedPacket:
         return (event.trace_stage == "NF_PREROUTING"
                 and all(traversal.stage == "NF_INGRESS" for traversal in self.traversals))
 
-    def hops(self, on_the_wire: Ipv4Header | None, direction_of: DirectionLookup) -> list[Hop]:
+    def hops(self, on_the_wire: Ipv4Header | None, conntrack: Conntrack) -> list[Hop]:
         """Its chains' hops and the NAT rewrites between them; `on_the_wire` is the
-        packet as it left the DUT, if it did: POSTROUTING's rewrite shows there.
+        packet as it left the DUT, if it did: then it went through POSTROUTING's
+        NAT, whose rewrite its conntrack entry names (the frame's where it has none).
         A rewrite is named by the conntrack direction its chains reported, else by
-        `direction_of` the packet before it."""
+        the entry's tuple the packet before it matches."""
         traced = next((t.ct_direction for t in self.traversals if t.ct_direction is not None), None)
         sightings = [(t.header, t.stage) for t in self.traversals]
         if on_the_wire is not None:
-            sightings.append((on_the_wire, "NF_POSTROUTING"))
+            sightings.append((conntrack.translated(self.last) or on_the_wire, "NF_POSTROUTING"))
         hops: list[Hop] = []
         for i, traversal in enumerate(self.traversals):
             if i:
-                hops += self._nat_hops(sightings[i - 1], sightings[i], traced, direction_of)
+                hops += self._nat_hops(sightings[i - 1], sightings[i], traced, conntrack)
             if not traversal.hidden:
                 hops += traversal.hops()
         if on_the_wire is not None:
-            hops += self._nat_hops(sightings[-2], sightings[-1], traced, direction_of)
+            hops += self._nat_hops(sightings[-2], sightings[-1], traced, conntrack)
         return hops
 
     @staticmethod
     def _nat_hops(before: tuple[Ipv4Header, str], after: tuple[Ipv4Header, str], traced: int | None,
-                  direction_of: DirectionLookup) -> list[Hop]:
+                  conntrack: Conntrack) -> list[Hop]:
         if before[0].endpoint("saddr") == after[0].endpoint("saddr") and \
                 before[0].endpoint("daddr") == after[0].endpoint("daddr"):
             return []
-        direction = traced if traced is not None else direction_of(before[0])
+        direction = traced if traced is not None else conntrack.direction(before[0])
         return nat_hops(*before, *after, direction or 0)
 
     def left_as(self, frame: Ipv4Header) -> bool:
@@ -568,17 +581,19 @@ def _answers(answer: Ipv4Header) -> Callable[[Ipv4Header], bool] | None:
 
 
 def build_journeys(events: list[TraceEvent], drops: list[Drop], frames_out: list[bytes],
-                   direction_of: DirectionLookup = lambda header: None) -> list[Journey]:
+                   conntrack: Conntrack | None = None) -> list[Journey]:
     """Journeys of the traced packets, answers nested under their causes, each drop
     attached to its packet; drops of untraced packets follow as journeys of their own.
     `frames_out` are the Ethernet frames that left the DUT's ports, in order;
-    `direction_of` names the conntrack direction of a packet (its headers) where its
-    trace did not (no chain after conntrack saw it)."""
+    `conntrack` the DUT's table, which names the conntrack direction of a packet
+    where its trace did not (no chain after conntrack saw it) and the NAT done
+    after its last chain (none given: no table, the frames say)."""
+    conntrack = conntrack or Conntrack()
     packets = group_packets(events)
     on_the_wire = _frames_of(packets, frames_out)
     top: list[Journey] = []
     for i, packet in enumerate(packets):
-        packet.journey = Journey(packet=packet.first.summary(), hops=packet.hops(on_the_wire.get(i), direction_of))
+        packet.journey = Journey(packet=packet.first.summary(), hops=packet.hops(on_the_wire.get(i), conntrack))
         cause = cause_of(packet, packets[:i])
         if cause is not None:
             cause.journey.children.append(packet.journey)
@@ -588,15 +603,70 @@ def build_journeys(events: list[TraceEvent], drops: list[Drop], frames_out: list
     return top + [Journey(packet=drop.packet, drop=drop) for drop in unmatched]
 
 
-def direction_in(entries: list[CtEntry], header: Ipv4Header) -> int | None:
-    """IP_CT_DIR_ORIGINAL (0) or IP_CT_DIR_REPLY (1): which tuple of a conntrack entry
-    the packet matches, as nf_conntrack_in() finds it; None if none does."""
-    ports = header.ports
-    for entry in entries:
-        for direction, (src, dst, sport, dport) in enumerate((entry.original, entry.reply)):
-            if (src, dst) == (header.saddr, header.daddr) and (ports is None or ports == (sport, dport)):
-                return direction
+class Conntrack:
+    """The DUT's conntrack table as the journeys need it, dumped once when first
+    asked (a dump walks the host's whole table); `dump` None: no table to read."""
+
+    def __init__(self, dump: Callable[[], list[CtEntry]] | None = None) -> None:
+        self._dump = dump
+        self._entries: list[CtEntry] | None = None
+
+    def find(self, header: Ipv4Header) -> tuple[CtEntry, int] | None:
+        if self._entries is None:
+            self._entries = self._dump() if self._dump is not None else []
+        return entry_of(self._entries, header)
+
+    def direction(self, header: Ipv4Header) -> int | None:
+        found = self.find(header)
+        return found[1] if found is not None else None
+
+    def translated(self, header: Ipv4Header) -> Ipv4Header | None:
+        """The packet as netfilter's NAT leaves it, None without an entry."""
+        found = self.find(header)
+        return nat_target(header, *found) if found is not None else None
+
+
+def entry_of(entries: list[CtEntry], header: Ipv4Header) -> tuple[CtEntry, int] | None:
+    """The conntrack entry of a packet and its direction, IP_CT_DIR_ORIGINAL (0) or
+    IP_CT_DIR_REPLY (1): the tuple the packet matches, as nf_conntrack_in() finds it,
+    else the entry whose NAT the packet is part way through or past (each end as
+    its tuple has it or as NAT writes it: a DNAT'd packet in POSTROUTING). TCP and
+    UDP match an entry of their protocol by addresses and ports, an ICMP echo or
+    echo reply an ICMP entry by addresses and id, anything else (an ICMP error is
+    RELATED to the entry of the packet it quotes) any entry by addresses. None if
+    no entry fits."""
+    for part_translated in (False, True):
+        for entry in entries:
+            for direction, (this, other) in enumerate(((entry.original, entry.reply), (entry.reply, entry.original))):
+                if _fits(header, entry.proto, this, other if part_translated else None):
+                    return entry, direction
     return None
+
+
+def _fits(header: Ipv4Header, proto: str, this: tuple[str, str, int, int],
+          other: tuple[str, str, int, int] | None) -> bool:
+    """Whether each end of `header` is `this` tuple's or, given `other`, the one NAT
+    writes: the other tuple's, swapped."""
+    sources, destinations = {(this[0], this[2])}, {(this[1], this[3])}
+    if other is not None:
+        sources.add((other[1], other[3]))
+        destinations.add((other[0], other[2]))
+    if (ports := header.ports) is not None:
+        return (proto == nl.IP_PROTOCOL_NAMES.get(header.protocol)
+                and (header.saddr, ports[0]) in sources and (header.daddr, ports[1]) in destinations)
+    if header.saddr not in {addr for addr, _ in sources} or header.daddr not in {addr for addr, _ in destinations}:
+        return False
+    if (icmp := header.icmp) is not None and icmp[0] in (ICMP_ECHO, ICMP_ECHOREPLY):
+        ids = {this[2]} if other is None else {this[2], other[2]}  # an ICMP tuple's id stands for its ports
+        return proto == "icmp" and icmp[2] in ids
+    return True
+
+
+def nat_target(header: Ipv4Header, entry: CtEntry, direction: int) -> Ipv4Header:
+    """nf_nat_packet(): a packet of `direction` is rewritten to the inverse of the
+    other direction's tuple (its source that tuple's destination, and ports alike)."""
+    src, dst, sport, dport = entry.reply if direction == 0 else entry.original
+    return header.with_ends(dst, src, (dport, sport))
 
 
 def _frames_of(packets: list[TracedPacket], frames_out: list[bytes]) -> dict[int, Ipv4Header]:
@@ -730,23 +800,18 @@ class NftTrace:
                 if (subsystem, message) == (nl.NFNL_SUBSYS_NFTABLES, NFT_MSG_TRACE):
                     self._events.append(parse_trace(nl.family_of(body), nl.body_attributes(body), chains))
 
-    def journeys(self, drops: list[Drop], frames_out: list[bytes]) -> list[Journey]:
+    def journeys(self, drops: list[Drop], frames_out: list[bytes],
+                 conntrack: Callable[[], list[CtEntry]] | None) -> list[Journey]:
         """Journeys of everything traced up to now (the caller synced the DUT first),
-        `frames_out` the frames that left the DUT since the trace was last cleared."""
+        `frames_out` the frames that left the DUT since the trace was last cleared,
+        `conntrack` reads the DUT's conntrack table (None: the DUT cannot)."""
         self._ruleset_changes()
         self._parse_unread()
         if self._lost:
             raise TargetError(f"the nft trace lost messages ({self._lost} overflows of its "
                               f"{TRACE_RCVBUF >> 20} MiB socket buffer): too many packets were "
                               "traced between two looks; reset() the target between bursts")
-        entries: list[CtEntry] | None = None
-
-        def direction_of(header: Ipv4Header) -> int | None:
-            nonlocal entries
-            if entries is None:
-                entries = nl.conntrack_entries(self.lab)
-            return direction_in(entries, header)
-        return build_journeys(self._events, drops, frames_out, direction_of)
+        return build_journeys(self._events, drops, frames_out, Conntrack(conntrack))
 
     def clear(self) -> None:
         with self._lock:
