@@ -166,16 +166,22 @@ def test_tc_egress_redirect_leaves_by_the_port_it_names(target, router, bpf_obje
         [("TC_EGRESS", "p1", "REDIRECT"), ("NIC_TX", "p2", "XMIT")]
 
 
+def redirected_at_ingress_into(target, hosts, bpf_objects, egress_program: str, ident: int):
+    """The journey of a datagram p0's ingress program redirects out of p1, whose
+    egress runs `egress_program`; nothing may leave."""
+    h0, h1 = hosts[0], hosts[1]
+    attach(target, h0.port.name, "ingress", bpf_objects["tc_redirect"])
+    attach(target, h1.port.name, "egress", bpf_objects[egress_program])
+    target.send(h0.port, redirected(target, h0, ident, h1.ip, out_of=h1.port.name))
+    target.expect_nothing()
+    return journey_of(target, ident)
+
+
 @pytest.mark.requires("drop_reasons")
 def test_tc_ingress_redirect_then_the_egress_program_of_the_port_it_names(target, hosts, bpf_objects):
     """bpf_redirect() at p0's ingress hands the frame to p1's dev_queue_xmit, so
     p1's egress program runs on it (and drops it) instead of IP seeing it."""
-    h0, h1 = hosts[0], hosts[1]
-    attach(target, h0.port.name, "ingress", bpf_objects["tc_redirect"])
-    attach(target, h1.port.name, "egress", bpf_objects["tc_drop_udp"])
-    target.send(h0.port, redirected(target, h0, 57, h1.ip, out_of=h1.port.name))
-    target.expect_nothing()
-    journey = journey_of(target, 57)
+    journey = redirected_at_ingress_into(target, hosts, bpf_objects, "tc_drop_udp", 57)
     assert tc_hops(journey) == [("TC_INGRESS", "p0", "REDIRECT"), ("TC_EGRESS", "p1", "SHOT")]
     assert journey.drop.stage == "TC_EGRESS"
 
@@ -218,12 +224,7 @@ def test_an_ingress_redirect_into_a_looping_egress_is_dropped_at_tc_egress(targe
     """p0's ingress program redirects out of p1, whose egress program redirects to
     p1 again: the recursion limit stops p1's redirect, so the drop is TC egress's
     (dev_queue_xmit() cleared skb->tc_at_ingress), not the ingress program's."""
-    h0, h1 = hosts[0], hosts[1]
-    attach(target, h0.port.name, "ingress", bpf_objects["tc_redirect"])
-    attach(target, h1.port.name, "egress", bpf_objects["tc_redirect"])
-    target.send(h0.port, redirected(target, h0, 60, h1.ip, out_of=h1.port.name))
-    target.expect_nothing()
-    journey = journey_of(target, 60)
+    journey = redirected_at_ingress_into(target, hosts, bpf_objects, "tc_redirect", 60)
     assert tc_hops(journey)[-1] == ("TC_EGRESS", "p1", "REDIRECT")
     assert (journey.drop.reason, journey.drop.stage, journey.drop.location) == \
         ("NOT_SPECIFIED", "TC_EGRESS", "__bpf_redirect")
