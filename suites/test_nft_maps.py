@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet import TCP, UDP
 
 pytestmark = pytest.mark.requires("nftables")
 
@@ -59,25 +59,30 @@ def test_a_port_forward_map_dnats_each_address_and_port_pair_and_replies_are_un_
                        ((h0.ip, h0.dut_ip, 40001, 2222), (h2.ip, h0.ip, 22, 40001))]
 
 
-MARKS = """
-table ip t {
-    map marks {
+def marks_ruleset(map_body: str, counted_marks: dict[str, int]) -> str:
+    """Table t: `meta mark set ip saddr map @marks` in prerouting, a counter
+    per mark (named by its comment) in forward."""
+    counters = "\n".join(f'        meta mark {mark} counter comment "{name}"' for name, mark in counted_marks.items())
+    return f"""
+table ip t {{
+    map marks {{
         type ipv4_addr : mark
-        flags interval
-        elements = { 10.0.0.0/28 : 1, 10.0.0.100-10.0.0.109 : 2 }
-    }
-    chain prerouting {
+{map_body}
+    }}
+    chain prerouting {{
         type filter hook prerouting priority mangle; policy accept;
         meta mark set ip saddr map @marks
-    }
-    chain forward {
+    }}
+    chain forward {{
         type filter hook forward priority filter; policy accept;
-        meta mark 1 counter comment "mark 1"
-        meta mark 2 counter comment "mark 2"
-        meta mark 0 counter comment "no mark"
-    }
-}
+{counters}
+    }}
+}}
 """
+
+
+MARKS = marks_ruleset("        flags interval\n        elements = { 10.0.0.0/28 : 1, 10.0.0.100-10.0.0.109 : 2 }",
+                      {"mark 1": 1, "mark 2": 2, "no mark": 0})
 
 
 def test_marks_from_an_interval_map_steer_policy_routing_and_a_miss_leaves_the_mark(target, router):
@@ -143,22 +148,7 @@ table ip nat {
     target.expect_nothing()
 
 
-RUNTIME = """
-table ip t {
-    map marks {
-        type ipv4_addr : mark
-    }
-    chain prerouting {
-        type filter hook prerouting priority mangle; policy accept;
-        meta mark set ip saddr map @marks
-    }
-    chain forward {
-        type filter hook forward priority filter; policy accept;
-        meta mark 5 counter comment "mark 5"
-        meta mark 6 counter comment "mark 6"
-    }
-}
-"""
+RUNTIME = marks_ruleset("", {"mark 5": 5, "mark 6": 6})
 
 
 def test_elements_added_and_deleted_at_run_time_change_the_next_packet(target, router):

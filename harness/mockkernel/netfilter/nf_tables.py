@@ -424,9 +424,8 @@ class Transaction:
         nset = table.sets.get(ref.name)
         if nset is None:
             raise self.set_not_found(ref.name, ref.loc)
-        if isinstance(stmt, VerdictMap) or map_expr is not None:
-            if not nset.is_map:
-                raise NftError("Expression is not a map", ref.loc)
+        if (isinstance(stmt, VerdictMap) or map_expr is not None) and not nset.is_map:
+            raise NftError("Expression is not a map", ref.loc)
         if isinstance(stmt, VerdictMap) and nset.data_type != "verdict":
             raise NftError(f"datatype mismatch: expected netfilter verdict, expression has type "
                            f"{nset.data_type.desc}", stmt.span)
@@ -441,16 +440,11 @@ class Transaction:
             raise NftError(f"datatype mismatch, map expects {key_type.desc}, mapping expression has type "
                            f"{map_expr.key_type.desc}", map_expr.ref.loc, (map_expr.key_loc,))
         data = nset.data_type
-        wanted = map_expr.dtype
-        fits = data != "verdict" and (
-            data.name in (types.ipv4_addr.name, "ipv4_addr . inet_service") if callable(wanted)
-            else data.name == wanted.name)
-        if not fits:
-            expected = types.ipv4_addr if callable(wanted) else wanted
+        if data == "verdict" or data.name not in {t.name for t in map_expr.wants}:
             has = "netfilter verdict" if data == "verdict" else data.desc
             # a NAT statement is named by its keyword, the others by their whole text
             related = stmt.loc if isinstance(stmt, Nat) else stmt.span
-            raise NftError(f"datatype mismatch: expected {expected.desc}, expression has type {has}",
+            raise NftError(f"datatype mismatch: expected {map_expr.wants[0].desc}, expression has type {has}",
                            map_expr.loc, (related,))
         map_expr.dtype = data
 

@@ -427,11 +427,13 @@ class MapExpr(Selector):
     """`key map { k : v, ... }` or `key map @m`: nft_lookup with a destination
     register, the value a statement sets or NATs to. A key the map lacks
     makes the rule break (nft_lookup_eval(): NFT_BREAK; catch-all elements
-    are not modelled): `load()` gives None then. `dtype` is the map's data
-    type (what the statement gets), set once the map is known."""
+    are not modelled): `load()` gives None then. `wants` are the data types
+    the statement takes, `dtype` the map's own (known once a named map is
+    bound)."""
 
-    def __init__(self, key: Selector, ref: SetRef, dtype, loc=None, key_loc=None):
-        self.key, self.ref, self.dtype, self.loc, self.key_loc = key, ref, dtype, loc, key_loc
+    def __init__(self, key: Selector, ref: SetRef, wants: tuple, loc=None, key_loc=None):
+        self.key, self.ref, self.wants, self.loc, self.key_loc = key, ref, wants, loc, key_loc
+        self.dtype = ref.set.data_type if ref.set is not None else None
 
     def __deepcopy__(self, memo):  # the reference is bound per ruleset copy, unlike a plain selector
         clone = copy.copy(self)
@@ -1005,6 +1007,8 @@ class Reject(Stmt):
         return reject_icmp
 
 
+# what a NAT map's data may be: an address, or an address and a port
+NAT_DATA_TYPES = (types.ipv4_addr, types.ConcatType([types.ipv4_addr, types.inet_service]))
 NAT_HOOKS = {"snat": (NF_INET_POST_ROUTING, NF_INET_LOCAL_IN), "dnat": (NF_INET_PRE_ROUTING, NF_INET_LOCAL_OUT),
              "masquerade": (NF_INET_POST_ROUTING,), "redirect": (NF_INET_PRE_ROUTING, NF_INET_LOCAL_OUT)}
 
@@ -1083,11 +1087,11 @@ class Nat(Stmt):
 
     def compile(self, ctx: CompileCtx):
         apply = self._binder()
-        lookup = next(iter(self.maps()), None)
-        if lookup is None:
+        from_map = next(iter(self.maps()), None)
+        if from_map is None:
             rng = self.nat_range()
             return lambda pkt: apply(pkt, rng)
-        ranges = lookup.lookup(ctx, self.mapped_range)  # one NatRange per element, made at commit
+        ranges = from_map.lookup(ctx, self.mapped_range)  # one NatRange per element, made at commit
 
         def nat_from_map(pkt):
             rng = ranges(pkt)

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_datatype import DatatypeError
-from harness.mockkernel.netfilter.nft_exprs import (L4PROTOS, LIMIT_UNITS, PAYLOAD_FIELDS, BYTE_UNITS, Comment,
-                                                    Concat, Counter, Ct, CtSet, Fib, Limit, Log, MapExpr, Match,
-                                                    Meta, MetaSet, Nat, Notrack, Payload, PayloadSet, PrintCtx, Prefix,
-                                                    Range, Reject, SetRef, Stmt, Value, Verdict, VerdictMap,
-                                                    dependency_base, payload_merge, selector_parts)
+from harness.mockkernel.netfilter.nft_exprs import (L4PROTOS, LIMIT_UNITS, NAT_DATA_TYPES, PAYLOAD_FIELDS,
+                                                    BYTE_UNITS, Comment, Concat, Counter, Ct, CtSet, Fib, Limit, Log,
+                                                    MapExpr, Match, Meta, MetaSet, Nat, Notrack, Payload, PayloadSet,
+                                                    PrintCtx, Prefix, Range, Reject, SetRef, Stmt, Value, Verdict,
+                                                    VerdictMap, dependency_base, payload_merge, selector_parts)
 from harness.mockkernel.netfilter.nft_set import Element, NftSet, add_elements, SetError
 
 FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
@@ -1143,7 +1143,7 @@ class Parser:
             start = self.tok
             key = self.selector_chain(family)
             key_loc = start.loc.to(self.tokens[self.pos - 1].loc)
-            addr_map = self.map_expr(key, key_loc, family, _nat_data_type)
+            addr_map = self.map_expr(key, key_loc, family, NAT_DATA_TYPES, _nat_data_type)
             if family == "inet" and nat_family is None:
                 raise NftError("ip or ip6 must be specified with address for inet tables.", kind.loc)
             return Nat(kind.text, nat_family, flags=self.nat_flags(), loc=kind.loc, addr_map=addr_map)
@@ -1166,7 +1166,7 @@ class Parser:
                 start = self.tok
                 key = self.selector_chain(family)
                 port_map = self.map_expr(key, start.loc.to(self.tokens[self.pos - 1].loc), family,
-                                         types.inet_service)
+                                         (types.inet_service,))
                 return Nat(kind.text, flags=self.nat_flags(), loc=kind.loc, port_loc=port_map.loc,
                            port_map=port_map)
             ports, port_loc = self.port_range()
@@ -1375,23 +1375,23 @@ class Parser:
         source = self.selector_chain(family)
         loc = start.loc.to(self.tokens[self.pos - 1].loc)
         if self.at("map"):
-            return self.map_expr(source, loc, family, dtype)
+            return self.map_expr(source, loc, family, (dtype,))
         if not (isinstance(source, (Meta, Ct)) and source.key == "mark"):
             raise NftError("only `meta mark`, `ct mark` and maps are modelled as values to set", loc)
         if self.at("|", "&", "^"):
             raise NftError(f"{self.tok.text} in a set statement is not modelled by the mock kernel", self.tok.loc)
         return source
 
-    def map_expr(self, key, key_loc: Location, family: str, data_type) -> MapExpr:
-        """`key map @m` or `key map { k : v, ... }`: data_type is what the
-        statement takes, or for NAT a function of the elements."""
+    def map_expr(self, key, key_loc: Location, family: str, wants: tuple, data_type=None) -> MapExpr:
+        """`key map @m` or `key map { k : v, ... }`: `wants` are the data
+        types the statement takes; an anonymous map's is `data_type` (a type,
+        or a function of the elements), else the first of them."""
         self.expect("map")
         self._expand_variable()
         if not self.at("{", "@"):
             raise self.unexpected()
-        ref = self.set_ref(key, family, data_type)
-        dtype = ref.set.data_type if ref.set is not None else data_type
-        return MapExpr(key, ref, dtype, key_loc.to(self.tokens[self.pos - 1].loc), key_loc)
+        ref = self.set_ref(key, family, data_type or wants[0])
+        return MapExpr(key, ref, wants, key_loc.to(self.tokens[self.pos - 1].loc), key_loc)
 
 SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib"} | META_UNQUALIFIED
 
@@ -1399,9 +1399,7 @@ SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib"} | META_UNQUALIFIED
 def _nat_data_type(syntax: list[ElementSyntax]):
     """An anonymous NAT map's data: addresses, or `address . port` when its
     elements are written so."""
-    if any(isinstance(elem.data, list) for elem in syntax):
-        return types.ConcatType([types.ipv4_addr, types.inet_service])
-    return types.ipv4_addr
+    return NAT_DATA_TYPES[any(isinstance(elem.data, list) for elem in syntax)]
 
 
 def _is_prefix_mask(mask: int, bits: int) -> bool:
