@@ -5,10 +5,14 @@ agree with) and the structural checks of kernel/bpf/verifier.c
 (check_subprogs, check_cfg, resolving pseudo calls and map loads). Each BPF
 function (the program and every subprogram it calls) becomes one Python
 function with the eleven registers as locals: straight-line code per basic
-block, blocks guarded by `if pc <= start:` in a balanced tree so falling
-through costs one comparison and a forward jump skips whole subtrees, and a
-`while` loop only where the function jumps backwards. Local calls are Python
-calls with a fresh 512-byte stack frame (MAX_BPF_STACK) per call depth.
+block. A jump to a short exit block (`r0 = 2; exit`) becomes a copy of that
+block (`if r3 > r2: return r0`). Other jumps set `pc`, and the blocks such a
+jump skips over are guarded by `if pc <= start:` in a balanced tree, so
+falling through costs one comparison and a forward jump skips whole
+subtrees; blocks no jump skips run unguarded, so code whose only jumps are
+early exits runs as straight Python. A function that jumps backwards gets a
+`while` loop and every block guarded. Local calls are Python calls with a
+fresh 512-byte stack frame (MAX_BPF_STACK) per call depth.
 
 Memory is one flat 64-bit address space (`AddressSpace`): the upper bits of
 an address select a region (the packet, the context, a stack frame, a map
@@ -117,6 +121,7 @@ MAX_CALL_FRAMES = 8  # include/linux/bpf_verifier.h
 MAX_TAIL_CALL_CNT = 33  # include/linux/bpf.h
 _FIRST_DYNAMIC_SEG = SEG_STACK + MAX_CALL_FRAMES
 _LEAF_BLOCKS = 4  # blocks per innermost group of the dispatch tree
+_INLINE_EXIT_INSNS = 3  # an exit block this short is copied to the jumps that go to it
 _FRAME_POINTER_BITS = (((SEG_STACK + MAX_CALL_FRAMES) << SEG_SHIFT) + MAX_BPF_STACK).bit_length()
 
 
@@ -345,6 +350,8 @@ class Translator:
         # bits known to hold a register's value in the current block (absent: 64), to drop masks
         self._width: dict[int, int] = {}
         self._current_end = 0
+        # the current function's short exit blocks by start: (start, end)
+        self._exit_blocks: dict[int, tuple[int, int]] = {}
         self.has_ld_abs = ld_abs is not None
         self.closure: dict[str, Any] = dict(_RUNTIME_NAMES, M=mem.regions, STACKS=mem.stacks,
                                             STACK_TOPS=mem.stack_tops, ZERO_STACK=bytes(MAX_BPF_STACK),
@@ -417,7 +424,7 @@ class Translator:
                 if cls in (BPF_JMP, BPF_JMP32) and op != BPF_CALL:
                     if op == BPF_EXIT:
                         break
-                    target = pc + 1 + (insn.imm if cls == BPF_JMP32 and op == BPF_JA else insn.off)
+                    target = _jump_target(pc, insn)
                     if not 0 <= target < n:
                         raise BpfLoadError(f"{section.name} insn {pc}: jump out of range to insn {target}")
                     backward |= target <= pc
@@ -440,20 +447,45 @@ class Translator:
         starts, reachable, backward = self._blocks(section, entry)
         self.reachable.setdefault(section_name, set()).update(reachable)
         uses_stack = any(10 in (section.insns[pc].dst, section.insns[pc].src) for pc in reachable)
+        start_set = set(starts)
+        blocks = [(start, self._block_end(section, start, start_set, reachable)) for start in starts]
+        self._exit_blocks = {start: (start, end) for start in starts if (end := _short_exit(section, start))}
+        jumps = self._pc_jumps(section, reachable)
+        # blocks some jump skips (all of them in a loop) need a guard
+        guarded = start_set if backward else {start for start in starts if any(pc < start < target
+                                                                              for pc, target in jumps)}
         self._emit(1, f"def {func.pyname}(r1, r2=0, r3=0, r4=0, r5=0, depth=0):")
         if func.key != self.entry_key:
             self._emit(2, "if depth >= MAX_CALL_FRAMES: raise CALL_TOO_DEEP()")
         self._emit(2, "r0 = r6 = r7 = r8 = r9 = 0")
         if uses_stack:
             self._emit(2, "S = STACKS[depth]; S[:] = ZERO_STACK; r10 = STACK_TOPS[depth]")
-        self._emit(2, f"pc = {entry}")
+        if guarded:
+            self._emit(2, f"pc = {entry}")
         indent = 2
         if backward:
             self._emit(2, "while True:")
             indent = 3
-        start_set = set(starts)
-        blocks = [(start, self._block_end(section, start, start_set, reachable)) for start in starts]
-        self._emit_tree(section, blocks, indent)
+        run: list[tuple[int, int]] = []  # consecutive guarded blocks, emitted as one tree
+        for start, end in blocks:
+            if start in guarded:
+                run.append((start, end))
+                continue
+            if run:
+                self._emit_tree(section, run, indent)
+                run = []
+            self._emit_block(section, start, end, indent)
+        if run:
+            self._emit_tree(section, run, indent)
+
+    def _pc_jumps(self, section: CodeSection, reachable: set[int]) -> list[tuple[int, int]]:
+        """(pc, target) of the jumps that set `pc` (all but those to an inlined exit block)."""
+        jumps = []
+        for pc in reachable:
+            target = _jump_target(pc, section.insns[pc])
+            if target is not None and target not in self._exit_blocks:
+                jumps.append((pc, target))
+        return jumps
 
     @staticmethod
     def _block_end(section: CodeSection, start: int, starts: set[int], reachable: set[int]) -> int:
@@ -489,6 +521,13 @@ class Translator:
         pc = start
         while pc < end:
             insn = section.insns[pc]
+            exit_block = self._exit_blocks.get(_jump_target(pc, insn))
+            if exit_block is not None:  # the jump ends this block: the exit block's code in place of `pc = target`
+                condition = self._condition(section, pc, insn)
+                if condition:
+                    self._emit(indent, f"if {condition}:", (section.name, pc))
+                self._emit_block(section, *exit_block, indent + 1 if condition else indent)
+                return
             for line in self._statement(section, pc, insn).split("\n"):
                 self._emit(indent, line, (section.name, pc))
             self._track_width(insn)
@@ -671,10 +710,16 @@ class Translator:
             return "return r0"
         if op == BPF_CALL:
             return self._call(section, pc, insn)
-        target = pc + 1 + (insn.imm if is32 and op == BPF_JA else insn.off)
+        target = _jump_target(pc, insn)
         goto = f"pc = {target}" + ("; continue" if target <= pc else "")
+        condition = self._condition(section, pc, insn)
+        return f"if {condition}: {goto}" if condition else goto
+
+    def _condition(self, section: CodeSection, pc: int, insn: Insn) -> str | None:
+        """The condition of a conditional jump; None for BPF_JA."""
+        op, is32 = insn.code & 0xF0, insn.cls == BPF_JMP32
         if op == BPF_JA:
-            return goto
+            return None
         if op not in _JMP_OPS and op != BPF_JSET:
             raise self._fail(section, pc, f"invalid BPF_JMP opcode {insn.code:#04x}")
         d = f"r{insn.dst}"
@@ -696,8 +741,7 @@ class Translator:
             elif signed:
                 d, value = f"({d} ^ 0x8000000000000000)", value ^ SIGN64
             s = str(value)
-        cond = f"{d} & {s}" if op == BPF_JSET else f"{d} {_JMP_OPS[op]} {s}"
-        return f"if {cond}: {goto}"
+        return f"{d} & {s}" if op == BPF_JSET else f"{d} {_JMP_OPS[op]} {s}"
 
     def _call(self, section: CodeSection, pc: int, insn: Insn) -> str:
         reloc = section.relocs.get(pc)
@@ -835,6 +879,27 @@ class Translator:
                 raise self._fail(section, pc, f"fd {insn.imm} is not pointing to valid bpf_map")
             return bpf_map.addr if insn.src == BPF_PSEUDO_MAP_FD else bpf_map.value_address(second.imm)
         raise self._fail(section, pc, f"unsupported LD_IMM64 pseudo source {insn.src}")
+
+
+def _jump_target(pc: int, insn: Insn) -> int | None:
+    """Where the jump at `pc` goes; None when `insn` is no jump (calls and exits are not)."""
+    op = insn.code & 0xF0
+    if insn.cls not in (BPF_JMP, BPF_JMP32) or op in (BPF_CALL, BPF_EXIT):
+        return None
+    return pc + 1 + (insn.imm if insn.cls == BPF_JMP32 and op == BPF_JA else insn.off)
+
+
+def _short_exit(section: CodeSection, start: int) -> int | None:
+    """Where the code from `start` ends when it is a few ALU instructions and an
+    exit (`r0 = 2; return r0`, across block boundaries): a jump there gets a
+    copy of it instead of a `pc` change. None for any other code."""
+    for pc in range(start, min(start + _INLINE_EXIT_INSNS, len(section.insns))):
+        insn = section.insns[pc]
+        if insn.code == BPF_JMP | BPF_EXIT:
+            return pc + 1
+        if insn.cls not in (BPF_ALU, BPF_ALU64):
+            return None
+    return None
 
 
 def _base_register(insn: Insn) -> int | None:
