@@ -722,6 +722,8 @@ MAP_COMMANDS = [
     "flush set ip t nosuch", "flush set ip t mm", "flush set ip t m", "flush map ip t s",
     "delete set ip t nosuch", "delete set ip t ss", "delete map ip t mm", "delete set ip t m",
     "list set ip t ss", "list map ip t mm", "list map ip t s",
+    "add element ip t s { 1.1.1.1 : 2 }", "add set ip t s3 { type ipv4_addr; elements = { 1.1.1.1 : 2 } ; }",
+    "add rule ip t c ip saddr { 1.1.1.1 : 2 }",
     "delete map ip t s",
     "list map ip t m", "-j list map ip t m", "list maps",
 ]
@@ -739,7 +741,8 @@ def test_data_map_errors_and_element_commands_as_real_nft():
     nft's suggestion, element errors pointing at the element."""
     _real_tools("nft")
     steps = [(["nft", "-f", "-"], DATA_MAPS)] + [(["nft", *shlex.split(c)], None) for c in MAP_COMMANDS]
-    steps.append((["nft", "list", "ruleset"], None))
+    steps += [(["nft", "-f", "-"], "table ip t {\n\tset s4 {\n\t\ttype ipv4_addr\n\t\telements = { 1.1.1.1 : 2 }\n\t}\n}\n"),
+              (["nft", "list", "ruleset"], None)]
     assert_same_as_real(steps, _without_json_handles)
 
 

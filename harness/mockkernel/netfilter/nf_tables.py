@@ -542,7 +542,10 @@ class Transaction:
             if v.chain is not None:
                 self._check_jump(v, table)
             return v
-        elements = resolve_elements(syntax, nset, verdict)
+        # nft refuses data for a set's elements itself in a declaration, the kernel in `add element`
+        not_a_map = NftError("set is not a map", origin="netlink: ") if cmd.obj == "element" else \
+            NftError("set is not a map", cmd.set.elements_loc)
+        elements = resolve_elements(syntax, nset, verdict, not_a_map=not_a_map)
         try:
             add_elements(nset, elements, self.net.clock.now, merge=False)
         except SetError as err:

@@ -177,16 +177,17 @@ class Location:
 
 
 class NftError(Exception):
-    """An nft error record (src/erec.c): message, location, related locations."""
+    """An nft error record (src/erec.c): message, location, related locations;
+    `origin` names where one without a location comes from (`netlink: `)."""
 
-    def __init__(self, message: str, loc: Location | None = None, related: tuple = ()):
+    def __init__(self, message: str, loc: Location | None = None, related: tuple = (), origin: str = ""):
         super().__init__(message)
-        self.message, self.loc, self.related = message, loc, related
+        self.message, self.loc, self.related, self.origin = message, loc, related, origin
 
     def render(self) -> str:
         loc = self.loc
         if loc is None:
-            return f"Error: {self.message}"
+            return f"{self.origin}Error: {self.message}"
         prefix = f"{loc.source.name}:{loc.line}:{loc.first}-{loc.last}: " if loc.source.name else ""
         line = loc.source.lines[loc.line - 1] if loc.line <= len(loc.source.lines) else ""
         marks = [" " if i >= len(line) or line[i] != "\t" else "\t" for i in range(max(loc.last, len(line)))]
@@ -323,6 +324,8 @@ class SetSpec:
     comment: str | None = None
     elements: list[ElementSyntax] | None = None
     loc: Location | None = None
+    # where nft points at the elements as a whole: the name in a table block, `{` to the last item in `add set`
+    elements_loc: Location | None = None
 
 
 @dataclass
@@ -398,11 +401,15 @@ def as_interval(value, bits: int) -> tuple[int, int]:
 
 
 def resolve_elements(syntax: list[ElementSyntax], nset: NftSet, verdict_fn=None,
-                     need_data: bool = True) -> list[Element]:
+                     need_data: bool = True, not_a_map: NftError | None = None) -> list[Element]:
     """Typed elements for a set or map (intervals as [low, high]); elements
-    to delete need no data (the kernel finds them by key)."""
+    to delete need no data (the kernel finds them by key). An element with
+    data for a set is `not_a_map` (by default, as in a rule's anonymous set:
+    "mapping outside of map context" at the element)."""
     out = []
     for elem in syntax:
+        if elem.data is not None and not nset.is_map:
+            raise not_a_map or NftError("mapping outside of map context", elem.loc)
         if len(elem.key) != len(nset.key_types):
             raise NftError("datatype mismatch, set element does not match the set key", elem.loc)
         keys = [resolve(sym, dtype) for sym, dtype in zip(elem.key, nset.key_types)]
@@ -824,12 +831,14 @@ class Parser:
     # -- sets
 
     def set_declaration(self, table: Command, is_map: bool, start: Token, name: Token | None = None) -> Command:
+        """A set or map's body, in a table block or (`name` given) in `add set|map`."""
+        in_command = name is not None
         name = name or self.identifier()
         spec = SetSpec(name.text, is_map, loc=name.loc)
         cmd = Command("add", "map" if is_map else "set", name.loc, table.family, table.table, name.text,
                       family_given=True, set=spec)
         cmd.locs.update(table=table.locs["table"], name=name.loc)
-        self.expect("{")
+        open_brace = self.expect("{")
         while not self.at("}"):
             self._expand_variable()
             tok = self.tok
@@ -878,6 +887,7 @@ class Parser:
                 raise NftError(f"set {tok.text} is not modelled by the mock kernel", tok.loc)
             else:
                 raise self.unexpected()
+        spec.elements_loc = open_brace.loc.to(self.tokens[self.pos - 1].loc) if in_command else name.loc
         self.next()
         if not spec.key_types:
             raise NftError("set definition does not specify key", name.loc)
