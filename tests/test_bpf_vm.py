@@ -193,6 +193,8 @@ INSTRUCTIONS = [
     ("be64 is 64 bits wide, mov32 keeps its low word", "lddw r1, 0x1122334455667788\nbe64 r1\nmov32 r0, r1\nexit",
      0x44332211),
     ("stxh of a masked value", "mov r1, -1\nand r1, 0x1ff\nstxh [r10-2], r1\nldxh r0, [r10-2]\nexit", 0x1FF),
+    ("an early exit's small r0 does not narrow the r0 that falls through",
+     "lddw r0, 0xffffffffffffffff\nmov r1, 1\njeq r1, 0, out\nadd r0, 2\nexit\nout:\nmov r0, 2\nexit", 1),
 ]
 
 

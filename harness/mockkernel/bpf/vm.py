@@ -31,10 +31,11 @@ zero), the stack depth summed over call frames, and the context's
 field-by-field rules (xdp_md is read-only as a whole; a write to a read-only
 __sk_buff field faults when the program returns, see context.py).
 
-Within a basic block the translator keeps a little of the verifier's value
-tracking (how many bits a register can hold, which registers' regions are
-already looked up) to drop masks, wrap-around tests and region lookups that
-cannot matter.
+Within a basic block, and on into the next when that is entered only by
+falling through (no jump goes there: past an inlined exit, for one), the
+translator keeps a little of the verifier's value tracking (how many bits a
+register can hold, which registers' regions are already looked up) to drop
+masks, wrap-around tests and region lookups that cannot matter.
 """
 from __future__ import annotations
 
@@ -352,6 +353,8 @@ class Translator:
         self._current_end = 0
         # the current function's short exit blocks by start: (start, end)
         self._exit_blocks: dict[int, tuple[int, int]] = {}
+        # per block start: where the chain of blocks it heads (each continuing the last) ends
+        self._lookahead_ends: dict[int, int] = {}
         self.has_ld_abs = ld_abs is not None
         self.closure: dict[str, Any] = dict(_RUNTIME_NAMES, M=mem.regions, STACKS=mem.stacks,
                                             STACK_TOPS=mem.stack_tops, ZERO_STACK=bytes(MAX_BPF_STACK),
@@ -451,9 +454,16 @@ class Translator:
         blocks = [(start, self._block_end(section, start, start_set, reachable)) for start in starts]
         self._exit_blocks = {start: (start, end) for start in starts if (end := _short_exit(section, start))}
         jumps = self._pc_jumps(section, reachable)
-        # blocks some jump skips (all of them in a loop) need a guard
+        # blocks some jump skips (all of them in a loop) need a guard; blocks that are
+        # no jump's target and follow one that falls through are entered from it only
         guarded = start_set if backward else {start for start in starts if any(pc < start < target
                                                                               for pc, target in jumps)}
+        targets = {target for _, target in jumps}
+        continuing = {start for (_, prev_end), (start, _) in zip(blocks, blocks[1:])
+                      if start not in guarded and start not in targets and _falls_through(section, prev_end)}
+        self._lookahead_ends = {}
+        for start, end in reversed(blocks):
+            self._lookahead_ends[start] = self._lookahead_ends.get(end, end) if end in continuing else end
         self._emit(1, f"def {func.pyname}(r1, r2=0, r3=0, r4=0, r5=0, depth=0):")
         if func.key != self.entry_key:
             self._emit(2, "if depth >= MAX_CALL_FRAMES: raise CALL_TOO_DEEP()")
@@ -474,7 +484,7 @@ class Translator:
             if run:
                 self._emit_tree(section, run, indent)
                 run = []
-            self._emit_block(section, start, end, indent)
+            self._emit_block(section, start, end, indent, continues=start in continuing)
         if run:
             self._emit_tree(section, run, indent)
 
@@ -512,12 +522,16 @@ class Translator:
         self._emit_tree(section, blocks[:half], indent + 1)
         self._emit_tree(section, blocks[half:], indent)
 
-    def _emit_block(self, section: CodeSection, start: int, end: int, indent: int) -> None:
+    def _emit_block(self, section: CodeSection, start: int, end: int, indent: int, continues: bool = False) -> None:
+        """The code of one block. A block that `continues` the one emitted before
+        it (entered only by falling through from it) keeps what the translator
+        knows about the registers; `_current_end` reaches to the end of that chain."""
         if self.count_insns:
             self._emit(indent, f"IC[0] += {sum(1 for pc in range(start, end) if not self._is_imm64_tail(section, pc))}")
-        self._cached.clear()
-        self._width.clear()
-        self._current_end = end
+        if not continues:
+            self._cached.clear()
+            self._width.clear()
+            self._current_end = self._lookahead_ends.get(start, end)
         pc = start
         while pc < end:
             insn = section.insns[pc]
@@ -526,7 +540,9 @@ class Translator:
                 condition = self._condition(section, pc, insn)
                 if condition:
                     self._emit(indent, f"if {condition}:", (section.name, pc))
+                known = set(self._cached), dict(self._width), self._current_end
                 self._emit_block(section, *exit_block, indent + 1 if condition else indent)
+                self._cached, self._width, self._current_end = known  # for the block after the jump
                 return
             for line in self._statement(section, pc, insn).split("\n"):
                 self._emit(indent, line, (section.name, pc))
@@ -887,6 +903,12 @@ def _jump_target(pc: int, insn: Insn) -> int | None:
     if insn.cls not in (BPF_JMP, BPF_JMP32) or op in (BPF_CALL, BPF_EXIT):
         return None
     return pc + 1 + (insn.imm if insn.cls == BPF_JMP32 and op == BPF_JA else insn.off)
+
+
+def _falls_through(section: CodeSection, end: int) -> bool:
+    """Whether the block ending before `end` may go on to the instruction at `end`."""
+    last = section.insns[end - 1]
+    return not (last.cls in (BPF_JMP, BPF_JMP32) and last.code & 0xF0 in (BPF_EXIT, BPF_JA))
 
 
 def _short_exit(section: CodeSection, start: int) -> int | None:
