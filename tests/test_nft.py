@@ -786,3 +786,39 @@ def test_a_nat_map_binds_address_and_port_from_the_element_and_a_miss_binds_noth
         replies.append((verdict, ct.tuplehash[1]))
     assert replies == [(NF_ACCEPT, Tuple(0x0A000102, 0x0A000002, 6, 8080, 1234)),
                        (None, Tuple(0x0A000001, 0x0A000002, 6, 81, 1234))]
+
+
+CATCH_ALL = """table ip t {
+    map m { type ipv4_addr : mark; elements = { 10.0.0.2 : 7, * : 9 } }
+    map p { type ipv4_addr : ipv4_addr; flags interval; elements = { 10.0.0.0/24 : 1.1.1.1, * : 2.2.2.2 } }
+    set s { type ipv4_addr; elements = { 10.0.0.2, * } }
+    chain c { type filter hook input priority 0;
+        meta mark set ip saddr map @m
+        meta mark set ip saddr map { 10.0.0.3 : 1, * : 2 } counter
+        ip saddr @s counter
+    }
+}
+"""
+
+
+def test_catch_all_elements_list_and_change_as_real_nft():
+    _real_tools("nft")
+    steps = [(["nft", "-f", "-"], CATCH_ALL), (["nft", "list", "ruleset"], None), (["nft", "-j", "list", "ruleset"], None)]
+    steps += [(["nft", *shlex.split(c)], None) for c in (
+        "add element ip t m { * : 5 }", "delete element ip t m { * }", "add element ip t m { * : 5 }",
+        "list map ip t m")]
+    assert_same_as_real(steps, _without_json_handles)
+
+
+def test_a_catch_all_element_answers_a_key_the_map_lacks():
+    """nft_lookup_eval(): on a miss, the catch-all element's data before NFT_BREAK."""
+    k = kernel(CATCH_ALL)
+    skb = packet(k, IP(src="10.0.0.9", dst="10.0.0.1") / TCP(dport=1))
+    assert hook(k, skb, NF_INET_LOCAL_IN) == NF_ACCEPT
+    assert skb.mark == 2
+    assert [c.packets for c in nf_tables.counters(k)] == [1, 1]
+    k.sh(["nft", "delete", "element", "ip", "t", "m", "{ * }"])
+    k.sh(["nft", "flush", "set", "ip", "t", "s"])
+    skb = packet(k, IP(src="10.0.0.9", dst="10.0.0.1") / TCP(dport=1))
+    hook(k, skb, NF_INET_LOCAL_IN)
+    assert [c.packets for c in nf_tables.counters(k)] == [2, 1]

@@ -12,7 +12,7 @@ from harness.mockkernel.netfilter.nft_exprs import (Counter, Ct, CtSet, Fib, Lim
                                                     MetaSet, Nat, Notrack, Payload, PayloadSet, PrintCtx, Prefix,
                                                     Range, Reject, SetRef, Value, Verdict, VerdictMap, Xt,
                                                     delinearize)
-from harness.mockkernel.netfilter.nft_set import sort_elements
+from harness.mockkernel.netfilter.nft_set import CATCHALL, sort_elements
 
 METAINFO = {"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}
 
@@ -55,7 +55,9 @@ def set_json(table, nset, now: float) -> dict:
 def elements_json(nset) -> list:
     out = []
     for elem in sort_elements(nset):
-        if nset.interval:
+        if elem.key is CATCHALL:
+            key = "*"
+        elif nset.interval:
             key = _interval(nset.key_types[0], elem.key, elem.high)
         elif len(nset.key_types) > 1:
             key = {"concat": [value_json(t, k) for t, k in zip(nset.key_types, elem.key)]}

@@ -31,7 +31,7 @@ from harness.mockkernel.netfilter.nft_exprs import (L4PROTOS, LIMIT_UNITS, NAT_D
                                                     MapExpr, Match, Meta, MetaSet, Nat, Notrack, Payload, PayloadSet,
                                                     PrintCtx, Prefix, Range, Reject, SetRef, Stmt, Value, Verdict,
                                                     VerdictMap, dependency_base, payload_merge, selector_parts)
-from harness.mockkernel.netfilter.nft_set import Element, NftSet, add_elements, SetError
+from harness.mockkernel.netfilter.nft_set import CATCHALL, Element, NftSet, add_elements, SetError
 
 FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
 MODELLED_FAMILIES = ("ip", "ip6", "inet", "netdev")
@@ -410,15 +410,18 @@ def resolve_elements(syntax: list[ElementSyntax], nset: NftSet, verdict_fn=None,
     for elem in syntax:
         if elem.data is not None and not nset.is_map:
             raise not_a_map or NftError("mapping outside of map context", elem.loc)
-        if len(elem.key) != len(nset.key_types):
+        catchall = elem.key[0].kind == "catchall"
+        if len(elem.key) != len(nset.key_types) and not catchall:
             raise NftError("datatype mismatch, set element does not match the set key", elem.loc)
-        keys = [resolve(sym, dtype) for sym, dtype in zip(elem.key, nset.key_types)]
+        keys = [] if catchall else [resolve(sym, dtype) for sym, dtype in zip(elem.key, nset.key_types)]
         if nset.is_map and elem.data is None and need_data:
             if nset.data_type != "verdict":  # the kernel's nft_add_set_elem(): a map element needs data
                 raise NftError("Could not process rule: Invalid argument", elem.loc)
             raise NftError("set element is missing a value for this map", elem.loc)
         data = _resolve_data(elem.data, nset, verdict_fn) if nset.is_map and elem.data is not None else None
-        if nset.interval:
+        if catchall:
+            out.append(Element(CATCHALL, CATCHALL if nset.interval else None, data, elem.timeout))
+        elif nset.interval:
             low, high = as_interval(keys[0], nset.key_types[0].size)
             out.append(Element(low, high, data, elem.timeout))
         elif any(not isinstance(k, Value) for k in keys):
@@ -952,7 +955,11 @@ class Parser:
 
     def element(self) -> ElementSyntax:
         start = self.tok
-        keys = [self.rhs_value()]
+        if start.text == "*" and start.kind in ("op", "astr"):  # the catch-all element
+            self.next()
+            keys = [Sym("catchall", (start,), start.loc)]
+        else:
+            keys = [self.rhs_value()]
         while self.accept("."):
             keys.append(self.rhs_value())
         elem = ElementSyntax(keys, loc=start.loc.to(self.tokens[self.pos - 1].loc))

@@ -6,14 +6,29 @@ strings for interface names). `flags interval` sets keep inclusive [low, high]
 ranges, kept sorted; anonymous interval sets merge overlapping and adjacent
 ranges as nft's auto-merge does. Maps carry a data value per element (a
 verdict for verdict maps). Timeout sets stamp each element with its expiry in
-virtual time. `lookup_fn()` builds the datapath lookup once per commit: a
-frozenset or dict for exact keys, a bisect over the ranges for intervals.
+virtual time. A catch-all element (`*`, NFT_SET_ELEM_CATCHALL) is what a
+lookup finds when no key matches. `lookup_fn()` builds the datapath lookup
+once per commit: a frozenset or dict for exact keys, a bisect over the
+ranges for intervals.
 """
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
 
+
+
+class CatchAll:
+    """The key of the catch-all element, `*`: no value of any type."""
+
+    def __repr__(self) -> str:
+        return "*"
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+CATCHALL = CatchAll()
 
 
 @dataclass
@@ -71,10 +86,26 @@ def add_elements(nset: NftSet, elements: list[Element], now: float, merge: bool)
             timeout = elem.timeout if elem.timeout is not None else nset.timeout
             elem.expires = now + timeout if timeout else None
     if nset.interval:
-        nset.elements = _normalise(nset.elements + elements, merge or nset.auto_merge, len(nset.elements))
+        ranges = [i for i, e in enumerate(elements) if e.key is not CATCHALL]
+        old = [e for e in nset.elements if e.key is not CATCHALL]
+        try:
+            merged = _normalise(old + [elements[i] for i in ranges], merge or nset.auto_merge, len(old))
+        except SetError as err:  # name the elements by their place among those given
+            raise SetError(str(err), *(None if i is None else ranges[i] for i in (err.index, err.related))) \
+                from None
+        nset.elements = [e for e in nset.elements if e.key is CATCHALL]
+        _add_exact(nset, [e for e in elements if e.key is CATCHALL], [i for i, e in enumerate(elements)
+                                                                       if e.key is CATCHALL])
+        nset.elements += merged
         return
+    _add_exact(nset, elements, range(len(elements)))
+
+
+def _add_exact(nset: NftSet, elements: list[Element], indexes) -> None:
+    """Add elements keyed by value (the catch-all too): one a key; a map's
+    key given again with other data is the kernel's EEXIST."""
     known = {e.key: i for i, e in enumerate(nset.elements)}
-    for index, elem in enumerate(elements):
+    for index, elem in zip(indexes, elements):
         if elem.key in known:
             if nset.is_map and nset.elements[known[elem.key]].data != elem.data:
                 raise SetError("Could not process rule: File exists", index)
@@ -123,7 +154,20 @@ def _normalise(elements: list[Element], merge: bool, first_new: int) -> list[Ele
 def lookup_fn(nset: NftSet, clock, data_fn=lambda data: data):
     """The datapath's lookup: key -> True/data, or None when absent or expired.
     `data_fn` maps stored data to what the datapath wants (e.g. a verdict)."""
-    live = nset.elements
+    live = [e for e in nset.elements if e.key is not CATCHALL]
+    catchall = next((e for e in nset.elements if e.key is CATCHALL), None)
+    lookup = _lookup_fn(nset, live, clock, data_fn)
+    if catchall is None:
+        return lookup
+    fallback = data_fn(catchall.data) if nset.is_map else True
+
+    def lookup_or_catchall(key):  # nft_lookup_eval(): nft_set_catchall_lookup() on a miss
+        hit = lookup(key)
+        return fallback if hit is None else hit
+    return lookup_or_catchall
+
+
+def _lookup_fn(nset: NftSet, live: list[Element], clock, data_fn):
     expiring = "timeout" in nset.flags
     if nset.interval:
         lows = [e.key for e in live]
@@ -180,7 +224,9 @@ def format_elements(nset: NftSet, now: float) -> str:
 
 
 def sort_elements(nset: NftSet) -> list[Element]:
-    return sorted(nset.elements, key=lambda e: (e.key, e.high))
+    """In key order, the catch-all last."""
+    return sorted((e for e in nset.elements if e.key is not CATCHALL), key=lambda e: (e.key, e.high)) + \
+        [e for e in nset.elements if e.key is CATCHALL]
 
 
 def format_key(types_: list, key) -> str:
@@ -200,7 +246,9 @@ def format_range(dtype, low, high) -> str:
 
 
 def format_element(nset: NftSet, elem: Element, now: float) -> str:
-    if nset.interval:
+    if elem.key is CATCHALL:
+        text = "*"
+    elif nset.interval:
         text = format_range(nset.key_types[0], elem.key, elem.high)
     else:
         text = format_key(nset.key_types, elem.key)
