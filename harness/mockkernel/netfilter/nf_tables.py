@@ -274,10 +274,9 @@ class Transaction:
             loc = cmd.locs["handle"]
         else:
             nset, loc = table.sets.get(cmd.name), cmd.locs["name"]
-        if nset is None and cmd.name is not None and cmd.op != "list":
-            err = self.set_not_found(cmd.name, loc)
-            if not kernel or "did you mean" in err.message:
-                raise err
+        if nset is None and cmd.name is not None and cmd.op != "list" and \
+                (not kernel or self._nearest_set(cmd.name) is not None):
+            raise self.set_not_found(cmd.name, loc)
         if nset is None or (cmd.obj == "map") != nset.is_map and not any_kind:
             raise NftError(f"Could not process rule: {ENOENT}" if kernel else ENOENT, loc)
         return nset
@@ -451,13 +450,16 @@ class Transaction:
     def set_not_found(self, name: str, loc) -> NftError:
         """nft's set_not_found(): ENOENT, with the named set or map of the
         nearest name in any table (set_lookup_fuzzy())."""
-        named = [(t, s) for t in self.ruleset.tables for s in t.sets.values() if not s.anonymous]
-        hit = _fuzzy(name, named, lambda ts: ts[1].name)
+        hit = self._nearest_set(name)
         if hit is None:
             return NftError(ENOENT, loc)
         table, nset = hit
         return NftError(f"{ENOENT}; did you mean {'map' if nset.is_map else 'set'} ‘{nset.name}’ in table "
                         f"{table.family} ‘{table.name}’?", loc)
+
+    def _nearest_set(self, name: str) -> tuple[NftTable, NftSet] | None:
+        named = [(t, s) for t in self.ruleset.tables for s in t.sets.values() if not s.anonymous]
+        return _fuzzy(name, named, lambda ts: ts[1].name)
 
     @staticmethod
     def _check_jump(verdict: Verdict, table: NftTable) -> None:

@@ -426,10 +426,10 @@ class SetRef:
 class MapExpr(Selector):
     """`key map { k : v, ... }` or `key map @m`: nft_lookup with a destination
     register, the value a statement sets or NATs to. A key the map lacks
-    makes the rule break (nft_lookup_eval(): NFT_BREAK; catch-all elements
-    are not modelled): `load()` gives None then. `wants` are the data types
-    the statement takes, `dtype` the map's own (known once a named map is
-    bound)."""
+    gets the catch-all element's data, if the map has one, else makes the
+    rule break (nft_lookup_eval(): NFT_BREAK): `load()` gives None then.
+    `wants` are the data types the statement takes, `dtype` the map's own
+    (known once a named map is bound)."""
 
     def __init__(self, key: Selector, ref: SetRef, wants: tuple, loc=None, key_loc=None):
         self.key, self.ref, self.wants, self.loc, self.key_loc = key, ref, wants, loc, key_loc
@@ -446,14 +446,12 @@ class MapExpr(Selector):
         key = self.key
         return types.type_of([p.dtype for p in key.parts]) if isinstance(key, Concat) else key.dtype
 
-    def target_text(self, pctx: PrintCtx) -> str:
-        return f"@{self.ref.name}" if self.ref.name else format_elements(self.ref.set, pctx.now)
-
     def text(self, pctx: PrintCtx) -> str:
-        return f"{self.key.text(pctx)} map {self.target_text(pctx)}"
+        target = f"@{self.ref.name}" if self.ref.name else format_elements(self.ref.set, pctx.now)
+        return f"{self.key.text(pctx)} map {target}"
 
     def lookup(self, ctx: CompileCtx, data_fn=lambda data: data):
-        """pkt -> data_fn(the key's value), None on a miss."""
+        """pkt -> data_fn(the data the packet's key finds), None on a miss."""
         load, lookup = self.key.load(ctx), lookup_fn(self.ref.set, ctx.net.clock, data_fn)
 
         def map_lookup(pkt):

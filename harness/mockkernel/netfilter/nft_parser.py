@@ -1157,10 +1157,7 @@ class Parser:
         addr = ports = None
         port_loc = None
         if self.at(*SELECTOR_WORDS):
-            start = self.tok
-            key = self.selector_chain(family)
-            key_loc = start.loc.to(self.tokens[self.pos - 1].loc)
-            addr_map = self.map_expr(key, key_loc, family, NAT_DATA_TYPES, _nat_data_type)
+            addr_map = self.map_expr(*self.located_selector_chain(family), family, NAT_DATA_TYPES, _nat_data_type)
             if family == "inet" and nat_family is None:
                 raise NftError("ip or ip6 must be specified with address for inet tables.", kind.loc)
             return Nat(kind.text, nat_family, flags=self.nat_flags(), loc=kind.loc, addr_map=addr_map)
@@ -1180,10 +1177,7 @@ class Parser:
         if self.accept("to"):
             self.expect(":", "colon")
             if self.at(*SELECTOR_WORDS):
-                start = self.tok
-                key = self.selector_chain(family)
-                port_map = self.map_expr(key, start.loc.to(self.tokens[self.pos - 1].loc), family,
-                                         (types.inet_service,))
+                port_map = self.map_expr(*self.located_selector_chain(family), family, (types.inet_service,))
                 return Nat(kind.text, flags=self.nat_flags(), loc=kind.loc, port_loc=port_map.loc,
                            port_map=port_map)
             ports, port_loc = self.port_range()
@@ -1243,6 +1237,12 @@ class Parser:
         while self.accept("."):
             parts.append(self.selector(family)[0])
         return Concat(parts) if len(parts) > 1 else first
+
+    def located_selector_chain(self, family: str) -> tuple:
+        """selector_chain() and where it was written."""
+        start = self.tok
+        chain = self.selector_chain(family)
+        return chain, start.loc.to(self.tokens[self.pos - 1].loc)
 
     def stmt_expression(self, family: str) -> Stmt:
         """A match (`lhs [op] rhs`), a verdict map, or a set statement."""
@@ -1388,9 +1388,7 @@ class Parser:
                 raise NftError(f"{self.tok.text} in a set statement is not modelled by the mock kernel",
                                self.tok.loc)
             return _parse(value, dtype)
-        start = self.tok
-        source = self.selector_chain(family)
-        loc = start.loc.to(self.tokens[self.pos - 1].loc)
+        source, loc = self.located_selector_chain(family)
         if self.at("map"):
             return self.map_expr(source, loc, family, (dtype,))
         if not (isinstance(source, (Meta, Ct)) and source.key == "mark"):
@@ -1409,6 +1407,7 @@ class Parser:
             raise self.unexpected()
         ref = self.set_ref(key, family, data_type or wants[0])
         return MapExpr(key, ref, wants, key_loc.to(self.tokens[self.pos - 1].loc), key_loc)
+
 
 SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib"} | META_UNQUALIFIED
 
