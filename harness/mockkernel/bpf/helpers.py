@@ -48,7 +48,6 @@ from harness.mockkernel.bpf.maps import (
     RingBufMap,
 )
 from harness.mockkernel.bpf.vm import (
-    BUFFER_TYPES,
     M32,
     M64,
     MAX_TAIL_CALL_CNT,
@@ -167,11 +166,10 @@ class Helpers:
         bpf_map = regions.get(r1 >> SEG_SHIFT)
         if not isinstance(bpf_map, BpfMap) or r1 & OFF_MASK:
             bpf_map = self._map(r1, "bpf_map_lookup_elem")
-        region, off, size = regions.get(r2 >> SEG_SHIFT), r2 & OFF_MASK, bpf_map.key_size
-        if region.__class__ in BUFFER_TYPES and off + size <= len(region):
-            key = bytes(region[off:off + size])
-        else:
-            key = self.mem.read(r2, size)
+        try:
+            key = bpf_map.read_key(regions.get(r2 >> SEG_SHIFT), r2 & OFF_MASK)[0]
+        except (struct.error, TypeError):  # past the region's end, or no buffer there
+            key = self.mem.read(r2, bpf_map.key_size)
         try:
             return bpf_map.lookup_addr(key)
         except MapError as exc:

@@ -87,6 +87,7 @@ class BpfMap:
         self.btf = None  # the object's Btf, when the map was created with key/value types
         self.btf_id = self.btf_key_type_id = self.btf_value_type_id = 0
         self.check_attrs()
+        self.read_key = struct.Struct(f"{key_size}s").unpack_from  # (key,) from a region and offset
         self.fd = 0
         self.addr = runtime.mem.map(self, f"map {name}")
 
@@ -201,7 +202,7 @@ class HashMap(BpfMap):
         return self._elems.get(key)
 
     def lookup_addr(self, key: bytes) -> int:
-        elem = self._find(key)
+        elem = self._elems.get(key)  # what _find() does, without the call (the trie overrides both)
         if elem is None:
             return 0
         return elem.addrs[self.runtime.cpu] if self.percpu else elem.addrs[0]
@@ -303,6 +304,7 @@ class LpmTrieMap(HashMap):
         super().__init__(*args, **kwargs)
         self.max_prefixlen = (self.key_size - 4) * 8
         self._prefixlens: list[int] = []  # of the entries, longest first
+        self._key_fields = struct.Struct(f"<I{self.key_size - 4}s")  # prefixlen, data
 
     def check_attrs(self) -> None:
         super().check_attrs()
@@ -312,8 +314,8 @@ class LpmTrieMap(HashMap):
             raise MapError(EINVAL, f"lpm_trie map {self.name}: key_size must be 4 + 1..256")
 
     def _split(self, key: bytes) -> tuple[int, int]:
-        prefixlen = int.from_bytes(key[:4], "little")
-        return prefixlen, int.from_bytes(key[4:], "big")
+        prefixlen, data = self._key_fields.unpack(key)
+        return prefixlen, int.from_bytes(data, "big")
 
     def _masked(self, prefixlen: int, data: int) -> tuple[int, int]:
         return prefixlen, data >> (self.max_prefixlen - prefixlen) if prefixlen else 0
@@ -337,6 +339,10 @@ class LpmTrieMap(HashMap):
     def memory_usage(self) -> int:
         """trie_mem_usage(): (struct lpm_trie_node + data) per entry."""
         return len(self._elems) * (LPM_TRIE_NODE_SIZE + self.key_size - 4)
+
+    def lookup_addr(self, key: bytes) -> int:
+        elem = self._find(key)
+        return 0 if elem is None else elem.addrs[0]
 
     def _find(self, key: bytes) -> _Elem | None:
         """The longest matching prefix no longer than the key's prefixlen."""
