@@ -58,6 +58,22 @@ def egress_part(journey) -> list[tuple[str, str, str]]:
             if h.stage in ("NF_POSTROUTING", "TC_EGRESS", "NIC_TX") and h.where not in CONNTRACK_HOPS]
 
 
+def shot_at_p1_egress(target, router, bpf_objects, ident: int, ruleset: str | None = None):
+    """The journey of a datagram from h0 to h1 that tc_drop_udp shoots at p1's
+    egress, with `ruleset` loaded first if given."""
+    h0, h1 = router[0], router[1]
+    if ruleset is not None:
+        target.sh("nft -f -", stdin=ruleset)
+    attach(target, h1.port.name, "egress", bpf_objects["tc_drop_udp"])
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=ident) / UDP(sport=5001, dport=7) / b"shot")
+    target.expect_nothing()
+    return journey_of(target, ident)
+
+
+def nat_rewrites(journey) -> list[str]:
+    return [str(h.summary) for h in journey.hops if h.where == "nf_nat_packet"]
+
+
 def redirected(target, host, ident: int, dst: str, out_of: str | None):
     """A UDP datagram from `host` to `dst` that tc_redirect sends out of port
     `out_of`, or to an ifindex no device has (None)."""
@@ -90,12 +106,7 @@ def test_tc_egress_on_a_forwarded_packet_comes_after_postrouting(target, router,
 
 @pytest.mark.requires("nftrace", "drop_reasons")
 def test_tc_egress_shot_is_the_last_hop_of_a_forwarded_packet(target, router, bpf_objects):
-    h0, h1 = router[0], router[1]
-    target.sh("nft -f -", stdin=POSTROUTING)
-    attach(target, h1.port.name, "egress", bpf_objects["tc_drop_udp"])
-    target.send(h0.port, h0.to_dut(dst=h1.ip, id=52) / UDP(sport=1, dport=7) / b"shot")
-    target.expect_nothing()
-    journey = journey_of(target, 52)
+    journey = shot_at_p1_egress(target, router, bpf_objects, 52, POSTROUTING)
     assert egress_part(journey) == [("NF_POSTROUTING", "ip t postrouting", "ACCEPT"), ("TC_EGRESS", "p1", "SHOT")]
     assert journey.stages[-1] == "TC_EGRESS"
     assert (journey.drop.reason, journey.drop.stage, journey.drop.location) == \
@@ -106,11 +117,7 @@ def test_tc_egress_shot_is_the_last_hop_of_a_forwarded_packet(target, router, bp
 def test_without_netfilter_tracing_the_egress_drop_still_gets_its_tc_hop(target, router, bpf_objects):
     """No nft ruleset: the lab has only the kfree_skb drop (ttl already decremented)
     to put the hop in."""
-    h0, h1 = router[0], router[1]
-    attach(target, h1.port.name, "egress", bpf_objects["tc_drop_udp"])
-    target.send(h0.port, h0.to_dut(dst=h1.ip, id=53) / UDP(sport=1, dport=7) / b"shot")
-    target.expect_nothing()
-    journey = journey_of(target, 53)
+    journey = shot_at_p1_egress(target, router, bpf_objects, 53)
     assert [(h.stage, h.where, h.verdict) for h in journey.hops if h.stage == "TC_EGRESS"] == \
         [("TC_EGRESS", "p1", "SHOT")]
     assert journey.drop.stage == "TC_EGRESS"
@@ -134,8 +141,20 @@ def test_egress_tc_nat_runs_after_masquerade(target, router, bpf_objects):
     assert egress_part(journey) == [
         ("NF_POSTROUTING", "ip nat postrouting", "ACCEPT"), ("NF_POSTROUTING", "nf_nat_packet", "SNAT"),
         ("TC_EGRESS", "p1", "OK"), ("NIC_TX", "p1", "XMIT")]
-    assert [str(h.summary) for h in journey.hops if h.where == "nf_nat_packet"] == \
-        ["saddr 10.0.0.2:5000 -> 10.0.1.1:5000"]
+    assert nat_rewrites(journey) == ["saddr 10.0.0.2:5000 -> 10.0.1.1:5000"]
+
+
+@pytest.mark.requires("nftrace", "drop_reasons", "conntrack")
+def test_a_masqueraded_packet_shot_at_tc_egress_keeps_its_snat_hop_and_its_drop(target, router, bpf_objects):
+    """Nothing leaves p1 to show the masquerade; the drop carries the source SNAT
+    wrote, which the lab finds in the conntrack entry's reply tuple."""
+    journey = shot_at_p1_egress(target, router, bpf_objects, 61, MASQUERADE_ON_P1)
+    assert egress_part(journey) == [
+        ("NF_POSTROUTING", "ip nat postrouting", "ACCEPT"), ("NF_POSTROUTING", "nf_nat_packet", "SNAT"),
+        ("TC_EGRESS", "p1", "SHOT")]
+    assert nat_rewrites(journey) == ["saddr 10.0.0.2:5001 -> 10.0.1.1:5001"]
+    assert (journey.drop.reason, journey.drop.stage) == ("TC_EGRESS", "TC_EGRESS")
+    assert [j for j in target.journeys() if j.drop is not None] == [journey]
 
 
 @pytest.mark.requires("nftrace")

@@ -664,3 +664,14 @@ def test_an_entry_fits_a_packet_of_its_protocol_and_an_echo_of_its_id():
     assert entry_of([echo], _header(IP(src="10.0.0.2", dst="10.0.1.2") / ICMP(type=8, id=10))) is None
     error = IP(src="10.0.1.2", dst="10.0.1.1") / ICMP(type=3, code=3) / bytes(QUERY)
     assert entry_of([MASQUERADED], _header(error)) == (MASQUERADED, 1)
+
+
+def test_a_packet_shot_after_its_snat_shows_the_snat_and_takes_the_drop_of_its_translated_headers():
+    """No frame left, but the TC egress drop carries the source the entry names."""
+    events = _traced(1, QUERY, (NAT_POST, 3, "ACCEPT"))
+    shot = Drop("TC_EGRESS", "TC_EGRESS", "__dev_queue_xmit", "10.0.1.1 > 10.0.1.2 udp id=1 ttl=64 len=28")
+    [journey] = build_journeys(events, [shot], [], Conntrack(lambda: [MASQUERADED]))
+    assert _snat_hops(journey) == [("NF_POSTROUTING", "nf_nat_packet", "SNAT", "saddr 10.0.0.2:5000 -> 10.0.1.1:5000")]
+    assert journey.drop == shot
+    traced, untraced = build_journeys(events, [shot], [])
+    assert (_snat_hops(traced), traced.drop, untraced.drop) == ([], None, shot)

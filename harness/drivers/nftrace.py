@@ -36,8 +36,10 @@ itself is not netfilter's work alone: a TC egress program runs after POSTROUTING
 and may rewrite it again (tc_nat after a masquerade: netfilter's 10.0.1.1 leaves
 as 10.0.1.77). Only where the table cannot be read, or has no entry for the packet
 (untracked, or deleted since), is the rewrite taken from the frame, TC's rewrites
-included. A packet that comes back in on `lo` shows it in its next chain; a packet
-that left no frame (dropped later) does not show it.
+included. A packet dropped after POSTROUTING (TC egress, the qdisc) left no frame,
+but its drop (kfree_skb.py) carries the headers NAT gave it: when they are the
+ones its entry translates it to, the rewrite is shown and the drop is the
+packet's. A packet that comes back in on `lo` shows it in its next chain.
 
 Trace ids are not unique: nft_trace_init() (6.18) hashes the skb's address, its
 flow hash (skb_get_hash_net(), computed once and kept in the skb) and skb_iif
@@ -443,6 +445,7 @@ class TracedPacket:
     sent_by_dut: bool
     looped_back: bool = False  # came back in on lo
     journey: Journey | None = None
+    past_postrouting: Ipv4Header | None = None  # as POSTROUTING's NAT left it, if it got that far
 
     @property
     def first(self) -> Ipv4Header:
@@ -452,29 +455,33 @@ class TracedPacket:
     def last(self) -> Ipv4Header:
         return self.traversals[-1].header
 
+    @property
+    def headers(self) -> list[Ipv4Header]:
+        """Every header it was seen with."""
+        seen = [traversal.header for traversal in self.traversals]
+        return seen + ([self.past_postrouting] if self.past_postrouting is not None else [])
+
     def continues_at(self, event: TraceEvent) -> bool:
         """Whether pj_trace's `event` (of this packet's id) is this packet going on:
         from netdev ingress, where it came in, into PREROUTING."""
         return (event.trace_stage == "NF_PREROUTING"
                 and all(traversal.stage == "NF_INGRESS" for traversal in self.traversals))
 
-    def hops(self, on_the_wire: Ipv4Header | None, conntrack: Conntrack) -> list[Hop]:
-        """Its chains' hops and the NAT rewrites between them; `on_the_wire` is the
-        packet as it left the DUT, if it did: then it went through POSTROUTING's
-        NAT, whose rewrite its conntrack entry names (the frame's where it has none).
-        A rewrite is named by the conntrack direction its chains reported, else by
-        the entry's tuple the packet before it matches."""
+    def hops(self, conntrack: Conntrack) -> list[Hop]:
+        """Its chains' hops and the NAT rewrites between them and after the last
+        one (`past_postrouting`). A rewrite is named by the conntrack direction its
+        chains reported, else by the entry's tuple the packet before it matches."""
         traced = next((t.ct_direction for t in self.traversals if t.ct_direction is not None), None)
         sightings = [(t.header, t.stage) for t in self.traversals]
-        if on_the_wire is not None:
-            sightings.append((conntrack.translated(self.last) or on_the_wire, "NF_POSTROUTING"))
+        if self.past_postrouting is not None:
+            sightings.append((self.past_postrouting, "NF_POSTROUTING"))
         hops: list[Hop] = []
         for i, traversal in enumerate(self.traversals):
             if i:
                 hops += self._nat_hops(sightings[i - 1], sightings[i], traced, conntrack)
             if not traversal.hidden:
                 hops += traversal.hops()
-        if on_the_wire is not None:
+        if self.past_postrouting is not None:
             hops += self._nat_hops(sightings[-2], sightings[-1], traced, conntrack)
         return hops
 
@@ -591,9 +598,11 @@ def build_journeys(events: list[TraceEvent], drops: list[Drop], frames_out: list
     conntrack = conntrack or Conntrack()
     packets = group_packets(events)
     on_the_wire = _frames_of(packets, frames_out)
+    dropped = {drop.packet for drop in drops}
     top: list[Journey] = []
     for i, packet in enumerate(packets):
-        packet.journey = Journey(packet=packet.first.summary(), hops=packet.hops(on_the_wire.get(i), conntrack))
+        packet.past_postrouting = _past_postrouting(packet, on_the_wire.get(i), conntrack, dropped)
+        packet.journey = Journey(packet=packet.first.summary(), hops=packet.hops(conntrack))
         cause = cause_of(packet, packets[:i])
         if cause is not None:
             cause.journey.children.append(packet.journey)
@@ -669,6 +678,22 @@ def nat_target(header: Ipv4Header, entry: CtEntry, direction: int) -> Ipv4Header
     return header.with_ends(dst, src, (dport, sport))
 
 
+def _past_postrouting(packet: TracedPacket, frame: Ipv4Header | None, conntrack: Conntrack,
+                      dropped: set[str]) -> Ipv4Header | None:
+    """The packet as POSTROUTING's NAT left it, where it is known to have got that
+    far: its frame left the DUT (what netfilter wrote is its conntrack entry's, the
+    frame's where it has none), or it was dropped later (TC egress, the qdisc) with
+    the headers its entry translates it to."""
+    if frame is None and not dropped:
+        return None
+    translated = conntrack.translated(packet.last)
+    if frame is not None:
+        return translated or frame
+    if translated is not None and translated != packet.last and translated.summary() in dropped:
+        return translated
+    return None
+
+
 def _frames_of(packets: list[TracedPacket], frames_out: list[bytes]) -> dict[int, Ipv4Header]:
     """Each packet's frame on the wire (by packet index), paired in order: packets
     and frames both come in the order the kernel handled them."""
@@ -689,7 +714,7 @@ def _attach(drop: Drop, packets: list[TracedPacket]) -> bool:
         return next((hop.stage for hop in journey.hops if hop.verdict == "DROP"), None)
 
     unclaimed = [packet.journey for packet in packets if packet.journey.drop is None
-                 and any(t.header.summary() == drop.packet for t in packet.traversals)]
+                 and any(header.summary() == drop.packet for header in packet.headers)]
     for stage in ([drop.stage, None] if drop.reason == "NETFILTER_DROP" else [None]):
         journey = next((j for j in unclaimed if rule_drop_stage(j) == stage), None)
         if journey is not None:

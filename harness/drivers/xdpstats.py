@@ -398,7 +398,7 @@ def _journey_of(frame: bytes, hops: FrameHops, out: list[Journey], taken: set[in
         match = next((j for j in candidates if j.drop is not None and j.drop.stage == dropped_at), None)
         traced = next((j for j in same if j.drop is None), None)
         if dropped_at == "TC_EGRESS" and traced is not None and (match is None or match not in same):
-            # nftrace gives the drop to the traced packet only while it has the headers it was traced with (no SNAT)
+            # nftrace gives it a drop of the headers SNAT wrote only where the conntrack entry names them
             if match is not None:
                 traced.drop = match.drop
                 out.remove(match)
