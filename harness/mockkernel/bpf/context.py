@@ -148,16 +148,20 @@ _SKB_POINTERS = struct.Struct("<II")  # data, data_end at 76
 _U32 = struct.Struct("<I")
 
 
-def _skb_struct() -> struct.Struct:
-    """The whole of __sk_buff as one struct (padding where fields are not modelled)."""
+def _skb_struct(writable: bool = True) -> struct.Struct:
+    """The whole of __sk_buff as one struct (padding where fields are not modelled);
+    with `writable` False, its read-only fields only (the writable ones padding too)."""
     fmt, pos = "<", 0
-    for _, offset, field_fmt, _ in _SKB_LAYOUT:
-        fmt += (f"{offset - pos}x" if offset > pos else "") + field_fmt
-        pos = offset + struct.calcsize("<" + field_fmt)
+    for _, offset, field_fmt, field_writable in _SKB_LAYOUT:
+        size = struct.calcsize("<" + field_fmt)
+        field = f"{size}x" if field_writable and not writable else field_fmt
+        fmt += (f"{offset - pos}x" if offset > pos else "") + field
+        pos = offset + size
     return struct.Struct(fmt + f"{_SKB_SIZE - pos}x")
 
 
 _SKB_STRUCT = _skb_struct()
+_SKB_READ_ONLY = _skb_struct(writable=False)
 
 
 def _be16_field(value: int) -> int:
@@ -181,18 +185,6 @@ def _skb_field(offset: int, fmt: str, writable: bool) -> property:
         def set(self, value) -> None:
             field.pack_into(self._image, offset, value)
     return property(get, set if writable else None)
-
-
-def _read_only_mask() -> int:
-    """Ones over the bytes of every field a program may not write, as an integer over the image."""
-    mask = 0
-    for _, offset, fmt, writable in _SKB_LAYOUT:
-        if not writable:
-            mask |= ((1 << 8 * struct.calcsize("<" + fmt)) - 1) << 8 * offset
-    return mask
-
-
-_SKB_READ_ONLY_MASK = _read_only_mask()
 
 
 def _read_only_written(before: bytes, after: bytearray) -> list[str]:
@@ -262,8 +254,7 @@ class SkBuffCtx(_PacketContext):
         self._view.release()
         regions[SEG_PACKET] = _EMPTY
         image, before = self._image, self._before
-        if image != before and (int.from_bytes(image, "little") ^ int.from_bytes(before, "little")) \
-                & _SKB_READ_ONLY_MASK:
+        if image != before and _SKB_READ_ONLY.unpack(image) != _SKB_READ_ONLY.unpack(before):
             written = _read_only_written(before, image)
             image[:] = before
             raise BpfFault(f"the program wrote read-only __sk_buff field(s) {', '.join(written)} "
