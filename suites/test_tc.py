@@ -181,6 +181,26 @@ def test_a_redirect_to_no_device_is_freed_in_skb_do_redirect_at_the_direction_th
     assert drops(target) == [("NOT_SPECIFIED", stage, "skb_do_redirect")]
 
 
+@pytest.mark.requires("drop_reasons")
+@pytest.mark.parametrize(("flags", "drop", "counter"), [
+    (0, ("QDISC_DROP", "QDISC", "__dev_queue_xmit"), "tx_dropped"),
+    (1, ("NOT_SPECIFIED", "NIC_RX", "__dev_forward_skb2"), "rx_dropped"),
+], ids=["out-of", "into"])
+def test_a_redirect_to_a_down_port_is_dropped_by_the_path_it_enters(target, hosts, objects, flags, drop, counter):
+    """A down device keeps its ifindex, so skb_do_redirect() hands the skb on:
+    out of it, __dev_queue_xmit() finds the noop qdisc (noop_enqueue() counts
+    tx_dropped); into it, __dev_forward_skb2() refuses a device not IFF_UP."""
+    h0, h2 = hosts[0], hosts[2]
+    link = json.loads(target.sh(f"ip -j link show dev {h2.port.name}"))[0]
+    target.sh(f"ip link set dev {h2.port.name} down")
+    attach(target, h0.port, "ingress", objects["tc_redirect"])
+    target.send(h0.port, h0.to_dut(id=15) / UDP(sport=1, dport=9) / bytes([link["ifindex"], flags]))
+    target.expect_nothing()
+    assert drops(target) == [drop]
+    stats = json.loads(target.sh(f"ip -s -j link show dev {h2.port.name}"))[0]["stats64"]
+    assert stats["tx" if counter == "tx_dropped" else "rx"]["dropped"] == 1
+
+
 @pytest.mark.requires("journey.xdp", "journey.tc", "nftrace")
 def test_journeys_show_xdp_then_tc_ingress_before_netfilter_or_the_tc_drop(target, hosts, objects):
     """What both targets observe: the lab from program run counts and the

@@ -127,6 +127,7 @@ LOCATION_STAGES = {
     "__neigh_event_send": "NEIGH",
     "neigh_invalidate": "NEIGH",
     "__dev_queue_xmit": "QDISC",
+    "__dev_forward_skb2": "NIC_RX",      # into a device that is down (a BPF_F_INGRESS redirect)
 }
 
 # Where a failed bpf_redirect() is freed, from either TC direction: skb->tc_at_ingress

@@ -99,13 +99,20 @@ def netif_receive_skb(skb: SkBuff) -> None:
 
 
 def dev_queue_xmit(skb: SkBuff) -> None:
-    """__dev_queue_xmit(): TC egress, then noqueue devices go straight to the driver."""
+    """__dev_queue_xmit(): TC egress, then noqueue devices go straight to the driver.
+    A device that is down has the noop qdisc (dev_deactivate()): noop_enqueue()
+    counts tx_dropped and frees the skb, QDISC_DROP (lab: a TC redirect out of a
+    down port)."""
     net, dev = skb.net, skb.dev
     if dev.is_loopback:
         net.tracer.hop(skb, "NIC_TX", "lo", "LOOPBACK")
         loopback_xmit(skb)
         return
     if dev.clsact is not None and not sch_handle_egress(skb):
+        return
+    if not dev.up:
+        dev.stats.tx_dropped += 1
+        kfree_skb(skb, "QDISC_DROP", "QDISC", "__dev_queue_xmit")
         return
     nic = net.nics[dev.name]
     net.tracer.add(skb, nic.tx_hop)
@@ -114,7 +121,12 @@ def dev_queue_xmit(skb: SkBuff) -> None:
 
 def dev_forward_skb(skb: SkBuff) -> None:
     """__dev_forward_skb() + netif_rx(): the frame (from its MAC header) is
-    received anew on skb.dev, classified for that device."""
+    received anew on skb.dev, classified for that device. A device that is down
+    counts rx_dropped and frees it (__dev_forward_skb2(), NOT_SPECIFIED)."""
+    if not skb.dev.up:
+        skb.dev.stats.rx_dropped += 1
+        kfree_skb(skb, "NOT_SPECIFIED", "NIC_RX", "__dev_forward_skb2")
+        return
     skb.data = skb.mac_header
     skb.dst = None
     eth_type_trans(skb)
