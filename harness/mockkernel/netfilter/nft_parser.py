@@ -421,6 +421,9 @@ def resolve_elements(syntax: list[ElementSyntax], nset: NftSet, verdict_fn=None,
         data = _resolve_data(elem.data, nset, verdict_fn) if nset.is_map and elem.data is not None else None
         if catchall:
             out.append(Element(CATCHALL, CATCHALL if nset.interval else None, data, elem.timeout))
+        elif nset.interval and len(keys) > 1:
+            raise NftError("intervals in a concatenated key (nft_set_pipapo) are not modelled by the mock kernel",
+                           elem.loc)
         elif nset.interval:
             low, high = as_interval(keys[0], nset.key_types[0].size)
             out.append(Element(low, high, data, elem.timeout))
@@ -449,6 +452,9 @@ def _resolve_data(sym, nset: NftSet, verdict_fn):
     parts = dtype.parts if isinstance(dtype, types.ConcatType) else [dtype]
     if len(syms) != len(parts):
         raise NftError(f"datatype mismatch, map data has type {dtype.desc}", syms[0].loc.to(syms[-1].loc))
+    for one in syms:
+        if one.kind != "value":  # nft 1.0.6 takes an interval only as NAT data in `flags interval` maps
+            raise NftError("a range or prefix as map data is not modelled by the mock kernel", one.loc)
     values = [resolve(one, part).value for one, part in zip(syms, parts)]
     return tuple(values) if len(values) > 1 else values[0]
 
