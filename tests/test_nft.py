@@ -822,3 +822,36 @@ def test_a_catch_all_element_answers_a_key_the_map_lacks():
     skb = packet(k, IP(src="10.0.0.9", dst="10.0.0.1") / TCP(dport=1))
     hook(k, skb, NF_INET_LOCAL_IN)
     assert [c.packets for c in nf_tables.counters(k)] == [2, 1]
+
+
+NAT_RANGE_MAPS = """table ip t {
+    map r { type ipv4_addr : interval ipv4_addr; flags interval; elements = { 10.0.0.0/24 : 10.0.1.100-10.0.1.110, 10.0.2.0/24 : 10.0.1.0/28 } }
+    chain n { type nat hook postrouting priority srcnat;
+        snat to ip saddr map { 10.0.0.0/24 : 10.0.1.100-10.0.1.110 }
+        snat to ip saddr map { 10.0.0.1 : 10.0.1.100-10.0.1.110 }
+        snat to ip saddr map @r
+    }
+}
+"""
+
+
+def test_nat_maps_giving_address_ranges_list_back_as_real_nft():
+    """`interval ipv4_addr` data: nft lists such a NAT statement with its family, as a concatenation's."""
+    _real_tools("nft")
+    steps = [(["nft", "-f", "-"], NAT_RANGE_MAPS), (["nft", "list", "ruleset"], None),
+             (["nft", "-j", "list", "ruleset"], None)]
+    assert_same_as_real(steps, _without_json_handles)
+
+
+def test_a_nat_map_giving_an_address_range_binds_within_it():
+    from harness.mockkernel.netfilter.core import NF_INET_POST_ROUTING
+    k = kernel(NAT_RANGE_MAPS)
+    chain = nf_tables_core.compile_table(k, k.nft.ruleset.find("ip", "t"))["n"]
+    for src, src_text, (low, high) in ((0x0A000005, "10.0.0.5", (0x0A000164, 0x0A00016E)),
+                                       (0x0A000206, "10.0.2.6", (0x0A000100, 0x0A00010F))):
+        skb = packet(k, IP(src=src_text, dst="10.0.1.2") / UDP(sport=1000, dport=53))
+        ct = NfConn([Tuple(src, 0x0A000102, 17, 1000, 53), Tuple(0x0A000102, src, 17, 53, 1000)])
+        skb.nfct, skb.ctinfo = ct, IP_CT_NEW
+        state = NfHookState(NF_INET_POST_ROUTING, NFPROTO_IPV4, None, k.dev_by_name("p1"), k)
+        verdict, _, _ = nf_tables_core.nft_do_chain(nf_tables_core.NftPktinfo(skb, state), chain)
+        assert verdict == NF_ACCEPT and low <= ct.tuplehash[1].dst <= high

@@ -316,6 +316,36 @@ class ConcatType(Datatype):
         return " . ".join(p.format(v) for p, v in zip(self.parts, value))
 
 
+def prefix_len(dtype: Datatype, low: int, high: int) -> int | None:
+    """The prefix length [low, high] is, if it is an aligned power-of-two
+    block of an address type (how nft prints such a range)."""
+    span = high - low + 1
+    if dtype.prefix_ok and span & (span - 1) == 0 and low % span == 0:
+        return dtype.size - span.bit_length() + 1
+    return None
+
+
+def range_text(dtype: Datatype, low: int, high: int) -> str:
+    """An interval as nft prints it: a value, a prefix (addresses) or low-high."""
+    if low == high:
+        return dtype.format(low)
+    plen = prefix_len(dtype, low, high)
+    return f"{dtype.format(low)}/{plen}" if plen is not None else f"{dtype.format(low)}-{dtype.format(high)}"
+
+
+class IntervalType(Datatype):
+    """`interval T`: a map's data that is a range of T (NAT maps giving an
+    address range, NFTA_SET_DESC_CONCAT's interval data); values are
+    (low, high) tuples."""
+
+    def __init__(self, base: Datatype):
+        super().__init__(f"interval {base.name}", base.size, base.desc, base.byteorder)
+        self.base = base
+
+    def format(self, value) -> str:
+        return range_text(self.base, *value)
+
+
 def type_of(parts: list) -> Datatype:
     """One type, or the concatenation of several."""
     return parts[0] if len(parts) == 1 else ConcatType(parts)

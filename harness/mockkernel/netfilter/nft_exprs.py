@@ -1005,8 +1005,9 @@ class Reject(Stmt):
         return reject_icmp
 
 
-# what a NAT map's data may be: an address, or an address and a port
-NAT_DATA_TYPES = (types.ipv4_addr, types.ConcatType([types.ipv4_addr, types.inet_service]))
+# what a NAT map's data may be: an address, an address and a port, an address range
+NAT_DATA_TYPES = (types.ipv4_addr, types.ConcatType([types.ipv4_addr, types.inet_service]),
+                  types.IntervalType(types.ipv4_addr))
 NAT_HOOKS = {"snat": (NF_INET_POST_ROUTING, NF_INET_LOCAL_IN), "dnat": (NF_INET_PRE_ROUTING, NF_INET_LOCAL_OUT),
              "masquerade": (NF_INET_POST_ROUTING,), "redirect": (NF_INET_PRE_ROUTING, NF_INET_LOCAL_OUT)}
 
@@ -1033,9 +1034,10 @@ class Nat(Stmt):
         return [m for m in (self.addr_map, self.port_map) if m is not None]
 
     def shown_family(self, pctx: PrintCtx) -> str | None:
-        """The family nft lists (netlink_parse_nat()): an inet table's, or for
-        address and port from one map (STMT_NAT_F_CONCAT) in any table."""
-        if self.addr_map is not None and isinstance(self.addr_map.dtype, types.ConcatType):
+        """The family nft lists (netlink_parse_nat()): an inet table's, or in
+        any table for a map giving address and port (STMT_NAT_F_CONCAT) or
+        an address range (STMT_NAT_F_INTERVAL)."""
+        if self.addr_map is not None and isinstance(self.addr_map.dtype, (types.ConcatType, types.IntervalType)):
             return self.family or "ip"
         return self.family if pctx.family == "inet" else None
 
@@ -1076,10 +1078,13 @@ class Nat(Stmt):
         return NatRange(low_addr, high_addr, low_port, high_port, frozenset(flags))
 
     def mapped_range(self, data) -> NatRange:
-        """The range for one map value: an address, `address . port`, or a port."""
+        """The range for one map value: an address, `address . port`, an
+        address range, or a port."""
         if self.port_map is not None:
             return self.nat_range(ports=(data, data))
-        if isinstance(data, tuple):
+        if isinstance(self.addr_map.dtype, types.IntervalType):
+            return self.nat_range(data)
+        if isinstance(self.addr_map.dtype, types.ConcatType):
             return self.nat_range((data[0], data[0]), (data[1], data[1]))
         return self.nat_range((data, data))
 

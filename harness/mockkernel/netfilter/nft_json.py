@@ -35,7 +35,8 @@ def set_json(table, nset, now: float) -> dict:
            "type": [t.name for t in nset.key_types] if len(nset.key_types) > 1 else nset.key_types[0].name,
            "handle": nset.handle}
     if nset.is_map:
-        out["map"] = nset.data_type if isinstance(nset.data_type, str) else nset.data_type.name
+        data = nset.data_type
+        out["map"] = data if isinstance(data, str) else getattr(data, "base", data).name  # json.c: no "interval"
     if nset.comment is not None:
         out["comment"] = nset.comment
     if nset.size:
@@ -73,9 +74,9 @@ def elements_json(nset) -> list:
 def _interval(dtype, low, high):
     if low == high:
         return value_json(dtype, low)
-    span = high - low + 1
-    if dtype.prefix_ok and span & (span - 1) == 0 and low % span == 0:
-        return {"prefix": {"addr": dtype.format(low), "len": dtype.size - span.bit_length() + 1}}
+    plen = types.prefix_len(dtype, low, high)
+    if plen is not None:
+        return {"prefix": {"addr": dtype.format(low), "len": plen}}
     return {"range": [value_json(dtype, low), value_json(dtype, high)]}
 
 
@@ -84,6 +85,8 @@ def value_json(dtype, value):
     symbolic ones, lists for several bits, concatenations as `concat`."""
     if isinstance(dtype, types.ConcatType):
         return {"concat": [value_json(part, v) for part, v in zip(dtype.parts, value)]}
+    if isinstance(dtype, types.IntervalType):
+        return _interval(dtype.base, *value)
     if isinstance(dtype, types.BitmaskType):
         names = dtype.format(value).split(",")
         return names if len(names) > 1 else names[0]

@@ -449,11 +449,13 @@ def _resolve_data(sym, nset: NftSet, verdict_fn):
     if dtype == "verdict":
         return verdict_fn(sym) if verdict_fn else sym
     syms = sym if isinstance(sym, list) else [sym]
+    if isinstance(dtype, types.IntervalType) and len(syms) == 1:
+        return as_interval(resolve(sym, dtype.base), dtype.size)
     parts = dtype.parts if isinstance(dtype, types.ConcatType) else [dtype]
     if len(syms) != len(parts):
         raise NftError(f"datatype mismatch, map data has type {dtype.desc}", syms[0].loc.to(syms[-1].loc))
     for one in syms:
-        if one.kind != "value":  # nft 1.0.6 takes an interval only as NAT data in `flags interval` maps
+        if one.kind != "value":  # an address range for NAT is `interval` data; nothing else is modelled
             raise NftError("a range or prefix as map data is not modelled by the mock kernel", one.loc)
     values = [resolve(one, part).value for one, part in zip(syms, parts)]
     return tuple(values) if len(values) > 1 else values[0]
@@ -858,7 +860,12 @@ class Parser:
                 spec.key_types = self.type_list()
                 if is_map:
                     self.expect(":", "colon")
-                    spec.data_type = "verdict" if self.accept("verdict") else types.type_of(self.type_list())
+                    if self.accept("verdict"):
+                        spec.data_type = "verdict"
+                    elif self.accept("interval"):
+                        spec.data_type = types.IntervalType(types.type_of(self.type_list()))
+                    else:
+                        spec.data_type = types.type_of(self.type_list())
             elif tok.is_word("typeof"):
                 self.next()
                 key = self.selector_chain(table.family)
@@ -1419,9 +1426,14 @@ SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib"} | META_UNQUALIFIED
 
 
 def _nat_data_type(syntax: list[ElementSyntax]):
-    """An anonymous NAT map's data: addresses, or `address . port` when its
-    elements are written so."""
-    return NAT_DATA_TYPES[any(isinstance(elem.data, list) for elem in syntax)]
+    """An anonymous NAT map's data: addresses, address ranges, or `address .
+    port`, as its elements are written."""
+    address, concat, interval = NAT_DATA_TYPES
+    if any(isinstance(elem.data, list) for elem in syntax):
+        return concat
+    if any(isinstance(elem.data, Sym) and elem.data.kind != "value" for elem in syntax):
+        return interval
+    return address
 
 
 def _is_prefix_mask(mask: int, bits: int) -> bool:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
+from harness.mockkernel.netfilter.nft_datatype import range_text
+
 
 
 class CatchAll:
@@ -235,21 +237,11 @@ def format_key(types_: list, key) -> str:
     return types_[0].format(key)
 
 
-def format_range(dtype, low, high) -> str:
-    """One interval as nft prints it: a value, a prefix (addresses) or low-high."""
-    if low == high:
-        return dtype.format(low)
-    span = high - low + 1
-    if dtype.prefix_ok and span & (span - 1) == 0 and low % span == 0:
-        return f"{dtype.format(low)}/{dtype.size - span.bit_length() + 1}"
-    return f"{dtype.format(low)}-{dtype.format(high)}"
-
-
 def format_element(nset: NftSet, elem: Element, now: float) -> str:
     if elem.key is CATCHALL:
         text = "*"
     elif nset.interval:
-        text = format_range(nset.key_types[0], elem.key, elem.high)
+        text = range_text(nset.key_types[0], elem.key, elem.high)
     else:
         text = format_key(nset.key_types, elem.key)
     if "timeout" in nset.flags and not nset.anonymous:
