@@ -26,6 +26,7 @@ from scapy.layers.l2 import Ether
 from harness.mockkernel.bpf import BpfFault, BpfLoadError, BpfRuntime, Redirect, SkBuffCtx, XdpMd
 from harness.mockkernel.bpf.asm import assemble, parse_test
 from harness.mockkernel.bpf.conformance import main as conformance_main
+from harness.mockkernel.bpf.helpers import csum_add, csum_fold, csum_replace4, csum_sub
 from harness.mockkernel.bpf.maps import BPF_F_RDONLY_PROG, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PROG_ARRAY
 from harness.mockkernel.clock import Clock
 
@@ -445,6 +446,16 @@ def test_trace_printk_is_captured():
         exit"""), "raw")
     assert prog.run_raw(bytearray()) == len("n=-5 u=4294967295 x=ff")
     assert rt.trace_pipe == ["n=-5 u=4294967295 x=ff"]
+
+
+def test_csum_replace4_is_the_fold_of_csum_sub_and_csum_add():
+    """l3/l4_csum_replace's shortcut for csum_fold(csum_add(csum_sub(~check, from), to)), at the folds' edges."""
+    edges = [0, 1, 0xFFFE, 0xFFFF, 0x10000, 0xFFFF0000, 0xFFFFFFFE, 0xFFFFFFFF, 0x0A000102]
+    for check in (0, 1, 0x7FFF, 0xFFFE, 0xFFFF):
+        for old in edges:
+            for new in edges:
+                composed = csum_fold(csum_add(csum_sub(~check & 0xFFFFFFFF, old), new))
+                assert csum_replace4(check, old, new) == composed, (check, old, new)
 
 
 def test_skb_load_bytes_copies_and_zeroes_on_failure():

@@ -114,6 +114,16 @@ def csum_fold(csum: int) -> int:
     return ~csum & 0xFFFF
 
 
+def csum_replace4(check: int, old: int, new: int) -> int:
+    """csum_replace4(): the checksum `check` after a 32-bit word of what it
+    covers went from `old` to `new`, i.e. csum_fold(csum_add(csum_sub(~check,
+    old), new)). Those end-around-carry sums keep the value modulo 0xffff (a
+    divisor of 2**32 - 1) and give 0 only for all-zero terms, which ~check
+    never is: so the fold is the residue in 1..0xffff, computed directly
+    (multi-digit integer steps are slow in CPython)."""
+    return 0xFFFE - (new - old - check - 1) % 0xFFFF
+
+
 def csum_partial(data: bytes, seed: int) -> int:
     """A 32-bit ones'-complement sum of little-endian words (x86-64 csum_partial)."""
     total = seed + sum(struct.unpack(f"<{len(data) // 4}I", data))
@@ -345,7 +355,7 @@ class Helpers:
         elif size == 2:
             check = ~self._csum16_add(self._csum16_add(~check & 0xFFFF, ~r3 & 0xFFFF), r4 & 0xFFFF) & 0xFFFF
         elif size == 4:
-            check = csum_fold(csum_add(csum_sub(~check & M32, r3 & M32), r4 & M32))
+            check = csum_replace4(check, r3 & M32, r4 & M32)
         else:
             return _err(EINVAL)
         _U16.pack_into(ctx.buf, pos, check)
@@ -387,7 +397,7 @@ class Helpers:
             mask = 0xFFFF if size == 2 else M32
             old, new = r3 & mask, r4 & mask
             if not partial:
-                check = csum_fold(csum_add(csum_sub(~check & M32, old), new))
+                check = csum_replace4(check, old, new)
                 if complete and pseudo:
                     ctx.csum = ~csum_add(csum_sub(~ctx.csum & M32, old), new) & M32
             elif pseudo:
