@@ -124,9 +124,14 @@ def csum_replace4(check: int, old: int, new: int) -> int:
     return 0xFFFE - (new - old - check - 1) % 0xFFFF
 
 
+def _word_sum(data: bytes) -> int:
+    """The plain sum of `data` as little-endian u32 words."""
+    return sum(struct.unpack(f"<{len(data) // 4}I", data))
+
+
 def csum_partial(data: bytes, seed: int) -> int:
     """A 32-bit ones'-complement sum of little-endian words (x86-64 csum_partial)."""
-    total = seed + sum(struct.unpack(f"<{len(data) // 4}I", data))
+    total = seed + _word_sum(data)
     while total >> 32:
         total = (total & M32) + (total >> 32)
     return total
@@ -321,13 +326,14 @@ class Helpers:
     # checksums
 
     def bpf_csum_diff(self, r1, r2, r3, r4, r5) -> int:
-        """bpf_csum_diff(from, from_size, to, to_size, seed)."""
+        """bpf_csum_diff(from, from_size, to, to_size, seed): csum_partial() of the
+        inverted `from` words, then the `to` words."""
         if (r2 | r4) & 3 or r2 + r4 > MAX_BPF_STACK:
             return _err(EINVAL)
-        removed = self.mem.read(r1, r2) if r2 else b""
-        added = self.mem.read(r3, r4) if r4 else b""
-        inverted = bytes(~b & 0xFF for b in removed)
-        return csum_partial(inverted + added, r5 & M32)
+        seed = r5 & M32
+        if r2:  # an inverted word is 0xffffffff minus the word: add their sum, not the bytes
+            seed += r2 // 4 * M32 - _word_sum(self.mem.read(r1, r2))
+        return csum_partial(self.mem.read(r3, r4) if r4 else b"", seed)
 
     def _csum_field(self, offset: int) -> tuple[object, int, int] | None:
         """The context, the position in buf and the value of the 16-bit checksum
