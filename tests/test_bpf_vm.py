@@ -299,6 +299,22 @@ def test_a_fault_through_a_reused_base_register_names_that_access():
         prog.run(XdpMd.from_frame(bytes(60)))
 
 
+@pytest.mark.parametrize("loads", ["ldxh r3, [r2+58]\nldxh r4, [r2+60]", "ldxh r4, [r2+60]\nldxh r3, [r2+58]"])
+def test_a_fault_among_adjacent_loads_names_the_load_outside(loads):
+    prog = BpfRuntime().load_program(assemble(f"ldxw r2, [r1+0]\n{loads}\nmov r0, r3\nexit"), "xdp")
+    with pytest.raises(BpfFault, match=r"\(r4 = \*\(u16 \*\)\(r2 \+60\)\): read of 2 bytes at packet\+0x3c"):
+        prog.run(XdpMd.from_frame(bytes(60)))
+
+
+def test_adjacent_stores_before_the_one_outside_the_packet_are_done():
+    prog = BpfRuntime().load_program(assemble("ldxw r2, [r1+0]\nmov r3, 7\nstxh [r2+58], r3\nstxh [r2+60], r3\n"
+                                              "mov r0, 2\nexit"), "xdp")
+    ctx = XdpMd.from_frame(bytes(60))
+    with pytest.raises(BpfFault, match=r"insn 3 .*write of 2 bytes at packet\+0x3c"):
+        prog.run(ctx)
+    assert ctx.packet()[58:] == b"\x07\x00"
+
+
 def test_xdp_context_is_read_only():
     prog = BpfRuntime().load_program(assemble("stw [r1+0], 0\nmov r0, 2\nexit"), "xdp")
     with pytest.raises(BpfFault, match="insn 0 .*read-only context"):

@@ -23,13 +23,17 @@ stack addresses stay below 2**30, where CPython's integers are fastest).
 Every access is bounds-checked by the region itself; an access outside
 every region, a write to read-only memory (.rodata, xdp_md) or a helper
 refusing its arguments stops the program with a `BpfFault` naming the
-instruction: the mock's stand-in for a verifier rejection. What the verifier
-proves statically and this engine does not check: pointer provenance (an
-address computed from a packet pointer that lands inside another valid
-region is not caught), uninitialised registers and stack (both read as
-zero), the stack depth summed over call frames, and the context's
-field-by-field rules (xdp_md is read-only as a whole; a write to a read-only
-__sk_buff field faults when the program returns, see context.py).
+instruction: the mock's stand-in for a verifier rejection. Consecutive loads
+(or stores) of 2, 4 or 8 bytes at adjacent offsets through one base register
+are one struct call; should it fail, the accesses run again one by one, so
+the fault names the instruction that is outside and memory holds what the
+instructions in order leave. What the verifier proves statically and this
+engine does not check: pointer provenance (an address computed from a
+packet pointer that lands inside another valid region is not caught),
+uninitialised registers and stack (both read as zero), the stack depth
+summed over call frames, and the context's field-by-field rules (xdp_md is
+read-only as a whole; a write to a read-only __sk_buff field faults when
+the program returns, see context.py).
 
 Within a basic block, and on into the next when that is entered only by
 falling through (no jump goes there: past an inlined exit, for one), the
@@ -123,6 +127,7 @@ MAX_TAIL_CALL_CNT = 33  # include/linux/bpf.h
 _FIRST_DYNAMIC_SEG = SEG_STACK + MAX_CALL_FRAMES
 _LEAF_BLOCKS = 4  # blocks per innermost group of the dispatch tree
 _INLINE_EXIT_INSNS = 3  # an exit block this short is copied to the jumps that go to it
+_MAX_RUN = 8  # adjacent accesses one struct call may do
 _FRAME_POINTER_BITS = (((SEG_STACK + MAX_CALL_FRAMES) << SEG_SHIFT) + MAX_BPF_STACK).bit_length()
 
 
@@ -363,7 +368,7 @@ class Translator:
                                             STACK_VIEWS=mem.stack_views, STACK_TOPS=mem.stack_tops,
                                             ZERO_STACK=bytes(MAX_BPF_STACK),
                                             MAX_CALL_FRAMES=MAX_CALL_FRAMES, CALL_TOO_DEEP=_call_too_deep,
-                                            LD_ABS=ld_abs, IC=insn_counter)
+                                            LD_ABS=ld_abs, IC=insn_counter, ACCESS_FAULTS=FAULTS)
 
     def _emit(self, indent: int, text: str, where: tuple[str, int] | None = None) -> None:
         self.lines.append("    " * indent + text)
@@ -548,15 +553,80 @@ class Translator:
                 self._emit_block(section, *exit_block, indent + 1 if condition else indent)
                 self._cached, self._width, self._current_end = known  # for the block after the jump
                 return
+            run = self._access_run(section, pc, end)
+            if len(run) > 1:
+                self._emit_access_run(section, run, indent)
+                pc = run[-1] + 1
+                continue
             for line in self._statement(section, pc, insn).split("\n"):
                 self._emit(indent, line, (section.name, pc))
-            self._track_width(insn)
-            written = _written(insn)
-            if written is None:
-                self._cached.clear()
-            else:
-                self._cached -= written
+            self._track(insn)
             pc += 2 if insn.code == LD_IMM64 else 1
+
+    def _track(self, insn: Insn) -> None:
+        """What the translator knows after `insn`: register widths, cached regions."""
+        self._track_width(insn)
+        written = _written(insn)
+        if written is None:
+            self._cached.clear()
+        else:
+            self._cached -= written
+
+    def _access_run(self, section: CodeSection, pc: int, end: int) -> list[int]:
+        """The instructions from `pc` that load (or store) words of one size at
+        adjacent offsets through one base register, the base unchanged until
+        the last (and loads into distinct registers): one struct call can do
+        them all. Just [pc] when there is no run."""
+        first = section.insns[pc]
+        kind = _plain_access(first)
+        if kind is None:
+            return [pc]
+        base, size = _base_register(first), SIZE_BYTES[first.code & 0x18]
+        run, low, high = [pc], first.off, first.off
+        for later in range(pc + 1, min(end, pc + _MAX_RUN)):
+            insn = section.insns[later]
+            if (_plain_access(insn) != kind or _base_register(insn) != base or SIZE_BYTES[insn.code & 0x18] != size
+                    or insn.off not in (low - size, high + size)
+                    or (kind == BPF_LDX and (section.insns[later - 1].dst == base
+                                             or insn.dst in (section.insns[i].dst for i in run)))):
+                break
+            run.append(later)
+            low, high = min(low, insn.off), max(high, insn.off)
+        return run
+
+    def _emit_access_run(self, section: CodeSection, run: list[int], indent: int) -> None:
+        """A run of adjacent accesses as one struct call. Outside the stack frame
+        it may fault: then the accesses run again one by one, so the fault (or
+        what memory holds) is the one the instructions give in order."""
+        insns = [section.insns[pc] for pc in run]
+        by_offset = sorted(insns, key=lambda insn: insn.off)
+        size_code, base = insns[0].code & 0x18, _base_register(insns[0])
+        n, size = len(run), SIZE_BYTES[size_code]
+        setup, region, offset = self._location(section, run[0], base, by_offset[0].off, n * size)
+        if insns[0].cls == BPF_LDX:
+            name = f"{_LOADS[(size_code, False)]}x{n}"
+            fused = f"{', '.join(f'r{insn.dst}' for insn in by_offset)} = {name}({region}, {offset})"
+        else:
+            name = f"{_STORES[size_code]}x{n}"
+            fused = f"{name}({region}, {offset}, {', '.join(self._stored_value(insn) for insn in by_offset)})"
+        if name not in self.closure:
+            fmt = "<" + {BPF_H: "H", BPF_W: "I", BPF_DW: "Q"}[size_code] * n
+            self.closure[name] = getattr(struct.Struct(fmt), "unpack_from" if name[0] == "U" else "pack_into")
+        where = (section.name, run[0])
+        if setup:
+            self._emit(indent, setup.rstrip("; "), where)
+        if region == "S":  # a constant offset inside the frame cannot fault
+            self._emit(indent, fused, where)
+            for insn in insns:
+                self._track(insn)
+            return
+        self._emit(indent, "try:", where)
+        self._emit(indent + 1, fused, where)
+        self._emit(indent, "except ACCESS_FAULTS:", where)
+        for pc, insn in zip(run, insns):
+            for line in self._statement(section, pc, insn).split("\n"):
+                self._emit(indent + 1, line, (section.name, pc))
+            self._track(insn)
 
     @staticmethod
     def _is_imm64_tail(section: CodeSection, pc: int) -> bool:
@@ -835,15 +905,20 @@ class Translator:
             return self._atomic(section, pc, insn)
         if mode != BPF_MEM:
             raise self._fail(section, pc, f"invalid store opcode {insn.code:#04x}")
-        if insn.cls == BPF_STX:
-            fits = size == BPF_DW or self._bits(insn.src) <= SIZE_BYTES[size] * 8
-            value = f"r{insn.src}" if fits else f"r{insn.src} & {_SIZE_MASKS[size]}"
-        else:
-            value = str(insn.imm & int(_SIZE_MASKS[size], 16))
+        value = self._stored_value(insn)
         setup, region, offset = self._location(section, pc, insn.dst, insn.off, SIZE_BYTES[size])
         if size == BPF_B:
             return f"{setup}{region}[{offset}] = {value}"
         return f"{setup}{_STORES[size]}({region}, {offset}, {value})"
+
+    def _stored_value(self, insn: Insn) -> str:
+        """What a BPF_ST/BPF_STX stores: the immediate or the register, masked to
+        the size unless the register is known to fit."""
+        size = insn.code & 0x18
+        if insn.cls == BPF_ST:
+            return str(insn.imm & int(_SIZE_MASKS[size], 16))
+        fits = size == BPF_DW or self._bits(insn.src) <= SIZE_BYTES[size] * 8
+        return f"r{insn.src}" if fits else f"r{insn.src} & {_SIZE_MASKS[size]}"
 
     def _atomic(self, section: CodeSection, pc: int, insn: Insn) -> str:
         size = insn.code & 0x18
@@ -926,6 +1001,16 @@ def _short_exit(section: CodeSection, start: int) -> int | None:
         if insn.cls not in (BPF_ALU, BPF_ALU64):
             return None
     return None
+
+
+def _plain_access(insn: Insn) -> int | None:
+    """BPF_LDX or BPF_ST for a plain load or store of 2, 4 or 8 bytes (the kinds
+    of access a run joins); None for anything else."""
+    if insn.code & 0xE0 != BPF_MEM or insn.code & 0x18 == BPF_B:
+        return None
+    if insn.cls == BPF_LDX:
+        return BPF_LDX
+    return BPF_ST if insn.cls in (BPF_ST, BPF_STX) else None
 
 
 def _base_register(insn: Insn) -> int | None:
