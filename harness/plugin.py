@@ -52,7 +52,7 @@ def make_target(config: pytest.Config) -> Target:
 def target(request: pytest.FixtureRequest):
     """A fresh DUT for this test, with ports p0..p2 wired to tester ports."""
     name = request.config.getoption("--target")
-    _allure_target(name)
+    _allure_target(name, request.node)
     needed = [cap for mark in request.node.iter_markers("requires") for cap in mark.args]
     try:
         dut = make_target(request.config)
@@ -78,12 +78,27 @@ class _Unquoted:
         return self.text
 
 
-def _allure_target(name: str) -> None:
+def _allure_target(name: str, node: pytest.Item) -> None:
     try:
         import allure
     except ImportError:
         return
     allure.dynamic.parameter("target", _Unquoted(name))
+    for param, value in getattr(getattr(node, "callspec", None), "params", {}).items():
+        shown = _parameter_text(value)
+        if shown is not None:
+            allure.dynamic.parameter(param, _Unquoted(shown))
+
+
+def _parameter_text(value: object) -> str | None:
+    """What to show for a parameter allure-commons' represent() would show badly:
+    any bytes as "<class 'bytes'>" (cases differing only in bytes would read as
+    one test's retries), a function with its address (new in every run)."""
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex(" ") or "(empty)"
+    if callable(value) and hasattr(value, "__name__"):
+        return value.__name__
+    return None
     allure.dynamic.label("target", name)
     allure.dynamic.tag(f"target:{name}")
 
