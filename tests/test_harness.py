@@ -80,3 +80,26 @@ def test_journey_diagram_has_a_box_per_hop_a_red_drop_and_indented_children():
     assert "udp 10.0.0.2 > 10.0.0.1 <&>" in texts
     assert "DROP NETFILTER_DROP at NF_INPUT in nft_do_chain" in texts
     assert int(rects[3].get("x")) > int(rects[0].get("x"))
+
+
+def test_allure_shows_bytes_parameters_as_hex_and_functions_by_name(pytester):
+    """allure-commons' represent() shows any bytes as "<class 'bytes'>": cases
+    differing only in bytes would be folded into one test's retries by Allure."""
+    import json
+    pytester.makepyfile("""
+        import pytest
+
+        def ihl_4():
+            pass
+
+        @pytest.mark.parametrize("options", [b"\\x01\\x01", b""])
+        @pytest.mark.parametrize("mutate", [ihl_4])
+        def test_case(target, options, mutate):
+            pass
+    """)
+    result = pytester.runpytest("--target=mock", "--alluredir=results", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    shown = sorted(sorted((p["name"], p["value"]) for p in json.loads(path.read_text())["parameters"])
+                   for path in (pytester.path / "results").glob("*-result.json"))
+    assert shown == [[("mutate", "ihl_4"), ("options", "(empty)"), ("target", "mock")],
+                     [("mutate", "ihl_4"), ("options", "01 01"), ("target", "mock")]]
