@@ -50,7 +50,7 @@ def _workload(rt: BpfRuntime) -> list[tuple[str, object, object]]:
     objs["xdp_blocklist"].map("blocklist").update_elem(struct.pack("<I", 16) + bytes([10, 1, 0, 0]), bytes(8))
     objs["tc_nat"].map("dnat").update_elem(bytes([10, 0, 1, 2]), bytes([10, 9, 9, 9]))
     objs["tc_mark"].map("port_policy").update_elem(struct.pack("<H", 9), struct.pack("<II", 1, 2))
-    frame = _frame()
+    frame, dns_frame = _frame(), _frame(dport=53)
 
     def xdp(ingress_ifindex: int = 0):
         return lambda: XdpMd.from_frame(frame, ingress_ifindex)
@@ -63,7 +63,7 @@ def _workload(rt: BpfRuntime) -> list[tuple[str, object, object]]:
         ("xdp_tx_reflector", objs["xdp_tx_reflector"].program(), xdp()),
         ("xdp_counters", objs["xdp_counters"].program(), xdp()),
         ("xdp_blocklist", objs["xdp_blocklist"].program(), xdp()),
-        ("xdp_global_data", objs["xdp_global_data"].program(), lambda: XdpMd.from_frame(_frame(dport=53))),
+        ("xdp_global_data", objs["xdp_global_data"].program(), lambda: XdpMd.from_frame(dns_frame)),
         ("xdp_fib_forward", objs["xdp_fib_forward"].program(), xdp(ingress_ifindex=2)),
         ("xdp_ipip_encap", objs["xdp_adjust"].program("xdp_ipip_encap"), xdp()),
         ("tc_dnat", objs["tc_nat"].program("tc_dnat"), tc()),
