@@ -183,8 +183,8 @@ class Helpers:
             bpf_map = self._map(r1, "bpf_map_lookup_elem")
         try:
             key = bpf_map.read_key(regions.get(r2 >> SEG_SHIFT), r2 & OFF_MASK)[0]
-        except (struct.error, TypeError):  # past the region's end, or no buffer there
-            key = self.mem.read(r2, bpf_map.key_size)
+        except (struct.error, TypeError):  # past the region's end, or no buffer there: read() faults
+            key = bpf_map.read_key(self.mem.read(r2, bpf_map.key_size), 0)[0]
         try:
             return bpf_map.lookup_addr(key)
         except MapError as exc:

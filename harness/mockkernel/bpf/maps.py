@@ -65,6 +65,9 @@ class MapError(OSError):
     """A bpf() map command failed; `errno` is what the kernel returns."""
 
 
+_U32 = struct.Struct("<I")
+
+
 def _round8(n: int) -> int:
     return (n + 7) & ~7
 
@@ -87,7 +90,8 @@ class BpfMap:
         self.btf = None  # the object's Btf, when the map was created with key/value types
         self.btf_id = self.btf_key_type_id = self.btf_value_type_id = 0
         self.check_attrs()
-        self.read_key = struct.Struct(f"{key_size}s").unpack_from  # (key,) from a region and offset
+        # (key,) from a region and offset, as lookup_addr takes it
+        self.read_key = struct.Struct(f"{key_size}s").unpack_from
         self.fd = 0
         self.addr = runtime.mem.map(self, f"map {name}")
 
@@ -118,7 +122,8 @@ class BpfMap:
 
     # program side: an address (0 when there is none) or 0 / -errno
 
-    def lookup_addr(self, key: bytes) -> int:
+    def lookup_addr(self, key: bytes | int) -> int:
+        """The address of the value for `key` as read_key() gives it (bytes; an array's index)."""
         raise MapError(EINVAL, f"bpf_map_lookup_elem is not allowed on {self.type_name} maps")
 
     def update(self, key: bytes, values: list[bytes], flags: int) -> int:
@@ -370,6 +375,7 @@ class ArrayMap(BpfMap):
         ncpus = self.runtime.ncpus if self.percpu else 1
         self._data = [bytearray(self.elem_size * self.max_entries) for _ in range(ncpus)]
         self._addrs: list[dict[int, int]] = [{} for _ in range(ncpus)]  # per CPU: index -> address
+        self.read_key = _U32.unpack_from  # a program's key is the index
 
     def check_attrs(self) -> None:
         super().check_attrs()
@@ -396,9 +402,8 @@ class ArrayMap(BpfMap):
     def _index_of(self, key: bytes) -> int:
         return int.from_bytes(key, "little")
 
-    def lookup_addr(self, key: bytes) -> int:
+    def lookup_addr(self, index: int) -> int:
         cpu = self.runtime.cpu if self.percpu else 0
-        index = int.from_bytes(key, "little")
         addr = self._addrs[cpu].get(index)
         if addr is not None:
             return addr
