@@ -164,6 +164,11 @@ _SKB_STRUCT = _skb_struct()
 _SKB_READ_ONLY = _skb_struct(writable=False)
 
 
+def _skb_pointers(data: int, tail: int, data_meta: int) -> tuple[int, int]:
+    """__sk_buff's data and data_end: packet addresses (the packet region starts at data_meta)."""
+    return PACKET_BASE + data - data_meta, PACKET_BASE + tail - data_meta
+
+
 def _be16_field(value: int) -> int:
     """A __be16 skb field (protocol, vlan_proto) as the u32 a program loads, and back."""
     return ((value & 0xFF) << 8) | (value >> 8)
@@ -205,7 +210,8 @@ class SkBuffCtx(_PacketContext):
     `ip_summed` and `csum` are what the checksum helpers consult."""
 
     prog_type = "sched_cls"
-    __slots__ = ("_before", "_image", "_view", "buf", "csum", "data", "data_meta", "ip_summed", "redirect", "tail")
+    __slots__ = ("_before", "_image", "_packed", "_view", "buf", "csum", "data", "data_meta", "ip_summed", "redirect",
+                 "tail")
 
     def __init__(self, buf: bytearray, data: int, tail: int, *, protocol: int = 0x0800, pkt_type: int = 0,
                  mark: int = 0, priority: int = 0, queue_mapping: int = 0, ingress_ifindex: int = 0,
@@ -218,10 +224,11 @@ class SkBuffCtx(_PacketContext):
         self.redirect = None
         self._image = bytearray(_SKB_SIZE)
         vlan = vlan_tci is not None
+        self._packed = (data, tail, self.data_meta)  # the positions the image's data fields hold
         _SKB_STRUCT.pack_into(self._image, 0, tail - data, pkt_type, mark, queue_mapping, _be16_field(protocol), vlan,
                               vlan_tci or 0, _be16_field(vlan_proto) if vlan else 0, priority, ingress_ifindex, ifindex,
-                              tc_index, *cb, hash, tc_classid, 0, 0, napi_id, 0, tstamp, tail - data, gso_segs,
-                              gso_size, hwtstamp)
+                              tc_index, *cb, hash, tc_classid, *_skb_pointers(*self._packed), napi_id, PACKET_BASE,
+                              tstamp, tail - data, gso_segs, gso_size, hwtstamp)
 
     @property
     def len(self) -> int:
@@ -240,14 +247,16 @@ class SkBuffCtx(_PacketContext):
         return _be16_field(_U32.unpack_from(self._image, 28)[0]) if _U32.unpack_from(self._image, 20)[0] else None
 
     def attach(self, regions: dict) -> None:
-        meta, image, length = self.data_meta, self._image, self.tail - self.data
-        view = self._view = memoryview(self.buf)[meta:self.tail]
+        image, positions = self._image, (self.data, self.tail, self.data_meta)
+        view = self._view = memoryview(self.buf)[self.data_meta:self.tail]
         regions[SEG_PACKET] = view
         regions[SEG_CTX] = image
-        _U32.pack_into(image, 0, length)
-        _SKB_POINTERS.pack_into(image, 76, PACKET_BASE + self.data - meta, PACKET_BASE + self.tail - meta)
-        _U32.pack_into(image, 140, PACKET_BASE)
-        _U32.pack_into(image, 160, length)
+        if positions != self._packed:  # moved since the image was written: len, data, data_end, wire_len
+            length = self.tail - self.data
+            _U32.pack_into(image, 0, length)
+            _SKB_POINTERS.pack_into(image, 76, *_skb_pointers(*positions))
+            _U32.pack_into(image, 160, length)
+            self._packed = positions
         self._before = bytes(image)
 
     def detach(self, regions: dict) -> None:
