@@ -13,9 +13,10 @@ XDP_FRAME_OVERHEAD bytes are reserved for struct xdp_frame.
 
 While a program runs, the packet region is a memoryview of buf[data_meta:end]
 (so accesses before data_meta or past the end fault), and the context
-struct is an image written when the run starts (one image per context type:
-programs run one at a time). The buffer must not be resized meanwhile by
-anyone but the helpers here.
+struct is an image: one xdp_md image for all XDP contexts, written when the
+run starts (programs run one at a time); each __sk_buff its own, written when
+the context is built, its packet fields again when data or tail moved. The
+buffer must not be resized meanwhile by anyone but the helpers here.
 """
 from __future__ import annotations
 
