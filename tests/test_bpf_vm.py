@@ -405,10 +405,11 @@ def test_recursion_deeper_than_eight_frames_faults():
     ("ja +5\nexit", "raw", "jump out of range"),
     ("mov r0, 0", "raw", "falls off the end"),
     ("mov r10, 0\nexit", "raw", "frame pointer is read only"),
+    ("ldxdw r1, [r10-16]\nldxdw r10, [r10-8]\nexit", "raw", "insn 1 .*frame pointer is read only"),
     ("mov r0, 1\ndiv r0, 0\nexit", "raw", "div by zero"),
     ("ja +1\nmov r0, 1\nmov r0, 0\nexit", "raw", "unreachable insn 1"),
 ], ids=["unknown helper", "skb helper in xdp", "jump out of range", "no exit", "write to r10",
-        "division by zero immediate", "unreachable instruction"])
+        "load into r10 after a load next to it", "division by zero immediate", "unreachable instruction"])
 def test_the_loader_refuses_what_the_verifier_refuses(program, prog_type, message):
     with pytest.raises(BpfLoadError, match=message):
         BpfRuntime().load_program(assemble(program), prog_type)

@@ -612,21 +612,21 @@ class Translator:
         if name not in self.closure:
             fmt = "<" + {BPF_H: "H", BPF_W: "I", BPF_DW: "Q"}[size_code] * n
             self.closure[name] = getattr(struct.Struct(fmt), "unpack_from" if name[0] == "U" else "pack_into")
+        one_by_one = []  # each instruction's own code (translating it also checks it)
+        for pc, insn in zip(run, insns):
+            one_by_one += [(line, (section.name, pc)) for line in self._statement(section, pc, insn).split("\n")]
+            self._track(insn)
         where = (section.name, run[0])
         if setup:
             self._emit(indent, setup.rstrip("; "), where)
         if region == "S":  # a constant offset inside the frame cannot fault
             self._emit(indent, fused, where)
-            for insn in insns:
-                self._track(insn)
             return
         self._emit(indent, "try:", where)
         self._emit(indent + 1, fused, where)
         self._emit(indent, "except ACCESS_FAULTS:", where)
-        for pc, insn in zip(run, insns):
-            for line in self._statement(section, pc, insn).split("\n"):
-                self._emit(indent + 1, line, (section.name, pc))
-            self._track(insn)
+        for line, line_where in one_by_one:
+            self._emit(indent + 1, line, line_where)
 
     @staticmethod
     def _is_imm64_tail(section: CodeSection, pc: int) -> bool:
