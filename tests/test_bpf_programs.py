@@ -653,3 +653,27 @@ def test_an_icmp_frame_passes_every_l4_specific_program(rt, objects):
     assert xdp(rt.load_object(objects["xdp_drop_udp"]).program(), frame)[0] == XDP_PASS
     assert xdp(rt.load_object(objects["xdp_tx_reflector"]).program(), frame)[0] == XDP_PASS
     assert tc(rt.load_object(objects["tc_mark"]).program(), frame)[0] == TC_ACT_OK
+
+
+def csum_diff_frame(from_: bytes, to: bytes, seed: int) -> bytes:
+    """xdp_csum_diff's input: sizes, seed, then `from` and `to` padded to 32 bytes."""
+    return struct.pack("<BBxxI", len(from_), len(to), seed) + from_.ljust(32, b"\0") + to.ljust(32, b"\0")
+
+
+CSUM_DIFF_CASES = {
+    "push 20 bytes": (b"", bytes(range(1, 21)), 0),
+    "pull 8 bytes with a seed": (b"\xde\xad\xbe\xef\xde\xad\xbe\xef", b"", 0x1234),
+    "diff 4 for 4": (b"\x0a\x00\x00\x01", b"\x0a\x00\x01\x02", 0),
+    "diff with a seed": (bytes(range(8)), bytes(range(100, 112)), 0xFFFF0001),
+    "all ones": (b"", b"\xff" * 4, 0xFFFFFFFF),
+    "nothing but the seed": (b"", b"", 0x89ABCDEF),
+    "sizes not a multiple of 4": (b"\x01\x02\x03", b"\x04\x05\x06\x07\x08", 7),
+}
+
+
+@pytest.mark.parametrize("case", CSUM_DIFF_CASES)
+def test_csum_diff_matches_the_kernel(rt, kernel, case):
+    frame = csum_diff_frame(*CSUM_DIFF_CASES[case])
+    obj = bpf_build.build("xdp_csum_diff")
+    verdict, _ = xdp(rt.load_object(obj).program("xdp_csum_diff"), frame)
+    assert verdict == kernel.run(obj, "xdp_csum_diff", frame).retval
