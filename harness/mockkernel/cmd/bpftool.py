@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import struct
 import time
+from contextlib import contextmanager
 
 from harness.mockkernel.bpf.btf import (
     KIND_ARRAY,
@@ -479,39 +480,54 @@ class Bpftool:
         expected = "'id', 'name' or 'pinned'" if is_map else "'id', 'tag', 'name' or 'pinned'"
         raise self.error(f"expected {expected}, got: '{keyword}'?")
 
+    def _matching(self, args: list[str], kind: str) -> list:
+        """map_parse_fds() / prog_parse_fds() for commands taking every match:
+        none is exit status 255."""
+        found = self._parse_handle(args, kind)
+        if not found:
+            raise self.failure(255)
+        return found
+
+    def _the_one(self, args: list[str], kind: str):
+        """map_parse_fd() / prog_parse_fd(): exactly one match."""
+        found = self._parse_handle(args, kind)
+        if len(found) > 1:
+            raise self.error(f"several {'maps' if kind == 'map' else 'programs'} match this handle")
+        if not found:
+            raise self.failure(255)
+        return found[0]
+
     def _one_map(self, args: list[str]) -> BpfMap:
-        """map_parse_fd(): exactly one map."""
         if len(args) < 2:
             raise self.usage(MAP_USAGE)
-        found = self._parse_handle(args, "map")
-        if len(found) != 1:
-            raise self.error("several maps match this handle") if found else self.failure(255)
-        return found[0]
+        return self._the_one(args, "map")
+
+    def _listed(self, rest: list[str], kind: str, everything: list) -> tuple[list, bool]:
+        """What `bpftool prog|map show [HANDLE]` shows, and whether that is all of them."""
+        if len(rest) == 2:
+            return self._matching(rest, kind), False
+        if rest:
+            raise self.error(f"what is '{rest[0]}'?")
+        return everything, True
+
+    @contextmanager
+    def _json_array(self, several: bool):
+        """In JSON several objects are an array; one named by its handle stands alone."""
+        if self.jw is not None and several:
+            self.jw.start_array()
+        yield
+        if self.jw is not None and several:
+            self.jw.end_array()
 
     # prog ---------------------------------------------------------------------------
     def prog(self, args: list[str]) -> None:
         rest = self._show_args(args, "prog", PROG_COMMANDS, PROG_USAGE)
         if rest is None:
             return
-        if len(rest) == 2:
-            progs = self._parse_handle(rest, "prog")
-            if not progs:
-                raise self.failure(255)
-            if self.jw is not None and len(progs) > 1:
-                self.jw.start_array()
+        progs, everything = self._listed(rest, "prog", self.programs())
+        with self._json_array(everything or len(progs) > 1):
             for prog in progs:
                 self._show_prog(prog)
-            if self.jw is not None and len(progs) > 1:
-                self.jw.end_array()
-            return
-        if rest:
-            raise self.error(f"what is '{rest[0]}'?")
-        if self.jw is not None:
-            self.jw.start_array()
-        for prog in self.programs():
-            self._show_prog(prog)
-        if self.jw is not None:
-            self.jw.end_array()
 
     def _show_prog(self, prog) -> None:
         type_name = PROG_TYPE_NAMES.get(prog.type, prog.type)
@@ -573,39 +589,21 @@ class Bpftool:
         elif command == "dump":
             if len(rest) != 2:
                 raise self.usage(MAP_USAGE)
-            maps = self._parse_handle(rest, "map")
-            if not maps:
-                raise self.failure(255)
-            self._map_dump(maps)
+            self._map_dump(self._matching(rest, "map"))
         elif command in ("update", "lookup", "getnext", "delete"):
             getattr(self, f"_map_{command}")(rest)
         else:
             raise not_modelled(f"bpftool map {command}")
 
     def _map_show(self, rest: list[str]) -> None:
-        if len(rest) == 2:
-            maps = self._parse_handle(rest, "map")
-            if not maps:
-                raise self.failure(255)
-            if self.jw is not None and len(maps) > 1:
-                self.jw.start_array()
-            for bpf_map in maps:
-                self._show_map(bpf_map, bpf_map.btf_id)
-            if self.jw is not None and len(maps) > 1:
-                self.jw.end_array()
-            return
-        if rest:
-            raise self.error(f"what is '{rest[0]}'?")
-        if self.jw is not None:
-            self.jw.start_array()
-        # do_show() reuses one struct bpf_map_info for every map and the kernel
-        # does not clear btf_id for a map without BTF: it shows the previous one's
+        maps, everything = self._listed(rest, "map", self.maps())
         btf_id = 0
-        for bpf_map in self.maps():
-            btf_id = bpf_map.btf_id or btf_id
-            self._show_map(bpf_map, btf_id)
-        if self.jw is not None:
-            self.jw.end_array()
+        with self._json_array(everything or len(maps) > 1):
+            for bpf_map in maps:
+                # listing them all, do_show() reuses one struct bpf_map_info and the kernel
+                # does not clear btf_id for a map without BTF: it shows the previous one's
+                btf_id = (bpf_map.btf_id or btf_id) if everything else bpf_map.btf_id
+                self._show_map(bpf_map, btf_id)
 
     def _show_map(self, bpf_map: BpfMap, btf_id: int) -> None:
         memlock = bpf_map.memory_usage()
@@ -850,10 +848,7 @@ class Bpftool:
         """A prog_array's value is a program (PROG), stored as its id."""
         if len(args) < 2:
             raise self.error("not enough value arguments for map of progs")
-        progs = self._parse_handle(args, "prog")
-        if len(progs) != 1:
-            raise self.error("several programs match this handle") if progs else self.failure(255)
-        return struct.pack("<I", progs[0].id)
+        return struct.pack("<I", self._the_one(args, "prog").id)
 
     def _map_update(self, rest: list[str]) -> None:
         if len(rest) < 2:
