@@ -74,17 +74,25 @@ def filter_chain(dev, direction: str) -> list[TcfProto]:
     return dev.clsact.chain(direction)
 
 
+def tc_run(q, skb, chain: list[TcfProto], stage: str) -> int:
+    """net/core/dev.c tc_run(): classify, counting the packet on the clsact qdisc
+    (one set of counters for both directions) and a SHOT as its drop."""
+    q.packets += 1
+    q.bytes += skb.len
+    ret = tcf_classify(skb, chain, stage)
+    if ret == TC_ACT_SHOT:
+        q.drops += 1
+    return ret
+
+
 def sch_handle_ingress(skb) -> bool:
     """True if the packet goes on to the netdev hook and the protocol handler."""
     q = skb.dev.clsact
     if q is None or not q.ingress:
         return True
-    q.packets += 1
-    q.bytes += skb.len
-    ret = tcf_classify(skb, q.ingress, "TC_INGRESS")
+    ret = tc_run(q, skb, q.ingress, "TC_INGRESS")
     skb.data = skb.mac_header + ETH_HLEN
     if ret == TC_ACT_SHOT:
-        q.drops += 1
         kfree_skb(skb, "TC_INGRESS", "TC_INGRESS", "__netif_receive_skb_core")
         return False
     if ret in CONSUMED:
@@ -101,11 +109,8 @@ def sch_handle_egress(skb) -> bool:
     q = skb.dev.clsact
     if q is None or not q.egress:
         return True
-    q.packets += 1
-    q.bytes += skb.len
-    ret = tcf_classify(skb, q.egress, "TC_EGRESS")
+    ret = tc_run(q, skb, q.egress, "TC_EGRESS")
     if ret == TC_ACT_SHOT:
-        q.drops += 1
         kfree_skb(skb, "TC_EGRESS", "TC_EGRESS", "__dev_queue_xmit")
         return False
     if ret in CONSUMED:
