@@ -84,6 +84,8 @@ def _allure_target(name: str, node: pytest.Item) -> None:
     except ImportError:
         return
     allure.dynamic.parameter("target", _Unquoted(name))
+    allure.dynamic.label("target", name)
+    allure.dynamic.tag(f"target:{name}")
     for param, value in getattr(getattr(node, "callspec", None), "params", {}).items():
         shown = _parameter_text(value)
         if shown is not None:
@@ -99,8 +101,6 @@ def _parameter_text(value: object) -> str | None:
     if callable(value) and hasattr(value, "__name__"):
         return value.__name__
     return None
-    allure.dynamic.label("target", name)
-    allure.dynamic.tag(f"target:{name}")
 
 
 @pytest.hookimpl(hookwrapper=True)

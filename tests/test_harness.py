@@ -99,7 +99,10 @@ def test_allure_shows_bytes_parameters_as_hex_and_functions_by_name(pytester):
     """)
     result = pytester.runpytest("--target=mock", "--alluredir=results", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
-    shown = sorted(sorted((p["name"], p["value"]) for p in json.loads(path.read_text())["parameters"])
-                   for path in (pytester.path / "results").glob("*-result.json"))
+    results = [json.loads(path.read_text()) for path in (pytester.path / "results").glob("*-result.json")]
+    shown = sorted(sorted((p["name"], p["value"]) for p in result["parameters"]) for result in results)
     assert shown == [[("mutate", "ihl_4"), ("options", "(empty)"), ("target", "mock")],
                      [("mutate", "ihl_4"), ("options", "01 01"), ("target", "mock")]]
+    for result in results:  # the target as label and tag too, for the report's filters
+        labels = {(label["name"], label["value"]) for label in result["labels"]}
+        assert {("target", "mock"), ("tag", "target:mock")} <= labels
