@@ -9,7 +9,7 @@ through untranslated.
 from __future__ import annotations
 
 import pytest
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import UDP
 
 from harness.target import CommandError
 
@@ -63,7 +63,7 @@ def test_iptables_nat_in_the_wrong_chain_is_refused_and_the_ruleset_is_left_as_i
 def test_a_forward_rule_on_the_pre_dnat_port_drops_the_port_forward(target, router):
     """FORWARD runs after PREROUTING's DNAT: it sees port 80, so a rule written
     for the public port 8080 never matches and the policy drops the packet."""
-    h0, h1 = router[0], router[1]
+    h0 = router[0]
     target.sh("nft -f -", stdin="""
 table ip nat {
     chain prerouting {
