@@ -5,10 +5,12 @@
     host h2 10.0.2.2 --- t2 | p2 10.0.2.1 ┘
 
 Expected frames are written out literally from this plan: what Linux must send,
-not what the code under test computes.
+not what the code under test computes. At the end, the readings suites compare:
+drops and rule counters, in the same shape on every target.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from scapy.layers.inet import ICMP, IP
@@ -72,3 +74,28 @@ def icmp_socket_mask(frame) -> Mask:
 def quoted(frame) -> bytes:
     """The IP packet inside `frame`, as an ICMP error quotes it (up to 548 bytes)."""
     return bytes(frame[IP])[:548]
+
+
+# what suites read back -------------------------------------------------------------
+
+COMMENT = re.compile(r'comment "([^"]*)"$')
+
+
+def drops(target) -> list[tuple[str, str, str]]:
+    """Every drop so far as (reason, stage, location), in order."""
+    return [(d.reason, d.stage, d.location) for d in target.drops()]
+
+
+def counted(target, needle: str) -> int:
+    """Packets counted by the counter rules whose text holds `needle`."""
+    return sum(c.packets for c in target.counters() if needle in c.rule)
+
+
+def counted_in_chain(target, chain: str) -> int:
+    """Packets counted by the counter rules of `chain`."""
+    return sum(c.packets for c in target.counters() if c.chain == chain)
+
+
+def counted_by_comment(target) -> dict[str, int]:
+    """Packets counted so far by each counter rule, by the rule's comment."""
+    return {m.group(1): c.packets for c in target.counters() if (m := COMMENT.search(c.rule))}

@@ -4,11 +4,9 @@ from __future__ import annotations
 import pytest
 from scapy.layers.inet import ICMP, TCP, UDP
 
+from plan import counted
+
 pytestmark = pytest.mark.requires("nftables", "conntrack")
-
-
-def _counted(target, needle: str) -> int:
-    return sum(c.packets for c in target.counters() if needle in c.rule)
 
 
 def test_notrack_in_raw_makes_the_packet_untracked_and_leaves_no_entry(target, hosts):
@@ -28,7 +26,7 @@ table ip t {
     sock = target.socket("udp", (h0.dut_ip, 9999))
     target.send(h0.port, h0.to_dut(id=81) / UDP(sport=1, dport=9999) / b"stateless")
     assert sock.recv()[0] == b"stateless"
-    assert _counted(target, "untracked") == 1
+    assert counted(target, "untracked") == 1
     assert [e for e in target.conntrack() if e.proto == "udp"] == []
 
 
@@ -45,7 +43,7 @@ table ip t {
     target.send(h0.port, h0.to_dut(dst=h1.ip, id=82) / TCP(sport=5, dport=80, flags="F", seq=1))
     target.expect_nothing()
     assert [(d.reason, d.stage) for d in target.drops()] == [("NETFILTER_DROP", "NF_FORWARD")]
-    assert _counted(target, "invalid") == 1
+    assert counted(target, "invalid") == 1
 
 
 def test_icmp_echo_request_is_new_and_its_reply_established(target, router):
@@ -63,7 +61,7 @@ table ip t {
     target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=83, ttl=63) / ICMP(type=8, id=0x4242, seq=1))
     target.send(h1.port, h1.to_dut(dst=h0.ip, id=84) / ICMP(type=0, id=0x4242, seq=1))
     target.expect(h0.port, h0.from_dut(src=h1.ip, dst=h0.ip, id=84, ttl=63) / ICMP(type=0, id=0x4242, seq=1))
-    assert (_counted(target, "ct state new"), _counted(target, "ct state established")) == (1, 1)
+    assert (counted(target, "ct state new"), counted(target, "ct state established")) == (1, 1)
     entries = [e for e in target.conntrack() if e.proto == "icmp"]
     assert [(e.original, e.reply) for e in entries] == [
         ((h0.ip, h1.ip, 0x4242, 8 << 8), (h1.ip, h0.ip, 0x4242, 0))]

@@ -14,6 +14,7 @@ import pytest
 from scapy.layers.inet import IP, TCP
 
 from harness.journey import CtEntry
+from plan import counted
 
 pytestmark = pytest.mark.requires("nftables", "conntrack")
 
@@ -27,10 +28,6 @@ table ip t {
 """
 CLIENT_ISN, SERVER_ISN = 1000, 5000
 SPORT, DPORT = 40000, 80
-
-
-def _counted(target, needle: str) -> int:
-    return sum(c.packets for c in target.counters() if needle in c.rule)
 
 
 def _tcp_entries(target) -> list:
@@ -87,7 +84,7 @@ def test_the_handshake_goes_syn_sent_syn_recv_established_and_assured_with_each_
     assert 431995 <= established.timeout <= 432000
     assert (established.original, established.reply) == \
         ((h0.ip, h1.ip, SPORT, DPORT), (h1.ip, h0.ip, DPORT, SPORT))
-    assert _counted(target, "invalid") == 0
+    assert counted(target, "invalid") == 0
 
 
 def test_a_segment_beyond_the_receivers_window_is_invalid_and_dropped(target, router):
@@ -100,7 +97,7 @@ def test_a_segment_beyond_the_receivers_window_is_invalid_and_dropped(target, ro
     target.send(h0.port, far)
     target.expect_nothing()
     assert [(d.reason, d.stage) for d in target.drops()] == [("NETFILTER_DROP", "NF_FORWARD")]
-    assert _counted(target, "invalid") == 1
+    assert counted(target, "invalid") == 1
     assert [e.state for e in _tcp_entries(target)] == ["ESTABLISHED"]
 
 
@@ -110,7 +107,7 @@ def test_be_liberal_lets_the_out_of_window_segment_through(target, router):
     target.sh("nft -f -", stdin=DROP_INVALID)
     _handshake(target, h0, h1)
     _from_client(target, h0, h1, 4, flags="PA", seq=CLIENT_ISN + 1 + 10_000_000, ack=SERVER_ISN + 1)
-    assert _counted(target, "invalid") == 0
+    assert counted(target, "invalid") == 0
 
 
 def test_without_tcp_loose_a_mid_stream_ack_is_invalid(target, router):
@@ -177,7 +174,7 @@ def test_the_fin_handshake_ends_in_time_wait(target, router):
     [entry] = _tcp_entries(target)
     assert states + [entry.state] == ["FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT"]
     assert 115 <= entry.timeout <= 120  # nf_conntrack_tcp_timeout_time_wait
-    assert _counted(target, "invalid") == 0
+    assert counted(target, "invalid") == 0
 
 
 def _fill_table(target, assured: bool) -> int:
@@ -276,7 +273,7 @@ def test_a_sack_block_past_what_the_server_sent_is_invalid_when_the_server_permi
     sacked = _client_tcp(flags="A", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1,
                          options=_sack((SERVER_ISN + 51, SERVER_ISN + 101)))
     forwarded = _sends(target, h0, h1, 3, sacked)
-    after_sack = (forwarded, _counted(target, "invalid"), _tcp_entries(target)[0].state)
+    after_sack = (forwarded, counted(target, "invalid"), _tcp_entries(target)[0].state)
     # the same ACK without the option completes the handshake
     _from_client(target, h0, h1, 4, flags="A", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1)
     [entry] = _tcp_entries(target)
@@ -293,7 +290,7 @@ def test_a_sack_block_may_reach_the_last_byte_the_receiver_sent_but_not_one_past
     forwarded = [_sends(target, h0, h1, ip_id, _client_tcp(flags="A", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1,
                                                            options=_sack((SERVER_ISN + 51, right))))
                  for ip_id, right in ((5, SERVER_ISN + 101), (6, SERVER_ISN + 102))]
-    assert (forwarded, _counted(target, "invalid")) == ([1, 0], 1)
+    assert (forwarded, counted(target, "invalid")) == ([1, 0], 1)
 
 
 def test_a_sack_block_lifts_an_ack_too_old_for_the_window_so_a_fin_counts(target, router):
@@ -309,7 +306,7 @@ def test_a_sack_block_lifts_an_ack_too_old_for_the_window_so_a_fin_counts(target
     _from_client(target, h0, h1, 5, flags="FA", seq=CLIENT_ISN + 1, ack=stale_ack,
                  options=_sack((SERVER_ISN + 1 - 10, SERVER_ISN + 1)))
     [entry] = _tcp_entries(target)
-    assert (ignored, entry.state, _counted(target, "invalid")) == ("ESTABLISHED", "FIN_WAIT", 0)
+    assert (ignored, entry.state, counted(target, "invalid")) == ("ESTABLISHED", "FIN_WAIT", 0)
 
 
 def _raw_sack(right: int) -> bytes:
@@ -343,7 +340,7 @@ def test_the_sack_parser_stops_at_a_malformed_option_length_and_skips_misshapen_
     # the option bytes written as they are (scapy would mend their lengths)
     segment = _client_tcp(flags="A", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1, dataofs=5 + len(options) // 4) / options
     forwarded = _sends(target, h0, h1, 3, segment)
-    assert (forwarded, _counted(target, "invalid")) == ((0, 1) if sack_read else (1, 0))
+    assert (forwarded, counted(target, "invalid")) == ((0, 1) if sack_read else (1, 0))
 
 
 @pytest.mark.parametrize("client_wscale, server_wscale, in_window", [(7, 7, True), (7, None, False),
@@ -358,7 +355,7 @@ def test_window_scaling_from_the_syn_options_widens_the_window_only_when_both_sy
     _from_server(target, h0, h1, 4, flags="A", seq=SERVER_ISN + 1, ack=CLIENT_ISN + 1)
     ahead = _client_tcp(flags="PA", seq=CLIENT_ISN + 1 + 1_000_000, ack=SERVER_ISN + 1) / b"data"
     forwarded = _sends(target, h0, h1, 5, ahead)
-    assert (forwarded, _counted(target, "invalid")) == ((1, 0) if in_window else (0, 1))
+    assert (forwarded, counted(target, "invalid")) == ((1, 0) if in_window else (0, 1))
 
 
 def test_a_window_scale_above_14_counts_as_14(target, router):
@@ -370,7 +367,7 @@ def test_a_window_scale_above_14_counts_as_14(target, router):
     # 40000000 ahead overshoots a 16384000 window by more than the window: INVALID
     # (a 32768000 window would let it pass, ignored, as "bytes more than expected")
     ahead = _client_tcp(flags="PA", seq=CLIENT_ISN + 1 + 40_000_000, ack=SERVER_ISN + 1, window=1000) / b"data"
-    assert (_sends(target, h0, h1, 5, ahead), _counted(target, "invalid")) == (0, 1)
+    assert (_sends(target, h0, h1, 5, ahead), counted(target, "invalid")) == (0, 1)
 
 
 def test_a_segment_a_little_past_the_window_is_ignored_not_invalid_and_its_ack_is_then_in_window(target, router):
@@ -384,7 +381,7 @@ def test_a_segment_a_little_past_the_window_is_ignored_not_invalid_and_its_ack_i
     # its td_end was kept, so the server acknowledging it is not "ACK over upper bound"
     _from_server(target, h0, h1, 5, flags="A", seq=SERVER_ISN + 1, ack=past + 100)
     [entry] = _tcp_entries(target)
-    assert (entry.state, _counted(target, "invalid")) == ("ESTABLISHED", 0)
+    assert (entry.state, counted(target, "invalid")) == ("ESTABLISHED", 0)
 
 
 def test_an_old_retransmitted_fin_passes_with_its_entry_but_does_not_close_it(target, router):
@@ -397,7 +394,7 @@ def test_an_old_retransmitted_fin_passes_with_its_entry_but_does_not_close_it(ta
     ignored = _tcp_entries(target)[0].state
     _from_client(target, h0, h1, 5, flags="FA", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1)
     [entry] = _tcp_entries(target)
-    assert (ignored, entry.state, _counted(target, "invalid")) == ("ESTABLISHED", "FIN_WAIT", 0)
+    assert (ignored, entry.state, counted(target, "invalid")) == ("ESTABLISHED", "FIN_WAIT", 0)
 
 
 @pytest.mark.parametrize("second_syn_options, sack_read", [([], True), ([("MSS", 1460)], False)],
@@ -416,7 +413,7 @@ def test_a_new_syn_without_options_keeps_the_first_syns_sack_perm_and_one_with_o
     # the server SACKs data the client has not sent
     sacked = _server_tcp(flags="A", seq=SERVER_ISN + 1, ack=restart + 1, options=_sack((restart + 51, restart + 101)))
     forwarded = _sends(target, h1, h0, 5, sacked)
-    assert (forwarded, _counted(target, "invalid")) == ((0, 1) if sack_read else (1, 0))
+    assert (forwarded, counted(target, "invalid")) == ((0, 1) if sack_read else (1, 0))
 
 
 def test_window_scale_and_sack_perm_options_of_the_wrong_length_are_not_taken(target, router):
@@ -457,4 +454,4 @@ def test_conntrack_itself_does_not_drop_an_invalid_segment_it_goes_on_without_it
     _from_client(target, h0, h1, 4, flags="FA", seq=CLIENT_ISN + 1, ack=SERVER_ISN + 1,
                  options=_sack((SERVER_ISN + 51, SERVER_ISN + 101)))
     [entry] = _tcp_entries(target)
-    assert (_counted(target, "invalid"), entry.state) == (1, "ESTABLISHED")
+    assert (counted(target, "invalid"), entry.state) == (1, "ESTABLISHED")

@@ -12,7 +12,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from plan import icmp_socket_mask
+from plan import counted_by_comment, drops, icmp_socket_mask
 
 ALL_HOSTS = "224.0.0.1"
 # RFC 1112 6.4: the low 23 bits of the group in 01:00:5e:00:00:00
@@ -23,10 +23,6 @@ def to_group(host, group: str = ALL_HOSTS, mac: str = ALL_HOSTS_MAC, **ip_fields
     """Ether/IP from `host` to `group`, on the group's multicast MAC."""
     fields = {"src": host.ip, "dst": group, **ip_fields}
     return Ether(src=host.mac, dst=mac) / IP(**fields)
-
-
-def drops(target) -> list[tuple[str, str, str]]:
-    return [(d.reason, d.stage, d.location) for d in target.drops()]
 
 
 def test_all_hosts_datagram_reaches_a_socket_bound_to_0_0_0_0(target, hosts):
@@ -209,7 +205,6 @@ def test_all_hosts_datagram_crosses_prerouting_then_input_as_pkttype_multicast(t
     sock = target.socket("udp", ("0.0.0.0", 5000))
     target.send(h0.port, to_group(h0, id=4242) / UDP(sport=40000, dport=5000) / b"chains")
     assert sock.recv()[0] == b"chains"
-    counted = {c.rule.split('comment "')[1].rstrip('"'): c.packets for c in target.counters()}
-    assert counted == {"pre multicast": 1, "pre to a multicast address": 1, "in multicast": 1, "forwarded": 0}
+    assert counted_by_comment(target) == {"pre multicast": 1, "pre to a multicast address": 1, "in multicast": 1, "forwarded": 0}
     crossed = [[(h.stage, h.where) for h in j.hops if h.where.startswith("ip t ")] for j in target.journeys()]
     assert [c for c in crossed if c] == [[("NF_PREROUTING", "ip t prerouting"), ("NF_INPUT", "ip t input")]]

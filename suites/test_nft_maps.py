@@ -13,9 +13,10 @@ import re
 import pytest
 from scapy.layers.inet import TCP, UDP
 
+from plan import counted_by_comment
+
 pytestmark = pytest.mark.requires("nftables")
 
-COMMENT = re.compile(r'comment "([^"]*)"$')
 
 # `fwd` is an nft keyword (the fwd statement): nft 1.0.6 refuses it as a map name
 PORT_FORWARD = """
@@ -30,11 +31,6 @@ table ip nat {
     }
 }
 """
-
-
-def counted(target) -> dict[str, int]:
-    """Packets counted so far by each counter rule, by the rule's comment."""
-    return {m.group(1): c.packets for c in target.counters() if (m := COMMENT.search(c.rule))}
 
 
 @pytest.mark.requires("conntrack")
@@ -93,14 +89,14 @@ def test_marks_from_an_interval_map_steer_policy_routing_and_a_miss_leaves_the_m
     target.sh("ip rule add fwmark 2 lookup 100")
     target.sh(f"ip route add {h1.ip}/32 via {h2.ip} table 100")
     target.sh("nft -f -", stdin=MARKS)
-    before = counted(target)
+    before = counted_by_comment(target)
     for src, ident, egress in (("10.0.0.2", 21, h1), ("10.0.0.15", 22, h1), ("10.0.0.105", 23, h2),
                                ("10.0.0.50", 24, h1)):
         l4 = UDP(sport=1000 + ident, dport=53)
         target.send(h0.port, h0.to_dut(src=src, dst=h1.ip, id=ident) / l4)
         target.expect(egress.port, egress.from_dut(src=src, dst=h1.ip, id=ident, ttl=63) / l4)
     target.expect_nothing()
-    counts = counted(target)
+    counts = counted_by_comment(target)
     assert {name: counts[name] - before.get(name, 0) for name in counts} == {"mark 1": 2, "mark 2": 1, "no mark": 1}
 
 
@@ -156,11 +152,11 @@ def test_elements_added_and_deleted_at_run_time_change_the_next_packet(target, r
     target.sh("nft -f -", stdin=RUNTIME)
 
     def marks_of_one_packet(ident: int) -> set[str]:
-        before = counted(target)
+        before = counted_by_comment(target)
         l4 = UDP(sport=7000, dport=7)
         target.send(h0.port, h0.to_dut(dst=h1.ip, id=ident) / l4)
         target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=ident, ttl=63) / l4)
-        return {name for name, packets in counted(target).items() if packets != before.get(name, 0)}
+        return {name for name, packets in counted_by_comment(target).items() if packets != before.get(name, 0)}
 
     assert marks_of_one_packet(51) == set()
     target.sh("nft add element ip t marks { 10.0.0.2 : 5, 10.0.0.3 : 6 }")

@@ -12,24 +12,18 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from plan import icmp_socket_mask, quoted, socket_datagram_mask
+from plan import counted_by_comment, icmp_socket_mask, quoted, socket_datagram_mask
 
 pytestmark = pytest.mark.requires("nftables")
 
-COMMENT = re.compile(r'comment "([^"]*)"$')
 BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
-
-
-def counted(target) -> dict[str, int]:
-    """Packets counted so far by each counter rule, by the rule's comment."""
-    return {m.group(1): c.packets for c in target.counters() if (m := COMMENT.search(c.rule))}
 
 
 def matched_by(target, deliver) -> set[str]:
     """The comments of the counter rules that counted while `deliver()` ran."""
-    before = counted(target)
+    before = counted_by_comment(target)
     deliver()
-    return {name for name, packets in counted(target).items() if packets != before.get(name, 0)}
+    return {name for name, packets in counted_by_comment(target).items() if packets != before.get(name, 0)}
 
 
 def forward(target, src_host, dst_host, l4, **ip_fields) -> bytes:
@@ -546,7 +540,7 @@ def test_limit_lets_the_burst_through_then_matches_over_it(target, router):
     target.sh("nft -f -", stdin=LIMIT)
     target.send(h0.port, [h0.to_dut(dst=h1.ip, id=i) / UDP(sport=8, dport=9) for i in range(6)])
     assert len(target.collect(h1.port)) == 6
-    assert counted(target) == {"under the limit": 3, "over the limit": 3}
+    assert counted_by_comment(target) == {"under the limit": 3, "over the limit": 3}
 
 
 BYTE_LIMIT = """
@@ -568,7 +562,7 @@ def test_byte_limit_bucket_holds_a_unit_of_rate_plus_the_burst(target, router):
     target.sh("nft -f -", stdin=BYTE_LIMIT)
     target.send(h0.port, [h0.to_dut(dst=h1.ip, id=i) / UDP(sport=8, dport=9) / bytes(200) for i in range(8)])
     assert len(target.collect(h1.port)) == 8
-    assert counted(target) == {"1000 bytes a minute": 4, "and a 500-byte burst": 6}
+    assert counted_by_comment(target) == {"1000 bytes a minute": 4, "and a 500-byte burst": 6}
 
 
 CHAINS = """
@@ -621,7 +615,7 @@ def test_named_set_verdict_map_jump_goto_and_return(target, router):
         target.send(h0.port, h0.to_dut(src=src, dst=h1.ip) / UDP(sport=5, dport=dport))
         target.expect_nothing()
     assert [(d.reason, d.stage) for d in target.drops()] == [("NETFILTER_DROP", "NF_FORWARD")] * 3
-    assert counted(target)["blocked"] == 2
+    assert counted_by_comment(target)["blocked"] == 2
 
 
 EXPRESSIONS = """
@@ -744,7 +738,7 @@ table ip t {
     del arrived[IP].chksum
     target.expect(h0.port, h0.icmp_error(11, 0, Ether(bytes(arrived))))
     target.expect_nothing()
-    assert counted(target) == {"forward": 0}
+    assert counted_by_comment(target) == {"forward": 0}
     if "drop_reasons" in target.capabilities:
         assert [(d.reason, d.stage) for d in target.drops()] == [("IP_INHDR", "IP_FORWARD")]
 

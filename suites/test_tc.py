@@ -10,7 +10,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 
 from harness import bpf_build
-from plan import icmp_socket_mask
+from plan import counted_in_chain, drops, icmp_socket_mask
 
 pytestmark = pytest.mark.requires("tc")
 
@@ -30,14 +30,6 @@ def attach(target, port, direction: str, obj) -> None:
     target.sh(f"tc filter add dev {port.name} {direction} bpf da obj {obj} sec tc")
 
 
-def drops(target) -> list[tuple[str, str, str]]:
-    return [(d.reason, d.stage, d.location) for d in target.drops()]
-
-
-def counter(target, chain: str) -> int:
-    return sum(c.packets for c in target.counters() if c.chain == chain)
-
-
 @pytest.mark.requires("nftables")
 def test_tc_ingress_shot_drops_before_prerouting_and_ok_passes(target, hosts, objects):
     h0 = hosts[0]
@@ -49,7 +41,7 @@ def test_tc_ingress_shot_drops_before_prerouting_and_ok_passes(target, hosts, ob
     target.expect_nothing()
     assert sock.recv_all() == []
     assert drops(target) == [("TC_INGRESS", "TC_INGRESS", "__netif_receive_skb_core")]
-    assert counter(target, "pre") == 0
+    assert counted_in_chain(target, "pre") == 0
     request = h0.to_dut(id=2) / ICMP(type=8, id=7, seq=1) / b"ping"
     target.send(h0.port, request)
     reply = h0.from_dut(src=h0.dut_ip, dst=h0.ip, ttl=64, flags=0) / ICMP(type=0, id=7, seq=1) / b"ping"
@@ -65,7 +57,7 @@ def test_tc_egress_shot_drops_a_forwarded_packet_after_postrouting(target, route
     target.send(h0.port, h0.to_dut(dst=h1.ip, id=3) / UDP(sport=1, dport=7) / b"x")
     target.expect_nothing()
     assert drops(target) == [("TC_EGRESS", "TC_EGRESS", "__dev_queue_xmit")]
-    assert counter(target, "post") == 1
+    assert counted_in_chain(target, "post") == 1
 
 
 @pytest.mark.requires("xdp")
@@ -90,7 +82,7 @@ def test_the_journey_crosses_xdp_then_tc_then_netdev_ingress_then_prerouting(tar
     target.send(h0.port, h0.to_dut(id=5) / ICMP(type=8, id=7, seq=1) / b"ping")
     stages = [s for s in target.journeys()[0].stages if s in ("XDP", "TC_INGRESS", "NF_INGRESS", "NF_PREROUTING")]
     assert stages == ["XDP", "TC_INGRESS", "NF_INGRESS", "NF_PREROUTING"]
-    assert counter(target, "pre") == 1
+    assert counted_in_chain(target, "pre") == 1
 
 
 @pytest.mark.requires("xdp")
@@ -111,11 +103,11 @@ def test_netdev_ingress_chain_drops_on_its_device_only_and_after_tc(target, host
     target.send(h2.port, h2.to_dut(id=7) / UDP(sport=1, dport=7) / b"x")
     target.send(h0.port, h0.to_dut(id=8) / UDP(sport=1, dport=7) / b"x")
     assert drops(target) == [("NETFILTER_DROP", "NF_INGRESS", "nft_do_chain"), ("NO_SOCKET", "L4", "__udp4_lib_rcv")]
-    assert counter(target, "in") == 1
+    assert counted_in_chain(target, "in") == 1
     attach(target, h2.port, "ingress", objects["tc_drop_udp"])
     target.send(h2.port, h2.to_dut(id=9) / UDP(sport=1, dport=7) / b"x")
     assert drops(target)[2:] == [("TC_INGRESS", "TC_INGRESS", "__netif_receive_skb_core")]
-    assert counter(target, "in") == 1
+    assert counted_in_chain(target, "in") == 1
 
 
 def test_a_mark_set_at_tc_ingress_selects_the_fwmark_routing_table(target, router, objects):
