@@ -398,6 +398,24 @@ def _select(token: str, commands: tuple[str, ...]) -> str | None:
     return next((command for command in commands if _is_prefix(token, command)), None)
 
 
+def _value_fields(wtr: JsonWriter, bpf_map: BpfMap, value, write) -> None:
+    """`"value": V`, or for a per-CPU map `"values": [{"cpu": N, "value": V}, ...]`,
+    each V written by `write` (raw bytes or BTF-formatted)."""
+    if not bpf_map.percpu:
+        wtr.name("value")
+        write(value)
+        return
+    wtr.name("values")
+    wtr.start_array()
+    for cpu, item in enumerate(value):
+        wtr.start_object()
+        wtr.field("cpu", cpu)
+        wtr.name("value")
+        write(item)
+        wtr.end_object()
+    wtr.end_array()
+
+
 def _hex(data: bytes, sep: str = " ") -> str:
     """fprint_hex()."""
     return sep.join(f"{byte:02x}" for byte in data)
@@ -725,19 +743,7 @@ class Bpftool:
         jw.start_object()
         jw.name("key")
         jw.hex_data(key)
-        if bpf_map.percpu:
-            jw.name("values")
-            jw.start_array()
-            for cpu, item in enumerate(value):
-                jw.start_object()
-                jw.field("cpu", cpu)
-                jw.name("value")
-                jw.hex_data(item)
-                jw.end_object()
-            jw.end_array()
-        else:
-            jw.name("value")
-            jw.hex_data(value)
+        _value_fields(jw, bpf_map, value, jw.hex_data)
         if bpf_map.btf_value_type_id:
             jw.name("formatted")
             self._entry_btf(bpf_map, key, value, jw, plain=False)
@@ -751,19 +757,7 @@ class Bpftool:
         if bpf_map.btf_key_type_id:
             wtr.name("key")
             dumper.dump(bpf_map.btf_key_type_id, key)
-        if bpf_map.percpu:
-            wtr.name("values")
-            wtr.start_array()
-            for cpu, item in enumerate(value):
-                wtr.start_object()
-                wtr.field("cpu", cpu)
-                wtr.name("value")
-                dumper.dump(bpf_map.btf_value_type_id, item)
-                wtr.end_object()
-            wtr.end_array()
-        else:
-            wtr.name("value")
-            dumper.dump(bpf_map.btf_value_type_id, value)
+        _value_fields(wtr, bpf_map, value, lambda item: dumper.dump(bpf_map.btf_value_type_id, item))
         wtr.end_object()
 
     def _entry_plain(self, bpf_map: BpfMap, key: bytes, value) -> None:
