@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -88,6 +89,9 @@ def lpm_key(prefix: str) -> bytes:
 
 # the real kernel through bpftool
 
+# the verifier's check_helper_call() when the type's get_func_proto() offers no such helper
+HELPER_REFUSED = re.compile(r"program of this type cannot use helper \S+")
+
 
 @dataclass
 class KernelRun:
@@ -129,6 +133,9 @@ class Bpftool:
         result = subprocess.run(["unshare", "--mount", "--net", "--propagation", "private", "sh", str(script)],
                                 capture_output=True, text=True, check=False)
         if result.returncode:
+            refused = HELPER_REFUSED.search(result.stderr)
+            if refused:  # a property of the kernel's build, not of the program or the mock
+                pytest.skip(f"kernel {os.uname().release} refuses {obj.name} at load: {refused.group(0)}")
             raise AssertionError(f"bpftool on the real kernel failed:\n{result.stderr}")
         maps = {name: json.loads((work / f"map.{name}.json").read_text()) for name in dump}
         return KernelRun(json.loads((work / "run.json").read_text())["retval"], (work / "out").read_bytes(),
@@ -422,20 +429,20 @@ def test_ipip_encapsulation_with_adjust_head_and_csum_diff(rt, objects):
 
 
 def test_adjust_tail_trims_and_adjust_meta_prepends_metadata(rt, objects):
-    obj = rt.load_object(objects["xdp_adjust"])
     frame = udp(payload=b"y" * 100)
-    verdict, ctx = xdp(obj.program("xdp_trim"), frame)
+    verdict, ctx = xdp(rt.load_object(objects["xdp_adjust"]).program("xdp_trim"), frame)
     assert (verdict, ctx.packet()) == (XDP_PASS, frame[:64])
-    verdict, ctx = xdp(obj.program("xdp_meta_mark"), frame)
+    verdict, ctx = xdp(rt.load_object(objects["xdp_meta"]).program("xdp_meta_mark"), frame)
     assert (verdict, ctx.data - ctx.data_meta, bytes(ctx.buf[ctx.data_meta:ctx.data])) == \
            (XDP_PASS, 4, struct.pack("<I", 0xFEEDBEEF))
 
 
-@pytest.mark.parametrize("prog", ["xdp_ipip_encap", "xdp_trim", "xdp_meta_mark"])
-def test_adjust_helpers_match_the_kernel(rt, objects, kernel, prog):
+@pytest.mark.parametrize("obj, prog", [("xdp_adjust", "xdp_ipip_encap"), ("xdp_adjust", "xdp_trim"),
+                                       ("xdp_meta", "xdp_meta_mark")])
+def test_adjust_helpers_match_the_kernel(rt, objects, kernel, obj, prog):
     frame = udp(payload=b"y" * 100)
-    verdict, ctx = xdp(rt.load_object(objects["xdp_adjust"]).program(prog), frame)
-    real = kernel.run(objects["xdp_adjust"], prog, frame)
+    verdict, ctx = xdp(rt.load_object(objects[obj]).program(prog), frame)
+    real = kernel.run(objects[obj], prog, frame)
     # test_run's data_out starts at data_meta: the metadata, then the frame
     assert (real.retval, real.data) == (verdict, bytes(ctx.buf[ctx.data_meta:ctx.data_end]))
 
