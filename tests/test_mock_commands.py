@@ -24,6 +24,7 @@ import pytest
 
 from harness.mockkernel import cmd
 from harness.mockkernel.clock import Clock
+from harness.mockkernel.ipv4.af_inet import inet_init
 from harness.mockkernel.net import Net, NetDevice
 from harness.mockkernel.target import MockTarget
 from harness.target import CommandError
@@ -36,6 +37,7 @@ def _fresh_net(lo_up: bool = False) -> Net:
     """The DUT as a new namespace has it: lo down (coming up gives it
     127.0.0.1/8) and the port p0 down, no addresses."""
     net = Net(Clock())
+    inet_init(net)
     net.add_device(NetDevice("lo", 1, "loopback", b"\0" * 6, mtu=65536, up=lo_up))
     net.add_device(NetDevice("p0", 2, "veth", bytes.fromhex(P0_MAC.replace(":", ""))))
     return net

@@ -15,6 +15,7 @@ from harness.journey import Drop, Hop, Journey
 from harness.mockkernel import cmd
 from harness.mockkernel.clock import Clock
 from harness.mockkernel.core.dev import net_rx_action
+from harness.mockkernel.ipv4.af_inet import inet_init
 from harness.mockkernel.net import Net, NetDevice
 from harness.mockkernel.netfilter.core import NfHooks
 from harness.mockkernel.netfilter.nf_conntrack_core import ConntrackTable, nf_conntrack_pernet_init
@@ -50,6 +51,7 @@ class Kernel(Net):
     def _boot(self) -> None:
         for name, value in DUT_SYSCTLS.items():
             self.sysctl.set(name, value)
+        inet_init(self)
         nf_conntrack_pernet_init(self)
         self.add_device(NetDevice("lo", 1, "loopback", bytes(6), mtu=65536))
         for port in PORTS:

@@ -267,6 +267,7 @@ class Net:
                                      FibRule(32766, RT_TABLE_MAIN, protocol="kernel"),
                                      FibRule(32767, RT_TABLE_DEFAULT, protocol="kernel")]
         self.neighbours: dict[tuple[int, int], Neighbour] = {}  # (ifindex, ip)
+        self.netdev_chain: list = []  # register_netdevice_notifier() (core/rtnetlink.py)
 
     def add_device(self, dev: NetDevice) -> NetDevice:
         self.devices[dev.ifindex] = dev

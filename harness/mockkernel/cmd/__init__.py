@@ -1,7 +1,7 @@
 """Command front ends: the operators' own commands, parsed into the mock's configuration.
 
 `run(net, argv)` dispatches on the program name to ip.py (iproute2 6.1, whose
-kernel side is core/rtnetlink.py), nft.py (nftables 1.0.6), iptables.py
+kernel side is core/rtnetlink.py, ipv4/devinet.py and ipv4/fib_frontend.py), nft.py (nftables 1.0.6), iptables.py
 (iptables-nft 1.8.9: iptables, iptables-save, iptables-restore), conntrack.py
 (conntrack-tools 1.4.7), sysctl.py (procps-ng 4.0.2), ethtool.py (ethtool 6.1)
 and bpftool.py (bpftool 7.1.0). Each accepts the real tool's syntax for what

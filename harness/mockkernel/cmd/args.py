@@ -3,20 +3,14 @@
 A front end raises `ToolError` with the text the real tool prints (on stderr)
 and its exit status; `cmd.run()` turns it into a CommandError carrying the
 command line. `not_modelled()` is the one error the real tool never prints: the
-syntax is valid but the mock kernel has no model of it.
+syntax is valid but the mock kernel has no model of it. Both live in
+core/errors.py, the leaf the kernel's layers raise them from.
 """
 from __future__ import annotations
 
+from harness.mockkernel.core.errors import ToolError, not_modelled
 
-class ToolError(Exception):
-    def __init__(self, message: str, returncode: int = 1):
-        super().__init__(message)
-        self.message = message
-        self.returncode = returncode
-
-
-def not_modelled(what: str) -> ToolError:
-    return ToolError(f"{what} is not modelled by the mock kernel", 1)
+__all__ = ["Args", "ToolError", "c_uint", "not_modelled"]
 
 
 def c_uint(text: str, base: int = 0) -> int | None:

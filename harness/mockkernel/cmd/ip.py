@@ -3,7 +3,8 @@
 Objects and options match by prefix in ip.c's order ("a" is address, "r" route,
 "ru" rule, "n" neighbour, "l" link; "-s" is -stats, "-br" -brief). Each object's
 module mirrors its iproute2 file (iplink.c, ipaddress.c, iproute.c, iprule.c,
-ipneigh.c) and asks rtnetlink.py, the kernel side, for the change. Exit statuses
+ipneigh.c) and asks the kernel side (core/rtnetlink.py, ipv4/devinet.py,
+ipv4/fib_frontend.py) for the change. Exit statuses
 are ip's: 255 for a bad command line, 1 for a missing device, 2 for an error
 the kernel returned.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 from harness.mockkernel.cmd import ipaddress, iplink, ipneigh, iproute, iprule
 from harness.mockkernel.cmd.args import ToolError, not_modelled
 from harness.mockkernel.cmd.iputils import IpOptions, args, matches
-from harness.mockkernel.core.rtnetlink import RtnlError
+from harness.mockkernel.core.errors import RtnlError
 
 OBJECTS = ("address", "addrlabel", "maddress", "route", "rule", "neighbor", "neighbour", "ntable",
            "ntbl", "link", "l2tp", "fou", "ila", "macsec", "tunnel", "tunl", "tuntap", "tap", "token",

@@ -12,11 +12,12 @@ from __future__ import annotations
 import errno
 
 from harness.mockkernel.bpf.tag import bpf_prog_calc_tag
-from harness.mockkernel.core import rtnetlink
 from harness.mockkernel.cmd.args import ToolError, not_modelled
 from harness.mockkernel.cmd.iputils import (INFINITY_LIFE_TIME, IpOptions, Printed, duparg, duparg2, get_addr,
                                             get_prefix, invarg, matches, no_device, render, scope_id,
                                             scope_name, unknown_command)
+from harness.mockkernel.core.errors import RtnlError
+from harness.mockkernel.ipv4 import devinet
 from harness.mockkernel.net import RT_SCOPE_HOST, RT_SCOPE_UNIVERSE, InAddr, int_to_ip, prefix_mask
 from harness.mockkernel.wire.ethernet import mac_to_str
 
@@ -82,14 +83,14 @@ def _modify(net, tokens, opts: IpOptions, verb: str) -> str:
         raise no_device(dev_name)
     if verb == "del":
         prefixlen = plen if local_text is not None and "/" in local_text else None
-        rtnetlink.inet_rtm_deladdr(net, dev, local, prefixlen, label)
+        devinet.inet_rtm_deladdr(net, dev, local, prefixlen, label)
         return ""
     if local is None:
-        raise rtnetlink.RtnlError(errno.EINVAL)
+        raise RtnlError(errno.EINVAL)
     if scope is None:
         scope = RT_SCOPE_HOST if local >> 24 == 127 else RT_SCOPE_UNIVERSE
     ifa = InAddr(local, plen, _broadcast(brd, local, plen), scope, label or dev.name)
-    rtnetlink.inet_rtm_newaddr(net, dev, ifa, replace=verb == "replace")
+    devinet.inet_rtm_newaddr(net, dev, ifa, replace=verb == "replace")
     return ""
 
 
@@ -137,7 +138,7 @@ def _flush(net, tokens) -> str:
     devs, scope = _list_filter(net, tokens, "flush")
     for dev in devs:
         while doomed := [a for a in dev.addrs if scope is None or a.scope == scope]:
-            rtnetlink.inet_rtm_deladdr(net, dev, doomed[0].local, doomed[0].prefixlen)
+            devinet.inet_rtm_deladdr(net, dev, doomed[0].local, doomed[0].prefixlen)
     return ""
 
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.mockkernel.core import rtnetlink
 from harness.mockkernel.cmd.args import ToolError, c_uint, not_modelled
 from harness.mockkernel.cmd.iputils import (IpOptions, Printed, device, duparg2, get_addr, get_value,
                                             get_prefix, invarg, matches, protocol_id, protocol_name,
                                             render, route_type, scope_id, scope_name, table_id,
                                             table_name, unknown_command)
-from harness.mockkernel.core.rtnetlink import NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RouteMatch
+from harness.mockkernel.core.rtnetlink import NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
+from harness.mockkernel.ipv4 import fib_frontend
+from harness.mockkernel.ipv4.fib_frontend import RouteMatch
 from harness.mockkernel.net import (RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE,
                                     RT_TABLE_LOCAL, RT_TABLE_MAIN, FibRoute, int_to_ip)
 
@@ -147,9 +148,9 @@ def _modify(net, tokens, opts: IpOptions, flags: int | None) -> str:
                      prefsrc=req.prefsrc, metric=req.metric or 0, scope=scope,
                      protocol=req.protocol or "boot", mtu=req.mtu)
     if flags is None:
-        rtnetlink.fib_table_delete(net, RouteMatch(route, req.type, scope, req.prefsrc, req.protocol))
+        fib_frontend.fib_table_delete(net, RouteMatch(route, req.type, scope, req.prefsrc, req.protocol))
     else:
-        rtnetlink.fib_table_insert(net, route, flags)
+        fib_frontend.fib_table_insert(net, route, flags)
     return ""
 
 

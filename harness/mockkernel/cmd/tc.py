@@ -28,7 +28,7 @@ from harness.mockkernel.bpf import BpfLoadError
 from harness.mockkernel.bpf.tag import bpf_prog_calc_tag
 from harness.mockkernel.cmd.args import Args, ToolError, c_uint, not_modelled
 from harness.mockkernel.cmd.iputils import device, duparg, invarg, matches
-from harness.mockkernel.core import rtnetlink
+from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.xdp import bpf_runtime
 from harness.mockkernel.sched import cls_api, sch_ingress
 from harness.mockkernel.sched.cls_api import ETH_P_ALL
@@ -117,7 +117,7 @@ def _qdisc(net, tokens: Args, stats: bool) -> str:
                 sch_ingress.qdisc_create_clsact(dev, replace=verb == "replace")
             else:
                 sch_ingress.qdisc_destroy_clsact(dev)
-        except rtnetlink.RtnlError as err:
+        except RtnlError as err:
             raise ToolError(str(err), 2) from None
         return ""
     if verb in ("change", "link"):
@@ -300,7 +300,7 @@ def _load(net, path: str, section: str):
 def _kernel_call(fn):
     try:
         return fn()
-    except rtnetlink.RtnlError as err:
+    except RtnlError as err:
         raise ToolError(f"{err}\n{TALKING}", 2) from None
 
 

@@ -38,7 +38,7 @@ import errno
 
 from harness.journey import Drop, Hop
 from harness.mockkernel.bpf import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, BpfFault, XdpMd
-from harness.mockkernel.core import rtnetlink  # a module: rtnetlink imports the datapath
+from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.skbuff import kfree_skb
 from harness.mockkernel.wire import FrameSummary
 
@@ -66,9 +66,9 @@ def dev_xdp_attach(net, dev, path: str | None, section: str | None, generic: boo
         setattr(dev, attr, None)
         return
     if getattr(dev, "xdp_prog" if generic else "xdp_generic_prog") is not None:
-        raise rtnetlink.RtnlError(errno.EEXIST, "Native and generic XDP can't be active at the same time")
+        raise RtnlError(errno.EEXIST, "Native and generic XDP can't be active at the same time")
     if getattr(dev, attr) is not None:
-        raise rtnetlink.RtnlError(errno.EBUSY, "XDP program already attached")
+        raise RtnlError(errno.EBUSY, "XDP program already attached")
     obj = bpf_runtime(net).load_object(path)
     setattr(dev, attr, obj.program(section) if section else obj.program())
 

@@ -22,7 +22,7 @@ import errno
 from dataclasses import dataclass, field
 
 from harness.mockkernel.bpf import TC_ACT_UNSPEC
-from harness.mockkernel.core import rtnetlink  # a module: rtnetlink imports the datapath
+from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.sched.cls_bpf import ClsBpfProg, cls_bpf_classify
 
 ETH_P_ALL = 0x0003
@@ -59,9 +59,9 @@ def tc_new_tfilter(chain: list[TcfProto], prio: int | None, protocol: int, handl
     program into a ClsBpfProg (raising the loader's error)."""
     tp = next((t for t in chain if t.prio == prio), None) if prio is not None else None
     if tp is not None and tp.protocol != protocol:
-        raise rtnetlink.RtnlError(errno.EINVAL, "Protocol mismatch for filter with specified priority")
+        raise RtnlError(errno.EINVAL, "Protocol mismatch for filter with specified priority")
     if tp is not None and handle is not None and tp.find(handle) is not None and not replace:
-        raise rtnetlink.RtnlError(errno.EEXIST, "Filter already exists")
+        raise RtnlError(errno.EEXIST, "Filter already exists")
     if tp is None:
         if prio is None:
             prio = chain[0].prio - 1 if chain else TC_AUTO_PRIO
@@ -98,11 +98,11 @@ def tc_del_tfilter(chain: list[TcfProto], prio: int | None, protocol: int | None
         return
     tp = next((t for t in chain if t.prio == prio and (protocol is None or t.protocol == protocol)), None)
     if tp is None:
-        raise rtnetlink.RtnlError(errno.ENOENT, "Filter with specified priority/protocol not found")
+        raise RtnlError(errno.ENOENT, "Filter with specified priority/protocol not found")
     if handle is not None:
         filt = tp.find(handle)
         if filt is None:
-            raise rtnetlink.RtnlError(errno.ENOENT, "Specified filter handle not found")
+            raise RtnlError(errno.ENOENT, "Specified filter handle not found")
         tp.filters.remove(filt)
         if tp.filters:
             return

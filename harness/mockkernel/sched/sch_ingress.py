@@ -23,7 +23,7 @@ import errno
 from dataclasses import dataclass, field
 
 from harness.mockkernel.bpf import TC_ACT_REDIRECT, TC_ACT_SHOT, TC_ACT_STOLEN
-from harness.mockkernel.core import rtnetlink  # a module: rtnetlink imports the datapath
+from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.skbuff import kfree_skb
 from harness.mockkernel.sched.cls_api import TcfProto, tcf_classify
 from harness.mockkernel.sched.cls_bpf import TC_ACT_TRAP
@@ -56,21 +56,21 @@ def qdisc_create_clsact(dev, replace: bool) -> None:
     if dev.clsact is not None:
         if replace:
             return
-        raise rtnetlink.RtnlError(errno.EEXIST, "Exclusivity flag on, cannot modify")
+        raise RtnlError(errno.EEXIST, "Exclusivity flag on, cannot modify")
     dev.clsact = Clsact()
 
 
 def qdisc_destroy_clsact(dev) -> None:
     """tc_get_qdisc(RTM_DELQDISC): the filters go with the qdisc."""
     if dev.clsact is None:
-        raise rtnetlink.RtnlError(errno.ENOENT, "Cannot find specified qdisc on specified device")
+        raise RtnlError(errno.ENOENT, "Cannot find specified qdisc on specified device")
     dev.clsact = None
 
 
 def filter_chain(dev, direction: str) -> list[TcfProto]:
     """The chain a `tc filter add|del dev X ingress|egress` works on."""
     if dev.clsact is None:
-        raise rtnetlink.RtnlError(errno.EINVAL, "Parent Qdisc doesn't exists")
+        raise RtnlError(errno.EINVAL, "Parent Qdisc doesn't exists")
     return dev.clsact.chain(direction)
 
 

@@ -1,0 +1,84 @@
+"""IPv4 addresses (net/ipv4/devinet.c): `ip addr add/del` and loopback's own.
+
+inet_rtm_newaddr() / __inet_insert_ifa() (secondaries, insertion order),
+inet_rtm_deladdr() / __inet_del_ifa() (a primary takes its secondaries with
+it: promote_secondaries off); each change adds or removes the address's
+routes (fib_frontend.py). inetdev_event(NETDEV_UP): loopback coming up gets
+127.0.0.1/8.
+Left out: promote_secondaries, address lifetimes, IPv4 leaving a device whose
+MTU drops below 68.
+"""
+from __future__ import annotations
+
+import errno
+
+from harness.mockkernel.core.errors import RtnlError
+from harness.mockkernel.core.rtnetlink import NETDEV_UP, register_netdevice_notifier
+from harness.mockkernel.ipv4.fib_frontend import _same_subnet, fib_add_ifaddr, fib_del_ifaddr, fib_disable_ip
+from harness.mockkernel.net import RT_SCOPE_HOST, InAddr, Net, NetDevice, ip_to_int
+
+LOOPBACK_ADDR = ip_to_int("127.0.0.1")
+
+
+def inetdev_event_up(net: Net, dev: NetDevice) -> None:
+    """inetdev_event(NETDEV_UP): loopback always tries to get 127.0.0.1/8."""
+    if dev.is_loopback:
+        try:
+            inet_rtm_newaddr(net, dev, InAddr(LOOPBACK_ADDR, 8, scope=RT_SCOPE_HOST, label=dev.name))
+        except RtnlError:  # inet_insert_ifa() fails quietly when it is already there
+            pass
+
+
+def inet_rtm_newaddr(net: Net, dev: NetDevice, ifa: InAddr, replace: bool = False) -> None:
+    """__inet_insert_ifa(): an address in the subnet of one already there is a
+    secondary, appended; a primary goes after the last primary of equal or wider
+    scope. `replace` (ip addr replace/change) keeps an existing equal address."""
+    last_primary = 0
+    for index, ifa1 in enumerate(dev.addrs):
+        if not ifa1.secondary and ifa.scope <= ifa1.scope:
+            last_primary = index + 1
+        if ifa1.prefixlen == ifa.prefixlen and _same_subnet(ifa1, ifa.local):
+            if ifa1.local == ifa.local:
+                if replace:
+                    return
+                raise RtnlError(errno.EEXIST, "ipv4: Address already assigned")
+            if ifa1.scope != ifa.scope:
+                raise RtnlError(errno.EINVAL, "ipv4: Invalid scope value")
+            ifa.secondary = True
+    dev.addrs.insert(len(dev.addrs) if ifa.secondary else last_primary, ifa)
+    fib_add_ifaddr(net, dev, ifa)
+
+
+def inet_rtm_deladdr(net: Net, dev: NetDevice, local: int | None, prefixlen: int | None,
+                     label: str | None = None) -> None:
+    """The first address with that local address, prefix length and label, where
+    the command gave them; a primary takes the secondaries of its subnet with it."""
+    for ifa in dev.addrs:
+        if local in (None, ifa.local) and prefixlen in (None, ifa.prefixlen) and label in (None, ifa.label):
+            if not ifa.secondary:
+                for sec in [a for a in dev.addrs if a.secondary and a.prefixlen == ifa.prefixlen
+                            and _same_subnet(ifa, a.local)]:
+                    _inet_del_ifa(net, dev, sec)
+            _inet_del_ifa(net, dev, ifa)
+            return
+    raise RtnlError(errno.EADDRNOTAVAIL, "ipv4: Address not found")
+
+
+def _inet_del_ifa(net: Net, dev: NetDevice, ifa: InAddr) -> None:
+    """Unlink, then fib_inetaddr_event(NETDEV_DOWN): the last address gone
+    disables IP on the device (fib_disable_ip, forced)."""
+    dev.addrs.remove(ifa)
+    fib_del_ifaddr(net, dev, ifa)
+    if not dev.addrs:
+        fib_disable_ip(net, dev, force=True)
+
+
+
+
+def inetdev_event(net: Net, event: int, dev: NetDevice) -> None:
+    if event == NETDEV_UP:
+        inetdev_event_up(net, dev)
+
+
+def devinet_init(net: Net) -> None:
+    register_netdevice_notifier(net, inetdev_event)

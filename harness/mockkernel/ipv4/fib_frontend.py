@@ -1,0 +1,334 @@
+"""IPv4 routing configuration (net/ipv4/fib_frontend.c, with the fib_trie.c and
+fib_semantics.c parts a route request reaches): the routes an address brings,
+the routes a device's state changes, and `ip route add/del`.
+
+- fib_add_ifaddr() / fib_del_ifaddr(): the kernel's own routes for an address
+  (fib_magic()). This kernel adds no broadcast route for the network address,
+  only for the subnet broadcast (prefixes shorter than /31) and for an
+  explicitly assigned `brd`.
+- fib_netdev_event(): a device coming up re-adds its addresses' routes; going
+  down removes every route through it except host-scoped ones and flushes all
+  its neighbours (fib_disable_ip()).
+- routes (inet_rtm_newroute/delroute, fib_trie.c fib_table_insert/delete with
+  the NLM_F_* semantics of add/append/prepend/replace/change, fib_semantics.c
+  fib_create_info() checks). Tables keep the order `ip route show` dumps them
+  in: by destination, longer prefix first, then metric, then insertion.
+Left out: multipath, nexthop objects, onlink, route tos, VRF.
+"""
+from __future__ import annotations
+
+import bisect
+import copy
+import errno
+from dataclasses import dataclass
+
+from harness.mockkernel.core.errors import RtnlError
+from harness.mockkernel.core.rtnetlink import (NETDEV_DOWN, NETDEV_UP, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL,
+                                              NLM_F_REPLACE, neigh_ifdown, register_netdevice_notifier)
+from harness.mockkernel.ipv4 import route as fib
+from harness.mockkernel.ipv4.route import is_zeronet
+from harness.mockkernel.net import (
+    RT_SCOPE_HOST,
+    RT_SCOPE_LINK,
+    RT_SCOPE_NOWHERE,
+    RT_TABLE_LOCAL,
+    RT_TABLE_MAIN,
+    FibRoute,
+    InAddr,
+    Net,
+    NetDevice,
+    prefix_mask,
+)
+
+# fib_props[]: the least scope a route type allows; the error types take no nexthop
+TYPE_MIN_SCOPE = {"unicast": 0, "local": RT_SCOPE_HOST, "broadcast": RT_SCOPE_LINK,
+                  "blackhole": 0, "unreachable": 0, "prohibit": 0, "throw": 0}
+ERROR_TYPES = ("blackhole", "unreachable", "prohibit", "throw")
+
+
+def _same_subnet(ifa: InAddr, addr: int) -> bool:
+    """inet_ifa_match()."""
+    return not (addr ^ ifa.local) & prefix_mask(ifa.prefixlen)
+
+
+def _ifa_byprefix(dev: NetDevice, addr: int, prefixlen: int) -> InAddr | None:
+    """inet_ifa_byprefix(): the primary address of that subnet."""
+    return next((a for a in dev.addrs if not a.secondary and a.prefixlen == prefixlen
+                 and _same_subnet(a, addr)), None)
+
+
+def fib_disable_ip(net: Net, dev: NetDevice, force: bool) -> None:
+    """fib_sync_down_dev() + fib_flush(): routes through `dev` die, except (when
+    not forced) those whose nexthop is host-scoped (added with scope host, such
+    as the local routes); then arp_ifdown() flushes every neighbour on `dev`."""
+    for table in net.tables.values():
+        table[:] = [r for r in table if r.oif != dev.ifindex or (not force and r.scope == RT_SCOPE_HOST)]
+    neigh_ifdown(net, dev)
+
+
+def _fib_magic(net: Net, add: bool, rtype: str, dst: int, plen: int, dev: NetDevice, prim: InAddr) -> None:
+    """fib_magic(): the kernel's own route for an address (proto kernel, src the
+    subnet's primary). Its errors are ignored, as the kernel ignores them."""
+    table = RT_TABLE_MAIN if rtype == "unicast" else RT_TABLE_LOCAL
+    scope = RT_SCOPE_HOST if rtype == "local" else RT_SCOPE_LINK
+    route = FibRoute(table, dst, plen, rtype, oif=dev.ifindex, prefsrc=prim.local, scope=scope,
+                     protocol="kernel")
+    try:
+        if add:
+            fib_table_insert(net, route, NLM_F_CREATE | NLM_F_APPEND)
+        else:
+            fib_table_delete(net, RouteMatch(route, type=rtype, scope=scope, prefsrc=prim.local,
+                                             protocol="kernel"))
+    except RtnlError:
+        pass
+
+
+def fib_add_ifaddr(net: Net, dev: NetDevice, ifa: InAddr) -> None:
+    prim = _ifa_byprefix(dev, ifa.local, ifa.prefixlen) if ifa.secondary else ifa
+    if prim is None:
+        return
+    mask = prefix_mask(ifa.prefixlen)
+    prefix = ifa.local & mask
+    _fib_magic(net, True, "local", ifa.local, 32, dev, prim)
+    if not dev.up:
+        return
+    if ifa.broadcast and ifa.broadcast != 0xFFFFFFFF:
+        _fib_magic(net, True, "broadcast", ifa.broadcast, 32, dev, prim)
+    if not is_zeronet(prefix) and not ifa.secondary and (prefix != ifa.local or ifa.prefixlen < 32):
+        _fib_magic(net, True, "local" if dev.is_loopback else "unicast", prefix, ifa.prefixlen, dev, prim)
+        if ifa.prefixlen < 31:
+            _fib_magic(net, True, "broadcast", prefix | ~mask & 0xFFFFFFFF, 32, dev, prim)
+
+
+def fib_del_ifaddr(net: Net, dev: NetDevice, ifa: InAddr) -> None:
+    """Remove the routes `ifa` brought, keeping those another address on the
+    device (with the same preferred source) still needs."""
+    mask = prefix_mask(ifa.prefixlen)
+    brd, any_ = ifa.local | ~mask & 0xFFFFFFFF, ifa.local & mask
+    subnet = False
+    prim = ifa
+    if ifa.secondary:
+        prim = _ifa_byprefix(dev, any_, ifa.prefixlen)
+        if prim is None:
+            return
+    elif not is_zeronet(any_) and (any_ != ifa.local or ifa.prefixlen < 32):
+        _fib_magic(net, False, "local" if dev.is_loopback else "unicast", any_, ifa.prefixlen, dev, prim)
+        subnet = True
+    kept = _addresses_still_needing(dev, ifa, prim)
+    if "brd" not in kept:
+        _fib_magic(net, False, "broadcast", ifa.broadcast or 0, 32, dev, prim)
+    if subnet and ifa.prefixlen < 31:
+        if "brd1" not in kept:
+            _fib_magic(net, False, "broadcast", brd, 32, dev, prim)
+        if "brd0" not in kept:
+            _fib_magic(net, False, "broadcast", any_, 32, dev, prim)
+    if "local" not in kept:
+        _fib_magic(net, False, "local", ifa.local, 32, dev, prim)
+        if _addr_type(net, RT_TABLE_LOCAL, ifa.local) != "local":
+            fib_sync_down_addr(net, ifa.local)
+
+
+def _addresses_still_needing(dev: NetDevice, ifa: InAddr, prim: InAddr) -> set[str]:
+    """fib_del_ifaddr()'s scan: which of ifa's local (LOCAL_OK), broadcast
+    (BRD_OK), subnet broadcast (BRD1_OK) and network (BRD0_OK) routes another
+    address using the same primary source still has."""
+    mask = prefix_mask(ifa.prefixlen)
+    brd, any_ = ifa.local | ~mask & 0xFFFFFFFF, ifa.local & mask
+    kept: set[str] = set()
+    prim1, same_prefsrc = None, False
+    for ifa1 in dev.addrs:
+        if ifa1.secondary:
+            if ifa1.prefixlen == prim.prefixlen and _same_subnet(prim, ifa1.local):
+                prim1 = prim
+            else:
+                if not same_prefsrc:
+                    continue
+                if prim1 is None or ifa1.prefixlen != prim1.prefixlen or not _same_subnet(prim1, ifa1.local):
+                    prim1 = _ifa_byprefix(dev, ifa1.local, ifa1.prefixlen)
+                if prim1 is None or prim1.local != prim.local:
+                    continue
+        else:
+            if prim.local != ifa1.local:
+                continue
+            prim1 = ifa1
+            same_prefsrc = same_prefsrc or prim is not prim1
+        kept |= {name for name, hit in (("local", ifa.local == ifa1.local),
+                                        ("brd", ifa.broadcast == ifa1.broadcast),
+                                        ("brd1", brd == ifa1.broadcast),
+                                        ("brd0", any_ == ifa1.broadcast)) if hit}
+        if prim1 is ifa1 and ifa1.prefixlen < 31:
+            mask1 = prefix_mask(ifa1.prefixlen)
+            subnet_addrs = (ifa1.local | ~mask1 & 0xFFFFFFFF, ifa1.local & mask1)
+            if not is_zeronet(subnet_addrs[1]):
+                kept |= {name for name, addr in (("brd", ifa.broadcast), ("brd1", brd), ("brd0", any_))
+                         if addr in subnet_addrs}
+    return kept
+
+
+def fib_sync_down_addr(net: Net, local: int) -> None:
+    """Routes in main preferring a source address that is no longer local die."""
+    table = net.tables.get(RT_TABLE_MAIN, [])
+    table[:] = [r for r in table if r.prefsrc != local]
+
+
+def _addr_type(net: Net, table_id: int, addr: int) -> str | None:
+    """inet_addr_type_table(): the type of the longest match in one table, with
+    no regard to device state (local routes outlive their device going down)."""
+    hits = [r for r in net.tables.get(table_id, ()) if r.contains(addr)]
+    return max(hits, key=lambda r: r.plen).type if hits else None
+
+
+# routes -----------------------------------------------------------------------
+@dataclass
+class RouteMatch:
+    """What `ip route del` names: the route's key plus optional selectors
+    (None: any). Scope NOWHERE matches any scope; metric 0 any metric."""
+
+    route: FibRoute
+    type: str | None = None
+    scope: int = RT_SCOPE_NOWHERE
+    prefsrc: int | None = None
+    protocol: str | None = None
+
+    def matches(self, r: FibRoute) -> bool:
+        want = self.route
+        return ((self.type is None or r.type == self.type)
+                and (self.scope == RT_SCOPE_NOWHERE or r.scope == self.scope)
+                and (self.prefsrc is None or r.prefsrc == self.prefsrc)
+                and (self.protocol is None or r.protocol == self.protocol)
+                and (not want.metric or r.metric == want.metric)
+                and (want.oif is None or r.oif == want.oif)
+                and (want.gateway is None or r.gateway == want.gateway)
+                and (want.mtu is None or r.mtu == want.mtu))
+
+
+def _dump_key(r: FibRoute) -> tuple:
+    """fib_trie order: key, then longer prefixes, higher tos, lower metric."""
+    return r.dst, -r.plen, -r.tos, r.metric
+
+
+def fib_valid_key_len(route: FibRoute) -> None:
+    if route.dst & ~prefix_mask(route.plen) & 0xFFFFFFFF:
+        raise RtnlError(errno.EINVAL, "Invalid prefix for given prefix length")
+
+
+def fib_table_insert(net: Net, route: FibRoute, flags: int) -> None:
+    fib_valid_key_len(route)
+    fib_create_info(net, route)
+    table = net.table(route.table)
+    group = [i for i, r in enumerate(table) if _dump_key(r) == _dump_key(route)]
+    if not group:
+        if not flags & NLM_F_CREATE:
+            raise RtnlError(errno.ENOENT)
+        table.insert(bisect.bisect_right(table, _dump_key(route), key=_dump_key), route)
+        return
+    if flags & NLM_F_EXCL:
+        raise RtnlError(errno.EEXIST)
+    match = next((i for i in group if table[i] == route), None)
+    if flags & NLM_F_REPLACE:
+        if match is None:
+            table[group[0]] = route
+        elif match != group[0]:
+            raise RtnlError(errno.EEXIST)
+        return
+    if match is not None:
+        raise RtnlError(errno.EEXIST)
+    table.insert(group[-1] + 1 if flags & NLM_F_APPEND else group[0], route)
+
+
+def fib_table_delete(net: Net, want: RouteMatch) -> None:
+    route = want.route
+    fib_valid_key_len(route)
+    table = net.tables.get(route.table)
+    if table is None:
+        raise RtnlError(errno.ESRCH, "FIB table does not exist")
+    for index, r in enumerate(table):
+        if (r.dst, r.plen, r.tos) == (route.dst, route.plen, route.tos) and want.matches(r):
+            del table[index]
+            return
+    raise RtnlError(errno.ESRCH)
+
+
+def fib_create_info(net: Net, route: FibRoute) -> None:
+    """The checks fib_create_info() makes before a route exists; a gatewayed
+    route gets the device its gateway resolves to."""
+    if TYPE_MIN_SCOPE[route.type] > route.scope:
+        raise RtnlError(errno.EINVAL, "Invalid scope")
+    if route.type in ERROR_TYPES:
+        if route.gateway is not None or route.oif is not None:
+            raise RtnlError(errno.EINVAL, "Gateway, device and multipath can not be specified "
+                                          "for this route type")
+        return
+    if route.scope > RT_SCOPE_HOST:
+        raise RtnlError(errno.EINVAL, "Invalid scope")
+    if route.scope == RT_SCOPE_HOST:
+        if route.gateway is not None:
+            raise RtnlError(errno.EINVAL, "Route with host scope can not have a gateway")
+        if route.oif not in net.devices:
+            raise RtnlError(errno.ENODEV)
+    elif route.gateway is not None:
+        fib_check_nh_v4_gw(net, route)
+    else:
+        fib_check_nh_nongw(net, route)
+    if route.prefsrc is not None and not fib_valid_prefsrc(net, route):
+        raise RtnlError(errno.EINVAL, "Invalid prefsrc address")
+
+
+def fib_check_nh_v4_gw(net: Net, route: FibRoute) -> None:
+    """The gateway must be reached by a unicast or local route of at least link
+    scope (a directly connected subnet, or a local address), through the given
+    device if there is one; the route takes that route's device."""
+    scoped = _scoped_fib(net, max(route.scope + 1, RT_SCOPE_LINK))
+    hit = None
+    if route.table != RT_TABLE_MAIN and route.table in net.tables:
+        hit = fib.fib_table_lookup(scoped, route.table, route.gateway, route.oif)
+    if hit is None:
+        res = fib.fib_lookup(scoped, route.gateway, oif=route.oif)
+        hit = None if isinstance(res, int) else res.route
+    if hit is None or hit.type not in ("unicast", "local"):
+        raise RtnlError(errno.EINVAL, "Nexthop has invalid gateway")
+    if hit.oif is None:
+        raise RtnlError(errno.EINVAL, "No egress device for nexthop gateway")
+    route.oif = hit.oif
+    if not net.devices[hit.oif].up:
+        raise RtnlError(errno.ENETDOWN)
+
+
+def _scoped_fib(net: Net, scope: int) -> Net:
+    """The FIB as a lookup with flowi4_scope = `scope` sees it: fib_table_lookup()
+    passes over routes of narrower scope (a gatewayed route to the gateway's own
+    subnet does not hide the connected route)."""
+    view = copy.copy(net)
+    view.tables = {tid: [r for r in routes if r.scope >= scope] for tid, routes in net.tables.items()}
+    return view
+
+
+def fib_check_nh_nongw(net: Net, route: FibRoute) -> None:
+    dev = net.devices.get(route.oif) if route.oif is not None else None
+    if dev is None:
+        raise RtnlError(errno.ENODEV)
+    if not dev.up:
+        raise RtnlError(errno.ENETDOWN, "Device for nexthop is not up")
+
+
+def fib_valid_prefsrc(net: Net, route: FibRoute) -> bool:
+    if route.type == "local" and route.dst and route.prefsrc == route.dst:
+        return True
+    table = RT_TABLE_LOCAL if route.table == RT_TABLE_MAIN else route.table
+    return "local" in (_addr_type(net, table, route.prefsrc), _addr_type(net, RT_TABLE_LOCAL, route.prefsrc))
+
+
+
+
+def fib_netdev_event(net: Net, event: int, dev: NetDevice) -> None:
+    """A device coming up gets its addresses' routes back; going down loses
+    every route through it but the host-scoped ones."""
+    if event == NETDEV_UP:
+        for ifa in list(dev.addrs):
+            fib_add_ifaddr(net, dev, ifa)
+    elif event == NETDEV_DOWN:
+        fib_disable_ip(net, dev, force=False)
+
+
+def ip_fib_init(net: Net) -> None:
+    register_netdevice_notifier(net, fib_netdev_event)
