@@ -268,6 +268,7 @@ class Net:
                                      FibRule(32767, RT_TABLE_DEFAULT, protocol="kernel")]
         self.neighbours: dict[tuple[int, int], Neighbour] = {}  # (ifindex, ip)
         self.netdev_chain: list = []  # register_netdevice_notifier() (core/rtnetlink.py)
+        self.ptype_base: dict = {}  # EtherType: receive function, dev_add_pack() (core/dev.py)
 
     def add_device(self, dev: NetDevice) -> NetDevice:
         self.devices[dev.ifindex] = dev

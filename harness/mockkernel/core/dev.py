@@ -4,7 +4,7 @@ net_rx_action() runs NAPI polls within netdev_budget (native XDP runs in the
 driver's poll, nic.py); each skb goes through eth_type_trans() and
 __netif_receive_skb_core(): generic XDP (core/xdp.py), TC ingress
 (sched/sch_ingress.py), the netdev ingress hook (netfilter/nf_netdev.py), then
-its protocol handler. dev_queue_xmit() runs TC egress, then hands the skb to the
+the handler its protocol registered (dev_add_pack(): ip_rcv, arp_rcv). dev_queue_xmit() runs TC egress, then hands the skb to the
 device: veth ports have no qdisc (noqueue), loopback loops the packet back into
 the receive path (netif_rx). dev_forward_skb() is a veth-style hand-over into
 another device's receive path (bpf_redirect with BPF_F_INGRESS).
@@ -19,12 +19,11 @@ from harness.journey import Hop
 from harness.mockkernel.core.skbuff import (PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST,
                                             PACKET_OTHERHOST, SkBuff, kfree_skb)
 from harness.mockkernel.core.xdp import do_xdp_generic
-from harness.mockkernel.ipv4 import arp, ip_input
 from harness.mockkernel.netfilter.nf_netdev import nf_hook_ingress
 from harness.mockkernel.nic import NAPI_POLL_WEIGHT
 from harness.mockkernel.sched.sch_ingress import sch_handle_egress, sch_handle_ingress
 from harness.mockkernel.wire import FrameSummary
-from harness.mockkernel.wire.ethernet import BROADCAST, ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6
+from harness.mockkernel.wire.ethernet import BROADCAST, ETH_HLEN, ETH_P_IP, ETH_P_IPV6
 
 _ETHHDR = struct.Struct("!6s6sH")  # one store: slicing 12 bytes in costs three times as much
 
@@ -78,7 +77,7 @@ def eth_type_trans(skb: SkBuff) -> None:
 
 def netif_receive_skb(skb: SkBuff) -> None:
     """__netif_receive_skb_core(): generic XDP, TC ingress, the netdev ingress
-    hook, then the packet_type handler."""
+    hook, then the handler dev_add_pack() registered for the EtherType."""
     dev = skb.dev
     skb.skb_iif = dev.ifindex
     if dev.xdp_generic_prog is not None and not do_xdp_generic(skb):
@@ -87,15 +86,20 @@ def netif_receive_skb(skb: SkBuff) -> None:
         return
     if skb.net.nf_hooks.ingress_active and not nf_hook_ingress(skb):
         return
-    if skb.protocol == ETH_P_IP:
-        ip_input.ip_rcv(skb)
-    elif skb.protocol == ETH_P_ARP:
-        arp.arp_rcv(skb)
+    deliver = skb.net.ptype_base.get(skb.protocol)
+    if deliver is not None:
+        deliver(skb)
     elif skb.protocol == ETH_P_IPV6 and skb.net.sysctl.int("net.ipv6.conf.all.disable_ipv6"):
         kfree_skb(skb, "IPV6DISABLED", "SKB", "ipv6_rcv")
     else:
         skb.dev.stats.rx_dropped += 1
         kfree_skb(skb, "UNHANDLED_PROTO", "SKB", "__netif_receive_skb_core")
+
+
+def dev_add_pack(net, ethertype: int, func) -> None:
+    """dev_add_pack(): `func(skb)` gets every received skb of `ethertype`
+    (ptype_base; one handler per type, no taps)."""
+    net.ptype_base[ethertype] = func
 
 
 def dev_queue_xmit(skb: SkBuff) -> None:

@@ -1,6 +1,7 @@
 """ARP and the neighbour state machine (net/ipv4/arp.c, net/core/neighbour.c).
 
-Output: ip_finish_output2() looks up the next hop's neighbour. A connected entry
+Output: neigh_output() for the next hop's neighbour (ip_output.py's
+ip_finish_output2() looks it up or creates it). A connected entry
 (PERMANENT, NOARP, REACHABLE) sends at once; STALE sends and moves to DELAY,
 then PROBE (unicast requests) after delay_first_probe_time; a missing entry
 becomes INCOMPLETE, queues the packet and broadcasts up to mcast_probes
@@ -13,10 +14,10 @@ Timers run on the virtual clock.
 from __future__ import annotations
 
 import socket
-import struct
 
 from harness.journey import Hop
 from harness.mockkernel.core import dev as core_dev
+from harness.mockkernel.core.dev import dev_add_pack
 from harness.mockkernel.core.skbuff import PACKET_HOST, PACKET_OTHERHOST, SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.net import (NUD_CONNECTED, NUD_DELAY, NUD_FAILED, NUD_INCOMPLETE, NUD_NAMES, NUD_NOARP,
                                     NUD_PERMANENT, NUD_PROBE, NUD_REACHABLE, NUD_STALE, NUD_VALID, Neighbour)
@@ -31,7 +32,6 @@ RETRANS_TIME, DELAY_PROBE_TIME, BASE_REACHABLE_TIME, LOCKTIME = 1.0, 5.0, 30.0, 
 QUEUE_LEN_BYTES = 212992
 
 
-_DADDR = struct.Struct("!I")
 HH_OUTPUT_HOPS = {state: Hop("NEIGH", "neigh_hh_output", NUD_NAMES[state])
                   for state in (NUD_PERMANENT, NUD_NOARP, NUD_REACHABLE)}
 
@@ -40,33 +40,16 @@ def _ip(addr: int) -> bytes:
     return addr.to_bytes(4, "big")
 
 
-def ip_finish_output2(skb: SkBuff) -> None:
-    """Next hop, neighbour, then neigh_output()."""
-    net, rt = skb.net, skb.dst
-    dev = skb.dev
-    if dev.is_loopback:
-        return core_dev.dev_queue_xmit(skb)
-    (daddr,) = _DADDR.unpack_from(skb.buf, skb.network_header + 16)
-    if rt.is_broadcast:
-        return _xmit(skb, BROADCAST)
-    nexthop = rt.nexthop(daddr)
-    neigh = net.neighbours.get((dev.ifindex, nexthop))
-    if neigh is None:
-        neigh = net.neighbours[(dev.ifindex, nexthop)] = Neighbour(nexthop, dev.ifindex, None, 0,
-                                                                   net.clock.now)
-    neigh_output(net, neigh, skb)
-
-
 def neigh_output(net, neigh: Neighbour, skb: SkBuff) -> None:
     if neigh.state & NUD_CONNECTED:
         net.tracer.add(skb, HH_OUTPUT_HOPS[neigh.state])
-        return _xmit(skb, neigh.lladdr)
+        return neigh_hh_output(skb, neigh.lladdr)
     if neigh.state & (NUD_STALE | NUD_DELAY | NUD_PROBE):
         if neigh.state == NUD_STALE:
             _set_state(net, neigh, NUD_DELAY)
             net.clock.add_timer(DELAY_PROBE_TIME, lambda: _delay_expired(net, neigh))
         net.tracer.hop(skb, "NEIGH", "neigh_resolve_output", NUD_NAMES[neigh.state])
-        return _xmit(skb, neigh.lladdr)
+        return neigh_hh_output(skb, neigh.lladdr)
     # __neigh_event_send(): resolve, and queue the packet meanwhile
     if neigh.state in (0, NUD_FAILED):
         _set_state(net, neigh, NUD_INCOMPLETE)
@@ -79,7 +62,8 @@ def neigh_output(net, neigh: Neighbour, skb: SkBuff) -> None:
         kfree_skb(neigh.queue.pop(0), "NEIGH_QUEUEFULL", "NEIGH", "__neigh_event_send")
 
 
-def _xmit(skb: SkBuff, lladdr: bytes) -> None:
+def neigh_hh_output(skb: SkBuff, lladdr: bytes) -> None:
+    """The link-layer header in front, then out of the device."""
     core_dev.eth_header(skb, lladdr, skb.dev.mac, ETH_P_IP)
     core_dev.dev_queue_xmit(skb)
 
@@ -183,6 +167,10 @@ def arp_rcv(skb: SkBuff) -> None:
         override = net.clock.now > neigh.updated + LOCKTIME or neigh.state & (NUD_INCOMPLETE | NUD_FAILED)
         neigh_update(net, neigh, sha, state, bool(override))
     net.tracer.hop(skb, "NEIGH", "arp_process", "CONSUMED", "updated" if neigh else "no entry")
+
+
+def arp_init(net) -> None:
+    dev_add_pack(net, ETH_P_ARP, arp_rcv)
 
 
 def neigh_event_ns(net, dev, ip: int, lladdr: bytes) -> None:

@@ -5,17 +5,25 @@ ip_finish_output() fragments a packet larger than the path MTU when DF is clear
 (mtu - ihl*4) & ~7 bytes of payload, the original ID, MF on all but the last
 (kept on the last if the packet was itself a non-last fragment), and a fresh
 header checksum. A DF packet that does not fit is answered with frag needed.
-Then ip_finish_output2() resolves the next hop through ARP (arp.neigh_output).
+Then ip_finish_output2() finds the next hop's neighbour and sends through it
+(arp.neigh_output).
 Left out: GSO, IP options on non-first fragments, the frag_list fast path (its
 fragments come out the same on the wire).
 """
 from __future__ import annotations
 
+import struct
+
+from harness.mockkernel.core import dev as core_dev
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
-from harness.mockkernel.ipv4 import arp
+from harness.mockkernel.ipv4.arp import neigh_hh_output, neigh_output
+from harness.mockkernel.net import Neighbour
 from harness.mockkernel.netfilter.core import NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING, nf_hook
+from harness.mockkernel.wire.ethernet import BROADCAST
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED
 from harness.mockkernel.wire.ipv4 import IP_DF, IP_MF, IP_OFFSET, Ipv4Packet
+
+_DADDR = struct.Struct("!I")
 
 
 def ip_select_ident(net, df: bool, ignore_df: bool) -> int:
@@ -47,7 +55,24 @@ def ip_finish_output(skb: SkBuff) -> None:
     mtu = rt.mtu or rt.dev.mtu
     if skb.tail - skb.network_header > mtu:
         return ip_fragment(skb, mtu)
-    arp.ip_finish_output2(skb)
+    ip_finish_output2(skb)
+
+
+def ip_finish_output2(skb: SkBuff) -> None:
+    """Next hop, neighbour, then neigh_output()."""
+    net, rt = skb.net, skb.dst
+    dev = skb.dev
+    if dev.is_loopback:
+        return core_dev.dev_queue_xmit(skb)
+    (daddr,) = _DADDR.unpack_from(skb.buf, skb.network_header + 16)
+    if rt.is_broadcast:
+        return neigh_hh_output(skb, BROADCAST)
+    nexthop = rt.nexthop(daddr)
+    neigh = net.neighbours.get((dev.ifindex, nexthop))
+    if neigh is None:
+        neigh = net.neighbours[(dev.ifindex, nexthop)] = Neighbour(nexthop, dev.ifindex, None, 0,
+                                                                   net.clock.now)
+    neigh_output(net, neigh, skb)
 
 
 def ip_fragment(skb: SkBuff, mtu: int) -> None:
@@ -59,7 +84,7 @@ def ip_fragment(skb: SkBuff, mtu: int) -> None:
         icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, info=mtu)
         return kfree_skb(skb, "NOT_SPECIFIED", "IP_OUTPUT", "ip_fragment")
     for fragment in ip_do_fragment(skb, mtu):
-        arp.ip_finish_output2(fragment)
+        ip_finish_output2(fragment)
 
 
 def ip_do_fragment(skb: SkBuff, mtu: int) -> list[SkBuff]:
