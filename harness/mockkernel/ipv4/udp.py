@@ -81,7 +81,7 @@ def udp_rcv(skb: SkBuff) -> None:
         return udp_queue_rcv_skb(sk, skb)
     net.tracer.hop(skb, "L4", "__udp4_lib_rcv", "", f"dport {dport} no socket")
     uh = wire_udp.UdpDatagram(skb.buf, skb.data)
-    if not uh.checksum_ok(bytes(skb.buf[nh + 12:nh + 16]), bytes(skb.buf[nh + 16:nh + 20])):
+    if not uh.checksum_ok(nh):
         return kfree_skb(skb, "UDP_CSUM", "L4", "__udp4_lib_rcv")
     from harness.mockkernel.ipv4 import icmp
     icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH)
@@ -124,7 +124,7 @@ def udp_recvmsg(sk: UdpSock) -> tuple[bytes, tuple[int, int]] | None:
         sk.rmem_alloc -= skb.truesize
         nh = skb.network_header
         uh = wire_udp.UdpDatagram(skb.buf, skb.data)
-        if not uh.checksum_ok(bytes(skb.buf[nh + 12:nh + 16]), bytes(skb.buf[nh + 16:nh + 20])):
+        if not uh.checksum_ok(nh):
             sk.drops += 1
             kfree_skb(skb, "UDP_CSUM", "SOCKET", "udp_recvmsg")
             continue

@@ -1,33 +1,37 @@
 """Typed views over packet bytes (in the manner of smoltcp's `wire`).
 
-Each header is a small class wrapping a buffer and an offset: fields are
-properties that read and write the bytes in place, `check_len()` raises
-`Truncated`, and checksum helpers work on the buffer. Nothing is parsed into
-temporary objects; the datapath keeps working on the same bytearray.
+The only place a header is parsed or written. Each header module has its
+field offsets as named constants, precompiled Structs that read a header (or
+the fields one user needs) in one load, a check_len() that checks the
+header's own rules and raises a typed error (errors.py) for the caller to map
+to its drop reason, checksum helpers, and a small class wrapping a buffer and
+an offset with properties for code off the hot path. Nothing is parsed into
+temporary objects per packet; the datapath keeps working on the same bytearray.
 """
+from __future__ import annotations
 
+from harness.mockkernel.wire import arp, ethernet, ipv4
+from harness.mockkernel.wire.errors import Malformed, Truncated, WireError
 
-class Truncated(ValueError):
-    """The buffer is shorter than the header (or the length it declares)."""
+__all__ = ["FrameSummary", "Malformed", "Truncated", "WireError", "summarize_frame"]
 
 
 def summarize_frame(buf: bytearray, off: int) -> str:
     """A one-line summary of an Ethernet frame straight from the bytes
     (scapy's decoding is for humans at the edges, too slow per packet)."""
-    from harness.mockkernel.wire.ethernet import ETH_P_ARP, ETH_P_IP, mac_to_str
-    from harness.mockkernel.wire.ipv4 import Ipv4Packet
-
-    if len(buf) - off < 14:
-        return f"runt frame of {len(buf) - off} bytes"
-    ethertype = (buf[off + 12] << 8) | buf[off + 13]
-    macs = f"{mac_to_str(buf[off + 6:off + 12])} > {mac_to_str(buf[off:off + 6])}"
-    if ethertype == ETH_P_IP and len(buf) - off >= 34:
-        return f"{macs} IPv4 {Ipv4Packet(buf, off + 14).summary()}"
-    if ethertype == ETH_P_ARP and len(buf) - off >= 42:
-        op = "request" if buf[off + 21] == 1 else "reply"
-        sip, tip = buf[off + 28:off + 32], buf[off + 38:off + 42]
-        return f"{macs} ARP {op} {'.'.join(map(str, tip))} tell {'.'.join(map(str, sip))}"
-    return f"{macs} ethertype 0x{ethertype:04x} len={len(buf) - off}"
+    length = len(buf) - off
+    if length < ethernet.ETH_HLEN:
+        return f"runt frame of {length} bytes"
+    frame = ethernet.EthernetFrame(buf, off)
+    ethertype = frame.ethertype
+    macs = f"{ethernet.mac_to_str(frame.src)} > {ethernet.mac_to_str(frame.dst)}"
+    if ethertype == ethernet.ETH_P_IP and length >= ethernet.ETH_HLEN + ipv4.IPV4_MIN_HLEN:
+        return f"{macs} IPv4 {ipv4.Ipv4Packet(buf, frame.payload_offset).summary()}"
+    if ethertype == ethernet.ETH_P_ARP and length >= ethernet.ETH_HLEN + arp.ARP_LEN:
+        packet = arp.ArpPacket(buf, frame.payload_offset)
+        op = "request" if packet.op == arp.ARPOP_REQUEST else "reply"
+        return f"{macs} ARP {op} {'.'.join(map(str, packet.tip))} tell {'.'.join(map(str, packet.sip))}"
+    return f"{macs} ethertype 0x{ethertype:04x} len={length}"
 
 
 class FrameSummary:

@@ -1,15 +1,29 @@
-"""Ethernet II header view (include/uapi/linux/if_ether.h)."""
+"""Ethernet II and 802.1Q header views (include/uapi/linux/if_ether.h, include/linux/if_vlan.h)."""
 from __future__ import annotations
 
 import struct
 
-from harness.mockkernel.wire import Truncated
+from harness.mockkernel.wire.errors import Truncated
 
+ETH_ALEN = 6
 ETH_HLEN = 14
 ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
+ETH_P_8021Q = 0x8100
+ETH_P_8021AD = 0x88A8
 ETH_P_IPV6 = 0x86DD
-BROADCAST = b"\xff" * 6
+BROADCAST = b"\xff" * ETH_ALEN
+# field offsets of struct ethhdr
+DST, SRC, ETHERTYPE = 0, 6, 12
+
+HEADER = struct.Struct("!6s6sH")  # dst, src, ethertype: one store writes the whole header
+_ETHERTYPE = struct.Struct("!12xH")
+
+VLAN_HLEN = 4
+VLAN_PRIO_SHIFT, VLAN_CFI_MASK, VLAN_VID_MASK = 13, 0x1000, 0x0FFF
+# field offsets of struct vlan_hdr (the 4 bytes after an 802.1Q/802.1ad ethertype)
+TCI, ENCAPSULATED_PROTO = 0, 2
+VLAN_HEADER = struct.Struct("!HH")  # tci, encapsulated ethertype
 
 
 def mac_to_bytes(text: str) -> bytes:
@@ -20,41 +34,103 @@ def mac_to_str(mac: bytes) -> str:
     return ":".join(f"{b:02x}" for b in mac)
 
 
+def is_multicast(mac: bytes) -> bool:
+    return bool(mac[0] & 1)
+
+
+def check_len(buf: bytearray, off: int, end: int) -> None:
+    if end - off < ETH_HLEN:
+        raise Truncated(None, f"Ethernet header needs {ETH_HLEN} bytes, have {end - off}")
+
+
+def ethertype(buf: bytearray, off: int) -> int:
+    """The EtherType of the frame at `off` (eth_type_trans())."""
+    return _ETHERTYPE.unpack_from(buf, off)[0]
+
+
 class EthernetFrame:
     __slots__ = ("buf", "off")
 
     def __init__(self, buf: bytearray, off: int = 0):
         self.buf, self.off = buf, off
 
-    def check_len(self) -> "EthernetFrame":
-        if len(self.buf) - self.off < ETH_HLEN:
-            raise Truncated(f"ethernet header needs {ETH_HLEN} bytes, have {len(self.buf) - self.off}")
+    def check_len(self, end: int | None = None) -> EthernetFrame:
+        check_len(self.buf, self.off, len(self.buf) if end is None else end)
         return self
 
     @property
     def dst(self) -> bytes:
-        return bytes(self.buf[self.off:self.off + 6])
+        return bytes(self.buf[self.off + DST:self.off + DST + ETH_ALEN])
 
     @dst.setter
     def dst(self, mac: bytes) -> None:
-        self.buf[self.off:self.off + 6] = mac
+        self.buf[self.off + DST:self.off + DST + ETH_ALEN] = mac
 
     @property
     def src(self) -> bytes:
-        return bytes(self.buf[self.off + 6:self.off + 12])
+        return bytes(self.buf[self.off + SRC:self.off + SRC + ETH_ALEN])
 
     @src.setter
     def src(self, mac: bytes) -> None:
-        self.buf[self.off + 6:self.off + 12] = mac
+        self.buf[self.off + SRC:self.off + SRC + ETH_ALEN] = mac
 
     @property
     def ethertype(self) -> int:
-        return struct.unpack_from("!H", self.buf, self.off + 12)[0]
+        return _ETHERTYPE.unpack_from(self.buf, self.off)[0]
 
     @ethertype.setter
     def ethertype(self, value: int) -> None:
-        struct.pack_into("!H", self.buf, self.off + 12, value)
+        struct.pack_into("!H", self.buf, self.off + ETHERTYPE, value)
+
+    @property
+    def payload_offset(self) -> int:
+        return self.off + ETH_HLEN
 
 
-def is_multicast(mac: bytes) -> bool:
-    return bool(mac[0] & 1)
+def write_header(buf: bytearray, off: int, dst: bytes, src: bytes, ethertype: int) -> None:
+    """eth_header(): the 14 bytes at `off` in one store."""
+    HEADER.pack_into(buf, off, dst, src, ethertype)
+
+
+def vlan_check_len(buf: bytearray, off: int, end: int) -> None:
+    """A VLAN tag is 4 bytes (vlan_do_receive() pulls VLAN_HLEN); every TCI is valid."""
+    if end - off < VLAN_HLEN:
+        raise Truncated(None, f"802.1Q tag needs {VLAN_HLEN} bytes, have {end - off}")
+
+
+class VlanTag:
+    """The 802.1Q (or 802.1ad) tag that follows an ETH_P_8021Q ethertype:
+    TCI (PCP, DEI, VID), then the encapsulated ethertype."""
+
+    __slots__ = ("buf", "off")
+
+    def __init__(self, buf: bytearray, off: int):
+        self.buf, self.off = buf, off
+
+    def check_len(self, end: int | None = None) -> VlanTag:
+        vlan_check_len(self.buf, self.off, len(self.buf) if end is None else end)
+        return self
+
+    @property
+    def tci(self) -> int:
+        return VLAN_HEADER.unpack_from(self.buf, self.off)[0]
+
+    @property
+    def pcp(self) -> int:
+        return self.tci >> VLAN_PRIO_SHIFT
+
+    @property
+    def dei(self) -> bool:
+        return bool(self.tci & VLAN_CFI_MASK)
+
+    @property
+    def vid(self) -> int:
+        return self.tci & VLAN_VID_MASK
+
+    @property
+    def encapsulated_proto(self) -> int:
+        return VLAN_HEADER.unpack_from(self.buf, self.off)[1]
+
+
+def vlan_tag(pcp: int, dei: bool, vid: int, encapsulated_proto: int) -> bytes:
+    return VLAN_HEADER.pack(pcp << VLAN_PRIO_SHIFT | (VLAN_CFI_MASK if dei else 0) | vid, encapsulated_proto)

@@ -1,10 +1,10 @@
-"""ICMP header view (include/uapi/linux/icmp.h)."""
+"""ICMP header view (include/uapi/linux/icmp.h, struct icmphdr)."""
 from __future__ import annotations
 
 import struct
 
-from harness.mockkernel.wire import Truncated
 from harness.mockkernel.wire.checksum import checksum
+from harness.mockkernel.wire.errors import Truncated
 
 ICMP_ECHOREPLY, ICMP_DEST_UNREACH, ICMP_SOURCE_QUENCH, ICMP_REDIRECT = 0, 3, 4, 5
 ICMP_ECHO, ICMP_TIME_EXCEEDED, ICMP_PARAMETERPROB = 8, 11, 12
@@ -16,6 +16,32 @@ ICMP_FRAG_NEEDED, ICMP_PKT_FILTERED = 4, 13
 ICMP_EXC_TTL, ICMP_EXC_FRAGTIME = 0, 1
 ERROR_TYPES = frozenset({ICMP_DEST_UNREACH, ICMP_SOURCE_QUENCH, ICMP_REDIRECT,
                          ICMP_TIME_EXCEEDED, ICMP_PARAMETERPROB})
+# queries and their replies: the messages whose id icmp_manip_pkt() rewrites
+QUERY_TYPES = frozenset({ICMP_ECHOREPLY, ICMP_ECHO, ICMP_TIMESTAMP, ICMP_TIMESTAMPREPLY, ICMP_INFO_REQUEST,
+                         ICMP_INFO_REPLY, ICMP_ADDRESS, ICMP_ADDRESSREPLY})
+
+ICMP_HLEN = 8
+# field offsets of struct icmphdr; an error quotes the offending IP header at QUOTED
+TYPE, CODE, CHECKSUM, ID, SEQUENCE, QUOTED = 0, 1, 2, 4, 6, 8
+HEADER = struct.Struct("!BBHHH")  # type, code, checksum, id, sequence
+CHECK_ID = struct.Struct("!HH")  # checksum and id, from CHECKSUM
+_U16 = struct.Struct("!H")
+
+
+def check_len(buf: bytearray, off: int, end: int) -> None:
+    """icmp_rcv(): pskb_may_pull(sizeof(struct icmphdr))."""
+    if end - off < ICMP_HLEN:
+        raise Truncated(None, f"ICMP header needs {ICMP_HLEN} bytes, have {end - off}")
+
+
+def echo_id(buf: bytearray, off: int) -> int:
+    return _U16.unpack_from(buf, off + ID)[0]
+
+
+def fill_checksum(buf: bytearray, off: int, end: int) -> None:
+    """The message's checksum over `off`..`end`, written in place."""
+    _U16.pack_into(buf, off + CHECKSUM, 0)
+    _U16.pack_into(buf, off + CHECKSUM, checksum(memoryview(buf)[off:end]))
 
 
 class IcmpMessage:
@@ -24,26 +50,45 @@ class IcmpMessage:
     def __init__(self, buf: bytearray, off: int):
         self.buf, self.off = buf, off
 
-    def check_len(self, available: int) -> "IcmpMessage":
-        if available < 8:
-            raise Truncated("ICMP header needs 8 bytes")
+    def check_len(self, end: int | None = None) -> IcmpMessage:
+        check_len(self.buf, self.off, len(self.buf) if end is None else end)
         return self
 
     @property
     def type(self) -> int:
-        return self.buf[self.off]
+        return self.buf[self.off + TYPE]
+
+    @type.setter
+    def type(self, value: int) -> None:
+        self.buf[self.off + TYPE] = value
 
     @property
     def code(self) -> int:
-        return self.buf[self.off + 1]
+        return self.buf[self.off + CODE]
+
+    @property
+    def checksum(self) -> int:
+        return _U16.unpack_from(self.buf, self.off + CHECKSUM)[0]
 
     @property
     def echo_id(self) -> int:
-        return struct.unpack_from("!H", self.buf, self.off + 4)[0]
+        return _U16.unpack_from(self.buf, self.off + ID)[0]
+
+    @echo_id.setter
+    def echo_id(self, value: int) -> None:
+        _U16.pack_into(self.buf, self.off + ID, value)
+
+    @property
+    def quoted_offset(self) -> int:
+        """Where an error's quoted IP header starts."""
+        return self.off + QUOTED
+
+    def checksum_ok(self, end: int) -> bool:
+        return checksum(memoryview(self.buf)[self.off:end]) == 0
 
 
 def build(icmp_type: int, code: int, rest: bytes, payload: bytes) -> bytes:
     """An ICMP message: type, code, checksum, the 4 `rest` bytes, then payload."""
     msg = bytearray(struct.pack("!BBH", icmp_type, code, 0)) + rest + payload
-    struct.pack_into("!H", msg, 2, checksum(msg))
+    fill_checksum(msg, 0, len(msg))
     return bytes(msg)

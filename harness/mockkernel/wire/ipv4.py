@@ -1,16 +1,106 @@
-"""IPv4 header view (include/uapi/linux/ip.h, struct iphdr)."""
+"""IPv4 header view (include/uapi/linux/ip.h, struct iphdr).
+
+The hot path reads a header with one load: HEADER (every field) or one of the
+narrower projections below, each a precompiled Struct applied at the header's
+start (pad bytes skip what it does not need). check_len() checks what
+ip_rcv_core() checks of the header itself; the checksum is verified between
+its two groups of checks by the caller, in the kernel's order.
+"""
 from __future__ import annotations
 
 import struct
 
-from harness.mockkernel.wire import Truncated
 from harness.mockkernel.wire.checksum import checksum
+from harness.mockkernel.wire.errors import Malformed, Truncated
 
-IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP = 1, 6, 17
+IPPROTO_ICMP, IPPROTO_IGMP, IPPROTO_TCP, IPPROTO_UDP = 1, 2, 6, 17
 IP_DF, IP_MF, IP_OFFSET = 0x4000, 0x2000, 0x1FFF
-IPOPT_LSRR, IPOPT_SSRR = 0x83, 0x89
+IPOPT_END, IPOPT_NOOP, IPOPT_LSRR, IPOPT_SSRR = 0, 1, 0x83, 0x89
 PROTO_NAMES = {IPPROTO_ICMP: "icmp", IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp"}
+IPTOS_TOS_MASK = 0x1E
+
+IPV4_MIN_HLEN = 20
+# field offsets of struct iphdr
+VERSION_IHL, TOS, TOT_LEN, ID, FRAG_OFF, TTL, PROTOCOL, CHECK, SADDR, DADDR = 0, 1, 2, 4, 6, 8, 9, 10, 12, 16
+
+HEADER = struct.Struct("!BBHHHBBHII")  # version/ihl, tos, tot_len, id, frag_off, ttl, protocol, check, saddr, daddr
+unpack = HEADER.unpack_from
+# projections, applied at the header's start
+TUPLE_FIELDS = struct.Struct("!B8xB2xII")  # version/ihl, protocol, saddr, daddr: nf_ct_get_tuple()
+NAT_FIELDS = struct.Struct("!B5xHxBHII")  # version/ihl, frag_off, protocol, check, saddr, daddr: manip_pkt
+ADDRS = struct.Struct("!12xII")  # saddr, daddr
+DADDR_FIELD = struct.Struct("!16xI")
+SADDR_FIELD = struct.Struct("!12xI")
+PROTOCOL_FRAG_OFF = struct.Struct("!6xHxB")  # frag_off, protocol
+# written at CHECK: the checksum and both addresses in one store (NAT)
+CHECK_ADDRS = struct.Struct("!HII")
+_U16 = struct.Struct("!H")
 _LE16 = struct.Struct("<H")
+# the header length in bytes for each value of the first byte (ihl * 4)
+HEADER_LEN = tuple((first & 0x0F) * 4 for first in range(256))
+
+
+def check_len(buf: bytearray, off: int, end: int) -> tuple[int, int]:
+    """(header length, tot_len) of the header at `off` of a packet ending at
+    `end`, after ip_rcv_core()'s checks in its order: 20 bytes, IHL >= 5 and
+    version 4, the IHL's bytes there; then tot_len within the packet and
+    covering the header (the caller checks the checksum before those two:
+    their errors have field "tot_len")."""
+    length = end - off
+    if length < IPV4_MIN_HLEN:
+        raise Truncated(None, f"IPv4 header needs {IPV4_MIN_HLEN} bytes, have {length}")
+    first = buf[off]
+    hlen = HEADER_LEN[first]
+    if hlen < IPV4_MIN_HLEN:
+        raise Malformed("ihl", f"IPv4 IHL {hlen // 4} is under 5")
+    if first >> 4 != 4:
+        raise Malformed("version", f"IP version {first >> 4} in an IPv4 header")
+    if length < hlen:
+        raise Truncated("ihl", f"IPv4 IHL says {hlen} header bytes, have {length}")
+    tot_len = _U16.unpack_from(buf, off + TOT_LEN)[0]
+    if length < tot_len:
+        raise Truncated("tot_len", f"IPv4 tot_len {tot_len} is over the {length} bytes there")
+    if tot_len < hlen:
+        raise Malformed("tot_len", f"IPv4 tot_len {tot_len} is under the header's {hlen} bytes")
+    return hlen, tot_len
+
+
+def checksum_ok(buf: bytearray, off: int, hlen: int) -> bool:
+    """ip_fast_csum(iph, ihl) == 0."""
+    return not checksum(buf[off:off + hlen])
+
+
+def fill_checksum(buf: bytearray, off: int) -> None:
+    """ip_send_check(): the header checksum over IHL * 4 bytes."""
+    _U16.pack_into(buf, off + CHECK, 0)
+    _U16.pack_into(buf, off + CHECK, checksum(memoryview(buf)[off:off + HEADER_LEN[buf[off]]]))
+
+
+def pseudo_header_sum(buf: bytearray, off: int, protocol: int, length: int) -> int:
+    """csum_tcpudp_nofold() of this header's addresses, `protocol` and the L4
+    `length`: the folded sum a TCP or UDP checksum starts from."""
+    return 0xFFFF - checksum(buf[off + SADDR:off + DADDR + 4], protocol + length)
+
+
+def option_types(buf: bytearray, off: int, hlen: int):
+    """The type of each option after the fixed header, up to IPOPT_END: a
+    single-byte NOOP, else type, length, data (a length under 2 steps 2)."""
+    pos, end = off + IPV4_MIN_HLEN, off + hlen
+    while pos < end:
+        opt = buf[pos]
+        if opt == IPOPT_END:
+            return
+        yield opt
+        if opt == IPOPT_NOOP:
+            pos += 1
+        else:
+            pos += max(2, buf[pos + 1] if pos + 1 < end else 2)
+
+
+def has_source_route(buf: bytearray, off: int, hlen: int) -> bool:
+    """A loose or strict source route option (what ip_rcv_options() refuses
+    unless accept_source_route)."""
+    return any(opt == IPOPT_LSRR or opt == IPOPT_SSRR for opt in option_types(buf, off, hlen))
 
 
 class Ipv4Packet:
@@ -19,9 +109,8 @@ class Ipv4Packet:
     def __init__(self, buf: bytearray, off: int):
         self.buf, self.off = buf, off
 
-    def check_len(self) -> "Ipv4Packet":
-        if len(self.buf) - self.off < 20:
-            raise Truncated("IPv4 header needs 20 bytes")
+    def check_len(self, end: int | None = None) -> Ipv4Packet:
+        check_len(self.buf, self.off, len(self.buf) if end is None else end)
         return self
 
     @property
@@ -34,73 +123,85 @@ class Ipv4Packet:
 
     @property
     def header_len(self) -> int:
-        return (self.buf[self.off] & 0x0F) * 4
+        return HEADER_LEN[self.buf[self.off]]
+
+    @property
+    def payload_offset(self) -> int:
+        return self.off + HEADER_LEN[self.buf[self.off]]
 
     @property
     def tos(self) -> int:
-        return self.buf[self.off + 1]
+        return self.buf[self.off + TOS]
+
+    @tos.setter
+    def tos(self, value: int) -> None:
+        self.buf[self.off + TOS] = value
 
     @property
     def tot_len(self) -> int:
-        return struct.unpack_from("!H", self.buf, self.off + 2)[0]
+        return _U16.unpack_from(self.buf, self.off + TOT_LEN)[0]
 
     @tot_len.setter
     def tot_len(self, value: int) -> None:
-        struct.pack_into("!H", self.buf, self.off + 2, value)
+        _U16.pack_into(self.buf, self.off + TOT_LEN, value)
 
     @property
     def id(self) -> int:
-        return struct.unpack_from("!H", self.buf, self.off + 4)[0]
+        return _U16.unpack_from(self.buf, self.off + ID)[0]
 
     @property
     def frag_off(self) -> int:
         """Flags and offset as one 16-bit field, as the kernel keeps it."""
-        return struct.unpack_from("!H", self.buf, self.off + 6)[0]
+        return _U16.unpack_from(self.buf, self.off + FRAG_OFF)[0]
 
     @frag_off.setter
     def frag_off(self, value: int) -> None:
-        struct.pack_into("!H", self.buf, self.off + 6, value)
+        _U16.pack_into(self.buf, self.off + FRAG_OFF, value)
 
     @property
     def ttl(self) -> int:
-        return self.buf[self.off + 8]
+        return self.buf[self.off + TTL]
 
     @property
     def protocol(self) -> int:
-        return self.buf[self.off + 9]
+        return self.buf[self.off + PROTOCOL]
 
     @property
     def check(self) -> int:
-        return struct.unpack_from("!H", self.buf, self.off + 10)[0]
+        return _U16.unpack_from(self.buf, self.off + CHECK)[0]
 
     @property
     def saddr(self) -> int:
-        return struct.unpack_from("!I", self.buf, self.off + 12)[0]
+        return SADDR_FIELD.unpack_from(self.buf, self.off)[0]
 
     @saddr.setter
     def saddr(self, value: int) -> None:
-        struct.pack_into("!I", self.buf, self.off + 12, value)
+        struct.pack_into("!I", self.buf, self.off + SADDR, value)
 
     @property
     def daddr(self) -> int:
-        return struct.unpack_from("!I", self.buf, self.off + 16)[0]
+        return DADDR_FIELD.unpack_from(self.buf, self.off)[0]
 
     @daddr.setter
     def daddr(self, value: int) -> None:
-        struct.pack_into("!I", self.buf, self.off + 16, value)
+        struct.pack_into("!I", self.buf, self.off + DADDR, value)
+
+    @property
+    def saddr_bytes(self) -> bytes:
+        return bytes(self.buf[self.off + SADDR:self.off + SADDR + 4])
+
+    @property
+    def daddr_bytes(self) -> bytes:
+        return bytes(self.buf[self.off + DADDR:self.off + DADDR + 4])
 
     def header_bytes(self) -> bytes:
         return bytes(self.buf[self.off:self.off + self.header_len])
 
     def checksum_ok(self) -> bool:
-        """ip_fast_csum(iph, ihl) == 0."""
-        return checksum(memoryview(self.buf)[self.off:self.off + self.header_len]) == 0
+        return checksum_ok(self.buf, self.off, self.header_len)
 
     def fill_checksum(self) -> None:
-        """ip_send_check()."""
-        struct.pack_into("!H", self.buf, self.off + 10, 0)
-        struct.pack_into("!H", self.buf, self.off + 10,
-                         checksum(memoryview(self.buf)[self.off:self.off + self.header_len]))
+        fill_checksum(self.buf, self.off)
 
     def decrease_ttl(self) -> int:
         return ip_decrease_ttl(self.buf, self.off)
@@ -119,11 +220,11 @@ def ip_decrease_ttl(buf: bytearray, off: int) -> int:
     update, done on the little-endian load of the field as x86 does, so the
     checksum bytes (including its 0xFFFF -> 0 folding) come out as Linux
     makes them. Returns the new TTL."""
-    (check,) = _LE16.unpack_from(buf, off + 10)
+    (check,) = _LE16.unpack_from(buf, off + CHECK)
     check += 0x0001  # htons(0x0100) on a little-endian CPU
-    _LE16.pack_into(buf, off + 10, (check + (check >= 0xFFFF)) & 0xFFFF)
-    buf[off + 8] -= 1
-    return buf[off + 8]
+    _LE16.pack_into(buf, off + CHECK, (check + (check >= 0xFFFF)) & 0xFFFF)
+    buf[off + TTL] -= 1
+    return buf[off + TTL]
 
 
 def ip_str(value: int) -> str:
@@ -134,7 +235,7 @@ def ip_str(value: int) -> str:
 def build_header(saddr: int, daddr: int, protocol: int, payload_len: int, ttl: int = 64,
                  tos: int = 0, ident: int = 0, frag_off: int = 0) -> bytearray:
     """A 20-byte header with its checksum filled in."""
-    hdr = bytearray(struct.pack("!BBHHHBBHII", 0x45, tos, 20 + payload_len, ident, frag_off,
-                                ttl, protocol, 0, saddr, daddr))
-    Ipv4Packet(hdr, 0).fill_checksum()
+    hdr = bytearray(HEADER.pack(0x45, tos, IPV4_MIN_HLEN + payload_len, ident, frag_off, ttl, protocol, 0,
+                                saddr, daddr))
+    fill_checksum(hdr, 0)
     return hdr

@@ -1,13 +1,42 @@
-"""UDP header view (include/uapi/linux/udp.h)."""
+"""UDP header view (include/uapi/linux/udp.h, struct udphdr)."""
 from __future__ import annotations
 
 import struct
 
-from harness.mockkernel.wire import Truncated
+from harness.mockkernel.wire import ipv4
 from harness.mockkernel.wire.checksum import checksum, pseudo_header_sum
+from harness.mockkernel.wire.errors import Malformed, Truncated
 from harness.mockkernel.wire.ipv4 import IPPROTO_UDP
 
 UDP_HLEN = 8
+# field offsets of struct udphdr
+SOURCE, DEST, LEN, CHECK = 0, 2, 4, 6
+HEADER = struct.Struct("!HHHH")  # source, dest, len, check
+unpack = HEADER.unpack_from
+_U16 = struct.Struct("!H")
+
+
+def check_len(buf: bytearray, off: int, end: int) -> tuple[int, int]:
+    """(dest port, len) of the datagram at `off` after __udp4_lib_rcv()'s
+    checks: the 8-byte header there, then len within the packet and covering
+    the header (errors of those two have field "len")."""
+    available = end - off
+    if available < UDP_HLEN:
+        raise Truncated(None, f"UDP header needs {UDP_HLEN} bytes, have {available}")
+    _, dest, length, _ = HEADER.unpack_from(buf, off)
+    if length > available:
+        raise Truncated("len", f"UDP len {length} is over the {available} bytes there")
+    if length < UDP_HLEN:
+        raise Malformed("len", f"UDP len {length} is under the {UDP_HLEN}-byte header")
+    return dest, length
+
+
+def checksum_ok(buf: bytearray, nh: int, off: int, length: int) -> bool:
+    """The datagram of `length` bytes at `off`, carried by the IPv4 header at
+    `nh`: a zero checksum means none was sent (RFC 768); else it must verify."""
+    if not _U16.unpack_from(buf, off + CHECK)[0]:
+        return True
+    return checksum(memoryview(buf)[off:off + length], ipv4.pseudo_header_sum(buf, nh, IPPROTO_UDP, length)) == 0
 
 
 class UdpDatagram:
@@ -16,40 +45,39 @@ class UdpDatagram:
     def __init__(self, buf: bytearray, off: int):
         self.buf, self.off = buf, off
 
-    def check_len(self, available: int) -> "UdpDatagram":
-        if available < UDP_HLEN:
-            raise Truncated("UDP header needs 8 bytes")
+    def check_len(self, end: int | None = None) -> UdpDatagram:
+        check_len(self.buf, self.off, len(self.buf) if end is None else end)
         return self
 
     @property
     def sport(self) -> int:
-        return struct.unpack_from("!H", self.buf, self.off)[0]
+        return _U16.unpack_from(self.buf, self.off + SOURCE)[0]
 
     @property
     def dport(self) -> int:
-        return struct.unpack_from("!H", self.buf, self.off + 2)[0]
+        return _U16.unpack_from(self.buf, self.off + DEST)[0]
 
     @property
     def length(self) -> int:
-        return struct.unpack_from("!H", self.buf, self.off + 4)[0]
+        return _U16.unpack_from(self.buf, self.off + LEN)[0]
 
     @property
     def check(self) -> int:
-        return struct.unpack_from("!H", self.buf, self.off + 6)[0]
+        return _U16.unpack_from(self.buf, self.off + CHECK)[0]
 
-    def checksum_ok(self, saddr: bytes, daddr: bytes) -> bool:
-        """A zero checksum means none was sent (RFC 768); else it must verify."""
-        if self.check == 0:
-            return True
-        end = self.off + self.length
-        return checksum(memoryview(self.buf)[self.off:end],
-                        pseudo_header_sum(saddr, daddr, IPPROTO_UDP, self.length)) == 0
+    @property
+    def payload_offset(self) -> int:
+        return self.off + UDP_HLEN
+
+    def checksum_ok(self, nh: int) -> bool:
+        """Against the pseudo-header of the IPv4 header at `nh`."""
+        return checksum_ok(self.buf, nh, self.off, self.length)
 
 
 def build(saddr: bytes, daddr: bytes, sport: int, dport: int, payload: bytes) -> bytes:
     """udp_send_skb() with a software checksum (0 is sent as 0xFFFF)."""
     length = UDP_HLEN + len(payload)
-    seg = bytearray(struct.pack("!HHHH", sport, dport, length, 0)) + payload
+    seg = bytearray(HEADER.pack(sport, dport, length, 0)) + payload
     csum = checksum(seg, pseudo_header_sum(saddr, daddr, IPPROTO_UDP, length)) or 0xFFFF
-    struct.pack_into("!H", seg, 6, csum)
+    _U16.pack_into(seg, CHECK, csum)
     return bytes(seg)

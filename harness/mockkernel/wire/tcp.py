@@ -1,0 +1,147 @@
+"""TCP header view (include/uapi/linux/tcp.h, struct tcphdr) and its options.
+
+check_len() checks what tcp_v4_rcv() checks of the header itself (20 bytes,
+data offset >= 5, the data offset's bytes there). options() walks the option
+list as the kernel's parsers do (tcp_parse_options(), nf_conntrack's
+tcp_options() and tcp_sack()).
+"""
+from __future__ import annotations
+
+import struct
+
+from harness.mockkernel.wire import ipv4
+from harness.mockkernel.wire.checksum import checksum, pseudo_header_sum
+from harness.mockkernel.wire.errors import Malformed, Truncated
+from harness.mockkernel.wire.ipv4 import IPPROTO_TCP
+
+TCPHDR_FIN, TCPHDR_SYN, TCPHDR_RST, TCPHDR_PSH, TCPHDR_ACK, TCPHDR_URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+TCPHDR_ECE, TCPHDR_CWR = 0x40, 0x80
+
+TCP_HLEN = 20
+# field offsets of struct tcphdr (data offset: the high nibble of DOFF's byte)
+SOURCE, DEST, SEQ, ACK_SEQ, DOFF, FLAGS, WINDOW, CHECK, URG_PTR, OPTIONS = 0, 2, 4, 8, 12, 13, 14, 16, 18, 20
+HEADER = struct.Struct("!HHIIBBHHH")  # source, dest, seq, ack_seq, doff << 4, flags, window, check, urg_ptr
+unpack = HEADER.unpack_from
+PORTS = struct.Struct("!HH")  # source, dest
+SEGMENT_FIELDS = struct.Struct("!4xIIBBH")  # seq, ack_seq, doff << 4, flags, window: what conntrack reads
+# the header length in bytes for each value of the data offset's byte
+DATA_OFFSET_LEN = tuple((byte >> 4) * 4 for byte in range(256))
+_U16, _U32 = struct.Struct("!H"), struct.Struct("!I")
+
+TCPOPT_EOL, TCPOPT_NOP, TCPOPT_MSS, TCPOPT_WINDOW, TCPOPT_SACK_PERM, TCPOPT_SACK, TCPOPT_TIMESTAMP = \
+    0, 1, 2, 3, 4, 5, 8
+TCPOLEN_WINDOW, TCPOLEN_SACK_PERM, TCPOLEN_SACK_BASE, TCPOLEN_SACK_PERBLOCK = 3, 2, 2, 8
+# NOP, NOP, timestamp of 10 bytes: what nearly every Linux segment carries
+TCPOLEN_TSTAMP_ALIGNED, TCPOPT_TSTAMP_WORD = 12, 0x0101080A
+
+
+def check_len(buf: bytearray, off: int, end: int) -> int:
+    """The header length (doff * 4) of the segment at `off` after
+    tcp_v4_rcv()'s checks: 20 bytes there, data offset >= 5, its bytes there."""
+    available = end - off
+    if available < TCP_HLEN:
+        raise Truncated(None, f"TCP header needs {TCP_HLEN} bytes, have {available}")
+    doff = DATA_OFFSET_LEN[buf[off + DOFF]]
+    if doff < TCP_HLEN:
+        raise Malformed("doff", f"TCP data offset {doff // 4} is under 5")
+    if available < doff:
+        raise Truncated("doff", f"TCP data offset says {doff} header bytes, have {available}")
+    return doff
+
+
+def checksum_ok(buf: bytearray, nh: int, off: int, end: int) -> bool:
+    """The segment `off`..`end` against the pseudo-header of the IPv4 header at `nh`."""
+    return not checksum(memoryview(buf)[off:end], ipv4.pseudo_header_sum(buf, nh, IPPROTO_TCP, end - off))
+
+
+def options(buf: bytearray, off: int, doff: int):
+    """(kind, offset, size) of each option of the header at `off` whose length
+    is `doff`, as the kernel's loops walk them: stop at EOL, at a kind with no
+    room for a length, at a length under 2 ("silly options") or past the
+    header ("don't parse partial options"); NOPs are stepped over."""
+    ptr, end = off + OPTIONS, off + doff
+    while ptr < end:
+        kind = buf[ptr]
+        if kind == TCPOPT_EOL:
+            return
+        if kind == TCPOPT_NOP:
+            ptr += 1
+            continue
+        if end - ptr < 2:
+            return
+        size = buf[ptr + 1]
+        if size < 2 or size > end - ptr:
+            return
+        yield kind, ptr, size
+        ptr += size
+
+
+def option_byte(buf: bytearray, ptr: int) -> int:
+    """The one-byte value of an option at `ptr` (the window scale's shift)."""
+    return buf[ptr + 2]
+
+
+def sack_right_edges(buf: bytearray, ptr: int, size: int):
+    """The right edge of each block of the SACK option at `ptr`."""
+    for block in range(ptr + TCPOLEN_SACK_BASE, ptr + size, TCPOLEN_SACK_PERBLOCK):
+        yield _U32.unpack_from(buf, block + 4)[0]
+
+
+def only_aligned_timestamp(buf: bytearray, off: int, doff: int) -> bool:
+    """The fast path of tcp_sack()/tcp_parse_aligned_timestamp(): the options
+    are NOP, NOP, timestamp and nothing else."""
+    return doff == TCP_HLEN + TCPOLEN_TSTAMP_ALIGNED and _U32.unpack_from(buf, off + OPTIONS)[0] == TCPOPT_TSTAMP_WORD
+
+
+class TcpSegment:
+    __slots__ = ("buf", "off")
+
+    def __init__(self, buf: bytearray, off: int):
+        self.buf, self.off = buf, off
+
+    def check_len(self, end: int | None = None) -> TcpSegment:
+        check_len(self.buf, self.off, len(self.buf) if end is None else end)
+        return self
+
+    @property
+    def sport(self) -> int:
+        return _U16.unpack_from(self.buf, self.off + SOURCE)[0]
+
+    @property
+    def dport(self) -> int:
+        return _U16.unpack_from(self.buf, self.off + DEST)[0]
+
+    @property
+    def seq(self) -> int:
+        return _U32.unpack_from(self.buf, self.off + SEQ)[0]
+
+    @property
+    def ack_seq(self) -> int:
+        return _U32.unpack_from(self.buf, self.off + ACK_SEQ)[0]
+
+    @property
+    def header_len(self) -> int:
+        return DATA_OFFSET_LEN[self.buf[self.off + DOFF]]
+
+    @property
+    def flags(self) -> int:
+        return self.buf[self.off + FLAGS]
+
+    @property
+    def window(self) -> int:
+        return _U16.unpack_from(self.buf, self.off + WINDOW)[0]
+
+    @property
+    def check(self) -> int:
+        return _U16.unpack_from(self.buf, self.off + CHECK)[0]
+
+    def options(self):
+        return options(self.buf, self.off, self.header_len)
+
+
+def build(saddr: int, daddr: int, sport: int, dport: int, seq: int, ack_seq: int, flags: int) -> bytes:
+    """A segment without options or data, its checksum filled in."""
+    segment = bytearray(HEADER.pack(sport, dport, seq, ack_seq, (TCP_HLEN // 4) << 4, flags, 0, 0, 0))
+    _U16.pack_into(segment, CHECK, checksum(segment, pseudo_header_sum(
+        saddr.to_bytes(4, "big"), daddr.to_bytes(4, "big"), IPPROTO_TCP, TCP_HLEN)))
+    return bytes(segment)
