@@ -21,6 +21,7 @@ from harness.mockkernel.core.dev import dev_add_pack
 from harness.mockkernel.core.skbuff import PACKET_HOST, PACKET_OTHERHOST, SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.net import (NUD_CONNECTED, NUD_DELAY, NUD_FAILED, NUD_INCOMPLETE, NUD_NAMES, NUD_NOARP,
                                     NUD_PERMANENT, NUD_PROBE, NUD_REACHABLE, NUD_STALE, NUD_VALID, Neighbour)
+from harness.mockkernel.wire import WireError
 from harness.mockkernel.wire import arp as wire_arp
 from harness.mockkernel.wire.ethernet import BROADCAST, ETH_P_ARP, ETH_P_IP
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_HOST_UNREACH
@@ -140,12 +141,12 @@ def arp_rcv(skb: SkBuff) -> None:
     if skb.pkt_type == PACKET_OTHERHOST:
         net.tracer.hop(skb, "NEIGH", "arp_rcv", "CONSUMED", "otherhost")
         return
-    if skb.len < wire_arp.ARP_LEN:
+    try:
+        arph = wire_arp.ArpPacket(skb.buf, skb.data).check_len(skb.tail)
+    except WireError:
         return kfree_skb(skb, "NOT_SPECIFIED", "NEIGH", "arp_rcv")
-    hrd, pro, hln, pln, op, sha, sip_b, tha, tip_b = wire_arp.ArpPacket(skb.buf, skb.data).fields()
-    if hln != 6 or pln != 4:
-        return kfree_skb(skb, "NOT_SPECIFIED", "NEIGH", "arp_rcv")
-    if hrd not in (1, 6) or pro != ETH_P_IP or op not in (wire_arp.ARPOP_REQUEST, wire_arp.ARPOP_REPLY):
+    hrd, pro, _, _, op, sha, sip_b, _, tip_b = arph.fields()
+    if hrd not in (wire_arp.ARPHRD_ETHER, wire_arp.ARPHRD_IEEE802) or pro != ETH_P_IP or op not in (wire_arp.ARPOP_REQUEST, wire_arp.ARPOP_REPLY):
         return kfree_skb(skb, "NOT_SPECIFIED", "NEIGH", "arp_process")
     sip, tip = int.from_bytes(sip_b, "big"), int.from_bytes(tip_b, "big")
     if sip >> 28 == 0xE or tip >> 28 == 0xE or (tip >> 24 == 127):

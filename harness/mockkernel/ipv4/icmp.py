@@ -15,20 +15,20 @@ fib_compute_spec_dst() picks on the receiving device.
 """
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.ipv4 import ip_output, route
-from harness.mockkernel.wire.checksum import checksum
+from harness.mockkernel.wire import WireError
 from harness.mockkernel.wire.icmp import (ERROR_TYPES, ICMP_ADDRESS, ICMP_ADDRESSREPLY, ICMP_DEST_UNREACH,
-                                          ICMP_ECHO, ICMP_ECHOREPLY, ICMP_FRAG_NEEDED, ICMP_TIMESTAMP,
-                                          build)
-from harness.mockkernel.wire.ipv4 import IP_OFFSET, IPPROTO_ICMP, Ipv4Packet, build_header
+                                          ICMP_ECHO, ICMP_ECHOREPLY, ICMP_FRAG_NEEDED, ICMP_HLEN, ICMP_TIMESTAMP,
+                                          IcmpMessage, build, fill_checksum)
+from harness.mockkernel.wire.ipv4 import (IP_OFFSET, IPPROTO_ICMP, IPTOS_TOS_MASK, IPV4_MIN_HLEN, Ipv4Packet,
+                                          build_header)
 
 NR_ICMP_TYPES = 18
 XRLIM_BURST_FACTOR = 6
-IPTOS_TOS_MASK, IPTOS_PREC_INTERNETCONTROL = 0x1E, 0xC0
+IPTOS_PREC_INTERNETCONTROL = 0xC0
 
 
 @dataclass
@@ -112,10 +112,10 @@ def icmp_send(skb_in: SkBuff, icmp_type: int, code: int, info: int = 0) -> None:
     if iph.frag_off & IP_OFFSET:
         return
     if icmp_type in ERROR_TYPES and iph.protocol == IPPROTO_ICMP:
-        inner = skb_in.network_header + iph.header_len
+        inner = iph.payload_offset
         if inner >= skb_in.tail:
             return
-        inner_type = skb_in.buf[inner]
+        inner_type = IcmpMessage(skb_in.buf, inner).type
         if inner_type > NR_ICMP_TYPES or inner_type in ERROR_TYPES:
             return
     saddr = iph.daddr if rt.kind == "local" else 0
@@ -125,10 +125,10 @@ def icmp_send(skb_in: SkBuff, icmp_type: int, code: int, info: int = 0) -> None:
     if _rate_limited(net, icmp_type, code, iph.saddr, out.dev):
         net.tracer.hop(skb_in, "L4", "icmp_send", "RATELIMITED", f"type {icmp_type} code {code}")
         return
-    room = min(out.dst_mtu(), 576) - 20 - 8
+    room = min(out.dst_mtu(), 576) - IPV4_MIN_HLEN - ICMP_HLEN
     quoted = bytes(skb_in.buf[skb_in.network_header:skb_in.tail][:room])
     tos = (iph.tos & IPTOS_TOS_MASK) | IPTOS_PREC_INTERNETCONTROL
-    message = build(icmp_type, code, struct.pack("!I", info), quoted)
+    message = build(icmp_type, code, info.to_bytes(4, "big"), quoted)
     _icmp_push(net, skb_in, out, message, tos, f"icmp_send type {icmp_type} code {code}")
 
 
@@ -142,20 +142,22 @@ def _icmp_push(net, cause: SkBuff, out: route.Rtable, message: bytes, tos: int, 
     skb = alloc_skb(header + message)
     skb.net, skb.dst, skb.dev = net, out, out.dev
     skb.network_header = skb.data
-    skb.transport_header = skb.data + 20
+    skb.transport_header = skb.data + len(header)
     net.tracer.start(skb, f"{why}: {Ipv4Packet(skb.buf, skb.data).summary()}", parent=cause)
     ip_output.ip_local_out(skb)
 
 
 def icmp_rcv(skb: SkBuff) -> None:
     net = skb.net
-    data, end = skb.data, skb.tail
-    if end - data < 8:
+    icmph = IcmpMessage(skb.buf, skb.data)
+    try:
+        icmph.check_len(skb.tail)
+    except WireError:
         return kfree_skb(skb, "NOT_SPECIFIED", "L4", "icmp_rcv")
-    if checksum(memoryview(skb.buf)[data:end]) != 0:
+    if not icmph.checksum_ok(skb.tail):
         return kfree_skb(skb, "ICMP_CSUM", "L4", "icmp_rcv")
-    icmp_type = skb.buf[data]
-    net.tracer.hop(skb, "L4", "icmp_rcv", "", f"type {icmp_type} code {skb.buf[data + 1]}")
+    icmp_type = icmph.type
+    net.tracer.hop(skb, "L4", "icmp_rcv", "", f"type {icmp_type} code {icmph.code}")
     if icmp_type > NR_ICMP_TYPES:
         return kfree_skb(skb, "UNHANDLED_PROTO", "L4", "icmp_rcv")
     rt = skb.dst
@@ -181,9 +183,8 @@ def icmp_echo(skb: SkBuff) -> None:
         return
     iph = Ipv4Packet(skb.buf, skb.network_header)
     body = bytearray(skb.buf[skb.data:skb.tail])
-    body[0] = ICMP_ECHOREPLY
-    struct.pack_into("!H", body, 2, 0)
-    struct.pack_into("!H", body, 2, checksum(body))
+    IcmpMessage(body, 0).type = ICMP_ECHOREPLY
+    fill_checksum(body, 0, len(body))
     rt = skb.dst
     spec_dst = iph.daddr if not (rt.is_broadcast or rt.is_multicast) else route.fib_compute_spec_dst(
         net, skb.dev, iph.saddr, iph.tos & 0xFC)

@@ -16,15 +16,11 @@ state, mc_hash.
 from __future__ import annotations
 
 from harness.mockkernel.core.skbuff import PACKET_BROADCAST, PACKET_MULTICAST, SkBuff, kfree_skb
-from harness.mockkernel.wire.checksum import checksum
+from harness.mockkernel.wire import WireError, igmp
+from harness.mockkernel.wire.igmp import (IGMP_HLEN, IGMP_HOST_MEMBERSHIP_QUERY, IGMP_HOST_MEMBERSHIP_REPORT,
+                                          IGMPV2_HOST_MEMBERSHIP_REPORT, IGMPV3_QUERY_LEN)
 
-IPPROTO_IGMP = 2
 IGMP_ALL_HOSTS = 0xE0000001
-IGMP_HOST_MEMBERSHIP_QUERY = 0x11
-IGMP_HOST_MEMBERSHIP_REPORT = 0x12
-IGMPV2_HOST_MEMBERSHIP_REPORT = 0x16
-IGMP_HLEN = 8
-IGMPV3_QUERY_LEN = 12
 
 
 def ip_check_mc_rcu(dev, mc_addr: int, src_addr: int, proto: int) -> bool:
@@ -36,10 +32,14 @@ def ip_check_mc_rcu(dev, mc_addr: int, src_addr: int, proto: int) -> bool:
 def igmp_rcv(skb: SkBuff) -> None:
     """igmp_rcv(): pskb_may_pull of the header, skb_checksum_simple_validate(),
     then by type; `dropped` packets are kfree_skb()'d, the others consumed."""
-    net, data, end = skb.net, skb.data, skb.tail
-    if end - data < IGMP_HLEN or checksum(memoryview(skb.buf)[data:end]):
+    net, buf, data, end = skb.net, skb.buf, skb.data, skb.tail
+    try:
+        igmp.check_len(buf, data, end)
+    except WireError:
         return kfree_skb(skb, "NOT_SPECIFIED", "L4", "igmp_rcv")
-    igmp_type, length = skb.buf[data], end - data
+    if not igmp.checksum_ok(buf, data, end):
+        return kfree_skb(skb, "NOT_SPECIFIED", "L4", "igmp_rcv")
+    igmp_type, length = igmp.igmp_type(buf, data), end - data
     net.tracer.hop(skb, "L4", "igmp_rcv", "", f"type {igmp_type:#04x}")
     if igmp_type == IGMP_HOST_MEMBERSHIP_QUERY:
         heard = length == IGMP_HLEN or length >= IGMPV3_QUERY_LEN

@@ -9,19 +9,15 @@ sockets, IPsec.
 """
 from __future__ import annotations
 
-import struct
-
 from harness.journey import Hop
 from harness.mockkernel.core.skbuff import PACKET_OTHERHOST, SkBuff, kfree_skb
 from harness.mockkernel.ipv4 import icmp, igmp, ip_forward, ip_fragment, route, tcp_ipv4, udp
 from harness.mockkernel.netfilter.core import NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING, nf_hook
-from harness.mockkernel.wire.checksum import checksum
+from harness.mockkernel.wire import Truncated, WireError, ipv4
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_PROT_UNREACH
-from harness.mockkernel.wire.ipv4 import (IP_MF, IP_OFFSET, IPOPT_LSRR, IPOPT_SSRR, IPPROTO_ICMP,
-                                          IPPROTO_TCP, IPPROTO_UDP, Ipv4Packet)
+from harness.mockkernel.wire.ipv4 import (IP_MF, IP_OFFSET, IPPROTO_ICMP, IPPROTO_IGMP, IPPROTO_TCP,
+                                          IPPROTO_UDP, Ipv4Packet)
 
-
-IPHDR = struct.Struct("!BBHHHBBHII")
 HOP_IP_RCV_OK = Hop("IP_RCV", "ip_rcv_core", "OK")
 
 
@@ -30,23 +26,27 @@ def ip_rcv(skb: SkBuff) -> None:
     if skb.pkt_type == PACKET_OTHERHOST:
         return kfree_skb(skb, "OTHERHOST", "IP_RCV", "ip_rcv_core")
     buf, off = skb.buf, skb.data
-    length = skb.tail - off
-    if length < 20:
-        return kfree_skb(skb, "IP_INHDR", "IP_RCV", "ip_rcv_core")
-    ihl = buf[off] & 0x0F
-    if ihl < 5 or buf[off] >> 4 != 4 or length < ihl * 4:
-        return kfree_skb(skb, "IP_INHDR", "IP_RCV", "ip_rcv_core")
-    if checksum(buf[off:off + ihl * 4]):
+    try:
+        hlen, tot_len = ipv4.check_len(buf, off, skb.tail)
+    except WireError as err:
+        return kfree_skb(skb, _ip_rcv_core_reason(buf, off, err), "IP_RCV", "ip_rcv_core")
+    if not ipv4.checksum_ok(buf, off, hlen):
         return kfree_skb(skb, "IP_CSUM", "IP_RCV", "ip_rcv_core")
-    tot_len = (buf[off + 2] << 8) | buf[off + 3]
-    if length < tot_len:
-        return kfree_skb(skb, "PKT_TOO_SMALL", "IP_RCV", "ip_rcv_core")
-    if tot_len < ihl * 4:
-        return kfree_skb(skb, "IP_INHDR", "IP_RCV", "ip_rcv_core")
     skb.tail = off + tot_len  # pskb_trim_rcsum(): Ethernet padding goes
-    skb.transport_header = off + ihl * 4
+    skb.transport_header = off + hlen
     skb.net.tracer.add(skb, HOP_IP_RCV_OK)
     nf_hook(skb, NF_INET_PRE_ROUTING, skb.dev, None, ip_rcv_finish)
+
+
+def _ip_rcv_core_reason(buf: bytearray, off: int, err: WireError) -> str:
+    """The drop reason of a header check_len() refused: the header itself is
+    IP_INHDR; tot_len is checked after the checksum (IP_CSUM first), then
+    longer than the packet is PKT_TOO_SMALL, shorter than the header IP_INHDR."""
+    if err.field != "tot_len":
+        return "IP_INHDR"
+    if not ipv4.checksum_ok(buf, off, ipv4.HEADER_LEN[buf[off]]):
+        return "IP_CSUM"
+    return "PKT_TOO_SMALL" if isinstance(err, Truncated) else "IP_INHDR"
 
 
 def ip_rcv_finish(skb: SkBuff) -> None:
@@ -55,7 +55,8 @@ def ip_rcv_finish(skb: SkBuff) -> None:
     route (skb_valid_dst()), so it is not routed again: a local route's input
     function is ip_local_deliver."""
     net, dev = skb.net, skb.dev
-    ver_ihl, tos, _, _, _, _, protocol, _, saddr, daddr = IPHDR.unpack_from(skb.buf, skb.network_header)
+    nh = skb.network_header
+    ver_ihl, tos, _, _, _, _, protocol, _, saddr, daddr = ipv4.unpack(skb.buf, nh)
     rt = skb.dst
     if rt is None:
         rt = route.ip_route_input(net, daddr, saddr, tos, dev, skb.mark, protocol)
@@ -65,8 +66,8 @@ def ip_rcv_finish(skb: SkBuff) -> None:
             return kfree_skb(skb, rt, "ROUTING", "ip_rcv_finish_core")
         skb.dst = rt
         net.tracer.add(skb, rt.hop)
-    if ver_ihl & 0x0F > 5 and _has_source_route(Ipv4Packet(skb.buf, skb.network_header)) \
-            and not _accept_source_route(net, dev):
+    hlen = ipv4.HEADER_LEN[ver_ihl]
+    if hlen > ipv4.IPV4_MIN_HLEN and ipv4.has_source_route(skb.buf, nh, hlen) and not _accept_source_route(net, dev):
         return kfree_skb(skb, "NOT_SPECIFIED", "IP_RCV", "ip_rcv_options")
     if rt.kind == "local" or rt.type == "local":
         ip_local_deliver(skb)
@@ -74,21 +75,6 @@ def ip_rcv_finish(skb: SkBuff) -> None:
         ip_forward.ip_forward(skb)
     else:
         ip_error(skb)
-
-
-def _has_source_route(iph: Ipv4Packet) -> bool:
-    buf, pos, end = iph.buf, iph.off + 20, iph.off + iph.header_len
-    while pos < end:
-        opt = buf[pos]
-        if opt == 0:
-            return False
-        if opt == 1:
-            pos += 1
-            continue
-        if opt in (IPOPT_LSRR, IPOPT_SSRR):
-            return True
-        pos += max(2, buf[pos + 1] if pos + 1 < end else 2)
-    return False
 
 
 def _accept_source_route(net, dev) -> bool:
@@ -121,8 +107,8 @@ def ip_error(skb: SkBuff) -> None:
 
 def ip_local_deliver(skb: SkBuff) -> None:
     """Reassemble fragments, then the INPUT hook, then the protocol handler."""
-    iph = Ipv4Packet(skb.buf, skb.network_header)
-    if iph.frag_off & (IP_MF | IP_OFFSET):
+    frag_off, _ = ipv4.FRAG_OFF_PROTOCOL.unpack_from(skb.buf, skb.network_header)
+    if frag_off & (IP_MF | IP_OFFSET):
         skb = ip_fragment.ip_defrag(skb)
         if skb is None:
             return
@@ -133,16 +119,15 @@ def ip_local_deliver_finish(skb: SkBuff) -> None:
     """ip_protocol_deliver_rcu(): UDP, TCP, ICMP, IGMP; any other protocol gets
     ICMP protocol unreachable (never for a multicast or broadcast route) and
     IP_NOPROTO (no raw sockets here)."""
-    iph = Ipv4Packet(skb.buf, skb.network_header)
+    _, protocol = ipv4.FRAG_OFF_PROTOCOL.unpack_from(skb.buf, skb.network_header)
     skb.data = skb.transport_header
-    protocol = iph.protocol
     if protocol == IPPROTO_UDP:
         udp.udp_rcv(skb)
     elif protocol == IPPROTO_ICMP:
         icmp.icmp_rcv(skb)
     elif protocol == IPPROTO_TCP:
         tcp_ipv4.tcp_v4_rcv(skb)
-    elif protocol == igmp.IPPROTO_IGMP:
+    elif protocol == IPPROTO_IGMP:
         igmp.igmp_rcv(skb)
     else:
         skb.net.tracer.hop(skb, "L4", "ip_protocol_deliver_rcu", "NOPROTO", f"protocol {protocol}")

@@ -12,8 +12,6 @@ fragments come out the same on the wire).
 """
 from __future__ import annotations
 
-import struct
-
 from harness.mockkernel.core import dev as core_dev
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.ipv4.arp import neigh_hh_output, neigh_output
@@ -21,9 +19,7 @@ from harness.mockkernel.net import Neighbour
 from harness.mockkernel.netfilter.core import NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING, nf_hook
 from harness.mockkernel.wire.ethernet import BROADCAST
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED
-from harness.mockkernel.wire.ipv4 import IP_DF, IP_MF, IP_OFFSET, Ipv4Packet
-
-_DADDR = struct.Struct("!I")
+from harness.mockkernel.wire.ipv4 import DADDR_FIELD, IP_DF, IP_MF, IP_OFFSET, Ipv4Packet
 
 
 def ip_select_ident(net, df: bool, ignore_df: bool) -> int:
@@ -64,7 +60,7 @@ def ip_finish_output2(skb: SkBuff) -> None:
     dev = skb.dev
     if dev.is_loopback:
         return core_dev.dev_queue_xmit(skb)
-    (daddr,) = _DADDR.unpack_from(skb.buf, skb.network_header + 16)
+    (daddr,) = DADDR_FIELD.unpack_from(skb.buf, skb.network_header)
     if rt.is_broadcast:
         return neigh_hh_output(skb, BROADCAST)
     nexthop = rt.nexthop(daddr)

@@ -7,18 +7,16 @@ ping_rcv() delivers echo replies carrying that id, else the reply is dropped
 """
 from __future__ import annotations
 
-import struct
-
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.ipv4.udp import UdpSock, udp_queue_rcv_skb
-from harness.mockkernel.wire.checksum import checksum
-from harness.mockkernel.wire.icmp import ICMP_ECHO
-from harness.mockkernel.wire.ipv4 import IP_DF, IPPROTO_ICMP, Ipv4Packet, build_header
+from harness.mockkernel.wire import icmp
+from harness.mockkernel.wire.icmp import ICMP_ECHO, IcmpMessage
+from harness.mockkernel.wire.ipv4 import IP_DF, IPPROTO_ICMP, IPV4_MIN_HLEN, Ipv4Packet, build_header
 
 
 def ping_rcv(skb: SkBuff) -> None:
     net = skb.net
-    ident = struct.unpack_from("!H", skb.buf, skb.data + 4)[0]
+    ident = icmp.echo_id(skb.buf, skb.data)
     sk = net.ping_sockets.get(ident)
     if sk is None:
         return kfree_skb(skb, "NO_SOCKET", "L4", "ping_rcv")
@@ -35,22 +33,22 @@ def ping_recvmsg(sk: UdpSock) -> tuple[bytes, tuple[int, int]] | None:
 
 def ping_v4_sendmsg(net, sk: UdpSock, message: bytes, daddr: int) -> None:
     from harness.mockkernel.ipv4 import ip_output, route
-    if len(message) < 8 or message[0] != ICMP_ECHO:
+    if len(message) < icmp.ICMP_HLEN or IcmpMessage(message, 0).type != ICMP_ECHO:
         raise OSError(22, "ping socket: message must be an ICMP echo request (type 8)")
     rt = route.ip_route_output(net, daddr, sk.addr)
     if isinstance(rt, int):
         raise OSError(rt, f"sendto: no route to {daddr:#x}")
     body = bytearray(message)
-    struct.pack_into("!HH", body, 2, 0, sk.port)
-    struct.pack_into("!H", body, 2, checksum(body))
+    IcmpMessage(body, 0).echo_id = sk.port
+    icmp.fill_checksum(body, 0, len(body))
     saddr = sk.addr or rt.prefsrc
-    fits = 20 + len(body) <= rt.dst_mtu()
+    fits = IPV4_MIN_HLEN + len(body) <= rt.dst_mtu()
     header = build_header(saddr, daddr, IPPROTO_ICMP, len(body),
                           ttl=net.sysctl.int("net.ipv4.ip_default_ttl"),
                           frag_off=IP_DF if fits else 0, ident=ip_output.ip_select_ident(net, df=fits, ignore_df=True))
     skb = alloc_skb(header + body)
     skb.net, skb.dst, skb.dev = net, rt, rt.dev
-    skb.network_header, skb.transport_header = skb.data, skb.data + 20
+    skb.network_header, skb.transport_header = skb.data, skb.data + len(header)
     skb.ignore_df = True
     net.tracer.start(skb, f"ping_v4_sendmsg: {Ipv4Packet(skb.buf, skb.data).summary()}")
     ip_output.ip_local_out(skb)

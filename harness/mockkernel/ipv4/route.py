@@ -19,6 +19,7 @@ from harness.journey import Hop
 from harness.mockkernel.ipv4 import igmp
 from harness.mockkernel.net import (RT_SCOPE_LINK, RT_SCOPE_UNIVERSE,
                                     FibRoute, Net, NetDevice, prefix_mask)
+from harness.mockkernel.wire.ipv4 import IPPROTO_IGMP
 
 # errno values a lookup reports (fib_props[] in fib_semantics.c)
 ENETUNREACH, EHOSTUNREACH, EACCES, EINVAL = 101, 113, 13, 22
@@ -342,7 +343,7 @@ def ip_mc_validate_source(net: Net, daddr: int, saddr: int, tos: int, dev: NetDe
     if is_loopback(saddr) and not _route_localnet(net, dev):
         return "IP_LOCALNET"
     if is_zeronet(saddr):
-        if not is_local_multicast(daddr) and protocol != igmp.IPPROTO_IGMP:
+        if not is_local_multicast(daddr) and protocol != IPPROTO_IGMP:
             return "IP_INVALID_SOURCE"
         return None
     return fib_validate_source(net, saddr, 0, dev, 0, mark, tos)

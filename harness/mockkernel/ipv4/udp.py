@@ -19,13 +19,13 @@ socket's datagrams take their IP ID from the hashed generator even with DF.
 """
 from __future__ import annotations
 
-import struct
 from collections import deque
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from harness.journey import Hop
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb, skb_clone
+from harness.mockkernel.wire import WireError, ipv4
 from harness.mockkernel.wire import udp as wire_udp
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_PORT_UNREACH
 from harness.mockkernel.wire.ipv4 import IP_DF, IPPROTO_UDP, Ipv4Packet, build_header
@@ -59,29 +59,26 @@ def udp_lookup(net, daddr: int, dport: int) -> UdpSock | None:
     return net.udp_sockets.get((daddr, dport)) or net.udp_sockets.get((0, dport))
 
 
-UDPHDR = struct.Struct("!HHHH")
-
-
 def udp_rcv(skb: SkBuff) -> None:
+    """__udp4_lib_rcv(): a header cut short is NOT_SPECIFIED, a length over
+    the packet or under the header PKT_TOO_SMALL."""
     net = skb.net
-    available = skb.tail - skb.data
-    if available < wire_udp.UDP_HLEN:
-        return kfree_skb(skb, "NOT_SPECIFIED", "L4", "__udp4_lib_rcv")
-    _, dport, ulen, _ = UDPHDR.unpack_from(skb.buf, skb.data)
-    if ulen > available or ulen < wire_udp.UDP_HLEN:
-        return kfree_skb(skb, "PKT_TOO_SMALL", "L4", "__udp4_lib_rcv")
-    skb.tail = skb.data + ulen
+    buf, uh = skb.buf, skb.data
+    try:
+        dport, ulen = wire_udp.check_len(buf, uh, skb.tail)
+    except WireError as err:
+        return kfree_skb(skb, "NOT_SPECIFIED" if err.field is None else "PKT_TOO_SMALL", "L4", "__udp4_lib_rcv")
+    skb.tail = uh + ulen
     rt = skb.dst
     if rt.is_broadcast or rt.is_multicast:
         return __udp4_lib_mcast_deliver(skb, dport)
     nh = skb.network_header
-    sk = udp_lookup(net, int.from_bytes(skb.buf[nh + 16:nh + 20], "big"), dport)
+    sk = udp_lookup(net, ipv4.DADDR_FIELD.unpack_from(buf, nh)[0], dport)
     if sk is not None:
         net.tracer.add(skb, sk.rcv_hop)
         return udp_queue_rcv_skb(sk, skb)
     net.tracer.hop(skb, "L4", "__udp4_lib_rcv", "", f"dport {dport} no socket")
-    uh = wire_udp.UdpDatagram(skb.buf, skb.data)
-    if not uh.checksum_ok(nh):
+    if not wire_udp.checksum_ok(buf, nh, uh, ulen):
         return kfree_skb(skb, "UDP_CSUM", "L4", "__udp4_lib_rcv")
     from harness.mockkernel.ipv4 import icmp
     icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH)
@@ -94,8 +91,7 @@ def __udp4_lib_mcast_deliver(skb: SkBuff, dport: int) -> None:
     kernel's kfree_skb() for no socket is inlined into __udp4_lib_rcv, which
     the lab reports as the location."""
     net = skb.net
-    nh = skb.network_header
-    daddr = int.from_bytes(skb.buf[nh + 16:nh + 20], "big")
+    daddr = ipv4.DADDR_FIELD.unpack_from(skb.buf, skb.network_header)[0]
     net.tracer.hop(skb, "L4", "__udp4_lib_mcast_deliver", "", f"dport {dport}")
     bound = ((daddr, dport), (0, dport)) if daddr else ((0, dport),)
     socks = [sk for sk in map(net.udp_sockets.get, bound) if sk is not None]
@@ -122,14 +118,13 @@ def udp_recvmsg(sk: UdpSock) -> tuple[bytes, tuple[int, int]] | None:
     while sk.queue:
         skb = sk.queue.popleft()
         sk.rmem_alloc -= skb.truesize
-        nh = skb.network_header
-        uh = wire_udp.UdpDatagram(skb.buf, skb.data)
-        if not uh.checksum_ok(nh):
+        buf, nh, uh = skb.buf, skb.network_header, skb.data
+        if not wire_udp.checksum_ok(buf, nh, uh, skb.tail - uh):
             sk.drops += 1
             kfree_skb(skb, "UDP_CSUM", "SOCKET", "udp_recvmsg")
             continue
-        saddr = Ipv4Packet(skb.buf, nh).saddr
-        return bytes(skb.buf[skb.data + 8:skb.tail]), (saddr, uh.sport)
+        sport = wire_udp.unpack(buf, uh)[0]
+        return bytes(buf[uh + wire_udp.UDP_HLEN:skb.tail]), (ipv4.SADDR_FIELD.unpack_from(buf, nh)[0], sport)
     return None
 
 
@@ -140,14 +135,14 @@ def udp_sendmsg(net, sk: UdpSock, payload: bytes, daddr: int, dport: int) -> Non
         raise OSError(rt, f"sendto: no route to {daddr:#x}")
     saddr = sk.addr or rt.prefsrc
     segment = wire_udp.build(saddr.to_bytes(4, "big"), daddr.to_bytes(4, "big"), sk.port, dport, payload)
-    fits = 20 + len(segment) <= rt.dst_mtu()
+    fits = ipv4.IPV4_MIN_HLEN + len(segment) <= rt.dst_mtu()
     header = build_header(saddr, daddr, IPPROTO_UDP, len(segment),
                           ttl=net.sysctl.int("net.ipv4.ip_default_ttl"),
                           frag_off=IP_DF if fits else 0,
                           ident=ip_output.ip_select_ident(net, df=fits, ignore_df=True))
     skb = alloc_skb(header + segment)
     skb.net, skb.dst, skb.dev = net, rt, rt.dev
-    skb.network_header, skb.transport_header = skb.data, skb.data + 20
+    skb.network_header, skb.transport_header = skb.data, skb.data + len(header)
     skb.ignore_df = True  # ip_sk_ignore_df(): IP_PMTUDISC_WANT lets the stack fragment
     net.tracer.start(skb, f"udp_sendmsg: {Ipv4Packet(skb.buf, skb.data).summary()}")
     net.tracer.hop(skb, "SOCKET", f"udp {sk.port}", "SENDMSG")

@@ -9,19 +9,16 @@ checksum.
 """
 from __future__ import annotations
 
-import struct
-
 from harness.mockkernel.core.skbuff import SkBuff
 from harness.mockkernel.ipv4 import icmp, route, tcp_ipv4
-from harness.mockkernel.wire.checksum import checksum, pseudo_header_sum
+from harness.mockkernel.wire import tcp
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH
-from harness.mockkernel.wire.ipv4 import IP_OFFSET, IPPROTO_TCP
+from harness.mockkernel.wire.ipv4 import IP_OFFSET, IPPROTO_TCP, Ipv4Packet
 
 
 def _fill_dst(skb: SkBuff) -> None:
     if skb.dst is None:
-        saddr = struct.unpack_from("!I", skb.buf, skb.network_header + 12)[0]
-        rt = route.ip_route_output(skb.net, saddr)
+        rt = route.ip_route_output(skb.net, Ipv4Packet(skb.buf, skb.network_header).saddr)
         if not isinstance(rt, int):
             skb.dst = rt
 
@@ -33,13 +30,12 @@ def send_unreach(skb: SkBuff, code: int) -> None:
 
 def send_reset(skb: SkBuff) -> None:
     buf, nh = skb.buf, skb.network_header
-    if buf[nh + 9] != IPPROTO_TCP or struct.unpack_from("!H", buf, nh + 6)[0] & IP_OFFSET:
+    iph = Ipv4Packet(buf, nh)
+    if iph.protocol != IPPROTO_TCP or iph.frag_off & IP_OFFSET:
         return
-    th = nh + (buf[nh] & 0x0F) * 4
-    end = nh + struct.unpack_from("!H", buf, nh + 2)[0]
-    if end - th < 20 or buf[th + 13] & tcp_ipv4.TCP_RST:
+    th, end = iph.payload_offset, nh + iph.tot_len
+    if end - th < tcp.TCP_HLEN or tcp.TcpSegment(buf, th).flags & tcp.TCPHDR_RST:
         return
-    if checksum(memoryview(buf)[th:end], pseudo_header_sum(bytes(buf[nh + 12:nh + 16]), bytes(buf[nh + 16:nh + 20]),
-                                                           IPPROTO_TCP, end - th)):
+    if not tcp.checksum_ok(buf, nh, th, end):
         return
     tcp_ipv4.send_reset(skb, tos=0, why="nf_send_reset")

@@ -18,6 +18,8 @@ DST, SRC, ETHERTYPE = 0, 6, 12
 
 HEADER = struct.Struct("!6s6sH")  # dst, src, ethertype: one store writes the whole header
 _ETHERTYPE = struct.Struct("!12xH")
+DST_FIRST_ETHERTYPE = struct.Struct("!B11xH")  # the destination's first byte, ethertype: eth_type_trans()
+MULTICAST_BIT = 0x01  # of the destination's first byte (broadcast included)
 
 VLAN_HLEN = 4
 VLAN_PRIO_SHIFT, VLAN_CFI_MASK, VLAN_VID_MASK = 13, 0x1000, 0x0FFF
@@ -35,7 +37,7 @@ def mac_to_str(mac: bytes) -> str:
 
 
 def is_multicast(mac: bytes) -> bool:
-    return bool(mac[0] & 1)
+    return bool(mac[0] & MULTICAST_BIT)
 
 
 def check_len(buf: bytearray, off: int, end: int) -> None:

@@ -31,7 +31,8 @@ NAT_FIELDS = struct.Struct("!B5xHxBHII")  # version/ihl, frag_off, protocol, che
 ADDRS = struct.Struct("!12xII")  # saddr, daddr
 DADDR_FIELD = struct.Struct("!16xI")
 SADDR_FIELD = struct.Struct("!12xI")
-PROTOCOL_FRAG_OFF = struct.Struct("!6xHxB")  # frag_off, protocol
+FRAG_OFF_PROTOCOL = struct.Struct("!6xHxB")  # frag_off, protocol
+FORWARD_FIELDS = struct.Struct("!xB4xHB")  # tos, frag_off, ttl: ip_forward()
 # written at CHECK: the checksum and both addresses in one store (NAT)
 CHECK_ADDRS = struct.Struct("!HII")
 _U16 = struct.Struct("!H")
@@ -66,8 +67,11 @@ def check_len(buf: bytearray, off: int, end: int) -> tuple[int, int]:
 
 
 def checksum_ok(buf: bytearray, off: int, hlen: int) -> bool:
-    """ip_fast_csum(iph, ihl) == 0."""
-    return not checksum(buf[off:off + hlen])
+    """ip_fast_csum(iph, ihl) == 0: the ones'-complement sum of the header's
+    words folds to 0xFFFF, i.e. (checksum.py) the header read as one integer
+    is a non-zero multiple of 0xFFFF (the header length is always even)."""
+    value = int.from_bytes(buf[off:off + hlen], "big")
+    return value != 0 and value % 0xFFFF == 0
 
 
 def fill_checksum(buf: bytearray, off: int) -> None:
