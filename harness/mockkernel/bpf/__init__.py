@@ -24,12 +24,7 @@ from harness.mockkernel.bpf.context import (
                                             TC_ACT_STOLEN,
                                             TC_ACT_UNSPEC,
                                             TC_ACTIONS,
-                                            XDP_ABORTED,
                                             XDP_ACTIONS,
-                                            XDP_DROP,
-                                            XDP_PASS,
-                                            XDP_REDIRECT,
-                                            XDP_TX,
                                             Redirect,
                                             SkBuffCtx,
                                             XdpMd,
@@ -38,6 +33,7 @@ from harness.mockkernel.bpf.elf import BpfObject
 from harness.mockkernel.bpf.maps import BpfMap, MapError
 from harness.mockkernel.bpf.syscall import BpfProgram, BpfRuntime
 from harness.mockkernel.bpf.vm import BpfFault, BpfLoadError
+from harness.mockkernel.core.xdp import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX
 
 __all__ = [
                                             "TC_ACTIONS",

@@ -29,9 +29,7 @@ from harness.mockkernel.bpf.context import (
     ETH_HLEN,
     TC_ACT_REDIRECT,
     TC_ACT_SHOT,
-    XDP_ABORTED,
     XDP_FRAME_OVERHEAD,
-    XDP_REDIRECT,
     Redirect,
 )
 from harness.mockkernel.bpf.maps import (
@@ -57,6 +55,7 @@ from harness.mockkernel.bpf.vm import (
     PacketLoadAbort,
     TailCall,
 )
+from harness.mockkernel.core.xdp import XDP_ABORTED, XDP_REDIRECT
 from harness.mockkernel.ipv4 import route
 from harness.mockkernel.net import NUD_VALID, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN
 

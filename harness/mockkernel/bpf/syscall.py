@@ -16,6 +16,7 @@ import os
 import random
 from typing import TYPE_CHECKING, Any
 
+from harness.mockkernel.bpf.context import XdpMd
 from harness.mockkernel.bpf.helpers import Helpers
 from harness.mockkernel.bpf.insn import LD_IMM64, decode, disasm
 from harness.mockkernel.bpf.maps import EINVAL, MAP_CLASSES, MAP_TYPE_NAMES, BpfMap, MapError
@@ -33,11 +34,16 @@ from harness.mockkernel.bpf.vm import (
     explain_fault,
 )
 from harness.mockkernel.clock import Clock
+from harness.mockkernel.core.xdp import XDP_ABORTED
 
 if TYPE_CHECKING:
     from harness.mockkernel.bpf.elf import BpfObject
 
 PROG_TYPES = ("xdp", "sched_cls", "raw")
+# The mock's possible CPUs: per-CPU maps hold one value per CPU and bpftool
+# prints each; programs run on CPU 0. A constant (the CI machine has 2), so the
+# mock is the same everywhere; suites sum per-CPU values and never depend on it.
+NR_CPUS = 2
 
 
 class BpfRuntime:
@@ -186,6 +192,16 @@ class BpfProgram:
         r0 as the hook sees it. A fault raises BpfFault."""
         return self._execute(ctx, False, CTX_ADDR, 0)
 
+    def run_xdp(self, frame: bytes, ingress_ifindex: int, why: str) -> tuple[XdpMd, int, str]:
+        """bpf_prog_run_xdp() on `frame` as received on `ingress_ifindex`: the
+        context after the run, the verdict, and `why` for the hop (a fault's
+        message: the program ABORTED)."""
+        ctx = XdpMd.from_frame(frame, ingress_ifindex=ingress_ifindex)
+        try:
+            return ctx, self.run(ctx), why
+        except BpfFault as fault:
+            return ctx, XDP_ABORTED, str(fault)
+
     def run_raw(self, memory: bytearray) -> int:
         """Run a "raw" program with r1 = memory and r2 = its length; returns r0 (u64)."""
         mem = self.runtime.mem
@@ -270,3 +286,10 @@ class BpfProgram:
                     text = disasm(insn, next_imm, helper_names)
                 lines.append(f"{pc:5}: {text}")
         return "\n".join(lines)
+
+
+def bpf_runtime(net) -> BpfRuntime:
+    """The namespace's eBPF runtime, created by its first program or map."""
+    if net.bpf is None:
+        net.bpf = BpfRuntime(net=net, ncpus=NR_CPUS)
+    return net.bpf

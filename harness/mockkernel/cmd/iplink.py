@@ -9,11 +9,13 @@ modelled.
 """
 from __future__ import annotations
 
+from harness.mockkernel.bpf.syscall import bpf_runtime
 from harness.mockkernel.core import rtnetlink
 from harness.mockkernel.cmd.args import ToolError, c_uint, not_modelled
 from harness.mockkernel.cmd.ipaddress import ipaddr_list
 from harness.mockkernel.cmd.iputils import IpOptions, device, duparg, duparg2, invarg, ll_addr, matches, \
     unknown_command
+from harness.mockkernel.core.xdp import dev_xdp_attach
 
 SET_NOT_MODELLED = ("name", "index", "type", "broadcast", "brd", "txqueuelen", "qlen", "txqlen", "netns",
                     "multicast", "allmulticast", "promisc", "trailers", "arp", "carrier", "vf", "master",
@@ -82,9 +84,16 @@ def _set(net, tokens) -> str:
     if up is not None:
         rtnetlink.dev_change_flags(net, dev, up)
     if xdp is not None:
-        from harness.mockkernel.core.xdp import dev_xdp_attach
-        dev_xdp_attach(net, dev, *xdp)
+        path, section, generic = xdp
+        load = None if path is None else lambda: _xdp_program(net, path, section)
+        dev_xdp_attach(dev, load, generic)
     return ""
+
+
+def _xdp_program(net, path: str, section: str | None):
+    """iplink_xdp.c's bpf_program_load(): the object's program in `section`, or its first."""
+    obj = bpf_runtime(net).load_object(path)
+    return obj.program(section) if section else obj.program()
 
 
 def _xdp_args(tokens) -> tuple[str | None, str | None]:

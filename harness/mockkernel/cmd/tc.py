@@ -25,11 +25,11 @@ from __future__ import annotations
 import os
 
 from harness.mockkernel.bpf import BpfLoadError
+from harness.mockkernel.bpf.syscall import bpf_runtime
 from harness.mockkernel.bpf.tag import bpf_prog_calc_tag
 from harness.mockkernel.cmd.args import Args, ToolError, c_uint, not_modelled
 from harness.mockkernel.cmd.iputils import device, duparg, invarg, matches
 from harness.mockkernel.core.errors import RtnlError
-from harness.mockkernel.core.xdp import bpf_runtime
 from harness.mockkernel.sched import cls_api, sch_ingress
 from harness.mockkernel.sched.cls_api import ETH_P_ALL
 from harness.mockkernel.sched.cls_bpf import ClsBpfProg

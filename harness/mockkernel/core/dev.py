@@ -2,9 +2,10 @@
 
 net_rx_action() runs NAPI polls within netdev_budget (native XDP runs in the
 driver's poll, nic.py); each skb goes through eth_type_trans() and
-__netif_receive_skb_core(): generic XDP (core/xdp.py), TC ingress
-(sched/sch_ingress.py), the netdev ingress hook (netfilter/nf_netdev.py), then
-the handler its protocol registered (dev_add_pack(): ip_rcv, arp_rcv). dev_queue_xmit() runs TC egress, then hands the skb to the
+__netif_receive_skb_core(): generic XDP (do_xdp_generic()), TC ingress (the clsact
+qdisc attached to the device, sched/sch_ingress.py), the netdev ingress hook
+(netfilter/core.py), then the handler its protocol registered (dev_add_pack():
+ip_rcv, arp_rcv). dev_queue_xmit() runs TC egress, then hands the skb to the
 device: veth ports have no qdisc (noqueue), loopback loops the packet back into
 the receive path (netif_rx). dev_forward_skb() is a veth-style hand-over into
 another device's receive path (bpf_redirect with BPF_F_INGRESS).
@@ -16,10 +17,9 @@ from __future__ import annotations
 from harness.journey import Hop
 from harness.mockkernel.core.skbuff import (PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST,
                                             PACKET_OTHERHOST, SkBuff, kfree_skb)
-from harness.mockkernel.core.xdp import do_xdp_generic
-from harness.mockkernel.netfilter.nf_netdev import nf_hook_ingress
+from harness.mockkernel.core.xdp import VERDICT_NAMES, XDP_PASS, XDP_REDIRECT, XDP_TX
+from harness.mockkernel.netfilter.core import nf_hook_ingress
 from harness.mockkernel.nic import NAPI_POLL_WEIGHT
-from harness.mockkernel.sched.sch_ingress import sch_handle_egress, sch_handle_ingress
 from harness.mockkernel.wire import FrameSummary, ethernet
 from harness.mockkernel.wire.ethernet import BROADCAST, ETH_HLEN, ETH_P_IP, ETH_P_IPV6
 
@@ -78,7 +78,7 @@ def netif_receive_skb(skb: SkBuff) -> None:
     skb.skb_iif = dev.ifindex
     if dev.xdp_generic_prog is not None and not do_xdp_generic(skb):
         return
-    if dev.clsact is not None and not sch_handle_ingress(skb):
+    if dev.clsact is not None and not dev.clsact.sch_handle_ingress(skb):
         return
     if skb.net.nf_hooks.ingress_active and not nf_hook_ingress(skb):
         return
@@ -90,6 +90,49 @@ def netif_receive_skb(skb: SkBuff) -> None:
     else:
         skb.dev.stats.rx_dropped += 1
         kfree_skb(skb, "UNHANDLED_PROTO", "SKB", "__netif_receive_skb_core")
+
+
+def do_xdp_generic(skb) -> bool:
+    """Run dev->xdp_prog (xdpgeneric; its verdicts are in core/xdp.py) on an skb;
+    True if it goes on up the stack (XDP_PASS)."""
+    dev, net = skb.dev, skb.net
+    frame = bytes(skb.buf[skb.mac_header:skb.tail])
+    ctx, verdict, why = dev.xdp_generic_prog.run_xdp(frame, dev.ifindex, "generic")
+    net.tracer.hop(skb, "XDP", dev.name, VERDICT_NAMES.get(verdict, f"invalid action {verdict}"), why)
+    out = ctx.packet()
+    if verdict == XDP_PASS:
+        if out != frame:
+            _replace_frame(skb, out)
+        return True
+    if verdict == XDP_TX:
+        generic_xdp_tx(skb, dev, out)
+    elif verdict == XDP_REDIRECT and ctx.redirect is not None and ctx.redirect.kind == "dev":
+        target = next((d for d in net.devices.values() if d.ifindex == ctx.redirect.target), None)
+        if target is None or target.name not in net.nics:
+            kfree_skb(skb, "XDP", "XDP", "do_xdp_generic")
+        else:
+            generic_xdp_tx(skb, target, out)
+    elif verdict == XDP_REDIRECT:
+        kfree_skb(skb, "XDP", "XDP", "do_xdp_generic")
+    else:
+        kfree_skb(skb, "NOT_SPECIFIED", "XDP", "do_xdp_generic")
+    return False
+
+
+def generic_xdp_tx(skb, dev, frame: bytes) -> None:
+    """The frame straight to the device's ndo_start_xmit (no qdisc, no TC egress)."""
+    nic = skb.net.nics[dev.name]
+    skb.net.tracer.add(skb, nic.tx_hop)
+    nic.start_xmit(frame)
+
+
+def _replace_frame(skb, frame: bytes) -> None:
+    """The program moved the head or tail: the skb now holds its frame, and
+    the stack classifies it again (netif_receive_generic_xdp's eth_type_trans)."""
+    headroom = skb.mac_header
+    skb.buf = bytearray(headroom) + frame
+    skb.data, skb.tail = headroom, len(skb.buf)
+    eth_type_trans(skb)
 
 
 def dev_add_pack(net, ethertype: int, func) -> None:
@@ -108,7 +151,7 @@ def dev_queue_xmit(skb: SkBuff) -> None:
         net.tracer.hop(skb, "NIC_TX", "lo", "LOOPBACK")
         loopback_xmit(skb)
         return
-    if dev.clsact is not None and not sch_handle_egress(skb):
+    if dev.clsact is not None and not dev.clsact.sch_handle_egress(skb):
         return
     if not dev.up:
         dev.stats.tx_dropped += 1

@@ -35,52 +35,30 @@ up the stack within the NAPI poll, not after it from the kthread.
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 
 from harness.journey import Drop, Hop
-from harness.mockkernel.bpf import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, BpfFault, XdpMd
 from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.skbuff import kfree_skb
 from harness.mockkernel.wire import FrameSummary
 
-# The mock's possible CPUs: per-CPU maps hold one value per CPU and bpftool
-# prints each; programs run on CPU 0. A constant (the CI machine has 2), so the
-# mock is the same everywhere; suites sum per-CPU values and never depend on it.
-NR_CPUS = 2
-
+XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)  # include/uapi/linux/bpf.h xdp_action
 VERDICT_NAMES = {XDP_ABORTED: "ABORTED", XDP_DROP: "DROP", XDP_PASS: "PASS", XDP_TX: "TX", XDP_REDIRECT: "REDIRECT"}
 
 
-def bpf_runtime(net):
-    """The namespace's eBPF runtime, created on first use."""
-    if net.bpf is None:
-        from harness.mockkernel.bpf import BpfRuntime
-        net.bpf = BpfRuntime(net=net, ncpus=NR_CPUS)
-    return net.bpf
-
-
-def dev_xdp_attach(net, dev, path: str | None, section: str | None, generic: bool = False) -> None:
-    """Attach the program in section `section` of object `path` in native
-    (driver) or generic mode; a None path detaches that mode's program."""
+def dev_xdp_attach(dev, load: Callable[[], object] | None, generic: bool = False) -> None:
+    """Attach the program `load()` loads in native (driver) or generic mode,
+    loading it only once the device can take it; a None `load` detaches that
+    mode's program."""
     attr = "xdp_generic_prog" if generic else "xdp_prog"
-    if path is None:
+    if load is None:
         setattr(dev, attr, None)
         return
     if getattr(dev, "xdp_prog" if generic else "xdp_generic_prog") is not None:
         raise RtnlError(errno.EEXIST, "Native and generic XDP can't be active at the same time")
     if getattr(dev, attr) is not None:
         raise RtnlError(errno.EBUSY, "XDP program already attached")
-    obj = bpf_runtime(net).load_object(path)
-    setattr(dev, attr, obj.program(section) if section else obj.program())
-
-
-def bpf_prog_run_xdp(prog, frame: bytes, dev, why: str) -> tuple[XdpMd, int, str]:
-    """Run `prog` on `frame` as received on `dev`: the context after the run, the
-    verdict, and `why` for the hop (a fault's message: the program ABORTED)."""
-    ctx = XdpMd.from_frame(frame, ingress_ifindex=dev.ifindex)
-    try:
-        return ctx, prog.run(ctx), why
-    except BpfFault as fault:
-        return ctx, XDP_ABORTED, str(fault)
+    setattr(dev, attr, load())
 
 
 def do_xdp(net, nic, frame: bytes, lead: tuple[Hop, ...]) -> tuple[bytes, Hop] | None:
@@ -88,7 +66,7 @@ def do_xdp(net, nic, frame: bytes, lead: tuple[Hop, ...]) -> tuple[bytes, Hop] |
     NAPI): for XDP_PASS the frame to build an skb from and the XDP hop for its
     journey; None when XDP consumed it (its journey ends here)."""
     dev = nic.dev
-    ctx, verdict, why = bpf_prog_run_xdp(dev.xdp_prog, frame, dev, "")
+    ctx, verdict, why = dev.xdp_prog.run_xdp(frame, dev.ifindex, "")
     out = bytes(ctx.buf[ctx.data:ctx.data_end])
     name = VERDICT_NAMES.get(verdict, f"invalid action {verdict}")
     hop = Hop("XDP", dev.name, name, why)
@@ -110,46 +88,3 @@ def do_xdp(net, nic, frame: bytes, lead: tuple[Hop, ...]) -> tuple[bytes, Hop] |
     else:
         net.tracer.end(journey, Drop("NOT_SPECIFIED", "XDP", "veth_xdp_rcv_skb", str(journey.packet)))
     return None
-
-
-def do_xdp_generic(skb) -> bool:
-    """Run dev->xdp_prog on an skb; True if it goes on up the stack (XDP_PASS)."""
-    dev, net = skb.dev, skb.net
-    frame = bytes(skb.buf[skb.mac_header:skb.tail])
-    ctx, verdict, why = bpf_prog_run_xdp(dev.xdp_generic_prog, frame, dev, "generic")
-    net.tracer.hop(skb, "XDP", dev.name, VERDICT_NAMES.get(verdict, f"invalid action {verdict}"), why)
-    out = ctx.packet()
-    if verdict == XDP_PASS:
-        if out != frame:
-            _replace_frame(skb, out)
-        return True
-    if verdict == XDP_TX:
-        generic_xdp_tx(skb, dev, out)
-    elif verdict == XDP_REDIRECT and ctx.redirect is not None and ctx.redirect.kind == "dev":
-        target = next((d for d in net.devices.values() if d.ifindex == ctx.redirect.target), None)
-        if target is None or target.name not in net.nics:
-            kfree_skb(skb, "XDP", "XDP", "do_xdp_generic")
-        else:
-            generic_xdp_tx(skb, target, out)
-    elif verdict == XDP_REDIRECT:
-        kfree_skb(skb, "XDP", "XDP", "do_xdp_generic")
-    else:
-        kfree_skb(skb, "NOT_SPECIFIED", "XDP", "do_xdp_generic")
-    return False
-
-
-def generic_xdp_tx(skb, dev, frame: bytes) -> None:
-    """The frame straight to the device's ndo_start_xmit (no qdisc, no TC egress)."""
-    nic = skb.net.nics[dev.name]
-    skb.net.tracer.add(skb, nic.tx_hop)
-    nic.start_xmit(frame)
-
-
-def _replace_frame(skb, frame: bytes) -> None:
-    """The program moved the head or tail: the skb now holds its frame, and
-    the stack classifies it again (netif_receive_generic_xdp's eth_type_trans)."""
-    from harness.mockkernel.core.dev import eth_type_trans
-    headroom = skb.mac_header
-    skb.buf = bytearray(headroom) + frame
-    skb.data, skb.tail = headroom, len(skb.buf)
-    eth_type_trans(skb)

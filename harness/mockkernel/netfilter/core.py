@@ -1,4 +1,5 @@
-"""Netfilter hooks (net/netfilter/core.c): registration and nf_hook_slow().
+"""Netfilter hooks (net/netfilter/core.c): registration and nf_hook_slow(),
+and the netdev ingress hook (include/linux/netfilter_netdev.h nf_hook_ingress()).
 
 Everything that runs at a hook registers a `HookEntry` for (family, hook) with a
 priority: nf_tables base chains, conntrack (-200 in, INT_MAX confirm), NAT
@@ -9,6 +10,14 @@ NF_STOLEN; NF_DROP frees the packet with NETFILTER_DROP (or the reason the
 entry gave). As the kernel's nf_hook_entries blob, each (family, hook) keeps
 its entries in one tuple rebuilt at (un)registration, so a packet costs no
 sorting or copying; a hook with no entries costs a list index.
+
+nft chains `type filter hook ingress device "pN" priority P` (family netdev)
+register at NFPROTO_NETDEV hook NF_NETDEV_INGRESS; __netif_receive_skb_core()
+runs them through nf_hook_ingress() right after TC ingress, before the protocol
+handler, with the receiving device as the state's input device (each chain
+keeps to its own devices). The skb's data is at the network header then. A
+drop frees the packet with NETFILTER_DROP at nft_do_chain (seen on the lab),
+its journey stage NF_INGRESS. The netdev egress hook is left out.
 
 Hook entries get the skb and an `NfHookState` and return a verdict. They record
 what they do in the packet's journey themselves (a chain, rule and verdict for
@@ -105,6 +114,25 @@ class NfHooks:
             self.ipv4[hook] = tuple(entry.fn for entry in entries)
         elif key == (NFPROTO_NETDEV, NF_NETDEV_INGRESS):
             self.ingress_active = bool(entries)
+
+
+class NfNetdevHookState(NfHookState):
+    """The hook state at netdev ingress: its journey stage is NF_INGRESS."""
+
+    __slots__ = ()
+
+    @property
+    def stage(self) -> str:
+        return "NF_INGRESS"
+
+
+def nf_hook_ingress(skb) -> bool:
+    """True if the packet goes on (no chain, or every chain accepted it)."""
+    entries = skb.net.nf_hooks.entries.get((NFPROTO_NETDEV, NF_NETDEV_INGRESS))
+    if not entries:
+        return True
+    state = NfNetdevHookState(NF_NETDEV_INGRESS, NFPROTO_NETDEV, skb.dev, None, skb.net)
+    return nf_hook_slow(skb, state, entries) == NF_ACCEPT
 
 
 def nf_hook(skb: SkBuff, hook: int, in_dev, out_dev, okfn: Callable[[SkBuff], None]) -> None:

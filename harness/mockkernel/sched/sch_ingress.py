@@ -23,6 +23,7 @@ import errno
 from dataclasses import dataclass, field
 
 from harness.mockkernel.bpf import TC_ACT_REDIRECT, TC_ACT_SHOT, TC_ACT_STOLEN
+from harness.mockkernel.core import dev as core_dev
 from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.skbuff import kfree_skb
 from harness.mockkernel.sched.cls_api import TcfProto, tcf_classify
@@ -39,7 +40,9 @@ _xmit_recursion = 0  # softnet_data.xmit.recursion: the mock is one CPU
 
 @dataclass
 class Clsact:
-    """struct clsact_sched_data: the two chains, and the qdisc's counters."""
+    """struct clsact_sched_data: the two chains, and the qdisc's counters; the
+    device's receive and transmit paths call its sch_handle_ingress() and
+    sch_handle_egress() (dev->miniq_ingress / miniq_egress)."""
 
     ingress: list[TcfProto] = field(default_factory=list)
     egress: list[TcfProto] = field(default_factory=list)
@@ -49,6 +52,38 @@ class Clsact:
 
     def chain(self, direction: str) -> list[TcfProto]:
         return self.ingress if direction == "ingress" else self.egress
+
+    def sch_handle_ingress(self, skb) -> bool:
+        """True if the packet goes on to the netdev hook and the protocol handler."""
+        if not self.ingress:
+            return True
+        ret = tc_run(self, skb, self.ingress, "TC_INGRESS")
+        skb.data = skb.mac_header + ETH_HLEN
+        if ret == TC_ACT_SHOT:
+            kfree_skb(skb, "TC_INGRESS", "TC_INGRESS", "__netif_receive_skb_core")
+            return False
+        if ret in CONSUMED:
+            return False
+        if ret == TC_ACT_REDIRECT:
+            skb.data = skb.mac_header  # __skb_push(skb, skb->mac_len)
+            skb_do_redirect(skb, "TC_INGRESS")
+            return False
+        return True
+
+    def sch_handle_egress(self, skb) -> bool:
+        """True if the packet goes on to the qdisc and the driver."""
+        if not self.egress:
+            return True
+        ret = tc_run(self, skb, self.egress, "TC_EGRESS")
+        if ret == TC_ACT_SHOT:
+            kfree_skb(skb, "TC_EGRESS", "TC_EGRESS", "__dev_queue_xmit")
+            return False
+        if ret in CONSUMED:
+            return False
+        if ret == TC_ACT_REDIRECT:
+            skb_do_redirect(skb, "TC_EGRESS")
+            return False
+        return True
 
 
 def qdisc_create_clsact(dev, replace: bool) -> None:
@@ -85,49 +120,12 @@ def tc_run(q, skb, chain: list[TcfProto], stage: str) -> int:
     return ret
 
 
-def sch_handle_ingress(skb) -> bool:
-    """True if the packet goes on to the netdev hook and the protocol handler."""
-    q = skb.dev.clsact
-    if q is None or not q.ingress:
-        return True
-    ret = tc_run(q, skb, q.ingress, "TC_INGRESS")
-    skb.data = skb.mac_header + ETH_HLEN
-    if ret == TC_ACT_SHOT:
-        kfree_skb(skb, "TC_INGRESS", "TC_INGRESS", "__netif_receive_skb_core")
-        return False
-    if ret in CONSUMED:
-        return False
-    if ret == TC_ACT_REDIRECT:
-        skb.data = skb.mac_header  # __skb_push(skb, skb->mac_len)
-        skb_do_redirect(skb, "TC_INGRESS")
-        return False
-    return True
-
-
-def sch_handle_egress(skb) -> bool:
-    """True if the packet goes on to the qdisc and the driver."""
-    q = skb.dev.clsact
-    if q is None or not q.egress:
-        return True
-    ret = tc_run(q, skb, q.egress, "TC_EGRESS")
-    if ret == TC_ACT_SHOT:
-        kfree_skb(skb, "TC_EGRESS", "TC_EGRESS", "__dev_queue_xmit")
-        return False
-    if ret in CONSUMED:
-        return False
-    if ret == TC_ACT_REDIRECT:
-        skb_do_redirect(skb, "TC_EGRESS")
-        return False
-    return True
-
-
 def skb_do_redirect(skb, stage: str) -> None:
     """net/core/filter.c: where bpf_redirect() pointed, out of that device
     (dev_queue_xmit) or into it (BPF_F_INGRESS: dev_forward_skb, received
     anew). No target (the program returned TC_ACT_REDIRECT without calling
     bpf_redirect, or the ifindex is gone) frees it, NOT_SPECIFIED (lab). A target
     that is down is no concern here: the transmit or the receive path drops it."""
-    from harness.mockkernel.core import dev as core_dev
     ri = skb.cb.pop("bpf_redirect", None) if skb.cb else None
     target = None
     if ri is not None and ri.kind == "dev":
@@ -148,7 +146,6 @@ def __bpf_tx_skb(skb, stage: str) -> None:
     of its own device) the skb is freed: seen on the lab, an egress program
     redirecting to its own port ran 10 times, then NOT_SPECIFIED in
     __bpf_redirect (where this is inlined)."""
-    from harness.mockkernel.core import dev as core_dev
     global _xmit_recursion
     if _xmit_recursion > XMIT_RECURSION_LIMIT:
         kfree_skb(skb, "NOT_SPECIFIED", stage, "__bpf_redirect")
