@@ -24,6 +24,7 @@ from scapy.layers.l2 import Ether
 from harness import bpf_build
 from harness.mockkernel.bpf import BpfRuntime, SkBuffCtx, XdpMd
 from harness.mockkernel.kernel import Kernel
+from harness.mockkernel.target import sh
 
 BATCH = 200
 SECONDS_PER_PROGRAM = 0.3
@@ -40,7 +41,7 @@ def _runtime() -> BpfRuntime:
     for command in ("ip addr add 10.0.0.1/24 dev p0", "ip addr add 10.0.1.1/24 dev p1",
                     "ip neigh replace 10.0.1.2 lladdr 02:00:00:00:01:02 dev p1 nud permanent",
                     "sysctl -w net.ipv4.ip_forward=1"):
-        kernel.sh(command.split())
+        sh(kernel, command.split())
     return BpfRuntime(net=kernel)
 
 

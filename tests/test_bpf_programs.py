@@ -47,6 +47,7 @@ from harness.mockkernel.bpf.maps import (
     BPF_MAP_TYPE_PERCPU_ARRAY,
 )
 from harness.mockkernel.kernel import Kernel
+from harness.mockkernel.target import sh
 
 MAC_A, MAC_B = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
 
@@ -545,7 +546,7 @@ def _mock_fib_kernel() -> Kernel:
     """FIB_SETUP on the mock, whose p0 and p1 (ifindex 2 and 3) already exist with those MACs."""
     kernel = Kernel()
     for command in FIB_SETUP[3:]:
-        kernel.sh(command.replace("-qw", "-w").split())
+        sh(kernel, command.replace("-qw", "-w").split())
     return kernel
 
 
@@ -576,7 +577,7 @@ def test_fib_lookup_forwarder(objects, dst, payload, verdict):
 
 def test_fib_lookup_needs_forwarding_on_the_ingress_device(objects):
     kernel = _mock_fib_kernel()
-    kernel.sh(["sysctl", "-w", "net.ipv4.ip_forward=0"])
+    sh(kernel, ["sysctl", "-w", "net.ipv4.ip_forward=0"])
     rt = BpfRuntime(net=kernel)
     assert xdp(rt.load_object(objects["xdp_fib_forward"]).program(), udp(dst="10.0.2.7"), ingress_ifindex=2)[0] == \
            XDP_PASS

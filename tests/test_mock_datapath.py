@@ -10,6 +10,7 @@ from scapy.layers.l2 import Ether
 from harness.mockkernel.clock import Clock
 from harness.mockkernel.ipv4 import route
 from harness.mockkernel.kernel import Kernel
+from harness.mockkernel.target import sh
 from harness.mockkernel.net import ip_to_int
 from harness.mockkernel.wire.checksum import checksum
 from harness.mockkernel.wire.ipv4 import Ipv4Packet
@@ -45,11 +46,11 @@ def test_checksum_of_a_valid_header_is_zero():
 
 def test_longest_prefix_wins_then_the_lowest_metric():
     k = Kernel()
-    k.sh(["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
-    k.sh(["ip", "addr", "add", "10.0.1.1/24", "dev", "p1"])
-    k.sh(["ip", "route", "add", "192.0.2.0/24", "via", "10.0.0.2", "metric", "10"])
-    k.sh(["ip", "route", "add", "192.0.2.0/24", "via", "10.0.1.2", "metric", "5"])
-    k.sh(["ip", "route", "add", "192.0.2.128/25", "via", "10.0.0.2"])
+    sh(k, ["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
+    sh(k, ["ip", "addr", "add", "10.0.1.1/24", "dev", "p1"])
+    sh(k, ["ip", "route", "add", "192.0.2.0/24", "via", "10.0.0.2", "metric", "10"])
+    sh(k, ["ip", "route", "add", "192.0.2.0/24", "via", "10.0.1.2", "metric", "5"])
+    sh(k, ["ip", "route", "add", "192.0.2.128/25", "via", "10.0.0.2"])
     low = route.ip_route_output(k, ip_to_int("192.0.2.1"))
     high = route.ip_route_output(k, ip_to_int("192.0.2.200"))
     assert (low.dev.name, low.gateway) == ("p1", ip_to_int("10.0.1.2"))
@@ -58,23 +59,23 @@ def test_longest_prefix_wins_then_the_lowest_metric():
 
 def test_fwmark_rule_selects_its_table_before_main():
     k = Kernel()
-    k.sh(["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
-    k.sh(["ip", "addr", "add", "10.0.1.1/24", "dev", "p1"])
-    k.sh(["ip", "route", "add", "default", "via", "10.0.0.2"])
-    k.sh(["ip", "route", "add", "default", "via", "10.0.1.2", "table", "100"])
-    k.sh(["ip", "rule", "add", "fwmark", "7", "table", "100"])
+    sh(k, ["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
+    sh(k, ["ip", "addr", "add", "10.0.1.1/24", "dev", "p1"])
+    sh(k, ["ip", "route", "add", "default", "via", "10.0.0.2"])
+    sh(k, ["ip", "route", "add", "default", "via", "10.0.1.2", "table", "100"])
+    sh(k, ["ip", "rule", "add", "fwmark", "7", "table", "100"])
     assert route.ip_route_output(k, ip_to_int("8.8.8.8")).dev.name == "p0"
     assert route.ip_route_output(k, ip_to_int("8.8.8.8"), mark=7).dev.name == "p1"
 
 
 def test_route_cache_is_flushed_by_any_configuration_command():
     k = Kernel()
-    k.sh(["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
-    k.sh(["sysctl", "-w", "net.ipv4.ip_forward=1"])
+    sh(k, ["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
+    sh(k, ["sysctl", "-w", "net.ipv4.ip_forward=1"])
     p0 = k.dev_by_name("p0")
     first = route.ip_route_input(k, ip_to_int("198.51.100.1"), ip_to_int("10.0.0.2"), 0, p0)
     assert first.kind == "error"
-    k.sh(["ip", "route", "add", "198.51.100.0/24", "via", "10.0.0.9"])
+    sh(k, ["ip", "route", "add", "198.51.100.0/24", "via", "10.0.0.9"])
     again = route.ip_route_input(k, ip_to_int("198.51.100.1"), ip_to_int("10.0.0.2"), 0, p0)
     assert again.kind == "forward"
 
@@ -86,7 +87,7 @@ def _udp_frame(i: int = 0) -> bytes:
 
 def test_frames_beyond_the_rx_ring_are_missed_without_an_skb():
     k = Kernel()
-    k.sh(["ethtool", "-G", "p0", "rx", "8"])
+    sh(k, ["ethtool", "-G", "p0", "rx", "8"])
     k.receive("p0", [_udp_frame(i) for i in range(20)])
     assert k.dev_by_name("p0").stats.rx_missed_errors == 12
     missed = [d for d in k.tracer.drops if d.stage == "NIC_RX"]
@@ -95,8 +96,8 @@ def test_frames_beyond_the_rx_ring_are_missed_without_an_skb():
 
 def test_napi_polls_64_per_device_within_netdev_budget_rounds():
     k = Kernel()
-    k.sh(["ethtool", "-G", "p0", "rx", "1024"])
-    k.sh(["sysctl", "-w", "net.core.netdev_budget=300"])
+    sh(k, ["ethtool", "-G", "p0", "rx", "1024"])
+    sh(k, ["sysctl", "-w", "net.core.netdev_budget=300"])
     k.receive("p0", [_udp_frame(i) for i in range(700)])
     rounds = [next(h.summary for h in j.hops if h.stage == "NAPI") for j in k.tracer.journeys]
     assert rounds.count("softirq round 1") == 300
@@ -116,7 +117,7 @@ def test_virtual_clock_fires_timers_in_order_at_their_time():
 
 def test_unsupported_command_names_the_program():
     with pytest.raises(CommandError, match="'tcpdump' is not supported on the mock target"):
-        Kernel().sh(["tcpdump", "-i", "p0"])
+        sh(Kernel(), ["tcpdump", "-i", "p0"])
 
 
 def test_icmp_peer_bucket_allows_six_then_one_per_second():
@@ -131,10 +132,10 @@ def test_icmp_peer_bucket_allows_six_then_one_per_second():
 def test_rule_prefix_is_matched_under_its_mask_as_given():
     """fib4_rule_match() masks both sides: `from 10.0.0.1/24` matches 10.0.0.0/24."""
     k = Kernel()
-    k.sh(["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
-    k.sh(["ip", "addr", "add", "10.0.1.1/24", "dev", "p1"])
-    k.sh(["ip", "route", "add", "default", "via", "10.0.1.2", "table", "7"])
-    k.sh(["ip", "rule", "add", "from", "10.0.0.1/24", "table", "7"])
+    sh(k, ["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
+    sh(k, ["ip", "addr", "add", "10.0.1.1/24", "dev", "p1"])
+    sh(k, ["ip", "route", "add", "default", "via", "10.0.1.2", "table", "7"])
+    sh(k, ["ip", "rule", "add", "from", "10.0.0.1/24", "table", "7"])
     assert route.ip_route_output(k, ip_to_int("8.8.8.8"), ip_to_int("10.0.0.1")).dev.name == "p1"
 
 
@@ -146,7 +147,7 @@ def _all_hosts_frame(src: str = "10.0.0.2", dport: int = 9) -> bytes:
 def test_all_hosts_route_is_local_multicast_and_never_cached():
     """ip_route_input_mc() allocates a dst per packet; only unicast results are cached."""
     k = Kernel()
-    k.sh(["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
+    sh(k, ["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
     p0 = k.dev_by_name("p0")
     rt = route.ip_route_input(k, ip_to_int("224.0.0.1"), ip_to_int("10.0.0.2"), 0, p0, 0, 17)
     assert (rt.kind, rt.type, rt.is_multicast, rt.is_broadcast) == ("local", "multicast", True, False)
@@ -174,7 +175,7 @@ def test_multicast_datagram_is_cloned_to_the_group_bound_and_the_wildcard_socket
     set, so the sockets are put into the table directly)."""
     from harness.mockkernel.ipv4.udp import UdpSock, udp_recvmsg
     k = Kernel()
-    k.sh(["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
+    sh(k, ["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
     wildcard, group = UdpSock(0, 9, 1 << 20), UdpSock(ip_to_int("224.0.0.1"), 9, 1 << 20)
     unicast = UdpSock(ip_to_int("10.0.0.1"), 9, 1 << 20)
     k.udp_sockets.update({(0, 9): wildcard, (group.addr, 9): group, (unicast.addr, 9): unicast})

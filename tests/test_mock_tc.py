@@ -9,6 +9,7 @@ from scapy.layers.l2 import Ether
 from harness import bpf_build
 from harness.mockkernel.bpf import BpfRuntime
 from harness.mockkernel.bpf.tag import bpf_prog_calc_tag
+from harness.mockkernel import target as mock_target
 from harness.mockkernel.kernel import Kernel
 from harness.target import PORTS, CommandError
 
@@ -25,12 +26,12 @@ def obj():
 @pytest.fixture
 def k():
     kernel = Kernel()
-    kernel.sh(["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
+    sh(kernel, "ip addr add 10.0.0.1/24 dev p0")
     return kernel
 
 
 def sh(k, line: str) -> str:
-    return k.sh(line.split())
+    return mock_target.sh(k, line.split())
 
 
 def udp(payload: bytes = b"x", dport: int = 9) -> bytes:
@@ -130,7 +131,7 @@ def test_filter_del_without_pref_empties_the_direction_and_qdisc_del_removes_fil
 def test_tc_shot_at_ingress_drops_before_the_netdev_hook_and_prerouting(k, obj):
     sh(k, "tc qdisc add dev p0 clsact")
     sh(k, f"tc filter add dev p0 ingress bpf da obj {obj['tc_drop_udp']} sec tc")
-    k.sh(["nft", "-f", "-"], 'table netdev nd {\n chain in {\n type filter hook ingress device "p0" priority 0;\n'
+    mock_target.sh(k, ["nft", "-f", "-"], 'table netdev nd {\n chain in {\n type filter hook ingress device "p0" priority 0;\n'
                              '  counter\n }\n}\n')
     k.receive("p0", [udp()])
     journey = k.tracer.journeys[0]

@@ -23,6 +23,7 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 
 from harness.mockkernel.core.skbuff import alloc_skb
 from harness.mockkernel.kernel import Kernel
+from harness.mockkernel.target import sh
 from harness.mockkernel.netfilter import nf_tables, nf_tables_core
 from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_FORWARD, NF_INET_LOCAL_IN,
                                                NF_INET_PRE_ROUTING, NF_NETDEV_INGRESS, NFPROTO_IPV4,
@@ -40,13 +41,13 @@ _namespaces = itertools.count()
 def kernel(ruleset: str | None = None) -> Kernel:
     k = Kernel()
     if ruleset is not None:
-        k.sh(["nft", "-f", "-"], ruleset)
+        sh(k, ["nft", "-f", "-"], ruleset)
     return k
 
 
 def nft_error(k: Kernel, argv: list[str], stdin: str | None = None) -> str:
     with pytest.raises(CommandError) as info:
-        k.sh(argv, stdin)
+        sh(k, argv, stdin)
     return str(info.value).split("failed: ", 1)[1]
 
 
@@ -74,7 +75,7 @@ def chain_hops(skb) -> list[tuple[str, str, str]]:
 
 
 def listing(k: Kernel, *args: str) -> str:
-    return k.sh(["nft", *args, "list", "ruleset"])
+    return sh(k, ["nft", *args, "list", "ruleset"])
 
 
 FILTER_INPUT = """table ip filter {
@@ -116,7 +117,7 @@ def run_mock(steps: list[tuple[list[str], str | None]]) -> list[tuple[int, str, 
     k, outs = Kernel(), []
     for argv, stdin in steps:
         try:
-            outs.append((0, k.sh(argv, stdin), ""))
+            outs.append((0, sh(k, argv, stdin), ""))
         except CommandError as err:
             outs.append((err.returncode, "", str(err).split("failed: ", 1)[1]))
     return outs
@@ -418,7 +419,7 @@ def test_sets_intervals_and_verdict_maps_decide_by_the_packet():
     verdicts = [hook(k, packet(k, IP(src=src, dst="10.0.0.1") / TCP(dport=dport)), NF_INET_LOCAL_IN)
                 for src, dport in (("10.9.3.4", 80), ("10.0.0.2", 23), ("10.0.0.2", 80))]
     assert verdicts == [NF_DROP, NF_DROP, NF_ACCEPT]
-    k.sh(["nft", "add", "element", "ip", "t", "blocked", "{ 10.0.0.2 }"])
+    sh(k, ["nft", "add", "element", "ip", "t", "blocked", "{ 10.0.0.2 }"])
     assert hook(k, packet(k, IP(src="10.0.0.2", dst="10.0.0.1") / TCP(dport=80)), NF_INET_LOCAL_IN) == NF_DROP
 
 
@@ -495,7 +496,7 @@ def test_a_netdev_ingress_chain_sees_only_its_device():
 
 def test_oifname_and_fib_read_the_hook_state_and_the_local_table():
     k = kernel(FILTER_INPUT.replace("input", "forward") % "\t\toifname \"p1\" fib daddr type local drop")
-    k.sh(["ip", "addr", "add", "10.0.1.1/24", "dev", "p1"])
+    sh(k, ["ip", "addr", "add", "10.0.1.1/24", "dev", "p1"])
     to_local = packet(k, IP(dst="10.0.1.1") / UDP())
     to_remote = packet(k, IP(dst="10.0.1.2") / UDP())
     assert hook(k, to_local, NF_INET_FORWARD, out="p1") == NF_DROP
@@ -504,11 +505,11 @@ def test_oifname_and_fib_read_the_hook_state_and_the_local_table():
 
 def test_iptables_rules_run_in_the_datapath_and_count():
     k = Kernel()
-    k.sh(["iptables", "-A", "INPUT", "-p", "icmp", "-j", "DROP"])
+    sh(k, ["iptables", "-A", "INPUT", "-p", "icmp", "-j", "DROP"])
     skb = packet(k, IP(dst="10.0.0.1") / ICMP())
     assert hook(k, skb, NF_INET_LOCAL_IN) == NF_DROP
     assert chain_hops(skb) == [("ip filter INPUT", "DROP", "rule 2: meta l4proto icmp counter drop")]
-    assert "    1    28 DROP       1" in k.sh(["iptables", "-L", "INPUT", "-n", "-v"])
+    assert "    1    28 DROP       1" in sh(k, ["iptables", "-L", "INPUT", "-n", "-v"])
 
 
 def test_a_rule_index_gives_the_verdicts_of_walking_every_rule():
@@ -621,7 +622,7 @@ def test_words_that_are_keywords_only_in_another_scope_name_tables_chains_and_se
         "\t\tip saddr @saddr jump state\n\t}\n\n\tchain input {\n"
         "\t\ttype filter hook input priority filter; policy accept;\n\t}\n}\n"
         "table ip nat {\n\tchain maps {\n\t}\n\n\tchain rules {\n\t}\n}\n")
-    assert k.sh(["nft", "list", "chain", "ip", "filter", "state"]) == "table ip filter {\n\tchain state {\n\t}\n}\n"
+    assert sh(k, ["nft", "list", "chain", "ip", "filter", "state"]) == "table ip filter {\n\tchain state {\n\t}\n}\n"
 
 
 def test_keywords_as_names_fail_as_real_nft_fails_them():
@@ -817,8 +818,8 @@ def test_a_catch_all_element_answers_a_key_the_map_lacks():
     assert hook(k, skb, NF_INET_LOCAL_IN) == NF_ACCEPT
     assert skb.mark == 2
     assert [c.packets for c in nf_tables.counters(k)] == [1, 1]
-    k.sh(["nft", "delete", "element", "ip", "t", "m", "{ * }"])
-    k.sh(["nft", "flush", "set", "ip", "t", "s"])
+    sh(k, ["nft", "delete", "element", "ip", "t", "m", "{ * }"])
+    sh(k, ["nft", "flush", "set", "ip", "t", "s"])
     skb = packet(k, IP(src="10.0.0.9", dst="10.0.0.1") / TCP(dport=1))
     hook(k, skb, NF_INET_LOCAL_IN)
     assert [c.packets for c in nf_tables.counters(k)] == [2, 1]

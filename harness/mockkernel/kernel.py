@@ -4,17 +4,19 @@
 keeps per namespace: sockets, reassembly queues, inet peers, the ICMP credit,
 the tracer, the NICs. Boot sets the DUT's known sysctls first (so devices
 inherit conf/default, as devices created after the writes do on the lab),
-then creates lo and the ports p0..pN, and brings them up with 127.0.0.1/8 on lo,
-as the kernel does for a new namespace's loopback.
+then IPv4 (inet_init(): what it registers with the core), creates lo and the
+ports p0..pN, and brings them up (dev_change_flags()) with 127.0.0.1/8 on lo,
+as the kernel does for a new namespace's loopback. Commands reach a booted
+kernel through the front ends (cmd/), from the target (target.py sh()).
 """
 from __future__ import annotations
 
 import random
 
 from harness.journey import Drop, Hop, Journey
-from harness.mockkernel import cmd
 from harness.mockkernel.clock import Clock
 from harness.mockkernel.core.dev import net_rx_action
+from harness.mockkernel.core.rtnetlink import dev_change_flags
 from harness.mockkernel.ipv4.af_inet import inet_init
 from harness.mockkernel.net import Net, NetDevice
 from harness.mockkernel.netfilter.core import NfHooks
@@ -57,16 +59,8 @@ class Kernel(Net):
         for port in PORTS:
             dev = self.add_device(NetDevice(port.name, port.index + 2, "veth", mac_to_bytes(port.mac)))
             self.nics[dev.name] = Nic(dev)
-        self.sh(["ip", "link", "set", "dev", "lo", "up"])
-        for port in PORTS:
-            self.sh(["ip", "link", "set", "dev", port.name, "up"])
-
-    def sh(self, argv: list[str], stdin: str | None = None) -> str:
-        """Run a command front end; any change invalidates cached routes (rt_genid)."""
-        try:
-            return cmd.run(self, argv, stdin)
-        finally:
-            self.rt_cache.clear()
+        for dev in list(self.devices.values()):
+            dev_change_flags(self, dev, True)
 
     def receive(self, port: str, frames: list[bytes]) -> None:
         """Frames arrive on `port` from the wire: DMA into its RX ring (counting

@@ -269,6 +269,7 @@ class Net:
         self.neighbours: dict[tuple[int, int], Neighbour] = {}  # (ifindex, ip)
         self.netdev_chain: list = []  # register_netdevice_notifier() (core/rtnetlink.py)
         self.ptype_base: dict = {}  # EtherType: receive function, dev_add_pack() (core/dev.py)
+        self.neigh_output = None  # the ARP table's neigh->output, neigh_table_init() (core/rtnetlink.py)
 
     def add_device(self, dev: NetDevice) -> NetDevice:
         self.devices[dev.ifindex] = dev

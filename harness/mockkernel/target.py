@@ -8,12 +8,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from harness.journey import CtEntry, Drop, Journey, RuleCounter
+from harness.mockkernel import cmd
 from harness.mockkernel.bpf.maps import PAGE_SIZE, PerfEventArrayMap, RingBufMap
 from harness.mockkernel.ipv4 import ping, udp
 from harness.mockkernel.kernel import Kernel
 from harness.mockkernel.net import int_to_ip, ip_to_int
 from harness.target import (MAX_L2_OVERHEAD, PERF_RING_PAGES, AppSocket, CommandError, EventReader, Port,
                             Target, TargetError, frame_too_long)
+
+
+def sh(kernel: Kernel, argv: list[str], stdin: str | None = None) -> str:
+    """Run a command front end on `kernel`; any change invalidates cached
+    routes (rt_genid)."""
+    try:
+        return cmd.run(kernel, argv, stdin)
+    finally:
+        kernel.rt_cache.clear()
 
 
 class MockTarget(Target):
@@ -32,7 +42,7 @@ class MockTarget(Target):
         argv = self.argv(cmd)
         if not argv:
             raise CommandError(argv, "empty command")
-        return self.kernel.sh(argv, stdin)
+        return sh(self.kernel, argv, stdin)
 
     def _transmit(self, port: Port, frames: list[bytes]) -> None:
         mtu = self.kernel.dev_by_name(port.name).mtu

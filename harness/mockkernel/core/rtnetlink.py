@@ -8,7 +8,8 @@ Functions keep the names of the kernel functions they model:
   (register_netdevice_notifier(), call_netdevice_notifiers()): devinet's
   inetdev_event() and fib_frontend's fib_netdev_event() register there.
 - rules (net/core/fib_rules.c fib_nl_newrule/delrule, fib_default_rule_pref).
-- neighbours (net/core/neighbour.c neigh_add/neigh_delete, neigh_ifdown).
+- neighbours (net/core/neighbour.c neigh_table_init, neigh_add/neigh_delete,
+  neigh_ifdown).
 Errors are RtnlError(errno, extack) (core/errors.py). Left out: neighbour
 timers started by `ip neigh` (the datapath's ARP state machine starts its own).
 """
@@ -19,7 +20,6 @@ from dataclasses import dataclass
 
 from harness.mockkernel.core.errors import RtnlError, not_modelled
 from harness.mockkernel.core.skbuff import kfree_skb
-from harness.mockkernel.ipv4 import arp
 from harness.mockkernel.net import NUD_VALID, FibRule, Neighbour, Net, NetDevice
 
 # include/uapi/linux/netlink.h request flags
@@ -132,6 +132,12 @@ def fib_nl_delrule(net: Net, rule: FibRule, given: RuleSelectors) -> None:
 
 
 # neighbours -------------------------------------------------------------------
+def neigh_table_init(net: Net, output) -> None:
+    """neigh_table_init(NEIGH_ARP_TABLE, &arp_tbl): the namespace's one table;
+    `output(net, neigh, skb)` is each entry's neigh->output (arp_constructor())."""
+    net.neigh_output = output
+
+
 def neigh_add(net: Net, dev: NetDevice, ip: int, lladdr: bytes | None, state: int, flags: int) -> None:
     """neigh_add() + __neigh_update() as an administrator. States that need an
     address (NUD_VALID) take the given one or keep the entry's; without either
@@ -154,7 +160,7 @@ def neigh_add(net: Net, dev: NetDevice, ip: int, lladdr: bytes | None, state: in
     if state & NUD_VALID:  # a now-valid entry sends what waited for it
         queued, neigh.queue = neigh.queue, []
         for skb in queued:
-            arp.neigh_output(net, neigh, skb)
+            net.neigh_output(net, neigh, skb)
 
 
 def neigh_delete(net: Net, dev: NetDevice, ip: int) -> None:

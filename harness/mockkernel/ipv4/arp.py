@@ -18,6 +18,7 @@ import socket
 from harness.journey import Hop
 from harness.mockkernel.core import dev as core_dev
 from harness.mockkernel.core.dev import dev_add_pack
+from harness.mockkernel.core.rtnetlink import neigh_table_init
 from harness.mockkernel.core.skbuff import PACKET_HOST, PACKET_OTHERHOST, SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.net import (NUD_CONNECTED, NUD_DELAY, NUD_FAILED, NUD_INCOMPLETE, NUD_NAMES, NUD_NOARP,
                                     NUD_PERMANENT, NUD_PROBE, NUD_REACHABLE, NUD_STALE, NUD_VALID, Neighbour)
@@ -171,6 +172,7 @@ def arp_rcv(skb: SkBuff) -> None:
 
 
 def arp_init(net) -> None:
+    neigh_table_init(net, neigh_output)
     dev_add_pack(net, ETH_P_ARP, arp_rcv)
 
 
