@@ -5,11 +5,18 @@ programs/build/xdp_drop_udp.o with the same command the DUT side uses
 (`clang -O2 -g -target bpf -I/usr/include/<arch>-linux-gnu`, libbpf-dev's
 bpf_helpers.h) and returns its path. The object is rebuilt only when the
 source, a header in programs/, the clang version or the flags change: the
-hash of those is kept next to the object. Writes go through a temporary file
-and a rename, so parallel test workers can build the same program.
+hash of those is kept next to the object. Parallel test workers (pytest-xdist)
+take a lock per object, so a program is compiled once however many workers
+ask for it; the object is written to a temporary file and renamed into place.
+
+A missing toolchain is `ToolchainMissing`, naming the Debian package to
+install; a program that does not compile is `CompileError`, with clang's
+output. The pytest plugin's `bpf_objects` fixture skips on the first and
+fails on the second.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import platform
@@ -21,12 +28,20 @@ from pathlib import Path
 
 PROGRAMS = Path(__file__).resolve().parent.parent / "programs"
 BUILD = PROGRAMS / "build"
-INSTALL_HINT = "apt-get install clang llvm libbpf-dev"
 LIBBPF_HEADER = Path("/usr/include/bpf/bpf_helpers.h")
+KERNEL_UAPI_HEADER = Path("/usr/include/linux/bpf.h")
 
 
 class BpfBuildError(RuntimeError):
-    """clang or libbpf-dev is missing, or a program does not compile."""
+    """An eBPF program could not be built."""
+
+
+class ToolchainMissing(BpfBuildError):
+    """clang, or the headers the programs include, are not installed."""
+
+
+class CompileError(BpfBuildError):
+    """clang refused a program; the message carries its output."""
 
 
 def _arch_include() -> str:
@@ -39,11 +54,15 @@ def clang_flags() -> list[str]:
 
 @cache
 def clang_version() -> str:
+    """`clang --version`, once the toolchain is known to be complete (else ToolchainMissing)."""
     clang = shutil.which("clang")
     if clang is None:
-        raise BpfBuildError(f"clang not found: eBPF programs need it ({INSTALL_HINT})")
-    if not LIBBPF_HEADER.exists():
-        raise BpfBuildError(f"{LIBBPF_HEADER} not found: eBPF programs need libbpf-dev ({INSTALL_HINT})")
+        raise ToolchainMissing("clang not found: building the eBPF programs needs it "
+                               "(Debian package clang: apt-get install clang)")
+    for header, package in ((LIBBPF_HEADER, "libbpf-dev"), (KERNEL_UAPI_HEADER, "linux-libc-dev")):
+        if not header.exists():
+            raise ToolchainMissing(f"{header} not found: the eBPF programs include it "
+                                   f"(Debian package {package}: apt-get install {package})")
     return subprocess.run([clang, "--version"], capture_output=True, text=True, check=True).stdout
 
 
@@ -74,21 +93,38 @@ def build(program: str | os.PathLike) -> Path:
     BUILD.mkdir(parents=True, exist_ok=True)
     obj = BUILD / source.with_suffix(".o").name
     stamp = obj.with_suffix(".o.sha256")
-    if obj.exists() and stamp.exists() and stamp.read_text() == key:
-        return obj
-    with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
-        tmp_obj = Path(tmp) / obj.name
-        result = subprocess.run(["clang", *clang_flags(), "-c", str(source), "-o", str(tmp_obj)],
-                                capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise BpfBuildError(f"clang failed on {source.name}:\n{result.stderr}")
-        os.replace(tmp_obj, obj)
-        tmp_stamp = Path(tmp) / stamp.name
-        tmp_stamp.write_text(key)
-        os.replace(tmp_stamp, stamp)
+    with open(obj.with_suffix(".o.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another worker compiling it: wait, then find it built
+        if obj.exists() and stamp.exists() and stamp.read_text() == key:
+            return obj
+        with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
+            tmp_obj = Path(tmp) / obj.name
+            result = subprocess.run(["clang", *clang_flags(), "-c", str(source), "-o", str(tmp_obj)],
+                                    capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise CompileError(f"clang failed on {source}:\n{result.stderr}")
+            os.replace(tmp_obj, obj)
+            tmp_stamp = Path(tmp) / stamp.name
+            tmp_stamp.write_text(key)
+            os.replace(tmp_stamp, stamp)
     return obj
 
 
 def build_all() -> dict[str, Path]:
     """Every programs/*.c, by program name."""
     return {source.stem: build(source) for source in sorted(PROGRAMS.glob("*.c"))}
+
+
+class Objects:
+    """Built objects by program name (or source path), each built at most once:
+    `objects["xdp_drop_udp"]` is programs/build/xdp_drop_udp.o."""
+
+    def __init__(self) -> None:
+        clang_version()
+        self._built: dict[str, Path] = {}
+
+    def __getitem__(self, program: str | os.PathLike) -> Path:
+        key = os.fspath(program)
+        if key not in self._built:
+            self._built[key] = build(program)
+        return self._built[key]

@@ -1,4 +1,5 @@
-"""pytest plugin: `--target`, `--lab`, the `target` fixture, `requires`, reporting.
+"""pytest plugin: `--target`, `--lab`, the `target` and `bpf_objects` fixtures,
+`requires`, reporting.
 
 Every test that uses `target` gets a fresh DUT (a new mock kernel, or new network
 namespaces) and has it closed afterwards, pass, fail or Ctrl-C. Results carry the
@@ -14,6 +15,7 @@ from collections import Counter
 
 import pytest
 
+from harness import bpf_build
 from harness.journey import Journey, render_all
 from harness.journey_diagram import journeys_svg
 from harness.target import Target, TargetError, TargetUnavailable
@@ -66,6 +68,18 @@ def target(request: pytest.FixtureRequest):
         yield dut
     finally:
         dut.close()
+
+
+@pytest.fixture(scope="session")
+def bpf_objects() -> bpf_build.Objects:
+    """The clang-built eBPF objects, by program name (`bpf_objects["xdp_drop_udp"]`) or
+    source path, each compiled once. Without clang or the headers the programs include
+    the test skips, naming the Debian package; a program that does not compile fails
+    the test that asked for it, with clang's output."""
+    try:
+        return bpf_build.Objects()
+    except bpf_build.ToolchainMissing as exc:
+        pytest.skip(str(exc))
 
 
 class _Unquoted:

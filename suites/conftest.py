@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from harness import bpf_build
 from harness.target import Target
 from plan import Host
 
@@ -30,12 +29,3 @@ def router(target: Target, hosts: list[Host]) -> list[Host]:
     target.sh("sysctl -w net.ipv4.ip_forward=1")
     return hosts
 
-
-@pytest.fixture(scope="module")
-def bpf_objects(request) -> dict:
-    """The clang-built objects of the programs the test module names in PROGRAMS,
-    by name; the module's tests skip if they cannot be built."""
-    try:
-        return {name: bpf_build.build(name) for name in request.module.PROGRAMS}
-    except bpf_build.BpfBuildError as exc:
-        pytest.skip(str(exc))

@@ -9,20 +9,9 @@ import json
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 
-from harness import bpf_build
 from plan import counted_in_chain, drops, icmp_socket_mask
 
 pytestmark = pytest.mark.requires("tc")
-
-PROGRAMS = ("tc_drop_udp", "tc_set_mark", "tc_verdict", "tc_redirect", "xdp_drop_udp")
-
-
-@pytest.fixture(scope="module")
-def objects():
-    try:
-        return {name: bpf_build.build(name) for name in PROGRAMS}
-    except bpf_build.BpfBuildError as exc:
-        pytest.skip(str(exc))
 
 
 def attach(target, port, direction: str, obj) -> None:
@@ -31,11 +20,11 @@ def attach(target, port, direction: str, obj) -> None:
 
 
 @pytest.mark.requires("nftables")
-def test_tc_ingress_shot_drops_before_prerouting_and_ok_passes(target, hosts, objects):
+def test_tc_ingress_shot_drops_before_prerouting_and_ok_passes(target, hosts, bpf_objects):
     h0 = hosts[0]
     target.sh("nft -f -", stdin="table ip t {\n chain pre {\n type filter hook prerouting priority -300;\n"
                                 "  udp dport 5353 counter\n }\n}\n")
-    attach(target, h0.port, "ingress", objects["tc_drop_udp"])
+    attach(target, h0.port, "ingress", bpf_objects["tc_drop_udp"])
     sock = target.socket("udp", (h0.dut_ip, 5353))
     target.send(h0.port, h0.to_dut(id=1) / UDP(sport=1, dport=5353) / b"never")
     target.expect_nothing()
@@ -49,11 +38,11 @@ def test_tc_ingress_shot_drops_before_prerouting_and_ok_passes(target, hosts, ob
 
 
 @pytest.mark.requires("nftables")
-def test_tc_egress_shot_drops_a_forwarded_packet_after_postrouting(target, router, objects):
+def test_tc_egress_shot_drops_a_forwarded_packet_after_postrouting(target, router, bpf_objects):
     h0, h1 = router[0], router[1]
     target.sh("nft -f -", stdin="table ip t {\n chain post {\n type filter hook postrouting priority 0;\n"
                                 "  udp dport 7 counter\n }\n}\n")
-    attach(target, h1.port, "egress", objects["tc_drop_udp"])
+    attach(target, h1.port, "egress", bpf_objects["tc_drop_udp"])
     target.send(h0.port, h0.to_dut(dst=h1.ip, id=3) / UDP(sport=1, dport=7) / b"x")
     target.expect_nothing()
     assert drops(target) == [("TC_EGRESS", "TC_EGRESS", "__dev_queue_xmit")]
@@ -61,20 +50,20 @@ def test_tc_egress_shot_drops_a_forwarded_packet_after_postrouting(target, route
 
 
 @pytest.mark.requires("xdp")
-def test_native_xdp_runs_before_tc_ingress(target, hosts, objects):
+def test_native_xdp_runs_before_tc_ingress(target, hosts, bpf_objects):
     h0 = hosts[0]
-    target.sh(f"ip link set dev {h0.port.name} xdp obj {objects['xdp_drop_udp']} sec xdp")
-    attach(target, h0.port, "ingress", objects["tc_drop_udp"])
+    target.sh(f"ip link set dev {h0.port.name} xdp obj {bpf_objects['xdp_drop_udp']} sec xdp")
+    attach(target, h0.port, "ingress", bpf_objects["tc_drop_udp"])
     target.send(h0.port, h0.to_dut(id=4) / UDP(sport=1, dport=5353) / b"x")
     target.expect_nothing()
     assert drops(target) == [("NOT_SPECIFIED", "XDP", "veth_xdp_rcv_skb")]
 
 
 @pytest.mark.requires("journey.xdp", "journey.tc", "nftrace")
-def test_the_journey_crosses_xdp_then_tc_then_netdev_ingress_then_prerouting(target, hosts, objects):
+def test_the_journey_crosses_xdp_then_tc_then_netdev_ingress_then_prerouting(target, hosts, bpf_objects):
     h0 = hosts[0]
-    target.sh(f"ip link set dev {h0.port.name} xdpgeneric obj {bpf_build.build('xdp_pass')} sec xdp")
-    attach(target, h0.port, "ingress", objects["tc_set_mark"])
+    target.sh(f"ip link set dev {h0.port.name} xdpgeneric obj {bpf_objects['xdp_pass']} sec xdp")
+    attach(target, h0.port, "ingress", bpf_objects["tc_set_mark"])
     target.sh("nft -f -", stdin=f'table netdev nd {{\n chain in {{\n type filter hook ingress device "{h0.port.name}" '
                                 'priority 0;\n  counter\n }\n}\n'
                                 "table ip t {\n chain pre {\n type filter hook prerouting priority 0;\n"
@@ -86,9 +75,9 @@ def test_the_journey_crosses_xdp_then_tc_then_netdev_ingress_then_prerouting(tar
 
 
 @pytest.mark.requires("xdp")
-def test_generic_xdp_drop_frees_the_skb_in_do_xdp_generic(target, hosts, objects):
+def test_generic_xdp_drop_frees_the_skb_in_do_xdp_generic(target, hosts, bpf_objects):
     h0 = hosts[0]
-    target.sh(f"ip link set dev {h0.port.name} xdpgeneric obj {objects['xdp_drop_udp']} sec xdp")
+    target.sh(f"ip link set dev {h0.port.name} xdpgeneric obj {bpf_objects['xdp_drop_udp']} sec xdp")
     assert " xdpgeneric qdisc " in target.sh(f"ip link show dev {h0.port.name}")
     target.send(h0.port, h0.to_dut(id=6) / UDP(sport=1, dport=5353) / b"x")
     target.expect_nothing()
@@ -96,7 +85,7 @@ def test_generic_xdp_drop_frees_the_skb_in_do_xdp_generic(target, hosts, objects
 
 
 @pytest.mark.requires("nftables")
-def test_netdev_ingress_chain_drops_on_its_device_only_and_after_tc(target, hosts, objects):
+def test_netdev_ingress_chain_drops_on_its_device_only_and_after_tc(target, hosts, bpf_objects):
     h0, h2 = hosts[0], hosts[2]
     target.sh("nft -f -", stdin=f'table netdev nd {{\n chain in {{\n type filter hook ingress device "{h2.port.name}" '
                                 'priority 0;\n  udp dport 7 counter drop\n }\n}\n')
@@ -104,17 +93,17 @@ def test_netdev_ingress_chain_drops_on_its_device_only_and_after_tc(target, host
     target.send(h0.port, h0.to_dut(id=8) / UDP(sport=1, dport=7) / b"x")
     assert drops(target) == [("NETFILTER_DROP", "NF_INGRESS", "nft_do_chain"), ("NO_SOCKET", "L4", "__udp4_lib_rcv")]
     assert counted_in_chain(target, "in") == 1
-    attach(target, h2.port, "ingress", objects["tc_drop_udp"])
+    attach(target, h2.port, "ingress", bpf_objects["tc_drop_udp"])
     target.send(h2.port, h2.to_dut(id=9) / UDP(sport=1, dport=7) / b"x")
     assert drops(target)[2:] == [("TC_INGRESS", "TC_INGRESS", "__netif_receive_skb_core")]
     assert counted_in_chain(target, "in") == 1
 
 
-def test_a_mark_set_at_tc_ingress_selects_the_fwmark_routing_table(target, router, objects):
+def test_a_mark_set_at_tc_ingress_selects_the_fwmark_routing_table(target, router, bpf_objects):
     h0, h2 = router[0], router[2]
     target.sh("ip rule add fwmark 0x2a lookup 100")
     target.sh(f"ip route add 10.9.9.0/24 via {h2.ip} dev {h2.port.name} table 100")
-    attach(target, h0.port, "ingress", objects["tc_set_mark"])
+    attach(target, h0.port, "ingress", bpf_objects["tc_set_mark"])
     target.send(h0.port, h0.to_dut(dst="10.9.9.9", id=10, ttl=9) / UDP(sport=1, dport=9) / b"marked")
     got = IP(target.collect(h2.port)[0][14:])
     assert (got.dst, got.ttl, bytes(got[UDP].payload)) == ("10.9.9.9", 8, b"marked")
@@ -125,18 +114,18 @@ def _verdict_packet(h, action: int, id: int):
 
 
 @pytest.mark.parametrize("action", [0, -1, 3], ids=["OK", "UNSPEC", "PIPE"])
-def test_tc_verdicts_that_let_the_packet_continue(target, hosts, objects, action):
+def test_tc_verdicts_that_let_the_packet_continue(target, hosts, bpf_objects, action):
     h0 = hosts[0]
-    attach(target, h0.port, "ingress", objects["tc_verdict"])
+    attach(target, h0.port, "ingress", bpf_objects["tc_verdict"])
     sock = target.socket("udp", (h0.dut_ip, 5355))
     target.send(h0.port, _verdict_packet(h0, action, 11))
     assert sock.recv()[1] == (h0.ip, 1)
 
 
 @pytest.mark.parametrize("action", [4, 8], ids=["STOLEN", "TRAP"])
-def test_tc_stolen_and_trap_consume_the_packet_without_a_drop(target, hosts, objects, action):
+def test_tc_stolen_and_trap_consume_the_packet_without_a_drop(target, hosts, bpf_objects, action):
     h0 = hosts[0]
-    attach(target, h0.port, "ingress", objects["tc_verdict"])
+    attach(target, h0.port, "ingress", bpf_objects["tc_verdict"])
     sock = target.socket("udp", (h0.dut_ip, 5355))
     target.send(h0.port, _verdict_packet(h0, action, 12))
     target.expect_nothing()
@@ -144,10 +133,10 @@ def test_tc_stolen_and_trap_consume_the_packet_without_a_drop(target, hosts, obj
     assert drops(target) == []
 
 
-def test_bpf_redirect_sends_the_frame_out_of_another_port_unchanged(target, hosts, objects):
+def test_bpf_redirect_sends_the_frame_out_of_another_port_unchanged(target, hosts, bpf_objects):
     h0, h1 = hosts[0], hosts[1]
     ifindex = json.loads(target.sh(f"ip -j link show dev {h1.port.name}"))[0]["ifindex"]
-    attach(target, h0.port, "ingress", objects["tc_redirect"])
+    attach(target, h0.port, "ingress", bpf_objects["tc_redirect"])
     frame = h0.to_dut(id=13) / UDP(sport=1, dport=9) / bytes([ifindex, 0])
     target.send(h0.port, frame)
     assert target.collect(h1.port) == [bytes(frame)]
@@ -162,12 +151,12 @@ def unused_ifindex(target) -> int:
 @pytest.mark.requires("drop_reasons")
 @pytest.mark.parametrize(("direction", "stage"), [("ingress", "TC_INGRESS"), ("egress", "TC_EGRESS")])
 def test_a_redirect_to_no_device_is_freed_in_skb_do_redirect_at_the_direction_that_redirected(
-        target, router, objects, direction, stage):
+        target, router, bpf_objects, direction, stage):
     """skb_do_redirect() (net/core/filter.c) finds no device with the ifindex and
     frees the skb, called from sch_handle_ingress() or sch_handle_egress() alike:
     the lab tells the direction by skb->tc_at_ingress."""
     h0, h1 = router[0], router[1]
-    attach(target, h0.port if direction == "ingress" else h1.port, direction, objects["tc_redirect"])
+    attach(target, h0.port if direction == "ingress" else h1.port, direction, bpf_objects["tc_redirect"])
     target.send(h0.port, h0.to_dut(dst=h1.ip, id=14) / UDP(sport=1, dport=9) / bytes([unused_ifindex(target), 0]))
     target.expect_nothing()
     assert drops(target) == [("NOT_SPECIFIED", stage, "skb_do_redirect")]
@@ -178,14 +167,14 @@ def test_a_redirect_to_no_device_is_freed_in_skb_do_redirect_at_the_direction_th
     (0, ("QDISC_DROP", "QDISC", "__dev_queue_xmit"), "tx_dropped"),
     (1, ("NOT_SPECIFIED", "NIC_RX", "__dev_forward_skb2"), "rx_dropped"),
 ], ids=["out-of", "into"])
-def test_a_redirect_to_a_down_port_is_dropped_by_the_path_it_enters(target, hosts, objects, flags, drop, counter):
+def test_a_redirect_to_a_down_port_is_dropped_by_the_path_it_enters(target, hosts, bpf_objects, flags, drop, counter):
     """A down device keeps its ifindex, so skb_do_redirect() hands the skb on:
     out of it, __dev_queue_xmit() finds the noop qdisc (noop_enqueue() counts
     tx_dropped); into it, __dev_forward_skb2() refuses a device not IFF_UP."""
     h0, h2 = hosts[0], hosts[2]
     link = json.loads(target.sh(f"ip -j link show dev {h2.port.name}"))[0]
     target.sh(f"ip link set dev {h2.port.name} down")
-    attach(target, h0.port, "ingress", objects["tc_redirect"])
+    attach(target, h0.port, "ingress", bpf_objects["tc_redirect"])
     target.send(h0.port, h0.to_dut(id=15) / UDP(sport=1, dport=9) / bytes([link["ifindex"], flags]))
     target.expect_nothing()
     assert drops(target) == [drop]
@@ -194,14 +183,14 @@ def test_a_redirect_to_a_down_port_is_dropped_by_the_path_it_enters(target, host
 
 
 @pytest.mark.requires("journey.xdp", "journey.tc", "nftrace")
-def test_journeys_show_xdp_then_tc_ingress_before_netfilter_or_the_tc_drop(target, hosts, objects):
+def test_journeys_show_xdp_then_tc_ingress_before_netfilter_or_the_tc_drop(target, hosts, bpf_objects):
     """What both targets observe: the lab from program run counts and the
     clsact drop counter, the mock hop by hop."""
     h0 = hosts[0]
     target.sh("nft add table ip t")
     target.sh("nft add chain ip t pre { type filter hook prerouting priority 0 ; }")
-    target.sh(f"ip link set dev {h0.port.name} xdp obj {bpf_build.build('xdp_pass')} sec xdp")
-    attach(target, h0.port, "ingress", objects["tc_drop_udp"])
+    target.sh(f"ip link set dev {h0.port.name} xdp obj {bpf_objects['xdp_pass']} sec xdp")
+    attach(target, h0.port, "ingress", bpf_objects["tc_drop_udp"])
     target.send(h0.port, h0.to_dut(id=41) / ICMP(type=8, id=7, seq=1) / b"passes")
     target.collect(h0.port)
     target.send(h0.port, h0.to_dut(id=42) / UDP(sport=1, dport=7) / b"shot")

@@ -17,7 +17,6 @@ from plan import icmp_socket_mask
 
 pytestmark = pytest.mark.requires("tc", "journey.tc")
 
-PROGRAMS = ("tc_drop_udp", "tc_redirect", "tc_nat")
 CONNTRACK_HOPS = ("nf_conntrack_in", "nf_confirm")
 POSTROUTING = """
 table ip t {

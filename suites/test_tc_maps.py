@@ -11,17 +11,9 @@ import struct
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
 
-from harness import bpf_build, bpfmaps
+from harness import bpfmaps
 
 pytestmark = pytest.mark.requires("tc", "bpftool")
-
-
-@pytest.fixture(scope="module")
-def objects():
-    try:
-        return {name: bpf_build.build(name) for name in ("tc_mark", "tc_nat")}
-    except bpf_build.BpfBuildError as exc:
-        pytest.skip(str(exc))
 
 
 def attach(target, port: str, direction: str, obj, section: str) -> None:
@@ -34,12 +26,12 @@ def be32(address: str) -> bytes:
 
 
 @pytest.mark.requires("nftables")
-def test_marks_from_the_port_policy_map_pick_the_routing_table_and_netfilter_sees_them(target, router, objects):
+def test_marks_from_the_port_policy_map_pick_the_routing_table_and_netfilter_sees_them(target, router, bpf_objects):
     """The mark and priority written at TC ingress are on the skb in PREROUTING;
     the mark selects table 100 (ip rule fwmark), and ip_forward() then sets the
     priority from the TOS (rt_tos2priority: lowdelay 0x10 -> TC_PRIO_INTERACTIVE 6)."""
     h0, h1, h2 = router
-    attach(target, "p0", "ingress", objects["tc_mark"], "tc")
+    attach(target, "p0", "ingress", bpf_objects["tc_mark"], "tc")
     policy = bpfmaps.map_of(target, "p0", "port_policy", hook="tc/ingress")
     policy.update(struct.pack("<H", 53), struct.pack("<II", 7, 3))  # key: port in host order; mark 7, priority 3
     target.sh("ip route add 10.9.0.0/24 via 10.0.1.2")
@@ -80,11 +72,11 @@ table ip nat {
 
 
 @pytest.fixture
-def masquerade_then_tc_snat(target, router, objects):
+def masquerade_then_tc_snat(target, router, bpf_objects):
     """POSTROUTING masquerades what leaves p1; tc_nat's egress program on p1
     rewrites sources found in its `snat` map, which the test fills."""
     target.sh("nft -f -", stdin=MASQUERADE_ON_P1)
-    attach(target, "p1", "egress", objects["tc_nat"], "tc/egress")
+    attach(target, "p1", "egress", bpf_objects["tc_nat"], "tc/egress")
     return bpfmaps.map_of(target, "p1", "snat", hook="tc/egress")
 
 

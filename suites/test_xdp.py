@@ -5,23 +5,14 @@ from __future__ import annotations
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 
-from harness import bpf_build
 from plan import icmp_socket_mask
 
 pytestmark = pytest.mark.requires("xdp")
 
 
-@pytest.fixture(scope="module")
-def objects():
-    try:
-        return {name: bpf_build.build(name) for name in ("xdp_drop_udp", "xdp_tx_reflector")}
-    except bpf_build.BpfBuildError as exc:
-        pytest.skip(str(exc))
-
-
-def test_xdp_drop_udp_drops_udp_before_the_stack_and_passes_the_rest(target, hosts, objects):
+def test_xdp_drop_udp_drops_udp_before_the_stack_and_passes_the_rest(target, hosts, bpf_objects):
     h0 = hosts[0]
-    target.sh(f"ip link set dev {h0.port.name} xdp obj {objects['xdp_drop_udp']} sec xdp")
+    target.sh(f"ip link set dev {h0.port.name} xdp obj {bpf_objects['xdp_drop_udp']} sec xdp")
     sock = target.socket("udp", (h0.dut_ip, 5353))
     target.send(h0.port, h0.to_dut(id=1) / UDP(sport=1, dport=5353) / b"never")
     target.expect_nothing()
@@ -35,18 +26,18 @@ def test_xdp_drop_udp_drops_udp_before_the_stack_and_passes_the_rest(target, hos
     target.expect(h0.port, icmp_socket_mask(reply))
 
 
-def test_xdp_tx_reflects_the_rewritten_frame_out_of_the_same_port(target, hosts, objects):
+def test_xdp_tx_reflects_the_rewritten_frame_out_of_the_same_port(target, hosts, bpf_objects):
     h1 = hosts[1]
-    target.sh(f"ip link set dev {h1.port.name} xdp obj {objects['xdp_tx_reflector']} sec xdp")
+    target.sh(f"ip link set dev {h1.port.name} xdp obj {bpf_objects['xdp_tx_reflector']} sec xdp")
     target.send(h1.port, h1.to_dut(id=3, ttl=9) / UDP(sport=1111, dport=2222) / b"mirror")
     got = IP(target.collect(h1.port)[0][14:])
     assert (got.src, got.dst, got.ttl, got[UDP].sport, got[UDP].dport, bytes(got[UDP].payload)) == \
         (h1.dut_ip, h1.ip, 64, 2222, 1111, b"mirror")
 
 
-def test_xdp_off_detaches_the_program(target, hosts, objects):
+def test_xdp_off_detaches_the_program(target, hosts, bpf_objects):
     h0 = hosts[0]
-    target.sh(f"ip link set dev {h0.port.name} xdp obj {objects['xdp_drop_udp']} sec xdp")
+    target.sh(f"ip link set dev {h0.port.name} xdp obj {bpf_objects['xdp_drop_udp']} sec xdp")
     target.sh(f"ip link set dev {h0.port.name} xdp off")
     sock = target.socket("udp", (h0.dut_ip, 5354))
     target.send(h0.port, h0.to_dut(id=4) / UDP(sport=1, dport=5354) / b"again")

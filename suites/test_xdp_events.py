@@ -10,7 +10,7 @@ import pytest
 from scapy.layers.inet import ICMP, UDP
 from scapy.layers.l2 import ARP, Ether
 
-from harness import bpf_build, bpfmaps
+from harness import bpfmaps
 from harness.packets import to_bytes
 from harness.target import PERF_RING_PAGES, CommandError, TargetError
 from plan import icmp_socket_mask
@@ -20,14 +20,6 @@ pytestmark = [pytest.mark.requires("xdp"), pytest.mark.requires("bpftool")]
 RINGBUF_SIZE = 4096  # max_entries of `events` in xdp_events.c
 RECORD_SPACE = 8 + 16  # a 12-byte event: 8-byte header, rounded up to 8
 SAMPLE_SIZE = 12 + 14  # the event and the frame's Ethernet header (BPF_F_CTXLEN_MASK)
-
-
-@pytest.fixture(scope="module")
-def objects():
-    try:
-        return {name: bpf_build.build(name) for name in ("xdp_events", "xdp_cpumap")}
-    except bpf_build.BpfBuildError as exc:
-        pytest.skip(str(exc))
 
 
 def attach(target, port, obj):
@@ -50,9 +42,9 @@ def unpadded(samples: list[bytes], size: int) -> list[bytes]:
 
 
 @pytest.mark.requires("bpf_events")
-def test_each_ipv4_frame_gives_one_ring_buffer_record_and_one_perf_sample_and_arp_none(target, hosts, objects):
+def test_each_ipv4_frame_gives_one_ring_buffer_record_and_one_perf_sample_and_arp_none(target, hosts, bpf_objects):
     h0 = hosts[0]
-    attach(target, "p0", objects["xdp_events"])
+    attach(target, "p0", bpf_objects["xdp_events"])
     ringbuf = target.bpf_events(bpfmaps.map_of(target, "p0", "events").id)
     perf = target.bpf_events(bpfmaps.map_of(target, "p0", "perf_events").id)
     sock = target.socket("udp", (h0.dut_ip, 7000))
@@ -69,9 +61,9 @@ def test_each_ipv4_frame_gives_one_ring_buffer_record_and_one_perf_sample_and_ar
 
 
 @pytest.mark.requires("bpf_events")
-def test_perf_samples_are_stored_only_once_a_reader_filled_the_cpu_slots(target, hosts, objects):
+def test_perf_samples_are_stored_only_once_a_reader_filled_the_cpu_slots(target, hosts, bpf_objects):
     h0 = hosts[0]
-    attach(target, "p0", objects["xdp_events"])
+    attach(target, "p0", bpf_objects["xdp_events"])
     ringbuf = target.bpf_events(bpfmaps.map_of(target, "p0", "events").id)
     sock = target.socket("udp", (h0.dut_ip, 7000))
     frames = [to_bytes(h0.to_dut(id=ident) / UDP(sport=1000 + ident, dport=7000) / (b"y" * 20)) for ident in (1, 2)]
@@ -85,9 +77,9 @@ def test_perf_samples_are_stored_only_once_a_reader_filled_the_cpu_slots(target,
 
 
 @pytest.mark.requires("bpf_events")
-def test_a_full_ring_buffer_loses_the_records_that_find_no_room(target, hosts, objects):
+def test_a_full_ring_buffer_loses_the_records_that_find_no_room(target, hosts, bpf_objects):
     h0 = hosts[0]
-    attach(target, "p0", objects["xdp_events"])
+    attach(target, "p0", bpf_objects["xdp_events"])
     ringbuf = target.bpf_events(bpfmaps.map_of(target, "p0", "events").id)
     # to an address the DUT neither owns nor routes (forwarding off): dropped after XDP, no replies
     frames = [to_bytes(h0.to_dut(dst="10.0.5.5", id=ident, ttl=ident % 255 + 1) / UDP(sport=2000, dport=7000) /
@@ -114,10 +106,10 @@ def one_cpu():
 
 
 @pytest.mark.requires("bpf_events")
-def test_a_full_perf_ring_loses_samples_and_reports_them_with_the_next_sample_that_fits(target, hosts, objects,
+def test_a_full_perf_ring_loses_samples_and_reports_them_with_the_next_sample_that_fits(target, hosts, bpf_objects,
                                                                                           one_cpu):
     h0 = hosts[0]
-    attach(target, "p0", objects["xdp_events"])
+    attach(target, "p0", bpf_objects["xdp_events"])
     perf = target.bpf_events(bpfmaps.map_of(target, "p0", "perf_events").id)
     frames = [to_bytes(h0.to_dut(dst="10.0.5.5", id=ident) / UDP(sport=2000, dport=7000) / (b"z" * 18))
               for ident in range(700)]
@@ -144,8 +136,8 @@ def arp_sync(target, host) -> None:
 
 
 @pytest.mark.requires("bpf_events")
-def test_an_event_reader_needs_a_ring_buffer_or_perf_event_array(target, hosts, objects):
-    attach(target, "p0", objects["xdp_cpumap"])
+def test_an_event_reader_needs_a_ring_buffer_or_perf_event_array(target, hosts, bpf_objects):
+    attach(target, "p0", bpf_objects["xdp_cpumap"])
     with pytest.raises(TargetError, match="ringbuf"):
         target.bpf_events(bpfmaps.map_of(target, "p0", "cpu_map").id)
 
@@ -166,9 +158,9 @@ def echo_reply(host, seq: int):
                             ICMP(type=0, id=77, seq=seq) / b"cpumap")
 
 
-def test_a_frame_redirected_into_a_filled_cpumap_slot_goes_up_the_stack(target, hosts, objects):
+def test_a_frame_redirected_into_a_filled_cpumap_slot_goes_up_the_stack(target, hosts, bpf_objects):
     h0 = hosts[0]
-    attach(target, "p0", objects["xdp_cpumap"])
+    attach(target, "p0", bpf_objects["xdp_cpumap"])
     cpu_map = bpfmaps.map_of(target, "p0", "cpu_map")
     cpu_map.update(bpfmaps.u32(0), cpumap_val(192))
     assert cpu_map.lookup(bpfmaps.u32(0)) == cpumap_val(192)  # qsize, no second program
@@ -180,9 +172,9 @@ def test_a_frame_redirected_into_a_filled_cpumap_slot_goes_up_the_stack(target, 
 
 
 @pytest.mark.requires("drop_reasons")
-def test_a_redirect_into_an_empty_cpumap_slot_is_aborted_and_dropped(target, hosts, objects):
+def test_a_redirect_into_an_empty_cpumap_slot_is_aborted_and_dropped(target, hosts, bpf_objects):
     h0 = hosts[0]
-    attach(target, "p0", objects["xdp_cpumap"])
+    attach(target, "p0", bpf_objects["xdp_cpumap"])
     cpu_map = bpfmaps.map_of(target, "p0", "cpu_map")
     target.send(h0.port, echo(h0, 1))
     target.expect_nothing([h0.port])
@@ -201,8 +193,8 @@ def test_a_redirect_into_an_empty_cpumap_slot_is_aborted_and_dropped(target, hos
     (0, cpumap_val(16385), "Value too large for defined data type"),  # qsize over 16384: EOVERFLOW
     (0, cpumap_val(64, prog_fd=99), "Cannot allocate memory"),  # no program behind the fd: ENOMEM
 ])
-def test_cpumap_updates_the_kernel_refuses(target, hosts, objects, key, value, error):
-    attach(target, "p0", objects["xdp_cpumap"])
+def test_cpumap_updates_the_kernel_refuses(target, hosts, bpf_objects, key, value, error):
+    attach(target, "p0", bpf_objects["xdp_cpumap"])
     cpu_map = bpfmaps.map_of(target, "p0", "cpu_map")
     with pytest.raises(CommandError, match=error):
         cpu_map.update(bpfmaps.u32(key), value)

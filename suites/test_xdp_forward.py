@@ -9,7 +9,6 @@ import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import ARP, Ether
 
-from harness import bpf_build
 from plan import counted_in_chain
 
 pytestmark = pytest.mark.requires("xdp")
@@ -17,19 +16,11 @@ pytestmark = pytest.mark.requires("xdp")
 FORWARD_COUNTER = "table ip t {\n chain forward {\n type filter hook forward priority 0;\n  counter\n }\n}\n"
 
 
-@pytest.fixture(scope="module")
-def forwarder():
-    try:
-        return bpf_build.build("xdp_fib_forward")
-    except bpf_build.BpfBuildError as exc:
-        pytest.skip(str(exc))
-
-
 @pytest.fixture
-def fib_router(target, router, forwarder):
+def fib_router(target, router, bpf_objects):
     """`router` with the forwarder on p0, and a counter in the forward hook."""
     target.sh("nft -f -", stdin=FORWARD_COUNTER)
-    target.sh(f"ip link set dev {router[0].port.name} xdp obj {forwarder} sec xdp")
+    target.sh(f"ip link set dev {router[0].port.name} xdp obj {bpf_objects['xdp_fib_forward']} sec xdp")
     return router
 
 

@@ -11,22 +11,13 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from harness import bpf_build, bpfmaps
+from harness import bpfmaps
 from harness.bpfmaps import lpm_key, u32, u64
 from harness.target import CommandError
 
 pytestmark = [pytest.mark.requires("xdp"), pytest.mark.requires("bpftool")]
 
 IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP = 1, 6, 17
-
-
-@pytest.fixture(scope="module")
-def objects():
-    names = ("xdp_blocklist", "xdp_counters", "xdp_redirect_devmap", "xdp_adjust", "xdp_drop_udp")
-    try:
-        return {name: bpf_build.build(name) for name in names}
-    except bpf_build.BpfBuildError as exc:
-        pytest.skip(str(exc))
 
 
 def attach(target, port, obj, section="xdp"):
@@ -37,9 +28,9 @@ def ifindex(target, port) -> int:
     return json.loads(target.sh(f"ip -j link show dev {port}"))[0]["ifindex"]
 
 
-def test_blocklist_filled_with_bpftool_drops_listed_sources_and_counts_per_prefix(target, hosts, objects):
+def test_blocklist_filled_with_bpftool_drops_listed_sources_and_counts_per_prefix(target, hosts, bpf_objects):
     h0 = hosts[0]
-    attach(target, "p0", objects["xdp_blocklist"])
+    attach(target, "p0", bpf_objects["xdp_blocklist"])
     blocklist = bpfmaps.map_of(target, "p0", "blocklist")
     blocklist.update(lpm_key("10.0.0.2", 32), u64(0), "noexist")
     blocklist.update(lpm_key("10.0.0.16", 28), u64(0), "noexist")
@@ -60,9 +51,9 @@ def test_blocklist_filled_with_bpftool_drops_listed_sources_and_counts_per_prefi
     assert sock.recv() == (b"x" * 18, (h0.ip, 1009))
 
 
-def test_counters_read_through_bpftool_equal_the_frames_sent(target, hosts, objects):
+def test_counters_read_through_bpftool_equal_the_frames_sent(target, hosts, bpf_objects):
     h1 = hosts[1]
-    attach(target, "p1", objects["xdp_counters"])
+    attach(target, "p1", bpf_objects["xdp_counters"])
     frames = [h1.to_dut(id=i) / UDP(sport=5000 + i, dport=9) / (b"u" * (20 + i)) for i in range(3)]
     frames += [h1.to_dut(id=10 + i) / ICMP(type=8, id=3, seq=i) / (b"p" * 30) for i in range(2)]
     frames += [h1.to_dut(id=20) / TCP(sport=4000, dport=9, flags="S") / (b"t" * 10)]
@@ -83,11 +74,11 @@ def test_counters_read_through_bpftool_equal_the_frames_sent(target, hosts, obje
 
 
 @pytest.mark.requires("journey.xdp")
-def test_journey_of_a_frame_xdp_drops_ends_at_its_xdp_hop(target, hosts, objects):
+def test_journey_of_a_frame_xdp_drops_ends_at_its_xdp_hop(target, hosts, bpf_objects):
     h0 = hosts[0]
     target.sh("nft add table ip t")
     target.sh("nft add chain ip t pre { type filter hook prerouting priority 0 ; }")
-    attach(target, "p0", objects["xdp_drop_udp"])
+    attach(target, "p0", bpf_objects["xdp_drop_udp"])
     target.send(h0.port, h0.to_dut(id=31) / UDP(sport=1, dport=5) / b"dropped")
     [dropped] = [j for j in target.journeys() if journey_id(j) == 31]
     assert ("XDP", "p0", "DROP") in [(h.stage, h.where, h.verdict) for h in dropped.hops]
@@ -96,11 +87,11 @@ def test_journey_of_a_frame_xdp_drops_ends_at_its_xdp_hop(target, hosts, objects
 
 
 @pytest.mark.requires("journey.xdp", "nftrace")
-def test_xdp_pass_hop_comes_before_the_netfilter_hops(target, hosts, objects):
+def test_xdp_pass_hop_comes_before_the_netfilter_hops(target, hosts, bpf_objects):
     h0 = hosts[0]
     target.sh("nft add table ip t")
     target.sh("nft add chain ip t pre { type filter hook prerouting priority 0 ; }")
-    attach(target, "p0", objects["xdp_drop_udp"])
+    attach(target, "p0", bpf_objects["xdp_drop_udp"])
     target.send(h0.port, h0.to_dut(id=32) / ICMP(type=8, id=4, seq=1) / b"passes")
     target.collect(h0.port)
     [passed] = [j for j in target.journeys() if journey_id(j) == 32]
@@ -116,9 +107,9 @@ def journey_id(journey) -> int:
 
 
 def test_redirect_through_a_devmap_filled_with_bpftool_sends_the_frame_out_of_the_other_port(target, hosts,
-                                                                                             objects):
+                                                                                             bpf_objects):
     h0, h1 = hosts[0], hosts[1]
-    attach(target, "p0", objects["xdp_redirect_devmap"])
+    attach(target, "p0", bpf_objects["xdp_redirect_devmap"])
     tx_port = bpfmaps.map_of(target, "p0", "tx_port")
     tx_port.update(u32(ifindex(target, "p0")), u32(ifindex(target, "p1")))
     frame = Ether(src=h0.mac, dst="02:00:00:00:09:09") / IP(src=h0.ip, dst="10.0.9.9", id=41) / \
@@ -134,10 +125,10 @@ def test_redirect_through_a_devmap_filled_with_bpftool_sends_the_frame_out_of_th
         assert ("XDP", "p0", "REDIRECT") in hops and ("NIC_TX", "p1", "XMIT") in hops
 
 
-def test_adjust_head_encapsulates_in_ipip_and_the_stack_forwards_the_outer_packet(target, router, objects):
+def test_adjust_head_encapsulates_in_ipip_and_the_stack_forwards_the_outer_packet(target, router, bpf_objects):
     h0, h1 = router[0], router[1]
     target.sh(f"ip route add 10.99.0.0/24 via {h1.ip} dev p1")
-    attach(target, "p0", objects["xdp_adjust"], "xdp")
+    attach(target, "p0", bpf_objects["xdp_adjust"], "xdp")
     inner = IP(src=h0.ip, dst="10.0.2.2", id=51, ttl=17) / UDP(sport=51, dport=52) / b"tunnelled"
     target.send(h0.port, Ether(src=h0.mac, dst=h0.port.mac) / inner)
     # the outer header as xdp_ipip_encap writes it (tos 0, id 0, DF, ttl 64, IPIP,

@@ -52,14 +52,6 @@ from harness.mockkernel.target import sh
 MAC_A, MAC_B = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
 
 
-@pytest.fixture(scope="session")
-def objects() -> dict[str, Path]:
-    try:
-        return bpf_build.build_all()
-    except bpf_build.BpfBuildError as exc:
-        pytest.skip(str(exc))
-
-
 @pytest.fixture
 def rt() -> BpfRuntime:
     return BpfRuntime()
@@ -169,24 +161,24 @@ def sk_buff(mark: int = 0, priority: int = 0) -> bytes:
 # loading
 
 
-def test_programs_are_found_by_function_and_by_section(rt, objects):
-    nat = rt.load_object(objects["tc_nat"])
+def test_programs_are_found_by_function_and_by_section(rt, bpf_objects):
+    nat = rt.load_object(bpf_objects["tc_nat"])
     assert nat.program("tc/ingress") is nat.program("tc_dnat")
     assert (nat.program("tc_snat").type, nat.program("tc_snat").section) == ("sched_cls", "tc/egress")
-    drop = rt.load_object(objects["xdp_drop_udp"])
+    drop = rt.load_object(bpf_objects["xdp_drop_udp"])
     assert (drop.program().name, drop.program().type, drop.license) == ("xdp_drop_udp", "xdp", "GPL")
 
 
-def test_btf_map_definitions_are_read_from_the_maps_section(rt, objects):
-    blocklist = rt.load_object(objects["xdp_blocklist"]).map("blocklist")
+def test_btf_map_definitions_are_read_from_the_maps_section(rt, bpf_objects):
+    blocklist = rt.load_object(bpf_objects["xdp_blocklist"]).map("blocklist")
     assert (blocklist.type_name, blocklist.key_size, blocklist.value_size, blocklist.max_entries,
             blocklist.map_flags) == ("lpm_trie", 8, 8, 1024, BPF_F_NO_PREALLOC)
-    counters = rt.load_object(objects["xdp_counters"])
+    counters = rt.load_object(bpf_objects["xdp_counters"])
     assert [(m.type_name, m.value_size) for m in counters.maps.values()] == [("percpu_array", 16), ("array", 8)]
 
 
-def test_global_data_sections_become_maps_named_as_libbpf_names_them(rt, objects):
-    obj = rt.load_object(objects["xdp_global_data"])
+def test_global_data_sections_become_maps_named_as_libbpf_names_them(rt, bpf_objects):
+    obj = rt.load_object(bpf_objects["xdp_global_data"])
     assert list(obj.maps) == ["xdp_glob.rodata", "xdp_glob.data", "xdp_glob.bss"]
     assert obj.global_var("drop_port") == struct.pack("<H", 9)
     assert obj.global_var("match_verdict") == struct.pack("<I", XDP_DROP)
@@ -195,7 +187,7 @@ def test_global_data_sections_become_maps_named_as_libbpf_names_them(rt, objects
         obj.map(".rodata").update_elem(bytes(4), bytes(obj.map(".rodata").value_size))
 
 
-def test_legacy_maps_section_and_unsupported_program_types(rt, tmp_path):
+def test_legacy_maps_section_and_unsupported_program_types(rt, bpf_objects, tmp_path):
     source = tmp_path / "legacy_maps_test.c"
     source.write_text("""
 #include <linux/bpf.h>
@@ -210,10 +202,7 @@ SEC("xdp") int uses_legacy(struct xdp_md *ctx)
 SEC("kprobe/do_nothing") int probe(void *ctx) { return 0; }
 char LICENSE[] SEC("license") = "GPL";
 """)
-    try:
-        obj = rt.load_object(bpf_build.build(source))
-    except bpf_build.BpfBuildError as exc:
-        pytest.skip(str(exc))
+    obj = rt.load_object(bpf_objects[source])
     legacy = obj.map("legacy")
     assert (legacy.type_name, legacy.key_size, legacy.value_size, legacy.max_entries) == ("hash", 4, 8, 16)
     assert xdp(obj.program("uses_legacy"), udp())[0] == XDP_PASS
@@ -228,14 +217,31 @@ def test_an_object_that_is_not_bpf_elf_is_refused(rt):
         rt.load_object(b"not an object")
 
 
-def test_a_missing_clang_is_a_clear_error(monkeypatch):
+def test_a_missing_clang_names_the_debian_package(monkeypatch):
     bpf_build.clang_version.cache_clear()
     monkeypatch.setattr(shutil, "which", lambda name: None)
     try:
-        with pytest.raises(bpf_build.BpfBuildError, match="apt-get install clang llvm libbpf-dev"):
+        with pytest.raises(bpf_build.ToolchainMissing, match=r"clang not found.*apt-get install clang\)"):
             bpf_build.build("xdp_drop_udp")
     finally:
         bpf_build.clang_version.cache_clear()
+
+
+def test_missing_libbpf_headers_name_the_debian_package(monkeypatch, tmp_path):
+    bpf_build.clang_version.cache_clear()
+    monkeypatch.setattr(bpf_build, "LIBBPF_HEADER", tmp_path / "bpf_helpers.h")
+    try:
+        with pytest.raises(bpf_build.ToolchainMissing, match=r"bpf_helpers.h not found.*apt-get install libbpf-dev\)"):
+            bpf_build.build("xdp_drop_udp")
+    finally:
+        bpf_build.clang_version.cache_clear()
+
+
+def test_a_program_that_does_not_compile_is_an_error_with_clangs_output(bpf_objects, tmp_path):
+    source = tmp_path / "broken_program.c"
+    source.write_text('#include <linux/bpf.h>\nSEC("xdp") int broken(struct xdp_md *ctx) { return XDP_PASS }\n')
+    with pytest.raises(bpf_build.CompileError, match=r"(?s)clang failed on .*broken_program.c.*error: expected ';'"):
+        bpf_objects[source]
 
 
 # XDP programs
@@ -247,19 +253,19 @@ def test_a_missing_clang_is_a_clear_error(monkeypatch):
     (bytes(Ether(src=MAC_A, dst=MAC_B) / ARP()), XDP_PASS),
     (udp()[:30], XDP_PASS),
 ], ids=["udp dropped", "tcp passes", "arp passes", "truncated ip header passes"])
-def test_xdp_drop_udp(rt, objects, frame, verdict):
-    assert xdp(rt.load_object(objects["xdp_drop_udp"]).program(), frame)[0] == verdict
+def test_xdp_drop_udp(rt, bpf_objects, frame, verdict):
+    assert xdp(rt.load_object(bpf_objects["xdp_drop_udp"]).program(), frame)[0] == verdict
 
 
-def test_xdp_drop_udp_matches_the_kernel(rt, objects, kernel):
+def test_xdp_drop_udp_matches_the_kernel(rt, bpf_objects, kernel):
     for frame in (udp(), tcp()):
-        verdict, ctx = xdp(rt.load_object(objects["xdp_drop_udp"]).program(), frame)
-        real = kernel.run(objects["xdp_drop_udp"], "xdp_drop_udp", frame)
+        verdict, ctx = xdp(rt.load_object(bpf_objects["xdp_drop_udp"]).program(), frame)
+        real = kernel.run(bpf_objects["xdp_drop_udp"], "xdp_drop_udp", frame)
         assert (real.retval, real.data) == (verdict, ctx.packet())
 
 
-def test_lpm_blocklist_drops_sources_in_listed_prefixes_and_counts_them(rt, objects):
-    obj = rt.load_object(objects["xdp_blocklist"])
+def test_lpm_blocklist_drops_sources_in_listed_prefixes_and_counts_them(rt, bpf_objects):
+    obj = rt.load_object(bpf_objects["xdp_blocklist"])
     blocklist = obj.map("blocklist")
     blocklist.update_elem(lpm_key("10.1.0.0/16"), bytes(8))
     blocklist.update_elem(lpm_key("10.1.2.0/24"), bytes(8))
@@ -273,20 +279,20 @@ def test_lpm_blocklist_drops_sources_in_listed_prefixes_and_counts_them(rt, obje
     assert xdp(prog, udp(src="10.1.9.9"))[0] == XDP_PASS
 
 
-def test_lpm_blocklist_matches_the_kernel(rt, objects, kernel):
-    obj = rt.load_object(objects["xdp_blocklist"])
+def test_lpm_blocklist_matches_the_kernel(rt, bpf_objects, kernel):
+    obj = rt.load_object(bpf_objects["xdp_blocklist"])
     obj.map("blocklist").update_elem(lpm_key("10.1.0.0/16"), bytes(8))
     verdict, _ = xdp(obj.program(), udp())
-    real = kernel.run(objects["xdp_blocklist"], "xdp_blocklist", udp(),
+    real = kernel.run(bpf_objects["xdp_blocklist"], "xdp_blocklist", udp(),
                       updates=[("blocklist", lpm_key("10.1.0.0/16"), bytes(8))], dump=["blocklist"])
     assert real.retval == verdict == XDP_DROP
     assert [(hex_bytes(e["key"]), hex_bytes(e["value"])) for e in real.maps["blocklist"]] == \
            obj.map("blocklist").dump()
 
 
-def test_counters_per_cpu_and_shared(objects):
+def test_counters_per_cpu_and_shared(bpf_objects):
     rt = BpfRuntime(ncpus=2)
-    obj = rt.load_object(objects["xdp_counters"])
+    obj = rt.load_object(bpf_objects["xdp_counters"])
     prog = obj.program()
     frame = udp()
     for cpu in (0, 1, 1):
@@ -297,11 +303,11 @@ def test_counters_per_cpu_and_shared(objects):
     assert obj.map("proto_packets").lookup(struct.pack("<I", 17)) == struct.pack("<Q", 3)
 
 
-def test_counters_match_the_kernel(objects, kernel):
+def test_counters_match_the_kernel(bpf_objects, kernel):
     rt = BpfRuntime(ncpus=os.cpu_count())
-    obj = rt.load_object(objects["xdp_counters"])
+    obj = rt.load_object(bpf_objects["xdp_counters"])
     xdp(obj.program(), udp())
-    real = kernel.run(objects["xdp_counters"], "xdp_counters", udp(), dump=["proto_stats", "proto_packets"])
+    real = kernel.run(bpf_objects["xdp_counters"], "xdp_counters", udp(), dump=["proto_stats", "proto_packets"])
     key = struct.pack("<I", 17).hex()
     real_stats = next(e for e in real.maps["proto_stats"] if hex_bytes(e["key"]).hex() == key)
     summed = [sum(x) for x in zip(*(struct.unpack("<QQ", hex_bytes(v["value"])) for v in real_stats["values"]))]
@@ -311,9 +317,9 @@ def test_counters_match_the_kernel(objects, kernel):
     assert real_packets == dict(obj.map("proto_packets").dump())
 
 
-def test_tx_reflector_swaps_addresses_and_fixes_the_checksum(rt, objects):
+def test_tx_reflector_swaps_addresses_and_fixes_the_checksum(rt, bpf_objects):
     frame = udp(src="10.1.2.3", dst="10.0.0.1", sport=1000, dport=7, ttl=3)
-    verdict, ctx = xdp(rt.load_object(objects["xdp_tx_reflector"]).program(), frame)
+    verdict, ctx = xdp(rt.load_object(bpf_objects["xdp_tx_reflector"]).program(), frame)
     assert verdict == XDP_TX
     out = Ether(ctx.packet())
     assert (out.src, out.dst, out[IP].src, out[IP].dst, out[IP].ttl, out[UDP].sport, out[UDP].dport) == \
@@ -323,15 +329,15 @@ def test_tx_reflector_swaps_addresses_and_fixes_the_checksum(rt, objects):
     assert out[IP].chksum == IP(bytes(recomputed)).chksum
 
 
-def test_tx_reflector_matches_the_kernel(rt, objects, kernel):
+def test_tx_reflector_matches_the_kernel(rt, bpf_objects, kernel):
     frame = udp(ttl=3)
-    verdict, ctx = xdp(rt.load_object(objects["xdp_tx_reflector"]).program(), frame)
-    real = kernel.run(objects["xdp_tx_reflector"], "xdp_tx_reflector", frame)
+    verdict, ctx = xdp(rt.load_object(bpf_objects["xdp_tx_reflector"]).program(), frame)
+    real = kernel.run(bpf_objects["xdp_tx_reflector"], "xdp_tx_reflector", frame)
     assert (real.retval, real.data) == (verdict, ctx.packet())
 
 
-def test_redirect_through_a_devmap(rt, objects):
-    obj = rt.load_object(objects["xdp_redirect_devmap"])
+def test_redirect_through_a_devmap(rt, bpf_objects):
+    obj = rt.load_object(bpf_objects["xdp_redirect_devmap"])
     obj.map("tx_port").update_elem(struct.pack("<I", 2), struct.pack("<I", 3))
     verdict, ctx = xdp(obj.program(), udp(), ingress_ifindex=2)
     assert (verdict, ctx.redirect) == (XDP_REDIRECT, Redirect("dev", 3))
@@ -339,27 +345,27 @@ def test_redirect_through_a_devmap(rt, objects):
     assert (verdict, ctx.redirect) == (XDP_PASS, None)
 
 
-def test_devmap_entries_must_name_devices_of_the_namespace(objects):
+def test_devmap_entries_must_name_devices_of_the_namespace(bpf_objects):
     rt = BpfRuntime(net=Kernel())
-    tx_port = rt.load_object(objects["xdp_redirect_devmap"]).map("tx_port")
+    tx_port = rt.load_object(bpf_objects["xdp_redirect_devmap"]).map("tx_port")
     tx_port.update_elem(struct.pack("<I", 0), struct.pack("<I", 2))
     with pytest.raises(MapError) as error:
         tx_port.update_elem(struct.pack("<I", 1), struct.pack("<I", 99))
     assert error.value.errno == 22  # EINVAL, as __dev_map_alloc_node() returns (bpftool on the lab)
 
 
-def test_redirect_through_a_devmap_matches_the_kernel(rt, objects, kernel):
+def test_redirect_through_a_devmap_matches_the_kernel(rt, bpf_objects, kernel):
     """In the kernel's private namespace only lo (ifindex 1) exists."""
-    obj = rt.load_object(objects["xdp_redirect_devmap"])
+    obj = rt.load_object(bpf_objects["xdp_redirect_devmap"])
     obj.map("tx_port").update_elem(struct.pack("<I", 1), struct.pack("<I", 1))
     verdict, ctx = xdp(obj.program(), udp(), ingress_ifindex=1)
-    real = kernel.run(objects["xdp_redirect_devmap"], "xdp_redirect_devmap", udp(), ctx=xdp_md(udp(), 1),
+    real = kernel.run(bpf_objects["xdp_redirect_devmap"], "xdp_redirect_devmap", udp(), ctx=xdp_md(udp(), 1),
                       updates=[("tx_port", struct.pack("<I", 1), struct.pack("<I", 1))])
     assert (real.retval, real.data) == (verdict, ctx.packet()) == (XDP_REDIRECT, udp())
 
 
-def test_global_data_and_a_bpf_to_bpf_call(rt, objects):
-    obj = rt.load_object(objects["xdp_global_data"])
+def test_global_data_and_a_bpf_to_bpf_call(rt, bpf_objects):
+    obj = rt.load_object(bpf_objects["xdp_global_data"])
     prog = obj.program()
     assert [xdp(prog, frame)[0] for frame in (udp(dport=9), udp(dport=53), tcp())] == [XDP_DROP, XDP_PASS, XDP_PASS]
     assert struct.unpack("<QQ", obj.map(".bss").lookup(bytes(4))) == (3, 2)
@@ -368,16 +374,16 @@ def test_global_data_and_a_bpf_to_bpf_call(rt, objects):
     assert xdp(prog, udp(dport=9))[0] == XDP_TX
 
 
-def test_global_data_matches_the_kernel(rt, objects, kernel):
-    obj = rt.load_object(objects["xdp_global_data"])
+def test_global_data_matches_the_kernel(rt, bpf_objects, kernel):
+    obj = rt.load_object(bpf_objects["xdp_global_data"])
     verdict, _ = xdp(obj.program(), udp(dport=9))
-    real = kernel.run(objects["xdp_global_data"], "xdp_global_data", udp(dport=9), dump=["xdp_glob_bss"])
+    real = kernel.run(bpf_objects["xdp_global_data"], "xdp_global_data", udp(dport=9), dump=["xdp_glob_bss"])
     assert real.retval == verdict
     assert hex_bytes(real.maps["xdp_glob_bss"][0]["value"]) == obj.map(".bss").lookup(bytes(4))
 
 
-def test_tail_call_dispatch_through_a_prog_array(rt, objects):
-    obj = rt.load_object(objects["xdp_tailcall"])
+def test_tail_call_dispatch_through_a_prog_array(rt, bpf_objects):
+    obj = rt.load_object(bpf_objects["xdp_tailcall"])
     dispatch, leaf = obj.program("xdp_dispatch"), obj.program("xdp_drop_leaf")
     assert xdp(dispatch, udp())[0] == XDP_PASS
     obj.map("jmp_table").update_elem(struct.pack("<I", 17), struct.pack("<I", leaf.fd))
@@ -385,18 +391,18 @@ def test_tail_call_dispatch_through_a_prog_array(rt, objects):
     assert (dispatch.run_cnt, leaf.run_cnt) == (3, 0)  # bpf_stats counts the program the hook ran
 
 
-def test_tail_call_matches_the_kernel(rt, objects, kernel):
-    obj = rt.load_object(objects["xdp_tailcall"])
+def test_tail_call_matches_the_kernel(rt, bpf_objects, kernel):
+    obj = rt.load_object(bpf_objects["xdp_tailcall"])
     obj.map("jmp_table").update_elem(struct.pack("<I", 17), struct.pack("<I", obj.program("xdp_drop_leaf").fd))
-    real = kernel.run(objects["xdp_tailcall"], "xdp_dispatch", udp(),
+    real = kernel.run(bpf_objects["xdp_tailcall"], "xdp_dispatch", udp(),
                       tail_calls=[("jmp_table", struct.pack("<I", 17), "xdp_drop_leaf")])
     assert real.retval == xdp(obj.program("xdp_dispatch"), udp())[0] == XDP_DROP
 
 
-def test_events_through_the_ring_buffer_and_perf_event_array(objects):
+def test_events_through_the_ring_buffer_and_perf_event_array(bpf_objects):
     rt = BpfRuntime(ncpus=2)
     rt.cpu = 1
-    obj = rt.load_object(objects["xdp_events"])
+    obj = rt.load_object(bpf_objects["xdp_events"])
     rings = [obj.map("perf_events").open_ring(cpu, 4096) for cpu in (0, 1)]
     frame = udp(ttl=17)
     assert xdp(obj.program(), frame)[0] == XDP_PASS
@@ -414,9 +420,9 @@ def test_ring_buffer_refuses_records_that_do_not_fit(rt):
     assert ringbuf.output(bytes(2000)) == 0
 
 
-def test_ipip_encapsulation_with_adjust_head_and_csum_diff(rt, objects):
+def test_ipip_encapsulation_with_adjust_head_and_csum_diff(rt, bpf_objects):
     frame = udp()
-    verdict, ctx = xdp(rt.load_object(objects["xdp_adjust"]).program("xdp_ipip_encap"), frame)
+    verdict, ctx = xdp(rt.load_object(bpf_objects["xdp_adjust"]).program("xdp_ipip_encap"), frame)
     assert verdict == XDP_PASS
     out = Ether(ctx.packet())
     outer = out[IP]
@@ -429,21 +435,21 @@ def test_ipip_encapsulation_with_adjust_head_and_csum_diff(rt, objects):
     assert ctx.data == 256 - 20
 
 
-def test_adjust_tail_trims_and_adjust_meta_prepends_metadata(rt, objects):
+def test_adjust_tail_trims_and_adjust_meta_prepends_metadata(rt, bpf_objects):
     frame = udp(payload=b"y" * 100)
-    verdict, ctx = xdp(rt.load_object(objects["xdp_adjust"]).program("xdp_trim"), frame)
+    verdict, ctx = xdp(rt.load_object(bpf_objects["xdp_adjust"]).program("xdp_trim"), frame)
     assert (verdict, ctx.packet()) == (XDP_PASS, frame[:64])
-    verdict, ctx = xdp(rt.load_object(objects["xdp_meta"]).program("xdp_meta_mark"), frame)
+    verdict, ctx = xdp(rt.load_object(bpf_objects["xdp_meta"]).program("xdp_meta_mark"), frame)
     assert (verdict, ctx.data - ctx.data_meta, bytes(ctx.buf[ctx.data_meta:ctx.data])) == \
            (XDP_PASS, 4, struct.pack("<I", 0xFEEDBEEF))
 
 
 @pytest.mark.parametrize("obj, prog", [("xdp_adjust", "xdp_ipip_encap"), ("xdp_adjust", "xdp_trim"),
                                        ("xdp_meta", "xdp_meta_mark")])
-def test_adjust_helpers_match_the_kernel(rt, objects, kernel, obj, prog):
+def test_adjust_helpers_match_the_kernel(rt, bpf_objects, kernel, obj, prog):
     frame = udp(payload=b"y" * 100)
-    verdict, ctx = xdp(rt.load_object(objects[obj]).program(prog), frame)
-    real = kernel.run(objects[obj], prog, frame)
+    verdict, ctx = xdp(rt.load_object(bpf_objects[obj]).program(prog), frame)
+    real = kernel.run(bpf_objects[obj], prog, frame)
     # test_run's data_out starts at data_meta: the metadata, then the frame
     assert (real.retval, real.data) == (verdict, bytes(ctx.buf[ctx.data_meta:ctx.data_end]))
 
@@ -457,8 +463,8 @@ def test_adjust_head_refuses_to_eat_the_ethernet_header(rt):
 # TC programs
 
 
-def test_tc_dnat_rewrites_the_destination_and_both_checksums(rt, objects):
-    obj = rt.load_object(objects["tc_nat"])
+def test_tc_dnat_rewrites_the_destination_and_both_checksums(rt, bpf_objects):
+    obj = rt.load_object(bpf_objects["tc_nat"])
     obj.map("dnat").update_elem(bytes([10, 0, 0, 1]), bytes([192, 168, 7, 9]))
     for frame in (udp(), tcp()):
         verdict, ctx = tc(obj.program("tc/ingress"), frame)
@@ -472,15 +478,15 @@ def test_tc_dnat_rewrites_the_destination_and_both_checksums(rt, objects):
         assert ctx.packet() == bytes(expected)
 
 
-def test_tc_dnat_keeps_a_zero_udp_checksum(rt, objects):
-    obj = rt.load_object(objects["tc_nat"])
+def test_tc_dnat_keeps_a_zero_udp_checksum(rt, bpf_objects):
+    obj = rt.load_object(bpf_objects["tc_nat"])
     obj.map("dnat").update_elem(bytes([10, 0, 0, 1]), bytes([192, 168, 7, 9]))
     _, ctx = tc(obj.program("tc_dnat"), _udp_without_checksum())
     assert Ether(ctx.packet())[UDP].chksum == 0
 
 
-def test_tc_snat_rewrites_the_source_on_egress_only_for_listed_addresses(rt, objects):
-    obj = rt.load_object(objects["tc_nat"])
+def test_tc_snat_rewrites_the_source_on_egress_only_for_listed_addresses(rt, bpf_objects):
+    obj = rt.load_object(bpf_objects["tc_nat"])
     obj.map("snat").update_elem(bytes([10, 1, 2, 3]), bytes([203, 0, 113, 5]))
     assert Ether(tc(obj.program("tc_snat"), udp())[1].packet())[IP].src == "203.0.113.5"
     assert tc(obj.program("tc_snat"), udp(src="10.9.9.9"))[1].packet() == udp(src="10.9.9.9")
@@ -493,17 +499,17 @@ def _udp_without_checksum() -> bytes:
 
 
 @pytest.mark.parametrize("frame", [udp(), tcp(), _udp_without_checksum()], ids=["udp", "tcp", "udp checksum 0"])
-def test_tc_nat_matches_the_kernel(rt, objects, kernel, frame):
-    obj = rt.load_object(objects["tc_nat"])
+def test_tc_nat_matches_the_kernel(rt, bpf_objects, kernel, frame):
+    obj = rt.load_object(bpf_objects["tc_nat"])
     entry = (bytes([10, 0, 0, 1]), bytes([192, 168, 7, 9]))
     obj.map("dnat").update_elem(*entry)
     verdict, ctx = tc(obj.program("tc_dnat"), frame)
-    real = kernel.run(objects["tc_nat"], "tc_dnat", frame, tc=True, updates=[("dnat", *entry)])
+    real = kernel.run(bpf_objects["tc_nat"], "tc_dnat", frame, tc=True, updates=[("dnat", *entry)])
     assert (real.retval, real.data) == (verdict, ctx.packet())
 
 
-def test_tc_mark_sets_mark_and_priority_for_listed_ports(rt, objects):
-    obj = rt.load_object(objects["tc_mark"])
+def test_tc_mark_sets_mark_and_priority_for_listed_ports(rt, bpf_objects):
+    obj = rt.load_object(bpf_objects["tc_mark"])
     obj.map("port_policy").update_elem(struct.pack("<H", 5000), struct.pack("<II", 0x2A, 6))
     _, ctx = tc(obj.program(), udp(dport=5000), mark=1)
     assert (ctx.mark, ctx.priority) == (0x2A, 6)
@@ -511,12 +517,12 @@ def test_tc_mark_sets_mark_and_priority_for_listed_ports(rt, objects):
     assert (ctx.mark, ctx.priority) == (1, 0)
 
 
-def test_tc_mark_matches_the_kernel(rt, objects, kernel):
-    obj = rt.load_object(objects["tc_mark"])
+def test_tc_mark_matches_the_kernel(rt, bpf_objects, kernel):
+    obj = rt.load_object(bpf_objects["tc_mark"])
     policy = (struct.pack("<H", 5000), struct.pack("<II", 0x2A, 6))
     obj.map("port_policy").update_elem(*policy)
     verdict, ctx = tc(obj.program(), udp(dport=5000), mark=1)
-    real = kernel.run(objects["tc_mark"], "tc_mark", udp(dport=5000), tc=True, ctx=sk_buff(mark=1),
+    real = kernel.run(bpf_objects["tc_mark"], "tc_mark", udp(dport=5000), tc=True, ctx=sk_buff(mark=1),
                       updates=[("port_policy", *policy)])
     assert real.retval == verdict
     assert struct.unpack_from("<I", real.ctx, 8)[0] == ctx.mark
@@ -561,10 +567,10 @@ def _fib_frame(dst: str, payload: int) -> bytes:
 
 
 @pytest.mark.parametrize("dst, payload, verdict", FIB_CASES, ids=FIB_CASE_IDS)
-def test_fib_lookup_forwarder(objects, dst, payload, verdict):
+def test_fib_lookup_forwarder(bpf_objects, dst, payload, verdict):
     rt = BpfRuntime(net=_mock_fib_kernel())
     frame = _fib_frame(dst, payload)
-    got, ctx = xdp(rt.load_object(objects["xdp_fib_forward"]).program(), frame, ingress_ifindex=2)
+    got, ctx = xdp(rt.load_object(bpf_objects["xdp_fib_forward"]).program(), frame, ingress_ifindex=2)
     assert got == verdict
     if verdict == XDP_REDIRECT:
         out = Ether(ctx.packet())
@@ -575,27 +581,27 @@ def test_fib_lookup_forwarder(objects, dst, payload, verdict):
         assert out[IP].chksum == IP(bytes(recomputed)).chksum
 
 
-def test_fib_lookup_needs_forwarding_on_the_ingress_device(objects):
+def test_fib_lookup_needs_forwarding_on_the_ingress_device(bpf_objects):
     kernel = _mock_fib_kernel()
     sh(kernel, ["sysctl", "-w", "net.ipv4.ip_forward=0"])
     rt = BpfRuntime(net=kernel)
-    assert xdp(rt.load_object(objects["xdp_fib_forward"]).program(), udp(dst="10.0.2.7"), ingress_ifindex=2)[0] == \
+    assert xdp(rt.load_object(bpf_objects["xdp_fib_forward"]).program(), udp(dst="10.0.2.7"), ingress_ifindex=2)[0] == \
            XDP_PASS
 
 
 @pytest.mark.parametrize("dst, payload", [case[:2] for case in FIB_CASES], ids=FIB_CASE_IDS)
-def test_fib_lookup_forwarder_matches_the_kernel(objects, kernel, dst, payload):
+def test_fib_lookup_forwarder_matches_the_kernel(bpf_objects, kernel, dst, payload):
     rt = BpfRuntime(net=_mock_fib_kernel())
     frame = _fib_frame(dst, payload)
-    verdict, ctx = xdp(rt.load_object(objects["xdp_fib_forward"]).program(), frame, ingress_ifindex=2)
-    real = kernel.run(objects["xdp_fib_forward"], "xdp_fib_forward", frame, ctx=xdp_md(frame, 2),
+    verdict, ctx = xdp(rt.load_object(bpf_objects["xdp_fib_forward"]).program(), frame, ingress_ifindex=2)
+    real = kernel.run(bpf_objects["xdp_fib_forward"], "xdp_fib_forward", frame, ctx=xdp_md(frame, 2),
                       setup="\n".join(FIB_SETUP))
     assert (real.retval, real.data) == (verdict, ctx.packet())
 
 
-def test_fib_lookup_without_a_namespace_is_a_clear_fault(rt, objects):
+def test_fib_lookup_without_a_namespace_is_a_clear_fault(rt, bpf_objects):
     with pytest.raises(BpfFault, match="bpf_fib_lookup: this runtime has no network namespace"):
-        xdp(rt.load_object(objects["xdp_fib_forward"]).program(), udp(), ingress_ifindex=2)
+        xdp(rt.load_object(bpf_objects["xdp_fib_forward"]).program(), udp(), ingress_ifindex=2)
 
 
 # maps from user space
@@ -656,11 +662,11 @@ def test_hash_map_update_flags(rt):
     assert table.get_next_key(None) == key and table.get_next_key(key) is None
 
 
-def test_an_icmp_frame_passes_every_l4_specific_program(rt, objects):
+def test_an_icmp_frame_passes_every_l4_specific_program(rt, bpf_objects):
     frame = bytes(Ether(src=MAC_A, dst=MAC_B) / IP(src="10.1.2.3", dst="10.0.0.1") / ICMP())
-    assert xdp(rt.load_object(objects["xdp_drop_udp"]).program(), frame)[0] == XDP_PASS
-    assert xdp(rt.load_object(objects["xdp_tx_reflector"]).program(), frame)[0] == XDP_PASS
-    assert tc(rt.load_object(objects["tc_mark"]).program(), frame)[0] == TC_ACT_OK
+    assert xdp(rt.load_object(bpf_objects["xdp_drop_udp"]).program(), frame)[0] == XDP_PASS
+    assert xdp(rt.load_object(bpf_objects["xdp_tx_reflector"]).program(), frame)[0] == XDP_PASS
+    assert tc(rt.load_object(bpf_objects["tc_mark"]).program(), frame)[0] == TC_ACT_OK
 
 
 def csum_diff_frame(from_: bytes, to: bytes, seed: int) -> bytes:
@@ -680,8 +686,8 @@ CSUM_DIFF_CASES = {
 
 
 @pytest.mark.parametrize("case", CSUM_DIFF_CASES)
-def test_csum_diff_matches_the_kernel(rt, kernel, case):
+def test_csum_diff_matches_the_kernel(rt, kernel, bpf_objects, case):
     frame = csum_diff_frame(*CSUM_DIFF_CASES[case])
-    obj = bpf_build.build("xdp_csum_diff")
+    obj = bpf_objects["xdp_csum_diff"]
     verdict, _ = xdp(rt.load_object(obj).program("xdp_csum_diff"), frame)
     assert verdict == kernel.run(obj, "xdp_csum_diff", frame).retval

@@ -57,6 +57,46 @@ def test_requires_marker_skips_with_the_missing_capability_and_summary_counts_it
                                  "*1  target mock lacks capability: teleport*"])
 
 
+def test_bpf_objects_fails_a_test_whose_program_does_not_compile_and_passes_the_others(pytester):
+    pytester.makepyfile("""
+        def test_broken(bpf_objects, tmp_path):
+            source = tmp_path / "broken_fixture_program.c"
+            source.write_text("int broken(void) { return }")
+            bpf_objects[source]
+
+        def test_shipped(bpf_objects):
+            assert bpf_objects["xdp_pass"].name == "xdp_pass.o"
+    """)
+    result = pytester.runpytest("--target=mock")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*CompileError: clang failed on *broken_fixture_program.c:*", "*error: *"])
+
+
+def test_bpf_objects_skips_without_clang_naming_the_package(pytester):
+    pytester.makepyfile("""
+        import shutil
+
+        import pytest
+
+        from harness import bpf_build
+
+        @pytest.fixture(scope="session", autouse=True)
+        def no_clang():
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(shutil, "which", lambda name: None)
+                bpf_build.clang_version.cache_clear()
+                yield
+            bpf_build.clang_version.cache_clear()
+
+        def test_needs_a_program(bpf_objects):
+            pass
+    """)
+    result = pytester.runpytest("--target=mock")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*1  clang not found: building the eBPF programs needs it "
+                                 "(Debian package clang: apt-get install clang)*"])
+
+
 def test_lab_option_is_refused_until_the_lab_driver_exists(pytester):
     pytester.makepyfile("def test_x(): pass")
     result = pytester.runpytest("--lab=lab.yaml")

@@ -9,7 +9,7 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from harness import bpf_build, bpfmaps
+from harness import bpfmaps
 from harness.mockkernel.bpf import BpfRuntime, MapError
 from harness.mockkernel.bpf.maps import (BPF_MAP_TYPE_CPUMAP, BPF_MAP_TYPE_PERF_EVENT_ARRAY,
                                          BPF_MAP_TYPE_RINGBUF)
@@ -20,11 +20,9 @@ ENOENT, EOPNOTSUPP, ENOSPC = 2, 95, 28
 
 
 @pytest.fixture(scope="module")
-def objects():
-    try:
-        return {name: str(bpf_build.build(name)) for name in ("xdp_events", "xdp_cpumap")}
-    except bpf_build.BpfBuildError as exc:
-        pytest.skip(str(exc))
+def objects(bpf_objects):
+    """Object paths by program name, as text for the command lines."""
+    return {name: str(bpf_objects[name]) for name in ("xdp_events", "xdp_cpumap")}
 
 
 @pytest.fixture

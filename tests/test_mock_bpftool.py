@@ -7,18 +7,13 @@ import json
 
 import pytest
 
-from harness import bpf_build
 from harness.mockkernel.target import MockTarget
 from harness.target import CommandError
 
 
 @pytest.fixture
-def mock():
-    try:
-        objects = {name: bpf_build.build(name) for name in
-                   ("xdp_blocklist", "xdp_counters", "xdp_redirect_devmap", "xdp_adjust")}
-    except bpf_build.BpfBuildError as exc:
-        pytest.skip(str(exc))
+def mock(bpf_objects):
+    objects = {name: bpf_objects[name] for name in ("xdp_blocklist", "xdp_counters", "xdp_redirect_devmap", "xdp_adjust")}
     target = MockTarget()
     # ids in load order: blocklist map 1, prog 2; proto_stats 3, proto_packets 4, prog 5;
     # tx_port 6, prog 7; xdp_adju.rodata 8, programs 9, 10, 11
@@ -206,12 +201,12 @@ def test_net_show_lists_xdp_programs_by_ifindex(mock):
 
 
 
-def test_net_show_lists_clsact_bpf_filters_ingress_then_egress():
+def test_net_show_lists_clsact_bpf_filters_ingress_then_egress(bpf_objects):
     """Format as bpftool 7.1 printed it for the same two filters on a lab veth."""
     target = MockTarget()
     target.sh("tc qdisc add dev p1 clsact")
-    target.sh(f"tc filter add dev p1 egress bpf da obj {bpf_build.build('tc_nat')} sec tc/egress")
-    target.sh(f"tc filter add dev p1 ingress bpf da obj {bpf_build.build('tc_mark')} sec tc")
+    target.sh(f"tc filter add dev p1 egress bpf da obj {bpf_objects['tc_nat']} sec tc/egress")
+    target.sh(f"tc filter add dev p1 ingress bpf da obj {bpf_objects['tc_mark']} sec tc")
     ids = {prog["name"]: prog["id"] for prog in json.loads(target.sh("bpftool -j prog show"))}
     mark, snat = ids["tc_mark"], ids["tc_snat"]
     assert target.sh("bpftool net show dev p1") == (

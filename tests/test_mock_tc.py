@@ -6,7 +6,6 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from harness import bpf_build
 from harness.mockkernel.bpf import BpfRuntime
 from harness.mockkernel.bpf.tag import bpf_prog_calc_tag
 from harness.mockkernel import target as mock_target
@@ -15,12 +14,10 @@ from harness.target import PORTS, CommandError
 
 
 @pytest.fixture(scope="module")
-def obj():
-    try:
-        return {n: str(bpf_build.build(n)) for n in ("tc_drop_udp", "tc_set_mark", "tc_verdict", "xdp_drop_udp",
-                                                     "xdp_global_data", "xdp_blocklist")}
-    except bpf_build.BpfBuildError as exc:
-        pytest.skip(str(exc))
+def obj(bpf_objects):
+    """Object paths by program name, as text for the command lines."""
+    return {n: str(bpf_objects[n]) for n in ("tc_drop_udp", "tc_set_mark", "tc_verdict", "xdp_drop_udp",
+                                             "xdp_global_data", "xdp_blocklist")}
 
 
 @pytest.fixture

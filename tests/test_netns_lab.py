@@ -502,12 +502,8 @@ def test_transmit_counts_and_ip_in_receives_are_read_from_proc_net():
 
 
 @needs_root
-def test_the_observer_reads_egress_runs_drops_and_transmits_of_the_lab(addressed):
-    from harness import bpf_build
-    try:
-        program = bpf_build.build("tc_drop_udp")
-    except bpf_build.BpfBuildError as exc:
-        pytest.skip(str(exc))
+def test_the_observer_reads_egress_runs_drops_and_transmits_of_the_lab(addressed, bpf_objects):
+    program = bpf_objects["tc_drop_udp"]
     addressed.sh("tc qdisc add dev p0 clsact")
     addressed.sh(f"tc filter add dev p0 egress bpf da obj {program} sec tc")
     observer = xdpstats.BpfRunObserver(addressed.lab)
