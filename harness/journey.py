@@ -19,20 +19,51 @@ NEIGH       neigh_resolve_output(): ARP before the frame is queued
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import NamedTuple
 
-STAGES = (
-    "NIC_RX", "NAPI", "XDP", "SKB", "TC_INGRESS", "NF_INGRESS", "IP_RCV", "NF_PREROUTING",
-    "ROUTING", "IP_DEFRAG", "NF_INPUT", "IP_FORWARD", "NF_FORWARD", "L4", "SOCKET", "NF_OUTPUT",
-    "NF_POSTROUTING", "IP_OUTPUT", "NEIGH", "TC_EGRESS", "QDISC", "NIC_TX",
-)
+from harness.dropreason import DropReason
+
+
+class Stage(StrEnum):
+    """The stages, in path order; NF and UNKNOWN are the lab's when its tracers
+    cannot tell the hook or the function. A member is its name as a str.
+    (Enum attribute access is slow on Python 3.11: per-packet code takes
+    members from module constants or prebuilt hops.)"""
+
+    __hash__ = str.__hash__  # in C: the tracer hashes every hop it interns
+
+    NIC_RX = "NIC_RX"
+    NAPI = "NAPI"
+    XDP = "XDP"
+    SKB = "SKB"
+    TC_INGRESS = "TC_INGRESS"
+    NF_INGRESS = "NF_INGRESS"
+    IP_RCV = "IP_RCV"
+    NF_PREROUTING = "NF_PREROUTING"
+    ROUTING = "ROUTING"
+    IP_DEFRAG = "IP_DEFRAG"
+    NF_INPUT = "NF_INPUT"
+    IP_FORWARD = "IP_FORWARD"
+    NF_FORWARD = "NF_FORWARD"
+    L4 = "L4"
+    SOCKET = "SOCKET"
+    NF_OUTPUT = "NF_OUTPUT"
+    NF_POSTROUTING = "NF_POSTROUTING"
+    IP_OUTPUT = "IP_OUTPUT"
+    NEIGH = "NEIGH"
+    TC_EGRESS = "TC_EGRESS"
+    QDISC = "QDISC"
+    NIC_TX = "NIC_TX"
+    NF = "NF"
+    UNKNOWN = "UNKNOWN"
 
 
 class Hop(NamedTuple):
     """One stage crossed: `where` names the kernel function, device or chain.
     (A NamedTuple: the mock creates one per stage per packet.)"""
 
-    stage: str
+    stage: Stage
     where: str = ""
     verdict: str = ""
     summary: str = ""
@@ -52,8 +83,8 @@ class Drop(NamedTuple):
     """A packet freed by kfree_skb_reason(): the reason is the kernel's enum name
     without the SKB_DROP_REASON_ prefix; `location` is the kernel function."""
 
-    reason: str
-    stage: str
+    reason: DropReason
+    stage: Stage
     location: str = ""
     packet: str = ""
 
@@ -73,7 +104,7 @@ class Journey:
     children: list["Journey"] = field(default_factory=list)
 
     @property
-    def stages(self) -> list[str]:
+    def stages(self) -> list[Stage]:
         return [hop.stage for hop in self.hops]
 
     def render(self, indent: str = "") -> str:

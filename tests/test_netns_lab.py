@@ -24,9 +24,10 @@ from harness.drivers.dut import NetnsTarget
 from harness.drivers.kfree_skb import (
     KfreeSkbEvent,
     KfreeSkbTracer,
-    drop_reason_names,
+    drop_reasons,
     function_name,
 )
+from harness.dropreason import DropReason
 from harness.journey import Drop
 from harness.packets import Mask
 from harness.target import (
@@ -326,11 +327,20 @@ def test_without_bpftrace_the_target_lacks_drop_reasons(monkeypatch):
 
 # parsing the tracer -------------------------------------------------------------
 
-def test_reason_names_come_from_the_tracepoint_format():
-    fmt = 'print fmt: "reason: %s", __print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, { 3, "NO_SOCKET" })'
-    assert drop_reason_names(fmt) == {2: "NOT_SPECIFIED", 3: "NO_SOCKET"}
+def test_reasons_come_from_the_tracepoint_format_by_name():
+    fmt = 'print fmt: "reason: %s", __print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, { 7, "NO_SOCKET" })'
+    reasons = drop_reasons(fmt)
+    # by name: another kernel's numbers map to the same members
+    assert reasons == {2: DropReason.NOT_SPECIFIED, 7: DropReason.NO_SOCKET}
+    assert reasons[7] is DropReason.NO_SOCKET
     with pytest.raises(TargetError, match="__print_symbolic"):
-        drop_reason_names("print fmt: nothing")
+        drop_reasons("print fmt: nothing")
+
+
+def test_a_kernel_with_a_drop_reason_the_enum_lacks_asks_for_it_to_be_regenerated():
+    fmt = 'print fmt: "reason: %s", __print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, { 3, "NEW_ONE" })'
+    with pytest.raises(TargetError, match=r"lacks \(NEW_ONE\).*scripts/gen_dropreason.py"):
+        drop_reasons(fmt)
 
 
 def test_compiler_clone_suffixes_are_not_part_of_the_function_name():

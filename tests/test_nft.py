@@ -21,13 +21,15 @@ import subprocess
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 
+from harness.dropreason import DropReason
+from harness.journey import Stage
 from harness.mockkernel.core.skbuff import alloc_skb
 from harness.mockkernel.kernel import Kernel
 from harness.mockkernel.target import sh
 from harness.mockkernel.netfilter import nf_tables, nf_tables_core
 from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_FORWARD, NF_INET_LOCAL_IN,
-                                               NF_INET_PRE_ROUTING, NF_NETDEV_INGRESS, NFPROTO_IPV4,
-                                               NFPROTO_NETDEV, NfHookState)
+                                               NF_INET_PRE_ROUTING, NF_NETDEV_INGRESS, NF_STOLEN,
+                                               NF_VERDICT_MASK, NFPROTO_IPV4, NFPROTO_NETDEV, NfHookState)
 from harness.mockkernel.netfilter.nf_conntrack import IP_CT_NEW, UNTRACKED, NfConn, Tuple
 from harness.mockkernel.netfilter.nft_parser import SCANNER_KEYWORDS
 from harness.mockkernel.wire.checksum import checksum
@@ -61,10 +63,14 @@ def packet(k: Kernel, pkt, dev: str = "p0"):
 
 
 def hook(k: Kernel, skb, hooknum: int, pf: int = NFPROTO_IPV4, out: str | None = None) -> int:
-    """Run a hook's entries as nf_hook_slow() does; the first non-accept wins."""
+    """Run a hook's entries as nf_hook_slow() does; the first non-accept wins.
+    A chain's drop frees the packet itself (NF_DROP_REASON(): NF_STOLEN with the
+    drop recorded): that is NF_DROP here."""
     state = NfHookState(hooknum, pf, skb.dev, k.dev_by_name(out) if out else None, k)
     for entry in list(k.nf_hooks.entries.get((pf, hooknum), ())):
         verdict = entry.fn(skb, state)
+        if verdict & NF_VERDICT_MASK == NF_STOLEN and skb.journey.drop is not None:
+            return NF_DROP
         if verdict != NF_ACCEPT:
             return verdict
     return NF_ACCEPT
@@ -374,7 +380,8 @@ def test_drop_in_an_input_chain_is_one_hop_with_the_rule_and_the_drop_location()
     skb = packet(k, IP(src="10.0.0.2", dst="10.0.0.1") / UDP(sport=1, dport=6666))
     assert hook(k, skb, NF_INET_LOCAL_IN) == NF_DROP
     assert chain_hops(skb) == [("ip filter input", "DROP", "rule 2: udp dport 6666 counter drop")]
-    assert skb.cb["drop_location"] == "nft_do_chain"
+    # NF_DROP_REASON(): nft_do_chain() frees the packet, the kernel's drop location
+    assert skb.journey.drop[:3] == (DropReason.NETFILTER_DROP, Stage.NF_INPUT, "nft_do_chain")
 
 
 def test_a_packet_no_rule_matches_gets_the_policy():

@@ -49,7 +49,8 @@ from harness.drivers.netns import (
     require_root,
     require_tool,
 )
-from harness.journey import Drop
+from harness.dropreason import DropReason
+from harness.journey import Drop, Stage
 from harness.target import TargetError
 
 TRACEFS = "/sys/kernel/tracing"
@@ -108,55 +109,55 @@ tracepoint:skb:kfree_skb
 # Where the kernel drops, by the function that called kfree_skb_reason() as compiled
 # on 6.x (each seen on this machine's 6.18 unless marked).
 LOCATION_STAGES = {
-    "ip_rcv_core": "IP_RCV",
-    "ip_rcv_finish_core": "ROUTING",     # martians, rp_filter, local source
-    "ip_error": "ROUTING",               # no route (forwarding off, unreachable, blackhole)
-    "ip_defrag": "IP_DEFRAG",
-    "ip_expire": "IP_DEFRAG",
-    "inet_frag_rbtree_purge": "IP_DEFRAG",
-    "ip_forward": "IP_FORWARD",
-    "ip_local_deliver_finish": "L4",     # IP_NOPROTO (ip_protocol_deliver_rcu inlined)
-    "__udp4_lib_rcv": "L4",
-    "icmp_rcv": "L4",
-    "ping_rcv": "L4",
-    "tcp_v4_rcv": "L4",
-    "udp_queue_rcv_one_skb": "SOCKET",
-    "veth_xdp_rcv_skb": "XDP",           # native XDP_DROP, as NOT_SPECIFIED
-    "do_xdp_generic": "XDP",             # generic XDP_DROP, as NOT_SPECIFIED
-    "ip_finish_output2": "NEIGH",        # NEIGH_CREATEFAIL (read in ip_output.c)
-    "__neigh_event_send": "NEIGH",
-    "neigh_invalidate": "NEIGH",
-    "__dev_queue_xmit": "QDISC",
-    "__dev_forward_skb2": "NIC_RX",      # into a device that is down (a BPF_F_INGRESS redirect)
+    "ip_rcv_core": Stage.IP_RCV,
+    "ip_rcv_finish_core": Stage.ROUTING,     # martians, rp_filter, local source
+    "ip_error": Stage.ROUTING,               # no route (forwarding off, unreachable, blackhole)
+    "ip_defrag": Stage.IP_DEFRAG,
+    "ip_expire": Stage.IP_DEFRAG,
+    "inet_frag_rbtree_purge": Stage.IP_DEFRAG,
+    "ip_forward": Stage.IP_FORWARD,
+    "ip_local_deliver_finish": Stage.L4,     # IP_NOPROTO (ip_protocol_deliver_rcu inlined)
+    "__udp4_lib_rcv": Stage.L4,
+    "icmp_rcv": Stage.L4,
+    "ping_rcv": Stage.L4,
+    "tcp_v4_rcv": Stage.L4,
+    "udp_queue_rcv_one_skb": Stage.SOCKET,
+    "veth_xdp_rcv_skb": Stage.XDP,           # native XDP_DROP, as NOT_SPECIFIED
+    "do_xdp_generic": Stage.XDP,             # generic XDP_DROP, as NOT_SPECIFIED
+    "ip_finish_output2": Stage.NEIGH,        # NEIGH_CREATEFAIL (read in ip_output.c)
+    "__neigh_event_send": Stage.NEIGH,
+    "neigh_invalidate": Stage.NEIGH,
+    "__dev_queue_xmit": Stage.QDISC,
+    "__dev_forward_skb2": Stage.NIC_RX,      # into a device that is down (a BPF_F_INGRESS redirect)
 }
 
 # Where a failed bpf_redirect() is freed, from either TC direction: skb->tc_at_ingress
 # says which (module doc).
 TC_REDIRECT_LOCATIONS = frozenset({"skb_do_redirect", "__bpf_redirect"})
-TC_DIRECTION_STAGES = {1: "TC_INGRESS", 0: "TC_EGRESS"}
+TC_DIRECTION_STAGES = {1: Stage.TC_INGRESS, 0: Stage.TC_EGRESS}
 TC_AT_INGRESS_UNKNOWN = 2
 
 # Reasons that name their stage whichever function dropped: tc ingress drops in
 # __netif_receive_skb_core() and tc egress in __dev_queue_xmit() (inlined helpers).
 REASON_STAGES = {
-    "SOCKET_RCVBUFF": "SOCKET",
-    "TC_INGRESS": "TC_INGRESS",
-    "TC_EGRESS": "TC_EGRESS",
-    "XDP": "XDP",
-    "QDISC_DROP": "QDISC",
-    "CPU_BACKLOG": "NAPI",
+    DropReason.SOCKET_RCVBUFF: Stage.SOCKET,
+    DropReason.TC_INGRESS: Stage.TC_INGRESS,
+    DropReason.TC_EGRESS: Stage.TC_EGRESS,
+    DropReason.XDP: Stage.XDP,
+    DropReason.QDISC_DROP: Stage.QDISC,
+    DropReason.CPU_BACKLOG: Stage.NAPI,
 }
 
 # The function that ran the netfilter hook (the caller of nf_hook_slow), by hook.
 NF_HOOK_STAGES = {
-    "ip_rcv": "NF_PREROUTING",
-    "ip_sublist_rcv": "NF_PREROUTING",
-    "ip_local_deliver": "NF_INPUT",
-    "ip_forward": "NF_FORWARD",
-    "__ip_local_out": "NF_OUTPUT",
-    "ip_output": "NF_POSTROUTING",
-    "ip_mc_output": "NF_POSTROUTING",
-    "__netif_receive_skb_core": "NF_INGRESS",  # netdev ingress: nf_hook_ingress() inlined
+    "ip_rcv": Stage.NF_PREROUTING,
+    "ip_sublist_rcv": Stage.NF_PREROUTING,
+    "ip_local_deliver": Stage.NF_INPUT,
+    "ip_forward": Stage.NF_FORWARD,
+    "__ip_local_out": Stage.NF_OUTPUT,
+    "ip_output": Stage.NF_POSTROUTING,
+    "ip_mc_output": Stage.NF_POSTROUTING,
+    "__netif_receive_skb_core": Stage.NF_INGRESS,  # netdev ingress: nf_hook_ingress() inlined
 }
 
 IP_PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp"}
@@ -170,15 +171,20 @@ SENTINEL_OTHERHOST_MAC = bytes.fromhex("020000000000")  # lo's address is 00:00:
 EXPIRED_DATAGRAMS_KEPT = 1024
 
 
-def drop_reason_names(format_text: str) -> dict[int, str]:
-    """SKB_DROP_REASON_* numbers to names, from the tracepoint's `__print_symbolic`
-    list: the enum changes between kernels, the format file is this kernel's."""
+def drop_reasons(format_text: str) -> dict[int, DropReason]:
+    """SKB_DROP_REASON_* numbers to DropReason, by name, from the tracepoint's
+    `__print_symbolic` list: the numbers change between kernels, the format file
+    is this kernel's."""
     symbolic = format_text.partition("__print_symbolic(REC->reason,")[2]
     names = {int(number): name for number, name in re.findall(r'\{\s*(\d+),\s*"(\w+)"\s*\}', symbolic)}
     if not names:
         raise TargetError("cannot read the drop reasons from the skb:kfree_skb format "
                           f"({KFREE_SKB_FORMAT}): no __print_symbolic(REC->reason, ...) list")
-    return names
+    unknown = sorted(set(names.values()) - set(DropReason.__members__))
+    if unknown:
+        raise TargetError(f"this kernel has drop reasons harness/dropreason.py lacks ({', '.join(unknown)}): "
+                          "regenerate it with `python scripts/gen_dropreason.py`")
+    return {number: DropReason[name] for number, name in names.items()}
 
 
 def function_name(symbol: str) -> str:
@@ -228,12 +234,12 @@ class KfreeSkbEvent(NamedTuple):
         an empty one whenever NAPI is added, e.g. when XDP is attached to a veth)."""
         return bool(self.len or self.protocol)
 
-    def stage(self, reason: str) -> str:
-        if reason == "NETFILTER_DROP":
-            return NF_HOOK_STAGES.get(self._nf_hook_caller(), "NF")
+    def stage(self, reason: DropReason) -> Stage:
+        if reason == DropReason.NETFILTER_DROP:
+            return NF_HOOK_STAGES.get(self._nf_hook_caller(), Stage.NF)
         if self.location in TC_REDIRECT_LOCATIONS:
-            return TC_DIRECTION_STAGES.get(self.tc_at_ingress, "UNKNOWN")
-        return REASON_STAGES.get(reason) or LOCATION_STAGES.get(self.location, "UNKNOWN")
+            return TC_DIRECTION_STAGES.get(self.tc_at_ingress, Stage.UNKNOWN)
+        return REASON_STAGES.get(reason) or LOCATION_STAGES.get(self.location, Stage.UNKNOWN)
 
     def _nf_hook_caller(self) -> str:
         """The first function past nf_hook_slow (and nf_hook_slow_list) in the chain."""
@@ -293,12 +299,12 @@ class KfreeSkbTracer:
         bpftrace = require_tool("bpftrace")
         mount_tracefs()
         with open(KFREE_SKB_FORMAT) as f:
-            self.reasons = drop_reason_names(f.read())
+            self.reasons = drop_reasons(f.read())
         numbers = {name: number for number, name in self.reasons.items()}
         tc_bit = has_tc_at_ingress(bpftrace)
         program = PROGRAM.replace("HOST_FILTER", " && ".join(
             f"$netns != {inode}" for inode in sorted(HOST_NETNS_INODES))).replace(
-            "NETFILTER_DROP", str(numbers.get("NETFILTER_DROP", -1))).replace(
+            "NETFILTER_DROP", str(numbers[DropReason.NETFILTER_DROP])).replace(
             "TC_FORMAT", " %u" if tc_bit else "").replace("TC_ARG", ", $skb->tc_at_ingress" if tc_bit else "")
         self._watched: dict[int, NetnsDrops] = {}
         self._expired_datagrams: dict[tuple[str, str, int, int], int] = {}
@@ -408,7 +414,10 @@ class NetnsDrops:
             events = list(self._events)
         drops = []
         for event in events:
-            reason = self.tracer.reasons.get(event.reason, str(event.reason))
+            reason = self.tracer.reasons.get(event.reason)
+            if reason is None:
+                raise TargetError(f"the kernel dropped a packet with reason {event.reason} at {event.location}, "
+                                  f"a number its skb:kfree_skb format does not list ({KFREE_SKB_FORMAT})")
             drops.append(Drop(reason, event.stage(reason), event.location, event.summary()))
         return drops
 

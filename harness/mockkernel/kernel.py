@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import random
 
-from harness.journey import Drop, Hop, Journey
+from harness.dropreason import DropReason
+from harness.journey import Drop, Hop, Journey, Stage
 from harness.mockkernel.clock import Clock
 from harness.mockkernel.core.dev import net_rx_action
 from harness.mockkernel.core.rtnetlink import dev_change_flags
@@ -75,8 +76,8 @@ class Kernel(Net):
         """The NIC had no descriptor: no skb ever exists, so the kernel has no drop
         reason; the journey uses FULL_RING, the name Linux gives a full ring."""
         summary = summarize_frame(bytearray(frame), 0)
-        drop = Drop("FULL_RING", "NIC_RX", f"{nic.dev.name} rx_missed_errors", summary)
-        self.tracer.journeys.append(Journey(summary, [Hop("NIC_RX", nic.dev.name, "MISSED")], drop))
+        drop = Drop(DropReason.FULL_RING, Stage.NIC_RX, f"{nic.dev.name} rx_missed_errors", summary)
+        self.tracer.journeys.append(Journey(summary, [Hop(Stage.NIC_RX, nic.dev.name, "MISSED")], drop))
         self.tracer.drops.append(drop)
 
     def advance(self, seconds: float) -> None:

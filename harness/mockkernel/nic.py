@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from harness.journey import Hop
+from harness.journey import Hop, Stage
 from harness.mockkernel.core.skbuff import alloc_skb
 from harness.mockkernel.core.xdp import do_xdp
 from harness.mockkernel.net import NetDevice
@@ -24,7 +24,7 @@ class Nic:
         self.dev = dev
         self.rx_ring: deque[bytes] = deque()
         self.wire: list[bytes] = []  # frames the port put on the wire, for the tester
-        self.tx_hop = Hop("NIC_TX", dev.name, "XMIT")
+        self.tx_hop = Hop(Stage.NIC_TX, dev.name, "XMIT")
 
     def dma_rx(self, frame: bytes) -> bool:
         """A frame arrives from the wire; False when no descriptor is free."""

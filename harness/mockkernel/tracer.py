@@ -12,7 +12,8 @@ run of journeys costs.
 """
 from __future__ import annotations
 
-from harness.journey import Drop, Hop, Journey
+from harness.dropreason import DropReason
+from harness.journey import Drop, Hop, Journey, Stage
 
 _new_tuple = tuple.__new__
 INTERNED_MAX = 65536  # distinct hops kept for sharing; then the store starts over
@@ -52,7 +53,7 @@ class Tracer:
             self.journeys.append(journey)
         return journey
 
-    def hop(self, skb, stage: str, where: str = "", verdict: str = "", summary: object = "") -> None:
+    def hop(self, skb, stage: Stage, where: str = "", verdict: str = "", summary: object = "") -> None:
         journey = skb.journey
         if journey is not None:
             # tuple.__new__ skips Hop's generated __new__, a Python function
@@ -73,7 +74,9 @@ class Tracer:
         if journey is not None:
             journey.hops.append(hop)
 
-    def drop(self, skb, reason: str, stage: str, location: str) -> None:
+    def drop(self, skb, reason: DropReason, stage: Stage, location: str) -> None:
+        if reason.__class__ is not DropReason:
+            raise TypeError(f"kfree_skb() at {location} gave the drop reason {reason!r}, not a DropReason")
         journey = skb.journey
         drop = Drop(reason, stage, location, str(journey.packet) if journey else "")
         if journey is not None:

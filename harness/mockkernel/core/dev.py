@@ -14,7 +14,8 @@ on lo (the mock's loopback frames carry no link-layer header).
 """
 from __future__ import annotations
 
-from harness.journey import Hop
+from harness.dropreason import DropReason
+from harness.journey import Hop, Stage
 from harness.mockkernel.core.skbuff import (PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST,
                                             PACKET_OTHERHOST, SkBuff, kfree_skb)
 from harness.mockkernel.core.xdp import VERDICT_NAMES, XDP_PASS, XDP_REDIRECT, XDP_TX
@@ -43,9 +44,9 @@ def net_rx_action(net) -> None:
 
 
 def _napi_poll(net, nic, quota: int, softirq_round: int) -> int:
-    rx = Hop("NIC_RX", nic.dev.name, "DMA", f"rx ring of {nic.dev.rx_ring}")
-    napi = Hop("NAPI", f"{nic.dev.name} poll", "", f"softirq round {softirq_round}")
-    alloc = Hop("SKB", "napi_alloc_skb")
+    rx = Hop(Stage.NIC_RX, nic.dev.name, "DMA", f"rx ring of {nic.dev.rx_ring}")
+    napi = Hop(Stage.NAPI, f"{nic.dev.name} poll", "", f"softirq round {softirq_round}")
+    alloc = Hop(Stage.SKB, "napi_alloc_skb")
     start = net.tracer.start
     before = len(nic.rx_ring)
     for skb, xdp_hop in nic.napi_poll(net, quota, (rx, napi)):
@@ -86,10 +87,10 @@ def netif_receive_skb(skb: SkBuff) -> None:
     if deliver is not None:
         deliver(skb)
     elif skb.protocol == ETH_P_IPV6 and skb.net.sysctl.int("net.ipv6.conf.all.disable_ipv6"):
-        kfree_skb(skb, "IPV6DISABLED", "SKB", "ipv6_rcv")
+        kfree_skb(skb, DropReason.IPV6DISABLED, Stage.SKB, "ipv6_rcv")
     else:
         skb.dev.stats.rx_dropped += 1
-        kfree_skb(skb, "UNHANDLED_PROTO", "SKB", "__netif_receive_skb_core")
+        kfree_skb(skb, DropReason.UNHANDLED_PROTO, Stage.SKB, "__netif_receive_skb_core")
 
 
 def do_xdp_generic(skb) -> bool:
@@ -98,7 +99,7 @@ def do_xdp_generic(skb) -> bool:
     dev, net = skb.dev, skb.net
     frame = bytes(skb.buf[skb.mac_header:skb.tail])
     ctx, verdict, why = dev.xdp_generic_prog.run_xdp(frame, dev.ifindex, "generic")
-    net.tracer.hop(skb, "XDP", dev.name, VERDICT_NAMES.get(verdict, f"invalid action {verdict}"), why)
+    net.tracer.hop(skb, Stage.XDP, dev.name, VERDICT_NAMES.get(verdict, f"invalid action {verdict}"), why)
     out = ctx.packet()
     if verdict == XDP_PASS:
         if out != frame:
@@ -109,13 +110,13 @@ def do_xdp_generic(skb) -> bool:
     elif verdict == XDP_REDIRECT and ctx.redirect is not None and ctx.redirect.kind == "dev":
         target = next((d for d in net.devices.values() if d.ifindex == ctx.redirect.target), None)
         if target is None or target.name not in net.nics:
-            kfree_skb(skb, "XDP", "XDP", "do_xdp_generic")
+            kfree_skb(skb, DropReason.XDP, Stage.XDP, "do_xdp_generic")
         else:
             generic_xdp_tx(skb, target, out)
     elif verdict == XDP_REDIRECT:
-        kfree_skb(skb, "XDP", "XDP", "do_xdp_generic")
+        kfree_skb(skb, DropReason.XDP, Stage.XDP, "do_xdp_generic")
     else:
-        kfree_skb(skb, "NOT_SPECIFIED", "XDP", "do_xdp_generic")
+        kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.XDP, "do_xdp_generic")
     return False
 
 
@@ -148,14 +149,14 @@ def dev_queue_xmit(skb: SkBuff) -> None:
     down port)."""
     net, dev = skb.net, skb.dev
     if dev.is_loopback:
-        net.tracer.hop(skb, "NIC_TX", "lo", "LOOPBACK")
+        net.tracer.hop(skb, Stage.NIC_TX, "lo", "LOOPBACK")
         loopback_xmit(skb)
         return
     if dev.clsact is not None and not dev.clsact.sch_handle_egress(skb):
         return
     if not dev.up:
         dev.stats.tx_dropped += 1
-        kfree_skb(skb, "QDISC_DROP", "QDISC", "__dev_queue_xmit")
+        kfree_skb(skb, DropReason.QDISC_DROP, Stage.QDISC, "__dev_queue_xmit")
         return
     nic = net.nics[dev.name]
     net.tracer.add(skb, nic.tx_hop)
@@ -168,7 +169,7 @@ def dev_forward_skb(skb: SkBuff) -> None:
     counts rx_dropped and frees it (__dev_forward_skb2(), NOT_SPECIFIED)."""
     if not skb.dev.up:
         skb.dev.stats.rx_dropped += 1
-        kfree_skb(skb, "NOT_SPECIFIED", "NIC_RX", "__dev_forward_skb2")
+        kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.NIC_RX, "__dev_forward_skb2")
         return
     skb.data = skb.mac_header
     skb.dst = None

@@ -18,6 +18,8 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 
+from harness.dropreason import DropReason
+from harness.journey import Stage
 from harness.mockkernel.core.errors import RtnlError, not_modelled
 from harness.mockkernel.core.skbuff import kfree_skb
 from harness.mockkernel.net import NUD_VALID, FibRule, Neighbour, Net, NetDevice
@@ -181,5 +183,5 @@ def _neigh_destroy(net: Net, key: tuple[int, int]) -> None:
     neigh = net.neighbours.pop(key)
     neigh.state = 0
     for skb in neigh.queue:
-        kfree_skb(skb, "NEIGH_DEAD", "NEIGH", "neigh_flush_dev")
+        kfree_skb(skb, DropReason.NEIGH_DEAD, Stage.NEIGH, "neigh_flush_dev")
     neigh.queue = []

@@ -8,6 +8,9 @@ Left out: paged frags (every skb here is linear), GSO.
 """
 from __future__ import annotations
 
+from harness.dropreason import DropReason
+from harness.journey import Stage
+
 NET_SKB_PAD = 64
 PACKET_HOST, PACKET_BROADCAST, PACKET_MULTICAST, PACKET_OTHERHOST, PACKET_OUTGOING = 0, 1, 2, 3, 4
 PKT_TYPE_NAMES = ("host", "broadcast", "multicast", "otherhost", "outgoing")
@@ -84,6 +87,6 @@ def skb_copy(skb: SkBuff) -> SkBuff:
     return copy
 
 
-def kfree_skb(skb: SkBuff, reason: str, stage: str, location: str) -> None:
+def kfree_skb(skb: SkBuff, reason: DropReason, stage: Stage, location: str) -> None:
     """kfree_skb_reason(): the packet dies here; the tracer records why."""
     skb.net.tracer.drop(skb, reason, stage, location)

@@ -37,7 +37,8 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable
 
-from harness.journey import Drop, Hop
+from harness.dropreason import DropReason
+from harness.journey import Drop, Hop, Stage
 from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.skbuff import kfree_skb
 from harness.mockkernel.wire import FrameSummary
@@ -69,11 +70,11 @@ def do_xdp(net, nic, frame: bytes, lead: tuple[Hop, ...]) -> tuple[bytes, Hop] |
     ctx, verdict, why = dev.xdp_prog.run_xdp(frame, dev.ifindex, "")
     out = bytes(ctx.buf[ctx.data:ctx.data_end])
     name = VERDICT_NAMES.get(verdict, f"invalid action {verdict}")
-    hop = Hop("XDP", dev.name, name, why)
+    hop = Hop(Stage.XDP, dev.name, name, why)
     if verdict == XDP_PASS:
         return out, hop
     if verdict == XDP_REDIRECT and ctx.redirect is not None and ctx.redirect.kind == "cpu":
-        return out, Hop("XDP", dev.name, name, f"cpumap cpu {ctx.redirect.target}")
+        return out, Hop(Stage.XDP, dev.name, name, f"cpumap cpu {ctx.redirect.target}")
     journey = net.tracer.start_frame(FrameSummary(bytearray(frame), 0), [*lead, hop])
     if verdict == XDP_TX:
         nic.start_xmit(out)
@@ -84,7 +85,7 @@ def do_xdp(net, nic, frame: bytes, lead: tuple[Hop, ...]) -> tuple[bytes, Hop] |
             target.start_xmit(out)
             journey.hops.append(target.tx_hop)
             return None
-        net.tracer.end(journey, Drop("NOT_SPECIFIED", "XDP", "xdp_do_redirect", str(journey.packet)))
+        net.tracer.end(journey, Drop(DropReason.NOT_SPECIFIED, Stage.XDP, "xdp_do_redirect", str(journey.packet)))
     else:
-        net.tracer.end(journey, Drop("NOT_SPECIFIED", "XDP", "veth_xdp_rcv_skb", str(journey.packet)))
+        net.tracer.end(journey, Drop(DropReason.NOT_SPECIFIED, Stage.XDP, "veth_xdp_rcv_skb", str(journey.packet)))
     return None

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import socket
 
-from harness.journey import Hop
+from harness.dropreason import DropReason
+from harness.journey import Hop, Stage
 from harness.mockkernel.core import dev as core_dev
 from harness.mockkernel.core.dev import dev_add_pack
 from harness.mockkernel.core.rtnetlink import neigh_table_init
@@ -34,7 +35,7 @@ RETRANS_TIME, DELAY_PROBE_TIME, BASE_REACHABLE_TIME, LOCKTIME = 1.0, 5.0, 30.0, 
 QUEUE_LEN_BYTES = 212992
 
 
-HH_OUTPUT_HOPS = {state: Hop("NEIGH", "neigh_hh_output", NUD_NAMES[state])
+HH_OUTPUT_HOPS = {state: Hop(Stage.NEIGH, "neigh_hh_output", NUD_NAMES[state])
                   for state in (NUD_PERMANENT, NUD_NOARP, NUD_REACHABLE)}
 
 
@@ -50,7 +51,7 @@ def neigh_output(net, neigh: Neighbour, skb: SkBuff) -> None:
         if neigh.state == NUD_STALE:
             _set_state(net, neigh, NUD_DELAY)
             net.clock.add_timer(DELAY_PROBE_TIME, lambda: _delay_expired(net, neigh))
-        net.tracer.hop(skb, "NEIGH", "neigh_resolve_output", NUD_NAMES[neigh.state])
+        net.tracer.hop(skb, Stage.NEIGH, "neigh_resolve_output", NUD_NAMES[neigh.state])
         return neigh_hh_output(skb, neigh.lladdr)
     # __neigh_event_send(): resolve, and queue the packet meanwhile
     if neigh.state in (0, NUD_FAILED):
@@ -58,10 +59,10 @@ def neigh_output(net, neigh: Neighbour, skb: SkBuff) -> None:
         neigh.probes = 0
         _solicit(net, neigh, skb)
         net.clock.add_timer(RETRANS_TIME, lambda: _retransmit(net, neigh))
-    net.tracer.hop(skb, "NEIGH", "__neigh_event_send", "QUEUED", "INCOMPLETE")
+    net.tracer.hop(skb, Stage.NEIGH, "__neigh_event_send", "QUEUED", "INCOMPLETE")
     neigh.queue.append(skb)
     while sum(q.truesize for q in neigh.queue) > QUEUE_LEN_BYTES:
-        kfree_skb(neigh.queue.pop(0), "NEIGH_QUEUEFULL", "NEIGH", "__neigh_event_send")
+        kfree_skb(neigh.queue.pop(0), DropReason.NEIGH_QUEUEFULL, Stage.NEIGH, "__neigh_event_send")
 
 
 def neigh_hh_output(skb: SkBuff, lladdr: bytes) -> None:
@@ -102,9 +103,9 @@ def _neigh_failed(net, neigh: Neighbour) -> None:
     _set_state(net, neigh, NUD_FAILED)
     queued, neigh.queue = neigh.queue, []
     for skb in queued:
-        net.tracer.hop(skb, "NEIGH", "neigh_invalidate", "FAILED")
+        net.tracer.hop(skb, Stage.NEIGH, "neigh_invalidate", "FAILED")
         icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_HOST_UNREACH)
-        kfree_skb(skb, "NEIGH_FAILED", "NEIGH", "neigh_invalidate")
+        kfree_skb(skb, DropReason.NEIGH_FAILED, Stage.NEIGH, "neigh_invalidate")
 
 
 def _solicit(net, neigh: Neighbour, skb: SkBuff | None) -> None:
@@ -140,35 +141,35 @@ def arp_rcv(skb: SkBuff) -> None:
     """arp_rcv() + arp_process()."""
     net, dev = skb.net, skb.dev
     if skb.pkt_type == PACKET_OTHERHOST:
-        net.tracer.hop(skb, "NEIGH", "arp_rcv", "CONSUMED", "otherhost")
+        net.tracer.hop(skb, Stage.NEIGH, "arp_rcv", "CONSUMED", "otherhost")
         return
     try:
         arph = wire_arp.ArpPacket(skb.buf, skb.data).check_len(skb.tail)
     except WireError:
-        return kfree_skb(skb, "NOT_SPECIFIED", "NEIGH", "arp_rcv")
+        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.NEIGH, "arp_rcv")
     hrd, pro, _, _, op, sha, sip_b, _, tip_b = arph.fields()
     if hrd not in (wire_arp.ARPHRD_ETHER, wire_arp.ARPHRD_IEEE802) or pro != ETH_P_IP or op not in (wire_arp.ARPOP_REQUEST, wire_arp.ARPOP_REPLY):
-        return kfree_skb(skb, "NOT_SPECIFIED", "NEIGH", "arp_process")
+        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.NEIGH, "arp_process")
     sip, tip = int.from_bytes(sip_b, "big"), int.from_bytes(tip_b, "big")
     if sip >> 28 == 0xE or tip >> 28 == 0xE or (tip >> 24 == 127):
-        return kfree_skb(skb, "NOT_SPECIFIED", "NEIGH", "arp_process")
+        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.NEIGH, "arp_process")
     from harness.mockkernel.ipv4.route import local_addresses
     local = local_addresses(net)
     if op == wire_arp.ARPOP_REQUEST and tip in local:
         if sip == 0:  # duplicate address detection probe: answer, learn nothing
             arp_send(net, dev, wire_arp.ARPOP_REPLY, sha, sip_b, sha, tip_b, "arp_process DAD reply")
-            net.tracer.hop(skb, "NEIGH", "arp_process", "REPLIED")
+            net.tracer.hop(skb, Stage.NEIGH, "arp_process", "REPLIED")
             return
         neigh_event_ns(net, dev, sip, sha)
         arp_send(net, dev, wire_arp.ARPOP_REPLY, sha, sip_b, sha, tip_b, "arp_process reply")
-        net.tracer.hop(skb, "NEIGH", "arp_process", "REPLIED")
+        net.tracer.hop(skb, Stage.NEIGH, "arp_process", "REPLIED")
         return
     neigh = net.neighbours.get((dev.ifindex, sip))
     if neigh is not None:
         state = NUD_REACHABLE if op == wire_arp.ARPOP_REPLY and skb.pkt_type == PACKET_HOST else NUD_STALE
         override = net.clock.now > neigh.updated + LOCKTIME or neigh.state & (NUD_INCOMPLETE | NUD_FAILED)
         neigh_update(net, neigh, sha, state, bool(override))
-    net.tracer.hop(skb, "NEIGH", "arp_process", "CONSUMED", "updated" if neigh else "no entry")
+    net.tracer.hop(skb, Stage.NEIGH, "arp_process", "CONSUMED", "updated" if neigh else "no entry")
 
 
 def arp_init(net) -> None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.dropreason import DropReason
+from harness.journey import Stage
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.ipv4 import ip_output, route
 from harness.mockkernel.wire import WireError
@@ -123,7 +125,7 @@ def icmp_send(skb_in: SkBuff, icmp_type: int, code: int, info: int = 0) -> None:
     if isinstance(out, int):
         return
     if _rate_limited(net, icmp_type, code, iph.saddr, out.dev):
-        net.tracer.hop(skb_in, "L4", "icmp_send", "RATELIMITED", f"type {icmp_type} code {code}")
+        net.tracer.hop(skb_in, Stage.L4, "icmp_send", "RATELIMITED", f"type {icmp_type} code {code}")
         return
     room = min(out.dst_mtu(), 576) - IPV4_MIN_HLEN - ICMP_HLEN
     quoted = bytes(skb_in.buf[skb_in.network_header:skb_in.tail][:room])
@@ -153,26 +155,26 @@ def icmp_rcv(skb: SkBuff) -> None:
     try:
         icmph.check_len(skb.tail)
     except WireError:
-        return kfree_skb(skb, "NOT_SPECIFIED", "L4", "icmp_rcv")
+        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.L4, "icmp_rcv")
     if not icmph.checksum_ok(skb.tail):
-        return kfree_skb(skb, "ICMP_CSUM", "L4", "icmp_rcv")
+        return kfree_skb(skb, DropReason.ICMP_CSUM, Stage.L4, "icmp_rcv")
     icmp_type = icmph.type
-    net.tracer.hop(skb, "L4", "icmp_rcv", "", f"type {icmp_type} code {icmph.code}")
+    net.tracer.hop(skb, Stage.L4, "icmp_rcv", "", f"type {icmp_type} code {icmph.code}")
     if icmp_type > NR_ICMP_TYPES:
-        return kfree_skb(skb, "UNHANDLED_PROTO", "L4", "icmp_rcv")
+        return kfree_skb(skb, DropReason.UNHANDLED_PROTO, Stage.L4, "icmp_rcv")
     rt = skb.dst
     if rt.is_broadcast or rt.is_multicast:
         if icmp_type in (ICMP_ECHO, ICMP_TIMESTAMP) and net.sysctl.int("net.ipv4.icmp_echo_ignore_broadcasts"):
-            return kfree_skb(skb, "INVALID_PROTO", "L4", "icmp_rcv")
+            return kfree_skb(skb, DropReason.INVALID_PROTO, Stage.L4, "icmp_rcv")
         if icmp_type not in (ICMP_ECHO, ICMP_TIMESTAMP, ICMP_ADDRESS, ICMP_ADDRESSREPLY):
-            return kfree_skb(skb, "INVALID_PROTO", "L4", "icmp_rcv")
+            return kfree_skb(skb, DropReason.INVALID_PROTO, Stage.L4, "icmp_rcv")
     if icmp_type == ICMP_ECHO:
         icmp_echo(skb)
     elif icmp_type == ICMP_ECHOREPLY:
         from harness.mockkernel.ipv4 import ping
         ping.ping_rcv(skb)
     else:
-        net.tracer.hop(skb, "L4", "icmp_rcv", "CONSUMED")
+        net.tracer.hop(skb, Stage.L4, "icmp_rcv", "CONSUMED")
 
 
 def icmp_echo(skb: SkBuff) -> None:
@@ -193,5 +195,5 @@ def icmp_echo(skb: SkBuff) -> None:
         return
     if _rate_limited(net, ICMP_ECHOREPLY, 0, iph.saddr, out.dev):
         return
-    net.tracer.hop(skb, "L4", "icmp_echo", "REPLY")
+    net.tracer.hop(skb, Stage.L4, "icmp_echo", "REPLY")
     _icmp_push(net, skb, out, bytes(body), iph.tos, "icmp_reply echo")

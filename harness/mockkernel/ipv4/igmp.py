@@ -15,6 +15,8 @@ state, mc_hash.
 """
 from __future__ import annotations
 
+from harness.dropreason import DropReason
+from harness.journey import Stage
 from harness.mockkernel.core.skbuff import PACKET_BROADCAST, PACKET_MULTICAST, SkBuff, kfree_skb
 from harness.mockkernel.wire import WireError, igmp
 from harness.mockkernel.wire.igmp import (IGMP_HLEN, IGMP_HOST_MEMBERSHIP_QUERY, IGMP_HOST_MEMBERSHIP_REPORT,
@@ -36,11 +38,11 @@ def igmp_rcv(skb: SkBuff) -> None:
     try:
         igmp.check_len(buf, data, end)
     except WireError:
-        return kfree_skb(skb, "NOT_SPECIFIED", "L4", "igmp_rcv")
+        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.L4, "igmp_rcv")
     if not igmp.checksum_ok(buf, data, end):
-        return kfree_skb(skb, "NOT_SPECIFIED", "L4", "igmp_rcv")
+        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.L4, "igmp_rcv")
     igmp_type, length = igmp.igmp_type(buf, data), end - data
-    net.tracer.hop(skb, "L4", "igmp_rcv", "", f"type {igmp_type:#04x}")
+    net.tracer.hop(skb, Stage.L4, "igmp_rcv", "", f"type {igmp_type:#04x}")
     if igmp_type == IGMP_HOST_MEMBERSHIP_QUERY:
         heard = length == IGMP_HLEN or length >= IGMPV3_QUERY_LEN
     elif igmp_type in (IGMP_HOST_MEMBERSHIP_REPORT, IGMPV2_HOST_MEMBERSHIP_REPORT):
@@ -48,5 +50,5 @@ def igmp_rcv(skb: SkBuff) -> None:
     else:
         heard = False
     if not heard:
-        return kfree_skb(skb, "NOT_SPECIFIED", "L4", "igmp_rcv")
-    net.tracer.hop(skb, "L4", "igmp_rcv", "CONSUMED")
+        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.L4, "igmp_rcv")
+    net.tracer.hop(skb, Stage.L4, "igmp_rcv", "CONSUMED")

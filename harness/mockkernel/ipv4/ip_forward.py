@@ -15,7 +15,8 @@ the DUT), IPsec, multicast routing.
 """
 from __future__ import annotations
 
-from harness.journey import Hop
+from harness.dropreason import DropReason
+from harness.journey import Hop, Stage
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, kfree_skb
 from harness.mockkernel.ipv4 import icmp, ip_output
 from harness.mockkernel.netfilter.core import NF_INET_FORWARD, nf_hook
@@ -24,7 +25,7 @@ from harness.mockkernel.wire.icmp import (ICMP_DEST_UNREACH, ICMP_EXC_TTL, ICMP_
 from harness.mockkernel.wire.ipv4 import FORWARD_FIELDS, IP_DF, IPTOS_TOS_MASK, ip_decrease_ttl
 
 
-HOP_FORWARD_OK = Hop("IP_FORWARD", "ip_forward", "OK")
+HOP_FORWARD_OK = Hop(Stage.IP_FORWARD, "ip_forward", "OK")
 # net/ipv4/route.c ip_tos2prio: TC_PRIO_BESTEFFORT 0, BULK 2, INTERACTIVE_BULK 4, INTERACTIVE 6
 IP_TOS2PRIO = (0, 0, 0, 0, 2, 2, 2, 2, 6, 6, 6, 6, 4, 4, 4, 4)
 
@@ -32,18 +33,18 @@ IP_TOS2PRIO = (0, 0, 0, 0, 2, 2, 2, 2, 6, 6, 6, 6, 4, 4, 4, 4)
 def ip_forward(skb: SkBuff) -> None:
     net, rt = skb.net, skb.dst
     if skb.pkt_type != PACKET_HOST:
-        return kfree_skb(skb, "NOT_SPECIFIED", "IP_FORWARD", "ip_forward")
+        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_FORWARD, "ip_forward")
     buf, nh = skb.buf, skb.network_header
     tos, frag_off, ttl = FORWARD_FIELDS.unpack_from(buf, nh)
     if ttl <= 1:
-        net.tracer.hop(skb, "IP_FORWARD", "ip_forward", "TTL_EXCEEDED", f"ttl={ttl}")
+        net.tracer.hop(skb, Stage.IP_FORWARD, "ip_forward", "TTL_EXCEEDED", f"ttl={ttl}")
         icmp.icmp_send(skb, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL)
-        return kfree_skb(skb, "IP_INHDR", "IP_FORWARD", "ip_forward")
+        return kfree_skb(skb, DropReason.IP_INHDR, Stage.IP_FORWARD, "ip_forward")
     mtu = rt.mtu or rt.dev.mtu
     if skb.tail - skb.data > mtu and frag_off & IP_DF and not skb.ignore_df:
-        net.tracer.hop(skb, "IP_FORWARD", "ip_forward", "FRAG_NEEDED", f"len={skb.len} mtu={mtu}")
+        net.tracer.hop(skb, Stage.IP_FORWARD, "ip_forward", "FRAG_NEEDED", f"len={skb.len} mtu={mtu}")
         icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, info=mtu)
-        return kfree_skb(skb, "PKT_TOO_BIG", "IP_FORWARD", "ip_forward")
+        return kfree_skb(skb, DropReason.PKT_TOO_BIG, Stage.IP_FORWARD, "ip_forward")
     ip_decrease_ttl(buf, nh)
     if net.sysctl.values["net.ipv4.ip_forward_update_priority"] != "0":
         skb.priority = IP_TOS2PRIO[(tos & IPTOS_TOS_MASK) >> 1]  # rt_tos2priority()

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.dropreason import DropReason
+from harness.journey import Stage
 from harness.mockkernel.core.skbuff import SkBuff, kfree_skb
 from harness.mockkernel.wire.icmp import ICMP_EXC_FRAGTIME, ICMP_TIME_EXCEEDED
 from harness.mockkernel.wire.ipv4 import IP_DF, IP_MF, IP_OFFSET, Ipv4Packet
@@ -45,12 +47,12 @@ def ip_defrag(skb: SkBuff) -> SkBuff | None:
     queue.all_df = queue.all_df and bool(iph.frag_off & IP_DF)
     for other_offset, (other_end, _) in queue.fragments.items():
         if (other_offset, other_end) == (offset, end):
-            return kfree_skb(skb, "DUP_FRAG", "IP_DEFRAG", "ip_frag_queue")
+            return kfree_skb(skb, DropReason.DUP_FRAG, Stage.IP_DEFRAG, "ip_frag_queue")
         if offset < other_end and other_offset < end:
             _kill(net, queue)
-            return kfree_skb(skb, "NOT_SPECIFIED", "IP_DEFRAG", "ip_frag_queue")
+            return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_DEFRAG, "ip_frag_queue")
     queue.fragments[offset] = (end, skb)
-    net.tracer.hop(skb, "IP_DEFRAG", "ip_frag_queue", "QUEUED", f"off={offset} end={end}")
+    net.tracer.hop(skb, Stage.IP_DEFRAG, "ip_frag_queue", "QUEUED", f"off={offset} end={end}")
     if queue.total_len is None or not _complete(queue):
         return None
     return ip_frag_reasm(net, queue, skb)
@@ -83,7 +85,7 @@ def ip_frag_reasm(net, queue: IpQueue, last: SkBuff) -> SkBuff:
     iph.tot_len = len(data)
     iph.frag_off = IP_DF if queue.all_df else 0
     iph.fill_checksum()
-    net.tracer.hop(last, "IP_DEFRAG", "ip_frag_reasm", "REASSEMBLED",
+    net.tracer.hop(last, Stage.IP_DEFRAG, "ip_frag_reasm", "REASSEMBLED",
                    f"{len(queue.fragments)} fragments, len={len(data)}")
     return last
 
@@ -92,7 +94,7 @@ def _kill(net, queue: IpQueue) -> None:
     queue.dead = True
     net.ipfrags.pop(queue.key, None)
     for _, frag in queue.fragments.values():
-        kfree_skb(frag, "NOT_SPECIFIED", "IP_DEFRAG", "inet_frag_rbtree_purge")
+        kfree_skb(frag, DropReason.NOT_SPECIFIED, Stage.IP_DEFRAG, "inet_frag_rbtree_purge")
 
 
 def ip_expire(net, queue: IpQueue) -> None:
@@ -106,6 +108,6 @@ def ip_expire(net, queue: IpQueue) -> None:
     if head is not None:
         if head.dst is not None and head.dst.kind == "local":
             icmp.icmp_send(head, ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME)
-        kfree_skb(head, "FRAG_REASM_TIMEOUT", "IP_DEFRAG", "ip_expire")
+        kfree_skb(head, DropReason.FRAG_REASM_TIMEOUT, Stage.IP_DEFRAG, "ip_expire")
     for _, frag in queue.fragments.values():
-        kfree_skb(frag, "FRAG_REASM_TIMEOUT", "IP_DEFRAG", "inet_frag_rbtree_purge")
+        kfree_skb(frag, DropReason.FRAG_REASM_TIMEOUT, Stage.IP_DEFRAG, "inet_frag_rbtree_purge")

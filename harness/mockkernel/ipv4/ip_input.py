@@ -9,7 +9,8 @@ sockets, IPsec.
 """
 from __future__ import annotations
 
-from harness.journey import Hop
+from harness.dropreason import DropReason
+from harness.journey import Hop, Stage
 from harness.mockkernel.core.skbuff import PACKET_OTHERHOST, SkBuff, kfree_skb
 from harness.mockkernel.ipv4 import icmp, igmp, ip_forward, ip_fragment, route, tcp_ipv4, udp
 from harness.mockkernel.netfilter.core import NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING, nf_hook
@@ -18,35 +19,35 @@ from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_PROT_UNREACH
 from harness.mockkernel.wire.ipv4 import (IP_MF, IP_OFFSET, IPPROTO_ICMP, IPPROTO_IGMP, IPPROTO_TCP,
                                           IPPROTO_UDP, Ipv4Packet)
 
-HOP_IP_RCV_OK = Hop("IP_RCV", "ip_rcv_core", "OK")
+HOP_IP_RCV_OK = Hop(Stage.IP_RCV, "ip_rcv_core", "OK")
 
 
 def ip_rcv(skb: SkBuff) -> None:
     """ip_rcv_core() checks, in order, then ip_rcv_finish()."""
     if skb.pkt_type == PACKET_OTHERHOST:
-        return kfree_skb(skb, "OTHERHOST", "IP_RCV", "ip_rcv_core")
+        return kfree_skb(skb, DropReason.OTHERHOST, Stage.IP_RCV, "ip_rcv_core")
     buf, off = skb.buf, skb.data
     try:
         hlen, tot_len = ipv4.check_len(buf, off, skb.tail)
     except WireError as err:
-        return kfree_skb(skb, _ip_rcv_core_reason(buf, off, err), "IP_RCV", "ip_rcv_core")
+        return kfree_skb(skb, _ip_rcv_core_reason(buf, off, err), Stage.IP_RCV, "ip_rcv_core")
     if not ipv4.checksum_ok(buf, off, hlen):
-        return kfree_skb(skb, "IP_CSUM", "IP_RCV", "ip_rcv_core")
+        return kfree_skb(skb, DropReason.IP_CSUM, Stage.IP_RCV, "ip_rcv_core")
     skb.tail = off + tot_len  # pskb_trim_rcsum(): Ethernet padding goes
     skb.transport_header = off + hlen
     skb.net.tracer.add(skb, HOP_IP_RCV_OK)
     nf_hook(skb, NF_INET_PRE_ROUTING, skb.dev, None, ip_rcv_finish)
 
 
-def _ip_rcv_core_reason(buf: bytearray, off: int, err: WireError) -> str:
+def _ip_rcv_core_reason(buf: bytearray, off: int, err: WireError) -> DropReason:
     """The drop reason of a header check_len() refused: the header itself is
     IP_INHDR; tot_len is checked after the checksum (IP_CSUM first), then
     longer than the packet is PKT_TOO_SMALL, shorter than the header IP_INHDR."""
     if err.field != "tot_len":
-        return "IP_INHDR"
+        return DropReason.IP_INHDR
     if not ipv4.checksum_ok(buf, off, ipv4.HEADER_LEN[buf[off]]):
-        return "IP_CSUM"
-    return "PKT_TOO_SMALL" if isinstance(err, Truncated) else "IP_INHDR"
+        return DropReason.IP_CSUM
+    return DropReason.PKT_TOO_SMALL if isinstance(err, Truncated) else DropReason.IP_INHDR
 
 
 def ip_rcv_finish(skb: SkBuff) -> None:
@@ -60,15 +61,15 @@ def ip_rcv_finish(skb: SkBuff) -> None:
     rt = skb.dst
     if rt is None:
         rt = route.ip_route_input(net, daddr, saddr, tos, dev, skb.mark, protocol)
-        if rt.__class__ is str:
+        if rt.__class__ is DropReason:
             where = "ip_route_input_rcu" if daddr >> 28 == 0xE else "ip_route_input_slow"
-            net.tracer.hop(skb, "ROUTING", where, "DROP", rt)
-            return kfree_skb(skb, rt, "ROUTING", "ip_rcv_finish_core")
+            net.tracer.hop(skb, Stage.ROUTING, where, "DROP", rt)
+            return kfree_skb(skb, rt, Stage.ROUTING, "ip_rcv_finish_core")
         skb.dst = rt
         net.tracer.add(skb, rt.hop)
     hlen = ipv4.HEADER_LEN[ver_ihl]
     if hlen > ipv4.IPV4_MIN_HLEN and ipv4.has_source_route(skb.buf, nh, hlen) and not _accept_source_route(net, dev):
-        return kfree_skb(skb, "NOT_SPECIFIED", "IP_RCV", "ip_rcv_options")
+        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_RCV, "ip_rcv_options")
     if rt.kind == "local" or rt.type == "local":
         ip_local_deliver(skb)
     elif rt.kind == "forward":
@@ -87,22 +88,22 @@ def ip_error(skb: SkBuff) -> None:
     device there is no ICMP; with it, net/host unreachable, rate limited per
     source by ip_rt_error_cost/burst (sharing the inet_peer tokens with ICMP)."""
     net, rt = skb.net, skb.dst
-    reason = "NOT_SPECIFIED"
+    reason = DropReason.NOT_SPECIFIED
     if not net.sysctl.conf(skb.dev.name, "forwarding"):
         if rt.error == route.EHOSTUNREACH:
-            reason = "IP_INADDRERRORS"
+            reason = DropReason.IP_INADDRERRORS
         elif rt.error == route.ENETUNREACH:
-            reason = "IP_INNOROUTES"
-        return kfree_skb(skb, reason, "ROUTING", "ip_error")
+            reason = DropReason.IP_INNOROUTES
+        return kfree_skb(skb, reason, Stage.ROUTING, "ip_error")
     codes = {route.EHOSTUNREACH: 1, route.ENETUNREACH: 0, route.EACCES: 13}
     if rt.error not in codes:
-        return kfree_skb(skb, reason, "ROUTING", "ip_error")
+        return kfree_skb(skb, reason, Stage.ROUTING, "ip_error")
     if rt.error == route.ENETUNREACH:
-        reason = "IP_INNOROUTES"
+        reason = DropReason.IP_INNOROUTES
     saddr = Ipv4Packet(skb.buf, skb.network_header).saddr
     if icmp.peer_allow(net, saddr, cost=1.0, burst=5.0):
         icmp.icmp_send(skb, ICMP_DEST_UNREACH, codes[rt.error])
-    kfree_skb(skb, reason, "ROUTING", "ip_error")
+    kfree_skb(skb, reason, Stage.ROUTING, "ip_error")
 
 
 def ip_local_deliver(skb: SkBuff) -> None:
@@ -130,6 +131,6 @@ def ip_local_deliver_finish(skb: SkBuff) -> None:
     elif protocol == IPPROTO_IGMP:
         igmp.igmp_rcv(skb)
     else:
-        skb.net.tracer.hop(skb, "L4", "ip_protocol_deliver_rcu", "NOPROTO", f"protocol {protocol}")
+        skb.net.tracer.hop(skb, Stage.L4, "ip_protocol_deliver_rcu", "NOPROTO", f"protocol {protocol}")
         icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PROT_UNREACH)
-        kfree_skb(skb, "IP_NOPROTO", "L4", "ip_local_deliver_finish")
+        kfree_skb(skb, DropReason.IP_NOPROTO, Stage.L4, "ip_local_deliver_finish")

@@ -12,6 +12,8 @@ fragments come out the same on the wire).
 """
 from __future__ import annotations
 
+from harness.dropreason import DropReason
+from harness.journey import Stage
 from harness.mockkernel.core import dev as core_dev
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.ipv4.arp import neigh_hh_output, neigh_output
@@ -76,9 +78,9 @@ def ip_fragment(skb: SkBuff, mtu: int) -> None:
     iph = Ipv4Packet(skb.buf, skb.network_header)
     if iph.frag_off & IP_DF and not skb.ignore_df:
         from harness.mockkernel.ipv4 import icmp
-        net.tracer.hop(skb, "IP_OUTPUT", "ip_fragment", "FRAG_NEEDED", f"mtu={mtu}")
+        net.tracer.hop(skb, Stage.IP_OUTPUT, "ip_fragment", "FRAG_NEEDED", f"mtu={mtu}")
         icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, info=mtu)
-        return kfree_skb(skb, "NOT_SPECIFIED", "IP_OUTPUT", "ip_fragment")
+        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_OUTPUT, "ip_fragment")
     for fragment in ip_do_fragment(skb, mtu):
         ip_finish_output2(fragment)
 
@@ -113,9 +115,9 @@ def ip_do_fragment(skb: SkBuff, mtu: int) -> list[SkBuff]:
         fiph.fill_checksum()
         net.tracer.start(new, f"fragment off={offset} len={length} of {skb.journey.packet if skb.journey else ''}",
                          parent=skb)
-        net.tracer.hop(new, "IP_OUTPUT", "ip_do_fragment", "FRAGMENT", f"off={offset} len={length}")
+        net.tracer.hop(new, Stage.IP_OUTPUT, "ip_do_fragment", "FRAGMENT", f"off={offset} len={length}")
         fragments.append(new)
         ptr += length
         offset += length
-    net.tracer.hop(skb, "IP_OUTPUT", "ip_do_fragment", "FRAGMENTED", f"{len(fragments)} fragments, mtu={mtu}")
+    net.tracer.hop(skb, Stage.IP_OUTPUT, "ip_do_fragment", "FRAGMENTED", f"{len(fragments)} fragments, mtu={mtu}")
     return fragments

@@ -7,6 +7,8 @@ ping_rcv() delivers echo replies carrying that id, else the reply is dropped
 """
 from __future__ import annotations
 
+from harness.dropreason import DropReason
+from harness.journey import Stage
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.ipv4.udp import UdpSock, udp_queue_rcv_skb
 from harness.mockkernel.wire import icmp
@@ -19,7 +21,7 @@ def ping_rcv(skb: SkBuff) -> None:
     ident = icmp.echo_id(skb.buf, skb.data)
     sk = net.ping_sockets.get(ident)
     if sk is None:
-        return kfree_skb(skb, "NO_SOCKET", "L4", "ping_rcv")
+        return kfree_skb(skb, DropReason.NO_SOCKET, Stage.L4, "ping_rcv")
     udp_queue_rcv_skb(sk, skb)
 
 

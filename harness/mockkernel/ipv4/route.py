@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from harness.journey import Hop
+from harness.dropreason import DropReason
+from harness.journey import Hop, Stage
 from harness.mockkernel.ipv4 import igmp
 from harness.mockkernel.net import (RT_SCOPE_LINK, RT_SCOPE_UNIVERSE,
                                     FibRoute, Net, NetDevice, prefix_mask)
@@ -84,7 +85,7 @@ class Rtable:
         detail = f"errno {self.error}" if self.kind == "error" else (
             self.type if self.kind == "local" else self.dev.name if self.dev else "")
         where = "ip_route_input_mc" if self.is_multicast else "ip_route_input_slow"
-        return Hop("ROUTING", where, verdict, detail)
+        return Hop(Stage.ROUTING, where, verdict, detail)
 
     def nexthop(self, daddr: int) -> int:
         return self.gateway if self.gateway is not None else daddr
@@ -209,7 +210,7 @@ def _route_dev(net: Net, route: FibRoute) -> NetDevice | None:
 
 
 def fib_validate_source(net: Net, saddr: int, daddr: int, dev: NetDevice, oif: int,
-                        mark: int, tos: int) -> str | None:
+                        mark: int, tos: int) -> DropReason | None:
     """fib_validate_source_reason(): None when the source is acceptable, else
     the drop reason (IP_RPFILTER, IP_LOCAL_SOURCE, IP_INVALID_SOURCE)."""
     sysctl = net.sysctl
@@ -219,23 +220,23 @@ def fib_validate_source(net: Net, saddr: int, daddr: int, dev: NetDevice, oif: i
     if not rpf and not custom_rules:
         if accept_local:
             return None
-        return "IP_LOCAL_SOURCE" if saddr in local_addresses(net) else None
+        return DropReason.IP_LOCAL_SOURCE if saddr in local_addresses(net) else None
     # __fib_validate_source(): the reverse lookup, from `saddr`'s point of view
     res = fib_lookup(net, saddr, daddr, iif=oif or LOOPBACK_IFINDEX, mark=0, tos=tos)
     if isinstance(res, int):
-        return "IP_RPFILTER" if rpf else None
+        return DropReason.IP_RPFILTER if rpf else None
     if res.type != "unicast":
         if res.type != "local":
-            return "IP_INVALID_SOURCE"
+            return DropReason.IP_INVALID_SOURCE
         if not accept_local:
-            return "IP_LOCAL_SOURCE"
+            return DropReason.IP_LOCAL_SOURCE
     uses_dev = res.route.oif == dev.ifindex or (res.type == "local" and dev.is_loopback)
     if uses_dev:
         return None
     if not dev.addrs:
-        return "IP_RPFILTER" if rpf else None
+        return DropReason.IP_RPFILTER if rpf else None
     if rpf == 1:
-        return "IP_RPFILTER"
+        return DropReason.IP_RPFILTER
     return None
 
 
@@ -243,7 +244,7 @@ RT_CACHE_MAX = 65536
 
 
 def ip_route_input(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice,
-                   mark: int = 0, protocol: int = 0) -> Rtable | str:
+                   mark: int = 0, protocol: int = 0) -> Rtable | DropReason:
     """ip_route_input_noref() -> ip_route_input_rcu(): the route for a received
     packet, or a drop reason.
 
@@ -257,7 +258,7 @@ def ip_route_input(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice,
     rt_genid on every FIB, address or sysctl change."""
     if daddr >> 28 == 0xE:
         if not igmp.ip_check_mc_rcu(dev, daddr, saddr, protocol):
-            return "NOT_SPECIFIED"
+            return DropReason.NOT_SPECIFIED
         return ip_route_input_mc(net, daddr, saddr, tos, dev, mark, protocol)
     key = (daddr, saddr, tos, dev.ifindex, mark)
     cache = net.rt_cache
@@ -270,24 +271,24 @@ def ip_route_input(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice,
 
 
 def ip_route_input_slow(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice,
-                        mark: int = 0) -> Rtable | str:
+                        mark: int = 0) -> Rtable | DropReason:
     """The route for a received packet, or a drop reason."""
     sysctl = net.sysctl
     forwarding = sysctl.conf(dev.name, "forwarding")
     route_localnet = _route_localnet(net, dev)
     if is_multicast(saddr) or is_lbcast(saddr):
-        return "IP_INVALID_SOURCE"
+        return DropReason.IP_INVALID_SOURCE
     if is_lbcast(daddr) or (saddr == 0 and daddr == 0):
         return _broadcast_input(net, saddr, daddr, dev, tos, mark)
     if is_zeronet(saddr):
-        return "IP_INVALID_SOURCE"
+        return DropReason.IP_INVALID_SOURCE
     if is_zeronet(daddr):
-        return "IP_INVALID_DEST"
+        return DropReason.IP_INVALID_DEST
     if is_loopback(daddr):
         if not route_localnet:
-            return "IP_LOCALNET"
+            return DropReason.IP_LOCALNET
     elif is_loopback(saddr) and not route_localnet:
-        return "IP_LOCALNET"
+        return DropReason.IP_LOCALNET
     res = fib_lookup(net, daddr, saddr, iif=dev.ifindex, mark=mark, tos=tos)
     if isinstance(res, int):
         error = res if forwarding else EHOSTUNREACH
@@ -302,7 +303,7 @@ def ip_route_input_slow(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevi
     if not forwarding:
         return Rtable("error", "unreachable", dev=dev, error=EHOSTUNREACH)
     if res.type != "unicast":
-        return "IP_INVALID_DEST"
+        return DropReason.IP_INVALID_DEST
     out = _route_dev(net, res.route)
     reason = fib_validate_source(net, saddr, daddr, dev, out.ifindex if out else 0, mark, tos)
     if reason:
@@ -317,7 +318,7 @@ def _route_localnet(net: Net, dev: NetDevice) -> int:
 
 
 def ip_route_input_mc(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice, mark: int,
-                      protocol: int) -> Rtable | str:
+                      protocol: int) -> Rtable | DropReason:
     """ip_route_input_mc() for a group the device joined (`our`): the source
     checks, then a route whose input is ip_local_deliver (RTCF_MULTICAST |
     RTCF_LOCAL). Left out: ip_mr_input (no multicast forwarding, see
@@ -329,7 +330,7 @@ def ip_route_input_mc(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice
 
 
 def ip_mc_validate_source(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice, mark: int,
-                          protocol: int) -> str | None:
+                          protocol: int) -> DropReason | None:
     """ip_mc_validate_source(): None when the source may send to group `daddr`,
     else the drop reason. A multicast or limited broadcast source is
     IP_INVALID_SOURCE; a loopback one IP_LOCALNET unless route_localnet; 0.0.0.0
@@ -339,18 +340,18 @@ def ip_mc_validate_source(net: Net, daddr: int, saddr: int, tos: int, dev: NetDe
     skb->protocol != ETH_P_IP check (INVALID_PROTO) cannot fail here: only
     ip_rcv calls in."""
     if is_multicast(saddr) or is_lbcast(saddr):
-        return "IP_INVALID_SOURCE"
+        return DropReason.IP_INVALID_SOURCE
     if is_loopback(saddr) and not _route_localnet(net, dev):
-        return "IP_LOCALNET"
+        return DropReason.IP_LOCALNET
     if is_zeronet(saddr):
         if not is_local_multicast(daddr) and protocol != IPPROTO_IGMP:
-            return "IP_INVALID_SOURCE"
+            return DropReason.IP_INVALID_SOURCE
         return None
     return fib_validate_source(net, saddr, 0, dev, 0, mark, tos)
 
 
 def _broadcast_input(net: Net, saddr: int, daddr: int, dev: NetDevice, tos: int,
-                     mark: int) -> Rtable | str:
+                     mark: int) -> Rtable | DropReason:
     if saddr and not is_zeronet(saddr):
         reason = fib_validate_source(net, saddr, 0, dev, 0, mark, tos)
         if reason:

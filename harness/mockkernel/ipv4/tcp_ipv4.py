@@ -12,6 +12,8 @@ or broadcast one) and dropped with NO_SOCKET. The RST comes from the per-netns c
 """
 from __future__ import annotations
 
+from harness.dropreason import DropReason
+from harness.journey import Stage
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.wire import Malformed, WireError, tcp
 from harness.mockkernel.wire.ipv4 import IP_DF, IPPROTO_TCP, Ipv4Packet, build_header
@@ -22,19 +24,20 @@ def tcp_v4_rcv(skb: SkBuff) -> None:
     """A header cut short is NOT_SPECIFIED, a data offset under 5 PKT_TOO_SMALL."""
     buf, th, end = skb.buf, skb.data, skb.tail
     if skb.pkt_type != PACKET_HOST:
-        return kfree_skb(skb, "NOT_SPECIFIED", "L4", "tcp_v4_rcv")
+        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.L4, "tcp_v4_rcv")
     try:
         tcp.check_len(buf, th, end)
     except WireError as err:
-        return kfree_skb(skb, "PKT_TOO_SMALL" if isinstance(err, Malformed) else "NOT_SPECIFIED", "L4", "tcp_v4_rcv")
+        return kfree_skb(skb, DropReason.PKT_TOO_SMALL if isinstance(err, Malformed) else DropReason.NOT_SPECIFIED,
+                         Stage.L4, "tcp_v4_rcv")
     nh = skb.network_header
     if not tcp.checksum_ok(buf, nh, th, end):
-        return kfree_skb(skb, "TCP_CSUM", "L4", "tcp_v4_rcv")
+        return kfree_skb(skb, DropReason.TCP_CSUM, Stage.L4, "tcp_v4_rcv")
     segment = tcp.TcpSegment(buf, th)
-    skb.net.tracer.hop(skb, "L4", "tcp_v4_rcv", "", f"dport {segment.dport} no socket")
+    skb.net.tracer.hop(skb, Stage.L4, "tcp_v4_rcv", "", f"dport {segment.dport} no socket")
     if not segment.flags & TCPHDR_RST and skb.dst.type == "local":
         send_reset(skb, tos=Ipv4Packet(buf, nh).tos & ~0x03, why="tcp_v4_send_reset")
-    kfree_skb(skb, "NO_SOCKET", "L4", "tcp_v4_rcv")
+    kfree_skb(skb, DropReason.NO_SOCKET, Stage.L4, "tcp_v4_rcv")
 
 
 def reset_segment(skb: SkBuff) -> tuple[int, int, int]:

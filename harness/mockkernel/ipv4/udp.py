@@ -23,7 +23,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from harness.journey import Hop
+from harness.dropreason import DropReason
+from harness.journey import Hop, Stage
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb, skb_clone
 from harness.mockkernel.wire import WireError, ipv4
 from harness.mockkernel.wire import udp as wire_udp
@@ -46,7 +47,7 @@ class UdpSock:
 
     @cached_property
     def rcv_hop(self) -> Hop:
-        return Hop("L4", "__udp4_lib_rcv", "", f"dport {self.port}")
+        return Hop(Stage.L4, "__udp4_lib_rcv", "", f"dport {self.port}")
 
 
 def sock_set_rcvbuf(net, requested: int) -> int:
@@ -67,7 +68,8 @@ def udp_rcv(skb: SkBuff) -> None:
     try:
         dport, ulen = wire_udp.check_len(buf, uh, skb.tail)
     except WireError as err:
-        return kfree_skb(skb, "NOT_SPECIFIED" if err.field is None else "PKT_TOO_SMALL", "L4", "__udp4_lib_rcv")
+        return kfree_skb(skb, DropReason.NOT_SPECIFIED if err.field is None else DropReason.PKT_TOO_SMALL, Stage.L4,
+                         "__udp4_lib_rcv")
     skb.tail = uh + ulen
     rt = skb.dst
     if rt.is_broadcast or rt.is_multicast:
@@ -77,12 +79,12 @@ def udp_rcv(skb: SkBuff) -> None:
     if sk is not None:
         net.tracer.add(skb, sk.rcv_hop)
         return udp_queue_rcv_skb(sk, skb)
-    net.tracer.hop(skb, "L4", "__udp4_lib_rcv", "", f"dport {dport} no socket")
+    net.tracer.hop(skb, Stage.L4, "__udp4_lib_rcv", "", f"dport {dport} no socket")
     if not wire_udp.checksum_ok(buf, nh, uh, ulen):
-        return kfree_skb(skb, "UDP_CSUM", "L4", "__udp4_lib_rcv")
+        return kfree_skb(skb, DropReason.UDP_CSUM, Stage.L4, "__udp4_lib_rcv")
     from harness.mockkernel.ipv4 import icmp
     icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH)
-    kfree_skb(skb, "NO_SOCKET", "L4", "__udp4_lib_rcv")
+    kfree_skb(skb, DropReason.NO_SOCKET, Stage.L4, "__udp4_lib_rcv")
 
 
 def __udp4_lib_mcast_deliver(skb: SkBuff, dport: int) -> None:
@@ -92,11 +94,11 @@ def __udp4_lib_mcast_deliver(skb: SkBuff, dport: int) -> None:
     the lab reports as the location."""
     net = skb.net
     daddr = ipv4.DADDR_FIELD.unpack_from(skb.buf, skb.network_header)[0]
-    net.tracer.hop(skb, "L4", "__udp4_lib_mcast_deliver", "", f"dport {dport}")
+    net.tracer.hop(skb, Stage.L4, "__udp4_lib_mcast_deliver", "", f"dport {dport}")
     bound = ((daddr, dport), (0, dport)) if daddr else ((0, dport),)
     socks = [sk for sk in map(net.udp_sockets.get, bound) if sk is not None]
     if not socks:
-        return kfree_skb(skb, "NOT_SPECIFIED", "L4", "__udp4_lib_rcv")
+        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.L4, "__udp4_lib_rcv")
     for sk in socks[:-1]:
         udp_queue_rcv_skb(sk, skb_clone(skb))
     udp_queue_rcv_skb(socks[-1], skb)
@@ -106,10 +108,10 @@ def udp_queue_rcv_skb(sk: UdpSock, skb: SkBuff) -> None:
     """__udp_enqueue_schedule_skb()."""
     if sk.rmem_alloc > sk.rcvbuf:
         sk.drops += 1
-        return kfree_skb(skb, "SOCKET_RCVBUFF", "SOCKET", "udp_queue_rcv_one_skb")
+        return kfree_skb(skb, DropReason.SOCKET_RCVBUFF, Stage.SOCKET, "udp_queue_rcv_one_skb")
     sk.rmem_alloc += skb.truesize
     sk.queue.append(skb)
-    skb.net.tracer.hop(skb, "SOCKET", f"udp {sk.port}", "QUEUED",
+    skb.net.tracer.hop(skb, Stage.SOCKET, f"udp {sk.port}", "QUEUED",
                        f"rmem {sk.rmem_alloc}/{sk.rcvbuf}")
 
 
@@ -121,7 +123,7 @@ def udp_recvmsg(sk: UdpSock) -> tuple[bytes, tuple[int, int]] | None:
         buf, nh, uh = skb.buf, skb.network_header, skb.data
         if not wire_udp.checksum_ok(buf, nh, uh, skb.tail - uh):
             sk.drops += 1
-            kfree_skb(skb, "UDP_CSUM", "SOCKET", "udp_recvmsg")
+            kfree_skb(skb, DropReason.UDP_CSUM, Stage.SOCKET, "udp_recvmsg")
             continue
         sport = wire_udp.unpack(buf, uh)[0]
         return bytes(buf[uh + wire_udp.UDP_HLEN:skb.tail]), (ipv4.SADDR_FIELD.unpack_from(buf, nh)[0], sport)
@@ -145,5 +147,5 @@ def udp_sendmsg(net, sk: UdpSock, payload: bytes, daddr: int, dport: int) -> Non
     skb.network_header, skb.transport_header = skb.data, skb.data + len(header)
     skb.ignore_df = True  # ip_sk_ignore_df(): IP_PMTUDISC_WANT lets the stack fragment
     net.tracer.start(skb, f"udp_sendmsg: {Ipv4Packet(skb.buf, skb.data).summary()}")
-    net.tracer.hop(skb, "SOCKET", f"udp {sk.port}", "SENDMSG")
+    net.tracer.hop(skb, Stage.SOCKET, f"udp {sk.port}", "SENDMSG")
     ip_output.ip_local_out(skb)

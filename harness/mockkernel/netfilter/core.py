@@ -6,8 +6,10 @@ priority: nf_tables base chains, conntrack (-200 in, INT_MAX confirm), NAT
 (-100 / +100), defrag (-400). nf_hook() runs a hook's entries in priority order
 (at equal priority the one registered last first, as nf_hook_entries_grow()
 inserts it, seen on the lab) until one returns NF_DROP or
-NF_STOLEN; NF_DROP frees the packet with NETFILTER_DROP (or the reason the
-entry gave). As the kernel's nf_hook_entries blob, each (family, hook) keeps
+NF_STOLEN; NF_DROP frees the packet with NETFILTER_DROP in nf_hook_slow(). An
+entry that drops with its own reason or location frees the packet itself with
+NF_DROP_REASON() and returns NF_STOLEN, as include/linux/netfilter.h has it
+(nft_do_chain() does). As the kernel's nf_hook_entries blob, each (family, hook) keeps
 its entries in one tuple rebuilt at (un)registration, so a packet costs no
 sorting or copying; a hook with no entries costs a list index.
 
@@ -29,6 +31,8 @@ from collections import namedtuple
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from harness.dropreason import DropReason
+from harness.journey import Stage
 from harness.mockkernel.core.skbuff import SkBuff, kfree_skb
 
 _new_tuple = tuple.__new__
@@ -37,8 +41,9 @@ NFPROTO_INET, NFPROTO_IPV4, NFPROTO_ARP, NFPROTO_NETDEV, NFPROTO_IPV6 = 1, 2, 3,
 NF_INET_PRE_ROUTING, NF_INET_LOCAL_IN, NF_INET_FORWARD, NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING = range(5)
 NF_NETDEV_INGRESS = 0
 HOOK_NAMES = ("prerouting", "input", "forward", "output", "postrouting")
-HOOK_STAGES = ("NF_PREROUTING", "NF_INPUT", "NF_FORWARD", "NF_OUTPUT", "NF_POSTROUTING")
+HOOK_STAGES = (Stage.NF_PREROUTING, Stage.NF_INPUT, Stage.NF_FORWARD, Stage.NF_OUTPUT, Stage.NF_POSTROUTING)
 NF_DROP, NF_ACCEPT, NF_STOLEN, NF_QUEUE, NF_REPEAT = 0, 1, 2, 3, 4
+NF_VERDICT_MASK = 0xFF  # the verdict; NF_DROP_REASON() puts an errno above it
 
 # include/uapi/linux/netfilter_ipv4.h
 NF_IP_PRI_CONNTRACK_DEFRAG = -400
@@ -61,15 +66,14 @@ class NfHookState(namedtuple("NfHookState", ("hook", "pf", "in_dev", "out_dev", 
 
     __slots__ = ()
 
-    def __new__(cls, hook: int, pf: int, in_dev, out_dev, net, stage: str | None = None):
+    def __new__(cls, hook: int, pf: int, in_dev, out_dev, net, stage: Stage | None = None):
         return _new_tuple(cls, (hook, pf, in_dev, out_dev, net, HOOK_STAGES[hook] if stage is None else stage))
 
 
 @dataclass(order=True, frozen=True, slots=True)
 class HookEntry:
     """struct nf_hook_ops: `fn(skb, state)` returns NF_ACCEPT, NF_DROP or
-    NF_STOLEN; on NF_DROP it may set skb.cb["drop_reason"] (default
-    NETFILTER_DROP) and skb.cb["drop_location"]."""
+    NF_STOLEN (the packet is the entry's now, or already freed)."""
 
     priority: int
     seq: int
@@ -122,8 +126,8 @@ class NfNetdevHookState(NfHookState):
     __slots__ = ()
 
     @property
-    def stage(self) -> str:
-        return "NF_INGRESS"
+    def stage(self) -> Stage:
+        return Stage.NF_INGRESS
 
 
 def nf_hook_ingress(skb) -> bool:
@@ -165,6 +169,13 @@ def nf_hook_slow(skb: SkBuff, state: NfHookState, entries: tuple[HookEntry, ...]
 
 
 def nf_hook_drop(skb: SkBuff, state: NfHookState) -> None:
-    """NF_DROP: free the packet with the reason and location the entry gave, if any."""
-    cb = skb.cb or {}
-    kfree_skb(skb, cb.get("drop_reason", "NETFILTER_DROP"), state.stage, cb.get("drop_location", "nf_hook_slow"))
+    """nf_hook_slow()'s NF_DROP: the packet is freed there, NETFILTER_DROP."""
+    kfree_skb(skb, DropReason.NETFILTER_DROP, state.stage, "nf_hook_slow")
+
+
+def NF_DROP_REASON(skb: SkBuff, state: NfHookState, reason: DropReason, err: int, location: str) -> int:
+    """include/linux/netfilter.h NF_DROP_REASON(): the entry frees the packet
+    itself (kfree_skb_reason() inlined into `location`, where the drop is seen)
+    and returns NF_STOLEN with `err` in the verdict's upper 16 bits."""
+    kfree_skb(skb, reason, state.stage, location)
+    return (err << 16) | NF_STOLEN

@@ -253,8 +253,6 @@ def ipv4_conntrack_in(skb: SkBuff, state: NfHookState) -> int:
         if hit is None:
             if not _nf_conntrack_alloc_room(net, t):
                 net.conntrack.stats["drop"] += 1
-                skb.cb = skb.cb or {}
-                skb.cb["drop_location"] = "nf_conntrack_in"
                 net.tracer.hop(skb, state.stage, "nf_conntrack_in", "DROP", "table full, dropping packet")
                 return NF_DROP
             ct, direction, ctinfo, confirmed = NfConn([t, invert_tuple(t)]), IP_CT_DIR_ORIGINAL, IP_CT_NEW, False

@@ -16,15 +16,19 @@ nft_do_chain_ipv4() / _inet() / _netdev() (a netdev chain only for its
 devices), and for `type route` output chains nf_route_table_hook4()'s
 re-route when addresses, mark or TOS changed. Each base chain traversal adds
 one journey hop (`"<family> <table> <chain>"`, the verdict, and `rule
-<handle>: <rule>` or `policy`), a jump or goto one more; a drop records
-drop_location "nft_do_chain", where the kernel frees the packet. A policy
+<handle>: <rule>` or `policy`), a jump or goto one more; a drop frees the
+packet in nft_do_chain() with NF_DROP_REASON(NETFILTER_DROP, EPERM) and
+returns NF_STOLEN, as the kernel does. A policy
 verdict counts in the base chain's stats when it has them.
 """
 from __future__ import annotations
 
+from errno import EPERM
+
+from harness.dropreason import DropReason
 from harness.journey import Hop
 from harness.mockkernel.netfilter import nf_nat
-from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP
+from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP, NF_DROP_REASON
 from harness.mockkernel.netfilter.nft_exprs import (NFT_BREAK, NFT_CONTINUE, NFT_GOTO, NFT_JUMP, NFT_RETURN,
                                                     VERDICT_NAMES, CompileCtx, Match, NftPktinfo, PrintCtx,
                                                     Verdict, index_key, index_loader)
@@ -147,8 +151,7 @@ class BaseChainHook:
             hop = self.hops[rule, verdict, state.stage] = self._hop(rule, verdict, where, state.stage)
         skb.net.tracer.add(skb, hop)
         if verdict == NF_DROP:
-            skb.cb = skb.cb or {}
-            skb.cb["drop_location"] = "nft_do_chain"
+            return NF_DROP_REASON(skb, state, DropReason.NETFILTER_DROP, EPERM, "nft_do_chain")
         return verdict
 
     def _hop(self, rule: RtRule | None, verdict: int, where: RtChain, stage: str) -> Hop:

@@ -22,6 +22,8 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass, field
 
+from harness.dropreason import DropReason
+from harness.journey import Stage
 from harness.mockkernel.bpf import TC_ACT_REDIRECT, TC_ACT_SHOT, TC_ACT_STOLEN
 from harness.mockkernel.core import dev as core_dev
 from harness.mockkernel.core.errors import RtnlError
@@ -57,16 +59,16 @@ class Clsact:
         """True if the packet goes on to the netdev hook and the protocol handler."""
         if not self.ingress:
             return True
-        ret = tc_run(self, skb, self.ingress, "TC_INGRESS")
+        ret = tc_run(self, skb, self.ingress, Stage.TC_INGRESS)
         skb.data = skb.mac_header + ETH_HLEN
         if ret == TC_ACT_SHOT:
-            kfree_skb(skb, "TC_INGRESS", "TC_INGRESS", "__netif_receive_skb_core")
+            kfree_skb(skb, DropReason.TC_INGRESS, Stage.TC_INGRESS, "__netif_receive_skb_core")
             return False
         if ret in CONSUMED:
             return False
         if ret == TC_ACT_REDIRECT:
             skb.data = skb.mac_header  # __skb_push(skb, skb->mac_len)
-            skb_do_redirect(skb, "TC_INGRESS")
+            skb_do_redirect(skb, Stage.TC_INGRESS)
             return False
         return True
 
@@ -74,14 +76,14 @@ class Clsact:
         """True if the packet goes on to the qdisc and the driver."""
         if not self.egress:
             return True
-        ret = tc_run(self, skb, self.egress, "TC_EGRESS")
+        ret = tc_run(self, skb, self.egress, Stage.TC_EGRESS)
         if ret == TC_ACT_SHOT:
-            kfree_skb(skb, "TC_EGRESS", "TC_EGRESS", "__dev_queue_xmit")
+            kfree_skb(skb, DropReason.TC_EGRESS, Stage.TC_EGRESS, "__dev_queue_xmit")
             return False
         if ret in CONSUMED:
             return False
         if ret == TC_ACT_REDIRECT:
-            skb_do_redirect(skb, "TC_EGRESS")
+            skb_do_redirect(skb, Stage.TC_EGRESS)
             return False
         return True
 
@@ -131,7 +133,7 @@ def skb_do_redirect(skb, stage: str) -> None:
     if ri is not None and ri.kind == "dev":
         target = next((d for d in skb.net.devices.values() if d.ifindex == ri.target), None)
     if target is None:
-        kfree_skb(skb, "NOT_SPECIFIED", stage, "skb_do_redirect")
+        kfree_skb(skb, DropReason.NOT_SPECIFIED, stage, "skb_do_redirect")
         return
     skb.dev = target
     if ri.ingress:
@@ -148,7 +150,7 @@ def __bpf_tx_skb(skb, stage: str) -> None:
     __bpf_redirect (where this is inlined)."""
     global _xmit_recursion
     if _xmit_recursion > XMIT_RECURSION_LIMIT:
-        kfree_skb(skb, "NOT_SPECIFIED", stage, "__bpf_redirect")
+        kfree_skb(skb, DropReason.NOT_SPECIFIED, stage, "__bpf_redirect")
         return
     _xmit_recursion += 1
     try:
