@@ -17,6 +17,7 @@ from harness.dropreason import DropReason, btf_enum_values
 from harness.journey import Drop, Hop, Stage
 from harness.mockkernel.core.skbuff import alloc_skb, kfree_skb
 from harness.mockkernel.kernel import Kernel
+from harness.mockkernel.target import sh
 from harness.target import PORTS
 
 MOCKKERNEL = pathlib.Path(__file__).resolve().parents[1] / "harness" / "mockkernel"
@@ -105,7 +106,7 @@ def test_kfree_skb_refuses_a_reason_that_is_not_a_drop_reason():
 
 def test_journeys_and_drops_of_the_mock_hold_stage_and_drop_reason_members():
     k = Kernel()
-    k.sh(["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
+    sh(k, ["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
     port = PORTS[0]
     frames = [bytes(Ether(dst=port.mac) / IP(src="10.0.0.2", dst="10.0.0.1") / UDP(dport=9)),
               bytes(Ether(dst=port.mac) / IP(src="10.0.0.2", dst="10.0.9.9") / UDP(dport=9))]

@@ -122,7 +122,7 @@ def tc_run(q, skb, chain: list[TcfProto], stage: str) -> int:
     return ret
 
 
-def skb_do_redirect(skb, stage: str) -> None:
+def skb_do_redirect(skb, stage: Stage) -> None:
     """net/core/filter.c: where bpf_redirect() pointed, out of that device
     (dev_queue_xmit) or into it (BPF_F_INGRESS: dev_forward_skb, received
     anew). No target (the program returned TC_ACT_REDIRECT without calling
