@@ -35,8 +35,6 @@ Left out: helpers and expectations, zones, per-CPU stats (one cpu=0 line).
 """
 from __future__ import annotations
 
-import struct
-
 from harness.journey import Hop
 from harness.mockkernel.core.skbuff import SkBuff
 from harness.mockkernel.tracer import Lazy
@@ -50,9 +48,11 @@ from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT
                                                        IPS_SEEN_REPLY, UNTRACKED, NfConn, Tuple)
 from harness.mockkernel.ipv4 import ip_fragment
 from harness.mockkernel.netfilter import nf_conntrack_proto_tcp as proto_tcp
+from harness.mockkernel.wire import icmp, ipv4
 from harness.mockkernel.wire.icmp import (ERROR_TYPES, ICMP_ADDRESS, ICMP_ECHO, ICMP_INFO_REQUEST,
                                           ICMP_TIMESTAMP)
-from harness.mockkernel.wire.ipv4 import IP_MF, IP_OFFSET, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ip_str
+from harness.mockkernel.wire.ipv4 import IP_MF, IP_OFFSET, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4Packet, ip_str
+from harness.mockkernel.wire.udp import PORTS as L4_PORTS  # TCP's header starts with the same two ports
 
 # the request types that may start an ICMP "connection", and their replies
 ICMP_REQUESTS = {ICMP_ECHO: 0, ICMP_TIMESTAMP: 14, ICMP_INFO_REQUEST: 16, ICMP_ADDRESS: 18}
@@ -138,8 +138,7 @@ def nf_ct_netns_put(net) -> None:
 
 def ipv4_conntrack_defrag(skb: SkBuff, state: NfHookState) -> int:
     """nf_defrag_ipv4: reassemble before conntrack sees ports."""
-    nh = skb.network_header
-    frag_off = (skb.buf[nh + 6] << 8) | skb.buf[nh + 7]
+    frag_off, _ = ipv4.FRAG_OFF_PROTOCOL.unpack_from(skb.buf, skb.network_header)
     if skb.nfct is UNTRACKED or not frag_off & (IP_MF | IP_OFFSET):
         return NF_ACCEPT
     if ip_fragment.ip_defrag(skb) is None:
@@ -148,28 +147,24 @@ def ipv4_conntrack_defrag(skb: SkBuff, state: NfHookState) -> int:
     return NF_ACCEPT
 
 
-# what nf_ct_get_tuple() reads of the IPv4 header (version/ihl, protocol,
-# saddr, daddr) in one load, and the TCP/UDP ports
-_IPHDR_TUPLE, _PORTS = struct.Struct("!B8xB2xII"), struct.Struct("!HH")
 HOP_CACHE_SIZE = 4096  # distinct nf_conntrack_in hops kept; the cache starts over when full
 _new_tuple = tuple.__new__
 
 
 def packet_tuple(buf: bytearray, nh: int) -> Tuple | None:
     """nf_ct_get_tuple(): None when the L4 header is missing."""
-    ver_ihl, proto, saddr, daddr = _IPHDR_TUPLE.unpack_from(buf, nh)
-    th = nh + (ver_ihl & 0x0F) * 4
+    ver_ihl, proto, saddr, daddr = ipv4.TUPLE_FIELDS.unpack_from(buf, nh)
+    th = nh + ipv4.HEADER_LEN[ver_ihl]
     if proto in (IPPROTO_TCP, IPPROTO_UDP):
-        if len(buf) < th + 4:
+        if len(buf) < th + L4_PORTS.size:
             return None
-        sport, dport = _PORTS.unpack_from(buf, th)
+        sport, dport = L4_PORTS.unpack_from(buf, th)
         return _new_tuple(Tuple, (saddr, daddr, proto, sport, dport))  # skips the NamedTuple's Python __new__
     if proto == IPPROTO_ICMP:
-        if len(buf) < th + 8:
+        if len(buf) < th + icmp.ICMP_HLEN:
             return None
-        icmp_type, code = buf[th], buf[th + 1]
-        ident = (buf[th + 4] << 8 | buf[th + 5]) if icmp_type not in ERROR_TYPES else 0
-        return Tuple(saddr, daddr, proto, ident, icmp_type << 8 | code)
+        icmp_type, code, _, ident, _ = icmp.HEADER.unpack_from(buf, th)
+        return Tuple(saddr, daddr, proto, ident if icmp_type not in ERROR_TYPES else 0, icmp_type << 8 | code)
     return Tuple(saddr, daddr, proto, 0, 0)
 
 
@@ -306,8 +301,8 @@ def _invalid(skb: SkBuff, state: NfHookState, why: str) -> int:
 def icmp_error(skb: SkBuff, state: NfHookState, t: Tuple) -> int:
     """icmp_error_message(): an error is RELATED to the entry of the packet it quotes."""
     net = skb.net
-    inner = skb.network_header + (skb.buf[skb.network_header] & 0x0F) * 4 + 8
-    if inner + 20 > skb.tail:
+    inner = Ipv4Packet(skb.buf, skb.network_header).payload_offset + icmp.QUOTED
+    if inner + ipv4.IPV4_MIN_HLEN > skb.tail:
         return _invalid(skb, state, "ICMP error too short")
     inner_tuple = packet_tuple(skb.buf, inner)
     hit = nf_ct_find(net, invert_tuple(inner_tuple)) if inner_tuple else None

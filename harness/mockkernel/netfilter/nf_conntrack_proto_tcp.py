@@ -35,12 +35,13 @@ only returns its verdict; the mock's journey shows why a packet was INVALID).
 """
 from __future__ import annotations
 
-import struct
-
 from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY, IPS_ASSURED,
                                                        IPS_SEEN_REPLY, NfConn)
-from harness.mockkernel.wire.checksum import checksum, pseudo_header_sum
-from harness.mockkernel.wire.ipv4 import IPPROTO_TCP
+from harness.mockkernel.wire import ipv4, tcp
+from harness.mockkernel.wire.tcp import (TCP_HLEN, TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_PSH,
+                                         TCPHDR_RST, TCPHDR_SYN, TCPHDR_URG, TCPOLEN_SACK_BASE,
+                                         TCPOLEN_SACK_PERBLOCK, TCPOLEN_SACK_PERM, TCPOLEN_WINDOW, TCPOPT_SACK,
+                                         TCPOPT_SACK_PERM, TCPOPT_WINDOW)
 
 # enum tcp_conntrack; sIV (TCP_CONNTRACK_MAX) and sIG are table verdicts,
 # RETRANS and UNACK only timeout slots
@@ -76,8 +77,6 @@ tcp_conntracks = (
     ),
 )
 
-TCPHDR_FIN, TCPHDR_SYN, TCPHDR_RST, TCPHDR_PSH, TCPHDR_ACK, TCPHDR_URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
-TCPHDR_ECE, TCPHDR_CWR = 0x40, 0x80
 # tcp_valid_flags[]: PSH, ECE and CWR are always valid
 TCP_VALID_FLAGS = frozenset({TCPHDR_SYN, TCPHDR_SYN | TCPHDR_URG, TCPHDR_SYN | TCPHDR_ACK, TCPHDR_RST,
                              TCPHDR_RST | TCPHDR_ACK, TCPHDR_FIN | TCPHDR_ACK,
@@ -87,10 +86,6 @@ TCP_VALID_FLAGS = frozenset({TCPHDR_SYN, TCPHDR_SYN | TCPHDR_URG, TCPHDR_SYN | T
 IP_CT_TCP_FLAG_WINDOW_SCALE, IP_CT_TCP_FLAG_SACK_PERM, IP_CT_TCP_FLAG_CLOSE_INIT = 0x01, 0x02, 0x04
 IP_CT_TCP_FLAG_BE_LIBERAL, IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED, IP_CT_TCP_FLAG_MAXACK_SET = 0x08, 0x10, 0x20
 IP_CT_EXP_CHALLENGE_ACK, IP_CT_TCP_SIMULTANEOUS_OPEN = 0x40, 0x80
-TCPOPT_EOL, TCPOPT_NOP, TCPOPT_WINDOW, TCPOPT_SACK_PERM, TCPOPT_SACK, TCPOPT_TIMESTAMP = 0, 1, 3, 4, 5, 8
-TCPOLEN_WINDOW, TCPOLEN_SACK_PERM, TCPOLEN_SACK_BASE, TCPOLEN_SACK_PERBLOCK = 3, 2, 2, 8
-# NOP, NOP, timestamp of 10 bytes: what nearly every Linux segment carries
-TCPOLEN_TSTAMP_ALIGNED, TCPOPT_TSTAMP_WORD = 12, 0x0101080A
 TCP_MAX_WSCALE = 14
 MAXACKWINCONST = 66000
 
@@ -100,7 +95,6 @@ NFCT_TCP_IGNORE, NFCT_TCP_INVALID, NFCT_TCP_ACCEPT = range(3)
 # killed and the lookup must be repeated
 TCP_INVALID, TCP_REPEAT, TCP_ACCEPT = "invalid", "repeat", "accept"
 U32 = 0xFFFFFFFF
-_U32 = struct.Struct("!I")
 
 
 def before(seq1: int, seq2: int) -> bool:
@@ -140,19 +134,19 @@ class IpCtTcp:
 
 
 class Segment:
-    """The TCP header fields the tracker reads, and where the header is."""
+    """The TCP header fields the tracker reads (one load of each header), where
+    the header is, and how long the segment is (tcplen, from tot_len)."""
 
-    __slots__ = ("th", "doff", "flags", "seq", "ack_seq", "window", "end")
+    __slots__ = ("th", "tcplen", "doff", "flags", "seq", "ack_seq", "window", "end")
 
     def __init__(self, buf: bytearray, nh: int) -> None:
-        self.th = th = nh + (buf[nh] & 0x0F) * 4
-        self.seq, self.ack_seq = struct.unpack_from("!II", buf, th + 4)
-        self.doff = (buf[th + 12] >> 4) * 4
-        self.flags = buf[th + 13]
-        self.window = struct.unpack_from("!H", buf, th + 14)[0]
-        tot_len = struct.unpack_from("!H", buf, nh + 2)[0]
-        payload = tot_len - (th - nh) - self.doff
-        self.end = (self.seq + payload + (1 if self.flags & TCPHDR_SYN else 0)
+        ver_ihl, tot_len = ipv4.IHL_TOT_LEN.unpack_from(buf, nh)
+        hlen = ipv4.HEADER_LEN[ver_ihl]
+        self.th = th = nh + hlen
+        self.tcplen = tot_len - hlen
+        self.seq, self.ack_seq, doff, self.flags, self.window = tcp.SEGMENT_FIELDS.unpack_from(buf, th)
+        self.doff = tcp.DATA_OFFSET_LEN[doff]
+        self.end = (self.seq + self.tcplen - self.doff + (1 if self.flags & TCPHDR_SYN else 0)
                     + (1 if self.flags & TCPHDR_FIN else 0)) & U32
 
     @property
@@ -181,41 +175,19 @@ def get_conntrack_index(seg: Segment) -> int:
     return TCP_NONE_SET
 
 
-def tcp_option_walk(buf: bytearray, seg: Segment):
-    """(opcode, offset, size) of each option, as the loop of the kernel's
-    tcp_options() and tcp_sack() walks them: it stops at EOL, at an opcode with
-    no room for a length, at a length under 2 ("silly options") or past the
-    header ("don't parse partial options")."""
-    ptr, end = seg.th + 20, seg.th + seg.doff
-    while ptr < end:
-        opcode = buf[ptr]
-        if opcode == TCPOPT_EOL:
-            return
-        if opcode == TCPOPT_NOP:
-            ptr += 1
-            continue
-        if end - ptr < 2:
-            return
-        opsize = buf[ptr + 1]
-        if opsize < 2 or opsize > end - ptr:
-            return
-        yield opcode, ptr, opsize
-        ptr += opsize
-
-
 def tcp_options(buf: bytearray, seg: Segment, state: IpCtTcpState) -> None:
     """tcp_options(): the window scale and SACK-permitted options of a SYN. A
     header without options leaves the state alone; else only BE_LIBERAL of the
     flags is kept. A window scale over TCP_MAX_WSCALE (14) counts as 14."""
-    if seg.doff == 20:
+    if seg.doff == TCP_HLEN:
         return
     state.td_scale = 0
     state.flags &= IP_CT_TCP_FLAG_BE_LIBERAL
-    for opcode, ptr, opsize in tcp_option_walk(buf, seg):
+    for opcode, ptr, opsize in tcp.options(buf, seg.th, seg.doff):
         if opcode == TCPOPT_SACK_PERM and opsize == TCPOLEN_SACK_PERM:
             state.flags |= IP_CT_TCP_FLAG_SACK_PERM
         elif opcode == TCPOPT_WINDOW and opsize == TCPOLEN_WINDOW:
-            state.td_scale = min(buf[ptr + 2], TCP_MAX_WSCALE)
+            state.td_scale = min(tcp.option_byte(buf, ptr), TCP_MAX_WSCALE)
             state.flags |= IP_CT_TCP_FLAG_WINDOW_SCALE
 
 
@@ -224,14 +196,12 @@ def tcp_sack(buf: bytearray, seg: Segment, sack: int) -> int:
     blocks if after `sack`, else `sack`. Options of another size than 2 + 8n
     bytes (n >= 1) are skipped; a timestamp-only header is not walked."""
     th = seg.th
-    if seg.doff == 20 or (seg.doff == 20 + TCPOLEN_TSTAMP_ALIGNED
-                          and _U32.unpack_from(buf, th + 20)[0] == TCPOPT_TSTAMP_WORD):
+    if seg.doff == TCP_HLEN or tcp.only_aligned_timestamp(buf, th, seg.doff):
         return sack
-    for opcode, ptr, opsize in tcp_option_walk(buf, seg):
+    for opcode, ptr, opsize in tcp.options(buf, th, seg.doff):
         if opcode == TCPOPT_SACK and opsize >= TCPOLEN_SACK_BASE + TCPOLEN_SACK_PERBLOCK \
                 and (opsize - TCPOLEN_SACK_BASE) % TCPOLEN_SACK_PERBLOCK == 0:
-            for block in range(ptr + TCPOLEN_SACK_BASE, ptr + opsize, TCPOLEN_SACK_PERBLOCK):
-                right = _U32.unpack_from(buf, block + 4)[0]
+            for right in tcp.sack_right_edges(buf, ptr, opsize):
                 if after(right, sack):
                     sack = right
             break
@@ -352,16 +322,10 @@ def tcp_in_window(net, ct: NfConn, direction: int, index: int, buf: bytearray, s
 
 def tcp_error(skb, seg: Segment, hook_is_prerouting: bool) -> str:
     """Why the segment cannot be tracked at all ("" if it can)."""
-    buf, nh = skb.buf, skb.network_header
-    tot_len = struct.unpack_from("!H", buf, nh + 2)[0]
-    tcplen = tot_len - (seg.th - nh)
-    if seg.doff < 20 or tcplen < seg.doff:
+    if seg.doff < TCP_HLEN or seg.tcplen < seg.doff:
         return "truncated packet"
     if hook_is_prerouting and skb.net.sysctl.int("net.netfilter.nf_conntrack_checksum"):
-        end = nh + tot_len
-        if checksum(memoryview(buf)[seg.th:end],
-                    pseudo_header_sum(bytes(buf[nh + 12:nh + 16]), bytes(buf[nh + 16:nh + 20]),
-                                      IPPROTO_TCP, tcplen)):
+        if not tcp.checksum_ok(skb.buf, skb.network_header, seg.th, seg.th + seg.tcplen):
             return "bad checksum"
     if seg.flags & ~(TCPHDR_ECE | TCPHDR_CWR | TCPHDR_PSH) not in TCP_VALID_FLAGS:
         return "invalid tcp flag combination"

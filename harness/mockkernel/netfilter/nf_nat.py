@@ -18,7 +18,6 @@ changes the port. ICMP queries' echo id is their port: every id is in range.
 """
 from __future__ import annotations
 
-import struct
 from functools import partial
 
 from harness.journey import Hop
@@ -32,8 +31,17 @@ from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT
                                                        IP_CT_UNTRACKED, IPS_DST_NAT, IPS_DST_NAT_DONE,
                                                        IPS_NAT_MASK, IPS_SRC_NAT, IPS_SRC_NAT_DONE,
                                                        UNTRACKED, NfConn, Tuple)
-from harness.mockkernel.wire.checksum import checksum, csum_replace
-from harness.mockkernel.wire.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ip_str
+from harness.mockkernel.wire import icmp, ipv4, udp
+from harness.mockkernel.wire.checksum import csum_replace
+from harness.mockkernel.wire.field import BE16
+from harness.mockkernel.wire.icmp import QUOTED_L4_LEN
+from harness.mockkernel.wire.ipv4 import CHECK as IPV4_CHECK
+from harness.mockkernel.wire.ipv4 import (CHECK_ADDRS, HEADER_LEN, IP_OFFSET, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
+                                          NAT_FIELDS, Ipv4Packet, ip_str)
+from harness.mockkernel.wire.tcp import CHECK as TCP_CHECK
+from harness.mockkernel.wire.udp import CHECK as UDP_CHECK
+from harness.mockkernel.wire.udp import DEST as UDP_DEST
+from harness.mockkernel.wire.udp import SOURCE as UDP_SOURCE
 
 NF_NAT_MANIP_SRC, NF_NAT_MANIP_DST = 0, 1
 HOOK_MANIP = {NF_INET_PRE_ROUTING: NF_NAT_MANIP_DST, NF_INET_LOCAL_OUT: NF_NAT_MANIP_DST,
@@ -44,16 +52,9 @@ MANIP_DONE = {NF_NAT_MANIP_SRC: IPS_SRC_NAT_DONE, NF_NAT_MANIP_DST: IPS_DST_NAT_
 # the nf_nat_packet hop's verdict by (direction, manip)
 REWRITE_NAMES = {(IP_CT_DIR_ORIGINAL, NF_NAT_MANIP_SRC): "SNAT", (IP_CT_DIR_ORIGINAL, NF_NAT_MANIP_DST): "DNAT",
                  (IP_CT_DIR_REPLY, NF_NAT_MANIP_SRC): "UN-DNAT", (IP_CT_DIR_REPLY, NF_NAT_MANIP_DST): "UN-SNAT"}
-_U16, _U32 = struct.Struct("!H"), struct.Struct("!I")
-# what manip_pkt reads of the IPv4 header in one go (version/ihl, frag_off,
-# protocol, check, saddr, daddr) and writes back (check, saddr, daddr from +10)
-_IPHDR_NAT, _IP_CHECK_ADDRS = struct.Struct("!B5xHxBHII"), struct.Struct("!HII")
-_ICMP_CHECK_ID = struct.Struct("!HH")  # an ICMP query's checksum and echo id, from offset 2
 # distinct rewrites whose journey hop a hook keeps for reuse
 REWRITE_HOPS_MAX = 4096
 NF_NAT_MAX_ATTEMPTS = 128  # nf_nat_l4proto_unique_tuple()'s max_attempts
-# ICMP types whose id icmp_manip_pkt() rewrites (queries and their replies)
-ICMP_QUERY_TYPES = frozenset({0, 8, 13, 14, 15, 16, 17, 18})
 
 
 class NatLookups:
@@ -112,7 +113,7 @@ def nf_nat_inet_fn(lookups: NatLookups, skb: SkBuff, state: NfHookState) -> int:
         return NF_ACCEPT
     ctinfo = skb.ctinfo
     if ctinfo == IP_CT_RELATED or ctinfo == IP_CT_RELATED_REPLY:
-        if skb.buf[skb.network_header + 9] == IPPROTO_ICMP:
+        if Ipv4Packet(skb.buf, skb.network_header).protocol == IPPROTO_ICMP:
             nf_nat_icmp_reply_translation(skb, ct, ctinfo, state)
             return NF_ACCEPT
     elif ctinfo != IP_CT_NEW:
@@ -271,12 +272,12 @@ def nf_nat_packet(lookups: NatLookups, skb: SkBuff, ct: NfConn, ctinfo: int, sta
 def _endpoint(skb: SkBuff, manip: int) -> tuple[int, int | None]:
     """The address and port a manip rewrites, as they are in the packet now."""
     buf, nh = skb.buf, skb.network_header
-    addr = _U32.unpack_from(buf, nh + (12 if manip == NF_NAT_MANIP_SRC else 16))[0]
-    proto = buf[nh + 9]
+    ver_ihl, proto, saddr, daddr = ipv4.TUPLE_FIELDS.unpack_from(buf, nh)
+    addr = saddr if manip == NF_NAT_MANIP_SRC else daddr
     if proto != IPPROTO_UDP and proto != IPPROTO_TCP:
         return addr, None
-    th = nh + (buf[nh] & 0x0F) * 4
-    return addr, _U16.unpack_from(buf, th + (0 if manip == NF_NAT_MANIP_SRC else 2))[0]
+    sport, dport = udp.PORTS.unpack_from(buf, nh + ipv4.HEADER_LEN[ver_ihl])  # TCP's ports are where UDP's are
+    return addr, sport if manip == NF_NAT_MANIP_SRC else dport
 
 
 def _rewrite_text(manip: int, old_addr: int, old_port: int | None, addr: int, port: int | None) -> str:
@@ -288,8 +289,7 @@ def _rewrite_text(manip: int, old_addr: int, old_port: int | None, addr: int, po
 def ip_route_me_harder(skb: SkBuff) -> None:
     """A locally generated packet whose destination NAT changed is routed again."""
     from harness.mockkernel.ipv4.route import ip_route_output
-    nh = skb.network_header
-    saddr, daddr = struct.unpack_from("!II", skb.buf, nh + 12)
+    saddr, daddr = ipv4.ADDRS.unpack_from(skb.buf, skb.network_header)
     rt = ip_route_output(skb.net, daddr, saddr, mark=skb.mark)
     if not isinstance(rt, int):
         skb.dst = rt
@@ -304,39 +304,41 @@ def manip_pkt(skb: SkBuff, nh: int, addr: int, port: int, manip: int) -> tuple[i
     error the L4 header may be cut short: only what is there is updated.
     Returns the old address and TCP/UDP port (None: no port rewritten)."""
     buf = skb.buf
-    ver_ihl, frag_off, proto, check, saddr, daddr = _IPHDR_NAT.unpack_from(buf, nh)
+    ver_ihl, frag_off, proto, check, saddr, daddr = NAT_FIELDS.unpack_from(buf, nh)
     if manip == NF_NAT_MANIP_SRC:
         old_addr, saddr = saddr, addr
     else:
         old_addr, daddr = daddr, addr
-    _IP_CHECK_ADDRS.pack_into(buf, nh + 10, csum_replace(check, old_addr, addr, 4), saddr, daddr)
-    th = nh + (ver_ihl & 0x0F) * 4
-    if (proto != IPPROTO_UDP and proto != IPPROTO_TCP) or frag_off & 0x1FFF or th + 8 > skb.tail:
-        if proto == IPPROTO_ICMP and not frag_off & 0x1FFF and th + 8 <= skb.tail and buf[th] in ICMP_QUERY_TYPES:
+    CHECK_ADDRS.pack_into(buf, nh + IPV4_CHECK, csum_replace(check, old_addr, addr, 4), saddr, daddr)
+    th = nh + HEADER_LEN[ver_ihl]
+    l4_there = th + QUOTED_L4_LEN <= skb.tail
+    if (proto != IPPROTO_UDP and proto != IPPROTO_TCP) or frag_off & IP_OFFSET or not l4_there:
+        if proto == IPPROTO_ICMP and not frag_off & IP_OFFSET and l4_there and \
+                icmp.IcmpMessage(buf, th).type in icmp.QUERY_TYPES:
             icmp_manip_pkt(buf, th, port)
         return old_addr, None
-    port_off = th + (0 if manip == NF_NAT_MANIP_SRC else 2)
-    old_port = _U16.unpack_from(buf, port_off)[0]
-    _U16.pack_into(buf, port_off, port)
-    check_off = th + (16 if proto == IPPROTO_TCP else 6)
-    if check_off + 2 > skb.tail:
+    port_off = th + (UDP_SOURCE if manip == NF_NAT_MANIP_SRC else UDP_DEST)  # TCP's ports are where UDP's are
+    old_port = BE16.unpack_from(buf, port_off)[0]
+    BE16.pack_into(buf, port_off, port)
+    check_off = th + (TCP_CHECK if proto == IPPROTO_TCP else UDP_CHECK)
+    if check_off + BE16.size > skb.tail:
         return old_addr, old_port
-    check = _U16.unpack_from(buf, check_off)[0]
+    check = BE16.unpack_from(buf, check_off)[0]
     if proto == IPPROTO_UDP and not check:
         return old_addr, old_port
     check = csum_replace(check, old_addr << 16 | old_port, addr << 16 | port, 6)
     if proto == IPPROTO_UDP and not check:
         check = 0xFFFF  # CSUM_MANGLED_0
-    _U16.pack_into(buf, check_off, check)
+    BE16.pack_into(buf, check_off, check)
     return old_addr, old_port
 
 
 def icmp_manip_pkt(buf: bytearray, th: int, ident: int) -> None:
     """The echo id of an ICMP query at `th` becomes `ident`, its checksum
     updated incrementally."""
-    check, old = _ICMP_CHECK_ID.unpack_from(buf, th + 2)
+    check, old = icmp.CHECK_ID.unpack_from(buf, th + icmp.CHECKSUM)
     if old != ident:
-        _ICMP_CHECK_ID.pack_into(buf, th + 2, csum_replace(check, old, ident, 2), ident)
+        icmp.CHECK_ID.pack_into(buf, th + icmp.CHECKSUM, csum_replace(check, old, ident, 2), ident)
 
 
 def nf_nat_icmp_reply_translation(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState) -> None:
@@ -353,9 +355,10 @@ def nf_nat_icmp_reply_translation(skb: SkBuff, ct: NfConn, ctinfo: int, state: N
     if not ct.status & statusbit:
         return
     buf, nh = skb.buf, skb.network_header
-    icmp_off = nh + (buf[nh] & 0x0F) * 4
-    inner = icmp_off + 8
-    if inner + 20 > skb.tail:
+    iph = Ipv4Packet(buf, nh)
+    icmp_off = iph.payload_offset
+    inner = icmp_off + icmp.QUOTED
+    if inner + ipv4.IPV4_MIN_HLEN > skb.tail:
         return
     other = ct.tuplehash[1 - direction]
     before = _endpoint(skb, manip)
@@ -366,9 +369,7 @@ def nf_nat_icmp_reply_translation(skb: SkBuff, ct: NfConn, ctinfo: int, state: N
                   NF_NAT_MANIP_DST)
     else:
         manip_pkt(skb, inner, other.src, other.sport, NF_NAT_MANIP_SRC)
-    end = nh + struct.unpack_from("!H", buf, nh + 2)[0]
-    buf[icmp_off + 2:icmp_off + 4] = b"\0\0"
-    struct.pack_into("!H", buf, icmp_off + 2, checksum(memoryview(buf)[icmp_off:end]))
+    icmp.fill_checksum(buf, icmp_off, nh + iph.tot_len)
     target = invert_tuple(other)
     if manip == NF_NAT_MANIP_SRC:
         manip_pkt(skb, nh, target.src, target.sport, manip)
@@ -387,7 +388,7 @@ def nf_nat_masquerade_ipv4(skb: SkBuff, rng, out_dev) -> int:
     from harness.mockkernel.netfilter.core import NF_DROP
     ct = skb.nfct
     rt = skb.dst
-    nexthop = rt.nexthop(struct.unpack_from("!I", skb.buf, skb.network_header + 16)[0])
+    nexthop = rt.nexthop(ipv4.DADDR_FIELD.unpack_from(skb.buf, skb.network_header)[0])
     addr = inet_select_addr(skb.net, out_dev, nexthop, RT_SCOPE_UNIVERSE)
     if not addr:
         return NF_DROP

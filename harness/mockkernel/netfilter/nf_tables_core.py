@@ -32,6 +32,7 @@ from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP, NF_DROP_REASON
 from harness.mockkernel.netfilter.nft_exprs import (NFT_BREAK, NFT_CONTINUE, NFT_GOTO, NFT_JUMP, NFT_RETURN,
                                                     VERDICT_NAMES, CompileCtx, Match, NftPktinfo, PrintCtx,
                                                     Verdict, index_key, index_loader)
+from harness.mockkernel.wire.ipv4 import ROUTE_FIELDS
 
 
 class RtRule:
@@ -169,10 +170,10 @@ class BaseChainHook:
         return self.run(skb, state)
 
     def nf_route_table_hook4(self, skb, state) -> int:
-        nh = skb.network_header
-        before = (bytes(skb.buf[nh + 12:nh + 20]), skb.mark, skb.buf[nh + 1])
+        buf, nh = skb.buf, skb.network_header
+        before = (ROUTE_FIELDS.unpack_from(buf, nh), skb.mark)
         verdict = self.run(skb, state)
-        if verdict == NF_ACCEPT and (bytes(skb.buf[nh + 12:nh + 20]), skb.mark, skb.buf[nh + 1]) != before:
+        if verdict == NF_ACCEPT and (ROUTE_FIELDS.unpack_from(buf, nh), skb.mark) != before:
             nf_nat.ip_route_me_harder(skb)
         return verdict
 

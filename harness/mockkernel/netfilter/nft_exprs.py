@@ -31,7 +31,9 @@ from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_LOCAL
 from harness.mockkernel.netfilter.nf_conntrack import IP_CT_IS_REPLY, IP_CT_UNTRACKED, UNTRACKED, ct_direction
 from harness.mockkernel.netfilter.nf_nat_range import NatRange
 from harness.mockkernel.netfilter.nft_set import NftSet, format_elements, lookup_fn
-from harness.mockkernel.wire.checksum import checksum
+from harness.mockkernel.wire import ipv4
+from harness.mockkernel.wire.ethernet import ETH_P_IP
+from harness.mockkernel.wire.ipv4 import IP_OFFSET
 
 # include/uapi/linux/netfilter/nf_tables.h enum nft_verdicts
 NFT_CONTINUE, NFT_BREAK, NFT_JUMP, NFT_GOTO, NFT_RETURN = -1, -2, -3, -4, -5
@@ -39,7 +41,6 @@ VERDICT_CODES = {"accept": NF_ACCEPT, "drop": NF_DROP, "continue": NFT_CONTINUE,
                  "jump": NFT_JUMP, "goto": NFT_GOTO}
 VERDICT_NAMES = {NF_ACCEPT: "ACCEPT", NF_DROP: "DROP", NFT_JUMP: "JUMP", NFT_GOTO: "GOTO",
                  NFT_RETURN: "RETURN", NFT_CONTINUE: "CONTINUE"}
-ETH_P_IP = 0x0800
 L4PROTOS = {"tcp": 6, "udp": 17, "icmp": 1}
 
 
@@ -56,12 +57,15 @@ class NftPktinfo:
         buf = self.buf = skb.buf
         nh = self.nh = skb.network_header
         self.end = skb.tail
-        if skb.protocol not in (ETH_P_IP, 0) or buf[nh] >> 4 != 4:
+        if skb.protocol not in (ETH_P_IP, 0):
             self.tprot, self.thoff, self.fragoff = None, -1, 0  # nft_set_pktinfo_unspec()
             return
-        self.tprot = buf[nh + 9]
-        self.fragoff = (buf[nh + 6] << 8 | buf[nh + 7]) & 0x1FFF
-        self.thoff = nh + (buf[nh] & 0x0F) * 4
+        ver_ihl, frag_off, self.tprot = ipv4.PKTINFO_FIELDS.unpack_from(buf, nh)
+        if ver_ihl >> 4 != 4:
+            self.tprot, self.thoff, self.fragoff = None, -1, 0
+            return
+        self.fragoff = frag_off & IP_OFFSET
+        self.thoff = nh + ipv4.HEADER_LEN[ver_ihl]
 
 
 @dataclass
@@ -358,13 +362,13 @@ class Fib(Selector):
         return f"fib {self.addr} type"
 
     def load(self, ctx: CompileCtx):
-        off, net = (16 if self.addr == "daddr" else 12), ctx.net
+        field, net = (ipv4.DADDR_FIELD if self.addr == "daddr" else ipv4.SADDR_FIELD), ctx.net
         codes = types.fib_addrtype.symbols
 
         def fib_type(pkt):
             if pkt.tprot is None:
                 return None
-            addr = struct.unpack_from("!I", pkt.buf, pkt.nh + off)[0]
+            addr = field.unpack_from(pkt.buf, pkt.nh)[0]
             if route.is_lbcast(addr):
                 return codes["broadcast"]
             if route.is_multicast(addr):
@@ -952,11 +956,9 @@ class PayloadSet(Stmt):
         def payload_set(pkt):
             if pkt.tprot is None:
                 return NFT_BREAK
-            buf, nh = pkt.buf, pkt.nh
-            buf[nh + off] = (buf[nh + off] & keep) | byte
-            ihl = (buf[nh] & 0x0F) * 4
-            buf[nh + 10:nh + 12] = b"\0\0"
-            struct.pack_into("!H", buf, nh + 10, checksum(memoryview(buf)[nh:nh + ihl]))
+            buf, at = pkt.buf, pkt.nh + off
+            buf[at] = (buf[at] & keep) | byte
+            ipv4.fill_checksum(buf, pkt.nh)
         return payload_set
 
 

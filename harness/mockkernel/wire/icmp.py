@@ -23,6 +23,9 @@ QUERY_TYPES = frozenset({ICMP_ECHOREPLY, ICMP_ECHO, ICMP_TIMESTAMP, ICMP_TIMESTA
 ICMP_HLEN = 8
 # field offsets of struct icmphdr; an error quotes the offending IP header at QUOTED
 TYPE, CODE, CHECKSUM, ID, SEQUENCE, QUOTED = 0, 1, 2, 4, 6, 8
+# of the offending packet's L4 header an error quotes at least 8 bytes (RFC 792):
+# NAT rewrites ports in a quoted header only when they are there
+QUOTED_L4_LEN = 8
 HEADER = struct.Struct("!BBHHH")  # type, code, checksum, id, sequence
 CHECK_ID = struct.Struct("!HH")  # checksum and id, from CHECKSUM
 _U16 = struct.Struct("!H")

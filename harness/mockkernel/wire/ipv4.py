@@ -32,7 +32,9 @@ ADDRS = struct.Struct("!12xII")  # saddr, daddr
 DADDR_FIELD = struct.Struct("!16xI")
 SADDR_FIELD = struct.Struct("!12xI")
 FRAG_OFF_PROTOCOL = struct.Struct("!6xHxB")  # frag_off, protocol
-FORWARD_FIELDS = struct.Struct("!xB4xHB")  # tos, frag_off, ttl: ip_forward()
+PKTINFO_FIELDS = struct.Struct("!B5xHxB")  # version/ihl, frag_off, protocol: nft_set_pktinfo_ipv4()
+ROUTE_FIELDS = struct.Struct("!xB10xII")  # tos, saddr, daddr: what a re-route after OUTPUT's chains depends on
+IHL_TOT_LEN = struct.Struct("!BxH")  # version/ihl, tot_len
 # written at CHECK: the checksum and both addresses in one store (NAT)
 CHECK_ADDRS = struct.Struct("!HII")
 _U16 = struct.Struct("!H")

@@ -13,6 +13,7 @@ UDP_HLEN = 8
 SOURCE, DEST, LEN, CHECK = 0, 2, 4, 6
 HEADER = struct.Struct("!HHHH")  # source, dest, len, check
 unpack = HEADER.unpack_from
+PORTS = struct.Struct("!HH")  # source, dest
 _U16 = struct.Struct("!H")
 
 
