@@ -60,11 +60,7 @@ def test_iptables_nat_in_the_wrong_chain_is_refused_and_the_ruleset_is_left_as_i
     assert target.sh("nft list ruleset") == before
 
 
-def test_a_forward_rule_on_the_pre_dnat_port_drops_the_port_forward(target, router):
-    """FORWARD runs after PREROUTING's DNAT: it sees port 80, so a rule written
-    for the public port 8080 never matches and the policy drops the packet."""
-    h0 = router[0]
-    target.sh("nft -f -", stdin="""
+FORWARD_RULE_ON_THE_PUBLIC_PORT = """
 table ip nat {
     chain prerouting {
         type nat hook prerouting priority dstnat; policy accept;
@@ -77,16 +73,31 @@ table ip filter {
         udp dport 8080 counter accept
     }
 }
-""")
+"""
+
+
+def send_to_the_public_port(target, router) -> None:
+    h0 = router[0]
+    target.sh("nft -f -", stdin=FORWARD_RULE_ON_THE_PUBLIC_PORT)
     target.send(h0.port, h0.to_dut(dst=h0.dut_ip, id=81) / UDP(sport=5100, dport=8080) / b"in?")
+
+
+def test_a_forward_rule_on_the_pre_dnat_port_drops_the_port_forward(target, router):
+    """FORWARD runs after PREROUTING's DNAT: it sees port 80, so a rule written
+    for the public port 8080 never matches and the policy drops the packet."""
+    send_to_the_public_port(target, router)
     target.expect_nothing()
     assert [(d.reason, d.stage) for d in target.drops()] == [("NETFILTER_DROP", "NF_FORWARD")]
     assert [(c.chain, c.packets) for c in target.counters() if "8080" in c.rule and c.table == "filter"] == \
         [("forward", 0)]
-    if "nftrace" in target.capabilities:
-        forward = [hop for journey in target.journeys() for hop in journey.hops if hop.stage == "NF_FORWARD"]
-        assert [(hop.where, hop.verdict, hop.summary) for hop in forward] == \
-            [("ip filter forward", "DROP", "policy")]
+
+
+@pytest.mark.requires("nftrace")
+def test_the_port_forward_s_journey_ends_at_the_forward_chain_s_policy(target, router):
+    send_to_the_public_port(target, router)
+    target.expect_nothing()
+    forward = [hop for journey in target.journeys() for hop in journey.hops if hop.stage == "NF_FORWARD"]
+    assert [(hop.where, hop.verdict, hop.summary) for hop in forward] == [("ip filter forward", "DROP", "policy")]
 
 
 @pytest.mark.requires("sockets")

@@ -106,23 +106,37 @@ def journey_id(journey) -> int:
     return int(text.split(" id=")[1].split()[0]) if " id=" in text else -1
 
 
-def test_redirect_through_a_devmap_filled_with_bpftool_sends_the_frame_out_of_the_other_port(target, hosts,
-                                                                                             bpf_objects):
-    h0, h1 = hosts[0], hosts[1]
+def redirect_through_a_devmap(target, hosts, bpf_objects):
+    """xdp_redirect_devmap on p0 with its tx_port map sending p0's frames to p1, and
+    a frame sent on p0: the map and the frame."""
+    h0 = hosts[0]
     attach(target, "p0", bpf_objects["xdp_redirect_devmap"])
     tx_port = bpfmaps.map_of(target, "p0", "tx_port")
     tx_port.update(u32(ifindex(target, "p0")), u32(ifindex(target, "p1")))
     frame = Ether(src=h0.mac, dst="02:00:00:00:09:09") / IP(src=h0.ip, dst="10.0.9.9", id=41) / \
         UDP(sport=41, dport=42) / b"redirected"
     target.send(h0.port, frame)
+    return tx_port, frame
+
+
+def test_redirect_through_a_devmap_filled_with_bpftool_sends_the_frame_out_of_the_other_port(target, hosts,
+                                                                                             bpf_objects):
+    h0, h1 = hosts[0], hosts[1]
+    tx_port, frame = redirect_through_a_devmap(target, hosts, bpf_objects)
     assert target.collect(h1.port) == [bytes(frame)]
     target.expect_nothing([h0.port])
     # the map as bpftool dumps it: one entry, devmaps have no BTF-formatted values
     assert [(e.key, e.value, e.formatted) for e in tx_port.dump()] == \
         [(u32(ifindex(target, "p0")), u32(ifindex(target, "p1")), None)]
-    if "journey.xdp" in target.capabilities:
-        hops = [(h.stage, h.where, h.verdict) for j in target.journeys() for h in j.hops]
-        assert ("XDP", "p0", "REDIRECT") in hops and ("NIC_TX", "p1", "XMIT") in hops
+
+
+@pytest.mark.requires("journey.xdp")
+def test_a_devmap_redirect_s_journey_is_the_xdp_redirect_then_the_transmit_on_the_other_port(target, hosts,
+                                                                                            bpf_objects):
+    redirect_through_a_devmap(target, hosts, bpf_objects)
+    target.collect(hosts[1].port)
+    hops = [(h.stage, h.where, h.verdict) for j in target.journeys() for h in j.hops]
+    assert ("XDP", "p0", "REDIRECT") in hops and ("NIC_TX", "p1", "XMIT") in hops
 
 
 def test_adjust_head_encapsulates_in_ipip_and_the_stack_forwards_the_outer_packet(target, router, bpf_objects):
