@@ -327,3 +327,23 @@ class Target(ABC):
 
     def close(self) -> None:
         """Release everything the target holds; safe to call twice."""
+
+
+def frames_left(target: Target, port: str | Port, count: int, expected: str) -> list[bytes]:
+    """The frames that left DUT `port` (`target.collect()`), which must be `count` of
+    them: else an ExpectError naming the port, what was expected, what left instead,
+    and the journeys."""
+    port = target.port(port)
+    frames = target.collect(port)
+    if len(frames) == count:
+        return frames
+    lines = [f"expected {count} frame{'' if count == 1 else 's'} on {port.name} ({target.name}): {expected}",
+             f"{len(frames)} left {port.name}{':' if frames else ''}"]
+    lines += [f"  {describe(frame)}" for frame in frames]
+    lines += [f"journeys on {target.name}:", render_all(target.journeys())]
+    raise ExpectError("\n".join(lines))
+
+
+def frame_left(target: Target, port: str | Port, expected: str) -> bytes:
+    """The one frame that left DUT `port` (frames_left())."""
+    return frames_left(target, port, 1, expected)[0]
