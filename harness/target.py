@@ -11,6 +11,7 @@ passing of time (`wait`).
 from __future__ import annotations
 
 import shlex
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -224,12 +225,16 @@ class Target(ABC):
         port = self.port(port)
         mask = as_mask(frame)
         queue = self._queues[port.name]
-        for timeout in (0.0, self.positive_timeout):
-            self._collect(timeout)
+        self._collect(0.0)
+        deadline = time.monotonic() + self.positive_timeout
+        while True:  # until it arrives: other frames may come first, in bursts of their own
             for i, got in enumerate(queue):
                 if mask.matches(got):
                     return queue.pop(i)
-        raise ExpectError(self._explain_missing(port, mask))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ExpectError(self._explain_missing(port, mask))
+            self._collect(remaining)
 
     def expect_nothing(self, ports: Iterable[str | Port] | None = None) -> None:
         """Fail if any frame leaves the given DUT ports (all by default)."""
@@ -247,6 +252,31 @@ class Target(ABC):
         self._collect(self.negative_timeout)
         frames, queue[:] = list(queue), []
         return frames
+
+    def frames_left(self, port: str | Port, count: int, expected: str) -> list[bytes]:
+        """The frames that left DUT `port`, removed, which must be `count` of them:
+        waits until that many arrived (up to the positive timeout), then the negative
+        timeout for any more. Else an ExpectError naming the port, what was expected,
+        what left instead, and the journeys."""
+        port = self.port(port)
+        queue = self._queues[port.name]
+        self._collect(0.0)
+        deadline = time.monotonic() + self.positive_timeout
+        while len(queue) < count and (remaining := deadline - time.monotonic()) > 0:
+            self._collect(remaining)
+        self._collect(self.negative_timeout)
+        frames, queue[:] = list(queue), []
+        if len(frames) == count:
+            return frames
+        lines = [f"expected {count} frame{'' if count == 1 else 's'} on {port.name} ({self.name}): {expected}",
+                 f"{len(frames)} left {port.name}{':' if frames else ''}"]
+        lines += [f"  {describe(frame)}" for frame in frames]
+        lines += [f"journeys on {self.name}:", render_all(self.journeys())]
+        raise ExpectError("\n".join(lines))
+
+    def frame_left(self, port: str | Port, expected: str) -> bytes:
+        """The one frame that left DUT `port` (frames_left())."""
+        return self.frames_left(port, 1, expected)[0]
 
     def _collect(self, timeout: float) -> None:
         for name, frames in self._receive(timeout).items():
@@ -328,22 +358,3 @@ class Target(ABC):
     def close(self) -> None:
         """Release everything the target holds; safe to call twice."""
 
-
-def frames_left(target: Target, port: str | Port, count: int, expected: str) -> list[bytes]:
-    """The frames that left DUT `port` (`target.collect()`), which must be `count` of
-    them: else an ExpectError naming the port, what was expected, what left instead,
-    and the journeys."""
-    port = target.port(port)
-    frames = target.collect(port)
-    if len(frames) == count:
-        return frames
-    lines = [f"expected {count} frame{'' if count == 1 else 's'} on {port.name} ({target.name}): {expected}",
-             f"{len(frames)} left {port.name}{':' if frames else ''}"]
-    lines += [f"  {describe(frame)}" for frame in frames]
-    lines += [f"journeys on {target.name}:", render_all(target.journeys())]
-    raise ExpectError("\n".join(lines))
-
-
-def frame_left(target: Target, port: str | Port, expected: str) -> bytes:
-    """The one frame that left DUT `port` (frames_left())."""
-    return frames_left(target, port, 1, expected)[0]

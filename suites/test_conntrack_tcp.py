@@ -14,7 +14,6 @@ import pytest
 from scapy.layers.inet import IP, TCP
 
 from harness.journey import CtEntry
-from harness.target import frame_left
 from plan import counted
 
 pytestmark = pytest.mark.requires("nftables", "conntrack")
@@ -231,7 +230,7 @@ table ip nat {
     sent = []
     for host, ip_id in ((h0, 11), (h2, 12)):
         target.send(host.port, host.to_dut(dst=h1.ip, id=ip_id) / TCP(sport=SPORT, dport=DPORT, flags="S", seq=1))
-        sent.append(IP(frame_left(target, h1.port, f"the masqueraded SYN from {host.ip}")[14:]))
+        sent.append(IP(target.frame_left(h1.port, f"the masqueraded SYN from {host.ip}")[14:]))
     first, second = sent
     assert (first.src, first[TCP].sport) == (h1.dut_ip, SPORT)
     assert second.src == h1.dut_ip and second[TCP].sport != SPORT and 1024 <= second[TCP].sport <= 65535

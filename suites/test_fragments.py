@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from scapy.layers.inet import IP, UDP
 
-from harness.target import frames_left
-
 
 DATAGRAM = bytes(range(256)) * 8  # 2048 bytes of UDP payload
 
@@ -60,7 +58,7 @@ def test_large_udp_datagram_from_a_socket_leaves_in_fragments_without_df(target,
     sock = target.socket("udp", (h1.dut_ip, 9000))
     sock.sendto(DATAGRAM, (h1.ip, 9001))
     udp = bytes(IP(src=h1.dut_ip, dst=h1.ip, proto=17) / UDP(sport=9000, dport=9001) / DATAGRAM)[20:]
-    frames = frames_left(target, h1.port, 2, "the datagram in two fragments")
+    frames = target.frames_left(h1.port, 2, "the datagram in two fragments")
     ids = {IP(f[14:]).id for f in frames}
     assert len(ids) == 1, "fragments of one datagram share its IP ID"
     for frame, (offset, more) in zip(frames, ((0, True), (1480, False))):

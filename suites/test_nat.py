@@ -4,8 +4,6 @@ from __future__ import annotations
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 
-from harness.target import frame_left
-
 pytestmark = pytest.mark.requires("nftables")
 
 PORT_FORWARD = """
@@ -75,9 +73,9 @@ def test_masquerade_moves_a_clashing_source_port(target, router):
     h0, h1, h2 = router
     target.sh("nft -f -", stdin=MASQUERADE)
     target.send(h0.port, h0.to_dut(dst=h1.ip, id=41) / UDP(sport=7000, dport=53))
-    first = IP(frame_left(target, h1.port, "h0's datagram, masqueraded")[14:])
+    first = IP(target.frame_left(h1.port, "h0's datagram, masqueraded")[14:])
     target.send(h2.port, h2.to_dut(dst=h1.ip, id=42) / UDP(sport=7000, dport=53))
-    second = IP(frame_left(target, h1.port, "h2's datagram, masqueraded")[14:])
+    second = IP(target.frame_left(h1.port, "h2's datagram, masqueraded")[14:])
     assert (first.src, first[UDP].sport) == (h1.dut_ip, 7000)
     assert second.src == h1.dut_ip and second[UDP].sport != 7000
     assert 1024 <= second[UDP].sport <= 65535
@@ -96,7 +94,7 @@ table ip nat {
     sock = target.socket("udp", (h1.dut_ip, 4444))
     sock.sendto(b"query", (h1.ip, 53))
     # the route to 10.0.1.2 said p1; after DNAT in OUTPUT the packet is routed again
-    ip = IP(frame_left(target, h2.port, "the datagram, DNATed in OUTPUT and routed again")[14:])
+    ip = IP(target.frame_left(h2.port, "the datagram, DNATed in OUTPUT and routed again")[14:])
     assert (ip.src, ip.dst, ip[UDP].sport, ip[UDP].dport, bytes(ip[UDP].payload)) == \
         (h1.dut_ip, h2.ip, 4444, 5353, b"query")
     target.expect_nothing([h1.port])
@@ -137,7 +135,7 @@ def test_port_unreachable_for_a_dnat_flow_returns_related_and_un_natted(target, 
                               UDP(sport=5002, dport=80) / b"closed?")
     error = h1.to_dut(src=h1.ip, dst=h0.ip, id=62) / ICMP(type=3, code=3) / forwarded[14:]
     target.send(h1.port, error)
-    got = IP(frame_left(target, h0.port, "the port unreachable, un-DNATed")[14:])
+    got = IP(target.frame_left(h0.port, "the port unreachable, un-DNATed")[14:])
     assert (got.src, got.dst, got[ICMP].type, got[ICMP].code) == (h0.dut_ip, h0.ip, 3, 3)
     inner = got[ICMP].payload
     assert (inner.src, inner.dst, inner.sport, inner.dport) == (h0.ip, h0.dut_ip, 5002, 8080)
@@ -199,7 +197,7 @@ table ip nat {
     target.send(h1.port, h1.to_dut(dst="192.0.2.53", id=101) / UDP(sport=3000, dport=53) / b"where?")
     assert sock.recv() == (b"where?", (h1.ip, 3000))
     sock.sendto(b"here", (h1.ip, 3000))
-    ip = IP(frame_left(target, h1.port, "the answer, from the address the query was DNATed from")[14:])
+    ip = IP(target.frame_left(h1.port, "the answer, from the address the query was DNATed from")[14:])
     assert (ip.src, ip.dst, ip[UDP].sport, ip[UDP].dport, bytes(ip[UDP].payload)) == \
         ("192.0.2.53", h1.ip, 53, 3000, b"here")
 
@@ -219,7 +217,7 @@ table ip nat {
     ports = []
     for sport in (6100, 6101):
         target.send(h0.port, h0.to_dut(dst=h1.ip, id=sport) / UDP(sport=sport, dport=53))
-        got = IP(frame_left(target, h1.port, f"the datagram from port {sport}, SNATed")[14:])
+        got = IP(target.frame_left(h1.port, f"the datagram from port {sport}, SNATed")[14:])
         assert got.src == "10.0.1.100"
         ports.append(got[UDP].sport)
     assert sorted(ports) == [20000, 20001]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 from scapy.layers.inet import UDP
 
-from harness.target import frame_left
-
 pytestmark = pytest.mark.requires("nftables", "nftrace")
 
 # `ct state new` turns conntrack on for the namespace: without a rule that uses
@@ -70,7 +68,7 @@ def test_locally_generated_packet_crosses_output_then_postrouting(target, hosts)
     target.sh("nft -f -", stdin=EVERY_TABLE)
     sock = target.socket("udp", (h1.dut_ip, 7001))
     sock.sendto(b"out", (h1.ip, 9))
-    frame_left(target, h1.port, "the socket's datagram")
+    target.frame_left(h1.port, "the socket's datagram")
     assert [chains(j) for j in target.journeys() if chains(j)] == [OUTPUT + POST]
 
 

@@ -12,7 +12,6 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from harness.target import frame_left, frames_left
 from plan import counted_by_comment, icmp_socket_mask, quoted, socket_datagram_mask
 
 pytestmark = pytest.mark.requires("nftables")
@@ -540,7 +539,7 @@ def test_limit_lets_the_burst_through_then_matches_over_it(target, router):
     h0, h1 = router[0], router[1]
     target.sh("nft -f -", stdin=LIMIT)
     target.send(h0.port, [h0.to_dut(dst=h1.ip, id=i) / UDP(sport=8, dport=9) for i in range(6)])
-    frames_left(target, h1.port, 6, "every packet, the rules only count")
+    target.frames_left(h1.port, 6, "every packet, the rules only count")
     assert counted_by_comment(target) == {"under the limit": 3, "over the limit": 3}
 
 
@@ -562,7 +561,7 @@ def test_byte_limit_bucket_holds_a_unit_of_rate_plus_the_burst(target, router):
     h0, h1 = router[0], router[1]
     target.sh("nft -f -", stdin=BYTE_LIMIT)
     target.send(h0.port, [h0.to_dut(dst=h1.ip, id=i) / UDP(sport=8, dport=9) / bytes(200) for i in range(8)])
-    frames_left(target, h1.port, 8, "every packet, the rules only count")
+    target.frames_left(h1.port, 8, "every packet, the rules only count")
     assert counted_by_comment(target) == {"1000 bytes a minute": 4, "and a 500-byte burst": 6}
 
 
@@ -797,7 +796,7 @@ def masquerade_flows(target, h0, h1, l4s) -> list[IP]:
     out = []
     for i, l4 in enumerate(l4s):
         target.send(h0.port, h0.to_dut(dst=h1.ip, id=20 + i) / l4)
-        out.append(IP(frame_left(target, h1.port, f"the masqueraded {l4.summary()}")[14:]))
+        out.append(IP(target.frame_left(h1.port, f"the masqueraded {l4.summary()}")[14:]))
     return out
 
 

@@ -9,7 +9,6 @@ import json
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 
-from harness.target import frame_left
 from plan import counted_in_chain, drops, icmp_socket_mask
 
 pytestmark = pytest.mark.requires("tc")
@@ -106,7 +105,7 @@ def test_a_mark_set_at_tc_ingress_selects_the_fwmark_routing_table(target, route
     target.sh(f"ip route add 10.9.9.0/24 via {h2.ip} dev {h2.port.name} table 100")
     attach(target, h0.port, "ingress", bpf_objects["tc_set_mark"])
     target.send(h0.port, h0.to_dut(dst="10.9.9.9", id=10, ttl=9) / UDP(sport=1, dport=9) / b"marked")
-    got = IP(frame_left(target, h2.port, "the marked datagram, routed by the fwmark table")[14:])
+    got = IP(target.frame_left(h2.port, "the marked datagram, routed by the fwmark table")[14:])
     assert (got.dst, got.ttl, bytes(got[UDP].payload)) == ("10.9.9.9", 8, b"marked")
 
 
@@ -140,7 +139,7 @@ def test_bpf_redirect_sends_the_frame_out_of_another_port_unchanged(target, host
     attach(target, h0.port, "ingress", bpf_objects["tc_redirect"])
     frame = h0.to_dut(id=13) / UDP(sport=1, dport=9) / bytes([ifindex, 0])
     target.send(h0.port, frame)
-    assert frame_left(target, h1.port, "the frame, redirected unchanged") == bytes(frame)
+    assert target.frame_left(h1.port, "the frame, redirected unchanged") == bytes(frame)
     assert drops(target) == []
 
 

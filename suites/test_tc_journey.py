@@ -13,7 +13,6 @@ import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 
 from harness import bpfmaps
-from harness.target import frame_left
 from plan import icmp_socket_mask
 
 pytestmark = pytest.mark.requires("tc", "journey.tc")
@@ -177,7 +176,7 @@ def test_tc_egress_redirect_leaves_by_the_port_it_names(target, router, bpf_obje
     h0, h1, h2 = router
     attach(target, h1.port.name, "egress", bpf_objects["tc_redirect"])
     target.send(h0.port, redirected(target, h0, 56, h1.ip, out_of=h2.port.name))
-    got = IP(frame_left(target, h2.port, "the forwarded datagram, redirected at p1's egress")[14:])
+    got = IP(target.frame_left(h2.port, "the forwarded datagram, redirected at p1's egress")[14:])
     assert (got.dst, got.ttl) == (h1.ip, 63)
     target.expect_nothing()
     journey = journey_of(target, 56)

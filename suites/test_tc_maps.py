@@ -12,7 +12,6 @@ import pytest
 from scapy.layers.inet import IP, TCP, UDP
 
 from harness import bpfmaps
-from harness.target import frame_left
 
 pytestmark = pytest.mark.requires("tc", "bpftool")
 
@@ -102,7 +101,7 @@ def test_conntrack_knows_only_the_netfilter_translation_not_the_tc_rewrite(targe
     h0, h1 = router[0], router[1]
     masquerade_then_tc_snat.update(be32(h1.dut_ip), be32("10.0.1.77"))
     target.send(h0.port, h0.to_dut(dst=h1.ip, id=31) / UDP(sport=5002, dport=53) / b"q")
-    sent = IP(frame_left(target, h1.port, "the datagram, masqueraded then rewritten at tc egress")[14:])
+    sent = IP(target.frame_left(h1.port, "the datagram, masqueraded then rewritten at tc egress")[14:])
     assert sent.src == "10.0.1.77"
     assert [(e.original, e.reply) for e in target.conntrack() if e.proto == "udp"] == \
         [((h0.ip, h1.ip, 5002, 53), (h1.ip, h1.dut_ip, 53, 5002))]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 
-from harness.target import frame_left
 from plan import icmp_socket_mask
 
 pytestmark = pytest.mark.requires("xdp")
@@ -31,7 +30,7 @@ def test_xdp_tx_reflects_the_rewritten_frame_out_of_the_same_port(target, hosts,
     h1 = hosts[1]
     target.sh(f"ip link set dev {h1.port.name} xdp obj {bpf_objects['xdp_tx_reflector']} sec xdp")
     target.send(h1.port, h1.to_dut(id=3, ttl=9) / UDP(sport=1111, dport=2222) / b"mirror")
-    got = IP(frame_left(target, h1.port, "the frame, reflected by XDP_TX")[14:])
+    got = IP(target.frame_left(h1.port, "the frame, reflected by XDP_TX")[14:])
     assert (got.src, got.dst, got.ttl, got[UDP].sport, got[UDP].dport, bytes(got[UDP].payload)) == \
         (h1.dut_ip, h1.ip, 64, 2222, 1111, b"mirror")
 

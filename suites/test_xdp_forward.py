@@ -9,7 +9,6 @@ import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import ARP, Ether
 
-from harness.target import frame_left
 from plan import counted_in_chain
 
 pytestmark = pytest.mark.requires("xdp")
@@ -36,7 +35,7 @@ def send_with_a_complete_lookup(target, fib_router):
 def test_a_complete_lookup_forwards_in_xdp_with_the_neighbours_macs_and_never_reaches_netfilter(target, fib_router):
     h1 = fib_router[1]
     sent = send_with_a_complete_lookup(target, fib_router)
-    got = frame_left(target, h1.port, "the frame, forwarded by XDP")
+    got = target.frame_left(h1.port, "the frame, forwarded by XDP")
     expected = sent.copy()
     expected[Ether].src, expected[Ether].dst = h1.port.mac, h1.mac
     expected[IP].ttl = 8
@@ -60,7 +59,7 @@ def test_no_neighbour_passes_to_the_stack_which_forwards_through_netfilter_and_r
     h0, h1 = fib_router[0], fib_router[1]
     target.sh(f"ip neigh del {h1.ip} dev {h1.port.name}")
     target.send(h0.port, h0.to_dut(dst=h1.ip, id=12) / UDP(sport=1, dport=9) / b"slow path")
-    request = frame_left(target, h1.port, "the stack's ARP request for h1")
+    request = target.frame_left(h1.port, "the stack's ARP request for h1")
     assert (ARP(request[14:]).op, ARP(request[14:]).pdst) == (1, h1.ip)
     assert counted_in_chain(target, "forward") == 1
 
@@ -78,7 +77,7 @@ def test_ttl_1_passes_to_the_stack_which_answers_time_exceeded(target, fib_route
     h0, h1 = fib_router[0], fib_router[1]
     target.send(h0.port, h0.to_dut(dst=h1.ip, id=14, ttl=1) / UDP(sport=1, dport=9) / b"expiring")
     target.expect_nothing([h1.port])
-    reply = frame_left(target, h0.port, "the stack's time exceeded")
+    reply = target.frame_left(h0.port, "the stack's time exceeded")
     assert (IP(reply[14:])[ICMP].type, IP(reply[14:])[ICMP].code) == (11, 0)
 
 
@@ -87,7 +86,7 @@ def test_a_packet_over_the_egress_mtu_with_df_passes_to_the_stack_which_answers_
     target.sh(f"ip link set dev {h1.port.name} mtu 1000")
     target.send(h0.port, h0.to_dut(dst=h1.ip, id=15, flags="DF") / UDP(sport=1, dport=9) / (b"x" * 1200))
     target.expect_nothing([h1.port])
-    reply = frame_left(target, h0.port, "the stack's fragmentation needed")
+    reply = target.frame_left(h0.port, "the stack's fragmentation needed")
     icmp = IP(reply[14:])[ICMP]
     assert (icmp.type, icmp.code, icmp.nexthopmtu) == (3, 4, 1000)
     assert counted_in_chain(target, "forward") == 0  # ip_forward() checks the MTU before the forward hook

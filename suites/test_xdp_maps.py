@@ -13,7 +13,7 @@ from scapy.layers.l2 import Ether
 
 from harness import bpfmaps
 from harness.bpfmaps import lpm_key, u32, u64
-from harness.target import CommandError, frame_left
+from harness.target import CommandError
 
 pytestmark = [pytest.mark.requires("xdp"), pytest.mark.requires("bpftool")]
 
@@ -123,7 +123,7 @@ def test_redirect_through_a_devmap_filled_with_bpftool_sends_the_frame_out_of_th
                                                                                              bpf_objects):
     h0, h1 = hosts[0], hosts[1]
     tx_port, frame = redirect_through_a_devmap(target, hosts, bpf_objects)
-    assert frame_left(target, h1.port, "the frame, redirected through the devmap") == bytes(frame)
+    assert target.frame_left(h1.port, "the frame, redirected through the devmap") == bytes(frame)
     target.expect_nothing([h0.port])
     # the map as bpftool dumps it: one entry, devmaps have no BTF-formatted values
     assert [(e.key, e.value, e.formatted) for e in tx_port.dump()] == \
@@ -149,4 +149,4 @@ def test_adjust_head_encapsulates_in_ipip_and_the_stack_forwards_the_outer_packe
     # 10.99.0.1 > 10.99.0.2), then forwarded: ttl 63, new MACs; the inner packet untouched
     outer = Ether(src=h1.port.mac, dst=h1.mac) / IP(src="10.99.0.1", dst="10.99.0.2", proto=4, id=0,
                                                      flags="DF", tos=0, ttl=63) / bytes(inner)
-    assert frame_left(target, h1.port, "the encapsulated packet, forwarded") == bytes(outer)
+    assert target.frame_left(h1.port, "the encapsulated packet, forwarded") == bytes(outer)

@@ -7,7 +7,7 @@ from scapy.layers.l2 import Ether
 
 from harness.mockkernel.target import MockTarget
 from harness.packets import Mask
-from harness.target import ExpectError, frame_left, frames_left
+from harness.target import ExpectError
 
 pytest_plugins = ["pytester"]
 
@@ -45,7 +45,7 @@ def test_a_frame_read_that_finds_none_fails_with_the_port_what_was_expected_and_
     dut.sh("ip addr add 10.0.0.1/24 dev p0")
     dut.send("p0", _frame(ttl=5) / b"x")
     with pytest.raises(ExpectError) as err:
-        frame_left(dut, "p1", "the forwarded datagram")
+        dut.frame_left("p1", "the forwarded datagram")
     text = str(err.value)
     assert text.startswith("expected 1 frame on p1 (mock): the forwarded datagram\n0 left p1\njourneys on mock:\n")
     assert "DROP NO_SOCKET at L4 in __udp4_lib_rcv" in text
@@ -57,9 +57,9 @@ def test_a_frame_read_that_finds_too_many_lists_what_left():
     dut.sh("ip neigh add 10.0.0.2 lladdr 02:00:00:00:01:01 dev p0")
     dut.send("p0", [_frame(id=1) / b"x", _frame(id=2) / b"y"])
     with pytest.raises(ExpectError, match=r"expected 1 frame on p0 \(mock\): one answer\n2 left p0:\n  Ether / IP / ICMP"):
-        frame_left(dut, "p0", "one answer")
+        dut.frame_left("p0", "one answer")
     dut.send("p0", [_frame(id=3) / b"x", _frame(id=4) / b"y"])
-    assert len(frames_left(dut, "p0", 2, "two answers")) == 2
+    assert len(dut.frames_left("p0", 2, "two answers")) == 2
 
 
 def test_requires_marker_skips_with_the_missing_capability_and_summary_counts_it(pytester):

@@ -36,7 +36,6 @@ from harness.target import (
     CommandError,
     TargetError,
     TargetUnavailable,
-    frame_left,
 )
 
 needs_root = pytest.mark.skipif(
@@ -267,7 +266,7 @@ def test_a_udp_socket_receives_and_counts_the_datagrams_its_full_buffer_dropped(
 def test_a_ping_socket_sends_its_echo_id(addressed):
     sock = addressed.socket("icmp", (P0_IP, 0x77))
     sock.sendto(bytes(ICMP(type=8, id=0, seq=1) / b"ping"), (H0_IP, 0))
-    frame = Ether(frame_left(addressed, "p0", "the echo request"))
+    frame = Ether(addressed.frame_left("p0", "the echo request"))
     assert (frame[ICMP].type, frame[ICMP].id, frame[ICMP].seq) == (8, 0x77, 1)
     assert sock.drops() == 0
 

@@ -31,7 +31,7 @@ from harness.drivers.nftrace import (
     rule_text,
 )
 from harness.journey import Drop, Hop, RuleCounter
-from harness.target import PORTS, frame_left
+from harness.target import PORTS
 
 needs_lab = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("ip", "ethtool", "sysctl", "nft")),
@@ -115,7 +115,7 @@ def test_dnat_shows_in_prerouting_and_nat_chains_see_only_the_first_packet_of_th
         router.send("p0", _to_dut(0, "10.0.0.1", ident) / UDP(sport=5000, dport=8080) / b"fwd")
         router.collect("p1")
     router.send("p1", _to_dut(1, "10.0.0.2", 23) / UDP(sport=80, dport=5000) / b"reply")
-    reply = Ether(frame_left(router, "p0", "the reply, un-DNATed"))
+    reply = Ether(router.frame_left("p0", "the reply, un-DNATed"))
     assert (reply[IP].src, reply[UDP].sport) == ("10.0.0.1", 8080)
     first, second, answer = router.journeys()
     dnat = Hop("NF_PREROUTING", "nf_nat_packet", "DNAT", "daddr 10.0.0.1:8080 -> 10.0.1.2:80")

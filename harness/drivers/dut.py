@@ -10,7 +10,8 @@ from program run counts and the devices' counters (`xdpstats.py`); rule
 counters from `nft -a list ruleset`; conntrack entries from a ctnetlink dump
 (`nfnetlink.py`). The real kernel takes real time, so expectations wait: up to
 `positive_timeout` for an expected frame, and `negative_timeout` to be sure nothing
-comes.
+comes. The positive one ends as soon as the frame is there, so it is long enough for
+a machine loaded with parallel workers; only a failing expectation waits it out.
 """
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ class NetnsTarget(Target):
 
     name = "dut"
 
-    def __init__(self, positive_timeout: float = 1.0, negative_timeout: float = 0.25,
+    def __init__(self, positive_timeout: float = 5.0, negative_timeout: float = 0.25,
                  nftrace: bool = True) -> None:
         """`nftrace=False` leaves packets untraced (load runs: tracing costs the kernel
         a netlink message per chain and rule a packet crosses)."""

@@ -26,6 +26,10 @@ drops keep stage UNKNOWN.
 Each lab watches its DUT namespace (`NetnsDrops`). A drop is reported some time after
 it happened, so `NetnsDrops.drops()` first sends a sentinel into the namespace and
 waits until the tracer prints its drop: everything dropped before it is then in.
+How long that takes depends on how busy the machine is (bpftrace is a process like
+any other), so the wait ends on the event; its bound, SENTINEL_TIMEOUT, only stops
+a tracer that is stuck. bpftrace reports events its perf buffer had no room for
+("Lost N events"): drops are then incomplete, and drops() says so rather than wait.
 The sentinel is a frame on the namespace's `lo` for another MAC, dropped OTHERHOST
 in ip_rcv_core() before any hook: no netfilter counter, conntrack entry, ICMP error
 or SNMP counter sees it (only `lo`'s own rx counters).
@@ -56,7 +60,13 @@ from harness.target import TargetError
 TRACEFS = "/sys/kernel/tracing"
 KFREE_SKB_FORMAT = f"{TRACEFS}/events/skb/kfree_skb/format"
 STARTUP_TIMEOUT = 30.0
-SENTINEL_TIMEOUT = 2.0
+# Reached only by a tracer that is stuck: the sentinel's drop arrives in milliseconds
+# on an idle machine and in seconds on one loaded with parallel workers and CPU hogs.
+SENTINEL_TIMEOUT = 120.0
+# Perf buffer pages per CPU (bpftrace's default is 64): every process's tracer sees the
+# drops of every lab on the machine, so a burst in one lab must not overflow the others'.
+PERF_RB_PAGES = "1024"
+LOST_EVENTS = re.compile(r"Lost (\d+) events")
 
 # Per drop: the namespace is the device's, else the socket's if an AF_INET one (2;
 # netlink and unix sockets purge messages, not packets). Fragments queued for
@@ -312,12 +322,14 @@ class KfreeSkbTracer:
         self._ready = threading.Event()
         self.exited = False
         self._unreadable = ""
+        self.lost_events = 0
         self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 -- as long as bpftrace runs
         started = time.monotonic()
         # -p: bpftrace exits when this process does, even one killed by SIGKILL
         self._process = subprocess.Popen(
             [bpftrace, "-B", "none", "-p", str(os.getpid()), "-e", program],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+            env={**os.environ, "BPFTRACE_PERF_RB_PAGES": PERF_RB_PAGES})
         threading.Thread(target=self._read, name="kfree_skb tracer", daemon=True).start()
         # BEGIN runs once every probe is attached
         if not self._ready.wait(STARTUP_TIMEOUT) or self.exited:
@@ -338,6 +350,10 @@ class KfreeSkbTracer:
                     self._dispatch(KfreeSkbEvent.parse(line, stack))
                 elif line == "ready\n":
                     self._ready.set()
+                elif lost := LOST_EVENTS.match(line):
+                    with self.lock:
+                        self.lost_events += int(lost.group(1))
+                        self.lock.notify_all()
         except ValueError as exc:  # a line this reader does not understand: failure() says so
             self._unreadable = f"{exc} in {line!r}"
             self._process.kill()
@@ -397,6 +413,7 @@ class NetnsDrops:
         self._events: list[KfreeSkbEvent] = []
         self._sentinel_ids = itertools.cycle(range(1, 0x10000))  # IP IDs, 0 = none seen
         self._sentinel_seen = 0
+        self._lost_before = tracer.lost_events  # the tracer's losses when this list started
         self._lo = lab.socket(lab.dut, socket.AF_PACKET, socket.SOCK_RAW)
         self._lo.bind(("lo", 0))
 
@@ -426,6 +443,7 @@ class NetnsDrops:
         self.sync()
         with self.tracer.lock:
             self._events.clear()
+            self._lost_before = self.tracer.lost_events
 
     def sync(self) -> None:
         """Drop a sentinel and wait until the tracer reports it (or fail saying why)."""
@@ -437,9 +455,13 @@ class NetnsDrops:
             raise TargetError(f"cannot send the drop sentinel on lo of the DUT ({exc.strerror}): "
                               "drops() needs the DUT's lo up") from exc
         with self.tracer.lock:
-            seen = self.tracer.lock.wait_for(
-                lambda: self._sentinel_seen == ident or self.tracer.exited, SENTINEL_TIMEOUT)
-        if not seen or self._sentinel_seen != ident:
+            self.tracer.lock.wait_for(lambda: self._sentinel_seen == ident or self.tracer.exited
+                                      or self.tracer.lost_events != self._lost_before, SENTINEL_TIMEOUT)
+            lost = self.tracer.lost_events - self._lost_before
+        if lost:
+            raise TargetError(f"the drop tracer lost {lost} events (its perf buffer of {PERF_RB_PAGES} "
+                              "pages per CPU overflowed), so drops cannot be complete")
+        if self._sentinel_seen != ident:
             raise TargetError(f"the drop tracer did not report the sentinel drop within "
                               f"{time.monotonic() - started:.1f} s, so drops cannot be complete: "
                               f"{self.tracer.failure()}")
