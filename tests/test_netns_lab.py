@@ -155,18 +155,28 @@ def test_a_missing_tool_names_the_package_to_install(monkeypatch):
 
 @needs_root
 def test_stale_namespaces_of_dead_processes_are_removed():
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    stale = f"pj{dead.pid}x0-dut"
-    alive = f"pj{os.getpid()}x999-dut"
-    for name in (stale, alive):
-        subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        assert stale in netns.remove_stale_labs()
-        assert stale not in _namespaces() and alive in _namespaces()
-    finally:
+    """In a mount namespace of its own with an empty /run/netns: the namespaces
+    it makes are seen by no other worker, whose first lab would remove the stale
+    one first (and they vanish with it)."""
+    script = textwrap.dedent("""
+        import json, os, subprocess
+        from harness.drivers import netns
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        stale, alive = f"pj{dead.pid}x0-dut", f"pj{os.getpid()}x999-dut"
         for name in (stale, alive):
-            subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
+            subprocess.run(["ip", "netns", "add", name], check=True)
+        print(json.dumps({"stale": stale, "alive": alive, "removed": netns.remove_stale_labs(),
+                          "left": sorted(os.listdir(netns.NETNS_RUN_DIR))}))
+    """)
+    os.makedirs(netns.NETNS_RUN_DIR, exist_ok=True)
+    run = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                          f'mount -t tmpfs pj-test {netns.NETNS_RUN_DIR} && exec "$0" -', sys.executable],
+                         input=script, capture_output=True, text=True, check=False,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert run.returncode == 0, run.stderr
+    seen = json.loads(run.stdout)
+    assert (seen["removed"], seen["left"]) == ([seen["stale"]], [seen["alive"]])
 
 
 @needs_root
