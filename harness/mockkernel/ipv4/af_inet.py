@@ -1,9 +1,11 @@
 """IPv4's initialisation (net/ipv4/af_inet.c inet_init()), run at boot.
 
-What IPv4 hooks into the core it registers here, in the kernel's order:
-ARP's receive function (arp_init()), the netdevice notifiers of devinet and
-the FIB (ip_init() -> ip_rt_init(): devinet_init(), ip_fib_init()), and
-ip_rcv() for ETH_P_IP last (dev_add_pack(&ip_packet_type)).
+What IPv4 hooks into the core it registers here, in the kernel's order: the
+L4 receive functions (inet_add_protocol(): ICMP, UDP, TCP, IGMP), ARP's
+receive function and neighbour table (arp_init()), the netdevice notifiers of
+devinet and the FIB (ip_init() -> ip_rt_init(): devinet_init(),
+ip_fib_init()), ICMP's sender (icmp_init()), and ip_rcv() for ETH_P_IP last
+(dev_add_pack(&ip_packet_type)).
 """
 from __future__ import annotations
 
@@ -11,12 +13,23 @@ from harness.mockkernel.core.dev import dev_add_pack
 from harness.mockkernel.ipv4.arp import arp_init
 from harness.mockkernel.ipv4.devinet import devinet_init
 from harness.mockkernel.ipv4.fib_frontend import ip_fib_init
+from harness.mockkernel.ipv4.icmp import icmp_init, icmp_rcv
+from harness.mockkernel.ipv4.igmp import igmp_rcv
 from harness.mockkernel.ipv4.ip_input import ip_rcv
+from harness.mockkernel.ipv4.protocol import inet_add_protocol
+from harness.mockkernel.ipv4.tcp_ipv4 import tcp_v4_rcv
+from harness.mockkernel.ipv4.udp import udp_rcv
 from harness.mockkernel.wire.ethernet import ETH_P_IP
+from harness.mockkernel.wire.ipv4 import IPPROTO_ICMP, IPPROTO_IGMP, IPPROTO_TCP, IPPROTO_UDP
 
 
 def inet_init(net) -> None:
+    inet_add_protocol(net, icmp_rcv, IPPROTO_ICMP)
+    inet_add_protocol(net, udp_rcv, IPPROTO_UDP)
+    inet_add_protocol(net, tcp_v4_rcv, IPPROTO_TCP)
+    inet_add_protocol(net, igmp_rcv, IPPROTO_IGMP)
     arp_init(net)
     devinet_init(net)  # ip_init() -> ip_rt_init()
     ip_fib_init(net)
+    icmp_init(net)
     dev_add_pack(net, ETH_P_IP, ip_rcv)

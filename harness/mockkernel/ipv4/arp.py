@@ -21,6 +21,7 @@ from harness.mockkernel.core import dev as core_dev
 from harness.mockkernel.core.dev import dev_add_pack
 from harness.mockkernel.core.rtnetlink import neigh_table_init
 from harness.mockkernel.core.skbuff import PACKET_HOST, PACKET_OTHERHOST, SkBuff, alloc_skb, kfree_skb
+from harness.mockkernel.ipv4.route import inet_select_addr, local_addresses
 from harness.mockkernel.net import (NUD_CONNECTED, NUD_DELAY, NUD_FAILED, NUD_INCOMPLETE, NUD_NAMES, NUD_NOARP,
                                     NUD_PERMANENT, NUD_PROBE, NUD_REACHABLE, NUD_STALE, NUD_VALID, Neighbour)
 from harness.mockkernel.wire import WireError
@@ -99,12 +100,11 @@ def _delay_expired(net, neigh: Neighbour) -> None:
 
 def _neigh_failed(net, neigh: Neighbour) -> None:
     """neigh_invalidate(): queued packets fail (ipv4_link_failure sends ICMP)."""
-    from harness.mockkernel.ipv4 import icmp
     _set_state(net, neigh, NUD_FAILED)
     queued, neigh.queue = neigh.queue, []
     for skb in queued:
         net.tracer.hop(skb, Stage.NEIGH, "neigh_invalidate", "FAILED")
-        icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_HOST_UNREACH)
+        net.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_HOST_UNREACH)
         kfree_skb(skb, DropReason.NEIGH_FAILED, Stage.NEIGH, "neigh_invalidate")
 
 
@@ -112,7 +112,6 @@ def _solicit(net, neigh: Neighbour, skb: SkBuff | None) -> None:
     """arp_solicit(): a broadcast request while INCOMPLETE, unicast when PROBE.
     The sender address is the packet's source if it is local (arp_announce=0),
     else one chosen for the target."""
-    from harness.mockkernel.ipv4.route import inet_select_addr, local_addresses
     dev = net.devices[neigh.ifindex]
     neigh.probes += 1
     saddr = 0
@@ -153,7 +152,6 @@ def arp_rcv(skb: SkBuff) -> None:
     sip, tip = int.from_bytes(sip_b, "big"), int.from_bytes(tip_b, "big")
     if sip >> 28 == 0xE or tip >> 28 == 0xE or (tip >> 24 == 127):
         return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.NEIGH, "arp_process")
-    from harness.mockkernel.ipv4.route import local_addresses
     local = local_addresses(net)
     if op == wire_arp.ARPOP_REQUEST and tip in local:
         if sip == 0:  # duplicate address detection probe: answer, learn nothing

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree_skb
-from harness.mockkernel.ipv4 import ip_output, route
+from harness.mockkernel.ipv4 import ip_output, ping, route
 from harness.mockkernel.wire import WireError
 from harness.mockkernel.wire.icmp import (ERROR_TYPES, ICMP_ADDRESS, ICMP_ADDRESSREPLY, ICMP_DEST_UNREACH,
                                           ICMP_ECHO, ICMP_ECHOREPLY, ICMP_FRAG_NEEDED, ICMP_HLEN, ICMP_TIMESTAMP,
@@ -171,7 +171,6 @@ def icmp_rcv(skb: SkBuff) -> None:
     if icmp_type == ICMP_ECHO:
         icmp_echo(skb)
     elif icmp_type == ICMP_ECHOREPLY:
-        from harness.mockkernel.ipv4 import ping
         ping.ping_rcv(skb)
     else:
         net.tracer.hop(skb, Stage.L4, "icmp_rcv", "CONSUMED")
@@ -197,3 +196,11 @@ def icmp_echo(skb: SkBuff) -> None:
         return
     net.tracer.hop(skb, Stage.L4, "icmp_echo", "REPLY")
     _icmp_push(net, skb, out, bytes(body), iph.tos, "icmp_reply echo")
+
+
+def icmp_init(net) -> None:
+    """ICMP's sender for the modules this one sends through (ip_output's
+    fragmentation, arp's failed neighbours, udp's port unreachable): they call
+    net.icmp_send(), as code that cannot depend on IPv6's ICMP module calls
+    icmpv6_send() through inet6_register_icmp_sender()."""
+    net.icmp_send = icmp_send

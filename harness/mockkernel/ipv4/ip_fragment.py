@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.core.skbuff import SkBuff, kfree_skb
+from harness.mockkernel.ipv4 import icmp
 from harness.mockkernel.wire.icmp import ICMP_EXC_FRAGTIME, ICMP_TIME_EXCEEDED
 from harness.mockkernel.wire.ipv4 import IP_DF, IP_MF, IP_OFFSET, Ipv4Packet
 
@@ -101,7 +102,6 @@ def ip_expire(net, queue: IpQueue) -> None:
     """The queue's timer: still incomplete after ipfrag_time."""
     if queue.dead:
         return
-    from harness.mockkernel.ipv4 import icmp
     queue.dead = True
     net.ipfrags.pop(queue.key, None)
     head = queue.fragments.pop(0, (None, None))[1]

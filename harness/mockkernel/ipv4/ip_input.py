@@ -12,12 +12,11 @@ from __future__ import annotations
 from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
 from harness.mockkernel.core.skbuff import PACKET_OTHERHOST, SkBuff, kfree_skb
-from harness.mockkernel.ipv4 import icmp, igmp, ip_forward, ip_fragment, route, tcp_ipv4, udp
+from harness.mockkernel.ipv4 import icmp, ip_forward, ip_fragment, route
 from harness.mockkernel.netfilter.core import NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING, nf_hook
 from harness.mockkernel.wire import Truncated, WireError, ipv4
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_PROT_UNREACH
-from harness.mockkernel.wire.ipv4 import (IP_MF, IP_OFFSET, IPPROTO_ICMP, IPPROTO_IGMP, IPPROTO_TCP,
-                                          IPPROTO_UDP, Ipv4Packet)
+from harness.mockkernel.wire.ipv4 import IP_MF, IP_OFFSET, Ipv4Packet
 
 HOP_IP_RCV_OK = Hop(Stage.IP_RCV, "ip_rcv_core", "OK")
 
@@ -117,19 +116,15 @@ def ip_local_deliver(skb: SkBuff) -> None:
 
 
 def ip_local_deliver_finish(skb: SkBuff) -> None:
-    """ip_protocol_deliver_rcu(): UDP, TCP, ICMP, IGMP; any other protocol gets
-    ICMP protocol unreachable (never for a multicast or broadcast route) and
-    IP_NOPROTO (no raw sockets here)."""
+    """ip_protocol_deliver_rcu(): the handler inet_add_protocol() registered
+    (UDP, TCP, ICMP, IGMP); any other protocol gets ICMP protocol unreachable
+    (never for a multicast or broadcast route) and IP_NOPROTO (no raw sockets
+    here)."""
     _, protocol = ipv4.FRAG_OFF_PROTOCOL.unpack_from(skb.buf, skb.network_header)
     skb.data = skb.transport_header
-    if protocol == IPPROTO_UDP:
-        udp.udp_rcv(skb)
-    elif protocol == IPPROTO_ICMP:
-        icmp.icmp_rcv(skb)
-    elif protocol == IPPROTO_TCP:
-        tcp_ipv4.tcp_v4_rcv(skb)
-    elif protocol == IPPROTO_IGMP:
-        igmp.igmp_rcv(skb)
+    handler = skb.net.inet_protos.get(protocol)
+    if handler is not None:
+        handler(skb)
     else:
         skb.net.tracer.hop(skb, Stage.L4, "ip_protocol_deliver_rcu", "NOPROTO", f"protocol {protocol}")
         icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PROT_UNREACH)

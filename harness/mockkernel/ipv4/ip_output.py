@@ -77,9 +77,8 @@ def ip_fragment(skb: SkBuff, mtu: int) -> None:
     net = skb.net
     iph = Ipv4Packet(skb.buf, skb.network_header)
     if iph.frag_off & IP_DF and not skb.ignore_df:
-        from harness.mockkernel.ipv4 import icmp
         net.tracer.hop(skb, Stage.IP_OUTPUT, "ip_fragment", "FRAG_NEEDED", f"mtu={mtu}")
-        icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, info=mtu)
+        net.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, info=mtu)
         return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_OUTPUT, "ip_fragment")
     for fragment in ip_do_fragment(skb, mtu):
         ip_finish_output2(fragment)

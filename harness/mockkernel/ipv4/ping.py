@@ -10,6 +10,7 @@ from __future__ import annotations
 from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
+from harness.mockkernel.ipv4 import ip_output, route
 from harness.mockkernel.ipv4.udp import UdpSock, udp_queue_rcv_skb
 from harness.mockkernel.wire import icmp
 from harness.mockkernel.wire.icmp import ICMP_ECHO, IcmpMessage
@@ -34,7 +35,6 @@ def ping_recvmsg(sk: UdpSock) -> tuple[bytes, tuple[int, int]] | None:
 
 
 def ping_v4_sendmsg(net, sk: UdpSock, message: bytes, daddr: int) -> None:
-    from harness.mockkernel.ipv4 import ip_output, route
     if len(message) < icmp.ICMP_HLEN or IcmpMessage(message, 0).type != ICMP_ECHO:
         raise OSError(22, "ping socket: message must be an ICMP echo request (type 8)")
     rt = route.ip_route_output(net, daddr, sk.addr)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree_skb
+from harness.mockkernel.ipv4 import ip_output, route
 from harness.mockkernel.wire import Malformed, WireError, tcp
 from harness.mockkernel.wire.ipv4 import IP_DF, IPPROTO_TCP, Ipv4Packet, build_header
 from harness.mockkernel.wire.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN
@@ -56,7 +57,6 @@ def reset_segment(skb: SkBuff) -> tuple[int, int, int]:
 
 def send_reset(skb: SkBuff, tos: int, why: str) -> None:
     """A RST back to the sender of `skb`, routed and sent as a local packet."""
-    from harness.mockkernel.ipv4 import ip_output, route
     net = skb.net
     iph = Ipv4Packet(skb.buf, skb.network_header)
     sport, dport = tcp.PORTS.unpack_from(skb.buf, iph.payload_offset)

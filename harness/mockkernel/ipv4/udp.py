@@ -26,6 +26,7 @@ from functools import cached_property
 from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb, skb_clone
+from harness.mockkernel.ipv4 import ip_output, route
 from harness.mockkernel.wire import WireError, ipv4
 from harness.mockkernel.wire import udp as wire_udp
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_PORT_UNREACH
@@ -82,8 +83,7 @@ def udp_rcv(skb: SkBuff) -> None:
     net.tracer.hop(skb, Stage.L4, "__udp4_lib_rcv", "", f"dport {dport} no socket")
     if not wire_udp.checksum_ok(buf, nh, uh, ulen):
         return kfree_skb(skb, DropReason.UDP_CSUM, Stage.L4, "__udp4_lib_rcv")
-    from harness.mockkernel.ipv4 import icmp
-    icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH)
+    net.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH)
     kfree_skb(skb, DropReason.NO_SOCKET, Stage.L4, "__udp4_lib_rcv")
 
 
@@ -131,7 +131,6 @@ def udp_recvmsg(sk: UdpSock) -> tuple[bytes, tuple[int, int]] | None:
 
 
 def udp_sendmsg(net, sk: UdpSock, payload: bytes, daddr: int, dport: int) -> None:
-    from harness.mockkernel.ipv4 import ip_output, route
     rt = route.ip_route_output(net, daddr, sk.addr)
     if isinstance(rt, int):
         raise OSError(rt, f"sendto: no route to {daddr:#x}")
