@@ -10,9 +10,12 @@ from collections.abc import Iterable, Sequence
 from harness.journey import CtEntry, Drop, Journey, RuleCounter
 from harness.mockkernel import cmd
 from harness.mockkernel.bpf.maps import PAGE_SIZE, PerfEventArrayMap, RingBufMap
+from harness.mockkernel.cmd.conntrack import ct_entry, nf_conn_from
 from harness.mockkernel.ipv4 import ping, udp
 from harness.mockkernel.kernel import Kernel
 from harness.mockkernel.net import int_to_ip, ip_to_int
+from harness.mockkernel.netfilter.nf_conntrack_core import ctnetlink_create_conntrack, nf_conntrack_gc
+from harness.mockkernel.netfilter import nf_tables
 from harness.target import (MAX_L2_OVERHEAD, PERF_RING_PAGES, AppSocket, CommandError, EventReader, Port,
                             Target, TargetError, frame_too_long)
 
@@ -69,18 +72,13 @@ class MockTarget(Target):
         return list(self.kernel.tracer.drops)
 
     def counters(self) -> list[RuleCounter]:
-        from harness.mockkernel.netfilter.nf_tables import counters
-        return counters(self.kernel)
+        return nf_tables.counters(self.kernel)
 
     def conntrack(self) -> list[CtEntry]:
-        from harness.mockkernel.cmd.conntrack import ct_entry
-        from harness.mockkernel.netfilter.nf_conntrack_core import nf_conntrack_gc
         nf_conntrack_gc(self.kernel)
         return [ct_entry(self.kernel, ct) for ct in self.kernel.conntrack.entries]
 
     def conntrack_create(self, entries: Iterable[CtEntry]) -> None:
-        from harness.mockkernel.cmd.conntrack import nf_conn_from
-        from harness.mockkernel.netfilter.nf_conntrack_core import ctnetlink_create_conntrack
         for entry in entries:
             error = ctnetlink_create_conntrack(self.kernel, nf_conn_from(self.kernel, entry))
             if error:

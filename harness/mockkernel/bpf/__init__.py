@@ -31,7 +31,8 @@ from harness.mockkernel.bpf.context import (
 )
 from harness.mockkernel.bpf.elf import BpfObject
 from harness.mockkernel.bpf.maps import BpfMap, MapError
-from harness.mockkernel.bpf.syscall import BpfProgram, BpfRuntime
+from harness.mockkernel.bpf.core import BpfProgram
+from harness.mockkernel.bpf.syscall import BpfRuntime
 from harness.mockkernel.bpf.vm import BpfFault, BpfLoadError
 from harness.mockkernel.core.xdp import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX
 

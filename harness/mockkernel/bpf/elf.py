@@ -26,10 +26,10 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 
 from harness.mockkernel.bpf.btf import Btf, BtfError, MapDef
+from harness.mockkernel.bpf.core import BpfProgram
 from harness.mockkernel.bpf.insn import BPF_CALL, BPF_JMP, BPF_PSEUDO_CALL, LD_IMM64, decode
 from harness.mockkernel.bpf.maps import (BPF_F_MMAPABLE, BPF_F_RDONLY_PROG, BPF_MAP_TYPE_ARRAY, NO_BTF_MAP_TYPES,
                                          BpfMap, MapError)
-from harness.mockkernel.bpf.syscall import BpfProgram
 from harness.mockkernel.bpf.vm import BpfLoadError, CallReloc, CodeSection, MapReloc
 
 if TYPE_CHECKING:

@@ -111,7 +111,7 @@ from harness.mockkernel.bpf.insn import (
 )
 
 if TYPE_CHECKING:
-    from harness.mockkernel.bpf.syscall import BpfProgram
+    from harness.mockkernel.bpf.core import BpfProgram
 
 M64 = (1 << 64) - 1
 M32 = (1 << 32) - 1

@@ -22,7 +22,7 @@ from harness.mockkernel.net import int_to_ip
 from harness.mockkernel.netfilter import nf_conntrack_core as core
 from harness.mockkernel.netfilter import nf_conntrack_proto_tcp as proto_tcp
 from harness.mockkernel.netfilter.nf_conntrack import (IPS_ASSURED, IPS_SEEN_REPLY, STATUS_NAMES, NfConn,
-                                                       Tuple)
+                                                       Tuple, nf_ct_delete)
 from harness.mockkernel.wire.ipv4 import ip_str
 
 PREFIX = "conntrack v1.4.7 (conntrack-tools): "
@@ -62,14 +62,14 @@ def run(net, argv: list[str], stdin: str | None = None) -> str:
         return "cpu=0   \t" + " ".join(f"{name}={table.stats[name]}" for name in core.STAT_NAMES) + " \n"
     if command == "flush":
         for ct in list(table.entries):
-            core.nf_ct_delete(net, ct)
+            nf_ct_delete(net, ct)
         return ""
     chosen = [ct for ct in table.entries if _matches(ct, options)]
     if command == "delete":
         if not chosen:
             raise ToolError(PREFIX + "0 flow entries have been deleted.", 1)
         for ct in chosen:
-            core.nf_ct_delete(net, ct)
+            nf_ct_delete(net, ct)
     return "".join(format_entry(net, ct) + "\n" for ct in chosen)
 
 

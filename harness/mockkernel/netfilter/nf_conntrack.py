@@ -3,7 +3,9 @@ include/uapi/linux/netfilter/nf_conntrack_common.h).
 
 An skb carries its entry in `skb.nfct` and how it relates to it in `skb.ctinfo`
 (IP_CT_*). `skb.nfct` is None when conntrack refused the packet (INVALID), or
-UNTRACKED after a raw-table `notrack`.
+UNTRACKED after a raw-table `notrack`. nf_ct_delete() and nf_ct_kill()
+(nf_conntrack_core.c) unlink an entry: here, below the trackers that kill
+entries (nf_conntrack_proto_tcp.py) and the core that runs them.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import NamedTuple
 IP_CT_ESTABLISHED, IP_CT_RELATED, IP_CT_NEW, IP_CT_IS_REPLY = 0, 1, 2, 3
 IP_CT_ESTABLISHED_REPLY, IP_CT_RELATED_REPLY = 3, 4
 IP_CT_UNTRACKED = 7
+COUNT_KEY = "net.netfilter.nf_conntrack_count"
 # enum ip_conntrack_status bits
 IPS_EXPECTED, IPS_SEEN_REPLY, IPS_ASSURED, IPS_CONFIRMED = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 IPS_SRC_NAT, IPS_DST_NAT, IPS_SEQ_ADJUST = 1 << 4, 1 << 5, 1 << 6
@@ -67,3 +70,17 @@ UNTRACKED = NfConn([Tuple(0, 0, 0, 0, 0)] * 2, status=IPS_UNTRACKED | IPS_CONFIR
 
 def ct_direction(ctinfo: int) -> int:
     return IP_CT_DIR_REPLY if ctinfo >= IP_CT_IS_REPLY and ctinfo != IP_CT_UNTRACKED else IP_CT_DIR_ORIGINAL
+
+
+def nf_ct_delete(net, ct: NfConn) -> None:
+    table = net.conntrack
+    if table.entries.pop(ct, 0) is None:
+        for t in ct.tuplehash:
+            table.hash.pop(t, None)
+        net.sysctl.values[COUNT_KEY] = str(len(table.entries))
+
+
+def nf_ct_kill(net, ct: NfConn) -> None:
+    """Delete the entry now; the packet that killed it keeps its reference."""
+    ct.timeout = net.clock.now
+    nf_ct_delete(net, ct)

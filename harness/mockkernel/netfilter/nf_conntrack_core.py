@@ -45,7 +45,8 @@ from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_STOLEN, NF
 from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY, IP_CT_ESTABLISHED,
                                                        IP_CT_ESTABLISHED_REPLY, IP_CT_NEW, IP_CT_RELATED,
                                                        IP_CT_RELATED_REPLY, IPS_ASSURED, IPS_CONFIRMED,
-                                                       IPS_SEEN_REPLY, UNTRACKED, NfConn, Tuple)
+                                                       IPS_SEEN_REPLY, UNTRACKED, COUNT_KEY, NfConn, Tuple,
+                                                       nf_ct_delete)
 from harness.mockkernel.ipv4 import ip_fragment
 from harness.mockkernel.netfilter import nf_conntrack_proto_tcp as proto_tcp
 from harness.mockkernel.wire import icmp, ipv4
@@ -58,7 +59,6 @@ from harness.mockkernel.wire.udp import PORTS as L4_PORTS  # TCP's header starts
 ICMP_REQUESTS = {ICMP_ECHO: 0, ICMP_TIMESTAMP: 14, ICMP_INFO_REQUEST: 16, ICMP_ADDRESS: 18}
 NF_CT_EVICTION_RANGE = 8
 MAX_KEY = "net.netfilter.nf_conntrack_max"
-COUNT_KEY = "net.netfilter.nf_conntrack_count"
 BUCKETS_KEY = "net.netfilter.nf_conntrack_buckets"
 UDP_TIMEOUT_KEY = "net.netfilter.nf_conntrack_udp_timeout"
 UDP_STREAM_KEY = "net.netfilter.nf_conntrack_udp_timeout_stream"
@@ -186,20 +186,6 @@ def nf_ct_find(net, t: Tuple) -> tuple[NfConn, int] | None:
         nf_ct_delete(net, ct)
         return None
     return hit
-
-
-def nf_ct_delete(net, ct: NfConn) -> None:
-    table = net.conntrack
-    if table.entries.pop(ct, 0) is None:
-        for t in ct.tuplehash:
-            table.hash.pop(t, None)
-        net.sysctl.values[COUNT_KEY] = str(len(table.entries))
-
-
-def nf_ct_kill(net, ct: NfConn) -> None:
-    """Delete the entry now; the packet that killed it keeps its reference."""
-    ct.timeout = net.clock.now
-    nf_ct_delete(net, ct)
 
 
 def nf_conntrack_gc(net) -> None:

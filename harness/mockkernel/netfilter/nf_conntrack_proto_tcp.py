@@ -36,7 +36,7 @@ only returns its verdict; the mock's journey shows why a packet was INVALID).
 from __future__ import annotations
 
 from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY, IPS_ASSURED,
-                                                       IPS_SEEN_REPLY, NfConn)
+                                                       IPS_SEEN_REPLY, NfConn, nf_ct_kill)
 from harness.mockkernel.wire import ipv4, tcp
 from harness.mockkernel.wire.tcp import (TCP_HLEN, TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_PSH,
                                          TCPHDR_RST, TCPHDR_SYN, TCPHDR_URG, TCPOLEN_SACK_BASE,
@@ -372,7 +372,6 @@ def tcp_packet(skb, ct: NfConn, direction: int, confirmed: bool, prerouting: boo
     (TCP_INVALID, why) or (TCP_REPEAT, why). Accepting also sets the state, the
     timeout and ASSURED; a RST before any reply deletes the entry (the caller
     sees `ct.timeout` in the past)."""
-    from harness.mockkernel.netfilter.nf_conntrack_core import nf_ct_kill
     net = skb.net
     buf = skb.buf
     seg = Segment(buf, skb.network_header)

@@ -23,7 +23,8 @@ from functools import partial
 from harness.journey import Hop
 from harness.mockkernel.core.skbuff import SkBuff
 from harness.mockkernel.tracer import Lazy
-from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
+from harness.mockkernel.ipv4.route import RT_SCOPE_UNIVERSE, inet_select_addr, ip_route_output
+from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
                                                NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING, NF_IP_PRI_NAT_DST,
                                                NF_IP_PRI_NAT_SRC, NFPROTO_IPV4, NfHookState)
 from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY, IP_CT_IS_REPLY,
@@ -31,6 +32,8 @@ from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT
                                                        IP_CT_UNTRACKED, IPS_DST_NAT, IPS_DST_NAT_DONE,
                                                        IPS_NAT_MASK, IPS_SRC_NAT, IPS_SRC_NAT_DONE,
                                                        UNTRACKED, NfConn, Tuple)
+from harness.mockkernel.netfilter.nf_conntrack_core import invert_tuple
+from harness.mockkernel.netfilter.nf_nat_range import NatRange
 from harness.mockkernel.wire import icmp, ipv4, udp
 from harness.mockkernel.wire.checksum import csum_replace
 from harness.mockkernel.wire.field import BE16
@@ -132,7 +135,6 @@ def nf_nat_inet_fn(lookups: NatLookups, skb: SkBuff, state: NfHookState) -> int:
 
 def nf_nat_alloc_null_binding(skb: SkBuff, ct: NfConn, hook: int) -> None:
     """Bind to the addresses the connection already has (the port may still move)."""
-    from harness.mockkernel.netfilter.nf_nat_range import NatRange
     manip = HOOK_MANIP[hook]
     # the address the manip would change, taken from the reply tuple as the kernel does
     addr = ct.reply.dst if manip == NF_NAT_MANIP_SRC else ct.reply.src
@@ -159,7 +161,6 @@ def _in_range(t: Tuple, manip: int, rng) -> bool:
 def _taken(net, candidate: Tuple, ct: NfConn) -> bool:
     """nf_nat_used_tuple(): another connection already has the reply tuple this
     translated original tuple would get."""
-    from harness.mockkernel.netfilter.nf_conntrack_core import invert_tuple
     hit = net.conntrack.hash.get(invert_tuple(candidate))
     return hit is not None and hit[0] is not ct
 
@@ -225,7 +226,6 @@ def nf_nat_l4proto_unique_tuple(net, t: Tuple, rng, manip: int, ct: NfConn) -> T
 def nf_nat_setup_info(skb: SkBuff, ct: NfConn, rng, manip: int) -> int:
     """Bind this direction's NAT: the reply tuple becomes the inverse of the
     translated original tuple."""
-    from harness.mockkernel.netfilter.nf_conntrack_core import invert_tuple
     net = skb.net
     # the original tuple as the reply would see it after the other manip
     current = invert_tuple(ct.reply)
@@ -288,7 +288,6 @@ def _rewrite_text(manip: int, old_addr: int, old_port: int | None, addr: int, po
 
 def ip_route_me_harder(skb: SkBuff) -> None:
     """A locally generated packet whose destination NAT changed is routed again."""
-    from harness.mockkernel.ipv4.route import ip_route_output
     saddr, daddr = ipv4.ADDRS.unpack_from(skb.buf, skb.network_header)
     rt = ip_route_output(skb.net, daddr, saddr, mark=skb.mark)
     if not isinstance(rt, int):
@@ -346,7 +345,6 @@ def nf_nat_icmp_reply_translation(skb: SkBuff, ct: NfConn, ctinfo: int, state: N
     opposite manip back to what its sender sent (from the other direction's
     tuple), the outer header is rewritten as a reply to it, and the ICMP
     checksum recomputed."""
-    from harness.mockkernel.netfilter.nf_conntrack_core import invert_tuple
     manip = HOOK_MANIP[state.hook]
     direction = IP_CT_DIR_REPLY if ctinfo == IP_CT_RELATED_REPLY else IP_CT_DIR_ORIGINAL
     statusbit = IPS_SRC_NAT if manip == NF_NAT_MANIP_SRC else IPS_DST_NAT
@@ -383,9 +381,6 @@ def nf_nat_icmp_reply_translation(skb: SkBuff, ct: NfConn, ctinfo: int, state: N
 def nf_nat_masquerade_ipv4(skb: SkBuff, rng, out_dev) -> int:
     """MASQUERADE: SNAT to the egress device's address chosen for the next hop;
     no address -> drop."""
-    from harness.mockkernel.ipv4.route import RT_SCOPE_UNIVERSE, inet_select_addr
-    from harness.mockkernel.netfilter.nf_nat_range import NatRange
-    from harness.mockkernel.netfilter.core import NF_DROP
     ct = skb.nfct
     rt = skb.dst
     nexthop = rt.nexthop(ipv4.DADDR_FIELD.unpack_from(skb.buf, skb.network_header)[0])
@@ -400,13 +395,11 @@ def nf_nat_masquerade_ipv4(skb: SkBuff, rng, out_dev) -> int:
 def nf_nat_redirect_ipv4(skb: SkBuff, rng, hook: int) -> int:
     """REDIRECT: DNAT to the primary address of the incoming device (127.0.0.1
     for locally generated packets), ports as given."""
-    from harness.mockkernel.netfilter.nf_nat_range import NatRange
     if hook == NF_INET_LOCAL_OUT:
         addr = 0x7F000001
     else:
         ifa = skb.dev.primary_addr() if skb.dev is not None else None
         if ifa is None:
-            from harness.mockkernel.netfilter.core import NF_DROP
             return NF_DROP
         addr = ifa.local
     flags = {"map-ips"} | (set(rng.flags) if rng else set())
