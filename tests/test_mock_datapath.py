@@ -7,11 +7,14 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
+from harness.mockkernel.bpf.asm import assemble
+from harness.mockkernel.bpf.syscall import bpf_runtime
 from harness.mockkernel.clock import Clock
+from harness.mockkernel.core.xdp import dev_xdp_attach
 from harness.mockkernel.ipv4 import route
 from harness.mockkernel.kernel import Kernel
-from harness.mockkernel.target import sh
 from harness.mockkernel.net import ip_to_int
+from harness.mockkernel.target import sh
 from harness.mockkernel.wire.checksum import checksum
 from harness.mockkernel.wire.ipv4 import Ipv4Packet
 from harness.target import PORTS, CommandError
@@ -92,6 +95,19 @@ def test_frames_beyond_the_rx_ring_are_missed_without_an_skb():
     assert k.dev_by_name("p0").stats.rx_missed_errors == 12
     missed = [d for d in k.tracer.drops if d.stage == "NIC_RX"]
     assert len(missed) == 12 and {d.reason for d in missed} == {"FULL_RING"}
+
+
+@pytest.mark.parametrize("generic, location", [(False, "veth_xdp_rcv_skb"), (True, "do_xdp_generic")])
+def test_an_xdp_program_that_faults_aborts_the_frame_with_the_fault_in_its_hop(generic, location):
+    k = Kernel()
+    prog = bpf_runtime(k).load_program(assemble("ldxw r2, [r1+0]\nldxb r0, [r2+4000]\nexit"), "xdp")
+    dev_xdp_attach(k.dev_by_name("p0"), lambda: prog, generic)
+    k.receive("p0", [_udp_frame(1)])
+    (journey,) = k.tracer.journeys
+    (xdp_hop,) = [hop for hop in journey.hops if hop.stage == "XDP"]
+    assert xdp_hop.verdict == "ABORTED"
+    assert "insn 1 (r0 = *(u8 *)(r2 +4000)): read of 1 bytes at packet+0xfa0" in xdp_hop.summary
+    assert (journey.drop.reason, journey.drop.stage, journey.drop.location) == ("NOT_SPECIFIED", "XDP", location)
 
 
 def test_napi_polls_64_per_device_within_netdev_budget_rounds():
