@@ -3,7 +3,8 @@ and show (printed by ipaddress.py, as iproute2 prints it from ipaddress.c).
 
 `xdp` and `xdpdrv` attach a native XDP program, `xdpgeneric` a generic one
 (core/xdp.py). The kernel applies a set in do_setlink()'s order: address, mtu, then up/down
-(with the routing and neighbour effects in rtnetlink.dev_change_flags). The
+(dev_change_flags(), whose netdevice notifiers bring the routing and neighbour
+effects). The
 DUT's devices are fixed (lo and the ports): creating or deleting links is not
 modelled.
 """

@@ -1,7 +1,10 @@
-"""Native XDP in the driver (net/core/dev.c dev_xdp_attach, bpf_prog_run_xdp).
+"""Native XDP in the driver (net/core/dev.c dev_xdp_attach), and the XDP
+verdicts (include/uapi/linux/bpf.h enum xdp_action).
 
 `ip link set dev X xdp|xdpdrv obj F sec S` loads the object's program and
-attaches it to the port; `xdp off` detaches it. The NIC's NAPI poll runs it on
+attaches it to the port; `xdp off` detaches it. The program is an object with
+a run method (BpfProgram.run_xdp(), bpf_prog_run_xdp()), so the datapath
+imports nothing of bpf/. The NIC's NAPI poll runs it on
 the raw frame before any sk_buff exists: XDP_PASS continues (with the frame as
 the program left it: adjust_head/tail/meta), XDP_DROP and XDP_ABORTED end the
 packet there (no skb is allocated, so nothing later sees it), XDP_TX sends the
@@ -17,7 +20,7 @@ veth already had with NOT_SPECIFIED at veth_xdp_rcv_skb; the journey uses
 that reason and location.
 
 Generic (skb) XDP, `ip link set dev X xdpgeneric obj F sec S`, is dev->xdp_prog:
-do_xdp_generic() runs it from __netif_receive_skb_core() on the skb's frame
+do_xdp_generic() (core/dev.py) runs it from __netif_receive_skb_core() on the skb's frame
 (from the MAC header) before taps and TC. PASS continues with the frame as the
 program left it (eth_type_trans() again), TX sends it back out of the port
 through generic_xdp_tx() (the driver's xmit, no qdisc or TC egress), REDIRECT

@@ -2,9 +2,10 @@
 
 inet_rtm_newaddr() / __inet_insert_ifa() (secondaries, insertion order),
 inet_rtm_deladdr() / __inet_del_ifa() (a primary takes its secondaries with
-it: promote_secondaries off); each change adds or removes the address's
-routes (fib_frontend.py). inetdev_event(NETDEV_UP): loopback coming up gets
-127.0.0.1/8.
+it: promote_secondaries off); each change runs the inetaddr notifier chain
+(register_inetaddr_notifier()), where the FIB (fib_frontend.py) adds or
+removes the address's routes. inetdev_event(NETDEV_UP): loopback coming up
+gets 127.0.0.1/8.
 Left out: promote_secondaries, address lifetimes, IPv4 leaving a device whose
 MTU drops below 68.
 """
@@ -13,11 +14,21 @@ from __future__ import annotations
 import errno
 
 from harness.mockkernel.core.errors import RtnlError
-from harness.mockkernel.core.rtnetlink import NETDEV_UP, register_netdevice_notifier
-from harness.mockkernel.ipv4.fib_frontend import _same_subnet, fib_add_ifaddr, fib_del_ifaddr, fib_disable_ip
-from harness.mockkernel.net import RT_SCOPE_HOST, InAddr, Net, NetDevice, ip_to_int
+from harness.mockkernel.core.rtnetlink import NETDEV_DOWN, NETDEV_UP, register_netdevice_notifier
+from harness.mockkernel.net import RT_SCOPE_HOST, InAddr, Net, NetDevice, ip_to_int, prefix_mask
 
 LOOPBACK_ADDR = ip_to_int("127.0.0.1")
+
+
+def inet_ifa_match(ifa: InAddr, addr: int) -> bool:
+    """`addr` is in the subnet of `ifa`."""
+    return not (addr ^ ifa.local) & prefix_mask(ifa.prefixlen)
+
+
+def inet_ifa_byprefix(dev: NetDevice, addr: int, prefixlen: int) -> InAddr | None:
+    """The primary address of that subnet."""
+    return next((a for a in dev.addrs if not a.secondary and a.prefixlen == prefixlen
+                 and inet_ifa_match(a, addr)), None)
 
 
 def inetdev_event_up(net: Net, dev: NetDevice) -> None:
@@ -37,7 +48,7 @@ def inet_rtm_newaddr(net: Net, dev: NetDevice, ifa: InAddr, replace: bool = Fals
     for index, ifa1 in enumerate(dev.addrs):
         if not ifa1.secondary and ifa.scope <= ifa1.scope:
             last_primary = index + 1
-        if ifa1.prefixlen == ifa.prefixlen and _same_subnet(ifa1, ifa.local):
+        if ifa1.prefixlen == ifa.prefixlen and inet_ifa_match(ifa1, ifa.local):
             if ifa1.local == ifa.local:
                 if replace:
                     return
@@ -46,7 +57,7 @@ def inet_rtm_newaddr(net: Net, dev: NetDevice, ifa: InAddr, replace: bool = Fals
                 raise RtnlError(errno.EINVAL, "ipv4: Invalid scope value")
             ifa.secondary = True
     dev.addrs.insert(len(dev.addrs) if ifa.secondary else last_primary, ifa)
-    fib_add_ifaddr(net, dev, ifa)
+    _inetaddr_notify(net, NETDEV_UP, dev, ifa)
 
 
 def inet_rtm_deladdr(net: Net, dev: NetDevice, local: int | None, prefixlen: int | None,
@@ -57,7 +68,7 @@ def inet_rtm_deladdr(net: Net, dev: NetDevice, local: int | None, prefixlen: int
         if local in (None, ifa.local) and prefixlen in (None, ifa.prefixlen) and label in (None, ifa.label):
             if not ifa.secondary:
                 for sec in [a for a in dev.addrs if a.secondary and a.prefixlen == ifa.prefixlen
-                            and _same_subnet(ifa, a.local)]:
+                            and inet_ifa_match(ifa, a.local)]:
                     _inet_del_ifa(net, dev, sec)
             _inet_del_ifa(net, dev, ifa)
             return
@@ -65,14 +76,21 @@ def inet_rtm_deladdr(net: Net, dev: NetDevice, local: int | None, prefixlen: int
 
 
 def _inet_del_ifa(net: Net, dev: NetDevice, ifa: InAddr) -> None:
-    """Unlink, then fib_inetaddr_event(NETDEV_DOWN): the last address gone
-    disables IP on the device (fib_disable_ip, forced)."""
+    """Unlink, then tell the inetaddr chain (the FIB drops the address's routes)."""
     dev.addrs.remove(ifa)
-    fib_del_ifaddr(net, dev, ifa)
-    if not dev.addrs:
-        fib_disable_ip(net, dev, force=True)
+    _inetaddr_notify(net, NETDEV_DOWN, dev, ifa)
 
 
+def register_inetaddr_notifier(net: Net, notifier) -> None:
+    """`notifier(net, event, dev, ifa)` runs when an address is added (NETDEV_UP)
+    or deleted (NETDEV_DOWN), in registration order."""
+    net.inetaddr_chain.append(notifier)
+
+
+def _inetaddr_notify(net: Net, event: int, dev: NetDevice, ifa: InAddr) -> None:
+    """blocking_notifier_call_chain(&inetaddr_chain, event, ifa)."""
+    for notifier in net.inetaddr_chain:
+        notifier(net, event, dev, ifa)
 
 
 def inetdev_event(net: Net, event: int, dev: NetDevice) -> None:

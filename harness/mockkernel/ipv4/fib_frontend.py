@@ -6,6 +6,7 @@ the routes a device's state changes, and `ip route add/del`.
   (fib_magic()). This kernel adds no broadcast route for the network address,
   only for the subnet broadcast (prefixes shorter than /31) and for an
   explicitly assigned `brd`.
+- fib_inetaddr_event(): what devinet.py's address changes mean for the FIB.
 - fib_netdev_event(): a device coming up re-adds its addresses' routes; going
   down removes every route through it except host-scoped ones and flushes all
   its neighbours (fib_disable_ip()).
@@ -26,6 +27,7 @@ from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.rtnetlink import (NETDEV_DOWN, NETDEV_UP, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL,
                                               NLM_F_REPLACE, neigh_ifdown, register_netdevice_notifier)
 from harness.mockkernel.ipv4 import route as fib
+from harness.mockkernel.ipv4.devinet import inet_ifa_byprefix, inet_ifa_match, register_inetaddr_notifier
 from harness.mockkernel.ipv4.route import is_zeronet
 from harness.mockkernel.net import (
     RT_SCOPE_HOST,
@@ -44,17 +46,6 @@ from harness.mockkernel.net import (
 TYPE_MIN_SCOPE = {"unicast": 0, "local": RT_SCOPE_HOST, "broadcast": RT_SCOPE_LINK,
                   "blackhole": 0, "unreachable": 0, "prohibit": 0, "throw": 0}
 ERROR_TYPES = ("blackhole", "unreachable", "prohibit", "throw")
-
-
-def _same_subnet(ifa: InAddr, addr: int) -> bool:
-    """inet_ifa_match()."""
-    return not (addr ^ ifa.local) & prefix_mask(ifa.prefixlen)
-
-
-def _ifa_byprefix(dev: NetDevice, addr: int, prefixlen: int) -> InAddr | None:
-    """inet_ifa_byprefix(): the primary address of that subnet."""
-    return next((a for a in dev.addrs if not a.secondary and a.prefixlen == prefixlen
-                 and _same_subnet(a, addr)), None)
 
 
 def fib_disable_ip(net: Net, dev: NetDevice, force: bool) -> None:
@@ -84,7 +75,7 @@ def _fib_magic(net: Net, add: bool, rtype: str, dst: int, plen: int, dev: NetDev
 
 
 def fib_add_ifaddr(net: Net, dev: NetDevice, ifa: InAddr) -> None:
-    prim = _ifa_byprefix(dev, ifa.local, ifa.prefixlen) if ifa.secondary else ifa
+    prim = inet_ifa_byprefix(dev, ifa.local, ifa.prefixlen) if ifa.secondary else ifa
     if prim is None:
         return
     mask = prefix_mask(ifa.prefixlen)
@@ -108,7 +99,7 @@ def fib_del_ifaddr(net: Net, dev: NetDevice, ifa: InAddr) -> None:
     subnet = False
     prim = ifa
     if ifa.secondary:
-        prim = _ifa_byprefix(dev, any_, ifa.prefixlen)
+        prim = inet_ifa_byprefix(dev, any_, ifa.prefixlen)
         if prim is None:
             return
     elif not is_zeronet(any_) and (any_ != ifa.local or ifa.prefixlen < 32):
@@ -138,13 +129,13 @@ def _addresses_still_needing(dev: NetDevice, ifa: InAddr, prim: InAddr) -> set[s
     prim1, same_prefsrc = None, False
     for ifa1 in dev.addrs:
         if ifa1.secondary:
-            if ifa1.prefixlen == prim.prefixlen and _same_subnet(prim, ifa1.local):
+            if ifa1.prefixlen == prim.prefixlen and inet_ifa_match(prim, ifa1.local):
                 prim1 = prim
             else:
                 if not same_prefsrc:
                     continue
-                if prim1 is None or ifa1.prefixlen != prim1.prefixlen or not _same_subnet(prim1, ifa1.local):
-                    prim1 = _ifa_byprefix(dev, ifa1.local, ifa1.prefixlen)
+                if prim1 is None or ifa1.prefixlen != prim1.prefixlen or not inet_ifa_match(prim1, ifa1.local):
+                    prim1 = inet_ifa_byprefix(dev, ifa1.local, ifa1.prefixlen)
                 if prim1 is None or prim1.local != prim.local:
                     continue
         else:
@@ -318,8 +309,6 @@ def fib_valid_prefsrc(net: Net, route: FibRoute) -> bool:
     return "local" in (_addr_type(net, table, route.prefsrc), _addr_type(net, RT_TABLE_LOCAL, route.prefsrc))
 
 
-
-
 def fib_netdev_event(net: Net, event: int, dev: NetDevice) -> None:
     """A device coming up gets its addresses' routes back; going down loses
     every route through it but the host-scoped ones."""
@@ -330,5 +319,17 @@ def fib_netdev_event(net: Net, event: int, dev: NetDevice) -> None:
         fib_disable_ip(net, dev, force=False)
 
 
+def fib_inetaddr_event(net: Net, event: int, dev: NetDevice, ifa: InAddr) -> None:
+    """An address added brings its routes; one deleted takes them, and the
+    last one gone disables IP on the device (fib_disable_ip(), forced)."""
+    if event == NETDEV_UP:
+        fib_add_ifaddr(net, dev, ifa)
+    elif event == NETDEV_DOWN:
+        fib_del_ifaddr(net, dev, ifa)
+        if not dev.addrs:
+            fib_disable_ip(net, dev, force=True)
+
+
 def ip_fib_init(net: Net) -> None:
+    register_inetaddr_notifier(net, fib_inetaddr_event)
     register_netdevice_notifier(net, fib_netdev_event)

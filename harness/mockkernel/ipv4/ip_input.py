@@ -122,10 +122,10 @@ def ip_local_deliver_finish(skb: SkBuff) -> None:
     here)."""
     _, protocol = ipv4.FRAG_OFF_PROTOCOL.unpack_from(skb.buf, skb.network_header)
     skb.data = skb.transport_header
-    handler = skb.net.inet_protos.get(protocol)
-    if handler is not None:
-        handler(skb)
-    else:
+    try:
+        handler = skb.net.inet_protos[protocol]
+    except KeyError:
         skb.net.tracer.hop(skb, Stage.L4, "ip_protocol_deliver_rcu", "NOPROTO", f"protocol {protocol}")
         icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PROT_UNREACH)
-        kfree_skb(skb, DropReason.IP_NOPROTO, Stage.L4, "ip_local_deliver_finish")
+        return kfree_skb(skb, DropReason.IP_NOPROTO, Stage.L4, "ip_local_deliver_finish")
+    handler(skb)
