@@ -4,8 +4,12 @@ naming the field, and the fields and checksums read what the bytes say.
 Packets are written out literally (made once with scapy, checksums included)."""
 from __future__ import annotations
 
+import ast
+import pathlib
+
 import pytest
 
+import harness
 from harness.mockkernel.wire import Malformed, Truncated, WireError, arp, ethernet, icmp, ipv4, summarize_frame, tcp, udp
 
 # IPv4 10.0.0.2 > 10.0.1.2, id 1, DF, ttl 64, UDP 1000 > 53 carrying "abcd"
@@ -244,3 +248,77 @@ def test_tcp_sack_blocks_and_the_aligned_timestamp_fast_path():
 ])
 def test_summarize_frame(frame, text):
     assert summarize_frame(bytearray(frame), 0) == text
+
+
+# ------------------------------------------- wire/ is the only place headers are parsed
+
+HARNESS = pathlib.Path(harness.__file__).parent
+STRUCT_CALLS = {"Struct", "pack", "unpack", "pack_into", "unpack_from", "calcsize", "iter_unpack"}
+# names the harness gives packet bytes: indexing them at a literal offset is parsing a header by hand
+PACKET_BUFFERS = {"buf", "frame", "network", "transport", "packet", "ip", "segment"}
+# network-order struct formats outside wire/ that are not packet headers
+NOT_HEADERS = {
+    ("drivers/nfnetlink.py", "!H"): "netlink attribute values (ports, NLA_F_NET_BYTEORDER)",
+    ("drivers/nfnetlink.py", "!I"): "netlink attribute values (timeouts, status, mark)",
+    ("drivers/nfnetlink.py", "!Q"): "netlink attribute values (counters)",
+    ("drivers/nftrace.py", "!i"): "NFTA_VERDICT_CODE, a netlink attribute",
+    ("mockkernel/bpf/helpers.py", ">I"): "struct bpf_fib_lookup's addresses, in a program's own memory",
+    ("mockkernel/netfilter/nft_exprs.py", "!B"): "nft_payload loads at the base + offset a rule names",
+    ("mockkernel/netfilter/nft_exprs.py", "!H"): "nft_payload loads at the base + offset a rule names",
+    ("mockkernel/netfilter/nft_exprs.py", "!I"): "nft_payload loads at the base + offset a rule names",
+}
+
+
+def _literal_offset(node: ast.AST | None) -> bool:
+    """A non-zero int literal, or something plus one: a field offset written as a number."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, int) and node.value != 0
+    return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and \
+        any(isinstance(side, ast.Constant) and isinstance(side.value, int) for side in (node.left, node.right))
+
+
+def _header_parsing(rel: str, source: str) -> list[str]:
+    """What in the module `rel` (its path under harness/) parses a header by hand."""
+    found = []
+    for node in ast.walk(ast.parse(source, rel)):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+                and isinstance(node.args[0].value, str) and node.args[0].value[:1] in ("!", ">"):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in STRUCT_CALLS and (rel, node.args[0].value) not in NOT_HEADERS:
+                found.append(f"{rel}:{node.lineno}: network-order struct format {node.args[0].value!r}")
+        elif isinstance(node, ast.Subscript) and _packet_buffer(node):
+            start = node.slice.lower if isinstance(node.slice, ast.Slice) else node.slice
+            if _literal_offset(start):
+                found.append(f"{rel}:{node.lineno}: {ast.unparse(node)} reads packet bytes at a literal offset")
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, (ast.BitAnd, ast.RShift)) \
+                and isinstance(node.left, ast.Subscript) and _packet_buffer(node.left) \
+                and isinstance(node.right, ast.Constant):
+            found.append(f"{rel}:{node.lineno}: {ast.unparse(node)} decodes a packet field's bits by hand")
+    return found
+
+
+def _packet_buffer(node: ast.Subscript) -> bool:
+    value = node.value
+    return (value.attr if isinstance(value, ast.Attribute) else getattr(value, "id", "")) in PACKET_BUFFERS
+
+
+def test_no_module_outside_wire_parses_a_header():
+    """Issue 9: header fields are read and written through wire/'s views, by
+    named offsets and the views' Structs, never by numbers at the call site."""
+    modules = {path.relative_to(HARNESS).as_posix(): path for path in sorted(HARNESS.rglob("*.py"))}
+    found = [line for rel, path in modules.items() if not rel.startswith("mockkernel/wire/")
+             for line in _header_parsing(rel, path.read_text())]
+    assert found == []
+
+
+def test_the_header_scan_finds_hand_parsing():
+    source = ('import struct\nIPHDR = struct.Struct("!BBHHHBBHII")\n'
+              'def ttl(buf, frame, nh):\n    return buf[nh + 8], frame[12:14], buf[nh + TTL], frame[:64], struct.pack("<I", 1)\n'
+              'def ihl(buf, nh):\n    return (buf[nh] & 0x0F) * 4, buf[nh] >> 4, buf[nh] & mask\n')
+    assert sorted(_header_parsing("mockkernel/ipv4/sample.py", source)) == [
+        "mockkernel/ipv4/sample.py:2: network-order struct format '!BBHHHBBHII'",
+        "mockkernel/ipv4/sample.py:4: buf[nh + 8] reads packet bytes at a literal offset",
+        "mockkernel/ipv4/sample.py:4: frame[12:14] reads packet bytes at a literal offset",
+        "mockkernel/ipv4/sample.py:6: buf[nh] & 15 decodes a packet field's bits by hand",
+        "mockkernel/ipv4/sample.py:6: buf[nh] >> 4 decodes a packet field's bits by hand"]

@@ -55,6 +55,7 @@ from harness.drivers.netns import (
 )
 from harness.dropreason import DropReason
 from harness.journey import Drop, Stage
+from harness.mockkernel.wire import ethernet, ipv4
 from harness.target import TargetError
 
 TRACEFS = "/sys/kernel/tracing"
@@ -476,6 +477,7 @@ class NetnsDrops:
 
     @staticmethod
     def _sentinel_frame(ident: int) -> bytes:
-        addr = socket.inet_aton(SENTINEL_ADDR)
-        header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20, ident, 0, 64, SENTINEL_IPPROTO, 0, addr, addr)
-        return SENTINEL_OTHERHOST_MAC + bytes(6) + struct.pack("!H", 0x0800) + header
+        addr = int.from_bytes(socket.inet_aton(SENTINEL_ADDR), "big")
+        ethhdr = ethernet.HEADER.pack(SENTINEL_OTHERHOST_MAC, bytes(ethernet.ETH_ALEN), ethernet.ETH_P_IP)
+        # no checksum: ip_rcv_core() drops an OTHERHOST packet before it looks
+        return ethhdr + ipv4.HEADER.pack(0x45, 0, ipv4.IPV4_MIN_HLEN, ident, 0, 64, SENTINEL_IPPROTO, 0, addr, addr)

@@ -81,6 +81,12 @@ from harness.drivers import nfnetlink as nl
 from harness.drivers.kfree_skb import KfreeSkbEvent
 from harness.drivers.netns import NetnsLab
 from harness.journey import CtEntry, Drop, Hop, Journey, RuleCounter
+from harness.mockkernel.wire import ethernet, udp
+from harness.mockkernel.wire import icmp as wire_icmp
+from harness.mockkernel.wire.ethernet import ETH_HLEN, ETH_P_IP
+from harness.mockkernel.wire.icmp import ICMP_ECHO, ICMP_ECHOREPLY
+from harness.mockkernel.wire.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HLEN, Ipv4Packet
+from harness.mockkernel.wire.tcp import TCPHDR_RST, TcpSegment
 from harness.target import PORTS, CommandError, TargetError
 
 TRACE_TABLE = "pj_trace"
@@ -141,11 +147,9 @@ RULESET_RCVBUF = 4 << 20
 COUNTER = re.compile(r"\bcounter packets (\d+) bytes (\d+)")
 QUOTA_USED = re.compile(r"(\bquota (?:over |until )?\d+ \w*bytes) used \d+ \w*bytes")
 HANDLE = re.compile(r" # handle (\d+)$")
-IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP = 1, 6, 17
-ICMP_ECHOREPLY, ICMP_ECHO = 0, 8
-ICMP_ERRORS = frozenset({3, 4, 5, 11, 12})
-TCP_RST = 0x04
-ETH_HLEN = 14
+# a trace message carries the transport header's first 20 bytes: an ICMP
+# error's quoted IP header up to its checksum
+TRACED_TRANSPORT_LEN = 20
 
 
 # the ruleset as nft lists it ------------------------------------------------------
@@ -261,64 +265,77 @@ class Ipv4Header:
     @classmethod
     def from_frame(cls, frame: bytes) -> Ipv4Header | None:
         """The IPv4 header of an Ethernet frame, None for anything else."""
-        if len(frame) < ETH_HLEN + 20 or frame[12:14] != b"\x08\x00" or frame[ETH_HLEN] >> 4 != 4:
+        if len(frame) < ETH_HLEN + IPV4_MIN_HLEN or ethernet.ethertype(frame, 0) != ETH_P_IP:
             return None
-        ihl = (frame[ETH_HLEN] & 0x0F) * 4
-        return cls(frame[ETH_HLEN:ETH_HLEN + ihl], frame[ETH_HLEN + ihl:ETH_HLEN + ihl + 20])
+        iph = Ipv4Packet(frame, ETH_HLEN)
+        if iph.version != 4:
+            return None
+        th = iph.payload_offset
+        return cls(frame[ETH_HLEN:th], frame[th:th + TRACED_TRANSPORT_LEN])
+
+    @property
+    def ip(self) -> Ipv4Packet:
+        return Ipv4Packet(self.network, 0)
 
     @property
     def saddr(self) -> str:
-        return socket.inet_ntoa(self.network[12:16])
+        return socket.inet_ntoa(self.ip.saddr_bytes)
 
     @property
     def daddr(self) -> str:
-        return socket.inet_ntoa(self.network[16:20])
+        return socket.inet_ntoa(self.ip.daddr_bytes)
 
     @property
     def protocol(self) -> int:
-        return self.network[9]
+        return self.ip.protocol
 
     @property
     def fields(self) -> tuple[int, int, int, int]:
         """tot_len, id, frag_off, ttl."""
-        tot_len, ident, frag_off, ttl = struct.unpack_from("!2xHHHB", self.network)
-        return tot_len, ident, frag_off, ttl
+        ip = self.ip
+        return ip.tot_len, ip.id, ip.frag_off, ip.ttl
 
     @property
     def ports(self) -> tuple[int, int] | None:
-        if self.protocol in (IPPROTO_TCP, IPPROTO_UDP) and len(self.transport) >= 4:
-            return struct.unpack_from("!HH", self.transport)
+        if self.protocol in (IPPROTO_TCP, IPPROTO_UDP) and len(self.transport) >= udp.PORTS.size:
+            return udp.PORTS.unpack_from(self.transport)  # TCP's ports are where UDP's are
         return None
 
     @property
     def icmp(self) -> tuple[int, int, int] | None:
         """ICMP type, code and (for echo) id."""
-        if self.protocol != IPPROTO_ICMP or len(self.transport) < 8:
+        if self.protocol != IPPROTO_ICMP or len(self.transport) < wire_icmp.ICMP_HLEN:
             return None
-        icmp_type, code, ident = struct.unpack_from("!BB2xH", self.transport)
-        return icmp_type, code, ident
+        message = wire_icmp.IcmpMessage(self.transport, 0)
+        return message.type, message.code, message.echo_id
 
     def quoted(self) -> tuple[int, int, int] | None:
         """An ICMP error's quoted header, as far as the trace carries it: tot_len, id,
         protocol (its first 12 bytes, after the 8-byte ICMP header)."""
-        icmp = self.icmp
-        if icmp is None or icmp[0] not in ICMP_ERRORS or len(self.transport) < 20:
+        message = self.icmp
+        if message is None or message[0] not in wire_icmp.ERROR_TYPES:
             return None
-        tot_len, ident = struct.unpack_from("!HH", self.transport, 10)
-        return tot_len, ident, self.transport[17]
+        if len(self.transport) < TRACED_TRANSPORT_LEN:
+            return None
+        inner = Ipv4Packet(self.transport, wire_icmp.QUOTED)
+        return inner.tot_len, inner.id, inner.protocol
 
     def summary(self) -> str:
         """The packet line kfree_skb.py gives a drop, so drops match by it."""
         tot_len, ident, frag_off, ttl = self.fields
-        return KfreeSkbEvent(0, 0, "", 0x0800, tot_len, self.saddr, self.daddr, self.protocol,
+        return KfreeSkbEvent(0, 0, "", ETH_P_IP, tot_len, self.saddr, self.daddr, self.protocol,
                              ident, ttl, tot_len, frag_off).summary()
 
     def with_ends(self, saddr: str, daddr: str, ports: tuple[int, int]) -> Ipv4Header:
         """This header with the addresses and (TCP, UDP) ports NAT writes; the
         checksums are left as they were."""
-        network = self.network[:12] + socket.inet_aton(saddr) + socket.inet_aton(daddr) + self.network[20:]
-        transport = self.transport if self.ports is None else struct.pack("!HH", *ports) + self.transport[4:]
-        return Ipv4Header(network, transport)
+        network = bytearray(self.network)
+        ip = Ipv4Packet(network, 0)
+        ip.saddr, ip.daddr = (int.from_bytes(socket.inet_aton(addr), "big") for addr in (saddr, daddr))
+        transport = bytearray(self.transport)
+        if self.ports is not None:
+            udp.PORTS.pack_into(transport, 0, *ports)
+        return Ipv4Header(bytes(network), bytes(transport))
 
     def endpoint(self, address: str) -> str:
         """`10.0.1.2:80`: the address (`saddr` or `daddr`) and, for TCP and UDP, port
@@ -581,7 +598,7 @@ def _answers(answer: Ipv4Header) -> Callable[[Ipv4Header], bool] | None:
     if answer.icmp and answer.icmp[0] == ICMP_ECHOREPLY:
         return lambda other: (other.icmp is not None and other.icmp[0] == ICMP_ECHO
                               and other.icmp[2] == answer.icmp[2] and (other.saddr, other.daddr) == back)
-    if answer.ports and answer.protocol == IPPROTO_TCP and answer.transport[13] & TCP_RST:
+    if answer.ports and answer.protocol == IPPROTO_TCP and TcpSegment(answer.transport, 0).flags & TCPHDR_RST:
         return lambda other: (other.protocol == IPPROTO_TCP and other.ports == answer.ports[::-1]
                               and (other.saddr, other.daddr) == back)
     return None

@@ -98,18 +98,20 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import struct
 from dataclasses import dataclass, field
 
 from harness.drivers.bpf_events import bpf
 from harness.drivers.kfree_skb import TC_REDIRECT_LOCATIONS, KfreeSkbEvent
 from harness.journey import Hop, Journey
+from harness.mockkernel.wire import ethernet
+from harness.mockkernel.wire.ethernet import ETH_HLEN, ETH_P_IP
+from harness.mockkernel.wire.ipv4 import IPV4_MIN_HLEN, Ipv4Packet
 from harness.target import PORTS, Port
 
 BPF_ENABLE_STATS, BPF_STATS_RUN_TIME = 32, 0  # bpf(2) command and stats type
 COUNTER = re.compile(r"^\s*(rx|tx)_queue_\d+_(xdp_\w+): (\d+)$")
-ETH_HLEN = 14
-ETH_P_IP = b"\x08\x00"
 DIRECTIONS = ("ingress", "egress")
 # /proc/net/dev after "name:": 8 receive columns, then bytes packets errs drop ... of transmit
 PROC_NET_DEV_TX_PACKETS, PROC_NET_DEV_TX_DROP = 9, 11
@@ -205,13 +207,13 @@ class FrameHops:
 
 def frame_summary(frame: bytes) -> str:
     """The packet line the lab's journeys give an IPv4 frame (kfree_skb.py's format)."""
-    if len(frame) < ETH_HLEN + 20 or frame[12:14] != ETH_P_IP:
-        ethertype = int.from_bytes(frame[12:14], "big") if len(frame) >= ETH_HLEN else 0
+    ethertype = ethernet.ethertype(frame, 0) if len(frame) >= ETH_HLEN else 0
+    if len(frame) < ETH_HLEN + IPV4_MIN_HLEN or ethertype != ETH_P_IP:
         return KfreeSkbEvent(0, 0, "", ethertype, len(frame), "", "", 0, 0, 0, 0, 0).summary()
-    ip = frame[ETH_HLEN:]
-    tot_len, ident, frag_off, ttl, proto = struct.unpack_from("!2xHHHBB", ip)
-    saddr, daddr = (".".join(map(str, ip[i:i + 4])) for i in (12, 16))
-    return KfreeSkbEvent(0, 0, "", 0x0800, tot_len, saddr, daddr, proto, ident, ttl, tot_len, frag_off).summary()
+    ip = Ipv4Packet(frame, ETH_HLEN)
+    saddr, daddr = socket.inet_ntoa(ip.saddr_bytes), socket.inet_ntoa(ip.daddr_bytes)
+    return KfreeSkbEvent(0, 0, "", ETH_P_IP, ip.tot_len, saddr, daddr, ip.protocol, ip.id, ip.ttl, ip.tot_len,
+                         ip.frag_off).summary()
 
 
 def packet_key(summary: str) -> tuple[str, ...] | None:
@@ -303,7 +305,7 @@ def frame_hops(send: Send, after: Snapshot) -> list[FrameHops]:
     first: list[Hop] = []
     redirected_to = None
     if deltas[came_in].ingress_runs:
-        ipv4 = all(frame[12:14] == ETH_P_IP for frame in send.frames)
+        ipv4 = all(len(frame) >= ETH_HLEN and ethernet.ethertype(frame, 0) == ETH_P_IP for frame in send.frames)
         reached_ip = after.ip_in_receives - send.before.ip_in_receives if ipv4 else None
         hop, redirected_to = tc_ingress_hop(came_in, deltas[came_in], n, reached_ip, deltas)
         first.append(hop)
