@@ -64,6 +64,16 @@ def tot_len_below_header(f):
     return True
 
 
+def tot_len_beyond_frame_and_bad_checksum(f):
+    f[16:18] = struct.pack("!H", 1000)
+    return False  # the checksum no longer matches: ip_rcv_core() checks it before tot_len
+
+
+def tot_len_below_header_and_bad_checksum(f):
+    f[16:18] = struct.pack("!H", 16)
+    return False
+
+
 @pytest.mark.parametrize(("mutate", "reason"), [
     (truncate_to_19_bytes, "IP_INHDR"),
     (ihl_4, "IP_INHDR"),
@@ -72,6 +82,8 @@ def tot_len_below_header(f):
     (bad_header_checksum, "IP_CSUM"),
     (tot_len_beyond_frame, "PKT_TOO_SMALL"),
     (tot_len_below_header, "IP_INHDR"),
+    (tot_len_beyond_frame_and_bad_checksum, "IP_CSUM"),
+    (tot_len_below_header_and_bad_checksum, "IP_CSUM"),
 ])
 def test_malformed_header_is_dropped_in_ip_rcv_with_the_kernels_reason(target, hosts, mutate, reason):
     h0 = hosts[0]

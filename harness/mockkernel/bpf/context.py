@@ -24,6 +24,7 @@ import struct
 from dataclasses import dataclass
 
 from harness.mockkernel.bpf.vm import M32, PACKET_BASE, SEG_CTX, SEG_PACKET, BpfFault
+from harness.mockkernel.wire.ethernet import ETH_HLEN, ETH_P_IP
 
 XDP_ACTIONS = ("XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT")
 TC_ACT_UNSPEC, TC_ACT_OK, TC_ACT_RECLASSIFY, TC_ACT_SHOT, TC_ACT_PIPE, TC_ACT_STOLEN = -1, 0, 1, 2, 3, 4
@@ -33,7 +34,6 @@ TC_ACTIONS = {-1: "TC_ACT_UNSPEC", 0: "TC_ACT_OK", 1: "TC_ACT_RECLASSIFY", 2: "T
 XDP_PACKET_HEADROOM = 256
 XDP_FRAME_OVERHEAD = 40  # sizeof(struct xdp_frame) at data_hard_start
 SKB_SHARED_INFO = 320  # SKB_DATA_ALIGN(sizeof(struct skb_shared_info)), the tailroom XDP keeps
-ETH_HLEN = 14
 # skb->ip_summed
 CHECKSUM_NONE, CHECKSUM_UNNECESSARY, CHECKSUM_COMPLETE, CHECKSUM_PARTIAL = range(4)
 
@@ -213,7 +213,7 @@ class SkBuffCtx(_PacketContext):
     __slots__ = ("_before", "_image", "_packed", "_view", "buf", "csum", "data", "data_meta", "ip_summed", "redirect",
                  "tail")
 
-    def __init__(self, buf: bytearray, data: int, tail: int, *, protocol: int = 0x0800, pkt_type: int = 0,
+    def __init__(self, buf: bytearray, data: int, tail: int, *, protocol: int = ETH_P_IP, pkt_type: int = 0,
                  mark: int = 0, priority: int = 0, queue_mapping: int = 0, ingress_ifindex: int = 0,
                  ifindex: int = 0, tc_index: int = 0, cb: tuple[int, ...] = (0,) * 5, hash: int = 0,
                  tc_classid: int = 0, vlan_tci: int | None = None, vlan_proto: int = 0x8100, napi_id: int = 0,

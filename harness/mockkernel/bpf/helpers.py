@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 from harness.mockkernel.bpf.context import (
     CHECKSUM_COMPLETE,
     CHECKSUM_PARTIAL,
-    ETH_HLEN,
     TC_ACT_REDIRECT,
     TC_ACT_SHOT,
     XDP_FRAME_OVERHEAD,
@@ -58,6 +57,7 @@ from harness.mockkernel.bpf.vm import (
 from harness.mockkernel.core.xdp import XDP_ABORTED, XDP_REDIRECT
 from harness.mockkernel.ipv4 import route
 from harness.mockkernel.net import NUD_VALID, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN
+from harness.mockkernel.wire.ethernet import ETH_HLEN
 
 if TYPE_CHECKING:
     from harness.mockkernel.bpf.syscall import BpfRuntime
