@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 from harness.drivers import nfnetlink
 from harness.drivers.bpf_events import open_event_reader
+from harness.drivers.ct_table import HostConntrackTable
 from harness.drivers.kfree_skb import KfreeSkbTracer, NetnsDrops
 from harness.drivers.netns import TESTER_MTU, NetnsLab, require_tool
 from harness.drivers.nftrace import (
@@ -90,6 +91,7 @@ class NetnsTarget(Target):
         self._testers_in_napi_mode = False
         self._frames_traced_from = 0  # frame_log index where the trace was last cleared
         self.lab = NetnsLab()
+        self._conntrack_table = HostConntrackTable(self.lab)
         try:
             # opened with the lab, so nothing the DUT sends is missed
             self._wires = {port.name: self._tester_socket(port) for port in PORTS}
@@ -241,6 +243,8 @@ class NetnsTarget(Target):
     def conntrack_create(self, entries) -> None:
         if "conntrack" not in self.capabilities:
             raise TargetError(f"this target cannot create conntrack entries: {self._no_conntrack}")
+        entries = list(entries)
+        self._conntrack_table.claim_for(len(entries))
         nfnetlink.create_entries(self.lab, entries)
 
     def bpf_events(self, map_id: int) -> EventReader:
@@ -274,7 +278,10 @@ class NetnsTarget(Target):
             if self._bpf_runs is not None:
                 self._bpf_runs.close()
         finally:
-            self.lab.close()
+            try:
+                self._conntrack_table.release()
+            finally:
+                self.lab.close()
 
 
 def _put_on_wire(wire: socket.socket, frame: bytes) -> bool:
