@@ -2,13 +2,16 @@
 iptables.py; cmd/nft.py, cmd/iptables.py), each test pinned to what nft 1.0.6,
 iptables 1.8.9 and the kernel do.
 
-Tests named `..._as_real_nft...` run the same input through the real tools in
-a scratch network namespace (root and nft/iptables needed, else they skip
-saying why) and require the same output, error and exit status; nothing runs
-in the host's namespace. The others run compiled chains on crafted packets.
+Tests named `..._as_real_nft...` require the mock's output, error and exit status
+to be the real tools': the answers nft 1.0.6 and iptables 1.8.9 gave to the same
+input, recorded in tests/golden/nft/ (by `sudo tests/golden/record_nft`, which runs
+them in a scratch network namespace) and compared on every run; with root and the
+tools, the live ones are asked too (in a scratch namespace: nothing runs in the
+host's). The others run compiled chains on crafted packets.
 """
 from __future__ import annotations
 
+import difflib
 import itertools
 import json
 import os
@@ -17,6 +20,7 @@ import re
 import shlex
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
@@ -95,12 +99,19 @@ FILTER_INPUT = """table ip filter {
 
 # ------------------------------------------------------------------ the real tools
 
-def _real_tools(*tools: str) -> None:
+GOLDEN = Path(__file__).resolve().parent / "golden" / "nft"
+RECORD_GOLDEN = "PJ_RECORD_GOLDEN"  # set by tests/golden/record_nft: ask the real tools, write their answers
+RECORDED_FROM = "nft 1.0.6, iptables 1.8.9 (nf_tables)"
+
+
+def _live_tools_missing(tools: tuple[str, ...]) -> str | None:
+    """Why the real tools cannot run here, or None."""
     if os.geteuid() != 0:
-        pytest.skip("comparing with the real nft needs root (a scratch network namespace)")
+        return "comparing with the live nft needs root (a scratch network namespace)"
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
-        pytest.skip(f"comparing with the real tools needs {', '.join(missing)} (apt-get install nftables iptables)")
+        return f"comparing with the live tools needs {', '.join(missing)} (apt-get install nftables iptables)"
+    return None
 
 
 def run_real(steps: list[tuple[list[str], str | None]]) -> list[tuple[int, str, str]]:
@@ -129,11 +140,65 @@ def run_mock(steps: list[tuple[list[str], str | None]]) -> list[tuple[int, str, 
     return outs
 
 
-def assert_same_as_real(steps, normalise=lambda argv, out: out) -> None:
-    for (argv, _), real, mock in zip(steps, run_real(steps), run_mock(steps)):
-        real = (real[0], normalise(argv, real[1]), real[2] if argv[0] != "nft" or real[0] else "")
-        mock = (mock[0], normalise(argv, mock[1]), mock[2])
-        assert mock == real, f"{' '.join(argv)}: mock and real differ"
+def differences(steps, mock, real, normalise, real_name: str) -> str:
+    """Each step whose result differs, with a unified diff of its output."""
+    lines = []
+    for (argv, _), got, want in zip(steps, mock, real):
+        want = (want[0], normalise(argv, want[1]), want[2] if argv[0] != "nft" or want[0] else "")
+        got = (got[0], normalise(argv, got[1]), got[2])
+        if got == want:
+            continue
+        lines.append(f"$ {shlex.join(argv)}: the mock differs from {real_name}")
+        if got[0] != want[0]:
+            lines.append(f"  exit status: {real_name} {want[0]}, mock {got[0]}")
+        for stream, real_text, mock_text in (("stdout", want[1], got[1]), ("stderr", want[2], got[2])):
+            lines += ["  " + line for line in difflib.unified_diff(
+                real_text.splitlines(), mock_text.splitlines(), f"{real_name} {stream}", f"mock {stream}", lineterm="")]
+    return "\n".join(lines)
+
+
+class RealTools:
+    """What the real tools answer to a test's steps: recorded from nft 1.0.6 and
+    iptables 1.8.9 in tests/golden/nft/<test>.json and compared on every run; with
+    root and the tools, the live tools' answers are compared too."""
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self.golden_file = GOLDEN / f"{request.node.originalname}.json"
+        callspec = getattr(request.node, "callspec", None)
+        self.key = callspec.id if callspec is not None else ""
+
+    def assert_same_as_real(self, steps, normalise=lambda argv, out: out, tools: tuple[str, ...] = ("nft",)) -> None:
+        mock = run_mock(steps)
+        golden = self._golden(steps, tools)
+        diff = differences(steps, mock, golden, normalise, f"golden ({RECORDED_FROM})")
+        if diff:
+            pytest.fail(f"{self.golden_file.name} [{self.key}]:\n{diff}")
+        if os.environ.get(RECORD_GOLDEN) or _live_tools_missing(tools):
+            return
+        diff = differences(steps, mock, run_real(steps), normalise, "live")
+        if diff:
+            pytest.fail(diff)
+
+    def _golden(self, steps, tools: tuple[str, ...]) -> list[tuple[int, str, str]]:
+        recorded = json.loads(self.golden_file.read_text()) if self.golden_file.exists() else {}
+        asked = [[argv, stdin] for argv, stdin in steps]
+        if os.environ.get(RECORD_GOLDEN):
+            missing = _live_tools_missing(tools)
+            if missing:
+                pytest.fail(f"recording golden answers: {missing}")
+            recorded[self.key] = {"steps": asked, "results": run_real(steps)}
+            GOLDEN.mkdir(parents=True, exist_ok=True)
+            self.golden_file.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+        entry = recorded.get(self.key)
+        if entry is None or entry["steps"] != asked:
+            pytest.fail(f"{self.golden_file.name} has no answers recorded for these steps [{self.key}]: "
+                        "re-record them with `sudo tests/golden/record_nft`")
+        return [tuple(result) for result in entry["results"]]
+
+
+@pytest.fixture
+def real_tools(request) -> RealTools:
+    return RealTools(request)
 
 
 RULES = [
@@ -156,13 +221,12 @@ RULES = [
 
 
 @pytest.mark.parametrize("rule", RULES)
-def test_a_rule_lists_back_as_real_nft_lists_it(rule):
-    _real_tools("nft")
+def test_a_rule_lists_back_as_real_nft_lists_it(rule, real_tools):
     text = FILTER_INPUT.replace("policy accept;\n%s", f"policy accept;\n\t\t{rule}") + "table ip t2 {}\n"
     text = "table ip filter {\n\tchain x {\n\t}\n}\n" + text
     steps = [(["nft", "-f", "-"], text), (["nft", "-a", "list", "ruleset"], None),
              (["nft", "-j", "list", "ruleset"], None)]
-    assert_same_as_real(steps, _without_json_handles)
+    real_tools.assert_same_as_real(steps, _without_json_handles)
 
 
 def _without_json_handles(argv: list[str], out: str) -> str:
@@ -212,12 +276,11 @@ table netdev nd {
 
 
 @pytest.mark.parametrize("name", RULESETS)
-def test_a_ruleset_lists_back_as_real_nft_lists_it(name):
-    _real_tools("nft")
+def test_a_ruleset_lists_back_as_real_nft_lists_it(name, real_tools):
     steps = [(["nft", "-f", "-"], RULESETS[name]), (["nft", "-a", "list", "ruleset"], None),
              (["nft", "list", "sets"], None), (["nft", "list", "chains"], None),
              (["nft", "-j", "list", "ruleset"], None)]
-    assert_same_as_real(steps, _without_json_handles)
+    real_tools.assert_same_as_real(steps, _without_json_handles)
 
 
 ERROR_COMMANDS = [
@@ -261,12 +324,11 @@ ERROR_COMMANDS = [
 ]
 
 
-def test_errors_name_the_token_and_handles_advance_as_real_nft():
-    _real_tools("nft")
+def test_errors_name_the_token_and_handles_advance_as_real_nft(real_tools):
     setup = ("table ip filter {\n\tset s { type ipv4_addr; }\n\tchain input { type filter hook input priority 0; "
              "policy accept; }\n\tchain other { }\n}\n")
     steps = [(["nft", "-f", "-"], setup)] + [(["nft", *c.split()], None) for c in ERROR_COMMANDS]
-    assert_same_as_real(steps)
+    real_tools.assert_same_as_real(steps)
 
 
 IPTABLES = [
@@ -300,13 +362,13 @@ IPTABLES = [
 ]
 
 
-def test_iptables_nft_makes_the_tables_real_iptables_nft_makes():
-    _real_tools("nft", "iptables", "iptables-save")
+def test_iptables_nft_makes_the_tables_real_iptables_nft_makes(real_tools):
     steps = [(["iptables", *c.split()], None) for c in IPTABLES]
     steps += [(["nft", "-a", "list", "ruleset"], None), (["iptables-save"], None),
               (["iptables-restore"], "*filter\n:INPUT DROP [0:0]\n:beta - [0:0]\n-A INPUT -j beta\nCOMMIT\n"),
               (["nft", "-a", "list", "ruleset"], None)]
-    assert_same_as_real(steps, lambda argv, out: re.sub(r"^#.*\n", "", out, flags=re.M))
+    real_tools.assert_same_as_real(steps, lambda argv, out: re.sub(r"^#.*\n", "", out, flags=re.M),
+                                   ("nft", "iptables", "iptables-save"))
 
 
 # ------------------------------------------------------------------ parser, without the real tools
@@ -632,27 +694,25 @@ def test_words_that_are_keywords_only_in_another_scope_name_tables_chains_and_se
     assert sh(k, ["nft", "list", "chain", "ip", "filter", "state"]) == "table ip filter {\n\tchain state {\n\t}\n}\n"
 
 
-def test_keywords_as_names_fail_as_real_nft_fails_them():
-    _real_tools("nft")
+def test_keywords_as_names_fail_as_real_nft_fails_them(real_tools):
     steps = [(["nft", "-f", "-"], NAMES_SETUP)]
     steps += [(["nft", *shlex.split(command)], None) for command, _ in KEYWORD_NAMES]
     steps += [(["nft", "-f", "-"], SCOPED_WORDS_AS_NAMES), (["nft", "list", "ruleset"], None),
               (["nft", "list", "chain", "ip", "filter", "state"], None)]
-    assert_same_as_real(steps)
+    real_tools.assert_same_as_real(steps)
 
 
 @pytest.mark.parametrize("template", [
     "add table ip {word}", "delete table ip {word}", "add chain ip t {word}", "list chain ip t {word}",
     "add rule ip t c jump {word}"])
-def test_every_word_scanner_l_knows_is_a_name_or_not_as_in_real_nft(template):
+def test_every_word_scanner_l_knows_is_a_name_or_not_as_in_real_nft(template, real_tools):
     """Every word of every scanner scope, where a name stands: a keyword in force
     is refused, the others name the object (or are looked up and not found)."""
-    _real_tools("nft")
     words = sorted(set().union(*SCANNER_KEYWORDS.values()))
     steps = [(["nft", "-f", "-"], NAMES_SETUP)]
     steps += [(["nft", *shlex.split(template.format(word=word))], None) for word in words]
     steps.append((["nft", "list", "ruleset"], None))
-    assert_same_as_real(steps)
+    real_tools.assert_same_as_real(steps)
 
 
 # ------------------------------------------------------------------ data maps
@@ -737,21 +797,19 @@ MAP_COMMANDS = [
 ]
 
 
-def test_data_maps_list_back_as_real_nft_lists_them():
-    _real_tools("nft")
+def test_data_maps_list_back_as_real_nft_lists_them(real_tools):
     steps = [(["nft", "-f", "-"], DATA_MAPS), (["nft", "-a", "list", "ruleset"], None),
              (["nft", "-j", "list", "ruleset"], None)]
-    assert_same_as_real(steps, _without_json_handles)
+    real_tools.assert_same_as_real(steps, _without_json_handles)
 
 
-def test_data_map_errors_and_element_commands_as_real_nft():
+def test_data_map_errors_and_element_commands_as_real_nft(real_tools):
     """Type mismatches, a set where a map stands, a missing set or map with
     nft's suggestion, element errors pointing at the element."""
-    _real_tools("nft")
     steps = [(["nft", "-f", "-"], DATA_MAPS)] + [(["nft", *shlex.split(c)], None) for c in MAP_COMMANDS]
     steps += [(["nft", "-f", "-"], "table ip t {\n\tset s4 {\n\t\ttype ipv4_addr\n\t\telements = { 1.1.1.1 : 2 }\n\t}\n}\n"),
               (["nft", "list", "ruleset"], None)]
-    assert_same_as_real(steps, _without_json_handles)
+    real_tools.assert_same_as_real(steps, _without_json_handles)
 
 
 def test_a_map_miss_breaks_the_rule_so_its_later_statements_do_not_run():
@@ -809,13 +867,12 @@ CATCH_ALL = """table ip t {
 """
 
 
-def test_catch_all_elements_list_and_change_as_real_nft():
-    _real_tools("nft")
+def test_catch_all_elements_list_and_change_as_real_nft(real_tools):
     steps = [(["nft", "-f", "-"], CATCH_ALL), (["nft", "list", "ruleset"], None), (["nft", "-j", "list", "ruleset"], None)]
     steps += [(["nft", *shlex.split(c)], None) for c in (
         "add element ip t m { * : 5 }", "delete element ip t m { * }", "add element ip t m { * : 5 }",
         "list map ip t m")]
-    assert_same_as_real(steps, _without_json_handles)
+    real_tools.assert_same_as_real(steps, _without_json_handles)
 
 
 def test_a_catch_all_element_answers_a_key_the_map_lacks():
@@ -843,12 +900,11 @@ NAT_RANGE_MAPS = """table ip t {
 """
 
 
-def test_nat_maps_giving_address_ranges_list_back_as_real_nft():
+def test_nat_maps_giving_address_ranges_list_back_as_real_nft(real_tools):
     """`interval ipv4_addr` data: nft lists such a NAT statement with its family, as a concatenation's."""
-    _real_tools("nft")
     steps = [(["nft", "-f", "-"], NAT_RANGE_MAPS), (["nft", "list", "ruleset"], None),
              (["nft", "-j", "list", "ruleset"], None)]
-    assert_same_as_real(steps, _without_json_handles)
+    real_tools.assert_same_as_real(steps, _without_json_handles)
 
 
 def test_a_nat_map_giving_an_address_range_binds_within_it():
