@@ -269,9 +269,7 @@ class Net:
         self.neighbours: dict[tuple[int, int], Neighbour] = {}  # (ifindex, ip)
         self.netdev_chain: list = []  # register_netdevice_notifier() (core/rtnetlink.py)
         self.inetaddr_chain: list = []  # register_inetaddr_notifier() (ipv4/devinet.py)
-        self.ptype_base: dict = {}  # EtherType: receive function, dev_add_pack() (core/dev.py)
         self.neigh_output = None  # the ARP table's neigh->output, neigh_table_init() (core/rtnetlink.py)
-        self.inet_protos: dict = {}  # IP protocol: receive function, inet_add_protocol() (ipv4/protocol.py)
         self.icmp_send = None  # ICMP's sender for the modules it sends through, icmp_init() (ipv4/icmp.py)
 
     def add_device(self, dev: NetDevice) -> NetDevice:

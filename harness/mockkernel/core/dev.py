@@ -24,6 +24,8 @@ from harness.mockkernel.nic import NAPI_POLL_WEIGHT
 from harness.mockkernel.wire import FrameSummary, ethernet
 from harness.mockkernel.wire.ethernet import BROADCAST, ETH_HLEN, ETH_P_IP, ETH_P_IPV6
 
+ptype_base: dict = {}  # EtherType: the receive function dev_add_pack() registered
+
 
 def net_rx_action(net) -> None:
     """Softirq rounds until every RX ring is empty. Within a round NICs with work
@@ -84,7 +86,7 @@ def netif_receive_skb(skb: SkBuff) -> None:
     if skb.net.nf_hooks.ingress_active and not nf_hook_ingress(skb):
         return
     try:
-        deliver = skb.net.ptype_base[skb.protocol]  # a subscript costs less than the compare it replaced
+        deliver = ptype_base[skb.protocol]
     except KeyError:
         if skb.protocol == ETH_P_IPV6 and skb.net.sysctl.int("net.ipv6.conf.all.disable_ipv6"):
             return kfree_skb(skb, DropReason.IPV6DISABLED, Stage.SKB, "ipv6_rcv")
@@ -136,10 +138,11 @@ def _replace_frame(skb, frame: bytes) -> None:
     eth_type_trans(skb)
 
 
-def dev_add_pack(net, ethertype: int, func) -> None:
-    """dev_add_pack(): `func(skb)` gets every received skb of `ethertype`
-    (ptype_base; one handler per type, no taps)."""
-    net.ptype_base[ethertype] = func
+def dev_add_pack(ethertype: int, func) -> None:
+    """dev_add_pack(): `func(skb)` gets every received skb of `ethertype` (one
+    handler per type, no taps). Global, as in the kernel: each boot registers
+    the same handlers again."""
+    ptype_base[ethertype] = func
 
 
 def dev_queue_xmit(skb: SkBuff) -> None:

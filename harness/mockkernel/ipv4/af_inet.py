@@ -24,12 +24,12 @@ from harness.mockkernel.wire.ipv4 import IPPROTO_ICMP, IPPROTO_IGMP, IPPROTO_TCP
 
 
 def inet_init(net) -> None:
-    inet_add_protocol(net, icmp_rcv, IPPROTO_ICMP)
-    inet_add_protocol(net, udp_rcv, IPPROTO_UDP)
-    inet_add_protocol(net, tcp_v4_rcv, IPPROTO_TCP)
-    inet_add_protocol(net, igmp_rcv, IPPROTO_IGMP)
+    inet_add_protocol(icmp_rcv, IPPROTO_ICMP)
+    inet_add_protocol(udp_rcv, IPPROTO_UDP)
+    inet_add_protocol(tcp_v4_rcv, IPPROTO_TCP)
+    inet_add_protocol(igmp_rcv, IPPROTO_IGMP)
     arp_init(net)
     devinet_init(net)  # ip_init() -> ip_rt_init()
     ip_fib_init(net)
     icmp_init(net)
-    dev_add_pack(net, ETH_P_IP, ip_rcv)
+    dev_add_pack(ETH_P_IP, ip_rcv)

@@ -172,7 +172,7 @@ def arp_rcv(skb: SkBuff) -> None:
 
 def arp_init(net) -> None:
     neigh_table_init(net, neigh_output)
-    dev_add_pack(net, ETH_P_ARP, arp_rcv)
+    dev_add_pack(ETH_P_ARP, arp_rcv)
 
 
 def neigh_event_ns(net, dev, ip: int, lladdr: bytes) -> None:

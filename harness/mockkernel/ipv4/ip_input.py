@@ -13,6 +13,7 @@ from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
 from harness.mockkernel.core.skbuff import PACKET_OTHERHOST, SkBuff, kfree_skb
 from harness.mockkernel.ipv4 import icmp, ip_forward, ip_fragment, route
+from harness.mockkernel.ipv4.protocol import inet_protos
 from harness.mockkernel.netfilter.core import NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING, nf_hook
 from harness.mockkernel.wire import Truncated, WireError, ipv4
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_PROT_UNREACH
@@ -123,7 +124,7 @@ def ip_local_deliver_finish(skb: SkBuff) -> None:
     _, protocol = ipv4.FRAG_OFF_PROTOCOL.unpack_from(skb.buf, skb.network_header)
     skb.data = skb.transport_header
     try:
-        handler = skb.net.inet_protos[protocol]
+        handler = inet_protos[protocol]
     except KeyError:
         skb.net.tracer.hop(skb, Stage.L4, "ip_protocol_deliver_rcu", "NOPROTO", f"protocol {protocol}")
         icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PROT_UNREACH)

@@ -3,6 +3,10 @@ inet_add_protocol(), read by ip_local_deliver_finish() (ip_protocol_deliver_rcu(
 from __future__ import annotations
 
 
-def inet_add_protocol(net, handler, protocol: int) -> None:
-    """`handler(skb)` receives every locally delivered packet of IP protocol `protocol`."""
-    net.inet_protos[protocol] = handler
+inet_protos: dict = {}  # IP protocol: its receive function
+
+
+def inet_add_protocol(handler, protocol: int) -> None:
+    """`handler(skb)` receives every locally delivered packet of IP protocol
+    `protocol`. Global, as in the kernel: each boot registers the same handlers again."""
+    inet_protos[protocol] = handler
