@@ -32,6 +32,7 @@ class Stage(StrEnum):
     members from module constants or prebuilt hops.)"""
 
     __hash__ = str.__hash__  # in C: the tracer hashes every hop it interns
+    __repr__ = str.__repr__  # failure output shows 'L4' as it did when stages were strings
 
     NIC_RX = "NIC_RX"
     NAPI = "NAPI"

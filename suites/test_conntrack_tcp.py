@@ -198,8 +198,9 @@ def test_a_table_full_of_assured_entries_drops_a_new_connections_first_packet(ta
     try:
         target.send(h0.port, h0.to_dut(dst=h1.ip, id=8) / TCP(sport=SPORT, dport=DPORT, flags="S", seq=1))
         target.expect_nothing()
-        # nf_conntrack_in() returns NF_DROP: the drop is conntrack's, at its PREROUTING hook
-        assert [(d.reason, d.stage) for d in target.drops()] == [("NETFILTER_DROP", "NF_PREROUTING")]
+        # nf_conntrack_in() returns NF_DROP: nf_hook_slow() frees it at conntrack's PREROUTING hook
+        assert [(d.reason, d.stage, d.location) for d in target.drops()] == [
+            ("NETFILTER_DROP", "NF_PREROUTING", "nf_hook_slow")]
         assert int(target.sh("sysctl -n net.netfilter.nf_conntrack_count")) == limit
     finally:
         target.sh("conntrack -F")
