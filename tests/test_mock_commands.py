@@ -624,6 +624,8 @@ def test_sysctl_forwarding_moves_every_device_and_accept_redirects(dut):
 
 @pytest.mark.parametrize("key, value, stored", [
     ("net.ipv4.conf.all.rp_filter", "3", "3"),  # proc_dointvec: no range
+    ("net.ipv4.conf.all.rp_filter", "7", "7"),
+    ("net.ipv4.ipfrag_time", "0x10", "16"),
     ("net.ipv4.ip_forward", "010", "8"),
     ("net.ipv4.ip_forward", "1 2 3", "1"),
     ("net.ipv4.ip_forward", "-2147483648", "-2147483648"),
@@ -644,10 +646,25 @@ def test_sysctl_stores_what_the_kernels_proc_handler_makes_of_a_write(dut, key, 
     ("net.ipv4.icmp_echo_ignore_all", "2"), ("net.ipv4.icmp_ratelimit", "-1"),
     ("net.ipv4.ipfrag_high_thresh", "1"), ("net.ipv4.ip_local_port_range", "1000 2000"),
     ("net.ipv4.ping_group_range", "-1"),
+    ("net.ipv4.conf.all.rp_filter", "2147483648"), ("net.ipv4.conf.p0.accept_local", "x"),
+    ("net.ipv4.ip_default_ttl", "0x100"), ("net.ipv4.ipfrag_time", "8589935"),  # INT_MAX / HZ + 1
+    ("net.ipv4.ip_no_pmtu_disc", "256"), ("net.ipv4.icmp_msgs_burst", "-1"),
 ])
 def test_sysctl_refuses_what_the_kernels_proc_handler_refuses(dut, key, value):
     assert dut.failure(f"sysctl -w '{key}={value}'") == (
         f'sysctl: setting key "{key}": Invalid argument', 1)
+
+
+def test_sysctl_values_are_kept_as_the_handler_parsed_them_so_the_datapath_reads_ints():
+    dut = MockDut()
+    dut.sh("sysctl -qw net.ipv4.ip_default_ttl=0x40 net.ipv4.icmp_ratelimit=1 'net.ipv4.ip_local_port_range=2000'")
+    values = dut.net.sysctl.values
+    assert (values["net.ipv4.ip_default_ttl"], values["net.ipv4.icmp_ratelimit"]) == (64, 4)
+    assert values["net.ipv4.ip_local_port_range"] == (2000, 60999)
+    assert {type(value) for value in values.values()} == {int, tuple}
+    with pytest.raises(CommandError):
+        dut.sh("sysctl -w net.ipv4.ip_default_ttl=256")
+    assert values["net.ipv4.ip_default_ttl"] == 64  # a refused write keeps the old value
 
 
 def test_sysctl_unknown_key_fails_at_the_end_without_stopping_the_others(dut):

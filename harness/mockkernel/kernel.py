@@ -53,7 +53,7 @@ class Kernel(Net):
 
     def _boot(self) -> None:
         for name, value in DUT_SYSCTLS.items():
-            self.sysctl.set(name, value)
+            self.sysctl.write(name, value)
         inet_init(self)
         nf_conntrack_pernet_init(self)
         self.add_device(NetDevice("lo", 1, "loopback", bytes(6), mtu=65536))

@@ -3,7 +3,7 @@
 Models include/net/net_namespace.h and the per-namespace state it points to:
 devices (include/linux/netdevice.h), IPv4 addresses (include/linux/inetdevice.h),
 FIB tables and rules (net/ipv4/fib_*.c), the ARP neighbour table
-(net/core/neighbour.c) and the sysctl tree. The command front ends (`cmd/`) write
+(net/core/neighbour.c) and the sysctl tree (sysctl.py). The command front ends (`cmd/`) write
 this data; the datapath only reads it (and updates neighbour entries and counters,
 as the kernel does).
 """
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
 from harness.mockkernel.clock import Clock
+from harness.mockkernel.sysctl import Sysctls
 from harness.mockkernel.wire.ipv4 import ip_str
 
 RT_TABLE_LOCAL = 255
@@ -173,84 +174,6 @@ class Neighbour:
     updated: float = 0.0  # virtual time of the last state change
     probes: int = 0
     queue: list = field(default_factory=list)  # skbs waiting for resolution (arp_queue)
-
-
-# Defaults of a new namespace's IPv4 conf (net/ipv4/devinet.c ipv4_devconf) and the
-# namespace-wide sysctls this model reads. Names are the sysctl names under net.
-IPV4_CONF_DEFAULTS = {
-    "forwarding": 0, "rp_filter": 0, "accept_local": 0, "route_localnet": 0,
-    "accept_source_route": 0, "send_redirects": 1, "accept_redirects": 1,
-    "log_martians": 0, "arp_ignore": 0, "arp_announce": 0, "arp_filter": 0,
-    "arp_accept": 0, "proxy_arp": 0, "bc_forwarding": 0, "mc_forwarding": 0,
-}
-NET_SYSCTL_DEFAULTS = {
-    "net.ipv4.ip_forward": "0",
-    "net.ipv4.ip_default_ttl": "64",
-    "net.ipv4.ip_forward_update_priority": "1",
-    "net.ipv4.icmp_ratelimit": "1000",
-    "net.ipv4.icmp_ratemask": "6168",
-    "net.ipv4.icmp_msgs_per_sec": "1000",
-    "net.ipv4.icmp_msgs_burst": "50",
-    "net.ipv4.icmp_echo_ignore_all": "0",
-    "net.ipv4.icmp_echo_ignore_broadcasts": "1",
-    "net.ipv4.ip_no_pmtu_disc": "0",
-    "net.ipv4.ipfrag_time": "30",
-    "net.ipv4.ipfrag_high_thresh": "4194304",
-    "net.ipv4.ipfrag_low_thresh": "3145728",
-    "net.ipv4.ping_group_range": "1\t0",
-    "net.ipv4.ip_local_port_range": "32768\t60999",
-    "net.core.netdev_budget": "300",
-    "net.core.netdev_budget_usecs": "2000",
-    "net.core.netdev_max_backlog": "1000",
-    "net.core.dev_weight": "64",
-    "net.core.rmem_default": "212992",
-    "net.core.rmem_max": "212992",
-    "net.core.wmem_default": "212992",
-    "net.core.wmem_max": "212992",
-    "net.ipv6.conf.all.disable_ipv6": "0",
-    "net.ipv6.conf.default.disable_ipv6": "0",
-}
-
-
-class Sysctls:
-    """The sysctl tree of one namespace: `net.ipv4.conf.{all,default,DEV}.*` plus
-    namespace-wide entries. Values are kept as the text `sysctl` prints."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, str] = dict(NET_SYSCTL_DEFAULTS)
-        for scope in ("all", "default"):
-            self.add_conf(scope, IPV4_CONF_DEFAULTS)
-
-    def add_conf(self, scope: str, source: dict) -> None:
-        for key, value in source.items():
-            self.values[f"net.ipv4.conf.{scope}.{key}"] = str(value)
-
-    def add_device(self, dev: str) -> None:
-        """A new device copies net.ipv4.conf.default (devinet.c inetdev_init)."""
-        prefix = "net.ipv4.conf.default."
-        self.add_conf(dev, {k[len(prefix):]: v for k, v in self.values.items() if k.startswith(prefix)})
-
-    def get(self, name: str) -> str:
-        return self.values[name.replace("/", ".")]
-
-    def int(self, name: str) -> int:
-        return int(self.get(name).split()[0])
-
-    def conf(self, dev: str, key: str) -> int:
-        return int(self.values[f"net.ipv4.conf.{dev}.{key}"])
-
-    def set(self, name: str, value: str) -> None:
-        """Store a value; `net.ipv4.ip_forward` and `conf.all.forwarding` move every
-        device's forwarding flag and clear (or set) conf.all.accept_redirects when
-        they change it, as devinet_sysctl_forward() / inet_forward_change() do."""
-        name = name.replace("/", ".")
-        changed = self.values.get(name) != value
-        self.values[name] = value
-        if changed and name in ("net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding"):
-            for key in [k for k in self.values if k.startswith("net.ipv4.conf.") and k.endswith(".forwarding")]:
-                self.values[key] = value
-            self.values["net.ipv4.ip_forward"] = value
-            self.values["net.ipv4.conf.all.accept_redirects"] = "0" if int(value) else "1"
 
 
 class Net:

@@ -163,7 +163,7 @@ class MockSocket(AppSocket):
         if key in self.table:
             raise TargetError(f"bind {bind}: Address already in use")
         size = udp.sock_set_rcvbuf(kernel, rcvbuf) if rcvbuf is not None else \
-            kernel.sysctl.int("net.core.rmem_default")
+            kernel.sysctl.values["net.core.rmem_default"]
         self.sk = udp.UdpSock(addr, port, size)
         self.key = key
         self.table[key] = self.sk

@@ -591,7 +591,7 @@ class Helpers:
         out = net.devices[fib.oif]
         # ip_mtu_from_fib_result(): a route's mtu metric counts only with ip_forward_use_pmtu
         # (or when locked, which this model has no way to say); else the device's
-        use_pmtu = net.sysctl.values.get("net.ipv4.ip_forward_use_pmtu", "0") != "0"
+        use_pmtu = net.sysctl.values.get("net.ipv4.ip_forward_use_pmtu", 0) != 0
         mtu = (fib.mtu if use_pmtu else None) or out.mtu
         if check_mtu and tot_len > mtu:
             struct.pack_into("<H", params, 6, mtu)

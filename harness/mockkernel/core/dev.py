@@ -31,8 +31,8 @@ def net_rx_action(net) -> None:
     """Softirq rounds until every RX ring is empty. Within a round NICs with work
     are polled in turn, up to NAPI_POLL_WEIGHT each; a NIC that used its whole
     weight goes back on the poll list, until the round's netdev_budget is spent."""
-    budget_per_round = net.sysctl.int("net.core.netdev_budget")
-    weight = min(NAPI_POLL_WEIGHT, net.sysctl.int("net.core.dev_weight"))
+    budget_per_round = net.sysctl.values["net.core.netdev_budget"]
+    weight = min(NAPI_POLL_WEIGHT, net.sysctl.values["net.core.dev_weight"])
     softirq_round = 0
     while any(nic.rx_ring for nic in net.nics.values()):
         softirq_round += 1
@@ -88,7 +88,7 @@ def netif_receive_skb(skb: SkBuff) -> None:
     try:
         deliver = ptype_base[skb.protocol]
     except KeyError:
-        if skb.protocol == ETH_P_IPV6 and skb.net.sysctl.int("net.ipv6.conf.all.disable_ipv6"):
+        if skb.protocol == ETH_P_IPV6 and skb.net.sysctl.values["net.ipv6.conf.all.disable_ipv6"]:
             return kfree_skb(skb, DropReason.IPV6DISABLED, Stage.SKB, "ipv6_rcv")
         skb.dev.stats.rx_dropped += 1
         return kfree_skb(skb, DropReason.UNHANDLED_PROTO, Stage.SKB, "__netif_receive_skb_core")

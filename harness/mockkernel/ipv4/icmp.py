@@ -72,18 +72,18 @@ def icmpv4_mask_allow(net, icmp_type: int, code: int) -> bool:
         return True
     if icmp_type == ICMP_DEST_UNREACH and code == ICMP_FRAG_NEEDED:
         return True
-    return not (1 << icmp_type) & net.sysctl.int("net.ipv4.icmp_ratemask")
+    return not (1 << icmp_type) & net.sysctl.values["net.ipv4.icmp_ratemask"]
 
 
 def icmp_global_allow(net) -> bool:
     now = net.clock.now
     delta = min(now - net.icmp_global_stamp, 1.0)
     if delta >= 0.02:
-        incr = int(net.sysctl.int("net.ipv4.icmp_msgs_per_sec") * delta)
+        incr = int(net.sysctl.values["net.ipv4.icmp_msgs_per_sec"] * delta)
         if incr:
             net.icmp_global_stamp = now
             net.icmp_global_credit = min(net.icmp_global_credit + incr,
-                                         net.sysctl.int("net.ipv4.icmp_msgs_burst"))
+                                         net.sysctl.values["net.ipv4.icmp_msgs_burst"])
     return net.icmp_global_credit > 0
 
 
@@ -99,7 +99,7 @@ def _rate_limited(net, icmp_type: int, code: int, daddr: int, out_dev) -> bool:
         return True
     if out_dev is not None and out_dev.is_loopback:
         return False
-    if not inet_peer_xrlim_allow(net, daddr, net.sysctl.int("net.ipv4.icmp_ratelimit") / 1000):
+    if not inet_peer_xrlim_allow(net, daddr, net.sysctl.values["net.ipv4.icmp_ratelimit"] / 1000):
         return True
     icmp_global_consume(net)
     return False
@@ -138,7 +138,7 @@ def _icmp_push(net, cause: SkBuff, out: route.Rtable, message: bytes, tos: int, 
     """icmp_push_reply(): the icmp socket sends with IP_PMTUDISC_DONT (no DF,
     so a hashed IP ID) and the default TTL."""
     iph = Ipv4Packet(cause.buf, cause.network_header)
-    ttl = net.sysctl.int("net.ipv4.ip_default_ttl")
+    ttl = net.sysctl.values["net.ipv4.ip_default_ttl"]
     header = build_header(out.prefsrc, iph.saddr, IPPROTO_ICMP, len(message), ttl=ttl, tos=tos,
                           ident=ip_output.ip_select_ident(net, df=False, ignore_df=True))
     skb = alloc_skb(header + message)
@@ -164,7 +164,7 @@ def icmp_rcv(skb: SkBuff) -> None:
         return kfree_skb(skb, DropReason.UNHANDLED_PROTO, Stage.L4, "icmp_rcv")
     rt = skb.dst
     if rt.is_broadcast or rt.is_multicast:
-        if icmp_type in (ICMP_ECHO, ICMP_TIMESTAMP) and net.sysctl.int("net.ipv4.icmp_echo_ignore_broadcasts"):
+        if icmp_type in (ICMP_ECHO, ICMP_TIMESTAMP) and net.sysctl.values["net.ipv4.icmp_echo_ignore_broadcasts"]:
             return kfree_skb(skb, DropReason.INVALID_PROTO, Stage.L4, "icmp_rcv")
         if icmp_type not in (ICMP_ECHO, ICMP_TIMESTAMP, ICMP_ADDRESS, ICMP_ADDRESSREPLY):
             return kfree_skb(skb, DropReason.INVALID_PROTO, Stage.L4, "icmp_rcv")
@@ -180,7 +180,7 @@ def icmp_echo(skb: SkBuff) -> None:
     """icmp_echo() + icmp_reply(): the same ICMP body back, type 0, from the
     address the request was sent to, with the request's TOS."""
     net = skb.net
-    if net.sysctl.int("net.ipv4.icmp_echo_ignore_all"):
+    if net.sysctl.values["net.ipv4.icmp_echo_ignore_all"]:
         return
     iph = Ipv4Packet(skb.buf, skb.network_header)
     body = bytearray(skb.buf[skb.data:skb.tail])

@@ -40,7 +40,7 @@ def ip_defrag(skb: SkBuff) -> SkBuff | None:
     queue = net.ipfrags.get(key)
     if queue is None:
         queue = net.ipfrags[key] = IpQueue(key)
-        net.clock.add_timer(net.sysctl.int("net.ipv4.ipfrag_time"), lambda: ip_expire(net, queue))
+        net.clock.add_timer(net.sysctl.values["net.ipv4.ipfrag_time"], lambda: ip_expire(net, queue))
     offset = (iph.frag_off & IP_OFFSET) << 3
     end = offset + iph.tot_len - iph.header_len
     if not iph.frag_off & IP_MF:

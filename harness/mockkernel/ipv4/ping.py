@@ -46,7 +46,7 @@ def ping_v4_sendmsg(net, sk: UdpSock, message: bytes, daddr: int) -> None:
     saddr = sk.addr or rt.prefsrc
     fits = IPV4_MIN_HLEN + len(body) <= rt.dst_mtu()
     header = build_header(saddr, daddr, IPPROTO_ICMP, len(body),
-                          ttl=net.sysctl.int("net.ipv4.ip_default_ttl"),
+                          ttl=net.sysctl.values["net.ipv4.ip_default_ttl"],
                           frag_off=IP_DF if fits else 0, ident=ip_output.ip_select_ident(net, df=fits, ignore_df=True))
     skb = alloc_skb(header + body)
     skb.net, skb.dst, skb.dev = net, rt, rt.dev

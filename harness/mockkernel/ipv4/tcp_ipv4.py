@@ -66,7 +66,7 @@ def send_reset(skb: SkBuff, tos: int, why: str) -> None:
     if isinstance(out, int):
         return
     segment = tcp.build(saddr, daddr, dport, sport, seq, ack_seq, flags)
-    header = build_header(saddr, daddr, IPPROTO_TCP, len(segment), ttl=net.sysctl.int("net.ipv4.ip_default_ttl"),
+    header = build_header(saddr, daddr, IPPROTO_TCP, len(segment), ttl=net.sysctl.values["net.ipv4.ip_default_ttl"],
                           tos=tos, ident=0, frag_off=IP_DF)
     rst = alloc_skb(header + segment)
     rst.net, rst.dst, rst.dev = net, out, out.dev

@@ -53,7 +53,7 @@ class UdpSock:
 
 def sock_set_rcvbuf(net, requested: int) -> int:
     """SO_RCVBUF: clamped to rmem_max, doubled for overhead, at least SOCK_MIN_RCVBUF."""
-    value = min(requested, net.sysctl.int("net.core.rmem_max"))
+    value = min(requested, net.sysctl.values["net.core.rmem_max"])
     return max(value * 2, SOCK_MIN_RCVBUF)
 
 
@@ -138,7 +138,7 @@ def udp_sendmsg(net, sk: UdpSock, payload: bytes, daddr: int, dport: int) -> Non
     segment = wire_udp.build(saddr.to_bytes(4, "big"), daddr.to_bytes(4, "big"), sk.port, dport, payload)
     fits = ipv4.IPV4_MIN_HLEN + len(segment) <= rt.dst_mtu()
     header = build_header(saddr, daddr, IPPROTO_UDP, len(segment),
-                          ttl=net.sysctl.int("net.ipv4.ip_default_ttl"),
+                          ttl=net.sysctl.values["net.ipv4.ip_default_ttl"],
                           frag_off=IP_DF if fits else 0,
                           ident=ip_output.ip_select_ident(net, df=fits, ignore_df=True))
     skb = alloc_skb(header + segment)

@@ -77,7 +77,7 @@ def nf_ct_delete(net, ct: NfConn) -> None:
     if table.entries.pop(ct, 0) is None:
         for t in ct.tuplehash:
             table.hash.pop(t, None)
-        net.sysctl.values[COUNT_KEY] = str(len(table.entries))
+        net.sysctl.values[COUNT_KEY] = len(table.entries)
 
 
 def nf_ct_kill(net, ct: NfConn) -> None:

@@ -37,6 +37,8 @@ from __future__ import annotations
 
 from harness.journey import Hop
 from harness.mockkernel.core.skbuff import SkBuff
+from harness.mockkernel.sysctl import (CtlTable, proc_dointvec, proc_dointvec_jiffies, proc_dointvec_minmax,
+                                       proc_dou8vec_minmax, read_only)
 from harness.mockkernel.tracer import Lazy
 from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_STOLEN, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
                                                NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING, NF_IP_PRI_CONNTRACK,
@@ -64,26 +66,29 @@ UDP_TIMEOUT_KEY = "net.netfilter.nf_conntrack_udp_timeout"
 UDP_STREAM_KEY = "net.netfilter.nf_conntrack_udp_timeout_stream"
 ICMP_TIMEOUT_KEY = "net.netfilter.nf_conntrack_icmp_timeout"
 GENERIC_TIMEOUT_KEY = "net.netfilter.nf_conntrack_generic_timeout"
-# a new namespace's values on this machine's kernel (6.18; max and buckets are
-# sized from the host's memory)
-CT_SYSCTL_DEFAULTS = {
-    MAX_KEY: "262144", COUNT_KEY: "0", BUCKETS_KEY: "262144",
-    "net.netfilter.nf_conntrack_checksum": "1",
-    "net.netfilter.nf_conntrack_tcp_loose": "1",
-    "net.netfilter.nf_conntrack_tcp_be_liberal": "0",
-    "net.netfilter.nf_conntrack_tcp_ignore_invalid_rst": "0",
-    "net.netfilter.nf_conntrack_tcp_max_retrans": "3",
-    "net.netfilter.nf_conntrack_tcp_timeout_syn_sent": "120",
-    "net.netfilter.nf_conntrack_tcp_timeout_syn_recv": "60",
-    "net.netfilter.nf_conntrack_tcp_timeout_established": "432000",
-    "net.netfilter.nf_conntrack_tcp_timeout_fin_wait": "120",
-    "net.netfilter.nf_conntrack_tcp_timeout_close_wait": "60",
-    "net.netfilter.nf_conntrack_tcp_timeout_last_ack": "30",
-    "net.netfilter.nf_conntrack_tcp_timeout_time_wait": "120",
-    "net.netfilter.nf_conntrack_tcp_timeout_close": "10",
-    "net.netfilter.nf_conntrack_tcp_timeout_max_retrans": "300",
-    "net.netfilter.nf_conntrack_tcp_timeout_unacknowledged": "300",
-    UDP_TIMEOUT_KEY: "30", UDP_STREAM_KEY: "120", ICMP_TIMEOUT_KEY: "30", GENERIC_TIMEOUT_KEY: "600",
+# nf_conntrack_standalone.c nf_ct_sysctl_table, with a new namespace's values on
+# this machine's kernel (6.18; max and buckets are sized from the host's memory):
+# flags are proc_dou8vec_minmax 0..1, max_retrans a u8, timeouts
+# proc_dointvec_jiffies; the count is read-only everywhere (procps 4.0.2 reports the
+# refused write but exits 0 on the lab; here the write fails). nf_conntrack_max and
+# _buckets are writable as in a whole DUT's init namespace (a non-init netns, like
+# the lab's, has them 0444).
+CT = "net.netfilter.nf_conntrack_"
+CT_SYSCTL_TABLE = {
+    MAX_KEY: CtlTable(262144, proc_dointvec),
+    COUNT_KEY: CtlTable(0, read_only, writable=False),
+    BUCKETS_KEY: CtlTable(262144, proc_dointvec_minmax, 1),
+    CT + "checksum": CtlTable(1, proc_dou8vec_minmax, 0, 1),
+    CT + "tcp_loose": CtlTable(1, proc_dou8vec_minmax, 0, 1),
+    CT + "tcp_be_liberal": CtlTable(0, proc_dou8vec_minmax, 0, 1),
+    CT + "tcp_ignore_invalid_rst": CtlTable(0, proc_dou8vec_minmax, 0, 1),
+    CT + "tcp_max_retrans": CtlTable(3, proc_dou8vec_minmax, 0, 255),
+    **{CT + name: CtlTable(seconds, proc_dointvec_jiffies) for name, seconds in (
+        ("tcp_timeout_syn_sent", 120), ("tcp_timeout_syn_recv", 60), ("tcp_timeout_established", 432000),
+        ("tcp_timeout_fin_wait", 120), ("tcp_timeout_close_wait", 60), ("tcp_timeout_last_ack", 30),
+        ("tcp_timeout_time_wait", 120), ("tcp_timeout_close", 10), ("tcp_timeout_max_retrans", 300),
+        ("tcp_timeout_unacknowledged", 300), ("udp_timeout", 30), ("udp_timeout_stream", 120),
+        ("icmp_timeout", 30), ("generic_timeout", 600))},
 }
 # `conntrack -S` counters (struct ip_conntrack_stat), in the order it prints them
 STAT_NAMES = ("found", "invalid", "insert", "insert_failed", "drop", "early_drop", "error",
@@ -106,8 +111,7 @@ class ConntrackTable:
 
 def nf_conntrack_pernet_init(net) -> None:
     """The namespace's conntrack sysctls, there as soon as the module is loaded."""
-    for name, value in CT_SYSCTL_DEFAULTS.items():
-        net.sysctl.values.setdefault(name, value)
+    net.sysctl.register(CT_SYSCTL_TABLE)
 
 
 def nf_ct_netns_get(net) -> None:
@@ -215,7 +219,7 @@ def nf_conntrack_hash_insert(net, ct: NfConn) -> None:
     table.hash[ct.original] = (ct, IP_CT_DIR_ORIGINAL)
     table.hash[ct.reply] = (ct, IP_CT_DIR_REPLY)
     table.stats["insert"] += 1
-    net.sysctl.values[COUNT_KEY] = str(len(table.entries))
+    net.sysctl.values[COUNT_KEY] = len(table.entries)
 
 
 def ipv4_conntrack_in(skb: SkBuff, state: NfHookState) -> int:
@@ -304,10 +308,10 @@ def icmp_error(skb: SkBuff, state: NfHookState, t: Tuple) -> int:
 def _nf_conntrack_alloc_room(net, t: Tuple | None) -> bool:
     """__nf_conntrack_alloc(): past nf_conntrack_max only if early_drop() frees
     room. `t` is None for ctnetlink's nf_conntrack_alloc(), whose hash is 0."""
-    limit = int(net.sysctl.values[MAX_KEY])
+    limit = net.sysctl.values[MAX_KEY]
     if limit == 0 or len(net.conntrack.entries) < limit:
         return True
-    buckets = int(net.sysctl.values[BUCKETS_KEY])
+    buckets = net.sysctl.values[BUCKETS_KEY]
     return early_drop(net, 0 if t is None else ct_bucket(net, t, buckets), buckets)
 
 
@@ -359,9 +363,9 @@ def nf_conntrack_handle_packet(skb: SkBuff, state: NfHookState, ct: NfConn, dire
     if proto == IPPROTO_ICMP:
         if not confirmed and (ct.tuplehash[0].dport >> 8) not in ICMP_REQUESTS:
             return "ICMP type that cannot start a connection"
-        ct.timeout = net.clock.now + int(net.sysctl.values[ICMP_TIMEOUT_KEY])
+        ct.timeout = net.clock.now + net.sysctl.values[ICMP_TIMEOUT_KEY]
         return None
-    ct.timeout = net.clock.now + int(net.sysctl.values[GENERIC_TIMEOUT_KEY])
+    ct.timeout = net.clock.now + net.sysctl.values[GENERIC_TIMEOUT_KEY]
     return None
 
 
@@ -374,9 +378,9 @@ def nf_conntrack_udp_packet(net, ct: NfConn, confirmed: bool) -> None:
     if ct.status & IPS_SEEN_REPLY:
         if now > ct.stream_ts:
             ct.status |= IPS_ASSURED
-            ct.timeout = now + int(net.sysctl.values[UDP_STREAM_KEY])
+            ct.timeout = now + net.sysctl.values[UDP_STREAM_KEY]
             return None
-    ct.timeout = now + int(net.sysctl.values[UDP_TIMEOUT_KEY])
+    ct.timeout = now + net.sysctl.values[UDP_TIMEOUT_KEY]
     return None
 
 

@@ -226,7 +226,7 @@ def _maxackwindow(sender: IpCtTcpState) -> int:
 
 def nf_tcp_log_invalid(net, sender: IpCtTcpState, verdict: int) -> int:
     """A window failure passes when this side or the namespace is be-liberal."""
-    if sender.flags & IP_CT_TCP_FLAG_BE_LIBERAL or net.sysctl.int(SYSCTL + "be_liberal"):
+    if sender.flags & IP_CT_TCP_FLAG_BE_LIBERAL or net.sysctl.values[SYSCTL + "be_liberal"]:
         return NFCT_TCP_ACCEPT
     return verdict
 
@@ -324,7 +324,7 @@ def tcp_error(skb, seg: Segment, hook_is_prerouting: bool) -> str:
     """Why the segment cannot be tracked at all ("" if it can)."""
     if seg.doff < TCP_HLEN or seg.tcplen < seg.doff:
         return "truncated packet"
-    if hook_is_prerouting and skb.net.sysctl.int("net.netfilter.nf_conntrack_checksum"):
+    if hook_is_prerouting and skb.net.sysctl.values["net.netfilter.nf_conntrack_checksum"]:
         if not tcp.checksum_ok(skb.buf, skb.network_header, seg.th, seg.th + seg.tcplen):
             return "bad checksum"
     if seg.flags & ~(TCPHDR_ECE | TCPHDR_CWR | TCPHDR_PSH) not in TCP_VALID_FLAGS:
@@ -344,7 +344,7 @@ def tcp_new(net, ct: NfConn, buf: bytearray, seg: Segment) -> bool:
     if new_state == sSS:
         first.td_maxend = first.td_end
         tcp_options(buf, seg, first)
-    elif not net.sysctl.int(SYSCTL + "loose"):
+    elif not net.sysctl.values[SYSCTL + "loose"]:
         ct.tcp = None
         return False
     else:
@@ -364,7 +364,7 @@ def nf_conntrack_tcp_established(ct: NfConn) -> bool:
 
 
 def timeout_of(net, slot: int) -> int:
-    return net.sysctl.int(SYSCTL + "timeout_" + TIMEOUT_SYSCTLS[slot])
+    return net.sysctl.values[SYSCTL + "timeout_" + TIMEOUT_SYSCTLS[slot]]
 
 
 def tcp_packet(skb, ct: NfConn, direction: int, confirmed: bool, prerouting: bool) -> tuple[str, str]:
@@ -452,7 +452,7 @@ def tcp_packet(skb, ct: NfConn, direction: int, confirmed: bool, prerouting: boo
         tcp.seen[direction].flags |= IP_CT_TCP_FLAG_CLOSE_INIT
 
     state_timeout = timeout_of(net, new_state)
-    if tcp.retrans >= net.sysctl.int(SYSCTL + "max_retrans") and state_timeout > timeout_of(net, TIMEOUT_RETRANS):
+    if tcp.retrans >= net.sysctl.values[SYSCTL + "max_retrans"] and state_timeout > timeout_of(net, TIMEOUT_RETRANS):
         timeout = timeout_of(net, TIMEOUT_RETRANS)
     elif index == TCP_RST_SET:
         timeout = timeout_of(net, sCL)
@@ -490,7 +490,7 @@ def _rst_in_close(net, ct: NfConn, direction: int, seg: Segment, old_state: int,
         seq = seg.seq
         if seq == 0 and not nf_conntrack_tcp_established(ct):
             return new_state, False, False  # likely answering a SYN we let through
-        if before(seq, other.td_maxack) and not net.sysctl.int(SYSCTL + "ignore_invalid_rst"):
+        if before(seq, other.td_maxack) and not net.sysctl.values[SYSCTL + "ignore_invalid_rst"]:
             return new_state, False, True
         if not nf_conntrack_tcp_established(ct) or seq == other.td_maxack:
             return new_state, False, False
