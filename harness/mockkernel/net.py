@@ -3,7 +3,7 @@
 Models include/net/net_namespace.h and the per-namespace state it points to:
 devices (include/linux/netdevice.h), IPv4 addresses (include/linux/inetdevice.h),
 FIB tables and rules (net/ipv4/fib_*.c), the ARP neighbour table
-(net/core/neighbour.c) and the sysctl tree (sysctl.py). The command front ends (`cmd/`) write
+(net/core/neighbour.c) and the sysctl tree (core/sysctl.py). The command front ends (`cmd/`) write
 this data; the datapath only reads it (and updates neighbour entries and counters,
 as the kernel does).
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
 from harness.mockkernel.clock import Clock
-from harness.mockkernel.sysctl import Sysctls
+from harness.mockkernel.core.sysctl import Sysctls
 from harness.mockkernel.wire.ipv4 import ip_str
 
 RT_TABLE_LOCAL = 255

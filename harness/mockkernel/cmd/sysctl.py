@@ -1,4 +1,4 @@
-"""procps-ng 4.0.2 `sysctl` over the mock's sysctl tree (mockkernel/sysctl.py).
+"""procps-ng 4.0.2 `sysctl` over the mock's sysctl tree (mockkernel/core/sysctl.py).
 
 `sysctl k` reads (a directory lists everything under it), `k=v` writes with or
 without -w (procps 4 writes whenever there is an "="), several at once; -n
@@ -12,7 +12,7 @@ refusal (EINVAL) prints "Invalid argument".
 from __future__ import annotations
 
 from harness.mockkernel.cmd.args import ToolError, not_modelled
-from harness.mockkernel.sysctl import ProcError
+from harness.mockkernel.core.sysctl import ProcError
 
 USAGE = ToolError("Usage:\n sysctl [options] [variable[=value] ...]", 1)
 SHORT_OPTIONS = {"a": "all", "A": "all", "X": "all", "n": "values", "N": "names", "q": "quiet",

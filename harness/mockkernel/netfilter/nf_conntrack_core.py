@@ -37,8 +37,8 @@ from __future__ import annotations
 
 from harness.journey import Hop
 from harness.mockkernel.core.skbuff import SkBuff
-from harness.mockkernel.sysctl import (CtlTable, proc_dointvec, proc_dointvec_jiffies, proc_dointvec_minmax,
-                                       proc_dou8vec_minmax, read_only)
+from harness.mockkernel.core.sysctl import (CtlTable, proc_dointvec, proc_dointvec_jiffies, proc_dointvec_minmax,
+                                            proc_dou8vec_minmax, read_only)
 from harness.mockkernel.tracer import Lazy
 from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_STOLEN, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
                                                NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING, NF_IP_PRI_CONNTRACK,
