@@ -54,7 +54,8 @@ from harness.mockkernel.netfilter import nf_conntrack_proto_tcp as proto_tcp
 from harness.mockkernel.wire import icmp, ipv4
 from harness.mockkernel.wire.icmp import (ERROR_TYPES, ICMP_ADDRESS, ICMP_ECHO, ICMP_INFO_REQUEST,
                                           ICMP_TIMESTAMP)
-from harness.mockkernel.wire.ipv4 import IP_MF, IP_OFFSET, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4Packet, ip_str
+from harness.mockkernel.wire.ipv4 import (FRAG_OFF_PROTOCOL, HEADER_LEN, IP_MF, IP_OFFSET, IPPROTO_ICMP, IPPROTO_TCP,
+                                          IPPROTO_UDP, TUPLE_FIELDS, Ipv4Packet, ip_str)
 from harness.mockkernel.wire.udp import PORTS as L4_PORTS  # TCP's header starts with the same two ports
 
 # the request types that may start an ICMP "connection", and their replies
@@ -140,9 +141,14 @@ def nf_ct_netns_put(net) -> None:
         ct.hook_entries = []
 
 
+# per-packet loads, bound once
+_frag_off_protocol, _tuple_fields, _ports = FRAG_OFF_PROTOCOL.unpack_from, TUPLE_FIELDS.unpack_from, L4_PORTS.unpack_from
+PORTS_LEN = L4_PORTS.size
+
+
 def ipv4_conntrack_defrag(skb: SkBuff, state: NfHookState) -> int:
     """nf_defrag_ipv4: reassemble before conntrack sees ports."""
-    frag_off, _ = ipv4.FRAG_OFF_PROTOCOL.unpack_from(skb.buf, skb.network_header)
+    frag_off, _ = _frag_off_protocol(skb.buf, skb.network_header)
     if skb.nfct is UNTRACKED or not frag_off & (IP_MF | IP_OFFSET):
         return NF_ACCEPT
     if ip_fragment.ip_defrag(skb) is None:
@@ -157,12 +163,12 @@ _new_tuple = tuple.__new__
 
 def packet_tuple(buf: bytearray, nh: int) -> Tuple | None:
     """nf_ct_get_tuple(): None when the L4 header is missing."""
-    ver_ihl, proto, saddr, daddr = ipv4.TUPLE_FIELDS.unpack_from(buf, nh)
-    th = nh + ipv4.HEADER_LEN[ver_ihl]
+    ver_ihl, proto, saddr, daddr = _tuple_fields(buf, nh)
+    th = nh + HEADER_LEN[ver_ihl]
     if proto in (IPPROTO_TCP, IPPROTO_UDP):
-        if len(buf) < th + L4_PORTS.size:
+        if len(buf) < th + PORTS_LEN:
             return None
-        sport, dport = L4_PORTS.unpack_from(buf, th)
+        sport, dport = _ports(buf, th)
         return _new_tuple(Tuple, (saddr, daddr, proto, sport, dport))  # skips the NamedTuple's Python __new__
     if proto == IPPROTO_ICMP:
         if len(buf) < th + icmp.ICMP_HLEN:

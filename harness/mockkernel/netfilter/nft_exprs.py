@@ -33,7 +33,7 @@ from harness.mockkernel.netfilter.nf_nat_range import NatRange
 from harness.mockkernel.netfilter.nft_set import NftSet, format_elements, lookup_fn
 from harness.mockkernel.wire import ipv4
 from harness.mockkernel.wire.ethernet import ETH_P_IP
-from harness.mockkernel.wire.ipv4 import IP_OFFSET
+from harness.mockkernel.wire.ipv4 import HEADER_LEN, IP_OFFSET, PKTINFO_FIELDS
 
 # include/uapi/linux/netfilter/nf_tables.h enum nft_verdicts
 NFT_CONTINUE, NFT_BREAK, NFT_JUMP, NFT_GOTO, NFT_RETURN = -1, -2, -3, -4, -5
@@ -42,6 +42,9 @@ VERDICT_CODES = {"accept": NF_ACCEPT, "drop": NF_DROP, "continue": NFT_CONTINUE,
 VERDICT_NAMES = {NF_ACCEPT: "ACCEPT", NF_DROP: "DROP", NFT_JUMP: "JUMP", NFT_GOTO: "GOTO",
                  NFT_RETURN: "RETURN", NFT_CONTINUE: "CONTINUE"}
 L4PROTOS = {"tcp": 6, "udp": 17, "icmp": 1}
+
+
+_pktinfo_fields = PKTINFO_FIELDS.unpack_from  # bound once: a pktinfo is built for every chain a packet runs
 
 
 class NftPktinfo:
@@ -60,12 +63,12 @@ class NftPktinfo:
         if skb.protocol not in (ETH_P_IP, 0):
             self.tprot, self.thoff, self.fragoff = None, -1, 0  # nft_set_pktinfo_unspec()
             return
-        ver_ihl, frag_off, self.tprot = ipv4.PKTINFO_FIELDS.unpack_from(buf, nh)
+        ver_ihl, frag_off, self.tprot = _pktinfo_fields(buf, nh)
         if ver_ihl >> 4 != 4:
             self.tprot, self.thoff, self.fragoff = None, -1, 0
             return
         self.fragoff = frag_off & IP_OFFSET
-        self.thoff = nh + ipv4.HEADER_LEN[ver_ihl]
+        self.thoff = nh + HEADER_LEN[ver_ihl]
 
 
 @dataclass
