@@ -226,12 +226,15 @@ def _synthetic(**modules: str) -> list[Import]:
 def test_the_checker_flags_an_import_from_a_layer_above():
     imports = _synthetic(**{
         "core.dev": "def f():\n    from harness.mockkernel.ipv4 import arp\n",
+        "core.skbuff": "from ..ipv4.route import Rtable\n",
         "ipv4.arp": "",
+        "ipv4.route": "",
         "kernel": "from harness.mockkernel import cmd\n",
         "cmd": "",
     })
     assert upward_imports(imports) == [
         "core/dev.py:2: harness.mockkernel.core.dev imports harness.mockkernel.ipv4.arp, ipv4 is above core",
+        "core/skbuff.py:1: harness.mockkernel.core.skbuff imports harness.mockkernel.ipv4.route, ipv4 is above core",
         "kernel.py:1: harness.mockkernel.kernel imports harness.mockkernel.cmd, cmd is above kernel",
     ]
 
