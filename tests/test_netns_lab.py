@@ -598,3 +598,64 @@ def test_reset_forgets_frames_journeys_and_drops_and_keeps_the_dut_state_on_both
     target.send("p0", _from_h0(id=2) / UDP(sport=1, dport=9))
     assert [(drop.reason, " id=2 " in drop.packet) for drop in target.drops()] == [("NO_SOCKET", True)]
     assert [counter.packets for counter in target.counters()] == [2]
+
+
+# the tracer's lost events and the host's conntrack table: without root --------------
+
+import threading  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+from harness.drivers import ct_table  # noqa: E402
+
+
+def _tracer_reading(lines: list[str]) -> KfreeSkbTracer:
+    """A tracer whose bpftrace printed `lines`, read to the end."""
+    tracer = object.__new__(KfreeSkbTracer)
+    tracer.lock, tracer._ready = threading.Condition(), threading.Event()
+    tracer.exited, tracer._unreadable, tracer.lost_events = False, "", 0
+    tracer._watched, tracer._expired_datagrams = {}, {}
+    tracer._process = SimpleNamespace(stdout=iter(lines), kill=lambda: None)
+    tracer._read()
+    return tracer
+
+
+def test_events_bpftrace_reports_lost_are_counted_so_drops_can_say_they_are_incomplete():
+    tracer = _tracer_reading(["ready\n", "Lost 3 events\n", "Lost 2 events\n"])
+    assert (tracer.lost_events, tracer._unreadable) == (5, "")
+
+
+class _FakeLab:
+    dut = "pj1x0-dut"
+
+    def __init__(self, stat: str, sysctls: dict[str, int]) -> None:
+        self.stat, self.sysctls = stat, sysctls
+
+    def read_proc_net(self, name: str, filename: str) -> str:
+        assert (name, filename) == (self.dut, "stat/nf_conntrack")
+        return self.stat
+
+    def run(self, name: str, argv: list[str]) -> str:
+        assert argv[:2] == ["sysctl", "-n"]
+        return f"{self.sysctls[argv[2]]}\n"
+
+
+STAT = ("entries  clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop "
+        "icmp_error  expect_new expect_create expect_delete search_restart\n"
+        "00000000  00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 0000000a "
+        "00000000 00000000  00000000 00000000 00000000 00000000\n"
+        "00000000  00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000001 "
+        "00000000 00000000  00000000 00000000 00000000 00000000\n")
+
+
+def test_a_conntrack_stat_is_summed_over_the_cpus_from_hex():
+    assert ct_table.conntrack_stat(_FakeLab(STAT, {}), "drop") == 11
+
+
+@pytest.mark.parametrize("count, new, locked", [(0, 94, False), (0, 95, True), (90, 5, True), (99, 0, True)])
+def test_a_lab_takes_the_host_lock_when_its_entries_reach_the_gc_s_early_drop_threshold(
+        monkeypatch, tmp_path, count, new, locked):
+    monkeypatch.setattr(ct_table, "LOCK_PATH", str(tmp_path / "lock"))
+    table = ct_table.HostConntrackTable(_FakeLab(STAT, {"net.netfilter.nf_conntrack_max": 100,
+                                                        "net.netfilter.nf_conntrack_count": count}))
+    table.claim_for(new)
+    assert (table._lock is not None) == locked
