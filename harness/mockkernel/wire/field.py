@@ -1,8 +1,7 @@
-"""Network-order integer fields, read and written at an offset a view names
-(the same Structs every view uses for its 16- and 32-bit fields)."""
+"""A network-order 16-bit field, read and written at an offset a view names
+(NAT rewrites ports and checksums at TCP's or UDP's offsets with it)."""
 from __future__ import annotations
 
 import struct
 
 BE16 = struct.Struct("!H")
-BE32 = struct.Struct("!I")
