@@ -73,8 +73,9 @@ class Kernel(Net):
         net_rx_action(self)
 
     def _ring_full(self, nic: Nic, frame: bytes) -> None:
-        """The NIC had no descriptor: no skb ever exists, so the kernel has no drop
-        reason; the journey uses FULL_RING, the name Linux gives a full ring."""
+        """The NIC had no descriptor: no skb ever exists and no kfree_skb fires (the
+        driver counts rx_missed_errors); the journey names it with FULL_RING, the
+        DropReason dropreason-core.h gives a full ring, located at that counter."""
         summary = summarize_frame(bytearray(frame), 0)
         drop = Drop(DropReason.FULL_RING, Stage.NIC_RX, f"{nic.dev.name} rx_missed_errors", summary)
         self.tracer.journeys.append(Journey(summary, [Hop(Stage.NIC_RX, nic.dev.name, "MISSED")], drop))
