@@ -47,6 +47,7 @@ from harness.mockkernel.core.skbuff import kfree_skb
 from harness.mockkernel.wire import FrameSummary
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)  # include/uapi/linux/bpf.h xdp_action
+XDP_STAGE = Stage.XDP  # bound once (per packet: see Stage)
 VERDICT_NAMES = {XDP_ABORTED: "ABORTED", XDP_DROP: "DROP", XDP_PASS: "PASS", XDP_TX: "TX", XDP_REDIRECT: "REDIRECT"}
 
 
@@ -73,11 +74,11 @@ def do_xdp(net, nic, frame: bytes, lead: tuple[Hop, ...]) -> tuple[bytes, Hop] |
     ctx, verdict, why = dev.xdp_prog.run_xdp(frame, dev.ifindex, "")
     out = bytes(ctx.buf[ctx.data:ctx.data_end])
     name = VERDICT_NAMES.get(verdict, f"invalid action {verdict}")
-    hop = Hop(Stage.XDP, dev.name, name, why)
+    hop = Hop(XDP_STAGE, dev.name, name, why)
     if verdict == XDP_PASS:
         return out, hop
     if verdict == XDP_REDIRECT and ctx.redirect is not None and ctx.redirect.kind == "cpu":
-        return out, Hop(Stage.XDP, dev.name, name, f"cpumap cpu {ctx.redirect.target}")
+        return out, Hop(XDP_STAGE, dev.name, name, f"cpumap cpu {ctx.redirect.target}")
     journey = net.tracer.start_frame(FrameSummary(bytearray(frame), 0), [*lead, hop])
     if verdict == XDP_TX:
         nic.start_xmit(out)

@@ -33,6 +33,7 @@ from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_PORT_UNREACH
 from harness.mockkernel.wire.ipv4 import IP_DF, IPPROTO_UDP, Ipv4Packet, build_header
 
 SOCK_MIN_RCVBUF = 2 * (2048 + 256)
+SOCKET_STAGE = Stage.SOCKET  # bound once (per packet: see Stage)
 
 
 @dataclass
@@ -111,7 +112,7 @@ def udp_queue_rcv_skb(sk: UdpSock, skb: SkBuff) -> None:
         return kfree_skb(skb, DropReason.SOCKET_RCVBUFF, Stage.SOCKET, "udp_queue_rcv_one_skb")
     sk.rmem_alloc += skb.truesize
     sk.queue.append(skb)
-    skb.net.tracer.hop(skb, Stage.SOCKET, f"udp {sk.port}", "QUEUED",
+    skb.net.tracer.hop(skb, SOCKET_STAGE, f"udp {sk.port}", "QUEUED",
                        f"rmem {sk.rmem_alloc}/{sk.rcvbuf}")
 
 

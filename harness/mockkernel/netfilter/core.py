@@ -42,6 +42,7 @@ NF_INET_PRE_ROUTING, NF_INET_LOCAL_IN, NF_INET_FORWARD, NF_INET_LOCAL_OUT, NF_IN
 NF_NETDEV_INGRESS = 0
 HOOK_NAMES = ("prerouting", "input", "forward", "output", "postrouting")
 HOOK_STAGES = (Stage.NF_PREROUTING, Stage.NF_INPUT, Stage.NF_FORWARD, Stage.NF_OUTPUT, Stage.NF_POSTROUTING)
+NF_INGRESS_STAGE = Stage.NF_INGRESS  # the netdev ingress hook's, bound once (per packet: see Stage)
 NF_DROP, NF_ACCEPT, NF_STOLEN, NF_QUEUE, NF_REPEAT = 0, 1, 2, 3, 4
 NF_VERDICT_MASK = 0xFF  # the verdict; NF_DROP_REASON() puts an errno above it
 
@@ -120,22 +121,12 @@ class NfHooks:
             self.ingress_active = bool(entries)
 
 
-class NfNetdevHookState(NfHookState):
-    """The hook state at netdev ingress: its journey stage is NF_INGRESS."""
-
-    __slots__ = ()
-
-    @property
-    def stage(self) -> Stage:
-        return Stage.NF_INGRESS
-
-
 def nf_hook_ingress(skb) -> bool:
     """True if the packet goes on (no chain, or every chain accepted it)."""
     entries = skb.net.nf_hooks.entries.get((NFPROTO_NETDEV, NF_NETDEV_INGRESS))
     if not entries:
         return True
-    state = NfNetdevHookState(NF_NETDEV_INGRESS, NFPROTO_NETDEV, skb.dev, None, skb.net)
+    state = NfHookState(NF_NETDEV_INGRESS, NFPROTO_NETDEV, skb.dev, None, skb.net, NF_INGRESS_STAGE)
     return nf_hook_slow(skb, state, entries) == NF_ACCEPT
 
 

@@ -35,6 +35,7 @@ from harness.mockkernel.wire.ethernet import ETH_HLEN
 TC_ACT_QUEUED = 5
 CONSUMED = (TC_ACT_STOLEN, TC_ACT_QUEUED, TC_ACT_TRAP)
 TC_H_CLSACT = 0xFFFFFFF1
+TC_INGRESS_STAGE, TC_EGRESS_STAGE = Stage.TC_INGRESS, Stage.TC_EGRESS  # bound once (per packet: see Stage)
 TC_H_MIN_INGRESS, TC_H_MIN_EGRESS = 0xFFF2, 0xFFF3
 XMIT_RECURSION_LIMIT = 8  # include/linux/netdevice.h
 _xmit_recursion = 0  # softnet_data.xmit.recursion: the mock is one CPU
@@ -59,7 +60,7 @@ class Clsact:
         """True if the packet goes on to the netdev hook and the protocol handler."""
         if not self.ingress:
             return True
-        ret = tc_run(self, skb, self.ingress, Stage.TC_INGRESS)
+        ret = tc_run(self, skb, self.ingress, TC_INGRESS_STAGE)
         skb.data = skb.mac_header + ETH_HLEN
         if ret == TC_ACT_SHOT:
             kfree_skb(skb, DropReason.TC_INGRESS, Stage.TC_INGRESS, "__netif_receive_skb_core")
@@ -76,7 +77,7 @@ class Clsact:
         """True if the packet goes on to the qdisc and the driver."""
         if not self.egress:
             return True
-        ret = tc_run(self, skb, self.egress, Stage.TC_EGRESS)
+        ret = tc_run(self, skb, self.egress, TC_EGRESS_STAGE)
         if ret == TC_ACT_SHOT:
             kfree_skb(skb, DropReason.TC_EGRESS, Stage.TC_EGRESS, "__dev_queue_xmit")
             return False
