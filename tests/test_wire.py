@@ -177,7 +177,7 @@ def test_icmp_header_fields_length_and_checksum():
     message = icmp.IcmpMessage(bytearray(IPV4_ICMP_ECHO), 20).check_len(32)
     assert (message.type, message.code, message.checksum, message.echo_id) == (8, 0, 0x06FA, 0x1234)
     assert message.checksum_ok(32)
-    assert icmp.build(8, 0, bytes.fromhex("12340001"), b"ping") == IPV4_ICMP_ECHO[20:]
+    assert icmp.build(8, 0, 0x12340001, b"ping") == IPV4_ICMP_ECHO[20:]
     with pytest.raises(Truncated):
         icmp.check_len(IPV4_ICMP_ECHO, 20, 27)
 

@@ -130,7 +130,7 @@ def icmp_send(skb_in: SkBuff, icmp_type: int, code: int, info: int = 0) -> None:
     room = min(out.dst_mtu(), 576) - IPV4_MIN_HLEN - ICMP_HLEN
     quoted = bytes(skb_in.buf[skb_in.network_header:skb_in.tail][:room])
     tos = (iph.tos & IPTOS_TOS_MASK) | IPTOS_PREC_INTERNETCONTROL
-    message = build(icmp_type, code, info.to_bytes(4, "big"), quoted)
+    message = build(icmp_type, code, info, quoted)
     _icmp_push(net, skb_in, out, message, tos, f"icmp_send type {icmp_type} code {code}")
 
 

@@ -28,6 +28,7 @@ TYPE, CODE, CHECKSUM, ID, SEQUENCE, QUOTED = 0, 1, 2, 4, 6, 8
 QUOTED_L4_LEN = 8
 HEADER = struct.Struct("!BBHHH")  # type, code, checksum, id, sequence
 CHECK_ID = struct.Struct("!HH")  # checksum and id, from CHECKSUM
+_HEADER_REST = struct.Struct("!BBHI")  # type, code, checksum, the rest of the header as one word
 _U16 = struct.Struct("!H")
 
 
@@ -90,8 +91,9 @@ class IcmpMessage:
         return checksum(memoryview(self.buf)[self.off:end]) == 0
 
 
-def build(icmp_type: int, code: int, rest: bytes, payload: bytes) -> bytes:
-    """An ICMP message: type, code, checksum, the 4 `rest` bytes, then payload."""
-    msg = bytearray(struct.pack("!BBH", icmp_type, code, 0)) + rest + payload
+def build(icmp_type: int, code: int, rest: int, payload: bytes) -> bytes:
+    """An ICMP message: type, code, checksum, the 32-bit rest of the header
+    (an error's unused word or MTU, a query's id and sequence), then payload."""
+    msg = bytearray(_HEADER_REST.pack(icmp_type, code, 0, rest)) + payload
     fill_checksum(msg, 0, len(msg))
     return bytes(msg)
