@@ -64,6 +64,24 @@ def test_udp_shorter_than_its_length_field_is_pkt_too_small(target, hosts):
     assert [(d.reason, d.stage) for d in target.drops()] == [("PKT_TOO_SMALL", "L4")]
 
 
+def test_udp_length_field_under_the_header_is_pkt_too_small(target, hosts):
+    h0 = hosts[0]
+    target.send(h0.port, h0.to_dut() / UDP(sport=1, dport=9999, len=4) / b"short")
+    target.expect_nothing()
+    assert [(d.reason, d.stage) for d in target.drops()] == [("PKT_TOO_SMALL", "L4")]
+
+
+def test_tcp_data_offset_under_5_is_pkt_too_small_and_past_the_segment_not_specified(target, hosts):
+    """tcp_v4_rcv(): doff < 5 goes to bad_packet with PKT_TOO_SMALL; a doff
+    whose bytes are not there fails pskb_may_pull() (discard_it, NOT_SPECIFIED)."""
+    h0 = hosts[0]
+    target.send(h0.port, [h0.to_dut(id=21) / TCP(sport=40004, dport=81, flags="S", dataofs=4),
+                          h0.to_dut(id=22) / TCP(sport=40005, dport=81, flags="S", dataofs=15)])
+    target.expect_nothing()
+    assert [(d.reason, d.stage, d.location) for d in target.drops()] == [
+        ("PKT_TOO_SMALL", "L4", "tcp_v4_rcv"), ("NOT_SPECIFIED", "L4", "tcp_v4_rcv")]
+
+
 def test_unknown_protocol_gets_protocol_unreachable_and_ip_noproto(target, hosts):
     h0 = hosts[0]
     sent = h0.to_dut(proto=253, id=9) / b"experimental"
