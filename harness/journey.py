@@ -81,8 +81,9 @@ class Hop(NamedTuple):
 
 
 class Drop(NamedTuple):
-    """A packet freed by kfree_skb_reason(): the reason is the kernel's enum name
-    without the SKB_DROP_REASON_ prefix; `location` is the kernel function."""
+    """A packet freed by kfree_skb_reason(): the reason is a DropReason (it prints
+    and compares as the kernel's name without the SKB_DROP_REASON_ prefix);
+    `location` is the kernel function."""
 
     reason: DropReason
     stage: Stage
