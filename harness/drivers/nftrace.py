@@ -80,7 +80,7 @@ from typing import NamedTuple
 from harness.drivers import nfnetlink as nl
 from harness.drivers.kfree_skb import KfreeSkbEvent
 from harness.drivers.netns import NetnsLab
-from harness.journey import CtEntry, Drop, Hop, Journey, RuleCounter
+from harness.journey import CtEntry, Drop, Hop, Journey, RuleCounter, Stage
 from harness.mockkernel.wire import ethernet, udp
 from harness.mockkernel.wire import icmp as wire_icmp
 from harness.mockkernel.wire.ethernet import ETH_HLEN, ETH_P_IP
@@ -133,14 +133,15 @@ NF_VERDICT_MASK = 0xFF
 VERDICTS = {0: "DROP", 1: "ACCEPT", 2: "STOLEN", 3: "QUEUE", 4: "REPEAT", 5: "STOP",
             -1: "CONTINUE", -2: "BREAK", -3: "JUMP", -4: "GOTO", -5: "RETURN"}
 FINAL_VERDICTS = frozenset({"ACCEPT", "DROP", "STOLEN", "QUEUE", "REPEAT", "STOP"})
-HOOK_STAGES = {"ingress": "NF_INGRESS", "prerouting": "NF_PREROUTING", "input": "NF_INPUT", "forward": "NF_FORWARD",
-               "output": "NF_OUTPUT", "postrouting": "NF_POSTROUTING"}
+HOOK_STAGES = {"ingress": Stage.NF_INGRESS, "prerouting": Stage.NF_PREROUTING, "input": Stage.NF_INPUT,
+               "forward": Stage.NF_FORWARD, "output": Stage.NF_OUTPUT, "postrouting": Stage.NF_POSTROUTING}
 TRACE_FAMILY_PATTERN = f"(?:{'|'.join(TRACE_RULESETS)})"
-TRACE_CHAIN_STAGES = {("netdev", "in"): "NF_INGRESS", ("ip", "pre"): "NF_PREROUTING", ("ip", "out"): "NF_OUTPUT"}
+TRACE_CHAIN_STAGES = {("netdev", "in"): Stage.NF_INGRESS, ("ip", "pre"): Stage.NF_PREROUTING,
+                      ("ip", "out"): Stage.NF_OUTPUT}
 # Where NAT rewrites (nf_nat_ipv4_ops): destinations at PREROUTING and OUTPUT,
 # sources at POSTROUTING and INPUT; named by the direction of the packet.
-NAT_MANIPS = (("daddr", frozenset({"NF_PREROUTING", "NF_OUTPUT"}), ("DNAT", "UN-SNAT")),
-              ("saddr", frozenset({"NF_POSTROUTING", "NF_INPUT"}), ("SNAT", "UN-DNAT")))
+NAT_MANIPS = (("daddr", frozenset({Stage.NF_PREROUTING, Stage.NF_OUTPUT}), ("DNAT", "UN-SNAT")),
+              ("saddr", frozenset({Stage.NF_POSTROUTING, Stage.NF_INPUT}), ("SNAT", "UN-DNAT")))
 LOOPBACK_IFINDEX = 1  # lo is ifindex 1 in every namespace
 TRACE_RCVBUF = 32 << 20
 RULESET_RCVBUF = 4 << 20
@@ -491,7 +492,7 @@ class TracedPacket:
         traced = next((t.ct_direction for t in self.traversals if t.ct_direction is not None), None)
         sightings = [(t.header, t.stage) for t in self.traversals]
         if self.past_postrouting is not None:
-            sightings.append((self.past_postrouting, "NF_POSTROUTING"))
+            sightings.append((self.past_postrouting, Stage.NF_POSTROUTING))
         hops: list[Hop] = []
         for i, traversal in enumerate(self.traversals):
             if i:

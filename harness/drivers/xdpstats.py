@@ -104,7 +104,7 @@ from dataclasses import dataclass, field
 
 from harness.drivers.bpf_events import bpf
 from harness.drivers.kfree_skb import TC_REDIRECT_LOCATIONS, KfreeSkbEvent
-from harness.journey import Hop, Journey
+from harness.journey import Hop, Journey, Stage
 from harness.mockkernel.wire import ethernet
 from harness.mockkernel.wire.ethernet import ETH_HLEN, ETH_P_IP
 from harness.mockkernel.wire.ipv4 import IPV4_MIN_HLEN, Ipv4Packet
@@ -115,7 +115,7 @@ COUNTER = re.compile(r"^\s*(rx|tx)_queue_\d+_(xdp_\w+): (\d+)$")
 DIRECTIONS = ("ingress", "egress")
 # /proc/net/dev after "name:": 8 receive columns, then bytes packets errs drop ... of transmit
 PROC_NET_DEV_TX_PACKETS, PROC_NET_DEV_TX_DROP = 9, 11
-AFTER_TC_EGRESS = frozenset({"QDISC", "NIC_TX"})
+AFTER_TC_EGRESS = frozenset({Stage.QDISC, Stage.NIC_TX})
 ENDS = frozenset({"DROP", "SHOT"})
 # "10.0.0.2 > 10.0.1.2 udp id=4 ttl=63 len=29": protocol, IP ID and length survive forwarding and NAT
 PACKET_KEY = re.compile(r" (\S+(?: \d+)?) id=(\d+) ttl=\d+ len=(\d+)")
@@ -243,22 +243,22 @@ def tc_ingress_hop(port: str, delta: PortDelta, frames: int, reached_ip: int | N
     redirected out of. `reached_ip`: how many reached ip_rcv (None: not all IPv4)."""
     shot = delta.drops("ingress", frames)
     if shot is None:
-        return Hop("TC_INGRESS", port, "", shared_drops(port, delta, frames)), None
+        return Hop(Stage.TC_INGRESS, port, "", shared_drops(port, delta, frames)), None
     if shot == frames:
-        return Hop("TC_INGRESS", port, "SHOT", f"clsact drops +{shot}"), None
+        return Hop(Stage.TC_INGRESS, port, "SHOT", f"clsact drops +{shot}"), None
     if shot:
-        return Hop("TC_INGRESS", port, "", f"{frames} frames in one send: {shot} dropped "
+        return Hop(Stage.TC_INGRESS, port, "", f"{frames} frames in one send: {shot} dropped "
                                             "(the counters do not say which)"), None
     if reached_ip:
-        return Hop("TC_INGRESS", port, "", "reached ip_rcv: OK, UNSPEC or a redirect into a device's ingress"), None
+        return Hop(Stage.TC_INGRESS, port, "", "reached ip_rcv: OK, UNSPEC or a redirect into a device's ingress"), None
     if reached_ip == 0:
         taken = [name for name, other in deltas.items() if frames in (other.sent, other.egress_runs)]
         if len(taken) == 1:
-            return Hop("TC_INGRESS", port, "REDIRECT", f"never counted by ip_rcv, {taken[0]} took it"), taken[0]
-        return Hop("TC_INGRESS", port, "", "never counted by ip_rcv, no port took it: STOLEN, TRAP, a redirect "
+            return Hop(Stage.TC_INGRESS, port, "REDIRECT", f"never counted by ip_rcv, {taken[0]} took it"), taken[0]
+        return Hop(Stage.TC_INGRESS, port, "", "never counted by ip_rcv, no port took it: STOLEN, TRAP, a redirect "
                                            "into a device's ingress or one that failed, or a drop before IP "
                                            "counted it (netdev ingress, OTHERHOST)"), None
-    return Hop("TC_INGRESS", port, "", "ran, not dropped: OK, UNSPEC, STOLEN, TRAP and REDIRECT count alike "
+    return Hop(Stage.TC_INGRESS, port, "", "ran, not dropped: OK, UNSPEC, STOLEN, TRAP and REDIRECT count alike "
                                        "for a frame that is not IPv4"), None
 
 
@@ -269,25 +269,25 @@ def tc_egress_hops(port: str, delta: PortDelta, frames: int,
     they were redirected to."""
     shot = delta.drops("egress", frames)
     if shot is None:
-        return [Hop("TC_EGRESS", port, "", shared_drops(port, delta, frames))], None
+        return [Hop(Stage.TC_EGRESS, port, "", shared_drops(port, delta, frames))], None
     if delta.egress_runs == frames:
         if shot == frames and not delta.sent:
-            return [Hop("TC_EGRESS", port, "SHOT", f"clsact drops +{shot}")], None
+            return [Hop(Stage.TC_EGRESS, port, "SHOT", f"clsact drops +{shot}")], None
         if not shot and delta.sent == frames:
-            return [Hop("TC_EGRESS", port, "OK", f"{port} took it: OK, or a code direct-action makes UNSPEC"),
-                    Hop("NIC_TX", port, "XMIT")], None
+            return [Hop(Stage.TC_EGRESS, port, "OK", f"{port} took it: OK, or a code direct-action makes UNSPEC"),
+                    Hop(Stage.NIC_TX, port, "XMIT")], None
         elsewhere = {name: other for name, other in deltas.items()
                      if name != port and (other.sent or other.egress_runs)}
         if not shot and not delta.sent and len(elsewhere) == 1:
             (target, other), = elsewhere.items()
             if frames in (other.sent, other.egress_runs):
-                hops = [Hop("TC_EGRESS", port, "REDIRECT", f"{target} took it instead")]
-                return hops + ([] if other.egress_runs else [Hop("NIC_TX", target, "XMIT")]), target
+                hops = [Hop(Stage.TC_EGRESS, port, "REDIRECT", f"{target} took it instead")]
+                return hops + ([] if other.egress_runs else [Hop(Stage.NIC_TX, target, "XMIT")]), target
         if not shot and not delta.sent and not elsewhere:
-            return [Hop("TC_EGRESS", port, "", "nothing took it, nothing dropped it: STOLEN, TRAP, a redirect "
+            return [Hop(Stage.TC_EGRESS, port, "", "nothing took it, nothing dropped it: STOLEN, TRAP, a redirect "
                                                "into a device's ingress or one that failed")], None
     taken = ", ".join(f"{name} {other.sent}" for name, other in deltas.items() if other.sent)
-    return [Hop("TC_EGRESS", port, "", f"ran {delta.egress_runs} times for {frames} frame(s) sent: clsact drops "
+    return [Hop(Stage.TC_EGRESS, port, "", f"ran {delta.egress_runs} times for {frames} frame(s) sent: clsact drops "
                                        f"+{shot}, taken by {taken or 'no port'} (the counters do not say which "
                                        "packet got which)")], None
 
@@ -311,7 +311,7 @@ def frame_hops(send: Send, after: Snapshot) -> list[FrameHops]:
         first.append(hop)
     egress = {name: tc_egress_hops(name, delta, n, deltas) for name, delta in deltas.items() if delta.egress_runs >= n}
     if redirected_to is not None and redirected_to not in egress:
-        first.append(Hop("NIC_TX", redirected_to, "XMIT"))
+        first.append(Hop(Stage.NIC_TX, redirected_to, "XMIT"))
     path = egress_path(egress, came_in, redirected_to)
     own = [hop for name in path for hop in egress[name][0]]
     answers = [egress[came_in][0]] if came_in in egress and came_in not in path else []
@@ -352,15 +352,15 @@ def xdp_hops(send: Send, after: Snapshot) -> list[list[Hop]]:
     given = [verdict for verdict, count in counts.items() if count]
     if len(given) == 1 and counts[given[0]] == n:
         verdict = given[0]
-        hops = [Hop("XDP", name, verdict)]
+        hops = [Hop(Stage.XDP, name, verdict)]
         if verdict == "TX":
-            hops.append(Hop("NIC_TX", name, "XMIT"))
+            hops.append(Hop(Stage.NIC_TX, name, "XMIT"))
         elif verdict == "REDIRECT" and len(egress) == 1:
-            hops.append(Hop("NIC_TX", egress[0], "XMIT"))
+            hops.append(Hop(Stage.NIC_TX, egress[0], "XMIT"))
         return [list(hops) for _ in send.frames]
     tally = ", ".join(f"{verdict} {count}" for verdict, count in counts.items() if count)
     summary = f"{n} frames in one send: {tally} (veth counters do not say which frame got which)"
-    return [[Hop("XDP", name, "", summary)] for _ in send.frames]
+    return [[Hop(Stage.XDP, name, "", summary)] for _ in send.frames]
 
 
 def merge(journeys: list[Journey], hops: list[tuple[bytes, FrameHops]]) -> list[Journey]:
