@@ -40,14 +40,14 @@ class ProcError(Exception):
 @dataclass(frozen=True, slots=True)
 class CtlTable:
     """struct ctl_table: the value a new namespace starts with, the proc handler
-    that parses a write, its bounds (extra1, extra2; a str names the sysctl whose
-    value bounds it, as the ipfrag thresholds bound each other) and the mode."""
+    that parses a write (`read_only` for a 0444 entry) and its bounds (extra1,
+    extra2; a str names the sysctl whose value bounds it, as the ipfrag
+    thresholds bound each other)."""
 
     default: Value
     proc_handler: Callable[[Sysctls, CtlTable, str, str], Value]
     extra1: int | str | None = None
     extra2: int | str | None = None
-    writable: bool = True
 
 
 def _words(text: str, count: int) -> list[str]:
@@ -159,6 +159,7 @@ def devinet_sysctl_forward(sysctls: Sysctls, table: CtlTable, key: str, text: st
 
 
 def read_only(sysctls: Sysctls, table: CtlTable, key: str, text: str) -> Value:
+    """A 0444 entry: every write is refused."""
     raise ProcError
 
 
@@ -204,7 +205,7 @@ IPV6_TABLE = {
 # are proc_dointvec(); mc_forwarding is 0444 (only a multicast router daemon sets it)
 DEVINET_TABLE = {
     "forwarding": CtlTable(0, devinet_sysctl_forward),
-    "mc_forwarding": CtlTable(0, read_only, writable=False),
+    "mc_forwarding": CtlTable(0, read_only),
     **{name: _int(default) for name, default in (
         ("rp_filter", 0), ("accept_local", 0), ("route_localnet", 0), ("accept_source_route", 0),
         ("send_redirects", 1), ("accept_redirects", 1), ("log_martians", 0), ("arp_ignore", 0),

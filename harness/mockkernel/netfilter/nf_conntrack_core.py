@@ -77,7 +77,7 @@ GENERIC_TIMEOUT_KEY = "net.netfilter.nf_conntrack_generic_timeout"
 CT = "net.netfilter.nf_conntrack_"
 CT_SYSCTL_TABLE = {
     MAX_KEY: CtlTable(262144, proc_dointvec),
-    COUNT_KEY: CtlTable(0, read_only, writable=False),
+    COUNT_KEY: CtlTable(0, read_only),
     BUCKETS_KEY: CtlTable(262144, proc_dointvec_minmax, 1),
     CT + "checksum": CtlTable(1, proc_dou8vec_minmax, 0, 1),
     CT + "tcp_loose": CtlTable(1, proc_dou8vec_minmax, 0, 1),
