@@ -12,6 +12,7 @@ import pytest
 from scapy.layers.inet import UDP
 
 from harness.target import CommandError
+from plan import drops
 
 pytestmark = pytest.mark.requires("nftables")
 
@@ -166,3 +167,47 @@ table ip nat {
     target.expect(h1.port, h1.from_dut(src=h1.dut_ip, dst=h1.ip, id=95, ttl=63) / flow / b"q3")
     masqueraded = [e for e in target.conntrack() if e.original[2] == 7100]
     assert [(e.original, e.reply) for e in masqueraded] == [((h0.ip, h1.ip, 7100, 53), (h1.ip, h1.dut_ip, 53, 7100))]
+
+
+MASQUERADE_ON_P1 = """
+table ip nat {
+    chain postrouting {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "p1" masquerade
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("command, stdin", [
+    ("nft -f -", MASQUERADE_ON_P1),
+    ("iptables -t nat -A POSTROUTING -o p1 -j MASQUERADE", None),
+], ids=["nft", "iptables"])
+def test_masquerade_drops_a_packet_when_the_dut_has_no_global_address_to_give_it(target, router, command, stdin):
+    """nf_nat_masquerade_ipv4() asks inet_select_addr() for a universe-scope
+    source on the egress device, then on any other device; with every address
+    link-scoped there is none, so it returns NF_DROP (logging "p1 ate my IP
+    address"). nft_masq and iptables-nft's xt MASQUERADE both hand that
+    verdict to nft_do_chain(), which frees the packet there: NETFILTER_DROP."""
+    h0, h1 = router[0], router[1]
+    for host in router:
+        target.sh(f"ip addr del {host.dut_ip}/24 dev {host.port.name}")
+        target.sh(f"ip addr add {host.dut_ip}/24 dev {host.port.name} scope link")
+    target.sh(command, stdin=stdin)
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=96) / UDP(sport=7200, dport=53) / b"q")
+    target.expect_nothing()
+    assert drops(target) == [("NETFILTER_DROP", "NF_POSTROUTING", "nft_do_chain")]
+
+
+def test_masquerade_out_of_a_port_without_an_address_borrows_another_port_s(target, router):
+    """inet_select_addr() falls back to the first universe-scope address of any
+    device (lo's 127.0.0.1 is host-scoped): p0's, the first port. Removing
+    p1's last address also flushed its neighbours (fib_disable_ip())."""
+    h0, h1 = router[0], router[1]
+    target.sh(f"ip addr del {h1.dut_ip}/24 dev {h1.port.name}")
+    target.sh(f"ip route add 10.0.1.0/24 dev {h1.port.name}")
+    target.sh(f"ip neigh replace {h1.ip} lladdr {h1.mac} dev {h1.port.name} nud permanent")
+    target.sh("nft -f -", stdin=MASQUERADE_ON_P1)
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=97) / UDP(sport=7300, dport=53) / b"q")
+    target.expect(h1.port, h1.from_dut(src=h0.dut_ip, dst=h1.ip, id=97, ttl=63) / UDP(sport=7300, dport=53) / b"q")
+    assert drops(target) == []

@@ -379,8 +379,10 @@ def nf_nat_icmp_reply_translation(skb: SkBuff, ct: NfConn, ctinfo: int, state: N
 
 
 def nf_nat_masquerade_ipv4(skb: SkBuff, rng, out_dev) -> int:
-    """MASQUERADE: SNAT to the egress device's address chosen for the next hop;
-    no address -> drop."""
+    """nf_nat_masquerade_ipv4(): SNAT to the address inet_select_addr() picks
+    for the next hop (the egress device's, else any device's universe-scope
+    one). None at all -> plain NF_DROP, which nft_do_chain() frees for both
+    nft masquerade and iptables-nft's MASQUERADE (seen on the lab)."""
     ct = skb.nfct
     rt = skb.dst
     nexthop = rt.nexthop(ipv4.DADDR_FIELD.unpack_from(skb.buf, skb.network_header)[0])
