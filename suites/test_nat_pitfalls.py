@@ -12,7 +12,7 @@ import pytest
 from scapy.layers.inet import UDP
 
 from harness.target import CommandError
-from plan import drops
+from plan import drops, socket_datagram_mask
 
 pytestmark = pytest.mark.requires("nftables")
 
@@ -211,3 +211,25 @@ def test_masquerade_out_of_a_port_without_an_address_borrows_another_port_s(targ
     target.send(h0.port, h0.to_dut(dst=h1.ip, id=97) / UDP(sport=7300, dport=53) / b"q")
     target.expect(h1.port, h1.from_dut(src=h0.dut_ip, dst=h1.ip, id=97, ttl=63) / UDP(sport=7300, dport=53) / b"q")
     assert drops(target) == []
+
+
+@pytest.mark.requires("sockets", "conntrack")
+def test_masquerade_lets_a_datagram_from_0_0_0_0_leave_as_it_is(target, hosts):
+    """A DUT with no address at all still sends: the route gives its datagram
+    the source 0.0.0.0. nf_nat_masquerade_ipv4() accepts such a connection
+    unbound ("locally generated packet that is probably not supposed to be
+    masqueraded") before it looks for an address, so where a forwarded packet
+    is dropped, this one leaves unchanged."""
+    h1 = hosts[1]
+    for host in hosts:
+        target.sh(f"ip addr del {host.dut_ip}/24 dev {host.port.name}")
+    target.sh(f"ip route add 10.0.1.0/24 dev {h1.port.name}")
+    target.sh(f"ip neigh replace {h1.ip} lladdr {h1.mac} dev {h1.port.name} nud permanent")
+    target.sh("nft -f -", stdin=MASQUERADE_ON_P1)
+    sock = target.socket("udp", ("0.0.0.0", 4600))
+    sock.sendto(b"who", (h1.ip, 53))
+    expected = h1.from_dut(src="0.0.0.0", dst=h1.ip, ttl=64, flags="DF") / UDP(sport=4600, dport=53) / b"who"
+    target.expect(h1.port, socket_datagram_mask(expected))
+    assert drops(target) == []
+    assert [(e.original, e.reply) for e in target.conntrack()] == \
+        [(("0.0.0.0", h1.ip, 4600, 53), (h1.ip, "0.0.0.0", 53, 4600))]

@@ -382,8 +382,12 @@ def nf_nat_masquerade_ipv4(skb: SkBuff, rng, out_dev) -> int:
     """nf_nat_masquerade_ipv4(): SNAT to the address inet_select_addr() picks
     for the next hop (the egress device's, else any device's universe-scope
     one). None at all -> plain NF_DROP, which nft_do_chain() frees for both
-    nft masquerade and iptables-nft's MASQUERADE (seen on the lab)."""
+    nft masquerade and iptables-nft's MASQUERADE (seen on the lab). A
+    connection from 0.0.0.0 (a DUT with no address sending) is accepted
+    unbound before any of that."""
     ct = skb.nfct
+    if not ct.original.src:
+        return NF_ACCEPT
     rt = skb.dst
     nexthop = rt.nexthop(ipv4.DADDR_FIELD.unpack_from(skb.buf, skb.network_header)[0])
     addr = inet_select_addr(skb.net, out_dev, nexthop, RT_SCOPE_UNIVERSE)
