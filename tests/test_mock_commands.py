@@ -415,6 +415,29 @@ def test_route_show_prints_like_iproute2_per_table_and_selector(up_dut):
     assert "FIB table does not exist" in up_dut.fails("ip route show table 999")
 
 
+@pytest.mark.parametrize("route, keyword, listed", [
+    ("unicast 10.40.0.0/16 via 10.0.0.254", "unicast", "10.40.0.0/16 via 10.0.0.254 dev p0"),
+    ("local 10.41.0.1 dev p0", "local", "local 10.41.0.1 dev p0 table local scope host"),
+    ("broadcast 10.42.0.255 dev p0", "broadcast", "broadcast 10.42.0.255 dev p0 table local scope link"),
+    ("brd 10.47.0.255 dev p0", "brd", "broadcast 10.47.0.255 dev p0 table local scope link"),
+    ("blackhole 10.43.0.0/16", "blackhole", "blackhole 10.43.0.0/16"),
+    ("unreachable 10.44.0.0/16", "unreachable", "unreachable 10.44.0.0/16"),
+    ("unr 10.48.0.0/16", "unr", "unreachable 10.48.0.0/16"),
+    ("prohibit 10.45.0.0/16", "prohibit", "prohibit 10.45.0.0/16"),
+    ("throw 10.46.0.0/16", "throw", "throw 10.46.0.0/16"),
+])
+def test_each_modelled_route_type_lists_back_under_its_iproute2_keyword(up_dut, route, keyword, listed):
+    """rtnl_rtntype_a2n() reads the keyword (or a prefix of most), rtnl_rtntype_n2a() prints it;
+    the type selector of `ip route show` takes the same keywords."""
+    up_dut.sh(f"ip route add {route}")
+    assert listed in _lines(up_dut.sh("ip route show table all"))
+    assert listed in _lines(up_dut.sh(f"ip route show table all type {keyword}"))
+
+
+def test_a_route_type_the_mock_does_not_model_is_refused_by_its_keyword():
+    assert "route type nat" in MockDut().fails("ip route add nat 10.49.0.0/16")
+
+
 def test_error_route_types_take_no_device(up_dut):
     up_dut.sh("ip route add unreachable 10.13.0.0/16")
     assert "unreachable 10.13.0.0/16" in up_dut.sh("ip route show")

@@ -13,7 +13,7 @@ from harness.mockkernel.clock import Clock
 from harness.mockkernel.core.xdp import dev_xdp_attach
 from harness.mockkernel.ipv4 import route
 from harness.mockkernel.kernel import Kernel
-from harness.mockkernel.net import ip_to_int
+from harness.mockkernel.net import RouteType, ip_to_int
 from harness.mockkernel.target import sh
 from harness.mockkernel.wire.checksum import checksum
 from harness.mockkernel.wire.ipv4 import Ipv4Packet
@@ -166,7 +166,8 @@ def test_all_hosts_route_is_local_multicast_and_never_cached():
     sh(k, ["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
     p0 = k.dev_by_name("p0")
     rt = route.ip_route_input(k, ip_to_int("224.0.0.1"), ip_to_int("10.0.0.2"), 0, p0, 0, 17)
-    assert (rt.kind, rt.type, rt.is_multicast, rt.is_broadcast) == ("local", "multicast", True, False)
+    assert (rt.kind, rt.type) == ("local", RouteType.RTN_MULTICAST)
+    assert (rt.is_multicast, rt.is_broadcast) == (True, False)
     assert rt.hop.where == "ip_route_input_mc"
     assert k.rt_cache == {}
 

@@ -1,6 +1,7 @@
 """The kernel's vocabularies, typed: DropReason mirrors enum skb_drop_reason
-(include/net/dropreason-core.h) with this kernel's numbers, Stage names the
-journey stages, and the mock speaks only in their members."""
+(include/net/dropreason-core.h) with this kernel's numbers, RouteType the RTN_*
+route types of include/uapi/linux/rtnetlink.h, Stage names the journey stages,
+and the mock speaks only in their members."""
 from __future__ import annotations
 
 import ast
@@ -17,6 +18,7 @@ from harness.dropreason import DropReason, btf_enum_values
 from harness.journey import Drop, Hop, Stage
 from harness.mockkernel.core.skbuff import alloc_skb, kfree_skb
 from harness.mockkernel.kernel import Kernel
+from harness.mockkernel.net import RouteType
 from harness.mockkernel.target import sh
 from harness.target import PORTS
 
@@ -52,6 +54,24 @@ def test_a_drop_reason_is_its_name_wherever_it_is_printed_or_compared():
     assert {"NETFILTER_DROP": 1}[reason] == 1
     assert str(Drop(reason, Stage.NF_INPUT, "nft_do_chain")) == "DROP NETFILTER_DROP at NF_INPUT in nft_do_chain"
     assert str(Hop(Stage.ROUTING, "ip_route_input_slow", "LOCAL")) == "ROUTING[ip_route_input_slow] -> LOCAL"
+
+
+# Read from include/uapi/linux/rtnetlink.h: the anonymous enum RTN_UNSPEC, RTN_UNICAST,
+# ... RTN_XRESOLVE; iproute2's lib/rt_names.c rtnl_rtntype_n2a() names them.
+@pytest.mark.parametrize("name, number, keyword", [
+    ("RTN_UNSPEC", 0, "none"), ("RTN_UNICAST", 1, "unicast"), ("RTN_LOCAL", 2, "local"),
+    ("RTN_BROADCAST", 3, "broadcast"), ("RTN_ANYCAST", 4, "anycast"), ("RTN_MULTICAST", 5, "multicast"),
+    ("RTN_BLACKHOLE", 6, "blackhole"), ("RTN_UNREACHABLE", 7, "unreachable"), ("RTN_PROHIBIT", 8, "prohibit"),
+    ("RTN_THROW", 9, "throw"), ("RTN_NAT", 10, "nat"), ("RTN_XRESOLVE", 11, "xresolve"),
+])
+def test_route_types_have_the_numbers_of_rtnetlink_h_and_iproute2s_names(name, number, keyword):
+    assert RouteType[name] == number
+    assert RouteType(number) is RouteType[name]
+    assert RouteType[name].keyword == keyword
+
+
+def test_route_types_are_all_of_rtnetlink_h():
+    assert len(RouteType) == 12
 
 
 def _root_with_btf() -> str:

@@ -10,6 +10,7 @@ as the kernel does).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum
 from ipaddress import IPv4Address, IPv4Network
 
 from harness.mockkernel.clock import Clock
@@ -25,8 +26,37 @@ TABLE_NAMES = {"local": RT_TABLE_LOCAL, "main": RT_TABLE_MAIN, "default": RT_TAB
 RT_SCOPE_UNIVERSE, RT_SCOPE_SITE, RT_SCOPE_LINK, RT_SCOPE_HOST, RT_SCOPE_NOWHERE = 0, 200, 253, 254, 255
 SCOPE_NAMES = {"global": 0, "universe": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
 
-ROUTE_TYPES = ("unicast", "local", "broadcast", "multicast", "blackhole", "unreachable",
-               "prohibit", "throw", "anycast", "nat")
+
+
+class RouteType(IntEnum):
+    """include/uapi/linux/rtnetlink.h route types (rtm_type, fib_alias.fa_type,
+    rtable.rt_type). `keyword` is the name iproute2's rtnl_rtntype_n2a() prints,
+    which journeys show too."""
+
+    RTN_UNSPEC = 0, "none"
+    RTN_UNICAST = 1, "unicast"
+    RTN_LOCAL = 2, "local"
+    RTN_BROADCAST = 3, "broadcast"
+    RTN_ANYCAST = 4, "anycast"
+    RTN_MULTICAST = 5, "multicast"
+    RTN_BLACKHOLE = 6, "blackhole"
+    RTN_UNREACHABLE = 7, "unreachable"
+    RTN_PROHIBIT = 8, "prohibit"
+    RTN_THROW = 9, "throw"
+    RTN_NAT = 10, "nat"
+    RTN_XRESOLVE = 11, "xresolve"
+
+    def __new__(cls, value: int, keyword: str) -> RouteType:
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.keyword = keyword  # a plain attribute: read on the multicast path, per packet
+        return member
+
+
+# the members by their kernel names, for module-level imports: cheaper per packet than RouteType.X
+RTN_UNICAST, RTN_LOCAL, RTN_BROADCAST = RouteType.RTN_UNICAST, RouteType.RTN_LOCAL, RouteType.RTN_BROADCAST
+RTN_MULTICAST, RTN_BLACKHOLE = RouteType.RTN_MULTICAST, RouteType.RTN_BLACKHOLE
+RTN_UNREACHABLE, RTN_PROHIBIT, RTN_THROW = RouteType.RTN_UNREACHABLE, RouteType.RTN_PROHIBIT, RouteType.RTN_THROW
 
 
 def ip_to_int(text: str) -> int:
@@ -119,7 +149,7 @@ class FibRoute:
     table: int
     dst: int
     plen: int
-    type: str = "unicast"
+    type: RouteType = RTN_UNICAST
     oif: int | None = None  # ifindex
     gateway: int | None = None
     prefsrc: int | None = None

@@ -56,7 +56,7 @@ from harness.mockkernel.bpf.vm import (
 )
 from harness.mockkernel.core.xdp import XDP_ABORTED, XDP_REDIRECT
 from harness.mockkernel.ipv4 import route
-from harness.mockkernel.net import NUD_VALID, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN
+from harness.mockkernel.net import NUD_VALID, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTN_UNICAST
 from harness.mockkernel.wire.ethernet import ETH_HLEN
 
 if TYPE_CHECKING:
@@ -586,7 +586,7 @@ class Helpers:
             return {route.EINVAL: BPF_FIB_LKUP_RET_BLACKHOLE, route.EHOSTUNREACH: BPF_FIB_LKUP_RET_UNREACHABLE,
                     route.EACCES: BPF_FIB_LKUP_RET_PROHIBIT}.get(result, BPF_FIB_LKUP_RET_NOT_FWDED)
         fib = result.route
-        if fib.type != "unicast" or fib.oif is None:
+        if fib.type is not RTN_UNICAST or fib.oif is None:
             return BPF_FIB_LKUP_RET_NOT_FWDED
         out = net.devices[fib.oif]
         # ip_mtu_from_fib_result(): a route's mtu metric counts only with ip_forward_use_pmtu

@@ -22,12 +22,13 @@ from harness.mockkernel.core.rtnetlink import NLM_F_APPEND, NLM_F_CREATE, NLM_F_
 from harness.mockkernel.ipv4 import fib_frontend
 from harness.mockkernel.ipv4.fib_frontend import RouteMatch
 from harness.mockkernel.net import (RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE,
-                                    RT_TABLE_LOCAL, RT_TABLE_MAIN, FibRoute, int_to_ip)
+                                    RT_TABLE_LOCAL, RT_TABLE_MAIN, FibRoute, RouteType, int_to_ip)
 
 MODIFY_FLAGS = (("add", NLM_F_CREATE | NLM_F_EXCL), ("change", NLM_F_REPLACE), ("chg", NLM_F_REPLACE),
                 ("replace", NLM_F_CREATE | NLM_F_REPLACE), ("prepend", NLM_F_CREATE),
                 ("append", NLM_F_CREATE | NLM_F_APPEND))
-MODELLED_TYPES = ("unicast", "local", "broadcast", "blackhole", "unreachable", "prohibit", "throw")
+MODELLED_TYPES = (RouteType.RTN_UNICAST, RouteType.RTN_LOCAL, RouteType.RTN_BROADCAST, RouteType.RTN_BLACKHOLE,
+                  RouteType.RTN_UNREACHABLE, RouteType.RTN_PROHIBIT, RouteType.RTN_THROW)
 MODIFY_NOT_MODELLED = ("as", "from", "tos", "dsfield", "expires", "onlink", "pervasive", "features",
                        "quickack", "congctl", "rtt", "rto_min", "window", "cwnd", "initcwnd", "initrwnd",
                        "rttvar", "ssthresh", "realms", "mpath", "mp", "vrf", "pref", "encap",
@@ -66,7 +67,7 @@ class RouteRequest:
     """The struct rtmsg + attributes iproute_modify() builds; None: not given."""
 
     dst: tuple[int, int] | None = None
-    type: str | None = None
+    type: RouteType | None = None
     gateway: int | None = None
     dev: str | None = None
     prefsrc: int | None = None
@@ -77,14 +78,14 @@ class RouteRequest:
     mtu: int | None = None
 
     def default_table(self) -> int:
-        return RT_TABLE_LOCAL if self.type in ("local", "broadcast") else RT_TABLE_MAIN
+        return RT_TABLE_LOCAL if self.type in (RouteType.RTN_LOCAL, RouteType.RTN_BROADCAST) else RT_TABLE_MAIN
 
     def default_scope(self, delete: bool) -> int:
-        if self.type == "local":
+        if self.type is RouteType.RTN_LOCAL:
             return RT_SCOPE_HOST
-        if self.type == "broadcast":
+        if self.type is RouteType.RTN_BROADCAST:
             return RT_SCOPE_LINK
-        if self.type in (None, "unicast"):
+        if self.type in (None, RouteType.RTN_UNICAST):
             if delete:
                 return RT_SCOPE_NOWHERE
             return RT_SCOPE_LINK if self.gateway is None else RT_SCOPE_UNIVERSE
@@ -125,7 +126,7 @@ def _parse_modify(tokens, opts: IpOptions) -> RouteRequest:
                 token = tokens.pop()
             if not token[:1].isdigit() and (rtype := route_type(token)) is not None:
                 if rtype not in MODELLED_TYPES:
-                    raise not_modelled(f"route type {rtype}")
+                    raise not_modelled(f"route type {rtype.keyword}")
                 req.type = rtype
                 token = tokens.pop()
             if req.dst is not None:
@@ -144,7 +145,7 @@ def _modify(net, tokens, opts: IpOptions, flags: int | None) -> str:
     # fib_new_table(): table 0 (unspec) is main
     table = req.default_table() if req.table is None else req.table or RT_TABLE_MAIN
     scope = req.scope if req.scope is not None else req.default_scope(delete=flags is None)
-    route = FibRoute(table, *req.dst, type=req.type or "unicast", oif=oif, gateway=req.gateway,
+    route = FibRoute(table, *req.dst, type=req.type or RouteType.RTN_UNICAST, oif=oif, gateway=req.gateway,
                      prefsrc=req.prefsrc, metric=req.metric or 0, scope=scope,
                      protocol=req.protocol or "boot", mtu=req.mtu)
     if flags is None:
@@ -162,7 +163,7 @@ class RouteFilter:
     dev: int | None = None
     protocol: str | None = None
     scope: int | None = None
-    type: str | None = None
+    type: RouteType | None = None
     prefix: tuple[int, int] | None = None
 
     def matches(self, r: FibRoute) -> bool:
@@ -229,8 +230,8 @@ def _print_route(net, r: FibRoute, sel: RouteFilter, opts: IpOptions) -> Printed
     listing all), proto (unless boot), scope (unless global), src, metric,
     flags, metrics; -d prints type, proto and scope always."""
     out = Printed()
-    if r.type != "unicast" or opts.details:
-        out.add("type", r.type, f"{r.type} ")
+    if r.type is not RouteType.RTN_UNICAST or opts.details:
+        out.add("type", r.type.keyword, f"{r.type.keyword} ")
     dst = "default" if r.plen == 0 else int_to_ip(r.dst) if r.plen == 32 else f"{int_to_ip(r.dst)}/{r.plen}"
     out.add("dst", dst, f"{dst} ")
     if r.gateway is not None:

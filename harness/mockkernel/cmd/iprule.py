@@ -15,9 +15,10 @@ from harness.mockkernel.cmd.iputils import (IpOptions, Printed, get_prefix, get_
                                             protocol_name, render, route_type, table_id, table_name,
                                             unknown_command)
 from harness.mockkernel.core.rtnetlink import RuleSelectors
-from harness.mockkernel.net import RT_TABLE_MAIN, FibRule, int_to_ip
+from harness.mockkernel.net import RT_TABLE_MAIN, FibRule, RouteType, int_to_ip
 
-ACTIONS = ("blackhole", "unreachable", "prohibit")
+# the route types a rule's action may name (iprule.c: FR_ACT_BLACKHOLE, _UNREACHABLE, _PROHIBIT)
+ACTIONS = (RouteType.RTN_BLACKHOLE, RouteType.RTN_UNREACHABLE, RouteType.RTN_PROHIBIT)
 NOT_MODELLED = ("realms", "tun_id", "suppress_prefixlength", "sup_pl", "suppress_ifgroup", "sup_group",
                 "l3mdev", "uidrange", "nat", "map-to", "ipproto", "sport", "dport")
 
@@ -115,11 +116,11 @@ def _action(tokens, token: str, rule: FibRule) -> str:
     rtype = route_type(token)
     if rtype is None:
         raise invarg("Failed to parse rule type", token)
-    if rtype == "unicast":
+    if rtype is RouteType.RTN_UNICAST:
         return "lookup"
     if rtype not in ACTIONS:
-        raise not_modelled(f"rule action {rtype}")
-    return rtype
+        raise not_modelled(f"rule action {rtype.keyword}")
+    return rtype.keyword
 
 
 def _list(net, opts: IpOptions) -> str:

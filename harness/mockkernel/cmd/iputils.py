@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 
 from harness.mockkernel.cmd.args import Args, ToolError, c_uint
-from harness.mockkernel.net import prefix_mask
+from harness.mockkernel.net import RouteType, prefix_mask
 
 INCOMPLETE = ToolError('Command line is not complete. Try option "help"', 255)
 INFINITY_LIFE_TIME = 0xFFFFFFFF
@@ -20,11 +20,13 @@ PROTOCOLS = {0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static", 8:
              18: "keepalived", 42: "babel", 99: "openr", 186: "bgp", 187: "isis", 188: "ospf",
              189: "rip", 192: "eigrp"}
 SCOPES = {0: "global", 200: "site", 253: "link", 254: "host", 255: "nowhere"}
-# rtnl_rtntype_a2n(): keyword and whether a prefix of it is enough (matches())
-ROUTE_TYPE_KEYWORDS = (("local", False), ("nat", False), ("broadcast", True), ("brd", False),
-                       ("anycast", True), ("multicast", True), ("prohibit", True),
-                       ("unreachable", True), ("blackhole", True), ("xresolve", True),
-                       ("unicast", True), ("throw", False))
+# rtnl_rtntype_a2n(): keyword, whether a prefix of it is enough (matches()), the type it names
+ROUTE_TYPE_KEYWORDS = (("local", False, RouteType.RTN_LOCAL), ("nat", False, RouteType.RTN_NAT),
+                       ("broadcast", True, RouteType.RTN_BROADCAST), ("brd", False, RouteType.RTN_BROADCAST),
+                       ("anycast", True, RouteType.RTN_ANYCAST), ("multicast", True, RouteType.RTN_MULTICAST),
+                       ("prohibit", True, RouteType.RTN_PROHIBIT), ("unreachable", True, RouteType.RTN_UNREACHABLE),
+                       ("blackhole", True, RouteType.RTN_BLACKHOLE), ("xresolve", True, RouteType.RTN_XRESOLVE),
+                       ("unicast", True, RouteType.RTN_UNICAST), ("throw", False, RouteType.RTN_THROW))
 
 
 @dataclass
@@ -156,11 +158,11 @@ def scope_name(scope: int) -> str:
     return SCOPES.get(scope, str(scope))
 
 
-def route_type(text: str) -> str | None:
+def route_type(text: str) -> RouteType | None:
     """rtnl_rtntype_a2n(): the route type a keyword names, or None."""
-    for keyword, prefix_ok in ROUTE_TYPE_KEYWORDS:
+    for keyword, prefix_ok, rtype in ROUTE_TYPE_KEYWORDS:
         if text == keyword or (prefix_ok and matches(text, keyword)):
-            return "broadcast" if keyword == "brd" else keyword
+            return rtype
     return None
 
 

@@ -35,17 +35,25 @@ from harness.mockkernel.net import (
     RT_SCOPE_NOWHERE,
     RT_TABLE_LOCAL,
     RT_TABLE_MAIN,
+    RTN_BLACKHOLE,
+    RTN_BROADCAST,
+    RTN_LOCAL,
+    RTN_PROHIBIT,
+    RTN_THROW,
+    RTN_UNICAST,
+    RTN_UNREACHABLE,
     FibRoute,
     InAddr,
     Net,
     NetDevice,
+    RouteType,
     prefix_mask,
 )
 
 # fib_props[]: the least scope a route type allows; the error types take no nexthop
-TYPE_MIN_SCOPE = {"unicast": 0, "local": RT_SCOPE_HOST, "broadcast": RT_SCOPE_LINK,
-                  "blackhole": 0, "unreachable": 0, "prohibit": 0, "throw": 0}
-ERROR_TYPES = ("blackhole", "unreachable", "prohibit", "throw")
+TYPE_MIN_SCOPE = {RTN_UNICAST: 0, RTN_LOCAL: RT_SCOPE_HOST, RTN_BROADCAST: RT_SCOPE_LINK,
+                  RTN_BLACKHOLE: 0, RTN_UNREACHABLE: 0, RTN_PROHIBIT: 0, RTN_THROW: 0}
+ERROR_TYPES = (RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT, RTN_THROW)
 
 
 def fib_disable_ip(net: Net, dev: NetDevice, force: bool) -> None:
@@ -57,11 +65,11 @@ def fib_disable_ip(net: Net, dev: NetDevice, force: bool) -> None:
     neigh_ifdown(net, dev)
 
 
-def _fib_magic(net: Net, add: bool, rtype: str, dst: int, plen: int, dev: NetDevice, prim: InAddr) -> None:
+def _fib_magic(net: Net, add: bool, rtype: RouteType, dst: int, plen: int, dev: NetDevice, prim: InAddr) -> None:
     """fib_magic(): the kernel's own route for an address (proto kernel, src the
     subnet's primary). Its errors are ignored, as the kernel ignores them."""
-    table = RT_TABLE_MAIN if rtype == "unicast" else RT_TABLE_LOCAL
-    scope = RT_SCOPE_HOST if rtype == "local" else RT_SCOPE_LINK
+    table = RT_TABLE_MAIN if rtype is RTN_UNICAST else RT_TABLE_LOCAL
+    scope = RT_SCOPE_HOST if rtype is RTN_LOCAL else RT_SCOPE_LINK
     route = FibRoute(table, dst, plen, rtype, oif=dev.ifindex, prefsrc=prim.local, scope=scope,
                      protocol="kernel")
     try:
@@ -80,15 +88,15 @@ def fib_add_ifaddr(net: Net, dev: NetDevice, ifa: InAddr) -> None:
         return
     mask = prefix_mask(ifa.prefixlen)
     prefix = ifa.local & mask
-    _fib_magic(net, True, "local", ifa.local, 32, dev, prim)
+    _fib_magic(net, True, RTN_LOCAL, ifa.local, 32, dev, prim)
     if not dev.up:
         return
     if ifa.broadcast and ifa.broadcast != 0xFFFFFFFF:
-        _fib_magic(net, True, "broadcast", ifa.broadcast, 32, dev, prim)
+        _fib_magic(net, True, RTN_BROADCAST, ifa.broadcast, 32, dev, prim)
     if not is_zeronet(prefix) and not ifa.secondary and (prefix != ifa.local or ifa.prefixlen < 32):
-        _fib_magic(net, True, "local" if dev.is_loopback else "unicast", prefix, ifa.prefixlen, dev, prim)
+        _fib_magic(net, True, RTN_LOCAL if dev.is_loopback else RTN_UNICAST, prefix, ifa.prefixlen, dev, prim)
         if ifa.prefixlen < 31:
-            _fib_magic(net, True, "broadcast", prefix | ~mask & 0xFFFFFFFF, 32, dev, prim)
+            _fib_magic(net, True, RTN_BROADCAST, prefix | ~mask & 0xFFFFFFFF, 32, dev, prim)
 
 
 def fib_del_ifaddr(net: Net, dev: NetDevice, ifa: InAddr) -> None:
@@ -103,19 +111,19 @@ def fib_del_ifaddr(net: Net, dev: NetDevice, ifa: InAddr) -> None:
         if prim is None:
             return
     elif not is_zeronet(any_) and (any_ != ifa.local or ifa.prefixlen < 32):
-        _fib_magic(net, False, "local" if dev.is_loopback else "unicast", any_, ifa.prefixlen, dev, prim)
+        _fib_magic(net, False, RTN_LOCAL if dev.is_loopback else RTN_UNICAST, any_, ifa.prefixlen, dev, prim)
         subnet = True
     kept = _addresses_still_needing(dev, ifa, prim)
     if "brd" not in kept:
-        _fib_magic(net, False, "broadcast", ifa.broadcast or 0, 32, dev, prim)
+        _fib_magic(net, False, RTN_BROADCAST, ifa.broadcast or 0, 32, dev, prim)
     if subnet and ifa.prefixlen < 31:
         if "brd1" not in kept:
-            _fib_magic(net, False, "broadcast", brd, 32, dev, prim)
+            _fib_magic(net, False, RTN_BROADCAST, brd, 32, dev, prim)
         if "brd0" not in kept:
-            _fib_magic(net, False, "broadcast", any_, 32, dev, prim)
+            _fib_magic(net, False, RTN_BROADCAST, any_, 32, dev, prim)
     if "local" not in kept:
-        _fib_magic(net, False, "local", ifa.local, 32, dev, prim)
-        if _addr_type(net, RT_TABLE_LOCAL, ifa.local) != "local":
+        _fib_magic(net, False, RTN_LOCAL, ifa.local, 32, dev, prim)
+        if _addr_type(net, RT_TABLE_LOCAL, ifa.local) is not RTN_LOCAL:
             fib_sync_down_addr(net, ifa.local)
 
 
@@ -162,7 +170,7 @@ def fib_sync_down_addr(net: Net, local: int) -> None:
     table[:] = [r for r in table if r.prefsrc != local]
 
 
-def _addr_type(net: Net, table_id: int, addr: int) -> str | None:
+def _addr_type(net: Net, table_id: int, addr: int) -> RouteType | None:
     """inet_addr_type_table(): the type of the longest match in one table, with
     no regard to device state (local routes outlive their device going down)."""
     hits = [r for r in net.tables.get(table_id, ()) if r.contains(addr)]
@@ -176,7 +184,7 @@ class RouteMatch:
     (None: any). Scope NOWHERE matches any scope; metric 0 any metric."""
 
     route: FibRoute
-    type: str | None = None
+    type: RouteType | None = None
     scope: int = RT_SCOPE_NOWHERE
     prefsrc: int | None = None
     protocol: str | None = None
@@ -276,7 +284,7 @@ def fib_check_nh_v4_gw(net: Net, route: FibRoute) -> None:
     if hit is None:
         res = fib.fib_lookup(scoped, route.gateway, oif=route.oif)
         hit = None if isinstance(res, int) else res.route
-    if hit is None or hit.type not in ("unicast", "local"):
+    if hit is None or hit.type not in (RTN_UNICAST, RTN_LOCAL):
         raise RtnlError(errno.EINVAL, "Nexthop has invalid gateway")
     if hit.oif is None:
         raise RtnlError(errno.EINVAL, "No egress device for nexthop gateway")
@@ -303,10 +311,10 @@ def fib_check_nh_nongw(net: Net, route: FibRoute) -> None:
 
 
 def fib_valid_prefsrc(net: Net, route: FibRoute) -> bool:
-    if route.type == "local" and route.dst and route.prefsrc == route.dst:
+    if route.type is RTN_LOCAL and route.dst and route.prefsrc == route.dst:
         return True
     table = RT_TABLE_LOCAL if route.table == RT_TABLE_MAIN else route.table
-    return "local" in (_addr_type(net, table, route.prefsrc), _addr_type(net, RT_TABLE_LOCAL, route.prefsrc))
+    return RTN_LOCAL in (_addr_type(net, table, route.prefsrc), _addr_type(net, RT_TABLE_LOCAL, route.prefsrc))
 
 
 def fib_netdev_event(net: Net, event: int, dev: NetDevice) -> None:

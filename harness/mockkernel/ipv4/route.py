@@ -18,13 +18,16 @@ from functools import cached_property
 from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
 from harness.mockkernel.ipv4 import igmp
-from harness.mockkernel.net import (RT_SCOPE_LINK, RT_SCOPE_UNIVERSE,
-                                    FibRoute, Net, NetDevice, prefix_mask)
+from harness.mockkernel.net import (RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RTN_BLACKHOLE, RTN_BROADCAST, RTN_LOCAL,
+                                    RTN_MULTICAST, RTN_PROHIBIT, RTN_THROW, RTN_UNICAST, RTN_UNREACHABLE,
+                                    FibRoute, Net, NetDevice, RouteType, prefix_mask)
 from harness.mockkernel.wire.ipv4 import IPPROTO_IGMP
 
 # errno values a lookup reports (fib_props[] in fib_semantics.c)
 ENETUNREACH, EHOSTUNREACH, EACCES, EINVAL = 101, 113, 13, 22
-TYPE_ERRORS = {"blackhole": EINVAL, "unreachable": EHOSTUNREACH, "prohibit": EACCES}
+TYPE_ERRORS = {RTN_BLACKHOLE: EINVAL, RTN_UNREACHABLE: EHOSTUNREACH, RTN_PROHIBIT: EACCES}
+# `ip rule` actions that drop name these route types (FR_ACT_BLACKHOLE..PROHIBIT share their numbers)
+RULE_ACTION_ERRORS = {rtype.keyword: error for rtype, error in TYPE_ERRORS.items()}
 LOOPBACK_IFINDEX = 1
 
 
@@ -56,7 +59,7 @@ class FibResult:
     table: int
 
     @property
-    def type(self) -> str:
+    def type(self) -> RouteType:
         return self.route.type
 
 
@@ -65,11 +68,11 @@ class Rtable:
     """struct rtable: what the packet does next. `kind` is the dst input/output
     function: "local" (ip_local_deliver), "forward" (ip_forward), "error"
     (ip_error, with `error` errno), "output" (ip_output, for locally sent).
-    `is_broadcast` and `is_multicast` are rt_flags' RTCF_BROADCAST and
-    RTCF_MULTICAST."""
+    `type` is rt_type. `is_broadcast` and `is_multicast` are rt_flags'
+    RTCF_BROADCAST and RTCF_MULTICAST."""
 
     kind: str
-    type: str
+    type: RouteType
     dev: NetDevice | None = None
     gateway: int | None = None
     prefsrc: int | None = None
@@ -83,7 +86,7 @@ class Rtable:
         """The ROUTING hop this decision adds to a journey."""
         verdict = {"local": "LOCAL", "forward": "FORWARD", "error": "ERROR", "output": "OUTPUT"}[self.kind]
         detail = f"errno {self.error}" if self.kind == "error" else (
-            self.type if self.kind == "local" else self.dev.name if self.dev else "")
+            self.type.keyword if self.kind == "local" else self.dev.name if self.dev else "")
         where = "ip_route_input_mc" if self.is_multicast else "ip_route_input_slow"
         return Hop(Stage.ROUTING, where, verdict, detail)
 
@@ -105,9 +108,10 @@ def fib_table_lookup(net: Net, table: int, daddr: int, oif: int | None = None) -
             dev = net.devices.get(route.oif)
             if dev is None or not dev.up:
                 continue
-            if oif is not None and route.oif != oif and route.type not in ("local", "broadcast"):
+            if oif is not None and route.oif != oif and route.type is not RTN_LOCAL \
+                    and route.type is not RTN_BROADCAST:
                 continue
-        elif oif is not None and route.type == "unicast":
+        elif oif is not None and route.type is RTN_UNICAST:
             continue
         if best is None or route.plen > best.plen or (route.plen == best.plen and route.metric < best.metric):
             best = route
@@ -154,10 +158,10 @@ def fib_lookup(net: Net, daddr: int, saddr: int = 0, iif: int = LOOPBACK_IFINDEX
             continue
         if rule.action == "nop":
             continue
-        if rule.action in TYPE_ERRORS:
-            return TYPE_ERRORS[rule.action]
+        if rule.action in RULE_ACTION_ERRORS:
+            return RULE_ACTION_ERRORS[rule.action]
         route = fib_table_lookup(net, rule.table, daddr, oif)
-        if route is None or route.type == "throw":
+        if route is None or route.type is RTN_THROW:
             continue
         if rule.suppress_prefixlength >= 0 and route.plen <= rule.suppress_prefixlength:
             continue
@@ -225,12 +229,12 @@ def fib_validate_source(net: Net, saddr: int, daddr: int, dev: NetDevice, oif: i
     res = fib_lookup(net, saddr, daddr, iif=oif or LOOPBACK_IFINDEX, mark=0, tos=tos)
     if isinstance(res, int):
         return DropReason.IP_RPFILTER if rpf else None
-    if res.type != "unicast":
-        if res.type != "local":
+    if res.type is not RTN_UNICAST:
+        if res.type is not RTN_LOCAL:
             return DropReason.IP_INVALID_SOURCE
         if not accept_local:
             return DropReason.IP_LOCAL_SOURCE
-    uses_dev = res.route.oif == dev.ifindex or (res.type == "local" and dev.is_loopback)
+    uses_dev = res.route.oif == dev.ifindex or (res.type is RTN_LOCAL and dev.is_loopback)
     if uses_dev:
         return None
     if not dev.addrs:
@@ -292,23 +296,23 @@ def ip_route_input_slow(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevi
     res = fib_lookup(net, daddr, saddr, iif=dev.ifindex, mark=mark, tos=tos)
     if isinstance(res, int):
         error = res if forwarding else EHOSTUNREACH
-        return Rtable("error", "unreachable", dev=dev, error=error)
-    if res.type == "broadcast":
+        return Rtable("error", RTN_UNREACHABLE, dev=dev, error=error)
+    if res.type is RTN_BROADCAST:
         return _broadcast_input(net, saddr, daddr, dev, tos, mark)
-    if res.type == "local":
+    if res.type is RTN_LOCAL:
         reason = fib_validate_source(net, saddr, daddr, dev, 0, mark, tos)
         if reason:
             return reason
-        return Rtable("local", "local", dev=dev)
+        return Rtable("local", RTN_LOCAL, dev=dev)
     if not forwarding:
-        return Rtable("error", "unreachable", dev=dev, error=EHOSTUNREACH)
-    if res.type != "unicast":
+        return Rtable("error", RTN_UNREACHABLE, dev=dev, error=EHOSTUNREACH)
+    if res.type is not RTN_UNICAST:
         return DropReason.IP_INVALID_DEST
     out = _route_dev(net, res.route)
     reason = fib_validate_source(net, saddr, daddr, dev, out.ifindex if out else 0, mark, tos)
     if reason:
         return reason
-    return Rtable("forward", "unicast", dev=out, gateway=res.route.gateway,
+    return Rtable("forward", RTN_UNICAST, dev=out, gateway=res.route.gateway,
                   prefsrc=res.route.prefsrc, mtu=res.route.mtu)
 
 
@@ -326,7 +330,7 @@ def ip_route_input_mc(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice
     reason = ip_mc_validate_source(net, daddr, saddr, tos, dev, mark, protocol)
     if reason:
         return reason
-    return Rtable("local", "multicast", dev=dev, is_multicast=True)
+    return Rtable("local", RTN_MULTICAST, dev=dev, is_multicast=True)
 
 
 def ip_mc_validate_source(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice, mark: int,
@@ -356,7 +360,7 @@ def _broadcast_input(net: Net, saddr: int, daddr: int, dev: NetDevice, tos: int,
         reason = fib_validate_source(net, saddr, 0, dev, 0, mark, tos)
         if reason:
             return reason
-    return Rtable("local", "broadcast", dev=dev, is_broadcast=True)
+    return Rtable("local", RTN_BROADCAST, dev=dev, is_broadcast=True)
 
 
 def ip_route_output(net: Net, daddr: int, saddr: int = 0, oif: int | None = None,
@@ -367,15 +371,15 @@ def ip_route_output(net: Net, daddr: int, saddr: int = 0, oif: int | None = None
         return EINVAL
     if is_lbcast(daddr) and oif is not None:
         dev = net.devices[oif]
-        return Rtable("output", "broadcast", dev=dev, is_broadcast=True,
+        return Rtable("output", RTN_BROADCAST, dev=dev, is_broadcast=True,
                       prefsrc=saddr or inet_select_addr(net, dev, 0, RT_SCOPE_LINK))
     res = fib_lookup(net, daddr, saddr, iif=LOOPBACK_IFINDEX, oif=oif, mark=mark, tos=tos)
     if isinstance(res, int):
         return res
     route = res.route
-    if res.type == "local":
+    if res.type is RTN_LOCAL:
         lo = net.devices[LOOPBACK_IFINDEX]
-        return Rtable("output", "local", dev=lo, prefsrc=saddr or daddr)
+        return Rtable("output", RTN_LOCAL, dev=lo, prefsrc=saddr or daddr)
     dev = _route_dev(net, route)
     if dev is None:
         return ENETUNREACH
@@ -386,4 +390,4 @@ def ip_route_output(net: Net, daddr: int, saddr: int = 0, oif: int | None = None
             scope = RT_SCOPE_LINK if route.gateway is None else RT_SCOPE_UNIVERSE
             saddr = inet_select_addr(net, dev, route.gateway or daddr, scope)
     return Rtable("output", res.type, dev=dev, gateway=route.gateway, prefsrc=saddr,
-                  is_broadcast=res.type == "broadcast", mtu=route.mtu)
+                  is_broadcast=res.type is RTN_BROADCAST, mtu=route.mtu)

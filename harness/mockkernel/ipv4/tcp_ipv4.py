@@ -16,6 +16,7 @@ from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.ipv4 import ip_output, route
+from harness.mockkernel.net import RTN_LOCAL
 from harness.mockkernel.wire import Malformed, WireError, tcp
 from harness.mockkernel.wire.ipv4 import IP_DF, IPPROTO_TCP, Ipv4Packet, build_header
 from harness.mockkernel.wire.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN
@@ -36,7 +37,7 @@ def tcp_v4_rcv(skb: SkBuff) -> None:
         return kfree_skb(skb, DropReason.TCP_CSUM, Stage.L4, "tcp_v4_rcv")
     segment = tcp.TcpSegment(buf, th)
     skb.net.tracer.hop(skb, Stage.L4, "tcp_v4_rcv", "", f"dport {segment.dport} no socket")
-    if not segment.flags & TCPHDR_RST and skb.dst.type == "local":
+    if not segment.flags & TCPHDR_RST and skb.dst.type is RTN_LOCAL:
         send_reset(skb, tos=Ipv4Packet(buf, nh).tos & ~0x03, why="tcp_v4_send_reset")
     kfree_skb(skb, DropReason.NO_SOCKET, Stage.L4, "tcp_v4_rcv")
 

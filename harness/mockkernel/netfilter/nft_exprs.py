@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from harness.mockkernel.core.skbuff import SkBuff
 from harness.mockkernel.ipv4 import route
-from harness.mockkernel.net import RT_TABLE_LOCAL
+from harness.mockkernel.net import RT_TABLE_LOCAL, RTN_BROADCAST, RTN_MULTICAST, RTN_UNICAST
 from harness.mockkernel.netfilter import nf_nat, nf_reject
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
@@ -356,7 +356,7 @@ class Ct(Selector):
 class Fib(Selector):
     """nft_fib_ipv4: `fib daddr type` — the address type of the destination
     (inet_dev_addr_type(): broadcast, multicast, else the local table's type,
-    else unicast)."""
+    else unicast), an RTN_* number as fib_addrtype's symbols are."""
 
     def __init__(self, addr: str):
         self.addr, self.dtype = addr, types.fib_addrtype
@@ -366,18 +366,17 @@ class Fib(Selector):
 
     def load(self, ctx: CompileCtx):
         field, net = (ipv4.DADDR_FIELD if self.addr == "daddr" else ipv4.SADDR_FIELD), ctx.net
-        codes = types.fib_addrtype.symbols
 
         def fib_type(pkt):
             if pkt.tprot is None:
                 return None
             addr = field.unpack_from(pkt.buf, pkt.nh)[0]
             if route.is_lbcast(addr):
-                return codes["broadcast"]
+                return RTN_BROADCAST
             if route.is_multicast(addr):
-                return codes["multicast"]
+                return RTN_MULTICAST
             local = route.fib_table_lookup(net, RT_TABLE_LOCAL, addr)
-            return codes[local.type] if local is not None else codes["unicast"]
+            return local.type if local is not None else RTN_UNICAST
         return fib_type
 
 
