@@ -77,10 +77,10 @@ def test_route_cache_is_flushed_by_any_configuration_command():
     sh(k, ["sysctl", "-w", "net.ipv4.ip_forward=1"])
     p0 = k.dev_by_name("p0")
     first = route.ip_route_input(k, ip_to_int("198.51.100.1"), ip_to_int("10.0.0.2"), 0, p0)
-    assert first.kind == "error"
+    assert first.input is route.DstInput.ERROR
     sh(k, ["ip", "route", "add", "198.51.100.0/24", "via", "10.0.0.9"])
     again = route.ip_route_input(k, ip_to_int("198.51.100.1"), ip_to_int("10.0.0.2"), 0, p0)
-    assert again.kind == "forward"
+    assert again.input is route.DstInput.FORWARD
 
 
 def _udp_frame(i: int = 0) -> bytes:
@@ -166,7 +166,7 @@ def test_all_hosts_route_is_local_multicast_and_never_cached():
     sh(k, ["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
     p0 = k.dev_by_name("p0")
     rt = route.ip_route_input(k, ip_to_int("224.0.0.1"), ip_to_int("10.0.0.2"), 0, p0, 0, 17)
-    assert (rt.kind, rt.type) == ("local", RouteType.RTN_MULTICAST)
+    assert (rt.input, rt.type) == (route.DstInput.LOCAL, RouteType.RTN_MULTICAST)
     assert (rt.is_multicast, rt.is_broadcast) == (True, False)
     assert rt.hop.where == "ip_route_input_mc"
     assert k.rt_cache == {}

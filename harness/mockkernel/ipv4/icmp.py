@@ -21,6 +21,7 @@ from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.ipv4 import ip_output, ping, route
+from harness.mockkernel.ipv4.route import DST_LOCAL
 from harness.mockkernel.wire import WireError
 from harness.mockkernel.wire.icmp import (ERROR_TYPES, ICMP_ADDRESS, ICMP_ADDRESSREPLY, ICMP_DEST_UNREACH,
                                           ICMP_ECHO, ICMP_ECHOREPLY, ICMP_FRAG_NEEDED, ICMP_HLEN, ICMP_TIMESTAMP,
@@ -120,7 +121,7 @@ def icmp_send(skb_in: SkBuff, icmp_type: int, code: int, info: int = 0) -> None:
         inner_type = IcmpMessage(skb_in.buf, inner).type
         if inner_type > NR_ICMP_TYPES or inner_type in ERROR_TYPES:
             return
-    saddr = iph.daddr if rt.kind == "local" else 0
+    saddr = iph.daddr if rt.input is DST_LOCAL else 0
     out = route.ip_route_output(net, iph.saddr, saddr, tos=iph.tos & IPTOS_TOS_MASK)
     if isinstance(out, int):
         return

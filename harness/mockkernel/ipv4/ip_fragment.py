@@ -17,6 +17,7 @@ from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.core.skbuff import SkBuff, kfree_skb
 from harness.mockkernel.ipv4 import icmp
+from harness.mockkernel.ipv4.route import DST_LOCAL
 from harness.mockkernel.wire.icmp import ICMP_EXC_FRAGTIME, ICMP_TIME_EXCEEDED
 from harness.mockkernel.wire.ipv4 import IP_DF, IP_MF, IP_OFFSET, Ipv4Packet
 
@@ -106,7 +107,7 @@ def ip_expire(net, queue: IpQueue) -> None:
     net.ipfrags.pop(queue.key, None)
     head = queue.fragments.pop(0, (None, None))[1]
     if head is not None:
-        if head.dst is not None and head.dst.kind == "local":
+        if head.dst is not None and head.dst.input is DST_LOCAL:
             icmp.icmp_send(head, ICMP_TIME_EXCEEDED, ICMP_EXC_FRAGTIME)
         kfree_skb(head, DropReason.FRAG_REASM_TIMEOUT, Stage.IP_DEFRAG, "ip_expire")
     for _, frag in queue.fragments.values():

@@ -14,6 +14,7 @@ from harness.journey import Hop, Stage
 from harness.mockkernel.core.skbuff import PACKET_OTHERHOST, SkBuff, kfree_skb
 from harness.mockkernel.ipv4 import icmp, ip_forward, ip_fragment, route
 from harness.mockkernel.ipv4.protocol import inet_protos
+from harness.mockkernel.ipv4.route import DST_FORWARD, DST_LOCAL
 from harness.mockkernel.net import RTN_LOCAL
 from harness.mockkernel.netfilter.core import NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING, nf_hook
 from harness.mockkernel.wire import Truncated, WireError, ipv4
@@ -71,9 +72,9 @@ def ip_rcv_finish(skb: SkBuff) -> None:
     hlen = ipv4.HEADER_LEN[ver_ihl]
     if hlen > ipv4.IPV4_MIN_HLEN and ipv4.has_source_route(skb.buf, nh, hlen) and not _accept_source_route(net, dev):
         return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_RCV, "ip_rcv_options")
-    if rt.kind == "local" or rt.type is RTN_LOCAL:
+    if rt.input is DST_LOCAL or rt.type is RTN_LOCAL:
         ip_local_deliver(skb)
-    elif rt.kind == "forward":
+    elif rt.input is DST_FORWARD:
         ip_forward.ip_forward(skb)
     else:
         ip_error(skb)

@@ -13,6 +13,7 @@ so a multicast packet is delivered locally or dropped, never forwarded).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from functools import cached_property
 
 from harness.dropreason import DropReason
@@ -63,15 +64,30 @@ class FibResult:
         return self.route.type
 
 
+class DstInput(Enum):
+    """dst->input, the function a received packet on this route goes to; the
+    value is the ROUTING hop's verdict. OUTPUT is a locally sent packet's route
+    (dst->output is ip_output): ip_rcv_finish() delivers it locally when its
+    type is RTN_LOCAL, as the loopback device hands it back."""
+
+    LOCAL = "LOCAL"  # ip_local_deliver
+    FORWARD = "FORWARD"  # ip_forward
+    ERROR = "ERROR"  # ip_error
+    OUTPUT = "OUTPUT"
+
+
+# the members as module constants, compared per packet
+DST_LOCAL, DST_FORWARD, DST_ERROR, DST_OUTPUT = DstInput.LOCAL, DstInput.FORWARD, DstInput.ERROR, DstInput.OUTPUT
+
+
 @dataclass
 class Rtable:
-    """struct rtable: what the packet does next. `kind` is the dst input/output
-    function: "local" (ip_local_deliver), "forward" (ip_forward), "error"
-    (ip_error, with `error` errno), "output" (ip_output, for locally sent).
-    `type` is rt_type. `is_broadcast` and `is_multicast` are rt_flags'
-    RTCF_BROADCAST and RTCF_MULTICAST."""
+    """struct rtable: what the packet does next. `input` is dst->input (see
+    DstInput), `error` the errno ip_error() reports, `type` rt_type.
+    `is_broadcast` and `is_multicast` are rt_flags' RTCF_BROADCAST and
+    RTCF_MULTICAST."""
 
-    kind: str
+    input: DstInput
     type: RouteType
     dev: NetDevice | None = None
     gateway: int | None = None
@@ -84,11 +100,10 @@ class Rtable:
     @cached_property
     def hop(self) -> Hop:
         """The ROUTING hop this decision adds to a journey."""
-        verdict = {"local": "LOCAL", "forward": "FORWARD", "error": "ERROR", "output": "OUTPUT"}[self.kind]
-        detail = f"errno {self.error}" if self.kind == "error" else (
-            self.type.keyword if self.kind == "local" else self.dev.name if self.dev else "")
+        detail = f"errno {self.error}" if self.input is DST_ERROR else (
+            self.type.keyword if self.input is DST_LOCAL else self.dev.name if self.dev else "")
         where = "ip_route_input_mc" if self.is_multicast else "ip_route_input_slow"
-        return Hop(Stage.ROUTING, where, verdict, detail)
+        return Hop(Stage.ROUTING, where, self.input.value, detail)
 
     def nexthop(self, daddr: int) -> int:
         return self.gateway if self.gateway is not None else daddr
@@ -296,23 +311,23 @@ def ip_route_input_slow(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevi
     res = fib_lookup(net, daddr, saddr, iif=dev.ifindex, mark=mark, tos=tos)
     if isinstance(res, int):
         error = res if forwarding else EHOSTUNREACH
-        return Rtable("error", RTN_UNREACHABLE, dev=dev, error=error)
+        return Rtable(DST_ERROR, RTN_UNREACHABLE, dev=dev, error=error)
     if res.type is RTN_BROADCAST:
         return _broadcast_input(net, saddr, daddr, dev, tos, mark)
     if res.type is RTN_LOCAL:
         reason = fib_validate_source(net, saddr, daddr, dev, 0, mark, tos)
         if reason:
             return reason
-        return Rtable("local", RTN_LOCAL, dev=dev)
+        return Rtable(DST_LOCAL, RTN_LOCAL, dev=dev)
     if not forwarding:
-        return Rtable("error", RTN_UNREACHABLE, dev=dev, error=EHOSTUNREACH)
+        return Rtable(DST_ERROR, RTN_UNREACHABLE, dev=dev, error=EHOSTUNREACH)
     if res.type is not RTN_UNICAST:
         return DropReason.IP_INVALID_DEST
     out = _route_dev(net, res.route)
     reason = fib_validate_source(net, saddr, daddr, dev, out.ifindex if out else 0, mark, tos)
     if reason:
         return reason
-    return Rtable("forward", RTN_UNICAST, dev=out, gateway=res.route.gateway,
+    return Rtable(DST_FORWARD, RTN_UNICAST, dev=out, gateway=res.route.gateway,
                   prefsrc=res.route.prefsrc, mtu=res.route.mtu)
 
 
@@ -330,7 +345,7 @@ def ip_route_input_mc(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice
     reason = ip_mc_validate_source(net, daddr, saddr, tos, dev, mark, protocol)
     if reason:
         return reason
-    return Rtable("local", RTN_MULTICAST, dev=dev, is_multicast=True)
+    return Rtable(DST_LOCAL, RTN_MULTICAST, dev=dev, is_multicast=True)
 
 
 def ip_mc_validate_source(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice, mark: int,
@@ -360,7 +375,7 @@ def _broadcast_input(net: Net, saddr: int, daddr: int, dev: NetDevice, tos: int,
         reason = fib_validate_source(net, saddr, 0, dev, 0, mark, tos)
         if reason:
             return reason
-    return Rtable("local", RTN_BROADCAST, dev=dev, is_broadcast=True)
+    return Rtable(DST_LOCAL, RTN_BROADCAST, dev=dev, is_broadcast=True)
 
 
 def ip_route_output(net: Net, daddr: int, saddr: int = 0, oif: int | None = None,
@@ -371,7 +386,7 @@ def ip_route_output(net: Net, daddr: int, saddr: int = 0, oif: int | None = None
         return EINVAL
     if is_lbcast(daddr) and oif is not None:
         dev = net.devices[oif]
-        return Rtable("output", RTN_BROADCAST, dev=dev, is_broadcast=True,
+        return Rtable(DST_OUTPUT, RTN_BROADCAST, dev=dev, is_broadcast=True,
                       prefsrc=saddr or inet_select_addr(net, dev, 0, RT_SCOPE_LINK))
     res = fib_lookup(net, daddr, saddr, iif=LOOPBACK_IFINDEX, oif=oif, mark=mark, tos=tos)
     if isinstance(res, int):
@@ -379,7 +394,7 @@ def ip_route_output(net: Net, daddr: int, saddr: int = 0, oif: int | None = None
     route = res.route
     if res.type is RTN_LOCAL:
         lo = net.devices[LOOPBACK_IFINDEX]
-        return Rtable("output", RTN_LOCAL, dev=lo, prefsrc=saddr or daddr)
+        return Rtable(DST_OUTPUT, RTN_LOCAL, dev=lo, prefsrc=saddr or daddr)
     dev = _route_dev(net, route)
     if dev is None:
         return ENETUNREACH
@@ -389,5 +404,5 @@ def ip_route_output(net: Net, daddr: int, saddr: int = 0, oif: int | None = None
         else:
             scope = RT_SCOPE_LINK if route.gateway is None else RT_SCOPE_UNIVERSE
             saddr = inet_select_addr(net, dev, route.gateway or daddr, scope)
-    return Rtable("output", res.type, dev=dev, gateway=route.gateway, prefsrc=saddr,
+    return Rtable(DST_OUTPUT, res.type, dev=dev, gateway=route.gateway, prefsrc=saddr,
                   is_broadcast=res.type is RTN_BROADCAST, mtu=route.mtu)
