@@ -1,7 +1,12 @@
 """Forwarding between ports: ip_forward() and what happens before the FORWARD hook."""
 from __future__ import annotations
 
+import errno
+
+import pytest
 from scapy.layers.inet import ICMP, IP, UDP
+
+from plan import drops
 
 
 PAYLOAD = b"packet-journey"
@@ -98,3 +103,46 @@ def test_blackhole_route_drops_silently_and_unreachable_route_answers_host_unrea
     target.send(h0.port, sent)
     target.expect(h0.port, h0.icmp_error(3, 1, sent))
     assert [d.reason for d in target.drops()] == ["NOT_SPECIFIED", "NOT_SPECIFIED"]
+
+
+@pytest.mark.parametrize("action, icmp_code, reason", [
+    # fib4_rule_action(): -ENETUNREACH, which ip_error() answers with net unreachable,
+    # not the host unreachable of an `unreachable` route
+    ("unreachable", 0, "IP_INNOROUTES"),
+    ("prohibit", 13, "NOT_SPECIFIED"),  # -EACCES: communication administratively prohibited
+    ("blackhole", None, "NOT_SPECIFIED"),  # -EINVAL: ip_error() drops without an answer
+])
+def test_rule_action_error_is_answered_by_ip_error_not_the_routes_type(target, router, action, icmp_code, reason):
+    h0, h1 = router[0], router[1]
+    target.sh(f"ip route add 203.0.113.0/24 via {h1.ip}")
+    target.sh(f"ip rule add to 203.0.113.0/24 priority 100 {action}")
+    sent = h0.to_dut(dst="203.0.113.9", id=9) / UDP(sport=1, dport=2) / PAYLOAD
+    target.send(h0.port, sent)
+    if icmp_code is not None:
+        target.expect(h0.port, h0.icmp_error(3, icmp_code, sent))
+    target.expect_nothing()
+    assert drops(target) == [(reason, "ROUTING", "ip_error")]
+
+
+@pytest.mark.parametrize("action, error", [
+    ("unreachable route", errno.EHOSTUNREACH),  # fib_props[] of fib_semantics.c
+    ("unreachable rule", errno.ENETUNREACH),  # fib4_rule_action()
+    ("prohibit rule", errno.EACCES),
+    ("blackhole rule", errno.EINVAL),
+])
+def test_a_local_sender_gets_the_errno_of_the_rule_action_or_route_type(target, router, action, error):
+    """ip_route_output_key_hash_rcu() hands fib_lookup()'s errno to udp_sendmsg(),
+    which returns it from sendto(): no packet is built, nothing leaves."""
+    h0, h1 = router[0], router[1]
+    keyword, kind = action.split()
+    target.sh(f"ip route add 203.0.113.0/24 via {h1.ip}")
+    if kind == "rule":
+        target.sh(f"ip rule add to 203.0.113.0/24 priority 100 {keyword}")
+    else:
+        target.sh(f"ip route add {keyword} 203.0.113.0/25")
+    sock = target.socket("udp", (h0.dut_ip, 5000))
+    with pytest.raises(OSError) as raised:
+        sock.sendto(PAYLOAD, ("203.0.113.9", 2))
+    assert raised.value.errno == error
+    target.expect_nothing()
+    assert target.drops() == []

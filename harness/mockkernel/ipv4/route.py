@@ -27,8 +27,10 @@ from harness.mockkernel.wire.ipv4 import IPPROTO_IGMP
 # errno values a lookup reports (fib_props[] in fib_semantics.c)
 ENETUNREACH, EHOSTUNREACH, EACCES, EINVAL = 101, 113, 13, 22
 TYPE_ERRORS = {RTN_BLACKHOLE: EINVAL, RTN_UNREACHABLE: EHOSTUNREACH, RTN_PROHIBIT: EACCES}
-# `ip rule` actions that drop name these route types (FR_ACT_BLACKHOLE..PROHIBIT share their numbers)
-RULE_ACTION_ERRORS = {rtype.keyword: error for rtype, error in TYPE_ERRORS.items()}
+# fib4_rule_action(): an `ip rule` that drops fails the lookup with its own errno, which
+# for `unreachable` is ENETUNREACH where an unreachable route's (fib_props[]) is EHOSTUNREACH
+RULE_ACTION_ERRORS = {RTN_BLACKHOLE.keyword: EINVAL, RTN_UNREACHABLE.keyword: ENETUNREACH,
+                      RTN_PROHIBIT.keyword: EACCES}
 LOOPBACK_IFINDEX = 1
 
 
@@ -159,7 +161,9 @@ def _rule_matches(net: Net, rule, daddr: int, saddr: int, iif: int, oif: int | N
 def fib_lookup(net: Net, daddr: int, saddr: int = 0, iif: int = LOOPBACK_IFINDEX,
                oif: int | None = None, mark: int = 0, tos: int = 0) -> FibResult | int:
     """fib_rules_lookup(): walk `ip rule` in priority order. Returns the result
-    or an errno (ENETUNREACH when nothing matched)."""
+    or an errno: ENETUNREACH when nothing matched; for a rule whose action drops,
+    fib4_rule_action()'s errno (RULE_ACTION_ERRORS), not that of the route type
+    of the same name (TYPE_ERRORS, fib_props[] in fib_semantics.c)."""
     rules = sorted(net.rules, key=lambda r: r.priority)
     index = 0
     while index < len(rules):
