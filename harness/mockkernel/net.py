@@ -27,7 +27,6 @@ RT_SCOPE_UNIVERSE, RT_SCOPE_SITE, RT_SCOPE_LINK, RT_SCOPE_HOST, RT_SCOPE_NOWHERE
 SCOPE_NAMES = {"global": 0, "universe": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
 
 
-
 class RouteType(IntEnum):
     """include/uapi/linux/rtnetlink.h route types (rtm_type, fib_alias.fa_type,
     rtable.rt_type). `keyword` is the name iproute2's rtnl_rtntype_n2a() prints,
