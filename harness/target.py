@@ -13,7 +13,7 @@ from __future__ import annotations
 import shlex
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from scapy.packet import Packet
@@ -225,16 +225,12 @@ class Target(ABC):
         port = self.port(port)
         mask = as_mask(frame)
         queue = self._queues[port.name]
-        self._collect(0.0)
-        deadline = time.monotonic() + self.positive_timeout
-        while True:  # until it arrives: other frames may come first, in bursts of their own
-            for i, got in enumerate(queue):
-                if mask.matches(got):
-                    return queue.pop(i)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ExpectError(self._explain_missing(port, mask))
-            self._collect(remaining)
+        # other frames may come first, in bursts of their own
+        self._collect_until(lambda: any(mask.matches(got) for got in queue))
+        for i, got in enumerate(queue):
+            if mask.matches(got):
+                return queue.pop(i)
+        raise ExpectError(self._explain_missing(port, mask))
 
     def expect_nothing(self, ports: Iterable[str | Port] | None = None) -> None:
         """Fail if any frame leaves the given DUT ports (all by default)."""
@@ -260,12 +256,8 @@ class Target(ABC):
         what left instead, and the journeys."""
         port = self.port(port)
         queue = self._queues[port.name]
-        self._collect(0.0)
-        deadline = time.monotonic() + self.positive_timeout
-        while len(queue) < count and (remaining := deadline - time.monotonic()) > 0:
-            self._collect(remaining)
-        self._collect(self.negative_timeout)
-        frames, queue[:] = list(queue), []
+        self._collect_until(lambda: len(queue) >= count)
+        frames = self.collect(port)
         if len(frames) == count:
             return frames
         lines = [f"expected {count} frame{'' if count == 1 else 's'} on {port.name} ({self.name}): {expected}",
@@ -277,6 +269,14 @@ class Target(ABC):
     def frame_left(self, port: str | Port, expected: str) -> bytes:
         """The one frame that left DUT `port` (frames_left())."""
         return self.frames_left(port, 1, expected)[0]
+
+    def _collect_until(self, done: Callable[[], bool]) -> None:
+        """Collect until `done()` holds or the positive timeout ends: the wait ends
+        on the event, only a failing expectation waits it out."""
+        self._collect(0.0)
+        deadline = time.monotonic() + self.positive_timeout
+        while not done() and (remaining := deadline - time.monotonic()) > 0:
+            self._collect(remaining)
 
     def _collect(self, timeout: float) -> None:
         for name, frames in self._receive(timeout).items():
@@ -357,4 +357,3 @@ class Target(ABC):
 
     def close(self) -> None:
         """Release everything the target holds; safe to call twice."""
-
