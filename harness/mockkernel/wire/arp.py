@@ -4,6 +4,7 @@ from __future__ import annotations
 import struct
 
 from harness.mockkernel.wire.errors import Malformed, Truncated
+from harness.mockkernel.wire.view import HeaderView
 
 ARP_LEN = 28  # arp_hdr_len() of an Ethernet device: 8 + 2 * (6 + 4)
 ARPHRD_ETHER, ARPHRD_IEEE802 = 1, 6
@@ -24,15 +25,9 @@ def check_len(buf: bytearray, off: int, end: int) -> None:
         raise Malformed("pln", f"ARP protocol address length {buf[off + PLN]}, IPv4's is 4")
 
 
-class ArpPacket:
-    __slots__ = ("buf", "off")
-
-    def __init__(self, buf: bytearray, off: int):
-        self.buf, self.off = buf, off
-
-    def check_len(self, end: int | None = None) -> ArpPacket:
-        check_len(self.buf, self.off, len(self.buf) if end is None else end)
-        return self
+class ArpPacket(HeaderView):
+    __slots__ = ()
+    _check = staticmethod(check_len)
 
     def fields(self) -> tuple[int, int, int, int, int, bytes, bytes, bytes, bytes]:
         """(hrd, pro, hln, pln, op, sha, sip, tha, tip)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import struct
 
 from harness.mockkernel.wire.errors import Truncated
+from harness.mockkernel.wire.view import HeaderView
 
 ETH_ALEN = 6
 ETH_HLEN = 14
@@ -50,15 +51,9 @@ def ethertype(buf: bytearray, off: int) -> int:
     return _ETHERTYPE.unpack_from(buf, off)[0]
 
 
-class EthernetFrame:
-    __slots__ = ("buf", "off")
-
-    def __init__(self, buf: bytearray, off: int = 0):
-        self.buf, self.off = buf, off
-
-    def check_len(self, end: int | None = None) -> EthernetFrame:
-        check_len(self.buf, self.off, len(self.buf) if end is None else end)
-        return self
+class EthernetFrame(HeaderView):
+    __slots__ = ()
+    _check = staticmethod(check_len)
 
     @property
     def dst(self) -> bytes:
@@ -100,18 +95,12 @@ def vlan_check_len(buf: bytearray, off: int, end: int) -> None:
         raise Truncated(None, f"802.1Q tag needs {VLAN_HLEN} bytes, have {end - off}")
 
 
-class VlanTag:
+class VlanTag(HeaderView):
     """The 802.1Q (or 802.1ad) tag that follows an ETH_P_8021Q ethertype:
     TCI (PCP, DEI, VID), then the encapsulated ethertype."""
 
-    __slots__ = ("buf", "off")
-
-    def __init__(self, buf: bytearray, off: int):
-        self.buf, self.off = buf, off
-
-    def check_len(self, end: int | None = None) -> VlanTag:
-        vlan_check_len(self.buf, self.off, len(self.buf) if end is None else end)
-        return self
+    __slots__ = ()
+    _check = staticmethod(vlan_check_len)
 
     @property
     def tci(self) -> int:

@@ -5,6 +5,7 @@ import struct
 
 from harness.mockkernel.wire.checksum import checksum
 from harness.mockkernel.wire.errors import Truncated
+from harness.mockkernel.wire.view import HeaderView
 
 ICMP_ECHOREPLY, ICMP_DEST_UNREACH, ICMP_SOURCE_QUENCH, ICMP_REDIRECT = 0, 3, 4, 5
 ICMP_ECHO, ICMP_TIME_EXCEEDED, ICMP_PARAMETERPROB = 8, 11, 12
@@ -48,15 +49,9 @@ def fill_checksum(buf: bytearray, off: int, end: int) -> None:
     _U16.pack_into(buf, off + CHECKSUM, checksum(memoryview(buf)[off:end]))
 
 
-class IcmpMessage:
-    __slots__ = ("buf", "off")
-
-    def __init__(self, buf: bytearray, off: int):
-        self.buf, self.off = buf, off
-
-    def check_len(self, end: int | None = None) -> IcmpMessage:
-        check_len(self.buf, self.off, len(self.buf) if end is None else end)
-        return self
+class IcmpMessage(HeaderView):
+    __slots__ = ()
+    _check = staticmethod(check_len)
 
     @property
     def type(self) -> int:

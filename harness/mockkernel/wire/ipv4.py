@@ -12,6 +12,7 @@ import struct
 
 from harness.mockkernel.wire.checksum import checksum
 from harness.mockkernel.wire.errors import Malformed, Truncated
+from harness.mockkernel.wire.view import HeaderView
 
 IPPROTO_ICMP, IPPROTO_IGMP, IPPROTO_TCP, IPPROTO_UDP = 1, 2, 6, 17
 IP_DF, IP_MF, IP_OFFSET = 0x4000, 0x2000, 0x1FFF
@@ -109,15 +110,9 @@ def has_source_route(buf: bytearray, off: int, hlen: int) -> bool:
     return any(opt == IPOPT_LSRR or opt == IPOPT_SSRR for opt in option_types(buf, off, hlen))
 
 
-class Ipv4Packet:
-    __slots__ = ("buf", "off")
-
-    def __init__(self, buf: bytearray, off: int):
-        self.buf, self.off = buf, off
-
-    def check_len(self, end: int | None = None) -> Ipv4Packet:
-        check_len(self.buf, self.off, len(self.buf) if end is None else end)
-        return self
+class Ipv4Packet(HeaderView):
+    __slots__ = ()
+    _check = staticmethod(check_len)
 
     @property
     def version(self) -> int:

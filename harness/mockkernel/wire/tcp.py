@@ -13,6 +13,7 @@ from harness.mockkernel.wire import ipv4
 from harness.mockkernel.wire.checksum import checksum, pseudo_header_sum
 from harness.mockkernel.wire.errors import Malformed, Truncated
 from harness.mockkernel.wire.ipv4 import IPPROTO_TCP
+from harness.mockkernel.wire.view import HeaderView
 
 TCPHDR_FIN, TCPHDR_SYN, TCPHDR_RST, TCPHDR_PSH, TCPHDR_ACK, TCPHDR_URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 TCPHDR_ECE, TCPHDR_CWR = 0x40, 0x80
@@ -93,15 +94,9 @@ def only_aligned_timestamp(buf: bytearray, off: int, doff: int) -> bool:
     return doff == TCP_HLEN + TCPOLEN_TSTAMP_ALIGNED and _U32.unpack_from(buf, off + OPTIONS)[0] == TCPOPT_TSTAMP_WORD
 
 
-class TcpSegment:
-    __slots__ = ("buf", "off")
-
-    def __init__(self, buf: bytearray, off: int):
-        self.buf, self.off = buf, off
-
-    def check_len(self, end: int | None = None) -> TcpSegment:
-        check_len(self.buf, self.off, len(self.buf) if end is None else end)
-        return self
+class TcpSegment(HeaderView):
+    __slots__ = ()
+    _check = staticmethod(check_len)
 
     @property
     def sport(self) -> int:

@@ -7,6 +7,7 @@ from harness.mockkernel.wire import ipv4
 from harness.mockkernel.wire.checksum import checksum, pseudo_header_sum
 from harness.mockkernel.wire.errors import Malformed, Truncated
 from harness.mockkernel.wire.ipv4 import IPPROTO_UDP
+from harness.mockkernel.wire.view import HeaderView
 
 UDP_HLEN = 8
 # field offsets of struct udphdr
@@ -40,15 +41,9 @@ def checksum_ok(buf: bytearray, nh: int, off: int, length: int) -> bool:
     return checksum(memoryview(buf)[off:off + length], ipv4.pseudo_header_sum(buf, nh, IPPROTO_UDP, length)) == 0
 
 
-class UdpDatagram:
-    __slots__ = ("buf", "off")
-
-    def __init__(self, buf: bytearray, off: int):
-        self.buf, self.off = buf, off
-
-    def check_len(self, end: int | None = None) -> UdpDatagram:
-        check_len(self.buf, self.off, len(self.buf) if end is None else end)
-        return self
+class UdpDatagram(HeaderView):
+    __slots__ = ()
+    _check = staticmethod(check_len)
 
     @property
     def sport(self) -> int:
