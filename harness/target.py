@@ -20,6 +20,7 @@ from scapy.packet import Packet
 
 from harness.journey import CtEntry, Drop, Journey, RuleCounter, render_all
 from harness.packets import Mask, as_mask, describe, to_bytes
+from harness.traffic import Profile, Result, TrafficCaps
 
 NPORTS = 3
 
@@ -340,6 +341,16 @@ class Target(ABC):
         `bpfmaps.map_of(target, port, name).id`); closed with the target.
         Open a perf event array's reader before the traffic (see EventReader)."""
         raise TargetError(f"target {self.name} cannot read eBPF events")
+
+    # traffic at rate --------------------------------------------------------
+    def traffic_caps(self) -> TrafficCaps:
+        """What this target's generator can offer and observe (harness/traffic.py)."""
+        raise TargetError(f"target {self.name} does not generate traffic at rate")
+
+    def traffic(self, profile: Profile, duration: float | None = None) -> Result:
+        """Run `profile` (continuous streams for `duration` seconds; bursts until
+        sent), let the DUT drain, and return what was sent, received and lost."""
+        raise TargetError(f"target {self.name} does not generate traffic at rate")
 
     @abstractmethod
     def wait(self, seconds: float) -> None:
