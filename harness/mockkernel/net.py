@@ -122,6 +122,13 @@ class NetDevice:
     tx_ring: int = 256
     rx_ring_max: int = 4096
     tx_ring_max: int = 4096
+    # ethtool -s (link settings: Mb/s), -l/-L (channels: RX/TX queue pairs, one
+    # NAPI context each), -x/-X (RSS: Toeplitz key and indirection table; the line-rate
+    # model fills them in, mockkernel/linerate/)
+    speed: int = 10000
+    channels: int = 1
+    rss_key: bytes = b""
+    rss_indir: list[int] = field(default_factory=list)
     coalesce: dict[str, int] = field(default_factory=lambda: {"adaptive-rx": 0, "adaptive-tx": 0,
                                                               "rx-usecs": 0, "rx-frames": 0,
                                                               "tx-usecs": 0, "tx-frames": 0})
