@@ -9,6 +9,7 @@ on its line why it is there (it must not be a cycle dodged: a registration is
 missing then). Layers, top to bottom:
 
     target     mockkernel/target.py
+    linerate   the line-rate model: traffic profiles through the kernel in virtual time
     cmd        the front ends
     kernel     kernel.py
     netfilter sched bpf
@@ -27,7 +28,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = "harness.mockkernel"
 LAYERS = (("wire",), ("core",), ("ipv4", "ipv6", "bridge"), ("netfilter", "sched", "bpf"), ("kernel",), ("cmd",),
-          ("target",))
+          ("linerate",), ("target",))
 LAYER = {package: level for level, packages in enumerate(LAYERS) for package in packages}
 # modules outside core/ that are the core layer: the per-namespace tables, the
 # tracer, the clock, the NIC, and the netfilter hook machinery (NF_HOOK)

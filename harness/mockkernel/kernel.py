@@ -16,7 +16,8 @@ import random
 from harness.dropreason import DropReason
 from harness.journey import Drop, Hop, Journey, Stage
 from harness.mockkernel.clock import Clock
-from harness.mockkernel.core.dev import net_rx_action
+from harness.mockkernel.bpf.syscall import NR_CPUS
+from harness.mockkernel.core.dev import SoftnetData, net_rx_action
 from harness.mockkernel.core.rtnetlink import dev_change_flags
 from harness.mockkernel.ipv4.af_inet import inet_init
 from harness.mockkernel.net import Net, NetDevice
@@ -49,6 +50,9 @@ class Kernel(Net):
         self.nat_lookups: dict = {}
         self.nat_seq = 0
         self.bpf = None  # the eBPF runtime, created by the first program load
+        self.ncpus = NR_CPUS  # the CPUs the line-rate model runs NAPI on (RX queue i on CPU i % ncpus)
+        self.softnet = [SoftnetData() for _ in range(self.ncpus)]
+        self.rss_key: bytes | None = None  # netdev_rss_key: drawn at the first RSS setup
         self._boot()
 
     def _boot(self) -> None:

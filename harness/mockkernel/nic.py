@@ -10,6 +10,7 @@ Time does not pass while polling: rounds are counted, not timed.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 from harness.journey import Hop, Stage
 from harness.mockkernel.core.skbuff import alloc_skb
@@ -19,12 +20,30 @@ from harness.mockkernel.net import NetDevice
 NAPI_POLL_WEIGHT = 64
 
 
+@dataclass
+class RxQueueStats:
+    """One RX queue's driver counters, as `ethtool -S` names them per queue
+    (rx_queue_N_packets/bytes/drops); the line-rate model counts them."""
+
+    packets: int = 0
+    bytes: int = 0
+    drops: int = 0  # frames that found the queue's ring full (also in rx_missed_errors)
+
+
 class Nic:
     def __init__(self, dev: NetDevice):
         self.dev = dev
         self.rx_ring: deque[bytes] = deque()
         self.wire: list[bytes] = []  # frames the port put on the wire, for the tester
         self.tx_hop = Hop(Stage.NIC_TX, dev.name, "XMIT")
+        self.rx_queues: list[RxQueueStats] = []
+
+    def rx_queue(self, index: int) -> RxQueueStats:
+        """Queue `index`'s counters (kept when `ethtool -L` shrinks the channels,
+        as drivers keep their ring stats)."""
+        while len(self.rx_queues) <= index:
+            self.rx_queues.append(RxQueueStats())
+        return self.rx_queues[index]
 
     def dma_rx(self, frame: bytes) -> bool:
         """A frame arrives from the wire; False when no descriptor is free."""

@@ -14,6 +14,8 @@ on lo (the mock's loopback frames carry no link-layer header).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
 from harness.mockkernel.core.skbuff import (PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST,
@@ -23,6 +25,22 @@ from harness.mockkernel.netfilter.core import nf_hook_ingress
 from harness.mockkernel.nic import NAPI_POLL_WEIGHT
 from harness.mockkernel.wire import FrameSummary, ethernet
 from harness.mockkernel.wire.ethernet import BROADCAST, ETH_HLEN, ETH_P_IP, ETH_P_IPV6
+
+@dataclass
+class SoftnetData:
+    """A CPU's struct softnet_data counters, the columns /proc/net/softnet_stat
+    prints (net/core/net-procfs.c softnet_seq_show()): skbs received, dropped at
+    the backlog (netdev_max_backlog), net_rx_action() rounds cut short by
+    netdev_budget or netdev_budget_usecs, RPS IPIs received, flow limit drops.
+    The line-rate model (mockkernel/linerate/) counts them; send()'s
+    one-frame-at-a-time path does not."""
+
+    processed: int = 0
+    dropped: int = 0
+    time_squeeze: int = 0
+    received_rps: int = 0
+    flow_limit_count: int = 0
+
 
 ptype_base: dict = {}  # EtherType: the receive function dev_add_pack() registered
 
