@@ -1,5 +1,5 @@
-"""pytest plugin: `--target`, `--lab`, the `target` and `bpf_objects` fixtures,
-`requires`, reporting.
+"""pytest plugin: `--target`, `--lab`, `--cost-profile`, the `target` and
+`bpf_objects` fixtures, `requires`, reporting.
 
 Every test that uses `target` gets a fresh DUT (a new mock kernel, or new network
 namespaces) and has it closed afterwards, pass, fail or Ctrl-C. Results carry the
@@ -18,10 +18,12 @@ import pytest
 from harness import bpf_build
 from harness.journey import Journey, render_all
 from harness.journey_diagram import journeys_svg
+from harness.mockkernel.linerate.cost import CostModel, CostProfileError
 from harness.target import Target, TargetError, TargetUnavailable
 
 TARGET_KEY = pytest.StashKey[Target]()
 SKIPS_KEY = pytest.StashKey[Counter]()
+COST_KEY = pytest.StashKey[CostModel]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,6 +33,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "kernel (the embedded netns lab unless --lab is given)")
     group.addoption("--lab", metavar="PATH", default=None,
                     help="lab file describing a remote DUT and its TRex generator")
+    group.addoption("--cost-profile", metavar="PATH", default=None,
+                    help="the mock's per-stage CPU costs for line-rate runs, a JSON profile written by "
+                         "`python -m harness.mockkernel.linerate.calibrate` (default: calibrated to the "
+                         "XDP paper's single-core figures)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -40,12 +46,17 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             f"--lab={config.getoption('--lab')}: driving a lab DUT with a TRex generator is not "
             "built yet; run without --lab to use the embedded netns lab")
+    profile = config.getoption("--cost-profile")
+    try:
+        config.stash[COST_KEY] = CostModel.load(profile) if profile else CostModel.default()
+    except CostProfileError as err:
+        raise pytest.UsageError(f"--cost-profile: {err}") from None
 
 
 def make_target(config: pytest.Config) -> Target:
     if config.getoption("--target") == "mock":
         from harness.mockkernel.target import MockTarget
-        return MockTarget()
+        return MockTarget(cost=config.stash[COST_KEY])
     from harness.drivers.dut import NetnsTarget
     return NetnsTarget()
 

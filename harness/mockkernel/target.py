@@ -13,6 +13,7 @@ from harness.mockkernel.bpf.maps import PAGE_SIZE, PerfEventArrayMap, RingBufMap
 from harness.mockkernel.cmd.conntrack import ct_entry, nf_conn_from
 from harness.mockkernel.ipv4 import ping, udp
 from harness.mockkernel.kernel import Kernel
+from harness.mockkernel.linerate.cost import CostModel
 from harness.mockkernel.net import int_to_ip, ip_to_int
 from harness.mockkernel.netfilter.nf_conntrack_core import ctnetlink_create_conntrack, nf_conntrack_gc
 from harness.mockkernel.netfilter import nf_tables
@@ -35,9 +36,10 @@ class MockTarget(Target):
                               "nftables", "nftrace", "conntrack", "xdp", "journey.xdp", "journey.tc", "bpftool",
                               "tc", "bpf_events"})
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, cost: CostModel | None = None) -> None:
         super().__init__()
         self.kernel = Kernel(seed)
+        self.cost = cost or CostModel.default()  # what line-rate runs charge each path to its core
         self._sockets: list[MockSocket] = []
         self._event_readers: list[EventReader] = []
 

@@ -1,0 +1,161 @@
+"""The line-rate cost model (harness/mockkernel/linerate/cost.py): the default
+profile charges the paths of the XDP paper's single-core 64-byte tests (real
+journeys of the mock's functional path, with the programs from programs/ and
+the rules as the paper's DUT had them) what the paper measured: 1000 / Mpps ns
+per packet. The expected figures are the paper's, written out."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+
+from harness import bpfmaps
+from harness.journey import Drop, Hop, Journey, Stage
+from harness.mockkernel.linerate.cost import COST_NAMES, CostModel, CostProfileError, path_counts
+from harness.mockkernel.net import RT_TABLE_MAIN
+from harness.mockkernel.target import MockTarget
+from harness.target import PORTS
+
+# the routes the paper's full-table test loaded (a full BGP table in 2018)
+FULL_BGP_TABLE = 752_138
+
+
+def dut() -> MockTarget:
+    """The benchmarks' DUT: p0 and p1 connected, one route via p1's neighbour."""
+    target = MockTarget()
+    target.sh("ip addr add 10.0.0.1/24 dev p0")
+    target.sh("ip addr add 10.0.1.1/24 dev p1")
+    target.sh(f"ip neigh replace 10.0.1.2 lladdr {PORTS[1].peer_mac} dev p1 nud permanent")
+    target.sh("ip route add 198.18.0.0/15 via 10.0.1.2")
+    target.sh("sysctl -w net.ipv4.ip_forward=1")
+    return target
+
+
+def journey_of(target: MockTarget) -> Journey:
+    """The journey of the second of two identical 64-byte frames (the first may set up state)."""
+    frame = Ether(src=PORTS[0].peer_mac, dst=PORTS[0].mac) / IP(src="10.0.0.2", dst="198.18.0.1") / \
+        UDP(sport=1024, dport=9) / bytes(18)
+    assert len(frame) == 60  # 64 bytes on the wire with the FCS
+    target.send("p0", [frame, frame])
+    return target.journeys()[-1]
+
+
+def mpps(target: MockTarget, journey: Journey) -> float:
+    return 1000 / CostModel.default().packet_ns(journey, target.kernel)
+
+
+def xdp(program: str):
+    def attach(target: MockTarget, bpf_objects) -> None:
+        target.sh(f"ip link set dev p0 xdp obj {bpf_objects[program]} sec xdp")
+    return attach
+
+
+def xdp_redirect_to_p1(target: MockTarget, bpf_objects) -> None:
+    target.sh(f"ip link set dev p0 xdp obj {bpf_objects['xdp_redirect_devmap']} sec xdp")
+    bpfmaps.map_of(target, "p0", "tx_port").update(bpfmaps.u32(2), bpfmaps.u32(3))  # p0's ifindex -> p1's
+
+
+def rules(*commands: str):
+    def configure(target: MockTarget, bpf_objects) -> None:
+        for command in commands:
+            target.sh(command)
+    return configure
+
+
+# (configuration, the path's last hop, the paper's Mpps)
+PAPER_PATHS = {
+    "xdp_drop": (xdp("xdp_drop_udp"), (Stage.XDP, "DROP"), 24.0),
+    "xdp_tx": (xdp("xdp_tx_reflector"), (Stage.NIC_TX, "XMIT"), 16.6),
+    "xdp_redirect": (xdp_redirect_to_p1, (Stage.NIC_TX, "XMIT"), 8.55),
+    "iptables_raw_drop": (rules("iptables -t raw -A PREROUTING -j DROP"), (Stage.NF_PREROUTING, "DROP"), 4.8),
+    "filter_drop": (rules("iptables -A FORWARD -j DROP"), (Stage.NF_FORWARD, "DROP"), 3.32),
+    "conntrack": (rules("iptables -A FORWARD -m conntrack --ctstate NEW -j DROP"), (Stage.NF_FORWARD, "DROP"), 1.8),
+    "routing_1route": (rules(), (Stage.NIC_TX, "XMIT"), 1.74),
+}
+
+
+@pytest.mark.parametrize("path", PAPER_PATHS)
+def test_the_default_profile_charges_each_paper_path_what_the_paper_measured(path, bpf_objects):
+    configure, (last_stage, last_verdict), paper_mpps = PAPER_PATHS[path]
+    target = dut()
+    configure(target, bpf_objects)
+    journey = journey_of(target)
+    assert (journey.hops[-1].stage, journey.hops[-1].verdict) == (last_stage, last_verdict), journey.render()
+    assert mpps(target, journey) == pytest.approx(paper_mpps, rel=1e-4)
+
+
+def test_a_full_bgp_table_costs_the_fib_lookup_what_the_paper_measured():
+    target = dut()
+    journey = journey_of(target)
+    route = target.kernel.tables[RT_TABLE_MAIN][-1]
+    # the table's size is what the cost reads: the same entry stands for each route
+    target.kernel.tables[RT_TABLE_MAIN].extend([route] * FULL_BGP_TABLE)
+    assert mpps(target, journey) == pytest.approx(1.37, rel=1e-4)
+
+
+def test_conntrack_charges_the_entry_allocation_only_to_packets_that_get_one():
+    target = dut()
+    target.sh("iptables -A FORWARD -m conntrack --ctstate NEW,ESTABLISHED -j ACCEPT")
+    target.send("p0", [Ether(src=PORTS[0].peer_mac, dst=PORTS[0].mac) / IP(src="10.0.0.2", dst="198.18.0.1") /
+                       UDP(sport=1024, dport=9)] * 2)
+    first, second = target.journeys()
+    assert path_counts(first, target.kernel)["conntrack_new"] == 1
+    assert path_counts(first, target.kernel)["conntrack_confirm"] == 1
+    assert "conntrack_new" not in path_counts(second, target.kernel)
+    assert path_counts(second, target.kernel)["conntrack_in"] == 1
+
+
+def test_a_chain_pays_each_rule_the_kernel_evaluates_up_to_the_verdict():
+    target = dut()
+    target.sh("iptables -A FORWARD -p tcp -j DROP")
+    target.sh("iptables -A FORWARD -p udp --dport 7 -j DROP")
+    target.sh("iptables -A FORWARD -p udp --dport 9 -j DROP")
+    target.sh("iptables -A FORWARD -p udp --dport 10 -j DROP")
+    assert path_counts(journey_of(target), target.kernel)["nf_rule"] == 3
+    target.sh("iptables -F FORWARD")
+    target.sh("iptables -A FORWARD -p tcp -j DROP")
+    target.sh("iptables -A FORWARD -p udp --dport 7 -j DROP")
+    accepted_by_policy = journey_of(target)
+    assert accepted_by_policy.hops[-1].stage == Stage.NIC_TX
+    assert path_counts(accepted_by_policy, target.kernel)["nf_rule"] == 2
+
+
+def test_an_icmp_error_the_packet_caused_is_charged_with_it():
+    target = dut()
+    target.sh(f"ip neigh replace 10.0.0.2 lladdr {PORTS[0].peer_mac} dev p0 nud permanent")
+    frame = Ether(src=PORTS[0].peer_mac, dst=PORTS[0].mac) / IP(src="10.0.0.2", dst="198.18.0.1", ttl=1) / \
+        UDP(sport=1024, dport=9)
+    target.send("p0", frame)
+    journey, = target.journeys()
+    assert journey.children, journey.render()
+    assert path_counts(journey, target.kernel)["dev_xmit"] == 1  # the time exceeded, out of p0
+
+
+def test_a_frame_the_ring_missed_costs_no_cpu():
+    missed = Journey("frame", [Hop(Stage.NIC_RX, "p0", "MISSED")], Drop("RX_RING_FULL", Stage.NIC_RX))
+    assert CostModel.default().packet_ns(missed) == 0
+
+
+def test_a_profile_saved_loads_with_the_same_costs(tmp_path):
+    model = CostModel({name: float(i) for i, name in enumerate(COST_NAMES)}, "my dut")
+    model.save(tmp_path / "profile.json")
+    loaded = CostModel.load(tmp_path / "profile.json")
+    assert (loaded.name, loaded.costs) == ("my dut", {name: float(i) for i, name in enumerate(COST_NAMES)})
+
+
+def test_a_profile_missing_a_cost_is_refused_naming_it(tmp_path):
+    costs = {name: 1.0 for name in COST_NAMES if name != "fib_lookup"} | {"fib_lookups": 2.0}
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps({"format": "packet-journey cost profile 1", "costs_ns": costs}))
+    with pytest.raises(CostProfileError, match=f"cost profile {path}: costs missing: fib_lookup; "
+                                               "unknown costs: fib_lookups"):
+        CostModel.load(path)
+
+
+def test_a_file_that_is_not_a_profile_is_refused(tmp_path):
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps({"runs": []}))
+    with pytest.raises(CostProfileError, match="not a cost profile"):
+        CostModel.load(path)
