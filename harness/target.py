@@ -348,8 +348,18 @@ class Target(ABC):
         raise TargetError(f"target {self.name} does not generate traffic at rate")
 
     def traffic(self, profile: Profile, duration: float | None = None) -> Result:
-        """Run `profile` (continuous streams for `duration` seconds; bursts until
-        sent), let the DUT drain, and return what was sent, received and lost."""
+        """Run `profile` and return what was sent, received and lost (harness/traffic.py).
+
+        Continuous streams run for `duration` seconds, which they require
+        (profile.check_duration() raises naming them); bursts run until sent.
+        A trial ends only after the DUT has drained: packets still in rings,
+        backlogs and qdiscs when the streams stop are counted where they end
+        up, so loss is what the DUT lost, not what was in flight (the flaw of
+        ndr_bench, which counts at the stop). `Result.duration` is the time the
+        streams ran, without the drain. Each stream's frames are
+        stream_frames() in order; a stream with latency carries the payload tag
+        (tag_frame()). A rate the target cannot offer is a TargetError naming
+        traffic_caps().shortfall()."""
         raise TargetError(f"target {self.name} does not generate traffic at rate")
 
     @abstractmethod
