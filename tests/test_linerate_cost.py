@@ -11,8 +11,8 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from harness import bpfmaps
 from harness.journey import Drop, Hop, Journey, Stage
+from harness.mockkernel.linerate.anchors import ANCHORS, base_dut, frame
 from harness.mockkernel.linerate.cost import COST_NAMES, CostModel, CostProfileError, path_counts
 from harness.mockkernel.net import RT_TABLE_MAIN
 from harness.mockkernel.target import MockTarget
@@ -20,25 +20,28 @@ from harness.target import PORTS
 
 # the routes the paper's full-table test loaded (a full BGP table in 2018)
 FULL_BGP_TABLE = 752_138
+# (the path's last hop, the paper's Mpps)
+PAPER = {
+    "xdp_drop": ((Stage.XDP, "DROP"), 24.0),
+    "xdp_tx": ((Stage.NIC_TX, "XMIT"), 16.6),
+    "xdp_redirect": ((Stage.NIC_TX, "XMIT"), 8.55),
+    "iptables_raw_drop": ((Stage.NF_PREROUTING, "DROP"), 4.8),
+    "filter_drop": ((Stage.NF_FORWARD, "DROP"), 3.32),
+    "conntrack": ((Stage.NF_FORWARD, "DROP"), 1.8),
+    "routing_1route": ((Stage.NIC_TX, "XMIT"), 1.74),
+}  # routing_fulltable: below, the table's size without loading it
 
 
 def dut() -> MockTarget:
-    """The benchmarks' DUT: p0 and p1 connected, one route via p1's neighbour."""
     target = MockTarget()
-    target.sh("ip addr add 10.0.0.1/24 dev p0")
-    target.sh("ip addr add 10.0.1.1/24 dev p1")
-    target.sh(f"ip neigh replace 10.0.1.2 lladdr {PORTS[1].peer_mac} dev p1 nud permanent")
-    target.sh("ip route add 198.18.0.0/15 via 10.0.1.2")
-    target.sh("sysctl -w net.ipv4.ip_forward=1")
+    base_dut(target)
     return target
 
 
 def journey_of(target: MockTarget) -> Journey:
     """The journey of the second of two identical 64-byte frames (the first may set up state)."""
-    frame = Ether(src=PORTS[0].peer_mac, dst=PORTS[0].mac) / IP(src="10.0.0.2", dst="198.18.0.1") / \
-        UDP(sport=1024, dport=9) / bytes(18)
-    assert len(frame) == 60  # 64 bytes on the wire with the FCS
-    target.send("p0", [frame, frame])
+    assert len(frame()) == 60  # 64 bytes on the wire with the FCS
+    target.send("p0", [frame(), frame()])
     return target.journeys()[-1]
 
 
@@ -46,41 +49,11 @@ def mpps(target: MockTarget, journey: Journey) -> float:
     return 1000 / CostModel.default().packet_ns(journey, target.kernel)
 
 
-def xdp(program: str):
-    def attach(target: MockTarget, bpf_objects) -> None:
-        target.sh(f"ip link set dev p0 xdp obj {bpf_objects[program]} sec xdp")
-    return attach
-
-
-def xdp_redirect_to_p1(target: MockTarget, bpf_objects) -> None:
-    target.sh(f"ip link set dev p0 xdp obj {bpf_objects['xdp_redirect_devmap']} sec xdp")
-    bpfmaps.map_of(target, "p0", "tx_port").update(bpfmaps.u32(2), bpfmaps.u32(3))  # p0's ifindex -> p1's
-
-
-def rules(*commands: str):
-    def configure(target: MockTarget, bpf_objects) -> None:
-        for command in commands:
-            target.sh(command)
-    return configure
-
-
-# (configuration, the path's last hop, the paper's Mpps)
-PAPER_PATHS = {
-    "xdp_drop": (xdp("xdp_drop_udp"), (Stage.XDP, "DROP"), 24.0),
-    "xdp_tx": (xdp("xdp_tx_reflector"), (Stage.NIC_TX, "XMIT"), 16.6),
-    "xdp_redirect": (xdp_redirect_to_p1, (Stage.NIC_TX, "XMIT"), 8.55),
-    "iptables_raw_drop": (rules("iptables -t raw -A PREROUTING -j DROP"), (Stage.NF_PREROUTING, "DROP"), 4.8),
-    "filter_drop": (rules("iptables -A FORWARD -j DROP"), (Stage.NF_FORWARD, "DROP"), 3.32),
-    "conntrack": (rules("iptables -A FORWARD -m conntrack --ctstate NEW -j DROP"), (Stage.NF_FORWARD, "DROP"), 1.8),
-    "routing_1route": (rules(), (Stage.NIC_TX, "XMIT"), 1.74),
-}
-
-
-@pytest.mark.parametrize("path", PAPER_PATHS)
-def test_the_default_profile_charges_each_paper_path_what_the_paper_measured(path, bpf_objects):
-    configure, (last_stage, last_verdict), paper_mpps = PAPER_PATHS[path]
+@pytest.mark.parametrize("anchor", [a for a in ANCHORS if a.name in PAPER], ids=lambda anchor: anchor.name)
+def test_the_default_profile_charges_each_paper_path_what_the_paper_measured(anchor, bpf_objects):
+    (last_stage, last_verdict), paper_mpps = PAPER[anchor.name]
     target = dut()
-    configure(target, bpf_objects)
+    anchor.configure(target, bpf_objects)
     journey = journey_of(target)
     assert (journey.hops[-1].stage, journey.hops[-1].verdict) == (last_stage, last_verdict), journey.render()
     assert mpps(target, journey) == pytest.approx(paper_mpps, rel=1e-4)
@@ -98,8 +71,7 @@ def test_a_full_bgp_table_costs_the_fib_lookup_what_the_paper_measured():
 def test_conntrack_charges_the_entry_allocation_only_to_packets_that_get_one():
     target = dut()
     target.sh("iptables -A FORWARD -m conntrack --ctstate NEW,ESTABLISHED -j ACCEPT")
-    target.send("p0", [Ether(src=PORTS[0].peer_mac, dst=PORTS[0].mac) / IP(src="10.0.0.2", dst="198.18.0.1") /
-                       UDP(sport=1024, dport=9)] * 2)
+    target.send("p0", [frame(), frame()])
     first, second = target.journeys()
     assert path_counts(first, target.kernel)["conntrack_new"] == 1
     assert path_counts(first, target.kernel)["conntrack_confirm"] == 1
