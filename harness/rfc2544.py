@@ -83,10 +83,12 @@ class Settings:
     b2b_resolution: int = 1  # frames: bisection stops when the bounds are this close
 
     def goals(self) -> tuple[SearchGoal, SearchGoal]:
-        """NDR and PDR as MLRsearch goals: one trial of `trial_duration` decides a load."""
+        """NDR and PDR as MLRsearch goals: one trial of `trial_duration` decides a load;
+        a minimum load that loses leaves the goal without a lower bound (reported as
+        such) rather than ending the campaign."""
         common = dict(exceed_ratio=0.0, relative_width=self.relative_width,
                       initial_trial_duration=self.trial_duration, final_trial_duration=self.trial_duration,
-                      duration_sum=self.trial_duration, preceding_targets=2)
+                      duration_sum=self.trial_duration, preceding_targets=2, fail_fast=False)
         return SearchGoal(loss_ratio=0.0, **common), SearchGoal(loss_ratio=self.pdr_loss_ratio, **common)
 
 

@@ -32,10 +32,21 @@ class CapacityDut:
     generator of RATE pps (`sends`: the share of the intended packets it sends)."""
 
     name = "capacity"
+    ports = PORTS
 
-    def __init__(self, sends: float = 1.0) -> None:
+    def __init__(self, sends: float = 1.0, capacity: int = CAPACITY) -> None:
         self.sends = sends
+        self.capacity = capacity
         self.profiles: list[tuple[Profile, float | None]] = []
+        self.commands: list[str] = []
+        self.closed = False
+
+    def sh(self, command: str) -> str:
+        self.commands.append(command)
+        return ""
+
+    def close(self) -> None:
+        self.closed = True
 
     def traffic_caps(self) -> TrafficCaps:
         return TrafficCaps("closed-form model", max_pps=RATE, max_bps_L1=100e9, observes=frozenset({"latency"}))
@@ -46,10 +57,10 @@ class CapacityDut:
         pps = stream.rate.value
         if stream.mode is Mode.SINGLE_BURST:
             sent = stream.count
-            received = min(sent, BUFFER + sent * CAPACITY // RATE)
+            received = min(sent, BUFFER + sent * self.capacity // RATE)
         else:
             sent = round(pps * duration * self.sends)
-            received = min(sent, round(CAPACITY * duration))
+            received = min(sent, round(self.capacity * duration))
         stats = StreamStats(stream.id, opackets=sent, ipackets=received,
                             latency=LOSSLESS_LATENCY if stream.latency else None)
         return Result(self.name, duration or sent / pps, streams={stream.id: stats})
@@ -72,6 +83,13 @@ def test_pdr_at_half_a_percent_lies_between_capacity_and_capacity_over_0_995():
     assert 250_000 <= size.pdr.lower_pps <= 251_257 < size.pdr.upper_pps <= 252_520
     # conditional throughput: what the DUT forwarded at the lower bound, the offered count rounded to a packet
     assert size.pdr.conditional_pps == pytest.approx(250_000, abs=1)
+
+
+@pytest.mark.parametrize("capacity, lower, upper", [(2_000_000, 1_000_000, None), (500, None, 1000.0)])
+def test_a_dut_faster_than_the_maximum_or_slower_than_the_minimum_load_leaves_one_bound(capacity, lower, upper):
+    size = campaign(CapacityDut(capacity=capacity), phases=(Phase.SEARCH, Phase.LATENCY)).sizes[0]
+    assert (size.ndr.lower_pps, size.ndr.upper_pps) == (lower, upper)
+    assert "-" in rfc2544.Report("capacity", "", Settings(), [size]).throughput_table().splitlines()[2].split()
 
 
 def test_every_search_trial_is_recorded_with_what_the_target_answered():
@@ -206,3 +224,21 @@ def test_pj_progress_forces_the_bar_off_or_on(monkeypatch, capsys, setting, want
     monkeypatch.setenv("PJ_PROGRESS", setting)
     rfc2544.run(CapacityDut(), PORTS[0], FRAME, sizes=(64,), settings=Settings(phases=(Phase.SEARCH,)))
     assert ("RFC 2544" in capsys.readouterr().err) is wanted
+
+
+def test_command_line_sets_up_forwarding_through_conntrack_and_writes_tables_and_plots(monkeypatch, tmp_path,
+                                                                                      capsys):
+    dut = CapacityDut()
+    monkeypatch.setattr(rfc2544, "_make_target", lambda name: dut)
+    assert rfc2544.main(["--sizes", "64", "--conntrack", "--b2b-repeats", "1", "--out", str(tmp_path)]) == 0
+    assert dut.commands == [
+        "sysctl -w net.ipv4.ip_forward=1", "ip addr add 10.0.0.1/24 dev p0", "ip addr add 10.0.1.1/24 dev p1",
+        "ip neigh replace 10.0.1.2 lladdr 02:00:00:00:01:02 dev p1 nud permanent", "nft add table ip bench",
+        "nft add chain ip bench forward { type filter hook forward priority 0 ; policy drop ; }",
+        "nft add rule ip bench forward ct state new,established accept"]
+    assert dut.closed
+    printed = capsys.readouterr().out
+    assert "on capacity, forwarding p0 -> p1 through conntrack" in printed
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "latency-64-ndr.png", "latency-64-pdr.png", "report.json", "report.txt", "throughput-64.png"]
+    assert (tmp_path / "report.txt").read_text() in printed
