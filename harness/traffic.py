@@ -485,17 +485,21 @@ class LatencyStats:
 
 
 def histogram_bucket(latency_us: float) -> int:
-    """The histogram bucket of a latency: its leading digit times its decade
-    (TRex's buckets: 10, 20, .. 90, 100, 200, .. each up to the next), extended
-    below 10 us by 1 us buckets 1..9 and 0 for under 1 us, where TRex puts all
-    of 0-10 us into 0: a software path's latencies are a few microseconds."""
+    """The histogram bucket of a latency: its leading digit times its decade.
+    TRex's buckets (trex-core time_histogram.cpp, CTimeHistogram::Add() and
+    dump_json()) are 10, 20, .. 90, 100, 200, .., each up to the next, and 0
+    for all of 0-10 us; here 0-10 us has 1 us buckets 1..9 and 0 for under
+    1 us, since a software path's latencies are a few microseconds."""
     whole = int(latency_us)
     decade = 10 ** (len(str(whole)) - 1)
     return whole // decade * decade
 
 
 class LatencyRecorder:
-    """Latencies of one stream's packets in arrival order, into LatencyStats."""
+    """Latencies of one stream's packets in arrival order, into LatencyStats:
+    min, the mean over every packet (TRex shows a smoothed average per
+    period), max, RFC 3550 jitter (A.8: J += (|D| - J) / 16, D the difference
+    between consecutive packets' latencies, as TRex's CJitter) and the histogram."""
 
     def __init__(self):
         self.packets = 0
@@ -507,9 +511,12 @@ class LatencyRecorder:
         self._histogram: dict[int, int] = {}
 
     def add(self, latency_us: float, count: int = 1) -> None:
-        """`count` consecutive packets of latency `latency_us` (a train): the first
-        moves the jitter by its difference to the previous packet, the others by 0."""
-        if count < 1:
+        """`count` consecutive packets of latency `latency_us` (a train; 0: none):
+        the first moves the jitter by its difference to the previous packet, the
+        others by 0."""
+        if count < 0:
+            raise ValueError(f"a train of {count} packets")
+        if not count:
             return
         if self._last is not None:
             self._jitter += (abs(latency_us - self._last) - self._jitter) / 16
@@ -550,7 +557,11 @@ class SequenceChecker:
         self.duplicates = 0
 
     def see(self, seq: int, count: int = 1) -> None:
-        """Packets seq, seq + 1, ... seq + count - 1 arrived, in that order."""
+        """Packets seq, seq + 1, ... seq + count - 1 arrived, in that order (0: none)."""
+        if count < 0:
+            raise ValueError(f"a train of {count} packets")
+        if not count:
+            return
         ahead = (seq - self.expected) % SEQ_SPACE
         if ahead == 0:
             self.expected = (seq + count) % SEQ_SPACE

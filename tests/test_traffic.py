@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from scapy.layers.inet import IP, TCP, UDP
-from scapy.layers.l2 import ARP, Ether
+from scapy.layers.inet import IP, IPOption_NOP, TCP, UDP
+from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
 from harness.traffic import (IMIX, TAG_LEN, LatencyRecorder, LatencyStats, Loss, Mode, PortStats, Profile, Rate,
@@ -225,6 +225,21 @@ def test_tcp_checksum_follows_a_varied_port():
                       + bytes(6) for port in (80, 81)]
 
 
+def test_vlan_tagged_frame_varies_behind_its_tag():
+    tagged = Ether(**MACS) / Dot1Q(vlan=100) / IP(src="10.0.0.2", dst="10.0.1.2", id=7) / UDP(sport=1000, dport=53)
+    frames = stream_frames(Stream.of("p0", tagged, vary=(Vary("ip.id", 2), Vary("udp.dport", 2))))
+    assert frames == [bytes(Ether(**MACS) / Dot1Q(vlan=100) / IP(src="10.0.0.2", dst="10.0.1.2", id=ident)
+                            / UDP(sport=1000, dport=dport) / Raw(bytes(TAG_LEN))) for ident, dport in ((7, 53), (8, 54))]
+
+
+def test_sizes_behind_ip_options():
+    options = IPOption_NOP() / IPOption_NOP() / IPOption_NOP() / IPOption_NOP()
+    packet = Ether(**MACS) / IP(src="10.0.0.2", dst="10.0.1.2", options=options) / UDP(sport=1, dport=2)
+    frames = stream_frames(Stream.of("p0", packet, sizes=((128, 1),)))
+    assert frames == [bytes(Ether(**MACS) / IP(src="10.0.0.2", dst="10.0.1.2", options=options)
+                            / UDP(sport=1, dport=2) / Raw(bytes(78)))]
+
+
 def test_udp_without_checksum_stays_without():
     stream = Stream.of("p0", udp_packet(chksum=0), vary=(Vary("udp.dport", 2),), sizes=((128, 1),))
     assert {Ether(frame)[UDP].chksum for frame in stream_frames(stream)} == {0}
@@ -415,3 +430,17 @@ losses:
   NIC_RX  RX_RING_FULL  p0 rx ring  10
 notes:
   paths: counted per train"""
+
+
+def test_empty_trains_count_nothing_and_negative_ones_are_refused():
+    recorder, checker = LatencyRecorder(), SequenceChecker()
+    recorder.add(5.0)
+    recorder.add(50.0, count=0)
+    checker.see(0)
+    checker.see(9, count=0)
+    assert recorder.stats() == LatencyStats(5.0, 5.0, 5.0, 0.0, {5: 1})
+    assert _counts(checker) == (0, 0, 0, 0, 0, 1)
+    with pytest.raises(ValueError, match="a train of -1 packets"):
+        recorder.add(1.0, count=-1)
+    with pytest.raises(ValueError, match="a train of -2 packets"):
+        checker.see(1, count=-2)
