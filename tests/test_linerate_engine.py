@@ -3,10 +3,17 @@ through MockTarget.traffic() in virtual time."""
 from __future__ import annotations
 
 import ipaddress
+import struct
 
 import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
 
 from harness.mockkernel.linerate.rss import toeplitz_hash
+from harness.mockkernel.linerate.trains import path_text
+from harness.mockkernel.target import MockTarget
+from harness.target import PORTS
+from harness.traffic import Loss, Mode, Profile, Rate, Stream, Vary
 
 # Microsoft's RSS verification suite ("Verifying the RSS Hash Calculation"), the
 # key and the IPv4 vectors NIC datasheets repeat (82599 datasheet 7.1.2.8.3)
@@ -26,3 +33,174 @@ def test_toeplitz_hash_matches_the_microsoft_rss_verification_vectors(src, sport
     ports = sport.to_bytes(2, "big") + dport.to_bytes(2, "big")
     assert toeplitz_hash(MS_RSS_KEY, addrs) == ipv4_hash
     assert toeplitz_hash(MS_RSS_KEY, addrs + ports) == ipv4_l4_hash
+
+
+# traffic through the engine ----------------------------------------------------
+SRC, DST = "10.0.0.2", "10.0.1.2"  # a host behind p0 sends to one behind p1
+FORWARD = ("ip addr add 10.0.0.1/24 dev p0", "ip addr add 10.0.1.1/24 dev p1",
+           f"ip neigh replace {SRC} lladdr {PORTS[0].peer_mac} dev p0 nud permanent",
+           f"ip neigh replace {DST} lladdr {PORTS[1].peer_mac} dev p1 nud permanent",
+           "sysctl -w net.ipv4.ip_forward=1")
+CONNTRACK_RULES = """table inet filter {
+  chain forward {
+    type filter hook forward priority 0;
+    ct state new counter accept
+    counter accept
+  }
+}
+"""
+
+
+def forwarding_target(rules: str | None = None) -> MockTarget:
+    target = MockTarget()
+    for command in FORWARD:
+        target.sh(command)
+    if rules is not None:
+        target.sh("nft -f -", stdin=rules)
+    return target
+
+
+def udp_frame(sport: int = 1000, dport: int = 2000, src: str = SRC, dst: str = DST, port: int = 0) -> bytes:
+    return bytes(Ether(src=PORTS[port].peer_mac, dst=PORTS[port].mac) / IP(src=src, dst=dst) /
+                 UDP(sport=sport, dport=dport) / (b"x" * 18))
+
+
+def burst(frame: bytes, count: int, pps: float, port: str = "p0", **fields) -> Stream:
+    return Stream.of(port, frame, rate=Rate(pps), mode=Mode.SINGLE_BURST, count=count, **fields)
+
+
+def functional_paths(journeys) -> dict[str, int]:
+    paths: dict[str, int] = {}
+    for journey in journeys:
+        paths[path_text(journey)] = paths.get(path_text(journey), 0) + 1
+    return paths
+
+
+@pytest.mark.parametrize("pps", [1_000.0, 10_000_000.0])
+def test_a_few_packets_through_the_engine_take_the_paths_and_leave_the_state_of_the_functional_path(pps):
+    """At a slow rate every packet is its own train; at 10 Mpps the five arrive in one
+    slice and all but the probes go in bulk: the same paths, counters and conntrack."""
+    frame = udp_frame()
+    engine = forwarding_target(CONNTRACK_RULES)
+    result = engine.traffic(Profile((burst(frame, 5, pps),)))
+    functional = forwarding_target(CONNTRACK_RULES)
+    functional.send("p0", [frame] * 5)
+    sent = functional.collect("p1")
+
+    assert dict(result.paths) == functional_paths(functional.journeys())
+    assert [j.render() for j in engine.journeys()] == [j.render() for j in functional.journeys()][
+        :len(engine.journeys())]
+    assert len(engine.journeys()) >= 3  # the first packet, and two probes that agree
+    assert engine.counters() == functional.counters()
+    assert engine.conntrack() == functional.conntrack()
+    assert result.ports["p1"].ipackets == len(sent) == 5
+    assert result.ports["p1"].ibytes == sum(map(len, sent))
+    assert result.streams[0].ipackets == 5 and result.losses == []
+    assert engine.sh("ip -s link show dev p1") == functional.sh("ip -s link show dev p1")
+
+
+def test_a_burst_larger_than_the_ring_loses_exactly_the_excess_at_the_ring():
+    """rx-usecs 1000: the interrupt comes 1 ms after the first frame, long after the
+    300 frames (20 us at 10 Gbit/s) filled the 256 descriptors."""
+    target = forwarding_target()
+    target.sh("ethtool -C p0 rx-usecs 1000")
+    result = target.traffic(Profile((burst(udp_frame(), 300, 14_880_952.0, latency=True),)))
+
+    assert result.losses == [Loss("NIC_RX", "FULL_RING", "p0 rx_missed_errors", 44)]
+    assert result.streams[0].ipackets == result.ports["p1"].ipackets == 256
+    nic = target.kernel.nics["p0"]
+    assert nic.dev.stats.rx_missed_errors == nic.rx_queue(0).drops == 44
+    assert nic.rx_queue(0).packets == nic.dev.stats.rx_packets == 256
+    assert ("NIC_RX[p0] -> MISSED > DROP FULL_RING at NIC_RX in p0 rx_missed_errors", 44) in result.paths
+    assert target.kernel.dev_by_name("p1").stats.tx_packets == 256
+    assert 1000 < result.streams[0].latency.min_us < 1001  # each waited for the interrupt
+
+
+def test_xdp_drop_flood_leaves_nft_counters_at_zero_while_an_nft_drop_rule_counts_every_packet(bpf_objects):
+    rules = """table ip raw {
+  chain prerouting {
+    type filter hook prerouting priority -300;
+    udp dport 2000 counter drop
+  }
+}
+"""
+    frame = udp_frame()
+    flood = Stream.of("p0", frame)  # 100% of 10 Gbit/s: 14.88 Mpps
+    xdp = forwarding_target(rules)
+    xdp.sh(f"ip link set dev p0 xdp obj {bpf_objects['xdp_drop_udp']} sec xdp")
+    dropped_by_xdp = xdp.traffic(Profile((flood,)), duration=0.01)
+    sent = dropped_by_xdp.streams[0].opackets
+    assert sent == 148_809
+    assert [c.packets for c in xdp.counters()] == [0]
+    assert dropped_by_xdp.losses == [Loss("XDP", "NOT_SPECIFIED", "veth_xdp_rcv_skb", sent)]
+
+    nft = forwarding_target(rules)
+    slow = Stream.of("p0", frame, rate=Rate(1_000_000.0))  # what the CPU keeps up with
+    dropped_by_nft = nft.traffic(Profile((slow,)), duration=0.01)
+    assert [c.packets for c in nft.counters()] == [dropped_by_nft.streams[0].opackets] == [10_000]
+    assert dropped_by_nft.losses == [Loss("NF_PREROUTING", "NETFILTER_DROP", "nft_do_chain", 10_000)]
+
+
+def reference_toeplitz(key: bytes, data: bytes) -> int:
+    """The Microsoft RSS specification's pseudo-code: a 32-bit window slides
+    over the key one bit per input bit."""
+    window, next_bit, result = int.from_bytes(key[:4], "big"), 32, 0
+    for byte in data:
+        for bit in range(7, -1, -1):
+            if byte >> bit & 1:
+                result ^= window
+            window = (window << 1 | key[next_bit // 8] >> (7 - next_bit % 8) & 1) & 0xFFFFFFFF
+            next_bit += 1
+    return result
+
+
+def test_rss_spreads_100_flows_over_4_queues_by_the_toeplitz_hash_of_their_tuples():
+    target = forwarding_target()
+    dev = target.kernel.dev_by_name("p0")
+    dev.channels = 4  # four RX queues; ethtool -L on the mock comes with the tools of issue 10
+    dev.rss_key = MS_RSS_KEY
+    flows = Stream.of("p0", udp_frame(sport=1000), rate=Rate(1_000_000.0), mode=Mode.SINGLE_BURST, count=1000,
+                      vary=(Vary("udp.sport", 100),))
+    result = target.traffic(Profile((flows,)))
+
+    addrs = ipaddress.IPv4Address(SRC).packed + ipaddress.IPv4Address(DST).packed
+    expected = [0] * 4
+    for sport in range(1000, 1100):  # 10 packets each; the default table maps hash % 128 to queue % 4
+        expected[reference_toeplitz(MS_RSS_KEY, addrs + struct.pack("!HH", sport, 2000)) % 128 % 4] += 10
+    nic = target.kernel.nics["p0"]
+    assert [nic.rx_queue(i).packets for i in range(4)] == expected
+    assert all(expected) and result.streams[0].ipackets == 1000
+    softnet = target.kernel.softnet  # queues 0 and 2 on CPU 0, 1 and 3 on CPU 1
+    assert [cpu.processed for cpu in softnet] == [expected[0] + expected[2], expected[1] + expected[3]]
+
+
+def saturating_flood() -> Stream:
+    return Stream.of("p0", udp_frame())  # 14.88 Mpps: more than a CPU forwards
+
+
+def test_a_smaller_netdev_budget_squeezes_more_softirq_rounds_and_forwards_as_many_packets():
+    results = {}
+    for budget in (300, 30):
+        target = forwarding_target()
+        target.sh(f"sysctl -w net.core.netdev_budget={budget}")
+        result = target.traffic(Profile((saturating_flood(),)), duration=0.01)
+        results[budget] = (result.streams[0].ipackets, target.kernel.softnet[0].time_squeeze)
+    (forwarded, squeezed), (forwarded_small, squeezed_small) = results[300], results[30]
+    assert forwarded_small == forwarded
+    # a saturated CPU ends a round every budget packets with work left (but while the ring first fills)
+    assert squeezed == pytest.approx(forwarded / 300, abs=1)
+    assert squeezed_small == pytest.approx(forwarded / 30, abs=2)
+
+
+def test_a_queue_that_keeps_up_waits_half_a_napi_weight_of_a_flooded_queue_on_its_cpu():
+    """p0's and p1's queue 0 are both served by CPU 0: a light flow from p1 waits,
+    on average, for half a poll (NAPI_POLL_WEIGHT packets) of p0's flood."""
+    light = Stream.of("p1", udp_frame(src=DST, dst=SRC, port=1), rate=Rate(10_000.0), latency=True, id=1)
+    alone, shared = forwarding_target(), forwarding_target()
+    quiet = alone.traffic(Profile((light,)), duration=0.01).streams[1].latency
+    flooded = shared.traffic(Profile((saturating_flood(), light)), duration=0.01)
+    flood_only = forwarding_target().traffic(Profile((saturating_flood(),)), duration=0.01)
+    per_packet_s = 1 / flood_only.streams[0].rx_pps  # the flood's cost on a saturated CPU
+    waited_us = flooded.streams[1].latency.avg_us - quiet.avg_us
+    assert waited_us == pytest.approx(64 / 2 * per_packet_s * 1e6, rel=0.05)
+    assert flooded.streams[1].ipackets == 100

@@ -14,11 +14,13 @@ from harness.mockkernel.cmd.conntrack import ct_entry, nf_conn_from
 from harness.mockkernel.ipv4 import ping, udp
 from harness.mockkernel.kernel import Kernel
 from harness.mockkernel.linerate.cost import CostModel
+from harness.mockkernel.linerate.engine import Engine
 from harness.mockkernel.net import int_to_ip, ip_to_int
 from harness.mockkernel.netfilter.nf_conntrack_core import ctnetlink_create_conntrack, nf_conntrack_gc
 from harness.mockkernel.netfilter import nf_tables
 from harness.target import (MAX_L2_OVERHEAD, PERF_RING_PAGES, AppSocket, CommandError, EventReader, Port,
                             Target, TargetError, frame_too_long)
+from harness.traffic import ETH_ZLEN, Profile, Result, TrafficCaps, l1_bits, stream_frames
 
 
 def sh(kernel: Kernel, argv: list[str], stdin: str | None = None) -> str:
@@ -99,6 +101,22 @@ class MockTarget(Target):
                               "perf_event_array maps")
         self._event_readers.append(reader)
         return reader
+
+    def traffic_caps(self) -> TrafficCaps:
+        """Virtual time generates any rate up to each port's line rate (64-byte frames at L1)."""
+        line_bps = max(self.kernel.dev_by_name(port.name).speed for port in self.ports) * 1e6
+        return TrafficCaps("virtual-time model", line_bps / l1_bits(ETH_ZLEN), line_bps,
+                           frozenset({"latency", "losses", "paths", "ring", "rss", "softnet"}))
+
+    def traffic(self, profile: Profile, duration: float | None = None) -> Result:
+        """The profile through the line-rate model (linerate/engine.py), drained."""
+        for stream in profile.streams:
+            port = self.port(stream.port)
+            mtu = self.kernel.dev_by_name(port.name).mtu
+            longest = max(map(len, stream_frames(stream)))
+            if longest > mtu + MAX_L2_OVERHEAD:
+                raise frame_too_long(port, longest, mtu)
+        return Engine(self.kernel, self.cost).run(profile, duration)
 
     def wait(self, seconds: float) -> None:
         self.kernel.advance(seconds)

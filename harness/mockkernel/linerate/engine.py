@@ -1,0 +1,507 @@
+"""The mock at line rate: a traffic profile through the kernel in virtual time.
+
+Two models run side by side, the timing one as a fluid, the functional one on
+packet trains (trains.py):
+
+Timing (drivers/net/*, net/core/dev.c): each stream's packets leave the tester
+at the stream's rate, one after another (its cycle of frames: traffic.py
+stream_frames()) and arrive when their last bit has crossed the link (L1
+serialisation at the port's `speed`). RSS (rss.py) puts each distinct frame,
+a flow, on an RX queue of its port (`channels` queues, queue i served by CPU
+i % ncpus). A queue is a ring of `rx_ring` descriptors: arrivals that find it
+full are missed (rx_missed_errors, the queue's drops). Interrupt coalescing
+(`ethtool -C rx-usecs/rx-frames`, with mlx5's moderation semantics: the
+interrupt fires rx-usecs after the first packet, or earlier once rx-frames are
+waiting; rx-usecs 0 interrupts at once) delays the first NAPI poll; once
+scheduled, NAPI polls the queue until it finds it empty (napi_complete_done(),
+which re-arms the interrupt). A CPU serves its scheduled queues round robin,
+NAPI_POLL_WEIGHT packets a poll, paying each packet's cost (the cost model's
+ns for the packet's path): in the fluid, every backlogged queue of a CPU gets
+the same packet rate, a queue that keeps up gets its arrival rate. Rounds of
+net_rx_action() end after netdev_budget packets or netdev_budget_usecs with
+work left: each such round counts in time_squeeze. A packet's latency is
+tester to tester: RX serialisation, waiting in the ring (first in, first out,
+read off the queue's arrival and departure curves), its processing, waiting
+for the polls of the CPU's backlogged queues when its own queue keeps up (half
+a round of their NAPI weights), and TX serialisation at the output port's
+speed behind what that port still has to send.
+
+Functional: every SLICE of virtual time, each flow's packets that its queue
+served meanwhile run through the kernel as one train, at that instant, on the
+queue's CPU (eBPF per-CPU maps see it). A flow's first packet runs when its
+queue first polls it, so its cost is known before the timing model needs it.
+Paths, drops and the frames sent come from the trains; the cost of the
+packets' paths feeds back into the timing model from slice to slice.
+
+Left out: the backlog (netif_rx, RPS: netdev_max_backlog), GRO, TX rings and
+TX completion (a port sends what the stack gives it at line rate; what it has
+queued only delays its packets), skb->hash in the probes' skbs, the IRQ's own
+cost, packets that the kernel sends on its own (ARP, timers) during a run.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from harness.dropreason import DropReason
+from harness.journey import Stage
+from harness.mockkernel.linerate.cost import CostModel
+from harness.mockkernel.linerate.rss import rss_defaults, rx_queue_of
+from harness.mockkernel.linerate.trains import Outcome, Prober
+from harness.mockkernel.nic import NAPI_POLL_WEIGHT
+from harness.traffic import (LatencyRecorder, Loss, Mode, PortStats, Profile, Result, StreamStats, l1_bits, l2_bits,
+                             stream_frames, stream_pps)
+
+SLICE = 1e-3  # virtual seconds between the functional trains
+EPSILON = 1e-9  # packets: a ring holding less is empty
+
+
+@dataclass(eq=False)
+class StreamRun:
+    """One stream in a run: its frames' cycle, rate, when it sends, what came back."""
+
+    stream: object
+    frames: list[bytes]
+    pps: float
+    windows: list[tuple[float, float]]  # (first, end) send times of each burst
+    packets: int
+    stats: StreamStats
+    recorder: LatencyRecorder | None
+
+
+@dataclass(eq=False)
+class Flow:
+    """One distinct frame of a stream: it always hashes to the same queue and
+    takes the same path while the kernel's state lets it."""
+
+    run: StreamRun
+    frame: bytes
+    queue: "RxQueue"
+    rate: float  # packets per second while its stream sends
+    rx_time: float  # L1 serialisation on the input port
+    arrivals: int  # packets of it the run sends
+    current: float = 0.0  # its arrival rate now
+    in_ring: float = 0.0
+    served: float = 0.0
+    missed: float = 0.0
+    done: int = 0  # packets run through the kernel
+    cost: float | None = None  # CPU seconds per packet, from its last train
+    delivered: float = 0.0  # frames transmitted per packet, from its last train
+    tx_port: str | None = None
+    tx_time: float = 0.0  # L1 serialisation of what it transmits
+    taken: float = 0.0  # packets its queue served in the last interval
+    latency_carry: float = 0.0
+
+
+@dataclass(eq=False)
+class RxQueue:
+    """One RX ring and its NAPI context."""
+
+    port: str
+    index: int
+    cpu: int
+    capacity: int
+    rx_usecs: float
+    rx_frames: int
+    flows: list[Flow] = field(default_factory=list)
+    backlog: float = 0.0
+    arrival_rate: float = 0.0
+    service_rate: float = 0.0
+    polling: bool = False
+    irq_at: float | None = None
+    admitted: float = 0.0  # cumulative, for the arrival curve
+    departed: float = 0.0
+    history: deque = field(default_factory=deque)  # (time, admitted) breakpoints of the arrival curve
+
+    def cost(self) -> float:
+        """CPU seconds per packet of what the queue holds, or of what arrives when it is empty."""
+        if self.backlog > EPSILON:
+            return sum(f.in_ring * f.cost for f in self.flows if f.in_ring > 0) / self.backlog
+        weight = sum(f.rate for f in self.flows if f.rate)
+        return sum(f.rate * f.cost for f in self.flows if f.rate) / weight if weight else 0.0
+
+    def arrival_time(self, ordinal: float) -> float:
+        """When the `ordinal`-th admitted packet arrived (the arrival curve, inverted)."""
+        history = self.history
+        while len(history) > 2 and history[1][1] <= ordinal:
+            history.popleft()
+        for (t0, a0), (t1, a1) in zip(history, list(history)[1:]):
+            if ordinal <= a1:
+                return t0 if a1 == a0 else t0 + (t1 - t0) * (ordinal - a0) / (a1 - a0)
+        return history[-1][0]
+
+
+class Engine:
+    """One run of a profile through `kernel` (MockTarget.traffic())."""
+
+    def __init__(self, kernel, cost_model: CostModel) -> None:
+        self.kernel = kernel
+        self.prober = Prober(kernel, cost_model)
+        self.runs: list[StreamRun] = []
+        self.queues: list[RxQueue] = []
+        self.flows: list[Flow] = []
+        self.start = kernel.clock.now
+        self.port_stats: dict[str, PortStats] = {}
+        self.tx_backlog: dict[str, float] = {}  # seconds of sending a port has queued
+        self.tx_sent: dict[str, float] = {}  # seconds of sending in the current slice
+        self.squeeze: list[float] = [0.0] * kernel.ncpus
+        self.busy: list[float] = [0.0] * kernel.ncpus
+
+    # setup -------------------------------------------------------------------
+    def _add_stream(self, stream, duration: float | None) -> None:
+        kernel = self.kernel
+        dev = kernel.dev_by_name(stream.port)
+        if dev is None or stream.port not in kernel.nics:
+            raise ValueError(f"stream {stream.id}: no port {stream.port!r} on the mock DUT")
+        line_bps = dev.speed * 1e6
+        frames = stream_frames(stream)
+        pps = min(stream_pps(stream, line_bps), line_bps / (sum(l1_bits(len(f)) for f in frames) / len(frames)))
+        if stream.mode is Mode.CONTINUOUS:
+            packets = int(pps * duration)
+            windows = [(0.0, packets / pps)]
+        else:
+            burst = stream.count / pps
+            gap = stream.ibg if stream.mode is Mode.MULTI_BURST else 0.0
+            bursts = stream.bursts if stream.mode is Mode.MULTI_BURST else 1
+            packets = stream.count * bursts
+            windows = [(b * (burst + gap), b * (burst + gap) + burst) for b in range(bursts)]
+        run = StreamRun(stream, frames, pps, windows, packets, StreamStats(stream.id),
+                        LatencyRecorder() if stream.latency else None)
+        self.runs.append(run)
+        run.stats.opackets = packets
+        cycles, rest = divmod(packets, len(frames))
+        run.stats.obytes = cycles * sum(map(len, frames)) + sum(map(len, frames[:rest]))
+        port = self.port_stats.setdefault(stream.port, PortStats())
+        port.opackets += packets
+        port.obytes += run.stats.obytes
+        rss_defaults(kernel, dev)
+        weights: dict[bytes, int] = {}
+        for frame in frames:
+            weights[frame] = weights.get(frame, 0) + 1
+        head: dict[bytes, int] = {}
+        for frame in frames[:rest]:
+            head[frame] = head.get(frame, 0) + 1
+        for frame, weight in weights.items():
+            queue = self._queue(stream.port, rx_queue_of(dev, frame)[1])
+            flow = Flow(run, frame, queue, pps * weight / len(frames), l1_bits(len(frame)) / line_bps,
+                        cycles * weight + head.get(frame, 0))
+            queue.flows.append(flow)
+            self.flows.append(flow)
+
+    def _queue(self, port: str, index: int) -> RxQueue:
+        for queue in self.queues:
+            if queue.port == port and queue.index == index:
+                return queue
+        dev = self.kernel.dev_by_name(port)
+        queue = RxQueue(port, index, index % self.kernel.ncpus, dev.rx_ring, dev.coalesce["rx-usecs"] * 1e-6,
+                        dev.coalesce["rx-frames"])
+        queue.history.append((0.0, 0.0))
+        self.queues.append(queue)
+        return queue
+
+    # the run -----------------------------------------------------------------
+    def run(self, profile: Profile, duration: float | None) -> Result:
+        profile.check_duration(duration)
+        for stream in profile.streams:
+            self._add_stream(stream, duration)
+        stashed = {name: nic.wire for name, nic in self.kernel.nics.items()}
+        for nic in self.kernel.nics.values():
+            nic.wire = []
+        try:
+            end = self._simulate()
+        finally:
+            for name, nic in self.kernel.nics.items():
+                nic.wire = stashed[name] + nic.wire
+        return self._result(max((w[1] for run in self.runs for w in run.windows), default=0.0), end)
+
+    def _breakpoints(self) -> list[float]:
+        return sorted({t + flow.rx_time for flow in self.flows for window in flow.run.windows for t in window})
+
+    def _set_rates(self, now: float) -> None:
+        """Arrival rates of the flows and queues for the interval starting `now`."""
+        for queue in self.queues:
+            queue.arrival_rate = 0.0
+        for flow in self.flows:
+            sending = any(first + flow.rx_time <= now < end + flow.rx_time for first, end in flow.run.windows)
+            flow.current = flow.rate if sending else 0.0
+            flow.queue.arrival_rate += flow.current
+
+    def _simulate(self) -> float:
+        breakpoints = deque(self._breakpoints())
+        now = 0.0
+        next_slice = SLICE
+        self._set_rates(now)
+        while True:
+            if breakpoints and breakpoints[0] <= now:
+                while breakpoints and breakpoints[0] <= now:
+                    breakpoints.popleft()
+                self._set_rates(now)
+            for queue in self.queues:
+                self._interrupt(queue, now)
+                if queue.polling:
+                    self._first_packets(queue, now)
+            for cpu in range(self.kernel.ncpus):
+                self._share_cpu([q for q in self.queues if q.cpu == cpu and q.polling])
+            step = self._next_event(now, breakpoints, next_slice)
+            if step is None:
+                break
+            self._advance(now, step)
+            now += step
+            if now >= next_slice - EPSILON * SLICE:
+                self._functional(now)
+                next_slice = now + SLICE
+            for queue in self.queues:
+                self._napi_complete(queue)
+        self._finish(now)
+        return now
+
+    def _interrupt(self, queue: RxQueue, now: float) -> None:
+        """Arm the queue's interrupt when packets wait or arrive, fire it when due."""
+        if queue.polling:
+            return
+        if queue.irq_at is None and (queue.backlog > EPSILON or queue.arrival_rate > 0):
+            queue.irq_at = now + queue.rx_usecs
+            if queue.rx_usecs and queue.rx_frames and queue.arrival_rate:
+                queue.irq_at = min(queue.irq_at, now + max(queue.rx_frames - queue.backlog, 0) / queue.arrival_rate)
+        if queue.irq_at is not None and queue.irq_at <= now + EPSILON * SLICE:
+            queue.irq_at = None
+            queue.polling = True
+
+    def _first_packets(self, queue: RxQueue, now: float) -> None:
+        """A flow's first packet runs through the kernel when its queue first
+        polls it: its path's cost is what the timing model charges."""
+        for flow in queue.flows:
+            if flow.cost is None and (flow.current or flow.in_ring > EPSILON):
+                self._train(flow, 1, now)
+
+    @staticmethod
+    def _napi_complete(queue: RxQueue) -> None:
+        """napi_complete_done(): a poll that found the ring empty re-arms the interrupt."""
+        if not queue.polling or queue.backlog > EPSILON:
+            return
+        if queue.arrival_rate == 0 or queue.rx_usecs > 0:
+            queue.polling = False
+            queue.backlog = 0.0
+
+    def _share_cpu(self, queues: list[RxQueue]) -> None:
+        """Round robin over the CPU's scheduled queues, as a fluid: each backlogged
+        queue gets the same packet rate, one that keeps up its arrival rate."""
+        costs = {id(q): q.cost() for q in queues}
+        left = 1.0
+        weight = sum(costs.values())
+        keeping_up = sorted((q for q in queues if q.backlog <= EPSILON), key=lambda q: q.arrival_rate)
+        shared = [q for q in queues if q.backlog > EPSILON]
+        for index, queue in enumerate(keeping_up):
+            if queue.arrival_rate * weight > left:  # it and every faster one get the shared rate
+                shared += keeping_up[index:]
+                break
+            queue.service_rate = queue.arrival_rate
+            left -= queue.arrival_rate * costs[id(queue)]
+            weight -= costs[id(queue)]
+        rate = left / weight if weight > 0 else 0.0
+        for queue in shared:
+            queue.service_rate = rate if costs[id(queue)] > 0 else float("inf")
+
+    def _next_event(self, now: float, breakpoints: deque, next_slice: float) -> float | None:
+        times = [next_slice]
+        if breakpoints:
+            times.append(breakpoints[0])
+        active = bool(breakpoints)
+        for queue in self.queues:
+            if queue.irq_at is not None:
+                times.append(queue.irq_at)
+                active = True
+            if queue.backlog > EPSILON or queue.polling or queue.arrival_rate:
+                active = True
+            if not queue.polling:
+                if queue.arrival_rate and queue.backlog < queue.capacity:
+                    times.append(now + (queue.capacity - queue.backlog) / queue.arrival_rate)
+                continue
+            net = queue.arrival_rate - queue.service_rate
+            if net > 0 and queue.backlog < queue.capacity:
+                times.append(now + (queue.capacity - queue.backlog) / net)
+            elif net < 0 and queue.backlog > EPSILON:
+                times.append(now + queue.backlog / -net)
+        if not active:
+            return None
+        return max(min(times) - now, 0.0) or EPSILON * SLICE
+
+    def _advance(self, now: float, step: float) -> None:
+        """Move every queue `step` seconds on at the interval's constant rates."""
+        for queue in self.queues:
+            arriving = queue.arrival_rate * step
+            served = queue.service_rate * step if queue.polling else 0.0
+            room = queue.capacity - queue.backlog
+            if queue.polling and queue.backlog <= EPSILON and queue.service_rate >= queue.arrival_rate:
+                served = arriving
+            admitted = min(arriving, room + served)
+            missed = arriving - admitted
+            served = min(served, queue.backlog + admitted)
+            self._move_flows(queue, step, arriving, admitted, missed, served)
+            start_ordinal, held = queue.departed, queue.backlog
+            queue.backlog = max(queue.backlog + admitted - served, 0.0)
+            queue.admitted += admitted
+            queue.departed += served
+            queue.history.append((now + step, queue.admitted))
+            if served > 0:
+                self._latency(queue, now, step, start_ordinal, served)
+                cost = queue.cost()
+                self.busy[queue.cpu] += served * cost
+                if held > EPSILON or queue.backlog > EPSILON:  # rounds that found more than a budget
+                    budget = self.kernel.sysctl.values["net.core.netdev_budget"]
+                    usecs = self.kernel.sysctl.values["net.core.netdev_budget_usecs"] * 1e-6
+                    self.squeeze[queue.cpu] += max(served / budget, step / usecs)
+
+    def _move_flows(self, queue: RxQueue, step: float, arriving: float, admitted: float, missed: float,
+                    served: float) -> None:
+        """Each flow's share of what arrived, was missed and was served."""
+        kept = admitted / arriving if arriving else 0.0
+        held = queue.backlog
+        for flow in queue.flows:
+            came = flow.current * step
+            flow.missed += came - came * kept
+            flow.in_ring += came * kept
+        total = held + admitted
+        for flow in queue.flows:
+            flow.taken = take = served * flow.in_ring / total if total > EPSILON else 0.0
+            flow.in_ring = max(flow.in_ring - take, 0.0)
+            flow.served += take
+
+    def _latency(self, queue: RxQueue, now: float, step: float, first: float, served: float) -> None:
+        """Latency of the packets the queue served in the interval, at its two ends."""
+        if not any(flow.run.recorder is not None for flow in queue.flows):
+            return
+        waits = (now - queue.arrival_time(first), now + step - queue.arrival_time(first + served))
+        others = sum(NAPI_POLL_WEIGHT * q.cost() for q in self.queues
+                     if q is not queue and q.cpu == queue.cpu and q.polling and q.backlog > EPSILON)
+        extra = queue.cost() + (others / 2 if queue.backlog <= EPSILON else 0.0)
+        for flow in queue.flows:
+            recorder = flow.run.recorder
+            if recorder is None or not flow.delivered:
+                continue
+            flow.latency_carry += flow.taken * flow.delivered
+            count = int(flow.latency_carry)
+            if not count:
+                continue
+            flow.latency_carry -= count
+            tx = flow.tx_time + self.tx_backlog.get(flow.tx_port, 0.0)
+            base = flow.rx_time + extra + tx
+            recorder.add((waits[0] + base) * 1e6, count // 2)
+            recorder.add((waits[1] + base) * 1e6, count - count // 2)
+
+    # the functional side -------------------------------------------------------
+    def _functional(self, now: float) -> None:
+        """Every flow's packets served since the last slice, as trains, now."""
+        self._clock(now)
+        for flow in self.flows:
+            count = int(flow.served + EPSILON) - flow.done
+            if count > 0:
+                self._train(flow, count, now)
+        self._drain_tx(SLICE)
+
+    def _clock(self, now: float) -> None:
+        clock = self.kernel.clock
+        if self.start + now > clock.now:
+            clock.advance(self.start + now - clock.now)
+
+    def _train(self, flow: Flow, count: int, now: float) -> None:
+        self._clock(now)
+        kernel = self.kernel
+        bpf = kernel.bpf
+        if bpf is not None:
+            bpf.cpu = flow.queue.cpu
+        spent = [0.0, 0, 0]  # cost, packets, frames transmitted
+
+        def tally(outcome: Outcome, times: int) -> None:
+            spent[0] += outcome.ns * times
+            spent[1] += times
+            spent[2] += len(outcome.outputs) * times
+            if outcome.skb:
+                kernel.softnet[flow.queue.cpu].processed += times
+            for port, frame in outcome.outputs:
+                stats = self.port_stats.setdefault(port, PortStats())
+                stats.ipackets += times
+                stats.ibytes += len(frame) * times
+                flow.run.stats.ipackets += times
+                flow.run.stats.ibytes += len(frame) * times
+                dev = kernel.dev_by_name(port)
+                seconds = l1_bits(len(frame)) / (dev.speed * 1e6)
+                self.tx_sent[port] = self.tx_sent.get(port, 0.0) + seconds * times
+                flow.tx_port, flow.tx_time = port, seconds
+
+        try:
+            self.prober.run(flow.queue.port, flow.frame, count, tally)
+        finally:
+            if bpf is not None:
+                bpf.cpu = 0
+        flow.done += count
+        flow.cost = spent[0] / spent[1] * 1e-9
+        flow.delivered = spent[2] / spent[1]
+
+    def _drain_tx(self, seconds: float) -> None:
+        """Each port sends what the slice gave it at line rate; the rest waits."""
+        for port, sent in self.tx_sent.items():
+            self.tx_backlog[port] = max(self.tx_backlog.get(port, 0.0) + sent - seconds, 0.0)
+        self.tx_sent = {}
+
+    def _finish(self, now: float) -> None:
+        """The run has drained: whole packets for each flow, the rest of each
+        flow through the kernel, and the ring and softnet counters."""
+        kernel = self.kernel
+        for flow in self.flows:
+            missed = min(round(flow.missed), flow.arrivals - flow.done)
+            flow.missed = missed
+            rest = flow.arrivals - missed - flow.done
+            if rest > 0:
+                self._train(flow, rest, now)
+            flow.served = flow.done
+        for queue in self.queues:
+            nic = kernel.nics[queue.port]
+            stats = nic.rx_queue(queue.index)
+            missed = sum(int(f.missed) for f in queue.flows)
+            stats.packets += sum(f.done for f in queue.flows)
+            stats.bytes += sum(f.done * len(f.frame) for f in queue.flows)
+            stats.drops += missed
+            nic.dev.stats.rx_missed_errors += missed
+        for cpu, squeezed in enumerate(self.squeeze):
+            kernel.softnet[cpu].time_squeeze += int(squeezed)
+        self._clock(now)
+
+    # the result --------------------------------------------------------------
+    def _result(self, duration: float, end: float) -> Result:
+        result = Result("mock", duration)
+        for name, stats in sorted(self.port_stats.items()):
+            result.ports[name] = stats
+            if duration:
+                stats.tx_pps = stats.opackets / duration
+                stats.rx_pps = stats.ipackets / duration
+                stats.tx_bps = (stats.obytes + 4 * stats.opackets) * 8 / duration
+                stats.rx_bps = (stats.ibytes + 4 * stats.ipackets) * 8 / duration
+                stats.tx_bps_L1 = stats.tx_bps + 160 * stats.opackets / duration
+                stats.rx_bps_L1 = stats.rx_bps + 160 * stats.ipackets / duration
+        for run in self.runs:
+            stats = run.stats
+            if duration:
+                stats.tx_pps, stats.rx_pps = stats.opackets / duration, stats.ipackets / duration
+                stats.tx_bps_L1 = (stats.obytes * 8 + l1_bits(0) * stats.opackets) / duration
+                stats.rx_bps_L1 = (stats.ibytes * 8 + l1_bits(0) * stats.ipackets) / duration
+            if run.recorder is not None:
+                stats.latency = run.recorder.stats()
+            result.streams[stats.id] = stats
+        missed: dict[str, int] = {}
+        for flow in self.flows:
+            missed[flow.queue.port] = missed.get(flow.queue.port, 0) + int(flow.missed)
+        for port, packets in sorted(missed.items()):
+            if packets:
+                where = f"{port} rx_missed_errors"
+                result.losses.append(Loss(Stage.NIC_RX, DropReason.FULL_RING.name, where, packets))
+                result.paths.append((f"NIC_RX[{port}] -> MISSED > DROP {DropReason.FULL_RING} at NIC_RX in {where}",
+                                     packets))
+        for (stage, reason, where), packets in self.prober.losses.items():
+            result.losses.append(Loss(str(stage), str(reason), where, packets))
+        result.paths += sorted(self.prober.paths.items(), key=lambda item: -item[1])
+        for cpu, busy in enumerate(self.busy):
+            if busy and end:
+                result.notes.append(f"cpu{cpu}: softirq busy {busy / end:.1%} of {end * 1e3:.3f} ms (virtual)")
+        result.notes.append(f"{self.prober.probes} packets ran the functional path, the rest went in trains")
+        return result

@@ -1,0 +1,252 @@
+"""Packet trains through the kernel's functional path: probe the head, apply the rest in bulk.
+
+A train is `count` identical packets of one flow that arrive on one port while
+nothing else changes (the engine hands over the packets one RX queue served in
+one slice of virtual time). The first packets are probes: each runs the real
+path, exactly as Kernel.receive() runs one frame (DMA into the port's ring,
+net_rx_action(): NAPI, XDP, the stack, the frames it transmits), with its
+journey recorded. Around each probe the kernel's numeric state is read:
+
+- counters that only add up (device stats, nft rule and chain counters,
+  conntrack statistics, socket drops, eBPF program run counts, eBPF map
+  values as little-endian 64-bit words),
+- counters with a bound (an nft limit's tokens run out at 0),
+- and the shape of everything else (conntrack entries, socket queues,
+  neighbours, dynamic sets, eBPF hash keys and event rings, the ICMP rate
+  limiter's credit).
+
+When two consecutive probes take the same path (journey and transmitted frames
+alike) with the same change to the counters and no change of shape, the next
+packets would too: the rest of the train is applied as that change times the
+packets left, up to the first bound a counter would cross; after that the
+probing goes on packet by packet (a limit that ran out, a socket queue that
+filled up, a first packet that created a connection all show as a different
+path or a change of shape). All probes of a train run at one instant of
+virtual time, so time-set fields (a conntrack entry's timeout, a limit's last
+refill) are those of the train's instant: the engine's slice bounds the error.
+
+Journeys are kept for the first JOURNEYS_KEPT probes of a run; every packet
+counts in `paths` (its journey's text without the packet line: the same text
+for the same path), so memory stays flat however long the run.
+"""
+from __future__ import annotations
+
+import struct
+from collections import Counter as Tally
+from dataclasses import dataclass, fields
+
+from harness.journey import Journey, Stage
+from harness.mockkernel.core.dev import net_rx_action
+from harness.mockkernel.net import DevStats
+from harness.mockkernel.netfilter.nft_exprs import Counter, Limit
+
+JOURNEYS_KEPT = 1000  # probes' journeys left in the tracer per run
+DEV_STATS = tuple(f.name for f in fields(DevStats))
+U64 = 1 << 64
+
+
+def path_text(journey: Journey) -> str:
+    """A journey's path: its hops and drop as Journey.render() prints them,
+    without the packet line, one line per hop joined by ' > '."""
+    parts = [str(hop) for hop in journey.hops]
+    if journey.drop is not None:
+        drop = journey.drop
+        parts.append(f"DROP {drop.reason} at {drop.stage}" + (f" in {drop.location}" if drop.location else ""))
+    parts += [f"caused: ({path_text(child)})" for child in journey.children]
+    return " > ".join(parts)
+
+
+def _journey_key(journey: Journey) -> tuple:
+    drop = journey.drop
+    return (tuple(journey.hops), drop and drop[:3], tuple(_journey_key(child) for child in journey.children))
+
+
+@dataclass
+class Snapshot:
+    shape: tuple
+    cells: list  # (object, attribute) or (dict, key) of each value
+    values: list[int]
+    bounded: dict[int, int]  # value index -> the lowest value it may take
+    blobs: list  # bytearrays of eBPF map values, read as words
+    blob_values: list[bytes]
+
+
+def snapshot(kernel) -> Snapshot:
+    """The kernel's numeric state and shape now (the module docstring lists what)."""
+    cells: list = []
+    bounded: dict[int, int] = {}
+    for dev in kernel.devices.values():
+        cells += [(dev.stats, name) for name in DEV_STATS]
+    stats = kernel.conntrack.stats
+    cells += [(stats, name) for name in stats]
+    shape: list = [len(kernel.conntrack.entries), len(kernel.neighbours), len(kernel.inet_peers),
+                   len(kernel.ipfrags), kernel.icmp_global_credit, kernel.nat_seq]
+    shape += [neigh.state for neigh in kernel.neighbours.values()]
+    for table in kernel.nft.ruleset.tables:
+        shape += [len(nset.elements) for nset in table.sets.values()]
+        for chain in table.chains.values():
+            if chain.stats is not None:
+                cells += [(chain.stats, "packets"), (chain.stats, "bytes")]
+            for rule in chain.rules:
+                for stmt in rule.stmts:
+                    if isinstance(stmt, Counter):
+                        cells += [(stmt, "packets"), (stmt, "bytes")]
+                    elif isinstance(stmt, Limit) and stmt.tokens is not None:
+                        bounded[len(cells)] = 0
+                        cells.append((stmt, "tokens"))
+    for table in (kernel.udp_sockets, kernel.ping_sockets):
+        for sock in table.values():
+            cells.append((sock, "drops"))
+            shape.append(len(sock.queue))
+    blobs: list = []
+    if kernel.bpf is not None:
+        cells += [(prog, "run_cnt") for prog in kernel.bpf.progs.values()]
+        for bpf_map in kernel.bpf.maps.values():
+            data = getattr(bpf_map, "_data", None)
+            elems = getattr(bpf_map, "_elems", None)
+            if data is not None:
+                blobs += data
+            elif elems is not None:
+                shape.append(len(elems))
+                blobs += [value for elem in elems.values() for value in elem.values]
+            shape.append(getattr(bpf_map, "_used", 0))  # a ring buffer's records
+            shape += [ring.used for ring in getattr(bpf_map, "rings", {}).values()]  # a perf event array's
+    values = [getattr(obj, name) if not isinstance(obj, dict) else obj[name] for obj, name in cells]
+    return Snapshot(tuple(shape), cells, values, bounded, blobs, [bytes(blob) for blob in blobs])
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one packet changed: (value index, delta) pairs and (blob index, word deltas)."""
+
+    values: tuple
+    words: tuple
+
+
+def change_between(before: Snapshot, after: Snapshot) -> Change | None:
+    """The change from `before` to `after`; None when the shape changed, so no
+    packet after it can be assumed to do the same."""
+    if before.shape != after.shape or len(before.values) != len(after.values) or \
+            len(before.blob_values) != len(after.blob_values):
+        return None
+    values = tuple((i, b - a) for i, (a, b) in enumerate(zip(before.values, after.values)) if a != b)
+    words = []
+    for i, (a, b) in enumerate(zip(before.blob_values, after.blob_values)):
+        if a != b:
+            if len(a) % 8:
+                return None
+            layout = struct.Struct(f"<{len(a) // 8}Q")
+            deltas = tuple((y - x) % U64 for x, y in zip(layout.unpack(a), layout.unpack(b)))
+            words.append((i, deltas))
+    return Change(values, tuple(words))
+
+
+def bulk_limit(change: Change, state: Snapshot) -> int | None:
+    """How many more packets may apply `change` before a bounded counter would
+    cross its bound (None: no bound in the way)."""
+    most = None
+    for index, delta in change.values:
+        floor = state.bounded.get(index)
+        if floor is not None and delta < 0:
+            room = (state.values[index] - floor) // -delta
+            most = room if most is None else min(most, room)
+    return most
+
+
+def apply_change(change: Change, state: Snapshot, times: int) -> None:
+    """Apply `change` `times` over to the live objects `state` read."""
+    for index, delta in change.values:
+        obj, name = state.cells[index]
+        if isinstance(obj, dict):
+            obj[name] += delta * times
+        else:
+            setattr(obj, name, getattr(obj, name) + delta * times)
+    for index, deltas in change.words:
+        blob = state.blobs[index]
+        layout = struct.Struct(f"<{len(blob) // 8}Q")
+        words = layout.unpack(blob)
+        layout.pack_into(blob, 0, *((word + delta * times) % U64 for word, delta in zip(words, deltas)))
+
+
+@dataclass
+class Outcome:
+    """What one probe did: its path, the frames it transmitted, the drop that ended it."""
+
+    key: tuple
+    path: str
+    outputs: tuple  # (port, frame) in transmit order
+    drop: tuple | None  # (stage, reason, location)
+    skb: bool  # an skb reached __netif_receive_skb_core (softnet's processed)
+    ns: float  # its CPU cost
+
+
+class Prober:
+    """Runs trains of frames through one kernel, tallying paths, drops and outputs."""
+
+    def __init__(self, kernel, cost_model) -> None:
+        self.kernel = kernel
+        self.cost_model = cost_model
+        self.paths: Tally[str] = Tally()
+        self.losses: Tally[tuple] = Tally()  # (stage, reason, where) -> packets
+        self.journeys_kept = 0
+        self.probes = 0
+        self._costs: dict[str, float] = {}
+
+    def probe(self, port: str, frame: bytes) -> Outcome:
+        """One packet through the functional path, as Kernel.receive() runs it."""
+        kernel = self.kernel
+        tracer = kernel.tracer
+        first_journey, first_drop = len(tracer.journeys), len(tracer.drops)
+        kernel.nics[port].dma_rx(frame)
+        net_rx_action(kernel)
+        journeys = tracer.journeys[first_journey:]
+        outputs = []
+        for name, nic in kernel.nics.items():
+            if nic.wire:
+                outputs += [(name, out) for out in nic.wire]
+                nic.wire.clear()
+        self.probes += 1
+        if self.journeys_kept >= JOURNEYS_KEPT:
+            del tracer.journeys[first_journey:]
+            del tracer.drops[first_drop:]
+        else:
+            self.journeys_kept += len(journeys)
+        path = " | ".join(path_text(journey) for journey in journeys)
+        ns = self._costs.get(path)
+        if ns is None:
+            ns = self._costs[path] = sum(self.cost_model.packet_ns(journey, kernel) for journey in journeys)
+        end = journeys[0].drop if journeys else None
+        return Outcome(tuple(_journey_key(journey) for journey in journeys), path, tuple(outputs),
+                       (end.stage, end.reason, end.location) if end is not None else None,
+                       any(hop.stage == Stage.SKB for journey in journeys[:1] for hop in journey.hops), ns)
+
+    def run(self, port: str, frame: bytes, count: int, tally) -> None:
+        """`count` packets of `frame` arriving on `port` now; `tally(outcome, n)`
+        hears what each group of identical packets did."""
+        kernel = self.kernel
+        before = snapshot(kernel)
+        last: tuple | None = None
+        done = 0
+        while done < count:
+            outcome = self.probe(port, frame)
+            after = snapshot(kernel)
+            change = change_between(before, after)
+            done += 1
+            self._record(outcome, 1, tally)
+            same = (outcome.key, outcome.outputs, change)
+            if change is not None and same == last and done < count:
+                room = bulk_limit(change, after)
+                times = count - done if room is None else min(count - done, room)
+                if times:
+                    apply_change(change, after, times)
+                    self._record(outcome, times, tally)
+                    done += times
+                    after = snapshot(kernel)
+            last = same
+            before = after
+
+    def _record(self, outcome: Outcome, times: int, tally) -> None:
+        self.paths[outcome.path] += times
+        if outcome.drop is not None:
+            self.losses[outcome.drop] += times
+        tally(outcome, times)
