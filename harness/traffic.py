@@ -13,9 +13,9 @@ stream_frames() pads it, so every length here is a length on the wire.
 
 A stream's frames (stream_frames()): the template resized to each of `sizes`
 (the UDP or TCP payload grows with zeros or is trimmed; other frames get a
-zero trailer), each Vary field set, IPv4 total length, UDP length and the
-IPv4/UDP/TCP checksums recomputed where anything changed. Headers are read and
-written through harness/mockkernel/wire's views and named offsets.
+zero trailer), each Vary field set, and IPv4 total length, UDP length and
+the IPv4/UDP/TCP checksums that cover a changed byte recomputed. Headers are
+read and written through harness/mockkernel/wire's views and named offsets.
 
 Payload tag (TAG_LEN bytes, the last of the UDP payload), for receivers that see
 only bytes: struct TAG ("<HHIQ"): magic TAG_MAGIC ("PJ"), stream id, sequence
@@ -145,11 +145,11 @@ class Vary:
             raise ValueError(f"cannot vary {self.field!r}: the fields a stream varies are {', '.join(VARY_FIELDS)}")
         if self.count < 1 or self.step < 1:
             raise ValueError(f"vary {self.field}: count {self.count} and step {self.step} must be at least 1")
-        space = 1 << (8 * _FIELD_AT[self.field][2])
-        distinct = space // math.gcd(self.step, space)
+        bits = 8 * _FIELD_AT[self.field][2]
+        distinct = (1 << bits) // math.gcd(self.step, 1 << bits)
         if self.count > distinct:
             raise ValueError(f"vary {self.field}: {self.count} values by step {self.step} repeat after {distinct} "
-                             f"in a {space.bit_length() - 1}-bit field")
+                             f"in a {bits}-bit field")
 
     def values(self, start: int) -> list[int]:
         """The values the field takes in one cycle, from `start` (its value in the template)."""
