@@ -204,3 +204,23 @@ def test_a_queue_that_keeps_up_waits_half_a_napi_weight_of_a_flooded_queue_on_it
     waited_us = flooded.streams[1].latency.avg_us - quiet.avg_us
     assert waited_us == pytest.approx(64 / 2 * per_packet_s * 1e6, rel=0.05)
     assert flooded.streams[1].ipackets == 100
+
+
+def test_a_flood_through_an_nft_limit_passes_the_limits_rate_and_its_burst():
+    """limit rate 10000/second (burst 5): over 10 ms of a 1 Mpps flood, 5 packets of
+    burst and 100 of rate pass, the rest drop; trains are cut where the bucket
+    could fill up, so no refill is lost between them (at most the first burst)."""
+    target = forwarding_target("""table inet filter {
+  chain forward {
+    type filter hook forward priority 0;
+    limit rate 10000/second counter accept
+    counter drop
+  }
+}
+""")
+    result = target.traffic(Profile((Stream.of("p0", udp_frame(), rate=Rate(1_000_000.0)),)), duration=0.01)
+    accepted, dropped = (counter.packets for counter in target.counters())
+    assert 100 <= accepted <= 105
+    assert accepted + dropped == result.streams[0].opackets == 10_000
+    assert result.streams[0].ipackets == accepted
+    assert result.losses == [Loss("NF_FORWARD", "NETFILTER_DROP", "nft_do_chain", dropped)]

@@ -28,7 +28,9 @@ speed behind what that port still has to send.
 
 Functional: every SLICE of virtual time, each flow's packets that its queue
 served meanwhile run through the kernel as one train, at that instant, on the
-queue's CPU (eBPF per-CPU maps see it). A flow's first packet runs when its
+queue's CPU (eBPF per-CPU maps see it). A settled flow, whose last train ended
+in bulk with no bound in sight, waits until it has SETTLED_TRAIN packets or
+SETTLED_AGE has passed: the kernel's state for it lags at most that much. A flow's first packet runs when its
 queue first polls it, so its cost is known before the timing model needs it.
 Paths, drops and the frames sent come from the trains; the cost of the
 packets' paths feeds back into the timing model from slice to slice.
@@ -40,6 +42,7 @@ cost, packets that the kernel sends on its own (ARP, timers) during a run.
 """
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -47,12 +50,15 @@ from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.linerate.cost import CostModel
 from harness.mockkernel.linerate.rss import rss_defaults, rx_queue_of
-from harness.mockkernel.linerate.trains import Outcome, Prober
+from harness.mockkernel.linerate.trains import Outcome, Prober, TrainMemory
 from harness.mockkernel.nic import NAPI_POLL_WEIGHT
 from harness.traffic import (LatencyRecorder, Loss, Mode, PortStats, Profile, Result, StreamStats, l1_bits, l2_bits,
                              stream_frames, stream_pps)
 
 SLICE = 1e-3  # virtual seconds between the functional trains
+# a settled flow (its last train ended in bulk, no limit in sight) waits for a
+# train this long, or this old: many slow flows cost few probes
+SETTLED_TRAIN, SETTLED_AGE = 64, 50e-3
 EPSILON = 1e-9  # packets: a ring holding less is empty
 
 
@@ -90,6 +96,8 @@ class Flow:
     tx_port: str | None = None
     tx_time: float = 0.0  # L1 serialisation of what it transmits
     taken: float = 0.0  # packets its queue served in the last interval
+    memory: TrainMemory = field(default_factory=TrainMemory)
+    last_train: float = 0.0
     latency_carry: float = 0.0
 
 
@@ -117,8 +125,8 @@ class RxQueue:
         """CPU seconds per packet of what the queue holds, or of what arrives when it is empty."""
         if self.backlog > EPSILON:
             return sum(f.in_ring * f.cost for f in self.flows if f.in_ring > 0) / self.backlog
-        weight = sum(f.rate for f in self.flows if f.rate)
-        return sum(f.rate * f.cost for f in self.flows if f.rate) / weight if weight else 0.0
+        return sum(f.current * f.cost for f in self.flows if f.current) / self.arrival_rate \
+            if self.arrival_rate else 0.0
 
     def arrival_time(self, ordinal: float) -> float:
         """When the `ordinal`-th admitted packet arrived (the arrival curve, inverted)."""
@@ -392,11 +400,24 @@ class Engine:
     # the functional side -------------------------------------------------------
     def _functional(self, now: float) -> None:
         """Every flow's packets served since the last slice, as trains, now."""
-        self._clock(now)
+        pieces = []
         for flow in self.flows:
             count = int(flow.served + EPSILON) - flow.done
-            if count > 0:
-                self._train(flow, count, now)
+            if count <= 0:
+                continue
+            horizon = flow.memory.horizon
+            if horizon is not None:  # cut where its token bucket could fill up, in time order
+                span = now - flow.last_train
+                cuts = max(min(count, math.ceil(span / horizon - EPSILON)), 1)
+                pieces += [(flow.last_train + span * (i + 1) / cuts, flow, count * (i + 1) // cuts - count * i // cuts)
+                           for i in range(cuts)]
+            elif not flow.memory.settled or count >= SETTLED_TRAIN or \
+                    now - flow.last_train >= SETTLED_AGE - EPSILON * SLICE:
+                pieces.append((now, flow, count))
+        pieces.sort(key=lambda piece: piece[0])
+        for when, flow, count in pieces:
+            if count:
+                self._train(flow, count, when)
         self._drain_tx(SLICE)
 
     def _clock(self, now: float) -> None:
@@ -430,11 +451,12 @@ class Engine:
                 flow.tx_port, flow.tx_time = port, seconds
 
         try:
-            self.prober.run(flow.queue.port, flow.frame, count, tally)
+            self.prober.run(flow.queue.port, flow.frame, count, tally, flow.memory)
         finally:
             if bpf is not None:
                 bpf.cpu = 0
         flow.done += count
+        flow.last_train = now
         flow.cost = spent[0] / spent[1] * 1e-9
         flow.delivered = spent[2] / spent[1]
 

@@ -43,6 +43,7 @@ from harness.mockkernel.netfilter.nft_exprs import Counter, Limit
 JOURNEYS_KEPT = 1000  # probes' journeys left in the tracer per run
 DEV_STATS = tuple(f.name for f in fields(DevStats))
 U64 = 1 << 64
+MIN_HORIZON = 1e-6  # seconds: the finest a train is cut for a token bucket
 
 
 def path_text(journey: Journey) -> str:
@@ -61,29 +62,42 @@ def _journey_key(journey: Journey) -> tuple:
     return (tuple(journey.hops), drop and drop[:3], tuple(_journey_key(child) for child in journey.children))
 
 
+@dataclass(eq=False)
+class Layout:
+    """Where the kernel's numbers are, read once per configuration."""
+
+    cells: list  # (object, attribute) or (dict, key) of each value
+    bounded: dict[int, int]  # value index -> the lowest value it may take
+    refills: dict[int, float]  # value index -> what time adds back to it per second (a token bucket)
+    blobs: list  # bytearrays of eBPF map values, read as words
+
+
 @dataclass
 class Snapshot:
     shape: tuple
-    cells: list  # (object, attribute) or (dict, key) of each value
+    layout: Layout
     values: list[int]
-    bounded: dict[int, int]  # value index -> the lowest value it may take
-    blobs: list  # bytearrays of eBPF map values, read as words
     blob_values: list[bytes]
 
 
-def snapshot(kernel) -> Snapshot:
-    """The kernel's numeric state and shape now (the module docstring lists what)."""
+def _layout_key(kernel) -> tuple:
+    """What the layout depends on: the committed ruleset (nft swaps in a new one
+    per transaction), devices, sockets, eBPF programs, maps and hash keys."""
+    bpf = kernel.bpf
+    maps = () if bpf is None else tuple((id(m), len(getattr(m, "_elems", ()))) for m in bpf.maps.values())
+    return (id(kernel.nft.ruleset), tuple(kernel.devices), tuple(map(id, kernel.udp_sockets.values())),
+            tuple(map(id, kernel.ping_sockets.values())), id(bpf), maps, bpf and tuple(bpf.progs))
+
+
+def _layout(kernel) -> Layout:
     cells: list = []
     bounded: dict[int, int] = {}
+    refills: dict[int, float] = {}
     for dev in kernel.devices.values():
         cells += [(dev.stats, name) for name in DEV_STATS]
     stats = kernel.conntrack.stats
     cells += [(stats, name) for name in stats]
-    shape: list = [len(kernel.conntrack.entries), len(kernel.neighbours), len(kernel.inet_peers),
-                   len(kernel.ipfrags), kernel.icmp_global_credit, kernel.nat_seq]
-    shape += [neigh.state for neigh in kernel.neighbours.values()]
     for table in kernel.nft.ruleset.tables:
-        shape += [len(nset.elements) for nset in table.sets.values()]
         for chain in table.chains.values():
             if chain.stats is not None:
                 cells += [(chain.stats, "packets"), (chain.stats, "bytes")]
@@ -93,26 +107,47 @@ def snapshot(kernel) -> Snapshot:
                         cells += [(stmt, "packets"), (stmt, "bytes")]
                     elif isinstance(stmt, Limit) and stmt.tokens is not None:
                         bounded[len(cells)] = 0
+                        refills[len(cells)] = 1e9  # nft_limit's tokens are nanoseconds of its rate
                         cells.append((stmt, "tokens"))
     for table in (kernel.udp_sockets, kernel.ping_sockets):
-        for sock in table.values():
-            cells.append((sock, "drops"))
-            shape.append(len(sock.queue))
+        cells += [(sock, "drops") for sock in table.values()]
     blobs: list = []
     if kernel.bpf is not None:
         cells += [(prog, "run_cnt") for prog in kernel.bpf.progs.values()]
         for bpf_map in kernel.bpf.maps.values():
-            data = getattr(bpf_map, "_data", None)
-            elems = getattr(bpf_map, "_elems", None)
-            if data is not None:
-                blobs += data
-            elif elems is not None:
-                shape.append(len(elems))
-                blobs += [value for elem in elems.values() for value in elem.values]
-            shape.append(getattr(bpf_map, "_used", 0))  # a ring buffer's records
-            shape += [ring.used for ring in getattr(bpf_map, "rings", {}).values()]  # a perf event array's
-    values = [getattr(obj, name) if not isinstance(obj, dict) else obj[name] for obj, name in cells]
-    return Snapshot(tuple(shape), cells, values, bounded, blobs, [bytes(blob) for blob in blobs])
+            if hasattr(bpf_map, "_data"):
+                blobs += bpf_map._data
+            elif hasattr(bpf_map, "_elems"):
+                blobs += [value for elem in bpf_map._elems.values() for value in elem.values]
+    return Layout(cells, bounded, refills, blobs)
+
+
+class StateReader:
+    """Reads the kernel's numeric state and shape (the module docstring lists
+    what), finding where the numbers are only when the configuration changed."""
+
+    def __init__(self, kernel) -> None:
+        self.kernel = kernel
+        self._key: tuple | None = None
+        self._layout: Layout | None = None
+
+    def read(self) -> Snapshot:
+        kernel = self.kernel
+        key = _layout_key(kernel)
+        if key != self._key:
+            self._key, self._layout = key, _layout(kernel)
+        layout = self._layout
+        shape: list = [len(kernel.conntrack.entries), len(kernel.neighbours), len(kernel.inet_peers),
+                       len(kernel.ipfrags), kernel.icmp_global_credit, kernel.nat_seq]
+        shape += [neigh.state for neigh in kernel.neighbours.values()]
+        shape += [len(nset.elements) for table in kernel.nft.ruleset.tables for nset in table.sets.values()]
+        shape += [len(sock.queue) for table in (kernel.udp_sockets, kernel.ping_sockets) for sock in table.values()]
+        if kernel.bpf is not None:
+            for bpf_map in kernel.bpf.maps.values():
+                shape.append(getattr(bpf_map, "_used", 0))  # a ring buffer's records
+                shape += [ring.used for ring in getattr(bpf_map, "rings", {}).values()]  # a perf event array's
+        values = [obj[name] if obj.__class__ is dict else getattr(obj, name) for obj, name in layout.cells]
+        return Snapshot(tuple(shape), layout, values, [bytes(blob) for blob in layout.blobs])
 
 
 @dataclass(frozen=True)
@@ -126,8 +161,7 @@ class Change:
 def change_between(before: Snapshot, after: Snapshot) -> Change | None:
     """The change from `before` to `after`; None when the shape changed, so no
     packet after it can be assumed to do the same."""
-    if before.shape != after.shape or len(before.values) != len(after.values) or \
-            len(before.blob_values) != len(after.blob_values):
+    if before.shape != after.shape or before.layout is not after.layout:
         return None
     values = tuple((i, b - a) for i, (a, b) in enumerate(zip(before.values, after.values)) if a != b)
     words = []
@@ -146,7 +180,7 @@ def bulk_limit(change: Change, state: Snapshot) -> int | None:
     cross its bound (None: no bound in the way)."""
     most = None
     for index, delta in change.values:
-        floor = state.bounded.get(index)
+        floor = state.layout.bounded.get(index)
         if floor is not None and delta < 0:
             room = (state.values[index] - floor) // -delta
             most = room if most is None else min(most, room)
@@ -156,13 +190,13 @@ def bulk_limit(change: Change, state: Snapshot) -> int | None:
 def apply_change(change: Change, state: Snapshot, times: int) -> None:
     """Apply `change` `times` over to the live objects `state` read."""
     for index, delta in change.values:
-        obj, name = state.cells[index]
+        obj, name = state.layout.cells[index]
         if isinstance(obj, dict):
             obj[name] += delta * times
         else:
             setattr(obj, name, getattr(obj, name) + delta * times)
     for index, deltas in change.words:
-        blob = state.blobs[index]
+        blob = state.layout.blobs[index]
         layout = struct.Struct(f"<{len(blob) // 8}Q")
         words = layout.unpack(blob)
         layout.pack_into(blob, 0, *((word + delta * times) % U64 for word, delta in zip(words, deltas)))
@@ -180,11 +214,25 @@ class Outcome:
     ns: float  # its CPU cost
 
 
+@dataclass
+class TrainMemory:
+    """What a flow's packets did last, kept from one of its trains to the next."""
+
+    last: tuple | None = None  # its last probe: (journeys, frames sent, change, layout)
+    settled: bool = False  # its last train ended as two agreeing probes, no bound in sight
+    # the virtual time that refills the smallest token bucket its packets drew on
+    # (the most that bucket was seen to hold): its trains must not span more, or
+    # the refill the bucket cannot hold is lost; None when it drew on none
+    horizon: float | None = None
+
+
 class Prober:
     """Runs trains of frames through one kernel, tallying paths, drops and outputs."""
 
     def __init__(self, kernel, cost_model) -> None:
         self.kernel = kernel
+        self.state = StateReader(kernel)
+        self._bucket_most: dict[int, float] = {}  # id of a token bucket -> the most it was seen to hold
         self.cost_model = cost_model
         self.paths: Tally[str] = Tally()
         self.losses: Tally[tuple] = Tally()  # (stage, reason, where) -> packets
@@ -220,30 +268,48 @@ class Prober:
                        (end.stage, end.reason, end.location) if end is not None else None,
                        any(hop.stage == Stage.SKB for journey in journeys[:1] for hop in journey.hops), ns)
 
-    def run(self, port: str, frame: bytes, count: int, tally) -> None:
+    def run(self, port: str, frame: bytes, count: int, tally, memory: TrainMemory) -> None:
         """`count` packets of `frame` arriving on `port` now; `tally(outcome, n)`
-        hears what each group of identical packets did."""
-        kernel = self.kernel
-        before = snapshot(kernel)
-        last: tuple | None = None
+        hears what each group of identical packets did. `memory` is the flow's
+        last probe from its previous train: a first probe that does the same
+        is the second of two that agree."""
+        before = self.state.read()
+        last, settled = memory.last, False
         done = 0
         while done < count:
             outcome = self.probe(port, frame)
-            after = snapshot(kernel)
+            after = self.state.read()
             change = change_between(before, after)
             done += 1
             self._record(outcome, 1, tally)
-            same = (outcome.key, outcome.outputs, change)
-            if change is not None and same == last and done < count:
+            same = (outcome.key, outcome.outputs, change, after.layout)
+            settled = False
+            if change is not None:
+                self._bucket_horizon(change, before, after, memory)
+            if change is not None and same == last:
                 room = bulk_limit(change, after)
+                settled = room is None
                 times = count - done if room is None else min(count - done, room)
                 if times:
                     apply_change(change, after, times)
                     self._record(outcome, times, tally)
                     done += times
-                    after = snapshot(kernel)
+                    if done < count:
+                        after = self.state.read()
             last = same
             before = after
+        memory.last, memory.settled = last, settled
+
+    def _bucket_horizon(self, change: Change, before: Snapshot, after: Snapshot, memory: TrainMemory) -> None:
+        refills = after.layout.refills
+        for index, _ in change.values:
+            per_second = refills.get(index)
+            if per_second is not None:
+                cell = id(after.layout.cells[index][0])
+                most = max(self._bucket_most.get(cell, 0), before.values[index], after.values[index])
+                self._bucket_most[cell] = most
+                horizon = max(most / per_second, MIN_HORIZON)
+                memory.horizon = horizon if memory.horizon is None else min(memory.horizon, horizon)
 
     def _record(self, outcome: Outcome, times: int, tally) -> None:
         self.paths[outcome.path] += times
