@@ -336,9 +336,9 @@ class Stream:
 
 def _size_order(sizes: tuple[tuple[int, int], ...]) -> list[int]:
     """One cycle of `sizes` (size, weight) in the order TRex's imix profile sends
-    them: one stream per size at rates in the weights' ratio, all starting at
-    t=0, so size k's i-th packet leaves at i/weight_k of the cycle (ties in the
-    listed order). IMIX: 64, 594, 1518, 64, 594, 64, 64, 594, 64, 64, 594, 64."""
+    them (stl/imix.py: a stream per size at 28:16:4 pps, starting 0, 0.1 and
+    0.2 us in): size k's i-th packet leaves at i/weight_k of the cycle, ties in
+    the listed order. IMIX: 64, 594, 1518, 64, 594, 64, 64, 594, 64, 64, 594, 64."""
     sends = [(Fraction(i, weight), k) for k, (_, weight) in enumerate(sizes) for i in range(weight)]
     return [sizes[k][0] for _, k in sorted(sends)]
 
