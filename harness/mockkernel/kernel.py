@@ -25,6 +25,7 @@ from harness.mockkernel.netfilter.core import NfHooks
 from harness.mockkernel.netfilter.nf_conntrack_core import ConntrackTable, nf_conntrack_pernet_init
 from harness.mockkernel.netfilter.nf_tables import NfTables
 from harness.mockkernel.nic import Nic
+from harness.mockkernel.sched.sch_generic import qdisc_init_net
 from harness.mockkernel.tracer import Tracer
 from harness.mockkernel.wire import summarize_frame
 from harness.mockkernel.wire.ethernet import mac_to_bytes
@@ -60,6 +61,7 @@ class Kernel(Net):
             self.sysctl.write(name, value)
         inet_init(self)
         nf_conntrack_pernet_init(self)
+        qdisc_init_net(self)
         self.add_device(NetDevice("lo", 1, "loopback", bytes(6), mtu=65536))
         for port in PORTS:
             dev = self.add_device(NetDevice(port.name, port.index + 2, "veth", mac_to_bytes(port.mac)))

@@ -114,9 +114,10 @@ class NetDevice:
     clsact: object | None = None  # the clsact qdisc and its filters (sched/sch_ingress.py)
     addrs: list[InAddr] = field(default_factory=list)
     stats: DevStats = field(default_factory=DevStats)
-    # root qdisc: none ("noop") until the device first comes up and dev_activate()
-    # attaches the default, "noqueue" for lo and veth
-    qdisc: str | None = None
+    # dev->qdisc, the root Qdisc (sched/sch_generic.py): None (the noop qdisc) until the
+    # device first comes up and dev_activate() attaches the default, noqueue for lo and veth
+    qdisc: object | None = None
+    tx_queue_len: int = 1000  # DEFAULT_TX_QUEUE_LEN (ether_setup()): the default FIFO limit
     # ethtool -g / -G (rings), -c / -C (coalescing), -k / -K (features)
     rx_ring: int = 256
     tx_ring: int = 256
@@ -230,6 +231,9 @@ class Net:
         self.inetaddr_chain: list = []  # register_inetaddr_notifier() (ipv4/devinet.py)
         self.neigh_output = None  # the ARP table's neigh->output, neigh_table_init() (core/rtnetlink.py)
         self.icmp_send = None  # ICMP's sender for the modules it sends through, icmp_init() (ipv4/icmp.py)
+        # the line-rate engine's `xmit_hook(dev, skb)`: when set, transmit hands it every
+        # packet after TC egress (and XDP's), instead of the qdisc and the driver (core/dev.py)
+        self.xmit_hook = None
 
     def add_device(self, dev: NetDevice) -> NetDevice:
         self.devices[dev.ifindex] = dev

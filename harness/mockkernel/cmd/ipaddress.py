@@ -218,7 +218,7 @@ def print_linkinfo(out: Printed, dev, opts: IpOptions, link_only: bool) -> None:
         mode, prog = xdp
         out.add("xdp", {"mode": mode, "prog": prog, "attached": [{"mode": mode, "prog": prog}]},
                 "xdpgeneric " if mode == XDP_ATTACHED_SKB else "xdp ")
-    qdisc = dev.qdisc or ("noqueue" if dev.up else "noop")
+    qdisc = dev.qdisc.kind if dev.qdisc is not None else ("noqueue" if dev.up else "noop")
     out.add("qdisc", qdisc, f"qdisc {qdisc} ").add("operstate", state, f"state {state} ")
     if link_only:
         out.add("linkmode", "DEFAULT", "mode DEFAULT ")

@@ -1,8 +1,7 @@
-"""`tc` (iproute2 6.1 tc/tc.c, tc_qdisc.c, tc_filter.c, f_bpf.c, lib/bpf_legacy.c
-with libbpf) for the clsact qdisc and the bpf classifier:
+"""`tc` (iproute2 6.1 tc/tc.c, tc_filter.c, f_bpf.c, lib/bpf_legacy.c with
+libbpf): the objects, and the bpf classifier; qdiscs and classes are
+tc_qdisc.py's.
 
-    tc [-s] qdisc add|replace|del dev X clsact
-    tc [-s] qdisc [show [dev X]]
     tc filter add|replace dev X ingress|egress [pref N] [handle H] [protocol P]
               bpf [da|direct-action] obj F [sec S]
     tc filter del dev X ingress|egress [pref N [protocol P] [handle H bpf]]
@@ -10,15 +9,14 @@ with libbpf) for the clsact qdisc and the bpf classifier:
 
 The kernel side is sched/ (sch_ingress.py, cls_api.py); this module parses
 and prints, as tc prints on the lab (one line for the classifier, one per
-program, each with a trailing space; `-s` adds nothing for bpf filters; the
-qdisc counters with `-s`). Kernel refusals print "Error: <extack>." and, for
+program, each with a trailing space; `-s` adds nothing for bpf filters). Kernel refusals print "Error: <extack>." and, for
 filters, "We have an error talking to the kernel" (exit 2). tc loads the
 object itself (libbpf): the section defaults to "classifier", a missing one
 is "object file doesn't contain sec S", an unreadable file "Cannot
 initialize ELF context!", each followed by "Unable to load program" (exit 1).
 Every add loads the object anew (its maps are new ones, as without pinning).
-Any other qdisc (htb, netem, tbf, fq_codel, ingress, ...), classifier
-(u32, matchall, flower, ...), action or option is an error naming it.
+Any other classifier (u32, matchall, flower, ...), action or option is an
+error naming it.
 """
 from __future__ import annotations
 
@@ -27,6 +25,7 @@ import os
 from harness.mockkernel.bpf import BpfLoadError
 from harness.mockkernel.bpf.syscall import bpf_runtime
 from harness.mockkernel.bpf.tag import bpf_prog_calc_tag
+from harness.mockkernel.cmd import tc_qdisc
 from harness.mockkernel.cmd.args import Args, ToolError, c_uint, not_modelled
 from harness.mockkernel.cmd.iputils import device, duparg, invarg, matches
 from harness.mockkernel.core.errors import RtnlError
@@ -76,9 +75,6 @@ TALKING = "We have an error talking to the kernel"
 # ll_proto_n2a() names of the EtherTypes a filter may name
 PROTOCOLS = {"all": ETH_P_ALL, "ip": 0x0800, "arp": 0x0806, "ipv6": 0x86DD, "802.1Q": 0x8100}
 PROTOCOL_NAMES = {value: name for name, value in PROTOCOLS.items()}
-QDISC_KINDS = ("pfifo_fast", "pfifo", "bfifo", "htb", "tbf", "netem", "fq_codel", "fq", "sfq", "prio", "red",
-               "codel", "cake", "hfsc", "mq", "multiq", "drr", "qfq", "ets", "taprio", "mqprio", "noqueue",
-               "ingress", "choke", "gred", "sfb", "hhf", "pie", "fq_pie", "skbprio", "cbs", "etf", "plug")
 FILTER_KINDS = ("u32", "matchall", "flower", "basic", "fw", "route", "cgroup", "flow", "bpf")
 
 
@@ -95,82 +91,14 @@ def main(net, argv: list[str], stdin: str | None = None) -> str:
         raise ToolError(USAGE, 255)
     obj = tokens.pop()
     if matches(obj, "qdisc"):
-        return _qdisc(net, tokens, stats)
+        return tc_qdisc.do_qdisc(net, tokens, stats)
+    if matches(obj, "class"):
+        return tc_qdisc.do_class(net, tokens, stats)
     if matches(obj, "filter"):
         return _filter(net, tokens)
-    if any(matches(obj, o) for o in ("class", "chain", "action", "actions", "monitor", "exec", "help")):
+    if any(matches(obj, o) for o in ("chain", "action", "actions", "monitor", "exec", "help")):
         raise not_modelled(f"tc {obj}")
     raise ToolError(f'Object "{obj}" is unknown, try "tc help".', 1)
-
-
-# ------------------------------------------------------------------ qdisc
-
-def _qdisc(net, tokens: Args, stats: bool) -> str:
-    verb = tokens.pop() if tokens else "show"
-    if matches(verb, "show") or verb in ("list", "lst"):
-        return _qdisc_show(net, tokens, stats)
-    if verb in ("add", "replace") or (verb != "" and matches(verb, "delete")):
-        name = _qdisc_args(tokens)
-        dev = device(net, name)
-        try:
-            if verb == "add" or verb == "replace":
-                sch_ingress.qdisc_create_clsact(dev, replace=verb == "replace")
-            else:
-                sch_ingress.qdisc_destroy_clsact(dev)
-        except RtnlError as err:
-            raise ToolError(str(err), 2) from None
-        return ""
-    if verb in ("change", "link"):
-        raise not_modelled(f"tc qdisc {verb}")
-    raise ToolError(f'Command "{verb}" is unknown, try "tc qdisc help".', 255)
-
-
-def _qdisc_args(tokens: Args) -> str:
-    """tc_qdisc_modify(): `dev X` and the kind; only clsact is modelled."""
-    name = kind = None
-    while tokens:
-        token = tokens.pop()
-        if token == "dev":
-            value = tokens.pop()
-            if name is not None:
-                raise duparg("dev", value)
-            name = value
-        elif token == "clsact" and kind is None:
-            kind = token
-        elif token in QDISC_KINDS or token in ("root", "parent", "handle", "estimator", "stab",
-                                               "ingress_block", "egress_block"):
-            raise not_modelled(f"tc qdisc {token}")
-        else:
-            raise not_modelled(f'tc qdisc argument "{token}"')
-    if name is None:
-        raise ToolError("Not enough information: \"dev\" argument is required.", 1)
-    if kind is None:
-        raise not_modelled("tc qdisc without the clsact kind")
-    return name
-
-
-def _qdisc_show(net, tokens: Args, stats: bool) -> str:
-    name = None
-    while tokens:
-        token = tokens.pop()
-        if token != "dev":
-            raise not_modelled(f'tc qdisc show argument "{token}"')
-        name = tokens.pop()
-    devices = [device(net, name)] if name else sorted(net.devices.values(), key=lambda d: d.ifindex)
-    out = []
-    for dev in devices:
-        on = "" if name else f"dev {dev.name} "
-        out.append(f"qdisc {dev.qdisc or 'noop'} 0: {on}root refcnt 2 \n" + (_stats(0, 0, 0) if stats else ""))
-        q = dev.clsact
-        if q is not None:
-            out.append(f"qdisc clsact ffff: {on}parent ffff:fff1 \n" + (_stats(q.bytes, q.packets, q.drops)
-                                                                      if stats else ""))
-    return "".join(out)
-
-
-def _stats(nbytes: int, packets: int, drops: int) -> str:
-    return (f" Sent {nbytes} bytes {packets} pkt (dropped {drops}, overlimits 0 requeues 0) \n"
-            " backlog 0b 0p requeues 0\n")
 
 
 # ------------------------------------------------------------------ filter

@@ -6,7 +6,7 @@ __netif_receive_skb_core(): generic XDP (do_xdp_generic()), TC ingress (the clsa
 qdisc attached to the device, sched/sch_ingress.py), the netdev ingress hook
 (netfilter/core.py), then the handler its protocol registered (dev_add_pack():
 ip_rcv, arp_rcv). dev_queue_xmit() runs TC egress, then hands the skb to the
-device: veth ports have no qdisc (noqueue), loopback loops the packet back into
+device's qdisc (sched/sch_generic.py; veth ports have noqueue), loopback loops the packet back into
 the receive path (netif_rx). dev_forward_skb() is a veth-style hand-over into
 another device's receive path (bpf_redirect with BPF_F_INGRESS).
 Left out: taps, GRO, RPS, the backlog queue (netif_rx delivers at once), TC
@@ -141,9 +141,17 @@ def do_xdp_generic(skb) -> bool:
 
 
 def generic_xdp_tx(skb, dev, frame: bytes) -> None:
-    """The frame straight to the device's ndo_start_xmit (no qdisc, no TC egress)."""
-    nic = skb.net.nics[dev.name]
-    skb.net.tracer.add(skb, nic.tx_hop)
+    """The frame straight to the device's ndo_start_xmit (no qdisc, no TC egress);
+    to the line-rate engine when one is attached (`net.xmit_hook`)."""
+    net = skb.net
+    if net.xmit_hook is not None:
+        if frame != skb.buf[skb.mac_header:skb.tail]:
+            _replace_frame(skb, frame)
+        skb.data = skb.mac_header
+        net.xmit_hook(dev, skb)
+        return
+    nic = net.nics[dev.name]
+    net.tracer.add(skb, nic.tx_hop)
     nic.start_xmit(frame)
 
 
@@ -164,10 +172,12 @@ def dev_add_pack(ethertype: int, func) -> None:
 
 
 def dev_queue_xmit(skb: SkBuff) -> None:
-    """__dev_queue_xmit(): TC egress, then noqueue devices go straight to the driver.
+    """__dev_queue_xmit(): TC egress, then the device's qdisc (sched/sch_generic.py):
+    noqueue (no enqueue) goes straight to the driver, any other enqueues and runs.
     A device that is down has the noop qdisc (dev_deactivate()): noop_enqueue()
     counts tx_dropped and frees the skb, QDISC_DROP (lab: a TC redirect out of a
-    down port)."""
+    down port). With the line-rate engine attached (`net.xmit_hook`), the engine
+    takes the packet after TC egress and queues it as part of a train."""
     net, dev = skb.net, skb.dev
     if dev.is_loopback:
         net.tracer.hop(skb, Stage.NIC_TX, "lo", "LOOPBACK")
@@ -179,8 +189,22 @@ def dev_queue_xmit(skb: SkBuff) -> None:
         dev.stats.tx_dropped += 1
         kfree_skb(skb, DropReason.QDISC_DROP, Stage.QDISC, "__dev_queue_xmit")
         return
+    if net.xmit_hook is not None:
+        net.xmit_hook(dev, skb)
+        return
+    q = dev.qdisc
+    if q.enqueue is not None:
+        q.xmit(skb)
+        return
     nic = net.nics[dev.name]
     net.tracer.add(skb, nic.tx_hop)
+    nic.start_xmit(bytes(skb.buf[skb.data:skb.tail]))
+
+
+def dev_hard_start_xmit(skb: SkBuff, dev) -> None:
+    """The qdisc's packet to the driver's ndo_start_xmit."""
+    nic = skb.net.nics[dev.name]
+    skb.net.tracer.add(skb, nic.tx_hop)
     nic.start_xmit(bytes(skb.buf[skb.data:skb.tail]))
 
 

@@ -58,8 +58,6 @@ def dev_change_flags(net: Net, dev: NetDevice, up: bool) -> None:
     if dev.up == up:
         return
     dev.up = up
-    if up:
-        dev.qdisc = dev.qdisc or "noqueue"  # dev_activate()
     call_netdevice_notifiers(net, NETDEV_UP if up else NETDEV_DOWN, dev)
 
 

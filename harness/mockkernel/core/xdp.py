@@ -43,7 +43,7 @@ from collections.abc import Callable
 from harness.dropreason import DropReason
 from harness.journey import Drop, Hop, Stage
 from harness.mockkernel.core.errors import RtnlError
-from harness.mockkernel.core.skbuff import kfree_skb
+from harness.mockkernel.core.skbuff import alloc_skb, kfree_skb
 from harness.mockkernel.wire import FrameSummary
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)  # include/uapi/linux/bpf.h xdp_action
@@ -81,15 +81,25 @@ def do_xdp(net, nic, frame: bytes, lead: tuple[Hop, ...]) -> tuple[bytes, Hop] |
         return out, Hop(XDP_STAGE, dev.name, name, f"cpumap cpu {ctx.redirect.target}")
     journey = net.tracer.start_frame(FrameSummary(bytearray(frame), 0), [*lead, hop])
     if verdict == XDP_TX:
-        nic.start_xmit(out)
-        journey.hops.append(nic.tx_hop)
+        xdp_xmit(net, nic, out, journey)
     elif verdict == XDP_REDIRECT and ctx.redirect is not None and ctx.redirect.kind == "dev":
         target = next((n for n in net.nics.values() if n.dev.ifindex == ctx.redirect.target), None)
         if target is not None:
-            target.start_xmit(out)
-            journey.hops.append(target.tx_hop)
+            xdp_xmit(net, target, out, journey)
             return None
         net.tracer.end(journey, Drop(DropReason.NOT_SPECIFIED, Stage.XDP, "xdp_do_redirect", str(journey.packet)))
     else:
         net.tracer.end(journey, Drop(DropReason.NOT_SPECIFIED, Stage.XDP, "veth_xdp_rcv_skb", str(journey.packet)))
     return None
+
+
+def xdp_xmit(net, nic, frame: bytes, journey) -> None:
+    """ndo_xdp_xmit(): the frame onto the port's TX ring; with the line-rate engine
+    attached (`net.xmit_hook`), to the engine as an skb carrying the frame's journey."""
+    if net.xmit_hook is not None:
+        skb = alloc_skb(frame, 0)
+        skb.net, skb.dev, skb.journey = net, nic.dev, journey
+        net.xmit_hook(nic.dev, skb)
+        return
+    nic.start_xmit(frame)
+    journey.hops.append(nic.tx_hop)

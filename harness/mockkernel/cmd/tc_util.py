@@ -1,0 +1,193 @@
+"""tc's number parsing and printing (iproute2 6.1 lib/utils.c, lib/utils_math.c,
+lib/json_print.c, lib/json_print_math.c, tc/tc_util.c, tc/tc_core.c): rates, sizes,
+times, handles and class ids, read and printed as tc reads and prints them.
+
+tc's time unit is the microsecond (TIME_UNITS_PER_SEC); its "ticks" come from
+/proc/net/psched (000003e8 00000040 000f4240 on the lab): 15.625 ticks per
+microsecond, the kernel's 64 ns PSCHED tick.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+TIME_UNITS_PER_SEC = 1_000_000
+TICK_IN_USEC = 1000 / 64  # tc_core_init(): t2us / us2t * clock_factor
+TC_H_ROOT = 0xFFFFFFFF
+_STRTOD = re.compile(r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)")
+_STRTOUL16 = re.compile(r"[+-]?(?:0[xX])?[0-9a-fA-F]+")
+# lib/utils_math.c suffixes, bits per unit (matched case-insensitively, first match wins)
+RATE_SUFFIXES = (("bit", 1.), ("Kibit", 1024.), ("kbit", 1000.), ("mibit", 1024. ** 2), ("mbit", 1e6),
+                 ("gibit", 1024. ** 3), ("gbit", 1e9), ("tibit", 1024. ** 4), ("tbit", 1e12), ("Bps", 8.),
+                 ("KiBps", 8. * 1024), ("KBps", 8000.), ("MiBps", 8. * 1024 ** 2), ("MBps", 8e6),
+                 ("GiBps", 8. * 1024 ** 3), ("GBps", 8e9), ("TiBps", 8. * 1024 ** 4), ("TBps", 8e12))
+SIZE_SUFFIXES = {"kb": 1024, "k": 1024, "gb": 1024 ** 3, "g": 1024 ** 3, "gbit": 1024 ** 3 // 8,
+                 "mb": 1024 ** 2, "m": 1024 ** 2, "mbit": 1024 ** 2 // 8, "kbit": 1024 // 8, "b": 1}
+TIME_SUFFIXES = {"s": TIME_UNITS_PER_SEC, "sec": TIME_UNITS_PER_SEC, "secs": TIME_UNITS_PER_SEC,
+                 "ms": 1000, "msec": 1000, "msecs": 1000, "us": 1, "usec": 1, "usecs": 1}
+
+
+def strtod(text: str) -> tuple[float, str] | None:
+    """strtod(): the leading number and the rest, None when there is no number."""
+    m = _STRTOD.match(text)
+    return (float(m.group()), text[m.end():]) if m else None
+
+
+def get_rate64(text: str) -> int | None:
+    """get_rate64(): bytes per second, None when malformed."""
+    parsed = strtod(text)
+    if parsed is None:
+        return None
+    bps, rest = parsed
+    if rest:
+        scale = next((s for name, s in RATE_SUFFIXES if name.lower() == rest.lower()), None)
+        if scale is None:
+            return None
+        bps *= scale
+    return int(bps / 8)
+
+
+def get_size(text: str) -> int | None:
+    """get_size(): bytes, None when malformed or not a whole u32."""
+    parsed = strtod(text)
+    if parsed is None:
+        return None
+    size, rest = parsed
+    if rest:
+        scale = SIZE_SUFFIXES.get(rest.lower())
+        if scale is None:
+            return None
+        size *= scale
+    if size < 0 or size >= 1 << 32 or size != math.floor(size):
+        return None
+    return int(size)
+
+
+def get_time(text: str) -> int | None:
+    """get_time(): microseconds."""
+    parsed = strtod(text)
+    if parsed is None:
+        return None
+    t, rest = parsed
+    if rest:
+        scale = TIME_SUFFIXES.get(rest.lower())
+        if scale is None:
+            return None
+        t *= scale
+    return int(t) & 0xFFFFFFFF
+
+
+def strtoul16(text: str) -> tuple[int, str] | None:
+    m = _STRTOUL16.match(text)
+    return (int(m.group(), 16), text[m.end():]) if m else None
+
+
+def get_qdisc_handle(text: str) -> int | None:
+    """get_qdisc_handle(): "1:" or "1" (hex) is 0x10000."""
+    if text == "none":
+        return 0
+    parsed = strtoul16(text)
+    if parsed is None or parsed[0] >= 1 << 16 or parsed[1] not in ("", ":"):
+        return None
+    return parsed[0] << 16
+
+
+def get_tc_classid(text: str) -> int | None:
+    """get_tc_classid(): "root", "none", "M:m", ":m" or "M" (hex)."""
+    if text == "root":
+        return TC_H_ROOT
+    if text == "none":
+        return 0
+    parsed = strtoul16(text)
+    if parsed is None:
+        if not text.startswith(":"):
+            return None
+        parsed = (0, text)
+    major, rest = parsed
+    if rest.startswith(":"):
+        if major >= 1 << 16:
+            return None
+        minor = strtoul16(rest[1:]) if rest[1:] else (0, "")
+        if minor is None or minor[1] or minor[0] >= 1 << 16:
+            return None
+        return major << 16 | minor[0]
+    return None if rest else major
+
+
+def sprint_tc_classid(h: int) -> str:
+    if h == TC_H_ROOT:
+        return "root"
+    if h == 0:
+        return "none"
+    if h >> 16 == 0:
+        return f":{h & 0xFFFF:x}"
+    if h & 0xFFFF == 0:
+        return f"{h >> 16:x}:"
+    return f"{h >> 16:x}:{h & 0xFFFF:x}"
+
+
+def sprint_size(size: int) -> str:
+    """sprint_size(): whole Mb or Kb when within a KiB (or 16 bytes) of one."""
+    size &= 0xFFFFFFFF
+    kilo, mega = 1024, 1024 * 1024
+    if size >= mega and abs(mega * _rint(size / mega) - size) < 1024:
+        return f"{_rint(size / mega):g}Mb"
+    if size >= kilo and abs(kilo * _rint(size / kilo) - size) < 16:
+        return f"{_rint(size / kilo):g}Kb"
+    return f"{size}b"
+
+
+def _rint(x: float) -> float:
+    return float(round(x))  # rint(): to nearest, ties to even, as Python's round()
+
+
+def sprint_rate(rate_bytes: int) -> str:
+    """print_color_rate() without -iec: bits/s, scaled while a whole multiple of 1000
+    (or at least a million of the unit)."""
+    rate = (rate_bytes << 3) & 0xFFFFFFFFFFFFFFFF
+    units = ("", "K", "M", "G", "T")
+    i = 0
+    while i < len(units) - 1:
+        if rate < 1000 or (rate % 1000 and rate < 1000 * 1000):
+            break
+        rate //= 1000
+        i += 1
+    return f"{float(rate):.0f}{units[i]}bit"
+
+
+def sprint_time(usecs: int) -> str:
+    """print_time(): "%.3gs", "%.3gms" or whole microseconds."""
+    usecs &= 0xFFFFFFFF
+    if usecs >= TIME_UNITS_PER_SEC:
+        return f"{usecs / TIME_UNITS_PER_SEC:.3g}s"
+    if usecs >= TIME_UNITS_PER_SEC // 1000:
+        return f"{usecs / 1000:.3g}ms"
+    return f"{usecs}us"
+
+
+def tick2time(ticks: int) -> int:
+    """tc_core_tick2time(): microseconds (unsigned, truncated)."""
+    return int(ticks / TICK_IN_USEC)
+
+
+def time2tick(usecs: int) -> int:
+    return int(usecs * TICK_IN_USEC) & 0xFFFFFFFF
+
+
+def calc_xmittime(rate: int, size: int) -> int:
+    """tc_calc_xmittime(): ticks to send `size` bytes at `rate` bytes/s."""
+    return time2tick(int(TIME_UNITS_PER_SEC * (size / rate)) & 0xFFFFFFFF)
+
+
+def calc_xmitsize(rate: int, ticks: int) -> int:
+    """tc_calc_xmitsize(): the bytes `ticks` carry at `rate`, as the u32 print_size() takes."""
+    return int(rate * tick2time(ticks) / TIME_UNITS_PER_SEC) & 0xFFFFFFFF
+
+
+def rtable_cell_log(mtu: int) -> int:
+    """tc_calc_rtable(): the cell size covering `mtu` (2047 when unset) in 256 slots."""
+    mtu = mtu or 2047
+    cell_log = 0
+    while (mtu >> cell_log) > 255:
+        cell_log += 1
+    return cell_log
