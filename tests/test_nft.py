@@ -162,15 +162,18 @@ class RealTools:
     iptables 1.8.9 in tests/golden/nft/<test>.json and compared on every run; with
     root and the tools, the live tools' answers are compared too."""
 
-    def __init__(self, request: pytest.FixtureRequest) -> None:
-        self.golden_file = GOLDEN / f"{request.node.originalname}.json"
+    def __init__(self, request: pytest.FixtureRequest, golden: Path = GOLDEN,
+                 recorded_from: str = RECORDED_FROM) -> None:
+        """`golden` and `recorded_from`: another tool's directory of answers (tc's)."""
+        self.golden_dir, self.recorded_from = golden, recorded_from
+        self.golden_file = golden / f"{request.node.originalname}.json"
         callspec = getattr(request.node, "callspec", None)
         self.key = callspec.id if callspec is not None else ""
 
     def assert_same_as_real(self, steps, normalise=lambda argv, out: out, tools: tuple[str, ...] = ("nft",)) -> None:
         mock = run_mock(steps)
         golden = self._golden(steps, tools)
-        diff = differences(steps, mock, golden, normalise, f"golden ({RECORDED_FROM})")
+        diff = differences(steps, mock, golden, normalise, f"golden ({self.recorded_from})")
         if diff:
             pytest.fail(f"{self.golden_file.name} [{self.key}]:\n{diff}")
         if os.environ.get(RECORD_GOLDEN) or _live_tools_missing(tools):
@@ -187,12 +190,12 @@ class RealTools:
             if missing:
                 pytest.fail(f"recording golden answers: {missing}")
             recorded[self.key] = {"steps": asked, "results": run_real(steps)}
-            GOLDEN.mkdir(parents=True, exist_ok=True)
+            self.golden_dir.mkdir(parents=True, exist_ok=True)
             self.golden_file.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
         entry = recorded.get(self.key)
         if entry is None or entry["steps"] != asked:
             pytest.fail(f"{self.golden_file.name} has no answers recorded for these steps [{self.key}]: "
-                        "re-record them with `sudo tests/golden/record_nft`")
+                        f"re-record them with `sudo tests/golden/record_{self.golden_dir.name}`")
         return [tuple(result) for result in entry["results"]]
 
 

@@ -234,6 +234,7 @@ class Net:
         # the line-rate engine's `xmit_hook(dev, skb)`: when set, transmit hands it every
         # packet after TC egress (and XDP's), instead of the qdisc and the driver (core/dev.py)
         self.xmit_hook = None
+        self.qdisc_autohandle = 0x80000000  # the last automatic qdisc handle (sched/sch_api.py)
 
     def add_device(self, dev: NetDevice) -> NetDevice:
         self.devices[dev.ifindex] = dev

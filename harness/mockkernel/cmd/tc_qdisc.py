@@ -325,7 +325,7 @@ def qdisc_modify(net, tokens: Args, verb: str) -> str:
     elif kind is None and tokens:
         raise ToolError(f'Garbage instead of arguments "{tokens.peek()} ...". Try "tc qdisc help".', 255)
     if name is None:
-        raise ToolError('Not enough information: "dev" argument is required.', 1)  # the kernel's ENODEV, as tc says it
+        raise ToolError("RTNETLINK answers: No such device", 2)  # ifindex 0
     dev = device(net, name)
     try:
         if kind == "clsact" or parent == TC_H_CLSACT:
@@ -361,8 +361,7 @@ def qdisc_list(net, tokens: Args, stats: bool) -> str:
     out = []
     for dev in devices:
         on = "" if name else f"dev {dev.name} "
-        if dev.qdisc is None:
-            out.append(f"qdisc noop 0: {on}root refcnt 2 \n" + (_stats(0, 0, 0, 0, 0, 0) if stats else ""))
+        # a device never up has the noop qdisc, which a dump leaves out (TCQ_F_BUILTIN)
         for q in qdisc_dump_order(dev, invisible):
             out.append(print_qdisc(q, on, stats))
         q = dev.clsact

@@ -87,9 +87,9 @@ def get_qdisc_handle(text: str) -> int | None:
     if text == "none":
         return 0
     parsed = strtoul16(text)
-    if parsed is None or parsed[0] >= 1 << 16 or parsed[1] not in ("", ":"):
+    if parsed is None or parsed[0] >= 1 << 16 or not (parsed[1] == "" or parsed[1].startswith(":")):
         return None
-    return parsed[0] << 16
+    return parsed[0] << 16  # a minor after the colon is ignored
 
 
 def get_tc_classid(text: str) -> int | None:

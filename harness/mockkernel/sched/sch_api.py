@@ -64,7 +64,7 @@ def qdisc_lookup(dev, handle: int) -> Qdisc | None:
 
 def qdisc_leaf(p: Qdisc, classid: int) -> Qdisc | None:
     if not p.classful:
-        raise RtnlError(errno.EINVAL, "Specified qdisc not classful")
+        raise RtnlError(errno.EINVAL, "Parent qdisc is not classful")
     if not p.has_class(classid):
         raise RtnlError(errno.ENOENT, "Specified class not found")
     return p.class_leaf(classid)
@@ -97,14 +97,14 @@ def tc_modify_qdisc(net, dev, parent: int, handle: int, kind: str | None, option
                 if excl:
                     raise RtnlError(errno.EEXIST, "Exclusivity flag on, cannot override")
                 if kind is not None and kind != q.kind:
-                    raise RtnlError(errno.EINVAL, "Invalid qdisc name")
+                    raise RtnlError(errno.EINVAL, "Invalid qdisc name: must match existing qdisc")
                 if q is p:
                     raise RtnlError(errno.ELOOP, "Qdisc parent/child loop detected")
                 raise not_modelled(f"tc qdisc grafting the existing qdisc {handle >> 16:x}: elsewhere")
             if q is None:
                 return _create_n_graft(net, dev, p, parent, handle, kind, options, create)
-            if create and replace and (excl or (kind is not None and kind != q.kind)):
-                return _create_n_graft(net, dev, p, parent, handle, kind, options, create)
+            if kind is not None and kind != q.kind:  # another kind takes its place, whatever the flags (lab)
+                return _create_n_graft(net, dev, p, parent, handle, kind, options, True)
     else:
         if not handle:
             raise RtnlError(errno.EINVAL, "Handle cannot be zero")
@@ -114,7 +114,7 @@ def tc_modify_qdisc(net, dev, parent: int, handle: int, kind: str | None, option
     if excl:
         raise RtnlError(errno.EEXIST, "Exclusivity flag on, cannot modify")
     if kind is not None and kind != q.kind:
-        raise RtnlError(errno.EINVAL, "Invalid qdisc name")
+        raise RtnlError(errno.EINVAL, "Invalid qdisc name: must match existing qdisc")
     if not hasattr(q, "change"):
         raise RtnlError(errno.EINVAL, "Change operation not supported by specified qdisc")
     q.change(options)
@@ -128,16 +128,18 @@ def _create_n_graft(net, dev, p: Qdisc | None, parent: int, handle: int, kind: s
     if cls is None:
         raise RtnlError(errno.ENOENT, "Specified qdisc kind is unknown")
     if not handle:
-        handle = qdisc_alloc_handle(dev)
+        handle = qdisc_alloc_handle(net, dev)
     q = cls(dev, handle, parent, options)
     qdisc_graft(net, dev, p, parent, q)
 
 
-def qdisc_alloc_handle(dev) -> int:
-    """Automatic handles count down from 8001: (autohandle starts at 0x80000000)."""
-    for major in range(0x8001, 0x10000):
-        if qdisc_lookup(dev, major << 16) is None:
-            return major << 16
+def qdisc_alloc_handle(net, dev) -> int:
+    """The next free automatic handle: one counter from 8001: up, wrapping (the
+    kernel's is global to the host, so the lab's numbers depend on its history)."""
+    for _ in range(0x7FFF):
+        net.qdisc_autohandle = net.qdisc_autohandle + 0x10000 if net.qdisc_autohandle < 0xFFFE0000 else 0x80010000
+        if qdisc_lookup(dev, net.qdisc_autohandle) is None:
+            return net.qdisc_autohandle
     raise RtnlError(errno.ENOSPC, "Maximum number of qdisc handles was exceeded")
 
 
@@ -213,7 +215,7 @@ def tc_delete_qdisc(net, dev, parent: int, handle: int, kind: str | None) -> Non
         if q is None:
             raise RtnlError(errno.ENOENT, "Failed to find qdisc with specified handle")
     if kind is not None and kind != q.kind:
-        raise RtnlError(errno.EINVAL, "Invalid qdisc name")
+        raise RtnlError(errno.EINVAL, "Invalid qdisc name: must match existing qdisc")
     if not parent:
         raise RtnlError(errno.EINVAL, "Classid cannot be zero")
     if q.handle == 0:

@@ -1,0 +1,250 @@
+"""Egress qdiscs on the mock (sched/sch_*.py) and `tc qdisc|class` (cmd/tc_qdisc.py).
+
+Tests named `..._as_real_tc...` require the mock's output, error and exit status to
+be what tc (iproute2 6.1) and this kernel (6.18) answer to the same commands,
+recorded in tests/golden/tc/ by `sudo tests/golden/record_tc` (a scratch network
+namespace holding p0..p2, as test_nft.py's recorder) and, with root, asked live too.
+The others pin the qdiscs' arithmetic: token buckets, limits and trains, with
+expected values worked out from the kernel's formulas by hand.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+
+from harness.dropreason import DropReason
+from harness.mockkernel.cmd import tc_util
+from harness.mockkernel.core.skbuff import alloc_skb
+from harness.mockkernel.kernel import Kernel
+from harness.mockkernel.sched.sch_fifo import Bfifo, Pfifo
+from harness.mockkernel.sched.sch_generic import PschedRatecfg
+from harness.mockkernel.sched.sch_tbf import Tbf, TbfQopt
+from harness.mockkernel.target import sh
+from harness.target import PORTS
+from test_nft import RealTools
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "tc"
+# the scratch namespace's veths are down and would send IPv6 autoconfiguration through
+# their qdiscs on coming up: IPv6 off first (the mock's ports are up already)
+UP = [(["sysctl", "-w", "net.ipv6.conf.all.disable_ipv6=1"], None)] + \
+    [(["ip", "link", "set", "dev", port, "up"], None) for port in ("p0", "p1", "p2")]
+
+
+@pytest.fixture
+def real_tc(request) -> RealTools:
+    return RealTools(request, GOLDEN, "tc iproute2-6.1.0, Linux 6.18")
+
+
+def steps(*lines: str) -> list[tuple[list[str], None]]:
+    return UP + [(line.split(), None) for line in lines]
+
+
+QDISC_SETUPS = {
+    "tbf with limit": ["tc qdisc add dev p0 root handle 1: tbf rate 8kbit burst 2000 limit 3000"],
+    "tbf with latency": ["tc qdisc add dev p0 root handle 1: tbf rate 1mbit burst 10kb latency 70ms"],
+    "tbf at 10gbit": ["tc qdisc add dev p0 root handle 5: tbf rate 10gbit burst 1mb limit 10mb"],
+    "tbf with peakrate": ["tc qdisc add dev p0 root handle 1: tbf rate 1mbit burst 32kbit latency 400ms "
+                          "peakrate 2mbit mtu 1540"],
+    "tbf with overhead": ["tc qdisc add dev p0 root handle 1: tbf rate 512kbit burst 1600 limit 3000 overhead 24"],
+    "tbf odd rate": ["tc qdisc add dev p0 root handle a: tbf rate 1234567bit burst 3333 limit 7777"],
+    "pfifo default": ["tc qdisc add dev p0 root handle 1: pfifo"],
+    "pfifo limit": ["tc qdisc add dev p0 root handle 2: pfifo limit 10"],
+    "bfifo default": ["tc qdisc add dev p0 root handle 3: bfifo"],
+    "bfifo limit": ["tc qdisc add dev p0 root handle 3: bfifo limit 64kb"],
+    "tbf and pfifo child": ["tc qdisc add dev p0 root handle 1: tbf rate 1mbit burst 5k limit 10k",
+                            "tc qdisc add dev p0 parent 1:1 handle 10: pfifo limit 5"],
+    "tbf and bfifo child on p1": ["tc qdisc add dev p1 root handle 1: tbf rate 1mbit burst 5k limit 10k",
+                                  "tc qdisc add dev p1 parent 1: handle 20: bfifo limit 4000",
+                                  "tc qdisc add dev p0 root handle 7: pfifo"],
+    "replace changes the kind": ["tc qdisc add dev p0 root handle 1: pfifo",
+                                 "tc qdisc replace dev p0 root handle 1: bfifo limit 5000"],
+    "replace a new handle": ["tc qdisc add dev p0 root handle 1: pfifo",
+                             "tc qdisc replace dev p0 root handle 2: tbf rate 1mbit burst 5k limit 10k"],
+    "change the limit": ["tc qdisc add dev p0 root handle 1: pfifo limit 5",
+                         "tc qdisc change dev p0 root handle 1: pfifo limit 7"],
+    "change tbf": ["tc qdisc add dev p0 root handle 1: tbf rate 1mbit burst 5k limit 10k",
+                   "tc qdisc change dev p0 root handle 1: tbf rate 2mbit burst 6k limit 20k"],
+    "delete the root": ["tc qdisc add dev p0 root handle 1: tbf rate 1mbit burst 5k limit 10k",
+                        "tc qdisc del dev p0 root"],
+    "delete the child": ["tc qdisc add dev p0 root handle 1: tbf rate 1mbit burst 5k limit 10k",
+                         "tc qdisc add dev p0 parent 1:1 handle 10: pfifo limit 5",
+                         "tc qdisc del dev p0 parent 1:1"],
+    "no flags graft another kind": ["tc qdisc add dev p0 root handle 1: pfifo",
+                                    "tc qdisc change dev p0 root handle 2: bfifo limit 5000"],
+    "link changes": ["tc qdisc add dev p0 root handle 1: pfifo", "tc qdisc link dev p0 root pfifo limit 9"],
+    "replace changes": ["tc qdisc add dev p0 root handle 1: pfifo", "tc qdisc replace dev p0 root pfifo limit 6"],
+    "several children hashed": ["tc qdisc add dev p0 root handle 1: tbf rate 1mbit burst 5k limit 10k",
+                                "tc qdisc add dev p0 parent 1:1 handle 2: tbf rate 1mbit burst 5k limit 10k",
+                                "tc qdisc add dev p0 parent 2:1 handle 3: tbf rate 1mbit burst 5k limit 10k",
+                                "tc qdisc add dev p0 parent 3:1 handle 4: pfifo"],
+}
+
+
+@pytest.mark.parametrize("name", QDISC_SETUPS)
+def test_qdiscs_list_back_as_real_tc_lists_them(name, real_tc):
+    shows = ["tc -s qdisc show dev p0", "tc qdisc show dev p1", "tc qdisc show dev p0 invisible",
+             "tc class show dev p0", "tc -s class show dev p0"]
+    real_tc.assert_same_as_real(steps(*QDISC_SETUPS[name], *shows), tools=("tc",))
+
+
+ERRORS = {
+    "add twice": ["tc qdisc add dev p0 root handle 1: pfifo", "tc qdisc add dev p0 root handle 1: pfifo"],
+    "add over another": ["tc qdisc add dev p0 root handle 1: pfifo", "tc qdisc add dev p0 root handle 2: pfifo"],
+    "add the same kind over another": ["tc qdisc add dev p0 root handle 1: pfifo", "tc qdisc add dev p0 root pfifo"],
+    "minor handle": ["tc qdisc add dev p0 root handle 1:2 pfifo"],
+    "unknown kind": ["tc qdisc add dev p0 root handle 1: nosuchqdisc"],
+    "unknown kind with options": ["tc qdisc add dev p0 root handle 1: nosuchqdisc limit 5"],
+    "parent missing": ["tc qdisc add dev p0 parent 5:1 handle 10: pfifo"],
+    "parent not classful": ["tc qdisc add dev p0 root handle 1: pfifo", "tc qdisc add dev p0 parent 1:1 pfifo"],
+    "change missing": ["tc qdisc change dev p0 root handle 1: pfifo limit 5"],
+    "change the kind": ["tc qdisc add dev p0 root handle 1: pfifo", "tc qdisc change dev p0 root handle 1: bfifo"],
+    "delete noqueue": ["tc qdisc del dev p0 root"],
+    "delete missing handle": ["tc qdisc del dev p0 handle 9:"],
+    "delete wrong handle": ["tc qdisc add dev p0 root handle 1: pfifo", "tc qdisc del dev p0 root handle 2:"],
+    "no device": ["tc qdisc add dev nosuch root pfifo"],
+    "no dev": ["tc qdisc add root pfifo"],
+    "bad handle": ["tc qdisc add dev p0 root handle xyz pfifo"],
+    "bad parent": ["tc qdisc add dev p0 parent 1:xyz pfifo"],
+    "fifo bad limit": ["tc qdisc add dev p0 root pfifo limit lots"],
+    "fifo unknown option": ["tc qdisc add dev p0 root bfifo depth 5"],
+    "tbf nothing": ["tc qdisc add dev p0 root tbf"],
+    "tbf no rate": ["tc qdisc add dev p0 root tbf burst 5k limit 10k"],
+    "tbf limit and latency": ["tc qdisc add dev p0 root tbf rate 1mbit burst 5k limit 10k latency 5ms"],
+    "tbf peakrate without mtu": ["tc qdisc add dev p0 root tbf rate 1mbit burst 5k limit 10k peakrate 2mbit"],
+    "tbf peakrate below rate": ["tc qdisc add dev p0 root tbf rate 1mbit burst 5k limit 10k peakrate 1mbit mtu 1500"],
+    "tbf bad rate": ["tc qdisc add dev p0 root tbf rate fast burst 5k limit 10k"],
+    "tbf bad burst": ["tc qdisc add dev p0 root tbf rate 1mbit burst 5k/3 limit 10k"],
+    "tbf duplicate": ["tc qdisc add dev p0 root tbf rate 1mbit rate 2mbit burst 5k limit 10k"],
+    "tbf unknown option": ["tc qdisc add dev p0 root tbf rate 1mbit burst 5k limit 10k quantum 3"],
+    "unknown verb": ["tc qdisc frobnicate dev p0"],
+    "garbage show": ["tc qdisc show dev p0 xyz"],
+}
+
+
+@pytest.mark.parametrize("name", ERRORS)
+def test_qdisc_errors_are_real_tc_errors(name, real_tc):
+    real_tc.assert_same_as_real(steps(*ERRORS[name], "tc qdisc show dev p0"), tools=("tc",))
+
+
+# ---------------------------------------------------------------- the arithmetic
+
+def skb_of(length: int):
+    """An skb whose qdisc_pkt_len() is `length` (the frame from its MAC header)."""
+    skb = alloc_skb(bytes(length))
+    skb.net = KERNEL
+    return skb
+
+
+KERNEL = Kernel()
+
+
+@pytest.fixture
+def k():
+    return Kernel()
+
+
+def test_rate_precompute_is_the_kernels_multiply_shift():
+    # psched_ratecfg_precompute(): 1e9 << shift // rate until bit 31 of mult is set
+    rate = PschedRatecfg(1000)  # 8kbit
+    assert (rate.mult, rate.shift) == (4_096_000_000, 12)
+    assert rate.l2t_ns(2000) == 2_000_000_000
+    assert PschedRatecfg(125_000).l2t_ns(1000) == 8_000_000  # 1mbit: 8 ms per 1000 bytes
+
+
+def test_tbf_lets_a_train_go_as_far_as_the_tokens_reach_and_wakes_when_the_next_fits(k):
+    dev = k.dev_by_name("p1")
+    # 8kbit: 1000 bytes a second; burst 2500 bytes: two of 1000 at once, 500 left
+    tbf = Tbf(dev, 0x10000, 0xFFFFFFFF, TbfQopt(limit=10_000, rate=1000, burst=2500))
+    skb = skb_of(1000)
+    assert tbf.enqueue(skb, 6, 0.0) == 6
+    assert tbf.dequeue(0.0) == (skb, 2)
+    assert tbf.dequeue(0.0) is None
+    assert tbf.overlimits == 1
+    assert tbf.next_event(0.0) == 0.5  # 500 bytes of tokens left: the third fits after 0.5 s
+    assert tbf.dequeue(2.5) == (skb, 2)  # 2.5 s refill 2500 bytes (the cap): 3000 in hand, two go
+    assert (tbf.qlen, tbf.backlog, tbf.packets, tbf.bytes) == (2, 2000, 4, 4000)
+    assert tbf.next_event(2.5) == 3.0
+
+
+def test_tbf_drops_a_packet_the_bucket_can_never_send(k):
+    tbf = Tbf(k.dev_by_name("p1"), 0x10000, 0xFFFFFFFF, TbfQopt(limit=10_000, rate=1000, burst=1000))
+    assert tbf.enqueue(skb_of(1001), 3, 0.0) == 0
+    assert (tbf.drops, tbf.drop_reason, tbf.qlen) == (3, DropReason.QDISC_DROP, 0)
+
+
+def test_fifos_take_a_train_up_to_their_limit_and_drop_the_rest(k):
+    dev = k.dev_by_name("p1")
+    pfifo, bfifo = Pfifo(dev, 0x10000, 0xFFFFFFFF, 5), Bfifo(dev, 0x20000, 0xFFFFFFFF, 2500)
+    assert pfifo.enqueue(skb_of(100), 3, 0.0) == 3
+    assert pfifo.enqueue(skb_of(100), 4, 0.0) == 2
+    assert (pfifo.qlen, pfifo.drops, pfifo.drop_reason) == (5, 2, DropReason.QDISC_DROP)
+    assert bfifo.enqueue(skb_of(1000), 3, 0.0) == 2  # 2000 of 2500 bytes; a third would make 3000
+    assert (bfifo.backlog, bfifo.drops) == (2000, 1)
+    assert pfifo.dequeue(0.0, 2)[1] == 2 and pfifo.dequeue(0.0)[1] == 1 and pfifo.dequeue(0.0)[1] == 2
+
+
+def test_default_fifo_limits_come_from_the_device(k):
+    dev = k.dev_by_name("p1")  # tx_queue_len 1000, MTU 1500: frames of 1514
+    assert Pfifo(dev, 0x10000, 0xFFFFFFFF).limit == 1000
+    assert Bfifo(dev, 0x10000, 0xFFFFFFFF).limit == 1_514_000
+
+
+def frame(i: int = 0) -> bytes:
+    return bytes(Ether(src=PORTS[0].peer_mac, dst=PORTS[0].mac) / IP(src="10.0.0.2", dst="10.0.1.2", id=i) /
+                 UDP(sport=1, dport=7) / bytes(958))  # 1000 bytes
+
+
+@pytest.fixture
+def router(k):
+    for line in ("ip addr add 10.0.0.1/24 dev p0", "ip addr add 10.0.1.1/24 dev p1",
+                 "ip neigh replace 10.0.1.2 lladdr 02:00:00:00:01:02 dev p1 nud permanent",
+                 "sysctl -w net.ipv4.ip_forward=1"):
+        sh(k, line.split())
+    return k
+
+
+def test_the_watchdog_sends_what_tbf_held_when_its_tokens_suffice(router):
+    k = router
+    sh(k, "tc qdisc add dev p1 root handle 1: tbf rate 8kbit burst 2000 limit 3000".split())
+    k.receive("p0", [frame(i) for i in range(5)])
+    wire = k.nics["p1"].wire
+    assert len(wire) == 2
+    k.advance(0.999)
+    assert len(wire) == 2
+    k.advance(0.001)
+    assert len(wire) == 3
+    k.advance(1.0)
+    assert len(wire) == 4
+    assert "overlimits 5 " in sh(k, "tc -s qdisc show dev p1".split())  # 3 at the burst, 2 at the wakeups
+
+
+def test_the_line_rate_engine_takes_the_packet_instead_of_the_qdisc(router):
+    k = router
+    sh(k, "tc qdisc add dev p1 root handle 1: pfifo".split())
+    taken = []
+    k.xmit_hook = lambda dev, skb: taken.append((dev.name, skb.len))
+    k.receive("p0", [frame()])
+    assert taken == [("p1", 1000)]
+    assert k.dev_by_name("p1").qdisc.qlen == 0 and k.nics["p1"].wire == []
+
+
+@pytest.mark.parametrize("rate, text", [(1000, "8Kbit"), (125_000, "1Mbit"), (1_250_000_000, "10Gbit"),
+                                        (154320, "1234Kbit"), (123, "984bit"), (125_000_125, "1Gbit"), (125_125, "1001Kbit")])
+def test_rates_print_as_tc_scales_them(rate, text):
+    assert tc_util.sprint_rate(rate) == text
+
+
+@pytest.mark.parametrize("size, text", [(1000, "1000b"), (1024, "1Kb"), (1030, "1Kb"), (1040, "1040b"),
+                                        (1_514_000, "1514000b"), (1 << 20, "1Mb"), (10 * 1024 + 5, "10Kb")])
+def test_sizes_print_as_tc_rounds_them(size, text):
+    assert tc_util.sprint_size(size) == text
+
+
+def test_automatic_handles_count_up_from_8001(k):
+    sh(k, "tc qdisc add dev p0 root pfifo".split())
+    sh(k, "tc qdisc replace dev p0 root bfifo".split())  # another kind: a new qdisc, a new handle
+    assert sh(k, "tc qdisc show dev p0".split()) == "qdisc bfifo 8002: root refcnt 3 limit 1514000b\n"
+    assert " qdisc bfifo state " in sh(k, "ip link show dev p0".split())
