@@ -129,7 +129,8 @@ class TrafficMeasurer(AbstractMeasurer):
     nothing the trial sent is still queued or in flight in the DUT (the
     ndr_bench flaw counted packets in flight as lost), so offered - received is
     loss, never backlog. Packets the generator did not send (offered below
-    intended) count as loss too, through MeasurementResult's intended_count.
+    intended, by a packet or more) count as loss too, through
+    MeasurementResult's intended_count.
     Every trial is appended to `trials`, in the order run, and passed to
     `on_trial`.
     """
@@ -155,13 +156,16 @@ class TrafficMeasurer(AbstractMeasurer):
         rate = Rate(load_pps, RateUnit.PPS)
         if count is None:
             stream = dataclasses.replace(self.stream, rate=rate, mode=Mode.CONTINUOUS, latency=latency)
-            intended = round(load_pps * duration)
         else:
             stream = dataclasses.replace(self.stream, rate=rate, mode=Mode.SINGLE_BURST, count=count,
                                          latency=latency)
             intended, duration = count, count / load_pps
         result = self.target.traffic(Profile((stream,)), duration=None if count else duration)
         sent = result.streams[stream.id]
+        if count is None:
+            due = load_pps * duration
+            # a generator rounds the trial to whole packets, either way: that is not loss
+            intended = sent.opackets if abs(sent.opackets - due) < 1 else round(due)
         trial = Trial(self.phase, self.frame_size, load_pps, duration, intended, sent.opackets, sent.ipackets,
                       result)
         self.trials.append(trial)

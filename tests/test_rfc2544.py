@@ -242,3 +242,15 @@ def test_command_line_sets_up_forwarding_through_conntrack_and_writes_tables_and
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "latency-64-ndr.png", "latency-64-pdr.png", "report.json", "report.txt", "throughput-64.png"]
     assert (tmp_path / "report.txt").read_text() in printed
+
+
+@pytest.mark.parametrize("load, sent, intended", [(1_751_585.9, 175_158, 175_158), (1_751_585.9, 175_159, 175_159),
+                                                  (1_751_585.9, 175_157, 175_159)])
+def test_a_generator_rounding_the_trial_to_whole_packets_loses_nothing(load, sent, intended):
+    """175,158.59 packets are due in 0.1 s: 175,158 or 175,159 sent is the whole trial."""
+    class Rounding(CapacityDut):
+        def traffic(self, profile: Profile, duration: float | None = None) -> Result:
+            (stream,) = profile.streams
+            return Result(self.name, duration, streams={stream.id: StreamStats(stream.id, sent, sent)})
+    measured = TrafficMeasurer(Rounding(), Stream("p0", bytes(FRAME)), 64).measure(0.1, load)
+    assert (measured.intended_count, measured.offered_count) == (intended, sent)

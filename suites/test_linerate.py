@@ -1,0 +1,167 @@
+"""Line rate: what the DUT does to traffic at rate, on every target that generates it.
+
+A flood that XDP drops never reaches netfilter; tbf, htb and pfifo shape and drop
+as configured, and `tc -s` counts it; a small RFC 2544 sample finds the forwarding
+NDR with and without conntrack. Expected rates are written out from the
+configuration (10 Mbit/s of 1514-byte frames: 10e6 / (8 * 1514) packets/s, tbf
+and htb counting skb->len, the frame without FCS), never computed by the code
+under test. The checks that need what only the mock models (an RX ring on the
+port, NAPI, RSS queues: a veth has none of them) are mock-only, each saying why.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from scapy.layers.inet import UDP
+
+from harness import plots, rfc2544
+from harness.target import TargetError
+from harness.traffic import Loss, Mode, Profile, Rate, RateUnit, Result, Stream
+from plan import counted
+
+FULL_FRAME = 1514  # bytes on the wire without FCS: skb->len, what tbf and htb count
+
+
+def udp_stream(src, dst, dport: int, pps: float, size: int = FULL_FRAME, count: int | None = None,
+               stream_id: int = 0) -> Stream:
+    """UDP from host `src` to host `dst` (through the DUT), `size` bytes without FCS."""
+    frame = rfc2544.sized_frame(src.to_dut(dst=dst.ip) / UDP(sport=1024, dport=dport), size + 4)
+    mode = Mode.CONTINUOUS if count is None else Mode.SINGLE_BURST
+    return Stream(src.port.name, frame, Rate(pps), mode=mode, count=count, id=stream_id)
+
+
+def run(target, *streams: Stream, duration: float | None = None) -> Result:
+    return target.traffic(Profile(streams), duration=duration)
+
+
+@pytest.fixture(autouse=True)
+def generator(target):
+    """What the target's traffic generator offers and observes; skips on a target without one."""
+    try:
+        return target.traffic_caps()
+    except TargetError as exc:
+        pytest.skip(str(exc))
+
+
+# XDP before netfilter --------------------------------------------------------------
+
+FLOOD = 10_000
+FLOOD_PPS = 100_000  # under what the DUT takes on every target: nothing lost before the hooks
+
+NFT_DROP_DISCARD = """table ip flood {
+  chain pre {
+    type filter hook prerouting priority 0; policy accept;
+    udp dport 9 counter drop
+  }
+}
+"""
+
+
+def test_xdp_drop_flood_leaves_netfilter_counters_at_zero_while_an_nft_drop_counts_every_packet(
+        target, router, bpf_objects):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=NFT_DROP_DISCARD)
+    flood = udp_stream(h0, h1, 9, FLOOD_PPS, size=60, count=FLOOD)
+    target.sh(f"ip link set dev p0 xdp obj {bpf_objects['xdp_drop_udp']} sec xdp")
+    dropped_by_xdp = run(target, flood)
+    assert (dropped_by_xdp.streams[0].opackets, dropped_by_xdp.streams[0].ipackets) == (FLOOD, 0)
+    assert counted(target, "udp dport 9") == 0
+    target.sh("ip link set dev p0 xdp off")
+    dropped_by_nft = run(target, flood)
+    assert (dropped_by_nft.streams[0].opackets, dropped_by_nft.streams[0].ipackets) == (FLOOD, 0)
+    assert counted(target, "udp dport 9") == FLOOD
+
+
+# the NIC and NAPI (mock only: a veth has no RX ring, no interrupt, no RX queues) -----
+
+def observed(generator, what: str, why: str) -> None:
+    """Skip, saying `why`, unless the target's traffic observes `what`."""
+    if what not in generator.observes:
+        pytest.skip(why)
+
+
+LINE_RATE = Rate(100, RateUnit.PERCENT)
+
+
+def test_a_burst_larger_than_the_rx_ring_loses_the_excess_at_the_ring(target, router, generator):
+    observed(generator, "ring", "veth has no RX ring")
+    h0, h1 = router[0], router[1]
+    target.sh("ethtool -G p0 rx 256")
+    target.sh("ethtool -C p0 rx-usecs 1000")
+    burst = dataclasses.replace(udp_stream(h0, h1, 7, 0, size=60, count=1000), rate=LINE_RATE, latency=True)
+    result = run(target, burst)
+    # 1000 frames at 10 Gbit/s take 67 us: the interrupt comes 1 ms after the first,
+    # the 256 descriptors are full by then
+    assert result.losses == [Loss("NIC_RX", "FULL_RING", "p0 rx_missed_errors", 744)]
+    assert result.streams[0].ipackets == 256
+    assert result.streams[0].latency.min_us >= 1000
+    rx_counters = target.sh("ip -s link show dev p0").splitlines()[3].split()
+    assert rx_counters[1] == "256" and rx_counters[4] == "744"  # RX packets, missed
+
+
+ROUTING_PPS = 1.74e6  # the XDP paper's Linux routing, one core, 64 bytes: what the mock is calibrated to
+
+
+def test_a_flow_sharing_its_cpu_with_a_flood_waits_half_a_napi_weight_of_the_flood(target, router, generator):
+    """p0's and p1's first RX queues are both polled by CPU 0: each time the light
+    flow's queue is polled, the flood's queue was just polled for a NAPI weight (64
+    frames), so the light flow waits on average half of it: 32 forwarded frames."""
+    observed(generator, "ring", "veth has no RX ring: no NAPI queue per port, its frames wait in the backlog")
+    h0, h1 = router[0], router[1]
+    light = dataclasses.replace(udp_stream(h1, h0, 8, 10_000, size=60), latency=True, id=1)
+    flood = dataclasses.replace(udp_stream(h0, h1, 7, 0, size=60), rate=LINE_RATE, id=2)
+    alone = run(target, light, duration=0.01).streams[1].latency
+    shared = run(target, light, flood, duration=0.01).streams[1]
+    assert shared.ipackets == 100
+    assert shared.latency.avg_us - alone.avg_us == pytest.approx(32 / ROUTING_PPS * 1e6, rel=0.10)
+
+
+# RFC 2544 -------------------------------------------------------------------------
+
+CONNTRACK_FORWARD = """table ip bench {
+  chain forward {
+    type filter hook forward priority 0; policy drop;
+    ct state new,established accept
+  }
+}
+"""
+SAMPLE = rfc2544.Settings(phases=(rfc2544.Phase.SEARCH,), trial_duration=0.1, relative_width=0.02)
+
+
+def ndr_sample(target, hosts, scenario: str) -> rfc2544.Report:
+    """NDR for 64 and 1518-byte frames from h0 to h1, attached to the Allure result."""
+    h0, h1 = hosts[0], hosts[1]
+    report = rfc2544.run(target, h0.port, h0.to_dut(dst=h1.ip) / UDP(sport=1024, dport=1024), sizes=(64, 1518),
+                         settings=SAMPLE, scenario=scenario)
+    plots.attach(report)
+    return report
+
+
+@pytest.mark.parametrize("conntrack", [False, True], ids=["forward", "forward+conntrack"])
+def test_rfc2544_sample_forwards_without_loss_up_to_an_ndr(target, router, conntrack):
+    if conntrack:
+        target.sh("nft -f -", stdin=CONNTRACK_FORWARD)
+    report = ndr_sample(target, router, "forwarding" + " through conntrack" * conntrack)
+    for size in report.sizes:
+        assert size.ndr.lower_pps is not None, report.table()  # the minimum load lost nothing
+    if conntrack:  # the one flow, tracked, its replies never seen
+        assert [(e.proto, e.original) for e in target.conntrack()] == \
+            [("udp", ("10.0.0.2", "10.0.1.2", 1024, 1024))]
+
+
+@pytest.mark.requires("virtual_time")
+def test_rfc2544_ndr_on_the_mock_is_the_calibrated_routing_rate_and_conntrack_lowers_it(target, router):
+    """The mock's NDR comes from its cost model, calibrated to the XDP paper: 64-byte
+    forwarding at 1.74 Mpps a core (within the calibration's 10%), 1518-byte frames
+    at the 10 Gbit/s line rate, 812,743.8 frames/s (10e9 / (8 * (1518 + 20))). A real
+    DUT's rates are its machine's: only the model's are known beforehand."""
+    forward = ndr_sample(target, router, "forwarding")
+    target.sh("nft -f -", stdin=CONNTRACK_FORWARD)
+    tracked = ndr_sample(target, router, "forwarding through conntrack")
+    small, full = forward.sizes
+    assert small.ndr.lower_pps == pytest.approx(ROUTING_PPS, rel=0.10)
+    assert (full.ndr.lower_pps, full.ndr.upper_pps) == (pytest.approx(812_743.8), None)
+    small_ct, full_ct = tracked.sizes
+    assert small_ct.ndr.upper_pps < small.ndr.lower_pps
+    assert (full_ct.ndr.lower_pps, full_ct.ndr.upper_pps) == (pytest.approx(812_743.8), None)
