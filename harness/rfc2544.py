@@ -41,6 +41,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from MLRsearch import AbstractMeasurer, Config, MeasurementResult, MultipleLossRatioSearch, SearchGoal
 from scapy.layers.inet import IP, UDP
@@ -55,7 +56,7 @@ FRAME_SIZES = (64, 128, 256, 512, 1024, 1280, 1518)  # with FCS (RFC 2544 sectio
 SHOW_PROGRESS_AFTER = 3.0  # wall seconds: shorter campaigns finish before a bar is worth drawing
 
 
-class Phase:
+class Phase(StrEnum):
     SEARCH = "throughput search"
     LATENCY = "latency"
     LOSS_CURVE = "frame loss rate"
@@ -112,10 +113,14 @@ class Trial:
 
     @property
     def loss_ratio(self) -> float:
-        """Lost and unsent packets over the intended (or offered, if more) count,
-        as MLRsearch's MeasurementResult.loss_ratio counts them."""
-        overall = max(self.intended, self.offered)
-        return (abs(self.lost) + abs(self.intended - self.offered)) / overall if overall else 0.0
+        """Lost and unsent packets over the intended (or offered, if more) count."""
+        return self.measurement().loss_ratio
+
+    def measurement(self) -> MeasurementResult:
+        """The trial as MLRsearch reads it."""
+        return MeasurementResult(intended_duration=self.duration, intended_load=self.load_pps,
+                                 intended_count=self.intended, offered_count=self.offered,
+                                 forwarding_count=self.received)
 
     def latency(self) -> LatencyStats | None:
         return next((s.latency for s in self.result.streams.values() if s.latency is not None), None)
@@ -145,10 +150,7 @@ class TrafficMeasurer(AbstractMeasurer):
         self.on_trial = on_trial
 
     def measure(self, intended_duration: float, intended_load: float) -> MeasurementResult:
-        trial = self.run(intended_load, duration=intended_duration)
-        return MeasurementResult(intended_duration=intended_duration, intended_load=intended_load,
-                                 intended_count=trial.intended, offered_count=trial.offered,
-                                 forwarding_count=trial.received)
+        return self.run(intended_load, duration=intended_duration).measurement()
 
     def run(self, load_pps: float, duration: float | None = None, count: int | None = None,
             latency: bool = False) -> Trial:
@@ -221,7 +223,7 @@ class Report:
         lines = [f"RFC 2544 throughput (26.1) on {self.target}{self.scenario and ', ' + self.scenario}: MLRsearch, "
                  f"relative width {self.settings.relative_width:g}",
                  f"{'frame':>5}  {'goal':>9}  {'lower pps':>12}  {'upper pps':>12}  {'cond. pps':>12}  "
-                 f"{'Mbit/s L1':>10}  {'% line':>6}"]
+                 f"{'Mbit/s L1':>10}  {'% max':>6}"]
         for size, max_pps, goal in rows:
             lower = goal.conditional_pps
             mbit = f"{lower * l1_bits(size - FCS_LEN) / 1e6:10.2f}" if lower else f"{'-':>10}"
