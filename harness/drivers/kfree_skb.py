@@ -33,6 +33,15 @@ a tracer that is stuck. bpftrace reports events its perf buffer had no room for
 The sentinel is a frame on the namespace's `lo` for another MAC, dropped OTHERHOST
 in ip_rcv_core() before any hook: no netfilter counter, conntrack entry, ICMP error
 or SNMP counter sees it (only `lo`'s own rx counters).
+
+At rate (`NetnsDrops.counting()`, a traffic run) one printf per drop would overflow
+the perf buffer within milliseconds, and with it every lab's drops. Counting is
+switched on and off in band, by control frames dropped like the sentinel (another
+IP protocol): while it is on, the program counts the namespace's drops in BPF maps
+keyed by reason and location (netfilter drops by their call chain, which names the
+hook) and prints nothing per drop; each control frame prints both maps and then its
+own line, so the counts at the moment counting started and stopped come back in
+order, and the run's drops are their difference.
 """
 from __future__ import annotations
 
@@ -45,6 +54,8 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 from harness.drivers.netns import (
@@ -111,7 +122,19 @@ tracepoint:skb:kfree_skb
     }
   }
   if (($netns > 1 && HOST_FILTER) || ($netns == 0 && ($frag_off & 0xff3f) != 0)) {
-    if (args->reason == NETFILTER_DROP) {
+    $harness = $saddr == LOOPBACK && $daddr == LOOPBACK && ($ipproto == SENTINEL_IPPROTO || $ipproto == CONTROL_IPPROTO);
+    if ($harness && $ipproto == CONTROL_IPPROTO) {
+      if ($id == COUNT_START) { @counting[$netns] = 1; } else { delete(@counting[$netns]); }
+      print(@counted);
+      print(@counted_nf);
+      printf("control %u %u\n", $netns, $id);
+    } else if (!$harness && @counting[$netns]) {
+      if (args->reason == NETFILTER_DROP) {
+        @counted_nf[$netns, ksym(args->location), kstack(8)] = count();
+      } else {
+        @counted[$netns, args->reason, ksym(args->location)TC_ARG] = count();
+      }
+    } else if (args->reason == NETFILTER_DROP) {
       printf("drop %u %u %s %u %u %u %u %u %u %u %u %uTC_FORMAT stack%s.\n", $netns, args->reason,
              ksym(args->location), args->protocol, $skb->len, $saddr, $daddr, $ipproto, $id,
              $ttl, $tot_len, $frag_offTC_ARG, kstack(8));
@@ -185,6 +208,14 @@ IP_OFFSET = 0x1FFF
 
 SENTINEL_ADDR = "127.0.0.1"
 SENTINEL_IPPROTO = 253  # RFC 3692 experimentation
+CONTROL_IPPROTO = 254  # the other RFC 3692 number: counting on (COUNT_START) and off (COUNT_STOP)
+COUNT_START, COUNT_STOP = 1, 2
+# bpftrace's map printout: `@counted[netns, reason, location(, tc_at_ingress)]: N`, and
+# `@counted_nf[netns, location, ` followed by the stack, one frame a line, and `]: N`
+COUNTED = re.compile(r"@counted\[(\d+), (\d+), ([^,\]]+)(?:, (\d+))?\]: (\d+)$")
+COUNTED_NF = re.compile(r"@counted_nf\[(\d+), ([^,\]]+), $")
+COUNTED_NF_END = re.compile(r"\]: (\d+)$")
+CONTROL = re.compile(r"control (\d+) (\d+)$")
 SENTINEL_OTHERHOST_MAC = bytes.fromhex("020000000000")  # lo's address is 00:00:00:00:00:00
 EXPIRED_DATAGRAMS_KEPT = 1024
 
@@ -279,6 +310,25 @@ def _ipv4(loaded: str) -> str:
     return socket.inet_ntoa(struct.pack("=I", int(loaded)))
 
 
+def _counted_event(netns: str, reason: str | int, location: str, stack: tuple[str, ...],
+                   tc_at_ingress: str | None) -> KfreeSkbEvent:
+    """A map entry of counted drops as the event it counts (no packet headers)."""
+    tc = int(tc_at_ingress) if tc_at_ingress is not None else TC_AT_INGRESS_UNKNOWN
+    return KfreeSkbEvent(int(netns), int(reason), function_name(location.strip()), 0, 0, "", "", 0, 0, 0, 0, 0,
+                         stack, tc)
+
+
+def _counted_stack(lines) -> tuple[tuple[str, ...], int]:
+    """The stack of a `@counted_nf[` entry, one frame a line up to `]: N`, and N."""
+    stack = []
+    for line in lines:
+        if end := COUNTED_NF_END.match(line.strip()):
+            return tuple(stack), int(end[1])
+        if line.strip():
+            stack.append(function_name(line.strip().partition("+")[0]))
+    raise ValueError("a @counted_nf entry without its end")
+
+
 def mount_tracefs() -> None:
     """bpftrace finds tracepoints through tracefs, which a fresh machine may not mount."""
     if os.path.exists(KFREE_SKB_FORMAT):
@@ -319,11 +369,15 @@ class KfreeSkbTracer:
         with open(KFREE_SKB_FORMAT) as f:
             self.reasons = drop_reasons(f.read())
         numbers = {name: number for number, name in self.reasons.items()}
+        self._netfilter_drop = numbers[DropReason.NETFILTER_DROP]
         tc_bit = has_tc_at_ingress(bpftrace)
         program = PROGRAM.replace("HOST_FILTER", " && ".join(
             f"$netns != {inode}" for inode in sorted(HOST_NETNS_INODES))).replace(
             "NETFILTER_DROP", str(numbers[DropReason.NETFILTER_DROP])).replace(
-            "TC_FORMAT", " %u" if tc_bit else "").replace("TC_ARG", ", $skb->tc_at_ingress" if tc_bit else "")
+            "TC_FORMAT", " %u" if tc_bit else "").replace("TC_ARG", ", $skb->tc_at_ingress" if tc_bit else "").replace(
+            "LOOPBACK", str(struct.unpack("=I", socket.inet_aton(SENTINEL_ADDR))[0])).replace(
+            "SENTINEL_IPPROTO", str(SENTINEL_IPPROTO)).replace("CONTROL_IPPROTO", str(CONTROL_IPPROTO)).replace(
+            "COUNT_START", str(socket.htons(COUNT_START)))  # $id is as loaded: network order
         self._watched: dict[int, NetnsDrops] = {}
         self._expired_datagrams: dict[tuple[str, str, int, int], int] = {}
         self.lock = threading.Condition()
@@ -347,6 +401,7 @@ class KfreeSkbTracer:
 
     def _read(self) -> None:
         lines = iter(self._process.stdout)
+        counted: dict[KfreeSkbEvent, int] = {}  # the maps printed before the next control line
         try:
             for line in lines:
                 if line.startswith("drop "):
@@ -356,6 +411,16 @@ class KfreeSkbTracer:
                                       itertools.takewhile(lambda frame: frame != ".\n", lines)
                                       if frame.strip())
                     self._dispatch(KfreeSkbEvent.parse(line, stack))
+                elif match := COUNTED.match(line):
+                    netns, reason, location, tc_at_ingress, packets = match.groups()
+                    counted[_counted_event(netns, reason, location, (), tc_at_ingress)] = int(packets)
+                elif match := COUNTED_NF.match(line):
+                    stack, packets = _counted_stack(lines)
+                    reason = self._netfilter_drop
+                    counted[_counted_event(match[1], reason, match[2], stack, None)] = packets
+                elif match := CONTROL.match(line):
+                    self._dispatch_counts(int(match[1]), socket.ntohs(int(match[2])), counted)
+                    counted = {}
                 elif line == "ready\n":
                     self._ready.set()
                 elif lost := LOST_EVENTS.match(line):
@@ -386,6 +451,14 @@ class KfreeSkbTracer:
             watcher = self._watched.get(event.netns)
             if watcher is not None:
                 watcher.record(event)
+                self.lock.notify_all()
+
+    def _dispatch_counts(self, netns: int, ident: int, counted: dict[KfreeSkbEvent, int]) -> None:
+        with self.lock:
+            watcher = self._watched.get(netns)
+            if watcher is not None:
+                watcher.record_counts(ident, {event: packets for event, packets in counted.items()
+                                              if event.netns == netns})
                 self.lock.notify_all()
 
     def failure(self) -> str:
@@ -424,6 +497,51 @@ class NetnsDrops:
         self._lost_before = tracer.lost_events  # the tracer's losses when this list started
         self._lo = lab.socket(lab.dut, socket.AF_PACKET, socket.SOCK_RAW)
         self._lo.bind(("lo", 0))
+        self._counts_replied: tuple[int, dict[KfreeSkbEvent, int]] = (0, {})
+        self._count_replies = 0
+
+    @contextmanager
+    def counting(self) -> Iterator[dict[tuple[DropReason, Stage, str], int]]:
+        """Count the namespace's drops in the kernel while the block runs, none of them
+        reported one by one (module doc). The dict yielded is filled on leaving the
+        block: packets by (reason, stage, location)."""
+        counts: dict[tuple[DropReason, Stage, str], int] = {}
+        before = self._control(COUNT_START)
+        try:
+            yield counts
+        finally:
+            after = self._control(COUNT_STOP)
+        for event, packets in after.items():
+            dropped = packets - before.get(event, 0)
+            reason = self.tracer.reasons.get(event.reason)
+            if dropped and reason is not None:
+                key = (reason, event.stage(reason), event.location)
+                counts[key] = counts.get(key, 0) + dropped
+
+    def _control(self, ident: int) -> dict[KfreeSkbEvent, int]:
+        """Send control frame `ident`, wait for the tracer to print it: the counts then."""
+        with self.tracer.lock:
+            replies, lost_before = self._count_replies, self.tracer.lost_events
+        started = time.monotonic()
+        try:
+            self._lo.send(self._sentinel_frame(ident, CONTROL_IPPROTO))
+        except OSError as exc:
+            raise TargetError(f"cannot send the drop-counting control frame on lo of the DUT ({exc.strerror}): "
+                              "counting drops needs the DUT's lo up") from exc
+        with self.tracer.lock:
+            self.tracer.lock.wait_for(lambda: self._count_replies != replies or self.tracer.exited
+                                      or self.tracer.lost_events != lost_before, SENTINEL_TIMEOUT)
+            answered, (replied, counted) = self._count_replies != replies, self._counts_replied
+        if not answered or replied != ident:
+            raise TargetError(f"the drop tracer did not answer the drop-counting control frame within "
+                              f"{time.monotonic() - started:.1f} s, so the run's drops are unknown: "
+                              f"{self.tracer.failure()}")
+        return counted
+
+    def record_counts(self, ident: int, counted: dict[KfreeSkbEvent, int]) -> None:
+        """The maps as a control frame printed them; called with the tracer's lock held."""
+        self._counts_replied = (ident, counted)
+        self._count_replies += 1
 
     def record(self, event: KfreeSkbEvent) -> None:
         """Called by the tracer with its lock held."""
@@ -483,8 +601,8 @@ class NetnsDrops:
                 and event.daddr == SENTINEL_ADDR)
 
     @staticmethod
-    def _sentinel_frame(ident: int) -> bytes:
+    def _sentinel_frame(ident: int, ipproto: int = SENTINEL_IPPROTO) -> bytes:
         addr = int.from_bytes(socket.inet_aton(SENTINEL_ADDR), "big")
         ethhdr = ethernet.HEADER.pack(SENTINEL_OTHERHOST_MAC, bytes(ethernet.ETH_ALEN), ethernet.ETH_P_IP)
         # no checksum: ip_rcv_core() drops an OTHERHOST packet before it looks
-        return ethhdr + ipv4.HEADER.pack(0x45, 0, ipv4.IPV4_MIN_HLEN, ident, 0, 64, SENTINEL_IPPROTO, 0, addr, addr)
+        return ethhdr + ipv4.HEADER.pack(0x45, 0, ipv4.IPV4_MIN_HLEN, ident, 0, 64, ipproto, 0, addr, addr)
