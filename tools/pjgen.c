@@ -8,6 +8,11 @@
  * checksum is fixed incrementally (RFC 1624), or left 0 if the frame's is 0.
  * Receives on every tester port through a TPACKET_V2 RX ring and counts per port and,
  * by the tag, per stream: packets, bytes, latency, out-of-order and duplicates.
+ * Latency is the frame's ring timestamp (tpacket_rcv() in net/packet/af_packet.c:
+ * skb->tstamp or the time it was put in the ring, CLOCK_REALTIME, made monotonic by
+ * the offset between the clocks at start) less the tag's time, which is the send
+ * time of the batch the frame went in. Taking the time when the receiver thread
+ * reads the ring instead added milliseconds of scheduling delay on a loaded machine.
  *
  * Rate: each stream's n-th packet is due at start + n / pps (CLOCK_MONOTONIC); the
  * sender sleeps (clock_nanosleep, absolute) until the earliest due packet when it is
@@ -112,6 +117,7 @@ static int use_ring;
 static uint64_t duration_ns;
 static atomic_int tx_done, stop_requested;
 static uint64_t tx_start_ns, tx_end_ns;
+static int64_t realtime_offset; /* CLOCK_REALTIME - CLOCK_MONOTONIC at start */
 
 static void die(const char *what)
 {
@@ -129,6 +135,13 @@ static uint64_t now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
@@ -565,7 +578,8 @@ static unsigned drain_ring(struct port *p)
 		struct tpacket2_hdr *h = (void *)(p->rx_ring + (size_t)p->rx_head * RX_FRAME_SIZE);
 		if (!(h->tp_status & TP_STATUS_USER))
 			return n;
-		count_frame(p, (uint8_t *)h + h->tp_mac, h->tp_snaplen, now_ns());
+		count_frame(p, (uint8_t *)h + h->tp_mac, h->tp_snaplen,
+			    (uint64_t)h->tp_sec * 1000000000ull + h->tp_nsec - realtime_offset);
 		__atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
 		p->rx_head = (p->rx_head + 1) % RX_FRAMES;
 		n++;
@@ -658,6 +672,7 @@ int main(int argc, char **argv)
 	if (argc != 2)
 		fail("usage: pjgen SPEC_FILE", "");
 	read_spec(argv[1]);
+	realtime_offset = (int64_t)(realtime_ns() - now_ns());
 	for (int i = 0; i < nstreams; i++) {
 		struct stream *s = &streams[i];
 		if (s->pps <= 0 || (s->mode == 'c' && !duration_ns) || (s->mode != 'c' && !s->count))

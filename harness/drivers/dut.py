@@ -15,16 +15,19 @@ a machine loaded with parallel workers; only a failing expectation waits it out.
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import json
 import os
 import select
 import shutil
 import socket
+import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 
-from harness.drivers import nfnetlink
+from harness.drivers import generator, load_counters, nfnetlink
 from harness.drivers.bpf_events import open_event_reader
 from harness.drivers.ct_table import HostConntrackTable
 from harness.drivers.kfree_skb import KfreeSkbTracer, NetnsDrops
@@ -48,6 +51,7 @@ from harness.target import (
     TargetError,
     frame_too_long,
 )
+from harness.traffic import Loss, Mode, Profile, Result, TrafficCaps, stream_pps
 
 # What `sh()` runs: the configuration tools operators use, nothing else.
 SH_PROGRAMS = frozenset({
@@ -69,6 +73,14 @@ APP_SOCKETS = {"udp": (socket.IPPROTO_UDP, "udp"), "icmp": (socket.IPPROTO_ICMP,
 # Fields of a /proc/net/udp and /proc/net/icmp row (udp4_format_sock(), ping_v4_format_sock())
 PROC_NET_INODE = 9
 PROC_NET_DROPS = 12
+# A traffic run's DUT has drained when its devices' counters stayed unchanged this
+# long with nothing in its qdiscs; DRAIN_TIMEOUT only ends a run whose DUT never drains.
+DRAIN_QUIET = 0.02
+DRAIN_POLL = 0.002
+DRAIN_TIMEOUT = 30.0
+# A classic BPF socket filter of one instruction, `ret #0`: it accepts no frame.
+SO_ATTACH_FILTER, SO_DETACH_FILTER = 26, 27
+ACCEPT_NOTHING = struct.pack("HBBI", 0x06, 0, 0, 0)  # BPF_RET | BPF_K, 0
 
 
 class NetnsTarget(Target):
@@ -252,6 +264,79 @@ class NetnsTarget(Target):
         self._event_readers.append(reader)
         return reader
 
+    # traffic at rate -----------------------------------------------------------
+    def traffic_caps(self) -> TrafficCaps:
+        return generator.CAPS
+
+    def traffic(self, profile: Profile, duration: float | None = None) -> Result:
+        """pjgen in the tester namespace (drivers/generator.py). The DUT is not traced
+        meanwhile (no nftrace; drops counted in the kernel, not reported one by one),
+        the wires take none of the run's frames, and loss is counted once every tagged
+        packet arrived or the DUT drained (_wait_drained)."""
+        profile.check_duration(duration)
+        caps = self.traffic_caps()
+        for port, pps in generator.port_pps(profile).items():
+            if shortfall := caps.shortfall(pps):
+                raise TargetError(f"{port}: {shortfall}")
+        nft = "nftables" in self.capabilities
+        with ExitStack() as stack:
+            stack.enter_context(self._wires_deaf())
+            if self._nftrace is not None:
+                stack.enter_context(self._nftrace.untraced())
+            drop_counts = stack.enter_context(self._drops.counting()) if self._drops is not None else None
+            before = load_counters.take(self.lab, nft)
+            run = stack.enter_context(generator.GeneratorRun(self.lab, profile, duration))
+            run.wait_sent(2 * _send_seconds(profile, duration) + generator.STARTUP_TIMEOUT)
+            drained = self._wait_drained(run)
+            stats = run.stats()
+            after = load_counters.take(self.lab, nft)
+        result = generator.to_result(profile, stats, self.name)
+        counter_losses, notes = load_counters.compare(self.lab, before, after)
+        if drop_counts is not None:
+            result.losses = [Loss(stage, reason, where, packets) for (reason, stage, where), packets
+                             in sorted(drop_counts.items(), key=lambda item: -item[1])]
+        else:
+            result.losses = counter_losses
+            notes.append(f"no drop reasons ({self._no_drop_reasons}): losses are what the counters name")
+        if not drained:
+            notes.append(f"the DUT had not drained {DRAIN_TIMEOUT:.0f} s after the streams ended: "
+                         "what it still held counts as lost")
+        result.notes += notes
+        return result
+
+    def _wait_drained(self, run: generator.GeneratorRun) -> bool:
+        """Wait until the receiver has every tagged packet sent, or the DUT drained: its
+        devices' counters (/proc/net/dev) unchanged for DRAIN_QUIET and its qdiscs empty.
+        False if neither happened within DRAIN_TIMEOUT."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        last, still_since = None, time.monotonic()
+        while not run.finished(DRAIN_POLL):
+            now = time.monotonic()
+            counters = self.lab.read_proc_net(self.lab.dut, "dev")
+            if counters != last:
+                last, still_since = counters, now
+            elif now - still_since >= DRAIN_QUIET and not load_counters.qdisc_backlog(self.lab):
+                return True
+            if now > deadline:
+                return False
+        return True
+
+    @contextmanager
+    def _wires_deaf(self) -> Iterator[None]:
+        """A traffic run's frames are the generator's: the wires take none of them (a
+        socket filter that accepts nothing), so expect() after a run sees only what
+        came after it, and no frame of the run is copied to them."""
+        self._collect(0.0)  # frames from before the run stay queued for expect()
+        program = ctypes.create_string_buffer(ACCEPT_NOTHING)
+        fprog = struct.pack("HL", 1, ctypes.addressof(program))  # struct sock_fprog
+        for wire in self._wires.values():
+            wire.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+        try:
+            yield
+        finally:
+            for wire in self._wires.values():
+                wire.setsockopt(socket.SOL_SOCKET, SO_DETACH_FILTER, 0)
+
     def wait(self, seconds: float) -> None:
         time.sleep(seconds)
 
@@ -282,6 +367,16 @@ class NetnsTarget(Target):
                 self._conntrack_table.release()
             finally:
                 self.lab.close()
+
+
+def _send_seconds(profile: Profile, duration: float | None) -> float:
+    """How long the profile's streams send at their rates."""
+    seconds = [duration or 0.0]
+    for stream in profile.streams:
+        if stream.mode is not Mode.CONTINUOUS:
+            pps = stream_pps(stream, generator.VETH_LINE_BPS)
+            seconds.append(stream.count * stream.bursts / pps + (stream.bursts - 1) * stream.ibg)
+    return max(seconds)
 
 
 def _put_on_wire(wire: socket.socket, frame: bytes) -> bool:

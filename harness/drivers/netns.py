@@ -191,6 +191,13 @@ class NetnsLab:
         self.inode(name)
         return _run(["ip", "netns", "exec", name, *argv], stdin, shown=list(argv), stderr_fails=stderr_fails)
 
+    def popen(self, name: str, argv: Sequence[str], **popen_args) -> subprocess.Popen:
+        """Start `argv` (no shell) inside namespace `name` and return without waiting
+        (a traffic generator); the caller waits for it or kills it."""
+        self._check_open()
+        self.inode(name)
+        return subprocess.Popen(["ip", "netns", "exec", name, *argv], **popen_args)
+
     def socket(self, name: str, family: int, sock_type: int, proto: int = 0) -> socket.socket:
         """A socket created inside namespace `name`, closed with the lab."""
         self._check_open()

@@ -73,7 +73,8 @@ import select
 import socket
 import struct
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -805,6 +806,20 @@ class NftTrace:
         """Put back the pj_trace tables the command deleted (`nft flush ruleset`)."""
         if deleted := self._ruleset_changes():
             self._install(deleted)
+
+    @contextmanager
+    def untraced(self) -> Iterator[None]:
+        """Trace nothing while the block runs (a traffic run: tracing costs the kernel a
+        netlink message per chain and rule each packet crosses): the pj_trace tables
+        are deleted, and put back after."""
+        self.before_ruleset_command()
+        self.lab.run(self.lab.dut, ["nft", "-f", "-"],
+                     "".join(f"delete table {family} {TRACE_TABLE}\n" for family in TRACE_RULESETS))
+        self._ruleset_changes()
+        try:
+            yield
+        finally:
+            self._install(TRACE_RULESETS)
 
     def chains(self) -> dict[tuple[str, str, str], Chain]:
         if self._chains is None:
