@@ -42,6 +42,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <linux/if_packet.h>
+#include <math.h>
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <poll.h>
@@ -348,24 +349,12 @@ static void open_sockets(void)
 
 /* sender ------------------------------------------------------------------------- */
 
-static uint64_t stream_total(const struct stream *s)
-{
-	if (s->mode == 'c')
-		return UINT64_MAX;
-	return s->mode == 'm' ? s->count * s->bursts : s->count;
-}
-
 /* When the stream's next packet is due, or UINT64_MAX when it has sent everything. */
 static uint64_t next_due(struct stream *s)
 {
 	if (s->done)
 		return UINT64_MAX;
-	uint64_t due = s->burst_start_ns + (uint64_t)(s->burst_sent * 1e9 / s->pps);
-	if (s->mode == 'c' && due >= tx_start_ns + duration_ns) {
-		s->done = 1;
-		return UINT64_MAX;
-	}
-	return due;
+	return s->burst_start_ns + (uint64_t)(s->burst_sent * 1e9 / s->pps);
 }
 
 static void sent_one(struct stream *s, uint16_t len)
@@ -373,12 +362,12 @@ static void sent_one(struct stream *s, uint16_t len)
 	s->sent++;
 	s->obytes += len;
 	s->burst_sent++;
-	if (s->mode != 'c' && s->burst_sent == s->count) {
+	if (s->burst_sent == s->count) {
 		uint64_t last_due = s->burst_start_ns + (uint64_t)((s->count - 1) * 1e9 / s->pps);
 		s->bursts_done++;
 		s->burst_start_ns = last_due + s->ibg_ns;
 		s->burst_sent = 0;
-		if (s->sent == stream_total(s))
+		if (s->bursts_done == s->bursts)
 			s->done = 1;
 	}
 }
@@ -460,7 +449,7 @@ static void run_sender(void)
 				/* every packet due by now, up to BATCH, and to the end of the burst */
 				uint64_t behind = (uint64_t)((t - s->burst_start_ns) * s->pps / 1e9) + 1 - s->burst_sent;
 				uint64_t n = behind < BATCH ? behind : BATCH;
-				if (s->mode != 'c' && n > s->count - s->burst_sent)
+				if (n > s->count - s->burst_sent)
 					n = s->count - s->burst_sent;
 				if (use_ring)
 					send_ring(s, n);
@@ -677,6 +666,10 @@ int main(int argc, char **argv)
 		struct stream *s = &streams[i];
 		if (s->pps <= 0 || (s->mode == 'c' && !duration_ns) || (s->mode != 'c' && !s->count))
 			fail("a stream needs a positive rate, and a duration (continuous) or a count (bursts)", "");
+		if (s->mode == 'c') { /* one burst of every packet due within the duration */
+			s->count = (uint64_t)ceil(duration_ns * s->pps / 1e9);
+			s->bursts = 1;
+		}
 	}
 	open_sockets();
 	if (pthread_create(&receiver, NULL, run_receiver, NULL) || pthread_create(&control, NULL, watch_stdin, NULL))

@@ -50,6 +50,7 @@ from harness.traffic import (
 SOURCE = Path(__file__).resolve().parents[2] / "tools" / "pjgen.c"
 BUILD = SOURCE.parent / "build"
 CC_FLAGS = ("-O2", "-Wall", "-pthread")
+LIBS = ("-lm",)
 TX_METHODS = ("sendmmsg", "ring")
 
 # veth_get_link_ksettings() (drivers/net/veth.c) reports SPEED_10000: percent rates
@@ -76,7 +77,7 @@ def build() -> Path:
         raise TargetUnavailable("building the lab's traffic generator (tools/pjgen.c) needs a C compiler: "
                                 "`apt-get install gcc`")
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, check=False).stdout
-    key = hashlib.sha256(version.encode() + " ".join(CC_FLAGS).encode() + SOURCE.read_bytes()).hexdigest()
+    key = hashlib.sha256(version.encode() + " ".join(CC_FLAGS + LIBS).encode() + SOURCE.read_bytes()).hexdigest()
     BUILD.mkdir(parents=True, exist_ok=True)
     binary = BUILD / "pjgen"
     stamp = BUILD / "pjgen.sha256"
@@ -86,7 +87,7 @@ def build() -> Path:
             return binary
         with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
             built = Path(tmp) / "pjgen"
-            result = subprocess.run([cc, *CC_FLAGS, "-o", str(built), str(SOURCE)],
+            result = subprocess.run([cc, *CC_FLAGS, "-o", str(built), str(SOURCE), *LIBS],
                                     capture_output=True, text=True, check=False)
             if result.returncode != 0:
                 raise TargetError(f"cc failed on {SOURCE}:\n{result.stderr}")

@@ -1,0 +1,157 @@
+"""The netns lab at rate: pjgen (tools/pjgen.c) through NetnsTarget.traffic(), the
+drops the kernel counts during a run, and the counters read around it.
+
+Runs against this machine's kernel need root, iproute2, ethtool and a C compiler
+(and bpftrace for drop reasons); without them they skip saying so. Parsing the
+tracer's map printout and the /proc counters is tested everywhere.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+
+from harness.dropreason import DropReason
+from harness.drivers import generator, load_counters
+from harness.drivers.kfree_skb import COUNTED, COUNTED_NF, _counted_event, _counted_stack
+from harness.journey import Stage
+from harness.target import PORTS, TargetError
+from harness.traffic import Mode, Profile, Rate, Stream, read_tag
+
+needs_lab = pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("ip", "ethtool", "sysctl", "tc", "cc")),
+    reason="the netns lab at rate needs root, iproute2, ethtool, procps and a C compiler (gcc)")
+needs_bpftrace = pytest.mark.skipif(shutil.which("bpftrace") is None,
+                                    reason="drop reasons need bpftrace: apt-get install bpftrace")
+
+P0, P1 = PORTS[0], PORTS[1]
+H0_IP, P0_IP, P1_IP, H1_IP = "10.0.0.2", "10.0.0.1", "10.0.1.1", "10.0.1.2"
+
+
+def _udp(dst: str = H1_IP, dport: int = 9) -> Ether:
+    return Ether(src=P0.peer_mac, dst=P0.mac) / IP(src=H0_IP, dst=dst) / UDP(sport=1000, dport=dport)
+
+
+def _burst(stream_id: int, count: int, pps: float = 100_000, **fields) -> Stream:
+    return Stream.of("p0", _udp(**fields), id=stream_id, rate=Rate(pps), mode=Mode.SINGLE_BURST, count=count,
+                     latency=True)
+
+
+@pytest.fixture
+def forwarding():
+    """p0 10.0.0.1/24, p1 10.0.1.1/24, forwarding on, 10.0.1.2 a permanent neighbour on t1."""
+    from harness.drivers.dut import NetnsTarget
+    target = NetnsTarget()
+    for command in (f"ip addr add {P0_IP}/24 dev p0", f"ip addr add {P1_IP}/24 dev p1",
+                    f"ip neigh replace {H1_IP} lladdr {P1.peer_mac} dev p1 nud permanent",
+                    "sysctl -w net.ipv4.ip_forward=1"):
+        target.sh(command)
+    yield target
+    target.close()
+
+
+@needs_lab
+def test_a_10k_burst_through_a_forwarding_dut_arrives_complete_per_stream_with_latency(forwarding):
+    profile = Profile((_burst(1, 6000), _burst(2, 4000, dport=10)))
+    result = forwarding.traffic(profile)
+    assert {i: (s.opackets, s.ipackets, s.out_of_order, s.duplicates) for i, s in result.streams.items()} == {
+        1: (6000, 6000, 0, 0), 2: (4000, 4000, 0, 0)}
+    assert (result.ports["p0"].opackets, result.ports["p1"].ipackets, result.ports["p0"].ipackets) == (10000, 10000, 0)
+    assert result.ports["p1"].ibytes == 10000 * 60  # 60-byte frames, forwarded as they came
+    for stream in result.streams.values():
+        latency = stream.latency
+        assert 0 < latency.min_us <= latency.avg_us <= latency.max_us
+        assert sum(latency.histogram.values()) == stream.ipackets
+    assert result.losses == []
+    assert 0.0599 < result.duration < 1.0  # the 6000th packet at 100 kpps is due after 59.99 ms
+
+
+@needs_lab
+@needs_bpftrace
+def test_an_nft_drop_rule_shows_in_losses_with_netfilter_drop_at_the_forward_hook(forwarding):
+    forwarding.sh(["nft", "-f", "-"], stdin="table ip filter {\n chain forward {\n"
+                  "  type filter hook forward priority 0; policy accept;\n  udp dport 9 counter drop\n }\n}\n")
+    result = forwarding.traffic(Profile((_burst(1, 3000), _burst(2, 2000, dport=10))))
+    assert (result.streams[1].ipackets, result.streams[2].ipackets) == (0, 2000)
+    assert [(loss.stage, loss.reason, loss.packets) for loss in result.losses] == [
+        (Stage.NF_FORWARD, DropReason.NETFILTER_DROP, 3000)]
+    assert "nft ip filter forward: udp dport 9 counter drop: +3000 packets" in result.notes
+    # drops after the run are reported one by one again, and the run's are not among them
+    forwarding.send("p0", _udp())
+    assert [(drop.reason, drop.stage) for drop in forwarding.drops()] == [
+        (DropReason.NETFILTER_DROP, Stage.NF_FORWARD)]
+
+
+@needs_lab
+def test_tags_carry_stream_and_sequence_with_a_valid_udp_checksum_to_a_dut_socket(forwarding):
+    """The DUT's UDP stack drops a datagram whose checksum is wrong (UDP_CSUM): every
+    tagged datagram reaching the socket proves pjgen fixed it. Nothing comes back, so
+    the run ends when the DUT's counters stay still."""
+    sock = forwarding.socket("udp", (P0_IP, 7000), rcvbuf=1 << 22)
+    stream = Stream.of("p0", _udp(dst=P0_IP, dport=7000) / (b"\x11" * 40), id=7, rate=Rate(20_000),
+                       mode=Mode.SINGLE_BURST, count=200)
+    result = forwarding.traffic(Profile((stream,)))
+    datagrams = sock.recv_all()
+    assert len(datagrams) == 200
+    tags = [read_tag(bytes(_udp(dst=P0_IP, dport=7000) / payload)) for payload, _ in datagrams]
+    assert [(stream_id, seq) for stream_id, seq, _ in tags] == [(7, seq) for seq in range(200)]
+    assert all(payload[:24] == b"\x11" * 24 and len(payload) == 40 for payload, _ in datagrams)  # the tag is the last 16
+    assert (result.streams[7].opackets, result.streams[7].ipackets) == (200, 0)
+
+
+@needs_lab
+def test_a_continuous_stream_sends_its_rate_for_the_duration(forwarding):
+    stream = Stream.of("p0", _udp(), id=1, rate=Rate(20_000))
+    result = forwarding.traffic(Profile((stream,)), duration=0.5)
+    # every packet due within the duration is sent, late ones as soon as the sender runs
+    assert abs(result.streams[1].opackets - 10_000) <= 1
+    assert result.streams[1].ipackets == result.streams[1].opackets
+
+
+@needs_lab
+def test_frames_sent_and_expected_after_a_run_are_unaffected_by_it(forwarding):
+    forwarding.traffic(Profile((_burst(1, 1000),)))
+    forwarding.send("p0", _udp(dport=11))
+    forwarded = Ether(src=P1.mac, dst=P1.peer_mac) / IP(src=H0_IP, dst=H1_IP, ttl=63) / UDP(sport=1000, dport=11)
+    forwarding.expect("p1", forwarded)
+    forwarding.expect_nothing()
+
+
+@needs_lab
+def test_a_rate_over_the_generators_measured_limit_is_refused_naming_it(forwarding):
+    too_fast = Stream.of("p0", _udp(), id=1, rate=Rate(100, "percent"), mode=Mode.SINGLE_BURST, count=10)
+    with pytest.raises(TargetError, match=r"p0: the pjgen .* generator offers too little per port: 14.88 Mpps"):
+        forwarding.traffic(Profile((too_fast,)))
+
+
+# parsing, everywhere ----------------------------------------------------------------
+
+def test_counted_drops_parse_from_bpftraces_map_printout_with_the_hook_from_the_stack():
+    plain = COUNTED.match("@counted[4026532500, 2, ip_rcv_core, 1]: 17\n")
+    assert plain.groups() == ("4026532500", "2", "ip_rcv_core", "1", "17")
+    head = COUNTED_NF.match("@counted_nf[4026532500, nft_do_chain, \n")
+    stack, packets = _counted_stack(iter(["    nft_do_chain+230\n", "    nf_hook_slow+65\n",
+                                          "    ip_forward.constprop.0+1150\n", "]: 3000\n"]))
+    assert (stack, packets) == (("nft_do_chain", "nf_hook_slow", "ip_forward"), 3000)
+    event = _counted_event(head[1], 5, head[2], stack, None)
+    assert event.stage(DropReason.NETFILTER_DROP) == Stage.NF_FORWARD
+
+
+def test_softnet_stat_counters_are_read_by_the_cpu_column_in_hex():
+    text = ("0000012a 00000003 00000001 00000000 00000000 00000000 00000000 00000000 00000000 "
+            "00000000 00000000 00000000 00000000 00000000 00000000\n"
+            "00000010 00000000 0000000b 00000000 00000000 00000000 00000000 00000000 00000000 "
+            "00000000 00000000 00000000 00000002 00000000 00000000\n")
+    assert load_counters.softnet_counters(text) == {
+        (0, "processed"): 298, (0, "dropped"): 3, (0, "time_squeeze"): 1,
+        (2, "processed"): 16, (2, "dropped"): 0, (2, "time_squeeze"): 11}
+
+
+def test_pjgen_spec_sends_each_stream_from_the_tester_end_of_its_port():
+    stream = Stream.of("p1", _udp(), id=3, rate=Rate(1000), mode=Mode.MULTI_BURST, count=5, bursts=2, ibg=0.25)
+    lines = generator.spec(Profile((stream,)), None).splitlines()
+    assert lines[:4] == ["tx sendmmsg", "duration_ns 0", "rx t0 t1 t2", "stream 3 t1 1000.0 m 5 2 250000000 1"]
+    assert bytes.fromhex(lines[4]) == stream.frame
