@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bpf, ipv4_path, netfilter
+from benchmarks import bpf, ipv4_path, lab, netfilter
 
 BENCHMARKS = {
     "ipv4_path": ipv4_path.main,
     "bpf": bpf.main,
     "netfilter": netfilter.main,
+    "lab": lab.main,
 }
 
 

@@ -3,7 +3,7 @@
 kfree_skb_reason() fires `skb:kfree_skb` with the `SKB_DROP_REASON_*` number and the
 caller's address (`location`: after inlining, the function that really dropped).
 One bpftrace per process (`KfreeSkbTracer.shared()`, started on first use, shared by
-every lab of the process) prints each drop outside the host's namespaces: the skb's
+every lab of the process) prints each drop in the namespaces its labs watch: the skb's
 netns inode, reason, location, skb->protocol, the IPv4 header its network header
 points at, skb->tc_at_ingress, and for netfilter drops the call chain that names the
 hook. `KfreeSkbEvent.stage()` turns location (or reason, or hook) into a journey
@@ -34,14 +34,20 @@ The sentinel is a frame on the namespace's `lo` for another MAC, dropped OTHERHO
 in ip_rcv_core() before any hook: no netfilter counter, conntrack entry, ICMP error
 or SNMP counter sees it (only `lo`'s own rx counters).
 
-At rate (`NetnsDrops.counting()`, a traffic run) one printf per drop would overflow
-the perf buffer within milliseconds, and with it every lab's drops. Counting is
-switched on and off in band, by control frames dropped like the sentinel (another
-IP protocol): while it is on, the program counts the namespace's drops in BPF maps
-keyed by reason and location (netfilter drops by their call chain, which names the
-hook) and prints nothing per drop; each control frame prints both maps and then its
-own line, so the counts at the moment counting started and stopped come back in
-order, and the run's drops are their difference.
+Every process's tracer sees every drop on the machine, so what it reports is chosen
+in the kernel, by control frames: dropped like the sentinel, with another IP
+protocol, the command in the IP ID and the destination 127.x.y.z naming the process
+(x.y.z its pid) whose tracer obeys. WATCH puts the namespace the frame was dropped in
+into the program's map of watched namespaces (a lab's NetnsDrops sends it before it
+returns), UNWATCH takes it out; drops in namespaces no lab of the process watches
+cost a map lookup and print nothing, so one lab's load run does not flood the other
+processes' tracers. At rate (`NetnsDrops.counting()`, a traffic run) one printf per
+drop would overflow the perf buffer within milliseconds: COUNT_START makes the
+program count the namespace's drops in BPF maps keyed by reason and location
+(netfilter drops by their call chain, which names the hook) instead, COUNT_STOP
+ends it. Each control frame prints both maps and then its own line, so the counts
+at the moment counting started and stopped come back in order, and the run's drops
+are their difference.
 """
 from __future__ import annotations
 
@@ -75,8 +81,8 @@ STARTUP_TIMEOUT = 30.0
 # Reached only by a tracer that is stuck: the sentinel's drop arrives in milliseconds
 # on an idle machine and in seconds on one loaded with parallel workers and CPU hogs.
 SENTINEL_TIMEOUT = 120.0
-# Perf buffer pages per CPU (bpftrace's default is 64): every process's tracer sees the
-# drops of every lab on the machine, so a burst in one lab must not overflow the others'.
+# Perf buffer pages per CPU (bpftrace's default is 64): a burst of drops in one lab must
+# not overflow the buffer its process's other labs share.
 PERF_RB_PAGES = "1024"
 LOST_EVENTS = re.compile(r"Lost (\d+) events")
 
@@ -121,14 +127,16 @@ tracepoint:skb:kfree_skb
       $daddr = *(uint32 *)($iph + 16);
     }
   }
-  if (($netns > 1 && HOST_FILTER) || ($netns == 0 && ($frag_off & 0xff3f) != 0)) {
-    $harness = $saddr == LOOPBACK && $daddr == LOOPBACK && ($ipproto == SENTINEL_IPPROTO || $ipproto == CONTROL_IPPROTO);
-    if ($harness && $ipproto == CONTROL_IPPROTO) {
-      if ($id == COUNT_START) { @counting[$netns] = 1; } else { delete(@counting[$netns]); }
-      print(@counted);
-      print(@counted_nf);
-      printf("control %u %u\n", $netns, $id);
-    } else if (!$harness && @counting[$netns]) {
+  if ($ipproto == CONTROL_IPPROTO && $saddr == LOOPBACK && $daddr == OWN_ADDR && $netns > 1 && HOST_FILTER) {
+    if ($id == CMD_WATCH) { @watched[$netns] = 1; }
+    else if ($id == CMD_UNWATCH) { delete(@watched[$netns]); delete(@counting[$netns]); }
+    else if ($id == CMD_COUNT_START) { @counting[$netns] = 1; }
+    else { delete(@counting[$netns]); }
+    print(@counted);
+    print(@counted_nf);
+    printf("control %u %u\n", $netns, $id);
+  } else if ((@watched[$netns] && $netns > 1 && HOST_FILTER) || ($netns == 0 && ($frag_off & 0xff3f) != 0)) {
+    if (@counting[$netns] && !($ipproto == SENTINEL_IPPROTO && $saddr == LOOPBACK && $daddr == LOOPBACK)) {
       if (args->reason == NETFILTER_DROP) {
         @counted_nf[$netns, ksym(args->location), kstack(8)] = count();
       } else {
@@ -208,8 +216,9 @@ IP_OFFSET = 0x1FFF
 
 SENTINEL_ADDR = "127.0.0.1"
 SENTINEL_IPPROTO = 253  # RFC 3692 experimentation
-CONTROL_IPPROTO = 254  # the other RFC 3692 number: counting on (COUNT_START) and off (COUNT_STOP)
-COUNT_START, COUNT_STOP = 1, 2
+CONTROL_IPPROTO = 254  # the other RFC 3692 number: a control frame, its IP ID the command
+WATCH, UNWATCH, COUNT_START, COUNT_STOP = 1, 2, 3, 4
+CONTROL_NET = 0x7F000000  # a control frame goes to 127.x.y.z, x.y.z the pid whose tracer it is for
 # bpftrace's map printout: `@counted[netns, reason, location(, tc_at_ingress)]: N`, and
 # `@counted_nf[netns, location, ` followed by the stack, one frame a line, and `]: N`
 COUNTED = re.compile(r"@counted\[(\d+), (\d+), ([^,\]]+)(?:, (\d+))?\]: (\d+)$")
@@ -305,6 +314,12 @@ class KfreeSkbEvent(NamedTuple):
         return text
 
 
+def _as_loaded(address: str) -> str:
+    """An IPv4 address as the program loads it from the header: a host-order u32 of
+    network-order bytes."""
+    return str(struct.unpack("=I", socket.inet_aton(address))[0])
+
+
 def _ipv4(loaded: str) -> str:
     """The address as bpftrace loaded it: network-order bytes read as a host u32."""
     return socket.inet_ntoa(struct.pack("=I", int(loaded)))
@@ -369,15 +384,17 @@ class KfreeSkbTracer:
         with open(KFREE_SKB_FORMAT) as f:
             self.reasons = drop_reasons(f.read())
         numbers = {name: number for number, name in self.reasons.items()}
+        self.control_addr = socket.inet_ntoa(struct.pack("!I", CONTROL_NET | os.getpid()))
         self._netfilter_drop = numbers[DropReason.NETFILTER_DROP]
         tc_bit = has_tc_at_ingress(bpftrace)
         program = PROGRAM.replace("HOST_FILTER", " && ".join(
             f"$netns != {inode}" for inode in sorted(HOST_NETNS_INODES))).replace(
             "NETFILTER_DROP", str(numbers[DropReason.NETFILTER_DROP])).replace(
             "TC_FORMAT", " %u" if tc_bit else "").replace("TC_ARG", ", $skb->tc_at_ingress" if tc_bit else "").replace(
-            "LOOPBACK", str(struct.unpack("=I", socket.inet_aton(SENTINEL_ADDR))[0])).replace(
-            "SENTINEL_IPPROTO", str(SENTINEL_IPPROTO)).replace("CONTROL_IPPROTO", str(CONTROL_IPPROTO)).replace(
-            "COUNT_START", str(socket.htons(COUNT_START)))  # $id is as loaded: network order
+            "LOOPBACK", _as_loaded(SENTINEL_ADDR)).replace("OWN_ADDR", _as_loaded(self.control_addr)).replace(
+            "SENTINEL_IPPROTO", str(SENTINEL_IPPROTO)).replace("CONTROL_IPPROTO", str(CONTROL_IPPROTO))
+        for name, command in (("CMD_WATCH", WATCH), ("CMD_UNWATCH", UNWATCH), ("CMD_COUNT_START", COUNT_START)):
+            program = program.replace(name, str(socket.htons(command)))  # $id is as loaded: network order
         self._watched: dict[int, NetnsDrops] = {}
         self._expired_datagrams: dict[tuple[str, str, int, int], int] = {}
         self.lock = threading.Condition()
@@ -457,7 +474,7 @@ class KfreeSkbTracer:
         with self.lock:
             watcher = self._watched.get(netns)
             if watcher is not None:
-                watcher.record_counts(ident, {event: packets for event, packets in counted.items()
+                watcher.record_control(ident, {event: packets for event, packets in counted.items()
                                               if event.netns == netns})
                 self.lock.notify_all()
 
@@ -473,10 +490,16 @@ class KfreeSkbTracer:
         return text + (f": {said}" if said else "")
 
     def watch(self, lab: NetnsLab) -> NetnsDrops:
-        """Start recording the drops in `lab`'s DUT namespace."""
+        """Start recording the drops in `lab`'s DUT namespace: from when this returns,
+        the program reports them (it ignores namespaces no lab of this process watches)."""
         watcher = NetnsDrops(self, lab)
         with self.lock:
             self._watched[lab.dut_inode] = watcher
+        try:
+            watcher.control(WATCH)
+        except TargetError:
+            self.unwatch(watcher)
+            raise
         return watcher
 
     def unwatch(self, watcher: NetnsDrops) -> None:
@@ -497,8 +520,8 @@ class NetnsDrops:
         self._lost_before = tracer.lost_events  # the tracer's losses when this list started
         self._lo = lab.socket(lab.dut, socket.AF_PACKET, socket.SOCK_RAW)
         self._lo.bind(("lo", 0))
-        self._counts_replied: tuple[int, dict[KfreeSkbEvent, int]] = (0, {})
-        self._count_replies = 0
+        self._control_reply: tuple[int, dict[KfreeSkbEvent, int]] = (0, {})
+        self._control_replies = 0
 
     @contextmanager
     def counting(self) -> Iterator[dict[tuple[DropReason, Stage, str], int]]:
@@ -506,11 +529,11 @@ class NetnsDrops:
         reported one by one (module doc). The dict yielded is filled on leaving the
         block: packets by (reason, stage, location)."""
         counts: dict[tuple[DropReason, Stage, str], int] = {}
-        before = self._control(COUNT_START)
+        before = self.control(COUNT_START)
         try:
             yield counts
         finally:
-            after = self._control(COUNT_STOP)
+            after = self.control(COUNT_STOP)
         for event, packets in after.items():
             dropped = packets - before.get(event, 0)
             reason = self.tracer.reasons.get(event.reason)
@@ -518,30 +541,30 @@ class NetnsDrops:
                 key = (reason, event.stage(reason), event.location)
                 counts[key] = counts.get(key, 0) + dropped
 
-    def _control(self, ident: int) -> dict[KfreeSkbEvent, int]:
-        """Send control frame `ident`, wait for the tracer to print it: the counts then."""
+    def control(self, command: int) -> dict[KfreeSkbEvent, int]:
+        """Send control frame `command` to this process's tracer and wait until it has
+        printed it: its counted drops then."""
         with self.tracer.lock:
-            replies, lost_before = self._count_replies, self.tracer.lost_events
+            replies, lost_before = self._control_replies, self.tracer.lost_events
         started = time.monotonic()
         try:
-            self._lo.send(self._sentinel_frame(ident, CONTROL_IPPROTO))
+            self._lo.send(self._control_frame(command))
         except OSError as exc:
-            raise TargetError(f"cannot send the drop-counting control frame on lo of the DUT ({exc.strerror}): "
-                              "counting drops needs the DUT's lo up") from exc
+            raise TargetError(f"cannot send the drop tracer's control frame on lo of the DUT ({exc.strerror}): "
+                              "the drop tracer needs the DUT's lo up") from exc
         with self.tracer.lock:
-            self.tracer.lock.wait_for(lambda: self._count_replies != replies or self.tracer.exited
+            self.tracer.lock.wait_for(lambda: self._control_replies != replies or self.tracer.exited
                                       or self.tracer.lost_events != lost_before, SENTINEL_TIMEOUT)
-            answered, (replied, counted) = self._count_replies != replies, self._counts_replied
-        if not answered or replied != ident:
-            raise TargetError(f"the drop tracer did not answer the drop-counting control frame within "
-                              f"{time.monotonic() - started:.1f} s, so the run's drops are unknown: "
-                              f"{self.tracer.failure()}")
+            answered, (replied, counted) = self._control_replies != replies, self._control_reply
+        if not answered or replied != command:
+            raise TargetError(f"the drop tracer did not answer control frame {command} within "
+                              f"{time.monotonic() - started:.1f} s: {self.tracer.failure()}")
         return counted
 
-    def record_counts(self, ident: int, counted: dict[KfreeSkbEvent, int]) -> None:
-        """The maps as a control frame printed them; called with the tracer's lock held."""
-        self._counts_replied = (ident, counted)
-        self._count_replies += 1
+    def record_control(self, command: int, counted: dict[KfreeSkbEvent, int]) -> None:
+        """A control frame's answer; called with the tracer's lock held."""
+        self._control_reply = (command, counted)
+        self._control_replies += 1
 
     def record(self, event: KfreeSkbEvent) -> None:
         """Called by the tracer with its lock held."""
@@ -594,15 +617,20 @@ class NetnsDrops:
 
     def close(self) -> None:
         self.tracer.unwatch(self)
+        self._lo.send(self._control_frame(UNWATCH))  # unanswered: a namespace still in the map is ignored here
         self._lo.close()
 
     def _is_sentinel(self, event: KfreeSkbEvent) -> bool:
         return (event.ipproto == SENTINEL_IPPROTO and event.saddr == SENTINEL_ADDR
                 and event.daddr == SENTINEL_ADDR)
 
+    def _control_frame(self, command: int) -> bytes:
+        return self._sentinel_frame(command, CONTROL_IPPROTO, self.tracer.control_addr)
+
     @staticmethod
-    def _sentinel_frame(ident: int, ipproto: int = SENTINEL_IPPROTO) -> bytes:
+    def _sentinel_frame(ident: int, ipproto: int = SENTINEL_IPPROTO, daddr: str = SENTINEL_ADDR) -> bytes:
         addr = int.from_bytes(socket.inet_aton(SENTINEL_ADDR), "big")
+        to = int.from_bytes(socket.inet_aton(daddr), "big")
         ethhdr = ethernet.HEADER.pack(SENTINEL_OTHERHOST_MAC, bytes(ethernet.ETH_ALEN), ethernet.ETH_P_IP)
         # no checksum: ip_rcv_core() drops an OTHERHOST packet before it looks
-        return ethhdr + ipv4.HEADER.pack(0x45, 0, ipv4.IPV4_MIN_HLEN, ident, 0, 64, ipproto, 0, addr, addr)
+        return ethhdr + ipv4.HEADER.pack(0x45, 0, ipv4.IPV4_MIN_HLEN, ident, 0, 64, ipproto, 0, addr, to)
