@@ -112,6 +112,29 @@ def test_a_continuous_stream_sends_its_rate_for_the_duration(forwarding):
 
 
 @needs_lab
+def test_a_multi_burst_stream_leaves_the_gap_between_its_bursts(forwarding):
+    stream = Stream.of("p0", _udp(), id=1, rate=Rate(10_000), mode=Mode.MULTI_BURST, count=100, bursts=3, ibg=0.05)
+    result = forwarding.traffic(Profile((stream,)))
+    assert (result.streams[1].opackets, result.streams[1].ipackets) == (300, 300)
+    # three bursts of 99 gaps of 100 us, and two gaps of 50 ms between them
+    assert 3 * 99 / 10_000 + 2 * 0.05 <= result.duration < 1.0
+
+
+@needs_lab
+@pytest.mark.parametrize("tx", generator.TX_METHODS)
+def test_both_tx_methods_send_every_packet_tagged_in_order(forwarding, tx):
+    profile = Profile((_burst(1, 2000),))
+    with generator.GeneratorRun(forwarding.lab, profile, None, tx) as run:
+        run.wait_sent(generator.STARTUP_TIMEOUT)
+        assert run.finished(generator.STARTUP_TIMEOUT)  # every tagged packet arrived
+        stats = run.stats()
+    assert stats["tx"] == tx
+    measured = stats["streams"][0]
+    assert (measured["opackets"], measured["ipackets"], measured["out_of_order"], measured["duplicates"]) == (
+        2000, 2000, 0, 0)
+
+
+@needs_lab
 def test_frames_sent_and_expected_after_a_run_are_unaffected_by_it(forwarding):
     forwarding.traffic(Profile((_burst(1, 1000),)))
     forwarding.send("p0", _udp(dport=11))

@@ -384,7 +384,7 @@ class KfreeSkbTracer:
         with open(KFREE_SKB_FORMAT) as f:
             self.reasons = drop_reasons(f.read())
         numbers = {name: number for number, name in self.reasons.items()}
-        self.control_addr = socket.inet_ntoa(struct.pack("!I", CONTROL_NET | os.getpid()))
+        self.control_addr = socket.inet_ntoa((CONTROL_NET | os.getpid()).to_bytes(4, "big"))
         self._netfilter_drop = numbers[DropReason.NETFILTER_DROP]
         tc_bit = has_tc_at_ingress(bpftrace)
         program = PROGRAM.replace("HOST_FILTER", " && ".join(
