@@ -72,3 +72,39 @@ def test_a_pfifo_root_passes_everything_and_counts_it(target, router):
         "qdisc pfifo 1: root refcnt 3 limit 1p\n"
         " Sent 3000 bytes 3 pkt (dropped 0, overlimits 0 requeues 0) \n"
         " backlog 0b 0p requeues 0\n")
+
+
+def class_counters(listing: str) -> dict[str, str]:
+    """`tc -s class show`: each class id's first statistics line."""
+    lines = listing.splitlines()
+    return {line.split()[2]: lines[i + 1] for i, line in enumerate(lines) if line.startswith("class ")}
+
+
+@pytest.mark.requires("nftables")
+def test_htb_puts_a_packet_in_the_class_its_priority_names_else_the_default_or_the_direct_queue(target, router):
+    h0, h1 = router[0], router[1]
+    dev = h1.port.name
+    target.sh(f"tc qdisc add dev {dev} root handle 1: htb default 20")
+    target.sh(f"tc class add dev {dev} parent 1: classid 1:1 htb rate 100mbit burst 100k cburst 100k")
+    for minor in (10, 20):
+        target.sh(f"tc class add dev {dev} parent 1:1 classid 1:{minor} htb rate 50mbit ceil 100mbit "
+                  "burst 100k cburst 100k")
+    target.sh("nft -f -", stdin="table ip t {\n chain post {\n type filter hook postrouting priority 0;\n"
+                                "  udp dport 10 meta priority set 1:10\n"
+                                "  udp dport 11 meta priority set 1:0\n }\n}\n")
+    ports = {0: 10, 1: 10, 2: 7, 3: 7, 4: 7, 5: 11}
+    target.send(h0.port, [h0.to_dut(dst=h1.ip, id=i) / UDP(sport=1, dport=port) / bytes(958)
+                          for i, port in ports.items()])
+    target.wait(0.01)
+    for i, port in ports.items():
+        target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=i, ttl=63) / UDP(sport=1, dport=port) /
+                      bytes(958))
+    assert class_counters(target.sh(f"tc -s class show dev {dev}")) == {
+        "1:1": " Sent 5000 bytes 5 pkt (dropped 0, overlimits 0 requeues 0) ",
+        "1:10": " Sent 2000 bytes 2 pkt (dropped 0, overlimits 0 requeues 0) ",
+        "1:20": " Sent 3000 bytes 3 pkt (dropped 0, overlimits 0 requeues 0) ",
+    }
+    assert target.sh(f"tc -s qdisc show dev {dev}") == (
+        "qdisc htb 1: root refcnt 3 r2q 10 default 0x20 direct_packets_stat 1 direct_qlen 1000\n"
+        " Sent 6000 bytes 6 pkt (dropped 0, overlimits 0 requeues 0) \n"
+        " backlog 0b 0p requeues 0\n")

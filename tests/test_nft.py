@@ -220,6 +220,7 @@ RULES = [
     "meta mark & 0xff == 1", "ip saddr . tcp dport { 1.1.1.1 . 22, 2.2.2.2 . 80 } accept", "iif lo accept",
     "limit rate over 1 mbytes/second", "accept comment \"x y\"", "goto x", "notrack", "ip6 saddr ::1",
     "meta priority 0:3 accept", "meta priority 1:ffff", "meta priority none", "meta priority 5",
+    "udp dport 10 meta priority set 1:10", "meta priority set none",
 ]
 
 

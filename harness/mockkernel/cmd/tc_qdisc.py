@@ -3,10 +3,13 @@ kinds' q_*.c): parsing each kind's options as tc does, sending what tc sends
 (sched/sch_api.py is the kernel side), and printing the dump as tc prints it.
 
     tc qdisc add|change|replace|link|del dev X [handle H] root|parent CLASSID|clsact KIND [OPTIONS]
-    tc [-s] qdisc [show [dev X]]
+    tc [-s] qdisc [show [dev X] [invisible]]
+    tc class add|change|replace|del dev X [parent CLASSID|root] [classid CLASSID] htb OPTIONS
     tc [-s] class show dev X
 
-Kinds modelled: pfifo, bfifo, tbf, noqueue, clsact. Another kind iproute2 knows is
+Kinds modelled: pfifo, bfifo, tbf, htb (qdisc and classes), noqueue, clsact. The
+kernel's warnings on success (htb's "quantum of class ... is big") are not printed.
+Another kind iproute2 knows is
 an error naming it (not modelled); a word tc has no module for goes to the kernel as
 tc sends it, which does not know it either. Parse errors print tc's message and
 usage (exit 1); kernel refusals "Error: <extack>." (exit 2).
@@ -18,13 +21,13 @@ from dataclasses import dataclass
 
 from harness.mockkernel.cmd.args import Args, ToolError, not_modelled
 from harness.mockkernel.cmd.iputils import device, duparg, invarg, matches
-from harness.mockkernel.cmd.tc_util import (TC_H_ROOT, calc_xmitsize, get_qdisc_handle, get_rate64, get_size,
-                                            get_tc_classid, get_time, rtable_cell_log, sprint_rate, sprint_size,
-                                            sprint_tc_classid, sprint_time, tick2time)
+from harness.mockkernel.cmd.tc_util import (TC_H_ROOT, calc_xmitsize, calc_xmittime, get_qdisc_handle, get_rate64,
+                                            get_size, get_tc_classid, get_time, rtable_cell_log, sprint_rate,
+                                            sprint_size, sprint_tc_classid, sprint_time, tick2time)
 from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.sched import sch_ingress
-from harness.mockkernel.sched.sch_api import qdisc_dump_order, tc_delete_qdisc, tc_modify_qdisc
-from harness.mockkernel.sched.sch_fifo import Pfifo
+from harness.mockkernel.sched.sch_api import qdisc_dump_order, tc_ctl_tclass, tc_delete_qdisc, tc_modify_qdisc
+from harness.mockkernel.sched.sch_htb import HtbGlob, HtbOpt
 from harness.mockkernel.sched.sch_tbf import PSCHED_SHIFT, TbfQopt
 
 QDISC_USAGE = """Usage: tc qdisc [ add | del | replace | change | show ] dev STRING
@@ -64,6 +67,7 @@ class QdiscUtil:
     parse_qopt: Callable[[str, Args, str], object]
     print_qopt: Callable[[object], str]
     print_classes: Callable[[object, str, bool], list[str]] = lambda q, on, stats: []
+    parse_copt: Callable[[str, Args, str], object] | None = None
 
 
 # ------------------------------------------------------------------ the kinds (q_*.c)
@@ -228,6 +232,166 @@ def tbf_print_classes(q, on: str, stats: bool) -> list[str]:
     return [line + ("\n" if stats else "")]
 
 
+HTB_USAGE = """Usage: ... qdisc add ... htb [default N] [r2q N]
+                      [direct_qlen P] [offload]
+ default  minor id of class to which unclassified packets are sent {0}
+ r2q      DRR quantums are computed as rate in Bps/r2q {10}
+ debug    string of 16 numbers each 0-3 {0}
+
+ direct_qlen  Limit of the direct queue {in packets}
+ offload  enable hardware offload
+... class add ... htb rate R1 [burst B1] [mpu B] [overhead O]
+                      [prio P] [slot S] [pslot PS]
+                      [ceil R2] [cburst B2] [mtu MTU] [quantum Q]
+ rate     rate allocated to this class (class can still borrow)
+ burst    max bytes burst which can be accumulated during idle period {computed}
+ mpu      minimum packet size used in rate computations
+ overhead per-packet size overhead used in rate computations
+ linklay  adapting to a linklayer e.g. atm
+ ceil     definite upper class rate (no borrows) {rate}
+ cburst   burst but for ceil {computed}
+ mtu      max packet size we create rate map for {1600}
+ prio     priority of leaf; lower are served first {0}
+ quantum  how much bytes to serve from leaf at once {use r2q}
+
+TC HTB version 3.3"""
+HZ = 1_000_000_000  # get_hz(): /proc/net/psched's clock resolution
+
+
+def _u32(value: str, base: int = 10) -> int | None:
+    """get_u32()"""
+    try:
+        number = int(value, base) if value.strip() == value and value else None
+    except ValueError:
+        return None
+    return number if number is not None and 0 <= number <= 0xFFFFFFFF else None
+
+
+def htb_parse_opt(kind: str, tokens: Args, dev: str) -> HtbGlob:
+    """q_htb.c htb_parse_opt()"""
+    glob = HtbGlob()
+    while tokens:
+        token = tokens.pop()
+        if matches(token, "r2q"):
+            glob.rate2quantum = _u32(tokens.pop())
+            if glob.rate2quantum is None:
+                raise parse_error(f'Illegal "r2q"\n{HTB_USAGE}')
+        elif matches(token, "default"):
+            glob.defcls = _u32(tokens.pop(), 16)
+            if glob.defcls is None:
+                raise parse_error(f'Illegal "default"\n{HTB_USAGE}')
+        elif matches(token, "direct_qlen"):
+            glob.direct_qlen = _u32(tokens.pop())
+            if glob.direct_qlen is None:
+                raise parse_error(f'Illegal "direct_qlen"\n{HTB_USAGE}')
+        elif matches(token, "debug") or matches(token, "offload"):
+            raise not_modelled(f"tc qdisc htb {token}")
+        else:
+            raise parse_error(f'What is "{token}"?\n{HTB_USAGE}')
+    return glob
+
+
+def htb_parse_class_opt(kind: str, tokens: Args, dev: str) -> HtbOpt:
+    """q_htb.c htb_parse_class_opt()"""
+    values = {"prio": 0, "mtu": 1600, "mpu": 0, "overhead": 0, "quantum": 0}
+    buffer = cbuffer = rate = ceil = 0
+    cell_log = ccell_log = -1
+    while tokens:
+        token = tokens.pop()
+        name = next((n for n in ("prio", "mtu", "mpu", "overhead", "quantum") if matches(token, n)), None)
+        if name is not None:
+            value = _u32(tokens.pop())
+            if value is None or (name in ("mpu", "overhead") and value > 0xFFFF):
+                raise parse_error(f'Illegal "{name}"\n{HTB_USAGE}')
+            values[name] = value
+        elif matches(token, "linklayer"):
+            raise not_modelled("tc class htb linklayer")
+        elif matches(token, "burst") or token in ("buffer", "maxburst", "cbuffer", "cmaxburst") or \
+                matches(token, "cburst"):
+            ceil_side = token.startswith("c")
+            size_text, _, cell_text = tokens.pop().partition("/")
+            size = get_size(size_text)
+            cell = -1
+            if cell_text:
+                cells = [i for i in range(32) if str(1 << i) == cell_text]
+                size, cell = (size, cells[0]) if cells else (None, -1)
+            if size is None:
+                raise parse_error(f'Illegal "{token}"\n{HTB_USAGE}')
+            if ceil_side:
+                cbuffer, ccell_log = size, cell
+            else:
+                buffer, cell_log = size, cell
+        elif token in ("rate", "ceil"):
+            if (rate if token == "rate" else ceil):
+                raise parse_error(f'Double "{token}" spec')
+            value = tokens.pop()
+            if "%" in value:
+                raise not_modelled(f"tc class htb {token} in percent of the link speed")
+            parsed = get_rate64(value)
+            if parsed is None:
+                raise parse_error(f'Illegal "{token}"\n{HTB_USAGE}')
+            if token == "rate":
+                rate = parsed
+            else:
+                ceil = parsed
+        elif token == "help":
+            raise parse_error(HTB_USAGE)
+        else:
+            raise parse_error(f'What is "{token}"?\n{HTB_USAGE}')
+    if not rate:
+        raise parse_error('"rate" is required.')
+    ceil = ceil or rate
+    mtu = values["mtu"]
+    buffer = buffer or int(rate / HZ + mtu)
+    cbuffer = cbuffer or int(ceil / HZ + mtu)
+    return HtbOpt(rate=rate, ceil=ceil, buffer=calc_xmittime(rate, buffer), cbuffer=calc_xmittime(ceil, cbuffer),
+                  quantum=values["quantum"], prio=values["prio"], overhead=values["overhead"], mpu=values["mpu"],
+                  cell_log=cell_log if cell_log >= 0 else rtable_cell_log(mtu),
+                  ccell_log=ccell_log if ccell_log >= 0 else rtable_cell_log(mtu))
+
+
+def htb_print_opt(q) -> str:
+    """htb_print_opt() of the qdisc (TCA_HTB_INIT, TCA_HTB_DIRECT_QLEN)."""
+    default = f"{q.defcls:#x}" if q.defcls else "0"  # printf's %#llx prints 0 bare
+    return f"r2q {q.rate2quantum} default {default} direct_packets_stat {q.direct_pkts} direct_qlen {q.direct_qlen}"
+
+
+def htb_print_class(cl) -> str:
+    """htb_print_opt() of a class (TCA_HTB_PARMS from htb_dump_class())."""
+    rate, ceil = cl.rate.rate_bytes_ps, cl.ceil.rate_bytes_ps
+    out = f"prio {cl.prio} " if cl.level == 0 else ""
+    out += f"rate {sprint_rate(rate)} "
+    if cl.opt.overhead:
+        out += f"overhead {cl.opt.overhead} "
+    out += f"ceil {sprint_rate(ceil)} "
+    buffer = calc_xmitsize(rate, (cl.buffer >> PSCHED_SHIFT) & 0xFFFFFFFF)
+    cbuffer = calc_xmitsize(ceil, (cl.cbuffer >> PSCHED_SHIFT) & 0xFFFFFFFF)
+    return out + f"burst {sprint_size(buffer)} cburst {sprint_size(cbuffer)} "
+
+
+def htb_print_classes(q, on: str, stats: bool) -> list[str]:
+    """print_class() over htb_walk(): each class, with -s its counters and
+    htb_print_xstats() (tokens as htb_dump_class_stats() gives them: ticks)."""
+    out = []
+    for cl in q.classes():
+        parent = f"parent {sprint_tc_classid(cl.parent.classid)} " if cl.parent is not None else "root "
+        leaf = cl.leaf.handle if cl.leaf is not None else 0
+        line = f"class htb {sprint_tc_classid(cl.classid)} {on}{parent}" + (f"leaf {leaf >> 16:x}: " if leaf else "")
+        line += htb_print_class(cl) + "\n"
+        if stats:
+            qlen, backlog = (cl.leaf.qlen, cl.leaf.backlog) if cl.leaf is not None else (0, 0)
+            line += _stats(cl.bytes, cl.packets, cl.drops, cl.overlimits, backlog, qlen)
+            line += (f" lended: {cl.lends} borrowed: {cl.borrows} giants: {cl.giants}\n"
+                     f" tokens: {_ticks(cl.tokens)} ctokens: {_ticks(cl.ctokens)}\n\n")
+        out.append(line)
+    return out
+
+
+def _ticks(ns: int) -> int:
+    """PSCHED_NS2TICKS() clamped to an int."""
+    return max(min(ns >> PSCHED_SHIFT, 0x7FFFFFFF), -0x80000000)
+
+
 def no_options(kind: str, tokens: Args, dev: str) -> None:
     if tokens:
         raise parse_error(f"qdisc '{kind}' does not support option parsing")
@@ -238,6 +402,7 @@ KINDS: dict[str, QdiscUtil] = {
     "bfifo": QdiscUtil(fifo_parse_opt, fifo_print_opt),
     "tbf": QdiscUtil(tbf_parse_opt, tbf_print_opt, tbf_print_classes),
     "noqueue": QdiscUtil(no_options, lambda q: ""),
+    "htb": QdiscUtil(htb_parse_opt, htb_print_opt, htb_print_classes, htb_parse_class_opt),
 }
 
 
@@ -388,11 +553,88 @@ def _stats(nbytes: int, packets: int, drops: int, overlimits: int, backlog: int,
 
 # ------------------------------------------------------------------ tc class
 
+CLASS_USAGE = """Usage: tc class [ add | del | change | replace | show ] dev STRING
+       [ classid CLASSID ] [ root | parent CLASSID ]
+       [ [ QDISC_KIND ] [ help | OPTIONS ] ]
+
+       tc class show [ dev STRING ] [ root | parent CLASSID ]
+Where:
+QDISC_KIND := { prio | cbq | etc. }
+OPTIONS := ... try tc class add <desired QDISC_KIND> help"""
+
+
 def do_class(net, tokens: Args, stats: bool) -> str:
-    verb = tokens.pop() if tokens else "show"
+    if not tokens:
+        return class_list(net, tokens, stats)
+    verb = tokens.pop()
+    for name in ("add", "change", "replace", "delete"):
+        if matches(verb, name):
+            return class_modify(net, tokens, name)
     if matches(verb, "show") or matches(verb, "list") or matches(verb, "lst"):
         return class_list(net, tokens, stats)
-    raise not_modelled(f"tc class {verb}")
+    if matches(verb, "help"):
+        raise not_modelled("tc class help")
+    raise ToolError(f'Command "{verb}" is unknown, try "tc class help".', 255)
+
+
+def class_modify(net, tokens: Args, verb: str) -> str:
+    """tc_class_modify()"""
+    name = kind = None
+    classid = parent = 0
+    while tokens:
+        token = tokens.pop()
+        if token == "dev":
+            value = tokens.pop()
+            if name is not None:
+                raise duparg("dev", value)
+            name = value
+        elif token == "classid":
+            value = tokens.pop()
+            if classid:
+                raise duparg("classid", value)
+            classid = get_tc_classid(value)
+            if classid is None:
+                raise invarg("invalid class ID", value)
+        elif token == "handle":
+            raise ToolError('Error: try "classid" instead of "handle"', 255)
+        elif token == "root":
+            if parent:
+                raise ToolError('Error: "root" is duplicate parent ID.', 255)
+            parent = TC_H_ROOT
+        elif token == "parent":
+            value = tokens.pop()
+            if parent:
+                raise duparg("parent", value)
+            parent = get_tc_classid(value)
+            if parent is None:
+                raise invarg("invalid parent ID", value)
+        elif matches(token, "estimator"):
+            raise not_modelled("tc class estimator")
+        elif matches(token, "help"):
+            raise ToolError(CLASS_USAGE, 255)
+        else:
+            kind = token
+            break
+    options = None
+    util = KINDS.get(kind) if kind is not None else None
+    if util is not None:
+        if util.parse_copt is None:
+            raise ToolError(f'Error: Qdisc "{kind}" is classless.', 1)
+        options = util.parse_copt(kind, tokens, name or "")
+    elif kind in TC_QDISC_KINDS:
+        raise not_modelled(f"tc class {kind}")
+    elif kind is not None and tokens:
+        raise parse_error(f'Unknown qdisc "{kind}", hence option "{tokens.peek()}" is unparsable')
+    elif tokens:
+        raise ToolError(f'Garbage instead of arguments "{tokens.peek()} ...". Try "tc class help".', 255)
+    if name is None:
+        raise ToolError("RTNETLINK answers: No such device", 2)
+    dev = device(net, name)
+    try:
+        tc_ctl_tclass(net, dev, verb, parent, classid, kind, options)
+    except RtnlError as err:
+        raise ToolError(str(err), 2) from None
+    return ""
 
 
 def class_list(net, tokens: Args, stats: bool) -> str:

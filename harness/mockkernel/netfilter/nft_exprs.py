@@ -879,7 +879,8 @@ class Log(Stmt):
 
 
 class MetaSet(Stmt):
-    """nft_meta set: `meta mark set V` (or from `ct mark`), `meta nftrace set 1`;
+    """nft_meta set: `meta mark set V` (or from `ct mark`), `meta nftrace set 1`,
+    `meta priority set X:Y` (skb->priority: a qdisc class, sched/sch_htb.py);
     `keep` keeps those bits of the old mark (iptables' MARK --set-xmark)."""
 
     def __init__(self, key: str, value, loc=None, keep: int = 0):
@@ -895,6 +896,12 @@ class MetaSet(Stmt):
     def compile(self, ctx: CompileCtx):
         if self.key == "nftrace":  # the mock traces every packet
             return lambda pkt: None
+        if self.key == "priority" and not isinstance(self.value, Selector):
+            priority = self.value
+
+            def set_priority(pkt):
+                pkt.skb.priority = priority
+            return set_priority
         if isinstance(self.value, Selector):
             load = self.value.load(ctx)
 

@@ -189,7 +189,10 @@ def stmt_json(stmt, ctx: PrintCtx) -> list[dict]:
         return [{"log": out or None}]
     if isinstance(stmt, (MetaSet, CtSet)):
         key = {"meta": {"key": stmt.key}} if isinstance(stmt, MetaSet) else {"ct": {"key": stmt.key}}
-        value = selector_json(stmt.value, ctx) if not isinstance(stmt.value, int) else stmt.value
+        if not isinstance(stmt.value, int):
+            value = selector_json(stmt.value, ctx)
+        else:
+            value = value_json(Meta.TYPES["priority"], stmt.value) if stmt.key == "priority" else stmt.value
         return [{"mangle": {"key": key, "value": value}}]
     if isinstance(stmt, PayloadSet):
         return [{"mangle": {"key": {"payload": {"protocol": "ip", "field": stmt.fld.name}},

@@ -1366,11 +1366,11 @@ class Parser:
         return SetRef(nset, loc=start.loc.to(self.tokens[self.pos - 1].loc), written=len(syntax))
 
     def stmt_set(self, lhs, lhs_loc: Location, family: str) -> Stmt:
-        """`meta mark set V`, `ct mark set V`, `ip ttl|dscp set V`; V may be
+        """`meta mark|priority set V`, `ct mark set V`, `ip ttl|dscp set V`; V may be
         `meta mark`, `ct mark` or a map lookup."""
         self.next()
         self._expand_variable()
-        if isinstance(lhs, Meta) and lhs.key in ("mark", "nftrace"):
+        if isinstance(lhs, Meta) and lhs.key in ("mark", "nftrace", "priority"):
             return MetaSet(lhs.key, self.set_value(lhs.dtype, family), loc=lhs_loc)
         if isinstance(lhs, Ct) and lhs.key == "mark":
             return CtSet("mark", self.set_value(lhs.dtype, family), loc=lhs_loc)
@@ -1394,6 +1394,8 @@ class Parser:
     def set_value(self, dtype, family: str):
         """A set statement's value: a constant, `meta mark`, `ct mark`, or `key map ...`."""
         if not self.at(*SELECTOR_WORDS):
+            if dtype is types.classid:
+                self._scan_classid()
             value = self.next()
             if self.at("map"):
                 raise NftError("No symbol type information", value.loc)

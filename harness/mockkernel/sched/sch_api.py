@@ -13,7 +13,6 @@ freed when the RTNL is released (NOT_SPECIFIED at __rtnl_unlock on the lab).
 from __future__ import annotations
 
 import errno
-import itertools
 
 from harness.dropreason import DropReason
 from harness.journey import Stage
@@ -24,7 +23,6 @@ from harness.mockkernel.sched.sch_generic import (TC_H_ROOT, Qdisc, attach_defau
 
 GOLDEN_RATIO_32 = 0x61C88647
 QDISC_HASH_BITS = 4
-_hash_seq = itertools.count(1)  # hlist_add_head(): the newest first in a bucket
 
 
 def hash_32(value: int, bits: int) -> int:
@@ -53,7 +51,7 @@ def qdisc_dump_order(dev, invisible: bool = False) -> list[Qdisc]:
     tree = qdisc_tree(dev)
     if not tree:
         return []
-    hashed = [q for q in tree[1:] if invisible or not q.invisible]
+    hashed = [q for q in tree[1:] if q.hashed and (invisible or not q.invisible)]
     hashed.sort(key=lambda q: (hash_32(q.handle, QDISC_HASH_BITS), -q.hash_seq))
     return [tree[0]] + hashed
 
@@ -146,8 +144,6 @@ def qdisc_alloc_handle(net, dev) -> int:
 def qdisc_graft(net, dev, p: Qdisc | None, classid: int, new: Qdisc | None) -> None:
     """Attach `new` at the root (p None) or on p's class; the old qdisc goes, its
     packets with it. A root of None gives the device its default again if it is up."""
-    if new is not None:
-        new.hash_seq = next(_hash_seq)
     if p is None:
         old = dev.qdisc
         dev.qdisc = new
@@ -221,3 +217,47 @@ def tc_delete_qdisc(net, dev, parent: int, handle: int, kind: str | None) -> Non
     if q.handle == 0:
         raise RtnlError(errno.ENOENT, "Cannot delete qdisc with handle of zero")
     qdisc_graft(net, dev, p, parent, None)
+
+
+def tc_ctl_tclass(net, dev, verb: str, parent: int, classid: int, kind: str | None, options) -> None:
+    """RTM_NEWTCLASS / RTM_DELTCLASS: find the qdisc from the class id or the parent
+    (X:0, or the root's when neither names one), then the qdisc's own change/delete."""
+    qid = tc_h_maj(classid)
+    if parent != TC_H_ROOT:
+        qid1 = tc_h_maj(parent)
+        if qid and qid1 and qid != qid1:
+            raise RtnlError(errno.EINVAL)
+        if qid1:
+            qid = qid1
+        elif qid == 0:
+            qid = dev.qdisc.handle if dev.qdisc is not None else 0
+        if parent:
+            parent = qid | tc_h_min(parent)
+    elif qid == 0:
+        qid = dev.qdisc.handle if dev.qdisc is not None else 0
+    q = qdisc_lookup(dev, qid)
+    if q is None:
+        raise RtnlError(errno.ENOENT)
+    if not q.classful:
+        raise RtnlError(errno.EINVAL)
+    if classid == 0:
+        if parent == TC_H_ROOT:
+            classid = qid
+    else:
+        classid = qid | tc_h_min(classid)
+    exists = bool(classid) and q.has_class(classid)
+    if not exists:
+        if verb not in ("add", "replace"):
+            raise RtnlError(errno.ENOENT)
+    elif verb == "add":
+        raise RtnlError(errno.EEXIST)
+    elif verb == "delete":
+        if not hasattr(q, "delete_class"):
+            raise RtnlError(errno.EOPNOTSUPP)
+        q.delete_class(classid)
+        return
+    if kind is not None and kind != q.kind:
+        raise RtnlError(errno.EINVAL)  # another kind's options: htb_change_class() finds no TCA_HTB_PARMS
+    if not hasattr(q, "change_class"):
+        raise RtnlError(errno.EOPNOTSUPP)
+    q.change_class(classid, parent, options, net.clock.now)

@@ -24,6 +24,7 @@ packets with the same counters).
 """
 from __future__ import annotations
 
+import itertools
 from collections import deque
 
 from harness.dropreason import DropReason
@@ -37,6 +38,7 @@ TC_H_ROOT = 0xFFFFFFFF
 TC_H_UNSPEC = 0
 NSEC_PER_SEC = 1_000_000_000
 QDISC_DROP = DropReason.QDISC_DROP
+_created = itertools.count(1)
 DROP_LOCATION = "__dev_queue_xmit"  # __dev_xmit_skb() frees its to_free list there (inlined; lab)
 
 
@@ -70,7 +72,8 @@ class Qdisc:
         self.drop_reason: DropReason | None = None
         self.watchdog_expires: int | None = None  # ns of the pending watchdog timer
         self.invisible = False  # TCQ_F_INVISIBLE: a default child `tc qdisc show` leaves out
-        self.hash_seq = 0  # when it joined dev->qdisc_hash: a dump lists a bucket newest first
+        self.hashed = True  # in dev->qdisc_hash, which dumps walk (htb_parent_to_leaf()'s pfifo is not)
+        self.hash_seq = next(_created)  # when it joined dev->qdisc_hash: a dump lists a bucket newest first
         where = f"{dev.name} {self.kind} {handle >> 16:x}:"
         self.enqueue_hop, self.drop_hop = Hop(QDISC_STAGE, where, "ENQUEUE"), Hop(QDISC_STAGE, where, "DROP")
 
