@@ -103,7 +103,7 @@ def test_kernel_and_loader_refusals_with_clsact(k, obj):
             sh(k, line)
 
 
-@pytest.mark.parametrize("line, named", [("tc qdisc add dev p0 root htb", "root"),
+@pytest.mark.parametrize("line, named", [("tc qdisc add dev p0 root sfq", "sfq"),
                                          ("tc qdisc add dev p0 netem delay 1ms", "netem"),
                                          ("tc filter add dev p0 ingress matchall action drop", "matchall"),
                                          ("tc filter add dev p0 ingress u32 match ip dst 1.2.3.4", "u32"),
