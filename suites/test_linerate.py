@@ -6,11 +6,14 @@ NDR with and without conntrack. Expected rates are written out from the
 configuration (10 Mbit/s of 1514-byte frames: 10e6 / (8 * 1514) packets/s, tbf
 and htb counting skb->len, the frame without FCS), never computed by the code
 under test. The checks that need what only the mock models (an RX ring on the
-port, NAPI, RSS queues: a veth has none of them) are mock-only, each saying why.
+port, NAPI, RSS queues: a veth has none of them) are mock-only, each saying why;
+the qdisc checks run where traffic at rate passes the egress qdiscs (the target's
+generator declares "qdisc").
 """
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 from scapy.layers.inet import UDP
@@ -44,6 +47,16 @@ def generator(target):
         pytest.skip(str(exc))
 
 
+def observed(generator, what: str, why: str) -> None:
+    """Skip, saying `why`, unless the target's traffic observes `what`."""
+    if what not in generator.observes:
+        pytest.skip(why)
+
+
+def shaped(generator) -> None:
+    observed(generator, "qdisc", "the target's traffic at rate does not pass through its egress qdiscs")
+
+
 # XDP before netfilter --------------------------------------------------------------
 
 FLOOD = 10_000
@@ -73,13 +86,103 @@ def test_xdp_drop_flood_leaves_netfilter_counters_at_zero_while_an_nft_drop_coun
     assert counted(target, "udp dport 9") == FLOOD
 
 
+TC_STATS = re.compile(r"Sent (\d+) bytes (\d+) pkt \(dropped (\d+), overlimits (\d+)")
+
+
+def tc_stats(target, what: str, dev: str) -> dict[str, dict[str, int]]:
+    """`tc -s {what} show dev {dev}` as {"<kind> <handle>": {sent, dropped, overlimits,
+    borrowed}} (borrowed: htb classes only)."""
+    out = {}
+    for block in re.split(r"^(?=qdisc |class )", target.sh(f"tc -s {what} show dev {dev}"), flags=re.M)[1:]:
+        head = block.split()
+        sent = TC_STATS.search(block)
+        stats = dict(zip(("bytes", "sent", "dropped", "overlimits"), map(int, sent.groups())))
+        if borrowed := re.search(r"borrowed: (\d+)", block):
+            stats["borrowed"] = int(borrowed.group(1))
+        out[f"{head[1]} {head[2]}"] = stats
+    return out
+
+
+# egress qdiscs at rate ------------------------------------------------------------
+
+TEN_MBIT_PPS = 10e6 / (8 * 1514)  # 825.6 full frames per second
+
+
+def test_tbf_at_10_mbit_delivers_10_mbit_and_counts_overlimits_and_drops(target, router, generator):
+    shaped(generator)
+    h0, h1 = router[0], router[1]
+    target.sh("tc qdisc add dev p1 root handle 1: tbf rate 10mbit burst 5kb limit 150kb")
+    result = run(target, udp_stream(h0, h1, 7, 2 * TEN_MBIT_PPS), duration=2.0)
+    # two seconds at the rate, the 5 KiB burst (3 frames) before, and the full 150 KiB
+    # queue (101 frames) drained after; the queue rides out the generator's pauses
+    assert result.streams[0].ipackets == pytest.approx(2 * TEN_MBIT_PPS + 3 + 101, rel=0.05)
+    tbf = tc_stats(target, "qdisc", "p1")["tbf 1:"]
+    assert tbf["sent"] == result.streams[0].ipackets
+    assert tbf["overlimits"] > 0
+    assert tbf["dropped"] == result.streams[0].opackets - result.streams[0].ipackets
+
+
+HTB_TWO_CLASSES = [
+    "tc qdisc add dev p1 root handle 1: htb default 20",
+    "tc class add dev p1 parent 1: classid 1:1 htb rate 10mbit ceil 10mbit",
+    "tc class add dev p1 parent 1:1 classid 1:10 htb rate 5mbit ceil 10mbit",
+    "tc class add dev p1 parent 1:1 classid 1:20 htb rate 5mbit ceil 10mbit",
+    # leaf queues of 100 frames ride out the generator's pauses; full when the streams
+    # stop, they drain after: 100 frames more per busy class
+    "tc qdisc add dev p1 parent 1:10 handle 10: pfifo limit 100",
+    "tc qdisc add dev p1 parent 1:20 handle 20: pfifo limit 100",
+]
+CLASSIFY_DPORT_10 = """table ip classify {
+  chain post {
+    type filter hook postrouting priority 0; policy accept;
+    udp dport 10 meta priority set 1:10
+  }
+}
+"""
+
+
+@pytest.fixture
+def htb(target, router, generator):
+    shaped(generator)
+    for command in HTB_TWO_CLASSES:
+        target.sh(command)
+    target.sh("nft -f -", stdin=CLASSIFY_DPORT_10)
+    return router
+
+
+def test_htb_class_alone_borrows_its_parents_rate_up_to_its_ceil(target, htb):
+    h0, h1 = htb[0], htb[1]
+    result = run(target, udp_stream(h0, h1, 10, 2 * TEN_MBIT_PPS), duration=2.0)
+    # 1:10 has rate 5mbit, ceil 10mbit: alone, it borrows the other 5 from 1:1
+    assert result.streams[0].ipackets == pytest.approx(2 * TEN_MBIT_PPS + 100, rel=0.05)
+    classes = tc_stats(target, "class", "p1")
+    assert classes["htb 1:10"]["borrowed"] > 0
+    assert classes["htb 1:20"]["sent"] == 0
+
+
+def test_htb_classes_both_busy_get_their_own_rate_each(target, htb):
+    h0, h1 = htb[0], htb[1]
+    result = run(target, udp_stream(h0, h1, 10, 2 * TEN_MBIT_PPS, stream_id=1),
+                 udp_stream(h0, h1, 20, 2 * TEN_MBIT_PPS, stream_id=2), duration=2.0)
+    for stream in (1, 2):  # 5 Mbit/s each for two seconds
+        assert result.streams[stream].ipackets == pytest.approx(TEN_MBIT_PPS + 100, rel=0.05)
+
+
+def test_pfifo_under_tbf_drops_what_exceeds_its_limit(target, router, generator):
+    shaped(generator)
+    h0, h1 = router[0], router[1]
+    target.sh("tc qdisc add dev p1 root handle 1: tbf rate 100kbit burst 5kb limit 100kb")
+    target.sh("tc qdisc add dev p1 parent 1:1 handle 10: pfifo limit 3")
+    result = run(target, udp_stream(h0, h1, 7, 100_000, count=100))
+    # 3 frames leave in tbf's 5 KiB burst, the next only 75 ms later (936 bytes of
+    # tokens short, at 100 kbit/s), long after the burst arrived: 3 wait in the
+    # pfifo, 94 are dropped there
+    stats = tc_stats(target, "qdisc", "p1")
+    assert (stats["pfifo 10:"]["dropped"], stats["pfifo 10:"]["sent"]) == (94, 6)
+    assert result.streams[0].ipackets == 6
+
+
 # the NIC and NAPI (mock only: a veth has no RX ring, no interrupt, no RX queues) -----
-
-def observed(generator, what: str, why: str) -> None:
-    """Skip, saying `why`, unless the target's traffic observes `what`."""
-    if what not in generator.observes:
-        pytest.skip(why)
-
 
 LINE_RATE = Rate(100, RateUnit.PERCENT)
 
