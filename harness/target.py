@@ -96,6 +96,19 @@ class CommandError(TargetError):
         super().__init__(f"`{shlex.join(self.argv)}` failed: {message}")
 
 
+# What `sh("cat FILE...")` may read on every target: the kernel's counters and settings.
+READABLE_FILES = ("/proc/net/", "/proc/sys/")
+
+
+def check_readable(argv: Sequence[str]) -> None:
+    """`cat` reads files under READABLE_FILES only, with no options: a
+    CommandError naming the first path outside them."""
+    for path in argv[1:]:
+        if not path.startswith(READABLE_FILES) or "/.." in path:
+            raise CommandError(argv, f"`cat` reads only {' and '.join(p + '*' for p in READABLE_FILES)} "
+                                     f"on a target, not {path!r}")
+
+
 # A veth (like a NIC) refuses a frame longer than the port's MTU + this many bytes.
 MAX_L2_OVERHEAD = 18
 

@@ -212,8 +212,18 @@ def test_sh_runs_operator_commands_inside_the_dut(dut):
 
 @needs_root
 def test_sh_refuses_programs_that_are_not_configuration_commands(dut):
-    with pytest.raises(CommandError, match="`cat` is not a configuration command"):
+    with pytest.raises(CommandError, match="`head` is not a configuration command"):
+        dut.sh("head /etc/hostname")
+
+
+@needs_root
+def test_sh_cat_reads_only_the_kernels_proc_files(dut):
+    with pytest.raises(CommandError, match=r"`cat` reads only /proc/net/\* and /proc/sys/\* on a target, "
+                                           r"not '/etc/hostname'"):
         dut.sh("cat /etc/hostname")
+    with pytest.raises(CommandError, match="not '/proc/net/../../etc/hostname'"):
+        dut.sh("cat /proc/net/../../etc/hostname")
+    assert dut.sh("cat /proc/sys/net/ipv4/ip_forward") == "0\n"
 
 
 @needs_root

@@ -23,6 +23,7 @@ import select
 import shutil
 import socket
 import struct
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -49,14 +50,16 @@ from harness.target import (
     Port,
     Target,
     TargetError,
+    check_readable,
     frame_too_long,
 )
 from harness.traffic import Loss, Mode, Profile, Result, TrafficCaps, stream_pps
 
-# What `sh()` runs: the configuration tools operators use, nothing else.
+# What `sh()` runs: the configuration tools operators use, the counters' readers
+# (nstat; cat of /proc/net/* and /proc/sys/* only), nothing else.
 SH_PROGRAMS = frozenset({
     "ip", "nft", "iptables", "iptables-save", "iptables-restore", "tc", "sysctl",
-    "ethtool", "conntrack", "bpftool",
+    "ethtool", "conntrack", "bpftool", "nstat", "cat",
 })
 # The ones that change nf_tables rulesets (iptables is iptables-nft on Debian).
 RULESET_PROGRAMS = frozenset({"nft", "iptables", "iptables-restore"})
@@ -103,6 +106,7 @@ class NetnsTarget(Target):
         self._testers_in_napi_mode = False
         self._frames_traced_from = 0  # frame_log index where the trace was last cleared
         self.lab = NetnsLab()
+        self._nstat_history = os.path.join(tempfile.gettempdir(), f"{self.lab.dut}.nstat")
         self._conntrack_table = HostConntrackTable(self.lab)
         try:
             # opened with the lab, so nothing the DUT sends is missed
@@ -152,6 +156,10 @@ class NetnsTarget(Target):
             raise CommandError(argv, f"`{argv[0]}` is not a configuration command this target runs; "
                                      f"it runs {', '.join(sorted(SH_PROGRAMS))}")
         require_tool(argv[0])
+        if argv[0] == "cat":
+            check_readable(argv)
+        if argv[0] == "nstat":  # its history file is per user, in /tmp: give this DUT its own
+            argv = ["env", f"NSTAT_HISTORY={self._nstat_history}", *argv]
         if argv[0] not in RULESET_PROGRAMS or "nftrace" not in self.capabilities:
             # procps 4.0.2 exits 0 after a refused write (e.g. a key read-only in a netns)
             out = self.lab.run(self.lab.dut, argv, stdin, stderr_fails=argv[0] == "sysctl")
@@ -366,6 +374,8 @@ class NetnsTarget(Target):
             try:
                 self._conntrack_table.release()
             finally:
+                if os.path.exists(self._nstat_history):
+                    os.unlink(self._nstat_history)
                 self.lab.close()
 
 

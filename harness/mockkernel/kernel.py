@@ -15,9 +15,10 @@ import random
 
 from harness.dropreason import DropReason
 from harness.journey import Drop, Hop, Journey, Stage
-from harness.mockkernel.clock import Clock
 from harness.mockkernel.bpf.syscall import NR_CPUS
+from harness.mockkernel.clock import Clock
 from harness.mockkernel.core.dev import SoftnetData, net_rx_action
+from harness.mockkernel.core.net_procfs import dev_proc_net_init
 from harness.mockkernel.core.rtnetlink import dev_change_flags
 from harness.mockkernel.ipv4.af_inet import inet_init
 from harness.mockkernel.net import Net, NetDevice
@@ -53,6 +54,7 @@ class Kernel(Net):
         self.bpf = None  # the eBPF runtime, created by the first program load
         self.ncpus = NR_CPUS  # the CPUs the line-rate model runs NAPI on (RX queue i on CPU i % ncpus)
         self.softnet = [SoftnetData() for _ in range(self.ncpus)]
+        self.this_cpu = 0  # the CPU the receive softirq runs on: the line-rate model moves it to a queue's
         self.rss_key: bytes | None = None  # netdev_rss_key: drawn at the first RSS setup
         self._boot()
 
@@ -60,6 +62,7 @@ class Kernel(Net):
         for name, value in DUT_SYSCTLS.items():
             self.sysctl.write(name, value)
         inet_init(self)
+        dev_proc_net_init(self)
         nf_conntrack_pernet_init(self)
         qdisc_init_net(self)
         self.add_device(NetDevice("lo", 1, "loopback", bytes(6), mtu=65536))

@@ -14,6 +14,7 @@ from enum import IntEnum
 from ipaddress import IPv4Address, IPv4Network
 
 from harness.mockkernel.clock import Clock
+from harness.mockkernel.core.snmp import NetnsMib
 from harness.mockkernel.core.sysctl import Sysctls
 from harness.mockkernel.wire.ipv4 import ip_str
 
@@ -99,6 +100,11 @@ class DevStats:
     tx_dropped: int = 0
 
 
+# ethtool -l: the mock's NIC has this many combined channels (RX/TX queue pairs)
+# at most, as a virtio-net device offering 8 queue pairs does
+CHANNELS_MAX = 8
+
+
 @dataclass
 class NetDevice:
     """struct net_device, the parts this model uses."""
@@ -128,6 +134,7 @@ class NetDevice:
     # model fills them in, mockkernel/linerate/)
     speed: int = 10000
     channels: int = 1
+    channels_max: int = CHANNELS_MAX
     rss_key: bytes = b""
     rss_indir: list[int] = field(default_factory=list)
     coalesce: dict[str, int] = field(default_factory=lambda: {"adaptive-rx": 0, "adaptive-tx": 0,
@@ -219,6 +226,8 @@ class Net:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.sysctl = Sysctls()
+        self.mib = NetnsMib()
+        self.proc_net: dict = {}  # /proc/net/NAME: its seq_show(net) -> text, proc_create_net_single()
         self.devices: dict[int, NetDevice] = {}
         self.tables: dict[int, list[FibRoute]] = {RT_TABLE_LOCAL: [], RT_TABLE_MAIN: [],
                                                   RT_TABLE_DEFAULT: []}

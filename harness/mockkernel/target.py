@@ -19,7 +19,7 @@ from harness.mockkernel.net import int_to_ip, ip_to_int
 from harness.mockkernel.netfilter.nf_conntrack_core import ctnetlink_create_conntrack, nf_conntrack_gc
 from harness.mockkernel.netfilter import nf_tables
 from harness.target import (MAX_L2_OVERHEAD, PERF_RING_PAGES, AppSocket, CommandError, EventReader, Port,
-                            Target, TargetError, frame_too_long)
+                            Target, TargetError, check_readable, frame_too_long)
 from harness.traffic import ETH_ZLEN, Profile, Result, TrafficCaps, l1_bits, stream_frames
 
 
@@ -49,6 +49,8 @@ class MockTarget(Target):
         argv = self.argv(cmd)
         if not argv:
             raise CommandError(argv, "empty command")
+        if argv[0] == "cat":
+            check_readable(argv)
         return sh(self.kernel, argv, stdin)
 
     def _transmit(self, port: Port, frames: list[bytes]) -> None:

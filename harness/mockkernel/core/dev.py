@@ -9,6 +9,9 @@ ip_rcv, arp_rcv). dev_queue_xmit() runs TC egress, then hands the skb to the
 device's qdisc (sched/sch_generic.py; veth ports have noqueue), loopback loops the packet back into
 the receive path (netif_rx). dev_forward_skb() is a veth-style hand-over into
 another device's receive path (bpf_redirect with BPF_F_INGRESS).
+The softirq runs on the kernel's `this_cpu` (0; the line-rate model moves it):
+that CPU's softnet_data counts every skb handed to __netif_receive_skb_core()
+(`processed`).
 Left out: taps, GRO, RPS, the backlog queue (netif_rx delivers at once), TC
 on lo (the mock's loopback frames carry no link-layer header).
 """
@@ -32,8 +35,8 @@ class SoftnetData:
     prints (net/core/net-procfs.c softnet_seq_show()): skbs received, dropped at
     the backlog (netdev_max_backlog), net_rx_action() rounds cut short by
     netdev_budget or netdev_budget_usecs, RPS IPIs received, flow limit drops.
-    The line-rate model (mockkernel/linerate/) counts them; send()'s
-    one-frame-at-a-time path does not."""
+    The receive path counts `processed` on the kernel's this_cpu; the line-rate
+    model (mockkernel/linerate/) the rest."""
 
     processed: int = 0
     dropped: int = 0
@@ -69,7 +72,9 @@ def _napi_poll(net, nic, quota: int, softirq_round: int) -> int:
     alloc = Hop(Stage.SKB, "napi_alloc_skb")
     start = net.tracer.start
     before = len(nic.rx_ring)
-    for skb, xdp_hop in nic.napi_poll(net, quota, (rx, napi)):
+    skbs = nic.napi_poll(net, quota, (rx, napi))
+    net.softnet[net.this_cpu].processed += len(skbs)  # __netif_receive_skb_core() counts each in sd->processed
+    for skb, xdp_hop in skbs:
         skb.net = net
         start(skb, FrameSummary(skb.buf, skb.data),
               hops=[rx, napi, alloc] if xdp_hop is None else [rx, napi, xdp_hop, alloc])
@@ -219,6 +224,7 @@ def dev_forward_skb(skb: SkBuff) -> None:
     skb.data = skb.mac_header
     skb.dst = None
     eth_type_trans(skb)
+    skb.net.softnet[skb.net.this_cpu].processed += 1
     netif_receive_skb(skb)
 
 
@@ -237,4 +243,5 @@ def loopback_xmit(skb: SkBuff) -> None:
     skb.pkt_type = PACKET_HOST
     skb.protocol = ETH_P_IP
     skb.data = skb.network_header
+    skb.net.softnet[skb.net.this_cpu].processed += 1  # netif_rx() -> process_backlog()
     netif_receive_skb(skb)  # skb_dst_force(): the output route's dst stays on the skb

@@ -4,7 +4,8 @@ What IPv4 hooks into the core it registers here, in the kernel's order: the
 L4 receive functions (inet_add_protocol(): ICMP, UDP, TCP, IGMP), ARP's
 receive function and neighbour table (arp_init()), the netdevice notifiers of
 devinet and the FIB (ip_init() -> ip_rt_init(): devinet_init(),
-ip_fib_init()), ICMP's sender (icmp_init()), and ip_rcv() for ETH_P_IP last
+ip_fib_init()), ICMP's sender (icmp_init()), /proc/net/snmp and netstat
+(ip_proc_init()), and ip_rcv() for ETH_P_IP last
 (dev_add_pack(&ip_packet_type)).
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from harness.mockkernel.ipv4.fib_frontend import ip_fib_init
 from harness.mockkernel.ipv4.icmp import icmp_init, icmp_rcv
 from harness.mockkernel.ipv4.igmp import igmp_rcv
 from harness.mockkernel.ipv4.ip_input import ip_rcv
+from harness.mockkernel.ipv4.proc import ip_proc_init
 from harness.mockkernel.ipv4.protocol import inet_add_protocol
 from harness.mockkernel.ipv4.tcp_ipv4 import tcp_v4_rcv
 from harness.mockkernel.ipv4.udp import udp_rcv
@@ -32,4 +34,5 @@ def inet_init(net) -> None:
     devinet_init(net)  # ip_init() -> ip_rt_init()
     ip_fib_init(net)
     icmp_init(net)
+    ip_proc_init(net)
     dev_add_pack(ETH_P_IP, ip_rcv)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree_skb
+from harness.mockkernel.core.snmp import (ICMP_MIB_CSUMERRORS, ICMP_MIB_INERRORS, ICMP_MIB_INMSGS, ICMP_MIB_OUTMSGS,
+                                          ICMP_MIB_RATELIMITGLOBAL, ICMP_MIB_RATELIMITHOST, ICMPMSG_OUT)
 from harness.mockkernel.ipv4 import ip_output, ping, route
 from harness.mockkernel.ipv4.route import DST_LOCAL
 from harness.mockkernel.wire import WireError
@@ -97,10 +99,12 @@ def _rate_limited(net, icmp_type: int, code: int, daddr: int, out_dev) -> bool:
     if icmpv4_mask_allow(net, icmp_type, code):
         return False
     if not icmp_global_allow(net):
+        net.mib.icmp_statistics[ICMP_MIB_RATELIMITGLOBAL] += 1
         return True
     if out_dev is not None and out_dev.is_loopback:
         return False
     if not inet_peer_xrlim_allow(net, daddr, net.sysctl.values["net.ipv4.icmp_ratelimit"] / 1000):
+        net.mib.icmp_statistics[ICMP_MIB_RATELIMITHOST] += 1
         return True
     icmp_global_consume(net)
     return False
@@ -137,7 +141,9 @@ def icmp_send(skb_in: SkBuff, icmp_type: int, code: int, info: int = 0) -> None:
 
 def _icmp_push(net, cause: SkBuff, out: route.Rtable, message: bytes, tos: int, why: str) -> None:
     """icmp_push_reply(): the icmp socket sends with IP_PMTUDISC_DONT (no DF,
-    so a hashed IP ID) and the default TTL."""
+    so a hashed IP ID) and the default TTL; icmp_out_count() counts it."""
+    net.mib.icmpmsg_statistics[ICMPMSG_OUT | message[0]] += 1
+    net.mib.icmp_statistics[ICMP_MIB_OUTMSGS] += 1
     iph = Ipv4Packet(cause.buf, cause.network_header)
     ttl = net.sysctl.values["net.ipv4.ip_default_ttl"]
     header = build_header(out.prefsrc, iph.saddr, IPPROTO_ICMP, len(message), ttl=ttl, tos=tos,
@@ -151,23 +157,34 @@ def _icmp_push(net, cause: SkBuff, out: route.Rtable, message: bytes, tos: int, 
 
 
 def icmp_rcv(skb: SkBuff) -> None:
+    """icmp_rcv(): InMsgs for every message, then per type; a bad checksum is
+    InCsumErrors and InErrors, any other refusal InErrors."""
     net = skb.net
+    mib = net.mib.icmp_statistics
+    mib[ICMP_MIB_INMSGS] += 1
     icmph = IcmpMessage(skb.buf, skb.data)
     try:
         icmph.check_len(skb.tail)
     except WireError:
+        mib[ICMP_MIB_INERRORS] += 1
         return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.L4, "icmp_rcv")
     if not icmph.checksum_ok(skb.tail):
+        mib[ICMP_MIB_CSUMERRORS] += 1
+        mib[ICMP_MIB_INERRORS] += 1
         return kfree_skb(skb, DropReason.ICMP_CSUM, Stage.L4, "icmp_rcv")
     icmp_type = icmph.type
+    net.mib.icmpmsg_statistics[icmp_type] += 1
     net.tracer.hop(skb, Stage.L4, "icmp_rcv", "", f"type {icmp_type} code {icmph.code}")
     if icmp_type > NR_ICMP_TYPES:
+        mib[ICMP_MIB_INERRORS] += 1
         return kfree_skb(skb, DropReason.UNHANDLED_PROTO, Stage.L4, "icmp_rcv")
     rt = skb.dst
     if rt.is_broadcast or rt.is_multicast:
         if icmp_type in (ICMP_ECHO, ICMP_TIMESTAMP) and net.sysctl.values["net.ipv4.icmp_echo_ignore_broadcasts"]:
+            mib[ICMP_MIB_INERRORS] += 1
             return kfree_skb(skb, DropReason.INVALID_PROTO, Stage.L4, "icmp_rcv")
         if icmp_type not in (ICMP_ECHO, ICMP_TIMESTAMP, ICMP_ADDRESS, ICMP_ADDRESSREPLY):
+            mib[ICMP_MIB_INERRORS] += 1
             return kfree_skb(skb, DropReason.INVALID_PROTO, Stage.L4, "icmp_rcv")
     if icmp_type == ICMP_ECHO:
         icmp_echo(skb)

@@ -10,6 +10,8 @@ A multicast packet never comes here: forwarding it is ip_mr_input()'s, which
 route.c only picks while a multicast router daemon has set mc_forwarding, so
 without one a group packet is delivered locally or dropped at routing (seen on
 the lab with ip_forward=1: all-hosts goes to INPUT, never FORWARD).
+SNMP: TTL exceeded counts InHdrErrors, a DF packet over the MTU FragFails,
+and ip_forward_finish() ForwDatagrams (after the FORWARD hook accepted).
 Left out: router alert, strict source routes, redirects (send_redirects is 0 on
 the DUT), IPsec, multicast routing.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, kfree_skb
+from harness.mockkernel.core.snmp import IPSTATS_MIB_FRAGFAILS, IPSTATS_MIB_INHDRERRORS, IPSTATS_MIB_OUTFORWDATAGRAMS
 from harness.mockkernel.ipv4 import icmp, ip_output
 from harness.mockkernel.netfilter.core import NF_INET_FORWARD, nf_hook
 from harness.mockkernel.wire.icmp import (ICMP_DEST_UNREACH, ICMP_EXC_TTL, ICMP_FRAG_NEEDED,
@@ -38,11 +41,13 @@ def ip_forward(skb: SkBuff) -> None:
     ttl = buf[nh + TTL]  # a byte field read in place: cheaper than any load of the header
     if ttl <= 1:
         net.tracer.hop(skb, Stage.IP_FORWARD, "ip_forward", "TTL_EXCEEDED", f"ttl={ttl}")
+        net.mib.ip_statistics[IPSTATS_MIB_INHDRERRORS] += 1
         icmp.icmp_send(skb, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL)
         return kfree_skb(skb, DropReason.IP_INHDR, Stage.IP_FORWARD, "ip_forward")
     mtu = rt.mtu or rt.dev.mtu
     if skb.tail - skb.data > mtu and Ipv4Packet(buf, nh).frag_off & IP_DF and not skb.ignore_df:
         net.tracer.hop(skb, Stage.IP_FORWARD, "ip_forward", "FRAG_NEEDED", f"len={skb.len} mtu={mtu}")
+        net.mib.ip_statistics[IPSTATS_MIB_FRAGFAILS] += 1
         icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, info=mtu)
         return kfree_skb(skb, DropReason.PKT_TOO_BIG, Stage.IP_FORWARD, "ip_forward")
     ip_decrease_ttl(buf, nh)
@@ -54,4 +59,5 @@ def ip_forward(skb: SkBuff) -> None:
 
 def ip_forward_finish(skb: SkBuff) -> None:
     """After the FORWARD hook: dst_output()."""
+    skb.net.mib.ip_statistics[IPSTATS_MIB_OUTFORWDATAGRAMS] += 1
     ip_output.ip_output(skb)

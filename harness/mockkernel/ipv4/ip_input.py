@@ -6,12 +6,21 @@ the dst's input: ip_local_deliver, ip_forward or ip_error. A multicast packet
 to a joined group is delivered locally like any other (IGMP to igmp_rcv).
 Left out: IP options other than detecting source routing, early demux, raw
 sockets, IPsec.
+SNMP counters (core/snmp.py) rise where ip_input.c and route.c ip_error()
+count them: InReceives and InOctets for every packet to this host's link
+address, the ECN class, header errors, multicast/broadcast, InDelivers after
+the protocol handler returned (a UDP datagram to a closed port too).
 """
 from __future__ import annotations
 
 from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
 from harness.mockkernel.core.skbuff import PACKET_OTHERHOST, SkBuff, kfree_skb
+from harness.mockkernel.core.snmp import (IPSTATS_MIB_CSUMERRORS, IPSTATS_MIB_IN, IPSTATS_MIB_INADDRERRORS,
+                                          IPSTATS_MIB_INBCAST, IPSTATS_MIB_INDELIVERS, IPSTATS_MIB_INHDRERRORS,
+                                          IPSTATS_MIB_INMCAST, IPSTATS_MIB_INNOROUTES, IPSTATS_MIB_INTRUNCATEDPKTS,
+                                          IPSTATS_MIB_INUNKNOWNPROTOS, IPSTATS_MIB_IN_BY_TOS, PO_PACKET,
+                                          SNMP4_NET_LIST)
 from harness.mockkernel.ipv4 import icmp, ip_forward, ip_fragment, route
 from harness.mockkernel.ipv4.protocol import inet_protos
 from harness.mockkernel.ipv4.route import DST_FORWARD, DST_LOCAL
@@ -19,37 +28,54 @@ from harness.mockkernel.net import RTN_LOCAL
 from harness.mockkernel.netfilter.core import NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING, nf_hook
 from harness.mockkernel.wire import Truncated, WireError, ipv4
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_PROT_UNREACH
-from harness.mockkernel.wire.ipv4 import IP_MF, IP_OFFSET, Ipv4Packet
+from harness.mockkernel.wire.ipv4 import IP_MF, IP_OFFSET, TOS, Ipv4Packet
 
 HOP_IP_RCV_OK = Hop(Stage.IP_RCV, "ip_rcv_core", "OK")
+LINUX_MIB_IPRPFILTER = SNMP4_NET_LIST.index("IPReversePathFilter")
 
 
 def ip_rcv(skb: SkBuff) -> None:
     """ip_rcv_core() checks, in order, then ip_rcv_finish()."""
     if skb.pkt_type == PACKET_OTHERHOST:
         return kfree_skb(skb, DropReason.OTHERHOST, Stage.IP_RCV, "ip_rcv_core")
-    buf, off = skb.buf, skb.data
+    buf, off, net = skb.buf, skb.data, skb.net
+    mib = net.mib.ip_statistics
     try:
         hlen, tot_len = ipv4.check_len(buf, off, skb.tail)
     except WireError as err:
-        return kfree_skb(skb, _ip_rcv_core_reason(buf, off, err), Stage.IP_RCV, "ip_rcv_core")
+        return kfree_skb(skb, _ip_rcv_core_error(mib, buf, off, skb.tail - off, err), Stage.IP_RCV, "ip_rcv_core")
+    # __IP_UPD_PO_STATS(net, IPSTATS_MIB_IN, skb->len) and the ECN class, in one slot
+    mib[IPSTATS_MIB_IN_BY_TOS[buf[off + TOS]]] += PO_PACKET + skb.tail - off
     if not ipv4.checksum_ok(buf, off, hlen):
+        mib[IPSTATS_MIB_CSUMERRORS] += 1
+        mib[IPSTATS_MIB_INHDRERRORS] += 1
         return kfree_skb(skb, DropReason.IP_CSUM, Stage.IP_RCV, "ip_rcv_core")
     skb.tail = off + tot_len  # pskb_trim_rcsum(): Ethernet padding goes
     skb.transport_header = off + hlen
-    skb.net.tracer.add(skb, HOP_IP_RCV_OK)
+    net.tracer.add(skb, HOP_IP_RCV_OK)
     nf_hook(skb, NF_INET_PRE_ROUTING, skb.dev, None, ip_rcv_finish)
 
 
-def _ip_rcv_core_reason(buf: bytearray, off: int, err: WireError) -> DropReason:
-    """The drop reason of a header check_len() refused: the header itself is
-    IP_INHDR; tot_len is checked after the checksum (IP_CSUM first), then
-    longer than the packet is PKT_TOO_SMALL, shorter than the header IP_INHDR."""
+def _ip_rcv_core_error(mib: list[int], buf: bytearray, off: int, length: int, err: WireError) -> DropReason:
+    """The drop reason of a header check_len() refused, counted as ip_rcv_core()
+    counts it: in InReceives, and in its ECN class once the version and IHL
+    passed; the header itself is IP_INHDR (InHdrErrors); tot_len is checked
+    after the checksum (IP_CSUM first, InCsumErrors too), then longer than the
+    packet is PKT_TOO_SMALL (InTruncatedPkts), shorter than the header IP_INHDR."""
+    ecn_counted = err.field == "tot_len" or (isinstance(err, Truncated) and err.field == "ihl")
+    mib[IPSTATS_MIB_IN_BY_TOS[buf[off + TOS]] if ecn_counted else IPSTATS_MIB_IN] += PO_PACKET + length
     if err.field != "tot_len":
+        mib[IPSTATS_MIB_INHDRERRORS] += 1
         return DropReason.IP_INHDR
     if not ipv4.checksum_ok(buf, off, ipv4.HEADER_LEN[buf[off]]):
+        mib[IPSTATS_MIB_CSUMERRORS] += 1
+        mib[IPSTATS_MIB_INHDRERRORS] += 1
         return DropReason.IP_CSUM
-    return DropReason.PKT_TOO_SMALL if isinstance(err, Truncated) else DropReason.IP_INHDR
+    if isinstance(err, Truncated):
+        mib[IPSTATS_MIB_INTRUNCATEDPKTS] += 1
+        return DropReason.PKT_TOO_SMALL
+    mib[IPSTATS_MIB_INHDRERRORS] += 1
+    return DropReason.IP_INHDR
 
 
 def ip_rcv_finish(skb: SkBuff) -> None:
@@ -66,9 +92,15 @@ def ip_rcv_finish(skb: SkBuff) -> None:
         if rt.__class__ is DropReason:
             where = "ip_route_input_rcu" if daddr >> 28 == 0xE else "ip_route_input_slow"
             net.tracer.hop(skb, Stage.ROUTING, where, "DROP", rt)
+            if rt is DropReason.IP_RPFILTER:
+                net.mib.net_statistics[LINUX_MIB_IPRPFILTER] += 1
             return kfree_skb(skb, rt, Stage.ROUTING, "ip_rcv_finish_core")
         skb.dst = rt
         net.tracer.add(skb, rt.hop)
+    # __IP_UPD_PO_STATS(net, IPSTATS_MIB_INMCAST or _INBCAST, skb->len): rt_type's, which its flags say
+    if rt.is_multicast or rt.is_broadcast:
+        net.mib.ip_statistics[IPSTATS_MIB_INMCAST if rt.is_multicast else IPSTATS_MIB_INBCAST] += \
+            PO_PACKET + skb.tail - skb.network_header
     hlen = ipv4.HEADER_LEN[ver_ihl]
     if hlen > ipv4.IPV4_MIN_HLEN and ipv4.has_source_route(skb.buf, nh, hlen) and not _accept_source_route(net, dev):
         return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_RCV, "ip_rcv_options")
@@ -94,14 +126,17 @@ def ip_error(skb: SkBuff) -> None:
     if not net.sysctl.conf(skb.dev.name, "forwarding"):
         if rt.error == route.EHOSTUNREACH:
             reason = DropReason.IP_INADDRERRORS
+            net.mib.ip_statistics[IPSTATS_MIB_INADDRERRORS] += 1
         elif rt.error == route.ENETUNREACH:
             reason = DropReason.IP_INNOROUTES
+            net.mib.ip_statistics[IPSTATS_MIB_INNOROUTES] += 1
         return kfree_skb(skb, reason, Stage.ROUTING, "ip_error")
     codes = {route.EHOSTUNREACH: 1, route.ENETUNREACH: 0, route.EACCES: 13}
     if rt.error not in codes:
         return kfree_skb(skb, reason, Stage.ROUTING, "ip_error")
     if rt.error == route.ENETUNREACH:
         reason = DropReason.IP_INNOROUTES
+        net.mib.ip_statistics[IPSTATS_MIB_INNOROUTES] += 1
     saddr = Ipv4Packet(skb.buf, skb.network_header).saddr
     if icmp.peer_allow(net, saddr, cost=1.0, burst=5.0):
         icmp.icmp_send(skb, ICMP_DEST_UNREACH, codes[rt.error])
@@ -129,6 +164,9 @@ def ip_local_deliver_finish(skb: SkBuff) -> None:
         handler = inet_protos[protocol]
     except KeyError:
         skb.net.tracer.hop(skb, Stage.L4, "ip_protocol_deliver_rcu", "NOPROTO", f"protocol {protocol}")
+        skb.net.mib.ip_statistics[IPSTATS_MIB_INUNKNOWNPROTOS] += 1
         icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PROT_UNREACH)
         return kfree_skb(skb, DropReason.IP_NOPROTO, Stage.L4, "ip_local_deliver_finish")
+    net = skb.net
     handler(skb)
+    net.mib.ip_statistics[IPSTATS_MIB_INDELIVERS] += 1

@@ -7,6 +7,9 @@ ip_finish_output() fragments a packet larger than the path MTU when DF is clear
 header checksum. A DF packet that does not fit is answered with frag needed.
 Then ip_finish_output2() finds the next hop's neighbour and sends through it
 (arp.neigh_output).
+SNMP: __ip_local_out() counts OutRequests (locally generated packets),
+ip_output() OutTransmits and OutOctets, ip_finish_output2() the multicast and
+broadcast ones; fragmentation FragOKs, FragCreates and FragFails.
 Left out: GSO, IP options on non-first fragments, the frag_list fast path (its
 fragments come out the same on the wire).
 """
@@ -16,6 +19,8 @@ from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.core import dev as core_dev
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
+from harness.mockkernel.core.snmp import (IPSTATS_MIB_FRAGCREATES, IPSTATS_MIB_FRAGFAILS, IPSTATS_MIB_FRAGOKS,
+                                          IPSTATS_MIB_OUT, IPSTATS_MIB_OUTBCAST, IPSTATS_MIB_OUTREQUESTS, PO_PACKET)
 from harness.mockkernel.ipv4.arp import neigh_hh_output, neigh_output
 from harness.mockkernel.net import Neighbour
 from harness.mockkernel.netfilter.core import NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING, nf_hook
@@ -39,12 +44,14 @@ def ip_local_out(skb: SkBuff) -> None:
     iph = Ipv4Packet(skb.buf, skb.network_header)
     iph.tot_len = skb.tail - skb.network_header
     iph.fill_checksum()
+    skb.net.mib.ip_statistics[IPSTATS_MIB_OUTREQUESTS] += 1
     nf_hook(skb, NF_INET_LOCAL_OUT, None, skb.dst.dev, ip_output)
 
 
 def ip_output(skb: SkBuff) -> None:
     """ip_output(): the POSTROUTING hook, then ip_finish_output()."""
     skb.dev = skb.dst.dev
+    skb.net.mib.ip_statistics[IPSTATS_MIB_OUT] += PO_PACKET + skb.tail - skb.network_header  # IP_UPD_PO_STATS()
     nf_hook(skb, NF_INET_POST_ROUTING, None, skb.dev, ip_finish_output)
 
 
@@ -64,6 +71,7 @@ def ip_finish_output2(skb: SkBuff) -> None:
         return core_dev.dev_queue_xmit(skb)
     (daddr,) = DADDR_FIELD.unpack_from(skb.buf, skb.network_header)
     if rt.is_broadcast:
+        net.mib.ip_statistics[IPSTATS_MIB_OUTBCAST] += PO_PACKET + skb.tail - skb.network_header
         return neigh_hh_output(skb, BROADCAST)
     nexthop = rt.nexthop(daddr)
     neigh = net.neighbours.get((dev.ifindex, nexthop))
@@ -78,9 +86,14 @@ def ip_fragment(skb: SkBuff, mtu: int) -> None:
     iph = Ipv4Packet(skb.buf, skb.network_header)
     if iph.frag_off & IP_DF and not skb.ignore_df:
         net.tracer.hop(skb, Stage.IP_OUTPUT, "ip_fragment", "FRAG_NEEDED", f"mtu={mtu}")
+        net.mib.ip_statistics[IPSTATS_MIB_FRAGFAILS] += 1
         net.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, info=mtu)
         return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_OUTPUT, "ip_fragment")
-    for fragment in ip_do_fragment(skb, mtu):
+    fragments = ip_do_fragment(skb, mtu)
+    mib = net.mib.ip_statistics
+    mib[IPSTATS_MIB_FRAGCREATES] += len(fragments)
+    mib[IPSTATS_MIB_FRAGOKS] += 1
+    for fragment in fragments:
         ip_finish_output2(fragment)
 
 

@@ -9,12 +9,16 @@ otherwise the segment is answered with a RST (never a RST to a RST, nor to a
 segment whose route is not RTN_LOCAL, as tcp_v4_send_reset() refuses a multicast
 or broadcast one) and dropped with NO_SOCKET. The RST comes from the per-netns control socket
 (IP_PMTUDISC_DO: DF, IP ID 0) with the segment's TOS and the default TTL.
+SNMP: InSegs for a segment to this host (InErrs and InCsumErrors for a bad
+checksum), OutSegs and OutRsts for the RST.
 """
 from __future__ import annotations
 
 from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree_skb
+from harness.mockkernel.core.snmp import (TCP_MIB_CSUMERRORS, TCP_MIB_INERRS, TCP_MIB_INSEGS, TCP_MIB_OUTRSTS,
+                                          TCP_MIB_OUTSEGS)
 from harness.mockkernel.ipv4 import ip_output, route
 from harness.mockkernel.net import RTN_LOCAL
 from harness.mockkernel.wire import Malformed, WireError, tcp
@@ -27,6 +31,8 @@ def tcp_v4_rcv(skb: SkBuff) -> None:
     buf, th, end = skb.buf, skb.data, skb.tail
     if skb.pkt_type != PACKET_HOST:
         return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.L4, "tcp_v4_rcv")
+    mib = skb.net.mib.tcp_statistics
+    mib[TCP_MIB_INSEGS] += 1
     try:
         tcp.check_len(buf, th, end)
     except WireError as err:
@@ -34,10 +40,14 @@ def tcp_v4_rcv(skb: SkBuff) -> None:
                          Stage.L4, "tcp_v4_rcv")
     nh = skb.network_header
     if not tcp.checksum_ok(buf, nh, th, end):
+        mib[TCP_MIB_CSUMERRORS] += 1
+        mib[TCP_MIB_INERRS] += 1
         return kfree_skb(skb, DropReason.TCP_CSUM, Stage.L4, "tcp_v4_rcv")
     segment = tcp.TcpSegment(buf, th)
     skb.net.tracer.hop(skb, Stage.L4, "tcp_v4_rcv", "", f"dport {segment.dport} no socket")
     if not segment.flags & TCPHDR_RST and skb.dst.type is RTN_LOCAL:
+        mib[TCP_MIB_OUTSEGS] += 1  # tcp_v4_send_reset()'s, not nft reject's (nf_send_reset())
+        mib[TCP_MIB_OUTRSTS] += 1
         send_reset(skb, tos=Ipv4Packet(buf, nh).tos & ~0x03, why="tcp_v4_send_reset")
     kfree_skb(skb, DropReason.NO_SOCKET, Stage.L4, "tcp_v4_rcv")
 

@@ -16,6 +16,10 @@ IP_MULTICAST_ALL on, so ip_mc_sf_allow() passes).
 udp_sendmsg(): DF when the datagram fits the path MTU (IP_PMTUDISC_WANT), else
 sent without DF and fragmented; WANT also sets ignore_df, so an unconnected
 socket's datagrams take their IP ID from the hashed generator even with DF.
+SNMP as udp.c counts: NoPorts, InErrors (with InCsumErrors or RcvbufErrors),
+IgnoredMulti for a broadcast or multicast datagram nobody takes, InDatagrams
+when the application reads a datagram (udp_recvmsg()), OutDatagrams when one is
+sent, OutNoRoutes (an IP counter) when the sender has no route.
 """
 from __future__ import annotations
 
@@ -26,6 +30,9 @@ from functools import cached_property
 from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb, skb_clone
+from harness.mockkernel.core.snmp import (IPSTATS_MIB_OUTNOROUTES, SNMP4_UDP_LIST, UDP_MIB_CSUMERRORS,
+                                          UDP_MIB_INDATAGRAMS, UDP_MIB_INERRORS, UDP_MIB_NOPORTS,
+                                          UDP_MIB_OUTDATAGRAMS, UDP_MIB_RCVBUFERRORS)
 from harness.mockkernel.ipv4 import ip_output, route
 from harness.mockkernel.wire import WireError, ipv4
 from harness.mockkernel.wire import udp as wire_udp
@@ -34,6 +41,7 @@ from harness.mockkernel.wire.ipv4 import IP_DF, IPPROTO_UDP, Ipv4Packet, build_h
 
 SOCK_MIN_RCVBUF = 2 * (2048 + 256)
 SOCKET_STAGE = Stage.SOCKET  # bound once (per packet: see Stage)
+UDP_MIB_IGNOREDMULTI = SNMP4_UDP_LIST.index("IgnoredMulti")
 
 
 @dataclass
@@ -70,6 +78,7 @@ def udp_rcv(skb: SkBuff) -> None:
     try:
         dport, ulen = wire_udp.check_len(buf, uh, skb.tail)
     except WireError as err:
+        net.mib.udp_statistics[UDP_MIB_INERRORS] += 1
         return kfree_skb(skb, DropReason.NOT_SPECIFIED if err.field is None else DropReason.PKT_TOO_SMALL, Stage.L4,
                          "__udp4_lib_rcv")
     skb.tail = uh + ulen
@@ -82,8 +91,12 @@ def udp_rcv(skb: SkBuff) -> None:
         net.tracer.add(skb, sk.rcv_hop)
         return udp_queue_rcv_skb(sk, skb)
     net.tracer.hop(skb, Stage.L4, "__udp4_lib_rcv", "", f"dport {dport} no socket")
+    mib = net.mib.udp_statistics
     if not wire_udp.checksum_ok(buf, nh, uh, ulen):
+        mib[UDP_MIB_CSUMERRORS] += 1
+        mib[UDP_MIB_INERRORS] += 1
         return kfree_skb(skb, DropReason.UDP_CSUM, Stage.L4, "__udp4_lib_rcv")
+    mib[UDP_MIB_NOPORTS] += 1
     net.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH)
     kfree_skb(skb, DropReason.NO_SOCKET, Stage.L4, "__udp4_lib_rcv")
 
@@ -99,6 +112,7 @@ def __udp4_lib_mcast_deliver(skb: SkBuff, dport: int) -> None:
     bound = ((daddr, dport), (0, dport)) if daddr else ((0, dport),)
     socks = [sk for sk in map(net.udp_sockets.get, bound) if sk is not None]
     if not socks:
+        net.mib.udp_statistics[UDP_MIB_IGNOREDMULTI] += 1
         return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.L4, "__udp4_lib_rcv")
     for sk in socks[:-1]:
         udp_queue_rcv_skb(sk, skb_clone(skb))
@@ -109,6 +123,9 @@ def udp_queue_rcv_skb(sk: UdpSock, skb: SkBuff) -> None:
     """__udp_enqueue_schedule_skb()."""
     if sk.rmem_alloc > sk.rcvbuf:
         sk.drops += 1
+        mib = skb.net.mib.udp_statistics
+        mib[UDP_MIB_RCVBUFERRORS] += 1
+        mib[UDP_MIB_INERRORS] += 1
         return kfree_skb(skb, DropReason.SOCKET_RCVBUFF, Stage.SOCKET, "udp_queue_rcv_one_skb")
     sk.rmem_alloc += skb.truesize
     sk.queue.append(skb)
@@ -122,11 +139,15 @@ def udp_recvmsg(sk: UdpSock) -> tuple[bytes, tuple[int, int]] | None:
         skb = sk.queue.popleft()
         sk.rmem_alloc -= skb.truesize
         buf, nh, uh = skb.buf, skb.network_header, skb.data
+        mib = skb.net.mib.udp_statistics
         if not wire_udp.checksum_ok(buf, nh, uh, skb.tail - uh):
             sk.drops += 1
+            mib[UDP_MIB_CSUMERRORS] += 1
+            mib[UDP_MIB_INERRORS] += 1
             kfree_skb(skb, DropReason.UDP_CSUM, Stage.SOCKET, "udp_recvmsg")
             continue
         sport = wire_udp.unpack(buf, uh)[0]
+        mib[UDP_MIB_INDATAGRAMS] += 1
         return bytes(buf[uh + wire_udp.UDP_HLEN:skb.tail]), (ipv4.SADDR_FIELD.unpack_from(buf, nh)[0], sport)
     return None
 
@@ -134,6 +155,7 @@ def udp_recvmsg(sk: UdpSock) -> tuple[bytes, tuple[int, int]] | None:
 def udp_sendmsg(net, sk: UdpSock, payload: bytes, daddr: int, dport: int) -> None:
     rt = route.ip_route_output(net, daddr, sk.addr)
     if isinstance(rt, int):
+        net.mib.ip_statistics[IPSTATS_MIB_OUTNOROUTES] += 1
         raise OSError(rt, f"sendto: no route to {daddr:#x}")
     saddr = sk.addr or rt.prefsrc
     segment = wire_udp.build(saddr.to_bytes(4, "big"), daddr.to_bytes(4, "big"), sk.port, dport, payload)
@@ -148,4 +170,5 @@ def udp_sendmsg(net, sk: UdpSock, payload: bytes, daddr: int, dport: int) -> Non
     skb.ignore_df = True  # ip_sk_ignore_df(): IP_PMTUDISC_WANT lets the stack fragment
     net.tracer.start(skb, f"udp_sendmsg: {Ipv4Packet(skb.buf, skb.data).summary()}")
     net.tracer.hop(skb, Stage.SOCKET, f"udp {sk.port}", "SENDMSG")
+    net.mib.udp_statistics[UDP_MIB_OUTDATAGRAMS] += 1
     ip_output.ip_local_out(skb)

@@ -429,6 +429,7 @@ class Engine:
         self._clock(now)
         kernel = self.kernel
         bpf = kernel.bpf
+        kernel.this_cpu = flow.queue.cpu  # the queue's softirq: its softnet_data counts what reaches the stack
         if bpf is not None:
             bpf.cpu = flow.queue.cpu
         spent = [0.0, 0, 0]  # cost, packets, frames transmitted
@@ -437,8 +438,6 @@ class Engine:
             spent[0] += outcome.ns * times
             spent[1] += times
             spent[2] += len(outcome.outputs) * times
-            if outcome.skb:
-                kernel.softnet[flow.queue.cpu].processed += times
             for port, frame in outcome.outputs:
                 stats = self.port_stats.setdefault(port, PortStats())
                 stats.ipackets += times
@@ -453,6 +452,7 @@ class Engine:
         try:
             self.prober.run(flow.queue.port, flow.frame, count, tally, flow.memory)
         finally:
+            kernel.this_cpu = 0
             if bpf is not None:
                 bpf.cpu = 0
         flow.done += count

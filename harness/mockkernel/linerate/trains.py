@@ -7,9 +7,9 @@ path, exactly as Kernel.receive() runs one frame (DMA into the port's ring,
 net_rx_action(): NAPI, XDP, the stack, the frames it transmits), with its
 journey recorded. Around each probe the kernel's numeric state is read:
 
-- counters that only add up (device stats, nft rule and chain counters,
-  conntrack statistics, socket drops, eBPF program run counts, eBPF map
-  values as little-endian 64-bit words),
+- counters that only add up (device stats, softnet's processed, the SNMP
+  MIBs, nft rule and chain counters, conntrack statistics, socket drops, eBPF
+  program run counts, eBPF map values as little-endian 64-bit words),
 - counters with a bound (an nft limit's tokens run out at 0),
 - and the shape of everything else (conntrack entries, socket queues,
   neighbours, dynamic sets, eBPF hash keys and event rings, the ICMP rate
@@ -70,6 +70,7 @@ class Layout:
     bounded: dict[int, int]  # value index -> the lowest value it may take
     refills: dict[int, float]  # value index -> what time adds back to it per second (a token bucket)
     blobs: list  # bytearrays of eBPF map values, read as words
+    vectors: list  # lists of counters that only add up, read whole (the SNMP MIBs)
 
 
 @dataclass
@@ -78,6 +79,7 @@ class Snapshot:
     layout: Layout
     values: list[int]
     blob_values: list[bytes]
+    vector_values: list[tuple]
 
 
 def _layout_key(kernel) -> tuple:
@@ -95,6 +97,7 @@ def _layout(kernel) -> Layout:
     refills: dict[int, float] = {}
     for dev in kernel.devices.values():
         cells += [(dev.stats, name) for name in DEV_STATS]
+    cells += [(sd, "processed") for sd in kernel.softnet]
     stats = kernel.conntrack.stats
     cells += [(stats, name) for name in stats]
     for table in kernel.nft.ruleset.tables:
@@ -119,7 +122,10 @@ def _layout(kernel) -> Layout:
                 blobs += bpf_map._data
             elif hasattr(bpf_map, "_elems"):
                 blobs += [value for elem in bpf_map._elems.values() for value in elem.values]
-    return Layout(cells, bounded, refills, blobs)
+    mib = kernel.mib
+    vectors = [mib.ip_statistics, mib.icmp_statistics, mib.icmpmsg_statistics, mib.tcp_statistics,
+               mib.udp_statistics, mib.net_statistics]
+    return Layout(cells, bounded, refills, blobs, vectors)
 
 
 class StateReader:
@@ -147,15 +153,18 @@ class StateReader:
                 shape.append(getattr(bpf_map, "_used", 0))  # a ring buffer's records
                 shape += [ring.used for ring in getattr(bpf_map, "rings", {}).values()]  # a perf event array's
         values = [obj[name] if obj.__class__ is dict else getattr(obj, name) for obj, name in layout.cells]
-        return Snapshot(tuple(shape), layout, values, [bytes(blob) for blob in layout.blobs])
+        return Snapshot(tuple(shape), layout, values, [bytes(blob) for blob in layout.blobs],
+                        [tuple(vector) for vector in layout.vectors])
 
 
 @dataclass(frozen=True)
 class Change:
-    """What one packet changed: (value index, delta) pairs and (blob index, word deltas)."""
+    """What one packet changed: (value index, delta) pairs, (blob index, word
+    deltas) and (vector index, ((position, delta), ...))."""
 
     values: tuple
     words: tuple
+    vectors: tuple
 
 
 def change_between(before: Snapshot, after: Snapshot) -> Change | None:
@@ -172,7 +181,9 @@ def change_between(before: Snapshot, after: Snapshot) -> Change | None:
             layout = struct.Struct(f"<{len(a) // 8}Q")
             deltas = tuple((y - x) % U64 for x, y in zip(layout.unpack(a), layout.unpack(b)))
             words.append((i, deltas))
-    return Change(values, tuple(words))
+    vectors = tuple((i, tuple((j, y - x) for j, (x, y) in enumerate(zip(a, b)) if x != y))
+                    for i, (a, b) in enumerate(zip(before.vector_values, after.vector_values)) if a != b)
+    return Change(values, tuple(words), vectors)
 
 
 def bulk_limit(change: Change, state: Snapshot) -> int | None:
@@ -200,6 +211,10 @@ def apply_change(change: Change, state: Snapshot, times: int) -> None:
         layout = struct.Struct(f"<{len(blob) // 8}Q")
         words = layout.unpack(blob)
         layout.pack_into(blob, 0, *((word + delta * times) % U64 for word, delta in zip(words, deltas)))
+    for index, deltas in change.vectors:
+        vector = state.layout.vectors[index]
+        for position, delta in deltas:
+            vector[position] += delta * times
 
 
 @dataclass

@@ -1,0 +1,68 @@
+"""/proc/net/snmp and /proc/net/netstat (net/ipv4/proc.c snmp_seq_show(),
+netstat_seq_show()), and /proc/net/snmp6 (net/ipv6/proc.c snmp6_seq_show(): the
+mock has no IPv6, so its counters are all 0 and no per-type ICMPv6 line shows),
+registered by ip_proc_init() from inet_init() as the kernel's pernet proc ops do.
+"""
+from __future__ import annotations
+
+from harness.mockkernel.core.snmp import (ICMP_MIB_CSUMERRORS, ICMP_MIB_INERRORS, ICMP_MIB_INMSGS,
+                                          ICMP_MIB_OUTERRORS, ICMP_MIB_OUTMSGS, ICMP_MIB_RATELIMITGLOBAL,
+                                          ICMP_MIB_RATELIMITHOST, ICMPMIBMAP, ICMPMSG_OUT,
+                                          MPTCP_SNMP_LIST, SNMP4_IPEXTSTATS_LIST, SNMP4_IPSTATS_LIST, SNMP4_NET_LIST,
+                                          SNMP4_TCP_LIST, SNMP4_UDP_LIST, SNMP6_LIST)
+
+ICMPMSG_PERLINE = 16  # icmpmsg_put(): at most this many types a line pair
+
+
+def _pair(prefix: str, names, values) -> str:
+    return f"{prefix}: {' '.join(names)}\n{prefix}: {' '.join(map(str, values))}\n"
+
+
+def snmp_seq_show(net) -> str:
+    mib, sysctl = net.mib, net.sysctl.values
+    n_ip = len(SNMP4_IPSTATS_LIST)
+    forwarding = 1 if sysctl["net.ipv4.conf.all.forwarding"] else 2
+    text = _pair("Ip", ("Forwarding", "DefaultTTL", *SNMP4_IPSTATS_LIST),
+                 (forwarding, sysctl["net.ipv4.ip_default_ttl"], *mib.ip_counters()[:n_ip]))
+    text += _icmp_put(mib) + _icmpmsg_put(mib)
+    text += _pair("Tcp", SNMP4_TCP_LIST, mib.tcp_statistics)
+    text += _pair("Udp", SNMP4_UDP_LIST, mib.udp_statistics)
+    return text + _pair("UdpLite", SNMP4_UDP_LIST, mib.udplite_statistics)
+
+
+def _icmp_put(mib) -> str:
+    icmp, msg = mib.icmp_statistics, mib.icmpmsg_statistics
+    names = ["InMsgs", "InErrors", "InCsumErrors", *(f"In{name}" for name, _ in ICMPMIBMAP),
+             "OutMsgs", "OutErrors", "OutRateLimitGlobal", "OutRateLimitHost",
+             *(f"Out{name}" for name, _ in ICMPMIBMAP)]
+    values = [icmp[ICMP_MIB_INMSGS], icmp[ICMP_MIB_INERRORS], icmp[ICMP_MIB_CSUMERRORS],
+              *(msg[index] for _, index in ICMPMIBMAP), icmp[ICMP_MIB_OUTMSGS], icmp[ICMP_MIB_OUTERRORS],
+              icmp[ICMP_MIB_RATELIMITGLOBAL], icmp[ICMP_MIB_RATELIMITHOST],
+              *(msg[index | ICMPMSG_OUT] for _, index in ICMPMIBMAP)]
+    return _pair("Icmp", names, values)
+
+
+def _icmpmsg_put(mib) -> str:
+    """IcmpMsg: InTypeN/OutTypeN for every type seen, 16 a line pair."""
+    seen = [(i, value) for i, value in enumerate(mib.icmpmsg_statistics) if value]
+    text = ""
+    for start in range(0, len(seen), ICMPMSG_PERLINE):
+        chunk = seen[start:start + ICMPMSG_PERLINE]
+        text += _pair("IcmpMsg", (f"{'Out' if i & ICMPMSG_OUT else 'In'}Type{i & 0xFF}" for i, _ in chunk),
+                      (value for _, value in chunk))
+    return text
+
+
+def netstat_seq_show(net) -> str:
+    mib = net.mib
+    return (_pair("TcpExt", SNMP4_NET_LIST, mib.net_statistics)
+            + _pair("IpExt", SNMP4_IPEXTSTATS_LIST, mib.ip_counters()[len(SNMP4_IPSTATS_LIST):])
+            + _pair("MPTcpExt", MPTCP_SNMP_LIST, mib.mptcp_statistics))
+
+
+def snmp6_seq_show(net) -> str:
+    return "".join(f"{name:<32}\t{value}\n" for name, value in zip(SNMP6_LIST, net.mib.ipv6_statistics))
+
+
+def ip_proc_init(net) -> None:
+    net.proc_net.update(snmp=snmp_seq_show, netstat=netstat_seq_show, snmp6=snmp6_seq_show)
