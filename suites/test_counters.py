@@ -8,7 +8,16 @@ namespaces' packets too, and only its growth by at least ours is asserted.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import pytest
 from scapy.layers.inet import ICMP, UDP
+
+# what a fresh DUT prints, recorded from the lab by tests/golden/record_proc_net
+GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden" / "proc_net"
+FRESH_DUT_READINGS = {"snmp": "cat /proc/net/snmp", "netstat": "cat /proc/net/netstat",
+                      "snmp6": "cat /proc/net/snmp6", "nstat-az": "nstat -az"}
 
 
 def nstat(target, *patterns: str) -> dict[str, int]:
@@ -20,6 +29,17 @@ def nstat(target, *patterns: str) -> dict[str, int]:
 
 def softnet_processed(target) -> int:
     return sum(int(line.split()[0], 16) for line in target.sh("cat /proc/net/softnet_stat").splitlines())
+
+
+@pytest.mark.parametrize("reading", FRESH_DUT_READINGS)
+def test_a_fresh_dut_prints_its_counters_as_linux_6_18_does(target, reading):
+    """Byte for byte what the lab's kernel printed (every MIB name, in its
+    order, all 0; Forwarding 2 and DefaultTTL 64)."""
+    printed = target.sh(FRESH_DUT_READINGS[reading])
+    golden = GOLDEN / reading
+    if os.environ.get("PJ_RECORD_GOLDEN") and target.name == "dut":
+        golden.write_text(printed)
+    assert printed == golden.read_text()
 
 
 def test_udp_to_a_closed_port_counts_in_ip_udp_and_icmp_mibs(target, hosts):

@@ -40,7 +40,8 @@ def main(net, argv: list[str], stdin: str | None = None) -> str:
         f"{name:<32}{value:<16}{0.0:6.1f}\n" for name, value in shown if value or "zeros" in opts)
     if "noupdate" not in opts:
         old = _histories.get(net, {})
-        _histories[net] = {name: value if _matches(name, patterns) else old.get(name, 0)
+        # dump_kern_db(to_hist): a counter the patterns leave out keeps its recorded value, if any
+        _histories[net] = {name: value if _matches(name, patterns) else old.get(name, value)
                            for name, value in counters if value or "zeros" in opts}
     return out
 
