@@ -375,3 +375,24 @@ def test_a_train_leaves_as_its_packets_would_one_by_one(k, setup):
     one_by_one = departures(False)
     assert sum(one_by_one) > 10 and one_by_one[0] >= 2  # the scenario shapes: a burst, then the rate
     assert departures(True) == one_by_one
+
+
+def test_htb_filters_pick_the_class_fw_by_mark_then_matchall(k):
+    # neither classifier is built into the lab's kernel: the mock's own (cls_fw.c, cls_matchall.c)
+    for line in ("tc qdisc add dev p1 root handle 1: htb default 30",
+                 "tc class add dev p1 parent 1: classid 1:10 htb rate 1gbit",
+                 "tc class add dev p1 parent 1: classid 1:20 htb rate 1gbit",
+                 "tc class add dev p1 parent 1: classid 1:30 htb rate 1gbit",
+                 "tc filter add dev p1 parent 1: protocol ip pref 1 handle 6/0xff fw flowid 1:10",
+                 "tc filter add dev p1 parent 1: protocol ip pref 2 matchall classid 1:20"):
+        sh(k, line.split())
+    htb = k.dev_by_name("p1").qdisc
+    marked, unmarked, arp, named = skb_of(100), skb_of(100), skb_of(100), skb_of(100)
+    for skb in (marked, unmarked, named):
+        skb.protocol = 0x0800
+    arp.protocol = 0x0806
+    marked.mark = 0x306
+    named.priority = 0x10030
+    assert [htb.classify(s).classid for s in (marked, unmarked, arp, named)] == [0x10010, 0x10020, 0x10030, 0x10030]
+    sh(k, "tc filter del dev p1 parent 1: pref 2".split())
+    assert htb.classify(unmarked).classid == 0x10030

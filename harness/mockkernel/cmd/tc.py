@@ -7,7 +7,11 @@ tc_qdisc.py's.
     tc filter del dev X ingress|egress [pref N [protocol P] [handle H bpf]]
     tc [-s] filter show dev X ingress|egress
 
-The kernel side is sched/ (sch_ingress.py, cls_api.py); this module parses
+    tc filter add dev X parent CLASSID [pref N] [protocol P] [handle MARK[/MASK]]
+              fw|matchall classid|flowid CLASSID
+    tc filter del dev X parent CLASSID [pref N]
+
+The kernel side is sched/ (sch_ingress.py, cls_api.py, cls_classid.py); this module parses
 and prints, as tc prints on the lab (one line for the classifier, one per
 program, each with a trailing space; `-s` adds nothing for bpf filters). Kernel refusals print "Error: <extack>." and, for
 filters, "We have an error talking to the kernel" (exit 2). tc loads the
@@ -15,8 +19,9 @@ object itself (libbpf): the section defaults to "classifier", a missing one
 is "object file doesn't contain sec S", an unreadable file "Cannot
 initialize ELF context!", each followed by "Unable to load program" (exit 1).
 Every add loads the object anew (its maps are new ones, as without pinning).
-Any other classifier (u32, matchall, flower, ...), action or option is an
-error naming it.
+Any other classifier (u32, flower, ...), action or option is an error naming
+it; listing the filters of a classful qdisc is not modelled (this kernel builds
+neither fw nor matchall: no recorded output to follow).
 """
 from __future__ import annotations
 
@@ -30,7 +35,10 @@ from harness.mockkernel.cmd.args import Args, ToolError, c_uint, not_modelled
 from harness.mockkernel.cmd.iputils import device, duparg, invarg, matches
 from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.sched import cls_api, sch_ingress
+from harness.mockkernel.cmd.tc_util import TC_H_ROOT, get_tc_classid
 from harness.mockkernel.sched.cls_api import ETH_P_ALL
+from harness.mockkernel.sched.cls_classid import ClassidFilter, tc_del_classid_filters, tc_new_classid_filter
+from harness.mockkernel.sched.sch_api import qdisc_lookup
 from harness.mockkernel.sched.cls_bpf import ClsBpfProg
 
 USAGE = ("Usage:\ttc [ OPTIONS ] OBJECT { COMMAND | help }\n"
@@ -108,6 +116,8 @@ class FilterArgs:
 
     def __init__(self) -> None:
         self.dev = self.direction = self.prio = self.protocol = self.handle = self.kind = None
+        self.parent = None  # a classful qdisc's class id (`parent 1:`)
+        self.handle_text = None
 
 
 def _filter(net, tokens: Args) -> str:
@@ -120,8 +130,16 @@ def _filter(net, tokens: Args) -> str:
         if args.dev is None:
             raise ToolError('Not enough information: "dev" argument is required.', 1)
         dev = device(net, args.dev)
+        if args.parent is not None:
+            return _classful_filter(dev, args, tokens, deleting)
         if args.direction is None:
-            raise not_modelled("tc filter without ingress or egress (classful qdiscs)")
+            raise not_modelled("tc filter without ingress, egress or parent")
+        if args.kind != "bpf" and args.kind is not None:
+            raise not_modelled(f"tc filter {args.kind} on clsact")
+        if args.handle_text is not None:
+            args.handle = c_uint(args.handle_text)
+            if args.handle is None:
+                raise ToolError('Illegal "handle"', 1)
         if deleting:
             if tokens:
                 raise not_modelled(f'tc filter del argument "{tokens.peek()}"')
@@ -151,11 +169,9 @@ def _filter_args(tokens: Args) -> FilterArgs:
             args.direction = token
         elif token == "handle":
             value = tokens.pop()
-            if args.handle is not None:
+            if args.handle_text is not None:
                 raise duparg("handle", value)
-            args.handle = c_uint(value)
-            if args.handle is None:
-                raise ToolError('Illegal "handle"', 1)
+            args.handle_text = value
         elif matches(token, "preference") or matches(token, "priority"):
             value = tokens.pop()
             if args.prio is not None:
@@ -170,15 +186,59 @@ def _filter_args(tokens: Args) -> FilterArgs:
             args.protocol = PROTOCOLS.get(value)
             if args.protocol is None:
                 raise not_modelled(f'tc filter protocol "{value}"')
-        elif token in ("root", "parent", "chain", "block", "estimator"):
+        elif token in ("root", "parent"):
+            value = "root" if token == "root" else tokens.pop()
+            args.parent = get_tc_classid(value)
+            if args.parent is None:
+                raise invarg("Invalid parent ID", value)
+        elif token in ("chain", "block", "estimator"):
             raise not_modelled(f"tc filter {token}")
         else:
-            if token != "bpf":
+            if token not in ("bpf", "fw", "matchall"):
                 raise not_modelled(f'tc filter "{token}"' if token in FILTER_KINDS
                                    else f'tc filter argument "{token}"')
             args.kind = token
             break
     return args
+
+
+def _classful_filter(dev, args: FilterArgs, tokens: Args, deleting: bool) -> str:
+    """A filter on a classful qdisc (`parent X:`), fw or matchall picking a class."""
+    q = qdisc_lookup(dev, dev.qdisc.handle if args.parent == TC_H_ROOT else args.parent & 0xFFFF0000)
+    if deleting:
+        if tokens:
+            raise not_modelled(f'tc filter del argument "{tokens.peek()}"')
+        if q is None:
+            raise ToolError(f"Error: Parent Qdisc doesn't exists.\n{TALKING}", 2)
+        return _kernel(lambda: tc_del_classid_filters(q, args.prio))
+    if args.kind not in ("fw", "matchall"):
+        raise not_modelled(f"tc filter {args.kind} on a classful qdisc")
+    handle, mask = 0, 0xFFFFFFFF
+    if args.kind == "fw":
+        if args.handle_text is None:
+            raise not_modelled("tc filter fw without a handle (the mark as the class id)")
+        handle_text, _, mask_text = args.handle_text.partition("/")
+        handle, mask = c_uint(handle_text), c_uint(mask_text) if mask_text else 0xFFFFFFFF
+        if handle is None:
+            raise ToolError('Illegal "handle"', 1)
+        if mask is None:
+            raise ToolError('Illegal "handle" mask', 1)
+    classid = None
+    while tokens:
+        token = tokens.pop()
+        if token in ("classid", "flowid"):
+            value = tokens.pop()
+            classid = get_tc_classid(value)
+            if classid is None:
+                raise ToolError('Illegal "classid"', 1)
+        else:
+            raise not_modelled(f"tc filter {args.kind} {token}")
+    if classid is None:
+        raise not_modelled(f"tc filter {args.kind} without a classid")
+    if q is None:
+        raise ToolError(f"Error: Parent Qdisc doesn't exists.\n{TALKING}", 2)
+    filt = ClassidFilter(args.kind, 0, args.protocol or ETH_P_ALL, classid, handle & mask, mask)
+    return _kernel(lambda: tc_new_classid_filter(q, filt, args.prio))
 
 
 def _bpf_opts(net, tokens: Args):
@@ -239,8 +299,10 @@ def _kernel(fn) -> str:
 
 def _filter_show(net, tokens: Args) -> str:
     args = _filter_args(tokens)
-    if args.kind is not None or args.prio is not None or args.protocol is not None or args.handle is not None:
+    if args.kind is not None or args.prio is not None or args.protocol is not None or args.handle_text is not None:
         raise not_modelled("tc filter show with a selector")
+    if args.parent is not None:
+        raise not_modelled("tc filter show of a classful qdisc's filters")
     if args.dev is None or args.direction is None:
         if args.dev is not None:
             device(net, args.dev)
