@@ -23,7 +23,9 @@ from harness.mockkernel.sched.sch_fifo import Bfifo, Pfifo
 from harness.mockkernel.sched.sch_generic import PschedRatecfg
 from harness.mockkernel.sched.sch_tbf import Tbf, TbfQopt
 from harness.mockkernel.target import sh
-from harness.target import PORTS
+from harness.mockkernel.core.rtnetlink import dev_change_flags
+from harness.mockkernel.net import NetDevice
+from harness.target import PORTS, CommandError
 from test_nft import RealTools
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "tc"
@@ -52,6 +54,8 @@ QDISC_SETUPS = {
     "tbf odd rate": ["tc qdisc add dev p0 root handle a: tbf rate 1234567bit burst 3333 limit 7777"],
     "pfifo default": ["tc qdisc add dev p0 root handle 1: pfifo"],
     "pfifo limit": ["tc qdisc add dev p0 root handle 2: pfifo limit 10"],
+    "pfifo_fast": ["tc qdisc add dev p0 root handle 1: pfifo_fast"],
+    "pfifo_fast back to noqueue": ["tc qdisc add dev p0 root handle 1: pfifo_fast", "tc qdisc del dev p0 root"],
     "bfifo default": ["tc qdisc add dev p0 root handle 3: bfifo"],
     "bfifo limit": ["tc qdisc add dev p0 root handle 3: bfifo limit 64kb"],
     "tbf and pfifo child": ["tc qdisc add dev p0 root handle 1: tbf rate 1mbit burst 5k limit 10k",
@@ -143,6 +147,9 @@ ERRORS = {
     "tbf bad burst": ["tc qdisc add dev p0 root tbf rate 1mbit burst 5k/3 limit 10k"],
     "tbf duplicate": ["tc qdisc add dev p0 root tbf rate 1mbit rate 2mbit burst 5k limit 10k"],
     "tbf unknown option": ["tc qdisc add dev p0 root tbf rate 1mbit burst 5k limit 10k quantum 3"],
+    "pfifo_fast options": ["tc qdisc add dev p0 root pfifo_fast limit 5"],
+    "pfifo_fast change": ["tc qdisc add dev p0 root handle 1: pfifo_fast",
+                          "tc qdisc change dev p0 root handle 1: pfifo_fast"],
     "unknown verb": ["tc qdisc frobnicate dev p0"],
     "htb class without rate": ["tc qdisc add dev p0 root handle 1: htb", "tc class add dev p0 parent 1: classid 1:1 htb"],
     "htb class twice": ["tc qdisc add dev p0 root handle 1: htb",
@@ -396,3 +403,26 @@ def test_htb_filters_pick_the_class_fw_by_mark_then_matchall(k):
     assert [htb.classify(s).classid for s in (marked, unmarked, arp, named)] == [0x10010, 0x10020, 0x10030, 0x10030]
     sh(k, "tc filter del dev p1 parent 1: pref 2".split())
     assert htb.classify(unmarked).classid == 0x10030
+
+
+def test_pfifo_fast_sends_the_tos_bands_in_order(k):
+    # ip_forward() sets skb->priority from the TOS: low delay (0x10) is band 0, bulk (0x08) band 2
+    sh(k, "tc qdisc add dev p1 root handle 1: pfifo_fast".split())
+    q = k.dev_by_name("p1").qdisc
+    skbs = []
+    for priority in (2, 0, 6):  # TC_PRIO_BULK, BESTEFFORT, INTERACTIVE
+        skb = skb_of(100)
+        skb.priority = priority
+        q.enqueue(skb, 2, 0.0)
+        skbs.append(skb)
+    assert [q.dequeue(0.0)[0] for _ in range(3)] == [skbs[2], skbs[1], skbs[0]]
+
+
+def test_the_default_qdisc_is_for_devices_that_queue_and_must_be_a_known_kind(k):
+    with pytest.raises(CommandError, match='setting key "net.core.default_qdisc": No such file or directory'):
+        sh(k, "sysctl -w net.core.default_qdisc=nosuch".split())
+    sh(k, "sysctl -w net.core.default_qdisc=bfifo".split())
+    assert sh(k, "tc qdisc show dev p1".split()) == "qdisc noqueue 0: root refcnt 2 \n"  # veth: IFF_NO_QUEUE
+    nic = k.add_device(NetDevice("eth0", 9, "ether", bytes(6)))
+    dev_change_flags(k, nic, True)
+    assert nic.qdisc.kind == "bfifo" and nic.qdisc.limit == 1_514_000

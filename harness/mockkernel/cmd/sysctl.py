@@ -11,6 +11,8 @@ refusal (EINVAL) prints "Invalid argument".
 """
 from __future__ import annotations
 
+import os
+
 from harness.mockkernel.cmd.args import ToolError, not_modelled
 from harness.mockkernel.core.sysctl import ProcError
 
@@ -100,6 +102,6 @@ def _write(net, setting: str, opts: set[str]) -> str:
         raise UnknownKey(key)
     try:
         net.sysctl.write(key, value)
-    except ProcError:
-        raise ToolError(f'sysctl: setting key "{key}": Invalid argument', 1) from None
+    except ProcError as err:
+        raise ToolError(f'sysctl: setting key "{key}": {os.strerror(err.errno)}', 1) from None
     return "" if "quiet" in opts else _show(key, value, opts)

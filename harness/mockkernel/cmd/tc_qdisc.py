@@ -7,7 +7,7 @@ kinds' q_*.c): parsing each kind's options as tc does, sending what tc sends
     tc class add|change|replace|del dev X [parent CLASSID|root] [classid CLASSID] htb OPTIONS
     tc [-s] class show dev X
 
-Kinds modelled: pfifo, bfifo, tbf, htb (qdisc and classes), noqueue, clsact. The
+Kinds modelled: pfifo, bfifo, pfifo_fast, tbf, htb (qdisc and classes), noqueue, clsact. The
 kernel's warnings on success (htb's "quantum of class ... is big") are not printed.
 Another kind iproute2 knows is
 an error naming it (not modelled); a word tc has no module for goes to the kernel as
@@ -393,8 +393,14 @@ def _ticks(ns: int) -> int:
 
 
 def no_options(kind: str, tokens: Args, dev: str) -> None:
+    """A kind without parse_qopt (tc_qdisc_modify() returns -1)."""
     if tokens:
-        raise parse_error(f"qdisc '{kind}' does not support option parsing")
+        raise ToolError(f"qdisc '{kind}' does not support option parsing", 255)
+
+
+def pfifo_fast_print_opt(q) -> str:
+    """prio_print_opt() (tc prints pfifo_fast as prio)."""
+    return "bands 3 priomap " + " ".join(map(str, q.PRIO2BAND))
 
 
 KINDS: dict[str, QdiscUtil] = {
@@ -402,6 +408,7 @@ KINDS: dict[str, QdiscUtil] = {
     "bfifo": QdiscUtil(fifo_parse_opt, fifo_print_opt),
     "tbf": QdiscUtil(tbf_parse_opt, tbf_print_opt, tbf_print_classes),
     "noqueue": QdiscUtil(no_options, lambda q: ""),
+    "pfifo_fast": QdiscUtil(no_options, pfifo_fast_print_opt),
     "htb": QdiscUtil(htb_parse_opt, htb_print_opt, htb_print_classes, htb_parse_class_opt),
 }
 
@@ -479,8 +486,7 @@ def qdisc_modify(net, tokens: Args, verb: str) -> str:
     options = None
     util = KINDS.get(kind) if kind is not None else None
     if kind == "clsact":
-        if tokens:
-            raise parse_error("qdisc 'clsact' does not support option parsing")
+        no_options(kind, tokens, name or "")
     elif util is not None:
         options = util.parse_qopt(kind, tokens, name or "")
     elif kind in TC_QDISC_KINDS:

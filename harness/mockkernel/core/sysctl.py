@@ -18,6 +18,7 @@ nf_conntrack_standalone.c's table when it loads (register_net_sysctl()).
 """
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,7 +35,12 @@ Value = int | tuple[int, int]
 
 
 class ProcError(Exception):
-    """The handler refused the write (EINVAL); the old value stays."""
+    """The handler refused the write (EINVAL unless it names another errno); the
+    old value stays."""
+
+    def __init__(self, err: int = errno.EINVAL) -> None:
+        super().__init__(err)
+        self.errno = err
 
 
 @dataclass(frozen=True, slots=True)

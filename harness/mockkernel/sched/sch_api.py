@@ -113,6 +113,8 @@ def tc_modify_qdisc(net, dev, parent: int, handle: int, kind: str | None, option
         raise RtnlError(errno.EEXIST, "Exclusivity flag on, cannot modify")
     if kind is not None and kind != q.kind:
         raise RtnlError(errno.EINVAL, "Invalid qdisc name: must match existing qdisc")
+    if options is None:  # qdisc_change() without TCA_OPTIONS: nothing to change
+        return
     if not hasattr(q, "change"):
         raise RtnlError(errno.EINVAL, "Change operation not supported by specified qdisc")
     q.change(options)

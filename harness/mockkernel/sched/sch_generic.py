@@ -24,14 +24,17 @@ packets with the same counters).
 """
 from __future__ import annotations
 
+import errno
 import itertools
 from collections import deque
 
 from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
 from harness.mockkernel.core.dev import dev_hard_start_xmit
+from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.rtnetlink import NETDEV_UP, register_netdevice_notifier
 from harness.mockkernel.core.skbuff import kfree_skb
+from harness.mockkernel.core.sysctl import CtlTable, ProcError
 
 QDISC_STAGE = Stage.QDISC  # bound once: per packet
 TC_H_ROOT = 0xFFFFFFFF
@@ -183,6 +186,25 @@ class NoQueue(Qdisc):
     refcnt_root = 2
 
 
+class Noop(Qdisc):
+    """noop_qdisc: drops everything (noop_enqueue(): tx_dropped, QDISC_DROP); a
+    builtin that dumps leave out."""
+
+    kind = "noop"
+    refcnt_root = 2
+
+    def __init__(self, dev, handle: int, parent: int) -> None:
+        super().__init__(dev, handle, parent)
+        self.hashed = False
+
+    def enqueue(self, skb, count: int, now: float) -> int:
+        self.dev.stats.tx_dropped += count
+        return self.drop(skb, count)
+
+    def dequeue(self, now: float, most: int = 1 << 62):
+        return None
+
+
 def qdisc_run(q: Qdisc, net) -> None:
     """__qdisc_run(): dequeue and transmit until the qdisc gives nothing; then, if it
     holds packets back, its watchdog (qdisc_watchdog_schedule_ns()) runs it again."""
@@ -220,10 +242,84 @@ def register_qdisc(cls: type[Qdisc]) -> type[Qdisc]:
     return cls
 
 
+@register_qdisc
+class PfifoFast(Qdisc):
+    """pfifo_fast: three FIFOs, served band 0 first; skb->priority picks the band
+    (prio2band[], so TOS low delay goes first, bulk last: ip_forward() sets the
+    priority from the TOS), each band holds up to tx_queue_len packets."""
+
+    kind = "pfifo_fast"
+    PRIO2BAND = (1, 2, 2, 2, 1, 2, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+    TC_PRIO_MAX = 15
+
+    def __init__(self, dev, handle: int, parent: int, options=None) -> None:
+        super().__init__(dev, handle, parent)
+        self.bands: tuple[deque, ...] = (deque(), deque(), deque())
+        self.band_qlen = [0, 0, 0]
+
+    def enqueue(self, skb, count: int, now: float) -> int:
+        """pfifo_fast_enqueue(): into the band's ring while it has room."""
+        band = self.PRIO2BAND[skb.priority & self.TC_PRIO_MAX]
+        accepted = min(count, max(self.dev.tx_queue_len - self.band_qlen[band], 0))
+        if accepted:
+            self.bands[band].append([skb, accepted])
+            self.band_qlen[band] += accepted
+            self.qlen += accepted
+            self.backlog += skb.len * accepted
+        if accepted < count:
+            self.drop(skb, count - accepted)
+        return accepted
+
+    def peek(self, now: float):
+        return next((tuple(band[0]) for band in self.bands if band), None)
+
+    def dequeue(self, now: float, most: int = 1 << 62):
+        """pfifo_fast_dequeue(): the first train of the best band with packets."""
+        for i, band in enumerate(self.bands):
+            if band:
+                head = band[0]
+                skb, count = head
+                if count <= most:
+                    band.popleft()
+                else:
+                    head[1] = count - most
+                    count = most
+                self.band_qlen[i] -= count
+                self.qlen -= count
+                self.backlog -= skb.len * count
+                self.bstats_update(skb, count)
+                return skb, count
+        return None
+
+    def reset(self) -> None:
+        for band in self.bands:
+            band.clear()
+        self.band_qlen = [0, 0, 0]
+        super().reset()
+
+
+# IFF_NO_QUEUE: the device kinds that transmit without a queue of their own
+NO_QUEUE_KINDS = frozenset({"veth", "loopback", "dummy", "bridge", "vlan", "macvlan"})
+
+
 def attach_default_qdisc(net, dev) -> None:
     """attach_one_default_qdisc(): noqueue for IFF_NO_QUEUE devices (all the mock's
-    kinds: veth, loopback, dummy, bridge), else net.core.default_qdisc."""
-    dev.qdisc = NoQueue(dev, TC_H_UNSPEC, TC_H_ROOT)
+    ports: veth, and loopback), else the kind net.core.default_qdisc names."""
+    if dev.kind in NO_QUEUE_KINDS:
+        dev.qdisc = NoQueue(dev, TC_H_UNSPEC, TC_H_ROOT)
+        return
+    try:
+        dev.qdisc = qdisc_base[net.sysctl.values["net.core.default_qdisc"]](dev, TC_H_UNSPEC, TC_H_ROOT, None)
+    except RtnlError:  # a kind that needs options (tbf): "activation failed", the noop qdisc stays
+        dev.qdisc = Noop(dev, TC_H_UNSPEC, TC_H_ROOT)
+
+
+def proc_do_default_qdisc(sysctls, table, key: str, text: str) -> str:
+    """qdisc_set_default(): any registered kind, else ENOENT."""
+    name = text.strip()
+    if name not in qdisc_base:
+        raise ProcError(errno.ENOENT)
+    return name
 
 
 def _dev_activate(net, event: int, dev) -> None:
@@ -233,7 +329,9 @@ def _dev_activate(net, event: int, dev) -> None:
 
 
 def qdisc_init_net(net) -> None:
-    """Attach default qdiscs as devices come up (dev_open() -> dev_activate())."""
+    """Attach default qdiscs as devices come up (dev_open() -> dev_activate()); the
+    default's sysctl (net/core/sysctl_net_core.c, an init namespace's entry)."""
+    net.sysctl.register({"net.core.default_qdisc": CtlTable("pfifo_fast", proc_do_default_qdisc)})
     register_netdevice_notifier(net, _dev_activate)
 
 

@@ -46,7 +46,9 @@ class Tbf(Qdisc):
     kind = "tbf"
     classful = True
 
-    def __init__(self, dev, handle: int, parent: int, qopt: TbfQopt) -> None:
+    def __init__(self, dev, handle: int, parent: int, qopt: TbfQopt | None) -> None:
+        if qopt is None:  # tbf_init() without options
+            raise RtnlError(errno.EINVAL)
         super().__init__(dev, handle, parent)
         self.child: Qdisc | None = None  # noop_qdisc until tbf_change() makes the bfifo
         self.t_c = 0
