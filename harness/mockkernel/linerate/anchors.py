@@ -3,20 +3,25 @@ eXpress Data Path", CoNEXT 2018, section 4) as configurations of a DUT: what
 benchmarks/linerate.py runs through the line-rate engine and what cost.py's
 default profile is derived from.
 
-Every test offers 64-byte UDP frames of one flow on p0, from 10.0.0.2 to
-198.18.0.1 (RFC 2544's benchmarking range), to a DUT with p0 10.0.0.1/24,
-p1 10.0.1.1/24 and one route, 198.18.0.0/15 via p1's neighbour 10.0.1.2:
-three routes in the main table. Each test then adds its program or rules:
+Every test offers 64-byte UDP frames of one flow (port 1024 to 9) on p0 from
+10.0.0.2 to a DUT with p0 10.0.0.1/24, p1 10.0.1.1/24 and one route,
+198.18.0.0/15 (RFC 2544's benchmarking range) via p1's neighbour 10.0.1.2:
+three routes in the main table. The drop tests send to the DUT's own address
+10.0.0.1, the forwarding tests to 198.18.0.1. Each test then adds its program
+or the paper's rules (benchmarks/bench01_baseline.org, bench04_fwd.org):
 
     xdp_drop           xdp_drop_udp on p0 (XDP_DROP)
     xdp_tx             xdp_tx_reflector on p0 (XDP_TX, back out of p0)
     xdp_redirect       xdp_redirect_devmap on p0, its devmap sending p0's frames to p1
-    iptables_raw_drop  iptables -t raw -A PREROUTING -j DROP
-    filter_drop        iptables -A FORWARD -j DROP
-    conntrack          iptables -A FORWARD -m conntrack --ctstate NEW -j DROP: conntrack
-                       tracks every packet, and each dropped packet's entry dies with it
+    iptables_raw_drop  iptables -t raw -I PREROUTING -p udp --dport 9:19 -j DROP
+    xdp_pass_raw_drop  the same under xdp_counters on p0 (counts and passes, as the
+                       paper's xdp_rxq_info did)
+    filter_drop        iptables -t filter -I INPUT -p udp --dport 9:19 -j DROP
+    conntrack          that, and iptables -I INPUT -m conntrack --ctstate RELATED,ESTABLISHED
+                       -j ACCEPT before it: conntrack tracks every packet, no packet is
+                       established, and each dropped packet's new entry dies with it
     routing_1route     forwarding to p1
-    routing_fulltable  forwarding to p1 with the main table grown by `routes`
+    routing_fulltable  forwarding to p1 with the main table grown by FULL_TABLE_STANDIN routes
 
 The paper's full BGP table had 752,138 routes. The mock's FIB is a list
 searched linearly and `ip route add` checks the table for each route (issue
@@ -38,6 +43,7 @@ from harness.target import PORTS, Target
 
 FULL_TABLE_STANDIN = 4096  # routes the mock loads in a few seconds (issue 12)
 ROUTE_UNDER_TEST = "198.18.0.0/15"
+LOCAL, ROUTED = "10.0.0.1", "198.18.0.1"
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class Anchor:
     name: str
     mpps: float  # the paper's figure, the middle of its range where it gives one
     paper: str  # the figure as the paper gives it
+    dst: str  # where the frames go: the DUT (LOCAL) or through it (ROUTED)
     configure: Callable[[Target, object], None]  # (target, built eBPF objects by program name)
 
 
@@ -57,9 +64,9 @@ def base_dut(target: Target) -> None:
     target.sh("sysctl -w net.ipv4.ip_forward=1")
 
 
-def frame() -> bytes:
-    """The tests' 64-byte frame (60 bytes and the FCS) as the generator sends it to p0."""
-    return bytes(Ether(src=PORTS[0].peer_mac, dst=PORTS[0].mac) / IP(src="10.0.0.2", dst="198.18.0.1") /
+def frame(dst: str) -> bytes:
+    """The tests' 64-byte frame (60 bytes and the FCS) to `dst` as the generator sends it to p0."""
+    return bytes(Ether(src=PORTS[0].peer_mac, dst=PORTS[0].mac) / IP(src="10.0.0.2", dst=dst) /
                  UDP(sport=1024, dport=9) / bytes(18))
 
 
@@ -75,8 +82,10 @@ def _xdp_redirect_to_p1(target: Target, objects) -> None:
     bpfmaps.map_of(target, "p0", "tx_port").update(bpfmaps.u32(p0), bpfmaps.u32(p1))
 
 
-def _commands(*commands: str) -> Callable[[Target, object], None]:
+def _commands(*commands: str, xdp: str | None = None) -> Callable[[Target, object], None]:
     def configure(target: Target, objects) -> None:
+        if xdp is not None:
+            target.sh(f"ip link set dev p0 xdp obj {objects[xdp]} sec xdp")
         for command in commands:
             target.sh(command)
     return configure
@@ -88,13 +97,19 @@ def _full_table(target: Target, objects) -> None:
         target.sh(f"ip route add 100.{i >> 8 & 0xFF}.{i & 0xFF}.0/24 via 10.0.1.2")
 
 
+RAW_DROP = "iptables -t raw -I PREROUTING -p udp --dport 9:19 -j DROP"
+FILTER_DROP = "iptables -t filter -I INPUT -p udp --dport 9:19 -j DROP"
+CONNTRACK = "iptables -I INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+
 ANCHORS = (
-    Anchor("xdp_drop", 24.0, "24 Mpps", _xdp("xdp_drop_udp")),
-    Anchor("xdp_tx", 16.6, "16.2-17.0 Mpps", _xdp("xdp_tx_reflector")),
-    Anchor("xdp_redirect", 8.55, "8.4-8.7 Mpps", _xdp_redirect_to_p1),
-    Anchor("iptables_raw_drop", 4.8, "4.8 Mpps", _commands("iptables -t raw -A PREROUTING -j DROP")),
-    Anchor("filter_drop", 3.32, "3.32 Mpps", _commands("iptables -A FORWARD -j DROP")),
-    Anchor("conntrack", 1.8, "1.8 Mpps", _commands("iptables -A FORWARD -m conntrack --ctstate NEW -j DROP")),
-    Anchor("routing_1route", 1.74, "1.74 Mpps", _commands()),
-    Anchor("routing_fulltable", 1.37, "1.37 Mpps (752,138 routes)", _full_table),
+    Anchor("xdp_drop", 24.0, "24 Mpps", LOCAL, _xdp("xdp_drop_udp")),
+    Anchor("xdp_tx", 16.6, "16.2-17.0 Mpps", ROUTED, _xdp("xdp_tx_reflector")),
+    Anchor("xdp_redirect", 8.55, "8.4-8.7 Mpps", ROUTED, _xdp_redirect_to_p1),
+    Anchor("iptables_raw_drop", 4.8, "4.8 Mpps", LOCAL, _commands(RAW_DROP)),
+    Anchor("xdp_pass_raw_drop", 4.5, "4.5 Mpps (13.3 ns of XDP overhead)", LOCAL,
+           _commands(RAW_DROP, xdp="xdp_counters")),
+    Anchor("filter_drop", 3.32, "3.32 Mpps", LOCAL, _commands(FILTER_DROP)),
+    Anchor("conntrack", 1.8, "1.8 Mpps", LOCAL, _commands(FILTER_DROP, CONNTRACK)),
+    Anchor("routing_1route", 1.74, "1.74 Mpps", ROUTED, _commands()),
+    Anchor("routing_fulltable", 1.37, "1.37 Mpps (752,138 routes)", ROUTED, _full_table),
 )
