@@ -1,10 +1,13 @@
 """The harness around the targets: masks, expectations, the pytest plugin."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
+from harness.mockkernel.linerate.cost import COST_NAMES
 from harness.mockkernel.target import MockTarget
 from harness.packets import Mask
 from harness.target import ExpectError
@@ -77,6 +80,25 @@ def test_requires_marker_skips_with_the_missing_capability_and_summary_counts_it
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["*skips on --target=mock, by reason*",
                                  "*1  target mock lacks capability: teleport*"])
+
+
+def test_cost_profile_option_gives_the_mock_target_the_profile_s_costs(pytester):
+    costs = {name: 1.0 for name in COST_NAMES}
+    pytester.makefile(".json", profile=json.dumps({"format": "packet-journey cost profile 1", "name": "mine",
+                                                   "costs_ns": costs}))
+    pytester.makepyfile("""
+        def test_costs(target):
+            assert target.cost.name == "mine"
+            assert set(target.cost.costs.values()) == {1.0}
+    """)
+    pytester.runpytest("--target=mock", "--cost-profile=profile.json").assert_outcomes(passed=1)
+
+
+def test_cost_profile_option_refuses_a_file_that_is_not_a_profile_naming_why(pytester):
+    pytester.makefile(".json", runs='{"runs": []}')
+    result = pytester.runpytest("--target=mock", "--cost-profile=runs.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --cost-profile: cost profile runs.json: not a cost profile*"])
 
 
 def test_bpf_objects_fails_a_test_whose_program_does_not_compile_and_passes_the_others(pytester):

@@ -17,6 +17,7 @@ from harness.mockkernel.linerate.cost import COST_NAMES, CostModel, CostProfileE
 from harness.mockkernel.net import RT_TABLE_MAIN
 from harness.mockkernel.target import MockTarget
 from harness.target import PORTS
+from harness.traffic import Profile, Stream
 
 # the routes the paper's full-table test loaded (a full BGP table in 2018)
 FULL_BGP_TABLE = 752_138
@@ -133,3 +134,31 @@ def test_a_file_that_is_not_a_profile_is_refused(tmp_path):
     path.write_text(json.dumps({"runs": []}))
     with pytest.raises(CostProfileError, match="not a cost profile"):
         CostModel.load(path)
+
+
+@pytest.mark.parametrize("anchor", [a for a in ANCHORS if a.name in PAPER], ids=lambda anchor: anchor.name)
+def test_the_engine_runs_each_paper_path_at_the_paper_s_rate_on_one_cpu(anchor, bpf_objects):
+    """p0 at 100 Gb/s offered line rate (148.8 Mpps) for 50 ms: one RX queue,
+    one CPU, which handles all it can; the ring misses the rest."""
+    _, paper_mpps = PAPER[anchor.name]
+    target = dut()
+    target.kernel.dev_by_name("p0").speed = target.kernel.dev_by_name("p1").speed = 100_000
+    anchor.configure(target, bpf_objects)
+    result = target.traffic(Profile((Stream.of("p0", frame(anchor.dst)),)), duration=0.05)
+    offered = result.streams[0].opackets
+    missed = sum(loss.packets for loss in result.losses if loss.stage == Stage.NIC_RX)
+    assert offered == pytest.approx(148.8e6 * 0.05, rel=1e-3)
+    # the ring's 256 packets, drained after the run, add up to 0.3%
+    assert (offered - missed) / result.duration / 1e6 == pytest.approx(paper_mpps, rel=0.005)
+
+
+def test_the_engine_charges_the_target_s_profile(bpf_objects):
+    """XDP_DROP with the program costing 41.667 ns more: 83.333 ns a packet, 12 Mpps."""
+    slower = CostModel.default().costs | {"xdp_prog": 13.3 + 41.667}
+    target = MockTarget(cost=CostModel(slower))
+    base_dut(target)
+    target.kernel.dev_by_name("p0").speed = 100_000
+    target.sh(f"ip link set dev p0 xdp obj {bpf_objects['xdp_drop_udp']} sec xdp")
+    result = target.traffic(Profile((Stream.of("p0", frame(ROUTED)),)), duration=0.05)
+    handled = result.streams[0].opackets - sum(loss.packets for loss in result.losses if loss.stage == Stage.NIC_RX)
+    assert handled / result.duration / 1e6 == pytest.approx(12.0, rel=0.005)
