@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bpf, ipv4_path, lab, linerate_model, netfilter
+from benchmarks import bpf, ipv4_path, lab, linerate, linerate_model, netfilter
 
 BENCHMARKS = {
     "ipv4_path": ipv4_path.main,
     "bpf": bpf.main,
     "netfilter": netfilter.main,
     "lab": lab.main,
+    "linerate": linerate.main,
     "linerate_model": linerate_model.main,
 }
 

@@ -322,11 +322,11 @@ class Engine:
             if queue.backlog > EPSILON or queue.polling or queue.arrival_rate:
                 active = True
             if not queue.polling:
-                if queue.arrival_rate and queue.backlog < queue.capacity:
+                if queue.arrival_rate and queue.backlog < queue.capacity - EPSILON:
                     times.append(now + (queue.capacity - queue.backlog) / queue.arrival_rate)
                 continue
             net = queue.arrival_rate - queue.service_rate
-            if net > 0 and queue.backlog < queue.capacity:
+            if net > 0 and queue.backlog < queue.capacity - EPSILON:
                 times.append(now + (queue.capacity - queue.backlog) / net)
             elif net < 0 and queue.backlog > EPSILON:
                 times.append(now + queue.backlog / -net)
@@ -347,7 +347,9 @@ class Engine:
             served = min(served, queue.backlog + admitted)
             self._move_flows(queue, step, arriving, admitted, missed, served)
             start_ordinal, held = queue.departed, queue.backlog
-            queue.backlog = max(queue.backlog + admitted - served, 0.0)
+            backlog = queue.backlog + admitted - served
+            # snapped to the ring's ends, so rounding never leaves an event a hair away
+            queue.backlog = 0.0 if backlog < EPSILON else queue.capacity if queue.capacity - backlog < EPSILON else backlog
             queue.admitted += admitted
             queue.departed += served
             queue.history.append((now + step, queue.admitted))
