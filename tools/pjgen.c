@@ -64,8 +64,11 @@
 #define MAX_FRAME 4096
 #define MAX_PORTS 16
 #define MAX_STREAMS 256
-#define RX_FRAME_SIZE 4096
-#define RX_FRAMES 4096
+/* Each port's RX ring: 32 MiB of slots of 2048 bytes, or 4096 when a stream's frames
+ * would not fit (a frame longer than its slot is cut, and its tag with it). The more
+ * slots, the longer the receiver may be kept off a CPU before the ring overflows. */
+#define RX_RING_BYTES (32u << 20)
+#define RX_SLOT_HEADROOM 128 /* tpacket2_hdr, sockaddr_ll, alignment */
 #define TX_FRAME_SIZE 4096
 #define TX_FRAMES 512
 #define HIST_BUCKETS 200 /* 20 decades of microseconds, 10 leading digits each */
@@ -119,6 +122,8 @@ static uint64_t duration_ns;
 static atomic_int tx_done, stop_requested;
 static uint64_t tx_start_ns, tx_end_ns;
 static int64_t realtime_offset; /* CLOCK_REALTIME - CLOCK_MONOTONIC at start */
+static unsigned rx_slot_size, rx_slots;
+static uint64_t last_rx_ns;
 
 static void die(const char *what)
 {
@@ -323,13 +328,19 @@ static uint8_t *packet_ring(int fd, int option, unsigned frame_size, unsigned fr
 static void open_sockets(void)
 {
 	int one = 1;
+	rx_slot_size = 2048;
+	for (int i = 0; i < nstreams; i++)
+		for (uint32_t j = 0; j < streams[i].nframes; j++)
+			if (streams[i].frames[j].len + RX_SLOT_HEADROOM > rx_slot_size)
+				rx_slot_size = 4096;
+	rx_slots = RX_RING_BYTES / rx_slot_size;
 	for (int i = 0; i < nports; i++) {
 		struct port *p = &ports[i];
 		/* protocol 0 until the ring exists: nothing queues before counting starts */
 		p->rx_fd = packet_socket(p->ifindex, 0);
 		if (setsockopt(p->rx_fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one)))
 			die("PACKET_IGNORE_OUTGOING");
-		p->rx_ring = packet_ring(p->rx_fd, PACKET_RX_RING, RX_FRAME_SIZE, RX_FRAMES);
+		p->rx_ring = packet_ring(p->rx_fd, PACKET_RX_RING, rx_slot_size, rx_slots);
 		struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
 					   .sll_ifindex = p->ifindex };
 		if (bind(p->rx_fd, (struct sockaddr *)&sll, sizeof(sll)))
@@ -527,6 +538,8 @@ static void count_frame(struct port *p, const uint8_t *d, unsigned len, uint64_t
 	uint64_t ts;
 	p->ipackets++;
 	p->ibytes += len;
+	if (rx_ns > last_rx_ns)
+		last_rx_ns = rx_ns;
 	locate_tag(&f);
 	if (f.tag_off < 0) {
 		p->untagged++;
@@ -564,13 +577,13 @@ static unsigned drain_ring(struct port *p)
 {
 	unsigned n = 0;
 	for (;;) {
-		struct tpacket2_hdr *h = (void *)(p->rx_ring + (size_t)p->rx_head * RX_FRAME_SIZE);
+		struct tpacket2_hdr *h = (void *)(p->rx_ring + (size_t)p->rx_head * rx_slot_size);
 		if (!(h->tp_status & TP_STATUS_USER))
 			return n;
 		count_frame(p, (uint8_t *)h + h->tp_mac, h->tp_snaplen,
 			    (uint64_t)h->tp_sec * 1000000000ull + h->tp_nsec - realtime_offset);
 		__atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
-		p->rx_head = (p->rx_head + 1) % RX_FRAMES;
+		p->rx_head = (p->rx_head + 1) % rx_slots;
 		n++;
 	}
 }
@@ -621,10 +634,11 @@ static void *watch_stdin(void *arg)
 
 /* output ------------------------------------------------------------------------- */
 
-static void print_stats(uint64_t rx_end_ns)
+static void print_stats(void)
 {
+	/* rx_ns: from the start to the last frame received (0: none) */
 	printf("{\"event\":\"stats\",\"tx\":\"%s\",\"tx_ns\":%" PRIu64 ",\"rx_ns\":%" PRIu64 ",\"ports\":{",
-	       use_ring ? "ring" : "sendmmsg", tx_end_ns - tx_start_ns, rx_end_ns - tx_start_ns);
+	       use_ring ? "ring" : "sendmmsg", tx_end_ns - tx_start_ns, last_rx_ns ? last_rx_ns - tx_start_ns : 0);
 	for (int i = 0; i < nports; i++) {
 		struct tpacket_stats stats;
 		socklen_t len = sizeof(stats);
@@ -682,6 +696,6 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	atomic_store(&tx_done, 1);
 	pthread_join(receiver, NULL);
-	print_stats(now_ns());
+	print_stats();
 	return 0;
 }
