@@ -43,7 +43,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from MLRsearch import AbstractMeasurer, Config, MeasurementResult, MultipleLossRatioSearch, SearchGoal
+from MLRsearch import (AbstractMeasurer, Config, GoalResult, MeasurementResult, MultipleLossRatioSearch,
+                       SearchGoal)
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
@@ -70,7 +71,7 @@ PHASES = (Phase.SEARCH, Phase.LATENCY, Phase.LOSS_CURVE, Phase.BACK_TO_BACK)
 class Settings:
     """What a campaign runs and how long; loads in packets per second."""
 
-    phases: tuple[str, ...] = PHASES
+    phases: tuple[Phase, ...] = PHASES
     pdr_loss_ratio: float = 0.005
     relative_width: float = 0.005  # MLRsearch's goal width: bounds this close (of the upper) end the search
     trial_duration: float = 1.0
@@ -356,9 +357,11 @@ def search_throughput(measurer: TrafficMeasurer, size: SizeReport, settings: Set
     size.ndr, size.pdr = (_throughput(goal.loss_ratio, found[goal]) for goal in config.goals)
 
 
-def _throughput(loss_ratio: float, found) -> Throughput:
-    lower, upper, conditional = found.relevant_lower_bound, found.relevant_upper_bound, found.conditional_throughput
-    return Throughput(loss_ratio, lower and float(lower), upper and float(upper), conditional and float(conditional))
+def _throughput(loss_ratio: float, found: GoalResult) -> Throughput:
+    def pps(load) -> float | None:
+        return None if load is None else float(load)
+    return Throughput(loss_ratio, pps(found.relevant_lower_bound), pps(found.relevant_upper_bound),
+                      pps(found.conditional_throughput))
 
 
 def measure_latency(measurer: TrafficMeasurer, size: SizeReport, settings: Settings) -> None:
@@ -403,7 +406,7 @@ def measure_back_to_back(measurer: TrafficMeasurer, size: SizeReport, settings: 
         size.back_to_back.append(lossless)
 
 
-PHASE_RUNNERS: dict[str, Callable[[TrafficMeasurer, SizeReport, Settings], None]] = {
+PHASE_RUNNERS: dict[Phase, Callable[[TrafficMeasurer, SizeReport, Settings], None]] = {
     Phase.SEARCH: search_throughput,
     Phase.LATENCY: measure_latency,
     Phase.LOSS_CURVE: measure_loss_curve,
@@ -412,9 +415,9 @@ PHASE_RUNNERS: dict[str, Callable[[TrafficMeasurer, SizeReport, Settings], None]
 
 
 def _wants_progress(progress: bool | None) -> bool:
-    forced = os.environ.get("PJ_PROGRESS")
     if progress is not None:
         return progress
+    forced = os.environ.get("PJ_PROGRESS")
     if forced in ("0", "1"):
         return forced == "1"
     return sys.stderr.isatty()
@@ -492,7 +495,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--conntrack", action="store_true", help="forward through an nft ct state chain")
     parser.add_argument("--trial-duration", type=float, default=Settings.trial_duration, metavar="S")
     parser.add_argument("--b2b-repeats", type=int, default=Settings.b2b_repeats)
-    parser.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES))
+    parser.add_argument("--phases", nargs="+", type=Phase, choices=PHASES, default=list(PHASES))
     parser.add_argument("--out", type=pathlib.Path, metavar="DIR",
                         help="write report.txt, report.json and PNG plots here")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
