@@ -78,6 +78,7 @@ class Settings:
     min_load: float = 1000.0
     max_load: float | None = None  # None: the port's line rate for the frame size, capped by the generator
     search_duration_max: float = 600.0  # wall seconds before MLRsearch gives up
+    rate_tolerance: float = 0.02  # a trial's streams may run this much longer than asked before the lag is loss
     latency_duration: float = 1.0
     loss_curve_step: float = 0.1  # of the maximum rate
     b2b_duration: float = 2.0  # the longest burst tried: this long at the maximum rate (26.4: >= 2 s)
@@ -134,18 +135,22 @@ class TrafficMeasurer(AbstractMeasurer):
     Loss is counted only after the DUT drained: Target.traffic() returns once
     nothing the trial sent is still queued or in flight in the DUT (the
     ndr_bench flaw counted packets in flight as lost), so offered - received is
-    loss, never backlog. Packets the generator did not send (offered below
-    intended, by a packet or more) count as loss too, through
-    MeasurementResult's intended_count.
+    loss, never backlog. Packets the generator did not send count as loss too,
+    through MeasurementResult's intended_count: those missing from the trial
+    (by a packet or more), and those it did not send in time, when the streams
+    ran longer than the trial by more than `rate_tolerance` (a generator that
+    falls behind stretches the trial: Result.duration is how long it sent, and
+    the load over that time is what it should have sent).
     Every trial is appended to `trials`, in the order run, and passed to
     `on_trial`.
     """
 
     def __init__(self, target: Target, stream: Stream, frame_size: int,
-                 on_trial: Callable[[Trial], None] | None = None) -> None:
+                 on_trial: Callable[[Trial], None] | None = None, rate_tolerance: float = 0.02) -> None:
         self.target = target
         self.stream = stream
         self.frame_size = frame_size
+        self.rate_tolerance = rate_tolerance
         self.phase = Phase.SEARCH
         self.trials: list[Trial] = []
         self.on_trial = on_trial
@@ -165,7 +170,10 @@ class TrafficMeasurer(AbstractMeasurer):
             intended, duration = count, count / load_pps
         result = self.target.traffic(Profile((stream,)), duration=None if count else duration)
         sent = result.streams[stream.id]
-        if count is None:
+        if result.duration > duration * (1 + self.rate_tolerance):
+            # the generator fell behind the load: what it did not send in time is unsent
+            intended = round(load_pps * result.duration)
+        elif count is None:
             due = load_pps * duration
             # a generator rounds the trial to whole packets, either way: that is not loss
             intended = sent.opackets if abs(sent.opackets - due) < 1 else round(due)
@@ -271,11 +279,12 @@ class Report:
 
     def trials_table(self) -> str:
         lines = ["Trials, in the order run (loss counted after the DUT drained)",
-                 f"{'#':>4}  {'frame':>5}  {'phase':<17}  {'load pps':>12}  {'seconds':>9}  {'intended':>11}  "
-                 f"{'offered':>11}  {'received':>11}  {'loss %':>8}"]
+                 f"{'#':>4}  {'frame':>5}  {'phase':<17}  {'load pps':>12}  {'seconds':>9}  {'sent in s':>9}  "
+                 f"{'intended':>11}  {'offered':>11}  {'received':>11}  {'loss %':>8}"]
         for number, t in enumerate(self.trials(), 1):
             lines.append(f"{number:>4}  {t.frame_size:>5}  {t.phase:<17}  {t.load_pps:12.1f}  {t.duration:9.4f}  "
-                         f"{t.intended:>11}  {t.offered:>11}  {t.received:>11}  {100 * t.loss_ratio:8.4f}")
+                         f"{t.result.duration:9.4f}  {t.intended:>11}  {t.offered:>11}  {t.received:>11}  "
+                         f"{100 * t.loss_ratio:8.4f}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -335,7 +344,7 @@ def run(target: Target, port: Port, template: Packet, sizes: Iterable[int] = FRA
     with _ProgressBar(len(sizes) * len(settings.phases), _wants_progress(progress)) as bar:
         for size in sizes:
             stream = Stream(port=port.name, frame=sized_frame(template, size))
-            measurer = TrafficMeasurer(target, stream, size, on_trial=bar.trial)
+            measurer = TrafficMeasurer(target, stream, size, on_trial=bar.trial, rate_tolerance=settings.rate_tolerance)
             size_report = SizeReport(size, settings.max_load or max_load(target, size), trials=measurer.trials)
             report.sizes.append(size_report)
             for phase in settings.phases:

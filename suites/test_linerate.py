@@ -229,7 +229,7 @@ CONNTRACK_FORWARD = """table ip bench {
   }
 }
 """
-SAMPLE = rfc2544.Settings(phases=(rfc2544.Phase.SEARCH,), trial_duration=0.1, relative_width=0.02)
+SAMPLE = rfc2544.Settings(phases=(rfc2544.Phase.SEARCH,), trial_duration=0.1, relative_width=0.05)
 
 
 def ndr_sample(target, hosts, scenario: str) -> rfc2544.Report:
