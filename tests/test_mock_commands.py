@@ -616,7 +616,7 @@ def test_bad_tokens_get_iproute2s_message_naming_them(up_dut, command, message, 
     ("ip route get 10.0.0.1", "ip route get"), ("ip route add 10.1.0.0/16 via 10.0.0.2 onlink", "onlink"),
     ("ip route add 10.1.0.0/16 dev p0 mtu lock 1300", "mtu lock"), ("ip -s -s link", "-s -s"),
     ("ip route add nat 10.1.0.0/16 via 10.0.0.2", "nat"), ("ip -s neigh", "ip -s neigh"),
-    ("ethtool -X p0", "-X"), ("sysctl -p", "-p"), ("tc qdisc add dev p0 netem delay 1ms", "netem"),
+    ("ethtool -X p0 context 1", "context"), ("ethtool -s p0 port tp", "port"), ("sysctl -p", "-p"), ("tc qdisc add dev p0 netem delay 1ms", "netem"),
 ])
 def test_syntax_the_mock_does_not_model_is_an_error_naming_it(command, named):
     net = _fresh_net(lo_up=True)
@@ -734,6 +734,67 @@ def test_ethtool_features_by_short_and_long_names(dut):
 ])
 def test_ethtool_command_line_errors_are_ethtools(dut, command, message):
     assert dut.fails(command) == message
+
+
+VETH_LINK_SETTINGS = """Settings for p0:
+\tSupported ports: [  ]
+\tSupported link modes:   Not reported
+\tSupported pause frame use: No
+\tSupports auto-negotiation: No
+\tSupported FEC modes: Not reported
+\tAdvertised link modes:  Not reported
+\tAdvertised pause frame use: No
+\tAdvertised auto-negotiation: No
+\tAdvertised FEC modes: Not reported
+\tSpeed: 10000Mb/s
+\tDuplex: Full
+\tAuto-negotiation: off
+\tPort: Twisted Pair
+\tPHYAD: 0
+\tTransceiver: internal
+\tMDI-X: Unknown
+\tLink detected: %s
+"""
+
+
+def test_ethtool_link_settings_are_a_veths_and_lo_has_only_its_link(dut):
+    assert dut.sh("ethtool p0") == VETH_LINK_SETTINGS % "no"
+    dut.sh("ip link set p0 up")
+    assert dut.sh("ethtool p0 extra words") == VETH_LINK_SETTINGS % "yes"
+    dut.sh("ip link set lo up")
+    assert dut.sh("ethtool lo") == "Settings for lo:\n\tLink detected: yes\n"
+    assert dut.failure("ethtool nope") == ("\n".join(
+        ["netlink error: no device matches name (offset 24)\nnetlink error: No such device"] * 5), 75)
+
+
+@pytest.mark.parametrize("command, message", [
+    ("ethtool -s p0 speed abc", "ethtool (-s): invalid value 'abc' for parameter 'speed'"),
+    ("ethtool -s p0 speed -5", "ethtool (-s): invalid value '-5' for parameter 'speed'"),
+    ("ethtool -s p0 speed", "ethtool (-s): no value for parameter 'speed'"),
+    ("ethtool -s p0 duplex bad", "ethtool (-s): invalid value 'bad' for parameter 'duplex'"),
+    ("ethtool -s p0 autoneg maybe", "ethtool (-s): invalid value 'maybe' for parameter 'autoneg'"),
+    ("ethtool -s p0 bogus 1", "ethtool (-s): unknown parameter 'bogus'"),
+    ("ethtool -s p0 speed 1000 speed 100", "ethtool (-s): duplicate parameter 'speed'"),
+    ("ethtool -L p0 rx abc", "ethtool (-L): invalid value 'abc' for parameter 'rx'"),
+    ("ethtool -L p0 bogus 1", "ethtool (-L): unknown parameter 'bogus'"),
+    ("ethtool -L p0 rx 1 rx 2", "ethtool (-L): duplicate parameter 'rx'"),
+    ("ethtool -L p0 combined", "ethtool (-L): no value for parameter 'combined'"),
+    ("ethtool -X p0", "ethtool: bad command line argument(s)\nFor more information run ethtool -h"),
+    ("ethtool -X p0 bogus", "ethtool: bad command line argument(s)\nFor more information run ethtool -h"),
+    ("ethtool -X p0 equal 0", "ethtool: bad command line argument(s)\nFor more information run ethtool -h"),
+    ("ethtool -X p0 hkey", "ethtool: bad command line argument(s)\nFor more information run ethtool -h"),
+    ("ethtool -X p0 equal 2 weight 1 2", "Equal and weight options are mutually exclusive"),
+    ("ethtool -X p0 start 1", "Start must be used with equal or weight options"),
+    ("ethtool -x nope", "Cannot get RX ring count: No such device"),
+    ("ethtool -L nope rx 1", "netlink error: no device matches name (offset 24)\nnetlink error: No such device"),
+])
+def test_ethtool_link_channel_and_rss_command_lines_fail_as_ethtool_does(dut, command, message):
+    assert dut.failure(command) == (message, 1)
+
+
+def test_ethtool_s_on_a_missing_device_exits_75_as_nl_sset_does(dut):
+    assert dut.failure("ethtool -s nope speed 1000") == (
+        "netlink error: no device matches name (offset 24)\nnetlink error: No such device", 75)
 
 
 def test_ethtool_rings_within_the_nics_maximum():

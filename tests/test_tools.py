@@ -111,3 +111,99 @@ def test_readers_refuse_what_they_cannot_read_naming_it(target, command, message
 
 def test_cat_reads_a_sysctl_as_its_proc_file_prints_it(target):
     assert target.sh("cat /proc/sys/net/ipv4/ip_default_ttl /proc/sys/net/ipv4/ip_forward") == "64\n0\n"
+
+
+# ethtool: what the lab's veth cannot show (it has no link setter, separate RX
+# and TX queues up to the CPUs' count, and no RSS); the command-line errors both
+# share are in tests/test_mock_commands.py
+def test_ethtool_s_sets_speed_and_duplex_and_refuses_autonegotiation(target):
+    target.sh("ethtool -s p0 speed 1000 duplex half autoneg off")
+    shown = target.sh("ethtool p0")
+    assert "\tSpeed: 1000Mb/s\n\tDuplex: Half\n\tAuto-negotiation: off\n" in shown
+    assert target.kernel.dev_by_name("p0").speed == 1000  # what the line-rate model serialises at
+    with pytest.raises(CommandError, match="netlink error: Invalid argument") as refused:
+        target.sh("ethtool -s p0 autoneg on")
+    assert refused.value.returncode == 75
+    with pytest.raises(CommandError, match="netlink error: Operation not supported"):
+        target.sh("ethtool -s lo speed 10")
+
+
+def test_ethtool_channels_are_combined_queue_pairs_up_to_eight(target):
+    target.sh("ethtool -L p0 combined 4")
+    assert target.sh("ethtool -l p0").endswith("Current hardware settings:\nRX:\t\tn/a\nTX:\t\tn/a\n"
+                                               "Other:\t\tn/a\nCombined:\t4\n")
+    assert "Pre-set maximums:\nRX:\t\tn/a\nTX:\t\tn/a\nOther:\t\tn/a\nCombined:\t8\n" in target.sh("ethtool -l p0")
+    for command, message in (
+            ("ethtool -L p0 combined 9", "requested channel count exceeds maximum (offset 32)"),
+            ("ethtool -L p0 tx 1 rx 1", "requested channel count exceeds maximum (offset 40)"),  # rx first
+            ("ethtool -L p0 tx 0 combined 0", "no RX or TX channel being configured (offset 40)")):
+        with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            target.sh(command)
+    assert target.kernel.dev_by_name("p0").channels == 4
+
+
+def indirection_table(shown: str) -> list[int]:
+    lines = shown.splitlines()
+    return [int(queue) for line in lines[1:lines.index("RSS hash key:")] for queue in line.split(":")[1].split()]
+
+
+def test_ethtool_x_shows_the_default_table_over_the_channels_and_the_boots_key(target):
+    """ethtool_rxfh_indir_default(): entry i -> queue i % rings; the key is the
+    kernel's netdev_rss_key, the same for every port, 40 bytes."""
+    target.sh("ethtool -L p0 combined 3")
+    shown = target.sh("ethtool -x p0")
+    assert shown.startswith("RX flow hash indirection table for p0 with 3 RX ring(s):\n"
+                            "    0:      0     1     2     0     1     2     0     1\n")
+    assert indirection_table(shown) == [i % 3 for i in range(128)]
+    key = shown.splitlines()[-5]
+    assert len(key.split(":")) == 40 and key == target.sh("ethtool -x p1").splitlines()[-5]
+    assert shown.endswith("RSS hash function:\n    toeplitz: on\n    xor: off\n    crc32: off\n")
+    target.sh("ethtool -L p0 combined 2")  # a default table follows the channels
+    assert indirection_table(target.sh("ethtool -x p0")) == [i % 2 for i in range(128)]
+
+
+def test_ethtool_x_equal_weight_start_hkey_and_default(target):
+    target.sh("ethtool -L p0 combined 4")
+    target.sh("ethtool -X p0 equal 2 start 1")
+    assert indirection_table(target.sh("ethtool -x p0")) == [1 + i % 2 for i in range(128)]
+    target.sh("ethtool -X p0 weight 1 0 3")  # a quarter to queue 0, three quarters to queue 2
+    assert indirection_table(target.sh("ethtool -x p0")) == [0] * 32 + [2] * 96
+    with pytest.raises(CommandError, match=r"too low for existing indirection table \(2\)"):
+        target.sh("ethtool -L p0 combined 2")
+    target.sh("ethtool -X p0 hkey " + ":".join(["6d"] * 40))
+    assert target.sh("ethtool -x p0").splitlines()[-5] == ":".join(["6d"] * 40)
+    target.sh("ethtool -X p0 default")
+    target.sh("ethtool -L p0 combined 2")
+    assert indirection_table(target.sh("ethtool -x p0")) == [i % 2 for i in range(128)]
+
+
+@pytest.mark.parametrize("command, message, returncode", [
+    ("ethtool -X p0 equal 2", "Cannot set RX flow hash configuration: Invalid argument", 1),
+    ("ethtool -X p0 weight 0 0", "At least one weight must be non-zero", 2),
+    ("ethtool -X p0 weight 200", "Total weight exceeds the size of the indirection table", 2),
+    ("ethtool -X p0 hkey 6d:5a", "Key is too short for device (2 < 40)", 2),
+    ("ethtool -X p0 hkey " + ":".join(["6d"] * 41), "Key is too long for device (41 > 40)", 2),
+    ("ethtool -X p0 hkey 6d-5a", "Invalid RSS hash key format", 2),
+    ("ethtool -X p0 hfunc nope", "Unknown hash function: nope", 1),
+    ("ethtool -X p0 hfunc xor", "Cannot set RX flow hash configuration: Operation not supported", 1),
+    ("ethtool -X lo equal 1", "Cannot get RX ring count: Operation not supported", 1),
+])
+def test_ethtool_x_refusals_name_their_cause(target, command, message, returncode):
+    """On one channel: a table sending to queue 1 is past the RX rings
+    (ethtool_copy_validate_indir()); the NIC hashes with Toeplitz only."""
+    with pytest.raises(CommandError) as refused:
+        target.sh(command)
+    assert str(refused.value).endswith(message) and refused.value.returncode == returncode
+
+
+def test_ethtool_S_counts_each_rx_queue_in_use_after_a_line_rate_run(target):
+    target.sh("sysctl -w net.ipv4.ip_forward=1")
+    target.sh("ethtool -L p0 combined 2")
+    stream = Stream.of("p0", frame(H1), rate=Rate(1_000_000.0), mode=Mode.SINGLE_BURST, count=300)
+    target.traffic(Profile((stream,)))
+    stats = dict(line.strip().split(": ") for line in target.sh("ethtool -S p0").splitlines()[1:])
+    queue = target.kernel.nics["p0"].rx_queue  # one flow: one queue has it all
+    busy = 0 if queue(0).packets else 1
+    assert stats[f"rx_queue_{busy}_packets"] == "300" and stats[f"rx_queue_{1 - busy}_packets"] == "0"
+    assert stats[f"rx_queue_{busy}_bytes"] == str(300 * 60) and stats["rx_packets"] == "300"
+    assert "rx_queue_2_packets" not in stats

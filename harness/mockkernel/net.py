@@ -135,8 +135,10 @@ class NetDevice:
     speed: int = 10000
     channels: int = 1
     channels_max: int = CHANNELS_MAX
+    duplex: str = "full"  # ethtool -s duplex half|full
     rss_key: bytes = b""
     rss_indir: list[int] = field(default_factory=list)
+    rxfh_configured: bool = False  # IFF_RXFH_CONFIGURED: the table is the user's (ethtool -X)
     coalesce: dict[str, int] = field(default_factory=lambda: {"adaptive-rx": 0, "adaptive-tx": 0,
                                                               "rx-usecs": 0, "rx-frames": 0,
                                                               "tx-usecs": 0, "tx-frames": 0})

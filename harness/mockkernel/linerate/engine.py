@@ -48,8 +48,9 @@ from dataclasses import dataclass, field
 
 from harness.dropreason import DropReason
 from harness.journey import Stage
+from harness.mockkernel.core.ethtool import rss_defaults
 from harness.mockkernel.linerate.cost import CostModel
-from harness.mockkernel.linerate.rss import rss_defaults, rx_queue_of
+from harness.mockkernel.linerate.rss import rx_queue_of
 from harness.mockkernel.linerate.trains import Outcome, Prober, TrainMemory
 from harness.mockkernel.nic import NAPI_POLL_WEIGHT
 from harness.traffic import (LatencyRecorder, Loss, Mode, PortStats, Profile, Result, StreamStats, l1_bits, l2_bits,

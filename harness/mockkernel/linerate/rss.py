@@ -7,12 +7,8 @@ destination address, source port, destination port), writes the hash into the
 descriptor (the driver's skb_set_hash() makes it skb->hash), and picks the queue
 from the indirection table by the hash's low bits.
 
-Kernel defaults a driver applies at probe: the key is netdev_rss_key_fill()'s
-(net/core/ethtool.c: random bytes, drawn once per boot: here from the kernel's
-seeded random, so a run is reproducible), the table ethtool_rxfh_indir_default()
-(include/linux/ethtool.h: entry i -> queue i % channels). The table has 128
-entries, the 82599's RETA (drivers/net/ethernet/intel/ixgbe); other NICs size it
-differently. Non-IPv4 frames hash to 0 (queue 0), as NICs without a matching
+The key and the table a driver sets up when nothing was configured are the
+kernel's defaults (core/ethtool.py rss_defaults()). Non-IPv4 frames hash to 0 (queue 0), as NICs without a matching
 hash type leave the hash unset.
 """
 from __future__ import annotations
@@ -21,9 +17,6 @@ from harness.mockkernel.net import NetDevice
 from harness.mockkernel.wire import ethernet
 from harness.mockkernel.wire.ipv4 import IP_MF, IP_OFFSET, IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HLEN, Ipv4Packet
 from harness.mockkernel.wire.udp import PORTS
-
-RSS_KEY_LEN = 40  # the Toeplitz key most NICs take (netdev_rss_key holds 52 bytes)
-RSS_INDIR_SIZE = 128
 
 
 def toeplitz_hash(key: bytes, data: bytes) -> int:
@@ -57,22 +50,6 @@ def rss_input(frame: bytes) -> bytes:
         sport, dport = PORTS.unpack_from(buf, l4)  # TCP and UDP both start with the two ports
         data += (sport << 16 | dport).to_bytes(4, "big")
     return data
-
-
-def netdev_rss_key_fill(kernel) -> bytes:
-    """The boot's RSS key (net/core/ethtool.c), drawn once per kernel."""
-    if kernel.rss_key is None:
-        kernel.rss_key = kernel.random.randbytes(RSS_KEY_LEN)
-    return kernel.rss_key
-
-
-def rss_defaults(kernel, dev: NetDevice) -> None:
-    """What a driver sets up when nothing was configured (ethtool -X): the boot's
-    key, and the default table over the device's channels."""
-    if not dev.rss_key:
-        dev.rss_key = netdev_rss_key_fill(kernel)
-    if not dev.rss_indir:
-        dev.rss_indir = [i % dev.channels for i in range(RSS_INDIR_SIZE)]
 
 
 def rx_queue_of(dev: NetDevice, frame: bytes) -> tuple[int, int]:
