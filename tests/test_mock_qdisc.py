@@ -426,3 +426,52 @@ def test_the_default_qdisc_is_for_devices_that_queue_and_must_be_a_known_kind(k)
     nic = k.add_device(NetDevice("eth0", 9, "ether", bytes(6)))
     dev_change_flags(k, nic, True)
     assert nic.qdisc.kind == "bfifo" and nic.qdisc.limit == 1_514_000
+
+
+def test_netem_delays_by_its_latency_and_jitter_and_prints_as_q_netem_prints(router):
+    k = router
+    sh(k, "tc qdisc add dev p1 root handle 1: netem delay 100ms 20ms loss 0.5% duplicate 1% 25%".split())
+    assert sh(k, "tc qdisc show dev p1".split()) == (
+        "qdisc netem 1: root refcnt 3 limit 1000 delay 100ms  20ms loss 0.5% duplicate 1% 25%\n")
+    sh(k, "tc qdisc change dev p1 root handle 1: netem delay 100ms 20ms".split())
+    k.receive("p0", [frame(i) for i in range(200)])
+    wire = k.nics["p1"].wire
+    k.advance(0.079999)
+    assert wire == []  # nothing before latency - jitter
+    k.advance(0.04)
+    assert len(wire) == 200  # everything by latency + jitter
+    ids = [IP(f[14:]).id for f in wire]
+    assert ids != sorted(ids)  # jitter reorders them
+
+
+def test_netem_loss_drops_about_its_share_with_the_qdisc_reason(router):
+    k = router
+    sh(k, "tc qdisc add dev p1 root handle 1: netem loss 10%".split())
+    for batch in range(2):  # within the 256-descriptor RX ring
+        k.receive("p0", [frame(batch * 250 + i) for i in range(250)])
+    drops = k.tracer.drops
+    assert 25 <= len(drops) <= 75 and {d.reason for d in drops} == {DropReason.QDISC_DROP}
+    assert len(k.nics["p1"].wire) == 500 - len(drops)
+    assert f"(dropped {len(drops)}, " in sh(k, "tc -s qdisc show dev p1".split())
+
+
+def test_netem_rate_spaces_packets_by_their_transmission_time(router):
+    k = router
+    sh(k, "tc qdisc add dev p1 root handle 1: netem rate 8mbit".split())  # 1000 bytes: 1 ms each
+    k.receive("p0", [frame(i) for i in range(5)])
+    wire = k.nics["p1"].wire
+    sent = []
+    for _ in range(5):
+        k.advance(0.001)
+        sent.append(len(wire))
+    assert sent == [1, 2, 3, 4, 5]
+
+
+def test_netem_reorder_sends_all_but_every_gapth_packet_late(router):
+    k = router
+    sh(k, "tc qdisc add dev p1 root handle 1: netem delay 10ms reorder 100% gap 3".split())
+    k.receive("p0", [frame(i) for i in range(6)])
+    wire = k.nics["p1"].wire
+    assert [IP(f[14:]).id for f in wire] == [2, 5]  # the 3rd and 6th go at once
+    k.advance(0.01)
+    assert [IP(f[14:]).id for f in wire] == [2, 5, 0, 1, 3, 4]

@@ -104,7 +104,7 @@ def test_kernel_and_loader_refusals_with_clsact(k, obj):
 
 
 @pytest.mark.parametrize("line, named", [("tc qdisc add dev p0 root sfq", "sfq"),
-                                         ("tc qdisc add dev p0 netem delay 1ms", "netem"),
+                                         ("tc qdisc add dev p0 root cake", "cake"),
                                          ("tc filter add dev p0 ingress matchall action drop", "matchall"),
                                          ("tc filter add dev p0 ingress u32 match ip dst 1.2.3.4", "u32"),
                                          ("tc -j qdisc show", "-j")])

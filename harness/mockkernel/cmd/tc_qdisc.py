@@ -7,7 +7,9 @@ kinds' q_*.c): parsing each kind's options as tc does, sending what tc sends
     tc class add|change|replace|del dev X [parent CLASSID|root] [classid CLASSID] htb OPTIONS
     tc [-s] class show dev X
 
-Kinds modelled: pfifo, bfifo, pfifo_fast, tbf, htb (qdisc and classes), noqueue, clsact. The
+Kinds modelled: pfifo, bfifo, pfifo_fast, tbf, htb (qdisc and classes), netem
+(mock-only: the lab's kernel lacks it; its printing follows q_netem.c unrecorded),
+noqueue, clsact. The
 kernel's warnings on success (htb's "quantum of class ... is big") are not printed.
 Another kind iproute2 knows is
 an error naming it (not modelled); a word tc has no module for goes to the kernel as
@@ -19,15 +21,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.mockkernel.cmd.args import Args, ToolError, not_modelled
+from harness.mockkernel.cmd.args import Args, ToolError, c_uint, not_modelled
 from harness.mockkernel.cmd.iputils import device, duparg, invarg, matches
 from harness.mockkernel.cmd.tc_util import (TC_H_ROOT, calc_xmitsize, calc_xmittime, get_qdisc_handle, get_rate64,
                                             get_size, get_tc_classid, get_time, rtable_cell_log, sprint_rate,
-                                            sprint_size, sprint_tc_classid, sprint_time, tick2time)
+                                            sprint_size, sprint_tc_classid, sprint_time, strtod, tick2time,
+                                            time2tick)
 from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.sched import sch_ingress
 from harness.mockkernel.sched.sch_api import qdisc_dump_order, tc_ctl_tclass, tc_delete_qdisc, tc_modify_qdisc
 from harness.mockkernel.sched.sch_htb import HtbGlob, HtbOpt
+from harness.mockkernel.sched.sch_netem import U32, NetemQopt
 from harness.mockkernel.sched.sch_tbf import PSCHED_SHIFT, TbfQopt
 
 QDISC_USAGE = """Usage: tc qdisc [ add | del | replace | change | show ] dev STRING
@@ -392,6 +396,138 @@ def _ticks(ns: int) -> int:
     return max(min(ns >> PSCHED_SHIFT, 0x7FFFFFFF), -0x80000000)
 
 
+NETEM_USAGE = """Usage: ... netem [ limit PACKETS ]
+                 [ delay TIME [ JITTER [CORRELATION]]]
+                 [ distribution {uniform|normal|pareto|paretonormal} ]
+                 [ corrupt PERCENT [CORRELATION]]
+                 [ duplicate PERCENT [CORRELATION]]
+                 [ loss random PERCENT [CORRELATION]]
+                 [ loss state P13 [P31 [P32 [P23 P14]]]
+                 [ loss gemodel PERCENT [R [1-H [1-K]]]
+                 [ ecn ]
+                 [ reorder PERCENT [CORRELATION] [ gap DISTANCE ]]
+                 [ rate RATE [PACKETOVERHEAD] [CELLSIZE] [CELLOVERHEAD]]
+                 [ slot MIN_DELAY [MAX_DELAY] [packets MAX_PACKETS] [bytes MAX_BYTES]]
+                 [ slot distribution {uniform|normal|pareto|paretonormal|custom}
+                   DELAY JITTER [packets MAX_PACKETS] [bytes MAX_BYTES]]"""
+
+
+def netem_parse_opt(kind: str, tokens: Args, dev: str) -> NetemQopt:
+    """q_netem.c netem_parse_opt(): delay/latency, loss [random], duplicate, reorder,
+    gap, rate, limit."""
+    opt = NetemQopt()
+
+    def illegal(what: str) -> ToolError:
+        return parse_error(f'Illegal "{what}"')
+
+    def percent(value: str, what: str) -> int:
+        parsed = strtod(value)
+        if parsed is None or parsed[1] not in ("", "%") or not 0 <= parsed[0] <= 100:
+            raise illegal(what)
+        return int(round(parsed[0] / 100 * U32))
+
+    def ticks(value: str, what: str) -> int:
+        usecs = get_time(value)
+        if usecs is None:
+            raise illegal(what)
+        return time2tick(usecs)
+
+    def next_is_number() -> bool:
+        return bool(tokens) and tokens.peek()[:1].isdigit()
+
+    while tokens:
+        token = tokens.pop()
+        if matches(token, "limit"):
+            opt.limit = get_size(tokens.pop())
+            if opt.limit is None:
+                raise illegal("limit")
+        elif matches(token, "latency") or matches(token, "delay"):
+            opt.latency = ticks(tokens.pop(), "latency")
+            if next_is_number():
+                opt.jitter = ticks(tokens.pop(), "latency")
+                if next_is_number():
+                    opt.delay_corr = percent(tokens.pop(), "latency")
+        elif matches(token, "loss") or matches(token, "drop"):
+            if opt.loss:
+                raise illegal("duplicate loss argument\n")
+            value = tokens.pop()
+            if value == "random":
+                value = tokens.pop()
+            elif not value[:1].isdigit():
+                raise not_modelled(f"tc qdisc netem loss {value}")
+            opt.loss = percent(value, "loss percent")
+            if next_is_number():
+                opt.loss_corr = percent(tokens.pop(), "loss correlation")
+        elif matches(token, "reorder"):
+            opt.reorder = percent(tokens.pop(), "reorder")
+            if next_is_number():
+                opt.reorder_corr = percent(tokens.pop(), "reorder")
+        elif matches(token, "gap"):
+            opt.gap = c_uint(tokens.pop())
+            if opt.gap is None:
+                raise illegal("gap")
+        elif matches(token, "duplicate"):
+            opt.duplicate = percent(tokens.pop(), "duplicate")
+            if next_is_number():
+                opt.dup_corr = percent(tokens.pop(), "duplicate")
+        elif matches(token, "rate"):
+            value = tokens.pop()
+            if "%" in value:
+                raise not_modelled("tc qdisc netem rate in percent of the link speed")
+            opt.rate = get_rate64(value)
+            if opt.rate is None:
+                raise illegal("rate")
+            if tokens and (tokens.peek()[:1].isdigit() or tokens.peek()[:1] == "-"):
+                overhead = tokens.pop()
+                if not overhead.lstrip("-").isdigit():
+                    raise illegal("rate")
+                opt.packet_overhead = int(overhead)
+                if next_is_number():
+                    raise not_modelled("tc qdisc netem rate with a cell size")
+        elif token in ("distribution", "corrupt", "ecn", "slot") or \
+                any(matches(token, w) for w in ("distribution", "corrupt", "slot")):
+            raise not_modelled(f"tc qdisc netem {token}")
+        else:
+            raise parse_error((f'What is "{token}"?\n' if token != "help" else "") + NETEM_USAGE)
+    if opt.reorder:
+        if not opt.latency:
+            raise parse_error(f"reordering not possible without specifying some delay\n{NETEM_USAGE}")
+        opt.gap = opt.gap or 1
+    elif opt.gap:
+        raise parse_error(f"gap specified without reorder probability\n{NETEM_USAGE}")
+    return opt
+
+
+def _percent(per: int) -> str:
+    """__print_percent(): "%g%%" of the scaled probability."""
+    return f"{100.0 * per / U32:g}%"
+
+
+def netem_print_opt(q) -> str:
+    """q_netem.c netem_print_opt() over what netem_dump() sends."""
+    opt = q.qopt
+    out = f"limit {q.limit}"
+    latency, jitter = min(q.latency >> PSCHED_SHIFT, U32), min(q.jitter >> PSCHED_SHIFT, U32)
+    if latency:
+        out += f" delay {sprint_time(tick2time(latency))}"
+        if jitter:
+            out += f"  {sprint_time(tick2time(jitter))}"
+            if opt.delay_corr:
+                out += f" {_percent(opt.delay_corr)}"
+    if q.loss:
+        out += f" loss {_percent(q.loss)}" + (f" {_percent(opt.loss_corr)}" if opt.loss_corr else "")
+    if opt.duplicate:
+        out += f" duplicate {_percent(opt.duplicate)}" + (f" {_percent(opt.dup_corr)}" if opt.dup_corr else "")
+    if q.reorder:
+        out += f" reorder {_percent(q.reorder)}" + (f" {_percent(opt.reorder_corr)}" if opt.reorder_corr else "")
+    if opt.rate:
+        out += f" rate {sprint_rate(opt.rate)}" + (f" packetoverhead {opt.packet_overhead}"
+                                                    if opt.packet_overhead else "")
+    if q.gap:
+        out += f" gap {q.gap}"
+    return out
+
+
 def no_options(kind: str, tokens: Args, dev: str) -> None:
     """A kind without parse_qopt (tc_qdisc_modify() returns -1)."""
     if tokens:
@@ -409,6 +545,7 @@ KINDS: dict[str, QdiscUtil] = {
     "tbf": QdiscUtil(tbf_parse_opt, tbf_print_opt, tbf_print_classes),
     "noqueue": QdiscUtil(no_options, lambda q: ""),
     "pfifo_fast": QdiscUtil(no_options, pfifo_fast_print_opt),
+    "netem": QdiscUtil(netem_parse_opt, netem_print_opt),
     "htb": QdiscUtil(htb_parse_opt, htb_print_opt, htb_print_classes, htb_parse_class_opt),
 }
 
