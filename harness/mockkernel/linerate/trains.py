@@ -223,7 +223,7 @@ class Outcome:
 
     key: tuple
     path: str
-    outputs: tuple  # (port, frame) in transmit order
+    outputs: tuple  # (port, frame, skb left in the port's qdisc or None) in transmit order
     drop: tuple | None  # (stage, reason, location)
     skb: bool  # an skb reached __netif_receive_skb_core (softnet's processed)
     ns: float  # its CPU cost
@@ -247,6 +247,7 @@ class Prober:
     def __init__(self, kernel, cost_model) -> None:
         self.kernel = kernel
         self.state = StateReader(kernel)
+        self._queued: list = []  # (port, frame, skb) a probe left in a qdisc
         self._bucket_most: dict[int, float] = {}  # id of a token bucket -> the most it was seen to hold
         self.cost_model = cost_model
         self.paths: Tally[str] = Tally()
@@ -260,14 +261,20 @@ class Prober:
         kernel = self.kernel
         tracer = kernel.tracer
         first_journey, first_drop = len(tracer.journeys), len(tracer.drops)
-        kernel.nics[port].dma_rx(frame)
-        net_rx_action(kernel)
+        self._queued = []
+        kernel.xmit_hook = self._xmit
+        try:
+            kernel.nics[port].dma_rx(frame)
+            net_rx_action(kernel)
+        finally:
+            kernel.xmit_hook = None
         journeys = tracer.journeys[first_journey:]
         outputs = []
         for name, nic in kernel.nics.items():
             if nic.wire:
-                outputs += [(name, out) for out in nic.wire]
+                outputs += [(name, out, None) for out in nic.wire]
                 nic.wire.clear()
+        outputs += self._queued
         self.probes += 1
         if self.journeys_kept >= JOURNEYS_KEPT:
             del tracer.journeys[first_journey:]
@@ -283,9 +290,34 @@ class Prober:
                        (end.stage, end.reason, end.location) if end is not None else None,
                        any(hop.stage == Stage.SKB for journey in journeys[:1] for hop in journey.hops), ns)
 
+    def _xmit(self, dev, skb) -> None:
+        """net.xmit_hook during a probe: what __dev_queue_xmit() does after TC egress,
+        except that a qdisc that queues keeps the packet for the engine to send at
+        the port's pace. XDP's transmits (the journey's last hop is the XDP
+        verdict) go to the driver as they do without the engine: no qdisc."""
+        nic = self.kernel.nics[dev.name]
+        journey = skb.journey
+        q = dev.qdisc
+        frame = bytes(skb.buf[skb.data:skb.tail])
+        if q is None or q.enqueue is None or (journey is not None and journey.hops
+                                               and journey.hops[-1].stage == Stage.XDP):
+            if journey is not None:
+                journey.hops.append(nic.tx_hop)
+            nic.start_xmit(frame)
+            return
+        if journey is not None:
+            journey.hops.append(q.enqueue_hop)
+        if q.enqueue(skb, 1, self.kernel.clock.now):
+            if journey is not None:
+                journey.hops.append(nic.tx_hop)  # it leaves when the engine's port sends it
+            self._queued.append((dev.name, frame, skb))
+        elif journey is not None:
+            journey.hops[-1] = q.drop_hop
+
     def run(self, port: str, frame: bytes, count: int, tally, memory: TrainMemory) -> None:
-        """`count` packets of `frame` arriving on `port` now; `tally(outcome, n)`
-        hears what each group of identical packets did. `memory` is the flow's
+        """`count` packets of `frame` arriving on `port` now; `tally(outcome, n, bulk)`
+        hears what each group of identical packets did (bulk: not run, so what
+        they leave in qdiscs is the listener's to queue). `memory` is the flow's
         last probe from its previous train: a first probe that does the same
         is the second of two that agree."""
         before = self.state.read()
@@ -296,8 +328,9 @@ class Prober:
             after = self.state.read()
             change = change_between(before, after)
             done += 1
-            self._record(outcome, 1, tally)
-            same = (outcome.key, outcome.outputs, change, after.layout)
+            self._record(outcome, 1, tally, False)
+            same = (outcome.key, tuple((port, out, skb is None) for port, out, skb in outcome.outputs), change,
+                    after.layout)
             settled = False
             if change is not None:
                 self._bucket_horizon(change, before, after, memory)
@@ -307,7 +340,7 @@ class Prober:
                 times = count - done if room is None else min(count - done, room)
                 if times:
                     apply_change(change, after, times)
-                    self._record(outcome, times, tally)
+                    self._record(outcome, times, tally, True)
                     done += times
                     if done < count:
                         after = self.state.read()
@@ -326,8 +359,8 @@ class Prober:
                 horizon = max(most / per_second, MIN_HORIZON)
                 memory.horizon = horizon if memory.horizon is None else min(memory.horizon, horizon)
 
-    def _record(self, outcome: Outcome, times: int, tally) -> None:
+    def _record(self, outcome: Outcome, times: int, tally, bulk: bool) -> None:
         self.paths[outcome.path] += times
         if outcome.drop is not None:
             self.losses[outcome.drop] += times
-        tally(outcome, times)
+        tally(outcome, times, bulk)
