@@ -224,3 +224,22 @@ def test_a_flood_through_an_nft_limit_passes_the_limits_rate_and_its_burst():
     assert accepted + dropped == result.streams[0].opackets == 10_000
     assert result.streams[0].ipackets == accepted
     assert result.losses == [Loss("NF_FORWARD", "NETFILTER_DROP", "nft_do_chain", dropped)]
+
+
+def test_a_flood_through_tbf_leaves_at_its_rate_and_the_qdisc_drops_the_rest():
+    """tbf rate 10mbit burst 10kb latency 50ms (tc's limit: rate x latency + burst =
+    72740 bytes): 0.2 s of a 100 kpps flood delivers the rate's 250000 bytes, the
+    burst, and the full queue drained after the run; everything else is dropped by
+    the qdisc, as `tc -s` counts it."""
+    target = forwarding_target()
+    target.sh("tc qdisc add dev p1 root tbf rate 10mbit burst 10kb latency 50ms")
+    flood = Stream.of("p0", udp_frame(), rate=Rate(100_000.0), latency=True)
+    result = target.traffic(Profile((flood,)), duration=0.2)
+    tbf = target.kernel.dev_by_name("p1").qdisc
+    delivered = result.streams[0].ipackets
+    assert delivered * 60 == tbf.bytes == pytest.approx(10e6 / 8 * 0.2 + 10240 + 72740, rel=0.01)
+    assert delivered == tbf.packets == target.kernel.dev_by_name("p1").stats.tx_packets
+    assert result.losses == [Loss("QDISC", "QDISC_DROP", "__dev_queue_xmit", tbf.drops)]
+    assert delivered + tbf.drops == 20_000 and tbf.overlimits > 0 and tbf.qlen == 0
+    # a packet that found the queue full waited for all of it at the rate: 72740 bytes at 1.25 MB/s
+    assert result.streams[0].latency.max_us == pytest.approx(72740 / 1.25e6 * 1e6, rel=0.03)

@@ -35,16 +35,30 @@ queue first polls it, so its cost is known before the timing model needs it.
 Paths, drops and the frames sent come from the trains; the cost of the
 packets' paths feeds back into the timing model from slice to slice.
 
+Egress: the trains' probes run with the kernel's `xmit_hook` set (trains.py):
+a port whose qdisc queues (tbf, htb, pfifo_fast, ...) gets the probe's packet
+enqueued at once and the rest of the train spread over the next slice in
+EGRESS_PIECES pieces; the port sends from its qdisc at line rate, each train as
+many packets as the qdisc lets go (its watchdog's next_event() when it holds
+them), and a packet waits behind the qdisc's backlog at the pace the port sent
+lately. A noqueue port (veth's default) sends what the stack gives it at line
+rate, its packets waiting behind what it still has to send. XDP's transmits
+skip the qdisc, as ndo_xdp_xmit() does.
+
 Left out: the backlog (netif_rx, RPS: netdev_max_backlog), GRO, TX rings and
-TX completion (a port sends what the stack gives it at line rate; what it has
-queued only delays its packets), skb->hash in the probes' skbs, the IRQ's own
-cost, packets that the kernel sends on its own (ARP, timers) during a run.
+TX completion (a noqueue port never refuses a packet), skb->hash in the probes'
+skbs, the IRQ's own cost, packets that the kernel sends on its own (ARP,
+timers) during a run; the latency of packets through a qdisc that drops some of
+them is weighted by what the flow's last train delivered.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from weakref import WeakKeyDictionary
 
 from harness.dropreason import DropReason
 from harness.journey import Stage
@@ -52,7 +66,9 @@ from harness.mockkernel.core.ethtool import rss_defaults
 from harness.mockkernel.linerate.cost import CostModel
 from harness.mockkernel.linerate.rss import rx_queue_of
 from harness.mockkernel.linerate.trains import Outcome, Prober, TrainMemory
+from harness.mockkernel.core.skbuff import skb_clone
 from harness.mockkernel.nic import NAPI_POLL_WEIGHT
+from harness.mockkernel.sched.sch_generic import DROP_LOCATION
 from harness.traffic import (LatencyRecorder, Loss, Mode, PortStats, Profile, Result, StreamStats, l1_bits, l2_bits,
                              stream_frames, stream_pps)
 
@@ -60,6 +76,7 @@ SLICE = 1e-3  # virtual seconds between the functional trains
 # a settled flow (its last train ended in bulk, no limit in sight) waits for a
 # train this long, or this old: many slow flows cost few probes
 SETTLED_TRAIN, SETTLED_AGE = 64, 50e-3
+EGRESS_PIECES = 64  # a train reaches a queueing qdisc in this many pieces over a slice
 EPSILON = 1e-9  # packets: a ring holding less is empty
 
 
@@ -153,6 +170,13 @@ class Engine:
         self.port_stats: dict[str, PortStats] = {}
         self.tx_backlog: dict[str, float] = {}  # seconds of sending a port has queued
         self.tx_sent: dict[str, float] = {}  # seconds of sending in the current slice
+        self.egress: list = []  # heap of (time, order, dev, skb, count, stream run, path) for qdiscs
+        self.egress_order = itertools.count()
+        self.owners: WeakKeyDictionary = WeakKeyDictionary()  # a queued skb -> the stream run it belongs to
+        self.queueing: dict = {}  # name -> device whose qdisc the engine sends from
+        self.link_free: dict[str, float] = {}  # when each such port's link is free again
+        self.sent_until: dict[str, float] = {}  # until when each such port last sent
+        self.pace: dict[str, float] = {}  # bytes per second each such port sent, smoothed
         self.squeeze: list[float] = [0.0] * kernel.ncpus
         self.busy: list[float] = [0.0] * kernel.ncpus
 
@@ -261,8 +285,7 @@ class Engine:
                 next_slice = now + SLICE
             for queue in self.queues:
                 self._napi_complete(queue)
-        self._finish(now)
-        return now
+        return self._finish(now)
 
     def _interrupt(self, queue: RxQueue, now: float) -> None:
         """Arm the queue's interrupt when packets wait or arrive, fire it when due."""
@@ -418,6 +441,7 @@ class Engine:
                     now - flow.last_train >= SETTLED_AGE - EPSILON * SLICE:
                 pieces.append((now, flow, count))
         pieces.sort(key=lambda piece: piece[0])
+        self._egress(pieces[0][0] if pieces else now)
         for when, flow, count in pieces:
             if count:
                 self._train(flow, count, when)
@@ -437,20 +461,21 @@ class Engine:
             bpf.cpu = flow.queue.cpu
         spent = [0.0, 0, 0]  # cost, packets, frames transmitted
 
-        def tally(outcome: Outcome, times: int) -> None:
+        def tally(outcome: Outcome, times: int, bulk: bool) -> None:
             spent[0] += outcome.ns * times
             spent[1] += times
-            spent[2] += len(outcome.outputs) * times
-            for port, frame in outcome.outputs:
-                stats = self.port_stats.setdefault(port, PortStats())
-                stats.ipackets += times
-                stats.ibytes += len(frame) * times
-                flow.run.stats.ipackets += times
-                flow.run.stats.ibytes += len(frame) * times
+            for port, frame, skb, queued in outcome.outputs:
                 dev = kernel.dev_by_name(port)
-                seconds = l1_bits(len(frame)) / (dev.speed * 1e6)
-                self.tx_sent[port] = self.tx_sent.get(port, 0.0) + seconds * times
-                flow.tx_port, flow.tx_time = port, seconds
+                flow.tx_port, flow.tx_time = port, l1_bits(len(frame)) / (dev.speed * 1e6)
+                if queued is not False:
+                    spent[2] += times
+                if queued is None:
+                    self._received(port, flow.run, len(frame), times)
+                    self.tx_sent[port] = self.tx_sent.get(port, 0.0) + flow.tx_time * times
+                elif bulk:
+                    self._schedule_egress(dev, skb, times, flow.run, outcome.path, queued, now)
+                else:
+                    self.owners[skb] = flow.run
 
         try:
             self.prober.run(flow.queue.port, flow.frame, count, tally, flow.memory)
@@ -463,15 +488,108 @@ class Engine:
         flow.cost = spent[0] / spent[1] * 1e-9
         flow.delivered = spent[2] / spent[1]
 
+    def _received(self, port: str, run: StreamRun, length: int, times: int) -> None:
+        """`times` frames of `length` bytes left `port` for its tester port."""
+        stats = self.port_stats.setdefault(port, PortStats())
+        stats.ipackets += times
+        stats.ibytes += length * times
+        run.stats.ipackets += times
+        run.stats.ibytes += length * times
+
+    # egress through qdiscs that queue ------------------------------------------------
+    def _schedule_egress(self, dev, skb, times: int, run: StreamRun, path: str, queued: bool,
+                         now: float) -> None:
+        """A train's packets for a qdisc that queues reach it spread over the next
+        slice, in EGRESS_PIECES, each after the port sent what it could by then
+        (its queue limits act on packets as they come, not on a whole slice at
+        once). They were counted on the path of their probe, which the qdisc took
+        (`queued`) or dropped: the qdisc's answer for each piece moves them."""
+        pieces = min(times, EGRESS_PIECES)
+        for i in range(pieces):
+            count = times * (i + 1) // pieces - times * i // pieces
+            clone = skb_clone(skb)
+            clone.journey = None
+            heapq.heappush(self.egress, (now + SLICE * i / pieces, next(self.egress_order), dev, clone, count, run,
+                                         path, queued))
+
+    def _egress(self, until: float) -> None:
+        """Queue the scheduled trains and let every port send from its qdisc up to `until`."""
+        egress = self.egress
+        while egress and egress[0][0] <= until:
+            when, _, dev, skb, count, run, path, queued = heapq.heappop(egress)
+            self._send(dev, when)
+            q = dev.qdisc
+            self.owners[skb] = run
+            accepted = q.enqueue(skb, count, when)
+            if queued and accepted < count:
+                self._qdisc_verdicts(dev, q, path, count - accepted, True)
+            elif not queued and accepted:
+                self._qdisc_verdicts(dev, q, path, accepted, False)
+        for dev in list(self.queueing.values()):
+            self._send(dev, until)
+
+    def _qdisc_verdicts(self, dev, q, path: str, packets: int, dropped: bool) -> None:
+        """`packets` of a train the qdisc answered otherwise than its probe: dropped
+        (their path ends at the qdisc) or taken (it goes on to the port)."""
+        reason = q.drop_reason or DropReason.QDISC_DROP
+        sent = f"{q.enqueue_hop} > {self.kernel.nics[dev.name].tx_hop}"
+        drop = f"{q.drop_hop} > DROP {reason} at {Stage.QDISC} in {DROP_LOCATION}"
+        paths, losses = self.prober.paths, self.prober.losses
+        moved = path.replace(sent, drop) if dropped else path.replace(drop, sent)
+        paths[path] -= packets
+        paths[moved] += packets
+        losses[(Stage.QDISC, reason, DROP_LOCATION)] += packets if dropped else -packets
+
+    def _send(self, dev, until: float) -> None:
+        """The port sends from its qdisc at line rate up to `until`: each train as
+        many packets as the qdisc lets go when the link is free and as fit by then."""
+        q = dev.qdisc
+        self.queueing[dev.name] = dev
+        line_bps = dev.speed * 1e6
+        free = since = self.link_free.get(dev.name, 0.0)
+        sent = 0
+        if until != math.inf:
+            since = self.sent_until.get(dev.name, 0.0)
+            self.sent_until[dev.name] = until
+        while free <= until:
+            head = q.peek(free)
+            if head is None:
+                if q.qlen:
+                    q.dequeue(free)  # throttled: the dequeue fails (a shaper counts an overlimit)
+                wake = q.next_event(free)
+                if wake is None or wake > until or wake <= free:
+                    break
+                free = wake
+                continue
+            seconds = l1_bits(head[0].len) / line_bps
+            most = (1 << 62) if until == math.inf else int((until - free) / seconds) + 1
+            got = q.dequeue(free, most)
+            if got is None:
+                continue
+            skb, count = got
+            free += count * seconds
+            sent += skb.len * count
+            dev.stats.tx_packets += count
+            dev.stats.tx_bytes += skb.len * count
+            self._received(dev.name, self.owners[skb], skb.len, count)
+        self.link_free[dev.name] = max(free, until if until != math.inf else free)
+        # what waits in the qdisc, at the pace the port sent over about a slice (a shaper's, or the line's)
+        pace = self.pace.get(dev.name, line_bps / 8)
+        if until != math.inf and until > since:
+            pace += (sent / (until - since) - pace) * min((until - since) / SLICE, 1.0)
+            self.pace[dev.name] = pace
+        self.tx_backlog[dev.name] = q.backlog / pace if q.qlen and pace > 0 else 0.0
+
     def _drain_tx(self, seconds: float) -> None:
         """Each port sends what the slice gave it at line rate; the rest waits."""
         for port, sent in self.tx_sent.items():
             self.tx_backlog[port] = max(self.tx_backlog.get(port, 0.0) + sent - seconds, 0.0)
         self.tx_sent = {}
 
-    def _finish(self, now: float) -> None:
-        """The run has drained: whole packets for each flow, the rest of each
-        flow through the kernel, and the ring and softnet counters."""
+    def _finish(self, now: float) -> float:
+        """The rings have drained: whole packets for each flow, the rest of each
+        flow through the kernel, the ring and softnet counters, the qdiscs
+        emptied; returns when the last packet left."""
         kernel = self.kernel
         for flow in self.flows:
             missed = min(round(flow.missed), flow.arrivals - flow.done)
@@ -490,26 +608,31 @@ class Engine:
             nic.dev.stats.rx_missed_errors += missed
         for cpu, squeezed in enumerate(self.squeeze):
             kernel.softnet[cpu].time_squeeze += int(squeezed)
-        self._clock(now)
+        self._egress(math.inf)
+        end = max([now, *self.link_free.values()])
+        self._clock(end)
+        return end
 
     # the result --------------------------------------------------------------
     def _result(self, duration: float, end: float) -> Result:
+        """TX rates over the time the streams sent, RX rates until the DUT drained."""
         result = Result("mock", duration)
+        drained = max(end, duration)
         for name, stats in sorted(self.port_stats.items()):
             result.ports[name] = stats
             if duration:
                 stats.tx_pps = stats.opackets / duration
-                stats.rx_pps = stats.ipackets / duration
-                stats.tx_bps = (stats.obytes + 4 * stats.opackets) * 8 / duration
-                stats.rx_bps = (stats.ibytes + 4 * stats.ipackets) * 8 / duration
-                stats.tx_bps_L1 = stats.tx_bps + 160 * stats.opackets / duration
-                stats.rx_bps_L1 = stats.rx_bps + 160 * stats.ipackets / duration
+                stats.tx_bps = (stats.obytes * 8 + l2_bits(0) * stats.opackets) / duration
+                stats.tx_bps_L1 = (stats.obytes * 8 + l1_bits(0) * stats.opackets) / duration
+                stats.rx_pps = stats.ipackets / drained
+                stats.rx_bps = (stats.ibytes * 8 + l2_bits(0) * stats.ipackets) / drained
+                stats.rx_bps_L1 = (stats.ibytes * 8 + l1_bits(0) * stats.ipackets) / drained
         for run in self.runs:
             stats = run.stats
             if duration:
-                stats.tx_pps, stats.rx_pps = stats.opackets / duration, stats.ipackets / duration
+                stats.tx_pps, stats.rx_pps = stats.opackets / duration, stats.ipackets / drained
                 stats.tx_bps_L1 = (stats.obytes * 8 + l1_bits(0) * stats.opackets) / duration
-                stats.rx_bps_L1 = (stats.ibytes * 8 + l1_bits(0) * stats.ipackets) / duration
+                stats.rx_bps_L1 = (stats.ibytes * 8 + l1_bits(0) * stats.ipackets) / drained
             if run.recorder is not None:
                 stats.latency = run.recorder.stats()
             result.streams[stats.id] = stats

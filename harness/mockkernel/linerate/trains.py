@@ -223,7 +223,9 @@ class Outcome:
 
     key: tuple
     path: str
-    outputs: tuple  # (port, frame, skb left in the port's qdisc or None) in transmit order
+    # (port, frame, skb, queued) in transmit order: queued is None for a frame the driver
+    # sent, else whether the port's qdisc took the skb
+    outputs: tuple
     drop: tuple | None  # (stage, reason, location)
     skb: bool  # an skb reached __netif_receive_skb_core (softnet's processed)
     ns: float  # its CPU cost
@@ -247,7 +249,7 @@ class Prober:
     def __init__(self, kernel, cost_model) -> None:
         self.kernel = kernel
         self.state = StateReader(kernel)
-        self._queued: list = []  # (port, frame, skb) a probe left in a qdisc
+        self._queued: list = []  # (port, frame, skb, accepted) a probe offered a qdisc
         self._bucket_most: dict[int, float] = {}  # id of a token bucket -> the most it was seen to hold
         self.cost_model = cost_model
         self.paths: Tally[str] = Tally()
@@ -272,7 +274,7 @@ class Prober:
         outputs = []
         for name, nic in kernel.nics.items():
             if nic.wire:
-                outputs += [(name, out, None) for out in nic.wire]
+                outputs += [(name, out, None, None) for out in nic.wire]
                 nic.wire.clear()
         outputs += self._queued
         self.probes += 1
@@ -307,12 +309,13 @@ class Prober:
             return
         if journey is not None:
             journey.hops.append(q.enqueue_hop)
-        if q.enqueue(skb, 1, self.kernel.clock.now):
-            if journey is not None:
+        accepted = bool(q.enqueue(skb, 1, self.kernel.clock.now))
+        if journey is not None:
+            if accepted:
                 journey.hops.append(nic.tx_hop)  # it leaves when the engine's port sends it
-            self._queued.append((dev.name, frame, skb))
-        elif journey is not None:
-            journey.hops[-1] = q.drop_hop
+            else:
+                journey.hops[-1] = q.drop_hop
+        self._queued.append((dev.name, frame, skb, accepted))
 
     def run(self, port: str, frame: bytes, count: int, tally, memory: TrainMemory) -> None:
         """`count` packets of `frame` arriving on `port` now; `tally(outcome, n, bulk)`
@@ -329,7 +332,7 @@ class Prober:
             change = change_between(before, after)
             done += 1
             self._record(outcome, 1, tally, False)
-            same = (outcome.key, tuple((port, out, skb is None) for port, out, skb in outcome.outputs), change,
+            same = (outcome.key, tuple((port, out, queued) for port, out, _, queued in outcome.outputs), change,
                     after.layout)
             settled = False
             if change is not None:
