@@ -178,3 +178,43 @@ def test_pjgen_spec_sends_each_stream_from_the_tester_end_of_its_port():
     lines = generator.spec(Profile((stream,)), None).splitlines()
     assert lines[:4] == ["tx sendmmsg", "duration_ns 0", "rx t0 t1 t2", "stream 3 t1 1000.0 m 5 2 250000000 1"]
     assert bytes.fromhex(lines[4]) == stream.frame
+
+
+def test_counters_that_grew_are_notes_and_those_naming_a_drop_are_losses():
+    class Lab:
+        dut, tester = "pj1x0-dut", "pj1x0-tst"
+
+    before = load_counters.Snapshot(
+        devices={("pj1x0-tst", "t0", "tx_dropped"): 5, ("pj1x0-dut", "p1", "rx_dropped"): 0},
+        qdiscs={("p1", "tbf", "1:", "drops"): 10, ("p1", "tbf", "1:", "overlimits"): 0},
+        softnet={(0, "processed"): 100, (0, "dropped"): 1, (1, "time_squeeze"): 0},
+        nft_drops={"ip filter forward: udp dport 9 counter drop": 0})
+    after = load_counters.Snapshot(
+        devices={("pj1x0-tst", "t0", "tx_dropped"): 7, ("pj1x0-dut", "p1", "rx_dropped"): 0},
+        qdiscs={("p1", "tbf", "1:", "drops"): 40, ("p1", "tbf", "1:", "overlimits"): 90},
+        softnet={(0, "processed"): 900, (0, "dropped"): 4, (1, "time_squeeze"): 2},
+        nft_drops={"ip filter forward: udp dport 9 counter drop": 25})
+    losses, notes = load_counters.compare(Lab(), before, after)
+    assert [(loss.stage, loss.reason, loss.where, loss.packets) for loss in losses] == [
+        (Stage.QDISC, DropReason.QDISC_DROP, "qdisc tbf 1: dev p1", 30),
+        (Stage.NAPI, DropReason.CPU_BACKLOG, "softnet_stat cpu0 (whole host)", 3),
+        (Stage.NF, DropReason.NETFILTER_DROP, "nft ip filter forward: udp dport 9 counter drop", 25)]
+    assert notes == [
+        "tester t0 tx_dropped +2",
+        "qdisc tbf 1: dev p1 drops +30",
+        "qdisc tbf 1: dev p1 overlimits +90",
+        "softnet_stat cpu0 dropped +3 (per CPU for the whole host, not the DUT's namespace alone)",
+        "softnet_stat cpu1 time_squeeze +2 (per CPU for the whole host, not the DUT's namespace alone)",
+        "nft ip filter forward: udp dport 9 counter drop: +25 packets"]
+
+
+def test_proc_net_dev_drop_counters_by_device():
+    text = ("Inter-|   Receive                                                |  Transmit\n"
+            " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo "
+            "colls carrier compressed\n"
+            "    lo:     120       2    0    0    0     0          0         0      120       2    0    0    0"
+            "     0       0          0\n"
+            "    t0: 6000000  100000    0    7    0     0          0         0  9000000  150000    0   31    0"
+            "     0       0          0\n")
+    assert load_counters.device_counters(text) == {"lo": {"rx_dropped": 0, "tx_dropped": 0},
+                                                   "t0": {"rx_dropped": 7, "tx_dropped": 31}}
