@@ -616,7 +616,7 @@ def test_bad_tokens_get_iproute2s_message_naming_them(up_dut, command, message, 
     ("ip route get 10.0.0.1", "ip route get"), ("ip route add 10.1.0.0/16 via 10.0.0.2 onlink", "onlink"),
     ("ip route add 10.1.0.0/16 dev p0 mtu lock 1300", "mtu lock"), ("ip -s -s link", "-s -s"),
     ("ip route add nat 10.1.0.0/16 via 10.0.0.2", "nat"), ("ip -s neigh", "ip -s neigh"),
-    ("ethtool -X p0 context 1", "context"), ("ethtool -s p0 port tp", "port"), ("sysctl -p", "-p"), ("tc qdisc add dev p0 netem delay 1ms", "netem"),
+    ("ethtool -X p0 context 1", "context"), ("ethtool -s p0 port tp", "port"), ("sysctl -p", "-p"), ("tc qdisc add dev p0 root sfq perturb 10", "sfq"),
 ])
 def test_syntax_the_mock_does_not_model_is_an_error_naming_it(command, named):
     net = _fresh_net(lo_up=True)
