@@ -17,7 +17,7 @@ from harness.mockkernel.linerate.cost import COST_NAMES, CostModel, CostProfileE
 from harness.mockkernel.net import RT_TABLE_MAIN
 from harness.mockkernel.target import MockTarget
 from harness.target import PORTS
-from harness.traffic import Profile, Stream
+from harness.traffic import Profile, Stream, Vary
 
 # the routes the paper's full-table test loaded (a full BGP table in 2018)
 FULL_BGP_TABLE = 752_138
@@ -162,3 +162,20 @@ def test_the_engine_charges_the_target_s_profile(bpf_objects):
     result = target.traffic(Profile((Stream.of("p0", frame(ROUTED)),)), duration=0.05)
     handled = result.streams[0].opackets - sum(loss.packets for loss in result.losses if loss.stage == Stage.NIC_RX)
     assert handled / result.duration / 1e6 == pytest.approx(12.0, rel=0.005)
+
+
+@pytest.mark.parametrize("anchor", [a for a in ANCHORS if a.name in ("xdp_drop", "iptables_raw_drop")],
+                         ids=lambda anchor: anchor.name)
+def test_two_queues_on_two_cpus_handle_twice_what_one_does(anchor, bpf_objects):
+    """The paper's drop figures scale linearly with cores: 16 flows spread by
+    RSS over p0's two queues, queue i on CPU i."""
+    _, paper_mpps = PAPER[anchor.name]
+    target = dut()
+    target.kernel.dev_by_name("p0").speed = 100_000
+    target.kernel.dev_by_name("p0").channels = 2
+    assert target.kernel.ncpus == 2
+    anchor.configure(target, bpf_objects)
+    stream = Stream.of("p0", frame(anchor.dst), vary=(Vary("udp.sport", 16),))
+    result = target.traffic(Profile((stream,)), duration=0.05)
+    handled = result.streams[0].opackets - sum(loss.packets for loss in result.losses if loss.stage == Stage.NIC_RX)
+    assert handled / result.duration / 1e6 == pytest.approx(2 * paper_mpps, rel=0.005)
