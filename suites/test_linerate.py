@@ -220,6 +220,25 @@ def test_a_flow_sharing_its_cpu_with_a_flood_waits_half_a_napi_weight_of_the_flo
     assert shared.latency.avg_us - alone.avg_us == pytest.approx(32 / ROUTING_PPS * 1e6, rel=0.10)
 
 
+def time_squeeze(target) -> list[int]:
+    """Each CPU's time_squeeze, the third column of /proc/net/softnet_stat (hex)."""
+    return [int(line.split()[2], 16) for line in target.sh("cat /proc/net/softnet_stat").splitlines()]
+
+
+@pytest.mark.parametrize("budget", [300, 30])
+def test_a_saturated_cpu_ends_a_softirq_round_every_netdev_budget_packets(target, router, generator, budget):
+    """net_rx_action() stops after netdev_budget packets with work left and counts a
+    time_squeeze; the next round carries on, so the CPU forwards as much."""
+    observed(generator, "ring", "veth has no RX ring to poll, and net.core.netdev_budget is the host's")
+    h0, h1 = router[0], router[1]
+    target.sh(f"sysctl -w net.core.netdev_budget={budget}")
+    flood = dataclasses.replace(udp_stream(h0, h1, 7, 0, size=60), rate=LINE_RATE)
+    forwarded = run(target, flood, duration=0.01).streams[0].ipackets
+    assert forwarded == pytest.approx(ROUTING_PPS * 0.01, rel=0.10)
+    squeezed, *others = time_squeeze(target)
+    assert squeezed == pytest.approx(forwarded / budget, abs=1) and not any(others)
+
+
 # RFC 2544 -------------------------------------------------------------------------
 
 CONNTRACK_FORWARD = """table ip bench {
