@@ -220,6 +220,35 @@ def test_a_flow_sharing_its_cpu_with_a_flood_waits_half_a_napi_weight_of_the_flo
     assert shared.latency.avg_us - alone.avg_us == pytest.approx(32 / ROUTING_PPS * 1e6, rel=0.10)
 
 
+# Microsoft's RSS verification key and IPv4 flows ("Verifying the RSS Hash
+# Calculation"; the 82599 datasheet repeats them): (source, port, destination, port)
+# and the Toeplitz hash of their 4-tuple, low two bits the queue of `equal 4`
+MS_RSS_KEY = ("6d:5a:56:da:25:5b:0e:c2:41:67:25:3d:43:a3:8f:b0:d0:ca:2b:cb:ae:7b:30:b4:77:cb:2d:a3:80:30:"
+              "f2:0c:6a:42:b7:3b:be:ac:01:fa")
+MS_RSS_FLOWS = [
+    ("66.9.149.187", 2794, "161.142.100.80", 1766),  # 0x51ccc178: queue 0
+    ("199.92.111.2", 14230, "65.69.140.83", 4739),  # 0xc626b0ea: queue 2
+    ("24.19.198.95", 12898, "12.22.207.184", 38024),  # 0x5c2b394a: queue 2
+    ("38.27.205.30", 48228, "209.142.163.6", 2217),  # 0xafc7327f: queue 3
+    ("153.39.163.191", 44251, "202.188.127.2", 1303),  # 0x10e828a2: queue 2
+]
+
+
+def test_rss_spreads_flows_over_the_rx_queues_by_the_toeplitz_hash_of_their_4_tuple(target, router, generator):
+    """With the key set and `equal 4`, a flow lands in queue indir[hash % 128] =
+    hash % 4 (ethtool_rxfh_indir_default(): entry i -> queue i % 4)."""
+    observed(generator, "rss", "veth has one RX queue and no RSS")
+    h0 = router[0]
+    target.sh("ethtool -L p0 combined 4")
+    target.sh(f"ethtool -X p0 hkey {MS_RSS_KEY} equal 4")
+    streams = [Stream(h0.port.name, rfc2544.sized_frame(h0.to_dut(src=src, dst=dst) / UDP(sport=sport, dport=dport),
+                                                        64), Rate(100_000), mode=Mode.SINGLE_BURST, count=10, id=n)
+               for n, (src, sport, dst, dport) in enumerate(MS_RSS_FLOWS)]
+    run(target, *streams)
+    stats = dict(line.strip().split(": ") for line in target.sh("ethtool -S p0").splitlines()[1:])
+    assert [int(stats[f"rx_queue_{queue}_packets"]) for queue in range(4)] == [10, 0, 30, 10]
+
+
 def time_squeeze(target) -> list[int]:
     """Each CPU's time_squeeze, the third column of /proc/net/softnet_stat (hex)."""
     return [int(line.split()[2], 16) for line in target.sh("cat /proc/net/softnet_stat").splitlines()]
