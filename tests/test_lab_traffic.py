@@ -218,3 +218,35 @@ def test_proc_net_dev_drop_counters_by_device():
             "     0       0          0\n")
     assert load_counters.device_counters(text) == {"lo": {"rx_dropped": 0, "tx_dropped": 0},
                                                    "t0": {"rx_dropped": 7, "tx_dropped": 31}}
+
+
+def test_pjgen_statistics_become_a_result_by_dut_port_and_stream_with_what_went_wrong_noted():
+    into_p0 = Stream.of("p0", _udp(), id=1, rate=Rate(1000), mode=Mode.SINGLE_BURST, count=100, latency=True)
+    into_p1 = Stream.of("p1", _udp(), id=2, rate=Rate(1000), mode=Mode.SINGLE_BURST, count=50)
+    latency = {"n": 98, "min_ns": 2000, "max_ns": 90000, "sum_ns": 98 * 5000, "jitter_ns": 1500.0,
+               "histogram_us": {"2": 60, "5": 30, "90": 8}}
+    stats = {"event": "stats", "tx": "sendmmsg", "tx_ns": 200_000_000, "rx_ns": 200_100_000,
+             "ports": {"t0": {"ipackets": 0, "ibytes": 0, "untagged": 0, "ring_drops": 0},
+                       "t1": {"ipackets": 98, "ibytes": 98 * 60, "untagged": 0, "ring_drops": 2},
+                       "t2": {"ipackets": 52, "ibytes": 50 * 60 + 2 * 42, "untagged": 2, "ring_drops": 0}},
+             "streams": [{"id": 1, "port": "t0", "tagged": True, "opackets": 100, "obytes": 6000, "ipackets": 98,
+                          "ibytes": 98 * 60, "out_of_order": 1, "duplicates": 0, "latency": latency},
+                         {"id": 2, "port": "t1", "tagged": True, "opackets": 50, "obytes": 3000, "ipackets": 50,
+                          "ibytes": 3000, "out_of_order": 0, "duplicates": 0, "latency": latency}]}
+    result = generator.to_result(Profile((into_p0, into_p1)), None, stats)
+    assert (result.target, result.duration) == ("dut", 0.2)
+    first = result.streams[1]
+    assert (first.opackets, first.ipackets, first.out_of_order, first.lost, first.tx_pps) == (100, 98, 1, 2, 500.0)
+    assert first.tx_bps_L1 == (6000 + 100 * 24) * 8 / 0.2
+    assert (first.latency.min_us, first.latency.avg_us, first.latency.max_us, first.latency.jitter_us) == (
+        2.0, 5.0, 90.0, 1.5)
+    assert first.latency.histogram == {2: 60, 5: 30, 90: 8}
+    assert result.streams[2].latency is None  # the stream asked for none
+    assert {name: (port.opackets, port.ipackets) for name, port in result.ports.items()} == {
+        "p0": (100, 0), "p1": (50, 98), "p2": (0, 52)}
+    assert result.ports["p1"].rx_bps == (98 * 60 + 98 * 4) * 8 / 0.2
+    assert result.notes == [
+        "the streams were due to end after 0.099 s and ended after 0.200 s: the generator fell behind their rates "
+        "and sent late packets as soon as it could",
+        "the receiver's ring on t1 was full for 2 frames p1 sent: lost by the tester, not by the DUT",
+        "t2 received 2 frames from p2 that no stream sent (no payload tag of this run): ARP, ICMP errors, ..."]

@@ -53,7 +53,7 @@ from harness.target import (
     check_readable,
     frame_too_long,
 )
-from harness.traffic import Loss, Mode, Profile, Result, TrafficCaps, stream_pps
+from harness.traffic import Loss, Profile, Result, TrafficCaps
 
 # What `sh()` runs: the configuration tools operators use, the counters' readers
 # (nstat; cat of /proc/net/* and /proc/sys/* only), nothing else.
@@ -294,11 +294,11 @@ class NetnsTarget(Target):
             drop_counts = stack.enter_context(self._drops.counting()) if self._drops is not None else None
             before = load_counters.take(self.lab, nft)
             run = stack.enter_context(generator.GeneratorRun(self.lab, profile, duration))
-            run.wait_sent(2 * _send_seconds(profile, duration) + generator.STARTUP_TIMEOUT)
+            run.wait_sent(2 * generator.schedule_seconds(profile, duration) + generator.STARTUP_TIMEOUT)
             drained = self._wait_drained(run)
             stats = run.stats()
             after = load_counters.take(self.lab, nft)
-        result = generator.to_result(profile, stats, self.name)
+        result = generator.to_result(profile, duration, stats, self.name)
         counter_losses, notes = load_counters.compare(self.lab, before, after)
         if drop_counts is not None:
             result.losses = [Loss(stage, reason, where, packets) for (reason, stage, where), packets
@@ -377,16 +377,6 @@ class NetnsTarget(Target):
                 if os.path.exists(self._nstat_history):
                     os.unlink(self._nstat_history)
                 self.lab.close()
-
-
-def _send_seconds(profile: Profile, duration: float | None) -> float:
-    """How long the profile's streams send at their rates."""
-    seconds = [duration or 0.0]
-    for stream in profile.streams:
-        if stream.mode is not Mode.CONTINUOUS:
-            pps = stream_pps(stream, generator.VETH_LINE_BPS)
-            seconds.append(stream.count * stream.bursts / pps + (stream.bursts - 1) * stream.ibg)
-    return max(seconds)
 
 
 def _put_on_wire(wire: socket.socket, frame: bytes) -> bool:

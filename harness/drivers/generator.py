@@ -68,6 +68,9 @@ CAPS = TrafficCaps(
 
 MODE_LETTERS = {Mode.CONTINUOUS: "c", Mode.SINGLE_BURST: "s", Mode.MULTI_BURST: "m"}
 STARTUP_TIMEOUT = 30.0  # until pjgen has opened its sockets and started sending
+# A run that took longer than its schedule by this factor and margin (s) says the
+# generator fell behind.
+BEHIND_SCHEDULE, BEHIND_MARGIN = 1.1, 0.001
 
 
 def build() -> Path:
@@ -111,6 +114,17 @@ def port_pps(profile: Profile, line_bps: float = VETH_LINE_BPS) -> dict[str, flo
     for stream in profile.streams:
         rates[stream.port] = rates.get(stream.port, 0.0) + stream_pps(stream, line_bps)
     return rates
+
+
+def schedule_seconds(profile: Profile, duration: float | None) -> float:
+    """When the profile's last packet is due: a burst's n-th packet n / pps after the
+    burst starts, the next burst `ibg` after the last packet of the one before."""
+    seconds = [duration or 0.0]
+    for stream in profile.streams:
+        if stream.mode is not Mode.CONTINUOUS:
+            pps = stream_pps(stream, VETH_LINE_BPS)
+            seconds.append(stream.bursts * (stream.count - 1) / pps + (stream.bursts - 1) * stream.ibg)
+    return max(seconds)
 
 
 def spec(profile: Profile, duration: float | None, tx: str = "sendmmsg") -> str:
@@ -223,11 +237,16 @@ def _latency(measured: dict) -> LatencyStats | None:
                         {int(bucket): packets for bucket, packets in measured["histogram_us"].items()})
 
 
-def to_result(profile: Profile, stats: dict, target: str = "dut") -> Result:
+def to_result(profile: Profile, duration: float | None, stats: dict, target: str = "dut") -> Result:
     """The Result of a run from pjgen's statistics: ports by DUT port, streams by id.
     Rates are over the time the streams ran (`Result.duration`)."""
     seconds = max(stats["tx_ns"] / 1e9, 1e-9)
     result = Result(target=target, duration=stats["tx_ns"] / 1e9)
+    scheduled = schedule_seconds(profile, duration)
+    if result.duration > scheduled * BEHIND_SCHEDULE + BEHIND_MARGIN:
+        result.notes.append(f"the streams were due to end after {scheduled:.3f} s and ended after "
+                            f"{result.duration:.3f} s: the generator fell behind their rates and sent "
+                            "late packets as soon as it could")
     for stream, measured in zip(profile.streams, stats["streams"]):
         ipackets, ibytes = measured["ipackets"], measured["ibytes"]
         if not measured["tagged"]:
