@@ -156,9 +156,8 @@ def reference_toeplitz(key: bytes, data: bytes) -> int:
 
 def test_rss_spreads_100_flows_over_4_queues_by_the_toeplitz_hash_of_their_tuples():
     target = forwarding_target()
-    dev = target.kernel.dev_by_name("p0")
-    dev.channels = 4  # four RX queues; ethtool -L on the mock comes with the tools of issue 10
-    dev.rss_key = MS_RSS_KEY
+    target.sh("ethtool -L p0 combined 4")
+    target.sh(f"ethtool -X p0 hkey {MS_RSS_KEY.hex(':')}")
     flows = Stream.of("p0", udp_frame(sport=1000), rate=Rate(1_000_000.0), mode=Mode.SINGLE_BURST, count=1000,
                       vary=(Vary("udp.sport", 100),))
     result = target.traffic(Profile((flows,)))
