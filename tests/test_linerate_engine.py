@@ -133,6 +133,9 @@ def test_xdp_drop_flood_leaves_nft_counters_at_zero_while_an_nft_drop_rule_count
     assert sent == 148_809
     assert [c.packets for c in xdp.counters()] == [0]
     assert dropped_by_xdp.losses == [Loss("XDP", "NOT_SPECIFIED", "veth_xdp_rcv_skb", sent)]
+    assert len(xdp.journeys()) < 100  # the probes' journeys; the rest counted in paths
+    assert dropped_by_xdp.paths == [("NIC_RX[p0] -> DMA (rx ring of 256) > NAPI[p0 poll] (softirq round 1) > "
+                                     "XDP[p0] -> DROP > DROP NOT_SPECIFIED at XDP in veth_xdp_rcv_skb", sent)]
 
     nft = forwarding_target(rules)
     slow = Stream.of("p0", frame, rate=Rate(1_000_000.0))  # what the CPU keeps up with

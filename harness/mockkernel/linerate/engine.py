@@ -376,7 +376,10 @@ class Engine:
             queue.backlog = 0.0 if backlog < EPSILON else queue.capacity if queue.capacity - backlog < EPSILON else backlog
             queue.admitted += admitted
             queue.departed += served
-            queue.history.append((now + step, queue.admitted))
+            history = queue.history
+            history.append((now + step, queue.admitted))
+            while len(history) > 2 and history[1][1] <= start_ordinal:  # what left the ring is history
+                history.popleft()
             if served > 0:
                 self._latency(queue, now, step, start_ordinal, served)
                 cost = queue.cost()
