@@ -10,12 +10,15 @@ port. pjgen ends by itself when every tagged packet sent has arrived; otherwise 
 caller decides when the DUT has drained and calls `stop()`. `to_result()` turns
 pjgen's statistics into a harness.traffic.Result.
 
-Rates on this machine (2 shared vCPUs, kernel 6.18; `python -m benchmarks lab`):
-64-byte frames from one tester port into a DUT that drops them in ip_rcv, 1.10-1.15
-Mpps with sendmmsg and 0.95-1.00 Mpps with the TPACKET_V2 TX ring (blocking send()),
-so sendmmsg is the default; the sender's own context runs the DUT's receive path
-(veth_xmit() -> netif_rx() -> the softirq run on local_bh_enable()), so what the
-DUT does per packet is part of the rate: forwarding took it to 0.50-0.58 Mpps.
+Rates on this machine (2 shared vCPUs, kernel 6.18; `python -m benchmarks lab`), idle:
+64-byte frames from one tester port into a DUT with no address or route (it drops them
+at routing), 1.10-1.15 Mpps with sendmmsg and 0.95-1.00 Mpps with the TPACKET_V2 TX
+ring (blocking send()), so sendmmsg is the default. The sender's own context runs the
+DUT's receive path (veth_xmit() -> netif_rx() -> the softirq run when the sender
+re-enables bottom halves), so what the DUT does per packet is part of the rate:
+forwarding took it to 0.50-0.58 Mpps, every packet received. With the machine loaded
+by other work (load average 12) the same runs gave 0.10-0.42 Mpps: a run that falls
+behind its schedule says so in Result.notes.
 """
 from __future__ import annotations
 
@@ -59,7 +62,8 @@ VETH_LINE_BPS = 10e9
 # Measured here (module doc): 64-byte frames, sendmmsg, a DUT dropping them early;
 # declared a little under the lowest run, so a profile asking for more is refused.
 GENERATOR_PPS = 1.0e6
-# 1514-byte frames reached 0.45-0.50 Mpps the same way: about 6 Gbit/s on the line.
+# 1514-byte frames: 0.55 Mpps (6.8 Gbit/s on the line) in the best run, on a loaded
+# machine; declared a little under it.
 GENERATOR_BPS_L1 = 0.45e6 * l1_bits(1514)
 CAPS = TrafficCaps(
     generator="pjgen (sendmmsg on AF_PACKET, tester netns)",
