@@ -13,7 +13,7 @@ from scapy.layers.l2 import Ether
 
 from harness.journey import Drop, Hop, Journey, Stage
 from harness.mockkernel.linerate.anchors import ANCHORS, ROUTED, base_dut, frame
-from harness.mockkernel.linerate.cost import COST_NAMES, CostModel, CostProfileError, path_counts
+from harness.mockkernel.linerate.cost import COST_NAMES, COSTS, CostModel, CostProfileError, path_counts
 from harness.mockkernel.net import RT_TABLE_MAIN
 from harness.mockkernel.target import MockTarget
 from harness.target import PORTS
@@ -142,7 +142,8 @@ def test_the_engine_runs_each_paper_path_at_the_paper_s_rate_on_one_cpu(anchor, 
     one CPU, which handles all it can; the ring misses the rest."""
     _, paper_mpps = PAPER[anchor.name]
     target = dut()
-    target.kernel.dev_by_name("p0").speed = target.kernel.dev_by_name("p1").speed = 100_000
+    target.sh("ethtool -s p0 speed 100000 duplex full autoneg off")
+    target.sh("ethtool -s p1 speed 100000 duplex full autoneg off")
     anchor.configure(target, bpf_objects)
     result = target.traffic(Profile((Stream.of("p0", frame(anchor.dst)),)), duration=0.05)
     offered = result.streams[0].opackets
@@ -157,7 +158,7 @@ def test_the_engine_charges_the_target_s_profile(bpf_objects):
     slower = CostModel.default().costs | {"xdp_prog": 13.3 + 41.667}
     target = MockTarget(cost=CostModel(slower))
     base_dut(target)
-    target.kernel.dev_by_name("p0").speed = 100_000
+    target.sh("ethtool -s p0 speed 100000 duplex full autoneg off")
     target.sh(f"ip link set dev p0 xdp obj {bpf_objects['xdp_drop_udp']} sec xdp")
     result = target.traffic(Profile((Stream.of("p0", frame(ROUTED)),)), duration=0.05)
     handled = result.streams[0].opackets - sum(loss.packets for loss in result.losses if loss.stage == Stage.NIC_RX)
@@ -171,11 +172,16 @@ def test_two_queues_on_two_cpus_handle_twice_what_one_does(anchor, bpf_objects):
     RSS over p0's two queues, queue i on CPU i."""
     _, paper_mpps = PAPER[anchor.name]
     target = dut()
-    target.kernel.dev_by_name("p0").speed = 100_000
-    target.kernel.dev_by_name("p0").channels = 2
+    target.sh("ethtool -s p0 speed 100000 duplex full autoneg off")
+    target.sh("ethtool -L p0 combined 2")
     assert target.kernel.ncpus == 2
     anchor.configure(target, bpf_objects)
     stream = Stream.of("p0", frame(anchor.dst), vary=(Vary("udp.sport", 16),))
     result = target.traffic(Profile((stream,)), duration=0.05)
     handled = result.streams[0].opackets - sum(loss.packets for loss in result.losses if loss.stage == Stage.NIC_RX)
     assert handled / result.duration / 1e6 == pytest.approx(2 * paper_mpps, rel=0.005)
+
+
+def test_every_cost_names_the_kernel_functions_it_stands_for_and_its_derivation():
+    undocumented = [cost.name for cost in COSTS if "()" not in cost.meaning or not cost.derivation]
+    assert not undocumented

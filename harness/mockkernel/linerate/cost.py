@@ -66,12 +66,8 @@ class Cost:
     derivation: str
 
 
-# Anchors in ns/packet (1000 / Mpps), as in the module docstring's table.
-_XDP_DROP, _XDP_TX, _XDP_REDIRECT = 1000 / 24.0, 1000 / 16.6, 1000 / 8.55
-_RAW_DROP, _FILTER_DROP, _CONNTRACK = 1000 / 4.8, 1000 / 3.32, 1000 / 1.8
-_ROUTING_1ROUTE, _ROUTING_FULLTABLE = 1000 / 1.74, 1000 / 1.37
-ANCHOR_ROUTES, FULL_TABLE_ROUTES = 3, 752_138 + 3
-
+# Each cost with the kernel functions it stands for and its derivation from the
+# anchors of the module docstring's table (ns/packet, 1000 / Mpps).
 COSTS = (
     Cost("driver_rx", 28.367,
          "mlx5e_poll_rx_cq()/mlx5e_handle_rx_cqe(): the RX descriptor, its page from the page pool, "
@@ -135,7 +131,8 @@ COSTS = (
          "estimate"),
     Cost("tc_classify", 30.0, "sch_handle_ingress()/egress, cls_bpf_classify() running a JITed program",
          "estimate: xdp_prog plus the clsact entry and the skb context"),
-    Cost("qdisc", 30.0, "a qdisc configured with tc: its enqueue and dequeue beyond the default's in dev_xmit",
+    Cost("qdisc", 30.0, "a qdisc configured with tc: its enqueue and dequeue (__dev_xmit_skb(), __qdisc_run()) "
+         "beyond the default's in dev_xmit",
          "estimate"),
     Cost("l4_rcv", 60.0, "__udp4_lib_rcv()/tcp_v4_rcv()/icmp_rcv(): checksum and socket lookup", "estimate"),
     Cost("socket_queue", 150.0, "__udp_queue_rcv_skb(): queueing on the socket and waking its reader", "estimate"),
