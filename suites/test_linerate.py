@@ -6,9 +6,7 @@ NDR with and without conntrack. Expected rates are written out from the
 configuration (10 Mbit/s of 1514-byte frames: 10e6 / (8 * 1514) packets/s, tbf
 and htb counting skb->len, the frame without FCS), never computed by the code
 under test. The checks that need what only the mock models (an RX ring on the
-port, NAPI, RSS queues: a veth has none of them) are mock-only, each saying why;
-the qdisc checks run where traffic at rate passes the egress qdiscs (the target's
-generator declares "qdisc").
+port, NAPI, RSS queues: a veth has none of them) are mock-only, each saying why.
 """
 from __future__ import annotations
 
@@ -51,10 +49,6 @@ def observed(generator, what: str, why: str) -> None:
     """Skip, saying `why`, unless the target's traffic observes `what`."""
     if what not in generator.observes:
         pytest.skip(why)
-
-
-def shaped(generator) -> None:
-    observed(generator, "qdisc", "the target's traffic at rate does not pass through its egress qdiscs")
 
 
 # XDP before netfilter --------------------------------------------------------------
@@ -108,8 +102,7 @@ def tc_stats(target, what: str, dev: str) -> dict[str, dict[str, int]]:
 TEN_MBIT_PPS = 10e6 / (8 * 1514)  # 825.6 full frames per second
 
 
-def test_tbf_at_10_mbit_delivers_10_mbit_and_counts_overlimits_and_drops(target, router, generator):
-    shaped(generator)
+def test_tbf_at_10_mbit_delivers_10_mbit_and_counts_overlimits_and_drops(target, router):
     h0, h1 = router[0], router[1]
     target.sh("tc qdisc add dev p1 root handle 1: tbf rate 10mbit burst 5kb limit 150kb")
     result = run(target, udp_stream(h0, h1, 7, 2 * TEN_MBIT_PPS), duration=2.0)
@@ -142,8 +135,7 @@ CLASSIFY_DPORT_10 = """table ip classify {
 
 
 @pytest.fixture
-def htb(target, router, generator):
-    shaped(generator)
+def htb(target, router):
     for command in HTB_TWO_CLASSES:
         target.sh(command)
     target.sh("nft -f -", stdin=CLASSIFY_DPORT_10)
@@ -168,8 +160,7 @@ def test_htb_classes_both_busy_get_their_own_rate_each(target, htb):
         assert result.streams[stream].ipackets == pytest.approx(TEN_MBIT_PPS + 100, rel=0.05)
 
 
-def test_pfifo_under_tbf_drops_what_exceeds_its_limit(target, router, generator):
-    shaped(generator)
+def test_pfifo_under_tbf_drops_what_exceeds_its_limit(target, router):
     h0, h1 = router[0], router[1]
     target.sh("tc qdisc add dev p1 root handle 1: tbf rate 100kbit burst 5kb limit 100kb")
     target.sh("tc qdisc add dev p1 parent 1:1 handle 10: pfifo limit 3")
