@@ -475,3 +475,50 @@ def test_netem_reorder_sends_all_but_every_gapth_packet_late(router):
     assert [IP(f[14:]).id for f in wire] == [2, 5]  # the 3rd and 6th go at once
     k.advance(0.01)
     assert [IP(f[14:]).id for f in wire] == [2, 5, 0, 1, 3, 4]
+
+
+def test_fq_codel_prints_its_defaults_and_counts_flows(k):
+    sh(k, "tc qdisc add dev p1 root handle 1: fq_codel".split())
+    assert sh(k, "tc qdisc show dev p1".split()) == (
+        "qdisc fq_codel 1: root refcnt 3 limit 10240p flows 1024 quantum 1514 target 5ms interval 100ms "
+        "memory_limit 32Mb ecn drop_batch 64 \n")
+    q = k.dev_by_name("p1").qdisc
+    for flow_hash in (1 << 20, 2 << 28, 1 << 20):
+        skb = skb_of(1000)
+        skb.hash = flow_hash
+        q.enqueue(skb, 1, 0.0)
+    assert (q.new_flow_count, len(q.new_flows)) == (2, 2)
+    # memory_used: 3 x SKB_TRUESIZE(1000) = 3 x (1088 data + 576)
+    assert sh(k, "tc -s qdisc show dev p1".split()).endswith(
+        " backlog 3000b 3p requeues 0\n  maxpacket 0 drop_overlimit 0 new_flow_count 2 ecn_mark 0 memory_used 4992\n"
+        "  new_flows_len 2 old_flows_len 0\n")
+
+
+def test_fq_codel_over_its_limit_drops_half_the_fattest_flow(k):
+    sh(k, "tc qdisc add dev p1 root handle 1: fq_codel limit 10".split())
+    q = k.dev_by_name("p1").qdisc
+    fat, thin = skb_of(1000), skb_of(1000)
+    fat.hash, thin.hash = 1 << 20, 3 << 28
+    assert q.enqueue(fat, 8, 0.0) == 8
+    assert q.enqueue(thin, 3, 0.0) == 3  # 11 > 10: the fat flow loses half its 8000 bytes
+    assert (q.qlen, q.drops, q.drop_overlimit, q.drop_reason) == (7, 4, 4, DropReason.QDISC_OVERLIMIT)
+
+
+def test_codel_drops_when_the_sojourn_stays_above_target_for_an_interval(k):
+    # 20 packets queued at 0 s; dequeued one every 10 ms: the sojourn is above 5 ms from
+    # the first dequeue (10 ms), so the first dequeue strictly after 110 ms drops
+    # (codel_time_after(), QDISC_CONGESTED)
+    sh(k, "tc qdisc add dev p1 root handle 1: fq_codel".split())
+    q = k.dev_by_name("p1").qdisc
+    for _ in range(20):
+        q.enqueue(skb_of(1000), 1, 0.0)
+    times = []
+    for step in range(1, 20):
+        before = q.drops
+        got = q.dequeue(step * 0.01)
+        if q.drops > before:
+            times.append(step)
+        if got is None:
+            break
+    assert times and times[0] == 12
+    assert {d.reason for d in KERNEL.tracer.drops} >= {DropReason.QDISC_CONGESTED}

@@ -7,8 +7,9 @@ kinds' q_*.c): parsing each kind's options as tc does, sending what tc sends
     tc class add|change|replace|del dev X [parent CLASSID|root] [classid CLASSID] htb OPTIONS
     tc [-s] class show dev X
 
-Kinds modelled: pfifo, bfifo, pfifo_fast, tbf, htb (qdisc and classes), netem
-(mock-only: the lab's kernel lacks it; its printing follows q_netem.c unrecorded),
+Kinds modelled: pfifo, bfifo, pfifo_fast, tbf, htb (qdisc and classes), netem and
+fq_codel (mock-only: the lab's kernel lacks them; their printing follows q_netem.c
+and q_fq_codel.c, unrecorded),
 noqueue, clsact. The
 kernel's warnings on success (htb's "quantum of class ... is big") are not printed.
 Another kind iproute2 knows is
@@ -30,6 +31,7 @@ from harness.mockkernel.cmd.tc_util import (TC_H_ROOT, calc_xmitsize, calc_xmitt
 from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.sched import sch_ingress
 from harness.mockkernel.sched.sch_api import qdisc_dump_order, tc_ctl_tclass, tc_delete_qdisc, tc_modify_qdisc
+from harness.mockkernel.sched.sch_fq_codel import FqCodelOpt
 from harness.mockkernel.sched.sch_htb import HtbGlob, HtbOpt
 from harness.mockkernel.sched.sch_netem import U32, NetemQopt
 from harness.mockkernel.sched.sch_tbf import PSCHED_SHIFT, TbfQopt
@@ -72,6 +74,7 @@ class QdiscUtil:
     print_qopt: Callable[[object], str]
     print_classes: Callable[[object, str, bool], list[str]] = lambda q, on, stats: []
     parse_copt: Callable[[str, Args, str], object] | None = None
+    print_xstats: Callable[[object], str] | None = None
 
 
 # ------------------------------------------------------------------ the kinds (q_*.c)
@@ -528,6 +531,57 @@ def netem_print_opt(q) -> str:
     return out
 
 
+FQ_CODEL_USAGE = ("Usage: ... fq_codel\t[ limit PACKETS ] [ flows NUMBER ]\n"
+                  "[ memory_limit BYTES ]\n[ target TIME ] [ interval TIME ]\n[ quantum BYTES ] [ [no]ecn ]\n"
+                  "[ ce_threshold TIME ]\n[ ce_threshold_selector VALUE/MASK ]\n[ drop_batch SIZE ]")
+
+
+def fq_codel_parse_opt(kind: str, tokens: Args, dev: str) -> FqCodelOpt:
+    """q_fq_codel.c fq_codel_parse_opt()"""
+    opt = FqCodelOpt()
+    numbers = {"limit": "limit", "flows": "flows", "quantum": "quantum", "drop_batch": "drop_batch"}
+    while tokens:
+        token = tokens.pop()
+        if token in numbers:
+            value = c_uint(tokens.pop())
+            if value is None:
+                raise parse_error(f'Illegal "{token}"')
+            setattr(opt, numbers[token], value)
+        elif token in ("target", "interval"):
+            value = get_time(tokens.pop())
+            if value is None:
+                raise parse_error(f'Illegal "{token}"')
+            setattr(opt, f"{token}_us", value)
+        elif token == "memory_limit":
+            opt.memory_limit = get_size(tokens.pop())
+            if opt.memory_limit is None:
+                raise parse_error('Illegal "memory_limit"')
+        elif token in ("ecn", "noecn"):
+            opt.ecn = token == "ecn"
+        elif token in ("ce_threshold", "ce_threshold_selector"):
+            raise not_modelled(f"tc qdisc fq_codel {token}")
+        else:
+            raise parse_error((f'What is "{token}"?\n' if token != "help" else "") + FQ_CODEL_USAGE)
+    return opt
+
+
+def fq_codel_print_opt(q) -> str:
+    """fq_codel_print_opt() over fq_codel_dump()'s attributes (all of them, always)."""
+    return (f"limit {q.limit}p flows {q.flows_cnt} quantum {q.quantum} target {sprint_time(q.target)} "
+            f"interval {sprint_time(q.interval)} memory_limit {sprint_size(q.memory_limit)} "
+            + ("ecn " if q.ecn else "") + f"drop_batch {q.drop_batch_size} ")
+
+
+def fq_codel_print_xstats(q) -> str:
+    """fq_codel_print_xstats() of TCA_FQ_CODEL_XSTATS_QDISC."""
+    out = f"  maxpacket {q.maxpacket} drop_overlimit {q.drop_overlimit} new_flow_count {q.new_flow_count} ecn_mark 0"
+    if q.memory_usage:
+        out += f" memory_used {q.memory_usage}"
+    if q.drop_overmemory:
+        out += f" drop_overmemory {q.drop_overmemory}"
+    return out + f"\n  new_flows_len {len(q.new_flows)} old_flows_len {len(q.old_flows)}\n"
+
+
 def no_options(kind: str, tokens: Args, dev: str) -> None:
     """A kind without parse_qopt (tc_qdisc_modify() returns -1)."""
     if tokens:
@@ -546,6 +600,7 @@ KINDS: dict[str, QdiscUtil] = {
     "noqueue": QdiscUtil(no_options, lambda q: ""),
     "pfifo_fast": QdiscUtil(no_options, pfifo_fast_print_opt),
     "netem": QdiscUtil(netem_parse_opt, netem_print_opt),
+    "fq_codel": QdiscUtil(fq_codel_parse_opt, fq_codel_print_opt, print_xstats=fq_codel_print_xstats),
     "htb": QdiscUtil(htb_parse_opt, htb_print_opt, htb_print_classes, htb_parse_class_opt),
 }
 
@@ -685,6 +740,8 @@ def print_qdisc(q, on: str, stats: bool) -> str:
     line = f"qdisc {q.kind} {q.handle >> 16:x}: {on}{where}{refcnt}{KINDS[q.kind].print_qopt(q)}\n"
     if stats:
         line += _stats(q.bytes, q.packets, q.drops, q.overlimits, q.backlog, q.qlen)
+        if KINDS[q.kind].print_xstats is not None:
+            line += KINDS[q.kind].print_xstats(q)
     return line
 
 
