@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 
 import pytest
-from scapy.layers.inet import ICMP, UDP
+from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.l2 import Ether
 
 # what a fresh DUT prints, recorded from the lab by tests/golden/record_proc_net
 GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden" / "proc_net"
@@ -102,3 +103,24 @@ def _link_counters(text: str) -> tuple[dict[str, int], dict[str, int]]:
     rx = dict(zip(lines[rx_at].split()[1:], map(int, lines[rx_at + 1].split())))
     tx = dict(zip(lines[rx_at + 2].split()[1:], map(int, lines[rx_at + 3].split())))
     return rx, tx
+
+
+def test_ip_s_s_link_adds_error_counters_otherhost_drops_and_carrier_transitions(target, hosts):
+    """A packet to another host's MAC address is counted on the port and dropped
+    in ip_rcv_core() as OTHERHOST (the "otherhost" column appears when non-zero);
+    a port's carrier went off when its veth was created and on when it came up."""
+    h0 = hosts[0]
+    stray = Ether(src=h0.mac, dst="02:00:00:00:00:99") / IP(src=h0.ip, dst=h0.dut_ip) / UDP(sport=1, dport=2) / \
+        (b"x" * 32)
+    target.send(h0.port, stray)
+    target.expect_nothing()
+    lines = target.sh("ip -s -s link show dev p0").splitlines()[2:]
+    assert lines == [
+        "    RX:  bytes packets errors dropped  missed   mcast           ",
+        "            74       1      0       0       0       0 ",
+        "    RX errors:  length    crc   frame    fifo overrun otherhost",
+        "                     0      0       0       0       0         1 ",
+        "    TX:  bytes packets errors dropped carrier collsns           ",
+        "             0       0      0       0       0       0 ",
+        "    TX errors: aborted   fifo  window heartbt transns",
+        "                     0      0       0       0       2 "]

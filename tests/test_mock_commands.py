@@ -342,6 +342,15 @@ def test_link_stats_json_and_brief_forms(up_dut):
     assert json.loads(up_dut.sh("ip -4 -j addr show dev p0"))[0]["addr_info"][0]["local"] == "10.0.0.1"
 
 
+def test_link_stats_at_two_s_add_the_error_lines_and_carrier_transitions(dut):
+    """A new veth's carrier went off once; coming up it goes on: transns 1, then 2."""
+    assert dut.sh("ip -s -s link show dev p0").splitlines()[-2:] == [
+        "    TX errors: aborted   fifo  window heartbt transns",
+        "                     0      0       0       0       1 "]
+    dut.sh("ip link set p0 up")
+    assert json.loads(dut.sh("ip -s -s -j link show dev p0"))[0]["stats64"]["tx"]["carrier_changes"] == 2
+
+
 def test_link_stats_show_the_ports_counters():
     target = MockTarget()
     target.kernel.dev_by_name("p0").stats.rx_missed_errors = 12345678901
@@ -614,7 +623,7 @@ def test_bad_tokens_get_iproute2s_message_naming_them(up_dut, command, message, 
     ("ip -6 route show", '"-6"'), ("ip -d link show", "ip -d"), ("ip -n other link", '"other"'),
     ("ip tunnel show", '"tunnel"'), ("ip link add x type veth peer name y", '"veth"'),
     ("ip route get 10.0.0.1", "ip route get"), ("ip route add 10.1.0.0/16 via 10.0.0.2 onlink", "onlink"),
-    ("ip route add 10.1.0.0/16 dev p0 mtu lock 1300", "mtu lock"), ("ip -s -s link", "-s -s"),
+    ("ip route add 10.1.0.0/16 dev p0 mtu lock 1300", "mtu lock"),
     ("ip route add nat 10.1.0.0/16 via 10.0.0.2", "nat"), ("ip -s neigh", "ip -s neigh"),
     ("ethtool -X p0 context 1", "context"), ("ethtool -s p0 port tp", "port"), ("sysctl -p", "-p"), ("tc qdisc add dev p0 root sfq perturb 10", "sfq"),
 ])

@@ -98,6 +98,7 @@ class DevStats:
     tx_packets: int = 0
     tx_bytes: int = 0
     tx_dropped: int = 0
+    rx_otherhost_dropped: int = 0  # the core's (dev_core_stats), not the driver's: ethtool -S leaves it out
 
 
 # ethtool -l: the mock's NIC has this many combined channels (RX/TX queue pairs)
@@ -149,6 +150,14 @@ class NetDevice:
         "rx-vlan-offload": True, "tx-vlan-offload": True, "ntuple-filters": False,
         "receive-hashing": False,
     })
+
+    # carrier transitions (IFLA_CARRIER_CHANGES): a new veth starts with one, veth_newlink()'s
+    # netif_carrier_off(); the tester's end is always up, so a port's carrier follows its own state
+    carrier_changes: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind == "veth":
+            self.carrier_changes = 1
 
     @property
     def is_loopback(self) -> bool:

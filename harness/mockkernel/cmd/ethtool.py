@@ -266,8 +266,8 @@ def _stats(net, dev) -> str:
     nic = net.nics[dev.name]
     queues = [(f"rx_queue_{i}_{name}", getattr(nic.rx_queue(i), name))
               for i in range(dev.channels) for name in ("packets", "bytes", "drops")]
-    return "NIC statistics:\n" + "".join(f"     {name}: {value}\n"
-                                         for name, value in [*vars(dev.stats).items(), *queues])
+    driver = [(name, value) for name, value in vars(dev.stats).items() if name != "rx_otherhost_dropped"]
+    return "NIC statistics:\n" + "".join(f"     {name}: {value}\n" for name, value in [*driver, *queues])
 
 
 LINK_SETTINGS = ("\tSupported ports: [  ]\n\tSupported link modes:   Not reported\n"

@@ -147,8 +147,6 @@ def ipaddr_list(net, tokens, opts: IpOptions, link_only: bool) -> str:
     devs, scope = _list_filter(net, tokens, "show")
     if opts.details:
         raise not_modelled("ip -d (device details) for links and addresses")
-    if opts.stats > 1:
-        raise not_modelled("ip -s -s (NIC error counters)")
     objects = []
     for dev in devs:
         addrs = [a for a in dev.addrs if scope is None or a.scope == scope]
@@ -161,7 +159,7 @@ def ipaddr_list(net, tokens, opts: IpOptions, link_only: bool) -> str:
         if opts.brief:
             out.add(None, None, "\n")
         elif opts.stats:
-            link_stats(out, dev)
+            link_stats(out, dev, opts.stats)
         objects.append(out)
     return render(objects, opts)
 
@@ -246,23 +244,52 @@ def xdp_attached(dev) -> tuple[int, dict] | None:
     return mode, {"id": prog.id, "name": prog.name[:15], "tag": bpf_prog_calc_tag(prog), "jited": 1}
 
 
-def link_stats(out: Printed, dev) -> None:
-    """print_link_stats64() at `-s`: the RX and TX lines, columns widened to fit
-    their numbers. The JSON form has no `missed` (iproute2 6.1 prints over_errors)."""
+def link_stats(out: Printed, dev, level: int) -> None:
+    """print_stats64() (iproute2 6.1 ip/ipaddress.c) at `-s`: the RX and TX lines,
+    columns widened to fit their numbers; at `-s -s` the error lines too, the
+    receive side's "otherhost" column only when packets for another host were
+    dropped, the transmit side's carrier transitions ("transns"). The JSON form
+    has no `missed` at `-s` (iproute2 6.1 prints over_errors)."""
     s = dev.stats
     rx = [s.rx_bytes, s.rx_packets, 0, s.rx_dropped, s.rx_missed_errors, 0]
     tx = [s.tx_bytes, s.tx_packets, 0, s.tx_dropped, 0, 0]
-    cols = [max(c, len(str(r)), len(str(t))) for c, r, t in zip([10, 7, 6, 7, 7, 7], rx, tx)]
+    # the error lines' numbers by column: (length crc frame fifo overrun, otherhost) and
+    # (aborted fifo window heartbt transns)
+    rx_errors = [0, 0, 0, 0, 0, 0, 0, s.rx_otherhost_dropped]
+    tx_errors = [0, 0, 0, 0, 0, dev.carrier_changes]
+    rows = [rx, tx] + ([rx_errors, tx_errors] if level > 1 else [])
+    cols = [max([c, *(len(str(row[i])) for row in rows if i < len(row))])
+            for i, c in enumerate([10, 7, 6, 7, 7, 7, 10, 9])]
 
     def lines(direction: str, names: list[str], values: list[int]) -> str:
         heads = [f"{names[0]:>{cols[0] - 4}}"] + [f"{n:>{c}}" for n, c in zip(names[1:], cols[1:])]
-        return (f"    {direction}: " + " ".join(heads) + " " * 11 + "\n    "
+        return (f"    {direction}: " + " ".join(heads) + " " + " " * cols[6] + "\n    "
                 + "".join(f"{v:>{c}} " for v, c in zip(values, cols)) + "\n")
 
-    text = (lines("RX", ["bytes", "packets", "errors", "dropped", "missed", "mcast"], rx)
-            + lines("TX", ["bytes", "packets", "errors", "dropped", "carrier", "collsns"], tx))
-    out.add("stats64", {
-        "rx": {"bytes": rx[0], "packets": rx[1], "errors": 0, "dropped": rx[3], "over_errors": 0,
-               "multicast": 0},
+    def error_lines(direction: str, columns: list[tuple[str, int, int]]) -> str:
+        """(name, value, column) each; a value's number gets the column's width."""
+        heads = "".join(f" {name:>{cols[col]}}" for name, _, col in columns)
+        return (f"    {direction} errors:{'':>{cols[0] - 10}}{heads}\n{'':>{cols[0] + 5}}"
+                + "".join(f"{value:>{cols[col]}} " for _, value, col in columns) + "\n")
+
+    otherhost = s.rx_otherhost_dropped
+    text = lines("RX", ["bytes", "packets", "errors", "dropped", "missed", "mcast"], rx)
+    if level > 1:
+        text += error_lines("RX", [("length", 0, 1), ("crc", 0, 2), ("frame", 0, 3), ("fifo", 0, 4),
+                                   ("overrun", 0, 5)] + ([("otherhost", otherhost, 7)] if otherhost else []))
+    text += lines("TX", ["bytes", "packets", "errors", "dropped", "carrier", "collsns"], tx)
+    if level > 1:
+        text += error_lines("TX", [("aborted", 0, 1), ("fifo", 0, 2), ("window", 0, 3), ("heartbt", 0, 4),
+                                   ("transns", dev.carrier_changes, 5)])
+    stats = {
+        "rx": {"bytes": rx[0], "packets": rx[1], "errors": 0, "dropped": rx[3], "over_errors": 0, "multicast": 0},
         "tx": {"bytes": tx[0], "packets": tx[1], "errors": 0, "dropped": tx[3], "carrier_errors": 0,
-               "collisions": 0}}, text)
+               "collisions": 0}}
+    if level > 1:
+        stats["rx"].update(length_errors=0, crc_errors=0, frame_errors=0, fifo_errors=0,
+                           missed_errors=s.rx_missed_errors)
+        if otherhost:
+            stats["rx"]["otherhost"] = otherhost
+        stats["tx"].update(aborted_errors=0, fifo_errors=0, window_errors=0, heartbeat_errors=0,
+                           carrier_changes=dev.carrier_changes)
+    out.add("stats64", stats, text)

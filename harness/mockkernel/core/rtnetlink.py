@@ -58,6 +58,8 @@ def dev_change_flags(net: Net, dev: NetDevice, up: bool) -> None:
     if dev.up == up:
         return
     dev.up = up
+    if not dev.is_loopback:  # lo's carrier is always on
+        dev.carrier_changes += 1
     call_netdevice_notifiers(net, NETDEV_UP if up else NETDEV_DOWN, dev)
 
 

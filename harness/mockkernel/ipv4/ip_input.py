@@ -37,6 +37,7 @@ LINUX_MIB_IPRPFILTER = SNMP4_NET_LIST.index("IPReversePathFilter")
 def ip_rcv(skb: SkBuff) -> None:
     """ip_rcv_core() checks, in order, then ip_rcv_finish()."""
     if skb.pkt_type == PACKET_OTHERHOST:
+        skb.dev.stats.rx_otherhost_dropped += 1  # dev_core_stats_rx_otherhost_dropped_inc()
         return kfree_skb(skb, DropReason.OTHERHOST, Stage.IP_RCV, "ip_rcv_core")
     buf, off, net = skb.buf, skb.data, skb.net
     mib = net.mib.ip_statistics
