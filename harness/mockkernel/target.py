@@ -108,7 +108,7 @@ class MockTarget(Target):
         """Virtual time generates any rate up to each port's line rate (64-byte frames at L1)."""
         line_bps = max(self.kernel.dev_by_name(port.name).speed for port in self.ports) * 1e6
         return TrafficCaps("virtual-time model", line_bps / l1_bits(ETH_ZLEN), line_bps,
-                           frozenset({"latency", "losses", "paths", "ring", "rss", "softnet"}))
+                           frozenset({"latency", "losses", "paths", "qdisc", "ring", "rss", "softnet"}))
 
     def traffic(self, profile: Profile, duration: float | None = None) -> Result:
         """The profile through the line-rate model (linerate/engine.py), drained."""

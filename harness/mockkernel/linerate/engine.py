@@ -63,14 +63,14 @@ from weakref import WeakKeyDictionary
 from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.core.ethtool import rss_defaults
+from harness.mockkernel.core.skbuff import skb_clone
 from harness.mockkernel.linerate.cost import CostModel
 from harness.mockkernel.linerate.rss import rx_queue_of
 from harness.mockkernel.linerate.trains import Outcome, Prober, TrainMemory
-from harness.mockkernel.core.skbuff import skb_clone
 from harness.mockkernel.nic import NAPI_POLL_WEIGHT
 from harness.mockkernel.sched.sch_generic import DROP_LOCATION
-from harness.traffic import (LatencyRecorder, Loss, Mode, PortStats, Profile, Result, StreamStats, l1_bits, l2_bits,
-                             stream_frames, stream_pps)
+from harness.traffic import (LatencyRecorder, Loss, Mode, PortStats, Profile, Result, Stream, StreamStats, l1_bits,
+                             l2_bits, stream_frames, stream_pps)
 
 SLICE = 1e-3  # virtual seconds between the functional trains
 # a settled flow (its last train ended in bulk, no limit in sight) waits for a
@@ -82,13 +82,9 @@ EPSILON = 1e-9  # packets: a ring holding less is empty
 
 @dataclass(eq=False)
 class StreamRun:
-    """One stream in a run: its frames' cycle, rate, when it sends, what came back."""
+    """One stream in a run: when it sends, what came back."""
 
-    stream: object
-    frames: list[bytes]
-    pps: float
     windows: list[tuple[float, float]]  # (first, end) send times of each burst
-    packets: int
     stats: StreamStats
     recorder: LatencyRecorder | None
 
@@ -168,27 +164,31 @@ class Engine:
         self.flows: list[Flow] = []
         self.start = kernel.clock.now
         self.port_stats: dict[str, PortStats] = {}
-        self.tx_backlog: dict[str, float] = {}  # seconds of sending a port has queued
+        self.tx_backlog: dict[str, float] = {}  # seconds a packet waits behind what a port has to send
         self.tx_sent: dict[str, float] = {}  # seconds of sending in the current slice
-        self.egress: list = []  # heap of (time, order, dev, skb, count, stream run, path) for qdiscs
+        self.egress: list = []  # heap of (time, order, dev, skb, count, stream run, path, queued) for qdiscs
         self.egress_order = itertools.count()
         self.owners: WeakKeyDictionary = WeakKeyDictionary()  # a queued skb -> the stream run it belongs to
         self.queueing: dict = {}  # name -> device whose qdisc the engine sends from
         self.link_free: dict[str, float] = {}  # when each such port's link is free again
         self.sent_until: dict[str, float] = {}  # until when each such port last sent
         self.pace: dict[str, float] = {}  # bytes per second each such port sent, smoothed
+        self.notes: list[str] = []
         self.squeeze: list[float] = [0.0] * kernel.ncpus
         self.busy: list[float] = [0.0] * kernel.ncpus
 
     # setup -------------------------------------------------------------------
-    def _add_stream(self, stream, duration: float | None) -> None:
+    def _add_stream(self, stream: Stream, duration: float | None) -> None:
         kernel = self.kernel
         dev = kernel.dev_by_name(stream.port)
         if dev is None or stream.port not in kernel.nics:
             raise ValueError(f"stream {stream.id}: no port {stream.port!r} on the mock DUT")
         line_bps = dev.speed * 1e6
         frames = stream_frames(stream)
-        pps = min(stream_pps(stream, line_bps), line_bps / (sum(l1_bits(len(f)) for f in frames) / len(frames)))
+        asked = stream_pps(stream, line_bps)
+        pps = min(asked, line_bps / (sum(l1_bits(len(f)) for f in frames) / len(frames)))
+        if pps < asked:
+            self.notes.append(f"stream {stream.id}: {asked:.0f} pps asked, {pps:.0f} sent: {stream.port}'s line rate")
         if stream.mode is Mode.CONTINUOUS:
             packets = int(pps * duration)
             windows = [(0.0, packets / pps)]
@@ -198,8 +198,7 @@ class Engine:
             bursts = stream.bursts if stream.mode is Mode.MULTI_BURST else 1
             packets = stream.count * bursts
             windows = [(b * (burst + gap), b * (burst + gap) + burst) for b in range(bursts)]
-        run = StreamRun(stream, frames, pps, windows, packets, StreamStats(stream.id),
-                        LatencyRecorder() if stream.latency else None)
+        run = StreamRun(windows, StreamStats(stream.id), LatencyRecorder() if stream.latency else None)
         self.runs.append(run)
         run.stats.opackets = packets
         cycles, rest = divmod(packets, len(frames))
@@ -654,5 +653,6 @@ class Engine:
         for cpu, busy in enumerate(self.busy):
             if busy and end:
                 result.notes.append(f"cpu{cpu}: softirq busy {busy / end:.1%} of {end * 1e3:.3f} ms (virtual)")
+        result.notes += self.notes
         result.notes.append(f"{self.prober.probes} packets ran the functional path, the rest went in trains")
         return result
