@@ -9,6 +9,8 @@ out from those numbers, never from the code under test.
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 from MLRsearch import MeasurementResult
 from scapy.layers.inet import IP, UDP
@@ -253,6 +255,11 @@ def test_command_line_sets_up_forwarding_through_conntrack_and_writes_tables_and
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "latency-64-ndr.png", "latency-64-pdr.png", "report.json", "report.txt", "throughput-64.png"]
     assert (tmp_path / "report.txt").read_text() in printed
+    written = json.loads((tmp_path / "report.json").read_text())
+    (size,) = written["sizes"]
+    assert (written["scenario"], size["frame_size"], size["back_to_back"]) == \
+        ("forwarding p0 -> p1 through conntrack", 64, [1333])
+    assert [Result.from_dict(t["result"]).streams[0].ipackets for t in size["trials"]][:1] == [250_000]
 
 
 @pytest.mark.parametrize("load, sent, intended", [(1_751_585.9, 175_158, 175_158), (1_751_585.9, 175_159, 175_159),
