@@ -151,7 +151,8 @@ ERRORS = {
     "pfifo_fast change": ["tc qdisc add dev p0 root handle 1: pfifo_fast",
                           "tc qdisc change dev p0 root handle 1: pfifo_fast"],
     "unknown verb": ["tc qdisc frobnicate dev p0"],
-    "htb class without rate": ["tc qdisc add dev p0 root handle 1: htb", "tc class add dev p0 parent 1: classid 1:1 htb"],
+    "htb class without rate": ["tc qdisc add dev p0 root handle 1: htb",
+                               "tc class add dev p0 parent 1: classid 1:1 htb"],
     "htb class twice": ["tc qdisc add dev p0 root handle 1: htb",
                         "tc class add dev p0 parent 1: classid 1:1 htb rate 1mbit",
                         "tc class add dev p0 parent 1: classid 1:1 htb rate 1mbit"],
@@ -171,7 +172,8 @@ ERRORS = {
     "htb bad option": ["tc qdisc add dev p0 root handle 1: htb quantum 5"],
     "htb class bad option": ["tc qdisc add dev p0 root handle 1: htb",
                              "tc class add dev p0 parent 1: classid 1:1 htb rate 1mbit limit 5"],
-    "class handle": ["tc qdisc add dev p0 root handle 1: htb", "tc class add dev p0 parent 1: handle 1:1 htb rate 1mbit"],
+    "class handle": ["tc qdisc add dev p0 root handle 1: htb",
+                     "tc class add dev p0 parent 1: handle 1:1 htb rate 1mbit"],
     "class on classless": ["tc qdisc add dev p0 root handle 1: htb",
                            "tc class add dev p0 parent 1: classid 1:1 pfifo limit 5"],
     "garbage show": ["tc qdisc show dev p0 xyz"],
@@ -286,7 +288,8 @@ def test_the_line_rate_engine_takes_the_packet_instead_of_the_qdisc(router):
 
 
 @pytest.mark.parametrize("rate, text", [(1000, "8Kbit"), (125_000, "1Mbit"), (1_250_000_000, "10Gbit"),
-                                        (154320, "1234Kbit"), (123, "984bit"), (125_000_125, "1Gbit"), (125_125, "1001Kbit")])
+                                        (154320, "1234Kbit"), (123, "984bit"), (125_000_125, "1Gbit"),
+                                        (125_125, "1001Kbit")])
 def test_rates_print_as_tc_scales_them(rate, text):
     assert tc_util.sprint_rate(rate) == text
 

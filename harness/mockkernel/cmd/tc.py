@@ -13,7 +13,8 @@ tc_qdisc.py's.
 
 The kernel side is sched/ (sch_ingress.py, cls_api.py, cls_classid.py); this module parses
 and prints, as tc prints on the lab (one line for the classifier, one per
-program, each with a trailing space; `-s` adds nothing for bpf filters). Kernel refusals print "Error: <extack>." and, for
+program, each with a trailing space; `-s` adds nothing for bpf filters).
+Kernel refusals print "Error: <extack>." and, for
 filters, "We have an error talking to the kernel" (exit 2). tc loads the
 object itself (libbpf): the section defaults to "classifier", a missing one
 is "object file doesn't contain sec S", an unreadable file "Cannot
