@@ -48,8 +48,7 @@ skip the qdisc, as ndo_xdp_xmit() does.
 Left out: the backlog (netif_rx, RPS: netdev_max_backlog), GRO, TX rings and
 TX completion (a noqueue port never refuses a packet), skb->hash in the probes'
 skbs, the IRQ's own cost, packets that the kernel sends on its own (ARP,
-timers) during a run; the latency of packets through a qdisc that drops some of
-them is weighted by what the flow's last train delivered.
+timers) during a run.
 """
 from __future__ import annotations
 
@@ -77,6 +76,7 @@ SLICE = 1e-3  # virtual seconds between the functional trains
 # train this long, or this old: many slow flows cost few probes
 SETTLED_TRAIN, SETTLED_AGE = 64, 50e-3
 EGRESS_PIECES = 64  # a train reaches a queueing qdisc in this many pieces over a slice
+PACE_SLICES = 8  # a qdisc's backlog drains at the pace its port sent over this many slices
 EPSILON = 1e-9  # packets: a ring holding less is empty
 
 
@@ -106,7 +106,8 @@ class Flow:
     missed: float = 0.0
     done: int = 0  # packets run through the kernel
     cost: float | None = None  # CPU seconds per packet, from its last train
-    delivered: float = 0.0  # frames transmitted per packet, from its last train
+    delivered: float = 0.0  # frames it makes the stack transmit per packet, from its last train
+    qdisc_took: float = 1.0  # of those, the share the output port's qdisc took in the last slice
     tx_port: str | None = None
     tx_time: float = 0.0  # L1 serialisation of what it transmits
     taken: float = 0.0  # packets its queue served in the last interval
@@ -166,13 +167,15 @@ class Engine:
         self.port_stats: dict[str, PortStats] = {}
         self.tx_backlog: dict[str, float] = {}  # seconds a packet waits behind what a port has to send
         self.tx_sent: dict[str, float] = {}  # seconds of sending in the current slice
-        self.egress: list = []  # heap of (time, order, dev, skb, count, stream run, path, queued) for qdiscs
+        self.egress: list = []  # heap of (time, order, dev, skb, count, flow, path, queued) for qdiscs
         self.egress_order = itertools.count()
         self.owners: WeakKeyDictionary = WeakKeyDictionary()  # a queued skb -> the stream run it belongs to
         self.queueing: dict = {}  # name -> device whose qdisc the engine sends from
         self.link_free: dict[str, float] = {}  # when each such port's link is free again
-        self.sent_until: dict[str, float] = {}  # until when each such port last sent
-        self.pace: dict[str, float] = {}  # bytes per second each such port sent, smoothed
+        self.sent_bytes: dict[str, int] = {}  # what each such port sent since the last slice
+        self.pace: dict[str, deque] = {}  # (seconds, bytes) each such port sent in its last slices
+        self.egress_until = 0.0
+        self.qdisc_answers: dict[Flow, list[int]] = {}  # packets each flow's qdisc took, of those offered
         self.notes: list[str] = []
         self.squeeze: list[float] = [0.0] * kernel.ncpus
         self.busy: list[float] = [0.0] * kernel.ncpus
@@ -415,7 +418,7 @@ class Engine:
             recorder = flow.run.recorder
             if recorder is None or not flow.delivered:
                 continue
-            flow.latency_carry += flow.taken * flow.delivered
+            flow.latency_carry += flow.taken * flow.delivered * flow.qdisc_took
             count = int(flow.latency_carry)
             if not count:
                 continue
@@ -469,15 +472,17 @@ class Engine:
             for port, frame, skb, queued in outcome.outputs:
                 dev = kernel.dev_by_name(port)
                 flow.tx_port, flow.tx_time = port, l1_bits(len(frame)) / (dev.speed * 1e6)
-                if queued is not False:
-                    spent[2] += times
+                spent[2] += times
                 if queued is None:
                     self._received(port, flow.run, len(frame), times)
                     self.tx_sent[port] = self.tx_sent.get(port, 0.0) + flow.tx_time * times
                 elif bulk:
-                    self._schedule_egress(dev, skb, times, flow.run, outcome.path, queued, now)
+                    self._schedule_egress(dev, skb, times, flow, outcome.path, queued, now)
                 else:
                     self.owners[skb] = flow.run
+                    took = self.qdisc_answers.setdefault(flow, [0, 0])
+                    took[0] += queued
+                    took[1] += 1
 
         try:
             self.prober.run(flow.queue.port, flow.frame, count, tally, flow.memory)
@@ -499,8 +504,7 @@ class Engine:
         run.stats.ibytes += length * times
 
     # egress through qdiscs that queue ------------------------------------------------
-    def _schedule_egress(self, dev, skb, times: int, run: StreamRun, path: str, queued: bool,
-                         now: float) -> None:
+    def _schedule_egress(self, dev, skb, times: int, flow: Flow, path: str, queued: bool, now: float) -> None:
         """A train's packets for a qdisc that queues reach it spread over the next
         slice, in EGRESS_PIECES, each after the port sent what it could by then
         (its queue limits act on packets as they come, not on a whole slice at
@@ -511,24 +515,39 @@ class Engine:
             count = times * (i + 1) // pieces - times * i // pieces
             clone = skb_clone(skb)
             clone.journey = None
-            heapq.heappush(self.egress, (now + SLICE * i / pieces, next(self.egress_order), dev, clone, count, run,
+            heapq.heappush(self.egress, (now + SLICE * i / pieces, next(self.egress_order), dev, clone, count, flow,
                                          path, queued))
 
     def _egress(self, until: float) -> None:
         """Queue the scheduled trains and let every port send from its qdisc up to `until`."""
         egress = self.egress
         while egress and egress[0][0] <= until:
-            when, _, dev, skb, count, run, path, queued = heapq.heappop(egress)
+            when, _, dev, skb, count, flow, path, queued = heapq.heappop(egress)
             self._send(dev, when)
             q = dev.qdisc
-            self.owners[skb] = run
+            self.owners[skb] = flow.run
             accepted = q.enqueue(skb, count, when)
+            took = self.qdisc_answers.setdefault(flow, [0, 0])
+            took[0] += accepted
+            took[1] += count
             if queued and accepted < count:
                 self._qdisc_verdicts(dev, q, path, count - accepted, True)
             elif not queued and accepted:
                 self._qdisc_verdicts(dev, q, path, accepted, False)
         for dev in list(self.queueing.values()):
             self._send(dev, until)
+        for flow, (accepted, offered) in self.qdisc_answers.items():
+            flow.qdisc_took = accepted / offered
+        self.qdisc_answers.clear()
+        if until != math.inf and until > self.egress_until:
+            for name, dev in self.queueing.items():
+                # what waits in the qdisc, at the pace the port sent it over the last PACE_SLICES
+                window = self.pace.setdefault(name, deque(maxlen=PACE_SLICES))
+                window.append((until - self.egress_until, self.sent_bytes.pop(name, 0)))
+                sent = sum(sent for _, sent in window)
+                pace = sent / sum(seconds for seconds, _ in window) if sent else dev.speed * 1e6 / 8
+                self.tx_backlog[name] = dev.qdisc.backlog / pace if dev.qdisc.qlen else 0.0
+            self.egress_until = until
 
     def _qdisc_verdicts(self, dev, q, path: str, packets: int, dropped: bool) -> None:
         """`packets` of a train the qdisc answered otherwise than its probe: dropped
@@ -548,11 +567,8 @@ class Engine:
         q = dev.qdisc
         self.queueing[dev.name] = dev
         line_bps = dev.speed * 1e6
-        free = since = self.link_free.get(dev.name, 0.0)
+        free = self.link_free.get(dev.name, 0.0)
         sent = 0
-        if until != math.inf:
-            since = self.sent_until.get(dev.name, 0.0)
-            self.sent_until[dev.name] = until
         while free <= until:
             head = q.peek(free)
             if head is None:
@@ -575,12 +591,7 @@ class Engine:
             dev.stats.tx_bytes += skb.len * count
             self._received(dev.name, self.owners[skb], skb.len, count)
         self.link_free[dev.name] = max(free, until if until != math.inf else free)
-        # what waits in the qdisc, at the pace the port sent over about a slice (a shaper's, or the line's)
-        pace = self.pace.get(dev.name, line_bps / 8)
-        if until != math.inf and until > since:
-            pace += (sent / (until - since) - pace) * min((until - since) / SLICE, 1.0)
-            self.pace[dev.name] = pace
-        self.tx_backlog[dev.name] = q.backlog / pace if q.qlen and pace > 0 else 0.0
+        self.sent_bytes[dev.name] = self.sent_bytes.get(dev.name, 0) + sent
 
     def _drain_tx(self, seconds: float) -> None:
         """Each port sends what the slice gave it at line rate; the rest waits."""
