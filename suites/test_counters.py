@@ -124,3 +124,15 @@ def test_ip_s_s_link_adds_error_counters_otherhost_drops_and_carrier_transitions
         "             0       0      0       0       0       0 ",
         "    TX errors: aborted   fifo  window heartbt transns",
         "                     0      0       0       0       2 "]
+
+
+def test_a_reverse_path_filter_drop_counts_in_tcpext(target, router):
+    """ip_rcv_finish_core(): a route lookup refused with -EXDEV (rp_filter) is
+    LINUX_MIB_IPRPFILTER, TcpExtIPReversePathFilter; the packet was received,
+    never delivered nor forwarded."""
+    h0, h2 = router[0], router[2]
+    target.sh("sysctl -w net.ipv4.conf.all.rp_filter=1")
+    target.send(h0.port, h0.to_dut(src="10.0.1.77", dst=h2.ip) / UDP(sport=1, dport=2) / b"spoof")
+    target.expect_nothing()
+    assert nstat(target, "Ip*", "TcpExt*") == {"IpInReceives": 1, "IpExtInOctets": 33, "IpExtInNoECTPkts": 1,
+                                               "TcpExtIPReversePathFilter": 1}
