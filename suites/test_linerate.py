@@ -10,7 +10,6 @@ port, NAPI, RSS queues: a veth has none of them) are mock-only, each saying why.
 """
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import pytest
@@ -18,18 +17,20 @@ from scapy.layers.inet import UDP
 
 from harness import plots, rfc2544
 from harness.target import TargetError
-from harness.traffic import Loss, Mode, Profile, Rate, RateUnit, Result, Stream
+from harness.traffic import FCS_LEN, Loss, Mode, Profile, Rate, RateUnit, Result, Stream
 from plan import counted
 
 FULL_FRAME = 1514  # bytes on the wire without FCS: skb->len, what tbf and htb count
 
 
-def udp_stream(src, dst, dport: int, pps: float, size: int = FULL_FRAME, count: int | None = None,
-               stream_id: int = 0) -> Stream:
-    """UDP from host `src` to host `dst` (through the DUT), `size` bytes without FCS."""
-    frame = rfc2544.sized_frame(src.to_dut(dst=dst.ip) / UDP(sport=1024, dport=dport), size + 4)
+def udp_stream(src, dst, dport: int, rate: float | Rate, size: int = FULL_FRAME, count: int | None = None,
+               stream_id: int = 0, latency: bool = False) -> Stream:
+    """UDP from host `src` to host `dst` (through the DUT), `size` bytes without FCS,
+    at `rate` (packets/s unless a Rate)."""
+    frame = rfc2544.sized_frame(src.to_dut(dst=dst.ip) / UDP(sport=1024, dport=dport), size + FCS_LEN)
     mode = Mode.CONTINUOUS if count is None else Mode.SINGLE_BURST
-    return Stream(src.port.name, frame, Rate(pps), mode=mode, count=count, id=stream_id)
+    return Stream(src.port.name, frame, rate if isinstance(rate, Rate) else Rate(rate), mode=mode, count=count,
+                  id=stream_id, latency=latency)
 
 
 def run(target, *streams: Stream, duration: float | None = None) -> Result:
@@ -183,7 +184,7 @@ def test_a_burst_larger_than_the_rx_ring_loses_the_excess_at_the_ring(target, ro
     h0, h1 = router[0], router[1]
     target.sh("ethtool -G p0 rx 256")
     target.sh("ethtool -C p0 rx-usecs 1000")
-    burst = dataclasses.replace(udp_stream(h0, h1, 7, 0, size=60, count=1000), rate=LINE_RATE, latency=True)
+    burst = udp_stream(h0, h1, 7, LINE_RATE, size=60, count=1000, latency=True)
     result = run(target, burst)
     # 1000 frames at 10 Gbit/s take 67 us: the interrupt comes 1 ms after the first,
     # the 256 descriptors are full by then
@@ -203,8 +204,8 @@ def test_a_flow_sharing_its_cpu_with_a_flood_waits_half_a_napi_weight_of_the_flo
     frames), so the light flow waits on average half of it: 32 forwarded frames."""
     observed(generator, "ring", "veth has no RX ring: no NAPI queue per port, its frames wait in the backlog")
     h0, h1 = router[0], router[1]
-    light = dataclasses.replace(udp_stream(h1, h0, 8, 10_000, size=60), latency=True, id=1)
-    flood = dataclasses.replace(udp_stream(h0, h1, 7, 0, size=60), rate=LINE_RATE, id=2)
+    light = udp_stream(h1, h0, 8, 10_000, size=60, stream_id=1, latency=True)
+    flood = udp_stream(h0, h1, 7, LINE_RATE, size=60, stream_id=2)
     alone = run(target, light, duration=0.01).streams[1].latency
     shared = run(target, light, flood, duration=0.01).streams[1]
     assert shared.ipackets == 100
@@ -252,7 +253,7 @@ def test_a_saturated_cpu_ends_a_softirq_round_every_netdev_budget_packets(target
     observed(generator, "ring", "veth has no RX ring to poll, and net.core.netdev_budget is the host's")
     h0, h1 = router[0], router[1]
     target.sh(f"sysctl -w net.core.netdev_budget={budget}")
-    flood = dataclasses.replace(udp_stream(h0, h1, 7, 0, size=60), rate=LINE_RATE)
+    flood = udp_stream(h0, h1, 7, LINE_RATE, size=60)
     forwarded = run(target, flood, duration=0.01).streams[0].ipackets
     assert forwarded == pytest.approx(ROUTING_PPS * 0.01, rel=0.10)
     squeezed, *others = time_squeeze(target)
