@@ -227,7 +227,6 @@ class Outcome:
     # sent, else whether the port's qdisc took the skb
     outputs: tuple
     drop: tuple | None  # (stage, reason, location)
-    skb: bool  # an skb reached __netif_receive_skb_core (softnet's processed)
     ns: float  # its CPU cost
 
 
@@ -289,8 +288,7 @@ class Prober:
             ns = self._costs[path] = sum(self.cost_model.packet_ns(journey, kernel) for journey in journeys)
         end = journeys[0].drop if journeys else None
         return Outcome(tuple(_journey_key(journey) for journey in journeys), path, tuple(outputs),
-                       (end.stage, end.reason, end.location) if end is not None else None,
-                       any(hop.stage == Stage.SKB for journey in journeys[:1] for hop in journey.hops), ns)
+                       (end.stage, end.reason, end.location) if end is not None else None, ns)
 
     def _xmit(self, dev, skb) -> None:
         """net.xmit_hook during a probe: what __dev_queue_xmit() does after TC egress,
