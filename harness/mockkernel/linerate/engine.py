@@ -166,7 +166,6 @@ class Engine:
         self.start = kernel.clock.now
         self.port_stats: dict[str, PortStats] = {}
         self.tx_backlog: dict[str, float] = {}  # seconds a packet waits behind what a port has to send
-        self.tx_sent: dict[str, float] = {}  # seconds of sending in the current slice
         self.egress: list = []  # heap of (time, order, dev, skb, count, flow, path, queued) for qdiscs
         self.egress_order = itertools.count()
         self.owners: WeakKeyDictionary = WeakKeyDictionary()  # a queued skb -> the stream run it belongs to
@@ -176,6 +175,7 @@ class Engine:
         self.pace: dict[str, deque] = {}  # (seconds, bytes) each such port sent in its last slices
         self.egress_until = 0.0
         self.qdisc_answers: dict[Flow, list[int]] = {}  # packets each flow's qdisc took, of those offered
+        self.tx_sent: dict[str, float] = {}  # seconds of sending noqueue ports were given in the interval
         self.notes: list[str] = []
         self.squeeze: list[float] = [0.0] * kernel.ncpus
         self.busy: list[float] = [0.0] * kernel.ncpus
@@ -382,6 +382,7 @@ class Engine:
             history.append((now + step, queue.admitted))
             while len(history) > 2 and history[1][1] <= start_ordinal:  # what left the ring is history
                 history.popleft()
+            self._tx_demand(queue)
             if served > 0:
                 self._latency(queue, now, step, start_ordinal, served)
                 cost = queue.cost()
@@ -390,6 +391,17 @@ class Engine:
                     budget = self.kernel.sysctl.values["net.core.netdev_budget"]
                     usecs = self.kernel.sysctl.values["net.core.netdev_budget_usecs"] * 1e-6
                     self.squeeze[queue.cpu] += max(served / budget, step / usecs)
+
+        self._drain_tx(step)
+
+    def _tx_demand(self, queue: RxQueue) -> None:
+        """What the flows the queue served in the interval give noqueue ports to
+        send (the fluid's rate, not the trains': a settled flow's train can stand
+        for tens of milliseconds of its packets)."""
+        for flow in queue.flows:
+            port = flow.tx_port
+            if flow.taken and port is not None and port not in self.queueing:
+                self.tx_sent[port] = self.tx_sent.get(port, 0.0) + flow.taken * flow.delivered * flow.tx_time
 
     def _move_flows(self, queue: RxQueue, step: float, arriving: float, admitted: float, missed: float,
                     served: float) -> None:
@@ -450,7 +462,6 @@ class Engine:
         for when, flow, count in pieces:
             if count:
                 self._train(flow, count, when)
-        self._drain_tx(SLICE)
 
     def _clock(self, now: float) -> None:
         clock = self.kernel.clock
@@ -475,7 +486,6 @@ class Engine:
                 spent[2] += times
                 if queued is None:
                     self._received(port, flow.run, len(frame), times)
-                    self.tx_sent[port] = self.tx_sent.get(port, 0.0) + flow.tx_time * times
                 elif bulk:
                     self._schedule_egress(dev, skb, times, flow, outcome.path, queued, now)
                 else:
@@ -594,7 +604,7 @@ class Engine:
         self.sent_bytes[dev.name] = self.sent_bytes.get(dev.name, 0) + sent
 
     def _drain_tx(self, seconds: float) -> None:
-        """Each port sends what the slice gave it at line rate; the rest waits."""
+        """Each noqueue port sends what the interval gave it at line rate; the rest waits."""
         for port, sent in self.tx_sent.items():
             self.tx_backlog[port] = max(self.tx_backlog.get(port, 0.0) + sent - seconds, 0.0)
         self.tx_sent = {}
