@@ -193,7 +193,7 @@ class Engine:
         if pps < asked:
             self.notes.append(f"stream {stream.id}: {asked:.0f} pps asked, {pps:.0f} sent: {stream.port}'s line rate")
         if stream.mode is Mode.CONTINUOUS:
-            packets = int(pps * duration)
+            packets = math.ceil(pps * duration - EPSILON)  # every packet due within the duration, as pjgen sends
             windows = [(0.0, packets / pps)]
         else:
             burst = stream.count / pps
