@@ -68,19 +68,24 @@ def qdisc_leaf(p: Qdisc, classid: int) -> Qdisc | None:
     return p.class_leaf(classid)
 
 
+def _qdisc_at(dev, parent: int, missing: str):
+    """The parent qdisc (None at the root) and the qdisc grafted at `parent`; the
+    parent's major not found is ENOENT with the caller's extack `missing`."""
+    if parent == TC_H_ROOT:
+        return None, dev.qdisc
+    p = qdisc_lookup(dev, tc_h_maj(parent))
+    if p is None:
+        raise RtnlError(errno.ENOENT, missing)
+    return p, qdisc_leaf(p, parent)
+
+
 def tc_modify_qdisc(net, dev, parent: int, handle: int, kind: str | None, options, *, create: bool, replace: bool,
                     excl: bool) -> None:
     """RTM_NEWQDISC: create and graft, or change, the qdisc at `parent` (TC_H_ROOT or
     a class id; 0 finds it by `handle`). `options` are what the kind's parser sent."""
     p = None
     if parent:
-        if parent != TC_H_ROOT:
-            p = qdisc_lookup(dev, tc_h_maj(parent))
-            if p is None:
-                raise RtnlError(errno.ENOENT, "Failed to find specified qdisc")
-            q = qdisc_leaf(p, parent)
-        else:
-            q = dev.qdisc
+        p, q = _qdisc_at(dev, parent, "Failed to find specified qdisc")
         if q is not None and q.handle == 0:  # it may be the default qdisc: ignore it
             q = None
         if q is None or not handle or q.handle != handle:
@@ -197,13 +202,7 @@ def tc_delete_qdisc(net, dev, parent: int, handle: int, kind: str | None) -> Non
     """tc_get_qdisc(RTM_DELQDISC)"""
     p = None
     if parent:
-        if parent != TC_H_ROOT:
-            p = qdisc_lookup(dev, tc_h_maj(parent))
-            if p is None:
-                raise RtnlError(errno.ENOENT, "Failed to find qdisc with specified classid")
-            q = qdisc_leaf(p, parent)
-        else:
-            q = dev.qdisc
+        p, q = _qdisc_at(dev, parent, "Failed to find qdisc with specified classid")
         if q is None:
             raise RtnlError(errno.ENOENT, "Cannot find specified qdisc on specified device")
         if handle and q.handle != handle:

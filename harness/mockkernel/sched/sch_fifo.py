@@ -37,7 +37,10 @@ class Pfifo(FifoQueue):
 
     def enqueue(self, skb, count: int, now: float) -> int:
         """pfifo_enqueue(): whole packets while qlen < limit."""
-        room = self.limit - self.qlen
+        return self.enqueue_within(skb, count, self.limit - self.qlen)
+
+    def enqueue_within(self, skb, count: int, room: int) -> int:
+        """The first `room` packets of the train join the tail, the rest are dropped."""
         if count <= room:
             return self.enqueue_tail(skb, count)
         accepted = max(room, 0)
@@ -58,14 +61,7 @@ class Bfifo(Pfifo):
     def enqueue(self, skb, count: int, now: float) -> int:
         """bfifo_enqueue(): packets while the backlog stays within limit bytes."""
         length = skb.len
-        room = (self.limit - self.backlog) // length if length else count
-        if count <= room:
-            return self.enqueue_tail(skb, count)
-        accepted = max(room, 0)
-        if accepted:
-            self.enqueue_tail(skb, accepted)
-        self.drop(skb, count - accepted)
-        return accepted
+        return self.enqueue_within(skb, count, (self.limit - self.backlog) // length if length else count)
 
 
 def fifo_create_dflt(kind: type[Pfifo], dev, parent: int, limit: int | None) -> Pfifo:
