@@ -178,6 +178,7 @@ LOCATION_STAGES = {
     "neigh_invalidate": Stage.NEIGH,
     "__dev_queue_xmit": Stage.QDISC,
     "__dev_forward_skb2": Stage.NIC_RX,      # into a device that is down (a BPF_F_INGRESS redirect)
+    "enqueue_to_backlog": Stage.NIC_RX,      # netif_rx() over netdev_max_backlog, CPU_BACKLOG
 }
 
 # Where a failed bpf_redirect() is freed, from either TC direction: skb->tc_at_ingress

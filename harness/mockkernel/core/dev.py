@@ -9,15 +9,21 @@ ip_rcv, arp_rcv). dev_queue_xmit() runs TC egress, then hands the skb to the
 device's qdisc (sched/sch_generic.py; veth ports have noqueue), loopback loops the packet back into
 the receive path (netif_rx). dev_forward_skb() is a veth-style hand-over into
 another device's receive path (bpf_redirect with BPF_F_INGRESS).
+netif_rx() queues the skb on the CPU's backlog (enqueue_to_backlog(): over
+netdev_max_backlog it is dropped CPU_BACKLOG), and net_rx_action() polls the
+backlog as one more NAPI (process_backlog(), weight dev_weight). From process
+context (a socket's send through lo) the softirq runs before the sender goes on,
+as netif_rx()'s local_bh_enable() runs it.
 The softirq runs on the kernel's `this_cpu` (0; the line-rate model moves it):
 that CPU's softnet_data counts every skb handed to __netif_receive_skb_core()
 (`processed`).
-Left out: taps, GRO, RPS, the backlog queue (netif_rx delivers at once), TC
+Left out: taps, GRO, RPS and its flow limit (netif_rx() queues on this CPU), TC
 on lo (the mock's loopback frames carry no link-layer header).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
@@ -36,34 +42,69 @@ class SoftnetData:
     the backlog (netdev_max_backlog), net_rx_action() rounds cut short by
     netdev_budget or netdev_budget_usecs, RPS IPIs received, flow limit drops.
     The receive path counts `processed` on the kernel's this_cpu; the line-rate
-    model (mockkernel/linerate/) the rest."""
+    model (mockkernel/linerate/) the rest. `input_pkt_queue` is the backlog that
+    netif_rx() fills and process_backlog() drains; `in_net_rx_action` says the
+    softirq is running on the CPU (sd->in_net_rx_action)."""
 
     processed: int = 0
     dropped: int = 0
     time_squeeze: int = 0
     received_rps: int = 0
     flow_limit_count: int = 0
+    input_pkt_queue: deque = field(default_factory=deque)
+    in_net_rx_action: bool = False
 
 
 ptype_base: dict = {}  # EtherType: the receive function dev_add_pack() registered
 
 
 def net_rx_action(net) -> None:
-    """Softirq rounds until every RX ring is empty. Within a round NICs with work
-    are polled in turn, up to NAPI_POLL_WEIGHT each; a NIC that used its whole
-    weight goes back on the poll list, until the round's netdev_budget is spent."""
-    budget_per_round = net.sysctl.values["net.core.netdev_budget"]
-    weight = min(NAPI_POLL_WEIGHT, net.sysctl.values["net.core.dev_weight"])
-    softirq_round = 0
-    while any(nic.rx_ring for nic in net.nics.values()):
-        softirq_round += 1
-        budget = budget_per_round
-        poll_list = [nic for nic in net.nics.values() if nic.rx_ring]
-        while poll_list and budget > 0:
-            nic = poll_list.pop(0)
-            budget -= _napi_poll(net, nic, min(weight, budget), softirq_round)
-            if nic.rx_ring:
-                poll_list.append(nic)
+    """Softirq rounds until every RX ring and the CPU's backlog are empty. Within
+    a round NICs with work are polled in turn, up to NAPI_POLL_WEIGHT each, and
+    the backlog up to dev_weight (process_backlog()); a NAPI that used its whole
+    weight goes back on the poll list, until the round's netdev_budget is spent.
+    The backlog joins the poll list when a poll queued to it (napi_schedule_rps()
+    from enqueue_to_backlog(), ahead of the NAPI that goes back on the list)."""
+    sysctls = net.sysctl.values
+    budget_per_round = sysctls["net.core.netdev_budget"]
+    dev_weight = sysctls["net.core.dev_weight"]
+    weight = min(NAPI_POLL_WEIGHT, dev_weight)
+    sd = net.softnet[net.this_cpu]
+    backlog = sd.input_pkt_queue
+    sd.in_net_rx_action = True
+    try:
+        softirq_round = 0
+        while backlog or any(nic.rx_ring for nic in net.nics.values()):
+            softirq_round += 1
+            budget = budget_per_round
+            poll_list: list = [nic for nic in net.nics.values() if nic.rx_ring]
+            if backlog:
+                poll_list.append(backlog)
+            while poll_list and budget > 0:
+                napi = poll_list.pop(0)
+                if napi is backlog:
+                    budget -= process_backlog(net, backlog, min(dev_weight, budget))
+                    if backlog:
+                        poll_list.append(backlog)
+                    continue
+                budget -= _napi_poll(net, napi, min(weight, budget), softirq_round)
+                if backlog and backlog not in poll_list:
+                    poll_list.append(backlog)
+                if napi.rx_ring:
+                    poll_list.append(napi)
+    finally:
+        sd.in_net_rx_action = False
+
+
+def process_backlog(net, backlog: deque, quota: int) -> int:
+    """process_backlog(): the backlog NAPI's poll, up to `quota` skbs in the order
+    netif_rx() queued them, each into __netif_receive_skb_core()."""
+    sd = net.softnet[net.this_cpu]
+    work = min(quota, len(backlog))
+    sd.processed += work
+    for _ in range(work):
+        netif_receive_skb(backlog.popleft())
+    return work
 
 
 def _napi_poll(net, nic, quota: int, softirq_round: int) -> int:
@@ -224,8 +265,28 @@ def dev_forward_skb(skb: SkBuff) -> None:
     skb.data = skb.mac_header
     skb.dst = None
     eth_type_trans(skb)
-    skb.net.softnet[skb.net.this_cpu].processed += 1
-    netif_receive_skb(skb)
+    netif_rx(skb)
+
+
+def netif_rx(skb: SkBuff) -> None:
+    """netif_rx() -> enqueue_to_backlog() on this CPU (no RPS): the skb joins
+    the CPU's input_pkt_queue while it holds at most netdev_max_backlog skbs
+    (`qlen <= max_backlog`: the queue can reach max_backlog + 1); otherwise
+    softnet_data's dropped and the device's rx_dropped
+    (dev_core_stats_rx_dropped_inc()) count it and it is freed CPU_BACKLOG.
+    Outside the softirq the backlog is processed at once (netif_rx()'s
+    local_bh_enable() runs net_rx_action())."""
+    net = skb.net
+    sd = net.softnet[net.this_cpu]
+    backlog = sd.input_pkt_queue
+    if len(backlog) > net.sysctl.values["net.core.netdev_max_backlog"]:
+        sd.dropped += 1
+        skb.dev.stats.rx_dropped += 1
+        kfree_skb(skb, DropReason.CPU_BACKLOG, Stage.NIC_RX, "enqueue_to_backlog")
+        return
+    backlog.append(skb)
+    if not sd.in_net_rx_action:
+        net_rx_action(net)
 
 
 def eth_header(skb: SkBuff, dst_mac: bytes, src_mac: bytes, ethertype: int) -> None:
@@ -243,5 +304,4 @@ def loopback_xmit(skb: SkBuff) -> None:
     skb.pkt_type = PACKET_HOST
     skb.protocol = ETH_P_IP
     skb.data = skb.network_header
-    skb.net.softnet[skb.net.this_cpu].processed += 1  # netif_rx() -> process_backlog()
-    netif_receive_skb(skb)  # skb_dst_force(): the output route's dst stays on the skb
+    netif_rx(skb)  # skb_dst_force(): the output route's dst stays on the skb
