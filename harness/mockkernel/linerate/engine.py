@@ -45,7 +45,8 @@ lately. A noqueue port (veth's default) sends what the stack gives it at line
 rate, its packets waiting behind what it still has to send. XDP's transmits
 skip the qdisc, as ndo_xdp_xmit() does.
 
-Left out: the backlog (netif_rx, RPS: netdev_max_backlog), GRO, TX rings and
+Left out: the backlog's timing (netif_rx() queues to it and the probe's
+net_rx_action() drains it, so no train overflows netdev_max_backlog; RPS), GRO, TX rings and
 TX completion (a noqueue port never refuses a packet), skb->hash in the probes'
 skbs, the IRQ's own cost, packets that the kernel sends on its own (ARP,
 timers) during a run.
