@@ -58,6 +58,18 @@ def now_ns(now: float) -> int:
     return round(now * NSEC_PER_SEC)
 
 
+def take_head(queue, most: int) -> tuple:
+    """Up to `most` packets of the train at the head of `queue` (a deque of
+    [skb, count]): the whole train leaves the queue, or `most` of it do."""
+    head = queue[0]
+    skb, count = head
+    if count <= most:
+        queue.popleft()
+        return skb, count
+    head[1] = count - most
+    return skb, most
+
+
 class Qdisc:
     """struct Qdisc with its Qdisc_ops: the statistics `tc -s` prints (gnet_stats_basic:
     bytes, packets; gnet_stats_queue: qlen, backlog, drops, requeues, overlimits) and
@@ -160,13 +172,7 @@ class FifoQueue(Qdisc):
         """qdisc_dequeue_head()"""
         if not self.queue:
             return None
-        head = self.queue[0]
-        skb, count = head
-        if count <= most:
-            self.queue.popleft()
-        else:
-            head[1] = count - most
-            count = most
+        skb, count = take_head(self.queue, most)
         self.qlen -= count
         self.backlog -= skb.len * count
         self.bstats_update(skb, count)

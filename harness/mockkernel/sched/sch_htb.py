@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.sched.sch_fifo import Pfifo, fifo_create_dflt
-from harness.mockkernel.sched.sch_generic import (NSEC_PER_SEC, PschedRatecfg, Qdisc, now_ns, register_qdisc,
+from harness.mockkernel.sched.sch_generic import (NSEC_PER_SEC, PschedRatecfg, Qdisc, now_ns, register_qdisc, take_head,
                                                    tc_h_maj)
 
 HTB_CANT_SEND, HTB_MAY_BORROW, HTB_CAN_SEND = 0, 1, 2
@@ -327,14 +327,7 @@ class Htb(Qdisc):
         """htb_dequeue(): the direct queue first, then the lowest level, the best
         priority, and the leaf whose DRR turn it is."""
         if self.direct_queue:
-            head = self.direct_queue[0]
-            skb, count = head
-            if count <= most:
-                self.direct_queue.popleft()
-            else:
-                head[1] = count - most
-                count = most
-            return self._sent(skb, count)
+            return self._sent(*take_head(self.direct_queue, most))
         if not self.qlen:
             return None
         t = now_ns(now)
