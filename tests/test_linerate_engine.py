@@ -260,3 +260,51 @@ def test_a_flood_through_tbf_leaves_at_its_rate_and_the_qdisc_drops_the_rest():
     assert delivered + tbf.drops == 20_000 and tbf.overlimits > 0 and tbf.qlen == 0
     # a packet that found the queue full waited for all of it at the rate: 72740 bytes at 1.25 MB/s
     assert result.streams[0].latency.max_us == pytest.approx(72740 / 1.25e6 * 1e6, rel=0.03)
+
+
+def redirect_flood(port: int) -> Stream:
+    """Line rate into `port`, whose TC ingress redirects each frame into p1's
+    ingress (tc_redirect, BPF_F_INGRESS: netif_rx()); on p1 the frame is
+    another host's (ip_rcv_core() frees it OTHERHOST)."""
+    frame = bytes(Ether(src=PORTS[port].peer_mac, dst=PORTS[port].mac) / IP(src=SRC, dst="10.0.0.1") /
+                  UDP(sport=1000, dport=2000) / bytes([3, 1]) / (b"x" * 16))
+    return Stream.of(f"p{port}", frame, id=port)
+
+
+def redirecting_target(bpf_objects, ports: tuple[int, ...]) -> MockTarget:
+    target = MockTarget()
+    for port in ports:
+        target.sh(f"tc qdisc add dev p{port} clsact")
+        target.sh(f"tc filter add dev p{port} ingress bpf da obj {bpf_objects['tc_redirect']} sec tc")
+    return target
+
+
+def backlog_losses(result) -> int:
+    return sum(loss.packets for loss in result.losses if loss.reason == "CPU_BACKLOG")
+
+
+def test_two_floods_into_one_cpus_backlog_lose_what_its_polls_cannot_take(bpf_objects):
+    """p0's and p2's queue 0 are both on CPU 0 and both redirect into the backlog:
+    a round polls each queue 64 packets and the backlog 64 (dev_weight), so the
+    backlog fills at half the rate it is fed. Once it holds 1001
+    (netdev_max_backlog + 1) it drops half of what comes, and those 1001 are
+    processed when the rings run dry: delivered - dropped = 2 x 1001 (each flow's
+    fraction of a dropped packet goes through: up to 2 x 2 more)."""
+    target = redirecting_target(bpf_objects, (0, 2))
+    result = target.traffic(Profile((redirect_flood(0), redirect_flood(2))), duration=0.01)
+
+    by_reason = {loss.reason: loss.packets for loss in result.losses if loss.reason != "FULL_RING"}
+    assert by_reason["OTHERHOST"] - by_reason["CPU_BACKLOG"] == pytest.approx(2004, abs=2)
+    assert sum(loss.packets for loss in result.losses) == sum(stream.opackets for stream in result.streams.values())
+    softnet_dropped = int(target.sh("cat /proc/net/softnet_stat").splitlines()[0].split()[1], 16)
+    assert softnet_dropped == by_reason["CPU_BACKLOG"] == backlog_losses(result)
+
+
+def test_one_flood_through_the_backlog_loses_nothing_there(bpf_objects):
+    """One queue and the backlog polled in turn, 64 packets each: the backlog
+    drains as fast as it is fed, whatever the CPU cannot take is lost at the ring."""
+    target = redirecting_target(bpf_objects, (0,))
+    result = target.traffic(Profile((redirect_flood(0),)), duration=0.01)
+
+    assert backlog_losses(result) == 0
+    assert {loss.reason for loss in result.losses} == {"OTHERHOST", "FULL_RING"}

@@ -44,7 +44,9 @@ class SoftnetData:
     The receive path counts `processed` on the kernel's this_cpu; the line-rate
     model (mockkernel/linerate/) the rest. `input_pkt_queue` is the backlog that
     netif_rx() fills and process_backlog() drains; `in_net_rx_action` says the
-    softirq is running on the CPU (sd->in_net_rx_action)."""
+    softirq is running on the CPU (sd->in_net_rx_action); `input_queue_tail`
+    counts the skbs it ever queued (RPS's rps_input_queue_tail_incr()), which the
+    line-rate model reads to know which flows pass the backlog."""
 
     processed: int = 0
     dropped: int = 0
@@ -52,6 +54,7 @@ class SoftnetData:
     received_rps: int = 0
     flow_limit_count: int = 0
     input_pkt_queue: deque = field(default_factory=deque)
+    input_queue_tail: int = 0
     in_net_rx_action: bool = False
 
 
@@ -285,6 +288,7 @@ def netif_rx(skb: SkBuff) -> None:
         kfree_skb(skb, DropReason.CPU_BACKLOG, Stage.NIC_RX, "enqueue_to_backlog")
         return
     backlog.append(skb)
+    sd.input_queue_tail += 1
     if not sd.in_net_rx_action:
         net_rx_action(net)
 

@@ -45,8 +45,20 @@ lately. A noqueue port (veth's default) sends what the stack gives it at line
 rate, its packets waiting behind what it still has to send. XDP's transmits
 skip the qdisc, as ndo_xdp_xmit() does.
 
-Left out: the backlog's timing (netif_rx() queues to it and the probe's
-net_rx_action() drains it, so no train overflows netdev_max_backlog; RPS), GRO, TX rings and
+The backlog (net/core/dev.c enqueue_to_backlog(), process_backlog()): a flow
+whose probes passed netif_rx() (a BPF_F_INGRESS redirect, lo) feeds its CPU's
+backlog, a second fluid queue of netdev_max_backlog + 1 packets, with what its
+RX queue served times its passes per packet. The backlog NAPI is polled in
+turn with the CPU's queues, dev_weight packets a poll against their
+NAPI_POLL_WEIGHT: while a queue of the CPU has more than a poll's worth, the
+backlog drains at most dev_weight / NAPI_POLL_WEIGHT of the fastest such
+queue's rate; otherwise it keeps up. What overflows is lost CPU_BACKLOG,
+counted in softnet's dropped, and taken off the flows' trains in proportion to
+what they fed.
+
+Left out: of the backlog, its own CPU time (a packet's whole path is charged to
+its RX queue, also for one the backlog drops), its wait in latency, the
+device's rx_dropped for its drops, and RPS; GRO, TX rings and
 TX completion (a noqueue port never refuses a packet), skb->hash in the probes'
 skbs, the IRQ's own cost, packets that the kernel sends on its own (ARP,
 timers) during a run.
@@ -115,6 +127,9 @@ class Flow:
     memory: TrainMemory = field(default_factory=TrainMemory)
     last_train: float = 0.0
     latency_carry: float = 0.0
+    backlog_passes: float = 0.0  # netif_rx() calls per packet, from its last train
+    backlog_lost: float = 0.0  # packets its CPU's backlog dropped (fluid)
+    backlog_dropped: int = 0  # of those, taken off its trains
 
 
 @dataclass(eq=False)
@@ -132,6 +147,8 @@ class RxQueue:
     arrival_rate: float = 0.0
     service_rate: float = 0.0
     polling: bool = False
+    full_polls: bool = False  # it held more than a poll takes in the last interval
+    taken: float = 0.0  # packets it served in the last interval
     irq_at: float | None = None
     admitted: float = 0.0  # cumulative, for the arrival curve
     departed: float = 0.0
@@ -180,6 +197,8 @@ class Engine:
         self.notes: list[str] = []
         self.squeeze: list[float] = [0.0] * kernel.ncpus
         self.busy: list[float] = [0.0] * kernel.ncpus
+        self.cpu_backlog: list[float] = [0.0] * kernel.ncpus  # packets in each CPU's input_pkt_queue
+        self.via_backlog: list[Flow] = []  # flows whose packets pass netif_rx()
 
     # setup -------------------------------------------------------------------
     def _add_stream(self, stream: Stream, duration: float | None) -> None:
@@ -374,6 +393,8 @@ class Engine:
             served = min(served, queue.backlog + admitted)
             self._move_flows(queue, step, arriving, admitted, missed, served)
             start_ordinal, held = queue.departed, queue.backlog
+            queue.full_polls = held > EPSILON or queue.backlog + admitted - served > EPSILON
+            queue.taken = served
             backlog = queue.backlog + admitted - served
             # snapped to the ring's ends, so rounding never leaves an event a hair away
             queue.backlog = 0.0 if backlog < EPSILON else queue.capacity if queue.capacity - backlog < EPSILON else backlog
@@ -392,8 +413,32 @@ class Engine:
                     budget = self.kernel.sysctl.values["net.core.netdev_budget"]
                     usecs = self.kernel.sysctl.values["net.core.netdev_budget_usecs"] * 1e-6
                     self.squeeze[queue.cpu] += max(served / budget, step / usecs)
-
+        if self.via_backlog:
+            self._process_backlog()
         self._drain_tx(step)
+
+    def _process_backlog(self) -> None:
+        """Each CPU's backlog over the interval (module doc): fed by the flows that
+        pass netif_rx(), drained by process_backlog()'s share of the polls."""
+        sysctls = self.kernel.sysctl.values
+        capacity = sysctls["net.core.netdev_max_backlog"] + 1  # enqueue_to_backlog(): qlen <= max_backlog
+        share = sysctls["net.core.dev_weight"] / NAPI_POLL_WEIGHT
+        for cpu, level in enumerate(self.cpu_backlog):
+            feeding = [flow for flow in self.via_backlog if flow.queue.cpu == cpu and flow.taken]
+            fed = sum(flow.taken * flow.backlog_passes for flow in feeding)
+            if not fed and not level:
+                continue
+            full = [q.taken for q in self.queues if q.cpu == cpu and q.polling and q.full_polls]
+            if not full:  # every poll emptied its queue: the backlog's poll empties it too
+                self.cpu_backlog[cpu] = 0.0
+                continue
+            drained = share * max(full)
+            level += fed - drained
+            if level > capacity:
+                lost, level = level - capacity, float(capacity)
+                for flow in feeding:
+                    flow.backlog_lost += lost * flow.taken * flow.backlog_passes / fed
+            self.cpu_backlog[cpu] = max(level, 0.0)
 
     def _tx_demand(self, queue: RxQueue) -> None:
         """What the flows the queue served in the interval give noqueue ports to
@@ -462,7 +507,22 @@ class Engine:
         self._egress(pieces[0][0] if pieces else now)
         for when, flow, count in pieces:
             if count:
-                self._train(flow, count, when)
+                self._serve(flow, count, when)
+
+    def _serve(self, flow: Flow, count: int, now: float) -> None:
+        """`count` packets its RX queue served: those its CPU's backlog dropped since
+        its last train are lost there, the rest run as a train."""
+        lost = min(int(flow.backlog_lost + EPSILON) - flow.backlog_dropped, count)
+        if lost > 0:
+            flow.backlog_dropped += lost
+            flow.done += lost
+            self.kernel.softnet[flow.queue.cpu].dropped += lost  # enqueue_to_backlog()'s sd->dropped
+            where = (Stage.NIC_RX, DropReason.CPU_BACKLOG, "enqueue_to_backlog")
+            self.prober.losses[where] += lost
+            self.prober.paths[f"NIC_RX[{flow.queue.port}] -> ... > DROP {DropReason.CPU_BACKLOG} at {Stage.NIC_RX} "
+                              f"in enqueue_to_backlog"] += lost
+        if count > lost:
+            self._train(flow, count - lost, now)
 
     def _clock(self, now: float) -> None:
         clock = self.kernel.clock
@@ -477,6 +537,7 @@ class Engine:
         if bpf is not None:
             bpf.cpu = flow.queue.cpu
         spent = [0.0, 0, 0]  # cost, packets, frames transmitted
+        queued_before = sum(sd.input_queue_tail for sd in kernel.softnet)
 
         def tally(outcome: Outcome, times: int, bulk: bool) -> None:
             spent[0] += outcome.ns * times
@@ -505,6 +566,9 @@ class Engine:
         flow.last_train = now
         flow.cost = spent[0] / spent[1] * 1e-9
         flow.delivered = spent[2] / spent[1]
+        flow.backlog_passes = (sum(sd.input_queue_tail for sd in kernel.softnet) - queued_before) / count
+        if flow.backlog_passes and flow not in self.via_backlog:
+            self.via_backlog.append(flow)
 
     def _received(self, port: str, run: StreamRun, length: int, times: int) -> None:
         """`times` frames of `length` bytes left `port` for its tester port."""
@@ -620,7 +684,7 @@ class Engine:
             flow.missed = missed
             rest = flow.arrivals - missed - flow.done
             if rest > 0:
-                self._train(flow, rest, now)
+                self._serve(flow, rest, now)
             flow.served = flow.done
         for queue in self.queues:
             nic = kernel.nics[queue.port]

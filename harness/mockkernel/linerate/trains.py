@@ -7,7 +7,7 @@ path, exactly as Kernel.receive() runs one frame (DMA into the port's ring,
 net_rx_action(): NAPI, XDP, the stack, the frames it transmits), with its
 journey recorded. Around each probe the kernel's numeric state is read:
 
-- counters that only add up (device stats, softnet's processed, the SNMP
+- counters that only add up (device stats, softnet's processed and backlog tail, the SNMP
   MIBs, nft rule and chain counters, conntrack statistics, socket drops, eBPF
   program run counts, eBPF map values as little-endian 64-bit words),
 - counters with a bound (an nft limit's tokens run out at 0),
@@ -97,7 +97,7 @@ def _layout(kernel) -> Layout:
     refills: dict[int, float] = {}
     for dev in kernel.devices.values():
         cells += [(dev.stats, name) for name in DEV_STATS]
-    cells += [(sd, "processed") for sd in kernel.softnet]
+    cells += [(sd, name) for sd in kernel.softnet for name in ("processed", "input_queue_tail")]
     stats = kernel.conntrack.stats
     cells += [(stats, name) for name in stats]
     for table in kernel.nft.ruleset.tables:
