@@ -298,6 +298,9 @@ def test_two_floods_into_one_cpus_backlog_lose_what_its_polls_cannot_take(bpf_ob
     assert sum(loss.packets for loss in result.losses) == sum(stream.opackets for stream in result.streams.values())
     softnet_dropped = int(target.sh("cat /proc/net/softnet_stat").splitlines()[0].split()[1], 16)
     assert softnet_dropped == by_reason["CPU_BACKLOG"] == backlog_losses(result)
+    backlog_drop = " > DROP CPU_BACKLOG at NIC_RX in enqueue_to_backlog"
+    assert [count for path, count in result.paths if path.endswith(backlog_drop)] == [by_reason["CPU_BACKLOG"] / 2] * 2
+    assert ("NIC_RX[p2] -> netif_rx on cpu0" + backlog_drop, by_reason["CPU_BACKLOG"] / 2) in result.paths
 
 
 def test_one_flood_through_the_backlog_loses_nothing_there(bpf_objects):

@@ -57,8 +57,10 @@ counted in softnet's dropped, and taken off the flows' trains in proportion to
 what they fed.
 
 Left out: of the backlog, its own CPU time (a packet's whole path is charged to
-its RX queue, also for one the backlog drops), its wait in latency, the
-device's rx_dropped for its drops, and RPS; GRO, TX rings and
+its RX queue, also for one the backlog drops), its wait in latency, what the
+packets it drops counted before netif_rx() (softnet's processed, TC and map
+counters: they run in no train), the device's rx_dropped and the journey of
+its drops (their path is `NIC_RX[port] -> netif_rx on cpuN`), and RPS; GRO, TX rings and
 TX completion (a noqueue port never refuses a packet), skb->hash in the probes'
 skbs, the IRQ's own cost, packets that the kernel sends on its own (ARP,
 timers) during a run.
@@ -519,8 +521,8 @@ class Engine:
             self.kernel.softnet[flow.queue.cpu].dropped += lost  # enqueue_to_backlog()'s sd->dropped
             where = (Stage.NIC_RX, DropReason.CPU_BACKLOG, "enqueue_to_backlog")
             self.prober.losses[where] += lost
-            self.prober.paths[f"NIC_RX[{flow.queue.port}] -> ... > DROP {DropReason.CPU_BACKLOG} at {Stage.NIC_RX} "
-                              f"in enqueue_to_backlog"] += lost
+            self.prober.paths[f"NIC_RX[{flow.queue.port}] -> netif_rx on cpu{flow.queue.cpu} > DROP "
+                              f"{DropReason.CPU_BACKLOG} at {Stage.NIC_RX} in enqueue_to_backlog"] += lost
         if count > lost:
             self._train(flow, count - lost, now)
 
