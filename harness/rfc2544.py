@@ -26,19 +26,17 @@ back-to-back trial is 2 s of line rate and is repeated 50 times (26.4).
 
 runs the forwarding scenario (p0 -> p1, optionally through conntrack) and prints
 the tables; with `--out` it also writes report.txt, report.json and the plots.
-A progress bar (rich, on stderr) shows once a campaign has run a few seconds,
-when stderr is a terminal; `--progress` / `--no-progress` (or PJ_PROGRESS=1/0)
-force it on or off.
+A progress bar (harness/progress.py: rich, on stderr) shows once a campaign has
+run a few seconds, when stderr is a terminal; `--progress` / `--no-progress` (or
+PJ_PROGRESS=1/0) force it, and the bars of its trials, on or off.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
-import os
 import pathlib
 import sys
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -49,12 +47,12 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
+from harness.progress import ProgressBar
 from harness.target import PORTS, Port, Target
 from harness.traffic import (FCS_LEN, LatencyStats, Mode, Profile, Rate, RateUnit, Result, Stream, TAG_LEN,
                              l1_bits)
 
 FRAME_SIZES = (64, 128, 256, 512, 1024, 1280, 1518)  # with FCS (RFC 2544 section 9.1)
-SHOW_PROGRESS_AFTER = 3.0  # wall seconds: shorter campaigns finish before a bar is worth drawing
 
 
 class Phase(StrEnum):
@@ -341,16 +339,24 @@ def run(target: Target, port: Port, template: Packet, sizes: Iterable[int] = FRA
     is a terminal (PJ_PROGRESS=1/0 forces it), True/False force it."""
     report = Report(target.name, scenario, settings)
     sizes = tuple(sizes)
-    with _ProgressBar(len(sizes) * len(settings.phases), _wants_progress(progress)) as bar:
+    with ProgressBar("RFC 2544", len(sizes) * len(settings.phases), "{completed}/{total} phases, {trials} trials",
+                     progress) as bar:
+        phases_done = 0
+
+        def show(doing: str) -> None:
+            bar.update(phases_done, f"RFC 2544 {doing}".rstrip(), trials=sum(len(s.trials) for s in report.sizes))
+
         for size in sizes:
             stream = Stream(port=port.name, frame=sized_frame(template, size))
-            measurer = TrafficMeasurer(target, stream, size, on_trial=bar.trial, rate_tolerance=settings.rate_tolerance)
+            measurer = TrafficMeasurer(target, stream, size, rate_tolerance=settings.rate_tolerance,
+                                       on_trial=lambda trial: show(f"{trial.frame_size} B {trial.phase}"))
             size_report = SizeReport(size, settings.max_load or max_load(target, size), trials=measurer.trials)
             report.sizes.append(size_report)
             for phase in settings.phases:
                 measurer.phase = phase
                 PHASE_RUNNERS[phase](measurer, size_report, settings)
-                bar.phase_done()
+                phases_done += 1
+                show("")
     return report
 
 
@@ -421,57 +427,6 @@ PHASE_RUNNERS: dict[Phase, Callable[[TrafficMeasurer, SizeReport, Settings], Non
     Phase.LOSS_CURVE: measure_loss_curve,
     Phase.BACK_TO_BACK: measure_back_to_back,
 }
-
-
-def _wants_progress(progress: bool | None) -> bool:
-    if progress is not None:
-        return progress
-    forced = os.environ.get("PJ_PROGRESS")
-    if forced in ("0", "1"):
-        return forced == "1"
-    return sys.stderr.isatty()
-
-
-class _ProgressBar:
-    """A rich progress bar on stderr over the campaign's phases, drawn only once
-    the campaign has run SHOW_PROGRESS_AFTER wall seconds (and only if wanted)."""
-
-    def __init__(self, total: int, wanted: bool) -> None:
-        self.total = total
-        self.wanted = wanted
-        self.done = 0
-        self.trials = 0
-        self.started = time.monotonic()
-        self.bar = None
-
-    def __enter__(self) -> _ProgressBar:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar:
-            self.bar.stop()
-
-    def trial(self, trial: Trial) -> None:
-        self.trials += 1
-        self._draw(f"{trial.frame_size} B {trial.phase}")
-
-    def phase_done(self) -> None:
-        self.done += 1
-        self._draw("")
-
-    def _draw(self, doing: str) -> None:
-        if not self.wanted or time.monotonic() - self.started < SHOW_PROGRESS_AFTER:
-            return
-        if self.bar is None:
-            from rich.console import Console  # rich only when a bar is drawn: a quick campaign never imports it
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("phases, {task.fields[trials]} trials"), TimeElapsedColumn(),
-                                console=Console(stderr=True))
-            self.task = self.bar.add_task("RFC 2544", total=self.total, trials=0)
-            self.bar.start()
-        self.bar.update(self.task, completed=self.done, trials=self.trials,
-                        description=f"RFC 2544 {doing}" if doing else "RFC 2544")
 
 
 # the command line: the forwarding scenario ------------------------------------------

@@ -16,7 +16,7 @@ from MLRsearch import MeasurementResult
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from harness import rfc2544
+from harness import progress, rfc2544
 from harness.rfc2544 import Phase, Settings, TrafficMeasurer
 from harness.target import PORTS
 from harness.traffic import (LatencyStats, Mode, Profile, Result, Stream, StreamStats, TrafficCaps)
@@ -225,7 +225,7 @@ def test_plots_are_pngs_of_each_size_and_each_latency_histogram(monkeypatch):
 
 
 def test_progress_bar_is_drawn_on_stderr_when_asked(monkeypatch, capsys):
-    monkeypatch.setattr(rfc2544, "SHOW_PROGRESS_AFTER", 0.0)
+    monkeypatch.setattr(progress, "SHOW_AFTER", 0.0)
     rfc2544.run(CapacityDut(), PORTS[0], FRAME, sizes=(64,), settings=Settings(phases=(Phase.SEARCH,)),
                 progress=True)
     assert "RFC 2544" in capsys.readouterr().err
@@ -233,7 +233,7 @@ def test_progress_bar_is_drawn_on_stderr_when_asked(monkeypatch, capsys):
 
 @pytest.mark.parametrize("setting, wanted", [("0", False), ("1", True)])
 def test_pj_progress_forces_the_bar_off_or_on(monkeypatch, capsys, setting, wanted):
-    monkeypatch.setattr(rfc2544, "SHOW_PROGRESS_AFTER", 0.0)
+    monkeypatch.setattr(progress, "SHOW_AFTER", 0.0)
     monkeypatch.setenv("PJ_PROGRESS", setting)
     rfc2544.run(CapacityDut(), PORTS[0], FRAME, sizes=(64,), settings=Settings(phases=(Phase.SEARCH,)))
     assert ("RFC 2544" in capsys.readouterr().err) is wanted

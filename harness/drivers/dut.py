@@ -25,7 +25,7 @@ import socket
 import struct
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 
 from harness.drivers import generator, load_counters, nfnetlink
@@ -41,6 +41,7 @@ from harness.drivers.nftrace import (
 )
 from harness.drivers.xdpstats import BpfRunObserver
 from harness.journey import CtEntry, Drop, Journey, RuleCounter
+from harness.progress import ProgressBar
 from harness.target import (
     MAX_L2_OVERHEAD,
     PORTS,
@@ -293,9 +294,12 @@ class NetnsTarget(Target):
                 stack.enter_context(self._nftrace.untraced())
             drop_counts = stack.enter_context(self._drops.counting()) if self._drops is not None else None
             before = load_counters.take(self.lab, nft)
+            schedule = generator.schedule_seconds(profile, duration)
+            bar = stack.enter_context(ProgressBar("lab traffic", schedule, "{completed:.1f}/{total:.1f} s, {doing}"))
             run = stack.enter_context(generator.GeneratorRun(self.lab, profile, duration))
-            run.wait_sent(2 * generator.schedule_seconds(profile, duration) + generator.STARTUP_TIMEOUT)
-            drained = self._wait_drained(run)
+            run.wait_sent(2 * schedule + generator.STARTUP_TIMEOUT,
+                          lambda seconds: bar.update(min(seconds, schedule), doing="pjgen sending"))
+            drained = self._wait_drained(run, lambda: bar.update(schedule, doing="the DUT draining"))
             stats = run.stats()
             after = load_counters.take(self.lab, nft)
         result = generator.to_result(profile, duration, stats, self.name)
@@ -312,13 +316,14 @@ class NetnsTarget(Target):
         result.notes += notes
         return result
 
-    def _wait_drained(self, run: generator.GeneratorRun) -> bool:
+    def _wait_drained(self, run: generator.GeneratorRun, waiting: Callable[[], None]) -> bool:
         """Wait until the receiver has every tagged packet sent, or the DUT drained: its
         devices' counters (/proc/net/dev) unchanged for DRAIN_QUIET and its qdiscs empty.
-        False if neither happened within DRAIN_TIMEOUT."""
+        False if neither happened within DRAIN_TIMEOUT. Calls `waiting` at each look."""
         deadline = time.monotonic() + DRAIN_TIMEOUT
         last, still_since = None, time.monotonic()
         while not run.finished(DRAIN_POLL):
+            waiting()
             now = time.monotonic()
             counters = self.lab.read_proc_net(self.lab.dut, "dev")
             if counters != last:

@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.drivers.netns import NetnsLab
@@ -72,6 +73,7 @@ CAPS = TrafficCaps(
 
 MODE_LETTERS = {Mode.CONTINUOUS: "c", Mode.SINGLE_BURST: "s", Mode.MULTI_BURST: "m"}
 STARTUP_TIMEOUT = 30.0  # until pjgen has opened its sockets and started sending
+WAIT_TICK = 0.1  # seconds between a waiter's looks at pjgen's progress (a progress bar's)
 # A run that took longer than its schedule by this factor and margin (s) says the
 # generator fell behind.
 BEHIND_SCHEDULE, BEHIND_MARGIN = 1.1, 0.001
@@ -157,14 +159,21 @@ class GeneratorRun:
         self._stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 -- as long as pjgen runs
         self._process = lab.popen(lab.tester, [str(binary), self._spec.name], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=self._stderr)
+        self.started = time.monotonic()
         self._buffer = b""
         self._events: dict[str, dict] = {}
+        self._exited = False
 
-    def wait_sent(self, timeout: float) -> dict:
+    def wait_sent(self, timeout: float, waiting: Callable[[float], None] | None = None) -> dict:
         """pjgen's `sent` event, once every stream has ended (`timeout`: past the
-        streams' own time, how long starting may take)."""
-        if not self._wait_event("sent", timeout):
-            raise TargetError(f"pjgen did not finish sending within {timeout:.1f} s: {self._failure()}")
+        streams' own time, how long starting may take). `waiting` is called every
+        WAIT_TICK seconds meanwhile with the seconds since pjgen started."""
+        deadline = time.monotonic() + timeout
+        while not self._wait_event("sent", min(WAIT_TICK, deadline - time.monotonic())):
+            if self._exited or time.monotonic() >= deadline:
+                raise TargetError(f"pjgen did not finish sending within {timeout:.1f} s: {self._failure()}")
+            if waiting is not None:
+                waiting(time.monotonic() - self.started)
         return self._events["sent"]
 
     def finished(self, timeout: float) -> bool:
@@ -208,7 +217,8 @@ class GeneratorRun:
                 return False
             chunk = os.read(out.fileno(), 1 << 16)
             if not chunk:
-                return False  # exited: _failure() says how
+                self._exited = True
+                return False  # _failure() says how
             self._buffer += chunk
             *lines, self._buffer = self._buffer.split(b"\n")
             for line in lines:

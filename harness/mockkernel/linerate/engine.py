@@ -83,6 +83,7 @@ from harness.mockkernel.linerate.rss import rx_queue_of
 from harness.mockkernel.linerate.trains import Outcome, Prober, TrainMemory
 from harness.mockkernel.nic import NAPI_POLL_WEIGHT
 from harness.mockkernel.sched.sch_generic import DROP_LOCATION
+from harness.progress import ProgressBar
 from harness.traffic import (LatencyRecorder, Loss, Mode, PortStats, Profile, Result, Stream, StreamStats, l1_bits,
                              l2_bits, stream_frames, stream_pps)
 
@@ -261,15 +262,17 @@ class Engine:
         profile.check_duration(duration)
         for stream in profile.streams:
             self._add_stream(stream, duration)
+        sending = max((w[1] for run in self.runs for w in run.windows), default=0.0)
         stashed = {name: nic.wire for name, nic in self.kernel.nics.items()}
         for nic in self.kernel.nics.values():
             nic.wire = []
         try:
-            end = self._simulate()
+            with ProgressBar("mock traffic", sending, "{completed:.3f}/{total:.3f} s simulated{draining}") as bar:
+                end = self._simulate(bar)
         finally:
             for name, nic in self.kernel.nics.items():
                 nic.wire = stashed[name] + nic.wire
-        return self._result(max((w[1] for run in self.runs for w in run.windows), default=0.0), end)
+        return self._result(sending, end)
 
     def _breakpoints(self) -> list[float]:
         return sorted({t + flow.rx_time for flow in self.flows for window in flow.run.windows for t in window})
@@ -283,7 +286,7 @@ class Engine:
             flow.current = flow.rate if sending else 0.0
             flow.queue.arrival_rate += flow.current
 
-    def _simulate(self) -> float:
+    def _simulate(self, bar: ProgressBar) -> float:
         breakpoints = deque(self._breakpoints())
         now = 0.0
         next_slice = SLICE
@@ -307,6 +310,7 @@ class Engine:
             if now >= next_slice - EPSILON * SLICE:
                 self._functional(now)
                 next_slice = now + SLICE
+                bar.update(min(now, bar.total), draining=", draining" if now > bar.total else "")
             for queue in self.queues:
                 self._napi_complete(queue)
         return self._finish(now)
