@@ -1,5 +1,7 @@
 """Fit the cost model's per-stage costs to measured runs:
 
+    python -m harness.mockkernel.linerate.calibrate measure --target dut|mock -o RUNS.json
+        [--anchors NAME ...] [--duration S]
     python -m harness.mockkernel.linerate.calibrate RUNS.json -o PROFILE.json
 
 RUNS.json holds the runs measured on your DUT, one path each at the rate one
@@ -23,6 +25,13 @@ the runs determine follow the runs, the rest keep the prior's ratios. With
 the runs exercise. Costs no run exercises keep the prior's value. The fit's
 residuals per run and the costs it changed are printed; `--cost-profile
 PROFILE.json` makes the mock's line-rate runs use the result.
+
+`measure` (harness/calibration.py) writes RUNS.json from the mock or the netns
+lab: the XDP paper's tests (anchors.py), each a short trial at the most the
+target's generator offers, with counts from the mock's journeys. On the lab the
+generator and the DUT share this machine's CPUs (veth runs the DUT's receive
+path in the sender's thread), so a profile fitted to it describes the lab, not a
+DUT fed by a NIC.
 """
 from __future__ import annotations
 
@@ -150,6 +159,9 @@ def report(result: Fit, prior: CostModel) -> str:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["measure"]:
+        from harness import calibration  # measuring drives targets: above the model, which it must not import
+        return calibration.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m harness.mockkernel.linerate.calibrate",
                                      description="Fit the mock's per-stage CPU costs to measured runs.")
     parser.add_argument("runs", metavar="RUNS.json", help="measured runs: counts per packet and pps per core")
