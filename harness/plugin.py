@@ -42,6 +42,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requires(*capabilities): skip unless the target has them all")
     config.stash[SKIPS_KEY] = Counter()
+    config.pluginmanager.register(SkipCounter(config.stash[SKIPS_KEY]), "packet-journey-skips")
     if config.getoption("--lab"):
         raise pytest.UsageError(
             f"--lab={config.getoption('--lab')}: driving a lab DUT with a TRex generator is not "
@@ -133,9 +134,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     report = outcome.get_result()
     dut = item.stash.get(TARGET_KEY, None)
-    if report.skipped and report.when in ("setup", "call"):
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        item.config.stash[SKIPS_KEY][reason.removeprefix("Skipped: ")] += 1
     if dut is None or report.when != "call":
         return
     try:
@@ -177,6 +175,18 @@ def _pcap(frame_log: list[tuple[str, str, bytes]]) -> bytes:
         wrpcap(path, packets)
         with open(path, "rb") as f:
             return f.read()
+
+
+class SkipCounter:
+    """Counts skips by reason where the reports arrive: in the controller under xdist."""
+
+    def __init__(self, skips: Counter) -> None:
+        self.skips = skips
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.skipped and report.when in ("setup", "call"):
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            self.skips[reason.removeprefix("Skipped: ")] += 1
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
