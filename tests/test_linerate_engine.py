@@ -131,6 +131,17 @@ def test_imix_over_700_flows_below_the_cpus_capacity_waits_no_longer_than_a_full
     assert stats.latency.max_us < 150
 
 
+def test_two_streams_asking_the_whole_line_each_share_it():
+    """Each asks 100% of 10G in 64-byte frames (14,880,952.38 pps): together they get
+    the line, 7,440,476.19 pps each; in 1 ms each sends the 7,441 packets due."""
+    target = forwarding_target()
+    streams = tuple(Stream.of("p0", udp_frame(sport=1000 + i), id=i) for i in range(2))
+    result = target.traffic(Profile(streams), duration=0.001)
+
+    assert [result.streams[i].opackets for i in range(2)] == [7_441, 7_441]
+    assert round(result.streams[0].tx_pps) == 7_440_476
+
+
 def test_xdp_drop_flood_leaves_nft_counters_at_zero_while_an_nft_drop_rule_counts_every_packet(bpf_objects):
     rules = """table ip raw {
   chain prerouting {

@@ -204,17 +204,34 @@ class Engine:
         self.via_backlog: list[Flow] = []  # flows whose packets pass netif_rx()
 
     # setup -------------------------------------------------------------------
-    def _add_stream(self, stream: Stream, duration: float | None) -> None:
-        kernel = self.kernel
-        dev = kernel.dev_by_name(stream.port)
-        if dev is None or stream.port not in kernel.nics:
+    def _port_dev(self, stream: Stream):
+        dev = self.kernel.dev_by_name(stream.port)
+        if dev is None or stream.port not in self.kernel.nics:
             raise ValueError(f"stream {stream.id}: no port {stream.port!r} on the mock DUT")
+        return dev
+
+    def _line_shares(self, streams) -> dict[str, float]:
+        """The share of its rate each stream of a port gets: 1, or the port's line
+        rate over what its streams ask together (L1), so the port never sends
+        more than its line, as a generator's port cannot."""
+        asked: dict[str, float] = {}
+        for stream in streams:
+            line_bps = self._port_dev(stream).speed * 1e6
+            frames = stream_frames(stream)
+            asked[stream.port] = asked.get(stream.port, 0.0) + \
+                stream_pps(stream, line_bps) * sum(l1_bits(len(f)) for f in frames) / len(frames) / line_bps
+        return {port: min(1.0, 1.0 / load) if load else 1.0 for port, load in asked.items()}
+
+    def _add_stream(self, stream: Stream, duration: float | None, share: float) -> None:
+        kernel = self.kernel
+        dev = self._port_dev(stream)
         line_bps = dev.speed * 1e6
         frames = stream_frames(stream)
         asked = stream_pps(stream, line_bps)
-        pps = min(asked, line_bps / (sum(l1_bits(len(f)) for f in frames) / len(frames)))
+        pps = asked * share
         if pps < asked:
-            self.notes.append(f"stream {stream.id}: {asked:.0f} pps asked, {pps:.0f} sent: {stream.port}'s line rate")
+            self.notes.append(f"stream {stream.id}: {asked:.0f} pps asked, {pps:.0f} sent: {stream.port}'s line rate "
+                              "shared by its streams")
         if stream.mode is Mode.CONTINUOUS:
             packets = math.ceil(pps * duration - EPSILON)  # every packet due within the duration, as pjgen sends
             windows = [(0.0, packets / pps)]
@@ -260,8 +277,9 @@ class Engine:
     # the run -----------------------------------------------------------------
     def run(self, profile: Profile, duration: float | None) -> Result:
         profile.check_duration(duration)
+        shares = self._line_shares(profile.streams)
         for stream in profile.streams:
-            self._add_stream(stream, duration)
+            self._add_stream(stream, duration, shares[stream.port])
         sending = max((w[1] for run in self.runs for w in run.windows), default=0.0)
         stashed = {name: nic.wire for name, nic in self.kernel.nics.items()}
         for nic in self.kernel.nics.values():
