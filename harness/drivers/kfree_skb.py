@@ -548,14 +548,9 @@ class NetnsDrops:
         with self.tracer.lock:
             replies, lost_before = self._control_replies, self.tracer.lost_events
         started = time.monotonic()
-        try:
-            self._lo.send(self._control_frame(command))
-        except OSError as exc:
-            raise TargetError(f"cannot send the drop tracer's control frame on lo of the DUT ({exc.strerror}): "
-                              "the drop tracer needs the DUT's lo up") from exc
+        self._send_and_wait(self._control_frame(command), "the drop tracer's control frame", "the drop tracer",
+                            lambda: self._control_replies != replies or self.tracer.lost_events != lost_before)
         with self.tracer.lock:
-            self.tracer.lock.wait_for(lambda: self._control_replies != replies or self.tracer.exited
-                                      or self.tracer.lost_events != lost_before, SENTINEL_TIMEOUT)
             answered, (replied, counted) = self._control_replies != replies, self._control_reply
         if not answered or replied != command:
             raise TargetError(f"the drop tracer did not answer control frame {command} within "
@@ -599,14 +594,9 @@ class NetnsDrops:
         """Drop a sentinel and wait until the tracer reports it (or fail saying why)."""
         ident = next(self._sentinel_ids)
         started = time.monotonic()
-        try:
-            self._lo.send(self._sentinel_frame(ident))
-        except OSError as exc:
-            raise TargetError(f"cannot send the drop sentinel on lo of the DUT ({exc.strerror}): "
-                              "drops() needs the DUT's lo up") from exc
+        self._send_and_wait(self._sentinel_frame(ident), "the drop sentinel", "drops()",
+                            lambda: self._sentinel_seen == ident or self.tracer.lost_events != self._lost_before)
         with self.tracer.lock:
-            self.tracer.lock.wait_for(lambda: self._sentinel_seen == ident or self.tracer.exited
-                                      or self.tracer.lost_events != self._lost_before, SENTINEL_TIMEOUT)
             lost = self.tracer.lost_events - self._lost_before
         if lost:
             raise TargetError(f"the drop tracer lost {lost} events (its perf buffer of {PERF_RB_PAGES} "
@@ -615,6 +605,17 @@ class NetnsDrops:
             raise TargetError(f"the drop tracer did not report the sentinel drop within "
                               f"{time.monotonic() - started:.1f} s, so drops cannot be complete: "
                               f"{self.tracer.failure()}")
+
+    def _send_and_wait(self, frame: bytes, what: str, needs: str, answered) -> None:
+        """Drop `frame` on the DUT's lo and wait until `answered()` holds, the tracer
+        exited or SENTINEL_TIMEOUT passed (the callers say which it was)."""
+        try:
+            self._lo.send(frame)
+        except OSError as exc:
+            raise TargetError(f"cannot send {what} on lo of the DUT ({exc.strerror}): "
+                              f"{needs} needs the DUT's lo up") from exc
+        with self.tracer.lock:
+            self.tracer.lock.wait_for(lambda: answered() or self.tracer.exited, SENTINEL_TIMEOUT)
 
     def close(self) -> None:
         self.tracer.unwatch(self)
