@@ -9,7 +9,7 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from harness.mockkernel.linerate.rss import toeplitz_hash
+from harness.mockkernel.core.rss import toeplitz_hash
 from harness.mockkernel.linerate.trains import path_text
 from harness.mockkernel.target import MockTarget
 from harness.target import PORTS
@@ -33,6 +33,26 @@ def test_toeplitz_hash_matches_the_microsoft_rss_verification_vectors(src, sport
     ports = sport.to_bytes(2, "big") + dport.to_bytes(2, "big")
     assert toeplitz_hash(MS_RSS_KEY, addrs) == ipv4_hash
     assert toeplitz_hash(MS_RSS_KEY, addrs + ports) == ipv4_l4_hash
+
+
+def test_a_nic_with_receive_hashing_on_gives_skb_hash_the_rss_hash_of_the_frame(bpf_objects):
+    """Microsoft's first vector, 66.9.149.187:2794 -> 161.142.100.80:1766, hashes to
+    0x51ccc178 under their key. tc_hash_mark copies skb->hash to the mark, which nft
+    counts: 0 with rxhash off (the default), the RSS hash with it on. Mock only: the
+    lab's veth has no receive hashing ("receive-hashing: off [fixed]")."""
+    target = MockTarget()
+    target.sh("ethtool -X p0 hkey " + ":".join(f"{byte:02x}" for byte in MS_RSS_KEY))
+    target.sh("tc qdisc add dev p0 clsact")
+    target.sh(f"tc filter add dev p0 ingress bpf da obj {bpf_objects['tc_hash_mark']} sec tc")
+    target.sh("nft -f -", stdin="table ip t { chain c { type filter hook prerouting priority 0; "
+                                "meta mark 0 counter; meta mark 0x51ccc178 counter; }; }")
+    frame = Ether(src=PORTS[0].peer_mac, dst=PORTS[0].mac) / IP(src="66.9.149.187", dst="161.142.100.80") / \
+        UDP(sport=2794, dport=1766)
+    target.send("p0", frame)
+    target.sh("ethtool -K p0 rxhash on")
+    target.send("p0", frame)
+
+    assert [c.packets for c in target.counters()] == [1, 1]
 
 
 # traffic through the engine ----------------------------------------------------

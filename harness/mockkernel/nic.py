@@ -5,6 +5,9 @@ ring of `ethtool -G rx` descriptors, an interrupt that schedules NAPI, a poll th
 builds skbs up to its weight, and net_rx_action()'s softirq budget
 (net/core/dev.c: netdev_budget packets per round). A frame that finds the ring
 full never gets an skb: it is counted in rx_missed_errors, as hardware does.
+With receive hashing on (`ethtool -K pN rxhash on`) the driver puts the frame's
+Toeplitz RSS hash (core/rss.py) into skb->hash; off (the default, as on the lab's
+veth) skb->hash stays 0 until something computes one.
 Time does not pass while polling: rounds are counted, not timed.
 """
 from __future__ import annotations
@@ -13,6 +16,8 @@ from collections import deque
 from dataclasses import dataclass
 
 from harness.journey import Hop, Stage
+from harness.mockkernel.core.ethtool import rss_defaults
+from harness.mockkernel.core.rss import rx_queue_of
 from harness.mockkernel.core.skbuff import alloc_skb
 from harness.mockkernel.core.xdp import do_xdp
 from harness.mockkernel.net import NetDevice
@@ -63,7 +68,11 @@ class Nic:
         frames = [ring.popleft() for _ in range(min(budget, len(ring)))]
         stats.rx_packets += len(frames)  # per poll: the totals are the same, the cost is not per frame
         stats.rx_bytes += sum(map(len, frames))
+        hashing = dev.features["receive-hashing"]  # NETIF_F_RXHASH: the descriptor carries the RSS hash
+        if hashing:
+            rss_defaults(net, dev)
         for frame in frames:
+            rx_hash = rx_queue_of(dev, frame)[0] if hashing else 0  # of the frame as it came off the wire
             xdp_hop = None
             if dev.xdp_prog is not None:
                 passed = do_xdp(net, self, frame, lead)
@@ -72,6 +81,7 @@ class Nic:
                 frame, xdp_hop = passed
             skb = alloc_skb(frame)
             skb.dev = dev
+            skb.hash = rx_hash  # skb_set_hash() in the driver's receive
             skbs.append((skb, xdp_hop))
         return skbs
 

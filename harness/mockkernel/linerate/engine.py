@@ -61,8 +61,7 @@ its RX queue, also for one the backlog drops), its wait in latency, what the
 packets it drops counted before netif_rx() (softnet's processed, TC and map
 counters: they run in no train), the device's rx_dropped and the journey of
 its drops (their path is `NIC_RX[port] -> netif_rx on cpuN`), and RPS; GRO, TX rings and
-TX completion (a noqueue port never refuses a packet), skb->hash in the probes'
-skbs, the IRQ's own cost, packets that the kernel sends on its own (ARP,
+TX completion (a noqueue port never refuses a packet), the IRQ's own cost, packets that the kernel sends on its own (ARP,
 timers) during a run.
 """
 from __future__ import annotations
@@ -79,7 +78,7 @@ from harness.journey import Stage
 from harness.mockkernel.core.ethtool import rss_defaults
 from harness.mockkernel.core.skbuff import skb_clone
 from harness.mockkernel.linerate.cost import CostModel
-from harness.mockkernel.linerate.rss import rx_queue_of
+from harness.mockkernel.core.rss import rx_queue_of
 from harness.mockkernel.linerate.trains import Outcome, Prober, TrainMemory
 from harness.mockkernel.nic import NAPI_POLL_WEIGHT
 from harness.mockkernel.sched.sch_generic import DROP_LOCATION
