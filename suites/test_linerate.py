@@ -46,6 +46,12 @@ def generator(target):
         pytest.skip(str(exc))
 
 
+def offers(generator, pps: float = 0.0, bps_L1: float = 0.0) -> None:
+    """Skip, naming the generator and its limit, unless it offers `pps` / `bps_L1` per port."""
+    if (why := generator.shortfall(pps, bps_L1)) is not None:
+        pytest.skip(why)
+
+
 def observed(generator, what: str, why: str) -> None:
     """Skip, saying `why`, unless the target's traffic observes `what`."""
     if what not in generator.observes:
@@ -79,6 +85,23 @@ def test_xdp_drop_flood_leaves_netfilter_counters_at_zero_while_an_nft_drop_coun
     dropped_by_nft = run(target, flood)
     assert (dropped_by_nft.streams[0].opackets, dropped_by_nft.streams[0].ipackets) == (FLOOD, 0)
     assert counted(target, "udp dport 9") == FLOOD
+
+
+LINE_10G_64 = 14_880_952.38  # 64-byte frames (60 + FCS) at 10 Gbit/s: 10e9 / (8 * 84)
+
+
+def test_xdp_drop_at_10g_line_rate_drops_every_frame_before_netfilter(target, router, bpf_objects, generator):
+    """10 ms of 10GbE line rate in 64-byte frames (148,810 packets: those due at
+    k / 14,880,952.38 s < 10 ms) into an XDP_DROP program: the XDP layer drops every
+    one, the nft counter behind it stays at 0. Needs a generator of 14.88 Mpps."""
+    offers(generator, pps=LINE_10G_64)
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=NFT_DROP_DISCARD)
+    target.sh(f"ip link set dev p0 xdp obj {bpf_objects['xdp_drop_udp']} sec xdp")
+    result = run(target, udp_stream(h0, h1, 9, Rate(100, RateUnit.PERCENT), size=60), duration=0.01)
+    assert (result.streams[0].opackets, result.streams[0].ipackets) == (148_810, 0)
+    assert [(loss.stage, loss.reason, loss.packets) for loss in result.losses] == [("XDP", "NOT_SPECIFIED", 148_810)]
+    assert counted(target, "udp dport 9") == 0
 
 
 TC_STATS = re.compile(r"Sent (\d+) bytes (\d+) pkt \(dropped (\d+), overlimits (\d+)")
