@@ -209,23 +209,21 @@ class Engine:
             raise ValueError(f"stream {stream.id}: no port {stream.port!r} on the mock DUT")
         return dev
 
-    def _line_shares(self, streams) -> dict[str, float]:
+    def _line_shares(self, streams: dict[Stream, list[bytes]]) -> dict[str, float]:
         """The share of its rate each stream of a port gets: 1, or the port's line
-        rate over what its streams ask together (L1), so the port never sends
-        more than its line, as a generator's port cannot."""
+        rate over what its streams (with their frames) ask together (L1), so the
+        port never sends more than its line, as a generator's port cannot."""
         asked: dict[str, float] = {}
-        for stream in streams:
+        for stream, frames in streams.items():
             line_bps = self._port_dev(stream).speed * 1e6
-            frames = stream_frames(stream)
             asked[stream.port] = asked.get(stream.port, 0.0) + \
                 stream_pps(stream, line_bps) * sum(l1_bits(len(f)) for f in frames) / len(frames) / line_bps
         return {port: min(1.0, 1.0 / load) if load else 1.0 for port, load in asked.items()}
 
-    def _add_stream(self, stream: Stream, duration: float | None, share: float) -> None:
+    def _add_stream(self, stream: Stream, frames: list[bytes], duration: float | None, share: float) -> None:
         kernel = self.kernel
         dev = self._port_dev(stream)
         line_bps = dev.speed * 1e6
-        frames = stream_frames(stream)
         asked = stream_pps(stream, line_bps)
         pps = asked * share
         if pps < asked:
@@ -276,9 +274,10 @@ class Engine:
     # the run -----------------------------------------------------------------
     def run(self, profile: Profile, duration: float | None) -> Result:
         profile.check_duration(duration)
-        shares = self._line_shares(profile.streams)
-        for stream in profile.streams:
-            self._add_stream(stream, duration, shares[stream.port])
+        streams = {stream: stream_frames(stream) for stream in profile.streams}  # each stream's cycle, built once
+        shares = self._line_shares(streams)
+        for stream, frames in streams.items():
+            self._add_stream(stream, frames, duration, shares[stream.port])
         sending = max((w[1] for run in self.runs for w in run.windows), default=0.0)
         stashed = {name: nic.wire for name, nic in self.kernel.nics.items()}
         for nic in self.kernel.nics.values():
