@@ -36,7 +36,6 @@ DUT fed by a NIC.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from harness.journey import Journey
-from harness.mockkernel.linerate.cost import COST_NAMES, CostModel, CostProfileError, path_counts
+from harness.mockkernel.linerate.cost import COST_NAMES, CostModel, CostProfileError, path_counts, read_json
 
 DEFAULT_PRIOR_WEIGHT = 1e-6
 
@@ -96,12 +95,7 @@ def run_from_journeys(name: str, journeys: list[tuple[Journey, int]], pps_per_co
 
 
 def load_runs(path: str | Path) -> list[Run]:
-    try:
-        data = json.loads(Path(path).read_text())
-    except OSError as err:
-        raise RunsError(f"runs file {path}: {err.strerror}") from None
-    except json.JSONDecodeError as err:
-        raise RunsError(f"runs file {path}: not JSON ({err})") from None
+    data = read_json(path, "runs file", RunsError)
     runs = data.get("runs") if isinstance(data, dict) else None
     if not runs:
         raise RunsError(f"runs file {path}: no \"runs\" list")

@@ -158,6 +158,16 @@ class CostProfileError(ValueError):
     """A cost profile file that cannot be used; the message names the file and why."""
 
 
+def read_json(path: str | Path, what: str, error: type[ValueError]):
+    """The JSON in file `path`, or `error` naming it as `what` and why it cannot be read."""
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as err:
+        raise error(f"{what} {path}: {err.strerror}") from None
+    except json.JSONDecodeError as err:
+        raise error(f"{what} {path}: not JSON ({err})") from None
+
+
 class CostModel:
     """Per-stage CPU costs in ns by name (every name of COST_NAMES)."""
 
@@ -203,13 +213,7 @@ class CostModel:
 
     @classmethod
     def load(cls, path: str | Path) -> CostModel:
-        try:
-            data = json.loads(Path(path).read_text())
-        except OSError as err:
-            raise CostProfileError(f"cost profile {path}: {err.strerror}") from None
-        except json.JSONDecodeError as err:
-            raise CostProfileError(f"cost profile {path}: not JSON ({err})") from None
-        return cls.from_dict(data, f"cost profile {path}")
+        return cls.from_dict(read_json(path, "cost profile", CostProfileError), f"cost profile {path}")
 
 
 def path_counts(journey: Journey, kernel: Kernel | None = None) -> dict[str, float]:
