@@ -10,7 +10,7 @@ cannot blur which packets a moment holds: at 4kbit one frame takes 2 s of tokens
 from __future__ import annotations
 
 import pytest
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import UDP
 
 from harness.target import CommandError
 from plan import drops

@@ -24,7 +24,7 @@ import struct
 from dataclasses import dataclass
 
 from harness.mockkernel.bpf.vm import M32, PACKET_BASE, SEG_CTX, SEG_PACKET, BpfFault
-from harness.mockkernel.wire.ethernet import ETH_HLEN, ETH_P_IP
+from harness.mockkernel.wire.ethernet import ETH_P_IP
 
 XDP_ACTIONS = ("XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT")
 TC_ACT_UNSPEC, TC_ACT_OK, TC_ACT_RECLASSIFY, TC_ACT_SHOT, TC_ACT_PIPE, TC_ACT_STOLEN = -1, 0, 1, 2, 3, 4

@@ -43,7 +43,7 @@ from collections.abc import Callable
 from harness.dropreason import DropReason
 from harness.journey import Drop, Hop, Stage
 from harness.mockkernel.core.errors import RtnlError
-from harness.mockkernel.core.skbuff import alloc_skb, kfree_skb
+from harness.mockkernel.core.skbuff import alloc_skb
 from harness.mockkernel.wire import FrameSummary
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)  # include/uapi/linux/bpf.h xdp_action
