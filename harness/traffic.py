@@ -581,6 +581,13 @@ class SequenceChecker:
                 self.expected = (seq + count) % SEQ_SPACE
 
 
+def rates(packets: int, frame_bytes: int, seconds: float) -> tuple[float, float, float]:
+    """pps, L2 and L1 bit/s of `packets` frames of `frame_bytes` bytes in all
+    (without FCS) over `seconds`."""
+    bits = frame_bytes * 8
+    return packets / seconds, (bits + l2_bits(0) * packets) / seconds, (bits + l1_bits(0) * packets) / seconds
+
+
 @dataclass
 class PortStats:
     """TRex's per-port names. `o*` is what the tester sent into the DUT port,
@@ -597,6 +604,11 @@ class PortStats:
     tx_bps_L1: float = 0.0
     rx_bps_L1: float = 0.0
 
+    def set_rates(self, tx_seconds: float, rx_seconds: float) -> None:
+        """The rates from the counts: what was sent over `tx_seconds`, received over `rx_seconds`."""
+        self.tx_pps, self.tx_bps, self.tx_bps_L1 = rates(self.opackets, self.obytes, tx_seconds)
+        self.rx_pps, self.rx_bps, self.rx_bps_L1 = rates(self.ipackets, self.ibytes, rx_seconds)
+
 
 @dataclass
 class StreamStats:
@@ -612,6 +624,11 @@ class StreamStats:
     out_of_order: int = 0
     duplicates: int = 0
     latency: LatencyStats | None = None
+
+    def set_rates(self, tx_seconds: float, rx_seconds: float) -> None:
+        """The rates from the counts: what was sent over `tx_seconds`, received over `rx_seconds`."""
+        self.tx_pps, _, self.tx_bps_L1 = rates(self.opackets, self.obytes, tx_seconds)
+        self.rx_pps, _, self.rx_bps_L1 = rates(self.ipackets, self.ibytes, rx_seconds)
 
     @property
     def lost(self) -> int:

@@ -37,8 +37,6 @@ from pathlib import Path
 from harness.drivers.netns import NetnsLab
 from harness.target import PORTS, TargetError, TargetUnavailable
 from harness.traffic import (
-    FCS_LEN,
-    PREAMBLE_IFG,
     LatencyStats,
     Mode,
     PortStats,
@@ -234,14 +232,6 @@ class GeneratorRun:
         return state + (f": {said}" if said else "")
 
 
-def _bps_L1(packets: int, frame_bytes: int, seconds: float) -> float:
-    return (frame_bytes + packets * (FCS_LEN + PREAMBLE_IFG)) * 8 / seconds
-
-
-def _bps_L2(packets: int, frame_bytes: int, seconds: float) -> float:
-    return (frame_bytes + packets * FCS_LEN) * 8 / seconds
-
-
 def _latency(measured: dict) -> LatencyStats | None:
     """pjgen's latency counts (ns) as LatencyRecorder.stats() gives them (us)."""
     if not measured["n"]:
@@ -269,19 +259,15 @@ def to_result(profile: Profile, duration: float | None, stats: dict, target: str
         latency = _latency(measured["latency"]) if stream.latency else None
         result.streams[stream.id] = StreamStats(
             stream.id, measured["opackets"], ipackets, measured["obytes"], ibytes,
-            tx_pps=measured["opackets"] / seconds, rx_pps=ipackets / seconds,
-            tx_bps_L1=_bps_L1(measured["opackets"], measured["obytes"], seconds),
-            rx_bps_L1=_bps_L1(ipackets, ibytes, seconds),
             out_of_order=measured["out_of_order"], duplicates=measured["duplicates"], latency=latency)
+        result.streams[stream.id].set_rates(seconds, seconds)
     for port in PORTS:
         sent = [m for s, m in zip(profile.streams, stats["streams"]) if s.port == port.name]
         opackets, obytes = sum(m["opackets"] for m in sent), sum(m["obytes"] for m in sent)
         received = stats["ports"][port.peer]
         ipackets, ibytes = received["ipackets"], received["ibytes"]
-        result.ports[port.name] = PortStats(
-            opackets, ipackets, obytes, ibytes, tx_pps=opackets / seconds, rx_pps=ipackets / seconds,
-            tx_bps=_bps_L2(opackets, obytes, seconds), rx_bps=_bps_L2(ipackets, ibytes, seconds),
-            tx_bps_L1=_bps_L1(opackets, obytes, seconds), rx_bps_L1=_bps_L1(ipackets, ibytes, seconds))
+        result.ports[port.name] = PortStats(opackets, ipackets, obytes, ibytes)
+        result.ports[port.name].set_rates(seconds, seconds)
         if received["ring_drops"]:
             result.notes.append(f"the receiver's ring on {port.peer} was full for {received['ring_drops']} frames "
                                 f"{port.name} sent: lost by the tester, not by the DUT")

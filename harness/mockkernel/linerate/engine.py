@@ -84,7 +84,7 @@ from harness.mockkernel.nic import NAPI_POLL_WEIGHT
 from harness.mockkernel.sched.sch_generic import DROP_LOCATION
 from harness.progress import ProgressBar
 from harness.traffic import (LatencyRecorder, Loss, Mode, PortStats, Profile, Result, Stream, StreamStats, l1_bits,
-                             l2_bits, stream_frames, stream_pps)
+                             stream_frames, stream_pps)
 
 SLICE = 1e-3  # virtual seconds between the functional trains
 # a settled flow (its last train ended in bulk, no limit in sight) waits for a
@@ -731,18 +731,11 @@ class Engine:
         for name, stats in sorted(self.port_stats.items()):
             result.ports[name] = stats
             if duration:
-                stats.tx_pps = stats.opackets / duration
-                stats.tx_bps = (stats.obytes * 8 + l2_bits(0) * stats.opackets) / duration
-                stats.tx_bps_L1 = (stats.obytes * 8 + l1_bits(0) * stats.opackets) / duration
-                stats.rx_pps = stats.ipackets / drained
-                stats.rx_bps = (stats.ibytes * 8 + l2_bits(0) * stats.ipackets) / drained
-                stats.rx_bps_L1 = (stats.ibytes * 8 + l1_bits(0) * stats.ipackets) / drained
+                stats.set_rates(duration, drained)
         for run in self.runs:
             stats = run.stats
             if duration:
-                stats.tx_pps, stats.rx_pps = stats.opackets / duration, stats.ipackets / drained
-                stats.tx_bps_L1 = (stats.obytes * 8 + l1_bits(0) * stats.opackets) / duration
-                stats.rx_bps_L1 = (stats.ibytes * 8 + l1_bits(0) * stats.ipackets) / drained
+                stats.set_rates(duration, drained)
             if run.recorder is not None:
                 stats.latency = run.recorder.stats()
             result.streams[stats.id] = stats
