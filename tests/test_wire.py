@@ -262,6 +262,7 @@ NOT_HEADERS = {
     ("drivers/nfnetlink.py", "!I"): "netlink attribute values (timeouts, status, mark)",
     ("drivers/nfnetlink.py", "!Q"): "netlink attribute values (counters)",
     ("drivers/nftrace.py", "!i"): "NFTA_VERDICT_CODE, a netlink attribute",
+    ("drivers/trex_standin/rpc.py", ">II"): "TRex's RPC compression header (trex_rpc_zip.cpp)",
     ("mockkernel/bpf/helpers.py", ">I"): "struct bpf_fib_lookup's addresses, in a program's own memory",
     ("mockkernel/netfilter/nft_exprs.py", "!B"): "nft_payload loads at the base + offset a rule names",
     ("mockkernel/netfilter/nft_exprs.py", "!H"): "nft_payload loads at the base + offset a rule names",
