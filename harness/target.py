@@ -15,12 +15,18 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-
-from scapy.packet import Packet
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from harness.journey import CtEntry, Drop, Journey, RuleCounter, render_all
-from harness.packets import Mask, as_mask, describe, to_bytes
 from harness.traffic import Profile, Result, TrafficCaps
+
+if TYPE_CHECKING:
+    from scapy.packet import Packet
+
+    from harness.packets import Mask
+
+    FrameLike = bytes | bytearray | Packet
 
 NPORTS = 3
 
@@ -125,7 +131,11 @@ class ExpectError(AssertionError):
     """An expected frame did not arrive, or an unexpected one did."""
 
 
-FrameLike = bytes | bytearray | Packet
+def _packets() -> ModuleType:
+    """harness.packets (scapy), imported when frames are first handled: the DUT agent
+    (drivers/agent.py) imports this module on a DUT that has the standard library only."""
+    import harness.packets
+    return harness.packets
 
 
 class AppSocket(ABC):
@@ -219,12 +229,13 @@ class Target(ABC):
 
     def send(self, port: str | Port, frames: FrameLike | Iterable[FrameLike]) -> None:
         """Flush every tester queue, then put `frames` on the wire into DUT `port`."""
-        frames = [frames] if isinstance(frames, (bytes, bytearray, Packet)) else list(frames)
+        packets = _packets()
+        frames = [frames] if isinstance(frames, (bytes, bytearray, packets.Packet)) else list(frames)
         self._collect(timeout=0.0)
         for queue in self._queues.values():
             queue.clear()
         port = self.port(port)
-        frames = [to_bytes(f) for f in frames]
+        frames = [packets.to_bytes(f) for f in frames]
         self.frame_log += [("sent into", port.name, f) for f in frames]
         self._transmit(port, frames)
 
@@ -237,7 +248,7 @@ class Target(ABC):
         """Wait for a frame matching `frame` (a Mask hides explained fields) to leave
         DUT `port`; remove it from that port's queue and return it."""
         port = self.port(port)
-        mask = as_mask(frame)
+        mask = _packets().as_mask(frame)
         queue = self._queues[port.name]
         # other frames may come first, in bursts of their own
         self._collect_until(lambda: any(mask.matches(got) for got in queue))
@@ -252,6 +263,7 @@ class Target(ABC):
         self._collect(self.negative_timeout)
         stray = [(n, f) for n in names for f in self._queues[n]]
         if stray:
+            describe = _packets().describe
             lines = [f"  {name}: {describe(f)}" for name, f in stray]
             raise ExpectError("expected no frames, but the DUT sent:\n" + "\n".join(lines)
                               + "\n\njourneys on " + self.name + ":\n" + render_all(self.journeys()))
@@ -276,6 +288,7 @@ class Target(ABC):
             return frames
         lines = [f"expected {count} frame{'' if count == 1 else 's'} on {port.name} ({self.name}): {expected}",
                  f"{len(frames)} left {port.name}{':' if frames else ''}"]
+        describe = _packets().describe
         lines += [f"  {describe(frame)}" for frame in frames]
         lines += [f"journeys on {self.name}:", render_all(self.journeys())]
         raise ExpectError("\n".join(lines))
@@ -299,6 +312,7 @@ class Target(ABC):
 
     def _explain_missing(self, port: Port, mask: Mask) -> str:
         got = self._queues[port.name]
+        describe = _packets().describe
         lines = [f"expected on {port.name} ({self.name}):", f"  {describe(mask.expected)}"]
         lines += [f"  masked {reason}" for reason in mask.reasons]
         if got:

@@ -181,20 +181,17 @@ def test_pjgen_spec_sends_each_stream_from_the_tester_end_of_its_port():
 
 
 def test_counters_that_grew_are_notes_and_those_naming_a_drop_are_losses():
-    class Lab:
-        dut, tester = "pj1x0-dut", "pj1x0-tst"
-
     before = load_counters.Snapshot(
-        devices={("pj1x0-tst", "t0", "tx_dropped"): 5, ("pj1x0-dut", "p1", "rx_dropped"): 0},
+        devices={("tester", "t0", "tx_dropped"): 5, ("DUT", "p1", "rx_dropped"): 0},
         qdiscs={("p1", "tbf", "1:", "drops"): 10, ("p1", "tbf", "1:", "overlimits"): 0},
         softnet={(0, "processed"): 100, (0, "dropped"): 1, (1, "time_squeeze"): 0},
         nft_drops={"ip filter forward: udp dport 9 counter drop": 0})
     after = load_counters.Snapshot(
-        devices={("pj1x0-tst", "t0", "tx_dropped"): 7, ("pj1x0-dut", "p1", "rx_dropped"): 0},
+        devices={("tester", "t0", "tx_dropped"): 7, ("DUT", "p1", "rx_dropped"): 0},
         qdiscs={("p1", "tbf", "1:", "drops"): 40, ("p1", "tbf", "1:", "overlimits"): 90},
         softnet={(0, "processed"): 900, (0, "dropped"): 4, (1, "time_squeeze"): 2},
         nft_drops={"ip filter forward: udp dport 9 counter drop": 25})
-    losses, notes = load_counters.compare(Lab(), before, after)
+    losses, notes = load_counters.compare(before, after)
     assert [(loss.stage, loss.reason, loss.where, loss.packets) for loss in losses] == [
         (Stage.QDISC, DropReason.QDISC_DROP, "qdisc tbf 1: dev p1", 30),
         (Stage.NAPI, DropReason.CPU_BACKLOG, "softnet_stat cpu0 (whole host)", 3),

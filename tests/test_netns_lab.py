@@ -332,7 +332,7 @@ def test_a_frame_longer_than_the_dut_port_mtu_is_refused_with_the_reason(dut):
 
 @needs_root
 def test_without_bpftrace_the_target_lacks_drop_reasons(monkeypatch):
-    def missing():
+    def missing(*tracer_filter):
         raise TargetUnavailable("`bpftrace` is not installed: `apt-get install bpftrace`")
     monkeypatch.setattr(KfreeSkbTracer, "shared", missing)
     target = NetnsTarget()

@@ -17,53 +17,29 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import json
-import os
 import select
-import shutil
 import socket
 import struct
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 
-from harness.drivers import generator, load_counters, nfnetlink
-from harness.drivers.bpf_events import open_event_reader
-from harness.drivers.ct_table import HostConntrackTable
-from harness.drivers.kfree_skb import KfreeSkbTracer, NetnsDrops
-from harness.drivers.netns import TESTER_MTU, NetnsLab, require_tool
-from harness.drivers.nftrace import (
-    NftTrace,
-    hide_trace_table,
-    parse_ruleset,
-    rule_counters,
-)
-from harness.drivers.xdpstats import BpfRunObserver
+from harness.drivers import generator
+from harness.drivers.dutside import DutSide, attaches_bpf, check_command
+from harness.drivers.netns import TESTER_MTU, NetnsLab
 from harness.journey import CtEntry, Drop, Journey, RuleCounter
 from harness.progress import ProgressBar
 from harness.target import (
     MAX_L2_OVERHEAD,
     PORTS,
     AppSocket,
-    CommandError,
     EventReader,
     Port,
     Target,
     TargetError,
-    check_readable,
     frame_too_long,
 )
-from harness.traffic import Loss, Profile, Result, TrafficCaps
-
-# What `sh()` runs: the configuration tools operators use, the counters' readers
-# (nstat; cat of /proc/net/* and /proc/sys/* only), nothing else.
-SH_PROGRAMS = frozenset({
-    "ip", "nft", "iptables", "iptables-save", "iptables-restore", "tc", "sysctl",
-    "ethtool", "conntrack", "bpftool", "nstat", "cat",
-})
-# The ones that change nf_tables rulesets (iptables is iptables-nft on Debian).
-RULESET_PROGRAMS = frozenset({"nft", "iptables", "iptables-restore"})
+from harness.traffic import Profile, Result, TrafficCaps
 
 ETH_P_ALL = 0x0003
 ETH_HLEN = 14
@@ -71,12 +47,6 @@ MAX_FRAME = 65535
 # Frames of one burst leave the DUT microseconds apart: after the first, keep
 # collecting until the ports stay quiet this long, so a burst is not split.
 BURST_QUIET = 0.01
-# Application sockets by `proto`: the IP protocol of the SOCK_DGRAM socket, and the
-# /proc/net table listing it (a ping socket is SOCK_DGRAM + IPPROTO_ICMP).
-APP_SOCKETS = {"udp": (socket.IPPROTO_UDP, "udp"), "icmp": (socket.IPPROTO_ICMP, "icmp")}
-# Fields of a /proc/net/udp and /proc/net/icmp row (udp4_format_sock(), ping_v4_format_sock())
-PROC_NET_INODE = 9
-PROC_NET_DROPS = 12
 # A traffic run's DUT has drained when its devices' counters stayed unchanged this
 # long with nothing in its qdiscs; DRAIN_TIMEOUT only ends a run whose DUT never drains.
 DRAIN_QUIET = 0.02
@@ -88,7 +58,8 @@ ACCEPT_NOTHING = struct.pack("HBBI", 0x06, 0, 0, 0)  # BPF_RET | BPF_K, 0
 
 
 class NetnsTarget(Target):
-    """The real kernel in a DUT namespace, ports p0..p2 wired to tester ports t0..t2."""
+    """The real kernel in a DUT namespace, ports p0..p2 wired to tester ports t0..t2:
+    a NetnsLab, the DUT's observers (`dut`, a DutSide), the tester's wires and pjgen."""
 
     name = "dut"
 
@@ -99,48 +70,17 @@ class NetnsTarget(Target):
         super().__init__()
         self.positive_timeout = positive_timeout
         self.negative_timeout = negative_timeout
-        self._sockets: list[NetnsSocket] = []
-        self._event_readers: list[EventReader] = []
-        self._drops: NetnsDrops | None = None
-        self._nftrace: NftTrace | None = None
-        self._bpf_runs: BpfRunObserver | None = None
         self._testers_in_napi_mode = False
         self._frames_traced_from = 0  # frame_log index where the trace was last cleared
         self.lab = NetnsLab()
-        self._nstat_history = os.path.join(tempfile.gettempdir(), f"{self.lab.dut}.nstat")
-        self._conntrack_table = HostConntrackTable(self.lab)
         try:
             # opened with the lab, so nothing the DUT sends is missed
             self._wires = {port.name: self._tester_socket(port) for port in PORTS}
-            capabilities = {"kernel", "frames", "sockets"}
-            try:
-                self._drops = KfreeSkbTracer.shared().watch(self.lab)
-                capabilities.add("drop_reasons")
-            except TargetError as exc:  # bpftrace missing or failing: no drop reasons
-                self._no_drop_reasons = str(exc)
-            if shutil.which("nft"):
-                capabilities.add("nftables")
-                if nftrace:
-                    capabilities.add("nftrace")  # netfilter hops, netdev ingress included
-            capabilities.add("xdp")  # native XDP on veth: `ip link set dev pN xdp obj ...`
-            capabilities.add("tc")  # clsact + cls_bpf: `tc filter add dev pN ingress bpf da obj ...`
-            capabilities.add("bpf_events")  # ring buffers and perf event arrays read through bpf(2)
-            if shutil.which("bpftool"):
-                capabilities.add("bpftool")
-                try:
-                    self._bpf_runs = BpfRunObserver(self.lab)
-                    capabilities.update({"journey.xdp", "journey.tc"})  # TC ingress and egress
-                except TargetError as exc:  # no BPF_ENABLE_STATS: program runs are not counted
-                    self._no_xdp_journeys = str(exc)
-            try:
-                nfnetlink.check_conntrack(self.lab)
-                capabilities.add("conntrack")
-            except (TargetError, OSError) as exc:  # no ctnetlink in this kernel
-                self._no_conntrack = str(exc)
-            self.capabilities = frozenset(capabilities)
+            self.dut = DutSide(self.lab, nftrace)
         except BaseException:
             self.lab.close()
             raise
+        self.capabilities = self.dut.capabilities
 
     def _tester_socket(self, port: Port) -> socket.socket:
         sock = self.lab.socket(self.lab.tester, socket.AF_PACKET, socket.SOCK_RAW)
@@ -151,42 +91,23 @@ class NetnsTarget(Target):
     # configuration -----------------------------------------------------------
     def sh(self, cmd: str | Sequence[str], stdin: str | None = None) -> str:
         argv = self.argv(cmd)
-        if not argv:
-            raise CommandError(argv, "empty command")
-        if argv[0] not in SH_PROGRAMS:
-            raise CommandError(argv, f"`{argv[0]}` is not a configuration command this target runs; "
-                                     f"it runs {', '.join(sorted(SH_PROGRAMS))}")
-        require_tool(argv[0])
-        if argv[0] == "cat":
-            check_readable(argv)
-        if argv[0] == "nstat":  # its history file is per user, in /tmp: give this DUT its own
-            argv = ["env", f"NSTAT_HISTORY={self._nstat_history}", *argv]
-        if argv[0] not in RULESET_PROGRAMS or "nftrace" not in self.capabilities:
-            # procps 4.0.2 exits 0 after a refused write (e.g. a key read-only in a netns)
-            out = self.lab.run(self.lab.dut, argv, stdin, stderr_fails=argv[0] == "sysctl")
-            self._peer_accepts_xdp_frames(argv)
-            if argv[:3] == ["tc", "filter", "add"] and self._bpf_runs is not None:
-                self._bpf_runs.active = True  # from now on each send is counted
-            return out
-        # pj_trace is there before the test's first ruleset, and back after a flush
-        if self._nftrace is None:
-            self._nftrace = NftTrace(self.lab)
-        self._nftrace.before_ruleset_command()
+        check_command(argv)
+        command = self.dut.before_command(argv)
         try:
-            output = self.lab.run(self.lab.dut, argv, stdin)
-        finally:
-            self._nftrace.after_ruleset_command()
-        return hide_trace_table(argv, output) if argv[0] == "nft" else output
+            # procps 4.0.2 exits 0 after a refused write (e.g. a key read-only in a netns)
+            output = self.lab.run(self.lab.dut, command, stdin, stderr_fails=argv[0] == "sysctl")
+        except BaseException:
+            self.dut.after_command(argv, None)
+            raise
+        output = self.dut.after_command(argv, output)
+        self._peer_accepts_xdp_frames(argv)
+        return output
 
     def _peer_accepts_xdp_frames(self, argv: list[str]) -> None:
         """After the first `ip link set dev pN xdp obj ...`, give every tester end an
         XDP_PASS program: a veth delivers XDP_TX/XDP_REDIRECT frames only to a peer
         in NAPI mode, and a program may redirect to any port."""
-        if argv[:3] != ["ip", "link", "set"] or not {"xdp", "xdpdrv", "xdpgeneric"} & set(argv):
-            return
-        if self._bpf_runs is not None:  # from now on each send is counted
-            self._bpf_runs.active = True
-        if "off" in argv or self._testers_in_napi_mode:
+        if self._testers_in_napi_mode or argv[:3] != ["ip", "link", "set"] or not attaches_bpf(argv) or "off" in argv:
             return
         from harness import bpf_build
         program = str(bpf_build.build("xdp_pass"))
@@ -196,8 +117,7 @@ class NetnsTarget(Target):
 
     # frames ------------------------------------------------------------------
     def _transmit(self, port: Port, frames: list[bytes]) -> None:
-        if self._bpf_runs is not None:
-            self._bpf_runs.before_send(port, frames)
+        self.dut.before_send(port, frames)
         wire = self._wires[port.name]
         refused = [frame for frame in frames if not _put_on_wire(wire, frame)]
         if refused:
@@ -207,9 +127,9 @@ class NetnsTarget(Target):
         """The DUT port dropped frames on receipt. A full backlog or a port set down
         is the DUT's behaviour, seen in drops(); a frame longer than the port's MTU is
         a mistake in the test, and says so."""
-        link = json.loads(self.lab.run(self.lab.dut, ["ip", "-json", "link", "show", port.name]))
-        if longest > link[0]["mtu"] + MAX_L2_OVERHEAD:
-            raise frame_too_long(port, longest, link[0]["mtu"])
+        mtu = self.dut.port_mtu(port.name)
+        if longest > mtu + MAX_L2_OVERHEAD:
+            raise frame_too_long(port, longest, mtu)
 
     def _receive(self, timeout: float) -> dict[str, list[bytes]]:
         received: dict[str, list[bytes]] = {name: [] for name in self._wires}
@@ -225,53 +145,30 @@ class NetnsTarget(Target):
 
     # applications, observation, time ----------------------------------------
     def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None = None) -> AppSocket:
-        sock = NetnsSocket(self.lab, proto, bind, rcvbuf, self.positive_timeout)
-        self._sockets.append(sock)
-        return sock
+        return self.dut.socket(proto, bind, rcvbuf, self.positive_timeout)
 
     def journeys(self) -> list[Journey]:
-        """The netfilter hops of every traced packet (once the test configured nftables),
-        with its drop; drops of other packets as journeys of their own; XDP hops first."""
-        journeys = self._netfilter_journeys()
-        return self._bpf_runs.merge(journeys) if self._bpf_runs is not None else journeys
-
-    def _netfilter_journeys(self) -> list[Journey]:
-        if self._nftrace is None:
-            return [Journey(packet=drop.packet, drop=drop) for drop in self.drops()]
+        """The DUT's journeys (DutSide.journeys()) of the frames of this phase."""
         # the drop sentinel syncs the DUT: what was sent before it has been through
-        drops = self.drops() if self._drops is not None else []
+        drops = self.dut.drops() if "drop_reasons" in self.capabilities else None
         self._collect(0.0)  # frames that left show POSTROUTING's NAT; they stay queued for expect()
         frames_out = [frame for direction, _, frame in self.frame_log[self._frames_traced_from:] if direction == "left"]
-        readable = "conntrack" in self.capabilities
-        return self._nftrace.journeys(drops, frames_out, self.conntrack if readable else None)
+        return self.dut.journeys(frames_out, drops)
 
     def drops(self) -> list[Drop]:
-        if self._drops is None:
-            raise TargetError(f"this target cannot see drop reasons: {self._no_drop_reasons}")
-        return self._drops.drops()
+        return self.dut.drops()
 
     def counters(self) -> list[RuleCounter]:
-        """Every rule with an anonymous counter, from `nft -a list ruleset`: the rule's
-        text as nft lists it, less `counter packets N bytes M` and its handle."""
-        require_tool("nft")
-        return rule_counters(parse_ruleset(self.lab.run(self.lab.dut, ["nft", "-a", "list", "ruleset"])))
+        return self.dut.counters()
 
     def conntrack(self) -> list[CtEntry]:
-        if "conntrack" not in self.capabilities:
-            raise TargetError(f"this target cannot read the conntrack table: {self._no_conntrack}")
-        return nfnetlink.conntrack_entries(self.lab)
+        return self.dut.conntrack()
 
     def conntrack_create(self, entries) -> None:
-        if "conntrack" not in self.capabilities:
-            raise TargetError(f"this target cannot create conntrack entries: {self._no_conntrack}")
-        entries = list(entries)
-        self._conntrack_table.claim_for(len(entries))
-        nfnetlink.create_entries(self.lab, entries)
+        self.dut.conntrack_create(entries)
 
     def bpf_events(self, map_id: int) -> EventReader:
-        reader = open_event_reader(map_id)
-        self._event_readers.append(reader)
-        return reader
+        return self.dut.bpf_events(map_id)
 
     # traffic at rate -----------------------------------------------------------
     def traffic_caps(self) -> TrafficCaps:
@@ -287,29 +184,22 @@ class NetnsTarget(Target):
         for port, pps in generator.port_pps(profile).items():
             if shortfall := caps.shortfall(pps):
                 raise TargetError(f"{port}: {shortfall}")
-        nft = "nftables" in self.capabilities
-        with ExitStack() as stack:
-            stack.enter_context(self._wires_deaf())
-            if self._nftrace is not None:
-                stack.enter_context(self._nftrace.untraced())
-            drop_counts = stack.enter_context(self._drops.counting()) if self._drops is not None else None
-            before = load_counters.take(self.lab, nft)
-            schedule = generator.schedule_seconds(profile, duration)
-            bar = stack.enter_context(ProgressBar("lab traffic", schedule, "{completed:.1f}/{total:.1f} s, {doing}"))
-            run = stack.enter_context(generator.GeneratorRun(self.lab, profile, duration))
-            run.wait_sent(2 * schedule + generator.STARTUP_TIMEOUT,
-                          lambda seconds: bar.update(min(seconds, schedule), doing="pjgen sending"))
-            drained = self._wait_drained(run, lambda: bar.update(schedule, doing="the DUT draining"))
-            stats = run.stats()
-            after = load_counters.take(self.lab, nft)
+        with self._wires_deaf():
+            self.dut.begin_load_run()
+            try:
+                tester_before = self.lab.read_proc_net(self.lab.tester, "dev")
+                schedule = generator.schedule_seconds(profile, duration)
+                with ProgressBar("lab traffic", schedule, "{completed:.1f}/{total:.1f} s, {doing}") as bar, \
+                        generator.GeneratorRun(self.lab, profile, duration) as run:
+                    run.wait_sent(2 * schedule + generator.STARTUP_TIMEOUT,
+                                  lambda seconds: bar.update(min(seconds, schedule), doing="pjgen sending"))
+                    drained = self._wait_drained(run, lambda: bar.update(schedule, doing="the DUT draining"))
+                    stats = run.stats()
+                    tester_after = self.lab.read_proc_net(self.lab.tester, "dev")
+            finally:
+                observed = self.dut.end_load_run()
         result = generator.to_result(profile, duration, stats, self.name)
-        counter_losses, notes = load_counters.compare(self.lab, before, after)
-        if drop_counts is not None:
-            result.losses = [Loss(stage, reason, where, packets) for (reason, stage, where), packets
-                             in sorted(drop_counts.items(), key=lambda item: -item[1])]
-        else:
-            result.losses = counter_losses
-            notes.append(f"no drop reasons ({self._no_drop_reasons}): losses are what the counters name")
+        result.losses, notes = observed.losses(tester_before, tester_after)
         if not drained:
             notes.append(f"the DUT had not drained {DRAIN_TIMEOUT:.0f} s after the streams ended: "
                          "what it still held counts as lost")
@@ -325,10 +215,10 @@ class NetnsTarget(Target):
         while not run.finished(DRAIN_POLL):
             waiting()
             now = time.monotonic()
-            counters = self.lab.read_proc_net(self.lab.dut, "dev")
+            counters = self.dut.proc_net_dev()
             if counters != last:
                 last, still_since = counters, now
-            elif now - still_since >= DRAIN_QUIET and not load_counters.qdisc_backlog(self.lab):
+            elif now - still_since >= DRAIN_QUIET and not self.dut.qdisc_backlog():
                 return True
             if now > deadline:
                 return False
@@ -354,34 +244,15 @@ class NetnsTarget(Target):
         time.sleep(seconds)
 
     def reset(self) -> None:
-        if self._drops is not None:  # first: its sentinel syncs the DUT, so what was sent has left
-            self._drops.clear()
+        self.dut.reset()  # first: its drop sentinel syncs the DUT, so what was sent has left
         super().reset()
-        if self._nftrace is not None:
-            self._nftrace.clear()
-            self._frames_traced_from = len(self.frame_log)
-        if self._bpf_runs is not None:
-            self._bpf_runs.clear()
+        self._frames_traced_from = len(self.frame_log)
 
     def close(self) -> None:
         try:
-            for sock in self._sockets:
-                sock.close()
-            for reader in self._event_readers:
-                reader.close()
-            if self._nftrace is not None:  # its reader thread stops before the lab closes its sockets
-                self._nftrace.close()
-            if self._drops is not None:
-                self._drops.close()
-            if self._bpf_runs is not None:
-                self._bpf_runs.close()
+            self.dut.close()
         finally:
-            try:
-                self._conntrack_table.release()
-            finally:
-                if os.path.exists(self._nstat_history):
-                    os.unlink(self._nstat_history)
-                self.lab.close()
+            self.lab.close()
 
 
 def _put_on_wire(wire: socket.socket, frame: bytes) -> bool:
@@ -410,59 +281,3 @@ def _drain_incoming(wire: socket.socket) -> list[bytes]:
             return frames
         if address[2] != socket.PACKET_OUTGOING:
             frames.append(frame)
-
-
-class NetnsSocket(AppSocket):
-    """A UDP socket or ICMP ping socket of an application in the DUT namespace."""
-
-    def __init__(self, lab: NetnsLab, proto: str, bind: tuple[str, int], rcvbuf: int | None,
-                 timeout: float):
-        if proto not in APP_SOCKETS:
-            raise TargetError(f"socket proto {proto!r} is not supported; use 'udp' or 'icmp'")
-        ipproto, self._proc_net = APP_SOCKETS[proto]
-        self.lab, self.proto, self.bind, self.timeout = lab, proto, bind, timeout
-        self.sock = lab.socket(lab.dut, socket.AF_INET, socket.SOCK_DGRAM, ipproto)
-        try:
-            if rcvbuf is not None:
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            self.sock.bind(bind)
-        except OSError as exc:
-            self.sock.close()
-            raise TargetError(f"{proto} socket bind {bind}: {exc.strerror}") from exc
-        self.sock.setblocking(False)
-        self.inode = os.fstat(self.sock.fileno()).st_ino
-
-    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
-        """As the application calls it: the kernel's errors (EPERM from a netfilter
-        drop on output, ENETUNREACH, ...) reach the caller as OSError."""
-        self.sock.sendto(data, addr)
-
-    def recv(self) -> tuple[bytes, tuple[str, int]]:
-        ready, _, _ = select.select([self.sock], [], [], self.timeout)
-        if not ready:
-            raise TargetError(f"{self.proto} socket {self.bind}: nothing received in {self.timeout} s")
-        return self._recvfrom()
-
-    def recv_all(self) -> list[tuple[bytes, tuple[str, int]]]:
-        datagrams = []
-        while True:
-            try:
-                datagrams.append(self._recvfrom())
-            except BlockingIOError:
-                return datagrams
-
-    def _recvfrom(self) -> tuple[bytes, tuple[str, int]]:
-        data, (addr, port) = self.sock.recvfrom(MAX_FRAME)
-        return data, (addr, port)
-
-    def drops(self) -> int:
-        """The `drops` column of this socket's line in /proc/net/udp (or icmp)."""
-        for line in self.lab.read_proc_net(self.lab.dut, self._proc_net).splitlines()[1:]:
-            fields = line.split()
-            if int(fields[PROC_NET_INODE]) == self.inode:
-                return int(fields[PROC_NET_DROPS])
-        raise TargetError(f"{self.proto} socket {self.bind} (inode {self.inode}) is not in "
-                          f"/proc/net/{self._proc_net} of {self.lab.dut}")
-
-    def close(self) -> None:
-        self.sock.close()

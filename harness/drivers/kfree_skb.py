@@ -48,6 +48,20 @@ program count the namespace's drops in BPF maps keyed by reason and location
 ends it. Each control frame prints both maps and then its own line, so the counts
 at the moment counting started and stopped come back in order, and the run's drops
 are their difference.
+
+On a lab DUT (the agent, drivers/agent.py) the lab's ports share the namespace with
+the management interface and whatever else the machine does, so the program also
+filters by device (`port_ifindexes`): a drop is reported when skb->dev is one of
+the ports, or skb->skb_iif is (a packet received on a port and dropped on its way
+out of another device, e.g. at a qdisc of the management interface), or skb->dev is
+NULL. The last are packets no device holds yet: locally generated ones dropped
+before routing chose one (NF_OUTPUT, a failed route lookup), attributed to their
+socket's namespace as above; on a DUT these are the test's application sockets',
+and the harness cannot tell another local process's apart, so they are kept rather
+than lose the test's own. The sentinel and the control frames on lo pass by their
+addresses. Drops on lo and on any other device (management, the DUT's own
+services) are not reported. The netns lab needs no such filter: its namespace holds
+only the lab's ports and lo.
 """
 from __future__ import annotations
 
@@ -135,7 +149,7 @@ tracepoint:skb:kfree_skb
     print(@counted);
     print(@counted_nf);
     printf("control %u %u\n", $netns, $id);
-  } else if ((@watched[$netns] && $netns > 1 && HOST_FILTER) || ($netns == 0 && ($frag_off & 0xff3f) != 0)) {
+  } else if ((@watched[$netns] && $netns > 1 && HOST_FILTERPORT_FILTER) || ($netns == 0 && ($frag_off & 0xff3f) != 0)) {
     if (@counting[$netns] && !($ipproto == SENTINEL_IPPROTO && $saddr == LOOPBACK && $daddr == LOOPBACK)) {
       if (args->reason == NETFILTER_DROP) {
         @counted_nf[$netns, ksym(args->location), kstack(8)] = count();
@@ -321,6 +335,16 @@ def _as_loaded(address: str) -> str:
     return str(struct.unpack("=I", socket.inet_aton(address))[0])
 
 
+def _port_filter(port_ifindexes: frozenset[int] | None) -> str:
+    """The program's condition that a drop is on one of the ports, by skb->dev or
+    skb->skb_iif, or on no device; the sentinel on lo passes (module doc)."""
+    if port_ifindexes is None:
+        return ""
+    on_a_port = " || ".join(f"$skb->dev->ifindex == {i} || $skb->skb_iif == {i}" for i in sorted(port_ifindexes))
+    return (f" && ($skb->dev == 0 || {on_a_port} || "
+            "($ipproto == SENTINEL_IPPROTO && $saddr == LOOPBACK && $daddr == LOOPBACK))")
+
+
 def _ipv4(loaded: str) -> str:
     """The address as bpftrace loaded it: network-order bytes read as a host u32."""
     return socket.inet_ntoa(struct.pack("=I", int(loaded)))
@@ -368,17 +392,22 @@ class KfreeSkbTracer:
     """The process's bpftrace on `skb:kfree_skb`, dispatching drops to the watched
     namespaces. `startup_seconds` is how long bpftrace took to attach."""
 
-    _shared: KfreeSkbTracer | None = None
+    _shared: dict[tuple[frozenset[int], frozenset[int] | None], KfreeSkbTracer] = {}
     _shared_lock = threading.Lock()
 
     @classmethod
-    def shared(cls) -> KfreeSkbTracer:
+    def shared(cls, host_inodes: frozenset[int] = HOST_NETNS_INODES,
+               port_ifindexes: frozenset[int] | None = None) -> KfreeSkbTracer:
+        """The process's tracer that never reports namespaces `host_inodes` and, unless
+        `port_ifindexes` is None, reports only drops on those devices (module doc)."""
+        key = (host_inodes, port_ifindexes)
         with cls._shared_lock:
-            if cls._shared is None or cls._shared.exited:
-                cls._shared = cls()
-            return cls._shared
+            if key not in cls._shared or cls._shared[key].exited:
+                cls._shared[key] = cls(host_inodes, port_ifindexes)
+            return cls._shared[key]
 
-    def __init__(self) -> None:
+    def __init__(self, host_inodes: frozenset[int] = HOST_NETNS_INODES,
+                 port_ifindexes: frozenset[int] | None = None) -> None:
         require_root("tracing drops with bpftrace")
         bpftrace = require_tool("bpftrace")
         mount_tracefs()
@@ -389,7 +418,8 @@ class KfreeSkbTracer:
         self._netfilter_drop = numbers[DropReason.NETFILTER_DROP]
         tc_bit = has_tc_at_ingress(bpftrace)
         program = PROGRAM.replace("HOST_FILTER", " && ".join(
-            f"$netns != {inode}" for inode in sorted(HOST_NETNS_INODES))).replace(
+            [f"$netns != {inode}" for inode in sorted(host_inodes)] or ["1"])).replace(
+            "PORT_FILTER", _port_filter(port_ifindexes)).replace(
             "NETFILTER_DROP", str(numbers[DropReason.NETFILTER_DROP])).replace(
             "TC_FORMAT", " %u" if tc_bit else "").replace("TC_ARG", ", $skb->tc_at_ingress" if tc_bit else "").replace(
             "LOOPBACK", _as_loaded(SENTINEL_ADDR)).replace("OWN_ADDR", _as_loaded(self.control_addr)).replace(

@@ -20,7 +20,7 @@ these counters are notes beside them; without it, the counters that name a drop
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from harness.drivers.netns import NetnsLab, require_tool
 from harness.drivers.nftrace import parse_ruleset, rule_counters
@@ -40,7 +40,7 @@ QDISC_FIELDS = ("drops", "overlimits", "requeues")
 
 @dataclass(frozen=True)
 class Snapshot:
-    devices: dict[tuple[str, str, str], int]  # (namespace, device, counter) -> value
+    devices: dict[tuple[str, str, str], int]  # ("DUT" or "tester", device, counter) -> value
     qdiscs: dict[tuple[str, str, str, str], int]  # (device, kind, handle, counter) -> value
     softnet: dict[tuple[int, str], int]  # (cpu, counter) -> value
     nft_drops: dict[str, int]  # a dropping rule's "family table chain: rule" -> packets
@@ -77,13 +77,17 @@ def qdisc_backlog(lab: NetnsLab) -> int:
     return sum(qdisc.get("qlen", 0) for qdisc in json.loads(lab.run(lab.dut, ["tc", "-s", "-j", "qdisc", "show"]) or "[]"))
 
 
+def side_devices(side: str, proc_net_dev: str) -> dict[tuple[str, str, str], int]:
+    """The drop counters of one side's devices, keyed as Snapshot.devices."""
+    return {(side, device, counter): value for device, counters in device_counters(proc_net_dev).items()
+            for counter, value in counters.items()}
+
+
 def take(lab: NetnsLab, nft: bool) -> Snapshot:
-    """The counters now; `nft`: the DUT has nftables to list."""
+    """The DUT's counters now; `nft`: the DUT has nftables to list. The tester's
+    devices are the caller's to add (with_tester())."""
     require_tool("tc")
-    devices = {(namespace, device, counter): value
-               for namespace in (lab.dut, lab.tester)
-               for device, counters in device_counters(lab.read_proc_net(namespace, "dev")).items()
-               for counter, value in counters.items()}
+    devices = side_devices("DUT", lab.read_proc_net(lab.dut, "dev"))
     nft_drops = {}
     if nft:
         listing = lab.run(lab.dut, ["nft", "-a", "list", "ruleset"])
@@ -93,15 +97,19 @@ def take(lab: NetnsLab, nft: bool) -> Snapshot:
                     softnet_counters(lab.read_proc_net(lab.dut, "softnet_stat")), nft_drops)
 
 
+def with_tester(snapshot: Snapshot, proc_net_dev: str) -> Snapshot:
+    """`snapshot` with the tester's devices' counters (its /proc/net/dev) added."""
+    return replace(snapshot, devices={**snapshot.devices, **side_devices("tester", proc_net_dev)})
+
+
 def _grown(before: dict, after: dict) -> dict:
     return {key: value - before.get(key, 0) for key, value in after.items() if value > before.get(key, 0)}
 
 
-def compare(lab: NetnsLab, before: Snapshot, after: Snapshot) -> tuple[list[Loss], list[str]]:
+def compare(before: Snapshot, after: Snapshot) -> tuple[list[Loss], list[str]]:
     """The losses the counters name, and a note for every counter that grew."""
     losses, notes = [], []
-    for (namespace, device, counter), grown in _grown(before.devices, after.devices).items():
-        side = "DUT" if namespace == lab.dut else "tester"
+    for (side, device, counter), grown in _grown(before.devices, after.devices).items():
         notes.append(f"{side} {device} {counter} +{grown}")
     for (device, kind, handle, counter), grown in _grown(before.qdiscs, after.qdiscs).items():
         notes.append(f"qdisc {kind} {handle} dev {device} {counter} +{grown}")

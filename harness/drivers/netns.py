@@ -30,7 +30,7 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from harness.target import (
     DUT_SYSCTLS,
@@ -137,8 +137,15 @@ class NetnsLab:
     """One DUT namespace and one tester namespace, wired port by port (module doc).
 
     `dut`/`tester` are the namespace names, `dut_inode`/`tester_inode` their inodes
-    (what tracepoints report), `sysctls` what was set, by namespace name.
+    (what tracepoints report), `sysctls` what was set, by namespace name. The drop
+    tracer reports the DUT namespace's drops on every device (`port_ifindexes`
+    None: only the lab's ports and lo are there) and never the host's (`host_inodes`).
     """
+
+    host_inodes = HOST_NETNS_INODES
+    port_ifindexes = None
+    # close() deletes the namespaces, and with them what observers put there
+    owns_namespace = True
 
     def __init__(self) -> None:
         require_root("the netns lab")
@@ -160,16 +167,16 @@ class NetnsLab:
 
     def _build(self) -> None:
         for name in (self.dut, self.tester):
-            _run(["ip", "netns", "add", name])
+            run_argv(["ip", "netns", "add", name])
         self.dut_inode = self.inode(self.dut)
         self.tester_inode = self.inode(self.tester)
         for name, sysctls in self.sysctls.items():
             self.run(name, ["sysctl", "-q", "-w", *(f"{key}={value}" for key, value in sysctls.items())])
         links = [f"link add {p.peer} address {p.peer_mac} mtu {TESTER_MTU} type veth "
                  f"peer name {p.name} address {p.mac} netns {self.dut}" for p in PORTS]
-        _run(["ip", "-n", self.tester, "-batch", "-"], stdin="\n".join(
+        run_argv(["ip", "-n", self.tester, "-batch", "-"], stdin="\n".join(
             links + ["link set lo up"] + [f"link set {p.peer} up" for p in PORTS]))
-        _run(["ip", "-n", self.dut, "-batch", "-"], stdin="\n".join(
+        run_argv(["ip", "-n", self.dut, "-batch", "-"], stdin="\n".join(
             ["link set lo up"] + [f"link set {p.name} up" for p in PORTS]))
         for port in PORTS:
             self.run(self.dut, ["ethtool", "-K", port.name, *DUT_PORT_OFFLOADS])
@@ -189,7 +196,7 @@ class NetnsLab:
         `stderr_fails`: anything on stderr is a failure too, whatever the exit status."""
         self._check_open()
         self.inode(name)
-        return _run(["ip", "netns", "exec", name, *argv], stdin, shown=list(argv), stderr_fails=stderr_fails)
+        return run_argv(["ip", "netns", "exec", name, *argv], stdin, shown=list(argv), stderr_fails=stderr_fails)
 
     def popen(self, name: str, argv: Sequence[str], **popen_args) -> subprocess.Popen:
         """Start `argv` (no shell) inside namespace `name` and return without waiting
@@ -206,11 +213,16 @@ class NetnsLab:
         self._sockets.append(sock)
         return sock
 
+    def inside(self, name: str) -> AbstractContextManager[None]:
+        """Run the block with the calling thread inside namespace `name` (inside_netns())."""
+        self._check_open()
+        return inside_netns(self.path(name))
+
     def read_proc_net(self, name: str, filename: str) -> str:
         """/proc/net/`filename` as namespace `name` sees it."""
         self._check_open()
         # /proc/self/net is the main thread's namespace; this thread's is thread-self
-        with inside_netns(self.path(name)), open(f"/proc/thread-self/net/{filename}") as f:
+        with self.inside(name), open(f"/proc/thread-self/net/{filename}") as f:
             return f.read()
 
     def close(self) -> None:
@@ -232,7 +244,7 @@ class NetnsLab:
         return f"NetnsLab({self.dut}, {self.tester})"
 
 
-def _run(argv: list[str], stdin: str | None = None, shown: list[str] | None = None,
+def run_argv(argv: list[str], stdin: str | None = None, shown: list[str] | None = None,
          stderr_fails: bool = False) -> str:
     """stdout of `argv`, or CommandError naming `shown` (the command as the user wrote it)."""
     result = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)

@@ -21,7 +21,7 @@ import socket
 import struct
 from collections.abc import Iterator
 
-from harness.drivers.netns import NetnsLab, inside_netns
+from harness.drivers.netns import NetnsLab
 from harness.journey import CtEntry
 from harness.target import TargetError
 
@@ -153,7 +153,7 @@ def check_conntrack(lab: NetnsLab) -> None:
 
 def _ctnetlink(lab: NetnsLab, message: int, flags: int) -> Iterator[tuple[int, memoryview]]:
     """(message, body) of each answer to a ctnetlink request, up to its end."""
-    with inside_netns(lab.path(lab.dut)):
+    with lab.inside(lab.dut):
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
     with sock:
         sock.send(request(NFNL_SUBSYS_CTNETLINK, message, flags))
@@ -247,7 +247,7 @@ def create_entries(lab: NetnsLab, entries) -> None:
     """Create conntrack entries in the DUT namespace, as `conntrack -I` does, sent
     in batches of messages without NLM_F_ACK: only failures are answered, and the
     first one raises. (262144 entries take about 2.5 s.)"""
-    with inside_netns(lab.path(lab.dut)):
+    with lab.inside(lab.dut):
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
     with sock:
         sock.bind((0, 0))

@@ -879,7 +879,9 @@ class NftTrace:
         self._lost = 0
 
     def close(self) -> None:
-        """The sockets close with the lab; the tables go with its namespace."""
+        """The sockets close with the lab. The tables go with its namespace, or where
+        the namespace outlives the lab (a DUT's own) are deleted here: `add` first,
+        so that a table the test deleted last does not fail the batch."""
         if self._closed:
             return
         self._closed = True
@@ -887,6 +889,9 @@ class NftTrace:
         self._reader.join()
         os.close(self._wake)
         os.close(self._wake_writer)
+        if not self.lab.owns_namespace:
+            self.lab.run(self.lab.dut, ["nft", "-f", "-"], "".join(
+                f"add table {family} {TRACE_TABLE}\ndelete table {family} {TRACE_TABLE}\n" for family in TRACE_RULESETS))
 
 
 def _drain(sock: socket.socket) -> tuple[list[bytes], bool]:

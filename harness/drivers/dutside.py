@@ -1,0 +1,356 @@
+"""The DUT half of `--target=dut`: everything that observes or acts on the DUT's
+network namespace, whichever side of the wires the frames come from.
+
+`DutSide(lab)` holds the observers of dut.py's module doc (drops from `skb:kfree_skb`,
+nftrace, XDP and TC run counts, conntrack through ctnetlink, rule and load counters)
+and the application sockets and eBPF event readers of a test. `lab` is anything with
+NetnsLab's interface as the observers use it (`dut`, `dut_inode`, `run`, `socket`,
+`read_proc_net`, `inside`, `host_inodes`, `port_ifindexes`, `owns_namespace`):
+the netns lab's DUT namespace (NetnsTarget), or `HereLab`, the namespace this process
+runs in (the agent on a lab DUT, drivers/agent.py, which serves a DutSide to the
+harness over SSH).
+
+A configuration command runs between `before_command(argv)` (which returns the argv
+to run) and `after_command(argv, output)`; a traffic run between `begin_load_run()`
+and `end_load_run()`. Every method takes and returns plain data, so that the agent can
+serve it remotely.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+from harness.drivers import load_counters, nfnetlink
+from harness.drivers.bpf_events import open_event_reader
+from harness.drivers.ct_table import HostConntrackTable
+from harness.drivers.kfree_skb import KfreeSkbTracer, NetnsDrops
+from harness.drivers.netns import NetnsLab, require_tool
+from harness.drivers.nftrace import NftTrace, hide_trace_table, parse_ruleset, rule_counters
+from harness.drivers.xdpstats import BpfRunObserver
+from harness.dropreason import DropReason
+from harness.journey import CtEntry, Drop, Journey, RuleCounter, Stage
+from harness.target import AppSocket, CommandError, EventReader, Port, TargetError, check_readable
+from harness.traffic import Loss
+
+# What `sh()` runs: the configuration tools operators use, the counters' readers
+# (nstat; cat of /proc/net/* and /proc/sys/* only), nothing else.
+SH_PROGRAMS = frozenset({
+    "ip", "nft", "iptables", "iptables-save", "iptables-restore", "tc", "sysctl",
+    "ethtool", "conntrack", "bpftool", "nstat", "cat",
+})
+# The ones that change nf_tables rulesets (iptables is iptables-nft on Debian).
+RULESET_PROGRAMS = frozenset({"nft", "iptables", "iptables-restore"})
+
+MAX_DATAGRAM = 65535
+# Application sockets by `proto`: the IP protocol of the SOCK_DGRAM socket, and the
+# /proc/net table listing it (a ping socket is SOCK_DGRAM + IPPROTO_ICMP).
+APP_SOCKETS = {"udp": (socket.IPPROTO_UDP, "udp"), "icmp": (socket.IPPROTO_ICMP, "icmp")}
+# Fields of a /proc/net/udp and /proc/net/icmp row (udp4_format_sock(), ping_v4_format_sock())
+PROC_NET_INODE = 9
+PROC_NET_DROPS = 12
+
+
+def check_command(argv: Sequence[str]) -> None:
+    """CommandError unless `argv` is a configuration command a target runs (SH_PROGRAMS;
+    `cat` of the kernel's counters only). Checked where the test runs, before anything
+    reaches the DUT."""
+    if not argv:
+        raise CommandError(argv, "empty command")
+    if argv[0] not in SH_PROGRAMS:
+        raise CommandError(argv, f"`{argv[0]}` is not a configuration command this target runs; "
+                                 f"it runs {', '.join(sorted(SH_PROGRAMS))}")
+    if argv[0] == "cat":
+        check_readable(argv)
+
+
+@dataclass
+class LoadRunObservation:
+    """What the DUT saw of a traffic run: its counters before and after, and the drops
+    the tracer counted meanwhile, by (reason, stage, location); None without drop
+    reasons (`no_drop_reasons` says why)."""
+
+    before: load_counters.Snapshot
+    after: load_counters.Snapshot
+    drop_counts: dict[tuple[DropReason, Stage, str], int] | None
+    no_drop_reasons: str = ""
+
+    def losses(self, tester_before: str | None = None,
+               tester_after: str | None = None) -> tuple[list[Loss], list[str]]:
+        """The run's losses and notes; `tester_before`/`after`: the tester's
+        /proc/net/dev around the run, where the tester is a namespace of this host."""
+        before, after = self.before, self.after
+        if tester_before is not None and tester_after is not None:
+            before = load_counters.with_tester(before, tester_before)
+            after = load_counters.with_tester(after, tester_after)
+        counter_losses, notes = load_counters.compare(before, after)
+        if self.drop_counts is None:
+            notes.append(f"no drop reasons ({self.no_drop_reasons}): losses are what the counters name")
+            return counter_losses, notes
+        return [Loss(stage, reason, where, packets) for (reason, stage, where), packets
+                in sorted(self.drop_counts.items(), key=lambda item: -item[1])], notes
+
+
+class DutSide:
+    """The observers of one DUT namespace and the test's applications in it (module doc).
+
+    `nftrace=False` leaves packets untraced (load runs: tracing costs the kernel a
+    netlink message per chain and rule a packet crosses). Closing it leaves `lab` open.
+    """
+
+    def __init__(self, lab: NetnsLab, nftrace: bool = True) -> None:
+        self.lab = lab
+        self._sockets: list[DutSocket] = []
+        self._event_readers: list[EventReader] = []
+        self._drops: NetnsDrops | None = None
+        self._nftrace: NftTrace | None = None
+        self._bpf_runs: BpfRunObserver | None = None
+        self._load_run: ExitStack | None = None
+        self._nstat_history = os.path.join(tempfile.gettempdir(), f"{lab.dut}.nstat")
+        self._conntrack_table = HostConntrackTable(lab)
+        capabilities = {"kernel", "frames", "sockets"}
+        try:
+            try:
+                self._drops = KfreeSkbTracer.shared(lab.host_inodes, lab.port_ifindexes).watch(lab)
+                capabilities.add("drop_reasons")
+            except TargetError as exc:  # bpftrace missing or failing: no drop reasons
+                self._no_drop_reasons = str(exc)
+            if shutil.which("nft"):
+                capabilities.add("nftables")
+                if nftrace:
+                    capabilities.add("nftrace")  # netfilter hops, netdev ingress included
+            capabilities.add("xdp")  # native XDP: `ip link set dev pN xdp obj ...`
+            capabilities.add("tc")  # clsact + cls_bpf: `tc filter add dev pN ingress bpf da obj ...`
+            capabilities.add("bpf_events")  # ring buffers and perf event arrays read through bpf(2)
+            if shutil.which("bpftool"):
+                capabilities.add("bpftool")
+                try:
+                    self._bpf_runs = BpfRunObserver(lab)
+                    capabilities.update({"journey.xdp", "journey.tc"})  # TC ingress and egress
+                except TargetError as exc:  # no BPF_ENABLE_STATS: program runs are not counted
+                    self._no_xdp_journeys = str(exc)
+            try:
+                nfnetlink.check_conntrack(lab)
+                capabilities.add("conntrack")
+            except (TargetError, OSError) as exc:  # no ctnetlink in this kernel
+                self._no_conntrack = str(exc)
+        except BaseException:
+            self.close()
+            raise
+        self.capabilities = frozenset(capabilities)
+
+    # configuration -----------------------------------------------------------
+    def before_command(self, argv: list[str]) -> list[str]:
+        """Get ready for configuration command `argv` (check_command() passed): read
+        what was traced so far, against the ruleset it ran through. The argv to run."""
+        require_tool(argv[0])
+        if argv[0] == "nstat":  # its history file is per user, in /tmp: give this DUT its own
+            return ["env", f"NSTAT_HISTORY={self._nstat_history}", *argv]
+        if argv[0] in RULESET_PROGRAMS and "nftrace" in self.capabilities:
+            # pj_trace is there before the test's first ruleset, and back after a flush
+            if self._nftrace is None:
+                self._nftrace = NftTrace(self.lab)
+            self._nftrace.before_ruleset_command()
+        return argv
+
+    def after_command(self, argv: list[str], output: str | None) -> str | None:
+        """After `argv` ran, even if it failed (`output` None): put back the pj_trace
+        tables it deleted, and count each send's XDP and TC runs from the first
+        program attached. Its output as the test's own configuration would give it."""
+        if argv[0] in RULESET_PROGRAMS and "nftrace" in self.capabilities:
+            self._nftrace.after_ruleset_command()
+            return hide_trace_table(argv, output) if argv[0] == "nft" and output is not None else output
+        if output is not None and self._bpf_runs is not None and attaches_bpf(argv):
+            self._bpf_runs.active = True  # from now on each send is counted
+        return output
+
+    def port_mtu(self, port: str) -> int:
+        link = json.loads(self.lab.run(self.lab.dut, ["ip", "-json", "link", "show", port]))
+        return link[0]["mtu"]
+
+    # frames ------------------------------------------------------------------
+    def before_send(self, port: Port, frames: list[bytes]) -> None:
+        """`frames` are about to enter DUT `port`: snapshot the XDP and TC counters."""
+        if self._bpf_runs is not None:
+            self._bpf_runs.before_send(port, frames)
+
+    # applications, observation -----------------------------------------------
+    def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None, timeout: float) -> AppSocket:
+        sock = DutSocket(self.lab, proto, bind, rcvbuf, timeout)
+        self._sockets.append(sock)
+        return sock
+
+    def journeys(self, frames_out: list[bytes], drops: list[Drop] | None) -> list[Journey]:
+        """The netfilter hops of every traced packet (once the test configured nftables),
+        with its drop; drops of other packets as journeys of their own; XDP hops first.
+        `drops`: what drops() returned just before (None: no drop reasons), which synced
+        the DUT before the caller collected `frames_out`, the frames that left the DUT
+        since reset()."""
+        if self._nftrace is None:
+            journeys = [Journey(packet=drop.packet, drop=drop) for drop in
+                        (drops if drops is not None else self.drops())]
+        else:
+            readable = "conntrack" in self.capabilities
+            journeys = self._nftrace.journeys(drops or [], frames_out, self.conntrack if readable else None)
+        return self._bpf_runs.merge(journeys) if self._bpf_runs is not None else journeys
+
+    def drops(self) -> list[Drop]:
+        if self._drops is None:
+            raise TargetError(f"this target cannot see drop reasons: {self._no_drop_reasons}")
+        return self._drops.drops()
+
+    def counters(self) -> list[RuleCounter]:
+        """Every rule with an anonymous counter, from `nft -a list ruleset`: the rule's
+        text as nft lists it, less `counter packets N bytes M` and its handle."""
+        require_tool("nft")
+        return rule_counters(parse_ruleset(self.lab.run(self.lab.dut, ["nft", "-a", "list", "ruleset"])))
+
+    def conntrack(self) -> list[CtEntry]:
+        if "conntrack" not in self.capabilities:
+            raise TargetError(f"this target cannot read the conntrack table: {self._no_conntrack}")
+        return nfnetlink.conntrack_entries(self.lab)
+
+    def conntrack_create(self, entries: Iterable[CtEntry]) -> None:
+        if "conntrack" not in self.capabilities:
+            raise TargetError(f"this target cannot create conntrack entries: {self._no_conntrack}")
+        entries = list(entries)
+        self._conntrack_table.claim_for(len(entries))
+        nfnetlink.create_entries(self.lab, entries)
+
+    def bpf_events(self, map_id: int) -> EventReader:
+        reader = open_event_reader(map_id)
+        self._event_readers.append(reader)
+        return reader
+
+    # traffic at rate -----------------------------------------------------------
+    def begin_load_run(self) -> None:
+        """A traffic run starts: trace nothing (no nftrace), count drops in the kernel
+        rather than report them one by one, and take the counters."""
+        stack = ExitStack()
+        try:
+            if self._nftrace is not None:
+                stack.enter_context(self._nftrace.untraced())
+            self._drop_counts = stack.enter_context(self._drops.counting()) if self._drops is not None else None
+            self._counters_before = load_counters.take(self.lab, "nftables" in self.capabilities)
+        except BaseException:
+            stack.close()
+            raise
+        self._load_run = stack
+
+    def proc_net_dev(self) -> str:
+        """The DUT's /proc/net/dev: whether its devices still move packets (draining)."""
+        return self.lab.read_proc_net(self.lab.dut, "dev")
+
+    def qdisc_backlog(self) -> int:
+        return load_counters.qdisc_backlog(self.lab)
+
+    def end_load_run(self) -> LoadRunObservation:
+        """The run is over (or failed): take the counters, stop counting drops, trace
+        again. What the DUT saw of it."""
+        if self._load_run is None:
+            raise TargetError("end_load_run() without begin_load_run()")
+        stack, self._load_run = self._load_run, None
+        with stack:
+            after = load_counters.take(self.lab, "nftables" in self.capabilities)
+        return LoadRunObservation(self._counters_before, after, self._drop_counts,
+                                  "" if self._drops is not None else self._no_drop_reasons)
+
+    # phases --------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget every observation so far (a new phase of the test). First the drops:
+        their sentinel syncs the DUT, so what was sent has left it."""
+        if self._drops is not None:
+            self._drops.clear()
+        if self._nftrace is not None:
+            self._nftrace.clear()
+        if self._bpf_runs is not None:
+            self._bpf_runs.clear()
+
+    def close(self) -> None:
+        try:
+            if self._load_run is not None:
+                self._load_run.close()
+            for sock in self._sockets:
+                sock.close()
+            for reader in self._event_readers:
+                reader.close()
+            if self._nftrace is not None:  # its reader thread stops before the lab closes its sockets
+                self._nftrace.close()
+            if self._drops is not None:
+                self._drops.close()
+            if self._bpf_runs is not None:
+                self._bpf_runs.close()
+        finally:
+            try:
+                self._conntrack_table.release()
+            finally:
+                if os.path.exists(self._nstat_history):
+                    os.unlink(self._nstat_history)
+
+
+def attaches_bpf(argv: Sequence[str]) -> bool:
+    """`argv` attaches (or detaches) an XDP program or a TC filter to a port."""
+    return (argv[:3] == ["ip", "link", "set"] and bool({"xdp", "xdpdrv", "xdpgeneric"} & set(argv))
+            or argv[:3] == ["tc", "filter", "add"])
+
+
+class DutSocket(AppSocket):
+    """A UDP socket or ICMP ping socket of an application in the DUT namespace."""
+
+    def __init__(self, lab: NetnsLab, proto: str, bind: tuple[str, int], rcvbuf: int | None,
+                 timeout: float):
+        if proto not in APP_SOCKETS:
+            raise TargetError(f"socket proto {proto!r} is not supported; use 'udp' or 'icmp'")
+        ipproto, self._proc_net = APP_SOCKETS[proto]
+        self.lab, self.proto, self.bind, self.timeout = lab, proto, bind, timeout
+        self.sock = lab.socket(lab.dut, socket.AF_INET, socket.SOCK_DGRAM, ipproto)
+        try:
+            if rcvbuf is not None:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.bind(bind)
+        except OSError as exc:
+            self.sock.close()
+            raise TargetError(f"{proto} socket bind {bind}: {exc.strerror}") from exc
+        self.sock.setblocking(False)
+        self.inode = os.fstat(self.sock.fileno()).st_ino
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        """As the application calls it: the kernel's errors (EPERM from a netfilter
+        drop on output, ENETUNREACH, ...) reach the caller as OSError."""
+        self.sock.sendto(data, addr)
+
+    def recv(self) -> tuple[bytes, tuple[str, int]]:
+        ready, _, _ = select.select([self.sock], [], [], self.timeout)
+        if not ready:
+            raise TargetError(f"{self.proto} socket {self.bind}: nothing received in {self.timeout} s")
+        return self._recvfrom()
+
+    def recv_all(self) -> list[tuple[bytes, tuple[str, int]]]:
+        datagrams = []
+        while True:
+            try:
+                datagrams.append(self._recvfrom())
+            except BlockingIOError:
+                return datagrams
+
+    def _recvfrom(self) -> tuple[bytes, tuple[str, int]]:
+        data, (addr, port) = self.sock.recvfrom(MAX_DATAGRAM)
+        return data, (addr, port)
+
+    def drops(self) -> int:
+        """The `drops` column of this socket's line in /proc/net/udp (or icmp)."""
+        for line in self.lab.read_proc_net(self.lab.dut, self._proc_net).splitlines()[1:]:
+            fields = line.split()
+            if int(fields[PROC_NET_INODE]) == self.inode:
+                return int(fields[PROC_NET_DROPS])
+        raise TargetError(f"{self.proto} socket {self.bind} (inode {self.inode}) is not in "
+                          f"/proc/net/{self._proc_net} of {self.lab.dut}")
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,91 @@
+"""The network namespace this process runs in, as the DUT half of a lab: what the
+DUT agent (drivers/agent.py) observes on a lab DUT, where the lab's ports p0..p2
+(renamed so by the harness before it starts the agent) share the namespace with
+the management interface.
+
+`HereLab` has NetnsLab's interface as DutSide's observers use it, for one
+namespace, `dut`: commands run directly, sockets are opened directly, /proc/net is
+this process's. It does not refuse the host's namespace as NetnsLab does: on a DUT
+that is the namespace under test, and the harness only ever starts the agent on a
+DUT its lab file names. Since the namespace outlives the agent, the observers undo
+what they put there when they close (`owns_namespace` False), and the drop tracer
+reports drops on the ports only (`port_ifindexes`, kfree_skb.py).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+
+from harness.drivers.netns import require_root, require_tool, run_argv
+from harness.target import PORTS, TargetError
+
+SYS_CLASS_NET = "/sys/class/net"
+
+
+class HereLab:
+    """This process's network namespace, named `dut` (module doc)."""
+
+    host_inodes: frozenset[int] = frozenset()
+    owns_namespace = False
+
+    def __init__(self) -> None:
+        require_root("the DUT agent")
+        for program in ("ip", "sysctl", "ethtool"):
+            require_tool(program)
+        self.dut = f"{socket.gethostname()}-agent{os.getpid()}"
+        self.dut_inode = os.stat("/proc/self/ns/net").st_ino
+        self.port_ifindexes = frozenset(self._ifindex(port.name) for port in PORTS)
+        self._sockets: list[socket.socket] = []
+        self._closed = False
+
+    @staticmethod
+    def _ifindex(name: str) -> int:
+        try:
+            with open(os.path.join(SYS_CLASS_NET, name, "ifindex")) as f:
+                return int(f.read())
+        except FileNotFoundError:
+            raise TargetError(f"this DUT has no interface {name}: the harness renames the lab's ports "
+                              f"to {', '.join(port.name for port in PORTS)} before it starts the agent") from None
+
+    def run(self, name: str, argv: Sequence[str], stdin: str | None = None, stderr_fails: bool = False) -> str:
+        """Run `argv` (no shell): its stdout, or CommandError (NetnsLab.run())."""
+        self._check(name)
+        return run_argv(list(argv), stdin, stderr_fails=stderr_fails)
+
+    def popen(self, name: str, argv: Sequence[str], **popen_args) -> subprocess.Popen:
+        self._check(name)
+        return subprocess.Popen(list(argv), **popen_args)
+
+    def socket(self, name: str, family: int, sock_type: int, proto: int = 0) -> socket.socket:
+        """A socket, closed with the lab."""
+        self._check(name)
+        sock = socket.socket(family, sock_type, proto)
+        self._sockets.append(sock)
+        return sock
+
+    def inside(self, name: str) -> AbstractContextManager[None]:
+        """Every thread of this process is in the namespace already."""
+        self._check(name)
+        return nullcontext()
+
+    def read_proc_net(self, name: str, filename: str) -> str:
+        self._check(name)
+        with open(f"/proc/thread-self/net/{filename}") as f:
+            return f.read()
+
+    def close(self) -> None:
+        self._closed = True
+        for sock in self._sockets:
+            sock.close()
+
+    def _check(self, name: str) -> None:
+        if self._closed:
+            raise TargetError(f"lab {self.dut} is closed")
+        if name != self.dut:
+            raise TargetError(f"{self.dut} is the only namespace of this lab, not {name}")
+
+    def __repr__(self) -> str:
+        return f"HereLab({self.dut})"
