@@ -334,7 +334,7 @@ class Stream:
                    tuple(Vary.from_dict(vary) for vary in data["vary"]), data["latency"], data["id"])
 
 
-def _size_order(sizes: tuple[tuple[int, int], ...]) -> list[int]:
+def size_order(sizes: tuple[tuple[int, int], ...]) -> list[int]:
     """One cycle of `sizes` (size, weight) in the order TRex's imix profile sends
     them (stl/imix.py: a stream per size at 28:16:4 pps, starting 0, 0.1 and
     0.2 us in): size k's i-th packet leaves at i/weight_k of the cycle, ties in
@@ -346,22 +346,21 @@ def _size_order(sizes: tuple[tuple[int, int], ...]) -> list[int]:
 def stream_frames(stream: Stream) -> list[bytes]:
     """One cycle of the stream's frames in the order the generator sends them:
     packet n of the run is frames[n % len(frames)]. Sizes interleave as
-    _size_order() says, every Vary advances on every packet, so the cycle is the
+    size_order() says, every Vary advances on every packet, so the cycle is the
     least common multiple of the sizes' weights' sum and the Vary counts."""
     layout = _layout(stream.frame)
     if stream.sizes:
-        sizes = _size_order(stream.sizes)
+        sizes = size_order(stream.sizes)
         templates = {size: bytes(_resized(stream.frame, layout, size - FCS_LEN)) for size in set(sizes)}
     else:  # the template as it is, padded as a NIC pads a short frame
         sizes = [0]
         templates = {0: stream.frame + bytes(max(ETH_ZLEN - len(stream.frame), 0))}
     layouts = {size: _layout(template) for size, template in templates.items()}
-    headers = {_ETH: 0, _IP: layout.l3, _UDP: layout.l4, _TCP: layout.l4}
     # (header, offset, width, the values of one cycle) of each varied field
     varied = []
     for vary in stream.vary:
-        header, offset, width = _FIELD_AT[vary.field]
-        at = headers[header] + offset
+        header = _FIELD_AT[vary.field][0]
+        at, width = _field_at(layout, vary.field)
         start = int.from_bytes(stream.frame[at:at + width], "big")
         varied.append((header, at, width, vary.values(start)))
     cycle = math.lcm(len(sizes), *(vary.count for vary in stream.vary))
@@ -377,6 +376,26 @@ def stream_frames(stream: Stream) -> list[bytes]:
             made[key] = _varied_frame(templates[size], layouts[size], varied, key[1:])
         frames.append(made[key])
     return frames
+
+
+def _field_at(layout: _Layout, field: str) -> tuple[int, int]:
+    """(offset, width) of Vary field `field` in a frame of `layout`."""
+    header, offset, width = _FIELD_AT[field]
+    return {_ETH: 0, _IP: layout.l3, _UDP: layout.l4, _TCP: layout.l4}[header] + offset, width
+
+
+def field_at(frame: bytes, field: str) -> tuple[int, int]:
+    """Where Vary field `field` is in `frame` (Stream checked it has the header):
+    its byte offset and width."""
+    return _field_at(_layout(frame), field)
+
+
+def l3_l4(frame: bytes) -> tuple[int | None, int | None, int | None]:
+    """Where stream_frames() finds a frame's checksummed headers: the IPv4 header's
+    offset, the UDP or TCP header's and its protocol (IPPROTO_UDP/TCP); None for
+    what the frame has not."""
+    layout = _layout(frame)
+    return layout.l3, layout.l4, layout.protocol
 
 
 def _varied_frame(template: bytes, layout: _Layout, varied, value_indexes: tuple[int, ...]) -> bytes:

@@ -120,13 +120,14 @@ def port_pps(profile: Profile, line_bps: float = VETH_LINE_BPS) -> dict[str, flo
     return rates
 
 
-def schedule_seconds(profile: Profile, duration: float | None) -> float:
-    """When the profile's last packet is due: a burst's n-th packet n / pps after the
-    burst starts, the next burst `ibg` after the last packet of the one before."""
+def schedule_seconds(profile: Profile, duration: float | None, line_bps: float = VETH_LINE_BPS) -> float:
+    """When the profile's last packet is due on ports of `line_bps`: a burst's n-th
+    packet n / pps after the burst starts, the next burst `ibg` after the last packet
+    of the one before."""
     seconds = [duration or 0.0]
     for stream in profile.streams:
         if stream.mode is not Mode.CONTINUOUS:
-            pps = stream_pps(stream, VETH_LINE_BPS)
+            pps = stream_pps(stream, line_bps)
             seconds.append(stream.bursts * (stream.count - 1) / pps + (stream.bursts - 1) * stream.ibg)
     return max(seconds)
 
