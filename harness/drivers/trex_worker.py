@@ -45,12 +45,12 @@ from __future__ import annotations
 import base64
 import json
 import os
-import struct
 import sys
 import time
 import warnings
 from collections.abc import Callable
 
+from harness.mockkernel.wire import ipv4, udp
 from harness.traffic import (
     FCS_LEN,
     Mode,
@@ -87,11 +87,10 @@ with warnings.catch_warnings():
         TRexError,
     )
 
-HEADER = struct.Struct(">I")  # a message's length
+HEADER_LEN = 4  # a message's length, big-endian
 IMIX_ISG_USEC = 0.1  # stl/imix.py starts its size streams 0.1 us apart, in the listed order
 VALUE_LIST_MAX = 0xFFFF  # TrexRpcCmdAddStream::check_value_list(): UINT16_MAX values at most
 VAR_SIZES = (1, 2, 4, 8)  # a flow variable's sizes in bytes (CTRexVmInsFlowVar.VALID_SIZES)
-UDP_CHECK = 6  # the UDP checksum's offset in its header
 CAPTURE_LIMIT = 4096  # frames the server holds per capture (9 KB each) until fetched
 POLL = 0.01  # seconds between looks at the server while waiting
 RATE_KEYWORD = {RateUnit.PPS: "pps", RateUnit.BPS_L1: "bps_L1", RateUnit.BPS_L2: "bps_L2",
@@ -181,10 +180,11 @@ def _field_engine(stream: Stream, frames: list[bytes], l3, l4, protocol) -> list
         name = vary.field.replace(".", "_")  # a dot names a tuple variable's part in TRex
         instructions += [_flow_var(stream, vary.field, name, width, values), STLVmWrFlowVar(name, pkt_offset=offset)]
     ip_changed = "ip" in changed
+    is_udp = protocol == ipv4.IPPROTO_UDP
     l4_changed = l4 is not None and changed & {"ip", "udp", "tcp"} and not (
-        protocol == 17 and not int.from_bytes(frames[0][l4 + UDP_CHECK:l4 + UDP_CHECK + 2], "big"))
+        is_udp and not udp.UdpDatagram(frames[0], l4).check)  # a UDP checksum of 0: none sent, stays 0
     if l4_changed:
-        l4_type = CTRexVmInsFixHwCs.L4_TYPE_UDP if protocol == 17 else CTRexVmInsFixHwCs.L4_TYPE_TCP
+        l4_type = CTRexVmInsFixHwCs.L4_TYPE_UDP if is_udp else CTRexVmInsFixHwCs.L4_TYPE_TCP
         instructions.append(STLVmFixChecksumHw(l3_offset=l3, l4_offset=l4, l4_type=l4_type))
     elif ip_changed:
         instructions.append(STLVmFixIpv4(offset=l3))
@@ -372,15 +372,15 @@ def _latency(latency: dict) -> dict:
 # -- the protocol ---------------------------------------------------------------------------
 
 def read_message(stream) -> dict | None:
-    header = stream.read(HEADER.size)
-    if len(header) < HEADER.size:
+    header = stream.read(HEADER_LEN)
+    if len(header) < HEADER_LEN:
         return None
-    return json.loads(stream.read(HEADER.unpack(header)[0]))
+    return json.loads(stream.read(int.from_bytes(header, "big")))
 
 
 def write_message(stream, message: dict) -> None:
     body = json.dumps(message).encode()
-    stream.write(HEADER.pack(len(body)) + body)
+    stream.write(len(body).to_bytes(HEADER_LEN, "big") + body)
     stream.flush()
 
 
