@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import base64
 import os
+import select
+import shutil
 import signal
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -26,8 +30,8 @@ import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from harness.drivers.trex import TrexClient, TrexError, to_result
-from harness.target import TargetError, TargetUnavailable
+from harness.drivers.trex import ROOT, TrexClient, TrexError, to_result
+from harness.target import PORTS, TargetError, TargetUnavailable
 from harness.traffic import IMIX, Mode, Profile, Rate, RateUnit, Stream, Vary, VaryMode, stream_frames
 
 TREX = SimpleNamespace(host="127.0.0.1", sync_port=4501, async_port=4500, ports={0: "p0", 1: "p1", 2: "p2"},
@@ -393,3 +397,69 @@ def test_without_a_connection_only_streams_work():
     finally:
         client.close()
         client.close()
+
+
+# -- against the TRex stand-in (harness/drivers/trex_standin) ---------------------------------
+# Only the stand-in has been checked here: a real TRex answers the same client, but
+# its rates, pg_id rules (IPv4 id rewrites) and latency header are TRex's own.
+
+needs_lab = pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("ip", "ethtool", "sysctl", "tc")),
+    reason="the TRex stand-in's lab needs root, iproute2, ethtool and procps")
+READY_TIMEOUT = 30.0
+
+
+@pytest.fixture(scope="module")
+def standin_lab():
+    """A netns lab whose DUT sends every frame p0 receives out of p1 and back (tc
+    mirred), the stand-in serving t0..t2 on 127.0.0.1 in the tester namespace."""
+    from harness.drivers.netns import NetnsLab
+    lab = NetnsLab()
+    server = None
+    try:
+        for into, out in (("p0", "p1"), ("p1", "p0")):
+            lab.run(lab.dut, ["tc", "qdisc", "add", "dev", into, "clsact"])
+            lab.run(lab.dut, ["tc", "filter", "add", "dev", into, "ingress", "protocol", "all", "u32", "match", "u32",
+                              "0", "0", "action", "mirred", "egress", "redirect", "dev", out])
+        server = lab.popen(lab.tester, [sys.executable, "-m", "harness.drivers.trex_standin", "--ports",
+                                        ",".join(p.peer for p in PORTS), "--bind", "127.0.0.1"],
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if not select.select([server.stdout], [], [], READY_TIMEOUT)[0] or server.stdout.readline() != b"ready\n":
+            server.kill()
+            pytest.fail(f"the stand-in did not start: {server.stderr.read().decode()}")
+        yield lab
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
+            for stream in (server.stdout, server.stderr):
+                stream.close()
+        lab.close()
+
+
+@pytest.fixture
+def standin(standin_lab):
+    client = TrexClient(SimpleNamespace(**{**vars(TREX), "via_netns": standin_lab.tester}), TIMEOUTS)
+    yield client
+    client.close()
+
+
+def tagged(n: int) -> bytes:
+    return bytes(Ether(src=PORTS[0].peer_mac, dst=PORTS[0].mac) / IP(src="10.0.0.2", dst="10.0.1.2", id=n)
+                 / UDP(sport=1000, dport=9) / (b"x" * 18))
+
+
+@needs_lab
+def test_frames_pushed_towards_p0_are_received_from_p1_as_they_left_the_dut(standin):
+    frames = [tagged(n) for n in range(3)]
+    standin.push("p0", frames)
+    assert standin.received(timeout=5.0) == {"p0": [], "p1": frames, "p2": []}
+    assert standin.received(timeout=0.0) == {"p0": [], "p1": [], "p2": []}, "fetched frames are gone"
+
+
+@needs_lab
+def test_the_stand_in_says_what_it_is(standin):
+    identity = standin.identity()
+    assert (identity["address"], identity["via_netns"]) == ("127.0.0.1:4501", standin.via_netns)
+    assert "stand-in" in identity["version"]["built_by"]
+    assert [port["index"] for port in identity["system_info"]["ports"]] == [0, 1, 2]

@@ -196,6 +196,9 @@ class TrexClient:
         line = self._line_bps()
         standin = server["system_info"].get("packet_journey_standin")
         if standin is not None:
+            if "max_pps" not in standin:
+                raise TrexError(f"{self._worker.where}: reading the stand-in's generator limits: it declares none "
+                                f"({standin}), so it generates no traffic at rate")
             return TrafficCaps(f"TRex stand-in at {self.address} ({standin.get('engine', 'packet-journey')})",
                                max_pps=float(standin["max_pps"]), max_bps_L1=min(float(standin["max_bps_L1"]), line),
                                observes=OBSERVES)
