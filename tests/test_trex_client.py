@@ -307,7 +307,7 @@ def test_trex_statistics_map_to_a_result_by_dut_port_and_stream():
     parts = [{"stream": 3, "pg_id": 0}, {"stream": 5, "pg_id": 1}, {"stream": 5, "pg_id": 2}]
     port = {"opackets": 0, "ipackets": 0, "obytes": 0, "ibytes": 0}
     answer = {
-        "parts": parts, "duration": 2.0, "drained": True, "mixed": [],
+        "parts": parts, "duration": 2.0, "drained": True, "cut": [],
         "ports": {"0": {"opackets": 200, "ipackets": 10, "obytes": 12000, "ibytes": 600},
                   "1": {"opackets": 200, "ipackets": 196, "obytes": 18800, "ibytes": 18424}, "2": port},
         "flow_stats": {"0": {"tx_pkts": 200, "rx_pkts": 190, "tx_bytes": 12000, "rx_bytes": 11400},
@@ -317,7 +317,7 @@ def test_trex_statistics_map_to_a_result_by_dut_port_and_stream():
                           "average": 14.0, "jitter": 2.0, "total_min": 9.0, "total_max": 28.0},
                     "2": {"err_cntrs": {"out_of_order": 0, "dup": 2}, "histogram": {"20": 90, "30": 6},
                           "average": 24.0, "jitter": 4.0, "total_min": 21.0, "total_max": 35.0}}}
-    result = to_result(profile, answer, {0: "p0", 1: "p1", 2: "p2"})
+    result = to_result(profile, answer, {0: "p0", 1: "p1", 2: "p2"}, 2.0)
     assert (result.duration, list(result.ports)) == (2.0, ["p0", "p1", "p2"])
     assert (result.ports["p1"].opackets, result.ports["p1"].ipackets) == (200, 196)
     assert result.ports["p0"].tx_pps == 100.0
@@ -330,15 +330,16 @@ def test_trex_statistics_map_to_a_result_by_dut_port_and_stream():
     assert any("joins its 2 sizes" in note for note in result.notes)
 
 
-def test_an_undrained_dut_is_said_in_the_notes():
+def test_an_undrained_dut_cut_bursts_and_a_late_end_are_said_in_the_notes():
     profile = Profile((Stream.of("p0", udp()),))
     port = {"opackets": 0, "ipackets": 0, "obytes": 0, "ibytes": 0}
-    answer = {"parts": [{"stream": 0, "pg_id": 0}], "duration": 1.0, "drained": False, "mixed": ["p0"],
+    answer = {"parts": [{"stream": 0, "pg_id": 0}], "duration": 2.5, "drained": False, "cut": [0],
               "ports": {"0": port, "1": port, "2": port},
               "flow_stats": {"0": {"tx_pkts": 5, "rx_pkts": 0, "tx_bytes": 300, "rx_bytes": 0}}, "latency": {}}
-    notes = to_result(profile, answer, {0: "p0", 1: "p1", 2: "p2"}).notes
+    notes = to_result(profile, answer, {0: "p0", 1: "p1", 2: "p2"}, 1.0).notes
     assert any("had not drained" in note for note in notes)
-    assert any(note.startswith("p0: TRex stops a port's bursts") for note in notes)
+    assert any(note.startswith("streams [0] are bursts run with continuous streams") for note in notes)
+    assert "the streams were due to end after 1.000 s; TRex said they had after 2.500 s" in notes
 
 
 # -- failures are the lab's -------------------------------------------------------------------
@@ -463,3 +464,4 @@ def test_the_stand_in_says_what_it_is(standin):
     assert (identity["address"], identity["via_netns"]) == ("127.0.0.1:4501", standin.via_netns)
     assert "stand-in" in identity["version"]["built_by"]
     assert [port["index"] for port in identity["system_info"]["ports"]] == [0, 1, 2]
+

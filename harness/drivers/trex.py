@@ -55,6 +55,7 @@ DRAIN_QUIET = 0.2  # the DUT drained: receive counters unchanged this long (seco
 DRAIN_TIMEOUT = 10.0  # ... or the run ends anyway after this long, saying so
 EXIT_WAIT = 5.0  # seconds a worker whose pipe closed may take to exit
 STDERR_TAIL = 2000  # characters of the worker's stderr an error quotes
+LATE = 1.0  # seconds past the schedule after which the streams' end is worth a note
 OBSERVES = frozenset({"latency"})  # TRex's own statistics; the DUT's side observes the rest
 
 
@@ -213,11 +214,12 @@ class TrexClient:
         for port, pps in generator.port_pps(profile, line).items():
             if shortfall := caps.shortfall(pps):
                 raise TargetError(f"{port}: {shortfall}")
-        wait = 2 * generator.schedule_seconds(profile, duration, line) + self._timeouts.trex
+        schedule = generator.schedule_seconds(profile, duration, line)
+        wait = 2 * schedule + self._timeouts.trex
         answer = self._call("run", {"profile": profile.to_dict(), "duration": duration, "ports": self._trex_port,
                                     "timeout": wait, "drain_quiet": DRAIN_QUIET, "drain_timeout": DRAIN_TIMEOUT},
                             f"running {len(profile.streams)} streams", wait + DRAIN_TIMEOUT + self._timeouts.trex)
-        return to_result(profile, answer, self._dut_port)
+        return to_result(profile, answer, self._dut_port, schedule)
 
     def streams(self, profile: Profile, duration: float | None) -> list[dict]:
         """What run() would add, without a server: per STLStream its stream id,
@@ -256,12 +258,14 @@ class TrexClient:
         return self._trex_port[dut_port]
 
 
-def to_result(profile: Profile, answer: dict, dut_port: dict[int, str]) -> Result:
+def to_result(profile: Profile, answer: dict, dut_port: dict[int, str], schedule: float) -> Result:
     """A Result from the worker's `run` answer: TRex's port statistics by DUT
     port, its pg_id statistics summed into each Stream's (a Stream sent as one
-    STLStream per size has a pg_id per size), rates over the time the streams ran."""
-    seconds = max(answer["duration"], 1e-9)
-    result = Result(target="lab", duration=answer["duration"])
+    STLStream per size has a pg_id per size). The streams ran for their
+    `schedule` (TRex paces them; the client only hears afterwards that they
+    ended, which the notes mention when it was late): rates are over it."""
+    seconds = max(schedule, 1e-9)
+    result = Result(target="lab", duration=schedule)
     for stream in profile.streams:
         parts = [part for part in answer["parts"] if part["stream"] == stream.id and part["pg_id"] is not None]
         if not parts:
@@ -287,12 +291,15 @@ def to_result(profile: Profile, answer: dict, dut_port: dict[int, str]) -> Resul
         counts = answer["ports"][str(trex_port)]
         result.ports[dut] = PortStats(counts["opackets"], counts["ipackets"], counts["obytes"], counts["ibytes"])
         result.ports[dut].set_rates(seconds, seconds)
+    if answer["duration"] > schedule + LATE:
+        result.notes.append(f"the streams were due to end after {schedule:.3f} s; TRex said they had after "
+                            f"{answer['duration']:.3f} s")
     if not answer["drained"]:
         result.notes.append(f"the DUT had not drained {DRAIN_TIMEOUT:.0f} s after the streams ended: "
                             "what it still held counts as lost")
-    if answer["mixed"]:
-        result.notes.append(f"{', '.join(answer['mixed'])}: TRex stops a port's bursts with its continuous streams "
-                            "at the duration (start(duration=...) is per port)")
+    if answer["cut"]:
+        result.notes.append(f"streams {answer['cut']} are bursts run with continuous streams: TRex stopped them at "
+                            "the duration (start(duration=...)) if they had not ended")
     return result
 
 

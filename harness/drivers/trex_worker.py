@@ -293,21 +293,18 @@ class Worker:
             used = sorted({what["port"] for what, _ in parts})
             for port in used:
                 client.add_streams([stl for what, stl in parts if what["port"] == port], ports=[port])
-            continuous = sorted({what["port"] for what, stl in parts if stl.fields["mode"]["type"] == "continuous"})
+            continuous = any(_continuous(stl) for _, stl in parts)
             started = time.monotonic()
-            if continuous:
-                client.start(continuous, force=True, duration=duration)
-            if bursts_only := [port for port in used if port not in continuous]:
-                client.start(bursts_only, force=True)
+            # one start: each start() makes the client's pg_id counts relative to that moment
+            client.start(used, force=True, duration=duration if continuous else -1)
             self._wait(lambda: not client.is_traffic_active(used), timeout, "the streams to end")
             ran = time.monotonic() - started
             drained, stats = self._drain(drain_quiet, drain_timeout)
             client.wait_on_traffic(used, rx_delay_ms=0)  # the rx filters go once the counts are read
         finally:
             self._service()
-        mixed = sorted({what["dut_port"] for what, stl in parts if what["port"] in continuous
-                        and stl.fields["mode"]["type"] != "continuous"})
-        return {"parts": [what for what, _ in parts], "duration": ran, "drained": drained, "mixed": mixed,
+        cut = sorted({what["stream"] for what, stl in parts if continuous and not _continuous(stl)})
+        return {"parts": [what for what, _ in parts], "duration": ran, "drained": drained, "cut": cut,
                 "ports": {port: {key: stats[port][key] for key in ("opackets", "ipackets", "obytes", "ibytes")}
                           for port in self.ports},
                 "flow_stats": _flow_stats(stats.get("flow_stats", {})), "latency": _latency(stats.get("latency", {}))}
@@ -341,6 +338,10 @@ class Worker:
     def close(self) -> None:
         if self.client is not None and self.client.is_connected():
             self.client.disconnect()
+
+
+def _continuous(stl: STLStream) -> bool:
+    return stl.fields["mode"]["type"] == "continuous"
 
 
 def _total(counts) -> int | None:
