@@ -22,7 +22,7 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from harness.drivers.trex_standin import rpc
+from harness.drivers.trex_standin import rpc, vm
 from harness.target import PORTS
 
 needs_lab = pytest.mark.skipif(
@@ -33,24 +33,36 @@ CLIENT = Path(__file__).with_name("trex_standin_client.py")
 REPO = Path(__file__).resolve().parents[1]
 READY_TIMEOUT = 30.0
 P0, P1 = PORTS[0], PORTS[1]
+H0_IP, P0_IP, P1_IP, H1_IP = "10.0.0.2", "10.0.0.1", "10.0.1.1", "10.0.1.2"
 
 
-def _frame(n: int) -> bytes:
-    return bytes(Ether(src=P0.peer_mac, dst=P0.mac) / IP(src="10.0.0.2", dst="10.0.1.2", id=n)
-                 / UDP(sport=1000, dport=9) / (b"x" * 18))
+def _frame(n: int, payload: int = 18) -> bytes:
+    return bytes(Ether(src=P0.peer_mac, dst=P0.mac) / IP(src=H0_IP, dst=H1_IP, id=n)
+                 / UDP(sport=1000, dport=9) / (b"x" * payload))
+
+
+def _forwarded(frame: bytes) -> bytes:
+    """What the DUT sends out of p1 for `frame`: new MACs, TTL one less, checksum redone."""
+    packet = Ether(frame)
+    packet.src, packet.dst = P1.mac, P1.peer_mac
+    packet[IP].ttl -= 1
+    del packet[IP].chksum
+    return bytes(packet)
 
 
 @pytest.fixture
 def standin():
-    """A netns lab whose DUT sends every frame p0 receives out of p1 (tc mirred), and
-    the stand-in serving the tester's t0..t2 on 127.0.0.1 in the tester namespace."""
+    """A netns lab whose DUT routes 10.0.0.0/24 on p0 to 10.0.1.2 on p1, and the
+    stand-in serving the tester's t0..t2 on 127.0.0.1 in the tester namespace."""
     from harness.drivers.netns import NetnsLab
     lab = NetnsLab()
     server = None
     try:
-        lab.run(lab.dut, ["tc", "qdisc", "add", "dev", "p0", "clsact"])
-        lab.run(lab.dut, ["tc", "filter", "add", "dev", "p0", "ingress", "protocol", "all", "u32", "match",
-                          "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", "p1"])
+        for command in (["ip", "addr", "add", f"{P0_IP}/24", "dev", "p0"],
+                        ["ip", "addr", "add", f"{P1_IP}/24", "dev", "p1"],
+                        ["ip", "neigh", "replace", H1_IP, "lladdr", P1.peer_mac, "dev", "p1", "nud", "permanent"],
+                        ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]):
+            lab.run(lab.dut, command)
         server = lab.popen(lab.tester, [sys.executable, "-m", "harness.drivers.trex_standin", "--ports",
                                         ",".join(p.peer for p in PORTS), "--bind", "127.0.0.1"],
                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -80,8 +92,9 @@ def test_the_official_client_pushes_in_service_mode_and_captures_what_the_dut_se
     frames = [_frame(n) for n in range(3)]
     result = run_client(standin, "service", port=0, frames=[base64.b64encode(f).decode() for f in frames])
     captured = [(c["port"], c["origin"], base64.b64decode(c["binary"])) for c in result["captured"]]
-    assert sorted(captured) == sorted([(0, "TX", f) for f in frames] + [(1, "RX", f) for f in frames])
-    assert [c[2] for c in captured if c[1] == "RX"] == frames  # in the order they were pushed
+    expected = [(0, "TX", f) for f in frames] + [(1, "RX", _forwarded(f)) for f in frames]
+    assert sorted(captured) == sorted(expected)
+    assert [c[2] for c in captured if c[1] == "RX"] == [_forwarded(f) for f in frames]  # in push order
     assert result["captures_left"] == 0  # stop_capture() removed it
     assert result["opackets"] == {"0": 3, "1": 0, "2": 0}
     assert "stand-in" in result["version"]["built_by"]
@@ -90,6 +103,36 @@ def test_the_official_client_pushes_in_service_mode_and_captures_what_the_dut_se
     assert [p["hw_mac"] for p in info["ports"]] == [p.peer_mac for p in PORTS]
     assert info["packet_journey_standin"]["ports"] == [p.peer for p in PORTS]
     assert result["unknown_method"] == "Method no_such_method not registered"
+
+
+@needs_lab
+def test_a_latency_stream_through_a_forwarding_dut_counts_every_packet_per_port_and_pg_id(standin):
+    frame = _frame(0, payload=64)
+    pps, duration, burst = 1000, 1.0, 500
+    result = run_client(standin, "traffic", frame=base64.b64encode(frame).decode(), pps=pps,
+                        duration=duration, burst=burst)
+    sent = pps * duration + burst
+    ports = result["ports"]
+    assert (ports["0"]["opackets"], ports["1"]["ipackets"]) == (sent, sent)
+    assert (ports["0"]["ipackets"], ports["1"]["opackets"], ports["2"]["ipackets"]) == (0, 0, 0)
+    assert ports["0"]["obytes"] == sent * len(frame)
+    assert ports["1"]["ibytes"] == sent * len(frame)  # forwarding keeps the length
+    assert result["total"]["opackets"] == sent
+    assert ports["0"]["tx_bps_L1"] == pytest.approx(ports["0"]["tx_bps"] + ports["0"]["tx_pps"] * 20 * 8)
+    assert ports["0"]["tx_pps"] > 0 and ports["1"]["rx_pps"] == pytest.approx(ports["0"]["tx_pps"])
+    latency_flow, burst_flow = result["flow_stats"]["7"], result["flow_stats"]["8"]
+    assert latency_flow["tx_pkts"] == {"0": pps * duration, "1": 0, "2": 0, "total": pps * duration}
+    assert latency_flow["rx_pkts"] == {"0": 0, "1": pps * duration, "2": 0, "total": pps * duration}
+    assert burst_flow["tx_pkts"]["total"] == burst == burst_flow["rx_pkts"]["1"]
+    assert burst_flow["rx_bytes"]["1"] == burst * len(frame)
+    latency = result["latency"]
+    assert latency["err_cntrs"] == {"dropped": 0, "out_of_order": 0, "dup": 0, "seq_too_high": 0,
+                                    "seq_too_low": 0}
+    lat = latency["latency"]
+    assert 0 < lat["total_min"] <= lat["average"] <= lat["total_max"] < 1e6  # microseconds, under a second
+    assert lat["jitter"] >= 0
+    assert sum(lat["histogram"].values()) == pps * duration
+    assert all(bucket == 0 or str(bucket)[1:].strip("0") == "" for bucket in map(int, lat["histogram"]))
 
 
 def _dispatcher() -> rpc.Dispatcher:
@@ -148,3 +191,89 @@ def test_events_are_queued_per_session_in_sequence_behind_a_published_trigger():
     assert [(e["type"], e["seq"]) for e in publisher.take_events(7)] == [(5, 0), (6, 1)]
     assert publisher.take_events(7) == []
     assert publisher.take_events(8) == []  # a new session starts empty
+
+
+# ------------------------------------------------------------------- the field engine
+
+IP_TTL, IP_CHECK, IP_SRC, UDP_CHECK = 22, 24, 26, 40  # offsets in an Ether/IPv4/UDP frame
+
+
+def _vm(*instructions, cache: int | None = None) -> dict:
+    return {"instructions": list(instructions), **({"cache": cache} if cache else {})}
+
+
+def _flow_var(name="v", size=1, op="inc", low=0, high=255, step=1, init=None):
+    return {"type": "flow_var", "name": name, "size": size, "op": op, "step": step, "min_value": low,
+            "max_value": high, "init_value": low if init is None and op != "dec" else high if init is None else init}
+
+
+def _write(name="v", offset=IP_SRC, add=0, big=True):
+    return {"type": "write_flow_var", "name": name, "pkt_offset": offset, "add_value": add, "is_big_endian": big}
+
+
+def test_an_incrementing_source_address_starts_at_init_wraps_to_min_and_fixes_the_ip_checksum():
+    packet = _frame(0)
+    frames = vm.StreamVm(packet, _vm(_flow_var(size=4, low=0x10000001, high=0x10000003, init=0x10000002),
+                                     _write(), {"type": "fix_checksum_ipv4", "pkt_offset": 14})).frames()
+    assert [f[IP_SRC:IP_SRC + 4] for f in frames] == [bytes([16, 0, 0, 2]), bytes([16, 0, 0, 3]), bytes([16, 0, 0, 1])]
+    for frame in frames:
+        rebuilt = Ether(frame)
+        del rebuilt[IP].chksum
+        assert bytes(rebuilt) == frame  # scapy's own checksum for the new source agrees
+    assert frames[0][IP_CHECK:IP_CHECK + 2] != packet[IP_CHECK:IP_CHECK + 2]
+
+
+def test_a_decrementing_var_with_a_step_pads_its_range_to_a_whole_cycle():
+    # min 1 max 5 step 2: the range pads down to 0 so that 6 values cycle in 3 steps
+    frames = vm.StreamVm(_frame(0), _vm(_flow_var(op="dec", low=1, high=5, step=2), _write(offset=IP_TTL))).frames()
+    assert [f[IP_TTL] for f in frames] == [5, 3, 1]
+    inc = vm.StreamVm(_frame(0), _vm(_flow_var(low=0, high=4, step=2), _write(offset=IP_TTL))).frames()
+    assert [f[IP_TTL] for f in inc] == [0, 2, 4]  # then 0 again: max pads to 5, the wrap takes a step
+
+
+def test_add_value_and_little_endian_writes_truncate_to_the_vars_size():
+    frames = vm.StreamVm(_frame(0), _vm(_flow_var(size=2, low=0xFFFE, high=0xFFFF), _write(offset=IP_SRC, add=1),
+                                        _write(offset=IP_SRC + 2, big=False))).frames()
+    assert [f[IP_SRC:IP_SRC + 4].hex() for f in frames] == ["fffffeff", "0000ffff"]
+
+
+def test_a_random_var_draws_trexs_fastrand_within_its_range():
+    frames = vm.StreamVm(_frame(0), _vm(_flow_var(op="random", low=10, high=20), _write(offset=IP_TTL),
+                                        cache=50)).frames()
+    # seed 0: the first draw is (214013 * 0 + 2531011) >> 16 & 0x7fff = 38, and 10 + 38 % 11 = 15
+    assert len(frames) == 50 and frames[0][IP_TTL] == 15
+    assert {f[IP_TTL] for f in frames} <= set(range(10, 21)) and len({f[IP_TTL] for f in frames}) > 5
+
+
+def test_the_hardware_checksum_fix_leaves_valid_ip_and_udp_checksums():
+    packet = bytearray(_frame(0))
+    frames = vm.StreamVm(bytes(packet), _vm(_flow_var(size=4, low=1, high=2), _write(offset=IP_SRC),
+                                            {"type": "fix_checksum_hw", "l2_len": 14, "l3_len": 20,
+                                             "l4_type": 11})).frames()
+    for frame in frames:
+        rebuilt = Ether(frame)
+        del rebuilt[IP].chksum, rebuilt[UDP].chksum
+        assert bytes(rebuilt) == frame
+        assert frame[UDP_CHECK:UDP_CHECK + 2] != b"\0\0"
+
+
+def test_a_masked_write_keeps_the_bits_outside_the_mask():
+    frames = vm.StreamVm(_frame(0), _vm(_flow_var(low=1, high=2), {
+        "type": "write_mask_flow_var", "name": "v", "pkt_offset": IP_SRC, "pkt_cast_size": 2, "mask": 0x00F0,
+        "shift": 4, "add_value": 0, "is_big_endian": True})).frames()
+    # 10.0.0.2 starts 0x0a00: the var, shifted by 4, lands in bits 4..7; the rest stays
+    assert [f[IP_SRC:IP_SRC + 2].hex() for f in frames] == ["0a10", "0a20"]
+
+
+def test_trim_shortens_the_frame_and_a_short_packet_is_padded_to_60_bytes():
+    frames = vm.StreamVm(_frame(0, payload=40), _vm(_flow_var(size=2, low=64, high=66), {
+        "type": "trim_pkt_size", "name": "v"})).frames()
+    assert [len(f) for f in frames] == [64, 65, 66]
+    assert vm.StreamVm(bytes(20), _vm()).frames() == [bytes(60)]
+
+
+def test_chained_vars_are_refused_naming_what_the_stand_in_lacks():
+    with pytest.raises(vm.VmError, match="next_var"):
+        vm.StreamVm(_frame(0), _vm({**_flow_var(), "next_var": "w"}, _flow_var(name="w")))
+    with pytest.raises(vm.VmError, match="tuple_flow_var"):
+        vm.StreamVm(_frame(0), _vm({"type": "tuple_flow_var", "name": "t"}))

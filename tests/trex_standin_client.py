@@ -11,7 +11,16 @@ import time
 
 import lbr_trex_client  # noqa: F401 -- puts the client's vendored libraries in place
 from trex.common.trex_client import PacketBuffer
-from trex.stl.api import STLClient
+from trex.stl.api import (
+    Ether,
+    STLClient,
+    STLFlowLatencyStats,
+    STLFlowStats,
+    STLPktBuilder,
+    STLStream,
+    STLTXCont,
+    STLTXSingleBurst,
+)
 
 
 def connect(args: dict) -> STLClient:
@@ -41,6 +50,34 @@ def service(args: dict) -> dict:
               "captures_left": len(status),
               "opackets": {port: stats[port]["opackets"] for port in ports}}
     result["unknown_method"] = str(client._transmit("no_such_method").err())
+    client.release()
+    client.disconnect()
+    return result
+
+
+def traffic(args: dict) -> dict:
+    """A latency stream (pg_id 7) and a burst with flow stats (pg_id 8) from port 0 for
+    `duration` seconds: the stats the client reports."""
+    client = connect(args)
+    frame = base64.b64decode(args["frame"])
+    streams = [STLStream(packet=STLPktBuilder(pkt=Ether(frame)), mode=STLTXCont(pps=args["pps"]),
+                         flow_stats=STLFlowLatencyStats(pg_id=7)),
+               STLStream(packet=STLPktBuilder(pkt=Ether(frame)), mode=STLTXSingleBurst(total_pkts=args["burst"],
+                                                                                          pps=args["pps"]),
+                         flow_stats=STLFlowStats(pg_id=8))]
+    client.add_streams(streams, ports=[0])
+    client.clear_stats()
+    client.start(ports=[0], duration=args["duration"])
+    client.wait_on_traffic(ports=[0], timeout=60)
+    stats = client.get_stats()
+    keys = ("opackets", "ipackets", "obytes", "ibytes", "tx_pps", "rx_pps", "tx_bps", "rx_bps", "tx_bps_L1",
+            "rx_bps_L1")
+    result = {"ports": {port: {key: stats[port][key] for key in keys} for port in (0, 1, 2)},
+              "total": {key: stats["total"][key] for key in keys},
+              "flow_stats": {pg: {field: stats["flow_stats"][pg][field] for field in
+                                  ("tx_pkts", "rx_pkts", "tx_bytes", "rx_bytes")} for pg in (7, 8)},
+              "latency": stats["latency"][7]}
+    client.remove_all_streams(ports=[0])
     client.release()
     client.disconnect()
     return result

@@ -31,7 +31,10 @@
  *   HEX                            NFRAMES lines: the frames to cycle through
  * Output on stdout, one JSON object per line: {"event":"sent",...} when every stream
  * has ended, then the statistics once reception ends: when every tagged packet sent has
- * arrived, or when "stop" is read on stdin (the caller saw the DUT drain).
+ * arrived, or when "stop" is read on stdin (the caller saw the DUT drain; read while
+ * sending, it ends the streams there). Per stream, what arrived is also counted by
+ * the port it arrived on ("rx_ports"), and its sequence errors as TRex's flow stats
+ * name them (dropped, seq_too_high, seq_too_low besides out_of_order and duplicates).
  *
  * Sequences and latencies are counted as harness.traffic's SequenceChecker and
  * LatencyRecorder count them (TRex's rules; jitter RFC 3550), so the harness turns
@@ -93,7 +96,8 @@ struct stream {
 	uint64_t sent, obytes, burst_start_ns, burst_sent, bursts_done;
 	int done;
 	/* receiver */
-	uint64_t ipackets, ibytes, out_of_order, duplicates;
+	uint64_t ipackets, ibytes, out_of_order, duplicates, dropped, seq_too_high, seq_too_low;
+	uint64_t port_ipackets[MAX_PORTS], port_ibytes[MAX_PORTS]; /* by the port it arrived on */
 	uint64_t lat_n, lat_min, lat_max, lat_sum;
 	double jitter_ns;
 	int64_t last_transit;
@@ -450,7 +454,7 @@ static void run_sender(void)
 	tx_start_ns = now_ns();
 	for (int i = 0; i < nstreams; i++)
 		streams[i].burst_start_ns = tx_start_ns;
-	for (;;) {
+	while (!atomic_load(&stop_requested)) { /* "stop" ends the streams early too */
 		uint64_t earliest = UINT64_MAX, t = now_ns();
 		int sent_any = 0;
 		for (int i = 0; i < nstreams; i++) {
@@ -520,12 +524,21 @@ static uint64_t hist_lower_us(int b)
 static void check_sequence(struct stream *s, uint32_t seq)
 {
 	uint32_t ahead = seq - s->expected_seq;
-	if (ahead < 1u << 31) {
-		s->expected_seq = seq + 1; /* in order, or ahead: the gap is lost so far */
-	} else if (s->expected_seq - seq == 1) {
-		s->duplicates++;
+	if (ahead == 0) {
+		s->expected_seq = seq + 1;
+	} else if (ahead < 1u << 31) { /* ahead: the gap is lost so far */
+		s->dropped += ahead;
+		s->seq_too_high++;
+		s->expected_seq = seq + 1;
 	} else {
-		s->out_of_order++;
+		s->seq_too_low++;
+		if (s->expected_seq - seq == 1) {
+			s->duplicates++;
+		} else { /* late: it was counted lost */
+			s->out_of_order++;
+			if (s->dropped)
+				s->dropped--;
+		}
 	}
 }
 
@@ -555,6 +568,8 @@ static void count_frame(struct port *p, const uint8_t *d, unsigned len, uint64_t
 	}
 	s->ipackets++;
 	s->ibytes += len;
+	s->port_ipackets[p - ports]++;
+	s->port_ibytes[p - ports] += len;
 	check_sequence(s, seq);
 	int64_t transit = (int64_t)(rx_ns - ts);
 	uint64_t lat = transit > 0 ? (uint64_t)transit : 0;
@@ -653,11 +668,16 @@ static void print_stats(void)
 		struct stream *s = &streams[i];
 		printf("%s{\"id\":%u,\"port\":\"%s\",\"tagged\":%s,\"opackets\":%" PRIu64 ",\"obytes\":%" PRIu64
 		       ",\"ipackets\":%" PRIu64 ",\"ibytes\":%" PRIu64 ",\"out_of_order\":%" PRIu64
-		       ",\"duplicates\":%" PRIu64 ",\"latency\":{\"n\":%" PRIu64 ",\"min_ns\":%" PRIu64
-		       ",\"max_ns\":%" PRIu64 ",\"sum_ns\":%" PRIu64 ",\"jitter_ns\":%.1f,\"histogram_us\":{",
+		       ",\"duplicates\":%" PRIu64 ",\"dropped\":%" PRIu64 ",\"seq_too_high\":%" PRIu64
+		       ",\"seq_too_low\":%" PRIu64 ",\"rx_ports\":{",
 		       i ? "," : "", s->id, ports[s->port].name, s->frames[0].tag_off >= 0 ? "true" : "false",
-		       s->sent, s->obytes, s->ipackets, s->ibytes, s->out_of_order, s->duplicates, s->lat_n,
-		       s->lat_min, s->lat_max, s->lat_sum, s->jitter_ns);
+		       s->sent, s->obytes, s->ipackets, s->ibytes, s->out_of_order, s->duplicates, s->dropped,
+		       s->seq_too_high, s->seq_too_low);
+		for (int j = 0; j < nports; j++)
+			printf("%s\"%s\":{\"ipackets\":%" PRIu64 ",\"ibytes\":%" PRIu64 "}", j ? "," : "", ports[j].name,
+			       s->port_ipackets[j], s->port_ibytes[j]);
+		printf("},\"latency\":{\"n\":%" PRIu64 ",\"min_ns\":%" PRIu64 ",\"max_ns\":%" PRIu64 ",\"sum_ns\":%" PRIu64
+		       ",\"jitter_ns\":%.1f,\"histogram_us\":{", s->lat_n, s->lat_min, s->lat_max, s->lat_sum, s->jitter_ns);
 		for (int b = 0, first = 1; b < HIST_BUCKETS; b++)
 			if (s->hist[b]) {
 				printf("%s\"%" PRIu64 "\":%" PRIu64, first ? "" : ",", hist_lower_us(b), s->hist[b]);

@@ -151,13 +151,24 @@ class GeneratorRun:
     """pjgen running one profile in the lab's tester namespace."""
 
     def __init__(self, lab: NetnsLab, profile: Profile, duration: float | None, tx: str = "sendmmsg"):
+        self._start(spec(profile, duration, tx), lambda argv, **popen_args: lab.popen(lab.tester, argv, **popen_args))
+
+    @classmethod
+    def from_spec(cls, text: str, popen: Callable[..., subprocess.Popen] = subprocess.Popen) -> GeneratorRun:
+        """pjgen on a spec written by the caller, started by `popen` (by default in this
+        process's namespace): the TRex stand-in's runs."""
+        run = cls.__new__(cls)
+        run._start(text, popen)
+        return run
+
+    def _start(self, text: str, popen: Callable[..., subprocess.Popen]) -> None:
         binary = build()
         self._spec = tempfile.NamedTemporaryFile("w", prefix="pjgen-", suffix=".spec")  # noqa: SIM115 -- as long as pjgen runs
-        self._spec.write(spec(profile, duration, tx))
+        self._spec.write(text)
         self._spec.flush()
         self._stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 -- as long as pjgen runs
-        self._process = lab.popen(lab.tester, [str(binary), self._spec.name], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=self._stderr)
+        self._process = popen([str(binary), self._spec.name], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=self._stderr)
         self.started = time.monotonic()
         self._buffer = b""
         self._events: dict[str, dict] = {}
@@ -182,14 +193,18 @@ class GeneratorRun:
     def stats(self) -> dict:
         """pjgen's statistics: asks its receiver to stop if it has not ended by itself."""
         if "stats" not in self._events:
-            try:
-                self._process.stdin.write(b"stop\n")
-                self._process.stdin.flush()
-            except BrokenPipeError:  # it ended meanwhile
-                pass
+            self.request_stop()
             if not self._wait_event("stats", STARTUP_TIMEOUT):
                 raise TargetError(f"pjgen gave no statistics after `stop`: {self._failure()}")
         return self._events["stats"]
+
+    def request_stop(self) -> None:
+        """Ask pjgen to end: its streams, if still sending, and its receiver."""
+        try:
+            self._process.stdin.write(b"stop\n")
+            self._process.stdin.flush()
+        except BrokenPipeError:  # it ended meanwhile
+            pass
 
     def close(self) -> None:
         if self._process.poll() is None:

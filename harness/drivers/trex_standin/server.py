@@ -23,7 +23,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.drivers.trex_standin import rpc
+from harness.drivers import generator
+from harness.drivers.trex_standin import rpc, vm
+from harness.drivers.trex_standin.engine import Start, Stream, TrafficEngine, TrafficRun, apply_stats, \
+    compile_stream, multiplier_factor
 from harness.drivers.trex_standin.capture import MAX_PKT_SIZE, MIN_PKT_SIZE, CaptureError, PortIO
 from harness.drivers.trex_standin.rpc import execute_error, parse_error, port_id
 from harness.drivers.trex_standin.stats import PgidTable, PortCounters, global_stats
@@ -75,7 +78,7 @@ class Port:
     handler: str = ""
     service: bool = False
     service_filtered: bool = False
-    profiles: dict[str, dict[int, dict]] = field(default_factory=dict)  # profile -> stream id -> stream JSON
+    profiles: dict[str, dict[int, Stream]] = field(default_factory=dict)
     counters: PortCounters = field(default_factory=PortCounters)
     transmitting: set[str] = field(default_factory=set)  # profiles with traffic running
 
@@ -106,14 +109,42 @@ class TrexStandin:
         self.publisher = rpc.Publisher(self.zmq.publish)
         self.io = PortIO(port_names)
         self.pgids = PgidTable(len(self.ports))
+        self.engine = TrafficEngine(port_names, [p.speed_mbps * 1e6 for p in self.ports], self.io.deaf)
         self.started = time.time()
         self._register()
 
     def serve(self, running) -> None:
         """Answer requests until `running()` is false."""
-        self.zmq.serve(self.dispatcher.answer, lambda: None, running)
+        self.zmq.serve(self.dispatcher.answer, self.tick, running)
+
+    def tick(self) -> None:
+        """Between requests: launch gathered starts, take in a run that ended."""
+        if self.engine.launch_due():
+            for start in self.engine.run.starts:
+                self.publisher.publish_event(EVENT_PROFILE_STARTED, {"port_id": start.port,
+                                                                     "profile_id": start.profile})
+        elif self.engine.run is not None and self.engine.run.done():
+            self._end_run(lambda run: run.wait(0), stopped=None)
+
+    def _end_run(self, stats_of, stopped: tuple[int, str] | None) -> None:
+        """The run's statistics into the counters; its profiles stop transmitting, with
+        the events TRex publishes (profile finished, or stopped for the one asked)."""
+        run, stats = self.engine.finish(stats_of)
+        apply_stats(run, stats, [port.counters for port in self.ports], self.pgids.pgids)
+        for start in run.starts:
+            port = self.ports[start.port]
+            port.transmitting.discard(start.profile)
+            data = {"port_id": start.port, "profile_id": start.profile}
+            if (start.port, start.profile) == stopped:
+                self.publisher.publish_event(EVENT_PROFILE_STOPPED, data)
+            else:
+                self.publisher.publish_event(EVENT_PROFILE_FINISHED_TX, data)
+                if not port.transmitting:
+                    self.publisher.publish_event(EVENT_PORT_JOB_DONE, {"port_id": start.port})
 
     def close(self) -> None:
+        if self.engine.run is not None:
+            self.engine.finish(TrafficRun.stop)
         self.io.close()
         self.zmq.close()
 
@@ -134,7 +165,11 @@ class TrexStandin:
                 ("set_port_attr", self.set_port_attr), ("set_rx_feature", self.set_rx_feature),
                 ("push_pkts", self.push_pkts)):
             register(name, handler)
-        for name, handler in (("release", self.release), ("service", self.service)):
+        for name, handler in (("release", self.release), ("service", self.service),
+                              ("add_stream", self.add_stream), ("remove_stream", self.remove_stream),
+                              ("remove_all_streams", self.remove_all_streams),
+                              ("start_traffic", self.start_traffic), ("stop_traffic", self.stop_traffic),
+                              ("remove_rx_filters", self.remove_rx_filters)):
             register(name, handler, owned=True)
 
     def _port(self, params: dict) -> Port:
@@ -190,7 +225,10 @@ class TrexStandin:
                 "packet_journey_standin": self.standin_info()}
 
     def standin_info(self) -> dict:
-        return {"engine": "none", "ports": [port.name for port in self.ports]}
+        """What the harness needs to state the stand-in's limits honestly."""
+        return {"engine": "pjgen", "generator": generator.CAPS.generator, "max_pps": generator.CAPS.max_pps,
+                "max_bps_L1": generator.CAPS.max_bps_L1, "ports": [port.name for port in self.ports],
+                "max_frame_cycle": vm.MAX_CYCLE}
 
     def get_supported_cmds(self, params: dict) -> list[str]:
         return sorted(self.dispatcher.commands)
@@ -343,9 +381,102 @@ class TrexStandin:
         port = self._port(params)
         profile_id = params.get("profile_id", DEFAULT_PROFILE_ID)
         if profile_id == ALL_PROFILE_ID:
-            return {"profiles": {pid: {str(sid): stream for sid, stream in streams.items()}
+            return {"profiles": {pid: {str(sid): stream.json for sid, stream in streams.items()}
                                  for pid, streams in port.profiles.items()}}
-        return {"streams": {str(sid): stream for sid, stream in port.profiles.get(profile_id, {}).items()}}
+        return {"streams": {str(sid): stream.json for sid, stream in port.profiles.get(profile_id, {}).items()}}
+
+    def add_stream(self, params: dict) -> dict:
+        """TrexRpcCmdAddStream: compiled now, so a VM the stand-in cannot run is refused here."""
+        port = self._port(params)
+        profile_id = params.get("profile_id", DEFAULT_PROFILE_ID)
+        stream_id = rpc.param_int(params, "stream_id", high=0xFFFFFFFF)
+        if stream_id in port.profiles.get(profile_id, {}):
+            raise execute_error(f"stream {stream_id} already exists in profile_id({profile_id})")
+        stream = compile_stream(port.index, port.mac, stream_id, rpc.param_dict(params, "stream"))
+        if stream.pg_id is not None:
+            users = [s for s in self._streams() if s.pg_id == stream.pg_id]
+            if any(s.latency != stream.latency for s in users):
+                raise execute_error(f"pg_id {stream.pg_id} is used by a stream of another flow stats type")
+            if not users:
+                self.pgids.register(stream.pg_id, stream.latency)
+        port.profiles.setdefault(profile_id, {})[stream_id] = stream
+        return {}
+
+    def _streams(self):
+        return (s for port in self.ports for streams in port.profiles.values() for s in streams.values())
+
+    def _writeable(self, port: Port, profile_id: str) -> None:
+        if profile_id in port.transmitting or port.index in self.engine.pending_ports():
+            raise execute_error(f"port {port.index} profile {profile_id} is active - please stop it first")
+
+    def _drop(self, port: Port, profile_id: str, stream_ids: list[int]) -> None:
+        streams = port.profiles.get(profile_id, {})
+        for stream_id in stream_ids:
+            stream = streams.pop(stream_id)
+            if stream.pg_id is not None and not any(s.pg_id == stream.pg_id for s in self._streams()):
+                self.pgids.unregister(stream.pg_id)
+        if not streams:
+            port.profiles.pop(profile_id, None)
+
+    def remove_stream(self, params: dict) -> dict:
+        port = self._port(params)
+        profile_id = params.get("profile_id", DEFAULT_PROFILE_ID)
+        stream_id = rpc.param_int(params, "stream_id", high=0xFFFFFFFF)
+        if stream_id not in port.profiles.get(profile_id, {}):
+            raise execute_error(f"stream {stream_id} does not exists in profile_id({profile_id})")
+        self._writeable(port, profile_id)
+        self._drop(port, profile_id, [stream_id])
+        return {}
+
+    def remove_all_streams(self, params: dict) -> dict:
+        """TrexRpcCmdRemoveAllStreams: of the profile, or of every profile for "*"."""
+        port = self._port(params)
+        profile_id = params.get("profile_id", DEFAULT_PROFILE_ID)
+        for pid in list(port.profiles) if profile_id == ALL_PROFILE_ID else [profile_id]:
+            self._writeable(port, pid)
+            self._drop(port, pid, list(port.profiles.get(pid, {})))
+        return {}
+
+    # traffic -------------------------------------------------------------------------
+
+    def start_traffic(self, params: dict) -> dict:
+        """TrexRpcCmdStartTraffic: the port's profile runs, with the ports started with it."""
+        port = self._port(params)
+        profile_id = params.get("profile_id", DEFAULT_PROFILE_ID)
+        duration = rpc.param_float(params, "duration")
+        force = rpc.param_bool(params, "force")
+        streams = list(port.profiles.get(profile_id, {}).values())
+        if not streams:
+            raise execute_error("unable to start traffic - no streams attached to port")
+        if profile_id in port.transmitting:
+            raise execute_error(f"port {port.index} profile {profile_id} is already transmitting")
+        factor = multiplier_factor(streams, rpc.param_dict(params, "mul"), port.speed_mbps * 1e6, force)
+        self.engine.start(Start(port.index, profile_id, streams, factor, duration))
+        port.transmitting.add(profile_id)
+        return {"multiplier": factor, "ts": time.time()}
+
+    def stop_traffic(self, params: dict) -> dict:
+        """TrexRpcCmdStopTraffic: the run the port is in ends now (the whole run: one pjgen)."""
+        port = self._port(params)
+        profile_id = params.get("profile_id", DEFAULT_PROFILE_ID)
+        profiles = list(port.transmitting) if profile_id == ALL_PROFILE_ID else [profile_id]
+        for pid in profiles:
+            if pid not in port.transmitting:
+                continue
+            run = self.engine.run
+            if run is not None and any((s.port, s.profile) == (port.index, pid) for s in run.starts):
+                self._end_run(TrafficRun.stop, stopped=(port.index, pid))
+            else:
+                self.engine.cancel_pending(port.index)
+                port.transmitting.discard(pid)
+                self.publisher.publish_event(EVENT_PROFILE_STOPPED, {"port_id": port.index, "profile_id": pid})
+        return {}
+
+    def remove_rx_filters(self, params: dict) -> dict:
+        """TrexRpcCmdRemoveRXFilters: the stand-in counts by the payload tag, it has no filters."""
+        port = self._port(params)
+        self._writeable(port, params.get("profile_id", DEFAULT_PROFILE_ID))
+        return {}
 
     # service mode: push and capture ----------------------------------------------------
 
