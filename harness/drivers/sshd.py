@@ -153,6 +153,9 @@ def _sshd_config(workdir: Path, listen: str, port: int, host_key: Path, authoriz
         "UsePAM no",
         f"StrictModes {strict}",
         "Subsystem sftp internal-sftp",
+        # bash run by sshd sources ~/.bashrc only as a top-level shell (shell.c,
+        # run_startup_files()); this host's root .bashrc may be slow (pyenv init)
+        "SetEnv SHLVL=1",
         "LogLevel VERBOSE",
         "",
     ])
