@@ -40,6 +40,9 @@ def ssh_dut(workdir: Path) -> Iterator[SimpleNamespace]:
         for name in (dut_netns, ctl_netns):
             subprocess.run(["ip", "netns", "add", name], check=True)
             made.append(name)
+        # link-local addresses usable at once: no local route appearing mid-test after DAD
+        subprocess.run(["ip", "netns", "exec", dut_netns, "sysctl", "-q", "-w", "net.ipv6.conf.default.accept_dad=0"],
+                       check=True)
         ip(ctl_netns, "link", "add", "c0", "type", "veth", "peer", "name", "mgmt0", "netns", dut_netns)
         for k, port in enumerate(LAB_PORTS):
             ip(ctl_netns, "link", "add", f"t{k}", "type", "veth", "peer", "name", port, "netns", dut_netns)

@@ -45,14 +45,20 @@ interface. `DutState` keeps it safe in four ways:
   it behind: `python -m harness.drivers.dutstate recover --lab LAB.yaml` restores
   from it, and the next `prepare()` on that DUT recovers first and says so.
 
-Kernel behaviour relied on: writing `net.ipv4.ip_forward` or
-`net.ipv4.conf.all.forwarding` sets every device's and `default`'s forwarding
-(net/ipv4/devinet.c, devinet_sysctl_forward() -> inet_forward_change()), as do
-`net.ipv6.conf.all.forwarding` (net/ipv6/addrconf.c, addrconf_fixup_forwarding())
-and `net.ipv6.conf.all.disable_ipv6` (addrconf_disable_ipv6() ->
-addrconf_disable_change()); taking a link down removes its IPv4 routes
-(net/ipv4/fib_frontend.c, fib_disable_ip()), and an address brings its local
-and prefix routes back (fib_add_ifaddr()).
+Kernel behaviour relied on (net/ipv4/devinet.c unless named):
+- writing `net.ipv4.ip_forward` or `net.ipv4.conf.all.forwarding` sets every
+  interface's and `default`'s forwarding (devinet_sysctl_forward() ->
+  inet_forward_change()); so do `net.ipv6.conf.all.forwarding`
+  (net/ipv6/addrconf.c, addrconf_fixup_forwarding()) and
+  `net.ipv6.conf.all.disable_ipv6` (addrconf_disable_ipv6() -> addrconf_disable_change());
+- writing an IPv4 `default` key sets it on every interface whose own key was never
+  set (devinet_conf_proc() -> devinet_copy_dflt_conf()), and an interface's first
+  IPv4 address marks all its keys set (rtm_to_ifaddr() -> ipv4_devconf_setall()):
+  putting `default` back does not reach a port a test gave an address, so every
+  interface's value is recorded and put back too;
+- taking a link down removes its IPv4 routes (net/ipv4/fib_frontend.c,
+  fib_disable_ip()); an address brings its local and prefix routes back
+  (fib_add_ifaddr()).
 """
 from __future__ import annotations
 
@@ -241,7 +247,7 @@ def _ip_effects(args: list[str], stdin: str | None) -> Effects:
     if obj == "netns":
         raise Refused("`ip netns` changes network namespaces; the DUT is one")
     if verbs is None or verb is None:
-        raise Refused(f"the allow-list cannot tell which interfaces `ip {obj} {' '.join(rest[:1])}` changes")
+        raise Refused(f"the allow-list cannot tell which interfaces `ip {shlex.join(args)}` changes")
     rest = rest[1:]
     return {"address": _ip_address, "route": _ip_route, "rule": _ip_rule, "neighbor": _ip_neigh,
             "link": _ip_link, "nexthop": _ip_nexthop, "maddress": _ip_address}[obj](verb, rest)
@@ -648,7 +654,8 @@ def address_args(record: dict) -> list[str]:
 # ethtool displays -------------------------------------------------------------------
 
 def parse_features(text: str) -> dict[str, str]:
-    """`ethtool -k`: each settable feature's state (a group line with indented
+    """`ethtool -k`: each settable feature as requested ("off [requested on]" is a
+    feature asked for that depends on another one off; a group line with indented
     members is left out: its members are listed)."""
     features: dict[str, str] = {}
     lines = [line for line in text.splitlines()[1:] if ":" in line]
@@ -656,7 +663,8 @@ def parse_features(text: str) -> dict[str, str]:
         name, _, value = line.strip().partition(":")
         is_group = not line.startswith("\t") and i + 1 < len(lines) and lines[i + 1].startswith("\t")
         if not is_group and "[fixed]" not in value:
-            features[name] = value.split()[0]
+            requested = re.search(r"\[requested (\w+)\]", value)
+            features[name] = requested.group(1) if requested else value.split()[0]
     return features
 
 
@@ -746,15 +754,15 @@ class DutState:
         allowed = self.allowed | set(effects.created)
         for name in effects.touched:
             if name in self.management:
-                raise CommandError(argv, f"refused: {name} is the management interface{self._where('management')}; "
+                raise CommandError(argv, f"refused on a lab DUT: {name} is the management interface{self._where('management')}; "
                                          "the harness never changes it")
             if name not in allowed:
-                raise CommandError(argv, f"refused: {name} is not in the allow-list{self._where('allow')} "
+                raise CommandError(argv, f"refused on a lab DUT: {name} is not in the allow-list{self._where('allow')} "
                                          f"({', '.join(sorted(self.allowed))}); the harness changes only those")
         ports = {i.port for i in self.interfaces} | {i.name for i in self.interfaces}
         for old, new in effects.renamed.items():
             if not new and old in ports:
-                raise CommandError(argv, f"refused: {old} is a lab port; no command brings a deleted port back")
+                raise CommandError(argv, f"refused on a lab DUT: {old} is a lab port; no command brings a deleted port back")
 
     def _where(self, field_name: str) -> str:
         return f" (lab file {self.lab_file}: dut.{field_name})" if self.lab_file else f" (dut.{field_name})"
@@ -781,7 +789,7 @@ class DutState:
         sysctls = self._port_sysctls([i.name for i in self.interfaces])
         self._journal = {
             "dut": self.host.address, "identity": self._dut_identity(), "lab_file": self.lab_file,
-            "prepared": False, "allow": self._allow, "ports": self._renamed_ports,
+            "allow": self._allow, "ports": self._renamed_ports,
             "original": {
                 "links": {i.name: _link_record(links[i.name]) for i in self.interfaces},
                 "features": {i.name: parse_features(self.host.run(["ethtool", "-k", i.name]))
@@ -790,15 +798,14 @@ class DutState:
             },
             "records": {},
         }
+        self._journal["prepared"] = True  # from here on the ports may carry the harness's names
         self._save_journal()
-        self._journal["prepared"] = True
-        self._save_journal()
-        for interface, port in zip(self.interfaces, PORTS):
-            self._run_all([["ip", "link", "set", "dev", interface.name, "down"],
-                           ["ip", "link", "set", "dev", interface.name, "name", interface.port]])
-            self._run_all([["ip", "link", "set", "dev", interface.port, "address", port.mac, "mtu", "1500"],
-                           ["ip", "link", "set", "dev", interface.port, "up"],
-                           ["ethtool", "-K", interface.port, "tx", "off"]])
+        self.host.run(["ip", "-batch", "-"], stdin="".join(
+            f"link set dev {interface.name} down\nlink set dev {interface.name} name {interface.port}\n"
+            f"link set dev {interface.port} address {port.mac} mtu 1500\nlink set dev {interface.port} up\n"
+            for interface, port in zip(self.interfaces, PORTS)))
+        for interface in self.interfaces:
+            self.host.run(["ethtool", "-K", interface.port, "tx", "off"])
         applied = self._port_sysctls([i.port for i in self.interfaces])
         self.host.run(["sysctl", "-q", "-w", *(f"{k}={v}" for k, v in applied.items())], stderr_fails=True)
         self.snapshot()
@@ -871,19 +878,16 @@ class DutState:
 
     def _propagated_keys(self, keys: Iterable[str]) -> list[str]:
         """Every interface's key that writing one of `keys` also writes (module doc)."""
-        found: list[str] = []
-        for pattern in {PROPAGATING_SYSCTLS[key] for key in keys if key in PROPAGATING_SYSCTLS}:
-            found += self._read_sysctls_matching(pattern)
-        return found
+        patterns = sorted({pattern for key in keys if (pattern := _propagation(key))})
+        if not patterns:
+            return []
+        return list(_parse_sysctl_lines(self.host.run(["sysctl", "-a", "-r", "|".join(patterns)])))
 
     def _read_sysctls(self, keys: list[str]) -> dict[str, str]:
         """Current values of the existing ones of `keys`."""
         if not keys:
             return {}
         return _parse_sysctl_lines(self.host.run(["sysctl", "-e", *keys]))
-
-    def _read_sysctls_matching(self, pattern: str) -> list[str]:
-        return list(_parse_sysctl_lines(self.host.run(["sysctl", "-a", "-r", pattern])))
 
     def _record_ethtool(self, args: list[str]) -> bool:
         option, rest = _ethtool_options(args)
@@ -1141,6 +1145,14 @@ class DutState:
         self._allow = journal["allow"]
         unrestored = self.restore() if journal.get("prepared") and "snapshot" in journal else []
         return unrestored + self.release()
+
+
+def _propagation(key: str) -> str | None:
+    """A pattern of the per-interface keys that writing `key` writes too (module doc)."""
+    if key in PROPAGATING_SYSCTLS:
+        return PROPAGATING_SYSCTLS[key]
+    default = re.match(r"^net\.ipv4\.conf\.default\.([^.]+)$", key)
+    return rf"^net\.ipv4\.conf\.[^.]+\.{re.escape(default.group(1))}$" if default else None
 
 
 def _parse_sysctl_lines(text: str) -> dict[str, str]:

@@ -210,7 +210,8 @@ class SshHost:
             raise RemoteError(self.where, doing, f"the remote process closed its output after "
                                                  f"{len(exc.partial)} of {exc.expected} bytes") from exc
         except (asyncssh.Error, OSError) as exc:
-            raise RemoteError(self.where, doing, _reason(exc)) from exc
+            lost = self._conn is not None and self._conn.is_closed()
+            raise RemoteError(self.where, doing, _reason(exc, lost)) from exc
         except BaseException:  # KeyboardInterrupt: do not leave the call running
             future.cancel()
             raise
@@ -290,11 +291,12 @@ def _exit_status(result: asyncssh.SSHCompletedProcess) -> str:
     return f"exit status {result.returncode}"
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, lost: bool) -> str:
+    """Why a call failed; `lost`: the connection has closed meanwhile."""
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (is sshd running and listening there?)"
-    if isinstance(exc, asyncssh.ConnectionLost):
-        return f"the connection was lost ({exc.reason})"
+    if lost or isinstance(exc, asyncssh.ConnectionLost):
+        return f"the connection was lost ({exc.reason if isinstance(exc, asyncssh.Error) else exc})"
     if isinstance(exc, asyncssh.Error):
         return f"{type(exc).__name__}: {exc.reason}"
     return str(exc) or type(exc).__name__

@@ -15,6 +15,7 @@ when missing.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -54,7 +55,8 @@ class Sshd:
         the listener's SIGTERM leaves running), as a DUT going down would; safe twice."""
         if self.process.poll() is None:
             for session in _children(self.process.pid):
-                os.kill(session, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                    os.kill(session, signal.SIGKILL)
             self.process.terminate()
             try:
                 self.process.wait(timeout=5)
