@@ -107,6 +107,21 @@ def test_two_stations_reachable_from_the_ctl_namespace_and_gone_after_close(tmp_
 
 
 @needs_root
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="needs the OpenSSH client: apt-get install openssh-client")
+def test_the_lab_files_key_and_known_hosts_log_into_the_dut_namespace(tmp_path):
+    with StandinLab(1, tmp_path) as lab:
+        dut = load_lab(lab.lab_file).stations[0].dut
+        login = subprocess.run(
+            ["ip", "netns", "exec", dut.via_netns, "ssh", "-F", "/dev/null", "-o", "BatchMode=yes",
+             "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={dut.known_hosts}", "-i", str(dut.key),
+             "-p", str(dut.port), f"{dut.user}@{dut.host}", "--", "ip", "-br", "link", "show", "ens1f0"],
+            capture_output=True, text=True, check=False, timeout=30)
+        assert login.returncode == 0, login.stderr
+        name, _state, mac, *_ = login.stdout.split()
+        assert (name.partition("@")[0], mac) == ("ens1f0", "02:00:00:aa:00:00")
+
+
+@needs_root
 def test_dut_ports_are_not_yet_the_harness_ports_and_the_trex_ports_run_xdp_pass_without_gro(tmp_path):
     with StandinLab(1, tmp_path) as lab:
         station = lab.stations[0]
