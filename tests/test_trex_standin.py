@@ -110,7 +110,8 @@ def test_a_latency_stream_through_a_forwarding_dut_counts_every_packet_per_port_
     frame = _frame(0, payload=64)
     pps, duration, burst = 1000, 1.0, 500
     result = run_client(standin, "traffic", frame=base64.b64encode(frame).decode(), pps=pps,
-                        duration=duration, burst=burst)
+                        duration=duration, burst=burst, isg_usec=1000)
+    assert "needs a duration for continuous streams" in result["refused"]  # start(duration=-1)
     sent = pps * duration + burst
     ports = result["ports"]
     assert (ports["0"]["opackets"], ports["1"]["ipackets"]) == (sent, sent)

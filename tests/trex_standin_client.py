@@ -14,6 +14,7 @@ from trex.common.trex_client import PacketBuffer
 from trex.stl.api import (
     Ether,
     STLClient,
+    STLError,
     STLFlowLatencyStats,
     STLFlowStats,
     STLPktBuilder,
@@ -64,8 +65,13 @@ def traffic(args: dict) -> dict:
                          flow_stats=STLFlowLatencyStats(pg_id=7)),
                STLStream(packet=STLPktBuilder(pkt=Ether(frame)), mode=STLTXSingleBurst(total_pkts=args["burst"],
                                                                                           pps=args["pps"]),
-                         flow_stats=STLFlowStats(pg_id=8))]
+                         flow_stats=STLFlowStats(pg_id=8), isg=args["isg_usec"])]
     client.add_streams(streams, ports=[0])
+    try:
+        client.start(ports=[0], duration=-1)
+        refused = None
+    except STLError as error:
+        refused = str(error)
     client.clear_stats()
     client.start(ports=[0], duration=args["duration"])
     client.wait_on_traffic(ports=[0], timeout=60)
@@ -76,7 +82,7 @@ def traffic(args: dict) -> dict:
               "total": {key: stats["total"][key] for key in keys},
               "flow_stats": {pg: {field: stats["flow_stats"][pg][field] for field in
                                   ("tx_pkts", "rx_pkts", "tx_bytes", "rx_bytes")} for pg in (7, 8)},
-              "latency": stats["latency"][7]}
+              "latency": stats["latency"][7], "refused": refused}
     client.remove_all_streams(ports=[0])
     client.release()
     client.disconnect()

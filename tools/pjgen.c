@@ -27,7 +27,8 @@
  *   tx sendmmsg|ring
  *   duration_ns N                  continuous streams stop after N ns
  *   rx IFNAME...                   ports to receive on
- *   stream ID IFNAME PPS MODE COUNT BURSTS IBG_NS NFRAMES   MODE: c, s (single burst), m
+ *   stream ID IFNAME PPS MODE COUNT BURSTS IBG_NS NFRAMES [START_NS]   MODE: c, s (single burst), m;
+ *                                  START_NS: the stream's first packet is due this long after the start
  *   HEX                            NFRAMES lines: the frames to cycle through
  * Output on stdout, one JSON object per line: {"event":"sent",...} when every stream
  * has ended, then the statistics once reception ends: when every tagged packet sent has
@@ -89,7 +90,7 @@ struct stream {
 	int port; /* index into ports[] */
 	double pps;
 	char mode;
-	uint64_t count, bursts, ibg_ns;
+	uint64_t count, bursts, ibg_ns, start_ns; /* start_ns: after the run starts (0 if not given) */
 	struct frame *frames;
 	uint32_t nframes;
 	/* sender */
@@ -283,8 +284,10 @@ static void read_spec(const char *path)
 			struct stream *s = &streams[nstreams++];
 			unsigned id;
 			char mode;
-			if (sscanf(line, "stream %u %16s %lf %c %" SCNu64 " %" SCNu64 " %" SCNu64 " %u", &id, name,
-				   &s->pps, &mode, &s->count, &s->bursts, &s->ibg_ns, &s->nframes) != 8 || !s->nframes)
+			int fields = sscanf(line, "stream %u %16s %lf %c %" SCNu64 " %" SCNu64 " %" SCNu64 " %u %" SCNu64,
+					    &id, name, &s->pps, &mode, &s->count, &s->bursts, &s->ibg_ns, &s->nframes,
+					    &s->start_ns);
+			if (fields < 8 || !s->nframes)
 				fail("bad stream line: ", line);
 			s->id = id;
 			s->mode = mode;
@@ -453,7 +456,7 @@ static void run_sender(void)
 {
 	tx_start_ns = now_ns();
 	for (int i = 0; i < nstreams; i++)
-		streams[i].burst_start_ns = tx_start_ns;
+		streams[i].burst_start_ns = tx_start_ns + streams[i].start_ns;
 	while (!atomic_load(&stop_requested)) { /* "stop" ends the streams early too */
 		uint64_t earliest = UINT64_MAX, t = now_ns();
 		int sent_any = 0;
@@ -701,7 +704,9 @@ int main(int argc, char **argv)
 		if (s->pps <= 0 || (s->mode == 'c' && !duration_ns) || (s->mode != 'c' && !s->count))
 			fail("a stream needs a positive rate, and a duration (continuous) or a count (bursts)", "");
 		if (s->mode == 'c') { /* one burst of every packet due within the duration */
-			s->count = (uint64_t)ceil(duration_ns * s->pps / 1e9);
+			if (s->start_ns >= duration_ns)
+				fail("a continuous stream must start within the duration", "");
+			s->count = (uint64_t)ceil((duration_ns - s->start_ns) * s->pps / 1e9);
 			s->bursts = 1;
 		}
 	}

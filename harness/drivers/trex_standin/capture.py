@@ -96,8 +96,8 @@ class PortIO:
     def __init__(self, names: list[str]):
         self._names = names
         self._sockets: list[socket.socket] = []
-        # Pushed frames leave by a socket of their own (protocol 0: it receives nothing),
-        # as the kernel does not loop a frame back to the socket that sent it.
+        # Pushed frames leave by a socket of their own (protocol 0: it receives nothing):
+        # dev_queue_xmit_nit() never loops a frame back to the socket that sent it.
         self._senders: list[socket.socket] = []
         for name in names:
             sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)

@@ -20,9 +20,11 @@ port receiving. Its statistics become the ports' counters, and the pg_ids' flow
 stats and latency (stats.py), when the run ends: TRex's counters grow while it runs,
 the stand-in's at the end.
 
-Not implemented, refused naming it: stream chaining (self_start false,
-next_stream_id), isg, core pinning, continuous streams without a duration, a second
-run while one is going, and pause/resume/update.
+A stream's isg delays its first packet after the port starts; start_at_ts (a
+synchronized start) delays the run to that time (on the clock ping answers). Not
+implemented, refused naming it: stream chaining (self_start false, next_stream_id),
+core pinning, continuous streams without a duration, a second run while one is
+going, and pause/resume/update.
 """
 from __future__ import annotations
 
@@ -64,6 +66,7 @@ class Stream:
     packets: int  # single_burst: total_pkts; multi_burst: pkts_per_burst; continuous: 0
     bursts: int
     ibg_usec: float
+    isg_usec: float  # when it starts, after the port starts
     rate_type: str
     rate_value: float
     pg_id: int | None
@@ -113,8 +116,7 @@ def compile_stream(port: int, mac: str, stream_id: int, section: dict) -> Stream
     if not rpc.param_bool(section, "self_start") or rpc.param_int(section, "next_stream_id", low=-1) != -1:
         raise execute_error("stream chaining (self_start false, next_stream_id) is not implemented by the "
                             "TRex stand-in")
-    if rpc.param_float(section, "isg"):
-        raise execute_error("an inter-stream gap (isg) is not implemented by the TRex stand-in")
+    isg = rpc.param_float(section, "isg")
     if section.get("core_id", -1) not in (-1, 0):
         raise execute_error("There is only one core, hence core ID must be 0.")
     flags = rpc.param_int(section, "flags")
@@ -136,7 +138,7 @@ def compile_stream(port: int, mac: str, stream_id: int, section: dict) -> Stream
         if rule == "tpg":
             raise execute_error("tagged packet groups are not implemented by the TRex stand-in")
         latency = rule == "latency"
-    return Stream(port, stream_id, section, frames, mode_type, packets, bursts, ibg, rate_type, rate_value,
+    return Stream(port, stream_id, section, frames, mode_type, packets, bursts, ibg, isg, rate_type, rate_value,
                   pg_id, latency)
 
 
@@ -191,6 +193,7 @@ class Start:
     streams: list[Stream]
     factor: float
     duration: float  # seconds, <= 0: none
+    start_at: float = 0.0  # time.monotonic() (what ping answers) to start at, 0: now
 
 
 class TrafficRun:
@@ -215,7 +218,8 @@ class TrafficRun:
         for n, stream in enumerate(self.streams):
             pps = stream.pps(self.line_bps[stream.port]) * factors[stream.port]
             lines.append(f"stream {n + 1} {self.interfaces[stream.port]} {pps!r} {PJGEN_MODES[stream.mode]} "
-                         f"{stream.packets} {stream.bursts} {round(stream.ibg_usec * 1e3)} {len(stream.frames)}")
+                         f"{stream.packets} {stream.bursts} {round(stream.ibg_usec * 1e3)} {len(stream.frames)} "
+                         f"{round(stream.isg_usec * 1e3)}")
             lines += (frame.hex() for frame in stream.frames)
         return "\n".join(lines) + "\n"
 
@@ -225,7 +229,8 @@ class TrafficRun:
             for stream in start.streams:
                 if stream.mode != "continuous":
                     pps = stream.pps(self.line_bps[stream.port]) * start.factor
-                    seconds.append(stream.bursts * stream.packets / pps + stream.bursts * stream.ibg_usec / 1e6)
+                    seconds.append((stream.isg_usec + stream.bursts * stream.ibg_usec) / 1e6
+                                   + stream.bursts * stream.packets / pps)
         return max(seconds)
 
     def stop(self) -> dict:
@@ -343,8 +348,11 @@ class TrafficEngine:
         self._pending_since = time.monotonic()
 
     def launch_due(self) -> bool:
-        """Start pjgen on the gathered starts once START_GATHER passed without another."""
-        if not self._pending or time.monotonic() - self._pending_since < START_GATHER:
+        """Start pjgen on the gathered starts once START_GATHER passed without another,
+        and the time they asked to start at came."""
+        now = time.monotonic()
+        if not self._pending or now - self._pending_since < START_GATHER or \
+                now < max(start.start_at for start in self._pending):
             return False
         starts, self._pending = self._pending, []
         self._quiet.enter_context(self._deaf())

@@ -450,8 +450,11 @@ class TrexStandin:
             raise execute_error("unable to start traffic - no streams attached to port")
         if profile_id in port.transmitting:
             raise execute_error(f"port {port.index} profile {profile_id} is already transmitting")
+        start_at = rpc.param_float(params, "start_at_ts", 0.0)
+        if start_at and start_at < time.monotonic() + 0.1:
+            raise execute_error("start_at_ts, if defined, should be at least 100ms from now_sec()")
         factor = multiplier_factor(streams, rpc.param_dict(params, "mul"), port.speed_mbps * 1e6, force)
-        self.engine.start(Start(port.index, profile_id, streams, factor, duration))
+        self.engine.start(Start(port.index, profile_id, streams, factor, duration, start_at))
         port.transmitting.add(profile_id)
         return {"multiplier": factor, "ts": time.time()}
 
