@@ -464,4 +464,3 @@ def test_the_stand_in_says_what_it_is(standin):
     assert (identity["address"], identity["via_netns"]) == ("127.0.0.1:4501", standin.via_netns)
     assert "stand-in" in identity["version"]["built_by"]
     assert [port["index"] for port in identity["system_info"]["ports"]] == [0, 1, 2]
-

@@ -20,6 +20,14 @@ becomes STL streams).
   server, a server error, a worker that died or hung are a TrexError naming the
   server, the namespace it was reached from and what was being done:
   infrastructure (TargetUnavailable), so a test is reported broken, never failed.
+
+Checked here against the TRex stand-in (harness/drivers/trex_standin) only, never a
+real TRex: connecting, acquiring and resetting ports, service mode, push and
+capture, streams with flow and latency statistics, their counts and drain. What a
+real TRex adds is described, not tested: its rates from DPDK, its pg_id rules
+rewriting the IPv4 id (trex_worker.py's doc), its latency figures' smoothing
+(`average` is a filtered one in TRex, the mean on the stand-in) and its several
+cores per port (split_to_cores interleaves a stream's flow values across them).
 """
 from __future__ import annotations
 
