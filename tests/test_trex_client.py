@@ -24,19 +24,18 @@ import subprocess
 import sys
 import threading
 import time
-from types import SimpleNamespace
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from harness.drivers.trex import ROOT, TrexClient, TrexError, to_result
+from harness.labfile import Timeouts, Trex
 from harness.target import PORTS, TargetError, TargetUnavailable
 from harness.traffic import IMIX, Mode, Profile, Rate, RateUnit, Stream, Vary, VaryMode, stream_frames
 
-TREX = SimpleNamespace(host="127.0.0.1", sync_port=4501, async_port=4500, ports={0: "p0", 1: "p1", 2: "p2"},
-                       via_netns=None)
-TIMEOUTS = SimpleNamespace(connect=2.0, command=60.0, trex=30.0)
+TREX = Trex(host="127.0.0.1", ports={0: "p0", 1: "p1", 2: "p2"})
+TIMEOUTS = Timeouts(connect=2.0)
 IMIX_ORDER = (64, 594, 1518, 64, 594, 64, 64, 594, 64, 64, 594, 64)  # TRex's imix profile, one round
 MACS = {"src": "02:00:00:00:01:01", "dst": "02:00:00:00:00:01"}
 
@@ -352,10 +351,10 @@ def free_port() -> int:
 
 def test_no_server_at_the_address_is_a_trex_error_within_the_connect_timeout_naming_it():
     port = free_port()
-    trex = SimpleNamespace(**{**vars(TREX), "sync_port": port, "async_port": free_port()})
+    trex = TREX.model_copy(update={"sync_port": port, "async_port": free_port()})
     started = time.monotonic()
     with pytest.raises(TrexError, match=rf"TRex at 127\.0\.0\.1:{port}: connecting .*: .*tcp://127\.0\.0\.1:{port}"):
-        TrexClient(trex, SimpleNamespace(connect=1.0, command=60.0, trex=30.0))
+        TrexClient(trex, Timeouts(connect=1.0))
     # the client's import takes 1-2 s, its connection attempt the connect timeout
     assert time.monotonic() - started < 1.0 + 10
 
@@ -375,7 +374,7 @@ def test_a_client_process_killed_mid_call_is_a_trex_error():
 
 
 def test_a_hung_client_process_is_stopped_after_the_trex_timeout():
-    client = TrexClient(TREX, SimpleNamespace(connect=2.0, command=60.0, trex=0.5), connect=False)
+    client = TrexClient(TREX, Timeouts(trex=0.5), connect=False)
     try:
         client.streams(Profile(()), None)
         os.kill(client._worker.process.pid, signal.SIGSTOP)
@@ -440,7 +439,7 @@ def standin_lab():
 
 @pytest.fixture
 def standin(standin_lab):
-    client = TrexClient(SimpleNamespace(**{**vars(TREX), "via_netns": standin_lab.tester}), TIMEOUTS)
+    client = TrexClient(TREX.model_copy(update={"via_netns": standin_lab.tester}), TIMEOUTS)
     yield client
     client.close()
 

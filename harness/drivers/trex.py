@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 from harness.drivers import generator
+from harness.labfile import Timeouts, Trex
 from harness.target import TargetError, TargetUnavailable
 from harness.traffic import (
     ETH_ZLEN,
@@ -161,7 +162,7 @@ class TrexClient:
     """One station's TRex server, reached as the lab file says (module doc). With
     `connect=False` no server is reached: only streams() works (--lab-dry-run)."""
 
-    def __init__(self, trex, timeouts, connect: bool = True):
+    def __init__(self, trex: Trex, timeouts: Timeouts, connect: bool = True):
         self.address = f"{trex.host}:{trex.sync_port}"
         self.via_netns = trex.via_netns
         self._timeouts = timeouts
