@@ -4,9 +4,11 @@ does (src/stx/stl/trex_stl_stream_vm.h: a flow variable starts at init_value,
 inc_mod()/dec_mod() over a range padded to a multiple of the step, a value_list
 walked from index 0; write_flow_var big-endian; fix_checksum_ipv4 and
 fix_checksum_hw recompute the IPv4 header and UDP/TCP checksums), evaluated here
-independently and compared frame by frame with harness.traffic.stream_frames();
-how TRex's statistics become a Result; and that a missing server, a dead or a
-hung client process are TrexErrors naming the server and what was being done.
+independently and compared frame by frame with harness.traffic.stream_frames()
+and with what the stand-in's field engine (trex_standin/vm.py) makes; how TRex's
+statistics become a Result; that a missing server, a dead or a hung client
+process are TrexErrors naming the server and what was being done; and, against
+the TRex stand-in in a netns lab, connect, push and capture, and runs at rate.
 
 The official client runs only in the worker process (it rewrites sys.path): these
 tests reach it through TrexClient, never by importing it.
@@ -30,6 +32,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from harness.drivers.trex import ROOT, TrexClient, TrexError, to_result
+from harness.drivers.trex_standin.vm import StreamVm
 from harness.labfile import Timeouts, Trex
 from harness.target import PORTS, TargetError, TargetUnavailable
 from harness.traffic import IMIX, Mode, Profile, Rate, RateUnit, Stream, Vary, VaryMode, stream_frames
@@ -151,6 +154,11 @@ def sent(parts: list[dict], order: tuple, rounds: int) -> list[bytes]:
 
 
 def assert_makes_stream_frames(parts: list[dict], stream: Stream, order: tuple = (None,), cycles: int = 2) -> None:
+    """The parts' frames merged in `order` are stream_frames(), for `cycles`
+    cycles; the stand-in's field engine (trex_standin/vm.py) makes the same."""
+    for part in parts:
+        standin = StreamVm(base64.b64decode(part["stream_json"]["packet"]["binary"]), part["stream_json"]["vm"]).frames()
+        assert standin == field_engine_frames(part["stream_json"], len(standin)), "the stand-in's field engine differs"
     cycle = stream_frames(stream)
     made = sent(parts, order, cycles * len(cycle) // len(order))
     assert len(made) == cycles * len(cycle)
@@ -463,3 +471,32 @@ def test_the_stand_in_says_what_it_is(standin):
     assert (identity["address"], identity["via_netns"]) == ("127.0.0.1:4501", standin.via_netns)
     assert "stand-in" in identity["version"]["built_by"]
     assert [port["index"] for port in identity["system_info"]["ports"]] == [0, 1, 2]
+
+
+@needs_lab
+def test_a_one_second_run_through_the_dut_loses_nothing_and_measures_latency(standin):
+    caps = standin.caps()
+    declared = standin.identity()["system_info"]["packet_journey_standin"]
+    assert caps.generator.startswith("TRex stand-in at 127.0.0.1:4501")
+    assert (caps.max_pps, caps.max_bps_L1) == (declared["max_pps"], min(declared["max_bps_L1"], 10e9))
+    stream = Stream.of("p0", tagged(0), rate=Rate(2000), latency=True, vary=[Vary("udp.sport", 8)])
+    result = standin.run(Profile((stream,)), 1.0)
+    sent = result.streams[0]
+    assert sent.opackets == pytest.approx(2000, rel=0.01)
+    assert (sent.ipackets, sent.lost, sent.out_of_order, sent.duplicates) == (sent.opackets, 0, 0, 0)
+    assert (result.ports["p0"].opackets, result.ports["p1"].ipackets) == (sent.opackets, sent.opackets)
+    assert 0 < sent.latency.min_us <= sent.latency.avg_us <= sent.latency.max_us
+    assert sum(sent.latency.histogram.values()) == sent.ipackets
+    assert standin.received(timeout=0.0) == {"p0": [], "p1": [], "p2": []}, "the run's frames are not functional"
+    standin.push("p1", [tagged(1)])
+    assert standin.received(timeout=5.0) == {"p0": [tagged(1)], "p1": [], "p2": []}, "service mode is back"
+
+
+@needs_lab
+def test_a_burst_is_counted_whole_per_stream_and_port(standin):
+    burst = Stream.of("p1", tagged(0), rate=Rate(5000), mode=Mode.SINGLE_BURST, count=500, id=7)
+    result = standin.run(Profile((burst,)), None)
+    assert (result.streams[7].opackets, result.streams[7].ipackets) == (500, 500)
+    assert (result.ports["p1"].opackets, result.ports["p0"].ipackets, result.ports["p2"].ipackets) == (500, 500, 0)
+    assert result.duration == pytest.approx(499 / 5000)
+    assert result.streams[7].latency is None
