@@ -22,7 +22,7 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from harness.drivers.trex_standin import rpc, vm
+from harness.drivers.trex_standin import engine, rpc, vm
 from harness.target import PORTS
 
 needs_lab = pytest.mark.skipif(
@@ -278,3 +278,62 @@ def test_chained_vars_are_refused_naming_what_the_stand_in_lacks():
         vm.StreamVm(_frame(0), _vm({**_flow_var(), "next_var": "w"}, _flow_var(name="w")))
     with pytest.raises(vm.VmError, match="tuple_flow_var"):
         vm.StreamVm(_frame(0), _vm({"type": "tuple_flow_var", "name": "t"}))
+
+
+def test_a_session_that_stopped_fetching_gets_no_more_events():
+    now = [0.0]
+    publisher = rpc.Publisher(lambda message: None, clock=lambda: now[0])
+    publisher.add_session(1)
+    publisher.publish_event(5, {"port_id": 0})
+    now[0] = rpc.STALE_SESSION
+    publisher.publish_event(6, {"port_id": 0})
+    assert [e["type"] for e in publisher.take_events(1)] == [5]
+
+
+# ------------------------------------------------------------- streams and multipliers
+
+def _stream_json(rate_type: str, value: float, frame: bytes, flags: int = 3, mode: dict | None = None) -> dict:
+    return {"enabled": True, "self_start": True, "isg": 0.0, "next_stream_id": -1, "flags": flags,
+            "action_count": 0, "core_id": -1, "packet": {"binary": base64.b64encode(frame).decode(), "meta": ""},
+            "mode": {"type": "continuous", **(mode or {}), "rate": {"type": rate_type, "value": value}},
+            "vm": {"instructions": []}, "flow_stats": {"enabled": False}}
+
+
+def test_a_streams_rate_counts_the_fcs_and_the_l1_overhead_as_trex_does():
+    frame = _frame(0)  # 60 bytes
+    assert len(frame) == 60
+    compiled = {rate: engine.compile_stream(0, P0.peer_mac, 1, _stream_json(rate, value, frame))
+                for rate, value in (("pps", 1000.0), ("bps_L2", 1e9), ("bps_L1", 1e9), ("percentage", 10.0))}
+    assert compiled["pps"].pps(10e9) == 1000.0
+    assert compiled["bps_L2"].pps(10e9) == pytest.approx(1e9 / (64 * 8))
+    assert compiled["bps_L1"].pps(10e9) == pytest.approx(1e9 / (84 * 8))
+    assert compiled["percentage"].pps(10e9) == pytest.approx(1e9 / (84 * 8))
+
+
+def test_a_stream_without_its_own_source_mac_gets_the_ports():
+    frame = _frame(0)
+    stream = engine.compile_stream(0, "02:aa:bb:cc:dd:ee", 1, _stream_json("pps", 10.0, frame, flags=0))
+    assert stream.frames == [frame[:6] + bytes.fromhex("02aabbccddee") + frame[12:]]
+
+
+def test_a_multiplier_scales_the_ports_streams_to_the_rate_asked_and_refuses_more_than_the_line():
+    frame = _frame(0)
+    streams = [engine.compile_stream(0, P0.peer_mac, n, _stream_json("pps", pps, frame))
+               for n, pps in ((1, 100.0), (2, 300.0))]
+
+    def factor(kind: str, value: float, force: bool = False) -> float:
+        return engine.multiplier_factor(streams, {"type": kind, "op": "abs", "value": value}, 10e9, force)
+
+    assert factor("raw", 2) == 2
+    assert factor("pps", 1000) == pytest.approx(2.5)
+    assert factor("bpsl1", 400 * 84 * 8 * 3) == pytest.approx(3)
+    assert factor("percentage", 100) == pytest.approx(10e9 / (400 * 84 * 8))
+    with pytest.raises(rpc.RpcError, match="exceeds port line rate"):
+        factor("pps", 20e6)
+    assert factor("pps", 20e6, force=True) == pytest.approx(20e6 / 400)
+
+
+def test_stream_chaining_is_refused_naming_it():
+    chained = {**_stream_json("pps", 10.0, _frame(0)), "self_start": False}
+    with pytest.raises(rpc.RpcError, match="stream chaining"):
+        engine.compile_stream(0, P0.peer_mac, 1, chained)

@@ -5,9 +5,9 @@ src/stx/stl/trex_stl_rpc_cmds.cpp): mode continuous / single_burst / multi_burst
 rate in pps, bps_L1, bps_L2 or percentage of the port's line (TrexStreamRate in
 trex_stl_stream.h: a packet counts its expected length plus the 4-byte FCS, L1 adds
 20 bytes of preamble and gap), its VM (vm.py), and flow_stats by pg_id ("stats" or
-"latency"). Flags bit 0 clear: the port's MAC is the source; bits 1-2 zero: the
-port's configured destination (none on a stand-in port: 00:00:00:00:00:00), as
-TRex's DP writes them (TrexStream::m_flags).
+"latency"). Flags bit 0 clear: the port's MAC is the source, as TRex's DP writes it
+(TrexStream::m_flags); a stand-in port has no configured destination, so the
+packet's destination MAC stays whatever bits 1-2 ask.
 
 start_traffic scales a port's streams by the multiplier as
 TrexStatelessProfile::calculate_effective_factor_internal() does (raw factor, or the
@@ -50,7 +50,7 @@ STOP_TIMEOUT = 10.0
 MODES = ("continuous", "single_burst", "multi_burst")
 RATE_TYPES = ("pps", "bps_L1", "bps_L2", "percentage")
 MUL_TYPES = ("raw", "bps", "bpsl1", "pps", "percentage")
-FLAG_SRC_FROM_PACKET, DST_MODE_SHIFT, DST_MODE_MASK = 0x1, 1, 0x3
+FLAG_SRC_FROM_PACKET = 0x1
 PJGEN_MODES = {"continuous": "c", "single_burst": "s", "multi_burst": "m"}
 
 
@@ -143,18 +143,12 @@ def compile_stream(port: int, mac: str, stream_id: int, section: dict) -> Stream
 
 
 def _port_macs(frame: bytes, flags: int, mac: str) -> bytes:
-    """The DP's MAC override: the port's MAC as source unless the packet's is kept;
-    the port's destination (unconfigured: zeros) unless the packet's is kept."""
-    keep_src = flags & FLAG_SRC_FROM_PACKET
-    keep_dst = (flags >> DST_MODE_SHIFT) & DST_MODE_MASK
-    if keep_src and keep_dst:
+    """The DP's MAC override: the port's MAC as source unless the packet's is kept (a
+    stand-in port has no configured destination: the packet's stays)."""
+    if flags & FLAG_SRC_FROM_PACKET:
         return frame
     buf = bytearray(frame)
-    header = EthernetFrame(buf)
-    if not keep_src:
-        header.src = mac_to_bytes(mac)
-    if not keep_dst:
-        header.dst = bytes(6)
+    EthernetFrame(buf).src = mac_to_bytes(mac)
     return bytes(buf)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,37 +89,49 @@ def zip_message(text: bytes) -> bytes:
     return ZIP_HEADER.pack(ZIP_MAGIC, len(text)) + zlib.compress(text)
 
 
+STALE_SESSION = 10.0  # seconds: a session that has not fetched its events for this long gets no more
+
+
 @dataclass
 class Session:
     """A client session's queued events (TrexPublisherCtx)."""
 
     seq: int = 0
     events: list = field(default_factory=list)
+    last_query: float = 0.0
 
 
 class Publisher:
     """The async channel: per-session event queues, and `send` publishing on the PUB socket."""
 
-    def __init__(self, send: Callable[[bytes], object]):
+    def __init__(self, send: Callable[[bytes], object], clock: Callable[[], float] = time.monotonic):
         self._send = send
+        self._clock = clock
         self._sessions: dict[int, Session] = {}
         self._lock = threading.Lock()
 
     def add_session(self, session_id: int) -> None:
         with self._lock:
-            self._sessions.setdefault(session_id, Session())
+            self._sessions.setdefault(session_id, Session(last_query=self._clock()))
 
     def take_events(self, session_id: int) -> list:
         """get_async_events: the session's queued events, the session created if new."""
         with self._lock:
             session = self._sessions.setdefault(session_id, Session())
             events, session.events = session.events, []
+            session.last_query = self._clock()
             return events
 
     def publish_event(self, event_type: int, data: dict) -> None:
-        """TrexPublisher::publish_event: queued for every session, then the trigger."""
+        """TrexPublisher::publish_event: queued for every session but one that stopped
+        fetching (a client gone without a word), then the trigger."""
+        now = self._clock()
         with self._lock:
             for session in self._sessions.values():
+                if session.events and now - session.last_query >= STALE_SESSION:
+                    continue
+                if not session.events:
+                    session.last_query = now
                 session.events.append({"name": "trex-event", "type": event_type, "data": data, "seq": session.seq})
                 session.seq += 1
         self.trigger()
