@@ -500,3 +500,16 @@ def test_a_burst_is_counted_whole_per_stream_and_port(standin):
     assert (result.ports["p1"].opackets, result.ports["p0"].ipackets, result.ports["p2"].ipackets) == (500, 500, 0)
     assert result.duration == pytest.approx(499 / 5000)
     assert result.streams[7].latency is None
+
+
+@needs_lab
+def test_an_imix_burst_with_latency_joins_its_three_sizes_into_one_stream(standin):
+    imix = Stream.of("p0", tagged(0), rate=Rate(6000), sizes=IMIX, mode=Mode.SINGLE_BURST, count=120, latency=True,
+                     vary=[Vary("udp.sport", 5)], id=3)
+    result = standin.run(Profile((imix,)), None)
+    joined = result.streams[3]
+    assert (joined.opackets, joined.ipackets) == (120, 120)
+    # 10 rounds of 7 x 64, 4 x 594 and 1 x 1518 bytes (with FCS)
+    assert joined.obytes == 10 * (7 * 60 + 4 * 590 + 1514)
+    assert sum(joined.latency.histogram.values()) == 120
+    assert any("joins its 3 sizes" in note for note in result.notes)
