@@ -212,7 +212,7 @@ class TrexClient:
             return TrafficCaps(f"TRex stand-in at {self.address} ({standin.get('engine', 'packet-journey')})",
                                max_pps=float(standin["max_pps"]), max_bps_L1=min(float(standin["max_bps_L1"]), line),
                                observes=OBSERVES)
-        return TrafficCaps(f"TRex {server['version'].get('version', '')} at {self.address}".replace("  ", " "),
+        return TrafficCaps(f"TRex {server['version']['version']} at {self.address}",
                            max_pps=line / l1_bits(ETH_ZLEN), max_bps_L1=line, observes=OBSERVES)
 
     def run(self, profile: Profile, duration: float | None) -> Result:
@@ -314,8 +314,10 @@ def to_result(profile: Profile, answer: dict, dut_port: dict[int, str], schedule
 
 def _latency(measured: list[tuple[dict, int]]) -> LatencyStats | None:
     """TRex's latency figures (usec) of one or more pg_ids with the packets each
-    received, as one LatencyStats; None when nothing was received."""
-    measured = [(latency, packets) for latency, packets in measured if packets]
+    received, as one LatencyStats; None when none received any with figures."""
+    figures = ("average", "jitter", "total_min", "total_max")
+    measured = [(latency, packets) for latency, packets in measured
+                if packets and all(latency[figure] is not None for figure in figures)]
     if not measured:
         return None
     total = sum(packets for _, packets in measured)
