@@ -399,8 +399,9 @@ def test_restore_after_a_dropped_connection_reconnects_first(lab, host):
     assert state.release() == []
 
 
-@needs_ssh_dut
-def test_a_killed_session_is_recovered_by_the_next_prepare(lab, tmp_path):
+def _killed_session(lab) -> None:
+    """A session that prepares the DUT, changes everything in a test and is killed
+    with SIGKILL: nothing of it runs after, as when CI kills a job."""
     script = textwrap.dedent(f"""
         import os, signal, sys
         from types import SimpleNamespace
@@ -418,21 +419,51 @@ def test_a_killed_session_is_recovered_by_the_next_prepare(lab, tmp_path):
         print("changed", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
     """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    assert result.stdout == "changed\n"
+
+
+def _lab_file(lab, path) -> str:
+    """A lab file naming the SSH DUT (its TRex is never reached by recovery)."""
+    dut = lab.dut
+    lines = ["stations:", "  - name: standin-0", "    dut:", f"      host: {dut.host}", f"      user: {dut.user}",
+             f"      key: {dut.key}", f"      known_hosts: {dut.known_hosts}", f"      via_netns: {dut.via_netns}",
+             "      interfaces:",
+             *(f"        - {{port: {i.port}, name: {i.name}, speed: 10G}}" for i in INTERFACES),
+             f"      allow: [{', '.join(dut.allow)}]", "      management: [mgmt0]",
+             "    trex:", "      host: 10.253.0.2", "      ports: {0: p0, 1: p1, 2: p2}"]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@needs_ssh_dut
+@pytest.mark.parametrize("recovery", ["next prepare()", "recover --lab"])
+def test_a_killed_session_is_recovered_from_its_journal(lab, tmp_path, recovery):
     with SshHost(lab.dut, lab.timeouts) as host:
         before = _observable_raw(host)
-        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                                env={**os.environ, "PYTHONPATH": os.getcwd()})
-        assert result.returncode == -signal.SIGKILL, result.stderr
-        assert result.stdout == "changed\n"
+        _killed_session(lab)
         assert "p0" in host.run(["ip", "-o", "link", "show"])
         assert host.run(["sysctl", "-n", "net.ipv4.ipfrag_time"]) == "5\n"
-        state = _state(host, lab)
-        with pytest.warns(RecoveredStation, match="the journal .* of a killed session was found and the DUT "
-                                                  "restored from it$"):
-            state.prepare()
-        assert state.recovered == []
-        assert host.run(["sysctl", "-n", "net.ipv4.ipfrag_time"]) != "5\n"
-        assert state.release() == []
+        assert dutstate.journal_path(lab.dut).exists()
+        if recovery == "next prepare()":
+            state = _state(host, lab)
+            with pytest.warns(RecoveredStation, match="the journal .* of a killed session was found and the "
+                                                      "DUT restored from it$"):
+                state.prepare()
+            assert state.recovered == []
+            assert host.run(["sysctl", "-n", "net.ipv4.ipfrag_time"]) == "30\n"
+            assert state.release() == []
+        else:
+            lab_file = _lab_file(lab, tmp_path / "lab.yaml")
+            result = subprocess.run([sys.executable, "-m", "harness.drivers.dutstate", "recover", "--lab", lab_file],
+                                    capture_output=True, text=True)
+            assert (result.returncode, result.stdout, result.stderr) == (0, "standin-0: restored\n", "")
+            again = subprocess.run([sys.executable, "-m", "harness.drivers.dutstate", "recover", "--lab", lab_file],
+                                   capture_output=True, text=True)
+            assert again.stdout.startswith(f"no journal for any station of {lab_file} in ")
+        assert not dutstate.journal_path(lab.dut).exists()
         assert _observable_raw(host) == before
 
 

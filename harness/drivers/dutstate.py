@@ -1032,13 +1032,20 @@ class DutState:
                     ["ethtool", ETHTOOL_SETTER[show], device, *[w for pair in changed for w in pair if w]])
 
     def _restore_sysctls(self, recorded: dict[str, str], created: set[str], run: Callable) -> None:
-        """Global and `all` keys first: they propagate to `default` and the interfaces."""
+        """In one command when all goes well, global and `all` keys first: they
+        propagate to `default` and the interfaces; key by key to tell which failed."""
         def order(key: str) -> int:
             interface = INTERFACE_SYSCTL.match(key)
             return 0 if interface is None or interface.group(1) == "all" else 1 if interface.group(1) == "default" else 2
-        for key in sorted(recorded, key=order):
-            if sysctl_interface(key) not in created or sysctl_interface(key) is None:
-                run(f"sysctl {key}", ["sysctl", "-q", "-w", f"{key}={recorded[key]}"])
+        writes = [f"{key}={recorded[key]}" for key in sorted(recorded, key=order)
+                  if sysctl_interface(key) is None or sysctl_interface(key) not in created]
+        if not writes:
+            return
+        try:  # procps sysctl exits 0 after a refused write: its stderr tells
+            self.host.run(["sysctl", "-q", "-w", *writes], stderr_fails=True)
+        except CommandError:
+            for write in writes:
+                run(f"sysctl {write.partition('=')[0]}", ["sysctl", "-q", "-w", write])
 
     def _restore_addresses(self, before: dict[str, list[str]], now: dict[str, list[str]], run: Callable) -> bool:
         changed = False
