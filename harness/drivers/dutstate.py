@@ -171,16 +171,19 @@ class Refused(Exception):
 
 @dataclass
 class Effects:
-    """What a command does to interfaces: those it changes, and those it creates."""
+    """What a command does to interfaces: those it changes, creates, deletes and
+    renames, and the bpffs paths it pins."""
 
     touched: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
     renamed: dict[str, str] = field(default_factory=dict)  # old name -> new name
-    pins: list[str] = field(default_factory=list)  # bpffs paths
+    pins: list[str] = field(default_factory=list)
 
     def add(self, other: Effects) -> None:
         self.touched += other.touched
         self.created += other.created
+        self.deleted += other.deleted
         self.renamed.update(other.renamed)
         self.pins += other.pins
 
@@ -347,7 +350,7 @@ def _ip_link(verb: str, args: list[str]) -> Effects:
         raise Refused(f"`ip link {verb}` without `dev` acts on interfaces the allow-list cannot see")
     effects.touched.append(name)
     if verb == "delete":
-        effects.renamed[name] = ""  # gone: only interfaces the test created may go
+        effects.deleted.append(name)
     new_names = _values_after(args, "name")
     if verb in ("set", "change") and new_names:
         effects.renamed[name] = new_names[-1]
@@ -740,7 +743,7 @@ class DutState:
         records = self._journal.get("records", {})
         names |= set(records.get("created", []))
         for old, new in records.get("renamed", {}).items():
-            if old in names and new:
+            if old in names:
                 names.add(new)
         return names
 
@@ -760,9 +763,10 @@ class DutState:
                 raise CommandError(argv, f"refused on a lab DUT: {name} is not in the allow-list{self._where('allow')} "
                                          f"({', '.join(sorted(self.allowed))}); the harness changes only those")
         ports = {i.port for i in self.interfaces} | {i.name for i in self.interfaces}
-        for old, new in effects.renamed.items():
-            if not new and old in ports:
-                raise CommandError(argv, f"refused on a lab DUT: {old} is a lab port; no command brings a deleted port back")
+        for name in effects.deleted:
+            if name in ports:
+                raise CommandError(argv, f"refused on a lab DUT: {name} is a lab port; no command brings a "
+                                         "deleted port back")
 
     def _where(self, field_name: str) -> str:
         return f" (lab file {self.lab_file}: dut.{field_name})" if self.lab_file else f" (dut.{field_name})"
@@ -855,9 +859,8 @@ class DutState:
                 records["created"].append(name)
                 changed = True
         for old, new in effects.renamed.items():
-            if new:
-                records.setdefault("renamed", {})[old] = new
-                changed = True
+            records.setdefault("renamed", {})[old] = new
+            changed = True
         for pin in effects.pins:
             records.setdefault("pins", []).append(pin)
             changed = True
