@@ -182,6 +182,15 @@ def test_errors_carry_trexs_codes_and_the_specific_error_the_client_shows():
         "jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Bad JSON Format"}}
 
 
+def test_a_command_that_breaks_is_an_internal_error_naming_it_and_the_server_serves_on():
+    dispatcher = _dispatcher()
+    dispatcher.register("broken", lambda params: 1 / 0)
+    reply = json.loads(dispatcher.answer(json.dumps(_request("broken", api_h="cafe")).encode()))
+    assert reply["error"] == {"code": -32603, "message": "Internal Server Error",
+                              "specific_err": "broken: ZeroDivisionError: division by zero"}
+    assert json.loads(dispatcher.answer(json.dumps(_request("get_version", 2)).encode()))["result"]
+
+
 def test_events_are_queued_per_session_in_sequence_behind_a_published_trigger():
     published = []
     publisher = rpc.Publisher(published.append)

@@ -234,7 +234,10 @@ class TrafficRun:
         return self.wait(STOP_TIMEOUT)
 
     def wait(self, timeout: float) -> dict:
-        result = self.results.get(timeout=timeout)
+        try:
+            result = self.results.get(timeout=timeout)
+        except queue.Empty:
+            raise execute_error(f"the stand-in's generator did not end within {timeout:g} s") from None
         self._thread.join()
         if isinstance(result, Exception):
             raise execute_error(f"the stand-in's generator failed: {result}")

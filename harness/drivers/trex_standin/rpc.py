@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 import threading
 import time
+import traceback
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -236,6 +238,10 @@ class Dispatcher:
             result = command.handler(params)
         except RpcError as error:
             return self._error(msg_id, error.code, error.message, error.specific_err)
+        except Exception as error:  # noqa: BLE001 -- the server keeps serving; the client is told what broke
+            traceback.print_exc(file=sys.stderr)
+            return self._error(msg_id, JSONRPC_V2_ERR_INTERNAL_ERROR, "Internal Server Error",
+                               f"{method}: {type(error).__name__}: {error}")
         return {"jsonrpc": "2.0", "id": msg_id, "result": result}
 
     def _verify_ownership(self, params: dict) -> None:

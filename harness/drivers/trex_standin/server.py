@@ -19,6 +19,7 @@ import binascii
 import os
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ EVENT_PORT_RELEASED = 6
 EVENT_PROFILE_STARTED = 10
 EVENT_PROFILE_STOPPED = 11
 EVENT_PROFILE_FINISHED_TX = 14
+EVENT_PROFILE_ERROR = 17
 
 IFF_PROMISC, IFF_ALLMULTI, IFF_UP = 0x100, 0x200, 0x1
 ZERO_MAC = "00:00:00:00:00:00"
@@ -124,29 +126,43 @@ class TrexStandin:
                 self.publisher.publish_event(EVENT_PROFILE_STARTED, {"port_id": start.port,
                                                                      "profile_id": start.profile})
         elif self.engine.run is not None and self.engine.run.done():
-            self._end_run(lambda run: run.wait(0), stopped=None)
+            try:
+                self._end_run(lambda run: run.wait(0), stopped=None)
+            except rpc.RpcError as error:  # no request to answer: the client hears of it as a profile error
+                print(f"TRex stand-in: traffic run failed: {error}", file=sys.stderr, flush=True)
 
     def _end_run(self, stats_of, stopped: tuple[int, str] | None) -> None:
         """The run's statistics into the counters; its profiles stop transmitting, with
-        the events TRex publishes (profile finished, or stopped for the one asked)."""
-        run, stats = self.engine.finish(stats_of)
+        the events TRex publishes (profile finished, or stopped for the one asked, or a
+        profile error if the generator failed: that error is raised on)."""
+        run = self.engine.run
+        try:
+            run, stats = self.engine.finish(stats_of)
+        except rpc.RpcError:
+            self._stop_profiles(run, EVENT_PROFILE_ERROR)
+            raise
         apply_stats(run, stats, [port.counters for port in self.ports], self.pgids.pgids)
+        self._stop_profiles(run, EVENT_PROFILE_FINISHED_TX, stopped)
+
+    def _stop_profiles(self, run: TrafficRun, event: int, stopped: tuple[int, str] | None = None) -> None:
         for start in run.starts:
             port = self.ports[start.port]
             port.transmitting.discard(start.profile)
             data = {"port_id": start.port, "profile_id": start.profile}
             if (start.port, start.profile) == stopped:
                 self.publisher.publish_event(EVENT_PROFILE_STOPPED, data)
-            else:
-                self.publisher.publish_event(EVENT_PROFILE_FINISHED_TX, data)
-                if not port.transmitting:
-                    self.publisher.publish_event(EVENT_PORT_JOB_DONE, {"port_id": start.port})
+                continue
+            self.publisher.publish_event(event, data)
+            if not port.transmitting:
+                self.publisher.publish_event(EVENT_PORT_JOB_DONE, {"port_id": start.port})
 
     def close(self) -> None:
-        if self.engine.run is not None:
-            self.engine.finish(TrafficRun.stop)
-        self.io.close()
-        self.zmq.close()
+        try:
+            if self.engine.run is not None:
+                self.engine.finish(TrafficRun.stop)
+        finally:
+            self.io.close()
+            self.zmq.close()
 
     def _register(self) -> None:
         register = self.dispatcher.register
