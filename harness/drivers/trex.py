@@ -15,7 +15,8 @@ becomes STL streams).
   end and the DUT drained (every port's and pg_id's receive counters still for a
   while, bounded), then reads get_stats() and get_pgid_stats() into a Result.
   Service mode and the capture are off meanwhile, so the run's frames are not
-  taken for functional ones.
+  taken for functional ones; what the capture held when the run began is kept
+  for the next received().
 - Every request has a timeout (the lab file's `timeouts`); a refused or silent
   server, a server error, a worker that died or hung are a TrexError naming the
   server, the namespace it was reached from and what was being done:
@@ -171,6 +172,7 @@ class TrexClient:
         where = f"TRex at {self.address}" + (f" (from netns {trex.via_netns})" if trex.via_netns else "")
         self._worker = _Worker(where, trex.via_netns if connect else None)
         self._server: dict | None = None
+        self._captured: list[list] = []  # [TRex port, frame] the capture held when a run began
         if connect:
             try:
                 self._server = self._worker.call(
@@ -192,8 +194,11 @@ class TrexClient:
     def received(self, timeout: float) -> dict[str, list[bytes]]:
         """The frames the DUT sent since the last call, by DUT port: waits up to
         `timeout` for the first, then until the capture stays quiet."""
+        if self._captured:  # frames from before a run: they arrived first
+            timeout = 0.0
         captured = self._call("receive", {"timeout": timeout, "settle": RECEIVE_SETTLE}, "fetching the capture",
                               timeout + RECEIVE_SETTLE + self._timeouts.trex)
+        captured, self._captured = self._captured + captured, []
         frames: dict[str, list[bytes]] = {dut_port: [] for dut_port in self._trex_port}
         for trex_port, frame in captured:
             frames[self._dut_port[trex_port]].append(base64.b64decode(frame))
@@ -228,6 +233,7 @@ class TrexClient:
         answer = self._call("run", {"profile": profile.to_dict(), "duration": duration, "ports": self._trex_port,
                                     "timeout": wait, "drain_quiet": DRAIN_QUIET, "drain_timeout": DRAIN_TIMEOUT},
                             f"running {len(profile.streams)} streams", wait + DRAIN_TIMEOUT + self._timeouts.trex)
+        self._captured += answer["captured"]
         return to_result(profile, answer, self._dut_port, schedule)
 
     def streams(self, profile: Profile, duration: float | None) -> list[dict]:

@@ -282,10 +282,12 @@ class Worker:
 
     def run(self, profile: dict, duration: float | None, ports: dict[str, int], timeout: float, drain_quiet: float,
             drain_timeout: float) -> dict:
-        """The profile at rate: service mode and capture off (the run's frames are
-        not functional frames), streams added, started, waited for (`timeout`), the
-        DUT drained (_drain()), the counts read; then service mode and a new capture."""
+        """The profile at rate: what the capture holds kept (`captured`), service
+        mode and capture off (the run's frames are not functional frames), streams
+        added, started, waited for (`timeout`), the DUT drained (_drain()), the
+        counts read; then service mode and a new capture."""
         parts = stl_streams(Profile.from_dict(profile), ports)
+        captured = self._fetch()
         self._end_service()
         try:
             client = self.client
@@ -306,6 +308,7 @@ class Worker:
             self._service()
         cut = sorted({what["stream"] for what, stl in parts if continuous and not _continuous(stl)})
         return {"parts": [what for what, _ in parts], "duration": ran, "drained": drained, "cut": cut,
+                "captured": captured,
                 "ports": {port: {key: stats[port][key] for key in ("opackets", "ipackets", "obytes", "ibytes")}
                           for port in self.ports},
                 "flow_stats": _flow_stats(stats.get("flow_stats", {})), "latency": _latency(stats.get("latency", {}))}
