@@ -139,20 +139,31 @@ def test_a_ruleset_naming_only_lab_ports_passes():
                                                 'device "p0" priority 0; policy accept;\n }\n}\n')
 
 
-def test_interfaces_the_test_creates_are_allowed_from_then_on():
-    state = _prepared_state()
-    state.check(["ip", "link", "add", "br0", "type", "bridge"])
-    state._journal["records"]["created"] = ["br0"]
-    state.check(["ip", "link", "set", "dev", "p1", "master", "br0"])
-    state.check(["ip", "addr", "add", "10.0.0.1/24", "dev", "br0"])
-    # a veth whose peer is created with it: both are the test's
-    state.check(["ip", "link", "add", "a0", "type", "veth", "peer", "name", "a1"])
+def _run_through(state: DutState, command: str) -> None:
+    """What the lab target does before running a command: check, then record."""
+    state.check(command.split())
+    state.before_command(command.split())
 
 
-def test_renaming_an_allowed_interface_keeps_the_new_name_allowed():
+def test_interfaces_the_test_creates_are_allowed_from_then_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     state = _prepared_state()
-    state._journal["records"]["renamed"] = {"p0": "wan"}  # what before_command records for `name wan`
-    state.check(["ip", "link", "set", "dev", "wan", "up"])
+    with pytest.raises(CommandError, match="br0 is not in the allow-list"):
+        state.check(["ip", "link", "set", "dev", "p1", "master", "br0"])
+    _run_through(state, "ip link add br0 type bridge")
+    _run_through(state, "ip link set dev p1 master br0")
+    _run_through(state, "ip addr add 10.0.0.1/24 dev br0")
+    _run_through(state, "ip link add a0 type veth peer name a1")  # the peer is the test's too
+    _run_through(state, "ip link set dev a1 up")
+    assert json.loads(state.journal_file.read_text())["records"]["created"] == ["br0", "a0", "a1"]
+
+
+def test_renaming_an_allowed_interface_keeps_the_new_name_allowed(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    state = _prepared_state()
+    _run_through(state, "ip link set dev p0 name wan")
+    _run_through(state, "ip link set dev wan up")
+    assert json.loads(state.journal_file.read_text())["records"]["renamed"] == {"p0": "wan"}
 
 
 @pytest.mark.parametrize("argv, why", [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import socket
 import time
 from types import SimpleNamespace
@@ -189,3 +190,22 @@ def test_a_dropped_connection_is_a_remote_error_and_reconnect_recovers(lab, tmp_
     finally:
         host.close()
         sshd.stop()
+
+
+def test_the_ssh_agent_logs_in_when_it_holds_the_key(lab, tmp_path, monkeypatch):
+    agent_socket = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(agent_socket)], stdout=subprocess.DEVNULL)
+    try:
+        while not agent_socket.exists():
+            assert agent.poll() is None, "ssh-agent exited"
+            time.sleep(0.01)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(agent_socket))
+        monkeypatch.setenv("HOME", str(tmp_path))  # no default keys from ~/.ssh beside the agent's
+        with pytest.raises(RemoteError, match=r"while connecting: root was refused with ssh-agent"):
+            SshHost(_dut(lab, key=None, agent=True), lab.timeouts)
+        subprocess.run(["ssh-add", "-q", str(lab.sshd.user_key)], check=True, capture_output=True)
+        with SshHost(_dut(lab, key=None, agent=True), lab.timeouts) as host:
+            assert host.run(["echo", "by agent"]) == "by agent\n"
+    finally:
+        agent.terminate()
+        agent.wait()
