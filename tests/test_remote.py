@@ -209,3 +209,15 @@ def test_the_ssh_agent_logs_in_when_it_holds_the_key(lab, tmp_path, monkeypatch)
     finally:
         agent.terminate()
         agent.wait()
+
+
+def test_a_command_without_input_sees_its_stdin_end_at_once(host):
+    assert host.run(["cat"]) == ""
+
+
+def test_a_command_past_the_command_timeout_is_a_remote_error_saying_it_may_still_run(lab):
+    with SshHost(lab.dut, SimpleNamespace(connect=5.0, command=0.3)) as host:
+        with pytest.raises(RemoteError, match=r"while running `sleep 3`: no answer within 0.3 s; it may still run "
+                                              r"there \(`pkill -f 'sleep 3'` on the DUT\)$"):
+            host.run(["sleep", "3"])
+        assert host.run(["echo", "still connected"]) == "still connected\n"

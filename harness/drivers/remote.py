@@ -151,8 +151,21 @@ class SshHost:
         stdout, or exit status), as NetnsLab.run does. `stderr_fails`: anything on
         stderr is a failure too, whatever the exit status."""
         conn = self._connection(f"running `{shlex.join(argv)}`")
-        result = self._call(conn.run(self.command_line(argv), input=stdin, check=False),
-                            f"running `{shlex.join(argv)}`", self.timeouts.command)
+        # without input, stdin is at its end at once (as `cmd < /dev/null`), so nothing waits on it
+        source = {"input": stdin} if stdin else {"stdin": asyncssh.DEVNULL}
+
+        async def run() -> asyncssh.SSHCompletedProcess:
+            process = await conn.create_process(self.command_line(argv), **source)
+            try:
+                return await process.wait()
+            except asyncio.CancelledError:  # out of time: stop it (sshd refuses signals to root sessions)
+                process.kill()
+                process.close()
+                raise
+
+        shown = shlex.join(argv)
+        result = self._call(run(), f"running `{shown}`", self.timeouts.command,
+                            f"; it may still run there (`pkill -f {shlex.quote(shown)}` on the DUT)")
         stdout, stderr = str(result.stdout or ""), str(result.stderr or "")
         if result.returncode != 0 or (stderr_fails and stderr.strip()):
             raise CommandError(argv, stderr.strip() or stdout.strip() or _exit_status(result), result.returncode)
@@ -192,14 +205,14 @@ class SshHost:
             raise RemoteError(self.where, doing, "the connection was lost (reconnect() opens a new one)")
         return self._conn
 
-    def _call(self, coroutine: Coroutine, doing: str, timeout: float) -> Any:
+    def _call(self, coroutine: Coroutine, doing: str, timeout: float, after_timeout: str = "") -> Any:
         """Run `coroutine` on the loop, waiting at most `timeout` s; asyncssh's and the
-        network's errors become RemoteError."""
+        network's errors become RemoteError (`after_timeout`: what to add to a timeout's)."""
         future = asyncio.run_coroutine_threadsafe(asyncio.wait_for(coroutine, timeout), self._loop)
         try:
             return future.result()
         except (TimeoutError, asyncio.TimeoutError) as exc:
-            raise RemoteError(self.where, doing, f"no answer within {timeout:g} s") from exc
+            raise RemoteError(self.where, doing, f"no answer within {timeout:g} s{after_timeout}") from exc
         except asyncssh.HostKeyNotVerifiable as exc:
             raise RemoteError(self.where, doing, f"the host key is not the one {self.dut.known_hosts} "
                                                  f"names for {self.dut.host}: {exc.reason}") from exc
