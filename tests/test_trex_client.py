@@ -24,6 +24,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -424,6 +425,7 @@ def standin_lab():
     from harness.drivers.netns import NetnsLab
     lab = NetnsLab()
     server = None
+    said = tempfile.TemporaryFile()  # the server's stderr: a pipe nobody reads could fill and stall it
     try:
         for into, out in (("p0", "p1"), ("p1", "p0")):
             lab.run(lab.dut, ["tc", "qdisc", "add", "dev", into, "clsact"])
@@ -431,17 +433,19 @@ def standin_lab():
                               "0", "0", "action", "mirred", "egress", "redirect", "dev", out])
         server = lab.popen(lab.tester, [sys.executable, "-m", "harness.drivers.trex_standin", "--ports",
                                         ",".join(p.peer for p in PORTS), "--bind", "127.0.0.1"],
-                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=said)
         if not select.select([server.stdout], [], [], READY_TIMEOUT)[0] or server.stdout.readline() != b"ready\n":
             server.kill()
-            pytest.fail(f"the stand-in did not start: {server.stderr.read().decode()}")
+            server.wait()
+            said.seek(0)
+            pytest.fail(f"the stand-in did not start: {said.read().decode()}")
         yield lab
     finally:
         if server is not None:
             server.terminate()
             server.wait(timeout=10)
-            for stream in (server.stdout, server.stderr):
-                stream.close()
+            server.stdout.close()
+        said.close()
         lab.close()
 
 
