@@ -344,21 +344,24 @@ class TrafficEngine:
         self._pending.append(start)
         self._pending_since = time.monotonic()
 
-    def launch_due(self) -> bool:
-        """Start pjgen on the gathered starts once START_GATHER passed without another,
-        and the time they asked to start at came."""
+    def due(self) -> list[Start]:
+        """The gathered starts, taken, once START_GATHER passed without another and the
+        time they asked to start at came; else none."""
         now = time.monotonic()
         if not self._pending or now - self._pending_since < START_GATHER or \
                 now < max(start.start_at for start in self._pending):
-            return False
+            return []
         starts, self._pending = self._pending, []
+        return starts
+
+    def launch(self, starts: list[Start]) -> None:
+        """pjgen on `starts`, the captures deaf until it ends."""
         self._quiet.enter_context(self._deaf())
         try:
             self.run = TrafficRun(starts, self.interfaces, self.line_bps)
         except BaseException:
             self._quiet.close()
             raise
-        return True
 
     def pending_ports(self) -> set[int]:
         return {start.port for start in self._pending}

@@ -49,7 +49,7 @@ EVENT_PROFILE_STOPPED = 11
 EVENT_PROFILE_FINISHED_TX = 14
 EVENT_PROFILE_ERROR = 17
 
-IFF_PROMISC, IFF_ALLMULTI, IFF_UP = 0x100, 0x200, 0x1
+IFF_PROMISC, IFF_ALLMULTI = 0x100, 0x200
 ZERO_MAC = "00:00:00:00:00:00"
 
 
@@ -120,15 +120,24 @@ class TrexStandin:
         self.zmq.serve(self.dispatcher.answer, self.tick, running)
 
     def tick(self) -> None:
-        """Between requests: launch gathered starts, take in a run that ended."""
-        if self.engine.launch_due():
-            for start in self.engine.run.starts:
+        """Between requests: launch gathered starts, take in a run that ended. A failure
+        here has no request to answer: it is logged, and the client hears of it as a
+        profile error event."""
+        starts = self.engine.due()
+        if starts:
+            try:
+                self.engine.launch(starts)
+            except Exception as error:  # noqa: BLE001 -- pjgen could not start (build, spec, sockets)
+                print(f"TRex stand-in: cannot start the generator: {error}", file=sys.stderr, flush=True)
+                self._stop_profiles(starts, EVENT_PROFILE_ERROR)
+                return
+            for start in starts:
                 self.publisher.publish_event(EVENT_PROFILE_STARTED, {"port_id": start.port,
                                                                      "profile_id": start.profile})
         elif self.engine.run is not None and self.engine.run.done():
             try:
                 self._end_run(lambda run: run.wait(0), stopped=None)
-            except rpc.RpcError as error:  # no request to answer: the client hears of it as a profile error
+            except rpc.RpcError as error:
                 print(f"TRex stand-in: traffic run failed: {error}", file=sys.stderr, flush=True)
 
     def _end_run(self, stats_of, stopped: tuple[int, str] | None) -> None:
@@ -139,13 +148,13 @@ class TrexStandin:
         try:
             run, stats = self.engine.finish(stats_of)
         except rpc.RpcError:
-            self._stop_profiles(run, EVENT_PROFILE_ERROR)
+            self._stop_profiles(run.starts, EVENT_PROFILE_ERROR)
             raise
         apply_stats(run, stats, [port.counters for port in self.ports], self.pgids.pgids)
-        self._stop_profiles(run, EVENT_PROFILE_FINISHED_TX, stopped)
+        self._stop_profiles(run.starts, EVENT_PROFILE_FINISHED_TX, stopped)
 
-    def _stop_profiles(self, run: TrafficRun, event: int, stopped: tuple[int, str] | None = None) -> None:
-        for start in run.starts:
+    def _stop_profiles(self, starts: list[Start], event: int, stopped: tuple[int, str] | None = None) -> None:
+        for start in starts:
             port = self.ports[start.port]
             port.transmitting.discard(start.profile)
             data = {"port_id": start.port, "profile_id": start.profile}
