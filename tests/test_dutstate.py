@@ -299,15 +299,12 @@ def _observable(host: SshHost) -> dict:
     }
 
 
-def _sh(state: DutState, host: SshHost, command: str | list[str], stdin: str | None = None) -> str:
-    """What the lab target does for `target.sh()`: check, record, run."""
-    argv = command.split() if isinstance(command, str) else command
-    state.check(argv, stdin)
-    state.before_command(argv, stdin)
-    return host.run(argv, stdin=stdin)
+def _sh(state: DutState, command: str, stdin: str | None = None) -> str:
+    return state.run(command.split(), stdin)
 
 
-def _change_everything(state: DutState, host: SshHost, xdp_object: str | None) -> None:
+def _change_everything(state: DutState, bpf_objects=None) -> None:
+    """Every kind of change a suite makes; with `bpf_objects`, XDP and TC programs too."""
     for command in (
         "ip addr add 10.0.0.1/24 dev p0",
         "ip addr add 10.0.1.1/24 dev p1",
@@ -332,21 +329,14 @@ def _change_everything(state: DutState, host: SshHost, xdp_object: str | None) -
         "ethtool -K p0 gro on tx on",
         "ip addr del 10.0.0.1/24 dev p0",
     ):
-        _sh(state, host, command)
-    _sh(state, host, "nft -f -", "table inet filter {\n chain forward {\n type filter hook forward priority 0; "
+        _sh(state, command)
+    _sh(state, "nft -f -", "table inet filter {\n chain forward {\n type filter hook forward priority 0; "
                                   "policy drop;\n counter accept\n }\n}\n")
-    _sh(state, host, "iptables -A FORWARD -i p0 -o p1 -j ACCEPT")
-    if xdp_object:
-        _sh(state, host, f"ip link set dev p2 xdpgeneric obj {xdp_object} sec xdp")
-
-
-@pytest.fixture(scope="session")
-def xdp_pass():
-    try:
-        from harness import bpf_build
-        return str(bpf_build.build("xdp_pass"))
-    except Exception as exc:  # no clang: the rest still runs
-        pytest.skip(f"xdp_pass cannot be built: {exc}")
+    _sh(state, "iptables -A FORWARD -i p0 -o p1 -j ACCEPT")
+    if bpf_objects is not None:
+        _sh(state, f"ip link set dev p2 xdpgeneric obj {bpf_objects['xdp_pass']} sec xdp")
+        _sh(state, f"ip link set dev p1 xdp obj {bpf_objects['xdp_pass']} sec xdp")
+        _sh(state, f"tc filter add dev p0 ingress bpf da obj {bpf_objects['tc_mark']} sec tc")
 
 
 @needs_ssh_dut
@@ -380,12 +370,12 @@ def _observable_raw(host: SshHost) -> dict:
 
 
 @needs_ssh_dut
-def test_restore_undoes_every_change_a_test_makes(lab, host, xdp_pass):
+def test_restore_undoes_every_change_a_test_makes(lab, host, bpf_objects):
     state = _state(host, lab)
     state.prepare()
     state.snapshot()
     before = _observable(host)
-    _change_everything(state, host, xdp_pass)
+    _change_everything(state, bpf_objects)
     assert _observable(host) != before
     assert state.restore() == []
     after = _observable(host)
@@ -399,7 +389,7 @@ def test_restore_after_a_dropped_connection_reconnects_first(lab, host):
     state.prepare()
     state.snapshot()
     before = _observable(host)
-    _change_everything(state, host, None)
+    _change_everything(state)
     for session in _children(lab.sshd.process.pid):  # as a DUT's sshd dying: the connection drops
         os.kill(session, signal.SIGKILL)
     with pytest.raises(RemoteError):
@@ -426,7 +416,7 @@ def _killed_session(lab) -> None:
         state = DutState(host, INTERFACES, dut.allow, dut.management, "lab.yaml")
         state.prepare()
         state.snapshot()
-        _change_everything(state, host, None)
+        _change_everything(state)
         print("changed", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
     """)
@@ -483,7 +473,7 @@ def test_what_cannot_be_restored_is_reported_with_the_command_to_do_it(lab, host
     state = _state(host, lab)
     state.prepare()
     state.snapshot()
-    _sh(state, host, "ip link add br7 type bridge")
+    _sh(state, "ip link add br7 type bridge")
     # a ruleset nft cannot load back: the snapshot is corrupted on purpose
     state._journal["snapshot"]["ruleset"] = "table inet broken {\n chain c { nonsense; }\n}\n"
     unrestored = state.restore()

@@ -849,6 +849,13 @@ class DutState:
                                                                     ":OUTPUT DROP")) for line in save.splitlines())
         return self._journal["legacy_iptables"]
 
+    def run(self, argv: Sequence[str], stdin: str | None = None, stderr_fails: bool = False) -> str:
+        """A test's configuration command on the DUT: checked against the allow-list,
+        what it changes recorded, then run (SshHost.run)."""
+        self.check(argv, stdin)
+        self.before_command(argv, stdin)
+        return self.host.run(argv, stdin=stdin, stderr_fails=stderr_fails)
+
     def before_command(self, argv: Sequence[str], stdin: str | None = None) -> None:
         """Record what `argv` is about to change that the snapshot does not hold."""
         effects = command_effects(argv, stdin)
