@@ -221,3 +221,12 @@ def test_a_command_past_the_command_timeout_is_a_remote_error_saying_it_may_stil
                                               r"there \(`pkill -f 'sleep 3'` on the DUT\)$"):
             host.run(["sleep", "3"])
         assert host.run(["echo", "still connected"]) == "still connected\n"
+
+
+def test_a_key_file_that_is_no_key_is_named(lab, tmp_path):
+    garbage = tmp_path / "id_ed25519"
+    garbage.write_text("not a key\n")
+    with pytest.raises(RemoteError, match=rf"while connecting: the key {garbage} cannot be read: "):
+        SshHost(_dut(lab, key=garbage), lab.timeouts)
+    with pytest.raises(RemoteError, match=r"while connecting: .*No such file"):
+        SshHost(_dut(lab, key=tmp_path / "missing"), lab.timeouts)

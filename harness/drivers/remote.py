@@ -120,8 +120,10 @@ class SshHost:
         """Disconnect and stop the event loop; safe twice."""
         if self._loop.is_closed():
             return
-        self._disconnect()
-        self._stop_loop()
+        try:
+            self._disconnect()
+        finally:
+            self._stop_loop()
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
@@ -216,6 +218,8 @@ class SshHost:
         except asyncssh.HostKeyNotVerifiable as exc:
             raise RemoteError(self.where, doing, f"the host key is not the one {self.dut.known_hosts} "
                                                  f"names for {self.dut.host}: {exc.reason}") from exc
+        except asyncssh.KeyImportError as exc:
+            raise RemoteError(self.where, doing, f"the key {self.dut.key} cannot be read: {exc}") from exc
         except asyncssh.PermissionDenied as exc:
             raise RemoteError(self.where, doing, f"{self.dut.user} was refused with "
                                                  f"{self._credentials()}: {exc.reason}") from exc
