@@ -494,3 +494,31 @@ def test_identity_names_kernel_distribution_nic_and_cpu(lab, host):
     assert identity["cpu"]["count"] == os.cpu_count()
     port = identity["ports"]["p0"]
     assert port["name"] == "ens1f0" and port["driver"] == "veth" and port["model"] == "virtual (veth)"
+
+
+@needs_ssh_dut
+def test_the_stand_in_lab_station_is_taken_restored_and_given_back(tmp_path, monkeypatch, bpf_objects):
+    """The whole DUT side of a session on the stand-in lab, through its lab file."""
+    from harness.drivers.standin_lab import StandinLab, dut_port_mac
+    from harness.labfile import load_lab
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    with StandinLab(1, tmp_path / "lab") as standin:
+        lab = load_lab(standin.lab_file)
+        station = lab.stations[0]
+        with SshHost(station.dut, station.timeouts) as host:
+            state = DutState(host, station.dut.interfaces, station.dut.allow, station.dut.management,
+                             standin.lab_file)
+            state.prepare()
+            links = {link["ifname"]: link["address"] for link in json.loads(host.run(["ip", "-j", "link", "show"]))}
+            assert {port.name: links.get(port.name) for port in PORTS} == {port.name: port.mac for port in PORTS}
+            with pytest.raises(CommandError, match="mgmt0 is the management interface"):
+                state.run(["ip", "link", "set", "dev", "mgmt0", "down"])
+            state.snapshot()
+            before = _observable(host)
+            _change_everything(state, bpf_objects)
+            assert state.restore() == []
+            assert _observable(host) == before
+            assert state.release() == []
+            links = {link["ifname"]: link["address"] for link in json.loads(host.run(["ip", "-j", "link", "show"]))}
+            assert {name: links.get(name) for name in ("ens1f0", "ens1f1", "ens1f2")} == {
+                f"ens1f{i}": dut_port_mac(0, i) for i in range(3)}
