@@ -226,6 +226,7 @@ class Worker:
         self.client: STLClient | None = None
         self.ports: list[int] = []
         self.capture_id: int | None = None
+        self.captured = 0  # the index of the last frame fetched from the capture
 
     def streams(self, profile: dict, ports: dict[str, int]) -> list[dict]:
         return [{**what, "stream_json": stl.to_json()}
@@ -248,6 +249,7 @@ class Worker:
         """Service mode and a capture of every port's receive side: functional frames."""
         self.client.set_service_mode(self.ports, enabled=True)
         self.capture_id = self.client.start_capture(rx_ports=self.ports, limit=CAPTURE_LIMIT, mode="fixed")["id"]
+        self.captured = 0
 
     def _end_service(self) -> None:
         self.client.stop_capture(self.capture_id)
@@ -275,10 +277,20 @@ class Worker:
         return frames
 
     def _fetch(self) -> list[list]:
+        """The frames captured since the last fetch, in order. TRex numbers every
+        frame its capture matches, also those a full buffer drops (TrexCapture::
+        handle_pkt()): a gap in the numbers is frames lost, an error."""
         packets: list[dict] = []
         self.client.fetch_capture_packets(self.capture_id, packets, pkt_count=CAPTURE_LIMIT)
-        return [[packet["port"], base64.b64encode(packet["binary"]).decode()]
-                for packet in sorted(packets, key=lambda packet: packet["index"])]
+        packets.sort(key=lambda packet: packet["index"])
+        lost = sum(packet["index"] - previous - 1 for previous, packet in
+                   zip([self.captured] + [packet["index"] for packet in packets], packets))
+        if packets:
+            self.captured = packets[-1]["index"]
+        if lost:
+            raise TRexError(f"the capture of the ports' received frames lost {lost}: more than its limit of "
+                            f"{CAPTURE_LIMIT} arrived between two fetches")
+        return [[packet["port"], base64.b64encode(packet["binary"]).decode()] for packet in packets]
 
     def run(self, profile: dict, duration: float | None, ports: dict[str, int], timeout: float, drain_quiet: float,
             drain_timeout: float) -> dict:
