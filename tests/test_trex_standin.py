@@ -15,6 +15,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def standin():
     stand-in serving the tester's t0..t2 on 127.0.0.1 in the tester namespace."""
     from harness.drivers.netns import NetnsLab
     lab = NetnsLab()
+    log = tempfile.TemporaryFile()  # the server's stderr: a pipe nobody reads could stall it
     server = None
     try:
         for command in (["ip", "addr", "add", f"{P0_IP}/24", "dev", "p0"],
@@ -65,17 +67,18 @@ def standin():
             lab.run(lab.dut, command)
         server = lab.popen(lab.tester, [sys.executable, "-m", "harness.drivers.trex_standin", "--ports",
                                         ",".join(p.peer for p in PORTS), "--bind", "127.0.0.1"],
-                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                           cwd=REPO, stdout=subprocess.PIPE, stderr=log)
         if not select.select([server.stdout], [], [], READY_TIMEOUT)[0] or server.stdout.readline() != b"ready\n":
             server.kill()
-            pytest.fail(f"the stand-in did not start: {server.stderr.read().decode()}")
+            log.seek(0)
+            pytest.fail(f"the stand-in did not start: {log.read().decode()}")
         yield lab
     finally:
         if server is not None:
             server.terminate()
             server.wait(timeout=10)
-            for stream in (server.stdout, server.stderr):
-                stream.close()
+            server.stdout.close()
+        log.close()
         lab.close()
 
 
@@ -340,6 +343,13 @@ def test_a_multiplier_scales_the_ports_streams_to_the_rate_asked_and_refuses_mor
     with pytest.raises(rpc.RpcError, match="exceeds port line rate"):
         factor("pps", 20e6)
     assert factor("pps", 20e6, force=True) == pytest.approx(20e6 / 400)
+
+
+def test_a_disabled_or_dummy_stream_sends_nothing():
+    frame = _frame(0)
+    assert engine.compile_stream(0, P0.peer_mac, 1, _stream_json("pps", 1.0, frame)).sends
+    assert not engine.compile_stream(0, P0.peer_mac, 1, {**_stream_json("pps", 1.0, frame), "enabled": False}).sends
+    assert not engine.compile_stream(0, P0.peer_mac, 1, _stream_json("pps", 1.0, frame, flags=3 | 8)).sends
 
 
 def test_stream_chaining_is_refused_naming_it():

@@ -50,7 +50,7 @@ STOP_TIMEOUT = 10.0
 MODES = ("continuous", "single_burst", "multi_burst")
 RATE_TYPES = ("pps", "bps_L1", "bps_L2", "percentage")
 MUL_TYPES = ("raw", "bps", "bpsl1", "pps", "percentage")
-FLAG_SRC_FROM_PACKET = 0x1
+FLAG_SRC_FROM_PACKET, FLAG_DUMMY = 0x1, 0x8
 PJGEN_MODES = {"continuous": "c", "single_burst": "s", "multi_burst": "m"}
 
 
@@ -71,6 +71,7 @@ class Stream:
     rate_value: float
     pg_id: int | None
     latency: bool
+    sends: bool  # enabled and not a dummy stream (flags bit 3): TRex compiles only those into a run
 
     @property
     def mean_len(self) -> float:
@@ -120,6 +121,8 @@ def compile_stream(port: int, mac: str, stream_id: int, section: dict) -> Stream
     if section.get("core_id", -1) not in (-1, 0):
         raise execute_error("There is only one core, hence core ID must be 0.")
     flags = rpc.param_int(section, "flags")
+    if rpc.param_bool(section, "start_paused", False):
+        raise execute_error("streams that start paused are not implemented by the TRex stand-in")
     packet = _b64(rpc.param_str(rpc.param_dict(section, "packet"), "binary"))
     if not MIN_PKT_SIZE <= len(packet) <= MAX_PKT_SIZE:
         raise execute_error(f"Bad packet size provided: {len(packet)}. Should be between {MIN_PKT_SIZE} and "
@@ -139,7 +142,7 @@ def compile_stream(port: int, mac: str, stream_id: int, section: dict) -> Stream
             raise execute_error("tagged packet groups are not implemented by the TRex stand-in")
         latency = rule == "latency"
     return Stream(port, stream_id, section, frames, mode_type, packets, bursts, ibg, isg, rate_type, rate_value,
-                  pg_id, latency)
+                  pg_id, latency, rpc.param_bool(section, "enabled") and not flags & FLAG_DUMMY)
 
 
 def _port_macs(frame: bytes, flags: int, mac: str) -> bytes:

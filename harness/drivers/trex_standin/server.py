@@ -470,7 +470,7 @@ class TrexStandin:
         profile_id = params.get("profile_id", DEFAULT_PROFILE_ID)
         duration = rpc.param_float(params, "duration")
         force = rpc.param_bool(params, "force")
-        streams = list(port.profiles.get(profile_id, {}).values())
+        streams = [stream for stream in port.profiles.get(profile_id, {}).values() if stream.sends]
         if not streams:
             raise execute_error("unable to start traffic - no streams attached to port")
         if profile_id in port.transmitting:
