@@ -426,11 +426,12 @@ def _killed_session(lab) -> None:
     assert result.stdout == "changed\n"
 
 
-def _lab_file(lab, path) -> str:
+def _lab_file(lab, path, known_hosts=None) -> str:
     """A lab file naming the SSH DUT (its TRex is never reached by recovery)."""
     dut = lab.dut
     lines = ["stations:", "  - name: standin-0", "    dut:", f"      host: {dut.host}", f"      user: {dut.user}",
-             f"      key: {dut.key}", f"      known_hosts: {dut.known_hosts}", f"      via_netns: {dut.via_netns}",
+             f"      key: {dut.key}", f"      known_hosts: {known_hosts or dut.known_hosts}",
+             f"      via_netns: {dut.via_netns}",
              "      interfaces:",
              *(f"        - {{port: {i.port}, name: {i.name}, speed: 10G}}" for i in INTERFACES),
              f"      allow: [{', '.join(dut.allow)}]", "      management: [mgmt0]",
@@ -457,6 +458,16 @@ def test_a_killed_session_is_recovered_from_its_journal(lab, tmp_path, recovery)
             assert host.run(["sysctl", "-n", "net.ipv4.ipfrag_time"]) == "30\n"
             assert state.release() == []
         else:
+            (tmp_path / "stranger").write_text("")  # the DUT's key unknown: it cannot be trusted, not reached
+            unreachable = _lab_file(lab, tmp_path / "unreachable.yaml", known_hosts=tmp_path / "stranger")
+            result = subprocess.run([sys.executable, "-m", "harness.drivers.dutstate", "recover", "--lab",
+                                     unreachable], capture_output=True, text=True)
+            assert result.returncode == 1
+            assert result.stdout.startswith(f"standin-0: NOT restored:\n  cannot reach DUT root@{lab.dut.host}:22 "
+                                            f"(from netns {lab.ctl_netns}) while connecting: the host key is not")
+            assert dutstate.journal_path(lab.dut).exists()
+            assert result.stdout.endswith(f"    by hand: python -m harness.drivers.dutstate recover --lab "
+                                          f"{unreachable} (once the DUT is back)\n")
             lab_file = _lab_file(lab, tmp_path / "lab.yaml")
             result = subprocess.run([sys.executable, "-m", "harness.drivers.dutstate", "recover", "--lab", lab_file],
                                     capture_output=True, text=True)

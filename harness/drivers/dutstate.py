@@ -74,7 +74,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from harness.drivers.remote import RemoteError
+from harness.drivers.remote import RemoteError, SshHost
+from harness.labfile import LabFileError, load_lab
 from harness.target import DUT_SYSCTLS, PORTS, CommandError, TargetError
 
 
@@ -1234,17 +1235,19 @@ def _nic_model(text: Callable[[list[str]], str], name: str, bus: str) -> str:
 
 def recover(lab_file: Path | str) -> dict[str, list[Unrestored]]:
     """Restore every station of `lab_file` that a killed session left a journal for;
-    what could not be restored, by station."""
-    from harness.drivers.remote import SshHost
-    from harness.labfile import load_lab
+    what could not be restored, by station (a DUT out of reach keeps its journal)."""
     lab = load_lab(lab_file)
     results: dict[str, list[Unrestored]] = {}
     for station in lab.stations:
         if not journal_path(station.dut).exists():
             continue
-        with SshHost(station.dut, station.timeouts) as host:
-            state = DutState(host, station.dut.interfaces, station.dut.allow, station.dut.management, lab_file)
-            results[station.name] = state._recover_journal()
+        try:
+            with SshHost(station.dut, station.timeouts) as host:
+                state = DutState(host, station.dut.interfaces, station.dut.allow, station.dut.management, lab_file)
+                results[station.name] = state._recover_journal()
+        except TargetError as exc:
+            results[station.name] = [Unrestored(str(exc), f"python -m harness.drivers.dutstate recover --lab "
+                                                          f"{lab_file} (once the DUT is back)")]
     return results
 
 
@@ -1255,7 +1258,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     recover_command = commands.add_parser("recover", help="restore every station of the lab file that has a journal")
     recover_command.add_argument("--lab", required=True, type=Path, help="the lab file")
     args = parser.parse_args(argv)
-    results = recover(args.lab)
+    try:
+        results = recover(args.lab)
+    except LabFileError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if not results:
         print(f"no journal for any station of {args.lab} in {journal_dir()}: nothing to recover")
     for station, unrestored in results.items():
