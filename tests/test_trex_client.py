@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
@@ -415,34 +416,42 @@ needs_lab = pytest.mark.skipif(
 READY_TIMEOUT = 30.0
 
 
-@pytest.fixture(scope="module")
-def standin_lab():
-    """A netns lab whose DUT sends every frame p0 receives out of p1 and back (tc
-    mirred), the stand-in serving t0..t2 on 127.0.0.1 in the tester namespace."""
-    from harness.drivers.netns import NetnsLab
-    lab = NetnsLab()
-    server = None
+@contextmanager
+def standin_server(lab):
+    """The stand-in serving t0..t2 on 127.0.0.1 in the lab's tester namespace."""
     said = tempfile.TemporaryFile()  # the server's stderr: a pipe nobody reads could fill and stall it
+    server = lab.popen(lab.tester, [sys.executable, "-m", "harness.drivers.trex_standin", "--ports",
+                                    ",".join(p.peer for p in PORTS), "--bind", "127.0.0.1"],
+                       cwd=ROOT, stdout=subprocess.PIPE, stderr=said)
     try:
-        for into, out in (("p0", "p1"), ("p1", "p0")):
-            lab.run(lab.dut, ["tc", "qdisc", "add", "dev", into, "clsact"])
-            lab.run(lab.dut, ["tc", "filter", "add", "dev", into, "ingress", "protocol", "all", "u32", "match", "u32",
-                              "0", "0", "action", "mirred", "egress", "redirect", "dev", out])
-        server = lab.popen(lab.tester, [sys.executable, "-m", "harness.drivers.trex_standin", "--ports",
-                                        ",".join(p.peer for p in PORTS), "--bind", "127.0.0.1"],
-                           cwd=ROOT, stdout=subprocess.PIPE, stderr=said)
         if not select.select([server.stdout], [], [], READY_TIMEOUT)[0] or server.stdout.readline() != b"ready\n":
             server.kill()
             server.wait()
             said.seek(0)
             pytest.fail(f"the stand-in did not start: {said.read().decode()}")
-        yield lab
+        yield server
     finally:
-        if server is not None:
+        if server.poll() is None:
             server.terminate()
-            server.wait(timeout=10)
-            server.stdout.close()
+        server.wait(timeout=10)
+        server.stdout.close()
         said.close()
+
+
+@pytest.fixture(scope="module")
+def standin_lab():
+    """A netns lab whose DUT sends every frame p0 receives out of p1 and back (tc
+    mirred), with the stand-in serving its tester ports."""
+    from harness.drivers.netns import NetnsLab
+    lab = NetnsLab()
+    try:
+        for into, out in (("p0", "p1"), ("p1", "p0")):
+            lab.run(lab.dut, ["tc", "qdisc", "add", "dev", into, "clsact"])
+            lab.run(lab.dut, ["tc", "filter", "add", "dev", into, "ingress", "protocol", "all", "u32", "match", "u32",
+                              "0", "0", "action", "mirred", "egress", "redirect", "dev", out])
+        with standin_server(lab):
+            yield lab
+    finally:
         lab.close()
 
 
@@ -464,6 +473,34 @@ def test_frames_pushed_towards_p0_are_received_from_p1_as_they_left_the_dut(stan
     standin.push("p0", frames)
     assert standin.received(timeout=5.0) == {"p0": [], "p1": frames, "p2": []}
     assert standin.received(timeout=0.0) == {"p0": [], "p1": [], "p2": []}, "fetched frames are gone"
+
+
+@needs_lab
+def test_a_server_error_is_a_trex_error_naming_what_was_done_and_the_client_goes_on(standin):
+    with pytest.raises(TrexError, match=r"\(from netns .*\): pushing 1 frames out of port 0 \(to p0\): .*"
+                                        r"Bad packet size provided: 10"):
+        standin.push("p0", [bytes(10)])
+    standin.push("p0", [tagged(2)])
+    assert standin.received(timeout=5.0)["p1"] == [tagged(2)]
+
+
+@needs_lab
+def test_a_server_that_went_away_is_a_trex_error_within_the_connect_timeout():
+    from harness.drivers.netns import NetnsLab
+    lab = NetnsLab()
+    try:
+        with standin_server(lab) as server:
+            client = TrexClient(TREX.model_copy(update={"via_netns": lab.tester}), Timeouts(connect=1.0))
+            try:
+                server.kill()
+                started = time.monotonic()
+                with pytest.raises(TrexError, match=r"TRex at 127\.0\.0\.1:4501 \(from netns .*\): pushing 1 frames"):
+                    client.push("p0", [tagged(3)])
+                assert time.monotonic() - started < 1.0 + 5
+            finally:
+                client.close()
+    finally:
+        lab.close()
 
 
 @needs_lab
