@@ -24,6 +24,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 from harness.drivers.trex_standin import engine, rpc, vm
+from harness.drivers.trex_standin.capture import Capture
 from harness.target import PORTS
 
 needs_lab = pytest.mark.skipif(
@@ -137,6 +138,17 @@ def test_a_latency_stream_through_a_forwarding_dut_counts_every_packet_per_port_
     assert lat["jitter"] >= 0
     assert sum(lat["histogram"].values()) == pps * duration
     assert all(bucket == 0 or str(bucket)[1:].strip("0") == "" for bucket in map(int, lat["histogram"]))
+
+
+def test_a_full_capture_numbers_the_frames_it_drops_fixed_keeping_the_first_cyclic_the_last():
+    fixed = Capture(1, frozenset({0}), frozenset(), limit=2, cyclic=False, start_ts=0.0)
+    cyclic = Capture(2, frozenset({0}), frozenset(), limit=2, cyclic=True, start_ts=0.0)
+    for n in range(4):
+        for capture in (fixed, cyclic):
+            capture.take(bytes([n]), 0, "TX", float(n))
+    assert [(f.index, f.binary) for f in fixed.frames] == [(1, b"\0"), (2, b"\1")]
+    assert [(f.index, f.binary) for f in cyclic.frames] == [(3, b"\2"), (4, b"\3")]
+    assert fixed.to_json()["matched"] == cyclic.to_json()["matched"] == 4
 
 
 def _dispatcher() -> rpc.Dispatcher:

@@ -68,13 +68,15 @@ class Capture:
     frames: deque = field(default_factory=deque)
 
     def take(self, binary: bytes, port: int, origin: str, ts: float) -> None:
+        """TrexCapture::handle_pkt(): the frame is numbered, then kept if there is room
+        (TrexPktBuffer::push()), so a fetch shows what a full buffer dropped as gaps."""
         if not self.active:
             return
+        self.matched += 1
         if len(self.frames) >= self.limit:
             if not self.cyclic:
                 return  # MODE_DROP_TAIL
             self.frames.popleft()  # MODE_DROP_HEAD
-        self.matched += 1
         self.frames.append(CapturedFrame(binary, port, origin, ts, self.matched))
 
     def to_json(self) -> dict:
