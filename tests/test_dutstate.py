@@ -533,3 +533,22 @@ def test_the_stand_in_lab_station_is_taken_restored_and_given_back(tmp_path, mon
             links = {link["ifname"]: link["address"] for link in json.loads(host.run(["ip", "-j", "link", "show"]))}
             assert {name: links.get(name) for name in ("ens1f0", "ens1f1", "ens1f2")} == {
                 f"ens1f{i}": dut_port_mac(0, i) for i in range(3)}
+
+
+@needs_ssh_dut
+def test_filters_the_dut_had_before_the_test_are_reported_not_removed(lab, host, bpf_objects):
+    state = _state(host, lab)
+    state.prepare()
+    tc_filter = ["bpf", "da", "obj", str(bpf_objects["tc_mark"]), "sec", "tc"]
+    host.run(["tc", "qdisc", "add", "dev", "p0", "clsact"])  # the DUT's own, there before the test
+    host.run(["tc", "filter", "add", "dev", "p0", "ingress", *tc_filter])
+    state.snapshot()
+    _sh(state, "tc qdisc add dev p0 root handle 1: tbf rate 10mbit burst 5kb limit 150kb")
+    state.run(["tc", "filter", "add", "dev", "p0", "egress", *tc_filter])
+    assert state.restore() == [Unrestored(
+        "the tc filters p0 had before the test were changed",
+        "tc filter del dev p0 ingress; tc filter del dev p0 egress; then add the DUT's own filters back")]
+    kinds = [qdisc["kind"] for qdisc in json.loads(host.run(["tc", "-j", "qdisc", "show", "dev", "p0"]))]
+    assert sorted(kinds) == ["clsact", "noqueue"]  # the test's tbf gone, the DUT's clsact kept
+    host.run(["tc", "qdisc", "del", "dev", "p0", "clsact"])
+    assert state.release() == []

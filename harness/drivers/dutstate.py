@@ -531,6 +531,7 @@ def read_state(run: Run, allowed: Iterable[str], legacy_iptables: bool) -> dict[
         "qdiscs": read_qdiscs(run, allowed),
         "ruleset": run(["nft", "list", "ruleset"]),
     }
+    state["filters"] = read_filters(run, state["qdiscs"])
     for family in ("-4", "-6"):
         routes, rules = _json_stream(run(["ip", "-j", family, "-batch", "-"],
                                          stdin="route show table all\nrule show\n"))
@@ -541,6 +542,21 @@ def read_state(run: Run, allowed: Iterable[str], legacy_iptables: bool) -> dict[
         state["iptables-legacy"] = {save: _without_counters(run([save]))
                                     for save in ("iptables-legacy-save", "ip6tables-legacy-save")}
     return state
+
+
+def read_filters(run: Run, qdiscs: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The filters of each device's clsact or ingress qdisc (one command for all)."""
+    hooks = [(device, hook) for device, records in qdiscs.items()
+             for kind in {json.loads(r)["kind"] for r in records} & {"clsact", "ingress"}
+             for hook in (("ingress", "egress") if kind == "clsact" else ("ingress",))]
+    if not hooks:
+        return {}
+    listed = _json_stream(run(["tc", "-j", "-batch", "-"],
+                              stdin="".join(f"filter show dev {device} {hook}\n" for device, hook in hooks)))
+    filters: dict[str, list[str]] = {}
+    for (device, hook), records in zip(hooks, listed):
+        filters.setdefault(device, []).extend(_canonical({**record, "hook": hook}) for record in records)
+    return {device: sorted(records) for device, records in filters.items()}
 
 
 def read_qdiscs(run: Run, devices: Iterable[str]) -> dict[str, list[str]]:
@@ -975,6 +991,11 @@ class DutState:
                                 ["ip", family, "rule"], rule_args, run)
         self._restore_neighbours(snapshot["neighbours"], current["neighbours"], run)
         self._restore_qdiscs(snapshot["qdiscs"], current["qdiscs"], run, unrestored)
+        for device, records in snapshot.get("filters", {}).items():
+            if current["filters"].get(device, records) != records:
+                unrestored.append(Unrestored(f"the tc filters {device} had before the test were changed",
+                                             f"tc filter del dev {device} ingress; tc filter del dev {device} egress;"
+                                             " then add the DUT's own filters back"))
         run("the conntrack table", ["conntrack", "-F"])
         return unrestored
 
@@ -1099,8 +1120,11 @@ class DutState:
         for device, records in before.items():
             if now.get(device, records) == records:
                 continue
-            kinds = {json.loads(r)["kind"] for r in now.get(device, [])}
-            for qdisc in ("root", *sorted(kinds & {"clsact", "ingress"})):
+            def egress(qdiscs: list[str]) -> list[str]:
+                return [r for r in qdiscs if json.loads(r)["kind"] not in ("clsact", "ingress")]
+            current = now.get(device, [])
+            added = {json.loads(r)["kind"] for r in current} - {json.loads(r)["kind"] for r in records}
+            for qdisc in (["root"] if egress(current) != egress(records) else []) + sorted(added & {"clsact", "ingress"}):
                 try:
                     self.host.run(["tc", "qdisc", "del", "dev", device, qdisc])
                 except CommandError:  # the default root qdisc cannot be deleted: nothing to do
