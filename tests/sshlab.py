@@ -59,7 +59,9 @@ def ssh_dut(workdir: Path) -> Iterator[SimpleNamespace]:
             timeouts=SimpleNamespace(connect=5.0, command=20.0),
             sshd=sshd, dut_netns=dut_netns, ctl_netns=ctl_netns, workdir=workdir)
     finally:
-        if sshd is not None:
-            sshd.stop()
-        for name in made:
-            subprocess.run(["ip", "netns", "delete", name], check=True)
+        try:
+            if sshd is not None:
+                sshd.stop()
+        finally:  # the namespaces go even if stopping sshd failed
+            for name in made:
+                subprocess.run(["ip", "netns", "delete", name], check=True)
