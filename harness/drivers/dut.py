@@ -20,11 +20,13 @@ import errno
 import select
 import socket
 import struct
+import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from harness.drivers import generator
+from harness.drivers import agent, generator
+from harness.drivers.agent import RemoteDutSide
 from harness.drivers.dutside import DutSide, attaches_bpf, check_command
 from harness.drivers.netns import TESTER_MTU, NetnsLab
 from harness.journey import CtEntry, Drop, Journey, RuleCounter
@@ -52,6 +54,8 @@ BURST_QUIET = 0.01
 DRAIN_QUIET = 0.02
 DRAIN_POLL = 0.002
 DRAIN_TIMEOUT = 30.0
+# The agent closes its observers (bpftrace, nftrace tables) before it exits.
+AGENT_EXIT_TIMEOUT = 30.0
 # A classic BPF socket filter of one instruction, `ret #0`: it accepts no frame.
 SO_ATTACH_FILTER, SO_DETACH_FILTER = 26, 27
 ACCEPT_NOTHING = struct.pack("HBBI", 0x06, 0, 0, 0)  # BPF_RET | BPF_K, 0
@@ -64,23 +68,42 @@ class NetnsTarget(Target):
     name = "dut"
 
     def __init__(self, positive_timeout: float = 5.0, negative_timeout: float = 0.25,
-                 nftrace: bool = True) -> None:
+                 nftrace: bool = True, agent_python: str | None = None) -> None:
         """`nftrace=False` leaves packets untraced (load runs: tracing costs the kernel
-        a netlink message per chain and rule a packet crosses)."""
+        a netlink message per chain and rule a packet crosses). `agent_python`: the
+        DUT half is a DUT agent run by this interpreter in the DUT namespace
+        (drivers/agent.py's zipapp, `python -I`), as on a lab DUT but over pipes."""
         super().__init__()
         self.positive_timeout = positive_timeout
         self.negative_timeout = negative_timeout
         self._testers_in_napi_mode = False
         self._frames_traced_from = 0  # frame_log index where the trace was last cleared
+        self._agent: subprocess.Popen | None = None
         self.lab = NetnsLab()
         try:
             # opened with the lab, so nothing the DUT sends is missed
             self._wires = {port.name: self._tester_socket(port) for port in PORTS}
-            self.dut = DutSide(self.lab, nftrace)
+            self.dut = DutSide(self.lab, nftrace) if agent_python is None else self._start_agent(agent_python, nftrace)
         except BaseException:
+            self._stop_agent()
             self.lab.close()
             raise
         self.capabilities = self.dut.capabilities
+
+    def _start_agent(self, python: str, nftrace: bool) -> RemoteDutSide:
+        self._agent = self.lab.popen(self.lab.dut, [python, "-I", str(agent.build_agent_zip())],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        return RemoteDutSide(agent.PipeChannel(self._agent.stdin, self._agent.stdout), nftrace, self.lab.dut)
+
+    def _stop_agent(self) -> None:
+        """Close the agent's stdin, which ends it, and wait for it."""
+        if self._agent is not None:
+            try:
+                self._agent.stdin.close()
+            except BrokenPipeError:  # it is gone already: the wait below reaps it
+                pass
+            self._agent.wait(AGENT_EXIT_TIMEOUT)
+            self._agent.stdout.close()
 
     def _tester_socket(self, port: Port) -> socket.socket:
         sock = self.lab.socket(self.lab.tester, socket.AF_PACKET, socket.SOCK_RAW)
@@ -252,7 +275,10 @@ class NetnsTarget(Target):
         try:
             self.dut.close()
         finally:
-            self.lab.close()
+            try:
+                self._stop_agent()
+            finally:
+                self.lab.close()
 
 
 def _put_on_wire(wire: socket.socket, frame: bytes) -> bool:

@@ -212,9 +212,14 @@ class DutSide:
         return rule_counters(parse_ruleset(self.lab.run(self.lab.dut, ["nft", "-a", "list", "ruleset"])))
 
     def conntrack(self) -> list[CtEntry]:
+        """The namespace's conntrack table, less the connections of addresses that are
+        not the test's (a lab DUT's management: the harness's own SSH session)."""
         if "conntrack" not in self.capabilities:
             raise TargetError(f"this target cannot read the conntrack table: {self._no_conntrack}")
-        return nfnetlink.conntrack_entries(self.lab)
+        entries = nfnetlink.conntrack_entries(self.lab)
+        if others := self.lab.other_addresses():
+            return [entry for entry in entries if others.isdisjoint(entry.original[:2] + entry.reply[:2])]
+        return entries
 
     def conntrack_create(self, entries: Iterable[CtEntry]) -> None:
         if "conntrack" not in self.capabilities:

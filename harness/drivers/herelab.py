@@ -13,6 +13,7 @@ reports drops on the ports only (`port_ifindexes`, kfree_skb.py).
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -70,6 +71,13 @@ class HereLab:
         """Every thread of this process is in the namespace already."""
         self._check(name)
         return nullcontext()
+
+    def other_addresses(self) -> frozenset[str]:
+        """The IPv4 addresses of the interfaces other than the ports and lo: the
+        management's, whose connections are not the test's."""
+        ports = {port.name for port in PORTS} | {"lo"}
+        return frozenset(address["local"] for link in json.loads(self.run(self.dut, ["ip", "-j", "-4", "addr", "show"]))
+                         if link["ifname"] not in ports for address in link.get("addr_info", []))
 
     def read_proc_net(self, name: str, filename: str) -> str:
         self._check(name)

@@ -218,6 +218,10 @@ class NetnsLab:
         self._check_open()
         return inside_netns(self.path(name))
 
+    def other_addresses(self) -> frozenset[str]:
+        """Addresses in the DUT namespace that are not the test's: none, the lab made it."""
+        return frozenset()
+
     def read_proc_net(self, name: str, filename: str) -> str:
         """/proc/net/`filename` as namespace `name` sees it."""
         self._check_open()

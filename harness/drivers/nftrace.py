@@ -96,6 +96,21 @@ TRACE_DEVICES = ", ".join(f'"{port.name}"' for port in PORTS)
 # The netdev chain runs first of all ingress chains (INT_MIN) and marks IPv4 only:
 # ARP and IPv6 come in on the ports too. Bound to the ports, it never sees the
 # kfree_skb sentinel, which is sent on `lo`.
+def _ip_trace_table(came_in: str = "", goes_out: str = "") -> str:
+    return f"""table ip {TRACE_TABLE} {{
+    chain pre {{
+        type filter hook prerouting priority -350; policy accept;
+        iif "lo" ip saddr 127.0.0.1 ip protocol 253 accept
+        {came_in}meta nftrace set 1
+    }}
+    chain out {{
+        type filter hook output priority -350; policy accept;
+        {goes_out}meta nftrace set 1
+    }}
+}}
+"""
+
+
 TRACE_RULESETS = {
     "netdev": f"""table netdev {TRACE_TABLE} {{
     chain in {{
@@ -104,18 +119,14 @@ TRACE_RULESETS = {
     }}
 }}
 """,
-    "ip": f"""table ip {TRACE_TABLE} {{
-    chain pre {{
-        type filter hook prerouting priority -350; policy accept;
-        iif "lo" ip saddr 127.0.0.1 ip protocol 253 accept
-        meta nftrace set 1
-    }}
-    chain out {{
-        type filter hook output priority -350; policy accept;
-        meta nftrace set 1
-    }}
-}}
-""",
+    "ip": _ip_trace_table(),
+}
+# Where the DUT's namespace carries other traffic too (a lab DUT's management, HereLab),
+# only packets that came in on a port or leave through one are traced: a traced SSH
+# session would trace its own replies, and show in the test's journeys.
+PORT_TRACE_RULESETS = {
+    "netdev": TRACE_RULESETS["netdev"],
+    "ip": _ip_trace_table(f"iifname {{ {TRACE_DEVICES} }} ", f"oifname {{ {TRACE_DEVICES} }} "),
 }
 # (The `lo` rule keeps the kfree_skb sentinel out, should it ever reach PREROUTING:
 # today it is dropped OTHERHOST before any hook.)
@@ -750,6 +761,7 @@ class NftTrace:
 
     def __init__(self, lab: NetnsLab):
         self.lab = lab
+        self.rulesets = TRACE_RULESETS if lab.owns_namespace else PORT_TRACE_RULESETS
         self._ruleset_socket = nl.open_socket(lab, (NFNLGRP_NFTABLES,), RULESET_RCVBUF)
         self._ruleset_socket.setblocking(False)
         self._trace_socket = nl.open_socket(lab, (NFNLGRP_NFTRACE,), TRACE_RCVBUF)
@@ -761,13 +773,13 @@ class NftTrace:
         self._chains: dict[tuple[str, str, str], Chain] | None = None  # None: to list again
         self._wake, self._wake_writer = os.pipe()
         self._closed = False
-        self._install(TRACE_RULESETS)
+        self._install(self.rulesets)
         self._reader = threading.Thread(target=self._read, name="nftrace reader", daemon=True)
         self._reader.start()
 
     # ruleset ---------------------------------------------------------------------
     def _install(self, families: Iterable[str]) -> None:
-        self.lab.run(self.lab.dut, ["nft", "-f", "-"], "".join(TRACE_RULESETS[family] for family in families))
+        self.lab.run(self.lab.dut, ["nft", "-f", "-"], "".join(self.rulesets[family] for family in families))
         self._ruleset_changes()
 
     def _ruleset_changes(self) -> set[str]:
@@ -819,7 +831,7 @@ class NftTrace:
         try:
             yield
         finally:
-            self._install(TRACE_RULESETS)
+            self._install(self.rulesets)
 
     def chains(self) -> dict[tuple[str, str, str], Chain]:
         if self._chains is None:

@@ -1,0 +1,463 @@
+"""The DUT agent: a DutSide (drivers/dutside.py) served on a lab DUT over a byte
+channel, its stdin and stdout, which the harness reaches through SSH.
+
+On the DUT: `<python> harness-agent-<hash>.pyz` (build_agent_zip(): the harness
+package as a zipapp, uploaded by the harness), or `python -m harness.drivers.agent`.
+It observes the namespace it runs in (`HereLab`), whose ports the harness has renamed
+p0..p2 before starting it. Its imports are the standard library's only: Debian's
+/usr/bin/python3 without any site package (`python3 -I`) runs it.
+
+Protocol: each message is a 4-byte big-endian length and a pickle. The harness asks
+`(handle, method, args)`, handle 0 being the DutSide and others the application
+sockets and event readers it returned (which come back as `Remote(handle, kind,
+attributes)`); the agent answers `(OK, value)` or `(FAILED, kind, details)`, which
+`RemoteDutSide` raises as the CommandError, TargetError, TargetUnavailable or OSError
+the DutSide raised, with its message. Both sides unpickle with an allow-list of the
+harness's data types (SafeUnpickler): nothing else is ever constructed, and no
+function is called.
+
+The agent serves one DutSide at a time: `OPEN` (its arguments) makes one, `close`
+closes it, and the next test opens another (each test gets a fresh target); the
+drop tracer, bpftrace, stays up between them as it does in a harness process. The
+agent exits when its stdin closes (the SSH connection dropped, or the harness closed
+it), on SIGTERM and SIGHUP, closing the DutSide first: the nftrace tables and the
+application sockets go, bpftrace exits (it follows the agent's pid).
+
+`RemoteDutSide(channel)` is the harness's proxy with DutSide's methods; `channel`
+has `write(data)` and `readexactly(n)` (PipeChannel for a local process's pipes,
+ProcessChannel for a process with such stdin and stdout streams, e.g. over SSH).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import signal
+import struct
+import sys
+import tempfile
+import traceback
+import zipfile
+from collections.abc import Iterable
+from enum import Enum
+from pathlib import Path
+from typing import Any, BinaryIO, NamedTuple, Protocol
+
+import harness
+from harness import dropreason, journey, target, traffic
+from harness.drivers import dutside, load_counters
+from harness.drivers.herelab import HereLab
+from harness.target import (
+    AppSocket,
+    CommandError,
+    EventReader,
+    Port,
+    TargetError,
+    TargetUnavailable,
+)
+
+LENGTH = struct.Struct(">I")
+PICKLE_PROTOCOL = 5
+OK, FAILED = "ok", "failed"
+DUT_SIDE = 0  # the handle of the DutSide itself
+OPEN = "open"
+# What the harness may call on the agent's objects, by kind (attributes are read).
+CALLABLE = {
+    "dut": frozenset({
+        "before_command", "after_command", "port_mtu", "before_send", "socket", "journeys", "drops",
+        "counters", "conntrack", "conntrack_create", "bpf_events", "begin_load_run", "proc_net_dev",
+        "qdisc_backlog", "end_load_run", "reset", "close",
+    }),
+    "socket": frozenset({"sendto", "recv", "recv_all", "drops", "close"}),
+    "event_reader": frozenset({"read", "close", "lost"}),
+}
+AGENT_ZIP_PREFIX = "harness-agent-"
+AGENT_ZIP_MAIN = b"from harness.drivers.agent import main\nraise SystemExit(main())\n"
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # zip's earliest date: the archive depends on content only
+
+
+class Remote(NamedTuple):
+    """An object the agent holds for the harness: an application socket or an event
+    reader, and the attributes the proxy needs up front."""
+
+    handle: int
+    kind: str
+    attributes: dict[str, Any]
+
+
+# The only classes either side builds from a message: the harness's data types.
+ALLOWED_CLASSES = {
+    (cls.__module__, cls.__qualname__): cls for cls in (
+        journey.Journey, journey.Hop, journey.Drop, journey.Stage, journey.RuleCounter, journey.CtEntry,
+        dropreason.DropReason, traffic.Loss, load_counters.Snapshot, dutside.LoadRunObservation,
+        target.Port, Remote, set, frozenset, bytearray,
+    )
+}
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Unpickles plain data and ALLOWED_CLASSES, refusing every other global."""
+
+    def find_class(self, module: str, name: str) -> type:
+        cls = ALLOWED_CLASSES.get((module, name))
+        if cls is None:
+            raise pickle.UnpicklingError(f"a DUT agent message holds {module}.{name}, which is not one of "
+                                         "the harness's data types (drivers/agent.py ALLOWED_CLASSES)")
+        return cls
+
+
+class EnumByValue(pickle.Pickler):
+    """Pickles an enum member as its class called with its value: Python 3.11 pickles
+    some by name through builtins.getattr, which SafeUnpickler must refuse."""
+
+    def reducer_override(self, obj: object) -> object:
+        if isinstance(obj, Enum):
+            return type(obj), (obj.value,)
+        return NotImplemented
+
+
+def encode(message: object) -> bytes:
+    buffer = io.BytesIO()
+    EnumByValue(buffer, PICKLE_PROTOCOL).dump(message)
+    data = buffer.getvalue()
+    return LENGTH.pack(len(data)) + data
+
+
+def decode(data: bytes) -> object:
+    return SafeUnpickler(io.BytesIO(data)).load()
+
+
+# the agent --------------------------------------------------------------------------
+
+class Agent:
+    """Serves a DutSide at a time: its handle table and the dispatch of requests."""
+
+    def __init__(self) -> None:
+        self.objects: dict[int, tuple[str, object]] = {}
+        self.lab: HereLab | None = None
+
+    def answer(self, request: object) -> bytes:
+        """The encoded reply to `request`."""
+        try:
+            handle, method, args = request
+            return encode((OK, self._call(handle, method, args)))
+        except CommandError as exc:
+            return encode((FAILED, "CommandError", (exc.argv, str(exc), exc.returncode)))
+        except TargetUnavailable as exc:
+            return encode((FAILED, "TargetUnavailable", str(exc)))
+        except TargetError as exc:
+            return encode((FAILED, "TargetError", str(exc)))
+        except OSError as exc:  # an application socket
+            traceback.print_exc()  # DEBUG's: the kernel's errno, as the application sees it
+            return encode((FAILED, "OSError", (exc.errno, exc.strerror)))
+        except Exception as exc:  # a fault of the agent itself: the harness shows where
+            return encode((FAILED, "AgentFault", "".join(traceback.format_exception(exc))))
+
+    def _call(self, handle: int, method: str, args: tuple) -> object:
+        if handle == DUT_SIDE and method == OPEN:
+            return self._open(*args)
+        if handle == DUT_SIDE and method == "close":
+            return self.close()
+        if handle not in self.objects:
+            raise TargetError(f"the DUT agent holds no object {handle} (closed, or never opened)")
+        kind, obj = self.objects[handle]
+        if method not in CALLABLE[kind]:
+            raise TargetError(f"the DUT agent does not serve {kind}.{method}")
+        value = getattr(obj, method)
+        return self._remote(value(*args) if callable(value) else value)
+
+    def _open(self, nftrace: bool) -> list[str]:
+        if self.objects:
+            raise TargetError("the DUT agent's DutSide is open already: close it first")
+        self.lab = HereLab()
+        try:
+            self.objects[DUT_SIDE] = ("dut", dutside.DutSide(self.lab, nftrace))
+        except BaseException:
+            self.lab.close()
+            raise
+        return sorted(self.objects[DUT_SIDE][1].capabilities)
+
+    def _remote(self, result: object) -> object:
+        """Sockets and event readers stay here: the harness gets their handles."""
+        if isinstance(result, AppSocket):
+            return self._hold("socket", result, {})
+        if isinstance(result, EventReader):
+            return self._hold("event_reader", result, {"kind": result.kind})
+        return result
+
+    def _hold(self, kind: str, obj: object, attributes: dict[str, Any]) -> Remote:
+        handle = max(self.objects) + 1
+        self.objects[handle] = (kind, obj)
+        return Remote(handle, kind, attributes)
+
+    def close(self) -> None:
+        """Close the DutSide (which closes its sockets and readers) and its lab, if open."""
+        try:
+            if DUT_SIDE in self.objects:
+                self.objects[DUT_SIDE][1].close()
+        finally:
+            self.objects.clear()
+            if self.lab is not None:
+                self.lab.close()
+                self.lab = None
+
+
+def read_message(stream: BinaryIO) -> object | None:
+    """The next message, None at the end of the stream (the harness went away)."""
+    header = _read_exactly(stream, LENGTH.size)
+    if header is None:
+        return None
+    data = _read_exactly(stream, LENGTH.unpack(header)[0])
+    if data is None:
+        return None
+    return decode(data)
+
+
+def _read_exactly(stream: BinaryIO, n: int) -> bytes | None:
+    data = b""
+    while len(data) < n:
+        chunk = stream.read(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def _exit_on_signal(signum: int, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main() -> int:
+    """Serve requests from stdin on stdout until stdin closes."""
+    requests = sys.stdin.buffer
+    # the protocol owns stdout: anything else printing goes to stderr
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on_signal)
+    agent = Agent()
+    try:
+        while (request := read_message(requests)) is not None:
+            replies.write(agent.answer(request))
+            replies.flush()
+    finally:
+        agent.close()
+    return 0
+
+
+# the harness's side --------------------------------------------------------------------
+
+class Channel(Protocol):
+    def write(self, data: bytes) -> None: ...
+    def readexactly(self, n: int) -> bytes: ...
+
+
+class PipeChannel:
+    """A local process's stdin and stdout pipes (the agent in a namespace of this host)."""
+
+    def __init__(self, stdin: BinaryIO, stdout: BinaryIO) -> None:
+        self.stdin, self.stdout = stdin, stdout
+
+    def write(self, data: bytes) -> None:
+        self.stdin.write(data)
+        self.stdin.flush()
+
+    def readexactly(self, n: int) -> bytes:
+        data = _read_exactly(self.stdout, n)
+        if data is None:
+            raise EOFError("the DUT agent closed its stdout")
+        return data
+
+
+class ProcessChannel:
+    """A process whose stdin has write() and drain() and whose stdout has
+    readexactly(), as synchronous methods (a process started over SSH)."""
+
+    def __init__(self, process) -> None:
+        self.process = process
+
+    def write(self, data: bytes) -> None:
+        self.process.stdin.write(data)
+        self.process.stdin.drain()
+
+    def readexactly(self, n: int) -> bytes:
+        return self.process.stdout.readexactly(n)
+
+
+class RemoteDutSide:
+    """A DutSide in a DUT agent at the other end of `channel`, with DutSide's methods;
+    `where` names the DUT in errors. Closing it leaves the agent running, ready for
+    the next RemoteDutSide on the same channel."""
+
+    def __init__(self, channel: Channel, nftrace: bool = True, where: str = "the DUT") -> None:
+        self.channel = channel
+        self.where = where
+        self.closed = False
+        self.capabilities = frozenset(self._call(DUT_SIDE, OPEN, nftrace))
+
+    def _call(self, handle: int, method: str, *args: object) -> Any:
+        if self.closed:
+            raise TargetError(f"the DUT agent on {self.where} is closed")
+        try:
+            self.channel.write(encode((handle, method, args)))
+            length = LENGTH.unpack(self.channel.readexactly(LENGTH.size))[0]
+            reply = decode(self.channel.readexactly(length))
+        except (EOFError, OSError) as exc:
+            self.closed = True
+            raise TargetUnavailable(f"lost the DUT agent on {self.where} during {method}(): "
+                                    f"{exc or type(exc).__name__}") from exc
+        if reply[0] == OK:
+            return reply[1]
+        raise _remote_exception(reply[1], reply[2], self.where)
+
+    # configuration -----------------------------------------------------------
+    def before_command(self, argv: list[str]) -> list[str]:
+        return self._call(DUT_SIDE, "before_command", argv)
+
+    def after_command(self, argv: list[str], output: str | None) -> str | None:
+        return self._call(DUT_SIDE, "after_command", argv, output)
+
+    def port_mtu(self, port: str) -> int:
+        return self._call(DUT_SIDE, "port_mtu", port)
+
+    # frames, applications, observation ---------------------------------------
+    def before_send(self, port: Port, frames: list[bytes]) -> None:
+        self._call(DUT_SIDE, "before_send", port, frames)
+
+    def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None, timeout: float) -> AppSocket:
+        return RemoteAppSocket(self, self._call(DUT_SIDE, "socket", proto, bind, rcvbuf, timeout))
+
+    def journeys(self, frames_out: list[bytes], drops: list[journey.Drop] | None) -> list[journey.Journey]:
+        return self._call(DUT_SIDE, "journeys", frames_out, drops)
+
+    def drops(self) -> list[journey.Drop]:
+        return self._call(DUT_SIDE, "drops")
+
+    def counters(self) -> list[journey.RuleCounter]:
+        return self._call(DUT_SIDE, "counters")
+
+    def conntrack(self) -> list[journey.CtEntry]:
+        return self._call(DUT_SIDE, "conntrack")
+
+    def conntrack_create(self, entries: Iterable[journey.CtEntry]) -> None:
+        self._call(DUT_SIDE, "conntrack_create", list(entries))
+
+    def bpf_events(self, map_id: int) -> EventReader:
+        return RemoteEventReader(self, self._call(DUT_SIDE, "bpf_events", map_id))
+
+    # traffic at rate -----------------------------------------------------------
+    def begin_load_run(self) -> None:
+        self._call(DUT_SIDE, "begin_load_run")
+
+    def proc_net_dev(self) -> str:
+        return self._call(DUT_SIDE, "proc_net_dev")
+
+    def qdisc_backlog(self) -> int:
+        return self._call(DUT_SIDE, "qdisc_backlog")
+
+    def end_load_run(self) -> dutside.LoadRunObservation:
+        return self._call(DUT_SIDE, "end_load_run")
+
+    # phases --------------------------------------------------------------------
+    def reset(self) -> None:
+        self._call(DUT_SIDE, "reset")
+
+    def close(self) -> None:
+        """Close the DutSide on the DUT; safe twice. The channel is the caller's to
+        close (the agent exits then)."""
+        if not self.closed:
+            self._call(DUT_SIDE, "close")
+            self.closed = True
+
+
+class RemoteAppSocket(AppSocket):
+    """An application socket the agent holds on the DUT."""
+
+    def __init__(self, dut: RemoteDutSide, remote: Remote) -> None:
+        self.dut, self.handle = dut, remote.handle
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.dut._call(self.handle, "sendto", data, addr)
+
+    def recv(self) -> tuple[bytes, tuple[str, int]]:
+        return self.dut._call(self.handle, "recv")
+
+    def recv_all(self) -> list[tuple[bytes, tuple[str, int]]]:
+        return self.dut._call(self.handle, "recv_all")
+
+    def drops(self) -> int:
+        return self.dut._call(self.handle, "drops")
+
+    def close(self) -> None:
+        if not self.dut.closed:
+            self.dut._call(self.handle, "close")
+
+
+class RemoteEventReader(EventReader):
+    """An eBPF event reader the agent holds on the DUT."""
+
+    def __init__(self, dut: RemoteDutSide, remote: Remote) -> None:
+        self.dut, self.handle = dut, remote.handle
+        self.kind = remote.attributes["kind"]
+
+    @property
+    def lost(self) -> int:
+        return self.dut._call(self.handle, "lost")
+
+    def read(self) -> list[bytes]:
+        return self.dut._call(self.handle, "read")
+
+    def close(self) -> None:
+        if not self.dut.closed:
+            self.dut._call(self.handle, "close")
+
+
+def _remote_exception(kind: str, details: Any, where: str) -> Exception:
+    """The exception the DutSide raised on the DUT, with its message."""
+    if kind == "CommandError":
+        argv, message, returncode = details
+        error = CommandError(argv, "", returncode)
+        error.args = (message,)
+        return error
+    if kind == "TargetUnavailable":
+        return TargetUnavailable(details)
+    if kind == "TargetError":
+        return TargetError(details)
+    if kind == "OSError":
+        return OSError(*details)
+    return TargetError(f"the DUT agent on {where} failed:\n{details}")
+
+
+# the zipapp ------------------------------------------------------------------------------
+
+def build_agent_zip(directory: Path | None = None) -> Path:
+    """The harness package as a zipapp running the agent, named by a hash of its content
+    (`harness-agent-<hash>.pyz`, so a DUT keeps one copy per version), in `directory`
+    (default: packet-journey-agent in the temporary directory); built once."""
+    package = Path(harness.__file__).parent
+    files = sorted(path for path in package.rglob("*.py") if "__pycache__" not in path.parts)
+    members = [(f"harness/{path.relative_to(package).as_posix()}", path.read_bytes()) for path in files]
+    members.append(("__main__.py", AGENT_ZIP_MAIN))
+    digest = hashlib.sha256()
+    for name, data in members:
+        digest.update(f"{name}\0{len(data)}\0".encode())
+        digest.update(data)
+    directory = directory or Path(tempfile.gettempdir()) / "packet-journey-agent"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{AGENT_ZIP_PREFIX}{digest.hexdigest()[:16]}.pyz"
+    if path.exists():
+        return path
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+    os.replace(partial, path)
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())
