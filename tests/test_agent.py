@@ -131,17 +131,20 @@ def test_anything_but_the_harness_data_types_is_refused_when_unpickled():
     for forbidden in (Payload(), TargetError("x"), time.monotonic):
         with pytest.raises(pickle.UnpicklingError, match="not one of the harness's data types"):
             decode(pickle.dumps(forbidden))
+    failure, kind, details = decode(agent.Agent().answer(pickle.dumps(Payload()))[4:])
+    assert (failure, kind) == (agent.FAILED, "AgentFault")
+    assert "posix.system, which is not one of the harness's data types" in details
 
 
 def test_a_remote_failure_is_raised_as_the_exception_the_dut_side_raised():
     error = CommandError(["nft", "add", "rule"], "Error: syntax error", 1)
-    agent_reply = agent.Agent().answer((0, agent.OPEN, ("not a flag", "extra")))
+    agent_reply = agent.Agent().answer(encode((0, agent.OPEN, ("not a flag", "extra")))[4:])
     assert decode(agent_reply[4:])[:2] == (agent.FAILED, "AgentFault")
     rebuilt = agent._remote_exception("CommandError", (error.argv, str(error), error.returncode), "dut")
     assert (type(rebuilt), str(rebuilt), rebuilt.argv, rebuilt.returncode) == \
         (CommandError, str(error), error.argv, error.returncode)
     assert type(agent._remote_exception("OSError", (1, "Operation not permitted"), "dut")) is PermissionError
-    assert agent.Agent().answer((7, "drops", ())) == encode(
+    assert agent.Agent().answer(encode((7, "drops", ()))[4:]) == encode(
         (agent.FAILED, "TargetError", "the DUT agent holds no object 7 (closed, or never opened)"))
 
 
@@ -258,45 +261,55 @@ def test_a_load_run_counts_the_same_drops_through_the_agent(pair):
 @needs_lab
 @needs_system_python
 def test_drops_traces_and_connections_of_other_interfaces_are_not_the_tests(pair):
-    """A management veth pair inside the DUT namespace (m0 10.9.0.1 <-> m1): an
-    OTHERHOST frame into m0, a datagram to a closed port of 10.9.0.1 (through lo) and
-    a conntrack entry of 10.9.0.1 are the netns target's (its namespace is the test's
-    alone) and none of the agent's, which also traces only what crosses the ports; a
-    local output drop (no device yet) is reported by both."""
+    """A management veth pair inside the DUT namespace (m0 10.9.0.1 <-> m1 10.9.0.2):
+    a datagram from m1 to a closed port of 10.9.0.1 and a conntrack entry of
+    10.9.0.1 are the netns target's (its namespace is the test's alone) and none of
+    the agent's, which traces and reports drops of the ports and lo only. Both
+    report a local output drop (no device yet) and a local datagram to a closed
+    port, which crosses lo."""
     seen = []
     for target in pair:
         _configure(target)
         lab = target.lab
-        lab.run(lab.dut, ["ip", "link", "add", "m0", "type", "veth", "peer", "name", "m1"])
-        for command in ("ip link set m0 up", "ip link set m1 up", "ip addr add 10.9.0.1/24 dev m0"):
+        lab.run(lab.dut, ["ip", "link", "add", "m0", "address", "02:00:00:00:09:01", "type", "veth",
+                          "peer", "name", "m1", "address", "02:00:00:00:09:02"])
+        for command in ("ip link set m0 up", "ip link set m1 up", "ip addr add 10.9.0.1/24 dev m0",
+                        "ip neigh replace 10.9.0.2 lladdr 02:00:00:00:09:02 dev m0 nud permanent"):
             lab.run(lab.dut, command.split())
         target.sh(["nft", "add", "chain", "ip", "t", "out", "{ type filter hook output priority 0; }"])
         target.sh(["nft", "add", "rule", "ip", "t", "out", "udp", "dport", "77", "drop"])
         target.reset()
         m1 = lab.socket(lab.dut, socket.AF_PACKET, socket.SOCK_RAW)
         m1.bind(("m1", 0))
-        m1.send(to_bytes(Ether(dst="02:00:00:00:09:09") / IP(src="10.9.0.2", dst="10.9.0.1", id=4) / UDP()))
+        m1.send(to_bytes(Ether(src="02:00:00:00:09:02", dst="02:00:00:00:09:01") /
+                         IP(src="10.9.0.2", dst="10.9.0.1", id=4) / UDP(sport=6, dport=7)))
         sock = target.socket("udp", (P0_IP, 9))
         with pytest.raises(PermissionError):
             sock.sendto(b"out", (H0_IP, 77))
         entry = CtEntry("udp", "", ("10.9.0.2", "10.9.0.1", 4000, 22), ("10.9.0.1", "10.9.0.2", 22, 4000),
                         frozenset(), 0, 100)
         target.conntrack_create([entry])
-        local = lab.socket(lab.dut, socket.AF_INET, socket.SOCK_DGRAM)
-        local.sendto(b"to lo", ("10.9.0.1", 5))
-        seen.append(([(drop.reason, drop.stage, drop.packet) for drop in target.drops()],
+        sock.sendto(b"to lo", (P1_IP, 5))
+        seen.append(([(drop.reason, drop.stage, _addresses(drop.packet)) for drop in target.drops()],
                      [entry.original for entry in target.conntrack()],
                      [journey.packet for journey in target.journeys()]))
     netns_drops, netns_conntrack, netns_journeys = seen[0]
     agent_drops, agent_conntrack, agent_journeys = seen[1]
-    output_drop = (DropReason.NETFILTER_DROP, Stage.NF_OUTPUT)
-    assert [drop[:2] for drop in netns_drops] == [(DropReason.OTHERHOST, Stage.IP_RCV), output_drop,
-                                                  (DropReason.NO_SOCKET, Stage.L4)]
-    assert [drop[:2] for drop in agent_drops] == [output_drop]
+    output_drop = (DropReason.NETFILTER_DROP, Stage.NF_OUTPUT, f"{P0_IP} > {H0_IP}")
+    lo_drop = (DropReason.NO_SOCKET, Stage.L4, f"{P0_IP} > {P1_IP}")
+    # m0's port unreachable comes back in on m1, from an address of the namespace
+    assert netns_drops == [(DropReason.NO_SOCKET, Stage.L4, "10.9.0.2 > 10.9.0.1"),
+                           (DropReason.IP_LOCAL_SOURCE, Stage.ROUTING, "10.9.0.1 > 10.9.0.2"), output_drop, lo_drop]
+    assert agent_drops == [output_drop, lo_drop]
     assert ("10.9.0.2", "10.9.0.1", 4000, 22) in netns_conntrack
     assert ("10.9.0.2", "10.9.0.1", 4000, 22) not in agent_conntrack
-    assert any("10.9.0.1" in str(packet) for packet in netns_journeys)
-    assert not any("10.9.0.1" in str(packet) for packet in agent_journeys)
+    assert [_addresses(packet) for packet in agent_journeys] == [f"{P0_IP} > {H0_IP}", f"{P0_IP} > {P1_IP}"]
+    assert "10.9.0.2 > 10.9.0.1" in [_addresses(packet) for packet in netns_journeys]
+
+
+def _addresses(packet: str) -> str:
+    """`SRC > DST` of a journey's or drop's packet line."""
+    return " ".join(packet.split()[:3])
 
 
 @needs_lab

@@ -137,10 +137,10 @@ class Agent:
         self.objects: dict[int, tuple[str, object]] = {}
         self.lab: HereLab | None = None
 
-    def answer(self, request: object) -> bytes:
-        """The encoded reply to `request`."""
+    def answer(self, request: bytes) -> bytes:
+        """The encoded reply to an encoded request."""
         try:
-            handle, method, args = request
+            handle, method, args = decode(request)
             return encode((OK, self._call(handle, method, args)))
         except CommandError as exc:
             return encode((FAILED, "CommandError", (exc.argv, str(exc), exc.returncode)))
@@ -148,10 +148,9 @@ class Agent:
             return encode((FAILED, "TargetUnavailable", str(exc)))
         except TargetError as exc:
             return encode((FAILED, "TargetError", str(exc)))
-        except OSError as exc:  # an application socket
-            traceback.print_exc()  # DEBUG's: the kernel's errno, as the application sees it
+        except OSError as exc:  # an application socket's: the kernel's errno, as the application sees it
             return encode((FAILED, "OSError", (exc.errno, exc.strerror)))
-        except Exception as exc:  # a fault of the agent itself: the harness shows where
+        except Exception as exc:  # a request it cannot read, or a fault of its own: the harness shows where
             return encode((FAILED, "AgentFault", "".join(traceback.format_exception(exc))))
 
     def _call(self, handle: int, method: str, args: tuple) -> object:
@@ -203,15 +202,12 @@ class Agent:
                 self.lab = None
 
 
-def read_message(stream: BinaryIO) -> object | None:
-    """The next message, None at the end of the stream (the harness went away)."""
+def read_message(stream: BinaryIO) -> bytes | None:
+    """The next message, undecoded; None at the end of the stream (the harness went away)."""
     header = _read_exactly(stream, LENGTH.size)
     if header is None:
         return None
-    data = _read_exactly(stream, LENGTH.unpack(header)[0])
-    if data is None:
-        return None
-    return decode(data)
+    return _read_exactly(stream, LENGTH.unpack(header)[0])
 
 
 def _read_exactly(stream: BinaryIO, n: int) -> bytes | None:
@@ -298,7 +294,7 @@ class RemoteDutSide:
 
     def _call(self, handle: int, method: str, *args: object) -> Any:
         if self.closed:
-            raise TargetError(f"the DUT agent on {self.where} is closed")
+            raise TargetError(f"this DutSide of the DUT agent on {self.where} is closed")
         try:
             self.channel.write(encode((handle, method, args)))
             length = LENGTH.unpack(self.channel.readexactly(LENGTH.size))[0]
@@ -307,6 +303,9 @@ class RemoteDutSide:
             self.closed = True
             raise TargetUnavailable(f"lost the DUT agent on {self.where} during {method}(): "
                                     f"{exc or type(exc).__name__}") from exc
+        except pickle.UnpicklingError as exc:
+            raise TargetError(f"the DUT agent on {self.where} answered {method}() with what the harness "
+                              f"does not accept: {exc}") from exc
         if reply[0] == OK:
             return reply[1]
         raise _remote_exception(reply[1], reply[2], self.where)

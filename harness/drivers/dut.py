@@ -2,13 +2,14 @@
 this host, in the namespaces of a fresh `NetnsLab`.
 
 Configuration runs the operators' own commands inside the DUT namespace; frames are
-written and captured with AF_PACKET sockets on the tester ends of the veth pairs;
-applications are sockets opened inside the DUT namespace; drops come from the
-`skb:kfree_skb` tracepoint (`kfree_skb.py`); netfilter hops from nf_tables tracing
-(`nftrace.py`), switched on by the test's first `nft` or `iptables` command; XDP and TC hops
-from program run counts and the devices' counters (`xdpstats.py`); rule
-counters from `nft -a list ruleset`; conntrack entries from a ctnetlink dump
-(`nfnetlink.py`). The real kernel takes real time, so expectations wait: up to
+written and captured with AF_PACKET sockets on the tester ends of the veth pairs.
+What observes and acts on the DUT is its DutSide (dutside.py), which a lab DUT's
+agent serves the same way (agent.py): applications are sockets opened inside the
+DUT namespace; drops come from the `skb:kfree_skb` tracepoint (`kfree_skb.py`);
+netfilter hops from nf_tables tracing (`nftrace.py`), switched on by the test's first
+`nft` or `iptables` command; XDP and TC hops from program run counts and the devices'
+counters (`xdpstats.py`); rule counters from `nft -a list ruleset`; conntrack entries
+from a ctnetlink dump (`nfnetlink.py`). The real kernel takes real time, so expectations wait: up to
 `positive_timeout` for an expected frame, and `negative_timeout` to be sure nothing
 comes. The positive one ends as soon as the frame is there, so it is long enough for
 a machine loaded with parallel workers; only a failing expectation waits it out.

@@ -5,7 +5,8 @@ network namespace, whichever side of the wires the frames come from.
 nftrace, XDP and TC run counts, conntrack through ctnetlink, rule and load counters)
 and the application sockets and eBPF event readers of a test. `lab` is anything with
 NetnsLab's interface as the observers use it (`dut`, `dut_inode`, `run`, `socket`,
-`read_proc_net`, `inside`, `host_inodes`, `port_ifindexes`, `owns_namespace`):
+`read_proc_net`, `inside`, `other_addresses`, `host_inodes`, `lab_ifindexes`,
+`owns_namespace`):
 the netns lab's DUT namespace (NetnsTarget), or `HereLab`, the namespace this process
 runs in (the agent on a lab DUT, drivers/agent.py, which serves a DutSide to the
 harness over SSH).
@@ -117,7 +118,7 @@ class DutSide:
         capabilities = {"kernel", "frames", "sockets"}
         try:
             try:
-                self._drops = KfreeSkbTracer.shared(lab.host_inodes, lab.port_ifindexes).watch(lab)
+                self._drops = KfreeSkbTracer.shared(lab.host_inodes, lab.lab_ifindexes).watch(lab)
                 capabilities.add("drop_reasons")
             except TargetError as exc:  # bpftrace missing or failing: no drop reasons
                 self._no_drop_reasons = str(exc)

@@ -7,9 +7,11 @@ the management interface.
 namespace, `dut`: commands run directly, sockets are opened directly, /proc/net is
 this process's. It does not refuse the host's namespace as NetnsLab does: on a DUT
 that is the namespace under test, and the harness only ever starts the agent on a
-DUT its lab file names. Since the namespace outlives the agent, the observers undo
-what they put there when they close (`owns_namespace` False), and the drop tracer
-reports drops on the ports only (`port_ifindexes`, kfree_skb.py).
+DUT its lab file names. Since the namespace outlives the agent and carries other
+traffic (`owns_namespace` False), the observers undo what they put there when they
+close, nftrace traces only packets of the ports and lo, conntrack() leaves out the
+other interfaces' connections, and the drop tracer reports the drops on the ports
+and lo only (`lab_ifindexes`, kfree_skb.py).
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ class HereLab:
             require_tool(program)
         self.dut = f"{socket.gethostname()}-agent{os.getpid()}"
         self.dut_inode = os.stat("/proc/self/ns/net").st_ino
-        self.port_ifindexes = frozenset(self._ifindex(port.name) for port in PORTS)
+        self.lab_ifindexes = frozenset(self._ifindex(name) for name in (*(port.name for port in PORTS), "lo"))
         self._sockets: list[socket.socket] = []
         self._closed = False
 

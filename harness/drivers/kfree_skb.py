@@ -51,17 +51,18 @@ are their difference.
 
 On a lab DUT (the agent, drivers/agent.py) the lab's ports share the namespace with
 the management interface and whatever else the machine does, so the program also
-filters by device (`port_ifindexes`): a drop is reported when skb->dev is one of
-the ports, or skb->skb_iif is (a packet received on a port and dropped on its way
-out of another device, e.g. at a qdisc of the management interface), or skb->dev is
-NULL. The last are packets no device holds yet: locally generated ones dropped
-before routing chose one (NF_OUTPUT, a failed route lookup), attributed to their
-socket's namespace as above; on a DUT these are the test's application sockets',
-and the harness cannot tell another local process's apart, so they are kept rather
-than lose the test's own. The sentinel and the control frames on lo pass by their
-addresses. Drops on lo and on any other device (management, the DUT's own
-services) are not reported. The netns lab needs no such filter: its namespace holds
-only the lab's ports and lo.
+filters by device (`lab_ifindexes`: the ports and lo): a drop is reported when
+skb->dev is one of them, or skb->skb_iif is (a packet received on a port and dropped
+on its way out of another device, e.g. at a qdisc of the management interface), or
+skb->dev is NULL. lo is the test's too: an application's datagram to the DUT's own
+address crosses it (and is dropped there, NO_SOCKET, if nothing listens). Packets
+with no device are those no device holds yet: locally generated ones dropped before
+routing chose one (NF_OUTPUT, a failed route lookup), attributed to their socket's
+namespace as above. On lo and without a device the harness cannot tell the test's
+packets from another local process's, so those are kept rather than lose the
+test's own (a quiet DUT has little local traffic). Drops on any other device (the
+management interface, the DUT's other NICs) are not reported. The netns lab needs
+no such filter: its namespace holds only the lab's ports and lo.
 """
 from __future__ import annotations
 
@@ -149,7 +150,7 @@ tracepoint:skb:kfree_skb
     print(@counted);
     print(@counted_nf);
     printf("control %u %u\n", $netns, $id);
-  } else if ((@watched[$netns] && $netns > 1 && HOST_FILTERPORT_FILTER) || ($netns == 0 && ($frag_off & 0xff3f) != 0)) {
+  } else if ((@watched[$netns] && $netns > 1 && HOST_FILTERDEVICE_FILTER) || ($netns == 0 && ($frag_off & 0xff3f) != 0)) {
     if (@counting[$netns] && !($ipproto == SENTINEL_IPPROTO && $saddr == LOOPBACK && $daddr == LOOPBACK)) {
       if (args->reason == NETFILTER_DROP) {
         @counted_nf[$netns, ksym(args->location), kstack(8)] = count();
@@ -335,14 +336,13 @@ def _as_loaded(address: str) -> str:
     return str(struct.unpack("=I", socket.inet_aton(address))[0])
 
 
-def _port_filter(port_ifindexes: frozenset[int] | None) -> str:
-    """The program's condition that a drop is on one of the ports, by skb->dev or
-    skb->skb_iif, or on no device; the sentinel on lo passes (module doc)."""
-    if port_ifindexes is None:
+def _device_filter(lab_ifindexes: frozenset[int] | None) -> str:
+    """The program's condition that a drop is on one of the lab's devices, by skb->dev
+    or skb->skb_iif, or on no device (module doc)."""
+    if lab_ifindexes is None:
         return ""
-    on_a_port = " || ".join(f"$skb->dev->ifindex == {i} || $skb->skb_iif == {i}" for i in sorted(port_ifindexes))
-    return (f" && ($skb->dev == 0 || {on_a_port} || "
-            "($ipproto == SENTINEL_IPPROTO && $saddr == LOOPBACK && $daddr == LOOPBACK))")
+    on_a_port = " || ".join(f"$skb->dev->ifindex == {i} || $skb->skb_iif == {i}" for i in sorted(lab_ifindexes))
+    return f" && ($skb->dev == 0 || {on_a_port})"
 
 
 def _ipv4(loaded: str) -> str:
@@ -397,17 +397,17 @@ class KfreeSkbTracer:
 
     @classmethod
     def shared(cls, host_inodes: frozenset[int] = HOST_NETNS_INODES,
-               port_ifindexes: frozenset[int] | None = None) -> KfreeSkbTracer:
+               lab_ifindexes: frozenset[int] | None = None) -> KfreeSkbTracer:
         """The process's tracer that never reports namespaces `host_inodes` and, unless
-        `port_ifindexes` is None, reports only drops on those devices (module doc)."""
-        key = (host_inodes, port_ifindexes)
+        `lab_ifindexes` is None, reports only drops on those devices (module doc)."""
+        key = (host_inodes, lab_ifindexes)
         with cls._shared_lock:
             if key not in cls._shared or cls._shared[key].exited:
-                cls._shared[key] = cls(host_inodes, port_ifindexes)
+                cls._shared[key] = cls(host_inodes, lab_ifindexes)
             return cls._shared[key]
 
     def __init__(self, host_inodes: frozenset[int] = HOST_NETNS_INODES,
-                 port_ifindexes: frozenset[int] | None = None) -> None:
+                 lab_ifindexes: frozenset[int] | None = None) -> None:
         require_root("tracing drops with bpftrace")
         bpftrace = require_tool("bpftrace")
         mount_tracefs()
@@ -419,7 +419,7 @@ class KfreeSkbTracer:
         tc_bit = has_tc_at_ingress(bpftrace)
         program = PROGRAM.replace("HOST_FILTER", " && ".join(
             [f"$netns != {inode}" for inode in sorted(host_inodes)] or ["1"])).replace(
-            "PORT_FILTER", _port_filter(port_ifindexes)).replace(
+            "DEVICE_FILTER", _device_filter(lab_ifindexes)).replace(
             "NETFILTER_DROP", str(numbers[DropReason.NETFILTER_DROP])).replace(
             "TC_FORMAT", " %u" if tc_bit else "").replace("TC_ARG", ", $skb->tc_at_ingress" if tc_bit else "").replace(
             "LOOPBACK", _as_loaded(SENTINEL_ADDR)).replace("OWN_ADDR", _as_loaded(self.control_addr)).replace(

@@ -138,13 +138,14 @@ class NetnsLab:
 
     `dut`/`tester` are the namespace names, `dut_inode`/`tester_inode` their inodes
     (what tracepoints report), `sysctls` what was set, by namespace name. The drop
-    tracer reports the DUT namespace's drops on every device (`port_ifindexes`
+    tracer reports the DUT namespace's drops on every device (`lab_ifindexes`
     None: only the lab's ports and lo are there) and never the host's (`host_inodes`).
+    `owns_namespace`: nothing but the lab uses the DUT namespace, which close() deletes
+    with whatever the observers put there.
     """
 
     host_inodes = HOST_NETNS_INODES
-    port_ifindexes = None
-    # close() deletes the namespaces, and with them what observers put there
+    lab_ifindexes = None
     owns_namespace = True
 
     def __init__(self) -> None:

@@ -122,11 +122,13 @@ TRACE_RULESETS = {
     "ip": _ip_trace_table(),
 }
 # Where the DUT's namespace carries other traffic too (a lab DUT's management, HereLab),
-# only packets that came in on a port or leave through one are traced: a traced SSH
-# session would trace its own replies, and show in the test's journeys.
-PORT_TRACE_RULESETS = {
+# only packets that came in on, or leave through, a port or lo (the test's local
+# traffic) are traced: a traced SSH session would trace its own replies, and show
+# in the test's journeys.
+LAB_DEVICES = f'{TRACE_DEVICES}, "lo"'
+LAB_TRACE_RULESETS = {
     "netdev": TRACE_RULESETS["netdev"],
-    "ip": _ip_trace_table(f"iifname {{ {TRACE_DEVICES} }} ", f"oifname {{ {TRACE_DEVICES} }} "),
+    "ip": _ip_trace_table(f"iifname {{ {LAB_DEVICES} }} ", f"oifname {{ {LAB_DEVICES} }} "),
 }
 # (The `lo` rule keeps the kfree_skb sentinel out, should it ever reach PREROUTING:
 # today it is dropped OTHERHOST before any hook.)
@@ -761,7 +763,7 @@ class NftTrace:
 
     def __init__(self, lab: NetnsLab):
         self.lab = lab
-        self.rulesets = TRACE_RULESETS if lab.owns_namespace else PORT_TRACE_RULESETS
+        self.rulesets = TRACE_RULESETS if lab.owns_namespace else LAB_TRACE_RULESETS
         self._ruleset_socket = nl.open_socket(lab, (NFNLGRP_NFTABLES,), RULESET_RCVBUF)
         self._ruleset_socket.setblocking(False)
         self._trace_socket = nl.open_socket(lab, (NFNLGRP_NFTRACE,), TRACE_RCVBUF)
