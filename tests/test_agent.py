@@ -94,7 +94,7 @@ def test_the_zip_is_named_by_its_content_and_built_once(tmp_path):
         names = archive.namelist()
         main = archive.read("__main__.py")
     assert "harness/drivers/agent.py" in names and "harness/drivers/dutside.py" in names
-    assert main == b"from harness.drivers.agent import main\nraise SystemExit(main())\n"
+    assert main.endswith(b"from harness.drivers.agent import main\nraise SystemExit(main())\n")
 
 
 @needs_system_python
@@ -203,7 +203,8 @@ def test_sockets_reset_conntrack_create_and_errors_equal_the_netns_targets(pair)
         errors = []
         for bad in (lambda: target.sh("nft add rule ip t nowhere accept"),
                     lambda: target.socket("tcp", (P0_IP, 9)),
-                    lambda: target.sh("ip link set dev p0 mtu 99999")):
+                    lambda: target.sh("ip link set dev p0 mtu 99999"),
+                    lambda: target.send("p0", _from_h0() / UDP() / (b"x" * 1972))):
             with pytest.raises(TargetError) as error:
                 bad()
             errors.append((type(error.value), str(error.value)))
@@ -213,8 +214,9 @@ def test_sockets_reset_conntrack_create_and_errors_equal_the_netns_targets(pair)
     assert first == (b"x" * 700, (H0_IP, 1000)) and queued + 1 + dropped == 8 and dropped > 0
     assert after_reset == ([], [])
     assert created == [(("10.0.0.9", "10.0.1.9", 4000, 53), frozenset({"confirmed", "seen-reply"}), 5)]
-    assert [kind for kind, _ in errors] == [CommandError, TargetError, CommandError]
+    assert [kind for kind, _ in errors] == [CommandError, TargetError, CommandError, TargetError]
     assert "socket proto 'tcp' is not supported" in errors[1][1]
+    assert errors[3][1].startswith("p0 cannot receive a 2014-byte frame: its MTU is 1500")
 
 
 @needs_lab
@@ -251,6 +253,7 @@ def test_a_load_run_counts_the_same_drops_through_the_agent(pair):
         seen.append([(loss.stage, loss.reason, loss.where, loss.packets) for loss in result.losses])
         target.send("p0", _from_h0(id=6) / UDP(sport=5, dport=9))
         seen.append([drop.reason for drop in target.drops()])  # traced again after the run
+        assert target.dut.qdisc_backlog() == 0 and " p1:" in target.dut.proc_net_dev()
     assert seen[2:] == seen[:2]
     assert seen[0] == [(Stage.NF_FORWARD, DropReason.NETFILTER_DROP, "nft_do_chain", 200)]
     assert seen[1] == [DropReason.NO_SOCKET]

@@ -5,7 +5,8 @@ On the DUT: `<python> harness-agent-<hash>.pyz` (build_agent_zip(): the harness
 package as a zipapp, uploaded by the harness), or `python -m harness.drivers.agent`.
 It observes the namespace it runs in (`HereLab`), whose ports the harness has renamed
 p0..p2 before starting it. Its imports are the standard library's only: Debian's
-/usr/bin/python3 without any site package (`python3 -I`) runs it.
+/usr/bin/python3 without any site package (`python3 -I`) runs it; it needs Python
+3.11 or later (enum.StrEnum), and on an older one says so on stderr and exits 1.
 
 Protocol: each message is a 4-byte big-endian length and a pickle. The harness asks
 `(handle, method, args)`, handle 0 being the DutSide and others the application
@@ -73,7 +74,12 @@ CALLABLE = {
     "event_reader": frozenset({"read", "close", "lost"}),
 }
 AGENT_ZIP_PREFIX = "harness-agent-"
-AGENT_ZIP_MAIN = b"from harness.drivers.agent import main\nraise SystemExit(main())\n"
+AGENT_ZIP_MAIN = b"""import sys
+if sys.version_info < (3, 11):
+    sys.exit(f"the packet-journey DUT agent needs Python 3.11 or later, not {sys.version.split()[0]}")
+from harness.drivers.agent import main
+raise SystemExit(main())
+"""
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # zip's earliest date: the archive depends on content only
 
 
@@ -290,6 +296,7 @@ class RemoteDutSide:
         self.channel = channel
         self.where = where
         self.closed = False
+        self._sends_counted = False
         self.capabilities = frozenset(self._call(DUT_SIDE, OPEN, nftrace))
 
     def _call(self, handle: int, method: str, *args: object) -> Any:
@@ -315,6 +322,7 @@ class RemoteDutSide:
         return self._call(DUT_SIDE, "before_command", argv)
 
     def after_command(self, argv: list[str], output: str | None) -> str | None:
+        self._sends_counted |= output is not None and dutside.attaches_bpf(argv)
         return self._call(DUT_SIDE, "after_command", argv, output)
 
     def port_mtu(self, port: str) -> int:
@@ -322,7 +330,9 @@ class RemoteDutSide:
 
     # frames, applications, observation ---------------------------------------
     def before_send(self, port: Port, frames: list[bytes]) -> None:
-        self._call(DUT_SIDE, "before_send", port, frames)
+        """Until the test attached XDP or TC the DutSide counts no send: no round trip."""
+        if self._sends_counted:
+            self._call(DUT_SIDE, "before_send", port, frames)
 
     def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None, timeout: float) -> AppSocket:
         return RemoteAppSocket(self, self._call(DUT_SIDE, "socket", proto, bind, rcvbuf, timeout))
