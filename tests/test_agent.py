@@ -120,7 +120,9 @@ def test_the_harness_data_types_cross_the_channel_unchanged():
                Remote(4, "socket", {}), PORTS[2], {1, 2}, bytearray(b"\x00"), b"frame", None]
     data = encode(message)
     assert int.from_bytes(data[:4], "big") == len(data) - 4
-    assert decode(data[4:]) == message
+    decoded = decode(data[4:])
+    assert decoded == message
+    assert (type(decoded[0].drop.reason), type(decoded[0].hops[0].stage)) == (DropReason, Stage)
 
 
 def test_anything_but_the_harness_data_types_is_refused_when_unpickled():
