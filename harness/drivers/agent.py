@@ -35,7 +35,6 @@ import io
 import os
 import pickle
 import signal
-import struct
 import sys
 import tempfile
 import traceback
@@ -58,7 +57,7 @@ from harness.target import (
     TargetUnavailable,
 )
 
-LENGTH = struct.Struct(">I")
+LENGTH_BYTES = 4  # each message's length, big-endian, before it
 PICKLE_PROTOCOL = 5
 OK, FAILED = "ok", "failed"
 DUT_SIDE = 0  # the handle of the DutSide itself
@@ -127,7 +126,7 @@ def encode(message: object) -> bytes:
     buffer = io.BytesIO()
     EnumByValue(buffer, PICKLE_PROTOCOL).dump(message)
     data = buffer.getvalue()
-    return LENGTH.pack(len(data)) + data
+    return len(data).to_bytes(LENGTH_BYTES, "big") + data
 
 
 def decode(data: bytes) -> object:
@@ -210,10 +209,10 @@ class Agent:
 
 def read_message(stream: BinaryIO) -> bytes | None:
     """The next message, undecoded; None at the end of the stream (the harness went away)."""
-    header = _read_exactly(stream, LENGTH.size)
+    header = _read_exactly(stream, LENGTH_BYTES)
     if header is None:
         return None
-    return _read_exactly(stream, LENGTH.unpack(header)[0])
+    return _read_exactly(stream, int.from_bytes(header, "big"))
 
 
 def _read_exactly(stream: BinaryIO, n: int) -> bytes | None:
@@ -304,7 +303,7 @@ class RemoteDutSide:
             raise TargetError(f"this DutSide of the DUT agent on {self.where} is closed")
         try:
             self.channel.write(encode((handle, method, args)))
-            length = LENGTH.unpack(self.channel.readexactly(LENGTH.size))[0]
+            length = int.from_bytes(self.channel.readexactly(LENGTH_BYTES), "big")
             reply = decode(self.channel.readexactly(length))
         except (EOFError, OSError) as exc:
             self.closed = True
