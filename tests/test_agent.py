@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 import zipfile
+from types import SimpleNamespace
 
 import pytest
 from scapy.layers.inet import IP, UDP
@@ -24,13 +25,18 @@ from harness import bpfmaps
 from harness.drivers import agent
 from harness.drivers.agent import Remote, build_agent_zip, decode, encode
 from harness.drivers.dut import NetnsTarget
+from harness.drivers.dutstate import DutState
 from harness.drivers.dutside import LoadRunObservation
 from harness.drivers.load_counters import Snapshot
+from harness.drivers.netns import NetnsLab, inside_netns
+from harness.drivers.remote import SshHost
+from harness.drivers.sshd import SSHD
 from harness.dropreason import DropReason
 from harness.journey import CtEntry, Drop, Hop, Journey, Stage, render_all
 from harness.packets import to_bytes
 from harness.target import PORTS, CommandError, TargetError, TargetUnavailable
 from harness.traffic import Mode, Profile, Rate, Stream
+from sshlab import DUT_ADDRESS, LAB_PORTS, ssh_dut
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 needs_lab = pytest.mark.skipif(
@@ -368,3 +374,54 @@ def _bpftraces_of(pid: int) -> list[int]:
         if argv[0].endswith(b"bpftrace") and b"-p" in argv and argv[argv.index(b"-p") + 1] == str(pid).encode():
             found.append(int(entry))
     return found
+
+
+# over SSH, as on a lab DUT -----------------------------------------------------------------
+
+needs_ssh_dut = pytest.mark.skipif(
+    os.geteuid() != 0 or not os.access(SSHD, os.X_OK) or not all(shutil.which(tool) for tool in ("nft", "bpftrace")),
+    reason="the SSH DUT needs root, openssh-server, nftables and bpftrace")
+
+
+@needs_ssh_dut
+@needs_system_python
+def test_over_ssh_the_agent_keeps_the_management_session_out_of_what_it_reports(tmp_path, monkeypatch):
+    """The lab's path: sshd in a DUT namespace with a management interface
+    (tests/sshlab.py), DutState naming its lab ports p0..p2, the zip uploaded over
+    SFTP and run by /usr/bin/python3 -I through SSH. Once a ruleset uses conntrack,
+    the SSH session itself is a connection of the DUT's namespace, and tracing is on:
+    neither it nor its packets show in conntrack(), journeys() or drops(), while a
+    frame the test sends into p0 does. When SSH closes the agent's stdin, the agent
+    exits and deletes its trace tables."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    interfaces = [SimpleNamespace(port=port.name, name=name) for port, name in zip(PORTS, LAB_PORTS)]
+    with ssh_dut(tmp_path / "sshd") as lab, SshHost(lab.dut, lab.timeouts) as host:
+        state = DutState(host, interfaces, lab.dut.allow, lab.dut.management, "lab.yaml")
+        state.prepare()
+        try:
+            process = host.open_process([SYSTEM_PYTHON, "-I", host.upload(build_agent_zip(), "/tmp")])
+            dut = agent.RemoteDutSide(agent.ProcessChannel(process), where=host.address)
+            assert {"drop_reasons", "nftrace", "conntrack"} <= dut.capabilities
+            for argv, stdin in ((["ip", "addr", "add", f"{P0_IP}/24", "dev", "p0"], None),
+                                (["ip", "neigh", "replace", H0_IP, "lladdr", P0.peer_mac, "dev", "p0", "nud",
+                                  "permanent"], None),
+                                (["nft", "-f", "-"], "table ip t {\n chain in {\n  type filter hook input priority 0;\n"
+                                                     "  ct state established counter\n }\n}\n")):
+                dut.after_command(argv, host.run(dut.before_command(argv), stdin))
+            # the harness's own session, now tracked (picked up mid-stream: either direction may be "original")
+            assert DUT_ADDRESS in host.run(["conntrack", "-L", "-p", "tcp"])
+            with inside_netns(NetnsLab.path(lab.ctl_netns)):
+                t0 = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+            with t0:
+                t0.bind(("t0", 0))
+                t0.send(to_bytes(_from_h0(id=8) / UDP(sport=5, dport=9)))
+            drops = dut.drops()
+            assert [(drop.reason, drop.stage) for drop in drops] == [(DropReason.NO_SOCKET, Stage.L4)]
+            assert [_addresses(journey.packet) for journey in dut.journeys([], drops)] == [f"{H0_IP} > {P0_IP}"]
+            assert [entry.original[:2] for entry in dut.conntrack()] == [(H0_IP, P0_IP)]
+            dut.close()
+            process.stdin.close()
+            assert process.wait(30) == 0
+            assert "pj_trace" not in host.run(["nft", "list", "tables"])
+        finally:
+            assert state.release() == []
