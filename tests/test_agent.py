@@ -396,6 +396,9 @@ def test_over_ssh_the_agent_keeps_the_management_session_out_of_what_it_reports(
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     interfaces = [SimpleNamespace(port=port.name, name=name) for port, name in zip(PORTS, LAB_PORTS)]
     with ssh_dut(tmp_path / "sshd") as lab, SshHost(lab.dut, lab.timeouts) as host:
+        # the wires' other ends stay silent, as a TRex port does (no IPv6 solicitations into p0..p2)
+        subprocess.run(["ip", "netns", "exec", lab.ctl_netns, "sysctl", "-q", "-w",
+                        *(f"net.ipv6.conf.t{k}.disable_ipv6=1" for k in range(len(PORTS)))], check=True)
         state = DutState(host, interfaces, lab.dut.allow, lab.dut.management, "lab.yaml")
         state.prepare()
         try:

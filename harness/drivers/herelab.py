@@ -18,15 +18,11 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 
 from harness.drivers.netns import require_root, require_tool, run_argv
 from harness.target import PORTS, TargetError
-
-SYS_CLASS_NET = "/sys/class/net"
-
 
 class HereLab:
     """This process's network namespace, named `dut` (module doc)."""
@@ -47,9 +43,8 @@ class HereLab:
     @staticmethod
     def _ifindex(name: str) -> int:
         try:
-            with open(os.path.join(SYS_CLASS_NET, name, "ifindex")) as f:
-                return int(f.read())
-        except FileNotFoundError:
+            return socket.if_nametoindex(name)
+        except OSError:
             raise TargetError(f"this DUT has no interface {name}: the harness renames the lab's ports "
                               f"to {', '.join(port.name for port in PORTS)} before it starts the agent") from None
 
@@ -57,10 +52,6 @@ class HereLab:
         """Run `argv` (no shell): its stdout, or CommandError (NetnsLab.run())."""
         self._check(name)
         return run_argv(list(argv), stdin, stderr_fails=stderr_fails)
-
-    def popen(self, name: str, argv: Sequence[str], **popen_args) -> subprocess.Popen:
-        self._check(name)
-        return subprocess.Popen(list(argv), **popen_args)
 
     def socket(self, name: str, family: int, sock_type: int, proto: int = 0) -> socket.socket:
         """A socket, closed with the lab."""
