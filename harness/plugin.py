@@ -10,6 +10,7 @@ pcap of its frames.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections import Counter
 
@@ -22,6 +23,7 @@ from harness.mockkernel.linerate.cost import CostModel, CostProfileError
 from harness.target import Target, TargetError, TargetUnavailable
 
 TARGET_KEY = pytest.StashKey[Target]()
+LAB_KEY = pytest.StashKey["LabSession"]()
 SKIPS_KEY = pytest.StashKey[Counter]()
 COST_KEY = pytest.StashKey[CostModel]()
 
@@ -32,7 +34,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="mock: the pure-Python kernel model (default); dut: a real Linux "
                          "kernel (the embedded netns lab unless --lab is given)")
     group.addoption("--lab", metavar="PATH", default=None,
-                    help="lab file describing a remote DUT and its TRex generator")
+                    help="with --target=dut: a lab file naming stations, each a remote Linux DUT reached "
+                         "over SSH and its TRex generator (docs/lab-file.md); -n N takes N stations")
+    group.addoption("--lab-dry-run", action="store_true", default=False,
+                    help="with --lab: connect to nothing and change nothing; print every command each "
+                         "test would run on its station's DUT and every stream it would send")
     group.addoption("--cost-profile", metavar="PATH", default=None,
                     help="the mock's per-stage CPU costs for line-rate runs, a JSON profile written by "
                          "`python -m harness.mockkernel.linerate.calibrate` (default: calibrated to the "
@@ -43,10 +49,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requires(*capabilities): skip unless the target has them all")
     config.stash[SKIPS_KEY] = Counter()
     config.pluginmanager.register(SkipCounter(config.stash[SKIPS_KEY]), "packet-journey-skips")
-    if config.getoption("--lab"):
-        raise pytest.UsageError(
-            f"--lab={config.getoption('--lab')}: driving a lab DUT with a TRex generator is not "
-            "built yet; run without --lab to use the embedded netns lab")
+    _configure_lab(config)
+    if config.getoption("--lab-dry-run"):
+        config.pluginmanager.register(DryRunPrinter(), "packet-journey-lab-dry-run")
     profile = config.getoption("--cost-profile")
     try:
         config.stash[COST_KEY] = CostModel.load(profile) if profile else CostModel.default()
@@ -54,10 +59,76 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--cost-profile: {err}") from None
 
 
+def _configure_lab(config: pytest.Config) -> None:
+    """Load the lab file and claim this process's station (under xdist each worker
+    claims its own; the controller only checks there are enough)."""
+    path = config.getoption("--lab")
+    if config.getoption("--lab-dry-run") and not path:
+        raise pytest.UsageError("--lab-dry-run needs --lab=LAB.yaml")
+    if not path:
+        return
+    if config.getoption("--target") != "dut":
+        raise pytest.UsageError(f"--lab={path} drives lab DUTs: use it with --target=dut")
+    from harness import labfile
+    try:
+        lab = labfile.load_lab(path)
+        workers = getattr(config.option, "numprocesses", None) or 0
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        if worker is None and workers:  # the xdist controller runs no test
+            if workers > len(lab.stations):
+                raise labfile.LabFileError(f"{path}: -n {workers} needs {workers} stations, the file names "
+                                           f"{len(lab.stations)} (each worker holds a station of its own)")
+            return
+        claim = labfile.claim_station(lab, worker)
+    except labfile.LabFileError as err:
+        raise pytest.UsageError(str(err)) from None
+    config.stash[LAB_KEY] = LabSession(claim, dry_run=config.getoption("--lab-dry-run"))
+    config.add_cleanup(config.stash[LAB_KEY].close)
+
+
+class LabSession:
+    """This process's station for the session: connected at the first test that
+    needs a target, released at the end. A station that failed to come up fails
+    every later test at once with the same cause."""
+
+    def __init__(self, claim, dry_run: bool) -> None:
+        self.claim = claim
+        self.dry_run = dry_run
+        self._station = None
+        self._failure: str | None = None
+
+    def target(self) -> Target:
+        from harness.drivers import lab
+        if self.dry_run:
+            return lab.DryRunTarget(self.claim.station)
+        if self._failure is not None:
+            raise lab.StationBroken(f"station {self.claim.station.name} did not come up earlier in this "
+                                    f"session: {self._failure}")
+        if self._station is None:
+            try:
+                self._station = lab.Station(self.claim.station)
+            except TargetError as exc:
+                self._failure = str(exc)
+                raise
+        return lab.LabTarget(self._station)
+
+    def close(self) -> None:
+        try:
+            if self._station is not None:
+                unrestored = self._station.close()
+                if unrestored:
+                    from harness.drivers.lab import RestoreFailed
+                    print(RestoreFailed(self._station.name, unrestored), file=sys.stderr)
+        finally:
+            self.claim.release()
+
+
 def make_target(config: pytest.Config) -> Target:
     if config.getoption("--target") == "mock":
         from harness.mockkernel.target import MockTarget
         return MockTarget(cost=config.stash[COST_KEY])
+    if LAB_KEY in config.stash:
+        return config.stash[LAB_KEY].target()
     from harness.drivers.dut import NetnsTarget
     return NetnsTarget()
 
@@ -65,12 +136,17 @@ def make_target(config: pytest.Config) -> Target:
 @pytest.fixture
 def target(request: pytest.FixtureRequest):
     """A fresh DUT for this test, with ports p0..p2 wired to tester ports."""
-    name = request.config.getoption("--target")
+    lab = request.config.stash.get(LAB_KEY, None)
+    name = "lab" if lab is not None else request.config.getoption("--target")
     _allure_target(name, request.node)
+    if lab is not None:
+        _allure_label("station", lab.claim.station.name)
     needed = [cap for mark in request.node.iter_markers("requires") for cap in mark.args]
     try:
         dut = make_target(request.config)
     except TargetUnavailable as exc:
+        if lab is not None:  # an unreachable lab is broken infrastructure, never a skip
+            raise
         pytest.skip(f"target {name} unavailable: {exc}")
     request.node.stash[TARGET_KEY] = dut
     try:
@@ -104,6 +180,14 @@ class _Unquoted:
         return self.text
 
 
+def _allure_label(name: str, value: str) -> None:
+    try:
+        import allure
+    except ImportError:
+        return
+    allure.dynamic.label(name, value)
+
+
 def _allure_target(name: str, node: pytest.Item) -> None:
     try:
         import allure
@@ -135,6 +219,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = outcome.get_result()
     dut = item.stash.get(TARGET_KEY, None)
     if dut is None or report.when != "call":
+        return
+    if getattr(dut, "dry_run", False):
+        _dry_run_report(item, report, dut)
         return
     try:
         recorded = dut.journeys()
@@ -175,6 +262,36 @@ def _pcap(frame_log: list[tuple[str, str, bytes]]) -> bytes:
         wrpcap(path, packets)
         with open(path, "rb") as f:
             return f.read()
+
+
+DRY_RUN_SKIP = "lab dry run: nothing ran on the lab (--lab-dry-run)"
+
+
+def _dry_run_report(item: pytest.Item, report: pytest.TestReport, dut) -> None:
+    """A dry-run test is a skip whatever its body did (no frame ever comes back);
+    what it would have run travels with the report to the terminal summary."""
+    recording = dut.recording()
+    if report.failed:
+        last_line = report.longreprtext.strip().splitlines()[-1:] or ["?"]
+        recording += f"\n  (the test stopped here, as nothing answers a dry run: {last_line[0]})"
+    report.outcome = "skipped"
+    report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {DRY_RUN_SKIP}")
+    report.user_properties.append(("lab_dry_run", f"{item.nodeid} on station {dut.config.name}:\n{recording}"))
+
+
+class DryRunPrinter:
+    """Prints, in the controller, what each test would have run on its station."""
+
+    def __init__(self) -> None:
+        self.recordings: list[str] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.recordings += [value for key, value in report.user_properties if key == "lab_dry_run"]
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        terminalreporter.section("lab dry run: what each test would run (nothing was run)")
+        for recording in self.recordings:
+            terminalreporter.write_line(recording)
 
 
 class SkipCounter:

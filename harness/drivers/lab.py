@@ -1,0 +1,304 @@
+"""`--target=dut --lab=LAB.yaml`: the Target interface over a lab station, a remote
+Linux DUT reached over SSH whose ports are cabled to a TRex traffic generator.
+
+A `Station` is what one pytest process holds for its whole session (one per
+pytest-xdist worker, `labfile.claim_station`): the SSH connection to the DUT
+(`remote.SshHost`), what the harness changed there and how to undo it
+(`dutstate.DutState`: the DUT's interfaces renamed p0..p2 with the harness's MACs
+for the session, snapshot and restore around every test), the DUT agent serving
+the observers of the netns lab on the DUT itself (`agent`: nftrace, kfree_skb drop
+reasons, bpf run counts, conntrack, sockets, eBPF event readers, load counters),
+and the official TRex client in a process of its own (`trex.TrexClient`).
+
+`LabTarget` is one test's view of a station. Configuration commands run over SSH
+as the operator typed them (`shlex.join`, after the allow-list check); a local
+file a command names (an eBPF object) is uploaded first and the command names the
+uploaded copy. Frames go out through TRex ports in service mode and come back
+through TRex's capture. Line-rate runs are TRex streams. At close the DUT is
+restored to the snapshot taken before the test; what could not be restored fails
+the test's teardown with the commands to do it by hand.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.drivers.agent import RemoteDutSide, start_agent
+from harness.drivers.dut import SH_PROGRAMS
+from harness.drivers.dutstate import DutState, Unrestored, identity
+from harness.drivers.remote import SshHost
+from harness.drivers.trex import TrexClient, stl_streams
+from harness.journey import CtEntry, Drop, Journey, RuleCounter
+from harness.labfile import Station as StationConfig
+from harness.target import (
+    PORTS,
+    AppSocket,
+    CommandError,
+    EventReader,
+    Port,
+    Target,
+    TargetError,
+    TargetUnavailable,
+    check_readable,
+)
+from harness.packets import describe
+from harness.traffic import Loss, Profile, Result, TrafficCaps
+
+# Where uploaded files (eBPF objects a command names) go on the DUT.
+REMOTE_FILES = "/tmp/packet-journey"
+# Local files a command may name, uploaded before it runs: eBPF objects.
+UPLOADED_SUFFIXES = (".o",)
+
+
+# What a dry run claims to have, so that no test skips before its commands are recorded:
+# everything the netns lab's DUT side can observe.
+DRY_RUN_CAPABILITIES = frozenset({
+    "kernel", "frames", "sockets", "drop_reasons", "nftables", "nftrace", "xdp", "tc", "bpf_events",
+    "bpftool", "journey.xdp", "journey.tc", "conntrack"})
+
+
+class RestoreFailed(TargetError):
+    """The DUT could not be put back as it was; the message lists what, and how by hand."""
+
+    def __init__(self, station: str, unrestored: Sequence[Unrestored]):
+        lines = [f"  {item.what}: run `{item.command}`" for item in unrestored]
+        super().__init__(f"station {station}: the DUT was not fully restored:\n" + "\n".join(lines))
+
+
+class Station:
+    """One lab station held for a session: SSH, the DUT's state, the agent, TRex."""
+
+    def __init__(self, config: StationConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.host: SshHost | None = None
+        self.state: DutState | None = None
+        self.agent = None
+        self.trex: TrexClient | None = None
+        try:
+            self.host = SshHost(config.dut, config.timeouts)
+            self.state = DutState(self.host, config.dut.interfaces, config.dut.allow, config.dut.management)
+            self.state.prepare()
+            self.agent = start_agent(self.host, config.dut.python)
+            self.trex = TrexClient(config.trex, config.timeouts)
+            self.identity = {"station": self.name, "dut": identity(self.host, config.dut.interfaces),
+                             "trex": self.trex.identity()}
+        except BaseException:
+            self.close()
+            raise
+        self._uploaded: dict[str, str] = {}
+
+    def upload(self, local: str) -> str:
+        """The DUT's copy of local file `local`, uploaded once per content."""
+        digest = hashlib.sha256(Path(local).read_bytes()).hexdigest()
+        if digest not in self._uploaded:
+            self._uploaded[digest] = self.host.upload(Path(local), f"{REMOTE_FILES}/{digest[:16]}")
+        return self._uploaded[digest]
+
+    def close(self) -> list[Unrestored]:
+        """Release the station: TRex, the agent, the DUT's original names and settings."""
+        unrestored: list[Unrestored] = []
+        try:
+            if self.trex is not None:
+                self.trex.close()
+            if self.agent is not None:
+                self.agent.close()
+        finally:
+            try:
+                if self.state is not None:
+                    unrestored = self.state.release()
+            finally:
+                if self.host is not None:
+                    self.host.close()
+        return unrestored
+
+
+class LabTarget(Target):
+    """One test on a lab station (module doc)."""
+
+    name = "lab"
+
+    def __init__(self, station: Station, positive_timeout: float = 5.0, negative_timeout: float = 0.5) -> None:
+        super().__init__()
+        self.station = station
+        self.positive_timeout = positive_timeout
+        self.negative_timeout = negative_timeout
+        self._nstat_history = f"/tmp/packet-journey-{station.name}.nstat"
+        station.state.snapshot()
+        self.side: RemoteDutSide = station.agent.new_side()
+        self.capabilities = frozenset(self.side.capabilities)
+
+    # configuration -----------------------------------------------------------
+    def sh(self, cmd: str | Sequence[str], stdin: str | None = None) -> str:
+        argv = self.argv(cmd)
+        if not argv:
+            raise CommandError(argv, "empty command")
+        if argv[0] not in SH_PROGRAMS:
+            raise CommandError(argv, f"`{argv[0]}` is not a configuration command this target runs; "
+                                     f"it runs {', '.join(sorted(SH_PROGRAMS))}")
+        if argv[0] == "cat":
+            check_readable(argv)
+        state = self.station.state
+        state.check(argv, stdin)
+        argv = [self._remote_path(arg) for arg in argv]
+        if argv[0] == "nstat":  # as on the netns lab: this DUT's own history file
+            argv = ["env", f"NSTAT_HISTORY={self._nstat_history}", *argv]
+        state.before_command(argv)
+        self.side.before_command(argv)
+        output = ""
+        try:
+            # procps 4.0.2 exits 0 after a refused write: stderr says it
+            output = self.station.host.run(argv, stdin, stderr_fails=argv[0] == "sysctl")
+        finally:  # the observers' hooks close around a failed command too (nftrace's table)
+            output = self.side.after_command(argv, output)
+        return output
+
+    def _remote_path(self, arg: str) -> str:
+        if arg.endswith(UPLOADED_SUFFIXES) and os.path.isabs(arg) and os.path.isfile(arg):
+            return self.station.upload(arg)
+        return arg
+
+    # frames ------------------------------------------------------------------
+    def _transmit(self, port: Port, frames: list[bytes]) -> None:
+        self.side.before_send(port.name, frames)
+        self.station.trex.push(port.name, frames)
+
+    def _receive(self, timeout: float) -> dict[str, list[bytes]]:
+        return self.station.trex.received(timeout)
+
+    # applications, observation, time ----------------------------------------
+    def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None = None) -> AppSocket:
+        return self.side.socket(proto, bind, rcvbuf)
+
+    def journeys(self) -> list[Journey]:
+        self._collect(0.0)
+        frames_out = [frame for direction, _, frame in self.frame_log if direction == "left"]
+        return self.side.journeys(frames_out)
+
+    def drops(self) -> list[Drop]:
+        return self.side.drops()
+
+    def counters(self) -> list[RuleCounter]:
+        return self.side.counters()
+
+    def conntrack(self) -> list[CtEntry]:
+        return self.side.conntrack()
+
+    def conntrack_create(self, entries) -> None:
+        self.side.conntrack_create(list(entries))
+
+    def bpf_events(self, map_id: int) -> EventReader:
+        return self.side.bpf_events(map_id)
+
+    # traffic at rate -----------------------------------------------------------
+    def traffic_caps(self) -> TrafficCaps:
+        return self.station.trex.caps()
+
+    def traffic(self, profile: Profile, duration: float | None = None) -> Result:
+        """TRex streams; the DUT is untraced meanwhile and its drops counted in the
+        kernel by reason, as on the netns lab."""
+        profile.check_duration(duration)
+        self.side.begin_load()
+        try:
+            result = self.station.trex.run(profile, duration)
+        finally:
+            losses, notes = self.side.end_load()
+        result.target = self.name
+        result.losses = [Loss(*loss) if not isinstance(loss, Loss) else loss for loss in losses]
+        result.notes += notes
+        return result
+
+    def wait(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def reset(self) -> None:
+        self.side.reset()
+        super().reset()
+
+    def close(self) -> None:
+        """Close this test's observers, then restore the DUT to its snapshot."""
+        try:
+            self.side.close()
+        finally:
+            unrestored = self.station.state.restore()
+            if unrestored:
+                raise RestoreFailed(self.station.name, unrestored)
+
+
+class StationBroken(TargetUnavailable):
+    """The station failed to come up earlier in this session: later tests fail at once."""
+
+
+class DryRunTarget(Target):
+    """`--lab-dry-run`: a station's target that connects to nothing and changes
+    nothing. It records each command the test would run on the DUT (after the
+    allow-list check, which it applies), each frame it would push through TRex and
+    each stream it would add; commands answer nothing, so a test that reads an
+    output or waits for a frame stops there, and the recording says so."""
+
+    name = "lab"
+    dry_run = True
+
+    def __init__(self, config: StationConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.capabilities = DRY_RUN_CAPABILITIES
+        self._allow = DutState(None, config.dut.interfaces, config.dut.allow, config.dut.management)
+        self._trex_port = {dut_port: trex_port for trex_port, dut_port in config.trex.ports.items()}
+        self._lines: list[str] = []
+
+    def recording(self) -> str:
+        return "\n".join(self._lines) or "  (nothing)"
+
+    def sh(self, cmd: str | Sequence[str], stdin: str | None = None) -> str:
+        argv = self.argv(cmd)
+        dut = self.config.dut
+        try:
+            self._allow.check(argv, stdin)
+        except CommandError as exc:
+            self._lines.append(f"  refused: {exc}")
+            raise
+        self._lines.append(f"  ssh {dut.user}@{dut.host}:{dut.port}: {shlex.join(argv)}")
+        self._lines += [f"      | {line}" for line in (stdin or "").splitlines()]
+        return ""
+
+    def _transmit(self, port: Port, frames: list[bytes]) -> None:
+        trex = self.config.trex
+        for frame in frames:
+            self._lines.append(f"  TRex {trex.host}:{trex.sync_port} port {self._trex_port[port.name]} -> "
+                               f"{port.name}: push {describe(frame)}")
+
+    def _receive(self, timeout: float) -> dict[str, list[bytes]]:
+        return {}
+
+    def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None = None) -> AppSocket:
+        self._lines.append(f"  agent: open a {proto} socket bound to {bind[0]}:{bind[1]}")
+        raise TargetError("dry run: no application runs on the DUT")
+
+    def journeys(self) -> list[Journey]:
+        return []
+
+    def drops(self) -> list[Drop]:
+        return []
+
+    def traffic_caps(self) -> TrafficCaps:
+        return TrafficCaps(generator="TRex (dry run)", max_pps=float("inf"), max_bps_L1=float("inf"),
+                           observes=frozenset({"latency", "losses"}))
+
+    def traffic(self, profile: Profile, duration: float | None = None) -> Result:
+        trex = self.config.trex
+        for stream in stl_streams(profile, duration):
+            self._lines.append(f"  TRex {trex.host}:{trex.sync_port} add_stream {json.dumps(stream, sort_keys=True)}")
+        self._lines.append(f"  TRex {trex.host}:{trex.sync_port} start_traffic for {duration} s")
+        raise TargetError("dry run: no traffic was sent")
+
+    def wait(self, seconds: float) -> None:
+        self._lines.append(f"  wait {seconds} s")
+
+
+__all__ = ["PORTS", "DryRunTarget", "LabTarget", "RestoreFailed", "Station", "StationBroken"]
