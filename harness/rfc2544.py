@@ -33,11 +33,12 @@ PJ_PROGRESS=1/0) force it, and the bars of its trials, on or off.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import pathlib
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -454,6 +455,9 @@ def forwarding_frame() -> Packet:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.rfc2544", description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", choices=("mock", "dut"), default="mock")
+    parser.add_argument("--lab", metavar="LAB.yaml", type=pathlib.Path,
+                        help="with --target=dut: measure on the lab file's first station (its DUT over "
+                             "SSH, its TRex generator) instead of the netns lab")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(FRAME_SIZES), metavar="BYTES",
                         help="frame sizes with FCS (default: RFC 2544's seven)")
     parser.add_argument("--conntrack", action="store_true", help="forward through an nft ct state chain")
@@ -465,16 +469,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar on stderr (default: when stderr is a terminal)")
     args = parser.parse_args(argv)
-    target = _make_target(args.target)
-    try:
+    if args.lab and args.target != "dut":
+        parser.error("--lab drives lab DUTs: use it with --target=dut")
+    with _target(args.target, args.lab) as target:
         for command in forwarding_setup(args.conntrack):
             target.sh(command)
         settings = Settings(phases=tuple(args.phases), trial_duration=args.trial_duration,
                             latency_duration=args.trial_duration, b2b_repeats=args.b2b_repeats)
         scenario = "forwarding p0 -> p1" + (" through conntrack" if args.conntrack else "")
         report = run(target, target.ports[0], forwarding_frame(), args.sizes, settings, scenario, args.progress)
-    finally:
-        target.close()
     print(report.table())
     if args.out:
         write(report, args.out)
@@ -492,12 +495,31 @@ def write(report: Report, out: pathlib.Path) -> None:
         (out / name).write_bytes(png)
 
 
-def _make_target(name: str) -> Target:
+@contextlib.contextmanager
+def _target(name: str, lab_file: pathlib.Path | None) -> Iterator[Target]:
+    """The backend named on the command line, closed at the end; a lab station is
+    claimed, set up and released around it."""
     if name == "mock":
-        from harness.mockkernel.target import MockTarget  # the backend named on the command line only
-        return MockTarget()
-    from harness.drivers.dut import NetnsTarget  # the backend named on the command line only
-    return NetnsTarget()
+        from harness.mockkernel.target import MockTarget
+        target = MockTarget()
+    elif lab_file is None:
+        from harness.drivers.dut import NetnsTarget
+        target = NetnsTarget()
+    else:
+        from harness import labfile
+        from harness.drivers.lab import LabTarget, Station
+        with contextlib.ExitStack() as stack:
+            claim = stack.enter_context(labfile.claim_station(labfile.load_lab(lab_file), None))
+            station = Station(claim.station)
+            stack.callback(station.close)
+            target = LabTarget(station)
+            stack.callback(target.close)
+            yield target
+        return
+    try:
+        yield target
+    finally:
+        target.close()
 
 
 if __name__ == "__main__":
