@@ -82,7 +82,7 @@ def _configure_lab(config: pytest.Config) -> None:
         claim = labfile.claim_station(lab, worker)
     except labfile.LabFileError as err:
         raise pytest.UsageError(str(err)) from None
-    config.stash[LAB_KEY] = LabSession(claim, dry_run=config.getoption("--lab-dry-run"))
+    config.stash[LAB_KEY] = LabSession(claim, path, dry_run=config.getoption("--lab-dry-run"))
     config.add_cleanup(config.stash[LAB_KEY].close)
 
 
@@ -91,8 +91,9 @@ class LabSession:
     needs a target, released at the end. A station that failed to come up fails
     every later test at once with the same cause."""
 
-    def __init__(self, claim, dry_run: bool) -> None:
+    def __init__(self, claim, lab_file: str, dry_run: bool) -> None:
         self.claim = claim
+        self.lab_file = lab_file
         self.dry_run = dry_run
         self._station = None
         self._failure: str | None = None
@@ -106,7 +107,7 @@ class LabSession:
                                     f"session: {self._failure}")
         if self._station is None:
             try:
-                self._station = lab.Station(self.claim.station)
+                self._station = lab.Station(self.claim.station, self.lab_file)
             except TargetError as exc:
                 self._failure = str(exc)
                 raise

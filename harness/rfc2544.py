@@ -510,7 +510,7 @@ def _target(name: str, lab_file: pathlib.Path | None) -> Iterator[Target]:
         from harness.drivers.lab import LabTarget, Station
         with contextlib.ExitStack() as stack:
             claim = stack.enter_context(labfile.claim_station(labfile.load_lab(lab_file), None))
-            station = Station(claim.station)
+            station = Station(claim.station, lab_file)
             stack.callback(station.close)
             target = LabTarget(station)
             stack.callback(target.close)

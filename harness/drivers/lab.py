@@ -27,6 +27,7 @@ import shlex
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 from harness.drivers.agent import RemoteDutSide, start_agent
 from harness.drivers.dut import SH_PROGRAMS
@@ -73,7 +74,7 @@ class RestoreFailed(TargetError):
 class Station:
     """One lab station held for a session: SSH, the DUT's state, the agent, TRex."""
 
-    def __init__(self, config: StationConfig) -> None:
+    def __init__(self, config: StationConfig, lab_file: Path | None = None) -> None:
         self.config = config
         self.name = config.name
         self.host: SshHost | None = None
@@ -82,7 +83,8 @@ class Station:
         self.trex: TrexClient | None = None
         try:
             self.host = SshHost(config.dut, config.timeouts)
-            self.state = DutState(self.host, config.dut.interfaces, config.dut.allow, config.dut.management)
+            self.state = DutState(self.host, config.dut.interfaces, config.dut.allow, config.dut.management,
+                                  lab_file)
             self.state.prepare()
             self.agent = start_agent(self.host, config.dut.python)
             self.trex = TrexClient(config.trex, config.timeouts)
@@ -148,7 +150,7 @@ class LabTarget(Target):
         argv = [self._remote_path(arg) for arg in argv]
         if argv[0] == "nstat":  # as on the netns lab: this DUT's own history file
             argv = ["env", f"NSTAT_HISTORY={self._nstat_history}", *argv]
-        state.before_command(argv)
+        state.before_command(argv, stdin)
         self.side.before_command(argv)
         output = ""
         try:
@@ -248,7 +250,9 @@ class DryRunTarget(Target):
         super().__init__()
         self.config = config
         self.capabilities = DRY_RUN_CAPABILITIES
-        self._allow = DutState(None, config.dut.interfaces, config.dut.allow, config.dut.management)
+        # the allow-list needs no connection: only the lab file
+        self._allow = DutState(SimpleNamespace(dut=config.dut), config.dut.interfaces, config.dut.allow,
+                               config.dut.management)
         self._trex_port = {dut_port: trex_port for trex_port, dut_port in config.trex.ports.items()}
         self._lines: list[str] = []
 
