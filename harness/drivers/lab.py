@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
-from harness.drivers.agent import RemoteDutSide, start_agent
+from harness.drivers.agent import ProcessChannel, RemoteDutSide, build_agent_zip
 from harness.drivers.dut import SH_PROGRAMS
 from harness.drivers.dutstate import DutState, Unrestored, identity
 from harness.drivers.remote import SshHost
@@ -86,7 +86,9 @@ class Station:
             self.state = DutState(self.host, config.dut.interfaces, config.dut.allow, config.dut.management,
                                   lab_file)
             self.state.prepare()
-            self.agent = start_agent(self.host, config.dut.python)
+            agent_zip = self.host.upload(build_agent_zip(), REMOTE_FILES)
+            self.agent = self.host.open_process([config.dut.python, "-I", agent_zip])
+            self.channel = ProcessChannel(self.agent)
             self.trex = TrexClient(config.trex, config.timeouts)
             self.identity = {"station": self.name, "dut": identity(self.host, config.dut.interfaces),
                              "trex": self.trex.identity()}
@@ -99,7 +101,7 @@ class Station:
         """The DUT's copy of local file `local`, uploaded once per content."""
         digest = hashlib.sha256(Path(local).read_bytes()).hexdigest()
         if digest not in self._uploaded:
-            self._uploaded[digest] = self.host.upload(Path(local), f"{REMOTE_FILES}/{digest[:16]}")
+            self._uploaded[digest] = self.host.upload(Path(local), REMOTE_FILES)
         return self._uploaded[digest]
 
     def close(self) -> list[Unrestored]:
@@ -132,7 +134,7 @@ class LabTarget(Target):
         self.negative_timeout = negative_timeout
         self._nstat_history = f"/tmp/packet-journey-{station.name}.nstat"
         station.state.snapshot()
-        self.side: RemoteDutSide = station.agent.new_side()
+        self.side = RemoteDutSide(station.channel, where=f"{station.name} ({station.host.address})")
         self.capabilities = frozenset(self.side.capabilities)
 
     # configuration -----------------------------------------------------------
