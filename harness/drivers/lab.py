@@ -30,10 +30,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from harness.drivers.agent import ProcessChannel, RemoteDutSide, build_agent_zip
-from harness.drivers.dut import SH_PROGRAMS
+from harness.drivers.dutside import check_command
 from harness.drivers.dutstate import DutState, Unrestored, identity
 from harness.drivers.remote import SshHost
-from harness.drivers.trex import TrexClient, stl_streams
+from harness.drivers.trex import TrexClient
 from harness.journey import CtEntry, Drop, Journey, RuleCounter
 from harness.labfile import Station as StationConfig
 from harness.target import (
@@ -45,10 +45,9 @@ from harness.target import (
     Target,
     TargetError,
     TargetUnavailable,
-    check_readable,
 )
 from harness.packets import describe
-from harness.traffic import Loss, Profile, Result, TrafficCaps
+from harness.traffic import Profile, Result, TrafficCaps
 
 # Where uploaded files (eBPF objects a command names) go on the DUT.
 REMOTE_FILES = "/tmp/packet-journey"
@@ -132,7 +131,7 @@ class LabTarget(Target):
         self.station = station
         self.positive_timeout = positive_timeout
         self.negative_timeout = negative_timeout
-        self._nstat_history = f"/tmp/packet-journey-{station.name}.nstat"
+        self._frames_traced_from = 0  # frame_log index where the trace was last cleared
         station.state.snapshot()
         self.side = RemoteDutSide(station.channel, where=f"{station.name} ({station.host.address})")
         self.capabilities = frozenset(self.side.capabilities)
@@ -140,24 +139,16 @@ class LabTarget(Target):
     # configuration -----------------------------------------------------------
     def sh(self, cmd: str | Sequence[str], stdin: str | None = None) -> str:
         argv = self.argv(cmd)
-        if not argv:
-            raise CommandError(argv, "empty command")
-        if argv[0] not in SH_PROGRAMS:
-            raise CommandError(argv, f"`{argv[0]}` is not a configuration command this target runs; "
-                                     f"it runs {', '.join(sorted(SH_PROGRAMS))}")
-        if argv[0] == "cat":
-            check_readable(argv)
+        check_command(argv)
         state = self.station.state
         state.check(argv, stdin)
         argv = [self._remote_path(arg) for arg in argv]
-        if argv[0] == "nstat":  # as on the netns lab: this DUT's own history file
-            argv = ["env", f"NSTAT_HISTORY={self._nstat_history}", *argv]
         state.before_command(argv, stdin)
-        self.side.before_command(argv)
-        output = ""
+        run = self.side.before_command(argv)
+        output = None
         try:
             # procps 4.0.2 exits 0 after a refused write: stderr says it
-            output = self.station.host.run(argv, stdin, stderr_fails=argv[0] == "sysctl")
+            output = self.station.host.run(run, stdin, stderr_fails=argv[0] == "sysctl")
         finally:  # the observers' hooks close around a failed command too (nftrace's table)
             output = self.side.after_command(argv, output)
         return output
@@ -177,12 +168,15 @@ class LabTarget(Target):
 
     # applications, observation, time ----------------------------------------
     def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None = None) -> AppSocket:
-        return self.side.socket(proto, bind, rcvbuf)
+        return self.side.socket(proto, bind, rcvbuf, self.positive_timeout)
 
     def journeys(self) -> list[Journey]:
-        self._collect(0.0)
-        frames_out = [frame for direction, _, frame in self.frame_log if direction == "left"]
-        return self.side.journeys(frames_out)
+        """The DUT's journeys (DutSide.journeys()) of the frames of this phase."""
+        # the drop sentinel syncs the DUT: what was sent before it has been through
+        drops = self.side.drops() if "drop_reasons" in self.capabilities else None
+        self._collect(0.0)  # frames that left show POSTROUTING's NAT; they stay queued for expect()
+        frames_out = [frame for direction, _, frame in self.frame_log[self._frames_traced_from:] if direction == "left"]
+        return self.side.journeys(frames_out, drops)
 
     def drops(self) -> list[Drop]:
         return self.side.drops()
@@ -207,13 +201,13 @@ class LabTarget(Target):
         """TRex streams; the DUT is untraced meanwhile and its drops counted in the
         kernel by reason, as on the netns lab."""
         profile.check_duration(duration)
-        self.side.begin_load()
+        self.side.begin_load_run()
         try:
             result = self.station.trex.run(profile, duration)
         finally:
-            losses, notes = self.side.end_load()
+            observed = self.side.end_load_run()
         result.target = self.name
-        result.losses = [Loss(*loss) if not isinstance(loss, Loss) else loss for loss in losses]
+        result.losses, notes = observed.losses()
         result.notes += notes
         return result
 
@@ -223,6 +217,7 @@ class LabTarget(Target):
     def reset(self) -> None:
         self.side.reset()
         super().reset()
+        self._frames_traced_from = len(self.frame_log)
 
     def close(self) -> None:
         """Close this test's observers, then restore the DUT to its snapshot."""
@@ -298,7 +293,12 @@ class DryRunTarget(Target):
 
     def traffic(self, profile: Profile, duration: float | None = None) -> Result:
         trex = self.config.trex
-        for stream in stl_streams(profile, duration):
+        client = TrexClient(trex, self.config.timeouts, connect=False)
+        try:
+            streams = client.streams(profile, duration)
+        finally:
+            client.close()
+        for stream in streams:
             self._lines.append(f"  TRex {trex.host}:{trex.sync_port} add_stream {json.dumps(stream, sort_keys=True)}")
         self._lines.append(f"  TRex {trex.host}:{trex.sync_port} start_traffic for {duration} s")
         raise TargetError("dry run: no traffic was sent")
