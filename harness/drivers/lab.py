@@ -160,7 +160,7 @@ class LabTarget(Target):
 
     # frames ------------------------------------------------------------------
     def _transmit(self, port: Port, frames: list[bytes]) -> None:
-        self.side.before_send(port.name, frames)
+        self.side.before_send(port, frames)
         self.station.trex.push(port.name, frames)
 
     def _receive(self, timeout: float) -> dict[str, list[bytes]]:
