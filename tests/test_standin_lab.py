@@ -122,7 +122,7 @@ def test_the_lab_files_key_and_known_hosts_log_into_the_dut_namespace(tmp_path):
 
 
 @needs_root
-def test_dut_ports_are_not_yet_the_harness_ports_and_the_trex_ports_run_xdp_pass_without_gro(tmp_path):
+def test_dut_ports_are_not_yet_the_harness_ports_and_the_trex_ports_run_a_frags_xdp_pass_without_gro(tmp_path):
     with StandinLab(1, tmp_path) as lab:
         station = lab.stations[0]
         dut_ports = {link["ifname"]: link for link in _ip_json(station.dut_netns, "link", "show")}
@@ -137,7 +137,7 @@ def test_dut_ports_are_not_yet_the_harness_ports_and_the_trex_ports_run_xdp_pass
         for port in PORTS:
             link = _ip_json(station.trex_netns, "-details", "link", "show", port.peer)[0]
             assert (link["address"], link["mtu"], link["xdp"]["prog"]["name"]) == (port.peer_mac, TESTER_MTU,
-                                                                                  "xdp_pass")
+                                                                                  "xdp_pass_frags")
             features = subprocess.run(["ip", "netns", "exec", station.trex_netns, "ethtool", "-k", port.peer],
                                       capture_output=True, text=True, check=True).stdout
             assert "generic-receive-offload: off" in features.splitlines()

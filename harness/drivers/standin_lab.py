@@ -17,8 +17,9 @@ The DUT's ports are deliberately not p0..p2 and carry other MACs than the harnes
 PORTS: the harness renames them and sets their MACs when it takes the station, and
 puts them back when it leaves, as on a real DUT. The stand-in's ports t0..t2 run an
 XDP_PASS program (a veth delivers XDP_TX/XDP_REDIRECT frames only to a peer in NAPI
-mode, as the netns lab's tester ends get lazily) and have GRO off, so every frame the
-DUT sends is seen as sent. Both lab namespaces have IPv6 off, so nothing speaks on
+mode, as the netns lab's tester ends get lazily), frags-aware (programs/xdp_pass_frags.c)
+so the DUT's ports keep their largest MTU, and have GRO off, so every frame the DUT
+sends is seen as sent. Both lab namespaces have IPv6 off, so nothing speaks on
 its own.
 
 Every link is created inside the namespaces (`ip -n CTL link add c0d ... peer name
@@ -132,7 +133,7 @@ class StandinLab:
     def _build(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._add_netns(self.ctl)
-        xdp_pass = bpf_build.build("xdp_pass")
+        xdp_pass = bpf_build.build("xdp_pass_frags")
         for k, station in enumerate(self.stations):
             self._wire(k, station, xdp_pass)
             station.sshd = start_sshd(station.dut_netns, station.dut_address, self.workdir / f"s{k}" / "sshd")
@@ -168,7 +169,7 @@ class StandinLab:
             f"addr add {station.trex_address}/30 dev {TREX_MANAGEMENT}",
             f"link set {TREX_MANAGEMENT} up",
             *(f"link set {port.peer} up" for port in PORTS),
-            *(f"link set dev {port.peer} xdp obj {xdp_pass} sec xdp" for port in PORTS),
+            *(f"link set dev {port.peer} xdp obj {xdp_pass} sec xdp.frags" for port in PORTS),
         ])
         for port in PORTS:
             run_argv(["ip", "netns", "exec", trex, "ethtool", "-K", port.peer, "gro", "off"])
