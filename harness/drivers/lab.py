@@ -20,6 +20,7 @@ the test's teardown with the commands to do it by hand.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -60,6 +61,11 @@ UPLOADED_SUFFIXES = (".o",)
 DRY_RUN_CAPABILITIES = frozenset({
     "kernel", "frames", "sockets", "drop_reasons", "nftables", "nftrace", "xdp", "tc", "bpf_events",
     "bpftool", "journey.xdp", "journey.tc", "conntrack"})
+
+
+# What the agent observes of a traffic run on the DUT (drop reasons, qdisc, device,
+# softnet and nft counters), added to what TRex measures.
+DUT_OBSERVES = frozenset({"losses", "qdisc", "softnet", "nft"})
 
 
 class RestoreFailed(TargetError):
@@ -195,7 +201,9 @@ class LabTarget(Target):
 
     # traffic at rate -----------------------------------------------------------
     def traffic_caps(self) -> TrafficCaps:
-        return self.station.trex.caps()
+        """TRex's offer; what the DUT side observes of a run, as on the netns lab."""
+        caps = self.station.trex.caps()
+        return dataclasses.replace(caps, observes=caps.observes | DUT_OBSERVES)
 
     def traffic(self, profile: Profile, duration: float | None = None) -> Result:
         """TRex streams; the DUT is untraced meanwhile and its drops counted in the
