@@ -873,8 +873,15 @@ class DutState:
         self.before_command(argv, stdin)
         return self.host.run(argv, stdin=stdin, stderr_fails=stderr_fails)
 
-    def before_command(self, argv: Sequence[str], stdin: str | None = None) -> None:
-        """Record what `argv` is about to change that the snapshot does not hold."""
+    def before_command(self, argv: Sequence[str], stdin: str | None = None, netns: str | None = None) -> None:
+        """Record what `argv` is about to change that the snapshot does not hold.
+        `netns`: the namespace the ports are in while the test runs (portsnetns.py);
+        what the command creates or writes there goes with it, only what the ports
+        carry back (ethtool settings) is recorded, read where the ports are."""
+        if netns is not None:
+            if os.path.basename(argv[0]) == "ethtool" and self._record_ethtool(list(argv[1:]), netns):
+                self._save_journal()
+            return
         effects = command_effects(argv, stdin)
         records = self._journal.setdefault("records", {})
         changed = False
@@ -916,17 +923,18 @@ class DutState:
             return {}
         return _parse_sysctl_lines(self.host.run(["sysctl", "-e", *keys]))
 
-    def _record_ethtool(self, args: list[str]) -> bool:
+    def _record_ethtool(self, args: list[str], netns: str | None = None) -> bool:
         option, rest = _ethtool_options(args)
         if option not in ETHTOOL_RESTORABLE or not rest:
             return False
         show, device = ETHTOOL_RESTORABLE[option], rest[0]
-        recorded = self._journal["records"].setdefault("ethtool", {})
+        recorded = self._journal.setdefault("records", {}).setdefault("ethtool", {})
         key = f"{device} {show}"
         if key in recorded:
             return False
+        where = ["ip", "netns", "exec", netns] if netns is not None else []
         try:
-            display = self.host.run(["ethtool", *([show] if show else []), device])
+            display = self.host.run([*where, "ethtool", *([show] if show else []), device])
         except CommandError:  # the device cannot show it: the command will fail too
             return False
         recorded[key] = parse_features(display) if show == "-k" else parse_settings(show, display)
