@@ -118,6 +118,10 @@ class Dut(_Model):
         description="interfaces the harness may change; must include every interfaces[].name")
     via_netns: StrictStr | None = Field(
         None, description="reach the DUT from inside this local network namespace (the stand-in lab)")
+    isolation: Literal["netns", "none"] = Field(
+        "netns", description='"netns": each test runs in a fresh network namespace on the DUT holding its '
+                             'ports, as the embedded lab gives each test a new DUT; "none": in the DUT\'s own '
+                             "namespace, next to its management interface, put back by snapshot and restore")
 
     @field_validator("key", "known_hosts")
     @classmethod

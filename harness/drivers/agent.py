@@ -17,8 +17,10 @@ the DutSide raised, with its message. Both sides unpickle with an allow-list of 
 harness's data types (SafeUnpickler): nothing else is ever constructed, and no
 function is called.
 
-The agent serves one DutSide at a time: `OPEN` (its arguments) makes one, `close`
-closes it, and the next test opens another (each test gets a fresh target); the
+The agent serves one DutSide at a time: `OPEN` (its arguments) makes one, on the
+agent's own namespace or (isolate) on a fresh namespace it moves the DUT's ports into
+(portsnetns.py), `close` closes it, and the next test opens another (each test gets a
+fresh target); the
 drop tracer, bpftrace, stays up between them as it does in a harness process. The
 agent exits when its stdin closes (the SSH connection dropped, or the harness closed
 it), on SIGTERM and SIGHUP, closing the DutSide first: the nftrace tables and the
@@ -48,6 +50,7 @@ import harness
 from harness import dropreason, journey, target, traffic
 from harness.drivers import dutside, load_counters
 from harness.drivers.herelab import HereLab
+from harness.drivers.portsnetns import PortsNetns
 from harness.target import (
     AppSocket,
     CommandError,
@@ -171,16 +174,18 @@ class Agent:
         value = getattr(obj, method)
         return self._remote(value(*args) if callable(value) else value)
 
-    def _open(self, nftrace: bool) -> list[str]:
+    def _open(self, nftrace: bool, isolate: bool = False) -> tuple[list[str], str | None]:
+        """A DutSide on this namespace, or with `isolate` on a fresh namespace holding
+        the ports (PortsNetns); its capabilities and that namespace's name."""
         if self.objects:
             raise TargetError("the DUT agent's DutSide is open already: close it first")
-        self.lab = HereLab()
+        self.lab = PortsNetns() if isolate else HereLab()
         try:
             self.objects[DUT_SIDE] = ("dut", dutside.DutSide(self.lab, nftrace))
         except BaseException:
             self.lab.close()
             raise
-        return sorted(self.objects[DUT_SIDE][1].capabilities)
+        return sorted(self.objects[DUT_SIDE][1].capabilities), self.lab.dut if isolate else None
 
     def _remote(self, result: object) -> object:
         """Sockets and event readers stay here: the harness gets their handles."""
@@ -291,12 +296,16 @@ class RemoteDutSide:
     `where` names the DUT in errors. Closing it leaves the agent running, ready for
     the next RemoteDutSide on the same channel."""
 
-    def __init__(self, channel: Channel, nftrace: bool = True, where: str = "the DUT") -> None:
+    def __init__(self, channel: Channel, nftrace: bool = True, where: str = "the DUT",
+                 isolate: bool = False) -> None:
+        """`isolate`: the DutSide gets a fresh namespace holding the DUT's ports
+        (portsnetns.py), named `netns`; else (None) the agent's own namespace."""
         self.channel = channel
         self.where = where
         self.closed = False
         self._sends_counted = False
-        self.capabilities = frozenset(self._call(DUT_SIDE, OPEN, nftrace))
+        capabilities, self.netns = self._call(DUT_SIDE, OPEN, nftrace, isolate)
+        self.capabilities = frozenset(capabilities)
 
     def _call(self, handle: int, method: str, *args: object) -> Any:
         if self.closed:

@@ -139,7 +139,10 @@ class LabTarget(Target):
         self.negative_timeout = negative_timeout
         self._frames_traced_from = 0  # frame_log index where the trace was last cleared
         station.state.snapshot()
-        self.side = RemoteDutSide(station.channel, where=f"{station.name} ({station.host.address})")
+        self.side = RemoteDutSide(station.channel, where=f"{station.name} ({station.host.address})",
+                                  isolate=station.config.dut.isolation == "netns")
+        # each command runs where the ports are: the test's namespace, or the DUT's own
+        self._where = ["ip", "netns", "exec", self.side.netns] if self.side.netns else []
         self.capabilities = frozenset(self.side.capabilities)
 
     # configuration -----------------------------------------------------------
@@ -149,12 +152,12 @@ class LabTarget(Target):
         state = self.station.state
         state.check(argv, stdin)
         argv = [self._remote_path(arg) for arg in argv]
-        state.before_command(argv, stdin)
+        state.before_command(argv, stdin, self.side.netns)
         run = self.side.before_command(argv)
         output = None
         try:
             # procps 4.0.2 exits 0 after a refused write: stderr says it
-            output = self.station.host.run(run, stdin, stderr_fails=argv[0] == "sysctl")
+            output = self.station.host.run([*self._where, *run], stdin, stderr_fails=argv[0] == "sysctl")
         finally:  # the observers' hooks close around a failed command too (nftrace's table)
             output = self.side.after_command(argv, output)
         return output
