@@ -4,7 +4,10 @@ ip_forward.c, ip_output.c, icmp.c and udp.c count them), `ip -s link` (the
 device's counters) and /proc/net/softnet_stat (packets the receive softirq
 processed). The DUT namespace is fresh, so its MIB counters start at 0;
 softnet_stat is the whole host's, so the lab's processed column counts other
-namespaces' packets too, and only its growth by at least ours is asserted.
+namespaces' packets too, and only its growth by at least ours is asserted. The
+device counters of `ip -s link` start at 0 only where the ports are new devices
+for each test (capability "fresh_devices": the mock, the netns lab; a lab DUT's
+NICs count since they came up).
 """
 from __future__ import annotations
 
@@ -86,6 +89,7 @@ def test_nstat_without_a_flag_shows_what_changed_since_its_last_run(target, host
     assert target.sh("nstat IpInReceives") == "#kernel\n"
 
 
+@pytest.mark.requires("fresh_devices")  # a lab DUT's NICs count since they came up
 def test_ip_s_link_counts_the_ports_packets_and_softnet_the_processed_ones(target, hosts):
     h0 = hosts[0]
     before = softnet_processed(target)
@@ -105,6 +109,7 @@ def _link_counters(text: str) -> tuple[dict[str, int], dict[str, int]]:
     return rx, tx
 
 
+@pytest.mark.requires("fresh_devices")  # a lab DUT's NICs count since they came up
 def test_ip_s_s_link_adds_error_counters_otherhost_drops_and_carrier_transitions(target, hosts):
     """A packet to another host's MAC address is counted on the port and dropped
     in ip_rcv_core() as OTHERHOST (the "otherhost" column appears when non-zero);

@@ -89,7 +89,8 @@ class NetnsTarget(Target):
             self._stop_agent()
             self.lab.close()
             raise
-        self.capabilities = self.dut.capabilities
+        # the lab's veths are new for each test: their counters start at 0
+        self.capabilities = self.dut.capabilities | {"fresh_devices"}
 
     def _start_agent(self, python: str, nftrace: bool) -> RemoteDutSide:
         self._agent = self.lab.popen(self.lab.dut, [python, "-I", str(agent.build_agent_zip())],

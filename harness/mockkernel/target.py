@@ -36,7 +36,7 @@ class MockTarget(Target):
     name = "mock"
     capabilities = frozenset({"frames", "sockets", "drop_reasons", "virtual_time",
                               "nftables", "nftrace", "conntrack", "xdp", "journey.xdp", "journey.tc", "bpftool",
-                              "tc", "bpf_events"})
+                              "tc", "bpf_events", "fresh_devices"})
 
     def __init__(self, seed: int = 0, cost: CostModel | None = None) -> None:
         super().__init__()
