@@ -79,10 +79,14 @@ def _configure_lab(config: pytest.Config) -> None:
                 raise labfile.LabFileError(f"{path}: -n {workers} needs {workers} stations, the file names "
                                            f"{len(lab.stations)} (each worker holds a station of its own)")
             return
-        claim = labfile.claim_station(lab, worker)
+        if config.getoption("--lab-dry-run"):  # changes nothing: no need to hold the station
+            session = LabSession(lab.stations[labfile.station_index(worker)], None, path, dry_run=True)
+        else:
+            claim = labfile.claim_station(lab, worker)
+            session = LabSession(claim.station, claim, path, dry_run=False)
     except labfile.LabFileError as err:
         raise pytest.UsageError(str(err)) from None
-    config.stash[LAB_KEY] = LabSession(claim, path, dry_run=config.getoption("--lab-dry-run"))
+    config.stash[LAB_KEY] = session
     config.add_cleanup(config.stash[LAB_KEY].close)
 
 
@@ -91,7 +95,8 @@ class LabSession:
     needs a target, released at the end. A station that failed to come up fails
     every later test at once with the same cause."""
 
-    def __init__(self, claim, lab_file: str, dry_run: bool) -> None:
+    def __init__(self, station, claim, lab_file: str, dry_run: bool) -> None:
+        self.station_config = station
         self.claim = claim
         self.lab_file = lab_file
         self.dry_run = dry_run
@@ -101,13 +106,13 @@ class LabSession:
     def target(self) -> Target:
         from harness.drivers import lab
         if self.dry_run:
-            return lab.DryRunTarget(self.claim.station)
+            return lab.DryRunTarget(self.station_config)
         if self._failure is not None:
-            raise lab.StationBroken(f"station {self.claim.station.name} did not come up earlier in this "
+            raise lab.StationBroken(f"station {self.station_config.name} did not come up earlier in this "
                                     f"session: {self._failure}")
         if self._station is None:
             try:
-                self._station = lab.Station(self.claim.station, self.lab_file)
+                self._station = lab.Station(self.station_config, self.lab_file)
             except TargetError as exc:
                 self._failure = str(exc)
                 raise
@@ -121,7 +126,8 @@ class LabSession:
                     from harness.drivers.lab import RestoreFailed
                     print(RestoreFailed(self._station.name, unrestored), file=sys.stderr)
         finally:
-            self.claim.release()
+            if self.claim is not None:
+                self.claim.release()
 
 
 def make_target(config: pytest.Config) -> Target:
@@ -141,7 +147,7 @@ def target(request: pytest.FixtureRequest):
     name = "lab" if lab is not None else request.config.getoption("--target")
     _allure_target(name, request.node)
     if lab is not None:
-        _allure_label("station", lab.claim.station.name)
+        _allure_label("station", lab.station_config.name)
     needed = [cap for mark in request.node.iter_markers("requires") for cap in mark.args]
     try:
         dut = make_target(request.config)

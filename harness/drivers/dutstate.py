@@ -72,6 +72,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from harness.drivers.remote import RemoteError, SshHost
@@ -749,6 +750,14 @@ class DutState:
         self._renamed_ports = {i.name: i.port for i in self.interfaces}  # DUT name -> harness name
         self._allow = [name for name in allow if name not in self.management]
         self._journal: dict[str, Any] = {}
+
+    @classmethod
+    def checks_only(cls, dut: Any, lab_file: Path | str | None = None) -> DutState:
+        """The allow-list of lab file DUT `dut` as it stands once its station is
+        prepared (the ports named p0..p2), with no connection (--lab-dry-run)."""
+        state = cls(SimpleNamespace(dut=dut), dut.interfaces, dut.allow, dut.management, lab_file)
+        state._journal["prepared"] = True
+        return state
 
     # the allow-list -------------------------------------------------------------
     @property

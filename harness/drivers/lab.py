@@ -28,7 +28,6 @@ import shlex
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
 
 from harness.drivers.agent import ProcessChannel, RemoteDutSide, build_agent_zip
 from harness.drivers.dutside import check_command
@@ -258,9 +257,7 @@ class DryRunTarget(Target):
         super().__init__()
         self.config = config
         self.capabilities = DRY_RUN_CAPABILITIES
-        # the allow-list needs no connection: only the lab file
-        self._allow = DutState(SimpleNamespace(dut=config.dut), config.dut.interfaces, config.dut.allow,
-                               config.dut.management)
+        self._allow = DutState.checks_only(config.dut)
         self._trex_port = {dut_port: trex_port for trex_port, dut_port in config.trex.ports.items()}
         self._lines: list[str] = []
 
@@ -275,7 +272,8 @@ class DryRunTarget(Target):
         except CommandError as exc:
             self._lines.append(f"  refused: {exc}")
             raise
-        self._lines.append(f"  ssh {dut.user}@{dut.host}:{dut.port}: {shlex.join(argv)}")
+        where = " (in the test's namespace)" if dut.isolation == "netns" else ""
+        self._lines.append(f"  ssh {dut.user}@{dut.host}:{dut.port}{where}: {shlex.join(argv)}")
         self._lines += [f"      | {line}" for line in (stdin or "").splitlines()]
         return ""
 
