@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import ctypes
 import select
+import os
 import socket
 import struct
 import threading
@@ -118,12 +119,23 @@ class PortIO:
         self._reader.start()
 
     def push(self, port: int, frames: list[bytes], ipg_usec: float) -> int:
-        """Send `frames` from `port` in order, `ipg_usec` apart; how many were sent."""
+        """Send `frames` from `port` in order, `ipg_usec` apart; how many were sent.
+
+        From one CPU, the first this process may use: a veth runs its peer's receive
+        path in the sender's softirq (veth_xmit() -> netif_rx()), and a NIC with one
+        RX queue delivers on the one CPU its interrupt goes to, so the DUT gets a
+        port's frames on one CPU as from such a NIC (a perf event array's samples
+        land in one CPU's ring, say)."""
         sock = self._senders[port]
-        for n, frame in enumerate(frames):
-            if n and ipg_usec:
-                time.sleep(ipg_usec / 1e6)
-            sock.send(frame)
+        allowed = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(allowed)})  # this thread only (sched_setaffinity(2))
+        try:
+            for n, frame in enumerate(frames):
+                if n and ipg_usec:
+                    time.sleep(ipg_usec / 1e6)
+                sock.send(frame)
+        finally:
+            os.sched_setaffinity(0, allowed)
         return len(frames)
 
     def start(self, tx: list[int], rx: list[int], limit: int, cyclic: bool) -> Capture:

@@ -1,0 +1,207 @@
+"""`--target=dut --lab=LAB.yaml` (harness/drivers/lab.py, the plugin's lab wiring):
+usage errors, a lab that cannot be reached failing fast and as broken, the dry run,
+and a station of the stand-in lab taken, used, interrupted and given back as it was.
+
+The stand-in tests need root, iproute2, ethtool, clang and Debian's openssh-server;
+without them they skip saying so.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.drivers.lab import LabTarget, Station
+from harness.drivers.standin_lab import StandinLab
+from harness.labfile import load_lab
+from harness.target import CommandError
+
+pytest_plugins = ["pytester"]
+
+needs_standin = pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("ip", "ethtool", "sysctl", "clang"))
+    or not os.access("/usr/sbin/sshd", os.X_OK),
+    reason="the stand-in lab needs root, iproute2, ethtool, procps, clang and openssh-server")
+
+LAB_YAML = """\
+stations:
+- name: {name}
+  dut:
+    host: {host}
+    port: {port}
+    user: root
+    key: id_ed25519
+    known_hosts: known_hosts
+    interfaces:
+    - {{port: p0, name: ens1f0, speed: 10G}}
+    - {{port: p1, name: ens1f1, speed: 10G}}
+    - {{port: p2, name: ens1f2, speed: 10G}}
+    allow: [ens1f0, ens1f1, ens1f2]
+    management: [mgmt0]{via}
+  trex:
+    host: {host}
+    ports: {{0: p0, 1: p1, 2: p2}}{via}
+  timeouts: {{connect: 3, command: 10, trex: 10}}
+"""
+
+
+def _lab_file(directory: Path, host: str = "192.0.2.1", port: int = 22, via_netns: str | None = None,
+              name: str = "bench-1") -> Path:
+    (directory / "id_ed25519").write_text("not used before a connection\n")
+    (directory / "known_hosts").write_text("")
+    via = f"\n    via_netns: {via_netns}" if via_netns else ""
+    path = directory / "lab.yaml"
+    path.write_text(LAB_YAML.format(name=name, host=host, port=port, via=via))
+    return path
+
+
+def test_lab_with_the_mock_target_is_a_usage_error(pytester):
+    lab = _lab_file(pytester.path)
+    pytester.makepyfile("def test_nothing(target):\n    pass\n")
+    result = pytester.runpytest("--target=mock", f"--lab={lab}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--lab={lab} drives lab DUTs: use it with --target=dut*"])
+
+
+def test_a_lab_file_error_names_the_file_and_the_field(pytester):
+    lab = _lab_file(pytester.path)
+    lab.write_text(lab.read_text().replace("    user: root\n", ""))
+    pytester.makepyfile("def test_nothing(target):\n    pass\n")
+    result = pytester.runpytest("--target=dut", f"--lab={lab}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{lab}: stations[[]0[]].dut.user: required field missing*"])
+
+
+def test_more_workers_than_stations_is_refused_before_any_test(pytester):
+    lab = _lab_file(pytester.path)
+    pytester.makepyfile("def test_nothing(target):\n    pass\n")
+    result = pytester.runpytest("--target=dut", f"--lab={lab}", "-n", "2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*-n 2 needs 2 stations, the file names 1*"])
+
+
+def test_the_dry_run_lists_each_command_and_frame_and_refuses_the_management_interface(pytester):
+    lab = _lab_file(pytester.path)
+    pytester.makepyfile(textwrap.dedent("""
+        import pytest
+        from scapy.layers.l2 import Ether
+        from harness.target import CommandError
+
+        def test_configures_and_sends(target):
+            target.sh("ip addr add 10.0.0.1/24 dev p0")
+            target.sh(["nft", "-f", "-"], stdin="table ip t {\\n}\\n")
+            target.send("p0", Ether(dst="02:00:00:00:00:01") / b"x" * 50)
+            with pytest.raises(CommandError, match="mgmt0"):
+                target.sh("ip link set mgmt0 down")
+    """))
+    result = pytester.runpytest("--target=dut", f"--lab={lab}", "--lab-dry-run", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines([
+        "*lab dry run: what each test would run (nothing was run)*",
+        "*test_configures_and_sends on station bench-1:",
+        "  ssh root@192.0.2.1:22 (in the test's namespace): ip addr add 10.0.0.1/24 dev p0",
+        "  ssh root@192.0.2.1:22 (in the test's namespace): nft -f -",
+        "      | table ip t {",
+        "      | }",
+        "  TRex 192.0.2.1:4501 port 0 -> p0: push *",
+        "  refused: *mgmt0*",
+    ])
+
+
+@pytest.fixture
+def silent_netns():
+    """A namespace of our own with only lo up: nothing listens there."""
+    name = f"pjtest{os.getpid()}-silent"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a namespace needs root")
+def test_an_unreachable_dut_is_a_broken_test_naming_the_address_and_later_tests_fail_at_once(pytester, silent_netns):
+    lab = _lab_file(pytester.path, host="127.0.0.1", port=2222, via_netns=silent_netns)
+    pytester.makepyfile("def test_one(target):\n    pass\n\ndef test_two(target):\n    pass\n")
+    result = pytester.runpytest("--target=dut", f"--lab={lab}")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines([
+        f"*cannot reach DUT root@127.0.0.1:2222 (from netns {silent_netns})*refused*",
+        "*station bench-1 did not come up earlier in this session: cannot reach DUT root@127.0.0.1:2222*",
+    ])
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory):
+    if os.geteuid() != 0 or not os.access("/usr/sbin/sshd", os.X_OK) or not shutil.which("clang"):
+        pytest.skip("the stand-in lab needs root, openssh-server and clang")
+    with StandinLab(1, tmp_path_factory.mktemp("standin")) as lab:
+        yield lab
+
+
+def _dut_links(standin) -> dict[str, tuple[str, int]]:
+    links = json.loads(subprocess.run(["ip", "-n", standin.stations[0].dut_netns, "-json", "link", "show"],
+                                      capture_output=True, text=True, check=True).stdout)
+    return {link["ifname"]: (link["address"], link["mtu"]) for link in links if link["ifname"] != "lo"}
+
+
+def _dut_addresses(standin) -> dict[str, list[str]]:
+    links = json.loads(subprocess.run(["ip", "-n", standin.stations[0].dut_netns, "-json", "-4", "addr", "show"],
+                                      capture_output=True, text=True, check=True).stdout)
+    return {link["ifname"]: [a["local"] for a in link["addr_info"]] for link in links if link["ifname"] != "lo"}
+
+
+@needs_standin
+def test_a_station_s_tests_each_meet_a_fresh_dut_and_the_dut_is_given_back_as_it_was(standin):
+    links_before, addresses_before = _dut_links(standin), _dut_addresses(standin)
+    station = Station(load_lab(standin.lab_file).stations[0], standin.lab_file)
+    try:
+        target = LabTarget(station)
+        try:
+            assert target.name == "lab" and {"nftrace", "drop_reasons", "conntrack"} <= target.capabilities
+            target.sh("ip addr add 10.0.0.1/24 dev p0")
+            target.sh("ip link set p1 mtu 1400")
+            with pytest.raises(CommandError, match="management"):
+                target.sh("ip addr flush dev mgmt0")
+            assert "10.0.0.1/24" in target.sh("ip -4 -br addr show dev p0")
+            # the test's namespace holds the ports and lo only: no management interface
+            assert sorted(line.split()[0].partition("@")[0] for line in target.sh("ip -br link").splitlines()) == [
+                "lo", "p0", "p1", "p2"]
+        finally:
+            target.close()
+        again = LabTarget(station)
+        try:
+            assert again.sh("ip -4 -br addr show dev p0").split()[:2] == ["p0", "UP"]
+            assert "10.0.0.1" not in again.sh("ip -4 -br addr show dev p0")
+            assert again.sh(["nstat", "-a", "IpInReceives"]) == "#kernel\n"
+            assert "mtu 1500" in again.sh("ip link show dev p1")
+        finally:
+            again.close()
+    finally:
+        assert station.close() == []
+    assert _dut_links(standin) == links_before
+    assert _dut_addresses(standin) == addresses_before
+
+
+@needs_standin
+def test_ctrl_c_in_the_middle_of_a_test_still_gives_the_dut_back(standin, pytester):
+    links_before, addresses_before = _dut_links(standin), _dut_addresses(standin)
+    pytester.makepyfile(textwrap.dedent("""
+        import os, signal
+
+        def test_interrupted(target):
+            target.sh("ip addr add 10.0.0.1/24 dev p0")
+            target.sh("ip link set p0 mtu 1300")
+            os.kill(os.getpid(), signal.SIGINT)
+    """))
+    result = pytester.runpytest_subprocess("--target=dut", f"--lab={standin.lab_file}", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert _dut_links(standin) == links_before
+    assert _dut_addresses(standin) == addresses_before
+    assert not [name for name in os.listdir("/run/netns") if name.startswith("pjports")]
