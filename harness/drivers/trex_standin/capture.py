@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import base64
 import ctypes
-import select
 import os
+import select
 import socket
 import struct
 import threading
