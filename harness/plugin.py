@@ -73,7 +73,7 @@ def _configure_lab(config: pytest.Config) -> None:
     try:
         lab = labfile.load_lab(path)
         workers = getattr(config.option, "numprocesses", None) or 0
-        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        worker = getattr(config, "workerinput", {}).get("workerid")  # set by xdist in its workers
         if worker is None and workers:  # the xdist controller runs no test
             if workers > len(lab.stations):
                 raise labfile.LabFileError(f"{path}: -n {workers} needs {workers} stations, the file names "

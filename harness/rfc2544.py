@@ -499,27 +499,30 @@ def write(report: Report, out: pathlib.Path) -> None:
 def _target(name: str, lab_file: pathlib.Path | None) -> Iterator[Target]:
     """The backend named on the command line, closed at the end; a lab station is
     claimed, set up and released around it."""
-    if name == "mock":
-        from harness.mockkernel.target import MockTarget
-        target = MockTarget()
-    elif lab_file is None:
-        from harness.drivers.dut import NetnsTarget
-        target = NetnsTarget()
-    else:
-        from harness import labfile
-        from harness.drivers.lab import LabTarget, Station
-        with contextlib.ExitStack() as stack:
-            claim = stack.enter_context(labfile.claim_station(labfile.load_lab(lab_file), None))
-            station = Station(claim.station, lab_file)
-            stack.callback(station.close)
-            target = LabTarget(station)
-            stack.callback(target.close)
+    if lab_file is None:
+        target = _make_target(name)
+        try:
             yield target
+        finally:
+            target.close()
         return
-    try:
+    from harness import labfile
+    from harness.drivers.lab import LabTarget, Station
+    with contextlib.ExitStack() as stack:
+        claim = stack.enter_context(labfile.claim_station(labfile.load_lab(lab_file), None))
+        station = Station(claim.station, lab_file)
+        stack.callback(station.close)
+        target = LabTarget(station)
+        stack.callback(target.close)
         yield target
-    finally:
-        target.close()
+
+
+def _make_target(name: str) -> Target:
+    if name == "mock":
+        from harness.mockkernel.target import MockTarget  # the backend named on the command line only
+        return MockTarget()
+    from harness.drivers.dut import NetnsTarget  # the backend named on the command line only
+    return NetnsTarget()
 
 
 if __name__ == "__main__":

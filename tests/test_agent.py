@@ -146,7 +146,7 @@ def test_anything_but_the_harness_data_types_is_refused_when_unpickled():
 
 def test_a_remote_failure_is_raised_as_the_exception_the_dut_side_raised():
     error = CommandError(["nft", "add", "rule"], "Error: syntax error", 1)
-    agent_reply = agent.Agent().answer(encode((0, agent.OPEN, ("not a flag", "extra")))[4:])
+    agent_reply = agent.Agent().answer(encode((0, agent.OPEN, ("not a flag", "extra", "one too many")))[4:])
     assert decode(agent_reply[4:])[:2] == (agent.FAILED, "AgentFault")
     rebuilt = agent._remote_exception("CommandError", (error.argv, str(error), error.returncode), "dut")
     assert (type(rebuilt), str(rebuilt), rebuilt.argv, rebuilt.returncode) == \

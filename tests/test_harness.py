@@ -141,12 +141,6 @@ def test_bpf_objects_skips_without_clang_naming_the_package(pytester):
                                  "(Debian package clang: apt-get install clang)*"])
 
 
-def test_lab_option_is_refused_until_the_lab_driver_exists(pytester):
-    pytester.makepyfile("def test_x(): pass")
-    result = pytester.runpytest("--lab=lab.yaml")
-    result.stderr.fnmatch_lines(["*--lab=lab.yaml: driving a lab DUT with a TRex generator is not built yet*"])
-
-
 def test_journey_diagram_has_a_box_per_hop_a_red_drop_and_indented_children():
     import xml.etree.ElementTree as ET
 
