@@ -9,6 +9,7 @@ pcap of its frames.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -254,6 +255,10 @@ def _allure_attach(dut: Target, journeys: str, recorded: list[Journey]) -> None:
     if dut.frame_log:
         allure.attach(_pcap(dut.frame_log), name=f"frames ({dut.name}).pcap",
                       attachment_type=allure.attachment_type.PCAP)
+    identity = getattr(getattr(dut, "station", None), "identity", None)
+    if identity is not None:  # which DUT and TRex the result comes from
+        allure.attach(json.dumps(identity, indent=2, default=str), name="lab station",
+                      attachment_type=allure.attachment_type.JSON)
 
 
 def _pcap(frame_log: list[tuple[str, str, bytes]]) -> bytes:
