@@ -322,6 +322,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     skips = config.stash.get(SKIPS_KEY, Counter())
     if not skips:
         return
-    terminalreporter.section(f"skips on --target={config.getoption('--target')}, by reason")
+    lab = f" --lab={config.getoption('--lab')}" if config.getoption("--lab") else ""
+    terminalreporter.section(f"skips on --target={config.getoption('--target')}{lab}, by reason")
     for reason, count in skips.most_common():
         terminalreporter.write_line(f"{count:4d}  {reason}")
