@@ -29,7 +29,7 @@ import signal
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 
 from harness.target import (
@@ -295,18 +295,21 @@ def _start_process_lifecycle() -> None:
             _previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
 
 
-def remove_stale_labs() -> list[str]:
-    """Delete `pj<pid>...` namespaces whose process is gone; the names deleted."""
+def orphaned_namespaces(pattern: re.Pattern) -> list[str]:
+    """The namespaces named by `pattern`, whose group 1 is the pid of the process
+    that made them, where that process is gone."""
     if not os.path.isdir(NETNS_RUN_DIR):
         return []
-    removed = []
-    for name in sorted(os.listdir(NETNS_RUN_DIR)):
-        match = _LAB_NAME.match(name)
-        if match and not _pid_alive(int(match.group(1))):
-            failure = _delete_netns(name)
-            if failure:
-                raise TargetError(f"removing a stale lab failed: {failure}")
-            removed.append(name)
+    return [name for name in sorted(os.listdir(NETNS_RUN_DIR))
+            if (match := pattern.match(name)) and not _pid_alive(int(match.group(1)))]
+
+
+def remove_stale_labs() -> list[str]:
+    """Delete `pj<pid>...` namespaces whose process is gone; the names deleted."""
+    removed = orphaned_namespaces(_LAB_NAME)
+    for name in removed:
+        if failure := _delete_netns(name):
+            raise TargetError(f"removing a stale lab failed: {failure}")
     return removed
 
 
@@ -322,8 +325,13 @@ def _pid_alive(pid: int) -> bool:
 
 def close_live_labs() -> None:
     """Close every lab of this process still alive, trying all before reporting."""
+    close_all(_live_labs)
+
+
+def close_all(labs: Iterable) -> None:
+    """close() each of `labs`, trying all before reporting the failures together."""
     failures = []
-    for lab in list(_live_labs):
+    for lab in list(labs):
         try:
             lab.close()
         except TargetError as exc:

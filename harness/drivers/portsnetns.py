@@ -31,7 +31,7 @@ from harness.drivers.netns import (
     NETNS_RUN_DIR,
     NetnsLab,
     _delete_netns,
-    _pid_alive,
+    orphaned_namespaces,
     require_root,
     require_tool,
     run_argv,
@@ -110,14 +110,8 @@ def _empty(name: str) -> list[str]:
 
 def remove_stale_namespaces() -> list[str]:
     """Empty and delete the port namespaces of agents that died; the names."""
-    if not os.path.isdir(NETNS_RUN_DIR):
-        return []
-    removed = []
-    for name in sorted(os.listdir(NETNS_RUN_DIR)):
-        match = _NAME.match(name)
-        if match and not _pid_alive(int(match.group(1))):
-            failures = _empty(name)
-            if failures:
-                raise TargetError(f"a dead agent's namespace {name} holds the DUT's ports: " + "; ".join(failures))
-            removed.append(name)
+    removed = orphaned_namespaces(_NAME)
+    for name in removed:
+        if failures := _empty(name):
+            raise TargetError(f"a dead agent's namespace {name} holds the DUT's ports: " + "; ".join(failures))
     return removed

@@ -57,6 +57,8 @@ from harness.drivers.netns import (
     TESTER_SYSCTLS,
     _delete_netns,
     _pid_alive,
+    close_all,
+    orphaned_namespaces,
     refuse_host_netns,
     require_root,
     require_tool,
@@ -345,27 +347,15 @@ def _start_process_lifecycle() -> None:
 def remove_stale_labs() -> list[str]:
     """Delete `pjlab<pid>...` namespaces whose process is gone, with whatever still
     runs in them (a killed `up` leaves its sshd and stand-ins behind); the names deleted."""
-    if not os.path.isdir(NETNS_RUN_DIR):
-        return []
-    removed = []
-    for name in sorted(os.listdir(NETNS_RUN_DIR)):
-        match = _NAME.match(name)
-        if match and not _pid_alive(int(match.group(1))):
-            if failure := delete_namespace(name):
-                raise TargetError(f"removing a stale stand-in lab failed: {failure}")
-            removed.append(name)
+    removed = orphaned_namespaces(_NAME)
+    for name in removed:
+        if failure := delete_namespace(name):
+            raise TargetError(f"removing a stale stand-in lab failed: {failure}")
     return removed
 
 
 def close_live_labs() -> None:
-    failures = []
-    for lab in list(_live_labs):
-        try:
-            lab.close()
-        except TargetError as exc:
-            failures.append(str(exc))
-    if failures:
-        raise TargetError("; ".join(failures))
+    close_all(_live_labs)
 
 
 # command line ----------------------------------------------------------------------
