@@ -5,6 +5,7 @@ interrupted.
 
     sudo python3 .ci/loaded_dut.py                  # 10 runs of `pytest suites --target=dut -n 4`
     sudo python3 .ci/loaded_dut.py --runs 2 --workers 2 --hogs 1
+    sudo python3 .ci/loaded_dut.py --runs 3 --workers 2 --lab LAB.yaml   # a lab's stations
 """
 from __future__ import annotations
 
@@ -28,11 +29,12 @@ def spin() -> None:
         pass
 
 
-def run_suite(workers: int) -> tuple[dict[str, int], float, str]:
+def run_suite(workers: int, lab: str | None) -> tuple[dict[str, int], float, str]:
     """One run: its outcome counts, seconds, and pytest's last lines."""
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "pytest", "suites", "--target=dut", "-n", str(workers), "-q",
-                           "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True, check=False)
+                           "-p", "no:cacheprovider", *([f"--lab={lab}"] if lab else [])],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
     tail = "\n".join(done.stdout.strip().splitlines()[-15:])
     counts = {kind.rstrip("s") if kind.startswith("error") else kind: int(n)
               for n, kind in OUTCOME.findall(done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "")}
@@ -46,6 +48,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--workers", type=int, default=4, help="pytest-xdist workers (-n)")
     parser.add_argument("--hogs", type=int, default=os.cpu_count(), help="busy processes (default: one per core)")
+    parser.add_argument("--lab", metavar="LAB.yaml", help="run on this lab file's stations (at least --workers)")
     args = parser.parse_args()
     hogs = [multiprocessing.Process(target=spin, daemon=True) for _ in range(args.hogs)]
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))  # through the finally below
@@ -54,7 +57,7 @@ def main() -> int:
         for hog in hogs:
             hog.start()
         for run in range(1, args.runs + 1):
-            counts, seconds, tail = run_suite(args.workers)
+            counts, seconds, tail = run_suite(args.workers, args.lab)
             shown = ", ".join(f"{n} {kind}" for kind, n in counts.items()) or "no outcome"
             print(f"run {run}/{args.runs}: {shown} in {seconds:.0f} s", flush=True)
             if counts.get("failed") or counts.get("error") or not counts.get("passed"):
