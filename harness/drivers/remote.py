@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import shlex
 import socket
 import threading
@@ -190,13 +191,17 @@ class SshHost:
         doing = f"uploading {local} to {remote}"
         conn = self._connection(doing)
 
+        # a part file of this uploader's own: another harness process may be sending
+        # the same file to the same place (stations sharing a filesystem)
+        part = f"{remote}.part-{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"
+
         async def upload() -> None:
             async with conn.start_sftp_client() as sftp:
                 await sftp.makedirs(remote_dir, exist_ok=True)
                 if await sftp.exists(remote):  # written whole, then renamed: complete
                     return
-                await sftp.put(str(local), remote + ".part")
-                await sftp.posix_rename(remote + ".part", remote)
+                await sftp.put(str(local), part)
+                await sftp.posix_rename(part, remote)
 
         self._call(upload(), doing, self.timeouts.command)
         return remote
