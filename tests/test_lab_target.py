@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
+import signal
 import subprocess
 import textwrap
 from pathlib import Path
@@ -17,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from harness.drivers.lab import LabTarget, Station
-from harness.drivers.standin_lab import StandinLab
+from harness.drivers.standin_lab import StandinLab, pids_in
 from harness.labfile import load_lab
-from harness.target import CommandError
+from harness.target import CommandError, TargetUnavailable
 
 pytest_plugins = ["pytester"]
 REPO = Path(__file__).resolve().parent.parent
@@ -91,7 +93,7 @@ def test_the_dry_run_lists_each_command_and_frame_and_refuses_the_management_int
     pytester.makepyfile(textwrap.dedent("""
         import pytest
         from scapy.layers.l2 import Ether
-        from harness.target import CommandError
+        from harness.target import CommandError, TargetUnavailable
 
         def test_configures_and_sends(target):
             target.sh("ip addr add 10.0.0.1/24 dev p0")
@@ -208,3 +210,42 @@ def test_ctrl_c_in_the_middle_of_a_test_still_gives_the_dut_back(standin, pytest
     assert _dut_links(standin) == links_before
     assert _dut_addresses(standin) == addresses_before
     assert not [name for name in os.listdir("/run/netns") if name.startswith("pjports")]
+
+
+def _agent(standin) -> tuple[int, int]:
+    """The DUT agent's pid and its parent's, the sshd session's."""
+    for pid in pids_in(standin.stations[0].dut_netns):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"harness-agent" in f.read():
+                    with open(f"/proc/{pid}/stat") as stat:
+                        return pid, int(stat.read().rsplit(")", 1)[1].split()[1])
+        except FileNotFoundError:
+            continue
+    raise AssertionError("no DUT agent runs in the stand-in DUT")
+
+
+@needs_standin
+def test_a_dropped_connection_mid_test_brings_the_ports_home_and_the_next_test_gets_a_new_agent(standin):
+    links_before, addresses_before = _dut_links(standin), _dut_addresses(standin)
+    station = Station(load_lab(standin.lab_file).stations[0], standin.lab_file)
+    try:
+        target = LabTarget(station)
+        target.sh("ip addr add 10.0.0.1/24 dev p0")
+        agent, session = _agent(standin)
+        pidfd = os.pidfd_open(agent)
+        os.kill(session, signal.SIGKILL)  # the SSH session under the agent dies
+        assert select.select([pidfd], [], [], 30)[0], "the agent outlived its session"
+        os.close(pidfd)
+        assert not [name for name in os.listdir("/run/netns") if name.startswith("pjports")]
+        with pytest.raises(TargetUnavailable):
+            target.close()  # its DutSide went with the agent; the DUT is restored all the same
+        again = LabTarget(station)
+        try:
+            assert again.sh("ip -4 addr show dev p0") == ""
+        finally:
+            again.close()
+    finally:
+        assert station.close() == []
+    assert _dut_links(standin) == links_before
+    assert _dut_addresses(standin) == addresses_before

@@ -90,9 +90,7 @@ class Station:
             self.state = DutState(self.host, config.dut.interfaces, config.dut.allow, config.dut.management,
                                   lab_file)
             self.state.prepare()
-            agent_zip = self.host.upload(build_agent_zip(), REMOTE_FILES)
-            self.agent = self.host.open_process([config.dut.python, "-I", agent_zip])
-            self.channel = ProcessChannel(self.agent)
+            self._start_agent()
             self.trex = TrexClient(config.trex, config.timeouts)
             self.identity = {"station": self.name, "dut": identity(self.host, config.dut.interfaces),
                              "trex": self.trex.identity()}
@@ -100,6 +98,27 @@ class Station:
             self.close()
             raise
         self._uploaded: dict[str, str] = {}
+
+    def _start_agent(self) -> None:
+        if not self.host.connected:
+            self.host.reconnect()
+        agent_zip = self.host.upload(build_agent_zip(), REMOTE_FILES)
+        self.agent = self.host.open_process([self.config.dut.python, "-I", agent_zip])
+        self.channel = ProcessChannel(self.agent)
+
+    def open_side(self) -> RemoteDutSide:
+        """A test's DutSide in the DUT agent; a new agent when the last one has gone
+        (its SSH connection dropped: it moved the ports back as it exited)."""
+        try:
+            return self._side()
+        except TargetUnavailable:  # the agent's channel is gone
+            self.agent.close()
+            self._start_agent()
+            return self._side()
+
+    def _side(self) -> RemoteDutSide:
+        return RemoteDutSide(self.channel, where=f"{self.name} ({self.host.address})",
+                             isolate=self.config.dut.isolation == "netns")
 
     def upload(self, local: str) -> str:
         """The DUT's copy of local file `local`, uploaded once per content."""
@@ -138,8 +157,7 @@ class LabTarget(Target):
         self.negative_timeout = negative_timeout
         self._frames_traced_from = 0  # frame_log index where the trace was last cleared
         station.state.snapshot()
-        self.side = RemoteDutSide(station.channel, where=f"{station.name} ({station.host.address})",
-                                  isolate=station.config.dut.isolation == "netns")
+        self.side = station.open_side()
         # each command runs where the ports are: the test's namespace, or the DUT's own
         self._where = ["ip", "netns", "exec", self.side.netns] if self.side.netns else []
         self.capabilities = frozenset(self.side.capabilities)

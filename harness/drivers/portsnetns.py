@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import select
 import socket
 
 from harness.drivers.netns import (
@@ -39,6 +40,9 @@ from harness.drivers.netns import (
 from harness.target import DUT_SYSCTLS, PORTS, TargetError
 
 _NAME = re.compile(r"^pjports(\d+)x\d+$")
+# An agent whose session dropped moves the ports home as it exits: milliseconds, unless
+# the DUT is very busy.
+OLD_AGENT_EXIT = 30.0
 _instance_numbers = itertools.count()
 
 
@@ -89,6 +93,21 @@ class PortsNetns(NetnsLab):
         return f"PortsNetns({self.dut})"
 
 
+def _wait_exit(pid: int) -> None:
+    """Wait until process `pid` has exited (its pidfd becomes readable), at most
+    OLD_AGENT_EXIT seconds."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        if not select.select([pidfd], [], [], OLD_AGENT_EXIT)[0]:
+            raise TargetError(f"another agent (pid {pid}) holds the DUT's ports and did not exit within "
+                              f"{OLD_AGENT_EXIT:.0f} s")
+    finally:
+        os.close(pidfd)
+
+
 def _empty(name: str) -> list[str]:
     """Move every port p0..p2 in namespace `name` back to this process's namespace,
     then delete it: the failures, each with the command to finish by hand."""
@@ -109,7 +128,11 @@ def _empty(name: str) -> list[str]:
 
 
 def remove_stale_namespaces() -> list[str]:
-    """Empty and delete the port namespaces of agents that died; the names."""
+    """Empty and delete the port namespaces of agents that died; the names. An agent
+    whose SSH session dropped may still be moving the ports home: it is waited for."""
+    for name in os.listdir(NETNS_RUN_DIR) if os.path.isdir(NETNS_RUN_DIR) else []:
+        if (match := _NAME.match(name)) and int(match.group(1)) != os.getpid():
+            _wait_exit(int(match.group(1)))
     removed = orphaned_namespaces(_NAME)
     for name in removed:
         if failures := _empty(name):
