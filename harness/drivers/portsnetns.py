@@ -15,7 +15,8 @@ inet_peer entries (the ICMP rate limit's tokens per peer), no conntrack entries,
 no nftables ruleset, and no management interface or traffic. What a port carries
 back is put right by the harness's snapshot and restore (dutstate.py).
 
-A namespace left behind by an agent that died (named `pjports<pid>x<n>`) is
+A namespace left behind by an agent that died (named `pjports<inode of the DUT's
+namespace>-<pid>x<n>`) is
 emptied the same way by the next agent: its ports moved back, then deleted. Its
 veth ports (the stand-in lab's) would be destroyed with it otherwise.
 """
@@ -39,7 +40,10 @@ from harness.drivers.netns import (
 )
 from harness.target import DUT_SYSCTLS, PORTS, TargetError
 
-_NAME = re.compile(r"^pjports(\d+)x\d+$")
+# The DUT's own namespace (the agent's), by inode, names the namespaces its agents make:
+# DUTs that share a /run/netns (the stand-in lab's) never take each other's.
+HOME_INODE = os.stat("/proc/self/ns/net").st_ino
+_NAME = re.compile(rf"^pjports{HOME_INODE}-(\d+)x\d+$")
 # An agent whose session dropped moves the ports home as it exits: milliseconds, unless
 # the DUT is very busy.
 OLD_AGENT_EXIT = 30.0
@@ -51,14 +55,14 @@ class PortsNetns(NetnsLab):
     DutSide's lab, with NetnsLab's interface for namespace `dut`."""
 
     # the agent's own namespace (management, other traffic) is never reported
-    host_inodes = frozenset({os.stat("/proc/self/ns/net").st_ino})
+    host_inodes = frozenset({HOME_INODE})
 
     def __init__(self) -> None:
         require_root("moving the DUT's ports into a namespace of the test")
         for program in ("ip", "sysctl", "ethtool"):
             require_tool(program)
         remove_stale_namespaces()
-        self.dut = f"pjports{os.getpid()}x{next(_instance_numbers)}"
+        self.dut = f"pjports{HOME_INODE}-{os.getpid()}x{next(_instance_numbers)}"
         self.sysctls = {self.dut: dict(DUT_SYSCTLS)}
         self._sockets: list[socket.socket] = []
         self._closed = False
