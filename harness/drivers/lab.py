@@ -36,8 +36,8 @@ from harness.drivers.remote import SshHost
 from harness.drivers.trex import TrexClient
 from harness.journey import CtEntry, Drop, Journey, RuleCounter
 from harness.labfile import Station as StationConfig
+from harness.packets import describe
 from harness.target import (
-    PORTS,
     AppSocket,
     CommandError,
     EventReader,
@@ -46,7 +46,6 @@ from harness.target import (
     TargetError,
     TargetUnavailable,
 )
-from harness.packets import describe
 from harness.traffic import Profile, Result, TrafficCaps
 
 # Where uploaded files (eBPF objects a command names) go on the DUT.
@@ -334,4 +333,4 @@ class DryRunTarget(Target):
         self._lines.append(f"  wait {seconds} s")
 
 
-__all__ = ["PORTS", "DryRunTarget", "LabTarget", "RestoreFailed", "Station", "StationBroken"]
+__all__ = ["DryRunTarget", "LabTarget", "RestoreFailed", "Station", "StationBroken"]
