@@ -103,11 +103,13 @@ class LabSession:
         self.dry_run = dry_run
         self._station = None
         self._failure: str | None = None
+        self._dry_run_started = False
 
     def target(self) -> Target:
         from harness.drivers import lab
         if self.dry_run:
-            return lab.DryRunTarget(self.station_config)
+            first, self._dry_run_started = not self._dry_run_started, True
+            return lab.DryRunTarget(self.station_config, session_start=first)
         if self._failure is not None:
             raise lab.StationBroken(f"station {self.station_config.name} did not come up earlier in this "
                                     f"session: {self._failure}")

@@ -830,15 +830,22 @@ class DutState:
         }
         self._journal["prepared"] = True  # from here on the ports may carry the harness's names
         self._save_journal()
-        self.host.run(["ip", "-batch", "-"], stdin="".join(
+        for argv, stdin in self.prepare_commands():
+            self.host.run(argv, stdin, stderr_fails=argv[0] == "sysctl")
+        self.snapshot()
+
+    def prepare_commands(self) -> list[tuple[list[str], str | None]]:
+        """What prepare() changes once the original state is journaled, as (argv,
+        stdin): the lab ports renamed p0..p2 with the harness's MACs, MTU 1500 and up,
+        transmit checksumming off, the DUT sysctls (--lab-dry-run shows them)."""
+        renames = "".join(
             f"link set dev {interface.name} down\nlink set dev {interface.name} name {interface.port}\n"
             f"link set dev {interface.port} address {port.mac} mtu 1500\nlink set dev {interface.port} up\n"
-            for interface, port in zip(self.interfaces, PORTS)))
-        for interface in self.interfaces:
-            self.host.run(["ethtool", "-K", interface.port, "tx", "off"])
+            for interface, port in zip(self.interfaces, PORTS))
         applied = self._port_sysctls([i.port for i in self.interfaces])
-        self.host.run(["sysctl", "-q", "-w", *(f"{k}={v}" for k, v in applied.items())], stderr_fails=True)
-        self.snapshot()
+        return [(["ip", "-batch", "-"], renames),
+                *((["ethtool", "-K", interface.port, "tx", "off"], None) for interface in self.interfaces),
+                (["sysctl", "-q", "-w", *(f"{k}={v}" for k, v in applied.items())], None)]
 
     @staticmethod
     def _port_sysctls(ports: list[str]) -> dict[str, str]:

@@ -270,13 +270,31 @@ class DryRunTarget(Target):
     name = "lab"
     dry_run = True
 
-    def __init__(self, config: StationConfig) -> None:
+    def __init__(self, config: StationConfig, session_start: bool = False) -> None:
+        """`session_start`: the station's first test, whose recording begins with what
+        the session does before it."""
         super().__init__()
         self.config = config
         self.capabilities = DRY_RUN_CAPABILITIES
         self._allow = DutState.checks_only(config.dut)
         self._trex_port = {dut_port: trex_port for trex_port, dut_port in config.trex.ports.items()}
-        self._lines: list[str] = []
+        self._lines: list[str] = self._session_start() if session_start else []
+
+    def _session_start(self) -> list[str]:
+        dut, trex = self.config.dut, self.config.trex
+        ssh = f"  ssh {dut.user}@{dut.host}:{dut.port}"
+        lines = [f"{ssh}: connect (host key checked against {dut.known_hosts}); read and journal the "
+                 "state of the lab interfaces, then:"]
+        for argv, stdin in self._allow.prepare_commands():
+            lines.append(f"{ssh}: {shlex.join(argv)}")
+            lines += [f"      | {line}" for line in (stdin or "").splitlines()]
+        lines.append(f"{ssh}: upload the agent to {REMOTE_FILES}/ and run `{dut.python} -I harness-agent-<hash>.pyz`")
+        lines.append(f"  TRex {trex.host}:{trex.sync_port}: connect, acquire ports {sorted(trex.ports)}, "
+                     "service mode, capture what they receive")
+        if dut.isolation == "netns":
+            lines.append("  each test: the agent moves p0..p2 into a fresh namespace, and back after the test")
+        lines.append("  each test: snapshot before, restore after")
+        return lines
 
     def recording(self) -> str:
         return "\n".join(self._lines) or "  (nothing)"
