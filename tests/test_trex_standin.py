@@ -368,3 +368,20 @@ def test_stream_chaining_is_refused_naming_it():
     chained = {**_stream_json("pps", 10.0, _frame(0)), "self_start": False}
     with pytest.raises(rpc.RpcError, match="stream chaining"):
         engine.compile_stream(0, P0.peer_mac, 1, chained)
+
+
+def test_a_udp_checksum_that_sums_to_zero_goes_out_as_all_ones():
+    """RFC 768 (udp4_hwcsum(), a NIC's checksum offload): 0 would mean "no checksum"."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    packet = Ether() / IP(src="10.0.0.2", dst="10.0.1.2") / UDP(sport=1, dport=2) / b"\x00\x00payload!"
+    natural = Ether(bytes(packet))[UDP].chksum  # the ones' complement of the sum: add it, the sum is all ones
+    frame = bytearray(bytes(packet))
+    payload = len(frame) - 10
+    word = (int.from_bytes(frame[payload:payload + 2], "big") + natural) % 0xFFFF
+    frame[payload:payload + 2] = word.to_bytes(2, "big")
+    vm.fix_hw(frame, 14, 20, vm.L4_TYPE_UDP)
+    assert frame[14 + 20 + 6:14 + 20 + 8] == b"\xff\xff"
+    recomputed = Ether(bytes(frame))
+    del recomputed[UDP].chksum  # scapy computes it afresh, and sends a 0 as all ones too
+    assert Ether(bytes(recomputed))[UDP].chksum == 0xFFFF

@@ -297,4 +297,7 @@ def fix_hw(frame: bytearray, l2_len: int, l3_len: int, l4_type: int) -> None:
         return
     field = start + (tcp.CHECK if proto == IPPROTO_TCP else udp.CHECK)
     frame[field:field + 2] = bytes(2)
-    frame[field:field + 2] = checksum(frame[start:start + length], pseudo).to_bytes(2, "big")
+    value = checksum(frame[start:start + length], pseudo)
+    if proto == IPPROTO_UDP and value == 0:
+        value = 0xFFFF  # RFC 768: a computed 0 goes out as all ones, 0 meaning "no checksum"
+    frame[field:field + 2] = value.to_bytes(2, "big")
