@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.traffic import histogram_bucket
+
 
 @dataclass
 class PortCounters:
@@ -57,13 +59,9 @@ def global_stats(ports: list[PortCounters]) -> dict:
 
 
 def trex_histogram_bucket(latency_us: float) -> int:
-    """CTimeHistogram's bucket: 0 under 10 us, else the leading digit times the decade."""
-    if latency_us < 10:
-        return 0
-    decade = 10
-    while latency_us >= decade * 10:
-        decade *= 10
-    return int(latency_us // decade) * decade
+    """CTimeHistogram's bucket: 0 under 10 us, else the leading digit times the
+    decade, as harness.traffic.histogram_bucket() (which splits 0-10 us finer)."""
+    return 0 if latency_us < 10 else histogram_bucket(latency_us)
 
 
 @dataclass
