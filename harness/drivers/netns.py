@@ -295,13 +295,18 @@ def _start_process_lifecycle() -> None:
             _previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
 
 
-def orphaned_namespaces(pattern: re.Pattern) -> list[str]:
+def owned_namespaces(pattern: re.Pattern) -> list[tuple[str, int]]:
     """The namespaces named by `pattern`, whose group 1 is the pid of the process
-    that made them, where that process is gone."""
+    that made them, with that pid."""
     if not os.path.isdir(NETNS_RUN_DIR):
         return []
-    return [name for name in sorted(os.listdir(NETNS_RUN_DIR))
-            if (match := pattern.match(name)) and not _pid_alive(int(match.group(1)))]
+    return [(name, int(match.group(1))) for name in sorted(os.listdir(NETNS_RUN_DIR))
+            if (match := pattern.match(name))]
+
+
+def orphaned_namespaces(pattern: re.Pattern) -> list[str]:
+    """The namespaces of owned_namespaces() whose process is gone."""
+    return [name for name, pid in owned_namespaces(pattern) if not _pid_alive(pid)]
 
 
 def remove_stale_labs() -> list[str]:

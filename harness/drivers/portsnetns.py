@@ -34,6 +34,7 @@ from harness.drivers.netns import (
     NetnsLab,
     _delete_netns,
     orphaned_namespaces,
+    owned_namespaces,
     require_root,
     require_tool,
     run_argv,
@@ -134,9 +135,9 @@ def _empty(name: str) -> list[str]:
 def remove_stale_namespaces() -> list[str]:
     """Empty and delete the port namespaces of agents that died; the names. An agent
     whose SSH session dropped may still be moving the ports home: it is waited for."""
-    for name in os.listdir(NETNS_RUN_DIR) if os.path.isdir(NETNS_RUN_DIR) else []:
-        if (match := _NAME.match(name)) and int(match.group(1)) != os.getpid():
-            _wait_exit(int(match.group(1)))
+    for _, pid in owned_namespaces(_NAME):
+        if pid != os.getpid():
+            _wait_exit(pid)
     removed = orphaned_namespaces(_NAME)
     for name in removed:
         if failures := _empty(name):
