@@ -12,10 +12,19 @@ table another worker had just filled.
 
 So labs take turns: a lab that fills its table past 95% holds a host-wide lock until
 it closes (`HostConntrackTable.claim_for()`), and a lab whose table overflowed
-releases it only once the gc has run again (`release()`): it flushes its table,
-creates one entry that expires at once, and waits for the gc to reap it. Nothing else
-reaps it (no packet looks it up, no dump lists it), so its going is the gc's run, which
-ends the early-drop mode before the next lab can fill its table.
+releases it only once a gc scan has ended (`release()`), since the flag is cleared
+only when a gc_worker() invocation ends without being cut short by its time budget
+(GC_SCAN_MAX_DURATION): at the end of a full scan, or after GC_SCAN_EXPIRED_MAX + 1
+kills. A scan walks the hash buckets in order and, on a loaded host, is cut into
+many invocations (it calls cond_resched() per bucket), so the early-drop mode can
+outlive by seconds the reaping of an entry in the middle of the table. Hence the
+marker: of GC_MARKER_CANDIDATES entries, the one a dump lists last (a dump walks the
+buckets in the same order, ctnetlink_dump_table()) sits in one of the last buckets;
+`release()` flushes its table, creates that entry alone with a 1 s timeout, and waits
+for it to go. Nothing else reaps it (no packet looks it up, no dump lists it), so its
+going is the gc passing the last buckets, where the scan ends and the flag is
+cleared (or the next scan, if the current one had passed it already). Its tuple is
+its own reply (source = destination), so both of its hash nodes share that bucket.
 """
 from __future__ import annotations
 
@@ -33,9 +42,17 @@ GC_EARLY_DROP_PERCENT = 95
 GC_SCAN_INTERVAL_MAX = 60.0  # s: the longest the gc waits between runs
 GC_RUN_TIMEOUT = 3 * GC_SCAN_INTERVAL_MAX  # reached only if the gc does not run at all
 POLL_INTERVAL = 0.2
-# expires 1 s after it is made; TEST-NET-2 addresses no test uses
-GC_MARKER = CtEntry("udp", "", ("198.51.100.1", "198.51.100.2", 9, 9), ("198.51.100.2", "198.51.100.1", 9, 9),
-                    frozenset(), 0, 1)
+GC_MARKER_CANDIDATES = 4096  # the last lies in the last 1/4096 of the buckets, on average
+
+
+def gc_marker(n: int) -> tuple[str, str, int, int]:
+    """Candidate `n`: a UDP tuple that is its own reply, in TEST-NET-2, which no test uses."""
+    address, port = f"198.51.100.{n & 0xFF}", 1024 + (n >> 8)
+    return (address, address, port, port)
+
+
+def unreplied_udp(tuple_: tuple[str, str, int, int], timeout: int) -> CtEntry:
+    return CtEntry("udp", "", tuple_, tuple_, frozenset(), 0, timeout)
 
 
 def conntrack_stat(lab: NetnsLab, name: str) -> int:
@@ -81,13 +98,18 @@ class HostConntrackTable:
             self._lock = None
 
     def _wait_for_a_gc_run(self) -> None:
-        self.lab.run(self.lab.dut, [require_tool("conntrack"), "-F"])
-        nfnetlink.create_entries(self.lab, [GC_MARKER])
+        flush = [require_tool("conntrack"), "-F"]
+        self.lab.run(self.lab.dut, flush)
+        candidates = {gc_marker(n) for n in range(GC_MARKER_CANDIDATES)}
+        nfnetlink.create_entries(self.lab, (unreplied_udp(tuple_, 600) for tuple_ in candidates))
+        last = [entry.original for entry in nfnetlink.conntrack_entries(self.lab) if entry.original in candidates][-1]
+        self.lab.run(self.lab.dut, flush)
+        nfnetlink.create_entries(self.lab, [unreplied_udp(last, 1)])
         deadline = time.monotonic() + GC_RUN_TIMEOUT
         while sysctl(self.lab, "net.netfilter.nf_conntrack_count"):
             if time.monotonic() > deadline:
                 raise TargetError(
                     f"the conntrack gc did not run within {GC_RUN_TIMEOUT:.0f} s of this lab's table-full drop "
-                    "(its expired entry is still there): the early-drop mode that drop started may evict "
+                    "(its expired marker is still there): the early-drop mode that drop started may evict "
                     "unreplied entries of the next lab that fills its table")
             time.sleep(POLL_INTERVAL)
