@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bpf, ipv4_path, lab, linerate, linerate_model, netfilter
+from benchmarks import bpf, ceiling, ipv4_path, lab, linerate, linerate_model, netfilter
 
 BENCHMARKS = {
     "ipv4_path": ipv4_path.main,
     "bpf": bpf.main,
     "netfilter": netfilter.main,
+    "ceiling": ceiling.main,
     "lab": lab.main,
     "linerate": linerate.main,
     "linerate_model": linerate_model.main,
