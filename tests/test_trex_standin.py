@@ -256,6 +256,14 @@ def test_a_decrementing_var_with_a_step_pads_its_range_to_a_whole_cycle():
     assert [f[IP_TTL] for f in inc] == [0, 2, 4]  # then 0 again: max pads to 5, the wrap takes a step
 
 
+def test_a_vm_whose_frames_repeat_after_more_than_4096_is_refused_not_cut_short():
+    program = _vm(_flow_var(size=2, low=0, high=4999), _write(offset=IP_SRC))
+    with pytest.raises(vm.VmError, match="repeat after 5000.* at most 4096"):
+        vm.StreamVm(_frame(0), program).frames()
+    cached = vm.StreamVm(_frame(0), _vm(_flow_var(size=2, low=0, high=4999), _write(offset=IP_SRC), cache=100))
+    assert [f[IP_SRC:IP_SRC + 2] for f in cached.frames()] == [n.to_bytes(2, "big") for n in range(100)]
+
+
 def test_add_value_and_little_endian_writes_truncate_to_the_vars_size():
     frames = vm.StreamVm(_frame(0), _vm(_flow_var(size=2, low=0xFFFE, high=0xFFFF), _write(offset=IP_SRC, add=1),
                                         _write(offset=IP_SRC + 2, big=False))).frames()

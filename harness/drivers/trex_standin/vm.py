@@ -199,11 +199,17 @@ class StreamVm:
             raise VmError(f"VM instruction '{kind}' reaches byte {end} of a {len(self.packet)}-byte packet")
 
     def cycle(self) -> int:
-        """How many frames frames() makes: the variables' common period, capped."""
+        """How many frames frames() makes: the variables' common period. Over
+        MAX_CYCLE it is refused rather than cut short, which would send fewer distinct
+        frames than the profile asks for."""
         periods = [var.period() for var in self.vars.values()]
         if None in periods:
             return self.cache or RANDOM_CYCLE
-        return min(math.lcm(1, *periods), MAX_CYCLE)
+        period = math.lcm(1, *periods)
+        if period > MAX_CYCLE and not self.cache:
+            raise VmError(f"VM: its frames repeat after {period}; the TRex stand-in makes a VM's frames ahead "
+                          f"and holds at most {MAX_CYCLE} (a real TRex computes each frame as it sends it)")
+        return min(period, self.cache or MAX_CYCLE)
 
     def frames(self) -> list[bytes]:
         """The frames the stream sends, in order, for one cycle()."""
