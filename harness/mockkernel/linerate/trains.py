@@ -83,11 +83,11 @@ class Snapshot:
 
 
 def _layout_key(kernel) -> tuple:
-    """What the layout depends on: the committed ruleset (nft swaps in a new one
-    per transaction), devices, sockets, eBPF programs, maps and hash keys."""
+    """What the layout depends on: the committed ruleset (its generation, new
+    at each commit), devices, sockets, eBPF programs, maps and hash keys."""
     bpf = kernel.bpf
     maps = () if bpf is None else tuple((id(m), len(getattr(m, "_elems", ()))) for m in bpf.maps.values())
-    return (id(kernel.nft.ruleset), tuple(kernel.devices), tuple(map(id, kernel.udp_sockets.values())),
+    return (kernel.nft.base_seq, tuple(kernel.devices), tuple(map(id, kernel.udp_sockets.values())),
             tuple(map(id, kernel.ping_sockets.values())), id(bpf), maps, bpf and tuple(bpf.progs))
 
 

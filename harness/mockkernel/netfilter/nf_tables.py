@@ -2,11 +2,12 @@
 (net/netfilter/nf_tables_api.c, nft_chain_nat.c; nftables src/rule.c for
 listing). The datapath is in nf_tables_core.py.
 
-`NfTables` is a namespace's nf_tables state (`net.nft`). `execute()` applies
-the commands of one `nft` invocation as one transaction: they act on a copy
-of the ruleset, any error discards the copy (nothing changes), success
-commits it. A commit compiles every chain once into closures (nft_exprs) and
-(re)binds each base chain to its hook: filter and route chains as HookEntries
+`NfTables` is a namespace's nf_tables state (`net.nft`). `execute()` runs
+the commands of one `nft` invocation as the kernel runs a batch: applied in
+place by a Transaction that can undo them, validated at commit where
+something needs it (and replayed to place a validation error), any refusal
+undoing all of it. A commit compiles the tables the transaction touched into
+closures (nft_exprs) and (re)binds each base chain to its hook: filter and route chains as HookEntries
 on `net.nf_hooks` at their priority (inet tables register for IPv4 and IPv6,
 netdev ingress chains as NFPROTO_NETDEV hook 0 for their devices), nat chains
 through nf_nat_register_fn() as the NAT core's lookups. A base chain keeps its
@@ -90,7 +91,6 @@ class NftTable:
     chains: dict[str, NftChain] = field(default_factory=dict)
     sets: dict[str, NftSet] = field(default_factory=dict)
     hgenerator: int = 0  # table->hgenerator
-    anon_sets: int = 0
 
     def alloc_handle(self) -> int:
         self.hgenerator += 1
@@ -117,72 +117,116 @@ class Registration:
 
 # ------------------------------------------------------------------ state
 
+@dataclass
+class TableRuntime:
+    """A table's compiled chains (the kernel's per-chain rule blobs), kept
+    across commits: a commit compiles only the tables its transaction touched."""
+
+    table: NftTable
+    chains: dict[str, RtChain]
+    needs_conntrack: bool
+
+
+class BatchError(NftError):
+    """The errors the kernel reported for a batch, one per refused command,
+    printed as nft prints them: one record after the other."""
+
+    def __init__(self, errors: list[NftError]):
+        super().__init__(errors[0].message, errors[0].loc, errors[0].related, errors[0].origin)
+        self.errors = errors
+
+    def render(self) -> str:
+        return "\n".join(err.render() for err in self.errors)
+
+
 class NfTables:
-    """struct nftables_pernet: the committed ruleset and its registrations."""
+    """struct nftables_pernet: the committed ruleset, its compiled chains and
+    their registrations."""
 
     def __init__(self, net) -> None:
         self.net = net
         self.ruleset = Ruleset()
+        self.base_seq = 0  # nft_net->base_seq: a new generation per commit, for readers that cache
+        self.runtime: dict[int, TableRuntime] = {}  # id(table) ->
         self.registrations: dict[tuple, Registration] = {}
         self.ct_ref = False
 
     def execute(self, text: str, source: str | None, opts: "ListOptions", check_only: bool = False) -> str:
-        """Parse and run one nft invocation as one transaction; returns what
-        nft prints. Raises NftError (nothing changed)."""
-        devices = {d.name: d.ifindex for d in self.net.devices.values()}
-        commands = parse(text, source, ParseCtx(devices))
+        """Parse and run one nft invocation as nfnetlink_rcv_batch() runs its
+        batch; returns what nft prints. Raises NftError (nothing changed).
 
-        def run(work: Ruleset):
-            txn = Transaction(work, self.net, opts)
-            try:
-                output = "".join(txn.apply(cmd) for cmd in commands)
-            except NftError as err:
-                if err.message.startswith("Could not process rule"):
-                    self._keep_handles(work)
-                raise
-            return output, txn.changed and not check_only
-        return self.batch(run)
+        Every command is applied to the live ruleset through a Transaction that
+        can undo it. A command nft itself refuses (its cache checks) stops
+        everything: nothing reached the kernel. A command the kernel refuses is
+        recorded and the batch goes on, as the kernel processes every message;
+        any refusal aborts it. Without refusals the commit first validates the
+        tables that need it (nf_tables_validate()); a table that fails makes
+        the kernel abort and replay the batch (-EAGAIN) with that table (and any
+        table the replay creates) in NFT_VALIDATE_DO, where each new rule or
+        element revalidates it, so the refusals fall on the commands that made
+        the table invalid and every later one. Handles taken stay taken.
+        `nft -c` runs the same and aborts at the end (NFNL_ABORT_VALIDATE)."""
+        devices = {d.name: d.ifindex for d in self.net.devices.values()}
+        replay: set[int] | None = None
+        while True:
+            txn = Transaction(self, opts, replay)
+            output = txn.process(parse(text, source, ParseCtx(devices)))
+            if txn.errors:
+                txn.abort()
+                raise BatchError(txn.errors)
+            invalid = txn.validate()
+            if invalid is None:
+                break
+            txn.abort()
+            replay = (replay or set()) | {id(invalid)}
+        if check_only or not txn.changed:
+            txn.abort()
+        else:
+            self.commit(txn.touched)
+        return output
 
     def batch(self, fn):
-        """One transaction: fn(work) -> (result, changed) on a copy of the
-        ruleset; committed when it returns changed, discarded if it raises."""
+        """iptables-nft's transaction: fn(work) -> (result, changed) on a copy
+        of the ruleset; committed when it returns changed, discarded if it
+        raises. Its tables are new objects, so a commit compiles them all."""
         work = copy.deepcopy(self.ruleset)
         result, changed = fn(work)
         if changed:
             self.ruleset = work
-            self.commit()
+            self.commit(set())
         return result
 
-    def _keep_handles(self, aborted: Ruleset) -> None:
-        """An aborted batch reached the kernel: the handles it allocated stay
-        used (table->hgenerator and the table handle are not rolled back)."""
-        self.ruleset.table_handle = aborted.table_handle
+    def commit(self, touched: set[int]) -> None:
+        """nf_tables_commit(): compile the tables touched (by id) and any not
+        compiled yet, then bind base chains to their hooks."""
+        runtime = {}
         for table in self.ruleset.tables:
-            other = aborted.find(table.family, table.name)
-            if other is not None and other.handle == table.handle:
-                table.hgenerator = other.hgenerator
-
-    def commit(self) -> None:
-        """Compile every chain and bind base chains to their hooks."""
+            known = self.runtime.get(id(table))
+            if known is None or known.table is not table or id(table) in touched:
+                chains = compile_table(self.net, table)
+                needs_ct = any(s.needs_conntrack for c in table.chains.values() for r in c.rules for s in r.stmts)
+                known = TableRuntime(table, chains, needs_ct)
+            runtime[id(table)] = known
+        self.runtime = runtime
+        self.base_seq += 1
         wanted: dict[tuple, tuple] = {}
-        needs_ct = False
-        for table in self.ruleset.tables:
-            runtime = compile_table(self.net, table)
+        for compiled in runtime.values():
+            table = compiled.table
             for chain in table.chains.values():
-                needs_ct |= any(s.needs_conntrack for r in chain.rules for s in r.stmts)
                 if chain.base is not None:
                     spec = chain.base
                     signature = (table.family, spec.type, spec.hook, spec.priority, tuple(spec.devices))
-                    wanted[(table.family, table.name, chain.name)] = (signature, runtime[chain.name])
+                    wanted[(table.family, table.name, chain.name)] = (signature, compiled.chains[chain.name])
         for key, reg in list(self.registrations.items()):
             if key not in wanted or wanted[key][0] != reg.signature:
                 self._unregister(reg)
                 del self.registrations[key]
         for key, (signature, rt_chain) in wanted.items():
-            if key in self.registrations:
-                self.registrations[key].hook.set_chain(rt_chain)
-            else:
+            if key not in self.registrations:
                 self.registrations[key] = self._register(signature, rt_chain)
+            elif self.registrations[key].hook.chain is not rt_chain:
+                self.registrations[key].hook.set_chain(rt_chain)
+        needs_ct = any(compiled.needs_conntrack for compiled in runtime.values())
         if needs_ct != self.ct_ref:
             (nf_ct_netns_get if needs_ct else nf_ct_netns_put)(self.net)
             self.ct_ref = needs_ct
@@ -217,18 +261,109 @@ class ListOptions:
 
 
 class Transaction:
-    """Commands applied to a working copy of the ruleset (nf_tables_api.c's
-    NFT_MSG_* handlers, with nft's own checks before them)."""
+    """One batch applied to the live ruleset (nf_tables_api.c's NFT_MSG_*
+    handlers, with nft's own checks before them), undoable as the kernel's
+    commit list is: each list or dict a command changes (a table's chains or
+    sets, a chain's rules, a set's elements) is copied the first time, so
+    abort() puts the originals back and a batch costs what it changes.
+    Handles taken stay taken (the kernel does not roll back
+    table->hgenerator); only a refusal by nft itself gives them back.
 
-    def __init__(self, ruleset: Ruleset, net, opts: ListOptions):
-        self.ruleset, self.net, self.opts = ruleset, net, opts
+    `replay` is None on the first pass, else the ids of the tables the kernel
+    replays in NFT_VALIDATE_DO (tables this replay creates are too)."""
+
+    def __init__(self, nft: NfTables, opts: ListOptions, replay: set[int] | None = None):
+        self.ruleset, self.net, self.opts, self.replay = nft.ruleset, nft.net, opts, replay
         self.changed = False
+        self.errors: list[NftError] = []  # the kernel's refusals, in batch order
+        self.touched: set[int] = set()  # ids of the tables whose chains need compiling
+        self.undo: list[tuple] = []  # (object, attribute, original value)
+        self.saved: set[tuple] = set()
+        self.handles = (self.ruleset.table_handle, [(t, t.hgenerator) for t in self.ruleset.tables])
+        self.need_validation: set[int] = set()  # NFT_VALIDATE_NEED tables, by id
+        self.created: set[int] = set()
+        self.table_errors: dict[int, str | None] = {}  # DO tables: the last walk's error (None: valid)
+
+    def process(self, commands: list[Command]) -> str:
+        """Apply every command; the kernel's refusals are collected in `errors`.
+        A refusal by nft itself undoes everything and is raised."""
+        output = []
+        for cmd in commands:
+            try:
+                output.append(self.apply(cmd))
+            except NftError as err:
+                if not _from_kernel(err):
+                    self.abort()
+                    self.ruleset.table_handle = self.handles[0]
+                    for table, hgenerator in self.handles[1]:
+                        table.hgenerator = hgenerator
+                    raise
+                self.errors.append(err)
+        return "".join(output)
 
     def apply(self, cmd: Command) -> str:
         result = getattr(self, f"{cmd.op}_{cmd.obj}")(cmd)
         if cmd.op != "list":
             self.changed = True
         return result or ""
+
+    def abort(self) -> None:
+        for obj, attr, value in reversed(self.undo):
+            setattr(obj, attr, value)
+        self.undo.clear()
+
+    # -- undo records
+
+    def _save(self, obj, attr: str) -> None:
+        """Record obj.attr as it was before this transaction first changes it."""
+        key = (id(obj), attr)
+        if key not in self.saved:
+            self.saved.add(key)
+            self.undo.append((obj, attr, getattr(obj, attr)))
+
+    def _own(self, obj, attr: str):
+        """obj.attr (a list or dict), copied for this transaction to change."""
+        if (id(obj), attr) not in self.saved:
+            self._save(obj, attr)
+            setattr(obj, attr, copy.copy(getattr(obj, attr)))
+        return getattr(obj, attr)
+
+    def _rules(self, table: NftTable, chain: NftChain) -> list[NftRule]:
+        self.touched.add(id(table))
+        return self._own(chain, "rules")
+
+    def _elements(self, table: NftTable, nset: NftSet) -> list:
+        self.touched.add(id(table))  # lookups are built from the elements at commit
+        return self._own(nset, "elements")
+
+    # -- validation (nft_table_validate())
+
+    def validate(self) -> NftTable | None:
+        """nf_tables_validate() at commit: the first table needing validation
+        that fails it, or None."""
+        return next((t for t in self.ruleset.tables
+                     if id(t) in self.need_validation and _table_error(t) is not None), None)
+
+    def _validity_changed(self, table: NftTable, cmd: Command, refusable: bool) -> None:
+        """After a new rule or set elements: outside NFT_VALIDATE_DO the table
+        needs validation at commit if what was added is something validation
+        can refuse (NAT, reject, a jump; the kernel marks any expression with a
+        ->validate op, which gives the same verdicts); in it, the whole table
+        is validated now and its error is this command's. What cannot be
+        refused leaves the last walk's answer as it was."""
+        if self.replay is None or (id(table) not in self.replay and id(table) not in self.created):
+            if refusable:
+                self.need_validation.add(id(table))
+            return
+        if refusable or id(table) not in self.table_errors:
+            self.table_errors[id(table)] = _table_error(table)
+        error = self.table_errors[id(table)]
+        if error is not None:
+            raise NftError(f"Could not process rule: {error}", cmd.loc)
+
+    def _shrunk(self, table: NftTable) -> None:
+        """Something left the table: a walk may now answer differently."""
+        self.table_errors.pop(id(table), None)
 
     # -- lookups (nft's cache checks and the kernel's ENOENT)
 
@@ -286,7 +421,9 @@ class Transaction:
     def add_table(self, cmd: Command) -> None:
         if self.ruleset.find(cmd.family, cmd.table) is None:
             self.ruleset.table_handle += 1
-            self.ruleset.tables.append(NftTable(cmd.family, cmd.table, self.ruleset.table_handle))
+            table = NftTable(cmd.family, cmd.table, self.ruleset.table_handle)
+            self._own(self.ruleset, "tables").append(table)
+            self.created.add(id(table))
 
     def create_table(self, cmd: Command) -> None:
         if self.ruleset.find(cmd.family, cmd.table) is not None:
@@ -301,13 +438,16 @@ class Transaction:
                 raise NftError(f"Could not process rule: {ENOENT}", cmd.locs["handle"])
         else:
             table = self.table(cmd)
-        self.ruleset.tables.remove(table)
+        self._own(self.ruleset, "tables").remove(table)
 
     def flush_table(self, cmd: Command) -> None:
-        for chain in self.table(cmd).chains.values():
-            chain.rules.clear()
+        table = self.table(cmd)
+        for chain in table.chains.values():
+            self._rules(table, chain).clear()
+        self._shrunk(table)
 
     def flush_ruleset(self, cmd: Command) -> None:
+        self._save(self.ruleset, "tables")
         self.ruleset.tables = [t for t in self.ruleset.tables if cmd.family_given and t.family != cmd.family]
 
     # -- chains
@@ -323,11 +463,14 @@ class Transaction:
             raise NftError(f"Could not process rule: {EOPNOTSUPP}", cmd.locs["policy"])
         if chain is None:
             chain = NftChain(cmd.name, table.alloc_handle(), cmd.chain)
-            table.chains[cmd.name] = chain
+            self._own(table, "chains")[cmd.name] = chain
+            self.touched.add(id(table))
         elif cmd.chain is not None and (chain.base is None or _spec_key(chain.base) != _spec_key(cmd.chain)):
             raise NftError(f"Could not process rule: {EOPNOTSUPP}", cmd.loc)
         if cmd.policy is not None:
+            self._save(chain, "policy")
             chain.policy = cmd.policy
+            self.touched.add(id(table))
 
     def create_chain(self, cmd: Command) -> None:
         self.add_chain(cmd, exclusive=True)
@@ -344,10 +487,14 @@ class Transaction:
         chain = self.chain(cmd, table)
         if any(_jumps_to(rule, chain.name) for other in table.chains.values() for rule in other.rules):
             raise NftError(f"Could not process rule: {EBUSY}", cmd.locs.get("name") or cmd.locs["handle"])
-        del table.chains[chain.name]
+        del self._own(table, "chains")[chain.name]
+        self.touched.add(id(table))
+        self._shrunk(table)
 
     def flush_chain(self, cmd: Command) -> None:
-        self.chain(cmd, self.table(cmd)).rules.clear()
+        table = self.table(cmd)
+        self._rules(table, self.chain(cmd, table)).clear()
+        self._shrunk(table)
 
     # -- rules
 
@@ -362,13 +509,15 @@ class Transaction:
         chain = self.chain(cmd, table)
         stmts = self._rule_stmts(cmd, table)
         index = self._rule_index(chain, cmd.handle, cmd.locs["handle"])
-        chain.rules[index] = self._bind_rule(cmd, table, stmts, cmd.handle)
-        self._validate(table, cmd)
+        self._rules(table, chain)[index] = self._bind_rule(cmd, table, stmts, cmd.handle)
+        self._shrunk(table)  # the rule replaced may have been what the table's last walk refused
+        self._validity_changed(table, cmd, _refusable(stmts))
 
     def delete_rule(self, cmd: Command) -> None:
         table = self.table(cmd, suggest="chain")
         chain = self.chain(cmd, table)
-        del chain.rules[self._rule_index(chain, cmd.handle, cmd.locs["handle"])]
+        del self._rules(table, chain)[self._rule_index(chain, cmd.handle, cmd.locs["handle"])]
+        self._shrunk(table)
 
     def _new_rule(self, cmd: Command, after: bool) -> None:
         """nf_tables_newrule(): the handle is allocated before the expressions
@@ -384,8 +533,8 @@ class Transaction:
             index = cmd.index + after
         else:
             index = len(chain.rules) if after else 0
-        chain.rules.insert(index, self._bind_rule(cmd, table, stmts, table.alloc_handle()))
-        self._validate(table, cmd)
+        self._rules(table, chain).insert(index, self._bind_rule(cmd, table, stmts, table.alloc_handle()))
+        self._validity_changed(table, cmd, _refusable(stmts))
 
     @staticmethod
     def _rule_index(chain: NftChain, handle: int, loc) -> int:
@@ -396,8 +545,9 @@ class Transaction:
 
     def _rule_stmts(self, cmd: Command, table: NftTable) -> list:
         """The rule's statements with named sets bound (nft's own check), and
-        its anonymous sets created: they take handles before the rule."""
-        stmts = copy.deepcopy(cmd.rule.stmts)
+        its anonymous sets created: they take handles before the rule. The
+        statements are the command's own (a replay parses the batch again)."""
+        stmts = cmd.rule.stmts
         uses = [(ref, stmt, None) for stmt in stmts for ref in [_set_ref(stmt)] if ref is not None]
         uses += [(m.ref, stmt, m) for stmt in stmts for m in stmt.maps()]
         for ref, stmt, map_expr in uses:
@@ -405,7 +555,6 @@ class Transaction:
                 self._bind_set(ref, table, stmt, map_expr)
         for ref, _, _ in uses:
             if ref.name is None:
-                table.anon_sets += 1
                 ref.set.handle = table.alloc_handle()
         return stmts
 
@@ -469,18 +618,6 @@ class Transaction:
         if target.base is not None:
             raise NftError(f"Could not process rule: {EOPNOTSUPP}", verdict.loc)
 
-    def _validate(self, table: NftTable, cmd: Command) -> None:
-        """nft_table_validate() at commit: from every base chain, what its rules
-        reach must suit its type and hook, and must not loop. A failure makes
-        nfnetlink replay the batch once, so the rule takes a second handle."""
-        try:
-            for chain in table.chains.values():
-                if chain.base is not None:
-                    _validate_from(table, chain, chain, [], cmd)
-        except NftError:
-            table.alloc_handle()
-            raise
-
     # -- sets
 
     def add_set(self, cmd: Command, exclusive: bool = False) -> None:
@@ -493,7 +630,7 @@ class Transaction:
             nset = existing
         else:
             nset = _new_set(spec, table.alloc_handle())
-            table.sets[spec.name] = nset
+            self._own(table, "sets")[spec.name] = nset
         if spec.elements:
             self._add_elements(nset, spec.elements, table, cmd)
 
@@ -510,13 +647,14 @@ class Transaction:
         nset = self.named_set(cmd, table, kernel=True, any_kind=True)
         if any(_uses_set(rule, nset.name) for chain in table.chains.values() for rule in chain.rules):
             raise NftError(f"Could not process rule: {EBUSY}", cmd.locs.get("name") or cmd.locs["handle"])
-        del table.sets[nset.name]
+        del self._own(table, "sets")[nset.name]
 
     delete_map = delete_set
 
     def flush_set(self, cmd: Command) -> None:
         table = self.table(cmd)
-        self.named_set(cmd, table, kernel=False).elements.clear()
+        self._elements(table, self.named_set(cmd, table, kernel=False)).clear()
+        self._shrunk(table)
 
     flush_map = flush_set
 
@@ -534,10 +672,13 @@ class Transaction:
         nset = table.sets.get(cmd.name)
         if nset is None:
             raise self.set_not_found(cmd.name, cmd.locs["name"])
+        elements = resolve_elements(cmd.elements, nset, need_data=False)
+        self._elements(table, nset)
         try:
-            delete_elements(nset, resolve_elements(cmd.elements, nset, need_data=False))
+            delete_elements(nset, elements)
         except SetError as err:
             raise element_error(err, cmd.elements, cmd.loc) from None
+        self._shrunk(table)
 
     def _add_elements(self, nset: NftSet, syntax, table: NftTable, cmd: Command) -> None:
         def verdict(v: Verdict) -> Verdict:
@@ -548,10 +689,12 @@ class Transaction:
         not_a_map = NftError("set is not a map", origin="netlink: ") if cmd.obj == "element" else \
             NftError("set is not a map", cmd.set.elements_loc)
         elements = resolve_elements(syntax, nset, verdict, not_a_map=not_a_map)
+        self._elements(table, nset)
         try:
             add_elements(nset, elements, self.net.clock.now, merge=False)
         except SetError as err:
             raise element_error(err, syntax, cmd.loc) from None
+        self._validity_changed(table, cmd, any(isinstance(e.data, Verdict) and e.data.chain for e in elements))
 
     # -- listing
 
@@ -712,18 +855,44 @@ def _uses_set(rule: NftRule, name: str) -> bool:
                for ref in [_set_ref(s)] + [m.ref for m in s.maps()] if ref is not None)
 
 
-def _validate_from(table: NftTable, base: NftChain, chain: NftChain, path: list[str], cmd: Command) -> None:
+def _table_error(table: NftTable) -> str | None:
+    """nft_table_validate(): from every base chain, what its rules reach must
+    suit its type and hook, and must not loop; the error of the first rule
+    that does not (None: the table is valid)."""
+    for chain in table.chains.values():
+        if chain.base is not None:
+            error = _chain_error(table, chain, chain, [])
+            if error is not None:
+                return error
+    return None
+
+
+def _chain_error(table: NftTable, base: NftChain, chain: NftChain, path: list[str]) -> str | None:
     if chain.name in path:
-        raise NftError(f"Could not process rule: {EMLINK}", cmd.loc)
+        return EMLINK
     hook = base.base.hook
     for rule in chain.rules:
         for stmt in rule.stmts:
             if isinstance(stmt, Nat) and (base.base.type != "nat" or hook not in NAT_HOOKS_BY_NAME[stmt.kind]):
-                raise NftError(f"Could not process rule: {EOPNOTSUPP}", cmd.loc)
+                return EOPNOTSUPP
             if isinstance(stmt, Reject) and hook not in REJECT_HOOKS:
-                raise NftError(f"Could not process rule: {EOPNOTSUPP}", cmd.loc)
+                return EOPNOTSUPP
             for target in _targets(stmt, table):
-                _validate_from(table, base, table.chains[target], path + [chain.name], cmd)
+                error = _chain_error(table, base, table.chains[target], path + [chain.name])
+                if error is not None:
+                    return error
+    return None
+
+
+def _refusable(stmts: list) -> bool:
+    """Whether nft_table_validate() can refuse a rule for these statements."""
+    return any(isinstance(s, (Nat, Reject, VerdictMap)) or isinstance(s, Verdict) and s.chain for s in stmts)
+
+
+def _from_kernel(err: NftError) -> bool:
+    """An error the kernel returned (nft prints it with the command's place),
+    not one of nft's own checks."""
+    return err.message.startswith("Could not process rule") or err.origin == "netlink: "
 
 
 NAT_HOOKS_BY_NAME = {kind: {HOOK_NAMES[h] for h in hooks} for kind, hooks in NAT_HOOKS.items()}

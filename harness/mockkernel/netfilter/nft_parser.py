@@ -162,6 +162,9 @@ class Source:
     name: str | None
     lines: list[str]
 
+    def __deepcopy__(self, memo):  # an input never changes: every location shares it
+        return self
+
 
 @dataclass
 class Location:
