@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bpf, ceiling, ipv4_path, lab, linerate, linerate_model, netfilter
+from benchmarks import bpf, ceiling, ipv4_path, lab, linerate, linerate_model, netfilter, nft_load
 
 BENCHMARKS = {
     "ipv4_path": ipv4_path.main,
@@ -13,6 +13,7 @@ BENCHMARKS = {
     "lab": lab.main,
     "linerate": linerate.main,
     "linerate_model": linerate_model.main,
+    "nft_load": nft_load.main,
 }
 
 

@@ -375,6 +375,46 @@ def test_iptables_nft_makes_the_tables_real_iptables_nft_makes(real_tools):
                                    ("nft", "iptables", "iptables-save"))
 
 
+# a base chain at postrouting (reject is refused there) and a regular chain it may jump to
+TXN_SETUP = ("table ip t {\n\tchain c { type filter hook postrouting priority 0; policy accept; }\n"
+             "\tchain x { }\n}\n")
+TXN_BATCHES = {
+    # the validation error falls on the jump (the replay validates after each rule) and every later rule
+    "validation_replayed": "add rule ip t c accept\nadd rule ip t x reject\nadd rule ip t c jump x\n"
+                           "add rule ip t c accept\nadd rule ip t c accept\n",
+    # refusals at the kernel: each reported, the batch goes on, so every rule takes a handle once
+    "two_missing_jump_targets": "add rule ip t x jump nosuch\nadd rule ip t c accept\n"
+                                "add rule ip t c jump nosuch2\nadd rule ip t c accept\n",
+    # a refused batch never reaches the commit: no validation, so no replay
+    "refusal_before_validation": "add rule ip t x jump nosuch\nadd rule ip t x reject\n"
+                                 "add rule ip t c jump x\nadd rule ip t c accept\n",
+    # a verdict map element jumping to x makes the table invalid where it is added
+    "vmap_element_validated": "add map ip t m { type inet_service : verdict; }\nadd rule ip t c tcp dport vmap @m\n"
+                              "add rule ip t x reject\nadd element ip t m { 22 : jump x }\n"
+                              "add rule ip t c accept\n",
+    # nft sends a block's chains before their rules: the error is the reject, reached from c
+    "new_table_replayed": "table ip n {\n\tchain c { type filter hook postrouting priority 0; jump x; accept; }\n"
+                          "\tchain x { reject; }\n}\n",
+    # only the first table failing validation is replayed in NFT_VALIDATE_DO
+    "two_tables_invalid": "table ip u {\n\tchain c { type filter hook postrouting priority 0; }\n\tchain x { }\n}\n"
+                          "add rule ip t x reject\nadd rule ip u x reject\nadd rule ip t c jump x\n"
+                          "add rule ip u c jump x\nadd rule ip u c accept\nadd rule ip t c accept\n",
+    # a later deletion makes the table valid again within the replay
+    "replay_made_valid_again": "add rule ip t x reject\nadd rule ip t c jump x\nadd rule ip t c accept\n"
+                               "flush chain ip t c\nadd rule ip t c accept\n",
+}
+
+
+@pytest.mark.parametrize("batch", list(TXN_BATCHES), ids=list(TXN_BATCHES))
+@pytest.mark.parametrize("check", [False, True], ids=["commit", "check"])
+def test_a_refused_batch_reports_what_real_nft_reports_and_takes_the_handles_it_takes(batch, check, real_tools):
+    """nfnetlink_rcv_batch() runs every message, nf_tables_commit() validates and
+    replays on failure: the errors, the ruleset left and the next rule's handle."""
+    steps = [(["nft", "-f", "-"], TXN_SETUP), (["nft", *(["-c"] if check else []), "-f", "-"], TXN_BATCHES[batch]),
+             (["nft", "add", "rule", "ip", "t", "c", "counter"], None), (["nft", "-a", "list", "ruleset"], None)]
+    real_tools.assert_same_as_real(steps)
+
+
 # ------------------------------------------------------------------ parser, without the real tools
 
 def test_syntax_error_names_the_unexpected_token_under_a_caret():
@@ -502,6 +542,24 @@ def test_counters_count_packets_and_ip_bytes_and_list_live():
         hook(k, packet(k, IP(src="10.0.0.2", dst="10.0.0.1") / UDP(dport=9) / b"abcd"), NF_INET_LOCAL_IN)
     assert nf_tables.counters(k) == [("ip", "filter", "input", "udp dport 9 counter accept", 3, 3 * 32)]
     assert "udp dport 9 counter packets 3 bytes 96 accept" in listing(k)
+
+
+def test_a_refused_batch_leaves_rules_handles_counters_and_set_elements_and_the_datapath_as_they_were():
+    k = kernel("table ip filter {\n\tset s { type ipv4_addr; elements = { 10.0.0.2 } }\n"
+               "\tchain input { type filter hook input priority filter; policy accept;\n"
+               "\t\tip saddr @s counter drop\n\t\tudp dport 9 counter accept\n\t}\n}\n")
+    blocked = IP(src="10.0.0.2", dst="10.0.0.1") / UDP(dport=9) / b"abcd"
+    assert hook(k, packet(k, blocked), NF_INET_LOCAL_IN) == NF_DROP
+    before = listing(k, "-a")
+    batch = ("add element ip filter s { 10.0.0.3 }\ndelete element ip filter s { 10.0.0.2 }\n"
+             "flush chain ip filter input\nadd rule ip filter input counter\nadd chain ip filter other\n"
+             "add rule ip filter input jump nosuch\n")
+    assert "Could not process rule: No such file or directory" in nft_error(k, ["nft", "-f", "-"], batch)
+    assert listing(k, "-a") == before
+    assert hook(k, packet(k, blocked), NF_INET_LOCAL_IN) == NF_DROP
+    assert hook(k, packet(k, IP(src="10.0.0.3", dst="10.0.0.1") / UDP(dport=9)), NF_INET_LOCAL_IN) == NF_ACCEPT
+    assert nf_tables.counters(k) == [("ip", "filter", "input", "ip saddr @s counter drop", 2, 2 * 32),
+                                     ("ip", "filter", "input", "udp dport 9 counter accept", 1, 28)]
 
 
 def test_limit_allows_its_burst_then_its_rate_in_virtual_time():

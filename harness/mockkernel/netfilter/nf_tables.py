@@ -165,16 +165,18 @@ class NfTables:
         table the replay creates) in NFT_VALIDATE_DO, where each new rule or
         element revalidates it, so the refusals fall on the commands that made
         the table invalid and every later one. Handles taken stay taken.
-        `nft -c` runs the same and aborts at the end (NFNL_ABORT_VALIDATE)."""
+        `nft -c` validates on the abort path (NFNL_ABORT_VALIDATE) and replays
+        once, with only the table that failed in NFT_VALIDATE_DO: a table the
+        batch creates is not, and a replay without errors passes the check."""
         devices = {d.name: d.ifindex for d in self.net.devices.values()}
         replay: set[int] | None = None
         while True:
-            txn = Transaction(self, opts, replay)
+            txn = Transaction(self, opts, replay, new_tables_validated=not check_only)
             output = txn.process(parse(text, source, ParseCtx(devices)))
             if txn.errors:
                 txn.abort()
                 raise BatchError(txn.errors)
-            invalid = txn.validate()
+            invalid = None if check_only and replay is not None else txn.validate()
             if invalid is None:
                 break
             txn.abort()
@@ -270,10 +272,14 @@ class Transaction:
     table->hgenerator); only a refusal by nft itself gives them back.
 
     `replay` is None on the first pass, else the ids of the tables the kernel
-    replays in NFT_VALIDATE_DO (tables this replay creates are too)."""
+    replays in NFT_VALIDATE_DO; tables the replay creates are in it too when
+    `new_tables_validated` (a commit's replay sets nft_net->validate_state,
+    which a new table starts from)."""
 
-    def __init__(self, nft: NfTables, opts: ListOptions, replay: set[int] | None = None):
+    def __init__(self, nft: NfTables, opts: ListOptions, replay: set[int] | None = None,
+                 new_tables_validated: bool = True):
         self.ruleset, self.net, self.opts, self.replay = nft.ruleset, nft.net, opts, replay
+        self.new_tables_validated = new_tables_validated
         self.changed = False
         self.errors: list[NftError] = []  # the kernel's refusals, in batch order
         self.touched: set[int] = set()  # ids of the tables whose chains need compiling
@@ -281,7 +287,7 @@ class Transaction:
         self.saved: set[tuple] = set()
         self.handles = (self.ruleset.table_handle, [(t, t.hgenerator) for t in self.ruleset.tables])
         self.need_validation: set[int] = set()  # NFT_VALIDATE_NEED tables, by id
-        self.created: set[int] = set()
+        self.created: set[int] = set()  # new tables in NFT_VALIDATE_DO
         self.table_errors: dict[int, str | None] = {}  # DO tables: the last walk's error (None: valid)
 
     def process(self, commands: list[Command]) -> str:
@@ -423,7 +429,8 @@ class Transaction:
             self.ruleset.table_handle += 1
             table = NftTable(cmd.family, cmd.table, self.ruleset.table_handle)
             self._own(self.ruleset, "tables").append(table)
-            self.created.add(id(table))
+            if self.new_tables_validated:
+                self.created.add(id(table))
 
     def create_table(self, cmd: Command) -> None:
         if self.ruleset.find(cmd.family, cmd.table) is not None:
