@@ -1,13 +1,19 @@
 """Packets per second through the IPv4 forward path and local UDP delivery.
 
-The same sender drives both targets through the Target interface: batches of
-identical frames handed to `target.send()`, timed until the target has
-processed them (the mock synchronously; on the lab each AF_PACKET send runs the
-veth receive path in the sending thread's softirq). Forward: p0 -> p1 through a
-/24 route, no netfilter. Local: UDP to a bound socket, drained every batch.
-The kernel figures are an anchor for the mock's cost, not a kernel benchmark:
-they include the Python sender's system-call cost. Each run starts from a
-collected heap, so a figure does not depend on which runs came before it.
+Forward: 60-byte UDP frames p0 -> p1 through a /24 route, no netfilter. Local: the
+same frames to a UDP socket bound on p0's address.
+
+mock.forward_udp, mock.local_udp: batches of identical frames handed to
+`target.transmit()`, timed until the mock has processed them (synchronously);
+forwarded frames counted at p1's TX counter, datagrams by reading the socket after
+every batch. Each run starts from a collected heap, so a figure does not depend on
+which runs came before it.
+
+kernel.forward_udp, kernel.local_udp: the real kernel in the netns lab, fed by pjgen
+with nothing observing the path (benchmarks/kernel_anchor.py): forwarded frames
+counted at the DUT's p1 TX counter, datagrams as queued on the DUT's socket (read
+back after each run: the application's reads are not in the figure). With each,
+kernel.NAME_sender: the sender's own rate into a DUT that drops the frames at once.
 """
 from __future__ import annotations
 
@@ -18,12 +24,15 @@ import time
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
+from benchmarks.kernel_anchor import AnchorLab, print_figures
 from harness.target import PORTS, Target, TargetError
 
 BATCH = 250  # under the 256-descriptor RX ring, so the mock never misses a frame
+DESTINATION = {"forward": "10.0.1.2", "local": "10.0.0.1"}
+LOCAL_SOCKET = ("10.0.0.1", 2000)
 
 
-def _configure(target: Target) -> None:
+def _configure(target: Target | AnchorLab) -> None:
     for port in PORTS[:2]:
         target.sh(f"ip addr add 10.0.{port.index}.1/24 dev {port.name}")
         target.sh(f"ip neigh replace 10.0.{port.index}.2 lladdr {port.peer_mac} dev {port.name} nud permanent")
@@ -39,8 +48,8 @@ def measure(target: Target, kind: str, count: int) -> float:
     """Packets per second for `count` frames of `kind` ("forward" or "local"),
     checked afterwards: every frame forwarded, or every datagram received."""
     _configure(target)
-    sock = target.socket("udp", ("10.0.0.1", 2000)) if kind == "local" else None
-    frame = _frame("10.0.1.2" if kind == "forward" else "10.0.0.1")
+    sock = target.socket("udp", LOCAL_SOCKET) if kind == "local" else None
+    frame = _frame(DESTINATION[kind])
     batch = [frame] * BATCH
     batches = count // BATCH
     delivered = 0
@@ -70,21 +79,26 @@ def _mock():
     return MockTarget()
 
 
-def _kernel_without_trace():
-    """The lab without nftrace: tracing every packet would dominate a load run."""
-    from harness.drivers.dut import NetnsTarget
-    return NetnsTarget(nftrace=False)
+def kernel_figures(name: str, kind: str, ruleset: str | None = None) -> None:
+    """kernel.NAME and kernel.NAME_sender for `kind` ("forward" or "local") of
+    measure()'s frames through the lab's DUT configured as measure() configures the
+    mock, after `ruleset` (nft -f); skipped, saying why, where there is no lab."""
+    try:
+        with AnchorLab() as anchor:
+            if ruleset is not None:
+                anchor.sh("nft -f -", stdin=ruleset)
+            _configure(anchor)
+            delivered = anchor.tx_packets(PORTS[1].name) if kind == "forward" else anchor.udp_queue(LOCAL_SOCKET)
+            print_figures(anchor, name, _frame(DESTINATION[kind]), delivered)
+    except TargetError as exc:
+        print(f"kernel.{name}: skipped, {exc}", file=sys.stderr)
 
 
 def main() -> None:
     for kind, name in (("forward", "forward_udp"), ("local", "local_udp")):
-        for label, factory, count in (("mock", _mock, 30_000), ("kernel", _kernel_without_trace, 30_000)):
-            try:
-                target = factory()
-            except TargetError as exc:
-                print(f"{label}.{name}: skipped, {exc}", file=sys.stderr)
-                continue
-            try:
-                print(f"figure {label}.{name} {measure(target, kind, count):.0f} pps", flush=True)
-            finally:
-                target.close()
+        target = _mock()
+        try:
+            print(f"figure mock.{name} {measure(target, kind, 30_000):.0f} pps", flush=True)
+        finally:
+            target.close()
+        kernel_figures(name, kind)

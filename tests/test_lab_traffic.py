@@ -135,6 +135,21 @@ def test_both_tx_methods_send_every_packet_tagged_in_order(forwarding, tx):
 
 
 @needs_lab
+def test_a_run_without_its_receiver_counts_nothing_and_the_dut_forwards_every_frame(forwarding):
+    def p1_tx_packets() -> int:
+        proc_net_dev = forwarding.sh("cat /proc/net/dev")
+        return load_counters.device_counters(proc_net_dev, load_counters.PROC_NET_DEV_TX_PACKETS)["p1"]["tx_packets"]
+    before = p1_tx_packets()
+    with generator.GeneratorRun(forwarding.lab, Profile((_burst(1, 2000),)), None, receive=False) as run:
+        run.wait_sent(generator.STARTUP_TIMEOUT)
+        assert not run.finished(0.2)  # nothing counts the tagged packets arriving
+        stats = run.stats()
+    assert stats["ports"] == {}
+    assert (stats["streams"][0]["opackets"], stats["streams"][0]["ipackets"]) == (2000, 0)
+    assert p1_tx_packets() - before == 2000
+
+
+@needs_lab
 def test_frames_sent_and_expected_after_a_run_are_unaffected_by_it(forwarding):
     forwarding.traffic(Profile((_burst(1, 1000),)))
     forwarding.send("p0", _udp(dport=11))
@@ -180,6 +195,11 @@ def test_pjgen_spec_sends_each_stream_from_the_tester_end_of_its_port():
     assert bytes.fromhex(lines[4]) == stream.frame
 
 
+def test_pjgen_spec_without_the_receiver_names_no_port_to_receive_on():
+    stream = Stream.of("p1", _udp(), id=3, rate=Rate(1000), mode=Mode.SINGLE_BURST, count=5)
+    assert generator.spec(Profile((stream,)), None, receive=False).splitlines()[2] == "rx"
+
+
 def test_counters_that_grew_are_notes_and_those_naming_a_drop_are_losses():
     before = load_counters.Snapshot(
         devices={("tester", "t0", "tx_dropped"): 5, ("DUT", "p1", "rx_dropped"): 0},
@@ -215,6 +235,7 @@ def test_proc_net_dev_drop_counters_by_device():
             "     0       0          0\n")
     assert load_counters.device_counters(text) == {"lo": {"rx_dropped": 0, "tx_dropped": 0},
                                                    "t0": {"rx_dropped": 7, "tx_dropped": 31}}
+    assert load_counters.device_counters(text, load_counters.PROC_NET_DEV_TX_PACKETS)["t0"] == {"tx_packets": 150000}
 
 
 def test_pjgen_statistics_become_a_result_by_dut_port_and_stream_with_what_went_wrong_noted():

@@ -6,7 +6,8 @@
  * writing the payload tag into the last 16 bytes of the UDP payload: "<HHIQ" magic
  * 0x4A50, stream id, sequence number, CLOCK_MONOTONIC ns (harness/traffic.py). The UDP
  * checksum is fixed incrementally (RFC 1624), or left 0 if the frame's is 0.
- * Receives on every tester port through a TPACKET_V2 RX ring and counts per port and,
+ * Receives on the ports of the spec's rx line (none: it only sends, and the DUT's
+ * counters say what arrived) through a TPACKET_V2 RX ring each and counts per port and,
  * by the tag, per stream: packets, bytes, latency, out-of-order and duplicates.
  * Latency is the frame's ring timestamp (tpacket_rcv() in net/packet/af_packet.c:
  * skb->tstamp or the time it was put in the ring, CLOCK_REALTIME, made monotonic by
@@ -26,7 +27,7 @@
  * Input (file named by argv[1]): lines
  *   tx sendmmsg|ring
  *   duration_ns N                  continuous streams stop after N ns
- *   rx IFNAME...                   ports to receive on
+ *   rx [IFNAME...]                 ports to receive on (a port only sent from has no RX ring)
  *   stream ID IFNAME PPS MODE COUNT BURSTS IBG_NS NFRAMES [START_NS]   MODE: c, s (single burst), m;
  *                                  START_NS: the stream's first packet is due this long after the start
  *   HEX                            NFRAMES lines: the frames to cycle through
@@ -112,6 +113,7 @@ struct port {
 	int tx_fd; /* sendmmsg socket or TX ring socket */
 	uint8_t *tx_ring;
 	unsigned tx_head;
+	int rx; /* named on the rx line: receive and count here */
 	int rx_fd;
 	uint8_t *rx_ring;
 	unsigned rx_head;
@@ -274,10 +276,10 @@ static void read_spec(const char *path)
 		if (sscanf(line, "tx %31s", word) == 1) {
 			use_ring = !strcmp(word, "ring");
 		} else if (sscanf(line, "duration_ns %" SCNu64, &duration_ns) == 1) {
-		} else if (!strncmp(line, "rx ", 3)) {
-			char *save, *tok = strtok_r(line + 3, " \n", &save);
+		} else if (!strncmp(line, "rx", 2) && (line[2] == ' ' || line[2] == '\n')) {
+			char *save, *tok = strtok_r(line + 2, " \n", &save);
 			for (; tok; tok = strtok_r(NULL, " \n", &save))
-				port_index(tok);
+				ports[port_index(tok)].rx = 1;
 		} else if (!strncmp(line, "stream ", 7)) {
 			if (nstreams == MAX_STREAMS)
 				fail("too many streams", "");
@@ -343,6 +345,8 @@ static void open_sockets(void)
 	rx_slots = RX_RING_BYTES / rx_slot_size;
 	for (int i = 0; i < nports; i++) {
 		struct port *p = &ports[i];
+		if (!p->rx)
+			continue;
 		/* protocol 0 until the ring exists: nothing queues before counting starts */
 		p->rx_fd = packet_socket(p->ifindex, 0);
 		if (setsockopt(p->rx_fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one)))
@@ -594,6 +598,8 @@ static void count_frame(struct port *p, const uint8_t *d, unsigned len, uint64_t
 static unsigned drain_ring(struct port *p)
 {
 	unsigned n = 0;
+	if (!p->rx)
+		return 0;
 	for (;;) {
 		struct tpacket2_hdr *h = (void *)(p->rx_ring + (size_t)p->rx_head * rx_slot_size);
 		if (!(h->tp_status & TP_STATUS_USER))
@@ -622,7 +628,7 @@ static void *run_receiver(void *arg)
 {
 	struct pollfd fds[MAX_PORTS];
 	(void)arg;
-	for (int i = 0; i < nports; i++)
+	for (int i = 0; i < nports; i++) /* poll() skips the -1 of a port without a ring */
 		fds[i] = (struct pollfd){ .fd = ports[i].rx_fd, .events = POLLIN };
 	for (;;) {
 		for (int i = 0; i < nports; i++)
@@ -657,14 +663,17 @@ static void print_stats(void)
 	/* rx_ns: from the start to the last frame received (0: none) */
 	printf("{\"event\":\"stats\",\"tx\":\"%s\",\"tx_ns\":%" PRIu64 ",\"rx_ns\":%" PRIu64 ",\"ports\":{",
 	       use_ring ? "ring" : "sendmmsg", tx_end_ns - tx_start_ns, last_rx_ns ? last_rx_ns - tx_start_ns : 0);
-	for (int i = 0; i < nports; i++) {
+	for (int i = 0, first = 1; i < nports; i++) {
 		struct tpacket_stats stats;
 		socklen_t len = sizeof(stats);
+		if (!ports[i].rx)
+			continue;
 		if (getsockopt(ports[i].rx_fd, SOL_PACKET, PACKET_STATISTICS, &stats, &len))
 			die("PACKET_STATISTICS");
 		printf("%s\"%s\":{\"ipackets\":%" PRIu64 ",\"ibytes\":%" PRIu64 ",\"untagged\":%" PRIu64
-		       ",\"ring_drops\":%u}", i ? "," : "", ports[i].name, ports[i].ipackets, ports[i].ibytes,
+		       ",\"ring_drops\":%u}", first ? "" : ",", ports[i].name, ports[i].ipackets, ports[i].ibytes,
 		       ports[i].untagged, stats.tp_drops);
+		first = 0;
 	}
 	printf("},\"streams\":[");
 	for (int i = 0; i < nstreams; i++) {
@@ -676,9 +685,12 @@ static void print_stats(void)
 		       i ? "," : "", s->id, ports[s->port].name, s->frames[0].tag_off >= 0 ? "true" : "false",
 		       s->sent, s->obytes, s->ipackets, s->ibytes, s->out_of_order, s->duplicates, s->dropped,
 		       s->seq_too_high, s->seq_too_low);
-		for (int j = 0; j < nports; j++)
-			printf("%s\"%s\":{\"ipackets\":%" PRIu64 ",\"ibytes\":%" PRIu64 "}", j ? "," : "", ports[j].name,
-			       s->port_ipackets[j], s->port_ibytes[j]);
+		for (int j = 0, first = 1; j < nports; j++)
+			if (ports[j].rx) {
+				printf("%s\"%s\":{\"ipackets\":%" PRIu64 ",\"ibytes\":%" PRIu64 "}", first ? "" : ",",
+				       ports[j].name, s->port_ipackets[j], s->port_ibytes[j]);
+				first = 0;
+			}
 		printf("},\"latency\":{\"n\":%" PRIu64 ",\"min_ns\":%" PRIu64 ",\"max_ns\":%" PRIu64 ",\"sum_ns\":%" PRIu64
 		       ",\"jitter_ns\":%.1f,\"histogram_us\":{", s->lat_n, s->lat_min, s->lat_max, s->lat_sum, s->jitter_ns);
 		for (int b = 0, first = 1; b < HIST_BUCKETS; b++)

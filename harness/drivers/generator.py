@@ -6,9 +6,10 @@ builds it ahead). `GeneratorRun` starts it on a profile: each stream's frames ar
 harness.traffic.stream_frames() in order, sent from the stream's tester port (the
 peer of its DUT port) at stream_pps() on a port of veth's line rate, with the payload
 tag in every UDP frame; its receiver counts what the DUT sends back on every tester
-port. pjgen ends by itself when every tagged packet sent has arrived; otherwise the
-caller decides when the DUT has drained and calls `stop()`. `to_result()` turns
-pjgen's statistics into a harness.traffic.Result.
+port (a run without it only sends, and the DUT's counters say what arrived: the
+kernel anchors of benchmarks/). pjgen ends by itself when every tagged packet sent
+has arrived; otherwise the caller decides when the DUT has drained and calls
+`stop()`. `to_result()` turns pjgen's statistics into a harness.traffic.Result.
 
 Rates on this machine (2 shared vCPUs, kernel 6.18; `python -m benchmarks lab`), idle:
 64-byte frames from one tester port into a DUT with no address or route (it drops them
@@ -132,12 +133,13 @@ def schedule_seconds(profile: Profile, duration: float | None, line_bps: float =
     return max(seconds)
 
 
-def spec(profile: Profile, duration: float | None, tx: str = "sendmmsg") -> str:
-    """pjgen's input for `profile` (tools/pjgen.c's header describes it)."""
+def spec(profile: Profile, duration: float | None, tx: str = "sendmmsg", receive: bool = True) -> str:
+    """pjgen's input for `profile` (tools/pjgen.c's header describes it); `receive`:
+    its receiver counts on every tester port, else it opens no RX ring and only sends."""
     if tx not in TX_METHODS:
         raise TargetError(f"pjgen sends with {' or '.join(TX_METHODS)}, not {tx!r}")
     lines = [f"tx {tx}", f"duration_ns {round((duration or 0) * 1e9)}",
-             "rx " + " ".join(port.peer for port in PORTS)]
+             " ".join(["rx", *(port.peer for port in PORTS if receive)])]
     for stream in profile.streams:
         frames = stream_frames(stream)
         lines.append(f"stream {stream.id} {tester_port(stream.port)} {stream_pps(stream, VETH_LINE_BPS)!r} "
@@ -150,8 +152,10 @@ def spec(profile: Profile, duration: float | None, tx: str = "sendmmsg") -> str:
 class GeneratorRun:
     """pjgen running one profile in the lab's tester namespace."""
 
-    def __init__(self, lab: NetnsLab, profile: Profile, duration: float | None, tx: str = "sendmmsg"):
-        self._start(spec(profile, duration, tx), lambda argv, **popen_args: lab.popen(lab.tester, argv, **popen_args))
+    def __init__(self, lab: NetnsLab, profile: Profile, duration: float | None, tx: str = "sendmmsg",
+                 receive: bool = True):
+        self._start(spec(profile, duration, tx, receive),
+                    lambda argv, **popen_args: lab.popen(lab.tester, argv, **popen_args))
 
     @classmethod
     def from_spec(cls, text: str, popen: Callable[..., subprocess.Popen] = subprocess.Popen) -> GeneratorRun:

@@ -31,6 +31,7 @@ from harness.traffic import Loss
 # /proc/net/dev after "name:": rx bytes packets errs drop fifo frame compressed multicast,
 # tx bytes packets errs drop fifo colls carrier compressed
 PROC_NET_DEV_FIELDS = {"rx_dropped": 3, "tx_dropped": 11}
+PROC_NET_DEV_TX_PACKETS = {"tx_packets": 9}  # what a port sent (the kernel anchors of benchmarks/)
 # /proc/net/softnet_stat columns (hex): processed, dropped, time_squeeze; the 13th is
 # the CPU's number (online CPUs only have a line)
 SOFTNET_FIELDS = ("processed", "dropped", "time_squeeze")
@@ -46,13 +47,13 @@ class Snapshot:
     nft_drops: dict[str, int]  # a dropping rule's "family table chain: rule" -> packets
 
 
-def device_counters(proc_net_dev: str) -> dict[str, dict[str, int]]:
-    """/proc/net/dev's drop counters by device."""
+def device_counters(proc_net_dev: str, fields: dict[str, int] = PROC_NET_DEV_FIELDS) -> dict[str, dict[str, int]]:
+    """/proc/net/dev's counters by device: the drop counters, or `fields` (name -> column)."""
     devices = {}
     for line in proc_net_dev.splitlines()[2:]:
         name, _, numbers = line.partition(":")
         values = numbers.split()
-        devices[name.strip()] = {counter: int(values[i]) for counter, i in PROC_NET_DEV_FIELDS.items()}
+        devices[name.strip()] = {counter: int(values[i]) for counter, i in fields.items()}
     return devices
 
 
