@@ -10,6 +10,13 @@ sendmmsg, in bit/s on the line. lab.receiver_pps: 64-byte frames forwarded p0 ->
 received and counted by pjgen's RX ring (per stream, latency): packets over the time
 from the start until the last one arrived. The declared limits in drivers/generator.py come from
 these runs. Needs root; without it the benchmark says why on stderr.
+
+What counts where: the generator figures count what pjgen's sendmmsg or ring calls took
+(its own counters, frames the DUT's backlog refused included), lab.receiver_pps what
+its RX ring on t1 received. pjgen runs as NetnsTarget.traffic() runs it, with its
+receiver's RX ring on every tester port, so these are the generator's and receiver's
+figures, not the kernel's: the kernel's own rates, counted at the DUT with no receiver
+in the path, are ipv4_path's and netfilter's kernel.* figures (kernel_anchor.py).
 """
 from __future__ import annotations
 
@@ -18,12 +25,12 @@ import sys
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
+from benchmarks.kernel_anchor import FLAT_OUT
 from harness.drivers import generator
 from harness.drivers.netns import NetnsLab
 from harness.target import PORTS, TargetError
-from harness.traffic import FCS_LEN, Mode, Profile, Rate, Stream, l1_bits
+from harness.traffic import FCS_LEN, Mode, Profile, Stream, l1_bits
 
-FLAT_OUT = Rate(1e9)  # pps: every packet due at once, so pjgen sends as fast as it can
 COUNT = 300_000
 ARRIVAL_TIMEOUT = 10.0  # for the last forwarded packet: past it, some were lost
 
