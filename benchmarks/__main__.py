@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bpf, ceiling, ipv4_path, lab, linerate, linerate_model, netfilter, nft_load
+from benchmarks import bpf, ceiling, ipv4_path, lab, linerate, linerate_model, memory, netfilter, nft_load
 
 BENCHMARKS = {
     "ipv4_path": ipv4_path.main,
@@ -14,6 +14,7 @@ BENCHMARKS = {
     "linerate": linerate.main,
     "linerate_model": linerate_model.main,
     "nft_load": nft_load.main,
+    "memory": memory.main,
 }
 
 

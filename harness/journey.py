@@ -18,6 +18,7 @@ NEIGH       neigh_resolve_output(): ARP before the frame is queued
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
@@ -120,10 +121,52 @@ class Journey:
         return "\n".join(lines)
 
 
+def path_text(journey: Journey) -> str:
+    """A journey's path: its hops and drop as Journey.render() prints them,
+    without the packet line, one line per hop joined by ' > '."""
+    parts = [str(hop) for hop in journey.hops]
+    if journey.drop is not None:
+        drop = journey.drop
+        parts.append(f"DROP {drop.reason} at {drop.stage}" + (f" in {drop.location}" if drop.location else ""))
+    parts += [f"caused: ({path_text(child)})" for child in journey.children]
+    return " > ".join(parts)
+
+
+def path_key(journey: Journey) -> tuple:
+    """What makes two journeys' paths the same (path_text() of either is the
+    other's), hashable: the hops, the drop without its packet, the children's."""
+    drop = journey.drop
+    return (tuple(journey.hops), drop and drop[:3], tuple(path_key(child) for child in journey.children))
+
+
+class Journeys(list):
+    """A target's journeys: the first `limit` packets' in full (in arrival order),
+    and `paths`, the packets after them summarised as (path_text(), packets), as
+    a line-rate Result's paths are. A list, so code that reads journeys reads
+    these as it reads any other target's."""
+
+    def __init__(self, journeys: Iterable[Journey] = (), paths: Iterable[tuple[str, int]] = (),
+                 limit: int | None = None) -> None:
+        super().__init__(journeys)
+        self.paths = list(paths)
+        self.limit = limit
+
+    @property
+    def summarised(self) -> int:
+        """How many packets are counted in `paths` instead of kept in full."""
+        return sum(packets for _, packets in self.paths)
+
+
 def render_all(journeys: list[Journey]) -> str:
-    if not journeys:
+    summarised = journeys.summarised if isinstance(journeys, Journeys) else 0
+    if not journeys and not summarised:
         return "(no journeys recorded)"
-    return "\n".join(journey.render() for journey in journeys)
+    lines = [journey.render() for journey in journeys]
+    if summarised:
+        lines.append(f"({summarised} more packets after the first {journeys.limit}, summarised by path; "
+                     "raise the limit with --journey-limit or @pytest.mark.journey_limit(N) to see them whole)")
+        lines += [f"{packets:>8} x {path}" for path, packets in journeys.paths]
+    return "\n".join(lines)
 
 
 class RuleCounter(NamedTuple):

@@ -1,5 +1,5 @@
-"""pytest plugin: `--target`, `--lab`, `--cost-profile`, the `target` and
-`bpf_objects` fixtures, `requires`, reporting.
+"""pytest plugin: `--target`, `--lab`, `--cost-profile`, `--journey-limit`, the
+`target` and `bpf_objects` fixtures, `requires`, `journey_limit`, reporting.
 
 Every test that uses `target` gets a fresh DUT (a new mock kernel, or new network
 namespaces) and has it closed afterwards, pass, fail or Ctrl-C. Results carry the
@@ -21,6 +21,7 @@ from harness import bpf_build
 from harness.journey import Journey, render_all
 from harness.journey_diagram import journeys_svg
 from harness.mockkernel.linerate.cost import CostModel, CostProfileError
+from harness.mockkernel.tracer import JOURNEY_LIMIT
 from harness.target import Target, TargetError, TargetUnavailable
 
 TARGET_KEY = pytest.StashKey[Target]()
@@ -44,15 +45,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="the mock's per-stage CPU costs for line-rate runs, a JSON profile written by "
                          "`python -m harness.mockkernel.linerate.calibrate` (default: calibrated to the "
                          "XDP paper's single-core figures)")
+    group.addoption("--journey-limit", metavar="N", type=int, default=JOURNEY_LIMIT,
+                    help="on the mock: the packets of a test whose journeys are kept whole, and the frames "
+                         "nobody collected a port keeps; later packets are summarised as paths with counts, "
+                         f"later frames dropped and counted (default {JOURNEY_LIMIT}; a test raises its own "
+                         "with @pytest.mark.journey_limit(N))")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requires(*capabilities): skip unless the target has them all")
+    config.addinivalue_line("markers", "journey_limit(n): keep the journeys of this test's first n packets "
+                                       "whole on the mock (overrides --journey-limit)")
     config.stash[SKIPS_KEY] = Counter()
     config.pluginmanager.register(SkipCounter(config.stash[SKIPS_KEY]), "packet-journey-skips")
     _configure_lab(config)
     if config.getoption("--lab-dry-run"):
         config.pluginmanager.register(DryRunPrinter(), "packet-journey-lab-dry-run")
+    if config.getoption("--journey-limit") < 0:
+        raise pytest.UsageError(f"--journey-limit={config.getoption('--journey-limit')}: a number of packets, 0 or more")
     profile = config.getoption("--cost-profile")
     try:
         config.stash[COST_KEY] = CostModel.load(profile) if profile else CostModel.default()
@@ -133,10 +143,10 @@ class LabSession:
                 self.claim.release()
 
 
-def make_target(config: pytest.Config) -> Target:
+def make_target(config: pytest.Config, journey_limit: int) -> Target:
     if config.getoption("--target") == "mock":
         from harness.mockkernel.target import MockTarget
-        return MockTarget(cost=config.stash[COST_KEY])
+        return MockTarget(cost=config.stash[COST_KEY], journey_limit=journey_limit)
     if LAB_KEY in config.stash:
         return config.stash[LAB_KEY].target()
     from harness.drivers.dut import NetnsTarget
@@ -152,8 +162,10 @@ def target(request: pytest.FixtureRequest):
     if lab is not None:
         _allure_label("station", lab.station_config.name)
     needed = [cap for mark in request.node.iter_markers("requires") for cap in mark.args]
+    limit_mark = request.node.get_closest_marker("journey_limit")
+    journey_limit = limit_mark.args[0] if limit_mark else request.config.getoption("--journey-limit")
     try:
-        dut = make_target(request.config)
+        dut = make_target(request.config, journey_limit)
     except TargetUnavailable as exc:
         if lab is not None:  # an unreachable lab is broken infrastructure, never a skip
             raise

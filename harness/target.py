@@ -290,6 +290,7 @@ class Target(ABC):
                  f"{len(frames)} left {port.name}{':' if frames else ''}"]
         describe = _packets().describe
         lines += [f"  {describe(frame)}" for frame in frames]
+        lines += self._uncollected_note(port)
         lines += [f"journeys on {self.name}:", render_all(self.journeys())]
         raise ExpectError("\n".join(lines))
 
@@ -320,11 +321,25 @@ class Target(ABC):
             lines += [f"  {describe(f)}\n    differs: {mask.differences(f)}" for f in got]
         else:
             lines.append(f"nothing arrived on {port.name}")
+        lines += self._uncollected_note(port)
         others = [(n, f) for n, q in self._queues.items() if n != port.name for f in q]
         lines += [f"  (on {n}: {describe(f)})" for n, f in others]
         lines.append(f"journeys on {self.name}:")
         lines.append(render_all(self.journeys()))
         return "\n".join(lines)
+
+    def uncollected_dropped(self, port: str | Port) -> int:
+        """Frames that left DUT `port` and were dropped before anyone collected
+        them, because the port already held as many uncollected frames as the
+        target keeps (the mock: --journey-limit)."""
+        return 0
+
+    def _uncollected_note(self, port: Port) -> list[str]:
+        dropped = self.uncollected_dropped(port)
+        if not dropped:
+            return []
+        return [f"({dropped} later frames that left {port.name} were dropped uncollected: the port already held "
+                "as many frames nobody collected as the target keeps; raise --journey-limit to keep them)"]
 
     @abstractmethod
     def _transmit(self, port: Port, frames: list[bytes]) -> None:

@@ -2,12 +2,17 @@
 
 Frames are delivered synchronously and deterministically, so expectations need
 no timeouts; `wait()` advances virtual time.
+
+Memory stays bounded: after each call into the kernel the tracer summarises the
+journeys after the first `journey_limit` (tracer.py), and a port keeps at most as
+many frames nobody collected; the ones after are dropped and counted
+(uncollected_dropped()), as a tester's full capture buffer drops them.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-from harness.journey import CtEntry, Drop, Journey, RuleCounter
+from harness.journey import CtEntry, Drop, Journeys, RuleCounter
 from harness.mockkernel import cmd
 from harness.mockkernel.bpf.maps import PAGE_SIZE, PerfEventArrayMap, RingBufMap
 from harness.mockkernel.cmd.conntrack import ct_entry, nf_conn_from
@@ -18,6 +23,7 @@ from harness.mockkernel.linerate.engine import Engine
 from harness.mockkernel.net import int_to_ip, ip_to_int
 from harness.mockkernel.netfilter.nf_conntrack_core import ctnetlink_create_conntrack, nf_conntrack_gc
 from harness.mockkernel.netfilter import nf_tables
+from harness.mockkernel.tracer import JOURNEY_LIMIT
 from harness.target import (MAX_L2_OVERHEAD, PERF_RING_PAGES, AppSocket, CommandError, EventReader, Port,
                             Target, TargetError, check_readable, frame_too_long)
 from harness.traffic import ETH_ZLEN, Profile, Result, TrafficCaps, l1_bits, stream_frames
@@ -38,9 +44,11 @@ class MockTarget(Target):
                               "nftables", "nftrace", "conntrack", "xdp", "journey.xdp", "journey.tc", "bpftool",
                               "tc", "bpf_events", "fresh_devices"})
 
-    def __init__(self, seed: int = 0, cost: CostModel | None = None) -> None:
+    def __init__(self, seed: int = 0, cost: CostModel | None = None, journey_limit: int = JOURNEY_LIMIT) -> None:
         super().__init__()
         self.kernel = Kernel(seed)
+        self.kernel.tracer.journey_limit = journey_limit
+        self._uncollected_dropped = dict.fromkeys(self.kernel.nics, 0)
         self.cost = cost or CostModel.default()  # what line-rate runs charge each path to its core
         self._sockets: list[MockSocket] = []
         self._event_readers: list[EventReader] = []
@@ -59,6 +67,21 @@ class MockTarget(Target):
         if longest > mtu + MAX_L2_OVERHEAD:
             raise frame_too_long(port, longest, mtu)
         self.kernel.receive(port.name, frames)
+        self._settle()
+
+    def _settle(self) -> None:
+        """After a call into the kernel: journeys past the limit summarised, each
+        port's uncollected frames cut to as many (the first ones stay)."""
+        tracer = self.kernel.tracer
+        tracer.summarise()
+        for name, nic in self.kernel.nics.items():
+            excess = len(nic.wire) - tracer.journey_limit
+            if excess > 0:
+                del nic.wire[tracer.journey_limit:]
+                self._uncollected_dropped[name] += excess
+
+    def uncollected_dropped(self, port: str | Port) -> int:
+        return self._uncollected_dropped[self.port(port).name]
 
     def _receive(self, timeout: float) -> dict[str, list[bytes]]:
         out = {}
@@ -67,12 +90,14 @@ class MockTarget(Target):
         return out
 
     def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None = None) -> AppSocket:
-        sock = MockSocket(self.kernel, proto, bind, rcvbuf)
+        sock = MockSocket(self.kernel, proto, bind, rcvbuf, self._settle)
         self._sockets.append(sock)
         return sock
 
-    def journeys(self) -> list[Journey]:
-        return list(self.kernel.tracer.journeys)
+    def journeys(self) -> Journeys:
+        tracer = self.kernel.tracer
+        tracer.summarise()
+        return Journeys(tracer.journeys, tracer.summary(), tracer.journey_limit)
 
     def drops(self) -> list[Drop]:
         return list(self.kernel.tracer.drops)
@@ -118,10 +143,13 @@ class MockTarget(Target):
             longest = max(map(len, stream_frames(stream)))
             if longest > mtu + MAX_L2_OVERHEAD:
                 raise frame_too_long(port, longest, mtu)
-        return Engine(self.kernel, self.cost).run(profile, duration)
+        result = Engine(self.kernel, self.cost).run(profile, duration)
+        self._settle()
+        return result
 
     def wait(self, seconds: float) -> None:
         self.kernel.advance(seconds)
+        self._settle()
 
     def reset(self) -> None:
         super().reset()
@@ -171,12 +199,14 @@ class MockPerfEventArrayReader(EventReader):
 
 
 class MockSocket(AppSocket):
-    """A UDP or ping socket in the mock kernel's socket tables."""
+    """A UDP or ping socket in the mock kernel's socket tables; `settle` is the
+    target's, run after each datagram it sends."""
 
-    def __init__(self, kernel: Kernel, proto: str, bind: tuple[str, int], rcvbuf: int | None):
+    def __init__(self, kernel: Kernel, proto: str, bind: tuple[str, int], rcvbuf: int | None,
+                 settle: Callable[[], None]):
         if proto not in ("udp", "icmp"):
             raise TargetError(f"socket proto {proto!r} is not supported; use 'udp' or 'icmp'")
-        self.kernel, self.proto = kernel, proto
+        self.kernel, self.proto, self.settle = kernel, proto, settle
         addr, port = ip_to_int(bind[0]), bind[1]
         if addr and addr not in {a.local for d in kernel.devices.values() for a in d.addrs}:
             raise TargetError(f"bind {bind}: Cannot assign requested address (not local on the DUT)")
@@ -195,6 +225,7 @@ class MockSocket(AppSocket):
             udp.udp_sendmsg(self.kernel, self.sk, data, ip_to_int(addr[0]), addr[1])
         else:
             ping.ping_v4_sendmsg(self.kernel, self.sk, data, ip_to_int(addr[0]))
+        self.settle()
 
     def recv(self) -> tuple[bytes, tuple[str, int]]:
         got = self._recvmsg()

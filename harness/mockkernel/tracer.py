@@ -9,14 +9,25 @@ Hops are immutable records, so the tracer keeps one copy of each distinct hop
 and journeys share it: a packet handled like the one before costs no new
 objects for Python's garbage collector to walk, which is most of what a long
 run of journeys costs.
+
+Memory stays bounded however many packets a test sends: the first
+`journey_limit` packets' journeys are kept whole; summarise() folds the ones
+after them into paths with packet counts (harness.journey.path_text(), as a
+line-rate Result's paths are) once nothing but the tracer refers to them, and
+the drops after as many into a count.
 """
 from __future__ import annotations
 
+import sys
+from itertools import islice
+
 from harness.dropreason import DropReason
-from harness.journey import Drop, Hop, Journey, Stage
+from harness.journey import Drop, Hop, Journey, Stage, path_key, path_text
 
 _new_tuple = tuple.__new__
 INTERNED_MAX = 65536  # distinct hops kept for sharing; then the store starts over
+JOURNEY_LIMIT = 10_000  # journeys kept whole by default: 8x the most a test of the suites records (1225)
+PATHS_KEPT = 10_000  # distinct paths counted one by one; packets on later new paths are counted together
 
 
 class Lazy(tuple):
@@ -38,10 +49,14 @@ class Lazy(tuple):
 
 
 class Tracer:
-    def __init__(self) -> None:
-        self.journeys: list[Journey] = []
+    def __init__(self, journey_limit: int = JOURNEY_LIMIT) -> None:
+        self.journeys: list[Journey] = []  # the first journey_limit, then those not summarised yet
         self.drops: list[Drop] = []
         self.interned: dict[Hop, Hop] = {}
+        self.journey_limit = journey_limit
+        self.paths: dict[tuple, list] = {}  # path_key() -> [the first journey that took it, packets]
+        self.other_paths = 0  # packets summarised after PATHS_KEPT distinct paths were counted
+        self.drops_summarised = 0
 
     def start(self, skb, summary: object, parent=None, hops: list[Hop] | None = None) -> Journey:
         """The packet's journey, starting with `hops` (a list it takes over) if given."""
@@ -93,7 +108,64 @@ class Tracer:
         journey.drop = drop
         self.drops.append(drop)
 
+    def summarise(self) -> None:
+        """Fold the journeys after the first `journey_limit` into path counts
+        (a journey something still refers to waits for a later call: an skb
+        parked in a qdisc, neighbour or reassembly queue may add hops to it, and
+        a caller holding it reads it whole), and the drops after as many into
+        `drops_summarised`."""
+        limit, journeys, paths = self.journey_limit, self.journeys, self.paths
+        if len(journeys) > limit:
+            carried = []
+            run_hops = run_drop = run_entry = None  # the last path counted: a bulk run repeats it
+            for journey in islice(journeys, limit, None):
+                if _carried(journey):
+                    carried.append(journey)
+                    continue
+                drop = journey.drop and journey.drop[:3]
+                if journey.hops == run_hops and drop == run_drop and not journey.children:
+                    run_entry[1] += 1
+                    continue
+                key = path_key(journey)
+                entry = paths.get(key)
+                if entry is None:
+                    if len(paths) >= PATHS_KEPT:
+                        self.other_paths += 1
+                        continue
+                    entry = paths[key] = [journey, 0]
+                entry[1] += 1
+                run_hops, run_drop, run_entry = (None, None, None) if journey.children else (journey.hops, drop, entry)
+            journeys[limit:] = carried
+        excess = len(self.drops) - limit
+        if excess > 0:
+            del self.drops[limit:]
+            self.drops_summarised += excess
+
+    def summary(self) -> list[tuple[str, int]]:
+        """The summarised packets as (path, packets), most packets first."""
+        packets_by_path: dict[str, int] = {}
+        for journey, packets in self.paths.values():
+            path = path_text(journey)
+            packets_by_path[path] = packets_by_path.get(path, 0) + packets
+        summary = sorted(packets_by_path.items(), key=lambda item: -item[1])
+        if self.other_paths:
+            summary.append((f"(paths after the first {PATHS_KEPT} distinct ones)", self.other_paths))
+        return summary
+
     def reset(self) -> None:
         self.journeys.clear()
         self.drops.clear()
         self.interned.clear()
+        self.paths.clear()
+        self.other_paths = self.drops_summarised = 0
+
+
+# getrefcount() of a journey nothing else refers to, in _carried(): its list (the
+# tracer's or a parent's children), the caller's loop variable, the parameter and
+# getrefcount()'s own argument
+_UNCARRIED_REFS = 4
+
+
+def _carried(journey: Journey) -> bool:
+    """Whether anything (an skb, a caller) still refers to the journey or to one of its children's."""
+    return sys.getrefcount(journey) > _UNCARRIED_REFS or any(_carried(child) for child in journey.children)

@@ -35,7 +35,7 @@ import struct
 from collections import Counter as Tally
 from dataclasses import dataclass, fields
 
-from harness.journey import Journey, Stage
+from harness.journey import Stage, path_key, path_text
 from harness.mockkernel.core.dev import net_rx_action
 from harness.mockkernel.net import DevStats
 from harness.mockkernel.netfilter.nft_exprs import Counter, Limit
@@ -44,22 +44,6 @@ JOURNEYS_KEPT = 1000  # probes' journeys left in the tracer per run
 DEV_STATS = tuple(f.name for f in fields(DevStats))
 U64 = 1 << 64
 MIN_HORIZON = 1e-6  # seconds: the finest a train is cut for a token bucket
-
-
-def path_text(journey: Journey) -> str:
-    """A journey's path: its hops and drop as Journey.render() prints them,
-    without the packet line, one line per hop joined by ' > '."""
-    parts = [str(hop) for hop in journey.hops]
-    if journey.drop is not None:
-        drop = journey.drop
-        parts.append(f"DROP {drop.reason} at {drop.stage}" + (f" in {drop.location}" if drop.location else ""))
-    parts += [f"caused: ({path_text(child)})" for child in journey.children]
-    return " > ".join(parts)
-
-
-def _journey_key(journey: Journey) -> tuple:
-    drop = journey.drop
-    return (tuple(journey.hops), drop and drop[:3], tuple(_journey_key(child) for child in journey.children))
 
 
 @dataclass(eq=False)
@@ -287,7 +271,7 @@ class Prober:
         if ns is None:
             ns = self._costs[path] = sum(self.cost_model.packet_ns(journey, kernel) for journey in journeys)
         end = journeys[0].drop if journeys else None
-        return Outcome(tuple(_journey_key(journey) for journey in journeys), path, tuple(outputs),
+        return Outcome(tuple(path_key(journey) for journey in journeys), path, tuple(outputs),
                        (end.stage, end.reason, end.location) if end is not None else None, ns)
 
     def _xmit(self, dev, skb) -> None:
