@@ -217,7 +217,14 @@ def test_ctrl_c_in_the_middle_of_a_test_still_gives_the_dut_back(standin, pytest
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert _dut_links(standin) == links_before
     assert _dut_addresses(standin) == addresses_before
-    assert not [name for name in os.listdir("/run/netns") if name.startswith("pjports")]
+    assert _ports_namespaces(standin) == []
+
+
+def _ports_namespaces(standin) -> list[str]:
+    """The namespaces the agents of the stand-in DUT made (portsnetns.py names them by
+    the DUT's namespace inode): other labs on the host make their own meanwhile."""
+    prefix = f"pjports{os.stat(f'/run/netns/{standin.stations[0].dut_netns}').st_ino}-"
+    return [name for name in os.listdir("/run/netns") if name.startswith(prefix)]
 
 
 def _agent(standin) -> tuple[int, int]:
@@ -245,7 +252,7 @@ def test_a_dropped_connection_mid_test_brings_the_ports_home_and_the_next_test_g
         os.kill(session, signal.SIGKILL)  # the SSH session under the agent dies
         assert select.select([pidfd], [], [], 30)[0], "the agent outlived its session"
         os.close(pidfd)
-        assert not [name for name in os.listdir("/run/netns") if name.startswith("pjports")]
+        assert _ports_namespaces(standin) == []
         with pytest.raises(TargetUnavailable):
             target.close()  # its DutSide went with the agent; the DUT is restored all the same
         again = LabTarget(station)
@@ -257,3 +264,25 @@ def test_a_dropped_connection_mid_test_brings_the_ports_home_and_the_next_test_g
         assert station.close() == []
     assert _dut_links(standin) == links_before
     assert _dut_addresses(standin) == addresses_before
+
+
+@needs_standin
+def test_a_trex_client_process_that_died_in_one_test_is_replaced_for_the_next(standin):
+    station = Station(load_lab(standin.lab_file).stations[0], standin.lab_file)
+    try:
+        target = LabTarget(station)
+        try:
+            os.kill(station.trex._worker.process.pid, signal.SIGKILL)
+            with pytest.raises(TargetUnavailable, match="TRex client process ended: status -9"):
+                station.trex.received(0.1)
+        finally:
+            target.close()
+        again = LabTarget(station)
+        try:
+            assert station.trex.ended is None
+            # the new client reaches the server and holds the ports
+            assert station.trex.received(0.1) == {"p0": [], "p1": [], "p2": []}
+        finally:
+            again.close()
+    finally:
+        assert station.close() == []

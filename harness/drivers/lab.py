@@ -107,13 +107,28 @@ class Station:
 
     def open_side(self) -> RemoteDutSide:
         """A test's DutSide in the DUT agent; a new agent when the last one has gone
-        (its SSH connection dropped: it moved the ports back as it exited)."""
+        (its SSH connection dropped: it moved the ports back as it exited), and a new
+        TRex client when the last one's process died or hung in an earlier test."""
+        if self.trex.ended is not None:
+            self.trex.close()
+            self.trex = TrexClient(self.config.trex, self.config.timeouts)
         try:
             return self._side()
         except TargetUnavailable:  # the agent's channel is gone
             self.agent.close()
             self._start_agent()
             return self._side()
+
+    def _stop_agent(self) -> None:
+        """End of input to the agent, and its exit awaited: it moves the ports home
+        and deletes its namespace as it exits, before the DUT's state is restored."""
+        try:
+            self.agent.stdin.close()
+            self.agent.wait()
+        except TargetUnavailable:  # the connection is gone, and the agent with it
+            pass
+        finally:
+            self.agent.close()
 
     def _side(self) -> RemoteDutSide:
         return RemoteDutSide(self.channel, where=f"{self.name} ({self.host.address})",
@@ -133,7 +148,7 @@ class Station:
             if self.trex is not None:
                 self.trex.close()
             if self.agent is not None:
-                self.agent.close()
+                self._stop_agent()
         finally:
             try:
                 if self.state is not None:

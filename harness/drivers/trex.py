@@ -89,14 +89,14 @@ class _Worker:
         except OSError as exc:
             self._stderr.close()
             raise TrexError(f"{where}: starting the TRex client process `{' '.join(argv)}`: {exc}") from exc
-        self._ended: str | None = None  # why the process is gone, once it is
+        self.ended: str | None = None  # why the process is gone, once it is
         self._started = False  # it answered once: the client is imported
 
     def call(self, op: str, args: dict, doing: str, timeout: float):
         """Send request `op` with `args` and return its answer's result, within
         `timeout` seconds (and STARTUP more for the first)."""
-        if self._ended is not None:
-            raise TrexError(f"{self.where}: {doing}: {self._ended}")
+        if self.ended is not None:
+            raise TrexError(f"{self.where}: {doing}: {self.ended}")
         body = json.dumps({"op": op, **args}).encode()
         if not self._started:
             timeout += STARTUP
@@ -108,10 +108,10 @@ class _Worker:
             answer = json.loads(self._read(int.from_bytes(header, "big"), deadline, timeout))
         except (BrokenPipeError, EOFError):
             self._end(f"the TRex client process ended: {self._exit()}")
-            raise TrexError(f"{self.where}: {doing}: {self._ended}") from None
+            raise TrexError(f"{self.where}: {doing}: {self.ended}") from None
         except TimeoutError as exc:
             self._end(f"the TRex client process gave no answer within {timeout:.1f} s and was stopped")
-            raise TrexError(f"{self.where}: {doing}: {self._ended}") from exc
+            raise TrexError(f"{self.where}: {doing}: {self.ended}") from exc
         self._started = True
         if "error" not in answer:
             return answer["ok"]
@@ -143,14 +143,14 @@ class _Worker:
         return f"status {status}" + (f", stderr:\n{said}" if said else "")
 
     def _end(self, why: str) -> None:
-        self._ended = why
+        self.ended = why
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
 
     def close(self, timeout: float) -> None:
         """Ask the worker to close its connection and exit; safe twice."""
-        if self._ended is None:
+        if self.ended is None:
             try:
                 self.call("close", {}, "closing the connection", timeout)
             finally:
@@ -248,6 +248,11 @@ class TrexClient:
         server = self._connected()
         return {"address": self.address, "via_netns": self.via_netns, "version": server["version"],
                 "system_info": server["system_info"]}
+
+    @property
+    def ended(self) -> str | None:
+        """Why the client process is gone (it died, hung, or was closed), or None."""
+        return self._worker.ended
 
     def close(self) -> None:
         """Release the ports and end the client process; safe twice."""
