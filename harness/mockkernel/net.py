@@ -154,14 +154,13 @@ class NetDevice:
     # carrier transitions (IFLA_CARRIER_CHANGES): a new veth starts with one, veth_newlink()'s
     # netif_carrier_off(); the tester's end is always up, so a port's carrier follows its own state
     carrier_changes: int = 0
+    # IFF_LOOPBACK, from the kind at creation: a field, as the transmit path reads it per packet
+    is_loopback: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self.is_loopback = self.kind == "loopback"
         if self.kind == "veth":
             self.carrier_changes = 1
-
-    @property
-    def is_loopback(self) -> bool:
-        return self.kind == "loopback"
 
     def primary_addr(self) -> InAddr | None:
         return next((a for a in self.addrs if not a.secondary), None)

@@ -245,15 +245,15 @@ def dev_queue_xmit(skb: SkBuff) -> None:
     if q.enqueue is not None:
         q.xmit(skb)
         return
-    nic = net.nics[dev.name]
-    net.tracer.add(skb, nic.tx_hop)
-    nic.start_xmit(bytes(skb.buf[skb.data:skb.tail]))
+    dev_hard_start_xmit(skb, dev)
 
 
 def dev_hard_start_xmit(skb: SkBuff, dev) -> None:
-    """The qdisc's packet to the driver's ndo_start_xmit."""
+    """The packet to the driver's ndo_start_xmit (noqueue's, or the qdisc's)."""
     nic = skb.net.nics[dev.name]
-    skb.net.tracer.add(skb, nic.tx_hop)
+    journey = skb.journey
+    if journey is not None:
+        journey.hops.append(nic.tx_hop)
     nic.start_xmit(bytes(skb.buf[skb.data:skb.tail]))
 
 

@@ -17,8 +17,7 @@ import socket
 
 from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
-from harness.mockkernel.core import dev as core_dev
-from harness.mockkernel.core.dev import dev_add_pack
+from harness.mockkernel.core.dev import dev_add_pack, dev_queue_xmit
 from harness.mockkernel.core.rtnetlink import neigh_table_init
 from harness.mockkernel.core.skbuff import PACKET_HOST, PACKET_OTHERHOST, SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.ipv4.route import inet_select_addr, local_addresses
@@ -26,7 +25,8 @@ from harness.mockkernel.net import (NUD_CONNECTED, NUD_DELAY, NUD_FAILED, NUD_IN
                                     NUD_PERMANENT, NUD_PROBE, NUD_REACHABLE, NUD_STALE, NUD_VALID, Neighbour)
 from harness.mockkernel.wire import WireError
 from harness.mockkernel.wire import arp as wire_arp
-from harness.mockkernel.wire.ethernet import BROADCAST, ETH_P_ARP, ETH_P_IP
+from harness.mockkernel.wire.ethernet import BROADCAST, ETH_HLEN, ETH_P_ARP, ETH_P_IP
+from harness.mockkernel.wire.ethernet import HEADER as ETH_HEADER
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_HOST_UNREACH
 from harness.mockkernel.wire.ipv4 import Ipv4Packet
 
@@ -45,8 +45,11 @@ def _ip(addr: int) -> bytes:
 
 
 def neigh_output(net, neigh: Neighbour, skb: SkBuff) -> None:
-    if neigh.state & NUD_CONNECTED:
-        net.tracer.add(skb, HH_OUTPUT_HOPS[neigh.state])
+    state = neigh.state
+    if state & NUD_CONNECTED:
+        journey = skb.journey
+        if journey is not None:
+            journey.hops.append(HH_OUTPUT_HOPS[state])
         return neigh_hh_output(skb, neigh.lladdr)
     if neigh.state & (NUD_STALE | NUD_DELAY | NUD_PROBE):
         if neigh.state == NUD_STALE:
@@ -67,9 +70,11 @@ def neigh_output(net, neigh: Neighbour, skb: SkBuff) -> None:
 
 
 def neigh_hh_output(skb: SkBuff, lladdr: bytes) -> None:
-    """The link-layer header in front, then out of the device."""
-    core_dev.eth_header(skb, lladdr, skb.dev.mac, ETH_P_IP)
-    core_dev.dev_queue_xmit(skb)
+    """The neighbour's link-layer header copied in front, into headroom (the
+    kernel copies its cached hh_data; one pack_into here), then out of the device."""
+    ETH_HEADER.pack_into(skb.buf, skb.push(ETH_HLEN), lladdr, skb.dev.mac, ETH_P_IP)
+    skb.mac_header = skb.data
+    dev_queue_xmit(skb)
 
 
 def _set_state(net, neigh: Neighbour, state: int) -> None:
@@ -133,7 +138,7 @@ def arp_send(net, dev, op: int, eth_dst: bytes, tip: bytes, tha: bytes, sip: byt
     skb.net, skb.dev = net, dev
     net.tracer.start(skb, f"{why}: ARP {'request' if op == 1 else 'reply'} "
                           f"{socket.inet_ntoa(tip)} tell {socket.inet_ntoa(sip)}")
-    core_dev.dev_queue_xmit(skb)
+    dev_queue_xmit(skb)
 
 
 def arp_rcv(skb: SkBuff) -> None:

@@ -53,8 +53,13 @@ def ip_forward(skb: SkBuff) -> None:
     ip_decrease_ttl(buf, nh)
     if net.sysctl.values["net.ipv4.ip_forward_update_priority"]:
         skb.priority = IP_TOS2PRIO[(buf[nh + TOS] & IPTOS_TOS_MASK) >> 1]  # rt_tos2priority()
-    net.tracer.add(skb, HOP_FORWARD_OK)
-    nf_hook(skb, NF_INET_FORWARD, skb.dev, rt.dev, ip_forward_finish)
+    journey = skb.journey
+    if journey is not None:
+        journey.hops.append(HOP_FORWARD_OK)
+    hookfns = net.nf_hooks.ipv4[NF_INET_FORWARD]
+    if hookfns and not nf_hook(skb, NF_INET_FORWARD, skb.dev, rt.dev, hookfns):
+        return
+    ip_forward_finish(skb)
 
 
 def ip_forward_finish(skb: SkBuff) -> None:

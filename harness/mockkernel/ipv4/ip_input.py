@@ -39,30 +39,43 @@ def ip_rcv(skb: SkBuff) -> None:
     if skb.pkt_type == PACKET_OTHERHOST:
         skb.dev.stats.rx_otherhost_dropped += 1  # dev_core_stats_rx_otherhost_dropped_inc()
         return kfree_skb(skb, DropReason.OTHERHOST, Stage.IP_RCV, "ip_rcv_core")
-    buf, off, net = skb.buf, skb.data, skb.net
+    buf, off, net, tail = skb.buf, skb.data, skb.net, skb.tail
     mib = net.mib.ip_statistics
-    try:
-        hlen, tot_len = ipv4.check_len(buf, off, skb.tail)
-    except WireError as err:
-        return kfree_skb(skb, _ip_rcv_core_error(mib, buf, off, skb.tail - off, err), Stage.IP_RCV, "ip_rcv_core")
+    tot_len = ipv4.rcv_header_ok(buf, off, tail)
+    if not tot_len:
+        return kfree_skb(skb, _ip_rcv_core_error(mib, buf, off, tail - off), Stage.IP_RCV, "ip_rcv_core")
     # __IP_UPD_PO_STATS(net, IPSTATS_MIB_IN, skb->len) and the ECN class, in one slot
-    mib[IPSTATS_MIB_IN_BY_TOS[buf[off + TOS]]] += PO_PACKET + skb.tail - off
-    if not ipv4.checksum_ok(buf, off, hlen):
-        mib[IPSTATS_MIB_CSUMERRORS] += 1
-        mib[IPSTATS_MIB_INHDRERRORS] += 1
-        return kfree_skb(skb, DropReason.IP_CSUM, Stage.IP_RCV, "ip_rcv_core")
+    mib[IPSTATS_MIB_IN_BY_TOS[buf[off + TOS]]] += PO_PACKET + tail - off
     skb.tail = off + tot_len  # pskb_trim_rcsum(): Ethernet padding goes
-    skb.transport_header = off + hlen
-    net.tracer.add(skb, HOP_IP_RCV_OK)
-    nf_hook(skb, NF_INET_PRE_ROUTING, skb.dev, None, ip_rcv_finish)
+    skb.transport_header = off + ipv4.HEADER_LEN[buf[off]]
+    journey = skb.journey
+    if journey is not None:
+        journey.hops.append(HOP_IP_RCV_OK)
+    hookfns = net.nf_hooks.ipv4[NF_INET_PRE_ROUTING]
+    if hookfns and not nf_hook(skb, NF_INET_PRE_ROUTING, skb.dev, None, hookfns):
+        return
+    ip_rcv_finish(skb)
 
 
-def _ip_rcv_core_error(mib: list[int], buf: bytearray, off: int, length: int, err: WireError) -> DropReason:
-    """The drop reason of a header check_len() refused, counted as ip_rcv_core()
-    counts it: in InReceives, and in its ECN class once the version and IHL
-    passed; the header itself is IP_INHDR (InHdrErrors); tot_len is checked
-    after the checksum (IP_CSUM first, InCsumErrors too), then longer than the
-    packet is PKT_TOO_SMALL (InTruncatedPkts), shorter than the header IP_INHDR."""
+def _ip_rcv_core_error(mib: list[int], buf: bytearray, off: int, length: int) -> DropReason:
+    """The drop reason of a header rcv_header_ok() refused, counted as
+    ip_rcv_core() counts it: in InReceives, and in its ECN class once the
+    version and IHL passed; the header itself is IP_INHDR (InHdrErrors); the
+    checksum is checked next (IP_CSUM, InCsumErrors too), tot_len after it:
+    longer than the packet is PKT_TOO_SMALL (InTruncatedPkts), shorter than
+    the header IP_INHDR."""
+    try:
+        ipv4.check_len(buf, off, off + length)
+    except WireError as err:
+        return _ip_rcv_core_len_error(mib, buf, off, length, err)
+    mib[IPSTATS_MIB_IN_BY_TOS[buf[off + TOS]]] += PO_PACKET + length
+    mib[IPSTATS_MIB_CSUMERRORS] += 1
+    mib[IPSTATS_MIB_INHDRERRORS] += 1
+    return DropReason.IP_CSUM
+
+
+def _ip_rcv_core_len_error(mib: list[int], buf: bytearray, off: int, length: int, err: WireError) -> DropReason:
+    """A header check_len() refused (see _ip_rcv_core_error())."""
     ecn_counted = err.field == "tot_len" or (isinstance(err, Truncated) and err.field == "ihl")
     mib[IPSTATS_MIB_IN_BY_TOS[buf[off + TOS]] if ecn_counted else IPSTATS_MIB_IN] += PO_PACKET + length
     if err.field != "tot_len":
@@ -86,7 +99,7 @@ def ip_rcv_finish(skb: SkBuff) -> None:
     function is ip_local_deliver."""
     net, dev = skb.net, skb.dev
     nh = skb.network_header
-    ver_ihl, tos, _, _, _, _, protocol, _, saddr, daddr = ipv4.unpack(skb.buf, nh)
+    ver_ihl, tos, protocol, saddr, daddr = ipv4.RCV_FINISH_FIELDS.unpack_from(skb.buf, nh)
     rt = skb.dst
     if rt is None:
         rt = route.ip_route_input(net, daddr, saddr, tos, dev, skb.mark, protocol)
@@ -97,7 +110,9 @@ def ip_rcv_finish(skb: SkBuff) -> None:
                 net.mib.net_statistics[LINUX_MIB_IPRPFILTER] += 1
             return kfree_skb(skb, rt, Stage.ROUTING, "ip_rcv_finish_core")
         skb.dst = rt
-        net.tracer.add(skb, rt.hop)
+        journey = skb.journey
+        if journey is not None:
+            journey.hops.append(rt.hop)
     # __IP_UPD_PO_STATS(net, IPSTATS_MIB_INMCAST or _INBCAST, skb->len): rt_type's, which its flags say
     if rt.is_multicast or rt.is_broadcast:
         net.mib.ip_statistics[IPSTATS_MIB_INMCAST if rt.is_multicast else IPSTATS_MIB_INBCAST] += \
@@ -151,7 +166,10 @@ def ip_local_deliver(skb: SkBuff) -> None:
         skb = ip_fragment.ip_defrag(skb)
         if skb is None:
             return
-    nf_hook(skb, NF_INET_LOCAL_IN, skb.dev, None, ip_local_deliver_finish)
+    hookfns = skb.net.nf_hooks.ipv4[NF_INET_LOCAL_IN]
+    if hookfns and not nf_hook(skb, NF_INET_LOCAL_IN, skb.dev, None, hookfns):
+        return
+    ip_local_deliver_finish(skb)
 
 
 def ip_local_deliver_finish(skb: SkBuff) -> None:

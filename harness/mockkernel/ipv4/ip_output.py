@@ -44,15 +44,23 @@ def ip_local_out(skb: SkBuff) -> None:
     iph = Ipv4Packet(skb.buf, skb.network_header)
     iph.tot_len = skb.tail - skb.network_header
     iph.fill_checksum()
-    skb.net.mib.ip_statistics[IPSTATS_MIB_OUTREQUESTS] += 1
-    nf_hook(skb, NF_INET_LOCAL_OUT, None, skb.dst.dev, ip_output)
+    net = skb.net
+    net.mib.ip_statistics[IPSTATS_MIB_OUTREQUESTS] += 1
+    hookfns = net.nf_hooks.ipv4[NF_INET_LOCAL_OUT]
+    if hookfns and not nf_hook(skb, NF_INET_LOCAL_OUT, None, skb.dst.dev, hookfns):
+        return
+    ip_output(skb)
 
 
 def ip_output(skb: SkBuff) -> None:
     """ip_output(): the POSTROUTING hook, then ip_finish_output()."""
-    skb.dev = skb.dst.dev
-    skb.net.mib.ip_statistics[IPSTATS_MIB_OUT] += PO_PACKET + skb.tail - skb.network_header  # IP_UPD_PO_STATS()
-    nf_hook(skb, NF_INET_POST_ROUTING, None, skb.dev, ip_finish_output)
+    net = skb.net
+    skb.dev = dev = skb.dst.dev
+    net.mib.ip_statistics[IPSTATS_MIB_OUT] += PO_PACKET + skb.tail - skb.network_header  # IP_UPD_PO_STATS()
+    hookfns = net.nf_hooks.ipv4[NF_INET_POST_ROUTING]
+    if hookfns and not nf_hook(skb, NF_INET_POST_ROUTING, None, dev, hookfns):
+        return
+    ip_finish_output(skb)
 
 
 def ip_finish_output(skb: SkBuff) -> None:

@@ -130,22 +130,27 @@ def nf_hook_ingress(skb) -> bool:
     return nf_hook_slow(skb, state, entries) == NF_ACCEPT
 
 
-def nf_hook(skb: SkBuff, hook: int, in_dev, out_dev, okfn: Callable[[SkBuff], None]) -> None:
-    """NF_HOOK(NFPROTO_IPV4, hook, ...): run the entries, then okfn if accepted.
-    nf_hook_slow()'s loop is written out here: a call less at each of the
-    three hooks a forwarded packet crosses. The state is built with
-    tuple.__new__: NfHookState's own __new__ is a Python function."""
-    net = skb.net
-    hookfns = net.nf_hooks.ipv4[hook]
-    if hookfns:
-        state = _new_tuple(NfHookState, (hook, NFPROTO_IPV4, in_dev, out_dev, net, HOOK_STAGES[hook]))
-        for fn in hookfns:
-            verdict = fn(skb, state)
-            if verdict != NF_ACCEPT:
-                if verdict == NF_DROP:
-                    nf_hook_drop(skb, state)
-                return
-    okfn(skb)
+def nf_hook(skb: SkBuff, hook: int, in_dev, out_dev, hookfns: tuple) -> bool:
+    """nf_hook() for NFPROTO_IPV4 past its static key: run `hookfns` (the
+    hook's entries, nf_hooks.ipv4[hook]); True when all accepted and the
+    caller goes on to okfn. As NF_HOOK() is inlined into the kernel's callers,
+    each caller writes it out:
+        hookfns = net.nf_hooks.ipv4[HOOK]
+        if hookfns and not nf_hook(skb, HOOK, in_dev, out_dev, hookfns):
+            return
+        okfn(skb)
+    so a hook with no entries costs a list index, as nf_hooks_needed's static
+    key makes it cost a jump. nf_hook_slow()'s loop is written out here (a
+    call less per hook with entries); the state is built with tuple.__new__:
+    NfHookState's own __new__ is a Python function."""
+    state = _new_tuple(NfHookState, (hook, NFPROTO_IPV4, in_dev, out_dev, skb.net, HOOK_STAGES[hook]))
+    for fn in hookfns:
+        verdict = fn(skb, state)
+        if verdict != NF_ACCEPT:
+            if verdict == NF_DROP:
+                nf_hook_drop(skb, state)
+            return False
+    return True
 
 
 def nf_hook_slow(skb: SkBuff, state: NfHookState, entries: tuple[HookEntry, ...]) -> int:

@@ -34,12 +34,13 @@ DADDR_FIELD = struct.Struct("!16xI")
 SADDR_FIELD = struct.Struct("!12xI")
 FRAG_OFF_PROTOCOL = struct.Struct("!6xHxB")  # frag_off, protocol
 PKTINFO_FIELDS = struct.Struct("!B5xHxB")  # version/ihl, frag_off, protocol: nft_set_pktinfo_ipv4()
+RCV_FINISH_FIELDS = struct.Struct("!BB7xB2xII")  # version/ihl, tos, protocol, saddr, daddr: ip_rcv_finish()
 ROUTE_FIELDS = struct.Struct("!xB10xII")  # tos, saddr, daddr: what a re-route after OUTPUT's chains depends on
 IHL_TOT_LEN = struct.Struct("!BxH")  # version/ihl, tot_len
 # written at CHECK: the checksum and both addresses in one store (NAT)
 CHECK_ADDRS = struct.Struct("!HII")
 _U16 = struct.Struct("!H")
-_LE16 = struct.Struct("<H")
+_TTL_PROTOCOL_LE_CHECK = struct.Struct("<BBH")  # the checksum as x86 loads it: ip_decrease_ttl()
 # the header length in bytes for each value of the first byte (ihl * 4)
 HEADER_LEN = tuple((first & 0x0F) * 4 for first in range(256))
 
@@ -67,6 +68,21 @@ def check_len(buf: bytearray, off: int, end: int) -> tuple[int, int]:
     if tot_len < hlen:
         raise Malformed("tot_len", f"IPv4 tot_len {tot_len} is under the header's {hlen} bytes")
     return hlen, tot_len
+
+
+def rcv_header_ok(buf: bytearray, off: int, end: int) -> int:
+    """The tot_len of a header that passes every check of ip_rcv_core()
+    (check_len()'s and the checksum), 0 if one fails: the receive path's one
+    call for a good header; check_len() and checksum_ok() then say which
+    check failed, in the kernel's order."""
+    if end - off < IPV4_MIN_HLEN:
+        return 0
+    first, tot_len = IHL_TOT_LEN.unpack_from(buf, off)
+    hlen = HEADER_LEN[first]
+    if first >> 4 != 4 or hlen < IPV4_MIN_HLEN or tot_len < hlen or end - off < tot_len:
+        return 0
+    value = int.from_bytes(buf[off:off + hlen], "big")
+    return tot_len if value and not value % 0xFFFF else 0
 
 
 def checksum_ok(buf: bytearray, off: int, hlen: int) -> bool:
@@ -221,11 +237,11 @@ def ip_decrease_ttl(buf: bytearray, off: int) -> int:
     update, done on the little-endian load of the field as x86 does, so the
     checksum bytes (including its 0xFFFF -> 0 folding) come out as Linux
     makes them. Returns the new TTL."""
-    (check,) = _LE16.unpack_from(buf, off + CHECK)
+    ttl, protocol, check = _TTL_PROTOCOL_LE_CHECK.unpack_from(buf, off + TTL)
     check += 0x0001  # htons(0x0100) on a little-endian CPU
-    _LE16.pack_into(buf, off + CHECK, (check + (check >= 0xFFFF)) & 0xFFFF)
-    buf[off + TTL] -= 1
-    return buf[off + TTL]
+    ttl -= 1
+    _TTL_PROTOCOL_LE_CHECK.pack_into(buf, off + TTL, ttl, protocol, (check + (check >= 0xFFFF)) & 0xFFFF)
+    return ttl
 
 
 def ip_str(value: int) -> str:
