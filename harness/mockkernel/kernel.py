@@ -76,9 +76,8 @@ class Kernel(Net):
         """Frames arrive on `port` from the wire: DMA into its RX ring (counting
         the ones that find it full), then the softirq polls everything."""
         nic = self.nics[port]
-        for frame in frames:
-            if not nic.dma_rx(frame):
-                self._ring_full(nic, frame)
+        for frame in nic.dma_rx_burst(frames):
+            self._ring_full(nic, frame)
         net_rx_action(self)
 
     def _ring_full(self, nic: Nic, frame: bytes) -> None:

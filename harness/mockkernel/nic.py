@@ -52,11 +52,20 @@ class Nic:
 
     def dma_rx(self, frame: bytes) -> bool:
         """A frame arrives from the wire; False when no descriptor is free."""
-        if len(self.rx_ring) >= self.dev.rx_ring:
-            self.dev.stats.rx_missed_errors += 1
-            return False
-        self.rx_ring.append(frame)
-        return True
+        return not self.dma_rx_burst((frame,))
+
+    def dma_rx_burst(self, frames: list[bytes] | tuple[bytes, ...]) -> list[bytes] | tuple[bytes, ...]:
+        """Frames arrive from the wire, in order, into the free descriptors;
+        returns the ones that found none (counted in rx_missed_errors)."""
+        ring = self.rx_ring
+        free = max(self.dev.rx_ring - len(ring), 0)
+        if len(frames) <= free:
+            ring.extend(frames)
+            return ()
+        ring.extend(frames[:free])
+        missed = frames[free:]
+        self.dev.stats.rx_missed_errors += len(missed)
+        return missed
 
     def napi_poll(self, net, budget: int, lead: tuple) -> list:
         """The driver's poll: up to `budget` frames from the ring, in order, each
