@@ -84,7 +84,10 @@ class Tracer:
 
     @staticmethod
     def add(skb, hop: Hop) -> None:
-        """Record a prebuilt hop (the hot path's constant hops cost no allocation)."""
+        """Record a prebuilt hop (constant hops cost no allocation). The
+        per-packet path writes this body out where it records a hop
+        (`journey = skb.journey; if journey is not None: journey.hops.append(hop)`):
+        a hop then costs an append, not a call."""
         journey = skb.journey
         if journey is not None:
             journey.hops.append(hop)

@@ -200,7 +200,9 @@ def generic_xdp_tx(skb, dev, frame: bytes) -> None:
         net.xmit_hook(dev, skb)
         return
     nic = net.nics[dev.name]
-    net.tracer.add(skb, nic.tx_hop)
+    journey = skb.journey
+    if journey is not None:
+        journey.hops.append(nic.tx_hop)
     nic.start_xmit(frame)
 
 

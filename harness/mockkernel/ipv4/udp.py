@@ -88,7 +88,9 @@ def udp_rcv(skb: SkBuff) -> None:
     nh = skb.network_header
     sk = udp_lookup(net, ipv4.DADDR_FIELD.unpack_from(buf, nh)[0], dport)
     if sk is not None:
-        net.tracer.add(skb, sk.rcv_hop)
+        journey = skb.journey
+        if journey is not None:
+            journey.hops.append(sk.rcv_hop)
         return udp_queue_rcv_skb(sk, skb)
     net.tracer.hop(skb, Stage.L4, "__udp4_lib_rcv", "", f"dport {dport} no socket")
     mib = net.mib.udp_statistics

@@ -262,7 +262,8 @@ def ipv4_conntrack_in(skb: SkBuff, state: NfHookState) -> int:
     if ctinfo == IP_CT_ESTABLISHED_REPLY:
         ct.status |= IPS_SEEN_REPLY
     skb.nfct, skb.ctinfo = ct, ctinfo
-    if skb.journey is not None:
+    journey = skb.journey
+    if journey is not None:
         # the hop is the same for every packet of an entry in one state whose
         # tuples are unchanged (its summary reads only them): built once
         tuples = ct.tuplehash
@@ -270,7 +271,7 @@ def ipv4_conntrack_in(skb: SkBuff, state: NfHookState) -> int:
         hop = net.conntrack.hops.get(key)
         if hop is None:
             hop = _conntrack_in_hop(net.conntrack, key, ct)
-        net.tracer.add(skb, hop)
+        journey.hops.append(hop)
     return NF_ACCEPT
 
 

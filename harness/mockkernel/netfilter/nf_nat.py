@@ -257,15 +257,17 @@ def nf_nat_packet(lookups: NatLookups, skb: SkBuff, ct: NfConn, ctinfo: int, sta
             old_port = port = _endpoint(skb, manip)[1]
         if state.hook == NF_INET_LOCAL_OUT:
             ip_route_me_harder(skb)
-        key = (state.stage, direction, old_addr, old_port, addr, port)
-        hops = lookups.hops
-        hop = hops.get(key)
-        if hop is None:
-            if len(hops) >= REWRITE_HOPS_MAX:
-                hops.clear()
-            hop = hops[key] = Hop(state.stage, "nf_nat_packet", REWRITE_NAMES[direction, manip],
-                                  Lazy(_rewrite_text, manip, old_addr, old_port, addr, port))
-        skb.net.tracer.add(skb, hop)
+        journey = skb.journey
+        if journey is not None:
+            key = (state.stage, direction, old_addr, old_port, addr, port)
+            hops = lookups.hops
+            hop = hops.get(key)
+            if hop is None:
+                if len(hops) >= REWRITE_HOPS_MAX:
+                    hops.clear()
+                hop = hops[key] = Hop(state.stage, "nf_nat_packet", REWRITE_NAMES[direction, manip],
+                                      Lazy(_rewrite_text, manip, old_addr, old_port, addr, port))
+            journey.hops.append(hop)
     return NF_ACCEPT
 
 
