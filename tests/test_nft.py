@@ -19,10 +19,12 @@ import random
 import re
 import shlex
 import shutil
+import string
 import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 
 from harness.dropreason import DropReason
@@ -30,7 +32,7 @@ from harness.journey import Stage
 from harness.mockkernel.core.skbuff import alloc_skb
 from harness.mockkernel.kernel import Kernel
 from harness.mockkernel.target import sh
-from harness.mockkernel.netfilter import nf_tables, nf_tables_core
+from harness.mockkernel.netfilter import nf_tables, nf_tables_core, nft_parser
 from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_FORWARD, NF_INET_LOCAL_IN,
                                                NF_INET_PRE_ROUTING, NF_NETDEV_INGRESS, NF_STOLEN,
                                                NF_VERDICT_MASK, NFPROTO_IPV4, NFPROTO_NETDEV, NfHookState)
@@ -416,6 +418,19 @@ def test_a_refused_batch_reports_what_real_nft_reports_and_takes_the_handles_it_
 
 
 # ------------------------------------------------------------------ parser, without the real tools
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=string.printable + "é٣", max_size=40) | st.sampled_from(
+    ["fe80::1 . 1.2.3.4:80", "ff:ee:dd:cc:bb:aa", "1d2h3m4s5ms 0x1F 017", 'a\\* "q s" eth*', "::ffff:1.2.3.4/96"]))
+def test_the_scanner_tries_only_the_patterns_that_can_start_at_a_character(text):
+    """The first-character dispatch gives the tokens trying every pattern gives."""
+    source = nft_parser.Source(None, text.split("\n"))
+    every_pattern = {}  # no character listed: each tries all of _SCAN
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(nft_parser, "_SCAN_AT", every_pattern)
+        reference = nft_parser.scan(text, source)
+    assert nft_parser.scan(text, source) == reference
+
 
 def test_syntax_error_names_the_unexpected_token_under_a_caret():
     assert nft_error(Kernel(), ["nft", "add", "table", "ip", "t", "u"]) == (

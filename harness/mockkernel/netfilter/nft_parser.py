@@ -22,6 +22,7 @@ mock reports the first).
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass, field
 
 from harness.mockkernel.netfilter import nft_datatype as types
@@ -225,18 +226,25 @@ class Token:
 
 _HEX4 = r"[0-9a-fA-F]{1,4}"
 _IP4 = r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}"
+_HEX_DIGITS = string.hexdigits
+_NAME_START = string.ascii_letters + "_."
+# (kind, pattern, the ASCII characters a match can start with, as the pattern reads)
 _SCAN = [
-    ("op", re.compile(r"==|!=|<=|>=|<<|>>|[,.:;{}\[\]()^&|!/\-*@$=+<>]")),
+    ("op", re.compile(r"==|!=|<=|>=|<<|>>|[,.:;{}\[\]()^&|!/\-*@$=+<>]"), ",.:;{}[]()^&|!/-*@$=+<>"),
     ("str", re.compile(rf"(?:{_HEX4}:){{7}}{_HEX4}"
-                       rf"|(?:{_HEX4}(?::{_HEX4})*)?::(?:(?:{_HEX4}:)*{_IP4}|{_HEX4}(?::{_HEX4})*)?")),
-    ("str", re.compile(r"(?:[0-9a-fA-F]{1,2}:){5}[0-9a-fA-F]{1,2}")),
-    ("str", re.compile(_IP4)),
-    ("str", re.compile(r"(?=\d)(?:\d+d)?(?:\d+h)?(?:\d+m(?!s))?(?:\d+s)?(?:\d+ms)?")),
-    ("num", re.compile(r"0[xX][0-9a-fA-F]+|\d+")),
-    ("qstr", re.compile(r'"[^"]*"')),
-    ("astr", re.compile(r"(?:[a-zA-Z_.][a-zA-Z0-9/\-_.]*)?\\?\*")),
-    ("str", re.compile(r"[a-zA-Z_.][a-zA-Z0-9/\-_.]*")),
+                       rf"|(?:{_HEX4}(?::{_HEX4})*)?::(?:(?:{_HEX4}:)*{_IP4}|{_HEX4}(?::{_HEX4})*)?"),
+     _HEX_DIGITS + ":"),
+    ("str", re.compile(r"(?:[0-9a-fA-F]{1,2}:){5}[0-9a-fA-F]{1,2}"), _HEX_DIGITS),
+    ("str", re.compile(_IP4), string.digits),
+    ("str", re.compile(r"(?=\d)(?:\d+d)?(?:\d+h)?(?:\d+m(?!s))?(?:\d+s)?(?:\d+ms)?"), string.digits),
+    ("num", re.compile(r"0[xX][0-9a-fA-F]+|\d+"), string.digits),
+    ("qstr", re.compile(r'"[^"]*"'), '"'),
+    ("astr", re.compile(r"(?:[a-zA-Z_.][a-zA-Z0-9/\-_.]*)?\\?\*"), _NAME_START + "\\*"),
+    ("str", re.compile(r"[a-zA-Z_.][a-zA-Z0-9/\-_.]*"), _NAME_START),
 ]
+# the patterns worth trying at an ASCII character; any other character tries them all (\d is Unicode's)
+_SCAN_AT = {chr(c): [(kind, pattern) for kind, pattern, first in _SCAN if chr(c) in first] for c in range(128)}
+_SCAN_ALL = [(kind, pattern) for kind, pattern, _ in _SCAN]
 
 
 def scan(text: str, source: Source) -> list[Token]:
@@ -261,7 +269,7 @@ def scan(text: str, source: Source) -> list[Token]:
             pos = end
             continue
         best_kind, best_len = "junk", 1
-        for kind, pattern in _SCAN:
+        for kind, pattern in _SCAN_AT.get(ch, _SCAN_ALL):
             m = pattern.match(text, pos)
             if m and len(m.group()) > best_len - (best_kind == "junk"):
                 best_kind, best_len = kind, len(m.group())
@@ -493,8 +501,8 @@ class Parser:
         return tok
 
     def at(self, *texts: str) -> bool:
-        tok = self.tok
-        return tok.kind in ("str", "op") and tok.text in texts
+        tok = self.tokens[self.pos]  # the parser's most frequent call: no property, the rarer test first
+        return tok.text in texts and (tok.kind == "str" or tok.kind == "op")
 
     def accept(self, *texts: str) -> Token | None:
         return self.next() if self.at(*texts) else None
