@@ -419,6 +419,14 @@ def test_a_refused_batch_reports_what_real_nft_reports_and_takes_the_handles_it_
 
 # ------------------------------------------------------------------ parser, without the real tools
 
+def test_numbers_with_a_leading_zero_and_an_8_or_9_are_words_as_in_real_nft(real_tools):
+    """scanner.l: strtoull(base 0) stops at the 8, so nft takes `08` as a STRING."""
+    steps = [(["nft", "-f", "-"], TXN_SETUP)] + [(["nft", "add", "rule", "ip", "t", "x", *rule.split()], None)
+                                                for rule in ("tcp dport 08 accept", "tcp dport 019 accept",
+                                                             "meta mark 09", "meta mark 017")]
+    real_tools.assert_same_as_real(steps + [(["nft", "list", "ruleset"], None)])
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=string.printable + "é٣", max_size=40) | st.sampled_from(
     ["fe80::1 . 1.2.3.4:80", "ff:ee:dd:cc:bb:aa", "1d2h3m4s5ms 0x1F 017", 'a\\* "q s" eth*', "::ffff:1.2.3.4/96"]))

@@ -192,6 +192,8 @@ class InetServiceType(Datatype):
         value = parse_integer(text)
         if value is not None:
             return value
+        if text.isascii() and text.isdigit():  # `08`, no number to nft's scanner: getaddrinfo() reads it in base 10
+            return int(text)
         try:
             return socket.getservbyname(text, "tcp")
         except OSError:

@@ -242,6 +242,7 @@ _SCAN = [
     ("astr", re.compile(r"(?:[a-zA-Z_.][a-zA-Z0-9/\-_.]*)?\\?\*"), _NAME_START + "\\*"),
     ("str", re.compile(r"[a-zA-Z_.][a-zA-Z0-9/\-_.]*"), _NAME_START),
 ]
+_OCTAL_MISFIT = re.compile(r"0\d*[89]\d*")  # a leading 0 makes it octal: `08` and `019` are no numbers
 # the patterns worth trying at an ASCII character; any other character tries them all (\d is Unicode's)
 _SCAN_AT = {chr(c): [(kind, pattern) for kind, pattern, first in _SCAN if chr(c) in first] for c in range(128)}
 _SCAN_ALL = [(kind, pattern) for kind, pattern, _ in _SCAN]
@@ -275,7 +276,9 @@ def scan(text: str, source: Source) -> list[Token]:
                 best_kind, best_len = kind, len(m.group())
         word = text[pos:pos + best_len]
         loc = Location(source, line, col, col + best_len - 1)
-        if best_kind == "num":
+        if best_kind == "num" and _OCTAL_MISFIT.fullmatch(word):  # strtoull() stops short: a STRING to nft
+            tokens.append(Token("str", word, loc))
+        elif best_kind == "num":
             tokens.append(Token("num", word, loc, int(word, 16) if word[:2].lower() == "0x" else
                                 int(word, 8) if len(word) > 1 and word[0] == "0" else int(word)))
         elif best_kind == "qstr":
