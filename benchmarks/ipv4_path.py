@@ -13,7 +13,8 @@ kernel.forward_udp, kernel.local_udp: the real kernel in the netns lab, fed by p
 with nothing observing the path (benchmarks/kernel_anchor.py): forwarded frames
 counted at the DUT's p1 TX counter, datagrams as queued on the DUT's socket (read
 back after each run: the application's reads are not in the figure). With each,
-kernel.NAME_sender: the sender's own rate into a DUT that drops the frames at once.
+kernel.NAME_sender: the sender's own rate, the same frames into a tester device that
+takes them for free, so the pair shows which side limits.
 """
 from __future__ import annotations
 

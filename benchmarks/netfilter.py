@@ -7,7 +7,7 @@ against a 1,000-element set. The mock figures are measured as ipv4_path's
 mock.forward_udp. The anchor, kernel.forward_ct_nat_100rules, is the real kernel in
 the netns lab with the same ruleset, fed by pjgen with nothing observing the path,
 forwarded frames counted at the DUT's p1 TX counter; kernel.forward_ct_nat_100rules_sender
-is the sender's own rate into a DUT that drops the frames at once
+is the sender's own rate, the same frames into a tester device that takes them for free
 (benchmarks/kernel_anchor.py says how and why).
 """
 from __future__ import annotations
