@@ -71,9 +71,16 @@ def neigh_output(net, neigh: Neighbour, skb: SkBuff) -> None:
 
 def neigh_hh_output(skb: SkBuff, lladdr: bytes) -> None:
     """The neighbour's link-layer header copied in front, into headroom (the
-    kernel copies its cached hh_data; one pack_into here), then out of the device."""
-    ETH_HEADER.pack_into(skb.buf, skb.push(ETH_HLEN), lladdr, skb.dev.mac, ETH_P_IP)
-    skb.mac_header = skb.data
+    kernel copies its cached hh_data; one pack_into here), then out of the device.
+    As the kernel's, it checks the headroom itself and pushes inline; only a
+    packet without headroom pays skb_push()'s reallocation."""
+    data = skb.data - ETH_HLEN
+    if data < 0:
+        data = skb.push(ETH_HLEN)
+    else:
+        skb.data = data
+    ETH_HEADER.pack_into(skb.buf, data, lladdr, skb.dev.mac, ETH_P_IP)
+    skb.mac_header = data
     dev_queue_xmit(skb)
 
 
