@@ -95,7 +95,7 @@ def ct_entry_bytes(flows: int) -> float:
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    entries = len(target.kernel.conntrack.entries) - 1
+    entries = target.kernel.conntrack.count - 1
     if entries != flows:
         raise RuntimeError(f"{flows} flows made {entries} conntrack entries, not one each")
     target.close()

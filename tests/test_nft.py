@@ -636,7 +636,7 @@ def test_notrack_leaves_the_packet_untracked():
 def test_ct_state_reads_the_entry_conntrack_attached():
     k = kernel(FILTER_INPUT % "\t\tct state new drop\n\t\tct state invalid accept")
     new = packet(k, IP(dst="10.0.0.1") / UDP())
-    new.nfct, new.ctinfo = NfConn([Tuple(0, 0, 17, 0, 0)] * 2), IP_CT_NEW
+    new.nfct, new.ctinfo = NfConn(Tuple(0, 0, 17, 0, 0), Tuple(0, 0, 17, 0, 0)), IP_CT_NEW
     invalid = packet(k, IP(dst="10.0.0.1") / UDP())
     assert [hook(k, new, NF_INET_LOCAL_IN), hook(k, invalid, NF_INET_LOCAL_IN)] == [NF_DROP, NF_ACCEPT]
 
@@ -930,11 +930,11 @@ def test_a_nat_map_binds_address_and_port_from_the_element_and_a_miss_binds_noth
     replies = []
     for dport in (80, 81):
         skb = packet(k, IP(src="10.0.0.2", dst="10.0.0.1") / TCP(sport=1234, dport=dport))
-        ct = NfConn([Tuple(0x0A000002, 0x0A000001, 6, 1234, dport), Tuple(0x0A000001, 0x0A000002, 6, dport, 1234)])
+        ct = NfConn(Tuple(0x0A000002, 0x0A000001, 6, 1234, dport), Tuple(0x0A000001, 0x0A000002, 6, dport, 1234))
         skb.nfct, skb.ctinfo = ct, IP_CT_NEW
         state = NfHookState(NF_INET_PRE_ROUTING, NFPROTO_IPV4, skb.dev, None, k)
         verdict, _, _ = nf_tables_core.nft_do_chain(nf_tables_core.NftPktinfo(skb, state), chain)
-        replies.append((verdict, ct.tuplehash[1]))
+        replies.append((verdict, ct.reply))
     assert replies == [(NF_ACCEPT, Tuple(0x0A000102, 0x0A000002, 6, 8080, 1234)),
                        (None, Tuple(0x0A000001, 0x0A000002, 6, 81, 1234))]
 
@@ -999,8 +999,8 @@ def test_a_nat_map_giving_an_address_range_binds_within_it():
     for src, src_text, (low, high) in ((0x0A000005, "10.0.0.5", (0x0A000164, 0x0A00016E)),
                                        (0x0A000206, "10.0.2.6", (0x0A000100, 0x0A00010F))):
         skb = packet(k, IP(src=src_text, dst="10.0.1.2") / UDP(sport=1000, dport=53))
-        ct = NfConn([Tuple(src, 0x0A000102, 17, 1000, 53), Tuple(0x0A000102, src, 17, 53, 1000)])
+        ct = NfConn(Tuple(src, 0x0A000102, 17, 1000, 53), Tuple(0x0A000102, src, 17, 53, 1000))
         skb.nfct, skb.ctinfo = ct, IP_CT_NEW
         state = NfHookState(NF_INET_POST_ROUTING, NFPROTO_IPV4, None, k.dev_by_name("p1"), k)
         verdict, _, _ = nf_tables_core.nft_do_chain(nf_tables_core.NftPktinfo(skb, state), chain)
-        assert verdict == NF_ACCEPT and low <= ct.tuplehash[1].dst <= high
+        assert verdict == NF_ACCEPT and low <= ct.reply.dst <= high

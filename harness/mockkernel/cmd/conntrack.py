@@ -57,14 +57,14 @@ def run(net, argv: list[str], stdin: str | None = None) -> str:
     core.nf_conntrack_gc(net)
     table = net.conntrack
     if command == "count":
-        return f"{len(table.entries)}\n"
+        return f"{table.count}\n"
     if command == "stats":
         return "cpu=0   \t" + " ".join(f"{name}={table.stats[name]}" for name in core.STAT_NAMES) + " \n"
     if command == "flush":
-        for ct in list(table.entries):
+        for ct in table.entries():
             nf_ct_delete(net, ct)
         return ""
-    chosen = [ct for ct in table.entries if _matches(ct, options)]
+    chosen = [ct for ct in table.entries() if _matches(ct, options)]
     if command == "delete":
         if not chosen:
             raise ToolError(PREFIX + "0 flow entries have been deleted.", 1)
@@ -149,7 +149,7 @@ def nf_conn_from(net, entry: CtEntry) -> NfConn:
     number = PROTO_NUMBERS[entry.proto]
     tuples = [Tuple(_addr(t[0]), _addr(t[1]), number, t[2], t[3]) for t in (entry.original, entry.reply)]
     status = _status_bits(entry.status)
-    ct = NfConn(tuples, status=status, mark=entry.mark, timeout=net.clock.now + entry.timeout)
+    ct = NfConn(*tuples, status=status, mark=entry.mark, timeout=net.clock.now + entry.timeout)
     if number == 6:
         ct.tcp = proto_tcp.IpCtTcp()
         ct.tcp.state = proto_tcp.TCP_CONNTRACK_NAMES.index(entry.state or "NONE")

@@ -127,7 +127,7 @@ class StateReader:
         if key != self._key:
             self._key, self._layout = key, _layout(kernel)
         layout = self._layout
-        shape: list = [len(kernel.conntrack.entries), len(kernel.neighbours), len(kernel.inet_peers),
+        shape: list = [kernel.conntrack.count, len(kernel.neighbours), len(kernel.inet_peers),
                        len(kernel.ipfrags), kernel.icmp_global_credit, kernel.nat_seq]
         shape += [neigh.state for neigh in kernel.neighbours.values()]
         shape += [len(nset.elements) for table in kernel.nft.ruleset.tables for nset in table.sets.values()]

@@ -45,10 +45,13 @@ class Tuple(NamedTuple):
 
 @dataclass(eq=False, slots=True)
 class NfConn:
-    """struct nf_conn. `tcp` is ct->proto.tcp (nf_conntrack_proto_tcp.IpCtTcp),
-    `stream_ts` ct->proto.udp.stream_ts."""
+    """struct nf_conn. `original` and `reply` are ct->tuplehash[dir].tuple, held
+    directly (no list per entry: the table keeps millions); `tcp` is
+    ct->proto.tcp (nf_conntrack_proto_tcp.IpCtTcp), `stream_ts`
+    ct->proto.udp.stream_ts."""
 
-    tuplehash: list[Tuple]  # [original, reply]
+    original: Tuple
+    reply: Tuple
     status: int = 0
     mark: int = 0
     timeout: float = 0.0  # virtual time when it expires
@@ -57,15 +60,12 @@ class NfConn:
     stream_ts: float = 0.0
 
     @property
-    def original(self) -> Tuple:
-        return self.tuplehash[IP_CT_DIR_ORIGINAL]
-
-    @property
-    def reply(self) -> Tuple:
-        return self.tuplehash[IP_CT_DIR_REPLY]
+    def tuplehash(self) -> tuple[Tuple, Tuple]:
+        """Both tuples, indexed by direction (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY)."""
+        return self.original, self.reply
 
 
-UNTRACKED = NfConn([Tuple(0, 0, 0, 0, 0)] * 2, status=IPS_UNTRACKED | IPS_CONFIRMED)
+UNTRACKED = NfConn(Tuple(0, 0, 0, 0, 0), Tuple(0, 0, 0, 0, 0), status=IPS_UNTRACKED | IPS_CONFIRMED)
 
 
 def ct_direction(ctinfo: int) -> int:
@@ -74,10 +74,11 @@ def ct_direction(ctinfo: int) -> int:
 
 def nf_ct_delete(net, ct: NfConn) -> None:
     table = net.conntrack
-    if table.entries.pop(ct, 0) is None:
-        for t in ct.tuplehash:
-            table.hash.pop(t, None)
-        net.sysctl.values[COUNT_KEY] = len(table.entries)
+    if table.hash.get(ct.original) is ct:  # confirmed, and not deleted yet
+        del table.hash[ct.original]
+        table.hash.pop(ct.reply, None)  # gone already if the tuple is its own inverse
+        table.count -= 1
+        net.sysctl.values[COUNT_KEY] = table.count
 
 
 def nf_ct_kill(net, ct: NfConn) -> None:

@@ -97,17 +97,24 @@ STAT_NAMES = ("found", "invalid", "insert", "insert_failed", "drop", "early_drop
 
 
 class ConntrackTable:
-    """The namespace's conntrack state: the hash by tuple, the entries in creation
-    order, its users, its hooks, the early-drop hash seed and the statistics."""
+    """The namespace's conntrack state: the hash by tuple, the count of entries
+    (net->ct.count), its users, its hooks, the early-drop hash seed and the
+    statistics."""
 
     def __init__(self, seed: int = 0) -> None:
-        self.hash: dict[Tuple, tuple[NfConn, int]] = {}
-        self.entries: dict[NfConn, None] = {}
+        # both tuples of each entry, in the order the entries were confirmed; the
+        # hash holds each entry once per direction, as the kernel's does
+        self.hash: dict[Tuple, NfConn] = {}
+        self.count = 0
         self.users = 0
         self.hook_entries: list = []
         self.hash_seed = seed
         self.stats = dict.fromkeys(STAT_NAMES, 0)
         self.hops: dict[tuple, Hop] = {}  # nf_conntrack_in's hops, see ipv4_conntrack_in()
+
+    def entries(self) -> list[NfConn]:
+        """The entries in the order they were confirmed (each at its original tuple's key)."""
+        return [ct for t, ct in self.hash.items() if t is ct.original]
 
 
 def nf_conntrack_pernet_init(net) -> None:
@@ -188,20 +195,22 @@ def invert_tuple(t: Tuple) -> Tuple:
 
 
 def nf_ct_find(net, t: Tuple) -> tuple[NfConn, int] | None:
-    hit = net.conntrack.hash.get(t)
-    if hit is None:
+    """The entry and the direction `t` is in (NF_CT_DIRECTION(): the kernel keeps
+    it in the tuple hash; here the reply tuple is compared, so an entry costs no
+    object per direction)."""
+    ct = net.conntrack.hash.get(t)
+    if ct is None:
         return None
-    ct, _ = hit
     if ct.timeout <= net.clock.now and ct.status & IPS_CONFIRMED:
         nf_ct_delete(net, ct)
         return None
-    return hit
+    return ct, IP_CT_DIR_REPLY if t == ct.reply else IP_CT_DIR_ORIGINAL
 
 
 def nf_conntrack_gc(net) -> None:
     """gc_worker(): reap every expired entry."""
     now = net.clock.now
-    for ct in [ct for ct in net.conntrack.entries if ct.timeout <= now]:
+    for ct in [ct for ct in net.conntrack.entries() if ct.timeout <= now]:
         nf_ct_delete(net, ct)
 
 
@@ -221,11 +230,10 @@ def nf_conntrack_hash_insert(net, ct: NfConn) -> None:
     """Insert a confirmed entry into the table (both directions' tuples)."""
     table = net.conntrack
     ct.status |= IPS_CONFIRMED
-    table.entries[ct] = None
-    table.hash[ct.original] = (ct, IP_CT_DIR_ORIGINAL)
-    table.hash[ct.reply] = (ct, IP_CT_DIR_REPLY)
+    table.hash[ct.original] = table.hash[ct.reply] = ct
+    table.count += 1
     table.stats["insert"] += 1
-    net.sysctl.values[COUNT_KEY] = len(table.entries)
+    net.sysctl.values[COUNT_KEY] = table.count
 
 
 def ipv4_conntrack_in(skb: SkBuff, state: NfHookState) -> int:
@@ -246,7 +254,7 @@ def ipv4_conntrack_in(skb: SkBuff, state: NfHookState) -> int:
                 net.conntrack.stats["drop"] += 1
                 net.tracer.hop(skb, state.stage, "nf_conntrack_in", "DROP", "table full, dropping packet")
                 return NF_DROP
-            ct, direction, ctinfo, confirmed = NfConn([t, invert_tuple(t)]), IP_CT_DIR_ORIGINAL, IP_CT_NEW, False
+            ct, direction, ctinfo, confirmed = NfConn(t, invert_tuple(t)), IP_CT_DIR_ORIGINAL, IP_CT_NEW, False
         else:
             ct, direction = hit
             confirmed = True
@@ -266,8 +274,7 @@ def ipv4_conntrack_in(skb: SkBuff, state: NfHookState) -> int:
     if journey is not None:
         # the hop is the same for every packet of an entry in one state whose
         # tuples are unchanged (its summary reads only them): built once
-        tuples = ct.tuplehash
-        key = (state.stage, ctinfo, tuples[0], tuples[1])
+        key = (state.stage, ctinfo, ct.original, ct.reply)
         hop = net.conntrack.hops.get(key)
         if hop is None:
             hop = _conntrack_in_hop(net.conntrack, key, ct)
@@ -316,7 +323,7 @@ def _nf_conntrack_alloc_room(net, t: Tuple | None) -> bool:
     """__nf_conntrack_alloc(): past nf_conntrack_max only if early_drop() frees
     room. `t` is None for ctnetlink's nf_conntrack_alloc(), whose hash is 0."""
     limit = net.sysctl.values[MAX_KEY]
-    if limit == 0 or len(net.conntrack.entries) < limit:
+    if limit == 0 or net.conntrack.count < limit:
         return True
     buckets = net.sysctl.values[BUCKETS_KEY]
     return early_drop(net, 0 if t is None else ct_bucket(net, t, buckets), buckets)
@@ -332,16 +339,15 @@ def early_drop(net, first: int, buckets: int) -> bool:
     table = net.conntrack
     window = {(first + i) % buckets: i for i in range(min(NF_CT_EVICTION_RANGE, buckets))}
     chains: list[list[NfConn]] = [[] for _ in window]
-    for ct in reversed(table.entries):  # chains are head-inserted: newest first
-        for tuple_ in ct.tuplehash:
-            index = window.get(ct_bucket(net, tuple_, buckets))
-            if index is not None:
-                chains[index].append(ct)
+    for tuple_, ct in reversed(table.hash.items()):  # chains are head-inserted: newest first
+        index = window.get(ct_bucket(net, tuple_, buckets))
+        if index is not None:
+            chains[index].append(ct)
     now = net.clock.now
     for chain in chains:
         drops = 0
         for ct in chain:
-            if ct not in table.entries:
+            if table.hash.get(ct.original) is not ct:  # evicted earlier in this chain
                 continue
             if ct.timeout <= now:
                 nf_ct_delete(net, ct)
@@ -358,7 +364,7 @@ def nf_conntrack_handle_packet(skb: SkBuff, state: NfHookState, ct: NfConn, dire
                                confirmed: bool) -> str | None:
     """The protocol tracker: state and timeout. None when the packet is accepted,
     else why it is INVALID, or proto_tcp.TCP_REPEAT to look up again."""
-    proto = ct.tuplehash[0].proto
+    proto = ct.original.proto
     net = skb.net
     if proto == IPPROTO_UDP:
         return nf_conntrack_udp_packet(net, ct, confirmed)
@@ -368,7 +374,7 @@ def nf_conntrack_handle_packet(skb: SkBuff, state: NfHookState, ct: NfConn, dire
             return None
         return proto_tcp.TCP_REPEAT if verdict == proto_tcp.TCP_REPEAT else why
     if proto == IPPROTO_ICMP:
-        if not confirmed and (ct.tuplehash[0].dport >> 8) not in ICMP_REQUESTS:
+        if not confirmed and (ct.original.dport >> 8) not in ICMP_REQUESTS:
             return "ICMP type that cannot start a connection"
         ct.timeout = net.clock.now + net.sysctl.values[ICMP_TIMEOUT_KEY]
         return None

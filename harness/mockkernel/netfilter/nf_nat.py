@@ -161,8 +161,8 @@ def _in_range(t: Tuple, manip: int, rng) -> bool:
 def _taken(net, candidate: Tuple, ct: NfConn) -> bool:
     """nf_nat_used_tuple(): another connection already has the reply tuple this
     translated original tuple would get."""
-    hit = net.conntrack.hash.get(invert_tuple(candidate))
-    return hit is not None and hit[0] is not ct
+    other = net.conntrack.hash.get(invert_tuple(candidate))
+    return other is not None and other is not ct
 
 
 def _with(t: Tuple, manip: int, addr: int, port: int | None) -> Tuple:
@@ -231,7 +231,7 @@ def nf_nat_setup_info(skb: SkBuff, ct: NfConn, rng, manip: int) -> int:
     current = invert_tuple(ct.reply)
     new = get_unique_tuple(net, current, rng, manip, ct)
     if new != current:
-        ct.tuplehash[IP_CT_DIR_REPLY] = invert_tuple(new)
+        ct.reply = invert_tuple(new)
         ct.status |= IPS_SRC_NAT if manip == NF_NAT_MANIP_SRC else IPS_DST_NAT
     ct.status |= IPS_SRC_NAT_DONE if manip == NF_NAT_MANIP_SRC else IPS_DST_NAT_DONE
     return NF_ACCEPT
@@ -245,7 +245,7 @@ def nf_nat_packet(lookups: NatLookups, skb: SkBuff, ct: NfConn, ctinfo: int, sta
         manip = lookups.manip
         # the target is the inverse of the other direction's tuple: its source
         # is the other's destination (for TCP/UDP ports too) and vice versa
-        other = ct.tuplehash[1 - direction]
+        other = ct.original if direction == IP_CT_DIR_REPLY else ct.reply
         if manip == NF_NAT_MANIP_SRC:
             addr, port = other.dst, other.dport
         else:
@@ -360,7 +360,7 @@ def nf_nat_icmp_reply_translation(skb: SkBuff, ct: NfConn, ctinfo: int, state: N
     inner = icmp_off + icmp.QUOTED
     if inner + ipv4.IPV4_MIN_HLEN > skb.tail:
         return
-    other = ct.tuplehash[1 - direction]
+    other = ct.original if direction == IP_CT_DIR_REPLY else ct.reply
     before = _endpoint(skb, manip)
     # the quoted packet gets the other direction's own address and port back
     # (a quoted ICMP query its echo id, kept in sport in both directions)
