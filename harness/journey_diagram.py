@@ -5,13 +5,14 @@ hop coloured by the part of the stack it belongs to (driver and XDP, TC,
 netfilter, IP, transport and sockets, egress), and a red box where the packet
 was dropped, with the kernel's reason and function. Packets a journey caused
 (an ICMP error, a TCP reset, a fragment) are lanes of their own, indented.
+Packets past the target's journey limit follow as one line per path with its count.
 Plain SVG text and rectangles, so any browser shows it without scripts.
 """
 from __future__ import annotations
 
 from html import escape
 
-from harness.journey import Journey
+from harness.journey import Journey, Journeys
 
 FAMILY_COLOURS = (  # (stage prefix, fill): the first prefix a stage starts with wins
     ("NIC_", "#d9ead3"), ("NAPI", "#d9ead3"), ("XDP", "#b6d7a8"), ("SKB", "#d9ead3"),
@@ -33,6 +34,13 @@ def journeys_svg(journeys: list[Journey]) -> str:
     y = GAP
     for journey in journeys:
         y = _lane(journey, 0, y, shapes) + 2 * GAP
+    if isinstance(journeys, Journeys) and journeys.summarised:
+        shapes.append(_text(GAP, y + 14, f"{journeys.summarised} more packets after the first {journeys.limit}, "
+                                         "summarised by path:", bold=True))
+        y += BOX_HEIGHT
+        for path, packets in journeys.paths:
+            shapes.append(_text(GAP, y + 14, f"{packets:>8} x {path}"))
+            y += BOX_HEIGHT
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{y}" '
             f'font-family="monospace" font-size="11">\n' + "\n".join(shapes) + "\n</svg>\n")
 

@@ -11,6 +11,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Ether
 
 from harness.journey import path_text, render_all
+from harness.journey_diagram import journeys_svg
 from harness.mockkernel import tracer
 from harness.mockkernel.target import MockTarget
 from harness.target import ExpectError
@@ -57,6 +58,9 @@ def test_a_test_sending_more_packets_than_the_limit_sees_the_first_journeys_whol
     assert text.endswith("\n(6 more packets after the first 4, summarised by path; raise the limit with --journey-limit "
                          "or @pytest.mark.journey_limit(N) to see them whole)\n"
                          + "\n".join(f"{packets:>8} x {path}" for path, packets in journeys.paths))
+    diagram = journeys_svg(journeys)
+    assert '<text x="6" y="' in diagram and ">6 more packets after the first 4, summarised by path:</text>" in diagram
+    assert diagram.count(" x NIC_RX[p0]") == len(journeys.paths)  # a line per path
 
 
 def test_a_packet_parked_in_a_neighbour_queue_is_summarised_once_it_leaves_with_its_whole_path():
