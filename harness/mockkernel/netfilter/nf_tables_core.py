@@ -1,13 +1,18 @@
 """nf_tables' datapath (net/netfilter/nf_tables_core.c, nft_chain_filter.c,
 nft_chain_route.c): compiled chains and nft_do_chain().
 
-`compile_table()` turns a table's chains into `RtChain`s once per commit: each
-rule a tuple of closures (nft_exprs). A run of consecutive rules that all
-begin with equality matches on a common field (`ip saddr X ...`, `tcp dport
-N ...`, `iifname "p0" ...`) is indexed by that field: the packet's value
+`compile_table()` turns a table's chains into `RtChain`s once per commit
+(`compile_chain()` one chain): each rule a tuple of closures (nft_exprs). A
+run of consecutive rules whose leading matches share a field (`ip saddr X`,
+`ip saddr 10.0.0.0/8`, `tcp dport 1000-2000`, `tcp dport != 22`, `ip saddr
+@set`, `iifname "p0"`, ...) is indexed by that field: the packet's value
 picks the rules of the run that can match, which then run in their order;
-the others would have stopped at that match. This is the mock's own speed-up
-(the kernel walks every rule); verdicts, counters and order are unchanged.
+the others would have stopped at that match. Equalities index into a dict;
+prefixes, ranges, negations and interval sets into the field's values cut
+into stretches (nft_set.Segments), each holding the rules that accept it, as
+nft_set_rbtree.c keeps intervals and nft_set_pipapo.c precomputes which rules
+match each stretch of a field. This is the mock's own speed-up (the kernel
+walks every rule); verdicts, counters, journeys and order are unchanged.
 
 nft_do_chain() runs a chain's rules in order with a jump stack: jump pushes,
 goto does not, return or the end of a regular chain pops, the end of a base
@@ -31,7 +36,8 @@ from harness.mockkernel.netfilter import nf_nat
 from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP, NF_DROP_REASON
 from harness.mockkernel.netfilter.nft_exprs import (NFT_BREAK, NFT_CONTINUE, NFT_GOTO, NFT_JUMP, NFT_RETURN,
                                                     VERDICT_NAMES, CompileCtx, Match, NftPktinfo, PrintCtx,
-                                                    Verdict, index_key, index_loader)
+                                                    IndexKeys, Verdict, index_key, index_loader)
+from harness.mockkernel.netfilter.nft_set import Segments
 from harness.mockkernel.wire.ipv4 import ROUTE_FIELDS
 
 
@@ -50,12 +56,14 @@ class RtRule:
 
 
 class Dispatch:
-    """An indexed run of rules: `load(pkt)` gives the key, `table[key]` the
-    indexes of the rules that can match, `end` the index after the run."""
+    """An indexed run of rules: `load(pkt)` gives the key, `table.get(key)`
+    the rules of the run that can match, in their order (None: none can),
+    `end` the index after the run. The table is a dict when every rule
+    accepts a few values of the field, else a Segments."""
 
     __slots__ = ("load", "table", "end")
 
-    def __init__(self, load, table: dict, end: int):
+    def __init__(self, load, table, end: int):
         self.load, self.table, self.end = load, table, end
 
 
@@ -72,21 +80,27 @@ class RtChain:
 
 def nft_do_chain(pkt: NftPktinfo, chain: RtChain):
     """Returns (verdict, rule, chain of that rule); verdict None: the base
-    chain's policy. `pending` holds the rules an index picked, still to run."""
+    chain's policy. `picked` iterates over the rules an index picked, still to run."""
     stack = None  # made at the first jump
-    rules, pending, i = chain.rules, (), 0
+    rules, picked, i = chain.rules, None, 0
     while True:
-        if pending:
-            rule, pending = rules[pending[0]], pending[1:]
+        if picked is not None:
+            rule = next(picked, None)
+            if rule is None:
+                picked = None
+                continue
         elif i < len(rules):
             rule = rules[i]
             dispatch = rule.dispatch
             if dispatch is not None:
-                pending, i = dispatch.table.get(dispatch.load(pkt), ()), dispatch.end
+                candidates = dispatch.table.get(dispatch.load(pkt))
+                if candidates is not None:
+                    picked = iter(candidates)
+                i = dispatch.end
                 continue
             i += 1
         elif stack:
-            chain, pending, i = stack.pop()
+            chain, picked, i = stack.pop()
             rules = chain.rules
             continue
         else:
@@ -107,11 +121,11 @@ def nft_do_chain(pkt: NftPktinfo, chain: RtChain):
             if verdict == NFT_JUMP:
                 if stack is None:
                     stack = []
-                stack.append((chain, pending, i))
-            chain, rules, pending, i = pkt.jump, pkt.jump.rules, (), 0
+                stack.append((chain, picked, i))
+            chain, rules, picked, i = pkt.jump, pkt.jump.rules, None, 0
             continue
         if verdict == NFT_RETURN:
-            pending, i = (), len(rules)
+            picked, i = None, len(rules)
             continue
         return verdict, rule, chain
 
@@ -181,16 +195,41 @@ class BaseChainHook:
 def compile_table(net, table) -> dict[str, RtChain]:
     """Every chain of a table (an nf_tables.NftTable) into RtChains, created
     first since jumps refer to them."""
-    runtime = {name: RtChain(name, f"{table.family} {table.name} {name}",
-                             NF_DROP if chain.policy == "drop" else NF_ACCEPT, chain.stats)
-               for name, chain in table.chains.items()}
-    pctx = PrintCtx(stateless=True, family=table.family)
-    for name, chain in table.chains.items():
-        ctx = CompileCtx(net, table.family, runtime[name].id, runtime)
-        rt_rules = [_compile_rule(rule, ctx, pctx) for rule in chain.rules]
-        _index(rt_rules, [_leading_keys(rule.stmts) for rule in chain.rules], ctx)
-        runtime[name].rules = rt_rules
+    runtime = {name: new_rt_chain(table, name) for name in table.chains}
+    for chain in table.chains.values():
+        compile_chain(net, table, chain, runtime)
     return runtime
+
+
+def new_rt_chain(table, name: str) -> RtChain:
+    """The empty RtChain of a table's chain, for compile_chain() to fill."""
+    return RtChain(name, f"{table.family} {table.name} {name}", NF_ACCEPT)
+
+
+def compile_chain(net, table, chain, runtime: dict[str, RtChain], compiled: dict | None = None) -> RtChain:
+    """One chain of a table (an nf_tables.NftChain) into its RtChain of
+    `runtime` (the table's, by name), in place: the chains that jump to it
+    keep pointing at it. Named sets are read now, as lookups are made at
+    commit: a chain whose rules look up a set that changed is compiled
+    again. `compiled` (rule handle -> RtRule), if given, holds rules compiled
+    before, taken as they are, and gets the rules compiled now: the caller
+    drops a rule from it when the rule, or a set it looks up, changes."""
+    rt_chain = runtime[chain.name]
+    rt_chain.policy, rt_chain.stats = NF_DROP if chain.policy == "drop" else NF_ACCEPT, chain.stats
+    ctx = CompileCtx(net, table.family, rt_chain.id, runtime)
+    pctx = PrintCtx(stateless=True, family=table.family)
+    if compiled is None:
+        compiled = {}
+    rules = []
+    for rule in chain.rules:
+        rt_rule = compiled.get(rule.handle)
+        if rt_rule is None:
+            rt_rule = compiled[rule.handle] = _compile_rule(rule, ctx, pctx)
+        rt_rule.dispatch = None
+        rules.append(rt_rule)
+    _index(rules, [_leading_keys(rule.stmts) for rule in chain.rules], ctx)
+    rt_chain.rules = rules
+    return rt_chain
 
 
 def _compile_rule(rule, ctx: CompileCtx, pctx: PrintCtx) -> RtRule:
@@ -202,7 +241,8 @@ def _compile_rule(rule, ctx: CompileCtx, pctx: PrintCtx) -> RtRule:
 
 
 def _leading_keys(stmts: list) -> dict:
-    """The index keys of a rule's leading matches (before anything with an effect)."""
+    """The index keys of a rule's leading matches (before anything with an
+    effect): field -> IndexKeys, the first match on each field."""
     keys = {}
     for stmt in stmts:
         if not isinstance(stmt, Match):
@@ -215,7 +255,7 @@ def _leading_keys(stmts: list) -> dict:
 
 def _index(rules: list[RtRule], keys: list[dict], ctx: CompileCtx) -> None:
     """Index each longest run (of 2 rules or more) sharing a key field, by the
-    shared field with the most distinct values."""
+    shared field with the most distinct sets of values accepted."""
     start = 0
     while start < len(rules):
         shared, end = set(keys[start]), start + 1
@@ -224,8 +264,66 @@ def _index(rules: list[RtRule], keys: list[dict], ctx: CompileCtx) -> None:
             end += 1
         if end - start >= 2:
             best = max(sorted(shared, key=repr), key=lambda f: len({keys[i][f] for i in range(start, end)}))
-            table: dict = {}
-            for i in range(start, end):
-                table.setdefault(keys[i][best], []).append(i)
-            rules[start].dispatch = Dispatch(index_loader(best, ctx), {k: tuple(v) for k, v in table.items()}, end)
+            _index_run(rules, start, end, [keys[i][best] for i in range(start, end)], index_loader(best, ctx))
         start = end
+
+
+# An index lists a rule once per stretch of keys it accepts that other rules
+# cut: a run of IPv4 prefixes, nested at most 33 deep, stays under this.
+MAX_LISTED_PER_RULE = 34
+
+
+def _index_run(rules: list[RtRule], start: int, end: int, accepted: list[IndexKeys], load) -> None:
+    """Index rules[start:end] by the values each accepts: a dict of them when
+    every rule accepts a few, else Segments of the field's values (as
+    nft_set_rbtree keeps intervals; nft_set_pipapo likewise precomputes, per
+    field, which rules each stretch of values matches). A run whose Segments
+    would list its rules too often is indexed in halves."""
+    run = rules[start:end]
+    if all(keys.points is not None for keys in accepted):
+        table: dict = {}
+        for rule, keys in zip(run, accepted):
+            for value in keys.points:
+                table.setdefault(value, []).append(rule)
+        rules[start].dispatch = Dispatch(load, {value: tuple(picked) for value, picked in table.items()}, end)
+        return
+    if any(keys.spans is None for keys in accepted):
+        return
+    segments = _segments(run, accepted)
+    if segments is not None:
+        rules[start].dispatch = Dispatch(load, segments, end)
+    elif end - start >= 4:
+        middle = (start + end) // 2
+        _index_run(rules, start, middle, accepted[:middle - start], load)
+        _index_run(rules, middle, end, accepted[middle - start:], load)
+
+
+def _segments(run: list[RtRule], accepted: list[IndexKeys]) -> Segments | None:
+    """The field's values cut where a rule's spans start or end, each stretch
+    with the rules that accept it in rule order; None over the size bound."""
+    opens: dict[int, list[int]] = {}
+    closes: dict[int, list[int]] = {}
+    for order, keys in enumerate(accepted):
+        for low, high in keys.spans:
+            opens.setdefault(low, []).append(order)
+            closes.setdefault(high + 1, []).append(order)
+    bounds = sorted(opens.keys() | closes.keys())
+    listed = active = 0
+    for bound in bounds:
+        active += len(opens.get(bound, ())) - len(closes.get(bound, ()))
+        listed += active
+    if listed > MAX_LISTED_PER_RULE * len(run):
+        return None
+    stretches: list[list] = []
+    covering: set[int] = set()
+    for bound, next_bound in zip(bounds, bounds[1:]):
+        covering.difference_update(closes.get(bound, ()))
+        covering.update(opens.get(bound, ()))
+        if not covering:
+            continue
+        picked = tuple(run[order] for order in sorted(covering))
+        if stretches and stretches[-1][1] == bound - 1 and stretches[-1][2] == picked:
+            stretches[-1][1] = next_bound - 1
+        else:
+            stretches.append([bound, next_bound - 1, picked])
+    return Segments(stretches)

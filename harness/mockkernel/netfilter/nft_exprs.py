@@ -30,7 +30,7 @@ from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_LOCAL
                                                NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING)
 from harness.mockkernel.netfilter.nf_conntrack import IP_CT_IS_REPLY, IP_CT_UNTRACKED, UNTRACKED, ct_direction
 from harness.mockkernel.netfilter.nf_nat_range import NatRange
-from harness.mockkernel.netfilter.nft_set import NftSet, format_elements, lookup_fn
+from harness.mockkernel.netfilter.nft_set import CATCHALL, NftSet, format_elements, lookup_fn
 from harness.mockkernel.wire import ipv4
 from harness.mockkernel.wire.ethernet import ETH_P_IP
 from harness.mockkernel.wire.ipv4 import HEADER_LEN, IP_OFFSET, PKTINFO_FIELDS
@@ -637,9 +637,9 @@ class Match(Stmt):
             return match_th
 
         def match_nh(pkt):
-            if pkt.tprot is None:
-                return NFT_BREAK
             start = pkt.nh + off
+            if pkt.tprot is None or start + nbytes > pkt.end:  # the load fails: no match, `!=` neither
+                return NFT_BREAK
             return None if (pkt.buf[start:start + nbytes] == want) is equal else NFT_BREAK
         return match_nh
 
@@ -661,18 +661,99 @@ class Match(Stmt):
 INDEXABLE_META = ("l4proto", "mark", "iifname", "oifname", "iif", "oif", "pkttype", "protocol", "nfproto")
 
 
+ABOVE_EVERY_KEY = 1 << 128  # no load gives more (the widest is an IPv6 address)
+
+
+@dataclass(frozen=True)
+class IndexKeys:
+    """The values of a field that a match accepts: `spans`, sorted disjoint
+    inclusive (low, high) integer ranges (None for an interface name), and
+    `points`, the same values one by one when the match is an equality with
+    one value or a set's elements (None for a prefix, a range or a negation)."""
+
+    spans: tuple | None
+    points: frozenset | None = None
+
+
 def index_key(stmt: Stmt) -> tuple | None:
-    """(field, key) when a statement is an equality a chain can be indexed by:
-    a whole-byte payload field or a meta key compared with one value."""
-    if not isinstance(stmt, Match) or stmt.mask is not None or not isinstance(stmt.rhs, Value) \
-            or stmt.op not in ("==", "implicit") or stmt.is_flags:
+    """(field, IndexKeys) when a chain can be indexed by a statement: a
+    whole-byte payload field or a meta key compared with a value, a prefix,
+    a range, or looked up in a set whose elements do not expire, negated or not."""
+    if not isinstance(stmt, Match) or stmt.mask is not None or stmt.is_flags:
         return None
-    lhs, value = stmt.lhs, stmt.rhs.value
+    lhs, rhs = stmt.lhs, stmt.rhs
     if isinstance(lhs, Payload) and all(f.byte_aligned for f in lhs.fields):
-        return ("payload", lhs.transport, lhs.offset, lhs.bits // 8), value
-    if isinstance(lhs, Meta) and lhs.key in INDEXABLE_META and not (isinstance(value, str) and value.endswith("*")):
-        return ("meta", lhs.key), value
-    return None
+        index_field = ("payload", lhs.transport, lhs.offset, lhs.bits // 8)
+    elif isinstance(lhs, Meta) and lhs.key in INDEXABLE_META:
+        index_field = ("meta", lhs.key)
+    else:
+        return None
+    if isinstance(rhs, Value):
+        keys = _value_keys(stmt.op, rhs.value)
+    elif isinstance(rhs, SetRef):
+        keys = _set_keys(rhs.set, stmt.negated)
+    else:
+        if isinstance(rhs, Range):
+            spans = ((rhs.low, rhs.high),) if rhs.low <= rhs.high else ()
+        else:  # a prefix: v & mask == addr holds for none when addr has host bits
+            host = (1 << (lhs.dtype.size - rhs.plen)) - 1
+            spans = () if rhs.addr & host else ((rhs.addr, rhs.addr | host),)
+        keys = IndexKeys(_complement(spans) if stmt.negated else spans)
+    return None if keys is None else (index_field, keys)
+
+
+def _value_keys(op: str, value) -> IndexKeys | None:
+    if isinstance(value, str):  # an interface name: equality only, and not a wildcard (`"p*"`)
+        if op in ("==", "implicit") and not value.endswith("*"):
+            return IndexKeys(None, frozenset((value,)))
+        return None
+    if op in ("==", "implicit"):
+        return IndexKeys(((value, value),), frozenset((value,)))
+    spans = {"!=": _complement(((value, value),)), "<": ((0, value - 1),), "<=": ((0, value),),
+             ">": ((value + 1, ABOVE_EVERY_KEY),), ">=": ((value, ABOVE_EVERY_KEY),)}[op]
+    return IndexKeys(tuple((low, high) for low, high in spans if low <= high))
+
+
+def _set_keys(nset: NftSet | None, negated: bool) -> IndexKeys | None:
+    """A set's elements as IndexKeys; none for a set whose elements expire in
+    virtual time (a lookup then depends on when), or whose keys are names."""
+    if nset is None or "timeout" in nset.flags:
+        return None
+    elements = [e for e in nset.elements if e.key is not CATCHALL]
+    if len(elements) < len(nset.elements):  # the catch-all: every key finds it
+        spans = ((0, ABOVE_EVERY_KEY),)
+    elif nset.interval:
+        spans = _union((e.key, e.high) for e in elements)
+    elif all(isinstance(e.key, int) for e in elements):
+        spans = _union((e.key, e.key) for e in elements)
+        if not negated:
+            return IndexKeys(spans, frozenset(e.key for e in elements))
+    else:
+        return None if negated else IndexKeys(None, frozenset(e.key for e in elements))
+    return IndexKeys(_complement(spans) if negated else spans)
+
+
+def _union(ranges) -> tuple:
+    """Sorted inclusive ranges, overlapping and adjacent ones joined."""
+    out: list[list[int]] = []
+    for low, high in sorted(ranges):
+        if out and low <= out[-1][1] + 1:
+            out[-1][1] = max(out[-1][1], high)
+        else:
+            out.append([low, high])
+    return tuple(map(tuple, out))
+
+
+def _complement(spans: tuple) -> tuple:
+    """The values from 0 to ABOVE_EVERY_KEY that sorted disjoint `spans` leave out."""
+    out, low = [], 0
+    for start, end in spans:
+        if start > low:
+            out.append((low, start - 1))
+        low = end + 1
+    if low <= ABOVE_EVERY_KEY:
+        out.append((low, ABOVE_EVERY_KEY))
+    return tuple(out)
 
 
 def index_loader(index_field: tuple, ctx: CompileCtx):

@@ -8,8 +8,7 @@ ranges as nft's auto-merge does. Maps carry a data value per element (a
 verdict for verdict maps). Timeout sets stamp each element with its expiry in
 virtual time. A catch-all element (`*`, NFT_SET_ELEM_CATCHALL) is what a
 lookup finds when no key matches. `lookup_fn()` builds the datapath lookup
-once per commit: a frozenset or dict for exact keys, a bisect over the
-ranges for intervals.
+once per commit: a dict for exact keys, `Segments` for intervals.
 """
 from __future__ import annotations
 
@@ -18,6 +17,36 @@ from dataclasses import dataclass, field
 
 from harness.mockkernel.netfilter.nft_datatype import range_text
 
+
+class Segments:
+    """Disjoint inclusive integer ranges, each with a value, as
+    nft_set_rbtree.c keeps an interval set: the elements sorted by key, a
+    range as its start and the end after it (NFT_SET_ELEM_INTERVAL_END), and
+    nft_rbtree_lookup() finding the closest boundary at or below the key,
+    here by bisection over the boundaries (O(log n)). `get(key)` is the value
+    of the range holding the key, None in a gap (or for no key: a failed load)."""
+
+    __slots__ = ("bounds", "values")
+
+    def __init__(self, ranges) -> None:
+        """`ranges`: (low, high, value) in key order, none overlapping."""
+        bounds: list[int] = []
+        values: list = []
+        for low, high, value in ranges:
+            if bounds and bounds[-1] == low:  # adjacent to the previous range: its end is this start
+                values[-1] = value
+            else:
+                bounds.append(low)
+                values.append(value)
+            bounds.append(high + 1)
+            values.append(None)
+        self.bounds, self.values = bounds, values
+
+    def get(self, key):
+        if key is None:
+            return None
+        i = bisect.bisect_right(self.bounds, key) - 1
+        return self.values[i] if i >= 0 else None
 
 
 class CatchAll:
@@ -171,30 +200,23 @@ def lookup_fn(nset: NftSet, clock, data_fn=lambda data: data):
 
 def _lookup_fn(nset: NftSet, live: list[Element], clock, data_fn):
     expiring = "timeout" in nset.flags
+
+    def entry(elem: Element):
+        value = data_fn(elem.data) if nset.is_map else True
+        return (value, elem.expires) if expiring else value
     if nset.interval:
-        lows = [e.key for e in live]
-        highs = [e.high for e in live]
-        values = [data_fn(e.data) if nset.is_map else True for e in live]
-        expiry = [e.expires for e in live]
+        lookup = Segments(sorted(((e.key, e.high, entry(e)) for e in live), key=lambda r: r[:2])).get
+    else:
+        lookup = {e.key: entry(e) for e in live}.get
+    if not expiring:
+        return lookup
 
-        def interval_lookup(key):
-            i = bisect.bisect_right(lows, key) - 1
-            if i < 0 or key > highs[i] or (expiring and expiry[i] is not None and clock.now >= expiry[i]):
-                return None
-            return values[i]
-        return interval_lookup
-    if expiring:
-        table = {e.key: (data_fn(e.data) if nset.is_map else True, e.expires) for e in live}
-
-        def timeout_lookup(key):
-            hit = table.get(key)
-            if hit is None or (hit[1] is not None and clock.now >= hit[1]):
-                return None
-            return hit[0]
-        return timeout_lookup
-    if nset.is_map:
-        return {e.key: data_fn(e.data) for e in live}.get
-    return dict.fromkeys((e.key for e in live), True).get
+    def timeout_lookup(key):
+        hit = lookup(key)
+        if hit is None or (hit[1] is not None and clock.now >= hit[1]):
+            return None
+        return hit[0]
+    return timeout_lookup
 
 
 # --- how `nft list` prints elements (calculate_delim in src/expression.c) ---
