@@ -227,7 +227,8 @@ def compile_chain(net, table, chain, runtime: dict[str, RtChain], compiled: dict
             rt_rule = compiled[rule.handle] = _compile_rule(rule, ctx, pctx)
         rt_rule.dispatch = None
         rules.append(rt_rule)
-    _index(rules, [_leading_keys(rule.stmts) for rule in chain.rules], ctx)
+    _index(rules, [_leading_keys(rule.stmts) for rule in chain.rules],
+           [any(stmt.may_change_packet for stmt in rule.stmts) for rule in chain.rules], ctx)
     rt_chain.rules = rules
     return rt_chain
 
@@ -253,13 +254,15 @@ def _leading_keys(stmts: list) -> dict:
     return keys
 
 
-def _index(rules: list[RtRule], keys: list[dict], ctx: CompileCtx) -> None:
+def _index(rules: list[RtRule], keys: list[dict], changes: list[bool], ctx: CompileCtx) -> None:
     """Index each longest run (of 2 rules or more) sharing a key field, by the
-    shared field with the most distinct sets of values accepted."""
+    shared field with the most distinct sets of values accepted. A run ends
+    at a rule that may change the packet (`changes`): the key loaded before
+    it may not be what the rules after it would load."""
     start = 0
     while start < len(rules):
         shared, end = set(keys[start]), start + 1
-        while end < len(rules) and shared & keys[end].keys():
+        while end < len(rules) and not changes[end - 1] and shared & keys[end].keys():
             shared &= keys[end].keys()
             end += 1
         if end - start >= 2:

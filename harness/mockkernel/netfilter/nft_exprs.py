@@ -476,6 +476,7 @@ class Stmt:
 
     terminal = False  # a verdict: nothing after it runs
     needs_conntrack = False
+    may_change_packet = False  # after it the packet or its metadata may differ (it writes, or jumps to what may)
     loc = None  # where it was written, for errors found later
     span = None  # the whole statement as written
 
@@ -819,6 +820,7 @@ class Verdict(Stmt):
     def __init__(self, kind: str, chain: str | None = None, loc=None):
         self.kind, self.chain, self.loc = kind, chain, loc
         self.code = VERDICT_CODES[kind]
+        self.may_change_packet = kind == "jump"  # the chain jumped to may, and this one goes on after
 
     def text(self, pctx: PrintCtx) -> str:
         return f"{self.kind} {self.chain}" if self.chain else self.kind
@@ -842,6 +844,7 @@ class VerdictMap(Stmt):
     """`expr vmap { key : verdict }`: nft_lookup into a verdict map."""
 
     terminal = True
+    may_change_packet = True
 
     def __init__(self, lhs: Selector, ref: SetRef, loc=None):
         self.lhs, self.ref, self.loc = lhs, ref, loc
@@ -964,6 +967,8 @@ class MetaSet(Stmt):
     `meta priority set X:Y` (skb->priority: a qdisc class, sched/sch_htb.py);
     `keep` keeps those bits of the old mark (iptables' MARK --set-xmark)."""
 
+    may_change_packet = True
+
     def __init__(self, key: str, value, loc=None, keep: int = 0):
         self.key, self.value, self.loc, self.keep = key, value, loc, keep  # value: int or a Selector
 
@@ -1032,6 +1037,8 @@ class CtSet(Stmt):
 class PayloadSet(Stmt):
     """nft_payload set on the IPv4 header (`ip ttl set`, `ip dscp set`), with
     the header checksum updated (NFT_PAYLOAD_CSUM_INET)."""
+
+    may_change_packet = True
 
     def __init__(self, fld: Field, value: int):
         self.fld, self.value = fld, value
@@ -1114,6 +1121,7 @@ class Nat(Stmt):
     the looked-up value in the registers nft_nat_eval() reads."""
 
     terminal = True
+    may_change_packet = True
     needs_conntrack = True
 
     def __init__(self, kind: str, family: str | None = None, addr: tuple | None = None,
@@ -1212,6 +1220,7 @@ class Xt(Stmt):
         self.translation, self.inner = translation, inner
         self.terminal = inner is not None and inner.terminal
         self.needs_conntrack = inner is not None and inner.needs_conntrack
+        self.may_change_packet = inner is not None and inner.may_change_packet
 
     def text(self, pctx: PrintCtx) -> str:
         return self.translation
