@@ -357,7 +357,8 @@ class Target(ABC):
 
     @abstractmethod
     def journeys(self) -> list[Journey]:
-        """Journeys of the packets of this test, as far as this target observes them."""
+        """Journeys of the packets of this test, as far as this target observes them
+        (the mock's: a Journeys, whose `paths` count the packets past its journey limit)."""
 
     @abstractmethod
     def drops(self) -> list[Drop]:

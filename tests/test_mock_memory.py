@@ -113,6 +113,8 @@ def test_frames_nobody_collects_are_kept_up_to_the_limit_then_dropped_and_counte
             "nobody collected as the target keeps; raise --journey-limit to keep them)\n") in text
     assert "(9 more packets after the first 3, summarised by path;" in text
     assert dut.uncollected_dropped("p0") == 0
+    dut.reset()
+    assert dut.uncollected_dropped("p1") == 0, "a new phase of the test starts with nothing dropped"
 
 
 def test_journey_limit_comes_from_the_option_and_a_marker_overrides_it(pytester):

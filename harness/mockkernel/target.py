@@ -100,6 +100,7 @@ class MockTarget(Target):
         return Journeys(tracer.journeys, tracer.summary(), tracer.journey_limit)
 
     def drops(self) -> list[Drop]:
+        """The first journey_limit drops; later ones are in journeys().paths, with their packets' paths."""
         return list(self.kernel.tracer.drops)
 
     def counters(self) -> list[RuleCounter]:
@@ -154,6 +155,7 @@ class MockTarget(Target):
     def reset(self) -> None:
         super().reset()
         self.kernel.tracer.reset()
+        self._uncollected_dropped = dict.fromkeys(self.kernel.nics, 0)
 
     def close(self) -> None:
         for sock in self._sockets:

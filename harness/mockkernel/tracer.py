@@ -54,7 +54,7 @@ class Tracer:
         self.drops: list[Drop] = []
         self.interned: dict[Hop, Hop] = {}
         self.journey_limit = journey_limit
-        self.paths: dict[tuple, list] = {}  # path_key() -> [the first journey that took it, packets]
+        self.paths: dict[tuple, list] = {}  # path_key() -> [its path_text(), packets]
         self.other_paths = 0  # packets summarised after PATHS_KEPT distinct paths were counted
         self.drops_summarised = 0
 
@@ -135,7 +135,7 @@ class Tracer:
                     if len(paths) >= PATHS_KEPT:
                         self.other_paths += 1
                         continue
-                    entry = paths[key] = [journey, 0]
+                    entry = paths[key] = [path_text(journey), 0]  # text, not the journey and its packet
                 entry[1] += 1
                 run_hops, run_drop, run_entry = (None, None, None) if journey.children else (journey.hops, drop, entry)
             journeys[limit:] = carried
@@ -147,8 +147,7 @@ class Tracer:
     def summary(self) -> list[tuple[str, int]]:
         """The summarised packets as (path, packets), most packets first."""
         packets_by_path: dict[str, int] = {}
-        for journey, packets in self.paths.values():
-            path = path_text(journey)
+        for path, packets in self.paths.values():
             packets_by_path[path] = packets_by_path.get(path, 0) + packets
         summary = sorted(packets_by_path.items(), key=lambda item: -item[1])
         if self.other_paths:
@@ -171,4 +170,9 @@ _UNCARRIED_REFS = 4
 
 def _carried(journey: Journey) -> bool:
     """Whether anything (an skb, a caller) still refers to the journey or to one of its children's."""
-    return sys.getrefcount(journey) > _UNCARRIED_REFS or any(_carried(child) for child in journey.children)
+    if sys.getrefcount(journey) > _UNCARRIED_REFS:
+        return True
+    for child in journey.children:  # a loop, not any(): no generator per journey
+        if _carried(child):
+            return True
+    return False
