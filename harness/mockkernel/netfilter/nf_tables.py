@@ -6,8 +6,9 @@ listing). The datapath is in nf_tables_core.py.
 the commands of one `nft` invocation as the kernel runs a batch: applied in
 place by a Transaction that can undo them, validated at commit where
 something needs it (and replayed to place a validation error), any refusal
-undoing all of it. A commit compiles the tables the transaction touched into
-closures (nft_exprs) and (re)binds each base chain to its hook: filter and route chains as HookEntries
+undoing all of it. A commit compiles the chains the transaction changed into
+closures (nft_exprs; a rule once, until it or a set it looks up changes) and
+(re)binds each base chain to its hook: filter and route chains as HookEntries
 on `net.nf_hooks` at their priority (inet tables register for IPv4 and IPv6,
 netdev ingress chains as NFPROTO_NETDEV hook 0 for their devices), nat chains
 through nf_nat_register_fn() as the NAT core's lookups. A base chain keeps its
@@ -38,7 +39,8 @@ from harness.mockkernel.netfilter import nf_nat, nft_json
 from harness.mockkernel.netfilter.core import (HOOK_NAMES, NF_NETDEV_INGRESS, NFPROTO_INET, NFPROTO_IPV4,
                                                NFPROTO_IPV6, NFPROTO_NETDEV)
 from harness.mockkernel.netfilter.nf_conntrack_core import nf_ct_netns_get, nf_ct_netns_put
-from harness.mockkernel.netfilter.nf_tables_core import BaseChainHook, RtChain, compile_table
+from harness.mockkernel.netfilter.nf_tables_core import (BaseChainHook, RtChain, RtRule, compile_chain,
+                                                         new_rt_chain)
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_exprs import (NAT_HOOKS, Counter, MapExpr, Nat, PrintCtx, Reject, SetRef,
                                                     Verdict, VerdictMap, rule_text)
@@ -120,13 +122,68 @@ class Registration:
 # ------------------------------------------------------------------ state
 
 @dataclass
-class TableRuntime:
-    """A table's compiled chains (the kernel's per-chain rule blobs), kept
-    across commits: a commit compiles only the tables its transaction touched."""
+class TableChanges:
+    """What a transaction changed in one table, for its commit to compile."""
 
-    table: NftTable
-    chains: dict[str, RtChain]
-    needs_conntrack: bool
+    chains: set[str] = field(default_factory=set)  # chains whose rules or policy changed
+    sets: set[str] = field(default_factory=set)  # named sets whose elements changed
+    replaced: set[int] = field(default_factory=set)  # handles of rules replaced
+
+
+class TableRuntime:
+    """A table's compiled chains, kept across commits as the kernel keeps each
+    chain's rule blob and rebuilds only the chains a transaction changed
+    (nf_tables_commit_chain_prepare()). A chain keeps its RtChain for its
+    life, so the jumps compiled into other chains stay valid, and its
+    compiled rules by handle, so a recompile compiles only the rules that
+    are new, replaced, or look up a set whose elements changed (lookups are
+    built from the elements at compile time)."""
+
+    def __init__(self, net, table: NftTable):
+        self.net, self.table = net, table
+        self.chains: dict[str, RtChain] = {}
+        self.sources: dict[str, NftChain] = {}  # the chain each RtChain was compiled from
+        self.compiled: dict[str, dict[int, RtRule]] = {}  # chain -> rule handle -> RtRule
+        self.conntrack: dict[str, set[int]] = {}  # chain -> handles of its rules that need conntrack
+        self.update(TableChanges())
+
+    @property
+    def needs_conntrack(self) -> bool:
+        return any(self.conntrack.values())
+
+    def update(self, changes: TableChanges) -> None:
+        table, changed = self.table, set(changes.chains)
+        for name in self.chains.keys() - table.chains.keys():
+            for state in (self.chains, self.sources, self.compiled, self.conntrack):
+                del state[name]
+        for name, chain in table.chains.items():
+            if self.sources.get(name) is not chain:  # new, or deleted and made again
+                changed.add(name)
+                self.chains.setdefault(name, new_rt_chain(table, name))
+                self.compiled[name], self.conntrack[name] = {}, set()
+        stale = set(changes.replaced)
+        if changes.sets:
+            for name, chain in table.chains.items():
+                users = [r.handle for r in chain.rules if any(_uses_set(r, s) for s in changes.sets)]
+                if users:
+                    changed.add(name)
+                    stale.update(users)
+        for name in changed:
+            self._compile(table.chains[name], stale)
+
+    def _compile(self, chain: NftChain, stale: set[int]) -> None:
+        cache = self.compiled[chain.name]
+        for handle in stale & cache.keys():
+            del cache[handle]
+        fresh = [rule for rule in chain.rules if rule.handle not in cache]
+        compile_chain(self.net, self.table, chain, self.chains, cache)
+        handles = {rule.handle for rule in chain.rules}
+        for handle in cache.keys() - handles:
+            del cache[handle]
+        conntrack = self.conntrack[chain.name]
+        conntrack.intersection_update(handles)
+        conntrack.update(r.handle for r in fresh if any(s.needs_conntrack for s in r.stmts))
+        self.sources[chain.name] = chain
 
 
 class BatchError(NftError):
@@ -198,19 +255,22 @@ class NfTables:
         result, changed = fn(work)
         if changed:
             self.ruleset = work
-            self.commit(set())
+            self.commit({})
         return result
 
-    def commit(self, touched: set[int]) -> None:
-        """nf_tables_commit(): compile the tables touched (by id) and any not
-        compiled yet, then bind base chains to their hooks."""
-        runtime = {}
+    def commit(self, touched: dict[int, TableChanges]) -> None:
+        """nf_tables_commit(): compile what the transaction changed (by table
+        id) and the tables not compiled yet, then bind base chains to their
+        hooks."""
+        runtime, updated = {}, set()
         for table in self.ruleset.tables:
             known = self.runtime.get(id(table))
-            if known is None or known.table is not table or id(table) in touched:
-                chains = compile_table(self.net, table)
-                needs_ct = any(s.needs_conntrack for c in table.chains.values() for r in c.rules for s in r.stmts)
-                known = TableRuntime(table, chains, needs_ct)
+            if known is None or known.table is not table:
+                known = TableRuntime(self.net, table)
+                updated.add(id(table))
+            elif id(table) in touched:
+                known.update(touched[id(table)])
+                updated.add(id(table))
             runtime[id(table)] = known
         self.runtime = runtime
         self.base_seq += 1
@@ -221,16 +281,17 @@ class NfTables:
                 if chain.base is not None:
                     spec = chain.base
                     signature = (table.family, spec.type, spec.hook, spec.priority, tuple(spec.devices))
-                    wanted[(table.family, table.name, chain.name)] = (signature, compiled.chains[chain.name])
+                    wanted[(table.family, table.name, chain.name)] = (signature, compiled.chains[chain.name],
+                                                                      id(table) in updated)
         for key, reg in list(self.registrations.items()):
             if key not in wanted or wanted[key][0] != reg.signature:
                 self._unregister(reg)
                 del self.registrations[key]
-        for key, (signature, rt_chain) in wanted.items():
+        for key, (signature, rt_chain, recompiled) in wanted.items():
             if key not in self.registrations:
                 self.registrations[key] = self._register(signature, rt_chain)
-            elif self.registrations[key].hook.chain is not rt_chain:
-                self.registrations[key].hook.set_chain(rt_chain)
+            elif recompiled:
+                self.registrations[key].hook.set_chain(rt_chain)  # its hops name rules that may be gone
         needs_ct = any(compiled.needs_conntrack for compiled in runtime.values())
         if needs_ct != self.ct_ref:
             (nf_ct_netns_get if needs_ct else nf_ct_netns_put)(self.net)
@@ -285,7 +346,7 @@ class Transaction:
         self.new_tables_validated = new_tables_validated
         self.changed = False
         self.errors: list[NftError] = []  # the kernel's refusals, in batch order
-        self.touched: set[int] = set()  # ids of the tables whose chains need compiling
+        self.touched: dict[int, TableChanges] = {}  # by table id: what the commit compiles
         self.undo: list[tuple] = []  # (object, attribute, original value)
         self.saved: set[tuple] = set()
         self.handles = (self.ruleset.table_handle, [(t, t.hgenerator) for t in self.ruleset.tables])
@@ -337,12 +398,15 @@ class Transaction:
             setattr(obj, attr, copy.copy(getattr(obj, attr)))
         return getattr(obj, attr)
 
+    def _changes(self, table: NftTable) -> TableChanges:
+        return self.touched.setdefault(id(table), TableChanges())
+
     def _rules(self, table: NftTable, chain: NftChain) -> list[NftRule]:
-        self.touched.add(id(table))
+        self._changes(table).chains.add(chain.name)
         return self._own(chain, "rules")
 
     def _elements(self, table: NftTable, nset: NftSet) -> list:
-        self.touched.add(id(table))  # lookups are built from the elements at commit
+        self._changes(table).sets.add(nset.name)  # lookups are built from the elements at commit
         return self._own(nset, "elements")
 
     # -- validation (nft_table_validate())
@@ -474,13 +538,13 @@ class Transaction:
         if chain is None:
             chain = NftChain(cmd.name, table.alloc_handle(), cmd.chain)
             self._own(table, "chains")[cmd.name] = chain
-            self.touched.add(id(table))
+            self._changes(table)
         elif cmd.chain is not None and (chain.base is None or _spec_key(chain.base) != _spec_key(cmd.chain)):
             raise NftError(f"Could not process rule: {EOPNOTSUPP}", cmd.loc)
         if cmd.policy is not None:
             self._save(chain, "policy")
             chain.policy = cmd.policy
-            self.touched.add(id(table))
+            self._changes(table).chains.add(chain.name)
 
     def create_chain(self, cmd: Command) -> None:
         self.add_chain(cmd, exclusive=True)
@@ -498,7 +562,7 @@ class Transaction:
         if any(_jumps_to(rule, chain.name) for other in table.chains.values() for rule in other.rules):
             raise NftError(f"Could not process rule: {EBUSY}", cmd.locs.get("name") or cmd.locs["handle"])
         del self._own(table, "chains")[chain.name]
-        self.touched.add(id(table))
+        self._changes(table)
         self._shrunk(table)
 
     def flush_chain(self, cmd: Command) -> None:
@@ -520,6 +584,7 @@ class Transaction:
         stmts = self._rule_stmts(cmd, table)
         index = self._rule_index(chain, cmd.handle, cmd.locs["handle"])
         self._rules(table, chain)[index] = self._bind_rule(cmd, table, stmts, cmd.handle)
+        self._changes(table).replaced.add(cmd.handle)
         self._shrunk(table)  # the rule replaced may have been what the table's last walk refused
         self._validity_changed(table, cmd, _refusable(stmts))
 
