@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bpf, ceiling, ipv4_path, lab, linerate, linerate_model, memory, netfilter, nft_load
+from benchmarks import bpf, ceiling, ipv4_path, lab, linerate, linerate_model, memory, netfilter, nft_load, nft_rules
 
 BENCHMARKS = {
     "ipv4_path": ipv4_path.main,
     "bpf": bpf.main,
     "netfilter": netfilter.main,
+    "nft_rules": nft_rules.main,
     "ceiling": ceiling.main,
     "lab": lab.main,
     "linerate": linerate.main,

@@ -46,13 +46,17 @@ class RtRule:
     continue or return (None if it has none), given when every expression
     went on, without calling one more closure; `summary` is how a journey hop
     names it ("rule <handle>: <text>"); `dispatch` is set on the first rule
-    of an indexed run."""
+    of an indexed run. `index_keys` (field -> IndexKeys of its leading
+    matches) and `changes_packet` (a statement may change the packet) are
+    what indexing a chain reads of it."""
 
-    __slots__ = ("handle", "exprs", "verdict", "summary", "dispatch")
+    __slots__ = ("handle", "exprs", "verdict", "summary", "dispatch", "index_keys", "changes_packet")
 
-    def __init__(self, handle: int, exprs: tuple, verdict: int | None, text: str):
+    def __init__(self, handle: int, exprs: tuple, verdict: int | None, text: str, index_keys: dict,
+                 changes_packet: bool):
         self.handle, self.exprs, self.verdict = handle, exprs, verdict
         self.summary, self.dispatch = f"rule {handle}: {text}", None
+        self.index_keys, self.changes_packet = index_keys, changes_packet
 
 
 class Dispatch:
@@ -227,8 +231,7 @@ def compile_chain(net, table, chain, runtime: dict[str, RtChain], compiled: dict
             rt_rule = compiled[rule.handle] = _compile_rule(rule, ctx, pctx)
         rt_rule.dispatch = None
         rules.append(rt_rule)
-    _index(rules, [_leading_keys(rule.stmts) for rule in chain.rules],
-           [any(stmt.may_change_packet for stmt in rule.stmts) for rule in chain.rules], ctx)
+    _index(rules, ctx)
     rt_chain.rules = rules
     return rt_chain
 
@@ -238,7 +241,8 @@ def _compile_rule(rule, ctx: CompileCtx, pctx: PrintCtx) -> RtRule:
     if stmts and isinstance(stmts[-1], Verdict) and stmts[-1].chain is None:
         stmts, verdict = stmts[:-1], stmts[-1].code
     exprs = tuple(f for f in (s.compile(ctx) for s in stmts) if f is not None)
-    return RtRule(rule.handle, exprs, verdict, rule.text(pctx))
+    return RtRule(rule.handle, exprs, verdict, rule.text(pctx), _leading_keys(rule.stmts),
+                  any(stmt.may_change_packet for stmt in rule.stmts))
 
 
 def _leading_keys(stmts: list) -> dict:
@@ -254,15 +258,16 @@ def _leading_keys(stmts: list) -> dict:
     return keys
 
 
-def _index(rules: list[RtRule], keys: list[dict], changes: list[bool], ctx: CompileCtx) -> None:
+def _index(rules: list[RtRule], ctx: CompileCtx) -> None:
     """Index each longest run (of 2 rules or more) sharing a key field, by the
     shared field with the most distinct sets of values accepted. A run ends
-    at a rule that may change the packet (`changes`): the key loaded before
-    it may not be what the rules after it would load."""
+    at a rule that may change the packet: the key loaded before it may not
+    be what the rules after it would load."""
+    keys = [rule.index_keys for rule in rules]
     start = 0
     while start < len(rules):
         shared, end = set(keys[start]), start + 1
-        while end < len(rules) and not changes[end - 1] and shared & keys[end].keys():
+        while end < len(rules) and not rules[end - 1].changes_packet and shared & keys[end].keys():
             shared &= keys[end].keys()
             end += 1
         if end - start >= 2:
