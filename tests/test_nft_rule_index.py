@@ -157,11 +157,12 @@ def conds(draw, field: str, named: bool = True):
 
 @st.composite
 def rules(draw, verdicts: list, min_size: int, max_size: int):
-    """Rules whose first match is mostly on one field, so that runs form."""
-    run_field = draw(st.sampled_from(list(LIMITS)))
+    """Rules whose first match is mostly on one field, so that runs form, or
+    on two fields in turn, so that rules are indexed by several fields."""
+    run_fields = draw(st.lists(st.sampled_from(list(LIMITS)), min_size=1, max_size=2, unique=True))
     out = []
-    for _ in range(draw(st.integers(min_size, max_size))):
-        first = run_field if draw(st.integers(0, 4)) else draw(st.sampled_from(list(LIMITS)))
+    for i in range(draw(st.integers(min_size, max_size))):
+        first = run_fields[i % len(run_fields)] if draw(st.integers(0, 4)) else draw(st.sampled_from(list(LIMITS)))
         more = draw(st.lists(st.sampled_from(list(LIMITS)), max_size=1))
         conds_ = tuple(draw(conds(f)) for f in [first, *more])
         set_mark = draw(st.integers(0, MARKS)) if draw(st.integers(0, 3)) == 0 else None

@@ -11,8 +11,11 @@ the others would have stopped at that match. Equalities index into a dict;
 prefixes, ranges, negations and interval sets into the field's values cut
 into stretches (nft_set.Segments), each holding the rules that accept it, as
 nft_set_rbtree.c keeps intervals and nft_set_pipapo.c precomputes which rules
-match each stretch of a field. This is the mock's own speed-up (the kernel
-walks every rule); verdicts, counters, journeys and order are unchanged.
+match each stretch of a field. Consecutive rules that share no field but
+each have one are indexed together, each by its own field (FieldsLookup).
+A run ends at a rule that may change the packet. This is the mock's own
+speed-up (the kernel walks every rule); verdicts, counters, journeys and
+order are unchanged.
 
 nft_do_chain() runs a chain's rules in order with a jump stack: jump pushes,
 goto does not, return or the end of a regular chain pops, the end of a base
@@ -262,18 +265,99 @@ def _index(rules: list[RtRule], ctx: CompileCtx) -> None:
     """Index each longest run (of 2 rules or more) sharing a key field, by the
     shared field with the most distinct sets of values accepted. A run ends
     at a rule that may change the packet: the key loaded before it may not
-    be what the rules after it would load."""
+    be what the rules after it would load. Rules left between such runs
+    that each have a key of their own are indexed together by several
+    fields (_index_fields)."""
     keys = [rule.index_keys for rule in rules]
-    start = 0
+    start, loose = 0, []
     while start < len(rules):
         shared, end = set(keys[start]), start + 1
         while end < len(rules) and not rules[end - 1].changes_packet and shared & keys[end].keys():
             shared &= keys[end].keys()
             end += 1
         if end - start >= 2:
+            _index_fields(rules, loose, ctx)
+            loose = []
             best = max(sorted(shared, key=repr), key=lambda f: len({keys[i][f] for i in range(start, end)}))
             _index_run(rules, start, end, [keys[i][best] for i in range(start, end)], index_loader(best, ctx))
+        elif keys[start]:
+            loose.append(start)
+            if rules[start].changes_packet:
+                _index_fields(rules, loose, ctx)
+                loose = []
+        else:
+            _index_fields(rules, loose, ctx)
+            loose = []
         start = end
+    _index_fields(rules, loose, ctx)
+
+
+def _index_run(rules: list[RtRule], start: int, end: int, accepted: list[IndexKeys], load) -> None:
+    """Index rules[start:end] by the values of one field each accepts; a run
+    whose table would list its rules too often is indexed in halves."""
+    table = _lookup_table(rules[start:end], accepted)
+    if table is not None:
+        rules[start].dispatch = Dispatch(load, table, end)
+    elif end - start >= 4:
+        middle = (start + end) // 2
+        _index_run(rules, start, middle, accepted[:middle - start], load)
+        _index_run(rules, middle, end, accepted[middle - start:], load)
+
+
+def _index_fields(rules: list[RtRule], stretch: list[int], ctx: CompileCtx) -> None:
+    """Index consecutive rules (positions `stretch`) that share no field, each
+    by one of its own: the field of its keys that tells the stretch's rules
+    apart best. A packet loads each field once and runs, in rule order, the
+    rules whose field's lookup picked them. Only where that saves walking:
+    2 rules or more per field."""
+    if len(stretch) < 2:
+        return
+    keys = [rules[i].index_keys for i in stretch]
+    distinct: dict = {}
+    for rule_keys in keys:
+        for index_field, accepted in rule_keys.items():
+            distinct.setdefault(index_field, set()).add(accepted)
+    by_field: dict = {}
+    for order, rule_keys in enumerate(keys):
+        index_field = max(sorted(rule_keys, key=repr), key=lambda f: len(distinct[f]))
+        by_field.setdefault(index_field, []).append(order)
+    if len(by_field) * 2 > len(stretch):
+        return
+    lookups = []
+    for index_field, orders in sorted(by_field.items(), key=lambda item: repr(item[0])):
+        table = _lookup_table(orders, [keys[order][index_field] for order in orders])
+        if table is None:
+            return
+        lookups.append((index_loader(index_field, ctx), table))
+    start = stretch[0]
+    rules[start].dispatch = Dispatch(_whole_packet, FieldsLookup(lookups, rules[start:stretch[-1] + 1]),
+                                     stretch[-1] + 1)
+
+
+def _whole_packet(pkt):
+    return pkt
+
+
+class FieldsLookup:
+    """The table of a Dispatch over several fields (its `load` gives the
+    packet): `get(pkt)` loads each field, looks it up, and gives the rules
+    picked by any, in rule order (None: none)."""
+
+    __slots__ = ("lookups", "rules")
+
+    def __init__(self, lookups: list, rules: list[RtRule]):
+        self.lookups, self.rules = lookups, rules
+
+    def get(self, pkt):
+        picked: list[int] = []
+        for load, table in self.lookups:
+            hit = table.get(load(pkt))
+            if hit is not None:
+                picked += hit
+        if not picked:
+            return None
+        rules = self.rules
+        return [rules[order] for order in sorted(picked)]
 
 
 # An index lists a rule once per stretch of keys it accepts that other rules
@@ -281,34 +365,26 @@ def _index(rules: list[RtRule], ctx: CompileCtx) -> None:
 MAX_LISTED_PER_RULE = 34
 
 
-def _index_run(rules: list[RtRule], start: int, end: int, accepted: list[IndexKeys], load) -> None:
-    """Index rules[start:end] by the values each accepts: a dict of them when
-    every rule accepts a few, else Segments of the field's values (as
-    nft_set_rbtree keeps intervals; nft_set_pipapo likewise precomputes, per
-    field, which rules each stretch of values matches). A run whose Segments
-    would list its rules too often is indexed in halves."""
-    run = rules[start:end]
+def _lookup_table(items: list, accepted: list[IndexKeys]):
+    """items[k] (a rule, or its place) by the values accepted[k] holds: a dict
+    of them when every item accepts a few, else Segments of the field's
+    values (as nft_set_rbtree keeps intervals; nft_set_pipapo likewise
+    precomputes, per field, which rules each stretch of values matches).
+    None when Segments would list the items too often."""
     if all(keys.points is not None for keys in accepted):
         table: dict = {}
-        for rule, keys in zip(run, accepted):
+        for item, keys in zip(items, accepted):
             for value in keys.points:
-                table.setdefault(value, []).append(rule)
-        rules[start].dispatch = Dispatch(load, {value: tuple(picked) for value, picked in table.items()}, end)
-        return
+                table.setdefault(value, []).append(item)
+        return {value: tuple(picked) for value, picked in table.items()}
     if any(keys.spans is None for keys in accepted):
-        return
-    segments = _segments(run, accepted)
-    if segments is not None:
-        rules[start].dispatch = Dispatch(load, segments, end)
-    elif end - start >= 4:
-        middle = (start + end) // 2
-        _index_run(rules, start, middle, accepted[:middle - start], load)
-        _index_run(rules, middle, end, accepted[middle - start:], load)
+        return None
+    return _segments(items, accepted)
 
 
-def _segments(run: list[RtRule], accepted: list[IndexKeys]) -> Segments | None:
-    """The field's values cut where a rule's spans start or end, each stretch
-    with the rules that accept it in rule order; None over the size bound."""
+def _segments(items: list, accepted: list[IndexKeys]) -> Segments | None:
+    """The field's values cut where an item's spans start or end, each stretch
+    with the items that accept it in order; None over the size bound."""
     opens: dict[int, list[int]] = {}
     closes: dict[int, list[int]] = {}
     for order, keys in enumerate(accepted):
@@ -320,7 +396,7 @@ def _segments(run: list[RtRule], accepted: list[IndexKeys]) -> Segments | None:
     for bound in bounds:
         active += len(opens.get(bound, ())) - len(closes.get(bound, ()))
         listed += active
-    if listed > MAX_LISTED_PER_RULE * len(run):
+    if listed > MAX_LISTED_PER_RULE * len(items):
         return None
     stretches: list[list] = []
     covering: set[int] = set()
@@ -329,7 +405,7 @@ def _segments(run: list[RtRule], accepted: list[IndexKeys]) -> Segments | None:
         covering.update(opens.get(bound, ()))
         if not covering:
             continue
-        picked = tuple(run[order] for order in sorted(covering))
+        picked = tuple(items[order] for order in sorted(covering))
         if stretches and stretches[-1][1] == bound - 1 and stretches[-1][2] == picked:
             stretches[-1][1] = next_bound - 1
         else:
