@@ -23,6 +23,7 @@ from harness.mockkernel.core.xdp import do_xdp
 from harness.mockkernel.net import NetDevice
 
 NAPI_POLL_WEIGHT = 64
+HOP_NAPI_ALLOC_SKB = Hop(Stage.SKB, "napi_alloc_skb")
 
 
 @dataclass
@@ -67,11 +68,12 @@ class Nic:
         self.dev.stats.rx_missed_errors += len(missed)
         return missed
 
-    def napi_poll(self, net, budget: int, lead: tuple) -> list:
+    def napi_poll(self, net, budget: int, rx_hop: Hop, napi_hop: Hop) -> list:
         """The driver's poll: up to `budget` frames from the ring, in order, each
-        through the port's XDP program if one is attached, then built into skbs.
-        Returns (skb, XDP hop or None) pairs; `lead` are the journey's NIC_RX and
-        NAPI hops, for the frames XDP consumes."""
+        through the port's XDP program if one is attached, then built into skbs
+        of the namespace. Returns (skb, the journey's hops so far) pairs: the
+        `rx_hop` (NIC_RX) and `napi_hop`, XDP's hop if a program ran, the skb's
+        allocation; the frames XDP consumed end their journeys here."""
         ring, dev, stats = self.rx_ring, self.dev, self.dev.stats
         skbs = []
         frames = [ring.popleft() for _ in range(min(budget, len(ring)))]
@@ -82,16 +84,18 @@ class Nic:
             rss_defaults(net, dev)
         for frame in frames:
             rx_hash = rx_queue_of(dev, frame)[0] if hashing else 0  # of the frame as it came off the wire
-            xdp_hop = None
-            if dev.xdp_prog is not None:
-                passed = do_xdp(net, self, frame, lead)
+            if dev.xdp_prog is None:
+                hops = [rx_hop, napi_hop, HOP_NAPI_ALLOC_SKB]
+            else:
+                passed = do_xdp(net, self, frame, (rx_hop, napi_hop))
                 if passed is None:
                     continue
                 frame, xdp_hop = passed
+                hops = [rx_hop, napi_hop, xdp_hop, HOP_NAPI_ALLOC_SKB]
             skb = alloc_skb(frame)
-            skb.dev = dev
+            skb.dev, skb.net = dev, net
             skb.hash = rx_hash  # skb_set_hash() in the driver's receive
-            skbs.append((skb, xdp_hop))
+            skbs.append((skb, hops))
         return skbs
 
     def start_xmit(self, frame: bytes) -> None:

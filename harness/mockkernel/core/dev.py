@@ -113,15 +113,12 @@ def process_backlog(net, backlog: deque, quota: int) -> int:
 def _napi_poll(net, nic, quota: int, softirq_round: int) -> int:
     rx = Hop(Stage.NIC_RX, nic.dev.name, "DMA", f"rx ring of {nic.dev.rx_ring}")
     napi = Hop(Stage.NAPI, f"{nic.dev.name} poll", "", f"softirq round {softirq_round}")
-    alloc = Hop(Stage.SKB, "napi_alloc_skb")
     start = net.tracer.start
     before = len(nic.rx_ring)
-    skbs = nic.napi_poll(net, quota, (rx, napi))
+    skbs = nic.napi_poll(net, quota, rx, napi)
     net.softnet[net.this_cpu].processed += len(skbs)  # __netif_receive_skb_core() counts each in sd->processed
-    for skb, xdp_hop in skbs:
-        skb.net = net
-        start(skb, FrameSummary(skb.buf, skb.data),
-              hops=[rx, napi, alloc] if xdp_hop is None else [rx, napi, xdp_hop, alloc])
+    for skb, hops in skbs:
+        start(skb, FrameSummary(skb.buf, skb.data), hops=hops)
         eth_type_trans(skb)
         netif_receive_skb(skb)
     return before - len(nic.rx_ring)  # frames XDP consumed count against the budget too

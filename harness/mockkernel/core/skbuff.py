@@ -16,6 +16,7 @@ PACKET_HOST, PACKET_BROADCAST, PACKET_MULTICAST, PACKET_OTHERHOST, PACKET_OUTGOI
 PKT_TYPE_NAMES = ("host", "broadcast", "multicast", "otherhost", "outgoing")
 # SKB_TRUESIZE(): data rounded to a cache line + skb_shared_info (320) + sk_buff (256)
 _SKB_OVERHEAD = 320 + 256
+_PAD = bytearray(NET_SKB_PAD)  # zeros, never written: `_PAD + payload` allocates the buffer once
 
 
 class SkBuff:
@@ -65,7 +66,7 @@ class SkBuff:
 
 def alloc_skb(payload: bytes | bytearray, headroom: int = NET_SKB_PAD) -> SkBuff:
     """__alloc_skb() + skb_reserve() + skb_put_data()."""
-    buf = bytearray(headroom) + payload
+    buf = (_PAD if headroom == NET_SKB_PAD else bytearray(headroom)) + payload
     return SkBuff(buf, headroom, len(buf))
 
 

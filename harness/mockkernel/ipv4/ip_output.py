@@ -21,8 +21,8 @@ from harness.mockkernel.core import dev as core_dev
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.core.snmp import (IPSTATS_MIB_FRAGCREATES, IPSTATS_MIB_FRAGFAILS, IPSTATS_MIB_FRAGOKS,
                                           IPSTATS_MIB_OUT, IPSTATS_MIB_OUTBCAST, IPSTATS_MIB_OUTREQUESTS, PO_PACKET)
-from harness.mockkernel.ipv4.arp import neigh_hh_output, neigh_output
-from harness.mockkernel.net import Neighbour
+from harness.mockkernel.ipv4.arp import HH_OUTPUT_HOPS, neigh_hh_output, neigh_output
+from harness.mockkernel.net import NUD_CONNECTED, Neighbour
 from harness.mockkernel.netfilter.core import NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING, nf_hook
 from harness.mockkernel.wire.ethernet import BROADCAST
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED
@@ -72,7 +72,8 @@ def ip_finish_output(skb: SkBuff) -> None:
 
 
 def ip_finish_output2(skb: SkBuff) -> None:
-    """Next hop, neighbour, then neigh_output()."""
+    """Next hop, neighbour, then neigh_output(): a connected entry's cached
+    header (neigh_hh_output()), any other entry's neigh->output."""
     net, rt = skb.net, skb.dst
     dev = skb.dev
     if dev.is_loopback:
@@ -86,6 +87,12 @@ def ip_finish_output2(skb: SkBuff) -> None:
     if neigh is None:
         neigh = net.neighbours[(dev.ifindex, nexthop)] = Neighbour(nexthop, dev.ifindex, None, 0,
                                                                    net.clock.now)
+    state = neigh.state
+    if state & NUD_CONNECTED:  # neigh_output()'s test, inline here as in include/net/neighbour.h
+        journey = skb.journey
+        if journey is not None:
+            journey.hops.append(HH_OUTPUT_HOPS[state])
+        return neigh_hh_output(skb, neigh.lladdr)
     neigh_output(net, neigh, skb)
 
 
