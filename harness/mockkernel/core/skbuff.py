@@ -25,8 +25,12 @@ class SkBuff:
                  "dst", "sk", "journey", "tstamp", "ignore_df", "truesize", "nfct", "ctinfo",
                  "skb_iif", "tc_index", "__weakref__")
 
-    def __init__(self, buf: bytearray, data: int, tail: int):
-        self.buf, self.data, self.tail = buf, data, tail
+    def __init__(self, payload: bytes | bytearray, headroom: int = NET_SKB_PAD):
+        """__alloc_skb() + skb_reserve(headroom) + skb_put_data(payload): the
+        packet's bytes after `headroom` bytes for headers to be pushed."""
+        self.buf = buf = (_PAD if headroom == NET_SKB_PAD else bytearray(headroom)) + payload
+        self.data = data = headroom
+        self.tail = tail = len(buf)
         self.protocol = self.pkt_type = self.mark = self.priority = self.hash = 0
         self.cb = self.dev = self.net = self.dst = self.sk = self.journey = self.nfct = None
         self.ctinfo = self.skb_iif = self.tc_index = 0  # skb_iif: the device it was received on
@@ -63,11 +67,7 @@ class SkBuff:
         return self.data
 
 
-
-def alloc_skb(payload: bytes | bytearray, headroom: int = NET_SKB_PAD) -> SkBuff:
-    """__alloc_skb() + skb_reserve() + skb_put_data()."""
-    buf = (_PAD if headroom == NET_SKB_PAD else bytearray(headroom)) + payload
-    return SkBuff(buf, headroom, len(buf))
+alloc_skb = SkBuff  # the kernel's name for what the constructor does (a call less per packet than a wrapper)
 
 
 def skb_clone(skb: SkBuff) -> SkBuff:
