@@ -585,6 +585,15 @@ class Match(Stmt):
                 value = load(pkt)
                 return None if value is not None and value & bits else NFT_BREAK
             return match_any_bit
+        if self.mask is None and not self.is_flags and isinstance(self.lhs, (Payload, Meta)):  # integer loads
+            keys = accepted_keys(self)
+            if keys is not None and keys.spans is not None and len(keys.spans) == 1:
+                low, high = keys.spans[0]
+
+                def match_span(pkt):  # ==, a prefix, a range, <, >: one test, one call less
+                    value = load(pkt)
+                    return None if value is not None and low <= value <= high else NFT_BREAK
+                return match_span
         test = self._test()
 
         def match(pkt):
@@ -682,25 +691,31 @@ def index_key(stmt: Stmt) -> tuple | None:
     a range, or looked up in a set whose elements do not expire, negated or not."""
     if not isinstance(stmt, Match) or stmt.mask is not None or stmt.is_flags:
         return None
-    lhs, rhs = stmt.lhs, stmt.rhs
+    lhs = stmt.lhs
     if isinstance(lhs, Payload) and all(f.byte_aligned for f in lhs.fields):
         index_field = ("payload", lhs.transport, lhs.offset, lhs.bits // 8)
     elif isinstance(lhs, Meta) and lhs.key in INDEXABLE_META:
         index_field = ("meta", lhs.key)
     else:
         return None
-    if isinstance(rhs, Value):
-        keys = _value_keys(stmt.op, rhs.value)
-    elif isinstance(rhs, SetRef):
-        keys = _set_keys(rhs.set, stmt.negated)
-    else:
-        if isinstance(rhs, Range):
-            spans = ((rhs.low, rhs.high),) if rhs.low <= rhs.high else ()
-        else:  # a prefix: v & mask == addr holds for none when addr has host bits
-            host = (1 << (lhs.dtype.size - rhs.plen)) - 1
-            spans = () if rhs.addr & host else ((rhs.addr, rhs.addr | host),)
-        keys = IndexKeys(_complement(spans) if stmt.negated else spans)
+    keys = accepted_keys(stmt)
     return None if keys is None else (index_field, keys)
+
+
+def accepted_keys(stmt: Match) -> IndexKeys | None:
+    """The values a match without a mask or flag test accepts, as IndexKeys
+    (None when they cannot be told: a set whose elements expire, `"p*"`)."""
+    rhs = stmt.rhs
+    if isinstance(rhs, Value):
+        return _value_keys(stmt.op, rhs.value)
+    if isinstance(rhs, SetRef):
+        return _set_keys(rhs.set, stmt.negated)
+    if isinstance(rhs, Range):
+        spans = ((rhs.low, rhs.high),) if rhs.low <= rhs.high else ()
+    else:  # a prefix: v & mask == addr holds for none when addr has host bits
+        host = (1 << (stmt.lhs.dtype.size - rhs.plen)) - 1
+        spans = () if rhs.addr & host else ((rhs.addr, rhs.addr | host),)
+    return IndexKeys(_complement(spans) if stmt.negated else spans)
 
 
 def _value_keys(op: str, value) -> IndexKeys | None:
