@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bpf, ceiling, ipv4_path, lab, linerate, linerate_model, memory, netfilter, nft_load, nft_rules
+from benchmarks import (bpf, ceiling, fib, ipv4_path, lab, linerate, linerate_model, memory, netfilter, nft_load,
+                        nft_rules)
 
 BENCHMARKS = {
     "ipv4_path": ipv4_path.main,
+    "fib": fib.main,
     "bpf": bpf.main,
     "netfilter": netfilter.main,
     "nft_rules": nft_rules.main,

@@ -45,7 +45,6 @@ class Kernel(Net):
         self.inet_peers: dict = {}
         self.icmp_global_credit = 0
         self.icmp_global_stamp = -1.0
-        self.rt_cache: dict = {}
         self.nf_hooks = NfHooks()
         self.conntrack = ConntrackTable(seed)
         self.nft = NfTables(self)

@@ -166,9 +166,10 @@ class NetDevice:
         return next((a for a in self.addrs if not a.secondary), None)
 
 
-@dataclass
+@dataclass(slots=True)
 class FibRoute:
-    """struct fib_alias + fib_info: one route in one table."""
+    """struct fib_alias + fib_info: one route in one table (slotted: a full
+    table holds a million of them)."""
 
     table: int
     dst: int
@@ -182,6 +183,9 @@ class FibRoute:
     protocol: str = "boot"
     tos: int = 0
     mtu: int | None = None  # `mtu N` metric: overrides the device MTU for this path
+    # fib_nh_common.nhc_rth_input: the input route (ipv4/route.py Rtable) made for this
+    # nexthop, reused by every packet routed through it while its rt_genid is current
+    rth_input: object | None = field(default=None, compare=False, repr=False)
 
     def contains(self, addr: int) -> bool:
         return (addr & prefix_mask(self.plen)) == self.dst
@@ -239,8 +243,7 @@ class Net:
         self.mib = NetnsMib()
         self.proc_net: dict = {}  # /proc/net/NAME: its seq_show(net) -> text, proc_create_net_single()
         self.devices: dict[int, NetDevice] = {}
-        self.tables: dict[int, list[FibRoute]] = {RT_TABLE_LOCAL: [], RT_TABLE_MAIN: [],
-                                                  RT_TABLE_DEFAULT: []}
+        self.tables: dict = {}  # FIB tables by id (ipv4/fib_trie.py), made by ip_fib_init()
         # fib_default_rules_init(): local 0, main 32766, default 32767
         self.rules: list[FibRule] = [FibRule(0, RT_TABLE_LOCAL, protocol="kernel"),
                                      FibRule(32766, RT_TABLE_MAIN, protocol="kernel"),
@@ -254,6 +257,12 @@ class Net:
         # packet after TC egress (and XDP's), instead of the qdisc and the driver (core/dev.py)
         self.xmit_hook = None
         self.qdisc_autohandle = 0x80000000  # the last automatic qdisc handle (sched/sch_api.py)
+        # net->ipv4.rt_genid: bumped by rt_cache_flush() on every configuration change, it
+        # retires the nexthops' cached routes; rt_input_conf is what ip_route_input_slow()
+        # reads of the configuration besides the FIB, parsed again after a flush (ipv4/route.py)
+        self.rt_genid = 0
+        self.rt_input_conf = None
+        self.rt_cache: dict = {}  # ip_route_input()'s results by flow, emptied by rt_cache_flush()
 
     def add_device(self, dev: NetDevice) -> NetDevice:
         self.devices[dev.ifindex] = dev
@@ -262,6 +271,3 @@ class Net:
 
     def dev_by_name(self, name: str) -> NetDevice | None:
         return next((d for d in self.devices.values() if d.name == name), None)
-
-    def table(self, table_id: int) -> list[FibRoute]:
-        return self.tables.setdefault(table_id, [])

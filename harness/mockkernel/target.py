@@ -16,7 +16,7 @@ from harness.journey import CtEntry, Drop, Journeys, RuleCounter
 from harness.mockkernel import cmd
 from harness.mockkernel.bpf.maps import PAGE_SIZE, PerfEventArrayMap, RingBufMap
 from harness.mockkernel.cmd.conntrack import ct_entry, nf_conn_from
-from harness.mockkernel.ipv4 import ping, udp
+from harness.mockkernel.ipv4 import ping, route, udp
 from harness.mockkernel.kernel import Kernel
 from harness.mockkernel.linerate.cost import CostModel
 from harness.mockkernel.linerate.engine import Engine
@@ -30,12 +30,12 @@ from harness.traffic import ETH_ZLEN, Profile, Result, TrafficCaps, l1_bits, str
 
 
 def sh(kernel: Kernel, argv: list[str], stdin: str | None = None) -> str:
-    """Run a command front end on `kernel`; any change invalidates cached
-    routes (rt_genid)."""
+    """Run a command front end on `kernel`; any change invalidates the routes
+    cached on nexthops (rt_cache_flush())."""
     try:
         return cmd.run(kernel, argv, stdin)
     finally:
-        kernel.rt_cache.clear()
+        route.rt_cache_flush(kernel)
 
 
 class MockTarget(Target):

@@ -10,29 +10,29 @@ the routes a device's state changes, and `ip route add/del`.
 - fib_netdev_event(): a device coming up re-adds its addresses' routes; going
   down removes every route through it except host-scoped ones and flushes all
   its neighbours (fib_disable_ip()).
-- routes (inet_rtm_newroute/delroute, fib_trie.c fib_table_insert/delete with
-  the NLM_F_* semantics of add/append/prepend/replace/change, fib_semantics.c
-  fib_create_info() checks). Tables keep the order `ip route show` dumps them
-  in: by destination, longer prefix first, then metric, then insertion.
+- routes (inet_rtm_newroute/delroute, fib_semantics.c fib_create_info()
+  checks, then fib_trie.py's placement: fib_table_insert/delete with the
+  NLM_F_* semantics of add/append/prepend/replace/change), each change
+  followed by rt_cache_flush() as fib_table_insert()/fib_table_delete() do.
 Left out: multipath, nexthop objects, onlink, route tos, VRF.
 """
 from __future__ import annotations
 
-import bisect
-import copy
 import errno
 from dataclasses import dataclass
 
 from harness.mockkernel.core.errors import RtnlError
-from harness.mockkernel.core.rtnetlink import (NETDEV_DOWN, NETDEV_UP, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL,
-                                              NLM_F_REPLACE, neigh_ifdown, register_netdevice_notifier)
+from harness.mockkernel.core.rtnetlink import (NETDEV_DOWN, NETDEV_UP, NLM_F_APPEND, NLM_F_CREATE, neigh_ifdown,
+                                              register_netdevice_notifier)
 from harness.mockkernel.ipv4 import route as fib
 from harness.mockkernel.ipv4.devinet import inet_ifa_byprefix, inet_ifa_match, register_inetaddr_notifier
+from harness.mockkernel.ipv4.fib_trie import FibTable
 from harness.mockkernel.ipv4.route import is_zeronet
 from harness.mockkernel.net import (
     RT_SCOPE_HOST,
     RT_SCOPE_LINK,
     RT_SCOPE_NOWHERE,
+    RT_TABLE_DEFAULT,
     RT_TABLE_LOCAL,
     RT_TABLE_MAIN,
     RTN_BLACKHOLE,
@@ -61,7 +61,8 @@ def fib_disable_ip(net: Net, dev: NetDevice, force: bool) -> None:
     not forced) those whose nexthop is host-scoped (added with scope host, such
     as the local routes); then arp_ifdown() flushes every neighbour on `dev`."""
     for table in net.tables.values():
-        table[:] = [r for r in table if r.oif != dev.ifindex or (not force and r.scope == RT_SCOPE_HOST)]
+        table.flush(lambda r: r.oif == dev.ifindex and (force or r.scope != RT_SCOPE_HOST))
+    fib.rt_cache_flush(net)
     neigh_ifdown(net, dev)
 
 
@@ -166,15 +167,18 @@ def _addresses_still_needing(dev: NetDevice, ifa: InAddr, prim: InAddr) -> set[s
 
 def fib_sync_down_addr(net: Net, local: int) -> None:
     """Routes in main preferring a source address that is no longer local die."""
-    table = net.tables.get(RT_TABLE_MAIN, [])
-    table[:] = [r for r in table if r.prefsrc != local]
+    table = net.tables.get(RT_TABLE_MAIN)
+    if table is not None:
+        table.flush(lambda r: r.prefsrc == local)
+        fib.rt_cache_flush(net)
 
 
 def _addr_type(net: Net, table_id: int, addr: int) -> RouteType | None:
     """inet_addr_type_table(): the type of the longest match in one table, with
     no regard to device state (local routes outlive their device going down)."""
-    hits = [r for r in net.tables.get(table_id, ()) if r.contains(addr)]
-    return max(hits, key=lambda r: r.plen).type if hits else None
+    table = net.tables.get(table_id)
+    route = table.longest_match(addr) if table is not None else None
+    return route.type if route is not None else None
 
 
 # routes -----------------------------------------------------------------------
@@ -201,38 +205,25 @@ class RouteMatch:
                 and (want.mtu is None or r.mtu == want.mtu))
 
 
-def _dump_key(r: FibRoute) -> tuple:
-    """fib_trie order: key, then longer prefixes, higher tos, lower metric."""
-    return r.dst, -r.plen, -r.tos, r.metric
-
-
 def fib_valid_key_len(route: FibRoute) -> None:
     if route.dst & ~prefix_mask(route.plen) & 0xFFFFFFFF:
         raise RtnlError(errno.EINVAL, "Invalid prefix for given prefix length")
 
 
+def fib_new_table(net: Net, table_id: int) -> FibTable:
+    """fib_new_table(): the table with that id, made on first use. A lookup
+    plan naming its probes is stale once they change (rt_cache_flush())."""
+    table = net.tables.get(table_id)
+    if table is None:
+        table = net.tables[table_id] = FibTable(table_id, lambda: fib.rt_cache_flush(net))
+    return table
+
+
 def fib_table_insert(net: Net, route: FibRoute, flags: int) -> None:
     fib_valid_key_len(route)
     fib_create_info(net, route)
-    table = net.table(route.table)
-    group = [i for i, r in enumerate(table) if _dump_key(r) == _dump_key(route)]
-    if not group:
-        if not flags & NLM_F_CREATE:
-            raise RtnlError(errno.ENOENT)
-        table.insert(bisect.bisect_right(table, _dump_key(route), key=_dump_key), route)
-        return
-    if flags & NLM_F_EXCL:
-        raise RtnlError(errno.EEXIST)
-    match = next((i for i in group if table[i] == route), None)
-    if flags & NLM_F_REPLACE:
-        if match is None:
-            table[group[0]] = route
-        elif match != group[0]:
-            raise RtnlError(errno.EEXIST)
-        return
-    if match is not None:
-        raise RtnlError(errno.EEXIST)
-    table.insert(group[-1] + 1 if flags & NLM_F_APPEND else group[0], route)
+    fib_new_table(net, route.table).insert(route, flags)
+    fib.rt_cache_flush(net)
 
 
 def fib_table_delete(net: Net, want: RouteMatch) -> None:
@@ -241,11 +232,8 @@ def fib_table_delete(net: Net, want: RouteMatch) -> None:
     table = net.tables.get(route.table)
     if table is None:
         raise RtnlError(errno.ESRCH, "FIB table does not exist")
-    for index, r in enumerate(table):
-        if (r.dst, r.plen, r.tos) == (route.dst, route.plen, route.tos) and want.matches(r):
-            del table[index]
-            return
-    raise RtnlError(errno.ESRCH)
+    table.delete(route.dst, route.plen, route.tos, want.matches)
+    fib.rt_cache_flush(net)
 
 
 def fib_create_info(net: Net, route: FibRoute) -> None:
@@ -276,13 +264,15 @@ def fib_create_info(net: Net, route: FibRoute) -> None:
 def fib_check_nh_v4_gw(net: Net, route: FibRoute) -> None:
     """The gateway must be reached by a unicast or local route of at least link
     scope (a directly connected subnet, or a local address), through the given
-    device if there is one; the route takes that route's device."""
-    scoped = _scoped_fib(net, max(route.scope + 1, RT_SCOPE_LINK))
+    device if there is one; the route takes that route's device. The lookup's
+    flowi4_scope passes over routes of narrower scope (a gatewayed route to the
+    gateway's own subnet does not hide the connected route)."""
+    scope = max(route.scope + 1, RT_SCOPE_LINK)
     hit = None
     if route.table != RT_TABLE_MAIN and route.table in net.tables:
-        hit = fib.fib_table_lookup(scoped, route.table, route.gateway, route.oif)
+        hit = fib.fib_table_lookup(net, route.table, route.gateway, route.oif, scope)
     if hit is None:
-        res = fib.fib_lookup(scoped, route.gateway, oif=route.oif)
+        res = fib.fib_lookup(net, route.gateway, oif=route.oif, scope=scope)
         hit = None if isinstance(res, int) else res.route
     if hit is None or hit.type not in (RTN_UNICAST, RTN_LOCAL):
         raise RtnlError(errno.EINVAL, "Nexthop has invalid gateway")
@@ -291,15 +281,6 @@ def fib_check_nh_v4_gw(net: Net, route: FibRoute) -> None:
     route.oif = hit.oif
     if not net.devices[hit.oif].up:
         raise RtnlError(errno.ENETDOWN)
-
-
-def _scoped_fib(net: Net, scope: int) -> Net:
-    """The FIB as a lookup with flowi4_scope = `scope` sees it: fib_table_lookup()
-    passes over routes of narrower scope (a gatewayed route to the gateway's own
-    subnet does not hide the connected route)."""
-    view = copy.copy(net)
-    view.tables = {tid: [r for r in routes if r.scope >= scope] for tid, routes in net.tables.items()}
-    return view
 
 
 def fib_check_nh_nongw(net: Net, route: FibRoute) -> None:
@@ -339,5 +320,8 @@ def fib_inetaddr_event(net: Net, event: int, dev: NetDevice, ifa: InAddr) -> Non
 
 
 def ip_fib_init(net: Net) -> None:
+    """ip_fib_net_init(): the tables the default rules look up, then the notifiers."""
+    for table_id in (RT_TABLE_LOCAL, RT_TABLE_MAIN, RT_TABLE_DEFAULT):
+        fib_new_table(net, table_id)
     register_inetaddr_notifier(net, fib_inetaddr_event)
     register_netdevice_notifier(net, fib_netdev_event)

@@ -1,14 +1,25 @@
 """IPv4 routing: FIB rules and tables, input and output route decisions.
 
 Models net/ipv4/fib_rules.c (fib4_rule_match, the rule walk), fib_trie.c
-(fib_table_lookup: longest prefix, then metric), fib_frontend.c
+(fib_table_lookup, in fib_trie.py: longest prefix, then metric), fib_frontend.c
 (fib_validate_source: rp_filter, local sources) and route.c
 (ip_route_input_rcu, ip_route_input_mc, ip_mc_validate_source,
 ip_route_input_slow, ip_route_output_key, inet_select_addr). The result of a
-lookup is an `Rtable`, the model's `struct rtable`. Left out: multipath,
-nexthop objects, VRF/l3mdev, route caching, tclassid, multicast routing
-(ip_mr_input: without a multicast router daemon no device has mc_forwarding,
-so a multicast packet is delivered locally or dropped, never forwarded).
+lookup is an `Rtable`, the model's `struct rtable`.
+
+A received packet's route comes from ip_route_input_slow(): the FIB lookup,
+the source validation, then the route cached on the nexthop
+(fib_nh_common.nhc_rth_input, as __mkroute_input() and local_input reuse it)
+while the namespace's rt_genid has not moved; rt_cache_flush() moves it on
+every configuration change. ip_route_input() still keeps results per flow in
+front of it (the kernel has had no such cache since 3.6). Routes the kernel
+allocates per packet (errors, broadcasts, multicast) are made per call, and so
+are output routes (the kernel's per-CPU nhc_pcpu_rth_output holds no source
+address, which the model's Rtable carries). Left out:
+multipath, nexthop objects, VRF/l3mdev, tclassid, nexthop exceptions (PMTU,
+redirects), multicast routing (ip_mr_input: without a multicast router daemon
+no device has mc_forwarding, so a multicast packet is delivered locally or
+dropped, never forwarded).
 """
 from __future__ import annotations
 
@@ -19,6 +30,7 @@ from functools import cached_property
 from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
 from harness.mockkernel.ipv4 import igmp
+from harness.mockkernel.ipv4.fib_trie import Probes, fib_probe
 from harness.mockkernel.net import (RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RTN_BLACKHOLE, RTN_BROADCAST, RTN_LOCAL,
                                     RTN_MULTICAST, RTN_PROHIBIT, RTN_THROW, RTN_UNICAST, RTN_UNREACHABLE,
                                     FibRoute, Net, NetDevice, RouteType, prefix_mask)
@@ -27,6 +39,8 @@ from harness.mockkernel.wire.ipv4 import IPPROTO_IGMP
 # errno values a lookup reports (fib_props[] in fib_semantics.c)
 ENETUNREACH, EHOSTUNREACH, EACCES, EINVAL = 101, 113, 13, 22
 TYPE_ERRORS = {RTN_BLACKHOLE: EINVAL, RTN_UNREACHABLE: EHOSTUNREACH, RTN_PROHIBIT: EACCES}
+# the same by rtm_type, an index read per packet (throw never reaches it: fib_probe() walks on)
+FIB_PROPS_ERROR = tuple(TYPE_ERRORS.get(rtype, 0) for rtype in sorted(RouteType))
 # fib4_rule_action(): an `ip rule` that drops fails the lookup with its own errno, which
 # for `unreachable` is ENETUNREACH where an unreachable route's (fib_props[]) is EHOSTUNREACH
 RULE_ACTION_ERRORS = {RTN_BLACKHOLE.keyword: EINVAL, RTN_UNREACHABLE.keyword: ENETUNREACH,
@@ -98,6 +112,7 @@ class Rtable:
     is_broadcast: bool = False
     mtu: int | None = None
     is_multicast: bool = False
+    genid: int = 0  # rt_genid when made: rt_cache_valid() holds while the namespace's matches
 
     @cached_property
     def hop(self) -> Hop:
@@ -114,25 +129,12 @@ class Rtable:
         return self.mtu or self.dev.mtu
 
 
-def fib_table_lookup(net: Net, table: int, daddr: int, oif: int | None = None) -> FibRoute | None:
-    """Longest matching prefix, then the lowest metric; routes through a down
-    device (or one not matching a requested `oif`) are skipped."""
-    best: FibRoute | None = None
-    for route in net.tables.get(table, ()):
-        if (daddr & prefix_mask(route.plen)) != route.dst:
-            continue
-        if route.oif is not None:
-            dev = net.devices.get(route.oif)
-            if dev is None or not dev.up:
-                continue
-            if oif is not None and route.oif != oif and route.type is not RTN_LOCAL \
-                    and route.type is not RTN_BROADCAST:
-                continue
-        elif oif is not None and route.type is RTN_UNICAST:
-            continue
-        if best is None or route.plen > best.plen or (route.plen == best.plen and route.metric < best.metric):
-            best = route
-    return best
+def fib_table_lookup(net: Net, table: int, daddr: int, oif: int | None = None,
+                     scope: int = RT_SCOPE_UNIVERSE) -> FibRoute | None:
+    """fib_get_table() + fib_table_lookup(): None when the table does not exist
+    or holds no usable route for `daddr`."""
+    tb = net.tables.get(table)
+    return fib_probe(tb.probes, daddr, net.devices, oif, scope) if tb is not None else None
 
 
 def _rule_matches(net: Net, rule, daddr: int, saddr: int, iif: int, oif: int | None, mark: int,
@@ -158,13 +160,86 @@ def _rule_matches(net: Net, rule, daddr: int, saddr: int, iif: int, oif: int | N
     return not rule.invert
 
 
-def fib_lookup(net: Net, daddr: int, saddr: int = 0, iif: int = LOOPBACK_IFINDEX,
-               oif: int | None = None, mark: int = 0, tos: int = 0) -> FibResult | int:
-    """fib_rules_lookup(): walk `ip rule` in priority order. Returns the result
-    or an errno: ENETUNREACH when nothing matched; for a rule whose action drops,
-    fib4_rule_action()'s errno (RULE_ACTION_ERRORS), not that of the route type
-    of the same name (TYPE_ERRORS, fib_props[] in fib_semantics.c)."""
-    rules = sorted(net.rules, key=lambda r: r.priority)
+def _selects_everything(rule) -> bool:
+    """A plain `lookup` rule with no selector: it matches every packet."""
+    return (rule.action == "lookup" and not rule.invert and rule.suppress_prefixlength < 0
+            and (rule.iif, rule.oif, rule.fwmark, rule.src, rule.dst, rule.tos) == (None,) * 6)
+
+
+class InDevConf:
+    """The device's ipv4_devconf as route.c reads it per packet: IN_DEV_FORWARD()
+    (the device's own), IN_DEV_ROUTE_LOCALNET() and IN_DEV_ACCEPT_LOCAL() (all
+    or the device), IN_DEV_RPFILTER() (the max of all and the device), and what
+    fib_validate_source() makes of them: `full_source_check` when it must route
+    back to the source (rp_filter or custom rules), else `refused_sources`, the
+    local addresses a packet may not come from (none with accept_local)."""
+
+    __slots__ = ("forwarding", "route_localnet", "accept_local", "rp_filter", "full_source_check",
+                 "refused_sources")
+
+    def __init__(self, net: Net, dev: NetDevice, conf: RouteInputConf) -> None:
+        sysctl, name = net.sysctl, dev.name
+        self.forwarding = sysctl.conf(name, "forwarding")
+        self.route_localnet = sysctl.conf("all", "route_localnet") or sysctl.conf(name, "route_localnet")
+        self.accept_local = sysctl.conf("all", "accept_local") or sysctl.conf(name, "accept_local")
+        self.rp_filter = max(sysctl.conf("all", "rp_filter"), sysctl.conf(name, "rp_filter"))
+        self.full_source_check = bool(self.rp_filter or conf.has_custom_rules)
+        self.refused_sources = frozenset() if self.accept_local else conf.local_addrs
+
+
+class RouteInputConf:
+    """What the input route reads of the configuration besides the FIB, kept
+    parsed as the kernel keeps it (in_dev->cnf, net->ipv4.fib_has_custom_rules,
+    the inet_addr_lst hash) and made again after rt_cache_flush(): `in_devs`
+    by ifindex; `rule_probes`, the probes of the tables the rule walk looks
+    up, in rule order, when every rule is a plain lookup (else None: the walk
+    matches each rule); `has_custom_rules`, a rule beyond the three default
+    priorities."""
+
+    __slots__ = ("in_devs", "local_addrs", "has_custom_rules", "rule_probes")
+
+    def __init__(self, net: Net) -> None:
+        self.in_devs: dict[int, InDevConf] = {}
+        self.local_addrs = frozenset(local_addresses(net))
+        self.has_custom_rules = any(r.priority not in (0, 32766, 32767) for r in net.rules)
+        self.rule_probes: Probes | None = None
+        if all(_selects_everything(r) for r in net.rules):
+            self.rule_probes = tuple((mask, leaves, position) for position, rule in enumerate(net.rules)
+                                     if rule.table in net.tables
+                                     for mask, leaves, _ in net.tables[rule.table].probes)
+
+    def in_dev(self, net: Net, dev: NetDevice) -> InDevConf:
+        in_dev = self.in_devs[dev.ifindex] = InDevConf(net, dev, self)
+        return in_dev
+
+
+def rt_input_conf(net: Net) -> RouteInputConf:
+    conf = net.rt_input_conf
+    if conf is None:
+        conf = net.rt_input_conf = RouteInputConf(net)
+    return conf
+
+
+def rt_cache_flush(net: Net) -> None:
+    """rt_cache_flush() -> rt_genid_bump_ipv4(): every nexthop's cached route
+    is stale from now on; the parsed configuration is read again."""
+    net.rt_genid += 1
+    net.rt_input_conf = None
+    net.rt_cache.clear()
+
+
+def fib_rules_lookup(net: Net, daddr: int, saddr: int, iif: int, oif: int | None, mark: int, tos: int,
+                     scope: int = RT_SCOPE_UNIVERSE) -> FibRoute | int:
+    """fib_rules_lookup(): walk `ip rule` in priority order (fib_nl_newrule()
+    keeps them so). Returns the route or an errno: ENETUNREACH when nothing
+    matched; for a rule whose action drops, fib4_rule_action()'s errno
+    (RULE_ACTION_ERRORS), not that of the route type of the same name
+    (TYPE_ERRORS, fib_props[] in fib_semantics.c)."""
+    conf = net.rt_input_conf or rt_input_conf(net)
+    if conf.rule_probes is not None:
+        route = fib_probe(conf.rule_probes, daddr, net.devices, oif, scope)
+        return ENETUNREACH if route is None else FIB_PROPS_ERROR[route.type] or route
+    rules = net.rules
     index = 0
     while index < len(rules):
         rule = rules[index]
@@ -179,15 +254,23 @@ def fib_lookup(net: Net, daddr: int, saddr: int = 0, iif: int = LOOPBACK_IFINDEX
             continue
         if rule.action in RULE_ACTION_ERRORS:
             return RULE_ACTION_ERRORS[rule.action]
-        route = fib_table_lookup(net, rule.table, daddr, oif)
+        route = fib_table_lookup(net, rule.table, daddr, oif, scope)
         if route is None or route.type is RTN_THROW:
             continue
         if rule.suppress_prefixlength >= 0 and route.plen <= rule.suppress_prefixlength:
             continue
         if route.type in TYPE_ERRORS:
             return TYPE_ERRORS[route.type]
-        return FibResult(route, rule.table)
+        return route
     return ENETUNREACH
+
+
+def fib_lookup(net: Net, daddr: int, saddr: int = 0, iif: int = LOOPBACK_IFINDEX,
+               oif: int | None = None, mark: int = 0, tos: int = 0,
+               scope: int = RT_SCOPE_UNIVERSE) -> FibResult | int:
+    """fib_lookup(): fib_rules_lookup()'s route with the table it was found in, or an errno."""
+    route = fib_rules_lookup(net, daddr, saddr, iif, oif, mark, tos, scope)
+    return route if route.__class__ is int else FibResult(route, route.table)
 
 
 def local_addresses(net: Net) -> set[int]:
@@ -235,25 +318,24 @@ def _route_dev(net: Net, route: FibRoute) -> NetDevice | None:
 def fib_validate_source(net: Net, saddr: int, daddr: int, dev: NetDevice, oif: int,
                         mark: int, tos: int) -> DropReason | None:
     """fib_validate_source_reason(): None when the source is acceptable, else
-    the drop reason (IP_RPFILTER, IP_LOCAL_SOURCE, IP_INVALID_SOURCE)."""
-    sysctl = net.sysctl
-    rpf = max(sysctl.conf("all", "rp_filter"), sysctl.conf(dev.name, "rp_filter"))
-    accept_local = sysctl.conf("all", "accept_local") or sysctl.conf(dev.name, "accept_local")
-    custom_rules = any(r.priority not in (0, 32766, 32767) for r in net.rules)
-    if not rpf and not custom_rules:
-        if accept_local:
-            return None
-        return DropReason.IP_LOCAL_SOURCE if saddr in local_addresses(net) else None
+    the drop reason (IP_RPFILTER, IP_LOCAL_SOURCE, IP_INVALID_SOURCE). Without
+    rp_filter or custom rules only a local source is refused, unless
+    accept_local; else __fib_validate_source() routes back to `saddr`."""
+    conf = net.rt_input_conf or rt_input_conf(net)
+    in_dev = conf.in_devs.get(dev.ifindex) or conf.in_dev(net, dev)
+    if not in_dev.full_source_check:
+        return DropReason.IP_LOCAL_SOURCE if saddr in in_dev.refused_sources else None
     # __fib_validate_source(): the reverse lookup, from `saddr`'s point of view
-    res = fib_lookup(net, saddr, daddr, iif=oif or LOOPBACK_IFINDEX, mark=0, tos=tos)
-    if isinstance(res, int):
+    rpf = in_dev.rp_filter
+    route = fib_rules_lookup(net, saddr, daddr, oif or LOOPBACK_IFINDEX, None, 0, tos)
+    if route.__class__ is int:
         return DropReason.IP_RPFILTER if rpf else None
-    if res.type is not RTN_UNICAST:
-        if res.type is not RTN_LOCAL:
+    if route.type is not RTN_UNICAST:
+        if route.type is not RTN_LOCAL:
             return DropReason.IP_INVALID_SOURCE
-        if not accept_local:
+        if not in_dev.accept_local:
             return DropReason.IP_LOCAL_SOURCE
-    uses_dev = res.route.oif == dev.ifindex or (res.type is RTN_LOCAL and dev.is_loopback)
+    uses_dev = route.oif == dev.ifindex or (route.type is RTN_LOCAL and dev.is_loopback)
     if uses_dev:
         return None
     if not dev.addrs:
@@ -275,10 +357,8 @@ def ip_route_input(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice,
     group the device has joined (ip_check_mc_rcu()) gets a multicast route
     from ip_route_input_mc(); any other group is dropped with NOT_SPECIFIED
     (multicast forwarding would need mc_forwarding, which only a multicast
-    router daemon turns on). Those routes are made per packet, as the kernel's
-    are (never cached). Other results are cached until the configuration
-    changes, as the kernel's input route cache is invalidated by bumping
-    rt_genid on every FIB, address or sysctl change."""
+    router daemon turns on). Other results are kept per flow until the next
+    rt_cache_flush()."""
     if daddr >> 28 == 0xE:
         if not igmp.ip_check_mc_rcu(dev, daddr, saddr, protocol):
             return DropReason.NOT_SPECIFIED
@@ -295,49 +375,68 @@ def ip_route_input(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice,
 
 def ip_route_input_slow(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice,
                         mark: int = 0) -> Rtable | DropReason:
-    """The route for a received packet, or a drop reason."""
-    sysctl = net.sysctl
-    forwarding = sysctl.conf(dev.name, "forwarding")
-    route_localnet = _route_localnet(net, dev)
-    if is_multicast(saddr) or is_lbcast(saddr):
+    """The route for a received packet, or a drop reason: the martian checks,
+    fib_lookup(), then a local or forwarded route from the nexthop's cache
+    (rt_cache_valid()) or made and cached there; an error route when nothing
+    matched or the device does not forward."""
+    if saddr >> 28 == 0xE or saddr == 0xFFFFFFFF:  # ipv4_is_multicast(), ipv4_is_lbcast()
         return DropReason.IP_INVALID_SOURCE
-    if is_lbcast(daddr) or (saddr == 0 and daddr == 0):
+    if daddr == 0xFFFFFFFF or (saddr == 0 and daddr == 0):
         return _broadcast_input(net, saddr, daddr, dev, tos, mark)
-    if is_zeronet(saddr):
+    if saddr == 0:  # ipv4_is_zeronet()
         return DropReason.IP_INVALID_SOURCE
-    if is_zeronet(daddr):
+    if daddr == 0:
         return DropReason.IP_INVALID_DEST
-    if is_loopback(daddr):
-        if not route_localnet:
-            return DropReason.IP_LOCALNET
-    elif is_loopback(saddr) and not route_localnet:
+    conf = net.rt_input_conf or rt_input_conf(net)
+    in_dev = conf.in_devs.get(dev.ifindex) or conf.in_dev(net, dev)
+    if (daddr >> 24 == 127 or saddr >> 24 == 127) and not in_dev.route_localnet:  # ipv4_is_loopback()
         return DropReason.IP_LOCALNET
-    res = fib_lookup(net, daddr, saddr, iif=dev.ifindex, mark=mark, tos=tos)
-    if isinstance(res, int):
-        error = res if forwarding else EHOSTUNREACH
-        return Rtable(DST_ERROR, RTN_UNREACHABLE, dev=dev, error=error)
-    if res.type is RTN_BROADCAST:
+    if conf.rule_probes is not None:  # fib_rules_lookup()'s walk of plain rules, one call less per packet
+        route = fib_probe(conf.rule_probes, daddr, net.devices)
+        error = ENETUNREACH if route is None else FIB_PROPS_ERROR[route.type]
+    else:
+        route = fib_rules_lookup(net, daddr, saddr, dev.ifindex, None, mark, tos)
+        error = route if route.__class__ is int else 0
+    if error:
+        return Rtable(DST_ERROR, RTN_UNREACHABLE, dev=dev, error=error if in_dev.forwarding else EHOSTUNREACH)
+    rtype = route.type
+    if rtype is RTN_UNICAST and in_dev.forwarding:
+        dst_input, oif = DST_FORWARD, route.oif or 0
+    elif rtype is RTN_LOCAL:
+        dst_input, oif = DST_LOCAL, 0
+    elif rtype is RTN_BROADCAST:
         return _broadcast_input(net, saddr, daddr, dev, tos, mark)
-    if res.type is RTN_LOCAL:
-        reason = fib_validate_source(net, saddr, daddr, dev, 0, mark, tos)
+    elif not in_dev.forwarding:
+        return Rtable(DST_ERROR, RTN_UNREACHABLE, dev=dev, error=EHOSTUNREACH)
+    else:
+        return DropReason.IP_INVALID_DEST
+    # fib_validate_source()'s own first test, inline on the per-packet path
+    if in_dev.full_source_check:
+        reason = fib_validate_source(net, saddr, daddr, dev, oif, mark, tos)
         if reason:
             return reason
-        return Rtable(DST_LOCAL, RTN_LOCAL, dev=dev)
-    if not forwarding:
-        return Rtable(DST_ERROR, RTN_UNREACHABLE, dev=dev, error=EHOSTUNREACH)
-    if res.type is not RTN_UNICAST:
-        return DropReason.IP_INVALID_DEST
-    out = _route_dev(net, res.route)
-    reason = fib_validate_source(net, saddr, daddr, dev, out.ifindex if out else 0, mark, tos)
-    if reason:
-        return reason
-    return Rtable(DST_FORWARD, RTN_UNICAST, dev=out, gateway=res.route.gateway,
-                  prefsrc=res.route.prefsrc, mtu=res.route.mtu)
+    elif saddr in in_dev.refused_sources:
+        return DropReason.IP_LOCAL_SOURCE
+    rth = route.rth_input
+    if rth is None or rth.genid != net.rt_genid:
+        rth = route.rth_input = rt_dst_alloc(net, route, dst_input)
+    return rth
+
+
+def rt_dst_alloc(net: Net, route: FibRoute, dst_input: DstInput) -> Rtable:
+    """The route a nexthop caches for received packets (rt_dst_alloc() +
+    rt_set_nexthop()): forwarded out of its device, or delivered locally on
+    the loopback device's dst (ip_rt_get_dev())."""
+    if dst_input is DST_LOCAL:
+        return Rtable(DST_LOCAL, RTN_LOCAL, dev=net.devices[LOOPBACK_IFINDEX], genid=net.rt_genid)
+    return Rtable(DST_FORWARD, RTN_UNICAST, dev=net.devices.get(route.oif), gateway=route.gateway,
+                  prefsrc=route.prefsrc, mtu=route.mtu, genid=net.rt_genid)
 
 
 def _route_localnet(net: Net, dev: NetDevice) -> int:
     """IN_DEV_ROUTE_LOCALNET(): conf/all or the device's route_localnet."""
-    return net.sysctl.conf("all", "route_localnet") or net.sysctl.conf(dev.name, "route_localnet")
+    conf = net.rt_input_conf or rt_input_conf(net)
+    return (conf.in_devs.get(dev.ifindex) or conf.in_dev(net, dev)).route_localnet
 
 
 def ip_route_input_mc(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice, mark: int,
