@@ -242,17 +242,11 @@ def test_an_indexed_chain_gives_the_verdict_rule_journey_counters_and_mark_of_wa
     k = Kernel()
     sh(k, ["nft", "-f", "-"], ruleset(base, sub, policy, named))
     listed = handles(k)
-    chain = k.nft.registrations[("ip", "t", "input")].hook
     counts: dict = {}
     for pkt in pkts:
         mark = [pkt.mark]
         outcome, jumps = reference_chain(pkt, mark, base, sub, named, counts)
-        skb = alloc_skb(bytes(pkt.scapy()))
-        skb.net, skb.dev, skb.protocol, skb.mark = k, k.dev_by_name("p0"), 0x0800, pkt.mark
-        skb.network_header = skb.data
-        k.tracer.start(skb, "test")
-        state = NfHookState(NF_INET_LOCAL_IN, NFPROTO_IPV4, skb.dev, None, k)
-        verdict = chain.run(skb, state)
+        verdict, skb = run_input(k, pkt)
         expected_hops = [("ip t input", kind, f"rule {listed[where, position][1]}: {listed[where, position][0]}")
                          for kind, where, position in jumps]
         if outcome is None:
@@ -264,7 +258,7 @@ def test_an_indexed_chain_gives_the_verdict_rule_journey_counters_and_mark_of_wa
             summary = f"rule {handle}: {text}" if where == "input" else f"chain sub rule {handle}: {text}"
         expected_hops.append(("ip t input", "ACCEPT" if expected_verdict == NF_ACCEPT else "DROP", summary))
         assert [(h.where, h.verdict, h.summary) for h in skb.journey.hops] == expected_hops
-        assert (NF_DROP if skb.journey.drop is not None else verdict) == expected_verdict
+        assert verdict == expected_verdict
         assert skb.mark == mark[0]
     listing = sh(k, ["nft", "-a", "list", "table", "ip", "t"])
     for (where, position), (text, handle) in listed.items():
@@ -284,6 +278,17 @@ def test_the_generated_rules_are_listed_as_written():
         "ip saddr != 10.0.0.0/30 udp dport { 1, 3-5 } counter meta mark set 0x00000002 jump sub"
 
 
+def run_input(k: Kernel, pkt: Pkt):
+    """The input chain's verdict on a packet (a drop: NF_DROP) and the packet."""
+    skb = alloc_skb(bytes(pkt.scapy()))
+    skb.net, skb.dev, skb.protocol, skb.mark = k, k.dev_by_name("p0"), 0x0800, pkt.mark
+    skb.network_header = skb.data
+    k.tracer.start(skb, "test")
+    verdict = k.nft.registrations[("ip", "t", "input")].hook.run(
+        skb, NfHookState(NF_INET_LOCAL_IN, NFPROTO_IPV4, skb.dev, None, k))
+    return (NF_DROP if skb.journey.drop is not None else verdict), skb
+
+
 def test_a_rule_after_one_that_sets_the_mark_sees_the_new_mark():
     """An index loads its key once per run: a run must end at a rule that may
     change what it loads (a write, or a jump to a chain that writes)."""
@@ -291,10 +296,24 @@ def test_a_rule_after_one_that_sets_the_mark_sees_the_new_mark():
     sh(k, ["nft", "-f", "-"], "table ip t {\n\tchain sub {\n\t\tmeta mark set 3\n\t}\n"
        "\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n"
        "\t\tmeta mark 1 meta mark set 2\n\t\tmeta mark 2 jump sub\n\t\tmeta mark 3 accept\n\t}\n}\n")
-    skb = alloc_skb(bytes(Pkt(NET, NET, True, 1, 1).scapy()))
-    skb.net, skb.dev, skb.protocol, skb.mark = k, k.dev_by_name("p0"), 0x0800, 1
-    skb.network_header = skb.data
-    k.tracer.start(skb, "test")
-    chain = k.nft.registrations[("ip", "t", "input")].hook
-    assert chain.run(skb, NfHookState(NF_INET_LOCAL_IN, NFPROTO_IPV4, skb.dev, None, k)) == NF_ACCEPT
-    assert skb.journey.hops[-1].summary == "rule 6: meta mark 0x00000003 accept"
+    verdict, skb = run_input(k, Pkt(NET, NET, True, 1, 1))
+    assert (verdict, skb.journey.hops[-1].summary) == (NF_ACCEPT, "rule 6: meta mark 0x00000003 accept")
+
+
+def test_nested_ranges_too_many_to_list_once_are_indexed_in_parts_and_the_first_still_wins():
+    """200 nested ranges (rule i: 200-i .. 200+i) would list each rule in ~200
+    stretches: the run is indexed in parts; port p still matches rule |p - 200| first."""
+    k = Kernel()
+    rules = "\n".join(f"\t\tudp dport {200 - i}-{200 + i} accept" for i in range(1, 201))
+    sh(k, ["nft", "-f", "-"], "table ip t {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n"
+       + rules + "\n\t}\n}\n")
+    hook = k.nft.registrations[("ip", "t", "input")].hook
+    assert sum(rule.dispatch is not None for rule in hook.chain.rules) > 1
+    first = hook.chain.rules[0].handle
+    for port in (0, 1, 57, 199, 200, 201, 333, 400):
+        i = max(abs(port - 200), 1)
+        verdict, skb = run_input(k, Pkt(NET, NET, True, port, 0))
+        assert (verdict, skb.journey.hops[-1].summary) == \
+            (NF_ACCEPT, f"rule {first + i - 1}: udp dport {200 - i}-{200 + i} accept")
+    verdict, skb = run_input(k, Pkt(NET, NET, True, 401, 0))
+    assert (verdict, skb.journey.hops[-1].summary) == (NF_DROP, "policy")
