@@ -305,8 +305,8 @@ def test_nested_ranges_too_many_to_list_once_are_indexed_in_parts_and_the_first_
     stretches: the run is indexed in parts; port p still matches rule |p - 200| first."""
     k = Kernel()
     rules = "\n".join(f"\t\tudp dport {200 - i}-{200 + i} accept" for i in range(1, 201))
-    sh(k, ["nft", "-f", "-"], "table ip t {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n"
-       + rules + "\n\t}\n}\n")
+    header = "table ip t {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n"
+    sh(k, ["nft", "-f", "-"], f"{header}{rules}\n\t}}\n}}\n")
     hook = k.nft.registrations[("ip", "t", "input")].hook
     assert sum(rule.dispatch is not None for rule in hook.chain.rules) > 1
     first = hook.chain.rules[0].handle
