@@ -71,7 +71,7 @@ def test_fwmark_rule_selects_its_table_before_main():
     assert route.ip_route_output(k, ip_to_int("8.8.8.8"), mark=7).dev.name == "p1"
 
 
-def test_route_cache_is_flushed_by_any_configuration_command():
+def test_a_route_added_routes_the_next_packet_to_the_same_destination():
     k = Kernel()
     sh(k, ["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
     sh(k, ["sysctl", "-w", "net.ipv4.ip_forward=1"])
@@ -81,6 +81,32 @@ def test_route_cache_is_flushed_by_any_configuration_command():
     sh(k, ["ip", "route", "add", "198.51.100.0/24", "via", "10.0.0.9"])
     again = route.ip_route_input(k, ip_to_int("198.51.100.1"), ip_to_int("10.0.0.2"), 0, p0)
     assert again.input is route.DstInput.FORWARD
+
+
+def test_routes_through_one_nexthop_share_its_cached_route_until_rt_genid_moves():
+    """__mkroute_input() reuses nhc_rth_input while rt_cache_valid(); routes with the
+    same nexthop share one fib_info (fib_find_info()), so one rtable; rt_cache_flush()
+    retires it and the next packet gets a new one."""
+    k = Kernel()
+    sh(k, ["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
+    sh(k, ["ip", "addr", "add", "10.0.1.1/24", "dev", "p1"])
+    sh(k, ["sysctl", "-w", "net.ipv4.ip_forward=1"])
+    sh(k, ["ip", "route", "add", "198.51.100.0/24", "via", "10.0.1.9"])
+    sh(k, ["ip", "route", "add", "203.0.113.0/24", "via", "10.0.1.9"])
+    sh(k, ["ip", "route", "add", "192.0.2.0/24", "via", "10.0.1.8"])
+    p0 = k.dev_by_name("p0")
+
+    def routed(dst: str):
+        return route.ip_route_input(k, ip_to_int(dst), ip_to_int("10.0.0.2"), 0, p0)
+
+    first = routed("198.51.100.1")
+    assert (first.input, first.dev.name, first.gateway) == (route.DstInput.FORWARD, "p1", ip_to_int("10.0.1.9"))
+    assert routed("198.51.100.77") is first and routed("203.0.113.5") is first
+    assert routed("192.0.2.1") is not first and routed("192.0.2.1").gateway == ip_to_int("10.0.1.8")
+    sh(k, ["ip", "neigh", "show"])
+    renewed = routed("198.51.100.1")
+    assert renewed is not first and renewed.genid > first.genid
+    assert (renewed.input, renewed.dev, renewed.gateway) == (first.input, first.dev, first.gateway)
 
 
 def _udp_frame(i: int = 0) -> bytes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 from ipaddress import IPv4Address, IPv4Network
+from weakref import WeakValueDictionary
 
 from harness.mockkernel.clock import Clock
 from harness.mockkernel.core.snmp import NetnsMib
@@ -166,6 +167,17 @@ class NetDevice:
         return next((a for a in self.addrs if not a.secondary), None)
 
 
+class FibNh:
+    """struct fib_nh_common, the part the input route uses: nhc_rth_input, the
+    route (ipv4/route.py Rtable) made for received packets through this
+    nexthop, reused while its rt_genid is current."""
+
+    __slots__ = ("rth_input", "__weakref__")
+
+    def __init__(self) -> None:
+        self.rth_input = None
+
+
 @dataclass(slots=True)
 class FibRoute:
     """struct fib_alias + fib_info: one route in one table (slotted: a full
@@ -183,9 +195,8 @@ class FibRoute:
     protocol: str = "boot"
     tos: int = 0
     mtu: int | None = None  # `mtu N` metric: overrides the device MTU for this path
-    # fib_nh_common.nhc_rth_input: the input route (ipv4/route.py Rtable) made for this
-    # nexthop, reused by every packet routed through it while its rt_genid is current
-    rth_input: object | None = field(default=None, compare=False, repr=False)
+    # the nexthop, shared with the routes that have the same one (fib_find_info())
+    nh: FibNh = field(default_factory=FibNh, compare=False, repr=False)
 
     def contains(self, addr: int) -> bool:
         return (addr & prefix_mask(self.plen)) == self.dst
@@ -262,7 +273,8 @@ class Net:
         # reads of the configuration besides the FIB, parsed again after a flush (ipv4/route.py)
         self.rt_genid = 0
         self.rt_input_conf = None
-        self.rt_cache: dict = {}  # ip_route_input()'s results by flow, emptied by rt_cache_flush()
+        # fib_info_hash: one nexthop for the routes that have the same (fib_find_info())
+        self.fib_info_hash: WeakValueDictionary = WeakValueDictionary()
 
     def add_device(self, dev: NetDevice) -> NetDevice:
         self.devices[dev.ifindex] = dev

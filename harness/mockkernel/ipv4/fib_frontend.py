@@ -42,6 +42,7 @@ from harness.mockkernel.net import (
     RTN_THROW,
     RTN_UNICAST,
     RTN_UNREACHABLE,
+    FibNh,
     FibRoute,
     InAddr,
     Net,
@@ -259,6 +260,18 @@ def fib_create_info(net: Net, route: FibRoute) -> None:
         fib_check_nh_nongw(net, route)
     if route.prefsrc is not None and not fib_valid_prefsrc(net, route):
         raise RtnlError(errno.EINVAL, "Invalid prefsrc address")
+    route.nh = fib_find_info(net, route)
+
+
+def fib_find_info(net: Net, route: FibRoute) -> FibNh:
+    """fib_find_info(): the nexthop of the routes with the same attributes, so
+    that they share its cached route; the route's own for the first of them."""
+    key = (route.type, route.oif, route.gateway, route.prefsrc, route.mtu, route.scope, route.protocol,
+           route.metric, route.tos)
+    nh = net.fib_info_hash.get(key)
+    if nh is None:
+        nh = net.fib_info_hash[key] = route.nh
+    return nh
 
 
 def fib_check_nh_v4_gw(net: Net, route: FibRoute) -> None:

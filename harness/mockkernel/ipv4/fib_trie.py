@@ -50,10 +50,7 @@ def fib_probe(probes: Probes, daddr: int, devices: dict[int, NetDevice], oif: in
     (RTNH_F_DEAD), or the lookup names an `oif` it does not go out of (a local
     or broadcast route matches any oif; a unicast route needs a device to
     match one)."""
-    thrown = -1
     for mask, leaves, table_position in probes:
-        if table_position == thrown:
-            continue
         aliases = leaves.get(daddr & mask)
         if aliases is None:
             continue
@@ -70,8 +67,8 @@ def fib_probe(probes: Probes, daddr: int, devices: dict[int, NetDevice], oif: in
             elif oif is not None and route.type is RTN_UNICAST:
                 continue
             if route.type is RTN_THROW:
-                thrown = table_position
-                break
+                rest = tuple(probe for probe in probes if probe[2] > table_position)
+                return fib_probe(rest, daddr, devices, oif, scope)
             return route
     return None
 

@@ -11,8 +11,9 @@ A received packet's route comes from ip_route_input_slow(): the FIB lookup,
 the source validation, then the route cached on the nexthop
 (fib_nh_common.nhc_rth_input, as __mkroute_input() and local_input reuse it)
 while the namespace's rt_genid has not moved; rt_cache_flush() moves it on
-every configuration change. ip_route_input() still keeps results per flow in
-front of it (the kernel has had no such cache since 3.6). Routes the kernel
+every configuration change; there is no cache of routes per flow or
+destination (none in the kernel since 3.6, commit 89aef8921bfb). Routes that
+share a nexthop (fib_info, fib_find_info()) share its cached route. Routes the kernel
 allocates per packet (errors, broadcasts, multicast) are made per call, and so
 are output routes (the kernel's per-CPU nhc_pcpu_rth_output holds no source
 address, which the model's Rtable carries). Left out:
@@ -225,7 +226,6 @@ def rt_cache_flush(net: Net) -> None:
     is stale from now on; the parsed configuration is read again."""
     net.rt_genid += 1
     net.rt_input_conf = None
-    net.rt_cache.clear()
 
 
 def fib_rules_lookup(net: Net, daddr: int, saddr: int, iif: int, oif: int | None, mark: int, tos: int,
@@ -345,9 +345,6 @@ def fib_validate_source(net: Net, saddr: int, daddr: int, dev: NetDevice, oif: i
     return None
 
 
-RT_CACHE_MAX = 65536
-
-
 def ip_route_input(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice,
                    mark: int = 0, protocol: int = 0) -> Rtable | DropReason:
     """ip_route_input_noref() -> ip_route_input_rcu(): the route for a received
@@ -357,20 +354,13 @@ def ip_route_input(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice,
     group the device has joined (ip_check_mc_rcu()) gets a multicast route
     from ip_route_input_mc(); any other group is dropped with NOT_SPECIFIED
     (multicast forwarding would need mc_forwarding, which only a multicast
-    router daemon turns on). Other results are kept per flow until the next
-    rt_cache_flush()."""
+    router daemon turns on). Everything else is looked up in the FIB
+    (ip_route_input_slow()), packet by packet."""
     if daddr >> 28 == 0xE:
         if not igmp.ip_check_mc_rcu(dev, daddr, saddr, protocol):
             return DropReason.NOT_SPECIFIED
         return ip_route_input_mc(net, daddr, saddr, tos, dev, mark, protocol)
-    key = (daddr, saddr, tos, dev.ifindex, mark)
-    cache = net.rt_cache
-    result = cache.get(key)
-    if result is None:
-        if len(cache) >= RT_CACHE_MAX:
-            cache.clear()
-        result = cache[key] = ip_route_input_slow(net, daddr, saddr, tos, dev, mark)
-    return result
+    return ip_route_input_slow(net, daddr, saddr, tos, dev, mark)
 
 
 def ip_route_input_slow(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevice,
@@ -417,9 +407,10 @@ def ip_route_input_slow(net: Net, daddr: int, saddr: int, tos: int, dev: NetDevi
             return reason
     elif saddr in in_dev.refused_sources:
         return DropReason.IP_LOCAL_SOURCE
-    rth = route.rth_input
+    nh = route.nh
+    rth = nh.rth_input
     if rth is None or rth.genid != net.rt_genid:
-        rth = route.rth_input = rt_dst_alloc(net, route, dst_input)
+        rth = nh.rth_input = rt_dst_alloc(net, route, dst_input)
     return rth
 
 
