@@ -21,7 +21,7 @@ from harness.mockkernel.ipv4 import route as fib
 from harness.mockkernel.ipv4.af_inet import inet_init
 from harness.mockkernel.ipv4.fib_trie import FibTable
 from harness.mockkernel.net import (RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_DEFAULT,
-                                    RT_TABLE_LOCAL, RT_TABLE_MAIN, FibRoute, Net, NetDevice, RouteType)
+                                    RT_TABLE_LOCAL, RT_TABLE_MAIN, FibRoute, FibRule, Net, NetDevice, RouteType)
 
 ADD, APPEND, PREPEND = NLM_F_CREATE | NLM_F_EXCL, NLM_F_CREATE | NLM_F_APPEND, NLM_F_CREATE
 REPLACE, CHANGE = NLM_F_CREATE | NLM_F_REPLACE, NLM_F_REPLACE
@@ -152,32 +152,50 @@ def test_add_del_sequences_dump_fail_and_look_up_as_a_linear_table_does(ops):
 
 @settings(max_examples=200, deadline=None, database=None)
 @given(st.lists(routes(), max_size=30), st.lists(routes(), max_size=30), st.lists(routes(), max_size=10))
-def test_default_rules_look_up_local_then_main_then_default_passing_over_throw(local, main, default):
-    """fib_rules_lookup() over the three default rules, flattened into one
-    probe sequence, against the walk written out: each table in turn, a throw
-    route or no route going on to the next, an error type its errno."""
+def test_default_rules_look_up_local_and_main_as_one_trie_then_default_passing_over_throw(local, main, default):
+    """fib_lookup() without custom rules: local's and main's routes as one trie
+    (the longest prefix of either; local's alias first at one prefix), then
+    default; a throw route or no route goes on to default, an error type is
+    its errno. Against that walk written out over linear tables."""
     net = Net(Clock())
     inet_init(net)
     for dev in devices().values():
         net.add_device(dev)
-    references = []
+    references = {}
     for table_id, table_routes in ((RT_TABLE_LOCAL, local), (RT_TABLE_MAIN, main), (RT_TABLE_DEFAULT, default)):
-        reference = ReferenceTable([])
+        reference = references[table_id] = ReferenceTable([])
         for r in table_routes:
             r.table = table_id
             if outcome(lambda: reference.insert(r, APPEND)) is None:
                 net.tables[table_id].insert(r, APPEND)
-        references.append(reference)
+    merged = ReferenceTable(references[RT_TABLE_LOCAL].routes + references[RT_TABLE_MAIN].routes)
     errors = {RouteType.RTN_BLACKHOLE: errno.EINVAL}
     for addr in probe_addresses(local + main + default):
         expected = errno.ENETUNREACH
-        for reference in references:
+        for reference in (merged, references[RT_TABLE_DEFAULT]):
             hit = reference.lookup(addr, net.devices, None, RT_SCOPE_UNIVERSE)
             if hit is not None:
                 expected = errors.get(hit.type, hit)
                 break
         got = fib.fib_rules_lookup(net, addr, 0, 1, None, 0, 0)
         assert got is expected or (isinstance(expected, int) and got == expected), hex(addr)
+
+
+def test_a_main_route_more_specific_than_a_local_one_wins_until_a_rule_is_added():
+    """The kernel's merged local/main trie picks the longest prefix of either;
+    with a custom rule (fib_unmerge()) the rule walk finds local's first."""
+    net = Net(Clock())
+    inet_init(net)
+    for dev in devices().values():
+        net.add_device(dev)
+    wide = FibRoute(RT_TABLE_LOCAL, 0x0A000000, 8, type=RouteType.RTN_LOCAL, oif=UP, scope=RT_SCOPE_HOST)
+    narrow = FibRoute(RT_TABLE_MAIN, 0x0A010000, 16, oif=UP)
+    net.tables[RT_TABLE_LOCAL].insert(wide, ADD)
+    net.tables[RT_TABLE_MAIN].insert(narrow, ADD)
+    assert fib.fib_rules_lookup(net, 0x0A010203, 0, 1, None, 0, 0) is narrow
+    net.rules.insert(1, FibRule(100, RT_TABLE_MAIN, fwmark=7))
+    fib.rt_cache_flush(net)
+    assert fib.fib_rules_lookup(net, 0x0A010203, 0, 1, None, 0, 0) is wide
 
 
 def test_a_leaf_emptied_by_a_delete_is_gone_from_lookups_and_dumps():

@@ -14,9 +14,10 @@ when asked for and kept until a leaf comes or goes.
 
 An alias list is fib_insert_alias()'s order: higher tos first, then lower
 priority (metric), then where NLM_F_APPEND (the end of its equals) or neither
-flag (their head) put it. Left out: route tos in the lookup (the model's routes
-all have tos 0), the local/main trie merge (fib_unmerge(): the model walks the
-rules over separate tables), the tnode statistics of /proc/net/fib_triestat.
+flag (their head) put it. The local and main tables stay two tables (each
+dumps its own routes); route.py probes them as the kernel's one merged trie
+while the rules are the defaults. Left out: route tos in the lookup (the
+model's routes all have tos 0), the tnode statistics of /proc/net/fib_triestat.
 """
 from __future__ import annotations
 

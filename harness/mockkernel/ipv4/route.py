@@ -32,11 +32,14 @@ from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
 from harness.mockkernel.ipv4 import igmp
 from harness.mockkernel.ipv4.fib_trie import Probes, fib_probe
-from harness.mockkernel.net import (RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RTN_BLACKHOLE, RTN_BROADCAST, RTN_LOCAL,
-                                    RTN_MULTICAST, RTN_PROHIBIT, RTN_THROW, RTN_UNICAST, RTN_UNREACHABLE,
-                                    FibRoute, Net, NetDevice, RouteType, prefix_mask)
+from harness.mockkernel.net import (RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_DEFAULT, RT_TABLE_LOCAL,
+                                    RT_TABLE_MAIN, RTN_BLACKHOLE, RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST,
+                                    RTN_PROHIBIT, RTN_THROW, RTN_UNICAST, RTN_UNREACHABLE, FibRoute, Net, NetDevice,
+                                    RouteType, prefix_mask)
 from harness.mockkernel.wire.ipv4 import IPPROTO_IGMP
 
+# fib_default_rules_init(): (priority, table) of the rules a namespace starts with
+DEFAULT_RULES = [(0, RT_TABLE_LOCAL), (32766, RT_TABLE_MAIN), (32767, RT_TABLE_DEFAULT)]
 # errno values a lookup reports (fib_props[] in fib_semantics.c)
 ENETUNREACH, EHOSTUNREACH, EACCES, EINVAL = 101, 113, 13, 22
 TYPE_ERRORS = {RTN_BLACKHOLE: EINVAL, RTN_UNREACHABLE: EHOSTUNREACH, RTN_PROHIBIT: EACCES}
@@ -193,9 +196,12 @@ class RouteInputConf:
     parsed as the kernel keeps it (in_dev->cnf, net->ipv4.fib_has_custom_rules,
     the inet_addr_lst hash) and made again after rt_cache_flush(): `in_devs`
     by ifindex; `rule_probes`, the probes of the tables the rule walk looks
-    up, in rule order, when every rule is a plain lookup (else None: the walk
-    matches each rule); `has_custom_rules`, a rule beyond the three default
-    priorities."""
+    up when every rule is a plain lookup (else None: the walk matches each
+    rule): with the three default rules alone, local's and main's as the one
+    trie the kernel keeps while it has no custom rules (fib_new_table() makes
+    local an alias of main; fib_lookup() looks up main, then default), else
+    each table's in rule order; `has_custom_rules`, a rule beyond the three
+    default priorities."""
 
     __slots__ = ("in_devs", "local_addrs", "has_custom_rules", "rule_probes")
 
@@ -204,7 +210,14 @@ class RouteInputConf:
         self.local_addrs = frozenset(local_addresses(net))
         self.has_custom_rules = any(r.priority not in (0, 32766, 32767) for r in net.rules)
         self.rule_probes: Probes | None = None
-        if all(_selects_everything(r) for r in net.rules):
+        if [(r.priority, r.table) for r in net.rules] == DEFAULT_RULES and all(map(_selects_everything, net.rules)):
+            # fib_lookup()'s own path: local merged into main's trie (probes of one length:
+            # local's leaf first), then default
+            merged = sorted(net.tables[RT_TABLE_LOCAL].probes + net.tables[RT_TABLE_MAIN].probes,
+                            key=lambda probe: -probe[0])
+            self.rule_probes = tuple(merged) + tuple((mask, leaves, 1) for mask, leaves, _ in
+                                                     net.tables[RT_TABLE_DEFAULT].probes)
+        elif all(map(_selects_everything, net.rules)):
             self.rule_probes = tuple((mask, leaves, position) for position, rule in enumerate(net.rules)
                                      if rule.table in net.tables
                                      for mask, leaves, _ in net.tables[rule.table].probes)
