@@ -28,6 +28,7 @@ from hypothesis import given, settings, strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 
 from harness.dropreason import DropReason
+from harness.drivers.netns import orphaned_namespaces
 from harness.journey import Stage
 from harness.mockkernel.core.skbuff import alloc_skb
 from harness.mockkernel.kernel import Kernel
@@ -42,6 +43,7 @@ from harness.mockkernel.wire.checksum import checksum
 from harness.target import CommandError
 
 _namespaces = itertools.count()
+_SCRATCH_NAME = re.compile(r"^pjnft(\d+)x\d+$")  # group 1: the pid of the run that made it
 
 
 # ------------------------------------------------------------------ helpers
@@ -118,6 +120,8 @@ def _live_tools_missing(tools: tuple[str, ...]) -> str | None:
 
 def run_real(steps: list[tuple[list[str], str | None]]) -> list[tuple[int, str, str]]:
     """Each step in a fresh scratch namespace holding p0..p2 (veths), as the mock's ports."""
+    for stale in orphaned_namespaces(_SCRATCH_NAME):  # a killed run's: its finally never ran
+        subprocess.run(["ip", "netns", "del", stale], check=False)
     ns = f"pjnft{os.getpid()}x{next(_namespaces)}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
