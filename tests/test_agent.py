@@ -261,7 +261,7 @@ def test_a_load_run_counts_the_same_drops_through_the_agent(pair):
         seen.append([(loss.stage, loss.reason, loss.where, loss.packets) for loss in result.losses])
         target.send("p0", _from_h0(id=6) / UDP(sport=5, dport=9))
         seen.append([drop.reason for drop in target.drops()])  # traced again after the run
-        assert target.dut.qdisc_backlog() == 0 and " p1:" in target.dut.proc_net_dev()
+        assert target.side.qdisc_backlog() == 0 and " p1:" in target.side.proc_net_dev()
     assert seen[2:] == seen[:2]
     assert seen[0] == [(Stage.NF_FORWARD, DropReason.NETFILTER_DROP, "nft_do_chain", 200)]
     assert seen[1] == [DropReason.NO_SOCKET]

@@ -62,9 +62,55 @@ SO_ATTACH_FILTER, SO_DETACH_FILTER = 26, 27
 ACCEPT_NOTHING = struct.pack("HBBI", 0x06, 0, 0, 0)  # BPF_RET | BPF_K, 0
 
 
-class NetnsTarget(Target):
+class SideTarget(Target):
+    """A Target whose DUT half is `side`, a DutSide (in this process or a DUT agent's):
+    the applications, observations and phases both the netns target and a lab's read
+    from it. `_frames_traced_from` is the frame_log index where the trace was last
+    cleared."""
+
+    side: DutSide | RemoteDutSide
+    positive_timeout: float
+    _frames_traced_from = 0
+
+    # applications, observation, time ----------------------------------------
+    def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None = None) -> AppSocket:
+        return self.side.socket(proto, bind, rcvbuf, self.positive_timeout)
+
+    def journeys(self) -> list[Journey]:
+        """The DUT's journeys (DutSide.journeys()) of the frames of this phase."""
+        # the drop sentinel syncs the DUT: what was sent before it has been through
+        drops = self.side.drops() if "drop_reasons" in self.capabilities else None
+        self._collect(0.0)  # frames that left show POSTROUTING's NAT; they stay queued for expect()
+        frames_out = [frame for direction, _, frame in self.frame_log[self._frames_traced_from:] if direction == "left"]
+        return self.side.journeys(frames_out, drops)
+
+    def drops(self) -> list[Drop]:
+        return self.side.drops()
+
+    def counters(self) -> list[RuleCounter]:
+        return self.side.counters()
+
+    def conntrack(self) -> list[CtEntry]:
+        return self.side.conntrack()
+
+    def conntrack_create(self, entries) -> None:
+        self.side.conntrack_create(entries)
+
+    def bpf_events(self, map_id: int) -> EventReader:
+        return self.side.bpf_events(map_id)
+
+    def wait(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def reset(self) -> None:
+        self.side.reset()  # first: its drop sentinel syncs the DUT, so what was sent has left
+        super().reset()
+        self._frames_traced_from = len(self.frame_log)
+
+
+class NetnsTarget(SideTarget):
     """The real kernel in a DUT namespace, ports p0..p2 wired to tester ports t0..t2:
-    a NetnsLab, the DUT's observers (`dut`, a DutSide), the tester's wires and pjgen."""
+    a NetnsLab, the DUT's observers (`side`, a DutSide), the tester's wires and pjgen."""
 
     name = "dut"
 
@@ -78,19 +124,18 @@ class NetnsTarget(Target):
         self.positive_timeout = positive_timeout
         self.negative_timeout = negative_timeout
         self._testers_in_napi_mode = False
-        self._frames_traced_from = 0  # frame_log index where the trace was last cleared
         self._agent: subprocess.Popen | None = None
         self.lab = NetnsLab()
         try:
             # opened with the lab, so nothing the DUT sends is missed
             self._wires = {port.name: self._tester_socket(port) for port in PORTS}
-            self.dut = DutSide(self.lab, nftrace) if agent_python is None else self._start_agent(agent_python, nftrace)
+            self.side = DutSide(self.lab, nftrace) if agent_python is None else self._start_agent(agent_python, nftrace)
         except BaseException:
             self._stop_agent()
             self.lab.close()
             raise
         # the lab's veths are new for each test: their counters start at 0
-        self.capabilities = self.dut.capabilities | {"fresh_devices"}
+        self.capabilities = self.side.capabilities | {"fresh_devices"}
 
     def _start_agent(self, python: str, nftrace: bool) -> RemoteDutSide:
         self._agent = self.lab.popen(self.lab.dut, [python, "-I", str(agent.build_agent_zip())],
@@ -117,14 +162,14 @@ class NetnsTarget(Target):
     def sh(self, cmd: str | Sequence[str], stdin: str | None = None) -> str:
         argv = self.argv(cmd)
         check_command(argv)
-        command = self.dut.before_command(argv)
+        command = self.side.before_command(argv)
         try:
             # procps 4.0.2 exits 0 after a refused write (e.g. a key read-only in a netns)
             output = self.lab.run(self.lab.dut, command, stdin, stderr_fails=argv[0] == "sysctl")
         except BaseException:
-            self.dut.after_command(argv, None)
+            self.side.after_command(argv, None)
             raise
-        output = self.dut.after_command(argv, output)
+        output = self.side.after_command(argv, output)
         self._peer_accepts_xdp_frames(argv)
         return output
 
@@ -142,7 +187,7 @@ class NetnsTarget(Target):
 
     # frames ------------------------------------------------------------------
     def _transmit(self, port: Port, frames: list[bytes]) -> None:
-        self.dut.before_send(port, frames)
+        self.side.before_send(port, frames)
         wire = self._wires[port.name]
         refused = [frame for frame in frames if not _put_on_wire(wire, frame)]
         if refused:
@@ -152,7 +197,7 @@ class NetnsTarget(Target):
         """The DUT port dropped frames on receipt. A full backlog or a port set down
         is the DUT's behaviour, seen in drops(); a frame longer than the port's MTU is
         a mistake in the test, and says so."""
-        mtu = self.dut.port_mtu(port.name)
+        mtu = self.side.port_mtu(port.name)
         if longest > mtu + MAX_L2_OVERHEAD:
             raise frame_too_long(port, longest, mtu)
 
@@ -167,33 +212,6 @@ class NetnsTarget(Target):
                 return received
             for name, wire in self._wires.items():
                 received[name] += _drain_incoming(wire)
-
-    # applications, observation, time ----------------------------------------
-    def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None = None) -> AppSocket:
-        return self.dut.socket(proto, bind, rcvbuf, self.positive_timeout)
-
-    def journeys(self) -> list[Journey]:
-        """The DUT's journeys (DutSide.journeys()) of the frames of this phase."""
-        # the drop sentinel syncs the DUT: what was sent before it has been through
-        drops = self.dut.drops() if "drop_reasons" in self.capabilities else None
-        self._collect(0.0)  # frames that left show POSTROUTING's NAT; they stay queued for expect()
-        frames_out = [frame for direction, _, frame in self.frame_log[self._frames_traced_from:] if direction == "left"]
-        return self.dut.journeys(frames_out, drops)
-
-    def drops(self) -> list[Drop]:
-        return self.dut.drops()
-
-    def counters(self) -> list[RuleCounter]:
-        return self.dut.counters()
-
-    def conntrack(self) -> list[CtEntry]:
-        return self.dut.conntrack()
-
-    def conntrack_create(self, entries) -> None:
-        self.dut.conntrack_create(entries)
-
-    def bpf_events(self, map_id: int) -> EventReader:
-        return self.dut.bpf_events(map_id)
 
     # traffic at rate -----------------------------------------------------------
     def traffic_caps(self) -> TrafficCaps:
@@ -210,7 +228,7 @@ class NetnsTarget(Target):
             if shortfall := caps.shortfall(pps):
                 raise TargetError(f"{port}: {shortfall}")
         with self._wires_deaf():
-            self.dut.begin_load_run()
+            self.side.begin_load_run()
             try:
                 tester_before = self.lab.read_proc_net(self.lab.tester, "dev")
                 schedule = generator.schedule_seconds(profile, duration)
@@ -222,7 +240,7 @@ class NetnsTarget(Target):
                     stats = run.stats()
                     tester_after = self.lab.read_proc_net(self.lab.tester, "dev")
             finally:
-                observed = self.dut.end_load_run()
+                observed = self.side.end_load_run()
         result = generator.to_result(profile, duration, stats, self.name)
         result.losses, notes = observed.losses(tester_before, tester_after)
         if not drained:
@@ -240,10 +258,10 @@ class NetnsTarget(Target):
         while not run.finished(DRAIN_POLL):
             waiting()
             now = time.monotonic()
-            counters = self.dut.proc_net_dev()
+            counters = self.side.proc_net_dev()
             if counters != last:
                 last, still_since = counters, now
-            elif now - still_since >= DRAIN_QUIET and not self.dut.qdisc_backlog():
+            elif now - still_since >= DRAIN_QUIET and not self.side.qdisc_backlog():
                 return True
             if now > deadline:
                 return False
@@ -265,17 +283,9 @@ class NetnsTarget(Target):
             for wire in self._wires.values():
                 wire.setsockopt(socket.SOL_SOCKET, SO_DETACH_FILTER, 0)
 
-    def wait(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-    def reset(self) -> None:
-        self.dut.reset()  # first: its drop sentinel syncs the DUT, so what was sent has left
-        super().reset()
-        self._frames_traced_from = len(self.frame_log)
-
     def close(self) -> None:
         try:
-            self.dut.close()
+            self.side.close()
         finally:
             try:
                 self._stop_agent()

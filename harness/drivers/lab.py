@@ -25,22 +25,21 @@ import hashlib
 import json
 import os
 import shlex
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from harness.drivers.agent import ProcessChannel, RemoteDutSide, build_agent_zip
+from harness.drivers.dut import SideTarget
 from harness.drivers.dutside import check_command
 from harness.drivers.dutstate import DutState, Unrestored, identity
 from harness.drivers.remote import SshHost
 from harness.drivers.trex import TrexClient
-from harness.journey import CtEntry, Drop, Journey, RuleCounter
+from harness.journey import Drop, Journey
 from harness.labfile import Station as StationConfig
 from harness.packets import describe
 from harness.target import (
     AppSocket,
     CommandError,
-    EventReader,
     Port,
     Target,
     TargetError,
@@ -159,7 +158,7 @@ class Station:
         return unrestored
 
 
-class LabTarget(Target):
+class LabTarget(SideTarget):
     """One test on a lab station (module doc)."""
 
     name = "lab"
@@ -169,7 +168,6 @@ class LabTarget(Target):
         self.station = station
         self.positive_timeout = positive_timeout
         self.negative_timeout = negative_timeout
-        self._frames_traced_from = 0  # frame_log index where the trace was last cleared
         station.state.snapshot()
         self.side = station.open_side()
         # each command runs where the ports are: the test's namespace, or the DUT's own
@@ -206,33 +204,6 @@ class LabTarget(Target):
     def _receive(self, timeout: float) -> dict[str, list[bytes]]:
         return self.station.trex.received(timeout)
 
-    # applications, observation, time ----------------------------------------
-    def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None = None) -> AppSocket:
-        return self.side.socket(proto, bind, rcvbuf, self.positive_timeout)
-
-    def journeys(self) -> list[Journey]:
-        """The DUT's journeys (DutSide.journeys()) of the frames of this phase."""
-        # the drop sentinel syncs the DUT: what was sent before it has been through
-        drops = self.side.drops() if "drop_reasons" in self.capabilities else None
-        self._collect(0.0)  # frames that left show POSTROUTING's NAT; they stay queued for expect()
-        frames_out = [frame for direction, _, frame in self.frame_log[self._frames_traced_from:] if direction == "left"]
-        return self.side.journeys(frames_out, drops)
-
-    def drops(self) -> list[Drop]:
-        return self.side.drops()
-
-    def counters(self) -> list[RuleCounter]:
-        return self.side.counters()
-
-    def conntrack(self) -> list[CtEntry]:
-        return self.side.conntrack()
-
-    def conntrack_create(self, entries) -> None:
-        self.side.conntrack_create(list(entries))
-
-    def bpf_events(self, map_id: int) -> EventReader:
-        return self.side.bpf_events(map_id)
-
     # traffic at rate -----------------------------------------------------------
     def traffic_caps(self) -> TrafficCaps:
         """TRex's offer; what the DUT side observes of a run, as on the netns lab."""
@@ -252,14 +223,6 @@ class LabTarget(Target):
         result.losses, notes = observed.losses()
         result.notes += notes
         return result
-
-    def wait(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-    def reset(self) -> None:
-        self.side.reset()
-        super().reset()
-        self._frames_traced_from = len(self.frame_log)
 
     def close(self) -> None:
         """Close this test's observers, then restore the DUT to its snapshot."""
