@@ -7,6 +7,7 @@ without them they skip saying so.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -168,11 +169,23 @@ def _dut_addresses(standin) -> dict[str, list[str]]:
     return {link["ifname"]: [a["local"] for a in link["addr_info"]] for link in links if link["ifname"] != "lo"}
 
 
-@needs_standin
-def test_a_station_s_tests_each_meet_a_fresh_dut_and_the_dut_is_given_back_as_it_was(standin):
+@contextlib.contextmanager
+def _station_given_back(standin):
+    """Station 0 of the stand-in lab; leaving, it is released with nothing unrestored,
+    and the DUT's links and addresses are as they were before."""
     links_before, addresses_before = _dut_links(standin), _dut_addresses(standin)
     station = Station(load_lab(standin.lab_file).stations[0], standin.lab_file)
     try:
+        yield station
+    finally:
+        assert station.close() == []
+    assert _dut_links(standin) == links_before
+    assert _dut_addresses(standin) == addresses_before
+
+
+@needs_standin
+def test_a_station_s_tests_each_meet_a_fresh_dut_and_the_dut_is_given_back_as_it_was(standin):
+    with _station_given_back(standin) as station:
         target = LabTarget(station)
         try:
             assert target.name == "lab" and {"nftrace", "drop_reasons", "conntrack"} <= target.capabilities
@@ -195,10 +208,6 @@ def test_a_station_s_tests_each_meet_a_fresh_dut_and_the_dut_is_given_back_as_it
             assert "mtu 1500" in again.sh("ip link show dev p1")
         finally:
             again.close()
-    finally:
-        assert station.close() == []
-    assert _dut_links(standin) == links_before
-    assert _dut_addresses(standin) == addresses_before
 
 
 @needs_standin
@@ -242,9 +251,7 @@ def _agent(standin) -> tuple[int, int]:
 
 @needs_standin
 def test_a_dropped_connection_mid_test_brings_the_ports_home_and_the_next_test_gets_a_new_agent(standin):
-    links_before, addresses_before = _dut_links(standin), _dut_addresses(standin)
-    station = Station(load_lab(standin.lab_file).stations[0], standin.lab_file)
-    try:
+    with _station_given_back(standin) as station:
         target = LabTarget(station)
         target.sh("ip addr add 10.0.0.1/24 dev p0")
         agent, session = _agent(standin)
@@ -260,16 +267,11 @@ def test_a_dropped_connection_mid_test_brings_the_ports_home_and_the_next_test_g
             assert again.sh("ip -4 addr show dev p0") == ""
         finally:
             again.close()
-    finally:
-        assert station.close() == []
-    assert _dut_links(standin) == links_before
-    assert _dut_addresses(standin) == addresses_before
 
 
 @needs_standin
 def test_a_trex_client_process_that_died_in_one_test_is_replaced_for_the_next(standin):
-    station = Station(load_lab(standin.lab_file).stations[0], standin.lab_file)
-    try:
+    with _station_given_back(standin) as station:
         target = LabTarget(station)
         try:
             os.kill(station.trex._worker.process.pid, signal.SIGKILL)
@@ -284,5 +286,3 @@ def test_a_trex_client_process_that_died_in_one_test_is_replaced_for_the_next(st
             assert station.trex.received(0.1) == {"p0": [], "p1": [], "p2": []}
         finally:
             again.close()
-    finally:
-        assert station.close() == []
