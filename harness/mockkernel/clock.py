@@ -1,7 +1,9 @@
 """Virtual time for the mock kernel (kernel/time/timer.c, in spirit).
 
 Nothing in the mock reads the wall clock. Time moves only when the harness
-advances it; timers due by then fire in order of their expiry.
+advances it; timers due by then fire in order of their expiry. `Timer` is a
+struct timer_list: at most one pending expiry, moved by mod_timer() and
+cancelled by del_timer().
 """
 from __future__ import annotations
 
@@ -29,3 +31,43 @@ class Clock:
             self.now = max(self.now, when)
             callback()
         self.now = deadline
+
+
+class Timer:
+    """struct timer_list. mod_timer() to a later expiry keeps the queued entry
+    and re-queues it when it comes due (as sk_reset_timer() callers re-arm the
+    retransmit timer on every ACK), so re-arming costs no heap push."""
+
+    __slots__ = ("clock", "function", "expires", "pending", "_queued_at", "_entry")
+
+    def __init__(self, clock: Clock, function: Callable[[], None]) -> None:
+        self.clock, self.function = clock, function
+        self.expires = 0.0
+        self.pending = False  # timer_pending()
+        self._queued_at: float | None = None  # the expiry of this timer's live entry in the clock's heap
+        self._entry = 0  # which of the entries queued for this timer is the live one
+
+    def mod_timer(self, expires: float) -> None:
+        self.expires, self.pending = expires, True
+        if self._queued_at is None or self._queued_at > expires:
+            self._queue(expires)
+
+    def del_timer(self) -> None:
+        self.pending = False
+
+    def _queue(self, expires: float) -> None:
+        self._queued_at = expires
+        self._entry = entry = self._entry + 1
+        self.clock.add_timer(max(0.0, expires - self.clock.now), lambda: self._run(entry))
+
+    def _run(self, entry: int) -> None:
+        if entry != self._entry:
+            return  # superseded by an earlier expiry
+        self._queued_at = None
+        if not self.pending:
+            return
+        if self.expires > self.clock.now:
+            self._queue(self.expires)
+            return
+        self.pending = False
+        self.function()

@@ -1,0 +1,274 @@
+"""TCP's socket (include/linux/tcp.h struct tcp_sock, include/net/inet_connection_sock.h,
+include/net/sock.h) and the socket calls of net/ipv4/tcp.c and af_inet.c.
+
+`TcpSock` flattens struct sock, inet_sock, inet_connection_sock and tcp_sock into
+one object whose fields keep the kernel's names (sk_rcvbuf, icsk_ack.ato,
+rx_opt.snd_wscale, snd_una, rcv_nxt...). Sequence numbers are u32 and compared
+with before()/after() as include/net/tcp.h does. `TcpSkb` is an skb on a TCP
+queue with its struct tcp_skb_cb; `RequestSock` is struct tcp_request_sock, a
+connection in the listener's SYN queue. Times are the namespace clock's seconds.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from harness.mockkernel.clock import Timer
+
+
+class TcpState(IntEnum):
+    """include/net/tcp_states.h."""
+
+    TCP_ESTABLISHED = 1
+    TCP_SYN_SENT = 2
+    TCP_SYN_RECV = 3
+    TCP_FIN_WAIT1 = 4
+    TCP_FIN_WAIT2 = 5
+    TCP_TIME_WAIT = 6
+    TCP_CLOSE = 7
+    TCP_CLOSE_WAIT = 8
+    TCP_LAST_ACK = 9
+    TCP_LISTEN = 10
+    TCP_CLOSING = 11
+    TCP_NEW_SYN_RECV = 12
+
+
+(TCP_ESTABLISHED, TCP_SYN_SENT, TCP_SYN_RECV, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_TIME_WAIT, TCP_CLOSE,
+ TCP_CLOSE_WAIT, TCP_LAST_ACK, TCP_LISTEN, TCP_CLOSING, TCP_NEW_SYN_RECV) = TcpState
+
+# sk->sk_shutdown bits (include/net/sock.h)
+RCV_SHUTDOWN, SEND_SHUTDOWN = 1, 2
+SHUTDOWN_MASK = RCV_SHUTDOWN | SEND_SHUTDOWN
+
+# icsk_ack.pending bits (include/net/inet_connection_sock.h enum inet_csk_ack_state_t)
+ICSK_ACK_SCHED, ICSK_ACK_TIMER, ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_NOW = 1, 2, 4, 8, 16
+
+# icsk_pending: which event the retransmit timer stands for (ICSK_TIME_*)
+ICSK_TIME_RETRANS, ICSK_TIME_DACK, ICSK_TIME_PROBE0, ICSK_TIME_LOSS_PROBE, ICSK_TIME_REO_TIMEOUT = 1, 2, 3, 5, 6
+
+# TCP_SKB_CB(skb)->sacked bits (include/net/tcp.h)
+TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TCPCB_LOST, TCPCB_EVER_RETRANS = 0x01, 0x02, 0x04, 0x80
+
+
+def before(seq1: int, seq2: int) -> bool:
+    """include/net/tcp.h before(): seq1 precedes seq2 modulo 2**32."""
+    return ((seq1 - seq2) & 0xFFFFFFFF) >= 0x80000000
+
+
+def after(seq1: int, seq2: int) -> bool:
+    return before(seq2, seq1)
+
+
+def between(seq1: int, seq2: int, seq3: int) -> bool:
+    """seq2 <= seq1 <= seq3 modulo 2**32."""
+    return ((seq3 - seq2) & 0xFFFFFFFF) >= ((seq1 - seq2) & 0xFFFFFFFF)
+
+
+@dataclass(slots=True)
+class TcpSkb:
+    """An skb on a TCP queue and its struct tcp_skb_cb: [seq, end_seq) (SYN and
+    FIN count one each), the flags, the payload, and what the sender tracks."""
+
+    seq: int
+    end_seq: int
+    tcp_flags: int
+    data: bytes = b""
+    sacked: int = 0  # TCPCB_* bits
+    skb_mstamp: float = 0.0  # when it was last sent
+    first_tx_mstamp: float = 0.0
+    delivered_mstamp: float = 0.0
+    tx_delivered: int = 0  # tp->delivered when it was sent (tcp_rate_skb_sent())
+    retrans_count: int = 0
+    truesize: int = 0  # what it charges to sk_rmem_alloc / sk_wmem_queued
+
+
+@dataclass(slots=True)
+class TcpOptionsReceived:
+    """struct tcp_options_received (tp->rx_opt)."""
+
+    ts_recent_stamp: float = 0.0  # when ts_recent was last updated
+    ts_recent: int = 0  # the peer's TSval to echo
+    rcv_tsval: int = 0  # the last segment's TSval
+    rcv_tsecr: int = 0  # and its TSecr
+    saw_tstamp: bool = False  # the last segment had a timestamp
+    tstamp_ok: bool = False  # timestamps were negotiated
+    dsack: bool = False  # a D-SACK is to be sent
+    wscale_ok: bool = False
+    sack_ok: bool = False
+    snd_wscale: int = 0  # the peer's window scale: shift of the windows it sends
+    rcv_wscale: int = 0  # ours: shift of the windows we send
+    num_sacks: int = 0  # SACK blocks in selective_acks
+    user_mss: int = 0  # TCP_MAXSEG
+    mss_clamp: int = 0  # the peer's MSS option, capped by user_mss
+
+
+@dataclass(slots=True)
+class IcskAck:
+    """inet_connection_sock.icsk_ack: delayed-ACK state."""
+
+    pending: int = 0  # ICSK_ACK_* bits
+    quick: int = 0  # ACKs still to send in quickack mode
+    pingpong: int = 0  # interactive session: delay ACKs
+    retry: int = 0
+    ato: float = 0.0  # the delayed-ACK timeout
+    lrcv_flowlabel: int = 0
+    timeout: float = 0.0  # when the delayed ACK is due
+    lrcvtime: float = 0.0  # when data was last received
+    last_seg_size: int = 0
+    rcv_mss: int = 0  # the peer's MSS as guessed from what it sends
+
+
+@dataclass(slots=True)
+class RcvRttEst:
+    """tp->rcv_rtt_est: receiver-side RTT for autotuning."""
+
+    rtt_us: int = 0
+    seq: int = 0
+    time: float = 0.0
+
+
+@dataclass(slots=True)
+class RcvqSpace:
+    """tp->rcvq_space: what tcp_rcv_space_adjust() measures per RTT."""
+
+    space: int = 0
+    seq: int = 0
+    time: float = 0.0
+
+
+@dataclass(eq=False)
+class TcpSock:
+    """struct sock + inet_sock + inet_connection_sock + tcp_sock."""
+
+    net: object
+    state: TcpState = TCP_CLOSE  # sk_state
+    # inet_sock: addresses and ports (host order)
+    saddr: int = 0  # inet_saddr
+    rcv_saddr: int = 0  # inet_rcv_saddr: the bound address
+    daddr: int = 0
+    sport: int = 0  # inet_sport
+    dport: int = 0
+    # send sequence space
+    snd_una: int = 0
+    snd_nxt: int = 0
+    snd_wnd: int = 0  # the peer's window, scaled
+    max_window: int = 0
+    snd_wl1: int = 0  # the seq of the segment that last updated snd_wnd
+    snd_up: int = 0
+    write_seq: int = 0  # the end of what the application wrote
+    pushed_seq: int = 0
+    notsent_lowat: int = 0
+    # receive sequence space
+    rcv_nxt: int = 0
+    rcv_wnd: int = 0  # the window we advertised
+    rcv_wup: int = 0  # rcv_nxt when rcv_wnd was last advertised
+    copied_seq: int = 0  # the head of unread data
+    rcv_ssthresh: int = 0
+    window_clamp: int = 0
+    rcv_tstamp: float = 0.0  # when the last ACK was received
+    lsndtime: float = 0.0  # when data was last sent
+    rcv_rtt_est: RcvRttEst = field(default_factory=RcvRttEst)
+    rcvq_space: RcvqSpace = field(default_factory=RcvqSpace)
+    rx_opt: TcpOptionsReceived = field(default_factory=TcpOptionsReceived)
+    selective_acks: list = field(default_factory=list)  # the SACK blocks we send: [start, end) pairs
+    duplicate_sack: list = field(default_factory=list)  # the D-SACK block to send first
+    tsoffset: int = 0  # added to our clock in TSval (secure_tcp_ts_off())
+    # segment sizes
+    mss_cache: int = 0  # the current send MSS
+    advmss: int = 0  # the MSS we advertise
+    icsk_pmtu_cookie: int = 0
+    # congestion control and RTT (A2's, tcp_output.py/tcp_recovery.py/tcp_cong.py)
+    snd_cwnd: int = 10  # TCP_INIT_CWND
+    snd_cwnd_cnt: int = 0
+    snd_cwnd_stamp: float = 0.0
+    snd_ssthresh: int = 0x7FFFFFFF  # TCP_INFINITE_SSTHRESH
+    prior_ssthresh: int = 0
+    high_seq: int = 0
+    srtt_us: int = 0  # smoothed RTT << 3
+    mdev_us: int = 0
+    mdev_max_us: int = 0
+    rttvar_us: int = 0
+    rtt_seq: int = 0
+    rto: float = 1.0  # icsk_rto, TCP_TIMEOUT_INIT
+    backoff: int = 0  # icsk_backoff
+    retransmits: int = 0  # icsk_retransmits
+    probes_out: int = 0  # icsk_probes_out
+    total_retrans: int = 0
+    packets_out: int = 0
+    sacked_out: int = 0
+    lost_out: int = 0
+    retrans_out: int = 0
+    delivered: int = 0
+    bytes_acked: int = 0
+    bytes_received: int = 0
+    segs_in: int = 0
+    segs_out: int = 0
+    data_segs_in: int = 0
+    data_segs_out: int = 0
+    icsk_ca_state: int = 0  # TCP_CA_Open
+    icsk_ca_ops: object | None = None  # struct tcp_congestion_ops (tcp_cong.py)
+    ca_priv: object | None = None  # inet_csk_ca(sk): the module's private state
+    # queues: TcpSkb each, in sequence order
+    write_queue: deque = field(default_factory=deque)  # not yet sent
+    rtx_queue: deque = field(default_factory=deque)  # sent, not yet acknowledged (an rb-tree in the kernel)
+    out_of_order_queue: list = field(default_factory=list)  # received beyond rcv_nxt, sorted by seq
+    receive_queue: deque = field(default_factory=deque)  # in order, not yet read
+    # struct sock: buffers and accounting
+    sk_rcvbuf: int = 0
+    sk_sndbuf: int = 0
+    sk_userlocks: int = 0  # SOCK_RCVBUF_LOCK / SOCK_SNDBUF_LOCK: set by SO_RCVBUF / SO_SNDBUF
+    sk_wmem_queued: int = 0
+    rmem_alloc: int = 0  # sk_rmem_alloc
+    sk_forward_alloc: int = 0
+    sk_drops: int = 0
+    nonagle: int = 0  # TCP_NAGLE_OFF (TCP_NODELAY) / TCP_NAGLE_CORK / TCP_NAGLE_PUSH bits
+    linger: tuple[bool, int] = (False, 0)  # SO_LINGER: (l_onoff, l_linger)
+    err: int = 0  # sk_err: SO_ERROR
+    err_soft: int = 0
+    shutdown: int = 0  # sk_shutdown: RCV_SHUTDOWN | SEND_SHUTDOWN
+    done: bool = False  # SOCK_DEAD: the application has closed it
+    keepalive: bool = False  # SOCK_KEEPOPEN
+    # inet_connection_sock
+    icsk_ack: IcskAck = field(default_factory=IcskAck)
+    icsk_pending: int = 0  # ICSK_TIME_* the retransmit timer is armed for
+    icsk_timeout: float = 0.0
+    # the timers, made by tcp_init_xmit_timers() (tcp_timer.py, inet_csk_init_xmit_timers())
+    icsk_retransmit_timer: Timer | None = None
+    icsk_delack_timer: Timer | None = None
+    sk_timer: Timer | None = None  # keepalive; FIN_WAIT2 on an orphan
+    # listener: the SYN queue (request socks by (raddr, rport)) and the accept queue
+    sk_max_ack_backlog: int = 0
+    syn_queue: dict = field(default_factory=dict)  # icsk_accept_queue's qlen, by (raddr, rport)
+    accept_queue: deque = field(default_factory=deque)  # established children waiting for accept()
+    parent: TcpSock | None = None  # the listener a child waits in the accept queue of
+
+
+@dataclass(eq=False)
+class RequestSock:
+    """struct tcp_request_sock: a connection in a listener's SYN queue, after
+    the SYN and before the ACK that completes it."""
+
+    listener: TcpSock
+    ir_loc_addr: int
+    ir_rmt_addr: int
+    ir_num: int  # the local port
+    ir_rmt_port: int
+    rcv_isn: int  # the peer's ISN
+    snt_isn: int  # ours
+    mss: int  # the peer's MSS option (536 without one)
+    rsk_rcv_wnd: int = 0
+    rsk_window_clamp: int = 0
+    snd_wscale: int = 0
+    rcv_wscale: int = 0
+    wscale_ok: bool = False
+    tstamp_ok: bool = False
+    sack_ok: bool = False
+    ts_recent: int = 0
+    ts_off: int = 0
+    snt_synack: float = 0.0  # when the last SYN-ACK was sent
+    num_retrans: int = 0
+    num_timeout: int = 0
+    tos: int = 0
+    rsk_timer: Timer | None = None  # SYN-ACK retransmits (reqsk_timer_handler())
+    cookie_ts: bool = False  # answered with a SYN cookie: no state kept (syncookies.py)
