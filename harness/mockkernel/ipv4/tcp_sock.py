@@ -1,5 +1,6 @@
 """TCP's socket (include/linux/tcp.h struct tcp_sock, include/net/inet_connection_sock.h,
-include/net/sock.h) and the socket calls of net/ipv4/tcp.c and af_inet.c.
+include/net/sock.h), the TCP states and include/net/tcp.h's sequence arithmetic:
+what every tcp_* module imports. The socket calls are tcp.py's (net/ipv4/tcp.c).
 
 `TcpSock` flattens struct sock, inet_sock, inet_connection_sock and tcp_sock into
 one object whose fields keep the kernel's names (sk_rcvbuf, icsk_ack.ato,
