@@ -50,6 +50,7 @@ FIB_PROPS_ERROR = tuple(TYPE_ERRORS.get(rtype, 0) for rtype in sorted(RouteType)
 RULE_ACTION_ERRORS = {RTN_BLACKHOLE.keyword: EINVAL, RTN_UNREACHABLE.keyword: ENETUNREACH,
                       RTN_PROHIBIT.keyword: EACCES}
 LOOPBACK_IFINDEX = 1
+IP_MAX_MTU = 0xFFFF  # include/net/ip.h: no IPv4 route's MTU counts for more
 
 
 def is_multicast(addr: int) -> bool:
@@ -130,7 +131,8 @@ class Rtable:
         return self.gateway if self.gateway is not None else daddr
 
     def dst_mtu(self) -> int:
-        return self.mtu or self.dev.mtu
+        """ipv4_mtu(): the route's mtu metric, else its device's, at most IP_MAX_MTU."""
+        return min(self.mtu or self.dev.mtu, IP_MAX_MTU)
 
 
 def fib_table_lookup(net: Net, table: int, daddr: int, oif: int | None = None,

@@ -19,7 +19,7 @@ Commands are checked as nft checks them first (its cache: missing tables
 and chains with its misspelling suggestions, named sets, types) and then as
 the kernel does (ENOENT, EEXIST, EBUSY, EOPNOTSUPP and EMLINK from
 nft_table_validate(): NAT only in nat chains at their hooks, reject not in
-postrouting, no jump loops), with nft's messages and locations.
+postrouting, `rt mtu` only at forward, output and postrouting, no jump loops), with nft's messages and locations.
 
 Handles follow the kernel: tables are numbered per namespace, chains, sets
 (anonymous ones too) and rules per table, in the order nft creates them.
@@ -46,6 +46,7 @@ from harness.mockkernel.netfilter.nft_exprs import (NAT_HOOKS, Counter, MapExpr,
                                                     Verdict, VerdictMap, rule_text)
 from harness.mockkernel.netfilter.nft_parser import (ChainSpec, Command, NftError, ParseCtx, SetSpec, element_error,
                                                      parse, prio_text, resolve_elements)
+from harness.mockkernel.netfilter.nft_rt import loads_tcpmss, tcpmss_refused
 from harness.mockkernel.netfilter.nft_set import (NftSet, SetError, add_elements, delete_elements,
                                                   format_elements, format_time)
 
@@ -966,6 +967,8 @@ def _chain_error(table: NftTable, base: NftChain, chain: NftChain, path: list[st
                 return EOPNOTSUPP
             if isinstance(stmt, Reject) and hook not in REJECT_HOOKS:
                 return EOPNOTSUPP
+            if tcpmss_refused(stmt, table.family, hook):
+                return EOPNOTSUPP
             for target in _targets(stmt, table):
                 error = _chain_error(table, base, table.chains[target], path + [chain.name])
                 if error is not None:
@@ -974,8 +977,10 @@ def _chain_error(table: NftTable, base: NftChain, chain: NftChain, path: list[st
 
 
 def _refusable(stmts: list) -> bool:
-    """Whether nft_table_validate() can refuse a rule for these statements."""
-    return any(isinstance(s, (Nat, Reject, VerdictMap)) or isinstance(s, Verdict) and s.chain for s in stmts)
+    """Whether nft_table_validate() can refuse a rule for these statements (NAT,
+    reject, a jump, `rt mtu`)."""
+    return any(isinstance(s, (Nat, Reject, VerdictMap)) or isinstance(s, Verdict) and s.chain
+               or loads_tcpmss(s) for s in stmts)
 
 
 def _from_kernel(err: NftError) -> bool:

@@ -267,6 +267,7 @@ classid = TcHandleType("classid", 32, "TC classid", HOST)
 ifname = IfnameType("ifname", 16 * 8, "network interface name", HOST)
 ttl = IntegerType("integer", 8, "integer")
 length16 = IntegerType("integer", 16, "integer")
+boolean = SymbolicType("boolean", 1, "boolean type", {"exists": 1, "missing": 0}, byteorder=HOST)
 icmp_type = SymbolicType("icmp_type", 8, "ICMP type", {
     "echo-reply": 0, "destination-unreachable": 3, "source-quench": 4, "redirect": 5,
     "echo-request": 8, "router-advertisement": 9, "router-solicitation": 10, "time-exceeded": 11,

@@ -12,6 +12,8 @@ from harness.mockkernel.netfilter.nft_exprs import (Counter, Ct, CtSet, Fib, Lim
                                                     MetaSet, Nat, Notrack, Payload, PayloadSet, PrintCtx, Prefix,
                                                     Range, Reject, SetRef, Value, Verdict, VerdictMap, Xt,
                                                     delinearize)
+from harness.mockkernel.netfilter.nft_exthdr import TcpOption, TcpOptionSet
+from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, sort_elements
 
 METAINFO = {"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}
@@ -87,6 +89,8 @@ def value_json(dtype, value):
         return {"concat": [value_json(part, v) for part, v in zip(dtype.parts, value)]}
     if isinstance(dtype, types.IntervalType):
         return _interval(dtype.base, *value)
+    if dtype is types.boolean:
+        return bool(value)
     if isinstance(dtype, types.BitmaskType):
         names = dtype.format(value).split(",")
         return names if len(names) > 1 else names[0]
@@ -107,6 +111,10 @@ def selector_json(lhs, ctx: PrintCtx) -> dict:
         return {"ct": {"key": lhs.key}}
     if isinstance(lhs, Fib):
         return {"fib": {"result": "type", "flags": [lhs.addr]}}
+    if isinstance(lhs, TcpOption):
+        return {"tcp option": {"name": lhs.name, **({"field": lhs.field} if lhs.field else {})}}
+    if isinstance(lhs, Rt):
+        return {"rt": {"key": "mtu"}}
     if isinstance(lhs, MapExpr):
         data = f"@{lhs.ref.name}" if lhs.ref.name else {"set": elements_json(lhs.ref.set)}
         return {"map": {"key": selector_json(lhs.key, ctx), "data": data}}
@@ -197,6 +205,9 @@ def stmt_json(stmt, ctx: PrintCtx) -> list[dict]:
     if isinstance(stmt, PayloadSet):
         return [{"mangle": {"key": {"payload": {"protocol": "ip", "field": stmt.fld.name}},
                             "value": value_json(stmt.fld.dtype, stmt.value)}}]
+    if isinstance(stmt, TcpOptionSet):
+        value = stmt.value if isinstance(stmt.value, int) else selector_json(stmt.value, ctx)
+        return [{"mangle": {"key": selector_json(stmt.option, ctx), "value": value}}]
     if isinstance(stmt, Notrack):
         return [{"notrack": None}]
     if isinstance(stmt, Reject):

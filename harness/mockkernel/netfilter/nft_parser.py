@@ -32,6 +32,8 @@ from harness.mockkernel.netfilter.nft_exprs import (L4PROTOS, LIMIT_UNITS, NAT_D
                                                     MapExpr, Match, Meta, MetaSet, Nat, Notrack, Payload, PayloadSet,
                                                     PrintCtx, Prefix, Range, Reject, SetRef, Stmt, Value, Verdict,
                                                     VerdictMap, dependency_base, payload_merge, selector_parts)
+from harness.mockkernel.netfilter.nft_exthdr import OPTION_ALIASES, TCP_OPTIONS, TcpOption, TcpOptionSet
+from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, Element, NftSet, add_elements, SetError
 
 FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
@@ -47,7 +49,7 @@ STD_PRIOS = (("raw", -300), ("mangle", -150), ("dstnat", -100), ("filter", 0), (
 # statements and expressions nft knows that the mock does not model
 NOT_MODELLED = {"queue", "dup", "fwd", "quota", "numgen", "jhash", "symhash", "osf", "synproxy", "tproxy",
                 "flow", "meter", "socket", "add", "ether", "vlan", "arp", "icmpv6", "sctp", "dccp", "esp",
-                "ah", "comp", "udplite", "rt", "exthdr", "hbh", "frag", "dst", "mh", "srh", "secmark",
+                "ah", "comp", "udplite", "exthdr", "hbh", "frag", "dst", "mh", "srh", "secmark",
                 "ipsec", "igmp", "update", "cgroup", "skuid", "skgid", "rtclassid", "cpu", "iifgroup",
                 "oifgroup", "iiftype", "oiftype", "ibriport", "obriport", "ibrname", "obrname", "time",
                 "day", "hour", "xt", "fullcone", "set", "@"}
@@ -1230,6 +1232,10 @@ class Parser:
         self._expand_variable()
         tok = self.next()
         word = tok.text
+        if word == "tcp" and self.at("option"):
+            return self.tcp_option(tok)
+        if word == "rt":
+            return self.rt_expr(tok)
         if word in PAYLOAD_FIELDS:
             fld = self.word()
             if fld.text not in PAYLOAD_FIELDS[word]:
@@ -1257,6 +1263,30 @@ class Parser:
             return Fib(addr.text), tok.loc.to(result.loc)
         self.pos -= 1
         raise self.unexpected()
+
+    def tcp_option(self, tcp: Token) -> tuple[TcpOption, Location]:
+        """`tcp option NAME [FIELD]`: a field of the option, or with none whether
+        the option is there (compared with `exists` or `missing`)."""
+        self.next()
+        self._expand_variable()
+        if not self.tok.is_word(*SCANNER_KEYWORDS["TCP"]):
+            raise self.unexpected()
+        name = self.next()
+        option = OPTION_ALIASES.get(name.text, name.text)
+        if option not in TCP_OPTIONS:
+            raise NftError(f"tcp option {name.text} is not modelled by the mock kernel", tcp.loc.to(name.loc))
+        if self.at(*TCP_OPTIONS[option][1]):
+            field_tok = self.next()
+            return TcpOption(option, field_tok.text), tcp.loc.to(field_tok.loc)
+        return TcpOption(option, None), tcp.loc.to(name.loc)
+
+    def rt_expr(self, rt: Token) -> tuple[Rt, Location]:
+        """`rt [ip] mtu`; nft lists `rt ip mtu` as `rt mtu`."""
+        self.accept("ip")
+        key = self.word()
+        if key.text != "mtu":
+            raise NftError(f"rt {key.text} is not modelled by the mock kernel", rt.loc.to(key.loc))
+        return Rt(), rt.loc.to(key.loc)
 
     def selector_chain(self, family: str):
         first, _ = self.selector(family)
@@ -1381,13 +1411,19 @@ class Parser:
 
     def stmt_set(self, lhs, lhs_loc: Location, family: str) -> Stmt:
         """`meta mark|priority set V`, `ct mark set V`, `ip ttl|dscp set V`; V may be
-        `meta mark`, `ct mark` or a map lookup."""
+        `meta mark`, `ct mark` or a map lookup; `tcp option maxseg size set N|rt mtu`."""
+        if isinstance(lhs, Rt):  # the grammar has no rt statement
+            raise self.unexpected()
         self.next()
         self._expand_variable()
         if isinstance(lhs, Meta) and lhs.key in ("mark", "nftrace", "priority"):
             return MetaSet(lhs.key, self.set_value(lhs.dtype, family), loc=lhs_loc)
         if isinstance(lhs, Ct) and lhs.key == "mark":
             return CtSet("mark", self.set_value(lhs.dtype, family), loc=lhs_loc)
+        if isinstance(lhs, TcpOption) and lhs.field == "size":
+            if self.at("rt"):
+                return TcpOptionSet(lhs, self.selector(family)[0], loc=lhs_loc)
+            return TcpOptionSet(lhs, _parse(self.next(), lhs.dtype), loc=lhs_loc)
         if isinstance(lhs, Payload) and lhs.proto == "ip" and lhs.field.name in ("ttl", "dscp"):
             if self.at(*SELECTOR_WORDS):
                 self.payload_from_map(lhs, lhs_loc, family)
@@ -1438,7 +1474,7 @@ class Parser:
         return MapExpr(key, ref, wants, key_loc.to(self.tokens[self.pos - 1].loc), key_loc)
 
 
-SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib"} | META_UNQUALIFIED
+SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib", "rt"} | META_UNQUALIFIED
 
 
 def _nat_data_type(syntax: list[ElementSyntax]):

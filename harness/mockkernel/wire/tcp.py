@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 
 from harness.mockkernel.wire import ipv4
-from harness.mockkernel.wire.checksum import checksum, pseudo_header_sum
+from harness.mockkernel.wire.checksum import checksum, csum_replace, pseudo_header_sum
 from harness.mockkernel.wire.errors import Malformed, Truncated
 from harness.mockkernel.wire.ipv4 import IPPROTO_TCP
 from harness.mockkernel.wire.view import HeaderView
@@ -75,6 +75,39 @@ def options(buf: bytearray, off: int, doff: int):
             return
         yield kind, ptr, size
         ptr += size
+
+
+OPTION_ABSENT = -1  # exthdr_option(): the header has no option of that kind
+
+
+def exthdr_option(buf: bytearray, off: int, doff: int, kind: int, need: int) -> int | None:
+    """Where the first option of `kind` starts, as nf_tables' exthdr walks the
+    options (net/netfilter/nft_exthdr.c): from byte 20 while a kind and a length
+    fit, a kind of EOL or NOP or a length of 0 counting as one byte (an EOL does
+    not end it). OPTION_ABSENT when there is none; None when it runs past the
+    header or is shorter than `need` bytes (the field's offset + length)."""
+    i = TCP_HLEN
+    while i < doff - 1:
+        ptr = off + i
+        size = 1 if buf[ptr] <= TCPOPT_NOP or buf[ptr + 1] == 0 else buf[ptr + 1]
+        if buf[ptr] == kind:
+            return None if i + size > doff or need > size else ptr
+        i += size
+    return OPTION_ABSENT
+
+
+def option_field(buf: bytearray, ptr: int, offset: int, size: int) -> int:
+    """The big-endian field of `size` bytes `offset` bytes into the option at `ptr`."""
+    return int.from_bytes(buf[ptr + offset:ptr + offset + size], "big")
+
+
+def replace_u16(buf: bytearray, off: int, at: int, new: int) -> None:
+    """Write 16 bits at `at` in the segment at `off` and update its checksum
+    with them as they lie (inet_proto_csum_replace2()): right for an even
+    offset into the segment, not for an odd one."""
+    old = _U16.unpack_from(buf, at)[0]
+    _U16.pack_into(buf, at, new)
+    _U16.pack_into(buf, off + CHECK, csum_replace(_U16.unpack_from(buf, off + CHECK)[0], old, new, 2))
 
 
 def option_byte(buf: bytearray, ptr: int) -> int:
