@@ -15,8 +15,9 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from harness.journey import CtEntry, Drop, Journey, RuleCounter, render_all
 from harness.traffic import Profile, Result, TrafficCaps
@@ -161,6 +162,129 @@ class AppSocket(ABC):
     def close(self) -> None: ...
 
 
+class TcpState(IntEnum):
+    """A TCP socket's state, with the kernel's names and values (include/net/tcp_states.h)."""
+
+    ESTABLISHED = 1
+    SYN_SENT = 2
+    SYN_RECV = 3
+    FIN_WAIT1 = 4
+    FIN_WAIT2 = 5
+    TIME_WAIT = 6
+    CLOSE = 7
+    CLOSE_WAIT = 8
+    LAST_ACK = 9
+    LISTEN = 10
+    CLOSING = 11
+    NEW_SYN_RECV = 12
+
+
+@dataclass(frozen=True)
+class TcpInfo:
+    """A TCP socket as `ss -tin` shows it, from getsockopt(TCP_INFO) (struct tcp_info,
+    filled by tcp_get_info() in net/ipv4/tcp.c) and the queue ioctls (tcp_ioctl()).
+
+    - recv_q, send_q: on a listener the accept queue and its limit (tcp_get_info()
+      aliases tcpi_unacked to sk_ack_backlog and tcpi_sacked to sk_max_ack_backlog,
+      as ss's Recv-Q/Send-Q show them); else SIOCINQ, tcp_inq(): rcv_nxt - copied_seq,
+      less the FIN once received, 0 in SYN_SENT/SYN_RECV; and SIOCOUTQ:
+      write_seq - snd_una (a FIN queued counts 1), 0 in SYN_SENT/SYN_RECV.
+    - cwnd, ssthresh (segments; TCP_INFINITE_SSTHRESH 0x7fffffff until the first
+      loss), rtt_us, rttvar_us (srtt >> 3 and mdev >> 2, in us), rto_ms (icsk_rto),
+      mss (tcpi_snd_mss: mss_cache), rcv_wnd (rcv_wnd, bytes) and snd_wnd (the peer's
+      window, scaled, bytes);
+    - retrans (retrans_out), total_retrans, lost (lost_out), sacked (sacked_out),
+      unacked (packets_out), delivered (segments), bytes_acked, bytes_received.
+    On a listener only state, recv_q and send_q mean anything; the rest is 0 as
+    tcp_get_info() leaves it (which returns before filling them).
+    """
+
+    state: TcpState
+    recv_q: int
+    send_q: int
+    cwnd: int
+    ssthresh: int
+    rtt_us: int
+    rttvar_us: int
+    rto_ms: int
+    mss: int
+    rcv_wnd: int
+    snd_wnd: int
+    retrans: int
+    total_retrans: int
+    lost: int
+    sacked: int
+    unacked: int
+    delivered: int
+    bytes_acked: int
+    bytes_received: int
+
+
+# What StreamSocket.wait() waits for.
+SOCKET_EVENTS = ("readable", "writable", "connected")
+
+
+class StreamSocket(ABC):
+    """A TCP socket of an application on the DUT. Non-blocking: a call that would
+    block raises BlockingIOError (EAGAIN, or EINPROGRESS from connect()) and never
+    hangs; the kernel's errors are OSError subclasses with the kernel's errno
+    (ConnectionRefusedError, ConnectionResetError, BrokenPipeError, ...) on every
+    target. The target closes every socket of a test (accepted ones too) when the
+    test ends."""
+
+    @abstractmethod
+    def bind(self, addr: tuple[str, int]) -> None: ...
+
+    @abstractmethod
+    def listen(self, backlog: int) -> None: ...
+
+    @abstractmethod
+    def accept(self) -> tuple[StreamSocket, tuple[str, int]]:
+        """The next connection of the accept queue and its peer; BlockingIOError if none."""
+
+    @abstractmethod
+    def connect(self, addr: tuple[str, int]) -> None:
+        """Start the handshake: BlockingIOError(EINPROGRESS) while it runs (then
+        wait("connected")); the kernel's error if it cannot start."""
+
+    @abstractmethod
+    def send(self, data: bytes) -> int:
+        """Bytes taken into the send buffer (fewer than given when it fills up)."""
+
+    @abstractmethod
+    def recv(self, bufsize: int) -> bytes:
+        """Up to `bufsize` bytes in order; b"" at EOF, BlockingIOError if none yet."""
+
+    @abstractmethod
+    def shutdown(self, how: int) -> None:
+        """socket.SHUT_RD, SHUT_WR or SHUT_RDWR."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """close(2); safe twice (the target closes what a test left open)."""
+
+    @abstractmethod
+    def setsockopt(self, level: int, name: int, value: int | bytes) -> None:
+        """SO_RCVBUF, SO_SNDBUF, SO_REUSEADDR, SO_LINGER (bytes: struct linger),
+        TCP_NODELAY, TCP_MAXSEG, ... with the `socket` module's constants."""
+
+    @abstractmethod
+    def getsockopt(self, level: int, name: int) -> int:
+        """SO_ERROR (read and cleared), SO_RCVBUF, SO_SNDBUF, TCP_MAXSEG, ..."""
+
+    @abstractmethod
+    def wait(self, event: str, timeout: float | None = None) -> bool:
+        """Wait until the socket is "readable" (data, EOF, an error or a connection to
+        accept), "writable" (room in the send buffer) or "connected" (the handshake
+        completed; a failed one raises its error, as SO_ERROR reports it): True, or
+        False after `timeout` seconds of the target's time (None: the target's
+        positive timeout) without it. On the mock the wait advances virtual time."""
+
+    @abstractmethod
+    def info(self) -> TcpInfo:
+        """The socket's state and queues now (TcpInfo)."""
+
+
 # Each CPU's ring of a perf event array reader, on every target: 2^3 data pages.
 PERF_RING_PAGES = 8
 
@@ -197,6 +321,14 @@ class EventReader(ABC):
         """Release the reader (a perf event array's slots are emptied); safe twice."""
 
 
+class Departed(NamedTuple):
+    """Frames that left one DUT port, in order, and the time each left it on the
+    target's clock (Target.now())."""
+
+    frames: list[bytes]
+    times: list[float]
+
+
 class Target(ABC):
     name: str
     capabilities: frozenset[str]
@@ -206,6 +338,7 @@ class Target(ABC):
     def __init__(self) -> None:
         self.ports = PORTS
         self._queues: dict[str, list[bytes]] = {p.name: [] for p in PORTS}
+        self._departures: dict[str, list[float]] = {p.name: [] for p in PORTS}  # when each queued frame left
         self.frame_log: list[tuple[str, str, bytes]] = []  # (direction, DUT port, frame), for the pcap
 
     # configuration -----------------------------------------------------------
@@ -232,8 +365,7 @@ class Target(ABC):
         packets = _packets()
         frames = [frames] if isinstance(frames, (bytes, bytearray, packets.Packet)) else list(frames)
         self._collect(timeout=0.0)
-        for queue in self._queues.values():
-            queue.clear()
+        self._forget_queued()
         port = self.port(port)
         frames = [packets.to_bytes(f) for f in frames]
         self.frame_log += [("sent into", port.name, f) for f in frames]
@@ -254,6 +386,7 @@ class Target(ABC):
         self._collect_until(lambda: any(mask.matches(got) for got in queue))
         for i, got in enumerate(queue):
             if mask.matches(got):
+                del self._departures[port.name][i]
                 return queue.pop(i)
         raise ExpectError(self._explain_missing(port, mask))
 
@@ -270,9 +403,11 @@ class Target(ABC):
 
     def collect(self, port: str | Port) -> list[bytes]:
         """Every frame that left DUT `port` (waiting the negative timeout), removed."""
-        queue = self._queues[self.port(port).name]
+        name = self.port(port).name
         self._collect(self.negative_timeout)
-        frames, queue[:] = list(queue), []
+        frames = list(self._queues[name])
+        self._queues[name].clear()
+        self._departures[name].clear()
         return frames
 
     def frames_left(self, port: str | Port, count: int, expected: str) -> list[bytes]:
@@ -307,9 +442,15 @@ class Target(ABC):
             self._collect(remaining)
 
     def _collect(self, timeout: float) -> None:
-        for name, frames in self._receive(timeout).items():
+        for name, (frames, times) in self._receive(timeout).items():
             self._queues[name].extend(frames)
+            self._departures[name].extend(times)
             self.frame_log += [("left", name, f) for f in frames]
+
+    def _forget_queued(self) -> None:
+        for name in self._queues:
+            self._queues[name].clear()
+            self._departures[name].clear()
 
     def _explain_missing(self, port: Port, mask: Mask) -> str:
         got = self._queues[port.name]
@@ -346,14 +487,40 @@ class Target(ABC):
         """Put frames on the tester side of `port`'s wire, in order."""
 
     @abstractmethod
-    def _receive(self, timeout: float) -> dict[str, list[bytes]]:
-        """Frames that reached tester ports since the last call, by DUT port name;
-        waits up to `timeout` for the first one."""
+    def _receive(self, timeout: float) -> dict[str, Departed]:
+        """Frames that reached tester ports since the last call and when each left
+        the DUT, by DUT port name; waits up to `timeout` for the first one."""
+
+    # time --------------------------------------------------------------------
+    @abstractmethod
+    def now(self) -> float:
+        """The target's clock, in seconds: virtual on the mock, monotonic on a DUT."""
+
+    def next_frame(self, port: str | Port, until: float) -> tuple[bytes, float] | None:
+        """The next frame that leaves DUT `port` (removed from its queue) and the time
+        it left on now()'s clock, waiting until now() reaches `until` for one; None
+        if none left by then. Frames of other ports that leave meanwhile stay queued."""
+        name = self.port(port).name
+        queue = self._queues[name]
+        self._collect(0.0)
+        while not queue and (remaining := until - self.now()) > 0:
+            self._await_frames(remaining)
+        if not queue:
+            return None
+        return queue.pop(0), self._departures[name].pop(0)
+
+    def _await_frames(self, seconds: float) -> None:
+        """Let up to `seconds` pass, collecting what leaves the DUT (next_frame())."""
+        self._collect(seconds)
 
     # applications, observation, time ----------------------------------------
     @abstractmethod
-    def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None = None) -> AppSocket:
-        """Open an application socket on the DUT: proto "udp" or "icmp" (ping socket)."""
+    def socket(self, proto: str, bind: tuple[str, int] | None = None, rcvbuf: int | None = None,
+               sndbuf: int | None = None) -> AppSocket | StreamSocket:
+        """Open an application socket on the DUT: proto "udp" or "icmp" (a ping
+        socket), bound to `bind` (which they need), an AppSocket; or "tcp", a
+        StreamSocket, bound if `bind` is given. `rcvbuf`/`sndbuf` are set with
+        SO_RCVBUF/SO_SNDBUF before the bind (the kernel doubles them)."""
 
     @abstractmethod
     def journeys(self) -> list[Journey]:
@@ -416,8 +583,7 @@ class Target(ABC):
         stays: configuration, conntrack entries, counters, sockets, maps; so does
         `frame_log`, whose pcap covers the whole test."""
         self._collect(0.0)
-        for queue in self._queues.values():
-            queue.clear()
+        self._forget_queued()
 
     def close(self) -> None:
         """Release everything the target holds; safe to call twice."""

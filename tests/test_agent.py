@@ -210,7 +210,7 @@ def test_sockets_reset_conntrack_create_and_errors_equal_the_netns_targets(pair)
         created = [(e.original, e.status, e.mark) for e in target.conntrack() if e.original == entry.original]
         errors = []
         for bad in (lambda: target.sh("nft add rule ip t nowhere accept"),
-                    lambda: target.socket("tcp", (P0_IP, 9)),
+                    lambda: target.socket("sctp", (P0_IP, 9)),
                     lambda: target.sh("ip link set dev p0 mtu 99999"),
                     lambda: target.send("p0", _from_h0() / UDP() / (b"x" * 1972))):
             with pytest.raises(TargetError) as error:
@@ -223,7 +223,7 @@ def test_sockets_reset_conntrack_create_and_errors_equal_the_netns_targets(pair)
     assert after_reset == ([], [])
     assert created == [(("10.0.0.9", "10.0.1.9", 4000, 53), frozenset({"confirmed", "seen-reply"}), 5)]
     assert [kind for kind, _ in errors] == [CommandError, TargetError, CommandError, TargetError]
-    assert "socket proto 'tcp' is not supported" in errors[1][1]
+    assert "socket proto 'sctp' is not supported" in errors[1][1]
     assert errors[3][1].startswith("p0 cannot receive a 2014-byte frame: its MTU is 1500")
 
 
@@ -336,7 +336,7 @@ def test_the_agent_exits_when_its_stdin_closes_and_takes_its_observers_with_it(a
         dut = agent.RemoteDutSide(agent.PipeChannel(process.stdin, process.stdout), where=lab.dut)
         argv = ["nft", "add", "table", "ip", "x"]
         dut.after_command(argv, lab.run(lab.dut, dut.before_command(argv)))
-        dut.socket("udp", ("0.0.0.0", 4321), None, 1.0)
+        dut.socket("udp", ("0.0.0.0", 4321), None, None, 1.0)
         tracers = _bpftraces_of(process.pid)
         assert "pj_trace" in lab.run(lab.dut, ["nft", "list", "tables"]) and tracers
         assert ":10E1 " in lab.read_proc_net(lab.dut, "udp")

@@ -10,7 +10,8 @@ p0..p2 before starting it. Its imports are the standard library's only: Debian's
 
 Protocol: each message is a 4-byte big-endian length and a pickle. The harness asks
 `(handle, method, args)`, handle 0 being the DutSide and others the application
-sockets and event readers it returned (which come back as `Remote(handle, kind,
+sockets (UDP and ping sockets, TCP sockets and the ones their accept() returns)
+and event readers it returned (which come back as `Remote(handle, kind,
 attributes)`); the agent answers `(OK, value)` or `(FAILED, kind, details)`, which
 `RemoteDutSide` raises as the CommandError, TargetError, TargetUnavailable or OSError
 the DutSide raised, with its message. Both sides unpickle with an allow-list of the
@@ -56,8 +57,10 @@ from harness.target import (
     CommandError,
     EventReader,
     Port,
+    StreamSocket,
     TargetError,
     TargetUnavailable,
+    TcpInfo,
 )
 
 LENGTH_BYTES = 4  # each message's length, big-endian, before it
@@ -73,6 +76,8 @@ CALLABLE = {
         "qdisc_backlog", "end_load_run", "reset", "close",
     }),
     "socket": frozenset({"sendto", "recv", "recv_all", "drops", "close"}),
+    "stream_socket": frozenset({"bind", "listen", "accept", "connect", "send", "recv", "shutdown", "close",
+                                "setsockopt", "getsockopt", "wait", "info"}),
     "event_reader": frozenset({"read", "close", "lost"}),
 }
 AGENT_ZIP_PREFIX = "harness-agent-"
@@ -99,7 +104,7 @@ ALLOWED_CLASSES = {
     (cls.__module__, cls.__qualname__): cls for cls in (
         journey.Journey, journey.Hop, journey.Drop, journey.Stage, journey.RuleCounter, journey.CtEntry,
         dropreason.DropReason, traffic.Loss, load_counters.Snapshot, dutside.LoadRunObservation,
-        target.Port, Remote, set, frozenset, bytearray,
+        target.Port, target.TcpInfo, target.TcpState, Remote, set, frozenset, bytearray,
     )
 }
 
@@ -188,9 +193,14 @@ class Agent:
         return sorted(self.objects[DUT_SIDE][1].capabilities), self.lab.dut if isolate else None
 
     def _remote(self, result: object) -> object:
-        """Sockets and event readers stay here: the harness gets their handles."""
+        """Sockets and event readers stay here: the harness gets their handles (of
+        an accepted socket too, which comes with its peer's address)."""
         if isinstance(result, AppSocket):
             return self._hold("socket", result, {})
+        if isinstance(result, StreamSocket):
+            return self._hold("stream_socket", result, {})
+        if isinstance(result, tuple) and result and isinstance(result[0], StreamSocket):
+            return (self._remote(result[0]), *result[1:])
         if isinstance(result, EventReader):
             return self._hold("event_reader", result, {"kind": result.kind})
         return result
@@ -342,8 +352,12 @@ class RemoteDutSide:
         if self._sends_counted:
             self._call(DUT_SIDE, "before_send", port, frames)
 
-    def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None, timeout: float) -> AppSocket:
-        return RemoteAppSocket(self, self._call(DUT_SIDE, "socket", proto, bind, rcvbuf, timeout))
+    def socket(self, proto: str, bind: tuple[str, int] | None, rcvbuf: int | None, sndbuf: int | None,
+               timeout: float) -> AppSocket | StreamSocket:
+        remote = self._call(DUT_SIDE, "socket", proto, bind, rcvbuf, sndbuf, timeout)
+        if remote.kind == "stream_socket":
+            return RemoteStreamSocket(self, remote)
+        return RemoteAppSocket(self, remote)
 
     def journeys(self, frames_out: list[bytes], drops: list[journey.Drop] | None) -> list[journey.Journey]:
         return self._call(DUT_SIDE, "journeys", frames_out, drops)
@@ -409,6 +423,52 @@ class RemoteAppSocket(AppSocket):
     def close(self) -> None:
         if not self.dut.closed:
             self.dut._call(self.handle, "close")
+
+
+class RemoteStreamSocket(StreamSocket):
+    """A TCP socket the agent holds on the DUT; the kernel's errors come back as the
+    OSError of their errno (BlockingIOError, ConnectionRefusedError, ...)."""
+
+    def __init__(self, dut: RemoteDutSide, remote: Remote) -> None:
+        self.dut, self.handle = dut, remote.handle
+
+    def bind(self, addr: tuple[str, int]) -> None:
+        self.dut._call(self.handle, "bind", addr)
+
+    def listen(self, backlog: int) -> None:
+        self.dut._call(self.handle, "listen", backlog)
+
+    def accept(self) -> tuple[StreamSocket, tuple[str, int]]:
+        remote, peer = self.dut._call(self.handle, "accept")
+        return RemoteStreamSocket(self.dut, remote), peer
+
+    def connect(self, addr: tuple[str, int]) -> None:
+        self.dut._call(self.handle, "connect", addr)
+
+    def send(self, data: bytes) -> int:
+        return self.dut._call(self.handle, "send", data)
+
+    def recv(self, bufsize: int) -> bytes:
+        return self.dut._call(self.handle, "recv", bufsize)
+
+    def shutdown(self, how: int) -> None:
+        self.dut._call(self.handle, "shutdown", how)
+
+    def close(self) -> None:
+        if not self.dut.closed:
+            self.dut._call(self.handle, "close")
+
+    def setsockopt(self, level: int, name: int, value: int | bytes) -> None:
+        self.dut._call(self.handle, "setsockopt", level, name, value)
+
+    def getsockopt(self, level: int, name: int) -> int:
+        return self.dut._call(self.handle, "getsockopt", level, name)
+
+    def wait(self, event: str, timeout: float | None = None) -> bool:
+        return self.dut._call(self.handle, "wait", event, timeout)
+
+    def info(self) -> TcpInfo:
+        return self.dut._call(self.handle, "info")
 
 
 class RemoteEventReader(EventReader):

@@ -36,8 +36,10 @@ from harness.target import (
     MAX_L2_OVERHEAD,
     PORTS,
     AppSocket,
+    Departed,
     EventReader,
     Port,
+    StreamSocket,
     Target,
     TargetError,
     frame_too_long,
@@ -57,6 +59,9 @@ DRAIN_POLL = 0.002
 DRAIN_TIMEOUT = 30.0
 # The agent closes its observers (bpftrace, nftrace tables) before it exits.
 AGENT_EXIT_TIMEOUT = 30.0
+# Each captured frame's receive time (SO_TIMESTAMPNS_OLD: struct timespec, CLOCK_REALTIME)
+SO_TIMESTAMPNS = SCM_TIMESTAMPNS = 35
+TIMESPEC = struct.Struct("@qq")
 # A classic BPF socket filter of one instruction, `ret #0`: it accepts no frame.
 SO_ATTACH_FILTER, SO_DETACH_FILTER = 26, 27
 ACCEPT_NOTHING = struct.pack("HBBI", 0x06, 0, 0, 0)  # BPF_RET | BPF_K, 0
@@ -73,8 +78,9 @@ class SideTarget(Target):
     _frames_traced_from = 0
 
     # applications, observation, time ----------------------------------------
-    def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None = None) -> AppSocket:
-        return self.side.socket(proto, bind, rcvbuf, self.positive_timeout)
+    def socket(self, proto: str, bind: tuple[str, int] | None = None, rcvbuf: int | None = None,
+               sndbuf: int | None = None) -> AppSocket | StreamSocket:
+        return self.side.socket(proto, bind, rcvbuf, sndbuf, self.positive_timeout)
 
     def journeys(self) -> list[Journey]:
         """The DUT's journeys (DutSide.journeys()) of the frames of this phase."""
@@ -98,6 +104,9 @@ class SideTarget(Target):
 
     def bpf_events(self, map_id: int) -> EventReader:
         return self.side.bpf_events(map_id)
+
+    def now(self) -> float:
+        return time.monotonic()
 
     def wait(self, seconds: float) -> None:
         time.sleep(seconds)
@@ -155,6 +164,7 @@ class NetnsTarget(SideTarget):
     def _tester_socket(self, port: Port) -> socket.socket:
         sock = self.lab.socket(self.lab.tester, socket.AF_PACKET, socket.SOCK_RAW)
         sock.bind((port.peer, ETH_P_ALL))
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         sock.setblocking(False)
         return sock
 
@@ -201,17 +211,19 @@ class NetnsTarget(SideTarget):
         if longest > mtu + MAX_L2_OVERHEAD:
             raise frame_too_long(port, longest, mtu)
 
-    def _receive(self, timeout: float) -> dict[str, list[bytes]]:
-        received: dict[str, list[bytes]] = {name: [] for name in self._wires}
+    def _receive(self, timeout: float) -> dict[str, Departed]:
+        """What the tester ports captured, each frame with its capture time: when the
+        tester's end of the veth received it, which is when the DUT's end sent it."""
+        received = {name: Departed([], []) for name in self._wires}
         deadline = time.monotonic() + timeout
         while True:
-            got_some = any(received.values())
+            got_some = any(departed.frames for departed in received.values())
             wait = BURST_QUIET if got_some else max(deadline - time.monotonic(), 0.0)
             ready, _, _ = select.select(list(self._wires.values()), [], [], wait)
             if not ready:
                 return received
             for name, wire in self._wires.items():
-                received[name] += _drain_incoming(wire)
+                _drain_incoming(wire, received[name])
 
     # traffic at rate -----------------------------------------------------------
     def traffic_caps(self) -> TrafficCaps:
@@ -308,14 +320,25 @@ def _put_on_wire(wire: socket.socket, frame: bytes) -> bool:
     return True
 
 
-def _drain_incoming(wire: socket.socket) -> list[bytes]:
+def _drain_incoming(wire: socket.socket, into: Departed) -> None:
     """Every frame queued on a tester port that came from the DUT (the port's own
-    transmissions show up as PACKET_OUTGOING)."""
-    frames = []
+    transmissions show up as PACKET_OUTGOING), with its capture time moved from
+    CLOCK_REALTIME to the monotonic clock of Target.now()."""
+    realtime_ahead = time.time_ns() - time.monotonic_ns()
     while True:
         try:
-            frame, address = wire.recvfrom(MAX_FRAME)
+            frame, ancillary, _, address = wire.recvmsg(MAX_FRAME, socket.CMSG_SPACE(TIMESPEC.size))
         except BlockingIOError:
-            return frames
-        if address[2] != socket.PACKET_OUTGOING:
-            frames.append(frame)
+            return
+        if address[2] == socket.PACKET_OUTGOING:
+            continue
+        into.frames.append(frame)
+        into.times.append(_captured_at(ancillary, realtime_ahead))
+
+
+def _captured_at(ancillary: list[tuple[int, int, bytes]], realtime_ahead: int) -> float:
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS:
+            seconds, nanoseconds = TIMESPEC.unpack(data)
+            return (seconds * 1_000_000_000 + nanoseconds - realtime_ahead) / 1e9
+    raise TargetError("a tester port's frame came without its capture time (SO_TIMESTAMPNS)")

@@ -14,16 +14,21 @@ harness over SSH).
 A configuration command runs between `before_command(argv)` (which returns the argv
 to run) and `after_command(argv, output)`; a traffic run between `begin_load_run()`
 and `end_load_run()`. Every method takes and returns plain data, so that the agent can
-serve it remotely.
+serve it remotely (application sockets and event readers stay in the agent, which
+hands out handles to them).
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import select
 import shutil
 import socket
+import struct
 import tempfile
+import termios
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -37,7 +42,17 @@ from harness.drivers.nftrace import NftTrace, hide_trace_table, parse_ruleset, r
 from harness.drivers.xdpstats import BpfRunObserver
 from harness.dropreason import DropReason
 from harness.journey import CtEntry, Drop, Journey, RuleCounter, Stage
-from harness.target import AppSocket, CommandError, EventReader, Port, TargetError, check_readable
+from harness.target import (
+    AppSocket,
+    CommandError,
+    EventReader,
+    Port,
+    StreamSocket,
+    TargetError,
+    TcpInfo,
+    TcpState,
+    check_readable,
+)
 from harness.traffic import Loss
 
 # What `sh()` runs: the configuration tools operators use, the counters' readers
@@ -56,6 +71,28 @@ APP_SOCKETS = {"udp": (socket.IPPROTO_UDP, "udp"), "icmp": (socket.IPPROTO_ICMP,
 # Fields of a /proc/net/udp and /proc/net/icmp row (udp4_format_sock(), ping_v4_format_sock())
 PROC_NET_INODE = 9
 PROC_NET_DROPS = 12
+
+# struct tcp_info (include/uapi/linux/tcp.h) up to tcpi_rcv_wnd (Linux 6.2), in order:
+# (field, struct format); the kernel copies min(optlen, sizeof) bytes.
+TCP_INFO_FIELDS = (
+    ("state", "B"), ("ca_state", "B"), ("retransmits", "B"), ("probes", "B"), ("backoff", "B"),
+    ("options", "B"), ("wscale", "B"), ("app_limited", "B"),
+    ("rto", "I"), ("ato", "I"), ("snd_mss", "I"), ("rcv_mss", "I"),
+    ("unacked", "I"), ("sacked", "I"), ("lost", "I"), ("retrans", "I"), ("fackets", "I"),
+    ("last_data_sent", "I"), ("last_ack_sent", "I"), ("last_data_recv", "I"), ("last_ack_recv", "I"),
+    ("pmtu", "I"), ("rcv_ssthresh", "I"), ("rtt", "I"), ("rttvar", "I"), ("snd_ssthresh", "I"),
+    ("snd_cwnd", "I"), ("advmss", "I"), ("reordering", "I"), ("rcv_rtt", "I"), ("rcv_space", "I"),
+    ("total_retrans", "I"), ("pacing_rate", "Q"), ("max_pacing_rate", "Q"), ("bytes_acked", "Q"),
+    ("bytes_received", "Q"), ("segs_out", "I"), ("segs_in", "I"), ("notsent_bytes", "I"), ("min_rtt", "I"),
+    ("data_segs_in", "I"), ("data_segs_out", "I"), ("delivery_rate", "Q"), ("busy_time", "Q"),
+    ("rwnd_limited", "Q"), ("sndbuf_limited", "Q"), ("delivered", "I"), ("delivered_ce", "I"),
+    ("bytes_sent", "Q"), ("bytes_retrans", "Q"), ("dsack_dups", "I"), ("reord_seen", "I"),
+    ("rcv_ooopack", "I"), ("snd_wnd", "I"), ("rcv_wnd", "I"),
+)
+TCP_INFO = struct.Struct("=" + "".join(fmt for _, fmt in TCP_INFO_FIELDS))  # each field is aligned: no padding
+TCP_INFO_NAMES = tuple(name for name, _ in TCP_INFO_FIELDS)
+# tcp_ioctl(): SIOCINQ is FIONREAD, SIOCOUTQ is TIOCOUTQ (include/uapi/linux/sockios.h)
+SIOCINQ, SIOCOUTQ = termios.FIONREAD, termios.TIOCOUTQ
 
 
 def check_command(argv: Sequence[str]) -> None:
@@ -107,7 +144,7 @@ class DutSide:
 
     def __init__(self, lab: NetnsLab, nftrace: bool = True) -> None:
         self.lab = lab
-        self._sockets: list[DutSocket] = []
+        self._sockets: list[DutSocket | DutStreamSocket] = []
         self._event_readers: list[EventReader] = []
         self._drops: NetnsDrops | None = None
         self._nftrace: NftTrace | None = None
@@ -182,9 +219,18 @@ class DutSide:
             self._bpf_runs.before_send(port, frames)
 
     # applications, observation -----------------------------------------------
-    def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None, timeout: float) -> AppSocket:
-        sock = DutSocket(self.lab, proto, bind, rcvbuf, timeout)
-        self._sockets.append(sock)
+    def socket(self, proto: str, bind: tuple[str, int] | None, rcvbuf: int | None, sndbuf: int | None,
+               timeout: float) -> AppSocket | StreamSocket:
+        """An application's socket in the DUT namespace (Target.socket()); `timeout`:
+        how long its waits take by default (the target's positive timeout)."""
+        if proto == "tcp":
+            sock: AppSocket | StreamSocket = DutStreamSocket.open(self.lab, bind, rcvbuf, sndbuf, timeout,
+                                                                  self._sockets)
+        else:
+            if bind is None:
+                raise TargetError(f"a {proto} socket needs an address to bind to")
+            sock = DutSocket(self.lab, proto, bind, rcvbuf, sndbuf, timeout)
+            self._sockets.append(sock)
         return sock
 
     def journeys(self, frames_out: list[bytes], drops: list[Drop] | None) -> list[Journey]:
@@ -310,15 +356,14 @@ class DutSocket(AppSocket):
     """A UDP socket or ICMP ping socket of an application in the DUT namespace."""
 
     def __init__(self, lab: NetnsLab, proto: str, bind: tuple[str, int], rcvbuf: int | None,
-                 timeout: float):
+                 sndbuf: int | None, timeout: float):
         if proto not in APP_SOCKETS:
-            raise TargetError(f"socket proto {proto!r} is not supported; use 'udp' or 'icmp'")
+            raise TargetError(f"socket proto {proto!r} is not supported; use 'udp', 'icmp' or 'tcp'")
         ipproto, self._proc_net = APP_SOCKETS[proto]
         self.lab, self.proto, self.bind, self.timeout = lab, proto, bind, timeout
         self.sock = lab.socket(lab.dut, socket.AF_INET, socket.SOCK_DGRAM, ipproto)
         try:
-            if rcvbuf is not None:
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            set_buffers(self.sock, rcvbuf, sndbuf)
             self.sock.bind(bind)
         except OSError as exc:
             self.sock.close()
@@ -360,3 +405,119 @@ class DutSocket(AppSocket):
 
     def close(self) -> None:
         self.sock.close()
+
+
+def set_buffers(sock: socket.socket, rcvbuf: int | None, sndbuf: int | None) -> None:
+    """SO_RCVBUF/SO_SNDBUF as given (the kernel doubles them, capped by rmem_max/wmem_max)."""
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    if sndbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+
+
+# What poll(2) waits for on each StreamSocket.wait() event; POLLERR and POLLHUP end every wait.
+WAIT_EVENTS = {
+    "readable": select.POLLIN | select.POLLRDHUP,
+    "writable": select.POLLOUT,
+    "connected": select.POLLOUT,
+}
+
+
+class DutStreamSocket(StreamSocket):
+    """A TCP socket of an application in the DUT namespace: a real non-blocking
+    socket; the kernel's errors reach the caller as the OSError Python raises for
+    their errno. `opened`: the DutSide's sockets, which accept() adds to, so that
+    every socket of a test is closed with it."""
+
+    def __init__(self, sock: socket.socket, timeout: float, opened: list) -> None:
+        sock.setblocking(False)
+        self.sock, self.timeout, self._opened = sock, timeout, opened
+        opened.append(self)
+
+    @classmethod
+    def open(cls, lab: NetnsLab, bind: tuple[str, int] | None, rcvbuf: int | None, sndbuf: int | None,
+             timeout: float, opened: list) -> DutStreamSocket:
+        sock = lab.socket(lab.dut, socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            set_buffers(sock, rcvbuf, sndbuf)
+            if bind is not None:
+                sock.bind(bind)
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock, timeout, opened)
+
+    def bind(self, addr: tuple[str, int]) -> None:
+        self.sock.bind(addr)
+
+    def listen(self, backlog: int) -> None:
+        self.sock.listen(backlog)
+
+    def accept(self) -> tuple[DutStreamSocket, tuple[str, int]]:
+        sock, (addr, port) = self.sock.accept()
+        return DutStreamSocket(sock, self.timeout, self._opened), (addr, port)
+
+    def connect(self, addr: tuple[str, int]) -> None:
+        self.sock.connect(addr)
+
+    def send(self, data: bytes) -> int:
+        return self.sock.send(data)
+
+    def recv(self, bufsize: int) -> bytes:
+        return self.sock.recv(bufsize)
+
+    def shutdown(self, how: int) -> None:
+        self.sock.shutdown(how)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def setsockopt(self, level: int, name: int, value: int | bytes) -> None:
+        self.sock.setsockopt(level, name, value)
+
+    def getsockopt(self, level: int, name: int) -> int:
+        return self.sock.getsockopt(level, name)
+
+    def wait(self, event: str, timeout: float | None = None) -> bool:
+        if event not in WAIT_EVENTS:
+            raise TargetError(f"a socket waits for {', '.join(WAIT_EVENTS)}, not {event!r}")
+        poller = select.poll()
+        poller.register(self.sock, WAIT_EVENTS[event])
+        seconds = self.timeout if timeout is None else timeout
+        if not poller.poll(max(seconds, 0.0) * 1000):
+            return False
+        if event == "connected":
+            self._check_connected()
+        return True
+
+    def _check_connected(self) -> None:
+        """After POLLOUT, POLLERR or POLLHUP: raise what ended the handshake, as a
+        blocking connect() would (SO_ERROR, read and cleared), or ENOTCONN if the
+        socket is not connected at all."""
+        error = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error:
+            raise OSError(error, os.strerror(error))
+        if self.info().state in (TcpState.CLOSE, TcpState.LISTEN):
+            raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
+
+    def info(self) -> TcpInfo:
+        raw = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCP_INFO.size)
+        if len(raw) < TCP_INFO.size:
+            raise TargetError(f"TCP_INFO gave {len(raw)} bytes, not {TCP_INFO.size}: this kernel predates "
+                              "tcpi_rcv_wnd (Linux 6.2)")
+        tcpi = dict(zip(TCP_INFO_NAMES, TCP_INFO.unpack(raw)))
+        state = TcpState(tcpi["state"])
+        if state == TcpState.LISTEN:  # tcp_get_info(): the accept queue and its limit
+            recv_q, send_q = tcpi["unacked"], tcpi["sacked"]
+        else:
+            recv_q, send_q = self._ioctl(SIOCINQ), self._ioctl(SIOCOUTQ)
+        return TcpInfo(
+            state=state, recv_q=recv_q, send_q=send_q, cwnd=tcpi["snd_cwnd"], ssthresh=tcpi["snd_ssthresh"],
+            rtt_us=tcpi["rtt"], rttvar_us=tcpi["rttvar"], rto_ms=tcpi["rto"] // 1000, mss=tcpi["snd_mss"],
+            rcv_wnd=tcpi["rcv_wnd"], snd_wnd=tcpi["snd_wnd"], retrans=tcpi["retrans"],
+            total_retrans=tcpi["total_retrans"], lost=tcpi["lost"], sacked=tcpi["sacked"],
+            unacked=tcpi["unacked"], delivered=tcpi["delivered"], bytes_acked=tcpi["bytes_acked"],
+            bytes_received=tcpi["bytes_received"])
+
+    def _ioctl(self, request: int) -> int:
+        return struct.unpack("i", fcntl.ioctl(self.sock.fileno(), request, bytes(4)))[0]

@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import shlex
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,7 +41,9 @@ from harness.packets import describe
 from harness.target import (
     AppSocket,
     CommandError,
+    Departed,
     Port,
+    StreamSocket,
     Target,
     TargetError,
     TargetUnavailable,
@@ -201,8 +204,12 @@ class LabTarget(SideTarget):
         self.side.before_send(port, frames)
         self.station.trex.push(port.name, frames)
 
-    def _receive(self, timeout: float) -> dict[str, list[bytes]]:
-        return self.station.trex.received(timeout)
+    def _receive(self, timeout: float) -> dict[str, Departed]:
+        """TRex's capture, each frame stamped with the time the harness fetched it: the
+        capture's own timestamps are on the TRex server's clock, not this one's."""
+        fetched = self.station.trex.received(timeout)
+        now = self.now()
+        return {port: Departed(frames, [now] * len(frames)) for port, frames in fetched.items()}
 
     # traffic at rate -----------------------------------------------------------
     def traffic_caps(self) -> TrafficCaps:
@@ -296,11 +303,20 @@ class DryRunTarget(Target):
             self._lines.append(f"  TRex {trex.host}:{trex.sync_port} port {self._trex_port[port.name]} -> "
                                f"{port.name}: push {describe(frame)}")
 
-    def _receive(self, timeout: float) -> dict[str, list[bytes]]:
+    def _receive(self, timeout: float) -> dict[str, Departed]:
         return {}
 
-    def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None = None) -> AppSocket:
-        self._lines.append(f"  agent: open a {proto} socket bound to {bind[0]}:{bind[1]}")
+    def now(self) -> float:
+        return time.monotonic()
+
+    def next_frame(self, port: str | Port, until: float) -> tuple[bytes, float] | None:
+        self._lines.append(f"  wait for the next frame out of {self.port(port).name}")
+        raise TargetError("dry run: no frame leaves the DUT")
+
+    def socket(self, proto: str, bind: tuple[str, int] | None = None, rcvbuf: int | None = None,
+               sndbuf: int | None = None) -> AppSocket | StreamSocket:
+        bound = f" bound to {bind[0]}:{bind[1]}" if bind is not None else ""
+        self._lines.append(f"  agent: open a {proto} socket{bound}")
         raise TargetError("dry run: no application runs on the DUT")
 
     def journeys(self) -> list[Journey]:

@@ -25,7 +25,15 @@ class Clock:
         """Move time forward by `seconds`, firing each timer at its expiry time."""
         if seconds < 0:
             raise ValueError("virtual time does not run backwards")
-        deadline = self.now + seconds
+        self.advance_to(self.now + seconds)
+
+    def next_expiry(self) -> float | None:
+        """When the earliest queued timer is due (it may find nothing left to do); None if none is queued."""
+        return self._timers[0][0] if self._timers else None
+
+    def advance_to(self, deadline: float) -> None:
+        """Move time forward to `deadline` (not back), firing each timer due by then at its expiry time."""
+        deadline = max(deadline, self.now)
         while self._timers and self._timers[0][0] <= deadline:
             when, _, callback = heapq.heappop(self._timers)
             self.now = max(self.now, when)

@@ -1,7 +1,9 @@
 """`--target=mock`: the Target interface over the mock kernel.
 
 Frames are delivered synchronously and deterministically, so expectations need
-no timeouts; `wait()` advances virtual time.
+no timeouts; `wait()` and `next_frame()` advance virtual time timer by timer, and
+each frame that leaves a port is stamped with the virtual time it left (the
+time of the call, or of the timer, that sent it).
 
 Memory stays bounded: after each call into the kernel the tracer summarises the
 journeys after the first `journey_limit` (tracer.py), and a port keeps at most as
@@ -24,8 +26,8 @@ from harness.mockkernel.net import int_to_ip, ip_to_int
 from harness.mockkernel.netfilter.nf_conntrack_core import ctnetlink_create_conntrack, nf_conntrack_gc
 from harness.mockkernel.netfilter import nf_tables
 from harness.mockkernel.tracer import JOURNEY_LIMIT
-from harness.target import (MAX_L2_OVERHEAD, PERF_RING_PAGES, AppSocket, CommandError, EventReader, Port,
-                            Target, TargetError, check_readable, frame_too_long)
+from harness.target import (MAX_L2_OVERHEAD, PERF_RING_PAGES, AppSocket, CommandError, Departed, EventReader,
+                            Port, StreamSocket, Target, TargetError, check_readable, frame_too_long)
 from harness.traffic import ETH_ZLEN, Profile, Result, TrafficCaps, l1_bits, stream_frames
 
 
@@ -49,6 +51,7 @@ class MockTarget(Target):
         self.kernel = Kernel(seed)
         self.kernel.tracer.journey_limit = journey_limit
         self._uncollected_dropped = dict.fromkeys(self.kernel.nics, 0)
+        self._wire_times: dict[str, list[float]] = {name: [] for name in self.kernel.nics}  # as nic.wire
         self.cost = cost or CostModel.default()  # what line-rate runs charge each path to its core
         self._sockets: list[MockSocket] = []
         self._event_readers: list[EventReader] = []
@@ -70,26 +73,73 @@ class MockTarget(Target):
         self._settle()
 
     def _settle(self) -> None:
-        """After a call into the kernel: journeys past the limit summarised, each
-        port's uncollected frames cut to as many (the first ones stay)."""
+        """After a call into the kernel, and before time moves: the frames put on the
+        wire since the last call stamped with the time now, journeys past the limit
+        summarised, each port's uncollected frames cut to as many (the first ones stay)."""
         tracer = self.kernel.tracer
         tracer.summarise()
+        now = self.kernel.clock.now
         for name, nic in self.kernel.nics.items():
+            times = self._wire_times[name]
+            if len(times) < len(nic.wire):
+                times += [now] * (len(nic.wire) - len(times))
             excess = len(nic.wire) - tracer.journey_limit
             if excess > 0:
                 del nic.wire[tracer.journey_limit:]
+                del times[tracer.journey_limit:]
                 self._uncollected_dropped[name] += excess
 
     def uncollected_dropped(self, port: str | Port) -> int:
         return self._uncollected_dropped[self.port(port).name]
 
-    def _receive(self, timeout: float) -> dict[str, list[bytes]]:
+    def _receive(self, timeout: float) -> dict[str, Departed]:
+        self._settle()
         out = {}
         for name, nic in self.kernel.nics.items():
-            out[name], nic.wire = nic.wire, []
+            out[name] = Departed(nic.wire, self._wire_times[name])
+            nic.wire, self._wire_times[name] = [], []
         return out
 
-    def socket(self, proto: str, bind: tuple[str, int], rcvbuf: int | None = None) -> AppSocket:
+    # time ----------------------------------------------------------------------
+    def now(self) -> float:
+        return self.kernel.clock.now
+
+    def run_timers(self, deadline: float, done: Callable[[], bool] = lambda: False) -> bool:
+        """Advance virtual time timer by timer until `done()` holds (True) or time
+        reaches `deadline` (False), stamping what each timer sends with its expiry."""
+        clock = self.kernel.clock
+        self._settle()
+        while not done():
+            expiry = clock.next_expiry()
+            if expiry is None or expiry > deadline:
+                clock.advance_to(deadline)
+                self._settle()
+                return done()
+            clock.advance_to(expiry)
+            self._settle()
+        return True
+
+    def _await_frames(self, seconds: float) -> None:
+        """Fire timers until one sends a frame on some port (the ports' frames
+        are collected with their times) or `seconds` have passed."""
+        wires = [nic.wire for nic in self.kernel.nics.values()]
+        self.run_timers(self.now() + seconds, lambda: any(wires))
+        self._collect(0.0)
+
+    def wait(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("virtual time does not run backwards")
+        self.run_timers(self.now() + seconds)
+
+    # applications ----------------------------------------------------------------
+    def socket(self, proto: str, bind: tuple[str, int] | None = None, rcvbuf: int | None = None,
+               sndbuf: int | None = None) -> AppSocket | StreamSocket:
+        if proto == "tcp":
+            raise TargetError("socket proto 'tcp' is not modelled by the mock yet (issue 13)")
+        if bind is None:
+            raise TargetError(f"a {proto} socket needs an address to bind to")
+        if sndbuf is not None:
+            raise TargetError(f"sndbuf on a {proto} socket is not modelled by the mock (its sendmsg queues nothing)")
         sock = MockSocket(self.kernel, proto, bind, rcvbuf, self._settle)
         self._sockets.append(sock)
         return sock
@@ -137,20 +187,18 @@ class MockTarget(Target):
                            frozenset({"latency", "losses", "paths", "qdisc", "ring", "rss", "softnet"}))
 
     def traffic(self, profile: Profile, duration: float | None = None) -> Result:
-        """The profile through the line-rate model (linerate/engine.py), drained."""
+        """The profile through the line-rate model (linerate/engine.py), drained; the
+        frames that leave meanwhile are stamped with the time the run ended."""
         for stream in profile.streams:
             port = self.port(stream.port)
             mtu = self.kernel.dev_by_name(port.name).mtu
             longest = max(map(len, stream_frames(stream)))
             if longest > mtu + MAX_L2_OVERHEAD:
                 raise frame_too_long(port, longest, mtu)
+        self._settle()
         result = Engine(self.kernel, self.cost).run(profile, duration)
         self._settle()
         return result
-
-    def wait(self, seconds: float) -> None:
-        self.kernel.advance(seconds)
-        self._settle()
 
     def reset(self) -> None:
         super().reset()
