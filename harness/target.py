@@ -195,8 +195,9 @@ class TcpInfo:
       window, scaled, bytes);
     - retrans (retrans_out), total_retrans, lost (lost_out), sacked (sacked_out),
       unacked (packets_out), delivered (segments), bytes_acked, bytes_received.
-    On a listener only state, recv_q and send_q mean anything; the rest is 0 as
-    tcp_get_info() leaves it (which returns before filling them).
+    A listener's tcp_get_info() returns after state, cwnd (TCP_INIT_CWND, from
+    tcp_init_sock()) and unacked/sacked (its accept queue and limit, as recv_q/send_q):
+    the rest is 0.
     """
 
     state: TcpState

@@ -18,7 +18,7 @@ import zipfile
 from types import SimpleNamespace
 
 import pytest
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from harness import bpfmaps
@@ -34,7 +34,7 @@ from harness.drivers.sshd import SSHD
 from harness.dropreason import DropReason
 from harness.journey import CtEntry, Drop, Hop, Journey, Stage, render_all
 from harness.packets import to_bytes
-from harness.target import PORTS, CommandError, TargetError, TargetUnavailable
+from harness.target import PORTS, CommandError, TargetError, TargetUnavailable, TcpInfo, TcpState
 from harness.traffic import Mode, Profile, Rate, Stream
 from sshlab import DUT_ADDRESS, LAB_PORTS, ssh_dut
 
@@ -123,12 +123,14 @@ def test_the_harness_data_types_cross_the_channel_unchanged():
                        frozenset({"assured"}), 7, 30),
                LoadRunObservation(Snapshot({("DUT", "p0", "rx_dropped"): 1}, {}, {(0, "dropped"): 2}, {}),
                                   Snapshot({}, {}, {}, {}), {(DropReason.QDISC_DROP, Stage.QDISC, "x"): 3}),
-               Remote(4, "socket", {}), PORTS[2], {1, 2}, bytearray(b"\x00"), b"frame", None]
+               Remote(4, "socket", {}), PORTS[2], {1, 2}, bytearray(b"\x00"), b"frame", None,
+               TcpInfo(TcpState.SYN_SENT, *range(18))]
     data = encode(message)
     assert int.from_bytes(data[:4], "big") == len(data) - 4
     decoded = decode(data[4:])
     assert decoded == message
     assert (type(decoded[0].drop.reason), type(decoded[0].hops[0].stage)) == (DropReason, Stage)
+    assert type(decoded[-1].state) is TcpState
 
 
 def test_anything_but_the_harness_data_types_is_refused_when_unpickled():
@@ -225,6 +227,49 @@ def test_sockets_reset_conntrack_create_and_errors_equal_the_netns_targets(pair)
     assert [kind for kind, _ in errors] == [CommandError, TargetError, CommandError, TargetError]
     assert "socket proto 'sctp' is not supported" in errors[1][1]
     assert errors[3][1].startswith("p0 cannot receive a 2014-byte frame: its MTU is 1500")
+
+
+def _tcp_conversation(target) -> list:
+    """A listener, a connection the tester opens with data, the DUT's answer, a connect
+    the tester refuses, and the errors on the way: what each call returned or raised."""
+    seen = []
+    listener = target.socket("tcp", (P0_IP, 8080), rcvbuf=4096)
+    listener.listen(2)
+    with pytest.raises(BlockingIOError) as nothing_to_accept:
+        listener.accept()
+    seen.append(("accept", nothing_to_accept.value.errno, listener.info().state, listener.info().send_q))
+    target.send("p0", _from_h0() / TCP(sport=40000, dport=8080, flags="S", seq=100, window=8192))
+    synack = Ether(target.next_frame("p0", target.now() + 5)[0])[TCP]
+    target.send("p0", _from_h0() / TCP(sport=40000, dport=8080, flags="PA", seq=101, ack=synack.seq + 1,
+                                       window=8192) / b"ping")
+    conn, peer = listener.accept()
+    seen.append(("accepted", peer, conn.wait("readable", 5), conn.recv(100), conn.send(b"pong")))
+    answer = [Ether(target.next_frame("p0", target.now() + 5)[0])[TCP] for _ in range(2)]  # quick ACK, then data
+    seen.append(("answer", [(str(segment.flags), bytes(segment.payload)) for segment in answer],
+                 conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)))
+    outgoing = target.socket("tcp")
+    with pytest.raises(BlockingIOError) as in_progress:
+        outgoing.connect((H0_IP, 9))
+    syn = Ether(target.next_frame("p0", target.now() + 5)[0])[TCP]
+    target.send("p0", _from_h0() / TCP(sport=9, dport=syn.sport, flags="RA", seq=0, ack=syn.seq + 1))
+    with pytest.raises(ConnectionRefusedError) as refused:
+        outgoing.wait("connected", 5)
+    seen.append(("connect", in_progress.value.errno, refused.value.errno, outgoing.info().state))
+    conn.close()
+    conn.close()
+    return seen
+
+
+@needs_lab
+@needs_system_python
+def test_tcp_sockets_through_the_agent_equal_the_netns_targets(pair):
+    seen = []
+    for target in pair:
+        _configure(target)
+        seen.append(_tcp_conversation(target))
+    assert seen[1] == seen[0]
+    assert seen[0] == [("accept", 11, TcpState.LISTEN, 2), ("accepted", (H0_IP, 40000), True, b"ping", 4),
+                       ("answer", [("A", b""), ("PA", b"pong")], 536), ("connect", 115, 111, TcpState.CLOSE)]
 
 
 @needs_lab

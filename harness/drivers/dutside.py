@@ -29,7 +29,7 @@ import socket
 import struct
 import tempfile
 import termios
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -415,6 +415,27 @@ def set_buffers(sock: socket.socket, rcvbuf: int | None, sndbuf: int | None) -> 
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
 
 
+def tcp_info_of(raw: bytes, queues: Callable[[], tuple[int, int]]) -> TcpInfo:
+    """TcpInfo from the bytes of getsockopt(TCP_INFO); `queues()` answers SIOCINQ and
+    SIOCOUTQ, asked of any socket but a listener (tcp_ioctl() refuses it EINVAL)."""
+    if len(raw) < TCP_INFO.size:
+        raise TargetError(f"TCP_INFO gave {len(raw)} bytes, not {TCP_INFO.size}: this kernel predates "
+                          "tcpi_rcv_wnd (Linux 6.2)")
+    tcpi = dict(zip(TCP_INFO_NAMES, TCP_INFO.unpack(raw[:TCP_INFO.size])))
+    state = TcpState(tcpi["state"])
+    if state == TcpState.LISTEN:  # tcp_get_info(): the accept queue and its limit
+        recv_q, send_q = tcpi["unacked"], tcpi["sacked"]
+    else:
+        recv_q, send_q = queues()
+    return TcpInfo(
+        state=state, recv_q=recv_q, send_q=send_q, cwnd=tcpi["snd_cwnd"], ssthresh=tcpi["snd_ssthresh"],
+        rtt_us=tcpi["rtt"], rttvar_us=tcpi["rttvar"], rto_ms=tcpi["rto"] // 1000, mss=tcpi["snd_mss"],
+        rcv_wnd=tcpi["rcv_wnd"], snd_wnd=tcpi["snd_wnd"], retrans=tcpi["retrans"],
+        total_retrans=tcpi["total_retrans"], lost=tcpi["lost"], sacked=tcpi["sacked"],
+        unacked=tcpi["unacked"], delivered=tcpi["delivered"], bytes_acked=tcpi["bytes_acked"],
+        bytes_received=tcpi["bytes_received"])
+
+
 # What poll(2) waits for on each StreamSocket.wait() event; POLLERR and POLLHUP end every wait.
 WAIT_EVENTS = {
     "readable": select.POLLIN | select.POLLRDHUP,
@@ -502,22 +523,7 @@ class DutStreamSocket(StreamSocket):
 
     def info(self) -> TcpInfo:
         raw = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCP_INFO.size)
-        if len(raw) < TCP_INFO.size:
-            raise TargetError(f"TCP_INFO gave {len(raw)} bytes, not {TCP_INFO.size}: this kernel predates "
-                              "tcpi_rcv_wnd (Linux 6.2)")
-        tcpi = dict(zip(TCP_INFO_NAMES, TCP_INFO.unpack(raw)))
-        state = TcpState(tcpi["state"])
-        if state == TcpState.LISTEN:  # tcp_get_info(): the accept queue and its limit
-            recv_q, send_q = tcpi["unacked"], tcpi["sacked"]
-        else:
-            recv_q, send_q = self._ioctl(SIOCINQ), self._ioctl(SIOCOUTQ)
-        return TcpInfo(
-            state=state, recv_q=recv_q, send_q=send_q, cwnd=tcpi["snd_cwnd"], ssthresh=tcpi["snd_ssthresh"],
-            rtt_us=tcpi["rtt"], rttvar_us=tcpi["rttvar"], rto_ms=tcpi["rto"] // 1000, mss=tcpi["snd_mss"],
-            rcv_wnd=tcpi["rcv_wnd"], snd_wnd=tcpi["snd_wnd"], retrans=tcpi["retrans"],
-            total_retrans=tcpi["total_retrans"], lost=tcpi["lost"], sacked=tcpi["sacked"],
-            unacked=tcpi["unacked"], delivered=tcpi["delivered"], bytes_acked=tcpi["bytes_acked"],
-            bytes_received=tcpi["bytes_received"])
+        return tcp_info_of(raw, lambda: (self._ioctl(SIOCINQ), self._ioctl(SIOCOUTQ)))
 
     def _ioctl(self, request: int) -> int:
         return struct.unpack("i", fcntl.ioctl(self.sock.fileno(), request, bytes(4)))[0]
