@@ -165,18 +165,18 @@ class AppSocket(ABC):
 class TcpState(IntEnum):
     """A TCP socket's state, with the kernel's names and values (include/net/tcp_states.h)."""
 
-    ESTABLISHED = 1
-    SYN_SENT = 2
-    SYN_RECV = 3
-    FIN_WAIT1 = 4
-    FIN_WAIT2 = 5
-    TIME_WAIT = 6
-    CLOSE = 7
-    CLOSE_WAIT = 8
-    LAST_ACK = 9
-    LISTEN = 10
-    CLOSING = 11
-    NEW_SYN_RECV = 12
+    TCP_ESTABLISHED = 1
+    TCP_SYN_SENT = 2
+    TCP_SYN_RECV = 3
+    TCP_FIN_WAIT1 = 4
+    TCP_FIN_WAIT2 = 5
+    TCP_TIME_WAIT = 6
+    TCP_CLOSE = 7
+    TCP_CLOSE_WAIT = 8
+    TCP_LAST_ACK = 9
+    TCP_LISTEN = 10
+    TCP_CLOSING = 11
+    TCP_NEW_SYN_RECV = 12
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,7 @@ def test_the_harness_data_types_cross_the_channel_unchanged():
                LoadRunObservation(Snapshot({("DUT", "p0", "rx_dropped"): 1}, {}, {(0, "dropped"): 2}, {}),
                                   Snapshot({}, {}, {}, {}), {(DropReason.QDISC_DROP, Stage.QDISC, "x"): 3}),
                Remote(4, "socket", {}), PORTS[2], {1, 2}, bytearray(b"\x00"), b"frame", None,
-               TcpInfo(TcpState.SYN_SENT, *range(18))]
+               TcpInfo(TcpState.TCP_SYN_SENT, *range(18))]
     data = encode(message)
     assert int.from_bytes(data[:4], "big") == len(data) - 4
     decoded = decode(data[4:])
@@ -268,8 +268,8 @@ def test_tcp_sockets_through_the_agent_equal_the_netns_targets(pair):
         _configure(target)
         seen.append(_tcp_conversation(target))
     assert seen[1] == seen[0]
-    assert seen[0] == [("accept", 11, TcpState.LISTEN, 2), ("accepted", (H0_IP, 40000), True, b"ping", 4),
-                       ("answer", [("A", b""), ("PA", b"pong")], 536), ("connect", 115, 111, TcpState.CLOSE)]
+    assert seen[0] == [("accept", 11, TcpState.TCP_LISTEN, 2), ("accepted", (H0_IP, 40000), True, b"ping", 4),
+                       ("answer", [("A", b""), ("PA", b"pong")], 536), ("connect", 115, 111, TcpState.TCP_CLOSE)]
 
 
 @needs_lab

@@ -45,7 +45,7 @@ def _never_asked() -> tuple[int, int]:
 def test_a_listeners_recv_q_and_send_q_are_its_accept_queue_and_backlog_as_tcp_get_info_aliases_them():
     raw = _tcp_info(state=(0, "B", 10), unacked=(24, "I", 3), sacked=(28, "I", 128), cwnd=(80, "I", 10))
     info = tcp_info_of(raw, _never_asked)
-    assert (info.state, info.recv_q, info.send_q, info.cwnd) == (TcpState.LISTEN, 3, 128, 10)
+    assert (info.state, info.recv_q, info.send_q, info.cwnd) == (TcpState.TCP_LISTEN, 3, 128, 10)
 
 
 def test_each_tcp_info_field_is_read_at_its_offset_in_struct_tcp_info_and_the_queues_from_the_ioctls():
@@ -55,7 +55,7 @@ def test_each_tcp_info_field_is_read_at_its_offset_in_struct_tcp_info_and_the_qu
                     bytes_acked=(120, "Q", 2**33 + 5), bytes_received=(128, "Q", 4096), delivered=(192, "I", 44),
                     snd_wnd=(228, "I", 65535), rcv_wnd=(232, "I", 64240))
     info = tcp_info_of(raw, lambda: (11, 22))
-    assert (info.state, info.recv_q, info.send_q) == (TcpState.ESTABLISHED, 11, 22)
+    assert (info.state, info.recv_q, info.send_q) == (TcpState.TCP_ESTABLISHED, 11, 22)
     assert (info.rto_ms, info.mss, info.unacked, info.sacked, info.lost, info.retrans) == (204, 1448, 7, 2, 1, 3)
     assert (info.rtt_us, info.rttvar_us, info.ssthresh, info.cwnd, info.total_retrans) == (1234, 617, 21, 33, 9)
     assert (info.bytes_acked, info.bytes_received, info.delivered) == (2**33 + 5, 4096, 44)
@@ -165,8 +165,8 @@ def test_info_on_the_netns_lab_says_what_ss_tin_says_of_the_same_connection(dut)
     dut.next_frame("p0", dut.now() + 5)
     info = conn.info()
     recv_q, send_q, fields = _ss(dut, 8080)
-    assert (info.state, info.recv_q, info.send_q) == (TcpState.ESTABLISHED, recv_q, send_q) == \
-        (TcpState.ESTABLISHED, 300, 500)
+    assert (info.state, info.recv_q, info.send_q) == (TcpState.TCP_ESTABLISHED, recv_q, send_q) == \
+        (TcpState.TCP_ESTABLISHED, 300, 500)
     assert (info.mss, info.cwnd, info.rto_ms) == (int(fields["mss"]), int(fields["cwnd"]), int(fields["rto"]))
     assert f"{info.rtt_us / 1000:g}/{info.rttvar_us / 1000:g}" == fields["rtt"]
     assert (info.bytes_received, info.unacked) == (int(fields["bytes_received"]), int(fields["unacked"])) == (300, 1)

@@ -423,7 +423,7 @@ def tcp_info_of(raw: bytes, queues: Callable[[], tuple[int, int]]) -> TcpInfo:
                           "tcpi_rcv_wnd (Linux 6.2)")
     tcpi = dict(zip(TCP_INFO_NAMES, TCP_INFO.unpack(raw[:TCP_INFO.size])))
     state = TcpState(tcpi["state"])
-    if state == TcpState.LISTEN:  # tcp_get_info(): the accept queue and its limit
+    if state == TcpState.TCP_LISTEN:  # tcp_get_info(): the accept queue and its limit
         recv_q, send_q = tcpi["unacked"], tcpi["sacked"]
     else:
         recv_q, send_q = queues()
@@ -518,7 +518,7 @@ class DutStreamSocket(StreamSocket):
         error = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if error:
             raise OSError(error, os.strerror(error))
-        if self.info().state in (TcpState.CLOSE, TcpState.LISTEN):
+        if self.info().state in (TcpState.TCP_CLOSE, TcpState.TCP_LISTEN):
             raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
 
     def info(self) -> TcpInfo:
