@@ -361,12 +361,15 @@ class Target(ABC):
                 return port
         raise TargetError(f"no port {name!r}; this target has {[p.name for p in self.ports]}")
 
-    def send(self, port: str | Port, frames: FrameLike | Iterable[FrameLike]) -> None:
-        """Flush every tester queue, then put `frames` on the wire into DUT `port`."""
+    def send(self, port: str | Port, frames: FrameLike | Iterable[FrameLike], flush: bool = True) -> None:
+        """Flush every tester queue, then put `frames` on the wire into DUT `port`.
+        `flush=False` keeps what left the DUT before, for expect() or next_frame()
+        (a timed script reads every frame the DUT sends)."""
         packets = _packets()
         frames = [frames] if isinstance(frames, (bytes, bytearray, packets.Packet)) else list(frames)
         self._collect(timeout=0.0)
-        self._forget_queued()
+        if flush:
+            self._forget_queued()
         port = self.port(port)
         frames = [packets.to_bytes(f) for f in frames]
         self.frame_log += [("sent into", port.name, f) for f in frames]

@@ -188,3 +188,14 @@ def test_next_frame_on_the_netns_lab_returns_none_once_until_has_passed(dut):
     until = dut.now() + 0.2
     assert dut.next_frame("p0", until) is None
     assert dut.now() >= until
+
+
+def test_send_without_flush_keeps_the_frames_that_left_before_for_next_frame():
+    target = MockTarget()
+    _router(target)
+    to_h1 = Ether(src=P0.peer_mac, dst=P0.mac) / IP(src=H0_IP, dst="10.0.1.50") / UDP(dport=9)
+    target.send(P0.name, to_h1)
+    target.send(P0.name, to_h1, flush=False)  # queued behind the same resolution: nothing new leaves
+    assert target.next_frame(P1.name, until=0) == (_who_has(P1, "10.0.1.50"), 0.0)
+    target.send(P0.name, to_h1)
+    assert target.next_frame(P1.name, until=0) is None
