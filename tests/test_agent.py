@@ -272,6 +272,38 @@ def test_tcp_sockets_through_the_agent_equal_the_netns_targets(pair):
                        ("answer", [("A", b""), ("PA", b"pong")], 536), ("connect", 115, 111, TcpState.TCP_CLOSE)]
 
 
+def _time_wait_on_the_dut(target) -> None:
+    """h0 connects to a DUT listener, the DUT closes first, h0 answers its FIN: the
+    DUT's end of the connection waits in TIME_WAIT."""
+    listener = target.socket("tcp", (P0_IP, 8080))
+    listener.listen(1)
+    target.send("p0", _from_h0() / TCP(sport=40000, dport=8080, flags="S", seq=100, window=8192))
+    synack = Ether(target.next_frame("p0", target.now() + 5)[0])[TCP]
+    target.send("p0", _from_h0() / TCP(sport=40000, dport=8080, flags="A", seq=101, ack=synack.seq + 1, window=8192))
+    conn, _ = listener.accept()
+    conn.close()
+    fin = Ether(target.next_frame("p0", target.now() + 5)[0])[TCP]
+    target.send("p0", _from_h0() / TCP(sport=40000, dport=8080, flags="FA", seq=101, ack=fin.seq + 1, window=8192))
+    target.next_frame("p0", target.now() + 5)  # the DUT's last ACK
+
+
+@needs_lab
+@needs_system_python
+def test_a_dut_namespace_that_outlives_the_test_keeps_none_of_its_tcp_connections_not_even_time_wait():
+    """The agent in the DUT's own namespace (HereLab, a lab DUT without isolation):
+    closing the test's DutSide destroys what the test's sockets left in the kernel."""
+    target = NetnsTarget(agent_python=SYSTEM_PYTHON)
+    try:
+        _configure(target)
+        _time_wait_on_the_dut(target)
+        lab = target.lab
+        assert "TIME-WAIT" in lab.run(lab.dut, ["ss", "-tan"])
+        target.side.close()
+        assert lab.run(lab.dut, ["ss", "-tanH"]) == ""
+    finally:
+        target.close()
+
+
 @needs_lab
 @needs_system_python
 def test_xdp_hops_and_bpf_events_equal_the_netns_targets(pair, bpf_objects):

@@ -43,6 +43,7 @@ from harness.drivers.xdpstats import BpfRunObserver
 from harness.dropreason import DropReason
 from harness.journey import CtEntry, Drop, Journey, RuleCounter, Stage
 from harness.target import (
+    PORTS,
     AppSocket,
     CommandError,
     EventReader,
@@ -330,6 +331,8 @@ class DutSide:
                 self._load_run.close()
             for sock in self._sockets:
                 sock.close()
+            if not self.lab.owns_namespace and any(isinstance(sock, DutStreamSocket) for sock in self._sockets):
+                self._destroy_tcp_left_behind()
             for reader in self._event_readers:
                 reader.close()
             if self._nftrace is not None:  # its reader thread stops before the lab closes its sockets
@@ -344,6 +347,19 @@ class DutSide:
             finally:
                 if os.path.exists(self._nstat_history):
                     os.unlink(self._nstat_history)
+
+
+    def _destroy_tcp_left_behind(self) -> None:
+        """In a namespace that outlives the test (a lab DUT's own), the connections its
+        sockets leave (TIME_WAIT for 60 s, orphans still closing) would meet the next
+        test: destroyed by their local address on the ports with SOCK_DESTROY (`ss -K`,
+        tcp_abort(), which takes TIME_WAIT too; CONFIG_INET_DIAG_DESTROY)."""
+        ports = {port.name for port in PORTS}
+        local = sorted(address["local"] for link in json.loads(self.lab.run(self.lab.dut, ["ip", "-j", "-4", "addr"]))
+                       if link["ifname"] in ports for address in link.get("addr_info", []))
+        if local:
+            where = " or ".join(f"src {address}" for address in local)
+            self.lab.run(self.lab.dut, ["ss", "-K", "-tn", "state", "all", f"( {where} )"])
 
 
 def attaches_bpf(argv: Sequence[str]) -> bool:
