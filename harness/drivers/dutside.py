@@ -518,6 +518,8 @@ class DutStreamSocket(StreamSocket):
     def wait(self, event: str, timeout: float | None = None) -> bool:
         if event not in WAIT_EVENTS:
             raise TargetError(f"a socket waits for {', '.join(WAIT_EVENTS)}, not {event!r}")
+        if self.sock.fileno() == -1:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
         poller = select.poll()
         poller.register(self.sock, WAIT_EVENTS[event])
         seconds = self.timeout if timeout is None else timeout
