@@ -203,7 +203,8 @@ class Runner:
                 self.run_event(event)
                 self.last_event, self.last_usecs = event, self.event_usecs
             if self.pending:
-                self.settle_pending(self.pending.end_usecs)
+                end = self.pending.end_usecs
+                self.settle_pending(end + self.tolerance(end, self.pending.start_usecs))
             if self.pending:
                 raise self.failure("exiting while a blocking system call is in progress", self.pending.event)
         finally:
@@ -284,15 +285,13 @@ class Runner:
                 return
 
     def settle_pending(self, usecs: int) -> None:
-        """Run time up to a pending call's end time and retry it there."""
-        pending = self.pending
-        while self.pending is pending and self.now_usecs() < usecs:
-            got = self.target.next_frame(self.port, self.live_time(usecs))
-            if got is None:
-                break
-            self.keep_frame(*got)
+        """Run time up to `usecs` while a pending call has not returned, retrying it."""
+        while self.pending and self.now_usecs() < usecs:
+            until = usecs if self.virtual else min(usecs, self.now_usecs() + round(PENDING_POLL_SECONDS * 1e6))
+            got = self.target.next_frame(self.port, self.live_time(until))
+            if got is not None:
+                self.keep_frame(*got)
             self.poll_pending()
-        self.poll_pending()
 
     def check_start_time(self) -> None:
         """An inbound packet, system call or command starts at its time: on real time,
@@ -743,6 +742,8 @@ class Runner:
         value_expr = call.args[3]
         if value_expr.kind == "linger":
             value = struct.pack("ii", *(item.value for item in value_expr.items))
+        elif value_expr.kind == "string":
+            value = value_expr.value.encode()
         else:
             value = self.integer(value_expr, self.event)
         return (lambda: sock.setsockopt(level, name, value) or 0), False
