@@ -172,6 +172,8 @@ def test_the_header_comment_moves_the_script_to_another_port():
     ("0 setsockopt(3, SOL_SOCKET, SO_FOO, [1], 4) = 0\n", 1, "SO_FOO", "unknown symbol"),
     ("0 close(3) = -1 EWHATEVER\n", 1, "EWHATEVER", "unknown errno name"),
     ("0 > Z 0:0(0)\n", 1, "Z", "Invalid TCP flag: 'Z'"),
+    ("0 > SU 0:0(0)\n", 1, "SU", "not supported by the harness: the URG flag"),
+    ("0 > . 1:1(0) ack 1 urg 5\n", 1, "urg", "not supported by the harness: urgent data"),
     ("--mtu=1000\n0 close(3) = 0\n", 1, "--mtu", "option --mtu is not supported"),
     ("0 close(3) = 0\n* close(4) = 0\n", 2, "*", "event time <star> can only be used with outbound packets"),
     ("0 close(3) = 0\n0.1~0.2 < . 1:1(0) ack 1 win 1\n", 2, "0.1", "event time range can only be used"),
@@ -202,16 +204,16 @@ def test_a_header_with_an_unknown_port_or_key_is_an_error():
 
 # frames --------------------------------------------------------------------------------
 
-def test_an_inbound_frame_is_what_scapy_encodes_for_the_same_segment():
-    segment = WireSegment("10.0.0.2", "10.0.0.1", 50000, 8080, 1000, 2000, 0x18, 257, 0,
-                          (TcpOption(TCPOPT_NOP), TcpOption(TCPOPT_NOP),
-                           TcpOption(TCPOPT_TIMESTAMP, val=7, ecr=9)), bytes(10))
-    built = segment.frame("02:00:00:00:01:01", "02:00:00:00:00:01")
-    reference = Ether(src="02:00:00:00:01:01", dst="02:00:00:00:00:01") / \
-        IP(src="10.0.0.2", dst="10.0.0.1", ttl=255, id=0, flags=0) / \
-        TCP(sport=50000, dport=8080, seq=1000, ack=2000, flags="PA", window=257,
-            options=[("NOP", None), ("NOP", None), ("Timestamp", (7, 9))]) / bytes(10)
-    assert built == bytes(reference)
+def test_an_inbound_frame_keeps_the_scripts_option_order_and_checksums_both_headers():
+    segment = WireSegment("10.0.0.2", "10.0.0.1", 50000, 8080, 1000, 2000, 0x18, 257,
+                          (TcpOption(TCPOPT_MSS, 1000), TcpOption(TCPOPT_SACK_PERM), TcpOption(TCPOPT_NOP),
+                           TcpOption(TCPOPT_NOP), TcpOption(TCPOPT_NOP), TcpOption(TCPOPT_WINDOW, 7)), bytes(10))
+    frame = Ether(segment.frame("02:00:00:00:01:01", "02:00:00:00:00:01"))
+    assert (frame[IP].ttl, frame[IP].id, int(frame[IP].flags), frame[IP].tos) == (255, 0, 0, 0)
+    assert frame[TCP].options == [("MSS", 1000), ("SAckOK", b""), ("NOP", None), ("NOP", None), ("NOP", None),
+                                  ("WScale", 7)]
+    assert bytes(frame[TCP].payload) == bytes(10)
+    assert WireSegment.parse(bytes(frame)) == segment
 
 
 def test_an_outbound_frame_reads_back_with_its_options_in_order():
@@ -219,15 +221,18 @@ def test_an_outbound_frame_reads_back_with_its_options_in_order():
         sport=8080, dport=50000, seq=5, ack=6, flags="SA", window=64240,
         options=[("MSS", 1460), ("SAckOK", b""), ("Timestamp", (100, 0)), ("NOP", None), ("WScale", 7)]))
     segment = WireSegment.parse(frame)
+    assert segment.options[1] == TcpOption(TCPOPT_SACK_PERM)
     assert (segment.sport, segment.dport, segment.seq, segment.ack, segment.window) == (8080, 50000, 5, 6, 64240)
     assert segment.describe() == "8080>50000 S. 5:5(0) ack 6 win 64240 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>"
 
 
-def test_an_outbound_frame_with_a_bad_tcp_checksum_is_refused():
-    frame = bytearray(bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1, dport=2)))
-    frame[-3] ^= 0xFF
+def test_an_outbound_frame_with_a_bad_checksum_is_refused():
+    good = Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1, dport=2)
     with pytest.raises(MalformedFrame, match="bad outbound TCP checksum"):
-        WireSegment.parse(bytes(frame))
+        WireSegment.parse(bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1, dport=2, chksum=7)))
+    with pytest.raises(MalformedFrame, match="bad outbound IP checksum"):
+        WireSegment.parse(bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2", chksum=7) / TCP(sport=1, dport=2)))
+    assert WireSegment.parse(bytes(good)).sport == 1
 
 
 def test_frames_other_than_tcp_over_ipv4_are_not_segments():

@@ -3,7 +3,7 @@
     script   : [--option[=value]]... [`init command`] event... [`cleanup command`]
     event    : time action        time: t | +t | * | t~t | +t~+t (seconds)
     action   : < segment | > segment | [...t] syscall(args) = result [ERRNO] [(note)] | `command`
-    segment  : [sport>dport] flags seq:end(len) [ack N] [win N] [urg N] [<options> | <...>]
+    segment  : [sport>dport] flags seq:end(len) [ack N] [win N] [<options> | <...>]
     option   : nop | eol | mss N | wscale N | sackOK | sack l:r... | TS val N ecr N
 
 A construct packetdrill has and the harness does not (UDP/ICMP packets, IP headers in
@@ -40,8 +40,8 @@ from harness.packetdrill.script import (
 from harness.packetdrill.symbols import CONSTANTS, ERRNOS, SYSCALLS
 from harness.target import PORTS
 
-# tcp_packet.c is_tcp_flags_spec_valid(): the flag letters (ACE digits aside)
-TCP_FLAG_LETTERS = "FSRP.EWAU"
+# tcp_packet.c is_tcp_flags_spec_valid()'s letters but URG and AE
+TCP_FLAG_LETTERS = "FSRP.EW"
 
 # packetdrill options a script may set, and how their values read
 OPTIONS = {"tolerance_usecs": int, "tolerance_percent": float, "bind_port": int, "connect_port": int,
@@ -59,7 +59,7 @@ UNSUPPORTED = {
     "GRE": "GRE encapsulation", "MPLS": "MPLS encapsulation", "ENCAP": "PSP encapsulation",
     "UDP": "UDP packets", "ICMP": "ICMP packets",
     "MD5": "the TCP MD5 option", "FAST_OPEN": "TCP Fast Open", "FAST_OPEN_EXP": "TCP Fast Open",
-    "ACCECN": "the AccECN option", "CODE": "code snippets (%{ }%)",
+    "ACCECN": "the AccECN option", "CODE": "code snippets (%{ }%)", "URG": "urgent data (urg)",
 }
 
 
@@ -249,19 +249,18 @@ class _Parser:
         if end != (seq + payload) & 0xFFFFFFFF:
             raise self.error("inconsistent TCP sequence numbers and payload size", seq_token)
         ack = window = None
-        urg = 0
         if self.accept("ACK"):
             ack = self.integer("TCP ack sequence number", 32)
         if self.accept("WIN"):
             window = self.integer("TCP window value", 16)
         elif inbound:
             raise self.error("window must be specified for inbound packets", self.peek())
-        if self.accept("URG"):
-            urg = self.integer("urg_ptr value", 16)
+        if self.peek().kind == "URG":
+            raise self.unsupported(self.peek())
         options = self.tcp_options(inbound)
         if "." in flags and ack is None:
             raise self.error("an ACK segment needs `ack N`", self.peek())
-        return Segment(inbound, flags, seq, payload, ack, window, options, src_port, dst_port, urg)
+        return Segment(inbound, flags, seq, payload, ack, window, options, src_port, dst_port)
 
     def flags(self) -> str:
         token = self.take()
@@ -275,6 +274,8 @@ class _Parser:
             raise self.error("not supported by the harness: AccECN ACE counts in the flags", self.peek())
         flags = token.text + ("." if self.accept(".") else "")
         bad = [c for c in flags if c not in TCP_FLAG_LETTERS]
+        if bad and bad[0] in "AU":
+            raise self.error(f"not supported by the harness: the {'AE' if bad[0] == 'A' else 'URG'} flag", token)
         if bad:
             raise self.error(f"Invalid TCP flag: '{bad[0]}'", token)
         return flags

@@ -19,7 +19,7 @@ What packetdrill does and the runner keeps:
   names; outbound TS val is mapped from the first one seen, and checked only with
   --tcp_ts_tick_usecs (packetdrill's default is not to).
 - checks (verify_outbound_live_packet()): every TCP flag, seq, ack, window (when
-  written), urgent pointer, the options in order and their values (`<...>` skips
+  written), the options in order and their values (`<...>` skips
   them), the payload, the IP and TCP checksums, the time. An outbound segment
   with less payload than the script's is joined with the next ones of the same
   connection, as packetdrill aggregates TSO/GSO segments. Stricter than
@@ -67,6 +67,7 @@ from harness.packetdrill.script import (
 from harness.packetdrill.segment import (
     FLAG_BITS,
     FLAG_NAMES,
+    FLAG_ORDER,
     MalformedFrame,
     WireSegment,
     flag_bits,
@@ -376,8 +377,7 @@ class Runner:
                         for option in segment.options)
         local_port = conn.local_port if conn.local_port is not None else self.config.bind_port
         live = WireSegment(self.addr.remote, self.addr.local, conn.remote_port, local_port, seq, ack,
-                           flag_bits(segment.flags), segment.window, segment.urg, options,
-                           bytes(segment.payload))
+                           flag_bits(segment.flags), segment.window, options, bytes(segment.payload))
         self.inject(live)
 
     def map_inbound_option(self, option: TcpOption, conn: Connection, ack_offset: int, has_ack: bool) -> TcpOption:
@@ -452,7 +452,7 @@ class Runner:
         cwr = FLAG_BITS["W"]
         flags = (last.flags & ~cwr) | (first.flags & cwr)
         return WireSegment(last.src, last.dst, last.sport, last.dport, first.seq, last.ack, flags, last.window,
-                           last.urg, last.options, b"".join(p.payload for p in pieces), last.ttl, last.tos)
+                           last.options, b"".join(p.payload for p in pieces))
 
     def learn_isn(self, conn: Connection, script: Segment, live: WireSegment) -> None:
         """The DUT's ISN, from its SYN or SYN-ACK (handle_connect_for_script_packet(),
@@ -475,8 +475,8 @@ class Runner:
             elif option.kind == TCPOPT_TIMESTAMP:
                 option = self.map_ts_val(conn, option, script)
             options.append(option)
-        return WireSegment(live.src, live.dst, live.sport, live.dport, seq, ack, live.flags, live.window, live.urg,
-                           tuple(options), live.payload, live.ttl, live.tos)
+        return WireSegment(live.src, live.dst, live.sport, live.dport, seq, ack, live.flags, live.window,
+                           tuple(options), live.payload)
 
     def map_ts_val(self, conn: Connection, option: TcpOption, script: Segment) -> TcpOption:
         scripted = next((o for o in script.options or () if o.kind == TCPOPT_TIMESTAMP), None)
@@ -492,13 +492,15 @@ class Runner:
         """verify_tcp() and verify_outbound_live_tcp_options(), in packetdrill's words."""
         expected_flags = flag_bits(script.flags)
         for letter, name in FLAG_NAMES.items():
-            bit = flag_bits(letter)
+            bit = FLAG_BITS[letter]
             if expected_flags & bit != actual.flags & bit:
-                return f"live packet field tcp_{name.lower()}: expected: {int(bool(expected_flags & bit))} " \
+                return f"live packet field tcp_{name}: expected: {int(bool(expected_flags & bit))} " \
                        f"vs actual: {int(bool(actual.flags & bit))}"
+        unwritable = actual.flags & ~flag_bits(FLAG_ORDER)
+        if unwritable:
+            return f"live packet has flag bits the script cannot write set: {unwritable:#x} (URG or AE)"
         checks = [("tcp_seq", script.seq, actual.seq),
-                  ("tcp_ack_seq", script.ack or 0, actual.ack),
-                  ("tcp_urg_ptr", script.urg, actual.urg)]
+                  ("tcp_ack_seq", script.ack or 0, actual.ack)]
         if script.window is not None:
             checks.append(("tcp_window", script.window, actual.window))
         for name, expected, got in checks:

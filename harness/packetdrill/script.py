@@ -80,7 +80,6 @@ class Segment:
     options: tuple[TcpOption, ...] | None
     src_port: int | None = None
     dst_port: int | None = None
-    urg: int = 0
 
     def describe(self) -> str:
         """The segment as the script writes it."""
