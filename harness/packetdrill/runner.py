@@ -82,6 +82,7 @@ if TYPE_CHECKING:
 # ephemeral port of its host; the tester has no stack, so any fixed port does)
 DEFAULT_REMOTE_PORT = 50000
 # how long packetdrill's sniffer waits past an outbound packet's time before it gives up
+# (the runner waits as long for a late blocking call at the end of the script)
 SNIFF_GRACE_USECS = 2_000_000
 # the longest a `*` outbound packet is waited for
 ANY_TIME_WAIT_USECS = 10_000_000
@@ -205,7 +206,7 @@ class Runner:
                 self.last_event, self.last_usecs = event, self.event_usecs
             if self.pending:
                 end = self.pending.end_usecs
-                self.settle_pending(end + self.tolerance(end, self.pending.start_usecs))
+                self.settle_pending(end + self.tolerance(end, self.pending.start_usecs) + SNIFF_GRACE_USECS)
             if self.pending:
                 raise self.failure("exiting while a blocking system call is in progress", self.pending.event)
         finally:
@@ -269,30 +270,34 @@ class Runner:
 
     def advance_to(self, usecs: int) -> None:
         """Let time pass until script time `usecs`, keeping the frames that leave and
-        retrying a pending blocking call, at its own end time on the way."""
+        retrying a pending blocking call on the way."""
         while True:
-            if self.pending and self.pending.end_usecs < usecs:
-                self.settle_pending(self.pending.end_usecs)
-            until = usecs
-            if self.pending and not self.virtual:
-                until = min(usecs, self.now_usecs() + round(PENDING_POLL_SECONDS * 1e6))
+            until = self.next_stop(usecs)
             got = self.target.next_frame(self.port, self.live_time(until))
             if got is not None:
                 self.keep_frame(*got)
-                self.poll_pending()
-                continue
             self.poll_pending()
-            if until >= usecs:
+            if got is None and until >= usecs:
                 return
 
     def settle_pending(self, usecs: int) -> None:
-        """Run time up to `usecs` while a pending call has not returned, retrying it."""
+        """Let time pass up to `usecs` while a pending call has not returned."""
         while self.pending and self.now_usecs() < usecs:
-            until = usecs if self.virtual else min(usecs, self.now_usecs() + round(PENDING_POLL_SECONDS * 1e6))
-            got = self.target.next_frame(self.port, self.live_time(until))
+            got = self.target.next_frame(self.port, self.live_time(self.next_stop(usecs)))
             if got is not None:
                 self.keep_frame(*got)
             self.poll_pending()
+
+    def next_stop(self, usecs: int) -> int:
+        """How far to let time run toward `usecs` before retrying a pending call: on
+        virtual time straight to its end time, then (and on real time throughout) in
+        steps of PENDING_POLL_SECONDS, so that when it returns is seen to a step."""
+        if self.pending is None:
+            return usecs
+        now = self.now_usecs()
+        if self.virtual and now < self.pending.end_usecs:
+            return min(usecs, self.pending.end_usecs)
+        return min(usecs, now + round(PENDING_POLL_SECONDS * 1e6))
 
     def check_start_time(self) -> None:
         """An inbound packet, system call or command starts at its time: on real time,
