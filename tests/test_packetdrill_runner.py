@@ -83,7 +83,8 @@ class FakeDut:
     def now(self) -> float:
         return self.clock
 
-    def send(self, port, frame: bytes) -> None:
+    def send(self, port, frame: bytes, flush: bool = True) -> None:
+        assert not flush, "the runner keeps what left the DUT queued"
         self.received.append((self.clock, frame))
         for time, out in self.on_frame(self.clock, Ether(frame)):
             self.later(time, out)

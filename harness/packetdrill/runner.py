@@ -91,7 +91,6 @@ PENDING_POLL_SECONDS = 0.002
 # the shell programs a `command` line may run (through target.sh)
 SHELL_PROGRAMS = ("sysctl", "ip", "nft", "tc")
 
-SOL_SOCKET = CONSTANTS["SOL_SOCKET"]
 O_NONBLOCK = CONSTANTS["O_NONBLOCK"]
 
 
@@ -189,6 +188,7 @@ class Runner:
         self.event: Event | None = None
         self.last_event: Event | None = None
         self.last_usecs = 0
+        self.done_usecs = 0      # when the previous event ended: what `+t` counts from
         self.start = 0.0
 
     # the run ---------------------------------------------------------------------------
@@ -237,6 +237,7 @@ class Runner:
         else:
             self.shell(action, event.line)
         self.poll_pending()
+        self.done_usecs = self.now_usecs()
 
     def resolve_time(self, event: Event) -> tuple[int, int | None]:
         """adjust_relative_event_times(): (script time, end of a range or of a blocking call)."""
@@ -247,7 +248,7 @@ class Runner:
         if when.kind not in (TimeKind.RELATIVE, TimeKind.RELATIVE_RANGE, TimeKind.ANY):
             return when.usecs, end
         anchored = self.last_event is not None and self.is_inbound(self.last_event) and self.is_inbound(event)
-        offset = self.last_usecs if anchored else self.now_usecs()
+        offset = self.last_usecs if anchored else self.done_usecs
         return offset + when.usecs, (offset + end if end is not None else None)
 
     @staticmethod
@@ -342,7 +343,8 @@ class Runner:
         return segment, round((departed - self.start) * 1e6)
 
     def inject(self, segment: WireSegment) -> None:
-        self.target.send(self.port, segment.frame(self.port.peer_mac, self.port.mac))
+        """The frame into the DUT port; what left before stays queued for next_frame()."""
+        self.target.send(self.port, segment.frame(self.port.peer_mac, self.port.mac), flush=False)
 
     # connections --------------------------------------------------------------------------------
     def connection_for(self, segment: Segment) -> Connection:
@@ -407,6 +409,7 @@ class Runner:
         else:
             last = self.event_end_usecs if self.event_end_usecs is not None else self.event_usecs
             deadline = last + self.tolerance(last, self.last_usecs) + SNIFF_GRACE_USECS
+        looked_from = self.now_usecs()
         pieces: list[tuple[WireSegment, int]] = []
         got_payload = 0
         while not pieces or got_payload < script.payload:
@@ -437,6 +440,9 @@ class Runner:
                                       self.last_usecs)
         if problem:
             raise self.failure(problem, event, script=script, actual=[(actual, departed)])
+        # packetdrill's sniffer returns as the packet arrives: the next relative time
+        # counts from then, not from when this target's reader handed it over
+        self.done_usecs = max(departed, looked_from)
 
     def nothing_left(self, script: Segment, deadline: int) -> str:
         return (f"expected outbound packet at {self.event_usecs / 1e6:.6f} sec, but nothing left "
@@ -672,15 +678,13 @@ class Runner:
         started = []
 
         def attempt() -> int:
+            """connect(), then until the handshake ends: wait("connected") raises its error."""
             if not started:
                 started.append(True)
                 sock.connect((self.addr.remote, self.config.connect_port))
                 return 0
-            if not sock.wait("writable", 0):
+            if not sock.wait("connected", 0):
                 raise BlockingIOError(errno_module.EINPROGRESS, "connecting")
-            error = sock.getsockopt(SOL_SOCKET, CONSTANTS["SO_ERROR"])
-            if error:
-                raise OSError(error, os.strerror(error))
             return 0
         return attempt, True
 
