@@ -6,6 +6,7 @@
     script.py   the parsed script: options, addressing, timed events
     segment.py  TCP/IPv4 frames to and from the tester port
     runner.py   the script's events over the Target API (docs/packetdrill.md)
+    __main__.py `python -m harness.packetdrill --target mock|dut SCRIPT...`
 """
 from harness.packetdrill.lexer import ScriptSyntaxError
 from harness.packetdrill.parser import parse, parse_file
