@@ -141,7 +141,8 @@ class SchedulingDelay:
     """How late this process runs on a loaded machine, to widen real-time tolerances.
 
     The runner measures itself: at start, how far past their end 20 sleeps of 1 ms
-    wake up; during the run, how late each of its inbound sends goes out. The DUT's
+    wake up; during the run, how late each event starts and each inbound segment has
+    been sent (send() returned). The DUT's
     softirqs and timers are delayed as much as the runner's own thread on the same
     CPUs, and a checked time spans the runner's event and the DUT's answer, so the
     tolerance grows by twice the largest lateness seen."""
@@ -343,8 +344,11 @@ class Runner:
         return segment, round((departed - self.start) * 1e6)
 
     def inject(self, segment: WireSegment) -> None:
-        """The frame into the DUT port; what left before stays queued for next_frame()."""
+        """The frame into the DUT port; what left before stays queued for next_frame().
+        On real time, how late it went in (it left within send()) is load measured."""
         self.target.send(self.port, segment.frame(self.port.peer_mac, self.port.mac), flush=False)
+        if not self.virtual:
+            self.delay.observe((self.now_usecs() - self.event_usecs) / 1e6)
 
     # connections --------------------------------------------------------------------------------
     def connection_for(self, segment: Segment) -> Connection:
