@@ -12,8 +12,8 @@ What packetdrill does and the runner keeps:
   the first event at 0. Inbound packets, system calls and commands wait for their
   time; an outbound packet is looked for at once and must have left within the
   tolerance of its time.
-- sequence numbers: the remote's ISN is the script's (inbound SYN / SYN-ACK); the
-  DUT's ISN is remapped: script seq = live seq - live ISN (+ script ISN on a SYN),
+- sequence numbers: the remote's ISN is the script's (the connection's first inbound
+  SYN / SYN-ACK); the DUT's ISN (its first SYN / SYN-ACK) is remapped: script seq = live seq - live ISN (+ script ISN on a SYN),
   and inbound acks and SACK blocks the other way (socket.h *_seq_*_offset()).
   Inbound TS ecr is the live TS val of the outbound segment whose script TS val it
   names; outbound TS val is mapped from the first one seen, and checked only with
@@ -106,9 +106,10 @@ class Connection:
     remote_port: int
     local_port: int | None
     remote_isn: int = 0
+    remote_isn_known: bool = False   # set by the first inbound SYN (or SYN-ACK of a connect())
     script_local_isn: int = 0
     live_local_isn: int = 0
-    isn_known: bool = False
+    local_isn_known: bool = False    # set by the DUT's first SYN or SYN-ACK
     ts_vals: dict[int, int] = field(default_factory=dict)   # script TS val -> live TS val
     first_ts: tuple[int, int] | None = None                  # (script, live) TS val
 
@@ -379,8 +380,8 @@ class Runner:
         """map_inbound_packet(), then the frame into the DUT port."""
         conn = self.connection_for(segment)
         syn = "S" in segment.flags
-        if syn:
-            conn.remote_isn = segment.seq
+        if syn and not conn.remote_isn_known:
+            conn.remote_isn, conn.remote_isn_known = segment.seq, True
         seq = (segment.seq + conn.remote_offset(syn)) & 0xFFFFFFFF
         ack_offset = conn.local_offset(syn)
         ack = ((segment.ack or 0) + ack_offset) & 0xFFFFFFFF if "." in segment.flags else 0
@@ -470,10 +471,10 @@ class Runner:
                            last.options, b"".join(p.payload for p in pieces))
 
     def learn_isn(self, conn: Connection, script: Segment, live: WireSegment) -> None:
-        """The DUT's ISN, from its SYN or SYN-ACK (handle_connect_for_script_packet(),
-        do_outbound_script_packet())."""
-        if "S" in script.flags and live.is_syn:
-            conn.script_local_isn, conn.live_local_isn, conn.isn_known = script.seq, live.seq, True
+        """The DUT's ISN, from its first SYN or SYN-ACK (handle_connect_for_script_packet(),
+        do_outbound_script_packet()); a later one reads in the same numbering."""
+        if "S" in script.flags and live.is_syn and not conn.local_isn_known:
+            conn.script_local_isn, conn.live_local_isn, conn.local_isn_known = script.seq, live.seq, True
 
     def to_script(self, conn: Connection, live: WireSegment, script: Segment) -> WireSegment:
         """map_outbound_live_packet() and tcp_convert_seq_number(): live values into
