@@ -199,3 +199,24 @@ def test_send_without_flush_keeps_the_frames_that_left_before_for_next_frame():
     assert target.next_frame(P1.name, until=0) == (_who_has(P1, "10.0.1.50"), 0.0)
     target.send(P0.name, to_h1)
     assert target.next_frame(P1.name, until=0) is None
+
+
+@needs_root
+def test_the_tests_tcp_sockets_go_at_its_end_without_a_segment_on_the_wire(dut):
+    """An established connection, one left in the accept queue, a listener and a
+    connect() in progress: closing the DUT side sends no FIN or RST (they are released
+    in repair mode), so a lab's capture, which runs across tests, gets nothing."""
+    _addressed(dut)
+    listener = dut.socket("tcp", (P0_IP, 8080))
+    listener.listen(4)
+    for sport in (40000, 40001):
+        dut.send("p0", _from_h0(sport=sport, dport=8080, flags="S", seq=1, window=65535))
+        synack = Ether(dut.next_frame("p0", dut.now() + 5)[0])[TCP]
+        dut.send("p0", _from_h0(sport=sport, dport=8080, flags="A", seq=2, ack=synack.seq + 1, window=65535))
+    listener.accept()
+    with pytest.raises(BlockingIOError):
+        dut.socket("tcp").connect((H0_IP, 80))
+    dut.next_frame("p0", dut.now() + 5)  # its SYN
+    dut.side.close()
+    assert dut.next_frame("p0", dut.now() + 0.5) is None
+    assert dut.lab.run(dut.lab.dut, ["ss", "-tanH"]) == ""

@@ -92,6 +92,9 @@ TCP_INFO_FIELDS = (
 )
 TCP_INFO = struct.Struct("=" + "".join(fmt for _, fmt in TCP_INFO_FIELDS))  # each field is aligned: no padding
 TCP_INFO_NAMES = tuple(name for name, _ in TCP_INFO_FIELDS)
+# setsockopt(TCP_REPAIR, TCP_REPAIR_ON) (include/uapi/linux/tcp.h): a socket in repair
+# mode closes without a segment (tcp_disconnect())
+TCP_REPAIR, TCP_REPAIR_ON = 19, 1
 # tcp_ioctl(): SIOCINQ is FIONREAD, SIOCOUTQ is TIOCOUTQ (include/uapi/linux/sockios.h)
 SIOCINQ, SIOCOUTQ = termios.FIONREAD, termios.TIOCOUTQ
 
@@ -145,6 +148,7 @@ class DutSide:
 
     def __init__(self, lab: NetnsLab, nftrace: bool = True) -> None:
         self.lab = lab
+        self._closed = False
         self._sockets: list[DutSocket | DutStreamSocket] = []
         self._event_readers: list[EventReader] = []
         self._drops: NetnsDrops | None = None
@@ -326,11 +330,18 @@ class DutSide:
             self._bpf_runs.clear()
 
     def close(self) -> None:
+        """Release the test's sockets, readers and observers; safe twice."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             if self._load_run is not None:
                 self._load_run.close()
-            for sock in self._sockets:
-                sock.close()
+            for sock in self._sockets:  # a listener's release() appends what it accepts: seen here too
+                if isinstance(sock, DutStreamSocket):
+                    sock.release()
+                else:
+                    sock.close()
             if not self.lab.owns_namespace and any(isinstance(sock, DutStreamSocket) for sock in self._sockets):
                 self._destroy_tcp_left_behind()
             for reader in self._event_readers:
@@ -507,6 +518,23 @@ class DutStreamSocket(StreamSocket):
         self.sock.shutdown(how)
 
     def close(self) -> None:
+        self.sock.close()
+
+    def release(self) -> None:
+        """At the end of the test: gone without a segment on the wire (no FIN, no RST, no
+        TIME_WAIT), so none reaches the next test (a lab's capture runs across tests):
+        closed in repair mode (CAP_NET_ADMIN). A listener accepts what its queue holds
+        first, which the DutSide then releases too (closing it would reset them)."""
+        if self.sock.fileno() == -1:
+            return
+        if self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            while True:
+                try:
+                    self.accept()
+                except BlockingIOError:
+                    break
+        else:
+            self.sock.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON)
         self.sock.close()
 
     def setsockopt(self, level: int, name: int, value: int | bytes) -> None:
