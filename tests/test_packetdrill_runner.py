@@ -260,3 +260,37 @@ def test_the_header_comment_moves_the_addresses():
     assert ["ip", "route", "add", "192.0.2.1/32", "dev", "p0"] in dut.commands
     sent = Ether(dut.received[-1][1])[IP]
     assert (sent.src, sent.dst, sent.ttl) == ("192.0.2.1", "192.168.0.1", 255)
+
+
+class RealTimeDut(FakeDut):
+    """A DUT on real time (no virtual_time capability) whose send() takes `send_seconds`."""
+
+    capabilities = frozenset()
+
+    def __init__(self, on_frame, send_seconds: float):
+        super().__init__(on_frame)
+        self.send_seconds = send_seconds
+
+    def send(self, port, frame: bytes, flush: bool = True) -> None:
+        self.clock += self.send_seconds
+        super().send(port, frame, flush)
+
+
+@pytest.fixture
+def no_calibration(monkeypatch):
+    """The start-up sleeps measure this machine's load; these tests fix the lateness."""
+    monkeypatch.setattr("harness.packetdrill.runner.SchedulingDelay.calibrate", lambda self: None)
+
+
+def test_real_time_tolerance_is_packetdrills_widened_by_twice_the_runners_lateness(no_calibration):
+    """The SYN went in 3 ms late (send() took that long): 4 ms + 2 * 3 ms."""
+    run(LISTEN + "+0 > S. 0:0(0) ack 1 <...>\n", RealTimeDut(synack_at(0.0095), send_seconds=0.003))
+    message = failure(LISTEN + "+0 > S. 0:0(0) ack 1 <...>\n", RealTimeDut(synack_at(0.0105), send_seconds=0.003))
+    assert "expected outbound packet at 0.003000 sec but happened at 0.013500 sec; tolerance 0.010000 sec" \
+        in message
+
+
+def test_real_time_tolerance_grows_with_the_time_since_the_previous_event(no_calibration):
+    run(LISTEN + "+1 > S. 0:0(0) ack 1 <...>\n", RealTimeDut(synack_at(1.12), send_seconds=0.0))
+    assert "tolerance 0.125000 sec" in failure(LISTEN + "+1 > S. 0:0(0) ack 1 <...>\n",
+                                                RealTimeDut(synack_at(1.13), send_seconds=0.0))
