@@ -323,3 +323,31 @@ def test_the_header_scan_finds_hand_parsing():
         "mockkernel/ipv4/sample.py:4: frame[12:14] reads packet bytes at a literal offset",
         "mockkernel/ipv4/sample.py:6: buf[nh] & 15 decodes a packet field's bits by hand",
         "mockkernel/ipv4/sample.py:6: buf[nh] >> 4 decodes a packet field's bits by hand"]
+
+
+def test_tcp_options_are_written_in_tcp_options_write_order():
+    """MSS, SACK-permitted riding in the timestamp's NOPs, NOP + window scale:
+    the 20 bytes of a Linux SYN (net/ipv4/tcp_output.c tcp_options_write())."""
+    syn = tcp.write_options(tcp.OutOptions(mss=1460, ws=10, sack_ok=True, ts=(5, 0)))
+    assert syn == bytes.fromhex("020405b4" "0402080a" "00000005" "00000000" "0103030a")
+    assert tcp.write_options(tcp.OutOptions(mss=1460, ws=7, sack_ok=True)) == bytes.fromhex(
+        "020405b4" "01010402" "01030307")
+    established = tcp.write_options(tcp.OutOptions(ts=(1, 2), sack_blocks=((10, 20), (30, 40), (50, 60))))
+    assert established[:16] == bytes.fromhex("0101080a" "00000001" "00000002" "0101051a")
+
+
+def test_tcp_options_parse_back_into_their_values_and_order():
+    raw = tcp.write_options(tcp.OutOptions(mss=1448, ws=7, sack_ok=True, ts=(9, 8), sack_blocks=((1, 2),)))
+    parsed = tcp.parse_options(bytearray(bytes(tcp.TCP_HLEN) + raw), 0, tcp.TCP_HLEN + len(raw))
+    assert parsed == tcp.TcpOptions(kinds=[tcp.TCPOPT_MSS, tcp.TCPOPT_SACK_PERM, tcp.TCPOPT_TIMESTAMP,
+                                           tcp.TCPOPT_WINDOW, tcp.TCPOPT_SACK],
+                                    mss=1448, wscale=7, sack_perm=True, ts=(9, 8), sack_blocks=[(1, 2)])
+
+
+def test_tcp_build_segment_checksum_verifies_against_the_pseudo_header():
+    saddr, daddr = 0x0A000001, 0x0A000002
+    segment = tcp.build_segment(saddr, daddr, 40000, 80, 1, 2, tcp.TCPHDR_ACK | tcp.TCPHDR_PSH, 512,
+                                tcp.write_options(tcp.OutOptions(ts=(3, 4))), b"hello")
+    packet = ipv4.build_header(saddr, daddr, ipv4.IPPROTO_TCP, len(segment)) + segment
+    assert tcp.checksum_ok(packet, 0, ipv4.IPV4_MIN_HLEN, len(packet))
+    assert tcp.TcpSegment(packet, ipv4.IPV4_MIN_HLEN).window == 512

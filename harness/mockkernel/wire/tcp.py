@@ -3,11 +3,17 @@
 check_len() checks what tcp_v4_rcv() checks of the header itself (20 bytes,
 data offset >= 5, the data offset's bytes there). options() walks the option
 list as the kernel's parsers do (tcp_parse_options(), nf_conntrack's
-tcp_options() and tcp_sack()).
+tcp_options() and tcp_sack()); parse_options() reads their values into
+`TcpOptions`. `OutOptions` is struct tcp_out_options and write_options() lays
+it out as net/ipv4/tcp_output.c tcp_options_write() does: MSS, then the
+timestamp (its two NOPs carry SACK-permitted when both are sent), SACK-permitted
+alone behind two NOPs, NOP + window scale, then NOP NOP + SACK blocks.
+build_segment() makes a whole segment with its checksum.
 """
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass, field
 
 from harness.mockkernel.wire import ipv4
 from harness.mockkernel.wire.checksum import checksum, csum_replace, pseudo_header_sum
@@ -28,10 +34,15 @@ SEGMENT_FIELDS = struct.Struct("!4xIIBBH")  # seq, ack_seq, doff << 4, flags, wi
 # the header length in bytes for each value of the data offset's byte
 DATA_OFFSET_LEN = tuple((byte >> 4) * 4 for byte in range(256))
 _U16, _U32 = struct.Struct("!H"), struct.Struct("!I")
+_TS_VALUES = struct.Struct("!II")  # a timestamp's (tsval, tsecr), a SACK block's (start, end)
 
 TCPOPT_EOL, TCPOPT_NOP, TCPOPT_MSS, TCPOPT_WINDOW, TCPOPT_SACK_PERM, TCPOPT_SACK, TCPOPT_TIMESTAMP = \
     0, 1, 2, 3, 4, 5, 8
-TCPOLEN_WINDOW, TCPOLEN_SACK_PERM, TCPOLEN_SACK_BASE, TCPOLEN_SACK_PERBLOCK = 3, 2, 2, 8
+TCPOLEN_MSS, TCPOLEN_WINDOW, TCPOLEN_SACK_PERM, TCPOLEN_TIMESTAMP = 4, 3, 2, 10
+TCPOLEN_SACK_BASE, TCPOLEN_SACK_PERBLOCK = 2, 8
+MAX_TCP_OPTION_SPACE = 40
+# what each option takes once aligned to 32 bits (include/net/tcp.h TCPOLEN_*_ALIGNED)
+TCPOLEN_MSS_ALIGNED, TCPOLEN_WSCALE_ALIGNED, TCPOLEN_SACKPERM_ALIGNED, TCPOLEN_SACK_BASE_ALIGNED = 4, 4, 4, 4
 # NOP, NOP, timestamp of 10 bytes: what nearly every Linux segment carries
 TCPOLEN_TSTAMP_ALIGNED, TCPOPT_TSTAMP_WORD = 12, 0x0101080A
 
@@ -165,6 +176,99 @@ class TcpSegment(HeaderView):
 
     def options(self):
         return options(self.buf, self.off, self.header_len)
+
+
+@dataclass(slots=True)
+class OutOptions:
+    """struct tcp_out_options: what tcp_syn_options(), tcp_synack_options() and
+    tcp_established_options() chose (None: the option is not sent)."""
+
+    mss: int | None = None
+    ws: int | None = None  # our window scale shift
+    sack_ok: bool = False  # OPTION_SACK_ADVERTISE
+    ts: tuple[int, int] | None = None  # (tsval, tsecr)
+    sack_blocks: tuple[tuple[int, int], ...] = ()  # [start, end) each
+
+
+_TS_WITH_SACK_PERM = (TCPOPT_SACK_PERM << 24) | (TCPOLEN_SACK_PERM << 16) | (TCPOPT_TIMESTAMP << 8) | TCPOLEN_TIMESTAMP
+_TS_WITH_NOPS = (TCPOPT_NOP << 24) | (TCPOPT_NOP << 16) | (TCPOPT_TIMESTAMP << 8) | TCPOLEN_TIMESTAMP
+_SACK_PERM_WITH_NOPS = (TCPOPT_NOP << 24) | (TCPOPT_NOP << 16) | (TCPOPT_SACK_PERM << 8) | TCPOLEN_SACK_PERM
+_WORDS = tuple(struct.Struct(f"!{n}I") for n in range(11))
+
+
+def write_options(opts: OutOptions) -> bytes:
+    """tcp_options_write(): the option bytes, a multiple of 4."""
+    words = []
+    if opts.mss is not None:
+        words.append((TCPOPT_MSS << 24) | (TCPOLEN_MSS << 16) | opts.mss)
+    if opts.ts is not None:
+        words += (_TS_WITH_SACK_PERM if opts.sack_ok else _TS_WITH_NOPS, *opts.ts)
+    elif opts.sack_ok:
+        words.append(_SACK_PERM_WITH_NOPS)
+    if opts.ws is not None:
+        words.append((TCPOPT_NOP << 24) | (TCPOPT_WINDOW << 16) | (TCPOLEN_WINDOW << 8) | opts.ws)
+    if opts.sack_blocks:
+        words.append((TCPOPT_NOP << 24) | (TCPOPT_NOP << 16) | (TCPOPT_SACK << 8)
+                     | (TCPOLEN_SACK_BASE + len(opts.sack_blocks) * TCPOLEN_SACK_PERBLOCK))
+        for start, end in opts.sack_blocks:
+            words += (start, end)
+    return _WORDS[len(words)].pack(*words)
+
+
+@dataclass(slots=True)
+class TcpOptions:
+    """The values tcp_parse_options() reads, and the kinds in the order they came."""
+
+    kinds: list[int] = field(default_factory=list)
+    mss: int | None = None
+    wscale: int | None = None
+    sack_perm: bool = False
+    ts: tuple[int, int] | None = None  # (tsval, tsecr)
+    sack_blocks: list[tuple[int, int]] = field(default_factory=list)
+
+
+_OPTION_SIZES = {TCPOPT_MSS: TCPOLEN_MSS, TCPOPT_WINDOW: TCPOLEN_WINDOW, TCPOPT_SACK_PERM: TCPOLEN_SACK_PERM,
+                 TCPOPT_TIMESTAMP: TCPOLEN_TIMESTAMP}
+
+
+def parse_options(buf: bytearray, off: int, doff: int) -> TcpOptions:
+    """tcp_parse_options(): an option of a known kind with the wrong length is
+    skipped, as the kernel skips it; a SACK option needs a whole number of blocks."""
+    parsed = TcpOptions()
+    for kind, ptr, size in options(buf, off, doff):
+        parsed.kinds.append(kind)
+        if _OPTION_SIZES.get(kind, size) != size:
+            continue
+        if kind == TCPOPT_MSS:
+            parsed.mss = _U16.unpack_from(buf, ptr + 2)[0]
+        elif kind == TCPOPT_WINDOW:
+            parsed.wscale = buf[ptr + 2]
+        elif kind == TCPOPT_SACK_PERM:
+            parsed.sack_perm = True
+        elif kind == TCPOPT_TIMESTAMP:
+            parsed.ts = _TS_VALUES.unpack_from(buf, ptr + 2)
+        elif kind == TCPOPT_SACK and size >= TCPOLEN_SACK_BASE + TCPOLEN_SACK_PERBLOCK \
+                and not (size - TCPOLEN_SACK_BASE) % TCPOLEN_SACK_PERBLOCK:
+            parsed.sack_blocks = [_TS_VALUES.unpack_from(buf, block)
+                                  for block in range(ptr + TCPOLEN_SACK_BASE, ptr + size, TCPOLEN_SACK_PERBLOCK)]
+    return parsed
+
+
+def build_segment(saddr: int, daddr: int, sport: int, dport: int, seq: int, ack_seq: int, flags: int,
+                  window: int, options: bytes = b"", payload: bytes = b"") -> bytearray:
+    """A segment with `options` (a multiple of 4 bytes) and `payload`, its checksum filled in."""
+    hlen = TCP_HLEN + len(options)
+    segment = bytearray(HEADER.pack(sport, dport, seq, ack_seq, (hlen // 4) << 4, flags, window, 0, 0))
+    segment += options
+    segment += payload
+    _U16.pack_into(segment, CHECK, checksum(segment, _pseudo_sum(saddr, daddr, len(segment))))
+    return segment
+
+
+def _pseudo_sum(saddr: int, daddr: int, length: int) -> int:
+    """csum_tcpudp_nofold() from the addresses as integers: their 16-bit words summed."""
+    words = (saddr >> 16) + (saddr & 0xFFFF) + (daddr >> 16) + (daddr & 0xFFFF) + IPPROTO_TCP + length
+    return 0xFFFF - checksum(b"", words)
 
 
 def build(saddr: int, daddr: int, sport: int, dport: int, seq: int, ack_seq: int, flags: int) -> bytes:
