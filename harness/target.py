@@ -82,6 +82,9 @@ DUT_SYSCTLS = {
     "net.ipv4.ping_group_range": "0\t2147483647",
     "net.ipv6.conf.all.disable_ipv6": "1",
     "net.ipv6.conf.default.disable_ipv6": "1",
+    # a DUT netns inherits the host's default (bbr on the project's machines, not modelled) and may only
+    # switch to tcp_allowed_congestion_control ("reno bbr" there): reno runs the same on both targets
+    "net.ipv4.tcp_congestion_control": "reno",
 }
 
 

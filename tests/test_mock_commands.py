@@ -693,7 +693,10 @@ def test_sysctl_values_are_kept_as_the_handler_parsed_them_so_the_datapath_reads
     values = dut.net.sysctl.values
     assert (values["net.ipv4.ip_default_ttl"], values["net.ipv4.icmp_ratelimit"]) == (64, 4)
     assert values["net.ipv4.ip_local_port_range"] == (2000, 60999)
-    assert {type(value) for value in values.values()} == {int, tuple}
+    assert {type(value) for value in values.values()} == {int, tuple, str}
+    assert sorted(key for key, value in values.items() if isinstance(value, str)) == [  # proc_tcp_congestion_control()'s
+        "net.ipv4.tcp_allowed_congestion_control", "net.ipv4.tcp_available_congestion_control",
+        "net.ipv4.tcp_congestion_control"]
     with pytest.raises(CommandError):
         dut.sh("sysctl -w net.ipv4.ip_default_ttl=256")
     assert values["net.ipv4.ip_default_ttl"] == 64  # a refused write keeps the old value

@@ -58,9 +58,9 @@ class Kernel(Net):
         self._boot()
 
     def _boot(self) -> None:
+        inet_init(self)  # before the DUT's sysctls: it registers TCP's
         for name, value in DUT_SYSCTLS.items():
             self.sysctl.write(name, value)
-        inet_init(self)
         dev_proc_net_init(self)
         nf_conntrack_pernet_init(self)
         qdisc_init_net(self)

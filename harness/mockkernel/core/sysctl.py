@@ -1,12 +1,12 @@
 """A namespace's sysctl tree: `struct ctl_table` entries and kernel/sysctl.c's
 proc handlers, which parse and check a write once, when it is made.
 
-The datapath reads typed values from `Sysctls.values` (an int, or a pair for
-the two ranges), never text. A write goes through the entry's handler: numbers
-are C numbers (0x10, 010) read as proc_get_long() does, values after the first
-are ignored, and anything out of the type's or the entry's range (extra1,
-extra2) or not a number is refused with EINVAL (`ProcError`), the old value
-kept. Plain proc_dointvec() takes any int: the conf/* flags accept rp_filter 7,
+The datapath reads typed values from `Sysctls.values` (an int, a pair for
+the two ranges, a checked name for tcp_congestion_control), never text. A
+write goes through the entry's handler: numbers are C numbers (0x10, 010)
+read as proc_get_long() does, values after the first are ignored, and
+anything out of the type's or the entry's range (extra1, extra2) or not a
+number is refused with EINVAL (`ProcError`), the old value kept. Plain proc_dointvec() takes any int: the conf/* flags accept rp_filter 7,
 as the kernel does. Jiffies are HZ=250 here: icmp_ratelimit (milliseconds)
 rounds up to 4 ms steps.
 
@@ -31,7 +31,7 @@ SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF = 2304, 4608
 IP_FORWARD = "net.ipv4.ip_forward"
 ALL_FORWARDING = "net.ipv4.conf.all.forwarding"
 
-Value = int | tuple[int, int]
+Value = int | tuple[int, int] | str  # str: a checked name (tcp_congestion_control)
 
 
 class ProcError(Exception):

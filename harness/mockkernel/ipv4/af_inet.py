@@ -1,7 +1,8 @@
 """IPv4's initialisation (net/ipv4/af_inet.c inet_init()), run at boot.
 
 What IPv4 hooks into the core it registers here, in the kernel's order: the
-L4 receive functions (inet_add_protocol(): ICMP, UDP, TCP, IGMP), ARP's
+L4 receive functions (inet_add_protocol(): ICMP, UDP, TCP, IGMP) with TCP's
+congestion-control modules, ARP's
 receive function and neighbour table (arp_init()), the netdevice notifiers of
 devinet and the FIB (ip_init() -> ip_rt_init(): devinet_init(),
 ip_fib_init()), ICMP's sender (icmp_init()), /proc/net/snmp and netstat
@@ -19,6 +20,8 @@ from harness.mockkernel.ipv4.igmp import igmp_rcv
 from harness.mockkernel.ipv4.ip_input import ip_rcv
 from harness.mockkernel.ipv4.proc import ip_proc_init
 from harness.mockkernel.ipv4.protocol import inet_add_protocol
+from harness.mockkernel.ipv4.tcp_cong import tcp_cong_sysctls
+from harness.mockkernel.ipv4.tcp_cubic import cubictcp_register
 from harness.mockkernel.ipv4.tcp_ipv4 import tcp_v4_rcv
 from harness.mockkernel.ipv4.udp import udp_rcv
 from harness.mockkernel.wire.ethernet import ETH_P_IP
@@ -29,6 +32,8 @@ def inet_init(net) -> None:
     inet_add_protocol(icmp_rcv, IPPROTO_ICMP)
     inet_add_protocol(udp_rcv, IPPROTO_UDP)
     inet_add_protocol(tcp_v4_rcv, IPPROTO_TCP)
+    cubictcp_register()  # built in: late_initcall(cubictcp_register)
+    net.sysctl.register(tcp_cong_sysctls())
     inet_add_protocol(igmp_rcv, IPPROTO_IGMP)
     arp_init(net)
     devinet_init(net)  # ip_init() -> ip_rt_init()

@@ -210,6 +210,10 @@ class TcpSock:
     icsk_ca_state: int = 0  # TCP_CA_Open
     icsk_ca_ops: object | None = None  # struct tcp_congestion_ops (tcp_cong.py)
     ca_priv: object | None = None  # inet_csk_ca(sk): the module's private state
+    snd_cwnd_clamp: int = 0xFFFFFFFF
+    prior_cwnd: int = 0  # cwnd when the last reduction began (what undo restores)
+    is_cwnd_limited: bool = False  # cwnd was the limit in the last window (tcp_cwnd_validate())
+    max_packets_out: int = 0
     # queues: TcpSkb each, in sequence order
     write_queue: deque = field(default_factory=deque)  # not yet sent
     rtx_queue: deque = field(default_factory=deque)  # sent, not yet acknowledged (an rb-tree in the kernel)
