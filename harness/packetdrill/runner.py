@@ -189,8 +189,10 @@ class Runner:
         self.pending: PendingCall | None = None
         self.event: Event | None = None
         self.last_event: Event | None = None
-        self.last_usecs = 0
-        self.done_usecs = 0      # when the previous event ended: what `+t` counts from
+        self.event_usecs = 0                    # the current event's script time
+        self.event_end_usecs: int | None = None  # the end of its range, or of a blocking call
+        self.last_usecs = 0                     # the previous event's script time
+        self.done_usecs = 0                     # when the previous event ended: what `+t` counts from
         self.start = 0.0
 
     # the run ---------------------------------------------------------------------------
@@ -231,7 +233,7 @@ class Runner:
             self.expect_outbound(event, action)
             return
         self.advance_to(self.event_usecs)
-        self.check_start_time()
+        self.measure_lateness()
         if isinstance(action, Segment):
             self.send_inbound(action)
         elif isinstance(action, Syscall):
@@ -302,7 +304,7 @@ class Runner:
             return min(usecs, self.pending.end_usecs)
         return min(usecs, now + round(PENDING_POLL_SECONDS * 1e6))
 
-    def check_start_time(self) -> None:
+    def measure_lateness(self) -> None:
         """An inbound packet, system call or command starts at its time: on real time,
         how late the runner is measures the machine's load (SchedulingDelay)."""
         if not self.virtual:
