@@ -424,7 +424,7 @@ class Runner:
             if got is None:
                 if pieces:
                     break
-                raise self.failure(self.nothing_left(script, deadline), event)
+                raise self.failure(self.nothing_left(deadline), event)
             live, departed = got
             owner = self.connection_of(live)
             if owner is not conn:
@@ -441,7 +441,7 @@ class Runner:
         live = pieces[0][0] if len(pieces) == 1 else self.aggregate([p for p, _ in pieces])
         self.learn_isn(conn, script, live)
         actual = self.to_script(conn, live, script)
-        problem = self.compare(script, actual, conn)
+        problem = self.compare(script, actual)
         if problem is None and kind is not TimeKind.ANY:
             problem = self.check_time("outbound packet", departed, self.event_usecs, self.event_end_usecs,
                                       self.last_usecs)
@@ -451,7 +451,7 @@ class Runner:
         # counts from then, not from when this target's reader handed it over
         self.done_usecs = max(departed, looked_from)
 
-    def nothing_left(self, script: Segment, deadline: int) -> str:
+    def nothing_left(self, deadline: int) -> str:
         return (f"expected outbound packet at {self.event_usecs / 1e6:.6f} sec, but nothing left "
                 f"{self.port.name} for {self.addr.remote} by {deadline / 1e6:.6f} sec")
 
@@ -506,7 +506,7 @@ class Runner:
         first_script, first_live = conn.first_ts
         return TcpOption(TCPOPT_TIMESTAMP, val=(first_script + option.val - first_live) & 0xFFFFFFFF, ecr=option.ecr)
 
-    def compare(self, script: Segment, actual: WireSegment, conn: Connection) -> str | None:
+    def compare(self, script: Segment, actual: WireSegment) -> str | None:
         """verify_tcp() and verify_outbound_live_tcp_options(), in packetdrill's words."""
         expected_flags = flag_bits(script.flags)
         for letter, name in FLAG_NAMES.items():
