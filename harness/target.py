@@ -449,7 +449,10 @@ class Target(ABC):
             self._collect(remaining)
 
     def _collect(self, timeout: float) -> None:
-        for name, (frames, times) in self._receive(timeout).items():
+        self._queue_departed(self._receive(timeout))
+
+    def _queue_departed(self, departed: dict[str, Departed]) -> None:
+        for name, (frames, times) in departed.items():
             self._queues[name].extend(frames)
             self._departures[name].extend(times)
             self.frame_log += [("left", name, f) for f in frames]

@@ -143,8 +143,9 @@ class NetnsTarget(SideTarget):
             self._stop_agent()
             self.lab.close()
             raise
-        # the lab's veths are new for each test: their counters start at 0
-        self.capabilities = self.side.capabilities | {"fresh_devices"}
+        # the lab's veths are new for each test: their counters start at 0; frames are
+        # stamped when captured (SO_TIMESTAMPNS), well under a millisecond after they left
+        self.capabilities = self.side.capabilities | {"fresh_devices", "frame_times"}
 
     def _start_agent(self, python: str, nftrace: bool) -> RemoteDutSide:
         self._agent = self.lab.popen(self.lab.dut, [python, "-I", str(agent.build_agent_zip())],
@@ -212,13 +213,22 @@ class NetnsTarget(SideTarget):
             raise frame_too_long(port, longest, mtu)
 
     def _receive(self, timeout: float) -> dict[str, Departed]:
-        """What the tester ports captured, each frame with its capture time: when the
-        tester's end of the veth received it, which is when the DUT's end sent it."""
+        return self._capture(timeout, BURST_QUIET)
+
+    def _await_frames(self, seconds: float) -> None:
+        """next_frame(): back as soon as a frame is captured, not after its burst."""
+        self._queue_departed(self._capture(seconds, 0.0))
+
+    def _capture(self, timeout: float, quiet: float) -> dict[str, Departed]:
+        """What the tester ports captured, each frame with its capture time (when the
+        tester's end of the veth received it, which is when the DUT's end sent it):
+        waits up to `timeout` for a first frame, then until the wires were quiet for
+        `quiet` seconds."""
         received = {name: Departed([], []) for name in self._wires}
         deadline = time.monotonic() + timeout
         while True:
             got_some = any(departed.frames for departed in received.values())
-            wait = BURST_QUIET if got_some else max(deadline - time.monotonic(), 0.0)
+            wait = quiet if got_some else max(deadline - time.monotonic(), 0.0)
             ready, _, _ = select.select(list(self._wires.values()), [], [], wait)
             if not ready:
                 return received

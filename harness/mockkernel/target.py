@@ -44,7 +44,7 @@ class MockTarget(Target):
     name = "mock"
     capabilities = frozenset({"frames", "sockets", "drop_reasons", "virtual_time",
                               "nftables", "nftrace", "conntrack", "xdp", "journey.xdp", "journey.tc", "bpftool",
-                              "tc", "bpf_events", "fresh_devices"})
+                              "tc", "bpf_events", "fresh_devices", "frame_times"})
 
     def __init__(self, seed: int = 0, cost: CostModel | None = None, journey_limit: int = JOURNEY_LIMIT) -> None:
         super().__init__()
