@@ -1,12 +1,13 @@
 """A namespace's sysctl tree: `struct ctl_table` entries and kernel/sysctl.c's
 proc handlers, which parse and check a write once, when it is made.
 
-The datapath reads typed values from `Sysctls.values` (an int, a pair for
-the two ranges, a checked name for tcp_congestion_control), never text. A
-write goes through the entry's handler: numbers are C numbers (0x10, 010)
-read as proc_get_long() does, values after the first are ignored, and
-anything out of the type's or the entry's range (extra1, extra2) or not a
-number is refused with EINVAL (`ProcError`), the old value kept. Plain proc_dointvec() takes any int: the conf/* flags accept rp_filter 7,
+The datapath reads typed values from `Sysctls.values` (an int, a tuple for
+the ranges and vectors such as tcp_rmem, a checked name for
+tcp_congestion_control), never text. A write goes through the entry's
+handler: numbers are C numbers (0x10, 010) read as proc_get_long() does,
+values after the first are ignored, and anything out of the type's or the
+entry's range (extra1, extra2) or not a number is refused with EINVAL
+(`ProcError`), the old value kept. Plain proc_dointvec() takes any int: the conf/* flags accept rp_filter 7,
 as the kernel does. Jiffies are HZ=250 here: icmp_ratelimit (milliseconds)
 rounds up to 4 ms steps.
 
@@ -31,7 +32,7 @@ SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF = 2304, 4608
 IP_FORWARD = "net.ipv4.ip_forward"
 ALL_FORWARDING = "net.ipv4.conf.all.forwarding"
 
-Value = int | tuple[int, int] | str  # str: a checked name (tcp_congestion_control)
+Value = int | tuple[int, ...] | str  # str: a checked name (tcp_congestion_control)
 
 
 class ProcError(Exception):
@@ -100,8 +101,18 @@ def proc_dointvec(sysctls: Sysctls, table: CtlTable, key: str, text: str) -> int
     return proc_get_long(_words(text, 1)[0], -INT_MAX - 1, INT_MAX)
 
 
-def proc_dointvec_minmax(sysctls: Sysctls, table: CtlTable, key: str, text: str) -> int:
-    return _minmax(sysctls, table, text, -INT_MAX - 1, INT_MAX)
+def proc_dointvec_minmax(sysctls: Sysctls, table: CtlTable, key: str, text: str) -> Value:
+    """An int, or a vector of them (maxlen of several ints, as tcp_rmem): each
+    value written is checked; one not written keeps its old value."""
+    if not isinstance(table.default, tuple):
+        return _minmax(sysctls, table, text, -INT_MAX - 1, INT_MAX)
+    vector = list(sysctls.values[key])
+    low, high = _bound(sysctls, table.extra1, -INT_MAX - 1), _bound(sysctls, table.extra2, INT_MAX)
+    for index, word in enumerate(_words(text, len(vector))):
+        vector[index] = proc_get_long(word, -INT_MAX - 1, INT_MAX)
+        if not low <= vector[index] <= high:
+            raise ProcError
+    return tuple(vector)
 
 
 def proc_douintvec_minmax(sysctls: Sysctls, table: CtlTable, key: str, text: str) -> int:
@@ -256,4 +267,4 @@ class Sysctls:
     def show(self, key: str) -> str:
         """The value as reading /proc/sys/<key> prints it."""
         value = self.values[key]
-        return f"{value[0]}\t{value[1]}" if isinstance(value, tuple) else str(value)
+        return "\t".join(map(str, value)) if isinstance(value, tuple) else str(value)

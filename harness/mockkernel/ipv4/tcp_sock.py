@@ -13,30 +13,19 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from enum import IntEnum
-
 from harness.mockkernel.clock import Timer
+from harness.mockkernel.core.snmp import SNMP4_TCP_LIST
+from harness.mockkernel.ipv4.inet_hashtables import inet_put_port, inet_unhash
+from harness.mockkernel.ipv4.tcp_states import (TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED,
+                                                   TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN,
+                                                   TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT,
+                                                   TcpState)
 
 
-class TcpState(IntEnum):
-    """include/net/tcp_states.h."""
-
-    TCP_ESTABLISHED = 1
-    TCP_SYN_SENT = 2
-    TCP_SYN_RECV = 3
-    TCP_FIN_WAIT1 = 4
-    TCP_FIN_WAIT2 = 5
-    TCP_TIME_WAIT = 6
-    TCP_CLOSE = 7
-    TCP_CLOSE_WAIT = 8
-    TCP_LAST_ACK = 9
-    TCP_LISTEN = 10
-    TCP_CLOSING = 11
-    TCP_NEW_SYN_RECV = 12
-
-
-(TCP_ESTABLISHED, TCP_SYN_SENT, TCP_SYN_RECV, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_TIME_WAIT, TCP_CLOSE,
- TCP_CLOSE_WAIT, TCP_LAST_ACK, TCP_LISTEN, TCP_CLOSING, TCP_NEW_SYN_RECV) = TcpState
+TCP_MIB_ATTEMPTFAILS = SNMP4_TCP_LIST.index("AttemptFails")
+TCP_MIB_ESTABRESETS = SNMP4_TCP_LIST.index("EstabResets")
+TCP_MIB_CURRESTAB = SNMP4_TCP_LIST.index("CurrEstab")
+SOCK_BINDPORT_LOCK = 8  # sk_userlocks: bind() chose the port, close() alone gives it back
 
 # sk->sk_shutdown bits (include/net/sock.h)
 RCV_SHUTDOWN, SEND_SHUTDOWN = 1, 2
@@ -150,6 +139,7 @@ class TcpSock:
     daddr: int = 0
     sport: int = 0  # inet_sport
     dport: int = 0
+    dst: object | None = None  # sk_dst_cache: the route (ipv4/route.py Rtable)
     # send sequence space
     snd_una: int = 0
     snd_nxt: int = 0
@@ -222,7 +212,8 @@ class TcpSock:
     # struct sock: buffers and accounting
     sk_rcvbuf: int = 0
     sk_sndbuf: int = 0
-    sk_userlocks: int = 0  # SOCK_RCVBUF_LOCK / SOCK_SNDBUF_LOCK: set by SO_RCVBUF / SO_SNDBUF
+    sk_userlocks: int = 0  # SOCK_RCVBUF_LOCK / SOCK_SNDBUF_LOCK / SOCK_BINDPORT_LOCK
+    sk_reuse: bool = False  # SO_REUSEADDR
     sk_wmem_queued: int = 0
     rmem_alloc: int = 0  # sk_rmem_alloc
     sk_forward_alloc: int = 0
@@ -277,3 +268,78 @@ class RequestSock:
     tos: int = 0
     rsk_timer: Timer | None = None  # SYN-ACK retransmits (reqsk_timer_handler())
     cookie_ts: bool = False  # answered with a SYN cookie: no state kept (syncookies.py)
+
+
+@dataclass(eq=False)
+class TimewaitSock:
+    """struct tcp_timewait_sock: what stays of a closed connection in TIME_WAIT
+    (or an orphan's FIN_WAIT2, tw_substate) in the established table."""
+
+    net: object
+    tw_substate: TcpState
+    rcv_saddr: int
+    sport: int
+    daddr: int
+    dport: int
+    tw_rcv_nxt: int
+    tw_snd_nxt: int
+    tw_rcv_wnd: int
+    tw_rcv_wscale: int
+    tw_ts_recent: int
+    tw_ts_recent_stamp: float  # 0: the connection did not use timestamps
+    tw_ts_offset: int
+    sk_reuse: bool
+    tw_timer: Timer | None = None
+    state: TcpState = TCP_TIME_WAIT  # sk_state of every inet_timewait_sock
+
+
+def tcp_set_state(sk: TcpSock, state: TcpState) -> None:
+    """net/ipv4/tcp.c tcp_set_state(): CurrEstab counts ESTABLISHED and
+    CLOSE_WAIT sockets; CLOSE from either is an EstabReset and unhashes the
+    socket, which gives its port back unless bind() chose it."""
+    oldstate = sk.state
+    mib = sk.net.mib.tcp_statistics
+    if state == TCP_ESTABLISHED:
+        if oldstate != TCP_ESTABLISHED:
+            mib[TCP_MIB_CURRESTAB] += 1
+    elif state == TCP_CLOSE_WAIT:
+        if oldstate == TCP_SYN_RECV:
+            mib[TCP_MIB_CURRESTAB] += 1
+    else:
+        if state == TCP_CLOSE:
+            if oldstate in (TCP_CLOSE_WAIT, TCP_ESTABLISHED):
+                mib[TCP_MIB_ESTABRESETS] += 1
+            hashinfo = sk.net.tcp_hashinfo
+            inet_unhash(hashinfo, sk)
+            if not sk.sk_userlocks & SOCK_BINDPORT_LOCK:
+                inet_put_port(hashinfo, sk)
+        if oldstate in (TCP_ESTABLISHED, TCP_CLOSE_WAIT):
+            mib[TCP_MIB_CURRESTAB] -= 1
+    sk.state = state
+
+
+def tcp_done(sk: TcpSock) -> None:
+    """net/ipv4/tcp.c tcp_done(): the connection is over. An attempt that had
+    not finished counts as AttemptFails; the timers stop; an orphan is freed
+    (inet_csk_destroy_sock(): its port goes back too)."""
+    if sk.state in (TCP_SYN_SENT, TCP_SYN_RECV):
+        sk.net.mib.tcp_statistics[TCP_MIB_ATTEMPTFAILS] += 1
+    tcp_set_state(sk, TCP_CLOSE)
+    for timer in (sk.icsk_retransmit_timer, sk.icsk_delack_timer, sk.sk_timer):
+        if timer is not None:
+            timer.del_timer()  # tcp_clear_xmit_timers()
+    sk.icsk_pending = 0
+    sk.icsk_ack.pending = 0
+    sk.shutdown = SHUTDOWN_MASK
+    if sk.done:
+        inet_put_port(sk.net.tcp_hashinfo, sk)
+
+
+def inet_csk_reqsk_queue_drop(sk_listener: TcpSock, req: RequestSock) -> None:
+    """The request leaves the listener's SYN queue (the SYN-ACK timer gave up,
+    or a RST killed it)."""
+    key = (req.ir_rmt_addr, req.ir_rmt_port)
+    if sk_listener.syn_queue.get(key) is req:
+        del sk_listener.syn_queue[key]
+    if req.rsk_timer is not None:
+        req.rsk_timer.del_timer()
