@@ -127,6 +127,18 @@ class RcvqSpace:
     time: float = 0.0
 
 
+@dataclass(slots=True)
+class TcpRack:
+    """struct tcp_rack (include/linux/tcp.h): RACK's view of the most recently
+    sent segment that was delivered."""
+
+    mstamp: float = 0.0  # when that segment was (last) sent
+    rtt_us: int = 0  # its RTT
+    end_seq: int = 0
+    reo_wnd_steps: int = 1
+    advanced: bool = False  # mstamp moved on this ACK
+
+
 @dataclass(eq=False)
 class TcpSock:
     """struct sock + inet_sock + inet_connection_sock + tcp_sock."""
@@ -204,6 +216,31 @@ class TcpSock:
     prior_cwnd: int = 0  # cwnd when the last reduction began (what undo restores)
     is_cwnd_limited: bool = False  # cwnd was the limit in the last window (tcp_cwnd_validate())
     max_packets_out: int = 0
+    # the send side's own (tcp_output.py, tcp_recovery.py, tcp_timer.py)
+    inet_id: int = 0  # the IP ID of the next segment (inet_sk(sk)->inet_id)
+    tos: int = 0  # inet->tos
+    tcp_header_len: int = 20  # the header and the options every segment carries (32 with timestamps)
+    scaling_ratio: int = 128  # tp->scaling_ratio: window per 256 bytes of buffer (TCP_DEFAULT_SCALING_RATIO)
+    snd_sml: int = 0  # the end of the last small segment sent (tcp_minshall_update(), Nagle)
+    retrans_stamp: float = 0.0  # when the first retransmission of this episode was sent (0: none)
+    undo_marker: int = 0
+    undo_retrans: int = -1
+    lost: int = 0  # tp->lost: segments ever marked lost
+    reordering: int = 3  # sysctl_tcp_reordering, copied at tcp_init_sock()
+    reord_seen: int = 0
+    tlp_high_seq: int = 0  # snd_nxt when a tail loss probe went out (0: none outstanding)
+    tlp_retrans: bool = False  # that probe was a retransmission
+    frto: bool = False  # F-RTO (RFC 5682) runs on this loss episode
+    rack: TcpRack = field(default_factory=TcpRack)
+    min_rtt_us: int = 0  # tcp_min_rtt(): the windowed minimum RTT (0: no sample)
+    min_rtt_stamp: float = 0.0
+    prr_delivered: int = 0
+    prr_out: int = 0
+    cwnd_usage_seq: int = 0
+    highest_sack: int | None = None  # the end_seq of the highest SACKed segment (tcp_highest_sack_seq())
+    icsk_syn_retries: int = 0  # TCP_SYNCNT (0: tcp_syn_retries)
+    icsk_probes_tstamp: float = 0.0
+    sk_nospace: bool = False  # SOCK_NOSPACE: a writer found the send buffer full
     # queues: TcpSkb each, in sequence order
     write_queue: deque = field(default_factory=deque)  # not yet sent
     rtx_queue: deque = field(default_factory=deque)  # sent, not yet acknowledged (an rb-tree in the kernel)
@@ -262,7 +299,11 @@ class RequestSock:
     sack_ok: bool = False
     ts_recent: int = 0
     ts_off: int = 0
-    snt_synack: float = 0.0  # when the last SYN-ACK was sent
+    snt_synack: float | None = None  # when the last SYN-ACK was sent
+    snt_tsval_first: int = 0  # the TSval of the first SYN-ACK and of the last (tcp_make_synack() sets them)
+    snt_tsval_last: int = 0
+    cookie_tsval: int | None = None  # the SYN-ACK's TSval (before ts_off), options in its low bits
+    acked: bool = False  # the handshake's ACK came while the accept queue was full
     num_retrans: int = 0
     num_timeout: int = 0
     tos: int = 0
