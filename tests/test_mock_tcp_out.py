@@ -322,3 +322,15 @@ def test_a_delayed_ack_leaves_after_ato_40ms_and_counts_in_delayedacks():
     assert when == pytest.approx(1.04)
     assert (ack[TCP].flags, ack[TCP].ack, len(ack[TCP].payload)) == ("A", PEER_ISN + 1, 0)
     assert k.mib.net_statistics[SNMP4_NET_LIST.index("DelayedACKs")] == 1
+
+
+def test_a_routes_advmss_metric_is_the_mss_the_syn_advertises_and_ip_route_shows_it():
+    # measured: `ip route add 10.9.9.0/24 dev p0 advmss 800 mtu 1400` lists "mtu 1400 advmss 800",
+    # JSON metrics [{"mtu":1400,"advmss":800}]
+    k = _kernel()
+    sh(k, ["ip", "route", "add", f"{PEER}/32", "dev", "p0", "advmss", "800", "mtu", "1400"])
+    assert sh(k, ["ip", "route", "show", f"{PEER}/32"]) == f"{PEER} dev p0 scope link mtu 1400 advmss 800 \n"
+    assert '"metrics":[{"mtu":1400,"advmss":800}]' in sh(k, ["ip", "-j", "route", "show", f"{PEER}/32"])
+    tcp_connect(_socket(k))
+    (_, syn), = _frames(k, 0)
+    assert dict(syn[TCP].options)["MSS"] == 800

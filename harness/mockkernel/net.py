@@ -195,6 +195,7 @@ class FibRoute:
     protocol: str = "boot"
     tos: int = 0
     mtu: int | None = None  # `mtu N` metric: overrides the device MTU for this path
+    advmss: int | None = None  # `advmss N` metric: the MSS TCP advertises on this path
     # the nexthop, shared with the routes that have the same one (fib_find_info())
     nh: FibNh = field(default_factory=FibNh, compare=False, repr=False)
 

@@ -1,6 +1,6 @@
 """`ip route` (iproute2 ip/iproute.c): add/append/prepend/replace/change/del
 [TYPE] PREFIX|default [via GW] [dev X] [src S] [metric N] [table T] [proto P]
-[scope S] [mtu N]; show/flush [table T|all] [dev X] [proto P] [scope S]
+[scope S] [mtu N] [advmss N]; show/flush [table T|all] [dev X] [proto P] [scope S]
 [type T] [PREFIX].
 
 iproute_modify()'s defaults: proto boot; scope link for a unicast route without
@@ -32,7 +32,7 @@ MODELLED_TYPES = (RouteType.RTN_UNICAST, RouteType.RTN_LOCAL, RouteType.RTN_BROA
 MODIFY_NOT_MODELLED = ("as", "from", "tos", "dsfield", "expires", "onlink", "pervasive", "features",
                        "quickack", "congctl", "rtt", "rto_min", "window", "cwnd", "initcwnd", "initrwnd",
                        "rttvar", "ssthresh", "realms", "mpath", "mp", "vrf", "pref", "encap",
-                       "ttl-propagate", "nexthop", "nhid", "hoplimit", "advmss", "reordering",
+                       "ttl-propagate", "nexthop", "nhid", "hoplimit", "reordering",
                        "fastopen_no_cookie")
 LIST_NOT_MODELLED = ("iif", "mark", "metric", "priority", "preference", "via", "src", "realms", "from",
                      "root", "match", "tos", "dsfield", "cached", "cloned", "vrf")
@@ -76,6 +76,7 @@ class RouteRequest:
     protocol: str | None = None
     scope: int | None = None
     mtu: int | None = None
+    advmss: int | None = None
 
     def default_table(self) -> int:
         return RT_TABLE_LOCAL if self.type in (RouteType.RTN_LOCAL, RouteType.RTN_BROADCAST) else RT_TABLE_MAIN
@@ -119,6 +120,10 @@ def _parse_modify(tokens, opts: IpOptions) -> RouteRequest:
             if tokens.peek() == "lock":
                 raise not_modelled("ip route ... mtu lock")
             req.mtu = get_value(tokens, c_uint, '"mtu" value is invalid')
+        elif token == "advmss":
+            if tokens.peek() == "lock":
+                raise not_modelled("ip route ... advmss lock")
+            req.advmss = get_value(tokens, c_uint, '"mss" value is invalid')
         elif token in MODIFY_NOT_MODELLED:
             raise not_modelled(f"ip route option {token}")
         else:
@@ -147,7 +152,7 @@ def _modify(net, tokens, opts: IpOptions, flags: int | None) -> str:
     scope = req.scope if req.scope is not None else req.default_scope(delete=flags is None)
     route = FibRoute(table, *req.dst, type=req.type or RouteType.RTN_UNICAST, oif=oif, gateway=req.gateway,
                      prefsrc=req.prefsrc, metric=req.metric or 0, scope=scope,
-                     protocol=req.protocol or "boot", mtu=req.mtu)
+                     protocol=req.protocol or "boot", mtu=req.mtu, advmss=req.advmss)
     if flags is None:
         fib_frontend.fib_table_delete(net, RouteMatch(route, req.type, scope, req.prefsrc, req.protocol))
     else:
@@ -249,7 +254,8 @@ def _print_route(net, r: FibRoute, sel: RouteFilter, opts: IpOptions) -> Printed
     if r.metric:
         out.add("metric", r.metric, f"metric {r.metric} ")
     out.add("flags", [])
-    if r.mtu is not None:
-        out.add("metrics", [{"mtu": r.mtu}], f"mtu {r.mtu} ")
+    metrics = {name: value for name, value in (("mtu", r.mtu), ("advmss", r.advmss)) if value is not None}
+    if metrics:  # RTA_METRICS in RTAX_* order
+        out.add("metrics", [metrics], "".join(f"{name} {value} " for name, value in metrics.items()))
     return out.add(None, None, "\n")
 

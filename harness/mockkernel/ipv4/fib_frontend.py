@@ -203,7 +203,8 @@ class RouteMatch:
                 and (not want.metric or r.metric == want.metric)
                 and (want.oif is None or r.oif == want.oif)
                 and (want.gateway is None or r.gateway == want.gateway)
-                and (want.mtu is None or r.mtu == want.mtu))
+                and (want.mtu is None or r.mtu == want.mtu)
+                and (want.advmss is None or r.advmss == want.advmss))
 
 
 def fib_valid_key_len(route: FibRoute) -> None:
@@ -266,7 +267,7 @@ def fib_create_info(net: Net, route: FibRoute) -> None:
 def fib_find_info(net: Net, route: FibRoute) -> FibNh:
     """fib_find_info(): the nexthop of the routes with the same attributes, so
     that they share its cached route; the route's own for the first of them."""
-    key = (route.type, route.oif, route.gateway, route.prefsrc, route.mtu, route.scope, route.protocol,
+    key = (route.type, route.oif, route.gateway, route.prefsrc, route.mtu, route.advmss, route.scope, route.protocol,
            route.metric, route.tos)
     nh = net.fib_info_hash.get(key)
     if nh is None:

@@ -116,6 +116,7 @@ class Rtable:
     error: int = 0
     is_broadcast: bool = False
     mtu: int | None = None
+    advmss: int | None = None  # the route's advmss metric (dst_metric_advmss())
     is_multicast: bool = False
     genid: int = 0  # rt_genid when made: rt_cache_valid() holds while the namespace's matches
 
@@ -514,4 +515,4 @@ def ip_route_output(net: Net, daddr: int, saddr: int = 0, oif: int | None = None
             scope = RT_SCOPE_LINK if route.gateway is None else RT_SCOPE_UNIVERSE
             saddr = inet_select_addr(net, dev, route.gateway or daddr, scope)
     return Rtable(DST_OUTPUT, res.type, dev=dev, gateway=route.gateway, prefsrc=saddr,
-                  is_broadcast=res.type is RTN_BROADCAST, mtu=route.mtu)
+                  is_broadcast=res.type is RTN_BROADCAST, mtu=route.mtu, advmss=route.advmss)

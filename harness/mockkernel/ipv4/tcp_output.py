@@ -224,8 +224,9 @@ def tcp_space(sk) -> int:
 
 
 def dst_metric_advmss(dst) -> int:
-    """ipv4_default_advmss(): the MTU less the IP and TCP headers, at least 256."""
-    return max(min(dst.dst_mtu(), 0xFFFF) - 40, 256)
+    """The route's advmss metric, else ipv4_default_advmss(): the MTU less the
+    IP and TCP headers, at least 256."""
+    return dst.advmss or max(min(dst.dst_mtu(), 0xFFFF) - 40, 256)
 
 
 def tcp_mss_clamp(sk, mss: int) -> int:
