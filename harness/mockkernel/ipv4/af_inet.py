@@ -17,13 +17,12 @@ from harness.mockkernel.ipv4.devinet import devinet_init
 from harness.mockkernel.ipv4.fib_frontend import ip_fib_init
 from harness.mockkernel.ipv4.icmp import icmp_init, icmp_rcv
 from harness.mockkernel.ipv4.igmp import igmp_rcv
-from harness.mockkernel.ipv4.inet_hashtables import InetHashinfo
 from harness.mockkernel.ipv4.ip_input import ip_rcv
 from harness.mockkernel.ipv4.proc import ip_proc_init
 from harness.mockkernel.ipv4.protocol import inet_add_protocol
 from harness.mockkernel.ipv4.tcp_cong import tcp_cong_sysctls
 from harness.mockkernel.ipv4.tcp_cubic import cubictcp_register
-from harness.mockkernel.ipv4.tcp_ipv4 import tcp_v4_rcv
+from harness.mockkernel.ipv4.tcp_ipv4 import tcp_v4_init_net, tcp_v4_rcv
 from harness.mockkernel.ipv4.tcp_output import TCP_OUTPUT_SYSCTLS
 from harness.mockkernel.ipv4.udp import udp_rcv
 from harness.mockkernel.wire.ethernet import ETH_P_IP
@@ -37,7 +36,7 @@ def inet_init(net) -> None:
     cubictcp_register()  # built in: late_initcall(cubictcp_register)
     net.sysctl.register(tcp_cong_sysctls())
     net.sysctl.register(TCP_OUTPUT_SYSCTLS)
-    net.tcp_hashinfo = InetHashinfo()  # tcp_sk_init(): the namespace's TCP sockets
+    tcp_v4_init_net(net)
     inet_add_protocol(igmp_rcv, IPPROTO_IGMP)
     arp_init(net)
     devinet_init(net)  # ip_init() -> ip_rt_init()

@@ -16,6 +16,7 @@ SO_BINDTODEVICE, IPv6.
 from __future__ import annotations
 
 import errno
+import hashlib
 
 from harness.mockkernel.ipv4.tcp_states import TCP_LISTEN, TCP_TIME_WAIT
 
@@ -34,12 +35,29 @@ class InetBindBucket:
 class InetHashinfo:
     """struct inet_hashinfo, one per namespace here (tcp_v4_init_net())."""
 
-    __slots__ = ("ehash", "listening", "bhash")
+    __slots__ = ("ehash", "listening", "bhash", "tw_refcount", "net_secret")
 
     def __init__(self) -> None:
+        self.net_secret: bytes | None = None  # net/core/secure_seq.c's, drawn at first use
+        self.tw_refcount = 0  # tcp_death_row.tw_refcount: TIME_WAIT socks alive, against tcp_max_tw_buckets
         self.ehash: dict[tuple[int, int, int, int], object] = {}  # (local addr, local port, remote addr, remote port)
         self.listening: dict[int, list] = {}  # by local port
         self.bhash: dict[int, InetBindBucket] = {}  # by local port: every socket (and TIME_WAIT) holding it
+
+
+def keyed_hash32(net, message: bytes) -> int:
+    """The keyed hashes of net/core/secure_seq.c and syncookies.c (siphash
+    there, BLAKE2s here), with the namespace's secret."""
+    hashinfo = net.tcp_hashinfo
+    if hashinfo.net_secret is None:
+        hashinfo.net_secret = net.random.randbytes(16)  # net_get_random_once()
+    return int.from_bytes(hashlib.blake2s(message, key=hashinfo.net_secret, digest_size=4).digest(), "big")
+
+
+def secure_tcp_ts_off(net, saddr: int, daddr: int) -> int:
+    """The TSval offset of every connection between two addresses (with
+    tcp_timestamps 1): a hash, so a SYN cookie's ACK can undo it."""
+    return keyed_hash32(net, b"ts_off %d %d" % (saddr, daddr))
 
 
 def ehash_key(sk) -> tuple[int, int, int, int]:
@@ -62,8 +80,9 @@ def __inet_lookup_listener(hashinfo: InetHashinfo, daddr: int, dport: int):
     return wildcard
 
 
-def inet_ehash_insert(hashinfo: InetHashinfo, sk) -> None:
-    hashinfo.ehash[ehash_key(sk)] = sk
+def inet_ehash_insert(hashinfo: InetHashinfo, key: tuple[int, int, int, int], sk) -> None:
+    """`sk` (a socket, request or TIME_WAIT sock) under (local addr, local port, remote addr, remote port)."""
+    hashinfo.ehash[key] = sk
 
 
 def inet_hash(hashinfo: InetHashinfo, sk) -> None:
@@ -141,44 +160,51 @@ def _port_candidates(net, low: int, high: int, first_parity: int):
                 yield port
 
 
-def tcp_twsk_unique(net, tw, daddr_is_loopback: bool) -> bool:
-    """tcp_twsk_unique(): a TIME_WAIT 4-tuple may be reused by connect() with
-    tcp_tw_reuse 1 (2: loopback only) when it saw timestamps and its last one
-    is more than tcp_tw_reuse_delay old; the new ISN is past its snd_nxt."""
+def ipv4_is_loopback(addr: int) -> bool:
+    return addr >> 24 == 127
+
+
+def tcp_twsk_unique(net, tw, bound: bool) -> bool:
+    """tcp_twsk_unique(): a TIME_WAIT 4-tuple that saw timestamps may be taken
+    over by connect(): always from a port bind() chose, else with tcp_tw_reuse
+    1 (2: only when either address is 127/8) once tcp_tw_reuse_delay ms have
+    passed since it entered TIME_WAIT."""
+    if tw.tw_ts_recent_stamp is None:
+        return False
+    if bound:
+        return True
     reuse = net.sysctl.values["net.ipv4.tcp_tw_reuse"]
     if reuse == 2:
-        reuse = daddr_is_loopback
-    if not reuse or not tw.tw_ts_recent_stamp:
-        return False
+        reuse = ipv4_is_loopback(tw.daddr) or ipv4_is_loopback(tw.rcv_saddr)
     delay = net.sysctl.values["net.ipv4.tcp_tw_reuse_delay"] / 1000
-    return net.clock.now - tw.tw_ts_recent_stamp > delay
+    return bool(reuse) and net.clock.now > tw.tw_entry_stamp + delay
 
 
-def inet_hash_connect(net, sk, daddr_is_loopback: bool):
+def inet_hash_connect(net, sk):
     """__inet_hash_connect(): the local port for a connect() to sk.daddr:sk.dport
     (sk.sport when bound), its 4-tuple not established; (errno, None), or
     (0, the TIME_WAIT sock it takes over, or None)."""
     hashinfo = net.tcp_hashinfo
     ehash = hashinfo.ehash
 
-    def unique(port: int):
+    def unique(port: int, bound: bool):
         """(free, the TIME_WAIT sock to recycle)."""
         other = ehash.get((sk.rcv_saddr, port, sk.daddr, sk.dport))
         if other is None:
             return True, None
-        if other.state == TCP_TIME_WAIT and tcp_twsk_unique(net, other, daddr_is_loopback):
+        if other.state == TCP_TIME_WAIT and tcp_twsk_unique(net, other, bound):
             return True, other
         return False, None
 
     if sk.sport:
-        free, tw = unique(sk.sport)
+        free, tw = unique(sk.sport, True)
         return (0, tw) if free else (errno.EADDRNOTAVAIL, None)
     low, high = net.sysctl.values["net.ipv4.ip_local_port_range"]
     for port in _port_candidates(net, low, high, first_parity=0):
         bucket = hashinfo.bhash.get(port)
         if bucket is not None and bucket.fastreuse >= 0:
             continue  # a port bind() took is not shared with connect()
-        free, tw = unique(port)
+        free, tw = unique(port, False)
         if free:
             inet_bind_hash(hashinfo, sk, port, fastreuse=-1)
             return 0, tw

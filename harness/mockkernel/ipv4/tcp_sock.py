@@ -13,19 +13,23 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+
 from harness.mockkernel.clock import Timer
 from harness.mockkernel.core.snmp import SNMP4_TCP_LIST
 from harness.mockkernel.ipv4.inet_hashtables import inet_put_port, inet_unhash
 from harness.mockkernel.ipv4.tcp_states import (TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED,
-                                                   TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN,
-                                                   TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT,
-                                                   TcpState)
+                                                TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN,
+                                                TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT,
+                                                TcpState)
+from harness.mockkernel.wire.ipv4 import ip_str
 
 
 TCP_MIB_ATTEMPTFAILS = SNMP4_TCP_LIST.index("AttemptFails")
 TCP_MIB_ESTABRESETS = SNMP4_TCP_LIST.index("EstabResets")
 TCP_MIB_CURRESTAB = SNMP4_TCP_LIST.index("CurrEstab")
-SOCK_BINDPORT_LOCK = 8  # sk_userlocks: bind() chose the port, close() alone gives it back
+# sk_userlocks: SO_SNDBUF / SO_RCVBUF fixed the buffer (no autotuning); bind() chose the port
+SOCK_SNDBUF_LOCK, SOCK_RCVBUF_LOCK, SOCK_BINDPORT_LOCK = 1, 2, 8
+TCP_INIT_CWND = 10
 
 # sk->sk_shutdown bits (include/net/sock.h)
 RCV_SHUTDOWN, SEND_SHUTDOWN = 1, 2
@@ -139,7 +143,7 @@ class TcpRack:
     advanced: bool = False  # mstamp moved on this ACK
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class TcpSock:
     """struct sock + inet_sock + inet_connection_sock + tcp_sock."""
 
@@ -177,6 +181,10 @@ class TcpSock:
     selective_acks: list = field(default_factory=list)  # the SACK blocks we send: [start, end) pairs
     duplicate_sack: list = field(default_factory=list)  # the D-SACK block to send first
     tsoffset: int = 0  # added to our clock in TSval (secure_tcp_ts_off())
+    pred_flags: tuple[int, int] | None = None  # header prediction: (header length, window field), or off
+    last_oow_ack_time: float | None = None  # the last answer to an out-of-window segment
+    rcv_rtt_last_tsecr: int = 0
+    linger2: int = 0  # TCP_LINGER2: seconds in FIN_WAIT2 for an orphan, 0: tcp_fin_timeout
     # segment sizes
     mss_cache: int = 0  # the current send MSS
     advmss: int = 0  # the MSS we advertise
@@ -261,6 +269,8 @@ class TcpSock:
     err_soft: int = 0
     shutdown: int = 0  # sk_shutdown: RCV_SHUTDOWN | SEND_SHUTDOWN
     done: bool = False  # SOCK_DEAD: the application has closed it
+    sock_done: bool = False  # SOCK_DONE: the peer's FIN came
+    connecting: bool = False  # sock->state SS_CONNECTING: connect() started and not yet reported
     keepalive: bool = False  # SOCK_KEEPOPEN
     # inet_connection_sock
     icsk_ack: IcskAck = field(default_factory=IcskAck)
@@ -275,6 +285,11 @@ class TcpSock:
     syn_queue: dict = field(default_factory=dict)  # icsk_accept_queue's qlen, by (raddr, rport)
     accept_queue: deque = field(default_factory=deque)  # established children waiting for accept()
     parent: TcpSock | None = None  # the listener a child waits in the accept queue of
+    last_synq_overflow: float | None = None  # when a SYN cookie was last sent (tcp_synq_overflow())
+
+    def __repr__(self) -> str:
+        return (f"TcpSock({self.state.name} {ip_str(self.rcv_saddr)}:{self.sport}"
+                f" -> {ip_str(self.daddr)}:{self.dport})")
 
 
 @dataclass(eq=False)
@@ -309,6 +324,9 @@ class RequestSock:
     tos: int = 0
     rsk_timer: Timer | None = None  # SYN-ACK retransmits (reqsk_timer_handler())
     cookie_ts: bool = False  # answered with a SYN cookie: no state kept (syncookies.py)
+    last_oow_ack_time: float | None = None
+    rsk_ops: object | None = None  # tcp_request_sock_ops: how to answer for it (tcp_ipv4.py)
+    state: TcpState = TCP_NEW_SYN_RECV
 
 
 @dataclass(eq=False)
@@ -327,11 +345,35 @@ class TimewaitSock:
     tw_rcv_wnd: int
     tw_rcv_wscale: int
     tw_ts_recent: int
-    tw_ts_recent_stamp: float  # 0: the connection did not use timestamps
+    tw_ts_recent_stamp: float | None  # None: the connection did not use timestamps
     tw_ts_offset: int
+    tw_entry_stamp: float  # when it entered (true) TIME_WAIT
     sk_reuse: bool
     tw_timer: Timer | None = None
+    last_oow_ack_time: float | None = None
     state: TcpState = TCP_TIME_WAIT  # sk_state of every inet_timewait_sock
+
+
+def tcp_clock_ms(net) -> int:
+    """tcp_clock_ms(): the millisecond clock TSval counts in (before tsoffset)."""
+    return int(net.clock.now * 1000) & 0xFFFFFFFF
+
+
+# new_state[]: the state close()/shutdown() moves to, and whether a FIN is to be sent (TCP_ACTION_FIN)
+_NEW_STATE = {TCP_ESTABLISHED: (TCP_FIN_WAIT1, True), TCP_SYN_SENT: (TCP_CLOSE, False),
+              TCP_SYN_RECV: (TCP_FIN_WAIT1, True), TCP_FIN_WAIT1: (TCP_FIN_WAIT1, False),
+              TCP_FIN_WAIT2: (TCP_FIN_WAIT2, False), TCP_TIME_WAIT: (TCP_CLOSE, False),
+              TCP_CLOSE: (TCP_CLOSE, False), TCP_CLOSE_WAIT: (TCP_LAST_ACK, True),
+              TCP_LAST_ACK: (TCP_LAST_ACK, False), TCP_LISTEN: (TCP_CLOSE, False),
+              TCP_CLOSING: (TCP_CLOSING, False), TCP_NEW_SYN_RECV: (TCP_CLOSE, False)}
+
+
+def tcp_close_state(sk: TcpSock) -> bool:
+    """net/ipv4/tcp.c tcp_close_state(): move to the closing state; True when
+    a FIN is to be sent."""
+    state, send_fin = _NEW_STATE[sk.state]
+    tcp_set_state(sk, state)
+    return send_fin
 
 
 def tcp_set_state(sk: TcpSock, state: TcpState) -> None:
@@ -376,11 +418,18 @@ def tcp_done(sk: TcpSock) -> None:
         inet_put_port(sk.net.tcp_hashinfo, sk)
 
 
-def inet_csk_reqsk_queue_drop(sk_listener: TcpSock, req: RequestSock) -> None:
-    """The request leaves the listener's SYN queue (the SYN-ACK timer gave up,
-    or a RST killed it)."""
-    key = (req.ir_rmt_addr, req.ir_rmt_port)
-    if sk_listener.syn_queue.get(key) is req:
-        del sk_listener.syn_queue[key]
+def inet_csk_reqsk_queue_drop(sk_listener: TcpSock, req: RequestSock) -> bool:
+    """The request leaves the listener's SYN queue and the established table
+    (its ACK came, the SYN-ACK timer gave up, or a RST killed it); False if
+    it had already left."""
     if req.rsk_timer is not None:
         req.rsk_timer.del_timer()
+    key = (req.ir_rmt_addr, req.ir_rmt_port)
+    if sk_listener.syn_queue.get(key) is not req:
+        return False
+    del sk_listener.syn_queue[key]
+    ehash = sk_listener.net.tcp_hashinfo.ehash
+    ehash_key = (req.ir_loc_addr, req.ir_num, req.ir_rmt_addr, req.ir_rmt_port)
+    if ehash.get(ehash_key) is req:
+        del ehash[ehash_key]
+    return True
