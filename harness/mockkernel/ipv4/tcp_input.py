@@ -16,14 +16,20 @@ holds, D-SACK for duplicates), keeps the SACK blocks the receiver advertises
 (tcp_sack_new_ofo_skb(), at most 4, the newest first), drops old data
 (TCP_OLD_DATA), data past the window (TCP_OVERWINDOW) and data into a closed
 window (TCP_ZEROWINDOW), and counts what it charges to sk_rmem_alloc against
-sk_rcvbuf. tcp_event_data_recv() runs the delayed-ACK estimator (ato from
-TCP_ATO_MIN, quickack mode for the first 16 ACKs' worth); __tcp_ack_snd_check()
-ACKs at once for more than one full segment, in quickack mode or when
-ICSK_ACK_NOW is set, and delays otherwise. tcp_rcv_space_adjust() grows
-sk_rcvbuf (DRS) when the application reads more per RTT, up to tcp_rmem[2].
-Left out: the header-prediction fast path (the slow path gives the same
-result; TCPHPHits/TCPHPAcks stay 0), urgent data, ECN, TCP Fast Open, MPTCP,
-memory pressure and collapsing (a segment that does not fit is dropped).
+sk_rcvbuf (a segment arriving with sk_rmem_alloc over it is PROTO_MEM;
+sk_forward_alloc reserves whole pages). tcp_event_data_recv() runs the
+delayed-ACK estimator (ato from TCP_ATO_MIN, quickack mode for the first 16
+ACKs' worth); __tcp_ack_snd_check() ACKs at once for more than one full
+segment, in quickack mode or when ICSK_ACK_NOW is set, and delays otherwise.
+Header prediction (pred_flags) takes in-order data and pure ACKs on the fast
+path once pages are reserved (TCPHPHits, TCPHPAcks). tcp_rcv_space_adjust()
+grows sk_rcvbuf (DRS) when the application reads more per RTT, up to
+tcp_rmem[2]. Left out: urgent data, ECN, TCP Fast Open, MPTCP, memory
+pressure, pruning and collapsing, coalescing in the queues, and
+tcp_measure_rcv_mss()'s update of scaling_ratio (the mock's skb truesize is
+not the kernel's); segments already in the out-of-order queue that are
+dropped later (TCP_OFOMERGE when replaced, TCP_OFO_DROP) are counted but
+their journeys ended when they were queued.
 """
 from __future__ import annotations
 
