@@ -57,10 +57,10 @@ from harness.target import (
 from harness.traffic import Loss
 
 # What `sh()` runs: the configuration tools operators use, the counters' readers
-# (nstat; cat of /proc/net/* and /proc/sys/* only), nothing else.
+# (nstat, ss; cat of /proc/net/* and /proc/sys/* only), nothing else.
 SH_PROGRAMS = frozenset({
     "ip", "nft", "iptables", "iptables-save", "iptables-restore", "tc", "sysctl",
-    "ethtool", "conntrack", "bpftool", "nstat", "cat",
+    "ethtool", "conntrack", "bpftool", "nstat", "ss", "cat",
 })
 # The ones that change nf_tables rulesets (iptables is iptables-nft on Debian).
 RULESET_PROGRAMS = frozenset({"nft", "iptables", "iptables-restore"})

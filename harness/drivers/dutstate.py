@@ -154,7 +154,7 @@ ETHTOOL_SETTER = {"-k": "-K", "-g": "-G", "-c": "-C", "-l": "-L", "-x": "-X", ""
 # What DutState.check() knows; anything else is refused.
 KNOWN_PROGRAMS = frozenset({"ip", "tc", "nft", "iptables", "ip6tables", "iptables-save", "iptables-restore",
                             "ip6tables-save", "ip6tables-restore", "sysctl", "ethtool", "conntrack",
-                            "bpftool", "nstat", "cat"})
+                            "bpftool", "nstat", "ss", "cat"})
 
 # Sysctls that, written for `all`, are written for every interface (module doc).
 PROPAGATING_SYSCTLS = {
@@ -214,7 +214,7 @@ def command_effects(argv: Sequence[str], stdin: str | None = None) -> Effects:
         return _ethtool_effects(args)
     if program == "bpftool":
         return _bpftool_effects(args)
-    return Effects()  # nstat, cat, conntrack, iptables-save: nothing an interface keeps
+    return Effects()  # nstat, ss, cat, conntrack, iptables-save: nothing an interface keeps
 
 
 def _prefix_match(word: str, names: Sequence[str]) -> str | None:

@@ -66,7 +66,7 @@ PACKAGES = {
     "ip": "iproute2", "tc": "iproute2", "sysctl": "procps", "ethtool": "ethtool",
     "nft": "nftables", "iptables": "iptables", "iptables-save": "iptables",
     "iptables-restore": "iptables", "conntrack": "conntrack", "bpftool": "bpftool",
-    "bpftrace": "bpftrace", "mount": "mount", "nstat": "iproute2", "cat": "coreutils",
+    "bpftrace": "bpftrace", "mount": "mount", "nstat": "iproute2", "ss": "iproute2", "cat": "coreutils",
 }
 
 _LAB_NAME = re.compile(r"^pj(\d+)x\d+-(dut|tst)$")

@@ -1,10 +1,20 @@
-"""/proc/net/snmp and /proc/net/netstat (net/ipv4/proc.c snmp_seq_show(),
-netstat_seq_show()), and /proc/net/snmp6 (net/ipv6/proc.c snmp6_seq_show(): the
-mock has no IPv6, so its counters are all 0 and no per-type ICMPv6 line shows),
-registered by ip_proc_init() from inet_init() as the kernel's pernet proc ops do.
+"""/proc/net/snmp, /proc/net/netstat and /proc/net/sockstat (net/ipv4/proc.c
+snmp_seq_show(), netstat_seq_show(), sockstat_seq_show()), and /proc/net/snmp6
+(net/ipv6/proc.c snmp6_seq_show(): the mock has no IPv6, so its counters are all
+0 and no per-type ICMPv6 line shows), registered by ip_proc_init() from
+inet_init() as the kernel's pernet proc ops do.
+
+sockstat counts what the namespace's tables hold: TCP `inuse` the hashed full
+sockets (listeners and connections), `tw` the TIME_WAIT socks, `orphan` the
+full sockets the application has closed; `alloc` can see no socket that is in
+no table, so it is `inuse`; `mem` and UDP's `mem` are the pages their buffers
+hold (receive queue, send queue and forward allocation). The kernel's orphan,
+alloc and mem are of the whole machine, a namespace's share of them here.
+FRAG counts the reassembly queues and their fragments' truesize.
 """
 from __future__ import annotations
 
+from harness.mockkernel.ipv4.tcp_sock import TCP_NEW_SYN_RECV, TCP_TIME_WAIT
 from harness.mockkernel.core.snmp import (ICMP_MIB_CSUMERRORS, ICMP_MIB_INERRORS, ICMP_MIB_INMSGS,
                                           ICMP_MIB_OUTERRORS, ICMP_MIB_OUTMSGS, ICMP_MIB_RATELIMITGLOBAL,
                                           ICMP_MIB_RATELIMITHOST, ICMPMIBMAP, ICMPMSG_OUT,
@@ -12,6 +22,7 @@ from harness.mockkernel.core.snmp import (ICMP_MIB_CSUMERRORS, ICMP_MIB_INERRORS
                                           SNMP4_TCP_LIST, SNMP4_UDP_LIST, SNMP6_LIST)
 
 ICMPMSG_PERLINE = 16  # icmpmsg_put(): at most this many types a line pair
+PAGE_SIZE = 4096
 
 
 def _pair(prefix: str, names, values) -> str:
@@ -64,5 +75,21 @@ def snmp6_seq_show(net) -> str:
     return "".join(f"{name:<32}\t{value}\n" for name, value in zip(SNMP6_LIST, net.mib.ipv6_statistics))
 
 
+def sockstat_seq_show(net) -> str:
+    hashinfo = net.tcp_hashinfo
+    established = [sk for sk in hashinfo.ehash.values() if sk.state not in (TCP_TIME_WAIT, TCP_NEW_SYN_RECV)]
+    full = [sk for listeners in hashinfo.listening.values() for sk in listeners] + established
+    tws = sum(sk.state == TCP_TIME_WAIT for sk in hashinfo.ehash.values())
+    tcp_mem = sum(sk.rmem_alloc + sk.sk_wmem_queued + sk.sk_forward_alloc for sk in full) // PAGE_SIZE
+    udp = net.udp_sockets.values()
+    frag_mem = sum(skb.truesize for queue in net.ipfrags.values() for _, skb in queue.fragments.values())
+    return (f"sockets: used {len(full) + len(udp)}\n"
+            f"TCP: inuse {len(full)} orphan {sum(sk.done for sk in full)} tw {tws} alloc {len(full)} mem {tcp_mem}\n"
+            f"UDP: inuse {len(udp)} mem {sum(sk.rmem_alloc for sk in udp) // PAGE_SIZE}\n"
+            "UDPLITE: inuse 0\nRAW: inuse 0\n"
+            f"FRAG: inuse {len(net.ipfrags)} memory {frag_mem}\n")
+
+
 def ip_proc_init(net) -> None:
-    net.proc_net.update(snmp=snmp_seq_show, netstat=netstat_seq_show, snmp6=snmp6_seq_show)
+    net.proc_net.update(snmp=snmp_seq_show, netstat=netstat_seq_show, snmp6=snmp6_seq_show,
+                        sockstat=sockstat_seq_show)
