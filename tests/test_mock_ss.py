@@ -80,6 +80,8 @@ def test_the_default_shows_connected_sockets_and_one_state_drops_the_state_colum
         "0      0          127.0.0.1:52646    127.0.0.1:5000\n\t     \n")
     assert sh(k, "ss -tHn state syn-sent".split()) == "0      1      10.99.0.2:60378 10.99.0.1:80\n"
     assert sh(k, "ss -tn state closing".split()) == "Recv-Q Send-Q Local Address:Port Peer Address:PortProcess\n"
+    assert sh(k, "ss -tHn state closing".split()) == ""
+    assert sh(k, "ss -tn exclude all".split()) == sh(k, "ss -tn".split())  # no state left: the default
 
 
 def _established(k) -> TcpSock:
@@ -135,6 +137,7 @@ def test_ports_are_service_names_without_n():
     ("ss -tq", "ss: invalid option -- 'q'\nUsage: ss [ OPTIONS ]\n"),
     ("ss --bogus", "ss: unrecognized option '--bogus'\nUsage: ss [ OPTIONS ]\n"),
     ("ss -tn state foo", "ss: wrong state name: foo"),
+    ("ss -tn state", 'Command line is not complete. Try option "help"'),
 ])
 def test_what_ss_does_not_know_is_its_own_error_with_status_255(argv, message):
     with pytest.raises(CommandError) as info:

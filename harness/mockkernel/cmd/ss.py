@@ -123,10 +123,7 @@ def main(net, argv: list[str], stdin: str | None = None) -> str:
         return out
     if "t" not in opts:
         raise not_modelled("ss without -t (the mock's sock_diag dumps TCP sockets only)")
-    states = _state_filter(opts, filters)
-    if not states:
-        return out + "ss: no socket states to show with such filter.\n"
-    return out + _tcp_table(net, opts, states)
+    return out + _tcp_table(net, opts, _state_filter(opts, filters))
 
 
 def _options(tokens: list[str]) -> tuple[set[str], list[str]]:
@@ -165,7 +162,7 @@ def _state_filter(opts: set[str], filters: list[str]) -> int:
     while tokens and tokens[0] in ("state", "exclude", "excl"):
         keyword = tokens.pop(0)
         if not tokens:
-            raise ToolError(f'Error: argument "{keyword}" is required', 255)  # NEXT_ARG()
+            raise ToolError('Command line is not complete. Try option "help"', 255)  # NEXT_ARG()
         wanted = _scan_state(tokens.pop(0))
         if keyword == "state":
             states = (states if saw_states else 0) | wanted
@@ -174,7 +171,7 @@ def _state_filter(opts: set[str], filters: list[str]) -> int:
         saw_states = True
     if tokens:
         raise not_modelled(f"ss filter expression {' '.join(tokens)!r}")
-    return states or SS_CONN
+    return states or SS_CONN  # filter_states_set() keeps the tables' default, SS_CONN, for 0
 
 
 def _scan_state(name: str) -> int:
@@ -194,14 +191,15 @@ class Layout:
 
     def __init__(self, disabled: set[int]):
         self.disabled = disabled
-        self.tokens: list[tuple[int, str]] = []  # (column, text), the last one still open
+        self.tokens: list[tuple[int, str]] = [(0, "")]  # (column, text), the last one still open
         self.max_len = [0] * len(COLUMNS)
         self.current = 0
-        self.tokens.append((0, ""))
+        self.written = False  # ss allocates its buffer at the first out(): render() prints nothing without
 
     def out(self, text: str) -> None:
         if self.current in self.disabled:
             return
+        self.written = True
         column, so_far = self.tokens[-1]
         self.tokens[-1] = (column, so_far + text)
 
@@ -222,6 +220,8 @@ class Layout:
     def render(self) -> str:
         """render(): compact widths (the output is no terminal), then each
         field with its delimiter and padding, a line ending after the last column."""
+        if not self.written:
+            return ""
         widths, first = [0] * len(COLUMNS), True
         for column, (_, _, ldelim) in enumerate(COLUMNS):
             if column in self.disabled:
