@@ -133,7 +133,8 @@ class Rtable:
 
     def dst_mtu(self) -> int:
         """ipv4_mtu(): the route's mtu metric, else its device's, at most IP_MAX_MTU."""
-        return min(self.mtu or self.dev.mtu, IP_MAX_MTU)
+        mtu = self.mtu or self.dev.mtu
+        return mtu if mtu < IP_MAX_MTU else IP_MAX_MTU
 
 
 def fib_table_lookup(net: Net, table: int, daddr: int, oif: int | None = None,
