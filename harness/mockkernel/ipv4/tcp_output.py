@@ -476,15 +476,17 @@ def tcp_transmit_skb(sk, skb: TcpSkb, rcv_nxt: int | None = None, why: str = "tc
         rcv_nxt = sk.rcv_nxt
     skb.skb_mstamp = now
     tsval = tcp_time_stamp_ts(sk)
+    rx_opt = sk.rx_opt
     if flags & TCPHDR_SYN:
-        opts = tcp_syn_options(sk, tsval)
+        options = wire_tcp.write_options(tcp_syn_options(sk, tsval))
         window = min(sk.rcv_wnd, U16_MAX)
     else:
-        opts = tcp_established_options(sk, tsval)
         window = tcp_select_window(sk)
-    options = wire_tcp.write_options(opts)
-    if opts.sack_blocks:
-        sk.rx_opt.dsack = False
+        if rx_opt.num_sacks or rx_opt.dsack:
+            options = wire_tcp.write_options(tcp_established_options(sk, tsval))
+            rx_opt.dsack = False
+        else:  # what nearly every segment carries: the timestamps alone, or nothing
+            options = wire_tcp.timestamp_options(tsval, rx_opt.ts_recent) if rx_opt.tstamp_ok else b""
     payload = skb.data if length == len(skb.data) else skb.data[:length]
     ack_seq = rcv_nxt if flags & TCPHDR_ACK else 0
     segment = wire_tcp.build_segment(sk.saddr, sk.daddr, sk.sport, sk.dport, skb.seq, ack_seq, flags, window,
@@ -494,6 +496,7 @@ def tcp_transmit_skb(sk, skb: TcpSkb, rcv_nxt: int | None = None, why: str = "tc
     if length:
         tcp_event_data_sent(sk)
         sk.data_segs_out += 1
+        sk.bytes_sent += length
     end_seq = skb.seq + length + (1 if flags & (TCPHDR_SYN | TCPHDR_FIN) else 0)
     if after(end_seq, sk.snd_nxt) or skb.seq == end_seq:
         net.mib.tcp_statistics[TCP_MIB_OUTSEGS] += 1
@@ -1035,6 +1038,7 @@ def tcp_retransmit_skb(sk, skb: TcpSkb, segs: int = 1) -> int:
         return err
     net = sk.net
     net.mib.tcp_statistics[TCP_MIB_RETRANSSEGS] += 1
+    sk.bytes_retrans += len(skb.data)
     if skb.tcp_flags & TCPHDR_SYN:
         net.mib.net_statistics[LINUX_MIB_TCPSYNRETRANS] += 1
     sk.total_retrans += 1

@@ -98,7 +98,7 @@ def tcp_highest_sack_seq(sk) -> int:
 
 
 def tcp_min_rtt(sk) -> int:
-    return sk.min_rtt_us or 0xFFFFFFFF
+    return sk.rtt_min
 
 
 # --- RTT and RTO
@@ -146,9 +146,9 @@ def tcp_set_rto(sk) -> None:
 def tcp_update_rtt_min(sk, rtt_us: int) -> None:
     """The windowed minimum RTT (tcp_min_rtt_wlen, 300 s)."""
     now = sk.net.clock.now
-    if not sk.min_rtt_us or rtt_us <= sk.min_rtt_us or now - sk.min_rtt_stamp > TCP_MIN_RTT_WLEN:
-        sk.min_rtt_us = max(rtt_us, 1)
-        sk.min_rtt_stamp = now
+    if rtt_us <= sk.rtt_min or now - sk.rtt_min_stamp > TCP_MIN_RTT_WLEN:
+        sk.rtt_min = max(rtt_us, 1)
+        sk.rtt_min_stamp = now
 
 
 def tcp_rtt_tsopt_us(sk) -> int:
@@ -256,6 +256,7 @@ def tcp_check_dsack(sk, blocks, prior_snd_una: int) -> bool:
         len(blocks) > 1 and not after(end0, blocks[1][1]) and not before(start0, blocks[1][0]))
     if not dup:
         return False
+    sk.dsack_dups += 1
     sk.net.mib.net_statistics[_MIB["TCPDSACKRecv" if not after(end0, prior_snd_una) else "TCPDSACKOfoRecv"]] += 1
     if sk.undo_marker and sk.undo_retrans > 0 and not after(end0, prior_snd_una) and after(end0, sk.undo_marker):
         sk.undo_retrans -= 1  # one retransmission proven unnecessary

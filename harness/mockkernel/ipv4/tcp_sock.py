@@ -240,8 +240,11 @@ class TcpSock:
     tlp_retrans: bool = False  # that probe was a retransmission
     frto: bool = False  # F-RTO (RFC 5682) runs on this loss episode
     rack: TcpRack = field(default_factory=TcpRack)
-    min_rtt_us: int = 0  # tcp_min_rtt(): the windowed minimum RTT (0: no sample)
-    min_rtt_stamp: float = 0.0
+    rtt_min: int = 0xFFFFFFFF  # tcp_min_rtt(), us: the windowed minimum RTT (~0 until a sample)
+    rtt_min_stamp: float = 0.0
+    bytes_sent: int = 0  # payload sent, retransmissions included
+    bytes_retrans: int = 0
+    dsack_dups: int = 0  # D-SACK blocks received
     prr_delivered: int = 0
     prr_out: int = 0
     cwnd_usage_seq: int = 0

@@ -215,6 +215,11 @@ def write_options(opts: OutOptions) -> bytes:
     return _WORDS[len(words)].pack(*words)
 
 
+def timestamp_options(tsval: int, tsecr: int) -> bytes:
+    """NOP, NOP, timestamp: write_options() of the timestamps alone."""
+    return _WORDS[3].pack(_TS_WITH_NOPS, tsval, tsecr)
+
+
 @dataclass(slots=True)
 class TcpOptions:
     """The values tcp_parse_options() reads, and the kinds in the order they came."""
