@@ -21,7 +21,7 @@ from harness.mockkernel.ipv4.tcp_recovery import (FLAG_SND_UNA_ADVANCED, FLAG_SY
                                                   tcp_ack_update_rtt, tcp_highest_sack_seq, tcp_rtt_estimator,
                                                   tcp_set_rto)
 from harness.mockkernel.ipv4.tcp_sock import TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_SENT, TcpSock
-from harness.mockkernel.ipv4.tcp_timer import tcp_init_xmit_timers
+from harness.mockkernel.ipv4.tcp_timer import tcp_init_xmit_timers, tcp_set_keepalive
 from harness.mockkernel.kernel import Kernel
 from harness.mockkernel.net import ip_to_int
 from harness.mockkernel.target import sh
@@ -334,3 +334,16 @@ def test_a_routes_advmss_metric_is_the_mss_the_syn_advertises_and_ip_route_shows
     tcp_connect(_socket(k))
     (_, syn), = _frames(k, 0)
     assert dict(syn[TCP].options)["MSS"] == 800
+
+
+def test_keepalive_probes_an_idle_connection_then_resets_it_with_etimedout():
+    # measured with tcp_keepalive_time 2, intvl 1, probes 2: bare ACKs at snd_una - 1 at 2 s and 3 s,
+    # RST|ACK at snd_nxt at 4 s, recv() fails with ETIMEDOUT
+    k = _kernel("net.ipv4.tcp_keepalive_time=2", "net.ipv4.tcp_keepalive_intvl=1", "net.ipv4.tcp_keepalive_probes=2")
+    sk = _established(k)
+    tcp_set_keepalive(sk, True)
+    sk.keepalive = True  # SOCK_KEEPOPEN, set by sock_setsockopt() after tcp_set_keepalive()
+    frames = _frames(k, 10)
+    assert [(when, f[TCP].flags, f[TCP].seq) for when, f in frames] == [
+        (2.0, "A", ISN), (3.0, "A", ISN), (4.0, "RA", ISN + 1)]
+    assert (sk.state, sk.err) == (TCP_CLOSE, errno.ETIMEDOUT)
