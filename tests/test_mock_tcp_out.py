@@ -17,7 +17,7 @@ from harness.mockkernel.ipv4.tcp_cong import (TCP_CA_Loss, TCP_CA_Recovery, tcp_
 from harness.mockkernel.ipv4.tcp_output import (TCP_NAGLE_OFF, tcp_check_space, tcp_connect, tcp_send_delayed_ack,
                                                 tcp_push_pending_frames, tcp_rearm_rto, tcp_select_initial_window,
                                                 tcp_sendmsg_locked, tcp_sndbuf_expand, tcp_sync_mss)
-from harness.mockkernel.ipv4.tcp_recovery import (FLAG_SND_UNA_ADVANCED, FLAG_SYN_ACKED, tcp_ack_tail,
+from harness.mockkernel.ipv4.tcp_recovery import (FLAG_SND_UNA_ADVANCED, FLAG_SYN_ACKED, tcp_ack_tail, tcp_update_pacing_rate,
                                                   tcp_ack_update_rtt, tcp_highest_sack_seq, tcp_rtt_estimator,
                                                   tcp_set_rto)
 from harness.mockkernel.ipv4.tcp_sock import TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_SENT, TcpSock
@@ -347,3 +347,32 @@ def test_keepalive_probes_an_idle_connection_then_resets_it_with_etimedout():
     assert [(when, f[TCP].flags, f[TCP].seq) for when, f in frames] == [
         (2.0, "A", ISN), (3.0, "A", ISN), (4.0, "RA", ISN + 1)]
     assert (sk.state, sk.err) == (TCP_CLOSE, errno.ETIMEDOUT)
+
+
+def test_pacing_rate_is_twice_mss_times_cwnd_over_srtt_in_slow_start_as_ss_shows_it():
+    # the lab's child (mss 1400, cwnd 10, srtt 11.284 ms): ss printed pacing_rate 19851112bps
+    k = _kernel()
+    sk = _established(k)
+    sk.mss_cache, sk.srtt_us = 1400, 11284 << 3
+    tcp_update_pacing_rate(sk)
+    assert sk.sk_pacing_rate * 8 == 19851112
+
+
+def test_a_connection_is_app_limited_until_a_write_fills_cwnd():
+    k = _kernel()
+    sk = _established(k)
+    assert sk.rate_app_limited  # tcp_init_sock()
+    tcp_sendmsg_locked(sk, b"s" * 100)  # less than an MSS: the application limits
+    _frames(k, 0)
+    k.clock.advance(0.005)
+    _ack(sk, ISN + 101)
+    assert sk.rate_app_limited
+    tcp_sendmsg_locked(sk, b"f" * 60000)  # more than cwnd takes; what was in flight at the write is the bubble
+    _frames(k, 0.005)
+    k.clock.advance(0.005)
+    _ack(sk, sk.snd_una + 2 * 1448)
+    assert sk.rate_app_limited and not sk.app_limited  # the bubble is delivered: later segments are cwnd-limited
+    _frames(k, 0.01)
+    k.clock.advance(0.005)
+    _ack(sk, sk.snd_nxt)
+    assert not sk.rate_app_limited

@@ -122,6 +122,8 @@ TCP_OUTPUT_SYSCTLS = {
     "net.ipv4.tcp_frto": CtlTable(2, proc_dointvec),
     "net.ipv4.tcp_tso_win_divisor": _int_min(3, 1, 255),
     "net.ipv4.tcp_limit_output_bytes": CtlTable(4194304, proc_dointvec),
+    "net.ipv4.tcp_pacing_ss_ratio": _int_min(200, 0, 1000),
+    "net.ipv4.tcp_pacing_ca_ratio": _int_min(120, 0, 1000),
     "net.ipv4.tcp_workaround_signed_windows": CtlTable(0, proc_dointvec),
     "net.ipv4.tcp_shrink_window": _int_min(0, 0, 1),
     # what the SYN offers and the window is made from
@@ -792,6 +794,7 @@ def tcp_mark_push(sk, skb: TcpSkb) -> None:
 def tcp_sendmsg_locked(sk, data: bytes | memoryview) -> int:
     """Copy `data` into the write queue and push; the bytes taken. A full send
     buffer with nothing taken raises BlockingIOError (EAGAIN, non-blocking)."""
+    tcp_rate_check_app_limited(sk)
     mss_now = tcp_current_mss(sk)
     size_goal = tcp_xmit_size_goal(sk, mss_now)
     data = memoryview(data)
@@ -824,6 +827,15 @@ def tcp_sendmsg_locked(sk, data: bytes | memoryview) -> int:
         raise BlockingIOError(errno.EAGAIN, "the send buffer is full")
     tcp_push(sk, mss_now, sk.nonagle)
     return copied
+
+
+def tcp_rate_check_app_limited(sk) -> None:
+    """tcp_rate.c: the application wrote less than an MSS beyond what was sent,
+    cwnd is not full and nothing lost awaits a resend: the delivery samples until
+    what is in flight now was delivered are application-limited."""
+    if ((sk.write_seq - sk.snd_nxt) & 0xFFFFFFFF) < sk.mss_cache and tcp_packets_in_flight(sk) < sk.snd_cwnd \
+            and sk.lost_out <= sk.retrans_out:
+        sk.app_limited = (sk.delivered + tcp_packets_in_flight(sk)) or 1
 
 
 def tcp_push(sk, mss_now: int, nonagle: int) -> None:
@@ -977,7 +989,7 @@ def tcp_transmit_new(sk, skb: TcpSkb, mss_now: int) -> int:
         seq = skb.seq + offset
         # the skb's own overhead stays with its first segment: the queue is charged as for one GSO skb
         seg = TcpSkb(seq, skb.end_seq if is_last else seq + len(piece), flags if is_last else inner_flags, piece,
-                     first_tx_mstamp=now, tx_delivered=sk.delivered,
+                     first_tx_mstamp=now, tx_delivered=sk.delivered, tx_app_limited=bool(sk.app_limited),
                      truesize=len(piece) + (skb.truesize - len(data) if not offset else 0))
         if tcp_transmit_skb(sk, seg):
             break

@@ -240,10 +240,11 @@ def tcp_check_sack_reordering(sk, low_seq: int, ts: bool) -> None:
 class SackState:
     """struct tcp_sacktag_state: what one ACK's SACK blocks did."""
 
-    __slots__ = ("first_sackt", "last_sackt", "reord", "sack_delivered", "flag")
+    __slots__ = ("first_sackt", "last_sackt", "reord", "sack_delivered", "flag", "newest_delivered")
 
     def __init__(self) -> None:
         self.first_sackt = self.last_sackt = None  # send times of the first and last newly SACKed originals
+        self.newest_delivered = None  # the delivered segment sent last (tcp_rate_skb_delivered())
         self.reord = None
         self.sack_delivered = 0
         self.flag = 0
@@ -301,6 +302,7 @@ def tcp_sacktag_write_queue(sk, blocks, prior_snd_una: int, state: SackState | N
             sk.lost_out -= 1
         tcp_rack_advance(sk, sacked, skb.end_seq, skb.skb_mstamp)
         skb.sacked |= TCPCB_SACKED_ACKED
+        _delivered(state, skb)
         flag |= FLAG_DATA_SACKED
         sk.sacked_out += 1
         sk.delivered += 1
@@ -311,6 +313,12 @@ def tcp_sacktag_write_queue(sk, blocks, prior_snd_una: int, state: SackState | N
         tcp_check_sack_reordering(sk, state.reord, False)
     state.flag |= flag
     return flag
+
+
+def _delivered(state: SackState, skb) -> None:
+    newest = state.newest_delivered
+    if newest is None or skb.skb_mstamp >= newest.skb_mstamp:
+        state.newest_delivered = skb
 
 
 # --- cleaning the retransmission queue
@@ -344,10 +352,12 @@ def tcp_clean_rtx_queue(sk, prior_fack: int, prior_snd_una: int, state: SackStat
                 flag |= FLAG_ORIG_SACK_ACKED
         if sacked & TCPCB_SACKED_ACKED:
             sk.sacked_out -= 1
-        elif is_sack:
-            sk.delivered += 1
-            if not tcp_skb_spurious_retrans(sk, skb):
-                tcp_rack_advance(sk, sacked, skb.end_seq, skb.skb_mstamp)
+        else:
+            _delivered(state, skb)
+            if is_sack:
+                sk.delivered += 1
+                if not tcp_skb_spurious_retrans(sk, skb):
+                    tcp_rack_advance(sk, sacked, skb.end_seq, skb.skb_mstamp)
         if sacked & TCPCB_LOST:
             sk.lost_out -= 1
         sk.packets_out -= 1
@@ -866,6 +876,30 @@ def tcp_cong_control(sk, ack: int, acked_sacked: int, flag: int, newly_lost: int
     elif tcp_may_raise_cwnd(sk, flag):
         sk.icsk_ca_ops.cong_avoid(sk, ack, acked_sacked)
         sk.snd_cwnd_stamp = sk.net.clock.now
+    tcp_update_pacing_rate(sk)
+
+
+def tcp_update_pacing_rate(sk) -> None:
+    """sk_pacing_rate: mss * cwnd / srtt, x tcp_pacing_ss_ratio (200 %) while cwnd is under half
+    ssthresh, x tcp_pacing_ca_ratio (120 %) after (read by ss; nothing here paces on it)."""
+    values = sk.net.sysctl.values
+    rate = sk.mss_cache * ((1_000_000 // 100) << 3)
+    rate *= values["net.ipv4.tcp_pacing_ss_ratio" if sk.snd_cwnd < sk.snd_ssthresh // 2
+                   else "net.ipv4.tcp_pacing_ca_ratio"]
+    rate *= max(sk.snd_cwnd, sk.packets_out)
+    if sk.srtt_us:
+        rate //= sk.srtt_us
+    sk.sk_pacing_rate = min(rate, sk.sk_max_pacing_rate)
+
+
+def tcp_rate_gen(sk, newest_delivered) -> None:
+    """What tcp_rate.c keeps of a delivery sample here: app_limited clears once
+    what was in flight when the application went idle is delivered, and
+    rate_app_limited follows the newest delivered segment (no rates are sampled)."""
+    if sk.app_limited and after(sk.delivered, sk.app_limited):
+        sk.app_limited = 0
+    if newest_delivered is not None:
+        sk.rate_app_limited = newest_delivered.tx_app_limited
 
 
 def tcp_xmit_recovery(sk, rexmit: int) -> None:
@@ -926,6 +960,7 @@ def tcp_ack_tail(sk, ack: int, prior_snd_una: int, prior_fack: int, prior_packet
         tcp_set_xmit_timer(sk)
     delivered = sk.delivered - delivered_before
     sk.net.mib.net_statistics[_MIB["TCPDelivered"]] += max(delivered, 0)
+    tcp_rate_gen(sk, state.newest_delivered)
     tcp_cong_control(sk, ack, delivered, flag, sk.lost - lost_before)
     tcp_xmit_recovery(sk, rexmit)
     return flag

@@ -73,6 +73,7 @@ class TcpSkb:
     first_tx_mstamp: float = 0.0
     delivered_mstamp: float = 0.0
     tx_delivered: int = 0  # tp->delivered when it was sent (tcp_rate_skb_sent())
+    tx_app_limited: bool = False  # the application had nothing more to send when it left
     retrans_count: int = 0
     truesize: int = 0  # what it charges to sk_rmem_alloc / sk_wmem_queued
 
@@ -245,6 +246,10 @@ class TcpSock:
     bytes_sent: int = 0  # payload sent, retransmissions included
     bytes_retrans: int = 0
     dsack_dups: int = 0  # D-SACK blocks received
+    sk_pacing_rate: int = 0xFFFFFFFFFFFFFFFF  # bytes/s (~0: unlimited until tcp_update_pacing_rate())
+    sk_max_pacing_rate: int = 0xFFFFFFFFFFFFFFFF  # SO_MAX_PACING_RATE
+    app_limited: int = 0xFFFFFFFF  # tp->app_limited: delivered + in flight when the application went idle
+    rate_app_limited: bool = True  # the last delivery sample was application-limited
     prr_delivered: int = 0
     prr_out: int = 0
     cwnd_usage_seq: int = 0
