@@ -80,6 +80,10 @@ DUT_SYSCTLS = {
     "net.ipv4.icmp_echo_ignore_broadcasts": "1",
     "net.ipv4.ipfrag_time": "30",
     "net.ipv4.ping_group_range": "0\t2147483647",
+    # Linux's defaults (6.16+) for a machine with enough memory (tcp_init()): a new netns
+    # copies the host's, and the largest decides the window scale a socket offers
+    "net.ipv4.tcp_rmem": "4096\t131072\t33554432",
+    "net.ipv4.tcp_wmem": "4096\t16384\t4194304",
     "net.ipv6.conf.all.disable_ipv6": "1",
     "net.ipv6.conf.default.disable_ipv6": "1",
     # a DUT netns inherits the host's default (bbr on the project's machines, not modelled) and may only
