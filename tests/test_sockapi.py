@@ -220,3 +220,18 @@ def test_the_tests_tcp_sockets_go_at_its_end_without_a_segment_on_the_wire(dut):
     dut.side.close()
     assert dut.next_frame("p0", dut.now() + 0.5) is None
     assert dut.lab.run(dut.lab.dut, ["ss", "-tanH"]) == ""
+
+
+def test_a_socket_wait_on_the_mock_advances_virtual_time_only_as_long_as_it_waits():
+    target = MockTarget()
+    _router(target)
+    listener = target.socket("tcp", (P0_IP, 8080))
+    listener.listen(1)
+    assert not listener.wait("readable", 0.5)
+    assert target.now() == 0.5
+    target.send(P0.name, Ether(src=P0.peer_mac, dst=P0.mac) / IP(src=H0_IP, dst=P0_IP) /
+                TCP(sport=40000, dport=8080, flags="S", seq=1, window=65535))
+    synack = Ether(target.next_frame(P0.name, until=0.5)[0])[TCP]
+    target.send(P0.name, Ether(src=P0.peer_mac, dst=P0.mac) / IP(src=H0_IP, dst=P0_IP) /
+                TCP(sport=40000, dport=8080, flags="A", seq=2, ack=synack.seq + 1, window=65535))
+    assert listener.wait("readable", 5) and target.now() == 0.5

@@ -12,13 +12,17 @@ many frames nobody collected; the ones after are dropped and counted
 """
 from __future__ import annotations
 
+import errno
+import os
+import select
 from collections.abc import Callable, Iterable, Sequence
+from socket import SO_ERROR, SO_RCVBUF, SO_SNDBUF, SOL_SOCKET
 
 from harness.journey import CtEntry, Drop, Journeys, RuleCounter
 from harness.mockkernel import cmd
 from harness.mockkernel.bpf.maps import PAGE_SIZE, PerfEventArrayMap, RingBufMap
 from harness.mockkernel.cmd.conntrack import ct_entry, nf_conn_from
-from harness.mockkernel.ipv4 import ping, route, udp
+from harness.mockkernel.ipv4 import ping, route, tcp, udp
 from harness.mockkernel.kernel import Kernel
 from harness.mockkernel.linerate.cost import CostModel
 from harness.mockkernel.linerate.engine import Engine
@@ -27,7 +31,8 @@ from harness.mockkernel.netfilter.nf_conntrack_core import ctnetlink_create_conn
 from harness.mockkernel.netfilter import nf_tables
 from harness.mockkernel.tracer import JOURNEY_LIMIT
 from harness.target import (MAX_L2_OVERHEAD, PERF_RING_PAGES, AppSocket, CommandError, Departed, EventReader,
-                            Port, StreamSocket, Target, TargetError, check_readable, frame_too_long)
+                            Port, StreamSocket, Target, TargetError, TcpInfo, TcpState, check_readable,
+                            frame_too_long)
 from harness.traffic import ETH_ZLEN, Profile, Result, TrafficCaps, l1_bits, stream_frames
 
 
@@ -53,7 +58,7 @@ class MockTarget(Target):
         self._uncollected_dropped = dict.fromkeys(self.kernel.nics, 0)
         self._wire_times: dict[str, list[float]] = {name: [] for name in self.kernel.nics}  # as nic.wire
         self.cost = cost or CostModel.default()  # what line-rate runs charge each path to its core
-        self._sockets: list[MockSocket] = []
+        self._sockets: list[MockSocket | MockStreamSocket] = []
         self._event_readers: list[EventReader] = []
 
     def sh(self, cmd: str | Sequence[str], stdin: str | None = None) -> str:
@@ -135,7 +140,9 @@ class MockTarget(Target):
     def socket(self, proto: str, bind: tuple[str, int] | None = None, rcvbuf: int | None = None,
                sndbuf: int | None = None) -> AppSocket | StreamSocket:
         if proto == "tcp":
-            raise TargetError("socket proto 'tcp' is not modelled by the mock yet (issue 13)")
+            stream = MockStreamSocket.open(self, bind, rcvbuf, sndbuf)
+            self._sockets.append(stream)
+            return stream
         if bind is None:
             raise TargetError(f"a {proto} socket needs an address to bind to")
         if sndbuf is not None:
@@ -255,7 +262,7 @@ class MockSocket(AppSocket):
     def __init__(self, kernel: Kernel, proto: str, bind: tuple[str, int], rcvbuf: int | None,
                  settle: Callable[[], None]):
         if proto not in ("udp", "icmp"):
-            raise TargetError(f"socket proto {proto!r} is not supported; use 'udp' or 'icmp'")
+            raise TargetError(f"socket proto {proto!r} is not supported; use 'udp', 'icmp' or 'tcp'")
         self.kernel, self.proto, self.settle = kernel, proto, settle
         addr, port = ip_to_int(bind[0]), bind[1]
         if addr and addr not in {a.local for d in kernel.devices.values() for a in d.addrs}:
@@ -301,3 +308,108 @@ class MockSocket(AppSocket):
 
     def close(self) -> None:
         self.table.pop(self.key, None)
+
+
+# What tcp_poll() reports for each StreamSocket.wait() event (an error or hang-up ends every wait).
+POLL_ENDS = select.EPOLLERR | select.EPOLLHUP
+WAIT_EVENTS = {
+    "readable": select.EPOLLIN | select.EPOLLRDHUP | POLL_ENDS,
+    "writable": select.EPOLLOUT | POLL_ENDS,
+    "connected": select.EPOLLOUT | POLL_ENDS,
+}
+
+
+class MockStreamSocket(StreamSocket):
+    """A TCP socket of the mock kernel (harness/mockkernel/ipv4/tcp.py's calls, as
+    the socket layer makes them: inet_bind, inet_listen, inet_accept, inet_stream_connect,
+    tcp_sendmsg, ...). After each call the target settles, so what the call sent is
+    stamped with the time now; wait() advances virtual time timer by timer. An
+    accepted socket joins the target's sockets, so every one is closed with it."""
+
+    def __init__(self, target: MockTarget, sk: tcp.TcpSock) -> None:
+        self.target, self.sk = target, sk
+        self.closed = False
+
+    @classmethod
+    def open(cls, target: MockTarget, bind: tuple[str, int] | None, rcvbuf: int | None,
+             sndbuf: int | None) -> MockStreamSocket:
+        sock = cls(target, tcp.tcp_sock_create(target.kernel))
+        try:
+            if rcvbuf is not None:
+                sock.setsockopt(SOL_SOCKET, SO_RCVBUF, rcvbuf)
+            if sndbuf is not None:
+                sock.setsockopt(SOL_SOCKET, SO_SNDBUF, sndbuf)
+            if bind is not None:
+                sock.bind(bind)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _call(self, function: Callable, *args):
+        """One socket call into the kernel, then the target settles (even if it raised)."""
+        if self.closed:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        try:
+            return function(self.sk, *args)
+        finally:
+            self.target._settle()
+
+    def bind(self, addr: tuple[str, int]) -> None:
+        self._call(tcp.inet_bind, ip_to_int(addr[0]), addr[1])
+
+    def listen(self, backlog: int) -> None:
+        self._call(tcp.inet_listen, backlog)
+
+    def accept(self) -> tuple[MockStreamSocket, tuple[str, int]]:
+        child = MockStreamSocket(self.target, self._call(tcp.inet_accept))
+        self.target._sockets.append(child)
+        return child, (int_to_ip(child.sk.daddr), child.sk.dport)
+
+    def connect(self, addr: tuple[str, int]) -> None:
+        self._call(tcp.inet_stream_connect, ip_to_int(addr[0]), addr[1])
+
+    def send(self, data: bytes) -> int:
+        return self._call(tcp.tcp_sendmsg, bytes(data))
+
+    def recv(self, bufsize: int) -> bytes:
+        return self._call(tcp.tcp_recvmsg, bufsize)
+
+    def shutdown(self, how: int) -> None:
+        self._call(tcp.tcp_shutdown, how)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._call(tcp.tcp_close)
+            self.closed = True
+
+    def setsockopt(self, level: int, name: int, value: int | bytes) -> None:
+        self._call(tcp.do_tcp_setsockopt, level, name, value)
+
+    def getsockopt(self, level: int, name: int) -> int:
+        return self._call(tcp.do_tcp_getsockopt, level, name)
+
+    def wait(self, event: str, timeout: float | None = None) -> bool:
+        if event not in WAIT_EVENTS:
+            raise TargetError(f"a socket waits for {', '.join(WAIT_EVENTS)}, not {event!r}")
+        if self.closed:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        wanted = WAIT_EVENTS[event]
+        seconds = self.target.positive_timeout if timeout is None else timeout
+        if not self.target.run_timers(self.target.now() + max(seconds, 0.0), lambda: tcp.tcp_poll(self.sk) & wanted):
+            return False
+        if event == "connected":
+            self._check_connected()
+        return True
+
+    def _check_connected(self) -> None:
+        """As the netns lab's: the handshake's error (SO_ERROR, read and cleared), or
+        ENOTCONN when the socket is not connected at all."""
+        error = self.getsockopt(SOL_SOCKET, SO_ERROR)
+        if error:
+            raise OSError(error, os.strerror(error))
+        if self.info().state in (TcpState.TCP_CLOSE, TcpState.TCP_LISTEN):
+            raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
+
+    def info(self) -> TcpInfo:
+        return self._call(tcp.tcp_get_info)
