@@ -529,3 +529,39 @@ def test_a_hole_turns_header_prediction_off_until_it_fills(target):
     peer.send("PA", seq=start + 300, data=b"d" * 100)
     assert net_mib(target, "TCPHPHits") == 1
     assert T.tcp_recvmsg(sk, 1000) == b"a" * 100 + b"b" * 100 + b"c" * 100 + b"d" * 100
+
+
+def _read_a_fast_flow(target, sk, peer, synack_tsval: int) -> None:
+    """The peer sends 20 full segments 10 ms after the handshake, echoing the
+    SYN-ACK's TSval (a 10 ms receiver RTT sample); the application reads them all."""
+    target.wait(0.01)
+    for _ in range(20):
+        peer.send("A", data=b"d" * 1448, options=[("NOP", None), ("NOP", None), ("Timestamp", (6000, synack_tsval))])
+        peer.seq += 1448
+    while True:
+        try:
+            T.tcp_recvmsg(sk, 1 << 20)
+        except BlockingIOError:
+            break
+
+
+def test_reading_faster_than_the_buffer_lets_autotuning_grow_sk_rcvbuf(target):
+    target.wait(1.0)  # a TSval clock past 0: an echo of 0 is no echo
+    listening = listener(target)
+    peer = Peer(target)
+    synack = peer.handshake(options=[("MSS", 1460), ("Timestamp", (5000, 0))])
+    sk = T.inet_accept(listening)
+    assert sk.sk_rcvbuf == 131072  # tcp_rmem[1]
+    _read_a_fast_flow(target, sk, peer, dict(synack.options)["Timestamp"][0])
+    assert sk.sk_rcvbuf > 131072 and sk.rcvq_space.space == 20 * 1448
+
+
+def test_so_rcvbuf_stops_autotuning(target):
+    target.wait(1.0)
+    listening = listener(target)
+    T.do_tcp_setsockopt(listening, socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    peer = Peer(target)
+    synack = peer.handshake(options=[("MSS", 1460), ("Timestamp", (5000, 0))])
+    sk = T.inet_accept(listening)
+    _read_a_fast_flow(target, sk, peer, dict(synack.options)["Timestamp"][0])
+    assert sk.sk_rcvbuf == 131072  # SO_RCVBUF's 65536, doubled, and no more

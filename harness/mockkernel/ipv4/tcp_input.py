@@ -386,41 +386,51 @@ def _tcp_rcv_rtt_update(sk: TcpSock, sample_us: int, win_dep: bool) -> None:
 
 
 def tcp_rcv_rtt_measure_ts(sk: TcpSock, cb: TcpCb) -> None:
-    """With timestamps, a full segment's echo gives the RTT."""
+    """With timestamps: a new echo on a full segment gives the RTT
+    (tcp_rtt_tsopt_us(): a 0 ms delta is no sample)."""
     rx_opt = sk.rx_opt
-    if not rx_opt.rcv_tsecr or cb.data_len < sk.icsk_ack.rcv_mss:
+    if rx_opt.rcv_tsecr == sk.rcv_rtt_last_tsecr:
         return
-    delta_ms = _s32(tcp_clock_ms(sk.net) - rx_opt.rcv_tsecr)
-    if delta_ms >= 0 and rx_opt.rcv_tsecr != sk.rcv_rtt_last_tsecr:
-        _tcp_rcv_rtt_update(sk, max(delta_ms, 1) * 1000, False)
     sk.rcv_rtt_last_tsecr = rx_opt.rcv_tsecr
+    if _s32(cb.end_seq - cb.seq) >= sk.icsk_ack.rcv_mss:
+        delta_ms = (tcp_clock_ms(sk.net) - rx_opt.rcv_tsecr) & 0xFFFFFFFF
+        if 0 < delta_ms < 2**31 // 1000:
+            _tcp_rcv_rtt_update(sk, delta_ms * 1000, False)
 
 
 def tcp_rcv_space_adjust(sk: TcpSock) -> None:
-    """Dynamic right-sizing: once per receiver RTT, compare what the
-    application copied with last time's; more grows rcvq_space and, unless
-    SO_RCVBUF locked it, sk_rcvbuf (tcp_moderate_rcvbuf, up to tcp_rmem[2])."""
+    """Dynamic right-sizing: once per receiver RTT, what the application
+    read beyond what is still queued, when more than last time, grows
+    rcvq_space and (tcp_rcvbuf_grow()) sk_rcvbuf."""
     space = sk.rcvq_space
+    if not sk.rcv_rtt_est.rtt_us:
+        return
     now = sk.net.clock.now
-    rtt_us = sk.rcv_rtt_est.rtt_us >> 3
-    if not space.time:
-        space.time, space.seq = now, sk.copied_seq
+    if (now - space.time) * 1e6 < sk.rcv_rtt_est.rtt_us >> 3:
         return
-    if not rtt_us or (now - space.time) * 1e6 < rtt_us:
-        return
-    copied = _s32(sk.copied_seq - space.seq)
+    copied = _s32(sk.copied_seq - space.seq) - _s32(sk.rcv_nxt - sk.copied_seq)
     if copied > space.space:
-        rcvwin = (copied << 1) + 16 * sk.advmss
-        grow = rcvwin * (copied - space.space) // space.space if space.space else 0
-        rcvwin += grow << 1
-        sysctl = sk.net.sysctl.values
-        if sysctl["net.ipv4.tcp_moderate_rcvbuf"] and not sk.sk_userlocks & SOCK_RCVBUF_LOCK:
-            rcvbuf = min(_tcp_space_from_win(sk, rcvwin), sysctl["net.ipv4.tcp_rmem"][2])
-            if rcvbuf > sk.sk_rcvbuf:
-                sk.sk_rcvbuf = rcvbuf
-                sk.window_clamp = tcp_output.tcp_win_from_space(sk, rcvbuf)
-        space.space = copied
+        tcp_rcvbuf_grow(sk, copied)
     space.seq, space.time = sk.copied_seq, now
+
+
+def tcp_rcvbuf_grow(sk: TcpSock, newval: int) -> None:
+    """Twice what was read (DRS is one RTT late), more while it grows (the
+    sender may double its rate), plus what waits out of order; unless
+    SO_RCVBUF fixed it, sk_rcvbuf follows, up to tcp_rmem[2]."""
+    oldval, sk.rcvq_space.space = sk.rcvq_space.space, newval
+    sysctl = sk.net.sysctl.values
+    if not sysctl["net.ipv4.tcp_moderate_rcvbuf"] or sk.sk_userlocks & SOCK_RCVBUF_LOCK:
+        return
+    rcvwin = newval << 1
+    if oldval:
+        rcvwin += (rcvwin * (newval - oldval) // oldval) << 1
+    if sk.out_of_order_queue:
+        rcvwin += _s32(sk.out_of_order_queue[-1].end_seq - sk.rcv_nxt)
+    rcvbuf = min(_tcp_space_from_win(sk, rcvwin), sysctl["net.ipv4.tcp_rmem"][2])
+    if rcvbuf > sk.sk_rcvbuf:
+        sk.sk_rcvbuf = rcvbuf
+        sk.window_clamp = tcp_output.tcp_win_from_space(sk, rcvbuf)
 
 
 def _tcp_space_from_win(sk: TcpSock, win: int) -> int:
@@ -967,18 +977,25 @@ def tcp_init_transfer(sk: TcpSock) -> None:
 
 
 def tcp_init_buffer_space(sk: TcpSock) -> None:
-    """rcvq_space starts at the initial window (10 MSS at most, TCP_INIT_CWND);
-    window_clamp from the buffer; rcv_ssthresh under the clamp."""
+    """The send buffer grows to the initial cwnd's worth; window_clamp is the
+    buffer's window less room for one segment (tcp_app_win), rcv_ssthresh
+    stays under it, and DRS starts from the initial window (at most 10 MSS)."""
     if not sk.sk_userlocks & SOCK_SNDBUF_LOCK:
         tcp_output.tcp_sndbuf_expand(sk)
-    space = min(sk.rcv_wnd, 10 * sk.advmss)
-    sk.rcvq_space.space = space
-    sk.rcvq_space.seq = sk.copied_seq
     sk.rcvq_space.time = sk.net.clock.now
+    sk.rcvq_space.seq = sk.copied_seq
+    app_win = sk.net.sysctl.values["net.ipv4.tcp_app_win"]
     maxwin = tcp_output.tcp_full_space(sk)
+    advmss = sk.advmss
     if sk.window_clamp >= maxwin:
         sk.window_clamp = maxwin
+        if app_win and maxwin > 4 * advmss:
+            sk.window_clamp = max(maxwin - (maxwin >> app_win), 4 * advmss)
+    if app_win and sk.window_clamp > 2 * advmss and sk.window_clamp + advmss > maxwin:
+        sk.window_clamp = max(2 * advmss, maxwin - advmss)
     sk.rcv_ssthresh = min(sk.rcv_ssthresh, sk.window_clamp)
+    sk.snd_cwnd_stamp = sk.net.clock.now
+    sk.rcvq_space.space = min(sk.rcv_ssthresh, sk.rcv_wnd, TCP_INIT_CWND * advmss)
 
 
 def tcp_rcv_synsent_state_process(sk: TcpSock, cb: TcpCb) -> DropReason | int:

@@ -72,6 +72,7 @@ TCP_IPV4_SYSCTLS = {
     "net.ipv4.tcp_rfc1337": CtlTable(0, proc_dou8vec_minmax),
     "net.ipv4.tcp_dsack": CtlTable(1, proc_dou8vec_minmax),
     "net.ipv4.tcp_moderate_rcvbuf": CtlTable(1, proc_dou8vec_minmax),
+    "net.ipv4.tcp_app_win": CtlTable(31, proc_dou8vec_minmax, 0, 31),
     "net.ipv4.tcp_invalid_ratelimit": CtlTable(500, proc_dointvec_ms_jiffies),
     "net.ipv4.tcp_pingpong_thresh": CtlTable(1, proc_dou8vec_minmax, 1),
 }
