@@ -106,7 +106,7 @@ def test_info_prints_tcp_get_info_fields_that_are_set_in_ss_order():
     # send: cwnd 10 * mss 1448 * 8 bits over 21 us; last*: (2500 - 2425) jiffies of 4 ms
     details = ("\t cubic wscale:7,9 rto:204 rtt:0.021/0.012 ato:40 mss:1448 pmtu:1500 rcvmss:536 advmss:1460 "
                "cwnd:10 bytes_acked:3001 bytes_received:700 segs_out:3 segs_in:2 data_segs_out:1 "
-               "send 5516190476bps lastsnd:300 lastrcv:300 lastack:300 delivered:2 rcv_space:65495 "
+               "send 5516190476bps lastsnd:300 lastrcv:300 lastack:300 delivered:2 app_limited rcv_space:65495 "
                "rcv_ssthresh:65495 snd_wnd:100352")
     assert sh(k, "ss -tin".split()) == (
         "State Recv-Q Send-Q Local Address:Port  Peer Address:PortProcess\n"
