@@ -565,3 +565,13 @@ def test_so_rcvbuf_stops_autotuning(target):
     sk = T.inet_accept(listening)
     _read_a_fast_flow(target, sk, peer, dict(synack.options)["Timestamp"][0])
     assert sk.sk_rcvbuf == 131072  # SO_RCVBUF's 65536, doubled, and no more
+
+
+def test_tcp_linger2_minus_one_resets_an_orphan_instead_of_waiting_in_fin_wait2(target):
+    sk, peer = established(target)
+    T.do_tcp_setsockopt(sk, socket.IPPROTO_TCP, socket.TCP_LINGER2, -1)
+    T.tcp_close(sk)
+    (fin,) = peer.replies()
+    (rst,) = peer.send("A", ack=fin.seq + 1)  # our FIN acknowledged: FIN_WAIT2 is refused
+    assert rst.flags == "R" and sk.state == TCP_CLOSE
+    assert not target.kernel.tcp_hashinfo.ehash and net_mib(target, "TCPAbortOnData") == 1

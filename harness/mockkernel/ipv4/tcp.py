@@ -18,29 +18,28 @@ import select
 import socket
 import struct
 
+from harness.mockkernel.core.snmp import SNMP4_NET_LIST
 from harness.mockkernel.core.sysctl import SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF
 from harness.mockkernel.ipv4 import route, tcp_cong, tcp_output, tcp_timer
 from harness.mockkernel.ipv4.inet_hashtables import inet_bind_conflict, inet_csk_get_port, inet_hash
 from harness.mockkernel.ipv4.tcp_input import sk_mem_uncharge, tcp_rcv_space_adjust
 from harness.mockkernel.ipv4.tcp_ipv4 import tcp_v4_connect  # noqa: F401 - one of the calls B's socket makes
 from harness.mockkernel.ipv4.tcp_minisocks import TCP_TIMEWAIT_LEN, tcp_fin_time, tcp_time_wait
+from harness.mockkernel.ipv4.tcp_output import (MAX_TCP_WINDOW, TCP_MIN_MSS, TCP_MSS_DEFAULT, TCP_NAGLE_OFF,
+                                                TCP_NAGLE_PUSH)
 from harness.mockkernel.ipv4.tcp_sock import (ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED, RCV_SHUTDOWN,
                                               SEND_SHUTDOWN, SHUTDOWN_MASK, SOCK_BINDPORT_LOCK, SOCK_RCVBUF_LOCK,
                                               SOCK_SNDBUF_LOCK, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING,
                                               TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK,
                                               TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT, TcpSock,
                                               inet_csk_reqsk_queue_drop, tcp_close_state, tcp_done, tcp_set_state)
-from harness.mockkernel.core.snmp import SNMP4_NET_LIST
 from harness.mockkernel.net import RTN_LOCAL
 from harness.target import TcpInfo
 
-TCP_MSS_DEFAULT = 536
-TCP_MIN_MSS = 88
-MAX_TCP_WINDOW = 32767
-TCP_NAGLE_OFF, TCP_NAGLE_CORK, TCP_NAGLE_PUSH = 1, 2, 4
-TCP_LINGER2, TCP_QUICKACK = 8, 12
 LINUX_MIB_TCPABORTONCLOSE = SNMP4_NET_LIST.index("TCPAbortOnClose")
 LINUX_MIB_TCPABORTONDATA = SNMP4_NET_LIST.index("TCPAbortOnData")
+LINUX_MIB_TCPABORTONLINGER = SNMP4_NET_LIST.index("TCPAbortOnLinger")
+TCP_FIN_TIMEOUT_MAX = 120  # seconds: the most TCP_LINGER2 takes
 
 
 def tcp_sock_create(net) -> TcpSock:
@@ -299,7 +298,11 @@ def tcp_close(sk: TcpSock) -> None:
         elif tcp_close_state(sk):
             tcp_output.tcp_send_fin(sk)
     sk.done = True  # sock_orphan(): SOCK_DEAD
-    if sk.state == TCP_FIN_WAIT2:
+    if sk.state == TCP_FIN_WAIT2 and sk.linger2 < 0:
+        tcp_set_state(sk, TCP_CLOSE)  # TCP_LINGER2 -1: no FIN_WAIT2 for an orphan
+        tcp_output.tcp_send_active_reset(sk)
+        net.mib.net_statistics[LINUX_MIB_TCPABORTONLINGER] += 1
+    elif sk.state == TCP_FIN_WAIT2:
         tmo = tcp_fin_time(sk)
         if tmo > TCP_TIMEWAIT_LEN:
             sk.sk_timer.mod_timer(net.clock.now + tmo - TCP_TIMEWAIT_LEN)
@@ -349,10 +352,9 @@ def do_tcp_setsockopt(sk: TcpSock, level: int, name: int, value: int | bytes) ->
         if val and (val < TCP_MIN_MSS or val > MAX_TCP_WINDOW):
             _raise(errno.EINVAL, f"setsockopt: TCP_MAXSEG {val}")
         sk.rx_opt.user_mss = val
-    elif name == TCP_LINGER2:
-        fin_timeout_max = TCP_TIMEWAIT_LEN
-        sk.linger2 = -1 if val < 0 else 0 if val > fin_timeout_max else val
-    elif name == TCP_QUICKACK:
+    elif name == socket.TCP_LINGER2:
+        sk.linger2 = -1 if val < 0 else min(val, TCP_FIN_TIMEOUT_MAX)
+    elif name == socket.TCP_QUICKACK:
         if val:
             sk.icsk_ack.pingpong = 0
             if sk.icsk_ack.pending & ICSK_ACK_SCHED:
@@ -388,9 +390,9 @@ def do_tcp_getsockopt(sk: TcpSock, level: int, name: int) -> int:
         if sk.rx_opt.user_mss and sk.state in (TCP_CLOSE, TCP_LISTEN):
             return sk.rx_opt.user_mss
         return sk.mss_cache
-    if name == TCP_LINGER2:
+    if name == socket.TCP_LINGER2:
         return sk.linger2 if sk.linger2 else sk.net.sysctl.values["net.ipv4.tcp_fin_timeout"]
-    if name == TCP_QUICKACK:
+    if name == socket.TCP_QUICKACK:
         return int(sk.icsk_ack.pingpong < sk.net.sysctl.values["net.ipv4.tcp_pingpong_thresh"])
     _raise(errno.ENOPROTOOPT, f"getsockopt: TCP option {name} is not modelled")
 

@@ -38,9 +38,10 @@ from harness.journey import Stage
 from harness.mockkernel.core.skbuff import kfree_skb
 from harness.mockkernel.core.snmp import SNMP4_NET_LIST, SNMP4_TCP_LIST
 from harness.mockkernel.ipv4 import tcp_cong, tcp_output, tcp_recovery
+from harness.mockkernel.ipv4.tcp_minisocks import TCP_TIMEWAIT_LEN, tcp_fin_time, tcp_time_wait
+from harness.mockkernel.ipv4.tcp_output import TCP_ATO_MIN, TCP_MAX_WSCALE, TCP_MIN_MSS, TCP_MSS_DEFAULT
 from harness.mockkernel.ipv4.tcp_recovery import (FLAG_DATA, FLAG_NO_CHALLENGE_ACK, FLAG_SLOWPATH,
                                                   FLAG_SND_UNA_ADVANCED, FLAG_UPDATE_TS_RECENT, FLAG_WIN_UPDATE)
-from harness.mockkernel.ipv4.tcp_minisocks import TCP_TIMEWAIT_LEN, tcp_fin_time, tcp_time_wait
 from harness.mockkernel.ipv4.tcp_sock import (ICSK_ACK_NOW, ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED,
                                               RCV_SHUTDOWN, SEND_SHUTDOWN, SOCK_RCVBUF_LOCK, SOCK_SNDBUF_LOCK,
                                               TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED, TCP_FIN_WAIT1,
@@ -50,12 +51,7 @@ from harness.mockkernel.ipv4.tcp_sock import (ICSK_ACK_NOW, ICSK_ACK_PUSHED, ICS
 from harness.mockkernel.wire import tcp as wire_tcp
 from harness.mockkernel.wire.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST, TCPHDR_SYN
 
-TCP_ATO_MIN = 0.040  # HZ/25
-TCP_DELACK_MAX = 0.200  # HZ/5
 TCP_MAX_QUICKACKS = 16
-TCP_MSS_DEFAULT = 536
-TCP_MIN_MSS = 88
-TCP_MAX_WSCALE = 14
 TCP_NUM_SACKS = 4
 TCP_PAWS_WINDOW = 1  # replay window, in TSval ticks
 TCP_PAWS_MSL = 60  # seconds: a RST from a peer this quiet is accepted even failing PAWS
@@ -1135,8 +1131,9 @@ def tcp_rcv_state_process(sk: TcpSock, cb: TcpCb) -> DropReason | None:
             tcp_set_state(sk, TCP_FIN_WAIT2)
             sk.shutdown |= SEND_SHUTDOWN
             if sk.done:
-                if cb.end_seq != cb.seq and after((cb.end_seq - bool(flags & TCPHDR_FIN)) & 0xFFFFFFFF,
-                                                  sk.rcv_nxt):
+                data_past_fin = cb.end_seq != cb.seq and after(
+                    (cb.end_seq - bool(flags & TCPHDR_FIN)) & 0xFFFFFFFF, sk.rcv_nxt)
+                if sk.linger2 < 0 or data_past_fin:  # TCP_LINGER2 -1, or data after close(): reset
                     tcp_done(sk)
                     net.mib.net_statistics[LINUX_MIB_TCPABORTONDATA] += 1
                     return DropReason.TCP_ABORT_ON_DATA

@@ -34,10 +34,10 @@ from types import SimpleNamespace
 from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree_skb
-from harness.mockkernel.core.snmp import (SNMP4_NET_LIST, TCP_MIB_CSUMERRORS, TCP_MIB_INERRS, TCP_MIB_INSEGS, TCP_MIB_OUTRSTS,
-                                          TCP_MIB_OUTSEGS)
-from harness.mockkernel.core.sysctl import CtlTable, proc_dointvec, proc_dointvec_jiffies, proc_dointvec_minmax
-from harness.mockkernel.core.sysctl import proc_dointvec_ms_jiffies, proc_dou8vec_minmax, proc_douintvec_minmax
+from harness.mockkernel.core.snmp import (SNMP4_NET_LIST, TCP_MIB_CSUMERRORS, TCP_MIB_INERRS, TCP_MIB_INSEGS,
+                                          TCP_MIB_OUTRSTS, TCP_MIB_OUTSEGS)
+from harness.mockkernel.core.sysctl import (CtlTable, proc_dointvec, proc_dointvec_jiffies, proc_dointvec_minmax,
+                                            proc_dointvec_ms_jiffies, proc_dou8vec_minmax, proc_douintvec_minmax)
 from harness.mockkernel.ipv4 import ip_output, route, syncookies, tcp_output, tcp_timer
 from harness.mockkernel.ipv4.inet_hashtables import (InetHashinfo, __inet_lookup_established,
                                                      __inet_lookup_listener, inet_bind_hash, inet_ehash_insert,
@@ -46,6 +46,7 @@ from harness.mockkernel.ipv4.tcp_input import TcpCb, tcp_parse_options, tcp_rcv_
 from harness.mockkernel.ipv4.tcp_minisocks import (LINUX_MIB_LISTENOVERFLOWS, TcpTwStatus, inet_twsk_deschedule_put,
                                                    sk_acceptq_is_full, tcp_check_req, tcp_create_openreq_child,
                                                    tcp_fin_wait2_timeout, tcp_listendrop, tcp_timewait_state_process)
+from harness.mockkernel.ipv4.tcp_output import TCP_MSS_DEFAULT
 from harness.mockkernel.ipv4.tcp_sock import (TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, TCP_NEW_SYN_RECV,
                                               TCP_SYN_SENT, TCP_TIME_WAIT, RequestSock, TcpOptionsReceived, TcpSock,
                                               inet_csk_reqsk_queue_drop, tcp_clock_ms, tcp_set_state)
@@ -54,7 +55,6 @@ from harness.mockkernel.wire import Malformed, WireError, tcp
 from harness.mockkernel.wire.ipv4 import IP_DF, IPPROTO_TCP, Ipv4Packet, build_header
 from harness.mockkernel.wire.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN
 
-TCP_MSS_DEFAULT = 536
 LINUX_MIB_TIMEWAITRECYCLED = SNMP4_NET_LIST.index("TWRecycled")
 
 # net/ipv4/sysctl_net_ipv4.c ipv4_net_table and net/core/sysctl_net_core.c: the entries the

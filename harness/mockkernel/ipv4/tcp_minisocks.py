@@ -28,13 +28,13 @@ from harness.mockkernel.clock import Timer
 from harness.mockkernel.core.snmp import SNMP4_NET_LIST, SNMP4_TCP_LIST
 from harness.mockkernel.ipv4 import tcp_output, tcp_recovery, tcp_timer
 from harness.mockkernel.ipv4.inet_hashtables import ehash_key, inet_bind_hash, inet_put_port
+from harness.mockkernel.ipv4.tcp_output import TCP_TIMEOUT_INIT
 from harness.mockkernel.ipv4.tcp_sock import (TCP_FIN_WAIT2, TCP_SYN_RECV, TCP_TIME_WAIT, IcskAck,
                                               RequestSock, TcpOptionsReceived, TcpSock, TimewaitSock, after,
                                               before, between, inet_csk_reqsk_queue_drop, tcp_done)
 from harness.mockkernel.wire.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN
 
 TCP_TIMEWAIT_LEN = 60.0
-TCP_TIMEOUT_INIT = 1.0
 _NET_MIB = {name: index for index, name in enumerate(SNMP4_NET_LIST)}
 LINUX_MIB_TIMEWAITED = _NET_MIB["TW"]
 LINUX_MIB_TIMEWAITKILLED = _NET_MIB["TWKilled"]
