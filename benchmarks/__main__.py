@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from benchmarks import (bpf, ceiling, fib, ipv4_path, lab, linerate, linerate_model, memory, netfilter, nft_load,
-                        nft_rules)
+                        nft_rules, tcp_bulk)
 
 BENCHMARKS = {
     "ipv4_path": ipv4_path.main,
@@ -18,6 +18,7 @@ BENCHMARKS = {
     "linerate_model": linerate_model.main,
     "nft_load": nft_load.main,
     "memory": memory.main,
+    "tcp_bulk": tcp_bulk.main,
 }
 
 
