@@ -575,3 +575,13 @@ def test_tcp_linger2_minus_one_resets_an_orphan_instead_of_waiting_in_fin_wait2(
     (rst,) = peer.send("A", ack=fin.seq + 1)  # our FIN acknowledged: FIN_WAIT2 is refused
     assert rst.flags == "R" and sk.state == TCP_CLOSE
     assert not target.kernel.tcp_hashinfo.ehash and net_mib(target, "TCPAbortOnData") == 1
+
+
+def test_the_child_counts_the_handshakes_ack_with_its_data_as_a_data_segment(target):
+    listening = listener(target)
+    peer = Peer(target)
+    (synack,) = peer.send("S", seq=ISN, ack=0)
+    peer.send("PA", ack=synack.seq + 1, data=b"p" * 300)  # the ACK completing the handshake carries data
+    child = T.inet_accept(listening)
+    assert (child.segs_in, child.data_segs_in, child.bytes_received) == (2, 1, 300)
+    assert child.window_clamp == 65536 - 1460 == child.rcv_ssthresh  # tcp_app_win keeps a segment's room

@@ -119,10 +119,15 @@ def tcp_v4_rcv(skb: SkBuff) -> None:
         return _do_time_wait(sk, cb)
     if state == TCP_NEW_SYN_RECV:
         return _new_syn_recv(sk, cb)
+    tcp_segs_in(sk, cb)
+    tcp_v4_do_rcv(sk, cb)
+
+
+def tcp_segs_in(sk: TcpSock, cb: TcpCb) -> None:
+    """include/net/tcp.h tcp_segs_in(): every segment, and those with data."""
     sk.segs_in += 1
     if cb.data_len:
         sk.data_segs_in += 1
-    tcp_v4_do_rcv(sk, cb)
 
 
 def _no_tcp_socket(skb: SkBuff, dport: int) -> None:
@@ -188,7 +193,7 @@ def _new_syn_recv(req: RequestSock, cb: TcpCb) -> None:
 
 def tcp_child_process(parent: TcpSock, child: TcpSock, cb: TcpCb) -> None:
     """The handshake's ACK, on the child it created."""
-    child.segs_in += 1
+    tcp_segs_in(child, cb)
     parent.net.tracer.hop(cb.skb, Stage.SOCKET, f"tcp {parent.sport}", "CHILD", "tcp_child_process")
     reason = tcp_rcv_state_process(child, cb)
     if reason is not None:
