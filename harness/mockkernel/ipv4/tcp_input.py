@@ -907,7 +907,7 @@ def _tcp_fast_path(sk: TcpSock, cb: TcpCb) -> bool:
         if not wire_tcp.only_aligned_timestamp(cb.skb.buf, cb.th, cb.doff):
             return False
         rx_opt.saw_tstamp = True
-        rx_opt.rcv_tsval, tsecr = wire_tcp.parse_options(cb.skb.buf, cb.th, cb.doff).ts
+        rx_opt.rcv_tsval, tsecr = wire_tcp.aligned_timestamp(cb.skb.buf, cb.th)
         rx_opt.rcv_tsecr = (tsecr - sk.tsoffset) & 0xFFFFFFFF if tsecr else 0
         delta = _s32(rx_opt.rcv_tsval - rx_opt.ts_recent)
         if delta < 0:

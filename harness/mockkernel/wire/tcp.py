@@ -138,6 +138,12 @@ def only_aligned_timestamp(buf: bytearray, off: int, doff: int) -> bool:
     return doff == TCP_HLEN + TCPOLEN_TSTAMP_ALIGNED and _U32.unpack_from(buf, off + OPTIONS)[0] == TCPOPT_TSTAMP_WORD
 
 
+def aligned_timestamp(buf: bytearray, off: int) -> tuple[int, int]:
+    """(TSval, TSecr) of a header whose options only_aligned_timestamp() accepted
+    (tcp_parse_aligned_timestamp())."""
+    return _TS_VALUES.unpack_from(buf, off + OPTIONS + 4)
+
+
 class TcpSegment(HeaderView):
     __slots__ = ()
     _check = staticmethod(check_len)
