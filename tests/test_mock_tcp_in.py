@@ -585,3 +585,13 @@ def test_the_child_counts_the_handshakes_ack_with_its_data_as_a_data_segment(tar
     child = T.inet_accept(listening)
     assert (child.segs_in, child.data_segs_in, child.bytes_received) == (2, 1, 300)
     assert child.window_clamp == 65536 - 1460 == child.rcv_ssthresh  # tcp_app_win keeps a segment's room
+
+
+def test_without_syncookies_the_last_quarter_of_tcp_max_syn_backlog_is_refused(target):
+    # measured on the netns lab: 7 of 10 SYNs answered, ListenDrops 3, TCPReqQFullDrop 0
+    target.sh("sysctl -w net.ipv4.tcp_syncookies=0")
+    target.sh("sysctl -w net.ipv4.tcp_max_syn_backlog=8")
+    listener(target, backlog=100)
+    answered = [len(Peer(target, 41000 + n).send("S", seq=ISN, ack=0)) for n in range(10)]
+    assert answered == [1] * 7 + [0] * 3
+    assert (net_mib(target, "ListenDrops"), net_mib(target, "TCPReqQFullDrop")) == (3, 0)
