@@ -595,3 +595,27 @@ def test_without_syncookies_the_last_quarter_of_tcp_max_syn_backlog_is_refused(t
     answered = [len(Peer(target, 41000 + n).send("S", seq=ISN, ack=0)) for n in range(10)]
     assert answered == [1] * 7 + [0] * 3
     assert (net_mib(target, "ListenDrops"), net_mib(target, "TCPReqQFullDrop")) == (3, 0)
+
+
+def test_a_rst_kills_a_time_wait_unless_tcp_rfc1337(target):
+    # measured on the netns lab: the RST is not answered, the next ACK finds no socket (RST)
+    sk, peer = established(target)
+    T.tcp_close(sk)
+    (fin,) = peer.replies()
+    peer.send("FA", ack=fin.seq + 1)
+    peer.seq += 1
+    assert peer.send("R", ack=0) == []
+    (rst,) = peer.send("A", ack=fin.seq + 1)
+    assert rst.flags == "R" and last_drop(target) == DropReason.NO_SOCKET
+
+
+def test_with_tcp_rfc1337_a_time_wait_survives_a_rst(target):
+    target.sh("sysctl -w net.ipv4.tcp_rfc1337=1")
+    sk, peer = established(target)
+    T.tcp_close(sk)
+    (fin,) = peer.replies()
+    peer.send("FA", ack=fin.seq + 1)
+    peer.seq += 1
+    peer.send("R", ack=0)
+    assert target.kernel.tcp_hashinfo.ehash[(ip_to_int(DUT), PORT, ip_to_int(PEER), PEER_PORT)].state \
+        == TCP_TIME_WAIT
