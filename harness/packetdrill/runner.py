@@ -142,8 +142,8 @@ class SchedulingDelay:
     """How late this process runs on a loaded machine, to widen real-time tolerances.
 
     The runner measures itself: at start, how far past their end 20 sleeps of 1 ms
-    wake up; during the run, how late each event starts and each inbound segment has
-    been sent (send() returned). The DUT's
+    wake up; during the run, how late it wakes from each wait for an event's time, how
+    late each event starts and each inbound segment has been sent (send() returned). The DUT's
     softirqs and timers are delayed as much as the runner's own thread on the same
     CPUs, and a checked time spans the runner's event and the DUT's answer, so the
     tolerance grows by twice the largest lateness seen."""
@@ -281,6 +281,8 @@ class Runner:
             got = self.target.next_frame(self.port, self.live_time(until))
             if got is not None:
                 self.keep_frame(*got)
+            elif not self.virtual:
+                self.delay.observe((self.now_usecs() - until) / 1e6)
             self.poll_pending()
             if got is None and until >= usecs:
                 return
