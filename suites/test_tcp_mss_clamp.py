@@ -140,3 +140,33 @@ def test_an_mss_at_an_odd_offset_gets_the_kernels_unaligned_checksum_update(targ
     left = _syn([("NOP", None), ("MSS", 1200), ("NOP", None)])
     left.chksum = 0x2769
     _left_as(target, router, left, 20)
+
+
+CLAMP_OUTPUT_TO_1000 = """
+table ip mangle {
+    chain output {
+        type route hook output priority mangle; policy accept;
+        tcp flags syn tcp option maxseg size set 1000
+    }
+}
+"""
+
+
+def test_the_dut_s_own_syn_is_clamped_at_output_with_a_valid_checksum(target, router):
+    """A SYN the DUT sends carries the route's MSS (1460) first of its options;
+    the output chain lowers it, and the segment leaves with a checksum that
+    covers the new value (the MSS sits at an even offset)."""
+    h1 = router[1]
+    target.sh("nft -f -", stdin=CLAMP_OUTPUT_TO_1000)
+    sock = target.socket("tcp")
+    try:
+        sock.connect((h1.ip, 80))
+    except BlockingIOError:
+        pass
+    left = target.next_frame(h1.port, target.now() + 1)
+    assert left is not None, "the SYN leaves p1"
+    syn = IP(left[0][14:])
+    assert syn[TCP].flags == "S" and syn[TCP].options[0] == ("MSS", 1000)
+    resummed = IP(bytes(syn))
+    del resummed[TCP].chksum
+    assert syn[TCP].chksum == IP(bytes(resummed))[TCP].chksum
