@@ -57,3 +57,20 @@ def test_info_shows_the_segment_sizes_and_what_was_received(target, hosts):
                                                 "data_segs_in")} == {
         "mss": "1400", "advmss": "1460", "pmtu": "1500", "cwnd": "10", "bytes_received": "300",
         "data_segs_in": "1"}
+
+
+def test_a_request_sock_shows_as_syn_recv_with_no_details(target, hosts):
+    """inet_req_diag_fill(): a SYN answered but not yet ACKed is listed from the
+    established table with empty queues, and carries no tcp_info."""
+    h0 = hosts[0]
+    target.socket("tcp", (h0.dut_ip, 8080)).listen(5)
+    target.send(h0.port, h0.to_dut() / TCP(sport=40000, dport=8080, flags="S", seq=1000, window=65535,
+                                           options=[("MSS", 1400)]))
+    assert _next_segment(target, h0).flags == "SA"
+    assert target.sh("ss -tan") == (
+        "State    Recv-Q Send-Q Local Address:Port Peer Address:Port Process\n"
+        "LISTEN   0      5           10.0.0.1:8080      0.0.0.0:*           \n"
+        "SYN-RECV 0      0           10.0.0.1:8080     10.0.0.2:40000       \n")
+    assert target.sh("ss -tani state syn-recv") == (
+        "Recv-Q Send-Q Local Address:Port Peer Address:Port Process\n"
+        "0      0           10.0.0.1:8080     10.0.0.2:40000\n\t     \n")

@@ -1,17 +1,20 @@
 """`ss` on the mock (cmd/ss.py over ipv4/inet_diag.py): sockets put in the
-namespace's TCP tables by hand, and the text iproute2 6.1's ss prints for such
-sockets, written out (the layouts are those the real ss printed on this
-machine for sockets in the same states, tests/test_mock_ss.py's notes)."""
+namespace's TCP tables by hand (and one the kernel's socket calls made), and
+the text iproute2 6.1's ss prints for them, written out: the layouts are those
+the real ss printed on this machine for sockets in the same states."""
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
 
+from harness.mockkernel.ipv4 import tcp
 from harness.mockkernel.ipv4.tcp_sock import (TCP_ESTABLISHED, TCP_LISTEN, TCP_SYN_SENT, TCP_TIME_WAIT, TcpSock)
 from harness.mockkernel.core.snmp import SNMP4_TCP_LIST
 from harness.mockkernel.kernel import Kernel
-from harness.mockkernel.target import sh
+from harness.mockkernel.target import MockTarget, sh
 from harness.target import CommandError
 
 LOOPBACK, ANY = 0x7F000001, 0
@@ -169,3 +172,20 @@ def test_summary_counts_the_namespaces_tables_and_current_established():
         "TCP\t  2         2         0        \n"
         "INET\t  2         2         0        \n"
         "FRAG\t  0         0         0        \n\n")
+
+
+def test_a_request_sock_of_the_kernels_own_tables_is_listed_as_syn_recv():
+    """A listener made with the socket calls and a SYN from h0: the request sock
+    tcp_conn_request() put in the established table shows as SYN-RECV."""
+    target = MockTarget()
+    port = target.ports[0]
+    target.sh("ip addr add 10.0.0.1/24 dev p0")
+    target.sh(f"ip neigh replace 10.0.0.2 lladdr {port.peer_mac} dev p0 nud permanent")
+    listener = tcp.tcp_sock_create(target.kernel)
+    tcp.inet_bind(listener, 0x0A000001, 8080)
+    tcp.inet_listen(listener, 5)
+    target.send(port, Ether(src=port.peer_mac, dst=port.mac) / IP(src="10.0.0.2", dst="10.0.0.1")
+                / TCP(sport=40000, dport=8080, flags="S", seq=1000, window=65535, options=[("MSS", 1400)]))
+    assert target.sh("ss -tan state syn-recv") == (
+        "Recv-Q Send-Q Local Address:Port Peer Address:Port Process\n"
+        "0      0           10.0.0.1:8080     10.0.0.2:40000       \n")
