@@ -35,11 +35,8 @@ TCPI_OPT_TIMESTAMPS, TCPI_OPT_SACK, TCPI_OPT_WSCALE, TCPI_OPT_ECN, TCPI_OPT_ECN_
     1, 2, 4, 8, 16, 32
 U32_MAX, U64_MAX = 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF
 # tcp_sock fields the mock's TcpSock may not carry, and the value tcp_init_sock()/sk_alloc() gives them
-LEFT_AS_INITIALISED = {"sk_pacing_rate": U64_MAX, "sk_max_pacing_rate": U64_MAX, "reordering": 3,
-                       "rtt_min": U32_MAX, "rate_delivered": 0, "rate_interval_us": 0, "rate_app_limited": 0,
-                       "delivered_ce": 0, "bytes_sent": 0, "bytes_retrans": 0, "dsack_dups": 0, "reord_seen": 0,
-                       "rcv_ooopack": 0, "ecn_flags": 0, "sk_wmem_alloc": 0, "sk_omem_alloc": 0,
-                       "sk_backlog_len": 0}
+LEFT_AS_INITIALISED = {"rate_delivered": 0, "rate_interval_us": 0, "delivered_ce": 0, "rcv_ooopack": 0,
+                       "ecn_flags": 0, "sk_wmem_alloc": 0, "sk_omem_alloc": 0, "sk_backlog_len": 0}
 TCP_ECN_OK, TCP_ECN_SEEN = 1, 8
 
 
@@ -157,9 +154,8 @@ def jiffies_to_msecs(j: int) -> int:
 def tcp_get_info_struct(sk, now: float) -> TcpDiagInfo:
     """net/ipv4/tcp.c tcp_get_info() of a full socket at time `now`."""
     info = TcpDiagInfo(tcpi_state=int(sk.state))
-    info.tcpi_pacing_rate = _tcp_field(sk, "sk_pacing_rate")
-    info.tcpi_max_pacing_rate = _tcp_field(sk, "sk_max_pacing_rate")
-    info.tcpi_reordering = _tcp_field(sk, "reordering")
+    info.tcpi_pacing_rate, info.tcpi_max_pacing_rate = sk.sk_pacing_rate, sk.sk_max_pacing_rate
+    info.tcpi_reordering = sk.reordering
     info.tcpi_snd_cwnd = sk.snd_cwnd
     if sk.state == TCP_LISTEN:  # aliased: children ready for accept() and the backlog limit
         info.tcpi_unacked, info.tcpi_sacked = len(sk.accept_queue), sk.sk_max_ack_backlog
@@ -191,12 +187,12 @@ def tcp_get_info_struct(sk, now: float) -> TcpDiagInfo:
     info.tcpi_notsent_bytes = notsent if notsent < 0x80000000 else 0  # max_t(int, 0, ...)
     info.tcpi_segs_out, info.tcpi_segs_in = sk.segs_out, sk.segs_in
     info.tcpi_data_segs_in, info.tcpi_data_segs_out = sk.data_segs_in, sk.data_segs_out
-    info.tcpi_min_rtt = _tcp_field(sk, "rtt_min")
-    info.tcpi_delivery_rate_app_limited = 1 if _tcp_field(sk, "rate_app_limited") else 0
+    info.tcpi_min_rtt = sk.rtt_min
+    info.tcpi_delivery_rate_app_limited = 1 if sk.rate_app_limited else 0
     info.tcpi_delivery_rate = tcp_compute_delivery_rate(sk)
     info.tcpi_delivered, info.tcpi_delivered_ce = sk.delivered, _tcp_field(sk, "delivered_ce")
-    info.tcpi_bytes_sent, info.tcpi_bytes_retrans = _tcp_field(sk, "bytes_sent"), _tcp_field(sk, "bytes_retrans")
-    info.tcpi_dsack_dups, info.tcpi_reord_seen = _tcp_field(sk, "dsack_dups"), _tcp_field(sk, "reord_seen")
+    info.tcpi_bytes_sent, info.tcpi_bytes_retrans = sk.bytes_sent, sk.bytes_retrans
+    info.tcpi_dsack_dups, info.tcpi_reord_seen = sk.dsack_dups, sk.reord_seen
     info.tcpi_rcv_ooopack, info.tcpi_snd_wnd = _tcp_field(sk, "rcv_ooopack"), sk.snd_wnd
     return info
 
