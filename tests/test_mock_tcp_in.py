@@ -8,6 +8,7 @@ kernel."""
 from __future__ import annotations
 
 import errno
+import select
 import socket
 import struct
 
@@ -620,3 +621,12 @@ def test_with_tcp_rfc1337_a_time_wait_survives_a_rst(target):
     peer.send("R", ack=0)
     assert target.kernel.tcp_hashinfo.ehash[(ip_to_int(DUT), PORT, ip_to_int(PEER), PEER_PORT)].state \
         == TCP_TIME_WAIT
+
+
+def test_poll_says_writable_only_while_the_send_queue_is_under_two_thirds_of_sk_sndbuf(target):
+    sk, peer = established(target)
+    sk.sk_sndbuf = 30000
+    sk.sk_wmem_queued = 20000  # free 10000 = half of what is queued: still writable
+    assert T.tcp_poll(sk) & select.EPOLLOUT
+    sk.sk_wmem_queued = 20001
+    assert not T.tcp_poll(sk) & select.EPOLLOUT

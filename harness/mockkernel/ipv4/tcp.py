@@ -420,6 +420,17 @@ def tcp_get_info(sk: TcpSock) -> TcpInfo:
                    sk.lost_out, sk.sacked_out, sk.packets_out, sk.delivered, sk.bytes_acked, sk.bytes_received)
 
 
+def sk_stream_is_writeable(sk: TcpSock) -> bool:
+    """__sk_stream_is_writeable(sk, 1): free space of at least half what is
+    queued (the queue under 2/3 of sk_sndbuf), and the unsent bytes, doubled,
+    under tcp_notsent_lowat."""
+    queued = sk.sk_wmem_queued
+    if sk.sk_sndbuf - queued < queued >> 1 or queued >= sk.sk_sndbuf:
+        return False
+    lowat = sk.notsent_lowat or sk.net.sysctl.values["net.ipv4.tcp_notsent_lowat"]
+    return ((sk.write_seq - sk.snd_nxt) & 0xFFFFFFFF) << 1 < lowat
+
+
 def tcp_poll(sk: TcpSock) -> int:
     """EPOLL* bits: IN for data, a FIN or a waiting connection; OUT while the
     send buffer has room; HUP when both directions are shut or closed; ERR
@@ -435,7 +446,7 @@ def tcp_poll(sk: TcpSock) -> int:
     if state not in (TCP_SYN_SENT, TCP_SYN_RECV):
         if tcp_inq(sk) or sk.receive_queue:
             mask |= select.EPOLLIN | select.EPOLLRDNORM
-        if sk.shutdown & SEND_SHUTDOWN or tcp_output.sk_stream_memory_free(sk):
+        if sk.shutdown & SEND_SHUTDOWN or sk_stream_is_writeable(sk):
             mask |= select.EPOLLOUT | select.EPOLLWRNORM
     if sk.err:
         mask |= select.EPOLLERR
