@@ -84,6 +84,8 @@ DUT_SYSCTLS = {
     # copies the host's, and the largest decides the window scale a socket offers
     "net.ipv4.tcp_rmem": "4096\t131072\t33554432",
     "net.ipv4.tcp_wmem": "4096\t16384\t4194304",
+    # a new netns sizes it from the host's memory (tcp_sk_init(): max(128, ehash entries / 128))
+    "net.ipv4.tcp_max_syn_backlog": "2048",
     "net.ipv6.conf.all.disable_ipv6": "1",
     "net.ipv6.conf.default.disable_ipv6": "1",
     # a DUT netns inherits the host's default (bbr on the project's machines, not modelled) and may only

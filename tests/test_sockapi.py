@@ -235,3 +235,21 @@ def test_a_socket_wait_on_the_mock_advances_virtual_time_only_as_long_as_it_wait
     target.send(P0.name, Ether(src=P0.peer_mac, dst=P0.mac) / IP(src=H0_IP, dst=P0_IP) /
                 TCP(sport=40000, dport=8080, flags="A", seq=2, ack=synack.seq + 1, window=65535))
     assert listener.wait("readable", 5) and target.now() == 0.5
+
+
+
+@pytest.mark.parametrize("kind", ["mock", pytest.param("dut", marks=needs_root)])
+def test_a_stream_socket_refuses_an_unknown_wait_and_any_call_once_closed(kind):
+    target = MockTarget() if kind == "mock" else NetnsTarget()
+    try:
+        sock = target.socket("tcp")
+        with pytest.raises(TargetError, match="not 'closed'"):
+            sock.wait("closed", 0)
+        sock.close()
+        sock.close()
+        for call in (lambda: sock.recv(1), lambda: sock.wait("readable", 0), lambda: sock.listen(1)):
+            with pytest.raises(OSError) as closed:
+                call()
+            assert closed.value.errno == 9  # EBADF
+    finally:
+        target.close()
