@@ -630,3 +630,20 @@ def test_poll_says_writable_only_while_the_send_queue_is_under_two_thirds_of_sk_
     assert T.tcp_poll(sk) & select.EPOLLOUT
     sk.sk_wmem_queued = 20001
     assert not T.tcp_poll(sk) & select.EPOLLOUT
+
+
+def test_duplicate_acks_past_the_third_for_one_hole_are_compressed_into_one(target):
+    # measured on the netns lab with the same six segments: five ACKs, the last for segments 5 and 6,
+    # and TCPAckCompressed 0 (the one held back is the one finally sent)
+    sk, peer = established(target, options=[("SAckOK", b"")])
+    start = peer.seq
+    frames = [Ether(src=PEER_MAC, dst=DUT_MAC) / IP(src=PEER, dst=DUT) /
+              TCP(sport=PEER_PORT, dport=PORT, flags="PA", seq=start + 100 * (2 * n + 1), ack=peer.ack, window=1024) /
+              Raw(b"o" * 100) for n in range(6)]
+    target.send("p0", [bytes(frame) for frame in frames])
+    target.wait(0.01)
+    acks = peer.replies()
+    assert [ack.ack for ack in acks] == [start] * 5
+    assert dict(acks[-1].options)["SAck"] == (start + 1100, start + 1200, start + 900, start + 1000,
+                                              start + 700, start + 800, start + 500, start + 600)
+    assert net_mib(target, "TCPAckCompressed") == 0

@@ -254,6 +254,9 @@ def tcp_disconnect(sk: TcpSock) -> None:
     elif old_state == TCP_SYN_SENT:
         sk.err = errno.ECONNRESET
     tcp_timer.tcp_clear_xmit_timers(sk)
+    if sk.compressed_ack_timer is not None:
+        sk.compressed_ack_timer.del_timer()
+    sk.compressed_ack = 0
     sk.receive_queue.clear()
     sk.out_of_order_queue.clear()
     sk.write_queue.clear()

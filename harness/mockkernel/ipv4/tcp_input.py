@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from harness.dropreason import DropReason
 from harness.journey import Stage
+from harness.mockkernel.clock import Timer
 from harness.mockkernel.core.skbuff import kfree_skb
 from harness.mockkernel.core.snmp import SNMP4_NET_LIST, SNMP4_TCP_LIST
 from harness.mockkernel.ipv4 import tcp_cong, tcp_output, tcp_recovery
@@ -53,6 +54,8 @@ from harness.mockkernel.wire.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH, TCPH
 
 TCP_MAX_QUICKACKS = 16
 TCP_NUM_SACKS = 4
+TCP_SACK_BLOCKS_EXPECTED = 2  # what an ACK with timestamps surely carries: a block past them sends the ACK
+TCP_FASTRETRANS_THRESH = 3
 TCP_PAWS_WINDOW = 1  # replay window, in TSval ticks
 TCP_PAWS_MSL = 60  # seconds: a RST from a peer this quiet is accepted even failing PAWS
 TCP_PAWS_WRAP = 2**31 // 1000  # seconds after which ts_recent is too old to compare with
@@ -233,11 +236,15 @@ def tcp_sack_new_ofo_skb(sk: TcpSock, seq: int, end_seq: int) -> None:
     sacks = sk.selective_acks
     for index, block in enumerate(sacks):
         if _sack_extend(block, seq, end_seq):
+            if index >= TCP_SACK_BLOCKS_EXPECTED:
+                tcp_sack_compress_send_ack(sk)
             sacks.insert(0, sacks.pop(index))
             first = sacks[0]
             sacks[1:] = [other for other in sacks[1:] if not _sack_extend(first, other[0], other[1])]
             break
     else:
+        if len(sacks) >= TCP_SACK_BLOCKS_EXPECTED:
+            tcp_sack_compress_send_ack(sk)
         sacks.insert(0, [seq, end_seq])
         del sacks[TCP_NUM_SACKS:]
     sk.rx_opt.num_sacks = len(sacks)
@@ -637,14 +644,52 @@ def _add_sack(sk: TcpSock, seq: int, end_seq: int) -> None:
 def __tcp_ack_snd_check(sk: TcpSock, ofo_possible: bool) -> None:
     """ACK now for more than one full segment not yet ACKed (when the window
     the ACK would open is no smaller), in quickack mode, or when ICSK_ACK_NOW
-    is set; with out-of-order data and SACK, at once (the receiver's
-    compressed SACKs are not modelled); else schedule the delayed ACK."""
+    is set; without out-of-order data, schedule the delayed ACK. With it, the
+    first three duplicate ACKs for one rcv_nxt go at once, later ones are
+    compressed into one sent 5 % of the RTT later, at most
+    tcp_comp_sack_delay_ns (1 ms), or after tcp_comp_sack_nr of them."""
     if ((_s32(sk.rcv_nxt - sk.rcv_wup) > sk.icsk_ack.rcv_mss
          and tcp_output.__tcp_select_window(sk) >= sk.rcv_wnd)
             or tcp_in_quickack_mode(sk) or sk.icsk_ack.pending & ICSK_ACK_NOW):
         return tcp_output.tcp_send_ack(sk)
     if not ofo_possible or not sk.out_of_order_queue:
         return tcp_output.tcp_send_delayed_ack(sk)
+    sysctl = sk.net.sysctl.values
+    if not sk.rx_opt.sack_ok or sk.compressed_ack >= sysctl["net.ipv4.tcp_comp_sack_nr"]:
+        return tcp_output.tcp_send_ack(sk)
+    if sk.compressed_ack_rcv_nxt != sk.rcv_nxt:
+        sk.compressed_ack_rcv_nxt = sk.rcv_nxt
+        sk.dup_ack_counter = 0
+    if sk.dup_ack_counter < TCP_FASTRETRANS_THRESH:
+        sk.dup_ack_counter += 1
+        return tcp_output.tcp_send_ack(sk)
+    sk.compressed_ack += 1
+    timer = sk.compressed_ack_timer
+    if timer is None:
+        timer = sk.compressed_ack_timer = Timer(sk.net.clock, lambda: tcp_compressed_ack_kick(sk))
+    elif timer.pending:
+        return
+    rtt = sk.rcv_rtt_est.rtt_us
+    if sk.srtt_us and sk.srtt_us < rtt:
+        rtt = sk.srtt_us
+    delay = min(sysctl["net.ipv4.tcp_comp_sack_delay_ns"], rtt * 1000 // 8 // 20) / 1e9  # both RTTs are << 3
+    timer.mod_timer(sk.net.clock.now + delay)
+
+
+def tcp_compressed_ack_kick(sk: TcpSock) -> None:
+    """The compressed ACK's timer: one ACK for them all (TCPAckCompressed
+    counts the others, in tcp_event_ack_sent())."""
+    if sk.compressed_ack:
+        sk.compressed_ack -= 1
+        tcp_output.tcp_send_ack(sk)
+
+
+def tcp_sack_compress_send_ack(sk: TcpSock) -> None:
+    """A SACK block beyond the first two moved: the compressed ACK goes now."""
+    if not sk.compressed_ack:
+        return
+    sk.compressed_ack_timer.del_timer()
+    sk.compressed_ack -= 1
     tcp_output.tcp_send_ack(sk)
 
 

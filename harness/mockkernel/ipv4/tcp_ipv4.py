@@ -37,7 +37,8 @@ from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree
 from harness.mockkernel.core.snmp import (SNMP4_NET_LIST, TCP_MIB_CSUMERRORS, TCP_MIB_INERRS, TCP_MIB_INSEGS,
                                           TCP_MIB_OUTRSTS, TCP_MIB_OUTSEGS)
 from harness.mockkernel.core.sysctl import (CtlTable, proc_dointvec, proc_dointvec_jiffies, proc_dointvec_minmax,
-                                            proc_dointvec_ms_jiffies, proc_dou8vec_minmax, proc_douintvec_minmax)
+                                            proc_dointvec_ms_jiffies, proc_dou8vec_minmax, proc_douintvec_minmax,
+                                            proc_doulongvec_minmax)
 from harness.mockkernel.ipv4 import ip_output, route, syncookies, tcp_output, tcp_timer
 from harness.mockkernel.ipv4.inet_hashtables import (InetHashinfo, __inet_lookup_established,
                                                      __inet_lookup_listener, inet_bind_hash, inet_ehash_insert,
@@ -75,6 +76,8 @@ TCP_IPV4_SYSCTLS = {
     "net.ipv4.tcp_app_win": CtlTable(31, proc_dou8vec_minmax, 0, 31),
     "net.ipv4.tcp_invalid_ratelimit": CtlTable(500, proc_dointvec_ms_jiffies),
     "net.ipv4.tcp_pingpong_thresh": CtlTable(1, proc_dou8vec_minmax, 1),
+    "net.ipv4.tcp_comp_sack_nr": CtlTable(44, proc_dou8vec_minmax, 0, 255),
+    "net.ipv4.tcp_comp_sack_delay_ns": CtlTable(1000000, proc_doulongvec_minmax),
 }
 
 

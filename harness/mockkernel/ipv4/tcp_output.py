@@ -78,6 +78,7 @@ SOCK_SNDBUF_LOCK, SOCK_RCVBUF_LOCK = 1, 2
 
 TCP_MIB_RETRANSSEGS = SNMP4_TCP_LIST.index("RetransSegs")
 LINUX_MIB_TCPORIGDATASENT = SNMP4_NET_LIST.index("TCPOrigDataSent")
+LINUX_MIB_TCPACKCOMPRESSED = SNMP4_NET_LIST.index("TCPAckCompressed")
 LINUX_MIB_TCPLOSSPROBES = SNMP4_NET_LIST.index("TCPLossProbes")
 LINUX_MIB_TCPWINPROBE = SNMP4_NET_LIST.index("TCPWinProbe")
 LINUX_MIB_TCPKEEPALIVE = SNMP4_NET_LIST.index("TCPKeepAlive")
@@ -508,7 +509,12 @@ def tcp_transmit_skb(sk, skb: TcpSkb, rcv_nxt: int | None = None, why: str = "tc
 
 
 def tcp_event_ack_sent(sk, rcv_nxt: int) -> None:
-    """An ACK left: quickack credit used, the delayed ACK no longer due."""
+    """An ACK left: quickack credit used, the delayed ACK no longer due, the
+    duplicate ACKs held back (compressed SACKs, tcp_input.py) said by this one."""
+    if sk.compressed_ack:
+        sk.net.mib.net_statistics[LINUX_MIB_TCPACKCOMPRESSED] += sk.compressed_ack
+        sk.compressed_ack = 0
+        sk.compressed_ack_timer.del_timer()
     if rcv_nxt != sk.rcv_nxt:
         return
     ack = sk.icsk_ack

@@ -183,6 +183,10 @@ class TcpSock:
     duplicate_sack: list = field(default_factory=list)  # the D-SACK block to send first
     tsoffset: int = 0  # added to our clock in TSval (secure_tcp_ts_off())
     pred_flags: tuple[int, int] | None = None  # header prediction: (header length, window field), or off
+    compressed_ack: int = 0  # duplicate ACKs held back while out-of-order data arrives
+    compressed_ack_rcv_nxt: int = 0
+    dup_ack_counter: int = 0  # duplicate ACKs sent at once for compressed_ack_rcv_nxt (3 at most)
+    compressed_ack_timer: Timer | None = None
     last_oow_ack_time: float | None = None  # the last answer to an out-of-window segment
     rcv_rtt_last_tsecr: int = 0
     linger2: int = 0  # TCP_LINGER2: seconds in FIN_WAIT2 for an orphan, 0: tcp_fin_timeout
@@ -416,7 +420,7 @@ def tcp_done(sk: TcpSock) -> None:
     if sk.state in (TCP_SYN_SENT, TCP_SYN_RECV):
         sk.net.mib.tcp_statistics[TCP_MIB_ATTEMPTFAILS] += 1
     tcp_set_state(sk, TCP_CLOSE)
-    for timer in (sk.icsk_retransmit_timer, sk.icsk_delack_timer, sk.sk_timer):
+    for timer in (sk.icsk_retransmit_timer, sk.icsk_delack_timer, sk.sk_timer, sk.compressed_ack_timer):
         if timer is not None:
             timer.del_timer()  # tcp_clear_xmit_timers()
     sk.icsk_pending = 0
