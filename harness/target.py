@@ -50,6 +50,12 @@ PORTS = tuple(
 )
 
 
+# veth leaves locally generated UDP/TCP with CHECKSUM_PARTIAL (no NIC ever fills
+# it in), so the tester would capture half-done checksums: checksum in software
+# (`ethtool -K <port> tx off` on every target; it also takes TSO away, so GSO
+# packets leave segmented).
+DUT_PORT_OFFLOADS = ("tx", "off")
+
 # The DUT's sysctls, set to known values on every target at start: a new netns
 # copies IPv4 conf/all and conf/default from the host, so nothing is inherited.
 # IPv6 is off so no router solicitations, DAD or MLD frames reach the tester ports;

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 
 from harness.target import (
+    DUT_PORT_OFFLOADS,
     DUT_SYSCTLS,
     PORTS,
     CommandError,
@@ -56,10 +57,6 @@ TESTER_SYSCTLS = {
 # the receiving end's MTU): the most with which veth still allows native XDP on the
 # DUT's end (veth_xdp_set(): a 4 KiB page less XDP headroom, skb_shared_info, Ethernet).
 TESTER_MTU = 3506
-
-# veth leaves locally generated UDP/TCP with CHECKSUM_PARTIAL (no NIC ever fills
-# it in), so the tester would capture half-done checksums: checksum in software.
-DUT_PORT_OFFLOADS = ("tx", "off")
 
 # Debian packages providing the programs the lab and `sh()` run.
 PACKAGES = {

@@ -29,7 +29,6 @@ import select
 import socket
 
 from harness.drivers.netns import (
-    DUT_PORT_OFFLOADS,
     NETNS_RUN_DIR,
     NetnsLab,
     _delete_netns,
@@ -39,7 +38,7 @@ from harness.drivers.netns import (
     require_tool,
     run_argv,
 )
-from harness.target import DUT_SYSCTLS, PORTS, TargetError
+from harness.target import DUT_PORT_OFFLOADS, DUT_SYSCTLS, PORTS, TargetError
 
 # The DUT's own namespace (the agent's), by inode, names the namespaces its agents make:
 # DUTs that share a /run/netns (the stand-in lab's) never take each other's.

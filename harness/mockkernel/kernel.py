@@ -18,6 +18,7 @@ from harness.journey import Drop, Hop, Journey, Stage
 from harness.mockkernel.bpf.syscall import NR_CPUS
 from harness.mockkernel.clock import Clock
 from harness.mockkernel.core.dev import SoftnetData, net_rx_action
+from harness.mockkernel.core.ethtool import ethtool_set_features
 from harness.mockkernel.core.net_procfs import dev_proc_net_init
 from harness.mockkernel.core.rtnetlink import dev_change_flags
 from harness.mockkernel.ipv4.af_inet import inet_init
@@ -30,7 +31,7 @@ from harness.mockkernel.sched.sch_generic import qdisc_init_net
 from harness.mockkernel.tracer import Tracer
 from harness.mockkernel.wire import summarize_frame
 from harness.mockkernel.wire.ethernet import mac_to_bytes
-from harness.target import DUT_SYSCTLS, PORTS
+from harness.target import DUT_PORT_OFFLOADS, DUT_SYSCTLS, PORTS
 
 
 class Kernel(Net):
@@ -68,6 +69,7 @@ class Kernel(Net):
         for port in PORTS:
             dev = self.add_device(NetDevice(port.name, port.index + 2, "veth", mac_to_bytes(port.mac)))
             self.nics[dev.name] = Nic(dev)
+            ethtool_set_features(dev, DUT_PORT_OFFLOADS)  # as every lab sets its DUT ports
         for dev in list(self.devices.values()):
             dev_change_flags(self, dev, True)
 

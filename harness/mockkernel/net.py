@@ -126,6 +126,7 @@ class NetDevice:
     # device first comes up and dev_activate() attaches the default, noqueue for lo and veth
     qdisc: object | None = None
     tx_queue_len: int = 1000  # DEFAULT_TX_QUEUE_LEN (ether_setup()): the default FIFO limit
+    gso_max_segs: int = 65535  # GSO_MAX_SEGS: the most segments a GSO skb to this device may have
     # ethtool -g / -G (rings), -c / -C (coalescing), -k / -K (features)
     rx_ring: int = 256
     tx_ring: int = 256
@@ -147,7 +148,7 @@ class NetDevice:
     features: dict[str, bool] = field(default_factory=lambda: {
         "rx-checksumming": True, "tx-checksumming": True, "scatter-gather": True,
         "tcp-segmentation-offload": True, "generic-segmentation-offload": True,
-        "generic-receive-offload": True, "large-receive-offload": False,
+        "generic-receive-offload": False, "large-receive-offload": False,  # veth_setup(): GRO off
         "rx-vlan-offload": True, "tx-vlan-offload": True, "ntuple-filters": False,
         "receive-hashing": False,
     })

@@ -30,8 +30,8 @@ rx_queue_N_packets, _bytes and _drops (virtio_net.c's per-queue names).
 from __future__ import annotations
 
 from harness.mockkernel.cmd.args import ToolError, c_uint, not_modelled
-from harness.mockkernel.core.ethtool import (RSS_INDIR_SIZE, ethtool_get_max_rxfh_channel, ethtool_rxfh_indir_default,
-                                             ethtool_set_channels, rss_defaults)
+from harness.mockkernel.core.ethtool import (FEATURE_ALIASES, RSS_INDIR_SIZE, ethtool_get_max_rxfh_channel,
+                                             ethtool_rxfh_indir_default, ethtool_set_channels, rss_defaults)
 
 BAD_COMMAND_LINE = "ethtool: bad command line argument(s)\nFor more information run ethtool -h"
 MODES = {"-i": "driver", "--driver": "driver", "-g": "show_ring", "--show-ring": "show_ring",
@@ -77,16 +77,6 @@ COALESCE_LINES = (("stats-block-usecs", "stats-block-usecs"), ("sample-interval"
                   ("tx-frame-high", "tx-frames-high"), None)
 # -K names: ethtool's legacy short names and the kernel's feature strings, to
 # the names ethtool -k prints (which -K takes too)
-FEATURE_ALIASES = {"rx": "rx-checksumming", "tx": "tx-checksumming", "sg": "scatter-gather",
-                   "tso": "tcp-segmentation-offload", "gso": "generic-segmentation-offload",
-                   "gro": "generic-receive-offload", "lro": "large-receive-offload",
-                   "rxvlan": "rx-vlan-offload", "txvlan": "tx-vlan-offload", "ntuple": "ntuple-filters",
-                   "rxhash": "receive-hashing", "rx-checksum": "rx-checksumming",
-                   "tx-scatter-gather": "scatter-gather", "tx-tcp-segmentation": "tcp-segmentation-offload",
-                   "tx-generic-segmentation": "generic-segmentation-offload",
-                   "rx-gro": "generic-receive-offload", "rx-lro": "large-receive-offload",
-                   "rx-vlan-hw-parse": "rx-vlan-offload", "tx-vlan-hw-insert": "tx-vlan-offload",
-                   "rx-ntuple-filter": "ntuple-filters", "rx-hashing": "receive-hashing"}
 VETH_DRVINFO = ("driver: veth\nversion: 1.0\nfirmware-version: \nexpansion-rom-version: \nbus-info: \n"
                 "supports-statistics: yes\nsupports-test: no\nsupports-eeprom-access: no\n"
                 "supports-register-dump: no\nsupports-priv-flags: no\n")

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
+from harness.mockkernel.core.gso import netif_needs_gso, skb_gso_segment
 from harness.mockkernel.core.skbuff import (PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST,
                                             PACKET_OTHERHOST, SkBuff, kfree_skb)
 from harness.mockkernel.core.xdp import VERDICT_NAMES, XDP_PASS, XDP_REDIRECT, XDP_TX
@@ -248,9 +249,20 @@ def dev_queue_xmit(skb: SkBuff) -> None:
 
 
 def dev_hard_start_xmit(skb: SkBuff, dev) -> None:
-    """The packet to the driver's ndo_start_xmit (noqueue's, or the qdisc's)."""
+    """The packet to the driver's ndo_start_xmit (noqueue's, or the qdisc's),
+    after validate_xmit_skb() as sch_direct_xmit() and __dev_queue_xmit() run
+    it: a GSO skb the device cannot segment itself leaves as its segments."""
     nic = skb.net.nics[dev.name]
     journey = skb.journey
+    if skb.gso_size and netif_needs_gso(dev):
+        frames = skb_gso_segment(skb)
+        if journey is not None:
+            journey.hops.append(Hop(Stage.NIC_TX, "skb_gso_segment", "SEGMENTED",
+                                    f"{len(frames)} segments, gso_size={skb.gso_size}"))
+            journey.hops.append(nic.tx_hop)
+        for frame in frames:
+            nic.start_xmit(frame)
+        return
     if journey is not None:
         journey.hops.append(nic.tx_hop)
     nic.start_xmit(bytes(skb.buf[skb.data:skb.tail]))

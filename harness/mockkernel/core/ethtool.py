@@ -13,6 +13,20 @@ back, and a channel change rebuilds only a default table, as drivers do.
 """
 from __future__ import annotations
 
+# ethtool's short and legacy names of the features `ethtool -K` sets (ethtool's
+# off_flag_def[] and the kernel's netdev_features_strings[])
+FEATURE_ALIASES = {"rx": "rx-checksumming", "tx": "tx-checksumming", "sg": "scatter-gather",
+                   "tso": "tcp-segmentation-offload", "gso": "generic-segmentation-offload",
+                   "gro": "generic-receive-offload", "lro": "large-receive-offload",
+                   "rxvlan": "rx-vlan-offload", "txvlan": "tx-vlan-offload", "ntuple": "ntuple-filters",
+                   "rxhash": "receive-hashing", "rx-checksum": "rx-checksumming",
+                   "tx-scatter-gather": "scatter-gather", "tx-tcp-segmentation": "tcp-segmentation-offload",
+                   "tx-generic-segmentation": "generic-segmentation-offload",
+                   "rx-gro": "generic-receive-offload", "rx-lro": "large-receive-offload",
+                   "rx-vlan-hw-parse": "rx-vlan-offload", "tx-vlan-hw-insert": "tx-vlan-offload",
+                   "rx-ntuple-filter": "ntuple-filters", "rx-hashing": "receive-hashing"}
+
+
 RSS_KEY_LEN = 40  # the Toeplitz key most NICs take (netdev_rss_key holds 52 bytes)
 RSS_INDIR_SIZE = 128
 
@@ -48,3 +62,10 @@ def ethtool_set_channels(kernel, dev, combined: int) -> None:
 def ethtool_get_max_rxfh_channel(dev) -> int:
     """The highest queue a configured table sends to (0 for a default one)."""
     return max(dev.rss_indir) if dev.rxfh_configured else 0
+
+
+def ethtool_set_features(dev, argv: tuple[str, ...]) -> None:
+    """`ethtool -K dev` with `argv` ("tx", "off", ...): the features by any of
+    their names, each turned on or off."""
+    for name, value in zip(argv[::2], argv[1::2]):
+        dev.features[FEATURE_ALIASES.get(name, name)] = value == "on"

@@ -4,7 +4,10 @@ The packet lives in one bytearray `buf` from `head` (0) to `end`; `data` and
 `tail` bound the current contents, so pushing a link-layer header uses headroom
 as the kernel does. Header positions are offsets into `buf`. The Python object
 is the metadata; `skb_clone()` shares the bytes, `skb_copy()` does not.
-Left out: paged frags (every skb here is linear), GSO.
+A GSO skb (skb_shinfo()->gso_size, gso_segs) is one linear TCP packet of
+gso_segs segments of gso_size bytes each (the last may be shorter), which
+skb_gso_segment() (core/gso.py) cuts before a driver without TSO.
+Left out: paged frags (every skb here is linear), GSO types other than TCPv4.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ class SkBuff:
     __slots__ = ("buf", "data", "tail", "protocol", "pkt_type", "mark", "priority", "hash",
                  "cb", "dev", "net", "mac_header", "network_header", "transport_header",
                  "dst", "sk", "journey", "tstamp", "ignore_df", "truesize", "nfct", "ctinfo",
-                 "skb_iif", "tc_index", "__weakref__")
+                 "skb_iif", "tc_index", "gso_size", "gso_segs", "__weakref__")
 
     def __init__(self, payload: bytes | bytearray, headroom: int = NET_SKB_PAD):
         """__alloc_skb() + skb_reserve(headroom) + skb_put_data(payload): the
@@ -34,6 +37,7 @@ class SkBuff:
         self.protocol = self.pkt_type = self.mark = self.priority = self.hash = 0
         self.cb = self.dev = self.net = self.dst = self.sk = self.journey = self.nfct = None
         self.ctinfo = self.skb_iif = self.tc_index = 0  # skb_iif: the device it was received on
+        self.gso_size = self.gso_segs = 0  # skb_shinfo(): 0 for an skb that is not GSO
         self.mac_header = self.network_header = self.transport_header = data
         self.tstamp = 0.0
         self.ignore_df = False

@@ -27,6 +27,7 @@ from harness.mockkernel.netfilter.core import NF_INET_LOCAL_OUT, NF_INET_POST_RO
 from harness.mockkernel.wire.ethernet import BROADCAST
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED
 from harness.mockkernel.wire.ipv4 import DADDR_FIELD, IP_DF, IP_MF, IP_OFFSET, Ipv4Packet
+from harness.mockkernel.wire.tcp import DATA_OFFSET_LEN, DOFF
 
 
 def ip_select_ident(net, df: bool, ignore_df: bool) -> int:
@@ -66,9 +67,16 @@ def ip_output(skb: SkBuff) -> None:
 def ip_finish_output(skb: SkBuff) -> None:
     rt = skb.dst
     mtu = rt.mtu or rt.dev.mtu
-    if skb.tail - skb.network_header > mtu:
+    if skb.tail - skb.network_header > mtu and not (skb.gso_size and skb_gso_network_seglen(skb) <= mtu):
         return ip_fragment(skb, mtu)
     ip_finish_output2(skb)
+
+
+def skb_gso_network_seglen(skb: SkBuff) -> int:
+    """ip_finish_output_gso()'s skb_gso_validate_network_len(): a GSO skb goes
+    out unfragmented when each of its segments (headers + gso_size) fits the MTU."""
+    th = skb.transport_header
+    return th - skb.network_header + DATA_OFFSET_LEN[skb.buf[th + DOFF]] + skb.gso_size
 
 
 def ip_finish_output2(skb: SkBuff) -> None:

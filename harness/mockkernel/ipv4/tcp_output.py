@@ -21,14 +21,17 @@ checked only when a new skb is needed (sk_stream_memory_free()), so a write can
 overshoot SO_SNDBUF by one skb, as on Linux. Each skb is charged
 SKB_TRUESIZE + its bytes to sk_wmem_queued; sk_sndbuf grows with cwnd
 (tcp_sndbuf_expand(): 2 * max(cwnd, 10) * per_mss) unless SO_SNDBUF locked
-it. A transmitted skb is cut into MSS-sized segments on the wire (software
-GSO: PSH and FIN only on the last) and kept per segment on the
-retransmission queue.
+it. tcp_write_xmit() hands the IP layer one GSO skb per burst (gso_size the
+MSS, at most tcp_tso_segs() segments: tcp_tso_autosize() from the pacing
+rate and the minimum RTT, at least tcp_min_tso_segs, within the device's
+gso_max_segs), so netfilter and the qdisc see it once; the device layer
+segments it when the port has no TSO (core/gso.py). The retransmission
+queue keeps it MSS by MSS (PSH and FIN on the last).
 
 Times are seconds on the namespace clock; timer delays are rounded up to
 jiffies (HZ 250) where the kernel converts microseconds with
 usecs_to_jiffies(). TCP timestamps tick in milliseconds (TCP_TS_HZ 1000).
-Left out: TSO autosizing and deferral (tcp_tso_should_defer()), pacing, TSQ
+Left out: TSO deferral (tcp_tso_should_defer()), pacing, TSQ
 and autocorking (a transmitted skb is freed at once here, so both find
 nothing in flight below the socket), MTU probing, ECN, TCP Fast Open, MD5/AO.
 """
@@ -70,6 +73,8 @@ TCP_RESOURCE_PROBE_INTERVAL = 0.5
 # the header room and struct sizes tcp_sndbuf_expand() and SKB_TRUESIZE() count: MAX_TCP_HEADER is
 # L1_CACHE_ALIGN(128 + MAX_HEADER), 256 on this build (bbr's sndbuf came out 3 x 10 x (2048 + 256))
 MAX_TCP_HEADER = 256
+GSO_LEGACY_MAX_SIZE = 65536  # dev->gso_ipv4_max_size of a veth or lo: what sk_setup_caps() starts from
+SK_PACING_SHIFT = 10  # sk->sk_pacing_shift (sk_pacing_shift_update() leaves it for TCP): ~1 ms of bytes
 SKB_SHINFO_SIZE, SK_BUFF_SIZE = 320, 256
 # tp->nonagle bits (include/net/tcp.h)
 TCP_NAGLE_OFF, TCP_NAGLE_CORK, TCP_NAGLE_PUSH = 1, 2, 4
@@ -122,6 +127,8 @@ TCP_OUTPUT_SYSCTLS = {
     "net.ipv4.tcp_keepalive_probes": _int_min(9, 1, 255),
     "net.ipv4.tcp_frto": CtlTable(2, proc_dointvec),
     "net.ipv4.tcp_tso_win_divisor": _int_min(3, 1, 255),
+    "net.ipv4.tcp_min_tso_segs": CtlTable(2, proc_dou8vec_minmax, 1),
+    "net.ipv4.tcp_tso_rtt_log": CtlTable(9, proc_dou8vec_minmax),
     "net.ipv4.tcp_limit_output_bytes": CtlTable(4194304, proc_dointvec),
     "net.ipv4.tcp_pacing_ss_ratio": _int_min(200, 0, 1000),
     "net.ipv4.tcp_pacing_ca_ratio": _int_min(120, 0, 1000),
@@ -440,22 +447,24 @@ def __sk_dst_check(sk):
     return sk.dst
 
 
-def ip_queue_xmit(sk, segment: bytearray, why: str, summary: Lazy) -> int:
+def ip_queue_xmit(sk, segment: bytearray, why: str, summary: Lazy, gso_size: int = 0, gso_segs: int = 1) -> int:
     """__ip_queue_xmit(): the IP header of a connected socket, then ip_local_out().
-    EHOSTUNREACH when there is no route (OutNoRoutes)."""
+    A GSO skb takes gso_segs IP IDs (ip_select_ident_segs()), one per segment
+    skb_gso_segment() cuts. EHOSTUNREACH when there is no route (OutNoRoutes)."""
     net = sk.net
     rt = __sk_dst_check(sk)
     if isinstance(rt, int):
         net.mib.ip_statistics[ip_output.IPSTATS_MIB_OUTNOROUTES] += 1
         return errno.EHOSTUNREACH
     ident = sk.inet_id & 0xFFFF
-    sk.inet_id = ident + 1
+    sk.inet_id = ident + gso_segs
     header = build_header(sk.saddr, sk.daddr, IPPROTO_TCP, len(segment),
                           ttl=net.sysctl.values["net.ipv4.ip_default_ttl"], tos=sk.tos, ident=ident,
                           frag_off=IP_DF)
     skb = alloc_skb(header + segment)
     skb.net, skb.dst, skb.dev, skb.sk = net, rt, rt.dev, sk
     skb.network_header, skb.transport_header = skb.data, skb.data + len(header)
+    skb.gso_size, skb.gso_segs = gso_size, gso_segs if gso_size else 0
     net.tracer.start(skb, summary)
     journey = skb.journey
     if journey is not None:
@@ -465,10 +474,12 @@ def ip_queue_xmit(sk, segment: bytearray, why: str, summary: Lazy) -> int:
 
 
 def tcp_transmit_skb(sk, skb: TcpSkb, rcv_nxt: int | None = None, why: str = "tcp_transmit_skb",
-                     length: int | None = None, flags: int | None = None) -> int:
+                     length: int | None = None, flags: int | None = None, mss_now: int = 0) -> int:
     """__tcp_transmit_skb() for [skb.seq, skb.seq + length) of `skb` (all of
     it by default) with `flags` (its own by default): header, options, window,
-    checksum, then ip_queue_xmit(). Returns 0 or the errno that kept it back."""
+    checksum, then ip_queue_xmit(). Given `mss_now`, more than an MSS goes as a
+    GSO skb, counted as its segments (tcp_skb_pcount()) in OutSegs, segs_out
+    and data_segs_out. Returns 0 or the errno that kept it back."""
     net = sk.net
     now = net.clock.now
     if length is None:
@@ -496,16 +507,18 @@ def tcp_transmit_skb(sk, skb: TcpSkb, rcv_nxt: int | None = None, why: str = "tc
                                      options, payload)
     if flags & TCPHDR_ACK:
         tcp_event_ack_sent(sk, rcv_nxt)
+    gso_size = mss_now if mss_now and length > mss_now else 0
+    pcount = -(-length // gso_size) if gso_size else 1
     if length:
         tcp_event_data_sent(sk)
-        sk.data_segs_out += 1
+        sk.data_segs_out += pcount
         sk.bytes_sent += length
     end_seq = skb.seq + length + (1 if flags & (TCPHDR_SYN | TCPHDR_FIN) else 0)
     if after(end_seq, sk.snd_nxt) or skb.seq == end_seq:
-        net.mib.tcp_statistics[TCP_MIB_OUTSEGS] += 1
-    sk.segs_out += 1
+        net.mib.tcp_statistics[TCP_MIB_OUTSEGS] += pcount
+    sk.segs_out += pcount
     return ip_queue_xmit(sk, segment, why, Lazy(_segment_summary, sk.saddr, sk.daddr, sk.sport, sk.dport, flags,
-                                                skb.seq, ack_seq, length, why))
+                                                skb.seq, ack_seq, length, why), gso_size, pcount)
 
 
 def tcp_event_ack_sent(sk, rcv_nxt: int) -> None:
@@ -899,6 +912,27 @@ def tcp_nagle_test(sk, skb: TcpSkb, cur_mss: int, nonagle: int) -> bool:
     return not held
 
 
+def tcp_tso_autosize(sk, mss_now: int, min_tso_segs: int) -> int:
+    """Segments per GSO skb: about 1 ms of the pacing rate (sk_pacing_rate >>
+    sk_pacing_shift), plus sk_gso_max_size >> (min RTT >> tcp_tso_rtt_log)
+    (a short RTT gets big skbs), at most sk_gso_max_size, at least
+    `min_tso_segs`."""
+    gso_max_size = GSO_LEGACY_MAX_SIZE - (MAX_TCP_HEADER + 1)  # sk_setup_caps()
+    size = sk.sk_pacing_rate >> SK_PACING_SHIFT
+    shift = sk.rtt_min >> sk.net.sysctl.values["net.ipv4.tcp_tso_rtt_log"]
+    if shift < 32:  # BITS_PER_TYPE(sk->sk_gso_max_size)
+        size += gso_max_size >> shift
+    return max(min(size, gso_max_size) // mss_now, min_tso_segs)
+
+
+def tcp_tso_segs(sk, mss_now: int) -> int:
+    """tcp_tso_autosize() with tcp_min_tso_segs, within the device's gso_max_segs
+    (sk_gso_max_segs, from the route's device at sk_setup_caps())."""
+    tso_segs = tcp_tso_autosize(sk, mss_now, sk.net.sysctl.values["net.ipv4.tcp_min_tso_segs"])
+    dst = sk.dst
+    return min(tso_segs, dst.dev.gso_max_segs) if dst is not None else tso_segs
+
+
 def tcp_write_xmit(sk, mss_now: int, nonagle: int, push_one: int = 0) -> bool:
     """Send from the head of the write queue while cwnd, the peer's window and
     Nagle allow; push_one 2 is a loss probe, which may exceed cwnd by one.
@@ -906,6 +940,7 @@ def tcp_write_xmit(sk, mss_now: int, nonagle: int, push_one: int = 0) -> bool:
     sent_pkts = 0
     is_cwnd_limited = False
     queue = sk.write_queue
+    max_segs = tcp_tso_segs(sk, mss_now)
     while queue:
         skb = queue[0]
         cwnd_quota = tcp_cwnd_test(sk)
@@ -921,7 +956,7 @@ def tcp_write_xmit(sk, mss_now: int, nonagle: int, push_one: int = 0) -> bool:
             if not tcp_nagle_test(sk, skb, mss_now, nonagle if len(queue) == 1 else TCP_NAGLE_PUSH):
                 break
         else:
-            limit = tcp_mss_split_point(sk, skb, mss_now, cwnd_quota, nonagle)
+            limit = tcp_mss_split_point(sk, skb, mss_now, min(cwnd_quota, max_segs), nonagle)
             if limit < len(skb.data):
                 tcp_fragment(sk, queue, skb, limit)
         segs = -(-len(skb.data) // mss_now) or 1
@@ -982,35 +1017,25 @@ def tcp_fragment(sk, queue, skb: TcpSkb, length: int) -> TcpSkb:
 
 
 def tcp_transmit_new(sk, skb: TcpSkb, mss_now: int) -> int:
-    """Send the head skb as software GSO puts it on the wire, MSS by MSS (PSH
-    and FIN on the last), each segment going onto the retransmission queue
-    (tcp_event_new_data_sent()). What a failed send kept back stays queued."""
+    """Send the head skb as one GSO skb (gso_size mss_now); on the
+    retransmission queue it goes MSS by MSS (PSH and FIN on the last), each
+    through tcp_event_new_data_sent(). What a failed send kept back stays queued."""
+    err = tcp_transmit_skb(sk, skb, mss_now=mss_now)
+    if err:
+        return err
     now = sk.net.clock.now
+    sk.write_queue.popleft()
     data, flags = skb.data, skb.tcp_flags
     inner_flags = flags & ~(TCPHDR_FIN | TCPHDR_PSH)
-    sent = []
     for offset in range(0, max(len(data), 1), mss_now):
         piece = data[offset:offset + mss_now]
         is_last = offset + mss_now >= len(data)
         seq = skb.seq + offset
         # the skb's own overhead stays with its first segment: the queue is charged as for one GSO skb
         seg = TcpSkb(seq, skb.end_seq if is_last else seq + len(piece), flags if is_last else inner_flags, piece,
-                     first_tx_mstamp=now, tx_delivered=sk.delivered, tx_app_limited=bool(sk.app_limited),
+                     skb_mstamp=now, first_tx_mstamp=now, tx_delivered=sk.delivered,
+                     tx_app_limited=bool(sk.app_limited),
                      truesize=len(piece) + (skb.truesize - len(data) if not offset else 0))
-        if tcp_transmit_skb(sk, seg):
-            break
-        sent.append(seg)
-    if not sent:
-        return errno.EHOSTUNREACH
-    sk.write_queue.popleft()
-    done = sent[-1].end_seq - skb.seq
-    if done < len(data):
-        skb.seq += done
-        skb.data = data[done:]
-        skb.truesize = skb_truesize(len(skb.data))
-        sk.sk_wmem_queued += skb_truesize(0)
-        sk.write_queue.appendleft(skb)
-    for seg in sent:
         tcp_event_new_data_sent(sk, seg, mss_now)
     return 0
 

@@ -288,3 +288,33 @@ def build(saddr: int, daddr: int, sport: int, dport: int, seq: int, ack_seq: int
     _U16.pack_into(segment, CHECK, checksum(segment, pseudo_header_sum(
         saddr.to_bytes(4, "big"), daddr.to_bytes(4, "big"), IPPROTO_TCP, TCP_HLEN)))
     return bytes(segment)
+
+
+def gso_segments(buf: bytearray, nh: int, th: int, end: int, gso_size: int) -> list[bytearray]:
+    """The IPv4 packets the TCP packet buf[nh:end] is cut into, `gso_size`
+    payload bytes each (tcp_gso_segment(), inet_gso_segment()): each with its
+    own seq, IP ID (+1 per segment), tot_len and both checksums; CWR only on
+    the first, FIN and PSH only on the last."""
+    iphlen = th - nh
+    headers = bytes(buf[nh:th + DATA_OFFSET_LEN[buf[th + DOFF]]])
+    tcphlen = len(headers) - iphlen
+    payload_start = nh + len(headers)
+    payload_len = end - payload_start
+    ident = _U16.unpack_from(buf, nh + ipv4.ID)[0]
+    seq = _U32.unpack_from(buf, th + SEQ)[0]
+    flags = buf[th + FLAGS]
+    packets = []
+    for offset in range(0, payload_len, gso_size):
+        piece = buf[payload_start + offset:payload_start + min(offset + gso_size, payload_len)]
+        packet = bytearray(headers) + piece
+        _U16.pack_into(packet, ipv4.TOT_LEN, len(packet))
+        _U16.pack_into(packet, ipv4.ID, (ident + offset // gso_size) & 0xFFFF)
+        ipv4.fill_checksum(packet, 0)
+        seg_flags = flags if offset + gso_size >= payload_len else flags & ~(TCPHDR_FIN | TCPHDR_PSH)
+        packet[iphlen + FLAGS] = seg_flags & ~TCPHDR_CWR if offset else seg_flags
+        _U32.pack_into(packet, iphlen + SEQ, (seq + offset) & 0xFFFFFFFF)
+        _U16.pack_into(packet, iphlen + CHECK, 0)
+        _U16.pack_into(packet, iphlen + CHECK, checksum(
+            memoryview(packet)[iphlen:], ipv4.pseudo_header_sum(packet, 0, IPPROTO_TCP, tcphlen + len(piece))))
+        packets.append(packet)
+    return packets
