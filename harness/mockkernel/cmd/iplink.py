@@ -21,7 +21,7 @@ from harness.mockkernel.core.xdp import dev_xdp_attach
 SET_NOT_MODELLED = ("name", "index", "type", "broadcast", "brd", "txqueuelen", "qlen", "txqlen", "netns",
                     "multicast", "allmulticast", "promisc", "trailers", "arp", "carrier", "vf", "master",
                     "nomaster", "dynamic", "alias", "group", "mode", "state", "numtxqueues", "numrxqueues",
-                    "addrgenmode", "link-netns", "link-netnsid", "protodown", "xdpoffload", "gso_max_size", "gso_max_segs", "gro_max_size", "altname", "vrf")
+                    "addrgenmode", "link-netns", "link-netnsid", "protodown", "xdpoffload", "gso_max_size", "gro_max_size", "altname", "vrf")
 
 
 def do_iplink(net, tokens, opts: IpOptions) -> str:
@@ -48,10 +48,11 @@ def _link_add(tokens) -> ToolError:
 
 
 XDP_MODES = ("xdp", "xdpgeneric", "xdpdrv")
+GSO_MAX_SEGS = 65535  # include/linux/netdevice.h: the most `ip link set gso_max_segs` takes
 
 
 def _set(net, tokens) -> str:
-    name = mtu = mac = up = xdp = None
+    name = mtu = mac = up = xdp = gso_max_segs = None
     while tokens:
         token = tokens.pop()
         if token in XDP_MODES:
@@ -67,6 +68,11 @@ def _set(net, tokens) -> str:
                 raise invarg('Invalid "mtu" value', value)
         elif matches(token, "address"):
             mac = ll_addr(tokens.pop())
+        elif token == "gso_max_segs":
+            value = tokens.pop()
+            gso_max_segs = c_uint(value)
+            if gso_max_segs is None or gso_max_segs > GSO_MAX_SEGS:
+                raise invarg("Invalid GSO max segments", value)
         elif token in SET_NOT_MODELLED:
             raise not_modelled(f"ip link set {token}")
         else:
@@ -82,6 +88,8 @@ def _set(net, tokens) -> str:
         rtnetlink.dev_set_mac_address(dev, mac)
     if mtu is not None:
         rtnetlink.dev_set_mtu(dev, mtu)
+    if gso_max_segs is not None:
+        dev.gso_max_segs = gso_max_segs  # netif_set_gso_max_segs()
     if up is not None:
         rtnetlink.dev_change_flags(net, dev, up)
     if xdp is not None:
