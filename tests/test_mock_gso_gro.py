@@ -1,7 +1,8 @@
 """GSO on the mock's transmit path (ipv4/tcp_output.py tcp_write_xmit(),
 core/gso.py, wire/tcp.py gso_segments()): TCP hands the IP layer one GSO skb
 per burst, netfilter counts it once, and the port segments it unless it has
-TSO (`ethtool -K tx on`). Expected values are written out by hand from the
+TSO (`ethtool -K tx on`). GRO on its receive path (core/gro.py): with
+`ethtool -K gro on`, in-order segments of one flow in one poll go up as one. Expected values are written out by hand from the
 kernel's rules (docs/kernel-facts.md, "veth offloads"): with a 10 ms RTT,
 tcp_tso_autosize() gives 2 segments per skb (the pacing rate 2 x 1460 x 10 /
 10 ms = 2896000 B/s is 2828 bytes per ms, under two MSS; 10 ms >> tcp_tso_rtt_log
@@ -139,3 +140,87 @@ def test_segmenting_puts_cwr_on_the_first_and_fin_psh_on_the_last_with_ids_and_l
         del rebuilt.chksum, rebuilt[TCP].chksum
         rebuilt = IP(bytes(rebuilt))
         assert (rebuilt.chksum, rebuilt[TCP].chksum) == (s.chksum, s[TCP].chksum)
+
+
+# --- GRO on receive: segments forwarded from p0 to p1, counted at prerouting
+
+FORWARD_COUNTERS = """table ip t {
+    chain pre { type filter hook prerouting priority 0; counter; }
+}
+"""
+
+
+def _forwarder(*commands: str) -> Kernel:
+    k = Kernel()
+    sh(k, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+    sh(k, ["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
+    sh(k, ["ip", "addr", "add", "10.0.1.1/24", "dev", "p1"])
+    sh(k, ["ip", "neigh", "add", "10.0.1.2", "lladdr", "02:00:00:00:01:02", "dev", "p1", "nud", "permanent"])
+    sh(k, ["nft", "-f", "-"], FORWARD_COUNTERS)
+    for command in commands:
+        sh(k, command.split())
+    return k
+
+
+def _segment(k: Kernel, index: int, flags: str = "A", length: int = 1000, ident: int | None = None,
+             seq: int | None = None, options=()) -> bytes:
+    """The index-th 1000-byte segment of a flow from 10.0.0.2 to 10.0.1.2, IP IDs from 100."""
+    return bytes(Ether(dst=k.nics["p0"].dev.mac, src="02:00:00:00:00:02")
+                 / IP(src="10.0.0.2", dst="10.0.1.2", id=100 + index if ident is None else ident, flags="DF")
+                 / TCP(sport=1000, dport=80, seq=1 + index * 1000 if seq is None else seq, ack=7, flags=flags,
+                       window=500, options=list(options))
+                 / (bytes([index]) * length))
+
+
+def _forwarded(k: Kernel, frames: list[bytes]) -> tuple[list[str], list[Ether]]:
+    k.receive("p0", frames)
+    out = [Ether(frame) for frame in k.nics["p1"].wire]
+    return _counters(k), out
+
+
+def test_gro_off_by_default_forwards_each_segment_as_a_packet():
+    k = _forwarder()
+    counters, out = _forwarded(k, [_segment(k, 0), _segment(k, 1), _segment(k, 2, "PA")])
+    assert counters == ["counter packets 3 bytes 3120"]
+    assert len(out) == 3
+
+
+def test_gro_merges_in_order_segments_of_a_poll_into_one_packet_segmented_again_on_the_way_out():
+    k = _forwarder("ethtool -K p0 gro on")
+    counters, out = _forwarded(k, [_segment(k, 0), _segment(k, 1), _segment(k, 2, "PA")])
+    assert counters == ["counter packets 1 bytes 3040"]  # 20 + 20 + 3 x 1000
+    assert [(len(f), f[IP].id, f[IP].ttl, f[TCP].seq, str(f[TCP].flags)) for f in out] == [
+        (1054, 100, 63, 1, "A"), (1054, 101, 63, 1001, "A"), (1054, 102, 63, 2001, "PA")]
+    assert [bytes(f[TCP].payload) for f in out] == [bytes([i]) * 1000 for i in range(3)]
+    assert all(_checksums_hold(f) for f in out)
+    hops = [str(hop) for journey in k.tracer.journeys for hop in journey.hops if hop.where == "napi_gro_receive"]
+    assert hops == ["NAPI[napi_gro_receive] -> GRO (3 segments, gso_size=1000)",
+                    "NAPI[napi_gro_receive] -> MERGED (into seq 1)", "NAPI[napi_gro_receive] -> MERGED (into seq 1)"]
+
+
+def test_a_gro_packet_leaves_whole_through_a_port_with_tso():
+    k = _forwarder("ethtool -K p0 gro on", "ethtool -K p1 tx on")
+    _, out = _forwarded(k, [_segment(k, 0), _segment(k, 1), _segment(k, 2, "PA")])
+    assert [(len(f), f[IP].id, str(f[TCP].flags)) for f in out] == [(14 + 40 + 3000, 100, "PA")]
+    assert _checksums_hold(out[0])
+
+
+@pytest.mark.parametrize(("case", "segments", "packets"), [
+    ("a PSH flushes what it merged into; the next is held anew", [("A",), ("PA",), ("A",)], 2),
+    ("a gap in seq flushes the held one", [("A",), ("A", {"seq": 5001})], 2),
+    ("an IP ID that does not follow", [("A",), ("A", {"ident": 150})], 2),
+    ("a longer segment than the first", [("A", {"length": 500}), ("A", {"seq": 501})], 2),
+    ("a shorter segment merges and flushes", [("A",), ("A", {"length": 10}), ("A", {"seq": 1011})], 2),
+    ("differing options", [("A", {"options": [("Timestamp", (1, 0))]}),
+                           ("A", {"options": [("Timestamp", (2, 0))]})], 2),
+    ("equal options merge", [("A", {"options": [("Timestamp", (1, 0))]}),
+                             ("A", {"options": [("Timestamp", (1, 0))]})], 1),
+    ("a pure ACK flushes the held segment and goes up alone", [("A",), ("A", {"length": 0, "seq": 1001})], 2),
+    ("CWR is held anew", [("A",), ("AC",)], 2),
+])
+def test_gro_flush_rules(case, segments, packets):
+    k = _forwarder("ethtool -K p0 gro on")
+    frames = [_segment(k, index, flags, **(extra[0] if extra else {}))
+              for index, (flags, *extra) in enumerate(segments)]
+    counters, _ = _forwarded(k, frames)
+    assert counters[0].startswith(f"counter packets {packets} "), case

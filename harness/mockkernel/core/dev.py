@@ -17,7 +17,8 @@ as netif_rx()'s local_bh_enable() runs it.
 The softirq runs on the kernel's `this_cpu` (0; the line-rate model moves it):
 that CPU's softnet_data counts every skb handed to __netif_receive_skb_core()
 (`processed`).
-Left out: taps, GRO, RPS and its flow limit (netif_rx() queues on this CPU), TC
+With `ethtool -K gro on` a poll's skbs go through GRO (core/gro.py) first.
+Left out: taps, RPS and its flow limit (netif_rx() queues on this CPU), TC
 on lo (the mock's loopback frames carry no link-layer header).
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 
 from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
+from harness.mockkernel.core.gro import napi_gro_flush, napi_gro_receive
 from harness.mockkernel.core.gso import netif_needs_gso, skb_gso_segment
 from harness.mockkernel.core.skbuff import (PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST,
                                             PACKET_OTHERHOST, SkBuff, kfree_skb)
@@ -117,12 +119,32 @@ def _napi_poll(net, nic, quota: int, softirq_round: int) -> int:
     start = net.tracer.start
     before = len(nic.rx_ring)
     skbs = nic.napi_poll(net, quota, rx, napi)
+    if nic.dev.features["generic-receive-offload"]:
+        _napi_gro_poll(net, skbs)
+        return before - len(nic.rx_ring)
     net.softnet[net.this_cpu].processed += len(skbs)  # __netif_receive_skb_core() counts each in sd->processed
     for skb, hops in skbs:
         start(skb, FrameSummary(skb.buf, skb.data), hops=hops)
         eth_type_trans(skb)
         netif_receive_skb(skb)
     return before - len(nic.rx_ring)  # frames XDP consumed count against the budget too
+
+
+def _napi_gro_poll(net, skbs: list) -> None:
+    """The poll's skbs through napi_gro_receive(), the held ones flushed at its
+    end (napi_complete_done()); sd->processed counts what goes up."""
+    sd = net.softnet[net.this_cpu]
+
+    def deliver(skb: SkBuff) -> None:
+        sd.processed += 1
+        netif_receive_skb(skb)
+
+    gro_list: list = []
+    for skb, hops in skbs:
+        net.tracer.start(skb, FrameSummary(skb.buf, skb.data), hops=hops)
+        eth_type_trans(skb)
+        napi_gro_receive(gro_list, skb, deliver)
+    napi_gro_flush(gro_list, deliver)
 
 
 def eth_type_trans(skb: SkBuff) -> None:

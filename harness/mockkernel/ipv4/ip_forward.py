@@ -45,7 +45,9 @@ def ip_forward(skb: SkBuff) -> None:
         icmp.icmp_send(skb, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL)
         return kfree_skb(skb, DropReason.IP_INHDR, Stage.IP_FORWARD, "ip_forward")
     mtu = rt.mtu or rt.dev.mtu
-    if skb.tail - skb.data > mtu and Ipv4Packet(buf, nh).frag_off & IP_DF and not skb.ignore_df:
+    # ip_exceeds_mtu(): a GRO skb passes when each of its segments fits
+    if skb.tail - skb.data > mtu and Ipv4Packet(buf, nh).frag_off & IP_DF and not skb.ignore_df \
+            and not (skb.gso_size and ip_output.skb_gso_network_seglen(skb) <= mtu):
         net.tracer.hop(skb, Stage.IP_FORWARD, "ip_forward", "FRAG_NEEDED", f"len={skb.len} mtu={mtu}")
         net.mib.ip_statistics[IPSTATS_MIB_FRAGFAILS] += 1
         icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, info=mtu)

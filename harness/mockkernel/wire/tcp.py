@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from harness.mockkernel.wire import ipv4
 from harness.mockkernel.wire.checksum import checksum, csum_replace, pseudo_header_sum
@@ -318,3 +319,54 @@ def gso_segments(buf: bytearray, nh: int, th: int, end: int, gso_size: int) -> l
             memoryview(packet)[iphlen:], ipv4.pseudo_header_sum(packet, 0, IPPROTO_TCP, tcphlen + len(piece))))
         packets.append(packet)
     return packets
+
+
+class GroSegment(NamedTuple):
+    """What tcp_gro_receive() and inet_gro_receive() compare of a TCPv4 packet:
+    `flow` (addresses, protocol, ports) picks the held skb, `match` (TOS, TTL,
+    ack_seq, flags but CWR/FIN/PSH, the options' bytes) must be equal to merge."""
+
+    flow: tuple
+    match: tuple
+    seq: int
+    payload_len: int
+    flags: int
+    ident: int
+    df: bool
+    header_len: int  # IP + TCP headers
+
+
+def gro_segment(buf: bytearray, nh: int, end: int) -> GroSegment | None:
+    """The packet at `nh` as GRO sees it; None for one it hands up as is
+    (inet_gro_receive(): not TCP, IP options, a fragment, tot_len not the
+    packet's length, a bad IP checksum; tcp4_gro_receive(): a short header
+    or a bad checksum)."""
+    if end - nh < ipv4.IPV4_MIN_HLEN + TCP_HLEN:
+        return None
+    version_ihl, tos, tot_len, ident, frag_off, ttl, protocol, _, saddr, daddr = ipv4.unpack(buf, nh)
+    th = nh + ipv4.IPV4_MIN_HLEN
+    if (version_ihl != 0x45 or protocol != IPPROTO_TCP or tot_len != end - nh or frag_off & ~ipv4.IP_DF
+            or not ipv4.checksum_ok(buf, nh, ipv4.IPV4_MIN_HLEN)):
+        return None
+    doff = DATA_OFFSET_LEN[buf[th + DOFF]]
+    if doff < TCP_HLEN or th + doff > end or not checksum_ok(buf, nh, th, end):
+        return None
+    sport, dport, seq, ack_seq, _, flags, _, _, _ = HEADER.unpack_from(buf, th)
+    return GroSegment((saddr, daddr, sport, dport),
+                      (tos, ttl, ack_seq, flags & ~(TCPHDR_CWR | TCPHDR_FIN | TCPHDR_PSH), bytes(buf[th + TCP_HLEN:th + doff])),
+                      seq, end - th - doff, flags, ident, bool(frag_off & ipv4.IP_DF), ipv4.IPV4_MIN_HLEN + doff)
+
+
+def gro_complete(headers: bytes, payload: bytes, extra_flags: int) -> bytearray:
+    """inet_gro_complete() + tcp4_gro_complete(): the first packet's headers
+    over the merged payload, tot_len and both checksums new, the FIN and PSH
+    of the merged segments added to the flags."""
+    packet = bytearray(headers) + payload
+    _U16.pack_into(packet, ipv4.TOT_LEN, len(packet))
+    ipv4.fill_checksum(packet, 0)
+    th = ipv4.IPV4_MIN_HLEN
+    packet[th + FLAGS] |= extra_flags
+    _U16.pack_into(packet, th + CHECK, 0)
+    _U16.pack_into(packet, th + CHECK, checksum(
+        memoryview(packet)[th:], ipv4.pseudo_header_sum(packet, 0, IPPROTO_TCP, len(packet) - th)))
+    return packet
