@@ -647,3 +647,27 @@ def test_duplicate_acks_past_the_third_for_one_hole_are_compressed_into_one(targ
     assert dict(acks[-1].options)["SAck"] == (start + 1100, start + 1200, start + 900, start + 1000,
                                               start + 700, start + 800, start + 500, start + 600)
     assert net_mib(target, "TCPAckCompressed") == 0
+
+
+@pytest.mark.parametrize("name, limit", [(socket.TCP_KEEPIDLE, 32767), (socket.TCP_KEEPINTVL, 32767),
+                                         (socket.TCP_KEEPCNT, 127)])
+def test_keepalive_options_refuse_values_outside_their_range_and_read_back_the_sysctl_until_set(target, name, limit):
+    sk, _ = established(target)
+    sysctl_default = {socket.TCP_KEEPIDLE: 7200, socket.TCP_KEEPINTVL: 75, socket.TCP_KEEPCNT: 9}[name]
+    assert T.do_tcp_getsockopt(sk, socket.IPPROTO_TCP, name) == sysctl_default
+    for bad in (0, limit + 1):
+        with pytest.raises(OSError) as refused:
+            T.do_tcp_setsockopt(sk, socket.IPPROTO_TCP, name, bad)
+        assert refused.value.errno == errno.EINVAL
+    T.do_tcp_setsockopt(sk, socket.IPPROTO_TCP, name, limit)
+    assert T.do_tcp_getsockopt(sk, socket.IPPROTO_TCP, name) == limit
+
+
+def test_keepcnt_resets_after_that_many_unanswered_probes(target):
+    sk, peer = established(target)
+    T.do_tcp_setsockopt(sk, socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name in (socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, socket.TCP_KEEPCNT):
+        T.do_tcp_setsockopt(sk, socket.IPPROTO_TCP, name, 2)
+    target.wait(6.5)  # probes at 2 s and 4 s go unanswered; at 6 s the third expiry resets
+    flags = [segment.flags for segment in peer.replies()]
+    assert flags == ["A", "A", "RA"] and sk.state == TCP_CLOSE and sk.err == errno.ETIMEDOUT

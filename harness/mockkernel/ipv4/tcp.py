@@ -40,6 +40,9 @@ LINUX_MIB_TCPABORTONCLOSE = SNMP4_NET_LIST.index("TCPAbortOnClose")
 LINUX_MIB_TCPABORTONDATA = SNMP4_NET_LIST.index("TCPAbortOnData")
 LINUX_MIB_TCPABORTONLINGER = SNMP4_NET_LIST.index("TCPAbortOnLinger")
 TCP_FIN_TIMEOUT_MAX = 120  # seconds: the most TCP_LINGER2 takes
+MAX_TCP_KEEPIDLE = 32767  # seconds: the most TCP_KEEPIDLE takes (include/net/tcp.h)
+MAX_TCP_KEEPINTVL = 32767
+MAX_TCP_KEEPCNT = 127
 
 
 def tcp_sock_create(net) -> TcpSock:
@@ -316,6 +319,16 @@ def tcp_close(sk: TcpSock) -> None:
         tcp_done(sk)
 
 
+def tcp_sock_set_keepidle(sk: TcpSock, val: int) -> None:
+    """TCP_KEEPIDLE: on a keepalive socket the timer moves to the new idle
+    time counted from the last segment received (tcp_sock_set_keepidle_locked())."""
+    if val < 1 or val > MAX_TCP_KEEPIDLE:
+        _raise(errno.EINVAL, f"setsockopt: TCP_KEEPIDLE {val} is outside 1..{MAX_TCP_KEEPIDLE}")
+    sk.keepalive_time = val
+    if sk.keepalive and sk.state not in (TCP_CLOSE, TCP_LISTEN):
+        tcp_timer.inet_csk_reset_keepalive_timer(sk, max(val - tcp_timer.keepalive_time_elapsed(sk), 0.0))
+
+
 def do_tcp_setsockopt(sk: TcpSock, level: int, name: int, value: int | bytes) -> None:
     net = sk.net
     sysctl = net.sysctl.values
@@ -357,6 +370,16 @@ def do_tcp_setsockopt(sk: TcpSock, level: int, name: int, value: int | bytes) ->
         sk.rx_opt.user_mss = val
     elif name == socket.TCP_LINGER2:
         sk.linger2 = -1 if val < 0 else min(val, TCP_FIN_TIMEOUT_MAX)
+    elif name == socket.TCP_KEEPIDLE:
+        tcp_sock_set_keepidle(sk, val)
+    elif name == socket.TCP_KEEPINTVL:
+        if val < 1 or val > MAX_TCP_KEEPINTVL:
+            _raise(errno.EINVAL, f"setsockopt: TCP_KEEPINTVL {val} is outside 1..{MAX_TCP_KEEPINTVL}")
+        sk.keepalive_intvl = val
+    elif name == socket.TCP_KEEPCNT:
+        if val < 1 or val > MAX_TCP_KEEPCNT:
+            _raise(errno.EINVAL, f"setsockopt: TCP_KEEPCNT {val} is outside 1..{MAX_TCP_KEEPCNT}")
+        sk.keepalive_probes = val
     elif name == socket.TCP_QUICKACK:
         if val:
             sk.icsk_ack.pingpong = 0
@@ -397,6 +420,12 @@ def do_tcp_getsockopt(sk: TcpSock, level: int, name: int) -> int:
         return sk.linger2 if sk.linger2 else sk.net.sysctl.values["net.ipv4.tcp_fin_timeout"]
     if name == socket.TCP_QUICKACK:
         return int(sk.icsk_ack.pingpong < sk.net.sysctl.values["net.ipv4.tcp_pingpong_thresh"])
+    if name == socket.TCP_KEEPIDLE:
+        return int(tcp_timer.keepalive_time_when(sk))
+    if name == socket.TCP_KEEPINTVL:
+        return int(tcp_timer.keepalive_intvl_when(sk))
+    if name == socket.TCP_KEEPCNT:
+        return tcp_timer.keepalive_probes(sk)
     _raise(errno.ENOPROTOOPT, f"getsockopt: TCP option {name} is not modelled")
 
 

@@ -225,6 +225,8 @@ def tcp_create_openreq_child(listener: TcpSock, req: RequestSock, cb) -> TcpSock
                     sk_rcvbuf=listener.sk_rcvbuf, sk_sndbuf=listener.sk_sndbuf,
                     sk_userlocks=listener.sk_userlocks, sk_reuse=listener.sk_reuse, nonagle=listener.nonagle,
                     linger=listener.linger, linger2=listener.linger2, keepalive=listener.keepalive,
+                    keepalive_time=listener.keepalive_time, keepalive_intvl=listener.keepalive_intvl,
+                    keepalive_probes=listener.keepalive_probes,
                     icsk_ca_ops=listener.icsk_ca_ops, scaling_ratio=listener.scaling_ratio,
                     rx_opt=TcpOptionsReceived(user_mss=listener.rx_opt.user_mss), icsk_ack=IcskAck())
     seq = (req.rcv_isn + 1) & 0xFFFFFFFF

@@ -190,6 +190,9 @@ class TcpSock:
     last_oow_ack_time: float | None = None  # the last answer to an out-of-window segment
     rcv_rtt_last_tsecr: int = 0
     linger2: int = 0  # TCP_LINGER2: seconds in FIN_WAIT2 for an orphan, 0: tcp_fin_timeout
+    keepalive_time: int = 0  # TCP_KEEPIDLE seconds, 0: tcp_keepalive_time (keepalive_time_when())
+    keepalive_intvl: int = 0  # TCP_KEEPINTVL seconds, 0: tcp_keepalive_intvl (keepalive_intvl_when())
+    keepalive_probes: int = 0  # TCP_KEEPCNT, 0: tcp_keepalive_probes (keepalive_probes())
     # segment sizes
     mss_cache: int = 0  # the current send MSS
     advmss: int = 0  # the MSS we advertise

@@ -16,8 +16,9 @@ tcp_retries2 doublings from the minimum RTO would take (tcp_model_timeout():
 (left in pingpong mode: ato back to 40 ms). A request's SYN-ACK is resent at
 1 s, 2 s, 4 s... (reqsk_timer_handler()) and dropped after tcp_synack_retries.
 Left out: TCP_USER_TIMEOUT's clamps, thin-stream linear timeouts, orphans'
-tcp_out_of_resources(), dst negative advice, keepalive probes' TCP_KEEP*
-socket options (the sysctls only).
+tcp_out_of_resources(), dst negative advice. TCP_KEEPIDLE, TCP_KEEPINTVL and
+TCP_KEEPCNT override the keepalive sysctls per socket (keepalive_time_when(),
+keepalive_intvl_when(), keepalive_probes() in include/net/tcp.h).
 """
 from __future__ import annotations
 
@@ -196,7 +197,20 @@ def tcp_delack_timer_handler(sk) -> None:
 
 
 def keepalive_time_when(sk) -> float:
-    return float(sk.net.sysctl.values["net.ipv4.tcp_keepalive_time"])
+    return float(sk.keepalive_time or sk.net.sysctl.values["net.ipv4.tcp_keepalive_time"])
+
+
+def keepalive_intvl_when(sk) -> float:
+    return float(sk.keepalive_intvl or sk.net.sysctl.values["net.ipv4.tcp_keepalive_intvl"])
+
+
+def keepalive_probes(sk) -> int:
+    return sk.keepalive_probes or sk.net.sysctl.values["net.ipv4.tcp_keepalive_probes"]
+
+
+def keepalive_time_elapsed(sk) -> float:
+    """Idle time: since the last segment received or the last ACK that moved snd_una."""
+    return sk.net.clock.now - max(sk.rcv_tstamp, sk.icsk_ack.lrcvtime)
 
 
 def inet_csk_reset_keepalive_timer(sk, when: float) -> None:
@@ -223,29 +237,28 @@ def register_fin_wait2_timeout(handler) -> None:
 
 
 def tcp_keepalive_timer(sk) -> None:
-    """Keepalive: after tcp_keepalive_time idle a probe every tcp_keepalive_intvl,
-    RST and ETIMEDOUT after tcp_keepalive_probes unanswered. On an orphan in
-    FIN_WAIT2 the timer is the FIN_WAIT2 timeout instead."""
-    net = sk.net
+    """Keepalive: after TCP_KEEPIDLE (tcp_keepalive_time) idle a probe every
+    TCP_KEEPINTVL (tcp_keepalive_intvl), RST and ETIMEDOUT after TCP_KEEPCNT
+    (tcp_keepalive_probes) unanswered. On an orphan in FIN_WAIT2 the timer is
+    the FIN_WAIT2 timeout instead."""
     if sk.state == TCP_FIN_WAIT2 and sk.done:
         fin_wait2_timeout_handler(sk)
         return
     if not sk.keepalive or sk.state in (TCP_CLOSE, TCP_SYN_SENT):
         return
-    values = net.sysctl.values
     when = keepalive_time_when(sk)
     if sk.packets_out or sk.write_queue:
         inet_csk_reset_keepalive_timer(sk, when)
         return
-    elapsed = net.clock.now - max(sk.rcv_tstamp, sk.icsk_ack.lrcvtime)
+    elapsed = keepalive_time_elapsed(sk)
     if elapsed >= when:
-        if sk.probes_out >= values["net.ipv4.tcp_keepalive_probes"]:
+        if sk.probes_out >= keepalive_probes(sk):
             tcp_send_active_reset(sk)
             tcp_write_err(sk)
             return
         if tcp_write_wakeup(sk, LINUX_MIB_TCPKEEPALIVE) <= 0:
             sk.probes_out += 1
-            when = float(values["net.ipv4.tcp_keepalive_intvl"])
+            when = keepalive_intvl_when(sk)
         else:
             when = TCP_RESOURCE_PROBE_INTERVAL
     else:
