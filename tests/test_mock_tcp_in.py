@@ -262,6 +262,15 @@ def test_a_syn_on_an_established_connection_draws_a_challenge_ack_and_tcp_invali
     assert last_drop(target) == DropReason.TCP_INVALID_SYN and net_mib(target, "TCPSYNChallenge") == 1
 
 
+def test_an_ack_of_unsent_data_drops_the_segment_and_draws_one_rate_limited_challenge_ack(target):
+    sk, peer = established(target)
+    (challenge,) = peer.send("PA", ack=peer.ack + 4000, data=b"x" * 100)
+    assert challenge.flags == "A" and (challenge.seq, challenge.ack) == (peer.ack, peer.seq)
+    assert last_drop(target) == DropReason.TCP_ACK_UNSENT_DATA and not sk.receive_queue
+    assert peer.send("PA", ack=peer.ack + 4000, data=b"x" * 100) == []  # within tcp_invalid_ratelimit (500 ms)
+    assert (net_mib(target, "TCPChallengeACK"), net_mib(target, "TCPACKSkippedChallenge")) == (1, 1)
+
+
 def test_an_older_timestamp_fails_paws_with_a_duplicate_ack(target):
     sk, peer = established(target, options=[("Timestamp", (5000, 0))])
     peer.send("PA", data=b"x", options=[("Timestamp", (5001, 0))])

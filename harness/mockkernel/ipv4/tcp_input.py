@@ -8,7 +8,8 @@ TCP_INVALID_END_SEQUENCE, answered with a duplicate ACK rate-limited by
 tcp_invalid_ratelimit), RFC 5961's RST and SYN rules (a RST exactly at rcv_nxt
 resets, one elsewhere in the window draws a challenge ACK: TCP_RESET; a SYN
 draws one: TCP_INVALID_SYN). tcp_ack() drops an ACK for unsent data
-(TCP_ACK_UNSENT_DATA) or older than the window (TCP_TOO_OLD_ACK), updates the
+(TCP_ACK_UNSENT_DATA) or older than the window (TCP_TOO_OLD_ACK), data and
+all, answering both with a challenge ACK (tcp_send_challenge_ack()), updates the
 send window and snd_una, then hands the rest to the sender's half
 (tcp_recovery.py). tcp_data_queue() queues in-order data, reassembles the
 out-of-order queue (tcp_data_queue_ofo(): TCP_OFOMERGE for what it already
@@ -879,6 +880,8 @@ def tcp_ack(sk: TcpSock, cb: TcpCb, flag: int) -> DropReason | int:
             tcp_recovery.tcp_xmit_recovery(sk, rexmit)
         return 0
     if after(ack, sk.snd_nxt):
+        if not flag & FLAG_NO_CHALLENGE_ACK:
+            tcp_send_challenge_ack(sk)  # RFC 5961 5.2 and RFC 793 3.9: tell the peer our snd_nxt
         return DropReason.TCP_ACK_UNSENT_DATA
     if after(ack, prior_snd_una):
         flag |= FLAG_SND_UNA_ADVANCED
