@@ -926,8 +926,9 @@ def tcp_tso_autosize(sk, mss_now: int, min_tso_segs: int) -> int:
 
 
 def tcp_tso_segs(sk, mss_now: int) -> int:
-    """tcp_tso_autosize() with tcp_min_tso_segs, within the device's gso_max_segs
-    (sk_gso_max_segs, from the route's device at sk_setup_caps())."""
+    """tcp_tso_autosize() with tcp_min_tso_segs, within the route's device's
+    gso_max_segs (read at each send: the kernel copies it into sk_gso_max_segs
+    at sk_setup_caps(), so there a change reaches only sockets routed after it)."""
     tso_segs = tcp_tso_autosize(sk, mss_now, sk.net.sysctl.values["net.ipv4.tcp_min_tso_segs"])
     dst = sk.dst
     return min(tso_segs, dst.dev.gso_max_segs) if dst is not None else tso_segs
