@@ -161,6 +161,10 @@ ICMP_MIB = ("InMsgs", "InErrors", "InCsumErrors", "OutMsgs", "OutErrors", "OutRa
 ICMP_MIB_INMSGS, ICMP_MIB_INERRORS, ICMP_MIB_CSUMERRORS, ICMP_MIB_OUTMSGS, ICMP_MIB_OUTERRORS, \
     ICMP_MIB_RATELIMITGLOBAL, ICMP_MIB_RATELIMITHOST = range(len(ICMP_MIB))
 
+# net_statistics' index of each TcpExt/IpExt counter, by the name /proc/net/netstat prints
+# (include/uapi/linux/snmp.h's LINUX_MIB_* order, snmp4_net_list in net/ipv4/proc.c)
+LINUX_MIB = {name: index for index, name in enumerate(SNMP4_NET_LIST)}
+
 TCP_MIB_INSEGS = SNMP4_TCP_LIST.index("InSegs")
 TCP_MIB_OUTSEGS = SNMP4_TCP_LIST.index("OutSegs")
 TCP_MIB_OUTRSTS = SNMP4_TCP_LIST.index("OutRsts")

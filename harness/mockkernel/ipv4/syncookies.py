@@ -22,7 +22,7 @@ from __future__ import annotations
 from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.core.skbuff import kfree_skb
-from harness.mockkernel.core.snmp import SNMP4_NET_LIST
+from harness.mockkernel.core.snmp import LINUX_MIB
 from harness.mockkernel.ipv4 import route, tcp_output
 from harness.mockkernel.ipv4.tcp_input import TcpCb, tcp_parse_options
 from harness.mockkernel.ipv4.inet_hashtables import keyed_hash32, secure_tcp_ts_off
@@ -37,12 +37,11 @@ MAX_SYNCOOKIE_AGE = 2  # minutes
 TCP_SYNCOOKIE_VALID = 120.0  # seconds an overflow keeps ACKs checked as cookies
 TSBITS = 6
 TS_OPT_WSCALE_MASK, TS_OPT_SACK = 0xF, 1 << 4
-_NET_MIB = {name: index for index, name in enumerate(SNMP4_NET_LIST)}
-LINUX_MIB_SYNCOOKIESSENT = _NET_MIB["SyncookiesSent"]
-LINUX_MIB_SYNCOOKIESRECV = _NET_MIB["SyncookiesRecv"]
-LINUX_MIB_SYNCOOKIESFAILED = _NET_MIB["SyncookiesFailed"]
-LINUX_MIB_TCPREQQFULLDOCOOKIES = _NET_MIB["TCPReqQFullDoCookies"]
-LINUX_MIB_TCPREQQFULLDROP = _NET_MIB["TCPReqQFullDrop"]
+LINUX_MIB_SYNCOOKIESSENT = LINUX_MIB["SyncookiesSent"]
+LINUX_MIB_SYNCOOKIESRECV = LINUX_MIB["SyncookiesRecv"]
+LINUX_MIB_SYNCOOKIESFAILED = LINUX_MIB["SyncookiesFailed"]
+LINUX_MIB_TCPREQQFULLDOCOOKIES = LINUX_MIB["TCPReqQFullDoCookies"]
+LINUX_MIB_TCPREQQFULLDROP = LINUX_MIB["TCPReqQFullDrop"]
 
 
 def tcp_syn_flood_action(listener: TcpSock) -> bool:

@@ -22,7 +22,7 @@ from harness.mockkernel.core.snmp import SNMP4_NET_LIST
 from harness.mockkernel.core.sysctl import SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF
 from harness.mockkernel.ipv4 import route, tcp_cong, tcp_output, tcp_timer
 from harness.mockkernel.ipv4.inet_hashtables import inet_bind_conflict, inet_csk_get_port, inet_hash
-from harness.mockkernel.ipv4.tcp_input import sk_mem_uncharge, tcp_rcv_space_adjust
+from harness.mockkernel.ipv4.tcp_input import LINUX_MIB_TCPABORTONDATA, sk_mem_uncharge, tcp_rcv_space_adjust
 from harness.mockkernel.ipv4.tcp_ipv4 import tcp_v4_connect  # noqa: F401 - one of the calls B's socket makes
 from harness.mockkernel.ipv4.tcp_minisocks import TCP_TIMEWAIT_LEN, tcp_fin_time, tcp_time_wait
 from harness.mockkernel.ipv4.tcp_output import (MAX_TCP_WINDOW, TCP_MIN_MSS, TCP_MSS_DEFAULT, TCP_NAGLE_OFF,
@@ -37,7 +37,6 @@ from harness.mockkernel.net import RTN_LOCAL
 from harness.target import TcpInfo
 
 LINUX_MIB_TCPABORTONCLOSE = SNMP4_NET_LIST.index("TCPAbortOnClose")
-LINUX_MIB_TCPABORTONDATA = SNMP4_NET_LIST.index("TCPAbortOnData")
 LINUX_MIB_TCPABORTONLINGER = SNMP4_NET_LIST.index("TCPAbortOnLinger")
 TCP_FIN_TIMEOUT_MAX = 120  # seconds: the most TCP_LINGER2 takes
 MAX_TCP_KEEPIDLE = 32767  # seconds: the most TCP_KEEPIDLE takes (include/net/tcp.h)

@@ -25,7 +25,7 @@ from enum import Enum
 
 from harness.dropreason import DropReason
 from harness.mockkernel.clock import Timer
-from harness.mockkernel.core.snmp import SNMP4_NET_LIST, SNMP4_TCP_LIST
+from harness.mockkernel.core.snmp import LINUX_MIB, SNMP4_TCP_LIST
 from harness.mockkernel.ipv4 import tcp_output, tcp_recovery, tcp_timer
 from harness.mockkernel.ipv4.inet_hashtables import ehash_key, inet_bind_hash, inet_put_port
 from harness.mockkernel.ipv4.tcp_output import TCP_TIMEOUT_INIT
@@ -35,18 +35,17 @@ from harness.mockkernel.ipv4.tcp_sock import (TCP_FIN_WAIT2, TCP_SYN_RECV, TCP_T
 from harness.mockkernel.wire.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN
 
 TCP_TIMEWAIT_LEN = 60.0
-_NET_MIB = {name: index for index, name in enumerate(SNMP4_NET_LIST)}
-LINUX_MIB_TIMEWAITED = _NET_MIB["TW"]
-LINUX_MIB_TIMEWAITKILLED = _NET_MIB["TWKilled"]
-LINUX_MIB_TCPTIMEWAITOVERFLOW = _NET_MIB["TCPTimeWaitOverflow"]
-LINUX_MIB_PAWS_TW_REJECTED = _NET_MIB["PAWSTimewait"]
-LINUX_MIB_PAWSESTABREJECTED = _NET_MIB["PAWSEstab"]
-LINUX_MIB_TCPACKSKIPPEDFINWAIT2 = _NET_MIB["TCPACKSkippedFinWait2"]
-LINUX_MIB_TCPACKSKIPPEDTIMEWAIT = _NET_MIB["TCPACKSkippedTimeWait"]
-LINUX_MIB_TCPACKSKIPPEDSYNRECV = _NET_MIB["TCPACKSkippedSynRecv"]
-LINUX_MIB_EMBRYONICRSTS = _NET_MIB["EmbryonicRsts"]
-LINUX_MIB_LISTENOVERFLOWS = _NET_MIB["ListenOverflows"]
-LINUX_MIB_LISTENDROPS = _NET_MIB["ListenDrops"]
+LINUX_MIB_TIMEWAITED = LINUX_MIB["TW"]
+LINUX_MIB_TIMEWAITKILLED = LINUX_MIB["TWKilled"]
+LINUX_MIB_TCPTIMEWAITOVERFLOW = LINUX_MIB["TCPTimeWaitOverflow"]
+LINUX_MIB_PAWS_TW_REJECTED = LINUX_MIB["PAWSTimewait"]
+LINUX_MIB_PAWSESTABREJECTED = LINUX_MIB["PAWSEstab"]
+LINUX_MIB_TCPACKSKIPPEDFINWAIT2 = LINUX_MIB["TCPACKSkippedFinWait2"]
+LINUX_MIB_TCPACKSKIPPEDTIMEWAIT = LINUX_MIB["TCPACKSkippedTimeWait"]
+LINUX_MIB_TCPACKSKIPPEDSYNRECV = LINUX_MIB["TCPACKSkippedSynRecv"]
+LINUX_MIB_EMBRYONICRSTS = LINUX_MIB["EmbryonicRsts"]
+LINUX_MIB_LISTENOVERFLOWS = LINUX_MIB["ListenOverflows"]
+LINUX_MIB_LISTENDROPS = LINUX_MIB["ListenDrops"]
 TCP_MIB_ATTEMPTFAILS = SNMP4_TCP_LIST.index("AttemptFails")
 TCP_MIB_PASSIVEOPENS = SNMP4_TCP_LIST.index("PassiveOpens")
 
@@ -319,7 +318,7 @@ def tcp_check_req(listener: TcpSock, cb, req: RequestSock, opt: TcpOptionsReceiv
             net.mib.net_statistics[LINUX_MIB_PAWSESTABREJECTED] += 1
             return None, DropReason.TCP_RFC7323_PAWS
         if tsecr_reject:
-            net.mib.net_statistics[_NET_MIB["TSEcrRejected"]] += 1
+            net.mib.net_statistics[LINUX_MIB["TSEcrRejected"]] += 1
             return None, DropReason.TCP_RFC7323_TSECR
         return None, DropReason.TCP_OVERWINDOW
     if cb.seq == req.rcv_isn:

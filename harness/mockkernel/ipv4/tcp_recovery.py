@@ -21,7 +21,7 @@ the reordering window's D-SACK steps.
 """
 from __future__ import annotations
 
-from harness.mockkernel.core.snmp import SNMP4_NET_LIST
+from harness.mockkernel.core.snmp import LINUX_MIB
 from harness.mockkernel.ipv4.tcp_cong import (CA_EVENT_COMPLETE_CWR, CA_EVENT_LOSS, TCP_CA_CWR, TCP_CA_Disorder,
                                               TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery, tcp_ca_event,
                                               tcp_set_ca_state)
@@ -61,13 +61,6 @@ TCP_RACK_LOSS_DETECTION, TCP_RACK_NO_DUPTHRESH = 0x1, 0x4
 TCP_INFINITE_SSTHRESH = 0x7FFFFFFF
 TCP_MIN_RTT_WLEN = 300.0  # tcp_min_rtt_wlen, seconds
 TCP_TIMEOUT_MIN = 2 / HZ
-
-_MIB = {name: SNMP4_NET_LIST.index(name) for name in (
-    "TCPSackRecovery", "TCPRenoRecovery", "TCPFullUndo", "TCPPartialUndo", "TCPLossUndo", "TCPDSACKUndo",
-    "TCPSpuriousRTOs", "TCPLostRetransmit", "TCPSACKReorder", "TCPTSReorder", "TCPRenoReorder",
-    "TCPLossProbeRecovery", "TCPDSACKRecv", "TCPDSACKOfoRecv", "TCPSACKReneging", "TCPDelivered",
-    "TCPLossFailures", "TCPSackFailures", "TCPRenoFailures", "TCPSackRecoveryFail", "TCPRenoRecoveryFail",
-    "TCPTimeouts")}
 
 
 def _now_us(sk) -> int:
@@ -199,7 +192,7 @@ def tcp_mark_skb_lost(sk, skb) -> None:
         if sacked & TCPCB_SACKED_RETRANS:
             skb.sacked &= ~TCPCB_SACKED_RETRANS  # a retransmission lost again
             sk.retrans_out -= 1
-            sk.net.mib.net_statistics[_MIB["TCPLostRetransmit"]] += 1
+            sk.net.mib.net_statistics[LINUX_MIB["TCPLostRetransmit"]] += 1
             tcp_notify_skb_loss_event(sk, skb)
     else:
         sk.lost_out += 1
@@ -234,7 +227,7 @@ def tcp_check_sack_reordering(sk, low_seq: int, ts: bool) -> None:
     if mss and metric > sk.reordering * mss:
         sk.reordering = min((metric + mss - 1) // mss, sk.net.sysctl.values["net.ipv4.tcp_max_reordering"])
     sk.reord_seen += 1
-    sk.net.mib.net_statistics[_MIB["TCPTSReorder" if ts else "TCPSACKReorder"]] += 1
+    sk.net.mib.net_statistics[LINUX_MIB["TCPTSReorder" if ts else "TCPSACKReorder"]] += 1
 
 
 class SackState:
@@ -258,7 +251,7 @@ def tcp_check_dsack(sk, blocks, prior_snd_una: int) -> bool:
     if not dup:
         return False
     sk.dsack_dups += 1
-    sk.net.mib.net_statistics[_MIB["TCPDSACKRecv" if not after(end0, prior_snd_una) else "TCPDSACKOfoRecv"]] += 1
+    sk.net.mib.net_statistics[LINUX_MIB["TCPDSACKRecv" if not after(end0, prior_snd_una) else "TCPDSACKOfoRecv"]] += 1
     if sk.undo_marker and sk.undo_retrans > 0 and not after(end0, prior_snd_una) and after(end0, sk.undo_marker):
         sk.undo_retrans -= 1  # one retransmission proven unnecessary
     return True
@@ -419,7 +412,7 @@ def tcp_check_reno_reordering(sk, addend: int) -> None:
         return
     sk.reordering = min(sk.packets_out + addend, sk.net.sysctl.values["net.ipv4.tcp_max_reordering"])
     sk.reord_seen += 1
-    sk.net.mib.net_statistics[_MIB["TCPRenoReorder"]] += 1
+    sk.net.mib.net_statistics[LINUX_MIB["TCPRenoReorder"]] += 1
 
 
 def tcp_add_reno_sack(sk, num_dupack: int) -> None:
@@ -598,7 +591,7 @@ def tcp_enter_cwr(sk) -> None:
 
 
 def tcp_enter_recovery(sk, ece_ack: bool) -> None:
-    sk.net.mib.net_statistics[_MIB["TCPSackRecovery" if tcp_is_sack(sk) else "TCPRenoRecovery"]] += 1
+    sk.net.mib.net_statistics[LINUX_MIB["TCPSackRecovery" if tcp_is_sack(sk) else "TCPRenoRecovery"]] += 1
     sk.prior_ssthresh = 0
     tcp_init_undo(sk)
     if sk.icsk_ca_state not in (TCP_CA_CWR, TCP_CA_Recovery):
@@ -617,7 +610,7 @@ def tcp_timeout_mark_lost(sk) -> None:
     head = queue[0]
     is_reneg = bool(head.sacked & TCPCB_SACKED_ACKED)
     if is_reneg:
-        sk.net.mib.net_statistics[_MIB["TCPSACKReneging"]] += 1
+        sk.net.mib.net_statistics[LINUX_MIB["TCPSACKReneging"]] += 1
         sk.sacked_out = 0
     elif not tcp_is_sack(sk):
         sk.sacked_out = 0
@@ -695,7 +688,7 @@ def tcp_try_to_open(sk, flag: int) -> None:
 def tcp_try_undo_recovery(sk) -> bool:
     if tcp_may_undo(sk):
         tcp_undo_cwnd_reduction(sk, False)
-        sk.net.mib.net_statistics[_MIB["TCPLossUndo" if sk.icsk_ca_state == TCP_CA_Loss else "TCPFullUndo"]] += 1
+        sk.net.mib.net_statistics[LINUX_MIB["TCPLossUndo" if sk.icsk_ca_state == TCP_CA_Loss else "TCPFullUndo"]] += 1
     if sk.snd_una == sk.high_seq and not tcp_is_sack(sk):
         if not tcp_any_retrans_done(sk):
             sk.retrans_stamp = 0.0
@@ -707,7 +700,7 @@ def tcp_try_undo_recovery(sk) -> bool:
 def tcp_try_undo_dsack(sk) -> bool:
     if sk.undo_marker and not sk.undo_retrans:
         tcp_undo_cwnd_reduction(sk, False)
-        sk.net.mib.net_statistics[_MIB["TCPDSACKUndo"]] += 1
+        sk.net.mib.net_statistics[LINUX_MIB["TCPDSACKUndo"]] += 1
         return True
     return False
 
@@ -725,7 +718,7 @@ def tcp_try_undo_partial(sk, prior_snd_una: int) -> tuple[bool, bool]:
         if not tcp_any_retrans_done(sk):
             sk.retrans_stamp = 0.0
         tcp_undo_cwnd_reduction(sk, True)
-        sk.net.mib.net_statistics[_MIB["TCPPartialUndo"]] += 1
+        sk.net.mib.net_statistics[LINUX_MIB["TCPPartialUndo"]] += 1
         tcp_try_keep_open(sk)
         return False, False
     return False, tcp_force_fast_retransmit(sk)
@@ -735,9 +728,9 @@ def tcp_try_undo_loss(sk, frto_undo: bool) -> bool:
     if frto_undo or tcp_may_undo(sk):
         tcp_undo_cwnd_reduction(sk, True)
         mib = sk.net.mib.net_statistics
-        mib[_MIB["TCPLossUndo"]] += 1
+        mib[LINUX_MIB["TCPLossUndo"]] += 1
         if frto_undo:
-            mib[_MIB["TCPSpuriousRTOs"]] += 1
+            mib[LINUX_MIB["TCPSpuriousRTOs"]] += 1
         sk.retransmits = 0
         if frto_undo or tcp_is_sack(sk):
             tcp_set_ca_state(sk, TCP_CA_Open)
@@ -847,7 +840,7 @@ def tcp_process_tlp_ack(sk, ack: int, flag: int) -> None:
         tcp_set_ca_state(sk, TCP_CA_CWR)
         tcp_end_cwnd_reduction(sk)
         tcp_try_keep_open(sk)
-        sk.net.mib.net_statistics[_MIB["TCPLossProbeRecovery"]] += 1
+        sk.net.mib.net_statistics[LINUX_MIB["TCPLossProbeRecovery"]] += 1
     elif not flag & (FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP | FLAG_DATA_SACKED):
         sk.tlp_high_seq = 0  # a pure duplicate: original and probe both arrived
 
@@ -959,7 +952,7 @@ def tcp_ack_tail(sk, ack: int, prior_snd_una: int, prior_fack: int, prior_packet
     if flag & FLAG_SET_XMIT_TIMER:
         tcp_set_xmit_timer(sk)
     delivered = sk.delivered - delivered_before
-    sk.net.mib.net_statistics[_MIB["TCPDelivered"]] += max(delivered, 0)
+    sk.net.mib.net_statistics[LINUX_MIB["TCPDelivered"]] += max(delivered, 0)
     tcp_rate_gen(sk, state.newest_delivered)
     tcp_cong_control(sk, ack, delivered, flag, sk.lost - lost_before)
     tcp_xmit_recovery(sk, rexmit)

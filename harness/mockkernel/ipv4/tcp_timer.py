@@ -25,7 +25,7 @@ from __future__ import annotations
 import errno
 
 from harness.mockkernel.clock import Timer
-from harness.mockkernel.core.snmp import SNMP4_NET_LIST
+from harness.mockkernel.core.snmp import LINUX_MIB
 from harness.mockkernel.ipv4 import ip_output
 from harness.mockkernel.ipv4.tcp_cong import TCP_CA_Disorder, TCP_CA_Loss, TCP_CA_Recovery
 from harness.mockkernel.ipv4.tcp_output import (ICSK_TIME_LOSS_PROBE, ICSK_TIME_PROBE0, ICSK_TIME_REO_TIMEOUT,
@@ -39,10 +39,6 @@ from harness.mockkernel.ipv4.tcp_recovery import tcp_enter_loss, tcp_is_sack, tc
 from harness.mockkernel.ipv4.tcp_sock import (ICSK_ACK_SCHED, ICSK_ACK_TIMER, TCP_CLOSE, TCP_FIN_WAIT2,
                                               TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT, inet_csk_reqsk_queue_drop,
                                               tcp_done)
-
-_MIB = {name: SNMP4_NET_LIST.index(name) for name in (
-    "TCPTimeouts", "TCPAbortOnTimeout", "DelayedACKs", "TCPSackRecoveryFail", "TCPRenoRecoveryFail",
-    "TCPLossFailures", "TCPSackFailures", "TCPRenoFailures")}
 
 
 def tcp_init_xmit_timers(sk) -> None:
@@ -67,7 +63,7 @@ def tcp_write_err(sk) -> None:
     sk.rtx_queue.clear()
     sk.sk_wmem_queued = 0
     tcp_done(sk)
-    sk.net.mib.net_statistics[_MIB["TCPAbortOnTimeout"]] += 1
+    sk.net.mib.net_statistics[LINUX_MIB["TCPAbortOnTimeout"]] += 1
 
 
 def tcp_model_timeout(boundary: int, rto_base: float, rto_max: float) -> float:
@@ -119,7 +115,7 @@ def tcp_retransmit_timer(sk) -> None:
         tcp_retransmit_skb(sk, sk.rtx_queue[0])
         _reset_rto(sk)
         return
-    net.mib.net_statistics[_MIB["TCPTimeouts"]] += 1
+    net.mib.net_statistics[LINUX_MIB["TCPTimeouts"]] += 1
     if tcp_write_timeout(sk):
         return
     if not sk.retransmits:
@@ -131,7 +127,7 @@ def tcp_retransmit_timer(sk) -> None:
         elif sk.icsk_ca_state == TCP_CA_Disorder or sk.sacked_out:
             mib_name = "TCPSackFailures" if tcp_is_sack(sk) else "TCPRenoFailures"
         if mib_name:
-            net.mib.net_statistics[_MIB[mib_name]] += 1
+            net.mib.net_statistics[LINUX_MIB[mib_name]] += 1
     tcp_enter_loss(sk)
     sk.retransmits += 1
     if tcp_retransmit_skb(sk, sk.rtx_queue[0]):
@@ -193,7 +189,7 @@ def tcp_delack_timer_handler(sk) -> None:
             ack.pingpong = 0
             ack.ato = TCP_ATO_MIN
         tcp_send_ack(sk)
-        sk.net.mib.net_statistics[_MIB["DelayedACKs"]] += 1
+        sk.net.mib.net_statistics[LINUX_MIB["DelayedACKs"]] += 1
 
 
 def keepalive_time_when(sk) -> float:
@@ -311,7 +307,7 @@ def reqsk_timer_handler(req) -> None:
                 break
             max_retries -= 1
             young <<= 1
-    net.mib.net_statistics[_MIB["TCPTimeouts"]] += 1
+    net.mib.net_statistics[LINUX_MIB["TCPTimeouts"]] += 1
     expire = req.num_timeout >= max_retries
     if not expire and (tcp_rtx_synack(listener, req) == 0 or req.acked):
         req.num_timeout += 1
