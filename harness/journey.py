@@ -18,6 +18,8 @@ NEIGH       neigh_resolve_output(): ARP before the frame is queued
 """
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -120,6 +122,28 @@ class Journey:
             lines.append(child.render(indent + "    "))
         return "\n".join(lines)
 
+    def to_json(self) -> dict:
+        """This journey as JSON-ready data, the packet as its one-line summary and
+        empty fields left out; Journey.from_json() reads it back."""
+        data: dict = {"packet": str(self.packet),
+                      "hops": [{name: str(value) for name, value in hop._asdict().items() if value}
+                               for hop in self.hops]}
+        if self.drop is not None:
+            data["drop"] = {name: str(value) for name, value in self.drop._asdict().items() if value}
+        if self.children:
+            data["children"] = [child.to_json() for child in self.children]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Journey":
+        drop = data.get("drop")
+        return cls(data["packet"],
+                   [Hop(Stage(hop["stage"]), hop.get("where", ""), hop.get("verdict", ""), hop.get("summary", ""))
+                    for hop in data["hops"]],
+                   drop and Drop(DropReason[drop["reason"]], Stage(drop["stage"]), drop.get("location", ""),
+                                 drop.get("packet", "")),
+                   [cls.from_json(child) for child in data.get("children", ())])
+
 
 def path_text(journey: Journey) -> str:
     """A journey's path: its hops and drop as Journey.render() prints them,
@@ -130,6 +154,39 @@ def path_text(journey: Journey) -> str:
         parts.append(f"DROP {drop.reason} at {drop.stage}" + (f" in {drop.location}" if drop.location else ""))
     parts += [f"caused: ({path_text(child)})" for child in journey.children]
     return " > ".join(parts)
+
+
+_HOP_TEXT = re.compile(r"(?P<stage>[A-Z0-9_]+)(?:\[(?P<where>[^\]]*)\])?(?: -> (?P<verdict>.*?))?(?: \((?P<summary>.*)\))?")
+_DROP_TEXT = re.compile(r"DROP (?P<reason>\w+) at (?P<stage>\w+)(?: in (?P<location>.*))?")
+CAUSED = "caused: ("
+
+
+def journey_of_path(path: str) -> Journey:
+    """The journey path_text() printed as `path` (a line-rate Result's or a summarised
+    Journeys' path), without a packet. A summary may hold " > " (conntrack tuples):
+    the parts are split where brackets and parentheses balance."""
+    parts: list[str] = []
+    for piece in path.split(" > "):
+        if parts and _unbalanced(parts[-1]):
+            parts[-1] += " > " + piece
+        else:
+            parts.append(piece)
+    journey = Journey("")
+    for part in parts:
+        if part.startswith(CAUSED):
+            journey.children.append(journey_of_path(part[len(CAUSED):-1]))
+        elif drop := _DROP_TEXT.fullmatch(part):
+            journey.drop = Drop(DropReason[drop["reason"]], Stage(drop["stage"]), drop["location"] or "")
+        elif (hop := _HOP_TEXT.fullmatch(part)) and hop["stage"] in Stage.__members__:
+            journey.hops.append(Hop(Stage(hop["stage"]), hop["where"] or "", hop["verdict"] or "", hop["summary"] or ""))
+        else:
+            raise ValueError(f"not a journey path: {part!r} in {path!r} (path_text() writes STAGE[where] -> "
+                             "verdict (summary), DROP reason at STAGE in function, or caused: (path))")
+    return journey
+
+
+def _unbalanced(text: str) -> bool:
+    return text.count("(") != text.count(")") or text.count("[") != text.count("]")
 
 
 def path_key(journey: Journey) -> tuple:
@@ -155,6 +212,27 @@ class Journeys(list):
     def summarised(self) -> int:
         """How many packets are counted in `paths` instead of kept in full."""
         return sum(packets for _, packets in self.paths)
+
+
+def journeys_to_json(journeys: list[Journey], whole: int | None = None) -> dict:
+    """A target's journeys as JSON-ready data (journeys_from_json() reads it back):
+    each journey's to_json(), and the summarised paths with their packet counts. With
+    `whole`, the journeys after the first `whole` are summarised by path too (an
+    attachment stays small however many packets a test sent)."""
+    kept = list(journeys)
+    paths = list(getattr(journeys, "paths", ()))
+    limit = getattr(journeys, "limit", None)
+    if whole is not None and len(kept) > whole:
+        folded = Counter(path_text(journey) for journey in kept[whole:])
+        folded.update(dict(paths))
+        kept, paths, limit = kept[:whole], folded.most_common(), whole
+    return {"journeys": [journey.to_json() for journey in kept], "paths": [list(path) for path in paths],
+            "limit": limit}
+
+
+def journeys_from_json(data: dict) -> Journeys:
+    return Journeys([Journey.from_json(journey) for journey in data["journeys"]],
+                    [(path, packets) for path, packets in data.get("paths", ())], data.get("limit"))
 
 
 def render_all(journeys: list[Journey]) -> str:

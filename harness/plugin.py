@@ -4,7 +4,7 @@
 Every test that uses `target` gets a fresh DUT (a new mock kernel, or new network
 namespaces) and has it closed afterwards, pass, fail or Ctrl-C. Results carry the
 target as an Allure parameter and label, so one test's mock and dut results stay
-distinct; each test attaches its packets' journeys (a diagram and the text) and a
+distinct; each test attaches its packets' journeys (the map, the text and JSON) and a
 pcap of its frames.
 """
 from __future__ import annotations
@@ -19,9 +19,9 @@ import pytest
 
 from harness import bpf_build
 from harness.journey import Journey, render_all
-from harness.journey_diagram import journeys_svg
 from harness.mockkernel.linerate.cost import CostModel, CostProfileError
 from harness.mockkernel.tracer import JOURNEY_LIMIT
+from harness.report.journey_map import attach_journeys
 from harness.target import Target, TargetError, TargetUnavailable
 
 TARGET_KEY = pytest.StashKey[Target]()
@@ -261,11 +261,7 @@ def _allure_attach(dut: Target, journeys: str, recorded: list[Journey]) -> None:
         import allure
     except ImportError:
         return
-    if recorded:
-        allure.attach(journeys_svg(recorded), name=f"journeys ({dut.name})",
-                      attachment_type=allure.attachment_type.SVG)
-    if journeys:
-        allure.attach(journeys, name=f"journeys ({dut.name}).txt", attachment_type=allure.attachment_type.TEXT)
+    attach_journeys(dut.name, dut.capabilities, recorded, journeys, dut.frame_log)
     if dut.frame_log:
         allure.attach(_pcap(dut.frame_log), name=f"frames ({dut.name}).pcap",
                       attachment_type=allure.attachment_type.PCAP)

@@ -141,25 +141,6 @@ def test_bpf_objects_skips_without_clang_naming_the_package(pytester):
                                  "(Debian package clang: apt-get install clang)*"])
 
 
-def test_journey_diagram_has_a_box_per_hop_a_red_drop_and_indented_children():
-    import xml.etree.ElementTree as ET
-
-    from harness.journey import Drop, Hop, Journey
-    from harness.journey_diagram import DROP_FILL, journeys_svg
-    caused = Journey("icmp 10.0.0.1 > 10.0.0.2 <port unreachable>", [Hop("NIC_TX", "p0")])
-    journey = Journey("udp 10.0.0.2 > 10.0.0.1 <&>", [Hop("NIC_RX", "p0", "DMA"), Hop("NF_INPUT", "ip f in", "DROP")],
-                      Drop("NETFILTER_DROP", "NF_INPUT", "nft_do_chain"), [caused])
-    root = ET.fromstring(journeys_svg([journey]))
-    ns = {"s": "http://www.w3.org/2000/svg"}
-    rects = root.findall("s:rect", ns)
-    texts = [t.text for t in root.findall("s:text", ns)]
-    assert len(rects) == 4  # two hops, the drop, the child's hop
-    assert [r.get("fill") for r in rects].count(DROP_FILL) == 1
-    assert "udp 10.0.0.2 > 10.0.0.1 <&>" in texts
-    assert "DROP NETFILTER_DROP at NF_INPUT in nft_do_chain" in texts
-    assert int(rects[3].get("x")) > int(rects[0].get("x"))
-
-
 def test_allure_shows_bytes_parameters_as_hex_and_functions_by_name(pytester):
     """allure-commons' represent() shows any bytes as "<class 'bytes'>": cases
     differing only in bytes would be folded into one test's retries by Allure."""

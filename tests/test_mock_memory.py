@@ -4,6 +4,7 @@ with packet counts; frames nobody collects are kept up to as many, then dropped
 and counted. (How much memory: benchmarks/memory.py.)"""
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
@@ -11,9 +12,9 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Ether
 
 from harness.journey import path_text, render_all
-from harness.journey_diagram import journeys_svg
 from harness.mockkernel import tracer
 from harness.mockkernel.target import MockTarget
+from harness.report.journey_map import journey_map_svg
 from harness.target import ExpectError
 
 pytest_plugins = ["pytester"]
@@ -58,9 +59,9 @@ def test_a_test_sending_more_packets_than_the_limit_sees_the_first_journeys_whol
     assert text.endswith("\n(6 more packets after the first 4, summarised by path; raise the limit with --journey-limit "
                          "or @pytest.mark.journey_limit(N) to see them whole)\n"
                          + "\n".join(f"{packets:>8} x {path}" for path, packets in journeys.paths))
-    diagram = journeys_svg(journeys)
-    assert '<text x="6" y="' in diagram and ">6 more packets after the first 4, summarised by path:</text>" in diagram
-    assert diagram.count(" x NIC_RX[p0]") == len(journeys.paths)  # a line per path
+    diagram = journey_map_svg(journeys)  # the paths of the packets kept whole and of those summarised, together
+    assert ">10 packets on " in diagram
+    assert re.search(r">path 1 of \d+: 6 packets \(60%\)</text>", diagram)  # 4 forwarded kept whole, 2 summarised
 
 
 def test_a_packet_parked_in_a_neighbour_queue_is_summarised_once_it_leaves_with_its_whole_path():
