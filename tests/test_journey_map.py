@@ -152,6 +152,18 @@ def test_side_by_side_outlines_where_the_targets_differ_among_the_stages_both_ob
     assert _boxes(_map(same, "mock"), "differs") == set()
 
 
+def test_side_by_side_pairs_each_path_with_the_other_targets_most_like_it_whatever_their_order():
+    accepted = Journey("new from inside", [Hop(Stage.NF_FORWARD, "ip filter forward", "ACCEPT"),
+                                           Hop(Stage.NIC_TX, "p1", "XMIT")])
+    dropped = Journey("new from outside", [Hop(Stage.NF_FORWARD, "ip filter forward", "DROP")],
+                      Drop(DropReason.NETFILTER_DROP, Stage.NF_FORWARD, "nft_do_chain"))
+    svg = side_by_side_svg({"mock": [dropped, accepted], "dut": [accepted, dropped]})
+    for rank, stages in ((1, {"NF_FORWARD"}), (2, {"NF_FORWARD", "NIC_TX"})):
+        assert set(_badges(_map(svg, "mock", rank)).values()) == set(_badges(_map(svg, "dut", rank)).values()) == stages
+        assert _boxes(_map(svg, "dut", rank), "differs") == set()
+    assert _texts(svg)[0] == "mock: 2 packets on 2 distinct paths | dut: 2 packets on 2 distinct paths; 0 boxes differ"
+
+
 def test_a_journey_goes_to_json_and_back_whole_and_a_path_line_back_to_its_hops():
     data = json.loads(json.dumps(journeys_to_json([PORT_UNREACHABLE, FORWARDED])))
     assert data["journeys"][0]["drop"] == {"reason": "NO_SOCKET", "stage": "L4", "location": "__udp4_lib_rcv"}
@@ -172,7 +184,8 @@ def test_a_journey_goes_to_json_and_back_whole_and_a_path_line_back_to_its_hops(
 def test_a_target_that_recorded_no_journey_is_drawn_from_its_frames():
     frame = bytes(Ether(src="02:00:00:00:01:01", dst="02:00:00:00:00:01") / IP(src="10.0.0.2", dst="10.0.0.1") / UDP())
     journeys = wire_journeys([("sent into", "p0", frame), ("left", "p1", frame)])
-    assert [j.hops for j in journeys] == [[Hop("NIC_RX", "p0", "FRAME")], [Hop("NIC_TX", "p1", "FRAME")]]
+    assert [j.hops for j in journeys] == [[Hop("NIC_RX", "p0", "", "frame on the wire")],
+                                          [Hop("NIC_TX", "p1", "", "frame on the wire")]]
     assert journeys[0].packet.startswith("Ether / IP / UDP 10.0.0.2:domain > 10.0.0.1:domain")
 
 

@@ -133,6 +133,9 @@ FAMILIES = [("driver, XDP", "#b7e1cd"), ("TC, qdisc", "#a4c8f0"), ("netfilter", 
             ("L4, socket", "#d5b8ea")]
 PATH_COLOUR, CAUSED_COLOUR, DROP_COLOUR, DIFF_COLOUR = "#1a56db", "#8e24aa", "#d93025", "#f29900"
 REWRITES = frozenset({"DNAT", "SNAT", "UN-DNAT", "UN-SNAT", "MASQUERADE", "REDIRECT", "MANGLE", "MARK"})
+# conntrack's own hooks (nf_conntrack_core.c): the mock records them as hops, nf_tables
+# tracing (nft_trace_notify()) reports chains only, so they are not compared between targets
+CONNTRACK_HOOKS = frozenset({"nf_conntrack_in", "nf_confirm"})
 DECISIVE = ("DROP", "REJECT", "EXCEEDED", "STOLEN", "QUEUE", "TX", "ABORTED", "REPLY", "REDIRECT", "SHOT", "FRAG")
 TTL = re.compile(r"\bttl=(\d+)")
 
@@ -292,7 +295,7 @@ def wire_journeys(frame_log: list[tuple[str, str, bytes]]) -> list[Journey]:
     """Journeys of a target that recorded none, from its frames alone: each frame sent
     into a port crossed that port's NIC_RX, each that left one its NIC_TX."""
     stages = {"sent into": Stage.NIC_RX, "left": Stage.NIC_TX}
-    return [Journey(describe(frame), [Hop(stages[direction], port, "FRAME")])
+    return [Journey(describe(frame), [Hop(stages[direction], port, "", "frame on the wire")])
             for direction, port, frame in frame_log if direction in stages]
 
 
@@ -314,45 +317,68 @@ def journey_map_svg(journeys: list[Journey], target: str = "", observed: frozens
 
 def side_by_side_svg(by_target: Mapping[str, list[Journey]],
                      observed: Mapping[str, frozenset[Stage]] | None = None) -> str:
-    """The maps of each target next to each other, the n-th most frequent path of one
-    beside the n-th of the next, with the boxes where they differ outlined (a box
-    crossed on one and not on the other, a verdict of the same chain or function
-    that differs, another drop), among the stages both observe."""
+    """The maps of each target next to each other: each of the first target's drawn
+    paths beside the other target's path most like it (paired_paths()), with the
+    boxes where they differ outlined (a box crossed on one and not on the other, a
+    verdict of the same chain or function that differs, another drop) among the
+    stages both observe."""
     observed = observed or {}
     names = list(by_target)
-    groups = {name: distinct_paths(by_target[name]) for name in names}
     seen = {name: observed.get(name, ALL_STAGES) for name in names}
-    marks = {name: [set() for _ in groups[name]] for name in names}
-    for left, right in zip(names, names[1:]):
-        both = seen[left] & seen[right]
-        for rank in range(max(len(groups[left]), len(groups[right]))):
-            if rank >= len(groups[left]) or rank >= len(groups[right]):
-                continue
-            differing = differing_slots(groups[left][rank].example, groups[right][rank].example, both)
-            marks[left][rank] |= differing
-            marks[right][rank] |= differing
+    first = names[0]
+    groups = {first: distinct_paths(by_target[first])}
+    marks = {first: [set() for _ in groups[first]]}
+    for name in names[1:]:
+        both = seen[first] & seen[name]
+        groups[name] = paired_paths(groups[first], distinct_paths(by_target[name]), both)
+        marks[name] = [set() for _ in groups[name]]
+        for rank, (mine, theirs) in enumerate(zip(groups[first][:MAPS_SHOWN], groups[name])):
+            differing = differing_slots(mine.example, theirs.example, both)
+            marks[first][rank] |= differing
+            marks[name][rank] |= differing
     canvas = Canvas(MAP_W * len(names))
+    differ = sum(len(m) for m in marks[first])
     canvas.text(MARGIN, 20, " | ".join(f"{name}: {_count(sum(g.packets for g in groups[name]), 'packet')} on "
                                        f"{_count(len(groups[name]), 'distinct path')}" for name in names)
-                + (f"; {sum(len(m) for m in marks[names[0]])} boxes differ" if len(names) > 1 else ""), "title")
+                + (f"; {_count(differ, 'box')} differ" if len(names) > 1 else ""), "title")
     bottom = max(_column(canvas, i * MAP_W, TITLE_H, groups[name], name, seen[name], marks[name])
                  for i, name in enumerate(names))
     _legend(canvas, bottom, differences=True)
     return canvas.svg(bottom + LEGEND_H)
 
 
+def paired_paths(mine: list[PathGroup], theirs: list[PathGroup], observed: frozenset[Stage]) -> list[PathGroup]:
+    """`theirs` reordered so that the n-th of the first MAPS_SHOWN of `mine` has beside
+    it the path of `theirs` most like it: fewest differing boxes, then the nearest
+    packet count, then the more frequent (the targets need not list a test's packets
+    in one order); the rest follow, most packets first."""
+    left = list(theirs)
+    paired = []
+    for group in mine[:MAPS_SHOWN]:
+        if not left:
+            break
+        best = min(left, key=lambda other: (len(differing_slots(group.example, other.example, observed)),
+                                            abs(other.packets - group.packets), left.index(other)))
+        paired.append(best)
+        left.remove(best)
+    return paired + left
+
+
 def differing_slots(left: Journey, right: Journey, observed: frozenset[Stage]) -> set[tuple[Stage, str]]:
     """The boxes where two journeys of one packet differ, among `observed` stages:
     crossed by one only; crossed by both with another verdict from the same chain or
-    function (a hop only one target records, such as the mock's nf_conntrack_in, is
-    not compared); the drop's box when the drops' reason or stage differ."""
+    function (a hop of a function only one target names is not compared, nor are
+    conntrack's hooks, CONNTRACK_HOOKS); the drop's box when the drops' reason or
+    stage differ."""
     mine, theirs = _hops_by_slot(left), _hops_by_slot(right)
     differing = {slot for slot in mine.keys() ^ theirs.keys() if slot[0] in observed}
     for slot in mine.keys() & theirs.keys():
         wheres = {hop.where for hop in mine[slot]} & {hop.where for hop in theirs[slot]}
-        if any([hop.verdict for hop in mine[slot] if hop.where == where]
-               != [hop.verdict for hop in theirs[slot] if hop.where == where] for where in wheres):
-            differing.add(slot)
+        for where in wheres:
+            verdicts = [[hop.verdict for hop in hops[slot] if hop.where == where and hop.verdict]
+                        for hops in (mine, theirs)]
+            if all(verdicts) and verdicts[0] != verdicts[1]:
+                differing.add(slot)
     drops = [journey.drop and (journey.drop.reason, journey.drop.stage) for journey in (left, right)]
     if drops[0] != drops[1]:
         differing |= {visits(journey)[-1].slot for journey in (left, right)
@@ -361,9 +387,12 @@ def differing_slots(left: Journey, right: Journey, observed: frozenset[Stage]) -
 
 
 def _hops_by_slot(journey: Journey) -> dict[tuple[Stage, str], list[Hop]]:
+    """The hops a real kernel's tracers can report too, by box (a drop's box with none)."""
     slots: dict[tuple[Stage, str], list[Hop]] = {}
     for visit in visits(journey):
-        slots.setdefault(visit.slot, []).extend(visit.hops)
+        hops = [hop for hop in visit.hops if hop.where not in CONNTRACK_HOOKS]
+        if hops or not visit.hops:
+            slots.setdefault(visit.slot, []).extend(hops)
     return slots
 
 
@@ -592,7 +621,7 @@ def _edge(left: float, top: float, a: tuple[Stage, str], b: tuple[Stage, str]) -
 
 
 def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+    return f"{n} {noun}{'' if n == 1 else 'es' if noun.endswith('x') else 's'}"
 
 
 def _clip(text: str, chars: int) -> str:
@@ -663,7 +692,7 @@ def attach_journeys(target_name: str, capabilities: Iterable[str], recorded: lis
         return
     drawn = recorded or wire_journeys(frame_log)
     if drawn:
-        observed = observed_stages(target_name, capabilities, drawn)
+        observed = observed_stages(target_name, capabilities, recorded)  # frames alone are not compared
         allure.attach(journey_map_svg(drawn, target_name, observed), name=f"journeys ({target_name})",
                       attachment_type=allure.attachment_type.SVG)
         data = {"target": target_name, "observed": sorted(observed), **journeys_to_json(drawn, WHOLE_IN_ATTACHMENT)}
