@@ -1,5 +1,6 @@
 """pytest plugin: `--target`, `--lab`, `--cost-profile`, `--journey-limit`, the
-`target` and `bpf_objects` fixtures, `requires`, `journey_limit`, reporting.
+`target` and `bpf_objects` fixtures (and harness.testing's `hosts` and `router`),
+`requires`, `journey_limit`, reporting.
 
 Every test that uses `target` gets a fresh DUT (a new mock kernel, or new network
 namespaces) and has it closed afterwards, pass, fail or Ctrl-C. Results carry the
@@ -23,6 +24,9 @@ from harness.mockkernel.linerate.cost import CostModel, CostProfileError
 from harness.mockkernel.tracer import JOURNEY_LIMIT
 from harness.report.journey_map import attach_journeys
 from harness.target import Target, TargetError, TargetUnavailable
+
+# the suite-writing kit's fixtures (`hosts`, `router`), for suites in any directory
+pytest_plugins = ("harness.testing.fixtures",)
 
 TARGET_KEY = pytest.StashKey[Target]()
 LAB_KEY = pytest.StashKey["LabSession"]()

@@ -16,7 +16,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet
 
 from harness.packets import Mask
-from plan import Host
+from harness.testing import Host
 
 # The SYN options a Linux client sends, less timestamps (tcp_syn_options() order).
 SYN_OPTIONS = [("MSS", 1460), ("SAckOK", b""), ("WScale", 7)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from scapy.layers.inet import ICMP, TCP, UDP
 
-from plan import counted
+from harness.testing import counted
 
 pytestmark = pytest.mark.requires("nftables", "conntrack")
 

@@ -14,7 +14,7 @@ import pytest
 from scapy.layers.inet import IP, TCP
 
 from harness.journey import CtEntry
-from plan import counted
+from harness.testing import counted
 
 pytestmark = pytest.mark.requires("nftables", "conntrack")
 

@@ -6,7 +6,7 @@ import errno
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 
-from plan import drops
+from harness.testing import drops
 
 
 PAYLOAD = b"packet-journey"

@@ -7,7 +7,7 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from plan import Host
+from harness.testing import Host
 
 
 def _frame(host: Host, mutate) -> bytes:

@@ -17,8 +17,8 @@ from scapy.layers.inet import UDP
 
 from harness import plots, rfc2544
 from harness.target import TargetError
+from harness.testing import counted
 from harness.traffic import FCS_LEN, Loss, Mode, Profile, Rate, RateUnit, Result, Stream
-from plan import counted
 
 FULL_FRAME = 1514  # bytes on the wire without FCS: skb->len, what tbf and htb count
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from scapy.layers.inet import ICMP, TCP, UDP
 
-from plan import icmp_socket_mask, socket_datagram_mask
+from harness.testing import icmp_socket_mask, socket_datagram_mask
 
 
 def test_udp_datagram_reaches_the_bound_socket_with_its_source(target, hosts):

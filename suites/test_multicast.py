@@ -12,7 +12,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from plan import counted_by_comment, drops, icmp_socket_mask
+from harness.testing import counted_by_comment, drops, icmp_socket_mask
 
 ALL_HOSTS = "224.0.0.1"
 # RFC 1112 6.4: the low 23 bits of the group in 01:00:5e:00:00:00

@@ -12,7 +12,7 @@ import pytest
 from scapy.layers.inet import UDP
 
 from harness.target import CommandError
-from plan import drops, socket_datagram_mask
+from harness.testing import drops, socket_datagram_mask
 
 pytestmark = pytest.mark.requires("nftables")
 

@@ -13,7 +13,7 @@ import re
 import pytest
 from scapy.layers.inet import TCP, UDP
 
-from plan import counted_by_comment
+from harness.testing import counted_by_comment
 
 pytestmark = pytest.mark.requires("nftables")
 

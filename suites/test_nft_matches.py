@@ -12,7 +12,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from plan import counted_by_comment, icmp_socket_mask, quoted, socket_datagram_mask
+from harness.testing import counted_by_comment, icmp_socket_mask, quoted, socket_datagram_mask
 
 pytestmark = pytest.mark.requires("nftables")
 

@@ -13,7 +13,7 @@ import pytest
 from scapy.layers.inet import UDP
 
 from harness.target import CommandError
-from plan import drops
+from harness.testing import drops
 
 pytestmark = pytest.mark.requires("tc")
 

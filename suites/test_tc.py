@@ -9,7 +9,7 @@ import json
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 
-from plan import counted_in_chain, drops, icmp_socket_mask
+from harness.testing import counted_in_chain, drops, icmp_socket_mask
 
 pytestmark = pytest.mark.requires("tc")
 

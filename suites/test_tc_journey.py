@@ -13,7 +13,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 
 from harness import bpfmaps
-from plan import icmp_socket_mask
+from harness.testing import icmp_socket_mask
 
 pytestmark = pytest.mark.requires("tc", "journey.tc")
 

@@ -15,8 +15,8 @@ import pytest
 from scapy.layers.inet import TCP
 from scapy.layers.l2 import Ether
 
-from plan import drops
 from harness.packets import Mask
+from harness.testing import drops
 from tcp_segments import (INITIAL_WINDOW, SYN_ACK_OPTIONS, SYN_OPTIONS, Peer, next_segment, socket_segment_mask,
                           syn_mask)
 from harness.target import TcpState

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 
-from plan import icmp_socket_mask
+from harness.testing import icmp_socket_mask
 
 pytestmark = pytest.mark.requires("xdp")
 

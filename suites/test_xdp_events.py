@@ -13,7 +13,7 @@ from scapy.layers.l2 import ARP, Ether
 from harness import bpfmaps
 from harness.packets import to_bytes
 from harness.target import PERF_RING_PAGES, CommandError, TargetError
-from plan import icmp_socket_mask
+from harness.testing import icmp_socket_mask
 
 pytestmark = [pytest.mark.requires("xdp"), pytest.mark.requires("bpftool")]
 

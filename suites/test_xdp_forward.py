@@ -9,7 +9,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import ARP, Ether
 
-from plan import counted_in_chain
+from harness.testing import counted_in_chain
 
 pytestmark = pytest.mark.requires("xdp")
 

@@ -1,14 +1,16 @@
-"""Fixtures building the addressing plan of plan.py on the target.
+"""The `hosts` and `router` fixtures: the addressing plan of plan.py built on the target.
 
-The DUT's neighbour entries for the hosts are static (`nud permanent`), so no
-test depends on ARP timing unless it is about ARP.
+Registered by the packet-journey plugin (harness/plugin.py's pytest_plugins), so a
+suite in any directory has them once the package is installed. The DUT's neighbour
+entries for the hosts are static (`nud permanent`), so no test depends on ARP
+timing unless it is about ARP.
 """
 from __future__ import annotations
 
 import pytest
 
 from harness.target import Target
-from plan import Host
+from harness.testing.plan import Host
 
 
 @pytest.fixture
@@ -28,4 +30,3 @@ def router(target: Target, hosts: list[Host]) -> list[Host]:
     """`hosts`, with IPv4 forwarding on."""
     target.sh("sysctl -w net.ipv4.ip_forward=1")
     return hosts
-

@@ -1,0 +1,55 @@
+"""The suites' addressing plan: one host on the wire of each DUT port.
+
+    host h0 10.0.0.2 --- t0 | p0 10.0.0.1 ┐
+    host h1 10.0.1.2 --- t1 | p1 10.0.1.1 ├ DUT
+    host h2 10.0.2.2 --- t2 | p2 10.0.2.1 ┘
+
+Expected frames are written out literally from this plan: what Linux must send,
+not what the code under test computes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scapy.layers.inet import ICMP, IP
+from scapy.layers.l2 import Ether
+
+from harness.packets import Mask
+from harness.target import Port
+from harness.testing.masks import icmp_socket_mask, quoted
+
+
+@dataclass(frozen=True)
+class Host:
+    """A host on the wire of `port`, in the subnet 10.0.<index>.0/24."""
+
+    port: Port
+
+    @property
+    def ip(self) -> str:
+        return f"10.0.{self.port.index}.2"
+
+    @property
+    def dut_ip(self) -> str:
+        return f"10.0.{self.port.index}.1"
+
+    @property
+    def mac(self) -> str:
+        return self.port.peer_mac
+
+    def to_dut(self, **ip_fields) -> Ether:
+        """Ether/IP from this host to the DUT's MAC; IP fields default to host -> DUT."""
+        fields = {"src": self.ip, "dst": self.dut_ip, **ip_fields}
+        return Ether(src=self.mac, dst=self.port.mac) / IP(**fields)
+
+    def from_dut(self, **ip_fields) -> Ether:
+        """Ether/IP as the DUT sends it to this host."""
+        return Ether(src=self.port.mac, dst=self.mac) / IP(**ip_fields)
+
+    def icmp_error(self, icmp_type: int, code: int, about, **icmp_fields) -> Mask:
+        """The ICMP error Linux sends this host about the IP packet in `about`:
+        from the DUT's address on this port (the route back picks it), TOS
+        precedence internetcontrol (0xC0), TTL 64, no DF, quoting the packet."""
+        reply = self.from_dut(src=self.dut_ip, dst=self.ip, tos=0xC0, ttl=64, flags=0) / \
+            ICMP(type=icmp_type, code=code, **icmp_fields) / quoted(about)
+        return icmp_socket_mask(reply)
