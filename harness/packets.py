@@ -4,11 +4,15 @@ Nothing here runs inside the mock kernel's datapath; it works on `bytes`.
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass, field
 
 from scapy.fields import _BitField
 from scapy.layers.l2 import Ether
-from scapy.packet import Packet
+from scapy.packet import Packet, Raw
+from scapy.data import DLT_EN10MB
+from scapy.utils import PcapNgWriter
 
 
 def to_bytes(frame: bytes | bytearray | Packet) -> bytes:
@@ -25,6 +29,29 @@ def describe(frame: bytes) -> str:
 
 def show(frame: bytes) -> str:
     return Ether(frame).show(dump=True)
+
+
+# pcapng's EPB direction flag, seen from the DUT port (Target.frame_log's words)
+PCAPNG_DIRECTION = {"sent into": 1, "left": 2}
+
+
+def frames_pcap(frame_log: list[tuple[str, str, bytes]]) -> bytes:
+    """A pcapng file of a test's frames (Target.frame_log): one interface per DUT
+    port, each frame inbound or outbound with a comment saying which ("sent into
+    p0"). Frames are written as they were on the wire, never dissected, so a runt
+    or malformed frame is recorded like any other."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "frames.pcapng")
+        with PcapNgWriter(path) as writer:
+            writer.linktype = DLT_EN10MB  # what the Raw records hold: scapy would guess it, and warn
+            writer.write_header(None)
+            for direction, port, frame in frame_log:
+                record = Raw(frame)  # the bytes as given: no dissection
+                record.sniffed_on, record.direction = port, PCAPNG_DIRECTION[direction]
+                record.comments = [f"{direction} {port}".encode()]
+                writer.write_packet(record)
+        with open(path, "rb") as f:
+            return f.read()
 
 
 @dataclass

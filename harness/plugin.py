@@ -11,9 +11,7 @@ pcap of its frames.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from collections import Counter
 
 import pytest
@@ -22,6 +20,7 @@ from harness import bpf_build
 from harness.journey import Journey, render_all
 from harness.mockkernel.linerate.cost import CostModel, CostProfileError
 from harness.mockkernel.tracer import JOURNEY_LIMIT
+from harness.packets import frames_pcap
 from harness.report.journey_map import attach_journeys
 from harness.target import Target, TargetError, TargetUnavailable
 
@@ -267,27 +266,12 @@ def _allure_attach(dut: Target, journeys: str, recorded: list[Journey]) -> None:
         return
     attach_journeys(dut.name, dut.capabilities, recorded, journeys, dut.frame_log)
     if dut.frame_log:
-        allure.attach(_pcap(dut.frame_log), name=f"frames ({dut.name}).pcap",
+        allure.attach(frames_pcap(dut.frame_log), name=f"frames ({dut.name}).pcap",
                       attachment_type=allure.attachment_type.PCAP)
     identity = getattr(getattr(dut, "station", None), "identity", None)
     if identity is not None:  # which DUT and TRex the result comes from
         allure.attach(json.dumps(identity, indent=2, default=str), name="lab station",
                       attachment_type=allure.attachment_type.JSON)
-
-
-def _pcap(frame_log: list[tuple[str, str, bytes]]) -> bytes:
-    from scapy.layers.l2 import Ether
-    from scapy.utils import wrpcap
-    packets = []
-    for direction, port, frame in frame_log:
-        packet = Ether(frame)
-        packet.comment = f"{direction} {port}".encode()
-        packets.append(packet)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "frames.pcap")
-        wrpcap(path, packets)
-        with open(path, "rb") as f:
-            return f.read()
 
 
 DRY_RUN_SKIP = "lab dry run: nothing ran on the lab (--lab-dry-run)"

@@ -143,6 +143,37 @@ def frame_too_long(port: "Port", length: int, mtu: int) -> TargetError:
                        "a smaller frame")
 
 
+# The shortest frame a tester port sends: AF_PACKET's packet_snd() refuses one shorter
+# than the device's min_header_len (dev_validate_header()), ETH_HLEN for Ethernet (ether_setup()).
+MIN_FRAME_LEN = 14
+
+
+def wire_frames(port: "Port", frames: object) -> list[bytes]:
+    """send()'s `frames` as the bytes to put on the wire: one frame (bytes, bytearray
+    or a scapy Packet) or an iterable of them. Anything else is a TypeError naming
+    its type (a str is no frame, and is not taken apart into characters); a frame
+    shorter than an Ethernet header is a TargetError, as a tester port refuses it."""
+    packet_type = _packets().Packet
+    frame_types = (bytes, bytearray, packet_type)
+    expected = "bytes, a bytearray or a scapy Packet, or a list of them"
+    if isinstance(frames, frame_types):
+        frames = [frames]
+    elif isinstance(frames, (str, memoryview)) or not isinstance(frames, Iterable):
+        raise TypeError(f"send({port.name!r}, ...) takes {expected}, not {type(frames).__name__}: {frames!r:.60}")
+    out = []
+    for index, frame in enumerate(frames):
+        if not isinstance(frame, frame_types):
+            raise TypeError(f"send({port.name!r}, ...) takes {expected}; frame {index} is "
+                            f"{type(frame).__name__}: {frame!r:.60}")
+        data = bytes(frame)
+        if len(data) < MIN_FRAME_LEN:
+            raise TargetError(f"frame {index} for {port.name} is {len(data)} bytes ({data.hex(' ')}), shorter than "
+                              f"the {MIN_FRAME_LEN}-byte Ethernet header: a tester port cannot send it (AF_PACKET "
+                              "refuses it with EINVAL, dev_validate_header()); runts of 14 bytes or more are sent")
+        out.append(data)
+    return out
+
+
 class ExpectError(AssertionError):
     """An expected frame did not arrive, or an unexpected one did."""
 
@@ -380,13 +411,11 @@ class Target(ABC):
         """Flush every tester queue, then put `frames` on the wire into DUT `port`.
         `flush=False` keeps what left the DUT before, for expect() or next_frame()
         (a timed script reads every frame the DUT sends)."""
-        packets = _packets()
-        frames = [frames] if isinstance(frames, (bytes, bytearray, packets.Packet)) else list(frames)
+        port = self.port(port)
+        frames = wire_frames(port, frames)
         self._collect(timeout=0.0)
         if flush:
             self._forget_queued()
-        port = self.port(port)
-        frames = [packets.to_bytes(f) for f in frames]
         self.frame_log += [("sent into", port.name, f) for f in frames]
         self._transmit(port, frames)
 

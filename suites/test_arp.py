@@ -4,6 +4,7 @@ from __future__ import annotations
 from scapy.layers.inet import UDP
 from scapy.layers.l2 import ARP, Ether
 
+from harness.testing import drops
 
 
 def test_arp_request_for_a_dut_address_is_answered(target, hosts):
@@ -43,3 +44,13 @@ def test_unanswered_arp_fails_the_queued_packet_with_host_unreachable(target, ro
     forwarded = h0.to_dut(dst="10.0.1.50", id=8, ttl=63) / UDP(sport=1, dport=2)
     target.expect(h0.port, h0.icmp_error(3, 1, forwarded))
     assert [d.reason for d in target.drops()] == ["NEIGH_FAILED"]
+
+
+def test_an_arp_runt_shorter_than_its_addresses_is_dropped_too_small(target, hosts):
+    """arp_rcv() pulls arp_hdr_len(dev), 28 bytes for Ethernet/IPv4, before reading a field:
+    a runt of 20 is dropped with pskb_may_pull_reason()'s PKT_TOO_SMALL (6.17+)."""
+    h0 = hosts[0]
+    request = Ether(src=h0.mac, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=h0.mac, psrc=h0.ip, pdst=h0.dut_ip)
+    target.send(h0.port, bytes(request)[:14 + 20])
+    target.expect_nothing()
+    assert drops(target) == [("PKT_TOO_SMALL", "NEIGH", "arp_rcv")]

@@ -6,10 +6,11 @@ import json
 import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
+from scapy.utils import rdpcap
 
 from harness.mockkernel.linerate.cost import COST_NAMES
 from harness.mockkernel.target import MockTarget
-from harness.packets import Mask
+from harness.packets import Mask, frames_pcap
 from harness.target import ExpectError
 
 pytest_plugins = ["pytester"]
@@ -165,3 +166,52 @@ def test_allure_shows_bytes_parameters_as_hex_and_functions_by_name(pytester):
     for result in results:  # the target as label and tag too, for the report's filters
         labels = {(label["name"], label["value"]) for label in result["labels"]}
         assert {("target", "mock"), ("tag", "target:mock")} <= labels
+
+
+@pytest.mark.parametrize("frames, named", [
+    ("Ether()/IP()", "not str: 'Ether()/IP()'"),
+    (None, "not NoneType"),
+    ([bytes(_frame()), "x"], "frame 1 is str: 'x'"),
+    ([1, 2], "frame 0 is int: 1"),
+])
+def test_send_refuses_what_is_no_frame_naming_its_type(frames, named):
+    dut = MockTarget()
+    with pytest.raises(TypeError) as err:
+        dut.send("p0", frames)
+    assert str(err.value).startswith("send('p0', ...) takes bytes, a bytearray or a scapy Packet, or a list of them")
+    assert named in str(err.value)
+    assert dut.frame_log == []
+
+
+def test_send_takes_bytes_bytearrays_packets_and_lists_of_them():
+    dut = MockTarget()
+    frame = _frame(ttl=7)
+    dut.send("p0", [frame, bytearray(bytes(frame))])
+    dut.send("p1", bytes(frame), flush=False)
+    assert dut.frame_log == [("sent into", "p0", bytes(frame))] * 2 + [("sent into", "p1", bytes(frame))]
+
+
+def test_a_frame_shorter_than_an_ethernet_header_fails_its_test_and_the_session_goes_on(pytester):
+    """AF_PACKET refuses to send fewer than ETH_HLEN bytes on a veth (EINVAL, seen on
+    6.18): every target refuses it alike, and the report (pcap included) copes."""
+    pytester.makepyfile("""
+        def test_runt(target):
+            target.send("p0", b"\\x01\\x02")
+
+        def test_after(target):
+            target.send("p0", bytes(14))
+    """)
+    result = pytester.runpytest("--target=mock", "--alluredir=results", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*TargetError: frame 0 for p0 is 2 bytes (01 02), shorter than the 14-byte "
+                                 "Ethernet header: a tester port cannot send it*"])
+    assert "INTERNALERROR" not in result.stdout.str()
+
+
+def test_the_pcap_holds_every_frame_as_it_was_on_the_wire_with_port_and_direction(tmp_path):
+    """Frames are written undissected: a 2-byte runt (issue 14's INTERNALERROR) included."""
+    runt, left = b"\x01\x02", bytes(_frame() / b"x")
+    pcap = tmp_path / "frames.pcapng"
+    pcap.write_bytes(frames_pcap([("sent into", "p0", runt), ("left", "p1", left)]))
+    assert [(bytes(r), r.sniffed_on, r.direction, r.comments) for r in rdpcap(str(pcap))] == [
+        (runt, "p0", 1, [b"sent into p0"]), (left, "p1", 2, [b"left p1"])]

@@ -191,6 +191,7 @@ LOCATION_STAGES = {
     "ip_finish_output2": Stage.NEIGH,        # NEIGH_CREATEFAIL (read in ip_output.c)
     "__neigh_event_send": Stage.NEIGH,
     "neigh_invalidate": Stage.NEIGH,
+    "arp_rcv": Stage.NEIGH,                  # an ARP runt, PKT_TOO_SMALL
     "__dev_queue_xmit": Stage.QDISC,
     "__dev_forward_skb2": Stage.NIC_RX,      # into a device that is down (a BPF_F_INGRESS redirect)
     "enqueue_to_backlog": Stage.NIC_RX,      # netif_rx() over netdev_max_backlog, CPU_BACKLOG

@@ -23,7 +23,7 @@ from harness.mockkernel.core.skbuff import PACKET_HOST, PACKET_OTHERHOST, SkBuff
 from harness.mockkernel.ipv4.route import inet_select_addr, local_addresses
 from harness.mockkernel.net import (NUD_CONNECTED, NUD_DELAY, NUD_FAILED, NUD_INCOMPLETE, NUD_NAMES, NUD_NOARP,
                                     NUD_PERMANENT, NUD_PROBE, NUD_REACHABLE, NUD_STALE, NUD_VALID, Neighbour)
-from harness.mockkernel.wire import WireError
+from harness.mockkernel.wire import Truncated, WireError
 from harness.mockkernel.wire import arp as wire_arp
 from harness.mockkernel.wire.ethernet import BROADCAST, ETH_HLEN, ETH_P_ARP, ETH_P_IP
 from harness.mockkernel.wire.ethernet import HEADER as ETH_HEADER
@@ -156,6 +156,8 @@ def arp_rcv(skb: SkBuff) -> None:
         return
     try:
         arph = wire_arp.ArpPacket(skb.buf, skb.data).check_len(skb.tail)
+    except Truncated:  # pskb_may_pull_reason(skb, arp_hdr_len(dev)), 6.17+
+        return kfree_skb(skb, DropReason.PKT_TOO_SMALL, Stage.NEIGH, "arp_rcv")
     except WireError:
         return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.NEIGH, "arp_rcv")
     hrd, pro, _, _, op, sha, sip_b, _, tip_b = arph.fields()
