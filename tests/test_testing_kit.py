@@ -42,3 +42,17 @@ def test_a_suite_anywhere_gets_the_hosts_and_router_fixtures_without_a_conftest(
     assert not list(pytester.path.glob("conftest.py"))
     result = pytester.runpytest("--target=mock", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_plan_router_builds_the_plan_outside_pytest_as_the_router_fixture_does():
+    from harness.mockkernel.target import MockTarget
+    from harness.testing import plan_router
+    dut = MockTarget()
+    try:
+        hosts = plan_router(dut)
+        assert [h.port.name for h in hosts] == ["p0", "p1", "p2"]
+        assert "inet 10.0.2.1/24" in dut.sh("ip addr show dev p2")
+        assert "10.0.0.2 dev p0 lladdr 02:00:00:00:01:01 PERMANENT" in dut.sh("ip neigh show")
+        assert dut.sh("sysctl -n net.ipv4.ip_forward").strip() == "1"
+    finally:
+        dut.close()

@@ -1,16 +1,16 @@
 """The suite-writing kit: what a suite in any directory imports to speak about the DUT.
 
-- the addressing plan (`Host`: h0..h2 on the DUT's ports, plan.py) and the
-  `hosts`/`router` fixtures that build it on the target (fixtures.py, registered
-  by the packet-journey pytest plugin, so they need no conftest.py);
+- the addressing plan (`Host`: h0..h2 on the DUT's ports, plan.py), built on a
+  target by plan_hosts()/plan_router() or by the `hosts`/`router` fixtures
+  (fixtures.py, registered by the packet-journey pytest plugin: no conftest.py);
 - masks for the frames Linux sends with an unpredictable IP ID (masks.py);
 - readings in the same shape on every target: drops, rule counters (readings.py).
 
     from harness.testing import Host, drops, icmp_socket_mask, quoted
 """
 from harness.testing.masks import icmp_socket_mask, quoted, socket_datagram_mask
-from harness.testing.plan import Host
+from harness.testing.plan import Host, plan_hosts, plan_router
 from harness.testing.readings import counted, counted_by_comment, counted_in_chain, drops
 
-__all__ = ["Host", "counted", "counted_by_comment", "counted_in_chain", "drops", "icmp_socket_mask", "quoted",
-           "socket_datagram_mask"]
+__all__ = ["Host", "counted", "counted_by_comment", "counted_in_chain", "drops", "icmp_socket_mask", "plan_hosts",
+           "plan_router", "quoted", "socket_datagram_mask"]

@@ -15,7 +15,7 @@ from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import Ether
 
 from harness.packets import Mask
-from harness.target import Port
+from harness.target import Port, Target
 from harness.testing.masks import icmp_socket_mask, quoted
 
 
@@ -53,3 +53,26 @@ class Host:
         reply = self.from_dut(src=self.dut_ip, dst=self.ip, tos=0xC0, ttl=64, flags=0) / \
             ICMP(type=icmp_type, code=code, **icmp_fields) / quoted(about)
         return icmp_socket_mask(reply)
+
+
+IP_FORWARD_ON = "sysctl -w net.ipv4.ip_forward=1"
+
+
+def plan_hosts(target: Target) -> list[Host]:
+    """Build the plan on `target`: the DUT's address on p0..p2 and a permanent
+    neighbour entry for each host h0..h2 (static, so that no test depends on ARP
+    timing unless it is about ARP). The `hosts` fixture; `journey trace --plan hosts`."""
+    out = []
+    for port in target.ports:
+        host = Host(port)
+        target.sh(f"ip addr add {host.dut_ip}/24 dev {port.name}")
+        target.sh(f"ip neigh replace {host.ip} lladdr {host.mac} dev {port.name} nud permanent")
+        out.append(host)
+    return out
+
+
+def plan_router(target: Target) -> list[Host]:
+    """plan_hosts(), with IPv4 forwarding on: the `router` fixture."""
+    hosts = plan_hosts(target)
+    target.sh(IP_FORWARD_ON)
+    return hosts
