@@ -18,13 +18,7 @@ from harness.packetdrill import parse_file, run_script
 
 SCRIPTS = sorted((Path(__file__).parent / "packetdrill").glob("*.pkt"))
 
-MOCK_DIVERGES = {
-    "fin_with_data": "the kernel ACKs data+FIN 40 ms later (delayed), the mock at once. Not yet confirmed why; "
-                     "the lead: tcp_measure_rcv_mss() lowers tp->scaling_ratio from skb->truesize (a frame the "
-                     "tester injects through AF_PACKET into veth sits in a 2 KiB kmalloc buffer), so "
-                     "__tcp_select_window() falls below rcv_wnd and __tcp_ack_snd_check() delays; the mock keeps "
-                     "neither that update nor the kernel's truesize",
-}
+MOCK_DIVERGES: dict[str, str] = {}  # script stem: what the mock leaves out
 
 
 @pytest.mark.requires("frame_times")

@@ -491,9 +491,9 @@ def test_fq_codel_prints_its_defaults_and_counts_flows(k):
         skb.hash = flow_hash
         q.enqueue(skb, 1, 0.0)
     assert (q.new_flow_count, len(q.new_flows)) == (2, 2)
-    # memory_used: 3 x SKB_TRUESIZE(1000) = 3 x (1088 data + 576)
+    # memory_used: 3 x truesize of a head of 64 + 1000 bytes: a kmalloc-2048 object + the sk_buff's 256
     assert sh(k, "tc -s qdisc show dev p1".split()).endswith(
-        " backlog 3000b 3p requeues 0\n  maxpacket 0 drop_overlimit 0 new_flow_count 2 ecn_mark 0 memory_used 4992\n"
+        " backlog 3000b 3p requeues 0\n  maxpacket 0 drop_overlimit 0 new_flow_count 2 ecn_mark 0 memory_used 6912\n"
         "  new_flows_len 2 old_flows_len 0\n")
 
 

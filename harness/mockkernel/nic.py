@@ -8,6 +8,11 @@ full never gets an skb: it is counted in rx_missed_errors, as hardware does.
 With receive hashing on (`ethtool -K pN rxhash on`) the driver puts the frame's
 Toeplitz RSS hash (core/rss.py) into skb->hash; off (the default, as on the lab's
 veth) skb->hash stays 0 until something computes one.
+The skb is the one the lab's veth delivers, which packet_snd() allocated on the
+tester's end (net/packet/af_packet.c): a head asked for LL_RESERVED_SPACE(veth)
+and the frame, the frame copied from offset 2 (skb_reserve() of the reserved
+space, then back by the Ethernet header for SOCK_RAW); its truesize and tailroom
+follow from that head's slab size (core/skbuff.py).
 Time does not pass while polling: rounds are counted, not timed.
 """
 from __future__ import annotations
@@ -20,8 +25,11 @@ from harness.mockkernel.core.rss import rx_queue_of
 from harness.mockkernel.core.skbuff import alloc_skb
 from harness.mockkernel.core.xdp import do_xdp
 from harness.mockkernel.net import NetDevice
+from harness.mockkernel.wire.ethernet import ETH_HLEN
 
 NAPI_POLL_WEIGHT = 64
+LL_RESERVED_SPACE = 16  # a veth's hard_header_len 14 rounded up to HH_DATA_MOD
+PACKET_SND_HEADROOM = LL_RESERVED_SPACE - ETH_HLEN  # packet_snd() reserves the Ethernet header back
 HOP_NAPI_ALLOC_SKB = Hop(Stage.SKB, "napi_alloc_skb")
 
 
@@ -92,7 +100,7 @@ class Nic:
                     continue
                 frame, xdp_hop = passed
                 hops = [rx_hop, napi_hop, xdp_hop, HOP_NAPI_ALLOC_SKB]
-            skb = alloc_skb(frame)
+            skb = alloc_skb(frame, PACKET_SND_HEADROOM, LL_RESERVED_SPACE + len(frame))
             skb.dev, skb.net = dev, net
             skb.hash = rx_hash  # skb_set_hash() in the driver's receive
             skbs.append((skb, hops))

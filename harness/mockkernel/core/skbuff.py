@@ -4,10 +4,15 @@ The packet lives in one bytearray `buf` from `head` (0) to `end`; `data` and
 `tail` bound the current contents, so pushing a link-layer header uses headroom
 as the kernel does. Header positions are offsets into `buf`. The Python object
 is the metadata; `skb_clone()` shares the bytes, `skb_copy()` does not.
+truesize and `end` (skb_end_offset()) are the kernel's for the head
+__alloc_skb() would get for the size asked: kmalloc_reserve()'s slab object
+(skb_small_head_cache, else a power-of-two kmalloc size) less skb_shared_info,
+plus the sk_buff (SKB_TRUESIZE()); `buf` itself holds only the bytes up to tail.
 A GSO skb (skb_shinfo()->gso_size, gso_segs) is one linear TCP packet of
 gso_segs segments of gso_size bytes each (the last may be shorter), which
 skb_gso_segment() (core/gso.py) cuts before a driver without TSO.
-Left out: paged frags (every skb here is linear), GSO types other than TCPv4.
+Left out: paged frags (every skb here is linear), GSO types other than TCPv4,
+the truesize change when pskb_expand_head() grows the headroom.
 """
 from __future__ import annotations
 
@@ -17,8 +22,12 @@ from harness.journey import Stage
 NET_SKB_PAD = 64
 PACKET_HOST, PACKET_BROADCAST, PACKET_MULTICAST, PACKET_OTHERHOST, PACKET_OUTGOING = 0, 1, 2, 3, 4
 PKT_TYPE_NAMES = ("host", "broadcast", "multicast", "otherhost", "outgoing")
-# SKB_TRUESIZE(): data rounded to a cache line + skb_shared_info (320) + sk_buff (256)
-_SKB_OVERHEAD = 320 + 256
+SMP_CACHE_BYTES = 64
+SKB_SHINFO_SIZE = 320  # SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86-64
+SKB_STRUCT_SIZE = 256  # SKB_DATA_ALIGN(sizeof(struct sk_buff))
+# skb_small_head_cache's object, SKB_HEAD_ALIGN(max(MAX_TCP_HEADER, GRO_MAX_HEAD_PAD)): 576 on
+# the lab's 6.18 (measured: heads of up to 256 bytes have truesize 832)
+SKB_SMALL_HEAD_CACHE_SIZE = 576
 _PAD = bytearray(NET_SKB_PAD)  # zeros, never written: `_PAD + payload` allocates the buffer once
 
 
@@ -26,11 +35,12 @@ class SkBuff:
     __slots__ = ("buf", "data", "tail", "protocol", "pkt_type", "mark", "priority", "hash",
                  "cb", "dev", "net", "mac_header", "network_header", "transport_header",
                  "dst", "sk", "journey", "tstamp", "ignore_df", "truesize", "nfct", "ctinfo",
-                 "skb_iif", "tc_index", "gso_size", "gso_segs", "__weakref__")
+                 "skb_iif", "tc_index", "gso_size", "gso_segs", "end", "__weakref__")
 
-    def __init__(self, payload: bytes | bytearray, headroom: int = NET_SKB_PAD):
-        """__alloc_skb() + skb_reserve(headroom) + skb_put_data(payload): the
-        packet's bytes after `headroom` bytes for headers to be pushed."""
+    def __init__(self, payload: bytes | bytearray, headroom: int = NET_SKB_PAD, size: int = 0):
+        """__alloc_skb(size) + skb_reserve(headroom) + skb_put_data(payload): the
+        packet's bytes after `headroom` bytes for headers to be pushed; `size`
+        (what the allocator asked for) defaults to headroom and payload."""
         self.buf = buf = (_PAD if headroom == NET_SKB_PAD else bytearray(headroom)) + payload
         self.data = data = headroom
         self.tail = tail = len(buf)
@@ -41,7 +51,9 @@ class SkBuff:
         self.mac_header = self.network_header = self.transport_header = data
         self.tstamp = 0.0
         self.ignore_df = False
-        self.truesize = (((tail - data) + NET_SKB_PAD + 63) & ~63) + _SKB_OVERHEAD
+        head = kmalloc_reserve(size or tail)
+        self.end = head - SKB_SHINFO_SIZE  # SKB_WITH_OVERHEAD()
+        self.truesize = head + SKB_STRUCT_SIZE  # SKB_TRUESIZE(end)
 
     @property
     def len(self) -> int:
@@ -49,6 +61,10 @@ class SkBuff:
 
     def headroom(self) -> int:
         return self.data
+
+    def tailroom(self) -> int:
+        """skb_tailroom(): what the head holds past tail."""
+        return self.end - self.tail
 
     def bytes(self) -> bytes:
         return bytes(self.buf[self.data:self.tail])
@@ -64,11 +80,23 @@ class SkBuff:
             self.buf[0:0] = bytes(grow)
             self.data += grow
             self.tail += grow
+            self.end += grow
             self.mac_header += grow
             self.network_header += grow
             self.transport_header += grow
         self.data -= n
         return self.data
+
+
+def kmalloc_reserve(size: int) -> int:
+    """The bytes a head asked for `size` bytes occupies (net/core/skbuff.c
+    kmalloc_reserve()): SKB_HEAD_ALIGN(size), the data to a cache line plus
+    skb_shared_info, from skb_small_head_cache when it fits, else
+    kmalloc_size_roundup()'s power-of-two slab (or pages, past 8 KiB)."""
+    obj_size = ((size + SMP_CACHE_BYTES - 1) & -SMP_CACHE_BYTES) + SKB_SHINFO_SIZE
+    if obj_size <= SKB_SMALL_HEAD_CACHE_SIZE:
+        return SKB_SMALL_HEAD_CACHE_SIZE
+    return 1 << (obj_size - 1).bit_length()
 
 
 alloc_skb = SkBuff  # the kernel's name for what the constructor does (a call less per packet than a wrapper)

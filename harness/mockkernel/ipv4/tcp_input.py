@@ -25,12 +25,12 @@ segment, in quickack mode or when ICSK_ACK_NOW is set, and delays otherwise.
 Header prediction (pred_flags) takes in-order data and pure ACKs on the fast
 path once pages are reserved (TCPHPHits, TCPHPAcks). tcp_rcv_space_adjust()
 grows sk_rcvbuf (DRS) when the application reads more per RTT, up to
-tcp_rmem[2]. Left out: urgent data, ECN, TCP Fast Open, MPTCP, memory
-pressure, pruning and collapsing, coalescing in the queues, and
-tcp_measure_rcv_mss()'s update of scaling_ratio (the mock's skb truesize is
-not the kernel's); segments already in the out-of-order queue that are
-dropped later (TCP_OFOMERGE when replaced, TCP_OFO_DROP) are counted but
-their journeys ended when they were queued.
+tcp_rmem[2]. tcp_measure_rcv_mss() sets scaling_ratio from the payload and
+truesize of a segment that changes rcv_mss, and window_clamp with it.
+Left out: urgent data, ECN, TCP Fast Open, MPTCP, memory pressure, pruning
+and collapsing, coalescing in the queues; segments already in the
+out-of-order queue that are dropped later (TCP_OFOMERGE when replaced,
+TCP_OFO_DROP) are counted but their journeys ended when they were queued.
 """
 from __future__ import annotations
 
@@ -288,6 +288,8 @@ def tcp_measure_rcv_mss(sk: TcpSock, cb: TcpCb) -> None:
     icsk_ack.last_seg_size = 0
     length = cb.data_len
     if length >= icsk_ack.rcv_mss:
+        if length != icsk_ack.rcv_mss:
+            tcp_measure_scaling_ratio(sk, length, cb.skb.truesize)
         icsk_ack.rcv_mss = min(length, sk.advmss)
         if cb.tcp_flags & TCPHDR_PSH:
             icsk_ack.pending |= ICSK_ACK_PUSHED
@@ -303,6 +305,18 @@ def tcp_measure_rcv_mss(sk: TcpSock, cb: TcpCb) -> None:
     if icsk_ack.pending & ICSK_ACK_PUSHED:
         icsk_ack.pending |= ICSK_ACK_PUSHED2
     icsk_ack.pending |= ICSK_ACK_PUSHED
+
+
+def tcp_measure_scaling_ratio(sk: TcpSock, skb_len: int, truesize: int) -> None:
+    """tcp_measure_rcv_mss() on a segment that changes rcv_mss: scaling_ratio
+    becomes this skb's payload per 256 bytes of truesize; a new ratio moves
+    window_clamp to what sk_rcvbuf now allows (tcp_set_window_clamp()) and
+    keeps rcvq_space within it."""
+    old_ratio = sk.scaling_ratio
+    sk.scaling_ratio = (skb_len << TCP_RMEM_TO_WIN_SCALE) // truesize or 1
+    if sk.scaling_ratio != old_ratio:
+        tcp_output.tcp_set_window_clamp(sk, tcp_output.tcp_win_from_space(sk, sk.sk_rcvbuf))
+        sk.rcvq_space.space = min(sk.rcvq_space.space, sk.window_clamp)
 
 
 def tcp_grow_window(sk: TcpSock, skb_len: int, truesize: int) -> None:

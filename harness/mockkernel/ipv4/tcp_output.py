@@ -43,8 +43,8 @@ from math import ceil
 from harness.journey import Hop, Stage
 from harness.mockkernel.core.skbuff import alloc_skb
 from harness.mockkernel.core.snmp import (SNMP4_NET_LIST, SNMP4_TCP_LIST, TCP_MIB_OUTRSTS, TCP_MIB_OUTSEGS)
-from harness.mockkernel.core.sysctl import (INT_MAX, UINT_MAX, CtlTable, proc_dointvec, proc_dointvec_minmax,
-                                           proc_dou8vec_minmax, proc_douintvec_minmax)
+from harness.mockkernel.core.sysctl import (INT_MAX, SOCK_MIN_RCVBUF, UINT_MAX, CtlTable, proc_dointvec,
+                                           proc_dointvec_minmax, proc_dou8vec_minmax, proc_douintvec_minmax)
 from harness.mockkernel.ipv4 import ip_output, route
 from harness.mockkernel.ipv4.tcp_sock import (ICSK_ACK_PUSHED, ICSK_ACK_SCHED, ICSK_ACK_TIMER, ICSK_TIME_DACK, ICSK_TIME_LOSS_PROBE,
                                          ICSK_TIME_PROBE0, ICSK_TIME_REO_TIMEOUT, ICSK_TIME_RETRANS,
@@ -223,6 +223,22 @@ def tcp_check_probe_timer(sk) -> None:
 def tcp_win_from_space(sk, space: int) -> int:
     """The window `space` bytes of receive buffer allow (tp->scaling_ratio / 256)."""
     return (space * sk.scaling_ratio) >> 8 if space > 0 else 0
+
+
+def tcp_set_window_clamp(sk, val: int) -> None:
+    """net/ipv4/tcp.c tcp_set_window_clamp() for a nonzero clamp (at least half
+    SOCK_MIN_RCVBUF): a smaller one pulls rcv_ssthresh down to it
+    (__tcp_adjust_rcv_ssthresh(), no SO_RESERVE_MEM here), a larger one lets
+    rcv_ssthresh up to the window last offered."""
+    old_window_clamp = sk.window_clamp
+    new_window_clamp = max(SOCK_MIN_RCVBUF // 2, val)
+    if new_window_clamp == old_window_clamp:
+        return
+    sk.window_clamp = new_window_clamp
+    if new_window_clamp < old_window_clamp:
+        sk.rcv_ssthresh = min(sk.rcv_ssthresh, new_window_clamp)
+    else:
+        sk.rcv_ssthresh = max(min(sk.rcv_wnd, new_window_clamp), sk.rcv_ssthresh)
 
 
 def tcp_full_space(sk) -> int:
