@@ -28,7 +28,8 @@ SKB_STRUCT_SIZE = 256  # SKB_DATA_ALIGN(sizeof(struct sk_buff))
 # skb_small_head_cache's object, SKB_HEAD_ALIGN(max(MAX_TCP_HEADER, GRO_MAX_HEAD_PAD)): 576 on
 # the lab's 6.18 (measured: heads of up to 256 bytes have truesize 832)
 SKB_SMALL_HEAD_CACHE_SIZE = 576
-_PAD = bytearray(NET_SKB_PAD)  # zeros, never written: `_PAD + payload` allocates the buffer once
+# zeros, never written: `_PADS[headroom] + payload` allocates the buffer once
+_PADS = tuple(bytearray(headroom) for headroom in range(NET_SKB_PAD + 1))
 
 
 class SkBuff:
@@ -41,7 +42,7 @@ class SkBuff:
         """__alloc_skb(size) + skb_reserve(headroom) + skb_put_data(payload): the
         packet's bytes after `headroom` bytes for headers to be pushed; `size`
         (what the allocator asked for) defaults to headroom and payload."""
-        self.buf = buf = (_PAD if headroom == NET_SKB_PAD else bytearray(headroom)) + payload
+        self.buf = buf = (_PADS[headroom] if headroom <= NET_SKB_PAD else bytearray(headroom)) + payload
         self.data = data = headroom
         self.tail = tail = len(buf)
         self.protocol = self.pkt_type = self.mark = self.priority = self.hash = 0
@@ -51,7 +52,11 @@ class SkBuff:
         self.mac_header = self.network_header = self.transport_header = data
         self.tstamp = 0.0
         self.ignore_df = False
-        head = kmalloc_reserve(size or tail)
+        size = size or tail
+        try:
+            head = _HEAD_BY_CACHE_LINES[(size + SMP_CACHE_BYTES - 1) >> 6]
+        except IndexError:
+            head = kmalloc_reserve(size)
         self.end = head - SKB_SHINFO_SIZE  # SKB_WITH_OVERHEAD()
         self.truesize = head + SKB_STRUCT_SIZE  # SKB_TRUESIZE(end)
 
@@ -98,6 +103,9 @@ def kmalloc_reserve(size: int) -> int:
         return SKB_SMALL_HEAD_CACHE_SIZE
     return 1 << (obj_size - 1).bit_length()
 
+
+# kmalloc_reserve() of every size up to 64 KiB by its cache lines: an allocation costs an index
+_HEAD_BY_CACHE_LINES = tuple(kmalloc_reserve(lines * SMP_CACHE_BYTES) for lines in range(1025))
 
 alloc_skb = SkBuff  # the kernel's name for what the constructor does (a call less per packet than a wrapper)
 
