@@ -292,3 +292,41 @@ def test_an_ephemeral_port_in_time_wait_is_reused_only_with_tcp_tw_reuse_1_and_a
     target.sh("sysctl -w net.ipv4.tcp_tw_reuse=1")
     target.wait(1.1)
     _reusing_syn(target, h0, again, tw_snd_nxt)
+
+
+def _skmem_rmem_and_rcv_ssthresh(target) -> tuple[int, int]:
+    """sk_rmem_alloc (skmem's r) and rcv_ssthresh of the one connection, from `ss -tmi`."""
+    ss = target.sh("ss -tmi state established")
+    return int(ss.split("skmem:(r", 1)[1].split(",", 1)[0]), int(ss.split("rcv_ssthresh:", 1)[1].split()[0])
+
+
+@pytest.mark.parametrize("payload, rmem, rcv_ssthresh, window", [
+    (186, 832, 64076, 63),  # frame 240 in a head of 16 + 240: skb_small_head_cache's 576 + the sk_buff's 256
+    (187, 1280, 64076, 63),  # kmalloc-1024; both shorter than rcv_mss (536): scaling_ratio stays 128
+    (634, 1280, 64240, 63),  # 634 * 256 / 1280: ratio 126, window_clamp 64512, rcv_ssthresh up to rcv_wnd
+    (635, 2304, 35840, 63),  # kmalloc-2048: ratio 70, window_clamp and rcv_ssthresh 35840 (the window never shrinks)
+    (1460, 2304, 67160, 66),  # ratio 162: rcv_ssthresh 64240, then tcp_grow_window()'s 2 * advmss, offered at once
+])
+def test_a_segment_is_charged_its_slab_size_and_its_share_of_it_scales_the_window(target, h0, payload, rmem,
+                                                                                  rcv_ssthresh, window):
+    """skb->truesize of a frame the tester sent is the slab object kmalloc_reserve() gave
+    the head packet_snd() asked for (16 bytes reserved + the frame) plus the sk_buff;
+    tcp_measure_rcv_mss() makes payload / truesize the scaling_ratio, which sets
+    window_clamp and so rcv_ssthresh (values measured on the netns lab, 6.18)."""
+    conn, peer = _accepted(target, h0)
+    peer.send(target, "PA", b"x" * payload)
+    peer.expect(target, "A", window=window)  # quick ACK mode
+    assert _skmem_rmem_and_rcv_ssthresh(target) == (rmem, rcv_ssthresh)
+
+
+def test_small_segments_are_copied_into_the_room_left_in_the_last_skb_and_cost_nothing_more(target, h0):
+    """tcp_try_coalesce(): a 100-byte segment fits the 100 bytes a 154-byte frame leaves
+    of its 256-byte head (data from offset 2), so ten take five skbs (r 5 x 832) and
+    TcpExtTCPRcvCoalesce counts the other five."""
+    conn, peer = _accepted(target, h0)
+    for n in range(10):
+        peer.send(target, "PA", bytes([65 + n]) * 100)
+        peer.expect(target, "A")
+    assert _skmem_rmem_and_rcv_ssthresh(target)[0] == 5 * 832
+    assert target.sh("nstat -az TcpExtTCPRcvCoalesce").splitlines()[1].split()[:2] == ["TcpExtTCPRcvCoalesce", "5"]
+    assert conn.recv(4000) == b"".join(bytes([65 + n]) * 100 for n in range(10))

@@ -61,6 +61,7 @@ def napi_gro_receive(gro_list: list[GroHeld], skb, deliver) -> None:
     if merged:
         held.payloads.append(bytes(skb.buf[skb.data + seg.header_len:skb.tail]))
         held.count += 1
+        held.skb.truesize += skb.truesize  # skb_gro_receive(): the merged skb joins its frag_list
         held.next_seq = (seg.seq + seg.payload_len) & 0xFFFFFFFF
         held.length += seg.payload_len
         held.flags |= seg.flags & (TCPHDR_FIN | TCPHDR_PSH)

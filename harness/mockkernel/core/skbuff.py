@@ -68,8 +68,9 @@ class SkBuff:
         return self.data
 
     def tailroom(self) -> int:
-        """skb_tailroom(): what the head holds past tail."""
-        return self.end - self.tail
+        """skb_tailroom(): what the head holds past tail; none in a GSO skb,
+        whose payload the kernel keeps in frags (skb_is_nonlinear())."""
+        return 0 if self.gso_size else self.end - self.tail
 
     def bytes(self) -> bytes:
         return bytes(self.buf[self.data:self.tail])

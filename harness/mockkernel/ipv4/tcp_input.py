@@ -27,10 +27,13 @@ path once pages are reserved (TCPHPHits, TCPHPAcks). tcp_rcv_space_adjust()
 grows sk_rcvbuf (DRS) when the application reads more per RTT, up to
 tcp_rmem[2]. tcp_measure_rcv_mss() sets scaling_ratio from the payload and
 truesize of a segment that changes rcv_mss, and window_clamp with it.
+A segment in order is copied into the tailroom of the receive queue's last
+skb when it fits (tcp_try_coalesce(), TCPRcvCoalesce), charging nothing.
 Left out: urgent data, ECN, TCP Fast Open, MPTCP, memory pressure, pruning
-and collapsing, coalescing in the queues; segments already in the
-out-of-order queue that are dropped later (TCP_OFOMERGE when replaced,
-TCP_OFO_DROP) are counted but their journeys ended when they were queued.
+and collapsing, coalescing within the out-of-order queue; segments already
+in the out-of-order queue that are dropped later (TCP_OFOMERGE when
+replaced, TCP_OFO_DROP) are counted but their journeys ended when they were
+queued.
 """
 from __future__ import annotations
 
@@ -78,6 +81,7 @@ LINUX_MIB_TCPDSACKOFOSENT = LINUX_MIB["TCPDSACKOfoSent"]
 LINUX_MIB_TCPOFOQUEUE = LINUX_MIB["TCPOFOQueue"]
 LINUX_MIB_TCPOFODROP = LINUX_MIB["TCPOFODrop"]
 LINUX_MIB_TCPOFOMERGE = LINUX_MIB["TCPOFOMerge"]
+LINUX_MIB_TCPRCVCOALESCE = LINUX_MIB["TCPRcvCoalesce"]
 LINUX_MIB_TCPZEROWINDOWDROP = LINUX_MIB["TCPZeroWindowDrop"]
 LINUX_MIB_TCPRCVQDROP = LINUX_MIB["TCPRcvQDrop"]
 LINUX_MIB_TCPPUREACKS = LINUX_MIB["TCPPureAcks"]
@@ -480,20 +484,38 @@ def sk_mem_uncharge(sk: TcpSock, size: int) -> None:
 
 def tcp_queue_rcv(sk: TcpSock, cb: TcpCb, truesize: int) -> None:
     """In-order data to the receive queue; rcv_nxt moves past it."""
-    segment = TcpSkb(cb.seq, cb.end_seq, cb.tcp_flags, cb.payload(), truesize=truesize)
+    segment = TcpSkb(cb.seq, cb.end_seq, cb.tcp_flags, cb.payload(), truesize=truesize, tailroom=cb.skb.tailroom())
     _charge_and_queue(sk, segment)
 
 
 def _charge_and_queue(sk: TcpSock, segment: TcpSkb) -> None:
-    offset = _s32(sk.rcv_nxt - segment.seq)
-    if offset > 0:
-        segment.data = segment.data[offset:]
-        segment.seq = sk.rcv_nxt
-    sk.receive_queue.append(segment)
-    sk.rmem_alloc += segment.truesize  # skb_set_owner_r(): sk_mem_charge()
-    sk.sk_forward_alloc -= segment.truesize
+    queue = sk.receive_queue
+    if not (queue and tcp_try_coalesce(sk, queue[-1], segment)):
+        offset = _s32(sk.rcv_nxt - segment.seq)
+        if offset > 0:
+            segment.data = segment.data[offset:]
+            segment.seq = sk.rcv_nxt
+        queue.append(segment)
+        sk.rmem_alloc += segment.truesize  # skb_set_owner_r(): sk_mem_charge()
+        sk.sk_forward_alloc -= segment.truesize
     sk.rcv_nxt = segment.end_seq
     sk.bytes_received += len(segment.data)
+
+
+def tcp_try_coalesce(sk: TcpSock, to: TcpSkb, segment: TcpSkb) -> bool:
+    """A segment that starts where the queue's last skb ends is copied into
+    that skb's tailroom when it fits, charging nothing more
+    (skb_try_coalesce(); the other way, stealing the head or page frags,
+    never applies to the linear kmalloc'd heads modelled here)."""
+    length = len(segment.data)
+    if segment.seq != to.end_seq or length > to.tailroom:
+        return False
+    to.data += segment.data
+    to.tailroom -= length
+    to.end_seq = segment.end_seq
+    to.tcp_flags |= segment.tcp_flags
+    sk.net.mib.net_statistics[LINUX_MIB_TCPRCVCOALESCE] += 1
+    return True
 
 
 def tcp_fin(sk: TcpSock) -> None:
@@ -629,7 +651,7 @@ def tcp_data_queue_ofo(sk: TcpSock, cb: TcpCb, truesize: int) -> None:
                 del ofo[index]
                 break
         index += 1
-    segment = TcpSkb(seq, end_seq, cb.tcp_flags, cb.payload(), truesize=truesize)
+    segment = TcpSkb(seq, end_seq, cb.tcp_flags, cb.payload(), truesize=truesize, tailroom=cb.skb.tailroom())
     ofo.insert(index, segment)
     sk.rmem_alloc += truesize
     sk.sk_forward_alloc -= truesize

@@ -76,6 +76,7 @@ class TcpSkb:
     tx_app_limited: bool = False  # the application had nothing more to send when it left
     retrans_count: int = 0
     truesize: int = 0  # what it charges to sk_rmem_alloc / sk_wmem_queued
+    tailroom: int = 0  # a received skb's skb_tailroom(): room for later segments' bytes
 
 
 @dataclass(slots=True)
