@@ -12,8 +12,8 @@ from harness.dropreason import DropReason
 from harness.journey import Drop, Hop, Journey, Stage, journey_of_path, journeys_from_json, journeys_to_json, \
     path_text, render_all
 from harness.mockkernel.target import MockTarget
-from harness.report.journey_map import MAX_HEIGHT, add_side_by_side, journey_map_svg, side_by_side_svg, \
-    wire_journeys
+from harness.report.journey_map import MAX_HEIGHT, add_side_by_side, journey_map_pages, journey_map_svg, \
+    side_by_side_svg, wire_journeys
 
 pytest_plugins = ["pytester"]
 SVG = "{http://www.w3.org/2000/svg}"
@@ -58,6 +58,11 @@ def _texts(svg: str, css: str | None = None) -> list[str]:
     return [_shown(t) for t in ET.fromstring(svg).iter(f"{SVG}text") if css is None or t.get("class") == css]
 
 
+def _notes(svg: str, css: str) -> set[str]:
+    """The notes beside the boxes, whole (a note wrapped in two lines has itself as the hover text of each)."""
+    return {t.findtext(f"{SVG}title") or t.text for t in ET.fromstring(svg).iter(f"{SVG}text") if t.get("class") == css}
+
+
 def _badges(group: ET.Element) -> dict[str, str]:
     return {t.text: t.get("data-stage") for t in group.iter(f"{SVG}text") if t.get("class") == "badge-text"}
 
@@ -82,8 +87,9 @@ def test_the_map_numbers_the_stages_a_packet_crossed_in_order_and_its_caused_pac
 def test_the_drop_reads_with_its_reason_and_kernel_function_and_the_caused_packet_is_named():
     svg = journey_map_svg([PORT_UNREACHABLE])
     assert _texts(svg, "note-drop") == ["DROP NO_SOCKET in __udp4_lib_rcv"]
-    assert {"a: caused icmp_send type 3 code 3", "a: neigh_hh_output: PERMANENT", "a: p0: XMIT"} <= \
-        set(_texts(svg, "note-caused"))
+    assert "a: caused icmp_send type 3 code 3" in _texts(svg, "note-caused")  # on the link to it
+    assert {"a: neigh_hh_output: PERMANENT", "a: p0: XMIT",
+            "a: nf_conntrack_in: RELATED_REPLY 10.0.0.2:1 > 10.0.0.1:7"} <= _notes(svg, "note-caused")
 
 
 def test_a_forwarded_packet_crosses_the_forward_path_with_its_rewrites_and_ttl_beside_the_boxes():
@@ -91,7 +97,7 @@ def test_a_forwarded_packet_crosses_the_forward_path_with_its_rewrites_and_ttl_b
     badges = _badges(_map(svg))
     assert [badges[str(n)] for n in range(1, 8)] == [
         "NIC_RX", "NF_PREROUTING", "ROUTING.in", "IP_FORWARD", "NF_FORWARD", "NF_POSTROUTING", "NIC_TX"]
-    notes = _texts(svg, "note")
+    notes = _notes(svg, "note")
     assert "nf_nat_packet: DNAT daddr 10.0.0.1:53 -> 10.0.1.2:53" in notes
     assert "nf_nat_packet: SNAT saddr 10.0.0.2:1 -> 10.0.1.1:1" in notes
     assert "ip_forward: OK, ttl 5 -> 4" in notes  # ip_decrease_ttl() in ip_forward()
@@ -134,6 +140,18 @@ def test_paths_past_the_maps_are_listed_with_their_counts():
     assert "17 more paths, 153 packets:" in texts
     assert "     17 x NIC_RX[p0] > L4[port 3]" in texts
     assert "... 9 more paths: every path is in the journeys' text attachment" in texts
+
+
+def test_the_maps_come_a_page_each_small_enough_to_read_in_a_report_panel():
+    journeys = [Journey(f"packet to port {port}", [Hop(Stage.NIC_RX, "p0"), Hop(Stage.L4, f"port {port}")])
+                for port in range(5) for _ in range(5 - port)]
+    pages = journey_map_pages(journeys, "mock")
+    assert len(pages) == 3
+    for rank, page in enumerate(pages, 1):
+        root = ET.fromstring(page)
+        assert [g.get("data-rank") for g in root.iter(f"{SVG}g") if g.get("class") == "map"] == [str(rank)]
+        assert int(root.get("width")) <= 1100 and int(root.get("height")) <= 700
+        assert ("2 more paths, 3 packets:" in _texts(page)) == (rank == 1)
 
 
 def test_side_by_side_outlines_where_the_targets_differ_among_the_stages_both_observe():
@@ -200,7 +218,7 @@ def _result(path, name: str, target: str, journeys: list[Journey], observed: lis
 
 
 def test_each_result_of_a_test_seen_on_two_targets_gets_the_maps_side_by_side_once(tmp_path):
-    _result(tmp_path, "test_a", "mock", [FORWARDED], [stage.value for stage in Stage])
+    _result(tmp_path, "test_a", "mock", [FORWARDED, PORT_UNREACHABLE], [stage.value for stage in Stage])
     _result(tmp_path, "test_a", "dut", [PORT_UNREACHABLE], ["NF_PREROUTING", "NF_INPUT", "L4"])
     _result(tmp_path, "test_b", "mock", [FORWARDED], [stage.value for stage in Stage])
     assert add_side_by_side(tmp_path) == 2
@@ -208,10 +226,11 @@ def test_each_result_of_a_test_seen_on_two_targets_gets_the_maps_side_by_side_on
     for target in ("mock", "dut"):
         result = json.loads((tmp_path / f"test_a-{target}-result.json").read_text())
         added = [a for a in result["attachments"] if a["type"] == "image/svg+xml"]
-        assert [a["name"] for a in added] == ["journeys side by side (mock | dut)"]
+        assert [a["name"] for a in added] == ["journeys side by side (mock | dut)",
+                                              "journeys side by side (mock | dut), path 2"]
         root = ET.fromstring((tmp_path / added[0]["source"]).read_text())
         assert {g.get("data-target") for g in root.iter(f"{SVG}g") if g.get("class") == "map"} == {"mock", "dut"}
-    assert len(list(tmp_path.glob("*-attachment.svg"))) == 2  # the first call's are gone
+    assert len(list(tmp_path.glob("*-attachment.svg"))) == 4  # the first call's are gone
     alone = json.loads((tmp_path / "test_b-mock-result.json").read_text())
     assert [a["name"] for a in alone["attachments"]] == ["journeys (mock).json"]
 

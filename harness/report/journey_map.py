@@ -44,23 +44,25 @@ PATHS_LISTED = 8  # lines listing the paths after the maps
 WHOLE_IN_ATTACHMENT = 200  # journeys kept whole in the JSON attachment, the rest as path counts
 NOTE_LINES = 3  # lines of hop notes beside a box
 
-# geometry (px): notes | inbound column | forward column | outbound column | notes
-FONT = 11
-CHAR = 6.65  # width of a character at FONT px monospace
-MARGIN = 10
-NOTE_W = 370
-BOX_W, BOX_H, ROW = 190, 26, 38
-GUTTER = 56
-X_IN = MARGIN + NOTE_W + 10
+# geometry (px): notes | inbound column | forward column | outbound column | notes. One map
+# is about 1000 x 560, what Allure shows of an image attachment without scaling it down.
+FONT = 10
+CHAR = 6.02  # width of a character at FONT px monospace
+LINE = 10  # a note's line
+MARGIN = 8
+NOTE_W = 220
+BOX_W, BOX_H, ROW = 160, 24, 31
+GUTTER = 40
+X_IN = MARGIN + NOTE_W + 20
 X_FWD = X_IN + BOX_W + GUTTER
 X_OUT = X_FWD + BOX_W + GUTTER
 MAP_W = X_OUT + BOX_W + 10 + NOTE_W + MARGIN
-HEADER_H = 54
+HEADER_H = 48
 ROWS = 13
 MAP_H = HEADER_H + ROWS * ROW + 8
-TITLE_H = 30
-LIST_LINE = 15
-LEGEND_H = 72
+TITLE_H = 26
+LIST_LINE = 13
+LEGEND_H = 74
 MAX_HEIGHT = TITLE_H + MAPS_SHOWN * MAP_H + (PATHS_LISTED + 2) * LIST_LINE + LEGEND_H
 
 IN, FWD, OUT = "in", "forward", "out"
@@ -141,12 +143,12 @@ TTL = re.compile(r"\bttl=(\d+)")
 
 STYLE = f"""
 text {{ font-family: monospace; font-size: {FONT}px; fill: #222; }}
-.title {{ font-size: 13px; font-weight: bold; }}
+.title {{ font-size: 12px; font-weight: bold; }}
 .head {{ font-weight: bold; }}
 .box {{ fill: #f6f6f6; stroke: #c8c8c8; }}
 .stage {{ fill: #999; }}
 .stage-on {{ fill: #111; font-weight: bold; }}
-.sub {{ fill: #888; }}
+.sub {{ fill: #888; font-size: 9px; }}
 .crossed {{ stroke: {PATH_COLOUR}; stroke-width: 2; }}
 .caused-box {{ stroke: {CAUSED_COLOUR}; stroke-width: 2; stroke-dasharray: 5 3; }}
 .unobserved {{ fill: #fff; stroke: #ccc; stroke-dasharray: 2 3; }}
@@ -305,14 +307,15 @@ def journey_map_svg(journeys: list[Journey], target: str = "", observed: frozens
     """One target's journeys on the reference's map: a map per distinct path (at most
     MAPS_SHOWN, most packets first), the other paths listed, a legend. `observed`:
     the stages this target can show (observed_stages()), the others drawn as such."""
-    canvas = Canvas(MAP_W)
-    groups = distinct_paths(journeys)
-    title = f"{target}: " if target else ""
-    canvas.text(MARGIN, 20, f"{title}{_count(sum(g.packets for g in groups), 'packet')} on "
-                            f"{_count(len(groups), 'distinct path')}", "title")
-    bottom = _column(canvas, 0, TITLE_H, groups, target, observed, [set()] * len(groups))
-    _legend(canvas, bottom, differences=False)
-    return canvas.svg(bottom + LEGEND_H)
+    return _document(_columns({target: journeys}, {target: observed}), range(MAPS_SHOWN))
+
+
+def journey_map_pages(journeys: list[Journey], target: str = "",
+                      observed: frozenset[Stage] = ALL_STAGES) -> list[str]:
+    """journey_map_svg() cut into one SVG per map, each small enough to read where a
+    report shows an image scaled to its panel: the first with the other paths listed."""
+    columns = _columns({target: journeys}, {target: observed})
+    return [_document(columns, range(rank, rank + 1)) for rank in range(_maps(columns))]
 
 
 def side_by_side_svg(by_target: Mapping[str, list[Journey]],
@@ -322,7 +325,27 @@ def side_by_side_svg(by_target: Mapping[str, list[Journey]],
     boxes where they differ outlined (a box crossed on one and not on the other, a
     verdict of the same chain or function that differs, another drop) among the
     stages both observe."""
-    observed = observed or {}
+    return _document(_columns(by_target, observed or {}), range(MAPS_SHOWN))
+
+
+def side_by_side_pages(by_target: Mapping[str, list[Journey]],
+                       observed: Mapping[str, frozenset[Stage]] | None = None) -> list[str]:
+    """side_by_side_svg() cut into one SVG per pair of maps (journey_map_pages())."""
+    columns = _columns(by_target, observed or {})
+    return [_document(columns, range(rank, rank + 1)) for rank in range(_maps(columns))]
+
+
+class Column(NamedTuple):
+    """One target's side of a picture: its paths, the stages it observes, and per
+    path the boxes that differ from the first target's path beside it."""
+
+    target: str
+    groups: list[PathGroup]
+    observed: frozenset[Stage]
+    marks: list[set]
+
+
+def _columns(by_target: Mapping[str, list[Journey]], observed: Mapping[str, frozenset[Stage]]) -> list[Column]:
     names = list(by_target)
     seen = {name: observed.get(name, ALL_STAGES) for name in names}
     first = names[0]
@@ -336,14 +359,26 @@ def side_by_side_svg(by_target: Mapping[str, list[Journey]],
             differing = differing_slots(mine.example, theirs.example, both)
             marks[first][rank] |= differing
             marks[name][rank] |= differing
-    canvas = Canvas(MAP_W * len(names))
-    differ = sum(len(m) for m in marks[first])
-    canvas.text(MARGIN, 20, " | ".join(f"{name}: {_count(sum(g.packets for g in groups[name]), 'packet')} on "
-                                       f"{_count(len(groups[name]), 'distinct path')}" for name in names)
-                + (f"; {_count(differ, 'box')} differ" if len(names) > 1 else ""), "title")
-    bottom = max(_column(canvas, i * MAP_W, TITLE_H, groups[name], name, seen[name], marks[name])
-                 for i, name in enumerate(names))
-    _legend(canvas, bottom, differences=True)
+    return [Column(name, groups[name], seen[name], marks[name]) for name in names]
+
+
+def _maps(columns: list[Column]) -> int:
+    return max(1, min(MAPS_SHOWN, max(len(column.groups) for column in columns)))
+
+
+def _document(columns: list[Column], ranks: range) -> str:
+    """The title, the maps of `ranks` of each column side by side (the paths past the
+    maps listed under the first rank's), the legend."""
+    canvas = Canvas(MAP_W * len(columns))
+    title = " | ".join(f"{column.target + ': ' if column.target else ''}"
+                       f"{_count(sum(g.packets for g in column.groups), 'packet')} on "
+                       f"{_count(len(column.groups), 'distinct path')}" for column in columns)
+    if len(columns) > 1:
+        differ = sum(len(columns[0].marks[rank]) for rank in ranks if rank < len(columns[0].marks))
+        title += f"; {_count(differ, 'box')} differ" + (" on this page" if len(ranks) < MAPS_SHOWN else "")
+    canvas.text(MARGIN, 18, title, "title")
+    bottom = max(_column(canvas, i * MAP_W, TITLE_H, column, ranks) for i, column in enumerate(columns))
+    _legend(canvas, bottom, differences=len(columns) > 1)
     return canvas.svg(bottom + LEGEND_H)
 
 
@@ -396,30 +431,33 @@ def _hops_by_slot(journey: Journey) -> dict[tuple[Stage, str], list[Hop]]:
     return slots
 
 
-def _column(canvas: "Canvas", left: float, top: float, groups: list[PathGroup], target: str,
-            observed: frozenset[Stage], marks: list[set]) -> float:
-    """Maps of the first MAPS_SHOWN groups from `top`, then the rest listed; the y below."""
+def _column(canvas: "Canvas", left: float, top: float, column: Column, ranks: range) -> float:
+    """The maps of `ranks` from `top`, then, under the first map, the paths past
+    MAPS_SHOWN listed; the y below."""
+    groups, target = column.groups, column.target
     total = sum(group.packets for group in groups)
     if not groups:
-        canvas.text(left + MARGIN, top + 16, "(no journeys recorded)")
+        canvas.text(left + MARGIN, top + 14, "(no journeys recorded)")
         return top + 2 * LIST_LINE
-    for rank, group in enumerate(groups[:MAPS_SHOWN]):
+    for rank in ranks:
+        if rank >= len(groups):
+            break
         canvas.shapes.append(f'<g class="map" data-target="{escape(target)}" data-rank="{rank + 1}">')
-        _map(canvas, left, top, group, f"{target + ' ' if target else ''}path {rank + 1} of {len(groups)}", total,
-             observed, marks[rank])
+        _map(canvas, left, top, groups[rank], f"{target + ' ' if target else ''}path {rank + 1} of {len(groups)}",
+             total, column.observed, column.marks[rank])
         canvas.shapes.append("</g>")
         top += MAP_H
     rest = groups[MAPS_SHOWN:]
-    if rest:
-        canvas.text(left + MARGIN, top + 12, f"{_count(len(rest), 'more path')}, "
+    if rest and ranks.start == 0:
+        canvas.text(left + MARGIN, top + 10, f"{_count(len(rest), 'more path')}, "
                                               f"{_count(sum(g.packets for g in rest), 'packet')}:", "head")
         top += LIST_LINE
         width = int((MAP_W - 2 * MARGIN) / CHAR)
         for group in rest[:PATHS_LISTED]:
-            canvas.text(left + MARGIN, top + 12, _clip(f"{group.packets:>7} x {group.text}", width), title=group.text)
+            canvas.text(left + MARGIN, top + 10, _clip(f"{group.packets:>7} x {group.text}", width), title=group.text)
             top += LIST_LINE
         if len(rest) > PATHS_LISTED:
-            canvas.text(left + MARGIN, top + 12, f"... {_count(len(rest) - PATHS_LISTED, 'more path')}: "
+            canvas.text(left + MARGIN, top + 10, f"... {_count(len(rest) - PATHS_LISTED, 'more path')}: "
                                                   "every path is in the journeys' text attachment")
             top += LIST_LINE
     return top + 6
@@ -430,13 +468,13 @@ def _map(canvas: "Canvas", left: float, top: float, group: PathGroup, heading: s
     journey = group.example
     share = f" ({100 * group.packets / total:.0f}%)" if total > group.packets else ""
     canvas.rect(left + 4, top + 2, MAP_W - 8, MAP_H - 6, "map-frame", fill="none", stroke="#e0e0e0")
-    canvas.text(left + MARGIN, top + 16, f"{heading}: {_count(group.packets, 'packet')}{share}", "head")
+    canvas.text(left + MARGIN, top + 15, f"{heading}: {_count(group.packets, 'packet')}{share}", "head")
     example = str(journey.packet) or "(a path summarised after the journey limit: its packets are not kept)"
-    canvas.text(left + MARGIN, top + 31, _clip(("e.g. " if group.packets > 1 else "") + example,
+    canvas.text(left + MARGIN, top + 28, _clip(("e.g. " if group.packets > 1 else "") + example,
                                                int((MAP_W - 2 * MARGIN) / CHAR)), title=example)
     canvas.text(left + X_IN, top + HEADER_H - 4, "INBOUND", "head")
     canvas.text(left + X_OUT, top + HEADER_H - 4, "OUTBOUND", "head")
-    canvas.text(left + X_FWD, top + HEADER_H + 8 * ROW + 8, "FORWARD", "head")
+    canvas.text(left + X_FWD, top + HEADER_H + 8 * ROW + 12, "FORWARD", "head")
     main = visits(journey)
     caused = [(chr(ord("a") + i), child, visits(child)) for i, child in enumerate(_descendants(journey))]
     crossed = {visit.slot for visit in main}
@@ -464,8 +502,8 @@ def _map(canvas: "Canvas", left: float, top: float, group: PathGroup, heading: s
             css = "box"
         fill = _fill(slot[0]) if slot in crossed | caused_slots and slot != drop_slot else None
         canvas.rect(x, y, BOX_W, BOX_H, css, fill=fill, stage=_stage_id(slot))
-        canvas.text(x + 8, y + 12, box.title, "stage-on" if slot in crossed | caused_slots else "stage")
-        canvas.text(x + 8, y + 23, box.subtitle if slot[0] in observed else "(not observed here)", "sub")
+        canvas.text(x + 7, y + 10, box.title, "stage-on" if slot in crossed | caused_slots else "stage")
+        canvas.text(x + 7, y + 20, box.subtitle if slot[0] in observed else "(not observed here)", "sub")
         if slot in marks:
             canvas.rect(x - 4, y - 4, BOX_W + 8, BOX_H + 8, "differs", stage=_stage_id(slot))
     _badges(canvas, left, top, main, "badge", "")
@@ -487,7 +525,7 @@ def _badges(canvas: "Canvas", left: float, top: float, placed: list[Visit], css:
         box = SLOTS[slot]
         label = ",".join(labels)
         width = max(18, len(label) * 6.5 + 8)
-        x = left + box.x + BOX_W - width - 3 if prefix else left + box.x - width / 2
+        x = left + box.x + BOX_W - width - 3 if prefix else left + box.x - width + 4
         y = box.y(top) + BOX_H / 2
         canvas.rect(x, y - 9, width, 18, css, rx=9)
         canvas.text(x + width / 2, y + 4, label, "badge-text", anchor="middle", stage=_stage_id(slot))
@@ -513,20 +551,42 @@ def _notes(canvas: "Canvas", left: float, top: float, journey: Journey, main: li
         notes.setdefault(slot, []).append((0, -1, "differs from the other target", "note-diff"))
     for slot, lines in notes.items():
         box = SLOTS[slot]
-        chosen = sorted(sorted(lines)[:NOTE_LINES], key=lambda line: line[1])
-        hidden = len(lines) - len(chosen)
-        texts = [(text, css) for _, _, text, css in chosen]
-        if hidden:
-            texts[-1] = (f"{texts[-1][0]} (+{hidden} more)", texts[-1][1])
-        y = box.y(top) + BOX_H / 2 - (len(texts) - 1) * 6 + 4
-        for i, (text, css) in enumerate(texts):
+        chars = int((BOX_W + GUTTER if box.column == FWD else NOTE_W) / CHAR)
+        shown: list[tuple[int, str, str, str]] = []  # (order, line, css, whole note)
+        for _, order, text, css in sorted(lines):
+            wrapped = _wrap(text, chars, NOTE_LINES - len(shown))
+            if not wrapped:
+                break
+            shown += [(order, line, css, text) for line in wrapped]
+        hidden = len(lines) - len({text for _, _, _, text in shown})
+        shown.sort(key=lambda line: line[0])
+        if hidden:  # in the box's corner: the text attachment has them
+            canvas.text(left + box.x + BOX_W - 4, box.y(top) + BOX_H - 4, f"+{_count(hidden, 'note')}", "sub",
+                        anchor="end")
+        for i, (_, line, css, text) in enumerate(shown):
+            if box.column == FWD:  # the forward column's notes go under its box
+                canvas.text(left + X_FWD, box.y(top) + BOX_H + 9 + LINE * i, line, css, title=text)
+                continue
+            y = box.y(top) + BOX_H / 2 + (i - (len(shown) - 1) / 2) * LINE + 3.5
             if box.column == IN:
-                canvas.text(left + X_IN - 16, y + 12 * i, _clip(text, int(NOTE_W / CHAR)), css, anchor="end", title=text)
-            elif box.column == OUT:
-                canvas.text(left + X_OUT + BOX_W + 8, y + 12 * i, _clip(text, int(NOTE_W / CHAR)), css, title=text)
-            else:  # the forward column's notes go under its box
-                canvas.text(left + X_FWD, box.y(top) + BOX_H + 11 + 11 * i,
-                            _clip(text, int((BOX_W + GUTTER) / CHAR)), css, title=text)
+                canvas.text(left + X_IN - 20, y, line, css, anchor="end", title=text)
+            else:
+                canvas.text(left + X_OUT + BOX_W + 8, y, line, css, title=text)
+
+
+def _wrap(text: str, chars: int, lines: int) -> list[str]:
+    """`text` in at most min(lines, 2) lines of `chars`, broken at a space where one
+    is near the end, the last clipped; [] when no line is left."""
+    wrapped: list[str] = []
+    while text and len(wrapped) < min(lines, 2):
+        if len(text) <= chars or len(wrapped) == min(lines, 2) - 1:
+            wrapped.append(_clip(text, chars))
+            break
+        cut = text.rfind(" ", chars // 2, chars)
+        cut = cut if cut > 0 else chars
+        wrapped.append(text[:cut])
+        text = "  " + text[cut:].lstrip()
+    return wrapped
 
 
 def _priority(hop: Hop) -> int:
@@ -556,44 +616,42 @@ def _links(canvas: "Canvas", left: float, top: float, main: list[Visit],
         (x1, y1), (x2, y2) = _centre(left, top, main[-1].slot), _centre(left, top, placed[0].slot)
         canvas.line((x1, y1, x2, y2), "link")
         what = str(child.packet).split(": ")[0] or "a packet it caused"
-        label = _clip(f"{letter}: caused {what}", 40)
+        label = _clip(f"{letter}: caused {what}", 34)
         # right-aligned against the caused packet's first box, under its centre line
-        x, y = x2 - BOX_W / 2 - 12, y2 + BOX_H / 2 + 10 + (ord(letter) - ord("a")) * 13
+        x, y = x2 - BOX_W / 2 - 10, y2 + BOX_H / 2 + 9 + (ord(letter) - ord("a")) * 12
         if SLOTS[placed[0].slot].column == IN:
-            x, y = x1 + BOX_W / 2 + 12 + len(label) * CHAR, y1 - BOX_H / 2 - 4
-        canvas.rect(x - len(label) * CHAR - 3, y - 10, len(label) * CHAR + 6, 13, "label-bg")
+            x, y = x1 + BOX_W / 2 + 10 + len(label) * CHAR, y1 - BOX_H / 2 - 4
+        canvas.rect(x - len(label) * CHAR - 3, y - 9, len(label) * CHAR + 6, 12, "label-bg")
         canvas.text(x, y, label, "note-caused", anchor="end", title=str(child.packet))
 
 
 def _legend(canvas: "Canvas", top: float, differences: bool) -> None:
     canvas.shapes.append('<g id="legend">')
-    y = top + 8
+    y = top + 6
     canvas.rect(MARGIN, y, 18, 12, "box crossed", fill=FAMILIES[2][1])
     x = canvas.legend_item(MARGIN + 24, y, "stage crossed")
-    canvas.rect(x, y - 4, 20, 18, "badge", rx=9)
-    canvas.text(x + 10, y + 9, "1", "badge-text", anchor="middle")
+    canvas.rect(x, y - 3, 20, 18, "badge", rx=9)
+    canvas.text(x + 10, y + 10, "1", "badge-text", anchor="middle")
     x = canvas.legend_item(x + 26, y, "order crossed")
     canvas.rect(x, y, 18, 12, "box")
     x = canvas.legend_item(x + 24, y, "not crossed")
     canvas.rect(x, y, 18, 12, "box unobserved")
-    x = canvas.legend_item(x + 24, y, "not observed by this target")
-    canvas.rect(x, y, 18, 12, "box dropped")
-    x = canvas.legend_item(x + 24, y, "dropped: reason and kernel function beside it")
+    canvas.legend_item(x + 24, y, "not observed by this target")
+    y += 21
+    canvas.rect(MARGIN, y, 18, 12, "box dropped")
+    x = canvas.legend_item(MARGIN + 24, y, "dropped: reason and kernel function beside it")
     canvas.line((x, y + 6, x + 30, y + 6), "caused")
-    x = canvas.legend_item(x + 36, y, "a packet it caused (ICMP error, reply, reset), a1, a2...")
+    x = canvas.legend_item(x + 36, y, "a packet it caused (ICMP error, reply, reset): a1, a2...")
     if differences:
         canvas.rect(x, y - 2, 22, 16, "differs")
         canvas.legend_item(x + 28, y, "differs between the targets")
-    y += 22
-    x = MARGIN
-    canvas.text(x, y + 10, "stage families:", "head")
-    x += 16 * CHAR
+    y += 21
+    canvas.text(MARGIN, y + 10, "stage families:", "head")
+    x = MARGIN + 16 * CHAR
     for name, fill in FAMILIES:
         canvas.rect(x, y, 18, 12, "box crossed", fill=fill)
         x = canvas.legend_item(x + 24, y, name)
-    canvas.text(MARGIN, y + 32, "boxes and arrows as the reference draws the Linux path: inbound down the left, "
-                                "outbound up the right, forwarding between; beside a box its hops: where: verdict "
-                                "(what it did)", "sub")
+    canvas.text(x + 10, y + 10, "beside a box, its hops: where: verdict what it did", "sub")
     canvas.shapes.append("</g>")
 
 
@@ -651,7 +709,7 @@ class Canvas:
 
     def legend_item(self, x: float, y: float, label: str) -> float:
         self.text(x, y + 10, label)
-        return x + len(label) * CHAR + 18
+        return x + len(label) * CHAR + 16
 
     def line(self, ends: tuple[float, float, float, float], css: str) -> None:
         x1, y1, x2, y2 = ends
@@ -675,14 +733,16 @@ class Canvas:
 # Allure: the attachments of one result, the side-by-side over a results directory -----------------
 
 JSON_NAME = "journeys ({}).json"
+TARGET_ORDER = ("mock", "netns", "dut", "lab")  # the model first, beside the real kernels
 SIDE_BY_SIDE_NAME = "journeys side by side ({})"
 
 
 def attach_journeys(target_name: str, capabilities: Iterable[str], recorded: list[Journey], text: str,
                     frame_log: list[tuple[str, str, bytes]]) -> None:
-    """Attach a test's journeys on one target to its Allure result: the map (from the
-    frames alone where the target recorded no journey, as the netns lab does for a
-    test that configured no nftables), the text and the JSON add_side_by_side() reads."""
+    """Attach a test's journeys on one target to its Allure result: the maps, a page
+    each (journey_map_pages(); from the frames alone where the target recorded no
+    journey, as the netns lab does for a test that configured no nftables), the text
+    and the JSON add_side_by_side() reads."""
     try:
         import allure
         from allure_commons import plugin_manager
@@ -693,8 +753,8 @@ def attach_journeys(target_name: str, capabilities: Iterable[str], recorded: lis
     drawn = recorded or wire_journeys(frame_log)
     if drawn:
         observed = observed_stages(target_name, capabilities, recorded)  # frames alone are not compared
-        allure.attach(journey_map_svg(drawn, target_name, observed), name=f"journeys ({target_name})",
-                      attachment_type=allure.attachment_type.SVG)
+        for name, svg in _paged(f"journeys ({target_name})", journey_map_pages(drawn, target_name, observed)):
+            allure.attach(svg, name=name, attachment_type=allure.attachment_type.SVG)
         data = {"target": target_name, "observed": sorted(observed), **journeys_to_json(drawn, WHOLE_IN_ATTACHMENT)}
         allure.attach(json.dumps(data), name=JSON_NAME.format(target_name), attachment_type=allure.attachment_type.JSON)
     if text:
@@ -703,8 +763,9 @@ def attach_journeys(target_name: str, capabilities: Iterable[str], recorded: lis
 
 def add_side_by_side(results_dir: str | os.PathLike) -> int:
     """For each test case with results on more than one target in an allure-results
-    directory, add to each of those results the targets' maps side by side (an SVG
-    attachment, replacing one an earlier call added). Returns how many results got one."""
+    directory, add to each of those results the targets' maps side by side (SVG
+    attachments, a page per pair of maps, replacing those an earlier call added).
+    Returns how many results got them."""
     directory = Path(results_dir)
     cases: dict[tuple, list[tuple[Path, dict]]] = {}
     for path in sorted(directory.glob("*-result.json")):
@@ -720,19 +781,26 @@ def add_side_by_side(results_dir: str | os.PathLike) -> int:
         if len(journeys) < 2:
             continue
         names = sorted(journeys, key=_target_order)
-        svg = side_by_side_svg({name: journeys_from_json(journeys[name]) for name in names},
-                               {name: frozenset(Stage(s) for s in journeys[name]["observed"]) for name in names})
-        attachment_name = SIDE_BY_SIDE_NAME.format(" | ".join(names))
+        pages = _paged(SIDE_BY_SIDE_NAME.format(" | ".join(names)), side_by_side_pages(
+            {name: journeys_from_json(journeys[name]) for name in names},
+            {name: frozenset(Stage(s) for s in journeys[name]["observed"]) for name in names}))
         for path, result in results:
             kept = [a for a in result.get("attachments", []) if not a["name"].startswith(SIDE_BY_SIDE_NAME[:-3])]
             for stale in set(a["source"] for a in result.get("attachments", [])) - set(a["source"] for a in kept):
                 (directory / stale).unlink(missing_ok=True)
-            source = f"{uuid.uuid4()}-attachment.svg"
-            (directory / source).write_text(svg)
-            result["attachments"] = kept + [{"name": attachment_name, "source": source, "type": "image/svg+xml"}]
+            for name, svg in pages:
+                source = f"{uuid.uuid4()}-attachment.svg"
+                (directory / source).write_text(svg)
+                kept.append({"name": name, "source": source, "type": "image/svg+xml"})
+            result["attachments"] = kept
             path.write_text(json.dumps(result))
             changed += 1
     return changed
+
+
+def _paged(name: str, pages: list[str]) -> list[tuple[str, str]]:
+    """Attachment names of a picture's pages: the first is `name`, then "name, path 2"..."""
+    return [(name if rank == 0 else f"{name}, path {rank + 1}", svg) for rank, svg in enumerate(pages)]
 
 
 def _case_key(result: dict) -> tuple:
@@ -753,5 +821,4 @@ def _journey_data(directory: Path, result: dict) -> dict | None:
 
 
 def _target_order(name: str) -> tuple[int, str]:
-    """mock first, then the real kernels: the model beside the ground truth."""
-    return ("mock", "dut", "lab").index(name) if name in ("mock", "dut", "lab") else 3, name
+    return TARGET_ORDER.index(name) if name in TARGET_ORDER else len(TARGET_ORDER), name
