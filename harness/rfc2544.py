@@ -487,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def write(report: Report, out: pathlib.Path) -> None:
     """report.txt, report.json and the plots of `report` into directory `out`."""
-    from harness import plots  # matplotlib only when plots are written
+    from harness.report import plots  # matplotlib only when plots are written
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.txt").write_text(report.table() + "\n")
     (out / "report.json").write_text(json.dumps(report.to_dict(), indent=1) + "\n")

@@ -15,7 +15,8 @@ import re
 import pytest
 from scapy.layers.inet import UDP
 
-from harness import plots, rfc2544
+from harness import rfc2544
+from harness.report import plots
 from harness.target import TargetError
 from harness.testing import counted
 from harness.traffic import FCS_LEN, Loss, Mode, Profile, Rate, RateUnit, Result, Stream

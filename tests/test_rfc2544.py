@@ -210,7 +210,7 @@ def test_report_prints_every_table_and_every_trial():
 def test_plots_are_pngs_of_each_size_and_each_latency_histogram(monkeypatch):
     import allure
 
-    from harness import plots
+    from harness.report import plots
     report = campaign(CapacityDut(), b2b_repeats=1)
     pngs = plots.report_pngs(report)
     assert sorted(pngs) == ["latency-64-ndr.png", "latency-64-pdr.png", "throughput-64.png"]
@@ -219,6 +219,7 @@ def test_plots_are_pngs_of_each_size_and_each_latency_histogram(monkeypatch):
     monkeypatch.setattr(allure, "attach", lambda body, name, attachment_type: attached.append((name, attachment_type)))
     plots.attach(report)
     assert attached == [("RFC 2544 (capacity).txt", allure.attachment_type.TEXT),
+                        ("RFC 2544 (capacity).json", allure.attachment_type.JSON),
                         ("throughput-64 (capacity)", allure.attachment_type.PNG),
                         ("latency-64-ndr (capacity)", allure.attachment_type.PNG),
                         ("latency-64-pdr (capacity)", allure.attachment_type.PNG)]

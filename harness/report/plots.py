@@ -12,6 +12,7 @@ changes no global matplotlib state and needs no display.
 from __future__ import annotations
 
 import io
+import json
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -69,13 +70,15 @@ def report_pngs(report: Report) -> dict[str, bytes]:
 
 
 def attach(report: Report) -> None:
-    """Attach the report's plots and tables to the running test's Allure result
-    (nothing without allure-pytest)."""
+    """Attach the report's tables (text, and JSON for harness/report/summary.py) and
+    plots to the running test's Allure result (nothing without allure-pytest)."""
     try:
         import allure
     except ImportError:
         return
     allure.attach(report.table(), name=f"RFC 2544 ({report.target}).txt", attachment_type=allure.attachment_type.TEXT)
+    allure.attach(json.dumps(report.to_dict()), name=f"RFC 2544 ({report.target}).json",  # the sign-off summary's tables
+                  attachment_type=allure.attachment_type.JSON)
     for name, png in report_pngs(report).items():
         allure.attach(png, name=f"{name.removesuffix('.png')} ({report.target})", attachment_type=allure.attachment_type.PNG)
 
