@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 
 import pytest
 from scapy.layers.inet import IP, UDP
@@ -142,7 +143,7 @@ def test_bpf_objects_skips_without_clang_naming_the_package(pytester):
                                  "(Debian package clang: apt-get install clang)*"])
 
 
-def test_allure_shows_bytes_parameters_as_hex_and_functions_by_name(pytester):
+def test_allure_shows_bytes_parameters_as_hex_and_functions_by_name(pytester, monkeypatch):
     """allure-commons' represent() shows any bytes as "<class 'bytes'>": cases
     differing only in bytes would be folded into one test's retries by Allure."""
     import json
@@ -157,7 +158,9 @@ def test_allure_shows_bytes_parameters_as_hex_and_functions_by_name(pytester):
         def test_case(target, options, mutate):
             pass
     """)
-    result = pytester.runpytest("--target=mock", "--alluredir=results", "-p", "no:cacheprovider")
+    # a process of its own: allure-commons' hooks are global, an outer --alluredir run would take these results
+    monkeypatch.setenv("PYTHONPATH", str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's harness
+    result = pytester.runpytest_subprocess("--target=mock", "--alluredir=results", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     results = [json.loads(path.read_text()) for path in (pytester.path / "results").glob("*-result.json")]
     shown = sorted(sorted((p["name"], p["value"]) for p in result["parameters"]) for result in results)
