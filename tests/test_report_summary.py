@@ -269,3 +269,30 @@ def test_command_without_results_says_which_directory_and_how_to_make_it(tmp_pat
     assert main([str(tmp_path / "nothing"), "--summary", str(tmp_path / "s.md")]) == 1
     assert capsys.readouterr().err == (f"python -m harness.report: {tmp_path / 'nothing'}: no allure-results "
                                        f"directory (run pytest with --alluredir={tmp_path / 'nothing'})\n")
+
+
+def journey_attachment(results, target, verdict):
+    """The journey JSON the plugin attaches (harness/report/journey_map.attach_journeys)."""
+    from harness.journey import Hop, Journey, journeys_to_json
+    journey = Journey("udp 10.0.0.2 > 10.0.1.2", [Hop("NIC_RX", "p0", "DMA"), Hop("NF_FORWARD", "ip filter fwd", verdict)])
+    source = f"journey-{target}-attachment.json"
+    (results / source).write_text(json.dumps({"target": target, "observed": ["NIC_RX", "NF_FORWARD"],
+                                              **journeys_to_json([journey])}))
+    return {"name": f"journeys ({target}).json", "source": source, "type": "application/json"}
+
+
+def test_command_for_the_report_adds_journeys_side_by_side_the_summary_and_the_labels(tmp_path, capsys):
+    results = tmp_path / "results"
+    results.mkdir()
+    write(results, result("test_forward", "mock", "passed", attachments=[journey_attachment(results, "mock", "ACCEPT")]),
+          result("test_forward", "netns", "failed", "AssertionError: dropped",
+                 attachments=[journey_attachment(results, "netns", "DROP")]))
+    assert main([str(results), "--summary", str(tmp_path / "summary.md")]) == 0
+    written = [json.loads(path.read_text()) for path in sorted(results.glob("*-result.json"))]
+    assert [[a["name"] for a in r["attachments"]] for r in written] == \
+        [["journeys (mock).json", "journeys side by side (mock | netns)"],
+         ["journeys (netns).json", "journeys side by side (mock | netns)"]]
+    assert [labels(path) for path in sorted(results.glob("*-result.json"))] == \
+        [[("disagreement", "fails on some targets")]] * 2
+    assert (results / "sign-off-summary-attachment.md").read_text() == (tmp_path / "summary.md").read_text()
+    assert "journeys side by side added to 2 results in" in capsys.readouterr().out

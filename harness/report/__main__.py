@@ -1,10 +1,11 @@
 """`python -m harness.report [RESULTS_DIR]`: after the pytest runs, before `allure generate`.
 
 Writes the sign-off summary (harness/report/summary.py) of an allure-results directory
-holding every target's results to reports/summary.md and prints its compact form; puts
-the summary into the report (a global attachment) and labels the results of the tests
-whose outcome differs between targets. `--read-only` only writes and prints the summary
-(`.ci/test`, which makes no report).
+holding every target's results to reports/summary.md and prints its compact form. For
+the report it also adds the journeys side by side to each result of a test run on more
+than one target (harness/report/journey_map.py), puts the summary in as a global
+attachment and labels the results of the tests whose outcome differs between targets.
+`--read-only` only writes and prints the summary (`.ci/test`, which makes no report).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.report import journey_map
 from harness.report import summary as signoff
 
 
@@ -34,7 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.summary.parent.mkdir(parents=True, exist_ok=True)
     args.summary.write_text(text)
     if not args.read_only:
+        paired = journey_map.add_side_by_side(args.results)
         signoff.write_into_report(summary, text)
+        print(f"journeys side by side added to {paired} results in {args.results}")
     signoff.print_compact(summary, args.summary)
     return 0
 
