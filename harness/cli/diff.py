@@ -1,0 +1,140 @@
+"""`journey diff`: the same frames through two targets, and where they differ.
+
+Targets observe different parts of the path (DESIGN.md, Journeys): the mock records
+every hop, the netns lab what its tracers see, so the comparison keeps what both
+report: netfilter base chains and NAT (nftrace and conntrack on the lab), XDP and
+TC program runs, and the drop; then the frames that left each port. Within a
+packet, hops are aligned by stage and place (difflib), so a hop one target has and
+the other lacks shows as one line, not as every line after it differing.
+XDP and TC hops compare by stage, place and verdict only when both targets name
+one: the lab tells a program's verdict from run counts, and words it its own way.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import zip_longest
+
+from harness.cli.trace import Trace
+from harness.journey import Drop, Hop, Journey, Stage
+from harness.packets import Mask, describe
+
+NF_FAMILIES = frozenset({"ip", "ip6", "inet", "arp", "bridge", "netdev"})
+PROGRAM_STAGES = frozenset({Stage.XDP, Stage.TC_INGRESS, Stage.TC_EGRESS})
+SAME, DIFFERS, FIRST_ONLY, SECOND_ONLY = "  ", "! ", "< ", "> "
+
+
+def observed_by_both(hop: Hop) -> bool:
+    """A hop every target reports: a netfilter base chain ("family table chain") or
+    nf_nat_packet's rewrite, or an XDP or TC program's run."""
+    if hop.stage in PROGRAM_STAGES:
+        return True
+    if not hop.stage.startswith("NF"):
+        return False
+    words = hop.where.split()
+    return hop.where == "nf_nat_packet" or (len(words) == 3 and words[0] in NF_FAMILIES)
+
+
+@dataclass
+class Comparable:
+    """A packet's journey as both targets can see it."""
+
+    packet: str
+    hops: list[Hop]
+    drop: Drop | None
+
+
+def comparable(journeys: list[Journey]) -> list[Comparable]:
+    """Every packet's comparable hops, the packets a journey caused after it; a packet
+    with none (no chain, no program, no drop) is left out on every target alike."""
+    packets = []
+    for journey in _flatten(journeys):
+        hops = [hop for hop in journey.hops if observed_by_both(hop)]
+        if hops or journey.drop is not None:
+            packets.append(Comparable(str(journey.packet), hops, journey.drop))
+    return packets
+
+
+def _flatten(journeys: list[Journey]) -> Iterator[Journey]:
+    for journey in journeys:
+        yield journey
+        yield from _flatten(journey.children)
+
+
+def _same_hop(first: Hop, second: Hop) -> bool:
+    if first.stage in PROGRAM_STAGES:
+        return not (first.verdict and second.verdict) or first.verdict == second.verdict
+    return first == second
+
+
+def render_diff(first: Trace, second: Trace) -> tuple[str, int]:
+    """The comparison as text, and the number of differing lines in it."""
+    a, b = first.target, second.target
+    width = max(len(a), len(b))
+    count = len(first.sent)
+    lines = [f"journey diff: {count} frame{'' if count == 1 else 's'} sent into {first.port} on {a} and {b}",
+             f"compared: netfilter chains and NAT, XDP and TC runs, drops (what both observe), and the frames "
+             f"out; {FIRST_ONLY.strip()} {a} only, {SECOND_ONLY.strip()} {b} only, {DIFFERS.strip()} differs"]
+    differences = 0
+    for number, (one, other) in enumerate(zip_longest(comparable(first.journeys), comparable(second.journeys)), 1):
+        lines += ["", f"packet {number}"]
+        lines += [f"  {name:<{width}}  {packet.packet if packet else '(not seen)'}"
+                  for name, packet in ((a, one), (b, other))]
+        packet_lines = _packet_diff(one, other, a, b)
+        differences += sum(not line.startswith(SAME) for line in packet_lines)
+        lines += [f"    {line}" for line in packet_lines]
+    lines += ["", "frames out"]
+    frame_lines = _frames_diff(first.left, second.left, a, b)
+    differences += sum(not line.startswith(SAME) for line in frame_lines)
+    lines += [f"  {line}" for line in frame_lines]
+    lines += ["", f"{differences} difference{'' if differences == 1 else 's'}" if differences
+              else f"same on {a} and {b}"]
+    return "\n".join(lines) + "\n", differences
+
+
+def _packet_diff(one: Comparable | None, other: Comparable | None, a: str, b: str) -> list[str]:
+    first_hops = one.hops if one else []
+    second_hops = other.hops if other else []
+    lines = []
+    keys = [[(hop.stage, hop.where) for hop in hops] for hops in (first_hops, second_hops)]
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, *keys, autojunk=False).get_opcodes():
+        if tag == "equal":
+            for hop, twin in zip(first_hops[i1:i2], second_hops[j1:j2]):
+                if _same_hop(hop, twin):
+                    lines.append(f"{SAME}{hop}")
+                else:
+                    lines += [f"{DIFFERS}{hop.stage}[{hop.where}]", f"    {a}: {hop}", f"    {b}: {twin}"]
+            continue
+        lines += [f"{FIRST_ONLY}{hop}" for hop in first_hops[i1:i2]]
+        lines += [f"{SECOND_ONLY}{hop}" for hop in second_hops[j1:j2]]
+    lines += _drop_diff(one.drop if one else None, other.drop if other else None, a, b)
+    return lines
+
+
+def _drop_diff(first: Drop | None, second: Drop | None, a: str, b: str) -> list[str]:
+    if first is None and second is None:
+        return []
+    texts = [str(drop._replace(packet="")) if drop else "no drop" for drop in (first, second)]
+    if texts[0] == texts[1]:
+        return [f"{SAME}{texts[0]}"]
+    return [f"{DIFFERS}drop", f"    {a}: {texts[0]}", f"    {b}: {texts[1]}"]
+
+
+def _frames_diff(first: dict[str, list[bytes]], second: dict[str, list[bytes]], a: str, b: str) -> list[str]:
+    lines = []
+    for port in sorted(first.keys() | second.keys()):
+        pairs = list(zip_longest(first.get(port, []), second.get(port, [])))
+        if not pairs:
+            lines.append(f"{SAME}{port}: none")
+        for one, other in pairs:
+            if one == other:
+                lines.append(f"{SAME}{port}: {describe(one)}")
+            elif other is None:
+                lines.append(f"{FIRST_ONLY}{port}: {describe(one)}")
+            elif one is None:
+                lines.append(f"{SECOND_ONLY}{port}: {describe(other)}")
+            else:
+                lines += [f"{DIFFERS}{port}: {describe(one)}",
+                          f"    {b} differs from {a} (expected: {a}, got: {b}): {Mask(one).differences(other)}"]
+    return lines
