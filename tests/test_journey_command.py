@@ -4,6 +4,7 @@ pcap, the setup file), its errors, the diff of two targets, and one run of trace
 and diff on the netns lab (root)."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -139,11 +140,26 @@ def test_trace_sends_hex_and_pcap_frames_as_given(rules, tmp_path, form):
     assert (run.returncode, run.stdout) == (0, DNS_FORWARDED)
 
 
-def test_trace_draws_the_journeys_as_svg(rules):
+def test_trace_draws_the_journey_map_as_svg(rules):
     run = journey("trace", "--setup", rules, "--format", "svg", "--port", "p0", "IP(dst='10.0.1.2')/UDP(dport=54)")
     assert run.returncode == 0
     texts = [element.text for element in ET.fromstring(run.stdout).iter("{http://www.w3.org/2000/svg}text")]
-    assert "DROP NETFILTER_DROP at NF_FORWARD in nft_do_chain" in texts
+    assert texts[0] == "mock: 1 packet on 1 distinct path"
+    assert "DROP NETFILTER_DROP in nft_do_chain" in texts
+
+
+def test_trace_as_json_holds_the_frames_in_and_out_and_the_journeys(rules):
+    run = journey("trace", "--setup", rules, "--format", "json", "--port", "p0",
+                  "Ether()/IP(dst='10.0.1.2')/UDP(dport=53)")
+    assert run.returncode == 0
+    data = json.loads(run.stdout)
+    sent = Ether(src=P0.peer_mac, dst=P0.mac) / IP(src="10.0.0.2", dst="10.0.1.2") / UDP(sport=53, dport=53)
+    forwarded = Ether(src=P1.mac, dst=P1.peer_mac) / IP(src="10.0.0.2", dst="10.0.1.2", ttl=63) / UDP(sport=53, dport=53)
+    assert (data["target"], data["port"], data["sent"]) == ("mock", "p0", [bytes(sent).hex()])
+    assert data["left"] == {"p0": [], "p1": [bytes(forwarded).hex()], "p2": []}
+    [only] = data["journeys"]
+    assert [hop["stage"] for hop in only["hops"]] == ["NIC_RX", "NAPI", "SKB", "IP_RCV", "ROUTING", "IP_FORWARD",
+                                                "NF_FORWARD", "NEIGH", "NIC_TX"]
 
 
 # errors ---------------------------------------------------------------------------
@@ -174,8 +190,9 @@ def test_dut_without_root_says_how_to_get_it(monkeypatch, capsys):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert main(["trace", "--target", "dut", "--port", "p0", "IP()"]) == 2
     assert capsys.readouterr().err == (
-        "journey trace: --target=dut runs the packet through this machine's kernel in network namespaces the "
-        "netns lab creates, which needs root: run it as root (`sudo journey ...`), or use --target=mock\n")
+        "journey trace: the dut target (--target=dut, and diff) runs the packet through this machine's kernel in "
+        "network namespaces the netns lab creates, which needs root: run journey as root (`sudo journey ...`), or "
+        "trace on --target=mock\n")
 
 
 # frames ---------------------------------------------------------------------------
@@ -375,6 +392,10 @@ frames out
 """
     diff = journey("diff", "--setup", rules, "--port", "p0", "IP(dst='10.0.1.2')/UDP(dport=53)")
     assert (diff.returncode, diff.stderr) == (0, "")
+    drawn = journey("diff", "--setup", rules, "--format", "svg", "--port", "p0", "IP(dst='10.0.1.2')/UDP(dport=53)")
+    title = next(ET.fromstring(drawn.stdout).iter("{http://www.w3.org/2000/svg}text")).text
+    assert drawn.returncode == 0
+    assert title.startswith("mock: 1 packet on 1 distinct path | dut: 1 packet on 1 distinct path; 0 ")
     assert diff.stdout.endswith("""
 packet 1
   mock  02:00:00:00:01:01 > 02:00:00:00:00:01 IPv4 10.0.0.2 > 10.0.1.2 udp id=1 ttl=64 len=28

@@ -1,13 +1,14 @@
 """`journey diff`: the same frames through two targets, and where they differ.
 
 Targets observe different parts of the path (DESIGN.md, Journeys): the mock records
-every hop, the netns lab what its tracers see, so the comparison keeps what both
-report: netfilter base chains and NAT (nftrace and conntrack on the lab), XDP and
-TC program runs, and the drop; then the frames that left each port. Within a
-packet, hops are aligned by stage and place (difflib), so a hop one target has and
-the other lacks shows as one line, not as every line after it differing.
-XDP and TC hops compare by stage, place and verdict only when both targets name
-one: the lab tells a program's verdict from run counts, and words it its own way.
+every hop, the netns lab what its tracers see, so the comparison keeps the hops both
+report, at the stages both observe (journey_map.observed_stages()): netfilter base
+chains and NAT rewrites (not conntrack's own hooks, which nftrace does not report),
+XDP and TC program runs; and the drop; then the frames that left each port. Within
+a packet, hops are aligned by stage and place (difflib), so a hop one target has
+and the other lacks shows as one line, not as every line after it differing.
+XDP and TC hops compare their verdicts only when both targets name one: the lab
+tells a program's verdict from run counts, and words it its own way.
 """
 from __future__ import annotations
 
@@ -16,24 +17,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import zip_longest
 
-from harness.cli.trace import Trace
+from harness.cli.trace import Trace, render_json
 from harness.journey import Drop, Hop, Journey, Stage
 from harness.packets import Mask, describe
+from harness.report.journey_map import CONNTRACK_HOOKS, side_by_side_svg
 
-NF_FAMILIES = frozenset({"ip", "ip6", "inet", "arp", "bridge", "netdev"})
 PROGRAM_STAGES = frozenset({Stage.XDP, Stage.TC_INGRESS, Stage.TC_EGRESS})
 SAME, DIFFERS, FIRST_ONLY, SECOND_ONLY = "  ", "! ", "< ", "> "
 
 
-def observed_by_both(hop: Hop) -> bool:
-    """A hop every target reports: a netfilter base chain ("family table chain") or
-    nf_nat_packet's rewrite, or an XDP or TC program's run."""
-    if hop.stage in PROGRAM_STAGES:
-        return True
-    if not hop.stage.startswith("NF"):
+def reported_by_both(hop: Hop, observed: frozenset[Stage]) -> bool:
+    """A hop every target reports at a stage it observes: a netfilter chain's verdict
+    or NAT's rewrite, or an XDP or TC program's run."""
+    if hop.stage not in observed:
         return False
-    words = hop.where.split()
-    return hop.where == "nf_nat_packet" or (len(words) == 3 and words[0] in NF_FAMILIES)
+    return hop.stage in PROGRAM_STAGES or (hop.stage.startswith("NF") and hop.where not in CONNTRACK_HOOKS)
 
 
 @dataclass
@@ -45,12 +43,12 @@ class Comparable:
     drop: Drop | None
 
 
-def comparable(journeys: list[Journey]) -> list[Comparable]:
-    """Every packet's comparable hops, the packets a journey caused after it; a packet
-    with none (no chain, no program, no drop) is left out on every target alike."""
+def comparable(journeys: list[Journey], observed: frozenset[Stage]) -> list[Comparable]:
+    """Every packet's hops reported_by_both(), the packets a journey caused after it;
+    a packet with none (no chain, no program, no drop) is left out on every target alike."""
     packets = []
     for journey in _flatten(journeys):
-        hops = [hop for hop in journey.hops if observed_by_both(hop)]
+        hops = [hop for hop in journey.hops if reported_by_both(hop, observed)]
         if hops or journey.drop is not None:
             packets.append(Comparable(str(journey.packet), hops, journey.drop))
     return packets
@@ -77,7 +75,9 @@ def render_diff(first: Trace, second: Trace) -> tuple[str, int]:
              f"compared: netfilter chains and NAT, XDP and TC runs, drops (what both observe), and the frames "
              f"out; {FIRST_ONLY.strip()} {a} only, {SECOND_ONLY.strip()} {b} only, {DIFFERS.strip()} differs"]
     differences = 0
-    for number, (one, other) in enumerate(zip_longest(comparable(first.journeys), comparable(second.journeys)), 1):
+    both = first.observed & second.observed
+    for number, (one, other) in enumerate(zip_longest(comparable(first.journeys, both),
+                                                      comparable(second.journeys, both)), 1):
         lines += ["", f"packet {number}"]
         lines += [f"  {name:<{width}}  {packet.packet if packet else '(not seen)'}"
                   for name, packet in ((a, one), (b, other))]
@@ -138,3 +138,13 @@ def _frames_diff(first: dict[str, list[bytes]], second: dict[str, list[bytes]], 
                 lines += [f"{DIFFERS}{port}: {describe(one)}",
                           f"    {b} differs from {a} (expected: {a}, got: {b}): {Mask(one).differences(other)}"]
     return lines
+
+
+def diff_json(first: Trace, second: Trace, differences: int) -> dict:
+    return {first.target: render_json(first), second.target: render_json(second), "differences": differences}
+
+
+def diff_svg(first: Trace, second: Trace) -> str:
+    """The two targets' journey maps side by side, the boxes they differ in outlined."""
+    return side_by_side_svg({trace.target: trace.drawn() for trace in (first, second)},
+                            {trace.target: trace.observed for trace in (first, second)})

@@ -13,19 +13,19 @@ target that is not available), with the cause on stderr.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
-from harness.cli.diff import render_diff
+from harness.cli.diff import diff_json, diff_svg, render_diff
 from harness.cli.frames import FrameError, read_frames
 from harness.cli.setup_file import SetupFileError, read_setup_file
-from harness.cli.trace import PLANS, TARGETS, SetupFailed, Trace, render_text, run_trace
-from harness.journey_diagram import journeys_svg
+from harness.cli.trace import PLANS, TARGETS, SetupFailed, Trace, render_json, render_svg, render_text, run_trace
 from harness.target import PORTS, TargetError
 
 EXIT_DIFFERENT = 1
 EXIT_TROUBLE = 2
-FORMATS = ("text", "svg")
+FORMATS = ("text", "svg", "json")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,9 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             trace = run_trace(args.target, args.port, frames, setup, setup_name, args.plan)
             sys.stdout.write(_trace_output(trace, args.format))
             return 0
-        traces = [run_trace(target, args.port, frames, setup, setup_name, args.plan) for target in TARGETS]
-        text, differences = render_diff(*traces)
-        sys.stdout.write(text)
+        first, second = (run_trace(target, args.port, frames, setup, setup_name, args.plan) for target in TARGETS)
+        text, differences = render_diff(first, second)
+        sys.stdout.write(_diff_output(first, second, text, differences, args.format))
         return EXIT_DIFFERENT if differences else 0
     except (FrameError, SetupFileError, SetupFailed, TargetError) as exc:
         print(f"journey {args.command}: {exc}", file=sys.stderr)
@@ -49,8 +49,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _trace_output(trace: Trace, format: str) -> str:
     if format == "svg":
-        return journeys_svg(trace.journeys)
+        return render_svg(trace)
+    if format == "json":
+        return json.dumps(render_json(trace), indent=2) + "\n"
     return render_text(trace)
+
+
+def _diff_output(first: Trace, second: Trace, text: str, differences: int, format: str) -> str:
+    if format == "svg":
+        return diff_svg(first, second)
+    if format == "json":
+        return json.dumps(diff_json(first, second, differences), indent=2) + "\n"
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,7 +69,6 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="{trace,diff}")
     trace = commands.add_parser("trace", help="run frames through one target and print each packet's path",
                                 description="Run frames through a fresh DUT and print each packet's path.")
-    trace.add_argument("--format", choices=FORMATS, default="text", help="text (default) or svg")
     trace.add_argument("--target", choices=TARGETS, default="mock",
                        help="mock: the kernel model (default); dut: this machine's kernel in the netns lab (root)")
     diff = commands.add_parser("diff", help="run frames through the mock and the netns lab and show where they differ",
@@ -76,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
                              help="before the setup: router (default): 10.0.N.1/24 on pN, hosts 10.0.N.2 as "
                                   "permanent neighbours, forwarding on; hosts: the same without forwarding; "
                                   "none: a bare DUT")
+        command.add_argument("--format", choices=FORMATS, default="text",
+                             help="text (default); svg: the journey map (diff: both side by side); "
+                                  "json: the frames and the journeys")
         command.add_argument("packet", metavar="PACKET",
                              help="a scapy expression (scapy's layers only: Ether()/IP(dst='10.0.1.2')/UDP()), "
                                   "hex bytes, or a pcap file")

@@ -2,14 +2,15 @@
 commands, the frames sent into one port; what it records (the journeys, the frames
 that left each port), and how it prints (text, JSON).
 
-The text groups each packet's hops under the reference document's columns:
-inbound (NIC to the routing decision, and on to INPUT, L4 and the socket for a
-local packet), forward (ip_forward and the FORWARD hook) and outbound (OUTPUT,
-POSTROUTING, the neighbour layer, TC egress, the qdisc and the NIC; for a packet
-the DUT sends itself, from the socket down). Hops print as in a failing test's
-journeys (Hop.__str__), numbered in order; each packet ends with where it went:
-the port it left, the socket it was queued on, the drop with the kernel's reason
-and function, or the last hop the target saw.
+The text groups each packet's hops under the columns of the reference's map, as
+the journey map places them (harness/report/journey_map.py visits()): inbound (NIC
+to the routing decision, and on to INPUT, L4 and the socket for a local packet),
+forward (ip_forward and the FORWARD hook) and outbound (POSTROUTING to the NIC; for
+a packet the DUT sends itself, from the socket down). Hops print as in a failing
+test's journeys (Hop.__str__), numbered in order; each packet ends with where it
+went: the port it left, the socket it was queued on, the drop with the kernel's
+reason and function, or the last hop the target saw. SVG and JSON are the journey
+map's and the journeys' own (journey_map_svg(), journeys_to_json()).
 """
 from __future__ import annotations
 
@@ -18,21 +19,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from harness.cli.setup_file import SetupCommand
-from harness.journey import Hop, Journey, Journeys, Stage
+from harness.journey import Journey, Journeys, Stage, journeys_to_json
 from harness.packets import describe
+from harness.report.journey_map import FWD, IN, OUT, journey_map_svg, observed_stages, visits, wire_journeys
 from harness.target import PORTS, CommandError, Target, TargetUnavailable
 
 TARGETS = ("mock", "dut")
 PLANS = ("router", "hosts", "none")
 
-RECEIVE_STAGES = frozenset({Stage.NIC_RX, Stage.NAPI, Stage.XDP, Stage.SKB, Stage.TC_INGRESS, Stage.NF_INGRESS,
-                            Stage.IP_RCV, Stage.NF_PREROUTING})
-FORWARD_STAGES = frozenset({Stage.IP_FORWARD, Stage.NF_FORWARD})
-LOCAL_IN_STAGES = frozenset({Stage.IP_DEFRAG, Stage.NF_INPUT})
-SEND_STAGES = frozenset({Stage.NF_OUTPUT, Stage.NF_POSTROUTING, Stage.IP_OUTPUT, Stage.NEIGH, Stage.TC_EGRESS,
-                         Stage.QDISC, Stage.NIC_TX})
-# where a packet the DUT sends itself starts: its socket, L4 (a reset, an ICMP reply) or a stage on the way out
-SENT_FROM_STAGES = SEND_STAGES | {Stage.SOCKET, Stage.L4}
+COLUMNS = {IN: "inbound", FWD: "forward", OUT: "outbound"}
+# the lab's hops whose hook or function its tracers could not tell: in the column the packet is in
+UNPLACED = frozenset({Stage.NF, Stage.UNKNOWN})
 
 
 class SetupFailed(Exception):
@@ -48,6 +45,19 @@ class Trace:
     sent: list[bytes]
     journeys: list[Journey]
     left: dict[str, list[bytes]] = field(default_factory=dict)  # frames out, by DUT port
+    capabilities: frozenset[str] = frozenset()
+
+    @property
+    def observed(self) -> frozenset[Stage]:
+        """The stages this target's journeys can show (journey_map.observed_stages())."""
+        return observed_stages(self.target, self.capabilities, self.journeys)
+
+    def drawn(self) -> list[Journey]:
+        """The journeys to draw: the recorded ones, or where the target recorded none
+        (the netns lab without nftables), the frames on the wire."""
+        frame_log = [("sent into", self.port, frame) for frame in self.sent]
+        frame_log += [("left", port, frame) for port, frames in self.left.items() for frame in frames]
+        return self.journeys or wire_journeys(frame_log)
 
 
 def plan_commands(plan: str) -> list[list[str]]:
@@ -73,9 +83,9 @@ def open_target(name: str) -> Target:
         from harness.mockkernel.target import MockTarget  # the chosen target only: each loads a world
         return MockTarget()
     if os.geteuid() != 0:
-        raise TargetUnavailable("--target=dut runs the packet through this machine's kernel in network namespaces "
-                                "the netns lab creates, which needs root: run it as root (`sudo journey ...`), "
-                                "or use --target=mock")
+        raise TargetUnavailable("the dut target (--target=dut, and diff) runs the packet through this machine's "
+                                "kernel in network namespaces the netns lab creates, which needs root: run journey "
+                                "as root (`sudo journey ...`), or trace on --target=mock")
     from harness.drivers.dut import NetnsTarget  # the chosen target only: each loads a world
     return NetnsTarget()
 
@@ -96,7 +106,7 @@ def run_trace(target_name: str, port: str, frames: list[bytes], setup: Sequence[
         target.reset()  # what the setup sent or recorded is not the packet's
         target.send(port, frames)
         left = {out.name: target.collect(out) for out in target.ports}
-        return Trace(target.name, port, frames, target.journeys(), left)
+        return Trace(target.name, port, frames, target.journeys(), left, target.capabilities)
     finally:
         target.close()
 
@@ -120,32 +130,17 @@ def render_text(trace: Trace) -> str:
 def _packet_lines(journey: Journey, title: str, indent: str) -> list[str]:
     lines = [f"{indent}{title}{journey.packet}"]
     column = None
-    for number, (hop_column, hop) in enumerate(_columns(journey.hops), 1):
-        if hop_column != column:
-            column = hop_column
+    hops = [(visit.slot, hop) for visit in visits(journey) for hop in visit.hops]
+    for number, ((stage, side), hop) in enumerate(hops, 1):
+        placed = (column or COLUMNS[IN]) if stage in UNPLACED else COLUMNS[side]
+        if placed != column:
+            column = placed
             lines.append(f"{indent}  {column}")
         lines.append(f"{indent}  {number:>4}  {hop}")
     lines.append(f"{indent}  => {_ending(journey)}")
     for child in journey.children:
         lines += _packet_lines(child, "caused: ", indent + "    ")
     return lines
-
-
-def _columns(hops: Sequence[Hop]) -> list[tuple[str, Hop]]:
-    """Each hop with the reference's column it is drawn in. ROUTING, L4 and the socket
-    stay in the column the packet is in: inbound for a received packet, outbound for
-    one the DUT sends."""
-    column = "outbound" if hops and hops[0].stage in SENT_FROM_STAGES else "inbound"
-    placed = []
-    for hop in hops:
-        if hop.stage in FORWARD_STAGES:
-            column = "forward"
-        elif hop.stage in SEND_STAGES:
-            column = "outbound"
-        elif hop.stage in RECEIVE_STAGES or hop.stage in LOCAL_IN_STAGES:
-            column = "inbound"
-        placed.append((column, hop))
-    return placed
 
 
 def _ending(journey: Journey) -> str:
@@ -167,3 +162,15 @@ def _frames_out_lines(left: dict[str, list[bytes]]) -> list[str]:
     if silent:
         lines.append(f"  {', '.join(silent)}: none")
     return lines
+
+
+def render_json(trace: Trace) -> dict:
+    """A run as JSON-ready data: the target, the port, the frames sent and those that
+    left each port (hex), the stages it observes, and its journeys (journeys_to_json())."""
+    return {"target": trace.target, "port": trace.port, "sent": [frame.hex() for frame in trace.sent],
+            "left": {port: [frame.hex() for frame in frames] for port, frames in trace.left.items()},
+            "observed": sorted(trace.observed), **journeys_to_json(trace.journeys)}
+
+
+def render_svg(trace: Trace) -> str:
+    return journey_map_svg(trace.drawn(), trace.target, trace.observed)
