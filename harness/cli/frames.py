@@ -24,6 +24,7 @@ from scapy.packet import Packet
 from scapy.utils import PcapReader
 
 from harness.target import Port
+from harness.testing import Host
 
 MAX_FRAMES = 10_000  # one expression, hex string or pcap: a run the text output can still show
 MAX_SEQUENCE = 65_535  # the longest bytes/str/list an expression may build: a frame's ceiling
@@ -95,15 +96,15 @@ def fill_defaults(packet, port: Port) -> None:
     to the DUT port's (broadcast for an ARP request), IP and ARP from the host's
     address. Left to scapy, an unset Ether dst makes it ARP (or solicit) for the
     destination on this machine's own network, and sources come from its routes."""
-    host_ip = f"10.0.{port.index}.2"
+    host = Host(port)
     for layer in packet.iterpayloads():
         if isinstance(layer, (Ether, Dot3)):
             request = isinstance(layer.payload, ARP) and layer.payload.op == ARP_WHO_HAS
-            _default(layer, dst=BROADCAST if request else port.mac, src=port.peer_mac)
+            _default(layer, dst=BROADCAST if request else port.mac, src=host.mac)
         elif isinstance(layer, ARP):
-            _default(layer, hwsrc=port.peer_mac, psrc=host_ip)
+            _default(layer, hwsrc=host.mac, psrc=host.ip)
         elif isinstance(layer, IP):
-            _default(layer, src=host_ip)
+            _default(layer, src=host.ip)
 
 
 def _default(layer, **values: str) -> None:

@@ -22,10 +22,10 @@ from harness.cli.setup_file import SetupCommand
 from harness.journey import Journey, Journeys, Stage, journeys_to_json
 from harness.packets import describe
 from harness.report.journey_map import FWD, IN, OUT, journey_map_svg, observed_stages, visits, wire_journeys
-from harness.target import PORTS, CommandError, Target, TargetUnavailable
+from harness.target import CommandError, Target, TargetUnavailable
+from harness.testing import plan_hosts, plan_router
 
 TARGETS = ("mock", "dut")
-PLANS = ("router", "hosts", "none")
 
 COLUMNS = {IN: "inbound", FWD: "forward", OUT: "outbound"}
 # the lab's hops whose hook or function its tracers could not tell: in the column the packet is in
@@ -60,20 +60,8 @@ class Trace:
         return self.journeys or wire_journeys(frame_log)
 
 
-def plan_commands(plan: str) -> list[list[str]]:
-    """The suites' addressing plan as commands: "hosts" gives port pN the address
-    10.0.N.1/24 and a permanent neighbour entry for host 10.0.N.2 (the tester port's
-    MAC); "router" adds IPv4 forwarding; "none" leaves the DUT as a test's starts."""
-    if plan == "none":
-        return []
-    commands = []
-    for port in PORTS:
-        commands.append(["ip", "addr", "add", f"10.0.{port.index}.1/24", "dev", port.name])
-        commands.append(["ip", "neigh", "replace", f"10.0.{port.index}.2", "lladdr", port.peer_mac, "dev", port.name,
-                         "nud", "permanent"])
-    if plan == "router":
-        commands.append(["sysctl", "-w", "net.ipv4.ip_forward=1"])
-    return commands
+# --plan: what the DUT has before the setup file runs (harness.testing's addressing plan)
+PLANS = {"router": plan_router, "hosts": plan_hosts, "none": lambda target: []}
 
 
 def open_target(name: str) -> Target:
@@ -96,8 +84,7 @@ def run_trace(target_name: str, port: str, frames: list[bytes], setup: Sequence[
     `setup`, and record what happened."""
     target = open_target(target_name)
     try:
-        for argv in plan_commands(plan):
-            target.sh(argv)
+        PLANS[plan](target)
         for command in setup:
             try:
                 target.sh(list(command.argv), stdin=command.stdin)
