@@ -4,8 +4,9 @@ __udp4_lib_rcv(): a datagram shorter than its header or its own length is
 PKT_TOO_SMALL; to a port nobody listens on it is checksum-checked (UDP_CSUM,
 silently) and answered with ICMP port unreachable (NO_SOCKET). Delivered
 datagrams are charged to the socket by truesize; __udp_enqueue_schedule_skb()
-refuses one when sk_rmem_alloc already exceeds sk_rcvbuf (SOCKET_RCVBUFF, the
-socket's drop counter rises), so at least one always fits. As on Linux, the
+refuses one whose truesize would take sk_rmem_alloc past sk_rcvbuf unless the
+queue is empty (6.18: one always fits; SOCKET_RCVBUFF, the socket's drop
+counter rises). As on Linux, the
 checksum of a datagram queued to a socket is verified when it is read.
 __udp4_lib_mcast_deliver(): a datagram on a broadcast or multicast route goes
 to every socket on its port bound to its destination or to 0.0.0.0, each
@@ -123,7 +124,8 @@ def __udp4_lib_mcast_deliver(skb: SkBuff, dport: int) -> None:
 
 def udp_queue_rcv_skb(sk: UdpSock, skb: SkBuff) -> None:
     """__udp_enqueue_schedule_skb()."""
-    if sk.rmem_alloc > sk.rcvbuf:
+    rmem = sk.rmem_alloc
+    if rmem and rmem + skb.truesize > sk.rcvbuf:  # the kernel's INT_MAX guard is for u32 wraparound
         sk.drops += 1
         mib = skb.net.mib.udp_statistics
         mib[UDP_MIB_RCVBUFERRORS] += 1
