@@ -296,3 +296,13 @@ def test_command_for_the_report_adds_journeys_side_by_side_the_summary_and_the_l
         [[("disagreement", "fails on some targets")]] * 2
     assert (results / "sign-off-summary-attachment.md").read_text() == (tmp_path / "summary.md").read_text()
     assert "journeys side by side added to 2 results in" in capsys.readouterr().out
+
+
+def test_terminal_lists_stop_after_ten_and_say_how_many_more_are_in_the_file(tmp_path, capsys):
+    failing = [result(f"test_{n:02d}", "netns", "failed", f"AssertionError: {n}") for n in range(12)]
+    summary = signoff.read(write(tmp_path / "results", *failing))
+    signoff.print_compact(summary, "summary.md")
+    listed = capsys.readouterr().out.split("failed on netns:\n")[1].splitlines()
+    assert listed[0] == "  suites.test_nat::test_00  failed: AssertionError: 0"
+    assert listed[9:] == ["  suites.test_nat::test_09  failed: AssertionError: 9",
+                          "  ... and 2 more in the summary file", "disagreements between targets: none"]
