@@ -34,7 +34,8 @@ RUN = (
     result("test_snat_in_postrouting", "mock", "passed"),
     result("test_snat_in_postrouting", "netns", "passed"),
     result("test_dnat_reply_unnat", "mock", "passed"),
-    result("test_dnat_reply_unnat", "netns", "failed", "AssertionError: expected on p0 (netns):\nEther / IP"),
+    result("test_dnat_reply_unnat", "netns", "failed", "harness.target.ExpectError: expected on p0 (netns):\n"
+           "  Ether / IP / UDP 10.0.0.2:53 > 10.0.1.2:53\nnothing arrived on p0\njourneys on netns:"),
     result("test_ring_overflow", "mock", "passed"),
     result("test_ring_overflow", "netns", "skipped", "Skipped: veth has no RX ring"),
     result("test_fin_with_data", "mock", "skipped", "XFAIL mock diverges: ACK 40 ms late\n\nAssertionError: x"),
@@ -98,7 +99,7 @@ def test_summary_text_lists_disagreements_first_then_per_target_counts_and_reaso
 
 | test | mock | netns |
 |---|---|---|
-| suites.test_nat::test_dnat_reply_unnat | passed | failed: AssertionError: expected on p0 (netns): |
+| suites.test_nat::test_dnat_reply_unnat | passed | failed: harness.target.ExpectError: expected on p0 (netns): Ether / IP / UDP 10.0.0.2:53 > 10.0.1.2:53 |
 | suites.test_nat::test_port[67] | passed | broken: KeyError: 'p3' |
 
 ### Skipped on some targets (1)
@@ -134,7 +135,7 @@ def test_summary_text_lists_disagreements_first_then_per_target_counts_and_reaso
 
 ### netns: failures (2)
 
-- `suites.test_nat::test_dnat_reply_unnat` failed: AssertionError: expected on p0 (netns):
+- `suites.test_nat::test_dnat_reply_unnat` failed: harness.target.ExpectError: expected on p0 (netns): Ether / IP / UDP 10.0.0.2:53 > 10.0.1.2:53
 - `suites.test_nat::test_port[67]` broken: KeyError: 'p3'
 
 ### netns: skipped by reason

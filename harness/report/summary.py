@@ -115,9 +115,12 @@ def outcome(result: dict) -> Outcome:
 
 
 def reason(result: dict) -> str:
-    """One line: why it was skipped or xfailed, or the exception a failure raised."""
+    """One line: why it was skipped or xfailed, or the exception a failure raised,
+    with the line after it when it ends in ":" (an ExpectError's expected frame)."""
     lines = _message(result).strip().splitlines()
     first = lines[0] if lines else ""
+    if first.endswith(":") and len(lines) > 1:
+        first = f"{first} {lines[1].strip()}"
     for prefix in ("Skipped:", "XFAIL", "XPASS"):
         first = first.removeprefix(prefix)
     return first.strip()
