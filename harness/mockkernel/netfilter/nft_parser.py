@@ -12,12 +12,14 @@ set's type is known (`resolve_elements`).
 Errors are `NftError`s that print as nft prints them: the message, the input
 line and a caret line under the offending token (`^`) with related tokens
 underlined (`~`); `nft -f` errors are prefixed with `file:line:first-last:`.
-Syntax the mock does not model is an error naming the token, never ignored.
-Left out: include, flowtables, stateful objects, meters, JSON input, IPv6
-header matches (ip6 tables parse; the mock runs IPv4), bison's
-"expecting ..." lists (given only where a single rule is known), and nft's
-recovery after a syntax error (nft goes on and reports the later errors too; the
-mock reports the first).
+Syntax nft takes that the mock does not model is an error naming it ("... is
+not modelled by the mock kernel"), never ignored; a word nft's grammar refuses
+is nft's own syntax error. Left out: include, flowtables, stateful objects,
+meters, JSON input, IPv6 header matches (ip6 tables parse; the mock runs IPv4),
+bison's "expecting ..." lists where the mock does not know the grammar rule's
+alternatives (it gives them for header fields, keys and single tokens), and
+nft's recovery after a syntax error (nft goes on and reports the later errors
+too; the mock reports the first).
 """
 from __future__ import annotations
 
@@ -54,6 +56,49 @@ NOT_MODELLED = {"queue", "dup", "fwd", "quota", "numgen", "jhash", "symhash", "o
                 "oifgroup", "iiftype", "oiftype", "ibriport", "obriport", "ibrname", "obrname", "time",
                 "day", "hour", "xt", "fullcone", "set", "@"}
 META_UNQUALIFIED = {"mark", "iif", "oif", "iifname", "oifname", "pkttype", "nftrace"}
+# parser_bison.y: the words each header expression takes after its keyword (its
+# *_hdr_field rule, and `option` where ip_hdr_expr and tcp_hdr_expr have one) and the
+# scanner's start condition the word is read in (SCANNER_KEYWORDS). A word nft knows
+# that the mock lacks is "not modelled"; any other is nft's syntax error. Where bison
+# names what it expected (4 alternatives or fewer) they are in its token order, as
+# nft 1.0.6 prints them.
+HEADER_FIELDS = {
+    "ip": ("IP", ("version", "hdrlength", "dscp", "ecn", "length", "id", "frag-off", "ttl", "protocol",
+                  "checksum", "saddr", "daddr", "option")),
+    "ip6": ("IP6", ("version", "dscp", "ecn", "flowlabel", "length", "nexthdr", "hoplimit", "saddr", "daddr")),
+    "tcp": ("TCP", ("sport", "dport", "sequence", "ackseq", "doff", "reserved", "flags", "window", "checksum",
+                    "urgptr", "option")),
+    "udp": ("EXPR_UDP", ("length", "checksum", "sport", "dport")),
+    "udplite": ("EXPR_UDPLITE", ("checksum", "sport", "dport", "csumcov")),
+    "icmp": ("ICMP", ("type", "code", "checksum", "id", "sequence", "gateway", "mtu")),
+    "icmpv6": ("ICMP", ("type", "code", "checksum", "param-problem", "mtu", "id", "sequence", "max-delay")),
+    "igmp": ("IGMP", ("type", "checksum", "mrt", "group")),
+    "th": ("EXPR_TH", ("sport", "dport")),
+    "ether": ("ETH", ("saddr", "daddr", "type")),
+    "vlan": ("VLAN", ("id", "cfi", "dei", "pcp", "type")),
+    "arp": ("ARP", ("htype", "ptype", "hlen", "plen", "operation", "saddr", "daddr")),
+    "sctp": ("SCTP", ("sport", "dport", "vtag", "checksum", "chunk")),
+    "dccp": ("EXPR_DCCP", ("type", "sport", "dport")),
+    "ah": ("EXPR_AH", ("nexthdr", "hdrlength", "reserved", "spi", "sequence")),
+    "esp": ("EXPR_ESP", ("sequence", "spi")),
+    "comp": ("EXPR_COMP", ("nexthdr", "flags", "cpi")),
+}
+IP_OPTIONS = ("lsrr", "rr", "ssrr", "ra")  # ip_option_type
+# ct_key, with ct_dir and the words only a ct statement takes (`ct count over`, `ct timeout set`)
+CT_KEYS = ("l3proto", "protocol", "mark", "state", "direction", "status", "expiration", "helper", "saddr",
+           "daddr", "proto-src", "proto-dst", "label", "event", "secmark", "id", "bytes", "packets", "avgpkt",
+           "zone", "original", "reply", "count", "timeout", "expectation")
+CT_DIR_KEYS = ("saddr", "daddr", "l3proto", "protocol", "proto-src", "proto-dst", "bytes", "packets", "avgpkt",
+               "zone", "ip", "ip6")  # ct_key_dir, and ct_key_proto_field's ip/ip6
+FIB_FLAGS = ("saddr", "daddr", "mark", "iif", "oif")
+FIB_RESULTS = ("type", "oif", "oifname")
+RT_KEYS = ("mtu", "classid", "nexthop", "ipsec")
+# src/meta.c meta_templates[] as meta_key_parse() lists them in "known keys are ..."
+META_KEYS = ("length", "protocol", "priority", "mark", "iif", "oif", "iifname", "oifname", "iiftype", "oiftype",
+             "skuid", "skgid", "nftrace", "rtclassid", "secmark", "nfproto", "l4proto", "ibrname", "obrname",
+             "pkttype", "cpu", "iifgroup", "oifgroup", "cgroup", "random", "ipsec", "iifkind", "oifkind", "ibrpvid",
+             "ibrvproto", "time", "day", "hour", "sdif", "sdifname")
+TOKEN_ALIASES = {"sequence": "seq"}  # %token SEQUENCE "seq": bison names a token by its alias
 # src/scanner.l of nftables 1.0.6: the words its scanner returns as tokens of their own
 # rather than as STRING, by flex start condition. Those under "" it returns in every
 # start condition; the others only while the parser keeps that scope open (`list`
@@ -221,6 +266,12 @@ class Token:
             return self.text if self.text in NAMED_KEYWORDS else "string"
         return {"num": "number", "qstr": "quoted string", "astr": "string with a trailing asterisk",
                 "nl": "newline", "eof": "end of file"}.get(self.kind) or OPERATOR_NAMES.get(self.text, self.text)
+
+    def name_in(self, scope: str) -> str:
+        """The token as bison names it when the scanner read it in start condition `scope`."""
+        if self.kind == "str":
+            return self.text if self.text in SCANNER_KEYWORDS[""] or self.text in SCANNER_KEYWORDS[scope] else "string"
+        return self.name()
 
     def is_word(self, *words: str) -> bool:
         return self.kind == "str" and (not words or self.text in words)
@@ -517,13 +568,36 @@ class Parser:
             raise self.unexpected(expecting)
         return self.next()
 
-    def unexpected(self, expecting: str | None = None) -> NftError:
+    def unexpected(self, expecting: str | None = None, scope: str | None = None) -> NftError:
+        """Bison's syntax error at the current token (read in start condition `scope`
+        when the caller knows it)."""
         self._expand_variable()
         tok = self.tok
-        message = f"syntax error, unexpected {tok.name()}"
+        message = f"syntax error, unexpected {tok.name() if scope is None else tok.name_in(scope)}"
         if expecting:
             message += f", expecting {expecting}"
         return NftError(message, tok.loc)
+
+    def keyword(self, words: tuple[str, ...], scope: str) -> Token:
+        """The next token, one of a grammar rule's alternatives `words`; else bison's
+        syntax error, naming the alternatives when there are at most 4 (YYARGS_MAX)."""
+        self._expand_variable()
+        if self.tok.kind == "str" and self.tok.text in words:
+            return self.next()
+        expecting = " or ".join(TOKEN_ALIASES.get(word, word) for word in words) if len(words) <= 4 else None
+        raise self.unexpected(expecting, scope)
+
+    def header_field(self, head: Token) -> Token:
+        """The field after header keyword `head` (HEADER_FIELDS); `ip option`'s type
+        is read too, as no option is modelled."""
+        scope, fields = HEADER_FIELDS[head.text]
+        fld = self.keyword(fields, scope)
+        if head.text == "ip" and fld.text == "option":
+            fld = self.keyword(IP_OPTIONS, scope)
+            raise NftError(f"ip option {fld.text} is not modelled by the mock kernel", head.loc.to(fld.loc))
+        if fld.text not in PAYLOAD_FIELDS.get(head.text, ()):
+            raise NftError(f"{head.text} {fld.text} is not modelled by the mock kernel", head.loc.to(fld.loc))
+        return fld
 
     def is_name(self, tok: Token, scope: str = "") -> bool:
         """A STRING to nft: a word that is no keyword in force (SCANNER_KEYWORDS);
@@ -1092,6 +1166,8 @@ class Parser:
                    "dnat": self.stmt_nat, "masquerade": self.stmt_masq, "redirect": self.stmt_masq}.get(word)
         if handler:
             return handler(family)
+        if word in HEADER_FIELDS and tok.kind == "str" and word not in PAYLOAD_FIELDS:
+            self.header_field(self.next())  # valid or not, it raises: the mock has no field of it
         if word in NOT_MODELLED and tok.kind == "str" or word == "@":
             raise NftError(f"{word} is not modelled by the mock kernel", tok.loc)
         if tok.kind != "str" or (word in SCANNER_KEYWORDS[""] and word not in SELECTOR_WORDS):
@@ -1237,12 +1313,10 @@ class Parser:
         if word == "rt":
             return self.rt_expr(tok)
         if word in PAYLOAD_FIELDS:
-            fld = self.word()
-            if fld.text not in PAYLOAD_FIELDS[word]:
-                raise NftError(f"{word} {fld.text} is not modelled by the mock kernel", tok.loc.to(fld.loc))
+            fld = self.header_field(tok)
             return Payload((PAYLOAD_FIELDS[word][fld.text],)), tok.loc.to(fld.loc)
         if word == "meta" or (word in META_UNQUALIFIED):
-            key = self.word() if word == "meta" else tok
+            key = self.meta_key(tok) if word == "meta" else tok
             if key.text not in Meta.TYPES:
                 raise NftError(f"meta {key.text} is not modelled by the mock kernel", tok.loc.to(key.loc))
             if key.text == "nfproto" and family != "inet":
@@ -1250,17 +1324,23 @@ class Parser:
             dtype = self.iface_type if key.text in ("iif", "oif") else None
             return Meta(key.text, dtype), tok.loc.to(key.loc)
         if word == "ct":
-            key = self.word()
+            key = self.keyword(CT_KEYS, "CT")
+            if key.text in ("original", "reply"):
+                key = self.keyword(CT_DIR_KEYS, "CT")
+                if key.text in ("ip", "ip6"):
+                    key = self.keyword(("saddr", "daddr"), key.text.upper())
             if key.text not in Ct.TYPES:
-                raise NftError(f"ct {key.text} is not modelled by the mock kernel", tok.loc.to(key.loc))
+                raise NftError(f"{self.text_from(tok)} is not modelled by the mock kernel", tok.loc.to(key.loc))
             return Ct(key.text), tok.loc.to(key.loc)
         if word == "fib":
-            addr = self.word()
-            if addr.text not in ("saddr", "daddr") or self.at(".") or not self.at("type"):
+            flags = [self.keyword(FIB_FLAGS, "EXPR_FIB")]
+            while self.accept("."):
+                flags.append(self.keyword(FIB_FLAGS, "EXPR_FIB"))
+            result = self.keyword(FIB_RESULTS, "EXPR_FIB")
+            if len(flags) > 1 or flags[0].text not in ("saddr", "daddr") or result.text != "type":
                 raise NftError("fib lookups other than `fib saddr|daddr type` are not modelled by the mock "
-                               "kernel", tok.loc.to(self.tok.loc))
-            result = self.next()
-            return Fib(addr.text), tok.loc.to(result.loc)
+                               "kernel", tok.loc.to(result.loc))
+            return Fib(flags[0].text), tok.loc.to(result.loc)
         self.pos -= 1
         raise self.unexpected()
 
@@ -1282,11 +1362,29 @@ class Parser:
 
     def rt_expr(self, rt: Token) -> tuple[Rt, Location]:
         """`rt [ip] mtu`; nft lists `rt ip mtu` as `rt mtu`."""
-        self.accept("ip")
-        key = self.word()
-        if key.text != "mtu":
-            raise NftError(f"rt {key.text} is not modelled by the mock kernel", rt.loc.to(key.loc))
+        family = self.keyword(RT_KEYS + ("ip", "ip6"), "EXPR_RT")
+        key = self.keyword(RT_KEYS, "EXPR_RT") if family.text in ("ip", "ip6") else family
+        if key.text != "mtu" or family.text == "ip6":
+            raise NftError(f"{self.text_from(rt)} is not modelled by the mock kernel", rt.loc.to(key.loc))
         return Rt(), rt.loc.to(key.loc)
+
+    def meta_key(self, meta: Token) -> Token:
+        """The key after `meta`: a STRING meta_key_parse() looks up (src/meta.c), naming
+        every key it knows when it knows none by that name."""
+        self._expand_variable()
+        key = self.tok
+        if key.kind != "str" or (key.text not in META_KEYS and key.name_in("META") != "string"):
+            raise self.unexpected(scope="META")
+        self.next()
+        if key.text not in META_KEYS:
+            raise NftError(f"syntax error, unexpected {key.text}, known keys are {', '.join(META_KEYS)}",
+                           meta.loc.to(key.loc))
+        return key
+
+    def text_from(self, first: Token) -> str:
+        """The input from `first` to the last token read, as written."""
+        loc = first.loc.to(self.tokens[self.pos - 1].loc)
+        return loc.source.lines[loc.line - 1][loc.first - 1:loc.last]
 
     def selector_chain(self, family: str):
         first, _ = self.selector(family)
