@@ -2,6 +2,8 @@
 the clsact datapath (verdicts, order against XDP, the netdev hook and netfilter)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
@@ -11,6 +13,10 @@ from harness.mockkernel.bpf.tag import bpf_prog_calc_tag
 from harness.mockkernel import target as mock_target
 from harness.mockkernel.kernel import Kernel
 from harness.target import PORTS, CommandError
+from test_mock_qdisc import steps
+from test_nft import RealTools
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "tc"
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +107,31 @@ def test_kernel_and_loader_refusals_with_clsact(k, obj):
     for line, message in cases:
         with pytest.raises(CommandError, match=message.replace("?", r"\?")):
             sh(k, line)
+
+
+# tc's own errors and the kernel's for what no test object is needed for (the golden
+# answers hold the command lines: an object's path differs between checkouts)
+FILTER_ERRORS = {
+    "unknown kind without clsact": ["tc filter add dev p0 ingress foo"],
+    "unknown kind": ["tc qdisc add dev p0 clsact", "tc filter add dev p0 ingress foo",
+                     "tc filter add dev p0 ingress pref 3 protocol ip foo"],
+    "unknown kind with options": ["tc qdisc add dev p0 clsact", "tc filter add dev p0 ingress foo bar"],
+    "unknown kind on htb": ["tc qdisc add dev p0 root handle 1: htb", "tc filter add dev p0 parent 1: foo",
+                            "tc filter add dev p0 parent 2: foo"],
+    "bpf mode": ["tc qdisc add dev p0 clsact", "tc filter add dev p0 ingress bpf foo",
+                 "tc filter add dev p0 ingress bpf da foo"],
+    "bpf option after the object": ["tc qdisc add dev p0 clsact",
+                                    "tc filter add dev p0 ingress bpf obj /nonexistent.o foo"],
+    "bpf without a program": ["tc qdisc add dev p0 clsact", "tc filter add dev p0 ingress bpf da"],
+    "htb with no options": ["tc qdisc add dev p0 root htb", "tc qdisc del dev p0 root"],
+}
+
+
+@pytest.mark.parametrize("name", FILTER_ERRORS)
+def test_filter_errors_are_real_tc_errors(name, request):
+    """Issue 14: a tc error names the kind or option it refuses, as tc and the kernel do."""
+    RealTools(request, GOLDEN, "tc iproute2-6.1.0, Linux 6.18").assert_same_as_real(
+        steps(*FILTER_ERRORS[name], "tc filter show dev p0 ingress"), tools=("tc",))
 
 
 @pytest.mark.parametrize("line, named", [("tc qdisc add dev p0 root sfq", "sfq"),

@@ -20,8 +20,9 @@ object itself (libbpf): the section defaults to "classifier", a missing one
 is "object file doesn't contain sec S", an unreadable file "Cannot
 initialize ELF context!", each followed by "Unable to load program" (exit 1).
 Every add loads the object anew (its maps are new ones, as without pinning).
-Any other classifier (u32, flower, ...), action or option is an error naming
-it; listing the filters of a classful qdisc is not modelled (this kernel builds
+Any other classifier tc knows (u32, flower, ...), action or option is an error
+naming it; a kind tc has no module for is tc's "Unknown filter" when options
+follow it, else the kernel's "TC classifier not found"; listing the filters of a classful qdisc is not modelled (this kernel builds
 neither fw nor matchall: no recorded output to follow).
 """
 from __future__ import annotations
@@ -135,7 +136,7 @@ def _filter(net, tokens: Args) -> str:
             return _classful_filter(dev, args, tokens, deleting)
         if args.direction is None:
             raise not_modelled("tc filter without ingress, egress or parent")
-        if args.kind != "bpf" and args.kind is not None:
+        if args.kind in FILTER_KINDS and args.kind != "bpf":
             raise not_modelled(f"tc filter {args.kind} on clsact")
         if args.handle_text is not None:
             args.handle = c_uint(args.handle_text)
@@ -148,8 +149,13 @@ def _filter(net, tokens: Args) -> str:
                                                          args.protocol, args.handle))
         if args.kind is None:
             raise ToolError('Unknown filter "(null)", hence option "(null)" is unparsable', 1)
+        if args.kind not in FILTER_KINDS:
+            _kernel_call(lambda: sch_ingress.filter_chain(dev, args.direction))
+            raise no_such_classifier()
         make = _bpf_opts(net, tokens)
         chain = _kernel_call(lambda: sch_ingress.filter_chain(dev, args.direction))
+        if make is None:  # cls_bpf_set_parms(): neither classic bytecode nor a program fd is -EINVAL
+            raise ToolError(f"RTNETLINK answers: Invalid argument\n{TALKING}", 2)
         return _kernel(lambda: cls_api.tc_new_tfilter(chain, args.prio, args.protocol or ETH_P_ALL, args.handle,
                                                       make, replace=verb == "replace"))
     if verb in ("change", "get"):
@@ -195,12 +201,19 @@ def _filter_args(tokens: Args) -> FilterArgs:
         elif token in ("chain", "block", "estimator"):
             raise not_modelled(f"tc filter {token}")
         else:
-            if token not in ("bpf", "fw", "matchall"):
-                raise not_modelled(f'tc filter "{token}"' if token in FILTER_KINDS
-                                   else f'tc filter argument "{token}"')
+            if token not in FILTER_KINDS and tokens:  # tc has no f_<kind>: parse_nofopt() takes no options
+                raise ToolError(f'Unknown filter "{token}", hence option "{tokens.peek()}" is unparsable', 1)
+            if token in FILTER_KINDS and token not in ("bpf", "fw", "matchall"):
+                raise not_modelled(f'tc filter "{token}"')
             args.kind = token
             break
     return args
+
+
+def no_such_classifier() -> ToolError:
+    """A kind no classifier module registered: tcf_proto_lookup_ops() (net/sched/cls_api.c),
+    once the parent qdisc is found."""
+    return ToolError(f"Error: TC classifier not found.\n{TALKING}", 2)
 
 
 def _classful_filter(dev, args: FilterArgs, tokens: Args, deleting: bool) -> str:
@@ -212,6 +225,10 @@ def _classful_filter(dev, args: FilterArgs, tokens: Args, deleting: bool) -> str
         if q is None:
             raise ToolError(f"Error: Parent Qdisc doesn't exists.\n{TALKING}", 2)
         return _kernel(lambda: tc_del_classid_filters(q, args.prio))
+    if args.kind not in FILTER_KINDS and args.kind is not None:
+        if q is None:
+            raise ToolError(f"Error: Parent Qdisc doesn't exists.\n{TALKING}", 2)
+        raise no_such_classifier()
     if args.kind not in ("fw", "matchall"):
         raise not_modelled(f"tc filter {args.kind} on a classful qdisc")
     handle, mask = 0, 0xFFFFFFFF
@@ -243,7 +260,8 @@ def _classful_filter(dev, args: FilterArgs, tokens: Args, deleting: bool) -> str
 
 
 def _bpf_opts(net, tokens: Args):
-    """f_bpf.c bpf_parse_opt(): obj F [sec S], da; the loader for the new filter."""
+    """f_bpf.c bpf_parse_opt(): obj F [sec S], da; the loader for the new filter, or
+    None when no program was named (tc sends the filter without one)."""
     path = None
     section = "classifier"
     direct = False
@@ -259,10 +277,12 @@ def _bpf_opts(net, tokens: Args):
         elif token in ("run", "bytecode", "bytecode-file", "object-pinned", "fd", "classid", "flowid",
                        "skip_hw", "skip_sw", "action", "police", "export"):
             raise not_modelled(f"tc filter bpf {token}")
+        elif path is None:  # bpf_parse_opt() hands the first word it does not know to bpf_parse_common()
+            raise ToolError(f'What mode is "{token}"?\nUnable to parse bpf command line', 1)
         else:
             raise ToolError(f'What is "{token}"?\n{BPF_USAGE}', 1)
     if path is None:
-        raise not_modelled("tc filter bpf without obj")
+        return None
     prog = _load(net, path, section)
     bpf_name = f"{os.path.basename(path)}:[{section}]"
     return lambda handle: ClsBpfProg(handle, prog, bpf_name, direct)
