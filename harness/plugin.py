@@ -3,25 +3,22 @@
 `requires`, `journey_limit`, reporting.
 
 Every test that uses `target` gets a fresh DUT (a new mock kernel, or new network
-namespaces) and has it closed afterwards, pass, fail or Ctrl-C. Results carry the
-target as an Allure parameter and label, so one test's mock and dut results stay
-distinct; each test attaches its packets' journeys (the map, the text and JSON) and a
-pcap of its frames.
+namespaces) and has it closed afterwards, pass, fail or Ctrl-C. What its Allure result
+carries (the target, labels, journeys, a pcap, the target's environment) is
+harness/report/allure.py's.
 """
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 
 import pytest
 
 from harness import bpf_build
-from harness.journey import Journey, render_all
+from harness.journey import render_all
 from harness.mockkernel.linerate.cost import CostModel, CostProfileError
 from harness.mockkernel.tracer import JOURNEY_LIMIT
-from harness.packets import frames_pcap
-from harness.report.journey_map import attach_journeys
+from harness.report import allure as allure_report
 from harness.target import Target, TargetError, TargetUnavailable
 
 # the suite-writing kit's fixtures (`hosts`, `router`), for suites in any directory
@@ -161,9 +158,8 @@ def target(request: pytest.FixtureRequest):
     """A fresh DUT for this test, with ports p0..p2 wired to tester ports."""
     lab = request.config.stash.get(LAB_KEY, None)
     name = "lab" if lab is not None else request.config.getoption("--target")
-    _allure_target(name, request.node)
-    if lab is not None:
-        _allure_label("station", lab.station_config.name)
+    report_target = allure_report.target_label(request.config)
+    allure_report.label_result(request.node, report_target, lab.station_config.name if lab is not None else None)
     needed = [cap for mark in request.node.iter_markers("requires") for cap in mark.args]
     limit_mark = request.node.get_closest_marker("journey_limit")
     journey_limit = limit_mark.args[0] if limit_mark else request.config.getoption("--journey-limit")
@@ -174,6 +170,7 @@ def target(request: pytest.FixtureRequest):
             raise
         pytest.skip(f"target {name} unavailable: {exc}")
     request.node.stash[TARGET_KEY] = dut
+    allure_report.record_environment(request.config, report_target, dut)
     try:
         missing = [cap for cap in needed if cap not in dut.capabilities]
         if missing:
@@ -195,49 +192,6 @@ def bpf_objects() -> bpf_build.Objects:
         pytest.skip(str(exc))
 
 
-class _Unquoted:
-    """An Allure parameter value shown as plain text (allure-commons' represent() quotes a str)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
-
-
-def _allure_label(name: str, value: str) -> None:
-    try:
-        import allure
-    except ImportError:
-        return
-    allure.dynamic.label(name, value)
-
-
-def _allure_target(name: str, node: pytest.Item) -> None:
-    try:
-        import allure
-    except ImportError:
-        return
-    allure.dynamic.parameter("target", _Unquoted(name))
-    allure.dynamic.label("target", name)
-    allure.dynamic.tag(f"target:{name}")
-    for param, value in getattr(getattr(node, "callspec", None), "params", {}).items():
-        shown = _parameter_text(value)
-        if shown is not None:
-            allure.dynamic.parameter(param, _Unquoted(shown))
-
-
-def _parameter_text(value: object) -> str | None:
-    """What to show for a parameter allure-commons' represent() would show badly:
-    any bytes as "<class 'bytes'>" (cases differing only in bytes would read as
-    one test's retries), a function with its address (new in every run)."""
-    if isinstance(value, (bytes, bytearray)):
-        return value.hex(" ") or "(empty)"
-    if callable(value) and hasattr(value, "__name__"):
-        return value.__name__
-    return None
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
@@ -256,22 +210,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         journeys = render_all(recorded)
     if report.failed and journeys:
         report.sections.append((f"journeys on {dut.name}", journeys))
-    _allure_attach(dut, journeys, recorded)
-
-
-def _allure_attach(dut: Target, journeys: str, recorded: list[Journey]) -> None:
-    try:
-        import allure
-    except ImportError:
-        return
-    attach_journeys(dut.name, dut.capabilities, recorded, journeys, dut.frame_log)
-    if dut.frame_log:
-        allure.attach(frames_pcap(dut.frame_log), name=f"frames ({dut.name}).pcap",
-                      attachment_type=allure.attachment_type.PCAP)
-    identity = getattr(getattr(dut, "station", None), "identity", None)
-    if identity is not None:  # which DUT and TRex the result comes from
-        allure.attach(json.dumps(identity, indent=2, default=str), name="lab station",
-                      attachment_type=allure.attachment_type.JSON)
+    allure_report.attach_results(allure_report.target_label(item.config), dut, journeys, recorded)
 
 
 DRY_RUN_SKIP = "lab dry run: nothing ran on the lab (--lab-dry-run)"

@@ -1,0 +1,117 @@
+"""What a result carries into the Allure report (harness/report/allure.py), each target's
+environment beside the results, and the single-file report's offline fix."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.report.allure import (OTHER_SUITES, REPOSITORY, SUITE_AREAS, ReportError, environment_info,
+                                   offline)
+
+pytest_plugins = ["pytester"]
+
+# Allure 3.18's Awesome index.html around its analytics, as the template writes it
+ANALYTICS = """    <script async src="https://www.googletagmanager.com/gtag/js?id=G-LNDJ3J7WT0"></script>
+    <script>
+        window.dataLayer = window.dataLayer || [];
+        function gtag(){dataLayer.push(arguments);}
+        gtag('js', new Date());
+        gtag('config', 'G-LNDJ3J7WT0', {
+          "report": "awesome",
+          "single_file": "true"
+        });
+    </script>
+"""
+PAGE = """<html><head><link rel="icon" href="data:image/svg+xml,%3Csvg%3E"></head><body><div id="app"></div>
+    <script src="data:text/javascript;base64,Ly8gYXBw"></script>
+{analytics}    <script async>window.allureReportData = {{}}</script>
+</body></html>"""
+
+
+def test_every_suite_file_has_an_area():
+    suites = sorted(str(path.relative_to(REPOSITORY)) for path in (REPOSITORY / "suites").glob("test_*.py"))
+    assert [suite for suite in suites if suite not in SUITE_AREAS] == []
+    assert sorted(SUITE_AREAS) == suites  # and no area names a file that is gone
+
+
+def test_a_result_carries_target_area_severity_and_case(pytester):
+    suites = pytester.mkpydir("suites")
+    (suites / "test_nat.py").write_text("import pytest\n\n"
+                                        "@pytest.mark.parametrize('hook', ['prerouting', 'output'])\n"
+                                        "def test_dnat_rewrites(target, hook):\n    pass\n")
+    (suites / "test_mine.py").write_text("def test_something_new(target):\n    pass\n")
+    result = pytester.runpytest("--target=mock", "--alluredir=results", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    labels = {}
+    for path in (pytester.path / "results").glob("*-result.json"):
+        written = json.loads(path.read_text())
+        shown = {label["name"]: label["value"] for label in written["labels"]
+                 if label["name"] not in ("host", "thread", "framework", "language", "parentSuite", "suite",
+                                          "subSuite", "package")}
+        labels[shown["case"]] = shown
+    assert labels == {
+        f"suites/test_nat.py::test_dnat_rewrites[{hook}]": {
+            "target": "mock", "tag": "target:mock", "case": f"suites/test_nat.py::test_dnat_rewrites[{hook}]",
+            "ALLURE_ID": f"suites/test_nat.py::test_dnat_rewrites[{hook}]", "epic": "NAT",
+            "feature": "NAT placement and un-NAT of replies", "story": "dnat rewrites", "severity": "critical"}
+        for hook in ("prerouting", "output")
+    } | {
+        "suites/test_mine.py::test_something_new": {
+            "target": "mock", "tag": "target:mock", "case": "suites/test_mine.py::test_something_new",
+            "ALLURE_ID": "suites/test_mine.py::test_something_new", "epic": OTHER_SUITES, "feature": "test_mine",
+            "story": "something new", "severity": "normal"}}
+
+
+def test_the_mock_run_writes_its_environment_beside_the_results(pytester):
+    pytester.makepyfile("def test_case(target):\n    pass\n")
+    pytester.runpytest("--target=mock", "--alluredir=results", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    written = environment_info(pytester.path / "results")
+    commit = subprocess.run(["git", "-C", str(REPOSITORY), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    assert list(written) == ["mock"]
+    assert list(written["mock"]) == ["target", "kernel", "clang", "python", "commit"]
+    assert written["mock"]["target"] == "mock"
+    assert written["mock"]["kernel"] == "mock model of Linux 6.18 (harness/mockkernel)"
+    assert written["mock"]["commit"].startswith(commit)
+
+
+def test_the_netns_lab_environment_is_this_host_s_kernel_and_tools(pytester):
+    pytester.makepyfile("def test_case(target):\n    pass\n")
+    outcome = pytester.runpytest("--target=dut", "--alluredir=results", "-p", "no:cacheprovider")
+    if outcome.parseoutcomes().get("skipped"):
+        pytest.skip("the netns lab is unavailable here (it needs root)")
+    written = environment_info(pytester.path / "results")["netns"]
+    uname = subprocess.run(["uname", "-r"], capture_output=True, text=True, check=True).stdout.strip()
+    assert list(written) == ["target", "kernel", "nft", "iproute2", "bpftool", "bpftrace", "clang", "python", "commit"]
+    assert written["kernel"] == uname
+    assert written["nft"].startswith("nftables v")
+    assert written["iproute2"].startswith("ip utility, iproute2-")
+
+
+def test_offline_removes_google_analytics_and_keeps_the_rest():
+    page = PAGE.format(analytics=ANALYTICS)
+    assert offline(page) == PAGE.format(analytics="")
+
+
+def test_offline_refuses_a_page_that_would_load_anything_else_from_the_network():
+    page = PAGE.format(analytics='    <link rel="stylesheet" href="https://fonts.example.org/inter.css">\n')
+    with pytest.raises(ReportError, match=r"would load https://fonts\.example\.org/inter\.css from the network"):
+        offline(page)
+
+
+def test_environment_info_reads_every_target_s_file(tmp_path: Path):
+    (tmp_path / "environment-mock.json").write_text('{"target": "mock", "kernel": "mock model"}')
+    (tmp_path / "environment-lab-st1.json").write_text('{"target": "lab", "station": "st1", "kernel": "6.1"}')
+    (tmp_path / "abc-result.json").write_text("{}")
+    assert environment_info(tmp_path) == {"lab-st1": {"target": "lab", "station": "st1", "kernel": "6.1"},
+                                          "mock": {"target": "mock", "kernel": "mock model"}}
+
+
+def test_the_quality_gate_accepts_exactly_the_summary_s_skip_and_xfail_disagreements():
+    from harness.report.summary import Disagreement
+    accepted = re.search(r"const ACCEPTED_DISAGREEMENTS = (\[.*\]);", (REPOSITORY / "allurerc.mjs").read_text())
+    assert json.loads(accepted.group(1)) == [Disagreement.SKIPPED_ON_SOME, Disagreement.KNOWN_DIVERGENCE]
