@@ -35,7 +35,10 @@ def udp_stream(src, dst, dport: int, rate: float | Rate, size: int = FULL_FRAME,
 
 
 def run(target, *streams: Stream, duration: float | None = None) -> Result:
-    return target.traffic(Profile(streams), duration=duration)
+    """The streams at rate, the result attached to the Allure result for the sign-off summary."""
+    result = target.traffic(Profile(streams), duration=duration)
+    plots.attach_traffic(result)
+    return result
 
 
 @pytest.fixture(autouse=True)

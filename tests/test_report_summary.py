@@ -307,3 +307,41 @@ def test_terminal_lists_stop_after_ten_and_say_how_many_more_are_in_the_file(tmp
     assert listed[0] == "  suites.test_nat::test_00  failed: AssertionError: 0"
     assert listed[9:] == ["  suites.test_nat::test_09  failed: AssertionError: 9",
                           "  ... and 2 more in the summary file", "disagreements between targets: none"]
+
+
+def test_traffic_runs_table_from_the_attached_results(tmp_path):
+    """One row per traffic() run in the order the test ran them, all streams together."""
+    from harness.traffic import Loss, Result, StreamStats
+    results = tmp_path / "results"
+    results.mkdir()
+    runs = [Result("netns", 2.0, streams={0: StreamStats(0, opackets=3303, ipackets=1751, tx_pps=1651.5, rx_pps=875.5)},
+                   losses=[Loss("QDISC", "QDISC_DROP", "tbf", 1552)]),
+            Result("netns", 0.1, streams={0: StreamStats(0, opackets=600, ipackets=600, tx_pps=6000.0, rx_pps=6000.0),
+                                          1: StreamStats(1, opackets=400, ipackets=300, tx_pps=4000.0, rx_pps=3000.0)})]
+    attachments = []
+    for number, run in enumerate(runs):
+        (results / f"t{number}-attachment.json").write_text(json.dumps(run.to_dict()))
+        attachments.append({"name": "traffic (netns).json", "source": f"t{number}-attachment.json",
+                            "type": "application/json"})
+    write(results, result("test_tbf", "netns", "passed", attachments=attachments, module="suites.test_linerate"))
+    text = signoff.markdown(signoff.read(results))
+    assert text.split("### suites.test_linerate::test_tbf\n\n")[1] == """\
+| target | run | seconds | sent | received | lost | sent pps | received pps | losses |
+|---|---:|---:|---:|---:|---:|---:|---:|---|
+| netns | 1 | 2.000 | 3,303 | 1,751 | 1,552 (46.99%) | 1,652 | 876 | 1,552 QDISC_DROP at QDISC |
+| netns | 2 | 0.100 | 1,000 | 900 | 100 (10.00%) | 10,000 | 9,000 | - |
+"""
+
+
+def test_a_traffic_run_is_attached_as_its_table_and_the_json_the_summary_reads(monkeypatch):
+    import allure
+
+    from harness.report import plots
+    from harness.traffic import Result, StreamStats
+    run = Result("mock", 0.5, streams={0: StreamStats(0, opackets=10, ipackets=9)})
+    attached = []
+    monkeypatch.setattr(allure, "attach", lambda body, name, attachment_type: attached.append((name, body)))
+    plots.attach_traffic(run)
+    assert [name for name, _ in attached] == ["traffic (mock).txt", "traffic (mock).json"]
+    assert attached[0][1].startswith("traffic on mock: 0.500 s\n")
+    assert Result.from_dict(json.loads(attached[1][1])) == run

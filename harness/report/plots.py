@@ -1,4 +1,5 @@
-"""PNG plots of line-rate results (matplotlib, Agg), and their Allure attachments.
+"""PNG plots of line-rate results (matplotlib, Agg), and their Allure attachments
+(with the tables and JSON harness/report/summary.py reads back).
 
 - throughput and loss against offered load, one figure per frame size of an
   RFC 2544 report: every continuous trial (search, latency, loss curve) as a
@@ -18,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from harness.rfc2544 import Phase, Report, SizeReport
-from harness.traffic import LatencyStats
+from harness.traffic import LatencyStats, Result
 
 
 def throughput_png(size: SizeReport, target: str) -> bytes:
@@ -81,6 +82,18 @@ def attach(report: Report) -> None:
                   attachment_type=allure.attachment_type.JSON)
     for name, png in report_pngs(report).items():
         allure.attach(png, name=f"{name.removesuffix('.png')} ({report.target})", attachment_type=allure.attachment_type.PNG)
+
+
+def attach_traffic(result: Result) -> None:
+    """Attach one `Target.traffic()` run to the running test's Allure result: its
+    summary table and its JSON (nothing without allure-pytest)."""
+    try:
+        import allure
+    except ImportError:
+        return
+    allure.attach(result.summary(), name=f"traffic ({result.target}).txt", attachment_type=allure.attachment_type.TEXT)
+    allure.attach(json.dumps(result.to_dict()), name=f"traffic ({result.target}).json",
+                  attachment_type=allure.attachment_type.JSON)
 
 
 def _png(figure: Figure) -> bytes:

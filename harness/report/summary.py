@@ -15,8 +15,9 @@ The summary, in this order:
   failures with their message, the skips and xfails by reason;
 - the environments, one `environment-<target>.json` per target in the directory
   (a flat JSON object, written by the plugin's Allure code);
-- the line-rate tables: the RFC 2544 reports the line-rate tests attached
-  (`RFC 2544 (<target>).json`, harness/report/plots.py).
+- the line-rate tables: the RFC 2544 reports and the `Target.traffic()` runs the
+  line-rate tests attached (`RFC 2544 (<target>).json`, `traffic (<target>).json`:
+  harness/report/plots.py).
 
 `write_into_report()` puts the summary into the Allure report as a global markdown
 attachment and labels every result of a disagreeing case `disagreement=<kind>`, for
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from harness.traffic import FCS_LEN, l1_bits
+from harness.traffic import FCS_LEN, Result, l1_bits
 
 NO_TARGET = "no target"  # a result without a "target" label: a test that used no DUT
 TARGET_ORDER = ("mock", "netns", "dut", "lab")  # the rest follow alphabetically
@@ -39,6 +40,7 @@ DISAGREEMENT_LABEL = "disagreement"
 SUMMARY_ATTACHMENT = "sign-off-summary-attachment.md"  # fixed names: a second run replaces them
 SUMMARY_GLOBALS = "sign-off-summary-globals.json"
 RFC2544_ATTACHMENT = "RFC 2544 ("  # "RFC 2544 (<target>).json", a Report.to_dict()
+TRAFFIC_ATTACHMENT = "traffic ("  # "traffic (<target>).json", a Result.to_dict() per run
 
 CaseKey = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -86,6 +88,7 @@ class Summary:
     disagreements: dict[Disagreement, list[CaseKey]]
     environments: dict[str, dict[str, str]]
     line_rate: list[tuple[CaseResult, dict]] = field(default_factory=list)  # (result, Report.to_dict())
+    traffic: list[tuple[CaseResult, Result]] = field(default_factory=list)  # each traffic() run of a test
 
     def counts(self, target: str) -> Counter:
         return Counter(case[target].outcome for case in self.cases.values() if target in case)
@@ -159,7 +162,8 @@ def read(results_dir: str | os.PathLike) -> Summary:
         kind = disagreement({t: r.outcome for t, r in summary.cases[key].items()})
         if kind is not None:
             summary.disagreements[kind].append(key)
-    summary.line_rate = _line_rate(summary)
+    summary.line_rate = _attached(summary, RFC2544_ATTACHMENT)
+    summary.traffic = [(result, Result.from_dict(data)) for result, data in _attached(summary, TRAFFIC_ATTACHMENT)]
     return summary
 
 
@@ -189,16 +193,15 @@ def _environments(results_dir: Path) -> dict[str, dict[str, str]]:
     return environments
 
 
-def _line_rate(summary: Summary) -> list[tuple[CaseResult, dict]]:
-    reports = []
+def _attached(summary: Summary, prefix: str) -> list[tuple[CaseResult, dict]]:
+    """The JSON attachments named `prefix`..., by target, test and order attached."""
+    found = []
     for target in summary.targets:
         for result in sorted(summary.on(target), key=lambda r: r.name):
             for attachment in result.attachments:
-                if attachment.get("name", "").startswith(RFC2544_ATTACHMENT) and \
-                        attachment.get("type") == "application/json":
-                    path = summary.results_dir / attachment["source"]
-                    reports.append((result, json.loads(path.read_text())))
-    return reports
+                if attachment.get("name", "").startswith(prefix) and attachment.get("type") == "application/json":
+                    found.append((result, json.loads((summary.results_dir / attachment["source"]).read_text())))
+    return found
 
 
 COLUMNS = (Outcome.PASSED, Outcome.FAILED, Outcome.BROKEN, Outcome.SKIPPED, Outcome.XFAILED)
@@ -219,6 +222,7 @@ def markdown(summary: Summary) -> str:
     lines += _targets_markdown(summary)
     lines += _environments_markdown(summary)
     lines += _line_rate_markdown(summary)
+    lines += _traffic_markdown(summary)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -316,6 +320,41 @@ def _line_rate_markdown(summary: Summary) -> list[str]:
     for name, rows in sorted(tables.items()):
         lines += [f"### {name}", "", "| " + " | ".join(LINE_RATE_HEADER) + " |",
                   "|---|---|" + "---:|" * (len(LINE_RATE_HEADER) - 2)]
+        lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+        lines.append("")
+    return lines
+
+
+TRAFFIC_HEADER = ("target", "run", "seconds", "sent", "received", "lost", "sent pps", "received pps", "losses")
+
+
+def traffic_rows(summary: Summary) -> dict[str, list[tuple[str, ...]]]:
+    """Per test, one row per traffic() run: packets sent into the DUT and received
+    from it over all streams, and where the target saw them lost."""
+    tables: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+    runs: Counter = Counter()
+    for result, run in summary.traffic:
+        runs[result.name, result.target] += 1
+        streams = run.streams.values()
+        sent, received = sum(s.opackets for s in streams), sum(s.ipackets for s in streams)
+        lost = f"{sent - received:,} ({(sent - received) / sent:.2%})" if sent else "-"
+        losses = "; ".join(f"{loss.packets:,} {loss.reason} at {loss.stage}" for loss in run.losses) or "-"
+        tables[result.name].append((result.target, str(runs[result.name, result.target]), f"{run.duration:.3f}",
+                                    f"{sent:,}", f"{received:,}", lost, f"{sum(s.tx_pps for s in streams):,.0f}",
+                                    f"{sum(s.rx_pps for s in streams):,.0f}", losses))
+    return dict(tables)
+
+
+def _traffic_markdown(summary: Summary) -> list[str]:
+    tables = traffic_rows(summary)
+    if not tables:
+        return []
+    lines = ["## Line rate: traffic runs", "",
+             "Each `target.traffic()` run of a test, all its streams together; its table per port and stream "
+             "is attached to the test's result.", ""]
+    for name, rows in sorted(tables.items()):
+        lines += [f"### {name}", "", "| " + " | ".join(TRAFFIC_HEADER) + " |",
+                  "|---|" + "---:|" * (len(TRAFFIC_HEADER) - 2) + "---|"]
         lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
         lines.append("")
     return lines
