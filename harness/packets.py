@@ -139,4 +139,10 @@ def _field_bits(pkt: Packet, fld) -> int:
 
 
 def as_mask(frame: bytes | Packet | Mask) -> Mask:
-    return frame if isinstance(frame, Mask) else Mask(frame)
+    """What expect() was given, as a Mask; a TypeError naming anything that is no frame."""
+    if isinstance(frame, Mask):
+        return frame
+    if not isinstance(frame, (bytes, bytearray, Packet)):
+        raise TypeError(f"an expected frame is bytes, a bytearray, a scapy Packet or a Mask, not "
+                        f"{type(frame).__name__}: {frame!r:.60}")
+    return Mask(frame)

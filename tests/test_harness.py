@@ -186,6 +186,13 @@ def test_send_refuses_what_is_no_frame_naming_its_type(frames, named):
     assert dut.frame_log == []
 
 
+def test_expect_refuses_what_is_no_frame_naming_its_type():
+    dut = MockTarget()
+    with pytest.raises(TypeError, match="^an expected frame is bytes, a bytearray, a scapy Packet or a Mask, "
+                                        "not str: 'Ether"):
+        dut.expect("p0", "Ether()/IP()")
+
+
 def test_send_takes_bytes_bytearrays_packets_and_lists_of_them():
     dut = MockTarget()
     frame = _frame(ttl=7)
