@@ -369,6 +369,35 @@ def test_diff_names_the_fields_of_a_frame_that_left_differently():
     assert "\n      dut differs from mock (expected: mock, got: dut): IP.ttl: expected 63, got 62; IP.chksum:" in text
 
 
+def test_diff_takes_an_icmp_error_that_differs_only_in_linuxs_hashed_ip_id_as_the_same():
+    def port_unreachable(ident: int) -> bytes:
+        about = IP(src="10.0.0.2", dst="10.0.0.1") / UDP(sport=53, dport=9)
+        return bytes(Ether(src=P0.mac, dst=P0.peer_mac) / IP(src="10.0.0.1", dst="10.0.0.2", tos=0xC0, id=ident) /
+                     ICMP(type=3, code=3) / bytes(about))
+
+    text, differences = render_diff(Trace("mock", "p0", [b""], [], {"p0": [port_unreachable(55125)]}),
+                                    Trace("dut", "p0", [b""], [], {"p0": [port_unreachable(17848)]}))
+    assert differences == 0
+    assert ("      masked IP.id: ICMP sent without DF: IP ID from Linux's hashed generator; "
+            "IP.chksum: covers the unpredictable IP ID\n") in text
+    _, differences = render_diff(Trace("mock", "p0", [b""], [], {"p0": [port_unreachable(1)]}),
+                                 Trace("dut", "p0", [b""], [], {"p0": [port_unreachable(1)[:-1] + b"\xff"]}))
+    assert differences == 1
+
+
+def test_diff_compares_hops_as_they_print():
+    class Rendered:  # a summary the mock renders when printed
+        def __str__(self) -> str:
+            return "daddr 10.0.1.2:5353 -> 10.0.2.2:53"
+
+    def dnat(summary) -> list[Journey]:
+        return [Journey("10.0.0.2 > 10.0.1.2 udp", [Hop("NF_PREROUTING", "nf_nat_packet", "DNAT", summary)])]
+
+    _, differences = render_diff(Trace("mock", "p0", [b""], dnat(Rendered())),
+                                 Trace("dut", "p0", [b""], dnat("daddr 10.0.1.2:5353 -> 10.0.2.2:53")))
+    assert differences == 0
+
+
 # the netns lab ---------------------------------------------------------------------
 
 needs_lab = pytest.mark.skipif(os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("ip", "nft", "bpftrace")),

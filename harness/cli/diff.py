@@ -8,7 +8,9 @@ XDP and TC program runs; and the drop; then the frames that left each port. With
 a packet, hops are aligned by stage and place (difflib), so a hop one target has
 and the other lacks shows as one line, not as every line after it differing.
 XDP and TC hops compare their verdicts only when both targets name one: the lab
-tells a program's verdict from run counts, and words it its own way.
+tells a program's verdict from run counts, and words it its own way. An ICMP frame
+the two targets sent alike but for the IP ID Linux draws from its hashed generator
+(and the checksum over it) is the same, with that said, as the suites mask it.
 """
 from __future__ import annotations
 
@@ -19,8 +21,12 @@ from itertools import zip_longest
 
 from harness.cli.trace import Trace, render_json
 from harness.journey import Drop, Hop, Journey, Stage
+from scapy.layers.inet import ICMP
+from scapy.layers.l2 import Ether
+
 from harness.packets import Mask, describe
 from harness.report.journey_map import CONNTRACK_HOOKS, side_by_side_svg
+from harness.testing import icmp_socket_mask
 
 PROGRAM_STAGES = frozenset({Stage.XDP, Stage.TC_INGRESS, Stage.TC_EGRESS})
 SAME, DIFFERS, FIRST_ONLY, SECOND_ONLY = "  ", "! ", "< ", "> "
@@ -63,7 +69,7 @@ def _flatten(journeys: list[Journey]) -> Iterator[Journey]:
 def _same_hop(first: Hop, second: Hop) -> bool:
     if first.stage in PROGRAM_STAGES:
         return not (first.verdict and second.verdict) or first.verdict == second.verdict
-    return first == second
+    return str(first) == str(second)  # as printed: a summary may be rendered lazily
 
 
 def render_diff(first: Trace, second: Trace) -> tuple[str, int]:
@@ -130,6 +136,8 @@ def _frames_diff(first: dict[str, list[bytes]], second: dict[str, list[bytes]], 
         for one, other in pairs:
             if one == other:
                 lines.append(f"{SAME}{port}: {describe(one)}")
+            elif (explained := _explained(one, other)) is not None:
+                lines += [f"{SAME}{port}: {describe(one)}", f"    masked {explained}"]
             elif other is None:
                 lines.append(f"{FIRST_ONLY}{port}: {describe(one)}")
             elif one is None:
@@ -148,3 +156,12 @@ def diff_svg(first: Trace, second: Trace) -> str:
     """The two targets' journey maps side by side, the boxes they differ in outlined."""
     return side_by_side_svg({trace.target: trace.drawn() for trace in (first, second)},
                             {trace.target: trace.observed for trace in (first, second)})
+
+
+def _explained(first: bytes | None, second: bytes | None) -> str | None:
+    """Why two ICMP frames the DUT sent differ only where Linux is unpredictable (the
+    IP ID of a packet sent without DF, icmp_socket_mask()), or None."""
+    if first is None or second is None or ICMP not in Ether(first):
+        return None
+    mask = icmp_socket_mask(first)
+    return "; ".join(mask.reasons) if mask.matches(second) else None
