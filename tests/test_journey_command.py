@@ -1,7 +1,7 @@
 """The `journey` console script: runs of the installed entry point on the mock with the
 output written out by hand, its inputs (scapy expressions evaluated safely, hex,
-pcap, the setup file), its errors, the diff of two targets, and one run of trace
-and diff on the netns lab (root)."""
+pcap, the setup file), its errors, the diff of two targets, one run of trace and
+diff on the netns lab and one of trace on the stand-in lab's DUT (root)."""
 from __future__ import annotations
 
 import json
@@ -23,6 +23,7 @@ from harness.cli.frames import FrameError, read_frames
 from harness.cli.journey import main
 from harness.cli.setup_file import SetupCommand, SetupFileError, parse_setup
 from harness.cli.trace import Trace, render_text
+from harness.drivers.standin_lab import StandinLab
 from harness.dropreason import DropReason
 from harness.journey import Drop, Hop, Journey
 from harness.target import PORTS
@@ -438,3 +439,34 @@ frames out
 
 same on mock and dut
 """)
+
+
+needs_standin = pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("ip", "ethtool", "sysctl", "clang"))
+    or not os.access("/usr/sbin/sshd", os.X_OK),
+    reason="the stand-in lab needs root, iproute2, ethtool, procps, clang and openssh-server")
+
+
+@needs_standin
+def test_trace_on_a_lab_station(rules, tmp_path):
+    with StandinLab(1, tmp_path / "lab") as lab:
+        run = journey("trace", "--target", "dut", "--lab", str(lab.lab_file), "--setup", rules, "--port", "p0",
+                      "IP(dst='10.0.1.2')/UDP(dport=54)")
+    assert (run.returncode, run.stderr) == (0, "")
+    assert run.stdout == """\
+journey on lab: 1 frame sent into p0
+
+packet 1: 10.0.0.2 > 10.0.1.2 udp id=1 ttl=64 len=28
+  forward
+     1  NF_FORWARD[inet f forward] -> DROP (rule 3: ip daddr 10.0.1.2 udp dport 54 counter drop)
+  => DROP NETFILTER_DROP at NF_FORWARD in nft_do_chain
+
+frames out
+  p0, p1, p2: none
+"""
+
+
+def test_lab_with_the_mock_is_refused():
+    run = journey("trace", "--lab", "lab.yaml", "--port", "p0", "IP()")
+    assert run.returncode == 2
+    assert "journey: error: --lab=lab.yaml drives a lab DUT: use it with --target=dut" in run.stderr

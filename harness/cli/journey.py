@@ -21,6 +21,7 @@ from harness.cli.diff import diff_json, diff_svg, render_diff
 from harness.cli.frames import FrameError, read_frames
 from harness.cli.setup_file import SetupFileError, read_setup_file
 from harness.cli.trace import PLANS, TARGETS, SetupFailed, Trace, render_json, render_svg, render_text, run_trace
+from harness.labfile import LabFileError
 from harness.target import PORTS, TargetError
 
 EXIT_DIFFERENT = 1
@@ -29,20 +30,24 @@ FORMATS = ("text", "svg", "json")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.lab and args.command == "trace" and args.target != "dut":
+        parser.error(f"--lab={args.lab} drives a lab DUT: use it with --target=dut")
     try:
         frames = read_frames(args.packet, next(port for port in PORTS if port.name == args.port))
         setup = read_setup_file(args.setup) if args.setup else []
         setup_name = args.setup or ""
         if args.command == "trace":
-            trace = run_trace(args.target, args.port, frames, setup, setup_name, args.plan)
+            trace = run_trace(args.target, args.port, frames, setup, setup_name, args.plan, args.lab)
             sys.stdout.write(_trace_output(trace, args.format))
             return 0
-        first, second = (run_trace(target, args.port, frames, setup, setup_name, args.plan) for target in TARGETS)
+        first, second = (run_trace(target, args.port, frames, setup, setup_name, args.plan, lab)
+                         for target, lab in zip(TARGETS, (None, args.lab)))
         text, differences = render_diff(first, second)
         sys.stdout.write(_diff_output(first, second, text, differences, args.format))
         return EXIT_DIFFERENT if differences else 0
-    except (FrameError, SetupFileError, SetupFailed, TargetError) as exc:
+    except (FrameError, SetupFileError, SetupFailed, TargetError, LabFileError) as exc:
         print(f"journey {args.command}: {exc}", file=sys.stderr)
         return EXIT_TROUBLE
 
@@ -72,8 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument("--target", choices=TARGETS, default="mock",
                        help="mock: the kernel model (default); dut: this machine's kernel in the netns lab (root)")
     diff = commands.add_parser("diff", help="run frames through the mock and the netns lab and show where they differ",
-                               description="Run the same frames through the mock and the netns lab (root) and "
-                                           "print where they differ: hops both observe, verdicts, drops, frames out. "
+                               description="Run the same frames through the mock and the netns lab (root), "
+                                           "or a lab DUT (--lab), and print where they differ: hops both observe, "
+                                           "verdicts, drops, frames out. "
                                            "Exit status 1 when they differ.")
     for command in (trace, diff):
         command.add_argument("--port", required=True, choices=[port.name for port in PORTS],
@@ -81,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--setup", metavar="FILE",
                              help="commands configuring the DUT, one per line as in a shell script "
                                   "(ip, nft with `-f - <<EOF` here-documents, sysctl, tc, ...)")
+        command.add_argument("--lab", metavar="LAB.yaml",
+                             help="the dut is the first station of this lab file (docs/lab-file.md) instead of "
+                                  "the netns lab")
         command.add_argument("--plan", choices=PLANS, default="router",
                              help="before the setup: router (default): 10.0.N.1/24 on pN, hosts 10.0.N.2 as "
                                   "permanent neighbours, forwarding on; hosts: the same without forwarding; "

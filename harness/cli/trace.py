@@ -15,11 +15,14 @@ map's and the journeys' own (journey_map_svg(), journeys_to_json()).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from harness import labfile
 from harness.cli.setup_file import SetupCommand
 from harness.journey import Journey, Journeys, Stage, journeys_to_json
+from harness.plugin import LabSession
 from harness.packets import describe
 from harness.report.journey_map import FWD, IN, OUT, journey_map_svg, observed_stages, visits, wire_journeys
 from harness.target import CommandError, Target, TargetUnavailable
@@ -64,9 +67,27 @@ class Trace:
 PLANS = {"router": plan_router, "hosts": plan_hosts, "none": lambda target: []}
 
 
-def open_target(name: str) -> Target:
-    """A fresh DUT: the mock kernel, or the netns lab (the real kernel of this host in
-    network namespaces of its own, never the host's)."""
+@contextmanager
+def opened_target(name: str, lab_file: str | None = None) -> Iterator[Target]:
+    """A fresh DUT, closed after: the mock kernel; the netns lab (the real kernel of
+    this host in network namespaces of its own, never the host's); or with a lab file,
+    its first station's DUT, claimed and given back as a pytest session does (LabSession)."""
+    if lab_file is not None:
+        with _lab_session(lab_file) as session:
+            target = session.target()
+            try:
+                yield target
+            finally:
+                target.close()
+        return
+    target = _fresh_target(name)
+    try:
+        yield target
+    finally:
+        target.close()
+
+
+def _fresh_target(name: str) -> Target:
     if name == "mock":
         from harness.mockkernel.target import MockTarget  # the chosen target only: each loads a world
         return MockTarget()
@@ -78,12 +99,21 @@ def open_target(name: str) -> Target:
     return NetnsTarget()
 
 
-def run_trace(target_name: str, port: str, frames: list[bytes], setup: Sequence[SetupCommand],
-              setup_name: str, plan: str = "router") -> Trace:
-    """Send `frames` into `port` of a fresh `target_name` DUT set up with the plan and
-    `setup`, and record what happened."""
-    target = open_target(target_name)
+@contextmanager
+def _lab_session(lab_file: str) -> Iterator[LabSession]:
+    claim = labfile.claim_station(labfile.load_lab(lab_file), None)  # the first station, as pytest without xdist
+    session = LabSession(claim.station, claim, lab_file, dry_run=False)
     try:
+        yield session
+    finally:
+        session.close()
+
+
+def run_trace(target_name: str, port: str, frames: list[bytes], setup: Sequence[SetupCommand],
+              setup_name: str, plan: str = "router", lab_file: str | None = None) -> Trace:
+    """Send `frames` into `port` of a fresh `target_name` DUT (with `lab_file`, a lab
+    station's) set up with the plan and `setup`, and record what happened."""
+    with opened_target(target_name, lab_file) as target:
         PLANS[plan](target)
         for command in setup:
             try:
@@ -94,8 +124,6 @@ def run_trace(target_name: str, port: str, frames: list[bytes], setup: Sequence[
         target.send(port, frames)
         left = {out.name: target.collect(out) for out in target.ports}
         return Trace(target.name, port, frames, target.journeys(), left, target.capabilities)
-    finally:
-        target.close()
 
 
 def render_text(trace: Trace) -> str:
