@@ -453,7 +453,7 @@ def test_trace_on_a_lab_station(rules, tmp_path):
     with StandinLab(1, tmp_path / "lab") as lab:
         run = journey("trace", "--target", "dut", "--lab", str(lab.lab_file), "--setup", rules, "--port", "p0",
                       "IP(dst='10.0.1.2')/UDP(dport=54)")
-    assert (run.returncode, run.stderr) == (0, "")
+    assert run.returncode == 0, run.stderr  # stderr may warn of a station recovered from a killed session
     assert run.stdout == """\
 journey on lab: 1 frame sent into p0
 
