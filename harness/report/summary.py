@@ -14,7 +14,7 @@ The summary, in this order:
 - per target the counts (passed, failed, broken, skipped, xfailed, xpassed), the
   failures with their message, the skips and xfails by reason;
 - the environments, one `environment-<target>.json` per target in the directory
-  (a flat JSON object, written by the plugin's Allure code);
+  (a flat JSON object, written by harness/report/allure.py);
 - the line-rate tables: the RFC 2544 reports and the `Target.traffic()` runs the
   line-rate tests attached (`RFC 2544 (<target>).json`, `traffic (<target>).json`:
   harness/report/plots.py).
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from harness.report.allure import environment_info
 from harness.traffic import FCS_LEN, Result, l1_bits
 
 NO_TARGET = "no target"  # a result without a "target" label: a test that used no DUT
@@ -86,7 +87,7 @@ class Summary:
     targets: list[str]
     cases: dict[CaseKey, dict[str, CaseResult]]  # case -> target -> its result
     disagreements: dict[Disagreement, list[CaseKey]]
-    environments: dict[str, dict[str, str]]
+    environments: dict[str, dict]  # environment-<name>.json by name (harness/report/allure.py)
     line_rate: list[tuple[CaseResult, dict]] = field(default_factory=list)  # (result, Report.to_dict())
     traffic: list[tuple[CaseResult, Result]] = field(default_factory=list)  # each traffic() run of a test
 
@@ -157,7 +158,7 @@ def read(results_dir: str | os.PathLike) -> Summary:
     targets = sorted({r.target for r in results},
                      key=lambda t: (t == NO_TARGET, TARGET_ORDER.index(t) if t in TARGET_ORDER else len(TARGET_ORDER), t))
     summary = Summary(results_dir=results_dir, results=results, targets=targets, cases=dict(cases),
-                      disagreements={kind: [] for kind in Disagreement}, environments=_environments(results_dir))
+                      disagreements={kind: [] for kind in Disagreement}, environments=environment_info(results_dir))
     for key in sorted(summary.cases, key=lambda k: case_name(summary.cases[k])):
         kind = disagreement({t: r.outcome for t, r in summary.cases[key].items()})
         if kind is not None:
@@ -183,14 +184,6 @@ def disagreement(outcomes: dict[str, Outcome]) -> Disagreement | None:
 
 def case_name(by_target: dict[str, CaseResult]) -> str:
     return next(iter(by_target.values())).name
-
-
-def _environments(results_dir: Path) -> dict[str, dict[str, str]]:
-    environments = {}
-    for path in sorted(results_dir.glob("environment-*.json")):
-        values = json.loads(path.read_text())
-        environments[path.stem.removeprefix("environment-")] = {str(k): str(v) for k, v in values.items()}
-    return environments
 
 
 def _attached(summary: Summary, prefix: str) -> list[tuple[CaseResult, dict]]:
@@ -280,7 +273,7 @@ def _environments_markdown(summary: Summary) -> list[str]:
     targets = list(summary.environments)
     keys = list(dict.fromkeys(k for values in summary.environments.values() for k in values))
     lines = ["## Environments", "", "| | " + " | ".join(targets) + " |", "|---" * (len(targets) + 1) + "|"]
-    lines += [f"| {_cell(k)} | " + " | ".join(_cell(summary.environments[t].get(k, "")) for t in targets) + " |"
+    lines += [f"| {_cell(k)} | " + " | ".join(_cell(str(summary.environments[t].get(k, ""))) for t in targets) + " |"
               for k in keys]
     return lines + [""]
 
