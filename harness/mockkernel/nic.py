@@ -12,7 +12,9 @@ The skb is the one the lab's veth delivers, which packet_snd() allocated on the
 tester's end (net/packet/af_packet.c): a head asked for LL_RESERVED_SPACE(veth)
 and the frame, the frame copied from offset 2 (skb_reserve() of the reserved
 space, then back by the Ethernet header for SOCK_RAW); its truesize and tailroom
-follow from that head's slab size (core/skbuff.py).
+follow from that head's slab size (core/skbuff.py). Left out there: a frame of a
+page or more, which packet_alloc_skb() puts in page frags after a 14-byte head,
+and the page_pool copy a veth makes for its XDP program (veth_xdp_rcv_skb()).
 Time does not pass while polling: rounds are counted, not timed.
 """
 from __future__ import annotations
@@ -28,7 +30,7 @@ from harness.mockkernel.net import NetDevice
 from harness.mockkernel.wire.ethernet import ETH_HLEN
 
 NAPI_POLL_WEIGHT = 64
-LL_RESERVED_SPACE = 16  # a veth's hard_header_len 14 rounded up to HH_DATA_MOD
+LL_RESERVED_SPACE = 16  # a veth's: (hard_header_len 14 & ~(HH_DATA_MOD - 1)) + HH_DATA_MOD
 PACKET_SND_HEADROOM = LL_RESERVED_SPACE - ETH_HLEN  # packet_snd() reserves the Ethernet header back
 HOP_NAPI_ALLOC_SKB = Hop(Stage.SKB, "napi_alloc_skb")
 
