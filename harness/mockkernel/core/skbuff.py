@@ -25,8 +25,8 @@ PKT_TYPE_NAMES = ("host", "broadcast", "multicast", "otherhost", "outgoing")
 SMP_CACHE_BYTES = 64
 SKB_SHINFO_SIZE = 320  # SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86-64
 SKB_STRUCT_SIZE = 256  # SKB_DATA_ALIGN(sizeof(struct sk_buff))
-# skb_small_head_cache's object, SKB_HEAD_ALIGN(max(MAX_TCP_HEADER, GRO_MAX_HEAD_PAD)): 576 on
-# the lab's 6.18 (measured: heads of up to 256 bytes have truesize 832)
+# skb_small_head_cache's object, SKB_HEAD_ALIGN(MAX_TCP_HEADER) (config-dependent, not a power
+# of two): 576 on the lab's 6.18, measured (heads of up to 256 bytes have truesize 832)
 SKB_SMALL_HEAD_CACHE_SIZE = 576
 # zeros, never written: `_PADS[headroom] + payload` allocates the buffer once
 _PADS = tuple(bytearray(headroom) for headroom in range(NET_SKB_PAD + 1))
