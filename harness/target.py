@@ -387,6 +387,7 @@ class Target(ABC):
         self._queues: dict[str, list[bytes]] = {p.name: [] for p in PORTS}
         self._departures: dict[str, list[float]] = {p.name: [] for p in PORTS}  # when each queued frame left
         self.frame_log: list[tuple[str, str, bytes]] = []  # (direction, DUT port, frame), for the pcap
+        self.traffic_results: list[Result] = []  # every traffic() run's, for the report's maps of its paths
 
     # configuration -----------------------------------------------------------
     @abstractmethod

@@ -235,15 +235,27 @@ def test_each_result_of_a_test_seen_on_two_targets_gets_the_maps_side_by_side_on
     assert [a["name"] for a in alone["attachments"]] == ["journeys (mock).json"]
 
 
-def test_a_test_run_with_allure_attaches_the_map_the_text_and_the_json(pytester):
+def test_a_run_with_allure_attaches_the_map_text_and_json_and_a_line_rate_runs_paths_with_counts(pytester):
     pytester.makepyfile("""
+        from harness.traffic import Mode, Profile, Rate, Stream
+
+        FRAME = bytes.fromhex("020000000001020000000101080045000020000100004011" + "00" * 20)
+
         def test_send(target):
-            target.send("p0", bytes.fromhex("020000000001020000000101080045000020000100004011" + "00" * 20))
+            target.send("p0", FRAME)
+
+        def test_burst(target):
+            target.traffic(Profile([Stream("p0", FRAME, Rate(1000), mode=Mode.SINGLE_BURST, count=1500)]))
     """)
-    pytester.runpytest("--target=mock", "--alluredir=results", "-p", "no:cacheprovider").assert_outcomes(passed=1)
-    [result] = [json.loads(p.read_text()) for p in (pytester.path / "results").glob("*-result.json")]
-    attachments = {a["name"]: a for a in result["attachments"]}
+    pytester.runpytest("--target=mock", "--alluredir=results", "-p", "no:cacheprovider").assert_outcomes(passed=2)
+    results = {r["name"]: r for r in (json.loads(p.read_text()) for p in (pytester.path / "results").glob("*-result.json"))}
+    attachments = {a["name"]: (pytester.path / "results" / a["source"]) for a in results["test_send"]["attachments"]}
     assert {"journeys (mock)", "journeys (mock).txt", "journeys (mock).json"} <= attachments.keys()
-    ET.fromstring((pytester.path / "results" / attachments["journeys (mock)"]["source"]).read_text())
-    data = json.loads((pytester.path / "results" / attachments["journeys (mock).json"]["source"]).read_text())
+    assert _texts(attachments["journeys (mock)"].read_text())[0] == "mock: 1 packet on 1 distinct path"
+    data = json.loads(attachments["journeys (mock).json"].read_text())
     assert data["target"] == "mock" and data["journeys"][0]["hops"][0]["stage"] == "NIC_RX"
+    # a burst's 1,500 packets, where the journeys keep the line-rate model's probes
+    [page] = [a for a in results["test_burst"]["attachments"] if a["name"].startswith("traffic paths")]
+    assert page["name"] == "traffic paths (mock)"
+    svg = (pytester.path / "results" / page["source"]).read_text()
+    assert _texts(svg)[0] == "mock: 1,500 packets on 1 distinct path"

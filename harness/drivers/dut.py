@@ -269,6 +269,7 @@ class NetnsTarget(SideTarget):
             notes.append(f"the DUT had not drained {DRAIN_TIMEOUT:.0f} s after the streams ended: "
                          "what it still held counts as lost")
         result.notes += notes
+        self.traffic_results.append(result)
         return result
 
     def _wait_drained(self, run: generator.GeneratorRun, waiting: Callable[[], None]) -> bool:

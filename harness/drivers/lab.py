@@ -229,6 +229,7 @@ class LabTarget(SideTarget):
         result.target = self.name
         result.losses, notes = observed.losses()
         result.notes += notes
+        self.traffic_results.append(result)
         return result
 
     def close(self) -> None:

@@ -205,6 +205,7 @@ class MockTarget(Target):
         self._settle()
         result = Engine(self.kernel, self.cost).run(profile, duration)
         self._settle()
+        self.traffic_results.append(result)
         return result
 
     def reset(self) -> None:

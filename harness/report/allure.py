@@ -32,7 +32,7 @@ import pytest
 
 from harness.journey import Journey
 from harness.packets import frames_pcap
-from harness.report.journey_map import attach_journeys
+from harness.report.journey_map import attach_journeys, attach_traffic_paths
 from harness.target import CommandError, Target
 
 REPOSITORY = Path(__file__).resolve().parents[2]  # allurerc.mjs and node_modules/ (npm install allure@3)
@@ -140,9 +140,10 @@ def _parameter_text(value: object) -> str | None:
 
 
 def attach_results(target: str, dut: Target, journeys: str, recorded: list[Journey]) -> None:
-    """The test's journeys (the map, the text and JSON), a pcap of its frames, and the
-    lab station it ran on."""
+    """The test's journeys (the map, the text and JSON), its line-rate runs' paths, a
+    pcap of its frames, and the lab station it ran on."""
     attach_journeys(target, dut.capabilities, recorded, journeys, dut.frame_log)
+    attach_traffic_paths(target, dut.traffic_results)
     if dut.frame_log:
         allure.attach(frames_pcap(dut.frame_log), name=f"frames ({target}).pcap",
                       attachment_type=allure.attachment_type.PCAP)

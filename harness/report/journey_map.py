@@ -35,8 +35,9 @@ from html import escape
 from pathlib import Path
 from typing import NamedTuple
 
-from harness.journey import Hop, Journey, Stage, journey_of_path, journeys_from_json, journeys_to_json
+from harness.journey import Hop, Journey, Journeys, Stage, journey_of_path, journeys_from_json, journeys_to_json
 from harness.packets import describe
+from harness.traffic import Result
 
 ALL_STAGES = frozenset(Stage)
 MAPS_SHOWN = 3  # maps drawn per target; the other paths are listed as lines
@@ -466,10 +467,11 @@ def _column(canvas: "Canvas", left: float, top: float, column: Column, ranks: ra
 def _map(canvas: "Canvas", left: float, top: float, group: PathGroup, heading: str, total: int,
          observed: frozenset[Stage], marks: set) -> None:
     journey = group.example
-    share = f" ({100 * group.packets / total:.0f}%)" if total > group.packets else ""
+    percent = 100 * group.packets / total
+    share = "" if group.packets == total else f" ({percent:.0f}%)" if percent >= 1 else " (<1%)"
     canvas.rect(left + 4, top + 2, MAP_W - 8, MAP_H - 6, "map-frame", fill="none", stroke="#e0e0e0")
     canvas.text(left + MARGIN, top + 15, f"{heading}: {_count(group.packets, 'packet')}{share}", "head")
-    example = str(journey.packet) or "(a path summarised after the journey limit: its packets are not kept)"
+    example = str(journey.packet) or "(packets counted by path, not kept one by one)"
     canvas.text(left + MARGIN, top + 28, _clip(("e.g. " if group.packets > 1 else "") + example,
                                                int((MAP_W - 2 * MARGIN) / CHAR)), title=example)
     canvas.text(left + X_IN, top + HEADER_H - 4, "INBOUND", "head")
@@ -679,7 +681,7 @@ def _edge(left: float, top: float, a: tuple[Stage, str], b: tuple[Stage, str]) -
 
 
 def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 'es' if noun.endswith('x') else 's'}"
+    return f"{n:,} {noun}{'' if n == 1 else 'es' if noun.endswith('x') else 's'}"
 
 
 def _clip(text: str, chars: int) -> str:
@@ -733,6 +735,7 @@ class Canvas:
 # Allure: the attachments of one result, the side-by-side over a results directory -----------------
 
 JSON_NAME = "journeys ({}).json"
+TRAFFIC_RUNS_DRAWN = 3
 TARGET_ORDER = ("mock", "netns", "dut", "lab")  # the model first, beside the real kernels
 SIDE_BY_SIDE_NAME = "journeys side by side ({})"
 
@@ -759,6 +762,24 @@ def attach_journeys(target_name: str, capabilities: Iterable[str], recorded: lis
         allure.attach(json.dumps(data), name=JSON_NAME.format(target_name), attachment_type=allure.attachment_type.JSON)
     if text:
         allure.attach(text, name=f"journeys ({target_name}).txt", attachment_type=allure.attachment_type.TEXT)
+
+
+def attach_traffic_paths(target_name: str, results: list[Result]) -> None:
+    """Attach the paths of each line-rate run of a test (Result.paths: every packet's,
+    with their counts, where the target observes them) as maps, TRAFFIC_RUNS_DRAWN
+    runs at most (an RFC 2544 search runs a trial per rate: its report has them)."""
+    try:
+        import allure
+        from allure_commons import plugin_manager
+    except ImportError:
+        return
+    if not plugin_manager.hook.attach_data.get_hookimpls():
+        return
+    drawn = [result for result in results if result.paths][:TRAFFIC_RUNS_DRAWN]
+    for run, result in enumerate(drawn, 1):
+        name = f"traffic paths ({target_name})" + (f", run {run}" if len(drawn) > 1 else "")
+        for page_name, svg in _paged(name, journey_map_pages(Journeys(paths=result.paths), target_name)):
+            allure.attach(svg, name=page_name, attachment_type=allure.attachment_type.SVG)
 
 
 def add_side_by_side(results_dir: str | os.PathLike) -> int:
