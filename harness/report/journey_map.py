@@ -28,7 +28,6 @@ import json
 import os
 import re
 import uuid
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from html import escape
@@ -208,17 +207,12 @@ def visits(journey: Journey) -> list[Visit]:
     side = OUT if side == OUT else IN
     placed: list[Visit] = []
     for hop in journey.hops:
-        if hop.stage in SIDE_OF:
-            side = SIDE_OF[hop.stage]
-        slot = (hop.stage, side if hop.stage in BOTH_SIDES else SIDE_OF[hop.stage])
-        if slot[0] in BOTH_SIDES and side == FWD:
-            slot = (hop.stage, OUT)
+        side = SIDE_OF.get(hop.stage, side)
+        slot = (hop.stage, SIDE_OF.get(hop.stage) or (OUT if side == FWD else side))
         if placed and placed[-1].slot == slot:
             placed[-1].hops.append(hop)
         else:
             placed.append(Visit(slot, [hop]))
-        if side == FWD and hop.stage == Stage.NF_FORWARD:
-            side = OUT
     drop = journey.drop
     if drop is not None and (not placed or placed[-1].slot[0] != drop.stage):
         drop_side = SIDE_OF.get(drop.stage, OUT if placed and placed[-1].slot[1] == OUT else IN)
@@ -273,7 +267,7 @@ def observed_stages(target_name: str, capabilities: Iterable[str], journeys: lis
     """The stages a target's journeys can show: every stage on the mock (it records
     every hop); on a real kernel the netfilter hooks once nftrace traced the test's
     packets, XDP and TC from the programs' run counts, and the stages of its drops
-    (skb:kfree_skb). The wire's ends where the journeys are the frames alone."""
+    (skb:kfree_skb)."""
     if target_name == "mock":
         return ALL_STAGES
     seen = {stage for journey in _with_children(journeys) for stage in journey.stages}
