@@ -58,6 +58,7 @@ X_IN = MARGIN + NOTE_W + 20
 X_FWD = X_IN + BOX_W + GUTTER
 X_OUT = X_FWD + BOX_W + GUTTER
 MAP_W = X_OUT + BOX_W + 10 + NOTE_W + MARGIN
+FWD_NOTE_X = X_FWD + BOX_W / 2 + 8
 HEADER_H = 48
 ROWS = 13
 MAP_H = HEADER_H + ROWS * ROW + 8
@@ -548,7 +549,9 @@ def _notes(canvas: "Canvas", left: float, top: float, journey: Journey, main: li
         notes.setdefault(slot, []).append((0, -1, "differs from the other target", "note-diff"))
     for slot, lines in notes.items():
         box = SLOTS[slot]
-        chars = int((BOX_W + GUTTER if box.column == FWD else NOTE_W) / CHAR)
+        # the forward column's notes go under its boxes, right of the path's line down the
+        # column and below the outbound column's last row
+        chars = int((MAP_W - FWD_NOTE_X - MARGIN if box.column == FWD else NOTE_W) / CHAR)
         shown: list[tuple[int, str, str, str]] = []  # (order, line, css, whole note)
         for _, order, text, css in sorted(lines):
             wrapped = _wrap(text, chars, NOTE_LINES - len(shown))
@@ -561,8 +564,8 @@ def _notes(canvas: "Canvas", left: float, top: float, journey: Journey, main: li
             canvas.text(left + box.x + BOX_W - 4, box.y(top) + BOX_H - 4, f"+{_count(hidden, 'note')}", "sub",
                         anchor="end")
         for i, (_, line, css, text) in enumerate(shown):
-            if box.column == FWD:  # the forward column's notes go under its box
-                canvas.text(left + X_FWD, box.y(top) + BOX_H + 9 + LINE * i, line, css, title=text)
+            if box.column == FWD:
+                canvas.text(left + FWD_NOTE_X, box.y(top) + BOX_H + 9 + LINE * i, line, css, title=text)
                 continue
             y = box.y(top) + BOX_H / 2 + (i - (len(shown) - 1) / 2) * LINE + 3.5
             if box.column == IN:
