@@ -32,20 +32,26 @@ PAGE = """<html><head><link rel="icon" href="data:image/svg+xml,%3Csvg%3E"></hea
 </body></html>"""
 
 
+def _run(pytester, monkeypatch, *args: str):
+    """pytest in a process of its own: allure-commons' hooks are global, an outer --alluredir
+    run (.ci/test's) would take the inner run's results."""
+    monkeypatch.setenv("PYTHONPATH", str(REPOSITORY))  # this checkout's harness
+    return pytester.runpytest_subprocess(*args, "--alluredir=results", "-p", "no:cacheprovider")
+
+
 def test_every_suite_file_has_an_area():
     suites = sorted(str(path.relative_to(REPOSITORY)) for path in (REPOSITORY / "suites").glob("test_*.py"))
     assert [suite for suite in suites if suite not in SUITE_AREAS] == []
     assert sorted(SUITE_AREAS) == suites  # and no area names a file that is gone
 
 
-def test_a_result_carries_target_area_severity_and_case(pytester):
+def test_a_result_carries_target_area_severity_and_case(pytester, monkeypatch):
     suites = pytester.mkpydir("suites")
     (suites / "test_nat.py").write_text("import pytest\n\n"
                                         "@pytest.mark.parametrize('hook', ['prerouting', 'output'])\n"
                                         "def test_dnat_rewrites(target, hook):\n    pass\n")
     (suites / "test_mine.py").write_text("def test_something_new(target):\n    pass\n")
-    result = pytester.runpytest("--target=mock", "--alluredir=results", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=3)
+    _run(pytester, monkeypatch, "--target=mock").assert_outcomes(passed=3)
     labels = {}
     for path in (pytester.path / "results").glob("*-result.json"):
         written = json.loads(path.read_text())
@@ -66,9 +72,9 @@ def test_a_result_carries_target_area_severity_and_case(pytester):
             "story": "something new", "severity": "normal"}}
 
 
-def test_the_mock_run_writes_its_environment_beside_the_results(pytester):
+def test_the_mock_run_writes_its_environment_beside_the_results(pytester, monkeypatch):
     pytester.makepyfile("def test_case(target):\n    pass\n")
-    pytester.runpytest("--target=mock", "--alluredir=results", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    _run(pytester, monkeypatch, "--target=mock").assert_outcomes(passed=1)
     written = environment_info(pytester.path / "results")
     commit = subprocess.run(["git", "-C", str(REPOSITORY), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, check=True).stdout.strip()
@@ -79,9 +85,9 @@ def test_the_mock_run_writes_its_environment_beside_the_results(pytester):
     assert written["mock"]["commit"].startswith(commit)
 
 
-def test_the_netns_lab_environment_is_this_host_s_kernel_and_tools(pytester):
+def test_the_netns_lab_environment_is_this_host_s_kernel_and_tools(pytester, monkeypatch):
     pytester.makepyfile("def test_case(target):\n    pass\n")
-    outcome = pytester.runpytest("--target=dut", "--alluredir=results", "-p", "no:cacheprovider")
+    outcome = _run(pytester, monkeypatch, "--target=dut")
     if outcome.parseoutcomes().get("skipped"):
         pytest.skip("the netns lab is unavailable here (it needs root)")
     written = environment_info(pytester.path / "results")["netns"]
