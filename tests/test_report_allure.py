@@ -6,11 +6,13 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from harness.report.allure import (OTHER_SUITES, REPOSITORY, SUITE_AREAS, ReportError, environment_info,
-                                   offline)
+from harness.report.allure import (OTHER_SUITES, REPOSITORY, SUITE_AREAS, ReportError, environment,
+                                   environment_info, offline)
+from harness.target import CommandError
 
 pytest_plugins = ["pytester"]
 
@@ -121,3 +123,25 @@ def test_the_quality_gate_accepts_exactly_the_summary_s_skip_and_xfail_disagreem
     from harness.report.summary import Disagreement
     accepted = re.search(r"const ACCEPTED_DISAGREEMENTS = (\[.*\]);", (REPOSITORY / "allurerc.mjs").read_text())
     assert json.loads(accepted.group(1)) == [Disagreement.SKIPPED_ON_SOME, Disagreement.KNOWN_DIVERGENCE]
+
+
+def test_a_lab_dut_s_environment_is_read_on_the_dut_and_names_its_station_and_trex():
+    class Host:  # the station's SSH host: what each version command prints on the DUT
+        outputs = {"nft": "nftables v1.0.9 (Old Doc Yak #3)\n", "ip": "ip utility, iproute2-6.8.0, libbpf 1.3.0\n",
+                   "bpftool": "bpftool v7.4.0\nusing libbpf v1.4\n"}
+
+        def run(self, argv):
+            if argv[0] not in self.outputs:
+                raise CommandError(argv, "bash: bpftrace: command not found", 127)
+            return self.outputs[argv[0]]
+
+    station = SimpleNamespace(name="st1", host=Host(), identity={
+        "dut": {"kernel": "6.8.0-45-generic", "distribution": "Ubuntu 24.04.1 LTS"},
+        "trex": {"version": {"version": "v3.04", "build_date": "", "mode": "STL"}}})
+    info = environment("lab", SimpleNamespace(station=station))
+    assert {key: info[key] for key in list(info)[:9]} == {
+        "target": "lab", "station": "st1", "kernel": "6.8.0-45-generic", "distribution": "Ubuntu 24.04.1 LTS",
+        "nft": "nftables v1.0.9 (Old Doc Yak #3)", "iproute2": "ip utility, iproute2-6.8.0, libbpf 1.3.0",
+        "bpftool": "bpftool v7.4.0", "bpftrace": "`bpftrace --version` failed: bash: bpftrace: command not found",
+        "trex": "v3.04, mode STL"}
+    assert list(info)[9:] == ["clang", "python", "commit"]

@@ -190,11 +190,18 @@ def environment(target: str, dut: Target) -> dict[str, str]:
         info |= {"station": station.name, "kernel": station.identity["dut"]["kernel"],
                  "distribution": station.identity["dut"]["distribution"]}
         info |= {tool: _first_line(station.host.run, argv) for tool, argv in TOOL_VERSIONS}
-        info["trex"] = str(station.identity["trex"]["version"])
+        info["trex"] = _trex_version(station.identity["trex"]["version"])
     info["clang"] = _first_line(_run_here, ["clang", "--version"])
     info["python"] = platform.python_version()
     info["commit"] = _first_line(_run_here, ["git", "-C", str(REPOSITORY), "describe", "--always", "--dirty"])
     return info
+
+
+def _trex_version(version: dict | str) -> str:
+    """The TRex server's get_version answer (version, mode, who built it...) on one line."""
+    if not isinstance(version, dict):
+        return str(version)
+    return ", ".join(str(value) if key == "version" else f"{key} {value}" for key, value in version.items() if value)
 
 
 def _run_here(argv: Sequence[str]) -> str:
