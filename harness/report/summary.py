@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from harness.report.allure import environment_info
 from harness.traffic import FCS_LEN, Result, l1_bits
 
 NO_TARGET = "no target"  # a result without a "target" label: a test that used no DUT
@@ -180,6 +179,13 @@ def disagreement(outcomes: dict[str, Outcome]) -> Disagreement | None:
     if Outcome.SKIPPED in seen:
         return Disagreement.SKIPPED_ON_SOME
     return Disagreement.KNOWN_DIVERGENCE
+
+
+def environment_info(results_dir: str | os.PathLike) -> dict[str, dict]:
+    """Every environment-*.json in `results_dir` (harness/report/allure.py writes them), by
+    the name after "environment-" ("mock", "netns", "lab-<station>")."""
+    return {path.stem.removeprefix("environment-"): json.loads(path.read_text())
+            for path in sorted(Path(results_dir).glob("environment-*.json"))}
 
 
 def case_name(by_target: dict[str, CaseResult]) -> str:
