@@ -4,6 +4,9 @@ which disagreements it finds, and the text it writes."""
 from __future__ import annotations
 
 import json
+import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -345,3 +348,14 @@ def test_a_traffic_run_is_attached_as_its_table_and_the_json_the_summary_reads(m
     assert [name for name, _ in attached] == ["traffic (mock).txt", "traffic (mock).json"]
     assert attached[0][1].startswith("traffic on mock: 0.500 s\n")
     assert Result.from_dict(json.loads(attached[1][1])) == run
+
+
+def test_summary_is_a_plain_reader_that_imports_neither_the_plugin_side_nor_the_maps():
+    """journey_map and harness/report/allure.py import from it: an import back closes a cycle
+    that stops the plugin from loading."""
+    check = ("import sys, harness.report.summary; "
+             "print(sorted(m for m in ('harness.report.allure', 'harness.report.journey_map', 'allure', 'pytest') "
+             "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True,
+                         cwd=pathlib.Path(__file__).resolve().parents[1]).stdout
+    assert out == "[]\n"
