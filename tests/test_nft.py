@@ -500,6 +500,21 @@ def test_a_misspelt_field_or_key_is_the_syntax_error_real_nft_reports(real_tools
     real_tools.assert_same_as_real(steps)
 
 
+NAT_CHAINS = ("table ip n {\n\tchain post { type nat hook postrouting priority srcnat; }\n"
+              "\tchain pre { type nat hook prerouting priority dstnat; }\n}\n")
+INCOMPLETE_STATEMENTS = [
+    "post masquerade to", "post snat to", "pre dnat to", "pre dnat ip to", "pre dnat to 1.2.3.4:",
+    "pre dnat to 1.2.3.4-", "pre redirect to", "pre reject with foo", "pre reject with icmp", "pre reject with tcp",
+    "pre limit rate 10/foo", "pre limit rate 1 mbytes/foo", "pre limit rate foo",
+]
+
+
+def test_an_incomplete_or_misspelt_statement_is_the_syntax_error_real_nft_reports(real_tools):
+    steps = [(["nft", "-f", "-"], NAT_CHAINS)]
+    steps += [(["nft", "add", "rule", "ip", "n", *rule.split()], None) for rule in INCOMPLETE_STATEMENTS]
+    real_tools.assert_same_as_real(steps)
+
+
 def test_arp_tables_are_refused_naming_the_family():
     assert nft_error(Kernel(), ["nft", "add", "table", "arp", "t"]).startswith(
         "Error: the arp family is not modelled by the mock kernel")

@@ -635,6 +635,12 @@ class Parser:
             raise self.unexpected("number")
         return self.next()
 
+    def operand(self) -> Token:
+        """A value the caller parses: bison's syntax error where the statement ends instead."""
+        if self.at_end_of_stmt():
+            raise self.unexpected()
+        return self.next()
+
     def at_end_of_stmt(self) -> bool:
         return self.tok.kind in ("nl", "eof") or self.at(";", "}")
 
@@ -1210,19 +1216,18 @@ class Parser:
         self.next()
         self.expect("rate")
         over = bool(self.accept("over"))
-        rate = self.number().value
+        rate_num = self.number()
+        rate = rate_num.value
         byte_unit = None
         if self.tok.kind == "str" and "/" in self.tok.text:  # `1 mbytes/second` scans as one string
             rate_tok = self.next()
             byte_unit, unit_text = rate_tok.text.split("/", 1)
             if byte_unit not in BYTE_UNITS or unit_text not in LIMIT_UNITS:
-                raise NftError("Wrong rate format", rate_tok.loc)
+                raise NftError("Wrong rate format", rate_num.loc.to(rate_tok.loc))
             unit = Token("str", unit_text, rate_tok.loc)
         else:
             self.expect("/")
-            unit = self.word()
-            if unit.text not in LIMIT_UNITS:
-                raise NftError("Wrong rate format", unit.loc)
+            unit = self.keyword(tuple(LIMIT_UNITS), "LIMIT")  # parser_bison.y time_unit
         burst = burst_unit = None
         if self.accept("burst"):
             burst = self.number().value
@@ -1239,15 +1244,18 @@ class Parser:
         if not self.accept("with"):
             return Reject(loc=start.loc)
         self._expand_variable()
-        if self.accept("tcp"):
+        kind = self.keyword(("icmp", "icmpv6", "tcp", "icmpx"), "STMT_REJECT")  # parser_bison.y reject_opts
+        if kind.text == "tcp":
             self.expect("reset", "reset")
             return Reject("tcp reset", loc=start.loc.to(self.tokens[self.pos - 1].loc))
-        if self.at("icmpx"):
-            self.next()
+        if kind.text == "icmpx":
             self.accept("type")
             raise NftError("abstracted ICMP unreachable not supported", self.tok.loc, (start.loc,))
-        self.expect("icmp")
+        if kind.text == "icmpv6":
+            raise NftError("reject with icmpv6 is not modelled by the mock kernel", kind.loc)
         self.accept("type")
+        if self.at_end_of_stmt():
+            raise self.unexpected("number or string or type")
         code = self.next()
         return Reject("icmp", _parse(code, types.icmp_code), loc=start.loc.to(code.loc))
 
@@ -1267,8 +1275,8 @@ class Parser:
                 raise NftError("ip or ip6 must be specified with address for inet tables.", kind.loc)
             return Nat(kind.text, nat_family, flags=self.nat_flags(), loc=kind.loc, addr_map=addr_map)
         if not self.at(":"):
-            low = self.next()
-            high = self.next() if self.accept("-") else low
+            low = self.operand()
+            high = self.operand() if self.accept("-") else low
             addr = (_parse(low, types.ipv4_addr), _parse(high, types.ipv4_addr))
             if family == "inet" and nat_family is None:
                 raise NftError("ip or ip6 must be specified with address for inet tables.", kind.loc)
@@ -1280,7 +1288,7 @@ class Parser:
         kind = self.next()
         ports = port_loc = None
         if self.accept("to"):
-            self.expect(":", "colon")
+            self.expect(":", "colon" if kind.text == "masquerade" else None)  # nft 1.0.6 names it for masquerade
             if self.at(*SELECTOR_WORDS):
                 port_map = self.map_expr(*self.located_selector_chain(family), family, (types.inet_service,))
                 return Nat(kind.text, flags=self.nat_flags(), loc=kind.loc, port_loc=port_map.loc,
@@ -1289,8 +1297,8 @@ class Parser:
         return Nat(kind.text, None, None, ports, self.nat_flags(), loc=kind.loc, port_loc=port_loc)
 
     def port_range(self) -> tuple[tuple[int, int], Location]:
-        low = self.next()
-        high = self.next() if self.accept("-") else low
+        low = self.operand()
+        high = self.operand() if self.accept("-") else low
         return (_parse(low, types.inet_service), _parse(high, types.inet_service)), low.loc.to(high.loc)
 
     def nat_flags(self) -> tuple:
