@@ -136,7 +136,7 @@ def render_text(trace: Trace) -> str:
         lines += ["", f"{trace.journeys.summarised} more packets, summarised by path:"]
         lines += [f"{packets:>8} x {path}" for path, packets in trace.journeys.paths]
     if not trace.journeys:
-        lines += ["", f"(no journeys recorded: {trace.target} observed nothing of these frames)"]
+        lines += ["", f"(no journeys recorded: {trace.target} reported no hop and no drop of these frames)"]
     lines += ["", "frames out"]
     lines += _frames_out_lines(trace.left)
     return "\n".join(lines) + "\n"
