@@ -19,6 +19,7 @@ from harness.journey import render_all
 from harness.mockkernel.linerate.cost import CostModel, CostProfileError
 from harness.mockkernel.tracer import JOURNEY_LIMIT
 from harness.report import allure as allure_report
+from harness.report.environment import record_environment
 from harness.target import Target, TargetError, TargetUnavailable
 
 # the suite-writing kit's fixtures (`hosts`, `router`), for suites in any directory
@@ -170,7 +171,7 @@ def target(request: pytest.FixtureRequest):
             raise
         pytest.skip(f"target {name} unavailable: {exc}")
     request.node.stash[TARGET_KEY] = dut
-    allure_report.record_environment(request.config, report_target, dut)
+    record_environment(request.config, report_target, dut)
     try:
         missing = [cap for cap in needed if cap not in dut.capabilities]
         if missing:

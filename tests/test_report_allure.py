@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from harness.report.allure import (OTHER_SUITES, REPOSITORY, SUITE_AREAS, ReportError, environment,
-                                   environment_info, offline)
+from harness.report.allure import OTHER_SUITES, REPOSITORY, SUITE_AREAS, ReportError, offline
+from harness.report.environment import environment
+from harness.report.summary import environment_info
 from harness.target import CommandError
 
 pytest_plugins = ["pytester"]
@@ -109,14 +109,6 @@ def test_offline_refuses_a_page_that_would_load_anything_else_from_the_network()
     page = PAGE.format(analytics='    <link rel="stylesheet" href="https://fonts.example.org/inter.css">\n')
     with pytest.raises(ReportError, match=r"would load https://fonts\.example\.org/inter\.css from the network"):
         offline(page)
-
-
-def test_environment_info_reads_every_target_s_file(tmp_path: Path):
-    (tmp_path / "environment-mock.json").write_text('{"target": "mock", "kernel": "mock model"}')
-    (tmp_path / "environment-lab-st1.json").write_text('{"target": "lab", "station": "st1", "kernel": "6.1"}')
-    (tmp_path / "abc-result.json").write_text("{}")
-    assert environment_info(tmp_path) == {"lab-st1": {"target": "lab", "station": "st1", "kernel": "6.1"},
-                                          "mock": {"target": "mock", "kernel": "mock model"}}
 
 
 def test_the_quality_gate_accepts_exactly_the_summary_s_skip_and_xfail_disagreements():

@@ -6,10 +6,8 @@ target in an Allure 3 environment of its own and one test's results on each targ
 side by side. Labels say what the test is about (SUITE_AREAS: epic = the suite's area,
 feature = its subject, story = the test function; severity by area) and which test case
 it is across targets (`case`, and ALLURE_ID for Allure: the pytest node id, which has no
-target in it). Each result attaches its packets' journeys and a pcap of its frames. The
-first process that builds a target writes that target's environment (kernel and tool
-versions, commit, the lab DUT) as `environment-<target>.json` beside the results, which
-allurerc.mjs shows as the environment's variables.
+target in it). Each result attaches its packets' journeys and a pcap of its frames; each
+target's environment is harness/report/environment.py's.
 
 `python -m harness.report.allure` makes the single-file report that opens offline and
 prints the sign-off quality gate (allurerc.mjs).
@@ -19,13 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import allure
 import pytest
@@ -33,9 +30,8 @@ import pytest
 from harness.journey import Journey
 from harness.packets import frames_pcap
 from harness.report.journey_map import attach_journeys, attach_traffic_paths
-from harness.target import CommandError, Target
-
-REPOSITORY = Path(__file__).resolve().parents[2]  # allurerc.mjs and node_modules/ (npm install allure@3)
+from harness.report.environment import REPOSITORY  # holds allurerc.mjs and node_modules/ (npm install allure@3)
+from harness.target import Target
 
 
 @dataclass(frozen=True)
@@ -151,80 +147,6 @@ def attach_results(target: str, dut: Target, journeys: str, recorded: list[Journ
     if identity is not None:  # which DUT and TRex the result comes from
         allure.attach(json.dumps(identity, indent=2, default=str), name="lab station",
                       attachment_type=allure.attachment_type.JSON)
-
-
-# The target's environment ----------------------------------------------------------
-
-MODELLED_KERNEL = "6.18"  # the kernel the mock follows (its drop reasons are 6.18's BTF: harness/dropreason.py)
-TOOL_VERSIONS = (("nft", ["nft", "--version"]), ("iproute2", ["ip", "-V"]),
-                 ("bpftool", ["bpftool", "version"]), ("bpftrace", ["bpftrace", "--version"]))
-ENVIRONMENT_WRITTEN = pytest.StashKey[bool]()
-
-
-def record_environment(config: pytest.Config, target: str, dut: Target) -> None:
-    """Writes `target`'s environment beside the Allure results (with --alluredir), once
-    per process: each xdist worker holds a target, and a lab worker its own station."""
-    results_dir = config.getoption("allure_report_dir", None)
-    if not results_dir or config.stash.get(ENVIRONMENT_WRITTEN, False) or getattr(dut, "dry_run", False):
-        return
-    config.stash[ENVIRONMENT_WRITTEN] = True
-    info = environment(target, dut)
-    name = f"{target}-{info['station']}" if "station" in info else target
-    path = Path(results_dir) / f"environment-{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(info, indent=2) + "\n")
-
-
-def environment(target: str, dut: Target) -> dict[str, str]:
-    """What the results of `target` ran on, in the order the report shows it: the kernel,
-    the tools that configured and observed it, the compiler of the eBPF objects, the
-    harness's commit; for a lab DUT its station, distribution and TRex."""
-    info = {"target": target}
-    if target == "mock":
-        info["kernel"] = f"mock model of Linux {MODELLED_KERNEL} (harness/mockkernel)"
-    elif target == "netns":
-        info["kernel"] = platform.release()  # the namespaces run on this host's kernel
-        info |= {tool: _first_line(_run_here, argv) for tool, argv in TOOL_VERSIONS}
-    else:
-        station = dut.station
-        info |= {"station": station.name, "kernel": station.identity["dut"]["kernel"],
-                 "distribution": station.identity["dut"]["distribution"]}
-        info |= {tool: _first_line(station.host.run, argv) for tool, argv in TOOL_VERSIONS}
-        info["trex"] = _trex_version(station.identity["trex"]["version"])
-    info["clang"] = _first_line(_run_here, ["clang", "--version"])
-    info["python"] = platform.python_version()
-    info["commit"] = _first_line(_run_here, ["git", "-C", str(REPOSITORY), "describe", "--always", "--dirty"])
-    return info
-
-
-def _trex_version(version: dict | str) -> str:
-    """The TRex server's get_version answer (version, mode, who built it...) on one line."""
-    if not isinstance(version, dict):
-        return str(version)
-    return ", ".join(str(value) if key == "version" else f"{key} {value}" for key, value in version.items() if value)
-
-
-def _run_here(argv: Sequence[str]) -> str:
-    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=30).stdout
-
-
-def _first_line(run: Callable[[Sequence[str]], str], argv: Sequence[str]) -> str:
-    try:
-        output = run(argv)
-    except FileNotFoundError:
-        return f"{argv[0]} not found"
-    except subprocess.CalledProcessError as exc:
-        return f"`{' '.join(argv)}` failed: {(exc.stderr or exc.stdout).strip() or exc.returncode}"
-    except CommandError as exc:
-        return str(exc)
-    return next((line.strip() for line in output.splitlines() if line.strip()), "")
-
-
-def environment_info(results_dir: str | os.PathLike) -> dict[str, dict[str, str]]:
-    """Every environment-*.json under `results_dir`, by the name after "environment-"
-    ("mock", "netns", "lab-<station>")."""
-    return {path.stem.removeprefix("environment-"): json.loads(path.read_text())
-            for path in sorted(Path(results_dir).glob("environment-*.json"))}
 
 
 # The report ------------------------------------------------------------------------
