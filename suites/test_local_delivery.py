@@ -41,6 +41,17 @@ def test_icmp_echo_request_is_answered_from_the_address_it_was_sent_to(target, h
     assert target.drops() == []
 
 
+def test_echo_reply_that_sums_to_zero_carries_checksum_0000(target, hosts):
+    """An echo request of id 0, seq 0 and no data is answered with a reply whose
+    words are all zero; x86's csum_partial_copy_nocheck() starts from ~0, so the
+    folded sum is 0xFFFF and the field 0x0000 (RFC 1071's arithmetic gives 0xFFFF)."""
+    h0 = hosts[0]
+    target.send(h0.port, h0.to_dut() / ICMP(type=8, id=0, seq=0))
+    reply = h0.from_dut(src=h0.dut_ip, dst=h0.ip, ttl=64, flags=0) / ICMP(type=0, id=0, seq=0, chksum=0x0000)
+    target.expect(h0.port, icmp_socket_mask(reply))
+    target.expect_nothing()
+
+
 def test_udp_to_a_closed_port_gets_port_unreachable_and_no_socket(target, hosts):
     h0 = hosts[0]
     sent = h0.to_dut(id=555) / UDP(sport=1234, dport=9999) / b"anyone?"

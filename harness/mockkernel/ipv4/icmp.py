@@ -194,6 +194,12 @@ def icmp_rcv(skb: SkBuff) -> None:
         net.tracer.hop(skb, Stage.L4, "icmp_rcv", "CONSUMED")
 
 
+# icmp_push_reply() folds the sum icmp_glue_bits() took with csum_partial_copy_nocheck(),
+# which on x86 starts from ~0 (arch/x86/lib/csum-copy_64.S since 5.10): a message
+# summing to zero (an echo reply of type 0, id 0, seq 0, no data) gets 0x0000, not 0xFFFF.
+CSUM_COPY_SEED = 0xFFFF
+
+
 def icmp_echo(skb: SkBuff) -> None:
     """icmp_echo() + icmp_reply(): the same ICMP body back, type 0, from the
     address the request was sent to, with the request's TOS."""
@@ -203,7 +209,7 @@ def icmp_echo(skb: SkBuff) -> None:
     iph = Ipv4Packet(skb.buf, skb.network_header)
     body = bytearray(skb.buf[skb.data:skb.tail])
     IcmpMessage(body, 0).type = ICMP_ECHOREPLY
-    fill_checksum(body, 0, len(body))
+    fill_checksum(body, 0, len(body), initial=CSUM_COPY_SEED)
     rt = skb.dst
     spec_dst = iph.daddr if not (rt.is_broadcast or rt.is_multicast) else route.fib_compute_spec_dst(
         net, skb.dev, iph.saddr, iph.tos & 0xFC)

@@ -43,10 +43,10 @@ def echo_id(buf: bytearray, off: int) -> int:
     return _U16.unpack_from(buf, off + ID)[0]
 
 
-def fill_checksum(buf: bytearray, off: int, end: int) -> None:
-    """The message's checksum over `off`..`end`, written in place."""
+def fill_checksum(buf: bytearray, off: int, end: int, initial: int = 0) -> None:
+    """The message's checksum over `off`..`end` (plus `initial`), written in place."""
     _U16.pack_into(buf, off + CHECKSUM, 0)
-    _U16.pack_into(buf, off + CHECKSUM, checksum(memoryview(buf)[off:end]))
+    _U16.pack_into(buf, off + CHECKSUM, checksum(memoryview(buf)[off:end], initial))
 
 
 class IcmpMessage(HeaderView):
