@@ -14,7 +14,7 @@ The summary, in this order:
 - per target the counts (passed, failed, broken, skipped, xfailed, xpassed), the
   failures with their message, the skips and xfails by reason;
 - the environments, one `environment-<target>.json` per target in the directory
-  (a flat JSON object, written by harness/report/allure.py);
+  (a flat JSON object, written by harness/report/environment.py);
 - the line-rate tables: the RFC 2544 reports and the `Target.traffic()` runs the
   line-rate tests attached (`RFC 2544 (<target>).json`, `traffic (<target>).json`:
   harness/report/plots.py).
@@ -86,7 +86,7 @@ class Summary:
     targets: list[str]
     cases: dict[CaseKey, dict[str, CaseResult]]  # case -> target -> its result
     disagreements: dict[Disagreement, list[CaseKey]]
-    environments: dict[str, dict]  # environment-<name>.json by name (harness/report/allure.py)
+    environments: dict[str, dict]  # environment-<name>.json by name (harness/report/environment.py)
     line_rate: list[tuple[CaseResult, dict]] = field(default_factory=list)  # (result, Report.to_dict())
     traffic: list[tuple[CaseResult, Result]] = field(default_factory=list)  # each traffic() run of a test
 
@@ -182,7 +182,7 @@ def disagreement(outcomes: dict[str, Outcome]) -> Disagreement | None:
 
 
 def environment_info(results_dir: str | os.PathLike) -> dict[str, dict]:
-    """Every environment-*.json in `results_dir` (harness/report/allure.py writes them), by
+    """Every environment-*.json in `results_dir` (harness/report/environment.py writes them), by
     the name after "environment-" ("mock", "netns", "lab-<station>")."""
     return {path.stem.removeprefix("environment-"): json.loads(path.read_text())
             for path in sorted(Path(results_dir).glob("environment-*.json"))}
