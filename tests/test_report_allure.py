@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.report.allure import OTHER_SUITES, REPOSITORY, SUITE_AREAS, ReportError, offline
+from harness.report.allure import OTHER_SUITES, REPOSITORY, SUITE_AREAS, ReportError, generate, offline
 from harness.report.environment import environment
 from harness.report.summary import environment_info
 from harness.target import CommandError
@@ -137,3 +137,8 @@ def test_a_lab_dut_s_environment_is_read_on_the_dut_and_names_its_station_and_tr
         "bpftool": "bpftool v7.4.0", "bpftrace": "`bpftrace --version` failed: bash: bpftrace: command not found",
         "trex": "v3.04, mode STL"}
     assert list(info)[9:] == ["clang", "python", "commit"]
+
+
+def test_a_report_without_results_says_where_they_should_be(tmp_path):
+    with pytest.raises(ReportError, match=r"allure-results: no Allure results; run pytest with --alluredir="):
+        generate(tmp_path)

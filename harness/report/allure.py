@@ -29,8 +29,8 @@ import pytest
 
 from harness.journey import Journey
 from harness.packets import frames_pcap
-from harness.report.journey_map import attach_journeys, attach_traffic_paths
 from harness.report.environment import REPOSITORY  # holds allurerc.mjs and node_modules/ (npm install allure@3)
+from harness.report.journey_map import attach_journeys, attach_traffic_paths
 from harness.target import Target
 
 
@@ -166,8 +166,8 @@ class GateRule:
 
 # Allure 3.18's Awesome template loads Google Analytics unconditionally (allure3 issue #476):
 # the report must open offline and call nobody.
-GOOGLE_ANALYTICS = re.compile(r'[ \t]*<script async src="https://www\.googletagmanager\.com/gtag/js\?id=[^"]*"></script>'
-                              r'\s*<script>\s*window\.dataLayer\b.*?</script>\n?', re.DOTALL)
+GOOGLE_ANALYTICS = re.compile(r'[ \t]*<script async src="https://www\.googletagmanager\.com/gtag/js\?id=[^"]*">'
+                              r'</script>\s*<script>\s*window\.dataLayer\b.*?</script>\n?', re.DOTALL)
 EXTERNAL_LOAD = re.compile(r'<(?:script|link|img|iframe|source|audio|video|embed|object)\b[^>]*?'
                            r'\b(?:src|href|data)\s*=\s*["\']?((?:https?:)?//[^"\'\s>]+)', re.IGNORECASE)
 
@@ -191,7 +191,7 @@ def generate(reports: Path) -> list[GateRule]:
         raise ReportError(f"{results}: no Allure results; run pytest with --alluredir={results}")
     if not (REPOSITORY / "node_modules" / "@allurereport" / "core").is_dir():
         raise ReportError(f"Allure Report 3 is not installed in {REPOSITORY}: npm install allure@3 "
-                          "(bash .ci/setup --report does)")
+                          "(bash .ci/setup does)")
     try:
         done = subprocess.run(["node", str(Path(__file__).with_name("generate.mjs"))], cwd=REPOSITORY,
                               env={**os.environ, "PJ_REPORTS": str(reports.resolve()), "NO_COLOR": "1"},
@@ -202,7 +202,10 @@ def generate(reports: Path) -> list[GateRule]:
         raise ReportError(f"Allure could not generate the report (exit {done.returncode}):\n{done.stderr.strip()}")
     index = reports / "html" / "index.html"
     index.write_text(offline(index.read_text()))
-    return [GateRule(**json.loads(line)) for line in done.stdout.splitlines() if line.startswith('{"rule"')]
+    rules = [GateRule(**json.loads(line)) for line in done.stdout.splitlines() if line.startswith('{"rule"')]
+    if not rules:  # a gate that checked nothing must not read as passed
+        raise ReportError(f"the quality gate gave no result (allurerc.mjs's qualityGate):\n{done.stdout.strip()}")
+    return rules
 
 
 def main(argv: Sequence[str] | None = None) -> int:
