@@ -397,7 +397,13 @@ class Target(ABC):
 
     @staticmethod
     def argv(cmd: str | Sequence[str]) -> list[str]:
-        return shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+        """sh()'s command as its words; a TypeError naming anything that is no command."""
+        if isinstance(cmd, str):
+            return shlex.split(cmd)
+        if isinstance(cmd, (list, tuple)) and all(isinstance(word, str) for word in cmd):
+            return list(cmd)
+        raise TypeError(f"sh() takes a command line (str) or its words (a list of str), not "
+                        f"{type(cmd).__name__}: {cmd!r:.60}")
 
     # frames ------------------------------------------------------------------
     def port(self, name: str | Port) -> Port:

@@ -193,6 +193,14 @@ def test_expect_refuses_what_is_no_frame_naming_its_type():
         dut.expect("p0", "Ether()/IP()")
 
 
+@pytest.mark.parametrize("cmd, named", [(None, "NoneType: None"), (["ip", "link", 5], "list: ['ip', 'link', 5]"),
+                                        (b"ip link", "bytes: b'ip link'")])
+def test_sh_refuses_what_is_no_command_naming_its_type(cmd, named):
+    with pytest.raises(TypeError) as err:
+        MockTarget().sh(cmd)
+    assert str(err.value) == f"sh() takes a command line (str) or its words (a list of str), not {named}"
+
+
 def test_send_takes_bytes_bytearrays_packets_and_lists_of_them():
     dut = MockTarget()
     frame = _frame(ttl=7)
