@@ -8,10 +8,10 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 
+from scapy.data import DLT_EN10MB
 from scapy.fields import _BitField
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
-from scapy.data import DLT_EN10MB
 from scapy.utils import PcapNgWriter
 
 

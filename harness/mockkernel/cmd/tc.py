@@ -22,8 +22,9 @@ initialize ELF context!", each followed by "Unable to load program" (exit 1).
 Every add loads the object anew (its maps are new ones, as without pinning).
 Any other classifier tc knows (u32, flower, ...), action or option is an error
 naming it; a kind tc has no module for is tc's "Unknown filter" when options
-follow it, else the kernel's "TC classifier not found"; listing the filters of a classful qdisc is not modelled (this kernel builds
-neither fw nor matchall: no recorded output to follow).
+follow it, else the kernel's "TC classifier not found". Listing the filters of a
+classful qdisc is not modelled (this kernel builds neither fw nor matchall: no
+recorded output to follow).
 """
 from __future__ import annotations
 

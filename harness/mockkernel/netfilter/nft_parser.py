@@ -269,9 +269,10 @@ class Token:
 
     def name_in(self, scope: str) -> str:
         """The token as bison names it when the scanner read it in start condition `scope`."""
-        if self.kind == "str":
-            return self.text if self.text in SCANNER_KEYWORDS[""] or self.text in SCANNER_KEYWORDS[scope] else "string"
-        return self.name()
+        if self.kind != "str":
+            return self.name()
+        keyword = self.text in SCANNER_KEYWORDS[""] or self.text in SCANNER_KEYWORDS[scope]
+        return self.text if keyword else "string"
 
     def is_word(self, *words: str) -> bool:
         return self.kind == "str" and (not words or self.text in words)
