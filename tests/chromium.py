@@ -10,6 +10,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -48,7 +49,7 @@ class Chromium:
             [executable, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
              f"--user-data-dir={self._profile.name}", f"--window-size={WIDTH},{HEIGHT}", *NO_NETWORK],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=browser_pipes, pass_fds=(3, 4))
+            preexec_fn=browser_pipes, pass_fds=(3, 4), start_new_session=True)
         os.close(to_browser_read)
         os.close(from_browser_write)
         self._buffer = b""
@@ -93,13 +94,19 @@ class Chromium:
         path.write_bytes(base64.b64decode(self.command("Page.captureScreenshot", {"format": "png"})["data"]))
 
     def close(self) -> None:
+        """Closes the browser as a user would (its helper processes go with it), then
+        ends whatever of its process group is left, and removes its profile."""
         try:
-            self._process.terminate()
+            self._command("Browser.close")
             self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        except (ChromiumError, OSError, subprocess.TimeoutExpired):
             self._process.kill()
             self._process.wait()
         finally:
+            try:
+                os.killpg(self._process.pid, signal.SIGKILL)  # the group this browser leads: its own helpers only
+            except ProcessLookupError:
+                pass
             os.close(self._to_browser)
             os.close(self._from_browser)
             self._profile.cleanup()
