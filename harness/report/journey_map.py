@@ -36,6 +36,7 @@ from typing import NamedTuple
 
 from harness.journey import Hop, Journey, Journeys, Stage, journey_of_path, journeys_from_json, journeys_to_json
 from harness.packets import describe
+from harness.report.summary import case_key
 from harness.traffic import Result
 
 ALL_STAGES = frozenset(Stage)
@@ -788,7 +789,7 @@ def add_side_by_side(results_dir: str | os.PathLike) -> int:
     cases: dict[tuple, list[tuple[Path, dict]]] = {}
     for path in sorted(directory.glob("*-result.json")):
         result = json.loads(path.read_text())
-        cases.setdefault(_case_key(result), []).append((path, result))
+        cases.setdefault(case_key(result), []).append((path, result))
     changed = 0
     for results in cases.values():
         journeys = {}
@@ -819,15 +820,6 @@ def add_side_by_side(results_dir: str | os.PathLike) -> int:
 def _paged(name: str, pages: list[str]) -> list[tuple[str, str]]:
     """Attachment names of a picture's pages: the first is `name`, then "name, path 2"..."""
     return [(name if rank == 0 else f"{name}, path {rank + 1}", svg) for rank, svg in enumerate(pages)]
-
-
-def _case_key(result: dict) -> tuple:
-    """One test case across targets: its fullName and parameters but the target, as
-    harness.report.summary.case_key() (which imports harness.report.allure, the module
-    that attaches the maps: importing it here would be a cycle)."""
-    parameters = tuple(sorted((p["name"], str(p.get("value"))) for p in result.get("parameters", [])
-                              if p["name"] != "target"))
-    return result.get("fullName") or result.get("name", "?"), parameters
 
 
 def _journey_data(directory: Path, result: dict) -> dict | None:
