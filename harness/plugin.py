@@ -160,7 +160,8 @@ def target(request: pytest.FixtureRequest):
     lab = request.config.stash.get(LAB_KEY, None)
     name = "lab" if lab is not None else request.config.getoption("--target")
     report_target = allure_report.target_label(request.config)
-    allure_report.label_result(request.node, report_target, lab.station_config.name if lab is not None else None)
+    if allure_report.reporting(request.config):
+        allure_report.label_result(request.node, report_target, lab.station_config.name if lab is not None else None)
     needed = [cap for mark in request.node.iter_markers("requires") for cap in mark.args]
     limit_mark = request.node.get_closest_marker("journey_limit")
     journey_limit = limit_mark.args[0] if limit_mark else request.config.getoption("--journey-limit")
@@ -211,7 +212,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         journeys = render_all(recorded)
     if report.failed and journeys:
         report.sections.append((f"journeys on {dut.name}", journeys))
-    allure_report.attach_results(allure_report.target_label(item.config), dut, journeys, recorded)
+    if allure_report.reporting(item.config):
+        allure_report.attach_results(allure_report.target_label(item.config), dut, journeys, recorded)
 
 
 DRY_RUN_SKIP = "lab dry run: nothing ran on the lab (--lab-dry-run)"

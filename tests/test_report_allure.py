@@ -142,3 +142,19 @@ def test_a_lab_dut_s_environment_is_read_on_the_dut_and_names_its_station_and_tr
 def test_a_report_without_results_says_where_they_should_be(tmp_path):
     with pytest.raises(ReportError, match=r"allure-results: no Allure results; run pytest with --alluredir="):
         generate(tmp_path)
+
+
+def test_an_inner_run_without_alluredir_labels_nothing_of_the_outer_test(pytester, monkeypatch):
+    # allure-commons' hooks are process-global: an in-process inner run must not label the outer test
+    pytester.makepyfile(test_outer="""
+        pytest_plugins = ["pytester"]
+
+        def test_outer(pytester):
+            pytester.makepyfile(test_inner="def test_inner(target):\\n    pass\\n")
+            pytester.runpytest("--target=mock", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    """)
+    _run(pytester, monkeypatch, "--target=mock").assert_outcomes(passed=1)
+    [result] = [json.loads(path.read_text()) for path in (pytester.path / "results").glob("*-result.json")]
+    assert result["name"] == "test_outer"
+    assert [label for label in result["labels"] if label["name"] in ("target", "case", "epic")] == []
+    assert result.get("parameters", []) == []

@@ -87,6 +87,12 @@ def target_label(config: pytest.Config) -> str:
     return "lab" if config.getoption("--lab") else "netns"
 
 
+def reporting(config: pytest.Config) -> bool:
+    """Whether this run writes Allure results. allure-commons' hooks are process-global: a
+    run without --alluredir inside another (pytester) must not label the outer test."""
+    return bool(config.getoption("allure_report_dir", None))
+
+
 def area_of(nodeid: str) -> Area:
     path = nodeid.split("::", 1)[0]
     return SUITE_AREAS.get(path) or Area(OTHER_SUITES, Path(path).stem, NORMAL)
