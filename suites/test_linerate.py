@@ -190,15 +190,15 @@ def test_htb_classes_both_busy_get_their_own_rate_each(target, htb):
 
 def test_pfifo_under_tbf_drops_what_exceeds_its_limit(target, router):
     h0, h1 = router[0], router[1]
-    target.sh("tc qdisc add dev p1 root handle 1: tbf rate 20kbit burst 5kb limit 100kb")
-    target.sh("tc qdisc add dev p1 parent 1:1 handle 10: pfifo limit 3")
+    target.sh("tc qdisc add dev p1 root handle 1: tbf rate 30kbit burst 5kb limit 100kb")
+    target.sh("tc qdisc add dev p1 parent 1:1 handle 10: pfifo limit 1")
     result = run(target, udp_stream(h0, h1, 7, 100_000, count=100))
-    # 3 frames leave in tbf's 5 KiB burst, the next only 374 ms later (936 bytes of
-    # tokens short, at 20 kbit/s), long after the burst arrived (1 ms; a loaded
-    # tester took 84 ms): 3 wait in the pfifo, 94 are dropped there
+    # 3 frames leave in tbf's 5 KiB burst, the next only 250 ms later (936 bytes of
+    # tokens short, at 30 kbit/s), long after the burst arrived (1 ms; a loaded
+    # tester took 84 ms): 1 waits in the pfifo, 96 are dropped there
     stats = tc_stats(target, "qdisc", "p1")
-    assert (stats["pfifo 10:"]["dropped"], stats["pfifo 10:"]["sent"]) == (94, 6)
-    assert result.streams[0].ipackets == 6
+    assert (stats["pfifo 10:"]["dropped"], stats["pfifo 10:"]["sent"]) == (96, 4)
+    assert result.streams[0].ipackets == 4
 
 
 # the NIC and NAPI (mock only: a veth has no RX ring, no interrupt, no RX queues) -----

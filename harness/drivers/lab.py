@@ -223,7 +223,7 @@ class LabTarget(SideTarget):
         profile.check_duration(duration)
         self.side.begin_load_run()
         try:
-            result = self.station.trex.run(profile, duration)
+            result = self.station.trex.run(profile, duration, held=self.side.qdisc_backlog)
         finally:
             observed = self.side.end_load_run()
         result.target = self.name

@@ -12,8 +12,9 @@ becomes STL streams).
   received() returns what the capture holds by DUT port. Only the receive side is
   captured, so TRex's own frames never appear.
 - Line rate: run() adds the profile's streams, starts them, waits until they
-  end and the DUT drained (every port's and pg_id's receive counters still for a
-  while, bounded), then reads get_stats() and get_pgid_stats() into a Result.
+  end and the DUT drained (its qdiscs empty, as the caller's `held` reads them,
+  then every port's and pg_id's receive counters still for a while, bounded),
+  then reads get_stats() and get_pgid_stats() into a Result.
   Service mode and the capture are off meanwhile, so the run's frames are not
   taken for functional ones; what the capture held when the run began is kept
   for the next received().
@@ -40,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.drivers import generator
@@ -61,7 +63,7 @@ HEADER_LEN = 4  # a message's big-endian length (trex_worker.HEADER)
 STARTUP = 20.0  # seconds the worker may take to import the client (about 1.5 s here, idle)
 # received(): after the first frame, polls until one finds nothing new, for at most this long
 RECEIVE_SETTLE = 1.0
-DRAIN_QUIET = 0.2  # the DUT drained: receive counters unchanged this long (seconds) ...
+DRAIN_QUIET = 0.2  # the DUT drained: its qdiscs empty, then receive counters unchanged this long (s) ...
 DRAIN_TIMEOUT = 10.0  # ... or the run ends anyway after this long, saying so
 EXIT_WAIT = 5.0  # seconds a worker whose pipe closed may take to exit
 STDERR_TAIL = 2000  # characters of the worker's stderr an error quotes
@@ -220,9 +222,11 @@ class TrexClient:
         return TrafficCaps(f"TRex {server['version']['version']} at {self.address}",
                            max_pps=line / l1_bits(ETH_ZLEN), max_bps_L1=line, observes=OBSERVES)
 
-    def run(self, profile: Profile, duration: float | None) -> Result:
-        """The profile at rate, until the DUT drained (module doc). A rate the
-        generator cannot offer is a TargetError naming caps().shortfall()."""
+    def run(self, profile: Profile, duration: float | None, held: Callable[[], int] = lambda: 0) -> Result:
+        """The profile at rate, until the DUT drained (module doc): TRex's receive
+        counters stood still and `held()`, the packets the DUT still queues, was 0
+        before they did. A rate the generator cannot offer is a TargetError naming
+        caps().shortfall()."""
         profile.check_duration(duration)
         line, caps = self._line_bps(), self.caps()
         for port, pps in generator.port_pps(profile, line).items():
@@ -231,10 +235,19 @@ class TrexClient:
         schedule = generator.schedule_seconds(profile, duration, line)
         wait = 2 * schedule + self._timeouts.trex
         answer = self._call("run", {"profile": profile.to_dict(), "duration": duration, "ports": self._trex_port,
-                                    "timeout": wait, "drain_quiet": DRAIN_QUIET, "drain_timeout": DRAIN_TIMEOUT},
-                            f"running {len(profile.streams)} streams", wait + DRAIN_TIMEOUT + self._timeouts.trex)
+                                    "timeout": wait}, f"running {len(profile.streams)} streams", wait + self._timeouts.trex)
         self._captured += answer["captured"]
-        return to_result(profile, answer, self._dut_port, schedule)
+        try:
+            deadline = time.monotonic() + DRAIN_TIMEOUT
+            while True:
+                holding = held()  # sampled first: what it still held has reached TRex once the counts stand still
+                counts = self._call("drain", {"quiet": DRAIN_QUIET, "timeout": max(deadline - time.monotonic(), 0.0)},
+                                    "waiting for the DUT to drain", DRAIN_TIMEOUT + self._timeouts.trex)
+                if not counts["drained"] or not holding:
+                    break
+        finally:
+            self._call("finish", {}, "ending the run", self._timeouts.trex)
+        return to_result(profile, answer | counts, self._dut_port, schedule)
 
     def streams(self, profile: Profile, duration: float | None) -> list[dict]:
         """What run() would add, without a server: per STLStream its stream id,

@@ -18,7 +18,10 @@ Requests:
            with a capture of what they receive
   push     {port, frames}: in service mode, out of TRex port `port`, as they are (MACs too)
   receive  {timeout, settle}: what the ports captured, [[TRex port, frame], ...]
-  run      {profile, duration, ports, timeout}: the streams at rate, the DUT drained, the counts
+  run      {profile, duration, ports, timeout}: the streams at rate, until they ended; the
+           counts stay live (rx filters on) for drain, until finish
+  drain    {quiet, timeout}: the counts once the receive counters stood still `quiet` s
+  finish   the run's rx filters removed, service mode and a new capture
   close    the ports released, the connection closed; the process exits
 
 Profile -> streams (stl_streams()): a Stream becomes one STLStream per frame size,
@@ -227,6 +230,7 @@ class Worker:
         self.ports: list[int] = []
         self.capture_id: int | None = None
         self.captured = 0  # the index of the last frame fetched from the capture
+        self.running: list[int] = []  # the ports of a run not finished yet
 
     def streams(self, profile: dict, ports: dict[str, int]) -> list[dict]:
         return [{**what, "stream_json": stl.to_json()}
@@ -292,12 +296,11 @@ class Worker:
                             f"{CAPTURE_LIMIT} arrived between two fetches")
         return [[packet["port"], base64.b64encode(packet["binary"]).decode()] for packet in packets]
 
-    def run(self, profile: dict, duration: float | None, ports: dict[str, int], timeout: float, drain_quiet: float,
-            drain_timeout: float) -> dict:
+    def run(self, profile: dict, duration: float | None, ports: dict[str, int], timeout: float) -> dict:
         """The profile at rate: what the capture holds kept (`captured`), service
         mode and capture off (the run's frames are not functional frames), streams
-        added, started, waited for (`timeout`), the DUT drained (_drain()), the
-        counts read; then service mode and a new capture."""
+        added, started and waited for (`timeout`). The counts stay live for
+        drain() until finish(): the harness drains while the DUT still queues."""
         parts = stl_streams(Profile.from_dict(profile), ports)
         captured = self._fetch()
         self._end_service()
@@ -314,16 +317,28 @@ class Worker:
             client.start(used, force=True, duration=duration if continuous else -1)
             self._wait(lambda: not client.is_traffic_active(used), timeout, "the streams to end")
             ran = time.monotonic() - started
-            drained, stats = self._drain(drain_quiet, drain_timeout)
-            client.wait_on_traffic(used, rx_delay_ms=0)  # the rx filters go once the counts are read
-        finally:
+        except BaseException:
             self._service()
+            raise
+        self.running = used
         cut = sorted({what["stream"] for what, stl in parts if continuous and not _continuous(stl)})
-        return {"parts": [what for what, _ in parts], "duration": ran, "drained": drained, "cut": cut,
-                "captured": captured,
+        return {"parts": [what for what, _ in parts], "duration": ran, "cut": cut, "captured": captured}
+
+    def drain(self, quiet: float, timeout: float) -> dict:
+        """The run's counts once they stood still (_drain()), and whether they did in time."""
+        drained, stats = self._drain(quiet, timeout)
+        return {"drained": drained,
                 "ports": {port: {key: stats[port][key] for key in ("opackets", "ipackets", "obytes", "ibytes")}
                           for port in self.ports},
                 "flow_stats": _flow_stats(stats.get("flow_stats", {})), "latency": _latency(stats.get("latency", {}))}
+
+    def finish(self) -> None:
+        """The run's rx filters go (its counts were read), then service mode again."""
+        try:
+            self.client.wait_on_traffic(self.running, rx_delay_ms=0)
+        finally:
+            self.running = []
+            self._service()
 
     def _wait(self, done: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
