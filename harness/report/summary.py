@@ -310,15 +310,21 @@ LINE_RATE_HEADER = ("target", "scenario", "frame", "goal", "lower pps", "upper p
 
 
 def _line_rate_markdown(summary: Summary) -> list[str]:
-    tables = line_rate_rows(summary)
+    return _tables_markdown(
+        "## Line rate: RFC 2544 throughput (26.1)",
+        "Mbit/s and % of the maximum rate at the conditional throughput, as `python -m harness.rfc2544` prints them.",
+        LINE_RATE_HEADER, "|---|---|" + "---:|" * (len(LINE_RATE_HEADER) - 2), line_rate_rows(summary))
+
+
+def _tables_markdown(title: str, intro: str, header: tuple[str, ...], rule: str,
+                     tables: dict[str, list[tuple[str, ...]]]) -> list[str]:
+    """A section of one markdown table per test (none without rows); `rule` is the
+    table's alignment line."""
     if not tables:
         return []
-    lines = ["## Line rate: RFC 2544 throughput (26.1)", "",
-             "Mbit/s and % of the maximum rate at the conditional throughput, as `python -m harness.rfc2544` "
-             "prints them.", ""]
+    lines = [title, "", intro, ""]
     for name, rows in sorted(tables.items()):
-        lines += [f"### {name}", "", "| " + " | ".join(LINE_RATE_HEADER) + " |",
-                  "|---|---|" + "---:|" * (len(LINE_RATE_HEADER) - 2)]
+        lines += [f"### {name}", "", "| " + " | ".join(header) + " |", rule]
         lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
         lines.append("")
     return lines
@@ -345,18 +351,11 @@ def traffic_rows(summary: Summary) -> dict[str, list[tuple[str, ...]]]:
 
 
 def _traffic_markdown(summary: Summary) -> list[str]:
-    tables = traffic_rows(summary)
-    if not tables:
-        return []
-    lines = ["## Line rate: traffic runs", "",
-             "Each `target.traffic()` run of a test, all its streams together; its table per port and stream "
-             "is attached to the test's result.", ""]
-    for name, rows in sorted(tables.items()):
-        lines += [f"### {name}", "", "| " + " | ".join(TRAFFIC_HEADER) + " |",
-                  "|---|" + "---:|" * (len(TRAFFIC_HEADER) - 2) + "---|"]
-        lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
-        lines.append("")
-    return lines
+    return _tables_markdown(
+        "## Line rate: traffic runs",
+        "Each `target.traffic()` run of a test, all its streams together; its table per port and stream "
+        "is attached to the test's result.",
+        TRAFFIC_HEADER, "|---|" + "---:|" * (len(TRAFFIC_HEADER) - 2) + "---|", traffic_rows(summary))
 
 
 def _pps(value: float | None) -> str:
