@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import pathlib
 
 import pytest
 from scapy.layers.inet import IP, UDP
@@ -143,7 +142,7 @@ def test_bpf_objects_skips_without_clang_naming_the_package(pytester):
                                  "(Debian package clang: apt-get install clang)*"])
 
 
-def test_allure_shows_bytes_parameters_as_hex_and_functions_by_name(pytester, monkeypatch):
+def test_allure_shows_bytes_parameters_as_hex_and_functions_by_name(pytester, allure_run):
     """allure-commons' represent() shows any bytes as "<class 'bytes'>": cases
     differing only in bytes would be folded into one test's retries by Allure."""
     import json
@@ -158,9 +157,7 @@ def test_allure_shows_bytes_parameters_as_hex_and_functions_by_name(pytester, mo
         def test_case(target, options, mutate):
             pass
     """)
-    # a process of its own: allure-commons' hooks are global, an outer --alluredir run would take these results
-    monkeypatch.setenv("PYTHONPATH", str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout's harness
-    result = pytester.runpytest_subprocess("--target=mock", "--alluredir=results", "-p", "no:cacheprovider")
+    result = allure_run("--target=mock")
     result.assert_outcomes(passed=2)
     results = [json.loads(path.read_text()) for path in (pytester.path / "results").glob("*-result.json")]
     shown = sorted(sorted((p["name"], p["value"]) for p in result["parameters"]) for result in results)
@@ -209,7 +206,7 @@ def test_send_takes_bytes_bytearrays_packets_and_lists_of_them():
     assert dut.frame_log == [("sent into", "p0", bytes(frame))] * 2 + [("sent into", "p1", bytes(frame))]
 
 
-def test_a_frame_shorter_than_an_ethernet_header_fails_its_test_and_the_session_goes_on(pytester):
+def test_a_frame_shorter_than_an_ethernet_header_fails_its_test_and_the_session_goes_on(pytester, allure_run):
     """AF_PACKET refuses to send fewer than ETH_HLEN bytes on a veth (EINVAL, seen on
     6.18): every target refuses it alike, and the report (pcap included) copes."""
     pytester.makepyfile("""
@@ -219,7 +216,7 @@ def test_a_frame_shorter_than_an_ethernet_header_fails_its_test_and_the_session_
         def test_after(target):
             target.send("p0", bytes(14))
     """)
-    result = pytester.runpytest("--target=mock", "--alluredir=results", "-p", "no:cacheprovider")
+    result = allure_run("--target=mock")
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(["*TargetError: frame 0 for p0 is 2 bytes (01 02), shorter than the 14-byte "
                                  "Ethernet header: a tester port cannot send it*"])

@@ -235,7 +235,7 @@ def test_each_result_of_a_test_seen_on_two_targets_gets_the_maps_side_by_side_on
     assert [a["name"] for a in alone["attachments"]] == ["journeys (mock).json"]
 
 
-def test_a_run_with_allure_attaches_the_map_text_and_json_and_a_line_rate_runs_paths_with_counts(pytester):
+def test_a_run_with_allure_attaches_the_map_text_and_json_and_a_line_rate_runs_paths_with_counts(pytester, allure_run):
     pytester.makepyfile("""
         from harness.traffic import Mode, Profile, Rate, Stream
 
@@ -247,7 +247,7 @@ def test_a_run_with_allure_attaches_the_map_text_and_json_and_a_line_rate_runs_p
         def test_burst(target):
             target.traffic(Profile([Stream("p0", FRAME, Rate(1000), mode=Mode.SINGLE_BURST, count=1500)]))
     """)
-    pytester.runpytest("--target=mock", "--alluredir=results", "-p", "no:cacheprovider").assert_outcomes(passed=2)
+    allure_run("--target=mock").assert_outcomes(passed=2)
     results = {r["name"]: r for r in (json.loads(p.read_text()) for p in (pytester.path / "results").glob("*-result.json"))}
     attachments = {a["name"]: (pytester.path / "results" / a["source"]) for a in results["test_send"]["attachments"]}
     assert {"journeys (mock)", "journeys (mock).txt", "journeys (mock).json"} <= attachments.keys()

@@ -34,26 +34,19 @@ PAGE = """<html><head><link rel="icon" href="data:image/svg+xml,%3Csvg%3E"></hea
 </body></html>"""
 
 
-def _run(pytester, monkeypatch, *args: str):
-    """pytest in a process of its own: allure-commons' hooks are global, an outer --alluredir
-    run (.ci/test's) would take the inner run's results."""
-    monkeypatch.setenv("PYTHONPATH", str(REPOSITORY))  # this checkout's harness
-    return pytester.runpytest_subprocess(*args, "--alluredir=results", "-p", "no:cacheprovider")
-
-
 def test_every_suite_file_has_an_area():
     suites = sorted(str(path.relative_to(REPOSITORY)) for path in (REPOSITORY / "suites").glob("test_*.py"))
     assert [suite for suite in suites if suite not in SUITE_AREAS] == []
     assert sorted(SUITE_AREAS) == suites  # and no area names a file that is gone
 
 
-def test_a_result_carries_target_area_severity_and_case(pytester, monkeypatch):
+def test_a_result_carries_target_area_severity_and_case(pytester, allure_run):
     suites = pytester.mkpydir("suites")
     (suites / "test_nat.py").write_text("import pytest\n\n"
                                         "@pytest.mark.parametrize('hook', ['prerouting', 'output'])\n"
                                         "def test_dnat_rewrites(target, hook):\n    pass\n")
     (suites / "test_mine.py").write_text("def test_something_new(target):\n    pass\n")
-    _run(pytester, monkeypatch, "--target=mock").assert_outcomes(passed=3)
+    allure_run("--target=mock").assert_outcomes(passed=3)
     labels = {}
     for path in (pytester.path / "results").glob("*-result.json"):
         written = json.loads(path.read_text())
@@ -74,9 +67,9 @@ def test_a_result_carries_target_area_severity_and_case(pytester, monkeypatch):
             "story": "something new", "severity": "normal"}}
 
 
-def test_the_mock_run_writes_its_environment_beside_the_results(pytester, monkeypatch):
+def test_the_mock_run_writes_its_environment_beside_the_results(pytester, allure_run):
     pytester.makepyfile("def test_case(target):\n    pass\n")
-    _run(pytester, monkeypatch, "--target=mock").assert_outcomes(passed=1)
+    allure_run("--target=mock").assert_outcomes(passed=1)
     written = environment_info(pytester.path / "results")
     commit = subprocess.run(["git", "-C", str(REPOSITORY), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, check=True).stdout.strip()
@@ -87,9 +80,9 @@ def test_the_mock_run_writes_its_environment_beside_the_results(pytester, monkey
     assert written["mock"]["commit"].startswith(commit)
 
 
-def test_the_netns_lab_environment_is_this_host_s_kernel_and_tools(pytester, monkeypatch):
+def test_the_netns_lab_environment_is_this_host_s_kernel_and_tools(pytester, allure_run):
     pytester.makepyfile("def test_case(target):\n    pass\n")
-    outcome = _run(pytester, monkeypatch, "--target=dut")
+    outcome = allure_run("--target=dut")
     if outcome.parseoutcomes().get("skipped"):
         pytest.skip("the netns lab is unavailable here (it needs root)")
     written = environment_info(pytester.path / "results")["netns"]
@@ -144,7 +137,7 @@ def test_a_report_without_results_says_where_they_should_be(tmp_path):
         generate(tmp_path)
 
 
-def test_an_inner_run_without_alluredir_labels_nothing_of_the_outer_test(pytester, monkeypatch):
+def test_an_inner_run_without_alluredir_labels_nothing_of_the_outer_test(pytester, allure_run):
     # allure-commons' hooks are process-global: an in-process inner run must not label the outer test
     pytester.makepyfile(test_outer="""
         pytest_plugins = ["pytester"]
@@ -153,7 +146,7 @@ def test_an_inner_run_without_alluredir_labels_nothing_of_the_outer_test(pyteste
             pytester.makepyfile(test_inner="def test_inner(target):\\n    pass\\n")
             pytester.runpytest("--target=mock", "-p", "no:cacheprovider").assert_outcomes(passed=1)
     """)
-    _run(pytester, monkeypatch, "--target=mock").assert_outcomes(passed=1)
+    allure_run("--target=mock").assert_outcomes(passed=1)
     [result] = [json.loads(path.read_text()) for path in (pytester.path / "results").glob("*-result.json")]
     assert result["name"] == "test_outer"
     assert [label for label in result["labels"] if label["name"] in ("target", "case", "epic")] == []
