@@ -25,6 +25,13 @@ def test_forwarded_udp_leaves_with_ttl_decremented_new_macs_and_linux_checksum(t
     assert target.drops() == []
 
 
+def test_route_mtu_and_advmss_above_what_ip_allows_are_stored_capped(target, router):
+    """ip_metrics_convert(): mtu is capped at 65535 - 15, advmss at 65535 - 40."""
+    h1 = router[1]
+    target.sh(f"ip route add 10.9.0.0/24 dev {h1.port.name} mtu 70000 advmss 70000")
+    assert target.sh("ip route show 10.9.0.0/24") == f"10.9.0.0/24 dev {h1.port.name} scope link mtu 65520 advmss 65495 \n"
+
+
 def test_forwarding_disabled_drops_with_inaddrerrors_and_no_icmp(target, hosts):
     h0, h1 = hosts[0], hosts[1]
     target.send(h0.port, h0.to_dut(dst=h1.ip) / UDP(sport=1, dport=2) / PAYLOAD)

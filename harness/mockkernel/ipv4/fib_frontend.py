@@ -223,9 +223,20 @@ def fib_new_table(net: Net, table_id: int) -> FibTable:
 
 def fib_table_insert(net: Net, route: FibRoute, flags: int) -> None:
     fib_valid_key_len(route)
+    ip_metrics_convert(route)
     fib_create_info(net, route)
     fib_new_table(net, route.table).insert(route, flags)
     fib.rt_cache_flush(net)
+
+
+def ip_metrics_convert(route: FibRoute) -> None:
+    """ip_metrics_convert() (net/ipv4/metrics.c), as fib_create_info() stores a new
+    route's metrics: advmss above 65535 - 40 and mtu above 65535 - 15 are capped there.
+    A delete compares its metrics as given (fib_metrics_match()), uncapped."""
+    if route.advmss is not None:
+        route.advmss = min(route.advmss, 65535 - 40)
+    if route.mtu is not None:
+        route.mtu = min(route.mtu, 65535 - 15)
 
 
 def fib_table_delete(net: Net, want: RouteMatch) -> None:
