@@ -158,8 +158,7 @@ def make_target(config: pytest.Config, journey_limit: int) -> Target:
 def target(request: pytest.FixtureRequest):
     """A fresh DUT for this test, with ports p0..p2 wired to tester ports."""
     lab = request.config.stash.get(LAB_KEY, None)
-    name = "lab" if lab is not None else request.config.getoption("--target")
-    report_target = allure_report.target_label(request.config)
+    report_target = allure_report.target_label(request.config)  # mock, netns or lab
     if allure_report.reporting(request.config):
         allure_report.label_result(request.node, report_target, lab.station_config.name if lab is not None else None)
     needed = [cap for mark in request.node.iter_markers("requires") for cap in mark.args]
@@ -170,13 +169,13 @@ def target(request: pytest.FixtureRequest):
     except TargetUnavailable as exc:
         if lab is not None:  # an unreachable lab is broken infrastructure, never a skip
             raise
-        pytest.skip(f"target {name} unavailable: {exc}")
+        pytest.skip(f"target {report_target} unavailable: {exc}")
     request.node.stash[TARGET_KEY] = dut
     record_environment(request.config, report_target, dut)
     try:
         missing = [cap for cap in needed if cap not in dut.capabilities]
         if missing:
-            pytest.skip(f"target {name} lacks capability: {', '.join(missing)}")
+            pytest.skip(f"target {report_target} lacks capability: {', '.join(missing)}")
         yield dut
     finally:
         dut.close()
