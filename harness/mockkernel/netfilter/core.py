@@ -37,9 +37,11 @@ from harness.mockkernel.core.skbuff import SkBuff, kfree_skb
 
 _new_tuple = tuple.__new__
 
-NFPROTO_INET, NFPROTO_IPV4, NFPROTO_ARP, NFPROTO_NETDEV, NFPROTO_IPV6 = 1, 2, 3, 5, 10
+NFPROTO_INET, NFPROTO_IPV4, NFPROTO_ARP, NFPROTO_NETDEV, NFPROTO_BRIDGE, NFPROTO_IPV6 = 1, 2, 3, 5, 7, 10
 NF_INET_PRE_ROUTING, NF_INET_LOCAL_IN, NF_INET_FORWARD, NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING = range(5)
 NF_NETDEV_INGRESS = 0
+# include/uapi/linux/netfilter_bridge.h: the bridge's hooks, numbered as the inet ones
+NF_BR_PRE_ROUTING, NF_BR_LOCAL_IN, NF_BR_FORWARD, NF_BR_LOCAL_OUT, NF_BR_POST_ROUTING = range(5)
 HOOK_NAMES = ("prerouting", "input", "forward", "output", "postrouting")
 HOOK_STAGES = (Stage.NF_PREROUTING, Stage.NF_INPUT, Stage.NF_FORWARD, Stage.NF_OUTPUT, Stage.NF_POSTROUTING)
 NF_INGRESS_STAGE = Stage.NF_INGRESS  # the netdev ingress hook's, bound once (per packet: see Stage)
@@ -119,6 +121,25 @@ class NfHooks:
             self.ipv4[hook] = tuple(entry.fn for entry in entries)
         elif key == (NFPROTO_NETDEV, NF_NETDEV_INGRESS):
             self.ingress_active = bool(entries)
+
+
+class NfBridgeHookState(namedtuple("NfBridgeHookState", NfHookState._fields + ("okfn",))):
+    """nf_hook_state at an NFPROTO_BRIDGE hook, with the hook's okfn, as the
+    kernel's state carries it: br_netfilter's entries take the frame
+    (NF_STOLEN) and go on with it themselves (br_nf_hook_thresh())."""
+
+    __slots__ = ()
+
+
+def NF_HOOK_BRIDGE(skb, hook: int, in_dev, out_dev, okfn) -> None:
+    """NF_HOOK(NFPROTO_BRIDGE, hook, ...) as net/bridge calls it: the hook's
+    entries in priority order, then okfn(skb) if they all accepted."""
+    entries = skb.net.nf_hooks.entries.get((NFPROTO_BRIDGE, hook))
+    if entries:
+        state = NfBridgeHookState(hook, NFPROTO_BRIDGE, in_dev, out_dev, skb.net, HOOK_STAGES[hook], okfn)
+        if nf_hook_slow(skb, state, entries) != NF_ACCEPT:
+            return
+    okfn(skb)
 
 
 def nf_hook_ingress(skb) -> bool:

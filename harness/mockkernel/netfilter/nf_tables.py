@@ -36,13 +36,14 @@ from dataclasses import dataclass, field
 
 from harness.journey import RuleCounter
 from harness.mockkernel.netfilter import nf_nat, nft_json
-from harness.mockkernel.netfilter.core import (HOOK_NAMES, NF_NETDEV_INGRESS, NFPROTO_INET, NFPROTO_IPV4,
-                                               NFPROTO_IPV6, NFPROTO_NETDEV)
+from harness.mockkernel.netfilter.core import (HOOK_NAMES, NF_NETDEV_INGRESS, NFPROTO_BRIDGE, NFPROTO_INET,
+                                               NFPROTO_IPV4, NFPROTO_IPV6, NFPROTO_NETDEV)
 from harness.mockkernel.netfilter.nf_conntrack_core import nf_ct_netns_get, nf_ct_netns_put
+from harness.mockkernel.netfilter.nf_tables_bridge import nft_bridge_refusal
 from harness.mockkernel.netfilter.nf_tables_core import (BaseChainHook, RtChain, RtRule, compile_chain,
                                                          new_rt_chain)
 from harness.mockkernel.netfilter import nft_datatype as types
-from harness.mockkernel.netfilter.nft_exprs import (NAT_HOOKS, Counter, MapExpr, Nat, PrintCtx, Reject, SetRef,
+from harness.mockkernel.netfilter.nft_exprs import (NAT_HOOKS, Counter, MapExpr, Match, Nat, PrintCtx, Reject, SetRef,
                                                     Verdict, VerdictMap, rule_text)
 from harness.mockkernel.netfilter.nft_parser import (ChainSpec, Command, NftError, ParseCtx, SetSpec, element_error,
                                                      parse, prio_text, resolve_elements)
@@ -50,7 +51,8 @@ from harness.mockkernel.netfilter.nft_rt import loads_tcpmss, tcpmss_refused
 from harness.mockkernel.netfilter.nft_set import (NftSet, SetError, add_elements, delete_elements,
                                                   format_elements, format_time)
 
-PF = {"ip": NFPROTO_IPV4, "inet": NFPROTO_INET, "ip6": NFPROTO_IPV6, "netdev": NFPROTO_NETDEV}
+PF = {"ip": NFPROTO_IPV4, "inet": NFPROTO_INET, "ip6": NFPROTO_IPV6, "netdev": NFPROTO_NETDEV,
+      "bridge": NFPROTO_BRIDGE}
 HOOK_NUMBERS = {name: i for i, name in enumerate(HOOK_NAMES)}
 CHAIN_TYPE_HOOKS = {"filter": set(HOOK_NAMES) | {"ingress"}, "nat": {"prerouting", "input", "output",
                                                                       "postrouting"},
@@ -552,6 +554,8 @@ class Transaction:
 
     def _check_chain_spec(self, cmd: Command, table: NftTable) -> None:
         spec = cmd.chain
+        if table.family == "bridge" and spec.type != "filter":  # nf_tables_bridge registers no other chain type
+            raise NftError(f"Could not process rule: {ENOENT}", spec.type_loc)
         if spec.hook not in CHAIN_TYPE_HOOKS[spec.type] or (table.family == "inet" and spec.hook == "ingress"):
             raise NftError(f"Could not process rule: {EOPNOTSUPP}", cmd.loc)
         if table.family == "netdev" and spec.hook != "ingress":
@@ -635,8 +639,12 @@ class Transaction:
         return stmts
 
     def _bind_rule(self, cmd: Command, table: NftTable, stmts: list, handle: int) -> NftRule:
-        """nf_tables_newrule()'s expression init: jump targets must exist."""
+        """nf_tables_newrule()'s expression init: jump targets must exist, and the
+        lab kernel's refusals of bridge expressions (nft_bridge_refusal())."""
         for stmt in stmts:
+            refusal = nft_bridge_refusal(stmt, table.family)
+            if refusal is not None:
+                raise NftError(f"Could not process rule: {refusal}", stmt.loc if isinstance(stmt, Match) else stmt.span)
             for verdict in _verdicts(stmt):
                 self._check_jump(verdict, table)
         return NftRule(handle, stmts, cmd.rule.comment)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import string
 
 # include/uapi/linux/netfilter/nf_tables.h byte orders: payload fields are big endian
 BIG, HOST = "big", "host"
@@ -172,6 +173,27 @@ class Ipv4AddrType(Datatype):
         return str(ipaddress.IPv4Address(value))
 
 
+class EtherAddrType(Datatype):
+    """Link-layer addresses (src/datatype.c lladdr_type): colon-separated hex
+    bytes, printed as %02x each."""
+
+    prefix_ok = True
+
+    def parse(self, text: str | int) -> int:
+        if isinstance(text, int):  # a number is no address to lladdr_type_parse()
+            raise DatatypeError("Invalid LL address")
+        return super().parse(text)
+
+    def parse_symbol(self, text: str) -> int:
+        octets = text.split(":")
+        if len(octets) == 6 and all(1 <= len(o) <= 2 and all(c in string.hexdigits for c in o) for o in octets):
+            return int("".join(o.zfill(2) for o in octets), 16)
+        raise DatatypeError("Invalid LL address")
+
+    def format(self, value) -> str:
+        return ":".join(f"{b:02x}" for b in value.to_bytes(6, "big"))
+
+
 class Ipv6AddrType(Datatype):
     prefix_ok = True
 
@@ -297,8 +319,10 @@ fib_addrtype = SymbolicType("fib_addrtype", 32, "fib address type", {
     "unspec": 0, "unicast": 1, "local": 2, "broadcast": 3, "anycast": 4, "multicast": 5,
     "blackhole": 6, "unreachable": 7, "prohibit": 8}, byteorder=HOST)
 
+# src/proto.c ethertype_tbl: 0x8100 prints as 8021q, `vlan` is its alias for input
 ethertype = SymbolicType("ether_type", 16, "Ethernet protocol", {
-    "ip": 0x0800, "arp": 0x0806, "ip6": 0x86DD, "vlan": 0x8100, "8021q": 0x8100, "8021ad": 0x88A8})
+    "ip": 0x0800, "arp": 0x0806, "ip6": 0x86DD, "8021q": 0x8100, "8021ad": 0x88A8, "vlan": 0x8100})
+ether_addr = EtherAddrType("ether_addr", 48, "Ethernet address")
 
 # types a named set or map may be declared with (`type X`)
 SET_TYPES = {t.name: t for t in (ipv4_addr, ipv6_addr, inet_service, inet_proto, mark, ifname,

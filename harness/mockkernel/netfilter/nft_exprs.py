@@ -141,6 +141,19 @@ PAYLOAD_FIELDS = {
                     ("mtu", 6, 16, types.length16)),
     "th": _fields("th", ("sport", 0, 16, types.inet_service), ("dport", 2, 16, types.inet_service)),
 }
+# the link-layer header (NFT_PAYLOAD_LL_HEADER, src/proto.c proto_eth and proto_vlan):
+# offsets from the MAC header; the 802.1Q tag follows the MAC addresses, its TCI
+# fields are masks of its first two bytes (a `mask` wider than a byte loads two)
+LINK_PROTOS = ("ether", "vlan")
+PAYLOAD_FIELDS["ether"] = _fields("ether", ("daddr", 0, 48, types.ether_addr), ("saddr", 6, 48, types.ether_addr),
+                                  ("type", 12, 16, types.ethertype))
+PAYLOAD_FIELDS["vlan"] = _fields("vlan", ("pcp", 14, 3, types.IntegerType("integer", 3, "integer"), 0xE0, 5),
+                                 ("dei", 14, 1, types.IntegerType("integer", 1, "integer"), 0x10, 4),
+                                 ("id", 14, 12, types.IntegerType("integer", 12, "integer"), 0x0FFF, 0),
+                                 ("type", 16, 16, types.ethertype))
+PAYLOAD_FIELDS["vlan"]["cfi"] = PAYLOAD_FIELDS["vlan"]["dei"]  # the bit's old name; nft lists it as dei
+ETHER_TYPE = PAYLOAD_FIELDS["ether"]["type"]
+ETH_P_8021Q = 0x8100
 
 
 class Selector:
@@ -168,7 +181,9 @@ class Payload(Selector):
         self.proto, self.offset = first.proto, first.offset
         self.bits = sum(f.bits for f in fields)
         self.dtype = first.dtype if len(fields) == 1 else types.IntegerType("integer", self.bits, "integer")
-        self.transport = first.proto not in ("ip", "ip6")
+        self.link = first.proto in LINK_PROTOS
+        self.transport = not self.link and first.proto not in ("ip", "ip6")
+        self.base = 0 if self.link else 2 if self.transport else 1  # enum nft_payload_bases
 
     @property
     def field(self) -> Field:
@@ -185,6 +200,8 @@ class Payload(Selector):
     def load(self, ctx: CompileCtx):
         off, nbytes, fld = self.offset, (self.bits + 7) // 8, self.field
         mask, shift = fld.mask, fld.shift
+        if self.link:
+            return link_loader(off, (mask.bit_length() + 7) // 8 if mask else nbytes, mask, shift)
         if mask and not self.transport:
             def load_bits(pkt):
                 return (pkt.buf[pkt.nh + off] & mask) >> shift if pkt.tprot is not None else None
@@ -231,6 +248,21 @@ def payload_loader(transport: bool, off: int, nbytes: int):
             return None
         return unpack(pkt.buf, start)[0]
     return load_nh
+
+
+def link_loader(off: int, nbytes: int, mask: int = 0, shift: int = 0):
+    """nft_payload_eval() at NFT_PAYLOAD_LL_HEADER: bytes from the MAC header
+    (the bridge family's frames keep theirs in front of the network header);
+    None when the frame ends before them."""
+    unpack = _UINT_UNPACK.get(nbytes)
+
+    def load_ll(pkt):
+        start = pkt.skb.mac_header + off
+        if start + nbytes > pkt.end:
+            return None
+        value = unpack(pkt.buf, start)[0] if unpack else int.from_bytes(pkt.buf[start:start + nbytes], "big")
+        return (value & mask) >> shift if mask else value
+    return load_ll
 
 
 def _payload_bytes_loader(transport: bool, off: int, nbytes: int):
@@ -310,6 +342,17 @@ class Meta(Selector):
     @staticmethod
     def _load_oifname(ctx):
         return lambda pkt: pkt.state.out_dev.name if pkt.state.out_dev is not None else ""
+
+
+class MetaBridge(Meta):
+    """nft_meta_bridge.c's keys (ibrname, obrname: the bridge of the input or
+    output port; ibrpvid, ibrvproto: its PVID and VLAN protocol). The lab's
+    kernel is built without CONFIG_NFT_BRIDGE_META, so nft_meta_get_init()
+    refuses them with EOPNOTSUPP in every family; so does the mock kernel
+    (nf_tables.py), and they are never compiled."""
+
+    TYPES = {"ibrname": types.ifname, "obrname": types.ifname, "ibrpvid": types.length16,
+             "ibrvproto": types.ethertype}
 
 
 def ct_state_bits(pkt) -> int:
@@ -636,6 +679,13 @@ class Match(Stmt):
         off, nbytes = payload.offset, payload.bits // 8
         want = self.rhs.value.to_bytes(nbytes, "big")
         equal = self.op != "!="
+        if payload.link:
+            def match_ll(pkt):
+                start = pkt.skb.mac_header + off
+                if start + nbytes > pkt.end:
+                    return NFT_BREAK
+                return None if (pkt.buf[start:start + nbytes] == want) is equal else NFT_BREAK
+            return match_ll
         if payload.transport:
             refuses_fragments = not payload_fast(off, nbytes)
 
@@ -692,7 +742,7 @@ def index_key(stmt: Stmt) -> tuple | None:
     if not isinstance(stmt, Match) or stmt.mask is not None or stmt.is_flags:
         return None
     lhs = stmt.lhs
-    if isinstance(lhs, Payload) and all(f.byte_aligned for f in lhs.fields):
+    if isinstance(lhs, Payload) and not lhs.link and all(f.byte_aligned for f in lhs.fields):
         index_field = ("payload", lhs.transport, lhs.offset, lhs.bits // 8)
     elif isinstance(lhs, Meta) and lhs.key in INDEXABLE_META:
         index_field = ("meta", lhs.key)
@@ -809,22 +859,32 @@ def payload_merge(stmts: list[Stmt]) -> list[Stmt]:
 
 
 def _merge_run(out: list[Stmt], run: list[Match]) -> None:
-    run = sorted(run, key=lambda m: (m.lhs.transport, m.lhs.offset))
+    run = sorted(run, key=lambda m: (m.lhs.base, m.lhs.offset))
     last = run[0]
     for this in run[1:]:
         a, b = last.lhs, this.lhs
         same_op = (last.op == "!=") == (this.op == "!=")
-        if a.transport != b.transport or a.offset + a.bits // 8 != b.offset or a.bits + b.bits > 32 \
+        if a.base != b.base or a.offset + a.bits // 8 != b.offset or not _merge_width_ok(a.bits, b.bits) \
                 or not same_op or a.proto != b.proto:
             last = this
             continue
         merged = Match(Payload(a.fields + b.fields), last.op, Value(last.rhs.value << b.bits | this.rhs.value),
                        loc=last.loc)
-        # the statement carrying the upper protocol (`ip protocol`) keeps its place
-        keep, drop = (this, last) if b.field.name == "protocol" else (last, this)
+        # the statement carrying the upper protocol (`ip protocol`) keeps its place, and a
+        # link-layer merge goes where its last field was (seen on the lab: `ether saddr X
+        # counter ether type ip` lists `counter ether saddr X ether type ip`)
+        keep, drop = (this, last) if b.field.name == "protocol" or a.link else (last, this)
         out[out.index(keep)] = merged
         out.remove(drop)
         last = merged
+
+
+def _merge_width_ok(bits_a: int, bits_b: int) -> bool:
+    """payload_can_merge()'s width rule as nft 1.0.6 applies it (seen on the lab):
+    at most one register (128 bits), and past 32 bits only when neither part is a
+    whole 32-bit word (`ip saddr . daddr` stay two loads, `ether saddr . type` merge)."""
+    total = bits_a + bits_b
+    return total <= 32 or total <= 128 and 32 not in (bits_a, bits_b)
 
 
 class Verdict(Stmt):
@@ -1264,6 +1324,8 @@ def dependency_base(stmt: Stmt) -> str | None:
     lhs = stmt.lhs
     if isinstance(lhs, Meta) and lhs.key in ("nfproto", "protocol"):
         return "network"
+    if isinstance(lhs, Payload) and lhs.fields == (ETHER_TYPE,):  # the bridge family's link layer
+        return "link" if stmt.rhs.value == ETH_P_8021Q else "network"
     if (isinstance(lhs, Meta) and lhs.key == "l4proto") or \
             (isinstance(lhs, Payload) and lhs.fields == (PAYLOAD_FIELDS["ip"]["protocol"],)):
         return "transport"
@@ -1283,6 +1345,10 @@ def _killed_bases(stmt: Stmt, pctx: PrintCtx) -> set[str]:
     """The dependencies a statement's header fields make redundant."""
     bases = set()
     for part in selector_parts(stmt):
+        if isinstance(part, Payload) and part.link:
+            if part.proto == "vlan" and part.field.name != "type":  # nft keeps `ether type 8021q` before `vlan type`
+                bases.add("link")
+            continue
         if isinstance(part, Payload) and not part.transport:
             bases.add("network")
         elif isinstance(part, Payload) and (part.proto in L4PROTOS or part.proto == "th" and pctx.l4 in ("tcp", "udp")):
@@ -1299,7 +1365,7 @@ def delinearize(stmts: list[Stmt], pctx: PrintCtx) -> list[tuple[Stmt, PrintCtx]
     shown: list[tuple[Stmt, PrintCtx] | None] = []
     deps: dict[str, int] = {}
     l4 = None
-    for stmt in stmts:
+    for stmt in _split_link_merges(stmts):
         ctx = PrintCtx(l4, pctx.now, pctx.stateless, pctx.family)
         if isinstance(stmt, Reject) and stmt.kind == "tcp reset" and "transport" in deps and pctx.family != "inet":
             shown[deps.pop("transport")] = None  # stmt_reject_postprocess()
@@ -1314,6 +1380,23 @@ def delinearize(stmts: list[Stmt], pctx: PrintCtx) -> list[tuple[Stmt, PrintCtx]
             if base == "transport":
                 l4 = types.inet_proto.format(stmt.rhs.value)
     return [item for item in shown if item is not None]
+
+
+def _split_link_merges(stmts: list[Stmt]) -> list[Stmt]:
+    """netlink_delinearize.c payload_match_expand(): a merged load of the link-layer
+    header is its fields again before dependencies are looked at, so the
+    `ether type 8021q` merged into `ether saddr` still goes before `vlan id`."""
+    out = []
+    for stmt in stmts:
+        if isinstance(stmt, Match) and isinstance(stmt.lhs, Payload) and stmt.lhs.link and len(stmt.lhs.fields) > 1:
+            remaining = stmt.lhs.bits
+            for fld in stmt.lhs.fields:
+                remaining -= fld.bits
+                part = Value((stmt.rhs.value >> remaining) & ((1 << fld.bits) - 1))
+                out.append(Match(Payload((fld,)), stmt.op, part, loc=stmt.loc))
+        else:
+            out.append(stmt)
+    return out
 
 
 def rule_text(stmts: list[Stmt], comment: Comment | None, pctx: PrintCtx) -> str:

@@ -29,33 +29,41 @@ from dataclasses import dataclass, field
 
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_datatype import DatatypeError
-from harness.mockkernel.netfilter.nft_exprs import (L4PROTOS, LIMIT_UNITS, NAT_DATA_TYPES, PAYLOAD_FIELDS,
-                                                    BYTE_UNITS, Comment, Concat, Counter, Ct, CtSet, Fib, Limit, Log,
-                                                    MapExpr, Match, Meta, MetaSet, Nat, Notrack, Payload, PayloadSet,
-                                                    PrintCtx, Prefix, Range, Reject, SetRef, Stmt, Value, Verdict,
-                                                    VerdictMap, dependency_base, payload_merge, selector_parts)
+from harness.mockkernel.netfilter.nft_exprs import (ETH_P_8021Q, ETHER_TYPE, L4PROTOS, LIMIT_UNITS, LINK_PROTOS,
+                                                    NAT_DATA_TYPES, PAYLOAD_FIELDS, BYTE_UNITS, Comment, Concat,
+                                                    Counter, Ct, CtSet, Fib, Limit, Log, MapExpr, Match, Meta,
+                                                    MetaBridge, MetaSet, Nat, Notrack, Payload, PayloadSet, PrintCtx,
+                                                    Prefix, Range, Reject, SetRef, Stmt, Value, Verdict, VerdictMap,
+                                                    dependency_base, payload_merge, selector_parts)
 from harness.mockkernel.netfilter.nft_exthdr import OPTION_ALIASES, TCP_OPTIONS, TcpOption, TcpOptionSet
 from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, Element, NftSet, add_elements, SetError
 
 FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
-MODELLED_FAMILIES = ("ip", "ip6", "inet", "netdev")
+LINK_FAMILIES = ("bridge", "netdev")  # where `ether`/`vlan` need no `meta iiftype ether` in front
+VLAN_ETHERTYPES = (0x8100, 0x88A8)  # an `ether type` that a vlan field can follow
+MODELLED_FAMILIES = ("ip", "ip6", "inet", "netdev", "bridge")
 HOOKS = {"ip": ("prerouting", "input", "forward", "output", "postrouting"),
          "ip6": ("prerouting", "input", "forward", "output", "postrouting"),
          "inet": ("prerouting", "input", "forward", "output", "postrouting", "ingress"),
-         "netdev": ("ingress", "egress")}
+         "netdev": ("ingress", "egress"),
+         "bridge": ("prerouting", "input", "forward", "output", "postrouting")}
 ALL_HOOKS = {"prerouting", "input", "forward", "output", "postrouting", "ingress", "egress"}
 # src/rule.c std_prios, with the hooks nft 1.0.6 allows each name at
 STD_PRIOS = (("raw", -300), ("mangle", -150), ("dstnat", -100), ("filter", 0), ("security", 50),
              ("srcnat", 100))
+# src/rule.c bridge_std_prios (include/uapi/linux/netfilter_bridge.h NF_BR_PRI_*) and the hook
+# each name is allowed at (None: every hook)
+BRIDGE_STD_PRIOS = (("dstnat", -300), ("filter", -200), ("out", 100), ("srcnat", 300))
+BRIDGE_PRIO_HOOKS = {-300: "prerouting", -200: None, 100: "output", 300: "postrouting"}
 # statements and expressions nft knows that the mock does not model
 NOT_MODELLED = {"queue", "dup", "fwd", "quota", "numgen", "jhash", "symhash", "osf", "synproxy", "tproxy",
-                "flow", "meter", "socket", "add", "ether", "vlan", "arp", "icmpv6", "sctp", "dccp", "esp",
+                "flow", "meter", "socket", "add", "arp", "icmpv6", "sctp", "dccp", "esp",
                 "ah", "comp", "udplite", "exthdr", "hbh", "frag", "dst", "mh", "srh", "secmark",
                 "ipsec", "igmp", "update", "cgroup", "skuid", "skgid", "rtclassid", "cpu", "iifgroup",
-                "oifgroup", "iiftype", "oiftype", "ibriport", "obriport", "ibrname", "obrname", "time",
+                "oifgroup", "iiftype", "oiftype", "ibriport", "obriport", "time",
                 "day", "hour", "xt", "fullcone", "set", "@"}
-META_UNQUALIFIED = {"mark", "iif", "oif", "iifname", "oifname", "pkttype", "nftrace"}
+META_UNQUALIFIED = {"mark", "iif", "oif", "iifname", "oifname", "pkttype", "nftrace", "ibrname", "obrname"}
 # parser_bison.y: the words each header expression takes after its keyword (its
 # *_hdr_field rule, and `option` where ip_hdr_expr and tcp_hdr_expr have one) and the
 # scanner's start condition the word is read in (SCANNER_KEYWORDS). A word nft knows
@@ -290,6 +298,7 @@ _SCAN = [
      _HEX_DIGITS + ":"),
     ("str", re.compile(r"(?:[0-9a-fA-F]{1,2}:){5}[0-9a-fA-F]{1,2}"), _HEX_DIGITS),
     ("str", re.compile(_IP4), string.digits),
+    ("str", re.compile(r"8021(?:q|ad)(?![\w.])"), "8"),  # the ether_type symbols that start with a digit
     ("str", re.compile(r"(?=\d)(?:\d+d)?(?:\d+h)?(?:\d+m(?!s))?(?:\d+s)?(?:\d+ms)?"), string.digits),
     ("num", re.compile(r"0[xX][0-9a-fA-F]+|\d+"), string.digits),
     ("qstr", re.compile(r'"[^"]*"'), '"'),
@@ -357,6 +366,7 @@ class ChainSpec:
     priority: int
     devices: list[str] = field(default_factory=list)
     loc: Location | None = None
+    type_loc: Location | None = None
 
 
 @dataclass
@@ -850,7 +860,7 @@ class Parser:
             raise NftError("unknown chain hook", hook_tok.loc)
         if hook_tok.text not in HOOKS[cmd.family]:
             raise NftError(f"The {cmd.family} family does not support this hook", hook_tok.loc)
-        spec = ChainSpec(type_tok.text, hook_tok.text, 0)
+        spec = ChainSpec(type_tok.text, hook_tok.text, 0, type_loc=type_tok.loc)
         if self.accept("device"):
             spec.devices.append(self.string(f"{STRING_EXPECTED} or '$'").text)
         prio_tok = self.expect("priority", "priority")
@@ -1172,7 +1182,10 @@ class Parser:
                    "reject": self.stmt_reject, "notrack": self.stmt_notrack, "snat": self.stmt_nat,
                    "dnat": self.stmt_nat, "masquerade": self.stmt_masq, "redirect": self.stmt_masq}.get(word)
         if handler:
-            return handler(family)
+            stmt = handler(family)
+            if family == "bridge":
+                _check_bridge_stmt(stmt)
+            return stmt
         if word in HEADER_FIELDS and tok.kind == "str" and word not in PAYLOAD_FIELDS:
             self.header_field(self.next())  # valid or not, it raises: the mock has no field of it
         if word in NOT_MODELLED and tok.kind == "str" or word == "@":
@@ -1323,9 +1336,14 @@ class Parser:
             return self.rt_expr(tok)
         if word in PAYLOAD_FIELDS:
             fld = self.header_field(tok)
+            if word in LINK_PROTOS and family not in LINK_FAMILIES:
+                raise NftError(f"{word} {fld.text} in the {family} family (nft puts `meta iiftype ether` before it) "
+                               "is not modelled by the mock kernel", tok.loc.to(fld.loc))
             return Payload((PAYLOAD_FIELDS[word][fld.text],)), tok.loc.to(fld.loc)
         if word == "meta" or (word in META_UNQUALIFIED):
             key = self.meta_key(tok) if word == "meta" else tok
+            if key.text in MetaBridge.TYPES:
+                return MetaBridge(key.text), tok.loc.to(key.loc)
             if key.text not in Meta.TYPES:
                 raise NftError(f"meta {key.text} is not modelled by the mock kernel", tok.loc.to(key.loc))
             if key.text == "nfproto" and family != "inet":
@@ -1341,6 +1359,8 @@ class Parser:
             if key.text not in Ct.TYPES:
                 raise NftError(f"{self.text_from(tok)} is not modelled by the mock kernel", tok.loc.to(key.loc))
             return Ct(key.text), tok.loc.to(key.loc)
+        if word == "fib" and family == "bridge":
+            raise NftError("fib in the bridge family is not modelled by the mock kernel", tok.loc)
         if word == "fib":
             flags = [self.keyword(FIB_FLAGS, "EXPR_FIB")]
             while self.accept("."):
@@ -1469,7 +1489,9 @@ class Parser:
             self._scan_classid()
         value = resolve(self.rhs_value(), dtype)
         if mask is not None:
-            if dtype.prefix_ok and isinstance(value, Value) and _is_prefix_mask(mask, dtype.size):
+            # nft lists `ether daddr & m == v` as written, an address's mask as a prefix
+            if dtype.prefix_ok and dtype is not types.ether_addr and isinstance(value, Value) \
+                    and _is_prefix_mask(mask, dtype.size):
                 return Match(lhs, "==" if op == "implicit" else op,
                              Prefix(value.value & mask, bin(mask).count("1")))
             return Match(lhs, "==" if op == "implicit" else op, value, mask=mask)
@@ -1619,13 +1641,19 @@ def _name_expected(op: str, obj: str) -> str:
 
 def std_prio_lookup(name: str, family: str, hook: str) -> int | None:
     """src/rule.c std_prio_lookup() with nft 1.0.6's family/hook check."""
-    for prio_name, value in STD_PRIOS:
+    for prio_name, value in _std_prios(family):
         if prio_name == name and std_prio_compat(value, family, hook):
             return value
     return None
 
 
+def _std_prios(family: str) -> tuple:
+    return BRIDGE_STD_PRIOS if family == "bridge" else STD_PRIOS
+
+
 def std_prio_compat(value: int, family: str, hook: str) -> bool:
+    if family == "bridge":
+        return BRIDGE_PRIO_HOOKS[value] in (None, hook)
     if value == 0:
         return True
     if family not in ("ip", "ip6", "inet"):
@@ -1639,7 +1667,7 @@ def std_prio_compat(value: int, family: str, hook: str) -> bool:
 
 def prio_text(value: int, family: str, hook: str) -> str:
     """src/rule.c prio2str(): a standard name within 10 of the value."""
-    for name, std in STD_PRIOS:
+    for name, std in _std_prios(family):
         offset = value - std
         if abs(offset) <= 10:
             if not std_prio_compat(std, family, hook):
@@ -1656,14 +1684,16 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
     established it (conflicting ones are an error), NAT port mappings need a
     transport protocol, then adjacent payload matches are merged."""
     out: list[Stmt] = []
-    l4 = None
+    l4 = link = None
     net = family if family in ("ip", "ip6") else None
     for stmt in stmts:
         if isinstance(stmt, Nat) and (stmt.ports or stmt.port_map) and not l4:
             raise NftError("transport protocol mapping is only valid after transport protocol match",
                            stmt.port_loc, (stmt.loc,))
         for payload in _payloads(stmt):
-            if not payload.transport:
+            if payload.link:
+                link = _link_dependency(out, link, payload, stmt)
+            elif not payload.transport:
                 if net is not None and net != payload.proto:
                     raise NftError(f"conflicting protocols specified: {net} vs. {payload.proto}", stmt.loc)
                 if net is None:
@@ -1684,7 +1714,11 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
             out.append(Match(Meta("l4proto"), "implicit", Value(L4PROTOS["tcp"])))
             l4 = "tcp"
         base = dependency_base(stmt)
-        if base == "transport":
+        ether_type = base is not None and isinstance(stmt.lhs, Payload) and stmt.lhs.fields == (ETHER_TYPE,)
+        if ether_type:
+            link = "vlan" if stmt.rhs.value in VLAN_ETHERTYPES else "ether"
+            net = {0x0800: "ip", 0x86DD: "ip6"}.get(stmt.rhs.value, net)
+        elif base == "transport":
             l4 = types.inet_proto.format(stmt.rhs.value)
         elif base == "network":
             net = "ip" if stmt.rhs.value in (2, 0x0800) else "ip6"
@@ -1692,6 +1726,27 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
             l4 = "set"  # `meta l4proto { tcp, udp }`: a protocol, just not one
         out.append(stmt)
     return payload_merge(out)
+
+
+def _check_bridge_stmt(stmt: Stmt) -> None:
+    """nft's evaluation of statements the bridge family cannot take (evaluate.c
+    nat_evaluate_family()); `reject` there (nft_reject_bridge.c) is not modelled."""
+    if isinstance(stmt, Nat):
+        raise NftError("NAT is only supported for IPv4/IPv6", stmt.loc)
+    if isinstance(stmt, Reject):
+        raise NftError("reject in the bridge family is not modelled by the mock kernel", stmt.loc)
+
+
+def _link_dependency(out: list[Stmt], link: str | None, payload: Payload, stmt: Stmt) -> str | None:
+    """A vlan header field's dependency, `ether type 8021q`, unless an earlier
+    match established the tag (an `ether type` of another value is a conflict)."""
+    if payload.proto != "vlan":
+        return link
+    if link is None:
+        out.append(Match(Payload((ETHER_TYPE,)), "implicit", Value(ETH_P_8021Q)))
+    elif link != "vlan":
+        raise NftError("conflicting protocols specified: ether vs. vlan", stmt.loc)
+    return "vlan"
 
 
 def _payloads(stmt: Stmt) -> list[Payload]:
