@@ -1,5 +1,5 @@
-"""The nf_tables bridge family (net/bridge/netfilter/nf_tables_bridge.c's
-chain type, nft_do_chain_bridge() in net/netfilter/nft_chain_filter.c): base
+"""The nf_tables bridge family (its filter chain type, nft_do_chain_bridge()
+in net/netfilter/nft_chain_filter.c): base
 chains of type filter at the five NFPROTO_BRIDGE hooks, which the bridge runs
 with the frame's data at the network header and its MAC header in front
 (`ether` and `vlan` fields are loads from it, nft_exprs.link_loader()).
