@@ -554,7 +554,7 @@ class Transaction:
 
     def _check_chain_spec(self, cmd: Command, table: NftTable) -> None:
         spec = cmd.chain
-        if table.family == "bridge" and spec.type != "filter":  # nft_chain_filter.c registers no other bridge chain type
+        if table.family == "bridge" and spec.type != "filter":  # nft_chain_filter.c has no other for bridge
             raise NftError(f"Could not process rule: {ENOENT}", spec.type_loc)
         if spec.hook not in CHAIN_TYPE_HOOKS[spec.type] or (table.family == "inet" and spec.hook == "ingress"):
             raise NftError(f"Could not process rule: {EOPNOTSUPP}", cmd.loc)
