@@ -4,7 +4,8 @@
 keeps per namespace: sockets, reassembly queues, inet peers, the ICMP credit,
 the tracer, the NICs. Boot sets the DUT's known sysctls first (so devices
 inherit conf/default, as devices created after the writes do on the lab),
-then IPv4 (inet_init(): what it registers with the core), creates lo and the
+then IPv4 (inet_init(): what it registers with the core) and IPv6
+(inet6_init()), creates lo and the
 ports p0..pN, and brings them up (dev_change_flags()) with 127.0.0.1/8 on lo,
 as the kernel does for a new namespace's loopback. Commands reach a booted
 kernel through the front ends (cmd/), from the target (target.py sh()).
@@ -22,6 +23,7 @@ from harness.mockkernel.core.ethtool import ethtool_set_features
 from harness.mockkernel.core.net_procfs import dev_proc_net_init
 from harness.mockkernel.core.rtnetlink import dev_change_flags
 from harness.mockkernel.ipv4.af_inet import inet_init
+from harness.mockkernel.ipv6.af_inet6 import inet6_init
 from harness.mockkernel.net import Net, NetDevice
 from harness.mockkernel.netfilter.core import NfHooks
 from harness.mockkernel.netfilter.nf_conntrack_core import ConntrackTable, nf_conntrack_pernet_init
@@ -60,6 +62,7 @@ class Kernel(Net):
 
     def _boot(self) -> None:
         inet_init(self)  # before the DUT's sysctls: it registers TCP's
+        inet6_init(self)
         for name, value in DUT_SYSCTLS.items():
             self.sysctl.write(name, value)
         dev_proc_net_init(self)

@@ -56,7 +56,7 @@ class RouteType(IntEnum):
 
 # the members by their kernel names, for module-level imports: cheaper per packet than RouteType.X
 RTN_UNICAST, RTN_LOCAL, RTN_BROADCAST = RouteType.RTN_UNICAST, RouteType.RTN_LOCAL, RouteType.RTN_BROADCAST
-RTN_MULTICAST, RTN_BLACKHOLE = RouteType.RTN_MULTICAST, RouteType.RTN_BLACKHOLE
+RTN_ANYCAST, RTN_MULTICAST, RTN_BLACKHOLE = RouteType.RTN_ANYCAST, RouteType.RTN_MULTICAST, RouteType.RTN_BLACKHOLE
 RTN_UNREACHABLE, RTN_PROHIBIT, RTN_THROW = RouteType.RTN_UNREACHABLE, RouteType.RTN_PROHIBIT, RouteType.RTN_THROW
 
 
@@ -266,6 +266,7 @@ class Net:
         self.inetaddr_chain: list = []  # register_inetaddr_notifier() (ipv4/devinet.py)
         self.neigh_output = None  # the ARP table's neigh->output, neigh_table_init() (core/rtnetlink.py)
         self.icmp_send = None  # ICMP's sender for the modules it sends through, icmp_init() (ipv4/icmp.py)
+        self.ipv6 = None  # struct netns_ipv6 (ipv6/netns.py), made by inet6_init()
         # the line-rate engine's `xmit_hook(dev, skb)`: when set, transmit hands it every
         # packet after TC egress (and XDP's), instead of the qdisc and the driver (core/dev.py)
         self.xmit_hook = None

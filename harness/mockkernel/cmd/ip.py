@@ -10,7 +10,7 @@ the kernel returned.
 """
 from __future__ import annotations
 
-from harness.mockkernel.cmd import ipaddress, iplink, ipneigh, iproute, iprule
+from harness.mockkernel.cmd import ipaddress, iplink, ipneigh, iproute, iproute6, iprule
 from harness.mockkernel.cmd.args import ToolError, not_modelled
 from harness.mockkernel.cmd.iputils import IpOptions, args, matches
 from harness.mockkernel.core.errors import RtnlError
@@ -21,6 +21,8 @@ OBJECTS = ("address", "addrlabel", "maddress", "route", "rule", "neighbor", "nei
            "sr", "nexthop", "mptcp", "ioam", "help", "stats")
 HANDLERS = {"address": ipaddress.do_ipaddr, "route": iproute.do_iproute, "rule": iprule.do_iprule,
             "neighbor": ipneigh.do_ipneigh, "neighbour": ipneigh.do_ipneigh, "link": iplink.do_iplink}
+# `ip -6 OBJECT`: the objects with an IPv6 half in the mock (a link has no family)
+HANDLERS6 = {"route": iproute6.do_iproute6, "link": iplink.do_iplink}
 # ip.c's option table, in order: (name, whether a prefix of it is enough)
 OPTIONS = (("-loops", True), ("-family", True), ("-4", False), ("-6", False), ("-0", False),
            ("-M", False), ("-B", False), ("-human", True), ("-human-readable", True), ("-iec", True),
@@ -41,10 +43,11 @@ def main(net, argv: list[str], stdin: str | None = None) -> str:
     name = next((o for o in OBJECTS if matches(obj, o)), None)
     if name is None:
         raise ToolError(f'Object "{obj}" is unknown, try "ip help".', 1)
-    if name not in HANDLERS:
-        raise not_modelled(f'ip object "{name}"')
+    handlers = HANDLERS6 if opts.inet6_only else HANDLERS
+    if name not in handlers:
+        raise not_modelled(f'ip {"-6 " if opts.inet6_only else ""}object "{name}"')
     try:
-        return HANDLERS[name](net, tokens, opts)
+        return handlers[name](net, tokens, opts)
     except RtnlError as err:
         raise ToolError(str(err), 2) from None
 
@@ -61,6 +64,8 @@ def _options(tokens) -> IpOptions:
             raise ToolError(f'Option "{opt}" is unknown, try "ip -help".', 255)
         if name == "-4":
             opts.inet_only = True
+        elif name == "-6":
+            opts.inet6_only = True
         elif name in ("-stats", "-statistics"):
             opts.stats += 1
         elif name == "-details":

@@ -31,9 +31,10 @@ ROUTE_TYPE_KEYWORDS = (("local", False, RouteType.RTN_LOCAL), ("nat", False, Rou
 
 @dataclass
 class IpOptions:
-    """ip's global options (ip.c): -4, -s (counted), -d, -j, -br."""
+    """ip's global options (ip.c): -4, -6, -s (counted), -d, -j, -br."""
 
     inet_only: bool = False
+    inet6_only: bool = False
     stats: int = 0
     details: bool = False
     json: bool = False

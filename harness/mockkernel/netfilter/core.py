@@ -88,11 +88,13 @@ class NfHooks:
     """The hook table of one namespace: `entries` per (pf, hook), each a tuple
     in priority order replaced whole at (un)registration, as the kernel swaps
     its nf_hook_entries blob (a packet running the old one finishes with it);
-    IPv4's hook functions also in `ipv4`, indexed by hook number, for nf_hook()."""
+    IPv4's and IPv6's hook functions also in `ipv4` and `ipv6`, indexed by hook
+    number, for nf_hook()."""
 
     def __init__(self) -> None:
         self.entries: dict[tuple[int, int], tuple[HookEntry, ...]] = {}
         self.ipv4: list[tuple[Callable[[SkBuff, NfHookState], int], ...]] = [()] * len(HOOK_NAMES)
+        self.ipv6: list[tuple[Callable[[SkBuff, NfHookState], int], ...]] = [()] * len(HOOK_NAMES)
         self.ingress_active = False  # nf_hook_ingress_active(): any netdev ingress entry
         self._seq = 0
 
@@ -119,6 +121,8 @@ class NfHooks:
         pf, hook = key
         if pf == NFPROTO_IPV4:
             self.ipv4[hook] = tuple(entry.fn for entry in entries)
+        elif pf == NFPROTO_IPV6:
+            self.ipv6[hook] = tuple(entry.fn for entry in entries)
         elif key == (NFPROTO_NETDEV, NF_NETDEV_INGRESS):
             self.ingress_active = bool(entries)
 
@@ -151,11 +155,11 @@ def nf_hook_ingress(skb) -> bool:
     return nf_hook_slow(skb, state, entries) == NF_ACCEPT
 
 
-def nf_hook(skb: SkBuff, hook: int, in_dev, out_dev, hookfns: tuple) -> bool:
-    """nf_hook() for NFPROTO_IPV4 past its static key: run `hookfns` (the
-    hook's entries, nf_hooks.ipv4[hook]); True when all accepted and the
-    caller goes on to okfn. As NF_HOOK() is inlined into the kernel's callers,
-    each caller writes it out:
+def nf_hook(skb: SkBuff, hook: int, in_dev, out_dev, hookfns: tuple, pf: int = NFPROTO_IPV4) -> bool:
+    """nf_hook() for NFPROTO_IPV4 (or `pf` NFPROTO_IPV6) past its static key:
+    run `hookfns` (the hook's entries, nf_hooks.ipv4[hook] or .ipv6[hook]);
+    True when all accepted and the caller goes on to okfn. As NF_HOOK() is
+    inlined into the kernel's callers, each caller writes it out:
         hookfns = net.nf_hooks.ipv4[HOOK]
         if hookfns and not nf_hook(skb, HOOK, in_dev, out_dev, hookfns):
             return
@@ -164,7 +168,7 @@ def nf_hook(skb: SkBuff, hook: int, in_dev, out_dev, hookfns: tuple) -> bool:
     key makes it cost a jump. nf_hook_slow()'s loop is written out here (a
     call less per hook with entries); the state is built with tuple.__new__:
     NfHookState's own __new__ is a Python function."""
-    state = _new_tuple(NfHookState, (hook, NFPROTO_IPV4, in_dev, out_dev, skb.net, HOOK_STAGES[hook]))
+    state = _new_tuple(NfHookState, (hook, pf, in_dev, out_dev, skb.net, HOOK_STAGES[hook]))
     for fn in hookfns:
         verdict = fn(skb, state)
         if verdict != NF_ACCEPT:

@@ -10,7 +10,7 @@ temporary objects per packet; the datapath keeps working on the same bytearray.
 """
 from __future__ import annotations
 
-from harness.mockkernel.wire import arp, ethernet, ipv4
+from harness.mockkernel.wire import arp, ethernet, ipv4, ipv6
 from harness.mockkernel.wire.errors import Malformed, Truncated, WireError
 
 __all__ = ["FrameSummary", "Malformed", "Truncated", "WireError", "summarize_frame"]
@@ -27,6 +27,8 @@ def summarize_frame(buf: bytearray, off: int) -> str:
     macs = f"{ethernet.mac_to_str(frame.src)} > {ethernet.mac_to_str(frame.dst)}"
     if ethertype == ethernet.ETH_P_IP and length >= ethernet.ETH_HLEN + ipv4.IPV4_MIN_HLEN:
         return f"{macs} IPv4 {ipv4.Ipv4Packet(buf, frame.payload_offset).summary()}"
+    if ethertype == ethernet.ETH_P_IPV6 and length >= ethernet.ETH_HLEN + ipv6.IPV6_HLEN:
+        return f"{macs} IPv6 {ipv6.Ipv6Packet(buf, frame.payload_offset).summary()}"
     if ethertype == ethernet.ETH_P_ARP and length >= ethernet.ETH_HLEN + arp.ARP_LEN:
         packet = arp.ArpPacket(buf, frame.payload_offset)
         op = "request" if packet.op == arp.ARPOP_REQUEST else "reply"

@@ -1,0 +1,228 @@
+"""`ip -6 route` (iproute2 6.1 ip/iproute.c for AF_INET6; the kernel side is
+ipv6/route.py): add/append/prepend/replace/change/del [TYPE] PREFIX|default
+[via GW] [dev X] [metric N] [table T] [proto P] [mtu N]; show/flush
+[table T|all] [dev X] [proto P] [type T] [PREFIX].
+
+iproute_modify() for IPv6: proto boot on add (none on delete), table local
+for local and anycast routes, else main; the scope iproute2 sends is ignored
+by the kernel, which prints every IPv6 route with scope global. A listing
+prints each route as print_route() does for AF_INET6: type (unless
+unicast), destination, via, dev, table (listing all), proto (unless boot),
+metric (always: RTA_PRIORITY), metrics, pref; a selector given is left out
+of each line; -d adds type, proto and "scope global".
+"""
+from __future__ import annotations
+
+import ipaddress
+
+from harness.mockkernel.cmd.args import ToolError, c_uint, not_modelled
+from harness.mockkernel.cmd.iputils import (IpOptions, Printed, device, duparg2, get_value, invarg, matches,
+                                            protocol_id, protocol_name, render, route_type, table_id,
+                                            table_name, unknown_command)
+from harness.mockkernel.core.rtnetlink import NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
+from harness.mockkernel.ipv6 import route
+from harness.mockkernel.ipv6.ip6_fib import PREF_NAMES, Fib6Info
+from harness.mockkernel.ipv6.netns import RT6_TABLE_LOCAL, RT6_TABLE_MAIN
+from harness.mockkernel.net import RouteType
+from harness.mockkernel.wire.ipv6 import addr_str
+
+MODIFY_FLAGS = (("add", NLM_F_CREATE | NLM_F_EXCL), ("change", NLM_F_REPLACE), ("chg", NLM_F_REPLACE),
+                ("replace", NLM_F_CREATE | NLM_F_REPLACE), ("prepend", NLM_F_CREATE),
+                ("append", NLM_F_CREATE | NLM_F_APPEND))
+MODELLED_TYPES = (RouteType.RTN_UNICAST, RouteType.RTN_LOCAL, RouteType.RTN_ANYCAST, RouteType.RTN_MULTICAST,
+                  RouteType.RTN_BLACKHOLE, RouteType.RTN_UNREACHABLE, RouteType.RTN_PROHIBIT,
+                  RouteType.RTN_THROW)
+MODIFY_NOT_MODELLED = ("src", "as", "from", "tos", "dsfield", "expires", "onlink", "pervasive", "features",
+                       "quickack", "congctl", "rtt", "rto_min", "window", "cwnd", "initcwnd", "initrwnd",
+                       "rttvar", "ssthresh", "realms", "mpath", "mp", "vrf", "pref", "encap", "advmss",
+                       "ttl-propagate", "nexthop", "nhid", "hoplimit", "reordering", "fastopen_no_cookie",
+                       "scope")
+LIST_NOT_MODELLED = ("iif", "mark", "metric", "priority", "preference", "via", "src", "realms", "from",
+                     "root", "match", "tos", "dsfield", "cached", "cloned", "vrf", "scope")
+USAGE = ToolError("Usage: ip route { add | del | change | append | replace } ROUTE", 255)
+NO_TABLE = ToolError("Error: ipv6: FIB table does not exist.\nDump terminated", 2)
+
+
+def do_iproute6(net, tokens, opts: IpOptions) -> str:
+    if not tokens:
+        return _list(net, tokens, opts)
+    verb = tokens.pop()
+    for name, flags in MODIFY_FLAGS:
+        if verb == name or (name != "chg" and matches(verb, name)):
+            return _modify(net, tokens, flags)
+    if matches(verb, "delete"):
+        return _modify(net, tokens, None)
+    if matches(verb, "list") or matches(verb, "show") or matches(verb, "lst"):
+        return _list(net, tokens, opts)
+    if matches(verb, "flush"):
+        return _flush(net, tokens)
+    if any(matches(verb, v) for v in ("test", "get", "restore", "showdump", "save", "help")):
+        raise not_modelled(f"ip -6 route {verb}")
+    raise unknown_command(verb, "route")
+
+
+def get_prefix6(text: str) -> tuple[bytes, int]:
+    """get_prefix() for AF_INET6: "default", "all" and "any" are ::/0; no length means /128."""
+    if text in ("default", "all", "any"):
+        return bytes(16), 0
+    addr, slash, length = text.partition("/")
+    plen = c_uint(length) if slash else 128
+    try:
+        value = ipaddress.IPv6Address(addr).packed
+    except ValueError:
+        value = None
+    if value is None or plen is None or plen > 128:
+        raise ToolError(f'Error: inet6 prefix is expected rather than "{text}".', 1)
+    return value, plen
+
+
+def get_addr6(text: str) -> bytes:
+    try:
+        return ipaddress.IPv6Address(text).packed
+    except ValueError:
+        raise ToolError(f'Error: inet6 address is expected rather than "{text}".', 1) from None
+
+
+def _parse_modify(net, tokens) -> route.Fib6Config:
+    cfg = route.Fib6Config(bytes(16), 0)
+    dst = table = None
+    while tokens:
+        token = tokens.pop()
+        if token == "via":
+            if cfg.gateway is not None:
+                raise invarg("use nexthop syntax to specify multiple via", token)
+            value = tokens.pop()
+            cfg.gateway = get_addr6(tokens.pop() if value == "inet6" else value)
+        elif any(matches(token, k) for k in ("metric", "priority", "preference")):
+            cfg.metric = get_value(tokens, c_uint, '"metric" value is invalid')
+        elif matches(token, "table"):
+            table = get_value(tokens, table_id, '"table" value is invalid')
+        elif token in ("dev", "oif"):
+            cfg.ifindex = device(net, tokens.pop()).ifindex
+        elif matches(token, "protocol"):
+            cfg.protocol = protocol_name(str(get_value(tokens, protocol_id, '"protocol" value is invalid')))
+        elif token == "mtu":
+            if tokens.peek() == "lock":
+                raise not_modelled("ip -6 route ... mtu lock")
+            cfg.mtu = get_value(tokens, c_uint, '"mtu" value is invalid')
+        elif token in MODIFY_NOT_MODELLED:
+            raise not_modelled(f"ip -6 route option {token}")
+        else:
+            if token == "to":
+                token = tokens.pop()
+            if not token[:1].isdigit() and (rtype := route_type(token)) is not None:
+                if rtype not in MODELLED_TYPES:
+                    raise not_modelled(f"route type {rtype.keyword}")
+                cfg.type = rtype
+                token = tokens.pop()
+            if dst is not None:
+                raise duparg2("to", token)
+            dst = get_prefix6(token)
+    if dst is None:
+        raise USAGE
+    cfg.dst, cfg.dst_len = dst
+    local = cfg.type in (RouteType.RTN_LOCAL, RouteType.RTN_ANYCAST)
+    # fib6_new_table(): table 0 (unspec) is main
+    cfg.table = (RT6_TABLE_LOCAL if local else RT6_TABLE_MAIN) if table is None else table or RT6_TABLE_MAIN
+    return cfg
+
+
+def _modify(net, tokens, flags: int | None) -> str:
+    """`flags` None is a delete."""
+    cfg = _parse_modify(net, tokens)
+    if flags is None:
+        route.ip6_route_del(net, cfg)
+    else:
+        cfg.protocol = cfg.protocol or "boot"
+        route.ip6_route_add(net, cfg, flags)
+    return ""
+
+
+class RouteFilter:
+    """iproute_list_flush_or_save()'s selectors; table 0 is all tables."""
+
+    def __init__(self) -> None:
+        self.table = RT6_TABLE_MAIN
+        self.dev: int | None = None
+        self.protocol: str | None = None
+        self.type: RouteType | None = None
+        self.prefix: tuple[bytes, int] | None = None
+
+    def matches(self, f6i: Fib6Info) -> bool:
+        return (self.dev in (None, f6i.ifindex) and self.protocol in (None, protocol_name(f6i.protocol))
+                and self.type in (None, f6i.type) and self.prefix in (None, (f6i.dst, f6i.dst_len)))
+
+
+def _parse_filter(net, tokens) -> RouteFilter:
+    sel = RouteFilter()
+    while tokens:
+        token = tokens.pop()
+        if matches(token, "table"):
+            value = tokens.pop()
+            if value == "cache":
+                raise not_modelled("ip -6 route show table cache")
+            sel.table = 0 if value == "all" else table_id(value)
+            if sel.table is None:
+                raise invarg("table id value is invalid", value)
+        elif matches(token, "protocol"):
+            sel.protocol = protocol_name(str(get_value(tokens, protocol_id, 'invalid "protocol"')))
+        elif matches(token, "type"):
+            sel.type = get_value(tokens, route_type, "node type value is invalid")
+        elif token in ("dev", "oif"):
+            sel.dev = device(net, tokens.pop()).ifindex
+        elif token in LIST_NOT_MODELLED:
+            raise not_modelled(f"ip -6 route selector {token}")
+        else:
+            if token in ("exact", "to"):
+                token = tokens.pop()
+            sel.prefix = get_prefix6(token)
+    if sel.table and sel.table not in net.ipv6.fib_tables:
+        raise NO_TABLE
+    return sel
+
+
+def _selected(net, sel: RouteFilter) -> list[Fib6Info]:
+    """inet6_dump_fib(): the tables by hash bucket (id mod 256), each walked in fib6_walk() order."""
+    tables = net.ipv6.fib_tables
+    ids = sorted(tables, key=lambda t: t & 0xFF) if sel.table == 0 else [sel.table]
+    return [f6i for t in ids for f6i in tables[t] if sel.matches(f6i)]
+
+
+def _list(net, tokens, opts: IpOptions) -> str:
+    sel = _parse_filter(net, tokens)
+    return render([_print_route(net, f6i, sel, opts) for f6i in _selected(net, sel)], opts)
+
+
+def _flush(net, tokens) -> str:
+    if not tokens:
+        raise ToolError('"ip route flush" requires arguments.', 1)
+    sel = _parse_filter(net, tokens)
+    for f6i in _selected(net, sel):
+        route.ip6_del_rt(net, f6i)
+    return ""
+
+
+def _print_route(net, f6i: Fib6Info, sel: RouteFilter, opts: IpOptions) -> Printed:
+    out = Printed()
+    if f6i.type is not RouteType.RTN_UNICAST or opts.details:
+        out.add("type", f6i.type.keyword, f"{f6i.type.keyword} ")
+    dst = "default" if f6i.dst_len == 0 else addr_str(f6i.dst) if f6i.dst_len == 128 else \
+        f"{addr_str(f6i.dst)}/{f6i.dst_len}"
+    out.add("dst", dst, f"{dst} ")
+    if f6i.gateway is not None:
+        out.add("gateway", addr_str(f6i.gateway), f"via {addr_str(f6i.gateway)} ")
+    if sel.dev is None:
+        name = net.devices[f6i.ifindex].name
+        out.add("dev", name, f"dev {name} ")
+    if f6i.table != RT6_TABLE_MAIN and sel.table == 0:
+        out.add("table", table_name(f6i.table), f"table {table_name(f6i.table)} ")
+    if (f6i.protocol != "boot" or opts.details) and sel.protocol is None:
+        out.add("protocol", protocol_name(f6i.protocol), f"proto {protocol_name(f6i.protocol)} ")
+    if opts.details:
+        out.add("scope", "global", "scope global ")
+    out.add("metric", f6i.metric, f"metric {f6i.metric} ")
+    out.add("flags", [])
+    if f6i.mtu is not None:
+        out.add("metrics", [{"mtu": f6i.mtu}], f"mtu {f6i.mtu} ")
+    out.add("pref", PREF_NAMES[f6i.pref], f"pref {PREF_NAMES[f6i.pref]}")
+    return out.add(None, None, "\n")

@@ -1,0 +1,145 @@
+"""One IPv6 FIB table (net/ipv6/ip6_fib.c): its nodes' route lists,
+fib6_add_rt2node()'s placement, the lookup with fib6_backtrack(), and the
+dump order of fib6_walk().
+
+The kernel keeps a table in a radix tree (struct fib6_node) keyed by prefix;
+each node with routes (RTN_RTINFO) holds a list of fib6_info ordered by metric.
+This model keeps those lists in a hash per prefix length and probes the
+lengths the table holds, longest first (at most 129 probes, each one dict
+lookup in C), which finds the node fib6_node_lookup() finds; when no route of
+the node may be used, the walk goes on with the next shorter prefix, as
+fib6_backtrack() climbs to the parent. fib6_walk() visits a node's left
+subtree, right subtree, then the node (post-order): a more specific prefix
+is dumped before the prefix that holds it, disjoint prefixes in address
+order; `dump_key()` sorts so.
+
+Left out: source-specific routes (CONFIG_IPV6_SUBTREES), ECMP siblings (an
+equal-metric gateway route is refused as not modelled), route expiry, the
+per-route exception table (PMTU and redirect clones).
+"""
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from harness.mockkernel.core.errors import RtnlError, not_modelled
+from harness.mockkernel.core.rtnetlink import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
+from harness.mockkernel.net import RTN_UNICAST, RouteType
+
+ALL_ONES = (1 << 128) - 1
+MASKS = tuple((ALL_ONES << (128 - plen)) & ALL_ONES for plen in range(129))
+# include/uapi/linux/ipv6_route.h route flags (fib6_flags)
+RTF_GATEWAY, RTF_ADDRCONF, RTF_DEFAULT, RTF_NONEXTHOP = 0x0002, 0x00040000, 0x00010000, 0x00200000
+RTF_UP, RTF_REJECT, RTF_LOCAL, RTF_ANYCAST = 0x0001, 0x0200, 0x80000000, 0x00100000
+# include/uapi/linux/icmpv6.h router preference, as RTA_PREF: iproute2 prints the name
+ICMPV6_ROUTER_PREF_LOW, ICMPV6_ROUTER_PREF_MEDIUM, ICMPV6_ROUTER_PREF_HIGH = 0x3, 0x0, 0x1
+PREF_NAMES = {ICMPV6_ROUTER_PREF_LOW: "low", ICMPV6_ROUTER_PREF_MEDIUM: "medium", ICMPV6_ROUTER_PREF_HIGH: "high"}
+
+
+@dataclass(slots=True, eq=False)
+class Fib6Info:
+    """struct fib6_info with its one fib6_nh: one route in one table.
+    `key` is the prefix as an int (dst masked to dst_len), what the table hashes."""
+
+    table: int
+    dst: bytes
+    dst_len: int
+    type: RouteType = RTN_UNICAST
+    ifindex: int | None = None  # fib6_nh->fib_nh_dev
+    gateway: bytes | None = None  # fib6_nh->fib_nh_gw6
+    prefsrc: bytes | None = None
+    metric: int = 1024
+    protocol: str = "boot"
+    mtu: int | None = None  # RTAX_MTU
+    flags: int = RTF_UP
+    pref: int = ICMPV6_ROUTER_PREF_MEDIUM
+    key: int = field(init=False)
+    # the route received packets on this fib6_info take (rt6_make_pcpu_route()'s dst), while sernum holds
+    rt6i_input: object | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.key = int.from_bytes(self.dst, "big") & MASKS[self.dst_len]
+
+    def same_nexthop(self, other: Fib6Info) -> bool:
+        """rt6_duplicate_nexthop(): same device and gateway."""
+        return self.ifindex == other.ifindex and self.gateway == other.gateway
+
+
+def dump_key(f6i: Fib6Info) -> tuple[int, int]:
+    """fib6_walk()'s order: the prefix's last address, then the longer prefix first."""
+    return f6i.key | (ALL_ONES >> f6i.dst_len if f6i.dst_len < 128 else 0), -f6i.dst_len
+
+
+Probes = tuple[tuple[int, dict[int, list[Fib6Info]]], ...]
+
+
+class Fib6Table:
+    """struct fib6_table. `leaves[plen][key]` is the route list of the node
+    key/plen, in fib6_add_rt2node() order (ascending metric)."""
+
+    def __init__(self, tb6_id: int) -> None:
+        self.tb6_id = tb6_id
+        self.leaves: dict[int, dict[int, list[Fib6Info]]] = {}
+        self.probes: Probes = ()
+        self._dump: list[Fib6Info] | None = []
+
+    def __iter__(self) -> Iterator[Fib6Info]:
+        """The routes in fib6_walk() order."""
+        if self._dump is None:
+            self._dump = sorted((f6i for leaves in self.leaves.values() for routes in leaves.values()
+                                 for f6i in routes), key=dump_key)
+        return iter(list(self._dump))
+
+    def routes(self, key: int, plen: int) -> list[Fib6Info]:
+        return self.leaves.get(plen, {}).get(key, [])
+
+    def add(self, f6i: Fib6Info, nlflags: int) -> None:
+        """fib6_add_rt2node(): among the routes of the prefix, one of the same
+        metric is EEXIST with NLM_F_EXCL, replaced with NLM_F_REPLACE; without
+        either the same nexthop is EEXIST and another one would be an ECMP
+        sibling; the route goes after those of lower or equal metric."""
+        routes = self.routes(f6i.key, f6i.dst_len)
+        same_metric = [i for i, iter_ in enumerate(routes) if iter_.metric == f6i.metric]
+        if same_metric and nlflags & NLM_F_EXCL:
+            raise RtnlError(errno.EEXIST)
+        if same_metric and nlflags & NLM_F_REPLACE:
+            routes[same_metric[0]] = f6i
+            self._dump = None
+            return
+        if nlflags & NLM_F_REPLACE and not nlflags & NLM_F_CREATE:
+            raise RtnlError(errno.ENOENT)
+        for i in same_metric:
+            if routes[i].same_nexthop(f6i):
+                raise RtnlError(errno.EEXIST)
+            if routes[i].gateway is not None and f6i.gateway is not None:
+                raise not_modelled("ECMP sibling route (same prefix and metric, another gateway)")
+        position = next((i for i, iter_ in enumerate(routes) if iter_.metric > f6i.metric), len(routes))
+        leaves = self.leaves.get(f6i.dst_len)
+        if leaves is None:
+            leaves = self.leaves[f6i.dst_len] = {}
+            self._reprobe()
+        leaves.setdefault(f6i.key, []).insert(position, f6i)
+        self._dump = None
+
+    def delete(self, f6i: Fib6Info) -> None:
+        """fib6_del(): this very route leaves its node."""
+        routes = self.leaves[f6i.dst_len][f6i.key]
+        routes.remove(f6i)
+        if not routes:
+            leaves = self.leaves[f6i.dst_len]
+            del leaves[f6i.key]
+            if not leaves:
+                del self.leaves[f6i.dst_len]
+                self._reprobe()
+        self._dump = None
+
+    def flush(self, doomed: Callable[[Fib6Info], bool]) -> bool:
+        """fib6_clean_all(): every route `doomed` accepts goes; True if any did."""
+        gone = [f6i for f6i in self if doomed(f6i)]
+        for f6i in gone:
+            self.delete(f6i)
+        return bool(gone)
+
+    def _reprobe(self) -> None:
+        self.probes = tuple((MASKS[plen], self.leaves[plen]) for plen in sorted(self.leaves, reverse=True))

@@ -1,0 +1,326 @@
+"""IPv6 routing (net/ipv6/route.c, with fib6_rules.c's lookup for the default
+rules): route requests, the input and output route decisions, the routes a
+device's state changes.
+
+- Requests (inet6_rtm_newroute/delroute -> ip6_route_add()/ip6_route_del()):
+  a `Fib6Config` (struct fib6_config) checked as ip6_route_info_create() and
+  fib6_nh_init() check it: the metric defaults to IP6_RT_PRIO_USER (1024),
+  a reject route (blackhole, unreachable, prohibit, throw) or one through lo
+  goes out of lo, a gateway must be unicast and reached by a connected route
+  (ip6_route_check_nh(): it gives the device when none was named), the
+  device must have IPv6 on (EACCES) and be up (ENETDOWN). ip6_route_del() deletes the first route of the prefix
+  matching what the request names.
+- Lookups (fib6_rule_lookup() without custom rules: the local table, then
+  main; a throw route, -EAGAIN, moves on) through fib6_table_lookup()
+  (ip6_fib.py) pick, of the longest prefix, the lowest-metric route whose
+  device is up, preferring one out of `oif`; a destination that needs a
+  strict match (rt6_need_strict(): multicast, link-local, loopback) takes
+  only a route out of `oif`. No route at all is ip6_null_entry (ENETUNREACH).
+- The dst (`Rt6Info`, struct rt6_info) a route gives, as ip6_rt_init_dst():
+  local and anycast routes deliver (ip6_input) on lo's dst, multicast
+  prefixes go to ip6_mc_input, the rest to ip6_forward; reject routes fail
+  with ip6_rt_type_to_error()'s errno. A received packet's dst is cached on
+  the route while fib6_sernum holds (the kernel's per-CPU route copy).
+Left out: custom `ip -6 rule`s, ECMP, router preference and neighbour
+reachability in the route score (rt6_score_route()), PMTU/redirect
+exceptions, route expiry, VRF.
+"""
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+from enum import Enum
+from functools import cached_property
+
+from harness.journey import Hop, Stage
+from harness.mockkernel.core.errors import RtnlError
+from harness.mockkernel.core.rtnetlink import NLM_F_CREATE, NLM_F_EXCL
+from harness.mockkernel.ipv6.ip6_fib import (MASKS, RTF_ANYCAST, RTF_GATEWAY, RTF_LOCAL, RTF_NONEXTHOP,
+                                             RTF_REJECT, RTF_UP, Fib6Info, Fib6Table)
+from harness.mockkernel.ipv6.netns import RT6_TABLE_LOCAL, RT6_TABLE_MAIN
+from harness.mockkernel.net import (RTN_ANYCAST, RTN_BLACKHOLE, RTN_LOCAL, RTN_MULTICAST, RTN_PROHIBIT,
+                                    RTN_THROW, RTN_UNICAST, RTN_UNREACHABLE, NetDevice, RouteType)
+from harness.mockkernel.wire.ipv6 import (IPV6_ADDR_LINKLOCAL, IPV6_ADDR_LOOPBACK, IPV6_ADDR_MAPPED,
+                                          IPV6_ADDR_MULTICAST, IPV6_ADDR_UNICAST, ipv6_addr_type)
+
+IP6_RT_PRIO_USER, IP6_RT_PRIO_ADDRCONF = 1024, 256
+LOOPBACK_IFINDEX = 1
+REJECT_TYPES = (RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT, RTN_THROW)
+EAGAIN = errno.EAGAIN
+# ip6_rt_type_to_error()
+TYPE_ERRORS = {RTN_BLACKHOLE: errno.EINVAL, RTN_UNREACHABLE: errno.EHOSTUNREACH, RTN_PROHIBIT: errno.EACCES,
+               RTN_THROW: errno.EAGAIN}
+
+
+class Rt6Input(Enum):
+    """dst->input of an IPv6 route; the value is the ROUTING hop's verdict."""
+
+    LOCAL = "LOCAL"  # ip6_input
+    MULTICAST = "MULTICAST"  # ip6_mc_input
+    FORWARD = "FORWARD"  # ip6_forward
+    ERROR = "ERROR"  # ip6_pkt_discard, ip6_pkt_prohibit, dst_discard (blackhole)
+
+
+RT6_LOCAL, RT6_MULTICAST, RT6_FORWARD, RT6_ERROR = Rt6Input.LOCAL, Rt6Input.MULTICAST, Rt6Input.FORWARD, \
+    Rt6Input.ERROR
+
+
+@dataclass(eq=False)
+class Rt6Info:
+    """struct rt6_info: the dst a lookup gives. `f6i` is the route it came
+    from (rt->from; None for ip6_null_entry), `error` dst.error (an errno),
+    `gateway` the nexthop's (rt6_nexthop() falls back to the destination)."""
+
+    input: Rt6Input
+    type: RouteType
+    dev: NetDevice | None
+    f6i: Fib6Info | None = None
+    gateway: bytes | None = None
+    error: int = 0
+    mtu: int | None = None  # RTAX_MTU of the route
+    sernum: int = 0
+
+    @cached_property
+    def hop(self) -> Hop:
+        detail = f"errno {self.error}" if self.input is RT6_ERROR else (
+            self.type.keyword if self.input is not RT6_FORWARD else self.dev.name)
+        return Hop(Stage.ROUTING, "ip6_route_input", self.input.value, detail)
+
+    def nexthop(self, daddr: bytes) -> bytes:
+        """rt6_nexthop()."""
+        return self.gateway if self.gateway is not None else daddr
+
+
+@dataclass
+class Fib6Config:
+    """struct fib6_config: a route request as rtm_to_fib6_config() reads it.
+    `metric` 0 and `protocol` None take the kernel's defaults (1024, boot)."""
+
+    dst: bytes
+    dst_len: int
+    table: int = RT6_TABLE_MAIN
+    type: RouteType = RTN_UNICAST
+    ifindex: int | None = None
+    gateway: bytes | None = None
+    prefsrc: bytes | None = None
+    metric: int = 0
+    protocol: str | None = None
+    mtu: int | None = None
+    flags: int = RTF_UP
+
+
+def rt6_need_strict(daddr: bytes) -> bool:
+    """A destination only a route out of the flow's own device may reach."""
+    return bool(ipv6_addr_type(daddr) & (IPV6_ADDR_MULTICAST | IPV6_ADDR_LINKLOCAL | IPV6_ADDR_LOOPBACK))
+
+
+def ipv6_disabled(net, dev: NetDevice) -> bool:
+    """idev->cnf.disable_ipv6 of `dev`: conf/all's, which a write copies to every
+    device (addrconf_disable_change()), while devices have no conf of their own."""
+    return bool(net.sysctl.values["net.ipv6.conf.all.disable_ipv6"])
+
+
+def fib6_table_lookup(net, table: Fib6Table, daddr: int, oif: int, strict: bool) -> Fib6Info | None:
+    """fib6_node_lookup() + rt6_select(), backtracking to shorter prefixes
+    while a node offers no route whose device is up (and, strict, is `oif`):
+    of the node's lowest usable metric, a route out of `oif` first."""
+    devices = net.devices
+    for mask, leaves in table.probes:
+        routes = leaves.get(daddr & mask)
+        if routes is None:
+            continue
+        best = None
+        for f6i in routes:
+            if best is not None and f6i.metric != best.metric:
+                break
+            dev = devices.get(f6i.ifindex)
+            if dev is None or not dev.up:
+                continue
+            if f6i.ifindex == oif or not oif:
+                return f6i
+            if not strict and best is None:
+                best = f6i
+        if best is not None:
+            return best
+    return None
+
+
+def fib6_lookup(net, daddr: bytes, oif: int = 0, strict: bool = False) -> Fib6Info | int:
+    """fib6_rule_lookup() with the default rules: the local table, then main;
+    a route or the errno of the dst it makes (ENETUNREACH for none)."""
+    key = int.from_bytes(daddr, "big")
+    tables = net.ipv6.fib_tables
+    for table_id in (RT6_TABLE_LOCAL, RT6_TABLE_MAIN):
+        f6i = fib6_table_lookup(net, tables[table_id], key, oif, strict)
+        if f6i is None or f6i.type is RTN_THROW:
+            continue
+        return f6i
+    return errno.ENETUNREACH
+
+
+def ip6_rt_dst(net, f6i: Fib6Info) -> Rt6Info:
+    """ip6_rt_init_dst() on a copy of the route: what its packets do next."""
+    sernum = net.ipv6.fib6_sernum
+    if f6i.flags & RTF_REJECT:
+        return Rt6Info(RT6_ERROR, f6i.type, net.devices[LOOPBACK_IFINDEX], f6i, error=TYPE_ERRORS.get(
+            f6i.type, errno.ENETUNREACH), sernum=sernum)
+    if f6i.type is RTN_LOCAL or f6i.type is RTN_ANYCAST:
+        return Rt6Info(RT6_LOCAL, f6i.type, net.devices[LOOPBACK_IFINDEX], f6i, sernum=sernum)
+    dev = net.devices[f6i.ifindex]
+    if f6i.dst[0] == 0xFF:
+        return Rt6Info(RT6_MULTICAST, RTN_MULTICAST, dev, f6i, mtu=f6i.mtu, sernum=sernum)
+    return Rt6Info(RT6_FORWARD, f6i.type, dev, f6i, f6i.gateway, mtu=f6i.mtu, sernum=sernum)
+
+
+def ip6_null_entry(net) -> Rt6Info:
+    return Rt6Info(RT6_ERROR, RTN_UNREACHABLE, net.devices[LOOPBACK_IFINDEX], error=errno.ENETUNREACH)
+
+
+def ip6_route_input(net, daddr: bytes, dev: NetDevice) -> Rt6Info:
+    """ip6_route_input() -> ip6_pol_route_input(): the dst of a received
+    packet, looked up with the receiving device as the flow's interface."""
+    f6i = fib6_lookup(net, daddr, dev.ifindex, rt6_need_strict(daddr))
+    if f6i.__class__ is int:
+        return ip6_null_entry(net)
+    rt = f6i.rt6i_input
+    if rt is None or rt.sernum != net.ipv6.fib6_sernum:
+        rt = f6i.rt6i_input = ip6_rt_dst(net, f6i)
+    return rt
+
+
+def ip6_route_output(net, daddr: bytes, oif: int | None = None) -> Rt6Info:
+    """ip6_route_output(): the dst for a locally sent packet (always one:
+    a failed lookup gives a dst whose `error` says why)."""
+    f6i = fib6_lookup(net, daddr, oif or 0, bool(oif) and rt6_need_strict(daddr))
+    if f6i.__class__ is int:
+        return ip6_null_entry(net)
+    return ip6_rt_dst(net, f6i)
+
+
+def fib6_update_sernum(net) -> None:
+    """Every table change retires the routes cached for input."""
+    net.ipv6.fib6_sernum += 1
+
+
+def _check_gateway(net, cfg: Fib6Config, dev: NetDevice | None) -> NetDevice:
+    """ip6_validate_gw(): a link-local gateway needs the device named; any
+    other must be unicast and reached through a connected route (out of
+    `dev` when given), whose device the route takes when none was named."""
+    gw_type = ipv6_addr_type(cfg.gateway)
+    if gw_type != IPV6_ADDR_LINKLOCAL | IPV6_ADDR_UNICAST:
+        if not gw_type & (IPV6_ADDR_UNICAST | IPV6_ADDR_MAPPED):
+            raise RtnlError(errno.EINVAL, "Invalid gateway address")
+        via = fib6_lookup(net, cfg.gateway, dev.ifindex if dev else 0, dev is not None)
+        if via.__class__ is int or via.flags & RTF_REJECT or via.gateway is not None \
+                or (dev is not None and via.ifindex != dev.ifindex):
+            raise RtnlError(errno.EHOSTUNREACH)
+        dev = net.devices[via.ifindex]
+    if dev is None:
+        raise RtnlError(errno.EINVAL, "Egress device not specified")
+    if dev.is_loopback:
+        raise RtnlError(errno.EINVAL, "Egress device can not be loopback device for this route")
+    return dev
+
+
+def ip6_route_info_create(net, cfg: Fib6Config) -> Fib6Info:
+    """ip6_route_info_create() + fib6_nh_init(): the route a request makes, or RtnlError."""
+    dev = None
+    if cfg.ifindex is not None:
+        dev = net.devices.get(cfg.ifindex)
+        if dev is None:
+            raise RtnlError(errno.ENODEV)
+    flags = cfg.flags
+    if cfg.type in REJECT_TYPES:
+        flags |= RTF_REJECT
+    elif cfg.type is RTN_LOCAL:
+        flags |= RTF_LOCAL
+    elif cfg.type is RTN_ANYCAST:
+        flags |= RTF_ANYCAST
+    # fib6_is_reject(): true routes through lo would loop, they become reject routes
+    if dev is not None and dev.is_loopback and not flags & (RTF_ANYCAST | RTF_LOCAL) \
+            and not ipv6_addr_type(cfg.dst) & IPV6_ADDR_LOOPBACK:
+        flags |= RTF_REJECT
+    gateway = None
+    if flags & RTF_REJECT:
+        dev = net.devices[LOOPBACK_IFINDEX]
+    else:
+        if cfg.gateway is not None:
+            dev = _check_gateway(net, cfg, dev)
+            gateway, flags = cfg.gateway, flags | RTF_GATEWAY
+        if dev is None:
+            raise RtnlError(errno.ENODEV)
+        if ipv6_disabled(net, dev):
+            raise RtnlError(errno.EACCES, "IPv6 is disabled on nexthop device")
+        if not dev.up:
+            raise RtnlError(errno.ENETDOWN, "Nexthop device is not up")
+    return Fib6Info(cfg.table, cfg.dst, cfg.dst_len, cfg.type, dev.ifindex, gateway, cfg.prefsrc,
+                    cfg.metric or IP6_RT_PRIO_USER, cfg.protocol or "boot", cfg.mtu, flags)
+
+
+def fib6_new_table(net, table_id: int) -> Fib6Table:
+    tables = net.ipv6.fib_tables
+    if table_id not in tables:
+        tables[table_id] = Fib6Table(table_id)
+    return tables[table_id]
+
+
+def ip6_route_add(net, cfg: Fib6Config, nlflags: int = NLM_F_CREATE | NLM_F_EXCL) -> Fib6Info:
+    f6i = ip6_route_info_create(net, cfg)
+    ip6_ins_rt(net, f6i, nlflags)
+    return f6i
+
+
+def ip6_ins_rt(net, f6i: Fib6Info, nlflags: int = NLM_F_CREATE) -> None:
+    """__ip6_ins_rt() -> fib6_add() into the route's table (made if new)."""
+    fib6_new_table(net, f6i.table).add(f6i, nlflags)
+    fib6_update_sernum(net)
+
+
+def ip6_del_rt(net, f6i: Fib6Info) -> None:
+    """fib6_del() of this very route; it may be gone already (a device went down)."""
+    table = net.ipv6.fib_tables.get(f6i.table)
+    if table is not None and f6i in table.routes(f6i.key, f6i.dst_len):
+        table.delete(f6i)
+        fib6_update_sernum(net)
+
+
+def ip6_route_del(net, cfg: Fib6Config) -> None:
+    """ip6_route_del(): the first route of exactly that prefix that matches
+    the metric, protocol, device and gateway the request names."""
+    table = net.ipv6.fib_tables.get(cfg.table)
+    if table is None:
+        raise RtnlError(errno.ESRCH, "FIB table does not exist")
+    key = int.from_bytes(cfg.dst, "big") & MASKS[cfg.dst_len]
+    for f6i in table.routes(key, cfg.dst_len):
+        if cfg.metric and cfg.metric != f6i.metric:
+            continue
+        if cfg.protocol is not None and cfg.protocol != f6i.protocol:
+            continue
+        if cfg.ifindex is not None and cfg.ifindex != f6i.ifindex:
+            continue
+        if cfg.gateway is not None and cfg.gateway != f6i.gateway:
+            continue
+        table.delete(f6i)
+        fib6_update_sernum(net)
+        return
+    raise RtnlError(errno.ESRCH)
+
+
+def addrconf_f6i_alloc(net, dev: NetDevice, addr: bytes, anycast: bool = False) -> Fib6Info:
+    """addrconf_f6i_alloc(): the local-table host route of an address on
+    `dev` (proto kernel, metric 0), inserted with ip6_ins_rt() once the
+    address is usable."""
+    rtype = RTN_ANYCAST if anycast else RTN_LOCAL
+    return Fib6Info(RT6_TABLE_LOCAL, addr, 128, rtype, dev.ifindex, metric=0, protocol="kernel",
+                    flags=RTF_UP | RTF_NONEXTHOP | (RTF_ANYCAST if anycast else RTF_LOCAL))
+
+
+def rt6_disable_ip(net, dev: NetDevice) -> None:
+    """rt6_disable_ip() -> rt6_sync_down_dev() -> fib6_ifdown() for NETDEV_DOWN,
+    from addrconf_ifdown(): a device going down takes every route through it
+    along, the kernel's own and the user's (its neighbours are addrconf's)."""
+    changed = False
+    for table in net.ipv6.fib_tables.values():
+        changed |= table.flush(lambda f6i: f6i.ifindex == dev.ifindex and not f6i.flags & RTF_REJECT)
+    if changed:
+        fib6_update_sernum(net)

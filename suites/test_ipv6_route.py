@@ -1,0 +1,58 @@
+"""`ip -6 route` against the IPv6 FIB (net/ipv6/route.c, ip6_fib.c): what
+the kernel accepts and how iproute2 prints it, byte for byte."""
+from __future__ import annotations
+
+import pytest
+
+from harness.target import CommandError
+
+
+def _refusal(target, command: str) -> tuple[str, int]:
+    with pytest.raises(CommandError) as refused:
+        target.sh(command)
+    return str(refused.value).split("failed: ", 1)[1].strip(), refused.value.returncode
+
+
+def test_with_ipv6_off_a_route_out_of_a_port_is_refused_and_reject_routes_go_out_of_lo(target):
+    """fib6_nh_init(): a nexthop device with disable_ipv6 (the DUT's default) is
+    EACCES; reject routes are promoted to lo before that check (fib6_is_reject())."""
+    port = target.ports[0].name
+    assert _refusal(target, f"ip -6 route add 2001:db8::/64 dev {port}") == \
+        ("Error: IPv6 is disabled on nexthop device.", 2)
+    for keyword, prefix in (("blackhole", "2001:db8:4::/64"), ("unreachable", "2001:db8:5::/64"),
+                            ("prohibit", "2001:db8:6::/64"), ("throw", "2001:db8:7::/64")):
+        target.sh(f"ip -6 route add {keyword} {prefix}")
+    target.sh("ip -6 route add blackhole 2001:db8::/32 metric 7")
+    target.sh("ip -6 route add blackhole 2001:db8:5::/64 metric 7")
+    # fib6_walk(): post-order over the prefix tree, a node's routes by metric
+    assert target.sh("ip -6 route show") == (
+        "blackhole 2001:db8:4::/64 dev lo metric 1024 pref medium\n"
+        "blackhole 2001:db8:5::/64 dev lo metric 7 pref medium\n"
+        "unreachable 2001:db8:5::/64 dev lo metric 1024 pref medium\n"
+        "prohibit 2001:db8:6::/64 dev lo metric 1024 pref medium\n"
+        "throw 2001:db8:7::/64 dev lo metric 1024 pref medium\n"
+        "blackhole 2001:db8::/32 dev lo metric 7 pref medium\n")
+    assert target.sh("ip -d -6 route show 2001:db8:5::/64") == (
+        "blackhole 2001:db8:5::/64 dev lo proto boot scope global metric 7 pref medium\n"
+        "unreachable 2001:db8:5::/64 dev lo proto boot scope global metric 1024 pref medium\n")
+    assert target.sh("ip -j -6 route show type prohibit") == \
+        '[{"type":"prohibit","dst":"2001:db8:6::/64","dev":"lo","metric":1024,"flags":[],"pref":"medium"}]\n'
+
+
+def test_ipv6_route_requests_fail_as_the_kernel_refuses_them(target):
+    port = target.ports[0].name
+    target.sh("ip -6 route add blackhole 2001:db8:4::/64")
+    assert _refusal(target, "ip -6 route add blackhole 2001:db8:4::/64") == ("RTNETLINK answers: File exists", 2)
+    assert _refusal(target, "ip -6 route del 2001:db8:99::/64") == ("RTNETLINK answers: No such process", 2)
+    assert _refusal(target, "ip -6 route del 2001:db8:4::/64 table 77") == ("Error: FIB table does not exist.", 2)
+    assert _refusal(target, "ip -6 route show table 77") == (
+        "Error: ipv6: FIB table does not exist.\nDump terminated", 2)
+    assert _refusal(target, "ip -6 route add 2001:db8:a::/64") == ("RTNETLINK answers: No such device", 2)
+    assert _refusal(target, f"ip -6 route add 2001:db8:a::/64 via ff02::1 dev {port}") == \
+        ("Error: Invalid gateway address.", 2)
+    assert _refusal(target, "ip -6 route add 2001:db8:a::/64 via fe80::1") == \
+        ("Error: Egress device not specified.", 2)
+    assert _refusal(target, "ip -6 route add 10.0.0.0/8 dev lo") == \
+        ('Error: inet6 prefix is expected rather than "10.0.0.0/8".', 1)
+    target.sh("ip -6 route del 2001:db8:4::/64")
+    assert target.sh("ip -6 route show") == ""
