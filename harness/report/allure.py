@@ -56,6 +56,7 @@ SUITE_AREAS: dict[str, Area] = {
     "suites/test_ip_rcv.py": Area("Drops", "malformed IPv4 headers (ip_rcv_core)", CRITICAL),
     "suites/test_rp_filter.py": Area("Drops", "source validation (rp_filter, martians)", CRITICAL),
     "suites/test_forwarding.py": Area("Drops", "forwarding (ip_forward)", CRITICAL),
+    "suites/test_ipv6_route.py": Area("IPv6", "IPv6 routes (ip -6 route, FIB6)", MINOR),
     "suites/test_fragments.py": Area("Drops", "fragmentation and reassembly", CRITICAL),
     "suites/test_arp.py": Area("Drops", "ARP and next-hop resolution", CRITICAL),
     "suites/test_multicast.py": Area("Drops", "IPv4 multicast input", CRITICAL),

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import errno
 
-from harness.mockkernel.wire.ipv6 import (EXTENSION_HEADERS, FRAG_HLEN, IPV6_HLEN, NEXTHDR_AUTH,
-                                          NEXTHDR_FRAGMENT, NEXTHDR_NONE, NEXTHDR_ROUTING)
+from harness.mockkernel.wire.ipv6 import (EXTENSION_HEADERS, FRAG_HLEN, IPV6_HLEN, NEXTHDR, NEXTHDR_AUTH,
+                                          NEXTHDR_FRAGMENT, NEXTHDR_NONE, NEXTHDR_ROUTING, OPT_NEXTHDR,
+                                          RT_SEGMENTS_LEFT, exthdr_len, frag_off_field)
 
 # ipv6_find_hdr() flags (include/linux/ipv6.h)
 IP6_FH_F_FRAG, IP6_FH_F_AUTH, IP6_FH_F_SKIP_RH = 1 << 0, 1 << 1, 1 << 2
@@ -15,11 +16,6 @@ IP6_FH_F_FRAG, IP6_FH_F_AUTH, IP6_FH_F_SKIP_RH = 1 << 0, 1 << 1, 1 << 2
 
 def ipv6_ext_hdr(nexthdr: int) -> bool:
     return nexthdr in EXTENSION_HEADERS
-
-
-def _hdrlen(buf: bytearray, start: int, nexthdr: int) -> int:
-    """ipv6_authlen() for AH ((hdrlen + 2) * 4), else ipv6_optlen() ((hdrlen + 1) * 8)."""
-    return (buf[start + 1] + 2) << 2 if nexthdr == NEXTHDR_AUTH else (buf[start + 1] + 1) << 3
 
 
 def ipv6_skip_exthdr(buf: bytearray, start: int, nexthdr: int, end: int) -> tuple[int, int, int]:
@@ -33,13 +29,13 @@ def ipv6_skip_exthdr(buf: bytearray, start: int, nexthdr: int, end: int) -> tupl
         if nexthdr == NEXTHDR_FRAGMENT:
             if start + 4 > end:
                 return -1, nexthdr, frag_off
-            frag_off = int.from_bytes(buf[start + 2:start + 4], "big")
+            frag_off = frag_off_field(buf, start)
             if frag_off & ~0x7:
                 break
             hdrlen = FRAG_HLEN
         else:
-            hdrlen = _hdrlen(buf, start, nexthdr)
-        nexthdr = buf[start]
+            hdrlen = exthdr_len(buf, start, nexthdr)
+        nexthdr = buf[start + OPT_NEXTHDR]
         start += hdrlen
     return start, nexthdr, frag_off
 
@@ -52,7 +48,7 @@ def ipv6_find_hdr(buf: bytearray, nh: int, end: int, target: int, flags: int = 0
     IP6_FH_F_SKIP_RH passes over routing headers with no segments left,
     IP6_FH_F_AUTH stops at AH for target < 0; IP6_FH_F_FRAG is set in the
     returned flags when a fragment header was crossed."""
-    start, nexthdr, fragoff = nh + IPV6_HLEN, buf[nh + 6], 0
+    start, nexthdr, fragoff = nh + IPV6_HLEN, buf[nh + NEXTHDR], 0
     while True:
         found = nexthdr == target
         if nexthdr not in EXTENSION_HEADERS or nexthdr == NEXTHDR_NONE:
@@ -64,15 +60,15 @@ def ipv6_find_hdr(buf: bytearray, nh: int, end: int, target: int, flags: int = 0
         if nexthdr == NEXTHDR_ROUTING:
             if start + 4 > end:
                 return -errno.EBADMSG, start, fragoff, flags
-            if flags & IP6_FH_F_SKIP_RH and buf[start + 3] == 0:
+            if flags & IP6_FH_F_SKIP_RH and buf[start + RT_SEGMENTS_LEFT] == 0:
                 found = False
         if nexthdr == NEXTHDR_FRAGMENT:
             flags |= IP6_FH_F_FRAG
             if start + 4 > end:
                 return -errno.EBADMSG, start, fragoff, flags
-            frag_off = int.from_bytes(buf[start + 2:start + 4], "big") & ~0x7
+            frag_off = frag_off_field(buf, start) & ~0x7
             if frag_off:
-                following = buf[start]
+                following = buf[start + OPT_NEXTHDR]
                 if target < 0 and (following not in EXTENSION_HEADERS or following == NEXTHDR_NONE):
                     return following, start, frag_off, flags
                 if not found:
@@ -83,11 +79,11 @@ def ipv6_find_hdr(buf: bytearray, nh: int, end: int, target: int, flags: int = 0
         elif nexthdr == NEXTHDR_AUTH:
             if flags & IP6_FH_F_AUTH and target < 0:
                 break
-            hdrlen = _hdrlen(buf, start, nexthdr)
+            hdrlen = exthdr_len(buf, start, nexthdr)
         else:
-            hdrlen = _hdrlen(buf, start, nexthdr)
+            hdrlen = exthdr_len(buf, start, nexthdr)
         if found:
             break
-        nexthdr = buf[start]
+        nexthdr = buf[start + OPT_NEXTHDR]
         start += hdrlen
     return nexthdr, start, fragoff, flags

@@ -46,6 +46,10 @@ _U16 = struct.Struct("!H")
 # struct frag_hdr: nexthdr, reserved, frag_off (offset << 3 | M), identification
 FRAG_HLEN = 8
 FRAG_HEADER = struct.Struct("!BxHI")
+FRAG_OFF = 2  # field offset in struct frag_hdr
+# field offsets of struct ipv6_opt_hdr (and the first two of ipv6_rt_hdr, ip_auth_hdr)
+OPT_NEXTHDR, OPT_HDRLEN = 0, 1
+RT_TYPE, RT_SEGMENTS_LEFT = 2, 3  # of struct ipv6_rt_hdr
 IP6_MF, IP6_OFFSET = 0x0001, 0xFFF8
 # struct ipv6_opt_hdr (hop-by-hop, destination options, routing): nexthdr, hdrlen in 8-octet units less one
 OPT_HEADER = struct.Struct("!BB")
@@ -192,6 +196,18 @@ class Ipv6Packet(HeaderView):
         proto = PROTO_NAMES.get(self.nexthdr, str(self.nexthdr))
         return f"{addr_str(self.saddr)} > {addr_str(self.daddr)} {proto} hlim={self.hop_limit} " \
                f"plen={self.payload_len}"
+
+
+def exthdr_len(buf: bytearray, off: int, nexthdr: int) -> int:
+    """The length of the extension header at `off`: ipv6_authlen() for AH
+    ((hdrlen + 2) * 4), else ipv6_optlen() ((hdrlen + 1) * 8)."""
+    hdrlen = buf[off + OPT_HDRLEN]
+    return (hdrlen + 2) << 2 if nexthdr == NEXTHDR_AUTH else (hdrlen + 1) << 3
+
+
+def frag_off_field(buf: bytearray, off: int) -> int:
+    """struct frag_hdr's frag_off of the header at `off`, host order (offset | M)."""
+    return _U16.unpack_from(buf, off + FRAG_OFF)[0]
 
 
 def opt_check_len(buf: bytearray, off: int, end: int) -> int:
