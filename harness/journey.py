@@ -10,6 +10,8 @@ shows one box but the kernel makes decisions in several functions, the stage is
 split so a drop lands where the kernel drops it:
 
 NF_INGRESS  nf_hook_ingress(): nftables netdev ingress chains, after TC ingress
+BRIDGE      the Linux bridge: br_handle_frame() on a port, br_forward()/br_flood()
+            out of others, br_pass_frame_up() to the host, br_dev_xmit() from it
 IP_RCV      ip_rcv_core(): header checks before PREROUTING
 IP_FORWARD  ip_forward(): TTL and DF/MTU checks before the FORWARD hook
 IP_DEFRAG   ip_defrag(): reassembly in ip_local_deliver, before INPUT
@@ -43,6 +45,7 @@ class Stage(StrEnum):
     SKB = "SKB"
     TC_INGRESS = "TC_INGRESS"
     NF_INGRESS = "NF_INGRESS"
+    BRIDGE = "BRIDGE"
     IP_RCV = "IP_RCV"
     NF_PREROUTING = "NF_PREROUTING"
     ROUTING = "ROUTING"

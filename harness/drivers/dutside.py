@@ -60,7 +60,7 @@ from harness.traffic import Loss
 # (nstat, ss; cat of /proc/net/* and /proc/sys/* only), nothing else.
 SH_PROGRAMS = frozenset({
     "ip", "nft", "iptables", "iptables-save", "iptables-restore", "tc", "sysctl",
-    "ethtool", "conntrack", "bpftool", "nstat", "ss", "cat",
+    "ethtool", "conntrack", "bpftool", "nstat", "ss", "cat", "bridge",
 })
 # The ones that change nf_tables rulesets (iptables is iptables-nft on Debian).
 RULESET_PROGRAMS = frozenset({"nft", "iptables", "iptables-restore"})

@@ -195,6 +195,13 @@ LOCATION_STAGES = {
     "__dev_queue_xmit": Stage.QDISC,
     "__dev_forward_skb2": Stage.NIC_RX,      # into a device that is down (a BPF_F_INGRESS redirect)
     "enqueue_to_backlog": Stage.NIC_RX,      # netif_rx() over netdev_max_backlog, CPU_BACKLOG
+    "br_handle_frame": Stage.BRIDGE,         # invalid source, MAC control, port state (net/bridge/br_input.c)
+    "br_handle_frame_finish": Stage.BRIDGE,  # learning port; br_forward() inlined: the ingress port
+    "br_flood": Stage.BRIDGE,                # NO_TX_TARGET
+    "br_dev_xmit": Stage.BRIDGE,
+    "br_dev_queue_push_xmit": Stage.BRIDGE,  # longer than the port's MTU
+    "br_pass_frame_up": Stage.BRIDGE,
+    "br_allowed_ingress": Stage.BRIDGE,      # VLAN filtering (unseen on a kernel without it)
 }
 
 # Where a failed bpf_redirect() is freed, from either TC direction: skb->tc_at_ingress

@@ -64,6 +64,7 @@ PACKAGES = {
     "nft": "nftables", "iptables": "iptables", "iptables-save": "iptables",
     "iptables-restore": "iptables", "conntrack": "conntrack", "bpftool": "bpftool",
     "bpftrace": "bpftrace", "mount": "mount", "nstat": "iproute2", "ss": "iproute2", "cat": "coreutils",
+    "bridge": "iproute2",
 }
 
 _LAB_NAME = re.compile(r"^pj(\d+)x\d+-(dut|tst)$")

@@ -17,11 +17,12 @@ import random
 from harness.dropreason import DropReason
 from harness.journey import Drop, Hop, Journey, Stage
 from harness.mockkernel.bpf.syscall import NR_CPUS
+from harness.mockkernel.bridge.br_device import br_init
 from harness.mockkernel.clock import Clock
 from harness.mockkernel.core.dev import SoftnetData, net_rx_action
 from harness.mockkernel.core.ethtool import ethtool_set_features
 from harness.mockkernel.core.net_procfs import dev_proc_net_init
-from harness.mockkernel.core.rtnetlink import dev_change_flags
+from harness.mockkernel.core.rtnetlink import dev_change_flags, register_netdevice
 from harness.mockkernel.ipv4.af_inet import inet_init
 from harness.mockkernel.ipv6.af_inet6 import inet6_init
 from harness.mockkernel.net import Net, NetDevice
@@ -63,14 +64,16 @@ class Kernel(Net):
     def _boot(self) -> None:
         inet_init(self)  # before the DUT's sysctls: it registers TCP's
         inet6_init(self)
+        br_init(self)
         for name, value in DUT_SYSCTLS.items():
             self.sysctl.write(name, value)
         dev_proc_net_init(self)
         nf_conntrack_pernet_init(self)
         qdisc_init_net(self)
-        self.add_device(NetDevice("lo", 1, "loopback", bytes(6), mtu=65536))
+        register_netdevice(self, NetDevice("lo", 1, "loopback", bytes(6), mtu=65536))
         for port in PORTS:
-            dev = self.add_device(NetDevice(port.name, port.index + 2, "veth", mac_to_bytes(port.mac)))
+            dev = NetDevice(port.name, port.index + 2, "veth", mac_to_bytes(port.mac))
+            register_netdevice(self, dev)
             self.nics[dev.name] = Nic(dev)
             ethtool_set_features(dev, DUT_PORT_OFFLOADS)  # as every lab sets its DUT ports
         for dev in list(self.devices.values()):

@@ -158,6 +158,21 @@ class NetDevice:
     carrier_changes: int = 0
     # IFF_LOOPBACK, from the kind at creation: a field, as the transmit path reads it per packet
     is_loopback: bool = field(init=False, repr=False, compare=False)
+    # netif_carrier_ok(): a NIC port's follows its own state (module doc of kernel.py); a
+    # bridge's is on while one of its ports forwards (bridge/br_stp.py)
+    carrier: bool = True
+    # dev->operstate stays IF_OPER_UNKNOWN until the first link event (a new bridge's, till a port joins)
+    operstate_unknown: bool = False
+    # netdev_rx_handler_register(): what gets the device's frames before the protocol
+    # handlers (a bridge port's br_handle_frame()), and its data (the port)
+    rx_handler: object | None = field(default=None, repr=False, compare=False)
+    rx_handler_data: object | None = field(default=None, repr=False, compare=False)
+    master: NetDevice | None = field(default=None, repr=False, compare=False)  # the upper device (a bridge)
+    # a software device's netdev_ops (ndo_open, ndo_stop, ndo_start_xmit: a bridge's
+    # br_dev_open(), br_dev_stop(), br_dev_xmit()); None for the NIC ports (nic.py) and lo
+    netdev_ops: object | None = field(default=None, repr=False, compare=False)
+    priv: object | None = field(default=None, repr=False, compare=False)  # netdev_priv(): a bridge's NetBridge
+    mc: list[bytes] = field(default_factory=list, repr=False, compare=False)  # dev->mc: link multicast addresses
 
     def __post_init__(self) -> None:
         self.is_loopback = self.kind == "loopback"
@@ -256,6 +271,7 @@ class Net:
         self.mib = NetnsMib()
         self.proc_net: dict = {}  # /proc/net/NAME: its seq_show(net) -> text, proc_create_net_single()
         self.devices: dict[int, NetDevice] = {}
+        self.last_ifindex = 0  # net->ifindex: the last index a device got
         self.tables: dict = {}  # FIB tables by id (ipv4/fib_trie.py), made by ip_fib_init()
         # fib_default_rules_init(): local 0, main 32766, default 32767
         self.rules: list[FibRule] = [FibRule(0, RT_TABLE_LOCAL, protocol="kernel"),
@@ -281,8 +297,18 @@ class Net:
 
     def add_device(self, dev: NetDevice) -> NetDevice:
         self.devices[dev.ifindex] = dev
+        self.last_ifindex = max(self.last_ifindex, dev.ifindex)
         self.sysctl.add_device(dev.name)
         return dev
+
+    def remove_device(self, dev: NetDevice) -> None:
+        del self.devices[dev.ifindex]
+        self.sysctl.remove_device(dev.name)
+
+    def dev_new_index(self) -> int:
+        """dev_index_reserve(): the next index after the last one given (cyclic in
+        the kernel; a namespace here never wraps)."""
+        return self.last_ifindex + 1
 
     def dev_by_name(self, name: str) -> NetDevice | None:
         return next((d for d in self.devices.values() if d.name == name), None)

@@ -114,6 +114,7 @@ SLOTS: dict[tuple[Stage, str], Slot] = {
     (Stage.ROUTING, OUT): Slot(OUT, 7, "IP Layer (L3)", "route lookup"),
     (Stage.L4, OUT): Slot(OUT, 8, "Transport (L4)", "TCP/UDP segment"),
     (Stage.SOCKET, OUT): Slot(OUT, 9, "Socket sendbuf", "write / send"),
+    (Stage.BRIDGE, FWD): Slot(FWD, 3, "Linux bridge", "br_handle_frame, br_forward"),
     (Stage.NF, FWD): Slot(FWD, 5, "Netfilter", "hook not identified"),
     (Stage.UNKNOWN, FWD): Slot(FWD, 6, "Unknown stage", "function not identified"),
 }
@@ -131,10 +132,11 @@ SKELETON_FWD = [(Stage.ROUTING, IN), (Stage.IP_FORWARD, FWD), (Stage.NF_FORWARD,
 FAMILY_FILLS = (  # (stage prefix, fill of a crossed box): the first prefix a stage starts with wins
     ("NIC_", "#b7e1cd"), ("NAPI", "#b7e1cd"), ("XDP", "#93d3a2"), ("SKB", "#b7e1cd"),
     ("TC_", "#a4c8f0"), ("QDISC", "#a4c8f0"), ("NF", "#fcd29f"), ("L4", "#d5b8ea"), ("SOCKET", "#d5b8ea"),
+    ("BRIDGE", "#f4b6c2"),
 )
 IP_FILL = "#d0d0d0"  # IP_RCV, ROUTING, IP_FORWARD, IP_DEFRAG, IP_OUTPUT, NEIGH
 FAMILIES = [("driver, XDP", "#b7e1cd"), ("TC, qdisc", "#a4c8f0"), ("netfilter", "#fcd29f"), ("IP", IP_FILL),
-            ("L4, socket", "#d5b8ea")]
+            ("L4, socket", "#d5b8ea"), ("bridge", "#f4b6c2")]
 PATH_COLOUR, CAUSED_COLOUR, DROP_COLOUR, DIFF_COLOUR = "#1a56db", "#8e24aa", "#d93025", "#f29900"
 REWRITES = frozenset({"DNAT", "SNAT", "UN-DNAT", "UN-SNAT", "MASQUERADE", "REDIRECT", "MANGLE", "MARK"})
 # conntrack's own hooks (nf_conntrack_core.c): the mock records them as hops, nf_tables

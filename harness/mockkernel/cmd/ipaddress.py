@@ -188,14 +188,20 @@ def _print_addrs(out: Printed, addrs: list[InAddr], opts: IpOptions) -> None:
 
 
 def link_flags(dev) -> list[str]:
+    """print_link_flags(): NO-CARRIER first for a device up without carrier
+    (IFF_UP without IFF_RUNNING), which has no LOWER_UP either."""
     flags = ["LOOPBACK"] if dev.is_loopback else ["BROADCAST", "MULTICAST"]
-    return flags + ["UP", "LOWER_UP"] if dev.up else flags
+    if not dev.up:
+        return flags
+    if not dev.carrier:
+        return ["NO-CARRIER", *flags, "UP"]
+    return flags + ["UP", "LOWER_UP"]
 
 
 def operstate(dev) -> str:
-    if not dev.up:
+    if not dev.up or not dev.carrier:
         return "DOWN"
-    return "UNKNOWN" if dev.is_loopback else "UP"
+    return "UNKNOWN" if dev.is_loopback or dev.operstate_unknown else "UP"
 
 
 def print_linkinfo(out: Printed, dev, opts: IpOptions, link_only: bool) -> None:
@@ -217,7 +223,10 @@ def print_linkinfo(out: Printed, dev, opts: IpOptions, link_only: bool) -> None:
         out.add("xdp", {"mode": mode, "prog": prog, "attached": [{"mode": mode, "prog": prog}]},
                 "xdpgeneric " if mode == XDP_ATTACHED_SKB else "xdp ")
     qdisc = dev.qdisc.kind if dev.qdisc is not None else ("noqueue" if dev.up else "noop")
-    out.add("qdisc", qdisc, f"qdisc {qdisc} ").add("operstate", state, f"state {state} ")
+    out.add("qdisc", qdisc, f"qdisc {qdisc} ")
+    if dev.master is not None:
+        out.add("master", dev.master.name, f"master {dev.master.name} ")
+    out.add("operstate", state, f"state {state} ")
     if link_only:
         out.add("linkmode", "DEFAULT", "mode DEFAULT ")
     out.add("group", "default", "group default ").add("txqlen", 1000, "qlen 1000")

@@ -1,12 +1,15 @@
-"""`ip link` (iproute2 ip/iplink.c): set [dev] NAME up|down|mtu N|address LLADDR,
-and show (printed by ipaddress.py, as iproute2 prints it from ipaddress.c).
+"""`ip link` (iproute2 ip/iplink.c): set [dev] NAME up|down|mtu N|address LLADDR|
+master DEV|nomaster|type bridge OPTIONS, add [name] NAME type bridge OPTIONS (the
+options: iplink_bridge.py), delete [dev] NAME, and show (printed by ipaddress.py,
+as iproute2 prints it from ipaddress.c).
 
 `xdp` and `xdpdrv` attach a native XDP program, `xdpgeneric` a generic one
-(core/xdp.py). The kernel applies a set in do_setlink()'s order: address, mtu, then up/down
-(dev_change_flags(), whose netdevice notifiers bring the routing and neighbour
-effects). The
-DUT's devices are fixed (lo and the ports): creating or deleting links is not
-modelled.
+(core/xdp.py). The kernel applies a set in do_setlink()'s order: address, mtu,
+up/down (dev_change_flags(), whose netdevice notifiers bring the routing and
+neighbour effects), then the master (do_set_master()). A link added without a
+name gets its kind's first free `KIND%d` (rtnl_newlink()). Bridges are the one
+kind of link the mock creates; the DUT's own devices (lo and the ports) are
+never deleted.
 """
 from __future__ import annotations
 
@@ -14,14 +17,16 @@ from harness.mockkernel.bpf.syscall import bpf_runtime
 from harness.mockkernel.core import rtnetlink
 from harness.mockkernel.cmd.args import ToolError, c_uint, not_modelled
 from harness.mockkernel.cmd.ipaddress import ipaddr_list
+from harness.mockkernel.cmd.iplink_bridge import bridge_parse_opt
 from harness.mockkernel.cmd.iputils import IpOptions, device, duparg, duparg2, invarg, ll_addr, matches, \
     unknown_command
 from harness.mockkernel.core.xdp import dev_xdp_attach
 
-SET_NOT_MODELLED = ("name", "index", "type", "broadcast", "brd", "txqueuelen", "qlen", "txqlen", "netns",
-                    "multicast", "allmulticast", "promisc", "trailers", "arp", "carrier", "vf", "master",
-                    "nomaster", "dynamic", "alias", "group", "mode", "state", "numtxqueues", "numrxqueues",
+SET_NOT_MODELLED = ("name", "index", "broadcast", "brd", "txqueuelen", "qlen", "txqlen", "netns",
+                    "multicast", "allmulticast", "promisc", "trailers", "arp", "carrier", "vf",
+                    "dynamic", "alias", "group", "mode", "state", "numtxqueues", "numrxqueues",
                     "addrgenmode", "link-netns", "link-netnsid", "protodown", "xdpoffload", "gso_max_size", "gro_max_size", "altname", "vrf")
+LINK_KINDS = ("bridge",)  # the kinds `ip link add` creates on the mock (rtnl_link_register())
 
 
 def do_iplink(net, tokens, opts: IpOptions) -> str:
@@ -29,22 +34,83 @@ def do_iplink(net, tokens, opts: IpOptions) -> str:
         return ipaddr_list(net, tokens, opts, link_only=True)
     verb = tokens.pop()
     if matches(verb, "add"):
-        raise _link_add(tokens)
+        return _link_add(net, tokens)
     if matches(verb, "set") or matches(verb, "change"):
         return _set(net, tokens)
     if matches(verb, "show") or matches(verb, "lst") or matches(verb, "list"):
         return ipaddr_list(net, tokens, opts, link_only=True)
-    if any(matches(verb, v) for v in ("replace", "delete", "xstats", "afstats", "property", "help")):
+    if matches(verb, "delete"):
+        return _link_delete(net, tokens)
+    if any(matches(verb, v) for v in ("replace", "xstats", "afstats", "property", "help")):
         raise not_modelled(f"ip link {verb}")
     raise unknown_command(verb, "link")
 
 
-def _link_add(tokens) -> ToolError:
-    rest = tokens.rest()
-    kind = rest[rest.index("type") + 1] if "type" in rest[:-1] else None
-    if kind is None:
-        return not_modelled("ip link add without a link kind")
-    return not_modelled(f'ip link add: link kind "{kind}" (the DUT has lo and its ports)')
+def _link_add(net, tokens) -> str:
+    """iplink_modify(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL): the link's own
+    settings, then `type KIND` and the kind's options."""
+    name = mtu = mac = None
+    up = False
+    while tokens:
+        token = tokens.pop()
+        if token == "type":
+            break
+        if token == "up":
+            up = True
+        elif token == "mtu":
+            value = tokens.pop()
+            mtu = _integer(value)
+            if mtu is None:
+                raise invarg('Invalid "mtu" value', value)
+        elif matches(token, "address"):
+            mac = ll_addr(tokens.pop())
+        elif token in SET_NOT_MODELLED or token in ("down", "master", "nomaster") or token in XDP_MODES:
+            raise not_modelled(f"ip link add {token}")
+        else:
+            if token in ("name", "dev"):
+                token = tokens.pop()
+            if name is not None:
+                raise duparg2("name", token)
+            name = token
+    else:
+        raise not_modelled("ip link add without a link kind")
+    kind = tokens.pop()
+    if kind not in LINK_KINDS:
+        raise not_modelled(f'ip link add: link kind "{kind}" (the mock creates {", ".join(LINK_KINDS)})')
+    data = bridge_parse_opt(tokens)
+    if name is None:
+        name = next(f"{kind}{n}" for n in range(len(net.devices) + 1) if net.dev_by_name(f"{kind}{n}") is None)
+    elif len(name) >= rtnetlink.IFNAMSIZ or "/" in name or not name.isprintable() or " " in name:
+        raise invarg('"name" not a valid ifname', name)
+    dev = rtnetlink.rtnl_newlink(net, name, kind, data)
+    if mac is not None:
+        rtnetlink.dev_set_mac_address(net, dev, mac)
+    if mtu is not None:
+        rtnetlink.dev_set_mtu(net, dev, mtu)
+    if up:
+        rtnetlink.dev_change_flags(net, dev, True)
+    return ""
+
+
+def _link_delete(net, tokens) -> str:
+    name = None
+    while tokens:
+        token = tokens.pop()
+        if token == "dev":
+            token = tokens.pop()
+        elif token == "type":
+            tokens.rest()
+            continue
+        if name is not None:
+            raise duparg2("dev", token)
+        name = token
+    if name is None:
+        raise ToolError('Not enough information: "dev" argument is required.', 255)
+    dev = device(net, name)
+    if dev.kind not in LINK_KINDS:
+        raise not_modelled(f"ip link delete {name} (the DUT's own {dev.kind} device)")
+    rtnetlink.rtnl_dellink(net, dev)
+    return ""
 
 
 XDP_MODES = ("xdp", "xdpgeneric", "xdpdrv")
@@ -52,10 +118,19 @@ GSO_MAX_SEGS = 65535  # include/linux/netdevice.h: the most `ip link set gso_max
 
 
 def _set(net, tokens) -> str:
-    name = mtu = mac = up = xdp = gso_max_segs = None
+    name = mtu = mac = up = xdp = gso_max_segs = master = kind_data = None
     while tokens:
         token = tokens.pop()
-        if token in XDP_MODES:
+        if token == "type":
+            kind = tokens.pop()
+            if kind not in LINK_KINDS:
+                raise not_modelled(f'ip link set type "{kind}"')
+            kind_data = (kind, bridge_parse_opt(tokens))
+        elif token == "master":
+            master = device_or_invarg(net, tokens.pop())
+        elif token == "nomaster":
+            master = False
+        elif token in XDP_MODES:
             xdp = (*_xdp_args(tokens), token == "xdpgeneric")
         elif token in ("up", "down"):
             up = token == "up"
@@ -85,18 +160,30 @@ def _set(net, tokens) -> str:
         raise ToolError('Not enough information: "dev" argument is required.', 255)
     dev = device(net, name)
     if mac is not None:
-        rtnetlink.dev_set_mac_address(dev, mac)
+        rtnetlink.dev_set_mac_address(net, dev, mac)
     if mtu is not None:
-        rtnetlink.dev_set_mtu(dev, mtu)
+        rtnetlink.dev_set_mtu(net, dev, mtu)
     if gso_max_segs is not None:
         dev.gso_max_segs = gso_max_segs  # netif_set_gso_max_segs()
     if up is not None:
         rtnetlink.dev_change_flags(net, dev, up)
+    if master is not None:
+        rtnetlink.do_set_master(net, dev, master or None)
+    if kind_data is not None:
+        rtnetlink.rtnl_changelink(net, dev, *kind_data)
     if xdp is not None:
         path, section, generic = xdp
         load = None if path is None else lambda: _xdp_program(net, path, section)
         dev_xdp_attach(dev, load, generic)
     return ""
+
+
+def device_or_invarg(net, name: str):
+    """iplink_parse()'s `master DEV`: ll_name_to_index(), else invarg()."""
+    dev = net.dev_by_name(name)
+    if dev is None:
+        raise invarg("Device does not exist\n", name)
+    return dev
 
 
 def _xdp_program(net, path: str, section: str | None):

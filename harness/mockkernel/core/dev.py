@@ -23,11 +23,13 @@ on lo (the mock's loopback frames carry no link-layer header).
 """
 from __future__ import annotations
 
+import errno
 from collections import deque
 from dataclasses import dataclass, field
 
 from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
+from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.gro import napi_gro_flush, napi_gro_receive
 from harness.mockkernel.core.gso import netif_needs_gso, skb_gso_segment
 from harness.mockkernel.core.skbuff import (PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST,
@@ -161,9 +163,15 @@ def eth_type_trans(skb: SkBuff) -> None:
     skb.data = skb.network_header = data + ETH_HLEN  # skb_pull_inline()
 
 
+# rx_handler_result (include/linux/netdevice.h): what an rx_handler did with the skb
+RX_HANDLER_CONSUMED, RX_HANDLER_ANOTHER, RX_HANDLER_EXACT, RX_HANDLER_PASS = range(4)
+
+
 def netif_receive_skb(skb: SkBuff) -> None:
     """__netif_receive_skb_core(): generic XDP, TC ingress, the netdev ingress
-    hook, then the handler dev_add_pack() registered for the EtherType."""
+    hook, the device's rx_handler (a bridge port's br_handle_frame(), which
+    consumes the frame or passes it on), then the handler dev_add_pack()
+    registered for the EtherType."""
     dev = skb.dev
     skb.skb_iif = dev.ifindex
     if dev.xdp_generic_prog is not None and not do_xdp_generic(skb):
@@ -171,6 +179,9 @@ def netif_receive_skb(skb: SkBuff) -> None:
     if dev.clsact is not None and not dev.clsact.sch_handle_ingress(skb):
         return
     if skb.net.nf_hooks.ingress_active and not nf_hook_ingress(skb):
+        return
+    rx_handler = dev.rx_handler
+    if rx_handler is not None and rx_handler(skb) == RX_HANDLER_CONSUMED:
         return
     try:
         deliver = ptype_base[skb.protocol]
@@ -235,6 +246,31 @@ def _replace_frame(skb, frame: bytes) -> None:
     eth_type_trans(skb)
 
 
+def netdev_rx_handler_register(dev, rx_handler, rx_handler_data) -> None:
+    """netdev_rx_handler_register(): `rx_handler(skb)` gets the device's frames
+    first and says what it did (RX_HANDLER_*); a device has one at most (EBUSY)."""
+    if dev.rx_handler is not None:
+        raise RtnlError(errno.EBUSY)
+    dev.rx_handler_data = rx_handler_data
+    dev.rx_handler = rx_handler
+
+
+def netdev_rx_handler_unregister(dev) -> None:
+    dev.rx_handler = dev.rx_handler_data = None
+
+
+def dev_mc_add(dev, addr: bytes) -> None:
+    """dev_mc_add() (net/core/dev_addr_lists.c): `addr` on the device's multicast
+    list, in the order added (one reference per address here)."""
+    if addr not in dev.mc:
+        dev.mc.append(addr)
+
+
+def dev_mc_del(dev, addr: bytes) -> None:
+    if addr in dev.mc:
+        dev.mc.remove(addr)
+
+
 def dev_add_pack(ethertype: int, func) -> None:
     """dev_add_pack(): `func(skb)` gets every received skb of `ethertype` (one
     handler per type, no taps). Global, as in the kernel: each boot registers
@@ -260,7 +296,7 @@ def dev_queue_xmit(skb: SkBuff) -> None:
         dev.stats.tx_dropped += 1
         kfree_skb(skb, DropReason.QDISC_DROP, Stage.QDISC, "__dev_queue_xmit")
         return
-    if net.xmit_hook is not None:
+    if net.xmit_hook is not None and dev.netdev_ops is None:  # the engine models the NICs' queues
         net.xmit_hook(dev, skb)
         return
     q = dev.qdisc
@@ -273,7 +309,12 @@ def dev_queue_xmit(skb: SkBuff) -> None:
 def dev_hard_start_xmit(skb: SkBuff, dev) -> None:
     """The packet to the driver's ndo_start_xmit (noqueue's, or the qdisc's),
     after validate_xmit_skb() as sch_direct_xmit() and __dev_queue_xmit() run
-    it: a GSO skb the device cannot segment itself leaves as its segments."""
+    it: a GSO skb the device cannot segment itself leaves as its segments.
+    A software device (a bridge) has no NIC: its ndo_start_xmit takes the skb."""
+    software = dev.netdev_ops
+    if software is not None:
+        software.ndo_start_xmit(skb)
+        return
     nic = skb.net.nics[dev.name]
     journey = skb.journey
     if skb.gso_size and netif_needs_gso(dev):

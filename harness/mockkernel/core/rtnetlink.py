@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from harness.dropreason import DropReason
 from harness.journey import Stage
+from harness.mockkernel.core.dev import dev_mc_add
 from harness.mockkernel.core.errors import RtnlError, not_modelled
 from harness.mockkernel.core.skbuff import kfree_skb
 from harness.mockkernel.net import NUD_VALID, FibRule, Neighbour, Net, NetDevice
@@ -27,21 +28,30 @@ from harness.mockkernel.net import NUD_VALID, FibRule, Neighbour, Net, NetDevice
 # include/uapi/linux/netlink.h request flags
 NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE, NLM_F_APPEND = 0x100, 0x200, 0x400, 0x800
 IPV4_MIN_MTU = 68
-NETDEV_UP, NETDEV_DOWN = 1, 2  # include/linux/netdevice.h netdev_cmd
+# include/linux/netdevice.h netdev_cmd
+NETDEV_UP, NETDEV_DOWN, NETDEV_CHANGE, NETDEV_REGISTER, NETDEV_UNREGISTER = 1, 2, 4, 5, 6
+NETDEV_CHANGEMTU, NETDEV_CHANGEADDR = 7, 8
 # dev->min_mtu / max_mtu (0: no maximum), by kind
-MTU_BOUNDS = {"loopback": (0, 0), "veth": (IPV4_MIN_MTU, 65535)}
+MTU_BOUNDS = {"loopback": (0, 0), "veth": (IPV4_MIN_MTU, 65535), "bridge": (IPV4_MIN_MTU, 65535)}
+IFNAMSIZ = 16
+
+# rtnl_link_register(): the link kinds `ip link add ... type KIND` can create, by kind
+rtnl_link_ops: dict = {}
 
 
 # links ------------------------------------------------------------------------
-def dev_set_mac_address(dev: NetDevice, mac: bytes) -> None:
+def dev_set_mac_address(net: Net, dev: NetDevice, mac: bytes) -> None:
     if len(mac) != 6:
         raise RtnlError(errno.EINVAL)
     if mac[0] & 1 or not any(mac):  # is_valid_ether_addr()
         raise RtnlError(errno.EADDRNOTAVAIL)
+    if dev.netdev_ops is not None:
+        dev.netdev_ops.ndo_set_mac_address(net, dev, mac)
     dev.mac = mac
+    call_netdevice_notifiers(net, NETDEV_CHANGEADDR, dev)
 
 
-def dev_set_mtu(dev: NetDevice, mtu: int) -> None:
+def dev_set_mtu(net: Net, dev: NetDevice, mtu: int) -> None:
     """dev_validate_mtu(); a device whose MTU drops below 68 loses IPv4
     (inetdev_destroy), which the mock does not model."""
     low, high = MTU_BOUNDS[dev.kind]
@@ -52,15 +62,102 @@ def dev_set_mtu(dev: NetDevice, mtu: int) -> None:
     if mtu < IPV4_MIN_MTU:
         raise not_modelled(f"mtu {mtu} (below {IPV4_MIN_MTU}, IPv4 leaves {dev.name})")
     dev.mtu = mtu
+    if dev.netdev_ops is not None:
+        dev.netdev_ops.ndo_change_mtu(dev)
+    call_netdevice_notifiers(net, NETDEV_CHANGEMTU, dev)
+
+
+def rtnl_link_register(ops) -> None:
+    """rtnl_link_register(): `ops` (its `kind`) creates devices, as a module's init
+    registers them. `ops.newlink(net, name, data) -> NetDevice` registers a device of
+    its kind, `ops.changelink(net, dev, data)` applies options, `ops.dellink(net, dev)`
+    takes it down to be unregistered, `ops.add_slave(net, master, dev)` and
+    `ops.del_slave(net, master, dev)` are its ndo_add_slave/ndo_del_slave."""
+    rtnl_link_ops[ops.kind] = ops
+
+
+def rtnl_newlink(net: Net, name: str, kind: str, data: dict) -> NetDevice:
+    """rtnl_newlink(): a device of a registered kind (EEXIST for a taken name)."""
+    if any(dev.name == name for dev in net.devices.values()):
+        raise RtnlError(errno.EEXIST)
+    ops = rtnl_link_ops.get(kind)
+    if ops is None:
+        raise RtnlError(errno.EOPNOTSUPP, "Unknown device type")
+    return ops.newlink(net, name, data)
+
+
+def rtnl_changelink(net: Net, dev: NetDevice, kind: str, data: dict) -> None:
+    """rtnl_changelink(): `ip link set DEV type KIND ...` on a device of that kind."""
+    ops = rtnl_link_ops.get(kind)
+    if ops is None or dev.kind != kind:
+        raise RtnlError(errno.EOPNOTSUPP)
+    ops.changelink(net, dev, data)
+
+
+# 33:33:00:00:00:01, ipv6_eth_mc_map(ff02::1): addrconf's ipv6_add_dev() joins all-nodes on
+# every device it registers, disable_ipv6 or not (the lab's `bridge fdb show` lists it)
+IPV6_ALLNODES_MAC = b"\x33\x33\x00\x00\x00\x01"
+
+
+def register_netdevice(net: Net, dev: NetDevice) -> None:
+    """register_netdevice(): the device joins the namespace, then NETDEV_REGISTER."""
+    net.add_device(dev)
+    if not dev.is_loopback:
+        dev_mc_add(dev, IPV6_ALLNODES_MAC)
+    call_netdevice_notifiers(net, NETDEV_REGISTER, dev)
+
+
+def rtnl_dellink(net: Net, dev: NetDevice) -> None:
+    """rtnl_dellink(): only devices created by a link kind can go (EOPNOTSUPP for
+    the ports and lo); unregister_netdevice(): down first (dev_close()), then the
+    NETDEV_UNREGISTER notifiers drop what refers to it, and its sysctls go."""
+    ops = rtnl_link_ops.get(dev.kind)
+    if ops is None:
+        raise RtnlError(errno.EOPNOTSUPP)
+    ops.dellink(net, dev)
+    dev_change_flags(net, dev, False)
+    call_netdevice_notifiers(net, NETDEV_UNREGISTER, dev)
+    neigh_ifdown(net, dev)
+    net.remove_device(dev)
+
+
+def do_set_master(net: Net, dev: NetDevice, master: NetDevice | None) -> None:
+    """do_set_master(): leave the current upper device (ndo_del_slave), then join
+    `master` (ndo_add_slave; EOPNOTSUPP for a device that takes no slaves)."""
+    if dev.master is master:
+        return
+    if dev.master is not None:
+        rtnl_link_ops[dev.master.kind].del_slave(net, dev.master, dev)
+    if master is not None:
+        ops = rtnl_link_ops.get(master.kind)
+        if ops is None:
+            raise RtnlError(errno.EOPNOTSUPP)
+        ops.add_slave(net, master, dev)
 
 
 def dev_change_flags(net: Net, dev: NetDevice, up: bool) -> None:
+    """__dev_open() runs the driver's ndo_open before IFF_UP and the NETDEV_UP
+    notifiers, __dev_close_many() its ndo_stop before NETDEV_DOWN's."""
     if dev.up == up:
         return
+    if dev.netdev_ops is not None:
+        (dev.netdev_ops.ndo_open if up else dev.netdev_ops.ndo_stop)(net, dev)
     dev.up = up
-    if not dev.is_loopback:  # lo's carrier is always on
+    if dev.netdev_ops is None and not dev.is_loopback:  # lo's carrier is always on; a bridge's follows its ports
         dev.carrier_changes += 1
     call_netdevice_notifiers(net, NETDEV_UP if up else NETDEV_DOWN, dev)
+
+
+def netif_carrier_on(dev: NetDevice) -> None:
+    if not dev.carrier:
+        dev.carrier, dev.operstate_unknown = True, False
+        dev.carrier_changes += 1
+
+
+def netif_carrier_off(dev: NetDevice) -> None:
+    if dev.carrier:
+        dev.carrier, dev.operstate_unknown = False, False
+        dev.carrier_changes += 1
 
 
 def register_netdevice_notifier(net: Net, notifier) -> None:

@@ -255,6 +255,13 @@ class Sysctls:
         for name in DEVINET_TABLE:
             self.values[f"net.ipv4.conf.{dev}.{name}"] = self.values[f"net.ipv4.conf.default.{name}"]
 
+    def remove_device(self, dev: str) -> None:
+        """The sysctl tables an unregistered device leaves (net/DEV entries of
+        every protocol: devinet_sysctl_unregister(), addrconf's, neigh's)."""
+        for key in [key for key in self.tables if key.split(".")[2:4] in (["conf", dev], ["neigh", dev])]:
+            del self.tables[key]
+            del self.values[key]
+
     def conf(self, dev: str, key: str) -> int:
         return self.values[f"net.ipv4.conf.{dev}.{key}"]
 

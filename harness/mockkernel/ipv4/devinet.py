@@ -14,7 +14,8 @@ from __future__ import annotations
 import errno
 
 from harness.mockkernel.core.errors import RtnlError
-from harness.mockkernel.core.rtnetlink import NETDEV_DOWN, NETDEV_UP, register_netdevice_notifier
+from harness.mockkernel.core.rtnetlink import NETDEV_DOWN, NETDEV_UNREGISTER, NETDEV_UP, register_netdevice_notifier
+from harness.mockkernel.ipv4.igmp import ip_mc_down, ip_mc_up
 from harness.mockkernel.net import RT_SCOPE_HOST, InAddr, Net, NetDevice, ip_to_int, prefix_mask
 
 LOOPBACK_ADDR = ip_to_int("127.0.0.1")
@@ -96,6 +97,12 @@ def _inetaddr_notify(net: Net, event: int, dev: NetDevice, ifa: InAddr) -> None:
 def inetdev_event(net: Net, event: int, dev: NetDevice) -> None:
     if event == NETDEV_UP:
         inetdev_event_up(net, dev)
+        ip_mc_up(dev)
+    elif event == NETDEV_DOWN:
+        ip_mc_down(dev)
+    elif event == NETDEV_UNREGISTER:  # inetdev_destroy(): the addresses go, their routes with them
+        while dev.addrs:
+            _inet_del_ifa(net, dev, dev.addrs[-1])
 
 
 def devinet_init(net: Net) -> None:

@@ -22,8 +22,8 @@ import errno
 from dataclasses import dataclass
 
 from harness.mockkernel.core.errors import RtnlError
-from harness.mockkernel.core.rtnetlink import (NETDEV_DOWN, NETDEV_UP, NLM_F_APPEND, NLM_F_CREATE, neigh_ifdown,
-                                              register_netdevice_notifier)
+from harness.mockkernel.core.rtnetlink import (NETDEV_DOWN, NETDEV_UNREGISTER, NETDEV_UP, NLM_F_APPEND,
+                                              NLM_F_CREATE, neigh_ifdown, register_netdevice_notifier)
 from harness.mockkernel.ipv4 import route as fib
 from harness.mockkernel.ipv4.devinet import inet_ifa_byprefix, inet_ifa_match, register_inetaddr_notifier
 from harness.mockkernel.ipv4.fib_trie import FibTable
@@ -325,12 +325,14 @@ def fib_valid_prefsrc(net: Net, route: FibRoute) -> bool:
 
 def fib_netdev_event(net: Net, event: int, dev: NetDevice) -> None:
     """A device coming up gets its addresses' routes back; going down loses
-    every route through it but the host-scoped ones."""
+    every route through it but the host-scoped ones; unregistered, all of them."""
     if event == NETDEV_UP:
         for ifa in list(dev.addrs):
             fib_add_ifaddr(net, dev, ifa)
     elif event == NETDEV_DOWN:
         fib_disable_ip(net, dev, force=False)
+    elif event == NETDEV_UNREGISTER:
+        fib_disable_ip(net, dev, force=True)
 
 
 def fib_inetaddr_event(net: Net, event: int, dev: NetDevice, ifa: InAddr) -> None:

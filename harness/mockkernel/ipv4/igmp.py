@@ -2,7 +2,8 @@
 
 ip_mc_up() joins IGMP_ALL_HOSTS (224.0.0.1) on every device whose in_device
 comes up (loopback included; IFF_MULTICAST is not consulted), with no source
-filter, and never reports it. That is the only membership this model has:
+filter, and never reports it; its link address is on the device's multicast
+list (dev->mc) while the device is up. That is the only membership this model has:
 ip_check_mc_rcu() accepts 224.0.0.1 from any source, in any protocol, on any
 up device, and no other group.
 igmp_rcv() consumes a checksum-valid query of a length igmp_heard_query()
@@ -17,12 +18,38 @@ from __future__ import annotations
 
 from harness.dropreason import DropReason
 from harness.journey import Stage
+from harness.mockkernel.core.dev import dev_mc_add, dev_mc_del
 from harness.mockkernel.core.skbuff import PACKET_BROADCAST, PACKET_MULTICAST, SkBuff, kfree_skb
 from harness.mockkernel.wire import WireError, igmp
 from harness.mockkernel.wire.igmp import (IGMP_HLEN, IGMP_HOST_MEMBERSHIP_QUERY, IGMP_HOST_MEMBERSHIP_REPORT,
                                           IGMPV2_HOST_MEMBERSHIP_REPORT, IGMPV3_QUERY_LEN)
 
 IGMP_ALL_HOSTS = 0xE0000001
+
+
+def ip_eth_mc_map(group: int) -> bytes:
+    """ip_eth_mc_map(): 01:00:5e and the group's low 23 bits."""
+    return bytes((0x01, 0x00, 0x5E, (group >> 16) & 0x7F, (group >> 8) & 0xFF, group & 0xFF))
+
+
+def ip_mc_inc_group(dev, group: int) -> None:
+    """ip_mc_inc_group() -> igmp_group_added() -> ip_mc_filter_add(): the group's
+    link address joins the device's multicast list (dev_mc_add())."""
+    dev_mc_add(dev, ip_eth_mc_map(group))
+
+
+def ip_mc_dec_group(dev, group: int) -> None:
+    dev_mc_del(dev, ip_eth_mc_map(group))
+
+
+def ip_mc_up(dev) -> None:
+    """ip_mc_up(): all-hosts joined as the device comes up."""
+    ip_mc_inc_group(dev, IGMP_ALL_HOSTS)
+
+
+def ip_mc_down(dev) -> None:
+    """ip_mc_down() -> igmp_group_dropped(): the filter is left as it goes down."""
+    ip_mc_dec_group(dev, IGMP_ALL_HOSTS)
 
 
 def ip_check_mc_rcu(dev, mc_addr: int, src_addr: int, proto: int) -> bool:

@@ -123,5 +123,21 @@ class VlanTag(HeaderView):
         return VLAN_HEADER.unpack_from(self.buf, self.off)[1]
 
 
+def vlan_pop(buf: bytearray, off: int) -> tuple[int, int]:
+    """skb_vlan_untag() on the bytes: the addresses of the tagged frame at `off`
+    move VLAN_HLEN forward over the tag, so the untagged frame starts at
+    off + VLAN_HLEN; returns the tag's (TCI, encapsulated ethertype)."""
+    tci, inner = VLAN_HEADER.unpack_from(buf, off + ETH_HLEN)
+    buf[off + VLAN_HLEN:off + VLAN_HLEN + 2 * ETH_ALEN] = buf[off:off + 2 * ETH_ALEN]
+    return tci, inner
+
+
+def vlan_push(buf: bytearray, off: int, end: int, tpid: int, tci: int) -> bytearray:
+    """A new buffer holding the frame at buf[off:end] with an 802.1Q/802.1ad tag
+    (`tpid`, `tci`) after its addresses (__vlan_hwaccel_push_inside())."""
+    addresses = off + 2 * ETH_ALEN
+    return buf[off:addresses] + VLAN_HEADER.pack(tpid, tci) + buf[addresses:end]
+
+
 def vlan_tag(pcp: int, dei: bool, vid: int, encapsulated_proto: int) -> bytes:
     return VLAN_HEADER.pack(pcp << VLAN_PRIO_SHIFT | (VLAN_CFI_MASK if dei else 0) | vid, encapsulated_proto)

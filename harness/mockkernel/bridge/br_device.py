@@ -1,0 +1,231 @@
+"""The bridge device (net/bridge/br_device.c, br_netlink.c): `ip link add NAME type
+bridge [options]`, its netdev ops, and `ip link del`.
+
+br_dev_newlink() registers a device with a random address (eth_hw_addr_random())
+and no carrier, its own address local in the fdb, the default PVID entry
+(br_vlan_init()), then applies the options (br_changelink()). br_dev_open()
+starts the fdb gc and enables the ports that are up, and joins the multicast
+router discovery group 224.0.0.106 (br_multicast_join_snoopers(), IGMP snooping
+on by default); br_dev_stop() undoes it. br_dev_xmit() is how the host sends out
+of the bridge: the frame's VLAN as if it came in on a port, then broadcast and
+multicast flood, unicast goes to its fdb entry's port or floods.
+Options (IFLA_BR_*, in clock_t where they are times): forward_delay, hello_time,
+max_age (each range-checked while STP is on, ERANGE), ageing_time, stp_state,
+priority, vlan_filtering, vlan_default_pvid, group_fwd_mask, mcast_snooping (off:
+the bridge joins no group, floods multicast as it does with no querier). The others iproute2
+accepts are "not modelled" by the front end.
+"""
+from __future__ import annotations
+
+import errno
+
+from harness.journey import Stage
+from harness.mockkernel.bridge.br_fdb import br_fdb_add_local, br_fdb_find
+from harness.mockkernel.bridge.br_forward import BR_PKT_BROADCAST, BR_PKT_MULTICAST, BR_PKT_UNICAST, br_flood, \
+    br_forward
+from harness.mockkernel.bridge.br_if import br_add_if, br_del_if, br_device_event
+from harness.mockkernel.bridge.br_private import (BR_NO_STP, BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED,
+                                                  USER_HZ, NetBridge)
+from harness.mockkernel.bridge.br_stp import br_stp_change_bridge_id, br_stp_disable_bridge, \
+    br_stp_enable_bridge, br_stp_set_enabled
+from harness.mockkernel.bridge.br_vlan import (br_allowed_ingress, br_vlan_add, br_vlan_delete, br_vlan_init,
+                                               nbp_vlan_add, nbp_vlan_delete)
+from harness.mockkernel.core.errors import RtnlError
+from harness.mockkernel.core.rtnetlink import register_netdevice, register_netdevice_notifier, rtnl_link_register
+from harness.mockkernel.core.skbuff import SkBuff
+from harness.mockkernel.ipv4.igmp import ip_mc_dec_group, ip_mc_inc_group
+from harness.mockkernel.net import NetDevice
+from harness.mockkernel.wire import ethernet
+from harness.mockkernel.wire.ethernet import BROADCAST, ETH_HLEN
+
+INADDR_ALLSNOOPERS_GROUP = 0xE000006A  # 224.0.0.106, RFC 4286 multicast router discovery
+# br_stp_if.c/br_private.h limits, in seconds, enforced while STP is on
+BR_MIN_FORWARD_DELAY, BR_MAX_FORWARD_DELAY = 2.0, 30.0
+BR_MIN_HELLO_TIME, BR_MAX_HELLO_TIME = 1.0, 10.0
+BR_MIN_MAX_AGE, BR_MAX_MAX_AGE = 6.0, 40.0
+
+
+def eth_hw_addr_random(net) -> bytes:
+    """A random locally administered unicast address (from the kernel's seeded
+    generator: the mock's runs repeat)."""
+    addr = bytearray(net.random.randbytes(6))
+    addr[0] = (addr[0] & 0xFE) | 0x02
+    return bytes(addr)
+
+
+def br_dev_open(net, dev: NetDevice) -> None:
+    br_stp_enable_bridge(dev.priv)
+    if dev.priv.multicast_enabled:
+        ip_mc_inc_group(dev, INADDR_ALLSNOOPERS_GROUP)
+
+
+def br_dev_stop(net, dev: NetDevice) -> None:
+    br_stp_disable_bridge(dev.priv)
+    if dev.priv.multicast_enabled:
+        ip_mc_dec_group(dev, INADDR_ALLSNOOPERS_GROUP)
+
+
+def br_multicast_toggle(br: NetBridge, enabled: bool) -> None:
+    """br_multicast_toggle(): snooping on an open bridge joins or leaves the snoopers' group."""
+    if enabled == br.multicast_enabled:
+        return
+    br.multicast_enabled = enabled
+    if br.dev.up:
+        (ip_mc_inc_group if enabled else ip_mc_dec_group)(br.dev, INADDR_ALLSNOOPERS_GROUP)
+
+
+def br_dev_xmit(skb: SkBuff) -> None:
+    """The host's frame out of the bridge (the skb's data at its Ethernet header)."""
+    dev = skb.dev
+    br: NetBridge = dev.priv
+    dev.stats.tx_packets += 1
+    dev.stats.tx_bytes += skb.tail - skb.data
+    cb = skb.cb = {"brdev": dev}
+    skb.mac_header = skb.data
+    skb.data += ETH_HLEN
+    vid = br_allowed_ingress(br, br.vlgrp, skb, cb)
+    if vid is None:
+        return
+    dest = ethernet.HEADER.unpack_from(skb.buf, skb.mac_header)[0]
+    skb.net.tracer.hop(skb, Stage.BRIDGE, "br_dev_xmit", dev.name)
+    if dest == BROADCAST:
+        br_flood(br, skb, BR_PKT_BROADCAST, False, True, "br_dev_xmit")
+    elif dest[0] & 1:
+        br_flood(br, skb, BR_PKT_MULTICAST, False, True, "br_dev_xmit")
+    elif (entry := br_fdb_find(br, dest, vid)) is not None:
+        br_forward(entry.dst, skb, False, True, "br_dev_xmit")
+    else:
+        br_flood(br, skb, BR_PKT_UNICAST, False, True, "br_dev_xmit")
+
+
+def br_set_mac_address(net, dev: NetDevice, addr: bytes) -> None:
+    """br_set_mac_address(): the user's address, kept from then on (NET_ADDR_SET)."""
+    br: NetBridge = dev.priv
+    br.addr_set_by_user = True
+    if addr != dev.mac:
+        br_stp_change_bridge_id(br, addr)
+
+
+def br_change_mtu(dev: NetDevice) -> None:
+    """br_change_mtu(): from now on the user's (BROPT_MTU_SET_BY_USER)."""
+    dev.priv.mtu_set_by_user = True
+
+
+class BridgeNetdevOps:
+    """br_netdev_ops."""
+
+    ndo_open = staticmethod(br_dev_open)
+    ndo_stop = staticmethod(br_dev_stop)
+    ndo_start_xmit = staticmethod(br_dev_xmit)
+    ndo_set_mac_address = staticmethod(br_set_mac_address)
+    ndo_change_mtu = staticmethod(br_change_mtu)
+
+
+def _seconds(clock_t: int) -> float:
+    return clock_t / USER_HZ
+
+
+def _set_time(br: NetBridge, name: str, clock_t: int, low: float, high: float) -> None:
+    """br_set_forward_delay(), br_set_hello_time(), br_set_max_age(): ERANGE outside
+    the 802.1D limits while STP runs."""
+    seconds = _seconds(clock_t)
+    if br.stp_enabled != BR_NO_STP and not low <= seconds <= high:
+        raise RtnlError(errno.ERANGE)
+    setattr(br, name, seconds)
+
+
+def br_vlan_set_default_pvid(br: NetBridge, pvid: int) -> None:
+    """__br_vlan_set_default_pvid(): the bridge and each port whose PVID is still
+    the old default (PVID and untagged) move to the new one; 0 takes it away."""
+    if pvid >= 0xFFF:
+        raise RtnlError(errno.EINVAL)
+    old = br.default_pvid
+    if pvid == old:
+        return
+    flags = BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED
+
+    def still_default(group) -> bool:
+        vlan = group.vlans.get(old)
+        return vlan is not None and group.pvid == old and vlan.flags & BRIDGE_VLAN_INFO_UNTAGGED
+
+    if (not old or still_default(br.vlgrp)) and pvid not in br.vlgrp.vlans:
+        if pvid:
+            br_vlan_add(br, pvid, flags)
+        if old:
+            br_vlan_delete(br, old)
+    for port in br.ports:
+        if (old and not still_default(port.vlgrp)) or pvid in port.vlgrp.vlans:
+            continue
+        if pvid:
+            nbp_vlan_add(port, pvid, flags)
+        if old:
+            nbp_vlan_delete(port, old)
+    br.default_pvid = pvid
+
+
+def br_changelink(net, dev: NetDevice, data: dict) -> None:
+    """br_changelink(): in the kernel's order (STP state before the times it checks)."""
+    br: NetBridge = dev.priv
+    if "stp_state" in data:
+        br_stp_set_enabled(br, data["stp_state"])
+    if "forward_delay" in data:
+        _set_time(br, "forward_delay", data["forward_delay"], BR_MIN_FORWARD_DELAY, BR_MAX_FORWARD_DELAY)
+    if "hello_time" in data:
+        _set_time(br, "hello_time", data["hello_time"], BR_MIN_HELLO_TIME, BR_MAX_HELLO_TIME)
+    if "max_age" in data:
+        _set_time(br, "max_age", data["max_age"], BR_MIN_MAX_AGE, BR_MAX_MAX_AGE)
+    if "ageing_time" in data:
+        br.ageing_time = _seconds(data["ageing_time"])
+    if "priority" in data:
+        br.priority = data["priority"]
+    if "vlan_filtering" in data:
+        br.vlan_enabled = bool(data["vlan_filtering"])
+    if "group_fwd_mask" in data:
+        if data["group_fwd_mask"] & 0x0007:  # BR_GROUPFWD_RESTRICTED: STP, MAC control, 802.3ad
+            raise RtnlError(errno.EINVAL)
+        br.group_fwd_mask = data["group_fwd_mask"]
+    if "vlan_default_pvid" in data:
+        br_vlan_set_default_pvid(br, data["vlan_default_pvid"])
+    if "mcast_snooping" in data:
+        br_multicast_toggle(br, bool(data["mcast_snooping"]))
+
+
+class BridgeLinkOps:
+    """br_link_ops: `ip link add/set/del ... type bridge`, and the bridge as a master."""
+
+    kind = "bridge"
+
+    @staticmethod
+    def newlink(net, name: str, data: dict) -> NetDevice:
+        dev = NetDevice(name, net.dev_new_index(), "bridge", eth_hw_addr_random(net))
+        dev.operstate_unknown = True
+        dev.netdev_ops = BridgeNetdevOps
+        br = dev.priv = NetBridge(dev, net)
+        register_netdevice(net, dev)
+        br_fdb_add_local(br, None, dev.mac, 0)
+        br_vlan_init(br)
+        br_changelink(net, dev, data)
+        return dev
+
+    changelink = staticmethod(br_changelink)
+
+    @staticmethod
+    def dellink(net, dev: NetDevice) -> None:
+        """br_dev_delete(): every port leaves first."""
+        br: NetBridge = dev.priv
+        for port in list(br.ports):
+            br_del_if(net, br, port.dev)
+
+    @staticmethod
+    def add_slave(net, master: NetDevice, dev: NetDevice) -> None:
+        br_add_if(net, master.priv, dev)
+
+    @staticmethod
+    def del_slave(net, master: NetDevice, dev: NetDevice) -> None:
+        br_del_if(net, master.priv, dev)
+
+
+def br_init(net) -> None:
+    """br_init(): the bridge link kind and the port events."""
+    rtnl_link_register(BridgeLinkOps)
+    register_netdevice_notifier(net, br_device_event)

@@ -1,0 +1,142 @@
+"""The bridge's structures (net/bridge/br_private.h, include/uapi/linux/if_bridge.h):
+struct net_bridge (NetBridge), struct net_bridge_port (NetBridgePort), struct
+net_bridge_fdb_entry (FdbEntry), struct net_bridge_vlan (BridgeVlan), and the
+constants the kernel and iproute2 share. Times are seconds of the virtual clock
+(the kernel keeps jiffies; netlink speaks centiseconds, clock_t).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# include/uapi/linux/if_bridge.h port states, as `bridge link` names them
+BR_STATE_DISABLED, BR_STATE_LISTENING, BR_STATE_LEARNING, BR_STATE_FORWARDING, BR_STATE_BLOCKING = range(5)
+BR_STATE_NAMES = ("disabled", "listening", "learning", "forwarding", "blocking")
+# br->stp_enabled
+BR_NO_STP, BR_KERNEL_STP, BR_USER_STP = 0, 1, 2
+
+# include/linux/if_bridge.h port flags
+BR_HAIRPIN_MODE = 1 << 0
+BR_BPDU_GUARD = 1 << 1
+BR_ROOT_BLOCK = 1 << 2
+BR_MULTICAST_FAST_LEAVE = 1 << 3
+BR_LEARNING = 1 << 5
+BR_FLOOD = 1 << 6
+BR_PROXYARP = 1 << 8
+BR_MCAST_FLOOD = 1 << 11
+BR_BCAST_FLOOD = 1 << 14
+BR_ISOLATED = 1 << 16
+# new_nbp(): what a new port does
+BR_PORT_DEFAULT_FLAGS = BR_LEARNING | BR_FLOOD | BR_MCAST_FLOOD | BR_BCAST_FLOOD
+
+# include/uapi/linux/if_bridge.h struct bridge_vlan_info flags
+BRIDGE_VLAN_INFO_MASTER = 1 << 0
+BRIDGE_VLAN_INFO_PVID = 1 << 1
+BRIDGE_VLAN_INFO_UNTAGGED = 1 << 2
+BRIDGE_VLAN_INFO_BRENTRY = 1 << 5
+VLAN_N_VID = 4096
+
+# br_private.h: BR_PORT_BITS, the port number's bits in a port id
+BR_PORT_BITS = 10
+BR_MAX_PORTS = 1 << BR_PORT_BITS
+USER_HZ = 100  # netlink's times are clock_t: centiseconds
+
+# br_device.c br_dev_setup() and br_stp_if.c defaults, in seconds
+BR_DEFAULT_AGEING_TIME = 300.0
+BR_DEFAULT_FORWARD_DELAY = 15.0
+BR_DEFAULT_HELLO_TIME = 2.0
+BR_DEFAULT_MAX_AGE = 20.0
+BR_DEFAULT_PRIORITY = 0x8000
+BR_PORT_DEFAULT_PRIORITY = 0x20
+
+
+@dataclass
+class FdbEntry:
+    """struct net_bridge_fdb_entry: `dst` is the port the address is behind (None:
+    the bridge itself), `local` (BR_FDB_LOCAL: frames to it are the host's),
+    `static` (BR_FDB_STATIC: never ages), `added_by_user`; `updated` is when
+    learning last saw it (ageing counts from there), `used` when a frame last
+    went to it."""
+
+    addr: bytes
+    vid: int
+    dst: NetBridgePort | None
+    local: bool = False
+    static: bool = False
+    added_by_user: bool = False
+    sticky: bool = False
+    updated: float = 0.0
+    used: float = 0.0
+
+
+@dataclass
+class BridgeVlan:
+    """struct net_bridge_vlan in a port's (or the bridge's) vlan group: its flags
+    (BRIDGE_VLAN_INFO_*: UNTAGGED leaves the port without its tag)."""
+
+    vid: int
+    flags: int = 0
+
+
+@dataclass
+class VlanGroup:
+    """struct net_bridge_vlan_group: the VLANs by vid (dumped sorted, as the
+    kernel's vlan_list is) and the PVID (0: none)."""
+
+    vlans: dict[int, BridgeVlan] = field(default_factory=dict)
+    pvid: int = 0
+
+
+@dataclass(eq=False)
+class NetBridgePort:
+    """struct net_bridge_port: a device enslaved to bridge `br`."""
+
+    br: NetBridge
+    dev: object
+    port_no: int
+    state: int = BR_STATE_DISABLED
+    flags: int = BR_PORT_DEFAULT_FLAGS
+    priority: int = BR_PORT_DEFAULT_PRIORITY
+    path_cost: int = 100
+    vlgrp: VlanGroup = field(default_factory=VlanGroup)
+    forward_delay_timer: object | None = None  # struct timer_list (br_stp_timer.c)
+
+    @property
+    def port_id(self) -> int:
+        """br_make_port_id()."""
+        return (self.priority << BR_PORT_BITS) | (self.port_no & (BR_MAX_PORTS - 1))
+
+
+@dataclass(eq=False)
+class NetBridge:
+    """struct net_bridge: netdev_priv() of bridge device `dev`. `fdb` holds the
+    entries by (address, vid), newest first as the kernel's fdb_list (an hlist
+    each new entry is added at the head of) dumps them."""
+
+    dev: object
+    net: object
+    ports: list[NetBridgePort] = field(default_factory=list)
+    fdb: dict[tuple[bytes, int], FdbEntry] = field(default_factory=dict)
+    stp_enabled: int = BR_NO_STP
+    ageing_time: float = BR_DEFAULT_AGEING_TIME
+    forward_delay: float = BR_DEFAULT_FORWARD_DELAY
+    hello_time: float = BR_DEFAULT_HELLO_TIME
+    max_age: float = BR_DEFAULT_MAX_AGE
+    priority: int = BR_DEFAULT_PRIORITY
+    bridge_id_addr: bytes = bytes(6)  # br->bridge_id.addr: set from the ports (br_stp_recalculate_bridge_id())
+    addr_set_by_user: bool = False  # dev->addr_assign_type == NET_ADDR_SET
+    mtu_set_by_user: bool = False  # BROPT_MTU_SET_BY_USER
+    topology_change: bool = False
+    vlan_enabled: bool = False  # BROPT_VLAN_ENABLED (vlan_filtering)
+    vlan_proto: int = 0x8100
+    default_pvid: int = 1
+    vlgrp: VlanGroup = field(default_factory=VlanGroup)
+    group_fwd_mask: int = 0
+    multicast_enabled: bool = True  # BROPT_MULTICAST_ENABLED (mcast_snooping)
+    gc_timer: object | None = None  # br->gc_work (br_fdb_cleanup())
+
+    def hold_time(self) -> float:
+        """hold_time(): entries age in forward_delay during a topology change."""
+        return self.forward_delay if self.topology_change else self.ageing_time
+
+    def port_of(self, dev) -> NetBridgePort | None:
+        return next((p for p in self.ports if p.dev is dev), None)

@@ -1,0 +1,310 @@
+"""The Linux bridge: ports p0..p2 of br0 (net/bridge): flooding of unknown unicast and
+broadcast, learning, forwarding to a learned port, ageing, port states and flags, the
+bridge as the host's interface, and the listings `bridge` and `ip link` print.
+
+The hosts on the wire are h0..h2 (t0..t2) and the stations behind them (A, B, C: other
+addresses on those wires). The kernel of the netns lab may be built without
+CONFIG_BRIDGE_VLAN_FILTERING (docs/kernel-facts.md): its ports carry no VLAN 1, so the
+listings compared here leave out the per-VLAN entries the mock (built with it) shows.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import ARP, Dot1Q, Ether
+
+from harness.testing import drops
+
+A, B, C = "02:00:00:00:0a:01", "02:00:00:00:0b:02", "02:00:00:00:0c:03"
+PEER_SUFFIX = re.compile(r"@if\d+(?=:)")  # a veth's peer in another namespace: "p0@if2:" on the lab
+
+
+def frame(src: str, dst: str, ident: int = 1) -> Ether:
+    return Ether(src=src, dst=dst) / IP(src="192.0.2.1", dst="192.0.2.2", id=ident) / UDP(sport=7, dport=9)
+
+
+def bridge_up(target, *options: str, ports=("p0", "p1", "p2")) -> None:
+    target.sh(" ".join(("ip link add br0 type bridge", *options)))
+    for port in ports:
+        target.sh(f"ip link set {port} master br0")
+    target.sh("ip link set br0 up")
+
+
+def learned(target) -> list[str]:
+    """The bridge's learned entries (`bridge fdb show dynamic`, VLAN 0 only: see the module doc)."""
+    return [line for line in target.sh("bridge fdb show br br0 dynamic").splitlines() if " vlan " not in line]
+
+
+def wait_until(target, condition, timeout: float, step: float = 0.05) -> float | None:
+    """now() when `condition()` first holds, polling `step` apart (virtual time on the
+    mock), or None after `timeout`."""
+    deadline = target.now() + timeout
+    while target.now() < deadline:
+        if condition():
+            return target.now()
+        target.wait(step)
+    return None
+
+
+@pytest.fixture
+def br0(target):
+    bridge_up(target)
+    return target
+
+
+def test_unknown_unicast_floods_to_every_other_port_and_learns_the_source(br0):
+    sent = frame(A, B)
+    br0.send("p0", sent)
+    br0.expect("p1", sent)
+    br0.expect("p2", sent)
+    br0.expect_nothing()
+    assert learned(br0) == [f"{A} dev p0 master br0 "]
+
+
+def test_a_learned_address_gets_its_frames_on_its_port_only(br0):
+    br0.send("p0", frame(A, B))
+    reply = frame(B, A, ident=2)
+    br0.send("p1", reply)
+    br0.expect("p0", reply)
+    br0.expect_nothing()
+    assert sorted(learned(br0)) == [f"{A} dev p0 master br0 ", f"{B} dev p1 master br0 "]
+
+
+def test_an_address_that_moves_is_learned_on_its_new_port(br0):
+    br0.send("p0", frame(A, B))
+    br0.send("p2", frame(A, B, ident=2))
+    assert learned(br0) == [f"{A} dev p2 master br0 "]
+    to_a = frame(C, A, ident=3)
+    br0.send("p1", to_a)
+    br0.expect("p2", to_a)
+    br0.expect_nothing()
+
+
+def test_a_frame_for_a_station_on_its_own_port_is_dropped_in_br_forward(br0):
+    """br_forward(): should_deliver() refuses the port the frame came in on (hairpin off)."""
+    br0.send("p0", frame(A, B))
+    br0.send("p0", frame(C, B, ident=2))
+    br0.send("p0", frame(A, C, ident=3))
+    br0.collect("p1")
+    br0.collect("p2")
+    assert drops(br0) == [("NOT_SPECIFIED", "BRIDGE", "br_forward")]
+    br0.expect_nothing()
+
+
+def test_broadcast_floods_and_reaches_the_bridge_s_own_address(target):
+    bridge_up(target)
+    target.sh("ip addr add 10.0.0.1/24 dev br0")
+    who_has = Ether(src=A, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=A, psrc="10.0.0.9", pdst="10.0.0.1")
+    target.send("p0", who_has)
+    target.expect("p1", who_has)
+    target.expect("p2", who_has)
+    # the bridge has the lowest port address, p0's
+    target.expect("p0", Ether(src="02:00:00:00:00:01", dst=A) /
+                  ARP(op=2, hwsrc="02:00:00:00:00:01", psrc="10.0.0.1", hwdst=A, pdst="10.0.0.9"))
+    target.expect_nothing()
+
+
+def test_the_bridge_s_address_is_its_lowest_port_s_and_all_zeros_without_ports(target):
+    target.sh("ip link add br0 type bridge")
+    target.sh("ip link set p2 master br0")
+    target.sh("ip link set p1 master br0")
+    assert "link/ether 02:00:00:00:00:02 " in target.sh("ip link show br0")
+    target.sh("ip link set p1 nomaster")
+    target.sh("ip link set p2 nomaster")
+    assert "link/ether 00:00:00:00:00:00 " in target.sh("ip link show br0")
+
+
+def test_a_flooded_frame_skips_a_port_with_flooding_off_but_broadcast_still_reaches_it(br0):
+    br0.sh("bridge link set dev p2 flood off")
+    unknown = frame(A, B)
+    br0.send("p0", unknown)
+    br0.expect("p1", unknown)
+    br0.expect_nothing()
+    broadcast = frame(A, "ff:ff:ff:ff:ff:ff", ident=2)
+    br0.send("p0", broadcast)
+    br0.expect("p1", broadcast)
+    br0.expect("p2", broadcast)
+    br0.expect_nothing()
+
+
+def test_a_disabled_port_drops_what_it_receives_and_gets_no_floods(br0):
+    br0.sh("bridge link set dev p2 state disabled")
+    assert "state disabled" in br0.sh("bridge link show dev p2")
+    br0.send("p2", frame(C, B))
+    br0.expect_nothing()
+    assert drops(br0) == [("BRIDGE_INGRESS_STP_STATE", "BRIDGE", "br_handle_frame")]
+    sent = frame(A, B, ident=2)
+    br0.send("p0", sent)
+    br0.expect("p1", sent)
+    br0.expect_nothing()
+
+
+def test_blocking_set_by_hand_forwards_at_once_without_stp(br0):
+    """br_set_port_state() then br_port_state_selection(): with STP off, a blocking
+    designated port is made forwarding there and then (br_make_forwarding())."""
+    br0.sh("bridge link set dev p1 state blocking")
+    assert "state forwarding" in br0.sh("bridge link show dev p1")
+
+
+def test_a_frame_with_a_multicast_source_is_dropped_mac_invalid_source(br0):
+    br0.send("p0", frame("01:00:5e:00:00:05", B))
+    br0.expect_nothing()
+    assert drops(br0) == [("MAC_INVALID_SOURCE", "BRIDGE", "br_handle_frame")]
+
+
+def test_a_pause_frame_is_dropped_as_mac_control(br0):
+    br0.send("p0", frame(A, "01:80:c2:00:00:01"))
+    br0.expect_nothing()
+    assert drops(br0) == [("MAC_IEEE_MAC_CONTROL", "BRIDGE", "br_handle_frame")]
+
+
+def test_the_stp_group_address_is_flooded_while_stp_is_off(br0):
+    bpdu_address = frame(A, "01:80:c2:00:00:00")
+    br0.send("p0", bpdu_address)
+    br0.expect("p1", bpdu_address)
+    br0.expect("p2", bpdu_address)
+    br0.expect_nothing()
+
+
+def test_a_learned_address_ages_out_after_ageing_time_and_is_flooded_to_again(target):
+    """br_fdb_cleanup() deletes an entry hold_time() after it was last seen: with
+    ageing_time 200 (centiseconds), 2 s; the lab waits for it, the mock's clock moves."""
+    bridge_up(target, "ageing_time 200")
+    target.send("p0", frame(A, B))
+    target.collect("p1")
+    target.collect("p2")
+    learned_at = target.now()
+    gone_at = wait_until(target, lambda: not learned(target), timeout=10)
+    assert gone_at is not None, "the learned entry never aged out"
+    assert 2.0 <= gone_at - learned_at < 3.0
+    to_a = frame(B, A, ident=2)
+    target.send("p1", to_a)
+    target.expect("p0", to_a)
+    target.expect("p2", to_a)
+
+
+def test_ageing_time_0_learns_nothing_and_floods_everything(target):
+    bridge_up(target, "ageing_time 0")
+    target.send("p0", frame(A, B))
+    to_a = frame(B, A, ident=2)
+    target.send("p1", to_a)
+    target.expect("p0", to_a)
+    target.expect("p2", to_a)
+    assert learned(target) == []
+
+
+def test_a_static_entry_sends_its_address_s_frames_to_its_port_without_learning(br0):
+    br0.sh(f"bridge fdb add {B} dev p2 master static")
+    to_b = frame(A, B)
+    br0.send("p0", to_b)
+    br0.expect("p2", to_b)
+    br0.expect_nothing()
+    static = [line for line in br0.sh("bridge fdb show br br0 state static").splitlines() if " vlan " not in line]
+    assert static == [f"{B} dev p2 master br0 static"]
+    br0.sh(f"bridge fdb del {B} dev p2 master")
+    assert br0.sh("bridge fdb show br br0 state static") == ""
+
+
+def test_bridge_link_show_lists_the_ports_with_state_priority_and_cost(br0):
+    shown = PEER_SUFFIX.sub("", br0.sh("bridge link show"))
+    assert shown == "".join(f"{index}: p{index - 2}: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master br0 "
+                            "state forwarding priority 32 cost 2 \n" for index in (2, 3, 4))
+
+
+def test_bridge_fdb_show_lists_local_learned_and_each_device_s_multicast_addresses(br0):
+    br0.send("p1", frame(B, A))
+    shown = [line for line in br0.sh("bridge fdb show").splitlines() if " vlan " not in line]
+    assert shown == [
+        "02:00:00:00:00:01 dev p0 master br0 permanent",
+        "01:00:5e:00:00:01 dev p0 self permanent",
+        f"{B} dev p1 master br0 ",
+        "02:00:00:00:00:02 dev p1 master br0 permanent",
+        "01:00:5e:00:00:01 dev p1 self permanent",
+        "02:00:00:00:00:03 dev p2 master br0 permanent",
+        "01:00:5e:00:00:01 dev p2 self permanent",
+        "01:00:5e:00:00:6a dev br0 self permanent",
+        "01:00:5e:00:00:01 dev br0 self permanent",
+    ]
+
+
+def test_ip_link_shows_the_ports_master_and_a_bridge_without_ports_has_no_carrier(target):
+    target.sh("ip link add br0 type bridge")
+    target.sh("ip link set br0 up")
+    assert target.sh("ip link show br0").startswith(
+        "5: br0: <NO-CARRIER,BROADCAST,MULTICAST,UP> mtu 1500 qdisc noqueue state DOWN mode DEFAULT group default "
+        "qlen 1000\n")
+    target.sh("ip link set p0 master br0")
+    assert PEER_SUFFIX.sub("", target.sh("ip link show p0")).startswith(
+        "2: p0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue master br0 state UP mode DEFAULT group "
+        "default qlen 1000\n")
+    assert target.sh("ip link show br0").startswith(
+        "5: br0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DEFAULT group default "
+        "qlen 1000\n")
+
+
+def test_a_deleted_bridge_leaves_its_ports_to_ip_again(target, hosts):
+    bridge_up(target, ports=("p1", "p2"))
+    target.sh("ip link del br0")
+    assert "master" not in target.sh("ip link show p1")
+    h1 = hosts[1]
+    sent = h1.to_dut(id=4) / UDP(sport=7, dport=9)
+    target.send(h1.port, sent)
+    target.expect(h1.port, h1.icmp_error(3, 3, sent))
+    target.expect_nothing()
+
+
+def test_routed_out_of_the_bridge_to_a_learned_host_leaves_by_its_port_only(target):
+    """The host sends through br_dev_xmit(): the fdb sends the frame to the port
+    the destination was learned on."""
+    bridge_up(target, ports=("p0", "p1"))
+    target.sh("ip addr add 10.0.0.1/24 dev br0")
+    target.sh("ip addr add 10.0.2.1/24 dev p2")
+    target.sh(f"ip neigh replace 10.0.0.2 lladdr {A} dev br0 nud permanent")
+    target.sh("ip neigh replace 10.0.2.2 lladdr 02:00:00:00:01:03 dev p2 nud permanent")
+    target.sh("sysctl -w net.ipv4.ip_forward=1")
+    target.send("p1", frame(A, "ff:ff:ff:ff:ff:ff"))  # A is behind p1
+    target.collect("p0")
+    routed = Ether(src="02:00:00:00:01:03", dst="02:00:00:00:00:03") / \
+        IP(src="10.0.2.2", dst="10.0.0.2", id=5) / UDP(sport=7, dport=9)
+    target.send("p2", routed)
+    target.expect("p1", Ether(src="02:00:00:00:00:01", dst=A) /
+                  IP(src="10.0.2.2", dst="10.0.0.2", id=5, ttl=63) / UDP(sport=7, dport=9))
+    target.expect_nothing()
+
+
+@pytest.mark.requires("bridge_vlan_filtering")
+def test_vlan_filtering_tags_an_access_port_s_frames_on_the_trunk_and_keeps_other_vlans_apart(target):
+    """p0: access port of VLAN 10 (PVID, untagged); p1: trunk carrying 10 and 20
+    tagged; p2: access port of VLAN 20."""
+    bridge_up(target, "vlan_filtering 1")
+    for command in ("bridge vlan add dev p0 vid 10 pvid untagged", "bridge vlan del dev p0 vid 1",
+                    "bridge vlan add dev p1 vid 10", "bridge vlan add dev p1 vid 20",
+                    "bridge vlan add dev p2 vid 20 pvid untagged", "bridge vlan del dev p2 vid 1"):
+        target.sh(command)
+    untagged = frame(A, B)
+    target.send("p0", untagged)
+    target.expect("p1", Ether(src=A, dst=B) / Dot1Q(vlan=10) / untagged[IP])
+    target.expect_nothing()
+    tagged_20 = Ether(src=B, dst=C) / Dot1Q(vlan=20) / frame(B, C, ident=2)[IP]
+    target.send("p1", tagged_20)
+    target.expect("p2", frame(B, C, ident=2))
+    target.expect_nothing()
+    target.send("p1", Ether(src=B, dst=A) / Dot1Q(vlan=30) / frame(B, A, ident=3)[IP])
+    target.expect_nothing()
+    assert drops(target) == [("NOT_SPECIFIED", "BRIDGE", "br_allowed_ingress")]
+
+
+@pytest.mark.requires("bridge_vlan_filtering")
+def test_bridge_vlan_show_lists_each_port_s_vlans_with_pvid_and_untagged(target):
+    bridge_up(target, "vlan_filtering 1", ports=("p0", "p1"))
+    target.sh("bridge vlan add dev p1 vid 10")
+    target.sh("bridge vlan add dev p1 vid 20 pvid untagged")
+    assert target.sh("bridge vlan show") == (
+        "port              vlan-id  \n"
+        "p0                1 PVID Egress Untagged\n"
+        "p1                1 Egress Untagged\n"
+        "                  10\n"
+        "                  20 PVID Egress Untagged\n"
+        "br0               1 PVID Egress Untagged\n")
