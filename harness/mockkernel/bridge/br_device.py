@@ -5,8 +5,9 @@ br_dev_newlink() registers a device with a random address (eth_hw_addr_random())
 and no carrier, its own address local in the fdb, the default PVID entry
 (br_vlan_init()), then applies the options (br_changelink()). br_dev_open()
 starts the fdb gc and enables the ports that are up, and joins the multicast
-router discovery group 224.0.0.106 (br_multicast_join_snoopers(), IGMP snooping
-on by default); br_dev_stop() undoes it. br_dev_xmit() is how the host sends out
+router discovery groups 224.0.0.106 and ff02::6a (br_multicast_join_snoopers(),
+IGMP snooping on by default); br_dev_stop() undoes it. Left out: the IGMPv3/MLD
+reports the kernel then sends of those groups. br_dev_xmit() is how the host sends out
 of the bridge: the frame's VLAN as if it came in on a port, then broadcast and
 multicast flood, unicast goes to its fdb entry's port or floods.
 Options (IFLA_BR_*, in clock_t where they are times): forward_delay, hello_time,
@@ -30,6 +31,7 @@ from harness.mockkernel.bridge.br_stp import br_stp_change_bridge_id, br_stp_dis
     br_stp_enable_bridge, br_stp_set_enabled
 from harness.mockkernel.bridge.br_vlan import (br_allowed_ingress, br_vlan_add, br_vlan_delete, br_vlan_init,
                                                nbp_vlan_add, nbp_vlan_delete)
+from harness.mockkernel.core.dev import dev_mc_add, dev_mc_del
 from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.rtnetlink import register_netdevice, register_netdevice_notifier, rtnl_link_register
 from harness.mockkernel.core.skbuff import SkBuff
@@ -39,6 +41,7 @@ from harness.mockkernel.wire import ethernet
 from harness.mockkernel.wire.ethernet import BROADCAST, ETH_HLEN
 
 INADDR_ALLSNOOPERS_GROUP = 0xE000006A  # 224.0.0.106, RFC 4286 multicast router discovery
+IN6ADDR_ALLSNOOPERS_MAC = b"\x33\x33\x00\x00\x00\x6a"  # ipv6_eth_mc_map(ff02::6a)
 # br_stp_if.c/br_private.h limits, in seconds, enforced while STP is on
 BR_MIN_FORWARD_DELAY, BR_MAX_FORWARD_DELAY = 2.0, 30.0
 BR_MIN_HELLO_TIME, BR_MAX_HELLO_TIME = 1.0, 10.0
@@ -53,25 +56,37 @@ def eth_hw_addr_random(net) -> bytes:
     return bytes(addr)
 
 
+def br_multicast_join_snoopers(dev: NetDevice) -> None:
+    """The snoopers' groups, 224.0.0.106 then ff02::6a (its link address joined as
+    ipv6_dev_mc_inc() does, IPv6 disabled or not)."""
+    ip_mc_inc_group(dev, INADDR_ALLSNOOPERS_GROUP)
+    dev_mc_add(dev, IN6ADDR_ALLSNOOPERS_MAC)
+
+
+def br_multicast_leave_snoopers(dev: NetDevice) -> None:
+    ip_mc_dec_group(dev, INADDR_ALLSNOOPERS_GROUP)
+    dev_mc_del(dev, IN6ADDR_ALLSNOOPERS_MAC)
+
+
 def br_dev_open(net, dev: NetDevice) -> None:
     br_stp_enable_bridge(dev.priv)
     if dev.priv.multicast_enabled:
-        ip_mc_inc_group(dev, INADDR_ALLSNOOPERS_GROUP)
+        br_multicast_join_snoopers(dev)
 
 
 def br_dev_stop(net, dev: NetDevice) -> None:
     br_stp_disable_bridge(dev.priv)
     if dev.priv.multicast_enabled:
-        ip_mc_dec_group(dev, INADDR_ALLSNOOPERS_GROUP)
+        br_multicast_leave_snoopers(dev)
 
 
 def br_multicast_toggle(br: NetBridge, enabled: bool) -> None:
-    """br_multicast_toggle(): snooping on an open bridge joins or leaves the snoopers' group."""
+    """br_multicast_toggle(): snooping on an open bridge joins or leaves the snoopers' groups."""
     if enabled == br.multicast_enabled:
         return
     br.multicast_enabled = enabled
     if br.dev.up:
-        (ip_mc_inc_group if enabled else ip_mc_dec_group)(br.dev, INADDR_ALLSNOOPERS_GROUP)
+        (br_multicast_join_snoopers if enabled else br_multicast_leave_snoopers)(br.dev)
 
 
 def br_dev_xmit(skb: SkBuff) -> None:
