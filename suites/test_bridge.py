@@ -217,6 +217,15 @@ def test_bridge_link_show_lists_the_ports_with_state_priority_and_cost(br0):
                             "state forwarding priority 32 cost 2 \n" for index in (2, 3, 4))
 
 
+def test_bridge_d_link_show_adds_each_port_s_flags(br0):
+    br0.sh("bridge link set dev p1 learning off hairpin on")
+    shown = PEER_SUFFIX.sub("", br0.sh("bridge -d link show dev p1"))
+    assert shown == ("3: p1: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master br0 state forwarding priority 32 "
+                     "cost 2 \n    hairpin on guard off root_block off fastleave off learning off flood on "
+                     "mcast_flood on bcast_flood on mcast_router 1 mcast_to_unicast off neigh_suppress off "
+                     "vlan_tunnel off isolated off locked off \n")
+
+
 def test_bridge_fdb_show_lists_local_learned_and_each_device_s_multicast_addresses(br0):
     br0.send("p1", frame(B, A))
     shown = [line for line in br0.sh("bridge fdb show").splitlines() if " vlan " not in line]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import gzip
 import json
 import os
 import select
@@ -112,6 +113,18 @@ def check_command(argv: Sequence[str]) -> None:
         check_readable(argv)
 
 
+def kernel_config(option: str) -> bool:
+    """Whether this kernel was built with `option` (=y or =m), as /proc/config.gz
+    (CONFIG_IKCONFIG_PROC) or /boot/config-RELEASE says; False when neither is there."""
+    for path, opener in (("/proc/config.gz", gzip.open), (f"/boot/config-{os.uname().release}", open)):
+        try:
+            with opener(path, "rt") as config:
+                return any(line.startswith((f"{option}=y", f"{option}=m")) for line in config)
+        except OSError:
+            continue
+    return False
+
+
 @dataclass
 class LoadRunObservation:
     """What the DUT saw of a traffic run: its counters before and after, and the drops
@@ -178,6 +191,8 @@ class DutSide:
                     capabilities.update({"journey.xdp", "journey.tc"})  # TC ingress and egress
                 except TargetError as exc:  # no BPF_ENABLE_STATS: program runs are not counted
                     self._no_xdp_journeys = str(exc)
+            if kernel_config("CONFIG_BRIDGE_VLAN_FILTERING"):
+                capabilities.add("bridge_vlan_filtering")  # `ip link add ... type bridge vlan_filtering 1`
             try:
                 nfnetlink.check_conntrack(lab)
                 capabilities.add("conntrack")

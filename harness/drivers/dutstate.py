@@ -20,7 +20,9 @@ interface. `DutState` keeps it safe in four ways:
   output chains and iptables policies that drop everything (they would drop the
   SSH session), `sysctl -p`/`--system` (unseen keys), ethtool operations that
   cannot be undone (`-E`, `-f`, `-t`, `--reset`, `-N`/`-U`, `--set-*`). iptables
-  `-i`/`-o` only match an interface, so they are allowed. Known limits: the
+  `-i`/`-o` only match an interface, so they are allowed. `bridge` commands change
+  the devices they name with `dev`/`brport`/`br` (`bridge -n` and `-batch` are
+  refused). Known limits: the
   output device a route without `dev` resolves to, `nft` variables, `fwd to`, and
   a ruleset that drops the SSH session by matching it are not recognised.
 - Snapshot and restore (`snapshot`, `before_command`, `restore`). Before each test
@@ -154,7 +156,10 @@ ETHTOOL_SETTER = {"-k": "-K", "-g": "-G", "-c": "-C", "-l": "-L", "-x": "-X", ""
 # What DutState.check() knows; anything else is refused.
 KNOWN_PROGRAMS = frozenset({"ip", "tc", "nft", "iptables", "ip6tables", "iptables-save", "iptables-restore",
                             "ip6tables-save", "ip6tables-restore", "sysctl", "ethtool", "conntrack",
-                            "bpftool", "nstat", "ss", "cat"})
+                            "bpftool", "nstat", "ss", "cat", "bridge"})
+# `bridge` (iproute2 bridge/bridge.c): its objects, and the verbs that only read
+BRIDGE_OBJECTS = ("link", "fdb", "mdb", "vlan", "vni", "monitor", "help")
+BRIDGE_READ_VERBS = ("show", "list", "lst", "get", "help", "tunnelshow")
 
 # Sysctls that, written for `all`, are written for every interface (module doc).
 PROPAGATING_SYSCTLS = {
@@ -214,6 +219,8 @@ def command_effects(argv: Sequence[str], stdin: str | None = None) -> Effects:
         return _ethtool_effects(args)
     if program == "bpftool":
         return _bpftool_effects(args)
+    if program == "bridge":
+        return _bridge_effects(args)
     return Effects()  # nstat, ss, cat, conntrack, iptables-save: nothing an interface keeps
 
 
@@ -371,6 +378,27 @@ def _link_name(args: Sequence[str]) -> str | None:
             continue
         return word
     return None
+
+
+def _bridge_effects(args: list[str]) -> Effects:
+    """`bridge OBJECT VERB ... dev|brport|br NAME`: the devices named (a port's fdb
+    entries and VLANs go when it leaves the bridge; a bridge the test made is deleted)."""
+    while args and args[0].startswith("-"):
+        option = args.pop(0)
+        if option in ("-n", "-netns") or option.startswith("-netns="):
+            raise Refused("`bridge -n` works in another network namespace; the DUT is its own")
+        if option in ("-b", "-batch"):
+            raise Refused("`bridge -batch` runs commands the allow-list cannot see")
+    obj = _prefix_match(args[0], BRIDGE_OBJECTS) if args else "link"
+    if obj is None:
+        raise Refused(f"`bridge {args[0]}` is not a bridge object")
+    verb = args[1] if len(args) > 1 else "show"
+    if obj == "monitor" or any(read.startswith(verb) for read in BRIDGE_READ_VERBS):
+        return Effects()
+    devices = _values_after(args, "dev", "brport", "br")
+    if not devices:
+        raise Refused(f"`bridge {obj} {verb}` without `dev` acts on interfaces the allow-list cannot see")
+    return Effects(touched=devices)
 
 
 def _tc_effects(args: list[str], stdin: str | None) -> Effects:

@@ -50,6 +50,7 @@ SUITE_AREAS: dict[str, Area] = {
     "suites/test_nft_maps.py": Area("Ordering", "nftables data maps", CRITICAL),
     "suites/test_nft_syntax.py": Area("Ordering", "nft command-line syntax", MINOR),
     "suites/test_nft_bridge.py": Area("Bridge", "nft bridge family: chains, ether/vlan, refusals", MINOR),
+    "suites/test_bridge.py": Area("Bridge", "the Linux bridge: flooding, learning, ageing, ports, VLANs", CRITICAL),
     "suites/test_nat.py": Area("NAT", "NAT placement and un-NAT of replies", CRITICAL),
     "suites/test_nat_pitfalls.py": Area("NAT", "NAT in the wrong place", CRITICAL),
     "suites/test_tcp_mss_clamp.py": Area("NAT", "TCP MSS clamping of forwarded SYNs", CRITICAL),

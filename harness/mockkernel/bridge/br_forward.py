@@ -9,8 +9,9 @@ the kind of frame (unknown unicast: flood; multicast: mcast_flood; broadcast:
 bcast_flood; a frame the bridge itself sends floods regardless of the latter
 two); each port but the last gets a clone (maybe_deliver()), the last the skb,
 or a clone too when the host also receives it. Nowhere to go: the skb is freed
-NO_TX_TARGET (where the lab's build inlines br_flood(): its caller). A frame longer than the port's MTU (plus Ethernet and a VLAN tag)
-is freed in br_dev_queue_push_xmit() (is_skb_forwardable()).
+NO_TX_TARGET (where the lab's build inlines br_flood(): its caller). A frame
+longer than the port's MTU (plus Ethernet and a VLAN tag) is freed in
+br_dev_queue_push_xmit() (is_skb_forwardable()).
 
 The bridge netfilter hooks sit where the kernel has them: NF_BR_FORWARD (or
 NF_BR_LOCAL_OUT for the bridge's own frames) in __br_forward(), NF_BR_POST_ROUTING

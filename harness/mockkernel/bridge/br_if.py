@@ -23,7 +23,8 @@ from harness.mockkernel.bridge.br_stp import br_stp_disable_port, br_stp_enable_
 from harness.mockkernel.bridge.br_vlan import nbp_vlan_delete, nbp_vlan_init
 from harness.mockkernel.core.dev import netdev_rx_handler_register, netdev_rx_handler_unregister
 from harness.mockkernel.core.errors import RtnlError
-from harness.mockkernel.core.rtnetlink import NETDEV_CHANGEADDR, NETDEV_CHANGEMTU, NETDEV_DOWN, NETDEV_UNREGISTER, NETDEV_UP
+from harness.mockkernel.core.rtnetlink import (NETDEV_CHANGEADDR, NETDEV_CHANGEMTU, NETDEV_DOWN, NETDEV_UNREGISTER,
+                                              NETDEV_UP)
 from harness.mockkernel.net import NetDevice
 
 ETH_DATA_LEN = 1500

@@ -10,12 +10,13 @@ and VLANs of the Linux bridge (mockkernel/bridge/), printed as `bridge` prints t
   dynamic] [sticky] [vlan VID]`: without `master` or `self` iproute2 says self;
   self on a bridge device is the bridge's own entry; on a port, or master on any
   device that is not a bridge port, is not modelled (the device's own address list).
-- `bridge link [show] [dev DEV]`: the ports, with state, priority and cost;
+- `bridge [-d] link [show] [dev DEV]`: the ports, with state, priority and cost;
   `bridge link set dev DEV [state S] [cost N] [priority N] [learning|flood|
   mcast_flood|bcast_flood|hairpin|isolated on|off]` (br_setport()).
 - `bridge vlan [show] [dev DEV] [vid VID]`, `bridge vlan add|del dev DEV vid VID
   [pvid] [untagged] [self] [master]`.
-Errors are the tool's (exit status 255); global options are not modelled.
+`-d` (details) adds each port's flags to `bridge link`. Errors are the tool's (exit
+status 255); other global options are not modelled.
 """
 from __future__ import annotations
 
@@ -52,8 +53,13 @@ BR_MAX_PORT_PRIORITY = 63
 
 def main(net, argv: list[str], stdin: str | None = None) -> str:
     tokens = Args(argv[1:], INCOMPLETE)
-    if tokens and tokens.peek().startswith("-"):
-        raise not_modelled(f"bridge option {tokens.peek()}")
+    details = False
+    while tokens and tokens.peek().startswith("-"):
+        option = tokens.pop()
+        if len(option) > 1 and matches(option.lstrip("-"), "details"):
+            details = True
+        else:
+            raise not_modelled(f"bridge option {option}")
     if not tokens:
         raise ToolError("Usage: bridge [ OPTIONS ] OBJECT { COMMAND | help }", 255)
     obj = tokens.pop()
@@ -63,8 +69,10 @@ def main(net, argv: list[str], stdin: str | None = None) -> str:
     handler = {"fdb": do_fdb, "link": do_link, "vlan": do_vlan}.get(name)
     if handler is None:
         raise not_modelled(f'bridge object "{name}"')
+    if details and name != "link":
+        raise not_modelled(f"bridge -details {name}")
     try:
-        return handler(net, tokens)
+        return do_link(net, tokens, details) if name == "link" else handler(net, tokens)
     except RtnlError as err:
         raise ToolError(str(err), 255) from None
 
@@ -251,20 +259,35 @@ def fdb_show(net, tokens) -> str:
 
 
 # link -----------------------------------------------------------------------------
-def do_link(net, tokens) -> str:
+def do_link(net, tokens, details: bool = False) -> str:
     if not tokens:
-        return brlink_show(net, tokens)
+        return brlink_show(net, tokens, details)
     verb = tokens.pop()
     if matches(verb, "set") or matches(verb, "change"):
         return brlink_modify(net, tokens)
     if matches(verb, "show") or matches(verb, "lst") or matches(verb, "list"):
-        return brlink_show(net, tokens)
+        return brlink_show(net, tokens, details)
     if matches(verb, "help"):
         raise not_modelled("bridge link help")
     raise ToolError(f'Command "{verb}" is unknown, try "bridge link help".', 255)
 
 
-def brlink_show(net, tokens) -> str:
+def _on(port, flag: int) -> str:
+    return "on" if port.flags & flag else "off"
+
+
+def port_details(port) -> str:
+    """print_protinfo()'s second line (`bridge -d link`): the port's flags as
+    br_port_fill_attrs() reports them; those the mock does not model are the
+    kernel's defaults (guard, root_block, fastleave, mcast_to_unicast,
+    neigh_suppress, vlan_tunnel, locked off; mcast_router 1)."""
+    return (f"\n    hairpin {_on(port, BR_HAIRPIN_MODE)} guard off root_block off fastleave off "
+            f"learning {_on(port, BR_LEARNING)} flood {_on(port, BR_FLOOD)} mcast_flood {_on(port, BR_MCAST_FLOOD)} "
+            f"bcast_flood {_on(port, BR_BCAST_FLOOD)} mcast_router 1 mcast_to_unicast off neigh_suppress off "
+            f"vlan_tunnel off isolated {_on(port, BR_ISOLATED)} locked off ")
+
+
+def brlink_show(net, tokens, details: bool = False) -> str:
     filter_dev = None
     while tokens:
         token = tokens.pop()
@@ -281,7 +304,8 @@ def brlink_show(net, tokens) -> str:
             continue
         lines.append(f"{dev.ifindex}: {dev.name}: <{','.join(link_flags(dev))}> mtu {dev.mtu} "
                      f"master {dev.master.name} state {BR_STATE_NAMES[port.state]} "
-                     f"priority {port.priority} cost {port.path_cost} \n")
+                     f"priority {port.priority} cost {port.path_cost} "
+                     + (port_details(port) if details else "") + "\n")
     return "".join(lines)
 
 
@@ -408,15 +432,16 @@ def vlan_modify(net, tokens, delete: bool) -> str:
         if vflags & BRIDGE_VLAN_INFO_PVID:
             raise ToolError("pvid cannot be configured for a vlan range", 255)
         vids = list(range(vid, vid_end + 1))
-    if self_flag and dev.kind == "bridge":
-        for each in vids:
-            br_vlan_delete(dev.priv, each) if delete else br_vlan_add(dev.priv, each, vflags)
-        return ""
+    # rtnl_bridge_setlink()/dellink(): the port's bridge for `master` (the default), the
+    # bridge device itself for `self`; neither there is EOPNOTSUPP
     port = _port(dev)
-    if port is None or self_flag:
+    if (master or not self_flag) and port is None or self_flag and dev.kind != "bridge":
         raise RtnlError(errno.EOPNOTSUPP)
     for each in vids:
-        nbp_vlan_delete(port, each) if delete else nbp_vlan_add(port, each, vflags)
+        if master or not self_flag:
+            nbp_vlan_delete(port, each) if delete else nbp_vlan_add(port, each, vflags)
+        if self_flag:
+            br_vlan_delete(dev.priv, each) if delete else br_vlan_add(dev.priv, each, vflags)
     return ""
 
 

@@ -25,7 +25,8 @@ from harness.mockkernel.core.xdp import dev_xdp_attach
 SET_NOT_MODELLED = ("name", "index", "broadcast", "brd", "txqueuelen", "qlen", "txqlen", "netns",
                     "multicast", "allmulticast", "promisc", "trailers", "arp", "carrier", "vf",
                     "dynamic", "alias", "group", "mode", "state", "numtxqueues", "numrxqueues",
-                    "addrgenmode", "link-netns", "link-netnsid", "protodown", "xdpoffload", "gso_max_size", "gro_max_size", "altname", "vrf")
+                    "addrgenmode", "link-netns", "link-netnsid", "protodown", "xdpoffload", "gso_max_size",
+                    "gro_max_size", "altname", "vrf")
 LINK_KINDS = ("bridge",)  # the kinds `ip link add` creates on the mock (rtnl_link_register())
 
 
