@@ -152,6 +152,22 @@ def test_blocking_set_by_hand_forwards_at_once_without_stp(br0):
     assert "state forwarding" in br0.sh("bridge link show dev p1")
 
 
+def test_with_stp_a_new_port_drops_frames_until_it_forwards_two_forward_delays_later(target):
+    """Kernel STP in a namespace (br_stp_start()): the bridge is root, its ports walk
+    listening -> learning -> forwarding, forward_delay (200 cs) apart. The real bridge also
+    sends BPDUs (not modelled), so the test reads only the frame it expects."""
+    bridge_up(target, "stp_state 1 forward_delay 200", ports=("p0", "p1"))
+    enabled_at = target.now()
+    target.send("p0", frame(A, B))
+    assert drops(target)[:1] == [("BRIDGE_INGRESS_STP_STATE", "BRIDGE", "br_handle_frame")]
+    state = lambda: target.sh("bridge link show dev p0").split(" state ")[1].split()[0]  # noqa: E731
+    forwarding_at = wait_until(target, lambda: state() == "forwarding", timeout=8)
+    assert forwarding_at is not None and 4.0 <= forwarding_at - enabled_at < 5.0
+    sent = frame(A, B, ident=2)
+    target.send("p0", sent)
+    target.expect("p1", sent)
+
+
 def test_a_frame_with_a_multicast_source_is_dropped_mac_invalid_source(br0):
     br0.send("p0", frame("01:00:5e:00:00:05", B))
     br0.expect_nothing()
