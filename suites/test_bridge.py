@@ -12,6 +12,7 @@ listings compared here leave out the per-VLAN entries the mock (built with it) s
 """
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -22,6 +23,16 @@ from harness.testing import drops
 
 A, B, C = "02:00:00:00:0a:01", "02:00:00:00:0b:02", "02:00:00:00:0c:03"
 PEER_SUFFIX = re.compile(r"@if\d+(?=:)")  # a veth's peer in another namespace: "p0@if2:" on the lab
+
+
+def ifindex(target, name: str) -> int:
+    """The device's index: a lab DUT's ports keep theirs in the test's namespace."""
+    return json.loads(target.sh(f"ip -j link show dev {name}"))[0]["ifindex"]
+
+
+def by_ifindex(target, lines: dict[str, list[str]]) -> list[str]:
+    """Each device's lines, devices in ifindex order (as dumps list them)."""
+    return [line for name in sorted(lines, key=lambda name: ifindex(target, name)) for line in lines[name]]
 
 
 def frame(src: str, dst: str, ident: int = 1) -> Ether:
@@ -94,6 +105,16 @@ def test_a_frame_for_a_station_on_its_own_port_is_dropped_where_it_came_in(br0):
     br0.collect("p1")
     br0.collect("p2")
     assert drops(br0) == [("NOT_SPECIFIED", "BRIDGE", "br_handle_frame_finish")]
+    br0.expect_nothing()
+
+
+def test_unknown_multicast_floods_to_every_other_port(br0):
+    """No IGMP snooping, or snooping with no querier on the segment: a group's frames
+    flood (br_handle_frame_finish(): no mdb entry, so br_flood() and the host too)."""
+    group = Ether(src=A, dst="01:00:5e:01:02:03") / IP(src="192.0.2.1", dst="239.1.2.3", id=1) / UDP(sport=7, dport=9)
+    br0.send("p0", group)
+    br0.expect("p1", group)
+    br0.expect("p2", group)
     br0.expect_nothing()
 
 
@@ -229,14 +250,15 @@ def test_a_static_entry_sends_its_address_s_frames_to_its_port_without_learning(
 
 def test_bridge_link_show_lists_the_ports_with_state_priority_and_cost(br0):
     shown = PEER_SUFFIX.sub("", br0.sh("bridge link show"))
-    assert shown == "".join(f"{index}: p{index - 2}: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master br0 "
-                            "state forwarding priority 32 cost 2 \n" for index in (2, 3, 4))
+    assert shown == "".join(by_ifindex(br0, {
+        port: [f"{ifindex(br0, port)}: {port}: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master br0 "
+               "state forwarding priority 32 cost 2 \n"] for port in ("p0", "p1", "p2")}))
 
 
 def test_bridge_d_link_show_adds_each_port_s_flags(br0):
     br0.sh("bridge link set dev p1 learning off hairpin on")
     shown = PEER_SUFFIX.sub("", br0.sh("bridge -d link show dev p1"))
-    assert shown == ("3: p1: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master br0 state forwarding priority 32 "
+    assert shown == (f"{ifindex(br0, 'p1')}: p1: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master br0 state forwarding priority 32 "
                      "cost 2 \n    hairpin on guard off root_block off fastleave off learning off flood on "
                      "mcast_flood on bcast_flood on mcast_router 1 mcast_to_unicast off neigh_suppress off "
                      "vlan_tunnel off isolated off locked off \n")
@@ -245,20 +267,20 @@ def test_bridge_d_link_show_adds_each_port_s_flags(br0):
 def test_bridge_fdb_show_lists_local_learned_and_each_device_s_multicast_addresses(br0):
     br0.send("p1", frame(B, A))
     shown = [line for line in br0.sh("bridge fdb show").splitlines() if " vlan " not in line]
-    assert shown == [
-        "02:00:00:00:00:01 dev p0 master br0 permanent",
-        "33:33:00:00:00:01 dev p0 self permanent",
-        "01:00:5e:00:00:01 dev p0 self permanent",
-        f"{B} dev p1 master br0 ",
-        "02:00:00:00:00:02 dev p1 master br0 permanent",
-        "33:33:00:00:00:01 dev p1 self permanent",
-        "01:00:5e:00:00:01 dev p1 self permanent",
-        "02:00:00:00:00:03 dev p2 master br0 permanent",
-        "33:33:00:00:00:01 dev p2 self permanent",
-        "01:00:5e:00:00:01 dev p2 self permanent",
-        "33:33:00:00:00:01 dev br0 self permanent",
-        "01:00:5e:00:00:01 dev br0 self permanent",
-    ]
+    assert shown == by_ifindex(br0, {
+        "p0": ["02:00:00:00:00:01 dev p0 master br0 permanent",
+               "33:33:00:00:00:01 dev p0 self permanent",
+               "01:00:5e:00:00:01 dev p0 self permanent"],
+        "p1": [f"{B} dev p1 master br0 ",
+               "02:00:00:00:00:02 dev p1 master br0 permanent",
+               "33:33:00:00:00:01 dev p1 self permanent",
+               "01:00:5e:00:00:01 dev p1 self permanent"],
+        "p2": ["02:00:00:00:00:03 dev p2 master br0 permanent",
+               "33:33:00:00:00:01 dev p2 self permanent",
+               "01:00:5e:00:00:01 dev p2 self permanent"],
+        "br0": ["33:33:00:00:00:01 dev br0 self permanent",
+                "01:00:5e:00:00:01 dev br0 self permanent"],
+    })
 
 
 def test_with_igmp_snooping_the_bridge_joins_the_multicast_router_discovery_group(target):
@@ -279,12 +301,13 @@ def test_a_new_bridge_is_up_in_state_unknown_then_up_with_a_port_and_without_one
     port makes it UP; the last port leaving takes the carrier (br_port_state_selection())."""
     target.sh("ip link add br0 type bridge mcast_snooping 0")
     target.sh("ip link set br0 up")
-    first_line = "5: br0: <{}> mtu 1500 qdisc noqueue state {} mode DEFAULT group default qlen 1000\n"
+    first_line = f"{ifindex(target, 'br0')}: br0: <{{}}> mtu 1500 qdisc noqueue state {{}} mode DEFAULT group default " \
+                 "qlen 1000\n"
     assert target.sh("ip link show br0").startswith(first_line.format("BROADCAST,MULTICAST,UP,LOWER_UP", "UNKNOWN"))
     target.sh("ip link set p0 master br0")
     assert PEER_SUFFIX.sub("", target.sh("ip link show p0")).startswith(
-        "2: p0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue master br0 state UP mode DEFAULT group "
-        "default qlen 1000\n")
+        f"{ifindex(target, 'p0')}: p0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue master br0 state UP "
+        "mode DEFAULT group default qlen 1000\n")
     assert target.sh("ip link show br0").startswith(first_line.format("BROADCAST,MULTICAST,UP,LOWER_UP", "UP"))
     target.sh("ip link set p0 nomaster")
     assert target.sh("ip link show br0").startswith(first_line.format("NO-CARRIER,BROADCAST,MULTICAST,UP", "DOWN"))

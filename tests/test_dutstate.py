@@ -158,6 +158,17 @@ def test_interfaces_the_test_creates_are_allowed_from_then_on(tmp_path, monkeypa
     assert json.loads(state.journal_file.read_text())["records"]["created"] == ["br0", "a0", "a1"]
 
 
+def test_interfaces_created_in_the_test_s_namespace_are_allowed_from_then_on(tmp_path, monkeypatch):
+    """With the ports in a namespace of the test's (portsnetns.py) the bridge goes with it,
+    but the test's next commands still name it."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    state = _prepared_state()
+    for command in ("ip link add br0 type bridge", "ip link set dev p1 master br0", "bridge link set dev p1 flood off"):
+        state.check(command.split())
+        state.before_command(command.split(), netns="pjports1-2x0")
+    assert json.loads(state.journal_file.read_text())["records"]["created"] == ["br0"]
+
+
 def test_renaming_an_allowed_interface_keeps_the_new_name_allowed(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     state = _prepared_state()

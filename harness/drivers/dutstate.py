@@ -921,11 +921,9 @@ class DutState:
         """Record what `argv` is about to change that the snapshot does not hold.
         `netns`: the namespace the ports are in while the test runs (portsnetns.py);
         what the command creates or writes there goes with it, only what the ports
-        carry back (ethtool settings) is recorded, read where the ports are."""
-        if netns is not None:
-            if os.path.basename(argv[0]) == "ethtool" and self._record_ethtool(list(argv[1:]), netns):
-                self._save_journal()
-            return
+        carry back (ethtool settings) is recorded, read where the ports are; the
+        links it creates are recorded either way, so that the test's later commands
+        may change them (`ip link set p0 master br0`)."""
         effects = command_effects(argv, stdin)
         records = self._journal.setdefault("records", {})
         changed = False
@@ -933,6 +931,12 @@ class DutState:
             if name not in records.setdefault("created", []):
                 records["created"].append(name)
                 changed = True
+        if netns is not None:
+            if os.path.basename(argv[0]) == "ethtool":
+                changed |= self._record_ethtool(list(argv[1:]), netns)
+            if changed:
+                self._save_journal()
+            return
         for old, new in effects.renamed.items():
             records.setdefault("renamed", {})[old] = new
             changed = True
