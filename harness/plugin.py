@@ -21,6 +21,7 @@ from harness.mockkernel.tracer import JOURNEY_LIMIT
 from harness.report import allure as allure_report
 from harness.report.environment import record_environment
 from harness.target import Target, TargetError, TargetUnavailable
+from harness.testing.plan import ipv6_on
 
 # the suite-writing kit's fixtures (`hosts`, `router`), for suites in any directory
 pytest_plugins = ("harness.testing.fixtures",)
@@ -57,6 +58,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requires(*capabilities): skip unless the target has them all")
     config.addinivalue_line("markers", "journey_limit(n): keep the journeys of this test's first n packets "
                                        "whole on the mock (overrides --journey-limit)")
+    config.addinivalue_line("markers", "ipv6: an IPv6 suite: the DUT gets IPv6 on (harness.testing.ipv6_on(): "
+                                       "link-local addresses, no DAD, no router solicitations); needs a target "
+                                       "with capability ipv6.")
     config.stash[SKIPS_KEY] = Counter()
     config.pluginmanager.register(SkipCounter(config.stash[SKIPS_KEY]), "packet-journey-skips")
     _configure_lab(config)
@@ -162,6 +166,9 @@ def target(request: pytest.FixtureRequest):
     if allure_report.reporting(request.config):
         allure_report.label_result(request.node, report_target, lab.station_config.name if lab is not None else None)
     needed = [cap for mark in request.node.iter_markers("requires") for cap in mark.args]
+    ipv6 = request.node.get_closest_marker("ipv6") is not None
+    if ipv6:
+        needed.append("ipv6")
     limit_mark = request.node.get_closest_marker("journey_limit")
     journey_limit = limit_mark.args[0] if limit_mark else request.config.getoption("--journey-limit")
     try:
@@ -176,6 +183,8 @@ def target(request: pytest.FixtureRequest):
         missing = [cap for cap in needed if cap not in dut.capabilities]
         if missing:
             pytest.skip(f"target {report_target} lacks capability: {', '.join(missing)}")
+        if ipv6:
+            ipv6_on(dut)
         yield dut
     finally:
         dut.close()

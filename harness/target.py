@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shlex
 import time
+from socket import AF_INET, AF_INET6
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -98,6 +99,14 @@ DUT_SYSCTLS = {
     # switch to tcp_allowed_congestion_control ("reno bbr" there): reno runs the same on both targets
     "net.ipv4.tcp_congestion_control": "reno",
 }
+
+
+SOCKET_FAMILIES = (AF_INET, AF_INET6)
+
+
+def check_family(family: int) -> None:
+    if family not in SOCKET_FAMILIES:
+        raise TargetError(f"socket family {family!r} is not supported; use socket.AF_INET or socket.AF_INET6")
 
 
 class TargetError(Exception):
@@ -574,11 +583,13 @@ class Target(ABC):
     # applications, observation, time ----------------------------------------
     @abstractmethod
     def socket(self, proto: str, bind: tuple[str, int] | None = None, rcvbuf: int | None = None,
-               sndbuf: int | None = None) -> AppSocket | StreamSocket:
+               sndbuf: int | None = None, family: int = AF_INET) -> AppSocket | StreamSocket:
         """Open an application socket on the DUT: proto "udp" or "icmp" (a ping
         socket), bound to `bind` (which they need), an AppSocket; or "tcp", a
         StreamSocket, bound if `bind` is given. `rcvbuf`/`sndbuf` are set with
-        SO_RCVBUF/SO_SNDBUF before the bind (the kernel doubles them)."""
+        SO_RCVBUF/SO_SNDBUF before the bind (the kernel doubles them). `family`:
+        socket.AF_INET or AF_INET6 (an IPv6 socket's peers are (address, port)
+        too: flow info and scope id are left out)."""
 
     @abstractmethod
     def journeys(self) -> list[Journey]:

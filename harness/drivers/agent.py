@@ -353,8 +353,8 @@ class RemoteDutSide:
             self._call(DUT_SIDE, "before_send", port, frames)
 
     def socket(self, proto: str, bind: tuple[str, int] | None, rcvbuf: int | None, sndbuf: int | None,
-               timeout: float) -> AppSocket | StreamSocket:
-        remote = self._call(DUT_SIDE, "socket", proto, bind, rcvbuf, sndbuf, timeout)
+               timeout: float, family: int) -> AppSocket | StreamSocket:
+        remote = self._call(DUT_SIDE, "socket", proto, bind, rcvbuf, sndbuf, timeout, family)
         if remote.kind == "stream_socket":
             return RemoteStreamSocket(self, remote)
         return RemoteAppSocket(self, remote)

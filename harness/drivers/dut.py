@@ -2,7 +2,8 @@
 this host, in the namespaces of a fresh `NetnsLab`.
 
 Configuration runs the operators' own commands inside the DUT namespace; frames are
-written and captured with AF_PACKET sockets on the tester ends of the veth pairs.
+written and captured with AF_PACKET sockets on the tester ends of the veth pairs (leaving
+out the MLD reports a DUT with IPv6 on sends by itself, which the mock does not model).
 What observes and acts on the DUT is its DutSide (dutside.py), which a lab DUT's
 agent serves the same way (agent.py): applications are sockets opened inside the
 DUT namespace; drops come from the `skb:kfree_skb` tracepoint (`kfree_skb.py`);
@@ -31,6 +32,7 @@ from harness.drivers.agent import RemoteDutSide
 from harness.drivers.dutside import DutSide, attaches_bpf, check_command
 from harness.drivers.netns import TESTER_MTU, NetnsLab
 from harness.journey import CtEntry, Drop, Journey, RuleCounter
+from harness.mockkernel.wire.mld import is_mld_report
 from harness.progress import ProgressBar
 from harness.target import (
     MAX_L2_OVERHEAD,
@@ -42,6 +44,7 @@ from harness.target import (
     StreamSocket,
     Target,
     TargetError,
+    check_family,
     frame_too_long,
 )
 from harness.traffic import Profile, Result, TrafficCaps
@@ -79,8 +82,9 @@ class SideTarget(Target):
 
     # applications, observation, time ----------------------------------------
     def socket(self, proto: str, bind: tuple[str, int] | None = None, rcvbuf: int | None = None,
-               sndbuf: int | None = None) -> AppSocket | StreamSocket:
-        return self.side.socket(proto, bind, rcvbuf, sndbuf, self.positive_timeout)
+               sndbuf: int | None = None, family: int = socket.AF_INET) -> AppSocket | StreamSocket:
+        check_family(family)
+        return self.side.socket(proto, bind, rcvbuf, sndbuf, self.positive_timeout, family)
 
     def journeys(self) -> list[Journey]:
         """The DUT's journeys (DutSide.journeys()) of the frames of this phase."""
@@ -144,8 +148,9 @@ class NetnsTarget(SideTarget):
             self.lab.close()
             raise
         # the lab's veths are new for each test: their counters start at 0; frames are
-        # stamped when captured (SO_TIMESTAMPNS), well under a millisecond after they left
-        self.capabilities = self.side.capabilities | {"fresh_devices", "frame_times"}
+        # stamped when captured (SO_TIMESTAMPNS), well under a millisecond after they left;
+        # its capture leaves out MLD reports, so IPv6 suites see only the frames of the test
+        self.capabilities = self.side.capabilities | {"fresh_devices", "frame_times", "ipv6"}
 
     def _start_agent(self, python: str, nftrace: bool) -> RemoteDutSide:
         self._agent = self.lab.popen(self.lab.dut, [python, "-I", str(agent.build_agent_zip())],
@@ -341,7 +346,7 @@ def _drain_incoming(wire: socket.socket, into: Departed) -> None:
             frame, ancillary, _, address = wire.recvmsg(MAX_FRAME, socket.CMSG_SPACE(TIMESPEC.size))
         except BlockingIOError:
             return
-        if address[2] == socket.PACKET_OUTGOING:
+        if address[2] == socket.PACKET_OUTGOING or is_mld_report(frame):
             continue
         into.frames.append(frame)
         into.times.append(_captured_at(ancillary, realtime_ahead))

@@ -70,6 +70,8 @@ MAX_DATAGRAM = 65535
 # Application sockets by `proto`: the IP protocol of the SOCK_DGRAM socket, and the
 # /proc/net table listing it (a ping socket is SOCK_DGRAM + IPPROTO_ICMP).
 APP_SOCKETS = {"udp": (socket.IPPROTO_UDP, "udp"), "icmp": (socket.IPPROTO_ICMP, "icmp")}
+# the /proc/net file of each protocol's IPv6 sockets (udp6_seq_show(), ping_v6_seq_show())
+APP_SOCKETS6 = {"udp": (socket.IPPROTO_UDP, "udp6"), "icmp": (socket.IPPROTO_ICMPV6, "icmp6")}
 # Fields of a /proc/net/udp and /proc/net/icmp row (udp4_format_sock(), ping_v4_format_sock())
 PROC_NET_INODE = 9
 PROC_NET_DROPS = 12
@@ -240,16 +242,16 @@ class DutSide:
 
     # applications, observation -----------------------------------------------
     def socket(self, proto: str, bind: tuple[str, int] | None, rcvbuf: int | None, sndbuf: int | None,
-               timeout: float) -> AppSocket | StreamSocket:
+               timeout: float, family: int = socket.AF_INET) -> AppSocket | StreamSocket:
         """An application's socket in the DUT namespace (Target.socket()); `timeout`:
         how long its waits take by default (the target's positive timeout)."""
         if proto == "tcp":
             sock: AppSocket | StreamSocket = DutStreamSocket.open(self.lab, bind, rcvbuf, sndbuf, timeout,
-                                                                  self._sockets)
+                                                                  self._sockets, family)
         else:
             if bind is None:
                 raise TargetError(f"a {proto} socket needs an address to bind to")
-            sock = DutSocket(self.lab, proto, bind, rcvbuf, sndbuf, timeout)
+            sock = DutSocket(self.lab, proto, bind, rcvbuf, sndbuf, timeout, family)
             self._sockets.append(sock)
         return sock
 
@@ -398,12 +400,12 @@ class DutSocket(AppSocket):
     """A UDP socket or ICMP ping socket of an application in the DUT namespace."""
 
     def __init__(self, lab: NetnsLab, proto: str, bind: tuple[str, int], rcvbuf: int | None,
-                 sndbuf: int | None, timeout: float):
+                 sndbuf: int | None, timeout: float, family: int = socket.AF_INET):
         if proto not in APP_SOCKETS:
             raise TargetError(f"socket proto {proto!r} is not supported; use 'udp', 'icmp' or 'tcp'")
-        ipproto, self._proc_net = APP_SOCKETS[proto]
+        ipproto, self._proc_net = (APP_SOCKETS6 if family == socket.AF_INET6 else APP_SOCKETS)[proto]
         self.lab, self.proto, self.bind, self.timeout = lab, proto, bind, timeout
-        self.sock = lab.socket(lab.dut, socket.AF_INET, socket.SOCK_DGRAM, ipproto)
+        self.sock = lab.socket(lab.dut, family, socket.SOCK_DGRAM, ipproto)
         try:
             set_buffers(self.sock, rcvbuf, sndbuf)
             self.sock.bind(bind)
@@ -433,8 +435,8 @@ class DutSocket(AppSocket):
                 return datagrams
 
     def _recvfrom(self) -> tuple[bytes, tuple[str, int]]:
-        data, (addr, port) = self.sock.recvfrom(MAX_DATAGRAM)
-        return data, (addr, port)
+        data, peer = self.sock.recvfrom(MAX_DATAGRAM)
+        return data, peer[:2]  # an IPv6 peer's flow info and scope id are left out
 
     def drops(self) -> int:
         """The `drops` column of this socket's line in /proc/net/udp (or icmp)."""
@@ -499,8 +501,8 @@ class DutStreamSocket(StreamSocket):
 
     @classmethod
     def open(cls, lab: NetnsLab, bind: tuple[str, int] | None, rcvbuf: int | None, sndbuf: int | None,
-             timeout: float, opened: list) -> DutStreamSocket:
-        sock = lab.socket(lab.dut, socket.AF_INET, socket.SOCK_STREAM)
+             timeout: float, opened: list, family: int = socket.AF_INET) -> DutStreamSocket:
+        sock = lab.socket(lab.dut, family, socket.SOCK_STREAM)
         try:
             set_buffers(sock, rcvbuf, sndbuf)
             if bind is not None:
@@ -517,8 +519,8 @@ class DutStreamSocket(StreamSocket):
         self.sock.listen(backlog)
 
     def accept(self) -> tuple[DutStreamSocket, tuple[str, int]]:
-        sock, (addr, port) = self.sock.accept()
-        return DutStreamSocket(sock, self.timeout, self._opened), (addr, port)
+        sock, peer = self.sock.accept()
+        return DutStreamSocket(sock, self.timeout, self._opened), peer[:2]
 
     def connect(self, addr: tuple[str, int]) -> None:
         self.sock.connect(addr)

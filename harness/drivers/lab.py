@@ -28,6 +28,7 @@ import shlex
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from socket import AF_INET, AF_INET6
 
 from harness.drivers.agent import ProcessChannel, RemoteDutSide, build_agent_zip
 from harness.drivers.dut import SideTarget
@@ -315,9 +316,9 @@ class DryRunTarget(Target):
         raise TargetError("dry run: no frame leaves the DUT")
 
     def socket(self, proto: str, bind: tuple[str, int] | None = None, rcvbuf: int | None = None,
-               sndbuf: int | None = None) -> AppSocket | StreamSocket:
+               sndbuf: int | None = None, family: int = AF_INET) -> AppSocket | StreamSocket:
         bound = f" bound to {bind[0]}:{bind[1]}" if bind is not None else ""
-        self._lines.append(f"  agent: open a {proto} socket{bound}")
+        self._lines.append(f"  agent: open a {proto}{'6' if family == AF_INET6 else ''} socket{bound}")
         raise TargetError("dry run: no application runs on the DUT")
 
     def journeys(self) -> list[Journey]:

@@ -121,6 +121,7 @@ class NetDevice:
     xdp_generic_prog: object | None = None  # dev->xdp_prog: generic (skb) XDP (core/xdp.py)
     clsact: object | None = None  # the clsact qdisc and its filters (sched/sch_ingress.py)
     addrs: list[InAddr] = field(default_factory=list)
+    ip6_ptr: object | None = None  # its struct inet6_dev (ipv6/addrconf.py), from registration on
     stats: DevStats = field(default_factory=DevStats)
     # dev->qdisc, the root Qdisc (sched/sch_generic.py): None (the noop qdisc) until the
     # device first comes up and dev_activate() attaches the default, noqueue for lo and veth
@@ -251,15 +252,18 @@ NUD_NAMES = {NUD_INCOMPLETE: "INCOMPLETE", NUD_REACHABLE: "REACHABLE", NUD_STALE
 
 @dataclass
 class Neighbour:
-    """struct neighbour (ARP entry)."""
+    """struct neighbour: an ARP entry (`ip` an int) or an ND one (`ip` 16 bytes),
+    in its table `tbl` (core/neighbour.py NeighTable)."""
 
-    ip: int
+    ip: int | bytes
     ifindex: int
     lladdr: bytes | None
     state: int
     updated: float = 0.0  # virtual time of the last state change
     probes: int = 0
     queue: list = field(default_factory=list)  # skbs waiting for resolution (arp_queue)
+    tbl: object = field(default=None, repr=False)
+    router: bool = False  # NTF_ROUTER: an IPv6 neighbour that said it is a router
 
 
 class Net:
@@ -277,10 +281,11 @@ class Net:
         self.rules: list[FibRule] = [FibRule(0, RT_TABLE_LOCAL, protocol="kernel"),
                                      FibRule(32766, RT_TABLE_MAIN, protocol="kernel"),
                                      FibRule(32767, RT_TABLE_DEFAULT, protocol="kernel")]
-        self.neighbours: dict[tuple[int, int], Neighbour] = {}  # (ifindex, ip)
+        self.neighbours: dict[tuple[int, int], Neighbour] = {}  # arp_tbl's entries by (ifindex, ip)
         self.netdev_chain: list = []  # register_netdevice_notifier() (core/rtnetlink.py)
         self.inetaddr_chain: list = []  # register_inetaddr_notifier() (ipv4/devinet.py)
-        self.neigh_output = None  # the ARP table's neigh->output, neigh_table_init() (core/rtnetlink.py)
+        # the neighbour tables (core/neighbour.py NeighTable), neigh_table_init() (core/rtnetlink.py)
+        self.arp_tbl = self.nd_tbl = None
         self.icmp_send = None  # ICMP's sender for the modules it sends through, icmp_init() (ipv4/icmp.py)
         self.ipv6 = None  # struct netns_ipv6 (ipv6/netns.py), made by inet6_init()
         # the line-rate engine's `xmit_hook(dev, skb)`: when set, transmit hands it every

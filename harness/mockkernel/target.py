@@ -16,7 +16,7 @@ import errno
 import os
 import select
 from collections.abc import Callable, Iterable, Sequence
-from socket import SO_ERROR, SO_RCVBUF, SO_SNDBUF, SOL_SOCKET
+from socket import AF_INET, AF_INET6, SO_ERROR, SO_RCVBUF, SO_SNDBUF, SOL_SOCKET
 
 from harness.journey import CtEntry, Drop, Journeys, RuleCounter
 from harness.mockkernel import cmd
@@ -31,8 +31,8 @@ from harness.mockkernel.netfilter.nf_conntrack_core import ctnetlink_create_conn
 from harness.mockkernel.netfilter import nf_tables
 from harness.mockkernel.tracer import JOURNEY_LIMIT
 from harness.target import (MAX_L2_OVERHEAD, PERF_RING_PAGES, AppSocket, CommandError, Departed, EventReader,
-                            Port, StreamSocket, Target, TargetError, TcpInfo, TcpState, check_readable,
-                            frame_too_long)
+                            Port, StreamSocket, Target, TargetError, TcpInfo, TcpState, check_family,
+                            check_readable, frame_too_long)
 from harness.traffic import ETH_ZLEN, Profile, Result, TrafficCaps, l1_bits, stream_frames
 
 
@@ -49,7 +49,8 @@ class MockTarget(Target):
     name = "mock"
     capabilities = frozenset({"frames", "sockets", "drop_reasons", "virtual_time",
                               "nftables", "nftrace", "conntrack", "xdp", "journey.xdp", "journey.tc", "bpftool",
-                              "tc", "bpf_events", "fresh_devices", "frame_times", "bridge_vlan_filtering"})
+                              "tc", "bpf_events", "fresh_devices", "frame_times", "bridge_vlan_filtering",
+                              "ipv6"})
 
     def __init__(self, seed: int = 0, cost: CostModel | None = None, journey_limit: int = JOURNEY_LIMIT) -> None:
         super().__init__()
@@ -138,7 +139,10 @@ class MockTarget(Target):
 
     # applications ----------------------------------------------------------------
     def socket(self, proto: str, bind: tuple[str, int] | None = None, rcvbuf: int | None = None,
-               sndbuf: int | None = None) -> AppSocket | StreamSocket:
+               sndbuf: int | None = None, family: int = AF_INET) -> AppSocket | StreamSocket:
+        check_family(family)
+        if family == AF_INET6:
+            raise TargetError(f"{proto} sockets over IPv6 (AF_INET6) are not modelled by the mock")
         if proto == "tcp":
             stream = MockStreamSocket.open(self, bind, rcvbuf, sndbuf)
             self._sockets.append(stream)

@@ -22,3 +22,4 @@ def router(target: Target, hosts: list[Host]) -> list[Host]:
     """`hosts`, with IPv4 forwarding on."""
     target.sh(IP_FORWARD_ON)
     return hosts
+

@@ -4,14 +4,19 @@
     host h1 10.0.1.2 --- t1 | p1 10.0.1.1 ├ DUT
     host h2 10.0.2.2 --- t2 | p2 10.0.2.1 ┘
 
+and for the IPv6 suites (the `ipv6` marker, `ipv6_on()`), on the same wires: host hN 2001:db8:N::2 and the DUT 2001:db8:N::1 (/64), and each
+side's link-local address fe80::ff:fe00:X, EUI-64 of its fixed MAC.
+
 Expected frames are written out literally from this plan: what Linux must send,
 not what the code under test computes.
 """
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from scapy.layers.inet import ICMP, IP
+from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 from harness.packets import Mask
@@ -46,6 +51,34 @@ class Host:
         """Ether/IP as the DUT sends it to this host."""
         return Ether(src=self.port.mac, dst=self.mac) / IP(**ip_fields)
 
+    @property
+    def ip6(self) -> str:
+        """2001:db8:N::2, in the compressed form listings print."""
+        return str(ipaddress.IPv6Address(f"2001:db8:{self.port.index}::2"))
+
+    @property
+    def dut_ip6(self) -> str:
+        return str(ipaddress.IPv6Address(f"2001:db8:{self.port.index}::1"))
+
+    @property
+    def ll6(self) -> str:
+        """The host's link-local address (EUI-64 of its MAC)."""
+        return eui64_link_local(self.mac)
+
+    @property
+    def dut_ll6(self) -> str:
+        """The DUT port's link-local address, which ipv6_on() gives it."""
+        return eui64_link_local(self.port.mac)
+
+    def to_dut6(self, **ipv6_fields) -> Ether:
+        """Ether/IPv6 from this host to the DUT's MAC; fields default to host -> DUT."""
+        fields = {"src": self.ip6, "dst": self.dut_ip6, **ipv6_fields}
+        return Ether(src=self.mac, dst=self.port.mac) / IPv6(**fields)
+
+    def from_dut6(self, **ipv6_fields) -> Ether:
+        """Ether/IPv6 as the DUT sends it to this host."""
+        return Ether(src=self.port.mac, dst=self.mac) / IPv6(**ipv6_fields)
+
     def icmp_error(self, icmp_type: int, code: int, about, **icmp_fields) -> Mask:
         """The ICMP error Linux sends this host about the IP packet in `about`:
         from the DUT's address on this port (the route back picks it), TOS
@@ -56,6 +89,26 @@ class Host:
 
 
 IP_FORWARD_ON = "sysctl -w net.ipv4.ip_forward=1"
+
+
+def eui64_link_local(mac: str) -> str:
+    """fe80::/64 and the modified EUI-64 of `mac` (RFC 4291 appendix A)."""
+    octets = bytes.fromhex(mac.replace(":", ""))
+    eui = bytes([octets[0] ^ 0x02]) + octets[1:3] + b"\xff\xfe" + octets[3:]
+    return str(ipaddress.IPv6Address(b"\xfe\x80" + bytes(6) + eui))
+
+
+def ipv6_on(target: Target) -> None:
+    """IPv6 on for the DUT (lo and its ports) as the IPv6 suites have it: no
+    duplicate address detection and no router solicitations on any device
+    (set while IPv6 is still off, then all.disable_ipv6=0), so the ports get
+    their link-local addresses at once and say nothing on their own but MLD
+    reports, which no target shows (the mock models no MLD; the netns lab's
+    capture leaves them out). The tester ports keep IPv6 off and stay silent."""
+    quiet = [f"net.ipv6.conf.{scope}.{name}=0" for scope in ("all", "default", "lo", *(p.name for p in target.ports))
+             for name in ("accept_dad", "router_solicitations")]
+    target.sh(["sysctl", "-q", "-w", *quiet])
+    target.sh("sysctl -q -w net.ipv6.conf.all.disable_ipv6=0")
 
 
 def plan_hosts(target: Target) -> list[Host]:
@@ -76,3 +129,4 @@ def plan_router(target: Target) -> list[Host]:
     hosts = plan_hosts(target)
     target.sh(IP_FORWARD_ON)
     return hosts
+

@@ -6,6 +6,12 @@ the device lines `ip link show` prints too.
 global; `brd +` / `brd -` set the host bits / clear them (prefixes up to /30);
 `del` without a prefix length deletes the first address with that local
 address (iproute2 warns about this "wildcard deletion" on stderr).
+IPv6 addresses (a colon, or -6) go to ipv6/addrconf.py: `nodad` and
+`noprefixroute` are their flags, the kernel gives the scope, no length
+means /128 (for `del` too). Listings print a device's inet lines, then its
+inet6 lines (the kernel's dump order by family); `ip -6 addr` without a
+device lists links as addrconf's inet6_fill_ifinfo() gives them to ip (no
+qdisc, no group).
 """
 from __future__ import annotations
 
@@ -14,16 +20,26 @@ import errno
 from harness.mockkernel.bpf.tag import bpf_prog_calc_tag
 from harness.mockkernel.cmd.args import ToolError, not_modelled
 from harness.mockkernel.cmd.iputils import (INFINITY_LIFE_TIME, IpOptions, Printed, duparg, duparg2, get_addr,
-                                            get_prefix, invarg, matches, no_device, render, scope_id,
-                                            scope_name, unknown_command)
+                                            get_prefix, get_prefix6, inet6_ntoa, invarg, is_inet6, matches,
+                                            no_device, render, scope_id, scope_name, unknown_command)
 from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.ipv4 import devinet
-from harness.mockkernel.net import RT_SCOPE_HOST, RT_SCOPE_UNIVERSE, InAddr, int_to_ip, prefix_mask
+from harness.mockkernel.ipv6 import addrconf
+from harness.mockkernel.ipv6.addrconf import (IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_PERMANENT, IFA_F_SECONDARY,
+                                              IFA_HOST, IFA_LINK, IFA_SITE, Inet6Ifaddr)
+from harness.mockkernel.net import (RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_SITE, RT_SCOPE_UNIVERSE, InAddr, int_to_ip,
+                                    prefix_mask)
 from harness.mockkernel.wire.ethernet import mac_to_str
 
 MODIFY_NOT_MODELLED = ("peer", "remote", "anycast", "metric", "priority", "preference", "valid_lft",
-                       "preferred_lft", "home", "nodad", "optimistic", "mngtmpaddr", "noprefixroute",
-                       "autojoin", "proto")
+                       "preferred_lft", "home", "optimistic", "mngtmpaddr", "autojoin", "proto")
+# `ip addr add` flags the mock models (iproute2's ifa_flag_data[], not readonly)
+MODIFY_FLAGS = {"nodad": IFA_F_NODAD, "noprefixroute": IFA_F_NOPREFIXROUTE}
+# print_ifa_flags(): ifa_flag_data[]'s names, in its order (IFA_F_SECONDARY is
+# "temporary" for IPv6; IFA_F_PERMANENT prints "dynamic" when absent)
+IFA_FLAG_NAMES = ((IFA_F_SECONDARY, "temporary"), (0x02, "nodad"), (0x04, "optimistic"), (0x08, "dadfailed"),
+                  (0x10, "home"), (0x20, "deprecated"), (0x40, "tentative"), (IFA_F_PERMANENT, "permanent"),
+                  (0x100, "mngtmpaddr"), (0x200, "noprefixroute"), (0x400, "autojoin"), (0x800, "stable-privacy"))
 LIST_NOT_MODELLED = ("to", "label", "master", "vrf", "type", "nomaster", "group", "proto")
 
 
@@ -40,16 +56,17 @@ def do_ipaddr(net, tokens, opts: IpOptions) -> str:
     if matches(verb, "list") or matches(verb, "show") or matches(verb, "lst"):
         return ipaddr_list(net, tokens, opts, link_only=False)
     if matches(verb, "flush"):
-        return _flush(net, tokens)
+        return _flush(net, tokens, opts)
     if any(matches(verb, v) for v in ("save", "showdump", "restore", "help")):
         raise not_modelled(f"ip address {verb}")
     raise unknown_command(verb, "address")
 
 
 def _modify(net, tokens, opts: IpOptions, verb: str) -> str:
-    family = "inet" if opts.inet_only else "any valid"
+    family = "inet" if opts.inet_only else "inet6" if opts.inet6_only else "any valid"
     local_text = dev_name = label = None
     local = plen = brd = scope = None
+    flags = 0
     while tokens:
         token = tokens.pop()
         if matches(token, "broadcast") or token == "brd":
@@ -66,6 +83,8 @@ def _modify(net, tokens, opts: IpOptions, verb: str) -> str:
             dev_name = tokens.pop()
         elif token == "label":
             label = tokens.pop()
+        elif token in MODIFY_FLAGS:
+            flags |= MODIFY_FLAGS[token]
         elif token in MODIFY_NOT_MODELLED:
             raise not_modelled(f"ip address {verb} {token}")
         else:
@@ -74,13 +93,22 @@ def _modify(net, tokens, opts: IpOptions, verb: str) -> str:
             if local_text is not None:
                 raise duparg2("local", token)
             local_text = token
-            local, plen = get_prefix(token, family)
-            family = "inet"
+            if family == "inet6" or (family == "any valid" and is_inet6(token)):
+                local, plen = get_prefix6(token, family)
+                family = "inet6"
+            else:
+                local, plen = get_prefix(token, family)
+                family = "inet"
     if dev_name is None:
         raise ToolError('Not enough information: "dev" argument is required.', 1)
     dev = net.dev_by_name(dev_name)
     if dev is None:
         raise no_device(dev_name)
+    if family == "inet6":
+        return _modify6(net, dev, verb, local, plen, flags, brd, label)
+    if flags:
+        raise not_modelled(f"ip address {verb} {next(n for n, f in MODIFY_FLAGS.items() if f & flags)} "
+                           "for an IPv4 address")
     if verb == "del":
         prefixlen = plen if local_text is not None and "/" in local_text else None
         devinet.inet_rtm_deladdr(net, dev, local, prefixlen, label)
@@ -94,6 +122,21 @@ def _modify(net, tokens, opts: IpOptions, verb: str) -> str:
     return ""
 
 
+def _modify6(net, dev, verb: str, local: bytes, plen: int, flags: int, brd, label) -> str:
+    """inet6_rtm_newaddr()/inet6_rtm_deladdr(); the kernel sets the scope itself."""
+    if brd is not None:
+        raise ToolError("Broadcast can be set only for IPv4 addresses", 1)
+    if label is not None:
+        raise not_modelled(f"ip address {verb} label for an IPv6 address")
+    if verb == "del":
+        addrconf.inet6_addr_del(net, dev, local, plen)
+    elif verb == "replace":
+        raise not_modelled("ip address replace/change for an IPv6 address")
+    else:
+        addrconf.inet6_addr_add(net, dev, local, plen, flags)
+    return ""
+
+
 def _broadcast(brd, local: int, plen: int) -> int | None:
     """`brd +` sets the host bits, `brd -` clears them; neither applies past /30."""
     if brd not in ("+", "-"):
@@ -104,8 +147,9 @@ def _broadcast(brd, local: int, plen: int) -> int | None:
     return local | ~mask & 0xFFFFFFFF if brd == "+" else local & mask
 
 
-def _list_filter(net, tokens, verb: str) -> tuple[list, int | None]:
-    """ipaddr_list_flush_or_save()'s selectors: [dev] NAME, up, scope S|all."""
+def _list_filter(net, tokens, verb: str) -> tuple[list, int | None, bool]:
+    """ipaddr_list_flush_or_save()'s selectors: [dev] NAME, up, scope S|all;
+    and whether a device was named."""
     name, up_only, scope = None, False, None
     while tokens:
         token = tokens.pop()
@@ -129,33 +173,53 @@ def _list_filter(net, tokens, verb: str) -> tuple[list, int | None]:
         devs = [d for d in devs if d.name == name]
         if not devs:
             raise ToolError(f'Device "{name}" does not exist.', 1)
-    return [d for d in devs if d.up or not up_only], scope
+    return [d for d in devs if d.up or not up_only], scope, name is not None
 
 
-def _flush(net, tokens) -> str:
+def rt_scope(ifa_scope: int) -> int:
+    """rt_scope(): an IPv6 address's IFA_* scope as the RT_SCOPE_* netlink reports."""
+    if ifa_scope & IFA_HOST:
+        return RT_SCOPE_HOST
+    if ifa_scope & IFA_LINK:
+        return RT_SCOPE_LINK
+    return RT_SCOPE_SITE if ifa_scope & IFA_SITE else RT_SCOPE_UNIVERSE
+
+
+def _inet6_addrs(dev, scope: int | None) -> list[Inet6Ifaddr]:
+    idev = dev.ip6_ptr
+    if idev is None:
+        return []
+    return [ifp for ifp in idev.addr_list if scope is None or rt_scope(ifp.scope) == scope]
+
+
+def _flush(net, tokens, opts: IpOptions) -> str:
     if not tokens:
         raise ToolError("Flush requires arguments.", 1)
-    devs, scope = _list_filter(net, tokens, "flush")
+    devs, scope, _ = _list_filter(net, tokens, "flush")
     for dev in devs:
-        while doomed := [a for a in dev.addrs if scope is None or a.scope == scope]:
+        while not opts.inet6_only and (doomed := [a for a in dev.addrs if scope is None or a.scope == scope]):
             devinet.inet_rtm_deladdr(net, dev, doomed[0].local, doomed[0].prefixlen)
+        while not opts.inet_only and (doomed6 := _inet6_addrs(dev, scope)):
+            addrconf.inet6_addr_del(net, dev, doomed6[0].addr, doomed6[0].prefix_len)
     return ""
 
 
 def ipaddr_list(net, tokens, opts: IpOptions, link_only: bool) -> str:
     """`ip addr show` and `ip link show` (ipaddr_list_link)."""
-    devs, scope = _list_filter(net, tokens, "show")
+    devs, scope, named = _list_filter(net, tokens, "show")
     if opts.details:
         raise not_modelled("ip -d (device details) for links and addresses")
     objects = []
     for dev in devs:
-        addrs = [a for a in dev.addrs if scope is None or a.scope == scope]
-        if (opts.inet_only or scope is not None) and not link_only and not addrs:
+        addrs = [] if opts.inet6_only else [a for a in dev.addrs if scope is None or a.scope == scope]
+        addrs6 = [] if opts.inet_only or link_only else _inet6_addrs(dev, scope)
+        filtered = opts.inet_only or opts.inet6_only or scope is not None
+        if filtered and not link_only and not (addrs or addrs6):
             continue  # an address filter leaves out devices with no address passing it
         out = Printed()
-        print_linkinfo(out, dev, opts, link_only)
+        print_linkinfo(out, dev, opts, link_only, inet6_dump=opts.inet6_only and not named)
         if not link_only:
-            _print_addrs(out, addrs, opts)
+            _print_addrs(out, addrs, addrs6, opts)
         if opts.brief:
             out.add(None, None, "\n")
         elif opts.stats:
@@ -164,10 +228,12 @@ def ipaddr_list(net, tokens, opts: IpOptions, link_only: bool) -> str:
     return render(objects, opts)
 
 
-def _print_addrs(out: Printed, addrs: list[InAddr], opts: IpOptions) -> None:
+def _print_addrs(out: Printed, addrs: list[InAddr], addrs6: list[Inet6Ifaddr], opts: IpOptions) -> None:
     if opts.brief:
-        out.add("addr_info", [{"local": int_to_ip(a.local), "prefixlen": a.prefixlen} for a in addrs],
-                "".join(f"{int_to_ip(a.local)}/{a.prefixlen} " for a in addrs))
+        brief = [(int_to_ip(a.local), a.prefixlen) for a in addrs] + \
+                [(inet6_ntoa(ifp.addr), ifp.prefix_len) for ifp in addrs6]
+        out.add("addr_info", [{"local": local, "prefixlen": plen} for local, plen in brief],
+                "".join(f"{local}/{plen} " for local, plen in brief))
         return
     infos, text = [], ""
     for a in addrs:
@@ -183,6 +249,21 @@ def _print_addrs(out: Printed, addrs: list[InAddr], opts: IpOptions) -> None:
             text += "secondary "
         info.update(label=a.label, valid_life_time=INFINITY_LIFE_TIME, preferred_life_time=INFINITY_LIFE_TIME)
         text += f"{a.label}\n       valid_lft forever preferred_lft forever\n"
+        infos.append(info)
+    for ifp in addrs6:
+        local, scope = inet6_ntoa(ifp.addr), scope_name(rt_scope(ifp.scope))
+        info = {"family": "inet6", "local": local, "prefixlen": ifp.prefix_len, "scope": scope}
+        text += f"    inet6 {local}/{ifp.prefix_len} scope {scope} "
+        for flag, name in IFA_FLAG_NAMES:
+            if flag == IFA_F_PERMANENT:
+                if not ifp.flags & flag:
+                    info["dynamic"] = True
+                    text += "dynamic "
+            elif ifp.flags & flag:
+                info[name] = True
+                text += f"{name} "
+        info.update(valid_life_time=INFINITY_LIFE_TIME, preferred_life_time=INFINITY_LIFE_TIME)
+        text += "\n       valid_lft forever preferred_lft forever\n"
         infos.append(info)
     out.add("addr_info", infos, text)
 
@@ -204,10 +285,11 @@ def operstate(dev) -> str:
     return "UNKNOWN" if dev.is_loopback or dev.operstate_unknown else "UP"
 
 
-def print_linkinfo(out: Printed, dev, opts: IpOptions, link_only: bool) -> None:
+def print_linkinfo(out: Printed, dev, opts: IpOptions, link_only: bool, inet6_dump: bool = False) -> None:
     """The device's lines: `ip link` prints the link mode, `ip addr` does not,
-    `ip -4 addr` leaves the link layer out. The mock's ports have no peer in
-    the namespace, so their names carry no "@peer"."""
+    `ip -4/-6 addr` leave the link layer out; `inet6_dump`: the link as
+    inet6_fill_ifinfo() reports it (mtu, state, qlen only). The mock's ports
+    have no peer in the namespace, so their names carry no "@peer"."""
     flags, state, mac = link_flags(dev), operstate(dev), mac_to_str(dev.mac)
     brd = mac if dev.is_loopback else "ff:ff:ff:ff:ff:ff"
     if opts.brief:
@@ -217,6 +299,9 @@ def print_linkinfo(out: Printed, dev, opts: IpOptions, link_only: bool) -> None:
         return
     out.add("ifindex", dev.ifindex, f"{dev.ifindex}: ").add("ifname", dev.name, f"{dev.name}: ")
     out.add("flags", flags, f"<{','.join(flags)}> ").add("mtu", dev.mtu, f"mtu {dev.mtu} ")
+    if inet6_dump:
+        out.add("operstate", state, f"state {state} ").add("txqlen", 1000, "qlen 1000\n")
+        return
     xdp = xdp_attached(dev)
     if xdp is not None:
         mode, prog = xdp
@@ -230,7 +315,7 @@ def print_linkinfo(out: Printed, dev, opts: IpOptions, link_only: bool) -> None:
     if link_only:
         out.add("linkmode", "DEFAULT", "mode DEFAULT ")
     out.add("group", "default", "group default ").add("txqlen", 1000, "qlen 1000")
-    if link_only or not opts.inet_only:
+    if link_only or not (opts.inet_only or opts.inet6_only):
         link_type = "loopback" if dev.is_loopback else "ether"
         out.add("link_type", link_type, f"\n    link/{link_type} ").add("address", mac, f"{mac} ")
         out.add("broadcast", brd, f"brd {brd}")

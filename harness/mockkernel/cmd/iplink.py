@@ -6,8 +6,9 @@ as iproute2 prints it from ipaddress.c).
 `xdp` and `xdpdrv` attach a native XDP program, `xdpgeneric` a generic one
 (core/xdp.py). The kernel applies a set in do_setlink()'s order: address, mtu,
 up/down (dev_change_flags(), whose netdevice notifiers bring the routing and
-neighbour effects), then the master (do_set_master()). A link added without a
-name gets its kind's first free `KIND%d` (rtnl_newlink()). Bridges are the one
+neighbour effects), then the master (do_set_master()), then `addrgenmode`
+(IPv6's IFLA_AF_SPEC: stored, no address made). A link added without a name
+gets its kind's first free `KIND%d` (rtnl_newlink()). Bridges are the one
 kind of link the mock creates; the DUT's own devices (lo and the ports) are
 never deleted.
 """
@@ -21,11 +22,13 @@ from harness.mockkernel.cmd.iplink_bridge import bridge_parse_opt
 from harness.mockkernel.cmd.iputils import IpOptions, device, duparg, duparg2, invarg, ll_addr, matches, \
     unknown_command
 from harness.mockkernel.core.xdp import dev_xdp_attach
+from harness.mockkernel.ipv6 import addrconf
+from harness.mockkernel.ipv6.addrconf import ADDR_GEN_MODES
 
 SET_NOT_MODELLED = ("name", "index", "broadcast", "brd", "txqueuelen", "qlen", "txqlen", "netns",
                     "multicast", "allmulticast", "promisc", "trailers", "arp", "carrier", "vf",
                     "dynamic", "alias", "group", "mode", "state", "numtxqueues", "numrxqueues",
-                    "addrgenmode", "link-netns", "link-netnsid", "protodown", "xdpoffload", "gso_max_size",
+                    "link-netns", "link-netnsid", "protodown", "xdpoffload", "gso_max_size",
                     "gro_max_size", "altname", "vrf")
 LINK_KINDS = ("bridge",)  # the kinds `ip link add` creates on the mock (rtnl_link_register())
 
@@ -119,7 +122,7 @@ GSO_MAX_SEGS = 65535  # include/linux/netdevice.h: the most `ip link set gso_max
 
 
 def _set(net, tokens) -> str:
-    name = mtu = mac = up = xdp = gso_max_segs = master = kind_data = None
+    name = mtu = mac = up = xdp = gso_max_segs = master = kind_data = addr_gen_mode = None
     while tokens:
         token = tokens.pop()
         if token == "type":
@@ -149,6 +152,11 @@ def _set(net, tokens) -> str:
             gso_max_segs = c_uint(value)
             if gso_max_segs is None or gso_max_segs > GSO_MAX_SEGS:
                 raise invarg("Invalid GSO max segments", value)
+        elif token == "addrgenmode":
+            value = tokens.pop()
+            addr_gen_mode = ADDR_GEN_MODES.get(value)
+            if addr_gen_mode is None:
+                raise invarg("Invalid address generation mode", value)
         elif token in SET_NOT_MODELLED:
             raise not_modelled(f"ip link set {token}")
         else:
@@ -176,6 +184,8 @@ def _set(net, tokens) -> str:
         path, section, generic = xdp
         load = None if path is None else lambda: _xdp_program(net, path, section)
         dev_xdp_attach(dev, load, generic)
+    if addr_gen_mode is not None:  # IFLA_AF_SPEC, after the flags in do_setlink()
+        addrconf.inet6_set_link_af_addr_gen_mode(net, dev, addr_gen_mode)
     return ""
 
 

@@ -4,6 +4,7 @@ dev X [nud STATE]; show/flush [dev X] [nud STATE|all] [PREFIX].
 `add` without `nud` makes a PERMANENT entry. `show` hides NOARP entries and
 `flush` spares PERMANENT and NOARP ones unless `nud` says otherwise. Entries are
 listed in the order they were created (the kernel lists them in hash order).
+IPv6 neighbours (nd_tbl) are not modelled yet.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from harness.mockkernel.cmd.iputils import (
     get_addr,
     get_prefix,
     invarg,
+    is_inet6,
     ll_addr,
     matches,
     render,
@@ -80,11 +82,16 @@ def nud_state(text: str) -> int | None:
     return value if value is not None and value < 0x100 and not value & (value - 1) else None
 
 
+def _family(opts: IpOptions) -> str:
+    return "inet" if opts.inet_only else "inet6" if opts.inet6_only else "any valid"
+
+
 def _modify(net, tokens, opts: IpOptions, flags: int | None) -> str:
     """`flags` None is a delete."""
-    family = "inet" if opts.inet_only else "any valid"
+    family = _family(opts)
     lladdr = dev_name = dst = None
     state = NUD_PERMANENT
+    router = False
     while tokens:
         token = tokens.pop()
         if matches(token, "lladdr"):
@@ -97,7 +104,9 @@ def _modify(net, tokens, opts: IpOptions, flags: int | None) -> str:
             state = nud_state(value)
             if state is None:
                 raise invarg("nud state is bad", value)
-        elif any(matches(token, k) for k in ("proxy", "router", "extern_learn", "protocol")):
+        elif matches(token, "router"):
+            router = True
+        elif any(matches(token, k) for k in ("proxy", "extern_learn", "protocol")):
             raise not_modelled(f"ip neigh {token}")
         elif matches(token, "dev"):
             dev_name = tokens.pop()
@@ -106,22 +115,26 @@ def _modify(net, tokens, opts: IpOptions, flags: int | None) -> str:
                 token = tokens.pop()
             if dst is not None:
                 raise duparg2("to", token)
-            dst = get_addr(token, family)
+            if family == "inet6" or (family == "any valid" and is_inet6(token)):
+                raise not_modelled("ip neigh for IPv6 neighbours (nd_tbl)")
+            dst, family = get_addr(token, family), "inet"
     if dev_name is None or dst is None:
         raise ToolError("Device and destination are required arguments.", 255)
+    if router:
+        raise not_modelled("ip neigh router for an IPv4 neighbour")
     mac = ll_addr(lladdr) if lladdr not in (None, "null") else None
     dev = device(net, dev_name)
     if flags is None:
-        rtnetlink.neigh_delete(net, dev, dst)
+        rtnetlink.neigh_delete(net, net.arp_tbl, dev, dst)
     else:
-        rtnetlink.neigh_add(net, dev, dst, mac, state, flags)
+        rtnetlink.neigh_add(net, net.arp_tbl, dev, dst, mac, state, flags)
     return ""
 
 
 def _show_or_flush(net, tokens, opts: IpOptions, flush: bool) -> str:
     if flush and not tokens:
         raise ToolError("Flush requires arguments.", 1)
-    family = "inet" if opts.inet_only else "any valid"
+    family = _family(opts)
     dev = prefix = states = None
     while tokens:
         token = tokens.pop()
@@ -140,16 +153,20 @@ def _show_or_flush(net, tokens, opts: IpOptions, flush: bool) -> str:
         else:
             if token == "to":
                 token = tokens.pop()
-            prefix = get_prefix(token, family)
+            if family == "inet6" or (family == "any valid" and is_inet6(token)):
+                raise not_modelled("ip neigh for IPv6 neighbours (nd_tbl)")
+            prefix, family = get_prefix(token, family), "inet"
+    if family == "inet6":
+        raise not_modelled("ip -6 neigh (nd_tbl)")
     if states is None:
         states = ~(NUD_PERMANENT | NUD_NOARP) if flush else 0xFF & ~NUD_NOARP
-    entries = [n for n in net.neighbours.values()
+    entries = [n for n in net.arp_tbl.entries.values()
                if (dev is None or n.ifindex == dev.ifindex)
                and (prefix is None or not (n.ip ^ prefix[0]) & prefix_mask(prefix[1]))
                and (n.state & states or (not n.state and states & NUD_NONE_FILTER))]
     if flush:
         for n in entries:
-            rtnetlink.neigh_delete(net, net.devices[n.ifindex], n.ip)
+            rtnetlink.neigh_delete(net, n.tbl, net.devices[n.ifindex], n.ip)
         return ""
     return render([_print_neigh(net, n, dev is None, opts) for n in entries], opts)
 

@@ -6,6 +6,7 @@ and json_print.c (one code path printing either text or JSON).
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import dataclass
 
 from harness.mockkernel.cmd.args import Args, ToolError, c_uint
@@ -108,6 +109,43 @@ def get_prefix(text: str, family: str = "any valid") -> tuple[int, int]:
     if value is None or plen is None:
         raise ToolError(f'Error: {family} prefix is expected rather than "{text}".', 1)
     return value, plen
+
+
+def _ipv6(text: str) -> bytes | None:
+    """inet_pton(AF_INET6)."""
+    try:
+        return socket.inet_pton(socket.AF_INET6, text)
+    except OSError:
+        return None
+
+
+def inet6_ntoa(addr: bytes) -> str:
+    """inet_ntop(AF_INET6): the compressed form ip prints."""
+    return socket.inet_ntop(socket.AF_INET6, addr)
+
+
+def is_inet6(text: str) -> bool:
+    """get_addr_1()'s test for an IPv6 address: it has a colon."""
+    return ":" in text
+
+
+def get_prefix6(text: str, family: str = "any valid") -> tuple[bytes, int]:
+    """get_prefix() for AF_INET6: "default", "all" and "any" are ::/0; no length means /128."""
+    if text in ("default", "all", "any"):
+        return bytes(16), 0
+    addr, slash, length = text.partition("/")
+    value = _ipv6(addr)
+    plen = c_uint(length) if slash else 128
+    if value is None or plen is None or plen > 128:
+        raise ToolError(f'Error: {family} prefix is expected rather than "{text}".', 1)
+    return value, plen
+
+
+def get_addr6(text: str, family: str = "any valid") -> bytes:
+    value = _ipv6(text)
+    if value is None:
+        raise ToolError(f'Error: {family} address is expected rather than "{text}".', 1)
+    return value
 
 
 def get_addr(text: str, family: str = "any valid") -> int:

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 from harness.dropreason import DropReason
 from harness.journey import Stage
-from harness.mockkernel.core.dev import dev_mc_add
 from harness.mockkernel.core.errors import RtnlError, not_modelled
+from harness.mockkernel.core.neighbour import neigh_output
 from harness.mockkernel.core.skbuff import kfree_skb
-from harness.mockkernel.net import NUD_VALID, FibRule, Neighbour, Net, NetDevice
+from harness.mockkernel.net import NUD_VALID, FibRule, Net, NetDevice
 
 # include/uapi/linux/netlink.h request flags
 NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE, NLM_F_APPEND = 0x100, 0x200, 0x400, 0x800
@@ -52,8 +52,9 @@ def dev_set_mac_address(net: Net, dev: NetDevice, mac: bytes) -> None:
 
 
 def dev_set_mtu(net: Net, dev: NetDevice, mtu: int) -> None:
-    """dev_validate_mtu(); a device whose MTU drops below 68 loses IPv4
-    (inetdev_destroy), which the mock does not model."""
+    """dev_validate_mtu(), then NETDEV_CHANGEMTU (IPv6 takes the new MTU); a
+    device whose MTU drops below 68 loses IPv4 (inetdev_destroy), which the
+    mock does not model."""
     low, high = MTU_BOUNDS[dev.kind]
     if mtu < low:
         raise RtnlError(errno.EINVAL, "mtu less than device minimum")
@@ -94,16 +95,9 @@ def rtnl_changelink(net: Net, dev: NetDevice, kind: str, data: dict) -> None:
     ops.changelink(net, dev, data)
 
 
-# 33:33:00:00:00:01, ipv6_eth_mc_map(ff02::1): addrconf's ipv6_add_dev() joins all-nodes on
-# every device it registers, disable_ipv6 or not (the lab's `bridge fdb show` lists it)
-IPV6_ALLNODES_MAC = b"\x33\x33\x00\x00\x00\x01"
-
-
 def register_netdevice(net: Net, dev: NetDevice) -> None:
     """register_netdevice(): the device joins the namespace, then NETDEV_REGISTER."""
     net.add_device(dev)
-    if not dev.is_loopback:
-        dev_mc_add(dev, IPV6_ALLNODES_MAC)
     call_netdevice_notifiers(net, NETDEV_REGISTER, dev)
 
 
@@ -117,7 +111,7 @@ def rtnl_dellink(net: Net, dev: NetDevice) -> None:
     ops.dellink(net, dev)
     dev_change_flags(net, dev, False)
     call_netdevice_notifiers(net, NETDEV_UNREGISTER, dev)
-    neigh_ifdown(net, dev)
+    neigh_ifdown(net, net.arp_tbl, dev)
     net.remove_device(dev)
 
 
@@ -231,23 +225,22 @@ def fib_nl_delrule(net: Net, rule: FibRule, given: RuleSelectors) -> None:
 
 
 # neighbours -------------------------------------------------------------------
-def neigh_table_init(net: Net, output) -> None:
-    """neigh_table_init(NEIGH_ARP_TABLE, &arp_tbl): the namespace's one table;
-    `output(net, neigh, skb)` is each entry's neigh->output (arp_constructor())."""
-    net.neigh_output = output
+def neigh_table_init(net: Net, name: str, tbl) -> None:
+    """neigh_table_init(): `name` is arp_tbl or nd_tbl (core/neighbour.py NeighTable)."""
+    setattr(net, name, tbl)
 
 
-def neigh_add(net: Net, dev: NetDevice, ip: int, lladdr: bytes | None, state: int, flags: int) -> None:
+def neigh_add(net: Net, tbl, dev: NetDevice, ip, lladdr: bytes | None, state: int, flags: int) -> None:
     """neigh_add() + __neigh_update() as an administrator. States that need an
     address (NUD_VALID) take the given one or keep the entry's; without either
     the update fails, leaving a new entry behind in no state, as the kernel does."""
     if lladdr is not None and len(lladdr) < len(dev.mac):
         raise RtnlError(errno.EINVAL, "Invalid link address")
-    neigh = net.neighbours.get((dev.ifindex, ip))
+    neigh = tbl.entries.get((dev.ifindex, ip))
     if neigh is None:
         if not flags & NLM_F_CREATE:
             raise RtnlError(errno.ENOENT)
-        neigh = net.neighbours[(dev.ifindex, ip)] = Neighbour(ip, dev.ifindex, None, 0, net.clock.now)
+        neigh = tbl.create(net, dev.ifindex, ip)
     elif flags & NLM_F_EXCL:
         raise RtnlError(errno.EEXIST)
     if state & NUD_VALID:
@@ -259,25 +252,25 @@ def neigh_add(net: Net, dev: NetDevice, ip: int, lladdr: bytes | None, state: in
     if state & NUD_VALID:  # a now-valid entry sends what waited for it
         queued, neigh.queue = neigh.queue, []
         for skb in queued:
-            net.neigh_output(net, neigh, skb)
+            neigh_output(net, neigh, skb)
 
 
-def neigh_delete(net: Net, dev: NetDevice, ip: int) -> None:
-    if (dev.ifindex, ip) not in net.neighbours:
+def neigh_delete(net: Net, tbl, dev: NetDevice, ip) -> None:
+    if (dev.ifindex, ip) not in tbl.entries:
         raise RtnlError(errno.ENOENT)
-    _neigh_destroy(net, (dev.ifindex, ip))
+    _neigh_destroy(tbl, (dev.ifindex, ip))
 
 
-def neigh_ifdown(net: Net, dev: NetDevice) -> None:
+def neigh_ifdown(net: Net, tbl, dev: NetDevice) -> None:
     """Every entry on the device goes, permanent ones too."""
-    for key in [k for k in net.neighbours if k[0] == dev.ifindex]:
-        _neigh_destroy(net, key)
+    for key in [k for k in tbl.entries if k[0] == dev.ifindex]:
+        _neigh_destroy(tbl, key)
 
 
-def _neigh_destroy(net: Net, key: tuple[int, int]) -> None:
+def _neigh_destroy(tbl, key: tuple) -> None:
     """The entry dies: its timers see no state left to work on, and what was
     queued for it is dropped."""
-    neigh = net.neighbours.pop(key)
+    neigh = tbl.entries.pop(key)
     neigh.state = 0
     for skb in neigh.queue:
         kfree_skb(skb, DropReason.NEIGH_DEAD, Stage.NEIGH, "neigh_flush_dev")

@@ -13,8 +13,8 @@ rounds up to 4 ms steps.
 
 The tables follow the kernel's: net/core/sysctl_net_core.c net_core_table,
 net/ipv4/sysctl_net_ipv4.c ipv4_net_table, net/ipv4/devinet.c devinet_sysctl
-(conf/{all,default,DEV}/*, copied from default when a device appears) and
-net/ipv6/addrconf.c (disable_ipv6); conntrack registers
+(conf/{all,default,DEV}/*, copied from default when a device appears);
+IPv6's conf/* are ipv6/addrconf.py's; conntrack registers
 nf_conntrack_standalone.c's table when it loads (register_net_sysctl()).
 """
 from __future__ import annotations
@@ -213,11 +213,6 @@ IPV4_TABLE = {
     "net.ipv4.ping_group_range": CtlTable((1, 0), ipv4_ping_group_range),
     "net.ipv4.ip_local_port_range": CtlTable((32768, 60999), ipv4_local_port_range),
 }
-# net/ipv6/addrconf.c
-IPV6_TABLE = {
-    "net.ipv6.conf.all.disable_ipv6": _int(0),
-    "net.ipv6.conf.default.disable_ipv6": _int(0),
-}
 # net/ipv4/devinet.c devinet_sysctl: devinet_conf_proc() and the flushing entries
 # are proc_dointvec(); mc_forwarding is 0444 (only a multicast router daemon sets it)
 DEVINET_TABLE = {
@@ -237,7 +232,10 @@ class Sysctls:
     def __init__(self) -> None:
         self.tables: dict[str, CtlTable] = {}
         self.values: dict[str, Value] = {}
-        for table in (NET_CORE_TABLE, IPV4_TABLE, IPV6_TABLE):
+        # ctl_table.data: where an entry's value lives besides `values`, as (object, attribute),
+        # for the entries the datapath reads as a structure's field (ipv6/addrconf.py's cnf)
+        self.data: dict[str, tuple[object, str]] = {}
+        for table in (NET_CORE_TABLE, IPV4_TABLE):
             self.register(table)
         for scope in ("all", "default"):
             self.register({f"net.ipv4.conf.{scope}.{name}": entry for name, entry in DEVINET_TABLE.items()})
@@ -269,7 +267,14 @@ class Sysctls:
         """A write to /proc/sys/<key>: KeyError for a key that does not exist,
         ProcError when the handler refuses the value."""
         table = self.tables[key]
-        self.values[key] = table.proc_handler(self, table, key, text)
+        self.store(key, table.proc_handler(self, table, key, text))
+
+    def store(self, key: str, value: Value) -> None:
+        """The value in the tree and where the entry's data points."""
+        self.values[key] = value
+        data = self.data.get(key)
+        if data is not None:
+            setattr(data[0], data[1], value)
 
     def show(self, key: str) -> str:
         """The value as reading /proc/sys/<key> prints it."""

@@ -64,7 +64,7 @@ def fib_disable_ip(net: Net, dev: NetDevice, force: bool) -> None:
     for table in net.tables.values():
         table.flush(lambda r: r.oif == dev.ifindex and (force or r.scope != RT_SCOPE_HOST))
     fib.rt_cache_flush(net)
-    neigh_ifdown(net, dev)
+    neigh_ifdown(net, net.arp_tbl, dev)
 
 
 def _fib_magic(net: Net, add: bool, rtype: RouteType, dst: int, plen: int, dev: NetDevice, prim: InAddr) -> None:

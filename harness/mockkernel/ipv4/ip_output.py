@@ -6,7 +6,7 @@ ip_finish_output() fragments a packet larger than the path MTU when DF is clear
 (kept on the last if the packet was itself a non-last fragment), and a fresh
 header checksum. A DF packet that does not fit is answered with frag needed.
 Then ip_finish_output2() finds the next hop's neighbour and sends through it
-(arp.neigh_output).
+(core/neighbour.py neigh_output(), arp_tbl's entry).
 SNMP: __ip_local_out() counts OutRequests (locally generated packets),
 ip_output() OutTransmits and OutOctets, ip_finish_output2() the multicast and
 broadcast ones; fragmentation FragOKs, FragCreates and FragFails.
@@ -21,8 +21,8 @@ from harness.mockkernel.core import dev as core_dev
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.core.snmp import (IPSTATS_MIB_FRAGCREATES, IPSTATS_MIB_FRAGFAILS, IPSTATS_MIB_FRAGOKS,
                                           IPSTATS_MIB_OUT, IPSTATS_MIB_OUTBCAST, IPSTATS_MIB_OUTREQUESTS, PO_PACKET)
-from harness.mockkernel.ipv4.arp import HH_OUTPUT_HOPS, neigh_hh_output, neigh_output
-from harness.mockkernel.net import NUD_CONNECTED, Neighbour
+from harness.mockkernel.core.neighbour import HH_OUTPUT_HOPS, neigh_hh_output, neigh_output
+from harness.mockkernel.net import NUD_CONNECTED
 from harness.mockkernel.netfilter.core import NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING, nf_hook
 from harness.mockkernel.wire.ethernet import BROADCAST
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED
@@ -93,8 +93,7 @@ def ip_finish_output2(skb: SkBuff) -> None:
     nexthop = rt.nexthop(daddr)
     neigh = net.neighbours.get((dev.ifindex, nexthop))
     if neigh is None:
-        neigh = net.neighbours[(dev.ifindex, nexthop)] = Neighbour(nexthop, dev.ifindex, None, 0,
-                                                                   net.clock.now)
+        neigh = net.arp_tbl.create(net, dev.ifindex, nexthop)
     state = neigh.state
     if state & NUD_CONNECTED:  # neigh_output()'s test, inline here as in include/net/neighbour.h
         journey = skb.journey

@@ -3,7 +3,8 @@
 
 `fib_tables` by id (ipv6/ip6_fib.py Fib6Table; fib6_net_init() makes local
 and main), `fib6_sernum`, bumped by every FIB change (fib6_update_sernum()):
-the input routes cached on the routes (route.py) are stale once it moved.
+the input routes cached on the routes (route.py) are stale once it moved;
+`devconf_all`/`devconf_dflt` and DAD's `ndisc_send_ns` (addrconf.py, ndisc.py).
 """
 from __future__ import annotations
 
@@ -17,3 +18,7 @@ class NetnsIpv6:
         self.fib_tables: dict[int, Fib6Table] = {RT6_TABLE_MAIN: Fib6Table(RT6_TABLE_MAIN),
                                                  RT6_TABLE_LOCAL: Fib6Table(RT6_TABLE_LOCAL)}
         self.fib6_sernum = 0
+        # ipv6_devconf of conf/all and conf/default (ipv6/addrconf.py addrconf_init())
+        self.devconf_all = self.devconf_dflt = None
+        # neighbour discovery's solicitation sender, for DAD (ipv6/ndisc.py ndisc_init())
+        self.ndisc_send_ns = None

@@ -115,9 +115,9 @@ def rt6_need_strict(daddr: bytes) -> bool:
 
 
 def ipv6_disabled(net, dev: NetDevice) -> bool:
-    """idev->cnf.disable_ipv6 of `dev`: conf/all's, which a write copies to every
-    device (addrconf_disable_change()), while devices have no conf of their own."""
-    return bool(net.sysctl.values["net.ipv6.conf.all.disable_ipv6"])
+    """idev->cnf.disable_ipv6 of `dev` (its inet6_dev, dev->ip6_ptr, ipv6/addrconf.py)."""
+    idev = dev.ip6_ptr
+    return idev is None or bool(idev.cnf.disable_ipv6)
 
 
 def fib6_table_lookup(net, table: Fib6Table, daddr: int, oif: int, strict: bool) -> Fib6Info | None:
