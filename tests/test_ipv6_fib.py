@@ -68,6 +68,7 @@ def test_lookup_takes_the_longest_prefix_with_a_usable_route_of_lowest_metric(f6
     """Routes out of the down port are never used; of the longest prefix with
     any usable route, the lowest metric, a route out of `oif` first."""
     net = Kernel()
+    net.sysctl.write("net.ipv6.conf.all.addr_gen_mode", "1")  # no link-local, so no fe80::/64 in main
     net.sysctl.write("net.ipv6.conf.all.disable_ipv6", "0")
     net.devices[DOWN].up = False
     table = net.ipv6.fib_tables[254]
@@ -90,6 +91,7 @@ def test_lookup_takes_the_longest_prefix_with_a_usable_route_of_lowest_metric(f6
 
 def _kernel_with_ipv6() -> Kernel:
     net = Kernel()
+    net.sysctl.write("net.ipv6.conf.all.addr_gen_mode", "1")  # no link-local, so no fe80::/64 in main
     net.sysctl.write("net.ipv6.conf.all.disable_ipv6", "0")
     return net
 

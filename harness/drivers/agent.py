@@ -38,6 +38,7 @@ import io
 import os
 import pickle
 import signal
+import socket
 import sys
 import tempfile
 import traceback
@@ -353,8 +354,8 @@ class RemoteDutSide:
             self._call(DUT_SIDE, "before_send", port, frames)
 
     def socket(self, proto: str, bind: tuple[str, int] | None, rcvbuf: int | None, sndbuf: int | None,
-               timeout: float, family: int) -> AppSocket | StreamSocket:
-        remote = self._call(DUT_SIDE, "socket", proto, bind, rcvbuf, sndbuf, timeout, family)
+               timeout: float, family: int = socket.AF_INET) -> AppSocket | StreamSocket:
+        remote = self._call(DUT_SIDE, "socket", proto, bind, rcvbuf, sndbuf, timeout, int(family))  # a plain int pickles
         if remote.kind == "stream_socket":
             return RemoteStreamSocket(self, remote)
         return RemoteAppSocket(self, remote)
