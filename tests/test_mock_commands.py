@@ -24,6 +24,7 @@ import pytest
 
 from harness.mockkernel import cmd
 from harness.mockkernel.clock import Clock
+from harness.mockkernel.core.rtnetlink import register_netdevice
 from harness.mockkernel.ipv4.af_inet import inet_init
 from harness.mockkernel.ipv6.af_inet6 import inet6_init
 from harness.mockkernel.net import Net, NetDevice
@@ -42,8 +43,8 @@ def _fresh_net(lo_up: bool = False) -> Net:
     inet6_init(net)
     for scope in ("all", "default"):  # as the scratch namespace and the lab have it
         net.sysctl.write(f"net.ipv6.conf.{scope}.disable_ipv6", "1")
-    net.add_device(NetDevice("lo", 1, "loopback", b"\0" * 6, mtu=65536, up=lo_up))
-    net.add_device(NetDevice("p0", 2, "veth", bytes.fromhex(P0_MAC.replace(":", ""))))
+    register_netdevice(net, NetDevice("lo", 1, "loopback", b"\0" * 6, mtu=65536, up=lo_up))
+    register_netdevice(net, NetDevice("p0", 2, "veth", bytes.fromhex(P0_MAC.replace(":", ""))))
     return net
 
 
