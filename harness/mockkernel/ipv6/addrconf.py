@@ -44,8 +44,8 @@ import errno
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.dev import dev_mc_add, dev_mc_del
+from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.rtnetlink import (NETDEV_CHANGEMTU, NETDEV_DOWN, NETDEV_REGISTER, NETDEV_UNREGISTER,
                                               NETDEV_UP, NLM_F_CREATE, register_netdevice_notifier)
 from harness.mockkernel.core.sysctl import (INT_MAX, UINT_MAX, CtlTable, ProcError, Sysctls, proc_dointvec,
