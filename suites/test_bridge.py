@@ -19,6 +19,7 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
+from harness.target import CommandError
 from harness.testing import drops
 
 A, B, C = "02:00:00:00:0a:01", "02:00:00:00:0b:02", "02:00:00:00:0c:03"
@@ -248,6 +249,52 @@ def test_a_static_entry_sends_its_address_s_frames_to_its_port_without_learning(
     assert br0.sh("bridge fdb show br br0 state static") == ""
 
 
+def test_bridge_fdb_add_without_master_is_the_device_s_own_address_list(target):
+    """rtnl_fdb_add() with NTF_SELF on a device that is not a bridge: ndo_dflt_fdb_add(),
+    a permanent unicast or multicast address of its own, listed before its groups."""
+    target.sh(f"bridge fdb add {C} dev p1")
+    with pytest.raises(CommandError, match="File exists"):
+        target.sh(f"bridge fdb add {C} dev p1")
+    target.sh(f"bridge fdb append {C} dev p1")
+    target.sh("bridge fdb add 01:00:5e:00:00:07 dev p1")
+    with pytest.raises(CommandError, match="Invalid argument"):
+        target.sh(f"bridge fdb add {A} dev p1 static")
+    with pytest.raises(CommandError, match="Operation not supported"):
+        target.sh(f"bridge fdb add {A} dev p1 master static")
+    assert target.sh("bridge fdb show dev p1") == (f"{C} self permanent\n33:33:00:00:00:01 self permanent\n"
+                                                   "01:00:5e:00:00:01 self permanent\n"
+                                                   "01:00:5e:00:00:07 self permanent\n")
+    target.sh(f"bridge fdb del {C} dev p1")
+    with pytest.raises(CommandError, match="No such file or directory"):
+        target.sh(f"bridge fdb del {C} dev p1")
+
+
+def test_bridge_fdb_add_master_entries_sticky_and_the_bridge_s_own(br0):
+    """fdb_add_entry(): permanent is local, static never ages, sticky must not be
+    permanent (EINVAL), a second add is EEXIST; `self` on the bridge is an entry of no
+    port, which must be permanent."""
+    br0.sh(f"bridge fdb add {A} dev p0 master")
+    with pytest.raises(CommandError, match="File exists"):
+        br0.sh(f"bridge fdb add {A} dev p0 master")
+    with pytest.raises(CommandError, match="Invalid argument"):
+        br0.sh(f"bridge fdb add {B} dev p0 master sticky")
+    br0.sh(f"bridge fdb add {B} dev p0 master static sticky")
+    br0.sh("bridge fdb add 01:00:5e:00:00:09 dev p0 master static")
+    br0.sh(f"bridge fdb add {C} dev br0 self")
+    with pytest.raises(CommandError, match="Invalid argument"):
+        br0.sh("bridge fdb add 02:00:00:00:0e:0e dev br0 self static")
+    with pytest.raises(CommandError, match="Invalid argument"):
+        br0.sh("bridge fdb add 00:00:00:00:00:00 dev p0 master static")
+    shown = [line for line in br0.sh("bridge fdb show br br0").splitlines()
+             if " vlan " not in line and " self " not in line]
+    assert shown == by_ifindex(br0, {
+        "p0": ["01:00:5e:00:00:09 dev p0 master br0 static", f"{B} dev p0 sticky master br0 static",
+               f"{A} dev p0 master br0 permanent", "02:00:00:00:00:01 dev p0 master br0 permanent"],
+        "p1": ["02:00:00:00:00:02 dev p1 master br0 permanent"],
+        "p2": ["02:00:00:00:00:03 dev p2 master br0 permanent"],
+        "br0": [f"{C} dev br0 master br0 permanent"]})
+
+
 def test_bridge_link_show_lists_the_ports_with_state_priority_and_cost(br0):
     shown = PEER_SUFFIX.sub("", br0.sh("bridge link show"))
     assert shown == "".join(by_ifindex(br0, {
@@ -258,10 +305,10 @@ def test_bridge_link_show_lists_the_ports_with_state_priority_and_cost(br0):
 def test_bridge_d_link_show_adds_each_port_s_flags(br0):
     br0.sh("bridge link set dev p1 learning off hairpin on")
     shown = PEER_SUFFIX.sub("", br0.sh("bridge -d link show dev p1"))
-    assert shown == (f"{ifindex(br0, 'p1')}: p1: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master br0 state forwarding priority 32 "
-                     "cost 2 \n    hairpin on guard off root_block off fastleave off learning off flood on "
-                     "mcast_flood on bcast_flood on mcast_router 1 mcast_to_unicast off neigh_suppress off "
-                     "vlan_tunnel off isolated off locked off \n")
+    assert shown == (f"{ifindex(br0, 'p1')}: p1: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master br0 "
+                     "state forwarding priority 32 cost 2 \n    hairpin on guard off root_block off fastleave off "
+                     "learning off flood on mcast_flood on bcast_flood on mcast_router 1 mcast_to_unicast off "
+                     "neigh_suppress off vlan_tunnel off isolated off locked off \n")
 
 
 def test_bridge_fdb_show_lists_local_learned_and_each_device_s_multicast_addresses(br0):
@@ -301,8 +348,8 @@ def test_a_new_bridge_is_up_in_state_unknown_then_up_with_a_port_and_without_one
     port makes it UP; the last port leaving takes the carrier (br_port_state_selection())."""
     target.sh("ip link add br0 type bridge mcast_snooping 0")
     target.sh("ip link set br0 up")
-    first_line = f"{ifindex(target, 'br0')}: br0: <{{}}> mtu 1500 qdisc noqueue state {{}} mode DEFAULT group default " \
-                 "qlen 1000\n"
+    first_line = (f"{ifindex(target, 'br0')}: br0: <{{}}> mtu 1500 qdisc noqueue state {{}} mode DEFAULT "
+                  "group default qlen 1000\n")
     assert target.sh("ip link show br0").startswith(first_line.format("BROADCAST,MULTICAST,UP,LOWER_UP", "UNKNOWN"))
     target.sh("ip link set p0 master br0")
     assert PEER_SUFFIX.sub("", target.sh("ip link show p0")).startswith(

@@ -174,6 +174,7 @@ class NetDevice:
     netdev_ops: object | None = field(default=None, repr=False, compare=False)
     priv: object | None = field(default=None, repr=False, compare=False)  # netdev_priv(): a bridge's NetBridge
     mc: list[bytes] = field(default_factory=list, repr=False, compare=False)  # dev->mc: link multicast addresses
+    uc: list[bytes] = field(default_factory=list, repr=False, compare=False)  # dev->uc: secondary unicast addresses
 
     def __post_init__(self) -> None:
         self.is_loopback = self.kind == "loopback"

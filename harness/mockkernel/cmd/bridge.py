@@ -3,13 +3,14 @@ and VLANs of the Linux bridge (mockkernel/bridge/), printed as `bridge` prints t
 
 - `bridge fdb [show] [br BR] [brport|dev DEV] [vlan VID] [state STATE] [dynamic]`:
   rtnl_fdb_dump()'s order, devices by ifindex: a port's bridge entries (newest
-  first), then each Ethernet device's own addresses ("self": its multicast list,
-  ndo_dflt_fdb_dump()), and for a bridge the entries of the bridge itself (no
-  port). With `dev` the device name is left out of each line.
+  first), then each Ethernet device's own addresses ("self", ndo_dflt_fdb_dump(): its
+  unicast list, then its multicast list, up or down), and for a bridge the entries
+  of the bridge itself (no port). With `dev` the device name is left out of each line.
   `bridge fdb add|append|replace|del ADDR dev DEV [master|self] [permanent|static|
   dynamic] [sticky] [vlan VID]`: without `master` or `self` iproute2 says self;
-  self on a bridge device is the bridge's own entry; on a port, or master on any
-  device that is not a bridge port, is not modelled (the device's own address list).
+  self on a bridge device is the bridge's own entry, on another device an address of
+  its own unicast or multicast list (permanent only, no VLAN); master on a device
+  that is not a bridge port is EOPNOTSUPP.
 - `bridge [-d] link [show] [dev DEV]`: the ports, with state, priority and cost;
   `bridge link set dev DEV [state S] [cost N] [priority N] [learning|flood|
   mcast_flood|bcast_flood|hairpin|isolated on|off]` (br_setport()).
@@ -33,7 +34,8 @@ from harness.mockkernel.cmd.args import Args, ToolError, not_modelled
 from harness.mockkernel.cmd.ipaddress import link_flags
 from harness.mockkernel.cmd.iputils import duparg, duparg2, invarg, matches
 from harness.mockkernel.core.errors import RtnlError
-from harness.mockkernel.core.rtnetlink import NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
+from harness.mockkernel.core.rtnetlink import (NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE,
+                                              ndo_dflt_fdb_add, ndo_dflt_fdb_del)
 from harness.mockkernel.net import NUD_NOARP, NUD_PERMANENT, NUD_REACHABLE, NUD_STALE
 from harness.mockkernel.wire.ethernet import mac_to_str
 
@@ -161,23 +163,33 @@ def fdb_modify(net, tokens, nlm_flags: int, delete: bool = False) -> str:
         state |= NUD_PERMANENT
     mac = _mac(addr)
     dev = _device(net, dev_name)
-    if mac[0] & 1 or not any(mac):
-        raise RtnlError(errno.EINVAL, "invalid ether address")
+    if not any(mac):
+        raise RtnlError(errno.EINVAL)
     if vid is not None and vid >= 0xFFF:
         raise RtnlError(errno.EINVAL, "invalid vlan id")
     port = _port(dev)
     if not (master and port is not None) and not self_flag:
-        raise RtnlError(errno.EINVAL)
-    if self_flag and dev.kind != "bridge":
-        raise not_modelled(f"bridge fdb ... self on {dev.name} (the device's own address list)")
-    # rtnl_fdb_add()/rtnl_fdb_del(): the port's bridge for `master`, the bridge device's own for `self`
-    targets = ([(port.br, port)] if master and port is not None else []) + ([(dev.priv, None)] if self_flag else [])
-    for br, entry_port in targets:
+        raise RtnlError(errno.EOPNOTSUPP)
+    # rtnl_fdb_add()/rtnl_fdb_del(): the port's bridge for `master`; for `self` the device's
+    # own ndo_fdb_add: a bridge's is br_fdb_add() (an entry of no port), others' the default
+    if master and port is not None:
+        _bridge_fdb(port.br, port, mac, vid, state, nlm_flags, sticky, delete)
+    if self_flag and dev.kind == "bridge":
+        _bridge_fdb(dev.priv, None, mac, vid, state, nlm_flags, sticky, delete)
+    elif self_flag:
         if delete:
-            br_fdb_delete(br, entry_port, mac, vid)
+            ndo_dflt_fdb_del(dev, mac)
         else:
-            br_fdb_add(br, entry_port, mac, vid, state, nlm_flags, sticky)
+            ndo_dflt_fdb_add(dev, mac, bool(state & NUD_PERMANENT), vid, nlm_flags)
     return ""
+
+
+def _bridge_fdb(br, port, mac: bytes, vid: int | None, state: int, nlm_flags: int, sticky: bool,
+                delete: bool) -> None:
+    if delete:
+        br_fdb_delete(br, port, mac, vid)
+    else:
+        br_fdb_add(br, port, mac, vid, state, nlm_flags, sticky)
 
 
 def _atoi(text: str) -> int:
@@ -240,7 +252,7 @@ def fdb_show(net, tokens) -> str:
             br = port.br
             entries += [(e, fdb_to_nud(br, e), br.dev) for e in reversed(br.fdb.values()) if e.dst is port]
         if not dev.is_loopback:  # ndo_dflt_fdb_dump(): Ethernet devices only
-            entries += [(mac, NUD_PERMANENT, None) for mac in (dev.mc if dev.up else ())]
+            entries += [(mac, NUD_PERMANENT, None) for mac in (*dev.uc, *dev.mc)]
         if dev.kind == "bridge":
             br = dev.priv
             entries += [(e, fdb_to_nud(br, e), dev) for e in reversed(br.fdb.values()) if e.dst is None]

@@ -34,6 +34,7 @@ NETDEV_CHANGEMTU, NETDEV_CHANGEADDR = 7, 8
 # dev->min_mtu / max_mtu (0: no maximum), by kind
 MTU_BOUNDS = {"loopback": (0, 0), "veth": (IPV4_MIN_MTU, 65535), "bridge": (IPV4_MIN_MTU, 65535)}
 IFNAMSIZ = 16
+LINK_LOCAL_GROUP_PREFIX = b"\x01\x80\xc2\x00\x00"  # is_link_local_ether_addr(): 01:80:c2:00:00:0X
 
 # rtnl_link_register(): the link kinds `ip link add ... type KIND` can create, by kind
 rtnl_link_ops: dict = {}
@@ -222,6 +223,28 @@ def fib_nl_delrule(net: Net, rule: FibRule, given: RuleSelectors) -> None:
             net.rules.remove(r)
             return
     raise RtnlError(errno.ENOENT)
+
+
+# a device's own fdb ("bridge fdb ... self" on a device that is not a bridge) ---------
+def ndo_dflt_fdb_add(dev: NetDevice, addr: bytes, permanent: bool, vid: int | None, flags: int) -> None:
+    """ndo_dflt_fdb_add(): a permanent address without VLAN joins the device's
+    unicast list (a link-local one too) or its multicast list; one already there is
+    EEXIST only with NLM_F_EXCL (`bridge fdb add`, not `append`)."""
+    if not permanent or vid is not None:
+        raise RtnlError(errno.EINVAL)
+    addresses = dev.mc if addr[0] & 1 and not addr.startswith(LINK_LOCAL_GROUP_PREFIX) else dev.uc
+    if addr in addresses:
+        if flags & NLM_F_EXCL:
+            raise RtnlError(errno.EEXIST)
+        return
+    addresses.append(addr)
+
+
+def ndo_dflt_fdb_del(dev: NetDevice, addr: bytes) -> None:
+    addresses = dev.mc if addr[0] & 1 and not addr.startswith(LINK_LOCAL_GROUP_PREFIX) else dev.uc
+    if addr not in addresses:
+        raise RtnlError(errno.ENOENT)
+    addresses.remove(addr)
 
 
 # neighbours -------------------------------------------------------------------
