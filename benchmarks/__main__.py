@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import (bpf, ceiling, fib, ipv4_path, lab, linerate, linerate_model, memory, netfilter, nft_load,
+from benchmarks import (bpf, bpf_load, ceiling, fib, ipv4_path, lab, linerate, linerate_model, memory, netfilter, nft_load,
                         nft_rules, tcp_bulk)
 
 BENCHMARKS = {
     "ipv4_path": ipv4_path.main,
     "fib": fib.main,
     "bpf": bpf.main,
+    "bpf_load": bpf_load.main,
     "netfilter": netfilter.main,
     "nft_rules": nft_rules.main,
     "ceiling": ceiling.main,

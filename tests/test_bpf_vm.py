@@ -264,18 +264,13 @@ def test_random_programs_match_the_kernel(kernel_vm, seed):
     assert BpfRuntime().load_program(program, "raw").run_raw(bytearray()) == kernel_vm.run(program)
 
 
-# memory safety: what the verifier would refuse stops the program, naming the instruction
+# memory safety: what the verifier cannot bound (a raw program's buffer) stops the program, naming the instruction
 
 
-def test_reading_past_the_stack_frame_faults_naming_the_instruction():
-    with pytest.raises(BpfFault, match=r"insn 1 \(r0 = \*\(u64 \*\)\(r10 \+0\)\).*stack frame 0") as fault:
-        run("mov r0, 0\nldxdw r0, [r10+0]\nexit")
+def test_reading_past_the_buffer_faults_naming_the_instruction():
+    with pytest.raises(BpfFault, match=r"insn 1 \(r0 = \*\(u64 \*\)\(r1 \+8\)\).*memory\+0x8") as fault:
+        run("mov r0, 0\nldxdw r0, [r1+8]\nexit", bytes(8))
     assert fault.value.insn == 1
-
-
-def test_null_dereference_faults():
-    with pytest.raises(BpfFault, match=r"insn 1 .*read of 4 bytes at NULL"):
-        run("mov r1, 0\nldxw r0, [r1+0]\nexit")
 
 
 def test_loading_through_a_map_pointer_faults():
@@ -286,46 +281,23 @@ def test_loading_through_a_map_pointer_faults():
         prog.run_raw(bytearray())
 
 
-def test_xdp_reading_past_data_end_faults_naming_the_packet():
-    prog = BpfRuntime().load_program(assemble("ldxw r2, [r1+0]\nldxb r0, [r2+100]\nexit"), "xdp")
-    frame = bytes(Ether() / IP() / UDP())
-    with pytest.raises(BpfFault, match=r"insn 1 .*read of 1 bytes at packet\+0x64 \(size 0x2a\)"):
-        prog.run(XdpMd.from_frame(frame))
-
-
 def test_a_fault_through_a_reused_base_register_names_that_access():
-    prog = BpfRuntime().load_program(assemble("ldxw r2, [r1+0]\nldxb r3, [r2+0]\nldxb r0, [r2+4000]\nexit"), "xdp")
-    with pytest.raises(BpfFault, match=r"insn 2 \(r0 = \*\(u8 \*\)\(r2 \+4000\)\): read of 1 bytes at packet\+0xfa0"):
-        prog.run(XdpMd.from_frame(bytes(60)))
+    with pytest.raises(BpfFault, match=r"insn 1 \(r0 = \*\(u8 \*\)\(r1 \+4000\)\): read of 1 bytes at memory\+0xfa0"):
+        run("ldxb r3, [r1+0]\nldxb r0, [r1+4000]\nexit", bytes(60))
 
 
-@pytest.mark.parametrize("loads", ["ldxh r3, [r2+58]\nldxh r4, [r2+60]", "ldxh r4, [r2+60]\nldxh r3, [r2+58]"])
+@pytest.mark.parametrize("loads", ["ldxh r3, [r1+58]\nldxh r4, [r1+60]", "ldxh r4, [r1+60]\nldxh r3, [r1+58]"])
 def test_a_fault_among_adjacent_loads_names_the_load_outside(loads):
-    prog = BpfRuntime().load_program(assemble(f"ldxw r2, [r1+0]\n{loads}\nmov r0, r3\nexit"), "xdp")
-    with pytest.raises(BpfFault, match=r"\(r4 = \*\(u16 \*\)\(r2 \+60\)\): read of 2 bytes at packet\+0x3c"):
-        prog.run(XdpMd.from_frame(bytes(60)))
+    with pytest.raises(BpfFault, match=r"\(r4 = \*\(u16 \*\)\(r1 \+60\)\): read of 2 bytes at memory\+0x3c"):
+        run(f"{loads}\nmov r0, r3\nexit", bytes(60))
 
 
-def test_adjacent_stores_before_the_one_outside_the_packet_are_done():
-    prog = BpfRuntime().load_program(assemble("ldxw r2, [r1+0]\nmov r3, 7\nstxh [r2+58], r3\nstxh [r2+60], r3\n"
-                                              "mov r0, 2\nexit"), "xdp")
-    ctx = XdpMd.from_frame(bytes(60))
-    with pytest.raises(BpfFault, match=r"insn 3 .*write of 2 bytes at packet\+0x3c"):
-        prog.run(ctx)
-    assert ctx.packet()[58:] == b"\x07\x00"
-
-
-def test_xdp_context_is_read_only():
-    prog = BpfRuntime().load_program(assemble("stw [r1+0], 0\nmov r0, 2\nexit"), "xdp")
-    with pytest.raises(BpfFault, match="insn 0 .*read-only context"):
-        prog.run(XdpMd.from_frame(bytes(60)))
-
-
-def test_a_tc_program_writing_a_read_only_sk_buff_field_faults():
-    prog = BpfRuntime().load_program(assemble("stw [r1+8], 7\nstw [r1+40], 3\nmov r0, 0\nexit"), "sched_cls")
-    frame = bytearray(60)
-    with pytest.raises(BpfFault, match=r"read-only __sk_buff field\(s\) ifindex"):
-        prog.run(SkBuffCtx(frame, 0, 60))
+def test_adjacent_stores_before_the_one_outside_the_buffer_are_done():
+    prog = BpfRuntime().load_program(assemble("mov r3, 7\nstxh [r1+58], r3\nstxh [r1+60], r3\nmov r0, 2\nexit"), "raw")
+    memory = bytearray(60)
+    with pytest.raises(BpfFault, match=r"insn 2 .*write of 2 bytes at memory\+0x3c"):
+        prog.run_raw(memory)
+    assert memory[58:] == b"\x07\x00"
 
 
 def test_tc_writable_sk_buff_fields_are_read_back():
@@ -367,43 +339,14 @@ def test_programs_cannot_update_read_only_or_redirect_maps():
         prog.run_raw(bytearray())
 
 
-def test_writing_a_read_only_map_value_faults():
-    rt = BpfRuntime()
-    rodata = rt.create_map(BPF_MAP_TYPE_ARRAY, 4, 8, 1, BPF_F_RDONLY_PROG, name="ro")
-    prog = rt.load_program(assemble(f"""
-        stw [r10-4], 0
-        lddw r1, map_by_fd({rodata.fd})
-        mov r2, r10
-        add r2, -4
-        call 1
-        jeq r0, 0, out
-        stdw [r0+0], 1
-        out:
-        mov r0, 0
-        exit"""), "raw")
-    with pytest.raises(BpfFault, match="insn 7 .*read-only map ro value"):
-        prog.run_raw(bytearray())
-
-
-def test_a_helper_refusing_its_argument_names_the_helper_and_the_call():
-    prog = BpfRuntime().load_program(assemble("mov r1, 0\nmov r2, r10\ncall 1\nexit"), "raw")
-    with pytest.raises(BpfFault, match=r"insn 2 \(call bpf_map_lookup_elem#1\): bpf_map_lookup_elem: R1"):
-        prog.run_raw(bytearray())
-
-
-def test_recursion_deeper_than_eight_frames_faults():
-    with pytest.raises(BpfFault, match="deeper than 8 frames"):
-        run("call local f\nexit\nf:\ncall local f\nexit")
-
-
 # what the verifier and the loader refuse
 
 
 @pytest.mark.parametrize("program, prog_type, message", [
-    ("call 9999\nexit", "raw", "unknown func #9999"),
-    ("mov r1, 0\ncall 9\nexit", "xdp", "unknown func #9"),
-    ("ja +5\nexit", "raw", "jump out of range"),
-    ("mov r0, 0", "raw", "falls off the end"),
+    ("call 9999\nexit", "raw", "invalid func unknown#9999"),
+    ("mov r1, 0\ncall 9\nexit", "xdp", "program of this type cannot use helper bpf_skb_store_bytes#9"),
+    ("ja +5\nexit", "raw", "jump out of range from insn 0 to 6"),
+    ("mov r0, 0", "raw", "last insn is not an exit or jmp"),
     ("mov r10, 0\nexit", "raw", "frame pointer is read only"),
     ("ldxdw r1, [r10-16]\nldxdw r10, [r10-8]\nexit", "raw", "insn 1 .*frame pointer is read only"),
     ("mov r0, 1\ndiv r0, 0\nexit", "raw", "div by zero"),
@@ -425,8 +368,8 @@ def test_legacy_packet_loads_read_big_endian_and_exit_zero_beyond_the_packet():
     ld_abs_h = bytes([0x28, 0, 0, 0, 12, 0, 0, 0])
     ld_abs_far = bytes([0x20, 0, 0, 0, 0xE8, 0x03, 0, 0])  # r0 = ntohl(*(u32 *)skb[1000])
     rt = BpfRuntime()
-    ethertype = rt.load_program(ld_abs_h + assemble("exit"), "sched_cls")
-    beyond = rt.load_program(ld_abs_far + assemble("mov r0, 2\nexit"), "sched_cls")
+    ethertype = rt.load_program(assemble("mov r6, r1") + ld_abs_h + assemble("exit"), "sched_cls")
+    beyond = rt.load_program(assemble("mov r6, r1") + ld_abs_far + assemble("mov r0, 2\nexit"), "sched_cls")
     frame = bytearray(bytes(Ether() / IP() / UDP()))
     assert ethertype.run(SkBuffCtx(frame, 0, len(frame))) == 0x0800
     assert beyond.run(SkBuffCtx(frame, 0, len(frame))) == 0
@@ -566,7 +509,7 @@ LINUX_DIFFERS = {  # what Linux 6.18 answers where the test file expects otherwi
     "sec_4_1_smod32.data": 0,  # same
 }
 LINUX_REJECTS = {  # the verifier refuses these; the mock faults or refuses the same instruction
-    "call_local.data": "insn 10 .*stack frame 0",  # misaligned stack access off -4 size 8
+    "call_local.data": r"insn 10 .*misaligned stack access off 0\+0\+-4 size 8",
     "sec_4_3_ja.data": "unreachable insn 1",
 }
 CONFORMANCE_TESTS = sorted(CONFORMANCE.glob("*.data"))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.mockkernel.bpf.context import XdpMd
 from harness.mockkernel.bpf.insn import LD_IMM64, disasm
+from harness.mockkernel.bpf.verifier import Verifier
 from harness.mockkernel.bpf.vm import (
     CTX_ADDR,
     FAULTS,
@@ -60,12 +61,14 @@ class BpfProgram:
     on in the mock), `loaded_at` is the virtual time of the load."""
 
     def __init__(self, runtime: BpfRuntime, name: str, prog_type: str, sections: dict[str, CodeSection],
-                 section: str, entry: int, license: str = "GPL") -> None:
+                 section: str, entry: int, license: str = "GPL", whole_section: bool = False) -> None:
         if prog_type not in PROG_TYPES:
             raise BpfLoadError(f"program {name}: type {prog_type!r} is not modelled (have {', '.join(PROG_TYPES)})")
         self.runtime = runtime
         self.name, self.type, self.section, self.license = name, prog_type, section, license
         self._sections, self._entry = sections, entry
+        Verifier(sections, prog_type, set(runtime.helpers.table(prog_type)), runtime.map_by_fd).verify(
+            section, entry, whole_section=whole_section)
         self._fn, self._info = self._translate(count_insns=False)
         self._counting: tuple | None = None
         self._regions = runtime.mem.regions
@@ -78,7 +81,7 @@ class BpfProgram:
         rt = self.runtime
         ld_abs = rt.helpers.ld_abs if self.type == "sched_cls" else None
         translator = Translator(self._sections, rt.helpers.table(self.type), rt.map_by_fd, rt.mem, ld_abs,
-                                count_insns, rt.insn_counter)
+                                count_insns, rt.insn_counter, rt.run_budget)
         return translator.compile(self.section, self._entry, self.name)
 
     def __repr__(self) -> str:
@@ -130,6 +133,7 @@ class BpfProgram:
         ctx.attach(regions)
         rt.ctx = ctx
         rt.tail_calls = 0
+        rt.run_budget[0] = rt.max_run_insns
         self.run_cnt += 1
         try:
             r0 = (self._function(True) if counting else self._fn)(r1, r2)

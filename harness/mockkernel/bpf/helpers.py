@@ -445,6 +445,10 @@ class Helpers:
         """bpf_skb_load_bytes(skb, offset, to, len): zeroes `to` on failure."""
         ctx = self.rt.ctx
         if r2 > 0x7FFFFFFF or r2 + r4 > ctx.len:
+            try:  # the verifier proved `to` holds len bytes; a length past every region fails the call
+                self.mem.region(r3, r4, "write")
+            except BpfFault:
+                return _err(EFAULT)
             self.mem.write(r3, bytes(r4))
             return _err(EFAULT)
         start = ctx.data + r2

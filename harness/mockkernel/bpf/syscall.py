@@ -16,9 +16,11 @@ from typing import Any
 from harness.mockkernel.bpf.core import BpfProgram
 from harness.mockkernel.bpf.elf import BpfObject, load_object
 from harness.mockkernel.bpf.helpers import Helpers
+from harness.mockkernel.bpf.host import PROG_TYPES as HOST_PROG_TYPES
+from harness.mockkernel.bpf.host import HostVerifier
 from harness.mockkernel.bpf.insn import decode
 from harness.mockkernel.bpf.maps import EINVAL, MAP_CLASSES, MAP_TYPE_NAMES, BpfMap, MapError
-from harness.mockkernel.bpf.vm import AddressSpace, BpfLoadError, CodeSection
+from harness.mockkernel.bpf.vm import MAX_RUN_INSNS, AddressSpace, BpfLoadError, CodeSection
 from harness.mockkernel.clock import Clock
 
 # The mock's possible CPUs: per-CPU maps hold one value per CPU and bpftool
@@ -27,22 +29,54 @@ from harness.mockkernel.clock import Clock
 NR_CPUS = 2
 
 
+class TracePipe(list):
+    """The lines bpf_trace_printk() left in the trace buffer. The kernel's ring
+    buffer (kernel/trace/ring_buffer.c, buffer_size_kb 1408 per CPU by
+    default) overwrites its oldest events when full; so does this list, by
+    the bytes its lines hold."""
+
+    SIZE = 1408 * 1024  # TRACE_BUF_SIZE_DEFAULT
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes = 0
+
+    def append(self, line: str) -> None:
+        super().append(line)
+        self.bytes += len(line) + 1
+        if self.bytes > self.SIZE:
+            overwritten = 0
+            while self.bytes > self.SIZE * 3 // 4:  # a page at a time in the kernel: here a quarter
+                self.bytes -= len(self[overwritten]) + 1
+                overwritten += 1
+            del self[:overwritten]
+
+    def clear(self) -> None:
+        super().clear()
+        self.bytes = 0
+
+
 class BpfRuntime:
     """The BPF state of one mock network namespace. `ncpus` is the number of
     possible CPUs (per-CPU maps hold that many values) and `cpu` the one the
-    next program runs on."""
+    next program runs on; `host_verifier`, when given, also passes raw
+    programs through the host kernel's verifier (host.py)."""
 
-    def __init__(self, clock: Clock | None = None, net: Any = None, seed: int = 0, ncpus: int = 1) -> None:
+    def __init__(self, clock: Clock | None = None, net: Any = None, seed: int = 0, ncpus: int = 1,
+                 host_verifier: HostVerifier | None = None) -> None:
         self.net = net
+        self.host_verifier = host_verifier
         self.clock = clock or (net.clock if net is not None else Clock())
         self.random = random.Random(seed)
         self.ncpus, self.cpu = ncpus, 0
         self.mem = AddressSpace()
-        self.trace_pipe: list[str] = []
+        self.trace_pipe = TracePipe()
         self.maps: dict[int, BpfMap] = {}
         self.progs: dict[int, BpfProgram] = {}
         self.ringbuf_records: dict[int, Any] = {}
         self.insn_counter = [0]
+        self.max_run_insns = MAX_RUN_INSNS  # what one run may spend in loops (the VM's last guard)
+        self.run_budget = [MAX_RUN_INSNS]
         self.ctx: Any = None  # the context of the program running now
         self.tail_calls = 0
         self._deferred: list[int] = []
@@ -95,12 +129,24 @@ class BpfRuntime:
             section = CodeSection(name, decode(bytecode), {})
         except ValueError as exc:
             raise BpfLoadError(f"{name}: {exc}") from None
-        prog = BpfProgram(self, name, prog_type, {name: section}, name, 0)
-        unreachable = prog._info.unreachable(name)
-        if unreachable:
+        try:
+            prog = BpfProgram(self, name, prog_type, {name: section}, name, 0, whole_section=True)
+        except BpfLoadError as refused:
+            host_log = self._host_log(bytecode, prog_type)
+            if host_log is not None:
+                raise BpfLoadError(f"{refused}\nthe host kernel's verifier: {host_log or 'accepts it'}") from None
+            raise
+        host_log = self._host_log(bytecode, prog_type)
+        if host_log:
             del self.progs[prog.id]
-            raise BpfLoadError(f"{name}: unreachable insn {unreachable[0]}")
+            raise BpfLoadError(f"{name}: the host kernel's verifier refuses it:\n{host_log}")
         return prog
+
+    def _host_log(self, bytecode: bytes, prog_type: str) -> str | None:
+        """The host verifier's log ("" when it accepts), or None without one to ask."""
+        if self.host_verifier is None or prog_type not in HOST_PROG_TYPES:
+            return None
+        return self.host_verifier.verify(bytecode, prog_type, self.map_by_fd) or ""
 
     def load_object(self, path: str | os.PathLike | bytes, name: str | None = None) -> BpfObject:
         """Open and load a clang-built ELF object, as libbpf's bpf_object__open + load."""

@@ -133,7 +133,10 @@ _FRAME_POINTER_BITS = (((SEG_STACK + MAX_CALL_FRAMES) << SEG_SHIFT) + MAX_BPF_ST
 
 class BpfLoadError(ValueError):
     """The program would not load: what the kernel's verifier or loader rejects
-    before anything runs (bad opcode, jump out of range, unknown helper...)."""
+    before anything runs (bad opcode, jump out of range, unknown helper...).
+    `verifier_message` is the kernel verifier's own text for the refusal."""
+
+    verifier_message = ""
 
 
 class BpfFault(RuntimeError):
@@ -290,6 +293,14 @@ def _smod(a: int, b: int, bits: int) -> int:
     return (-r if a < 0 else r) & mask
 
 
+MAX_RUN_INSNS = 16 * 1_000_000  # per run: 16 times what the verifier walks at most (BPF_COMPLEXITY_LIMIT_INSNS)
+
+
+def _budget_exhausted() -> BpfFault:
+    return BpfFault("the run spent its budget of instructions in loops (the verifier bounds every loop: "
+                    "a mock bug or an unverified program)")
+
+
 def _call_too_deep() -> BpfFault:
     return BpfFault(f"the call stack is deeper than {MAX_CALL_FRAMES} frames")
 
@@ -344,7 +355,7 @@ class Translator:
 
     def __init__(self, sections: dict[str, CodeSection], helpers: dict[int, tuple[str, Callable]],
                  map_by_fd: Callable[[int], Any], mem: AddressSpace, ld_abs: Callable[[int, int], int] | None,
-                 count_insns: bool, insn_counter: list[int]) -> None:
+                 count_insns: bool, insn_counter: list[int], run_budget: list[int]) -> None:
         self.sections = sections
         self.helpers = helpers
         self.map_by_fd = map_by_fd
@@ -368,7 +379,8 @@ class Translator:
                                             STACK_VIEWS=mem.stack_views, STACK_TOPS=mem.stack_tops,
                                             ZERO_STACK=bytes(MAX_BPF_STACK),
                                             MAX_CALL_FRAMES=MAX_CALL_FRAMES, CALL_TOO_DEEP=_call_too_deep,
-                                            LD_ABS=ld_abs, IC=insn_counter, ACCESS_FAULTS=FAULTS)
+                                            LD_ABS=ld_abs, IC=insn_counter, ACCESS_FAULTS=FAULTS,
+                                            RUN_BUDGET=run_budget, BUDGET_EXHAUSTED=_budget_exhausted)
 
     def _emit(self, indent: int, text: str, where: tuple[str, int] | None = None) -> None:
         self.lines.append("    " * indent + text)
@@ -465,8 +477,7 @@ class Translator:
         jumps = self._pc_jumps(section, reachable)
         # blocks some jump skips (all of them in a loop) need a guard; blocks that are
         # no jump's target and follow one that falls through are entered from it only
-        guarded = start_set if backward else {start for start in starts if any(pc < start < target
-                                                                              for pc, target in jumps)}
+        guarded = start_set if backward else _skipped(starts, jumps, len(section.insns))
         targets = {target for _, target in jumps}
         continuing = {start for (_, prev_end), (start, _) in zip(blocks, blocks[1:])
                       if start not in guarded and start not in targets and _falls_through(section, prev_end)}
@@ -482,8 +493,8 @@ class Translator:
         if guarded:
             self._emit(2, f"pc = {entry}")
         indent = 2
-        if backward:
-            self._emit(2, "while True:")
+        if backward:  # a loop spends the run's budget by the instructions it spans, each time round
+            self._emit(2, "while RUN_BUDGET[0] >= 0:")
             indent = 3
         run: list[tuple[int, int]] = []  # consecutive guarded blocks, emitted as one tree
         for start, end in blocks:
@@ -496,6 +507,8 @@ class Translator:
             self._emit_block(section, start, end, indent, continues=start in continuing)
         if run:
             self._emit_tree(section, run, indent)
+        if backward:
+            self._emit(2, "raise BUDGET_EXHAUSTED()")
 
     def _pc_jumps(self, section: CodeSection, reachable: set[int]) -> list[tuple[int, int]]:
         """(pc, target) of the jumps that set `pc` (all but those to an inlined exit block)."""
@@ -801,7 +814,7 @@ class Translator:
         if op == BPF_CALL:
             return self._call(section, pc, insn)
         target = _jump_target(pc, insn)
-        goto = f"pc = {target}" + ("; continue" if target <= pc else "")
+        goto = f"pc = {target}" + (f"; RUN_BUDGET[0] -= {pc - target + 1}; continue" if target <= pc else "")
         condition = self._condition(section, pc, insn)
         return f"if {condition}: {goto}" if condition else goto
 
@@ -982,6 +995,24 @@ def _jump_target(pc: int, insn: Insn) -> int | None:
     if insn.cls not in (BPF_JMP, BPF_JMP32) or op in (BPF_CALL, BPF_EXIT):
         return None
     return pc + 1 + (insn.imm if insn.cls == BPF_JMP32 and op == BPF_JA else insn.off)
+
+
+def _skipped(starts: list[int], jumps: list[tuple[int, int]], n: int) -> set[int]:
+    """The block starts some forward jump passes over (pc < start < target), in
+    one sweep: each jump opens a span after itself and closes it at its target."""
+    spans = [0] * (n + 1)
+    for pc, target in jumps:
+        if target > pc + 1:
+            spans[pc + 1] += 1
+            spans[target] -= 1
+    open_spans, at, skipped = 0, 0, set()
+    for start in starts:
+        while at <= start:
+            open_spans += spans[at]
+            at += 1
+        if open_spans:
+            skipped.add(start)
+    return skipped
 
 
 def _falls_through(section: CodeSection, end: int) -> bool:

@@ -1,0 +1,85 @@
+"""The host kernel's own verifier, where this process may load programs (root, bpf(2)).
+
+`HostVerifier.verify()` hands bytecode to BPF_PROG_LOAD (kernel/bpf/syscall.c
+bpf_prog_load, which runs bpf_check()) with a log buffer and closes the
+program again: None when the kernel accepts it, the verifier's log when it
+refuses. Maps the bytecode names by BPF_PSEUDO_MAP_FD are the mock's; the
+host gets maps of the same type, sizes and flags for the load and the
+immediates are rewritten to their fds. A BpfRuntime made with
+`host_verifier=HostVerifier()` passes every raw program through it after the
+mock's verifier, so a refusal shows the kernel's own log.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+
+from harness.mockkernel.bpf.insn import BPF_PSEUDO_MAP_FD, LD_IMM64, decode, encode
+
+BPF_MAP_CREATE, BPF_PROG_LOAD = 0, 5
+PROG_TYPES = {"sched_cls": 3, "xdp": 6}  # enum bpf_prog_type
+LOG_SIZE = 1 << 20
+_SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(os.uname().machine)
+
+
+class HostVerifier:
+    """BPF_PROG_LOAD on the host, for its verifier's decision and log."""
+
+    def __init__(self) -> None:
+        self.libc = ctypes.CDLL(None, use_errno=True)
+
+    @staticmethod
+    def available() -> bool:
+        """Whether this process may load programs: root, on an architecture whose bpf(2) number we know."""
+        return _SYS_BPF is not None and os.geteuid() == 0
+
+    def _bpf(self, cmd: int, attr: bytes) -> int:
+        buf = ctypes.create_string_buffer(attr, len(attr))
+        fd = self.libc.syscall(_SYS_BPF, cmd, buf, len(attr))
+        if fd < 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, os.strerror(errno))
+        return fd
+
+    def _map_like(self, bpf_map) -> int:
+        attr = struct.pack("<IIIII", bpf_map.map_type, bpf_map.key_size, bpf_map.value_size,
+                           bpf_map.max_entries, bpf_map.map_flags).ljust(72, b"\0")
+        return self._bpf(BPF_MAP_CREATE, attr)
+
+    def verify(self, bytecode: bytes, prog_type: str, map_by_fd=None) -> str | None:
+        """None when the host's verifier accepts the program, else its log (the
+        lines before the "processed N insns" summary)."""
+        insns = decode(bytecode)
+        fds: list[int] = []
+        try:
+            for pc, insn in enumerate(insns):
+                if insn.code == LD_IMM64 and insn.src == BPF_PSEUDO_MAP_FD and map_by_fd is not None:
+                    bpf_map = map_by_fd(insn.imm)
+                    if bpf_map is not None:
+                        fds.append(self._map_like(bpf_map))
+                        insns[pc] = insn._replace(imm=fds[-1])
+            return self._load(encode(insns), PROG_TYPES[prog_type])
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _load(self, bytecode: bytes, prog_type: int) -> str | None:
+        insns, license = ctypes.create_string_buffer(bytecode, len(bytecode)), ctypes.create_string_buffer(b"GPL")
+        log = ctypes.create_string_buffer(LOG_SIZE)
+        attr = struct.pack("<IIQQIIQ", prog_type, len(bytecode) // 8, ctypes.addressof(insns),
+                           ctypes.addressof(license), 1, LOG_SIZE, ctypes.addressof(log)).ljust(128, b"\0")
+        try:
+            fd = self._bpf(BPF_PROG_LOAD, attr)
+        except OSError:
+            return _verdict_lines(log.value.decode(errors="replace"))
+        os.close(fd)
+        return None
+
+
+def _verdict_lines(log: str) -> str:
+    """The log without its closing statistics ("processed N insns ...")."""
+    lines = log.rstrip("\n").split("\n")
+    while lines and lines[-1].startswith(("processed ", "verification time")):
+        lines.pop()
+    return "\n".join(lines)
