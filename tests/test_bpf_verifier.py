@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import pytest
 
-from harness.mockkernel.bpf import BpfFault, BpfLoadError, BpfRuntime, XdpMd
+from harness.mockkernel.bpf import BpfFault, BpfLoadError, BpfRuntime, SkBuffCtx, XdpMd
 from harness.mockkernel.bpf.asm import assemble
 from harness.mockkernel.bpf.host import HostVerifier
 from harness.mockkernel.bpf.insn import BPF_EXIT, BPF_JMP, Insn, encode
-from harness.mockkernel.bpf.maps import BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_RINGBUF
+from harness.mockkernel.bpf.maps import BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_RINGBUF, EFAULT
+from harness.mockkernel.bpf.syscall import TracePipe
+from harness.mockkernel.bpf.vm import CTX_ADDR, M64
 
 PACKET_CHECK = "ldxw r2, [r1+0]\nldxw r3, [r1+4]\nmov r4, r2\nadd r4, 14\n"
 LOOKUP = "stw [r10-4], 0\nlddw r1, map_by_fd(MAP)\nmov r2, r10\nadd r2, -4\ncall 1\n"
@@ -228,3 +230,27 @@ def test_a_long_program_with_a_jump_every_other_loads_and_runs():
     body = assemble("jeq r2, 5, +1\nadd r0, 1") * 10_000
     prog = BpfRuntime().load_program(insns + body + encode([Insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)]), "xdp")
     assert prog.run(XdpMd.from_frame(bytes(60))) == 10_000
+
+
+def test_skb_load_bytes_with_a_length_no_region_holds_fails_the_call():
+    """The verifier bounds len by the buffer; past it (a helper called with an
+    unverified length) the call fails with -EFAULT instead of allocating."""
+    rt = BpfRuntime()
+    rt.ctx = SkBuffCtx(bytearray(60), 0, 60)
+    to = rt.mem.stack_tops[0] - 8
+    assert rt.helpers.bpf_skb_load_bytes(CTX_ADDR, 0, to, 1 << 40, 0) == (-EFAULT) & M64
+    assert rt.helpers.bpf_skb_load_bytes(CTX_ADDR, 58, to, 8, 0) == (-EFAULT) & M64  # past the packet: zeroed
+    assert rt.mem.read(to, 8) == bytes(8)
+
+
+def test_trace_pipe_keeps_the_newest_lines_within_the_kernels_buffer():
+    rt = BpfRuntime()
+    prog = _load("xdp", "stdw [r10-8], 0x0a6968\nmov r1, r10\nadd r1, -8\nmov r2, 4\ncall 6\nmov r0, 2\nexit", rt)
+    for _ in range(3):
+        prog.run(XdpMd.from_frame(bytes(60)))
+    assert list(rt.trace_pipe) == ["hi\n"] * 3
+    line = "x" * 1023
+    for _ in range(TracePipe.SIZE // 1024 + 10):
+        rt.trace_pipe.append(line)
+    assert rt.trace_pipe.bytes <= TracePipe.SIZE and rt.trace_pipe[0] == line and rt.trace_pipe[-1] == line
+    assert sum(len(kept) + 1 for kept in rt.trace_pipe) == rt.trace_pipe.bytes
