@@ -21,11 +21,14 @@ from pathlib import Path
 
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import ARP, Ether
 
 from harness import bpf_build
 from harness.mockkernel.bpf import (
     TC_ACT_OK,
+    TC_ACT_REDIRECT,
+    TC_ACT_SHOT,
     XDP_DROP,
     XDP_PASS,
     XDP_REDIRECT,
@@ -691,3 +694,59 @@ def test_csum_diff_matches_the_kernel(rt, kernel, bpf_objects, case):
     obj = bpf_objects["xdp_csum_diff"]
     verdict, _ = xdp(rt.load_object(obj).program("xdp_csum_diff"), frame)
     assert verdict == kernel.run(obj, "xdp_csum_diff", frame).retval
+
+
+# IPv6 frames
+
+def udp6(dport: int, *exthdrs, hlim: int = 9) -> bytes:
+    packet = IPv6(src="2001:db8::a", dst="2001:db8::b", hlim=hlim)
+    for header in exthdrs:
+        packet = packet / header
+    return bytes(Ether(src=MAC_A, dst=MAC_B) / packet / UDP(sport=1000, dport=dport) / b"six")
+
+
+IPV6_FRAMES = {
+    "udp": udp6(7777), "udp to the discard port": udp6(9), "ipv4": udp(),
+    "udp behind hop-by-hop": udp6(9, IPv6ExtHdrHopByHop()),
+    "udp behind hop-by-hop and destination options": udp6(9, IPv6ExtHdrHopByHop(), IPv6ExtHdrDestOpt()),
+    "udp to another port behind destination options": udp6(53, IPv6ExtHdrDestOpt()),
+    "udp behind five extension headers": udp6(9, *[IPv6ExtHdrDestOpt()] * 5),
+}
+XDP_IPV6_VERDICTS = {"udp": XDP_TX, "udp to the discard port": XDP_DROP, "ipv4": XDP_PASS,
+                     "udp behind hop-by-hop": XDP_PASS, "udp behind hop-by-hop and destination options": XDP_PASS,
+                     "udp to another port behind destination options": XDP_PASS,
+                     "udp behind five extension headers": XDP_PASS}
+TC_IPV6_VERDICTS = {"udp": TC_ACT_REDIRECT, "udp to the discard port": TC_ACT_SHOT, "ipv4": TC_ACT_OK,
+                    "udp behind hop-by-hop": TC_ACT_SHOT, "udp behind hop-by-hop and destination options": TC_ACT_SHOT,
+                    "udp to another port behind destination options": TC_ACT_REDIRECT,
+                    "udp behind five extension headers": TC_ACT_REDIRECT}
+
+
+@pytest.mark.parametrize("name", IPV6_FRAMES)
+def test_xdp_ipv6_reflector_verdicts(rt, bpf_objects, name):
+    verdict, ctx = xdp(rt.load_object(bpf_objects["xdp_ipv6_reflector"]).program(), IPV6_FRAMES[name])
+    assert verdict == XDP_IPV6_VERDICTS[name]
+    if verdict == XDP_TX:
+        assert ctx.packet() == bytes(Ether(src=MAC_B, dst=MAC_A) / IPv6(src="2001:db8::b", dst="2001:db8::a", hlim=64)
+                                     / UDP(sport=7777, dport=1000) / b"six")
+
+
+@pytest.mark.parametrize("name", IPV6_FRAMES)
+def test_xdp_ipv6_reflector_matches_the_kernel(rt, bpf_objects, kernel, name):
+    verdict, ctx = xdp(rt.load_object(bpf_objects["xdp_ipv6_reflector"]).program(), IPV6_FRAMES[name])
+    real = kernel.run(bpf_objects["xdp_ipv6_reflector"], "xdp_ipv6_reflector", IPV6_FRAMES[name])
+    assert (real.retval, real.data) == (verdict, ctx.packet())
+
+
+@pytest.mark.parametrize("name", IPV6_FRAMES)
+def test_tc_ipv6_exthdr_walk_verdicts(rt, bpf_objects, name):
+    verdict, ctx = tc(rt.load_object(bpf_objects["tc_ipv6_exthdr"]).program(), IPV6_FRAMES[name], ifindex=3)
+    assert verdict == TC_IPV6_VERDICTS[name]
+    assert ctx.redirect == (Redirect("dev", 3) if verdict == TC_ACT_REDIRECT else None)
+
+
+@pytest.mark.parametrize("name", IPV6_FRAMES)
+def test_tc_ipv6_exthdr_walk_matches_the_kernel(rt, bpf_objects, kernel, name):
+    verdict, _ = tc(rt.load_object(bpf_objects["tc_ipv6_exthdr"]).program(), IPV6_FRAMES[name])
+    real = kernel.run(bpf_objects["tc_ipv6_exthdr"], "tc_ipv6_exthdr", IPV6_FRAMES[name], tc=True, ctx=sk_buff())
+    assert real.retval == verdict
