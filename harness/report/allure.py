@@ -68,6 +68,7 @@ SUITE_AREAS: dict[str, Area] = {
     "suites/test_xdp_events.py": Area("XDP", "eBPF events and cpumap", NORMAL),
     "suites/test_xdp_forward.py": Area("XDP", "XDP forwarding with bpf_fib_lookup", NORMAL),
     "suites/test_xdp_maps.py": Area("XDP", "XDP programs and their maps", NORMAL),
+    "suites/test_bpf_ipv6.py": Area("XDP", "XDP and TC programs on IPv6 frames", NORMAL),
     "suites/test_tc.py": Area("TC", "clsact and cls_bpf", NORMAL),
     "suites/test_tc_journey.py": Area("TC", "TC egress in the journey", NORMAL),
     "suites/test_tc_maps.py": Area("TC", "TC programs and their maps", NORMAL),
