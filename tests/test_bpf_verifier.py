@@ -27,7 +27,8 @@ CASES = [
     # control flow
     ("unreachable insn", "xdp", "mov r0, 0\nja +1\nmov r0, 1\nexit", "unreachable insn 2"),
     ("jump out of range", "xdp", "mov r0, 0\nja +5\nexit", "jump out of range from insn 1 to 7"),
-    ("last insn not exit", "xdp", "mov r0, 0\njeq r0, 0, +0", "last insn is not an exit or jmp"),
+    ("falls off the end", "xdp", "mov r0, 0\njeq r0, 0, +0", "jump out of range from insn 1 to 2"),
+    ("last insn a conditional jump", "xdp", "mov r0, 0\njeq r0, 1, -2", "last insn is not an exit or jmp"),
     ("loop that never ends", "xdp", "mov r0, 0\nmov r2, 0\nL:\nadd r0, 1\njeq r2, 0, L\nexit",
      "BPF program is too large. Processed 1000001 insn"),
     ("the issue's loop, r0 uninitialised", "xdp", "mov r2, 0\nL:\nadd r0, 1\njeq r2, 0, L\nexit", "R0 !read_ok"),
@@ -205,7 +206,7 @@ def test_the_kernel_verifier_decides_as_the_cases_say(host, prog_type, program, 
 
 def test_a_runtime_with_the_host_verifier_shows_the_kernels_log(host):
     rt = BpfRuntime(host_verifier=host)
-    with pytest.raises(BpfLoadError, match=r"R3 !read_ok\nthe host kernel's verifier: .*\nR3 !read_ok"):
+    with pytest.raises(BpfLoadError, match=r"(?s)R3 !read_ok\nthe host kernel's verifier: .*\nR3 !read_ok"):
         rt.load_program(assemble("mov r0, r3\nexit"), "xdp")
     assert rt.load_program(assemble("mov r0, 2\nexit"), "xdp").run(XdpMd.from_frame(bytes(60))) == 2
 

@@ -78,8 +78,9 @@ class HostVerifier:
 
 
 def _verdict_lines(log: str) -> str:
-    """The log without its closing statistics ("processed N insns ...")."""
+    """The log without what follows the refusal's message: the closing
+    statistics ("processed N insns ...") and an infinite loop's two states."""
     lines = log.rstrip("\n").split("\n")
-    while lines and lines[-1].startswith(("processed ", "verification time")):
+    while lines and lines[-1].startswith(("processed ", "verification time", "cur state:", "old state:")):
         lines.pop()
     return "\n".join(lines)

@@ -350,6 +350,18 @@ class Verifier:
         for pc, insn in enumerate(insns):
             if insn.code not in VALID_OPCODES and not (pc and insns[pc - 1].code == LD_IMM64):
                 raise self._refuse(sec.name, pc, f"unknown opcode {insn.code:02x}")
+        self._check_subprog_jumps(sec)
+
+    def _check_subprog_jumps(self, sec: CodeSection) -> None:
+        """check_subprogs(): instruction by instruction, every jump inside the
+        code, and the last instruction an exit or a goto."""
+        insns, n = sec.insns, len(sec.insns)
+        for pc, insn in enumerate(insns):
+            op = insn.code & 0xF0
+            if insn.cls in (BPF_JMP, BPF_JMP32) and op not in (BPF_CALL, BPF_EXIT):
+                target = pc + 1 + (insn.imm if insn.code == BPF_JMP32 | BPF_JA else insn.off)
+                if not 0 <= target < n:
+                    raise self._refuse(sec.name, None, f"jump out of range from insn {pc} to {target}")
         if not insns or insns[-1].code not in (BPF_JMP | BPF_EXIT, BPF_JMP | BPF_JA, BPF_JMP32 | BPF_JA):
             raise self._refuse(sec.name, None, "last insn is not an exit or jmp")
 
