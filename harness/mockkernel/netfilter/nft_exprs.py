@@ -250,17 +250,33 @@ def payload_loader(transport: bool, off: int, nbytes: int):
     return load_nh
 
 
-def link_loader(off: int, nbytes: int, mask: int = 0, shift: int = 0):
-    """nft_payload_eval() at NFT_PAYLOAD_LL_HEADER: bytes from the MAC header
-    (the bridge family's frames keep theirs in front of the network header);
-    None when the frame ends before them."""
-    unpack = _UINT_UNPACK.get(nbytes)
+def link_bytes(pkt, off: int, nbytes: int) -> bytes | None:
+    """nft_payload_eval() at NFT_PAYLOAD_LL_HEADER: `nbytes` at `off` of the MAC
+    header (the bridge family's frames keep it in front of the network header),
+    None when the frame ends before them. A VLAN tag the bridge holds out of band
+    (skb->vlan_tci; the bridge's cb here) is shown where it was in the frame, after
+    the MAC addresses, as nft_payload_copy_vlan() shows it."""
+    skb = pkt.skb
+    start = skb.mac_header + off
+    cb = skb.cb
+    if cb and "vlan_tci" in cb:
+        mac = skb.mac_header
+        tagged = bytes(pkt.buf[mac:mac + 12]) + _VLAN_TAG.pack(ETH_P_8021Q, cb["vlan_tci"]) + \
+            bytes(pkt.buf[mac + 12:pkt.end])
+        return tagged[off:off + nbytes] if off + nbytes <= len(tagged) else None
+    return None if start + nbytes > pkt.end else bytes(pkt.buf[start:start + nbytes])
 
+
+_VLAN_TAG = struct.Struct("!HH")
+
+
+def link_loader(off: int, nbytes: int, mask: int = 0, shift: int = 0):
+    """link_bytes() as a big-endian integer, masked and shifted for a TCI field."""
     def load_ll(pkt):
-        start = pkt.skb.mac_header + off
-        if start + nbytes > pkt.end:
+        loaded = link_bytes(pkt, off, nbytes)
+        if loaded is None:
             return None
-        value = unpack(pkt.buf, start)[0] if unpack else int.from_bytes(pkt.buf[start:start + nbytes], "big")
+        value = int.from_bytes(loaded, "big")
         return (value & mask) >> shift if mask else value
     return load_ll
 
@@ -681,10 +697,8 @@ class Match(Stmt):
         equal = self.op != "!="
         if payload.link:
             def match_ll(pkt):
-                start = pkt.skb.mac_header + off
-                if start + nbytes > pkt.end:
-                    return NFT_BREAK
-                return None if (pkt.buf[start:start + nbytes] == want) is equal else NFT_BREAK
+                loaded = link_bytes(pkt, off, nbytes)
+                return None if loaded is not None and (loaded == want) is equal else NFT_BREAK
             return match_ll
         if payload.transport:
             refuses_fragments = not payload_fast(off, nbytes)
