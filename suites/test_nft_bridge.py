@@ -9,6 +9,8 @@ the lab's kernel.
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from harness.target import CommandError
@@ -169,3 +171,37 @@ def test_meta_ibrname_is_refused_in_the_ip_family_too(target):
     assert str(refused.value).split("failed: ", 1)[1] == \
         "Error: Could not process rule: Operation not supported\n" + \
         _caret("add rule ip filter c meta ibrname br0", "meta ibrname")
+
+
+JSON_RULES = """
+table bridge filter {
+    chain forward {
+        type filter hook forward priority -200; policy drop;
+        ether saddr 02:00:00:00:00:01 ether type ip counter accept
+        vlan id 10 vlan pcp 3 ip saddr 10.0.0.1 accept
+        ether daddr 01:00:5e:00:00:00/24 accept
+    }
+}
+"""
+
+
+def test_a_bridge_table_lists_as_nft_prints_it_in_json(target):
+    target.sh("nft -f -", stdin=JSON_RULES)
+    table, *listed = json.loads(target.sh("nft -j list table bridge filter"))["nftables"][1:]
+    assert (table["table"]["family"], table["table"]["name"]) == ("bridge", "filter")  # its handle is the namespace's
+
+    def match(proto: str, fld: str, right) -> dict:
+        return {"match": {"op": "==", "left": {"payload": {"protocol": proto, "field": fld}}, "right": right}}
+    rule = {"family": "bridge", "table": "filter", "chain": "forward"}
+    assert listed == [
+        {"chain": {"family": "bridge", "table": "filter", "name": "forward", "handle": 1, "type": "filter",
+                   "hook": "forward", "prio": -200, "policy": "drop"}},
+        {"rule": {**rule, "handle": 2, "expr": [match("ether", "saddr", "02:00:00:00:00:01"),
+                                                 match("ether", "type", "ip"),
+                                                 {"counter": {"packets": 0, "bytes": 0}}, {"accept": None}]}},
+        {"rule": {**rule, "handle": 3, "expr": [match("vlan", "id", 10), match("vlan", "pcp", 3),
+                                                 match("ip", "saddr", "10.0.0.1"), {"accept": None}]}},
+        {"rule": {**rule, "handle": 4, "expr": [match("ether", "daddr",
+                                                       {"prefix": {"addr": "01:00:5e:00:00:00", "len": 24}}),
+                                                 {"accept": None}]}},
+    ]

@@ -94,7 +94,8 @@ def value_json(dtype, value):
     if isinstance(dtype, types.BitmaskType):
         names = dtype.format(value).split(",")
         return names if len(names) > 1 else names[0]
-    if isinstance(dtype, (types.SymbolicType, types.Ipv4AddrType, types.Ipv6AddrType, types.TcHandleType)):
+    if isinstance(dtype, (types.SymbolicType, types.Ipv4AddrType, types.Ipv6AddrType, types.EtherAddrType,
+                          types.TcHandleType)):
         text = dtype.format(value)
         return int(text) if text.isdigit() else text
     if isinstance(dtype, types.IfaceIndexType):
