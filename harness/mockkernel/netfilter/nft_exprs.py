@@ -32,7 +32,7 @@ from harness.mockkernel.netfilter.nf_conntrack import IP_CT_IS_REPLY, IP_CT_UNTR
 from harness.mockkernel.netfilter.nf_nat_range import NatRange
 from harness.mockkernel.netfilter.nft_set import CATCHALL, NftSet, format_elements, lookup_fn
 from harness.mockkernel.wire import ipv4
-from harness.mockkernel.wire.ethernet import ETH_P_IP
+from harness.mockkernel.wire.ethernet import ETH_P_8021Q, ETH_P_IP, ETHERTYPE
 from harness.mockkernel.wire.ipv4 import HEADER_LEN, IP_OFFSET, PKTINFO_FIELDS
 
 # include/uapi/linux/netfilter/nf_tables.h enum nft_verdicts
@@ -153,7 +153,6 @@ PAYLOAD_FIELDS["vlan"] = _fields("vlan", ("pcp", 14, 3, types.IntegerType("integ
                                  ("type", 16, 16, types.ethertype))
 PAYLOAD_FIELDS["vlan"]["cfi"] = PAYLOAD_FIELDS["vlan"]["dei"]  # the bit's old name; nft lists it as dei
 ETHER_TYPE = PAYLOAD_FIELDS["ether"]["type"]
-ETH_P_8021Q = 0x8100
 
 
 class Selector:
@@ -260,14 +259,11 @@ def link_bytes(pkt, off: int, nbytes: int) -> bytes | None:
     start = skb.mac_header + off
     cb = skb.cb
     if cb and "vlan_tci" in cb:
-        mac = skb.mac_header
-        tagged = bytes(pkt.buf[mac:mac + 12]) + _VLAN_TAG.pack(ETH_P_8021Q, cb["vlan_tci"]) + \
-            bytes(pkt.buf[mac + 12:pkt.end])
+        tag = ETH_P_8021Q.to_bytes(2, "big") + cb["vlan_tci"].to_bytes(2, "big")
+        addresses_end = skb.mac_header + ETHERTYPE
+        tagged = bytes(pkt.buf[skb.mac_header:addresses_end]) + tag + bytes(pkt.buf[addresses_end:pkt.end])
         return tagged[off:off + nbytes] if off + nbytes <= len(tagged) else None
     return None if start + nbytes > pkt.end else bytes(pkt.buf[start:start + nbytes])
-
-
-_VLAN_TAG = struct.Struct("!HH")
 
 
 def link_loader(off: int, nbytes: int, mask: int = 0, shift: int = 0):
