@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_datatype import DatatypeError
-from harness.mockkernel.netfilter.nft_exprs import (ETH_P_8021Q, ETHER_TYPE, L4PROTOS, LIMIT_UNITS, LINK_PROTOS,
+from harness.mockkernel.netfilter.nft_exprs import (ETHER_TYPE, L4PROTOS, LIMIT_UNITS, LINK_PROTOS,
                                                     NAT_DATA_TYPES, PAYLOAD_FIELDS, BYTE_UNITS, Comment, Concat,
                                                     Counter, Ct, CtSet, Fib, Limit, Log, MapExpr, Match, Meta,
                                                     MetaBridge, MetaSet, Nat, Notrack, Payload, PayloadSet, PrintCtx,
@@ -38,6 +38,7 @@ from harness.mockkernel.netfilter.nft_exprs import (ETH_P_8021Q, ETHER_TYPE, L4P
 from harness.mockkernel.netfilter.nft_exthdr import OPTION_ALIASES, TCP_OPTIONS, TcpOption, TcpOptionSet
 from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, Element, NftSet, add_elements, SetError
+from harness.mockkernel.wire.ethernet import ETH_P_8021Q
 
 FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
 LINK_FAMILIES = ("bridge", "netdev")  # where `ether`/`vlan` need no `meta iiftype ether` in front
