@@ -231,6 +231,16 @@ NF_HOOK_STAGES = {
     "ip_output": Stage.NF_POSTROUTING,
     "ip_mc_output": Stage.NF_POSTROUTING,
     "__netif_receive_skb_core": Stage.NF_INGRESS,  # netdev ingress: nf_hook_ingress() inlined
+    # the bridge's own hooks (net/bridge: NF_HOOK inlined into its callers; __br_forward()
+    # runs NF_BR_FORWARD, and NF_BR_LOCAL_OUT for the bridge's own frames, told apart below)
+    "br_handle_frame": Stage.NF_PREROUTING,
+    "br_pass_frame_up": Stage.NF_INPUT,
+    "__br_forward": Stage.NF_FORWARD,
+    "br_forward_finish": Stage.NF_POSTROUTING,
+    # the IPv4 hooks br_netfilter runs for bridged frames (br_netfilter_hooks.c)
+    "br_nf_pre_routing": Stage.NF_PREROUTING,
+    "br_nf_forward_ip": Stage.NF_FORWARD,
+    "br_nf_post_routing": Stage.NF_POSTROUTING,
 }
 
 IP_PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp"}
@@ -318,7 +328,10 @@ class KfreeSkbEvent(NamedTuple):
 
     def stage(self, reason: DropReason) -> Stage:
         if reason == DropReason.NETFILTER_DROP:
-            return NF_HOOK_STAGES.get(self._nf_hook_caller(), Stage.NF)
+            caller = self._nf_hook_caller()
+            if caller == "__br_forward" and "br_dev_xmit" in self.stack:
+                return Stage.NF_OUTPUT
+            return NF_HOOK_STAGES.get(caller, Stage.NF)
         if self.location in TC_REDIRECT_LOCATIONS:
             return TC_DIRECTION_STAGES.get(self.tc_at_ingress, Stage.UNKNOWN)
         return REASON_STAGES.get(reason) or LOCATION_STAGES.get(self.location, Stage.UNKNOWN)

@@ -26,6 +26,7 @@ from harness.mockkernel.core.rtnetlink import dev_change_flags, register_netdevi
 from harness.mockkernel.ipv4.af_inet import inet_init
 from harness.mockkernel.ipv6.af_inet6 import inet6_init
 from harness.mockkernel.net import Net, NetDevice
+from harness.mockkernel.netfilter.br_netfilter import br_netfilter_init
 from harness.mockkernel.netfilter.core import NfHooks
 from harness.mockkernel.netfilter.nf_conntrack_core import ConntrackTable, nf_conntrack_pernet_init
 from harness.mockkernel.netfilter.nf_tables import NfTables
@@ -65,6 +66,7 @@ class Kernel(Net):
         inet_init(self)  # before the DUT's sysctls: it registers TCP's
         inet6_init(self)
         br_init(self)
+        br_netfilter_init(self)  # built in (CONFIG_BRIDGE_NETFILTER=y): its sysctls in every namespace
         for name, value in DUT_SYSCTLS.items():
             self.sysctl.write(name, value)
         dev_proc_net_init(self)

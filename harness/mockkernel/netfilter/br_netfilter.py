@@ -1,0 +1,239 @@
+"""br_netfilter (net/bridge/br_netfilter_hooks.c): bridged IPv4 frames cross
+the IPv4 netfilter hooks, as `net.bridge.bridge-nf-call-iptables` asks.
+
+The lab's kernel has it built in (CONFIG_BRIDGE_NETFILTER=y), so every
+namespace has the net.bridge.bridge-nf-* sysctls from its start (brnf_table,
+each 1 but the vlan/pppoe/pass-vlan-input-dev ones; brnf_sysctl_call_tables()
+stores any non-zero write as 1), and the hooks (br_nf_ops) register in a
+namespace when its first bridge device does (brnf_device_event()):
+
+- br_nf_pre_routing() at NF_BR_PRE_ROUTING, priority NF_BR_PRI_BRNF (0): an
+  IPv4 frame, when call-iptables is on, is checked (br_validate_ipv4(): a bad
+  header is freed IP_INHDR), gets its nf_bridge_info, and runs the IPv4
+  PRE_ROUTING hooks (conntrack, NAT, nft/iptables prerouting chains) with the
+  bridge as its input device (setup_pre_routing(), a PACKET_OTHERHOST frame
+  taken as the host's meanwhile). br_nf_pre_routing_finish() then gives the
+  frame back to its port and runs the bridge hooks after NF_BR_PRI_BRNF
+  (br_nf_hook_thresh()) and the hook's okfn, br_handle_frame_finish().
+- br_nf_local_in() at NF_BR_LOCAL_IN: the frame goes up to the bridge device;
+  its IPv4 PRE_ROUTING already ran, so ip_sabotage_in() at IPv4 PRE_ROUTING
+  (NF_IP_PRI_FIRST) skips those hooks on the way up, straight to ip_rcv_finish().
+- br_nf_forward_ip() at NF_BR_FORWARD (NF_BR_PRI_BRNF - 1): a frame that went
+  through br_nf_pre_routing runs the IPv4 FORWARD hooks with the bridge as
+  input and output device, then br_nf_forward_finish() the bridge's later
+  forward hooks and br_forward_finish().
+- br_nf_post_routing() at NF_BR_POST_ROUTING (NF_BR_PRI_LAST): such a frame
+  runs the IPv4 POST_ROUTING hooks (SNAT, conntrack's confirm) with the bridge
+  as output device, then br_nf_dev_queue_xmit() and br_dev_queue_push_xmit().
+
+The frame's nf_bridge_info (an skb extension in the kernel) is kept in the
+skb's control block, shared by clones until br_nf_forward_ip() unshares it.
+Left out: IPv6 and ARP (call-ip6tables, call-arptables are stored, the frames
+pass), VLAN and PPPoE encapsulated IP (filter-vlan-tagged, filter-pppoe-tagged),
+a frame DNAT-ed to a host behind the same bridge (br_nf_pre_routing_finish_bridge():
+freed, NOT_SPECIFIED), refragmenting in br_nf_dev_queue_xmit(), per-bridge
+nf_call_iptables options.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from harness.dropreason import DropReason
+from harness.journey import Stage
+from harness.mockkernel.core.rtnetlink import NETDEV_REGISTER, register_netdevice_notifier
+from harness.mockkernel.core.skbuff import PACKET_HOST, PACKET_OTHERHOST, SkBuff, kfree_skb
+from harness.mockkernel.core.snmp import IPSTATS_MIB_INHDRERRORS
+from harness.mockkernel.core.sysctl import CtlTable, Sysctls, proc_dointvec
+from harness.mockkernel.ipv4 import route
+from harness.mockkernel.ipv4.ip_input import ip_rcv_finish
+from harness.mockkernel.netfilter.core import (HOOK_STAGES, NF_ACCEPT, NF_BR_FORWARD, NF_BR_LOCAL_IN,
+                                               NF_BR_POST_ROUTING, NF_BR_PRE_ROUTING, NF_DROP, NF_INET_FORWARD,
+                                               NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING, NF_STOLEN, NFPROTO_BRIDGE,
+                                               NFPROTO_IPV4, NfBridgeHookState, nf_hook, nf_hook_slow)
+from harness.mockkernel.netfilter.nf_conntrack import IPS_CONFIRMED
+from harness.mockkernel.wire import ipv4
+from harness.mockkernel.wire.ethernet import ETH_P_IP
+
+# include/uapi/linux/netfilter_bridge.h enum nf_br_hook_priorities, netfilter_ipv4.h NF_IP_PRI_FIRST
+NF_BR_PRI_BRNF = 0
+NF_BR_PRI_LAST = 2**31 - 1
+NF_IP_PRI_FIRST = -2**31
+CALL_IPTABLES = "net.bridge.bridge-nf-call-iptables"
+NF_BRIDGE = "nf_bridge"  # the skb's nf_bridge_info, in its control block
+
+
+def brnf_sysctl_call_tables(sysctls: Sysctls, table: CtlTable, key: str, text: str) -> int:
+    """proc_dointvec(), then any non-zero value stored as 1."""
+    return 1 if proc_dointvec(sysctls, table, key, text) else 0
+
+
+BRNF_TABLE = {f"net.bridge.bridge-nf-{name}": CtlTable(default, brnf_sysctl_call_tables) for name, default in (
+    ("call-arptables", 1), ("call-iptables", 1), ("call-ip6tables", 1), ("filter-vlan-tagged", 0),
+    ("filter-pppoe-tagged", 0), ("pass-vlan-input-dev", 0))}
+
+
+@dataclass
+class NfBridgeInfo:
+    """struct nf_bridge_info: where the frame came in and goes out, and what
+    br_netfilter changed on it to show it to the IPv4 hooks."""
+
+    physindev: object  # the port it came in on
+    ipv4_daddr: int  # before the PRE_ROUTING hooks: a change is DNAT
+    physoutdev: object = None  # the port br_nf_forward_ip() saw it leave by
+    in_prerouting: bool = True
+    pkt_otherhost: bool = False
+    sabotage_in_done: bool = False  # its way up skipped the IPv4 PRE_ROUTING hooks once
+
+
+def br_netfilter_init(net) -> None:
+    """br_netfilter_init() and brnf_init_net(): the sysctls now, the hooks with
+    the namespace's first bridge."""
+    net.sysctl.register(BRNF_TABLE)
+    net.brnf_enabled = False
+    register_netdevice_notifier(net, brnf_device_event)
+
+
+def brnf_device_event(net, event: int, dev) -> None:
+    if event != NETDEV_REGISTER or dev.kind != "bridge" or net.brnf_enabled:
+        return
+    hooks = net.nf_hooks
+    hooks.register(NFPROTO_BRIDGE, NF_BR_PRE_ROUTING, NF_BR_PRI_BRNF, "br_nf_pre_routing", br_nf_pre_routing)
+    hooks.register(NFPROTO_BRIDGE, NF_BR_LOCAL_IN, NF_BR_PRI_BRNF, "br_nf_local_in", br_nf_local_in)
+    hooks.register(NFPROTO_BRIDGE, NF_BR_FORWARD, NF_BR_PRI_BRNF - 1, "br_nf_forward_ip", br_nf_forward_ip)
+    hooks.register(NFPROTO_BRIDGE, NF_BR_POST_ROUTING, NF_BR_PRI_LAST, "br_nf_post_routing", br_nf_post_routing)
+    hooks.register(NFPROTO_IPV4, NF_INET_PRE_ROUTING, NF_IP_PRI_FIRST, "ip_sabotage_in", ip_sabotage_in)
+    net.brnf_enabled = True
+
+
+def nf_bridge_info_get(skb: SkBuff) -> NfBridgeInfo | None:
+    return skb.cb.get(NF_BRIDGE) if skb.cb else None
+
+
+def br_validate_ipv4(skb: SkBuff) -> bool:
+    """The header checks ip_rcv_core() would make (InHdrErrors when one
+    fails); a good packet is trimmed to its total length."""
+    tot_len = ipv4.rcv_header_ok(skb.buf, skb.network_header, skb.tail)
+    if not tot_len:
+        skb.net.mib.ip_statistics[IPSTATS_MIB_INHDRERRORS] += 1
+        return False
+    skb.tail = skb.network_header + tot_len
+    return True
+
+
+def br_nf_hook_thresh(hook: int, skb: SkBuff, in_dev, out_dev, okfn) -> None:
+    """The bridge hook's entries after br_netfilter's own (priority above
+    NF_BR_PRI_BRNF), then okfn."""
+    entries = tuple(e for e in skb.net.nf_hooks.entries.get((NFPROTO_BRIDGE, hook), ())
+                    if e.priority > NF_BR_PRI_BRNF)
+    if entries:
+        state = NfBridgeHookState(hook, NFPROTO_BRIDGE, in_dev, out_dev, skb.net, HOOK_STAGES[hook], okfn)
+        if nf_hook_slow(skb, state, entries) != NF_ACCEPT:
+            return
+    okfn(skb)
+
+
+# ---------------------------------------------------------------- PRE_ROUTING
+
+def br_nf_pre_routing(skb: SkBuff, state: NfBridgeHookState) -> int:
+    if not skb.net.sysctl.values[CALL_IPTABLES] or skb.protocol != ETH_P_IP:
+        return NF_ACCEPT
+    if not br_validate_ipv4(skb):
+        kfree_skb(skb, DropReason.IP_INHDR, state.stage, "br_nf_pre_routing")
+        return NF_STOLEN
+    port_dev = skb.dev
+    info = NfBridgeInfo(port_dev, ipv4.Ipv4Packet(skb.buf, skb.network_header).daddr)
+    skb.cb[NF_BRIDGE] = info
+    if skb.pkt_type == PACKET_OTHERHOST:  # setup_pre_routing()
+        skb.pkt_type, info.pkt_otherhost = PACKET_HOST, True
+    skb.dev = bridge = port_dev.master
+    hookfns = skb.net.nf_hooks.ipv4[NF_INET_PRE_ROUTING]
+    if not hookfns or nf_hook(skb, NF_INET_PRE_ROUTING, bridge, None, hookfns):
+        br_nf_pre_routing_finish(skb, state.okfn)
+    return NF_STOLEN
+
+
+def br_nf_pre_routing_finish(skb: SkBuff, okfn) -> None:
+    info: NfBridgeInfo = skb.cb[NF_BRIDGE]
+    bridge = skb.dev
+    if info.pkt_otherhost:
+        skb.pkt_type, info.pkt_otherhost = PACKET_OTHERHOST, False
+    info.in_prerouting = False
+    packet = ipv4.Ipv4Packet(skb.buf, skb.network_header)
+    if packet.daddr != info.ipv4_daddr:  # DNAT: routed to where the new address is
+        rt = route.ip_route_input(skb.net, packet.daddr, packet.saddr, packet.tos, bridge, skb.mark,
+                                  packet.protocol)
+        if rt.__class__ is DropReason or rt.dev is bridge:
+            kfree_skb(skb, rt if rt.__class__ is DropReason else DropReason.NOT_SPECIFIED, Stage.NF_PREROUTING,
+                      "br_nf_pre_routing_finish")
+            return
+        skb.dst = rt
+        skb.buf[skb.mac_header:skb.mac_header + 6] = bridge.mac  # up to the host, to be routed
+        skb.pkt_type = PACKET_HOST
+    skb.dev = info.physindev
+    br_nf_hook_thresh(NF_BR_PRE_ROUTING, skb, skb.dev, None, okfn)
+
+
+def ip_sabotage_in(skb: SkBuff, state) -> int:
+    """The frame's IPv4 PRE_ROUTING hooks ran in br_nf_pre_routing(): on its
+    way up from the bridge it goes on to ip_rcv_finish() without them."""
+    info = nf_bridge_info_get(skb)
+    if info is None or info.in_prerouting or info.sabotage_in_done:
+        return NF_ACCEPT
+    info.sabotage_in_done = True
+    ip_rcv_finish(skb)
+    return NF_STOLEN
+
+
+# ---------------------------------------------------------------- LOCAL_IN, FORWARD, POST_ROUTING
+
+def br_nf_local_in(skb: SkBuff, state) -> int:
+    """A broadcast or multicast frame going up still unconfirmed in conntrack
+    leaves its entry behind, for IPv4 PRE_ROUTING on the bridge to look it up
+    again (nf_conntrack_confirm() cannot take the clones the bridge made).
+    (br_drop_fake_rtable(): the mock gives bridged frames no fake route.)"""
+    ct = skb.nfct
+    if ct is not None and skb.pkt_type != PACKET_HOST and not ct.status & IPS_CONFIRMED:
+        skb.nfct = None
+    return NF_ACCEPT
+
+
+def br_nf_forward_ip(skb: SkBuff, state: NfBridgeHookState) -> int:
+    info = nf_bridge_info_get(skb)
+    if info is None or skb.protocol != ETH_P_IP:
+        return NF_ACCEPT
+    info = skb.cb[NF_BRIDGE] = replace(info)  # nf_bridge_unshare(): each flooded copy its own
+    if skb.pkt_type == PACKET_OTHERHOST:
+        skb.pkt_type, info.pkt_otherhost = PACKET_HOST, True
+    if not br_validate_ipv4(skb):
+        return NF_DROP
+    info.physoutdev = skb.dev
+    bridge = state.out_dev.master
+    hookfns = skb.net.nf_hooks.ipv4[NF_INET_FORWARD]
+    if not hookfns or nf_hook(skb, NF_INET_FORWARD, state.in_dev.master, bridge, hookfns):
+        br_nf_forward_finish(skb, state.okfn)
+    return NF_STOLEN
+
+
+def br_nf_forward_finish(skb: SkBuff, okfn) -> None:
+    info: NfBridgeInfo = skb.cb[NF_BRIDGE]
+    if info.pkt_otherhost:
+        skb.pkt_type, info.pkt_otherhost = PACKET_OTHERHOST, False
+    br_nf_hook_thresh(NF_BR_FORWARD, skb, info.physindev, skb.dev, okfn)
+
+
+def br_nf_post_routing(skb: SkBuff, state: NfBridgeHookState) -> int:
+    info = nf_bridge_info_get(skb)
+    if info is None or info.physoutdev is None or skb.protocol != ETH_P_IP:
+        return NF_ACCEPT  # a frame routed out of the bridge had its POST_ROUTING in the IP stack
+    if skb.pkt_type == PACKET_OTHERHOST:
+        skb.pkt_type, info.pkt_otherhost = PACKET_HOST, True
+    hookfns = skb.net.nf_hooks.ipv4[NF_INET_POST_ROUTING]
+    if not hookfns or nf_hook(skb, NF_INET_POST_ROUTING, None, skb.dev.master, hookfns):
+        br_nf_dev_queue_xmit(skb, state.okfn)
+    return NF_STOLEN
+
+
+def br_nf_dev_queue_xmit(skb: SkBuff, okfn) -> None:
+    """nf_bridge_info_free(), then br_dev_queue_push_xmit() (refragmenting left out)."""
+    del skb.cb[NF_BRIDGE]
+    okfn(skb)
