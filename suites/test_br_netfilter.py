@@ -169,6 +169,30 @@ def test_a_bridge_family_forward_chain_drops_by_ether_source_whatever_the_sysctl
     assert counters(bridge) == [("bridge", "forward", 1)]
 
 
+BRIDGE_OUTPUT_DROP = """
+table bridge filter {
+    chain output {
+        type filter hook output priority out; policy accept;
+        udp dport 9 counter drop
+    }
+}
+"""
+
+
+@pytest.mark.requires("drop_reasons")
+def test_a_bridge_output_chain_drops_the_hosts_own_frame_at_nf_output(bridge):
+    """What the host sends out of br0 (br_dev_xmit) crosses NF_BR_LOCAL_OUT, not FORWARD."""
+    bridge.sh("ip addr add 172.17.0.1/16 dev br0")
+    bridge.sh(f"ip neigh replace {IP_B} lladdr {PORT_B.peer_mac} dev br0 nud permanent")
+    bridge.sh("nft -f -", stdin=BRIDGE_OUTPUT_DROP)
+    bridge.socket("udp", ("172.17.0.1", 7)).sendto(b"from the host", (IP_B, 9))
+    bridge.expect_nothing()
+    # b's address is in no fdb entry yet: the frame floods, a copy for each port, each dropped
+    assert [(d.reason, d.stage, d.location) for d in bridge.drops()] == [
+        ("NETFILTER_DROP", "NF_OUTPUT", "nft_do_chain")] * 2
+    assert counters(bridge) == [("bridge", "output", 2)]
+
+
 @pytest.mark.requires("conntrack")
 @pytest.mark.parametrize("call_iptables, tracked", [("1", True), ("0", False)], ids=["on", "off"])
 def test_conntrack_tracks_a_bridged_flow_only_through_br_netfilter(bridge, call_iptables, tracked):

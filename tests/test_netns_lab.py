@@ -378,12 +378,21 @@ def test_an_event_line_decodes_network_order_fields():
 
 @pytest.mark.parametrize(("caller", "stage"), [
     ("ip_rcv", "NF_PREROUTING"), ("ip_local_deliver", "NF_INPUT"), ("ip_forward", "NF_FORWARD"),
-    ("__ip_local_out", "NF_OUTPUT"), ("ip_output", "NF_POSTROUTING"), ("br_handle_frame", "NF"),
+    ("__ip_local_out", "NF_OUTPUT"), ("ip_output", "NF_POSTROUTING"), ("br_handle_frame", "NF_PREROUTING"),
+    ("__br_forward", "NF_FORWARD"), ("br_nf_forward_ip", "NF_FORWARD"), ("br_nf_hook_thresh", "NF"),
 ])
 def test_a_netfilter_drop_takes_its_stage_from_the_caller_of_nf_hook_slow(caller, stage):
     stack = ("sk_skb_reason_drop", "nft_do_chain", "nft_do_chain_ipv4", "nf_hook_slow", caller)
     event = KfreeSkbEvent.parse("drop 1 12 nft_do_chain 2048 28 0 0 17 0 64 0 0", stack)
     assert event.stage("NETFILTER_DROP") == stage
+
+
+def test_a_bridge_chain_drop_of_the_bridges_own_frame_is_at_nf_output():
+    """__br_forward() runs NF_BR_LOCAL_OUT for what br_dev_xmit() sends, NF_BR_FORWARD otherwise."""
+    stack = ("sk_skb_reason_drop", "nft_do_chain", "nft_do_chain_bridge", "nf_hook_slow", "__br_forward",
+             "br_dev_xmit", "dev_hard_start_xmit")
+    event = KfreeSkbEvent.parse("drop 1 12 nft_do_chain 2048 28 0 0 17 0 64 0 0", stack)
+    assert event.stage("NETFILTER_DROP") == "NF_OUTPUT"
 
 
 def test_reasons_that_name_their_stage_win_over_the_location():
