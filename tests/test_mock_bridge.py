@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from scapy.layers.inet import IP, UDP
-from scapy.layers.l2 import Dot1Q, Ether
+from scapy.layers.l2 import STP, Dot1Q, Dot3, Ether
 
 from harness.drivers.dutstate import Refused, command_effects
 from harness.mockkernel.target import MockTarget
@@ -82,6 +82,29 @@ def test_with_kernel_stp_a_new_port_listens_then_learns_then_forwards_forward_de
     sent = frame(A, B, ident=3)
     target.send("p0", sent)
     target.expect("p1", sent)
+
+
+def test_a_port_that_starts_forwarding_under_stp_is_a_topology_change_ageing_in_forward_delay():
+    """br_topology_change_detection() on the root: BPDUs flag it and learned entries age
+    in forward_delay (hold_time()) for forward_delay + max_age, then in ageing_time again."""
+    target = MockTarget()
+    target.sh("ip link add br0 type bridge stp_state 1 forward_delay 400 mcast_snooping 0")
+    target.sh("ip link set p0 master br0")
+    target.sh("ip link set p1 master br0")
+    target.sh("ip link set br0 up")
+    target.wait(8)  # both ports forwarding: the change lasts until 8 + 4 + 20 = 32 s
+    target.collect("p0")
+    target.send("p0", frame(A, B))
+    target.wait(3.9)
+    assert learned(target) == [f"{A} dev p0 master br0 "]
+    target.wait(0.1)
+    assert learned(target) == []
+    assert Dot3(target.collect("p1")[-1])[STP].bpduflags == 0x01
+    target.wait(20)
+    assert Dot3(target.collect("p1")[-1])[STP].bpduflags == 0x00
+    target.send("p0", frame(A, B, ident=2))
+    target.wait(10)
+    assert learned(target) == [f"{A} dev p0 master br0 "]
 
 
 def test_forward_delay_out_of_range_while_stp_runs_is_erange():

@@ -147,6 +147,12 @@ def br_fdb_gc_start(br: NetBridge) -> None:
     br.gc_timer.mod_timer(br.net.clock.now + GC_FIRST_RUN)
 
 
+def br_fdb_gc_now(br: NetBridge) -> None:
+    """mod_delayed_work(..., &br->gc_work, 0): the gc runs at once (hold_time() changed)."""
+    if br.gc_timer is not None and br.gc_timer.pending:
+        br.gc_timer.mod_timer(br.net.clock.now)
+
+
 def br_fdb_gc_stop(br: NetBridge) -> None:
     """cancel_delayed_work_sync(&br->gc_work) as the bridge stops."""
     if br.gc_timer is not None:

@@ -133,6 +133,8 @@ class NetBridge:
     group_fwd_mask: int = 0
     multicast_enabled: bool = True  # BROPT_MULTICAST_ENABLED (mcast_snooping)
     gc_timer: object | None = None  # br->gc_work (br_fdb_cleanup())
+    hello_timer: object | None = None  # br->hello_timer (kernel STP)
+    topology_change_timer: object | None = None
 
     def hold_time(self) -> float:
         """hold_time(): entries age in forward_delay during a topology change."""
