@@ -167,6 +167,15 @@ def test_a_disabled_port_drops_what_it_receives_and_gets_no_floods(br0):
     br0.expect_nothing()
 
 
+def test_a_bridge_set_down_disables_its_ports_and_they_drop_what_they_receive(br0):
+    """br_dev_stop() -> br_stp_disable_bridge(): every port disabled."""
+    br0.sh("ip link set br0 down")
+    assert "state disabled" in br0.sh("bridge link show dev p0")
+    br0.send("p0", frame(A, B))
+    br0.expect_nothing()
+    assert drops(br0) == [("BRIDGE_INGRESS_STP_STATE", "BRIDGE", "br_handle_frame")]
+
+
 def test_blocking_set_by_hand_forwards_at_once_without_stp(br0):
     """br_set_port_state() then br_port_state_selection(): with STP off, a blocking
     designated port is made forwarding there and then (br_make_forwarding())."""
@@ -310,6 +319,27 @@ def test_bridge_fdb_add_master_entries_sticky_and_the_bridge_s_own(br0):
         "p1": ["02:00:00:00:00:02 dev p1 master br0 permanent"],
         "p2": ["02:00:00:00:00:03 dev p2 master br0 permanent"],
         "br0": [f"{C} dev br0 master br0 permanent"]})
+
+
+def test_ip_link_type_bridge_slave_sets_a_port_but_a_port_up_is_enabled_again(br0):
+    """br_port_slave_changelink() -> br_setport(): flags, cost and state by `ip link`;
+    then do_setlink()'s NETDEV_CHANGE runs br_port_carrier_check(), which enables a
+    port that is up and disabled: `state 0` does not stick as with `bridge link set`."""
+    br0.sh("ip link set p1 type bridge_slave learning off cost 7 state 0")
+    shown = PEER_SUFFIX.sub("", br0.sh("bridge -d link show dev p1"))
+    assert shown.startswith(f"{ifindex(br0, 'p1')}: p1: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master br0 "
+                            "state forwarding priority 32 cost 7 \n    hairpin off guard off root_block off "
+                            "fastleave off learning off flood on ")
+
+
+def test_a_port_option_that_is_not_on_or_off_fails_as_each_tool_fails(br0):
+    with pytest.raises(CommandError, match='must be one of "off", "on", not "yes"') as bridge_tool:
+        br0.sh("bridge link set dev p0 flood yes")
+    with pytest.raises(CommandError, match='must be one of "off", "on", not "yes"') as ip_tool:
+        br0.sh("ip link set p0 type bridge_slave flood yes")
+    assert (bridge_tool.value.returncode, ip_tool.value.returncode) == (234, 1)
+    with pytest.raises(CommandError, match="Operation not supported"):
+        br0.sh("bridge link set dev lo flood off")
 
 
 def test_bridge_link_show_lists_the_ports_with_state_priority_and_cost(br0):

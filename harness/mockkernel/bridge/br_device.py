@@ -25,6 +25,7 @@ from harness.mockkernel.bridge.br_fdb import br_fdb_add_local, br_fdb_find
 from harness.mockkernel.bridge.br_forward import BR_PKT_BROADCAST, BR_PKT_MULTICAST, BR_PKT_UNICAST, br_flood, \
     br_forward
 from harness.mockkernel.bridge.br_if import br_add_if, br_del_if, br_device_event
+from harness.mockkernel.bridge.br_netlink import PORT_FLAGS, br_setport
 from harness.mockkernel.bridge.br_private import (BR_NO_STP, BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED,
                                                   USER_HZ, NetBridge)
 from harness.mockkernel.bridge.br_stp import br_stp_change_bridge_id, br_stp_disable_bridge, \
@@ -238,6 +239,12 @@ class BridgeLinkOps:
     @staticmethod
     def del_slave(net, master: NetDevice, dev: NetDevice) -> None:
         br_del_if(net, master.priv, dev)
+
+    @staticmethod
+    def slave_changelink(net, master: NetDevice, dev: NetDevice, data: dict) -> None:
+        """br_port_slave_changelink() -> br_setport()."""
+        br_setport(master.priv.port_of(dev), {PORT_FLAGS[name]: on for name, on in data.items() if name in PORT_FLAGS},
+                   data.get("cost"), data.get("priority"), data.get("state"))
 
 
 def br_init(net) -> None:

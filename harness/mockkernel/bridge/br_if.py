@@ -8,7 +8,8 @@ and the default PVID; it is added at the head of the port list (list_add_rcu(),
 so a flood leaves the newest port first), the bridge id is recalculated, and the
 port is enabled at once if it and the bridge are up. The bridge's MTU follows
 its smallest port's unless the user set it (br_mtu_auto_adjust()). A port going
-down is disabled; coming up, enabled.
+down is disabled; coming up, enabled; a change on it (NETDEV_CHANGE, as
+`ip link set ... type bridge_slave` sends) enables it if it is up and disabled.
 Left out: promiscuity counts, netpoll, switchdev, the bridge's features.
 """
 from __future__ import annotations
@@ -17,14 +18,15 @@ import errno
 
 from harness.mockkernel.bridge.br_fdb import br_fdb_add_local, br_fdb_delete_by_port, fdb_delete_local
 from harness.mockkernel.bridge.br_input import br_handle_frame
-from harness.mockkernel.bridge.br_private import BR_MAX_PORTS, NetBridge, NetBridgePort
+from harness.mockkernel.bridge.br_private import (BR_ADMIN_COST, BR_MAX_PORTS, BR_STATE_DISABLED, NetBridge,
+                                                  NetBridgePort)
 from harness.mockkernel.bridge.br_stp import br_stp_disable_port, br_stp_enable_port, \
     br_stp_recalculate_bridge_id
 from harness.mockkernel.bridge.br_vlan import nbp_vlan_delete, nbp_vlan_init
 from harness.mockkernel.core.dev import netdev_rx_handler_register, netdev_rx_handler_unregister
 from harness.mockkernel.core.errors import RtnlError
-from harness.mockkernel.core.rtnetlink import (NETDEV_CHANGEADDR, NETDEV_CHANGEMTU, NETDEV_DOWN, NETDEV_UNREGISTER,
-                                              NETDEV_UP)
+from harness.mockkernel.core.rtnetlink import (NETDEV_CHANGE, NETDEV_CHANGEADDR, NETDEV_CHANGEMTU, NETDEV_DOWN,
+                                              NETDEV_UNREGISTER, NETDEV_UP)
 from harness.mockkernel.net import NetDevice
 
 ETH_DATA_LEN = 1500
@@ -90,6 +92,20 @@ def br_del_if(net, br: NetBridge, dev: NetDevice) -> None:
     br_mtu_auto_adjust(br)
 
 
+def br_port_carrier_check(port: NetBridgePort) -> None:
+    """br_port_carrier_check() at a port's NETDEV_CHANGE: its cost follows its speed
+    unless the user set it; on an open bridge a port up is enabled if it was disabled
+    (even by hand), one down disabled."""
+    if not port.flags & BR_ADMIN_COST and port.dev.up:
+        port.path_cost = port_cost(port.dev)
+    if not port.br.dev.up:
+        return
+    if port.dev.up and port.state == BR_STATE_DISABLED:
+        br_stp_enable_port(port)
+    elif not port.dev.up and port.state != BR_STATE_DISABLED:
+        br_stp_disable_port(port)
+
+
 def br_device_event(net, event: int, dev: NetDevice) -> None:
     """br_device_event(): a port's own events."""
     master = dev.master
@@ -101,6 +117,8 @@ def br_device_event(net, event: int, dev: NetDevice) -> None:
         br_stp_enable_port(port)
     elif event == NETDEV_DOWN and br.dev.up:
         br_stp_disable_port(port)
+    elif event == NETDEV_CHANGE:
+        br_port_carrier_check(port)
     elif event == NETDEV_CHANGEADDR:  # br_fdb_changeaddr(): the port's local entries follow it
         for entry in [e for e in br.fdb.values() if e.dst is port and e.local]:
             fdb_delete_local(br, port, entry)

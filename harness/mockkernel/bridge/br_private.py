@@ -19,6 +19,7 @@ BR_HAIRPIN_MODE = 1 << 0
 BR_BPDU_GUARD = 1 << 1
 BR_ROOT_BLOCK = 1 << 2
 BR_MULTICAST_FAST_LEAVE = 1 << 3
+BR_ADMIN_COST = 1 << 4  # the path cost is the user's, not port_cost()'s
 BR_LEARNING = 1 << 5
 BR_FLOOD = 1 << 6
 BR_PROXYARP = 1 << 8

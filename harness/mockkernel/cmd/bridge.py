@@ -24,15 +24,14 @@ from __future__ import annotations
 import errno
 
 from harness.mockkernel.bridge.br_fdb import br_fdb_add, br_fdb_delete, fdb_to_nud
+from harness.mockkernel.bridge.br_netlink import PORT_FLAGS, br_setport
 from harness.mockkernel.bridge.br_private import (BR_BCAST_FLOOD, BR_FLOOD, BR_HAIRPIN_MODE, BR_ISOLATED,
-                                                  BR_KERNEL_STP, BR_LEARNING, BR_MCAST_FLOOD, BR_STATE_BLOCKING,
-                                                  BR_STATE_DISABLED, BR_STATE_NAMES, BRIDGE_VLAN_INFO_PVID,
+                                                  BR_LEARNING, BR_MCAST_FLOOD, BR_STATE_NAMES, BRIDGE_VLAN_INFO_PVID,
                                                   BRIDGE_VLAN_INFO_UNTAGGED)
-from harness.mockkernel.bridge.br_stp import br_port_state_selection, br_set_state
 from harness.mockkernel.bridge.br_vlan import br_vlan_add, br_vlan_delete, nbp_vlan_add, nbp_vlan_delete
 from harness.mockkernel.cmd.args import Args, ToolError, not_modelled
 from harness.mockkernel.cmd.ipaddress import link_flags
-from harness.mockkernel.cmd.iputils import duparg, duparg2, invarg, matches
+from harness.mockkernel.cmd.iputils import duparg, duparg2, invarg, matches, parse_on_off
 from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.rtnetlink import (NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE,
                                               ndo_dflt_fdb_add, ndo_dflt_fdb_del)
@@ -44,13 +43,8 @@ OBJECTS = ("link", "fdb", "mdb", "vlan", "vni", "monitor", "help")
 STATE_NAMES = {NUD_PERMANENT: "permanent", NUD_NOARP: "static", NUD_STALE: "stale", NUD_REACHABLE: ""}
 IFNAMSIZ = 16
 VLAN_ID_LEN = 9
-# br_setport() flags `bridge link set` switches: keyword -> port flag
-PORT_FLAGS = {"hairpin": BR_HAIRPIN_MODE, "learning": BR_LEARNING, "flood": BR_FLOOD, "mcast_flood": BR_MCAST_FLOOD,
-              "bcast_flood": BR_BCAST_FLOOD, "isolated": BR_ISOLATED}
 PORT_NOT_MODELLED = ("guard", "fastleave", "root_block", "learning_sync", "mcast_router", "mcast_to_unicast",
                      "hwmode", "self", "neigh_suppress", "vlan_tunnel", "locked", "backup_port", "nobackup_port")
-BR_MIN_PATH_COST, BR_MAX_PATH_COST = 1, 65535
-BR_MAX_PORT_PRIORITY = 63
 
 
 def main(net, argv: list[str], stdin: str | None = None) -> str:
@@ -321,13 +315,6 @@ def brlink_show(net, tokens, details: bool = False) -> str:
     return "".join(lines)
 
 
-def _on_off(keyword: str, value: str) -> bool:
-    """parse_on_off()."""
-    if value not in ("on", "off"):
-        raise ToolError(f'Error: argument of "{keyword}" must be "on" or "off", not "{value}"', 255)
-    return value == "on"
-
-
 def brlink_modify(net, tokens) -> str:
     dev_name = state = cost = priority = None
     flags: dict[int, bool] = {}
@@ -336,7 +323,7 @@ def brlink_modify(net, tokens) -> str:
         if token == "dev":
             dev_name = tokens.pop()
         elif token in PORT_FLAGS:
-            flags[PORT_FLAGS[token]] = _on_off(token, tokens.pop())
+            flags[PORT_FLAGS[token]] = parse_on_off(token, tokens.pop(), 234)  # brlink_modify() returns -EINVAL
         elif token == "cost":
             cost = _atoi(tokens.pop())
         elif token == "priority":
@@ -363,29 +350,6 @@ def brlink_modify(net, tokens) -> str:
         raise RtnlError(errno.EOPNOTSUPP)
     br_setport(port, flags, cost or None, priority if priority is not None and priority >= 0 else None, state)
     return ""
-
-
-def br_setport(port, flags: dict[int, bool], cost: int | None, priority: int | None, state: int | None) -> None:
-    """br_setport(): flags, then path cost, priority and state (br_set_port_state())."""
-    for flag, on in flags.items():
-        port.flags = port.flags | flag if on else port.flags & ~flag
-    if cost is not None:
-        if not BR_MIN_PATH_COST <= cost <= BR_MAX_PATH_COST:
-            raise RtnlError(errno.ERANGE)
-        port.path_cost = cost
-    if priority is not None:
-        if priority > BR_MAX_PORT_PRIORITY:
-            raise RtnlError(errno.ERANGE)
-        port.priority = priority
-    if state is not None:
-        if state > BR_STATE_BLOCKING:
-            raise RtnlError(errno.EINVAL)
-        if port.br.stp_enabled == BR_KERNEL_STP:
-            raise RtnlError(errno.EBUSY)
-        if not port.dev.up and state != BR_STATE_DISABLED:
-            raise RtnlError(errno.ENETDOWN)
-        br_set_state(port, state)
-        br_port_state_selection(port.br)
 
 
 # vlan -----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """`ip link` (iproute2 ip/iplink.c): set [dev] NAME up|down|mtu N|address LLADDR|
-master DEV|nomaster|type bridge OPTIONS, add [name] NAME type bridge OPTIONS (the
-options: iplink_bridge.py), delete [dev] NAME, and show (printed by ipaddress.py,
+master DEV|nomaster|type bridge OPTIONS|type bridge_slave OPTIONS, add [name] NAME type
+bridge OPTIONS (the options: iplink_bridge.py), delete [dev] NAME, and show (printed by ipaddress.py,
 as iproute2 prints it from ipaddress.c).
 
 `xdp` and `xdpdrv` attach a native XDP program, `xdpgeneric` a generic one
@@ -18,7 +18,7 @@ from harness.mockkernel.bpf.syscall import bpf_runtime
 from harness.mockkernel.core import rtnetlink
 from harness.mockkernel.cmd.args import ToolError, c_uint, not_modelled
 from harness.mockkernel.cmd.ipaddress import ipaddr_list
-from harness.mockkernel.cmd.iplink_bridge import bridge_parse_opt
+from harness.mockkernel.cmd.iplink_bridge import bridge_parse_opt, bridge_slave_parse_opt
 from harness.mockkernel.cmd.iputils import IpOptions, device, duparg, duparg2, invarg, ll_addr, matches, \
     unknown_command
 from harness.mockkernel.core.xdp import dev_xdp_attach
@@ -122,14 +122,17 @@ GSO_MAX_SEGS = 65535  # include/linux/netdevice.h: the most `ip link set gso_max
 
 
 def _set(net, tokens) -> str:
-    name = mtu = mac = up = xdp = gso_max_segs = master = kind_data = addr_gen_mode = None
+    name = mtu = mac = up = xdp = gso_max_segs = master = kind_data = slave_data = addr_gen_mode = None
     while tokens:
         token = tokens.pop()
         if token == "type":
             kind = tokens.pop()
-            if kind not in LINK_KINDS:
+            if kind == "bridge_slave":
+                slave_data = bridge_slave_parse_opt(tokens)
+            elif kind in LINK_KINDS:
+                kind_data = (kind, bridge_parse_opt(tokens))
+            else:
                 raise not_modelled(f'ip link set type "{kind}"')
-            kind_data = (kind, bridge_parse_opt(tokens))
         elif token == "master":
             master = device_or_invarg(net, tokens.pop())
         elif token == "nomaster":
@@ -180,6 +183,8 @@ def _set(net, tokens) -> str:
         rtnetlink.do_set_master(net, dev, master or None)
     if kind_data is not None:
         rtnetlink.rtnl_changelink(net, dev, *kind_data)
+    if slave_data is not None:
+        rtnetlink.rtnl_slave_changelink(net, dev, slave_data)
     if xdp is not None:
         path, section, generic = xdp
         load = None if path is None else lambda: _xdp_program(net, path, section)

@@ -1,4 +1,5 @@
-"""`ip link ... type bridge` options (iproute2 6.1 ip/iplink_bridge.c bridge_parse_opt()).
+"""`ip link ... type bridge` options (iproute2 6.1 ip/iplink_bridge.c bridge_parse_opt()),
+and a port's `type bridge_slave` ones (ip/iplink_bridge_slave.c bridge_slave_parse_opt()).
 
 Each option a prefix of its keyword (matches()), its value a base-0 number of the
 attribute's width; a bad one is `invarg("invalid NAME")`. The options the mock's
@@ -8,7 +9,7 @@ bridge models become IFLA_BR_* values by name for br_changelink()
 from __future__ import annotations
 
 from harness.mockkernel.cmd.args import ToolError, c_uint, not_modelled
-from harness.mockkernel.cmd.iputils import invarg, matches
+from harness.mockkernel.cmd.iputils import invarg, matches, parse_on_off
 
 # (keyword, the attribute's largest value), in bridge_parse_opt()'s order: the first a token matches wins
 MODELLED = (("forward_delay", 0xFFFFFFFF), ("hello_time", 0xFFFFFFFF), ("max_age", 0xFFFFFFFF),
@@ -48,5 +49,39 @@ def bridge_parse_opt(tokens) -> dict:
         value = c_uint(value_text)
         if value is None or value > largest:
             raise invarg(f"invalid {keyword}", value_text)
+        data[keyword] = value
+    return data
+
+
+# bridge_slave_parse_opt()'s keywords, in its order: (keyword, the attribute's largest value,
+# or "on/off"); the first a token is a prefix of wins
+SLAVE_OPTIONS = (("fdb_flush", None), ("state", 0xFF), ("priority", 0xFFFF), ("cost", 0xFFFFFFFF),
+                 ("hairpin", "on/off"), ("guard", None), ("root_block", None), ("fastleave", None),
+                 ("learning", "on/off"), ("flood", "on/off"), ("mcast_flood", "on/off"), ("bcast_flood", "on/off"),
+                 ("mcast_to_unicast", None), ("proxy_arp", None), ("proxy_arp_wifi", None), ("mcast_router", None),
+                 ("mcast_fast_leave", None), ("neigh_suppress", None), ("group_fwd_mask", None),
+                 ("vlan_tunnel", None), ("isolated", "on/off"), ("locked", None), ("backup_port", None),
+                 ("nobackup_port", None))
+
+
+def bridge_slave_parse_opt(tokens) -> dict:
+    """The options after `type bridge_slave`, as {IFLA_BRPORT name: value} (on/off as a bool)."""
+    data: dict = {}
+    while tokens:
+        token = tokens.pop()
+        keyword, kind = next(((name, kind) for name, kind in SLAVE_OPTIONS if matches(token, name)), (None, None))
+        if keyword is None:
+            if matches(token, "help"):
+                raise ToolError("Usage: ... bridge_slave [ fdb_flush ]", 255)
+            raise ToolError(f'bridge_slave: unknown option "{token}"?', 255)
+        if kind is None:
+            raise not_modelled(f"ip link type bridge_slave {keyword}")
+        value_text = tokens.pop()
+        if kind == "on/off":
+            data[keyword] = parse_on_off(keyword, value_text, 1)  # bridge_slave_parse_on_off() exits 1
+            continue
+        value = c_uint(value_text)
+        if value is None or value > kind:
+            raise invarg(f"{keyword} is invalid", value_text)
         data[keyword] = value
     return data

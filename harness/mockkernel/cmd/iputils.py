@@ -51,6 +51,15 @@ def matches(token: str, keyword: str) -> bool:
     return keyword.startswith(token)
 
 
+def parse_on_off(keyword: str, value: str, status: int) -> bool:
+    """parse_on_off() (lib/utils.c parse_one_of()): a prefix of "off" or "on", in that
+    order; anything else is the tool's error, exiting with `status` (the caller's)."""
+    for index, name in enumerate(("off", "on")):
+        if matches(value, name):
+            return bool(index)
+    raise ToolError(f'Error: argument of "{keyword}" must be one of "off", "on", not "{value}"', status)
+
+
 def invarg(message: str, arg: str) -> ToolError:
     return ToolError(f'Error: argument "{arg}" is wrong: {message}', 255)
 

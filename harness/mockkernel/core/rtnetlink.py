@@ -74,7 +74,8 @@ def rtnl_link_register(ops) -> None:
     registers them. `ops.newlink(net, name, data) -> NetDevice` registers a device of
     its kind, `ops.changelink(net, dev, data)` applies options, `ops.dellink(net, dev)`
     takes it down to be unregistered, `ops.add_slave(net, master, dev)` and
-    `ops.del_slave(net, master, dev)` are its ndo_add_slave/ndo_del_slave."""
+    `ops.del_slave(net, master, dev)` are its ndo_add_slave/ndo_del_slave,
+    `ops.slave_changelink(net, master, dev, data)` sets a slave's options."""
     rtnl_link_ops[ops.kind] = ops
 
 
@@ -94,6 +95,16 @@ def rtnl_changelink(net: Net, dev: NetDevice, kind: str, data: dict) -> None:
     if ops is None or dev.kind != kind:
         raise RtnlError(errno.EOPNOTSUPP)
     ops.changelink(net, dev, data)
+
+
+def rtnl_slave_changelink(net: Net, dev: NetDevice, data: dict) -> None:
+    """rtnl_changelink()'s slave part: the master's slave_changelink (EOPNOTSUPP
+    for a device that is no link kind's slave)."""
+    ops = rtnl_link_ops.get(dev.master.kind) if dev.master is not None else None
+    if ops is None:
+        raise RtnlError(errno.EOPNOTSUPP)
+    ops.slave_changelink(net, dev.master, dev, data)
+    call_netdevice_notifiers(net, NETDEV_CHANGE, dev)  # do_setlink()'s netdev_state_change()
 
 
 def register_netdevice(net: Net, dev: NetDevice) -> None:
