@@ -332,14 +332,15 @@ def test_ip_link_type_bridge_slave_sets_a_port_but_a_port_up_is_enabled_again(br
                             "fastleave off learning off flood on ")
 
 
-def test_a_port_option_that_is_not_on_or_off_fails_as_each_tool_fails(br0):
+def test_a_port_option_that_is_not_on_or_off_fails_as_each_tool_fails(target):
+    bridge_up(target, ports=("p0", "p1"))
     with pytest.raises(CommandError, match='must be one of "off", "on", not "yes"') as bridge_tool:
-        br0.sh("bridge link set dev p0 flood yes")
+        target.sh("bridge link set dev p0 flood yes")
     with pytest.raises(CommandError, match='must be one of "off", "on", not "yes"') as ip_tool:
-        br0.sh("ip link set p0 type bridge_slave flood yes")
+        target.sh("ip link set p0 type bridge_slave flood yes")
     assert (bridge_tool.value.returncode, ip_tool.value.returncode) == (234, 1)
     with pytest.raises(CommandError, match="Operation not supported"):
-        br0.sh("bridge link set dev lo flood off")
+        target.sh("bridge link set dev p2 flood off")  # no bridge's port
 
 
 def test_bridge_link_show_lists_the_ports_with_state_priority_and_cost(br0):
