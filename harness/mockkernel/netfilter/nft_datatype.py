@@ -201,7 +201,12 @@ class Ipv6AddrType(Datatype):
         try:
             return int(ipaddress.IPv6Address(text))
         except ValueError:
-            raise DatatypeError("Could not resolve hostname: Name or service not known") from None
+            pass
+        try:  # getaddrinfo() as nft: an IPv4 address is "Address family for hostname not supported"
+            infos = socket.getaddrinfo(text, None, socket.AF_INET6)
+        except socket.gaierror as err:
+            raise DatatypeError(f"Could not resolve hostname: {err.strerror}") from None
+        return int(ipaddress.IPv6Address(infos[0][4][0].split("%")[0]))
 
     def format(self, value) -> str:
         return str(ipaddress.IPv6Address(value))
@@ -274,8 +279,9 @@ class IfaceIndexType(Datatype):
             raise DatatypeError("Interface does not exist")
         return self.devices[text]
 
-    def format(self, value) -> str:
-        return f'"{self.names.get(value, value)}"'
+    def format(self, value) -> str:  # ifindex_type_print(): a number when no device has the index
+        name = self.names.get(value)
+        return str(value) if name is None else f'"{name}"'
 
 
 integer = IntegerType("integer", 32, "integer", HOST)
@@ -298,6 +304,24 @@ icmp_type = SymbolicType("icmp_type", 8, "ICMP type", {
 icmp_code = SymbolicType("icmp_code", 8, "icmp code", {
     "net-unreachable": 0, "host-unreachable": 1, "prot-unreachable": 2, "port-unreachable": 3,
     "frag-needed": 4, "net-prohibited": 9, "host-prohibited": 10, "admin-prohibited": 13})
+icmpv6_type = SymbolicType("icmpv6_type", 8, "ICMPv6 type", {
+    "destination-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3, "parameter-problem": 4,
+    "echo-request": 128, "echo-reply": 129, "mld-listener-query": 130, "mld-listener-report": 131,
+    "mld-listener-done": 132, "mld-listener-reduction": 132, "nd-router-solicit": 133, "nd-router-advert": 134,
+    "nd-neighbor-solicit": 135, "nd-neighbor-advert": 136, "nd-redirect": 137, "router-renumbering": 138,
+    "ind-neighbor-solicit": 141, "ind-neighbor-advert": 142, "mld2-listener-report": 143})
+icmpv6_code = SymbolicType("icmpv6_code", 8, "icmpv6 code", {
+    "no-route": 0, "admin-prohibited": 1, "addr-unreachable": 3, "port-unreachable": 4, "policy-fail": 5,
+    "reject-route": 6})
+# include/uapi/linux/netfilter/nf_tables.h enum nft_reject_inet_code
+icmpx_code = SymbolicType("icmpx_code", 8, "icmpx code", {
+    "port-unreachable": 1, "admin-prohibited": 3, "no-route": 0, "host-unreachable": 2})
+ecn = SymbolicType("ecn", 2, "Explicit Congestion Notification", {"not-ect": 0, "ect1": 1, "ect0": 2, "ce": 3})
+mh_type = SymbolicType("mh_type", 8, "Mobility Header Type", {
+    "binding-refresh-request": 0, "home-test-init": 1, "careof-test-init": 2, "home-test": 3, "careof-test": 4,
+    "binding-update": 5, "binding-acknowledgement": 6, "binding-error": 7, "fast-binding-update": 8,
+    "fast-binding-acknowledgement": 9, "fast-binding-advertisement": 10, "experimental-mobility-header": 11,
+    "home-agent-switch-message": 12})
 dscp = SymbolicType("dscp", 6, "Differentiated Services Code Point", {
     "cs0": 0x00, "cs1": 0x08, "cs2": 0x10, "cs3": 0x18, "cs4": 0x20, "cs5": 0x28, "cs6": 0x30,
     "cs7": 0x38, "df": 0x00, "be": 0x00, "lephb": 0x01, "af11": 0x0a, "af12": 0x0c, "af13": 0x0e,
@@ -326,8 +350,8 @@ ether_addr = EtherAddrType("ether_addr", 48, "Ethernet address")
 
 # types a named set or map may be declared with (`type X`)
 SET_TYPES = {t.name: t for t in (ipv4_addr, ipv6_addr, inet_service, inet_proto, mark, ifname,
-                                 icmp_type, icmp_code, dscp, tcp_flag, ct_state, ct_status, ct_dir,
-                                 pkttype, nfproto, fib_addrtype)}
+                                 icmp_type, icmp_code, icmpv6_type, icmpv6_code, mh_type, dscp, ecn, tcp_flag,
+                                 ct_state, ct_status, ct_dir, pkttype, nfproto, fib_addrtype)}
 
 
 class ConcatType(Datatype):

@@ -23,16 +23,18 @@ from dataclasses import dataclass, field
 
 from harness.mockkernel.core.skbuff import SkBuff
 from harness.mockkernel.ipv4 import route
-from harness.mockkernel.net import RT_TABLE_LOCAL, RTN_BROADCAST, RTN_MULTICAST, RTN_UNICAST
+from harness.mockkernel.ipv6.exthdrs_core import IPV6_HLEN, ipv6_find_hdr
+from harness.mockkernel.net import RT_TABLE_LOCAL, RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST, RTN_UNICAST
 from harness.mockkernel.netfilter import nf_nat, nf_reject
 from harness.mockkernel.netfilter import nft_datatype as types
-from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
+from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_FORWARD, NF_INET_LOCAL_IN,
+                                               NF_INET_LOCAL_OUT, NFPROTO_IPV4, NFPROTO_IPV6, NFPROTO_NETDEV,
                                                NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING)
 from harness.mockkernel.netfilter.nf_conntrack import IP_CT_IS_REPLY, IP_CT_UNTRACKED, UNTRACKED, ct_direction
 from harness.mockkernel.netfilter.nf_nat_range import NatRange
 from harness.mockkernel.netfilter.nft_set import CATCHALL, NftSet, format_elements, lookup_fn
 from harness.mockkernel.wire import ipv4
-from harness.mockkernel.wire.ethernet import ETH_P_8021Q, ETH_P_IP, ETHERTYPE
+from harness.mockkernel.wire.ethernet import ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, ETHERTYPE
 from harness.mockkernel.wire.ipv4 import HEADER_LEN, IP_OFFSET, PKTINFO_FIELDS
 
 # include/uapi/linux/netfilter/nf_tables.h enum nft_verdicts
@@ -41,17 +43,21 @@ VERDICT_CODES = {"accept": NF_ACCEPT, "drop": NF_DROP, "continue": NFT_CONTINUE,
                  "jump": NFT_JUMP, "goto": NFT_GOTO}
 VERDICT_NAMES = {NF_ACCEPT: "ACCEPT", NF_DROP: "DROP", NFT_JUMP: "JUMP", NFT_GOTO: "GOTO",
                  NFT_RETURN: "RETURN", NFT_CONTINUE: "CONTINUE"}
-L4PROTOS = {"tcp": 6, "udp": 17, "icmp": 1}
+L4PROTOS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
 
 
 _pktinfo_fields = PKTINFO_FIELDS.unpack_from  # bound once: a pktinfo is built for every chain a packet runs
+_IPV6_PAYLOAD_LEN = struct.Struct("!H")
 
 
 class NftPktinfo:
     """struct nft_pktinfo: the packet as a chain sees it. `thoff` is -1 when
-    there is no transport header to read (not IPv4), which makes every
-    transport-header load fail; `fragoff` is the fragment offset, which only
-    the loads nft_payload_eval() makes refuse (see payload_loader)."""
+    there is no transport header to read (neither IPv4 nor IPv6), which makes
+    every transport-header load fail; `fragoff` is the fragment offset, which
+    only the loads nft_payload_eval() makes refuse (see payload_loader).
+    An IPv6 packet's transport header is where ipv6_find_hdr() finds it
+    (nft_set_pktinfo_ipv6()); a non-first fragment's thoff is 0 there, the
+    network header (the kernel leaves it unset)."""
 
     __slots__ = ("skb", "state", "buf", "nh", "thoff", "fragoff", "tprot", "end", "jump")
 
@@ -61,6 +67,9 @@ class NftPktinfo:
         nh = self.nh = skb.network_header
         self.end = skb.tail
         if skb.protocol not in (ETH_P_IP, 0):
+            if skb.protocol == ETH_P_IPV6 and state.pf in (NFPROTO_IPV6, NFPROTO_NETDEV):
+                self._set_ipv6()
+                return
             self.tprot, self.thoff, self.fragoff = None, -1, 0  # nft_set_pktinfo_unspec()
             return
         ver_ihl, frag_off, self.tprot = _pktinfo_fields(buf, nh)
@@ -69,6 +78,18 @@ class NftPktinfo:
             return
         self.fragoff = frag_off & IP_OFFSET
         self.thoff = nh + HEADER_LEN[ver_ihl]
+
+    def _set_ipv6(self) -> None:
+        """__nft_set_pktinfo_ipv6_validate(): version 6, a payload length the
+        packet holds, an upper-layer header ipv6_find_hdr() finds; else unspec."""
+        buf, nh = self.buf, self.nh
+        if nh + IPV6_HLEN <= self.end and buf[nh] >> 4 == 6 \
+                and _IPV6_PAYLOAD_LEN.unpack_from(buf, nh + 4)[0] + IPV6_HLEN <= self.end - nh:
+            tprot, thoff, fragoff = ipv6_find_hdr(buf, nh, self.end, -1)
+            if tprot >= 0:
+                self.tprot, self.thoff, self.fragoff = tprot, thoff or nh, fragoff
+                return
+        self.tprot, self.thoff, self.fragoff = None, -1, 0
 
 
 @dataclass
@@ -125,9 +146,11 @@ PAYLOAD_FIELDS = {
                   ("frag-off", 6, 16, types.length16), ("ttl", 8, 8, types.ttl),
                   ("protocol", 9, 8, types.inet_proto), ("checksum", 10, 16, types.length16),
                   ("saddr", 12, 32, types.ipv4_addr), ("daddr", 16, 32, types.ipv4_addr)),
-    "ip6": _fields("ip6", ("length", 4, 16, types.length16), ("nexthdr", 6, 8, types.inet_proto),
-                   ("hoplimit", 7, 8, types.ttl), ("saddr", 8, 128, types.ipv6_addr),
-                   ("daddr", 24, 128, types.ipv6_addr)),
+    "ip6": _fields("ip6", ("version", 0, 4, types.integer, 0xF0, 4),
+                   ("dscp", 0, 6, types.dscp, 0x0FC0, 6), ("ecn", 1, 2, types.ecn, 0x30, 4),
+                   ("flowlabel", 1, 20, types.integer, 0x0FFFFF, 0), ("length", 4, 16, types.length16),
+                   ("nexthdr", 6, 8, types.inet_proto), ("hoplimit", 7, 8, types.ttl),
+                   ("saddr", 8, 128, types.ipv6_addr), ("daddr", 24, 128, types.ipv6_addr)),
     "tcp": _fields("tcp", ("sport", 0, 16, types.inet_service), ("dport", 2, 16, types.inet_service),
                    ("sequence", 4, 32, types.integer), ("ackseq", 8, 32, types.integer),
                    ("doff", 12, 4, types.integer, 0xF0, 4), ("flags", 13, 8, types.tcp_flag),
@@ -139,6 +162,10 @@ PAYLOAD_FIELDS = {
                     ("checksum", 2, 16, types.length16), ("id", 4, 16, types.length16),
                     ("sequence", 6, 16, types.length16), ("gateway", 4, 32, types.integer),
                     ("mtu", 6, 16, types.length16)),
+    "icmpv6": _fields("icmpv6", ("type", 0, 8, types.icmpv6_type), ("code", 1, 8, types.icmpv6_code),
+                      ("checksum", 2, 16, types.length16), ("parameter-problem", 4, 32, types.integer),
+                      ("mtu", 4, 32, types.integer), ("id", 4, 16, types.length16),
+                      ("sequence", 6, 16, types.length16), ("max-delay", 4, 16, types.length16)),
     "th": _fields("th", ("sport", 0, 16, types.inet_service), ("dport", 2, 16, types.inet_service)),
 }
 # the link-layer header (NFT_PAYLOAD_LL_HEADER, src/proto.c proto_eth and proto_vlan):
@@ -153,6 +180,10 @@ PAYLOAD_FIELDS["vlan"] = _fields("vlan", ("pcp", 14, 3, types.IntegerType("integ
                                  ("type", 16, 16, types.ethertype))
 PAYLOAD_FIELDS["vlan"]["cfi"] = PAYLOAD_FIELDS["vlan"]["dei"]  # the bit's old name; nft lists it as dei
 ETHER_TYPE = PAYLOAD_FIELDS["ether"]["type"]
+FIELD_ALIASES = {("icmpv6", "param-problem"): "parameter-problem"}  # the token, and proto.c's field name
+# proto.c's echo fields (icmp_dep ICMP_ECHO / ICMP6_ECHO): nft matches the echo types before them
+ECHO_FIELDS = {("icmp", "id"), ("icmp", "sequence"), ("icmpv6", "id"), ("icmpv6", "sequence")}
+ECHO_TYPES = {"icmp": (0, 8), "icmpv6": (128, 129)}
 
 
 class Selector:
@@ -201,10 +232,17 @@ class Payload(Selector):
         mask, shift = fld.mask, fld.shift
         if self.link:
             return link_loader(off, (mask.bit_length() + 7) // 8 if mask else nbytes, mask, shift)
-        if mask and not self.transport:
+        if mask and not self.transport and mask <= 0xFF:
             def load_bits(pkt):
                 return (pkt.buf[pkt.nh + off] & mask) >> shift if pkt.tprot is not None else None
             return load_bits
+        if mask:  # nft_payload of the bytes the field spans, then nft_bitwise
+            load = payload_loader(self.transport, off, (mask.bit_length() + 7) // 8)
+
+            def load_masked(pkt):
+                value = load(pkt)
+                return None if value is None else (value & mask) >> shift
+            return load_masked
         return payload_loader(self.transport, off, nbytes)
 
 
@@ -409,18 +447,47 @@ class Ct(Selector):
 
 
 class Fib(Selector):
-    """nft_fib_ipv4: `fib daddr type` — the address type of the destination
-    (inet_dev_addr_type(): broadcast, multicast, else the local table's type,
-    else unicast), an RTN_* number as fib_addrtype's symbols are."""
+    """nft_fib (net/netfilter/nft_fib.c, nft_fib_ipv4.c, nft_fib_ipv6.c): a FIB
+    lookup for the packet's source or destination (`flags`, in
+    NFTA_FIB_F_* bit order), giving the route's type, output device or its
+    name (`result`); with `present` only whether a device was found
+    (`fib saddr . iif oif missing`). nft_fib_inet_eval() picks the IPv4 or
+    IPv6 lookup by the hook's family. IPv4's `fib saddr|daddr type` is
+    inet_dev_addr_type(): broadcast, multicast, else the local table's type,
+    else unicast, an RTN_* number as fib_addrtype's symbols are."""
 
-    def __init__(self, addr: str):
-        self.addr, self.dtype = addr, types.fib_addrtype
+    def __init__(self, flags: tuple, result: str = "type", dtype: types.Datatype = types.fib_addrtype,
+                 present: bool = False):
+        self.flags, self.result, self.dtype, self.present = flags, result, dtype, present
+
+    @property
+    def addr(self) -> str:
+        return "saddr" if "saddr" in self.flags else "daddr"
 
     def text(self, pctx: PrintCtx) -> str:
-        return f"fib {self.addr} type"
+        return f"fib {' . '.join(self.flags)} {self.result}"
 
     def load(self, ctx: CompileCtx):
+        fib4 = self._fib4_type(ctx) if self.result == "type" else self._fib4_eval(ctx)
+
+        def fib_eval(pkt):  # nft_fib_inet_eval(): by the hook's family
+            return fib4(pkt) if pkt.state.pf == NFPROTO_IPV4 else None
+        return fib_eval
+
+    def _store(self):
+        """nft_fib_store_result(): the device's index or name, or with
+        `present` whether there is one."""
+        if self.present:
+            return lambda dev: int(dev is not None and dev.ifindex != 0)
+        if self.result == "oifname":
+            return lambda dev: dev.name if dev is not None else ""
+        return lambda dev: dev.ifindex if dev is not None else 0
+
+    def _fib4_type(self, ctx: CompileCtx):
+        """nft_fib4_eval_type(): inet_dev_addr_type() of the address, on the
+        input or output device when `iif` or `oif` is given."""
         field, net = (ipv4.DADDR_FIELD if self.addr == "daddr" else ipv4.SADDR_FIELD), ctx.net
+        on_iif, on_oif = "iif" in self.flags, "oif" in self.flags
 
         def fib_type(pkt):
             if pkt.tprot is None:
@@ -430,9 +497,48 @@ class Fib(Selector):
                 return RTN_BROADCAST
             if route.is_multicast(addr):
                 return RTN_MULTICAST
-            local = route.fib_table_lookup(net, RT_TABLE_LOCAL, addr)
+            dev = pkt.state.in_dev if on_iif else pkt.state.out_dev if on_oif else None
+            local = route.fib_table_lookup(net, RT_TABLE_LOCAL, addr, dev.ifindex if dev is not None else None)
             return local.type if local is not None else RTN_UNICAST
         return fib_type
+
+    def _fib4_eval(self, ctx: CompileCtx):
+        """nft_fib4_eval(): fib_lookup() towards the address (from the other
+        one, unless that is no unicast source), the route's device, or with
+        `iif`/`oif` that device if the route leaves through it; a packet
+        received on loopback at prerouting finds its input device, a source
+        0.0.0.0 to a broadcast or link-local multicast address the receiving
+        one, a local route none."""
+        net, store, use_daddr = ctx.net, self._store(), self.addr == "daddr"
+        on_iif, on_oif, use_mark = "iif" in self.flags, "oif" in self.flags, "mark" in self.flags
+
+        def fib4_eval(pkt):
+            state = pkt.state
+            want = state.in_dev if on_iif else state.out_dev if on_oif else None
+            if state.hook == NF_INET_PRE_ROUTING and state.in_dev is not None and state.in_dev.is_loopback:
+                return store(state.in_dev)
+            if pkt.tprot is None:
+                return None
+            tos, saddr, daddr = ipv4.ROUTE_FIELDS.unpack_from(pkt.buf, pkt.nh)
+            if route.is_zeronet(saddr) and (route.is_lbcast(daddr) or route.is_local_multicast(daddr)):
+                return store(pkt.skb.dev)
+            iif = route.LOOPBACK_IFINDEX
+            if use_daddr:
+                dst, src = daddr, saddr
+            else:
+                if state.hook == NF_INET_FORWARD and on_iif:
+                    iif = state.out_dev.ifindex
+                dst, src = saddr, daddr
+            if route.is_multicast(src) or route.is_lbcast(src) or route.is_zeronet(src):
+                src = 0
+            res = route.fib_lookup(net, dst, src, iif, None, pkt.skb.mark if use_mark else 0, tos & ipv4.IPTOS_TOS_MASK)
+            if res.__class__ is int or res.type == RTN_LOCAL:
+                return store(None)
+            found = net.devices.get(res.route.oif) if res.route.oif is not None else None
+            if want is not None:
+                found = want if found is want else None
+            return store(found)
+        return fib4_eval
 
 
 class Concat(Selector):
@@ -1159,21 +1265,30 @@ class Notrack(Stmt):
 
 
 class Reject(Stmt):
-    """nft_reject_ipv4: an ICMP unreachable (default port-unreachable) or a
-    TCP RST goes back, then the packet is dropped."""
+    """nft_reject_ipv4, nft_reject_ipv6, nft_reject_inet: an ICMP or ICMPv6
+    unreachable (`kind` icmp, icmpv6; icmpx: the inet family's code, mapped
+    to the packet's protocol by nft_reject_icmp_code() and
+    nft_reject_icmpv6_code()) or a TCP RST goes back, then the packet is
+    dropped. The parser leaves `kind` None for a bare `reject` until the
+    rule's network protocol is known."""
 
     terminal = True
+    # nft_reject_icmp_code(), nft_reject_icmpv6_code(): icmpx codes -> ICMP, ICMPv6 unreachable codes
+    ICMPX_TO_ICMP = {0: 0, 1: 3, 2: 1, 3: 13}
+    ICMPX_TO_ICMPV6 = {0: 0, 1: 4, 2: 3, 3: 1}
+    CODE_TYPES = {"icmp": types.icmp_code, "icmpv6": types.icmpv6_code, "icmpx": types.icmpx_code}
+    QUIET_CODES = {"icmp": 3, "icmpv6": 4, "icmpx": 1}  # port unreachable: `reject` alone
 
-    def __init__(self, kind: str = "icmp", code: int = 3, loc=None):
-        self.kind, self.code, self.loc = kind, code, loc
-        self.explicit = False  # inet tables, IPv4 context: `with icmp` is printed even for the default
+    def __init__(self, kind: str | None = None, code: int | None = None, loc=None, code_loc=None, keyword_loc=None):
+        self.kind, self.code, self.loc, self.code_loc, self.keyword_loc = kind, code, loc, code_loc, keyword_loc
 
     def text(self, pctx: PrintCtx) -> str:
+        """reject_stmt_print(): an inet table names icmp and icmpv6 rejects in full."""
         if self.kind == "tcp reset":
             return "reject with tcp reset"
-        if self.code == 3 and not self.explicit:
+        if self.code == self.QUIET_CODES[self.kind] and (self.kind == "icmpx" or pctx.family != "inet"):
             return "reject"
-        return f"reject with icmp {types.icmp_code.format(self.code)}"
+        return f"reject with {self.kind} {self.CODE_TYPES[self.kind].format(self.code)}"
 
     def compile(self, ctx: CompileCtx):
         if self.kind == "tcp reset":
@@ -1181,7 +1296,7 @@ class Reject(Stmt):
                 nf_reject.send_reset(pkt.skb)
                 return NF_DROP
             return reject_tcp
-        code = self.code
+        code = self.ICMPX_TO_ICMP[self.code] if self.kind == "icmpx" else self.code
 
         def reject_icmp(pkt):
             nf_reject.send_unreach(pkt.skb, code)
@@ -1200,7 +1315,8 @@ class Nat(Stmt):
     """nft_nat / nft_masq / nft_redir: bind the connection's NAT and accept.
 
     kind: snat, dnat, masquerade, redirect. Addresses and ports are inclusive
-    ranges (None: not given); flags: random, fully-random, persistent.
+    ranges (None: not given), IPv4 or IPv6 addresses (`addr_type`); flags:
+    random, fully-random, persistent.
     `addr_map` gives the address (or `address . port`, a concatenated map's
     data) from a map, `port_map` redirect's or masquerade's port: nft puts
     the looked-up value in the registers nft_nat_eval() reads."""
@@ -1214,6 +1330,13 @@ class Nat(Stmt):
                  addr_map: MapExpr | None = None, port_map: MapExpr | None = None):
         self.kind, self.family, self.addr, self.ports, self.flags = kind, family, addr, ports, flags
         self.loc, self.port_loc, self.addr_map, self.port_map = loc, port_loc, addr_map, port_map
+        self.addr_type = types.ipv4_addr
+
+    def resolve_addresses(self, family: str, parse) -> None:
+        """The address tokens as the addresses of `family` (ip, ip6):
+        `parse(token, type)` reads one."""
+        self.addr_type = types.ipv6_addr if family == "ip6" else types.ipv4_addr
+        self.addr = tuple(parse(tok, self.addr_type) for tok in self.addr)
 
     def maps(self) -> list[MapExpr]:
         return [m for m in (self.addr_map, self.port_map) if m is not None]
@@ -1235,7 +1358,9 @@ class Nat(Stmt):
         if self.addr_map is not None:
             target = self.addr_map.text(pctx)
         elif self.addr:
-            low, high = (types.ipv4_addr.format(a) for a in self.addr)
+            low, high = (self.addr_type.format(a) for a in self.addr)
+            if self.addr_type is types.ipv6_addr and self.ports:  # nat_stmt_print(): brackets before a port
+                low, high = f"[{low}]", f"[{high}]"
             target = low if low == high else f"{low}-{high}"
         if self.port_map is not None:
             target += f":{self.port_map.text(pctx)}"
@@ -1337,9 +1462,19 @@ def dependency_base(stmt: Stmt) -> str | None:
     if isinstance(lhs, Payload) and lhs.fields == (ETHER_TYPE,):  # the bridge family's link layer
         return "link" if stmt.rhs.value == ETH_P_8021Q else "network"
     if (isinstance(lhs, Meta) and lhs.key == "l4proto") or \
-            (isinstance(lhs, Payload) and lhs.fields == (PAYLOAD_FIELDS["ip"]["protocol"],)):
+            (isinstance(lhs, Payload) and lhs.fields[0] in NEXT_PROTOCOL_FIELDS and len(lhs.fields) == 1):
         return "transport"
     return None
+
+
+NEXT_PROTOCOL_FIELDS = (PAYLOAD_FIELDS["ip"]["protocol"], PAYLOAD_FIELDS["ip6"]["nexthdr"])
+# payload_may_dependency_kill(): families whose header-field dependencies nft keeps in the listing
+KEEP_HEADER_DEPENDENCY = ("inet", "netdev", "bridge")
+
+
+def l4_name(proto: int) -> str:
+    """A transport protocol number as nft's header keywords name it (58: icmpv6)."""
+    return "icmpv6" if proto == L4PROTOS["icmpv6"] else types.inet_proto.format(proto)
 
 
 def selector_parts(stmt: Stmt) -> list:
@@ -1359,12 +1494,14 @@ def _killed_bases(stmt: Stmt, pctx: PrintCtx) -> set[str]:
             if part.proto == "vlan" and part.field.name != "type":  # nft keeps `ether type 8021q` before `vlan type`
                 bases.add("link")
             continue
-        if isinstance(part, Payload) and not part.transport:
-            bases.add("network")
+        if isinstance(part, Payload) and not part.transport or getattr(part, "nexthdr", None) is not None:
+            bases.add("network")  # an IP header field, or an IPv6 extension header's
         elif isinstance(part, Payload) and (part.proto in L4PROTOS or part.proto == "th" and pctx.l4 in ("tcp", "udp")):
             bases.add("transport")
-            if part.proto == "icmp":  # an IPv4-only protocol: no `meta nfproto ipv4` needed either
+            if part.proto in ("icmp", "icmpv6"):  # of one IP version: no `meta nfproto` needed either
                 bases.add("network")
+    if isinstance(stmt, Reject) and stmt.kind in ("icmp", "icmpv6") and pctx.family == "inet":
+        bases.add("network")  # stmt_reject_postprocess() releases the nfproto dependency
     return bases
 
 
@@ -1380,6 +1517,10 @@ def delinearize(stmts: list[Stmt], pctx: PrintCtx) -> list[tuple[Stmt, PrintCtx]
         if isinstance(stmt, Reject) and stmt.kind == "tcp reset" and "transport" in deps and pctx.family != "inet":
             shown[deps.pop("transport")] = None  # stmt_reject_postprocess()
         for killed in _killed_bases(stmt, ctx) & deps.keys():
+            dep = shown[deps[killed]][0]
+            if killed == "transport" and isinstance(dep.lhs, Payload) and pctx.family in KEEP_HEADER_DEPENDENCY:
+                del deps[killed]  # `ip protocol tcp` before `tcp dport` stays
+                continue
             shown[deps.pop(killed)] = None
         if not isinstance(stmt, (Match, VerdictMap)):
             deps.clear()
@@ -1388,7 +1529,7 @@ def delinearize(stmts: list[Stmt], pctx: PrintCtx) -> list[tuple[Stmt, PrintCtx]
         if base:
             deps[base] = len(shown) - 1
             if base == "transport":
-                l4 = types.inet_proto.format(stmt.rhs.value)
+                l4 = l4_name(stmt.rhs.value)
     return [item for item in shown if item is not None]
 
 

@@ -17,9 +17,18 @@ incrementally with the old and new 16 bits as they lie
 offset: an MSS option after a single NOP leaves with a checksum the receiver
 refuses, on Linux as here. Left out: options other than maxseg, raw `tcp option
 @kind,off,len`, `reset` (option stripping), 4-byte fields.
+
+IPv6 extension headers (`exthdr hbh exists`, `frag more-fragments 1`, `rt
+seg-left > 0`, `srh sid[1] ::1`, `mh type binding-update`, ...):
+nft_exthdr_ipv6_eval() finds the header with ipv6_find_hdr() and loads the
+field at its offset; a packet without it breaks the rule (`exists` is 0
+instead). The fields are nftables src/exthdr.c's; nft lists a field by the
+first template of its header type at that offset and length, so `rt0 addr[1]`
+and `rt2 addr` come back as `srh sid[1]`, as nft 1.0.6 prints them.
 """
 from __future__ import annotations
 
+from harness.mockkernel.ipv6.exthdrs_core import ipv6_find_hdr
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_exprs import NFT_BREAK, CompileCtx, PrintCtx, Selector, Stmt
 from harness.mockkernel.wire import tcp
@@ -106,3 +115,75 @@ class TcpOptionSet(Stmt):
                 return None
             tcp.replace_u16(pkt.buf, pkt.thoff, at + offset, new)
         return tcp_option_set
+
+
+# nftables src/exthdr.c: each IPv6 extension header nft names, its NEXTHDR number and
+# its fields as (byte offset, bits, type, mask of the loaded bytes, shift); `sid[n]`
+# and `addr[n]` are 16-byte slots from byte 8 on
+EXTHDR6_TYPES = {"hbh": 0, "rt": 43, "rt0": 43, "rt2": 43, "srh": 43, "frag": 44, "dst": 60, "mh": 135}
+_NEXT_LEN = {"nexthdr": (0, 8, types.inet_proto, 0, 0), "hdrlength": (1, 8, types.ttl, 0, 0)}
+EXTHDR6_FIELDS = {
+    "hbh": _NEXT_LEN, "dst": _NEXT_LEN,
+    "rt": {**_NEXT_LEN, "type": (2, 8, types.ttl, 0, 0), "seg-left": (3, 8, types.ttl, 0, 0)},
+    "rt0": {"reserved": (4, 32, types.integer, 0, 0)},
+    "rt2": {"reserved": (4, 32, types.integer, 0, 0)},
+    "srh": {"last-entry": (4, 8, types.ttl, 0, 0), "flags": (5, 8, types.ttl, 0, 0),
+            "tag": (6, 16, types.length16, 0, 0)},
+    "frag": {"nexthdr": (0, 8, types.inet_proto, 0, 0), "reserved": (1, 8, types.ttl, 0, 0),
+             "frag-off": (2, 13, types.length16, 0xFFF8, 3), "reserved2": (3, 2, types.ttl, 0x06, 1),
+             "more-fragments": (3, 1, types.ttl, 0x01, 0), "id": (4, 32, types.integer, 0, 0)},
+    "mh": {**_NEXT_LEN, "type": (2, 8, types.mh_type, 0, 0), "reserved": (3, 8, types.ttl, 0, 0),
+           "checksum": (4, 16, types.length16, 0, 0)},
+}
+EXTHDR6_SLOTS = {"rt0": "addr", "rt2": "addr", "srh": "sid"}  # the 16-byte address slots from byte 8
+EXTHDR6_SLOT_TEMPLATES = 2  # `sid[1]`, `sid[2]`: the slots nft 1.0.6 has a template for
+EXTHDR_EXISTS = ("hbh", "rt", "frag", "dst", "mh")  # parser_bison.y exthdr_key
+
+
+class Exthdr6(Selector):
+    """nft_exthdr of an IPv6 extension header: a field of it (`frag id`), or
+    with no field whether the packet has the header (NFT_EXTHDR_F_PRESENT,
+    `exthdr frag exists`). `slot` numbers an address slot (`srh sid[2]`)."""
+
+    def __init__(self, header: str, field: str | None, slot: int = 0):
+        self.header, self.field, self.slot = header, field, slot
+        self.invalid = None  # the NftError nft's evaluation gives for a field without a template
+        self.nexthdr = EXTHDR6_TYPES[header]
+        if field is None:
+            self.offset, self.bits, self.dtype, self.mask, self.shift = 0, 8, types.boolean, 0, 0
+        elif field == EXTHDR6_SLOTS.get(header):
+            self.offset, self.bits, self.dtype, self.mask, self.shift = 8 + 16 * (slot - 1), 128, \
+                types.ipv6_addr, 0, 0
+        else:
+            self.offset, self.bits, self.dtype, self.mask, self.shift = EXTHDR6_FIELDS[header][field]
+
+    def text(self, pctx: PrintCtx) -> str:
+        if self.field is None:
+            return f"exthdr {self.header}"
+        if self.bits == 128 and self.nexthdr == 43:  # the first routing header template at this offset
+            return f"srh sid[{self.slot}]"
+        return f"{self.header} {self.field}"
+
+    def json_text(self) -> dict:
+        if self.field is None:
+            return {"name": self.header}
+        if self.bits == 128 and self.nexthdr == 43:
+            return {"name": "srh", "field": f"sid[{self.slot}]"}
+        return {"name": self.header, "field": self.field}
+
+    def load(self, ctx: CompileCtx):
+        nexthdr, offset, mask, shift = self.nexthdr, self.offset, self.mask, self.shift
+        nbytes = (mask.bit_length() + 7) // 8 if mask else (self.bits + 7) // 8
+        if self.field is None:
+            def exthdr_present(pkt):
+                return 1 if ipv6_find_hdr(pkt.buf, pkt.nh, pkt.end, nexthdr)[0] >= 0 else 0
+            return exthdr_present
+
+        def exthdr_field(pkt):
+            found, start, _ = ipv6_find_hdr(pkt.buf, pkt.nh, pkt.end, nexthdr)
+            at = start + offset
+            if found < 0 or at + nbytes > pkt.end:
+                return None
+            value = int.from_bytes(pkt.buf[at:at + nbytes], "big")
+            return (value & mask) >> shift if mask else value
+        return exthdr_field

@@ -12,7 +12,7 @@ from harness.mockkernel.netfilter.nft_exprs import (Counter, Ct, CtSet, Fib, Lim
                                                     MetaSet, Nat, Notrack, Payload, PayloadSet, PrintCtx, Prefix,
                                                     Range, Reject, SetRef, Value, Verdict, VerdictMap, Xt,
                                                     delinearize)
-from harness.mockkernel.netfilter.nft_exthdr import TcpOption, TcpOptionSet
+from harness.mockkernel.netfilter.nft_exthdr import Exthdr6, TcpOption, TcpOptionSet
 from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, sort_elements
 
@@ -111,7 +111,9 @@ def selector_json(lhs, ctx: PrintCtx) -> dict:
     if isinstance(lhs, Ct):
         return {"ct": {"key": lhs.key}}
     if isinstance(lhs, Fib):
-        return {"fib": {"result": "type", "flags": [lhs.addr]}}
+        return {"fib": {"result": lhs.result, "flags": list(lhs.flags)}}
+    if isinstance(lhs, Exthdr6):
+        return {"exthdr": lhs.json_text()}
     if isinstance(lhs, TcpOption):
         return {"tcp option": {"name": lhs.name, **({"field": lhs.field} if lhs.field else {})}}
     if isinstance(lhs, Rt):
@@ -214,7 +216,7 @@ def stmt_json(stmt, ctx: PrintCtx) -> list[dict]:
     if isinstance(stmt, Reject):
         if stmt.kind == "tcp reset":
             return [{"reject": {"type": "tcp reset"}}]
-        return [{"reject": {"type": "icmp", "expr": types.icmp_code.format(stmt.code)}}]
+        return [{"reject": {"type": stmt.kind, "expr": stmt.CODE_TYPES[stmt.kind].format(stmt.code)}}]
     if isinstance(stmt, Nat):
         return [nat_json(stmt, ctx)]
     raise TypeError(f"no JSON for {stmt!r}")
@@ -230,7 +232,7 @@ def nat_json(nat: Nat, ctx: PrintCtx) -> dict:
     if nat.port_map is not None:
         out["port"] = selector_json(nat.port_map, ctx)
     if nat.addr:
-        low, high = (types.ipv4_addr.format(a) for a in nat.addr)
+        low, high = (nat.addr_type.format(a) for a in nat.addr)
         out["addr"] = low if low == high else {"range": [low, high]}
     if nat.ports:
         out["port"] = nat.ports[0] if nat.ports[0] == nat.ports[1] else {"range": list(nat.ports)}

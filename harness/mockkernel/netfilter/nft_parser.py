@@ -15,8 +15,7 @@ underlined (`~`); `nft -f` errors are prefixed with `file:line:first-last:`.
 Syntax nft takes that the mock does not model is an error naming it ("... is
 not modelled by the mock kernel"), never ignored; a word nft's grammar refuses
 is nft's own syntax error. Left out: include, flowtables, stateful objects,
-meters, JSON input, IPv6 header matches (ip6 tables parse; the mock runs IPv4),
-bison's "expecting ..." lists where the mock does not know the grammar rule's
+meters, JSON input, bison's "expecting ..." lists where the mock does not know the grammar rule's
 alternatives (it gives them for header fields, keys and single tokens), and
 nft's recovery after a syntax error (nft goes on and reports the later errors
 too; the mock reports the first).
@@ -29,13 +28,15 @@ from dataclasses import dataclass, field
 
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_datatype import DatatypeError
-from harness.mockkernel.netfilter.nft_exprs import (ETHER_TYPE, L4PROTOS, LIMIT_UNITS, LINK_PROTOS,
-                                                    NAT_DATA_TYPES, PAYLOAD_FIELDS, BYTE_UNITS, Comment, Concat,
-                                                    Counter, Ct, CtSet, Fib, Limit, Log, MapExpr, Match, Meta,
-                                                    MetaBridge, MetaSet, Nat, Notrack, Payload, PayloadSet, PrintCtx,
-                                                    Prefix, Range, Reject, SetRef, Stmt, Value, Verdict, VerdictMap,
-                                                    dependency_base, payload_merge, selector_parts)
-from harness.mockkernel.netfilter.nft_exthdr import OPTION_ALIASES, TCP_OPTIONS, TcpOption, TcpOptionSet
+from harness.mockkernel.netfilter.nft_exprs import (ECHO_FIELDS, ECHO_TYPES, ETHER_TYPE, FIELD_ALIASES, L4PROTOS,
+                                                    LIMIT_UNITS, LINK_PROTOS, NAT_DATA_TYPES, PAYLOAD_FIELDS,
+                                                    BYTE_UNITS, Comment, Concat, Counter, Ct, CtSet, Fib, Limit, Log,
+                                                    MapExpr, Match, Meta, MetaBridge, MetaSet, Nat, Notrack, Payload,
+                                                    PayloadSet, PrintCtx, Prefix, Range, Reject, SetRef, Stmt, Value,
+                                                    Verdict, VerdictMap, dependency_base, l4_name, payload_merge,
+                                                    selector_parts)
+from harness.mockkernel.netfilter.nft_exthdr import (EXTHDR6_SLOT_TEMPLATES, EXTHDR6_SLOTS, EXTHDR_EXISTS,
+                                                     OPTION_ALIASES, TCP_OPTIONS, Exthdr6, TcpOption, TcpOptionSet)
 from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, Element, NftSet, add_elements, SetError
 from harness.mockkernel.wire.ethernet import ETH_P_8021Q
@@ -59,8 +60,8 @@ BRIDGE_STD_PRIOS = (("dstnat", -300), ("filter", -200), ("out", 100), ("srcnat",
 BRIDGE_PRIO_HOOKS = {-300: "prerouting", -200: None, 100: "output", 300: "postrouting"}
 # statements and expressions nft knows that the mock does not model
 NOT_MODELLED = {"queue", "dup", "fwd", "quota", "numgen", "jhash", "symhash", "osf", "synproxy", "tproxy",
-                "flow", "meter", "socket", "add", "arp", "icmpv6", "sctp", "dccp", "esp",
-                "ah", "comp", "udplite", "exthdr", "hbh", "frag", "dst", "mh", "srh", "secmark",
+                "flow", "meter", "socket", "add", "arp", "sctp", "dccp", "esp",
+                "ah", "comp", "udplite", "secmark",
                 "ipsec", "igmp", "update", "cgroup", "skuid", "skgid", "rtclassid", "cpu", "iifgroup",
                 "oifgroup", "iiftype", "oiftype", "ibriport", "obriport", "time",
                 "day", "hour", "xt", "fullcone", "set", "@"}
@@ -102,6 +103,14 @@ CT_DIR_KEYS = ("saddr", "daddr", "l3proto", "protocol", "proto-src", "proto-dst"
 FIB_FLAGS = ("saddr", "daddr", "mark", "iif", "oif")
 FIB_RESULTS = ("type", "oif", "oifname")
 RT_KEYS = ("mtu", "classid", "nexthop", "ipsec")
+REJECT_CODE_TYPES = {"icmp": types.icmp_code, "icmpv6": types.icmpv6_code, "icmpx": types.icmpx_code}
+RT_HDR_FIELDS = ("nexthdr", "hdrlength", "type", "seg-left")  # parser_bison.y rt_hdr_field
+# parser_bison.y: the words after each IPv6 extension header's keyword, and the scanner scope they are read in
+EXTHDR6_WORDS = {"hbh": ("EXPR_HBH", ("hdrlength", "nexthdr")), "dst": ("EXPR_DST", ("hdrlength", "nexthdr")),
+                 "rt0": ("EXPR_RT", ("addr",)), "rt2": ("EXPR_RT", ("addr",)),
+                 "srh": ("EXPR_RT", ("flags", "last-entry", "tag", "sid")),
+                 "frag": ("EXPR_FRAG", ("nexthdr", "reserved", "frag-off", "reserved2", "more-fragments", "id")),
+                 "mh": ("EXPR_MH", ("nexthdr", "hdrlength", "type", "reserved", "checksum"))}
 # src/meta.c meta_templates[] as meta_key_parse() lists them in "known keys are ..."
 META_KEYS = ("length", "protocol", "priority", "mark", "iif", "oif", "iifname", "oifname", "iiftype", "oiftype",
              "skuid", "skgid", "nftrace", "rtclassid", "secmark", "nfproto", "l4proto", "ibrname", "obrname",
@@ -607,7 +616,7 @@ class Parser:
         if head.text == "ip" and fld.text == "option":
             fld = self.keyword(IP_OPTIONS, scope)
             raise NftError(f"ip option {fld.text} is not modelled by the mock kernel", head.loc.to(fld.loc))
-        if fld.text not in PAYLOAD_FIELDS.get(head.text, ()):
+        if FIELD_ALIASES.get((head.text, fld.text), fld.text) not in PAYLOAD_FIELDS.get(head.text, ()):
             raise NftError(f"{head.text} {fld.text} is not modelled by the mock kernel", head.loc.to(fld.loc))
         return fld
 
@@ -1263,22 +1272,22 @@ class Parser:
         if kind.text == "tcp":
             self.expect("reset", "reset")
             return Reject("tcp reset", loc=start.loc.to(self.tokens[self.pos - 1].loc))
-        if kind.text == "icmpx":
-            self.accept("type")
-            raise NftError("abstracted ICMP unreachable not supported", self.tok.loc, (start.loc,))
-        if kind.text == "icmpv6":
-            raise NftError("reject with icmpv6 is not modelled by the mock kernel", kind.loc)
         self.accept("type")
         if self.at_end_of_stmt():
             raise self.unexpected("number or string or type")
         code = self.next()
-        return Reject("icmp", _parse(code, types.icmp_code), loc=start.loc.to(code.loc))
+        return Reject(kind.text, _parse(code, REJECT_CODE_TYPES[kind.text]), loc=start.loc.to(code.loc),
+                      code_loc=code.loc, keyword_loc=start.loc)
 
     def stmt_notrack(self, family: str) -> Stmt:
         self.next()
         return Notrack()
 
     def stmt_nat(self, family: str) -> Stmt:
+        """`snat|dnat [ip|ip6] to ADDR[-ADDR][:PORT[-PORT]]`, an IPv6 address in
+        brackets when a port follows (`[2001:db8::1]:80`). In an inet table
+        the addresses' family is the statement's, else the rule's network
+        protocol: they are read once the rule is evaluated (evaluate_rule())."""
         kind = self.next()
         nat_family = self.next().text if self.at("ip", "ip6") else None
         self.expect("to")
@@ -1290,14 +1299,20 @@ class Parser:
                 raise NftError("ip or ip6 must be specified with address for inet tables.", kind.loc)
             return Nat(kind.text, nat_family, flags=self.nat_flags(), loc=kind.loc, addr_map=addr_map)
         if not self.at(":"):
-            low = self.operand()
-            high = self.operand() if self.accept("-") else low
-            addr = (_parse(low, types.ipv4_addr), _parse(high, types.ipv4_addr))
-            if family == "inet" and nat_family is None:
-                raise NftError("ip or ip6 must be specified with address for inet tables.", kind.loc)
+            low = self.nat_address()
+            high = self.nat_address() if self.accept("-") else low
+            addr = (low, high)
         if self.accept(":"):
             ports, port_loc = self.port_range()
         return Nat(kind.text, nat_family, addr, ports, self.nat_flags(), loc=kind.loc, port_loc=port_loc)
+
+    def nat_address(self) -> Token:
+        """An address token, bracketed or not (its type is known at evaluation)."""
+        if self.accept("["):
+            addr = self.operand()
+            self.expect("]")
+            return addr
+        return self.operand()
 
     def stmt_masq(self, family: str) -> Stmt:
         kind = self.next()
@@ -1340,7 +1355,13 @@ class Parser:
             if word in LINK_PROTOS and family not in LINK_FAMILIES:
                 raise NftError(f"{word} {fld.text} in the {family} family (nft puts `meta iiftype ether` before it) "
                                "is not modelled by the mock kernel", tok.loc.to(fld.loc))
-            return Payload((PAYLOAD_FIELDS[word][fld.text],)), tok.loc.to(fld.loc)
+            name = FIELD_ALIASES.get((word, fld.text), fld.text)
+            return Payload((PAYLOAD_FIELDS[word][name],)), tok.loc.to(fld.loc)
+        if word == "exthdr":
+            header = self.keyword(EXTHDR_EXISTS, "")
+            return Exthdr6(header.text, None), tok.loc.to(header.loc)
+        if word in EXTHDR6_WORDS:
+            return self.exthdr6_field(tok)
         if word == "meta" or (word in META_UNQUALIFIED):
             key = self.meta_key(tok) if word == "meta" else tok
             if key.text in MetaBridge.TYPES:
@@ -1363,14 +1384,7 @@ class Parser:
         if word == "fib" and family == "bridge":
             raise NftError("fib in the bridge family is not modelled by the mock kernel", tok.loc)
         if word == "fib":
-            flags = [self.keyword(FIB_FLAGS, "EXPR_FIB")]
-            while self.accept("."):
-                flags.append(self.keyword(FIB_FLAGS, "EXPR_FIB"))
-            result = self.keyword(FIB_RESULTS, "EXPR_FIB")
-            if len(flags) > 1 or flags[0].text not in ("saddr", "daddr") or result.text != "type":
-                raise NftError("fib lookups other than `fib saddr|daddr type` are not modelled by the mock "
-                               "kernel", tok.loc.to(result.loc))
-            return Fib(flags[0].text), tok.loc.to(result.loc)
+            return self.fib_expr(tok)
         self.pos -= 1
         raise self.unexpected()
 
@@ -1390,9 +1404,47 @@ class Parser:
             return TcpOption(option, field_tok.text), tcp.loc.to(field_tok.loc)
         return TcpOption(option, None), tcp.loc.to(name.loc)
 
-    def rt_expr(self, rt: Token) -> tuple[Rt, Location]:
-        """`rt [ip] mtu`; nft lists `rt ip mtu` as `rt mtu`."""
-        family = self.keyword(RT_KEYS + ("ip", "ip6"), "EXPR_RT")
+    def fib_expr(self, fib: Token) -> tuple[Fib, Location]:
+        """`fib FLAG[ . FLAG...] RESULT`, checked as nft's fib_expr_alloc() and
+        expr_evaluate_fib() check it."""
+        flags = [self.keyword(FIB_FLAGS, "EXPR_FIB")]
+        while self.accept("."):
+            flags.append(self.keyword(FIB_FLAGS, "EXPR_FIB"))
+        result = self.keyword(FIB_RESULTS, "EXPR_FIB")
+        loc = flags[0].loc.to(flags[-1].loc)
+        names = {f.text for f in flags}
+        if not names & {"saddr", "daddr"}:
+            raise NftError("fib: need either saddr or daddr", loc)
+        if names >= {"saddr", "daddr"}:
+            raise NftError("fib: saddr and daddr are mutually exclusive", loc)
+        if names >= {"iif", "oif"}:
+            raise NftError("fib: iif and oif are mutually exclusive", loc)
+        dtype = {"oif": self.iface_type, "oifname": types.ifname}.get(result.text, types.fib_addrtype)
+        return Fib(tuple(f for f in FIB_FLAGS if f in names), result.text, dtype), fib.loc.to(result.loc)
+
+    def exthdr6_field(self, head: Token) -> tuple[Exthdr6, Location]:
+        """`hbh nexthdr`, `frag more-fragments`, `srh sid[2]`, `rt0 addr[1]`, ..."""
+        scope, words = EXTHDR6_WORDS[head.text]
+        fld = self.keyword(words, scope)
+        slot = 0
+        if fld.text == EXTHDR6_SLOTS.get(head.text) and head.text != "rt2":
+            self.expect("[", "'['")
+            slot = self.number().value
+            self.expect("]")
+        expr = Exthdr6(head.text, fld.text, slot)
+        if slot == 0 and fld.text == EXTHDR6_SLOTS.get(head.text) and head.text != "rt2":
+            expr.invalid = NftError("Could not parse integer", self.tok.loc)
+        # nft 1.0.6's exthdr.c has no template for rt2's address, and two slots only
+        elif fld.text == "addr" and head.text == "rt2" or slot > EXTHDR6_SLOT_TEMPLATES:
+            expr.invalid = NftError("No symbol type information", self.tok.loc)
+        return expr, head.loc.to(self.tokens[self.pos - 1].loc)
+
+    def rt_expr(self, rt: Token):
+        """`rt [ip] mtu`, or a routing header field (`rt seg-left`); nft lists
+        `rt ip mtu` as `rt mtu`."""
+        family = self.keyword(RT_KEYS + ("ip", "ip6") + RT_HDR_FIELDS, "EXPR_RT")
+        if family.text in RT_HDR_FIELDS:
+            return Exthdr6("rt", family.text), rt.loc.to(family.loc)
         key = self.keyword(RT_KEYS, "EXPR_RT") if family.text in ("ip", "ip6") else family
         if key.text != "mtu" or family.text == "ip6":
             raise NftError(f"{self.text_from(rt)} is not modelled by the mock kernel", rt.loc.to(key.loc))
@@ -1451,6 +1503,8 @@ class Parser:
             op = self.next().text
         if self.at_end_of_stmt():
             raise self.unexpected()
+        if isinstance(lhs, Fib) and self.at("exists", "missing"):  # NFTA_FIB_F_PRESENT
+            lhs = Fib(lhs.flags, lhs.result, types.boolean, present=True)
         match = self.relational(lhs, op, mask, family)
         match.loc = lhs_loc
         return match
@@ -1604,7 +1658,7 @@ class Parser:
         return MapExpr(key, ref, wants, key_loc.to(self.tokens[self.pos - 1].loc), key_loc)
 
 
-SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib", "rt"} | META_UNQUALIFIED
+SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib", "rt", "exthdr"} | set(EXTHDR6_WORDS) | META_UNQUALIFIED
 
 
 def _nat_data_type(syntax: list[ElementSyntax]):
@@ -1682,16 +1736,32 @@ def prio_text(value: int, family: str, hook: str) -> str:
 def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
     """What nft's evaluate.c does to a rule before linearizing it: each header
     match gets its protocol dependency unless an earlier match already
-    established it (conflicting ones are an error), NAT port mappings need a
-    transport protocol, then adjacent payload matches are merged."""
+    established it (conflicting ones are an error; icmp and icmpv6 take the
+    network protocol of their family in an inet table, IPv6 extension
+    headers need IPv6), icmp's echo fields get the echo types in front,
+    reject and NAT take the rule's network protocol, NAT port mappings need
+    a transport protocol, then adjacent payload matches are merged."""
     out: list[Stmt] = []
     l4 = link = None
     net = family if family in ("ip", "ip6") else None
+    net_loc = None  # the statement that set the network protocol, where nft underlines a conflict
+    icmp_types: dict[str, int | None] = {}  # icmp protocol -> the type a match pinned (None: echo, or a set)
     for stmt in stmts:
         if isinstance(stmt, Nat) and (stmt.ports or stmt.port_map) and not l4:
             raise NftError("transport protocol mapping is only valid after transport protocol match",
                            stmt.port_loc, (stmt.loc,))
-        for payload in _payloads(stmt):
+        for part in selector_parts(stmt):
+            if isinstance(part, Exthdr6):
+                if net == "ip":
+                    raise NftError("cannot use exthdr with ip", stmt.loc)
+                if part.invalid is not None:
+                    raise part.invalid
+                if net is None and family == "inet":
+                    out.append(_dependency(family, "ip6"))
+                    net, net_loc = "ip6", stmt.loc
+            if not isinstance(part, Payload):
+                continue
+            payload = part
             if payload.link:
                 link = _link_dependency(out, link, payload, stmt)
             elif not payload.transport:
@@ -1699,18 +1769,26 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
                     raise NftError(f"conflicting protocols specified: {net} vs. {payload.proto}", stmt.loc)
                 if net is None:
                     out.append(_dependency(family, payload.proto))
+                    net_loc = stmt.loc
                 net = payload.proto
             elif payload.proto in L4PROTOS:
-                if payload.proto == "icmp" and net is None and family == "inet":
-                    out.append(_dependency(family, "ip"))
-                    net = "ip"
+                if payload.proto in ICMP_NETWORK and net is None and family == "inet":
+                    out.append(_dependency(family, ICMP_NETWORK[payload.proto]))
+                    net, net_loc = ICMP_NETWORK[payload.proto], stmt.loc
                 if l4 is None:
                     out.append(Match(Meta("l4proto"), "implicit", Value(L4PROTOS[payload.proto])))
                     l4 = payload.proto
                 elif l4 != payload.proto:
                     raise NftError(f"conflicting protocols specified: {l4} vs. {payload.proto}", stmt.loc)
-        if isinstance(stmt, Reject) and stmt.kind == "icmp" and family == "inet" and net is not None:
-            stmt.explicit = True
+                if (payload.proto, payload.field.name) in ECHO_FIELDS:
+                    _echo_dependency(payload.proto, icmp_types, stmt, out)
+                elif payload.field.name == "type" and isinstance(stmt, Match) and payload.proto in ECHO_TYPES:
+                    pinned = isinstance(stmt.rhs, Value) and stmt.op in ("==", "implicit")
+                    icmp_types[payload.proto] = stmt.rhs.value if pinned else None
+        if isinstance(stmt, Reject):
+            net = _evaluate_reject(stmt, family, net, net_loc, out)
+        if isinstance(stmt, Nat) and stmt.addr and isinstance(stmt.addr[0], Token):
+            stmt.resolve_addresses(_nat_family(stmt, family, net, net_loc), _parse)
         if isinstance(stmt, Reject) and stmt.kind == "tcp reset" and l4 is None:
             out.append(Match(Meta("l4proto"), "implicit", Value(L4PROTOS["tcp"])))
             l4 = "tcp"
@@ -1720,9 +1798,9 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
             link = "vlan" if stmt.rhs.value in VLAN_ETHERTYPES else "ether"
             net = {0x0800: "ip", 0x86DD: "ip6"}.get(stmt.rhs.value, net)
         elif base == "transport":
-            l4 = types.inet_proto.format(stmt.rhs.value)
+            l4 = l4_name(stmt.rhs.value)
         elif base == "network":
-            net = "ip" if stmt.rhs.value in (2, 0x0800) else "ip6"
+            net, net_loc = ("ip" if stmt.rhs.value in (2, 0x0800) else "ip6"), stmt.loc
         elif isinstance(stmt, Match) and isinstance(stmt.lhs, Meta) and stmt.lhs.key == "l4proto":
             l4 = "set"  # `meta l4proto { tcp, udp }`: a protocol, just not one
         out.append(stmt)
@@ -1750,8 +1828,64 @@ def _link_dependency(out: list[Stmt], link: str | None, payload: Payload, stmt: 
     return "vlan"
 
 
-def _payloads(stmt: Stmt) -> list[Payload]:
-    return [p for p in selector_parts(stmt) if isinstance(p, Payload)]
+ICMP_NETWORK = {"icmp": "ip", "icmpv6": "ip6"}
+ECHO_REQUEST = {"icmp": 8, "icmpv6": 128}  # ICMP_ECHO, ICMPV6_ECHO_REQUEST
+REJECT_NETWORK = {"icmp": "ip", "icmpv6": "ip6"}
+# the reject without `with` of each network protocol (nft's evaluate.c stmt_evaluate_reject_default())
+DEFAULT_REJECT = {"ip": ("icmp", 3), "ip6": ("icmpv6", 4), None: ("icmpx", 1)}
+
+
+def _evaluate_reject(stmt: Reject, family: str, net: str | None, net_loc, out: list[Stmt]) -> str | None:
+    """stmt_evaluate_reject(): `reject` alone rejects as the rule's network
+    protocol does (icmpx in an inet table without one); `with icmp` or `with
+    icmpv6` needs its protocol (in an inet table, a `meta nfproto` in front).
+    Returns the network protocol after it."""
+    if stmt.kind is None:
+        stmt.kind, stmt.code = DEFAULT_REJECT[net if family != "netdev" else "ip"]
+        return net
+    if stmt.kind == "icmpx" and family != "inet":
+        raise NftError("abstracted ICMP unreachable not supported", stmt.code_loc, (stmt.keyword_loc,))
+    wants = REJECT_NETWORK.get(stmt.kind)
+    if wants is None:
+        return net
+    if net is not None and net != wants:
+        raise NftError("conflicting protocols specified: ip vs ip6", stmt.code_loc, (net_loc or stmt.keyword_loc,))
+    if net is None and family == "inet":
+        out.append(_dependency(family, wants))
+    return wants if family == "inet" else net
+
+
+def _nat_family(stmt: Nat, family: str, net: str | None, net_loc) -> str:
+    """The family of a NAT statement's addresses: its own (which must be the
+    rule's network protocol), the table's, or in an inet table the rule's
+    network protocol."""
+    if stmt.family is not None and net is not None and stmt.family != net:
+        raise NftError(f"conflicting protocols specified: {net} vs. {stmt.family}. You must specify ip or ip6 "
+                       "family in nat statement", stmt.loc, (net_loc,) if net_loc else ())
+    nat_family = stmt.family or (family if family in ("ip", "ip6") else net)
+    if nat_family is None:
+        raise NftError("ip or ip6 must be specified with address for inet tables.", stmt.loc)
+    if family == "inet":
+        stmt.family = nat_family
+    return nat_family
+
+
+def _echo_dependency(proto: str, icmp_types: dict, stmt: Stmt, out: list[Stmt]) -> None:
+    """proto.c's icmp_dep (evaluate.c payload_add_dependency()): an echo field
+    (`icmpv6 id`) needs `icmp[v6] type { echo-request, echo-reply }` in front,
+    unless the rule matched the type already; one pinned to another type is
+    an error."""
+    echo = ECHO_TYPES[proto]
+    if proto in icmp_types:
+        pinned = icmp_types[proto]
+        if pinned is not None and pinned not in echo:
+            raise NftError(f"incompatible icmp match: rule has {pinned}, need {ECHO_REQUEST[proto]}", stmt.loc)
+        return
+    type_field = PAYLOAD_FIELDS[proto]["type"]
+    nset = NftSet("__set0", [type_field.dtype], anonymous=True)
+    add_elements(nset, [Element(t) for t in echo], 0.0, merge=True)
+    out.append(Match(Payload((type_field,)), "implicit", SetRef(nset, written=2)))
+    icmp_types[proto] = None
 
 
 def _dependency(family: str, network: str) -> Match:
