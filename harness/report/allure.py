@@ -54,6 +54,7 @@ SUITE_AREAS: dict[str, Area] = {
     "suites/test_br_netfilter.py": Area("Bridge", "br_netfilter and bridge-family drops", CRITICAL),
     "suites/test_container_host.py": Area("NAT", "the container-host path (bridge, masquerade, published port)",
                                           CRITICAL),
+    "suites/test_nft_dualstack.py": Area("Ordering", "dual-stack inet ruleset and fib rp filter", CRITICAL),
     "suites/test_nat.py": Area("NAT", "NAT placement and un-NAT of replies", CRITICAL),
     "suites/test_nat_pitfalls.py": Area("NAT", "NAT in the wrong place", CRITICAL),
     "suites/test_tcp_mss_clamp.py": Area("NAT", "TCP MSS clamping of forwarded SYNs", CRITICAL),
