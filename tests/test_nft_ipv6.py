@@ -6,6 +6,8 @@ tests/golden/record_nft), and the extension header walk and loads run on
 crafted packets with expected values written out by hand."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import (ICMPv6EchoRequest, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop,
@@ -230,3 +232,51 @@ def test_fib_saddr_iif_oif_drops_an_ipv4_packet_with_no_route_back_through_its_i
         fib = k.nft.ruleset.tables[0].chains["c"].rules[0].stmts[0].lhs
         verdicts.append(fib.load(CompileCtx(k, "inet", "inet t c", {}))(pkt))
     assert verdicts == [1, 0, 0]  # 192.0.2.1: no route at all
+
+
+IP6TABLES = [
+    "-A INPUT -s 2001:db8::/64 -p tcp --dport 22 -j ACCEPT",
+    "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+    "-A INPUT -p ipv6-icmp --icmpv6-type echo-request -j ACCEPT",
+    "-A INPUT -p icmpv6 -m icmp6 --icmpv6-type 135 -j ACCEPT",
+    "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 1/4 -j ACCEPT",
+    "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type port-unreachable -j ACCEPT",
+    "-A INPUT -p ipv6-icmp ! --icmpv6-type neighbour-advertisement -j ACCEPT",
+    "-A INPUT -d ::1/128 -i lo -j ACCEPT",
+    "-A INPUT -s fe80::1 -j DROP",
+    "-A INPUT -p udp -j REJECT",
+    "-A INPUT -p tcp -j REJECT --reject-with tcp-reset",
+    "-A INPUT -j REJECT --reject-with icmp6-adm-prohibited",
+    "-A INPUT -j REJECT --reject-with icmp6-no-route",
+    "-A INPUT -j REJECT --reject-with addr-unreach",
+    "-A INPUT -p icmp -j ACCEPT",
+    "-t nat -A PREROUTING -p tcp --dport 80 -j DNAT --to-destination [2001:db8::1]:8080",
+    "-t nat -A PREROUTING -p tcp --dport 81 -j DNAT --to-destination 2001:db8::1",
+    "-t nat -A PREROUTING -p tcp --dport 82 -j DNAT --to-destination [2001:db8::1]-[2001:db8::5]:80-90",
+    "-t nat -A PREROUTING -p tcp --dport 83 -j DNAT --to-destination [2001:db8::1-2001:db8::5]:80-90",
+    "-t nat -A PREROUTING -p tcp --dport 84 -j DNAT --to-destination [2001:db8::1]:0",
+    "-t nat -A POSTROUTING -o p0 -j MASQUERADE",
+    "-t nat -A POSTROUTING -s 2001:db8::/64 -j SNAT --to-source 2001:db8::9",
+    "-P FORWARD DROP",
+    "-A INPUT -p icmpv6 --icmpv6-type destination-unreachable/4 -j ACCEPT",  # refused: a name has no code
+    "-A INPUT -p icmpv6 --icmpv6-type nd-neighbor-solicit -j ACCEPT",  # nft's name, not ip6tables'
+    "-A INPUT -j REJECT --reject-with icmp-port-unreachable",
+    "-A INPUT -p icmp --icmp-type 8 -j ACCEPT",
+    "-A INPUT -s 1.2.3.4 -j ACCEPT",
+    "-A INPUT -s 2001:db8::/129 -j DROP",
+    "-A NOPE -j ACCEPT",
+    "-t foo -L",
+    "-S",
+    "-L -n -v --line-numbers",
+    "-t nat -L -n",
+]
+
+
+def test_ip6tables_nft_makes_the_tables_real_ip6tables_nft_makes(real_tools):
+    steps = [(["ip6tables", *c.split()], None) for c in IP6TABLES]
+    steps += [(["nft", "-a", "list", "ruleset"], None), (["ip6tables-save"], None), (["iptables-save"], None),
+              (["ip6tables-restore"], "*filter\n:INPUT DROP [0:0]\n:beta - [0:0]\n-A INPUT -s ::1 -j beta\nCOMMIT\n"),
+              (["ip6tables-restore"], "*filter\n-A INPUT -j NOPE\nCOMMIT\n"), (["ip6tables-restore"], "*foo\n"),
+              (["nft", "-a", "list", "ruleset"], None), (["ip6tables", "-S"], None)]
+    real_tools.assert_same_as_real(steps, lambda argv, out: re.sub(r"^#.*\n", "", out, flags=re.M),
+                                   ("nft", "ip6tables", "ip6tables-save"))

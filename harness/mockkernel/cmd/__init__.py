@@ -2,7 +2,7 @@
 
 `run(net, argv)` dispatches on the program name to ip.py (iproute2 6.1, whose
 kernel side is core/rtnetlink.py, ipv4/devinet.py and ipv4/fib_frontend.py), nft.py (nftables 1.0.6), iptables.py
-(iptables-nft 1.8.9: iptables, iptables-save, iptables-restore), conntrack.py
+(iptables-nft 1.8.9: iptables, iptables-save, iptables-restore and the ip6tables ones), conntrack.py
 (conntrack-tools 1.4.7), sysctl.py (procps-ng 4.0.2), ethtool.py (ethtool 6.1),
 bpftool.py (bpftool 7.1.0), nstat.py, ss.py and bridge.py (iproute2 6.1) and cat.py (the
 /proc files). Each accepts the real tool's syntax for what
@@ -18,7 +18,9 @@ from harness.target import CommandError
 
 PROGRAMS = {"ip": ip.main, "sysctl": sysctl.main, "ethtool": ethtool.main, "conntrack": conntrack.run,
             "nft": nft.main, "iptables": iptables.iptables, "iptables-save": iptables.iptables_save,
-            "iptables-restore": iptables.iptables_restore, "bpftool": bpftool.main,
+            "iptables-restore": iptables.iptables_restore, "ip6tables": iptables.ip6tables,
+            "ip6tables-save": iptables.ip6tables_save, "ip6tables-restore": iptables.ip6tables_restore,
+            "bpftool": bpftool.main,
             "tc": tc.main, "nstat": nstat.main, "ss": ss.main, "cat": cat.main, "bridge": bridge.main}
 
 

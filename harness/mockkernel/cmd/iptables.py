@@ -1,10 +1,11 @@
 """iptables 1.8.9 (nf_tables) front ends: `iptables`, `iptables-save`,
-`iptables-restore` (iptables/xshared.c do_parse, iptables-save.c,
-iptables-restore.c), over netfilter/iptables.py.
+`iptables-restore` and their ip6tables twins (iptables/xshared.c do_parse,
+iptables-save.c, iptables-restore.c), over netfilter/iptables.py.
 
 Commands: -A -I -D -C -F -X -N -P -S -L (with -n; -v, -x, --line-numbers).
 Rule options: [!] -s -d -p -i -o, -m tcp|udp (--sport --dport, tcp
---tcp-flags --syn), -m icmp --icmp-type, -m conntrack --ctstate, -m state
+--tcp-flags --syn), -m icmp --icmp-type (ip6tables: -m icmp6 --icmpv6-type),
+-m conntrack --ctstate, -m state
 --state, -m comment --comment, -m mark --mark; -j ACCEPT DROP RETURN LOG MARK
 DNAT SNAT MASQUERADE REDIRECT REJECT NOTRACK CT --notrack, -j/-g CHAIN.
 A protocol's match loads implicitly for its options, as iptables does. Each
@@ -16,13 +17,12 @@ from __future__ import annotations
 import shlex
 import socket
 import time
-from ipaddress import IPv4Address
 
 from harness.mockkernel.cmd.args import ToolError, not_modelled
 from harness.mockkernel.netfilter import nft_datatype as types
-from harness.mockkernel.netfilter.iptables import (CT_STATES, LOG_LEVELS, REJECT_ALIASES, REJECT_CODES,
-                                                   SAVE_ORDER, TABLES, VERSION, XT_TARGETS, CommentMatch,
-                                                   IcmpMatch, MarkMatch, PortMatch, StateMatch, XtError, XtRule,
+from harness.mockkernel.netfilter.iptables import (CT_STATES, IPV4, IPV6, LOG_LEVELS, PROG, SAVE_ORDER, TABLES,
+                                                   VERSION, XT_TARGETS, CommentMatch, Icmp6Match, IcmpMatch,
+                                                   MarkMatch, PortMatch, StateMatch, XtError, XtFamily, XtRule,
                                                    XtTables, XtTarget, usage_error)
 
 COMMANDS = {"-A": "append", "--append": "append", "-I": "insert", "--insert": "insert", "-D": "delete",
@@ -31,15 +31,32 @@ COMMANDS = {"-A": "append", "--append": "append", "-I": "insert", "--insert": "i
             "-P": "policy", "--policy": "policy", "-L": "list", "--list": "list", "-S": "list-rules",
             "--list-rules": "list-rules"}
 OTHER_COMMANDS = {"-Z", "--zero", "-R", "--replace", "-E", "--rename-chain"}
-PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "all": 0}
+PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "ipv6-icmp": 58, "all": 0}
+# libip6t_icmp6.c icmpv6_codes: name -> (type, code low, code high); 0xFF-wide: the type alone
+ICMPV6_NAMES = {
+    "destination-unreachable": (1, 0, 0xFF), "no-route": (1, 0, 0), "communication-prohibited": (1, 1, 1),
+    "beyond-scope": (1, 2, 2), "address-unreachable": (1, 3, 3), "port-unreachable": (1, 4, 4),
+    "failed-policy": (1, 5, 5), "reject-route": (1, 6, 6), "packet-too-big": (2, 0, 0xFF),
+    "time-exceeded": (3, 0, 0xFF), "ttl-exceeded": (3, 0, 0xFF), "ttl-zero-during-transit": (3, 0, 0),
+    "ttl-zero-during-reassembly": (3, 1, 1), "parameter-problem": (4, 0, 0xFF), "bad-header": (4, 0, 0),
+    "unknown-header-type": (4, 1, 1), "unknown-option": (4, 2, 2), "echo-request": (128, 0, 0xFF),
+    "ping": (128, 0, 0xFF), "echo-reply": (129, 0, 0xFF), "pong": (129, 0, 0xFF),
+    "router-solicitation": (133, 0, 0xFF), "router-advertisement": (134, 0, 0xFF),
+    "neighbour-solicitation": (135, 0, 0xFF), "neighbor-solicitation": (135, 0, 0xFF),
+    "neighbour-advertisement": (136, 0, 0xFF), "neighbor-advertisement": (136, 0, 0xFF),
+    "redirect": (137, 0, 0xFF)}
 TCP_FLAGS = {"FIN": 1, "SYN": 2, "RST": 4, "PSH": 8, "ACK": 16, "URG": 32, "ALL": 63, "NONE": 0}
 
 
 def iptables(net, argv: list[str], stdin: str | None = None) -> str:
-    return _run(lambda: _iptables(net, argv[1:]))
+    return _run(lambda: _iptables(net, argv[1:], IPV4), IPV4.prog)
 
 
-def iptables_save(net, argv: list[str], stdin: str | None = None) -> str:
+def ip6tables(net, argv: list[str], stdin: str | None = None) -> str:
+    return _run(lambda: _iptables(net, argv[1:], IPV6), IPV6.prog)
+
+
+def iptables_save(net, argv: list[str], stdin: str | None = None, family: XtFamily = IPV4) -> str:
     def save() -> str:
         words, table, counters = list(argv[1:]), None, False
         while words:
@@ -49,32 +66,40 @@ def iptables_save(net, argv: list[str], stdin: str | None = None) -> str:
             elif word in ("-c", "--counters"):
                 counters = True
             elif word in ("-M", "--modprobe"):
-                raise not_modelled(f"iptables-save option {word}")
+                raise not_modelled(f"{family.prog}-save option {word}")
             else:
                 raise ToolError("Unknown arguments found on commandline", 1)
         ruleset = net.nft.ruleset
-        names = [table] if table else [n for n in SAVE_ORDER if ruleset.find("ip", n) is not None]
+        names = [table] if table else [n for n in SAVE_ORDER if ruleset.find(family.nft_family, n) is not None]
         stamp = time.asctime(time.gmtime(net.clock.now))  # the mock's clock, not the wall clock
-        return "".join(f"# Generated by iptables-save v1.8.9 (nf_tables) on {stamp}\n"
-                       f"{XtTables(ruleset, n).save(counters)}# Completed on {stamp}\n" for n in names)
-    return _run(save)
+        return "".join(f"# Generated by {family.prog}-save v1.8.9 (nf_tables) on {stamp}\n"
+                       f"{XtTables(ruleset, n, family).save(counters)}# Completed on {stamp}\n" for n in names)
+    return _run(save, f"{family.prog}-save")
 
 
-def iptables_restore(net, argv: list[str], stdin: str | None = None) -> str:
+def ip6tables_save(net, argv: list[str], stdin: str | None = None) -> str:
+    return iptables_save(net, argv, stdin, IPV6)
+
+
+def iptables_restore(net, argv: list[str], stdin: str | None = None, family: XtFamily = IPV4) -> str:
     flush = True
     for word in argv[1:]:
         if word in ("-n", "--noflush"):
             flush = False
         else:
-            raise not_modelled(f"iptables-restore option {word}")
-    return _run(lambda: _restore(net, stdin or "", flush))
+            raise not_modelled(f"{family.prog}-restore option {word}")
+    return _run(lambda: _restore(net, stdin or "", flush, family), f"{family.prog}-restore")
 
 
-def _run(fn) -> str:
+def ip6tables_restore(net, argv: list[str], stdin: str | None = None) -> str:
+    return iptables_restore(net, argv, stdin, IPV6)
+
+
+def _run(fn, prog: str) -> str:
     try:
         return fn()
     except XtError as err:
-        raise ToolError(err.message, err.status) from None
+        raise ToolError(err.render(prog), err.status) from None
 
 
 # ------------------------------------------------------------------ iptables
@@ -82,30 +107,31 @@ def _run(fn) -> str:
 class Options:
     """What one iptables command line says."""
 
-    def __init__(self) -> None:
+    def __init__(self, family: XtFamily) -> None:
         self.command = self.chain = None
         self.table = "filter"
         self.extra: list[str] = []  # rule number, policy target, or list chain
         self.numeric = self.verbose = self.exact = self.numbers = False
-        self.rule = XtRule()
+        self.family = family
+        self.rule = XtRule(family=family)
 
 
-def _iptables(net, words: list[str]) -> str:
-    opts = parse(words)
+def _iptables(net, words: list[str], family: XtFamily) -> str:
+    opts = parse(words, family)
     if opts.table not in TABLES:
         raise XtError(f"{VERSION}: table '{opts.table}' does not exist\n"
-                      "Perhaps iptables or your kernel needs to be upgraded.", 3)
+                      f"Perhaps {PROG} or your kernel needs to be upgraded.", 3)
     if opts.command in ("list", "list-rules"):
-        view = XtTables(net.nft.ruleset, opts.table)
+        view = XtTables(net.nft.ruleset, opts.table, family)
         if opts.command == "list-rules":
             return view.list_rules(opts.chain)
         listing = view.listing(opts.chain, opts.verbose, opts.exact, opts.numbers)
         if not opts.numeric:
-            raise not_modelled("iptables -L without -n (names from DNS and /etc/services)")
+            raise not_modelled(f"{family.prog} -L without -n (names from DNS and /etc/services)")
         return listing
 
     def apply(work):
-        execute(XtTables(work, opts.table), opts)
+        execute(XtTables(work, opts.table, family), opts)
         return "", opts.command != "check"
     return net.nft.batch(apply)
 
@@ -122,7 +148,7 @@ def execute(view: XtTables, opts: Options) -> None:
     elif command == "check":
         view.check_target(chain, rule)
         if not any(r.xt is not None and r.xt.same(rule) for r in view.rules_of(chain)):
-            raise XtError("iptables: Bad rule (does a matching rule exist in that chain?).")
+            raise XtError(f"{PROG}: Bad rule (does a matching rule exist in that chain?).")
     elif command == "flush":
         view.flush(chain)
     elif command == "delete-chain":
@@ -133,9 +159,9 @@ def execute(view: XtTables, opts: Options) -> None:
         view.policy(chain, opts.extra[0] if opts.extra else "")
 
 
-def parse(words: list[str]) -> Options:
+def parse(words: list[str], family: XtFamily) -> Options:
     """do_parse(): options in any order, `!` before the one it inverts."""
-    opts, words, invert = Options(), list(words), False
+    opts, words, invert = Options(family), list(words), False
     current = None  # the match the last options went to
     while words:
         word = words.pop(0)
@@ -145,7 +171,7 @@ def parse(words: list[str]) -> Options:
         if word in COMMANDS:
             _command(opts, COMMANDS[word], words)
         elif word in OTHER_COMMANDS:
-            raise not_modelled(f"iptables {word}")
+            raise not_modelled(f"{family.prog} {word}")
         elif word in ("-t", "--table"):
             opts.table = _value(words, word)
         elif word in ("-n", "--numeric"):
@@ -190,7 +216,7 @@ def _value(words: list[str], option: str) -> str:
 def _rule_option(opts: Options, word: str, words: list[str], invert: bool, current):
     rule = opts.rule
     if word in ("-s", "--source", "--src", "-d", "--destination", "--dst"):
-        addr, plen = _address(_value(words, word))
+        addr, plen = _address(_value(words, word), rule.family)
         setattr(rule, "src" if word in ("-s", "--source", "--src") else "dst", (addr, plen, invert))
     elif word in ("-p", "--protocol"):
         rule.proto = (_protocol(_value(words, word)), invert)
@@ -203,7 +229,7 @@ def _rule_option(opts: Options, word: str, words: list[str], invert: bool, curre
     elif word in ("-m", "--match"):
         return _load_match(rule, _value(words, word))
     elif word in ("-j", "--jump", "-g", "--goto"):
-        rule.target = XtTarget(_value(words, word), goto=word in ("-g", "--goto"))
+        rule.target = XtTarget(_value(words, word), goto=word in ("-g", "--goto"), family=rule.family)
     elif rule.target is not None and rule.target.name in XT_TARGETS and word.startswith("--"):
         _target_option(rule, rule.target, word, words)
     else:
@@ -213,22 +239,23 @@ def _rule_option(opts: Options, word: str, words: list[str], invert: bool, curre
     return current
 
 
-def _address(text: str) -> tuple[int, int]:
+def _address(text: str, family: XtFamily) -> tuple[int, int]:
     base, _, plen = text.partition("/")
+    width = family.bits
     try:
-        addr = int(IPv4Address(base))
+        addr = int(family.address(base))
         if not plen:
-            bits = 32
+            bits = width
         elif plen.isdigit():
             bits = int(plen)
         else:
-            mask = int(IPv4Address(plen))
+            mask = int(family.address(plen))
             bits = bin(mask).count("1")
     except ValueError:
         raise usage_error(f"host/network `{text}' not found") from None
-    if bits > 32:
+    if bits > width:
         raise usage_error(f"invalid mask `{plen}' specified")
-    mask = ((1 << 32) - 1) ^ ((1 << (32 - bits)) - 1)
+    mask = ((1 << width) - 1) ^ ((1 << (width - bits)) - 1)
     return addr & mask, bits
 
 
@@ -242,7 +269,7 @@ def _protocol(text: str) -> int:
 
 MATCH_OPTIONS = {"tcp": {"--sport", "--source-port", "--dport", "--destination-port", "--tcp-flags", "--syn"},
                  "udp": {"--sport", "--source-port", "--dport", "--destination-port"},
-                 "icmp": {"--icmp-type"}, "conntrack": {"--ctstate"}, "state": {"--state"},
+                 "icmp": {"--icmp-type"}, "icmp6": {"--icmpv6-type"}, "conntrack": {"--ctstate"}, "state": {"--state"},
                  "comment": {"--comment"}, "mark": {"--mark"}}
 
 
@@ -250,7 +277,8 @@ def _load_match(rule: XtRule, name: str):
     if name not in MATCH_OPTIONS:
         raise usage_error(f"Couldn't load match `{name}':No such file or directory\n")
     match = {"tcp": PortMatch, "udp": PortMatch, "conntrack": StateMatch, "state": StateMatch}.get(name)
-    match = match(name) if match else {"icmp": IcmpMatch, "comment": CommentMatch, "mark": MarkMatch}[name]()
+    match = match(name) if match else {"icmp": IcmpMatch, "icmp6": Icmp6Match, "comment": CommentMatch,
+                                       "mark": MarkMatch}[name]()
     rule.matches.append(match)
     return match
 
@@ -262,7 +290,8 @@ def _accepts(match, word: str) -> bool:
 def _implicit_match(rule: XtRule, word: str):
     """An option of the protocol given with -p loads that protocol's match."""
     proto = types.inet_proto.format(rule.proto[0]) if rule.proto else None
-    if proto in ("tcp", "udp", "icmp") and word in MATCH_OPTIONS[proto]:
+    proto = {"icmp": "icmp", "ipv6-icmp": "icmp6"}.get(proto, proto)  # the match a protocol name loads
+    if proto in ("tcp", "udp", rule.family.icmp) and word in MATCH_OPTIONS[proto]:
         existing = next((m for m in rule.matches if m.name == proto), None)
         return existing or _load_match(rule, proto)
     raise usage_error(f'unknown option "{word}"')
@@ -289,6 +318,9 @@ def _match_option(rule: XtRule, match, word: str, words: list[str], invert: bool
             raise usage_error(f'Invalid ICMP type `{kind}\'\n') from None
         match.code = (int(code), int(code)) if code else None
         match.invert = invert
+    elif word == "--icmpv6-type":
+        match.type, match.code = _icmpv6_type(_value(words, word))
+        match.invert = invert
     elif word in ("--ctstate", "--state"):
         states = _value(words, word).upper().split(",")
         bad = next((s for s in states if s not in CT_STATES), None)
@@ -300,6 +332,19 @@ def _match_option(rule: XtRule, match, word: str, words: list[str], invert: bool
     elif word == "--mark":
         value, _, mask = _value(words, word).partition("/")
         match.value, match.mask, match.invert = int(value, 0), int(mask, 0) if mask else 0xFFFFFFFF, invert
+
+
+def _icmpv6_type(text: str) -> tuple[int, tuple | None]:
+    """libip6t_icmp6.c parse_icmpv6(): a name, or TYPE[/CODE] in numbers."""
+    if text in ICMPV6_NAMES:
+        kind, low, high = ICMPV6_NAMES[text]
+        return kind, None if (low, high) == (0, 0xFF) else (low, high)
+    kind, _, code = text.partition("/")
+    if not kind.isdigit() or code and not code.isdigit():
+        raise usage_error(f"Unknown ICMPv6 type `{text}'")
+    if int(kind) > 255 or code and int(code) > 255:
+        raise usage_error(f"Invalid ICMPv6 type `{text}'")
+    return int(kind), (int(code), int(code)) if code else None
 
 
 def _ports(text: str, proto: str) -> tuple[int, int]:
@@ -352,8 +397,8 @@ def _target_option(rule: XtRule, target: XtTarget, word: str, words: list[str]) 
         o["random"] = True
     elif name == "REJECT" and word == "--reject-with":
         kind = _value(words, word)
-        kind = REJECT_ALIASES.get(kind, kind)
-        if kind not in REJECT_CODES and kind != "tcp-reset":
+        kind = rule.family.reject_aliases.get(kind, kind)
+        if kind not in rule.family.reject_codes and kind != "tcp-reset":
             raise usage_error(f"unknown reject type \"{kind}\"")
         o["with"] = kind
     elif name == "CT" and word == "--notrack":
@@ -363,18 +408,55 @@ def _target_option(rule: XtRule, target: XtTarget, word: str, words: list[str]) 
 
 
 def _nat_range(text: str, rule: XtRule) -> tuple:
-    addrs, _, ports = text.partition(":")
+    """libxt_NAT.c parse_to(): `ADDR[-ADDR][:PORT[-PORT]]`; an IPv6 address
+    before a port in brackets (`[2001:db8::1-2001:db8::9]:80`), one without
+    them all address (more than one colon)."""
+    family = rule.family
+    if "[" in text:
+        start = text[text.index("[") + 1:]
+        end = start.find("]")
+        if end < 0 or family is IPV4:
+            raise usage_error("Invalid address format")
+        addrs, after = start[:end], start[end + 1:]
+        colon = after.find(":")
+        ports = after[colon + 1:] if colon >= 0 else None
+    else:
+        colon = text.find(":")
+        if colon >= 0 and ":" in text[colon + 1:]:
+            colon = -1
+        addrs, ports = (text[:colon], text[colon + 1:]) if colon >= 0 else (text, None)
+    port_range = None
+    if ports is not None:
+        _need_ports_protocol(rule)
+        port_range = _nat_ports(ports)
     low, _, high = addrs.partition("-")
     try:
-        addr = (int(IPv4Address(low)), int(IPv4Address(high or low))) if low else None
+        addr = (int(family.address(low)), int(family.address(high or low))) if low else None
     except ValueError:
         raise usage_error(f"Bad IP address \"{addrs}\"") from None
-    port_range = None
-    if ports:
-        _need_ports_protocol(rule)
-        first, _, last = ports.partition("-")
-        port_range = (int(first), int(last or first))
     return addr, port_range
+
+
+def _nat_ports(text: str) -> tuple[int, int]:
+    """The port part of parse_to(), read with atoi() as it reads it."""
+    if not text[:1].isdigit() or _atoi(text) > 65535:
+        raise usage_error(f"Port `{text}' not valid")
+    if ":" in text:
+        raise usage_error("Invalid port:port syntax - use dash")
+    first, dash = _atoi(text), text.find("-")
+    if dash < 0:
+        return first, first
+    last = _atoi(text[dash + 1:])
+    if not text[dash + 1:dash + 2].isdigit() or last > 65535:
+        raise usage_error(f"Port `{text[dash + 1:]}' not valid")
+    if last < first:
+        raise usage_error(f"Port range `{text}' funky")
+    return first, last
+
+
+def _atoi(text: str) -> int:
+    digits = len(text) - len(text.lstrip("0123456789"))
+    return int(text[:digits]) if digits else 0
 
 
 def _need_ports_protocol(rule: XtRule) -> None:
@@ -395,7 +477,7 @@ def _check_interfaces(opts: Options) -> None:
 
 # ------------------------------------------------------------------ restore
 
-def _restore(net, text: str, flush: bool) -> str:
+def _restore(net, text: str, flush: bool, family: XtFamily) -> str:
     """iptables-restore: `*table`, `:chain policy [p:b]`, rules, `COMMIT`."""
     table, lines = None, []
     for number, line in enumerate(text.splitlines(), 1):
@@ -405,23 +487,22 @@ def _restore(net, text: str, flush: bool) -> str:
         if stripped.startswith("*"):
             table, lines = stripped[1:], []
             if table not in TABLES:
-                raise _restore_error(f"iptables-restore v1.8.9 (nf_tables): iptables-restore: line {number} "
-                                     f"table name '{table}' invalid", number)
+                raise _restore_error(f"{VERSION}: {PROG}: line {number} table name '{table}' invalid", number)
         elif stripped == "COMMIT":
-            _restore_table(net, table, lines, flush, number)
+            _restore_table(net, table, lines, flush, number, family)
             table = None
         elif table is None:
-            raise _restore_error(f"iptables-restore: line {number} failed", number)
+            raise _restore_error(f"{PROG}: line {number} failed", number)
         else:
             lines.append((number, stripped))
     if table is not None:
-        raise XtError(f"iptables-restore: COMMIT expected at line {len(text.splitlines()) + 1}", 1)
+        raise XtError(f"{PROG}: COMMIT expected at line {len(text.splitlines()) + 1}", 1)
     return ""
 
 
-def _restore_table(net, table: str, lines: list, flush: bool, commit_line: int) -> None:
+def _restore_table(net, table: str, lines: list, flush: bool, commit_line: int, family: XtFamily) -> None:
     def apply(work):
-        view = XtTables(work, table)
+        view = XtTables(work, table, family)
         if flush:
             view.delete_table()
         rules = []
@@ -435,21 +516,19 @@ def _restore_table(net, table: str, lines: list, flush: bool, commit_line: int) 
                     view.policy(name, policy)
                 continue
             try:
-                opts = parse(shlex.split(line))
+                opts = parse(shlex.split(line), family)
             except XtError as err:
-                raise _restore_error(err.message.split("\n")[0].replace("iptables v", "iptables-restore v"),
-                                     number) from None
+                raise _restore_error(err.message.split("\n")[0], number) from None
             rules.append(opts)
         for opts in rules:
             try:
                 execute(view, opts)
             except XtError as err:
-                raise _restore_error(err.message.split("\n")[0].replace("iptables v", "iptables-restore v"),
-                                     commit_line) from None
+                raise _restore_error(err.message.split("\n")[0], commit_line) from None
         return "", True
     net.nft.batch(apply)
 
 
 def _restore_error(message: str, line: int) -> XtError:
     return XtError(f"{message}\nError occurred at line: {line}\n"
-                   "Try `iptables-restore -h' or 'iptables-restore --help' for more information.", 2)
+                   f"Try `{PROG} -h' or '{PROG} --help' for more information.", 2)

@@ -1,5 +1,9 @@
 """iptables-nft (iptables 1.8.9, nft variant): xtables rules kept in nf_tables
-(iptables/nft.c, nft-ipv4.c, nft-shared.c, extensions/libxt_*.c).
+(iptables/nft.c, nft-ipv4.c, nft-ipv6.c, nft-shared.c, extensions/libxt_*.c).
+iptables and ip6tables differ in an `XtFamily`: the nft family of their
+tables (ip, ip6), addresses, the ICMP match (icmp, icmp6) and REJECT's codes;
+messages name the program that runs (xt_params->program_name): they are
+written with PROG and rendered by the front end.
 
 An `XtRule` is a rule as iptables sees it: addresses, interfaces, protocol,
 matches and a target. `nft_stmts()` is what iptables-nft puts in the kernel:
@@ -16,7 +20,7 @@ as iptables does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nf_tables import NftChain, NftRule, NftTable, Ruleset
@@ -39,7 +43,7 @@ TABLES = {
                  "OUTPUT": ("output", 150, "filter")},
 }
 SAVE_ORDER = ("mangle", "security", "raw", "filter", "nat")  # enum nft_table_type
-PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp"}
+PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "ipv6-icmp"}  # getprotobynumber(), as -S and save print -p
 CT_STATES = {"INVALID": 1, "ESTABLISHED": 2, "RELATED": 4, "NEW": 8, "UNTRACKED": 64}
 CT_STATE_ORDER = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED")  # libxt_conntrack's
 LOG_LEVELS = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")
@@ -50,7 +54,45 @@ REJECT_ALIASES = {"net-unreach": "icmp-net-unreachable", "host-unreach": "icmp-h
                   "proto-unreach": "icmp-proto-unreachable", "port-unreach": "icmp-port-unreachable",
                   "net-prohib": "icmp-net-prohibited", "host-prohib": "icmp-host-prohibited",
                   "admin-prohib": "icmp-admin-prohibited", "tcp-rst": "tcp-reset"}
+REJECT6_CODES = {"icmp6-no-route": 0, "icmp6-adm-prohibited": 1, "icmp6-addr-unreachable": 3,
+                 "icmp6-port-unreachable": 4}  # libip6t_REJECT.c, and nft_reject_ipv6's ICMPv6 codes
+REJECT6_ALIASES = {"no-route": "icmp6-no-route", "adm-prohibited": "icmp6-adm-prohibited",
+                   "addr-unreach": "icmp6-addr-unreachable", "port-unreach": "icmp6-port-unreachable",
+                   "tcp-rst": "tcp-reset"}
 TCP_FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG")
+PROG = "{prog}"  # the program's name in a message: iptables, ip6tables, iptables-restore, ...
+
+
+@dataclass(frozen=True)
+class XtFamily:
+    """What iptables and ip6tables do differently (nft-ipv4.c, nft-ipv6.c)."""
+
+    prog: str
+    nft_family: str  # the nf_tables family of its tables
+    address: type  # IPv4Address or IPv6Address
+    icmp: str  # the ICMP match: icmp, icmp6
+    reject_codes: dict  # --reject-with name -> ICMP(v6) code
+    reject_aliases: dict
+    reject_kind: str  # nft's reject kind for those codes: icmp, icmpv6
+    reject_default: str
+    quiet_reject: int  # the code nft lists as a bare `reject`
+
+    @property
+    def bits(self) -> int:
+        return self.address(0).max_prefixlen
+
+    @property
+    def any(self) -> str:
+        return f"{self.address(0)}/0"
+
+    def address_text(self, addr: int) -> str:
+        return str(self.address(addr))
+
+
+IPV4 = XtFamily("iptables", "ip", IPv4Address, "icmp", REJECT_CODES, REJECT_ALIASES, "icmp", "icmp-port-unreachable",
+                3)
+IPV6 = XtFamily("ip6tables", "ip6", IPv6Address, "icmp6", REJECT6_CODES, REJECT6_ALIASES, "icmpv6",
+                "icmp6-port-unreachable", 4)
 
 
 def _field(proto: str, name: str) -> Payload:
@@ -154,6 +196,33 @@ class IcmpMatch(XtMatch):
 
 
 @dataclass
+class Icmp6Match(XtMatch):
+    """-m icmp6 --icmpv6-type TYPE[/CODE] (libip6t_icmp6.c): nft 1.0.6 translates
+    a type alone to `icmpv6 type`, and shows one with a code as `xt match icmp6`."""
+
+    name = "icmp6"
+    type: int = 0
+    code: tuple | None = None  # (low, high) when given
+    invert: bool = False
+
+    def save(self) -> str:
+        code = f"/{self.code[0]}" if self.code else ""
+        return f"-m icmp6 {_inv(self.invert)}--icmpv6-type {self.type}{code}"
+
+    def listing(self) -> str:  # icmp6_print(): " ipv6-icmp", then " !" when inverted, then "type N"
+        code = f" code {self.code[0]}" if self.code else ""
+        return f"ipv6-icmp{' !' if self.invert else ''}type {self.type}{code}"
+
+    def stmts(self) -> list[Stmt]:
+        op = "!=" if self.invert else "=="
+        if self.code:
+            type_code = Payload((PAYLOAD_FIELDS["icmpv6"]["type"], PAYLOAD_FIELDS["icmpv6"]["code"]))
+            return [Xt("xt match icmp6", Match(type_code, op, Value(self.type << 8 | self.code[0])))]
+        text = f"icmpv6 type {'!= ' if self.invert else ''}{types.icmpv6_type.format(self.type)}"
+        return [Xt(text, Match(_field("icmpv6", "type"), op, Value(self.type)))]
+
+
+@dataclass
 class StateMatch(XtMatch):
     """-m state --state (native ct state in 1.8.9) and -m conntrack --ctstate (xt)."""
 
@@ -234,6 +303,7 @@ class XtTarget:
     name: str
     opts: dict = field(default_factory=dict)
     goto: bool = False
+    family: XtFamily = IPV4
 
     def save(self) -> str:
         if self.goto:
@@ -255,7 +325,7 @@ class XtTarget:
             if o.get("random"):
                 out += " --random"
         elif self.name == "REJECT":
-            out += f" --reject-with {o.get('with', 'icmp-port-unreachable')}"
+            out += f" --reject-with {o.get('with', self.family.reject_default)}"
         elif self.name == "CT":
             out += " --notrack"
         return out
@@ -276,7 +346,7 @@ class XtTarget:
             ports = f"redir ports {_port_text(o['ports'])}" if "ports" in o else ""
             return " ".join(p for p in (ports, "random" if o.get("random") else "") if p)
         if self.name == "REJECT":
-            return f"reject-with {o.get('with', 'icmp-port-unreachable')}"
+            return f"reject-with {o.get('with', self.family.reject_default)}"
         if self.name == "CT":
             return "NOTRACK"
         return ""
@@ -294,20 +364,40 @@ class XtTarget:
             return [Xt(text, MetaSet("mark", o["value"], keep=keep))]
         if name in ("DNAT", "SNAT"):
             nat = Nat(name.lower(), None, o["addr"], o.get("nat_ports"), ())
+            if self.family is IPV6:
+                nat.addr_type = types.ipv6_addr
+                return [Xt(_nat6_xlat(nat), nat)]
             return [Xt(nat.text(PrintCtx()), nat)]
         if name in ("MASQUERADE", "REDIRECT"):
             nat = Nat(name.lower(), None, None, o.get("ports"), ("random",) if o.get("random") else ())
             return [Xt(nat.text(PrintCtx()), nat)]
         if name == "REJECT":
-            kind = o.get("with", "icmp-port-unreachable")
+            family = self.family
+            kind = o.get("with", family.reject_default)
             if kind == "tcp-reset":
                 return [Xt("reject with tcp reset", Reject("tcp reset"))]
-            code = REJECT_CODES[kind]
-            text = "reject" if code == 3 else f"reject with icmp type {types.icmp_code.format(code)}"
-            return [Xt(text, Reject("icmp", code))]
+            code = family.reject_codes[kind]
+            reject = Reject(family.reject_kind, code)
+            text = "reject" if code == family.quiet_reject else \
+                f"reject with {family.reject_kind} type {reject.CODE_TYPES[family.reject_kind].format(code)}"
+            return [Xt(text, reject)]
         if name in ("NOTRACK", "CT"):
             return [Xt("notrack", Notrack())]
         return [Verdict("goto" if self.goto else "jump", name)]
+
+
+def _nat6_xlat(nat: Nat) -> str:
+    """libxt_NAT.c's translation of an IPv6 range: one pair of brackets around
+    the addresses when a port follows (`dnat to [a-b]:80`)."""
+    text = nat.kind
+    if nat.addr:
+        low, high = (types.ipv6_addr.format(a) for a in nat.addr)
+        addrs = low if low == high else f"{low}-{high}"
+        text += f" to [{addrs}]" if nat.ports else f" to {addrs}"
+    if nat.ports:
+        low_port, high_port = nat.ports
+        text += f":{low_port}" if low_port == high_port else f":{low_port}-{high_port}"
+    return text
 
 
 def _mark_listing(value: int, mask: int) -> str:
@@ -340,13 +430,14 @@ class XtRule:
     proto: tuple | None = None  # (number, invert)
     matches: list[XtMatch] = field(default_factory=list)
     target: XtTarget | None = None
+    family: XtFamily = IPV4
 
     def save(self, chain: str) -> str:
         """`-A CHAIN ...` as iptables-save and -S print it."""
         parts = [f"-A {chain}"]
         for opt, addr in (("-s", self.src), ("-d", self.dst)):
             if addr:
-                parts.append(f"{_inv(addr[2])}{opt} {IPv4Address(addr[0])}/{addr[1]}")
+                parts.append(f"{_inv(addr[2])}{opt} {self.family.address_text(addr[0])}/{addr[1]}")
         for opt, iface in (("-i", self.iniface), ("-o", self.outiface)):
             if iface:
                 parts.append(f"{_inv(iface[1])}{opt} {iface[0]}")
@@ -358,7 +449,7 @@ class XtRule:
         return " ".join(parts)
 
     def nft_stmts(self) -> list[Stmt]:
-        """What iptables-nft adds to the kernel (nft_ipv4_add())."""
+        """What iptables-nft adds to the kernel (nft_ipv4_add(), nft_ipv6_add())."""
         out: list[Stmt] = []
         for key, iface in (("iifname", self.iniface), ("oifname", self.outiface)):
             if iface:
@@ -366,8 +457,8 @@ class XtRule:
                 out.append(Match(Meta(key), "!=" if iface[1] else "==", Value(name)))
         for fld, addr in (("saddr", self.src), ("daddr", self.dst)):
             if addr and (addr[1] or addr[2]):
-                value = Value(addr[0]) if addr[1] == 32 else Prefix(addr[0], addr[1])
-                out.append(Match(_field("ip", fld), "!=" if addr[2] else "==", value))
+                value = Value(addr[0]) if addr[1] == self.family.bits else Prefix(addr[0], addr[1])
+                out.append(Match(_field(self.family.nft_family, fld), "!=" if addr[2] else "==", value))
         if self.proto:
             out.append(Match(Meta("l4proto"), "!=" if self.proto[1] else "==", Value(self.proto[0])))
         for match in self.matches:
@@ -384,8 +475,8 @@ class XtRule:
 
 # ------------------------------------------------------------------ commands
 
-VERSION = "iptables v1.8.9 (nf_tables)"
-NO_CHAIN = "iptables: No chain/target/match by that name."
+VERSION = f"{PROG} v1.8.9 (nf_tables)"
+NO_CHAIN = f"{PROG}: No chain/target/match by that name."
 
 
 class XtError(Exception):
@@ -395,23 +486,27 @@ class XtError(Exception):
         super().__init__(message)
         self.message, self.status = message, status
 
+    def render(self, prog: str) -> str:
+        """The message as `prog` prints it."""
+        return self.message.replace(PROG, prog)
+
 
 def usage_error(message: str) -> XtError:
-    return XtError(f"{VERSION}: {message}\nTry `iptables -h' or 'iptables --help' for more information.", 2)
+    return XtError(f"{VERSION}: {message}\nTry `{PROG} -h' or '{PROG} --help' for more information.", 2)
 
 
 class XtTables:
-    """iptables-nft's view of the ruleset: `ip` tables named after xtables
+    """iptables-nft's view of the ruleset: `ip` (`ip6`) tables named after xtables
     tables, base chains created on first use (nft_xt_builtin_init)."""
 
-    def __init__(self, ruleset: Ruleset, table: str):
-        self.ruleset, self.name, self.builtins = ruleset, table, TABLES[table]
-        self.table = ruleset.find("ip", table)
+    def __init__(self, ruleset: Ruleset, table: str, family: XtFamily = IPV4):
+        self.ruleset, self.name, self.builtins, self.family = ruleset, table, TABLES[table], family
+        self.table = ruleset.find(family.nft_family, table)
 
     def ensure_table(self) -> NftTable:
         if self.table is None:
             self.ruleset.table_handle += 1
-            self.table = NftTable("ip", self.name, self.ruleset.table_handle)
+            self.table = NftTable(self.family.nft_family, self.name, self.ruleset.table_handle)
             self.ruleset.tables.append(self.table)
         return self.table
 
@@ -449,7 +544,7 @@ class XtTables:
         chain = self.writable_chain(chain_name)
         self.check_target(chain_name, rule)
         if position is not None and position > len(chain.rules) + 1:
-            raise XtError("iptables: Index of insertion too big.")
+            raise XtError(f"{PROG}: Index of insertion too big.")
         nft_rule = NftRule(self.table.alloc_handle(), rule.nft_stmts(), xt=rule)
         chain.rules.insert(len(chain.rules) if position is None else position - 1, nft_rule)
 
@@ -476,14 +571,14 @@ class XtTables:
             raise XtError(NO_CHAIN)
         if number is not None:
             if number > len(chain.rules) or number < 1:
-                raise XtError("iptables: Index of deletion too big.")
+                raise XtError(f"{PROG}: Index of deletion too big.")
             del chain.rules[number - 1]
             return
         for i, existing in enumerate(chain.rules):
             if existing.xt is not None and existing.xt.same(rule):
                 del chain.rules[i]
                 return
-        raise XtError("iptables: Bad rule (does a matching rule exist in that chain?).")
+        raise XtError(f"{PROG}: Bad rule (does a matching rule exist in that chain?).")
 
     def flush(self, chain_name: str | None) -> None:
         if chain_name is None:
@@ -499,7 +594,7 @@ class XtTables:
 
     def new_chain(self, name: str) -> None:
         if name in self.builtins or self.chain(name) is not None:
-            raise XtError("iptables: Chain already exists.")
+            raise XtError(f"{PROG}: Chain already exists.")
         table = self.ensure_table()
         table.chains[name] = NftChain(name, table.alloc_handle())
 
@@ -522,12 +617,12 @@ class XtTables:
 
     def policy(self, name: str, verdict: str) -> None:
         if name not in self.builtins:
-            raise XtError("iptables: Bad built-in chain name.")
+            raise XtError(f"{PROG}: Bad built-in chain name.")
         if verdict not in ("ACCEPT", "DROP"):
-            raise XtError("iptables: Bad policy name. Run `dmesg' for more information.")
+            raise XtError(f"{PROG}: Bad policy name. Run `dmesg' for more information.")
         if self.name == "nat" and verdict == "DROP":
             raise XtError(f'{VERSION}: \nThe "nat" table is not intended for filtering, the use of DROP is '
-                          "therefore inhibited.\n\n\nTry `iptables -h' or 'iptables --help' for more information.", 2)
+                          "therefore inhibited.\n\n\nTry `{PROG} -h' or '{PROG} --help' for more information.", 2)
         self.chain(name, create_builtin=True).policy = verdict.lower()
 
     # -- listing
@@ -652,8 +747,10 @@ def _list_row(nft_rule, number: int | None, verbose: bool, exact: bool) -> str:
     row += f"{target:<9} {'!' if proto_inv else ' '}{proto:<5}-- "
     if verbose:
         row += f" {_iface(rule.iniface):<6} {_iface(rule.outiface):<6} "
+    family = rule.family
     for addr in (rule.src, rule.dst):
-        text = "0.0.0.0/0" if addr is None else str(IPv4Address(addr[0])) + (f"/{addr[1]}" if addr[1] != 32 else "")
+        text = family.any if addr is None else \
+            family.address_text(addr[0]) + (f"/{addr[1]}" if addr[1] != family.bits else "")
         row += f"{'!' if addr and addr[2] else ' '}{text:<19} "
     extras = [m.listing() for m in rule.matches]
     if rule.target is not None:
