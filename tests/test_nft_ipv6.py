@@ -10,11 +10,9 @@ import re
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
-from scapy.layers.inet6 import (ICMPv6EchoRequest, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop,
-                                IPv6ExtHdrRouting)
+from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting
 
 from harness.mockkernel.core.skbuff import alloc_skb
-from harness.mockkernel.ipv6.exthdrs_core import ipv6_find_hdr, ipv6_skip_exthdr
 from harness.mockkernel.kernel import Kernel
 from harness.mockkernel.netfilter.core import NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING, NFPROTO_IPV4, NFPROTO_IPV6, \
     NfHookState
@@ -56,7 +54,8 @@ RULES = [
 ]
 # only an inet table has both protocols: icmpx, and the family-specific rejects in full
 INET_RULES = [
-    "reject with icmpx type no-route", "reject with icmpx type port-unreachable", "reject with icmp type port-unreachable",
+    "reject with icmpx type no-route", "reject with icmpx type port-unreachable",
+    "reject with icmp type port-unreachable",
     "ip6 saddr ::1 reject with icmpx type port-unreachable", "ip saddr 1.1.1.1 reject", "meta nfproto ipv6 reject",
     "meta nfproto ipv4 counter reject", "exthdr hbh exists reject", "meta l4proto tcp reject with tcp reset",
     "ip protocol tcp tcp dport 22", "meta nfproto ipv6 icmpv6 type 1", "ip saddr 1.1.1.1 icmpv6 type 1",
@@ -121,11 +120,13 @@ REFUSED = [
     ("ip6", "c", "ip6 saddr ::1 reject with icmpx type no-route"), ("ip6", "c", "meta nfproto ipv6"),
     ("inet", "c", "icmpv6 type 1 icmp type 2"), ("inet", "c", "icmp type 2 icmpv6 type 1"),
     ("inet", "c", "ip6 saddr ::1 ip saddr 1.1.1.1"), ("inet", "c", "ip saddr 1.1.1.1 reject with icmpv6 type no-route"),
-    ("inet", "c", "ip6 saddr ::1 reject with icmp type port-unreachable"), ("inet", "c", "ip saddr 1.1.1.1 exthdr hbh exists"),
+    ("inet", "c", "ip6 saddr ::1 reject with icmp type port-unreachable"),
+    ("inet", "c", "ip saddr 1.1.1.1 exthdr hbh exists"),
     ("inet", "c", "icmpv6 type 1 icmpv6 id 5"), ("inet", "c", "icmp type 3 icmp sequence 5"),
     ("inet", "c", "fib saddr . daddr oif"), ("inet", "c", "fib mark oif"), ("inet", "c", "fib saddr . iif . oif oif"),
     ("inet", "c", "rt2 addr ::1"), ("inet", "c", "exthdr rt0 exists"), ("inet", "c", "srh sid[3] ::3"),
-    ("inet", "c", "srh sid[0] ::3"), ("inet", "c", "srh sid ::3"), ("inet", "c", "hbh foo 1"), ("inet", "c", "srh foo 1"),
+    ("inet", "c", "srh sid[0] ::3"), ("inet", "c", "srh sid ::3"), ("inet", "c", "hbh foo 1"),
+    ("inet", "c", "srh foo 1"),
     ("inet", "c", "dst foo 1"), ("inet", "c", "rt0 foo"), ("inet", "c", "exthdr foo exists"), ("inet", "c", "mh foo 1"),
     ("inet", "c", "rt foo 1"), ("inet", "c", "frag 1"),
     ("inet", "c", "icmpv6 type foo"), ("inet", "c", "ip6 dscp foo"), ("inet", "c", "mh type foo"),
@@ -142,39 +143,7 @@ def test_ipv6_rules_real_nft_refuses_are_refused_with_its_message(real_tools):
     real_tools.assert_same_as_real(steps + [(["nft", "list", "ruleset"], None)])
 
 
-# ------------------------------------------------------------------ the walk, on crafted packets
-
-def _ipv6(pkt) -> bytes:
-    return bytes(pkt)
-
-
-@pytest.mark.parametrize("pkt, target, want", [
-    (IPv6() / TCP(), -1, (6, 40, 0)),
-    (IPv6() / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / UDP(), -1, (17, 56, 0)),
-    (IPv6() / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / UDP(), 60, (60, 48, 0)),
-    (IPv6() / IPv6ExtHdrHopByHop() / UDP(), 44, (-2, 0, 0)),  # -ENOENT
-    (IPv6() / IPv6ExtHdrRouting(addresses=["2001:db8::1", "2001:db8::2"]) / TCP(), 43, (43, 40, 0)),
-    (IPv6() / IPv6ExtHdrRouting(addresses=["2001:db8::1", "2001:db8::2"]) / TCP(), -1, (6, 80, 0)),
-    (IPv6() / IPv6ExtHdrFragment(offset=0, m=1) / UDP(), -1, (17, 48, 0)),
-    (IPv6() / IPv6ExtHdrFragment(offset=0, m=1) / UDP(), 44, (44, 40, 0)),
-    # a non-first fragment: its upper layer, fragoff in bytes (185 * 8), and no offset
-    (IPv6() / IPv6ExtHdrFragment(offset=185, nh=17) / (b"x" * 8), -1, (17, 0, 1480)),
-    (IPv6() / IPv6ExtHdrFragment(offset=185, nh=17) / (b"x" * 8), 44, (44, 40, 1480)),
-    (IPv6() / IPv6ExtHdrFragment(offset=185, nh=17) / (b"x" * 8), 17, (-2, 0, 0)),
-    (IPv6(nh=59), -1, (59, 40, 0)),  # no next header: the walk ends on it
-    (IPv6(nh=0) / b"\x06", -1, (-74, 0, 0)),  # -EBADMSG: the hop-by-hop header is cut short
-])
-def test_ipv6_find_hdr_walks_as_exthdrs_core_c(pkt, target, want):
-    buf = bytearray(_ipv6(pkt))
-    assert ipv6_find_hdr(buf, 0, len(buf), target) == want
-
-
-def test_ipv6_skip_exthdr_stops_at_a_non_first_fragment_with_its_frag_off_field():
-    buf = bytearray(_ipv6(IPv6() / IPv6ExtHdrHopByHop() / IPv6ExtHdrFragment(offset=185, m=1, nh=17) / (b"x" * 8)))
-    assert ipv6_skip_exthdr(buf, 40, 0, len(buf)) == (56, 17, 185 << 3 | 1)
-    buf = bytearray(_ipv6(IPv6() / IPv6ExtHdrHopByHop() / UDP()))
-    assert ipv6_skip_exthdr(buf, 40, 0, len(buf)) == (48, 17, 0)
-
+# ------------------------------------------------------------------ IPv6 packets in nf_tables, crafted
 
 def _pktinfo(k: Kernel, pkt, pf: int = NFPROTO_IPV6) -> NftPktinfo:
     skb = alloc_skb(bytes(pkt))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from harness.mockkernel.core.skbuff import SkBuff
 from harness.mockkernel.ipv4 import route
-from harness.mockkernel.ipv6.exthdrs_core import IPV6_HLEN, ipv6_find_hdr
+from harness.mockkernel.ipv6.exthdrs_core import ipv6_find_hdr
 from harness.mockkernel.net import RT_TABLE_LOCAL, RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST, RTN_UNICAST
 from harness.mockkernel.netfilter import nf_nat, nf_reject
 from harness.mockkernel.netfilter import nft_datatype as types
@@ -35,6 +35,8 @@ from harness.mockkernel.netfilter.nf_nat_range import NatRange
 from harness.mockkernel.netfilter.nft_set import CATCHALL, NftSet, format_elements, lookup_fn
 from harness.mockkernel.wire import ipv4
 from harness.mockkernel.wire.ethernet import ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, ETHERTYPE
+from harness.mockkernel.wire.ipv6 import IPV6_HLEN, Ipv6Packet
+from harness.mockkernel.wire.ethernet import ETH_P_IP, ETH_P_IPV6
 from harness.mockkernel.wire.ipv4 import HEADER_LEN, IP_OFFSET, PKTINFO_FIELDS
 
 # include/uapi/linux/netfilter/nf_tables.h enum nft_verdicts
@@ -47,7 +49,6 @@ L4PROTOS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
 
 
 _pktinfo_fields = PKTINFO_FIELDS.unpack_from  # bound once: a pktinfo is built for every chain a packet runs
-_IPV6_PAYLOAD_LEN = struct.Struct("!H")
 
 
 class NftPktinfo:
@@ -83,11 +84,14 @@ class NftPktinfo:
         """__nft_set_pktinfo_ipv6_validate(): version 6, a payload length the
         packet holds, an upper-layer header ipv6_find_hdr() finds; else unspec."""
         buf, nh = self.buf, self.nh
-        if nh + IPV6_HLEN <= self.end and buf[nh] >> 4 == 6 \
-                and _IPV6_PAYLOAD_LEN.unpack_from(buf, nh + 4)[0] + IPV6_HLEN <= self.end - nh:
-            tprot, thoff, fragoff = ipv6_find_hdr(buf, nh, self.end, -1)
-            if tprot >= 0:
-                self.tprot, self.thoff, self.fragoff = tprot, thoff or nh, fragoff
+        if nh + IPV6_HLEN > self.end:
+            self.tprot, self.thoff, self.fragoff = None, -1, 0
+            return
+        header = Ipv6Packet(buf, nh)
+        if header.version == 6 and header.payload_len + IPV6_HLEN <= self.end - nh:
+            tprot, thoff, fragoff, _ = ipv6_find_hdr(buf, nh, self.end, -1)
+            if tprot >= 0:  # a non-first fragment: the kernel leaves thoff 0, the network header
+                self.tprot, self.thoff, self.fragoff = tprot, nh if fragoff else thoff, fragoff
                 return
         self.tprot, self.thoff, self.fragoff = None, -1, 0
 

@@ -180,7 +180,7 @@ class Exthdr6(Selector):
             return exthdr_present
 
         def exthdr_field(pkt):
-            found, start, _ = ipv6_find_hdr(pkt.buf, pkt.nh, pkt.end, nexthdr)
+            found, start, _, _ = ipv6_find_hdr(pkt.buf, pkt.nh, pkt.end, nexthdr)
             at = start + offset
             if found < 0 or at + nbytes > pkt.end:
                 return None
