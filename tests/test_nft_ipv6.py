@@ -16,7 +16,8 @@ from harness.mockkernel.core.skbuff import alloc_skb
 from harness.mockkernel.kernel import Kernel
 from harness.mockkernel.netfilter.core import NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING, NFPROTO_IPV4, NFPROTO_IPV6, \
     NfHookState
-from harness.mockkernel.netfilter.nft_exprs import CompileCtx, NftPktinfo
+from harness.mockkernel.netfilter import nft_datatype as types
+from harness.mockkernel.netfilter.nft_exprs import CompileCtx, Fib, NftPktinfo
 from harness.mockkernel.netfilter.nft_exthdr import Exthdr6
 from harness.mockkernel.target import sh
 from test_nft import _without_json_handles, real_tools  # noqa: F401  (a fixture, used by name)
@@ -249,3 +250,22 @@ def test_ip6tables_nft_makes_the_tables_real_ip6tables_nft_makes(real_tools):
               (["nft", "-a", "list", "ruleset"], None), (["ip6tables", "-S"], None)]
     real_tools.assert_same_as_real(steps, lambda argv, out: re.sub(r"^#.*\n", "", out, flags=re.M),
                                    ("nft", "ip6tables", "ip6tables-save"))
+
+
+def test_fib_saddr_iif_oif_finds_an_ipv6_source_only_when_its_route_leaves_through_the_input_port():
+    """nft_fib6_eval(): 2001:db8::/64 routes out of p0, 2001:db8:9::/64 out of p1,
+    fe80::/64 out of p0 only (a link-local source is looked up strictly on
+    the input port), nothing else routes."""
+    k = Kernel()
+    for line in ("sysctl -w net.ipv6.conf.all.disable_ipv6=0", "ip -6 route add 2001:db8::/64 dev p0",
+                 "ip -6 route add 2001:db8:9::/64 dev p1", "ip -6 route add fe80::/64 dev p0"):
+        sh(k, line.split())
+    fib = Fib(("saddr", "iif"), "oif", types.boolean, present=True)
+    load = fib.load(CompileCtx(k, "inet", "inet t c", {}))
+    seen = []
+    for src, port in (("2001:db8::2", "p0"), ("2001:db8:9::2", "p0"), ("2001:db8:77::2", "p0"), ("fe80::2", "p0"),
+                      ("fe80::2", "p1"), ("2001:db8:9::2", "p1")):
+        pkt = _pktinfo(k, IPv6(src=src, dst="2001:db8::1") / UDP())
+        pkt.state = NfHookState(NF_INET_PRE_ROUTING, NFPROTO_IPV6, k.dev_by_name(port), None, k)
+        seen.append(load(pkt))
+    assert seen == [1, 0, 0, 1, 0, 1]

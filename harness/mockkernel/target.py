@@ -169,7 +169,7 @@ class MockTarget(Target):
 
     def conntrack(self) -> list[CtEntry]:
         nf_conntrack_gc(self.kernel)
-        return [ct_entry(self.kernel, ct) for ct in self.kernel.conntrack.entries()]
+        return [ct_entry(self.kernel, ct) for ct in self.kernel.conntrack.entries() if ct.l3num == AF_INET]
 
     def conntrack_create(self, entries: Iterable[CtEntry]) -> None:
         for entry in entries:

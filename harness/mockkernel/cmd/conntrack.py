@@ -64,7 +64,7 @@ def run(net, argv: list[str], stdin: str | None = None) -> str:
         for ct in table.entries():
             nf_ct_delete(net, ct)
         return ""
-    chosen = [ct for ct in table.entries() if _matches(ct, options)]
+    chosen = [ct for ct in table.entries() if ct.l3num == socket.AF_INET and _matches(ct, options)]  # -f ipv4
     if command == "delete":
         if not chosen:
             raise ToolError(PREFIX + "0 flow entries have been deleted.", 1)

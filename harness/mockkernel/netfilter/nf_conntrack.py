@@ -10,6 +10,7 @@ entries (nf_conntrack_proto_tcp.py) and the core that runs them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from socket import AF_INET, AF_INET6
 from typing import NamedTuple
 
 # enum ip_conntrack_info
@@ -30,8 +31,9 @@ IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY = 0, 1
 
 
 class Tuple(NamedTuple):
-    """struct nf_conntrack_tuple: addresses as ints; for ICMP, sport is the echo id
-    and dport packs type << 8 | code, as the kernel keeps them."""
+    """struct nf_conntrack_tuple: IPv4 addresses as ints, IPv6 ones as 16 bytes;
+    for ICMP(v6), sport is the echo id and dport packs type << 8 | code, as the
+    kernel keeps them."""
 
     src: int
     dst: int
@@ -58,6 +60,11 @@ class NfConn:
     proto_state: str = ""  # TCP: SYN_SENT, ESTABLISHED, ...; UDP/ICMP: ""
     tcp: object = None
     stream_ts: float = 0.0
+
+    @property
+    def l3num(self) -> int:
+        """nf_ct_l3num(): AF_INET, or AF_INET6 for an entry of 16-byte addresses."""
+        return AF_INET if self.original.src.__class__ is int else AF_INET6
 
     @property
     def tuplehash(self) -> tuple[Tuple, Tuple]:

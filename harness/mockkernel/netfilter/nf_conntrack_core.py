@@ -31,7 +31,17 @@ nf_conntrack_buckets buckets; chains are not kept, the scan walks the table
 (only when it is full). nf_conntrack_max is writable here as on a whole DUT's
 init namespace; inside a non-init namespace (the netns lab) the kernel makes it
 read-only (0444) while the limit still applies to that namespace's own count.
-Left out: helpers and expectations, zones, per-CPU stats (one cpu=0 line).
+IPv6 (nf_conntrack_proto.c ipv6_conntrack_in/ipv6_confirm, nf_conntrack_proto_icmpv6.c):
+tuples hold 16-byte addresses; the transport header is where ipv6_skip_exthdr()
+finds it (a non-first fragment, or none, is INVALID: "can't find proto in pkt").
+ICMPv6 neighbour discovery and MLD (types 130-136, 143) are UNTRACKED
+(noct_valid_new[]); echo (128/129) and node information (139/140) are
+connections, any other informational type cannot start one; an error (type <
+128) is RELATED to the entry of the packet it quotes. IPv6 entries are not in
+`conntrack -L` or target.conntrack(), as conntrack-tools' and the lab's dump
+default to AF_INET.
+Left out: helpers and expectations, zones, per-CPU stats (one cpu=0 line),
+nf_defrag_ipv6 (IPv6 fragments are INVALID to conntrack).
 """
 from __future__ import annotations
 
@@ -43,15 +53,16 @@ from harness.mockkernel.tracer import Lazy
 from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_STOLEN, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
                                                NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING, NF_IP_PRI_CONNTRACK,
                                                NF_IP_PRI_CONNTRACK_CONFIRM, NF_IP_PRI_CONNTRACK_DEFRAG,
-                                               NFPROTO_IPV4, NfHookState)
+                                               NFPROTO_IPV4, NFPROTO_IPV6, NfHookState)
 from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY, IP_CT_ESTABLISHED,
                                                        IP_CT_ESTABLISHED_REPLY, IP_CT_NEW, IP_CT_RELATED,
-                                                       IP_CT_RELATED_REPLY, IPS_ASSURED, IPS_CONFIRMED,
+                                                       IP_CT_RELATED_REPLY, IP_CT_UNTRACKED, IPS_ASSURED, IPS_CONFIRMED,
                                                        IPS_SEEN_REPLY, UNTRACKED, COUNT_KEY, NfConn, Tuple,
                                                        nf_ct_delete)
 from harness.mockkernel.ipv4 import ip_fragment
+from harness.mockkernel.ipv6.exthdrs_core import ipv6_skip_exthdr
 from harness.mockkernel.netfilter import nf_conntrack_proto_tcp as proto_tcp
-from harness.mockkernel.wire import icmp, ipv4
+from harness.mockkernel.wire import icmp, icmpv6, ipv4, ipv6
 from harness.mockkernel.wire.icmp import (ERROR_TYPES, ICMP_ADDRESS, ICMP_ECHO, ICMP_INFO_REQUEST,
                                           ICMP_TIMESTAMP)
 from harness.mockkernel.wire.ipv4 import (FRAG_OFF_PROTOCOL, HEADER_LEN, IP_MF, IP_OFFSET, IPPROTO_ICMP, IPPROTO_TCP,
@@ -60,12 +71,23 @@ from harness.mockkernel.wire.udp import PORTS as L4_PORTS  # TCP's header starts
 
 # the request types that may start an ICMP "connection", and their replies
 ICMP_REQUESTS = {ICMP_ECHO: 0, ICMP_TIMESTAMP: 14, ICMP_INFO_REQUEST: 16, ICMP_ADDRESS: 18}
+# nf_conntrack_proto_icmpv6.c: invmap[] (echo, node information), valid_new[], noct_valid_new[]
+ICMPV6_NI_QUERY, ICMPV6_NI_REPLY = 139, 140
+ICMPV6_INVMAP = {icmpv6.ICMPV6_ECHO_REQUEST: icmpv6.ICMPV6_ECHO_REPLY,
+                 icmpv6.ICMPV6_ECHO_REPLY: icmpv6.ICMPV6_ECHO_REQUEST,
+                 ICMPV6_NI_QUERY: ICMPV6_NI_REPLY, ICMPV6_NI_REPLY: ICMPV6_NI_QUERY}
+ICMPV6_VALID_NEW = (icmpv6.ICMPV6_ECHO_REQUEST, ICMPV6_NI_QUERY)
+ICMPV6_NOCT_VALID_NEW = frozenset((icmpv6.ICMPV6_MGM_QUERY, icmpv6.ICMPV6_MGM_REPORT, icmpv6.ICMPV6_MGM_REDUCTION,
+                                   icmpv6.NDISC_ROUTER_SOLICITATION, icmpv6.NDISC_ROUTER_ADVERTISEMENT,
+                                   icmpv6.NDISC_NEIGHBOUR_SOLICITATION, icmpv6.NDISC_NEIGHBOUR_ADVERTISEMENT,
+                                   icmpv6.ICMPV6_MLD2_REPORT))
 NF_CT_EVICTION_RANGE = 8
 MAX_KEY = "net.netfilter.nf_conntrack_max"
 BUCKETS_KEY = "net.netfilter.nf_conntrack_buckets"
 UDP_TIMEOUT_KEY = "net.netfilter.nf_conntrack_udp_timeout"
 UDP_STREAM_KEY = "net.netfilter.nf_conntrack_udp_timeout_stream"
 ICMP_TIMEOUT_KEY = "net.netfilter.nf_conntrack_icmp_timeout"
+ICMPV6_TIMEOUT_KEY = "net.netfilter.nf_conntrack_icmpv6_timeout"
 GENERIC_TIMEOUT_KEY = "net.netfilter.nf_conntrack_generic_timeout"
 # nf_conntrack_standalone.c nf_ct_sysctl_table, with a new namespace's values on
 # this machine's kernel (6.18; max and buckets are sized from the host's memory):
@@ -89,7 +111,7 @@ CT_SYSCTL_TABLE = {
         ("tcp_timeout_fin_wait", 120), ("tcp_timeout_close_wait", 60), ("tcp_timeout_last_ack", 30),
         ("tcp_timeout_time_wait", 120), ("tcp_timeout_close", 10), ("tcp_timeout_max_retrans", 300),
         ("tcp_timeout_unacknowledged", 300), ("udp_timeout", 30), ("udp_timeout_stream", 120),
-        ("icmp_timeout", 30), ("generic_timeout", 600))},
+        ("icmp_timeout", 30), ("icmpv6_timeout", 30), ("generic_timeout", 600))},
 }
 # `conntrack -S` counters (struct ip_conntrack_stat), in the order it prints them
 STAT_NAMES = ("found", "invalid", "insert", "insert_failed", "drop", "early_drop", "error",
@@ -134,8 +156,12 @@ def nf_ct_netns_get(net) -> None:
         hooks.register(NFPROTO_IPV4, NF_INET_LOCAL_OUT, NF_IP_PRI_CONNTRACK_DEFRAG, "nf_defrag_ipv4", ipv4_conntrack_defrag),
         hooks.register(NFPROTO_IPV4, NF_INET_PRE_ROUTING, NF_IP_PRI_CONNTRACK, "nf_conntrack_in", ipv4_conntrack_in),
         hooks.register(NFPROTO_IPV4, NF_INET_LOCAL_OUT, NF_IP_PRI_CONNTRACK, "nf_conntrack_in", ipv4_conntrack_in),
-        hooks.register(NFPROTO_IPV4, NF_INET_POST_ROUTING, NF_IP_PRI_CONNTRACK_CONFIRM, "nf_confirm", ipv4_confirm),
-        hooks.register(NFPROTO_IPV4, NF_INET_LOCAL_IN, NF_IP_PRI_CONNTRACK_CONFIRM, "nf_confirm", ipv4_confirm),
+        hooks.register(NFPROTO_IPV4, NF_INET_POST_ROUTING, NF_IP_PRI_CONNTRACK_CONFIRM, "nf_confirm", nf_confirm),
+        hooks.register(NFPROTO_IPV4, NF_INET_LOCAL_IN, NF_IP_PRI_CONNTRACK_CONFIRM, "nf_confirm", nf_confirm),
+        hooks.register(NFPROTO_IPV6, NF_INET_PRE_ROUTING, NF_IP_PRI_CONNTRACK, "nf_conntrack_in", ipv6_conntrack_in),
+        hooks.register(NFPROTO_IPV6, NF_INET_LOCAL_OUT, NF_IP_PRI_CONNTRACK, "nf_conntrack_in", ipv6_conntrack_in),
+        hooks.register(NFPROTO_IPV6, NF_INET_POST_ROUTING, NF_IP_PRI_CONNTRACK_CONFIRM, "nf_confirm", nf_confirm),
+        hooks.register(NFPROTO_IPV6, NF_INET_LOCAL_IN, NF_IP_PRI_CONNTRACK_CONFIRM, "nf_confirm", nf_confirm),
     ]
 
 
@@ -185,11 +211,30 @@ def packet_tuple(buf: bytearray, nh: int) -> Tuple | None:
     return Tuple(saddr, daddr, proto, 0, 0)
 
 
+def packet_tuple6(buf: bytearray, th: int, proto: int, saddr: bytes, daddr: bytes) -> Tuple | None:
+    """nf_ct_get_tuple() of an IPv6 packet whose transport header is at `th`:
+    ports, or for ICMPv6 the identifier and type << 8 | code; None when the
+    header is missing."""
+    if proto in (IPPROTO_TCP, IPPROTO_UDP):
+        if len(buf) < th + PORTS_LEN:
+            return None
+        sport, dport = _ports(buf, th)
+        return Tuple(saddr, daddr, proto, sport, dport)
+    if proto == ipv6.IPPROTO_ICMPV6:
+        if len(buf) < th + icmpv6.ICMPV6_HLEN:
+            return None
+        icmp_type, code, _, ident, _ = icmpv6.HEADER.unpack_from(buf, th)
+        return Tuple(saddr, daddr, proto, ident, icmp_type << 8 | code)
+    return Tuple(saddr, daddr, proto, 0, 0)
+
+
 def invert_tuple(t: Tuple) -> Tuple:
-    """nf_ct_invert_tuple(): ICMP requests invert to their reply type."""
-    if t.proto == IPPROTO_ICMP:
+    """nf_ct_invert_tuple(): ICMP and ICMPv6 requests invert to their reply type."""
+    requests = ICMP_REQUESTS if t.proto == IPPROTO_ICMP else ICMPV6_INVMAP if t.proto == ipv6.IPPROTO_ICMPV6 \
+        else None
+    if requests is not None:
         icmp_type, code = t.dport >> 8, t.dport & 0xFF
-        reply = ICMP_REQUESTS.get(icmp_type, icmp_type)
+        reply = requests.get(icmp_type, icmp_type)
         return Tuple(t.dst, t.src, t.proto, t.sport, reply << 8 | code)
     return t.invert()
 
@@ -237,16 +282,47 @@ def nf_conntrack_hash_insert(net, ct: NfConn) -> None:
 
 
 def ipv4_conntrack_in(skb: SkBuff, state: NfHookState) -> int:
-    """nf_conntrack_in(): resolve_normal_ct() then the protocol tracker."""
+    """ipv4_conntrack_in(): nf_conntrack_in() of an IPv4 packet."""
     nfct = skb.nfct
     if nfct is not None:  # untracked, looped back, or seen at OUTPUT already
         return NF_ACCEPT
-    net = skb.net
     t = packet_tuple(skb.buf, skb.network_header)
     if t is None:
         return _invalid(skb, state, "no L4 header")
     if t.proto == IPPROTO_ICMP and (t.dport >> 8) in ERROR_TYPES:
         return icmp_error(skb, state, t)
+    return nf_conntrack_in(skb, state, t)
+
+
+def ipv6_conntrack_in(skb: SkBuff, state: NfHookState) -> int:
+    """ipv6_conntrack_in(): nf_conntrack_in() of an IPv6 packet, its transport
+    header found by ipv6_get_l4proto(); nf_conntrack_icmpv6_error() first for
+    ICMPv6 (neighbour discovery untracked, errors RELATED)."""
+    if skb.nfct is not None:
+        return NF_ACCEPT
+    buf, nh = skb.buf, skb.network_header
+    th, proto, frag_off = ipv6_skip_exthdr(buf, nh + ipv6.IPV6_HLEN, buf[nh + ipv6.NEXTHDR], skb.tail)
+    if th < 0 or frag_off & ~0x7:
+        return _invalid(skb, state, "can't find proto in pkt")
+    if proto == ipv6.IPPROTO_ICMPV6:
+        if th + icmpv6.ICMPV6_HLEN > skb.tail:
+            return _invalid(skb, state, "short packet")
+        icmp_type = icmpv6.Icmpv6Message(buf, th).type
+        if icmp_type in ICMPV6_NOCT_VALID_NEW:
+            skb.nfct, skb.ctinfo = UNTRACKED, IP_CT_UNTRACKED
+            return NF_ACCEPT
+        if icmpv6.is_error(icmp_type):
+            return icmpv6_error(skb, state, th)
+    saddr, daddr = ipv6.ADDRS.unpack_from(buf, nh)
+    t = packet_tuple6(buf, th, proto, saddr, daddr)
+    if t is None:
+        return _invalid(skb, state, "no L4 header")
+    return nf_conntrack_in(skb, state, t)
+
+
+def nf_conntrack_in(skb: SkBuff, state: NfHookState, t: Tuple) -> int:
+    """nf_conntrack_in(): resolve_normal_ct() then the protocol tracker."""
+    net = skb.net
     while True:
         hit = nf_ct_find(net, t)
         if hit is None:
@@ -299,6 +375,28 @@ def _invalid(skb: SkBuff, state: NfHookState, why: str) -> int:
     skb.nfct, skb.ctinfo = None, 0
     skb.net.conntrack.stats["invalid"] += 1
     skb.net.tracer.hop(skb, state.stage, "nf_conntrack_in", "INVALID", why)
+    return NF_ACCEPT
+
+
+def icmpv6_error(skb: SkBuff, state: NfHookState, th: int) -> int:
+    """nf_conntrack_icmpv6_error() -> nf_conntrack_inet_error(): an ICMPv6
+    error is RELATED to the entry of the packet it quotes (its transport
+    header found past the quoted header's extension headers)."""
+    net, buf = skb.net, skb.buf
+    inner = icmpv6.Icmpv6Message(buf, th).quoted_offset
+    if inner + ipv6.IPV6_HLEN > skb.tail:
+        return _invalid(skb, state, "ICMPv6 error too short")
+    inner_th, proto, frag_off = ipv6_skip_exthdr(buf, inner + ipv6.IPV6_HLEN, buf[inner + ipv6.NEXTHDR], skb.tail)
+    inner_tuple = None
+    if inner_th >= 0 and not frag_off & ~0x7:
+        saddr, daddr = ipv6.ADDRS.unpack_from(buf, inner)
+        inner_tuple = packet_tuple6(buf, inner_th, proto, saddr, daddr)
+    hit = nf_ct_find(net, invert_tuple(inner_tuple)) if inner_tuple else None
+    if hit is None:
+        return _invalid(skb, state, "ICMPv6 error for no known connection")
+    ct, direction = hit
+    skb.nfct, skb.ctinfo = ct, IP_CT_RELATED if direction == IP_CT_DIR_ORIGINAL else IP_CT_RELATED_REPLY
+    net.tracer.hop(skb, state.stage, "nf_conntrack_in", _CTINFO_NAMES[skb.ctinfo], ct_summary(ct))
     return NF_ACCEPT
 
 
@@ -378,6 +476,11 @@ def nf_conntrack_handle_packet(skb: SkBuff, state: NfHookState, ct: NfConn, dire
             return "ICMP type that cannot start a connection"
         ct.timeout = net.clock.now + net.sysctl.values[ICMP_TIMEOUT_KEY]
         return None
+    if proto == ipv6.IPPROTO_ICMPV6:
+        if not confirmed and (ct.original.dport >> 8) not in ICMPV6_VALID_NEW:
+            return "icmpv6: can't create new conntrack with type"  # icmpv6_new()
+        ct.timeout = net.clock.now + net.sysctl.values[ICMPV6_TIMEOUT_KEY]
+        return None
     ct.timeout = net.clock.now + net.sysctl.values[GENERIC_TIMEOUT_KEY]
     return None
 
@@ -397,8 +500,9 @@ def nf_conntrack_udp_packet(net, ct: NfConn, confirmed: bool) -> None:
     return None
 
 
-def ipv4_confirm(skb: SkBuff, state: NfHookState) -> int:
-    """__nf_conntrack_confirm(): an unconfirmed entry goes into the table."""
+def nf_confirm(skb: SkBuff, state: NfHookState) -> int:
+    """ipv4_confirm() / ipv6_confirm() -> __nf_conntrack_confirm(): an
+    unconfirmed entry goes into the table."""
     ct = skb.nfct
     if ct is None or ct is UNTRACKED or ct.status & IPS_CONFIRMED:
         return NF_ACCEPT
@@ -417,5 +521,9 @@ def ct_summary(ct: NfConn) -> Lazy:
 
 
 def _tuples_text(o: Tuple, r: Tuple) -> str:
-    return (f"{ip_str(o.src)}:{o.sport} > {ip_str(o.dst)}:{o.dport} / "
-            f"reply {ip_str(r.src)}:{r.sport} > {ip_str(r.dst)}:{r.dport}")
+    return (f"{_endpoint(o.src, o.sport)} > {_endpoint(o.dst, o.dport)} / "
+            f"reply {_endpoint(r.src, r.sport)} > {_endpoint(r.dst, r.dport)}")
+
+
+def _endpoint(addr, port: int) -> str:
+    return f"{ip_str(addr)}:{port}" if addr.__class__ is int else f"[{ipv6.addr_str(addr)}]:{port}"

@@ -24,7 +24,10 @@ from dataclasses import dataclass, field
 from harness.mockkernel.core.skbuff import SkBuff
 from harness.mockkernel.ipv4 import route
 from harness.mockkernel.ipv6.exthdrs_core import ipv6_find_hdr
-from harness.mockkernel.net import RT_TABLE_LOCAL, RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST, RTN_UNICAST
+from harness.mockkernel.ipv6 import route as route6
+from harness.mockkernel.ipv6.ip6_fib import RTF_ANYCAST, RTF_LOCAL, RTF_REJECT
+from harness.mockkernel.net import (RT_TABLE_LOCAL, RTN_ANYCAST, RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST,
+                                    RTN_UNICAST, RTN_UNREACHABLE)
 from harness.mockkernel.netfilter import nf_nat, nf_reject
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_FORWARD, NF_INET_LOCAL_IN,
@@ -35,6 +38,7 @@ from harness.mockkernel.netfilter.nf_nat_range import NatRange
 from harness.mockkernel.netfilter.nft_set import CATCHALL, NftSet, format_elements, lookup_fn
 from harness.mockkernel.wire import ipv4
 from harness.mockkernel.wire.ethernet import ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, ETHERTYPE
+from harness.mockkernel.wire import ipv6 as ipv6_wire
 from harness.mockkernel.wire.ipv6 import IPV6_HLEN, Ipv6Packet
 from harness.mockkernel.wire.ethernet import ETH_P_IP, ETH_P_IPV6
 from harness.mockkernel.wire.ipv4 import HEADER_LEN, IP_OFFSET, PKTINFO_FIELDS
@@ -473,9 +477,10 @@ class Fib(Selector):
 
     def load(self, ctx: CompileCtx):
         fib4 = self._fib4_type(ctx) if self.result == "type" else self._fib4_eval(ctx)
+        fib6 = self._fib6_type(ctx) if self.result == "type" else self._fib6_eval(ctx)
 
         def fib_eval(pkt):  # nft_fib_inet_eval(): by the hook's family
-            return fib4(pkt) if pkt.state.pf == NFPROTO_IPV4 else None
+            return fib4(pkt) if pkt.state.pf == NFPROTO_IPV4 else fib6(pkt)
         return fib_eval
 
     def _store(self):
@@ -543,6 +548,67 @@ class Fib(Selector):
                 found = want if found is want else None
             return store(found)
         return fib4_eval
+
+    def _fib6_lookup(self, net, pkt, dev):
+        """nft_fib6_flowi_init() and the route lookup: towards the destination
+        (`daddr`) or the source; a link-local address only out of `dev` (the
+        flags' device, else the packet's). The route, or None."""
+        if pkt.nh + IPV6_HLEN > pkt.end:
+            return None
+        saddr, daddr = ipv6_wire.ADDRS.unpack_from(pkt.buf, pkt.nh)
+        towards = daddr if "daddr" in self.flags else saddr
+        if ipv6_wire.ipv6_addr_type(towards) & ipv6_wire.IPV6_ADDR_LINKLOCAL:
+            f6i = route6.fib6_lookup(net, towards, (dev or pkt.skb.dev).ifindex, True)
+        else:
+            f6i = route6.fib6_lookup(net, towards)
+        return None if f6i.__class__ is int else (f6i, towards)
+
+    def _fib6_eval(self, ctx: CompileCtx):
+        """nft_fib6_eval(): the route's device, none for a reject, anycast or
+        local route (or a failed lookup), with `iif`/`oif` that device if the
+        route leaves through it; a packet received on loopback at prerouting
+        finds its input device."""
+        net, store = ctx.net, self._store()
+        on_iif, on_oif = "iif" in self.flags, "oif" in self.flags
+
+        def fib6_eval(pkt):
+            state = pkt.state
+            want = state.in_dev if on_iif else state.out_dev if on_oif else None
+            if state.hook == NF_INET_PRE_ROUTING and state.in_dev is not None and state.in_dev.is_loopback:
+                return store(state.in_dev)
+            found = self._fib6_lookup(net, pkt, want)
+            if found is None or found[0].flags & (RTF_REJECT | RTF_ANYCAST | RTF_LOCAL):
+                return store(None)
+            dev = net.devices.get(found[0].ifindex)
+            if want is not None:
+                dev = want if dev is want else None
+            return store(dev)
+        return fib6_eval
+
+    def _fib6_type(self, ctx: CompileCtx):
+        """__nft_fib6_eval_type(): the route's type (local on the flags'
+        device when it holds the address), reject routes' by their error,
+        else by the address: multicast, unicast."""
+        net = ctx.net
+        on_iif, on_oif = "iif" in self.flags, "oif" in self.flags
+
+        def fib6_type(pkt):
+            state = pkt.state
+            dev = state.in_dev if on_iif else state.out_dev if on_oif else None
+            found = self._fib6_lookup(net, pkt, dev)
+            if found is None:
+                return RTN_UNREACHABLE
+            f6i, towards = found
+            if f6i.flags & RTF_REJECT:
+                return f6i.type
+            if f6i.type is RTN_LOCAL and (dev is None or f6i.ifindex == dev.ifindex):
+                return RTN_LOCAL
+            if f6i.flags & RTF_ANYCAST:
+                return RTN_ANYCAST
+            kind = ipv6_wire.ipv6_addr_type(towards)
+            return RTN_MULTICAST if kind & ipv6_wire.IPV6_ADDR_MULTICAST else \
+                RTN_UNICAST if kind & ipv6_wire.IPV6_ADDR_UNICAST else 0
+        return fib6_type
 
 
 class Concat(Selector):

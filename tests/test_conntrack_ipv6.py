@@ -1,0 +1,92 @@
+"""Connection tracking of IPv6 packets on the mock (netfilter/nf_conntrack_core.py
+ipv6_conntrack_in, icmpv6_error; net/netfilter/nf_conntrack_proto_icmpv6.c), run
+at the hooks on crafted packets, with the ctinfo each must get written out by
+hand from the kernel's tables (invmap[], valid_new[], noct_valid_new[])."""
+from __future__ import annotations
+
+import pytest
+from scapy.layers.inet import UDP
+from scapy.layers.inet6 import (ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NA, ICMPv6ND_NS,
+                                ICMPv6ND_RA, ICMPv6NIQueryNOOP, IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop)
+
+from harness.mockkernel.core.skbuff import alloc_skb
+from harness.mockkernel.kernel import Kernel
+from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING, NFPROTO_IPV6,
+                                               NfHookState)
+from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_ESTABLISHED, IP_CT_ESTABLISHED_REPLY, IP_CT_NEW,
+                                                       IP_CT_RELATED_REPLY, IP_CT_UNTRACKED, UNTRACKED)
+from harness.mockkernel.netfilter.nf_conntrack_core import nf_ct_netns_get
+from harness.mockkernel.target import sh
+
+A, B = "2001:db8::2", "2001:db8:1::2"
+
+
+def _kernel() -> Kernel:
+    k = Kernel()
+    nf_ct_netns_get(k)
+    return k
+
+
+def _through(k: Kernel, pkt) -> tuple:
+    """The packet through PREROUTING and INPUT's conntrack entries: (nfct, ctinfo)."""
+    skb = alloc_skb(bytes(pkt))
+    skb.net, skb.dev, skb.protocol = k, k.dev_by_name("p0"), 0x86DD
+    skb.network_header = skb.data
+    k.tracer.start(skb, pkt.summary())
+    for hook in (NF_INET_PRE_ROUTING, NF_INET_LOCAL_IN):
+        state = NfHookState(hook, NFPROTO_IPV6, skb.dev, None, k)
+        for entry in k.nf_hooks.entries[(NFPROTO_IPV6, hook)]:
+            assert entry.fn(skb, state) == NF_ACCEPT
+    return skb.nfct, skb.ctinfo
+
+
+def test_an_echo_request_is_new_its_reply_established_reply_then_the_next_request_established():
+    k = _kernel()
+    request, first_info = _through(k, IPv6(src=A, dst=B) / ICMPv6EchoRequest(id=7, seq=1))
+    reply, reply_info = _through(k, IPv6(src=B, dst=A) / ICMPv6EchoReply(id=7, seq=1))
+    again, again_info = _through(k, IPv6(src=A, dst=B) / ICMPv6EchoRequest(id=7, seq=2))
+    assert (first_info, reply_info, again_info) == (IP_CT_NEW, IP_CT_ESTABLISHED_REPLY, IP_CT_ESTABLISHED)
+    assert request is reply is again
+    assert k.sysctl.values["net.netfilter.nf_conntrack_count"] == 1
+
+
+@pytest.mark.parametrize("message", [ICMPv6ND_NS(tgt=B), ICMPv6ND_NA(tgt=B), ICMPv6ND_RA()],
+                         ids=["neighbour solicitation", "neighbour advertisement", "router advertisement"])
+def test_neighbour_discovery_is_untracked(message):
+    k = _kernel()
+    assert _through(k, IPv6(src=A, dst=B, hlim=255) / message) == (UNTRACKED, IP_CT_UNTRACKED)
+    assert k.sysctl.values["net.netfilter.nf_conntrack_count"] == 0
+
+
+def test_an_echo_reply_alone_and_an_unknown_informational_type_start_nothing():
+    """icmpv6_new(): only echo and node information requests start an entry."""
+    k = _kernel()
+    assert _through(k, IPv6(src=A, dst=B) / ICMPv6EchoReply(id=1))[0] is None
+    assert _through(k, IPv6(src=A, dst=B) / ICMPv6EchoRequest(type=200))[0] is None
+    assert _through(k, IPv6(src=A, dst=B) / ICMPv6NIQueryNOOP())[1] == IP_CT_NEW
+
+
+def test_a_port_unreachable_quoting_a_tracked_datagram_is_related_reply():
+    k = _kernel()
+    sent = IPv6(src=A, dst=B) / UDP(sport=4000, dport=53) / b"q"
+    entry, _ = _through(k, sent)
+    error = IPv6(src=B, dst=A) / ICMPv6DestUnreach(code=4) / bytes(sent)
+    assert _through(k, error) == (entry, IP_CT_RELATED_REPLY)
+    stray = IPv6(src=B, dst=A) / ICMPv6DestUnreach(code=4) / bytes(IPv6(src=A, dst=B) / UDP(sport=9, dport=9))
+    assert _through(k, stray)[0] is None
+
+
+def test_udp_behind_a_hop_by_hop_header_is_tracked_and_a_non_first_fragment_is_invalid():
+    k = _kernel()
+    _, info = _through(k, IPv6(src=A, dst=B) / IPv6ExtHdrHopByHop() / UDP(sport=1, dport=2))
+    assert info == IP_CT_NEW
+    fragment = IPv6(src=A, dst=B) / IPv6ExtHdrFragment(offset=10, nh=17) / (b"x" * 16)
+    assert _through(k, fragment)[0] is None
+
+
+def test_ipv6_entries_are_not_in_conntrack_l_which_lists_ipv4():
+    """conntrack-tools' default family is AF_INET, as is the lab's ctnetlink dump."""
+    k = _kernel()
+    _through(k, IPv6(src=A, dst=B) / UDP(sport=1, dport=2))
+    assert sh(k, ["conntrack", "-L"]) == ""
+    assert sh(k, ["conntrack", "-C"]) == "1\n"
