@@ -11,8 +11,8 @@ from scapy.layers.inet6 import (ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRe
 
 from harness.mockkernel.core.skbuff import alloc_skb
 from harness.mockkernel.kernel import Kernel
-from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING, NFPROTO_IPV6,
-                                               NfHookState)
+from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_INET_LOCAL_IN, NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING,
+                                               NFPROTO_IPV6, NfHookState)
 from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_ESTABLISHED, IP_CT_ESTABLISHED_REPLY, IP_CT_NEW,
                                                        IP_CT_RELATED_REPLY, IP_CT_UNTRACKED, UNTRACKED)
 from harness.mockkernel.netfilter.nf_conntrack_core import nf_ct_netns_get
@@ -90,3 +90,69 @@ def test_ipv6_entries_are_not_in_conntrack_l_which_lists_ipv4():
     _through(k, IPv6(src=A, dst=B) / UDP(sport=1, dport=2))
     assert sh(k, ["conntrack", "-L"]) == ""
     assert sh(k, ["conntrack", "-C"]) == "1\n"
+
+
+NAT66 = """table ip6 nat {
+\tchain pre {
+\t\ttype nat hook prerouting priority dstnat; policy accept;
+\t\tudp dport 53 dnat to [2001:db8:1::53]:5353
+\t\ticmpv6 type echo-request dnat to 2001:db8:1::7
+\t}
+\tchain post {
+\t\ttype nat hook postrouting priority srcnat; policy accept;
+\t\tip6 saddr 2001:db8:1::/64 snat to 2001:db8::99
+\t}
+}
+"""
+
+
+def _hooked(k: Kernel, pkt, hooks) -> bytes:
+    """The packet after the hooks' entries (conntrack, NAT), as it would leave."""
+    skb = alloc_skb(bytes(pkt))
+    skb.net, skb.dev, skb.protocol = k, k.dev_by_name("p0"), 0x86DD
+    skb.network_header = skb.data
+    k.tracer.start(skb, pkt.summary())
+    for hook in hooks:
+        state = NfHookState(hook, NFPROTO_IPV6, skb.dev, skb.dev, k)
+        for entry in k.nf_hooks.entries[(NFPROTO_IPV6, hook)]:
+            assert entry.fn(skb, state) == NF_ACCEPT
+    return bytes(skb.buf[skb.network_header:skb.tail])
+
+
+def _nat_kernel() -> Kernel:
+    k = Kernel()
+    sh(k, ["nft", "-f", "-"], NAT66)
+    return k
+
+
+def test_dnat66_rewrites_the_destination_and_port_with_a_valid_checksum_and_the_reply_is_un_natted():
+    k = _nat_kernel()
+    query = IPv6(src=A, dst="2001:db8::1") / UDP(sport=4000, dport=53) / b"query"
+    out = _hooked(k, query, (NF_INET_PRE_ROUTING, NF_INET_POST_ROUTING))
+    want = IPv6(src=A, dst="2001:db8:1::53") / UDP(sport=4000, dport=5353) / b"query"
+    assert out == bytes(want)  # scapy computes the UDP checksum over the new pseudo-header
+    answer = IPv6(src="2001:db8:1::53", dst=A) / UDP(sport=5353, dport=4000) / b"answer"
+    back = _hooked(k, answer, (NF_INET_PRE_ROUTING, NF_INET_POST_ROUTING))
+    assert back == bytes(IPv6(src="2001:db8::1", dst=A) / UDP(sport=53, dport=4000) / b"answer")
+
+
+def test_snat66_and_an_echo_request_dnat_keep_the_icmpv6_checksum_right():
+    k = _nat_kernel()
+    out = _hooked(k, IPv6(src=A, dst="2001:db8::1") / ICMPv6EchoRequest(id=9, seq=1, data=b"ping"),
+                  (NF_INET_PRE_ROUTING,))
+    assert out == bytes(IPv6(src=A, dst="2001:db8:1::7") / ICMPv6EchoRequest(id=9, seq=1, data=b"ping"))
+    leaving = IPv6(src="2001:db8:1::5", dst=B) / UDP(sport=7, dport=8) / b"x"
+    out = _hooked(k, leaving, (NF_INET_PRE_ROUTING, NF_INET_POST_ROUTING))
+    assert out == bytes(IPv6(src="2001:db8::99", dst=B) / UDP(sport=7, dport=8) / b"x")
+
+
+def test_an_icmpv6_error_about_a_dnatted_datagram_is_translated_back_for_its_sender():
+    """nf_nat_icmpv6_reply_translation(): the quoted datagram gets the address
+    and port its sender used, the outer source the address it sent to."""
+    k = _nat_kernel()
+    query = IPv6(src=A, dst="2001:db8::1") / UDP(sport=4000, dport=53) / b"query"
+    natted = _hooked(k, query, (NF_INET_PRE_ROUTING, NF_INET_POST_ROUTING))
+    error = IPv6(src="2001:db8:1::53", dst=A) / ICMPv6DestUnreach(code=4) / natted
+    out = _hooked(k, error, (NF_INET_PRE_ROUTING, NF_INET_POST_ROUTING))
+    want = IPv6(src="2001:db8::1", dst=A) / ICMPv6DestUnreach(code=4) / bytes(query)
+    assert out == bytes(want)

@@ -15,6 +15,12 @@ when the resulting tuple is free, unless `random`/`fully-random` ask for a new
 one every time; else search the range (or by the original port's class: <512,
 512-1023, >=1024) from a random offset. DNAT without a port range never
 changes the port. ICMP queries' echo id is their port: every id is in range.
+
+IPv6 (nf_nat_proto.c nf_nat_ipv6_manip_pkt, nf_nat_icmpv6_reply_translation;
+nf_nat_masquerade.c nf_nat_masquerade_ipv6): the NAT core registers per
+family, an inet nat chain in both; a connection's addresses are 16 bytes,
+the transport header is found past the extension headers, and the TCP, UDP
+and ICMPv6 checksums follow the address (their pseudo-header) and port.
 """
 from __future__ import annotations
 
@@ -24,9 +30,11 @@ from harness.journey import Hop
 from harness.mockkernel.core.skbuff import SkBuff
 from harness.mockkernel.tracer import Lazy
 from harness.mockkernel.ipv4.route import RT_SCOPE_UNIVERSE, inet_select_addr, ip_route_output
+from harness.mockkernel.ipv6 import route as route6
+from harness.mockkernel.ipv6.exthdrs_core import ipv6_skip_exthdr
 from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
                                                NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING, NF_IP_PRI_NAT_DST,
-                                               NF_IP_PRI_NAT_SRC, NFPROTO_IPV4, NfHookState)
+                                               NF_IP_PRI_NAT_SRC, NFPROTO_IPV4, NFPROTO_IPV6, NfHookState)
 from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY, IP_CT_IS_REPLY,
                                                        IP_CT_NEW, IP_CT_RELATED, IP_CT_RELATED_REPLY,
                                                        IP_CT_UNTRACKED, IPS_DST_NAT, IPS_DST_NAT_DONE,
@@ -34,9 +42,10 @@ from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT
                                                        UNTRACKED, NfConn, Tuple)
 from harness.mockkernel.netfilter.nf_conntrack_core import invert_tuple
 from harness.mockkernel.netfilter.nf_nat_range import NatRange
-from harness.mockkernel.wire import icmp, ipv4, udp
+from harness.mockkernel.wire import icmp, icmpv6, ipv4, ipv6, udp
 from harness.mockkernel.wire.checksum import csum_replace
 from harness.mockkernel.wire.field import BE16
+from harness.mockkernel.wire.ethernet import ETH_P_IPV6
 from harness.mockkernel.wire.icmp import QUOTED_L4_LEN
 from harness.mockkernel.wire.ipv4 import CHECK as IPV4_CHECK
 from harness.mockkernel.wire.ipv4 import (CHECK_ADDRS, HEADER_LEN, IP_OFFSET, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
@@ -47,6 +56,7 @@ from harness.mockkernel.wire.udp import DEST as UDP_DEST
 from harness.mockkernel.wire.udp import SOURCE as UDP_SOURCE
 
 NF_NAT_MANIP_SRC, NF_NAT_MANIP_DST = 0, 1
+ECHO_PROTOS = (IPPROTO_ICMP, ipv6.IPPROTO_ICMPV6)  # their echo id is the "port", in sport both ways
 HOOK_MANIP = {NF_INET_PRE_ROUTING: NF_NAT_MANIP_DST, NF_INET_LOCAL_OUT: NF_NAT_MANIP_DST,
               NF_INET_POST_ROUTING: NF_NAT_MANIP_SRC, NF_INET_LOCAL_IN: NF_NAT_MANIP_SRC}
 HOOK_PRIORITY = {NF_INET_PRE_ROUTING: NF_IP_PRI_NAT_DST, NF_INET_LOCAL_OUT: NF_IP_PRI_NAT_DST,
@@ -78,33 +88,39 @@ class NatLookups:
         self.hops: dict[tuple, Hop] = {}
 
 
-def nf_nat_register_fn(net, hook: int, priority: int, name: str, fn) -> tuple:
-    """Add a nat chain (fn(skb, state) -> verdict, binding via nf_nat_setup_info).
-    The first nat chain of the namespace registers the NAT core at all four hooks
-    (nf_nat_ipv4_ops), so a connection is rewritten and un-NATed everywhere
-    even where no nat chain of its own exists. A nat chain alone does not turn
-    conntrack on (only a rule using ct or NAT does), so an empty nat chain is
-    never traversed. Returns a handle for nf_nat_unregister_fn()."""
-    if not net.nat_lookups:
-        for core_hook, core_priority in HOOK_PRIORITY.items():
-            lookups = net.nat_lookups[core_hook] = NatLookups(core_hook)
-            lookups.core_entry = net.nf_hooks.register(NFPROTO_IPV4, core_hook, core_priority, "nf_nat",
-                                                       partial(nf_nat_inet_fn, lookups))
+def nf_nat_register_fn(net, hook: int, priority: int, name: str, fn, pfs: tuple = (NFPROTO_IPV4,)) -> tuple:
+    """Add a nat chain (fn(skb, state) -> verdict, binding via nf_nat_setup_info)
+    for the families `pfs` (an inet chain: both, nf_nat_inet_register_fn()).
+    The first nat chain of a family registers its NAT core at all four hooks
+    (nf_nat_ipv4_ops, nf_nat_ipv6_ops), so a connection is rewritten and
+    un-NATed everywhere even where no nat chain of its own exists. A nat
+    chain alone does not turn conntrack on (only a rule using ct or NAT
+    does), so an empty nat chain is never traversed. Returns a handle for
+    nf_nat_unregister_fn()."""
     net.nat_seq += 1
     handle = (priority, -net.nat_seq, name, fn)  # equal priority: the later one first
-    lookups = net.nat_lookups[hook]
-    lookups.chains.append(handle)
-    lookups.chains.sort(key=lambda c: (c[0], c[1]))
-    return hook, handle
+    for pf in pfs:
+        family = net.nat_lookups.setdefault(pf, {})
+        if not family:
+            for core_hook, core_priority in HOOK_PRIORITY.items():
+                lookups = family[core_hook] = NatLookups(core_hook)
+                lookups.core_entry = net.nf_hooks.register(pf, core_hook, core_priority, "nf_nat",
+                                                           partial(nf_nat_inet_fn, lookups))
+        lookups = family[hook]
+        lookups.chains.append(handle)
+        lookups.chains.sort(key=lambda c: (c[0], c[1]))
+    return hook, handle, pfs
 
 
 def nf_nat_unregister_fn(net, registration: tuple) -> None:
-    hook, handle = registration
-    net.nat_lookups[hook].chains.remove(handle)
-    if not any(lookups.chains for lookups in net.nat_lookups.values()):
-        for lookups in net.nat_lookups.values():
-            net.nf_hooks.unregister(lookups.core_entry)
-        net.nat_lookups.clear()
+    hook, handle, pfs = registration
+    for pf in pfs:
+        family = net.nat_lookups[pf]
+        family[hook].chains.remove(handle)
+        if not any(lookups.chains for lookups in family.values()):
+            for lookups in family.values():
+                net.nf_hooks.unregister(lookups.core_entry)
+            del net.nat_lookups[pf]
 
 
 def nf_nat_inet_fn(lookups: NatLookups, skb: SkBuff, state: NfHookState) -> int:
@@ -116,7 +132,13 @@ def nf_nat_inet_fn(lookups: NatLookups, skb: SkBuff, state: NfHookState) -> int:
         return NF_ACCEPT
     ctinfo = skb.ctinfo
     if ctinfo == IP_CT_RELATED or ctinfo == IP_CT_RELATED_REPLY:
-        if Ipv4Packet(skb.buf, skb.network_header).protocol == IPPROTO_ICMP:
+        if state.pf == NFPROTO_IPV6:
+            th, proto, _ = _ipv6_transport(skb, skb.network_header)
+            if proto == ipv6.IPPROTO_ICMPV6 and th + icmpv6.ICMPV6_HLEN <= skb.tail \
+                    and icmpv6.is_error(icmpv6.Icmpv6Message(skb.buf, th).type):
+                nf_nat_icmpv6_reply_translation(skb, ct, ctinfo, state, th)
+                return NF_ACCEPT
+        elif Ipv4Packet(skb.buf, skb.network_header).protocol == IPPROTO_ICMP:
             nf_nat_icmp_reply_translation(skb, ct, ctinfo, state)
             return NF_ACCEPT
     elif ctinfo != IP_CT_NEW:
@@ -145,7 +167,7 @@ def _key_field(proto: int, manip: int) -> str:
     """The tuple field a manip's port lives in: the source or destination
     port, or for ICMP the echo id, the same in either manip ("id is same for
     either direction")."""
-    return "sport" if manip == NF_NAT_MANIP_SRC or proto == IPPROTO_ICMP else "dport"
+    return "sport" if manip == NF_NAT_MANIP_SRC or proto in ECHO_PROTOS else "dport"
 
 
 def _in_range(t: Tuple, manip: int, rng) -> bool:
@@ -153,7 +175,7 @@ def _in_range(t: Tuple, manip: int, rng) -> bool:
     addr = t.src if manip == NF_NAT_MANIP_SRC else t.dst
     if "map-ips" in rng.flags and not rng.min_addr <= addr <= rng.max_addr:
         return False
-    if "proto-specified" in rng.flags and t.proto in (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP):
+    if "proto-specified" in rng.flags and t.proto in (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, ipv6.IPPROTO_ICMPV6):
         return rng.min_port <= getattr(t, _key_field(t.proto, manip)) <= rng.max_port
     return True
 
@@ -179,6 +201,10 @@ def get_unique_tuple(net, orig: Tuple, rng, manip: int, ct: NfConn) -> Tuple:
     if "map-ips" in rng.flags:
         if rng.min_addr == rng.max_addr or "persistent" in rng.flags:
             addr = rng.min_addr
+        elif rng.min_addr.__class__ is bytes:  # IPv6: the same pick over the addresses as numbers
+            low, high = (int.from_bytes(a, "big") for a in (rng.min_addr, rng.max_addr))
+            pick = low + (int.from_bytes(orig.src, "big") + int.from_bytes(orig.dst, "big")) % (high - low + 1)
+            addr = pick.to_bytes(16, "big")
         else:
             span = rng.max_addr - rng.min_addr + 1
             addr = rng.min_addr + (orig.src + orig.dst) % span
@@ -201,10 +227,10 @@ def nf_nat_l4proto_unique_tuple(net, t: Tuple, rng, manip: int, ct: NfConn) -> T
     proto = t.proto
     field_name = _key_field(proto, manip)
     specified = "proto-specified" in rng.flags
-    if specified and proto in (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP):
+    if specified and proto in (IPPROTO_TCP, IPPROTO_UDP) + ECHO_PROTOS:
         low, high = sorted((rng.min_port, rng.max_port))
         size = high - low + 1
-    elif proto == IPPROTO_ICMP:
+    elif proto in ECHO_PROTOS:
         low, size = 0, 65536
     elif proto not in (IPPROTO_TCP, IPPROTO_UDP) or manip == NF_NAT_MANIP_DST:
         return t
@@ -250,13 +276,16 @@ def nf_nat_packet(lookups: NatLookups, skb: SkBuff, ct: NfConn, ctinfo: int, sta
             addr, port = other.dst, other.dport
         else:
             addr, port = other.src, other.sport
-        if other.proto == IPPROTO_ICMP:
+        if other.proto in ECHO_PROTOS:
             port = other.sport  # the echo id, kept in sport in both directions
-        old_addr, old_port = manip_pkt(skb, skb.network_header, addr, port, manip)
+        if addr.__class__ is bytes:
+            old_addr, old_port = manip_pkt6(skb, skb.network_header, addr, port, manip)
+        else:
+            old_addr, old_port = manip_pkt(skb, skb.network_header, addr, port, manip)
         if old_port is None:  # the port stays as it is (if the packet has one)
             old_port = port = _endpoint(skb, manip)[1]
         if state.hook == NF_INET_LOCAL_OUT:
-            ip_route_me_harder(skb)
+            (ip6_route_me_harder if addr.__class__ is bytes else ip_route_me_harder)(skb)
         journey = skb.journey
         if journey is not None:
             key = (state.stage, direction, old_addr, old_port, addr, port)
@@ -274,6 +303,14 @@ def nf_nat_packet(lookups: NatLookups, skb: SkBuff, ct: NfConn, ctinfo: int, sta
 def _endpoint(skb: SkBuff, manip: int) -> tuple[int, int | None]:
     """The address and port a manip rewrites, as they are in the packet now."""
     buf, nh = skb.buf, skb.network_header
+    if skb.protocol == ETH_P_IPV6:
+        saddr, daddr = ipv6.ADDRS.unpack_from(buf, nh)
+        th, proto, frag_off = _ipv6_transport(skb, nh)
+        addr = saddr if manip == NF_NAT_MANIP_SRC else daddr
+        if proto not in (IPPROTO_UDP, IPPROTO_TCP) or th < 0 or frag_off & ~0x7:
+            return addr, None
+        sport, dport = udp.PORTS.unpack_from(buf, th)
+        return addr, sport if manip == NF_NAT_MANIP_SRC else dport
     ver_ihl, proto, saddr, daddr = ipv4.TUPLE_FIELDS.unpack_from(buf, nh)
     addr = saddr if manip == NF_NAT_MANIP_SRC else daddr
     if proto != IPPROTO_UDP and proto != IPPROTO_TCP:
@@ -283,7 +320,9 @@ def _endpoint(skb: SkBuff, manip: int) -> tuple[int, int | None]:
 
 
 def _rewrite_text(manip: int, old_addr: int, old_port: int | None, addr: int, port: int | None) -> str:
-    def text(addr: int, port: int | None) -> str:
+    def text(addr, port: int | None) -> str:
+        if addr.__class__ is bytes:
+            return ipv6.addr_str(addr) if port is None else f"[{ipv6.addr_str(addr)}]:{port}"
         return ip_str(addr) if port is None else f"{ip_str(addr)}:{port}"
     return f"{'saddr' if manip == NF_NAT_MANIP_SRC else 'daddr'} {text(old_addr, old_port)} -> {text(addr, port)}"
 
@@ -334,6 +373,58 @@ def manip_pkt(skb: SkBuff, nh: int, addr: int, port: int, manip: int) -> tuple[i
     return old_addr, old_port
 
 
+def ip6_route_me_harder(skb: SkBuff) -> None:
+    """A locally generated IPv6 packet whose destination NAT changed is routed again."""
+    skb.dst = route6.ip6_route_output(skb.net, ipv6.DADDR_FIELD.unpack_from(skb.buf, skb.network_header)[0])
+
+
+def _ipv6_transport(skb: SkBuff, nh: int) -> tuple[int, int, int]:
+    """ipv6_skip_exthdr() from the header at `nh`: (offset or -1, protocol, frag_off)."""
+    return ipv6_skip_exthdr(skb.buf, nh + ipv6.IPV6_HLEN, skb.buf[nh + ipv6.NEXTHDR], skb.tail)
+
+
+def manip_pkt6(skb: SkBuff, nh: int, addr: bytes, port: int, manip: int) -> tuple[bytes, int | None]:
+    """nf_nat_ipv6_manip_pkt(): the address (no header checksum in IPv6) and
+    the transport header past the extension headers, unless the packet is a
+    non-first fragment: TCP/UDP's port, their checksum over the pseudo-header
+    and port (inet_proto_csum_replace16/2), ICMPv6's checksum and a query's
+    echo id. Returns the old address and TCP/UDP port (None: none rewritten)."""
+    buf = skb.buf
+    at = nh + (ipv6.SADDR if manip == NF_NAT_MANIP_SRC else ipv6.DADDR)
+    old_addr = bytes(buf[at:at + 16])
+    buf[at:at + 16] = addr
+    th, proto, frag_off = _ipv6_transport(skb, nh)
+    old_int, new_int = int.from_bytes(old_addr, "big"), int.from_bytes(addr, "big")
+    if th < 0 or frag_off & ~0x7 or th + QUOTED_L4_LEN > skb.tail:
+        return old_addr, None
+    if proto == ipv6.IPPROTO_ICMPV6:
+        check_off = th + icmpv6.CHECKSUM
+        check = BE16.unpack_from(buf, check_off)[0]
+        check = csum_replace(check, old_int, new_int, 16)
+        message = icmpv6.Icmpv6Message(buf, th)
+        if message.type in (icmpv6.ICMPV6_ECHO_REQUEST, icmpv6.ICMPV6_ECHO_REPLY) and message.echo_id != port:
+            check = csum_replace(check, message.echo_id, port, 2)
+            BE16.pack_into(buf, th + icmpv6.ID, port)
+        BE16.pack_into(buf, check_off, check)
+        return old_addr, None
+    if proto != IPPROTO_UDP and proto != IPPROTO_TCP:
+        return old_addr, None
+    port_off = th + (UDP_SOURCE if manip == NF_NAT_MANIP_SRC else UDP_DEST)  # TCP's ports are where UDP's are
+    old_port = BE16.unpack_from(buf, port_off)[0]
+    BE16.pack_into(buf, port_off, port)
+    check_off = th + (TCP_CHECK if proto == IPPROTO_TCP else UDP_CHECK)
+    if check_off + BE16.size > skb.tail:
+        return old_addr, old_port
+    check = BE16.unpack_from(buf, check_off)[0]
+    if proto == IPPROTO_UDP and not check:
+        return old_addr, old_port
+    check = csum_replace(check, old_int << 16 | old_port, new_int << 16 | port, 18)
+    if proto == IPPROTO_UDP and not check:
+        check = 0xFFFF  # CSUM_MANGLED_0
+    BE16.pack_into(buf, check_off, check)
+    return old_addr, old_port
+
+
 def icmp_manip_pkt(buf: bytearray, th: int, ident: int) -> None:
     """The echo id of an ICMP query at `th` becomes `ident`, its checksum
     updated incrementally."""
@@ -376,6 +467,38 @@ def nf_nat_icmp_reply_translation(skb: SkBuff, ct: NfConn, ctinfo: int, state: N
     else:
         manip_pkt(skb, nh, target.dst, target.dport, manip)
     skb.net.tracer.hop(skb, state.stage, "nf_nat_icmp_reply_translation",
+                       "SNAT" if manip == NF_NAT_MANIP_SRC else "DNAT",
+                       Lazy(_rewrite_text, manip, *before, *_endpoint(skb, manip)))
+
+
+def nf_nat_icmpv6_reply_translation(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState, th: int) -> None:
+    """nf_nat_icmpv6_reply_translation(): as nf_nat_icmp_reply_translation(),
+    the quoted packet back to what its sender sent, the outer header as a
+    reply to it, and the ICMPv6 checksum over the pseudo-header again."""
+    manip = HOOK_MANIP[state.hook]
+    direction = IP_CT_DIR_REPLY if ctinfo == IP_CT_RELATED_REPLY else IP_CT_DIR_ORIGINAL
+    statusbit = IPS_SRC_NAT if manip == NF_NAT_MANIP_SRC else IPS_DST_NAT
+    if direction == IP_CT_DIR_REPLY:
+        statusbit ^= IPS_NAT_MASK
+    if not ct.status & statusbit:
+        return
+    buf, nh = skb.buf, skb.network_header
+    inner = icmpv6.Icmpv6Message(buf, th).quoted_offset
+    if inner + ipv6.IPV6_HLEN > skb.tail:
+        return
+    other = ct.original if direction == IP_CT_DIR_REPLY else ct.reply
+    before = _endpoint(skb, manip)
+    if manip == NF_NAT_MANIP_SRC:
+        manip_pkt6(skb, inner, other.dst, other.sport if other.proto in ECHO_PROTOS else other.dport,
+                   NF_NAT_MANIP_DST)
+    else:
+        manip_pkt6(skb, inner, other.src, other.sport, NF_NAT_MANIP_SRC)
+    target = invert_tuple(other)
+    manip_pkt6(skb, nh, target.src if manip == NF_NAT_MANIP_SRC else target.dst,
+               target.sport if manip == NF_NAT_MANIP_SRC else target.dport, manip)
+    end = nh + ipv6.IPV6_HLEN + ipv6.Ipv6Packet(buf, nh).payload_len
+    icmpv6.fill_checksum(buf, th, end, ipv6.pseudo_header_sum(buf, nh, ipv6.IPPROTO_ICMPV6, end - th))
+    skb.net.tracer.hop(skb, state.stage, "nf_nat_icmpv6_reply_translation",
                        "SNAT" if manip == NF_NAT_MANIP_SRC else "DNAT",
                        Lazy(_rewrite_text, manip, *before, *_endpoint(skb, manip)))
 

@@ -11,7 +11,8 @@ closures (nft_exprs; a rule once, until it or a set it looks up changes) and
 (re)binds each base chain to its hook: filter and route chains as HookEntries
 on `net.nf_hooks` at their priority (inet tables register for IPv4 and IPv6,
 netdev ingress chains as NFPROTO_NETDEV hook 0 for their devices), nat chains
-through nf_nat_register_fn() as the NAT core's lookups. A base chain keeps its
+through nf_nat_register_fn() as the NAT core's lookups (of IPv4, IPv6, or for
+inet both). A base chain keeps its
 registration (and so its place among equal priorities) while its hook, type
 and priority stay the same. Rules using conntrack hold one nf_ct_netns_get().
 
@@ -54,6 +55,8 @@ from harness.mockkernel.netfilter.nft_set import (NftSet, SetError, add_elements
 PF = {"ip": NFPROTO_IPV4, "inet": NFPROTO_INET, "ip6": NFPROTO_IPV6, "netdev": NFPROTO_NETDEV,
       "bridge": NFPROTO_BRIDGE}
 HOOK_NUMBERS = {name: i for i, name in enumerate(HOOK_NAMES)}
+# the NAT cores a nat chain of each family joins (nft_chain_nat.c: inet's both)
+NAT_FAMILIES = {"ip": (NFPROTO_IPV4,), "ip6": (NFPROTO_IPV6,), "inet": (NFPROTO_IPV4, NFPROTO_IPV6)}
 CHAIN_TYPE_HOOKS = {"filter": set(HOOK_NAMES) | {"ingress"}, "nat": {"prerouting", "input", "output",
                                                                       "postrouting"},
                     "route": {"output"}}
@@ -306,15 +309,15 @@ class NfTables:
         name, fn = f"nft {rt_chain.id}", base_hook.hookfn
         if family == "netdev":
             handle = self.net.nf_hooks.register(NFPROTO_NETDEV, NF_NETDEV_INGRESS, priority, name, fn)
-        elif chain_type == "nat" and family in ("ip", "inet"):
-            handle = nf_nat.nf_nat_register_fn(self.net, HOOK_NUMBERS[hook], priority, name, fn)
+        elif chain_type == "nat" and family in NAT_FAMILIES:
+            handle = nf_nat.nf_nat_register_fn(self.net, HOOK_NUMBERS[hook], priority, name, fn, NAT_FAMILIES[family])
         else:
             handle = self.net.nf_hooks.register(PF[family], HOOK_NUMBERS[hook], priority, name, fn)
         return Registration(signature, base_hook, handle)
 
     def _unregister(self, reg: Registration) -> None:
         family, chain_type = reg.signature[:2]
-        if chain_type == "nat" and family in ("ip", "inet"):
+        if chain_type == "nat" and family in NAT_FAMILIES:
             nf_nat.nf_nat_unregister_fn(self.net, reg.handle)
         else:
             self.net.nf_hooks.unregister(reg.handle)

@@ -1451,6 +1451,8 @@ class Nat(Stmt):
         low_addr = high_addr = low_port = high_port = 0
         if addr:
             low_addr, high_addr = addr
+            if self.addr_type is types.ipv6_addr:  # a connection's IPv6 addresses are 16 bytes
+                low_addr, high_addr = low_addr.to_bytes(16, "big"), high_addr.to_bytes(16, "big")
             flags.add("map-ips")
         if ports:
             low_port, high_port = ports
@@ -1470,6 +1472,8 @@ class Nat(Stmt):
 
     def compile(self, ctx: CompileCtx):
         apply = self._binder()
+        if ctx.family == "inet" and self.family is not None:
+            apply = _of_family(apply, NFPROTO_IPV6 if self.family == "ip6" else NFPROTO_IPV4)
         from_map = next(iter(self.maps()), None)
         if from_map is None:
             rng = self.nat_range()
@@ -1489,6 +1493,14 @@ class Nat(Stmt):
             return lambda pkt, rng: nf_nat.nf_nat_redirect_ipv4(pkt.skb, rng, pkt.state.hook)
         manip = nf_nat.NF_NAT_MANIP_SRC if self.kind == "snat" else nf_nat.NF_NAT_MANIP_DST
         return lambda pkt, rng: nf_nat.nf_nat_setup_info(pkt.skb, pkt.skb.nfct, rng, manip)
+
+
+def _of_family(apply, pf: int):
+    """nft_nat_inet_eval(): an inet table's `snat ip6 to ...` binds only that
+    family's packets; others go on past it (NFT_CONTINUE)."""
+    def nat_of_family(pkt, rng):
+        return apply(pkt, rng) if pkt.state.pf == pf else None
+    return nat_of_family
 
 
 class Xt(Stmt):
