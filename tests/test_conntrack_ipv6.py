@@ -5,7 +5,7 @@ hand from the kernel's tables (invmap[], valid_new[], noct_valid_new[])."""
 from __future__ import annotations
 
 import pytest
-from scapy.layers.inet import UDP
+from scapy.layers.inet import TCP, UDP
 from scapy.layers.inet6 import (ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NA, ICMPv6ND_NS,
                                 ICMPv6ND_RA, ICMPv6NIQueryNOOP, IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop)
 
@@ -156,3 +156,16 @@ def test_an_icmpv6_error_about_a_dnatted_datagram_is_translated_back_for_its_sen
     out = _hooked(k, error, (NF_INET_PRE_ROUTING, NF_INET_POST_ROUTING))
     want = IPv6(src="2001:db8::1", dst=A) / ICMPv6DestUnreach(code=4) / bytes(query)
     assert out == bytes(want)
+
+
+def test_a_tcp_handshake_over_ipv6_is_tracked_to_established_and_a_bad_checksum_is_invalid():
+    k = _kernel()
+    syn = IPv6(src=A, dst=B) / IPv6ExtHdrHopByHop() / TCP(sport=40000, dport=22, flags="S", seq=100)
+    entry, info = _through(k, syn)
+    assert (info, entry.proto_state) == (IP_CT_NEW, "SYN_SENT")
+    _, info = _through(k, IPv6(src=B, dst=A) / TCP(sport=22, dport=40000, flags="SA", seq=500, ack=101))
+    assert (info, entry.proto_state) == (IP_CT_ESTABLISHED_REPLY, "SYN_RECV")
+    _, info = _through(k, IPv6(src=A, dst=B) / TCP(sport=40000, dport=22, flags="A", seq=101, ack=501))
+    assert (info, entry.proto_state) == (IP_CT_ESTABLISHED, "ESTABLISHED")
+    corrupt = IPv6(src=A, dst=B) / TCP(sport=40001, dport=22, flags="S", seq=1, chksum=0xBAD)
+    assert _through(k, corrupt)[0] is None

@@ -317,11 +317,12 @@ def ipv6_conntrack_in(skb: SkBuff, state: NfHookState) -> int:
     t = packet_tuple6(buf, th, proto, saddr, daddr)
     if t is None:
         return _invalid(skb, state, "no L4 header")
-    return nf_conntrack_in(skb, state, t)
+    return nf_conntrack_in(skb, state, t, th)
 
 
-def nf_conntrack_in(skb: SkBuff, state: NfHookState, t: Tuple) -> int:
-    """nf_conntrack_in(): resolve_normal_ct() then the protocol tracker."""
+def nf_conntrack_in(skb: SkBuff, state: NfHookState, t: Tuple, ipv6_th: int = 0) -> int:
+    """nf_conntrack_in(): resolve_normal_ct() then the protocol tracker
+    (`ipv6_th`: where an IPv6 packet's transport header is)."""
     net = skb.net
     while True:
         hit = nf_ct_find(net, t)
@@ -338,7 +339,7 @@ def nf_conntrack_in(skb: SkBuff, state: NfHookState, t: Tuple) -> int:
                 ctinfo = IP_CT_ESTABLISHED_REPLY
             else:
                 ctinfo = IP_CT_ESTABLISHED if ct.status & IPS_SEEN_REPLY else IP_CT_NEW
-        why = nf_conntrack_handle_packet(skb, state, ct, direction, confirmed)
+        why = nf_conntrack_handle_packet(skb, state, ct, direction, confirmed, ipv6_th)
         if why is None:
             break
         if why is not proto_tcp.TCP_REPEAT:
@@ -459,7 +460,7 @@ def early_drop(net, first: int, buckets: int) -> bool:
 
 
 def nf_conntrack_handle_packet(skb: SkBuff, state: NfHookState, ct: NfConn, direction: int,
-                               confirmed: bool) -> str | None:
+                               confirmed: bool, ipv6_th: int = 0) -> str | None:
     """The protocol tracker: state and timeout. None when the packet is accepted,
     else why it is INVALID, or proto_tcp.TCP_REPEAT to look up again."""
     proto = ct.original.proto
@@ -467,7 +468,8 @@ def nf_conntrack_handle_packet(skb: SkBuff, state: NfHookState, ct: NfConn, dire
     if proto == IPPROTO_UDP:
         return nf_conntrack_udp_packet(net, ct, confirmed)
     if proto == IPPROTO_TCP:
-        verdict, why = proto_tcp.tcp_packet(skb, ct, direction, confirmed, state.hook == NF_INET_PRE_ROUTING)
+        verdict, why = proto_tcp.tcp_packet(skb, ct, direction, confirmed, state.hook == NF_INET_PRE_ROUTING,
+                                            ipv6_th)
         if verdict == proto_tcp.TCP_ACCEPT:
             return None
         return proto_tcp.TCP_REPEAT if verdict == proto_tcp.TCP_REPEAT else why

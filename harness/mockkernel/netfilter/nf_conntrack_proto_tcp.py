@@ -37,7 +37,8 @@ from __future__ import annotations
 
 from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY, IPS_ASSURED,
                                                        IPS_SEEN_REPLY, NfConn, nf_ct_kill)
-from harness.mockkernel.wire import ipv4, tcp
+from harness.mockkernel.wire import ipv4, ipv6, tcp
+from harness.mockkernel.wire.checksum import checksum
 from harness.mockkernel.wire.tcp import (TCP_HLEN, TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_PSH,
                                          TCPHDR_RST, TCPHDR_SYN, TCPHDR_URG, TCPOLEN_SACK_BASE,
                                          TCPOLEN_SACK_PERBLOCK, TCPOLEN_SACK_PERM, TCPOLEN_WINDOW, TCPOPT_SACK,
@@ -135,15 +136,22 @@ class IpCtTcp:
 
 class Segment:
     """The TCP header fields the tracker reads (one load of each header), where
-    the header is, and how long the segment is (tcplen, from tot_len)."""
+    the header is, and how long the segment is (tcplen, from tot_len, or for
+    IPv6 from the payload length past the extension headers)."""
 
-    __slots__ = ("th", "tcplen", "doff", "flags", "seq", "ack_seq", "window", "end")
+    __slots__ = ("th", "tcplen", "doff", "flags", "seq", "ack_seq", "window", "end", "ipv6")
 
-    def __init__(self, buf: bytearray, nh: int) -> None:
-        ver_ihl, tot_len = ipv4.IHL_TOT_LEN.unpack_from(buf, nh)
-        hlen = ipv4.HEADER_LEN[ver_ihl]
-        self.th = th = nh + hlen
-        self.tcplen = tot_len - hlen
+    def __init__(self, buf: bytearray, nh: int, ipv6_th: int = 0) -> None:
+        if ipv6_th:
+            self.ipv6 = True
+            self.th = th = ipv6_th
+            self.tcplen = ipv6.IPV6_HLEN + ipv6.Ipv6Packet(buf, nh).payload_len - (th - nh)
+        else:
+            self.ipv6 = False
+            ver_ihl, tot_len = ipv4.IHL_TOT_LEN.unpack_from(buf, nh)
+            hlen = ipv4.HEADER_LEN[ver_ihl]
+            self.th = th = nh + hlen
+            self.tcplen = tot_len - hlen
         self.seq, self.ack_seq, doff, self.flags, self.window = tcp.SEGMENT_FIELDS.unpack_from(buf, th)
         self.doff = tcp.DATA_OFFSET_LEN[doff]
         self.end = (self.seq + self.tcplen - self.doff + (1 if self.flags & TCPHDR_SYN else 0)
@@ -325,11 +333,20 @@ def tcp_error(skb, seg: Segment, hook_is_prerouting: bool) -> str:
     if seg.doff < TCP_HLEN or seg.tcplen < seg.doff:
         return "truncated packet"
     if hook_is_prerouting and skb.net.sysctl.values["net.netfilter.nf_conntrack_checksum"]:
-        if not tcp.checksum_ok(skb.buf, skb.network_header, seg.th, seg.th + seg.tcplen):
+        if not _checksum_ok(skb, seg):
             return "bad checksum"
     if seg.flags & ~(TCPHDR_ECE | TCPHDR_CWR | TCPHDR_PSH) not in TCP_VALID_FLAGS:
         return "invalid tcp flag combination"
     return ""
+
+
+def _checksum_ok(skb, seg: Segment) -> bool:
+    """nf_checksum(): the segment against its IPv4 or IPv6 pseudo-header."""
+    nh, end = skb.network_header, seg.th + seg.tcplen
+    if seg.ipv6:
+        return not checksum(memoryview(skb.buf)[seg.th:end],
+                            ipv6.pseudo_header_sum(skb.buf, nh, ipv6.NEXTHDR_TCP, seg.tcplen))
+    return tcp.checksum_ok(skb.buf, nh, seg.th, end)
 
 
 def tcp_new(net, ct: NfConn, buf: bytearray, seg: Segment) -> bool:
@@ -367,14 +384,15 @@ def timeout_of(net, slot: int) -> int:
     return net.sysctl.values[SYSCTL + "timeout_" + TIMEOUT_SYSCTLS[slot]]
 
 
-def tcp_packet(skb, ct: NfConn, direction: int, confirmed: bool, prerouting: bool) -> tuple[str, str]:
+def tcp_packet(skb, ct: NfConn, direction: int, confirmed: bool, prerouting: bool,
+               ipv6_th: int = 0) -> tuple[str, str]:
     """nf_conntrack_tcp_packet(): (TCP_ACCEPT, "") or (TCP_ACCEPT, why ignored),
     (TCP_INVALID, why) or (TCP_REPEAT, why). Accepting also sets the state, the
     timeout and ASSURED; a RST before any reply deletes the entry (the caller
-    sees `ct.timeout` in the past)."""
+    sees `ct.timeout` in the past). `ipv6_th`: an IPv6 segment's header offset."""
     net = skb.net
     buf = skb.buf
-    seg = Segment(buf, skb.network_header)
+    seg = Segment(buf, skb.network_header, ipv6_th)
     why = tcp_error(skb, seg, prerouting)
     if why:
         return TCP_INVALID, why
