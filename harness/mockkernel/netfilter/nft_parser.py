@@ -15,8 +15,9 @@ underlined (`~`); `nft -f` errors are prefixed with `file:line:first-last:`.
 Syntax nft takes that the mock does not model is an error naming it ("... is
 not modelled by the mock kernel"), never ignored; a word nft's grammar refuses
 is nft's own syntax error. Left out: include, flowtables, stateful objects,
-meters, JSON input, bison's "expecting ..." lists where the mock does not know the grammar rule's
-alternatives (it gives them for header fields, keys and single tokens), and
+meters, JSON input, bison's "expecting ..." lists where the mock does not know
+the grammar rule's alternatives (it gives them for header fields, keys and
+single tokens), and
 nft's recovery after a syntax error (nft goes on and reports the later errors
 too; the mock reports the first).
 """
@@ -103,7 +104,6 @@ CT_DIR_KEYS = ("saddr", "daddr", "l3proto", "protocol", "proto-src", "proto-dst"
 FIB_FLAGS = ("saddr", "daddr", "mark", "iif", "oif")
 FIB_RESULTS = ("type", "oif", "oifname")
 RT_KEYS = ("mtu", "classid", "nexthop", "ipsec")
-REJECT_CODE_TYPES = {"icmp": types.icmp_code, "icmpv6": types.icmpv6_code, "icmpx": types.icmpx_code}
 RT_HDR_FIELDS = ("nexthdr", "hdrlength", "type", "seg-left")  # parser_bison.y rt_hdr_field
 # parser_bison.y: the words after each IPv6 extension header's keyword, and the scanner scope they are read in
 EXTHDR6_WORDS = {"hbh": ("EXPR_HBH", ("hdrlength", "nexthdr")), "dst": ("EXPR_DST", ("hdrlength", "nexthdr")),
@@ -1276,7 +1276,7 @@ class Parser:
         if self.at_end_of_stmt():
             raise self.unexpected("number or string or type")
         code = self.next()
-        return Reject(kind.text, _parse(code, REJECT_CODE_TYPES[kind.text]), loc=start.loc.to(code.loc),
+        return Reject(kind.text, _parse(code, Reject.CODE_TYPES[kind.text]), loc=start.loc.to(code.loc),
                       code_loc=code.loc, keyword_loc=start.loc)
 
     def stmt_notrack(self, family: str) -> Stmt:
