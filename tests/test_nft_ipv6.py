@@ -257,7 +257,8 @@ def test_fib_saddr_iif_oif_finds_an_ipv6_source_only_when_its_route_leaves_throu
     fe80::/64 out of p0 only (a link-local source is looked up strictly on
     the input port), nothing else routes."""
     k = Kernel()
-    for line in ("sysctl -w net.ipv6.conf.all.disable_ipv6=0", "ip -6 route add 2001:db8::/64 dev p0",
+    for line in ("sysctl -w net.ipv6.conf.all.disable_ipv6=0", "ip -6 route flush table main",
+                 "ip -6 route add 2001:db8::/64 dev p0",
                  "ip -6 route add 2001:db8:9::/64 dev p1", "ip -6 route add fe80::/64 dev p0"):
         sh(k, line.split())
     fib = Fib(("saddr", "iif"), "oif", types.boolean, present=True)
