@@ -37,11 +37,10 @@ from harness.mockkernel.netfilter.nf_conntrack import IP_CT_IS_REPLY, IP_CT_UNTR
 from harness.mockkernel.netfilter.nf_nat_range import NatRange
 from harness.mockkernel.netfilter.nft_set import CATCHALL, NftSet, format_elements, lookup_fn
 from harness.mockkernel.wire import ipv4
-from harness.mockkernel.wire.ethernet import ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, ETHERTYPE
 from harness.mockkernel.wire import ipv6 as ipv6_wire
-from harness.mockkernel.wire.ipv6 import IPV6_HLEN, Ipv6Packet
-from harness.mockkernel.wire.ethernet import ETH_P_IP, ETH_P_IPV6
+from harness.mockkernel.wire.ethernet import ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, ETHERTYPE
 from harness.mockkernel.wire.ipv4 import HEADER_LEN, IP_OFFSET, PKTINFO_FIELDS
+from harness.mockkernel.wire.ipv6 import IPV6_HLEN, Ipv6Packet
 
 # include/uapi/linux/netfilter/nf_tables.h enum nft_verdicts
 NFT_CONTINUE, NFT_BREAK, NFT_JUMP, NFT_GOTO, NFT_RETURN = -1, -2, -3, -4, -5
