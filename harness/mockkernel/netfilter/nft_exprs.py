@@ -3,8 +3,11 @@
 The kernel runs a rule as a list of expressions over registers (nft_payload,
 nft_meta, nft_ct, nft_fib, nft_bitwise, nft_cmp, nft_range, nft_lookup,
 nft_immediate, nft_counter, nft_limit, nft_log, nft_nat, nft_masq, nft_redir,
-nft_reject_ipv4, nft_notrack; net/netfilter/). Here each statement of a rule
-is one object that knows
+nft_reject_ipv4, nft_reject_inet, nft_notrack; net/netfilter/, and for IPv6
+nft_fib_ipv6.c, nft_exthdr.c's ipv6 loads in nft_exthdr.py). An IPv6 packet's
+pktinfo (its transport header past the extension headers) is
+nft_set_pktinfo_ipv6()'s. Here each statement of a rule is one object that
+knows
 - `compile(ctx)`: a closure `f(pkt) -> None | verdict` built once per commit
   that reads the packet's bytes in place (None: go on with the next
   expression; NFT_BREAK: the rule does not match; else a verdict code, with
