@@ -14,7 +14,7 @@ ran at.
 from __future__ import annotations
 
 import pytest
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from harness.target import PORTS
@@ -191,6 +191,39 @@ def test_a_bridge_output_chain_drops_the_hosts_own_frame_at_nf_output(bridge):
     assert [(d.reason, d.stage, d.location) for d in bridge.drops()] == [
         ("NETFILTER_DROP", "NF_OUTPUT", "nft_do_chain")] * 2
     assert counters(bridge) == [("bridge", "output", 2)]
+
+
+BRIDGED_DNAT = """
+table ip nat {
+    chain prerouting {
+        type nat hook prerouting priority dstnat; policy accept;
+        ip daddr 172.17.0.1 tcp dport 8080 dnat to 172.17.0.3:80
+    }
+}
+"""
+
+
+def test_a_frame_dnatted_to_a_host_behind_the_same_bridge_stays_bridged(bridge):
+    """a asks br0's address for port 8080, published by b: br_nf_pre_routing_finish()
+    sees the new address routed out of br0 itself, so the frame is bridged on to b's
+    neighbour entry (its MAC), not routed (TTL kept); b's answer is bridged back and
+    un-NATed in the POSTROUTING br_nf_post_routing() runs."""
+    bridge_mac = "02:42:ac:11:00:01"
+    for command in (f"ip link set dev br0 address {bridge_mac}", "ip addr add 172.17.0.1/16 dev br0",
+                    f"ip neigh replace {IP_A} lladdr {PORT_A.peer_mac} dev br0 nud permanent",
+                    f"ip neigh replace {IP_B} lladdr {PORT_B.peer_mac} dev br0 nud permanent",
+                    "sysctl -w net.ipv4.ip_forward=1"):
+        bridge.sh(command)
+    bridge.sh("nft -f -", stdin=BRIDGED_DNAT)
+    syn = TCP(sport=40000, dport=8080, flags="S", seq=1)
+    bridge.send(PORT_A, Ether(src=PORT_A.peer_mac, dst=bridge_mac) / IP(src=IP_A, dst="172.17.0.1", id=21) / syn)
+    bridge.expect(PORT_B, Ether(src=PORT_A.peer_mac, dst=PORT_B.peer_mac) / IP(src=IP_A, dst=IP_B, id=21) /
+                  TCP(sport=40000, dport=80, flags="S", seq=1))
+    syn_ack = TCP(sport=80, dport=40000, flags="SA", seq=9, ack=2)
+    bridge.send(PORT_B, Ether(src=PORT_B.peer_mac, dst=PORT_A.peer_mac) / IP(src=IP_B, dst=IP_A, id=22) / syn_ack)
+    bridge.expect(PORT_A, Ether(src=PORT_B.peer_mac, dst=PORT_A.peer_mac) / IP(src="172.17.0.1", dst=IP_A, id=22) /
+                  TCP(sport=8080, dport=40000, flags="SA", seq=9, ack=2))
+    bridge.expect_nothing()
 
 
 @pytest.mark.requires("conntrack")

@@ -28,11 +28,13 @@ namespace when its first bridge device does (brnf_device_event()):
 
 The frame's nf_bridge_info (an skb extension in the kernel) is kept in the
 skb's control block, shared by clones until br_nf_forward_ip() unshares it.
+A frame DNAT-ed to a host behind the same bridge stays bridged, to that
+host's neighbour entry (br_nf_pre_routing_finish_bridge()); one DNAT-ed
+elsewhere goes up to the host to be routed (its destination MAC the bridge's).
 Left out: IPv6 and ARP (call-ip6tables, call-arptables are stored, the frames
 pass), VLAN and PPPoE encapsulated IP (filter-vlan-tagged, filter-pppoe-tagged),
-a frame DNAT-ed to a host behind the same bridge (br_nf_pre_routing_finish_bridge():
-freed, NOT_SPECIFIED), refragmenting in br_nf_dev_queue_xmit(), per-bridge
-nf_call_iptables options.
+a bridged DNAT whose neighbour is still to resolve, refragmenting in
+br_nf_dev_queue_xmit(), per-bridge nf_call_iptables options.
 """
 from __future__ import annotations
 
@@ -51,7 +53,8 @@ from harness.mockkernel.netfilter.core import (HOOK_STAGES, NF_ACCEPT, NF_BR_FOR
                                                NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING, NF_STOLEN, NFPROTO_BRIDGE,
                                                NFPROTO_IPV4, NfBridgeHookState, nf_hook, nf_hook_slow)
 from harness.mockkernel.netfilter.nf_conntrack import IPS_CONFIRMED
-from harness.mockkernel.wire import ipv4
+from harness.mockkernel.net import NUD_VALID
+from harness.mockkernel.wire import ethernet, ipv4
 from harness.mockkernel.wire.ethernet import ETH_P_IP
 
 # include/uapi/linux/netfilter_bridge.h enum nf_br_hook_priorities, netfilter_ipv4.h NF_IP_PRI_FIRST
@@ -162,15 +165,34 @@ def br_nf_pre_routing_finish(skb: SkBuff, okfn) -> None:
     if packet.daddr != info.ipv4_daddr:  # DNAT: routed to where the new address is
         rt = route.ip_route_input(skb.net, packet.daddr, packet.saddr, packet.tos, bridge, skb.mark,
                                   packet.protocol)
-        if rt.__class__ is DropReason or rt.dev is bridge:
-            kfree_skb(skb, rt if rt.__class__ is DropReason else DropReason.NOT_SPECIFIED, Stage.NF_PREROUTING,
-                      "br_nf_pre_routing_finish")
+        if rt.__class__ is DropReason:
+            kfree_skb(skb, rt, Stage.NF_PREROUTING, "br_nf_pre_routing_finish")
             return
         skb.dst = rt
-        skb.buf[skb.mac_header:skb.mac_header + 6] = bridge.mac  # up to the host, to be routed
+        if rt.dev is bridge:  # bridged_dnat: still bridged, to the new address's neighbour
+            skb.dev = info.physindev
+            br_nf_hook_thresh(NF_BR_PRE_ROUTING, skb, skb.dev, None,
+                              lambda skb: br_nf_pre_routing_finish_bridge(skb, packet.daddr, okfn))
+            return
+        ethernet.EthernetFrame(skb.buf, skb.mac_header).dst = bridge.mac  # up to the host, to be routed
         skb.pkt_type = PACKET_HOST
     skb.dev = info.physindev
     br_nf_hook_thresh(NF_BR_PRE_ROUTING, skb, skb.dev, None, okfn)
+
+
+def br_nf_pre_routing_finish_bridge(skb: SkBuff, daddr: int, okfn) -> None:
+    """The frame takes the destination address of the new address's neighbour on
+    the bridge (neigh_hh_bridge(); the kernel's slow path through neigh->output and
+    br_nf_dev_xmit() ends the same for a valid entry) and is bridged on. An entry
+    still to resolve is left out (the kernel queues the frame behind an ARP
+    request): the frame is freed NOT_SPECIFIED."""
+    bridge = skb.dev.master
+    neigh = skb.net.neighbours.get((bridge.ifindex, skb.dst.nexthop(daddr)))
+    if neigh is None or not neigh.state & NUD_VALID:
+        kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.NF_PREROUTING, "br_nf_pre_routing_finish_bridge")
+        return
+    ethernet.EthernetFrame(skb.buf, skb.mac_header).dst = neigh.lladdr
+    okfn(skb)
 
 
 def ip_sabotage_in(skb: SkBuff, state) -> int:
