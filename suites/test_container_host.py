@@ -34,6 +34,7 @@ table ip nat {
     chain prerouting {
         type nat hook prerouting priority dstnat; policy accept;
         iifname "p0" tcp dport 8080 counter dnat to 172.17.0.2:80
+        iifname "br0" ip daddr 172.17.0.1 tcp dport 9000 dnat to 10.0.0.2:80
     }
     chain postrouting {
         type nat hook postrouting priority srcnat; policy accept;
@@ -142,3 +143,18 @@ def test_the_conntrack_entries_of_both_flows_name_the_nat(docker_host):
     assert (entries["tcp"].original, entries["tcp"].reply) == \
         ((REMOTE_IP, UPLINK_IP, 40001, 8080), (CONTAINER_IP, REMOTE_IP, 80, 40001))
     assert "dnat" in entries["tcp"].status
+
+
+def test_the_container_reaches_a_service_dnatted_beyond_the_uplink_through_br0(docker_host):
+    """DNAT in the PRE_ROUTING br_nf_pre_routing() runs; the new address is routed out
+    of p0, not br0, so the frame goes up to the host (br_nf_pre_routing_finish()) and
+    is forwarded and masqueraded; the answer comes back un-NATed both ways."""
+    target = docker_host
+    target.send(CONTAINER_PORT, from_container(dst=BRIDGE_IP, id=401) / TCP(sport=41000, dport=9000, flags="S", seq=7))
+    target.expect(UPLINK, to_uplink_host(src=UPLINK_IP, dst=HOST_IP, id=401, ttl=63) /
+                  TCP(sport=41000, dport=80, flags="S", seq=7))
+    target.send(UPLINK, from_uplink_host(src=HOST_IP, dst=UPLINK_IP, id=402) /
+                TCP(sport=80, dport=41000, flags="SA", seq=70, ack=8))
+    target.expect(CONTAINER_PORT, to_container(src=BRIDGE_IP, id=402, ttl=63) /
+                  TCP(sport=9000, dport=41000, flags="SA", seq=70, ack=8))
+    target.expect_nothing()
