@@ -33,6 +33,8 @@ from harness.target import CommandError
 
 P0_MAC = "02:00:00:00:00:01"
 _namespaces = itertools.count()
+# commands after which the kernel may hold a tentative IPv6 address for a moment
+IPV6_ADDRESS_MAKERS = (" up", "disable_ipv6=0", "addr_gen_mode", "addrgenmode", "addr add")
 
 
 def _fresh_net(lo_up: bool = False) -> Net:
@@ -101,7 +103,18 @@ class TwinDut(MockDut):
                               capture_output=True, text=True)
         if done.returncode == 0 and command.startswith("ip link set") and " up" in command:
             self._wait_for_carrier()
+        if done.returncode == 0 and any(word in command for word in IPV6_ADDRESS_MAKERS):
+            self._wait_for_dad_work()
         return done.returncode, _without_peer(done.stdout), done.stderr.strip()
+
+    def _wait_for_dad_work(self) -> None:
+        """A new IPv6 address is tentative until addrconf_dad_work() has run from
+        its workqueue, even without DAD: wait for that (the mock does it at once)."""
+        for _ in range(200):
+            if "tentative" not in subprocess.run(["ip", "-n", self.ns, "-6", "addr", "show"],
+                                                 capture_output=True, text=True).stdout:
+                return
+            time.sleep(0.01)
 
     def _wait_for_carrier(self) -> None:
         """veth reports its carrier a moment after coming up (linkwatch)."""
