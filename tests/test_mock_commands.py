@@ -1097,3 +1097,13 @@ def test_addresses_bring_their_prefix_local_and_multicast_routes(dut):
     assert "2001:db8::" not in dut.sh("ip -6 route show table main").replace("2001:db8:5", "")
     dut.sh("ip link set p0 down")
     assert dut.sh("ip -6 route show table all") == "local ::1 dev lo table local proto kernel metric 0 pref medium\n"
+
+
+def test_force_forwarding_written_to_all_moves_every_device_and_all_forwarding_0_clears_them(dut):
+    """addrconf_force_forward_change() (6.17): not conf/default; addrconf_forward_change()
+    sets every device's force_forwarding to 0 whenever all.forwarding is written 0."""
+    dut.sh("sysctl -w net.ipv6.conf.all.force_forwarding=1")
+    assert dut.sh("sysctl -n net.ipv6.conf.default.force_forwarding net.ipv6.conf.lo.force_forwarding "
+                  "net.ipv6.conf.p0.force_forwarding") == "0\n1\n1\n"
+    dut.sh("sysctl -w net.ipv6.conf.all.forwarding=0")
+    assert dut.sh("sysctl -n net.ipv6.conf.all.force_forwarding net.ipv6.conf.p0.force_forwarding") == "1\n0\n"

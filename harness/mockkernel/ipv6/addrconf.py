@@ -190,6 +190,18 @@ def _addrconf_sysctl_addr_gen_mode(sysctls, table, key, text):
     return value
 
 
+def _addrconf_sysctl_force_forwarding(sysctls, table, key, text):
+    """0..1; written to `all`, it moves every device (not default)
+    (addrconf_force_forward_change(), 6.17)."""
+    value = proc_dou8vec_minmax(sysctls, table, key, text)
+    cnf, net = table.extra1, table.extra2
+    if cnf is net.ipv6.devconf_all:
+        for dev in net.devices.values():
+            if dev.ip6_ptr is not None:
+                net.sysctl.store(_sysctl_key(dev.name, "force_forwarding"), value)
+    return value
+
+
 def _addrconf_sysctl_ignore_linkdown(sysctls, table, key, text):
     """addrconf_fixup_linkdown(): written to `all`, it moves default and every device."""
     value = proc_dointvec(sysctls, table, key, text)
@@ -264,12 +276,13 @@ DEVCONF_TABLE = (
     _D("ioam6_id_wide", "ioam6_id_wide", UINT_MAX, proc_douintvec_minmax, 0, UINT_MAX),
     _D("ndisc_evict_nocarrier", "ndisc_evict_nocarrier", 1, proc_dou8vec_minmax, 0, 1),
     _D("accept_untracked_na", "accept_untracked_na", 0, proc_dointvec_minmax, 0, 2),
-    _D("force_forwarding", "force_forwarding", 0, proc_dou8vec_minmax, 0, 1),
+    _D("force_forwarding", "force_forwarding", 0, _addrconf_sysctl_force_forwarding, 0, 1),
 )
 # ipv6_devconf (conf/all) differs from ipv6_devconf_dflt here
 DEVCONF_ALL_DEFAULTS = {"accept_dad": 0}
 _SPECIAL_HANDLERS = (_addrconf_sysctl_forward, _addrconf_sysctl_disable, _addrconf_sysctl_mtu,
-                     _addrconf_sysctl_addr_gen_mode, _addrconf_sysctl_ignore_linkdown)
+                     _addrconf_sysctl_addr_gen_mode, _addrconf_sysctl_ignore_linkdown,
+                     _addrconf_sysctl_force_forwarding)
 
 
 def _sysctl_key(scope: str, name: str) -> str:
@@ -410,8 +423,9 @@ def _dev_forward_change(idev: Inet6Dev) -> None:
 
 
 def addrconf_fixup_forwarding(net, cnf: Ipv6DevConf, value: int) -> None:
-    """`all` moves default and every device (addrconf_forward_change()); a
-    device's own flag changes only it."""
+    """`all` moves default and every device (addrconf_forward_change(), which
+    also clears each device's force_forwarding when it is 0); a device's own
+    flag changes only it."""
     old = cnf.forwarding
     cnf.forwarding = value
     if cnf is net.ipv6.devconf_dflt:
@@ -422,6 +436,8 @@ def addrconf_fixup_forwarding(net, cnf: Ipv6DevConf, value: int) -> None:
             idev = dev.ip6_ptr
             if idev is not None:
                 changed = (not idev.cnf.forwarding) != (not value)
+                if not value:  # all.forwarding 0 turns every device's force_forwarding off too
+                    net.sysctl.store(_sysctl_key(dev.name, "force_forwarding"), 0)
                 net.sysctl.store(_sysctl_key(dev.name, "forwarding"), value)
                 if changed:
                     _dev_forward_change(idev)
