@@ -193,7 +193,7 @@ def _addrconf_sysctl_addr_gen_mode(sysctls, table, key, text):
 def _addrconf_sysctl_force_forwarding(sysctls, table, key, text):
     """0..1; written to `all`, it moves every device (not default)
     (addrconf_force_forward_change(), 6.17)."""
-    value = proc_dou8vec_minmax(sysctls, table, key, text)
+    value = proc_get_long(text.split()[0] if text.split() else "", 0, 1)
     cnf, net = table.extra1, table.extra2
     if cnf is net.ipv6.devconf_all:
         for dev in net.devices.values():
