@@ -999,6 +999,8 @@ def test_ipv6_on_gives_lo_its_loopback_and_a_port_its_eui64_link_local_address(d
         "2: p0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 state UP qlen 1000\n"
         "    inet6 fe80::ff:fe00:1/64 scope link \n"
         "       valid_lft forever preferred_lft forever\n")
+    assert [sorted(link) for link in json.loads(dut.sh("ip -j -6 addr show"))] == \
+        [["addr_info", "flags", "ifindex", "ifname", "mtu", "operstate", "txqlen"]] * 2
 
 
 def test_static_ipv6_addresses_list_by_scope_newest_first_with_their_flags(dut):
