@@ -54,13 +54,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "with @pytest.mark.journey_limit(N))")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test built on the IPv6 addressing plan is an IPv6 suite."""
+    for item in items:
+        if {"hosts6", "router6"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker("ipv6")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requires(*capabilities): skip unless the target has them all")
     config.addinivalue_line("markers", "journey_limit(n): keep the journeys of this test's first n packets "
                                        "whole on the mock (overrides --journey-limit)")
     config.addinivalue_line("markers", "ipv6: an IPv6 suite: the DUT gets IPv6 on (harness.testing.ipv6_on(): "
                                        "link-local addresses, no DAD, no router solicitations); needs a target "
-                                       "with capability ipv6.")
+                                       "with capability ipv6. Tests using the hosts6/router6 fixtures get it.")
     config.stash[SKIPS_KEY] = Counter()
     config.pluginmanager.register(SkipCounter(config.stash[SKIPS_KEY]), "packet-journey-skips")
     _configure_lab(config)

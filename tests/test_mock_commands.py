@@ -1109,3 +1109,20 @@ def test_force_forwarding_written_to_all_moves_every_device_and_all_forwarding_0
                   "net.ipv6.conf.p0.force_forwarding") == "0\n1\n1\n"
     dut.sh("sysctl -w net.ipv6.conf.all.forwarding=0")
     assert dut.sh("sysctl -n net.ipv6.conf.all.force_forwarding net.ipv6.conf.p0.force_forwarding") == "1\n0\n"
+
+
+def test_ipv6_neighbours_list_after_the_arp_ones_with_the_router_flag(dut):
+    _ipv6_on(dut)
+    dut.sh("ip neigh add 10.0.0.9 lladdr 02:00:00:00:01:03 dev p0")
+    dut.sh("ip -6 neigh add fe80::5 lladdr 02:00:00:00:01:01 dev p0 router")
+    dut.sh("ip neigh replace 2001:db8::7 lladdr 02:00:00:00:01:02 dev p0 nud stale")
+    assert dut.sh("ip neigh show") == (
+        "10.0.0.9 dev p0 lladdr 02:00:00:00:01:03 PERMANENT \n"
+        "fe80::5 dev p0 lladdr 02:00:00:00:01:01 router PERMANENT \n"
+        "2001:db8::7 dev p0 lladdr 02:00:00:00:01:02 STALE \n")
+    assert dut.sh("ip -6 neigh show dev p0 nud stale") == "2001:db8::7 lladdr 02:00:00:00:01:02 STALE \n"
+    assert dut.sh("ip -4 neigh show") == "10.0.0.9 dev p0 lladdr 02:00:00:00:01:03 PERMANENT \n"
+    dut.sh("ip -6 neigh del fe80::5 dev p0")
+    assert dut.failure("ip -6 neigh del fe80::5 dev p0") == ("RTNETLINK answers: No such file or directory", 2)
+    assert dut.failure("ip -6 neigh add 10.1.1.1 lladdr 02:00:00:00:01:03 dev p0") == (
+        'Error: inet6 address is expected rather than "10.1.1.1".', 1)

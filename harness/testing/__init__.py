@@ -2,7 +2,7 @@
 
 - the addressing plan (`Host`: h0..h2 on the DUT's ports, plan.py), built on a
   target by plan_hosts()/plan_router() or by the `hosts`/`router` fixtures, and
-  its IPv6 side (ipv6_on(), Host's IPv6 addresses)
+  its IPv6 side (ipv6_on(), plan_hosts6(), the `hosts6`/`router6` fixtures)
   (fixtures.py, registered by the packet-journey pytest plugin: no conftest.py);
 - masks for the frames Linux sends with an unpredictable IP ID (masks.py);
 - readings in the same shape on every target: drops, rule counters (readings.py).
@@ -10,8 +10,8 @@
     from harness.testing import Host, drops, icmp_socket_mask, quoted
 """
 from harness.testing.masks import icmp_socket_mask, quoted, socket_datagram_mask
-from harness.testing.plan import Host, ipv6_on, plan_hosts, plan_router
+from harness.testing.plan import Host, ipv6_on, plan_hosts, plan_hosts6, plan_router
 from harness.testing.readings import counted, counted_by_comment, counted_in_chain, drops
 
 __all__ = ["Host", "counted", "counted_by_comment", "counted_in_chain", "drops", "icmp_socket_mask", "ipv6_on",
-           "plan_hosts", "plan_router", "quoted", "socket_datagram_mask"]
+           "plan_hosts", "plan_hosts6", "plan_router", "quoted", "socket_datagram_mask"]

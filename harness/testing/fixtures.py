@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from harness.target import Target
-from harness.testing.plan import IP_FORWARD_ON, Host, plan_hosts
+from harness.testing.plan import IP_FORWARD_ON, IPV6_FORWARD_ON, Host, plan_hosts, plan_hosts6
 
 
 @pytest.fixture
@@ -23,3 +23,15 @@ def router(target: Target, hosts: list[Host]) -> list[Host]:
     target.sh(IP_FORWARD_ON)
     return hosts
 
+
+@pytest.fixture
+def hosts6(target: Target) -> list[Host]:
+    """The IPv6 plan (plan_hosts6()); its tests are IPv6 suites (marker ipv6)."""
+    return plan_hosts6(target)
+
+
+@pytest.fixture
+def router6(target: Target, hosts6: list[Host]) -> list[Host]:
+    """`hosts6`, with IPv6 forwarding on (net.ipv6.conf.all.forwarding=1)."""
+    target.sh(IPV6_FORWARD_ON)
+    return hosts6

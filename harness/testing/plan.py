@@ -4,7 +4,8 @@
     host h1 10.0.1.2 --- t1 | p1 10.0.1.1 ├ DUT
     host h2 10.0.2.2 --- t2 | p2 10.0.2.1 ┘
 
-and for the IPv6 suites (the `ipv6` marker, `ipv6_on()`), on the same wires: host hN 2001:db8:N::2 and the DUT 2001:db8:N::1 (/64), and each
+and for the IPv6 suites (`ipv6_on()`, the `hosts6`/`router6` fixtures), on the
+same wires: host hN 2001:db8:N::2 and the DUT 2001:db8:N::1 (/64), and each
 side's link-local address fe80::ff:fe00:X, EUI-64 of its fixed MAC.
 
 Expected frames are written out literally from this plan: what Linux must send,
@@ -89,6 +90,7 @@ class Host:
 
 
 IP_FORWARD_ON = "sysctl -w net.ipv4.ip_forward=1"
+IPV6_FORWARD_ON = "sysctl -w net.ipv6.conf.all.forwarding=1"
 
 
 def eui64_link_local(mac: str) -> str:
@@ -130,3 +132,14 @@ def plan_router(target: Target) -> list[Host]:
     target.sh(IP_FORWARD_ON)
     return hosts
 
+
+def plan_hosts6(target: Target) -> list[Host]:
+    """The IPv6 plan on a DUT with IPv6 on: 2001:db8:N::1/64 on pN and a
+    permanent neighbour entry for each host's global address. The `hosts6` fixture."""
+    out = []
+    for port in target.ports:
+        host = Host(port)
+        target.sh(f"ip -6 addr add {host.dut_ip6}/64 dev {port.name}")
+        target.sh(f"ip -6 neigh replace {host.ip6} lladdr {host.mac} dev {port.name} nud permanent")
+        out.append(host)
+    return out

@@ -4,7 +4,9 @@ dev X [nud STATE]; show/flush [dev X] [nud STATE|all] [PREFIX].
 `add` without `nud` makes a PERMANENT entry. `show` hides NOARP entries and
 `flush` spares PERMANENT and NOARP ones unless `nud` says otherwise. Entries are
 listed in the order they were created (the kernel lists them in hash order).
-IPv6 neighbours (nd_tbl) are not modelled yet.
+An IPv6 address (a colon, or -6) names an entry of nd_tbl (ipv6/ndisc.py),
+which may carry `router` (NTF_ROUTER); listings without a family show
+arp_tbl's entries, then nd_tbl's (neigh_dump_info()'s table order).
 """
 from __future__ import annotations
 
@@ -16,7 +18,10 @@ from harness.mockkernel.cmd.iputils import (
     duparg,
     duparg2,
     get_addr,
+    get_addr6,
     get_prefix,
+    get_prefix6,
+    inet6_ntoa,
     invarg,
     is_inet6,
     ll_addr,
@@ -116,18 +121,21 @@ def _modify(net, tokens, opts: IpOptions, flags: int | None) -> str:
             if dst is not None:
                 raise duparg2("to", token)
             if family == "inet6" or (family == "any valid" and is_inet6(token)):
-                raise not_modelled("ip neigh for IPv6 neighbours (nd_tbl)")
-            dst, family = get_addr(token, family), "inet"
+                dst, family = get_addr6(token, family), "inet6"
+            else:
+                dst, family = get_addr(token, family), "inet"
     if dev_name is None or dst is None:
         raise ToolError("Device and destination are required arguments.", 255)
-    if router:
+    if router and family != "inet6":
         raise not_modelled("ip neigh router for an IPv4 neighbour")
     mac = ll_addr(lladdr) if lladdr not in (None, "null") else None
     dev = device(net, dev_name)
+    tbl = net.nd_tbl if family == "inet6" else net.arp_tbl
     if flags is None:
-        rtnetlink.neigh_delete(net, net.arp_tbl, dev, dst)
+        rtnetlink.neigh_delete(net, tbl, dev, dst)
     else:
-        rtnetlink.neigh_add(net, net.arp_tbl, dev, dst, mac, state, flags)
+        rtnetlink.neigh_add(net, tbl, dev, dst, mac, state, flags)
+        tbl.entries[(dev.ifindex, dst)].router = router
     return ""
 
 
@@ -154,15 +162,15 @@ def _show_or_flush(net, tokens, opts: IpOptions, flush: bool) -> str:
             if token == "to":
                 token = tokens.pop()
             if family == "inet6" or (family == "any valid" and is_inet6(token)):
-                raise not_modelled("ip neigh for IPv6 neighbours (nd_tbl)")
-            prefix, family = get_prefix(token, family), "inet"
-    if family == "inet6":
-        raise not_modelled("ip -6 neigh (nd_tbl)")
+                prefix, family = get_prefix6(token, family), "inet6"
+            else:
+                prefix, family = get_prefix(token, family), "inet"
     if states is None:
         states = ~(NUD_PERMANENT | NUD_NOARP) if flush else 0xFF & ~NUD_NOARP
-    entries = [n for n in net.arp_tbl.entries.values()
+    tables = [tbl for tbl, name in ((net.arp_tbl, "inet"), (net.nd_tbl, "inet6")) if family in (name, "any valid")]
+    entries = [n for tbl in tables for n in tbl.entries.values()
                if (dev is None or n.ifindex == dev.ifindex)
-               and (prefix is None or not (n.ip ^ prefix[0]) & prefix_mask(prefix[1]))
+               and (prefix is None or _in_prefix(n.ip, prefix))
                and (n.state & states or (not n.state and states & NUD_NONE_FILTER))]
     if flush:
         for n in entries:
@@ -171,11 +179,20 @@ def _show_or_flush(net, tokens, opts: IpOptions, flush: bool) -> str:
     return render([_print_neigh(net, n, dev is None, opts) for n in entries], opts)
 
 
+def _in_prefix(addr: int | bytes, prefix: tuple) -> bool:
+    if isinstance(addr, int):
+        return not (addr ^ prefix[0]) & prefix_mask(prefix[1])
+    plen = prefix[1]
+    value, base = int.from_bytes(addr, "big"), int.from_bytes(prefix[0], "big")
+    return not (value ^ base) >> (128 - plen) if plen else True
+
+
 def _print_neigh(net, n, show_dev: bool, opts: IpOptions) -> Printed:
     """print_neigh(): the address, dev (unless filtered by), lladdr (for states
     that have one), state; -br: address, dev, lladdr in columns."""
     out = Printed()
-    dst, dev = int_to_ip(n.ip), net.devices[n.ifindex].name
+    dst = int_to_ip(n.ip) if isinstance(n.ip, int) else inet6_ntoa(n.ip)
+    dev = net.devices[n.ifindex].name
     mac = mac_to_str(n.lladdr) if n.state & NUD_VALID and n.lladdr else None
     if opts.brief:
         out.add("dst", dst, f"{dst:<39} ").add("dev", dev, f"{dev:<16} ")
@@ -187,6 +204,8 @@ def _print_neigh(net, n, show_dev: bool, opts: IpOptions) -> Printed:
         out.add("dev", dev, f"dev {dev} ")
     if mac:
         out.add("lladdr", mac, f"lladdr {mac} ")
+    if n.router:
+        out.add("router", None, "router ")
     if n.state:
         out.add("state", [NUD_NAMES[n.state]], f"{NUD_NAMES[n.state]} ")
     return out.add(None, None, "\n")

@@ -1,0 +1,344 @@
+"""Neighbour discovery (net/ipv6/ndisc.c): nd_tbl, NS/NA, RS/RA as a router meets them.
+
+nd_tbl runs the neighbour core's state machine (core/neighbour.py) with
+ndisc_solicit() and ndisc_error_report() and nd_tbl's parms (locktime 0).
+ndisc_constructor() makes a multicast next hop's entry NOARP with its
+33:33:xx:xx:xx:xx address (ndisc_mc_map()), and lo's NOARP too.
+
+Sending (ndisc_send_skb()): the message gets its checksum, an IPv6 header
+with hop limit 255, traffic class ndisc_tclass and no flow label, a route
+to the destination on the device (icmp6_dst_alloc()), and goes out through
+ip6_local_out() (the LOCAL_OUT hook, then POSTROUTING). A solicitation while
+INCOMPLETE goes to the target's solicited-node group, a PROBE's to the
+target itself; its source is the packet's source when that is an address
+of the device, else the device's link-local address (without one, no
+solicitation leaves: ipv6_get_lladdr() fails), with the source link-layer
+address option unless the source is :: (DAD, which carries a nonce when
+enhanced_dad is on). When resolution fails, the queued packets' senders get
+ICMPv6 address unreachable and the packets are freed with no reason
+(NOT_SPECIFIED: ndisc_error_report() calls plain kfree_skb()).
+
+Receiving (ndisc_rcv(), from icmpv6_rcv() for types 133..137): hop limit
+255 and code 0 first, then options (a zero length, or an option running
+past the message, is IPV6_NDISC_BAD_OPTIONS). ndisc_recv_ns() answers an
+NS for one of the device's usable addresses with an NA from that address:
+to all-nodes for a DAD probe (source ::), else to the sender with S set,
+O and the target link-layer address only when the NS was multicast; the
+sender's entry is created or updated STALE. An NS for a tentative address
+fails its DAD if it is another node's DAD probe. An NS for an address not
+ours is IPV6_NDISC_NS_OTHERHOST. ndisc_recv_na() updates an existing entry
+(REACHABLE when solicited, else STALE; a different address only with O)
+and fails the DAD of a tentative target; an NA for no known entry is
+dropped. A router (forwarding on) takes an RS's source as a STALE neighbour;
+a host drops RSs. An RA (from a link-local source) updates its sender's
+entry STALE as a router.
+Returns are ndisc_rcv()'s: None when consumed, else the drop reason for
+icmpv6_rcv() to free the packet with.
+Left out: proxy NDP, anycast, redirects (dropped as the kernel drops them
+without a route), what an RA configures on a host (default router,
+prefixes, MTU, hop limit), unsolicited NAs (ndisc_notify).
+"""
+from __future__ import annotations
+
+from harness.dropreason import DropReason
+from harness.journey import Stage
+from harness.mockkernel.core.neighbour import NeighTable, neigh_output, neigh_update
+from harness.mockkernel.core.rtnetlink import neigh_table_init
+from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
+from harness.mockkernel.ipv6 import ip6_output, route
+from harness.mockkernel.ipv6.addrconf import (IFA_F_OPTIMISTIC, IFA_F_TENTATIVE, IN6ADDR_ANY,
+                                              IN6ADDR_LINKLOCAL_ALLNODES, addrconf_addr_solict_mult,
+                                              addrconf_dad_failure, ipv6_chk_addr, ipv6_dev_get_saddr,
+                                              ipv6_get_ifaddr, ipv6_get_lladdr)
+from harness.mockkernel.net import NUD_FAILED, NUD_NOARP, NUD_PROBE, NUD_REACHABLE, NUD_STALE, NUD_VALID, Neighbour
+from harness.mockkernel.wire import icmpv6
+from harness.mockkernel.wire import ipv6 as wire_ipv6
+from harness.mockkernel.wire.ndisc import (ND_MSG_LEN, ND_OPT_NONCE, ND_OPT_SOURCE_LL_ADDR, ND_OPT_TARGET_LL_ADDR,
+                                           ND_OVERRIDE, ND_ROUTER, ND_SOLICITED, RA_MSG_LEN, RS_MSG_LEN, NdMsg,
+                                           lladdr_option, nonce_option, option_lladdr, option_nonce, parse_options)
+from harness.mockkernel.wire.ethernet import ETH_P_IPV6
+from harness.mockkernel.wire.icmpv6 import (ICMPV6_ADDR_UNREACH, ICMPV6_DEST_UNREACH, NDISC_NEIGHBOUR_ADVERTISEMENT,
+                                            NDISC_NEIGHBOUR_SOLICITATION, NDISC_ROUTER_ADVERTISEMENT,
+                                            NDISC_ROUTER_SOLICITATION)
+
+NDISC_HOP_LIMIT = 255
+
+
+def ndisc_mc_map(addr: bytes) -> bytes:
+    """ipv6_eth_mc_map(): 33:33 and the group's last 32 bits."""
+    return b"\x33\x33" + addr[12:]
+
+
+def ndisc_constructor(net, dev, addr: bytes) -> Neighbour:
+    """A new nd_tbl entry: NOARP with the mapped address for a multicast next
+    hop or on lo, else in no state, to be resolved."""
+    neigh = net.nd_tbl.create(net, dev.ifindex, addr)
+    if addr[0] == 0xFF:
+        neigh.state, neigh.lladdr = NUD_NOARP, ndisc_mc_map(addr)
+    elif dev.is_loopback:
+        neigh.state, neigh.lladdr = NUD_NOARP, dev.mac
+    return neigh
+
+
+def ndisc_neigh_output(skb: SkBuff, nexthop: bytes) -> None:
+    """What ip6_finish_output2() does with the next hop: its entry
+    (__ipv6_neigh_lookup_noref(), else __neigh_create()), then neigh_output()."""
+    net, dev = skb.net, skb.dev
+    neigh = net.nd_tbl.entries.get((dev.ifindex, nexthop))
+    if neigh is None:
+        neigh = ndisc_constructor(net, dev, nexthop)
+    neigh_output(net, neigh, skb)
+
+
+# sending ------------------------------------------------------------------------------
+def ndisc_send_skb(net, dev, message: bytearray, daddr: bytes, saddr: bytes, why: str,
+                   cause: SkBuff | None = None) -> None:
+    """The checksum, ip6_nd_hdr() (hop limit 255, ndisc_tclass), the route to
+    `daddr` on `dev`, then ip6_local_out()."""
+    icmpv6.fill_checksum(message, 0, len(message),
+                         wire_ipv6.addrs_pseudo_header_sum(saddr, daddr, wire_ipv6.IPPROTO_ICMPV6, len(message)))
+    idev = dev.ip6_ptr
+    header = wire_ipv6.build_header(saddr, daddr, wire_ipv6.IPPROTO_ICMPV6, len(message), NDISC_HOP_LIMIT,
+                                    idev.cnf.ndisc_tclass if idev is not None else 0)
+    skb = alloc_skb(header + message)
+    skb.net, skb.dev, skb.protocol = net, dev, ETH_P_IPV6
+    skb.network_header, skb.transport_header = skb.data, skb.data + wire_ipv6.IPV6_HLEN
+    skb.dst = route.icmp6_dst_alloc(net, dev, daddr)
+    net.tracer.start(skb, f"{why}: {wire_ipv6.Ipv6Packet(skb.buf, skb.data).summary()}", parent=cause)
+    ip6_output.ip6_local_out(skb)
+
+
+def ndisc_send_ns(net, dev, target: bytes, daddr: bytes, saddr: bytes | None = None, nonce: bytes = b"",
+                  why: str = "ndisc_send_ns") -> None:
+    """A neighbour solicitation for `target`: from `saddr`, else the device's
+    link-local address (none: nothing is sent); with our link-layer address
+    unless from ::, and the DAD nonce if given."""
+    if saddr is None:
+        saddr = ipv6_get_lladdr(dev)
+        if saddr is None:
+            return
+    message = icmpv6.build(NDISC_NEIGHBOUR_SOLICITATION, 0, 0, target)
+    if saddr != IN6ADDR_ANY:
+        message += lladdr_option(ND_OPT_SOURCE_LL_ADDR, dev.mac)
+    if nonce:
+        message += nonce_option(nonce)
+    ndisc_send_skb(net, dev, message, daddr, saddr, why)
+
+
+def ndisc_send_na(net, dev, daddr: bytes, target: bytes, router: bool, solicited: bool, override: bool,
+                  inc_opt: bool, cause: SkBuff | None = None) -> None:
+    """A neighbour advertisement for `target`, from it when it is ours."""
+    ifp = ipv6_get_ifaddr(net, target, dev)
+    if ifp is not None:
+        saddr = target
+        if ifp.flags & IFA_F_OPTIMISTIC:
+            override = False
+        inc_opt = inc_opt or bool(ifp.idev.cnf.force_tllao)
+    else:
+        saddr = ipv6_dev_get_saddr(net, dev, daddr)
+        if saddr is None:
+            return
+    flags = (ND_ROUTER if router else 0) | (ND_SOLICITED if solicited else 0) | (ND_OVERRIDE if override else 0)
+    message = icmpv6.build(NDISC_NEIGHBOUR_ADVERTISEMENT, 0, flags, target)
+    if inc_opt:
+        message += lladdr_option(ND_OPT_TARGET_LL_ADDR, dev.mac)
+    ndisc_send_skb(net, dev, message, daddr, saddr, "ndisc_send_na", cause)
+
+
+def ndisc_solicit(net, neigh: Neighbour, skb: SkBuff | None) -> None:
+    """nd_tbl's solicit: multicast to the solicited-node group while
+    INCOMPLETE, unicast to the target when PROBE; from the packet's source if
+    it is an address of the device."""
+    dev = net.devices[neigh.ifindex]
+    saddr = None
+    if skb is not None:
+        src = wire_ipv6.ADDRS.unpack_from(skb.buf, skb.network_header)[0]
+        if ipv6_chk_addr(net, src, dev, strict=True):
+            saddr = src
+    daddr = neigh.ip if neigh.state == NUD_PROBE else addrconf_addr_solict_mult(neigh.ip)
+    ndisc_send_ns(net, dev, neigh.ip, daddr, saddr, why=f"ndisc_solicit {'PROBE' if neigh.state == NUD_PROBE else 'INCOMPLETE'} "
+                                                          f"probe {neigh.probes}")
+
+
+def ndisc_error_report(net, skb: SkBuff) -> None:
+    """ip6_link_failure() (the sender gets address unreachable), then a plain
+    kfree_skb(): NOT_SPECIFIED, where ARP's says NEIGH_FAILED."""
+    net.icmp6_send(skb, ICMPV6_DEST_UNREACH, ICMPV6_ADDR_UNREACH, 0)
+    kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.NEIGH, "neigh_invalidate")
+
+
+# receiving ---------------------------------------------------------------------------
+def _opt_lladdr(buf, options: dict[int, int], opt_type: int) -> bytes | None | bool:
+    """The link-layer address an option of `opt_type` carries; None without
+    one, False when its length is not an Ethernet address's."""
+    off = options.get(opt_type)
+    if off is None:
+        return None
+    return option_lladdr(buf, off) or False
+
+
+def ndisc_rcv(skb: SkBuff) -> DropReason | None:
+    """skb.transport_header at the ICMPv6 message, network_header at its IPv6 header."""
+    if wire_ipv6.Ipv6Packet(skb.buf, skb.network_header).hop_limit != NDISC_HOP_LIMIT:
+        return DropReason.IPV6_NDISC_HOP_LIMIT
+    message = icmpv6.Icmpv6Message(skb.buf, skb.transport_header)
+    if message.code != 0:
+        return DropReason.IPV6_NDISC_BAD_CODE
+    msg_type = message.type
+    if msg_type == NDISC_NEIGHBOUR_SOLICITATION:
+        return ndisc_recv_ns(skb)
+    if msg_type == NDISC_NEIGHBOUR_ADVERTISEMENT:
+        return ndisc_recv_na(skb)
+    if msg_type == NDISC_ROUTER_SOLICITATION:
+        return ndisc_recv_rs(skb)
+    if msg_type == NDISC_ROUTER_ADVERTISEMENT:
+        return ndisc_router_discovery(skb)
+    return DropReason.NOT_SPECIFIED  # NDISC_REDIRECT: ndisc_redirect_rcv() finds no route to redirect
+
+
+def ndisc_update(net, neigh: Neighbour, lladdr: bytes | None, state: int, override: bool) -> None:
+    """__neigh_update() as ND calls it (weak override): without an address in
+    the message, a valid entry keeps its own, an invalid one is left alone."""
+    if lladdr is None:
+        if not neigh.state & NUD_VALID:
+            return
+        lladdr = neigh.lladdr
+    neigh_update(net, neigh, lladdr, state, override)
+
+
+def _hop(skb: SkBuff, where: str, verdict: str, summary: str = "") -> None:
+    skb.net.tracer.hop(skb, Stage.NEIGH, where, verdict, summary)
+
+
+def ndisc_recv_ns(skb: SkBuff) -> DropReason | None:
+    net, dev, buf, th = skb.net, skb.dev, skb.buf, skb.transport_header
+    if skb.tail - th < ND_MSG_LEN:
+        return DropReason.PKT_TOO_SMALL
+    saddr, daddr = wire_ipv6.ADDRS.unpack_from(buf, skb.network_header)
+    target = NdMsg(buf, th).target
+    dad = saddr == IN6ADDR_ANY
+    if target[0] == 0xFF or (dad and daddr[:13] != addrconf_addr_solict_mult(bytes(16))[:13]):
+        return DropReason.NOT_SPECIFIED  # multicast target; DAD not to a solicited-node group
+    options = parse_options(buf, th + ND_MSG_LEN, skb.tail)
+    if options is None:
+        return DropReason.IPV6_NDISC_BAD_OPTIONS
+    lladdr = _opt_lladdr(buf, options, ND_OPT_SOURCE_LL_ADDR)
+    if lladdr is False or (lladdr is not None and dad):
+        return DropReason.NOT_SPECIFIED
+    nonce = option_nonce(buf, options[ND_OPT_NONCE]) if ND_OPT_NONCE in options else b""
+    inc = daddr[0] == 0xFF
+    ifp = ipv6_get_ifaddr(net, target, dev)
+    if ifp is None:
+        _hop(skb, "ndisc_recv_ns", "OTHERHOST")
+        return DropReason.IPV6_NDISC_NS_OTHERHOST
+    if ifp.flags & (IFA_F_TENTATIVE | IFA_F_OPTIMISTIC):
+        if dad:
+            if nonce and nonce == ifp.dad_nonce:  # our own probe, looped back
+                _hop(skb, "ndisc_recv_ns", "DAD_LOOPBACK")
+                return DropReason.NOT_SPECIFIED
+            addrconf_dad_failure(net, ifp)
+            _hop(skb, "ndisc_recv_ns", "DADFAILED")
+            return DropReason.NOT_SPECIFIED
+        if not ifp.flags & IFA_F_OPTIMISTIC:
+            return DropReason.NOT_SPECIFIED
+    is_router = bool(ifp.idev.cnf.forwarding)
+    if dad:
+        _hop(skb, "ndisc_recv_ns", "REPLIED", "DAD")
+        ndisc_send_na(net, dev, IN6ADDR_LINKLOCAL_ALLNODES, target, is_router, False, True, True, cause=skb)
+        return None
+    neigh = net.nd_tbl.entries.get((dev.ifindex, saddr))
+    if neigh is None and (not inc or lladdr is not None):
+        neigh = ndisc_constructor(net, dev, saddr)
+    if neigh is None:
+        return DropReason.NOT_SPECIFIED  # a multicast NS without the sender's address: nothing to answer to
+    ndisc_update(net, neigh, lladdr, NUD_STALE, override=True)
+    _hop(skb, "ndisc_recv_ns", "REPLIED")
+    ndisc_send_na(net, dev, saddr, target, is_router, True, inc, inc, cause=skb)
+    return None
+
+
+def ndisc_recv_na(skb: SkBuff) -> DropReason | None:
+    net, dev, buf, th = skb.net, skb.dev, skb.buf, skb.transport_header
+    if skb.tail - th < ND_MSG_LEN:
+        return DropReason.PKT_TOO_SMALL
+    daddr = wire_ipv6.ADDRS.unpack_from(buf, skb.network_header)[1]
+    message = NdMsg(buf, th)
+    flags, target = message.flags, message.target
+    solicited = bool(flags & ND_SOLICITED)
+    idev = dev.ip6_ptr
+    if target[0] == 0xFF or (daddr[0] == 0xFF and solicited):
+        return DropReason.NOT_SPECIFIED
+    if not solicited and idev is not None and idev.cnf.drop_unsolicited_na:
+        return DropReason.NOT_SPECIFIED
+    options = parse_options(buf, th + ND_MSG_LEN, skb.tail)
+    if options is None:
+        return DropReason.IPV6_NDISC_BAD_OPTIONS
+    lladdr = _opt_lladdr(buf, options, ND_OPT_TARGET_LL_ADDR)
+    if lladdr is False:
+        return DropReason.NOT_SPECIFIED
+    ifp = ipv6_get_ifaddr(net, target, dev)
+    if ifp is not None:
+        if ifp.flags & IFA_F_TENTATIVE:
+            addrconf_dad_failure(net, ifp)
+            _hop(skb, "ndisc_recv_na", "DADFAILED")
+        return DropReason.NOT_SPECIFIED  # somebody advertised our address
+    neigh = net.nd_tbl.entries.get((dev.ifindex, target))
+    if neigh is None or neigh.state & NUD_FAILED:
+        _hop(skb, "ndisc_recv_na", "IGNORED", "no entry" if neigh is None else "FAILED")
+        return DropReason.NOT_SPECIFIED
+    neigh.router = bool(flags & ND_ROUTER)
+    ndisc_update(net, neigh, lladdr, NUD_REACHABLE if solicited else NUD_STALE, override=bool(flags & ND_OVERRIDE))
+    _hop(skb, "ndisc_recv_na", "CONSUMED", "updated")
+    return None
+
+
+def ndisc_recv_rs(skb: SkBuff) -> DropReason | None:
+    """A router takes the soliciting host as a STALE neighbour (no RA is sent:
+    the kernel leaves advertising to a daemon)."""
+    net, dev, buf, th = skb.net, skb.dev, skb.buf, skb.transport_header
+    if skb.tail - th < RS_MSG_LEN:
+        return DropReason.PKT_TOO_SMALL
+    idev = dev.ip6_ptr
+    saddr = wire_ipv6.ADDRS.unpack_from(buf, skb.network_header)[0]
+    if idev is None or not idev.cnf.forwarding or saddr == IN6ADDR_ANY:
+        return DropReason.NOT_SPECIFIED
+    options = parse_options(buf, th + RS_MSG_LEN, skb.tail)
+    if options is None:
+        return DropReason.IPV6_NDISC_BAD_OPTIONS
+    lladdr = _opt_lladdr(buf, options, ND_OPT_SOURCE_LL_ADDR)
+    if lladdr is False:
+        return DropReason.NOT_SPECIFIED
+    neigh = net.nd_tbl.entries.get((dev.ifindex, saddr)) or ndisc_constructor(net, dev, saddr)
+    neigh.router = False
+    ndisc_update(net, neigh, lladdr, NUD_STALE, override=True)
+    _hop(skb, "ndisc_recv_rs", "CONSUMED")
+    return None
+
+
+def ndisc_router_discovery(skb: SkBuff) -> DropReason | None:
+    """An RA from a link-local source: its sender becomes a STALE router entry."""
+    net, dev, buf, th = skb.net, skb.dev, skb.buf, skb.transport_header
+    saddr = wire_ipv6.ADDRS.unpack_from(buf, skb.network_header)[0]
+    if not wire_ipv6.is_linklocal(saddr):
+        return DropReason.NOT_SPECIFIED
+    if skb.tail - th < RA_MSG_LEN:
+        return DropReason.PKT_TOO_SMALL
+    if dev.ip6_ptr is None:
+        return DropReason.NOT_SPECIFIED
+    options = parse_options(buf, th + RA_MSG_LEN, skb.tail)
+    if options is None:
+        return DropReason.IPV6_NDISC_BAD_OPTIONS
+    lladdr = _opt_lladdr(buf, options, ND_OPT_SOURCE_LL_ADDR)
+    if lladdr is False:
+        return DropReason.NOT_SPECIFIED
+    neigh = net.nd_tbl.entries.get((dev.ifindex, saddr)) or ndisc_constructor(net, dev, saddr)
+    neigh.router = True
+    ndisc_update(net, neigh, lladdr, NUD_STALE, override=True)
+    _hop(skb, "ndisc_router_discovery", "CONSUMED")
+    return None
+
+
+def ndisc_init(net) -> None:
+    """neigh_table_init(NEIGH_ND_TABLE, &nd_tbl) (locktime 0), and DAD's sender."""
+    neigh_table_init(net, "nd_tbl", NeighTable({}, ETH_P_IPV6, ndisc_solicit, ndisc_error_report, locktime=0.0))
+    net.ipv6.ndisc_send_ns = ndisc_send_ns
