@@ -47,7 +47,8 @@ from dataclasses import dataclass
 from harness.mockkernel.core.dev import dev_mc_add, dev_mc_del
 from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.rtnetlink import (NETDEV_CHANGEMTU, NETDEV_DOWN, NETDEV_REGISTER, NETDEV_UNREGISTER,
-                                              NETDEV_UP, NLM_F_CREATE, register_netdevice_notifier)
+                                              NETDEV_UP, NLM_F_CREATE, neigh_ifdown,
+                                              register_netdevice_notifier)
 from harness.mockkernel.core.sysctl import (INT_MAX, UINT_MAX, CtlTable, ProcError, Sysctls, proc_dointvec,
                                             proc_dointvec_jiffies, proc_dointvec_minmax, proc_dointvec_ms_jiffies,
                                             proc_dou8vec_minmax, proc_douintvec_minmax, proc_get_long)
@@ -532,6 +533,7 @@ def addrconf_ifdown(net, idev: Inet6Dev) -> None:
     idev.if_ready = False
     if not idev.dev.is_loopback:
         route.rt6_disable_ip(net, idev.dev)
+        neigh_ifdown(net, net.nd_tbl, idev.dev)
     for ifp in list(idev.addr_list):
         _ipv6_del_addr(net, ifp)
 

@@ -163,7 +163,7 @@ def ndisc_solicit(net, neigh: Neighbour, skb: SkBuff | None) -> None:
 def ndisc_error_report(net, skb: SkBuff) -> None:
     """ip6_link_failure() (the sender gets address unreachable), then a plain
     kfree_skb(): NOT_SPECIFIED, where ARP's says NEIGH_FAILED."""
-    net.icmp6_send(skb, ICMPV6_DEST_UNREACH, ICMPV6_ADDR_UNREACH, 0)
+    net.ipv6.icmpv6_send(skb, ICMPV6_DEST_UNREACH, ICMPV6_ADDR_UNREACH, 0)
     kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.NEIGH, "neigh_invalidate")
 
 
@@ -339,6 +339,8 @@ def ndisc_router_discovery(skb: SkBuff) -> DropReason | None:
 
 
 def ndisc_init(net) -> None:
-    """neigh_table_init(NEIGH_ND_TABLE, &nd_tbl) (locktime 0), and DAD's sender."""
+    """neigh_table_init(NEIGH_ND_TABLE, &nd_tbl) (locktime 0); the neighbour
+    output ip6_finish_output2() calls, and DAD's sender."""
     neigh_table_init(net, "nd_tbl", NeighTable({}, ETH_P_IPV6, ndisc_solicit, ndisc_error_report, locktime=0.0))
+    net.ipv6.neigh_output = ndisc_neigh_output
     net.ipv6.ndisc_send_ns = ndisc_send_ns

@@ -20,5 +20,6 @@ class NetnsIpv6:
         self.fib6_sernum = 0
         # ipv6_devconf of conf/all and conf/default (ipv6/addrconf.py addrconf_init())
         self.devconf_all = self.devconf_dflt = None
-        # neighbour discovery's solicitation sender, for DAD (ipv6/ndisc.py ndisc_init())
-        self.ndisc_send_ns = None
+        # neighbour discovery's solicitation sender, for DAD, and the neighbour output
+        # ip6_finish_output2() hands packets to, fn(skb, nexthop) (ipv6/ndisc.py ndisc_init())
+        self.ndisc_send_ns = self.neigh_output = None
