@@ -125,6 +125,7 @@ def test_with_accept_dad_a_new_address_is_probed_and_tentative_until_nobody_clai
     target.sh(f"sysctl -w net.ipv6.conf.{h0.port.name}.accept_dad=1")
     target.sh(f"ip -6 addr add 2001:db8::7/64 dev {h0.port.name}")
     assert "2001:db8::7/64 scope global tentative" in target.sh(f"ip -6 addr show dev {h0.port.name}")
+    target.wait(1)  # the probe leaves after a random delay below router_solicitation_delay (1 s)
     target.expect(h0.port, _dad_probe(h0.port, "2001:db8::7"))
     target.wait(1.5)  # retrans_time after the last of dad_transmits probes
     assert "2001:db8::7/64 scope global \n" in target.sh(f"ip -6 addr show dev {h0.port.name}")
@@ -134,6 +135,7 @@ def test_an_na_for_a_tentative_address_fails_its_dad(target, hosts6):
     h0 = hosts6[0]
     target.sh(f"sysctl -w net.ipv6.conf.{h0.port.name}.accept_dad=1")
     target.sh(f"ip -6 addr add 2001:db8::7/64 dev {h0.port.name}")
+    target.wait(1)
     target.expect(h0.port, _dad_probe(h0.port, "2001:db8::7"))
     target.send(h0.port, h0.to_dut6(src=OTHER, dst="ff02::1", hlim=255) /
                 ICMPv6ND_NA(R=0, S=0, O=1, tgt="2001:db8::7") / ICMPv6NDOptDstLLAddr(lladdr=h0.mac))
