@@ -68,7 +68,7 @@ def test_skip_and_find_walk_hop_by_hop_routing_destination_options_to_the_upper_
 def test_a_non_first_fragment_stops_the_walk_at_its_fragment_header():
     pkt = bytearray(bytes(IPv6(src=SRC, dst=DST) / IPv6ExtHdrFragment(offset=10, m=1, nh=17) / (b"x" * 16)))
     assert ipv6_skip_exthdr(pkt, 40, pkt[6], len(pkt)) == (40, ipv6.NEXTHDR_FRAGMENT, 10 << 3 | 1)
-    assert ipv6_find_hdr(pkt, 0, len(pkt), -1) == (ipv6.NEXTHDR_UDP, 40, 80, IP6_FH_F_FRAG)
+    assert ipv6_find_hdr(pkt, 0, len(pkt), -1) == (ipv6.NEXTHDR_UDP, 0, 80, IP6_FH_F_FRAG)
     assert ipv6_find_hdr(pkt, 0, len(pkt), ipv6.NEXTHDR_UDP)[0] == -errno.ENOENT
 
 

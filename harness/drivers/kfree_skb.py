@@ -202,6 +202,27 @@ LOCATION_STAGES = {
     "br_dev_queue_push_xmit": Stage.BRIDGE,  # longer than the port's MTU
     "br_pass_frame_up": Stage.BRIDGE,
     "br_allowed_ingress": Stage.BRIDGE,      # VLAN filtering (unseen on a kernel without it)
+    # IPv6 (net/ipv6/)
+    "ip6_rcv_core": Stage.IP_RCV,
+    "ipv6_parse_hopopts": Stage.IP_RCV,
+    "ip6_pkt_discard": Stage.ROUTING,        # no route, unreachable and throw routes (ip6_pkt_drop inlined)
+    "ip6_pkt_prohibit": Stage.ROUTING,
+    "dst_discard_out": Stage.ROUTING,        # a blackhole route
+    "ip6_mc_input": Stage.ROUTING,
+    "ip6_forward": Stage.IP_FORWARD,
+    "ip6_protocol_deliver_rcu": Stage.L4,    # IP_NOPROTO
+    "ip6_parse_tlv": Stage.L4,               # options of hop-by-hop and destination headers
+    "icmpv6_param_prob_reason": Stage.L4,    # every drop that sends a parameter problem
+    "ipv6_destopt_rcv": Stage.L4,
+    "ipv6_rthdr_rcv": Stage.L4,
+    "icmpv6_rcv": Stage.L4,
+    "__udp6_lib_rcv": Stage.L4,
+    "udpv6_queue_rcv_one_skb": Stage.SOCKET,
+    "ipv6_frag_rcv": Stage.IP_DEFRAG,
+    "ip6_frag_queue": Stage.IP_DEFRAG,
+    "ip6frag_expire_frag_queue": Stage.IP_DEFRAG,
+    "ip6_fragment": Stage.IP_OUTPUT,
+    "ip6_finish_output2": Stage.NEIGH,
 }
 
 # Where a failed bpf_redirect() is freed, from either TC direction: skb->tc_at_ingress
@@ -241,6 +262,11 @@ NF_HOOK_STAGES = {
     "br_nf_pre_routing": Stage.NF_PREROUTING,
     "br_nf_forward_ip": Stage.NF_FORWARD,
     "br_nf_post_routing": Stage.NF_POSTROUTING,
+    "ipv6_rcv": Stage.NF_PREROUTING,
+    "ip6_input": Stage.NF_INPUT,
+    "ip6_forward": Stage.NF_FORWARD,
+    "__ip6_local_out": Stage.NF_OUTPUT,
+    "ip6_output": Stage.NF_POSTROUTING,
 }
 
 IP_PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp"}

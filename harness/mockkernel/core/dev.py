@@ -186,8 +186,6 @@ def netif_receive_skb(skb: SkBuff) -> None:
     try:
         deliver = ptype_base[skb.protocol]
     except KeyError:
-        if skb.protocol == ETH_P_IPV6 and skb.net.sysctl.values["net.ipv6.conf.all.disable_ipv6"]:
-            return kfree_skb(skb, DropReason.IPV6DISABLED, Stage.SKB, "ipv6_rcv")
         skb.dev.stats.rx_dropped += 1
         return kfree_skb(skb, DropReason.UNHANDLED_PROTO, Stage.SKB, "__netif_receive_skb_core")
     deliver(skb)
@@ -380,6 +378,7 @@ def loopback_xmit(skb: SkBuff) -> None:
     lo.stats.tx_packets += 1
     lo.stats.rx_packets += 1
     skb.pkt_type = PACKET_HOST
-    skb.protocol = ETH_P_IP
+    if skb.protocol != ETH_P_IPV6:  # IPv4's output leaves it unset
+        skb.protocol = ETH_P_IP
     skb.data = skb.network_header
     netif_rx(skb)  # skb_dst_force(): the output route's dst stays on the skb

@@ -70,7 +70,7 @@ def ipv6_find_hdr(buf: bytearray, nh: int, end: int, target: int, flags: int = 0
             if frag_off:
                 following = buf[start + OPT_NEXTHDR]
                 if target < 0 and (following not in EXTENSION_HEADERS or following == NEXTHDR_NONE):
-                    return following, start, frag_off, flags
+                    return following, 0, frag_off, flags  # returns before *offset is set
                 if not found:
                     return -errno.ENOENT, start, fragoff, flags
                 fragoff = frag_off

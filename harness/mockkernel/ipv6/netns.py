@@ -4,7 +4,10 @@
 `fib_tables` by id (ipv6/ip6_fib.py Fib6Table; fib6_net_init() makes local
 and main), `fib6_sernum`, bumped by every FIB change (fib6_update_sernum()):
 the input routes cached on the routes (route.py) are stale once it moved;
-`devconf_all`/`devconf_dflt` and DAD's `ndisc_send_ns` (addrconf.py, ndisc.py).
+`devconf_all`/`devconf_dflt` and DAD's `ndisc_send_ns` (addrconf.py, ndisc.py);
+`icmpv6_send`, ICMPv6's sender for the modules below it (icmpv6_init(),
+inet6_register_icmp_sender()); `frags`, the reassembly queues (reassembly.py);
+`flowlabel_secret`, the key of automatic flow labels (icmp.py), drawn at first use.
 """
 from __future__ import annotations
 
@@ -23,3 +26,6 @@ class NetnsIpv6:
         # neighbour discovery's solicitation sender, for DAD, and the neighbour output
         # ip6_finish_output2() hands packets to, fn(skb, nexthop) (ipv6/ndisc.py ndisc_init())
         self.ndisc_send_ns = self.neigh_output = None
+        self.icmpv6_send = None
+        self.frags: dict = {}
+        self.flowlabel_secret: bytes | None = None

@@ -197,6 +197,12 @@ def ip6_route_output(net, daddr: bytes, oif: int | None = None) -> Rt6Info:
     return ip6_rt_dst(net, f6i)
 
 
+def icmp6_dst_alloc(net, dev: NetDevice, daddr: bytes) -> Rt6Info:
+    """icmp6_dst_alloc(): a route out of `dev` straight to `daddr`, outside
+    the FIB, for neighbour discovery's messages."""
+    return Rt6Info(RT6_LOCAL, RTN_UNICAST, dev, gateway=daddr)
+
+
 def fib6_update_sernum(net) -> None:
     """Every table change retires the routes cached for input."""
     net.ipv6.fib6_sernum += 1

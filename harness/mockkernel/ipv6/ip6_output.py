@@ -1,0 +1,246 @@
+"""IPv6 output and forwarding (net/ipv6/ip6_output.c): ip6_forward,
+ip6_local_out, ip6_xmit, ip6_output, ip6_fragment, ip6_finish_output2,
+ip6_dst_lookup (the source address of a locally sent packet).
+
+ip6_forward(), in the kernel's order: with net.ipv6.conf.all.forwarding 0
+the packet is dropped IP_INADDRERRORS (no ICMP); a frame for another host is
+dropped; hop limit 1 or less is answered with time exceeded (hop limit) and
+IP_INHDR; an unspecified, multicast or loopback source is IP_INADDRERRORS,
+a link-local one is answered with destination unreachable (beyond scope,
+ICMPV6_NOT_NEIGHBOUR) first; a packet over the egress MTU is answered with
+packet too big carrying the MTU and dropped PKT_TOO_BIG (routers never
+fragment). The MTU is the egress device's (ip6_dst_mtu_maybe_forward(): a
+route's mtu metric counts for forwarding only when locked), at least 1280.
+Then the hop limit goes down by one (no checksum in IPv6), the FORWARD hook,
+and ip6_output().
+ip6_output(): skb->protocol ETH_P_IPV6, IPV6DISABLED on a device with IPv6
+off, the POSTROUTING hook, ip6_fragment() for a packet over the path MTU
+(only one a local socket allowed to fragment, ignore_df; else packet too big
+to itself), then ip6_finish_output2(): a multicast destination of scope
+interface-local or less never leaves a device other than lo, and the next
+hop's neighbour (the ND table's output, ndisc.py) takes the packet.
+ip6_fragment(): each fragment holds the unfragmentable headers, a fragment
+header (one identification for all, from a seeded generator where Linux
+hashes) and (mtu - headers - 8) & ~7 bytes of the rest.
+Left out: redirects (the ingress and egress device are the same), router
+alert delivery to raw sockets, proxy NDP, GSO, IPsec, SNMP6 counters.
+"""
+from __future__ import annotations
+
+import errno
+
+from harness.dropreason import DropReason
+from harness.journey import Hop, Stage
+from harness.mockkernel.core import dev as core_dev
+from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree_skb
+from harness.mockkernel.ipv6 import addrconf, route
+from harness.mockkernel.netfilter.core import NF_INET_FORWARD, NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING, \
+    NFPROTO_IPV6, nf_hook
+from harness.mockkernel.wire.ethernet import ETH_P_IPV6
+from harness.mockkernel.wire.icmpv6 import (ICMPV6_DEST_UNREACH, ICMPV6_EXC_HOPLIMIT, ICMPV6_NOT_NEIGHBOUR,
+                                            ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED)
+from harness.mockkernel.wire.ipv6 import (ADDRS, DADDR_FIELD, FRAG_HEADER, FRAG_HLEN, HOP_LIMIT, IP6_MF,
+                                          IPV6_ADDR_ANY, IPV6_ADDR_LINKLOCAL, IPV6_ADDR_LOOPBACK,
+                                          IPV6_ADDR_MULTICAST, IPV6_ADDR_SCOPE_NODELOCAL, IPV6_HLEN, IPV6_MIN_MTU,
+                                          NEXTHDR, NEXTHDR_DEST, NEXTHDR_FRAGMENT, NEXTHDR_HOP, NEXTHDR_ROUTING,
+                                          OPT_NEXTHDR, Ipv6Packet, build_header, exthdr_len, ipv6_addr_type,
+                                          mc_scope)
+
+HOP_FORWARD_OK = Hop(Stage.IP_FORWARD, "ip6_forward", "OK")
+ALL_FORWARDING = "net.ipv6.conf.all.forwarding"
+
+
+def ip6_dev_mtu(dev) -> int:
+    """The device's IPv6 MTU, idev->cnf.mtu6 (IPV6_MIN_MTU without an inet6_dev)."""
+    idev = addrconf.__in6_dev_get(dev)
+    return idev.cnf.mtu6 if idev is not None else IPV6_MIN_MTU
+
+
+def ip6_dst_mtu(rt: route.Rt6Info) -> int:
+    """ip6_mtu(): the route's mtu metric, else the device's IPv6 MTU."""
+    return rt.mtu or ip6_dev_mtu(rt.dev)
+
+
+def ip6_dst_mtu_forward(rt: route.Rt6Info) -> int:
+    """ip6_dst_mtu_maybe_forward(dst, true): the egress device's IPv6 MTU."""
+    return ip6_dev_mtu(rt.dev)
+
+
+def ip6_dst_hoplimit(rt: route.Rt6Info) -> int:
+    """ip6_dst_hoplimit(): the device conf's hop_limit (no hoplimit metric here)."""
+    idev = addrconf.__in6_dev_get(rt.dev)
+    return idev.cnf.hop_limit if idev is not None else 64
+
+
+def ip6_forward(skb: SkBuff) -> None:
+    net, rt = skb.net, skb.dst
+    if not net.sysctl.values[ALL_FORWARDING]:
+        return kfree_skb(skb, DropReason.IP_INADDRERRORS, Stage.IP_FORWARD, "ip6_forward")
+    if skb.pkt_type != PACKET_HOST:
+        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_FORWARD, "ip6_forward")
+    buf, nh = skb.buf, skb.network_header
+    hop_limit = buf[nh + HOP_LIMIT]
+    if hop_limit <= 1:
+        net.tracer.hop(skb, Stage.IP_FORWARD, "ip6_forward", "HOPLIMIT_EXCEEDED", f"hlim={hop_limit}")
+        net.ipv6.icmpv6_send(skb, ICMPV6_TIME_EXCEED, ICMPV6_EXC_HOPLIMIT, 0)
+        return kfree_skb(skb, DropReason.IP_INHDR, Stage.IP_FORWARD, "ip6_forward")
+    out = rt.dev
+    if skb.skb_iif != out.ifindex:  # a redirect's case (the same device) is left out
+        saddr_type = ipv6_addr_type(ADDRS.unpack_from(buf, nh)[0])
+        if saddr_type == IPV6_ADDR_ANY or saddr_type & (IPV6_ADDR_MULTICAST | IPV6_ADDR_LOOPBACK):
+            return kfree_skb(skb, DropReason.IP_INADDRERRORS, Stage.IP_FORWARD, "ip6_forward")
+        if saddr_type & IPV6_ADDR_LINKLOCAL:
+            net.ipv6.icmpv6_send(skb, ICMPV6_DEST_UNREACH, ICMPV6_NOT_NEIGHBOUR, 0)
+            return kfree_skb(skb, DropReason.IP_INADDRERRORS, Stage.IP_FORWARD, "ip6_forward")
+    mtu = max(ip6_dst_mtu_forward(rt), IPV6_MIN_MTU)
+    if skb.tail - nh > mtu and not skb.ignore_df:  # ip6_pkt_too_big()
+        net.tracer.hop(skb, Stage.IP_FORWARD, "ip6_forward", "PKT_TOOBIG", f"len={skb.tail - nh} mtu={mtu}")
+        skb.dev = out
+        net.ipv6.icmpv6_send(skb, ICMPV6_PKT_TOOBIG, 0, mtu)
+        return kfree_skb(skb, DropReason.PKT_TOO_BIG, Stage.IP_FORWARD, "ip6_forward")
+    buf[nh + HOP_LIMIT] = hop_limit - 1
+    journey = skb.journey
+    if journey is not None:
+        journey.hops.append(HOP_FORWARD_OK)
+    hookfns = net.nf_hooks.ipv6[NF_INET_FORWARD]
+    if hookfns and not nf_hook(skb, NF_INET_FORWARD, skb.dev, out, hookfns, NFPROTO_IPV6):
+        return
+    ip6_output(skb)
+
+
+def ip6_local_out(skb: SkBuff) -> None:
+    """__ip6_local_out(): payload_len from the packet, the OUTPUT hook, dst_output()."""
+    nh = skb.network_header
+    length = skb.tail - nh - IPV6_HLEN
+    Ipv6Packet(skb.buf, nh).payload_len = length if length <= 0xFFFF else 0
+    skb.protocol = ETH_P_IPV6
+    net = skb.net
+    hookfns = net.nf_hooks.ipv6[NF_INET_LOCAL_OUT]
+    if hookfns and not nf_hook(skb, NF_INET_LOCAL_OUT, None, skb.dst.dev, hookfns, NFPROTO_IPV6):
+        return
+    ip6_output(skb)
+
+
+def ip6_xmit(skb: SkBuff, saddr: bytes, daddr: bytes, nexthdr: int, hop_limit: int, tclass: int = 0,
+             flowlabel: int = 0) -> None:
+    """ip6_xmit() for TCP: the IPv6 header pushed in front of the segment at
+    skb.data (skb.dst set), then the OUTPUT hook; a segment over the path MTU
+    that may not be fragmented is EMSGSIZE to the sender, freed here."""
+    payload_len = skb.tail - skb.data
+    data = skb.push(IPV6_HLEN)
+    skb.buf[data:data + IPV6_HLEN] = build_header(saddr, daddr, nexthdr, payload_len, hop_limit, tclass, flowlabel)
+    skb.network_header, skb.transport_header = data, data + IPV6_HLEN
+    skb.protocol = ETH_P_IPV6
+    if skb.tail - data > ip6_dst_mtu(skb.dst) and not skb.ignore_df and not skb.gso_size:
+        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_OUTPUT, "ip6_xmit")
+    net = skb.net
+    hookfns = net.nf_hooks.ipv6[NF_INET_LOCAL_OUT]
+    if hookfns and not nf_hook(skb, NF_INET_LOCAL_OUT, None, skb.dst.dev, hookfns, NFPROTO_IPV6):
+        return
+    ip6_output(skb)
+
+
+def ip6_output(skb: SkBuff) -> None:
+    net, rt = skb.net, skb.dst
+    skb.protocol = ETH_P_IPV6
+    indev, skb.dev = skb.dev, rt.dev
+    if route.ipv6_disabled(net, rt.dev):
+        return kfree_skb(skb, DropReason.IPV6DISABLED, Stage.IP_OUTPUT, "ip6_output")
+    hookfns = net.nf_hooks.ipv6[NF_INET_POST_ROUTING]
+    if hookfns and not nf_hook(skb, NF_INET_POST_ROUTING, indev, rt.dev, hookfns, NFPROTO_IPV6):
+        return
+    ip6_finish_output(skb)
+
+
+def ip6_finish_output(skb: SkBuff) -> None:
+    mtu = ip6_dst_mtu(skb.dst)
+    if skb.tail - skb.network_header > mtu and not skb.gso_size:
+        return ip6_fragment(skb, mtu)
+    ip6_finish_output2(skb)
+
+
+def ip6_finish_output2(skb: SkBuff) -> None:
+    """A multicast destination of interface-local scope never leaves a real
+    device; then the next hop's neighbour output (lo transmits directly)."""
+    net, rt, dev = skb.net, skb.dst, skb.dev
+    daddr = DADDR_FIELD.unpack_from(skb.buf, skb.network_header)[0]
+    if daddr[0] == 0xFF and mc_scope(daddr) <= IPV6_ADDR_SCOPE_NODELOCAL and not dev.is_loopback:
+        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_OUTPUT, "ip6_finish_output2")
+    if dev.is_loopback:
+        return core_dev.dev_queue_xmit(skb)
+    net.ipv6.neigh_output(skb, rt.nexthop(daddr))
+
+
+def ip6_find_1stfragopt(buf: bytearray, nh: int, tail: int) -> tuple[int, int]:
+    """(length of the unfragmentable part, offset of the next-header field
+    that will name the fragment header): hop-by-hop, routing, and
+    destination options unless they follow a routing header."""
+    offset, nhoff = IPV6_HLEN, NEXTHDR
+    found_rhdr = False
+    while offset <= tail - nh:
+        nexthdr = buf[nh + nhoff]
+        if nexthdr == NEXTHDR_ROUTING:
+            found_rhdr = True
+        elif nexthdr == NEXTHDR_DEST:
+            if found_rhdr:
+                return offset, nhoff
+        elif nexthdr != NEXTHDR_HOP:
+            return offset, nhoff
+        nhoff = offset + OPT_NEXTHDR
+        offset += exthdr_len(buf, nh + offset, nexthdr)
+    return offset, nhoff
+
+
+def ip6_fragment(skb: SkBuff, mtu: int) -> None:
+    """ip6_fragment()'s slow path: a packet no local socket allowed to
+    fragment gets packet too big (to its own source) instead."""
+    net = skb.net
+    if not skb.ignore_df:
+        net.tracer.hop(skb, Stage.IP_OUTPUT, "ip6_fragment", "PKT_TOOBIG", f"mtu={mtu}")
+        net.ipv6.icmpv6_send(skb, ICMPV6_PKT_TOOBIG, 0, mtu)
+        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_OUTPUT, "ip6_fragment")
+    buf, nh = skb.buf, skb.network_header
+    hlen, nhoff = ip6_find_1stfragopt(buf, nh, skb.tail)
+    space = (mtu - hlen - FRAG_HLEN) & ~7
+    headers = bytearray(buf[nh:nh + hlen])
+    nexthdr = headers[nhoff]
+    headers[nhoff] = NEXTHDR_FRAGMENT
+    payload = bytes(buf[nh + hlen:skb.tail])
+    ident = net.random.getrandbits(32)  # ipv6_select_ident(): a keyed hash of the addresses on Linux
+    offset, fragments = 0, []
+    while offset < len(payload):
+        chunk = payload[offset:offset + space] if len(payload) - offset > mtu - hlen - FRAG_HLEN else \
+            payload[offset:]
+        more = offset + len(chunk) < len(payload)
+        frag = alloc_skb(bytes(headers) + FRAG_HEADER.pack(nexthdr, offset | (IP6_MF if more else 0), ident)
+                         + chunk)
+        frag.net, frag.dst, frag.dev, frag.mark, frag.protocol = net, skb.dst, skb.dev, skb.mark, ETH_P_IPV6
+        frag.network_header, frag.transport_header = frag.data, frag.data + hlen + FRAG_HLEN
+        Ipv6Packet(frag.buf, frag.data).payload_len = hlen + FRAG_HLEN + len(chunk) - IPV6_HLEN
+        net.tracer.start(frag, f"fragment off={offset} len={len(chunk)} of "
+                               f"{skb.journey.packet if skb.journey else ''}", parent=skb)
+        net.tracer.hop(frag, Stage.IP_OUTPUT, "ip6_fragment", "FRAGMENT", f"off={offset} len={len(chunk)}")
+        fragments.append(frag)
+        offset += len(chunk)
+    net.tracer.hop(skb, Stage.IP_OUTPUT, "ip6_fragment", "FRAGMENTED", f"{len(fragments)} fragments, mtu={mtu}")
+    for frag in fragments:
+        ip6_finish_output2(frag)
+
+
+def ip6_dst_lookup(net, daddr: bytes, saddr: bytes | None = None, oif: int | None = None) -> \
+        tuple[route.Rt6Info, bytes] | int:
+    """ip6_dst_lookup_tail(): the output route and the source address
+    (the route's preferred source, else ipv6_dev_get_saddr() on its device),
+    or an errno."""
+    rt = route.ip6_route_output(net, daddr, oif)
+    if saddr is None:
+        from_ = rt.f6i if not rt.error else None
+        if from_ is not None and from_.prefsrc is not None:
+            saddr = from_.prefsrc
+        else:
+            saddr = addrconf.ipv6_dev_get_saddr(net, rt.dev if not rt.error else None, daddr)
+            if saddr is None:
+                return errno.EADDRNOTAVAIL
+    if rt.error:
+        return rt.error
+    return rt, saddr

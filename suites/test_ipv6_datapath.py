@@ -1,0 +1,137 @@
+"""The IPv6 datapath (net/ipv6/): ICMPv6 echo, the errors a router and a host
+send (hop limit exceeded, packet too big, port unreachable, no route), and
+forwarding with net.ipv6.conf.all.forwarding."""
+from __future__ import annotations
+
+from scapy.layers.inet import UDP
+from scapy.layers.inet6 import (ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6PacketTooBig,
+                                ICMPv6TimeExceeded, IPv6)
+
+from harness.packets import Mask
+from harness.testing import drops
+
+PAYLOAD = b"packet-journey"
+FAR = "2001:db8:99::7"  # no route leads there
+
+
+def auto_flowlabel(frame) -> Mask:
+    """What the DUT sends from its own sockets carries an automatic flow label
+    (net.ipv6.auto_flowlabels 1): a hash of the flow keyed by a boot secret."""
+    return Mask(frame).ignore(IPv6, "fl", "auto_flowlabels: the flow's hash under a random key")
+
+
+def icmp6_error(host, icmp, offending) -> Mask:
+    """An ICMPv6 error from the DUT's address on the host's wire, quoting the packet."""
+    return auto_flowlabel(host.from_dut6(src=host.dut_ip6, dst=host.ip6, hlim=64) / icmp /
+                          bytes(offending[IPv6])[:1232])
+
+
+def test_echo_request_is_answered_from_the_address_it_was_sent_to(target, hosts6):
+    h0 = hosts6[0]
+    target.send(h0.port, h0.to_dut6(tc=0x20) / ICMPv6EchoRequest(id=7, seq=3, data=PAYLOAD))
+    # icmpv6_echo_reply(): the request's traffic class, hop limit 64 (conf hop_limit)
+    target.expect(h0.port, auto_flowlabel(h0.from_dut6(src=h0.dut_ip6, dst=h0.ip6, hlim=64, tc=0x20) /
+                                          ICMPv6EchoReply(id=7, seq=3, data=PAYLOAD)))
+    target.expect_nothing()
+    assert drops(target) == []
+
+
+def test_echo_request_with_a_bad_checksum_is_dropped_icmp_csum(target, hosts6):
+    h0 = hosts6[0]
+    target.send(h0.port, h0.to_dut6() / ICMPv6EchoRequest(id=7, seq=3, cksum=0x1234))
+    target.expect_nothing()
+    assert drops(target) == [("ICMP_CSUM", "L4", "icmpv6_rcv")]
+
+
+def test_echo_ignore_all_drops_the_request_unanswered(target, hosts6):
+    h0 = hosts6[0]
+    target.sh("sysctl -w net.ipv6.icmp.echo_ignore_all=1")
+    target.send(h0.port, h0.to_dut6() / ICMPv6EchoRequest(id=7, seq=3))
+    target.expect_nothing()
+    assert drops(target) == [("NOT_SPECIFIED", "L4", "icmpv6_rcv")]
+
+
+def test_udp_to_a_closed_port_is_answered_with_port_unreachable(target, hosts6):
+    h0 = hosts6[0]
+    sent = h0.to_dut6() / UDP(sport=1111, dport=9) / PAYLOAD
+    target.send(h0.port, sent)
+    target.expect(h0.port, icmp6_error(h0, ICMPv6DestUnreach(code=4), sent))
+    target.expect_nothing()
+    assert drops(target) == [("NO_SOCKET", "L4", "__udp6_lib_rcv")]
+
+
+def test_a_short_udp_datagram_with_a_bad_checksum_is_udp_csum_before_the_port_lookup(target, hosts6):
+    """udp6_csum_init(): up to 76 bytes (CHECKSUM_BREAK) the checksum is verified at once."""
+    h0 = hosts6[0]
+    target.send(h0.port, h0.to_dut6() / UDP(sport=1111, dport=9, chksum=0x4321) / PAYLOAD)
+    target.expect_nothing()
+    assert drops(target) == [("UDP_CSUM", "L4", "__udp6_lib_rcv")]
+
+
+def test_a_longer_udp_datagram_with_a_bad_checksum_to_a_closed_port_is_no_socket_unanswered(target, hosts6):
+    """Past 76 bytes the check waits: __udp6_lib_rcv() has set NO_SOCKET when it finds the
+    checksum bad, which only keeps the port unreachable from being sent."""
+    h0 = hosts6[0]
+    target.send(h0.port, h0.to_dut6() / UDP(sport=1111, dport=9, chksum=0x4321) / (b"y" * 100))
+    target.expect_nothing()
+    assert drops(target) == [("NO_SOCKET", "L4", "__udp6_lib_rcv")]
+
+
+def test_forwarded_packet_leaves_with_its_hop_limit_decremented(target, router6):
+    h0, h1 = router6[0], router6[1]
+    sent = h0.to_dut6(dst=h1.ip6, hlim=64, fl=0x12345) / UDP(sport=1111, dport=2222) / PAYLOAD
+    target.send(h0.port, sent)
+    target.expect(h1.port, h1.from_dut6(src=h0.ip6, dst=h1.ip6, hlim=63, fl=0x12345) /
+                  UDP(sport=1111, dport=2222) / PAYLOAD)
+    target.expect_nothing()
+    assert drops(target) == []
+
+
+def test_without_forwarding_a_packet_for_another_host_is_dropped_inaddrerrors(target, hosts6):
+    h0, h1 = hosts6[0], hosts6[1]
+    target.send(h0.port, h0.to_dut6(dst=h1.ip6) / UDP(sport=1, dport=2) / PAYLOAD)
+    target.expect_nothing()
+    assert drops(target) == [("IP_INADDRERRORS", "IP_FORWARD", "ip6_forward")]
+
+
+def test_hop_limit_1_is_answered_with_time_exceeded_before_the_forward_hook(target, router6):
+    h0, h1 = router6[0], router6[1]
+    sent = h0.to_dut6(dst=h1.ip6, hlim=1) / UDP(sport=1111, dport=2222) / PAYLOAD
+    target.send(h0.port, sent)
+    target.expect(h0.port, icmp6_error(h0, ICMPv6TimeExceeded(code=0), sent))
+    target.expect_nothing()
+    assert drops(target) == [("IP_INHDR", "IP_FORWARD", "ip6_forward")]
+
+
+def test_a_packet_over_the_egress_mtu_gets_packet_too_big_with_the_mtu(target, router6):
+    """Routers never fragment IPv6: ip6_forward() answers with the egress MTU."""
+    h0, h1 = router6[0], router6[1]
+    target.sh(f"ip link set {h1.port.name} mtu 1280")
+    sent = h0.to_dut6(dst=h1.ip6) / UDP(sport=1111, dport=2222) / (b"x" * 1300)
+    target.send(h0.port, sent)
+    target.expect(h0.port, icmp6_error(h0, ICMPv6PacketTooBig(mtu=1280), sent))
+    target.expect_nothing()
+    assert drops(target) == [("PKT_TOO_BIG", "IP_FORWARD", "ip6_forward")]
+
+
+def test_no_route_is_answered_with_destination_unreachable_no_route_even_without_forwarding(target, hosts6):
+    h0 = hosts6[0]
+    sent = h0.to_dut6(dst=FAR) / UDP(sport=1, dport=2) / PAYLOAD
+    target.send(h0.port, sent)
+    target.expect(h0.port, icmp6_error(h0, ICMPv6DestUnreach(code=0), sent))
+    target.expect_nothing()
+    # answered whether or not the host forwards (ip6_pkt_drop(), inlined into ip6_pkt_discard)
+    assert drops(target) == [("IP_INNOROUTES", "ROUTING", "ip6_pkt_discard")]
+
+
+def test_prohibit_route_answers_administratively_prohibited_and_blackhole_nothing(target, router6):
+    h0 = router6[0]
+    target.sh("ip -6 route add prohibit 2001:db8:98::/64")
+    target.sh("ip -6 route add blackhole 2001:db8:97::/64")
+    prohibited = h0.to_dut6(dst="2001:db8:98::1") / UDP(sport=1, dport=2) / PAYLOAD
+    target.send(h0.port, prohibited)
+    target.expect(h0.port, icmp6_error(h0, ICMPv6DestUnreach(code=1), prohibited))
+    target.send(h0.port, h0.to_dut6(dst="2001:db8:97::1") / UDP(sport=1, dport=2) / PAYLOAD)
+    target.expect_nothing()
+    assert drops(target) == [("IP_INNOROUTES", "ROUTING", "ip6_pkt_prohibit"),
+                             ("NOT_SPECIFIED", "ROUTING", "dst_discard_out")]
