@@ -62,14 +62,21 @@ def test_dump_is_the_post_order_walk_of_the_prefix_tree_with_each_nodes_routes_b
     assert list(table) == _post_order(by_node)
 
 
+def _kernel_with_ipv6() -> Kernel:
+    """A DUT with IPv6 on and its FIB emptied of addrconf's routes (link-local, multicast, ::1)."""
+    net = Kernel()
+    net.sysctl.write("net.ipv6.conf.all.disable_ipv6", "0")
+    for table in net.ipv6.fib_tables.values():
+        table.flush(lambda f6i: True)
+    return net
+
+
 @settings(max_examples=150, deadline=None, database=None)
 @given(st.lists(routes, max_size=25), st.integers(0, 0xFFFF), st.sampled_from([0, UP, DOWN]))
 def test_lookup_takes_the_longest_prefix_with_a_usable_route_of_lowest_metric(f6is, top, oif):
     """Routes out of the down port are never used; of the longest prefix with
     any usable route, the lowest metric, a route out of `oif` first."""
-    net = Kernel()
-    net.sysctl.write("net.ipv6.conf.all.addr_gen_mode", "1")  # no link-local, so no fe80::/64 in main
-    net.sysctl.write("net.ipv6.conf.all.disable_ipv6", "0")
+    net = _kernel_with_ipv6()
     net.devices[DOWN].up = False
     table = net.ipv6.fib_tables[254]
     for f6i in f6is:
@@ -87,13 +94,6 @@ def test_lookup_takes_the_longest_prefix_with_a_usable_route_of_lowest_metric(f6
     longest = max(r.dst_len for r in usable)
     lowest = min(r.metric for r in usable if r.dst_len == longest)
     assert got.dst_len == longest and got.metric == lowest and got.ifindex == UP
-
-
-def _kernel_with_ipv6() -> Kernel:
-    net = Kernel()
-    net.sysctl.write("net.ipv6.conf.all.addr_gen_mode", "1")  # no link-local, so no fe80::/64 in main
-    net.sysctl.write("net.ipv6.conf.all.disable_ipv6", "0")
-    return net
 
 
 def _cfg(prefix: str, plen: int, **kw) -> route.Fib6Config:

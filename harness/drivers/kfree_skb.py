@@ -210,9 +210,9 @@ LOCATION_STAGES = {
     "dst_discard_out": Stage.ROUTING,        # a blackhole route
     "ip6_mc_input": Stage.ROUTING,
     "ip6_forward": Stage.IP_FORWARD,
-    "ip6_protocol_deliver_rcu": Stage.L4,    # IP_NOPROTO
+    "ip6_input_finish": Stage.L4,            # IP_NOPROTO (ip6_protocol_deliver_rcu inlined)
     "ip6_parse_tlv": Stage.L4,               # options of hop-by-hop and destination headers
-    "icmpv6_param_prob_reason": Stage.L4,    # every drop that sends a parameter problem
+    "ip6_tlvopt_unknown": Stage.L4,          # an unknown option (icmpv6_param_prob_reason inlined)
     "ipv6_destopt_rcv": Stage.L4,
     "ipv6_rthdr_rcv": Stage.L4,
     "icmpv6_rcv": Stage.L4,
@@ -220,7 +220,7 @@ LOCATION_STAGES = {
     "udpv6_queue_rcv_one_skb": Stage.SOCKET,
     "ipv6_frag_rcv": Stage.IP_DEFRAG,
     "ip6_frag_queue": Stage.IP_DEFRAG,
-    "ip6frag_expire_frag_queue": Stage.IP_DEFRAG,
+    "ip6_frag_expire": Stage.IP_DEFRAG,      # ip6frag_expire_frag_queue() inlined
     "ip6_fragment": Stage.IP_OUTPUT,
     "ip6_finish_output2": Stage.NEIGH,
 }

@@ -29,48 +29,51 @@ from harness.mockkernel.wire.icmpv6 import ICMPV6_HDR_FIELD, ICMPV6_PARAMPROB, I
 from harness.mockkernel.ipv6.protocol import inet6_add_protocol
 from harness.mockkernel.wire.ipv6 import (DADDR_FIELD, IPV6_HLEN, IPV6_MAXPLEN, IPV6_TLV_JUMBO, IPV6_TLV_PAD1,
                                           IPV6_TLV_PADN, IPV6_TLV_ROUTERALERT, NEXTHDR_DEST, NEXTHDR_NONE,
-                                          NEXTHDR_ROUTING, PAYLOAD_LEN, RT_SEGMENTS_LEFT, RT_TYPE, exthdr_len)
+                                          NEXTHDR_ROUTING, RT_SEGMENTS_LEFT, RT_TYPE, TLV_ACTION_REPORT,
+                                          TLV_ACTION_REPORT_UNICAST, TLV_ACTION_SKIP, TLV_DATA, TLV_LEN, TLV_TYPE,
+                                          Ipv6Packet, exthdr_len, jumbo_payload_len, tlv_action)
 
 IPV6_TLV_CALIPSO, IPV6_TLV_IOAM = 0x07, 0x31
 IP6_DEFAULT_MAX_OPTS_CNT = 8  # max_hbh_opts_number, max_dst_opts_number
 # every option and routing header drop is L4's, the stage the lab gives their locations
-# (ip6_parse_tlv, icmpv6_param_prob_reason) whether the header came before or after PREROUTING
+# (ip6_parse_tlv, ip6_tlvopt_unknown) whether the header came before or after PREROUTING
 EXTHDR_STAGE = Stage.L4
 
 
-def _u16(buf: bytearray, off: int) -> int:
-    return int.from_bytes(buf[off:off + 2], "big")
-
-
-def icmpv6_param_prob_reason(skb: SkBuff, code: int, pos: int, reason: DropReason) -> bool:
-    """icmp.c icmpv6_param_prob_reason(): the parameter problem, then the drop there."""
+def icmpv6_param_prob_reason(skb: SkBuff, code: int, pos: int, reason: DropReason, stage: Stage,
+                             location: str) -> bool:
+    """icmpv6_param_prob_reason(): the parameter problem, then the drop, which
+    the lab sees in the caller it is inlined into (`location`)."""
     skb.net.ipv6.icmpv6_send(skb, ICMPV6_PARAMPROB, code, pos)
-    kfree_skb(skb, reason, EXTHDR_STAGE, "icmpv6_param_prob_reason")
+    kfree_skb(skb, reason, stage, location)
     return False
 
 
 def ip6_tlvopt_unknown(skb: SkBuff, optoff: int) -> bool:
     """An option of unknown type, by its two top bits; True to skip it."""
-    action = skb.buf[skb.network_header + optoff] >> 6
-    if action == 0:
+    action = tlv_action(skb.buf[skb.network_header + optoff + TLV_TYPE])
+    if action == TLV_ACTION_SKIP:
         return True
     daddr = DADDR_FIELD.unpack_from(skb.buf, skb.network_header)[0]
-    if action == 2 or (action == 3 and daddr[0] != 0xFF):
-        return icmpv6_param_prob_reason(skb, ICMPV6_UNK_OPTION, optoff, DropReason.UNHANDLED_PROTO)
-    kfree_skb(skb, DropReason.UNHANDLED_PROTO, EXTHDR_STAGE, "ip6_parse_tlv")
+    if action == TLV_ACTION_REPORT or (action == TLV_ACTION_REPORT_UNICAST and daddr[0] != 0xFF):
+        return icmpv6_param_prob_reason(skb, ICMPV6_UNK_OPTION, optoff, DropReason.UNHANDLED_PROTO, EXTHDR_STAGE,
+                                        "ip6_tlvopt_unknown")
+    kfree_skb(skb, DropReason.UNHANDLED_PROTO, EXTHDR_STAGE, "ip6_tlvopt_unknown")
     return False
 
 
 def _hop_jumbo(skb: SkBuff, optoff: int) -> bool:
     """ipv6_hop_jumbo(): 4 bytes at 4n+2, a length over 65535, payload_len 0."""
     buf, nh = skb.buf, skb.network_header
-    if buf[nh + optoff + 1] != 4 or optoff & 3 != 2:
+    if buf[nh + optoff + TLV_LEN] != 4 or optoff & 3 != 2:
         kfree_skb(skb, DropReason.IP_INHDR, EXTHDR_STAGE, "ip6_parse_tlv")
         return False
-    if int.from_bytes(buf[nh + optoff + 2:nh + optoff + 6], "big") <= IPV6_MAXPLEN:
-        return icmpv6_param_prob_reason(skb, ICMPV6_HDR_FIELD, optoff + 2, DropReason.IP_INHDR)
-    if _u16(buf, nh + PAYLOAD_LEN):
-        return icmpv6_param_prob_reason(skb, ICMPV6_HDR_FIELD, optoff, DropReason.IP_INHDR)
+    if jumbo_payload_len(buf, nh + optoff) <= IPV6_MAXPLEN:
+        return icmpv6_param_prob_reason(skb, ICMPV6_HDR_FIELD, optoff + TLV_DATA, DropReason.IP_INHDR,
+                                        EXTHDR_STAGE, "ip6_parse_tlv")
+    if Ipv6Packet(buf, nh).payload_len:
+        return icmpv6_param_prob_reason(skb, ICMPV6_HDR_FIELD, optoff, DropReason.IP_INHDR, EXTHDR_STAGE,
+                                        "ip6_parse_tlv")
     kfree_skb(skb, DropReason.PKT_TOO_SMALL, EXTHDR_STAGE, "ip6_parse_tlv")  # no frame here is that long
     return False
 
@@ -94,12 +97,12 @@ def ip6_parse_tlv(hopbyhop: bool, skb: SkBuff, max_count: int) -> bool:
             continue
         if length < 2:
             break
-        optlen = buf[nh + off + 1] + 2
+        optlen = buf[nh + off + TLV_LEN] + TLV_DATA
         if optlen > length:
             break
         if opt == IPV6_TLV_PADN:
             padlen += optlen
-            if padlen > 7 or any(buf[nh + off + 2:nh + off + optlen]):
+            if padlen > 7 or any(buf[nh + off + TLV_DATA:nh + off + optlen]):
                 break
         else:
             tlv_count += 1
@@ -120,7 +123,7 @@ def ip6_parse_tlv(hopbyhop: bool, skb: SkBuff, max_count: int) -> bool:
 def _known_option(hopbyhop: bool, skb: SkBuff, opt: int, off: int) -> bool:
     buf, nh = skb.buf, skb.network_header
     if hopbyhop and opt == IPV6_TLV_ROUTERALERT:
-        if buf[nh + off + 1] == 2:
+        if buf[nh + off + TLV_LEN] == 2:
             return True
         kfree_skb(skb, DropReason.IP_INHDR, EXTHDR_STAGE, "ip6_parse_tlv")
         return False
@@ -188,7 +191,8 @@ def ipv6_rthdr_rcv(skb: SkBuff) -> bool:
         skb.cb["nhoff"] = th - nh
         skb.transport_header += extlen
         return True
-    return icmpv6_param_prob_reason(skb, ICMPV6_HDR_FIELD, th - nh + RT_TYPE, DropReason.NOT_SPECIFIED)
+    return icmpv6_param_prob_reason(skb, ICMPV6_HDR_FIELD, th - nh + RT_TYPE, DropReason.NOT_SPECIFIED,
+                                    EXTHDR_STAGE, "ipv6_rthdr_rcv")
 
 
 def nodata_rcv(skb: SkBuff) -> bool:

@@ -109,7 +109,7 @@ def _is_ineligible(skb: SkBuff) -> bool:
 def _opt_unrec(skb: SkBuff, offset: int) -> bool:
     """A parameter problem about an option whose type bits are 10: reported even to multicast."""
     pos = skb.network_header + offset
-    return pos >= skb.tail or skb.buf[pos] & 0xC0 == 0x80
+    return pos >= skb.tail or ipv6.tlv_action(skb.buf[pos]) == ipv6.TLV_ACTION_REPORT
 
 
 def icmp6_send(skb: SkBuff, icmp_type: int, code: int, info: int) -> None:

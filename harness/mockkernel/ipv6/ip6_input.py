@@ -151,7 +151,7 @@ def ip6_protocol_deliver_rcu(skb: SkBuff) -> None:
         if handler is None:
             net.tracer.hop(skb, Stage.L4, "ip6_protocol_deliver_rcu", "NOPROTO", f"nexthdr {nexthdr}")
             net.ipv6.icmpv6_send(skb, ICMPV6_PARAMPROB, ICMPV6_UNK_NEXTHDR, nhoff)
-            return kfree_skb(skb, DropReason.IP_NOPROTO, Stage.L4, "ip6_protocol_deliver_rcu")
+            return kfree_skb(skb, DropReason.IP_NOPROTO, Stage.L4, "ip6_input_finish")  # inlined there
         if not handler(skb):
             return
 

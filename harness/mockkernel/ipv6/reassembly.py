@@ -68,14 +68,14 @@ def ipv6_frag_rcv(skb: SkBuff) -> bool:
     or the datagram this fragment completed), False when it is queued or freed."""
     buf, nh, fh = skb.buf, skb.network_header, skb.transport_header
     if not int.from_bytes(buf[nh + PAYLOAD_LEN:nh + PAYLOAD_LEN + 2], "big") or skb.tail - fh < FRAG_HLEN:
-        return icmpv6_param_prob_reason(skb, ICMPV6_HDR_FIELD, fh - nh, DropReason.NOT_SPECIFIED)
+        return icmpv6_param_prob_reason(skb, ICMPV6_HDR_FIELD, fh - nh, DropReason.NOT_SPECIFIED, STAGE, "ipv6_frag_rcv")
     nexthdr, frag_off, ident = FRAG_HEADER.unpack_from(buf, fh)
     if not frag_off & (IP6_OFFSET | IP6_MF):
         skb.cb["nhoff"] = fh - nh
         skb.transport_header = fh + FRAG_HLEN
         return True
     if _thdr_truncated(skb):
-        return icmpv6_param_prob_reason(skb, ICMPV6_HDR_INCOMP, 0, DropReason.NOT_SPECIFIED)
+        return icmpv6_param_prob_reason(skb, ICMPV6_HDR_INCOMP, 0, DropReason.NOT_SPECIFIED, STAGE, "ipv6_frag_rcv")
     net = skb.net
     saddr, daddr = ADDRS.unpack_from(buf, nh)
     key = (ident, saddr, daddr)
@@ -92,14 +92,14 @@ def ip6_frag_queue(net, fq: FragQueue, skb: SkBuff, fh: int, frag_off: int) -> b
     offset = frag_off & IP6_OFFSET
     end = offset + Ipv6Packet(skb.buf, nh).payload_len - (fh + FRAG_HLEN - nh - IPV6_HLEN)
     if end > IPV6_MAXPLEN:
-        return icmpv6_param_prob_reason(skb, ICMPV6_HDR_FIELD, fh - nh + FRAG_OFF, DropReason.NOT_SPECIFIED)
+        return icmpv6_param_prob_reason(skb, ICMPV6_HDR_FIELD, fh - nh + FRAG_OFF, DropReason.NOT_SPECIFIED, STAGE, "ipv6_frag_rcv")
     if not frag_off & IP6_MF:
         if end < fq.length or (fq.last_in and end != fq.length):
             return _discard_fq(net, fq, skb)
         fq.last_in, fq.length = True, end
     else:
         if end & 0x7:
-            return icmpv6_param_prob_reason(skb, ICMPV6_HDR_FIELD, PAYLOAD_LEN, DropReason.NOT_SPECIFIED)
+            return icmpv6_param_prob_reason(skb, ICMPV6_HDR_FIELD, PAYLOAD_LEN, DropReason.NOT_SPECIFIED, STAGE, "ipv6_frag_rcv")
         if end > fq.length:
             if fq.last_in:
                 return _discard_fq(net, fq, skb)
@@ -170,7 +170,7 @@ def ip6_frag_expire(net, fq: FragQueue) -> None:
     if head is not None:
         head.dev = dev
         net.ipv6.icmpv6_send(head, ICMPV6_TIME_EXCEED, ICMPV6_EXC_FRAGTIME, 0)
-        kfree_skb(head, DropReason.FRAG_REASM_TIMEOUT, STAGE, "ip6frag_expire_frag_queue")
+        kfree_skb(head, DropReason.FRAG_REASM_TIMEOUT, STAGE, "ip6_frag_expire")
     for _, frag in fq.fragments.values():
         kfree_skb(frag, DropReason.FRAG_REASM_TIMEOUT, STAGE, "inet_frag_rbtree_purge")
 

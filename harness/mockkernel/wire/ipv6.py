@@ -57,6 +57,11 @@ OPT_HEADER = struct.Struct("!BB")
 RT_HEADER = struct.Struct("!BBBB")
 # TLV option types (include/uapi/linux/in6.h, ipv6.h)
 IPV6_TLV_PAD1, IPV6_TLV_PADN, IPV6_TLV_ROUTERALERT, IPV6_TLV_JUMBO = 0, 1, 5, 0xC2
+# field offsets of an option (type, length, data) in a hop-by-hop or destination options header
+TLV_TYPE, TLV_LEN, TLV_DATA = 0, 1, 2
+# what a node that does not know an option does, by its type's two top bits (RFC 8200 4.2)
+TLV_ACTION_SKIP, TLV_ACTION_DISCARD, TLV_ACTION_REPORT, TLV_ACTION_REPORT_UNICAST = 0, 1, 2, 3
+_U32 = struct.Struct("!I")
 
 # include/net/ipv6.h / addrconf.h address types
 IPV6_ADDR_ANY, IPV6_ADDR_UNICAST, IPV6_ADDR_MULTICAST = 0x0000, 0x0001, 0x0002
@@ -196,6 +201,16 @@ class Ipv6Packet(HeaderView):
         proto = PROTO_NAMES.get(self.nexthdr, str(self.nexthdr))
         return f"{addr_str(self.saddr)} > {addr_str(self.daddr)} {proto} hlim={self.hop_limit} " \
                f"plen={self.payload_len}"
+
+
+def tlv_action(opt_type: int) -> int:
+    """The action an unknown option's type asks for (TLV_ACTION_*)."""
+    return opt_type >> 6
+
+
+def jumbo_payload_len(buf: bytearray, off: int) -> int:
+    """The 32-bit length a jumbo payload option at `off` carries."""
+    return _U32.unpack_from(buf, off + TLV_DATA)[0]
 
 
 def exthdr_len(buf: bytearray, off: int, nexthdr: int) -> int:
