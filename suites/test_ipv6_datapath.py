@@ -3,9 +3,11 @@ send (hop limit exceeded, packet too big, port unreachable, no route), and
 forwarding with net.ipv6.conf.all.forwarding."""
 from __future__ import annotations
 
+from socket import AF_INET6
+
 from scapy.layers.inet import UDP
 from scapy.layers.inet6 import (ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6PacketTooBig,
-                                ICMPv6TimeExceeded, IPv6)
+                                ICMPv6TimeExceeded, IPv6, IPv6ExtHdrFragment)
 
 from harness.packets import Mask
 from harness.testing import drops
@@ -135,3 +137,38 @@ def test_prohibit_route_answers_administratively_prohibited_and_blackhole_nothin
     target.expect_nothing()
     assert drops(target) == [("IP_INNOROUTES", "ROUTING", "ip6_pkt_prohibit"),
                              ("NOT_SPECIFIED", "ROUTING", "dst_discard_out")]
+
+
+def test_a_dut_socket_datagram_over_the_mtu_leaves_in_fragments_of_the_path_mtu(target, hosts6):
+    """ip6_fragment() at the source (IPV6_PMTUDISC_WANT lets the stack fragment):
+    (1500 - 40 - 8) & ~7 = 1448 bytes per fragment, one identification."""
+    h0 = hosts6[0]
+    sock = target.socket("udp", (h0.dut_ip6, 5000), family=AF_INET6)
+    data = bytes(range(256)) * 12  # 3072 bytes + 8 of UDP header: 3 fragments
+    sock.sendto(data, (h0.ip6, 6000))
+    datagram = bytes(UDP(sport=5000, dport=6000, chksum=udp6_checksum(h0.dut_ip6, h0.ip6, 5000, 6000, data)) / data)
+    got = [target.expect(h0.port, _fragment_mask(h0, datagram, offset, length, more))
+           for offset, length, more in ((0, 1448, True), (1448, 1448, True), (2896, 184, False))]
+    assert len({bytes(f)[14 + 40 + 4:14 + 40 + 8] for f in got}) == 1, "one identification for all fragments"
+    target.expect_nothing()
+
+
+def udp6_checksum(src: str, dst: str, sport: int, dport: int, data: bytes) -> int:
+    """The datagram's checksum as scapy computes it over the IPv6 pseudo-header."""
+    return UDP(bytes(IPv6(src=src, dst=dst) / UDP(sport=sport, dport=dport) / data)[40:]).chksum
+
+
+def _fragment_mask(host, datagram: bytes, offset: int, length: int, more: bool) -> Mask:
+    frame = host.from_dut6(src=host.dut_ip6, dst=host.ip6, hlim=64) / \
+        IPv6ExtHdrFragment(nh=17, offset=offset // 8, m=int(more), id=0) / datagram[offset:offset + length]
+    return Mask(frame).ignore(IPv6, "fl", "auto_flowlabels: the flow's hash under a random key") \
+        .ignore(IPv6ExtHdrFragment, "id", "ipv6_select_ident(): a keyed hash of the addresses")
+
+
+def test_a_datagram_to_a_bound_socket_is_delivered_with_its_source(target, hosts6):
+    h0 = hosts6[0]
+    sock = target.socket("udp", ("::", 5000), family=AF_INET6)
+    target.send(h0.port, h0.to_dut6() / UDP(sport=4444, dport=5000) / PAYLOAD)
+    assert sock.recv() == (PAYLOAD, (h0.ip6, 4444))
+    target.expect_nothing()
+    assert drops(target) == []

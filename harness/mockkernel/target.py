@@ -23,6 +23,8 @@ from harness.mockkernel import cmd
 from harness.mockkernel.bpf.maps import PAGE_SIZE, PerfEventArrayMap, RingBufMap
 from harness.mockkernel.cmd.conntrack import ct_entry, nf_conn_from
 from harness.mockkernel.ipv4 import ping, route, tcp, udp
+from harness.mockkernel.ipv6 import udp as udp6
+from harness.mockkernel.ipv6.addrconf import IN6ADDR_ANY, ipv6_chk_addr
 from harness.mockkernel.kernel import Kernel
 from harness.mockkernel.linerate.cost import CostModel
 from harness.mockkernel.linerate.engine import Engine
@@ -30,6 +32,7 @@ from harness.mockkernel.net import int_to_ip, ip_to_int
 from harness.mockkernel.netfilter.nf_conntrack_core import ctnetlink_create_conntrack, nf_conntrack_gc
 from harness.mockkernel.netfilter import nf_tables
 from harness.mockkernel.tracer import JOURNEY_LIMIT
+from harness.mockkernel.wire.ipv6 import addr_bytes, addr_str
 from harness.target import (MAX_L2_OVERHEAD, PERF_RING_PAGES, AppSocket, CommandError, Departed, EventReader,
                             Port, StreamSocket, Target, TargetError, TcpInfo, TcpState, check_family,
                             check_readable, frame_too_long)
@@ -141,7 +144,7 @@ class MockTarget(Target):
     def socket(self, proto: str, bind: tuple[str, int] | None = None, rcvbuf: int | None = None,
                sndbuf: int | None = None, family: int = AF_INET) -> AppSocket | StreamSocket:
         check_family(family)
-        if family == AF_INET6:
+        if family == AF_INET6 and proto != "udp":
             raise TargetError(f"{proto} sockets over IPv6 (AF_INET6) are not modelled by the mock")
         if proto == "tcp":
             stream = MockStreamSocket.open(self, bind, rcvbuf, sndbuf)
@@ -151,7 +154,7 @@ class MockTarget(Target):
             raise TargetError(f"a {proto} socket needs an address to bind to")
         if sndbuf is not None:
             raise TargetError(f"sndbuf on a {proto} socket is not modelled by the mock (its sendmsg queues nothing)")
-        sock = MockSocket(self.kernel, proto, bind, rcvbuf, self._settle)
+        sock = MockSocket(self.kernel, proto, bind, rcvbuf, self._settle, family)
         self._sockets.append(sock)
         return sock
 
@@ -261,16 +264,22 @@ class MockPerfEventArrayReader(EventReader):
 
 
 class MockSocket(AppSocket):
-    """A UDP or ping socket in the mock kernel's socket tables; `settle` is the
-    target's, run after each datagram it sends."""
+    """A UDP or ping socket in the mock kernel's socket tables (UDP over IPv6
+    too, AF_INET6: addresses as 16 bytes in the same UDP table); `settle` is
+    the target's, run after each datagram it sends."""
 
     def __init__(self, kernel: Kernel, proto: str, bind: tuple[str, int], rcvbuf: int | None,
-                 settle: Callable[[], None]):
+                 settle: Callable[[], None], family: int = AF_INET):
         if proto not in ("udp", "icmp"):
             raise TargetError(f"socket proto {proto!r} is not supported; use 'udp', 'icmp' or 'tcp'")
-        self.kernel, self.proto, self.settle = kernel, proto, settle
-        addr, port = ip_to_int(bind[0]), bind[1]
-        if addr and addr not in {a.local for d in kernel.devices.values() for a in d.addrs}:
+        self.kernel, self.proto, self.settle, self.family = kernel, proto, settle, family
+        if family == AF_INET6:
+            addr, port = addr_bytes(bind[0]), bind[1]
+            local = addr == IN6ADDR_ANY or ipv6_chk_addr(kernel, addr)
+        else:
+            addr, port = ip_to_int(bind[0]), bind[1]
+            local = not addr or addr in {a.local for d in kernel.devices.values() for a in d.addrs}
+        if not local:
             raise TargetError(f"bind {bind}: Cannot assign requested address (not local on the DUT)")
         self.table = kernel.udp_sockets if proto == "udp" else kernel.ping_sockets
         key = (addr, port) if proto == "udp" else port
@@ -283,7 +292,9 @@ class MockSocket(AppSocket):
         self.table[key] = self.sk
 
     def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
-        if self.proto == "udp":
+        if self.family == AF_INET6:
+            udp6.udpv6_sendmsg(self.kernel, self.sk, data, addr_bytes(addr[0]), addr[1])
+        elif self.proto == "udp":
             udp.udp_sendmsg(self.kernel, self.sk, data, ip_to_int(addr[0]), addr[1])
         else:
             ping.ping_v4_sendmsg(self.kernel, self.sk, data, ip_to_int(addr[0]))
@@ -292,7 +303,7 @@ class MockSocket(AppSocket):
     def recv(self) -> tuple[bytes, tuple[str, int]]:
         got = self._recvmsg()
         if got is None:
-            raise TargetError(f"{self.proto} socket {int_to_ip(self.sk.addr)}:{self.sk.port}: nothing received")
+            raise TargetError(f"{self.proto} socket on port {self.sk.port}: nothing received")
         return got
 
     def recv_all(self) -> list[tuple[bytes, tuple[str, int]]]:
@@ -302,6 +313,9 @@ class MockSocket(AppSocket):
         return out
 
     def _recvmsg(self):
+        if self.family == AF_INET6:
+            got = udp6.udpv6_recvmsg(self.sk)
+            return None if got is None else (got[0], (addr_str(got[1][0]), got[1][1]))
         got = (udp.udp_recvmsg if self.proto == "udp" else ping.ping_recvmsg)(self.sk)
         if got is None:
             return None
