@@ -56,3 +56,20 @@ def test_ipv6_route_requests_fail_as_the_kernel_refuses_them(target):
         ('Error: inet6 prefix is expected rather than "10.0.0.0/8".', 1)
     target.sh("ip -6 route del 2001:db8:4::/64")
     assert target.sh("ip -6 route show") == ""
+
+
+def test_ip_6_route_get_prints_the_route_and_source_the_kernel_picks(target, hosts6):
+    h0 = hosts6[0]
+    port = h0.port.name
+    target.sh(f"ip -6 route add 2001:db8:20::/64 via {h0.ip6}")
+    target.sh("ip -6 route add unreachable 2001:db8:21::/64")
+    assert target.sh("ip -6 route get 2001:db8:20::5") == \
+        f"2001:db8:20::5 from :: via {h0.ip6} dev {port} src {h0.dut_ip6} metric 1024 pref medium\n"
+    assert target.sh(f"ip -6 route get {h0.dut_ip6}") == \
+        f"local {h0.dut_ip6} from :: dev lo table local proto kernel src {h0.dut_ip6} metric 0 pref medium\n"
+    assert target.sh(f"ip -6 route get fe80::5 oif {port}") == \
+        f"fe80::5 from :: dev {port} proto kernel src {h0.dut_ll6} metric 256 pref medium\n"
+    assert target.sh(f"ip -6 route get 2001:db8:0::9 iif {port}") == \
+        f"2001:db8::9 from :: dev {port} proto kernel metric 256 iif {port} pref medium\n"
+    assert _refusal(target, "ip -6 route get 2001:db8:21::1") == ("RTNETLINK answers: No route to host", 2)
+    assert _refusal(target, "ip -6 route get 2001:db8:99::1") == ("RTNETLINK answers: Network is unreachable", 2)

@@ -20,11 +20,12 @@ from harness.mockkernel.cmd.iputils import (IpOptions, Printed, device, duparg2,
                                             protocol_id, protocol_name, render, route_type, table_id,
                                             table_name, unknown_command)
 from harness.mockkernel.core.rtnetlink import NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
-from harness.mockkernel.ipv6 import route
+from harness.mockkernel.core.errors import RtnlError
+from harness.mockkernel.ipv6 import addrconf, route
 from harness.mockkernel.ipv6.ip6_fib import PREF_NAMES, Fib6Info
 from harness.mockkernel.ipv6.netns import RT6_TABLE_LOCAL, RT6_TABLE_MAIN
 from harness.mockkernel.net import RouteType
-from harness.mockkernel.wire.ipv6 import addr_str
+from harness.mockkernel.wire.ipv6 import ANY, addr_str
 
 MODIFY_FLAGS = (("add", NLM_F_CREATE | NLM_F_EXCL), ("change", NLM_F_REPLACE), ("chg", NLM_F_REPLACE),
                 ("replace", NLM_F_CREATE | NLM_F_REPLACE), ("prepend", NLM_F_CREATE),
@@ -32,6 +33,8 @@ MODIFY_FLAGS = (("add", NLM_F_CREATE | NLM_F_EXCL), ("change", NLM_F_REPLACE), (
 MODELLED_TYPES = (RouteType.RTN_UNICAST, RouteType.RTN_LOCAL, RouteType.RTN_ANYCAST, RouteType.RTN_MULTICAST,
                   RouteType.RTN_BLACKHOLE, RouteType.RTN_UNREACHABLE, RouteType.RTN_PROHIBIT,
                   RouteType.RTN_THROW)
+GET_NOT_MODELLED = ("tos", "dsfield", "mark", "vrf", "sport", "dport", "ipproto", "uid", "connected", "fibmatch",
+                    "as", "nexthop", "nhid")
 MODIFY_NOT_MODELLED = ("src", "as", "from", "tos", "dsfield", "expires", "onlink", "pervasive", "features",
                        "quickack", "congctl", "rtt", "rto_min", "window", "cwnd", "initcwnd", "initrwnd",
                        "rttvar", "ssthresh", "realms", "mpath", "mp", "vrf", "pref", "encap", "advmss",
@@ -56,7 +59,9 @@ def do_iproute6(net, tokens, opts: IpOptions) -> str:
         return _list(net, tokens, opts)
     if matches(verb, "flush"):
         return _flush(net, tokens)
-    if any(matches(verb, v) for v in ("test", "get", "restore", "showdump", "save", "help")):
+    if matches(verb, "get"):
+        return _get(net, tokens, opts)
+    if any(matches(verb, v) for v in ("test", "restore", "showdump", "save", "help")):
         raise not_modelled(f"ip -6 route {verb}")
     raise unknown_command(verb, "route")
 
@@ -226,3 +231,59 @@ def _print_route(net, f6i: Fib6Info, sel: RouteFilter, opts: IpOptions) -> Print
         out.add("metrics", [{"mtu": f6i.mtu}], f"mtu {f6i.mtu} ")
     out.add("pref", PREF_NAMES[f6i.pref], f"pref {PREF_NAMES[f6i.pref]}")
     return out.add(None, None, "\n")
+
+
+def _get(net, tokens, opts: IpOptions) -> str:
+    """inet6_rtm_getroute(): the input route with `iif`, else the output route
+    and the source ip6_route_get_saddr() picks (the route's preferred source,
+    else ipv6_dev_get_saddr() on its device); printed as print_route() prints
+    the answer: the destination as given, `from` (:: unless given), the
+    route's type, table, proto, metric, `iif` and pref. A failed lookup is the
+    dst's errno."""
+    daddr = saddr = iif = oif = None
+    while tokens:
+        token = tokens.pop()
+        if token == "from":
+            saddr = get_addr6(tokens.pop())
+        elif token in ("iif", "oif"):
+            dev = device(net, tokens.pop())
+            iif, oif = (dev, oif) if token == "iif" else (iif, dev)
+        elif token in GET_NOT_MODELLED:
+            raise not_modelled(f"ip -6 route get {token}")
+        else:
+            if token == "to":
+                token = tokens.pop()
+            if daddr is not None:
+                raise duparg2("to", token)
+            daddr = get_addr6(token)
+    if daddr is None:
+        raise ToolError("need at least a destination address", 1)
+    rt = route.ip6_route_input(net, daddr, iif) if iif is not None else \
+        route.ip6_route_output(net, daddr, oif.ifindex if oif is not None else None)
+    if rt.error:
+        raise RtnlError(rt.error)
+    f6i = rt.f6i
+    out = Printed()
+    if f6i.type is not RouteType.RTN_UNICAST:
+        out.add("type", f6i.type.keyword, f"{f6i.type.keyword} ")
+    out.add("dst", addr_str(daddr), f"{addr_str(daddr)} ")
+    out.add("from", addr_str(saddr or ANY), f"from {addr_str(saddr or ANY)} ")
+    if rt.gateway is not None:
+        out.add("gateway", addr_str(rt.gateway), f"via {addr_str(rt.gateway)} ")
+    out.add("dev", rt.dev.name, f"dev {rt.dev.name} ")
+    if f6i.table != RT6_TABLE_MAIN:
+        out.add("table", table_name(f6i.table), f"table {table_name(f6i.table)} ")
+    if f6i.protocol != "boot":
+        out.add("protocol", protocol_name(f6i.protocol), f"proto {protocol_name(f6i.protocol)} ")
+    if iif is None:
+        prefsrc = f6i.prefsrc or addrconf.ipv6_dev_get_saddr(net, rt.dev, daddr)
+        if prefsrc is not None:
+            out.add("prefsrc", addr_str(prefsrc), f"src {addr_str(prefsrc)} ")
+    out.add("metric", f6i.metric, f"metric {f6i.metric} ")
+    out.add("flags", [])
+    if f6i.mtu is not None:
+        out.add("metrics", [{"mtu": f6i.mtu}], f"mtu {f6i.mtu} ")
+    if iif is not None:
+        out.add("iif", iif.name, f"iif {iif.name} ")
+    out.add("pref", PREF_NAMES[f6i.pref], f"pref {PREF_NAMES[f6i.pref]}")
+    return render([out.add(None, None, "\n")], opts)
