@@ -62,6 +62,8 @@ SUITE_AREAS: dict[str, Area] = {
     "suites/test_rp_filter.py": Area("Drops", "source validation (rp_filter, martians)", CRITICAL),
     "suites/test_forwarding.py": Area("Drops", "forwarding (ip_forward)", CRITICAL),
     "suites/test_ipv6_route.py": Area("IPv6", "IPv6 routes (ip -6 route, FIB6)", MINOR),
+    "suites/test_ipv6_datapath.py": Area("IPv6", "IPv6 receive, forwarding, ICMPv6 and UDP", CRITICAL),
+    "suites/test_ipv6_exthdrs.py": Area("IPv6", "IPv6 extension headers and reassembly", CRITICAL),
     "suites/test_fragments.py": Area("Drops", "fragmentation and reassembly", CRITICAL),
     "suites/test_arp.py": Area("Drops", "ARP and next-hop resolution", CRITICAL),
     "suites/test_multicast.py": Area("Drops", "IPv4 multicast input", CRITICAL),
