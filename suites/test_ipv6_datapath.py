@@ -172,3 +172,21 @@ def test_a_datagram_to_a_bound_socket_is_delivered_with_its_source(target, hosts
     assert sock.recv() == (PAYLOAD, (h0.ip6, 4444))
     target.expect_nothing()
     assert drops(target) == []
+
+
+def test_a_burst_of_errors_to_one_sender_is_cut_to_the_token_buckets_six(target, hosts6):
+    """icmpv6_xrlim_allow(): net.ipv6.icmp.ratelimit (1000 ms) >> ((128 - 64) >> 5) for the
+    sender's /64 route, 250 ms a message, a new peer's bucket holding six (XRLIM_BURST_FACTOR)."""
+    h0 = hosts6[0]
+    target.send(h0.port, [h0.to_dut6() / UDP(sport=1000 + i, dport=9) / PAYLOAD for i in range(10)])
+    replies = target.collect(h0.port)
+    assert [IPv6(f[14:])[ICMPv6DestUnreach].code for f in replies] == [4] * 6
+    assert [d[0] for d in drops(target)] == ["NO_SOCKET"] * 10
+
+
+def test_echo_replies_are_never_rate_limited(target, hosts6):
+    """The default ratemask (0-1,3-127) leaves informational messages out."""
+    h0 = hosts6[0]
+    target.send(h0.port, [h0.to_dut6() / ICMPv6EchoRequest(id=1, seq=i) for i in range(10)])
+    replies = target.collect(h0.port)
+    assert [IPv6(f[14:])[ICMPv6EchoReply].seq for f in replies] == list(range(10))
