@@ -6,6 +6,7 @@ from __future__ import annotations
 from socket import AF_INET6
 
 from scapy.layers.inet import UDP
+from scapy.layers.l2 import Ether
 from scapy.layers.inet6 import (ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6PacketTooBig,
                                 ICMPv6TimeExceeded, IPv6, IPv6ExtHdrFragment)
 
@@ -190,3 +191,15 @@ def test_echo_replies_are_never_rate_limited(target, hosts6):
     target.send(h0.port, [h0.to_dut6() / ICMPv6EchoRequest(id=1, seq=i) for i in range(10)])
     replies = target.collect(h0.port)
     assert [IPv6(f[14:])[ICMPv6EchoReply].seq for f in replies] == list(range(10))
+
+
+def test_echo_to_all_nodes_is_answered_from_the_best_source_for_the_sender(target, hosts6):
+    """ip6_mc_input() delivers a group the port joined; the reply's source is no group
+    but ipv6_dev_get_saddr()'s choice for the sender (its /64's global address)."""
+    h0 = hosts6[0]
+    target.send(h0.port, Ether(src=h0.mac, dst="33:33:00:00:00:01") / IPv6(src=h0.ip6, dst="ff02::1") /
+                ICMPv6EchoRequest(id=5, seq=1, data=PAYLOAD))
+    target.expect(h0.port, auto_flowlabel(h0.from_dut6(src=h0.dut_ip6, dst=h0.ip6, hlim=64) /
+                                          ICMPv6EchoReply(id=5, seq=1, data=PAYLOAD)))
+    target.expect_nothing()
+    assert drops(target) == []
