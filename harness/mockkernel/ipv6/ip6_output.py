@@ -1,5 +1,5 @@
 """IPv6 output and forwarding (net/ipv6/ip6_output.c): ip6_forward,
-ip6_local_out, ip6_xmit, ip6_output, ip6_fragment, ip6_finish_output2,
+ip6_local_out, ip6_output, ip6_fragment, ip6_finish_output2,
 ip6_dst_lookup (the source address of a locally sent packet).
 
 ip6_forward(), in the kernel's order: with net.ipv6.conf.all.forwarding 0
@@ -43,7 +43,7 @@ from harness.mockkernel.wire.ipv6 import (ADDRS, DADDR_FIELD, FRAG_HEADER, FRAG_
                                           IPV6_ADDR_ANY, IPV6_ADDR_LINKLOCAL, IPV6_ADDR_LOOPBACK,
                                           IPV6_ADDR_MULTICAST, IPV6_ADDR_SCOPE_NODELOCAL, IPV6_HLEN, IPV6_MIN_MTU,
                                           NEXTHDR, NEXTHDR_DEST, NEXTHDR_FRAGMENT, NEXTHDR_HOP, NEXTHDR_ROUTING,
-                                          OPT_NEXTHDR, Ipv6Packet, build_header, exthdr_len, ipv6_addr_type,
+                                          OPT_NEXTHDR, Ipv6Packet, exthdr_len, ipv6_addr_type,
                                           mc_scope)
 
 HOP_FORWARD_OK = Hop(Stage.IP_FORWARD, "ip6_forward", "OK")
@@ -114,25 +114,6 @@ def ip6_local_out(skb: SkBuff) -> None:
     length = skb.tail - nh - IPV6_HLEN
     Ipv6Packet(skb.buf, nh).payload_len = length if length <= 0xFFFF else 0
     skb.protocol = ETH_P_IPV6
-    net = skb.net
-    hookfns = net.nf_hooks.ipv6[NF_INET_LOCAL_OUT]
-    if hookfns and not nf_hook(skb, NF_INET_LOCAL_OUT, None, skb.dst.dev, hookfns, NFPROTO_IPV6):
-        return
-    ip6_output(skb)
-
-
-def ip6_xmit(skb: SkBuff, saddr: bytes, daddr: bytes, nexthdr: int, hop_limit: int, tclass: int = 0,
-             flowlabel: int = 0) -> None:
-    """ip6_xmit() for TCP: the IPv6 header pushed in front of the segment at
-    skb.data (skb.dst set), then the OUTPUT hook; a segment over the path MTU
-    that may not be fragmented is EMSGSIZE to the sender, freed here."""
-    payload_len = skb.tail - skb.data
-    data = skb.push(IPV6_HLEN)
-    skb.buf[data:data + IPV6_HLEN] = build_header(saddr, daddr, nexthdr, payload_len, hop_limit, tclass, flowlabel)
-    skb.network_header, skb.transport_header = data, data + IPV6_HLEN
-    skb.protocol = ETH_P_IPV6
-    if skb.tail - data > ip6_dst_mtu(skb.dst) and not skb.ignore_df and not skb.gso_size:
-        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_OUTPUT, "ip6_xmit")
     net = skb.net
     hookfns = net.nf_hooks.ipv6[NF_INET_LOCAL_OUT]
     if hookfns and not nf_hook(skb, NF_INET_LOCAL_OUT, None, skb.dst.dev, hookfns, NFPROTO_IPV6):

@@ -249,32 +249,3 @@ class Ipv6OptHeader(HeaderView):
     @property
     def length(self) -> int:
         return (self.buf[self.off + 1] + 1) << 3
-
-
-def frag_check_len(buf: bytearray, off: int, end: int) -> None:
-    if end - off < FRAG_HLEN:
-        raise Truncated(None, f"IPv6 fragment header needs {FRAG_HLEN} bytes, have {end - off}")
-
-
-class FragHeader(HeaderView):
-    """struct frag_hdr."""
-
-    __slots__ = ()
-    _check = staticmethod(frag_check_len)
-
-    @property
-    def nexthdr(self) -> int:
-        return self.buf[self.off]
-
-    @property
-    def offset(self) -> int:
-        """The fragment's offset in bytes."""
-        return FRAG_HEADER.unpack_from(self.buf, self.off)[1] & IP6_OFFSET
-
-    @property
-    def more_fragments(self) -> bool:
-        return bool(FRAG_HEADER.unpack_from(self.buf, self.off)[1] & IP6_MF)
-
-    @property
-    def identification(self) -> int:
-        return FRAG_HEADER.unpack_from(self.buf, self.off)[2]
