@@ -11,29 +11,19 @@ from scapy.layers.inet6 import (ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRe
                                 ICMPv6TimeExceeded, IPv6, IPv6ExtHdrFragment)
 
 from harness.packets import Mask
-from harness.testing import drops
+from harness.testing import auto_flowlabel_mask, drops
 
 PAYLOAD = b"packet-journey"
 FAR = "2001:db8:99::7"  # no route leads there
 
 
-def auto_flowlabel(frame) -> Mask:
-    """What the DUT sends from its own sockets carries an automatic flow label
-    (net.ipv6.auto_flowlabels 1): a hash of the flow keyed by a boot secret."""
-    return Mask(frame).ignore(IPv6, "fl", "auto_flowlabels: the flow's hash under a random key")
-
-
-def icmp6_error(host, icmp, offending) -> Mask:
-    """An ICMPv6 error from the DUT's address on the host's wire, quoting the packet."""
-    return auto_flowlabel(host.from_dut6(src=host.dut_ip6, dst=host.ip6, hlim=64) / icmp /
-                          bytes(offending[IPv6])[:1232])
 
 
 def test_echo_request_is_answered_from_the_address_it_was_sent_to(target, hosts6):
     h0 = hosts6[0]
     target.send(h0.port, h0.to_dut6(tc=0x20) / ICMPv6EchoRequest(id=7, seq=3, data=PAYLOAD))
     # icmpv6_echo_reply(): the request's traffic class, hop limit 64 (conf hop_limit)
-    target.expect(h0.port, auto_flowlabel(h0.from_dut6(src=h0.dut_ip6, dst=h0.ip6, hlim=64, tc=0x20) /
+    target.expect(h0.port, auto_flowlabel_mask(h0.from_dut6(src=h0.dut_ip6, dst=h0.ip6, hlim=64, tc=0x20) /
                                           ICMPv6EchoReply(id=7, seq=3, data=PAYLOAD)))
     target.expect_nothing()
     assert drops(target) == []
@@ -58,7 +48,7 @@ def test_udp_to_a_closed_port_is_answered_with_port_unreachable(target, hosts6):
     h0 = hosts6[0]
     sent = h0.to_dut6() / UDP(sport=1111, dport=9) / PAYLOAD
     target.send(h0.port, sent)
-    target.expect(h0.port, icmp6_error(h0, ICMPv6DestUnreach(code=4), sent))
+    target.expect(h0.port, h0.icmp6_error(ICMPv6DestUnreach(code=4), sent))
     target.expect_nothing()
     assert drops(target) == [("NO_SOCKET", "L4", "__udp6_lib_rcv")]
 
@@ -101,7 +91,7 @@ def test_hop_limit_1_is_answered_with_time_exceeded_before_the_forward_hook(targ
     h0, h1 = router6[0], router6[1]
     sent = h0.to_dut6(dst=h1.ip6, hlim=1) / UDP(sport=1111, dport=2222) / PAYLOAD
     target.send(h0.port, sent)
-    target.expect(h0.port, icmp6_error(h0, ICMPv6TimeExceeded(code=0), sent))
+    target.expect(h0.port, h0.icmp6_error(ICMPv6TimeExceeded(code=0), sent))
     target.expect_nothing()
     assert drops(target) == [("IP_INHDR", "IP_FORWARD", "ip6_forward")]
 
@@ -112,7 +102,7 @@ def test_a_packet_over_the_egress_mtu_gets_packet_too_big_with_the_mtu(target, r
     target.sh(f"ip link set {h1.port.name} mtu 1280")
     sent = h0.to_dut6(dst=h1.ip6) / UDP(sport=1111, dport=2222) / (b"x" * 1300)
     target.send(h0.port, sent)
-    target.expect(h0.port, icmp6_error(h0, ICMPv6PacketTooBig(mtu=1280), sent))
+    target.expect(h0.port, h0.icmp6_error(ICMPv6PacketTooBig(mtu=1280), sent))
     target.expect_nothing()
     assert drops(target) == [("PKT_TOO_BIG", "IP_FORWARD", "ip6_forward")]
 
@@ -121,7 +111,7 @@ def test_no_route_is_answered_with_destination_unreachable_no_route_even_without
     h0 = hosts6[0]
     sent = h0.to_dut6(dst=FAR) / UDP(sport=1, dport=2) / PAYLOAD
     target.send(h0.port, sent)
-    target.expect(h0.port, icmp6_error(h0, ICMPv6DestUnreach(code=0), sent))
+    target.expect(h0.port, h0.icmp6_error(ICMPv6DestUnreach(code=0), sent))
     target.expect_nothing()
     # answered whether or not the host forwards (ip6_pkt_drop(), inlined into ip6_pkt_discard)
     assert drops(target) == [("IP_INNOROUTES", "ROUTING", "ip6_pkt_discard")]
@@ -133,7 +123,7 @@ def test_prohibit_route_answers_administratively_prohibited_and_blackhole_nothin
     target.sh("ip -6 route add blackhole 2001:db8:97::/64")
     prohibited = h0.to_dut6(dst="2001:db8:98::1") / UDP(sport=1, dport=2) / PAYLOAD
     target.send(h0.port, prohibited)
-    target.expect(h0.port, icmp6_error(h0, ICMPv6DestUnreach(code=1), prohibited))
+    target.expect(h0.port, h0.icmp6_error(ICMPv6DestUnreach(code=1), prohibited))
     target.send(h0.port, h0.to_dut6(dst="2001:db8:97::1") / UDP(sport=1, dport=2) / PAYLOAD)
     target.expect_nothing()
     assert drops(target) == [("IP_INNOROUTES", "ROUTING", "ip6_pkt_prohibit"),
@@ -199,7 +189,7 @@ def test_echo_to_all_nodes_is_answered_from_the_best_source_for_the_sender(targe
     h0 = hosts6[0]
     target.send(h0.port, Ether(src=h0.mac, dst="33:33:00:00:00:01") / IPv6(src=h0.ip6, dst="ff02::1") /
                 ICMPv6EchoRequest(id=5, seq=1, data=PAYLOAD))
-    target.expect(h0.port, auto_flowlabel(h0.from_dut6(src=h0.dut_ip6, dst=h0.ip6, hlim=64) /
+    target.expect(h0.port, auto_flowlabel_mask(h0.from_dut6(src=h0.dut_ip6, dst=h0.ip6, hlim=64) /
                                           ICMPv6EchoReply(id=5, seq=1, data=PAYLOAD)))
     target.expect_nothing()
     assert drops(target) == []

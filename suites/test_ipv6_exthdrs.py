@@ -8,18 +8,11 @@ from scapy.layers.inet6 import (HBHOptUnknown, ICMPv6DestUnreach, ICMPv6EchoRepl
                                 ICMPv6ParamProblem, ICMPv6TimeExceeded, IPv6, IPv6ExtHdrDestOpt,
                                 IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, PadN)
 
-from harness.packets import Mask
-from harness.testing import drops
+from harness.testing import auto_flowlabel_mask, drops
 
 PAYLOAD = b"packet-journey"
 
 
-def auto_flowlabel(frame) -> Mask:
-    return Mask(frame).ignore(IPv6, "fl", "auto_flowlabels: the flow's hash under a random key")
-
-
-def icmp6_error(host, icmp, offending) -> Mask:
-    return auto_flowlabel(host.from_dut6(src=host.dut_ip6, dst=host.ip6, hlim=64) / icmp / bytes(offending[IPv6]))
 
 
 def destopt(otype: int):
@@ -31,7 +24,7 @@ def test_an_unknown_destination_option_of_action_00_is_skipped(target, hosts6):
     h0 = hosts6[0]
     sent = h0.to_dut6() / destopt(0x1E) / UDP(sport=1111, dport=9) / PAYLOAD
     target.send(h0.port, sent)
-    target.expect(h0.port, icmp6_error(h0, ICMPv6DestUnreach(code=4), sent))
+    target.expect(h0.port, h0.icmp6_error(ICMPv6DestUnreach(code=4), sent))
     assert drops(target) == [("NO_SOCKET", "L4", "__udp6_lib_rcv")]
 
 
@@ -47,7 +40,7 @@ def test_an_unknown_destination_option_of_action_10_draws_a_parameter_problem_at
     h0 = hosts6[0]
     sent = h0.to_dut6() / destopt(0x9E) / UDP(sport=1111, dport=9) / PAYLOAD
     target.send(h0.port, sent)
-    target.expect(h0.port, icmp6_error(h0, ICMPv6ParamProblem(code=2, ptr=42), sent))
+    target.expect(h0.port, h0.icmp6_error(ICMPv6ParamProblem(code=2, ptr=42), sent))
     target.expect_nothing()
     assert drops(target) == [("UNHANDLED_PROTO", "L4", "ip6_tlvopt_unknown")]
 
@@ -58,7 +51,7 @@ def test_a_forwarded_packet_with_an_unknown_hop_by_hop_option_is_refused_by_the_
     sent = h0.to_dut6(dst=h1.ip6) / IPv6ExtHdrHopByHop(options=[HBHOptUnknown(otype=0x9E, optdata=b"\0\0"),
                                                                  PadN(optdata=b"")]) / UDP(sport=1, dport=2)
     target.send(h0.port, sent)
-    target.expect(h0.port, icmp6_error(h0, ICMPv6ParamProblem(code=2, ptr=42), sent))
+    target.expect(h0.port, h0.icmp6_error(ICMPv6ParamProblem(code=2, ptr=42), sent))
     target.expect_nothing()
     assert drops(target) == [("UNHANDLED_PROTO", "L4", "ip6_tlvopt_unknown")]
 
@@ -78,7 +71,7 @@ def test_a_type_0_routing_header_with_segments_left_draws_a_parameter_problem_at
     sent = h0.to_dut6() / IPv6ExtHdrRouting(type=0, segleft=1, addresses=["2001:db8:7::1"]) / \
         UDP(sport=1111, dport=9) / PAYLOAD
     target.send(h0.port, sent)
-    target.expect(h0.port, icmp6_error(h0, ICMPv6ParamProblem(code=0, ptr=42), sent))
+    target.expect(h0.port, h0.icmp6_error(ICMPv6ParamProblem(code=0, ptr=42), sent))
     target.expect_nothing()
     assert drops(target) == [("NOT_SPECIFIED", "L4", "ipv6_rthdr_rcv")]
 
@@ -88,7 +81,7 @@ def test_a_routing_header_with_no_segments_left_is_skipped(target, hosts6):
     sent = h0.to_dut6() / IPv6ExtHdrRouting(type=0, segleft=0, addresses=["2001:db8:7::1"]) / \
         UDP(sport=1111, dport=9) / PAYLOAD
     target.send(h0.port, sent)
-    target.expect(h0.port, icmp6_error(h0, ICMPv6DestUnreach(code=4), sent))
+    target.expect(h0.port, h0.icmp6_error(ICMPv6DestUnreach(code=4), sent))
     assert drops(target) == [("NO_SOCKET", "L4", "__udp6_lib_rcv")]
 
 
@@ -97,7 +90,7 @@ def test_an_unknown_next_header_draws_a_parameter_problem_pointing_at_the_field(
     h0 = hosts6[0]
     sent = h0.to_dut6(nh=253) / PAYLOAD
     target.send(h0.port, sent)
-    target.expect(h0.port, icmp6_error(h0, ICMPv6ParamProblem(code=1, ptr=6), sent))
+    target.expect(h0.port, h0.icmp6_error(ICMPv6ParamProblem(code=1, ptr=6), sent))
     target.expect_nothing()
     assert drops(target) == [("IP_NOPROTO", "L4", "ip6_input_finish")]
 
@@ -117,7 +110,7 @@ def test_fragments_of_an_echo_request_are_reassembled_and_answered(target, hosts
     request = h0.to_dut6() / ICMPv6EchoRequest(id=9, seq=1, data=b"z" * 200)
     first, second = _fragments(h0, request, 0x1234, 104)
     target.send(h0.port, [second, first])
-    target.expect(h0.port, auto_flowlabel(h0.from_dut6(src=h0.dut_ip6, dst=h0.ip6, hlim=64) /
+    target.expect(h0.port, auto_flowlabel_mask(h0.from_dut6(src=h0.dut_ip6, dst=h0.ip6, hlim=64) /
                                           ICMPv6EchoReply(id=9, seq=1, data=b"z" * 200)))
     target.expect_nothing()
     assert drops(target) == []
@@ -132,7 +125,7 @@ def test_an_incomplete_datagram_expires_with_time_exceeded_quoting_its_first_fra
     target.send(h0.port, first)
     target.expect_nothing()
     target.wait(1.5)
-    target.expect(h0.port, icmp6_error(h0, ICMPv6TimeExceeded(code=1), first))
+    target.expect(h0.port, h0.icmp6_error(ICMPv6TimeExceeded(code=1), first))
     assert drops(target) == [("FRAG_REASM_TIMEOUT", "IP_DEFRAG", "ip6_frag_expire")]
 
 
@@ -141,7 +134,7 @@ def test_a_first_fragment_without_its_upper_layer_header_draws_parameter_problem
     h0 = hosts6[0]
     sent = h0.to_dut6() / IPv6ExtHdrFragment(nh=17, offset=0, m=1, id=77) / b"abcd"
     target.send(h0.port, sent)
-    target.expect(h0.port, icmp6_error(h0, ICMPv6ParamProblem(code=3, ptr=0), sent))
+    target.expect(h0.port, h0.icmp6_error(ICMPv6ParamProblem(code=3, ptr=0), sent))
     target.expect_nothing()
     assert drops(target) == [("NOT_SPECIFIED", "IP_DEFRAG", "ipv6_frag_rcv")]
 
@@ -150,6 +143,6 @@ def test_a_non_last_fragment_not_a_multiple_of_8_points_at_payload_len(target, h
     h0 = hosts6[0]
     sent = h0.to_dut6() / IPv6ExtHdrFragment(nh=17, offset=0, m=1, id=78) / UDP(sport=1, dport=2) / b"abcde"
     target.send(h0.port, sent)
-    target.expect(h0.port, icmp6_error(h0, ICMPv6ParamProblem(code=0, ptr=4), sent))
+    target.expect(h0.port, h0.icmp6_error(ICMPv6ParamProblem(code=0, ptr=4), sent))
     target.expect_nothing()
     assert drops(target) == [("NOT_SPECIFIED", "IP_DEFRAG", "ipv6_frag_rcv")]

@@ -4,14 +4,16 @@
   target by plan_hosts()/plan_router() or by the `hosts`/`router` fixtures, and
   its IPv6 side (ipv6_on(), plan_hosts6(), the `hosts6`/`router6` fixtures)
   (fixtures.py, registered by the packet-journey pytest plugin: no conftest.py);
-- masks for the frames Linux sends with an unpredictable IP ID (masks.py);
+- masks for the frames Linux sends with an unpredictable IP ID or IPv6 flow
+  label (masks.py);
 - readings in the same shape on every target: drops, rule counters (readings.py).
 
     from harness.testing import Host, drops, icmp_socket_mask, quoted
 """
-from harness.testing.masks import icmp_socket_mask, quoted, socket_datagram_mask
+from harness.testing.masks import auto_flowlabel_mask, icmp_socket_mask, quoted, quoted6, socket_datagram_mask
 from harness.testing.plan import Host, ipv6_on, plan_hosts, plan_hosts6, plan_router
 from harness.testing.readings import counted, counted_by_comment, counted_in_chain, drops
 
-__all__ = ["Host", "counted", "counted_by_comment", "counted_in_chain", "drops", "icmp_socket_mask", "ipv6_on",
-           "plan_hosts", "plan_hosts6", "plan_router", "quoted", "socket_datagram_mask"]
+__all__ = ["Host", "auto_flowlabel_mask", "counted", "counted_by_comment", "counted_in_chain", "drops",
+           "icmp_socket_mask", "ipv6_on", "plan_hosts", "plan_hosts6", "plan_router", "quoted", "quoted6",
+           "socket_datagram_mask"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from scapy.layers.inet import IP
+from scapy.layers.inet6 import IPv6
 
 from harness.packets import Mask
 
@@ -24,3 +25,15 @@ def icmp_socket_mask(frame) -> Mask:
 def quoted(frame) -> bytes:
     """The IP packet inside `frame`, as an ICMP error quotes it (up to 548 bytes)."""
     return bytes(frame[IP])[:548]
+
+
+def auto_flowlabel_mask(frame) -> Mask:
+    """What the DUT sends from its own sockets over IPv6 (ICMPv6 errors and echo
+    replies, UDP) carries an automatic flow label (net.ipv6.auto_flowlabels 1,
+    ip6_make_flowlabel()): the flow's hash under a key drawn at boot."""
+    return Mask(frame).ignore(IPv6, "fl", "auto_flowlabels: the flow's hash under a random key")
+
+
+def quoted6(frame) -> bytes:
+    """The IPv6 packet inside `frame`, as an ICMPv6 error quotes it (up to 1232 bytes)."""
+    return bytes(frame[IPv6])[:1232]

@@ -22,7 +22,7 @@ from scapy.layers.l2 import Ether
 
 from harness.packets import Mask
 from harness.target import Port, Target
-from harness.testing.masks import icmp_socket_mask, quoted
+from harness.testing.masks import auto_flowlabel_mask, icmp_socket_mask, quoted, quoted6
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,14 @@ class Host:
         reply = self.from_dut(src=self.dut_ip, dst=self.ip, tos=0xC0, ttl=64, flags=0) / \
             ICMP(type=icmp_type, code=code, **icmp_fields) / quoted(about)
         return icmp_socket_mask(reply)
+
+
+    def icmp6_error(self, icmp, about) -> Mask:
+        """The ICMPv6 error (`icmp`, a scapy ICMPv6 error layer) Linux sends this
+        host about the IPv6 packet in `about`: from the DUT's address on this
+        port (ipv6_dev_get_saddr() on the receiving device), hop limit 64, an
+        automatic flow label, quoting the packet."""
+        return auto_flowlabel_mask(self.from_dut6(src=self.dut_ip6, dst=self.ip6, hlim=64) / icmp / quoted6(about))
 
 
 IP_FORWARD_ON = "sysctl -w net.ipv4.ip_forward=1"
