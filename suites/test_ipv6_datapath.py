@@ -152,8 +152,7 @@ def udp6_checksum(src: str, dst: str, sport: int, dport: int, data: bytes) -> in
 def _fragment_mask(host, datagram: bytes, offset: int, length: int, more: bool) -> Mask:
     frame = host.from_dut6(src=host.dut_ip6, dst=host.ip6, hlim=64) / \
         IPv6ExtHdrFragment(nh=17, offset=offset // 8, m=int(more), id=0) / datagram[offset:offset + length]
-    return Mask(frame).ignore(IPv6, "fl", "auto_flowlabels: the flow's hash under a random key") \
-        .ignore(IPv6ExtHdrFragment, "id", "ipv6_select_ident(): a keyed hash of the addresses")
+    return auto_flowlabel_mask(frame).ignore(IPv6ExtHdrFragment, "id", "ipv6_select_ident(): a keyed hash of the addresses")
 
 
 def test_a_datagram_to_a_bound_socket_is_delivered_with_its_source(target, hosts6):
