@@ -65,6 +65,7 @@ SUITE_AREAS: dict[str, Area] = {
     "suites/test_ipv6_datapath.py": Area("IPv6", "IPv6 receive, forwarding, ICMPv6 and UDP", CRITICAL),
     "suites/test_ipv6_exthdrs.py": Area("IPv6", "IPv6 extension headers and reassembly", CRITICAL),
     "suites/test_ipv6_nd.py": Area("IPv6", "neighbour discovery and DAD", CRITICAL),
+    "suites/test_ipv6_sysctls.py": Area("IPv6", "per-device IPv6 sysctls", NORMAL),
     "suites/test_fragments.py": Area("Drops", "fragmentation and reassembly", CRITICAL),
     "suites/test_arp.py": Area("Drops", "ARP and next-hop resolution", CRITICAL),
     "suites/test_multicast.py": Area("Drops", "IPv4 multicast input", CRITICAL),
