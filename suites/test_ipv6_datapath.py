@@ -192,3 +192,14 @@ def test_echo_to_all_nodes_is_answered_from_the_best_source_for_the_sender(targe
                                           ICMPv6EchoReply(id=5, seq=1, data=PAYLOAD)))
     target.expect_nothing()
     assert drops(target) == []
+
+
+def test_force_forwarding_on_the_receiving_port_forwards_while_all_forwarding_is_off(target, hosts6):
+    """ip6_forward() (6.17): conf/all's forwarding, or the ingress device's force_forwarding."""
+    h0, h1 = hosts6[0], hosts6[1]
+    target.sh(f"sysctl -w net.ipv6.conf.{h0.port.name}.force_forwarding=1")
+    target.send(h0.port, h0.to_dut6(dst=h1.ip6, hlim=9) / UDP(sport=1, dport=2) / PAYLOAD)
+    target.expect(h1.port, h1.from_dut6(src=h0.ip6, dst=h1.ip6, hlim=8) / UDP(sport=1, dport=2) / PAYLOAD)
+    target.send(h1.port, h1.to_dut6(dst=h0.ip6) / UDP(sport=1, dport=2) / PAYLOAD)
+    target.expect_nothing()
+    assert drops(target) == [("IP_INADDRERRORS", "IP_FORWARD", "ip6_forward")]

@@ -3,7 +3,8 @@ ip6_local_out, ip6_output, ip6_fragment, ip6_finish_output2,
 ip6_dst_lookup (the source address of a locally sent packet).
 
 ip6_forward(), in the kernel's order: with net.ipv6.conf.all.forwarding 0
-the packet is dropped IP_INADDRERRORS (no ICMP); a frame for another host is
+(and no force_forwarding on the receiving device) the packet is dropped
+IP_INADDRERRORS (no ICMP); a frame for another host is
 dropped; hop limit 1 or less is answered with time exceeded (hop limit) and
 IP_INHDR; an unspecified, multicast or loopback source is IP_INADDRERRORS,
 a link-local one is answered with destination unreachable (beyond scope,
@@ -72,9 +73,16 @@ def ip6_dst_hoplimit(rt: route.Rt6Info) -> int:
     return idev.cnf.hop_limit if idev is not None else 64
 
 
+def _force_forwarding(net, iif: int) -> bool:
+    """The receiving device's force_forwarding (6.17): it forwards while conf/all does not."""
+    dev = net.devices.get(iif)
+    idev = addrconf.__in6_dev_get(dev) if dev is not None else None
+    return idev is not None and bool(idev.cnf.force_forwarding)
+
+
 def ip6_forward(skb: SkBuff) -> None:
     net, rt = skb.net, skb.dst
-    if not net.sysctl.values[ALL_FORWARDING]:
+    if not net.sysctl.values[ALL_FORWARDING] and not _force_forwarding(net, skb.skb_iif):
         return kfree_skb(skb, DropReason.IP_INADDRERRORS, Stage.IP_FORWARD, "ip6_forward")
     if skb.pkt_type != PACKET_HOST:
         return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_FORWARD, "ip6_forward")
