@@ -30,6 +30,7 @@ from harness.journey import Hop
 from harness.mockkernel.core.skbuff import SkBuff
 from harness.mockkernel.tracer import Lazy
 from harness.mockkernel.ipv4.route import RT_SCOPE_UNIVERSE, inet_select_addr, ip_route_output
+from harness.mockkernel.ipv6 import addrconf
 from harness.mockkernel.ipv6 import route as route6
 from harness.mockkernel.ipv6.exthdrs_core import ipv6_skip_exthdr
 from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT,
@@ -521,6 +522,36 @@ def nf_nat_masquerade_ipv4(skb: SkBuff, rng, out_dev) -> int:
     flags = set(rng.flags) | {"map-ips"} if rng else {"map-ips"}
     masq = NatRange(addr, addr, rng.min_port if rng else 0, rng.max_port if rng else 0, frozenset(flags))
     return nf_nat_setup_info(skb, ct, masq, NF_NAT_MANIP_SRC)
+
+
+def nf_nat_masquerade_ipv6(skb: SkBuff, rng, out_dev) -> int:
+    """nf_nat_masquerade_ipv6(): SNAT to the source address
+    ipv6_dev_get_saddr() picks for the destination out of the egress device;
+    none -> NF_DROP."""
+    daddr = ipv6.DADDR_FIELD.unpack_from(skb.buf, skb.network_header)[0]
+    addr = addrconf.ipv6_dev_get_saddr(skb.net, out_dev, daddr)
+    if addr is None:
+        return NF_DROP
+    flags = set(rng.flags) | {"map-ips"} if rng else {"map-ips"}
+    masq = NatRange(addr, addr, rng.min_port if rng else 0, rng.max_port if rng else 0, frozenset(flags))
+    return nf_nat_setup_info(skb, skb.nfct, masq, NF_NAT_MANIP_SRC)
+
+
+def nf_nat_redirect_ipv6(skb: SkBuff, rng, hook: int) -> int:
+    """nf_nat_redirect_ipv6(): DNAT to ::1 for locally generated packets,
+    else to the incoming device's first address that is not tentative; none
+    -> NF_DROP."""
+    if hook == NF_INET_LOCAL_OUT:
+        addr = ipv6.LOOPBACK
+    else:
+        idev = addrconf.__in6_dev_get(skb.dev) if skb.dev is not None else None
+        usable = [ifp.addr for ifp in idev.addr_list if not ifp.flags & addrconf.IFA_F_TENTATIVE] if idev else []
+        if not usable:
+            return NF_DROP
+        addr = usable[0]
+    flags = {"map-ips"} | (set(rng.flags) if rng else set())
+    target = NatRange(addr, addr, rng.min_port if rng else 0, rng.max_port if rng else 0, frozenset(flags))
+    return nf_nat_setup_info(skb, skb.nfct, target, NF_NAT_MANIP_DST)
 
 
 def nf_nat_redirect_ipv4(skb: SkBuff, rng, hook: int) -> int:

@@ -1,4 +1,5 @@
-"""nft/iptables `reject` (net/ipv4/netfilter/nf_reject_ipv4.c).
+"""nft/iptables `reject` (net/ipv4/netfilter/nf_reject_ipv4.c,
+net/ipv6/netfilter/nf_reject_ipv6.c).
 
 send_unreach(): an ICMP destination unreachable with the given code, as
 icmp_send() would send it, after giving a packet still in PREROUTING a route
@@ -6,14 +7,29 @@ back to its sender (nf_reject_fill_skb_dst). send_reset(): a TCP RST built by
 nf_reject_iphdr_put() (TOS 0, DF, IP ID 0, default TTL) with the same
 sequence rules as tcp_v4_send_reset(); never for a RST, a fragment or a bad
 checksum.
+
+send_unreach6(): icmpv6_send() of a destination unreachable, for a packet
+whose TCP or UDP checksum holds when it is still in PREROUTING or INPUT
+(reject6_csum_ok()), after giving it a route back. send_reset6(): a TCP RST
+(nf_reject_ip6hdr_put(): traffic class and flow label 0, the route's hop
+limit) with tcp_v6_send_reset()'s sequence rules, for a TCP segment past the
+extension headers that is no fragment, no RST and has a good checksum.
 """
 from __future__ import annotations
 
-from harness.mockkernel.core.skbuff import SkBuff
+from harness.mockkernel.core.skbuff import SkBuff, alloc_skb
 from harness.mockkernel.ipv4 import icmp, route, tcp_ipv4
-from harness.mockkernel.wire import tcp
+from harness.mockkernel.ipv6 import icmp as icmp6
+from harness.mockkernel.ipv6 import ip6_output
+from harness.mockkernel.ipv6 import route as route6
+from harness.mockkernel.ipv6.exthdrs_core import ipv6_skip_exthdr
+from harness.mockkernel.netfilter.core import NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING
+from harness.mockkernel.wire import ipv6, tcp
+from harness.mockkernel.wire.checksum import checksum, pseudo_header_sum
+from harness.mockkernel.wire.field import BE16
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH
-from harness.mockkernel.wire.ipv4 import IP_OFFSET, IPPROTO_TCP, Ipv4Packet
+from harness.mockkernel.wire.icmpv6 import ICMPV6_DEST_UNREACH
+from harness.mockkernel.wire.ipv4 import IP_OFFSET, IPPROTO_TCP, IPPROTO_UDP, Ipv4Packet
 
 
 def _fill_dst(skb: SkBuff) -> None:
@@ -39,3 +55,55 @@ def send_reset(skb: SkBuff) -> None:
     if not tcp.checksum_ok(buf, nh, th, end):
         return
     tcp_ipv4.send_reset(skb, tos=0, why="nf_send_reset")
+
+
+def _transport6(skb: SkBuff) -> tuple[int, int, int]:
+    """(offset, protocol, frag_off) of the IPv6 packet's transport header."""
+    buf, nh = skb.buf, skb.network_header
+    return ipv6_skip_exthdr(buf, nh + ipv6.IPV6_HLEN, buf[nh + ipv6.NEXTHDR], skb.tail)
+
+
+def _checksum6_ok(skb: SkBuff, th: int, proto: int) -> bool:
+    """nf_ip6_checksum() of the TCP or UDP payload at `th` against the pseudo-header."""
+    saddr, daddr = ipv6.ADDRS.unpack_from(skb.buf, skb.network_header)
+    length = skb.tail - th
+    return not checksum(memoryview(skb.buf)[th:skb.tail], pseudo_header_sum(saddr, daddr, proto, length))
+
+
+def send_unreach6(skb: SkBuff, code: int, hook: int) -> None:
+    th, proto, frag_off = _transport6(skb)
+    if hook in (NF_INET_PRE_ROUTING, NF_INET_LOCAL_IN) and proto in (IPPROTO_TCP, IPPROTO_UDP) \
+            and th >= 0 and not frag_off & ~0x7 and not _checksum6_ok(skb, th, proto):
+        return
+    if skb.dst is None:  # nf_reject6_fill_skb_dst()
+        skb.dst = route6.ip6_route_output(skb.net, ipv6.ADDRS.unpack_from(skb.buf, skb.network_header)[0])
+    icmp6.icmp6_send(skb, ICMPV6_DEST_UNREACH, code, 0)
+
+
+def send_reset6(skb: SkBuff) -> None:
+    buf, nh = skb.buf, skb.network_header
+    th, proto, frag_off = _transport6(skb)
+    if proto != IPPROTO_TCP or th < 0 or frag_off & ~0x7 or skb.tail - th < tcp.TCP_HLEN:
+        return
+    sport, dport, seq, ack_seq, doff, flags, _, _, _ = tcp.unpack(buf, th)
+    if flags & tcp.TCPHDR_RST or not _checksum6_ok(skb, th, IPPROTO_TCP):
+        return
+    if flags & tcp.TCPHDR_ACK:
+        seq, ack_seq, reply_flags = ack_seq, 0, tcp.TCPHDR_RST
+    else:
+        payload = skb.tail - th - tcp.DATA_OFFSET_LEN[doff]
+        seq, ack_seq = 0, (seq + payload + bool(flags & tcp.TCPHDR_SYN) + bool(flags & tcp.TCPHDR_FIN)) & 0xFFFFFFFF
+        reply_flags = tcp.TCPHDR_RST | tcp.TCPHDR_ACK
+    net = skb.net
+    saddr, daddr = ipv6.ADDRS.unpack_from(buf, nh)
+    rt = route6.ip6_route_output(net, saddr)
+    if rt.error:
+        return
+    segment = bytearray(tcp.HEADER.pack(dport, sport, seq, ack_seq, (tcp.TCP_HLEN // 4) << 4, reply_flags, 0, 0, 0))
+    BE16.pack_into(segment, tcp.CHECK, checksum(segment, pseudo_header_sum(daddr, saddr, IPPROTO_TCP, len(segment))))
+    header = ipv6.build_header(daddr, saddr, IPPROTO_TCP, len(segment), ip6_output.ip6_dst_hoplimit(rt))
+    reply = alloc_skb(bytes(header + segment))
+    reply.net, reply.dst, reply.dev = net, rt, rt.dev
+    reply.network_header, reply.transport_header = reply.data, reply.data + ipv6.IPV6_HLEN
+    net.tracer.start(reply, f"nf_send_reset6: {ipv6.Ipv6Packet(reply.buf, reply.data).summary()}", parent=skb)
+    ip6_output.ip6_local_out(reply)

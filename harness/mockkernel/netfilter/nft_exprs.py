@@ -1363,6 +1363,20 @@ class Reject(Stmt):
         return f"reject with {self.kind} {self.CODE_TYPES[self.kind].format(self.code)}"
 
     def compile(self, ctx: CompileCtx):
+        """nft_reject_ipv4 / _ipv6 in their tables; nft_reject_inet (and
+        netdev's) by the packet's family."""
+        reject4, reject6 = self._reject4(), self._reject6()
+        if ctx.family == "ip":
+            return reject4
+        if ctx.family == "ip6":
+            return reject6
+
+        def reject_inet(pkt):
+            ipv6_packet = pkt.state.pf == NFPROTO_IPV6 or pkt.skb.protocol == ETH_P_IPV6
+            return reject6(pkt) if ipv6_packet else reject4(pkt)
+        return reject_inet
+
+    def _reject4(self):
         if self.kind == "tcp reset":
             def reject_tcp(pkt):
                 nf_reject.send_reset(pkt.skb)
@@ -1374,6 +1388,19 @@ class Reject(Stmt):
             nf_reject.send_unreach(pkt.skb, code)
             return NF_DROP
         return reject_icmp
+
+    def _reject6(self):
+        if self.kind == "tcp reset":
+            def reject_tcp6(pkt):
+                nf_reject.send_reset6(pkt.skb)
+                return NF_DROP
+            return reject_tcp6
+        code = self.ICMPX_TO_ICMPV6[self.code] if self.kind == "icmpx" else self.code
+
+        def reject_icmpv6(pkt):
+            nf_reject.send_unreach6(pkt.skb, code, pkt.state.hook)
+            return NF_DROP
+        return reject_icmpv6
 
 
 # what a NAT map's data may be: an address, an address and a port, an address range
@@ -1488,11 +1515,20 @@ class Nat(Stmt):
         return nat_from_map
 
     def _binder(self):
-        """What the NAT expression does with its range: f(pkt, range) -> verdict."""
+        """What the NAT expression does with its range: f(pkt, range) -> verdict
+        (nft_masq_inet_eval(), nft_redir_inet_eval(): by the hook's family)."""
         if self.kind == "masquerade":
-            return lambda pkt, rng: nf_nat.nf_nat_masquerade_ipv4(pkt.skb, rng, pkt.state.out_dev)
+            def masquerade(pkt, rng):
+                if pkt.state.pf == NFPROTO_IPV6:
+                    return nf_nat.nf_nat_masquerade_ipv6(pkt.skb, rng, pkt.state.out_dev)
+                return nf_nat.nf_nat_masquerade_ipv4(pkt.skb, rng, pkt.state.out_dev)
+            return masquerade
         if self.kind == "redirect":
-            return lambda pkt, rng: nf_nat.nf_nat_redirect_ipv4(pkt.skb, rng, pkt.state.hook)
+            def redirect(pkt, rng):
+                if pkt.state.pf == NFPROTO_IPV6:
+                    return nf_nat.nf_nat_redirect_ipv6(pkt.skb, rng, pkt.state.hook)
+                return nf_nat.nf_nat_redirect_ipv4(pkt.skb, rng, pkt.state.hook)
+            return redirect
         manip = nf_nat.NF_NAT_MANIP_SRC if self.kind == "snat" else nf_nat.NF_NAT_MANIP_DST
         return lambda pkt, rng: nf_nat.nf_nat_setup_info(pkt.skb, pkt.skb.nfct, rng, manip)
 
