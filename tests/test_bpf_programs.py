@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import struct
 import subprocess
 from dataclasses import dataclass, field
@@ -750,3 +751,100 @@ def test_tc_ipv6_exthdr_walk_matches_the_kernel(rt, bpf_objects, kernel, name):
     verdict, _ = tc(rt.load_object(bpf_objects["tc_ipv6_exthdr"]).program(), IPV6_FRAMES[name])
     real = kernel.run(bpf_objects["tc_ipv6_exthdr"], "tc_ipv6_exthdr", IPV6_FRAMES[name], tc=True, ctx=sk_buff())
     assert real.retval == verdict
+
+
+# bpf_fib_lookup for IPv6 against the mock's FIB6, and the kernel's
+
+FIB6_SETUP = [
+    "ip link add p1 type veth peer name p0",  # the peer registers first: p0 is ifindex 2 as on the mock
+    "ip link set p0 address 02:00:00:00:00:01",
+    "ip link set p1 address 02:00:00:00:00:02",
+    "ip link set p1 mtu 1400",
+    "ip link set p0 up",
+    "ip link set p1 up",
+    "sysctl -qw net.ipv6.conf.all.disable_ipv6=0",
+    "sysctl -qw net.ipv6.conf.all.forwarding=1",
+    "ip -6 addr add 2001:db8::1/64 dev p0 nodad",
+    "ip -6 addr add 2001:db8:1::1/64 dev p1 nodad",
+    "ip -6 route add 2001:db8:2::/64 via 2001:db8:1::2 dev p1",
+    "ip -6 route add 2001:db8:3::/64 via 2001:db8:1::2 dev p1 mtu 1300",
+    "ip -6 route add blackhole 2001:db8:9::/64",
+    "ip -6 route add unreachable 2001:db8:8::/64",
+    "ip -6 route add prohibit 2001:db8:7::/64",
+    "ip -6 route add 2001:db8:5::/64 via 2001:db8:1::3 dev p1 metric 7 table 100",
+]
+SKIP_NEIGH, DIRECT, TBID = 4, 1, 8
+(FIB_SUCCESS, FIB_BLACKHOLE, FIB_UNREACHABLE, FIB_PROHIBIT, FIB_NOT_FWDED, FIB_FWD_DISABLED,
+ FIB_FRAG_NEEDED) = 0, 1, 2, 3, 4, 5, 8
+# (destination, payload bytes, flags, return code, (ifindex, nexthop, metric, mtu_result) on success)
+FIB6_CASES = {
+    "via gateway": ("2001:db8:2::7", 100, SKIP_NEIGH, FIB_SUCCESS, (3, "2001:db8:1::2", 1024, 1400)),
+    "connected": ("2001:db8:1::9", 100, SKIP_NEIGH, FIB_SUCCESS, (3, "2001:db8:1::9", 256, 1400)),
+    "blackhole": ("2001:db8:9::1", 100, SKIP_NEIGH, FIB_BLACKHOLE, None),
+    "unreachable": ("2001:db8:8::1", 100, SKIP_NEIGH, FIB_UNREACHABLE, None),
+    "prohibit": ("2001:db8:7::1", 100, SKIP_NEIGH, FIB_PROHIBIT, None),
+    "local": ("2001:db8::1", 100, SKIP_NEIGH, FIB_NOT_FWDED, None),
+    "no route": ("2001:db9::1", 100, SKIP_NEIGH, FIB_NOT_FWDED, None),
+    "link-local": ("fe80::1", 100, SKIP_NEIGH, FIB_NOT_FWDED, None),
+    "bigger than the device mtu": ("2001:db8:2::7", 1400, SKIP_NEIGH, FIB_FRAG_NEEDED, None),
+    "a route's mtu metric does not count": ("2001:db8:3::7", 1300, SKIP_NEIGH, FIB_SUCCESS,
+                                            (3, "2001:db8:1::2", 1024, 1400)),
+    "direct, main table": ("2001:db8:2::7", 100, SKIP_NEIGH | DIRECT, FIB_SUCCESS, (3, "2001:db8:1::2", 1024, 1400)),
+    "direct, table 100": ("2001:db8:5::7", 100, SKIP_NEIGH | DIRECT | TBID, FIB_SUCCESS,
+                          (3, "2001:db8:1::3", 7, 1400)),
+}
+
+
+def _mock_fib6_kernel() -> Kernel:
+    kernel = Kernel()
+    for command in FIB6_SETUP[3:]:
+        sh(kernel, command.replace("-qw", "-w").split())
+    return kernel
+
+
+def _fib6_frame(dst: str, payload: int, flags: int, tbid: int = 0) -> bytes:
+    question = bytes([flags, 0, 0, 0]) + struct.pack("<I", tbid) + bytes(payload - 8)
+    return bytes(Ether(src=MAC_A, dst=MAC_B) / IPv6(src="2001:db8::2", dst=dst, fl=0x12345) /
+                 UDP(sport=1000, dport=53) / question)
+
+
+def _fib6_answer(packet: bytes) -> tuple[int, bytes]:
+    payload = packet[14 + 40 + 8:]
+    return payload[1], payload[8:8 + 64]
+
+
+@pytest.mark.parametrize("name", FIB6_CASES)
+def test_fib_lookup_ipv6(bpf_objects, name):
+    dst, payload, flags, rc, success = FIB6_CASES[name]
+    rt = BpfRuntime(net=_mock_fib6_kernel())
+    frame = _fib6_frame(dst, payload, flags, tbid=100 if flags & TBID else 0)
+    verdict, ctx = xdp(rt.load_object(bpf_objects["xdp_fib6_probe"]).program(), frame, ingress_ifindex=2)
+    got_rc, params = _fib6_answer(ctx.packet())
+    assert (verdict, got_rc) == (XDP_TX, rc)
+    if success is not None:
+        ifindex, nexthop, metric, mtu = success
+        assert (struct.unpack_from("<I", params, 8)[0], params[32:48], struct.unpack_from("<I", params, 12)[0],
+                struct.unpack_from("<H", params, 6)[0]) == (ifindex, socket.inet_pton(socket.AF_INET6, nexthop),
+                                                            metric, mtu)
+    elif rc == FIB_FRAG_NEEDED:
+        assert struct.unpack_from("<H", params, 6)[0] == 1400
+
+
+def test_fib_lookup_ipv6_needs_forwarding_on_the_ingress_device(bpf_objects):
+    kernel = _mock_fib6_kernel()
+    sh(kernel, ["sysctl", "-w", "net.ipv6.conf.p0.forwarding=0"])
+    rt = BpfRuntime(net=kernel)
+    _, ctx = xdp(rt.load_object(bpf_objects["xdp_fib6_probe"]).program(), _fib6_frame("2001:db8:2::7", 100, SKIP_NEIGH),
+                 ingress_ifindex=2)
+    assert _fib6_answer(ctx.packet())[0] == FIB_FWD_DISABLED
+
+
+@pytest.mark.parametrize("name", FIB6_CASES)
+def test_fib_lookup_ipv6_matches_the_kernel(bpf_objects, kernel, name):
+    dst, payload, flags, _, _ = FIB6_CASES[name]
+    rt = BpfRuntime(net=_mock_fib6_kernel())
+    frame = _fib6_frame(dst, payload, flags, tbid=100 if flags & TBID else 0)
+    verdict, ctx = xdp(rt.load_object(bpf_objects["xdp_fib6_probe"]).program(), frame, ingress_ifindex=2)
+    real = kernel.run(bpf_objects["xdp_fib6_probe"], "xdp_fib6_probe", frame, ctx=xdp_md(frame, 2),
+                      setup="\n".join(FIB6_SETUP))
+    assert (real.retval, real.data) == (verdict, ctx.packet())

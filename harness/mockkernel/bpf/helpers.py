@@ -12,7 +12,9 @@ sums compared byte for byte with the real kernel's results. Which helpers a
 program type may call mirrors the func_proto tables; a program calling
 another fails to load, as with the verifier's "unknown func".
 
-Left out: IPv6 in bpf_fib_lookup (a clear fault), bpf_skb_adjust_room and
+bpf_fib_lookup for AF_INET6 routes through the FIB6 (ipv6/route.py); its
+neighbour lookup (nd_tbl) and source selection without a route's prefsrc
+are clear faults until the mock has them. Left out: bpf_skb_adjust_room and
 the other skb-resizing helpers, xdp frags, BPF_F_RECOMPUTE_CSUM's skb->csum
 update (only matters for CHECKSUM_COMPLETE skbs).
 """
@@ -56,7 +58,10 @@ from harness.mockkernel.bpf.vm import (
 )
 from harness.mockkernel.core.xdp import XDP_ABORTED, XDP_REDIRECT
 from harness.mockkernel.ipv4 import route
-from harness.mockkernel.net import NUD_VALID, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTN_UNICAST
+from harness.mockkernel.ipv6.addrconf import __in6_dev_get as in6_dev_get  # a class body would mangle __
+from harness.mockkernel.ipv6 import route as route6
+from harness.mockkernel.net import (NUD_VALID, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTN_BLACKHOLE,
+                                    RTN_PROHIBIT, RTN_UNICAST, RTN_UNREACHABLE)
 from harness.mockkernel.wire.ethernet import ETH_HLEN
 
 if TYPE_CHECKING:
@@ -82,6 +87,9 @@ BPF_FIB_LOOKUP_TBID, BPF_FIB_LOOKUP_SRC = 8, 16
  BPF_FIB_LKUP_RET_NOT_FWDED, BPF_FIB_LKUP_RET_FWD_DISABLED, BPF_FIB_LKUP_RET_UNSUPP_LWT,
  BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_FRAG_NEEDED) = range(9)
 FIB_LOOKUP_SIZE = 64
+IPV6_MIN_MTU, IP6_MAX_MTU = 1280, 0xFFFF + 40  # include/linux/ipv6.h, include/net/ip6_route.h
+_FIB6_TYPE_RESULTS = {RTN_BLACKHOLE: BPF_FIB_LKUP_RET_BLACKHOLE, RTN_UNREACHABLE: BPF_FIB_LKUP_RET_UNREACHABLE,
+                      RTN_PROHIBIT: BPF_FIB_LKUP_RET_PROHIBIT}
 IPTOS_RT_MASK = 0x1C
 MAX_BPF_STACK = 512
 
@@ -556,13 +564,71 @@ class Helpers:
             return _err(EINVAL)
         params = bytearray(self.mem.read(r2, FIB_LOOKUP_SIZE))
         family = params[0]
+        check_mtu = self.rt.ctx.prog_type == "xdp"
         if family == AF_INET6:
-            raise BpfFault("bpf_fib_lookup: AF_INET6 lookups are not modelled by the mock")
-        if family != AF_INET:
+            rc = self._fib_lookup_ipv6(net, params, r4, check_mtu)
+        elif family == AF_INET:
+            rc = self._fib_lookup_ipv4(net, params, r4, check_mtu)
+        else:
             return _err(EAFNOSUPPORT)
-        rc = self._fib_lookup_ipv4(net, params, r4, check_mtu=self.rt.ctx.prog_type == "xdp")
         self.mem.write(r2, bytes(params))
         return rc & M64
+
+    @staticmethod
+    def _fib_lookup_ipv6(net, params: bytearray, flags: int, check_mtu: bool) -> int:
+        """bpf_ipv6_fib_lookup(): the FIB6 (route.py) from params->ifindex, which
+        is the flow's oif for the route choice either way; only unicast routes
+        forward, and the nexthop's neighbour must be valid unless SKIP_NEIGH."""
+        src, dst = bytes(params[16:32]), bytes(params[32:48])
+        if route6.rt6_need_strict(dst) or route6.rt6_need_strict(src):
+            return BPF_FIB_LKUP_RET_NOT_FWDED  # link-local (and multicast) addresses are never forwarded
+        tot_len, ifindex = struct.unpack_from("<HI", params, 6)
+        dev = net.devices.get(ifindex)
+        if dev is None:
+            return -ENODEV
+        idev = in6_dev_get(dev)
+        if idev is None or not idev.cnf.forwarding:
+            return BPF_FIB_LKUP_RET_FWD_DISABLED
+        key = int.from_bytes(dst, "big")
+        if flags & BPF_FIB_LOOKUP_DIRECT:
+            table_id = RT_TABLE_MAIN
+            if flags & BPF_FIB_LOOKUP_TBID:
+                table_id = struct.unpack_from("<I", params, 48)[0]
+                struct.pack_into("<I", params, 48, 0)  # zeroed for the vlan output fields it shares
+            table = net.ipv6.fib_tables.get(table_id)
+            if table is None:
+                return BPF_FIB_LKUP_RET_NOT_FWDED
+            f6i = route6.fib6_table_lookup(net, table, key, ifindex, False)
+        else:
+            f6i = route6.fib6_lookup(net, dst, ifindex)
+        if f6i is None or f6i.__class__ is int:
+            return BPF_FIB_LKUP_RET_NOT_FWDED
+        if f6i.type is not RTN_UNICAST:
+            return _FIB6_TYPE_RESULTS.get(f6i.type, BPF_FIB_LKUP_RET_NOT_FWDED)
+        out = net.devices[f6i.ifindex]
+        mtu = 0
+        if check_mtu:  # ip6_mtu_from_fib6(): the device's IPv6 mtu (a route's mtu metric only when locked)
+            out_idev = in6_dev_get(out)
+            mtu = min(max(IPV6_MIN_MTU, out_idev.cnf.mtu6 if out_idev else 0), IP6_MAX_MTU)
+            if tot_len > mtu:
+                struct.pack_into("<H", params, 6, mtu)
+                return BPF_FIB_LKUP_RET_FRAG_NEEDED
+        nexthop = f6i.gateway if f6i.gateway is not None else dst
+        params[32:48] = nexthop
+        struct.pack_into("<I", params, 12, f6i.metric)
+        struct.pack_into("<I", params, 8, out.ifindex)
+        if flags & BPF_FIB_LOOKUP_SRC:
+            if f6i.prefsrc is None:
+                raise BpfFault("bpf_fib_lookup: BPF_FIB_LOOKUP_SRC for IPv6 without a route's prefsrc "
+                               "(ipv6_dev_get_saddr) is not modelled")
+            params[16:32] = f6i.prefsrc
+        if not flags & BPF_FIB_LOOKUP_SKIP_NEIGH:
+            raise BpfFault("bpf_fib_lookup: IPv6 neighbours (nd_tbl) are not modelled; "
+                           "BPF_FIB_LOOKUP_SKIP_NEIGH looks up the route alone")
+        struct.pack_into("<HH", params, 48, 0, 0)  # bpf_fib_set_fwd_params(): h_vlan_proto, h_vlan_TCI
+        if mtu:
+            struct.pack_into("<H", params, 6, mtu)
+        return BPF_FIB_LKUP_RET_SUCCESS
 
     @staticmethod
     def _fib_lookup_ipv4(net, params: bytearray, flags: int, check_mtu: bool) -> int:
