@@ -225,13 +225,13 @@ _SKB_WRITABLE = {8, 12, 32, 44, 48, 52, 56, 60, 64, 72, 152, 156}  # mark..cb[4]
 class _Frame:
     """struct bpf_func_state: one call frame's registers and stack slots (by offset from the frame top)."""
 
-    __slots__ = ("regs", "stack", "callsite", "func")
+    __slots__ = ("regs", "stack", "callsite")
 
-    def __init__(self, regs: list, stack: dict, callsite: tuple | None, func: tuple[str, int]) -> None:
-        self.regs, self.stack, self.callsite, self.func = regs, stack, callsite, func
+    def __init__(self, regs: list, stack: dict, callsite: tuple | None) -> None:
+        self.regs, self.stack, self.callsite = regs, stack, callsite
 
     def copy(self) -> _Frame:
-        return _Frame(list(self.regs), dict(self.stack), self.callsite, self.func)
+        return _Frame(list(self.regs), dict(self.stack), self.callsite)
 
 
 class _State:
@@ -465,17 +465,17 @@ class Verifier:
 
     # do_check
 
-    def _initial_state(self, section: str, entry: int) -> _State:
+    def _initial_state(self) -> _State:
         regs: list[Reg] = [None] * 11
         regs[1] = Ptr("mem") if self.prog_type == "raw" else Ptr("ctx")
         if self.prog_type == "raw":
             regs[2] = UNKNOWN
         regs[10] = Ptr("fp", aux=0)
-        return _State([_Frame(regs, {}, None, (section, entry))], (), None)
+        return _State([_Frame(regs, {}, None)], (), None)
 
     def _do_check(self, section: str, entry: int) -> None:
         stack: list[tuple[_State, str, int]] = []
-        state, sec_name, pc = self._initial_state(section, entry), section, entry
+        state, sec_name, pc = self._initial_state(), section, entry
         while True:
             sec_name, pc, done = self._walk(state, sec_name, pc, stack)
             if done:
@@ -1036,7 +1036,7 @@ class Verifier:
         regs: list[Reg] = [None] * 11
         regs[1:6] = caller[1:6]
         regs[10] = Ptr("fp", aux=len(state.frames))
-        state.frames.append(_Frame(regs, {}, (section, pc), callee))
+        state.frames.append(_Frame(regs, {}, (section, pc)))
         return callee
 
     def _exit(self, state: _State, section: str, pc: int) -> tuple[str, int] | None:

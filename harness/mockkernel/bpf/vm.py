@@ -1077,13 +1077,6 @@ class CompiledInfo:
     source: str
     reachable: dict[str, set[int]]  # instructions some translated function reaches, by section
 
-    def unreachable(self, section: str) -> list[int]:
-        """Instructions of `section` no function reaches (check_cfg's "unreachable insn")."""
-        insns = self.sections[section].insns
-        seen = self.reachable.get(section, set())
-        return [pc for pc in range(len(insns))
-                if pc not in seen and not (pc and insns[pc - 1].code == LD_IMM64 and pc - 1 in seen)]
-
 
 _COMPILED: weakref.WeakValueDictionary[str, CompiledInfo] = weakref.WeakValueDictionary()
 
