@@ -1,11 +1,12 @@
 """Loading a large eBPF program on the mock: time and memory per instruction.
 
-The program: 100,000 instructions, a conditional jump every other one (`if
-r2 == 5 goto +1; r0 += 1`, r2 a field of the context), as generated code
-and long straight-line parsers look. The kernel's verifier walks it in time
-linear in its size (the jumps' taken sides are pruned against the
-fall-through side's checkpoints); so must the mock's verifier and
-translator.
+The program: 100,000 instructions, a conditional jump every other one
+(`if r2 ... goto +1; r0 += 1`, r2 a byte of the context): one jump in 8
+compares r2 with 5, which forks the walk (the taken side is pruned at the
+next checkpoint), the others test `r2 > 255`, which the bounds decide. The
+kernel loads it (no more than 8,192 forks wait on one path, its
+BPF_COMPLEXITY_LIMIT_JMP_SEQ), walking it in time linear in its size; so
+must the mock's verifier and translator.
 
 - `bpf.load_100k_insns`: seconds for BPF_PROG_LOAD (verify and translate), median of 3.
 - `bpf.bytes_per_insn`: what the loaded program keeps (tracemalloc's growth
@@ -21,18 +22,20 @@ import time
 import tracemalloc
 
 from harness.mockkernel.bpf import BpfRuntime
-from harness.mockkernel.bpf.insn import (BPF_ADD, BPF_ALU64, BPF_EXIT, BPF_JEQ, BPF_JMP, BPF_LDX, BPF_MEM, BPF_MOV,
-                                         BPF_W, Insn, encode)
+from harness.mockkernel.bpf.insn import (BPF_ADD, BPF_ALU64, BPF_AND, BPF_EXIT, BPF_JEQ, BPF_JGT, BPF_JMP, BPF_LDX,
+                                         BPF_MEM, BPF_MOV, BPF_W, Insn, encode)
 
 INSNS = 100_000
 RUNS = 3
 
 
 def program(size: int = INSNS) -> bytes:
-    """r0 = 0; r2 = ctx->ingress_ifindex; (if r2 == 5 goto +1; r0 += 1) ...; exit."""
-    insns = [Insn(BPF_ALU64 | BPF_MOV, 0, 0, 0, 0), Insn(BPF_LDX | BPF_MEM | BPF_W, 2, 1, 12, 0)]
+    """r0 = 0; r2 = ctx->ingress_ifindex & 0xff; (if r2 == 5 / r2 > 255 goto +1; r0 += 1) ...; exit."""
+    insns = [Insn(BPF_ALU64 | BPF_MOV, 0, 0, 0, 0), Insn(BPF_LDX | BPF_MEM | BPF_W, 2, 1, 12, 0),
+             Insn(BPF_ALU64 | BPF_AND, 2, 0, 0, 0xFF)]
     while len(insns) < size - 1:
-        insns += [Insn(BPF_JMP | BPF_JEQ, 2, 0, 1, 5), Insn(BPF_ALU64 | BPF_ADD, 0, 0, 0, 1)]
+        jump = Insn(BPF_JMP | BPF_JEQ, 2, 0, 1, 5) if len(insns) % 16 == 3 else Insn(BPF_JMP | BPF_JGT, 2, 0, 1, 0xFF)
+        insns += [jump, Insn(BPF_ALU64 | BPF_ADD, 0, 0, 0, 1)]
     insns.append(Insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0))
     return encode(insns)
 

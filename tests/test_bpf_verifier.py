@@ -14,7 +14,6 @@ import pytest
 from harness.mockkernel.bpf import BpfFault, BpfLoadError, BpfRuntime, SkBuffCtx, XdpMd
 from harness.mockkernel.bpf.asm import assemble
 from harness.mockkernel.bpf.host import HostVerifier
-from harness.mockkernel.bpf.insn import BPF_EXIT, BPF_JMP, Insn, encode
 from harness.mockkernel.bpf.maps import BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_RINGBUF, EFAULT
 from harness.mockkernel.bpf.syscall import TracePipe
 from harness.mockkernel.bpf.vm import CTX_ADDR, M64
@@ -224,15 +223,6 @@ def test_the_run_budget_stops_a_loop_as_the_last_guard():
         prog.run(XdpMd.from_frame(bytes(60)))
 
 
-def test_a_long_program_with_a_jump_every_other_loads_and_runs():
-    """The kernel walks each instruction once and prunes the taken sides
-    (benchmarks/bpf_load.py times 100,000)."""
-    insns = assemble("mov r0, 0\nldxw r2, [r1+12]")
-    body = assemble("jeq r2, 5, +1\nadd r0, 1") * 10_000
-    prog = BpfRuntime().load_program(insns + body + encode([Insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)]), "xdp")
-    assert prog.run(XdpMd.from_frame(bytes(60))) == 10_000
-
-
 def test_skb_load_bytes_with_a_length_no_region_holds_fails_the_call():
     """The verifier bounds len by the buffer; past it (a helper called with an
     unverified length) the call fails with -EFAULT instead of allocating."""
@@ -255,3 +245,34 @@ def test_trace_pipe_keeps_the_newest_lines_within_the_kernels_buffer():
         rt.trace_pipe.append(line)
     assert rt.trace_pipe.bytes <= TracePipe.SIZE and rt.trace_pipe[0] == line and rt.trace_pipe[-1] == line
     assert sum(len(kept) + 1 for kept in rt.trace_pipe) == rt.trace_pipe.bytes
+
+
+def _undecided_jumps(count: int) -> bytes:
+    """r2 = a context byte; `if r2 == 5 goto +1; r0 += 1` count times: each jump forks the walk."""
+    return assemble("mov r0, 0\nldxw r2, [r1+12]\nand r2, 0xff\n" + "jeq r2, 5, +1\nadd r0, 1\n" * count + "exit")
+
+
+def test_more_than_8192_waiting_forks_are_refused_as_the_kernel_does():
+    with pytest.raises(BpfLoadError) as refused:
+        BpfRuntime().load_program(_undecided_jumps(8193), "xdp")
+    assert refused.value.verifier_message == "The sequence of 8193 jumps is too complex."
+
+
+def test_the_kernel_refuses_more_than_8192_waiting_forks(host):
+    assert host.verify(_undecided_jumps(8193), "xdp").endswith("The sequence of 8193 jumps is too complex.")
+    assert host.verify(_undecided_jumps(8000), "xdp") is None
+
+
+@pytest.mark.parametrize("ingress_ifindex", [0, 5])
+def test_a_function_translated_in_chunks_runs_as_the_instructions_say(ingress_ifindex):
+    """8,000 forks: past CHUNK_INSNS, so the function is translated in chunks;
+    r0 counts the adds no jump skipped (all of them, or none when r2 == 5)."""
+    prog = BpfRuntime().load_program(_undecided_jumps(8000), "xdp")
+    assert prog.run(XdpMd.from_frame(bytes(60), ingress_ifindex=ingress_ifindex)) == \
+        (8000 if ingress_ifindex != 5 else 0)
+
+
+def test_a_fault_in_a_chunk_names_the_instruction():
+    program = assemble("mov r0, 1\n" * 5000 + "ldxdw r0, [r1+100]\nexit")  # one block, cut in three chunks
+    with pytest.raises(BpfFault, match=r"insn 5000 \(r0 = \*\(u64 \*\)\(r1 \+100\)\): read of 8 bytes at memory\+0x64"):
+        BpfRuntime().load_program(program, "raw").run_raw(bytearray(8))

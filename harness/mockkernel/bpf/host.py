@@ -65,16 +65,22 @@ class HostVerifier:
                 os.close(fd)
 
     def _load(self, bytecode: bytes, prog_type: int) -> str | None:
+        """As libbpf loads: without a log first (a long program's log would not fit
+        and fail the load with ENOSPC), again with one when refused; the log
+        rotates, so it ends with the refusal."""
         insns, license = ctypes.create_string_buffer(bytecode, len(bytecode)), ctypes.create_string_buffer(b"GPL")
         log = ctypes.create_string_buffer(LOG_SIZE)
-        attr = struct.pack("<IIQQIIQ", prog_type, len(bytecode) // 8, ctypes.addressof(insns),
-                           ctypes.addressof(license), 1, LOG_SIZE, ctypes.addressof(log)).ljust(128, b"\0")
-        try:
-            fd = self._bpf(BPF_PROG_LOAD, attr)
-        except OSError:
-            return _verdict_lines(log.value.decode(errors="replace"))
-        os.close(fd)
-        return None
+        for log_level, log_size in ((0, 0), (1, LOG_SIZE)):
+            attr = struct.pack("<IIQQIIQ", prog_type, len(bytecode) // 8, ctypes.addressof(insns),
+                               ctypes.addressof(license), log_level, log_size,
+                               ctypes.addressof(log) if log_size else 0).ljust(128, b"\0")
+            try:
+                fd = self._bpf(BPF_PROG_LOAD, attr)
+            except OSError:
+                continue
+            os.close(fd)
+            return None
+        return _verdict_lines(log.value.decode(errors="replace"))
 
 
 def _verdict_lines(log: str) -> str:

@@ -97,6 +97,7 @@ from harness.mockkernel.bpf.maps import BPF_F_RDONLY_PROG
 from harness.mockkernel.bpf.vm import MAX_BPF_STACK, MAX_CALL_FRAMES, BpfLoadError, CallReloc, CodeSection, MapReloc
 
 BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000  # include/linux/bpf.h
+BPF_COMPLEXITY_LIMIT_JMP_SEQ = 8192  # kernel/bpf/verifier.c
 BPF_MAX_VAR_OFF = 1 << 29
 BPF_MAX_VAR_SIZ = 1 << 29
 M64 = (1 << 64) - 1
@@ -494,6 +495,9 @@ class Verifier:
             checkpoint = checkpoint.parent
 
     def _push(self, stack: list, state: _State, section: str, pc: int) -> None:
+        """push_stack(): the other side of a fork waits; too many waiting on one path is refused."""
+        if len(stack) >= BPF_COMPLEXITY_LIMIT_JMP_SEQ:
+            raise self._refuse(section, pc, f"The sequence of {len(stack) + 1} jumps is too complex.")
         if state.parent is not None:
             state.parent.branches += 1
         stack.append((state, section, pc))

@@ -12,7 +12,11 @@ falling through costs one comparison and a forward jump skips whole
 subtrees; blocks no jump skips run unguarded, so code whose only jumps are
 early exits runs as straight Python. A function that jumps backwards gets a
 `while` loop and every block guarded. Local calls are Python calls with a
-fresh 512-byte stack frame (MAX_BPF_STACK) per call depth.
+fresh 512-byte stack frame (MAX_BPF_STACK) per call depth. A function of
+more than CHUNK_INSNS instructions is cut into chunks of consecutive blocks,
+each a Python function compiled on its own (compile() needs several KB per
+line of source at its peak) and called by a driver with the registers in a
+list; smaller ones, every real program, stay one function.
 
 Memory is one flat 64-bit address space (`AddressSpace`): the upper bits of
 an address select a region (the packet, the context, a stack frame, a map
@@ -43,11 +47,12 @@ masks, wrap-around tests and region lookups that cannot matter.
 """
 from __future__ import annotations
 
+import bisect
 import itertools
 import struct
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from harness.mockkernel.bpf.insn import (
@@ -126,6 +131,8 @@ MAX_CALL_FRAMES = 8  # include/linux/bpf_verifier.h
 MAX_TAIL_CALL_CNT = 33  # include/linux/bpf.h
 _FIRST_DYNAMIC_SEG = SEG_STACK + MAX_CALL_FRAMES
 _LEAF_BLOCKS = 4  # blocks per innermost group of the dispatch tree
+CHUNK_INSNS = 2048  # a function longer than this is translated in chunks of about this size
+_REGISTERS = "r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10"
 _INLINE_EXIT_INSNS = 3  # an exit block this short is copied to the jumps that go to it
 _MAX_RUN = 8  # adjacent accesses one struct call may do
 _FRAME_POINTER_BITS = (((SEG_STACK + MAX_CALL_FRAMES) << SEG_SHIFT) + MAX_BPF_STACK).bit_length()
@@ -363,6 +370,9 @@ class Translator:
         self.functions: dict[tuple[str, int], _Function] = {}
         self.entry_key: tuple[str, int] | None = None
         self.lines: list[str] = []
+        # functions too long for one compile(): their chunks' (source lines, line insns, the driver's chunk list)
+        self._chunks: list[tuple[list[str], list, list]] = []
+        self._chunk_range: tuple[int, int] | None = None  # the instructions of the chunk being emitted
         self.line_insns: list[tuple[str, int] | None] = []  # per source line (1-based: index - 1)
         self.reachable: dict[str, set[int]] = {}
         # registers whose region and offset (bN, oN) the current block has already computed
@@ -414,16 +424,27 @@ class Translator:
         for lines, wheres in bodies:
             source_lines += lines
             line_insns += wheres
-        source_lines.append(f"    return {self.functions[(section, entry)].pyname}")
+        source_lines.append(f"    return {{{', '.join(f'{f.pyname!r}: {f.pyname}' for f in self.functions.values())}}}")
         line_insns.append(None)
+        functions, info = self._compile_unit(name, source_lines, line_insns, params)
+        for chunk_lines, chunk_wheres, chunk_list in self._chunks:  # each its own compile(): a bounded peak
+            self.closure.update(functions)
+            chunk_params = sorted(self.closure)
+            chunk_lines[0] = f"def __make({', '.join(chunk_params)}):"
+            chunk_fn, chunk_info = self._compile_unit(name, chunk_lines, chunk_wheres, chunk_params)
+            chunk_list.append(next(iter(chunk_fn.values())))
+            info.parts.append(chunk_info)
+        return functions[self.functions[(section, entry)].pyname], info
+
+    def _compile_unit(self, name: str, source_lines: list[str], line_insns: list, params: list[str]) -> tuple:
+        """Compile one `__make` and call it: the functions it returns by name, and its CompiledInfo."""
         filename = f"<bpf {name} #{next(self._serial)}>"
         namespace: dict[str, Any] = {}
         exec(compile("\n".join(source_lines) + "\n", filename, "exec"), namespace)  # noqa: S102 - our own output
-        entry_fn = namespace["__make"](**{p: self.closure[p] for p in params})
-        info = CompiledInfo(filename, line_insns, self.sections, self.helpers, "\n".join(source_lines),
-                            self.reachable)
+        functions = namespace["__make"](**{p: self.closure[p] for p in params})
+        info = CompiledInfo(filename, line_insns, self.sections, self.helpers, self.reachable)
         _COMPILED[filename] = info
-        return entry_fn, info
+        return functions, info
 
     # control flow
 
@@ -484,6 +505,9 @@ class Translator:
         self._lookahead_ends = {}
         for start, end in reversed(blocks):
             self._lookahead_ends[start] = self._lookahead_ends.get(end, end) if end in continuing else end
+        if len(reachable) > CHUNK_INSNS:
+            self._translate_in_chunks(func, section, blocks)
+            return
         self._emit(1, f"def {func.pyname}(r1, r2=0, r3=0, r4=0, r5=0, depth=0):")
         if func.key != self.entry_key:
             self._emit(2, "if depth >= MAX_CALL_FRAMES: raise CALL_TOO_DEEP()")
@@ -509,6 +533,58 @@ class Translator:
             self._emit_tree(section, run, indent)
         if backward:
             self._emit(2, "raise BUDGET_EXHAUSTED()")
+
+    def _translate_in_chunks(self, func: _Function, section: CodeSection, blocks: list[tuple[int, int]]) -> None:
+        """A function of more than CHUNK_INSNS instructions: a driver that calls
+        chunk functions (consecutive blocks of about CHUNK_INSNS instructions,
+        every block guarded, registers in the list R between them) until one
+        returns a negative pc (the function exited, r0 in R[0]). Each chunk is
+        compiled on its own, so translating stays within a bounded memory."""
+        pieces = []  # a block longer than a chunk is cut (never inside an LD_IMM64): the parts fall through
+        for start, end in blocks:
+            while end - start > CHUNK_INSNS:
+                cut = start + CHUNK_INSNS + (section.insns[start + CHUNK_INSNS - 1].code == LD_IMM64)
+                pieces.append((start, cut))
+                start = cut
+            pieces.append((start, end))
+        groups: list[list[tuple[int, int]]] = [[]]
+        size = 0
+        for start, end in pieces:
+            if size >= CHUNK_INSNS:
+                groups.append([])
+                size = 0
+            groups[-1].append((start, end))
+            size += end - start
+        chunk_list: list[Callable] = []
+        starts_name, chunks_name = f"STARTS_{func.pyname}", f"CHUNKS_{func.pyname}"
+        self.closure[starts_name] = [group[0][0] for group in groups]
+        self.closure[chunks_name] = chunk_list
+        self.closure["bisect_right"] = bisect.bisect_right
+        self._emit(1, f"def {func.pyname}(r1, r2=0, r3=0, r4=0, r5=0, depth=0):")
+        if func.key != self.entry_key:
+            self._emit(2, "if depth >= MAX_CALL_FRAMES: raise CALL_TOO_DEEP()")
+        self._emit(2, "STACK_VIEWS[depth][:] = ZERO_STACK")
+        self._emit(2, "R = [0, r1, r2, r3, r4, r5, 0, 0, 0, 0, STACK_TOPS[depth]]")
+        self._emit(2, f"pc = {func.key[1]}")
+        self._emit(2, "while pc >= 0:")
+        self._emit(3, f"pc = {chunks_name}[bisect_right({starts_name}, pc) - 1](R, pc, depth)")
+        self._emit(2, "return R[0]")
+        main_lines, main_wheres = self.lines, self.line_insns
+        for index, group in enumerate(groups):
+            end = groups[index + 1][0][0] if index + 1 < len(groups) else len(section.insns)
+            self.lines, self.line_insns = [""], [None]  # the header once the closure is complete
+            self._chunk_range = (group[0][0], end)
+            self._emit(1, f"def {func.pyname}_{index}(R, pc, depth):")
+            self._emit(2, f"{_REGISTERS} = R")
+            self._emit(2, "S = STACKS[depth]")
+            self._emit(2, "while RUN_BUDGET[0] >= 0:")
+            self._emit_tree(section, group, 3)
+            self._emit(3, f"R[:] = {_REGISTERS}; return {end}")
+            self._emit(2, "raise BUDGET_EXHAUSTED()")
+            self._emit(1, f"return {{{func.pyname + '_' + str(index)!r}: {func.pyname}_{index}}}")
+            self._chunks.append((self.lines, self.line_insns, chunk_list))
+        self._chunk_range = None
+        self.lines, self.line_insns = main_lines, main_wheres
 
     def _pc_jumps(self, section: CodeSection, reachable: set[int]) -> list[tuple[int, int]]:
         """(pc, target) of the jumps that set `pc` (all but those to an inlined exit block)."""
@@ -810,11 +886,15 @@ class Translator:
         if is32 and op in (BPF_CALL, BPF_EXIT):
             raise self._fail(section, pc, f"invalid BPF_JMP32 opcode {insn.code:#04x}")
         if op == BPF_EXIT:
-            return "return r0"
+            return "return r0" if self._chunk_range is None else "R[0] = r0; return -1"
         if op == BPF_CALL:
             return self._call(section, pc, insn)
         target = _jump_target(pc, insn)
-        goto = f"pc = {target}" + (f"; RUN_BUDGET[0] -= {pc - target + 1}; continue" if target <= pc else "")
+        spent = f"; RUN_BUDGET[0] -= {pc - target + 1}" if target <= pc else ""
+        if self._chunk_range is not None and not self._chunk_range[0] <= target < self._chunk_range[1]:
+            goto = f"R[:] = {_REGISTERS}{spent}; return {target}"  # another chunk's: back to the driver
+        else:
+            goto = f"pc = {target}" + (f"{spent}; continue" if target <= pc else "")
         condition = self._condition(section, pc, insn)
         return f"if {condition}: {goto}" if condition else goto
 
@@ -1074,8 +1154,8 @@ class CompiledInfo:
     line_insns: list[tuple[str, int] | None]
     sections: dict[str, CodeSection]
     helpers: dict[int, tuple[str, Callable]]
-    source: str
     reachable: dict[str, set[int]]  # instructions some translated function reaches, by section
+    parts: list[CompiledInfo] = field(default_factory=list)  # the chunks compiled on their own (kept alive)
 
 
 _COMPILED: weakref.WeakValueDictionary[str, CompiledInfo] = weakref.WeakValueDictionary()
