@@ -358,20 +358,31 @@ def manip_pkt(skb: SkBuff, nh: int, addr: int, port: int, manip: int) -> tuple[i
                 icmp.IcmpMessage(buf, th).type in icmp.QUERY_TYPES:
             icmp_manip_pkt(buf, th, port)
         return old_addr, None
+    return old_addr, manip_ports(skb, th, proto, port, manip, old_addr, addr, 4)
+
+
+def manip_ports(skb: SkBuff, th: int, proto: int, port: int, manip: int, old_addr: int, addr: int,
+                addr_len: int) -> int:
+    """The TCP/UDP half of nf_nat_ipv{4,6}_manip_pkt(): the port at `th` set to
+    `port` and the checksum updated for it and the address (`addr_len` bytes:
+    the pseudo-header's) with inet_proto_csum_replace*()'s incremental update;
+    a zero UDP checksum stays zero, a result of zero becomes 0xFFFF. A checksum
+    cut off (an ICMP error's quote) is left. Returns the old port."""
+    buf = skb.buf
     port_off = th + (UDP_SOURCE if manip == NF_NAT_MANIP_SRC else UDP_DEST)  # TCP's ports are where UDP's are
     old_port = BE16.unpack_from(buf, port_off)[0]
     BE16.pack_into(buf, port_off, port)
     check_off = th + (TCP_CHECK if proto == IPPROTO_TCP else UDP_CHECK)
     if check_off + BE16.size > skb.tail:
-        return old_addr, old_port
+        return old_port
     check = BE16.unpack_from(buf, check_off)[0]
     if proto == IPPROTO_UDP and not check:
-        return old_addr, old_port
-    check = csum_replace(check, old_addr << 16 | old_port, addr << 16 | port, 6)
+        return old_port
+    check = csum_replace(check, old_addr << 16 | old_port, addr << 16 | port, addr_len + 2)
     if proto == IPPROTO_UDP and not check:
         check = 0xFFFF  # CSUM_MANGLED_0
     BE16.pack_into(buf, check_off, check)
-    return old_addr, old_port
+    return old_port
 
 
 def ip6_route_me_harder(skb: SkBuff) -> None:
@@ -410,20 +421,7 @@ def manip_pkt6(skb: SkBuff, nh: int, addr: bytes, port: int, manip: int) -> tupl
         return old_addr, None
     if proto != IPPROTO_UDP and proto != IPPROTO_TCP:
         return old_addr, None
-    port_off = th + (UDP_SOURCE if manip == NF_NAT_MANIP_SRC else UDP_DEST)  # TCP's ports are where UDP's are
-    old_port = BE16.unpack_from(buf, port_off)[0]
-    BE16.pack_into(buf, port_off, port)
-    check_off = th + (TCP_CHECK if proto == IPPROTO_TCP else UDP_CHECK)
-    if check_off + BE16.size > skb.tail:
-        return old_addr, old_port
-    check = BE16.unpack_from(buf, check_off)[0]
-    if proto == IPPROTO_UDP and not check:
-        return old_addr, old_port
-    check = csum_replace(check, old_int << 16 | old_port, new_int << 16 | port, 18)
-    if proto == IPPROTO_UDP and not check:
-        check = 0xFFFF  # CSUM_MANGLED_0
-    BE16.pack_into(buf, check_off, check)
-    return old_addr, old_port
+    return old_addr, manip_ports(skb, th, proto, port, manip, old_int, new_int, 16)
 
 
 def icmp_manip_pkt(buf: bytearray, th: int, ident: int) -> None:
