@@ -28,6 +28,7 @@ BRIDGE_MAC = "02:42:ac:11:00:01"
 BRIDGE_IP, CONTAINER_IP, CONTAINER_MAC = "172.17.0.1", "172.17.0.2", CONTAINER_PORT.peer_mac
 UPLINK_IP, HOST_IP, HOST_MAC = "10.0.0.1", "10.0.0.2", UPLINK.peer_mac
 REMOTE_IP = "198.51.100.7"  # beyond h0, the uplink's gateway
+REMOTE_NET = "198.51.100.0/24"
 
 DOCKER_RULESET = """
 table ip nat {
@@ -64,7 +65,7 @@ def docker_host(target):
                     f"ip link set dev br0 address {BRIDGE_MAC}", f"ip link set dev {CONTAINER_PORT.name} master br0",
                     "ip link set dev br0 up",
                     f"ip addr add {BRIDGE_IP}/16 dev br0", f"ip addr add {UPLINK_IP}/24 dev {UPLINK.name}",
-                    f"ip route add default via {HOST_IP}",
+                    f"ip route add {REMOTE_NET} via {HOST_IP}",  # not default: a lab DUT keeps its own
                     f"ip neigh replace {HOST_IP} lladdr {HOST_MAC} dev {UPLINK.name} nud permanent",
                     f"ip neigh replace {CONTAINER_IP} lladdr {CONTAINER_MAC} dev br0 nud permanent",
                     "sysctl -w net.ipv4.ip_forward=1"):

@@ -52,7 +52,7 @@ def test_ipv6_route_requests_fail_as_the_kernel_refuses_them(target):
         ("Error: Invalid gateway address.", 2)
     assert _refusal(target, "ip -6 route add 2001:db8:a::/64 via fe80::1") == \
         ("Error: Egress device not specified.", 2)
-    assert _refusal(target, "ip -6 route add 10.0.0.0/8 dev lo") == \
+    assert _refusal(target, f"ip -6 route add 10.0.0.0/8 dev {port}") == \
         ('Error: inet6 prefix is expected rather than "10.0.0.0/8".', 1)
     target.sh("ip -6 route del 2001:db8:4::/64")
     assert target.sh("ip -6 route show") == ""
