@@ -295,29 +295,19 @@ def ndisc_recv_na(skb: SkBuff) -> DropReason | None:
 def ndisc_recv_rs(skb: SkBuff) -> DropReason | None:
     """A router takes the soliciting host as a STALE neighbour (no RA is sent:
     the kernel leaves advertising to a daemon)."""
-    net, dev, buf, th = skb.net, skb.dev, skb.buf, skb.transport_header
+    dev, buf, th = skb.dev, skb.buf, skb.transport_header
     if skb.tail - th < RS_MSG_LEN:
         return DropReason.PKT_TOO_SMALL
     idev = dev.ip6_ptr
     saddr = wire_ipv6.ADDRS.unpack_from(buf, skb.network_header)[0]
     if idev is None or not idev.cnf.forwarding or saddr == IN6ADDR_ANY:
         return DropReason.NOT_SPECIFIED
-    options = parse_options(buf, th + RS_MSG_LEN, skb.tail)
-    if options is None:
-        return DropReason.IPV6_NDISC_BAD_OPTIONS
-    lladdr = _opt_lladdr(buf, options, ND_OPT_SOURCE_LL_ADDR)
-    if lladdr is False:
-        return DropReason.NOT_SPECIFIED
-    neigh = net.nd_tbl.entries.get((dev.ifindex, saddr)) or ndisc_constructor(net, dev, saddr)
-    neigh.router = False
-    ndisc_update(net, neigh, lladdr, NUD_STALE, override=True)
-    _hop(skb, "ndisc_recv_rs", "CONSUMED")
-    return None
+    return _learn_sender(skb, saddr, RS_MSG_LEN, False, "ndisc_recv_rs")
 
 
 def ndisc_router_discovery(skb: SkBuff) -> DropReason | None:
     """An RA from a link-local source: its sender becomes a STALE router entry."""
-    net, dev, buf, th = skb.net, skb.dev, skb.buf, skb.transport_header
+    dev, buf, th = skb.dev, skb.buf, skb.transport_header
     saddr = wire_ipv6.ADDRS.unpack_from(buf, skb.network_header)[0]
     if not wire_ipv6.is_linklocal(saddr):
         return DropReason.NOT_SPECIFIED
@@ -325,16 +315,25 @@ def ndisc_router_discovery(skb: SkBuff) -> DropReason | None:
         return DropReason.PKT_TOO_SMALL
     if dev.ip6_ptr is None:
         return DropReason.NOT_SPECIFIED
-    options = parse_options(buf, th + RA_MSG_LEN, skb.tail)
+    return _learn_sender(skb, saddr, RA_MSG_LEN, True, "ndisc_router_discovery")
+
+
+def _learn_sender(skb: SkBuff, saddr: bytes, msg_len: int, router: bool, where: str) -> DropReason | None:
+    """What ndisc_recv_rs() and ndisc_router_discovery() both do with a
+    checked RS or RA: its options past the `msg_len`-byte message parsed, and
+    the sender made a STALE entry with its source link-layer address (a
+    router's entry for an RA, a host's for an RS)."""
+    net, dev, buf, th = skb.net, skb.dev, skb.buf, skb.transport_header
+    options = parse_options(buf, th + msg_len, skb.tail)
     if options is None:
         return DropReason.IPV6_NDISC_BAD_OPTIONS
     lladdr = _opt_lladdr(buf, options, ND_OPT_SOURCE_LL_ADDR)
     if lladdr is False:
         return DropReason.NOT_SPECIFIED
     neigh = net.nd_tbl.entries.get((dev.ifindex, saddr)) or ndisc_constructor(net, dev, saddr)
-    neigh.router = True
+    neigh.router = router
     ndisc_update(net, neigh, lladdr, NUD_STALE, override=True)
-    _hop(skb, "ndisc_router_discovery", "CONSUMED")
+    _hop(skb, where, "CONSUMED")
     return None
 
 
