@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import (bpf, bpf_load, ceiling, fib, ipv4_path, lab, linerate, linerate_model, memory, netfilter, nft_load,
-                        nft_rules, tcp_bulk)
+from benchmarks import (bpf, bpf_load, ceiling, fib, iptables_conformance, ipv4_path, lab, linerate, linerate_model, memory,
+                        netfilter, nft_load, nft_rules, tcp_bulk)
 
 BENCHMARKS = {
     "ipv4_path": ipv4_path.main,
@@ -20,6 +20,7 @@ BENCHMARKS = {
     "nft_load": nft_load.main,
     "memory": memory.main,
     "tcp_bulk": tcp_bulk.main,
+    "iptables_conformance": iptables_conformance.main,
 }
 
 

@@ -1,0 +1,177 @@
+"""The project's iptables conformance corpus (tests/iptables_corpus/*.rules,
+rule lines written by hand) replayed on the mock and compared with the answers
+the real iptables-nft 1.8.9 / ip6tables gave (tests/golden/iptables/corpus.json,
+recorded in a network namespace by tests/golden/record_iptables): per case, the
+same accept or refusal with the same message, the same iptables-save and the
+same `nft list ruleset`.
+
+Prints, as `figure iptables.NAME N count`:
+- cases, real_accepts: the corpus and how much of it the real tool accepts;
+- accepted_identical: accepted by both and saved identically; listed_identical:
+  of those, also listed identically by `nft list ruleset`;
+- saved_differently, not_modelled, refused_wrongly: what the real tool accepts
+  and the mock saves otherwise, calls not modelled, or refuses;
+- accepts_refused: what the mock accepts and the real tool refuses;
+- refused_same_message, refused_other_message: refusals of both, alike or not;
+- python_exceptions: cases where the mock raised something other than an error.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "tests" / "iptables_corpus"
+GOLDEN = ROOT / "tests" / "golden" / "iptables" / "corpus.json"
+PROGRAMS = ("iptables", "ip6tables")
+NOT_MODELLED = "is not modelled by the mock kernel"
+
+
+@dataclass(frozen=True)
+class Case:
+    prog: str  # iptables | ip6tables
+    table: str
+    chain: str
+    rule: str  # the options, shell-quoted as written
+
+    @property
+    def key(self) -> str:
+        return f"{self.prog} -t {self.table} -A {self.chain} {self.rule}"
+
+    def steps(self) -> list[list[str]]:
+        """Append the rule; then (when appended) save the table and list the ruleset."""
+        return [[self.prog, "-t", self.table, "-A", self.chain, *shlex.split(self.rule)],
+                [f"{self.prog}-save", "-t", self.table], ["nft", "list", "ruleset"]]
+
+
+def load_corpus() -> list[Case]:
+    cases = []
+    for prog in PROGRAMS:
+        for line in (CORPUS / f"{prog}.rules").read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                table, chain, rule = (line.split(None, 2) + [""])[:3]
+                cases.append(Case(prog, table, chain, rule))
+    return cases
+
+
+def _answer(results: list[tuple[int, str, str]]) -> dict:
+    """The append's status and message; the save (its timestamp comments left
+    out) and the listing when it was appended."""
+    status, _, error = results[0]
+    answer = {"status": status, "error": error.strip()}
+    if status == 0:
+        answer["save"] = re.sub(r"^#.*\n", "", results[1][1], flags=re.M)
+        answer["nft"] = results[2][1]
+    return answer
+
+
+# ------------------------------------------------------------------ the mock
+
+def replay_mock(cases: list[Case]) -> dict[str, dict]:
+    from harness.mockkernel.kernel import Kernel
+    from harness.mockkernel.target import sh
+    from harness.target import CommandError
+
+    kernel, answers = Kernel(), {}
+    for case in cases:
+        results = []
+        for argv in case.steps():
+            try:
+                results.append((0, sh(kernel, argv), ""))
+            except CommandError as err:
+                results.append((err.returncode, "", str(err).split("failed: ", 1)[1]))
+            except Exception as exc:  # noqa: BLE001 - a front end's crash is what this counts
+                results.append((-1, "", f"Python exception: {type(exc).__name__}: {exc}"))
+            if results[0][0] != 0:
+                break
+        answers[case.key] = _answer(results)
+        sh(kernel, ["nft", "flush", "ruleset"])
+    return answers
+
+
+# ------------------------------------------------------------------ the real tools
+
+_IN_NAMESPACE = """
+import json, subprocess, sys
+out = []
+for steps in json.load(sys.stdin):
+    results = []
+    for argv in steps:
+        done = subprocess.run(argv, capture_output=True, text=True)
+        results.append((done.returncode, done.stdout, done.stderr))
+        if results[0][0] != 0:
+            break
+    out.append(results)
+    subprocess.run(["nft", "flush", "ruleset"], check=True)
+json.dump(out, sys.stdout)
+"""
+
+
+def replay_real(cases: list[Case]) -> dict[str, dict]:
+    """Every case in one scratch network namespace (never the host's), the
+    ruleset flushed after each; needs root and iptables-nft 1.8.9."""
+    namespace = f"pjipt{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    try:
+        done = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c", _IN_NAMESPACE],
+                              input=json.dumps([c.steps() for c in cases]), capture_output=True, text=True,
+                              check=True)
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], check=True)
+    return {case.key: _answer(results) for case, results in zip(cases, json.loads(done.stdout))}
+
+
+def golden() -> dict[str, dict]:
+    return json.loads(GOLDEN.read_text())
+
+
+def record() -> None:
+    """Ask the real tools (tests/golden/record_iptables) and keep their answers."""
+    GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+    GOLDEN.write_text(json.dumps(replay_real(load_corpus()), indent=1, sort_keys=True) + "\n")
+
+
+# ------------------------------------------------------------------ figures
+
+def verdict(mock: dict, real: dict) -> str:
+    """How the mock's answer to one case compares with the real tool's."""
+    if mock["status"] == -1:
+        return "python_exceptions"
+    if real["status"] == 0:
+        if mock["status"] == 0:
+            if mock["save"] != real["save"]:
+                return "saved_differently"
+            return "listed_identical" if mock["nft"] == real["nft"] else "accepted_identical"
+        return "not_modelled" if NOT_MODELLED in mock["error"] else "refused_wrongly"
+    if mock["status"] == 0:
+        return "accepts_refused"
+    same = (mock["status"], mock["error"]) == (real["status"], real["error"])
+    return "refused_same_message" if same else "refused_other_message"
+
+
+def figures(cases: list[Case], mock: dict, real: dict) -> dict[str, int]:
+    counts = dict.fromkeys(("cases", "real_accepts", "accepted_identical", "listed_identical", "saved_differently",
+                            "not_modelled", "refused_wrongly", "accepts_refused", "refused_same_message",
+                            "refused_other_message", "python_exceptions"), 0)
+    for case in cases:
+        counts["cases"] += 1
+        counts["real_accepts"] += real[case.key]["status"] == 0
+        counts[verdict(mock[case.key], real[case.key])] += 1
+    counts["accepted_identical"] += counts["listed_identical"]  # listed identically is saved identically too
+    return counts
+
+
+def main() -> None:
+    cases = load_corpus()
+    for name, value in figures(cases, replay_mock(cases), golden()).items():
+        print(f"figure iptables.{name} {value} count")
+
+
+if __name__ == "__main__":
+    main()
