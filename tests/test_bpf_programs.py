@@ -772,10 +772,13 @@ FIB6_SETUP = [
     "ip -6 route add unreachable 2001:db8:8::/64",
     "ip -6 route add prohibit 2001:db8:7::/64",
     "ip -6 route add 2001:db8:5::/64 via 2001:db8:1::3 dev p1 metric 7 table 100",
+    "ip -6 route add 2001:db8:6::/64 via 2001:db8:1::4 dev p1",
+    "ip -6 neigh add 2001:db8:1::2 lladdr 02:00:00:00:00:99 dev p1 nud permanent",
+    "ip -6 neigh add 2001:db8:1::4 dev p1 nud failed",
 ]
-SKIP_NEIGH, DIRECT, TBID = 4, 1, 8
+SKIP_NEIGH, DIRECT, TBID, SRC = 4, 1, 8, 16
 (FIB_SUCCESS, FIB_BLACKHOLE, FIB_UNREACHABLE, FIB_PROHIBIT, FIB_NOT_FWDED, FIB_FWD_DISABLED,
- FIB_FRAG_NEEDED) = 0, 1, 2, 3, 4, 5, 8
+ FIB_NO_NEIGH, FIB_FRAG_NEEDED) = 0, 1, 2, 3, 4, 5, 7, 8
 # (destination, payload bytes, flags, return code, (ifindex, nexthop, metric, mtu_result) on success)
 FIB6_CASES = {
     "via gateway": ("2001:db8:2::7", 100, SKIP_NEIGH, FIB_SUCCESS, (3, "2001:db8:1::2", 1024, 1400)),
@@ -792,6 +795,11 @@ FIB6_CASES = {
     "direct, main table": ("2001:db8:2::7", 100, SKIP_NEIGH | DIRECT, FIB_SUCCESS, (3, "2001:db8:1::2", 1024, 1400)),
     "direct, table 100": ("2001:db8:5::7", 100, SKIP_NEIGH | DIRECT | TBID, FIB_SUCCESS,
                           (3, "2001:db8:1::3", 7, 1400)),
+    "a valid neighbour": ("2001:db8:2::7", 100, 0, FIB_SUCCESS, (3, "2001:db8:1::2", 1024, 1400)),
+    "no neighbour entry": ("2001:db8:1::9", 100, 0, FIB_NO_NEIGH, None),
+    "a failed neighbour": ("2001:db8:6::7", 100, 0, FIB_NO_NEIGH, None),
+    "source chosen on the way out": ("2001:db8:2::7", 100, SKIP_NEIGH | SRC, FIB_SUCCESS,
+                                     (3, "2001:db8:1::2", 1024, 1400)),
 }
 
 
@@ -828,6 +836,10 @@ def test_fib_lookup_ipv6(bpf_objects, name):
                                                             metric, mtu)
     elif rc == FIB_FRAG_NEEDED:
         assert struct.unpack_from("<H", params, 6)[0] == 1400
+    if rc == FIB_SUCCESS and not flags & SKIP_NEIGH:  # smac the egress port's, dmac the neighbour's
+        assert (params[52:58], params[58:64]) == (bytes.fromhex("020000000002"), bytes.fromhex("020000000099"))
+    if flags & SRC:  # p1's own address: rule 5 of RFC 6724 (the outgoing interface) decides the tie
+        assert params[16:32] == socket.inet_pton(socket.AF_INET6, "2001:db8:1::1")
 
 
 def test_fib_lookup_ipv6_needs_forwarding_on_the_ingress_device(bpf_objects):

@@ -12,9 +12,8 @@ sums compared byte for byte with the real kernel's results. Which helpers a
 program type may call mirrors the func_proto tables; a program calling
 another fails to load, as with the verifier's "unknown func".
 
-bpf_fib_lookup for AF_INET6 routes through the FIB6 (ipv6/route.py); its
-neighbour lookup (nd_tbl) and source selection without a route's prefsrc
-are clear faults until the mock has them. Left out: bpf_skb_adjust_room and
+bpf_fib_lookup for AF_INET6 routes through the FIB6 (ipv6/route.py), the
+nd_tbl and ipv6_dev_get_saddr() as bpf_ipv6_fib_lookup() does. Left out: bpf_skb_adjust_room and
 the other skb-resizing helpers, xdp frags, BPF_F_RECOMPUTE_CSUM's skb->csum
 update (only matters for CHECKSUM_COMPLETE skbs).
 """
@@ -59,6 +58,7 @@ from harness.mockkernel.bpf.vm import (
 from harness.mockkernel.core.xdp import XDP_ABORTED, XDP_REDIRECT
 from harness.mockkernel.ipv4 import route
 from harness.mockkernel.ipv6.addrconf import __in6_dev_get as in6_dev_get  # a class body would mangle __
+from harness.mockkernel.ipv6.addrconf import ipv6_dev_get_saddr
 from harness.mockkernel.ipv6 import route as route6
 from harness.mockkernel.net import (NUD_VALID, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTN_BLACKHOLE,
                                     RTN_PROHIBIT, RTN_UNICAST, RTN_UNREACHABLE)
@@ -617,14 +617,17 @@ class Helpers:
         params[32:48] = nexthop
         struct.pack_into("<I", params, 12, f6i.metric)
         struct.pack_into("<I", params, 8, out.ifindex)
-        if flags & BPF_FIB_LOOKUP_SRC:
-            if f6i.prefsrc is None:
-                raise BpfFault("bpf_fib_lookup: BPF_FIB_LOOKUP_SRC for IPv6 without a route's prefsrc "
-                               "(ipv6_dev_get_saddr) is not modelled")
-            params[16:32] = f6i.prefsrc
-        if not flags & BPF_FIB_LOOKUP_SKIP_NEIGH:
-            raise BpfFault("bpf_fib_lookup: IPv6 neighbours (nd_tbl) are not modelled; "
-                           "BPF_FIB_LOOKUP_SKIP_NEIGH looks up the route alone")
+        if flags & BPF_FIB_LOOKUP_SRC:  # the route's prefsrc, else chosen for the flow's own destination
+            src = f6i.prefsrc or ipv6_dev_get_saddr(net, out, dst)
+            if src is None:
+                return BPF_FIB_LKUP_RET_NO_SRC_ADDR
+            params[16:32] = src
+        if not flags & BPF_FIB_LOOKUP_SKIP_NEIGH:  # __ipv6_neigh_lookup_noref_stub(): never resolves
+            neigh = net.nd_tbl.entries.get((out.ifindex, nexthop))
+            if neigh is None or not neigh.state & NUD_VALID or neigh.lladdr is None:
+                return BPF_FIB_LKUP_RET_NO_NEIGH
+            params[52:58] = out.mac
+            params[58:64] = neigh.lladdr
         struct.pack_into("<HH", params, 48, 0, 0)  # bpf_fib_set_fwd_params(): h_vlan_proto, h_vlan_TCI
         if mtu:
             struct.pack_into("<H", params, 6, mtu)
