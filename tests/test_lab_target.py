@@ -23,6 +23,7 @@ from harness.drivers.lab import LabTarget, Station
 from harness.drivers.standin_lab import StandinLab, pids_in
 from harness.labfile import load_lab
 from harness.target import CommandError, TargetUnavailable
+from harness.testing import ipv6_on, plan_hosts6
 
 pytest_plugins = ["pytester"]
 REPO = Path(__file__).resolve().parent.parent
@@ -170,11 +171,14 @@ def _dut_addresses(standin) -> dict[str, list[str]]:
 
 
 @contextlib.contextmanager
-def _station_given_back(standin):
-    """Station 0 of the stand-in lab; leaving, it is released with nothing unrestored,
-    and the DUT's links and addresses are as they were before."""
+def _station_given_back(standin, isolation: str = "netns"):
+    """Station 0 of the stand-in lab (its tests isolated as `isolation` says); leaving,
+    it is released with nothing unrestored, and the DUT's links and addresses are as
+    they were before."""
     links_before, addresses_before = _dut_links(standin), _dut_addresses(standin)
-    station = Station(load_lab(standin.lab_file).stations[0], standin.lab_file)
+    config = load_lab(standin.lab_file).stations[0]
+    config = config.model_copy(update={"dut": config.dut.model_copy(update={"isolation": isolation})})
+    station = Station(config, standin.lab_file)
     try:
         yield station
     finally:
@@ -286,3 +290,55 @@ def test_a_trex_client_process_that_died_in_one_test_is_replaced_for_the_next(st
             assert station.trex.received(0.1) == {"p0": [], "p1": [], "p2": []}
         finally:
             again.close()
+
+
+def _dut_ipv6(standin) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """The stand-in DUT's IPv6 addresses by interface, and its disable_ipv6 keys."""
+    netns = standin.stations[0].dut_netns
+    links = json.loads(subprocess.run(["ip", "-n", netns, "-json", "-6", "addr", "show"],
+                                      capture_output=True, text=True, check=True).stdout)
+    keys = subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-a", "-r", r"\.disable_ipv6$"],
+                          capture_output=True, text=True, check=True).stdout
+    return ({link["ifname"]: [a["local"] for a in link["addr_info"]] for link in links},
+            dict(line.split(" = ") for line in keys.splitlines()))
+
+
+@needs_standin
+def test_an_interrupted_ipv6_test_leaves_the_dut_without_ipv6(standin, pytester, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    before = _dut_ipv6(standin)
+    pytester.makepyfile(textwrap.dedent("""
+        import os, signal
+
+        def test_interrupted(target, hosts6):
+            assert "inet6 2001:db8:1::1/64" in target.sh("ip -6 addr show dev p1")
+            target.sh("ip -6 route add 2001:db8:9::/64 via 2001:db8:1::2 dev p1")
+            os.kill(os.getpid(), signal.SIGINT)
+    """))
+    result = pytester.runpytest_subprocess("--target=dut", f"--lab={standin.lab_file}", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert _dut_ipv6(standin) == before
+    assert _ports_namespaces(standin) == []
+
+
+@needs_standin
+def test_ipv6_turned_on_in_the_dut_s_own_namespace_is_turned_off_again_after_the_test(standin):
+    """isolation: none: all.disable_ipv6=0 reaches every interface (the management one
+    too) and takes the ports' addresses, routes and neighbours when put back."""
+    before = _dut_ipv6(standin)
+    with _station_given_back(standin, isolation="none") as station:
+        target = LabTarget(station)
+        try:
+            ipv6_on(target)
+            hosts = plan_hosts6(target)
+            target.sh("ip -6 route add blackhole 2001:db8:9::/64")
+            assert f"inet6 {hosts[1].dut_ip6}/64" in target.sh("ip -6 addr show dev p1")
+            assert _dut_ipv6(standin)[1]["net.ipv6.conf.mgmt0.disable_ipv6"] == "0"
+        finally:
+            target.close()
+        again = LabTarget(station)
+        try:
+            assert again.sh("ip -6 route show table all type blackhole") == ""
+        finally:
+            again.close()
+    assert _dut_ipv6(standin) == before

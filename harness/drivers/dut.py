@@ -149,9 +149,8 @@ class NetnsTarget(SideTarget):
             raise
         # the lab's veths are new for each test: their counters start at 0; frames are
         # stamped when captured (SO_TIMESTAMPNS), well under a millisecond after they left;
-        # its capture leaves out MLD reports, so IPv6 suites see only the frames of the test;
         # no session reaches the DUT through its ports, so its input hook may drop by policy
-        self.capabilities = self.side.capabilities | {"fresh_devices", "frame_times", "ipv6", "host_input_policy"}
+        self.capabilities = self.side.capabilities | {"fresh_devices", "frame_times", "host_input_policy"}
 
     def _start_agent(self, python: str, nftrace: bool) -> RemoteDutSide:
         self._agent = self.lab.popen(self.lab.dut, [python, "-I", str(agent.build_agent_zip())],

@@ -183,6 +183,8 @@ class DutSide:
                 capabilities.add("nftables")
                 if nftrace:
                     capabilities.add("nftrace")  # netfilter hops, netdev ingress included
+            if os.path.isdir("/proc/sys/net/ipv6"):  # a kernel built with IPv6 and not booted ipv6.disable=1
+                capabilities.add("ipv6")
             capabilities.add("xdp")  # native XDP: `ip link set dev pN xdp obj ...`
             capabilities.add("tc")  # clsact + cls_bpf: `tc filter add dev pN ingress bpf da obj ...`
             capabilities.add("bpf_events")  # ring buffers and perf event arrays read through bpf(2)

@@ -296,6 +296,9 @@ def _ip_route(verb: str, args: list[str]) -> Effects:
     return Effects(touched=devices)
 
 
+# An IPv6 route of these types is listed on lo, whatever the command said (net/ipv6/route.c
+# fib6_nh_init(): a reject route's device is the loopback device).
+REJECT_ROUTE_TYPES = frozenset({"blackhole", "unreachable", "prohibit", "throw"})
 ROUTE_TYPES = frozenset({"unicast", "local", "broadcast", "multicast", "throw", "unreachable", "prohibit",
                          "blackhole", "nat", "anycast"})
 
@@ -565,7 +568,8 @@ def read_state(run: Run, allowed: Iterable[str], legacy_iptables: bool) -> dict[
         routes, rules = _json_stream(run(["ip", "-j", family, "-batch", "-"],
                                          stdin="route show table all\nrule show\n"))
         state[f"routes{family}"] = sorted(_route_record(r) for r in routes
-                                          if r.get("dev") in allowed or "dev" not in r)
+                                          if r.get("dev") in allowed or "dev" not in r
+                                          or r.get("type") in REJECT_ROUTE_TYPES)
         state[f"rules{family}"] = sorted(_canonical(rule) for rule in rules)
     if legacy_iptables:
         state["iptables-legacy"] = {save: _without_counters(run([save]))
@@ -1035,11 +1039,14 @@ class DutState:
             run(f"bpffs pin {pin}", ["rm", "-rf", "--", pin])
         changed |= self._restore_links(snapshot["links"], current["links"], run, unrestored)
         self._restore_ethtool(records.get("ethtool", {}), run)
-        self._restore_sysctls(records.get("sysctls", {}), set(records.get("created", [])), run)
+        def read_again() -> dict[str, Any]:
+            return read_state(self.host.run, {link["name"] for link in snapshot["links"].values()},
+                              "iptables-legacy" in snapshot)
+        if self._restore_sysctls(records.get("sysctls", {}), set(records.get("created", [])), run):
+            current = read_again()  # disable_ipv6 took each port's IPv6 addresses, routes and neighbours
         changed |= self._restore_addresses(snapshot["addresses"], current["addresses"], run)
         if changed:  # routes, neighbours and qdiscs went and came with links and addresses
-            current = read_state(self.host.run, {link["name"] for link in snapshot["links"].values()},
-                                 "iptables-legacy" in snapshot)
+            current = read_again()
         for family in ("-4", "-6"):
             self._restore_table(f"{family} routes", snapshot[f"routes{family}"], current[f"routes{family}"],
                                 ["ip", family, "route"], route_args, run)
@@ -1119,21 +1126,23 @@ class DutState:
                 run(f"ethtool {ETHTOOL_SETTER[show]} settings of {device}",
                     ["ethtool", ETHTOOL_SETTER[show], device, *[w for pair in changed for w in pair if w]])
 
-    def _restore_sysctls(self, recorded: dict[str, str], created: set[str], run: Callable) -> None:
+    def _restore_sysctls(self, recorded: dict[str, str], created: set[str], run: Callable) -> bool:
         """In one command when all goes well, global and `all` keys first: they
-        propagate to `default` and the interfaces; key by key to tell which failed."""
+        propagate to `default` and the interfaces; key by key to tell which failed.
+        Whether any key was written."""
         def order(key: str) -> int:
             interface = INTERFACE_SYSCTL.match(key)
             return 0 if interface is None or interface.group(1) == "all" else 1 if interface.group(1) == "default" else 2
         writes = [f"{key}={recorded[key]}" for key in sorted(recorded, key=order)
                   if sysctl_interface(key) is None or sysctl_interface(key) not in created]
         if not writes:
-            return
+            return False
         try:  # procps sysctl exits 0 after a refused write: its stderr tells
             self.host.run(["sysctl", "-q", "-w", *writes], stderr_fails=True)
         except CommandError:
             for write in writes:
                 run(f"sysctl {write.partition('=')[0]}", ["sysctl", "-q", "-w", write])
+        return True
 
     def _restore_addresses(self, before: dict[str, list[str]], now: dict[str, list[str]], run: Callable) -> bool:
         changed = False

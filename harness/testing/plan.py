@@ -110,12 +110,15 @@ def eui64_link_local(mac: str) -> str:
 
 def ipv6_on(target: Target) -> None:
     """IPv6 on for the DUT (lo and its ports) as the IPv6 suites have it: no
-    duplicate address detection and no router solicitations on any device
-    (set while IPv6 is still off, then all.disable_ipv6=0), so the ports get
-    their link-local addresses at once and say nothing on their own but MLD
-    reports, which no target shows (the mock models no MLD; the netns lab's
-    capture leaves them out). The tester ports keep IPv6 off and stay silent."""
-    quiet = [f"net.ipv6.conf.{scope}.{name}=0" for scope in ("all", "default", "lo", *(p.name for p in target.ports))
+    duplicate address detection and no router solicitations on any port or device
+    a test creates (set while IPv6 is still off, then all.disable_ipv6=0), so the
+    ports get their link-local addresses at once and say nothing on their own but
+    MLD reports, which no target shows (the mock models no MLD; the labs' captures
+    leave them out). lo needs neither key: a loopback device never runs DAD nor
+    solicits routers (net/ipv6/addrconf.c addrconf_dad_begin(),
+    addrconf_dad_completed()), and a lab DUT refuses commands on its lo. The tester
+    ports keep IPv6 off and stay silent."""
+    quiet = [f"net.ipv6.conf.{scope}.{name}=0" for scope in ("all", "default", *(p.name for p in target.ports))
              for name in ("accept_dad", "router_solicitations")]
     target.sh(["sysctl", "-q", "-w", *quiet])
     target.sh("sysctl -q -w net.ipv6.conf.all.disable_ipv6=0")
