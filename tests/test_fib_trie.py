@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from harness.mockkernel.clock import Clock
 from harness.mockkernel.core.errors import RtnlError
+from harness.mockkernel.core.fib_rules import AF_INET
 from harness.mockkernel.core.rtnetlink import NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
 from harness.mockkernel.ipv4 import route as fib
 from harness.mockkernel.ipv4.af_inet import inet_init
@@ -193,7 +194,7 @@ def test_a_main_route_more_specific_than_a_local_one_wins_until_a_rule_is_added(
     net.tables[RT_TABLE_LOCAL].insert(wide, ADD)
     net.tables[RT_TABLE_MAIN].insert(narrow, ADD)
     assert fib.fib_rules_lookup(net, 0x0A010203, 0, 1, None, 0, 0) is narrow
-    net.rules.insert(1, FibRule(100, RT_TABLE_MAIN, fwmark=7))
+    net.rules_ops[AF_INET].rules.insert(1, FibRule(100, RT_TABLE_MAIN, fwmark=7))
     fib.rt_cache_flush(net)
     assert fib.fib_rules_lookup(net, 0x0A010203, 0, 1, None, 0, 0) is wide
 

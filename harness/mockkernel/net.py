@@ -223,7 +223,8 @@ class FibRoute:
 
 @dataclass
 class FibRule:
-    """struct fib_rule (ip rule): selectors and an action."""
+    """struct fib_rule (ip rule, ip -6 rule): selectors and an action; `src`
+    and `dst` are (address as an int of the family's width, prefix length)."""
 
     priority: int
     table: int = RT_TABLE_MAIN
@@ -278,10 +279,9 @@ class Net:
         self.devices: dict[int, NetDevice] = {}
         self.last_ifindex = 0  # net->ifindex: the last index a device got
         self.tables: dict = {}  # FIB tables by id (ipv4/fib_trie.py), made by ip_fib_init()
-        # fib_default_rules_init(): local 0, main 32766, default 32767
-        self.rules: list[FibRule] = [FibRule(0, RT_TABLE_LOCAL, protocol="kernel"),
-                                     FibRule(32766, RT_TABLE_MAIN, protocol="kernel"),
-                                     FibRule(32767, RT_TABLE_DEFAULT, protocol="kernel")]
+        # net->rules_ops: each family's policy routing rules by family (core/fib_rules.py
+        # FibRulesOps), registered by fib4_rules_init() and fib6_rules_net_init()
+        self.rules_ops: dict = {}
         self.neighbours: dict[tuple[int, int], Neighbour] = {}  # arp_tbl's entries by (ifindex, ip)
         self.netdev_chain: list = []  # register_netdevice_notifier() (core/rtnetlink.py)
         self.inetaddr_chain: list = []  # register_inetaddr_notifier() (ipv4/devinet.py)

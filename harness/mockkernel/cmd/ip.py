@@ -22,7 +22,8 @@ OBJECTS = ("address", "addrlabel", "maddress", "route", "rule", "neighbor", "nei
 HANDLERS = {"address": ipaddress.do_ipaddr, "route": iproute.do_iproute, "rule": iprule.do_iprule,
             "neighbor": ipneigh.do_ipneigh, "neighbour": ipneigh.do_ipneigh, "link": iplink.do_iplink}
 # `ip -6 OBJECT`: the objects with an IPv6 half in the mock (a link has no family)
-HANDLERS6 = {"address": ipaddress.do_ipaddr, "route": iproute6.do_iproute6, "neighbor": ipneigh.do_ipneigh,
+HANDLERS6 = {"address": ipaddress.do_ipaddr, "route": iproute6.do_iproute6, "rule": iprule.do_iprule,
+             "neighbor": ipneigh.do_ipneigh,
              "neighbour": ipneigh.do_ipneigh, "link": iplink.do_iplink}
 # ip.c's option table, in order: (name, whether a prefix of it is enough)
 OPTIONS = (("-loops", True), ("-family", True), ("-4", False), ("-6", False), ("-0", False),

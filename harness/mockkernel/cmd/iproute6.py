@@ -33,7 +33,7 @@ MODIFY_FLAGS = (("add", NLM_F_CREATE | NLM_F_EXCL), ("change", NLM_F_REPLACE), (
 MODELLED_TYPES = (RouteType.RTN_UNICAST, RouteType.RTN_LOCAL, RouteType.RTN_ANYCAST, RouteType.RTN_MULTICAST,
                   RouteType.RTN_BLACKHOLE, RouteType.RTN_UNREACHABLE, RouteType.RTN_PROHIBIT,
                   RouteType.RTN_THROW)
-GET_NOT_MODELLED = ("tos", "dsfield", "mark", "vrf", "sport", "dport", "ipproto", "uid", "connected", "fibmatch",
+GET_NOT_MODELLED = ("tos", "dsfield", "vrf", "sport", "dport", "ipproto", "uid", "connected", "fibmatch",
                     "as", "nexthop", "nhid")
 MODIFY_NOT_MODELLED = ("src", "as", "from", "tos", "dsfield", "expires", "onlink", "pervasive", "features",
                        "quickack", "congctl", "rtt", "rto_min", "window", "cwnd", "initcwnd", "initrwnd",
@@ -234,17 +234,20 @@ def _print_route(net, f6i: Fib6Info, sel: RouteFilter, opts: IpOptions) -> Print
 
 
 def _get(net, tokens, opts: IpOptions) -> str:
-    """inet6_rtm_getroute(): the input route with `iif`, else the output route
-    and the source ip6_route_get_saddr() picks (the route's preferred source,
+    """inet6_rtm_getroute(): the input route with `iif`, else the output route,
+    for a flow with the source and mark given, and the source ip6_route_get_saddr() picks (the route's preferred source,
     else ipv6_dev_get_saddr() on its device); printed as print_route() prints
     the answer: the destination as given, `from` (:: unless given), the
     route's type, table, proto, metric, `iif` and pref. A failed lookup is the
     dst's errno."""
     daddr = saddr = iif = oif = None
+    mark = 0
     while tokens:
         token = tokens.pop()
         if token == "from":
             saddr = get_addr6(tokens.pop())
+        elif token == "mark":
+            mark = get_value(tokens, c_uint, "invalid mark value")
         elif token in ("iif", "oif"):
             dev = device(net, tokens.pop())
             iif, oif = (dev, oif) if token == "iif" else (iif, dev)
@@ -258,8 +261,8 @@ def _get(net, tokens, opts: IpOptions) -> str:
             daddr = get_addr6(token)
     if daddr is None:
         raise ToolError("need at least a destination address", 1)
-    rt = route.ip6_route_input(net, daddr, iif) if iif is not None else \
-        route.ip6_route_output(net, daddr, oif.ifindex if oif is not None else None)
+    rt = route.ip6_route_input(net, daddr, iif, saddr or ANY, mark) if iif is not None else \
+        route.ip6_route_output(net, daddr, oif.ifindex if oif is not None else None, saddr or ANY, mark)
     if rt.error:
         raise RtnlError(rt.error)
     f6i = rt.f6i

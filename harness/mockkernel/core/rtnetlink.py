@@ -1,4 +1,4 @@
-"""The kernel side of `ip link`, `ip rule` and `ip neigh`: each rtnetlink
+"""The kernel side of `ip link` and `ip neigh`: each rtnetlink
 request as this kernel (6.18) handles it; addresses are ipv4/devinet.py's,
 routes ipv4/fib_frontend.py's.
 
@@ -7,7 +7,6 @@ Functions keep the names of the kernel functions they model:
   dev_set_mtu(), dev_change_flags() and the netdevice notifier chain it runs
   (register_netdevice_notifier(), call_netdevice_notifiers()): devinet's
   inetdev_event() and fib_frontend's fib_netdev_event() register there.
-- rules (net/core/fib_rules.c fib_nl_newrule/delrule, fib_default_rule_pref).
 - neighbours (net/core/neighbour.c neigh_table_init, neigh_add/neigh_delete,
   neigh_ifdown).
 Errors are RtnlError(errno, extack) (core/errors.py). Left out: neighbour
@@ -16,14 +15,13 @@ timers started by `ip neigh` (the datapath's ARP state machine starts its own).
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
 
 from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.core.errors import RtnlError, not_modelled
 from harness.mockkernel.core.neighbour import neigh_output
 from harness.mockkernel.core.skbuff import kfree_skb
-from harness.mockkernel.net import NUD_VALID, FibRule, Net, NetDevice
+from harness.mockkernel.net import NUD_VALID, Net, NetDevice
 
 # include/uapi/linux/netlink.h request flags
 NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE, NLM_F_APPEND = 0x100, 0x200, 0x400, 0x800
@@ -174,66 +172,6 @@ def register_netdevice_notifier(net: Net, notifier) -> None:
 def call_netdevice_notifiers(net: Net, event: int, dev: NetDevice) -> None:
     for notifier in net.netdev_chain:
         notifier(net, event, dev)
-
-
-# rules ------------------------------------------------------------------------
-@dataclass
-class RuleSelectors:
-    """Which parts of a rule the command named: fib_nl_delrule() compares only
-    those, and rule_exists() compares prefixes and tos only when given."""
-
-    priority: bool = False
-    action: bool = False
-    table: bool = False
-
-
-def fib_default_rule_pref(net: Net) -> int:
-    """One below the priority of the second rule in the list, if that is not 0."""
-    if len(net.rules) > 1 and net.rules[1].priority:
-        return net.rules[1].priority - 1
-    return 0
-
-
-def _mark(rule: FibRule) -> tuple[int, int]:
-    return (rule.fwmark, rule.fwmask) if rule.fwmark is not None else (0, 0)
-
-
-def _rule_compare(r: FibRule, rule: FibRule) -> bool:
-    """fib4_rule_compare(): source, destination and tos, where given."""
-    return ((rule.src is None or r.src == rule.src) and (rule.dst is None or r.dst == rule.dst)
-            and (rule.tos is None or r.tos == rule.tos))
-
-
-def fib_nl_newrule(net: Net, rule: FibRule, given: RuleSelectors) -> None:
-    if not given.priority:
-        rule.priority = fib_default_rule_pref(net)
-    if rule.action == "goto" and rule.goto <= rule.priority:
-        raise RtnlError(errno.EINVAL, "Backward goto not supported")
-    for r in net.rules:  # rule_exists()
-        if ((r.action, r.table, r.priority, r.iif, r.oif, _mark(r), r.suppress_prefixlength)
-                == (rule.action, rule.table, rule.priority, rule.iif, rule.oif, _mark(rule),
-                    rule.suppress_prefixlength) and _rule_compare(r, rule)):
-            raise RtnlError(errno.EEXIST)
-    if rule.tos is not None and rule.tos & 3:
-        raise RtnlError(errno.EINVAL, "Invalid dsfield (tos): ECN bits must be 0")
-    position = next((i for i, r in enumerate(net.rules) if r.priority > rule.priority), len(net.rules))
-    net.rules.insert(position, rule)
-
-
-def fib_nl_delrule(net: Net, rule: FibRule, given: RuleSelectors) -> None:
-    """rule_find(): the first rule matching everything the command named."""
-    for r in net.rules:
-        if ((not given.action or r.action == rule.action)
-                and (not given.table or r.table == rule.table)
-                and (not given.priority or r.priority == rule.priority)
-                and (rule.iif is None or r.iif == rule.iif)
-                and (rule.oif is None or r.oif == rule.oif)
-                and (not rule.fwmark or _mark(r)[0] == rule.fwmark)
-                and (rule.fwmark is None or not rule.fwmask or _mark(r)[1] == rule.fwmask)
-                and _rule_compare(r, rule)):
-            net.rules.remove(r)
-            return
-    raise RtnlError(errno.ENOENT)
 
 
 # a device's own fdb ("bridge fdb ... self" on a device that is not a bridge) ---------

@@ -347,8 +347,10 @@ def fib_inetaddr_event(net: Net, event: int, dev: NetDevice, ifa: InAddr) -> Non
 
 
 def ip_fib_init(net: Net) -> None:
-    """ip_fib_net_init(): the tables the default rules look up, then the notifiers."""
+    """ip_fib_net_init(): the tables the default rules look up and the rules
+    (fib4_rules_init()), then the notifiers."""
     for table_id in (RT_TABLE_LOCAL, RT_TABLE_MAIN, RT_TABLE_DEFAULT):
         fib_new_table(net, table_id)
+    fib.fib4_rules_init(net)
     register_inetaddr_notifier(net, fib_inetaddr_event)
     register_netdevice_notifier(net, fib_netdev_event)

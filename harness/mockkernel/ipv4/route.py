@@ -1,6 +1,7 @@
 """IPv4 routing: FIB rules and tables, input and output route decisions.
 
-Models net/ipv4/fib_rules.c (fib4_rule_match, the rule walk), fib_trie.c
+Models net/ipv4/fib_rules.c (Fib4RulesOps: IPv4's half of the rules engine
+of core/fib_rules.py, which walks the rules), fib_trie.c
 (fib_table_lookup, in fib_trie.py: longest prefix, then metric), fib_frontend.c
 (fib_validate_source: rp_filter, local sources) and route.c
 (ip_route_input_rcu, ip_route_input_mc, ip_mc_validate_source,
@@ -30,11 +31,13 @@ from functools import cached_property
 
 from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
+from harness.mockkernel.core import fib_rules
+from harness.mockkernel.core.fib_rules import AF_INET, EAGAIN, ESRCH, FibRulesOps, Flowi, fib_rules_register
 from harness.mockkernel.ipv4 import igmp
 from harness.mockkernel.ipv4.fib_trie import Probes, fib_probe
 from harness.mockkernel.net import (RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_DEFAULT, RT_TABLE_LOCAL,
                                     RT_TABLE_MAIN, RTN_BLACKHOLE, RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST,
-                                    RTN_PROHIBIT, RTN_THROW, RTN_UNICAST, RTN_UNREACHABLE, FibRoute, Net, NetDevice,
+                                    RTN_PROHIBIT, RTN_THROW, RTN_UNICAST, RTN_UNREACHABLE, FibRoute, FibRule, Net, NetDevice,
                                     RouteType, prefix_mask)
 from harness.mockkernel.wire.ipv4 import IPPROTO_IGMP
 
@@ -145,27 +148,43 @@ def fib_table_lookup(net: Net, table: int, daddr: int, oif: int | None = None,
     return fib_probe(tb.probes, daddr, net.devices, oif, scope) if tb is not None else None
 
 
-def _rule_matches(net: Net, rule, daddr: int, saddr: int, iif: int, oif: int | None, mark: int,
-                  tos: int) -> bool:
-    """fib_rule_match() + fib4_rule_match()."""
-    if rule.iif is not None:
-        dev = net.dev_by_name(rule.iif)
-        match = dev is not None and dev.ifindex == iif
-        if not match:
-            return rule.invert
-    if rule.oif is not None:
-        dev = net.dev_by_name(rule.oif)
-        if dev is None or dev.ifindex != oif:
-            return rule.invert
-    if rule.fwmark is not None and (mark ^ rule.fwmark) & rule.fwmask:
-        return rule.invert
-    if rule.src is not None and (saddr ^ rule.src[0]) & prefix_mask(rule.src[1]):
-        return rule.invert
-    if rule.dst is not None and (daddr ^ rule.dst[0]) & prefix_mask(rule.dst[1]):
-        return rule.invert
-    if rule.tos is not None and rule.tos != tos:
-        return rule.invert
-    return not rule.invert
+class Fib4RulesOps(FibRulesOps):
+    """fib4_rules_ops (net/ipv4/fib_rules.c): IPv4's half of the rules engine (core/fib_rules.py)."""
+
+    family = AF_INET
+    addr_bits = 32
+
+    def match(self, rule: FibRule, flow: Flowi) -> bool:
+        """fib4_rule_match(): source, destination and tos."""
+        return ((rule.src is None or not (flow.saddr ^ rule.src[0]) & prefix_mask(rule.src[1]))
+                and (rule.dst is None or not (flow.daddr ^ rule.dst[0]) & prefix_mask(rule.dst[1]))
+                and (rule.tos is None or rule.tos == flow.tos))
+
+    def action(self, net: Net, rule: FibRule, flow: Flowi) -> FibRoute | int:
+        """fib4_rule_action(): a dropping rule's own errno (RULE_ACTION_ERRORS), else
+        fib_table_lookup() of its table: EAGAIN for no route or a throw route, the
+        route type's errno (fib_props[]) for an error route."""
+        if rule.action in RULE_ACTION_ERRORS:
+            return RULE_ACTION_ERRORS[rule.action]
+        route = fib_table_lookup(net, rule.table, flow.daddr, flow.oif or None, flow.scope)
+        if route is None or route.type is RTN_THROW:
+            return EAGAIN
+        return TYPE_ERRORS.get(route.type, route)
+
+    def suppress(self, rule: FibRule, route: FibRoute) -> bool:
+        """fib4_rule_suppress(): a route of prefix length up to suppress_prefixlength is not an answer."""
+        return route.plen <= rule.suppress_prefixlength
+
+    def configure(self, net: Net, rule: FibRule) -> None:
+        """fib4_rule_configure(): a lookup rule without a table gets the first empty one (fib_empty_table())."""
+        if rule.action == "lookup" and not rule.table:
+            rule.table = next(tid for tid in range(1, RT_TABLE_DEFAULT) if tid not in net.tables)
+
+
+def fib4_rules_init(net: Net) -> None:
+    """fib4_rules_init() -> fib_default_rules_init(): local 0, main 32766, default 32767."""
+    fib_rules_register(net, Fib4RulesOps([FibRule(priority, table, protocol="kernel")
+                                          for priority, table in DEFAULT_RULES]))
 
 
 def _selects_everything(rule) -> bool:
@@ -212,17 +231,18 @@ class RouteInputConf:
     def __init__(self, net: Net) -> None:
         self.in_devs: dict[int, InDevConf] = {}
         self.local_addrs = frozenset(local_addresses(net))
-        self.has_custom_rules = any(r.priority not in (0, 32766, 32767) for r in net.rules)
+        rules = net.rules_ops[AF_INET].rules
+        self.has_custom_rules = any(r.priority not in (0, 32766, 32767) for r in rules)
         self.rule_probes: Probes | None = None
-        if [(r.priority, r.table) for r in net.rules] == DEFAULT_RULES and all(map(_selects_everything, net.rules)):
+        if [(r.priority, r.table) for r in rules] == DEFAULT_RULES and all(map(_selects_everything, rules)):
             # fib_lookup()'s own path: local merged into main's trie (probes of one length:
             # local's leaf first), then default
             merged = sorted(net.tables[RT_TABLE_LOCAL].probes + net.tables[RT_TABLE_MAIN].probes,
                             key=lambda probe: -probe[0])
             self.rule_probes = tuple(merged) + tuple((mask, leaves, 1) for mask, leaves, _ in
                                                      net.tables[RT_TABLE_DEFAULT].probes)
-        elif all(map(_selects_everything, net.rules)):
-            self.rule_probes = tuple((mask, leaves, position) for position, rule in enumerate(net.rules)
+        elif all(map(_selects_everything, rules)):
+            self.rule_probes = tuple((mask, leaves, position) for position, rule in enumerate(rules)
                                      if rule.table in net.tables
                                      for mask, leaves, _ in net.tables[rule.table].probes)
 
@@ -256,30 +276,10 @@ def fib_rules_lookup(net: Net, daddr: int, saddr: int, iif: int, oif: int | None
     if conf.rule_probes is not None:
         route = fib_probe(conf.rule_probes, daddr, net.devices, oif, scope)
         return ENETUNREACH if route is None else FIB_PROPS_ERROR[route.type] or route
-    rules = net.rules
-    index = 0
-    while index < len(rules):
-        rule = rules[index]
-        index += 1
-        if not _rule_matches(net, rule, daddr, saddr, iif, oif, mark, tos):
-            continue
-        if rule.action == "goto":
-            # fib_rules_lookup(): jump to the rule with exactly that priority, if any
-            index = next((i for i, r in enumerate(rules) if r.priority == rule.goto), index)
-            continue
-        if rule.action == "nop":
-            continue
-        if rule.action in RULE_ACTION_ERRORS:
-            return RULE_ACTION_ERRORS[rule.action]
-        route = fib_table_lookup(net, rule.table, daddr, oif, scope)
-        if route is None or route.type is RTN_THROW:
-            continue
-        if rule.suppress_prefixlength >= 0 and route.plen <= rule.suppress_prefixlength:
-            continue
-        if route.type in TYPE_ERRORS:
-            return TYPE_ERRORS[route.type]
-        return route
-    return ENETUNREACH
+    result = fib_rules.fib_rules_lookup(net, net.rules_ops[AF_INET], Flowi(daddr, saddr, iif, oif or 0, mark, tos,
+                                                                            scope=scope))
+    # fib_lookup(): no rule answered (ESRCH) is a network unreachable
+    return ENETUNREACH if result == ESRCH else result
 
 
 def fib_lookup(net: Net, daddr: int, saddr: int = 0, iif: int = LOOPBACK_IFINDEX,

@@ -143,3 +143,12 @@ class Fib6Table:
 
     def _reprobe(self) -> None:
         self.probes = tuple((MASKS[plen], self.leaves[plen]) for plen in sorted(self.leaves, reverse=True))
+
+
+def fib6_new_table(net, table_id: int) -> Fib6Table:
+    """fib6_new_table(): the table with that id, made on first use."""
+    tables = net.ipv6.fib_tables
+    table = tables.get(table_id)
+    if table is None:
+        table = tables[table_id] = Fib6Table(table_id)
+    return table

@@ -34,7 +34,8 @@ from harness.mockkernel.netfilter.core import NF_INET_LOCAL_IN, NF_INET_PRE_ROUT
 from harness.mockkernel.wire import ipv6
 from harness.mockkernel.wire.icmpv6 import (ICMPV6_ADM_PROHIBITED, ICMPV6_DEST_UNREACH, ICMPV6_NOROUTE,
                                             ICMPV6_PARAMPROB, ICMPV6_UNK_NEXTHDR)
-from harness.mockkernel.wire.ipv6 import ANY, IPV6_HLEN, LOOPBACK, NEXTHDR, NEXTHDR_HOP, RCV_FIELDS
+from harness.mockkernel.wire.ipv6 import (ANY, FLOWINFO_ADDRS, IPV6_FLOWINFO_MASK, IPV6_HLEN, LOOPBACK, NEXTHDR,
+                                          NEXTHDR_HOP, RCV_FIELDS)
 
 HOP_IP6_RCV_OK = Hop(Stage.IP_RCV, "ip6_rcv_core", "OK")
 
@@ -95,8 +96,8 @@ def ip6_rcv_finish(skb: SkBuff) -> None:
     dst it was sent with (looped back), then dst_input()."""
     rt = skb.dst
     if rt is None:
-        daddr = ipv6.DADDR_FIELD.unpack_from(skb.buf, skb.network_header)[0]
-        rt = skb.dst = route.ip6_route_input(skb.net, daddr, skb.dev)
+        first_word, saddr, daddr = FLOWINFO_ADDRS.unpack_from(skb.buf, skb.network_header)
+        rt = skb.dst = route.ip6_route_input(skb.net, daddr, skb.dev, saddr, skb.mark, first_word & IPV6_FLOWINFO_MASK)
         journey = skb.journey
         if journey is not None:
             journey.hops.append(rt.hop)

@@ -40,7 +40,7 @@ from harness.mockkernel.netfilter.core import NF_INET_FORWARD, NF_INET_LOCAL_OUT
 from harness.mockkernel.wire.ethernet import ETH_P_IPV6
 from harness.mockkernel.wire.icmpv6 import (ICMPV6_DEST_UNREACH, ICMPV6_EXC_HOPLIMIT, ICMPV6_NOT_NEIGHBOUR,
                                             ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED)
-from harness.mockkernel.wire.ipv6 import (ADDRS, DADDR_FIELD, FRAG_HEADER, FRAG_HLEN, HOP_LIMIT, IP6_MF,
+from harness.mockkernel.wire.ipv6 import (ANY, ADDRS, DADDR_FIELD, FRAG_HEADER, FRAG_HLEN, HOP_LIMIT, IP6_MF,
                                           IPV6_ADDR_ANY, IPV6_ADDR_LINKLOCAL, IPV6_ADDR_LOOPBACK,
                                           IPV6_ADDR_MULTICAST, IPV6_ADDR_SCOPE_NODELOCAL, IPV6_HLEN, IPV6_MIN_MTU,
                                           NEXTHDR, NEXTHDR_DEST, NEXTHDR_FRAGMENT, NEXTHDR_HOP, NEXTHDR_ROUTING,
@@ -218,10 +218,10 @@ def ip6_fragment(skb: SkBuff, mtu: int) -> None:
 
 def ip6_dst_lookup(net, daddr: bytes, saddr: bytes | None = None, oif: int | None = None) -> \
         tuple[route.Rt6Info, bytes] | int:
-    """ip6_dst_lookup_tail(): the output route and the source address
-    (the route's preferred source, else ipv6_dev_get_saddr() on its device),
-    or an errno."""
-    rt = route.ip6_route_output(net, daddr, oif)
+    """ip6_dst_lookup_tail(): the output route (for the flow's source, when
+    the socket has one) and the source address (the route's preferred
+    source, else ipv6_dev_get_saddr() on its device), or an errno."""
+    rt = route.ip6_route_output(net, daddr, oif, saddr or ANY)
     if saddr is None:
         from_ = rt.f6i if not rt.error else None
         if from_ is not None and from_.prefsrc is not None:

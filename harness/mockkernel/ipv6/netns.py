@@ -2,7 +2,7 @@
 `net.ipv6`, made by inet6_init() (af_inet6.py).
 
 `fib_tables` by id (ipv6/ip6_fib.py Fib6Table; fib6_net_init() makes local
-and main), `fib6_sernum`, bumped by every FIB change (fib6_update_sernum()):
+and main), `fib6_has_custom_rules` (ipv6/fib6_rules.py), `fib6_sernum`, bumped by every FIB change (fib6_update_sernum()):
 the input routes cached on the routes (route.py) are stale once it moved;
 `devconf_all`/`devconf_dflt` and DAD's `ndisc_send_ns` (addrconf.py, ndisc.py);
 `icmpv6_send`, ICMPv6's sender for the modules below it (icmpv6_init(),
@@ -21,6 +21,7 @@ class NetnsIpv6:
         self.fib_tables: dict[int, Fib6Table] = {RT6_TABLE_MAIN: Fib6Table(RT6_TABLE_MAIN),
                                                  RT6_TABLE_LOCAL: Fib6Table(RT6_TABLE_LOCAL)}
         self.fib6_sernum = 0
+        self.fib6_has_custom_rules = False  # set by the first `ip -6 rule add` (ipv6/fib6_rules.py)
         # ipv6_devconf of conf/all and conf/default (ipv6/addrconf.py addrconf_init())
         self.devconf_all = self.devconf_dflt = None
         # neighbour discovery's solicitation sender, for DAD, and the neighbour output

@@ -10,8 +10,8 @@ device's state changes.
   (ip6_route_check_nh(): it gives the device when none was named), the
   device must have IPv6 on (EACCES) and be up (ENETDOWN). ip6_route_del() deletes the first route of the prefix
   matching what the request names.
-- Lookups (fib6_rule_lookup() without custom rules: the local table, then
-  main; a throw route, -EAGAIN, moves on) through fib6_table_lookup()
+- Lookups (fib6_rule_lookup(), fib6_rules.py: the rules pick the table,
+  ip6_pol_route_input/output() look it up) through fib6_table_lookup()
   (ip6_fib.py) pick, of the longest prefix, the lowest-metric route whose
   device is up, preferring one out of `oif`; a destination that needs a
   strict match (rt6_need_strict(): multicast, link-local, loopback) takes
@@ -21,7 +21,7 @@ device's state changes.
   prefixes go to ip6_mc_input, the rest to ip6_forward; reject routes fail
   with ip6_rt_type_to_error()'s errno. A received packet's dst is cached on
   the route while fib6_sernum holds (the kernel's per-CPU route copy).
-Left out: custom `ip -6 rule`s, ECMP, router preference and neighbour
+Left out: ECMP, router preference and neighbour
 reachability in the route score (rt6_score_route()), PMTU/redirect
 exceptions, route expiry, VRF.
 """
@@ -35,12 +35,13 @@ from functools import cached_property
 from harness.journey import Hop, Stage
 from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.rtnetlink import NLM_F_CREATE, NLM_F_EXCL
+from harness.mockkernel.ipv6.fib6_rules import Flowi6, fib6_rule_lookup
 from harness.mockkernel.ipv6.ip6_fib import (MASKS, RTF_ANYCAST, RTF_GATEWAY, RTF_LOCAL, RTF_NONEXTHOP,
-                                             RTF_REJECT, RTF_UP, Fib6Info, Fib6Table)
+                                             RTF_REJECT, RTF_UP, Fib6Info, Fib6Table, fib6_new_table)
 from harness.mockkernel.ipv6.netns import RT6_TABLE_LOCAL, RT6_TABLE_MAIN
 from harness.mockkernel.net import (RTN_ANYCAST, RTN_BLACKHOLE, RTN_LOCAL, RTN_MULTICAST, RTN_PROHIBIT,
                                     RTN_THROW, RTN_UNICAST, RTN_UNREACHABLE, NetDevice, RouteType)
-from harness.mockkernel.wire.ipv6 import (IPV6_ADDR_LINKLOCAL, IPV6_ADDR_LOOPBACK, IPV6_ADDR_MAPPED,
+from harness.mockkernel.wire.ipv6 import (ANY, IPV6_ADDR_LINKLOCAL, IPV6_ADDR_LOOPBACK, IPV6_ADDR_MAPPED,
                                           IPV6_ADDR_MULTICAST, IPV6_ADDR_UNICAST, ipv6_addr_type)
 
 IP6_RT_PRIO_USER, IP6_RT_PRIO_ADDRCONF = 1024, 256
@@ -50,6 +51,9 @@ EAGAIN = errno.EAGAIN
 # ip6_rt_type_to_error()
 TYPE_ERRORS = {RTN_BLACKHOLE: errno.EINVAL, RTN_UNREACHABLE: errno.EHOSTUNREACH, RTN_PROHIBIT: errno.EACCES,
                RTN_THROW: errno.EAGAIN}
+# the namespace's error dsts by their errno: ip6_null_entry, ip6_blk_hole_entry, ip6_prohibit_entry
+ERROR_ENTRY_TYPES = {errno.ENETUNREACH: RTN_UNREACHABLE, errno.EINVAL: RTN_BLACKHOLE, errno.EACCES: RTN_PROHIBIT}
+DSCP_MASK, FLOWLABEL_MASK = 0xFC, 0xFFFFF
 
 
 class Rt6Input(Enum):
@@ -145,17 +149,25 @@ def fib6_table_lookup(net, table: Fib6Table, daddr: int, oif: int, strict: bool)
     return None
 
 
+def ip6_pol_route_lookup(net, table: Fib6Table, flow: Flowi6) -> Fib6Info | None:
+    """ip6_pol_route_lookup(): the table's route for the flow's oif, no path selection."""
+    return fib6_table_lookup(net, table, flow.daddr, flow.oif, flow.strict)
+
+
+def ip6_pol_route_input(net, table: Fib6Table, flow: Flowi6) -> Fib6Info | None:
+    """ip6_pol_route(): the route of a received packet prefers one out of the device it came in on."""
+    return fib6_table_lookup(net, table, flow.daddr, flow.iif, flow.strict)
+
+
+def ip6_pol_route_output(net, table: Fib6Table, flow: Flowi6) -> Fib6Info | None:
+    return fib6_table_lookup(net, table, flow.daddr, flow.oif, flow.strict)
+
+
 def fib6_lookup(net, daddr: bytes, oif: int = 0, strict: bool = False) -> Fib6Info | int:
-    """fib6_rule_lookup() with the default rules: the local table, then main;
-    a route or the errno of the dst it makes (ENETUNREACH for none)."""
-    key = int.from_bytes(daddr, "big")
-    tables = net.ipv6.fib_tables
-    for table_id in (RT6_TABLE_LOCAL, RT6_TABLE_MAIN):
-        f6i = fib6_table_lookup(net, tables[table_id], key, oif, strict)
-        if f6i is None or f6i.type is RTN_THROW:
-            continue
-        return f6i
-    return errno.ENETUNREACH
+    """fib6_lookup() through the rules for a flow with no source or mark: a
+    route, or the errno of the dst the lookup ends with (ENETUNREACH for none)."""
+    return fib6_rule_lookup(net, Flowi6(int.from_bytes(daddr, "big"), 0, LOOPBACK_IFINDEX, oif,
+                                        has_saddr=False, lookup=ip6_pol_route_lookup, strict=strict))
 
 
 def ip6_rt_dst(net, f6i: Fib6Info) -> Rt6Info:
@@ -172,28 +184,43 @@ def ip6_rt_dst(net, f6i: Fib6Info) -> Rt6Info:
     return Rt6Info(RT6_FORWARD, f6i.type, dev, f6i, f6i.gateway, mtu=f6i.mtu, sernum=sernum)
 
 
-def ip6_null_entry(net) -> Rt6Info:
-    return Rt6Info(RT6_ERROR, RTN_UNREACHABLE, net.devices[LOOPBACK_IFINDEX], error=errno.ENETUNREACH)
+def ip6_error_entry(net, error: int) -> Rt6Info:
+    """The namespace's dst a lookup ends on without a route: ip6_null_entry
+    (ENETUNREACH), or the entry of a rule's action: ip6_blk_hole_entry
+    (EINVAL), ip6_prohibit_entry (EACCES)."""
+    return Rt6Info(RT6_ERROR, ERROR_ENTRY_TYPES[error], net.devices[LOOPBACK_IFINDEX], error=error)
 
 
-def ip6_route_input(net, daddr: bytes, dev: NetDevice) -> Rt6Info:
+def ip6_route_input(net, daddr: bytes, dev: NetDevice, saddr: bytes = ANY, mark: int = 0,
+                    flowinfo: int = 0) -> Rt6Info:
     """ip6_route_input() -> ip6_pol_route_input(): the dst of a received
-    packet, looked up with the receiving device as the flow's interface."""
-    f6i = fib6_lookup(net, daddr, dev.ifindex, rt6_need_strict(daddr))
+    packet (a flow with its source, RT6_LOOKUP_F_HAS_SADDR), looked up with
+    the receiving device as the flow's interface; `flowinfo` is the header's
+    traffic class and flow label (ip6_flowinfo())."""
+    f6i = fib6_rule_lookup(net, Flowi6(int.from_bytes(daddr, "big"), int.from_bytes(saddr, "big"), dev.ifindex,
+                                       0, mark, flowinfo >> 20 & DSCP_MASK, lookup=ip6_pol_route_input,
+                                       strict=rt6_need_strict(daddr), flowlabel=flowinfo & FLOWLABEL_MASK))
     if f6i.__class__ is int:
-        return ip6_null_entry(net)
+        return ip6_error_entry(net, f6i)
     rt = f6i.rt6i_input
     if rt is None or rt.sernum != net.ipv6.fib6_sernum:
         rt = f6i.rt6i_input = ip6_rt_dst(net, f6i)
     return rt
 
 
-def ip6_route_output(net, daddr: bytes, oif: int | None = None) -> Rt6Info:
-    """ip6_route_output(): the dst for a locally sent packet (always one:
-    a failed lookup gives a dst whose `error` says why)."""
-    f6i = fib6_lookup(net, daddr, oif or 0, bool(oif) and rt6_need_strict(daddr))
+def ip6_route_output(net, daddr: bytes, oif: int | None = None, saddr: bytes = ANY, mark: int = 0) -> Rt6Info:
+    """ip6_route_output_flags(): the dst for a locally sent packet (always one:
+    a failed lookup gives a dst whose `error` says why). The flow comes from lo
+    (flowi6_iif); a source makes it RT6_LOOKUP_F_HAS_SADDR; it must leave by
+    `oif` (RT6_LOOKUP_F_IFACE) when the destination needs it or an oif comes
+    with no source."""
+    has_saddr = saddr != ANY
+    strict = rt6_need_strict(daddr) or (bool(oif) and not has_saddr)
+    f6i = fib6_rule_lookup(net, Flowi6(int.from_bytes(daddr, "big"), int.from_bytes(saddr, "big"), LOOPBACK_IFINDEX,
+                                       oif or 0, mark, has_saddr=has_saddr, lookup=ip6_pol_route_output,
+                                       strict=strict))
     if f6i.__class__ is int:
-        return ip6_null_entry(net)
+        return ip6_error_entry(net, f6i)
     return ip6_rt_dst(net, f6i)
 
 
@@ -261,13 +288,6 @@ def ip6_route_info_create(net, cfg: Fib6Config) -> Fib6Info:
             raise RtnlError(errno.ENETDOWN, "Nexthop device is not up")
     return Fib6Info(cfg.table, cfg.dst, cfg.dst_len, cfg.type, dev.ifindex, gateway, cfg.prefsrc,
                     cfg.metric or IP6_RT_PRIO_USER, cfg.protocol or "boot", cfg.mtu, flags)
-
-
-def fib6_new_table(net, table_id: int) -> Fib6Table:
-    tables = net.ipv6.fib_tables
-    if table_id not in tables:
-        tables[table_id] = Fib6Table(table_id)
-    return tables[table_id]
 
 
 def ip6_route_add(net, cfg: Fib6Config, nlflags: int = NLM_F_CREATE | NLM_F_EXCL) -> Fib6Info:

@@ -39,6 +39,8 @@ unpack = HEADER.unpack_from
 # projections, applied at the header's start
 RCV_FIELDS = struct.Struct("!B3xHB1x16s16s")  # version/tclass high nibble, payload_len, nexthdr, saddr, daddr
 ADDRS = struct.Struct("!8x16s16s")  # saddr, daddr
+FLOWINFO_ADDRS = struct.Struct("!I4x16s16s")  # version/tclass/flow label, saddr, daddr
+IPV6_FLOWINFO_MASK = 0x0FFFFFFF  # ip6_flowinfo(): traffic class and flow label
 DADDR_FIELD = struct.Struct("!24x16s")
 PAYLOAD_LEN_NEXTHDR = struct.Struct("!4xHB")
 _U16 = struct.Struct("!H")
