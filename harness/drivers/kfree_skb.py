@@ -201,6 +201,7 @@ LOCATION_STAGES = {
     "br_dev_xmit": Stage.BRIDGE,
     "br_dev_queue_push_xmit": Stage.BRIDGE,  # longer than the port's MTU
     "br_pass_frame_up": Stage.BRIDGE,
+    "br_nf_pre_routing_ipv6": Stage.NF_PREROUTING,  # br_validate_ipv6() failed (net/bridge/br_netfilter_ipv6.c)
     "br_allowed_ingress": Stage.BRIDGE,      # VLAN filtering (unseen on a kernel without it)
     # IPv6 (net/ipv6/)
     "ip6_rcv_core": Stage.IP_RCV,
@@ -258,8 +259,9 @@ NF_HOOK_STAGES = {
     "br_pass_frame_up": Stage.NF_INPUT,
     "__br_forward": Stage.NF_FORWARD,
     "br_forward_finish": Stage.NF_POSTROUTING,
-    # the IPv4 hooks br_netfilter runs for bridged frames (br_netfilter_hooks.c)
+    # the IP hooks br_netfilter runs for bridged frames (br_netfilter_hooks.c, br_netfilter_ipv6.c)
     "br_nf_pre_routing": Stage.NF_PREROUTING,
+    "br_nf_pre_routing_ipv6": Stage.NF_PREROUTING,
     "br_nf_forward_ip": Stage.NF_FORWARD,
     "br_nf_post_routing": Stage.NF_POSTROUTING,
     "ipv6_rcv": Stage.NF_PREROUTING,

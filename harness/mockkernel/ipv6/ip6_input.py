@@ -30,7 +30,7 @@ from harness.mockkernel.ipv6 import addrconf, exthdrs, ip6_output, route
 from harness.mockkernel.ipv6.protocol import inet6_protos
 from harness.mockkernel.ipv6.route import RT6_ERROR, RT6_FORWARD, RT6_LOCAL
 from harness.mockkernel.net import RTN_BLACKHOLE, RTN_PROHIBIT
-from harness.mockkernel.netfilter.core import NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING, NFPROTO_IPV6, nf_hook
+from harness.mockkernel.netfilter.core import NF_BRIDGE, NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING, NFPROTO_IPV6, nf_hook
 from harness.mockkernel.wire import ipv6
 from harness.mockkernel.wire.icmpv6 import (ICMPV6_ADM_PROHIBITED, ICMPV6_DEST_UNREACH, ICMPV6_NOROUTE,
                                             ICMPV6_PARAMPROB, ICMPV6_UNK_NEXTHDR)
@@ -53,7 +53,10 @@ def ipv6_rcv(skb: SkBuff) -> None:
     reason = _ip6_rcv_core_error(skb)
     if reason is not None:
         return kfree_skb(skb, reason, Stage.IP_RCV, "ip6_rcv_core")
+    cb = skb.cb
     skb.cb = {"nhoff": NEXTHDR}  # IP6CB(): zeroed, the next header field right after the fixed header
+    if cb and NF_BRIDGE in cb:  # an skb extension in the kernel: br_netfilter's ip_sabotage_in() reads it
+        skb.cb[NF_BRIDGE] = cb[NF_BRIDGE]
     journey = skb.journey
     if journey is not None:
         journey.hops.append(HOP_IP6_RCV_OK)

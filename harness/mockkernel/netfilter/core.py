@@ -47,6 +47,7 @@ HOOK_STAGES = (Stage.NF_PREROUTING, Stage.NF_INPUT, Stage.NF_FORWARD, Stage.NF_O
 NF_INGRESS_STAGE = Stage.NF_INGRESS  # the netdev ingress hook's, bound once (per packet: see Stage)
 NF_DROP, NF_ACCEPT, NF_STOLEN, NF_QUEUE, NF_REPEAT = 0, 1, 2, 3, 4
 NF_VERDICT_MASK = 0xFF  # the verdict; NF_DROP_REASON() puts an errno above it
+NF_BRIDGE = "nf_bridge"  # the skb's nf_bridge_info (br_netfilter.py): an skb extension, kept in its control block
 
 # include/uapi/linux/netfilter_ipv4.h
 NF_IP_PRI_CONNTRACK_DEFRAG = -400

@@ -227,6 +227,26 @@ def frag_off_field(buf: bytearray, off: int) -> int:
     return _U16.unpack_from(buf, off + FRAG_OFF)[0]
 
 
+def options_fill_header(buf: bytearray, off: int, end: int) -> bool:
+    """Whether the options header at `off` (hop-by-hop) is within `end` and its
+    TLVs fill it exactly: net/netfilter/utils.c nf_ip6_check_hbh_len()'s walk,
+    lengths only."""
+    if end - off < 8:
+        return False
+    stop = off + ((buf[off + OPT_HDRLEN] + 1) << 3)
+    if stop > end:
+        return False
+    off += TLV_DATA
+    while off < stop:
+        if buf[off + TLV_TYPE] == IPV6_TLV_PAD1:
+            off += 1
+            continue
+        if stop - off < TLV_DATA:
+            return False
+        off += buf[off + TLV_LEN] + TLV_DATA
+    return off == stop
+
+
 def opt_check_len(buf: bytearray, off: int, end: int) -> int:
     """An options or routing header's length in bytes ((hdrlen + 1) * 8),
     once its first 8 bytes and then all of it are there."""
