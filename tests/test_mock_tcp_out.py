@@ -20,6 +20,7 @@ from harness.mockkernel.ipv4.tcp_output import (TCP_NAGLE_OFF, tcp_check_space, 
 from harness.mockkernel.ipv4.tcp_recovery import (FLAG_SND_UNA_ADVANCED, FLAG_SYN_ACKED, tcp_ack_tail, tcp_update_pacing_rate,
                                                   tcp_ack_update_rtt, tcp_highest_sack_seq, tcp_rtt_estimator,
                                                   tcp_set_rto)
+from harness.mockkernel.ipv4.tcp_ipv4 import IPV4_SPECIFIC
 from harness.mockkernel.ipv4.tcp_sock import TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_SENT, TcpSock
 from harness.mockkernel.ipv4.tcp_timer import tcp_init_xmit_timers, tcp_set_keepalive
 from harness.mockkernel.kernel import Kernel
@@ -44,7 +45,7 @@ def _kernel(*sysctls: str) -> Kernel:
 def _socket(k: Kernel) -> TcpSock:
     """A socket as tcp_v4_connect() leaves it before tcp_connect(): addresses,
     ports, the ISN and the IP ID counter chosen, default buffers."""
-    sk = TcpSock(k)
+    sk = TcpSock(k, icsk_af_ops=IPV4_SPECIFIC)
     sk.sk_rcvbuf, sk.sk_sndbuf = 131072, 16384  # tcp_rmem[1], tcp_wmem[1]
     tcp_init_xmit_timers(sk)
     tcp_assign_congestion_control(sk)

@@ -169,7 +169,7 @@ def tcp_v4_cookie_check(listener: TcpSock, cb: TcpCb, rsk_ops) -> TcpSock | None
         kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.SOCKET, "cookie_v4_check")
         return None
     tcp_output.tcp_openreq_init_rwin(req, listener, dst)
-    child = rsk_ops.syn_recv_sock(listener, cb, req)
+    child = listener.icsk_af_ops.syn_recv_sock(listener, cb, req)
     if child is None:
         kfree_skb(skb, DropReason.NO_SOCKET, Stage.SOCKET, "cookie_v4_check")
         return None

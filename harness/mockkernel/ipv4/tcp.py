@@ -23,7 +23,7 @@ from harness.mockkernel.core.sysctl import SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF
 from harness.mockkernel.ipv4 import route, tcp_cong, tcp_output, tcp_timer
 from harness.mockkernel.ipv4.inet_hashtables import inet_bind_conflict, inet_csk_get_port, inet_hash
 from harness.mockkernel.ipv4.tcp_input import LINUX_MIB_TCPABORTONDATA, sk_mem_uncharge, tcp_rcv_space_adjust
-from harness.mockkernel.ipv4.tcp_ipv4 import tcp_v4_connect  # noqa: F401 - one of the calls B's socket makes
+from harness.mockkernel.ipv4.tcp_ipv4 import TCP_PROT, tcp_v4_connect  # noqa: F401 - benchmarks and tests connect with it
 from harness.mockkernel.ipv4.tcp_minisocks import TCP_TIMEWAIT_LEN, tcp_fin_time, tcp_time_wait
 from harness.mockkernel.ipv4.tcp_output import (MAX_TCP_WINDOW, TCP_MIN_MSS, TCP_MSS_DEFAULT, TCP_NAGLE_OFF,
                                                 TCP_NAGLE_PUSH)
@@ -31,7 +31,7 @@ from harness.mockkernel.ipv4.tcp_sock import (ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2,
                                               SEND_SHUTDOWN, SHUTDOWN_MASK, SOCK_BINDPORT_LOCK, SOCK_RCVBUF_LOCK,
                                               SOCK_SNDBUF_LOCK, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING,
                                               TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK,
-                                              TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT, TcpSock,
+                                              TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT, Proto, TcpSock,
                                               inet_csk_reqsk_queue_drop, tcp_close_state, tcp_done, tcp_set_state)
 from harness.mockkernel.net import RTN_LOCAL
 from harness.target import TcpInfo
@@ -44,12 +44,13 @@ MAX_TCP_KEEPINTVL = 32767
 MAX_TCP_KEEPCNT = 127
 
 
-def tcp_sock_create(net) -> TcpSock:
-    """socket(AF_INET, SOCK_STREAM) + tcp_init_sock(): buffers from tcp_rmem[1]
-    and tcp_wmem[1], MSS 536 until a route says more, the default congestion
-    control."""
+def tcp_sock_create(net, prot: Proto = TCP_PROT) -> TcpSock:
+    """socket(AF_INET, SOCK_STREAM) (or AF_INET6 with tcpv6_prot) + tcp_init_sock():
+    buffers from tcp_rmem[1] and tcp_wmem[1], MSS 536 until a route says more,
+    the default congestion control; the family's icsk_af_ops (prot->init())."""
     sysctl = net.sysctl.values
-    sk = TcpSock(net, sk_rcvbuf=sysctl["net.ipv4.tcp_rmem"][1], sk_sndbuf=sysctl["net.ipv4.tcp_wmem"][1],
+    sk = TcpSock(net, family=prot.family, sk_prot=prot, icsk_af_ops=prot.af_ops,
+                 sk_rcvbuf=sysctl["net.ipv4.tcp_rmem"][1], sk_sndbuf=sysctl["net.ipv4.tcp_wmem"][1],
                  mss_cache=TCP_MSS_DEFAULT)
     sk.rx_opt.mss_clamp = TCP_MSS_DEFAULT
     sk.reordering = sysctl["net.ipv4.tcp_reordering"]
@@ -138,7 +139,7 @@ def inet_stream_connect(sk: TcpSock, daddr: int, dport: int) -> None:
     err = _sock_error(sk)
     if err:
         _raise(err, "connect")
-    tcp_v4_connect(sk, daddr, dport)
+    sk.sk_prot.connect(sk, daddr, dport)
     sk.connecting = True
     raise BlockingIOError(errno.EINPROGRESS, "connect: the handshake is running")
 

@@ -25,6 +25,10 @@ answered with a RST (TCP_FLAGS). Dropped SYNs are consumed, not kfree_skb'd,
 as conn_request's result is ignored since 6.10.
 SNMP: InSegs for a segment to this host (InErrs and InCsumErrors for a bad
 checksum), OutSegs and OutRsts for each RST, OutSegs for each control ACK.
+The listener of an IPv4 segment may be an AF_INET6 socket that takes IPv4
+(inet_hashtables.py): its icsk_af_ops (ipv6/tcp_ipv6.py) answer the SYN
+through tcp_v4_conn_request() and make a v4-mapped child. ipv4_specific is
+this family's struct inet_connection_sock_af_ops, tcp_prot its struct proto.
 """
 from __future__ import annotations
 
@@ -48,9 +52,10 @@ from harness.mockkernel.ipv4.tcp_minisocks import (LINUX_MIB_LISTENOVERFLOWS, Tc
                                                    sk_acceptq_is_full, tcp_check_req, tcp_create_openreq_child,
                                                    tcp_fin_wait2_timeout, tcp_listendrop, tcp_timewait_state_process)
 from harness.mockkernel.ipv4.tcp_output import TCP_MSS_DEFAULT
-from harness.mockkernel.ipv4.tcp_sock import (TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, TCP_NEW_SYN_RECV,
-                                              TCP_SYN_SENT, TCP_TIME_WAIT, RequestSock, TcpOptionsReceived, TcpSock,
-                                              inet_csk_reqsk_queue_drop, tcp_clock_ms, tcp_set_state)
+from harness.mockkernel.ipv4.tcp_sock import (AF_INET, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, TCP_NEW_SYN_RECV,
+                                              TCP_SYN_SENT, TCP_TIME_WAIT, InetConnectionSockAfOps, Proto,
+                                              RequestSock, TcpOptionsReceived, TcpSock, inet_csk_reqsk_queue_drop,
+                                              tcp_clock_ms, tcp_set_state)
 from harness.mockkernel.net import RTN_LOCAL
 from harness.mockkernel.wire import Malformed, WireError, tcp
 from harness.mockkernel.wire.ipv4 import IP_DF, IPPROTO_TCP, Ipv4Packet, build_header
@@ -166,7 +171,7 @@ def tcp_v4_listen_rcv(sk: TcpSock, cb: TcpCb) -> DropReason | None:
         kfree_skb(cb.skb, DropReason.TCP_RESET, Stage.SOCKET, "tcp_rcv_state_process")
         return None
     if flags & TCPHDR_SYN and not flags & TCPHDR_FIN:
-        tcp_v4_conn_request(sk, cb)
+        sk.icsk_af_ops.conn_request(sk, cb)
         return None
     kfree_skb(cb.skb, DropReason.TCP_FLAGS, Stage.SOCKET, "tcp_rcv_state_process")
     return None
@@ -218,7 +223,7 @@ def _do_time_wait(tw, cb: TcpCb) -> None:
         listener = __inet_lookup_listener(net.tcp_hashinfo, iph.daddr, tcp.PORTS.unpack_from(skb.buf, cb.th)[1])
         if listener is not None:
             inet_twsk_deschedule_put(tw)
-            return tcp_v4_conn_request(listener, cb, tw_isn=isn)
+            return listener.icsk_af_ops.conn_request(listener, cb, tw_isn=isn)
         status = TcpTwStatus.TCP_TW_ACK  # no listener: the TIME_WAIT sock answers it
     if status is TcpTwStatus.TCP_TW_ACK:
         tsval = (tcp_clock_ms(net) + tw.tw_ts_offset) & 0xFFFFFFFF
@@ -283,10 +288,19 @@ def tcp_v4_conn_request(sk: TcpSock, cb: TcpCb, tw_isn: int = 0) -> None:
         tcp_timer.reqsk_timer_start(req)
 
 
-def tcp_v4_send_synack(sk: TcpSock, req: RequestSock) -> None:
-    synack = tcp_output.tcp_make_synack(sk, req)
-    if synack is not None:
-        ip_output.ip_local_out(synack)
+def tcp_v4_send_synack(sk: TcpSock, req: RequestSock) -> int:
+    """The SYN-ACK as ip_build_and_send_pkt() sends it (DF, IP ID 0, the
+    request's TOS, the default TTL); EHOSTUNREACH without a route back (OutNoRoutes)."""
+    net = sk.net
+    rt = route.ip_route_output(net, req.ir_rmt_addr, req.ir_loc_addr)
+    if isinstance(rt, int):
+        net.mib.ip_statistics[ip_output.IPSTATS_MIB_OUTNOROUTES] += 1
+        return errno.EHOSTUNREACH
+    segment, summary = tcp_output.tcp_make_synack(sk, req, rt)
+    header = build_header(req.ir_loc_addr, req.ir_rmt_addr, IPPROTO_TCP, len(segment),
+                          ttl=net.sysctl.values["net.ipv4.ip_default_ttl"], tos=req.tos, ident=0, frag_off=IP_DF)
+    ip_output.ip_local_out(tcp_output.tcp_skb_xmit_start(net, header + segment, len(header), rt, summary))
+    return 0
 
 
 def tcp_v4_syn_recv_sock(sk: TcpSock, cb: TcpCb, req: RequestSock) -> TcpSock | None:
@@ -302,6 +316,8 @@ def tcp_v4_syn_recv_sock(sk: TcpSock, cb: TcpCb, req: RequestSock) -> TcpSock | 
         tcp_listendrop(sk)
         return None
     child = tcp_create_openreq_child(sk, req, cb)
+    child.saddr = child.rcv_saddr = req.ir_loc_addr
+    child.daddr = req.ir_rmt_addr
     child.dst = dst
     tcp_output.tcp_sync_mss(child, dst.dst_mtu())
     child.advmss = tcp_output.tcp_mss_clamp(child, tcp_output.dst_metric_advmss(dst))
@@ -323,10 +339,10 @@ def tcp_v4_reqsk_send_reset(sk: TcpSock, cb: TcpCb) -> None:
     tcp_v4_send_reset(cb.skb)
 
 
-# tcp_request_sock_ops + ipv4_specific: what tcp_check_req() calls to answer for a request
-TCP_REQUEST_SOCK_OPS = SimpleNamespace(send_ack=tcp_v4_reqsk_send_ack, send_reset=tcp_v4_reqsk_send_reset,
-                                       rtx_synack=tcp_timer.tcp_rtx_synack,
-                                       syn_recv_sock=tcp_v4_syn_recv_sock)
+# tcp_request_sock_ops + tcp_request_sock_ipv4_ops: how a request of this family is answered
+TCP_REQUEST_SOCK_OPS = SimpleNamespace(family=AF_INET, send_ack=tcp_v4_reqsk_send_ack,
+                                       send_reset=tcp_v4_reqsk_send_reset, rtx_synack=tcp_timer.tcp_rtx_synack,
+                                       send_synack=tcp_v4_send_synack)
 
 
 def tcp_v4_send_reset(skb: SkBuff) -> None:
@@ -427,3 +443,13 @@ def tcp_v4_connect(sk: TcpSock, daddr: int, dport: int) -> None:
         sk.write_seq = net.random.getrandbits(32)
     sk.tsoffset = secure_tcp_ts_off(net, sk.saddr, daddr)
     tcp_output.tcp_connect(sk)
+
+
+def inet_sk_rebuild_header(sk: TcpSock):
+    """The route of a connected socket that has none (ip_route_output_ports()): an Rtable or an errno."""
+    return route.ip_route_output(sk.net, sk.daddr, sk.saddr)
+
+
+IPV4_SPECIFIC = InetConnectionSockAfOps("ipv4_specific", AF_INET, 20, tcp_output.ip_queue_xmit,
+                                        inet_sk_rebuild_header, tcp_v4_conn_request, tcp_v4_syn_recv_sock)
+TCP_PROT = Proto("TCP", AF_INET, IPV4_SPECIFIC, tcp_v4_connect)

@@ -100,7 +100,8 @@ def tcp_time_wait(sk: TcpSock, state, timeo: float) -> None:
     receive_window = tcp_output.tcp_receive_window(sk)
     tw = TimewaitSock(net, state, sk.rcv_saddr, sk.sport, sk.daddr, sk.dport, sk.rcv_nxt, sk.snd_nxt,
                       receive_window, rx_opt.rcv_wscale, rx_opt.ts_recent,
-                      rx_opt.ts_recent_stamp if rx_opt.tstamp_ok else None, sk.tsoffset, net.clock.now, sk.sk_reuse)
+                      rx_opt.ts_recent_stamp if rx_opt.tstamp_ok else None, sk.tsoffset, net.clock.now, sk.sk_reuse,
+                      sk.family, sk.ipv6only, sk.sk_txhash, sk.tos)
     rto = 3.5 * sk.rto
     timeo = TCP_TIMEWAIT_LEN if state == TCP_TIME_WAIT else max(timeo, rto)
     tw.tw_timer = Timer(net.clock, lambda: inet_twsk_kill(tw))
@@ -219,8 +220,9 @@ def tcp_create_openreq_child(listener: TcpSock, req: RequestSock, cb) -> TcpSock
     listener's buffers and options, the request's sequence numbers, window and
     options. PassiveOpens counts it."""
     net = listener.net
-    child = TcpSock(net, state=TCP_SYN_RECV, saddr=req.ir_loc_addr, rcv_saddr=req.ir_loc_addr,
-                    daddr=req.ir_rmt_addr, sport=req.ir_num, dport=req.ir_rmt_port,
+    child = TcpSock(net, state=TCP_SYN_RECV, family=listener.family, sk_prot=listener.sk_prot,
+                    icsk_af_ops=listener.icsk_af_ops, ipv6only=listener.ipv6only, saddr=req.ir_loc_addr,
+                    rcv_saddr=req.ir_loc_addr, daddr=req.ir_rmt_addr, sport=req.ir_num, dport=req.ir_rmt_port,
                     sk_rcvbuf=listener.sk_rcvbuf, sk_sndbuf=listener.sk_sndbuf,
                     sk_userlocks=listener.sk_userlocks, sk_reuse=listener.sk_reuse, nonagle=listener.nonagle,
                     linger=listener.linger, linger2=listener.linger2, keepalive=listener.keepalive,
@@ -328,7 +330,7 @@ def tcp_check_req(listener: TcpSock, cb, req: RequestSock, opt: TcpOptionsReceiv
         return _embryonic_reset(listener, cb, req, flags), DropReason.NOT_SPECIFIED
     if not flags & TCPHDR_ACK:
         return None, DropReason.NOT_SPECIFIED
-    child = req.rsk_ops.syn_recv_sock(listener, cb, req)
+    child = listener.icsk_af_ops.syn_recv_sock(listener, cb, req)
     if child is None:
         if not net.sysctl.values["net.ipv4.tcp_abort_on_overflow"]:
             req.acked = True

@@ -6,7 +6,12 @@ tcp_established_options() choose them, the window from tcp_select_window()
 (never scaled on a SYN), and the IP header as __ip_queue_xmit() makes it for a
 connected socket: DF (IP_PMTUDISC_WANT), the socket's TOS, the default TTL and
 the socket's own IP ID counter (inet_id, random at connect, one per segment).
-A SYN-ACK leaves as ip_build_and_send_pkt() sends it: DF and IP ID 0.
+A SYN-ACK leaves as ip_build_and_send_pkt() sends it: DF and IP ID 0. The
+network layer is the socket's icsk_af_ops (ipv4_specific here, tcp_ipv4.py;
+over IPv6 ipv6/tcp_ipv6.py's): its queue_xmit() puts the IP header on and
+sends, its net_header_len is what the MSS leaves for the IP header (20, 40),
+its rebuild_header() routes a socket that lost its route; a request's
+send_synack() routes and sends its SYN-ACK.
 
 tcp_write_xmit() sends what the congestion window (tcp_cwnd_test()), the
 peer's window (tcp_snd_wnd_test()) and Nagle (tcp_nagle_test(): Minshall's
@@ -45,8 +50,8 @@ from harness.mockkernel.core.skbuff import alloc_skb
 from harness.mockkernel.core.snmp import (SNMP4_NET_LIST, SNMP4_TCP_LIST, TCP_MIB_OUTRSTS, TCP_MIB_OUTSEGS)
 from harness.mockkernel.core.sysctl import (INT_MAX, SOCK_MIN_RCVBUF, UINT_MAX, CtlTable, proc_dointvec,
                                            proc_dointvec_minmax, proc_dou8vec_minmax, proc_douintvec_minmax)
-from harness.mockkernel.ipv4 import ip_output, route
-from harness.mockkernel.ipv4.tcp_sock import (ICSK_ACK_PUSHED, ICSK_ACK_SCHED, ICSK_ACK_TIMER, ICSK_TIME_DACK, ICSK_TIME_LOSS_PROBE,
+from harness.mockkernel.ipv4 import ip_output
+from harness.mockkernel.ipv4.tcp_sock import (sock_addr_str, ICSK_ACK_PUSHED, ICSK_ACK_SCHED, ICSK_ACK_TIMER, ICSK_TIME_DACK, ICSK_TIME_LOSS_PROBE,
                                          ICSK_TIME_PROBE0, ICSK_TIME_REO_TIMEOUT, ICSK_TIME_RETRANS,
                                          TCP_CLOSE, TCPCB_EVER_RETRANS, TCPCB_LOST,
                                          TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TcpSkb, after, before, between)
@@ -54,7 +59,7 @@ from harness.mockkernel.ipv4.tcp_cong import (CA_EVENT_CWND_RESTART, CA_EVENT_TX
                                               TCP_CA_Recovery, tcp_ca_event, tcp_is_cwnd_limited)
 from harness.mockkernel.tracer import Lazy
 from harness.mockkernel.wire import tcp as wire_tcp
-from harness.mockkernel.wire.ipv4 import IP_DF, IPPROTO_TCP, build_header, ip_str
+from harness.mockkernel.wire.ipv4 import IP_DF, IPPROTO_TCP, build_header
 from harness.mockkernel.wire.tcp import (MAX_TCP_OPTION_SPACE, TCP_HLEN, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH,
                                          TCPHDR_RST, TCPHDR_SYN, TCPOLEN_SACK_BASE_ALIGNED, TCPOLEN_SACK_PERBLOCK,
                                          TCPOLEN_TSTAMP_ALIGNED, OutOptions)
@@ -251,7 +256,8 @@ def tcp_space(sk) -> int:
 
 def dst_metric_advmss(dst) -> int:
     """The route's advmss metric, else ipv4_default_advmss(): the MTU less the
-    IP and TCP headers, at least 256."""
+    IP and TCP headers, at least 256 (an IPv6 socket's route has its own
+    default, ipv6/tcp_ipv6.py)."""
     return dst.advmss or max(min(dst.dst_mtu(), 0xFFFF) - 40, 256)
 
 
@@ -262,7 +268,7 @@ def tcp_mss_clamp(sk, mss: int) -> int:
 
 def tcp_mtu_to_mss(sk, pmtu: int) -> int:
     """__tcp_mtu_to_mss() less the options every segment carries."""
-    mss = pmtu - 20 - TCP_HLEN
+    mss = pmtu - sk.icsk_af_ops.net_header_len - TCP_HLEN
     clamp = sk.rx_opt.mss_clamp
     if clamp and mss > clamp:
         mss = clamp
@@ -445,28 +451,42 @@ def tcp_synack_options(req, mss: int, tsval: int) -> OutOptions:
 
 # --- sending one segment
 
-def _segment_summary(saddr: int, daddr: int, sport: int, dport: int, flags: int, seq: int, ack: int,
-                     length: int, why: str) -> str:
+def _segment_summary(saddr: int | bytes, daddr: int | bytes, sport: int, dport: int, flags: int, seq: int,
+                     ack: int, length: int, why: str) -> str:
     names = "".join(name for bit, name in ((TCPHDR_SYN, "S"), (TCPHDR_FIN, "F"), (TCPHDR_RST, "R"),
                                              (TCPHDR_PSH, "P"), (TCPHDR_ACK, ".")) if flags & bit)
-    return (f"{why}: {ip_str(saddr)}:{sport} > {ip_str(daddr)}:{dport} [{names}] seq {seq} "
+    return (f"{why}: {sock_addr_str(saddr)}:{sport} > {sock_addr_str(daddr)}:{dport} [{names}] seq {seq} "
             f"ack {ack} len {length}")
 
 
 def __sk_dst_check(sk):
-    """The socket's route, looked up again if it has none."""
+    """The socket's route, looked up again (icsk_af_ops->rebuild_header()) if it has none."""
     if sk.dst is None:
-        rt = route.ip_route_output(sk.net, sk.daddr, sk.saddr)
+        rt = sk.icsk_af_ops.rebuild_header(sk)
         if isinstance(rt, int):
             return rt
         sk.dst = rt
     return sk.dst
 
 
+def tcp_skb_xmit_start(net, packet: bytes, header_len: int, rt, summary: Lazy, sk=None):
+    """The skb of a TCP packet the socket layer made (`header_len` bytes of IP
+    header on the segment), routed over `rt`, its journey started at the send."""
+    skb = alloc_skb(packet)
+    skb.net, skb.dst, skb.dev, skb.sk = net, rt, rt.dev, sk
+    skb.network_header, skb.transport_header = skb.data, skb.data + header_len
+    net.tracer.start(skb, summary)
+    journey = skb.journey
+    if journey is not None:
+        journey.hops.append(_XMIT_HOP)
+    return skb
+
+
 def ip_queue_xmit(sk, segment: bytearray, why: str, summary: Lazy, gso_size: int = 0, gso_segs: int = 1) -> int:
-    """__ip_queue_xmit(): the IP header of a connected socket, then ip_local_out().
-    A GSO skb takes gso_segs IP IDs (ip_select_ident_segs()), one per segment
-    skb_gso_segment() cuts. EHOSTUNREACH when there is no route (OutNoRoutes)."""
+    """__ip_queue_xmit() (ipv4_specific.queue_xmit): the IP header of a connected
+    socket, then ip_local_out(). A GSO skb takes gso_segs IP IDs
+    (ip_select_ident_segs()), one per segment skb_gso_segment() cuts.
+    EHOSTUNREACH when there is no route (OutNoRoutes)."""
     net = sk.net
     rt = __sk_dst_check(sk)
     if isinstance(rt, int):
@@ -477,14 +497,8 @@ def ip_queue_xmit(sk, segment: bytearray, why: str, summary: Lazy, gso_size: int
     header = build_header(sk.saddr, sk.daddr, IPPROTO_TCP, len(segment),
                           ttl=net.sysctl.values["net.ipv4.ip_default_ttl"], tos=sk.tos, ident=ident,
                           frag_off=IP_DF)
-    skb = alloc_skb(header + segment)
-    skb.net, skb.dst, skb.dev, skb.sk = net, rt, rt.dev, sk
-    skb.network_header, skb.transport_header = skb.data, skb.data + len(header)
+    skb = tcp_skb_xmit_start(net, header + segment, len(header), rt, summary, sk)
     skb.gso_size, skb.gso_segs = gso_size, gso_segs if gso_size else 0
-    net.tracer.start(skb, summary)
-    journey = skb.journey
-    if journey is not None:
-        journey.hops.append(_XMIT_HOP)
     ip_output.ip_local_out(skb)
     return 0
 
@@ -533,8 +547,9 @@ def tcp_transmit_skb(sk, skb: TcpSkb, rcv_nxt: int | None = None, why: str = "tc
     if after(end_seq, sk.snd_nxt) or skb.seq == end_seq:
         net.mib.tcp_statistics[TCP_MIB_OUTSEGS] += pcount
     sk.segs_out += pcount
-    return ip_queue_xmit(sk, segment, why, Lazy(_segment_summary, sk.saddr, sk.daddr, sk.sport, sk.dport, flags,
-                                                skb.seq, ack_seq, length, why), gso_size, pcount)
+    return sk.icsk_af_ops.queue_xmit(sk, segment, why, Lazy(_segment_summary, sk.saddr, sk.daddr, sk.sport,
+                                                            sk.dport, flags, skb.seq, ack_seq, length, why),
+                                     gso_size, pcount)
 
 
 def tcp_event_ack_sent(sk, rcv_nxt: int) -> None:
@@ -639,17 +654,14 @@ def tcp_openreq_init_rwin(req, sk_listener, dst) -> int:
     return mss
 
 
-def tcp_make_synack(sk_listener, req):
-    """The SYN-ACK for `req`, an IPv4 packet routed and ready for
-    ip_output.ip_local_out() (ip_build_and_send_pkt(): DF, IP ID 0, the
-    listener's TOS, the default TTL). None when there is no route back."""
+def tcp_make_synack(sk_listener, req, dst) -> tuple[bytearray, Lazy]:
+    """The SYN-ACK segment for `req` over the route `dst` (checksum filled in)
+    and its journey's summary; OutSegs counts it. The request's send_synack()
+    (tcp_v4_send_synack(), tcp_v6_send_synack()) routes it and puts the IP
+    header on."""
     net = sk_listener.net
-    rt = route.ip_route_output(net, req.ir_rmt_addr, req.ir_loc_addr)
-    if isinstance(rt, int):
-        net.mib.ip_statistics[ip_output.IPSTATS_MIB_OUTNOROUTES] += 1
-        return None
-    mss = tcp_openreq_init_rwin(req, sk_listener, rt) if not req.rsk_rcv_wnd else \
-        tcp_mss_clamp(sk_listener, dst_metric_advmss(rt))
+    mss = tcp_openreq_init_rwin(req, sk_listener, dst) if not req.rsk_rcv_wnd else \
+        tcp_mss_clamp(sk_listener, dst_metric_advmss(dst))
     now = net.clock.now
     # a SYN cookie's SYN-ACK carries its options in the TSval's low bits (cookie_init_timestamp())
     clock_ms = req.cookie_tsval if req.cookie_tsval is not None else int(now * 1000)
@@ -662,19 +674,10 @@ def tcp_make_synack(sk_listener, req):
     ack_seq = (req.rcv_isn + 1) & 0xFFFFFFFF
     segment = wire_tcp.build_segment(req.ir_loc_addr, req.ir_rmt_addr, req.ir_num, req.ir_rmt_port, req.snt_isn,
                                      ack_seq, flags, min(req.rsk_rcv_wnd, U16_MAX), options)
-    header = build_header(req.ir_loc_addr, req.ir_rmt_addr, IPPROTO_TCP, len(segment),
-                          ttl=net.sysctl.values["net.ipv4.ip_default_ttl"], tos=req.tos, ident=0, frag_off=IP_DF)
-    skb = alloc_skb(header + segment)
-    skb.net, skb.dst, skb.dev = net, rt, rt.dev
-    skb.network_header, skb.transport_header = skb.data, skb.data + len(header)
     req.snt_synack = now
-    net.tracer.start(skb, Lazy(_segment_summary, req.ir_loc_addr, req.ir_rmt_addr, req.ir_num, req.ir_rmt_port,
-                               flags, req.snt_isn, ack_seq, 0, "tcp_make_synack"))
-    journey = skb.journey
-    if journey is not None:
-        journey.hops.append(_XMIT_HOP)
     net.mib.tcp_statistics[TCP_MIB_OUTSEGS] += 1
-    return skb
+    return segment, Lazy(_segment_summary, req.ir_loc_addr, req.ir_rmt_addr, req.ir_num, req.ir_rmt_port, flags,
+                         req.snt_isn, ack_seq, 0, "tcp_make_synack")
 
 
 def tcp_send_synack(sk) -> int:

@@ -4,7 +4,12 @@ what every tcp_* module imports. The socket calls are tcp.py's (net/ipv4/tcp.c).
 
 `TcpSock` flattens struct sock, inet_sock, inet_connection_sock and tcp_sock into
 one object whose fields keep the kernel's names (sk_rcvbuf, icsk_ack.ato,
-rx_opt.snd_wscale, snd_una, rcv_nxt...). Sequence numbers are u32 and compared
+rx_opt.snd_wscale, snd_una, rcv_nxt...). `family` is sk_family (AF_INET or
+AF_INET6: the socket the application opened) and `icsk_af_ops` the network
+protocol it talks (include/net/inet_connection_sock.h struct
+inet_connection_sock_af_ops: ipv4_specific in tcp_ipv4.py, ipv6_specific and
+ipv6_mapped in ipv6/tcp_ipv6.py); the addresses are that protocol's: integers
+over IPv4 (an AF_INET6 socket's v4-mapped connection too), 16 bytes over IPv6. Sequence numbers are u32 and compared
 with before()/after() as include/net/tcp.h does. `TcpSkb` is an skb on a TCP
 queue with its struct tcp_skb_cb; `RequestSock` is struct tcp_request_sock, a
 connection in the listener's SYN queue. Times are the namespace clock's seconds.
@@ -12,6 +17,7 @@ connection in the listener's SYN queue. Times are the namespace clock's seconds.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness.mockkernel.clock import Timer
@@ -22,6 +28,9 @@ from harness.mockkernel.ipv4.tcp_states import (TCP_CLOSE, TCP_CLOSE_WAIT, TCP_C
                                                 TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT,
                                                 TcpState)
 from harness.mockkernel.wire.ipv4 import ip_str
+from harness.mockkernel.wire.ipv6 import addr_str
+
+AF_INET, AF_INET6 = 2, 10
 
 
 TCP_MIB_ATTEMPTFAILS = SNMP4_TCP_LIST.index("AttemptFails")
@@ -151,10 +160,16 @@ class TcpSock:
 
     net: object
     state: TcpState = TCP_CLOSE  # sk_state
-    # inet_sock: addresses and ports (host order)
-    saddr: int = 0  # inet_saddr
-    rcv_saddr: int = 0  # inet_rcv_saddr: the bound address
-    daddr: int = 0
+    family: int = AF_INET  # sk_family
+    sk_prot: object | None = None  # struct proto: tcp_prot or tcpv6_prot (its connect())
+    icsk_af_ops: object | None = None  # the network protocol's calls (ipv4_specific, ipv6_specific, ipv6_mapped)
+    ipv6only: bool = False  # IPV6_V6ONLY (sk_ipv6only): an AF_INET6 socket that takes no IPv4
+    sk_txhash: int = 0  # the flow's hash: an IPv6 socket's flow label comes from it (ip6_make_flowlabel())
+    mtu_info: int = 0  # the MTU of the last packet too big (tcp_v6_err())
+    # inet_sock: addresses (ints over IPv4, 16 bytes over IPv6) and ports (host order)
+    saddr: int | bytes = 0  # inet_saddr / np->saddr
+    rcv_saddr: int | bytes = 0  # inet_rcv_saddr / sk_v6_rcv_saddr: the bound address
+    daddr: int | bytes = 0
     sport: int = 0  # inet_sport
     dport: int = 0
     dst: object | None = None  # sk_dst_cache: the route (ipv4/route.py Rtable)
@@ -304,8 +319,13 @@ class TcpSock:
     last_synq_overflow: float | None = None  # when a SYN cookie was last sent (tcp_synq_overflow())
 
     def __repr__(self) -> str:
-        return (f"TcpSock({self.state.name} {ip_str(self.rcv_saddr)}:{self.sport}"
-                f" -> {ip_str(self.daddr)}:{self.dport})")
+        return (f"TcpSock({self.state.name} {sock_addr_str(self.rcv_saddr)}:{self.sport}"
+                f" -> {sock_addr_str(self.daddr)}:{self.dport})")
+
+
+def sock_addr_str(addr: int | bytes) -> str:
+    """An address of a socket's protocol: dotted quad, or IPv6 in brackets."""
+    return f"[{addr_str(addr)}]" if addr.__class__ is bytes else ip_str(addr)
 
 
 @dataclass(eq=False)
@@ -314,8 +334,8 @@ class RequestSock:
     the SYN and before the ACK that completes it."""
 
     listener: TcpSock
-    ir_loc_addr: int
-    ir_rmt_addr: int
+    ir_loc_addr: int | bytes
+    ir_rmt_addr: int | bytes
     ir_num: int  # the local port
     ir_rmt_port: int
     rcv_isn: int  # the peer's ISN
@@ -338,10 +358,11 @@ class RequestSock:
     num_retrans: int = 0
     num_timeout: int = 0
     tos: int = 0
+    txhash: int = 0  # the SYN-ACK's flow hash (net_tx_rndhash()), its IPv6 flow label
     rsk_timer: Timer | None = None  # SYN-ACK retransmits (reqsk_timer_handler())
     cookie_ts: bool = False  # answered with a SYN cookie: no state kept (syncookies.py)
     last_oow_ack_time: float | None = None
-    rsk_ops: object | None = None  # tcp_request_sock_ops: how to answer for it (tcp_ipv4.py)
+    rsk_ops: object | None = None  # tcp_request_sock_ops: how to answer for it (tcp_ipv4.py, ipv6/tcp_ipv6.py)
     state: TcpState = TCP_NEW_SYN_RECV
 
 
@@ -352,9 +373,9 @@ class TimewaitSock:
 
     net: object
     tw_substate: TcpState
-    rcv_saddr: int
+    rcv_saddr: int | bytes
     sport: int
-    daddr: int
+    daddr: int | bytes
     dport: int
     tw_rcv_nxt: int
     tw_snd_nxt: int
@@ -365,9 +386,37 @@ class TimewaitSock:
     tw_ts_offset: int
     tw_entry_stamp: float  # when it entered (true) TIME_WAIT
     sk_reuse: bool
+    family: int = AF_INET  # tw_family: the closed socket's sk_family
+    ipv6only: bool = False  # tw_ipv6only
+    tw_txhash: int = 0  # the connection's sk_txhash: its TIME_WAIT ACKs keep its IPv6 flow label
+    tw_tclass: int = 0
     tw_timer: Timer | None = None
     last_oow_ack_time: float | None = None
     state: TcpState = TCP_TIME_WAIT  # sk_state of every inet_timewait_sock
+
+
+@dataclass(frozen=True)
+class InetConnectionSockAfOps:
+    """struct inet_connection_sock_af_ops: what TCP calls of the network
+    protocol a socket talks (`family` is that protocol's)."""
+
+    name: str
+    family: int
+    net_header_len: int  # sizeof(struct iphdr) or sizeof(struct ipv6hdr): what the MSS leaves for it
+    queue_xmit: Callable  # (sk, segment, why, summary, gso_size, gso_segs) -> 0 or errno
+    rebuild_header: Callable  # (sk) -> the socket's route, or an errno
+    conn_request: Callable  # (listener, cb): a SYN to a listener
+    syn_recv_sock: Callable  # (listener, cb, req) -> the child of a completed handshake, or None
+
+
+@dataclass(frozen=True)
+class Proto:
+    """struct proto: the socket calls that differ by family (tcp_prot, tcpv6_prot)."""
+
+    name: str
+    family: int
+    af_ops: InetConnectionSockAfOps  # what init() (tcp_v4_init_sock(), tcp_v6_init_sock()) sets
+    connect: Callable  # (sk, daddr, dport)
 
 
 def tcp_clock_ms(net) -> int:

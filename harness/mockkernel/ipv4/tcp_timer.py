@@ -26,12 +26,11 @@ import errno
 
 from harness.mockkernel.clock import Timer
 from harness.mockkernel.core.snmp import LINUX_MIB
-from harness.mockkernel.ipv4 import ip_output
 from harness.mockkernel.ipv4.tcp_cong import TCP_CA_Disorder, TCP_CA_Loss, TCP_CA_Recovery
 from harness.mockkernel.ipv4.tcp_output import (ICSK_TIME_LOSS_PROBE, ICSK_TIME_PROBE0, ICSK_TIME_REO_TIMEOUT,
                                                 ICSK_TIME_RETRANS, LINUX_MIB_TCPKEEPALIVE, LINUX_MIB_TCPSYNRETRANS,
                                                 TCP_ATO_MIN, TCP_MIB_RETRANSSEGS, TCP_RESOURCE_PROBE_INTERVAL,
-                                                TCP_TIMEOUT_INIT, inet_csk_reset_xmit_timer, tcp_make_synack,
+                                                TCP_TIMEOUT_INIT, inet_csk_reset_xmit_timer,
                                                 tcp_retransmit_skb, tcp_rto_max, tcp_rto_min, tcp_send_ack,
                                                 tcp_send_active_reset, tcp_send_loss_probe, tcp_send_probe0,
                                                 tcp_write_wakeup)
@@ -276,11 +275,10 @@ def reqsk_timer_start(req) -> None:
 
 
 def tcp_rtx_synack(sk_listener, req) -> int:
-    """Resend the SYN-ACK; 0 once it left."""
-    skb = tcp_make_synack(sk_listener, req)
-    if skb is None:
-        return errno.EHOSTUNREACH
-    ip_output.ip_local_out(skb)
+    """Resend the SYN-ACK (the request's send_synack()); 0 once it left."""
+    err = req.rsk_ops.send_synack(sk_listener, req)
+    if err:
+        return err
     net = sk_listener.net
     net.mib.tcp_statistics[TCP_MIB_RETRANSSEGS] += 1
     net.mib.net_statistics[LINUX_MIB_TCPSYNRETRANS] += 1

@@ -8,7 +8,9 @@ tcp_options() and tcp_sack()); parse_options() reads their values into
 it out as net/ipv4/tcp_output.c tcp_options_write() does: MSS, then the
 timestamp (its two NOPs carry SACK-permitted when both are sent), SACK-permitted
 alone behind two NOPs, NOP + window scale, then NOP NOP + SACK blocks.
-build_segment() makes a whole segment with its checksum.
+build_segment() makes a whole segment with its checksum, over the IPv4
+pseudo-header for addresses given as integers, the IPv6 one (RFC 8200 8.1)
+for 16-byte addresses.
 """
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from harness.mockkernel.wire import ipv4
-from harness.mockkernel.wire.checksum import checksum, csum_replace, pseudo_header_sum
+from harness.mockkernel.wire import ipv4, ipv6
+from harness.mockkernel.wire.checksum import checksum, csum_replace
 from harness.mockkernel.wire.errors import Malformed, Truncated
 from harness.mockkernel.wire.ipv4 import IPPROTO_TCP
 from harness.mockkernel.wire.view import HeaderView
@@ -266,7 +268,7 @@ def parse_options(buf: bytearray, off: int, doff: int) -> TcpOptions:
     return parsed
 
 
-def build_segment(saddr: int, daddr: int, sport: int, dport: int, seq: int, ack_seq: int, flags: int,
+def build_segment(saddr: int | bytes, daddr: int | bytes, sport: int, dport: int, seq: int, ack_seq: int, flags: int,
                   window: int, options: bytes = b"", payload: bytes = b"") -> bytearray:
     """A segment with `options` (a multiple of 4 bytes) and `payload`, its checksum filled in."""
     hlen = TCP_HLEN + len(options)
@@ -277,46 +279,53 @@ def build_segment(saddr: int, daddr: int, sport: int, dport: int, seq: int, ack_
     return segment
 
 
-def _pseudo_sum(saddr: int, daddr: int, length: int) -> int:
-    """csum_tcpudp_nofold() from the addresses as integers: their 16-bit words summed."""
+def _pseudo_sum(saddr: int | bytes, daddr: int | bytes, length: int) -> int:
+    """csum_tcpudp_nofold() from IPv4 addresses as integers (their 16-bit words
+    summed), csum_ipv6_magic() from 16-byte IPv6 addresses."""
+    if saddr.__class__ is bytes:
+        return ipv6.addrs_pseudo_header_sum(saddr, daddr, IPPROTO_TCP, length)
     words = (saddr >> 16) + (saddr & 0xFFFF) + (daddr >> 16) + (daddr & 0xFFFF) + IPPROTO_TCP + length
     return 0xFFFF - checksum(b"", words)
 
 
-def build(saddr: int, daddr: int, sport: int, dport: int, seq: int, ack_seq: int, flags: int) -> bytes:
+def build(saddr: int | bytes, daddr: int | bytes, sport: int, dport: int, seq: int, ack_seq: int,
+          flags: int) -> bytes:
     """A segment without options or data, its checksum filled in."""
-    segment = bytearray(HEADER.pack(sport, dport, seq, ack_seq, (TCP_HLEN // 4) << 4, flags, 0, 0, 0))
-    _U16.pack_into(segment, CHECK, checksum(segment, pseudo_header_sum(
-        saddr.to_bytes(4, "big"), daddr.to_bytes(4, "big"), IPPROTO_TCP, TCP_HLEN)))
-    return bytes(segment)
+    return bytes(build_segment(saddr, daddr, sport, dport, seq, ack_seq, flags, 0))
 
 
 def gso_segments(buf: bytearray, nh: int, th: int, end: int, gso_size: int) -> list[bytearray]:
-    """The IPv4 packets the TCP packet buf[nh:end] is cut into, `gso_size`
-    payload bytes each (tcp_gso_segment(), inet_gso_segment()): each with its
-    own seq, IP ID (+1 per segment), tot_len and both checksums; CWR only on
-    the first, FIN and PSH only on the last."""
+    """The IP packets the TCP packet buf[nh:end] is cut into, `gso_size`
+    payload bytes each (tcp_gso_segment(), inet_gso_segment() or
+    ipv6_gso_segment()): each with its own seq, length and TCP checksum, and
+    over IPv4 its IP ID (+1 per segment) and header checksum; CWR only on the
+    first, FIN and PSH only on the last."""
     iphlen = th - nh
     headers = bytes(buf[nh:th + DATA_OFFSET_LEN[buf[th + DOFF]]])
     tcphlen = len(headers) - iphlen
     payload_start = nh + len(headers)
     payload_len = end - payload_start
-    ident = _U16.unpack_from(buf, nh + ipv4.ID)[0]
+    is_ipv4 = buf[nh] >> 4 == 4
+    ident = _U16.unpack_from(buf, nh + ipv4.ID)[0] if is_ipv4 else 0
     seq = _U32.unpack_from(buf, th + SEQ)[0]
     flags = buf[th + FLAGS]
     packets = []
     for offset in range(0, payload_len, gso_size):
         piece = buf[payload_start + offset:payload_start + min(offset + gso_size, payload_len)]
         packet = bytearray(headers) + piece
-        _U16.pack_into(packet, ipv4.TOT_LEN, len(packet))
-        _U16.pack_into(packet, ipv4.ID, (ident + offset // gso_size) & 0xFFFF)
-        ipv4.fill_checksum(packet, 0)
+        if is_ipv4:
+            _U16.pack_into(packet, ipv4.TOT_LEN, len(packet))
+            _U16.pack_into(packet, ipv4.ID, (ident + offset // gso_size) & 0xFFFF)
+            ipv4.fill_checksum(packet, 0)
+            pseudo = ipv4.pseudo_header_sum(packet, 0, IPPROTO_TCP, tcphlen + len(piece))
+        else:
+            _U16.pack_into(packet, ipv6.PAYLOAD_LEN, len(packet) - ipv6.IPV6_HLEN)
+            pseudo = ipv6.pseudo_header_sum(packet, 0, IPPROTO_TCP, tcphlen + len(piece))
         seg_flags = flags if offset + gso_size >= payload_len else flags & ~(TCPHDR_FIN | TCPHDR_PSH)
         packet[iphlen + FLAGS] = seg_flags & ~TCPHDR_CWR if offset else seg_flags
         _U32.pack_into(packet, iphlen + SEQ, (seq + offset) & 0xFFFFFFFF)
         _U16.pack_into(packet, iphlen + CHECK, 0)
-        _U16.pack_into(packet, iphlen + CHECK, checksum(
-            memoryview(packet)[iphlen:], ipv4.pseudo_header_sum(packet, 0, IPPROTO_TCP, tcphlen + len(piece))))
+        _U16.pack_into(packet, iphlen + CHECK, checksum(memoryview(packet)[iphlen:], pseudo))
         packets.append(packet)
     return packets
 
