@@ -33,6 +33,8 @@ this family's struct inet_connection_sock_af_ops, tcp_prot its struct proto.
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 from harness.dropreason import DropReason
@@ -93,11 +95,32 @@ def tcp_v4_init_net(net) -> None:
     tcp_timer.register_fin_wait2_timeout(tcp_fin_wait2_timeout)
 
 
+@dataclass(frozen=True)
+class TcpRcvFamily:
+    """What tcp_v4_rcv() and tcp_v6_rcv() (the kernel's two copies of one
+    receive path) do differently: the checksum's pseudo-header, the addresses,
+    the listener lookup, SYN cookies, the control socket's RST and TIME_WAIT
+    ACK, and the names journeys and drop reasons give."""
+
+    rcv: str  # "tcp_v4_rcv"
+    do_rcv: str  # "tcp_v4_do_rcv"
+    checksum_ok: Callable  # (buf, nh, th, end)
+    addresses: Callable  # (buf, nh) -> (saddr, daddr)
+    lookup_listener: Callable  # (hashinfo, daddr, dport) -> listener or None
+    cookie_check: Callable  # (listener, cb) -> the listener, a cookie's child, or None when dropped
+    send_reset: Callable  # (skb): the control socket's RST answering it
+    timewait_ack: Callable  # (tw, skb): the ACK a TIME_WAIT sock answers with
+
+
 def tcp_v4_rcv(skb: SkBuff) -> None:
+    tcp_rcv(skb, TCP_V4_RCV)
+
+
+def tcp_rcv(skb: SkBuff, family: TcpRcvFamily) -> None:
     """A header cut short is NOT_SPECIFIED, a data offset under 5 PKT_TOO_SMALL."""
     buf, th, end = skb.buf, skb.data, skb.tail
     if skb.pkt_type != PACKET_HOST:
-        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.L4, "tcp_v4_rcv")
+        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.L4, family.rcv)
     net = skb.net
     mib = net.mib.tcp_statistics
     mib[TCP_MIB_INSEGS] += 1
@@ -105,30 +128,29 @@ def tcp_v4_rcv(skb: SkBuff) -> None:
         tcp.check_len(buf, th, end)
     except WireError as err:
         return kfree_skb(skb, DropReason.PKT_TOO_SMALL if isinstance(err, Malformed) else DropReason.NOT_SPECIFIED,
-                         Stage.L4, "tcp_v4_rcv")
+                         Stage.L4, family.rcv)
     nh = skb.network_header
-    if not tcp.checksum_ok(buf, nh, th, end):
+    if not family.checksum_ok(buf, nh, th, end):
         mib[TCP_MIB_CSUMERRORS] += 1
         mib[TCP_MIB_INERRS] += 1
-        return kfree_skb(skb, DropReason.TCP_CSUM, Stage.L4, "tcp_v4_rcv")
-    iph = Ipv4Packet(buf, nh)
-    saddr, daddr = iph.saddr, iph.daddr
+        return kfree_skb(skb, DropReason.TCP_CSUM, Stage.L4, family.rcv)
+    saddr, daddr = family.addresses(buf, nh)
     sport, dport = tcp.PORTS.unpack_from(buf, th)
     hashinfo = net.tcp_hashinfo
     sk = __inet_lookup_established(hashinfo, saddr, sport, daddr, dport)
     if sk is None:
-        sk = __inet_lookup_listener(hashinfo, daddr, dport)
+        sk = family.lookup_listener(hashinfo, daddr, dport)
         if sk is None:
-            return _no_tcp_socket(skb, dport)
+            return _no_tcp_socket(skb, dport, family)
     cb = TcpCb(skb, th, end)
-    net.tracer.hop(skb, Stage.L4, "tcp_v4_rcv", "", f"dport {dport} {sk.state.name}")
+    net.tracer.hop(skb, Stage.L4, family.rcv, "", f"dport {dport} {sk.state.name}")
     state = sk.state
     if state == TCP_TIME_WAIT:
-        return _do_time_wait(sk, cb)
+        return _do_time_wait(sk, cb, family)
     if state == TCP_NEW_SYN_RECV:
-        return _new_syn_recv(sk, cb)
+        return _new_syn_recv(sk, cb, family)
     tcp_segs_in(sk, cb)
-    tcp_v4_do_rcv(sk, cb)
+    tcp_do_rcv(sk, cb, family)
 
 
 def tcp_segs_in(sk: TcpSock, cb: TcpCb) -> None:
@@ -138,30 +160,31 @@ def tcp_segs_in(sk: TcpSock, cb: TcpCb) -> None:
         sk.data_segs_in += 1
 
 
-def _no_tcp_socket(skb: SkBuff, dport: int) -> None:
-    skb.net.tracer.hop(skb, Stage.L4, "tcp_v4_rcv", "", f"dport {dport} no socket")
-    tcp_v4_send_reset(skb)
-    kfree_skb(skb, DropReason.NO_SOCKET, Stage.L4, "tcp_v4_rcv")
+def _no_tcp_socket(skb: SkBuff, dport: int, family: TcpRcvFamily) -> None:
+    skb.net.tracer.hop(skb, Stage.L4, family.rcv, "", f"dport {dport} no socket")
+    family.send_reset(skb)
+    kfree_skb(skb, DropReason.NO_SOCKET, Stage.L4, family.rcv)
 
 
-def tcp_v4_do_rcv(sk: TcpSock, cb: TcpCb) -> None:
+def tcp_do_rcv(sk: TcpSock, cb: TcpCb, family: TcpRcvFamily) -> None:
+    """tcp_v4_do_rcv(), tcp_v6_do_rcv()."""
     if sk.state == TCP_ESTABLISHED:
         return tcp_rcv_established(sk, cb)
     if sk.state == TCP_LISTEN:
-        nsk = syncookies.tcp_v4_cookie_check(sk, cb, TCP_REQUEST_SOCK_OPS)
+        nsk = family.cookie_check(sk, cb)
         if nsk is None:
             return
         if nsk is not sk:
-            return tcp_child_process(sk, nsk, cb)
-        reason = tcp_v4_listen_rcv(sk, cb)
+            return tcp_child_process(sk, nsk, cb, family)
+        reason = tcp_listen_rcv(sk, cb)
     else:
         reason = tcp_rcv_state_process(sk, cb)
     if reason is not None:
-        tcp_v4_send_reset(cb.skb)
-        kfree_skb(cb.skb, reason, Stage.SOCKET, "tcp_v4_do_rcv")
+        family.send_reset(cb.skb)
+        kfree_skb(cb.skb, reason, Stage.SOCKET, family.do_rcv)
 
 
-def tcp_v4_listen_rcv(sk: TcpSock, cb: TcpCb) -> DropReason | None:
+def tcp_listen_rcv(sk: TcpSock, cb: TcpCb) -> DropReason | None:
     """tcp_rcv_state_process() for TCP_LISTEN: an ACK is answered with a RST,
     a RST and anything but a SYN are dropped, a SYN goes to conn_request."""
     flags = cb.tcp_flags
@@ -177,12 +200,12 @@ def tcp_v4_listen_rcv(sk: TcpSock, cb: TcpCb) -> DropReason | None:
     return None
 
 
-def _new_syn_recv(req: RequestSock, cb: TcpCb) -> None:
+def _new_syn_recv(req: RequestSock, cb: TcpCb, family: TcpRcvFamily) -> None:
     listener = req.listener
     if listener.state != TCP_LISTEN:
         # the listener closed: the request goes, and the segment finds no socket
         inet_csk_reqsk_queue_drop(listener, req)
-        return _no_tcp_socket(cb.skb, req.ir_num)
+        return _no_tcp_socket(cb.skb, req.ir_num, family)
     opt = TcpOptionsReceived(tstamp_ok=req.tstamp_ok)
     if cb.doff > 20:
         tcp_parse_options(listener.net, cb, opt, False)
@@ -191,25 +214,25 @@ def _new_syn_recv(req: RequestSock, cb: TcpCb) -> None:
         kfree_skb(cb.skb, reason, Stage.SOCKET, "tcp_check_req")
         return
     if nsk is listener:
-        reason = tcp_v4_listen_rcv(listener, cb)
+        reason = tcp_listen_rcv(listener, cb)
         if reason is not None:
-            tcp_v4_send_reset(cb.skb)
-            kfree_skb(cb.skb, reason, Stage.SOCKET, "tcp_v4_do_rcv")
+            family.send_reset(cb.skb)
+            kfree_skb(cb.skb, reason, Stage.SOCKET, family.do_rcv)
         return
-    tcp_child_process(listener, nsk, cb)
+    tcp_child_process(listener, nsk, cb, family)
 
 
-def tcp_child_process(parent: TcpSock, child: TcpSock, cb: TcpCb) -> None:
+def tcp_child_process(parent: TcpSock, child: TcpSock, cb: TcpCb, family: TcpRcvFamily) -> None:
     """The handshake's ACK, on the child it created."""
     tcp_segs_in(child, cb)
     parent.net.tracer.hop(cb.skb, Stage.SOCKET, f"tcp {parent.sport}", "CHILD", "tcp_child_process")
     reason = tcp_rcv_state_process(child, cb)
     if reason is not None:
-        tcp_v4_send_reset(cb.skb)
-        kfree_skb(cb.skb, reason, Stage.SOCKET, "tcp_v4_rcv")
+        family.send_reset(cb.skb)
+        kfree_skb(cb.skb, reason, Stage.SOCKET, family.rcv)
 
 
-def _do_time_wait(tw, cb: TcpCb) -> None:
+def _do_time_wait(tw, cb: TcpCb, family: TcpRcvFamily) -> None:
     net = tw.net
     opt = TcpOptionsReceived(tstamp_ok=tw.tw_ts_recent_stamp is not None)
     if cb.doff > 20 and tw.tw_ts_recent_stamp is not None:
@@ -219,28 +242,40 @@ def _do_time_wait(tw, cb: TcpCb) -> None:
     status, isn, reason = tcp_timewait_state_process(tw, cb, opt)
     skb = cb.skb
     if status is TcpTwStatus.TCP_TW_SYN:
-        iph = Ipv4Packet(skb.buf, skb.network_header)
-        listener = __inet_lookup_listener(net.tcp_hashinfo, iph.daddr, tcp.PORTS.unpack_from(skb.buf, cb.th)[1])
+        daddr = family.addresses(skb.buf, skb.network_header)[1]
+        listener = family.lookup_listener(net.tcp_hashinfo, daddr, tcp.PORTS.unpack_from(skb.buf, cb.th)[1])
         if listener is not None:
             inet_twsk_deschedule_put(tw)
             return listener.icsk_af_ops.conn_request(listener, cb, tw_isn=isn)
         status = TcpTwStatus.TCP_TW_ACK  # no listener: the TIME_WAIT sock answers it
     if status is TcpTwStatus.TCP_TW_ACK:
-        tsval = (tcp_clock_ms(net) + tw.tw_ts_offset) & 0xFFFFFFFF
-        tcp_v4_send_ack(skb, tw.tw_snd_nxt, tw.tw_rcv_nxt, tw.tw_rcv_wnd >> tw.tw_rcv_wscale, tsval,
-                        tw.tw_ts_recent, tos=0, why="tcp_v4_timewait_ack")
+        family.timewait_ack(tw, skb)
     elif status is TcpTwStatus.TCP_TW_RST:
-        tcp_v4_send_reset(skb)
+        family.send_reset(skb)
         inet_twsk_deschedule_put(tw)
-    kfree_skb(skb, reason, Stage.SOCKET, "tcp_v4_rcv")  # discard_it: even what TIME_WAIT handled
+    kfree_skb(skb, reason, Stage.SOCKET, family.rcv)  # discard_it: even what TIME_WAIT handled
+
+
+def tcp_v4_timewait_ack(tw, skb: SkBuff) -> None:
+    tsval = (tcp_clock_ms(tw.net) + tw.tw_ts_offset) & 0xFFFFFFFF
+    tcp_v4_send_ack(skb, tw.tw_snd_nxt, tw.tw_rcv_nxt, tw.tw_rcv_wnd >> tw.tw_rcv_wscale, tsval,
+                    tw.tw_ts_recent, tos=0, why="tcp_v4_timewait_ack")
 
 
 def tcp_v4_conn_request(sk: TcpSock, cb: TcpCb, tw_isn: int = 0) -> None:
-    """tcp_conn_request(): a request sock, its SYN-ACK, and the SYN queue."""
+    """A SYN to a broadcast or multicast address is dropped."""
+    dst = cb.skb.dst
+    if dst.is_broadcast or dst.is_multicast:
+        return tcp_listendrop(sk)
+    tcp_conn_request(sk, cb, TCP_REQUEST_SOCK_OPS, tw_isn)
+
+
+def tcp_conn_request(sk: TcpSock, cb: TcpCb, rsk_ops, tw_isn: int = 0) -> None:
+    """net/ipv4/tcp_input.c tcp_conn_request() with the family's request ops
+    (tcp_request_sock_ipv4_ops, tcp_request_sock_ipv6_ops): a request sock,
+    its SYN-ACK, and the SYN queue."""
     net = sk.net
     skb = cb.skb
-    if skb.dst.is_broadcast or skb.dst.is_multicast:
-        return tcp_listendrop(sk)
     sysctl = net.sysctl.values
     want_cookie = False
     if not tw_isn:
@@ -252,22 +287,22 @@ def tcp_v4_conn_request(sk: TcpSock, cb: TcpCb, tw_isn: int = 0) -> None:
     if sk_acceptq_is_full(sk):
         net.mib.net_statistics[LINUX_MIB_LISTENOVERFLOWS] += 1
         return tcp_listendrop(sk)
-    iph = Ipv4Packet(skb.buf, skb.network_header)
-    opt = TcpOptionsReceived(mss_clamp=TCP_MSS_DEFAULT, user_mss=sk.rx_opt.user_mss)
+    saddr, daddr = rsk_ops.addresses(skb.buf, skb.network_header)
+    opt = TcpOptionsReceived(mss_clamp=rsk_ops.mss_clamp, user_mss=sk.rx_opt.user_mss)
     tcp_parse_options(net, cb, opt, False)
     if want_cookie and not opt.saw_tstamp:
         opt.sack_ok = opt.wscale_ok = False  # tcp_clear_options(): without a timestamp to carry them
         opt.snd_wscale = 0
     sport, dport = tcp.PORTS.unpack_from(skb.buf, cb.th)
-    req = RequestSock(sk, iph.daddr, iph.saddr, dport, sport, cb.seq, 0, opt.mss_clamp,
+    req = RequestSock(sk, daddr, saddr, dport, sport, cb.seq, 0, opt.mss_clamp,
                       snd_wscale=opt.snd_wscale, wscale_ok=opt.wscale_ok, tstamp_ok=opt.saw_tstamp,
                       sack_ok=opt.sack_ok, ts_recent=opt.rcv_tsval if opt.saw_tstamp else 0,
-                      tos=iph.tos, rsk_ops=TCP_REQUEST_SOCK_OPS)
-    dst = route.ip_route_output(net, iph.saddr, iph.daddr)
+                      tos=rsk_ops.dsfield(skb.buf, skb.network_header), rsk_ops=rsk_ops)
+    dst = rsk_ops.route_req(net, req)
     if isinstance(dst, int):
         return tcp_listendrop(sk)
     if opt.saw_tstamp:
-        req.ts_off = secure_tcp_ts_off(net, iph.daddr, iph.saddr)
+        req.ts_off = secure_tcp_ts_off(net, daddr, saddr)
     isn = tw_isn
     if not want_cookie and not tw_isn:
         max_syn_backlog = sysctl["net.ipv4.tcp_max_syn_backlog"]
@@ -275,7 +310,7 @@ def tcp_v4_conn_request(sk: TcpSock, cb: TcpCb, tw_isn: int = 0) -> None:
             return tcp_listendrop(sk)  # the last quarter is kept for peers proven alive (none are, here)
         isn = net.random.getrandbits(32)
     if want_cookie:
-        isn = syncookies.cookie_v4_init_sequence(sk, cb, req)
+        isn = rsk_ops.cookie_init_seq(sk, cb, req)
     req.snt_isn = isn
     tcp_output.tcp_openreq_init_rwin(req, sk, dst)
     if not want_cookie:
@@ -283,7 +318,7 @@ def tcp_v4_conn_request(sk: TcpSock, cb: TcpCb, tw_isn: int = 0) -> None:
         inet_ehash_insert(net.tcp_hashinfo, (req.ir_loc_addr, req.ir_num, req.ir_rmt_addr, req.ir_rmt_port), req)
     net.tracer.hop(skb, Stage.SOCKET, f"tcp {sk.sport}", "SYN_COOKIE" if want_cookie else "SYN_QUEUED",
                    f"syn queue {len(sk.syn_queue)}/{sk.sk_max_ack_backlog}")
-    tcp_v4_send_synack(sk, req)
+    rsk_ops.send_synack(sk, req)
     if not want_cookie:
         tcp_timer.reqsk_timer_start(req)
 
@@ -292,7 +327,7 @@ def tcp_v4_send_synack(sk: TcpSock, req: RequestSock) -> int:
     """The SYN-ACK as ip_build_and_send_pkt() sends it (DF, IP ID 0, the
     request's TOS, the default TTL); EHOSTUNREACH without a route back (OutNoRoutes)."""
     net = sk.net
-    rt = route.ip_route_output(net, req.ir_rmt_addr, req.ir_loc_addr)
+    rt = tcp_v4_route_req(net, req)
     if isinstance(rt, int):
         net.mib.ip_statistics[ip_output.IPSTATS_MIB_OUTNOROUTES] += 1
         return errno.EHOSTUNREACH
@@ -339,10 +374,25 @@ def tcp_v4_reqsk_send_reset(sk: TcpSock, cb: TcpCb) -> None:
     tcp_v4_send_reset(cb.skb)
 
 
-# tcp_request_sock_ops + tcp_request_sock_ipv4_ops: how a request of this family is answered
-TCP_REQUEST_SOCK_OPS = SimpleNamespace(family=AF_INET, send_ack=tcp_v4_reqsk_send_ack,
-                                       send_reset=tcp_v4_reqsk_send_reset, rtx_synack=tcp_timer.tcp_rtx_synack,
-                                       send_synack=tcp_v4_send_synack)
+def _ipv4_addresses(buf: bytearray, nh: int) -> tuple[int, int]:
+    iph = Ipv4Packet(buf, nh)
+    return iph.saddr, iph.daddr
+
+
+def _ipv4_tos(buf: bytearray, nh: int) -> int:
+    return Ipv4Packet(buf, nh).tos
+
+
+def tcp_v4_route_req(net, req: RequestSock):
+    return route.ip_route_output(net, req.ir_rmt_addr, req.ir_loc_addr)
+
+
+# tcp_request_sock_ops + tcp_request_sock_ipv4_ops: how a request of this family is made and answered
+TCP_REQUEST_SOCK_OPS = SimpleNamespace(family=AF_INET, mss_clamp=TCP_MSS_DEFAULT, addresses=_ipv4_addresses,
+                                       dsfield=_ipv4_tos, route_req=tcp_v4_route_req,
+                                       cookie_init_seq=syncookies.cookie_v4_init_sequence,
+                                       send_synack=tcp_v4_send_synack, send_ack=tcp_v4_reqsk_send_ack,
+                                       send_reset=tcp_v4_reqsk_send_reset, rtx_synack=tcp_timer.tcp_rtx_synack)
 
 
 def tcp_v4_send_reset(skb: SkBuff) -> None:
@@ -450,6 +500,12 @@ def inet_sk_rebuild_header(sk: TcpSock):
     return route.ip_route_output(sk.net, sk.daddr, sk.saddr)
 
 
+def _tcp_v4_cookie_check(listener: TcpSock, cb: TcpCb) -> TcpSock | None:
+    return syncookies.tcp_v4_cookie_check(listener, cb, TCP_REQUEST_SOCK_OPS)
+
+
+TCP_V4_RCV = TcpRcvFamily("tcp_v4_rcv", "tcp_v4_do_rcv", tcp.checksum_ok, _ipv4_addresses, __inet_lookup_listener,
+                          _tcp_v4_cookie_check, tcp_v4_send_reset, tcp_v4_timewait_ack)
 IPV4_SPECIFIC = InetConnectionSockAfOps("ipv4_specific", AF_INET, 20, tcp_output.ip_queue_xmit,
                                         inet_sk_rebuild_header, tcp_v4_conn_request, tcp_v4_syn_recv_sock)
 TCP_PROT = Proto("TCP", AF_INET, IPV4_SPECIFIC, tcp_v4_connect)
