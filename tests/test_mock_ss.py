@@ -4,6 +4,7 @@ the text iproute2 6.1's ss prints for them, written out: the layouts are those
 the real ss printed on this machine for sockets in the same states."""
 from __future__ import annotations
 
+from socket import AF_INET
 from types import SimpleNamespace
 
 import pytest
@@ -41,8 +42,8 @@ def _listener(k_net, addr: int, port: int, backlog: int, queued: int = 0) -> Tcp
 
 
 def _time_wait(port: int):
-    return SimpleNamespace(state=TCP_TIME_WAIT, tw_substate=TCP_TIME_WAIT, rcv_saddr=LOOPBACK, sport=port,
-                           daddr=LOOPBACK, dport=5000)
+    return SimpleNamespace(state=TCP_TIME_WAIT, tw_substate=TCP_TIME_WAIT, family=AF_INET, rcv_saddr=LOOPBACK,
+                           sport=port, daddr=LOOPBACK, dport=5000)
 
 
 def test_listeners_show_their_accept_queue_and_backlog_in_the_queue_columns():

@@ -23,6 +23,8 @@ from harness.mockkernel import cmd
 from harness.mockkernel.bpf.maps import PAGE_SIZE, PerfEventArrayMap, RingBufMap
 from harness.mockkernel.cmd.conntrack import ct_entry, nf_conn_from
 from harness.mockkernel.ipv4 import ping, route, tcp, udp
+from harness.mockkernel.ipv4.inet_hashtables import inet6_sk_daddr
+from harness.mockkernel.ipv6 import tcp_ipv6
 from harness.mockkernel.ipv6 import udp as udp6
 from harness.mockkernel.ipv6.addrconf import IN6ADDR_ANY, ipv6_chk_addr
 from harness.mockkernel.kernel import Kernel
@@ -144,10 +146,10 @@ class MockTarget(Target):
     def socket(self, proto: str, bind: tuple[str, int] | None = None, rcvbuf: int | None = None,
                sndbuf: int | None = None, family: int = AF_INET) -> AppSocket | StreamSocket:
         check_family(family)
-        if family == AF_INET6 and proto != "udp":
-            raise TargetError(f"{proto} sockets over IPv6 (AF_INET6) are not modelled by the mock")
+        if family == AF_INET6 and proto == "icmp":
+            raise TargetError("icmp sockets over IPv6 (AF_INET6, ping6 sockets) are not modelled by the mock")
         if proto == "tcp":
-            stream = MockStreamSocket.open(self, bind, rcvbuf, sndbuf)
+            stream = MockStreamSocket.open(self, bind, rcvbuf, sndbuf, family)
             self._sockets.append(stream)
             return stream
         if bind is None:
@@ -351,8 +353,9 @@ class MockStreamSocket(StreamSocket):
 
     @classmethod
     def open(cls, target: MockTarget, bind: tuple[str, int] | None, rcvbuf: int | None,
-             sndbuf: int | None) -> MockStreamSocket:
-        sock = cls(target, tcp.tcp_sock_create(target.kernel))
+             sndbuf: int | None, family: int = AF_INET) -> MockStreamSocket:
+        sock = cls(target, tcp.tcp_sock_create(target.kernel, tcp_ipv6.TCPV6_PROT if family == AF_INET6
+                                                else tcp.TCP_PROT))
         try:
             if rcvbuf is not None:
                 sock.setsockopt(SOL_SOCKET, SO_RCVBUF, rcvbuf)
@@ -374,8 +377,13 @@ class MockStreamSocket(StreamSocket):
         finally:
             self.target._settle()
 
+    def _address(self, host: str) -> int | bytes:
+        """The socket's family's address: an integer, or 16 bytes."""
+        return addr_bytes(host) if self.sk.family == AF_INET6 else ip_to_int(host)
+
     def bind(self, addr: tuple[str, int]) -> None:
-        self._call(tcp.inet_bind, ip_to_int(addr[0]), addr[1])
+        bind = tcp_ipv6.inet6_bind if self.sk.family == AF_INET6 else tcp.inet_bind
+        self._call(bind, self._address(addr[0]), addr[1])
 
     def listen(self, backlog: int) -> None:
         self._call(tcp.inet_listen, backlog)
@@ -383,10 +391,12 @@ class MockStreamSocket(StreamSocket):
     def accept(self) -> tuple[MockStreamSocket, tuple[str, int]]:
         child = MockStreamSocket(self.target, self._call(tcp.inet_accept))
         self.target._sockets.append(child)
-        return child, (int_to_ip(child.sk.daddr), child.sk.dport)
+        sk = child.sk
+        peer = sk.daddr if sk.family == AF_INET else inet6_sk_daddr(sk)
+        return child, (addr_str(peer) if sk.family == AF_INET6 else int_to_ip(peer), sk.dport)
 
     def connect(self, addr: tuple[str, int]) -> None:
-        self._call(tcp.inet_stream_connect, ip_to_int(addr[0]), addr[1])
+        self._call(tcp.inet_stream_connect, self._address(addr[0]), addr[1])
 
     def send(self, data: bytes) -> int:
         return self._call(tcp.tcp_sendmsg, bytes(data))

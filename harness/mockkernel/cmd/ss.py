@@ -1,8 +1,11 @@
 """iproute2 6.1 `ss` (misc/ss.c) for TCP sockets, over the mock's sock_diag
 (ipv4/inet_diag.py) and /proc/net/sockstat and snmp.
 
-Modelled: -t, -n, -i, -m, -l, -a, -s, -H, -4 (and their long names), and a
-`state`/`exclude` filter. The table is laid out as ss lays it out when its
+Modelled: -t, -n, -i, -m, -l, -a, -s, -H, -4, -6 (and their long names), and a
+`state`/`exclude` filter. The IPv4 sockets come first, then the AF_INET6 ones
+(inet_show_netlink() asks sock_diag for one family, then the other; -4 or -6
+only for one); inet_addr_print() prints an IPv6 address in brackets, and ::
+as `*` unless the socket is IPV6_V6ONLY. The table is laid out as ss lays it out when its
 output is not a terminal (render_calc_width()'s compact widths): each column as
 wide as its longest field plus its delimiter, Local and Peer Address right
 aligned; ss measures every field but the last one buffered, and prints that
@@ -19,11 +22,13 @@ filters, host name resolution (-r).
 from __future__ import annotations
 
 import socket
+from socket import AF_INET, AF_INET6
 
 from harness.mockkernel.cmd.args import ToolError, not_modelled
 from harness.mockkernel.ipv4.inet_diag import (INET_DIAG_CONG, INET_DIAG_INFO, INET_DIAG_MEMINFO,
                                                INET_DIAG_SKMEMINFO, INET_DIAG_VEGASINFO, TCPI_OPT_WSCALE, U32_MAX,
                                                U64_MAX, inet_diag_dump_icsk)
+from harness.mockkernel.ipv4.inet_hashtables import IN6ADDR_ANY
 from harness.mockkernel.ipv4.tcp_sock import TCP_LISTEN, TCP_SYN_RECV, TCP_TIME_WAIT, TcpState
 
 # SS_* states are TCP's; sstate_name[] and sstate_namel[] name them
@@ -40,12 +45,12 @@ STATE_SETS = {"all": SS_ALL, "connected": SS_ALL & ~((1 << 7) | (1 << TCP_LISTEN
               "bucket": (1 << TCP_SYN_RECV) | (1 << TCP_TIME_WAIT),
               "big": SS_ALL & ~((1 << TCP_SYN_RECV) | (1 << TCP_TIME_WAIT))}
 MODELLED = {"t": "tcp", "n": "numeric", "i": "info", "m": "memory", "l": "listening", "a": "all",
-            "s": "summary", "H": "no-header", "4": "ipv4"}
+            "s": "summary", "H": "no-header", "4": "ipv4", "6": "ipv6"}
 LONG_OPTIONS = {f"--{name}": letter for letter, name in MODELLED.items()}
 # getopt_long()'s string of ss 6.1 and its long options the mock does not model
 KNOWN_SHORT = "dhaletuwxnro460spTbEf:mMiA:D:F:vVzZN:KHSO"
 KNOWN_LONG = ("resolve", "options", "extended", "processes", "threads", "bpf", "events", "dccp", "sctp", "udp",
-              "raw", "unix", "tipc", "vsock", "ipv6", "packet", "family", "socket", "query", "diag", "filter",
+              "raw", "unix", "tipc", "vsock", "packet", "family", "socket", "query", "diag", "filter",
               "version", "help", "context", "contexts", "net", "tipcinfo", "tos", "cgroup", "kill", "xdp",
               "mptcp", "oneline", "inet-sockopt")
 
@@ -267,7 +272,7 @@ def _tcp_table(net, opts: set[str], states: int) -> str:
             layout.out(COLUMNS[column][1])
             layout.field_next()
     numeric = "n" in opts
-    for msg in inet_diag_dump_icsk(net, states, ext):
+    for msg in (msg for family in _families(opts) for msg in inet_diag_dump_icsk(net, states, ext, family)):
         layout.field_set(COL_STATE)
         layout.out(STATE_NAMES[msg.state])
         layout.field_set(COL_RECVQ)
@@ -276,7 +281,7 @@ def _tcp_table(net, opts: set[str], states: int) -> str:
         layout.out(f"{msg.wqueue:<6d}")
         layout.field_set(COL_ADDR)
         for addr, port in ((msg.saddr, msg.sport), (msg.daddr, msg.dport)):
-            layout.out(f"{socket.inet_ntoa(addr.to_bytes(4, 'big'))}:")
+            layout.out(f"{_inet_addr(msg.family, addr, msg.v6only)}:")
             layout.field_next()
             layout.out(_service(port, numeric))
             layout.field_next()
@@ -287,6 +292,24 @@ def _tcp_table(net, opts: set[str], states: int) -> str:
             if msg.info is not None:
                 layout.out(tcp_stats_text(msg.info, msg.cong, numeric))
     return layout.render()
+
+
+def _families(opts: set[str]) -> tuple[int, ...]:
+    """The families inet_show_netlink() dumps, in its order (-4 and -6: the
+    last one given, preferred_family, which the option set does not keep)."""
+    if "4" in opts and "6" in opts:
+        raise not_modelled("ss -4 together with -6")
+    return (AF_INET,) if "4" in opts else (AF_INET6,) if "6" in opts else (AF_INET, AF_INET6)
+
+
+def _inet_addr(family: int, addr: int | bytes, v6only: bool) -> str:
+    """inet_addr_print(): dotted quad; an IPv6 address in brackets, :: as `*`
+    for a socket that takes IPv4 too."""
+    if family == AF_INET:
+        return socket.inet_ntoa(addr.to_bytes(4, "big"))
+    if addr == IN6ADDR_ANY and not v6only:
+        return "*"
+    return f"[{socket.inet_ntop(AF_INET6, addr)}]"
 
 
 def _service(port: int, numeric: bool) -> str:

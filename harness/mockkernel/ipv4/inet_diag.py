@@ -3,8 +3,13 @@ inet_diag_dump_icsk(), inet_sk_diag_fill(), inet_twsk_diag_fill(),
 inet_req_diag_fill(); net/ipv4/tcp_diag.c tcp_diag_get_info(); net/ipv4/tcp.c
 tcp_get_info(); net/core/sock.c sk_get_meminfo()).
 
-`inet_diag_dump_icsk(net, states, ext)` gives one InetDiagMsg per socket of the
-namespace's TCP tables (net.tcp_hashinfo) whose state is in `states`: the
+`inet_diag_dump_icsk(net, states, ext, family)` gives one InetDiagMsg per socket of
+the namespace's TCP tables (net.tcp_hashinfo) of sk_family `family` (AF_INET6
+for every socket an AF_INET6 application opened, its v4-mapped connections
+too, whose addresses it gives as ::ffff:a.b.c.d; a request sock and a
+TIME_WAIT sock have their socket's) whose state is in `states`, with
+INET_DIAG_SKV6ONLY's value for a full AF_INET6 socket (inet_sk_diag_fill();
+request and TIME_WAIT socks send none): the
 listeners first, then the established table (full sockets, TIME_WAIT socks
 and request socks, shown as SYN-RECV), as the kernel walks lhash2 then ehash;
 within each, the mock's table order stands for the kernel's hash-bucket order.
@@ -17,17 +22,17 @@ with INET_DIAG_SKMEMINFO sk_get_meminfo()'s counters. TIME_WAIT and request
 socks carry neither. Times are in jiffies of the lab's kernel (CONFIG_HZ=250):
 tcpi_rto and tcpi_ato are jiffies_to_usecs() of them, the last-sent/received
 ages jiffies_to_msecs() of tcp_jiffies32 differences.
-Left out: timers (`ss -o`), IPv6, MPTCP, BPF storage; fields of struct tcp_sock
+Left out: timers (`ss -o`), MPTCP, BPF storage; fields of struct tcp_sock
 the mock does not keep read as tcp_init_sock() left them (LEFT_AS_INITIALISED).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from harness.mockkernel.ipv4.tcp_sock import TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_TIME_WAIT
+from harness.mockkernel.ipv4.inet_hashtables import v4mapped
+from harness.mockkernel.ipv4.tcp_sock import AF_INET, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_TIME_WAIT
 
 HZ = 250  # CONFIG_HZ of the lab's kernel: TCP's timers and ages are counted in these jiffies
-AF_INET = 2
 # include/uapi/linux/inet_diag.h: the extensions a request asks for (bit INET_DIAG_x - 1)
 INET_DIAG_MEMINFO, INET_DIAG_INFO, INET_DIAG_VEGASINFO, INET_DIAG_CONG, INET_DIAG_SKMEMINFO = 1, 2, 3, 4, 7
 # include/uapi/linux/tcp.h tcpi_options bits
@@ -122,9 +127,9 @@ class InetDiagMsg:
     """struct inet_diag_msg and the attributes asked for."""
 
     state: int
-    saddr: int
+    saddr: int | bytes  # an integer for AF_INET, 16 bytes for AF_INET6
     sport: int
-    daddr: int
+    daddr: int | bytes
     dport: int
     rqueue: int = 0
     wqueue: int = 0
@@ -132,6 +137,7 @@ class InetDiagMsg:
     cong: str | None = None  # INET_DIAG_CONG
     skmeminfo: SkMeminfo | None = None  # INET_DIAG_SKMEMINFO
     family: int = AF_INET
+    v6only: bool = False  # INET_DIAG_SKV6ONLY
 
 
 def _tcp_field(sk, name: str) -> int:
@@ -217,8 +223,18 @@ def tcp_diag_queues(sk) -> tuple[int, int]:
     return (unread if unread < 0x80000000 else 0), (sk.write_seq - sk.snd_una) & U32_MAX
 
 
+def _family_addr(addr: int | bytes, family: int) -> int | bytes:
+    """An address as sk_family reports it: an AF_INET6 socket's IPv4 one v4-mapped."""
+    return v4mapped(addr) if family != AF_INET and addr.__class__ is int else addr
+
+
+def _diag_msg(state: int, family: int, saddr, sport: int, daddr, dport: int, v6only: bool) -> InetDiagMsg:
+    return InetDiagMsg(state, _family_addr(saddr, family), sport, _family_addr(daddr, family), dport,
+                       family=family, v6only=v6only)
+
+
 def inet_sk_diag_fill(sk, ext: int, now: float) -> InetDiagMsg:
-    msg = InetDiagMsg(int(sk.state), sk.rcv_saddr, sk.sport, sk.daddr, sk.dport)
+    msg = _diag_msg(int(sk.state), sk.family, sk.rcv_saddr, sk.sport, sk.daddr, sk.dport, sk.ipv6only)
     msg.rqueue, msg.wqueue = tcp_diag_queues(sk)
     if ext & (1 << (INET_DIAG_SKMEMINFO - 1)):
         msg.skmeminfo = sk_get_meminfo(sk)
@@ -229,21 +245,27 @@ def inet_sk_diag_fill(sk, ext: int, now: float) -> InetDiagMsg:
     return msg
 
 
-def inet_diag_dump_icsk(net, states: int, ext: int) -> list[InetDiagMsg]:
-    """The TCP sockets whose state is in the bitmask `states` (1 << TCP_x)."""
+def inet_diag_dump_icsk(net, states: int, ext: int, family: int = AF_INET) -> list[InetDiagMsg]:
+    """The TCP sockets of sk_family `family` whose state is in the bitmask `states` (1 << TCP_x)."""
     hashinfo, now = net.tcp_hashinfo, net.clock.now
     out = []
     if states & (1 << TCP_LISTEN):
-        out += [inet_sk_diag_fill(sk, ext, now) for listeners in hashinfo.listening.values() for sk in listeners]
+        out += [inet_sk_diag_fill(sk, ext, now) for listeners in hashinfo.listening.values() for sk in listeners
+                if sk.family == family]
     for sk in hashinfo.ehash.values():
         state = TCP_SYN_RECV if sk.state == TCP_NEW_SYN_RECV else (
             sk.tw_substate if sk.state == TCP_TIME_WAIT else sk.state)
         if not states & (1 << state):
             continue
         if sk.state == TCP_NEW_SYN_RECV:  # inet_req_diag_fill()
-            out.append(InetDiagMsg(TCP_SYN_RECV, sk.ir_loc_addr, sk.ir_num, sk.ir_rmt_addr, sk.ir_rmt_port))
+            listener = sk.listener
+            if listener.family == family:
+                out.append(_diag_msg(TCP_SYN_RECV, family, sk.ir_loc_addr, sk.ir_num, sk.ir_rmt_addr,
+                                     sk.ir_rmt_port, False))
+        elif sk.family != family:
+            continue
         elif sk.state == TCP_TIME_WAIT:  # inet_twsk_diag_fill()
-            out.append(InetDiagMsg(int(state), sk.rcv_saddr, sk.sport, sk.daddr, sk.dport))
+            out.append(_diag_msg(int(state), family, sk.rcv_saddr, sk.sport, sk.daddr, sk.dport, False))
         else:
             out.append(inet_sk_diag_fill(sk, ext, now))
     return out

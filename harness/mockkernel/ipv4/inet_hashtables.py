@@ -97,6 +97,12 @@ def inet_sk_rcv_saddr(sk) -> int:
     return int.from_bytes(addr[12:], "big") if ipv6_addr_v4mapped(addr) else LOOPBACK4_IPV6
 
 
+def inet6_sk_daddr(sk) -> bytes:
+    """sk_v6_daddr of an AF_INET6 socket: v4-mapped while it talks IPv4."""
+    addr = sk.daddr
+    return addr if addr.__class__ is bytes else v4mapped(addr)
+
+
 def inet6_rcv_saddr(sk) -> bytes | None:
     """sk_v6_rcv_saddr of an AF_INET6 socket (v4-mapped while it talks IPv4), None for AF_INET."""
     if sk.family != AF_INET6:

@@ -27,7 +27,7 @@ from harness.mockkernel.ipv4.tcp_ipv4 import TCP_PROT, tcp_v4_connect  # noqa: F
 from harness.mockkernel.ipv4.tcp_minisocks import TCP_TIMEWAIT_LEN, tcp_fin_time, tcp_time_wait
 from harness.mockkernel.ipv4.tcp_output import (MAX_TCP_WINDOW, TCP_MIN_MSS, TCP_MSS_DEFAULT, TCP_NAGLE_OFF,
                                                 TCP_NAGLE_PUSH)
-from harness.mockkernel.ipv4.tcp_sock import (ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED, RCV_SHUTDOWN,
+from harness.mockkernel.ipv4.tcp_sock import (AF_INET6, ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED, RCV_SHUTDOWN,
                                               SEND_SHUTDOWN, SHUTDOWN_MASK, SOCK_BINDPORT_LOCK, SOCK_RCVBUF_LOCK,
                                               SOCK_SNDBUF_LOCK, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING,
                                               TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK,
@@ -49,7 +49,8 @@ def tcp_sock_create(net, prot: Proto = TCP_PROT) -> TcpSock:
     buffers from tcp_rmem[1] and tcp_wmem[1], MSS 536 until a route says more,
     the default congestion control; the family's icsk_af_ops (prot->init())."""
     sysctl = net.sysctl.values
-    sk = TcpSock(net, family=prot.family, sk_prot=prot, icsk_af_ops=prot.af_ops,
+    sk = TcpSock(net, family=prot.family, sk_prot=prot, icsk_af_ops=prot.af_ops, saddr=prot.any_addr,
+                 rcv_saddr=prot.any_addr, daddr=prot.any_addr,
                  sk_rcvbuf=sysctl["net.ipv4.tcp_rmem"][1], sk_sndbuf=sysctl["net.ipv4.tcp_wmem"][1],
                  mss_cache=TCP_MSS_DEFAULT)
     sk.rx_opt.mss_clamp = TCP_MSS_DEFAULT
@@ -93,7 +94,7 @@ def inet_listen(sk: TcpSock, backlog: int) -> None:
     net = sk.net
     somaxconn = net.sysctl.values["net.core.somaxconn"]
     backlog = somaxconn if backlog < 0 or backlog > somaxconn else backlog
-    if sk.state not in (TCP_CLOSE, TCP_LISTEN) or sk.daddr:
+    if sk.state not in (TCP_CLOSE, TCP_LISTEN) or sk.dport:
         _raise(errno.EINVAL, "listen: the socket is connected")
     sk.sk_max_ack_backlog = backlog
     if sk.state == TCP_LISTEN:
@@ -351,6 +352,8 @@ def do_tcp_setsockopt(sk: TcpSock, level: int, name: int, value: int | bytes) ->
         else:
             _raise(errno.ENOPROTOOPT, f"setsockopt: SOL_SOCKET option {name} is not modelled")
         return
+    if level == socket.IPPROTO_IPV6 and sk.family == AF_INET6:
+        return do_ipv6_setsockopt(sk, name, value)
     if level != socket.IPPROTO_TCP:
         _raise(errno.ENOPROTOOPT, f"setsockopt: level {level} is not modelled")
     if name == socket.TCP_CONGESTION:
@@ -391,6 +394,16 @@ def do_tcp_setsockopt(sk: TcpSock, level: int, name: int, value: int | bytes) ->
         _raise(errno.ENOPROTOOPT, f"setsockopt: TCP option {name} is not modelled")
 
 
+def do_ipv6_setsockopt(sk: TcpSock, name: int, value: int | bytes) -> None:
+    """net/ipv6/ipv6_sockglue.c do_ipv6_setsockopt(): IPV6_V6ONLY, only before
+    the socket has a port (EINVAL after)."""
+    if name != socket.IPV6_V6ONLY:
+        _raise(errno.ENOPROTOOPT, f"setsockopt: IPPROTO_IPV6 option {name} is not modelled")
+    if sk.sport:
+        _raise(errno.EINVAL, "setsockopt: IPV6_V6ONLY on a bound socket")
+    sk.ipv6only = bool(int(value) if not isinstance(value, bytes) else struct.unpack("i", value[:4])[0])
+
+
 def do_tcp_getsockopt(sk: TcpSock, level: int, name: int) -> int:
     if level == socket.SOL_SOCKET:
         if name == socket.SO_ERROR:
@@ -408,6 +421,8 @@ def do_tcp_getsockopt(sk: TcpSock, level: int, name: int) -> int:
         if name == socket.SO_ACCEPTCONN:
             return int(sk.state == TCP_LISTEN)
         _raise(errno.ENOPROTOOPT, f"getsockopt: SOL_SOCKET option {name} is not modelled")
+    if level == socket.IPPROTO_IPV6 and sk.family == AF_INET6 and name == socket.IPV6_V6ONLY:
+        return int(sk.ipv6only)
     if level != socket.IPPROTO_TCP:
         _raise(errno.ENOPROTOOPT, f"getsockopt: level {level} is not modelled")
     if name == socket.TCP_NODELAY:

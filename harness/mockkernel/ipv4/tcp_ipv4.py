@@ -508,4 +508,4 @@ TCP_V4_RCV = TcpRcvFamily("tcp_v4_rcv", "tcp_v4_do_rcv", tcp.checksum_ok, _ipv4_
                           _tcp_v4_cookie_check, tcp_v4_send_reset, tcp_v4_timewait_ack)
 IPV4_SPECIFIC = InetConnectionSockAfOps("ipv4_specific", AF_INET, 20, tcp_output.ip_queue_xmit,
                                         inet_sk_rebuild_header, tcp_v4_conn_request, tcp_v4_syn_recv_sock)
-TCP_PROT = Proto("TCP", AF_INET, IPV4_SPECIFIC, tcp_v4_connect)
+TCP_PROT = Proto("TCP", AF_INET, IPV4_SPECIFIC, tcp_v4_connect, 0)

@@ -540,6 +540,28 @@ def tcp_current_ssthresh(sk) -> int:
     return max(sk.snd_ssthresh, (sk.snd_cwnd >> 1) + (sk.snd_cwnd >> 2))
 
 
+def tcp_simple_retransmit(sk) -> None:
+    """net/ipv4/tcp_input.c tcp_simple_retransmit(): after the path MTU
+    dropped, every queued segment longer than the MSS now is lost and goes
+    again (cut to it); cwnd stays, as the data in flight did not grow: Loss
+    state with ssthresh kept and no undo."""
+    mss = tcp_current_mss(sk)
+    for skb in sk.rtx_queue:
+        if len(skb.data) > mss:
+            tcp_mark_skb_lost(sk, skb)
+    if not sk.lost_out:
+        return
+    if not tcp_is_sack(sk):
+        tcp_limit_reno_sacked(sk)
+    if sk.icsk_ca_state != TCP_CA_Loss:
+        sk.high_seq = sk.snd_nxt
+        sk.snd_ssthresh = tcp_current_ssthresh(sk)
+        sk.prior_ssthresh = 0
+        sk.undo_marker = 0
+        tcp_set_ca_state(sk, TCP_CA_Loss)
+    tcp_xmit_retransmit_queue(sk)
+
+
 def tcp_init_undo(sk) -> None:
     sk.undo_marker = sk.snd_una
     sk.undo_retrans = sk.retrans_out + (1 if sk.tlp_high_seq and sk.tlp_retrans else 0)

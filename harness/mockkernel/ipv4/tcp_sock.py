@@ -417,6 +417,7 @@ class Proto:
     family: int
     af_ops: InetConnectionSockAfOps  # what init() (tcp_v4_init_sock(), tcp_v6_init_sock()) sets
     connect: Callable  # (sk, daddr, dport)
+    any_addr: int | bytes  # INADDR_ANY or in6addr_any: the addresses of a new socket
 
 
 def tcp_clock_ms(net) -> int:

@@ -6,7 +6,8 @@ net.ipv6.* sysctls outside conf/ (ipv6_sysctl_register()), ICMPv6
 (icmpv6_init()), addrconf (addrconf_init(): conf/all and conf/default, the
 netdevice notifier that gives each device its inet6_dev), neighbour
 discovery (ndisc_init(): nd_tbl), the extension headers' and fragments'
-handlers, UDP, and ipv6_rcv() for ETH_P_IPV6 last (ipv6_packet_init())."""
+handlers, UDP, TCP (tcpv6_init()), and ipv6_rcv() for ETH_P_IPV6 last
+(ipv6_packet_init())."""
 from __future__ import annotations
 
 from harness.mockkernel.core.dev import dev_add_pack
@@ -19,6 +20,7 @@ from harness.mockkernel.ipv6.ip6_input import ipv6_rcv
 from harness.mockkernel.ipv6.ndisc import ndisc_init
 from harness.mockkernel.ipv6.netns import NetnsIpv6
 from harness.mockkernel.ipv6.reassembly import ipv6_frag_init
+from harness.mockkernel.ipv6.tcp_ipv6 import tcpv6_init
 from harness.mockkernel.ipv6.udp import udpv6_init
 from harness.mockkernel.wire.ethernet import ETH_P_IPV6
 
@@ -38,4 +40,5 @@ def inet6_init(net) -> None:
     ipv6_exthdrs_init()
     ipv6_frag_init()
     udpv6_init()
+    tcpv6_init()
     dev_add_pack(ETH_P_IPV6, ipv6_rcv)

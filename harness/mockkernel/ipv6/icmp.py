@@ -4,8 +4,8 @@ icmpv6_rcv(): a bad checksum is ICMP_CSUM; an echo request is answered
 (icmpv6_echo_reply()) unless net.ipv6.icmp.echo_ignore_all (or, to a
 multicast group, echo_ignore_multicast), which leaves it dropped
 NOT_SPECIFIED; neighbour discovery goes to ndisc_rcv() (ndisc.py); errors
-are handed to the protocol they quote (icmpv6_notify(), consumed); other
-informational messages are consumed.
+are handed to the err_handler of the protocol they quote (icmpv6_notify():
+TCP's tcp_v6_err(), consumed); other informational messages are consumed.
 icmp6_send(): an error about a packet, never about one whose source is
 unspecified or multicast, nor about an ICMPv6 error (is_ineligible()); to a
 multicast destination or a frame not for this host only packet too big and
@@ -35,7 +35,7 @@ from harness.mockkernel.core.sysctl import CtlTable, proc_dointvec_ms_jiffies, p
 from harness.mockkernel.ipv4.icmp import icmp_global_allow, icmp_global_consume, inet_peer_xrlim_allow
 from harness.mockkernel.ipv6 import addrconf, ip6_output, ndisc, route
 from harness.mockkernel.ipv6.exthdrs_core import ipv6_skip_exthdr
-from harness.mockkernel.ipv6.protocol import inet6_add_protocol
+from harness.mockkernel.ipv6.protocol import inet6_add_protocol, inet6_err_handlers
 from harness.mockkernel.wire import icmpv6, ipv6
 from harness.mockkernel.wire.icmpv6 import (ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, ICMPV6_HLEN,
                                             ICMPV6_INFOMSG_MASK, ICMPV6_PARAMPROB, ICMPV6_PKT_TOOBIG,
@@ -190,8 +190,26 @@ def icmpv6_rcv(skb: SkBuff) -> bool:
         if reason is not None:
             kfree_skb(skb, reason, Stage.L4, "icmpv6_rcv")
         return False
+    if icmpv6.is_error(icmp_type):
+        icmpv6_notify(skb, icmp_type, msg.code, msg.rest, msg.quoted_offset)
     net.tracer.hop(skb, Stage.L4, "icmpv6_rcv", "CONSUMED")
     return False
+
+
+def icmpv6_notify(skb: SkBuff, icmp_type: int, code: int, info: int, quoted: int) -> None:
+    """The error's err_handler of the protocol it quotes (past the quoted
+    packet's extension headers), when its first 8 bytes are there."""
+    buf, tail = skb.buf, skb.tail
+    if tail - quoted < IPV6_HLEN:
+        return
+    offset, nexthdr, _ = ipv6_skip_exthdr(buf, quoted + IPV6_HLEN, buf[quoted + NEXTHDR], tail)
+    err_handler = inet6_err_handlers.get(nexthdr)
+    if offset < 0 or offset + 8 > tail or err_handler is None:
+        return
+    data = skb.data
+    skb.data = quoted
+    err_handler(skb, icmp_type, code, info, offset - quoted)
+    skb.data = data
 
 
 def icmpv6_echo_reply(skb: SkBuff) -> bool:

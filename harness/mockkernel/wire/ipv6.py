@@ -12,6 +12,7 @@ net/ipv6/addrconf_core.c __ipv6_addr_type() does, for the bits the model uses.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 
 from harness.mockkernel.wire.checksum import checksum
@@ -125,8 +126,9 @@ def ipv6_addr_type(addr: bytes) -> int:
 
 
 def addr_str(addr: bytes) -> str:
-    """RFC 5952 text, as inet_ntop() (and so iproute2) prints it."""
-    return str(ipaddress.IPv6Address(bytes(addr)))
+    """RFC 5952 text as inet_ntop() (and so iproute2) prints it: a v4-mapped
+    address ends in a dotted quad (::ffff:10.0.0.2), as ipaddress does not print it."""
+    return socket.inet_ntop(socket.AF_INET6, bytes(addr))
 
 
 def addr_bytes(text: str) -> bytes:
