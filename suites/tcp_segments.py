@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet
 
@@ -114,5 +115,50 @@ class Peer:
 
     def connect(self, target, window: int = INITIAL_WINDOW, options=tuple(SYN_ACK_OPTIONS)) -> None:
         """The three-way handshake with a listener on the DUT: SYN, the SYN-ACK (syn()), ACK."""
+        self.syn(target, window, options)
+        self.send(target, "A")
+
+
+# Over IPv6 the MSS is the MTU less 60 (the 40-byte IPv6 header): Linux's SYN-ACK
+# offers 1440, and the initial window is 65536 rounded down to whole MSS (45 x 1440).
+SYN_ACK_OPTIONS6 = [("MSS", 1440), *SYN_ACK_OPTIONS[1:]]
+INITIAL_WINDOW6 = 64800
+# rcv_ssthresh 64800 aligned up to 1 << 10: 65536, advertised shifted right by 10
+SCALED_WINDOW6 = 64
+
+
+def flowlabel_mask(frame: Packet) -> Mask:
+    """A segment of a DUT socket over IPv6: its flow label is ip6_make_flowlabel()'s,
+    from the connection's random sk_txhash (auto_flowlabels 1); no IP ID to mask."""
+    return Mask(frame).ignore(IPv6, "fl", "the flow label: from sk_txhash, random per connection")
+
+
+@dataclass
+class Peer6(Peer):
+    """Peer over IPv6: the host's and the DUT's 2001:db8:N:: addresses."""
+
+
+    def segment(self, flags: str, payload: bytes = b"", **fields) -> Packet:
+        fields = {"seq": self.seq, "ack": self.ack if "A" in flags else 0, "window": self.window, **fields}
+        return self.host.to_dut6() / TCP(sport=self.port, dport=self.dut_port, flags=flags, **fields) / payload
+
+    def from_dut(self, flags: str, payload: bytes = b"", window: int = SCALED_WINDOW6, **fields) -> Packet:
+        fields = {"seq": self.ack, "ack": self.seq if "A" in flags else 0, **fields}
+        return self.host.from_dut6(src=self.host.dut_ip6, dst=self.host.ip6, hlim=64) / \
+            TCP(sport=self.dut_port, dport=self.port, flags=flags, window=window, **fields) / payload
+
+    def expect(self, target, flags: str, payload: bytes = b"", **fields) -> Packet:
+        got = target.expect(self.host.port, flowlabel_mask(self.from_dut(flags, payload, **fields)))
+        self.ack += len(payload) + ("F" in flags)
+        return got
+
+    def syn(self, target, window: int = INITIAL_WINDOW6, options=tuple(SYN_ACK_OPTIONS6)) -> None:
+        self.send(target, "S", options=SYN_OPTIONS, window=INITIAL_WINDOW)
+        syn_ack = self.from_dut("SA", seq=0, window=window, options=list(options))
+        mask = flowlabel_mask(syn_ack).ignore(TCP, "seq", "the ISN: secure_tcpv6_seq()") \
+            .ignore(TCP, "chksum", "covers the ISN")
+        self.ack = Ether(target.expect(self.host.port, mask))[TCP].seq + 1
+
+    def connect(self, target, window: int = INITIAL_WINDOW6, options=tuple(SYN_ACK_OPTIONS6)) -> None:
         self.syn(target, window, options)
         self.send(target, "A")

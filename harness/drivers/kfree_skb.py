@@ -212,6 +212,7 @@ LOCATION_STAGES = {
     "ip6_mc_input": Stage.ROUTING,
     "ip6_forward": Stage.IP_FORWARD,
     "ip6_input_finish": Stage.L4,            # IP_NOPROTO (ip6_protocol_deliver_rcu inlined)
+    "tcp_v6_rcv": Stage.L4,
     "ip6_parse_tlv": Stage.L4,               # options of hop-by-hop and destination headers
     "ip6_tlvopt_unknown": Stage.L4,          # an unknown option (icmpv6_param_prob_reason inlined)
     "ipv6_destopt_rcv": Stage.L4,

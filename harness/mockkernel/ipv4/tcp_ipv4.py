@@ -420,25 +420,24 @@ def tcp_v4_send_ack(skb: SkBuff, seq: int, ack: int, win: int, tsval: int, tsecr
     _send_ctl(skb, iph.daddr, iph.saddr, segment, tos, why)
 
 
-def reset_segment(skb: SkBuff) -> tuple[int, int, int]:
-    """(seq, ack_seq, flags) of the RST answering `skb`: acknowledge what it
-    sent, or take the sequence number it acknowledged."""
-    buf, nh = skb.buf, skb.network_header
-    iph = Ipv4Packet(buf, nh)
-    th = iph.payload_offset
+def reset_segment(buf: bytearray, th: int, end: int) -> tuple[int, int, int]:
+    """(seq, ack_seq, flags) of the RST answering the segment buf[th:end]:
+    acknowledge what it sent, or take the sequence number it acknowledged."""
     _, _, seq, ack_seq, doff, flags, _, _, _ = tcp.unpack(buf, th)
     if flags & TCPHDR_ACK:
         return ack_seq, 0, TCPHDR_RST
-    payload = nh + iph.tot_len - th - tcp.DATA_OFFSET_LEN[doff]
+    payload = end - th - tcp.DATA_OFFSET_LEN[doff]
     return 0, (seq + payload + bool(flags & TCPHDR_SYN) + bool(flags & TCPHDR_FIN)) & 0xFFFFFFFF, \
         TCPHDR_RST | TCPHDR_ACK
 
 
 def send_reset(skb: SkBuff, tos: int, why: str) -> None:
     """A RST back to the sender of `skb`, routed and sent as a local packet."""
-    iph = Ipv4Packet(skb.buf, skb.network_header)
-    sport, dport = tcp.PORTS.unpack_from(skb.buf, iph.payload_offset)
-    seq, ack_seq, flags = reset_segment(skb)
+    nh = skb.network_header
+    iph = Ipv4Packet(skb.buf, nh)
+    th = iph.payload_offset
+    sport, dport = tcp.PORTS.unpack_from(skb.buf, th)
+    seq, ack_seq, flags = reset_segment(skb.buf, th, nh + iph.tot_len)
     saddr, daddr = iph.daddr, iph.saddr
     _send_ctl(skb, saddr, daddr, tcp.build(saddr, daddr, dport, sport, seq, ack_seq, flags), tos, why)
 

@@ -1119,10 +1119,15 @@ def tcp_retransmit_skb(sk, skb: TcpSkb, segs: int = 1) -> int:
 
 
 def tcp_xmit_retransmit_queue(sk) -> None:
-    """In recovery: resend the segments marked lost and not yet resent, as cwnd allows."""
+    """In recovery: resend the segments marked lost and not yet resent, as cwnd
+    allows, walking the queue as it is (skb_rbtree_walk_from(): the rest of a
+    segment cut to a smaller MSS is the next one)."""
     if not sk.packets_out:
         return
-    for skb in list(sk.rtx_queue):
+    index = 0
+    while index < len(sk.rtx_queue):
+        skb = sk.rtx_queue[index]
+        index += 1
         if tcp_packets_in_flight(sk) >= sk.snd_cwnd:
             break
         sacked = skb.sacked

@@ -285,7 +285,7 @@ def tcp_v6_send_reset(skb: SkBuff, txhash: int = 0) -> None:
     buf = skb.buf
     if buf[skb.transport_header + tcp.FLAGS] & TCPHDR_RST or skb.dst.type is not RTN_LOCAL:
         return
-    seq, ack_seq, _ = reset_segment(skb)
+    seq, ack_seq, _ = reset_segment(buf, skb.transport_header, skb.tail)
     tcp_v6_send_response(skb, seq, ack_seq, 0, 0, 0, True, _ipv6_dsfield(buf, skb.network_header), txhash,
                          "tcp_v6_send_reset")
 
