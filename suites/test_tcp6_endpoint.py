@@ -3,7 +3,7 @@ DUT talking to a tester host written frame by frame (tcp_segments.Peer6).
 
 The handshake both ways with Linux's SYN and SYN-ACK over IPv6 (MSS the MTU less
 60), data and its ACKs, the RST for a closed port, the close that leaves TIME_WAIT
-as ss lists it, packet too big lowering the connection's MSS, and the dual-stack
+as ss lists it, packet too big lowering the connection's MSS, /proc/net/tcp6, and the dual-stack
 listener: an AF_INET6 socket on :: takes IPv4 connections (v4-mapped peers) unless
 IPV6_V6ONLY.
 """
@@ -223,3 +223,35 @@ def test_packet_too_big_lowers_the_mss_and_what_no_longer_fits_goes_again_cut_to
     conn.send(b"y" * 2000)
     assert [len(Ether(target.next_frame(h0.port, target.now() + 1.0)[0])[TCP].payload) for _ in range(2)] == \
         [1340, 660]
+
+
+def test_proc_net_tcp6_lists_the_listener_the_connection_and_the_request_as_tcp6_seq_show(target, hosts6):
+    """get_tcp6_sock(), get_openreq6(): the listener first, then the established table
+    (in its hash order: the rows are told apart by state); each address as four %08X
+    host-order words, the
+    port in hex; the listener's accept queue and the connection's unread bytes in
+    rx_queue; the listener's RTO (1 s: 100 clock ticks); the request's SYN-ACK timer
+    (tr 1, at most 1 s); the connection's ato (40 ms: 4), quick ACKs left << 1 (15: 30), cwnd 10 and ssthresh -1
+    (initial slow start). Left out: inode, reference count, pointer and the RTO, which
+    the handshake's real RTT moves."""
+    h0 = hosts6[0]
+    _listener(target, "::")
+    peer = Peer6(h0, PEER_PORT, DUT_PORT)
+    peer.connect(target)
+    peer.send(target, "PA", b"hello")
+    peer.expect(target, "A")
+    Peer6(h0, PEER_PORT + 1, DUT_PORT).syn(target)
+    header, *rows = (line.split() for line in target.sh("cat /proc/net/tcp6").splitlines())
+    assert header == ["sl", "local_address", "remote_address", "st", "tx_queue", "rx_queue", "tr", "tm->when",
+                      "retrnsmt", "uid", "timeout", "inode"]
+    dut, host = "B80D0120000000000000000001000000", "B80D0120000000000000000002000000"
+    assert [row[0] for row in rows] == ["0:", "1:", "2:"]
+    listener, connection, request = (next(row[1:] for row in rows if row[3] == state) for state in ("0A", "01", "03"))
+    assert listener[:8] + listener[11:] == [f"{'0' * 32}:1F90", f"{'0' * 32}:0000", "0A",
+                                            "00000000:00000001", "00:00000000", "00000000", "0", "0",
+                                            "100", "0", "0", "10", "0"]
+    assert connection[:8] + connection[12:] == [f"{dut}:1F90", f"{host}:9C40", "01", "00000000:00000005",
+                                                "00:00000000", "00000000", "0", "0", "4", "30", "10", "-1"]
+    assert request[:4] + request[5:10] == [f"{dut}:1F90", f"{host}:9C41", "03", "00000000:00000000",
+                                           "00000000", "0", "0", "0", "0"]
+    assert request[4].startswith("01:") and 0 < int(request[4][3:], 16) <= 100

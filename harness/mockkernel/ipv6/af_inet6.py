@@ -40,5 +40,5 @@ def inet6_init(net) -> None:
     ipv6_exthdrs_init()
     ipv6_frag_init()
     udpv6_init()
-    tcpv6_init()
+    tcpv6_init(net)
     dev_add_pack(ETH_P_IPV6, ipv6_rcv)

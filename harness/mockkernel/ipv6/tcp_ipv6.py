@@ -48,16 +48,18 @@ from harness.mockkernel.core.skbuff import SkBuff, alloc_skb
 from harness.mockkernel.core.snmp import TCP_MIB_OUTRSTS, TCP_MIB_OUTSEGS
 from harness.mockkernel.ipv4 import route as route4
 from harness.mockkernel.ipv4 import tcp_output, tcp_timer
+from harness.mockkernel.ipv4.inet_diag import HZ, jiffies
 from harness.mockkernel.ipv4.inet_hashtables import (AF_INET6, inet6_lookup_listener, inet_bind_hash,
                                                      inet_csk_get_port, inet_ehash_insert, inet_hash_connect, inet_sk_rcv_saddr,
-                                                     ipv6_addr_v4mapped, secure_tcp_ts_off)
+                                                     ipv6_addr_v4mapped, secure_tcp_ts_off, v4mapped)
 from harness.mockkernel.ipv4.tcp_input import TcpCb
 from harness.mockkernel.ipv4.tcp_ipv4 import (IPV4_SPECIFIC, TcpRcvFamily, reset_segment, tcp_conn_request, tcp_rcv,
                                               tcp_v4_conn_request, tcp_v4_connect, tcp_v4_syn_recv_sock)
 from harness.mockkernel.ipv4.tcp_minisocks import (LINUX_MIB_LISTENOVERFLOWS, inet_twsk_deschedule_put,
                                                    sk_acceptq_is_full, tcp_create_openreq_child, tcp_listendrop)
-from harness.mockkernel.ipv4.tcp_recovery import tcp_simple_retransmit
-from harness.mockkernel.ipv4.tcp_sock import (TCP_CLOSE, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT,
+from harness.mockkernel.ipv4.tcp_recovery import TCP_INFINITE_SSTHRESH, tcp_simple_retransmit
+from harness.mockkernel.ipv4.tcp_sock import (ICSK_TIME_LOSS_PROBE, ICSK_TIME_PROBE0, ICSK_TIME_REO_TIMEOUT,
+                                              ICSK_TIME_RETRANS, TCP_SYN_RECV, TCP_CLOSE, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT,
                                               SOCK_BINDPORT_LOCK, InetConnectionSockAfOps, Proto, RequestSock,
                                               TcpSock, before,
                                               tcp_clock_ms, tcp_done, tcp_set_state)
@@ -453,6 +455,93 @@ def tcp_v6_mtu_reduced(sk: TcpSock) -> None:
         tcp_simple_retransmit(sk)
 
 
+# --- /proc/net/tcp6
+
+USER_HZ = 100  # clock_t ticks, what /proc prints times in
+TCP6_SEQ_HEADER = ("  sl  local_address                         remote_address                        "
+                   "st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n")
+# %pK with kptr_restrict: the mock's sockets have no kernel address to hash
+KERNEL_POINTER = "0" * 16
+
+
+def jiffies_to_clock_t(j: int) -> int:
+    return j * USER_HZ // HZ
+
+
+def _clock_t_until(net, expires: float) -> int:
+    """jiffies_delta_to_clock_t(): what is left of a timer, never below 0."""
+    return jiffies_to_clock_t(max(jiffies(expires) - jiffies(net.clock.now), 0))
+
+
+def _addr6_port(addr: int | bytes, port: int) -> str:
+    """s6_addr32[0..3] as %08X each (host order: little-endian words), and the port."""
+    addr = v4mapped(addr) if addr.__class__ is int else addr
+    return "".join(f"{int.from_bytes(addr[i:i + 4], 'little'):08X}" for i in range(0, 16, 4)) + f":{port:04X}"
+
+
+def _get_tcp6_sock(sk: TcpSock, i: int) -> str:
+    """get_tcp6_sock(): a full socket."""
+    net = sk.net
+    if sk.icsk_pending in (ICSK_TIME_RETRANS, ICSK_TIME_REO_TIMEOUT, ICSK_TIME_LOSS_PROBE):
+        timer_active, expires = 1, sk.icsk_timeout
+    elif sk.icsk_pending == ICSK_TIME_PROBE0:
+        timer_active, expires = 4, sk.icsk_timeout
+    elif sk.sk_timer is not None and sk.sk_timer.pending:
+        timer_active, expires = 2, sk.sk_timer.expires
+    else:
+        timer_active, expires = 0, net.clock.now
+    listening = sk.state == TCP_LISTEN
+    rx_queue = len(sk.accept_queue) if listening else max(_s32(sk.rcv_nxt - sk.copied_seq), 0)
+    ack = sk.icsk_ack
+    pingpong = ack.pingpong >= net.sysctl.values["net.ipv4.tcp_pingpong_thresh"]
+    ssthresh = 0 if listening else (-1 if sk.snd_ssthresh >= TCP_INFINITE_SSTHRESH else sk.snd_ssthresh)
+    return (f"{i:4d}: {_addr6_port(sk.rcv_saddr, sk.sport)} {_addr6_port(sk.daddr, sk.dport)} "
+            f"{int(sk.state):02X} {(sk.write_seq - sk.snd_una) & 0xFFFFFFFF:08X}:{rx_queue:08X} "
+            f"{timer_active:02X}:{_clock_t_until(net, expires):08X} {sk.retransmits:08X} {0:5d} "
+            f"{sk.probes_out:8d} 0 1 {KERNEL_POINTER} {jiffies_to_clock_t(jiffies(sk.rto))} "
+            f"{jiffies_to_clock_t(jiffies(ack.ato))} {(ack.quick << 1) | pingpong} {sk.snd_cwnd} {ssthresh}\n")
+
+
+def _get_openreq6(req: RequestSock, i: int) -> str:
+    timer = req.rsk_timer
+    ttd = _clock_t_until(req.listener.net, timer.expires) if timer is not None and timer.pending else 0
+    return (f"{i:4d}: {_addr6_port(req.ir_loc_addr, req.ir_num)} {_addr6_port(req.ir_rmt_addr, req.ir_rmt_port)} "
+            f"{TCP_SYN_RECV:02X} {0:08X}:{0:08X} {1:02X}:{ttd:08X} {req.num_timeout:08X} {0:5d} {0:8d} 0 0 "
+            f"{KERNEL_POINTER}\n")
+
+
+def _get_timewait6_sock(tw, i: int) -> str:
+    delta = _clock_t_until(tw.net, tw.tw_timer.expires) if tw.tw_timer is not None and tw.tw_timer.pending else 0
+    return (f"{i:4d}: {_addr6_port(tw.rcv_saddr, tw.sport)} {_addr6_port(tw.daddr, tw.dport)} "
+            f"{int(tw.tw_substate):02X} {0:08X}:{0:08X} {3:02X}:{delta:08X} {0:08X} {0:5d} {0:8d} 0 1 "
+            f"{KERNEL_POINTER}\n")
+
+
+def tcp6_seq_show(net) -> str:
+    """tcp6_seq_show() over tcp_seq_start()'s walk: the AF_INET6 listeners, then
+    the established table's AF_INET6 sockets (request socks of AF_INET6
+    listeners, TIME_WAIT socks). The mock's sockets have no inode (0), a
+    reference count of 1 and no kernel address (%pK zeros)."""
+    hashinfo = net.tcp_hashinfo
+    socks = [sk for listeners in hashinfo.listening.values() for sk in listeners if sk.family == AF_INET6]
+    socks += [sk for sk in hashinfo.ehash.values()
+              if (sk.listener.family if sk.state == TCP_NEW_SYN_RECV else sk.family) == AF_INET6]
+    lines = [TCP6_SEQ_HEADER]
+    for i, sk in enumerate(socks):
+        if sk.state == TCP_TIME_WAIT:
+            lines.append(_get_timewait6_sock(sk, i))
+        elif sk.state == TCP_NEW_SYN_RECV:
+            lines.append(_get_openreq6(sk, i))
+        else:
+            lines.append(_get_tcp6_sock(sk, i))
+    return "".join(lines)
+
+
+def _s32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
 # --- the family's tables
 
 def _tcp_v6_rebuild_header(sk: TcpSock):
@@ -475,5 +564,7 @@ IPV6_MAPPED = InetConnectionSockAfOps("ipv6_mapped", IPV4_SPECIFIC.family, IPV4_
 TCPV6_PROT = Proto("TCPv6", AF_INET6, IPV6_SPECIFIC, tcp_v6_connect, ipv6.ANY)
 
 
-def tcpv6_init() -> None:
+def tcpv6_init(net) -> None:
+    """The handlers of next header 6 and /proc/net/tcp6 (tcp6_proc_init())."""
     inet6_add_protocol(tcp_v6_rcv, NEXTHDR_TCP, tcp_v6_err)
+    net.proc_net["tcp6"] = tcp6_seq_show
