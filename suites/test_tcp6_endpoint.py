@@ -3,9 +3,9 @@ DUT talking to a tester host written frame by frame (tcp_segments.Peer6).
 
 The handshake both ways with Linux's SYN and SYN-ACK over IPv6 (MSS the MTU less
 60), data and its ACKs, the RST for a closed port, the close that leaves TIME_WAIT
-as ss lists it, packet too big lowering the connection's MSS, /proc/net/tcp6, and the dual-stack
-listener: an AF_INET6 socket on :: takes IPv4 connections (v4-mapped peers) unless
-IPV6_V6ONLY.
+as ss lists it, packet too big lowering the connection's MSS, /proc/net/tcp6, and
+the dual-stack listener: an AF_INET6 socket on :: takes IPv4 connections
+(v4-mapped peers) unless IPV6_V6ONLY.
 """
 from __future__ import annotations
 
