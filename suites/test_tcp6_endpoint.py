@@ -255,3 +255,24 @@ def test_proc_net_tcp6_lists_the_listener_the_connection_and_the_request_as_tcp6
     assert request[:4] + request[5:10] == [f"{dut}:1F90", f"{host}:9C41", "03", "00000000:00000000",
                                            "00000000", "0", "0", "0", "0"]
     assert request[4].startswith("01:") and 0 < int(request[4][3:], 16) <= 100
+
+
+def _tcp_mib(target, *names: str) -> dict[str, int]:
+    """The Tcp line's counters in /proc/net/snmp, by name."""
+    lines = [line.split() for line in target.sh("cat /proc/net/snmp").splitlines() if line.startswith("Tcp:")]
+    return {name: int(value) for name, value in zip(lines[0][1:], lines[1][1:]) if name in names}
+
+
+def test_tcp_counters_are_shared_by_both_families(target, hosts6, hosts):
+    """TCP's MIB is one per namespace, not per family (tcp_statistics; /proc/net/snmp6
+    has no Tcp6 line): an IPv6 and an IPv4 connection to the dual-stack listener are two
+    PassiveOpens and two CurrEstab, the IPv6 RST to a closed port an OutRsts."""
+    h0 = hosts6[0]
+    listener = _listener(target, "::")
+    Peer6(h0, PEER_PORT, DUT_PORT).connect(target)
+    Peer(h0, PEER_PORT + 1, DUT_PORT).connect(target)
+    Peer6(h0, PEER_PORT + 2, 9999).send(target, "S", options=SYN_OPTIONS, window=INITIAL_WINDOW)
+    target.frame_left(h0.port, "the RST")
+    assert listener.info().recv_q == 2
+    assert _tcp_mib(target, "PassiveOpens", "CurrEstab", "OutRsts", "AttemptFails") == \
+        {"PassiveOpens": 2, "CurrEstab": 2, "OutRsts": 1, "AttemptFails": 0}
