@@ -276,3 +276,25 @@ def test_tcp_counters_are_shared_by_both_families(target, hosts6, hosts):
     assert listener.info().recv_q == 2
     assert _tcp_mib(target, "PassiveOpens", "CurrEstab", "OutRsts", "AttemptFails") == \
         {"PassiveOpens": 2, "CurrEstab": 2, "OutRsts": 1, "AttemptFails": 0}
+
+
+def test_with_syncookies_2_an_ipv6_syn_gets_a_cookie_whose_ack_makes_the_connection(target, hosts6):
+    """tcp_syncookies 2: cookie_v6_init_sequence() for every SYN, no request sock kept;
+    a SYN without timestamps leaves the cookie nothing to carry SACK and window scale
+    in, so the SYN-ACK offers MSS alone; the ACK's cookie (cookie_v6_check()) makes the
+    child, with the msstab6 entry for the peer's 1460 (1440). SyncookiesSent and
+    SyncookiesRecv count it."""
+    h0 = hosts6[0]
+    target.sh("sysctl -w net.ipv4.tcp_syncookies=2")
+    listener = _listener(target, h0.dut_ip6)
+    peer = Peer6(h0, PEER_PORT, DUT_PORT, window=64000)  # no window scale: the peer's windows are as sent
+    peer.connect(target, window=INITIAL_WINDOW6, options=[("MSS", 1440)])
+    conn, address = listener.accept()
+    assert address == (h0.ip6, PEER_PORT)
+    assert conn.info().mss == 1440
+    peer.send(target, "PA", b"cookie")
+    peer.expect(target, "A", window=INITIAL_WINDOW6 - 6)  # unscaled: less the 6 bytes held
+    assert conn.recv(10) == b"cookie"
+    netstat = [line.split() for line in target.sh("cat /proc/net/netstat").splitlines() if line.startswith("TcpExt:")]
+    counters = dict(zip(netstat[0][1:], map(int, netstat[1][1:])))
+    assert (counters["SyncookiesSent"], counters["SyncookiesRecv"], counters["SyncookiesFailed"]) == (1, 1, 0)

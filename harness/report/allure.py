@@ -86,6 +86,8 @@ SUITE_AREAS: dict[str, Area] = {
     "suites/test_local_delivery.py": Area("L4", "local delivery, sockets and ICMP answers", NORMAL),
     "suites/test_tcp_endpoint.py": Area("TCP", "the DUT as a TCP endpoint", NORMAL),
     "suites/test_tcp_nat.py": Area("TCP", "TCP through NAT and conntrack", NORMAL),
+    "suites/test_tcp6_endpoint.py": Area("TCP", "the DUT as a TCP endpoint over IPv6", NORMAL),
+    "suites/test_tcp6_nat.py": Area("TCP", "TCP over IPv6 through conntrack and NAT66", NORMAL),
     "suites/test_tcp_counters.py": Area("TCP", "TCP counters (nstat)", NORMAL),
     "suites/test_tcp_ss.py": Area("TCP", "ss -t", MINOR),
     "suites/test_packetdrill.py": Area("TCP", "packetdrill scripts", NORMAL),

@@ -65,7 +65,7 @@ def keyed_hash32(net, message: bytes) -> int:
     return int.from_bytes(hashlib.blake2s(message, key=hashinfo.net_secret, digest_size=4).digest(), "big")
 
 
-def _addr_key(addr: int | bytes) -> bytes:
+def addr_key(addr: int | bytes) -> bytes:
     return addr.hex().encode() if addr.__class__ is bytes else b"%d" % addr
 
 
@@ -73,7 +73,7 @@ def secure_tcp_ts_off(net, saddr: int | bytes, daddr: int | bytes) -> int:
     """The TSval offset of every connection between two addresses (with
     tcp_timestamps 1; secure_tcpv6_ts_off() for IPv6): a hash, so a SYN
     cookie's ACK can undo it."""
-    return keyed_hash32(net, b"ts_off %s %s" % (_addr_key(saddr), _addr_key(daddr)))
+    return keyed_hash32(net, b"ts_off %s %s" % (addr_key(saddr), addr_key(daddr)))
 
 
 def ipv6_addr_v4mapped(addr: bytes) -> bool:

@@ -1,11 +1,15 @@
-"""SYN cookies (net/ipv4/syncookies.c, tcp_syn_flood_action() of tcp_input.c).
+"""SYN cookies (net/ipv4/syncookies.c, net/ipv6/syncookies.c, tcp_syn_flood_action()
+of tcp_input.c), for both families: over IPv6 the hash takes the 16-byte
+addresses and msstab is msstab6's (1220, 1420, 1440, 8940: the MTUs 1280, 1480,
+1500 and 9000 less 60).
 
 With tcp_syncookies 1 a listener whose SYN queue is over its backlog answers a
 SYN with a SYN-ACK whose ISN is a cookie and keeps no request sock (2: every
 SYN). The cookie is built as secure_tcp_syn_cookie() builds it: a keyed hash of
 the 4-tuple plus the peer's ISN, the minute counter in the top 8 bits, and in
 the low 24 bits a second hash (of the minute) plus the index of the MSS in
-msstab (536, 1300, 1440, 1460: the largest not above the peer's MSS). The hash
+msstab (536, 1300, 1440, 1460: the largest not above the peer's MSS; the
+family's request ops carry it). The hash
 is BLAKE2s keyed with a random secret where the kernel uses siphash, so cookies
 are not the kernel's bit for bit; what they encode and how they are checked
 is. With timestamps, the SYN-ACK's TSval carries the peer's window scale (0xf:
@@ -23,14 +27,14 @@ from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.core.skbuff import kfree_skb
 from harness.mockkernel.core.snmp import LINUX_MIB
-from harness.mockkernel.ipv4 import route, tcp_output
+from harness.mockkernel.ipv4 import tcp_output
 from harness.mockkernel.ipv4.tcp_input import TcpCb, tcp_parse_options
-from harness.mockkernel.ipv4.inet_hashtables import keyed_hash32, secure_tcp_ts_off
+from harness.mockkernel.ipv4.inet_hashtables import addr_key, keyed_hash32, secure_tcp_ts_off
 from harness.mockkernel.ipv4.tcp_sock import RequestSock, TcpOptionsReceived, TcpSock, tcp_clock_ms
-from harness.mockkernel.wire.ipv4 import Ipv4Packet
 from harness.mockkernel.wire.tcp import PORTS, TCPHDR_ACK, TCPHDR_RST, TCPHDR_SYN
 
 MSSTAB = (536, 1300, 1440, 1460)
+MSSTAB6 = (1280 - 60, 1480 - 60, 1500 - 60, 9000 - 60)
 COOKIEBITS = 24
 COOKIEMASK = (1 << COOKIEBITS) - 1
 MAX_SYNCOOKIE_AGE = 2  # minutes
@@ -54,8 +58,9 @@ def tcp_syn_flood_action(listener: TcpSock) -> bool:
     return False
 
 
-def cookie_hash(net, saddr: int, daddr: int, sport: int, dport: int, count: int, c: int) -> int:
-    return keyed_hash32(net, b"syncookie%d %d %d %d %d %d" % (c, saddr, daddr, sport, dport, count))
+def cookie_hash(net, saddr: int | bytes, daddr: int | bytes, sport: int, dport: int, count: int, c: int) -> int:
+    return keyed_hash32(net, b"syncookie%d %s %s %d %d %d" % (c, addr_key(saddr), addr_key(daddr), sport, dport,
+                                                               count))
 
 
 def tcp_cookie_time(net) -> int:
@@ -63,13 +68,13 @@ def tcp_cookie_time(net) -> int:
     return int(net.clock.now // 60) & 0xFFFFFFFF
 
 
-def secure_tcp_syn_cookie(net, saddr: int, daddr: int, sport: int, dport: int, sseq: int, data: int) -> int:
+def secure_tcp_syn_cookie(net, saddr: int | bytes, daddr: int | bytes, sport: int, dport: int, sseq: int, data: int) -> int:
     count = tcp_cookie_time(net)
     return (cookie_hash(net, saddr, daddr, sport, dport, 0, 0) + sseq + (count << COOKIEBITS)
             + ((cookie_hash(net, saddr, daddr, sport, dport, count, 1) + data) & COOKIEMASK)) & 0xFFFFFFFF
 
 
-def check_tcp_syn_cookie(net, cookie: int, saddr: int, daddr: int, sport: int, dport: int, sseq: int) -> int:
+def check_tcp_syn_cookie(net, cookie: int, saddr: int | bytes, daddr: int | bytes, sport: int, dport: int, sseq: int) -> int:
     """The data the cookie carries, or 0xFFFFFFFF when it is too old."""
     count = tcp_cookie_time(net)
     cookie = (cookie - cookie_hash(net, saddr, daddr, sport, dport, 0, 0) - sseq) & 0xFFFFFFFF
@@ -90,11 +95,13 @@ def cookie_init_timestamp(req: RequestSock, now_ms: int) -> int:
     return ts & 0xFFFFFFFF
 
 
-def cookie_v4_init_sequence(listener: TcpSock, cb: TcpCb, req: RequestSock) -> int:
-    """The cookie ISN; req.mss becomes the msstab entry it encodes."""
+def cookie_init_sequence(listener: TcpSock, cb: TcpCb, req: RequestSock) -> int:
+    """cookie_v4_init_sequence(), cookie_v6_init_sequence(): the cookie ISN;
+    req.mss becomes the entry of the family's msstab it encodes."""
     net = listener.net
-    mssind = next(index for index in range(len(MSSTAB) - 1, -1, -1) if req.mss >= MSSTAB[index] or index == 0)
-    req.mss = MSSTAB[mssind]
+    msstab = req.rsk_ops.msstab
+    mssind = next(index for index in range(len(msstab) - 1, -1, -1) if req.mss >= msstab[index] or index == 0)
+    req.mss = msstab[mssind]
     req.cookie_ts = True
     if req.tstamp_ok:
         req.cookie_tsval = cookie_init_timestamp(req, tcp_clock_ms(net))
@@ -132,8 +139,8 @@ def cookie_timestamp_decode(net, opt: TcpOptionsReceived) -> bool:
     return bool(sysctl["net.ipv4.tcp_window_scaling"])
 
 
-def tcp_v4_cookie_check(listener: TcpSock, cb: TcpCb, rsk_ops) -> TcpSock | None:
-    """cookie_v4_check() for a segment to a listener with no request sock:
+def tcp_cookie_check(listener: TcpSock, cb: TcpCb, rsk_ops) -> TcpSock | None:
+    """cookie_v4_check(), cookie_v6_check() for a segment to a listener with no request sock:
     the listener itself when it is no cookie's ACK (or the cookie is bad),
     the child of a good one, None when the segment was dropped."""
     net = listener.net
@@ -144,34 +151,34 @@ def tcp_v4_cookie_check(listener: TcpSock, cb: TcpCb, rsk_ops) -> TcpSock | None
     if tcp_synq_no_recent_overflow(listener):
         return listener
     skb = cb.skb
-    iph = Ipv4Packet(skb.buf, skb.network_header)
+    saddr, daddr = rsk_ops.addresses(skb.buf, skb.network_header)
     sport, dport = PORTS.unpack_from(skb.buf, cb.th)
-    mssind = check_tcp_syn_cookie(net, (cb.ack_seq - 1) & 0xFFFFFFFF, iph.saddr, iph.daddr, sport, dport,
+    mssind = check_tcp_syn_cookie(net, (cb.ack_seq - 1) & 0xFFFFFFFF, saddr, daddr, sport, dport,
                                   (cb.seq - 1) & 0xFFFFFFFF)
-    if mssind >= len(MSSTAB):
+    if mssind >= len(rsk_ops.msstab):
         net.mib.net_statistics[LINUX_MIB_SYNCOOKIESFAILED] += 1
         return listener
     net.mib.net_statistics[LINUX_MIB_SYNCOOKIESRECV] += 1
     opt = TcpOptionsReceived()
     tcp_parse_options(net, cb, opt, False)
-    ts_off = secure_tcp_ts_off(net, iph.daddr, iph.saddr)
+    ts_off = secure_tcp_ts_off(net, daddr, saddr)
     if opt.saw_tstamp and opt.rcv_tsecr:
         opt.rcv_tsecr = (opt.rcv_tsecr - ts_off) & 0xFFFFFFFF
     if not cookie_timestamp_decode(net, opt):
         return listener
-    req = RequestSock(listener, iph.daddr, iph.saddr, dport, sport, (cb.seq - 1) & 0xFFFFFFFF,
-                      (cb.ack_seq - 1) & 0xFFFFFFFF, MSSTAB[mssind], snd_wscale=opt.snd_wscale,
+    req = RequestSock(listener, daddr, saddr, dport, sport, (cb.seq - 1) & 0xFFFFFFFF,
+                      (cb.ack_seq - 1) & 0xFFFFFFFF, rsk_ops.msstab[mssind], snd_wscale=opt.snd_wscale,
                       wscale_ok=opt.wscale_ok, tstamp_ok=opt.saw_tstamp, sack_ok=opt.sack_ok,
                       ts_recent=opt.rcv_tsval if opt.saw_tstamp else 0, ts_off=ts_off if opt.saw_tstamp else 0,
-                      tos=iph.tos, cookie_ts=True, rsk_ops=rsk_ops)
-    dst = route.ip_route_output(net, iph.saddr, iph.daddr)
+                      tos=rsk_ops.dsfield(skb.buf, skb.network_header), cookie_ts=True, rsk_ops=rsk_ops)
+    dst = rsk_ops.route_req(net, req)
     if isinstance(dst, int):
-        kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.SOCKET, "cookie_v4_check")
+        kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.SOCKET, rsk_ops.cookie_check)
         return None
     tcp_output.tcp_openreq_init_rwin(req, listener, dst)
     child = listener.icsk_af_ops.syn_recv_sock(listener, cb, req)
     if child is None:
-        kfree_skb(skb, DropReason.NO_SOCKET, Stage.SOCKET, "cookie_v4_check")
+        kfree_skb(skb, DropReason.NO_SOCKET, Stage.SOCKET, rsk_ops.cookie_check)
         return None
     child.parent = listener
     listener.accept_queue.append(child)

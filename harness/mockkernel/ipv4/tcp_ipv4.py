@@ -390,7 +390,8 @@ def tcp_v4_route_req(net, req: RequestSock):
 # tcp_request_sock_ops + tcp_request_sock_ipv4_ops: how a request of this family is made and answered
 TCP_REQUEST_SOCK_OPS = SimpleNamespace(family=AF_INET, mss_clamp=TCP_MSS_DEFAULT, addresses=_ipv4_addresses,
                                        dsfield=_ipv4_tos, route_req=tcp_v4_route_req,
-                                       cookie_init_seq=syncookies.cookie_v4_init_sequence,
+                                       msstab=syncookies.MSSTAB, cookie_init_seq=syncookies.cookie_init_sequence,
+                                       cookie_check="cookie_v4_check",
                                        send_synack=tcp_v4_send_synack, send_ack=tcp_v4_reqsk_send_ack,
                                        send_reset=tcp_v4_reqsk_send_reset, rtx_synack=tcp_timer.tcp_rtx_synack)
 
@@ -500,7 +501,7 @@ def inet_sk_rebuild_header(sk: TcpSock):
 
 
 def _tcp_v4_cookie_check(listener: TcpSock, cb: TcpCb) -> TcpSock | None:
-    return syncookies.tcp_v4_cookie_check(listener, cb, TCP_REQUEST_SOCK_OPS)
+    return syncookies.tcp_cookie_check(listener, cb, TCP_REQUEST_SOCK_OPS)
 
 
 TCP_V4_RCV = TcpRcvFamily("tcp_v4_rcv", "tcp_v4_do_rcv", tcp.checksum_ok, _ipv4_addresses, __inet_lookup_listener,

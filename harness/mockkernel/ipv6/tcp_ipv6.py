@@ -32,8 +32,7 @@ longer fits (tcp_simple_retransmit()). Other ICMPv6 errors set a soft error
 (a SYN_SENT socket's is fatal for unreachable codes, icmpv6_err_convert()).
 
 /proc/net/tcp6 lists the AF_INET6 sockets as tcp6_seq_show() prints them.
-Left out: SYN cookies over IPv6 (a SYN over the SYN queue's limit is
-dropped, TCPReqQFullDrop), the PMTU exception shared with other sockets and
+SYN cookies as over IPv4 (syncookies.py), with msstab6. Left out: the PMTU exception shared with other sockets and
 its expiry (net.ipv6.route.mtu_expires: it stays the socket's), flow label
 reflection, IPV6_TCLASS, extension headers on sent segments, scope ids.
 """
@@ -47,7 +46,7 @@ from harness.journey import Stage
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb
 from harness.mockkernel.core.snmp import TCP_MIB_OUTRSTS, TCP_MIB_OUTSEGS
 from harness.mockkernel.ipv4 import route as route4
-from harness.mockkernel.ipv4 import tcp_output, tcp_timer
+from harness.mockkernel.ipv4 import syncookies, tcp_output, tcp_timer
 from harness.mockkernel.ipv4.inet_diag import HZ, jiffies
 from harness.mockkernel.ipv4.inet_hashtables import (AF_INET6, inet6_lookup_listener, inet_bind_hash,
                                                      inet_csk_get_port, inet_ehash_insert, inet_hash_connect, inet_sk_rcv_saddr,
@@ -172,9 +171,8 @@ def _ipv6_dsfield(buf: bytearray, nh: int) -> int:
     return ipv6.Ipv6Packet(buf, nh).tclass
 
 
-def tcp_v6_cookie_check(listener: TcpSock, cb: TcpCb) -> TcpSock:
-    """cookie_v6_check(): no SYN cookies are sent over IPv6 here, so none comes back."""
-    return listener
+def tcp_v6_cookie_check(listener: TcpSock, cb: TcpCb) -> TcpSock | None:
+    return syncookies.tcp_cookie_check(listener, cb, TCP6_REQUEST_SOCK_OPS)
 
 
 def tcp_v6_conn_request(sk: TcpSock, cb: TcpCb, tw_isn: int = 0) -> None:
@@ -187,8 +185,6 @@ def tcp_v6_conn_request(sk: TcpSock, cb: TcpCb, tw_isn: int = 0) -> None:
         return tcp_listendrop(sk)
     if ipv6_addr_v4mapped(ADDRS.unpack_from(skb.buf, skb.network_header)[0]):
         return None
-    if tw_isn == 0 and len(sk.syn_queue) > sk.sk_max_ack_backlog:
-        return tcp_listendrop(sk)  # the SYN cookie IPv6 would send is not modelled
     tcp_conn_request(sk, cb, TCP6_REQUEST_SOCK_OPS, tw_isn)
 
 
@@ -550,9 +546,11 @@ def _tcp_v6_rebuild_header(sk: TcpSock):
 
 TCP_V6_RCV = TcpRcvFamily("tcp_v6_rcv", "tcp_v6_do_rcv", tcp_v6_checksum_ok, _ipv6_addresses,
                           inet6_lookup_listener, tcp_v6_cookie_check, tcp_v6_send_reset, tcp_v6_timewait_ack)
-# tcp6_request_sock_ops + tcp_request_sock_ipv6_ops (no cookie_init_seq: tcp_v6_conn_request() sends no cookie)
+# tcp6_request_sock_ops + tcp_request_sock_ipv6_ops: how a request over IPv6 is made and answered
 TCP6_REQUEST_SOCK_OPS = SimpleNamespace(family=AF_INET6, mss_clamp=TCP_V6_MSS_CLAMP, addresses=_ipv6_addresses,
-                                        dsfield=_ipv6_dsfield, route_req=tcp_v6_route_req, cookie_init_seq=None,
+                                        dsfield=_ipv6_dsfield, route_req=tcp_v6_route_req,
+                                        msstab=syncookies.MSSTAB6, cookie_init_seq=syncookies.cookie_init_sequence,
+                                        cookie_check="cookie_v6_check",
                                         send_synack=tcp_v6_send_synack, send_ack=tcp_v6_reqsk_send_ack,
                                         send_reset=tcp_v6_reqsk_send_reset, rtx_synack=tcp_timer.tcp_rtx_synack)
 IPV6_SPECIFIC = InetConnectionSockAfOps("ipv6_specific", AF_INET6, IPV6_HLEN, inet6_csk_xmit, _tcp_v6_rebuild_header,
