@@ -38,7 +38,7 @@ GET_NOT_MODELLED = ("tos", "dsfield", "vrf", "sport", "dport", "ipproto", "uid",
 MODIFY_NOT_MODELLED = ("src", "as", "from", "tos", "dsfield", "expires", "onlink", "pervasive", "features",
                        "quickack", "congctl", "rtt", "rto_min", "window", "cwnd", "initcwnd", "initrwnd",
                        "rttvar", "ssthresh", "realms", "mpath", "mp", "vrf", "pref", "encap", "advmss",
-                       "ttl-propagate", "nexthop", "nhid", "hoplimit", "reordering", "fastopen_no_cookie",
+                       "ttl-propagate", "nhid", "hoplimit", "reordering", "fastopen_no_cookie",
                        "scope")
 LIST_NOT_MODELLED = ("iif", "mark", "metric", "priority", "preference", "via", "src", "realms", "from",
                      "root", "match", "tos", "dsfield", "cached", "cloned", "vrf", "scope")
@@ -110,6 +110,8 @@ def _parse_modify(net, tokens) -> route.Fib6Config:
             if tokens.peek() == "lock":
                 raise not_modelled("ip -6 route ... mtu lock")
             cfg.mtu = get_value(tokens, c_uint, '"mtu" value is invalid')
+        elif token == "nexthop":
+            cfg.nexthops = _parse_nexthops(net, tokens)
         elif token in MODIFY_NOT_MODELLED:
             raise not_modelled(f"ip -6 route option {token}")
         else:
@@ -130,6 +132,38 @@ def _parse_modify(net, tokens) -> route.Fib6Config:
     # fib6_new_table(): table 0 (unspec) is main
     cfg.table = (RT6_TABLE_LOCAL if local else RT6_TABLE_MAIN) if table is None else table or RT6_TABLE_MAIN
     return cfg
+
+
+def _parse_nexthops(net, tokens) -> list[route.Fib6Config]:
+    """parse_nexthops(): the rest of the line is `nexthop` [via GW] [dev X]
+    [weight 1-256] (rtnh_hops = weight - 1), one or more times."""
+    nexthops = []
+    while True:
+        if not tokens:
+            raise ToolError('Error: unexpected end of line after "nexthop"', 255)
+        nexthop = route.Fib6Config(bytes(16), 0, gateway=None)
+        while tokens and tokens.peek() != "nexthop":
+            token = tokens.pop()
+            if token == "via":
+                value = tokens.pop()
+                nexthop.gateway = get_addr6(tokens.pop() if value == "inet6" else value)
+            elif token == "dev":
+                nexthop.ifindex = device(net, tokens.pop()).ifindex
+            elif token == "weight":
+                nexthop.weight = get_value(tokens, _weight, '"weight" is invalid')
+            elif token in ("onlink", "realms", "encap", "as"):
+                raise not_modelled(f"ip -6 route nexthop option {token}")
+            else:
+                raise ToolError(f'Error: "nexthop" or end of line is expected instead of "{token}"', 255)
+        nexthops.append(nexthop)
+        if not tokens:
+            return nexthops
+        tokens.pop()
+
+
+def _weight(text: str) -> int | None:
+    value = c_uint(text)
+    return value if value is not None and 0 < value <= 256 else None
 
 
 def _modify(net, tokens, flags: int | None) -> str:
@@ -154,7 +188,9 @@ class RouteFilter:
         self.prefix: tuple[bytes, int] | None = None
 
     def matches(self, f6i: Fib6Info) -> bool:
-        return (self.dev in (None, f6i.ifindex) and self.protocol in (None, protocol_name(f6i.protocol))
+        """A multipath route has no RTA_OIF, which a dev selector requires."""
+        dev_ok = self.dev is None or (f6i.siblings is None and self.dev == f6i.ifindex)
+        return (dev_ok and self.protocol in (None, protocol_name(f6i.protocol))
                 and self.type in (None, f6i.type) and self.prefix in (None, (f6i.dst, f6i.dst_len)))
 
 
@@ -187,10 +223,13 @@ def _parse_filter(net, tokens) -> RouteFilter:
 
 
 def _selected(net, sel: RouteFilter) -> list[Fib6Info]:
-    """inet6_dump_fib(): the tables by hash bucket (id mod 256), each walked in fib6_walk() order."""
+    """inet6_dump_fib(): the tables by hash bucket (id mod 256), each walked in
+    fib6_walk() order; an ECMP group is one route, dumped at its first member
+    (fib6_dump_node() skips the siblings)."""
     tables = net.ipv6.fib_tables
     ids = sorted(tables, key=lambda t: t & 0xFF) if sel.table == 0 else [sel.table]
-    return [f6i for t in ids for f6i in tables[t] if sel.matches(f6i)]
+    return [f6i for t in ids for f6i in tables[t]
+            if (f6i.siblings is None or f6i is f6i.siblings[0]) and sel.matches(f6i)]
 
 
 def _list(net, tokens, opts: IpOptions) -> str:
@@ -202,8 +241,9 @@ def _flush(net, tokens) -> str:
     if not tokens:
         raise ToolError('"ip route flush" requires arguments.', 1)
     sel = _parse_filter(net, tokens)
-    for f6i in _selected(net, sel):
-        route.ip6_del_rt(net, f6i)
+    for listed in _selected(net, sel):
+        for f6i in listed.siblings or (listed,):
+            route.ip6_del_rt(net, f6i)
     return ""
 
 
@@ -214,11 +254,12 @@ def _print_route(net, f6i: Fib6Info, sel: RouteFilter, opts: IpOptions) -> Print
     dst = "default" if f6i.dst_len == 0 else addr_str(f6i.dst) if f6i.dst_len == 128 else \
         f"{addr_str(f6i.dst)}/{f6i.dst_len}"
     out.add("dst", dst, f"{dst} ")
-    if f6i.gateway is not None:
-        out.add("gateway", addr_str(f6i.gateway), f"via {addr_str(f6i.gateway)} ")
-    if sel.dev is None:
-        name = net.devices[f6i.ifindex].name
-        out.add("dev", name, f"dev {name} ")
+    if f6i.siblings is None:
+        if f6i.gateway is not None:
+            out.add("gateway", addr_str(f6i.gateway), f"via {addr_str(f6i.gateway)} ")
+        if sel.dev is None:
+            name = net.devices[f6i.ifindex].name
+            out.add("dev", name, f"dev {name} ")
     if f6i.table != RT6_TABLE_MAIN and sel.table == 0:
         out.add("table", table_name(f6i.table), f"table {table_name(f6i.table)} ")
     if (f6i.protocol != "boot" or opts.details) and sel.protocol is None:
@@ -230,13 +271,20 @@ def _print_route(net, f6i: Fib6Info, sel: RouteFilter, opts: IpOptions) -> Print
     if f6i.mtu is not None:
         out.add("metrics", [{"mtu": f6i.mtu}], f"mtu {f6i.mtu} ")
     out.add("pref", PREF_NAMES[f6i.pref], f"pref {PREF_NAMES[f6i.pref]}")
+    if f6i.siblings is not None:
+        out.add("nexthops", [{"gateway": addr_str(nh.gateway), "dev": net.devices[nh.ifindex].name,
+                              "weight": nh.weight, "flags": []} for nh in f6i.siblings],
+                "".join(f"\n\tnexthop via {addr_str(nh.gateway)} dev {net.devices[nh.ifindex].name} "
+                        f"weight {nh.weight} " for nh in f6i.siblings))
     return out.add(None, None, "\n")
 
 
 def _get(net, tokens, opts: IpOptions) -> str:
-    """inet6_rtm_getroute(): the input route with `iif`, else the output route,
-    for a flow with the source and mark given, and the source ip6_route_get_saddr() picks (the route's preferred source,
-    else ipv6_dev_get_saddr() on its device); printed as print_route() prints
+    """inet6_rtm_getroute(): the input route with `iif`, else the output
+    route, for a flow with the source and mark given (an ECMP route's nexthop
+    by the hash of those fields), and the source ip6_route_get_saddr() picks
+    (the route's preferred source, else ipv6_dev_get_saddr() on its device);
+    printed as print_route() prints
     the answer: the destination as given, `from` (:: unless given), the
     route's type, table, proto, metric, `iif` and pref. A failed lookup is the
     dst's errno."""

@@ -199,6 +199,8 @@ NET_CORE_TABLE = {
 IPV4_TABLE = {
     IP_FORWARD: CtlTable(0, devinet_sysctl_forward),
     "net.ipv4.ip_default_ttl": CtlTable(64, proc_dointvec_minmax, 1, 255),
+    # the multipath hash's key, 0 for a random one (proc_fib_multipath_hash_seed(); ipv6/route.py)
+    "net.ipv4.fib_multipath_hash_seed": CtlTable(0, proc_douintvec_minmax),
     "net.ipv4.ip_forward_update_priority": CtlTable(1, proc_dou8vec_minmax, 0, 1),
     "net.ipv4.icmp_ratelimit": CtlTable(1000, proc_dointvec_ms_jiffies),
     "net.ipv4.icmp_ratemask": _int(6168),

@@ -20,6 +20,7 @@ from harness.mockkernel.ipv6.ip6_input import ipv6_rcv
 from harness.mockkernel.ipv6.ndisc import ndisc_init
 from harness.mockkernel.ipv6.netns import NetnsIpv6
 from harness.mockkernel.ipv6.reassembly import ipv6_frag_init
+from harness.mockkernel.ipv6.route import proc_rt6_multipath_hash_policy
 from harness.mockkernel.ipv6.tcp_ipv6 import tcpv6_init
 from harness.mockkernel.ipv6.udp import udpv6_init
 from harness.mockkernel.wire.ethernet import ETH_P_IPV6
@@ -27,6 +28,7 @@ from harness.mockkernel.wire.ethernet import ETH_P_IPV6
 # net/ipv6/sysctl_net_ipv6.c ipv6_table_template, the entries the model reads
 IPV6_SYSCTL_TABLE = {
     "net.ipv6.ip6frag_time": CtlTable(60, proc_dointvec_jiffies),  # IPV6_FRAG_TIMEOUT
+    "net.ipv6.fib_multipath_hash_policy": CtlTable(0, proc_rt6_multipath_hash_policy, 0, 3),
 }
 
 

@@ -13,9 +13,17 @@ subtree, right subtree, then the node (post-order): a more specific prefix
 is dumped before the prefix that holds it, disjoint prefixes in address
 order; `dump_key()` sorts so.
 
-Left out: source-specific routes (CONFIG_IPV6_SUBTREES), ECMP siblings (an
-equal-metric gateway route is refused as not modelled), route expiry, the
-per-route exception table (PMTU and redirect clones).
+ECMP (fib6_add_rt2node()): a gateway route joining one of the same prefix
+and metric that also has a gateway (rt6_qualify_for_ecmp()) becomes its
+sibling, unless the request had NLM_F_EXCL; the group, in the node's order,
+is every member's `siblings`, and rt6_multipath_rebalance() gives each
+nexthop its upper bound of the 31-bit hash space by weight. Replacing one
+member replaces the whole group (the others are purged); a member deleted
+leaves the rest rebalanced.
+
+Left out: source-specific routes (CONFIG_IPV6_SUBTREES), route expiry, the
+per-route exception table (PMTU and redirect clones), dead nexthops (a
+device going down deletes its routes, siblings included: rt6_disable_ip()).
 """
 from __future__ import annotations
 
@@ -23,7 +31,7 @@ import errno
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from harness.mockkernel.core.errors import RtnlError, not_modelled
+from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.rtnetlink import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
 from harness.mockkernel.net import RTN_UNICAST, RouteType
 
@@ -54,6 +62,10 @@ class Fib6Info:
     mtu: int | None = None  # RTAX_MTU
     flags: int = RTF_UP
     pref: int = ICMPV6_ROUTER_PREF_MEDIUM
+    weight: int = 1  # fib6_nh->fib_nh_weight: rtnh_hops + 1
+    # the ECMP group this route is a member of, in the node's order (fib6_siblings; None: no siblings)
+    siblings: tuple[Fib6Info, ...] | None = field(default=None, repr=False)
+    upper_bound: int = 0  # fib6_nh->fib_nh_upper_bound, rt6_upper_bound_set()
     key: int = field(init=False)
     # the route received packets on this fib6_info take (rt6_make_pcpu_route()'s dst), while sernum holds
     rt6i_input: object | None = field(default=None, repr=False)
@@ -64,6 +76,11 @@ class Fib6Info:
     def same_nexthop(self, other: Fib6Info) -> bool:
         """rt6_duplicate_nexthop(): same device and gateway."""
         return self.ifindex == other.ifindex and self.gateway == other.gateway
+
+
+def rt6_qualify_for_ecmp(f6i: Fib6Info) -> bool:
+    """Only gateway routes that router advertisements did not add join an ECMP group."""
+    return f6i.gateway is not None and not f6i.flags & RTF_ADDRCONF
 
 
 def dump_key(f6i: Fib6Info) -> tuple[int, int]:
@@ -96,34 +113,56 @@ class Fib6Table:
 
     def add(self, f6i: Fib6Info, nlflags: int) -> None:
         """fib6_add_rt2node(): among the routes of the prefix, one of the same
-        metric is EEXIST with NLM_F_EXCL, replaced with NLM_F_REPLACE; without
-        either the same nexthop is EEXIST and another one would be an ECMP
-        sibling; the route goes after those of lower or equal metric."""
+        metric is EEXIST with NLM_F_EXCL; with NLM_F_REPLACE the first of them
+        that qualifies for ECMP as the new one does is replaced (with its
+        siblings); else the same nexthop is EEXIST and the new route goes after
+        those of lower or equal metric, a sibling of the ECMP-qualified ones."""
         routes = self.routes(f6i.key, f6i.dst_len)
-        same_metric = [i for i, iter_ in enumerate(routes) if iter_.metric == f6i.metric]
-        if same_metric and nlflags & NLM_F_EXCL:
-            raise RtnlError(errno.EEXIST)
-        if same_metric and nlflags & NLM_F_REPLACE:
-            routes[same_metric[0]] = f6i
-            self._dump = None
-            return
-        if nlflags & NLM_F_REPLACE and not nlflags & NLM_F_CREATE:
+        can_ecmp = rt6_qualify_for_ecmp(f6i)
+        position = fallback = found = None
+        for i, iter_ in enumerate(routes):
+            if iter_.metric == f6i.metric:
+                if nlflags & NLM_F_EXCL:
+                    raise RtnlError(errno.EEXIST)
+                if nlflags & NLM_F_REPLACE:
+                    if can_ecmp == rt6_qualify_for_ecmp(iter_):
+                        found = iter_
+                        break
+                    fallback = i if fallback is None else fallback
+                    continue
+                if iter_.same_nexthop(f6i):
+                    raise RtnlError(errno.EEXIST)
+            elif iter_.metric > f6i.metric:
+                position = i
+                break
+        if found is not None:
+            for old in found.siblings or (found,):
+                self._unlink(old)
+            routes = self.routes(f6i.key, f6i.dst_len)
+            position = next((i for i, iter_ in enumerate(routes) if iter_.metric > f6i.metric), len(routes))
+        elif nlflags & NLM_F_REPLACE and not nlflags & NLM_F_CREATE:
             raise RtnlError(errno.ENOENT)
-        for i in same_metric:
-            if routes[i].same_nexthop(f6i):
-                raise RtnlError(errno.EEXIST)
-            if routes[i].gateway is not None and f6i.gateway is not None:
-                raise not_modelled("ECMP sibling route (same prefix and metric, another gateway)")
-        position = next((i for i, iter_ in enumerate(routes) if iter_.metric > f6i.metric), len(routes))
+        elif fallback is not None:
+            position = fallback
         leaves = self.leaves.get(f6i.dst_len)
         if leaves is None:
             leaves = self.leaves[f6i.dst_len] = {}
             self._reprobe()
-        leaves.setdefault(f6i.key, []).insert(position, f6i)
+        routes = leaves.setdefault(f6i.key, [])
+        routes.insert(len(routes) if position is None else position, f6i)
+        if can_ecmp:
+            _link_siblings(routes, f6i.metric)
         self._dump = None
 
     def delete(self, f6i: Fib6Info) -> None:
-        """fib6_del(): this very route leaves its node."""
+        """fib6_del(): this very route leaves its node; its siblings are rebalanced."""
+        routes = self._unlink(f6i)
+        if f6i.siblings is not None:
+            f6i.siblings = None
+            _link_siblings(routes, f6i.metric)
+        self._dump = None
+
+    def _unlink(self, f6i: Fib6Info) -> list[Fib6Info]:
         routes = self.leaves[f6i.dst_len][f6i.key]
         routes.remove(f6i)
         if not routes:
@@ -132,7 +171,7 @@ class Fib6Table:
             if not leaves:
                 del self.leaves[f6i.dst_len]
                 self._reprobe()
-        self._dump = None
+        return routes
 
     def flush(self, doomed: Callable[[Fib6Info], bool]) -> bool:
         """fib6_clean_all(): every route `doomed` accepts goes; True if any did."""
@@ -143,6 +182,18 @@ class Fib6Table:
 
     def _reprobe(self) -> None:
         self.probes = tuple((MASKS[plen], self.leaves[plen]) for plen in sorted(self.leaves, reverse=True))
+
+
+def _link_siblings(routes: list[Fib6Info], metric: int) -> None:
+    """The ECMP group of `metric` in the node's order, each member's
+    fib6_siblings; then rt6_multipath_rebalance(): nexthop i's upper bound is
+    round(2^31 * (weight of the first i) / total weight) - 1."""
+    group = tuple(r for r in routes if r.metric == metric and rt6_qualify_for_ecmp(r))
+    total, weight = sum(r.weight for r in group), 0
+    for member in group:
+        member.siblings = group if len(group) > 1 else None
+        weight += member.weight
+        member.upper_bound = ((weight << 31) + total // 2) // total - 1
 
 
 def fib6_new_table(net, table_id: int) -> Fib6Table:

@@ -100,7 +100,8 @@ def ip6_rcv_finish(skb: SkBuff) -> None:
     rt = skb.dst
     if rt is None:
         first_word, saddr, daddr = FLOWINFO_ADDRS.unpack_from(skb.buf, skb.network_header)
-        rt = skb.dst = route.ip6_route_input(skb.net, daddr, skb.dev, saddr, skb.mark, first_word & IPV6_FLOWINFO_MASK)
+        rt = skb.dst = route.ip6_route_input(skb.net, daddr, skb.dev, saddr, skb.mark, first_word & IPV6_FLOWINFO_MASK,
+                                             skb)
         journey = skb.journey
         if journey is not None:
             journey.hops.append(rt.hop)

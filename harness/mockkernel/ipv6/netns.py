@@ -30,3 +30,5 @@ class NetnsIpv6:
         self.icmpv6_send = None
         self.frags: dict = {}
         self.flowlabel_secret: bytes | None = None
+        # the multipath hash's key while net.ipv4.fib_multipath_hash_seed is 0, drawn at first use (route.py)
+        self.multipath_random_seed: int | None = None

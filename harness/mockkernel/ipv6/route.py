@@ -21,28 +21,38 @@ device's state changes.
   prefixes go to ip6_mc_input, the rest to ip6_forward; reject routes fail
   with ip6_rt_type_to_error()'s errno. A received packet's dst is cached on
   the route while fib6_sernum holds (the kernel's per-CPU route copy).
-Left out: ECMP, router preference and neighbour
-reachability in the route score (rt6_score_route()), PMTU/redirect
-exceptions, route expiry, VRF.
+- ECMP: a lookup landing on a route with siblings takes the nexthop whose
+  share of the hash space holds the flow's rt6_multipath_hash()
+  (fib6_select_path()); requests with several nexthops add and delete the
+  group (ip6_route_multipath_add()/_del()).
+Left out: router preference and neighbour reachability in the route score
+(rt6_score_route(); a host's failed router is not passed over), multipath
+hash policies 2 and 3 (inner headers, custom fields: refused when set),
+nexthop objects, PMTU/redirect exceptions, route expiry, VRF.
 """
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from functools import cached_property
 
 from harness.journey import Hop, Stage
-from harness.mockkernel.core.errors import RtnlError
-from harness.mockkernel.core.rtnetlink import NLM_F_CREATE, NLM_F_EXCL
+from harness.mockkernel.core.errors import RtnlError, not_modelled
+from harness.mockkernel.core.flow_dissector import flow_hash_ipv6
+from harness.mockkernel.core.rtnetlink import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
+from harness.mockkernel.core.sysctl import proc_dou8vec_minmax
 from harness.mockkernel.ipv6.fib6_rules import Flowi6, fib6_rule_lookup
 from harness.mockkernel.ipv6.ip6_fib import (MASKS, RTF_ANYCAST, RTF_GATEWAY, RTF_LOCAL, RTF_NONEXTHOP,
                                              RTF_REJECT, RTF_UP, Fib6Info, Fib6Table, fib6_new_table)
 from harness.mockkernel.ipv6.netns import RT6_TABLE_LOCAL, RT6_TABLE_MAIN
 from harness.mockkernel.net import (RTN_ANYCAST, RTN_BLACKHOLE, RTN_LOCAL, RTN_MULTICAST, RTN_PROHIBIT,
                                     RTN_THROW, RTN_UNICAST, RTN_UNREACHABLE, NetDevice, RouteType)
-from harness.mockkernel.wire.ipv6 import (ANY, IPV6_ADDR_LINKLOCAL, IPV6_ADDR_LOOPBACK, IPV6_ADDR_MAPPED,
-                                          IPV6_ADDR_MULTICAST, IPV6_ADDR_UNICAST, ipv6_addr_type)
+from harness.mockkernel.wire.ipv6 import (ANY, FLOWINFO_ADDRS, IPV6_ADDR_LINKLOCAL, IPV6_ADDR_LOOPBACK,
+                                          IPV6_ADDR_MAPPED, IPV6_ADDR_MULTICAST, IPV6_ADDR_UNICAST, IPV6_HLEN,
+                                          NEXTHDR, NEXTHDR_DEST, NEXTHDR_HOP, NEXTHDR_ICMP, NEXTHDR_ROUTING,
+                                          NEXTHDR_TCP, NEXTHDR_UDP, exthdr_len, ipv6_addr_type)
+from harness.mockkernel.wire.udp import PORTS
 
 IP6_RT_PRIO_USER, IP6_RT_PRIO_ADDRCONF = 1024, 256
 LOOPBACK_IFINDEX = 1
@@ -54,6 +64,11 @@ TYPE_ERRORS = {RTN_BLACKHOLE: errno.EINVAL, RTN_UNREACHABLE: errno.EHOSTUNREACH,
 # the namespace's error dsts by their errno: ip6_null_entry, ip6_blk_hole_entry, ip6_prohibit_entry
 ERROR_ENTRY_TYPES = {errno.ENETUNREACH: RTN_UNREACHABLE, errno.EINVAL: RTN_BLACKHOLE, errno.EACCES: RTN_PROHIBIT}
 DSCP_MASK, FLOWLABEL_MASK = 0xFC, 0xFFFFF
+MULTIPATH_HASH_POLICY, MULTIPATH_HASH_SEED = "net.ipv6.fib_multipath_hash_policy", "net.ipv4.fib_multipath_hash_seed"
+ICMPV6_HLEN, ICMPV6_INFOMSG_MASK = 8, 0x80  # icmpv6_is_err(): types below 128
+# proto_ports_offset(): the transports whose first four bytes are the ports: TCP, UDP, DCCP, ESP (its SPI),
+# SCTP, UDP-Lite
+PORTED_PROTOS = (NEXTHDR_TCP, NEXTHDR_UDP, 33, 50, 132, 136)
 
 
 class Rt6Input(Enum):
@@ -111,6 +126,9 @@ class Fib6Config:
     protocol: str | None = None
     mtu: int | None = None
     flags: int = RTF_UP
+    weight: int = 1
+    # RTA_MULTIPATH: one Fib6Config a nexthop (gateway, ifindex, weight), ip6_route_multipath_add()
+    nexthops: list[Fib6Config] | None = None
 
 
 def rt6_need_strict(daddr: bytes) -> bool:
@@ -155,12 +173,99 @@ def ip6_pol_route_lookup(net, table: Fib6Table, flow: Flowi6) -> Fib6Info | None
 
 
 def ip6_pol_route_input(net, table: Fib6Table, flow: Flowi6) -> Fib6Info | None:
-    """ip6_pol_route(): the route of a received packet prefers one out of the device it came in on."""
-    return fib6_table_lookup(net, table, flow.daddr, flow.iif, flow.strict)
+    """ip6_pol_route(): the route of a received packet prefers one out of the
+    device it came in on; an ECMP route's nexthop by the flow's hash."""
+    f6i = fib6_table_lookup(net, table, flow.daddr, flow.iif, flow.strict)
+    return f6i if f6i is None or f6i.siblings is None else fib6_select_path(net, f6i, flow, flow.iif)
 
 
 def ip6_pol_route_output(net, table: Fib6Table, flow: Flowi6) -> Fib6Info | None:
-    return fib6_table_lookup(net, table, flow.daddr, flow.oif, flow.strict)
+    f6i = fib6_table_lookup(net, table, flow.daddr, flow.oif, flow.strict)
+    return f6i if f6i is None or f6i.siblings is None else fib6_select_path(net, f6i, flow, flow.oif)
+
+
+def fib6_select_path(net, match: Fib6Info, flow: Flowi6, oif: int) -> Fib6Info:
+    """fib6_select_path(): of `match`'s ECMP group, in order, the first
+    nexthop whose upper bound the flow's hash does not pass, if it may be
+    used (rt6_score_route(): a strict flow only out of `oif`); else `match`."""
+    group = match.siblings
+    mp_hash = rt6_multipath_hash(net, flow)
+    for sibling in group:
+        if mp_hash > sibling.upper_bound:
+            continue
+        if flow.strict and oif and sibling.ifindex != oif:
+            break
+        return sibling
+    return match
+
+
+def rt6_multipath_hash(net, flow: Flowi6) -> int:
+    """rt6_multipath_hash(): net.ipv6.fib_multipath_hash_policy 0 hashes the
+    addresses, flow label and next header (of a received packet its own, of
+    an ICMPv6 error the packet it quotes: ip6_multipath_l3_keys()); 1 the
+    addresses, next header past the extension headers, and ports (the flow
+    dissector's: none in a fragment). The key is net.ipv4.fib_multipath_hash_seed,
+    or a random seed while that is 0. 31 bits, as fib6_select_path() compares."""
+    sysctl = net.sysctl.values
+    skb = flow.skb
+    if skb is None:
+        saddr, daddr = flow.saddr.to_bytes(16, "big"), flow.daddr.to_bytes(16, "big")
+        proto, flowlabel, sport, dport = flow.proto, flow.flowlabel, flow.sport, flow.dport
+    elif sysctl[MULTIPATH_HASH_POLICY]:
+        saddr, daddr, proto, sport, dport = ip6_multipath_l4_keys(skb)
+        flowlabel = 0
+    else:
+        saddr, daddr, proto, flowlabel = ip6_multipath_l3_keys(skb)
+        sport = dport = 0
+    if not sysctl[MULTIPATH_HASH_POLICY]:
+        sport = dport = 0
+    else:
+        flowlabel = 0
+    seed = sysctl[MULTIPATH_HASH_SEED] or multipath_random_seed(net)
+    key = seed << 32 | seed
+    return flow_hash_ipv6(saddr, daddr, proto, flowlabel, sport, dport, key, key) >> 1
+
+
+def proc_rt6_multipath_hash_policy(sysctls, table, key: str, text: str) -> int:
+    """proc_rt6_multipath_hash_policy(): 0 to 3; the mock hashes as policies 0 and 1 do."""
+    policy = proc_dou8vec_minmax(sysctls, table, key, text)
+    if policy > 1:
+        raise not_modelled(f"net.ipv6.fib_multipath_hash_policy {policy} (inner headers, custom fields)")
+    return policy
+
+
+def multipath_random_seed(net) -> int:
+    """The mp_seed the kernel draws while net.ipv4.fib_multipath_hash_seed is 0."""
+    seed = net.ipv6.multipath_random_seed
+    if seed is None:
+        seed = net.ipv6.multipath_random_seed = net.random.getrandbits(32)
+    return seed
+
+
+def ip6_multipath_l3_keys(skb) -> tuple[bytes, bytes, int, int]:
+    """(saddr, daddr, next header, flow label) of the packet, or of the one an ICMPv6 error quotes."""
+    buf, nh = skb.buf, skb.network_header
+    key_iph = nh
+    if buf[nh + NEXTHDR] == NEXTHDR_ICMP and nh + IPV6_HLEN + ICMPV6_HLEN + IPV6_HLEN <= skb.tail \
+            and buf[nh + IPV6_HLEN] < ICMPV6_INFOMSG_MASK:
+        key_iph = nh + IPV6_HLEN + ICMPV6_HLEN
+    first_word, saddr, daddr = FLOWINFO_ADDRS.unpack_from(buf, key_iph)
+    return saddr, daddr, buf[key_iph + NEXTHDR], first_word & FLOWLABEL_MASK
+
+
+def ip6_multipath_l4_keys(skb) -> tuple[bytes, bytes, int, int, int]:
+    """skb_flow_dissect_flow_keys() for IPv6: the addresses, the next header
+    past hop-by-hop, routing and destination options, and the ports of a
+    transport that has them; a fragment stops the walk (ip_proto 44, no ports)."""
+    buf, nh, end = skb.buf, skb.network_header, skb.tail
+    _, saddr, daddr = FLOWINFO_ADDRS.unpack_from(buf, nh)
+    proto, offset = buf[nh + NEXTHDR], nh + IPV6_HLEN
+    while proto in (NEXTHDR_HOP, NEXTHDR_ROUTING, NEXTHDR_DEST) and offset + 8 <= end:
+        proto, offset = buf[offset], offset + exthdr_len(buf, offset, proto)
+    if proto in PORTED_PROTOS and offset + 4 <= end:
+        sport, dport = PORTS.unpack_from(buf, offset)
+        return saddr, daddr, proto, sport, dport
+    return saddr, daddr, proto, 0, 0
 
 
 def fib6_lookup(net, daddr: bytes, oif: int = 0, strict: bool = False) -> Fib6Info | int:
@@ -191,15 +296,17 @@ def ip6_error_entry(net, error: int) -> Rt6Info:
     return Rt6Info(RT6_ERROR, ERROR_ENTRY_TYPES[error], net.devices[LOOPBACK_IFINDEX], error=error)
 
 
-def ip6_route_input(net, daddr: bytes, dev: NetDevice, saddr: bytes = ANY, mark: int = 0,
-                    flowinfo: int = 0) -> Rt6Info:
+def ip6_route_input(net, daddr: bytes, dev: NetDevice, saddr: bytes = ANY, mark: int = 0, flowinfo: int = 0,
+                    skb=None, proto: int = 0, sport: int = 0, dport: int = 0) -> Rt6Info:
     """ip6_route_input() -> ip6_pol_route_input(): the dst of a received
     packet (a flow with its source, RT6_LOOKUP_F_HAS_SADDR), looked up with
     the receiving device as the flow's interface; `flowinfo` is the header's
-    traffic class and flow label (ip6_flowinfo())."""
+    traffic class and flow label (ip6_flowinfo()). Without the packet
+    (`ip -6 route get ... iif`) the multipath hash reads the flow's fields."""
     f6i = fib6_rule_lookup(net, Flowi6(int.from_bytes(daddr, "big"), int.from_bytes(saddr, "big"), dev.ifindex,
                                        0, mark, flowinfo >> 20 & DSCP_MASK, lookup=ip6_pol_route_input,
-                                       strict=rt6_need_strict(daddr), flowlabel=flowinfo & FLOWLABEL_MASK))
+                                       flowlabel=flowinfo & FLOWLABEL_MASK, proto=proto, sport=sport, dport=dport,
+                                       strict=rt6_need_strict(daddr), skb=skb))
     if f6i.__class__ is int:
         return ip6_error_entry(net, f6i)
     rt = f6i.rt6i_input
@@ -208,7 +315,8 @@ def ip6_route_input(net, daddr: bytes, dev: NetDevice, saddr: bytes = ANY, mark:
     return rt
 
 
-def ip6_route_output(net, daddr: bytes, oif: int | None = None, saddr: bytes = ANY, mark: int = 0) -> Rt6Info:
+def ip6_route_output(net, daddr: bytes, oif: int | None = None, saddr: bytes = ANY, mark: int = 0,
+                     proto: int = 0, sport: int = 0, dport: int = 0) -> Rt6Info:
     """ip6_route_output_flags(): the dst for a locally sent packet (always one:
     a failed lookup gives a dst whose `error` says why). The flow comes from lo
     (flowi6_iif); a source makes it RT6_LOOKUP_F_HAS_SADDR; it must leave by
@@ -218,7 +326,7 @@ def ip6_route_output(net, daddr: bytes, oif: int | None = None, saddr: bytes = A
     strict = rt6_need_strict(daddr) or (bool(oif) and not has_saddr)
     f6i = fib6_rule_lookup(net, Flowi6(int.from_bytes(daddr, "big"), int.from_bytes(saddr, "big"), LOOPBACK_IFINDEX,
                                        oif or 0, mark, has_saddr=has_saddr, lookup=ip6_pol_route_output,
-                                       strict=strict))
+                                       proto=proto, sport=sport, dport=dport, strict=strict))
     if f6i.__class__ is int:
         return ip6_error_entry(net, f6i)
     return ip6_rt_dst(net, f6i)
@@ -287,13 +395,40 @@ def ip6_route_info_create(net, cfg: Fib6Config) -> Fib6Info:
         if not dev.up:
             raise RtnlError(errno.ENETDOWN, "Nexthop device is not up")
     return Fib6Info(cfg.table, cfg.dst, cfg.dst_len, cfg.type, dev.ifindex, gateway, cfg.prefsrc,
-                    cfg.metric or IP6_RT_PRIO_USER, cfg.protocol or "boot", cfg.mtu, flags)
+                    cfg.metric or IP6_RT_PRIO_USER, cfg.protocol or "boot", cfg.mtu, flags, weight=cfg.weight)
 
 
-def ip6_route_add(net, cfg: Fib6Config, nlflags: int = NLM_F_CREATE | NLM_F_EXCL) -> Fib6Info:
-    f6i = ip6_route_info_create(net, cfg)
-    ip6_ins_rt(net, f6i, nlflags)
-    return f6i
+def ip6_route_add(net, cfg: Fib6Config, nlflags: int = NLM_F_CREATE | NLM_F_EXCL) -> None:
+    if cfg.nexthops is not None:
+        return ip6_route_multipath_add(net, cfg, nlflags)
+    ip6_ins_rt(net, ip6_route_info_create(net, cfg), nlflags)
+
+
+def ip6_route_multipath_add(net, cfg: Fib6Config, nlflags: int) -> None:
+    """ip6_route_multipath_add(): each nexthop needs a gateway
+    (rtm_to_fib6_multipath_config()); a route is made (and checked) for each,
+    two of the same nexthop are EEXIST (ip6_route_info_append()); then they
+    go in: the first with the request's flags, the rest as its siblings
+    (NLM_F_EXCL and NLM_F_REPLACE cleared); a failure takes back those in."""
+    if any(nh.gateway is None and cfg.gateway is None for nh in cfg.nexthops):
+        raise RtnlError(errno.EINVAL, "Device only routes can not be added for IPv6 using the multipath API")
+    routes: list[Fib6Info] = []
+    for nh in cfg.nexthops:
+        f6i = ip6_route_info_create(net, replace(cfg, gateway=nh.gateway or cfg.gateway, ifindex=nh.ifindex,
+                                                 weight=nh.weight, nexthops=None))
+        if any(f6i.same_nexthop(r) for r in routes):
+            raise RtnlError(errno.EEXIST)
+        routes.append(f6i)
+    inserted = []
+    try:
+        for f6i in routes:
+            ip6_ins_rt(net, f6i, nlflags)
+            inserted.append(f6i)
+            nlflags = nlflags & ~(NLM_F_EXCL | NLM_F_REPLACE) | NLM_F_CREATE
+    except RtnlError:
+        for f6i in inserted:
+            ip6_del_rt(net, f6i)
+        raise
 
 
 def ip6_ins_rt(net, f6i: Fib6Info, nlflags: int = NLM_F_CREATE) -> None:
@@ -312,7 +447,20 @@ def ip6_del_rt(net, f6i: Fib6Info) -> None:
 
 def ip6_route_del(net, cfg: Fib6Config) -> None:
     """ip6_route_del(): the first route of exactly that prefix that matches
-    the metric, protocol, device and gateway the request names."""
+    the metric, protocol, device and gateway the request names; with a
+    gateway that one nexthop goes, without one the route with all its
+    siblings (__ip6_del_rt_siblings()). A multipath request deletes each of
+    its nexthops so, failing with the last error (ip6_route_multipath_del())."""
+    if cfg.nexthops is not None:
+        error = None
+        for nh in cfg.nexthops:
+            try:
+                ip6_route_del(net, replace(cfg, gateway=nh.gateway, ifindex=nh.ifindex, nexthops=None))
+            except RtnlError as err:
+                error = err
+        if error is not None:
+            raise error
+        return
     table = net.ipv6.fib_tables.get(cfg.table)
     if table is None:
         raise RtnlError(errno.ESRCH, "FIB table does not exist")
@@ -326,7 +474,8 @@ def ip6_route_del(net, cfg: Fib6Config) -> None:
             continue
         if cfg.gateway is not None and cfg.gateway != f6i.gateway:
             continue
-        table.delete(f6i)
+        for doomed in (f6i,) if cfg.gateway is not None or f6i.siblings is None else f6i.siblings:
+            table.delete(doomed)
         fib6_update_sernum(net)
         return
     raise RtnlError(errno.ESRCH)
