@@ -12,18 +12,20 @@ from scapy.layers.inet6 import (ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRe
 from harness.mockkernel.core.skbuff import alloc_skb
 from harness.mockkernel.kernel import Kernel
 from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_INET_LOCAL_IN, NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING,
-                                               NFPROTO_IPV6, NfHookState)
+                                               NFPROTO_IPV4, NFPROTO_IPV6, NfHookState)
 from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_ESTABLISHED, IP_CT_ESTABLISHED_REPLY, IP_CT_NEW,
                                                        IP_CT_RELATED_REPLY, IP_CT_UNTRACKED, UNTRACKED)
-from harness.mockkernel.netfilter.nf_conntrack_core import nf_ct_netns_get
+from harness.mockkernel.netfilter.nf_conntrack_core import ipv6_conntrack_in, nf_ct_netns_get
+from harness.mockkernel.netfilter.nf_tables import counters
 from harness.mockkernel.target import sh
+from harness.target import CommandError
 
 A, B = "2001:db8::2", "2001:db8:1::2"
 
 
 def _kernel() -> Kernel:
     k = Kernel()
-    nf_ct_netns_get(k)
+    nf_ct_netns_get(k, NFPROTO_IPV6)
     return k
 
 
@@ -76,20 +78,36 @@ def test_a_port_unreachable_quoting_a_tracked_datagram_is_related_reply():
     assert _through(k, stray)[0] is None
 
 
-def test_udp_behind_a_hop_by_hop_header_is_tracked_and_a_non_first_fragment_is_invalid():
+def test_udp_behind_a_hop_by_hop_header_is_tracked():
     k = _kernel()
     _, info = _through(k, IPv6(src=A, dst=B) / IPv6ExtHdrHopByHop() / UDP(sport=1, dport=2))
     assert info == IP_CT_NEW
-    fragment = IPv6(src=A, dst=B) / IPv6ExtHdrFragment(offset=10, nh=17) / (b"x" * 16)
-    assert _through(k, fragment)[0] is None
 
 
-def test_ipv6_entries_are_not_in_conntrack_l_which_lists_ipv4():
-    """conntrack-tools' default family is AF_INET, as is the lab's ctnetlink dump."""
+def test_a_non_first_fragment_conntrack_meets_is_invalid():
+    """Without nf_defrag_ipv6 before it (ipv6_get_l4proto(): no transport header)."""
     k = _kernel()
+    skb = alloc_skb(bytes(IPv6(src=A, dst=B) / IPv6ExtHdrFragment(offset=10, nh=17) / (b"x" * 16)))
+    skb.net, skb.dev, skb.network_header = k, k.dev_by_name("p0"), skb.data
+    assert ipv6_conntrack_in(skb, NfHookState(NF_INET_PRE_ROUTING, NFPROTO_IPV6, skb.dev, None, k)) == NF_ACCEPT
+    assert skb.nfct is None
+
+
+def test_conntrack_l_lists_both_families_unless_told_one():
+    """conntrack-tools 1.4.7 dumps AF_UNSPEC; -f or an address filter picks a family
+    (seen on 6.18)."""
+    k = _kernel()
+    nf_ct_netns_get(k, NFPROTO_IPV4)
     _through(k, IPv6(src=A, dst=B) / UDP(sport=1, dport=2))
-    assert sh(k, ["conntrack", "-L"]) == ""
-    assert sh(k, ["conntrack", "-C"]) == "1\n"
+    sh(k, ["conntrack", "-I", "-p", "udp", "-s", "10.0.0.2", "-d", "10.0.1.2", "--sport", "5", "--dport", "53",
+           "-t", "30"])
+    v6 = f"udp      17 30 src={A} dst={B} sport=1 dport=2 [UNREPLIED] src={B} dst={A} sport=2 dport=1 mark=0 use=1\n"
+    v4 = ("udp      17 30 src=10.0.0.2 dst=10.0.1.2 sport=5 dport=53 [UNREPLIED] src=10.0.1.2 dst=10.0.0.2 "
+          "sport=53 dport=5 mark=0 use=1\n")
+    assert sh(k, ["conntrack", "-L"]) == v6 + v4
+    assert sh(k, ["conntrack", "-L", "-f", "ipv6"]) == sh(k, ["conntrack", "-L", "-s", A]) == v6
+    assert sh(k, ["conntrack", "-L", "-f", "ipv4"]) == v4
+    assert sh(k, ["conntrack", "-C"]) == "2\n"
 
 
 NAT66 = """table ip6 nat {
@@ -169,3 +187,37 @@ def test_a_tcp_handshake_over_ipv6_is_tracked_to_established_and_a_bad_checksum_
     assert (info, entry.proto_state) == (IP_CT_ESTABLISHED, "ESTABLISHED")
     corrupt = IPv6(src=A, dst=B) / TCP(sport=40001, dport=22, flags="S", seq=1, chksum=0xBAD)
     assert _through(k, corrupt)[0] is None
+
+
+@pytest.mark.parametrize("table, rule, error", [
+    ("ip6", "ct original ip saddr 10.0.0.1", "conflicting protocols specified: ip6 vs. ip"),
+    ("inet", "ct original saddr 2001:db8::2",
+     'cannot determine ip protocol version, use "ip saddr" or "ip6 saddr" instead'),
+], ids=["the other family in an ip6 table", "no family in an inet table"])
+def test_a_ct_tuple_address_of_no_or_the_wrong_family_is_refused_naming_the_expression(table, rule, error):
+    """nft 1.0.6 (evaluate.c expr_evaluate_ct()), seen on 6.18: the caret under the ct expression."""
+    k = Kernel()
+    sh(k, ["nft", f"add table {table} t"])
+    sh(k, ["nft", f"add chain {table} t c {{ type filter hook forward priority 0 ; }}"])
+    command = f"add rule {table} t c {rule} counter"
+    with pytest.raises(CommandError) as info:
+        sh(k, ["nft", command])
+    expression = " ".join(rule.split()[:-1])
+    start = command.index(expression)
+    assert str(info.value).split("failed: ", 1)[1] == f"Error: {error}\n{command}\n{' ' * start}{'^' * len(expression)}"
+
+
+def test_ct_original_ip6_saddr_matches_the_entry_and_an_ipv4_entry_breaks_the_rule():
+    k = Kernel()
+    sh(k, ["nft", "-f", "-"], """table inet t {
+\tchain c {
+\t\ttype filter hook prerouting priority 0; policy accept;
+\t\tct original ip6 saddr 2001:db8::2 counter
+\t\tct reply ip6 saddr 2001:db8:1::2 counter
+\t\tct original ip saddr 10.0.0.2 counter
+\t}
+}
+""")
+    for pkt in (IPv6(src=A, dst=B) / UDP(sport=1, dport=2), IPv6(src=B, dst=A) / UDP(sport=2, dport=1)):
+        _hooked(k, pkt, (NF_INET_PRE_ROUTING, NF_INET_POST_ROUTING))
+    assert [c.packets for c in counters(k)] == [2, 2, 0]

@@ -224,6 +224,8 @@ LOCATION_STAGES = {
     "ip6_frag_queue": Stage.IP_DEFRAG,
     "ip6_frag_expire": Stage.IP_DEFRAG,      # ip6frag_expire_frag_queue() inlined
     "ip6_fragment": Stage.IP_OUTPUT,
+    "nf_ct_frag6_gather": Stage.IP_DEFRAG,   # nf_defrag_ipv6: nf_ct_frag6_queue() inlined (DUP_FRAG)
+    "nf_ct_frag6_expire": Stage.IP_DEFRAG,   # ip6frag_expire_frag_queue() inlined
     "ip6_finish_output2": Stage.NEIGH,
 }
 

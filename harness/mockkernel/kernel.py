@@ -29,6 +29,7 @@ from harness.mockkernel.net import Net, NetDevice
 from harness.mockkernel.netfilter.br_netfilter import br_netfilter_init
 from harness.mockkernel.netfilter.core import NfHooks
 from harness.mockkernel.netfilter.nf_conntrack_core import ConntrackTable, nf_conntrack_pernet_init
+from harness.mockkernel.netfilter.nf_conntrack_reasm import nf_ct_frag6_pernet_init
 from harness.mockkernel.netfilter.nf_tables import NfTables
 from harness.mockkernel.nic import Nic
 from harness.mockkernel.sched.sch_generic import qdisc_init_net
@@ -47,6 +48,7 @@ class Kernel(Net):
         self.udp_sockets: dict = {}
         self.ping_sockets: dict = {}
         self.ipfrags: dict = {}
+        self.nf_frags: dict = {}  # nf_defrag_ipv6's reassembly queues (netfilter/nf_conntrack_reasm.py)
         self.inet_peers: dict = {}
         self.icmp_global_credit = 0
         self.icmp_global_stamp = -1.0
@@ -71,6 +73,7 @@ class Kernel(Net):
             self.sysctl.write(name, value)
         dev_proc_net_init(self)
         nf_conntrack_pernet_init(self)
+        nf_ct_frag6_pernet_init(self)
         qdisc_init_net(self)
         register_netdevice(self, NetDevice("lo", 1, "loopback", bytes(6), mtu=65536))
         for port in PORTS:

@@ -4,7 +4,11 @@
 What the real tool prints on stdout is returned: entry lines for -L and -D (as
 conntrack 1.4.7 prints them), the count for -C, one `cpu=0` line for -S; its
 summaries ("N flow entries have been shown.") go to stderr, which `target.sh`
-does not return on any target. Filters: -s/-d (original source/destination),
+does not return on any target. -L and -D see both families (conntrack-tools
+dumps AF_UNSPEC; seen on 6.18) unless -f/--family ipv4|ipv6 or an address
+filter names one (a filter of the other family is "mismatched address
+family"); -C, -S, -F and -I refuse -f.
+Filters: -s/-d (original source/destination),
 -r/-q (reply source/destination), -p, then --sport/--dport (and their
 --orig-port-* names) and for tcp --state, -m/--mark. As in the real tool,
 --sport/--dport/--state need -p before them, -C takes no filter, and -I needs
@@ -24,9 +28,12 @@ from harness.mockkernel.netfilter import nf_conntrack_proto_tcp as proto_tcp
 from harness.mockkernel.netfilter.nf_conntrack import (IPS_ASSURED, IPS_SEEN_REPLY, STATUS_NAMES, NfConn,
                                                        Tuple, nf_ct_delete)
 from harness.mockkernel.wire.ipv4 import ip_str
+from harness.mockkernel.wire.ipv6 import addr_str
 
 PREFIX = "conntrack v1.4.7 (conntrack-tools): "
-PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp"}
+PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6"}
+FAMILIES = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
+ADDRESS_OPTIONS = ("src", "dst", "reply_src", "reply_dst")
 PROTO_NUMBERS = {name: number for number, name in PROTO_NAMES.items()}
 COMMANDS = {"-L": "list", "--dump": "list", "-D": "delete", "--delete": "delete", "-F": "flush",
             "--flush": "flush", "-C": "count", "--count": "count", "-S": "stats", "--stats": "stats",
@@ -34,7 +41,8 @@ COMMANDS = {"-L": "list", "--dump": "list", "-D": "delete", "--delete": "delete"
 OPTIONS = {"-s": "src", "--src": "src", "--orig-src": "src", "-d": "dst", "--dst": "dst", "--orig-dst": "dst",
            "-r": "reply_src", "--reply-src": "reply_src", "-q": "reply_dst", "--reply-dst": "reply_dst",
            "-p": "proto", "--proto": "proto", "--protonum": "proto", "-m": "mark", "--mark": "mark",
-           "-t": "timeout", "--timeout": "timeout", "-u": "status", "--status": "status"}
+           "-t": "timeout", "--timeout": "timeout", "-u": "status", "--status": "status",
+           "-f": "family", "--family": "family"}
 # options of the protocol given with -p
 PROTO_OPTIONS = {"--sport": "sport", "--orig-port-src": "sport", "--dport": "dport", "--orig-port-dst": "dport",
                  "--reply-port-src": "reply_sport", "--reply-port-dst": "reply_dport"}
@@ -52,6 +60,8 @@ def run(net, argv: list[str], stdin: str | None = None) -> str:
     options = _options(argv[2:])
     if command in ("count", "stats", "flush") and options:
         raise _usage(f"Illegal option `{_long_name(next(iter(options)))}' with this command")
+    if command == "create" and "family" in options:
+        raise _usage("Illegal option `--family' with this command")
     if command == "create":
         return _create(net, options)
     core.nf_conntrack_gc(net)
@@ -64,7 +74,8 @@ def run(net, argv: list[str], stdin: str | None = None) -> str:
         for ct in table.entries():
             nf_ct_delete(net, ct)
         return ""
-    chosen = [ct for ct in table.entries() if ct.l3num == socket.AF_INET and _matches(ct, options)]  # -f ipv4
+    family = _family(options)
+    chosen = [ct for ct in table.entries() if family in (None, ct.l3num) and _matches(ct, options)]
     if command == "delete":
         if not chosen:
             raise ToolError(PREFIX + "0 flow entries have been deleted.", 1)
@@ -96,15 +107,34 @@ def _options(tokens: list[str]) -> dict[str, str]:
             raise _usage(f"option `{option}' requires an argument")
         options[key] = tokens.pop(0)
         if key == "proto" and options[key] not in PROTO_NUMBERS:
-            raise ToolError(PREFIX + f"`{options[key]}' is not a protocol the mock tracks (tcp, udp, icmp)", 2)
+            raise ToolError(PREFIX + f"`{options[key]}' is not a protocol the mock tracks (tcp, udp, icmp, "
+                                     "icmpv6)", 2)
+        if key == "family" and options[key] not in FAMILIES:
+            raise _usage(f"`{options[key]}' unsupported protocol")
     return options
+
+
+def _family(options: dict[str, str]) -> int | None:
+    """-f, else the family of the address filters; None (both) without either."""
+    family = FAMILIES[options["family"]] if "family" in options else None
+    for key in ADDRESS_OPTIONS:
+        if key in options:
+            of_address = socket.AF_INET6 if ":" in options[key] else socket.AF_INET
+            if family is not None and of_address != family:
+                raise _usage("mismatched address family")
+            family = of_address
+    return family
 
 
 def _matches(ct: NfConn, options: dict[str, str]) -> bool:
     o, r = ct.original, ct.reply
     for key, value in options.items():
-        got = {"src": lambda: ip_str(o.src), "dst": lambda: ip_str(o.dst), "reply_src": lambda: ip_str(r.src),
-               "reply_dst": lambda: ip_str(r.dst), "proto": lambda: PROTO_NAMES.get(o.proto, str(o.proto)),
+        if key == "family":
+            continue
+        if key in ADDRESS_OPTIONS:
+            value = addr_text(_addr(value))  # as the tool prints it
+        got = {"src": lambda: addr_text(o.src), "dst": lambda: addr_text(o.dst), "reply_src": lambda: addr_text(r.src),
+               "reply_dst": lambda: addr_text(r.dst), "proto": lambda: PROTO_NAMES.get(o.proto, str(o.proto)),
                "sport": lambda: str(o.sport), "dport": lambda: str(o.dport), "reply_sport": lambda: str(r.sport),
                "reply_dport": lambda: str(r.dport), "state": lambda: ct.proto_state,
                "mark": lambda: str(ct.mark)}.get(key)
@@ -158,12 +188,20 @@ def nf_conn_from(net, entry: CtEntry) -> NfConn:
 
 
 @functools.lru_cache(maxsize=4096)
-def _addr(text: str) -> int:
-    """A dotted quad as an int; cached, as a table fill repeats a few addresses."""
+def _addr(text: str) -> int | bytes:
+    """A dotted quad as an int, an IPv6 address as its 16 bytes (conntrack's
+    tuples); cached, as a table fill repeats a few addresses."""
     try:
+        if ":" in text:
+            return socket.inet_pton(socket.AF_INET6, text)
         return int.from_bytes(socket.inet_aton(text), "big")
     except OSError:
         raise ToolError(PREFIX + f"Bad IP address `{text}'", 2) from None
+
+
+def addr_text(addr: int | bytes) -> str:
+    """An address as conntrack-tools prints it (inet_ntop())."""
+    return ip_str(addr) if addr.__class__ is int else addr_str(addr)
 
 
 @functools.lru_cache(maxsize=64)
@@ -172,10 +210,10 @@ def _status_bits(names: frozenset[str]) -> int:
 
 
 def _tuple_text(t: Tuple) -> str:
-    text = f"src={ip_str(t.src)} dst={ip_str(t.dst)} "
+    text = f"src={addr_text(t.src)} dst={addr_text(t.dst)} "
     if t.proto in (6, 17):
         return text + f"sport={t.sport} dport={t.dport}"
-    if t.proto == 1:
+    if t.proto in (1, 58):
         return text + f"type={t.dport >> 8} code={t.dport & 0xFF} id={t.sport}"
     return text.rstrip()
 

@@ -22,7 +22,12 @@ interface-local or less never leaves a device other than lo, and the next
 hop's neighbour (the ND table's output, ndisc.py) takes the packet.
 ip6_fragment(): each fragment holds the unfragmentable headers, a fragment
 header (one identification for all, from a seeded generator where Linux
-hashes) and (mtu - headers - 8) & ~7 bytes of the rest.
+hashes) and (mtu - headers - 8) & ~7 bytes of the rest. A datagram
+nf_defrag_ipv6 reassembled (netfilter/nf_conntrack_reasm.py) carries the
+length of its largest fragment (IP6CB(skb)->frag_max_size) and its fragments'
+lengths (its frag_list): forwarding refuses it with packet too big when that
+fragment does not fit the MTU (ip6_pkt_too_big()), and it leaves cut where it
+was cut on arrival (ip6_fragment()'s fast path), even when it would fit whole.
 Left out: redirects (the ingress and egress device are the same), router
 alert delivery to raw sockets, proxy NDP, GSO, IPsec, SNMP6 counters.
 """
@@ -101,7 +106,7 @@ def ip6_forward(skb: SkBuff) -> None:
             net.ipv6.icmpv6_send(skb, ICMPV6_DEST_UNREACH, ICMPV6_NOT_NEIGHBOUR, 0)
             return kfree_skb(skb, DropReason.IP_INADDRERRORS, Stage.IP_FORWARD, "ip6_forward")
     mtu = max(ip6_dst_mtu_forward(rt), IPV6_MIN_MTU)
-    if skb.tail - nh > mtu and not skb.ignore_df:  # ip6_pkt_too_big()
+    if ip6_pkt_too_big(skb, mtu):
         net.tracer.hop(skb, Stage.IP_FORWARD, "ip6_forward", "PKT_TOOBIG", f"len={skb.tail - nh} mtu={mtu}")
         skb.dev = out
         net.ipv6.icmpv6_send(skb, ICMPV6_PKT_TOOBIG, 0, mtu)
@@ -114,6 +119,17 @@ def ip6_forward(skb: SkBuff) -> None:
     if hookfns and not nf_hook(skb, NF_INET_FORWARD, skb.dev, out, hookfns, NFPROTO_IPV6):
         return
     ip6_output(skb)
+
+
+def ip6_pkt_too_big(skb: SkBuff, mtu: int) -> bool:
+    """Over the MTU and not allowed to fragment, or a datagram conntrack
+    reassembled from a fragment larger than the MTU (frag_max_size)."""
+    if skb.tail - skb.network_header <= mtu:
+        return False
+    cb = skb.cb
+    if cb and cb.get("frag_max_size", 0) > mtu:
+        return True
+    return not skb.ignore_df
 
 
 def ip6_local_out(skb: SkBuff) -> None:
@@ -142,8 +158,12 @@ def ip6_output(skb: SkBuff) -> None:
 
 
 def ip6_finish_output(skb: SkBuff) -> None:
+    """__ip6_finish_output(): fragment what is over the MTU, and a datagram
+    conntrack reassembled that is longer than its largest fragment was."""
     mtu = ip6_dst_mtu(skb.dst)
-    if skb.tail - skb.network_header > mtu and not skb.gso_size:
+    length = skb.tail - skb.network_header
+    frag_max_size = skb.cb.get("frag_max_size", 0) if skb.cb else 0
+    if (length > mtu and not skb.gso_size) or (frag_max_size and length > frag_max_size):
         return ip6_fragment(skb, mtu)
     ip6_finish_output2(skb)
 
@@ -181,25 +201,34 @@ def ip6_find_1stfragopt(buf: bytearray, nh: int, tail: int) -> tuple[int, int]:
 
 
 def ip6_fragment(skb: SkBuff, mtu: int) -> None:
-    """ip6_fragment()'s slow path: a packet no local socket allowed to
-    fragment gets packet too big (to its own source) instead."""
+    """ip6_fragment(): a packet no local socket allowed to fragment gets packet
+    too big (to its own source) instead, as does a reassembled datagram whose
+    largest fragment does not fit; the fragments are no larger than that
+    fragment was (frag_max_size). A reassembled datagram whose fragments fit
+    is cut where it was cut before (the fast path over its frag_list), any
+    other packet into pieces of (mtu - headers - 8) & ~7 bytes."""
     net = skb.net
-    if not skb.ignore_df:
+    length = skb.tail - skb.network_header
+    cb = skb.cb or {}
+    frag_max_size = cb.get("frag_max_size", 0)
+    if (not skb.ignore_df and length > mtu) or frag_max_size > mtu:
         net.tracer.hop(skb, Stage.IP_OUTPUT, "ip6_fragment", "PKT_TOOBIG", f"mtu={mtu}")
         net.ipv6.icmpv6_send(skb, ICMPV6_PKT_TOOBIG, 0, mtu)
         return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_OUTPUT, "ip6_fragment")
+    if frag_max_size:
+        mtu = max(frag_max_size, IPV6_MIN_MTU)
     buf, nh = skb.buf, skb.network_header
     hlen, nhoff = ip6_find_1stfragopt(buf, nh, skb.tail)
-    space = (mtu - hlen - FRAG_HLEN) & ~7
+    space = mtu - hlen - FRAG_HLEN
+    payload = bytes(buf[nh + hlen:skb.tail])
+    pieces = _frag_list_geometry(cb.get("frag_list"), space, len(payload)) or _slow_path_pieces(space, len(payload))
     headers = bytearray(buf[nh:nh + hlen])
     nexthdr = headers[nhoff]
     headers[nhoff] = NEXTHDR_FRAGMENT
-    payload = bytes(buf[nh + hlen:skb.tail])
     ident = net.random.getrandbits(32)  # ipv6_select_ident(): a keyed hash of the addresses on Linux
     offset, fragments = 0, []
-    while offset < len(payload):
-        chunk = payload[offset:offset + space] if len(payload) - offset > mtu - hlen - FRAG_HLEN else \
-            payload[offset:]
+    for size in pieces:
+        chunk = payload[offset:offset + size]
         more = offset + len(chunk) < len(payload)
         frag = alloc_skb(bytes(headers) + FRAG_HEADER.pack(nexthdr, offset | (IP6_MF if more else 0), ident)
                          + chunk)
@@ -214,6 +243,27 @@ def ip6_fragment(skb: SkBuff, mtu: int) -> None:
     net.tracer.hop(skb, Stage.IP_OUTPUT, "ip6_fragment", "FRAGMENTED", f"{len(fragments)} fragments, mtu={mtu}")
     for frag in fragments:
         ip6_finish_output2(frag)
+
+
+def _frag_list_geometry(frag_list: tuple[int, ...] | None, space: int, length: int) -> tuple[int, ...] | None:
+    """The fast path's check of the fragments' lengths: each fits, and each but
+    the last is a multiple of 8 (else the slow path)."""
+    if not frag_list or sum(frag_list) != length:
+        return None
+    for index, size in enumerate(frag_list):
+        if size > space or (size & 7 and index < len(frag_list) - 1):
+            return None
+    return frag_list
+
+
+def _slow_path_pieces(space: int, length: int) -> list[int]:
+    """Pieces of space & ~7 bytes, the last whatever is left (when it fits whole)."""
+    pieces, left = [], length
+    while left > 0:
+        size = left if left <= space else space & ~7
+        pieces.append(size)
+        left -= size
+    return pieces
 
 
 def ip6_dst_lookup(net, daddr: bytes, saddr: bytes | None = None, oif: int | None = None) -> \

@@ -2,11 +2,13 @@
 nf_conntrack_proto_icmp.c; TCP in nf_conntrack_proto_tcp.py).
 
 Conntrack runs in a namespace only once something needs it (nf_ct_netns_get():
-a ruleset using `ct` or NAT), then: nf_conntrack_in() at PREROUTING and OUTPUT
+a ruleset using `ct` or NAT, per family: an ip table's IPv4, an ip6 table's
+IPv6, inet both), then: nf_conntrack_in() at PREROUTING and OUTPUT
 (priority -200) attaches the entry and ctinfo to the skb, creating an
 unconfirmed entry for a new connection; __nf_conntrack_confirm() at
 POSTROUTING and INPUT (INT_MAX) inserts it into the table. With conntrack on,
-nf_defrag_ipv4 reassembles fragments at -400 before anything looks at ports.
+nf_defrag_ipv4 and nf_defrag_ipv6 (nf_conntrack_reasm.py) reassemble fragments
+at -400 before anything looks at ports.
 The sysctls (net.netfilter.nf_conntrack_*) exist from boot, as they do once the
 module is loaded (nf_conntrack_pernet_init()).
 
@@ -33,15 +35,17 @@ init namespace; inside a non-init namespace (the netns lab) the kernel makes it
 read-only (0444) while the limit still applies to that namespace's own count.
 IPv6 (nf_conntrack_proto.c ipv6_conntrack_in/ipv6_confirm, nf_conntrack_proto_icmpv6.c):
 tuples hold 16-byte addresses; the transport header is where ipv6_skip_exthdr()
-finds it (a non-first fragment, or none, is INVALID: "can't find proto in pkt").
+finds it (a non-first fragment nf_defrag_ipv6 let pass, or none, is INVALID:
+"can't find proto in pkt"). udp_error()'s length checks make a UDP packet whose
+length field says more than it holds INVALID (a first fragment passed unreassembled).
 ICMPv6 neighbour discovery and MLD (types 130-136, 143) are UNTRACKED
 (noct_valid_new[]); echo (128/129) and node information (139/140) are
 connections, any other informational type cannot start one; an error (type <
-128) is RELATED to the entry of the packet it quotes. IPv6 entries are not in
-`conntrack -L` or target.conntrack(), as conntrack-tools' and the lab's dump
-default to AF_INET.
+128) is RELATED to the entry of the packet it quotes. IPv6 entries are in
+`conntrack -L -f ipv6` and /proc/net/nf_conntrack, not in `conntrack -L` or
+target.conntrack(), as conntrack-tools' and the lab's dump default to AF_INET.
 Left out: helpers and expectations, zones, per-CPU stats (one cpu=0 line),
-nf_defrag_ipv6 (IPv6 fragments are INVALID to conntrack).
+udp_error()'s checksum check.
 """
 from __future__ import annotations
 
@@ -62,7 +66,10 @@ from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT
 from harness.mockkernel.ipv4 import ip_fragment
 from harness.mockkernel.ipv6.exthdrs_core import ipv6_skip_exthdr
 from harness.mockkernel.netfilter import nf_conntrack_proto_tcp as proto_tcp
-from harness.mockkernel.wire import icmp, icmpv6, ipv4, ipv6
+from harness.mockkernel.netfilter.nf_conntrack_reasm import nf_defrag_ipv6_enable
+from harness.mockkernel.netfilter.nf_conntrack_standalone import ct_seq_show
+from harness.mockkernel.wire import icmp, icmpv6, ipv4, ipv6, udp
+from harness.mockkernel.wire.errors import WireError
 from harness.mockkernel.wire.icmp import (ERROR_TYPES, ICMP_ADDRESS, ICMP_ECHO, ICMP_INFO_REQUEST,
                                           ICMP_TIMESTAMP)
 from harness.mockkernel.wire.ipv4 import (FRAG_OFF_PROTOCOL, HEADER_LEN, IP_MF, IP_OFFSET, IPPROTO_ICMP, IPPROTO_TCP,
@@ -128,8 +135,8 @@ class ConntrackTable:
         # hash holds each entry once per direction, as the kernel's does
         self.hash: dict[Tuple, NfConn] = {}
         self.count = 0
-        self.users = 0
-        self.hook_entries: list = []
+        self.users = {NFPROTO_IPV4: 0, NFPROTO_IPV6: 0}  # cnet->users4, users6
+        self.hook_entries: dict[int, list] = {}
         self.hash_seed = seed
         self.stats = dict.fromkeys(STAT_NAMES, 0)
         self.hops: dict[tuple, Hop] = {}  # nf_conntrack_in's hops, see ipv4_conntrack_in()
@@ -140,38 +147,42 @@ class ConntrackTable:
 
 
 def nf_conntrack_pernet_init(net) -> None:
-    """The namespace's conntrack sysctls, there as soon as the module is loaded."""
+    """The namespace's conntrack sysctls and /proc/net/nf_conntrack, there as
+    soon as the module is loaded."""
     net.sysctl.register(CT_SYSCTL_TABLE)
+    net.proc_net["nf_conntrack"] = ct_seq_show
 
 
-def nf_ct_netns_get(net) -> None:
-    """A ruleset started using conntrack: register its hooks on first use."""
+def nf_ct_netns_get(net, pf: int) -> None:
+    """A ruleset of family `pf` (NFPROTO_IPV4 or NFPROTO_IPV6) started using
+    conntrack: register that family's hooks on first use, for IPv6 with
+    nf_defrag_ipv6's (nf_ct_netns_do_get())."""
     ct = net.conntrack
-    ct.users += 1
-    if ct.users > 1:
+    ct.users[pf] += 1
+    if ct.users[pf] > 1:
         return
     hooks = net.nf_hooks
-    ct.hook_entries = [
-        hooks.register(NFPROTO_IPV4, NF_INET_PRE_ROUTING, NF_IP_PRI_CONNTRACK_DEFRAG, "nf_defrag_ipv4", ipv4_conntrack_defrag),
-        hooks.register(NFPROTO_IPV4, NF_INET_LOCAL_OUT, NF_IP_PRI_CONNTRACK_DEFRAG, "nf_defrag_ipv4", ipv4_conntrack_defrag),
-        hooks.register(NFPROTO_IPV4, NF_INET_PRE_ROUTING, NF_IP_PRI_CONNTRACK, "nf_conntrack_in", ipv4_conntrack_in),
-        hooks.register(NFPROTO_IPV4, NF_INET_LOCAL_OUT, NF_IP_PRI_CONNTRACK, "nf_conntrack_in", ipv4_conntrack_in),
-        hooks.register(NFPROTO_IPV4, NF_INET_POST_ROUTING, NF_IP_PRI_CONNTRACK_CONFIRM, "nf_confirm", nf_confirm),
-        hooks.register(NFPROTO_IPV4, NF_INET_LOCAL_IN, NF_IP_PRI_CONNTRACK_CONFIRM, "nf_confirm", nf_confirm),
-        hooks.register(NFPROTO_IPV6, NF_INET_PRE_ROUTING, NF_IP_PRI_CONNTRACK, "nf_conntrack_in", ipv6_conntrack_in),
-        hooks.register(NFPROTO_IPV6, NF_INET_LOCAL_OUT, NF_IP_PRI_CONNTRACK, "nf_conntrack_in", ipv6_conntrack_in),
-        hooks.register(NFPROTO_IPV6, NF_INET_POST_ROUTING, NF_IP_PRI_CONNTRACK_CONFIRM, "nf_confirm", nf_confirm),
-        hooks.register(NFPROTO_IPV6, NF_INET_LOCAL_IN, NF_IP_PRI_CONNTRACK_CONFIRM, "nf_confirm", nf_confirm),
-    ]
+    if pf == NFPROTO_IPV4:
+        ct.hook_entries[pf] = [
+            hooks.register(pf, NF_INET_PRE_ROUTING, NF_IP_PRI_CONNTRACK_DEFRAG, "nf_defrag_ipv4", ipv4_conntrack_defrag),
+            hooks.register(pf, NF_INET_LOCAL_OUT, NF_IP_PRI_CONNTRACK_DEFRAG, "nf_defrag_ipv4", ipv4_conntrack_defrag),
+            hooks.register(pf, NF_INET_PRE_ROUTING, NF_IP_PRI_CONNTRACK, "nf_conntrack_in", ipv4_conntrack_in),
+            hooks.register(pf, NF_INET_LOCAL_OUT, NF_IP_PRI_CONNTRACK, "nf_conntrack_in", ipv4_conntrack_in)]
+    else:
+        ct.hook_entries[pf] = nf_defrag_ipv6_enable(net) + [
+            hooks.register(pf, NF_INET_PRE_ROUTING, NF_IP_PRI_CONNTRACK, "nf_conntrack_in", ipv6_conntrack_in),
+            hooks.register(pf, NF_INET_LOCAL_OUT, NF_IP_PRI_CONNTRACK, "nf_conntrack_in", ipv6_conntrack_in)]
+    ct.hook_entries[pf] += [
+        hooks.register(pf, NF_INET_POST_ROUTING, NF_IP_PRI_CONNTRACK_CONFIRM, "nf_confirm", nf_confirm),
+        hooks.register(pf, NF_INET_LOCAL_IN, NF_IP_PRI_CONNTRACK_CONFIRM, "nf_confirm", nf_confirm)]
 
 
-def nf_ct_netns_put(net) -> None:
+def nf_ct_netns_put(net, pf: int) -> None:
     ct = net.conntrack
-    ct.users -= 1
-    if ct.users == 0:
-        for entry in ct.hook_entries:
+    ct.users[pf] -= 1
+    if ct.users[pf] == 0:
+        for entry in ct.hook_entries.pop(pf):
             net.nf_hooks.unregister(entry)
-        ct.hook_entries = []
 
 
 # per-packet loads, bound once
@@ -466,6 +477,8 @@ def nf_conntrack_handle_packet(skb: SkBuff, state: NfHookState, ct: NfConn, dire
     proto = ct.original.proto
     net = skb.net
     if proto == IPPROTO_UDP:
+        if udp_error(skb, ipv6_th):
+            return "udp: truncated/malformed packet"
         return nf_conntrack_udp_packet(net, ct, confirmed)
     if proto == IPPROTO_TCP:
         verdict, why = proto_tcp.tcp_packet(skb, ct, direction, confirmed, state.hook == NF_INET_PRE_ROUTING,
@@ -485,6 +498,18 @@ def nf_conntrack_handle_packet(skb: SkBuff, state: NfHookState, ct: NfConn, dire
         return None
     ct.timeout = net.clock.now + net.sysctl.values[GENERIC_TIMEOUT_KEY]
     return None
+
+
+def udp_error(skb: SkBuff, ipv6_th: int) -> bool:
+    """udp_error()'s length checks: a header cut short, a UDP length past the
+    packet's end or short of its header (a first fragment conntrack sees
+    unreassembled). Left out: its checksum check at PREROUTING."""
+    buf = skb.buf
+    try:
+        udp.check_len(buf, ipv6_th or skb.network_header + HEADER_LEN[buf[skb.network_header]], skb.tail)
+    except WireError:
+        return True
+    return False
 
 
 def nf_conntrack_udp_packet(net, ct: NfConn, confirmed: bool) -> None:

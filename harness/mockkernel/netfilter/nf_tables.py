@@ -14,7 +14,7 @@ netdev ingress chains as NFPROTO_NETDEV hook 0 for their devices), nat chains
 through nf_nat_register_fn() as the NAT core's lookups (of IPv4, IPv6, or for
 inet both). A base chain keeps its
 registration (and so its place among equal priorities) while its hook, type
-and priority stay the same. Rules using conntrack hold one nf_ct_netns_get().
+and priority stay the same. Rules using conntrack hold one nf_ct_netns_get() per family.
 
 Commands are checked as nft checks them first (its cache: missing tables
 and chains with its misspelling suggestions, named sets, types) and then as
@@ -57,6 +57,9 @@ PF = {"ip": NFPROTO_IPV4, "inet": NFPROTO_INET, "ip6": NFPROTO_IPV6, "netdev": N
 HOOK_NUMBERS = {name: i for i, name in enumerate(HOOK_NAMES)}
 # the NAT cores a nat chain of each family joins (nft_chain_nat.c: inet's both)
 NAT_FAMILIES = {"ip": (NFPROTO_IPV4,), "ip6": (NFPROTO_IPV6,), "inet": (NFPROTO_IPV4, NFPROTO_IPV6)}
+# the conntrack a table of each family gets (nf_ct_netns_get(): inet's, the bridge's and netdev's both)
+CT_FAMILIES = {"ip": (NFPROTO_IPV4,), "ip6": (NFPROTO_IPV6,)}
+BOTH_CT_FAMILIES = (NFPROTO_IPV4, NFPROTO_IPV6)
 CHAIN_TYPE_HOOKS = {"filter": set(HOOK_NAMES) | {"ingress"}, "nat": {"prerouting", "input", "output",
                                                                       "postrouting"},
                     "route": {"output"}}
@@ -214,7 +217,7 @@ class NfTables:
         self.base_seq = 0  # nft_net->base_seq: a new generation per commit, for readers that cache
         self.runtime: dict[int, TableRuntime] = {}  # id(table) ->
         self.registrations: dict[tuple, Registration] = {}
-        self.ct_ref = False
+        self.ct_families: set[int] = set()  # the families whose conntrack this ruleset holds
 
     def execute(self, text: str, source: str | None, opts: "ListOptions", check_only: bool = False) -> str:
         """Parse and run one nft invocation as nfnetlink_rcv_batch() runs its
@@ -298,10 +301,13 @@ class NfTables:
                 self.registrations[key] = self._register(signature, rt_chain)
             elif recompiled:
                 self.registrations[key].hook.set_chain(rt_chain)  # its hops name rules that may be gone
-        needs_ct = any(compiled.needs_conntrack for compiled in runtime.values())
-        if needs_ct != self.ct_ref:
-            (nf_ct_netns_get if needs_ct else nf_ct_netns_put)(self.net)
-            self.ct_ref = needs_ct
+        ct_families = {pf for compiled in runtime.values() if compiled.needs_conntrack
+                       for pf in CT_FAMILIES.get(compiled.table.family, BOTH_CT_FAMILIES)}
+        for pf in sorted(ct_families - self.ct_families):
+            nf_ct_netns_get(self.net, pf)
+        for pf in sorted(self.ct_families - ct_families):
+            nf_ct_netns_put(self.net, pf)
+        self.ct_families = ct_families
 
     def _register(self, signature: tuple, rt_chain: RtChain) -> Registration:
         family, chain_type, hook, priority, devices = signature

@@ -456,6 +456,35 @@ class Ct(Selector):
         return load_ct
 
 
+class CtAddr(Ct):
+    """nft_ct's NFT_CT_SRC_IP/DST_IP/SRC_IP6/DST_IP6 (NFT_CT_SRC/DST, the key
+    nft puts for `ct original saddr` in an ip or ip6 table, loads the same): an
+    address of the entry's tuple in one direction; an entry of the other family
+    breaks the rule (nft_ct_get_eval() checks nf_ct_l3num())."""
+
+    def __init__(self, direction: str, family: str, field: str):
+        self.key = f"{direction} {family} {field}"
+        self.direction, self.family, self.field = direction, family, field
+        self.dtype = types.ipv4_addr if family == "ip" else types.ipv6_addr
+
+    def text(self, pctx: PrintCtx) -> str:
+        return f"ct {self.key}"
+
+    def load(self, ctx: CompileCtx):
+        reply, source, ipv4 = self.direction == "reply", self.field == "saddr", self.family == "ip"
+
+        def load_addr(pkt):
+            ct = _tracked(pkt.skb)
+            if ct is None:
+                return None
+            t = ct.reply if reply else ct.original
+            addr = t.src if source else t.dst
+            if (addr.__class__ is int) != ipv4:
+                return None
+            return addr if ipv4 else int.from_bytes(addr, "big")
+        return load_addr
+
+
 class Fib(Selector):
     """nft_fib (net/netfilter/nft_fib.c, nft_fib_ipv4.c, nft_fib_ipv6.c): a FIB
     lookup for the packet's source or destination (`flags`, in
@@ -1406,6 +1435,8 @@ class Reject(Stmt):
 # what a NAT map's data may be: an address, an address and a port, an address range
 NAT_DATA_TYPES = (types.ipv4_addr, types.ConcatType([types.ipv4_addr, types.inet_service]),
                   types.IntervalType(types.ipv4_addr))
+NAT_DATA_TYPES6 = (types.ipv6_addr, types.ConcatType([types.ipv6_addr, types.inet_service]),
+                   types.IntervalType(types.ipv6_addr))
 NAT_HOOKS = {"snat": (NF_INET_POST_ROUTING, NF_INET_LOCAL_IN), "dnat": (NF_INET_PRE_ROUTING, NF_INET_LOCAL_OUT),
              "masquerade": (NF_INET_POST_ROUTING,), "redirect": (NF_INET_PRE_ROUTING, NF_INET_LOCAL_OUT)}
 
@@ -1415,7 +1446,9 @@ class Nat(Stmt):
 
     kind: snat, dnat, masquerade, redirect. Addresses and ports are inclusive
     ranges (None: not given), IPv4 or IPv6 addresses (`addr_type`); flags:
-    random, fully-random, persistent.
+    random, fully-random, persistent, and prefix (NF_NAT_RANGE_NETMAP:
+    nft_nat_setup_netmap() keeps the host part of the packet's address and
+    takes the network part from the range, `snat ip6 prefix to ...`).
     `addr_map` gives the address (or `address . port`, a concatenated map's
     data) from a map, `port_map` redirect's or masquerade's port: nft puts
     the looked-up value in the registers nft_nat_eval() reads."""
@@ -1426,16 +1459,32 @@ class Nat(Stmt):
 
     def __init__(self, kind: str, family: str | None = None, addr: tuple | None = None,
                  ports: tuple | None = None, flags: tuple = (), loc=None, port_loc=None,
-                 addr_map: MapExpr | None = None, port_map: MapExpr | None = None):
+                 addr_map: MapExpr | None = None, port_map: MapExpr | None = None, prefix: bool = False,
+                 prefix_len: int | None = None):
         self.kind, self.family, self.addr, self.ports, self.flags = kind, family, addr, ports, flags
+        self.prefix, self.prefix_len = prefix, prefix_len  # `prefix to`; an address written as ADDR/LEN
         self.loc, self.port_loc, self.addr_map, self.port_map = loc, port_loc, addr_map, port_map
-        self.addr_type = types.ipv4_addr
+        self.written_addr_type = types.ipv4_addr
+
+    @property
+    def addr_type(self) -> types.Datatype:
+        """The addresses' type: a map's data names it (once a named map is bound)."""
+        if self.addr_map is not None:
+            return types.ipv6_addr if "ipv6_addr" in self.addr_map.dtype.name.split() else types.ipv4_addr
+        return self.written_addr_type
+
+    @addr_type.setter
+    def addr_type(self, dtype: types.Datatype) -> None:
+        self.written_addr_type = dtype
 
     def resolve_addresses(self, family: str, parse) -> None:
         """The address tokens as the addresses of `family` (ip, ip6):
         `parse(token, type)` reads one."""
-        self.addr_type = types.ipv6_addr if family == "ip6" else types.ipv4_addr
+        self.written_addr_type = types.ipv6_addr if family == "ip6" else types.ipv4_addr
         self.addr = tuple(parse(tok, self.addr_type) for tok in self.addr)
+        if self.prefix_len is not None:  # ADDR/LEN: the block's first and last address
+            host = (1 << (self.addr_type.size - self.prefix_len)) - 1
+            self.addr = (self.addr[0] & ~host, self.addr[0] | host)
 
     def maps(self) -> list[MapExpr]:
         return [m for m in (self.addr_map, self.port_map) if m is not None]
@@ -1445,7 +1494,7 @@ class Nat(Stmt):
         any table for a map giving address and port (STMT_NAT_F_CONCAT) or
         an address range (STMT_NAT_F_INTERVAL)."""
         if self.addr_map is not None and isinstance(self.addr_map.dtype, (types.ConcatType, types.IntervalType)):
-            return self.family or "ip"
+            return self.family or pctx.family
         return self.family if pctx.family == "inet" else None
 
     def text(self, pctx: PrintCtx) -> str:
@@ -1456,16 +1505,18 @@ class Nat(Stmt):
         target = ""
         if self.addr_map is not None:
             target = self.addr_map.text(pctx)
-        elif self.addr:
-            low, high = (self.addr_type.format(a) for a in self.addr)
-            if self.addr_type is types.ipv6_addr and self.ports:  # nat_stmt_print(): brackets before a port
-                low, high = f"[{low}]", f"[{high}]"
+        elif self.addr and self.addr_type is types.ipv6_addr and self.ports:
+            low, high = (f"[{self.addr_type.format(a)}]" for a in self.addr)  # nat_stmt_print(): before a port
             target = low if low == high else f"{low}-{high}"
+        elif self.addr:  # range_expr_to_prefix(): an aligned block lists as a prefix
+            target = types.range_text(self.addr_type, *self.addr)
         if self.port_map is not None:
             target += f":{self.port_map.text(pctx)}"
         elif self.ports:
             low, high = self.ports
             target += f":{low}" if low == high else f":{low}-{high}"
+        if self.prefix:
+            parts.append("prefix")
         if target:
             parts.append(f"to {target}")
         if self.flags:
@@ -1501,6 +1552,8 @@ class Nat(Stmt):
 
     def compile(self, ctx: CompileCtx):
         apply = self._binder()
+        if self.prefix:
+            apply = _netmap(apply, self.kind == "snat")
         if ctx.family == "inet" and self.family is not None:
             apply = _of_family(apply, NFPROTO_IPV6 if self.family == "ip6" else NFPROTO_IPV4)
         from_map = next(iter(self.maps()), None)
@@ -1531,6 +1584,25 @@ class Nat(Stmt):
             return redirect
         manip = nf_nat.NF_NAT_MANIP_SRC if self.kind == "snat" else nf_nat.NF_NAT_MANIP_DST
         return lambda pkt, rng: nf_nat.nf_nat_setup_info(pkt.skb, pkt.skb.nfct, rng, manip)
+
+
+def _netmap(apply, source: bool):
+    """nft_nat_setup_netmap(): the packet's source (snat) or destination
+    address, its bits where the range's ends differ kept, the others the
+    range's; that one address is the range."""
+    def netmap(pkt, rng):
+        buf, nh = pkt.buf, pkt.nh
+        if pkt.state.pf == NFPROTO_IPV6:
+            addr = ipv6_wire.ADDRS.unpack_from(buf, nh)[0 if source else 1]
+            low, high = int.from_bytes(rng.min_addr, "big"), int.from_bytes(rng.max_addr, "big")
+            keep = low ^ high
+            new = ((int.from_bytes(addr, "big") & keep) | (low & ~keep)).to_bytes(16, "big")
+        else:
+            header = ipv4.Ipv4Packet(buf, nh)
+            keep = rng.min_addr ^ rng.max_addr
+            new = ((header.saddr if source else header.daddr) & keep) | (rng.min_addr & ~keep)
+        return apply(pkt, NatRange(new, new, rng.min_port, rng.max_port, rng.flags))
+    return netmap
 
 
 def _of_family(apply, pf: int):

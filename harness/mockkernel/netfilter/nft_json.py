@@ -232,13 +232,20 @@ def nat_json(nat: Nat, ctx: PrintCtx) -> dict:
     if nat.port_map is not None:
         out["port"] = selector_json(nat.port_map, ctx)
     if nat.addr:
-        low, high = (nat.addr_type.format(a) for a in nat.addr)
-        out["addr"] = low if low == high else {"range": [low, high]}
+        low, high = nat.addr
+        plen = types.prefix_len(nat.addr_type, low, high) if low != high else None
+        if plen is not None:
+            out["addr"] = {"prefix": {"addr": nat.addr_type.format(low), "len": plen}}
+        else:
+            low, high = (nat.addr_type.format(a) for a in nat.addr)
+            out["addr"] = low if low == high else {"range": [low, high]}
     if nat.ports:
         out["port"] = nat.ports[0] if nat.ports[0] == nat.ports[1] else {"range": list(nat.ports)}
-    if nat.flags:
-        flags = [f for f in ("random", "fully-random", "persistent") if f in nat.flags]
+    flags = [f for f in ("random", "fully-random", "persistent") if f in nat.flags] + (["netmap"] if nat.prefix else [])
+    if flags:
         out["flags"] = flags if len(flags) > 1 else flags[0]
+    if nat.prefix:
+        out["type_flags"] = "prefix"
     return {nat.kind: out or None}
 
 

@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_datatype import DatatypeError
 from harness.mockkernel.netfilter.nft_exprs import (ECHO_FIELDS, ECHO_TYPES, ETHER_TYPE, FIELD_ALIASES, L4PROTOS,
-                                                    LIMIT_UNITS, LINK_PROTOS, NAT_DATA_TYPES, PAYLOAD_FIELDS,
-                                                    BYTE_UNITS, Comment, Concat, Counter, Ct, CtSet, Fib, Limit, Log,
+                                                    LIMIT_UNITS, LINK_PROTOS, NAT_DATA_TYPES, NAT_DATA_TYPES6,
+                                                    PAYLOAD_FIELDS,
+                                                    BYTE_UNITS, Comment, Concat, Counter, Ct, CtAddr, CtSet, Fib, Limit, Log,
                                                     MapExpr, Match, Meta, MetaBridge, MetaSet, Nat, Notrack, Payload,
                                                     PayloadSet, PrintCtx, Prefix, Range, Reject, SetRef, Stmt, Value,
                                                     Verdict, VerdictMap, dependency_base, l4_name, payload_merge,
@@ -1290,21 +1291,27 @@ class Parser:
         protocol: they are read once the rule is evaluated (evaluate_rule())."""
         kind = self.next()
         nat_family = self.next().text if self.at("ip", "ip6") else None
+        prefix = bool(self.accept("prefix"))
         self.expect("to")
-        addr = ports = None
+        addr = ports = prefix_len = None
         port_loc = None
         if self.at(*SELECTOR_WORDS):
-            addr_map = self.map_expr(*self.located_selector_chain(family), family, NAT_DATA_TYPES, _nat_data_type)
+            nat_types = NAT_DATA_TYPES6 if (nat_family or family) == "ip6" else NAT_DATA_TYPES
+            addr_map = self.map_expr(*self.located_selector_chain(family), family, nat_types,
+                                     lambda syntax: _nat_data_type(syntax, nat_types))
             if family == "inet" and nat_family is None:
                 raise NftError("ip or ip6 must be specified with address for inet tables.", kind.loc)
-            return Nat(kind.text, nat_family, flags=self.nat_flags(), loc=kind.loc, addr_map=addr_map)
+            return Nat(kind.text, nat_family, flags=self.nat_flags(), loc=kind.loc, addr_map=addr_map, prefix=prefix)
         if not self.at(":"):
             low = self.nat_address()
-            high = self.nat_address() if self.accept("-") else low
+            if self.accept("/"):
+                prefix_len = self.number().value
+            high = self.nat_address() if prefix_len is None and self.accept("-") else low
             addr = (low, high)
         if self.accept(":"):
             ports, port_loc = self.port_range()
-        return Nat(kind.text, nat_family, addr, ports, self.nat_flags(), loc=kind.loc, port_loc=port_loc)
+        return Nat(kind.text, nat_family, addr, ports, self.nat_flags(), loc=kind.loc, port_loc=port_loc,
+                   prefix=prefix, prefix_len=prefix_len)
 
     def nat_address(self) -> Token:
         """An address token, bracketed or not (its type is known at evaluation)."""
@@ -1375,9 +1382,12 @@ class Parser:
         if word == "ct":
             key = self.keyword(CT_KEYS, "CT")
             if key.text in ("original", "reply"):
-                key = self.keyword(CT_DIR_KEYS, "CT")
+                direction, key = key.text, self.keyword(CT_DIR_KEYS, "CT")
                 if key.text in ("ip", "ip6"):
-                    key = self.keyword(("saddr", "daddr"), key.text.upper())
+                    net, key = key.text, self.keyword(("saddr", "daddr"), key.text.upper())
+                    return self.ct_addr(tok, key, direction, net, family)
+                if key.text in ("saddr", "daddr"):
+                    return self.ct_addr(tok, key, direction, None, family)
             if key.text not in Ct.TYPES:
                 raise NftError(f"{self.text_from(tok)} is not modelled by the mock kernel", tok.loc.to(key.loc))
             return Ct(key.text), tok.loc.to(key.loc)
@@ -1387,6 +1397,19 @@ class Parser:
             return self.fib_expr(tok)
         self.pos -= 1
         raise self.unexpected()
+
+    def ct_addr(self, tok: Token, key: Token, direction: str, net: str | None, family: str) -> tuple[CtAddr, Location]:
+        """`ct original|reply [ip|ip6] saddr|daddr`: without a network protocol an ip
+        or ip6 table gives its own (nft's NFT_CT_SRC/DST key, listed with it);
+        the other family's is a conflict (src/evaluate.c expr_evaluate_ct())."""
+        loc = tok.loc.to(key.loc)
+        if net is None:
+            if family not in ("ip", "ip6"):
+                raise NftError('cannot determine ip protocol version, use "ip saddr" or "ip6 saddr" instead', loc)
+            net = family
+        if family in ("ip", "ip6") and net != family:
+            raise NftError(f"conflicting protocols specified: {family} vs. {net}", loc)
+        return CtAddr(direction, net, key.text), loc
 
     def tcp_option(self, tcp: Token) -> tuple[TcpOption, Location]:
         """`tcp option NAME [FIELD]`: a field of the option, or with none whether
@@ -1661,10 +1684,10 @@ class Parser:
 SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib", "rt", "exthdr"} | set(EXTHDR6_WORDS) | META_UNQUALIFIED
 
 
-def _nat_data_type(syntax: list[ElementSyntax]):
-    """An anonymous NAT map's data: addresses, address ranges, or `address .
-    port`, as its elements are written."""
-    address, concat, interval = NAT_DATA_TYPES
+def _nat_data_type(syntax: list[ElementSyntax], nat_types: tuple):
+    """An anonymous NAT map's data of the NAT family's types: addresses,
+    address ranges, or `address . port`, as its elements are written."""
+    address, concat, interval = nat_types
     if any(isinstance(elem.data, list) for elem in syntax):
         return concat
     if any(isinstance(elem.data, Sym) and elem.data.kind != "value" for elem in syntax):
