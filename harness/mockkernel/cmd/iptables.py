@@ -14,16 +14,16 @@ command is one nf_tables transaction; iptables-restore commits per table
 """
 from __future__ import annotations
 
+import copy
 import shlex
-import socket
 import time
 
 from harness.mockkernel.cmd.args import ToolError, not_modelled
-from harness.mockkernel.netfilter import nft_datatype as types
-from harness.mockkernel.netfilter.iptables import (CT_STATES, IPV4, IPV6, LOG_LEVELS, PROG, SAVE_ORDER, TABLES,
-                                                   VERSION, XT_TARGETS, CommentMatch, Icmp6Match, IcmpMatch,
-                                                   MarkMatch, PortMatch, StateMatch, XtError, XtFamily, XtRule,
-                                                   XtTables, XtTarget, usage_error)
+from harness.mockkernel.netfilter.iptables import IPV4, IPV6, SAVE_ORDER, TABLES, XtFamily, XtRule, XtTables
+from harness.mockkernel.netfilter.xt_matches import (FAMILY_ONLY, KNOWN_UNMODELLED, MATCHES, PROTOCOL_NAMES, XtMatch,
+                                                     parse_protocol)
+from harness.mockkernel.netfilter.xt_options import PROG, VERSION, XtError, usage_error
+from harness.mockkernel.netfilter.xt_targets import FAMILY_ONLY_TARGETS, TARGETS, XtTarget
 
 COMMANDS = {"-A": "append", "--append": "append", "-I": "insert", "--insert": "insert", "-D": "delete",
             "--delete": "delete", "-C": "check", "--check": "check", "-F": "flush", "--flush": "flush",
@@ -31,21 +31,6 @@ COMMANDS = {"-A": "append", "--append": "append", "-I": "insert", "--insert": "i
             "-P": "policy", "--policy": "policy", "-L": "list", "--list": "list", "-S": "list-rules",
             "--list-rules": "list-rules"}
 OTHER_COMMANDS = {"-Z", "--zero", "-R", "--replace", "-E", "--rename-chain"}
-PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "ipv6-icmp": 58, "all": 0}
-# libip6t_icmp6.c icmpv6_codes: name -> (type, code low, code high); 0xFF-wide: the type alone
-ICMPV6_NAMES = {
-    "destination-unreachable": (1, 0, 0xFF), "no-route": (1, 0, 0), "communication-prohibited": (1, 1, 1),
-    "beyond-scope": (1, 2, 2), "address-unreachable": (1, 3, 3), "port-unreachable": (1, 4, 4),
-    "failed-policy": (1, 5, 5), "reject-route": (1, 6, 6), "packet-too-big": (2, 0, 0xFF),
-    "time-exceeded": (3, 0, 0xFF), "ttl-exceeded": (3, 0, 0xFF), "ttl-zero-during-transit": (3, 0, 0),
-    "ttl-zero-during-reassembly": (3, 1, 1), "parameter-problem": (4, 0, 0xFF), "bad-header": (4, 0, 0),
-    "unknown-header-type": (4, 1, 1), "unknown-option": (4, 2, 2), "echo-request": (128, 0, 0xFF),
-    "ping": (128, 0, 0xFF), "echo-reply": (129, 0, 0xFF), "pong": (129, 0, 0xFF),
-    "router-solicitation": (133, 0, 0xFF), "router-advertisement": (134, 0, 0xFF),
-    "neighbour-solicitation": (135, 0, 0xFF), "neighbor-solicitation": (135, 0, 0xFF),
-    "neighbour-advertisement": (136, 0, 0xFF), "neighbor-advertisement": (136, 0, 0xFF),
-    "redirect": (137, 0, 0xFF)}
-TCP_FLAGS = {"FIN": 1, "SYN": 2, "RST": 4, "PSH": 8, "ACK": 16, "URG": 32, "ALL": 63, "NONE": 0}
 
 
 def iptables(net, argv: list[str], stdin: str | None = None) -> str:
@@ -114,6 +99,21 @@ class Options:
         self.numeric = self.verbose = self.exact = self.numbers = False
         self.family = family
         self.rule = XtRule(family=family)
+        self.sources: list[tuple] = []  # -s: (addr, mask) each; a rule per source and destination
+        self.destinations: list[tuple] = []
+        self.given: set[str] = set()  # the rule options given (-p, -s, -i, ...), each at most once
+
+    def rules(self) -> list[XtRule]:
+        """The rules the command line makes: one for each source and destination
+        it names (generate_entry() for each of xtables_ipparse_multiple()'s)."""
+        out = []
+        for src in self.sources or [None]:
+            for dst in self.destinations or [None]:
+                rule = copy.copy(self.rule)
+                rule.src = src if src is None else src + (self.rule.src[2],)
+                rule.dst = dst if dst is None else dst + (self.rule.dst[2],)
+                out.append(rule)
+        return out
 
 
 def _iptables(net, words: list[str], family: XtFamily) -> str:
@@ -137,18 +137,22 @@ def _iptables(net, words: list[str], family: XtFamily) -> str:
 
 
 def execute(view: XtTables, opts: Options) -> None:
-    command, chain, rule = opts.command, opts.chain, opts.rule
+    command, chain = opts.command, opts.chain
     if command == "append":
-        view.add_rule(chain, rule, None)
+        for rule in opts.rules():
+            view.add_rule(chain, rule, None)
     elif command == "insert":
-        view.add_rule(chain, rule, int(opts.extra[0]) if opts.extra else 1)
+        for offset, rule in enumerate(opts.rules()):
+            view.add_rule(chain, rule, (int(opts.extra[0]) if opts.extra else 1) + offset)
     elif command == "delete":
         number = int(opts.extra[0]) if opts.extra else None
-        view.delete_rule(chain, None if number else rule, number)
+        for rule in opts.rules() if not number else [None]:
+            view.delete_rule(chain, rule, number)
     elif command == "check":
-        view.check_target(chain, rule)
-        if not any(r.xt is not None and r.xt.same(rule) for r in view.rules_of(chain)):
-            raise XtError(f"{PROG}: Bad rule (does a matching rule exist in that chain?).")
+        for rule in opts.rules():
+            view.check_target(chain, rule)
+            if not any(r.xt is not None and r.xt.same(rule) for r in view.rules_of(chain)):
+                raise XtError(f"{PROG}: Bad rule (does a matching rule exist in that chain?).")
     elif command == "flush":
         view.flush(chain)
     elif command == "delete-chain":
@@ -160,9 +164,10 @@ def execute(view: XtTables, opts: Options) -> None:
 
 
 def parse(words: list[str], family: XtFamily) -> Options:
-    """do_parse(): options in any order, `!` before the one it inverts."""
+    """do_parse(): options in any order, `!` before the one it inverts; then
+    each match's and the target's final checks, and what iptables checks
+    of the whole rule."""
     opts, words, invert = Options(family), list(words), False
-    current = None  # the match the last options went to
     while words:
         word = words.pop(0)
         if word == "!":
@@ -186,11 +191,18 @@ def parse(words: list[str], family: XtFamily) -> Options:
             if words and words[0].isdigit():
                 words.pop(0)
         else:
-            current = _rule_option(opts, word, words, invert, current)
+            _rule_option(opts, word, words, invert)
         invert = False
     if opts.command is None:
         raise usage_error("no command specified")
+    rule = opts.rule
+    for match in rule.matches:
+        match.final_check(rule)
+    if rule.target is not None:
+        rule.target.final_check(rule)
     _check_interfaces(opts)
+    for match in rule.matches:
+        match.rule_check(rule)
     return opts
 
 
@@ -213,255 +225,81 @@ def _value(words: list[str], option: str) -> str:
     return words.pop(0)
 
 
-def _rule_option(opts: Options, word: str, words: list[str], invert: bool, current):
-    rule = opts.rule
-    if word in ("-s", "--source", "--src", "-d", "--destination", "--dst"):
-        addr, plen = _address(_value(words, word), rule.family)
-        setattr(rule, "src" if word in ("-s", "--source", "--src") else "dst", (addr, plen, invert))
-    elif word in ("-p", "--protocol"):
-        rule.proto = (_protocol(_value(words, word)), invert)
-    elif word in ("-i", "--in-interface", "-o", "--out-interface"):
-        iface = (_value(words, word), invert)
-        if word in ("-i", "--in-interface"):
-            rule.iniface = iface
-        else:
-            rule.outiface = iface
+RULE_OPTIONS = {"-s": "s", "--source": "s", "--src": "s", "-d": "d", "--destination": "d", "--dst": "d",
+                "-p": "p", "--protocol": "p", "-i": "i", "--in-interface": "i", "-o": "o", "--out-interface": "o",
+                "-f": "f", "--fragment": "f", "-j": "j", "--jump": "j", "-g": "g", "--goto": "g"}
+IFNAMSIZ = 16
+
+
+def _rule_option(opts: Options, word: str, words: list[str], invert: bool) -> None:
+    rule, family = opts.rule, opts.family
+    flag = RULE_OPTIONS.get(word)
+    if flag is not None:
+        letter = "j" if flag == "g" else flag
+        if letter in opts.given:
+            raise usage_error(f"multiple -{letter} flags not allowed")
+        opts.given.add(letter)
+    if flag in ("s", "d"):
+        addresses = family.parse_addresses(_value(words, word))
+        setattr(opts, "sources" if flag == "s" else "destinations", addresses)
+        setattr(rule, "src" if flag == "s" else "dst", addresses[0] + (invert,))
+    elif flag == "p":
+        number = parse_protocol(_value(words, word))
+        if number == 0 and invert:
+            raise usage_error("rule would never match protocol")
+        rule.proto = (number, invert)
+    elif flag in ("i", "o"):
+        name = _value(words, word)
+        if len(name) >= IFNAMSIZ:
+            raise usage_error(f"interface name `{name}' must be shorter than IFNAMSIZ ({IFNAMSIZ - 1})")
+        setattr(rule, "iniface" if flag == "i" else "outiface", (name, invert))
+    elif flag == "f":
+        if family is IPV6:
+            raise usage_error(f'unknown option "{word}"')
+        rule.fragment = not invert
     elif word in ("-m", "--match"):
-        return _load_match(rule, _value(words, word))
-    elif word in ("-j", "--jump", "-g", "--goto"):
-        rule.target = XtTarget(_value(words, word), goto=word in ("-g", "--goto"), family=rule.family)
-    elif rule.target is not None and rule.target.name in XT_TARGETS and word.startswith("--"):
-        _target_option(rule, rule.target, word, words)
+        rule.matches.append(_load_match(family, _value(words, word)))
+    elif flag in ("j", "g"):
+        rule.target = _load_target(family, _value(words, word), flag == "g")
     else:
-        match = current if current is not None and _accepts(current, word) else _implicit_match(rule, word)
-        _match_option(rule, match, word, words, invert)
-        return match
-    return current
+        owner = next((m for m in rule.matches if m.option(word) is not None), None)
+        if owner is None and rule.target is not None and rule.target.option(word) is not None:
+            owner = rule.target
+        if owner is None:
+            owner = _implicit_match(rule, word)
+        owner.take(word, words, invert, rule)
 
 
-def _address(text: str, family: XtFamily) -> tuple[int, int]:
-    base, _, plen = text.partition("/")
-    width = family.bits
-    try:
-        addr = int(family.address(base))
-        if not plen:
-            bits = width
-        elif plen.isdigit():
-            bits = int(plen)
-        else:
-            mask = int(family.address(plen))
-            bits = bin(mask).count("1")
-    except ValueError:
-        raise usage_error(f"host/network `{text}' not found") from None
-    if bits > width:
-        raise usage_error(f"invalid mask `{plen}' specified")
-    mask = ((1 << width) - 1) ^ ((1 << (width - bits)) - 1)
-    return addr & mask, bits
+def _load_match(family: XtFamily, name: str) -> XtMatch:
+    """xtables_find_match(): an extension of this family, or none by that name."""
+    ours = FAMILY_ONLY.get(name, family.nft_family) == family.nft_family
+    if name in MATCHES and ours:
+        return MATCHES[name]()
+    if name in KNOWN_UNMODELLED and ours:
+        raise not_modelled(f"{family.prog} -m {name}")
+    raise usage_error(f"Couldn't load match `{name}':No such file or directory\n")
 
 
-def _protocol(text: str) -> int:
-    if text.lower() in PROTOCOLS:
-        return PROTOCOLS[text.lower()]
-    if text.isdigit() and int(text) < 256:
-        return int(text)
-    raise usage_error(f'unknown protocol "{text}" specified')
+def _load_target(family: XtFamily, name: str, goto: bool) -> XtTarget:
+    """A target extension by that name, else a jump to the chain so named."""
+    ours = FAMILY_ONLY_TARGETS.get(name, family.nft_family) == family.nft_family
+    if not goto and name in TARGETS and ours:
+        return TARGETS[name](name, family)
+    return XtTarget(name, family, goto)
 
 
-MATCH_OPTIONS = {"tcp": {"--sport", "--source-port", "--dport", "--destination-port", "--tcp-flags", "--syn"},
-                 "udp": {"--sport", "--source-port", "--dport", "--destination-port"},
-                 "icmp": {"--icmp-type"}, "icmp6": {"--icmpv6-type"}, "conntrack": {"--ctstate"}, "state": {"--state"},
-                 "comment": {"--comment"}, "mark": {"--mark"}}
-
-
-def _load_match(rule: XtRule, name: str):
-    if name not in MATCH_OPTIONS:
-        raise usage_error(f"Couldn't load match `{name}':No such file or directory\n")
-    match = {"tcp": PortMatch, "udp": PortMatch, "conntrack": StateMatch, "state": StateMatch}.get(name)
-    match = match(name) if match else {"icmp": IcmpMatch, "icmp6": Icmp6Match, "comment": CommentMatch,
-                                       "mark": MarkMatch}[name]()
-    rule.matches.append(match)
-    return match
-
-
-def _accepts(match, word: str) -> bool:
-    return word in MATCH_OPTIONS[match.name]
-
-
-def _implicit_match(rule: XtRule, word: str):
-    """An option of the protocol given with -p loads that protocol's match."""
-    proto = types.inet_proto.format(rule.proto[0]) if rule.proto else None
-    proto = {"icmp": "icmp", "ipv6-icmp": "icmp6"}.get(proto, proto)  # the match a protocol name loads
-    if proto in ("tcp", "udp", rule.family.icmp) and word in MATCH_OPTIONS[proto]:
-        existing = next((m for m in rule.matches if m.name == proto), None)
-        return existing or _load_match(rule, proto)
+def _implicit_match(rule: XtRule, word: str) -> XtMatch:
+    """An option of the protocol given with -p loads that protocol's match (load_proto())."""
+    proto = PROTOCOL_NAMES.get(rule.proto[0]) if rule.proto and not rule.proto[1] else None
+    name = {"ipv6-icmp": "icmp6"}.get(proto, proto)
+    if name in ("tcp", "udp", "icmp", "icmp6") and FAMILY_ONLY.get(name, rule.family.nft_family) == \
+            rule.family.nft_family and MATCHES[name]().option(word) is not None:
+        existing = next((m for m in rule.matches if m.name == name), None)
+        if existing is None:
+            existing = MATCHES[name]()
+            rule.matches.append(existing)
+        return existing
     raise usage_error(f'unknown option "{word}"')
-
-
-def _match_option(rule: XtRule, match, word: str, words: list[str], invert: bool) -> None:
-    if word in ("--sport", "--source-port", "--dport", "--destination-port"):
-        ports = _ports(_value(words, word), match.name) + (invert,)
-        if word in ("--sport", "--source-port"):
-            match.sport = ports
-        else:
-            match.dport = ports
-    elif word == "--tcp-flags":
-        mask, cmp = _tcp_flags(_value(words, word)), _tcp_flags(_value(words, word))
-        match.flags = (mask, cmp, invert)
-    elif word == "--syn":
-        match.flags = (TCP_FLAGS["FIN"] | TCP_FLAGS["SYN"] | TCP_FLAGS["RST"] | TCP_FLAGS["ACK"], TCP_FLAGS["SYN"],
-                       invert)
-    elif word == "--icmp-type":
-        kind, _, code = _value(words, word).partition("/")
-        try:
-            match.type = types.icmp_type.parse(kind)
-        except types.DatatypeError:
-            raise usage_error(f'Invalid ICMP type `{kind}\'\n') from None
-        match.code = (int(code), int(code)) if code else None
-        match.invert = invert
-    elif word == "--icmpv6-type":
-        match.type, match.code = _icmpv6_type(_value(words, word))
-        match.invert = invert
-    elif word in ("--ctstate", "--state"):
-        states = _value(words, word).upper().split(",")
-        bad = next((s for s in states if s not in CT_STATES), None)
-        if bad is not None:
-            raise usage_error(f'Bad {"ctstate" if word == "--ctstate" else "state"} "{bad}"')
-        match.states, match.invert = tuple(states), invert
-    elif word == "--comment":
-        match.text = _value(words, word)
-    elif word == "--mark":
-        value, _, mask = _value(words, word).partition("/")
-        match.value, match.mask, match.invert = int(value, 0), int(mask, 0) if mask else 0xFFFFFFFF, invert
-
-
-def _icmpv6_type(text: str) -> tuple[int, tuple | None]:
-    """libip6t_icmp6.c parse_icmpv6(): a name, or TYPE[/CODE] in numbers."""
-    if text in ICMPV6_NAMES:
-        kind, low, high = ICMPV6_NAMES[text]
-        return kind, None if (low, high) == (0, 0xFF) else (low, high)
-    kind, _, code = text.partition("/")
-    if not kind.isdigit() or code and not code.isdigit():
-        raise usage_error(f"Unknown ICMPv6 type `{text}'")
-    if int(kind) > 255 or code and int(code) > 255:
-        raise usage_error(f"Invalid ICMPv6 type `{text}'")
-    return int(kind), (int(code), int(code)) if code else None
-
-
-def _ports(text: str, proto: str) -> tuple[int, int]:
-    low, _, high = text.partition(":")
-    return _port(low, proto), _port(high or low, proto)
-
-
-def _port(text: str, proto: str) -> int:
-    if text.isdigit() and int(text) <= 65535:
-        return int(text)
-    try:
-        return socket.getservbyname(text, proto)
-    except OSError:
-        raise usage_error(f'invalid port/service `{text}\' specified') from None
-
-
-def _tcp_flags(text: str) -> int:
-    value = 0
-    for name in text.upper().split(","):
-        if name not in TCP_FLAGS:
-            raise usage_error(f"Unknown TCP flag `{name}'")
-        value |= TCP_FLAGS[name]
-    return value
-
-
-def _target_option(rule: XtRule, target: XtTarget, word: str, words: list[str]) -> None:
-    name, o = target.name, target.opts
-    if name == "LOG" and word == "--log-prefix":
-        o["prefix"] = _value(words, word)
-    elif name == "LOG" and word == "--log-level":
-        level = _value(words, word)
-        if level.isdigit() and int(level) < 8:
-            o["level"] = int(level)
-        elif level in LOG_LEVELS:
-            o["level"] = LOG_LEVELS.index(level)
-        else:
-            raise usage_error(f'log level "{level}" unknown\n')
-    elif name == "MARK" and word in ("--set-mark", "--set-xmark"):
-        value, _, mask = _value(words, word).partition("/")
-        value, mask = int(value, 0), int(mask, 0) if mask else 0xFFFFFFFF
-        o["value"], o["mask"] = value, mask | value if word == "--set-mark" and mask != 0xFFFFFFFF else mask
-    elif name in ("DNAT", "SNAT") and word in ("--to-destination", "--to-source"):
-        o["to"] = _value(words, word)
-        o["addr"], o["nat_ports"] = _nat_range(o["to"], rule)
-    elif name in ("MASQUERADE", "REDIRECT") and word == "--to-ports":
-        low, _, high = _value(words, word).partition("-")
-        _need_ports_protocol(rule)
-        o["ports"] = (int(low), int(high or low))
-    elif name in ("MASQUERADE", "REDIRECT") and word == "--random":
-        o["random"] = True
-    elif name == "REJECT" and word == "--reject-with":
-        kind = _value(words, word)
-        kind = rule.family.reject_aliases.get(kind, kind)
-        if kind not in rule.family.reject_codes and kind != "tcp-reset":
-            raise usage_error(f"unknown reject type \"{kind}\"")
-        o["with"] = kind
-    elif name == "CT" and word == "--notrack":
-        o["notrack"] = True
-    else:
-        raise usage_error(f'unknown option "{word}"')
-
-
-def _nat_range(text: str, rule: XtRule) -> tuple:
-    """libxt_NAT.c parse_to(): `ADDR[-ADDR][:PORT[-PORT]]`; an IPv6 address
-    before a port in brackets (`[2001:db8::1-2001:db8::9]:80`), one without
-    them all address (more than one colon)."""
-    family = rule.family
-    if "[" in text:
-        start = text[text.index("[") + 1:]
-        end = start.find("]")
-        if end < 0 or family is IPV4:
-            raise usage_error("Invalid address format")
-        addrs, after = start[:end], start[end + 1:]
-        colon = after.find(":")
-        ports = after[colon + 1:] if colon >= 0 else None
-    else:
-        colon = text.find(":")
-        if colon >= 0 and ":" in text[colon + 1:]:
-            colon = -1
-        addrs, ports = (text[:colon], text[colon + 1:]) if colon >= 0 else (text, None)
-    port_range = None
-    if ports is not None:
-        _need_ports_protocol(rule)
-        port_range = _nat_ports(ports)
-    low, _, high = addrs.partition("-")
-    try:
-        addr = (int(family.address(low)), int(family.address(high or low))) if low else None
-    except ValueError:
-        raise usage_error(f"Bad IP address \"{addrs}\"") from None
-    return addr, port_range
-
-
-def _nat_ports(text: str) -> tuple[int, int]:
-    """The port part of parse_to(), read with atoi() as it reads it."""
-    if not text[:1].isdigit() or _atoi(text) > 65535:
-        raise usage_error(f"Port `{text}' not valid")
-    if ":" in text:
-        raise usage_error("Invalid port:port syntax - use dash")
-    first, dash = _atoi(text), text.find("-")
-    if dash < 0:
-        return first, first
-    last = _atoi(text[dash + 1:])
-    if not text[dash + 1:dash + 2].isdigit() or last > 65535:
-        raise usage_error(f"Port `{text[dash + 1:]}' not valid")
-    if last < first:
-        raise usage_error(f"Port range `{text}' funky")
-    return first, last
-
-
-def _atoi(text: str) -> int:
-    digits = len(text) - len(text.lstrip("0123456789"))
-    return int(text[:digits]) if digits else 0
-
-
-def _need_ports_protocol(rule: XtRule) -> None:
-    if not rule.proto or rule.proto[0] not in (6, 17):
-        raise usage_error("Need TCP, UDP, SCTP or DCCP with port specification")
 
 
 def _check_interfaces(opts: Options) -> None:
@@ -471,8 +309,6 @@ def _check_interfaces(opts: Options) -> None:
         raise usage_error(f"Can't use -o with {chain}\n")
     if rule.iniface and chain in ("POSTROUTING", "OUTPUT"):
         raise usage_error(f"Can't use -i with {chain}\n")
-    if rule.target is not None and rule.target.name == "CT" and not rule.target.opts.get("notrack"):
-        raise not_modelled("-j CT without --notrack")
 
 
 # ------------------------------------------------------------------ restore

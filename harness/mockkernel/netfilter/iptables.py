@@ -22,12 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
-from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nf_tables import NftChain, NftRule, NftTable, Ruleset
-from harness.mockkernel.netfilter.nft_exprs import (PAYLOAD_FIELDS, Counter, Ct, Log, Match, Meta, MetaSet, Nat,
-                                                    Notrack, Payload, Prefix, Range, Reject, Stmt, Value, Verdict,
-                                                    PrintCtx, Xt)
+from harness.mockkernel.netfilter.nft_exprs import Counter, Match, Meta, Prefix, Stmt, Value
 from harness.mockkernel.netfilter.nft_parser import ChainSpec
+from harness.mockkernel.netfilter.xt_matches import PROTOCOL_NAMES, XtMatch, inv
+from harness.mockkernel.netfilter.xt_matches import field as payload_field
+from harness.mockkernel.netfilter.xt_options import PROG, VERSION, XtError, usage_error
+from harness.mockkernel.netfilter.xt_targets import XtTarget
 
 # table -> chain -> (hook, priority, chain type), in iptables' builtin order
 TABLES = {
@@ -43,10 +44,6 @@ TABLES = {
                  "OUTPUT": ("output", 150, "filter")},
 }
 SAVE_ORDER = ("mangle", "security", "raw", "filter", "nat")  # enum nft_table_type
-PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "ipv6-icmp"}  # getprotobynumber(), as -S and save print -p
-CT_STATES = {"INVALID": 1, "ESTABLISHED": 2, "RELATED": 4, "NEW": 8, "UNTRACKED": 64}
-CT_STATE_ORDER = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED")  # libxt_conntrack's
-LOG_LEVELS = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")
 REJECT_CODES = {"icmp-net-unreachable": 0, "icmp-host-unreachable": 1, "icmp-proto-unreachable": 2,
                 "icmp-port-unreachable": 3, "icmp-net-prohibited": 9, "icmp-host-prohibited": 10,
                 "icmp-admin-prohibited": 13}
@@ -55,12 +52,10 @@ REJECT_ALIASES = {"net-unreach": "icmp-net-unreachable", "host-unreach": "icmp-h
                   "net-prohib": "icmp-net-prohibited", "host-prohib": "icmp-host-prohibited",
                   "admin-prohib": "icmp-admin-prohibited", "tcp-rst": "tcp-reset"}
 REJECT6_CODES = {"icmp6-no-route": 0, "icmp6-adm-prohibited": 1, "icmp6-addr-unreachable": 3,
-                 "icmp6-port-unreachable": 4}  # libip6t_REJECT.c, and nft_reject_ipv6's ICMPv6 codes
+                 "icmp6-port-unreachable": 4, "icmp6-policy-fail": 5, "icmp6-reject-route": 6}  # libip6t_REJECT.c, and nft_reject_ipv6's ICMPv6 codes
 REJECT6_ALIASES = {"no-route": "icmp6-no-route", "adm-prohibited": "icmp6-adm-prohibited",
                    "addr-unreach": "icmp6-addr-unreachable", "port-unreach": "icmp6-port-unreachable",
                    "tcp-rst": "tcp-reset"}
-TCP_FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG")
-PROG = "{prog}"  # the program's name in a message: iptables, ip6tables, iptables-restore, ...
 
 
 @dataclass(frozen=True)
@@ -82,11 +77,59 @@ class XtFamily:
         return self.address(0).max_prefixlen
 
     @property
+    def all_ones(self) -> int:
+        return (1 << self.bits) - 1
+
+    @property
     def any(self) -> str:
         return f"{self.address(0)}/0"
 
     def address_text(self, addr: int) -> str:
         return str(self.address(addr))
+
+    def mask_text(self, mask: int) -> str:
+        """A mask as iptables prints it: a prefix length, or the mask itself
+        when its bits are not contiguous (xtables_ipmask_to_numeric())."""
+        plen = prefix_length(mask, self.bits)
+        return str(plen) if plen is not None else self.address_text(mask)
+
+    def parse_addresses(self, text: str) -> list[tuple[int, int]]:
+        """xtables_ipparse_multiple(): `ADDR[/MASK][,ADDR[/MASK]...]`, each an
+        (address & mask, mask); MASK a prefix length or a dotted (colon) mask."""
+        return [self._parse_address(part) for part in text.split(",")]
+
+    def _parse_address(self, part: str) -> tuple[int, int]:
+        base, slash, mask_text = part.partition("/")
+        try:
+            addr = int(self.address(base))
+        except ValueError:
+            raise usage_error(f"host/network `{base}' not found") from None
+        if not slash:
+            return addr, self.all_ones
+        if mask_text.isdigit():
+            if int(mask_text) > self.bits:
+                raise usage_error(f"invalid mask `{mask_text}' specified")
+            mask = self.all_ones ^ ((1 << (self.bits - int(mask_text))) - 1)
+        else:
+            try:
+                mask = int(self.address(mask_text))
+            except ValueError:
+                raise usage_error(f"invalid mask `{mask_text}' specified") from None
+        return addr & mask, mask
+
+    def parse_address(self, text: str) -> tuple:
+        """One `ADDR[/MASK]` as a match option takes it: (address, mask, family)."""
+        addr, mask = self._parse_address(text)
+        return addr, mask, self
+
+    def prefix_length(self, mask: int) -> int | None:
+        return prefix_length(mask, self.bits)
+
+
+def prefix_length(mask: int, bits: int) -> int | None:
+    """The mask's prefix length, or None when its ones are not contiguous."""
+    ones = bin(mask).count("1")
+    return ones if mask == ((1 << bits) - 1) ^ ((1 << (bits - ones)) - 1) else None
 
 
 IPV4 = XtFamily("iptables", "ip", IPv4Address, "icmp", REJECT_CODES, REJECT_ALIASES, "icmp", "icmp-port-unreachable",
@@ -95,354 +138,37 @@ IPV6 = XtFamily("ip6tables", "ip6", IPv6Address, "icmp6", REJECT6_CODES, REJECT6
                 "icmp6-port-unreachable", 4)
 
 
-def _field(proto: str, name: str) -> Payload:
-    return Payload((PAYLOAD_FIELDS[proto][name],))
-
-
-def _inv(invert: bool) -> str:
-    return "! " if invert else ""
-
-
-# ------------------------------------------------------------------ matches
-
-class XtMatch:
-    """One `-m NAME ...` (or an implicit protocol match)."""
-
-    name = ""
-
-    def save(self) -> str:
-        """Its options as iptables-save prints them."""
-        raise NotImplementedError
-
-    def listing(self) -> str:
-        """Its column in `iptables -L -n`."""
-        raise NotImplementedError
-
-    def stmts(self) -> list[Stmt]:
-        raise NotImplementedError
-
-
-@dataclass
-class PortMatch(XtMatch):
-    """-m tcp / -m udp: --sport, --dport (a port or low:high), tcp --tcp-flags / --syn."""
-
-    name: str
-    sport: tuple | None = None  # (low, high, invert)
-    dport: tuple | None = None
-    flags: tuple | None = None  # (mask, compare, invert)
-
-    def save(self) -> str:
-        out = f"-m {self.name}"
-        for opt, ports in (("--sport", self.sport), ("--dport", self.dport)):
-            if ports:
-                low, high, inv = ports
-                out += f" {_inv(inv)}{opt} {low}" + (f":{high}" if high != low else "")
-        if self.flags:
-            mask, cmp, inv = self.flags
-            out += f" {_inv(inv)}--tcp-flags {_flag_names(mask)} {_flag_names(cmp)}"
-        return out
-
-    def listing(self) -> str:
-        parts = [self.name]
-        for short, ports in (("spt", self.sport), ("dpt", self.dport)):
-            if ports:
-                low, high, inv = ports
-                bang = "!" if inv else ""
-                parts.append(f"{short}s:{bang}{low}:{high}" if high != low else f"{short}:{bang}{low}")
-        if self.flags:
-            mask, cmp, inv = self.flags
-            parts.append(f"flags:{'!' if inv else ''}0x{mask:02X}/0x{cmp:02X}")
-        return " ".join(parts)
-
-    def stmts(self) -> list[Stmt]:
-        out: list[Stmt] = []
-        for fld, ports in (("sport", self.sport), ("dport", self.dport)):
-            if ports:
-                low, high, inv = ports
-                out.append(Match(_field(self.name, fld), "!=" if inv else "==",
-                                 Value(low) if low == high else Range(low, high)))
-        if self.flags:
-            mask, cmp, inv = self.flags
-            out.append(Match(_field("tcp", "flags"), "!=" if inv else "==", Value(cmp), mask=mask))
-        return out
-
-
-def _flag_names(bits: int) -> str:
-    if bits == 0x3F:
-        return "ALL"
-    names = [n for i, n in enumerate(TCP_FLAG_NAMES) if bits >> i & 1]
-    return ",".join(names) if names else "NONE"
-
-
-@dataclass
-class IcmpMatch(XtMatch):
-    name = "icmp"
-    type: int = 0
-    code: tuple | None = None  # (low, high) when given
-    invert: bool = False
-
-    def save(self) -> str:
-        code = f"/{self.code[0]}" if self.code else ""
-        return f"-m icmp {_inv(self.invert)}--icmp-type {self.type}{code}"
-
-    def listing(self) -> str:
-        code = f" code {self.code[0]}" if self.code else ""
-        return f"icmptype {'!' if self.invert else ''}{self.type}{code}"
-
-    def stmts(self) -> list[Stmt]:
-        op = "!=" if self.invert else "=="
-        text = f"icmp type {'!= ' if self.invert else ''}{types.icmp_type.format(self.type)}"
-        return [Xt(text, Match(_field("icmp", "type"), op, Value(self.type)))]
-
-
-@dataclass
-class Icmp6Match(XtMatch):
-    """-m icmp6 --icmpv6-type TYPE[/CODE] (libip6t_icmp6.c): nft 1.0.6 translates
-    a type alone to `icmpv6 type`, and shows one with a code as `xt match icmp6`."""
-
-    name = "icmp6"
-    type: int = 0
-    code: tuple | None = None  # (low, high) when given
-    invert: bool = False
-
-    def save(self) -> str:
-        code = f"/{self.code[0]}" if self.code else ""
-        return f"-m icmp6 {_inv(self.invert)}--icmpv6-type {self.type}{code}"
-
-    def listing(self) -> str:  # icmp6_print(): " ipv6-icmp", then " !" when inverted, then "type N"
-        code = f" code {self.code[0]}" if self.code else ""
-        return f"ipv6-icmp{' !' if self.invert else ''}type {self.type}{code}"
-
-    def stmts(self) -> list[Stmt]:
-        op = "!=" if self.invert else "=="
-        if self.code:
-            type_code = Payload((PAYLOAD_FIELDS["icmpv6"]["type"], PAYLOAD_FIELDS["icmpv6"]["code"]))
-            return [Xt("xt match icmp6", Match(type_code, op, Value(self.type << 8 | self.code[0])))]
-        text = f"icmpv6 type {'!= ' if self.invert else ''}{types.icmpv6_type.format(self.type)}"
-        return [Xt(text, Match(_field("icmpv6", "type"), op, Value(self.type)))]
-
-
-@dataclass
-class StateMatch(XtMatch):
-    """-m state --state (native ct state in 1.8.9) and -m conntrack --ctstate (xt)."""
-
-    name: str  # state | conntrack
-    states: tuple = ()
-    invert: bool = False
-
-    @property
-    def bits(self) -> int:
-        return sum(CT_STATES[s] for s in set(self.states))
-
-    def ordered(self) -> list[str]:
-        return [s for s in CT_STATE_ORDER if s in self.states]
-
-    def save(self) -> str:
-        opt = "--state" if self.name == "state" else "--ctstate"
-        return f"-m {self.name} {_inv(self.invert)}{opt} {','.join(self.ordered())}"
-
-    def listing(self) -> str:
-        label = "state" if self.name == "state" else "ctstate"
-        return f"{'! ' if self.invert else ''}{label} {','.join(self.ordered())}"
-
-    def stmts(self) -> list[Stmt]:
-        match = Match(Ct("state"), "!" if self.invert else "implicit", Value(self.bits))
-        if self.name == "state":
-            return [match]
-        text = "ct state " + ("!= " if self.invert else "") + ",".join(s.lower() for s in self.ordered())
-        return [Xt(text, match)]
-
-
-@dataclass
-class CommentMatch(XtMatch):
-    name = "comment"
-    text: str = ""
-
-    def save(self) -> str:
-        return f"-m comment --comment {_quote(self.text)}"
-
-    def listing(self) -> str:
-        return f"/* {self.text} */"
-
-    def stmts(self) -> list[Stmt]:
-        return [Xt("")]  # nft 1.0.6 prints iptables-nft's comment match as nothing
-
-
-@dataclass
-class MarkMatch(XtMatch):
-    name = "mark"
-    value: int = 0
-    mask: int = 0xFFFFFFFF
-    invert: bool = False
-
-    def save(self) -> str:
-        mask = f"/0x{self.mask:x}" if self.mask != 0xFFFFFFFF else ""
-        return f"-m mark {_inv(self.invert)}--mark 0x{self.value:x}{mask}"
-
-    def listing(self) -> str:
-        mask = f"/0x{self.mask:x}" if self.mask != 0xFFFFFFFF else ""
-        return f"mark match {'! ' if self.invert else ''}0x{self.value:x}{mask}"
-
-    def stmts(self) -> list[Stmt]:
-        op = "!=" if self.invert else "=="
-        if self.mask == 0xFFFFFFFF:
-            return [Match(Meta("mark"), op, Value(self.value))]
-        return [Match(Meta("mark"), op, Value(self.value), mask=self.mask)]
-
-
-def _quote(text: str) -> str:
-    return f'"{text}"' if not text or any(c in text for c in " \t\"'") else text
-
-
-# ------------------------------------------------------------------ targets
-
-@dataclass
-class XtTarget:
-    """`-j NAME [options]` (or `-g CHAIN`)."""
-
-    name: str
-    opts: dict = field(default_factory=dict)
-    goto: bool = False
-    family: XtFamily = IPV4
-
-    def save(self) -> str:
-        if self.goto:
-            return f"-g {self.name}"
-        out = f"-j {self.name}"
-        o = self.opts
-        if self.name == "LOG":
-            if "prefix" in o:
-                out += f" --log-prefix {_quote(o['prefix'])}"
-            if o.get("level", 4) != 4:
-                out += f" --log-level {o['level']}"
-        elif self.name == "MARK":
-            out += f" --set-xmark 0x{o['value']:x}/0x{o['mask']:x}"
-        elif self.name in ("DNAT", "SNAT"):
-            out += f" --to-{'destination' if self.name == 'DNAT' else 'source'} {o['to']}"
-        elif self.name in ("MASQUERADE", "REDIRECT"):
-            if "ports" in o:
-                out += f" --to-ports {_port_text(o['ports'])}"
-            if o.get("random"):
-                out += " --random"
-        elif self.name == "REJECT":
-            out += f" --reject-with {o.get('with', self.family.reject_default)}"
-        elif self.name == "CT":
-            out += " --notrack"
-        return out
-
-    def listing(self) -> str:
-        o = self.opts
-        if self.name == "LOG":
-            prefix = f' prefix "{o["prefix"]}"' if "prefix" in o else ""
-            return f"LOG flags 0 level {o.get('level', 4)}{prefix}"
-        if self.name == "MARK":
-            return _mark_listing(o["value"], o["mask"])
-        if self.name in ("DNAT", "SNAT"):
-            return f"to:{o['to']}"
-        if self.name == "MASQUERADE":
-            ports = f"masq ports: {_port_text(o['ports'])}" if "ports" in o else ""
-            return " ".join(p for p in (ports, "random" if o.get("random") else "") if p)
-        if self.name == "REDIRECT":
-            ports = f"redir ports {_port_text(o['ports'])}" if "ports" in o else ""
-            return " ".join(p for p in (ports, "random" if o.get("random") else "") if p)
-        if self.name == "REJECT":
-            return f"reject-with {o.get('with', self.family.reject_default)}"
-        if self.name == "CT":
-            return "NOTRACK"
-        return ""
-
-    def stmts(self) -> list[Stmt]:
-        name, o = self.name, self.opts
-        if name in ("ACCEPT", "DROP", "RETURN"):
-            return [Verdict(name.lower())]
-        if name == "LOG":
-            return [Log(o.get("prefix"), LOG_LEVELS[o.get("level", 4)])]
-        if name == "MARK":
-            keep = ~o["mask"] & 0xFFFFFFFF
-            text = f"meta mark set 0x{o['value']:x}" if o["mask"] == 0xFFFFFFFF else \
-                f"meta mark set mark and 0x{keep:x} xor 0x{o['value']:x}"
-            return [Xt(text, MetaSet("mark", o["value"], keep=keep))]
-        if name in ("DNAT", "SNAT"):
-            nat = Nat(name.lower(), None, o["addr"], o.get("nat_ports"), ())
-            if self.family is IPV6:
-                nat.addr_type = types.ipv6_addr
-                return [Xt(_nat6_xlat(nat), nat)]
-            return [Xt(nat.text(PrintCtx()), nat)]
-        if name in ("MASQUERADE", "REDIRECT"):
-            nat = Nat(name.lower(), None, None, o.get("ports"), ("random",) if o.get("random") else ())
-            return [Xt(nat.text(PrintCtx()), nat)]
-        if name == "REJECT":
-            family = self.family
-            kind = o.get("with", family.reject_default)
-            if kind == "tcp-reset":
-                return [Xt("reject with tcp reset", Reject("tcp reset"))]
-            code = family.reject_codes[kind]
-            reject = Reject(family.reject_kind, code)
-            text = "reject" if code == family.quiet_reject else \
-                f"reject with {family.reject_kind} type {reject.CODE_TYPES[family.reject_kind].format(code)}"
-            return [Xt(text, reject)]
-        if name in ("NOTRACK", "CT"):
-            return [Xt("notrack", Notrack())]
-        return [Verdict("goto" if self.goto else "jump", name)]
-
-
-def _nat6_xlat(nat: Nat) -> str:
-    """libxt_NAT.c's translation of an IPv6 range: one pair of brackets around
-    the addresses when a port follows (`dnat to [a-b]:80`)."""
-    text = nat.kind
-    if nat.addr:
-        low, high = (types.ipv6_addr.format(a) for a in nat.addr)
-        addrs = low if low == high else f"{low}-{high}"
-        text += f" to [{addrs}]" if nat.ports else f" to {addrs}"
-    if nat.ports:
-        low_port, high_port = nat.ports
-        text += f":{low_port}" if low_port == high_port else f":{low_port}-{high_port}"
-    return text
-
-
-def _mark_listing(value: int, mask: int) -> str:
-    """libxt_MARK's mark_tg_print(): the operation the value/mask pair amounts to."""
-    if value == 0:
-        return f"MARK and 0x{~mask & 0xFFFFFFFF:x}"
-    if value == mask:
-        return f"MARK or 0x{value:x}"
-    if mask == 0:
-        return f"MARK xor 0x{value:x}"
-    if mask == 0xFFFFFFFF:
-        return f"MARK set 0x{value:x}"
-    return f"MARK xset 0x{value:x}/0x{mask:x}"
-
-
-def _port_text(ports: tuple) -> str:
-    return str(ports[0]) if ports[0] == ports[1] else f"{ports[0]}-{ports[1]}"
-
-
 # ------------------------------------------------------------------ rules
 
 @dataclass
 class XtRule:
     """struct iptables_command_state: one rule."""
 
-    src: tuple | None = None  # (addr, plen, invert)
+    src: tuple | None = None  # (addr, mask, invert)
     dst: tuple | None = None
     iniface: tuple | None = None  # (name, invert); `eth+` is a prefix
     outiface: tuple | None = None
     proto: tuple | None = None  # (number, invert)
+    fragment: bool | None = None  # -f: True, ! -f: False
     matches: list[XtMatch] = field(default_factory=list)
     target: XtTarget | None = None
     family: XtFamily = IPV4
 
     def save(self, chain: str) -> str:
-        """`-A CHAIN ...` as iptables-save and -S print it."""
+        """`-A CHAIN ...` as iptables-save and -S print it (an address /0 and
+        protocol 0 say nothing and are left out)."""
         parts = [f"-A {chain}"]
         for opt, addr in (("-s", self.src), ("-d", self.dst)):
-            if addr:
-                parts.append(f"{_inv(addr[2])}{opt} {self.family.address_text(addr[0])}/{addr[1]}")
+            if addr and (addr[1] or addr[2]):
+                parts.append(f"{inv(addr[2])}{opt} {self.family.address_text(addr[0])}/"
+                             f"{self.family.mask_text(addr[1])}")
         for opt, iface in (("-i", self.iniface), ("-o", self.outiface)):
             if iface:
-                parts.append(f"{_inv(iface[1])}{opt} {iface[0]}")
-        if self.proto:
-            parts.append(f"{_inv(self.proto[1])}-p {PROTO_NAMES.get(self.proto[0], self.proto[0])}")
+                parts.append(f"{inv(iface[1])}{opt} {iface[0]}")
+        if self.proto and self.proto[0]:
+            parts.append(f"{inv(self.proto[1])}-p {PROTOCOL_NAMES.get(self.proto[0], self.proto[0])}")
+        if self.fragment is not None:
+            parts.append(f"{inv(not self.fragment)}-f")
         parts += [m.save() for m in self.matches]
         if self.target is not None:
             parts.append(self.target.save())
@@ -457,15 +183,22 @@ class XtRule:
                 out.append(Match(Meta(key), "!=" if iface[1] else "==", Value(name)))
         for fld, addr in (("saddr", self.src), ("daddr", self.dst)):
             if addr and (addr[1] or addr[2]):
-                value = Value(addr[0]) if addr[1] == self.family.bits else Prefix(addr[0], addr[1])
-                out.append(Match(_field(self.family.nft_family, fld), "!=" if addr[2] else "==", value))
-        if self.proto:
+                op, plen = "!=" if addr[2] else "==", prefix_length(addr[1], self.family.bits)
+                lhs = payload_field(self.family.nft_family, fld)
+                if plen is None:
+                    out.append(Match(lhs, op, Value(addr[0]), mask=addr[1]))
+                else:
+                    out.append(Match(lhs, op, Value(addr[0]) if plen == self.family.bits else Prefix(addr[0], plen)))
+        if self.proto and self.proto[0]:
             out.append(Match(Meta("l4proto"), "!=" if self.proto[1] else "==", Value(self.proto[0])))
+        if self.fragment is not None:  # nft_ipv4_add(): the fragment offset bits
+            out.append(Match(payload_field("ip", "frag-off"), "!=" if self.fragment else "==", Value(0),
+                             mask=0x1FFF))
         for match in self.matches:
-            out += match.stmts()
+            out += match.stmts(self)
         out.append(Counter())
         if self.target is not None:
-            out += self.target.stmts()
+            out += self.target.stmts(self)
         return out
 
     def same(self, other: "XtRule") -> bool:
@@ -475,24 +208,7 @@ class XtRule:
 
 # ------------------------------------------------------------------ commands
 
-VERSION = f"{PROG} v1.8.9 (nf_tables)"
 NO_CHAIN = f"{PROG}: No chain/target/match by that name."
-
-
-class XtError(Exception):
-    """What iptables prints on failure, and its exit status."""
-
-    def __init__(self, message: str, status: int = 1):
-        super().__init__(message)
-        self.message, self.status = message, status
-
-    def render(self, prog: str) -> str:
-        """The message as `prog` prints it."""
-        return self.message.replace(PROG, prog)
-
-
-def usage_error(message: str) -> XtError:
-    return XtError(f"{VERSION}: {message}\nTry `{PROG} -h' or '{PROG} --help' for more information.", 2)
 
 
 class XtTables:
@@ -555,13 +271,18 @@ class XtTables:
         return chain
 
     def check_target(self, chain_name: str, rule: XtRule) -> None:
+        """A jump's chain must exist; an extension's checkentry refuses what
+        its kernel module refuses in this table and chain."""
         target = rule.target
-        if target is None or target.name in XT_TARGETS:
-            if target is not None and not _target_allowed(self.name, chain_name, target.name):
-                raise XtError(f"{VERSION}:  RULE_APPEND failed (Invalid argument): rule in chain {chain_name}", 4)
+        if target is not None and target.is_jump:
+            if self.chain(target.name) is None:
+                raise usage_error(f"Chain '{target.name}' does not exist")
             return
-        if self.chain(target.name) is None:
-            raise usage_error(f"Chain '{target.name}' does not exist")
+        builtin = chain_name in self.builtins
+        for match in rule.matches:
+            match.kernel_check(rule, chain_name, builtin)
+        if target is not None:
+            target.rule_check(rule, self.name, chain_name, builtin)
 
     def delete_rule(self, chain_name: str, rule: XtRule | None, number: int | None) -> None:
         chain = self.chain(chain_name)
@@ -695,24 +416,10 @@ class XtTables:
         return "".join(line + "\n" for line in lines)
 
 
-XT_TARGETS = {"ACCEPT", "DROP", "RETURN", "LOG", "MARK", "DNAT", "SNAT", "MASQUERADE", "REDIRECT", "REJECT",
-              "NOTRACK", "CT"}
-# the table and chains each target may be used in (the kernel's xt/nft validation)
-TARGET_PLACES = {"DNAT": ("nat", {"PREROUTING", "OUTPUT"}), "REDIRECT": ("nat", {"PREROUTING", "OUTPUT"}),
-                 "SNAT": ("nat", {"POSTROUTING", "INPUT"}), "MASQUERADE": ("nat", {"POSTROUTING"}),
-                 "NOTRACK": ("raw", {"PREROUTING", "OUTPUT"}), "CT": ("raw", {"PREROUTING", "OUTPUT"}),
-                 "REJECT": (None, {"INPUT", "FORWARD", "OUTPUT"})}
 HEADER = "target     prot opt source               destination         "
 HEADER_VERBOSE = " pkts bytes target     prot opt in     out     source               destination         "
 HEADER_VERBOSE_EXACT = ("    pkts      bytes target     prot opt in     out     source               "
                         "destination         ")
-
-
-def _target_allowed(table: str, chain: str, target: str) -> bool:
-    if target not in TARGET_PLACES:
-        return True
-    want_table, chains = TARGET_PLACES[target]
-    return (want_table is None or want_table == table) and (chain in chains or chain not in TABLES[table])
 
 
 def _count(value: int, exact: bool, table: bool = True) -> str:
@@ -750,7 +457,7 @@ def _list_row(nft_rule, number: int | None, verbose: bool, exact: bool) -> str:
     family = rule.family
     for addr in (rule.src, rule.dst):
         text = family.any if addr is None else \
-            family.address_text(addr[0]) + (f"/{addr[1]}" if addr[1] != family.bits else "")
+            family.address_text(addr[0]) + (f"/{family.mask_text(addr[1])}" if addr[1] != family.all_ones else "")
         row += f"{'!' if addr and addr[2] else ' '}{text:<19} "
     extras = [m.listing() for m in rule.matches]
     if rule.target is not None:

@@ -1,0 +1,868 @@
+"""iptables 1.8.9 targets (extensions/libxt_*.c, libipt_REJECT.c,
+libip6t_REJECT.c) as iptables-nft keeps them: options parsed as the C
+extension parses them, saved as iptables-save prints them, the `iptables -L`
+column, and the statements iptables-nft puts in the kernel. Verdicts, LOG,
+MARK, NAT, REJECT and NOTRACK keep the native nft statements they had; the
+rest run as nft_compat targets (nft_compat.py) after their kernel modules
+(net/netfilter/xt_*.c, named in each class), listed as nft 1.0.6 lists them.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+
+from harness.mockkernel.netfilter import nft_datatype as types
+from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP
+from harness.mockkernel.netfilter.nf_conntrack import UNTRACKED
+from harness.mockkernel.netfilter.nft_compat import XtCompat
+from harness.mockkernel.netfilter.nft_exprs import (CtSet, Log, Meta, MetaSet, Nat, Notrack, PrintCtx, Reject, Stmt,
+                                                    Verdict, Xt)
+from harness.mockkernel.netfilter.xt_matches import DscpMatch, _ds_field, c_strtoul, kernel_refusal, parse_port, \
+    parse_tos, quote
+from harness.mockkernel.netfilter.xt_options import XtError, XtExtension, XtOpt, exclusive, usage_error
+from harness.mockkernel.wire import ipv4
+from harness.mockkernel.wire.checksum import checksum
+
+LOG_LEVELS = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")  # nft's names of 0..7
+LOG_LEVEL_NAMES = {"alert": 1, "crit": 2, "debug": 7, "emerg": 0, "error": 3, "info": 6, "notice": 5, "panic": 0,
+                   "warning": 4}  # libxt_LOG.c log_names
+NF_QUEUE = 3
+# the table and chains each target may be used in (the kernel's xt/nft validation)
+TARGET_PLACES = {"DNAT": ("nat", {"PREROUTING", "OUTPUT"}), "REDIRECT": ("nat", {"PREROUTING", "OUTPUT"}),
+                 "SNAT": ("nat", {"POSTROUTING", "INPUT"}), "MASQUERADE": ("nat", {"POSTROUTING"}),
+                 "NOTRACK": ("raw", {"PREROUTING", "OUTPUT"}), "CT": ("raw", {"PREROUTING", "OUTPUT"}),
+                 "REJECT": (None, {"INPUT", "FORWARD", "OUTPUT"}), "TCPMSS": (None, None),
+                 "DSCP": ("mangle", None), "TOS": ("mangle", None), "TTL": ("mangle", None),
+                 "HL": ("mangle", None), "CONNMARK": (None, None)}
+
+
+class XtTarget(XtExtension):
+    """`-j NAME [options]`, or a jump (`-j CHAIN`, `-g CHAIN`)."""
+
+    def __init__(self, name: str = "", family=None, goto: bool = False) -> None:
+        super().__init__()
+        self.name, self.family, self.goto = name or self.name, family, goto
+
+    def save(self) -> str:
+        return f"-g {self.name}" if self.goto else f"-j {self.name}" + self.save_options()
+
+    def save_options(self) -> str:
+        return ""
+
+    def listing(self) -> str:
+        return ""
+
+    def stmts(self, rule) -> list[Stmt]:
+        if self.name in ("ACCEPT", "DROP", "RETURN"):
+            return [Verdict(self.name.lower())]
+        return [Verdict("goto" if self.goto else "jump", self.name)]
+
+    def rule_check(self, rule, table: str, chain: str, builtin: bool) -> None:
+        """What the kernel's checkentry refuses (the table and hooks a target is for)."""
+        if self.name not in TARGET_PLACES:
+            return
+        want_table, chains = TARGET_PLACES[self.name]
+        if want_table is not None and want_table != table or builtin and chains is not None and chain not in chains:
+            raise kernel_refusal(chain)
+
+    @property
+    def is_jump(self) -> bool:
+        return type(self) is XtTarget and self.name not in ("ACCEPT", "DROP", "RETURN")
+
+
+# ------------------------------------------------------------------ LOG, NFLOG, NFQUEUE
+
+class LogTarget(XtTarget):
+    """libxt_LOG.c; nft's `log` (nft_log.c)."""
+
+    name = "LOG"
+    OPTIONS = (XtOpt(("--log-level",)), XtOpt(("--log-prefix",)), XtOpt(("--log-tcp-sequence",), arg=False),
+               XtOpt(("--log-tcp-options",), arg=False), XtOpt(("--log-ip-options",), arg=False),
+               XtOpt(("--log-uid",), arg=False), XtOpt(("--log-macdecode",), arg=False))
+    FLAGS = (("--log-tcp-sequence", "tcp sequence"), ("--log-tcp-options", "tcp options"),
+             ("--log-ip-options", "ip options"), ("--log-uid", "skuid"), ("--log-macdecode", "ether"))
+
+    def __init__(self, name: str = "", family=None, goto: bool = False) -> None:
+        super().__init__(name, family, goto)
+        self.level, self.prefix = 4, None
+
+    def parse(self, option: str, value: str | None, invert: bool, rule) -> None:
+        if option == "--log-level":
+            if value.isdigit() and int(value) < 8:
+                self.level = int(value)
+            elif value in LOG_LEVEL_NAMES:
+                self.level = LOG_LEVEL_NAMES[value]
+            else:
+                raise usage_error(f'log level "{value}" unknown\n')
+        elif option == "--log-prefix":
+            self.prefix = value[:29]  # struct xt_log_info prefix[30]
+
+    def save_options(self) -> str:
+        out = f" --log-prefix {quote(self.prefix)}" if self.prefix is not None else ""
+        out += f" --log-level {self.level}" if self.level != 4 else ""
+        return out + "".join(f" {o}" for o, _ in self.FLAGS if o in self.given)
+
+    def listing(self) -> str:
+        flags = sum(1 << i for i, (o, _) in enumerate(self.FLAGS) if o in self.given)
+        prefix = f' prefix "{self.prefix}"' if self.prefix is not None else ""
+        return f"LOG flags {flags} level {self.level}{prefix}"
+
+    def stmts(self, rule) -> list[Stmt]:
+        log = Log(self.prefix, LOG_LEVELS[self.level])
+        text = log.text(PrintCtx())
+        tcp = [f for o, f in self.FLAGS[:2] if o in self.given]
+        flags = ([f"flags tcp {','.join(f.split()[1] for f in tcp)}"] if tcp else []) + \
+            [f"flags {f}" for o, f in self.FLAGS[2:] if o in self.given]
+        return [Xt(" ".join([text] + flags), log)]
+
+
+class NflogTarget(XtTarget):
+    """libxt_NFLOG.c; nft's `log group` (the journey records the LOG hop)."""
+
+    name = "NFLOG"
+    OPTIONS = (XtOpt(("--nflog-group",)), XtOpt(("--nflog-prefix",)), XtOpt(("--nflog-range",)),
+               XtOpt(("--nflog-size",)), XtOpt(("--nflog-threshold",)))
+
+    def __init__(self, name: str = "", family=None, goto: bool = False) -> None:
+        super().__init__(name, family, goto)
+        self.values: dict[str, object] = {}
+
+    def parse(self, option: str, value: str, invert: bool, rule) -> None:
+        if option == "--nflog-prefix":
+            self.values[option] = value
+        elif option == "--nflog-range":
+            self.uint(option, value, 0, 0xFFFFFFFF)  # accepted and dropped (nflog_parse())
+        else:
+            high = 0xFFFF if option != "--nflog-size" else 0xFFFFFFFF
+            self.values[option] = self.uint(option, value, 0, high)
+
+    def save_options(self) -> str:
+        out = ""
+        for option in ("--nflog-prefix", "--nflog-group", "--nflog-size", "--nflog-threshold"):
+            if option in self.values and (option != "--nflog-group" or self.values[option]):
+                value = self.values[option]
+                out += f" {option} {quote(value) if option == '--nflog-prefix' else value}"
+        return out
+
+    def listing(self) -> str:
+        parts = []
+        if "--nflog-prefix" in self.values:
+            parts.append(f'nflog-prefix  {self.values["--nflog-prefix"]}')
+        if self.values.get("--nflog-group"):
+            parts.append(f'nflog-group {self.values["--nflog-group"]}')
+        if "--nflog-size" in self.values:
+            parts.append(f'nflog-size {self.values["--nflog-size"]}')
+        if "--nflog-threshold" in self.values:
+            parts.append(f'nflog-threshold {self.values["--nflog-threshold"]}')
+        return " ".join(parts)
+
+    def stmts(self, rule) -> list[Stmt]:
+        v = self.values
+        text = "log"
+        if "--nflog-prefix" in v:
+            text += f' prefix "{v["--nflog-prefix"]}"'
+        text += f' group {v.get("--nflog-group", 0)}'
+        if "--nflog-size" in v:
+            text += f' snaplen {v["--nflog-size"]}'
+        if "--nflog-threshold" in v:
+            text += f' queue-threshold {v["--nflog-threshold"]}'
+        return [Xt(text, Log(v.get("--nflog-prefix")))]
+
+
+class NfqueueTarget(XtTarget):
+    """libxt_NFQUEUE.c revision 3; xt_NFQUEUE.c nfqueue_tg_v3(): the packet
+    goes to a user-space queue (NF_QUEUE). The mock has no queue reader: with
+    --queue-bypass it goes on (accepted), else it is dropped, as the kernel
+    does when no program listens on the queue (nf_queue() -ESRCH)."""
+
+    name = "NFQUEUE"
+    OPTIONS = (XtOpt(("--queue-num",), excl=("--queue-balance",)),
+               XtOpt(("--queue-balance",), excl=("--queue-num",)), XtOpt(("--queue-bypass",), arg=False),
+               XtOpt(("--queue-cpu-fanout",), arg=False))
+
+    def __init__(self, name: str = "", family=None, goto: bool = False) -> None:
+        super().__init__(name, family, goto)
+        self.low = self.high = 0
+
+    def parse(self, option: str, value: str | None, invert: bool, rule) -> None:
+        if option == "--queue-num":
+            self.low = self.high = self.uint(option, value, 0, 0xFFFF)
+        elif option == "--queue-balance":
+            self.low, self.high = self.uint_range(option, value, 0xFFFF)
+            if self.low > self.high:
+                raise usage_error(f"{self.low} should be less than {self.high}")
+
+    def save_options(self) -> str:
+        out = f" --queue-balance {self.low}:{self.high}" if "--queue-balance" in self.given else \
+            f" --queue-num {self.low}"
+        return out + "".join(f" {o}" for o in ("--queue-bypass", "--queue-cpu-fanout") if o in self.given)
+
+    def listing(self) -> str:
+        out = f"NFQUEUE balance {self.low}:{self.high}" if "--queue-balance" in self.given else \
+            f"NFQUEUE num {self.low}"
+        return out + "".join(f" {o[2:].replace('queue-', '')}" for o in ("--queue-bypass", "--queue-cpu-fanout")
+                             if o in self.given)
+
+    def stmts(self, rule) -> list[Stmt]:
+        num = str(self.low) if self.low == self.high else f"{self.low}-{self.high}"
+        flags = [f for o, f in (("--queue-bypass", "bypass"), ("--queue-cpu-fanout", "fanout"))
+                 if o in self.given]
+        text = f"queue num {num}" + (" " + ",".join(flags) if flags else "")
+        bypass = "--queue-bypass" in self.given
+
+        def build(ctx):
+            where = ctx.chain_id
+
+            def nfqueue(pkt):
+                skb = pkt.skb
+                skb.net.tracer.hop(skb, pkt.state.stage, where, "QUEUE", "no reader" + (": bypass" if bypass else ""))
+                return NF_ACCEPT if bypass else NF_DROP
+            return nfqueue
+        return [XtCompat("target", "NFQUEUE", text, build, terminal=True)]
+
+
+# ------------------------------------------------------------------ MARK, CONNMARK
+
+class MarkTarget(XtTarget):
+    """libxt_MARK.c revision 2: every form is `--set-xmark value/mask`
+    (mark = (mark & ~mask) ^ value)."""
+
+    name = "MARK"
+    FORMS = ("--set-xmark", "--set-mark", "--and-mark", "--or-mark", "--xor-mark")
+    OPTIONS = exclusive(FORMS)
+    REQUIRED = "MARK: One of the --set-xmark, --{and,or,xor,set}-mark options is required"
+
+    def __init__(self, name: str = "", family=None, goto: bool = False) -> None:
+        super().__init__(name, family, goto)
+        self.value = self.mask = None
+
+    def parse(self, option: str, value: str, invert: bool, rule) -> None:
+        if option in ("--set-xmark", "--set-mark"):
+            mark, mask = self.markmask(option, value)
+            self.value, self.mask = mark, mask if option == "--set-xmark" or mask == 0xFFFFFFFF else mask | mark
+        else:
+            bits, _ = self.markmask(option, value)
+            self.value, self.mask = {"--and-mark": (0, ~bits & 0xFFFFFFFF), "--or-mark": (bits, bits),
+                                     "--xor-mark": (bits, 0)}[option]
+
+    def check(self, rule) -> None:
+        if self.value is None:
+            raise usage_error(self.REQUIRED)
+
+    def save_options(self) -> str:
+        return f" --set-xmark 0x{self.value:x}/0x{self.mask:x}"
+
+    def listing(self) -> str:
+        return mark_listing("MARK", self.value, self.mask)
+
+    def stmts(self, rule) -> list[Stmt]:
+        value, mask = self.value, self.mask
+        keep = ~mask & 0xFFFFFFFF
+        return [Xt(mark_xlate("meta mark set", "mark", value, mask), MetaSet("mark", value, keep=keep))]
+
+
+def mark_xlate(head: str, current: str, value: int, mask: int) -> str:
+    """mark_tg_xlate() / connmark_tg_xlate(): the operation the pair amounts to."""
+    keep = ~mask & 0xFFFFFFFF
+    if mask == 0xFFFFFFFF:
+        return f"{head} 0x{value:x}"
+    if value == 0:
+        return f"{head} {current} and 0x{keep:x}"
+    if value == mask:
+        return f"{head} {current} or 0x{value:x}"
+    if mask == 0:
+        return f"{head} {current} xor 0x{value:x}"
+    return f"{head} {current} and 0x{keep:x} xor 0x{value:x}"
+
+
+def mark_listing(label: str, value: int, mask: int) -> str:
+    """libxt_MARK's mark_tg_print()."""
+    if value == 0:
+        return f"{label} and 0x{~mask & 0xFFFFFFFF:x}"
+    if value == mask:
+        return f"{label} or 0x{value:x}"
+    if mask == 0:
+        return f"{label} xor 0x{value:x}"
+    if mask == 0xFFFFFFFF:
+        return f"{label} set 0x{value:x}"
+    return f"{label} xset 0x{value:x}/0x{mask:x}"
+
+
+class ConnmarkTarget(XtTarget):
+    """libxt_CONNMARK.c revision 1; xt_connmark.c connmark_tg_shift():
+    --set-xmark on ct->mark, --save-mark (ct mark from the packet's),
+    --restore-mark (the packet's from the ct mark), each with its masks."""
+
+    name = "CONNMARK"
+    MODES = ("--set-xmark", "--set-mark", "--and-mark", "--or-mark", "--xor-mark", "--save-mark", "--restore-mark")
+    OPTIONS = exclusive(MODES, no_arg=("--save-mark", "--restore-mark")) + \
+        (XtOpt(("--mask",)), XtOpt(("--nfmask",)), XtOpt(("--ctmask",)))
+
+    def __init__(self, name: str = "", family=None, goto: bool = False) -> None:
+        super().__init__(name, family, goto)
+        self.mode, self.value, self.mask = None, 0, 0xFFFFFFFF
+        self.nfmask = self.ctmask = 0xFFFFFFFF
+
+    def parse(self, option: str, value: str | None, invert: bool, rule) -> None:
+        if option in ("--mask", "--nfmask", "--ctmask"):
+            bits, _ = self.markmask(option, value)
+            if option in ("--mask", "--nfmask"):
+                self.nfmask = bits
+            if option in ("--mask", "--ctmask"):
+                self.ctmask = bits
+            return
+        if option in ("--save-mark", "--restore-mark"):
+            self.mode = option
+            return
+        self.mode = "--set-xmark"
+        if option in ("--set-xmark", "--set-mark"):
+            mark, mask = self.markmask(option, value)
+            self.value, self.mask = mark, mask if option == "--set-xmark" or mask == 0xFFFFFFFF else mask | mark
+        else:
+            bits, _ = self.markmask(option, value)
+            self.value, self.mask = {"--and-mark": (0, ~bits & 0xFFFFFFFF), "--or-mark": (bits, bits),
+                                     "--xor-mark": (bits, 0)}[option]
+
+    def check(self, rule) -> None:
+        if self.mode is None:
+            raise usage_error("CONNMARK target: No operation specified")
+
+    def save_options(self) -> str:
+        if self.mode == "--set-xmark":
+            return f" --set-xmark 0x{self.value:x}/0x{self.mask:x}"
+        return f" {self.mode} --nfmask 0x{self.nfmask:x} --ctmask 0x{self.ctmask:x}"
+
+    def listing(self) -> str:
+        if self.mode == "--set-xmark":
+            return mark_listing("CONNMARK", self.value, self.mask)
+        word = "save" if self.mode == "--save-mark" else "restore"
+        if self.nfmask == self.ctmask == 0xFFFFFFFF:
+            return f"CONNMARK {word}"
+        return f"CONNMARK {word} mask 0x{self.ctmask if word == 'save' else self.nfmask:x}"
+
+    def stmts(self, rule) -> list[Stmt]:
+        mode, value, mask, nfmask, ctmask = self.mode, self.value, self.mask, self.nfmask, self.ctmask
+        if mode == "--set-xmark":
+            text = mark_xlate("ct mark set", "ct mark", value, mask)
+            if mask not in (0xFFFFFFFF, 0, value) and value:
+                text = f"ct mark set ct mark xor 0x{value:x} and 0x{~mask & 0xFFFFFFFF:x}"
+        elif mode == "--save-mark":
+            text = "ct mark set mark" + (f" and 0x{nfmask:x}" if nfmask != 0xFFFFFFFF else "")
+        else:
+            text = "meta mark set ct mark" + (f" and 0x{ctmask:x}" if ctmask != 0xFFFFFFFF else "")
+
+        def build(ctx):
+            def connmark_tg(pkt):
+                skb = pkt.skb
+                ct = skb.nfct
+                if ct is None or ct is UNTRACKED:
+                    return None
+                if mode == "--set-xmark":
+                    ct.mark = (ct.mark & ~mask & 0xFFFFFFFF) ^ value
+                elif mode == "--save-mark":
+                    ct.mark = (ct.mark & ~ctmask & 0xFFFFFFFF) ^ (skb.mark & nfmask)
+                else:
+                    skb.mark = (skb.mark & ~nfmask & 0xFFFFFFFF) ^ (ct.mark & ctmask)
+                return None
+            return connmark_tg
+        return [XtCompat("target", "CONNMARK", text, build, needs_conntrack=True, may_change_packet=True)]
+
+
+# ------------------------------------------------------------------ TCPMSS
+
+class TcpmssTarget(XtTarget):
+    """libxt_TCPMSS.c; xt_TCPMSS.c tcpmss_mangle_packet(): on a SYN, an MSS
+    option above the new value is lowered to it (the path MTU minus the
+    headers with --clamp-mss-to-pmtu), the TCP checksum patched."""
+
+    name = "TCPMSS"
+    OPTIONS = (XtOpt(("--set-mss",)), XtOpt(("--clamp-mss-to-pmtu",), arg=False))
+
+    def __init__(self, name: str = "", family=None, goto: bool = False) -> None:
+        super().__init__(name, family, goto)
+        self.mss = None
+
+    def parse(self, option: str, value: str | None, invert: bool, rule) -> None:
+        if option == "--set-mss":
+            self.mss = self.uint(option, value, 0, 0xFFFF - 20)
+
+    def check(self, rule) -> None:
+        if not self.given:
+            raise usage_error("TCPMSS target: At least one parameter is required")
+
+    @property
+    def clamp(self) -> bool:
+        return "--clamp-mss-to-pmtu" in self.given
+
+    def rule_check(self, rule, table: str, chain: str, builtin: bool) -> None:
+        if not rule.proto or rule.proto[0] != 6 or rule.proto[1]:
+            raise kernel_refusal(chain)  # tcpmss_tg4_check(): only for TCP
+        super().rule_check(rule, table, chain, builtin)
+
+    def save_options(self) -> str:
+        return " --clamp-mss-to-pmtu" if self.clamp else f" --set-mss {self.mss}"
+
+    def listing(self) -> str:
+        return "TCPMSS clamp to PMTU" if self.clamp else f"TCPMSS set {self.mss}"
+
+    def stmts(self, rule) -> list[Stmt]:
+        clamp, fixed = self.clamp, self.mss
+        text = "tcp option maxseg size set " + ("rt mtu" if clamp else str(fixed))
+        header = 40 if rule.family.nft_family == "ip" else 60  # minlen: IP + TCP headers
+
+        def build(ctx):
+            def tcpmss_tg(pkt):
+                if pkt.tprot != 6 or pkt.fragoff:
+                    return None
+                skb = pkt.skb
+                if clamp:
+                    dst = getattr(skb, "dst", None)
+                    mtu = getattr(dst, "mtu", None) if dst is not None else None
+                    mtu = mtu() if callable(mtu) else mtu
+                    if mtu is None:
+                        mtu = skb.dev.mtu if skb.dev is not None else 1500
+                    new = mtu - header
+                else:
+                    new = fixed
+                _clamp_mss(pkt, new)
+                return None
+            return tcpmss_tg
+        return [XtCompat("target", "TCPMSS", text, build, may_change_packet=True)]
+
+
+def _clamp_mss(pkt, new: int) -> None:
+    """Lower a SYN's MSS option to `new`, patching the checksum (inet_proto_csum_replace2)."""
+    buf, th = pkt.buf, pkt.thoff
+    if not buf[th + 13] & 0x02:  # not a SYN
+        return
+    end = th + (buf[th + 12] >> 4) * 4
+    at = th + 20
+    while at + 1 < end:
+        kind = buf[at]
+        if kind == 0:
+            return
+        if kind == 1:
+            at += 1
+            continue
+        if kind == 2 and buf[at + 1] == 4:
+            old = struct.unpack_from("!H", buf, at + 2)[0]
+            if old <= new:
+                return
+            struct.pack_into("!H", buf, at + 2, new)
+            csum = struct.unpack_from("!H", buf, th + 16)[0]
+            value = (~csum & 0xFFFF) + (~old & 0xFFFF) + new
+            while value >> 16:
+                value = (value & 0xFFFF) + (value >> 16)
+            struct.pack_into("!H", buf, th + 16, ~value & 0xFFFF)
+            return
+        at += max(buf[at + 1], 2)
+
+
+# ------------------------------------------------------------------ TOS, DSCP, TTL, HL
+
+class DscpTarget(XtTarget):
+    """libxt_DSCP.c; xt_DSCP.c dscp_tg(): the DS field's DSCP bits, ECN kept."""
+
+    name = "DSCP"
+    OPTIONS = (XtOpt(("--set-dscp",), excl=("--set-dscp-class",)),
+               XtOpt(("--set-dscp-class",), excl=("--set-dscp",)))
+
+    def __init__(self, name: str = "", family=None, goto: bool = False) -> None:
+        super().__init__(name, family, goto)
+        self.value = None
+
+    def parse(self, option: str, value: str, invert: bool, rule) -> None:
+        if option == "--set-dscp-class":
+            if value.upper() not in DscpMatch.CLASSES:
+                raise usage_error(f"Invalid DSCP value `{value}'\n")
+            self.value = DscpMatch.CLASSES[value.upper()]
+        else:
+            self.value = self.uint(option, value, 0, 63)
+
+    def check(self, rule) -> None:
+        if self.value is None:
+            raise usage_error("DSCP target: Parameter --set-dscp is required")
+
+    def save_options(self) -> str:
+        return f" --set-dscp 0x{self.value:02x}"
+
+    def listing(self) -> str:
+        return f"DSCP set 0x{self.value:02x}"
+
+    def stmts(self, rule) -> list[Stmt]:
+        proto = "ip" if rule.family.nft_family == "ip" else "ip6"
+        value = self.value
+        return [XtCompat("target", "DSCP", f"{proto} dscp set 0x{value:02x}",
+                         lambda ctx: _set_ds(proto, lambda ds: (ds & 0x03) | value << 2), may_change_packet=True)]
+
+
+def _set_ds(proto: str, change):
+    """Rewrite the DS field (ipv4_change_dsfield / ipv6_change_dsfield)."""
+    read = _ds_field(proto)
+
+    def set_ds(pkt):
+        if pkt.thoff < 0:
+            return None
+        old = read(pkt)
+        new = change(old) & 0xFF
+        if new != old:
+            buf, nh = pkt.buf, pkt.nh
+            if proto == "ip":
+                buf[nh + 1] = new
+                ipv4.fill_checksum(buf, nh)
+            else:
+                buf[nh] = (buf[nh] & 0xF0) | new >> 4
+                buf[nh + 1] = (buf[nh + 1] & 0x0F) | (new & 0x0F) << 4
+        return None
+    return set_ds
+
+
+class TosTarget(XtTarget):
+    """libxt_TOS.c revision 1; xt_DSCP.c tos_tg(): tos = (tos & ~mask) ^ value.
+    nft 1.0.6 shows tos_tg_xlate()'s text, which names `ip6 dscp` in both
+    families (its translation's own mistake)."""
+
+    name = "TOS"
+    FORMS = ("--set-tos", "--and-tos", "--or-tos", "--xor-tos")
+    OPTIONS = exclusive(FORMS)
+
+    def __init__(self, name: str = "", family=None, goto: bool = False) -> None:
+        super().__init__(name, family, goto)
+        self.value = self.mask = None
+
+    def parse(self, option: str, value: str, invert: bool, rule) -> None:
+        if option == "--set-tos":
+            self.value, self.mask = parse_tos(self, option, value, 0xFF)
+            return
+        bits = c_strtoul(value)
+        if bits is None or bits > 0xFF:
+            raise self.error(f'bad value for option "{option}", or out of range (0-255).\n')
+        self.value, self.mask = {"--and-tos": (0, ~bits & 0xFF), "--or-tos": (bits, bits),
+                                 "--xor-tos": (bits, 0)}[option]
+
+    def check(self, rule) -> None:
+        if self.value is None:
+            raise usage_error("TOS: An action is required")
+
+    def save_options(self) -> str:
+        return f" --set-tos 0x{self.value:02x}/0x{self.mask:02x}"
+
+    def listing(self) -> str:
+        return mark_listing("TOS", self.value, self.mask).replace("0x", "0x", 1) if self.mask != 0xFF else \
+            f"TOS set 0x{self.value:02x}"
+
+    def stmts(self, rule) -> list[Stmt]:
+        value, mask = self.value, self.mask
+        proto = "ip" if rule.family.nft_family == "ip" else "ip6"
+        dscp, dmask = value >> 2, mask >> 2
+        if mask == 0xFF or mask == 0x3F:
+            text = f"ip6 dscp set 0x{dscp:02x}"
+        elif value == 0:
+            text = f"ip6 dscp set ip6 dscp and 0x{~dmask & 0x3F:02x}"
+        elif value == mask:
+            text = f"ip6 dscp set ip6 dscp or 0x{dscp:02x}"
+        elif mask == 0:
+            text = f"ip6 dscp set ip6 dscp xor 0x{dscp:02x}"
+        else:
+            text = f"ip6 dscp set ip6 dscp and 0x{~dmask & 0x3F:02x} xor 0x{dscp:02x}"
+        return [XtCompat("target", "TOS", text, lambda ctx: _set_ds(proto, lambda ds: (ds & ~mask) ^ value),
+                         may_change_packet=True)]
+
+
+class TtlTarget(XtTarget):
+    """libipt_TTL.c / libip6t_HL.c; xt_HL.c ttl_tg() / hl_tg6(): set,
+    decrement (not below 0) or increment (not above 255); no translation in 1.0.6."""
+
+    name = "TTL"
+    FIELD = "ttl"
+
+    @property
+    def OPTIONS(self):  # noqa: N802 - the option table, by the family's name for the field
+        return exclusive(tuple(f"--{self.FIELD}-{op}" for op in ("set", "dec", "inc")))
+
+    def __init__(self, name: str = "", family=None, goto: bool = False) -> None:
+        super().__init__(name, family, goto)
+        self.op, self.value = None, 0
+
+    def parse(self, option: str, value: str, invert: bool, rule) -> None:
+        self.op = option.rsplit("-", 1)[1]
+        self.value = self.uint(option, value, 0 if self.op == "set" else 1, 255)
+
+    def check(self, rule) -> None:
+        if self.op is None:
+            raise usage_error(f"{self.name}: You must specify an action")
+
+    def save_options(self) -> str:
+        return f" --{self.FIELD}-{self.op} {self.value}"
+
+    def listing(self) -> str:
+        word = {"set": "set to", "dec": "decrement by", "inc": "increment by"}[self.op]
+        return f"{self.name} {word} {self.value}"
+
+    def stmts(self, rule) -> list[Stmt]:
+        op, value, offset, v4 = self.op, self.value, 8 if self.FIELD == "ttl" else 7, self.FIELD == "ttl"
+
+        def build(ctx):
+            def ttl_tg(pkt):
+                buf, nh = pkt.buf, pkt.nh
+                old = buf[nh + offset]
+                new = value if op == "set" else max(old - value, 0) if op == "dec" else min(old + value, 255)
+                if new != old:
+                    buf[nh + offset] = new
+                    if v4:
+                        ipv4.fill_checksum(buf, nh)
+                return None
+            return ttl_tg
+        return [XtCompat("target", self.name, None, build, may_change_packet=True)]
+
+
+class HlTarget(TtlTarget):
+    name = "HL"
+    FIELD = "hl"
+
+
+# ------------------------------------------------------------------ NAT
+
+class NatTarget(XtTarget):
+    """libxt_NAT.c (DNAT, SNAT), libxt_MASQUERADE.c, libxt_REDIRECT.c; nft's
+    nat statements (nft_nat.c, nft_masq.c, nft_redir.c) in iptables-nft."""
+
+    FLAGS = (("--random", "random"), ("--random-fully", "fully-random"), ("--persistent", "persistent"))
+
+    def __init__(self, name: str = "", family=None, goto: bool = False) -> None:
+        super().__init__(name, family, goto)
+        self.to, self.addr, self.ports = None, None, None
+        option = {"DNAT": "--to-destination", "SNAT": "--to-source"}.get(name, "--to-ports")
+        flags = ("--random", "--random-fully", "--persistent") if name in ("DNAT", "SNAT") else \
+            ("--random", "--random-fully") if name == "MASQUERADE" else ("--random",)
+        self.OPTIONS = (XtOpt((option,), mandatory=name in ("DNAT", "SNAT")),) + \
+            tuple(XtOpt((f,), arg=False) for f in flags)
+
+    def parse(self, option: str, value: str | None, invert: bool, rule) -> None:
+        if value is None:
+            return
+        if option == "--to-ports":
+            self.ports = self._port_range(value, rule)
+            return
+        self.addr, self.ports, self.to = self._range(value, rule)
+
+    def _range(self, text: str, rule) -> tuple:
+        """parse_to(): `ADDR[-ADDR][:PORT[-PORT][/OFFSET]]`; an IPv6 address
+        before a port in brackets, one without them all address."""
+        family = rule.family
+        if "[" in text:
+            start = text[text.index("[") + 1:]
+            end = start.find("]")
+            if end < 0 or family.nft_family == "ip":
+                raise usage_error("Invalid address format")
+            addrs, after = start[:end], start[end + 1:]
+            colon = after.find(":")
+            ports = after[colon + 1:] if colon >= 0 else None
+        else:
+            colon = text.find(":")
+            if colon >= 0 and ":" in text[colon + 1:]:
+                colon = -1
+            addrs, ports = (text[:colon], text[colon + 1:]) if colon >= 0 else (text, None)
+        port_range, port_text = None, None
+        if ports is not None:
+            need_ports_protocol(rule)
+            port_range, port_text = self._nat_ports(ports, rule)
+        low, _, high = addrs.partition("-")
+        try:
+            addr = (int(family.address(low)), int(family.address(high or low))) if low else None
+        except ValueError:
+            raise usage_error(f"Bad IP address \"{addrs}\"") from None
+        shown = "" if addr is None else family.address_text(addr[0]) + \
+            ("" if addr[0] == addr[1] else "-" + family.address_text(addr[1]))
+        if port_text is not None:
+            shown = (f"[{shown}]" if family.nft_family == "ip6" and shown else shown) + ":" + port_text
+        return addr, port_range, shown
+
+    @staticmethod
+    def _nat_ports(text: str, rule) -> tuple:
+        """The port part of parse_to(): a port (or service), `A-B`, `A-B/OFFSET`,
+        checked in parse_ports()'s order."""
+        proto = {6: "tcp", 17: "udp"}.get(rule.proto[0], "tcp")
+        first = _nat_port(text, proto, text)
+        if ":" in text:
+            raise usage_error("Invalid port:port syntax - use dash")
+        dash = text.find("-")
+        last = _nat_port(text[dash + 1:], proto, text[dash + 1:]) if dash >= 0 else first
+        if last < first:
+            raise usage_error(f"Port range `{text[dash + 1:]}' funky")
+        if "/" in text:
+            raise not_modelled_error("DNAT/SNAT port offset (/OFFSET, a shifted port range)")
+        return (first, last), str(first) if dash < 0 else f"{first}-{last}"
+
+    def _port_range(self, text: str, rule) -> tuple:
+        """parse_ports() of MASQUERADE and REDIRECT: `A[-B]`, ports or services."""
+        need_ports_protocol(rule)
+        proto = {6: "tcp", 17: "udp"}.get(rule.proto[0], "tcp")
+        low_text, dash, high_text = text.partition("-")
+        ports = []
+        for part in (low_text, high_text) if dash else (low_text,):
+            number = c_strtoul(part.split("/")[0]) if part[:1].isdigit() else None
+            if number is not None and "/" in part:
+                raise usage_error(f"Garbage after port value: `{part[part.index('/'):]}'")
+            if number is None:
+                number = parse_port(part, proto)
+            if number > 65535:
+                raise usage_error(f"Port `{part}' not valid")
+            ports.append(number)
+        if ports[-1] < ports[0]:
+            raise usage_error(f"Port range `{high_text}' funky")
+        return ports[0], ports[-1]
+
+    def save_options(self) -> str:
+        out = ""
+        if self.name in ("DNAT", "SNAT"):
+            out += f" --to-{'destination' if self.name == 'DNAT' else 'source'} {self.to}"
+        elif self.ports:
+            out += f" --to-ports {_port_text(self.ports)}"
+        return out + "".join(f" {o}" for o, _ in self.FLAGS if o in self.given)
+
+    def listing(self) -> str:
+        flags = [o[2:] for o, _ in self.FLAGS if o in self.given]
+        if self.name in ("DNAT", "SNAT"):
+            return " ".join([f"to:{self.to}"] + flags)
+        label = "masq ports:" if self.name == "MASQUERADE" else "redir ports"
+        ports = [f"{label} {_port_text(self.ports)}"] if self.ports else []
+        return " ".join(ports + flags)
+
+    def stmts(self, rule) -> list[Stmt]:
+        kind = {"MASQUERADE": "masquerade", "REDIRECT": "redirect"}.get(self.name, self.name.lower())
+        flags = tuple(f for o, f in self.FLAGS if o in self.given)
+        nat = Nat(kind, None, self.addr, self.ports, flags)
+        if rule.family.nft_family == "ip6":
+            nat.addr_type = types.ipv6_addr
+            return [Xt(_nat6_xlat(nat), nat)]
+        return [Xt(nat.text(PrintCtx()), nat)]
+
+
+def _nat_port(text: str, proto: str, shown: str) -> int:
+    """A NAT port read as atoi() reads it (the digits it starts with), or a
+    service name up to a `-` or `/`; `shown` names it when it is neither."""
+    digits = len(text) - len(text.lstrip("0123456789"))
+    if digits:
+        number = int(text[:digits])
+    else:
+        try:
+            number = socket.getservbyname(text.split("-")[0].split("/")[0], proto)
+        except OSError:
+            number = None
+    if number is None or number > 65535:
+        raise usage_error(f"Port `{shown}' not valid")
+    return number
+
+
+def _nat6_xlat(nat: Nat) -> str:
+    """libxt_NAT.c's translation of an IPv6 range: one pair of brackets around
+    the addresses when a port follows (`dnat to [a-b]:80`)."""
+    text = nat.kind
+    if nat.addr:
+        low, high = (types.ipv6_addr.format(a) for a in nat.addr)
+        addrs = low if low == high else f"{low}-{high}"
+        text += f" to [{addrs}]" if nat.ports else f" to {addrs}"
+    if nat.ports:
+        low_port, high_port = nat.ports
+        text += (f":{low_port}" if low_port == high_port else f":{low_port}-{high_port}") if nat.addr else \
+            f" to :{low_port}" if low_port == high_port else f" to :{low_port}-{high_port}"
+    flags = [f for f in ("random", "fully-random", "persistent") if f in nat.flags]
+    return " ".join([text] + ([",".join(flags)] if flags else []))
+
+
+def _port_text(ports: tuple) -> str:
+    return str(ports[0]) if ports[0] == ports[1] else f"{ports[0]}-{ports[1]}"
+
+
+def need_ports_protocol(rule) -> None:
+    if not rule.proto or rule.proto[0] not in (6, 17, 132, 33):
+        raise usage_error("Need TCP, UDP, SCTP or DCCP with port specification")
+
+
+def not_modelled_error(what: str) -> XtError:
+    return XtError(f"{what} is not modelled by the mock kernel", 1)
+
+
+# ------------------------------------------------------------------ REJECT, NOTRACK, CT
+
+class RejectTarget(XtTarget):
+    """libipt_REJECT.c / libip6t_REJECT.c; nft's reject (nft_reject_ipv4.c,
+    nft_reject_ipv6.c). A TCP reset needs `-p tcp`: the kernel refuses it otherwise."""
+
+    name = "REJECT"
+    OPTIONS = (XtOpt(("--reject-with",)),)
+
+    def __init__(self, name: str = "", family=None, goto: bool = False) -> None:
+        super().__init__(name, family, goto)
+        self.kind = family.reject_default
+
+    def parse(self, option: str, value: str, invert: bool, rule) -> None:
+        kind = rule.family.reject_aliases.get(value, value)
+        if kind not in rule.family.reject_codes and kind != "tcp-reset":
+            raise usage_error(f"unknown reject type \"{value}\"")
+        self.kind = kind
+
+    def rule_check(self, rule, table: str, chain: str, builtin: bool) -> None:
+        super().rule_check(rule, table, chain, builtin)
+        if self.kind == "tcp-reset" and (not rule.proto or rule.proto[0] != 6 or rule.proto[1]):
+            raise kernel_refusal(chain)
+
+    def save_options(self) -> str:
+        return f" --reject-with {self.kind}"
+
+    def listing(self) -> str:
+        return f"reject-with {self.kind}"
+
+    def stmts(self, rule) -> list[Stmt]:
+        family = rule.family
+        if self.kind == "tcp-reset":
+            return [Xt("reject with tcp reset", Reject("tcp reset"))]
+        code = family.reject_codes[self.kind]
+        reject = Reject(family.reject_kind, code)
+        text = "reject" if code == family.quiet_reject else \
+            f"reject with {family.reject_kind} type {reject.CODE_TYPES[family.reject_kind].format(code)}"
+        return [Xt(text, reject)]
+
+
+class NotrackTarget(XtTarget):
+    """libxt_NOTRACK (an alias of CT --notrack); nft's notrack."""
+
+    name = "NOTRACK"
+
+    def stmts(self, rule) -> list[Stmt]:
+        return [Xt("notrack", Notrack())]
+
+
+class CtTarget(XtTarget):
+    """libxt_CT.c revision 2: --notrack is nft's notrack; the other options
+    (zones, helpers, events, timeouts) are not modelled."""
+
+    name = "CT"
+    OPTIONS = (XtOpt(("--notrack",), arg=False),) + tuple(XtOpt((o,)) for o in (
+        "--helper", "--ctevents", "--expevents", "--zone", "--zone-orig", "--zone-reply", "--timeout"))
+
+    def parse(self, option: str, value: str | None, invert: bool, rule) -> None:
+        if option != "--notrack":
+            raise not_modelled_error(f"-j CT {option}")
+
+    def check(self, rule) -> None:
+        if "--notrack" not in self.given:
+            raise not_modelled_error("-j CT without --notrack")
+
+    def save_options(self) -> str:
+        return " --notrack"
+
+    def listing(self) -> str:
+        return "NOTRACK"
+
+    def stmts(self, rule) -> list[Stmt]:
+        return [Xt("notrack", Notrack())]
+
+
+TARGETS = {"LOG": LogTarget, "NFLOG": NflogTarget, "NFQUEUE": NfqueueTarget, "MARK": MarkTarget,
+           "CONNMARK": ConnmarkTarget, "TCPMSS": TcpmssTarget, "DSCP": DscpTarget, "TOS": TosTarget,
+           "TTL": TtlTarget, "HL": HlTarget, "DNAT": NatTarget, "SNAT": NatTarget, "MASQUERADE": NatTarget,
+           "REDIRECT": NatTarget, "REJECT": RejectTarget, "NOTRACK": NotrackTarget, "CT": CtTarget}
+FAMILY_ONLY_TARGETS = {"TTL": "ip", "HL": "ip6"}
+STANDARD = ("ACCEPT", "DROP", "RETURN")
