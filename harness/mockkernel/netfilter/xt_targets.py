@@ -20,8 +20,9 @@ from harness.mockkernel.netfilter.nft_exprs import (CtSet, Log, Meta, MetaSet, N
 from harness.mockkernel.netfilter.xt_matches import DscpMatch, _ds_field, c_strtoul, kernel_refusal, parse_port, \
     parse_tos, quote
 from harness.mockkernel.netfilter.xt_options import XtError, XtExtension, XtOpt, exclusive, usage_error
+from harness.mockkernel.ipv4 import route
+from harness.mockkernel.ipv6 import route as route6
 from harness.mockkernel.wire import ipv4
-from harness.mockkernel.wire.checksum import checksum
 
 LOG_LEVELS = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")  # nft's names of 0..7
 LOG_LEVEL_NAMES = {"alert": 1, "crit": 2, "debug": 7, "emerg": 0, "error": 3, "info": 6, "notice": 5, "panic": 0,
@@ -406,28 +407,46 @@ class TcpmssTarget(XtTarget):
         return "TCPMSS clamp to PMTU" if self.clamp else f"TCPMSS set {self.mss}"
 
     def stmts(self, rule) -> list[Stmt]:
-        clamp, fixed = self.clamp, self.mss
+        clamp, fixed, v4 = self.clamp, self.mss, rule.family.nft_family == "ip"
         text = "tcp option maxseg size set " + ("rt mtu" if clamp else str(fixed))
-        header = 40 if rule.family.nft_family == "ip" else 60  # minlen: IP + TCP headers
+        header = 40 if v4 else 60  # minlen: the IP and TCP headers
 
         def build(ctx):
             def tcpmss_tg(pkt):
                 if pkt.tprot != 6 or pkt.fragoff:
                     return None
-                skb = pkt.skb
                 if clamp:
-                    dst = getattr(skb, "dst", None)
-                    mtu = getattr(dst, "mtu", None) if dst is not None else None
-                    mtu = mtu() if callable(mtu) else mtu
-                    if mtu is None:
-                        mtu = skb.dev.mtu if skb.dev is not None else 1500
-                    new = mtu - header
+                    mtu = min(_dst_mtu(pkt.skb.dst, v4), _reverse_mtu(ctx.net, pkt, v4))
+                    if mtu <= header:  # "unknown or invalid path-MTU": the packet is dropped
+                        return NF_DROP
+                    _clamp_mss(pkt, mtu - header)
                 else:
-                    new = fixed
-                _clamp_mss(pkt, new)
+                    _clamp_mss(pkt, fixed)
                 return None
             return tcpmss_tg
         return [XtCompat("target", "TCPMSS", text, build, may_change_packet=True)]
+
+
+def _dst_mtu(dst, v4: bool) -> int:
+    """dst_mtu(): the route's mtu metric, else its device's."""
+    if dst is None:
+        return 0xFFFFFFFF
+    return dst.dst_mtu() if v4 else dst.mtu or dst.dev.mtu
+
+
+def _reverse_mtu(net, pkt, v4: bool) -> int:
+    """tcpmss_reverse_mtu(): the MTU of the route back to the sender (~0 without one)."""
+    if v4:
+        found = route.fib_lookup(net, ipv4.SADDR_FIELD.unpack_from(pkt.buf, pkt.nh)[0])
+        if found.__class__ is int:
+            return 0xFFFFFFFF
+        dev = net.devices.get(found.route.oif)
+        return found.route.mtu or (dev.mtu if dev is not None else 0xFFFFFFFF)
+    found = route6.fib6_lookup(net, bytes(pkt.buf[pkt.nh + 8:pkt.nh + 24]))
+    if found.__class__ is int:
+        return 0xFFFFFFFF
+    dev = net.devices.get(found.ifindex)
+    return found.mtu or (dev.mtu if dev is not None else 0xFFFFFFFF)
 
 
 def _clamp_mss(pkt, new: int) -> None:

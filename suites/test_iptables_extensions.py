@@ -1,0 +1,186 @@
+"""iptables extensions on real frames, as iptables-nft 1.8.9 puts them in the
+kernel (native expressions or nft_compat xt matches and targets).
+
+Each case adds rules with iptables, every counting rule named by a comment
+(`-m comment --comment NAME`, no target: it counts and goes on), sends frames
+through the DUT and asserts which rules counted them (iptables-save -c) or
+what the frame that left looks like. The expectations are the kernel's
+(net/netfilter/xt_*.c), written by hand.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+from scapy.layers.inet import IP, TCP, UDP
+
+pytestmark = pytest.mark.requires("nftables")
+
+COUNTED = re.compile(r'^\[(\d+):\d+\] -A \S+ .*-m comment --comment ("[^"]*"|\S+)')
+
+
+def counts(target, table: str = "filter") -> dict[str, int]:
+    """Packets each named rule of `table` counted so far (iptables-save -c)."""
+    out = {}
+    for line in target.sh(["iptables-save", "-c", "-t", table]).splitlines():
+        found = COUNTED.match(line)
+        if found:
+            out[found.group(2).strip('"')] = int(found.group(1))
+    return out
+
+
+def add(target, *rules: str) -> None:
+    for rule in rules:
+        target.sh(f"iptables {rule}")
+
+
+def forward(target, src_host, dst_host, l4, **ip_fields) -> bytes:
+    """Send `l4` from src_host's wire to dst_host through the DUT; the frame
+    that left (the DUT decrements the TTL, nothing else changes)."""
+    fields = {"dst": dst_host.ip, "id": 7, **ip_fields}
+    sent = src_host.to_dut(**fields) / l4
+    target.send(src_host.port, sent)
+    left = dst_host.from_dut(**{**fields, "src": fields.get("src", src_host.ip), "ttl": sent[IP].ttl - 1}) / l4
+    return target.expect(dst_host.port, left)
+
+
+def test_multiport_matches_each_listed_port_and_range_either_side_with_ports(target, router):
+    """xt_multiport ports_match_v1(): --dports the destination port, a range
+    counting inclusively; --ports either port; `!` what none of them match."""
+    h0, h1 = router[0], router[1]
+    add(target, "-A FORWARD -p udp -m multiport --dports 7,9:10 -m comment --comment dports",
+        "-A FORWARD -p udp -m multiport ! --dports 7,9:10 -m comment --comment not-dports",
+        "-A FORWARD -p udp -m multiport --ports 2000 -m comment --comment either")
+    for sport, dport in ((1000, 7), (1000, 8), (1000, 10), (2000, 8), (1000, 2000)):
+        forward(target, h0, h1, UDP(sport=sport, dport=dport))
+    assert counts(target) == {"dports": 2, "not-dports": 3, "either": 2}
+
+
+def test_limit_lets_the_burst_through_then_holds_to_the_rate(target, router):
+    """xt_limit limit_mt(): a bucket of --limit-burst packets refilled at
+    --limit; 1/hour refills nothing within the test."""
+    h0, h1 = router[0], router[1]
+    add(target, "-A FORWARD -p udp -m limit --limit 1/hour --limit-burst 3 -m comment --comment limited")
+    for _ in range(5):
+        forward(target, h0, h1, UDP(sport=1, dport=2))
+    assert counts(target) == {"limited": 3}
+
+
+def test_statistic_nth_matches_every_nth_packet_from_the_one_given(target, router):
+    """xt_statistic statistic_mt() nth mode: --every 3 --packet 1 matches the
+    2nd, 5th, 8th... packet; random mode with probability 1 and 0 always and never."""
+    h0, h1 = router[0], router[1]
+    add(target, "-A FORWARD -m statistic --mode nth --every 3 --packet 1 -m comment --comment nth",
+        "-A FORWARD -m statistic --mode nth --every 2 --packet 0 -m comment --comment odd",
+        "-A FORWARD -m statistic --mode random --probability 1 -m comment --comment always",
+        "-A FORWARD -m statistic --mode random --probability 0 -m comment --comment never")
+    matched = []
+    for number in range(1, 9):
+        before = counts(target)
+        forward(target, h0, h1, UDP(sport=1, dport=number))
+        matched.append({name for name, packets in counts(target).items() if packets != before[name]})
+    assert matched == [{"odd", "always"}, {"nth", "always"}, {"odd", "always"}, {"always"},
+                       {"odd", "nth", "always"}, {"always"}, {"odd", "always"}, {"nth", "always"}]
+
+
+def test_addrtype_sees_local_broadcast_and_unicast_destinations(target, router):
+    """xt_addrtype: the destination's route type (inet_dev_addr_type()): the
+    DUT's own address is LOCAL, a forwarded host's UNICAST."""
+    h0, h1 = router[0], router[1]
+    add(target, "-A INPUT -m addrtype --dst-type LOCAL -m comment --comment input-local",
+        "-A FORWARD -m addrtype --dst-type UNICAST -m comment --comment forward-unicast",
+        "-A FORWARD -m addrtype --dst-type LOCAL -m comment --comment forward-local",
+        "-A FORWARD -m addrtype ! --src-type LOCAL -m comment --comment not-from-local")
+    forward(target, h0, h1, UDP(sport=1, dport=2))
+    target.send(h0.port, h0.to_dut(dst=h0.dut_ip) / UDP(sport=1, dport=9))
+    assert counts(target) == {"input-local": 1, "forward-unicast": 1, "forward-local": 0, "not-from-local": 1}
+
+
+def test_length_ttl_dscp_and_tos_read_the_ip_header(target, router):
+    """xt_length: the IP total length; xt_hl ttl_mt(): the TTL seen in FORWARD
+    (already decremented); xt_dscp dscp_mt() the DSCP bits, tos_mt()
+    (TOS & mask) == value."""
+    h0, h1 = router[0], router[1]
+    add(target, "-A FORWARD -m length --length 0:100 -m comment --comment short",
+        "-A FORWARD -m ttl --ttl-eq 63 -m comment --comment ttl63",
+        "-A FORWARD -m ttl --ttl-lt 10 -m comment --comment ttl-low",
+        "-A FORWARD -m dscp --dscp 46 -m comment --comment ef",
+        "-A FORWARD -m tos --tos 0xb8 -m comment --comment tos-b8",
+        "-A FORWARD -m tos --tos 0x08/0x0c -m comment --comment tos-masked")
+    forward(target, h0, h1, UDP(sport=1, dport=2), ttl=64, tos=0xB9)
+    forward(target, h0, h1, UDP(sport=1, dport=2) / bytes(100), ttl=9, tos=0x07)
+    assert counts(target) == {"short": 1, "ttl63": 1, "ttl-low": 1, "ef": 1, "tos-b8": 0, "tos-masked": 1}
+
+
+@pytest.mark.requires("conntrack")
+def test_conntrack_options_and_connmark_follow_the_connection(target, router):
+    """CONNMARK --set-mark marks the connection on its first packet; the
+    reply matches connmark, conntrack --ctdir REPLY and --ctorigdstport (the
+    original direction's port) and --ctstatus SEEN_REPLY (set by the reply itself)."""
+    h0, h1 = router[0], router[1]
+    add(target, "-t mangle -A PREROUTING -m conntrack --ctstate NEW -j CONNMARK --set-mark 0x5",
+        "-A FORWARD -m connmark --mark 0x5 -m comment --comment connmark",
+        "-A FORWARD -m conntrack --ctdir REPLY -m comment --comment reply",
+        "-A FORWARD -m conntrack --ctdir ORIGINAL --ctorigsrc 10.0.0.0/24 -m comment --comment original",
+        "-A FORWARD -m conntrack --ctorigdstport 53 --ctproto udp -m comment --comment to-53",
+        "-A FORWARD -m conntrack --ctstatus SEEN_REPLY -m comment --comment seen-reply")
+    forward(target, h0, h1, UDP(sport=1000, dport=53))
+    forward(target, h1, h0, UDP(sport=53, dport=1000))
+    assert counts(target) == {"connmark": 2, "reply": 1, "original": 1, "to-53": 2, "seen-reply": 1}
+
+
+def test_connmark_restore_copies_the_connection_mark_to_each_packet(target, router):
+    """CONNMARK --save-mark / --restore-mark (connmark_tg_shift()): the mark
+    MARK gives the first packet is saved in the connection and restored on
+    the reply, which MARK never touched."""
+    h0, h1 = router[0], router[1]
+    add(target, "-t mangle -A PREROUTING -j CONNMARK --restore-mark",
+        "-t mangle -A PREROUTING -p udp --dport 53 -j MARK --set-mark 0x7",
+        "-t mangle -A PREROUTING -j CONNMARK --save-mark",
+        "-A FORWARD -m mark --mark 0x7 -m comment --comment marked")
+    forward(target, h0, h1, UDP(sport=1000, dport=53))
+    forward(target, h1, h0, UDP(sport=53, dport=1000))
+    assert counts(target) == {"marked": 2}
+
+
+def test_dscp_tos_and_ttl_targets_rewrite_the_forwarded_header(target, router):
+    """xt_DSCP dscp_tg() keeps the ECN bits; tos_tg() (tos & ~mask) ^ value;
+    xt_HL ttl_tg() sets the TTL before forwarding decrements it; the header
+    checksum follows (the frame expected carries the right one)."""
+    h0, h1 = router[0], router[1]
+    add(target, "-t mangle -A FORWARD -p udp --dport 1 -j DSCP --set-dscp 10",
+        "-t mangle -A FORWARD -p udp --dport 2 -j TOS --or-tos 0x10",
+        "-t mangle -A PREROUTING -p udp --dport 3 -j TTL --ttl-set 20")
+    sent = h0.to_dut(dst=h1.ip, id=7, tos=0x03) / UDP(sport=9, dport=1)
+    target.send(h0.port, sent)
+    target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=7, tos=0x2B, ttl=63) / UDP(sport=9, dport=1))
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=8, tos=0x04) / UDP(sport=9, dport=2))
+    target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=8, tos=0x14, ttl=63) / UDP(sport=9, dport=2))
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=9) / UDP(sport=9, dport=3))
+    target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=9, ttl=19) / UDP(sport=9, dport=3))
+
+
+def test_tcpmss_lowers_a_syn_mss_option_and_never_raises_it(target, router):
+    """xt_TCPMSS tcpmss_mangle_packet(): a SYN's MSS above --set-mss is
+    lowered to it (checksum patched), one below it is left; --clamp-mss-to-pmtu
+    uses the path MTU less 40 (the egress device's 1400 here)."""
+    h0, h1, h2 = router[0], router[1], router[2]
+    target.sh("ip link set p2 mtu 1400")
+    add(target, "-t mangle -A FORWARD -o p1 -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1200",
+        "-t mangle -A FORWARD -o p2 -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu")
+    for dst, mss, want in ((h1, 1460, 1200), (h1, 1000, 1000), (h2, 1460, 1360)):
+        syn = TCP(sport=1000, dport=80, flags="S", seq=1, options=[("MSS", mss)])
+        target.send(h0.port, h0.to_dut(dst=dst.ip, id=5) / syn)
+        left = TCP(sport=1000, dport=80, flags="S", seq=1, options=[("MSS", want)])
+        target.expect(dst.port, dst.from_dut(src=h0.ip, dst=dst.ip, id=5, ttl=63) / left)
+
+
+def test_nfqueue_without_a_reader_drops_unless_it_may_bypass(target, router):
+    """xt_NFQUEUE: nf_queue() finds no program on the queue: the packet is
+    dropped, or with --queue-bypass accepted and goes on."""
+    h0, h1 = router[0], router[1]
+    add(target, "-A FORWARD -p udp --dport 1 -j NFQUEUE --queue-num 3",
+        "-A FORWARD -p udp --dport 2 -j NFQUEUE --queue-num 4 --queue-bypass")
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=1) / UDP(sport=9, dport=1))
+    target.expect_nothing()
+    forward(target, h0, h1, UDP(sport=9, dport=2))
