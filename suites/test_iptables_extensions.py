@@ -56,14 +56,16 @@ def test_multiport_matches_each_listed_port_and_range_either_side_with_ports(tar
     assert counts(target) == {"dports": 2, "not-dports": 3, "either": 2}
 
 
-def test_limit_lets_the_burst_through_then_holds_to_the_rate(target, router):
-    """xt_limit limit_mt(): a bucket of --limit-burst packets refilled at
-    --limit; 1/hour refills nothing within the test."""
+@pytest.mark.parametrize("burst, passed", [(3, 3), (0, 5)])
+def test_limit_lets_the_burst_through_then_holds_to_the_rate(target, router, burst, passed):
+    """iptables-nft makes -m limit nft's limit (nft_limit.c): a bucket of
+    --limit-burst packets refilled at --limit, 1/hour refilling nothing
+    within the test; a burst of 0 is nft_limit_init()'s default of 5."""
     h0, h1 = router[0], router[1]
-    add(target, "-A FORWARD -p udp -m limit --limit 1/hour --limit-burst 3 -m comment --comment limited")
-    for _ in range(5):
+    add(target, f"-A FORWARD -p udp -m limit --limit 1/hour --limit-burst {burst} -m comment --comment limited")
+    for _ in range(7):
         forward(target, h0, h1, UDP(sport=1, dport=2))
-    assert counts(target) == {"limited": 3}
+    assert counts(target) == {"limited": passed}
 
 
 def test_statistic_nth_matches_every_nth_packet_from_the_one_given(target, router):
