@@ -186,3 +186,44 @@ def test_nfqueue_without_a_reader_drops_unless_it_may_bypass(target, router):
     target.send(h0.port, h0.to_dut(dst=h1.ip, id=1) / UDP(sport=9, dport=1))
     target.expect_nothing()
     forward(target, h0, h1, UDP(sport=9, dport=2))
+
+
+def test_recent_counts_the_times_an_address_was_seen(target, router):
+    """xt_recent recent_mt(): --set records the source each time (and
+    matches); --rcheck --hitcount 3 matches once the source was seen three
+    times within --seconds; another source has no entry."""
+    h0, h1 = router[0], router[1]
+    add(target, "-A FORWARD -p udp --dport 22 -m recent --name ssh --set -m comment --comment seen",
+        "-A FORWARD -p udp --dport 22 -m recent --name ssh --rcheck --seconds 60 --hitcount 3 "
+        "-m comment --comment third",
+        "-A FORWARD -p udp --dport 23 -m recent --name ssh --rcheck -m comment --comment known")
+    for _ in range(4):
+        forward(target, h0, h1, UDP(sport=1000, dport=22))
+    forward(target, h0, h1, UDP(sport=1000, dport=23))
+    forward(target, h0, h1, UDP(sport=1000, dport=23), src="10.0.0.3")
+    assert counts(target) == {"seen": 4, "third": 2, "known": 1}
+
+
+def test_hashlimit_keeps_a_bucket_per_source(target, router):
+    """xt_hashlimit hashlimit_mt(): --hashlimit-mode srcip gives each source
+    its own bucket of --hashlimit-burst packets."""
+    h0, h1 = router[0], router[1]
+    add(target, "-A FORWARD -p udp -m hashlimit --hashlimit-upto 1/hour --hashlimit-burst 2 "
+                "--hashlimit-mode srcip --hashlimit-name per-source -m comment --comment under")
+    for src in ("10.0.0.2", "10.0.0.3"):
+        for _ in range(3):
+            forward(target, h0, h1, UDP(sport=1, dport=2), src=src)
+    assert counts(target) == {"under": 4}
+
+
+@pytest.mark.requires("conntrack")
+def test_connlimit_counts_the_connections_of_a_source(target, router):
+    """xt_connlimit with nf_conncount: a new connection is counted with those
+    the source already holds; above 2 matches from the third one on, per source."""
+    h0, h1 = router[0], router[1]
+    add(target, "-A FORWARD -p udp -m conntrack --ctstate NEW -m connlimit --connlimit-above 2 "
+                "-m comment --comment over")
+    for sport in (1001, 1002, 1003, 1004):
+        forward(target, h0, h1, UDP(sport=sport, dport=2))
+    forward(target, h0, h1, UDP(sport=1001, dport=2), src="10.0.0.3")
+    assert counts(target) == {"over": 2}

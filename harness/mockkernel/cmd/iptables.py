@@ -23,6 +23,8 @@ from harness.mockkernel.netfilter.iptables import IPV4, IPV6, SAVE_ORDER, TABLES
 from harness.mockkernel.netfilter.xt_matches import (FAMILY_ONLY, KNOWN_UNMODELLED, MATCHES, PROTOCOL_NAMES, XtMatch,
                                                      parse_protocol)
 from harness.mockkernel.netfilter.xt_options import PROG, VERSION, XtError, usage_error
+from harness.mockkernel.netfilter.xt_ipv6 import IPV6_MATCHES
+from harness.mockkernel.netfilter.xt_stateful import STATEFUL_MATCHES
 from harness.mockkernel.netfilter.xt_targets import FAMILY_ONLY_TARGETS, TARGETS, XtTarget
 
 COMMANDS = {"-A": "append", "--append": "append", "-I": "insert", "--insert": "insert", "-D": "delete",
@@ -275,6 +277,10 @@ def _load_match(family: XtFamily, name: str) -> XtMatch:
     ours = FAMILY_ONLY.get(name, family.nft_family) == family.nft_family
     if name in MATCHES and ours:
         return MATCHES[name]()
+    if name in STATEFUL_MATCHES:
+        return STATEFUL_MATCHES[name]()
+    if name in IPV6_MATCHES and family is IPV6:
+        return IPV6_MATCHES[name]()
     if name in KNOWN_UNMODELLED and ours:
         raise not_modelled(f"{family.prog} -m {name}")
     raise usage_error(f"Couldn't load match `{name}':No such file or directory\n")

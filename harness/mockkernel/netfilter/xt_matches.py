@@ -194,9 +194,13 @@ class PortMatch(XtMatch):
         return " ".join(parts)
 
     def stmts(self, rule) -> list[Stmt]:
+        """add_nft_tcp(): the flags first, then the ports (one, up to one: <=, or a range)."""
         out: list[Stmt] = []
+        if self.flags:
+            mask, cmp, invert = self.flags
+            out.append(Match(field("tcp", "flags"), "!=" if invert else "==", Value(cmp), mask=mask))
         for fld, ports in (("sport", self.sport), ("dport", self.dport)):
-            if ports:  # add_nft_tcpudp(): one port, up to a port (<=), or a range
+            if ports:
                 low, high, invert = ports
                 if low == 0 < high and not invert:
                     out.append(Match(field(self.name, fld), "<=", Value(high)))
@@ -207,9 +211,6 @@ class PortMatch(XtMatch):
             kind, invert = self.option_kind
             out.append(XtCompat("match", "tcp", f"tcp option {kind} {'missing' if invert else 'exists'}",
                                 lambda ctx: _has_tcp_option(kind), invert=invert))
-        if self.flags:
-            mask, cmp, invert = self.flags
-            out.append(Match(field("tcp", "flags"), "!=" if invert else "==", Value(cmp), mask=mask))
         return out
 
 
@@ -1179,8 +1180,7 @@ MATCHES = {"tcp": lambda: PortMatch("tcp"), "udp": lambda: PortMatch("udp"), "ic
            "ttl": TtlMatch, "hl": HlMatch, "dscp": DscpMatch, "tos": TosMatch, "owner": OwnerMatch}
 FAMILY_ONLY = {"icmp": "ip", "ttl": "ip", "icmp6": "ip6", "hl": "ip6"}  # libipt_*/libip6t_* extensions
 # extensions iptables 1.8.9 ships that the mock does not model (yet): named, not refused as unknown
-KNOWN_UNMODELLED = {"hashlimit", "recent", "connbytes", "connlimit", "set", "string", "u32", "socket", "iprange",
+KNOWN_UNMODELLED = {"set", "string", "u32", "socket", "iprange",
                     "pkttype", "physdev", "ecn", "helper", "mac", "time", "cpu", "devgroup", "cgroup", "realm",
                     "quota", "policy", "esp", "ah", "sctp", "dccp", "udplite", "cluster", "connlabel", "rpfilter",
-                    "osf", "ipvs", "nfacct", "bpf", "rateest", "frag", "hbh", "dst", "rt", "ipv6header", "eui64",
-                    "mh", "srh", "tcpmss", "ipcomp", "l2tp", "among"}
+                    "osf", "ipvs", "nfacct", "bpf", "rateest", "mh", "srh", "tcpmss", "ipcomp", "l2tp", "among"}
