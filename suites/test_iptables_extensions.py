@@ -13,6 +13,7 @@ import re
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet6 import IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, PadN
 
 pytestmark = pytest.mark.requires("nftables")
 
@@ -227,3 +228,36 @@ def test_connlimit_counts_the_connections_of_a_source(target, router):
         forward(target, h0, h1, UDP(sport=sport, dport=2))
     forward(target, h0, h1, UDP(sport=1001, dport=2), src="10.0.0.3")
     assert counts(target) == {"over": 2}
+
+
+def forward6(target, src_host, dst_host, payload, hlim: int = 64) -> bytes:
+    """Send `payload` (extension headers and all) from src_host to dst_host
+    through the DUT; the frame that left, its hop limit decremented."""
+    target.send(src_host.port, src_host.to_dut6(dst=dst_host.ip6, hlim=hlim, fl=0x12345) / payload)
+    return target.expect(dst_host.port, dst_host.from_dut6(src=src_host.ip6, dst=dst_host.ip6, hlim=hlim - 1,
+                                                           fl=0x12345) / payload)
+
+
+@pytest.mark.ipv6
+def test_ip6tables_matches_find_extension_headers_and_the_hop_limit(target, router6):
+    """ip6t_frag frag_mt6() (first: offset 0, more: MF, the id in a range),
+    ip6t_ipv6header ipv6header_mt6() (exactly the headers named, `protocol`
+    an upper-layer one), ip6t_hbh hbh_mt6() (the header's length in bytes),
+    xt_hl hl_mt6() (the hop limit FORWARD sees, already decremented)."""
+    h0, h1 = router6[0], router6[1]
+    rules = ("-m frag --fragfirst -m comment --comment first", "-m frag --fragmore -m comment --comment more",
+             "-m frag --fragid 100:200 -m comment --comment id",
+             "-m ipv6header --header ipv6-frag,protocol -m comment --comment frag-and-upper",
+             "-m ipv6header --header protocol -m comment --comment upper-only",
+             "-m hbh --hbh-len 8 -m comment --comment hbh8", "-m hl --hl-eq 63 -m comment --comment hl63")
+    for rule in rules:
+        target.sh(f"ip6tables -A FORWARD {rule}")
+    forward6(target, h0, h1, UDP(sport=1, dport=2) / b"whole")
+    forward6(target, h0, h1, IPv6ExtHdrFragment(id=150, m=1, offset=0, nh=17) / UDP(sport=1, dport=2) / bytes(8),
+             hlim=10)
+    forward6(target, h0, h1, IPv6ExtHdrFragment(id=150, m=0, offset=2, nh=17) / bytes(8), hlim=10)
+    forward6(target, h0, h1, IPv6ExtHdrHopByHop(options=[PadN(optdata=b"\0\0\0\0")]) / UDP(sport=1, dport=2),
+             hlim=10)
+    saved = target.sh(["ip6tables-save", "-c"]).splitlines()
+    seen = {m.group(2).strip('"'): int(m.group(1)) for m in map(COUNTED.match, saved) if m}
+    assert seen == {"first": 1, "more": 1, "id": 2, "frag-and-upper": 2, "upper-only": 1, "hbh8": 1, "hl63": 1}

@@ -60,11 +60,11 @@ from harness.traffic import Loss
 # What `sh()` runs: the configuration tools operators use, the counters' readers
 # (nstat, ss; cat of /proc/net/* and /proc/sys/* only), nothing else.
 SH_PROGRAMS = frozenset({
-    "ip", "nft", "iptables", "iptables-save", "iptables-restore", "tc", "sysctl",
-    "ethtool", "conntrack", "bpftool", "nstat", "ss", "cat", "bridge",
+    "ip", "nft", "iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore",
+    "tc", "sysctl", "ethtool", "conntrack", "bpftool", "nstat", "ss", "cat", "bridge",
 })
 # The ones that change nf_tables rulesets (iptables is iptables-nft on Debian).
-RULESET_PROGRAMS = frozenset({"nft", "iptables", "iptables-restore"})
+RULESET_PROGRAMS = frozenset({"nft", "iptables", "iptables-restore", "ip6tables", "ip6tables-restore"})
 
 MAX_DATAGRAM = 65535
 # Application sockets by `proto`: the IP protocol of the SOCK_DGRAM socket, and the

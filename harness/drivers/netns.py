@@ -62,7 +62,8 @@ TESTER_MTU = 3506
 PACKAGES = {
     "ip": "iproute2", "tc": "iproute2", "sysctl": "procps", "ethtool": "ethtool",
     "nft": "nftables", "iptables": "iptables", "iptables-save": "iptables",
-    "iptables-restore": "iptables", "conntrack": "conntrack", "bpftool": "bpftool",
+    "iptables-restore": "iptables", "ip6tables": "iptables", "ip6tables-save": "iptables",
+    "ip6tables-restore": "iptables", "conntrack": "conntrack", "bpftool": "bpftool",
     "bpftrace": "bpftrace", "mount": "mount", "nstat": "iproute2", "ss": "iproute2", "cat": "coreutils",
     "bridge": "iproute2",
 }

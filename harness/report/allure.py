@@ -48,6 +48,7 @@ SUITE_AREAS: dict[str, Area] = {
     "suites/test_nf_ordering.py": Area("Ordering", "netfilter chains traversed", CRITICAL),
     "suites/test_nft_matches.py": Area("Ordering", "nftables matches and statements", CRITICAL),
     "suites/test_nft_maps.py": Area("Ordering", "nftables data maps", CRITICAL),
+    "suites/test_iptables_extensions.py": Area("Ordering", "iptables extensions on real frames", CRITICAL),
     "suites/test_nft_syntax.py": Area("Ordering", "nft command-line syntax", MINOR),
     "suites/test_nft_bridge.py": Area("Bridge", "nft bridge family: chains, ether/vlan, refusals", MINOR),
     "suites/test_bridge.py": Area("Bridge", "the Linux bridge: flooding, learning, ageing, ports, VLANs", CRITICAL),

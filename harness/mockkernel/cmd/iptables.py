@@ -3,14 +3,15 @@
 iptables-save.c, iptables-restore.c), over netfilter/iptables.py.
 
 Commands: -A -I -D -C -F -X -N -P -S -L (with -n; -v, -x, --line-numbers).
-Rule options: [!] -s -d -p -i -o, -m tcp|udp (--sport --dport, tcp
---tcp-flags --syn), -m icmp --icmp-type (ip6tables: -m icmp6 --icmpv6-type),
--m conntrack --ctstate, -m state
---state, -m comment --comment, -m mark --mark; -j ACCEPT DROP RETURN LOG MARK
-DNAT SNAT MASQUERADE REDIRECT REJECT NOTRACK CT --notrack, -j/-g CHAIN.
-A protocol's match loads implicitly for its options, as iptables does. Each
-command is one nf_tables transaction; iptables-restore commits per table
-(flushing it first unless --noflush). Anything else is an error naming it.
+Rule options: [!] -s -d (masks, comma lists: a rule each) -p -i -o -f, -m
+MATCH and -j TARGET with their options as the extension parses them
+(netfilter/xt_matches.py, xt_stateful.py, xt_ipv6.py, xt_targets.py), -j/-g
+CHAIN. An option goes to the first match loaded that has it, then to the
+target, then loads the -p protocol's match (load_proto()); each match's and
+the target's final checks follow, then the rule's own. Each command is one
+nf_tables transaction; iptables-restore commits per table (flushing it first
+unless --noflush). An extension iptables ships but the mock does not model is
+refused naming it; anything else unknown is refused as iptables refuses it.
 """
 from __future__ import annotations
 
@@ -257,7 +258,7 @@ def _rule_option(opts: Options, word: str, words: list[str], invert: bool) -> No
         setattr(rule, "iniface" if flag == "i" else "outiface", (name, invert))
     elif flag == "f":
         if family is IPV6:
-            raise usage_error(f'unknown option "{word}"')
+            raise usage_error("`-f' is not supported in IPv6, use -m frag instead")
         rule.fragment = not invert
     elif word in ("-m", "--match"):
         rule.matches.append(_load_match(family, _value(words, word)))

@@ -5,13 +5,14 @@ tables (ip, ip6), addresses, the ICMP match (icmp, icmp6) and REJECT's codes;
 messages name the program that runs (xt_params->program_name): they are
 written with PROG and rendered by the front end.
 
-An `XtRule` is a rule as iptables sees it: addresses, interfaces, protocol,
-matches and a target. `nft_stmts()` is what iptables-nft puts in the kernel:
-the same statements in its order (interfaces, addresses, `meta l4proto`, the
+An `XtRule` is a rule as iptables sees it: addresses (with their masks),
+interfaces, protocol, matches and a target (xt_matches.py, xt_targets.py and
+their siblings). `nft_stmts()` is what iptables-nft puts in the kernel: the
+same statements in its order (interfaces, addresses, `meta l4proto`, the
 matches, a counter, the target), native nft expressions where iptables-nft
-1.8.9 has them (tcp/udp ports and flags, -m state, -m mark, LOG, verdicts,
-NOTRACK) and xt extensions (nft_compat) for the rest, which `nft list` shows as
-their translation. Tables and builtin chains are created when first used, at
+1.8.9 has them (tcp/udp ports and flags, mark, limit, LOG, verdicts, NAT,
+NOTRACK) and xt extensions (nft_compat.py) for the rest, which `nft list`
+shows as their translation. Tables and builtin chains are created when first used, at
 iptables-nft's priorities (raw -300, mangle -150, nat -100/+100, filter 0,
 security 150 as 1.8.9 registers it; mangle OUTPUT is a route chain). The
 XtRule is kept with the nft rule so `-S`, `-L` and iptables-save print it back

@@ -11,8 +11,11 @@ from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exprs import Stmt
 from harness.mockkernel.netfilter.xt_matches import XtMatch, _ports_text, inv, kernel_refusal
 from harness.mockkernel.netfilter.xt_options import XtError, XtOpt, c_strtoul, usage_error
-from harness.mockkernel.wire.ipv6 import (EXTENSION_HEADERS, NEXTHDR_AUTH, NEXTHDR_DEST, NEXTHDR_ESP,
-                                          NEXTHDR_FRAGMENT, NEXTHDR_HOP, NEXTHDR_NONE, NEXTHDR_ROUTING, exthdr_len)
+from harness.mockkernel.wire.ethernet import ETH_HLEN
+from harness.mockkernel.wire.ethernet import HEADER as ETHERNET_HEADER
+from harness.mockkernel.wire.ipv6 import (EXTENSION_HEADERS, FRAG_HEADER, FRAG_HLEN, NEXTHDR_AUTH, NEXTHDR_DEST,
+                                          NEXTHDR_ESP, NEXTHDR_FRAGMENT, NEXTHDR_HOP, NEXTHDR_NONE, NEXTHDR_ROUTING,
+                                          OPT_HDRLEN, OPT_HEADER, OPT_NEXTHDR, RT_HEADER, Ipv6Packet, exthdr_len)
 
 IP6_MF = 0x0001
 
@@ -87,13 +90,12 @@ class FragMatch(XtMatch):
         def build(ctx):
             def frag_mt6(pkt) -> bool:
                 at = _header(pkt, NEXTHDR_FRAGMENT)
-                if at is None or at + 8 > pkt.end:
+                if at is None or at + FRAG_HLEN > pkt.end:
                     return False
-                buf = pkt.buf
-                frag_off = buf[at + 2] << 8 | buf[at + 3]
-                ident = int.from_bytes(buf[at + 4:at + 8], "big")
+                _, frag_off, ident = FRAG_HEADER.unpack_from(pkt.buf, at)
+                reserved = pkt.buf[at + OPT_HDRLEN]  # struct frag_hdr's reserved byte lies where hdrlen would
                 return ((low <= ident <= high) != invert
-                        and not ("--fragres" in given and (buf[at + 1] or frag_off & 0x6))
+                        and not ("--fragres" in given and (reserved or frag_off & 0x6))
                         and not ("--fragfirst" in given and frag_off & ~0x7)
                         and not ("--fragmore" in given and not frag_off & IP6_MF)
                         and not ("--fraglast" in given and frag_off & IP6_MF))
@@ -159,13 +161,13 @@ class RtMatch(XtMatch):
         def build(ctx):
             def rt_mt6(pkt) -> bool:
                 at = _header(pkt, NEXTHDR_ROUTING)
-                if at is None or at + 4 > pkt.end:
+                if at is None or at + RT_HEADER.size > pkt.end:
                     return False
-                buf = pkt.buf
-                have = {"--rt-type": buf[at + 2], "--rt-len": exthdr_len(buf, at, NEXTHDR_ROUTING)}
+                _, _, kind, segments_left = RT_HEADER.unpack_from(pkt.buf, at)
+                have = {"--rt-type": kind, "--rt-len": exthdr_len(pkt.buf, at, NEXTHDR_ROUTING)}
                 for option, (value, invert) in values.items():
                     if option == "--rt-segsleft":
-                        ok = value[0] <= buf[at + 3] <= value[1]
+                        ok = value[0] <= segments_left <= value[1]
                     else:
                         ok = have[option] == value
                     if ok == invert:
@@ -204,12 +206,14 @@ class OptsMatch(XtMatch):
 
     def stmts(self, rule) -> list[Stmt]:
         length, nexthdr = self.length, self.nexthdr
-        text = None if length is None else f"{self.name} hdrlength {'!= ' if length[1] else ''}{length[0]}"
+        text = None  # hbh_mt6_xlate(): hbh's length alone has a translation
+        if length is not None and self.name == "hbh":
+            text = f"hbh hdrlength {'!= ' if length[1] else ''}{length[0]}"
 
         def build(ctx):
             def hbh_mt6(pkt) -> bool:
                 at = _header(pkt, nexthdr)
-                if at is None or at + 2 > pkt.end:
+                if at is None or at + OPT_HEADER.size > pkt.end:
                     return False
                 return length is None or (exthdr_len(pkt.buf, at, nexthdr) == length[0]) != length[1]
             return hbh_mt6
@@ -241,9 +245,11 @@ class Ipv6headerMatch(XtMatch):
         if option != "--header":
             return
         for name in value.split(","):
-            bit = next((b for b, _, names in IPV6_HEADERS if name in names), None)
+            number = c_strtoul(name)
+            bit = HEADER_BITS.get(number, 1 if number is not None else None) if number is not None else \
+                next((b for b, _, names in IPV6_HEADERS if name in names), None)
             if bit is None:
-                raise usage_error(f"Unknown header type `{name}'")
+                raise usage_error(f"unknown header `{name}' specified")
             self.bits |= bit
         self.invert = invert
 
@@ -263,16 +269,14 @@ class Ipv6headerMatch(XtMatch):
 
         def build(ctx):
             def ipv6header_mt6(pkt) -> bool:
-                buf, at, nexthdr, seen = pkt.buf, pkt.nh + 40, pkt.buf[pkt.nh + 6], 0
+                buf, header = pkt.buf, Ipv6Packet(pkt.buf, pkt.nh)
+                at, nexthdr, seen = header.payload_offset, header.nexthdr, 0
                 while nexthdr in EXTENSION_HEADERS and nexthdr != NEXTHDR_NONE or nexthdr == NEXTHDR_ESP:
                     seen |= HEADER_BITS[nexthdr]
-                    if nexthdr in (NEXTHDR_ESP, NEXTHDR_NONE) or at + 2 > pkt.end:
+                    if nexthdr == NEXTHDR_ESP or at + OPT_HEADER.size > pkt.end:
                         break
-                    following = buf[at]
-                    if nexthdr == NEXTHDR_FRAGMENT:
-                        at += 8
-                    else:
-                        at += exthdr_len(buf, at, nexthdr)
+                    following = buf[at + OPT_NEXTHDR]
+                    at += FRAG_HLEN if nexthdr == NEXTHDR_FRAGMENT else exthdr_len(buf, at, nexthdr)
                     nexthdr = following
                 if nexthdr == NEXTHDR_NONE:
                     seen |= HEADER_BITS[NEXTHDR_NONE]
@@ -305,13 +309,12 @@ class Eui64Match(XtMatch):
     def stmts(self, rule) -> list[Stmt]:
         def build(ctx):
             def eui64_mt6(pkt) -> bool:
-                skb, buf = pkt.skb, pkt.buf
-                mac = skb.mac_header
-                if mac + 14 > skb.network_header:
+                skb = pkt.skb
+                if skb.mac_header + ETH_HLEN > skb.network_header:
                     return False
-                source = bytes(buf[mac + 6:mac + 12])
-                eui64 = bytes([source[0] ^ 0x02]) + source[1:3] + b"\xff\xfe" + source[3:6]
-                return bytes(buf[pkt.nh + 16:pkt.nh + 24]) == eui64
+                _, source, _ = ETHERNET_HEADER.unpack_from(pkt.buf, skb.mac_header)
+                eui64 = bytes([source[0] ^ 0x02]) + source[1:3] + b"\xff\xfe" + source[3:6]  # the U/L bit flipped
+                return Ipv6Packet(pkt.buf, pkt.nh).saddr[8:] == eui64
             return eui64_mt6
         return [XtCompat("match", "eui64", None, build)]
 

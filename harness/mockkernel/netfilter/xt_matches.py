@@ -16,6 +16,11 @@ from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exprs import (PAYLOAD_FIELDS, Ct, Fib, Limit, Match, Meta, Payload, Range, Stmt,
                                                     Value, Xt, ct_state_bits)
 from harness.mockkernel.netfilter.xt_options import VERSION, XtError, XtExtension, XtOpt, c_strtoul, usage_error
+from harness.mockkernel.wire import icmp, ipv4, ipv6, tcp
+from harness.mockkernel.wire.icmp import IcmpMessage
+from harness.mockkernel.wire.ipv4 import IPPROTO_TCP, Ipv4Packet
+from harness.mockkernel.wire.ipv6 import Ipv6Packet
+from harness.mockkernel.wire.tcp import TcpSegment
 
 CT_STATES = {"INVALID": 1, "ESTABLISHED": 2, "RELATED": 4, "NEW": 8, "UNTRACKED": 64, "SNAT": 256, "DNAT": 512}
 CT_STATE_ORDER = ("INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED", "SNAT", "DNAT")  # libxt_conntrack's
@@ -215,18 +220,13 @@ class PortMatch(XtMatch):
 
 
 def _has_tcp_option(kind: int):
-    """xt_tcpudp.c tcp_find_option(): walk the TCP options for `kind`."""
+    """xt_tcpudp.c tcp_find_option(): walk the TCP options for `kind` (seen
+    even when its length runs past the header)."""
     def find(pkt) -> bool:
-        if pkt.tprot != 6 or pkt.fragoff:
+        if pkt.tprot != IPPROTO_TCP or pkt.fragoff:
             return False
         buf, th = pkt.buf, pkt.thoff
-        end = th + (buf[th + 12] >> 4) * 4
-        at = th + 20
-        while at < end:
-            if buf[at] == kind:
-                return True
-            at += 1 if buf[at] < 2 else max(buf[at + 1], 2)
-        return False
+        return tcp.exthdr_option(buf, th, TcpSegment(buf, th).header_len, kind, 0) != tcp.OPTION_ABSENT
     return find
 
 
@@ -299,9 +299,10 @@ class IcmpMatch(XtMatch):
 def _icmp_match(kind: int, low: int, high: int):
     """xt_icmp icmp_match() / icmp6_match(): the type, the code within [low, high]."""
     def match(pkt) -> bool:
-        if pkt.fragoff or pkt.thoff < 0 or pkt.thoff + 2 > pkt.end:
+        if pkt.fragoff or pkt.thoff < 0 or pkt.thoff + icmp.CODE >= pkt.end:
             return False
-        return pkt.buf[pkt.thoff] == kind and low <= pkt.buf[pkt.thoff + 1] <= high
+        message = IcmpMessage(pkt.buf, pkt.thoff)  # the type and code lie alike in ICMPv6
+        return message.type == kind and low <= message.code <= high
     return match
 
 
@@ -547,7 +548,7 @@ class CommentMatch(XtMatch):
 
     def parse(self, option: str, value: str, invert: bool, rule) -> None:
         if len(value) > 255:
-            raise self.error(f'option "--comment" is too long (max 255)\n')  # xtopt_parse_string
+            raise self.error('option "--comment" is too long (max 255)\n')  # xtopt_parse_string
         self.text = value
 
     def save(self) -> str:
@@ -674,8 +675,7 @@ class MultiportMatch(XtMatch):
             def ports_match(pkt) -> bool:
                 if pkt.fragoff or pkt.thoff < 0:
                     return False
-                buf, th = pkt.buf, pkt.thoff
-                sport, dport = buf[th] << 8 | buf[th + 1], buf[th + 2] << 8 | buf[th + 3]
+                sport, dport = tcp.PORTS.unpack_from(pkt.buf, pkt.thoff)  # where UDP, SCTP, DCCP have them too
                 for low, high in ports:
                     if flag != "--destination-ports" and low <= sport <= high:
                         return True
@@ -962,7 +962,7 @@ class TtlMatch(XtMatch):
         op, value, invert = self.op, self.value, self.invert
         proto, fld = ("ip", "ttl") if self.name == "ttl" else ("ip6", "hoplimit")
         text = f"{proto} {fld} " + {"eq": "!= " if invert else "", "lt": "lt ", "gt": "gt "}[op] + str(value)
-        offset = 8 if self.name == "ttl" else 7
+        offset = ipv4.TTL if self.name == "ttl" else ipv6.HOP_LIMIT
 
         def build(ctx):
             compare = {"eq": lambda v: v == value, "lt": lambda v: v < value, "gt": lambda v: v > value}[op]
@@ -1019,8 +1019,8 @@ class DscpMatch(XtMatch):
 def _ds_field(proto: str):
     """The DS field (IPv4 TOS byte, IPv6 traffic class) of a packet."""
     if proto == "ip":
-        return lambda pkt: pkt.buf[pkt.nh + 1]
-    return lambda pkt: (pkt.buf[pkt.nh] & 0x0F) << 4 | pkt.buf[pkt.nh + 1] >> 4
+        return lambda pkt: Ipv4Packet(pkt.buf, pkt.nh).tos
+    return lambda pkt: Ipv6Packet(pkt.buf, pkt.nh).tclass
 
 
 TOS_NAMES = {"Minimize-Delay": 0x10, "Maximize-Throughput": 0x08, "Maximize-Reliability": 0x04,

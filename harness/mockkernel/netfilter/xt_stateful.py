@@ -12,12 +12,16 @@ import weakref
 from harness.mockkernel.netfilter.nf_conntrack import UNTRACKED
 from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exprs import Limit, Stmt
-from harness.mockkernel.netfilter.xt_matches import LIMIT_UNITS, XtMatch, inv
+from harness.mockkernel.core.sysctl import HZ
+from harness.mockkernel.netfilter.xt_matches import LIMIT_UNITS, XtMatch, inv, kernel_refusal
 from harness.mockkernel.netfilter.xt_options import XtError, XtOpt, c_strtoul, exclusive, usage_error
 from harness.mockkernel.wire.ethernet import ETH_P_IP
+from harness.mockkernel.wire.ipv4 import Ipv4Packet
+from harness.mockkernel.wire.ipv6 import Ipv6Packet
+from harness.mockkernel.wire.tcp import PORTS
 
 IP_LIST_TOT = 100  # xt_recent's ip_list_tot: entries per table
-IP_PKT_LIST_TOT = 255  # ip_pkt_list_tot: stamps per entry (the module's maximum hitcount)
+IP_PKT_LIST_TOT = 20  # ip_pkt_list_tot: stamps an entry keeps, unless a rule's --hitcount needs more
 
 
 def not_modelled(what: str) -> XtError:
@@ -26,12 +30,16 @@ def not_modelled(what: str) -> XtError:
 
 def _addresses(pkt, source: bool) -> bytes:
     """The packet's source or destination address, as bytes (IPv4 or IPv6)."""
-    buf, nh = pkt.buf, pkt.nh
     if pkt.skb.protocol == ETH_P_IP:
-        at = nh + (12 if source else 16)
-        return bytes(buf[at:at + 4])
-    at = nh + (8 if source else 24)
-    return bytes(buf[at:at + 16])
+        header = Ipv4Packet(pkt.buf, pkt.nh)
+        return header.saddr_bytes if source else header.daddr_bytes
+    header = Ipv6Packet(pkt.buf, pkt.nh)
+    return header.saddr if source else header.daddr
+
+
+def _hop_limit(pkt) -> int:
+    """The TTL, or the IPv6 hop limit."""
+    return Ipv4Packet(pkt.buf, pkt.nh).ttl if pkt.skb.protocol == ETH_P_IP else Ipv6Packet(pkt.buf, pkt.nh).hop_limit
 
 
 def _masked(addr: bytes, mask: int) -> bytes:
@@ -54,12 +62,12 @@ class RecentMatch(XtMatch):
     OPTIONS = exclusive(COMMANDS, no_arg=COMMANDS) + (
         XtOpt(("--seconds",)), XtOpt(("--reap",), arg=False, also=("--seconds",)), XtOpt(("--hitcount",)),
         XtOpt(("--rttl",), arg=False), XtOpt(("--name",)), XtOpt(("--mask",)),
-        XtOpt(("--rsource",), arg=False, excl=("--rdest",)), XtOpt(("--rdest",), arg=False, excl=("--rsource",)))
+        XtOpt(("--rsource",), arg=False, multi=True), XtOpt(("--rdest",), arg=False, multi=True))
 
     def __init__(self) -> None:
         super().__init__()
         self.command, self.invert, self.seconds, self.hitcount = None, False, 0, 0
-        self.table, self.mask, self.family = "DEFAULT", None, None
+        self.table, self.mask, self.family, self.source = "DEFAULT", None, None, True
 
     def option(self, word: str) -> XtOpt | None:
         opt = super().option(word)
@@ -76,6 +84,8 @@ class RecentMatch(XtMatch):
             self.table = value
         elif option == "--mask":
             self.mask = rule.family.parse_addresses(value)[0][0]
+        elif option in ("--rsource", "--rdest"):  # the last one given counts
+            self.source = option == "--rsource"
 
     def check(self, rule) -> None:
         if self.command is None:
@@ -83,13 +93,11 @@ class RecentMatch(XtMatch):
         self.family = rule.family
         if self.mask is None:
             self.mask = rule.family.all_ones
-        if self.command in ("--set", "--remove") and ({"--seconds", "--hitcount", "--rttl"} & self.given):
-            raise usage_error("recent: --seconds, --hitcount and --rttl only work with --rcheck or --update")
 
     def kernel_check(self, rule, chain: str, builtin: bool) -> None:
-        if self.hitcount > IP_PKT_LIST_TOT:
-            raise XtError(f"{{prog}} v1.8.9 (nf_tables):  RULE_APPEND failed (Invalid argument): rule in chain {chain}",
-                          4)
+        """recent_mt_check(): --set and --remove take no --seconds, --hitcount, --rttl or --reap."""
+        if self.command in ("--set", "--remove") and {"--seconds", "--hitcount", "--rttl", "--reap"} & self.given:
+            raise kernel_refusal(chain)
 
     def save(self) -> str:
         parts = ["-m recent", f"{inv(self.invert)}{self.command}"]
@@ -116,14 +124,15 @@ class RecentMatch(XtMatch):
             parts.append(f"hit_count: {self.hitcount}")
         if "--rttl" in self.given:
             parts.append("TTL-Match")
-        parts += [f"name: {self.table}", "side: " + ("dest" if "--rdest" in self.given else "source"),
+        parts += [f"name: {self.table}", "side: " + ("source" if self.source else "dest"),
                   f"mask: {self.family.address_text(self.mask)}"]
         return " ".join(parts)
 
     def stmts(self, rule) -> list[Stmt]:
         command, seconds, hitcount, name = self.command, self.seconds, self.hitcount, self.table
-        source, mask, use_ttl = "--rdest" not in self.given, self.mask, "--rttl" in self.given
+        source, mask, use_ttl = self.source, self.mask, "--rttl" in self.given
         reap = "--reap" in self.given
+        stamps = 1 << (max(hitcount, IP_PKT_LIST_TOT) - 1).bit_length()  # nstamps_max_mask + 1
 
         def build(ctx):
             tables = _RECENT_TABLES.setdefault(ctx.net, {})
@@ -132,7 +141,7 @@ class RecentMatch(XtMatch):
             def recent_mt(pkt) -> bool:
                 table = tables.setdefault(name, {})  # address -> (ttl, [times seen])
                 key = _masked(_addresses(pkt, source), mask)
-                ttl = pkt.buf[pkt.nh + 8] if pkt.skb.protocol == ETH_P_IP else pkt.buf[pkt.nh + 7]
+                ttl = _hop_limit(pkt)
                 entry = table.get(key)
                 if entry is not None and use_ttl and entry[0] != ttl:
                     entry = None
@@ -154,7 +163,7 @@ class RecentMatch(XtMatch):
                         entry[1][:] = recent
                 if command == "--set" or command == "--update" and found:
                     entry[1].append(now)
-                    del entry[1][:-IP_PKT_LIST_TOT]
+                    del entry[1][:-stamps]
                     table[key] = (ttl, entry[1])
                 return found
             return recent_mt
@@ -164,13 +173,25 @@ class RecentMatch(XtMatch):
 # ------------------------------------------------------------------ hashlimit
 
 HASHLIMIT_MODES = ("srcip", "srcport", "dstip", "dstport")
+XT_HASHLIMIT_SCALE_V2 = 1_000_000
+U64 = (1 << 64) - 1
+CREDITS_PER_JIFFY = 1 << ((U64 // (HZ * 60 * 60 * 24)).bit_length() - 1)  # POW2_BELOW64(MAX_CPJ)
+
+
+def user2credits(user: int) -> int:
+    """xt_hashlimit.c user2credits() for revision 3, in u64 as the kernel computes it."""
+    if XT_HASHLIMIT_SCALE_V2 >= HZ * CREDITS_PER_JIFFY:
+        return user // (XT_HASHLIMIT_SCALE_V2 // (HZ * CREDITS_PER_JIFFY))
+    return user * (HZ * CREDITS_PER_JIFFY // XT_HASHLIMIT_SCALE_V2) & U64
 
 
 class HashlimitMatch(XtMatch):
-    """libxt_hashlimit.c revision 3; xt_hashlimit.c hashlimit_mt(): a bucket
-    per key (the modes' fields, addresses masked), each as nft_limit's
-    (the meter of limits nft shows for it); a key idle longer than
-    --hashlimit-htable-expire starts again full."""
+    """libxt_hashlimit.c revision 3; xt_hashlimit.c hashlimit_mt_common(): an
+    entry per key (the modes' fields, addresses masked), each a token bucket
+    in credits (rateinfo_init(), rateinfo_recalc(): CREDITS_PER_JIFFY a
+    jiffy, `cost` a packet, `burst` packets at most); an entry idle past
+    --hashlimit-htable-expire (by default the rate's unit) is gone and starts
+    again full. The table is the namespace's, shared by the rules naming it."""
 
     name = "hashlimit"
     OPTIONS = (XtOpt(("--hashlimit-upto",), invert=True, excl=("--hashlimit-above",)),
@@ -199,7 +220,7 @@ class HashlimitMatch(XtMatch):
             unit = unit if slash else "sec"
             if rate is None or rate == 0 or not any(u.startswith(unit) for u in ("second", "minute", "hour",
                                                                                  "day")):
-                raise usage_error(f'hashlimit: bad value for option "{option}", or out of range.')
+                raise self.bad_value(option, value)
             self.rate = rate
             self.unit = next(u for u in ("second", "minute", "hour", "day") if u.startswith(unit))
             self.above = (option == "--hashlimit-above") != invert
@@ -207,9 +228,8 @@ class HashlimitMatch(XtMatch):
             self.burst = self.uint(option, value, 1, 0xFFFFFFFF)
         elif option == "--hashlimit-mode":
             modes = value.split(",")
-            bad = next((m for m in modes if m not in HASHLIMIT_MODES), None)
-            if bad is not None:
-                raise usage_error(f"hashlimit: bad mode \"{bad}\"")
+            if any(m not in HASHLIMIT_MODES for m in modes):
+                raise self.bad_value(option, value)
             self.modes = tuple(m for m in HASHLIMIT_MODES if m in modes)
         elif option in ("--hashlimit-srcmask", "--hashlimit-dstmask"):
             setattr(self, option[12:15] + "mask", self.uint(option, value, 0, rule.family.bits))
@@ -220,7 +240,22 @@ class HashlimitMatch(XtMatch):
 
     def check(self, rule) -> None:
         if self.rate is None:
-            raise usage_error("hashlimit: You have to specify --hashlimit")
+            raise usage_error("You have to specify --hashlimit")
+
+    @property
+    def avg(self) -> int:
+        """cfg.avg: the time a packet is worth, in millionths of a second (parse_rate())."""
+        return XT_HASHLIMIT_SCALE_V2 * LIMIT_UNITS[self.unit][1] // self.rate
+
+    @property
+    def expire_ms(self) -> int:
+        return self.expire if self.expire is not None else LIMIT_UNITS[self.unit][1] * 1000
+
+    def kernel_check(self, rule, chain: str, builtin: bool) -> None:
+        """hashlimit_mt_check_common(): a burst's credits must fit in 64 bits."""
+        if user2credits(self.avg * self.burst & U64) < user2credits(self.avg):
+            raise XtError(f"{{prog}} v1.8.9 (nf_tables):  RULE_APPEND failed (Numerical result out of range): "
+                          f"rule in chain {chain}", 4)
 
     def save(self) -> str:
         unit = {"second": "sec", "minute": "min"}.get(self.unit, self.unit)
@@ -228,10 +263,10 @@ class HashlimitMatch(XtMatch):
                  f"--hashlimit-burst {self.burst}"]
         if self.modes:
             parts.append(f"--hashlimit-mode {','.join(self.modes)}")
+        parts.append(f"--hashlimit-name {self.table}")
         for option, bits in (("--hashlimit-srcmask", self.srcmask), ("--hashlimit-dstmask", self.dstmask)):
             if bits is not None:
                 parts.append(f"{option} {bits}")
-        parts.append(f"--hashlimit-name {self.table}")
         if self.expire is not None:
             parts.append(f"--hashlimit-htable-expire {self.expire}")
         return " ".join(parts)
@@ -241,51 +276,70 @@ class HashlimitMatch(XtMatch):
         mode = f" mode {'-'.join(self.modes)}" if self.modes else ""
         return f"limit: {'above' if self.above else 'up to'} {self.rate}/{unit} burst {self.burst}{mode}"
 
-    def _expire(self) -> float:
-        """Seconds an idle key lives: --hashlimit-htable-expire (ms), by default the rate's unit."""
-        return self.expire / 1000 if self.expire is not None else LIMIT_UNITS[self.unit][1]
+    def _xlate(self, rule) -> str | None:
+        """hashlimit_mt_xlate(): a meter keyed by the modes' fields
+        (destination first), `xt match hashlimit` without a mode."""
+        if not self.modes:
+            return None
+        family = rule.family
+        proto = {6: "tcp", 17: "udp"}.get(rule.proto[0] if rule.proto else 0, "th")
+        keys = []
+        for mode, field, bits in (("dstip", "daddr", self.dstmask), ("dstport", "dport", None),
+                                  ("srcip", "saddr", self.srcmask), ("srcport", "sport", None)):
+            if mode in self.modes:
+                key = f"{family.nft_family} {field}" if mode.endswith("ip") else f"{proto} {field}"
+                if bits is not None:
+                    key += f" and {family.address_text(family.all_ones ^ ((1 << (family.bits - bits)) - 1))}"
+                keys.append(key)
+        timeout = f" timeout {self.expire_ms // 1000}s" if self.expire_ms != 1000 else ""
+        limit = Limit(self.rate, self.unit, self.burst, self.above).text(None)
+        return f"meter {self.table} {{ {' . '.join(keys)}{timeout} {limit} }}"
 
     def stmts(self, rule) -> list[Stmt]:
-        rate, unit, burst, above, modes = self.rate, self.unit, self.burst, self.above, self.modes
-        family, expire = rule.family, self._expire()
-        text = None
-        if modes in (("srcip",), ("dstip",)) and self.srcmask is None and self.dstmask is None:
-            field = f"{family.nft_family} {'saddr' if modes == ('srcip',) else 'daddr'}"
-            limit = Limit(rate, unit, burst, above)
-            text = f"meter {self.table} {{ {field} timeout {int(expire)}s {limit.text(None)} }}"
-        src_mask = family.all_ones ^ ((1 << (family.bits - self.srcmask)) - 1) if self.srcmask is not None \
-            else family.all_ones
-        dst_mask = family.all_ones ^ ((1 << (family.bits - self.dstmask)) - 1) if self.dstmask is not None \
-            else family.all_ones
+        modes, above, family = self.modes, self.above, rule.family
+        cost, cap = user2credits(self.avg), user2credits(self.avg * self.burst & U64)
+        expire = self.expire_ms * HZ // 1000  # msecs_to_jiffies()
+        masks = [family.all_ones ^ ((1 << (family.bits - bits)) - 1) if bits is not None else family.all_ones
+                 for bits in (self.srcmask, self.dstmask)]
+        name = self.table
+
+        def key_of(pkt) -> tuple:
+            """hashlimit_init_dst(): the fields the modes name."""
+            key = []
+            if "srcip" in modes:
+                key.append(_masked(_addresses(pkt, True), masks[0]))
+            if "dstip" in modes:
+                key.append(_masked(_addresses(pkt, False), masks[1]))
+            if ("srcport" in modes or "dstport" in modes) and pkt.thoff >= 0 and not pkt.fragoff:
+                sport, dport = PORTS.unpack_from(pkt.buf, pkt.thoff)
+                if "srcport" in modes:
+                    key.append(sport)
+                if "dstport" in modes:
+                    key.append(dport)
+            return tuple(key)
 
         def build(ctx):
-            buckets: dict[tuple, tuple] = {}  # key -> (bucket's compiled limit, last seen)
+            table = _HASHLIMIT_TABLES.setdefault(ctx.net, {}).setdefault((family.nft_family, name), {})
             clock = ctx.net.clock
 
-            def key_of(pkt) -> tuple:
-                key = []
-                if "srcip" in modes:
-                    key.append(_masked(_addresses(pkt, True), src_mask))
-                if "dstip" in modes:
-                    key.append(_masked(_addresses(pkt, False), dst_mask))
-                if ("srcport" in modes or "dstport" in modes) and pkt.thoff >= 0 and not pkt.fragoff:
-                    th = pkt.thoff
-                    if "srcport" in modes:
-                        key.append(pkt.buf[th] << 8 | pkt.buf[th + 1])
-                    if "dstport" in modes:
-                        key.append(pkt.buf[th + 2] << 8 | pkt.buf[th + 3])
-                return tuple(key)
-
             def hashlimit_mt(pkt) -> bool:
-                key, now = key_of(pkt), clock.now
-                bucket = buckets.get(key)
-                if bucket is None or now - bucket[1] > expire:
-                    bucket = (Limit(rate, unit, burst, False).compile(ctx), now)
-                buckets[key] = (bucket[0], now)
-                under = bucket[0](pkt) is None
-                return under != above
+                key, now = key_of(pkt), int(clock.now * HZ)
+                entry = table.get(key)  # [expires, prev, credit]
+                if entry is None or now >= entry[0]:  # htable_gc() removes an entry once it expires
+                    entry = table[key] = [0, now, cap]
+                else:
+                    entry[2] = min(entry[2] + (now - entry[1]) * CREDITS_PER_JIFFY, cap)
+                    entry[1] = now
+                entry[0] = now + expire
+                if entry[2] >= cost:
+                    entry[2] -= cost
+                    return not above
+                return above
             return hashlimit_mt
-        return [XtCompat("match", "hashlimit", text, build)]
+        return [XtCompat("match", "hashlimit", self._xlate(rule), build)]
+
+
+_HASHLIMIT_TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # hashlimit_net: the netns's tables
 
 
 # ------------------------------------------------------------------ connlimit
@@ -309,8 +363,8 @@ class ConnlimitMatch(XtMatch):
         if option in ("--connlimit-upto", "--connlimit-above"):
             self.limit = self.uint(option, value, 0, 0xFFFFFFFF)
             self.upto = (option == "--connlimit-upto") != invert
-        elif option == "--connlimit-mask":
-            self.plen = self.uint(option, value, 0, rule.family.bits)
+        elif option == "--connlimit-mask":  # a length past the family's width is all of it
+            self.plen = min(self.uint(option, value, 0, 128), rule.family.bits)
 
     def check(self, rule) -> None:
         if self.limit is None:

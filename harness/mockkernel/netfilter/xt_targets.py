@@ -9,20 +9,22 @@ rest run as nft_compat targets (nft_compat.py) after their kernel modules
 from __future__ import annotations
 
 import socket
-import struct
 
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP
 from harness.mockkernel.netfilter.nf_conntrack import UNTRACKED
 from harness.mockkernel.netfilter.nft_compat import XtCompat
-from harness.mockkernel.netfilter.nft_exprs import (CtSet, Log, Meta, MetaSet, Nat, Notrack, PrintCtx, Reject, Stmt,
+from harness.mockkernel.netfilter.nft_exprs import (Log, MetaSet, Nat, Notrack, PrintCtx, Reject, Stmt,
                                                     Verdict, Xt)
-from harness.mockkernel.netfilter.xt_matches import DscpMatch, _ds_field, c_strtoul, kernel_refusal, parse_port, \
+from harness.mockkernel.netfilter.xt_matches import DscpMatch, c_strtoul, kernel_refusal, parse_port, \
     parse_tos, quote
 from harness.mockkernel.netfilter.xt_options import XtError, XtExtension, XtOpt, exclusive, usage_error
 from harness.mockkernel.ipv4 import route
 from harness.mockkernel.ipv6 import route as route6
-from harness.mockkernel.wire import ipv4
+from harness.mockkernel.wire import ipv4, ipv6, tcp
+from harness.mockkernel.wire.ipv4 import Ipv4Packet
+from harness.mockkernel.wire.ipv6 import Ipv6Packet
+from harness.mockkernel.wire.tcp import TCPHDR_SYN, TCPOLEN_MSS, TCPOPT_MSS, TcpSegment
 
 LOG_LEVELS = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")  # nft's names of 0..7
 LOG_LEVEL_NAMES = {"alert": 1, "crit": 2, "debug": 7, "emerg": 0, "error": 3, "info": 6, "notice": 5, "panic": 0,
@@ -347,6 +349,8 @@ class ConnmarkTarget(XtTarget):
             text = mark_xlate("ct mark set", "ct mark", value, mask)
             if mask not in (0xFFFFFFFF, 0, value) and value:
                 text = f"ct mark set ct mark xor 0x{value:x} and 0x{~mask & 0xFFFFFFFF:x}"
+        elif nfmask != ctmask:  # connmark_tg_xlate() translates one mask only
+            text = None
         elif mode == "--save-mark":
             text = "ct mark set mark" + (f" and 0x{nfmask:x}" if nfmask != 0xFFFFFFFF else "")
         else:
@@ -442,7 +446,7 @@ def _reverse_mtu(net, pkt, v4: bool) -> int:
             return 0xFFFFFFFF
         dev = net.devices.get(found.route.oif)
         return found.route.mtu or (dev.mtu if dev is not None else 0xFFFFFFFF)
-    found = route6.fib6_lookup(net, bytes(pkt.buf[pkt.nh + 8:pkt.nh + 24]))
+    found = route6.fib6_lookup(net, Ipv6Packet(pkt.buf, pkt.nh).saddr)
     if found.__class__ is int:
         return 0xFFFFFFFF
     dev = net.devices.get(found.ifindex)
@@ -450,31 +454,17 @@ def _reverse_mtu(net, pkt, v4: bool) -> int:
 
 
 def _clamp_mss(pkt, new: int) -> None:
-    """Lower a SYN's MSS option to `new`, patching the checksum (inet_proto_csum_replace2)."""
+    """tcpmss_mangle_packet(): lower a SYN's MSS option to `new`, the checksum
+    patched as inet_proto_csum_replace2() patches it."""
     buf, th = pkt.buf, pkt.thoff
-    if not buf[th + 13] & 0x02:  # not a SYN
+    segment = TcpSegment(buf, th)
+    if not segment.flags & TCPHDR_SYN:
         return
-    end = th + (buf[th + 12] >> 4) * 4
-    at = th + 20
-    while at + 1 < end:
-        kind = buf[at]
-        if kind == 0:
-            return
-        if kind == 1:
-            at += 1
-            continue
-        if kind == 2 and buf[at + 1] == 4:
-            old = struct.unpack_from("!H", buf, at + 2)[0]
-            if old <= new:
-                return
-            struct.pack_into("!H", buf, at + 2, new)
-            csum = struct.unpack_from("!H", buf, th + 16)[0]
-            value = (~csum & 0xFFFF) + (~old & 0xFFFF) + new
-            while value >> 16:
-                value = (value & 0xFFFF) + (value >> 16)
-            struct.pack_into("!H", buf, th + 16, ~value & 0xFFFF)
-            return
-        at += max(buf[at + 1], 2)
+    at = tcp.exthdr_option(buf, th, segment.header_len, TCPOPT_MSS, TCPOLEN_MSS)
+    if at is None or at == tcp.OPTION_ABSENT or tcp.option_field(buf, at, 1, 1) != TCPOLEN_MSS:
+        return
+    if tcp.option_field(buf, at, 2, 2) > new:  # never raised, even by --set-mss
+        tcp.replace_u16(buf, th, at + 2, new)
 
 
 # ------------------------------------------------------------------ TOS, DSCP, TTL, HL
@@ -516,22 +506,19 @@ class DscpTarget(XtTarget):
 
 
 def _set_ds(proto: str, change):
-    """Rewrite the DS field (ipv4_change_dsfield / ipv6_change_dsfield)."""
-    read = _ds_field(proto)
-
+    """Rewrite the DS field (ipv4_change_dsfield(), the header checksum with
+    it; ipv6_change_dsfield())."""
     def set_ds(pkt):
         if pkt.thoff < 0:
             return None
-        old = read(pkt)
+        header = Ipv4Packet(pkt.buf, pkt.nh) if proto == "ip" else Ipv6Packet(pkt.buf, pkt.nh)
+        old = header.tos if proto == "ip" else header.tclass
         new = change(old) & 0xFF
-        if new != old:
-            buf, nh = pkt.buf, pkt.nh
-            if proto == "ip":
-                buf[nh + 1] = new
-                ipv4.fill_checksum(buf, nh)
-            else:
-                buf[nh] = (buf[nh] & 0xF0) | new >> 4
-                buf[nh + 1] = (buf[nh + 1] & 0x0F) | (new & 0x0F) << 4
+        if new != old and proto == "ip":
+            header.tos = new
+            header.fill_checksum()
+        elif new != old:
+            header.tclass = new
         return None
     return set_ds
 
@@ -619,11 +606,12 @@ class TtlTarget(XtTarget):
         return f"{self.name} {word} {self.value}"
 
     def stmts(self, rule) -> list[Stmt]:
-        op, value, offset, v4 = self.op, self.value, 8 if self.FIELD == "ttl" else 7, self.FIELD == "ttl"
+        op, value, v4 = self.op, self.value, self.FIELD == "ttl"
 
         def build(ctx):
             def ttl_tg(pkt):
                 buf, nh = pkt.buf, pkt.nh
+                offset = ipv4.TTL if v4 else ipv6.HOP_LIMIT
                 old = buf[nh + offset]
                 new = value if op == "set" else max(old - value, 0) if op == "dec" else min(old + value, 255)
                 if new != old:

@@ -165,6 +165,12 @@ class Ipv6Packet(HeaderView):
     def tclass(self) -> int:
         return (unpack(self.buf, self.off)[0] >> 20) & 0xFF
 
+    @tclass.setter
+    def tclass(self, value: int) -> None:
+        """ipv6_change_dsfield(): the traffic class, across the first two bytes."""
+        word = _U32.unpack_from(self.buf, self.off)[0]
+        _U32.pack_into(self.buf, self.off, (word & ~(0xFF << 20)) | value << 20)
+
     @property
     def flowlabel(self) -> int:
         return unpack(self.buf, self.off)[0] & 0xFFFFF
