@@ -166,13 +166,15 @@ def test_dscp_tos_and_ttl_targets_rewrite_the_forwarded_header(target, router):
 def test_tcpmss_lowers_a_syn_mss_option_and_never_raises_it(target, router):
     """xt_TCPMSS tcpmss_mangle_packet(): a SYN's MSS above --set-mss is
     lowered to it (checksum patched), one below it is left; --clamp-mss-to-pmtu
-    uses the path MTU less 40 (the egress device's 1400 here)."""
+    uses the path MTU less 40 (the egress device's 1400 here); a SYN without
+    the option gets one, at most RFC 879's 536, the IP length grown by 4."""
     h0, h1, h2 = router[0], router[1], router[2]
     target.sh("ip link set p2 mtu 1400")
     add(target, "-t mangle -A FORWARD -o p1 -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1200",
         "-t mangle -A FORWARD -o p2 -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu")
-    for dst, mss, want in ((h1, 1460, 1200), (h1, 1000, 1000), (h2, 1460, 1360)):
-        syn = TCP(sport=1000, dport=80, flags="S", seq=1, options=[("MSS", mss)])
+    for dst, mss, want in ((h1, 1460, 1200), (h1, 1000, 1000), (h2, 1460, 1360), (h1, None, 536)):
+        options = [("MSS", mss)] if mss else []
+        syn = TCP(sport=1000, dport=80, flags="S", seq=1, options=options)
         target.send(h0.port, h0.to_dut(dst=dst.ip, id=5) / syn)
         left = TCP(sport=1000, dport=80, flags="S", seq=1, options=[("MSS", want)])
         target.expect(dst.port, dst.from_dut(src=h0.ip, dst=dst.ip, id=5, ttl=63) / left)

@@ -537,7 +537,7 @@ def _conntrack_match(values: dict):
 # ------------------------------------------------------------------ comment, mark, connmark
 
 class CommentMatch(XtMatch):
-    """libxt_comment.c: up to 255 characters, no datapath."""
+    """libxt_comment.c: up to 255 characters (a longer one is cut), no datapath."""
 
     name = "comment"
     OPTIONS = (XtOpt(("--comment",), mandatory=True),)
@@ -547,9 +547,7 @@ class CommentMatch(XtMatch):
         self.text = ""
 
     def parse(self, option: str, value: str, invert: bool, rule) -> None:
-        if len(value) > 255:
-            raise self.error('option "--comment" is too long (max 255)\n')  # xtopt_parse_string
-        self.text = value
+        self.text = value[:255]  # xtopt_parse_string() keeps what fits XT_MAX_COMMENT_LEN with its NUL
 
     def save(self) -> str:
         return f"-m comment --comment {quote(self.text)}"

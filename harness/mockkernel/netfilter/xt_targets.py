@@ -24,12 +24,14 @@ from harness.mockkernel.ipv6 import route as route6
 from harness.mockkernel.wire import ipv4, ipv6, tcp
 from harness.mockkernel.wire.ipv4 import Ipv4Packet
 from harness.mockkernel.wire.ipv6 import Ipv6Packet
-from harness.mockkernel.wire.tcp import TCPHDR_SYN, TCPOLEN_MSS, TCPOPT_MSS, TcpSegment
+from harness.mockkernel.wire.checksum import csum_replace
+from harness.mockkernel.wire.ipv4 import IPPROTO_TCP
+from harness.mockkernel.wire.tcp import CHECK, DOFF, TCP_HLEN, TCPOLEN_MSS, TCPOPT_MSS, TCPOPT_NOP, TcpSegment
 
 LOG_LEVELS = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")  # nft's names of 0..7
 LOG_LEVEL_NAMES = {"alert": 1, "crit": 2, "debug": 7, "emerg": 0, "error": 3, "info": 6, "notice": 5, "panic": 0,
                    "warning": 4}  # libxt_LOG.c log_names
-NF_QUEUE = 3
+MAX_TCP_HEADER = 15 * 4  # the largest data offset: no room for one more option
 # the table and chains each target may be used in (the kernel's xt/nft validation)
 TARGET_PLACES = {"DNAT": ("nat", {"PREROUTING", "OUTPUT"}), "REDIRECT": ("nat", {"PREROUTING", "OUTPUT"}),
                  "SNAT": ("nat", {"POSTROUTING", "INPUT"}), "MASQUERADE": ("nat", {"POSTROUTING"}),
@@ -400,8 +402,12 @@ class TcpmssTarget(XtTarget):
         return "--clamp-mss-to-pmtu" in self.given
 
     def rule_check(self, rule, table: str, chain: str, builtin: bool) -> None:
+        """tcpmss_tg4_check(): TCP only; clamping only where a route is known
+        (FORWARD, OUTPUT, POSTROUTING). Under nft_compat no SYN match is asked for."""
         if not rule.proto or rule.proto[0] != 6 or rule.proto[1]:
-            raise kernel_refusal(chain)  # tcpmss_tg4_check(): only for TCP
+            raise kernel_refusal(chain)
+        if self.clamp and builtin and chain not in ("FORWARD", "OUTPUT", "POSTROUTING"):
+            raise kernel_refusal(chain)
         super().rule_check(rule, table, chain, builtin)
 
     def save_options(self) -> str:
@@ -417,16 +423,14 @@ class TcpmssTarget(XtTarget):
 
         def build(ctx):
             def tcpmss_tg(pkt):
-                if pkt.tprot != 6 or pkt.fragoff:
+                if pkt.tprot != IPPROTO_TCP or pkt.fragoff:
                     return None
                 if clamp:
                     mtu = min(_dst_mtu(pkt.skb.dst, v4), _reverse_mtu(ctx.net, pkt, v4))
                     if mtu <= header:  # "unknown or invalid path-MTU": the packet is dropped
                         return NF_DROP
-                    _clamp_mss(pkt, mtu - header)
-                else:
-                    _clamp_mss(pkt, fixed)
-                return None
+                    return _mangle_mss(pkt, mtu - header, v4)
+                return _mangle_mss(pkt, fixed, v4)
             return tcpmss_tg
         return [XtCompat("target", "TCPMSS", text, build, may_change_packet=True)]
 
@@ -453,18 +457,49 @@ def _reverse_mtu(net, pkt, v4: bool) -> int:
     return found.mtu or (dev.mtu if dev is not None else 0xFFFFFFFF)
 
 
-def _clamp_mss(pkt, new: int) -> None:
-    """tcpmss_mangle_packet(): lower a SYN's MSS option to `new`, the checksum
-    patched as inet_proto_csum_replace2() patches it."""
-    buf, th = pkt.buf, pkt.thoff
-    segment = TcpSegment(buf, th)
-    if not segment.flags & TCPHDR_SYN:
-        return
-    at = tcp.exthdr_option(buf, th, segment.header_len, TCPOPT_MSS, TCPOLEN_MSS)
-    if at is None or at == tcp.OPTION_ABSENT or tcp.option_field(buf, at, 1, 1) != TCPOLEN_MSS:
-        return
-    if tcp.option_field(buf, at, 2, 2) > new:  # never raised, even by --set-mss
-        tcp.replace_u16(buf, th, at + 2, new)
+def _mangle_mss(pkt, new: int, v4: bool):
+    """tcpmss_mangle_packet() on any TCP segment (the rule's match picks the
+    SYNs): an MSS option above `new` is lowered to it, never raised; a header
+    without one and no data after it gets one (at most 536, IPv6 1220: RFC 879's
+    default), the checksum patched as the kernel patches it and the IP
+    length grown. A header longer than the segment drops the packet."""
+    buf, th, skb = pkt.buf, pkt.thoff, pkt.skb
+    length = pkt.end - th
+    doff = TcpSegment(buf, th).header_len if length >= TCP_HLEN else 0
+    if doff < TCP_HLEN or length < doff:
+        return NF_DROP
+    at = th + TCP_HLEN
+    while at <= th + doff - TCPOLEN_MSS:  # optlen(): NOP, EOL and a zero length step one byte
+        kind, size = buf[at], tcp.option_field(buf, at, 1, 1)
+        if kind == TCPOPT_MSS and size == TCPOLEN_MSS:
+            if tcp.option_field(buf, at, 2, 2) > new:
+                tcp.replace_u16(buf, th, at + 2, new)
+            return None
+        at += 1 if kind <= TCPOPT_NOP or size == 0 else size
+    if length > doff or doff >= MAX_TCP_HEADER:
+        return None
+    new = min(new, 536 if v4 else 1220)
+    option = (TCPOPT_MSS << 24) | (TCPOLEN_MSS << 16) | new
+    buf[th + TCP_HLEN:th + TCP_HLEN] = option.to_bytes(TCPOLEN_MSS, "big")  # skb_put() and the memmove()
+    skb.tail += TCPOLEN_MSS
+    skb.end = max(skb.end, skb.tail)  # pskb_expand_head() when the tailroom was short
+    pkt.end += TCPOLEN_MSS
+    _csum_update(buf, th, length, length + TCPOLEN_MSS, 2)  # the pseudo-header's length
+    _csum_update(buf, th, 0, option, 4)
+    tcp.replace_u16(buf, th, th + DOFF, tcp.option_field(buf, th, DOFF, 2) + (TCPOLEN_MSS // 4 << 12))
+    header = Ipv4Packet(buf, pkt.nh) if v4 else Ipv6Packet(buf, pkt.nh)
+    if v4:
+        header.tot_len += TCPOLEN_MSS
+        header.fill_checksum()
+    else:
+        header.payload_len += TCPOLEN_MSS
+    return None
+
+
+def _csum_update(buf: bytearray, th: int, old: int, new: int, size: int) -> None:
+    """inet_proto_csum_replace2/4() for a value not written in the segment."""
+    check = tcp.option_field(buf, th, CHECK, 2)
+    buf[th + CHECK:th + CHECK + 2] = csum_replace(check, old, new, size).to_bytes(2, "big")
 
 
 # ------------------------------------------------------------------ TOS, DSCP, TTL, HL
