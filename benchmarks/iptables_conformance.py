@@ -2,13 +2,13 @@
 rule lines written by hand) replayed on the mock and compared with the answers
 the real iptables-nft 1.8.9 / ip6tables gave (tests/golden/iptables/corpus.json,
 recorded in a network namespace by tests/golden/record_iptables): per case, the
-same accept or refusal with the same message, the same iptables-save and the
-same `nft list ruleset`.
+same accept or refusal with the same message, the same iptables-save, the
+same `nft list ruleset` and the same `iptables -L -n`.
 
 Prints, as `figure iptables.NAME N count`:
 - cases, real_accepts: the corpus and how much of it the real tool accepts;
 - accepted_identical: accepted by both and saved identically; listed_identical:
-  of those, also listed identically by `nft list ruleset`;
+  of those, also listed identically by `nft list ruleset` and `iptables -L -n`;
 - saved_differently, not_modelled, refused_wrongly: what the real tool accepts
   and the mock saves otherwise, calls not modelled, or refuses;
 - accepts_refused: what the mock accepts and the real tool refuses;
@@ -45,9 +45,11 @@ class Case:
         return f"{self.prog} -t {self.table} -A {self.chain} {self.rule}"
 
     def steps(self) -> list[list[str]]:
-        """Append the rule; then (when appended) save the table and list the ruleset."""
+        """Append the rule; then (when appended) save the table, list the
+        ruleset and list the chain as iptables -L -n does."""
         return [[self.prog, "-t", self.table, "-A", self.chain, *shlex.split(self.rule)],
-                [f"{self.prog}-save", "-t", self.table], ["nft", "list", "ruleset"]]
+                [f"{self.prog}-save", "-t", self.table], ["nft", "list", "ruleset"],
+                [self.prog, "-t", self.table, "-L", self.chain, "-n"]]
 
 
 def load_corpus() -> list[Case]:
@@ -68,6 +70,7 @@ def _answer(results: list[tuple[int, str, str]]) -> dict:
     if status == 0:
         answer["save"] = re.sub(r"^#.*\n", "", results[1][1], flags=re.M)
         answer["nft"] = results[2][1]
+        answer["list"] = results[3][1]
     return answer
 
 
@@ -147,7 +150,8 @@ def verdict(mock: dict, real: dict) -> str:
         if mock["status"] == 0:
             if mock["save"] != real["save"]:
                 return "saved_differently"
-            return "listed_identical" if mock["nft"] == real["nft"] else "accepted_identical"
+            listed = (mock["nft"], mock["list"]) == (real["nft"], real["list"])
+            return "listed_identical" if listed else "accepted_identical"
         return "not_modelled" if NOT_MODELLED in mock["error"] else "refused_wrongly"
     if mock["status"] == 0:
         return "accepts_refused"

@@ -450,9 +450,10 @@ def _list_row(nft_rule, number: int | None, verbose: bool, exact: bool) -> str:
     if verbose:
         packets, bytes_ = _rule_counts(nft_rule)
         row += _count(packets, exact) + _count(bytes_, exact)
-    target = rule.target.name if rule.target is not None else ""
+    target = rule.target.list_name if rule.target is not None else ""
     proto, proto_inv = rule.proto if rule.proto else (0, False)
-    row += f"{target:<9} {'!' if proto_inv else ' '}{proto:<5}-- "
+    fragment = "--" if rule.fragment is None else "-f" if rule.fragment else "!f"
+    row += f"{target:<9} {'!' if proto_inv else ' '}{proto:<5}{fragment} "
     if verbose:
         row += f" {_iface(rule.iniface):<6} {_iface(rule.outiface):<6} "
     family = rule.family

@@ -66,17 +66,16 @@ class FragMatch(XtMatch):
         parts += [o for o in ("--fragres", "--fragfirst", "--fragmore", "--fraglast") if o in self.given]
         return " ".join(parts)
 
-    def listing(self) -> str:
-        parts = ["frag"]
+    def listing(self) -> str:  # frag_print(): "frag ", the ids, then each part with a space before it
+        ids = ""
         if "--fragid" in self.given:
             low, high = self.ids
-            parts.append(f"id:{'!' if self.ids_invert else ''}{low}" if low == high else
-                         f"ids:{'!' if self.ids_invert else ''}{low}:{high}")
-        if self.length is not None:
-            parts.append(f"length:{'!' if self.length[1] else ''}{self.length[0]}")
+            ids = f"id:{'!' if self.ids_invert else ''}{low}" if low == high else \
+                f"ids:{'!' if self.ids_invert else ''}{low}:{high}"
+        parts = [f"length:{'!' if self.length[1] else ''}{self.length[0]}"] if self.length is not None else []
         parts += [label for option, label in (("--fragres", "reserved"), ("--fragfirst", "first"),
                                               ("--fragmore", "more"), ("--fraglast", "last")) if option in self.given]
-        return " ".join(parts)
+        return "frag " + ids + "".join(f" {part}" for part in parts)
 
     def stmts(self, rule) -> list[Stmt]:
         (low, high), invert, given = self.ids, self.ids_invert, set(self.given)
@@ -201,8 +200,9 @@ class OptsMatch(XtMatch):
         return f"-m {self.name} {inv(self.length[1])}--{self.name}-len {self.length[0]}"
 
     def listing(self) -> str:
-        label = "hop-by-hop" if self.name == "hbh" else "dst"
-        return label if self.length is None else f"{label} length:{'!' if self.length[1] else ''}{self.length[0]}"
+        if self.length is None:
+            return self.name
+        return f"{self.name} length:{'!' if self.length[1] else ''}{self.length[0]}"
 
     def stmts(self, rule) -> list[Stmt]:
         length, nexthdr = self.length, self.nexthdr
@@ -261,8 +261,8 @@ class Ipv6headerMatch(XtMatch):
         return f"-m ipv6header {inv(self.invert)}--header {self._names()}{soft}"
 
     def listing(self) -> str:
-        soft = " [SOFT]" if "--soft" in self.given else ""
-        return f"ipv6header flags:{'!' if self.invert else ''}{self._names()}{soft}"
+        soft = " soft" if "--soft" in self.given else ""
+        return f"ipv6header flags:{'!' if self.invert else ''}0x{self.bits:02X}{soft}"
 
     def stmts(self, rule) -> list[Stmt]:
         bits, invert, soft = self.bits, self.invert, "--soft" in self.given
@@ -304,7 +304,7 @@ class Eui64Match(XtMatch):
         return "-m eui64"
 
     def listing(self) -> str:
-        return "eui64"
+        return ""  # eui64 prints nothing
 
     def stmts(self, rule) -> list[Stmt]:
         def build(ctx):

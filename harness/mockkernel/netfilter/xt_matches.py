@@ -280,11 +280,9 @@ class IcmpMatch(XtMatch):
     def save(self) -> str:
         return f"-m icmp {inv(self.invert)}--icmp-type {self._text()}"
 
-    def listing(self) -> str:
-        if self.type == 0xFF:
-            return f"icmp{' !' if self.invert else ''}any"
+    def listing(self) -> str:  # print_icmptype(): "icmp", " !" when inverted, "type N" (any: 255)
         code = "" if self.code == (0, 0xFF) else f" code {self.code[0]}"
-        return f"icmptype {'!' if self.invert else ''}{self.type}{code}"
+        return f"icmp{' !' if self.invert else ''}type {self.type}{code}"
 
     def stmts(self, rule) -> list[Stmt]:
         kind, (low, high), invert = self.type, self.code, self.invert
@@ -595,8 +593,8 @@ class ConnmarkMatch(MarkMatch):
 
     name = "connmark"
 
-    def listing(self) -> str:
-        return f"connmark match {'! ' if self.invert else ''}{self._mark()}"
+    def listing(self) -> str:  # connmark_mt_print(): "connmark match ", "!" when inverted, " 0x..."
+        return f"connmark match {'!' if self.invert else ''} {self._mark()}"
 
     def stmts(self, rule) -> list[Stmt]:
         value, mask, invert = self.value, self.mask, self.invert
@@ -654,7 +652,7 @@ class MultiportMatch(XtMatch):
 
     def listing(self) -> str:
         label = {"--source-ports": "sports", "--destination-ports": "dports", "--ports": "ports"}[self.flag]
-        return f"multiport {label} {'! ' if self.invert else ''}{self._list()}"
+        return f"multiport {label} {' !' if self.invert else ''}{self._list()}"
 
     def stmts(self, rule) -> list[Stmt]:
         ports, flag, invert = tuple(self.ports), self.flag, self.invert
@@ -724,7 +722,7 @@ class LimitMatch(XtMatch):
 
     def listing(self) -> str:
         unit = {"second": "sec", "minute": "min"}.get(self.unit, self.unit)
-        return f"limit: avg {self.rate}/{unit} burst {self.burst}"
+        return f"limit: avg {self.rate}/{unit} burst {self.burst or 5}"  # read back from nft's limit
 
     def stmts(self, rule) -> list[Stmt]:
         limit = Limit(self.rate, self.unit, self.burst or 5, False)  # nft_limit_init(): burst 0 is the default 5
@@ -871,7 +869,8 @@ class StatisticMatch(XtMatch):
     def listing(self) -> str:
         if self.mode == "random":
             return f"statistic mode random {'! ' if self.invert else ''}probability {self.threshold / 0x80000000:.11f}"
-        return f"statistic mode nth {'! ' if self.invert else ''}every {self.every} packet {self.packet}"
+        packet = f" packet {self.packet}" if self.packet else ""
+        return f"statistic mode nth {'! ' if self.invert else ''}every {self.every}{packet}"
 
     def stmts(self, rule) -> list[Stmt]:
         invert = self.invert
@@ -1054,7 +1053,7 @@ class TosMatch(XtMatch):
         return f"-m tos {inv(self.invert)}--tos 0x{self.value:02x}/0x{self.mask:02x}"
 
     def listing(self) -> str:
-        return f"tos match {'!' if self.invert else ''}0x{self.value:02x}/0x{self.mask:02x}"
+        return f"tos match{'!' if self.invert else ''}0x{self.value:02x}/0x{self.mask:02x}"
 
     def stmts(self, rule) -> list[Stmt]:
         value, mask = self.value, self.mask

@@ -115,7 +115,7 @@ class RecentMatch(XtMatch):
 
     def listing(self) -> str:
         word = {"--set": "SET", "--rcheck": "CHECK", "--update": "UPDATE", "--remove": "REMOVE"}[self.command]
-        parts = [f"recent: {'!' if self.invert else ''}{word}"]
+        parts = [f"{'! ' if self.invert else ''}recent: {word}"]
         if self.seconds:
             parts.append(f"seconds: {self.seconds}")
         if "--reap" in self.given:
@@ -273,8 +273,11 @@ class HashlimitMatch(XtMatch):
 
     def listing(self) -> str:
         unit = {"second": "sec", "minute": "min"}.get(self.unit, self.unit)
-        mode = f" mode {'-'.join(self.modes)}" if self.modes else ""
-        return f"limit: {'above' if self.above else 'up to'} {self.rate}/{unit} burst {self.burst}{mode}"
+        extras = [f"mode {'-'.join(self.modes)}"] if self.modes else []
+        extras += [f"{name} {value}" for name, value in (("srcmask", self.srcmask), ("dstmask", self.dstmask),
+                                                         ("htable-expire", self.expire)) if value is not None]
+        return " ".join([f"limit: {'above' if self.above else 'up to'} {self.rate}/{unit} burst {self.burst}"]
+                        + extras)
 
     def _xlate(self, rule) -> str | None:
         """hashlimit_mt_xlate(): a meter keyed by the modes' fields

@@ -29,6 +29,7 @@ from harness.mockkernel.wire.ipv4 import IPPROTO_TCP
 from harness.mockkernel.wire.tcp import CHECK, DOFF, TCP_HLEN, TCPOLEN_MSS, TCPOPT_MSS, TCPOPT_NOP, TcpSegment
 
 LOG_LEVELS = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")  # nft's names of 0..7
+LOG_FLAG_BITS = (0x01, 0x02, 0x04, 0x08, 0x20)  # XT_LOG_TCPSEQ, TCPOPT, IPOPT, UID, MACDECODE (0x10: NFLOG)
 LOG_LEVEL_NAMES = {"alert": 1, "crit": 2, "debug": 7, "emerg": 0, "error": 3, "info": 6, "notice": 5, "panic": 0,
                    "warning": 4}  # libxt_LOG.c log_names
 MAX_TCP_HEADER = 15 * 4  # the largest data offset: no room for one more option
@@ -47,6 +48,11 @@ class XtTarget(XtExtension):
     def __init__(self, name: str = "", family=None, goto: bool = False) -> None:
         super().__init__()
         self.name, self.family, self.goto = name or self.name, family, goto
+
+    @property
+    def list_name(self) -> str:
+        """The target column of `iptables -L`."""
+        return self.name
 
     def save(self) -> str:
         return f"-g {self.name}" if self.goto else f"-j {self.name}" + self.save_options()
@@ -108,7 +114,7 @@ class LogTarget(XtTarget):
         return out + "".join(f" {o}" for o, _ in self.FLAGS if o in self.given)
 
     def listing(self) -> str:
-        flags = sum(1 << i for i, (o, _) in enumerate(self.FLAGS) if o in self.given)
+        flags = sum(bit for (option, _), bit in zip(self.FLAGS, LOG_FLAG_BITS) if option in self.given)
         prefix = f' prefix "{self.prefix}"' if self.prefix is not None else ""
         return f"LOG flags {flags} level {self.level}{prefix}"
 
@@ -152,7 +158,7 @@ class NflogTarget(XtTarget):
     def listing(self) -> str:
         parts = []
         if "--nflog-prefix" in self.values:
-            parts.append(f'nflog-prefix  {self.values["--nflog-prefix"]}')
+            parts.append(f'nflog-prefix {quote(self.values["--nflog-prefix"])}')
         if self.values.get("--nflog-group"):
             parts.append(f'nflog-group {self.values["--nflog-group"]}')
         if "--nflog-size" in self.values:
@@ -340,10 +346,13 @@ class ConnmarkTarget(XtTarget):
     def listing(self) -> str:
         if self.mode == "--set-xmark":
             return mark_listing("CONNMARK", self.value, self.mask)
-        word = "save" if self.mode == "--save-mark" else "restore"
         if self.nfmask == self.ctmask == 0xFFFFFFFF:
-            return f"CONNMARK {word}"
-        return f"CONNMARK {word} mask 0x{self.ctmask if word == 'save' else self.nfmask:x}"
+            return f"CONNMARK {'save' if self.mode == '--save-mark' else 'restore'}"
+        if self.nfmask == self.ctmask:
+            return f"CONNMARK {'save' if self.mode == '--save-mark' else 'restore'} mask 0x{self.nfmask:x}"
+        if self.mode == "--save-mark":
+            return f"CONNMARK save nfmask 0x{self.nfmask:x} ctmask ~0x{self.ctmask:x}"
+        return f"CONNMARK restore ctmask 0x{self.ctmask:x} nfmask ~0x{self.nfmask:x}"
 
     def stmts(self, rule) -> list[Stmt]:
         mode, value, mask, nfmask, ctmask = self.mode, self.value, self.mask, self.nfmask, self.ctmask
@@ -589,8 +598,7 @@ class TosTarget(XtTarget):
         return f" --set-tos 0x{self.value:02x}/0x{self.mask:02x}"
 
     def listing(self) -> str:
-        return mark_listing("TOS", self.value, self.mask).replace("0x", "0x", 1) if self.mask != 0xFF else \
-            f"TOS set 0x{self.value:02x}"
+        return f"TOS set 0x{self.value:02x}/0x{self.mask:02x}"
 
     def stmts(self, rule) -> list[Stmt]:
         value, mask = self.value, self.mask
@@ -868,9 +876,13 @@ class RejectTarget(XtTarget):
 
 
 class NotrackTarget(XtTarget):
-    """libxt_NOTRACK (an alias of CT --notrack); nft's notrack."""
+    """libxt_NOTRACK (an alias of CT --notrack); nft's notrack. -L shows it as CT."""
 
     name = "NOTRACK"
+    list_name = "CT"
+
+    def listing(self) -> str:
+        return "NOTRACK"
 
     def stmts(self, rule) -> list[Stmt]:
         return [Xt("notrack", Notrack())]
@@ -896,7 +908,7 @@ class CtTarget(XtTarget):
         return " --notrack"
 
     def listing(self) -> str:
-        return "NOTRACK"
+        return "CT notrack"
 
     def stmts(self, rule) -> list[Stmt]:
         return [Xt("notrack", Notrack())]
