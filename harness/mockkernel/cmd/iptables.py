@@ -26,7 +26,7 @@ from harness.mockkernel.netfilter.xt_matches import (FAMILY_ONLY, KNOWN_UNMODELL
 from harness.mockkernel.netfilter.xt_options import PROG, VERSION, XtError, usage_error
 from harness.mockkernel.netfilter.xt_ipv6 import IPV6_MATCHES
 from harness.mockkernel.netfilter.xt_stateful import STATEFUL_MATCHES
-from harness.mockkernel.netfilter.xt_targets import FAMILY_ONLY_TARGETS, TARGETS, XtTarget
+from harness.mockkernel.netfilter.xt_targets import FAMILY_ONLY_TARGETS, KNOWN_UNMODELLED_TARGETS, TARGETS, XtTarget
 
 COMMANDS = {"-A": "append", "--append": "append", "-I": "insert", "--insert": "insert", "-D": "delete",
             "--delete": "delete", "-C": "check", "--check": "check", "-F": "flush", "--flush": "flush",
@@ -292,6 +292,8 @@ def _load_target(family: XtFamily, name: str, goto: bool) -> XtTarget:
     ours = FAMILY_ONLY_TARGETS.get(name, family.nft_family) == family.nft_family
     if not goto and name in TARGETS and ours:
         return TARGETS[name](name, family)
+    if not goto and name in KNOWN_UNMODELLED_TARGETS:
+        raise not_modelled(f"{family.prog} -j {name}")
     return XtTarget(name, family, goto)
 
 
