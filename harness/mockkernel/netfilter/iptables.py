@@ -176,12 +176,15 @@ class XtRule:
         return " ".join(parts)
 
     def nft_stmts(self) -> list[Stmt]:
-        """What iptables-nft adds to the kernel (nft_ipv4_add(), nft_ipv6_add())."""
+        """What iptables-nft adds to the kernel (nft_ipv4_add(), nft_ipv6_add()):
+        interfaces, the protocol, addresses, the fragment bits, the matches."""
         out: list[Stmt] = []
         for key, iface in (("iifname", self.iniface), ("oifname", self.outiface)):
             if iface:
                 name = iface[0][:-1] + "*" if iface[0].endswith("+") else iface[0]
                 out.append(Match(Meta(key), "!=" if iface[1] else "==", Value(name)))
+        if self.proto and self.proto[0]:
+            out.append(Match(Meta("l4proto"), "!=" if self.proto[1] else "==", Value(self.proto[0])))
         for fld, addr in (("saddr", self.src), ("daddr", self.dst)):
             if addr and (addr[1] or addr[2]):
                 op, plen = "!=" if addr[2] else "==", prefix_length(addr[1], self.family.bits)
@@ -190,8 +193,6 @@ class XtRule:
                     out.append(Match(lhs, op, Value(addr[0]), mask=addr[1]))
                 else:
                     out.append(Match(lhs, op, Value(addr[0]) if plen == self.family.bits else Prefix(addr[0], plen)))
-        if self.proto and self.proto[0]:
-            out.append(Match(Meta("l4proto"), "!=" if self.proto[1] else "==", Value(self.proto[0])))
         if self.fragment is not None:  # nft_ipv4_add(): the fragment offset bits
             out.append(Match(payload_field("ip", "frag-off"), "!=" if self.fragment else "==", Value(0),
                              mask=0x1FFF))

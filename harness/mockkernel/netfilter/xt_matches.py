@@ -216,7 +216,14 @@ class PortMatch(XtMatch):
             kind, invert = self.option_kind
             out.append(XtCompat("match", "tcp", f"tcp option {kind} {'missing' if invert else 'exists'}",
                                 lambda ctx: _has_tcp_option(kind), invert=invert))
+        if not out:  # nothing to translate: the xt match itself, whose translation is empty
+            out.append(XtCompat("match", self.name, "", lambda ctx: _not_a_later_fragment))
         return out
+
+
+def _not_a_later_fragment(pkt) -> bool:
+    """tcp_mt() / udp_mt() with every port allowed: any packet but a non-first fragment."""
+    return not pkt.fragoff
 
 
 def _has_tcp_option(kind: int):
