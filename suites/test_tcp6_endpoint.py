@@ -298,3 +298,15 @@ def test_with_syncookies_2_an_ipv6_syn_gets_a_cookie_whose_ack_makes_the_connect
     netstat = [line.split() for line in target.sh("cat /proc/net/netstat").splitlines() if line.startswith("TcpExt:")]
     counters = dict(zip(netstat[0][1:], map(int, netstat[1][1:])))
     assert (counters["SyncookiesSent"], counters["SyncookiesRecv"], counters["SyncookiesFailed"]) == (1, 1, 0)
+
+
+def test_ss_summary_counts_ipv6_sockets_in_the_ipv6_column(target, hosts6, hosts):
+    """print_summary(): sockstat's TCP inuse is tcp_prot's (AF_INET sockets), sockstat6's
+    TCP6 tcpv6_prot's: a dual-stack listener and its IPv6 connection are IPv6, the
+    IPv4 listener IP."""
+    h0 = hosts6[0]
+    _listener(target, "::")
+    target.socket("tcp", (h0.dut_ip, 8081)).listen(8)
+    Peer6(h0, PEER_PORT, DUT_PORT).connect(target)
+    rows = {line.split("\t")[0]: line.split()[1:] for line in target.sh("ss -s").splitlines() if "\t" in line}
+    assert rows["TCP"] == ["3", "1", "2"]

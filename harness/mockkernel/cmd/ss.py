@@ -415,21 +415,22 @@ def tcp_stats_text(info, cong: str | None, numeric: bool) -> str:
 # ------------------------------------------------------------------ -s
 
 def print_summary(net) -> str:
-    """print_summary(): /proc/net/sockstat (and sockstat6: nothing, no IPv6)
-    and the Tcp line's CurrEstab of /proc/net/snmp."""
+    """print_summary(): /proc/net/sockstat and sockstat6 and the Tcp line's
+    CurrEstab of /proc/net/snmp."""
     sockstat = _sockstat(net.proc_net["sockstat"](net))
+    sockstat6 = _sockstat(net.proc_net["sockstat6"](net))
     estab = _snmp_value(net.proc_net["snmp"](net), "Tcp:", "CurrEstab")
     tcp4, tws, total = sockstat["TCP:"]["inuse"], sockstat["TCP:"]["tw"], sockstat["TCP:"]["alloc"]
-    udp4, raw4, frag4 = sockstat["UDP:"]["inuse"], sockstat["RAW:"]["inuse"], sockstat["FRAG:"]["inuse"]
+    tcp6 = sockstat6["TCP6:"]["inuse"]
+    rows = {name: (sockstat[f"{name}:"]["inuse"], sockstat6[f"{name}6:"]["inuse"]) for name in ("RAW", "UDP", "TCP")}
+    rows["INET"] = tuple(map(sum, zip(*rows.values())))
+    rows["FRAG"] = (sockstat["FRAG:"]["inuse"], sockstat6["FRAG6:"]["inuse"])
     return (f"Total: {sockstat['sockets:']['used']}\n"
-            f"TCP:   {total + tws} (estab {estab}, closed {total - (tcp4 - tws)}, "
+            f"TCP:   {total + tws} (estab {estab}, closed {total - (tcp4 + tcp6 - tws)}, "
             f"orphaned {sockstat['TCP:']['orphan']}, timewait {tws})\n\n"
             "Transport Total     IP        IPv6\n"
-            f"RAW\t  {raw4:<9d} {raw4:<9d} {0:<9d}\n"
-            f"UDP\t  {udp4:<9d} {udp4:<9d} {0:<9d}\n"
-            f"TCP\t  {tcp4:<9d} {tcp4:<9d} {0:<9d}\n"
-            f"INET\t  {raw4 + udp4 + tcp4:<9d} {raw4 + udp4 + tcp4:<9d} {0:<9d}\n"
-            f"FRAG\t  {frag4:<9d} {frag4:<9d} {0:<9d}\n\n")
+            + "".join(f"{name}\t  {ip + ip6:<9d} {ip:<9d} {ip6:<9d}\n" for name, (ip, ip6) in rows.items())
+            + "\n")
 
 
 def _sockstat(text: str) -> dict[str, dict[str, int]]:

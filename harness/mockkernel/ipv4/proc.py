@@ -5,16 +5,18 @@ snmp_seq_show(), netstat_seq_show(), sockstat_seq_show()), and /proc/net/snmp6
 inet_init() as the kernel's pernet proc ops do.
 
 sockstat counts what the namespace's tables hold: TCP `inuse` the hashed full
-sockets (listeners and connections), `tw` the TIME_WAIT socks, `orphan` the
+sockets (listeners and connections) of tcp_prot, the AF_INET ones (an AF_INET6
+socket's are sockstat6's TCP6 line, net/ipv6/proc.c sockstat6_seq_show(), its
+v4-mapped connections too), UDP's and UDP6's likewise, `tw` the TIME_WAIT socks, `orphan` the
 full sockets the application has closed; `alloc` can see no socket that is in
 no table, so it is `inuse`; `mem` and UDP's `mem` are the pages their buffers
 hold (receive queue, send queue and forward allocation). The kernel's orphan,
 alloc and mem are of the whole machine, a namespace's share of them here.
-FRAG counts the reassembly queues and their fragments' truesize.
+FRAG (FRAG6) counts the IPv4 (IPv6) reassembly queues and their fragments' truesize.
 """
 from __future__ import annotations
 
-from harness.mockkernel.ipv4.tcp_sock import TCP_NEW_SYN_RECV, TCP_TIME_WAIT
+from harness.mockkernel.ipv4.tcp_sock import AF_INET, AF_INET6, TCP_NEW_SYN_RECV, TCP_TIME_WAIT
 from harness.mockkernel.core.snmp import (ICMP_MIB_CSUMERRORS, ICMP_MIB_INERRORS, ICMP_MIB_INMSGS,
                                           ICMP_MIB_OUTERRORS, ICMP_MIB_OUTMSGS, ICMP_MIB_RATELIMITGLOBAL,
                                           ICMP_MIB_RATELIMITHOST, ICMPMIBMAP, ICMPMSG_OUT,
@@ -75,21 +77,43 @@ def snmp6_seq_show(net) -> str:
     return "".join(f"{name:<32}\t{value}\n" for name, value in zip(SNMP6_LIST, net.mib.ipv6_statistics))
 
 
-def sockstat_seq_show(net) -> str:
+def _full_tcp_socks(net) -> list:
     hashinfo = net.tcp_hashinfo
     established = [sk for sk in hashinfo.ehash.values() if sk.state not in (TCP_TIME_WAIT, TCP_NEW_SYN_RECV)]
-    full = [sk for listeners in hashinfo.listening.values() for sk in listeners] + established
+    return [sk for listeners in hashinfo.listening.values() for sk in listeners] + established
+
+
+def _udp_socks(net, family: int) -> list:
+    """The UDP sockets of one family: an IPv6 one is bound to a 16-byte address."""
+    return [sk for sk in net.udp_sockets.values() if (sk.addr.__class__ is bytes) == (family == AF_INET6)]
+
+
+def _frag_memory(queues) -> int:
+    return sum(skb.truesize for queue in queues for _, skb in queue.fragments.values())
+
+
+def sockstat_seq_show(net) -> str:
+    hashinfo = net.tcp_hashinfo
+    full = _full_tcp_socks(net)
     tws = sum(sk.state == TCP_TIME_WAIT for sk in hashinfo.ehash.values())
     tcp_mem = sum(sk.rmem_alloc + sk.sk_wmem_queued + sk.sk_forward_alloc for sk in full) // PAGE_SIZE
-    udp = net.udp_sockets.values()
-    frag_mem = sum(skb.truesize for queue in net.ipfrags.values() for _, skb in queue.fragments.values())
-    return (f"sockets: used {len(full) + len(udp)}\n"
-            f"TCP: inuse {len(full)} orphan {sum(sk.done for sk in full)} tw {tws} alloc {len(full)} mem {tcp_mem}\n"
+    udp = _udp_socks(net, AF_INET)
+    inuse = sum(sk.family == AF_INET for sk in full)
+    return (f"sockets: used {len(full) + len(net.udp_sockets)}\n"
+            f"TCP: inuse {inuse} orphan {sum(sk.done for sk in full)} tw {tws} alloc {len(full)} mem {tcp_mem}\n"
             f"UDP: inuse {len(udp)} mem {sum(sk.rmem_alloc for sk in udp) // PAGE_SIZE}\n"
             "UDPLITE: inuse 0\nRAW: inuse 0\n"
-            f"FRAG: inuse {len(net.ipfrags)} memory {frag_mem}\n")
+            f"FRAG: inuse {len(net.ipfrags)} memory {_frag_memory(net.ipfrags.values())}\n")
+
+
+def sockstat6_seq_show(net) -> str:
+    frags = net.ipv6.frags
+    return (f"TCP6: inuse {sum(sk.family == AF_INET6 for sk in _full_tcp_socks(net))}\n"
+            f"UDP6: inuse {len(_udp_socks(net, AF_INET6))}\n"
+            "UDPLITE6: inuse 0\nRAW6: inuse 0\n"
+            f"FRAG6: inuse {len(frags)} memory {_frag_memory(frags.values())}\n")
 
 
 def ip_proc_init(net) -> None:
     net.proc_net.update(snmp=snmp_seq_show, netstat=netstat_seq_show, snmp6=snmp6_seq_show,
-                        sockstat=sockstat_seq_show)
+                        sockstat=sockstat_seq_show, sockstat6=sockstat6_seq_show)
