@@ -310,3 +310,36 @@ def test_ss_summary_counts_ipv6_sockets_in_the_ipv6_column(target, hosts6, hosts
     Peer6(h0, PEER_PORT, DUT_PORT).connect(target)
     rows = {line.split("\t")[0]: line.split()[1:] for line in target.sh("ss -s").splitlines() if "\t" in line}
     assert rows["TCP"] == ["3", "1", "2"]
+
+
+def test_a_connect_to_a_v4_mapped_address_goes_over_ipv4(target, hosts6, hosts):
+    """tcp_v6_connect() to ::ffff:10.0.0.2: ipv6_mapped and tcp_v4_connect(), so the SYN
+    is Linux's IPv4 one (MSS 1460, DF); the handshake completes the AF_INET6 socket."""
+    h0 = hosts6[0]
+    sock = target.socket("tcp", family=AF_INET6)
+    with pytest.raises(BlockingIOError):
+        sock.connect((f"::ffff:{h0.ip}", 80))
+    syn = Ether(target.frame_left(h0.port, "the SYN"))
+    assert (syn[TCP].dport, syn[TCP].flags, dict(syn[TCP].options)["MSS"], syn.type) == (80, "S", 1460, 0x0800)
+    server = Peer(h0, 80, syn[TCP].sport, seq=7000, ack=syn[TCP].seq + 1)
+    server.send(target, "SA", options=SYN_OPTIONS, window=65535)
+    server.expect(target, "A")
+    assert sock.wait("connected", 1.0)
+    assert (sock.info().state, sock.info().mss) == (TcpState.TCP_ESTABLISHED, 1460)
+
+
+def test_time_wait_answers_a_retransmitted_fin_with_an_ack_from_the_time_wait_sock(target, hosts6):
+    """tcp_timewait_state_process() -> tcp_v6_timewait_ack(): the peer's FIN again (its
+    ACK lost) is acknowledged at the connection's sequence numbers and window, with the
+    connection's flow label (the TIME_WAIT sock keeps its hash)."""
+    h0 = hosts6[0]
+    conn, peer = _accepted(target, h0)
+    conn.close()
+    fin = Ether(peer.expect(target, "FA"))
+    peer.send(target, "FA")
+    target.expect(h0.port, flowlabel_mask(peer.from_dut("A")))
+    peer.seq -= 1
+    peer.send(target, "FA")
+    again = Ether(target.expect(h0.port, flowlabel_mask(peer.from_dut("A"))))
+    target.expect_nothing()
+    assert again[IPv6].fl == fin[IPv6].fl  # tw_txhash: the connection's flow label
