@@ -68,13 +68,15 @@ def tcp_cookie_time(net) -> int:
     return int(net.clock.now // 60) & 0xFFFFFFFF
 
 
-def secure_tcp_syn_cookie(net, saddr: int | bytes, daddr: int | bytes, sport: int, dport: int, sseq: int, data: int) -> int:
+def secure_tcp_syn_cookie(net, saddr: int | bytes, daddr: int | bytes, sport: int, dport: int, sseq: int,
+                          data: int) -> int:
     count = tcp_cookie_time(net)
     return (cookie_hash(net, saddr, daddr, sport, dport, 0, 0) + sseq + (count << COOKIEBITS)
             + ((cookie_hash(net, saddr, daddr, sport, dport, count, 1) + data) & COOKIEMASK)) & 0xFFFFFFFF
 
 
-def check_tcp_syn_cookie(net, cookie: int, saddr: int | bytes, daddr: int | bytes, sport: int, dport: int, sseq: int) -> int:
+def check_tcp_syn_cookie(net, cookie: int, saddr: int | bytes, daddr: int | bytes, sport: int, dport: int,
+                         sseq: int) -> int:
     """The data the cookie carries, or 0xFFFFFFFF when it is too old."""
     count = tcp_cookie_time(net)
     cookie = (cookie - cookie_hash(net, saddr, daddr, sport, dport, 0, 0) - sseq) & 0xFFFFFFFF

@@ -51,10 +51,11 @@ from harness.mockkernel.core.snmp import (SNMP4_NET_LIST, SNMP4_TCP_LIST, TCP_MI
 from harness.mockkernel.core.sysctl import (INT_MAX, SOCK_MIN_RCVBUF, UINT_MAX, CtlTable, proc_dointvec,
                                            proc_dointvec_minmax, proc_dou8vec_minmax, proc_douintvec_minmax)
 from harness.mockkernel.ipv4 import ip_output
-from harness.mockkernel.ipv4.tcp_sock import (sock_addr_str, ICSK_ACK_PUSHED, ICSK_ACK_SCHED, ICSK_ACK_TIMER, ICSK_TIME_DACK, ICSK_TIME_LOSS_PROBE,
+from harness.mockkernel.ipv4.tcp_sock import (ICSK_ACK_PUSHED, ICSK_ACK_SCHED, ICSK_ACK_TIMER, ICSK_TIME_DACK, ICSK_TIME_LOSS_PROBE,
                                          ICSK_TIME_PROBE0, ICSK_TIME_REO_TIMEOUT, ICSK_TIME_RETRANS,
                                          TCP_CLOSE, TCPCB_EVER_RETRANS, TCPCB_LOST,
-                                         TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TcpSkb, after, before, between)
+                                         TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TcpSkb, after, before, between,
+                                         sock_addr_str)
 from harness.mockkernel.ipv4.tcp_cong import (CA_EVENT_CWND_RESTART, CA_EVENT_TX_START, TCP_CA_CWR, TCP_CA_Open,
                                               TCP_CA_Recovery, tcp_ca_event, tcp_is_cwnd_limited)
 from harness.mockkernel.tracer import Lazy

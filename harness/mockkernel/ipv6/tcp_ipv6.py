@@ -32,9 +32,11 @@ longer fits (tcp_simple_retransmit()). Other ICMPv6 errors set a soft error
 (a SYN_SENT socket's is fatal for unreachable codes, icmpv6_err_convert()).
 
 /proc/net/tcp6 lists the AF_INET6 sockets as tcp6_seq_show() prints them.
-SYN cookies as over IPv4 (syncookies.py), with msstab6. Left out: the PMTU exception shared with other sockets and
-its expiry (net.ipv6.route.mtu_expires: it stays the socket's), flow label
-reflection, IPV6_TCLASS, extension headers on sent segments, scope ids.
+SYN cookies work as over IPv4 (syncookies.py), with msstab6. Left out: the
+PMTU exception shared with other sockets and its expiry
+(net.ipv6.route.mtu_expires: it stays the socket's), a new sk_txhash after a
+timeout (sk_rethink_txhash()), flow label reflection, IPV6_TCLASS, extension
+headers on sent segments, scope ids.
 """
 from __future__ import annotations
 
@@ -49,18 +51,19 @@ from harness.mockkernel.ipv4 import route as route4
 from harness.mockkernel.ipv4 import syncookies, tcp_output, tcp_timer
 from harness.mockkernel.ipv4.inet_diag import HZ, jiffies
 from harness.mockkernel.ipv4.inet_hashtables import (AF_INET6, inet6_lookup_listener, inet_bind_hash,
-                                                     inet_csk_get_port, inet_ehash_insert, inet_hash_connect, inet_sk_rcv_saddr,
-                                                     ipv6_addr_v4mapped, secure_tcp_ts_off, v4mapped)
+                                                     inet_csk_get_port, inet_ehash_insert, inet_hash_connect,
+                                                     inet_sk_rcv_saddr, ipv6_addr_v4mapped, secure_tcp_ts_off,
+                                                     v4mapped)
 from harness.mockkernel.ipv4.tcp_input import TcpCb
-from harness.mockkernel.ipv4.tcp_ipv4 import (IPV4_SPECIFIC, TcpRcvFamily, reset_segment, tcp_conn_request, tcp_rcv,
-                                              tcp_v4_conn_request, tcp_v4_connect, tcp_v4_syn_recv_sock)
+from harness.mockkernel.ipv4.tcp_ipv4 import (IPV4_SPECIFIC, TcpRcvFamily, reset_segment, tcp_conn_request,
+                                              tcp_rcv, tcp_v4_conn_request, tcp_v4_connect, tcp_v4_syn_recv_sock)
 from harness.mockkernel.ipv4.tcp_minisocks import (LINUX_MIB_LISTENOVERFLOWS, inet_twsk_deschedule_put,
                                                    sk_acceptq_is_full, tcp_create_openreq_child, tcp_listendrop)
 from harness.mockkernel.ipv4.tcp_recovery import TCP_INFINITE_SSTHRESH, tcp_simple_retransmit
 from harness.mockkernel.ipv4.tcp_sock import (ICSK_TIME_LOSS_PROBE, ICSK_TIME_PROBE0, ICSK_TIME_REO_TIMEOUT,
-                                              ICSK_TIME_RETRANS, TCP_SYN_RECV, TCP_CLOSE, TCP_LISTEN, TCP_NEW_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT,
-                                              SOCK_BINDPORT_LOCK, InetConnectionSockAfOps, Proto, RequestSock,
-                                              TcpSock, before,
+                                              ICSK_TIME_RETRANS, SOCK_BINDPORT_LOCK, TCP_CLOSE, TCP_LISTEN,
+                                              TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT,
+                                              InetConnectionSockAfOps, Proto, RequestSock, TcpSock, before,
                                               tcp_clock_ms, tcp_done, tcp_set_state)
 from harness.mockkernel.ipv6 import addrconf, ip6_output
 from harness.mockkernel.ipv6.icmp import ip6_make_flowlabel
@@ -68,9 +71,9 @@ from harness.mockkernel.ipv6.protocol import inet6_add_protocol
 from harness.mockkernel.ipv6.route import Rt6Info
 from harness.mockkernel.net import RTN_LOCAL
 from harness.mockkernel.wire import ipv6, tcp
-from harness.mockkernel.wire.ethernet import ETH_P_IP
 from harness.mockkernel.wire.checksum import checksum
-from harness.mockkernel.wire.icmpv6 import ICMPV6_DEST_UNREACH, ICMPV6_PKT_TOOBIG
+from harness.mockkernel.wire.ethernet import ETH_P_IP
+from harness.mockkernel.wire.icmpv6 import ICMPV6_DEST_UNREACH, ICMPV6_PARAMPROB, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED
 from harness.mockkernel.wire.ipv6 import (ADDRS, IPV6_ADDR_LINKLOCAL, IPV6_ADDR_MULTICAST, IPV6_HLEN, IPV6_MIN_MTU,
                                           NEXTHDR_TCP)
 from harness.mockkernel.wire.tcp import TCP_HLEN, TCPHDR_ACK, TCPHDR_RST
@@ -80,10 +83,9 @@ TCP_V6_MSS_CLAMP = IPV6_MIN_MTU - TCP_HLEN - IPV6_HLEN
 IP6_RT_MIN_ADVMSS = IPV6_MIN_MTU - TCP_HLEN - IPV6_HLEN  # net.ipv6.route.min_adv_mss
 IPV6_MAXPLEN = 65535
 IPV6_FLOWLABEL_MASK = 0xFFFFF
-# icmpv6_err_convert(): destination unreachable codes 0-6 and their errnos, fatal but for code 2
-DEST_UNREACH_ERRNO = {0: (errno.ENETUNREACH, False), 1: (errno.EACCES, True), 2: (errno.EHOSTUNREACH, False),
-                      3: (errno.EHOSTUNREACH, True), 4: (errno.ECONNREFUSED, True), 5: (errno.EACCES, True),
-                      6: (errno.EACCES, True)}
+# net/ipv6/icmp.c tab_unreach[]: destination unreachable codes 0-6, their errno and whether it is fatal
+TAB_UNREACH = ((errno.ENETUNREACH, False), (errno.EACCES, True), (errno.EHOSTUNREACH, False),
+               (errno.EHOSTUNREACH, False), (errno.ECONNREFUSED, True), (errno.EACCES, True), (errno.EACCES, True))
 
 
 @dataclasses.dataclass(eq=False)
@@ -424,13 +426,21 @@ def tcp_v6_err(skb: SkBuff, icmp_type: int, code: int, info: int, offset: int) -
         net.tracer.hop(skb, Stage.SOCKET, f"tcp {sk.sport}", "PKT_TOOBIG", f"mtu {info}")
         tcp_v6_mtu_reduced(sk)
         return
-    err, fatal = DEST_UNREACH_ERRNO.get(code, (errno.EPROTO, False)) if icmp_type == ICMPV6_DEST_UNREACH else \
-        (errno.EPROTO, False)
+    err, fatal = icmpv6_err_convert(icmp_type, code)
     if sk.state == TCP_SYN_SENT and fatal:
         sk.err = err
         tcp_done(sk)
         return
     sk.err_soft = err
+
+
+def icmpv6_err_convert(icmp_type: int, code: int) -> tuple[int, bool]:
+    """(errno, fatal) of an ICMPv6 error."""
+    if icmp_type == ICMPV6_DEST_UNREACH:
+        return TAB_UNREACH[code] if code < len(TAB_UNREACH) else (errno.EPROTO, True)
+    if icmp_type == ICMPV6_PARAMPROB:
+        return errno.EPROTO, True
+    return (errno.EHOSTUNREACH if icmp_type == ICMPV6_TIME_EXCEED else errno.EPROTO), False
 
 
 def tcp_v6_mtu_reduced(sk: TcpSock) -> None:
@@ -540,10 +550,6 @@ def _s32(value: int) -> int:
 
 # --- the family's tables
 
-def _tcp_v6_rebuild_header(sk: TcpSock):
-    return inet6_csk_route_socket(sk)
-
-
 TCP_V6_RCV = TcpRcvFamily("tcp_v6_rcv", "tcp_v6_do_rcv", tcp_v6_checksum_ok, _ipv6_addresses,
                           inet6_lookup_listener, tcp_v6_cookie_check, tcp_v6_send_reset, tcp_v6_timewait_ack)
 # tcp6_request_sock_ops + tcp_request_sock_ipv6_ops: how a request over IPv6 is made and answered
@@ -553,7 +559,7 @@ TCP6_REQUEST_SOCK_OPS = SimpleNamespace(family=AF_INET6, mss_clamp=TCP_V6_MSS_CL
                                         cookie_check="cookie_v6_check",
                                         send_synack=tcp_v6_send_synack, send_ack=tcp_v6_reqsk_send_ack,
                                         send_reset=tcp_v6_reqsk_send_reset, rtx_synack=tcp_timer.tcp_rtx_synack)
-IPV6_SPECIFIC = InetConnectionSockAfOps("ipv6_specific", AF_INET6, IPV6_HLEN, inet6_csk_xmit, _tcp_v6_rebuild_header,
+IPV6_SPECIFIC = InetConnectionSockAfOps("ipv6_specific", AF_INET6, IPV6_HLEN, inet6_csk_xmit, inet6_csk_route_socket,
                                         tcp_v6_conn_request, tcp_v6_syn_recv_sock)
 # TCP over IPv4 from an AF_INET6 socket: IPv4's calls, the family's connection handlers
 IPV6_MAPPED = InetConnectionSockAfOps("ipv6_mapped", IPV4_SPECIFIC.family, IPV4_SPECIFIC.net_header_len,
