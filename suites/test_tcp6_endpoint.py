@@ -14,7 +14,7 @@ from socket import AF_INET6
 
 import pytest
 from scapy.layers.inet import TCP
-from scapy.layers.inet6 import ICMPv6PacketTooBig, IPv6
+from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6PacketTooBig, IPv6
 from scapy.layers.l2 import Ether
 
 from harness.target import TcpState
@@ -343,3 +343,21 @@ def test_time_wait_answers_a_retransmitted_fin_with_an_ack_from_the_time_wait_so
     again = Ether(target.expect(h0.port, flowlabel_mask(peer.from_dut("A"))))
     target.expect_nothing()
     assert again[IPv6].fl == fin[IPv6].fl  # tw_txhash: the connection's flow label
+
+
+def test_a_destination_unreachable_about_the_syn_fails_the_connect_with_its_errno(target, hosts6):
+    """tcp_v6_err() for a socket in SYN_SENT: any error ends the handshake
+    (tcp_done_with_error()), here no route (code 0) as ENETUNREACH, even though
+    icmpv6_err_convert() calls it not fatal; nothing is retransmitted."""
+    h0 = hosts6[0]
+    sock = target.socket("tcp", (h0.dut_ip6, 50000), family=AF_INET6)
+    with pytest.raises(BlockingIOError):
+        sock.connect((h0.ip6, 80))
+    syn = Ether(target.frame_left(h0.port, "the SYN"))
+    target.send(h0.port, Ether(src=h0.mac, dst=h0.port.mac) / IPv6(src=h0.ip6, dst=h0.dut_ip6) /
+                ICMPv6DestUnreach(code=0) / quoted6(syn))
+    with pytest.raises(OSError) as refused:
+        sock.wait("connected", 1.0)
+    assert refused.value.errno == 101  # ENETUNREACH
+    assert sock.info().state == TcpState.TCP_CLOSE
+    target.expect_nothing()

@@ -24,12 +24,14 @@ it ipv6_mapped: IPv4 on the wire, v4-mapped addresses (::ffff:a.b.c.d) in
 accept(), getsockname() and ss. connect() to a v4-mapped address does the
 same through tcp_v4_connect().
 
-tcp_v6_err(): ICMPv6 packet too big about a segment of an established
-socket (in its window: between snd_una and snd_nxt) lowers its route's MTU
-(ip6_rt_update_pmtu(): the RTF_CACHE clone with the new MTU, never below
-1280) and tcp_v6_mtu_reduced() re-syncs the MSS and retransmits what no
-longer fits (tcp_simple_retransmit()). Other ICMPv6 errors set a soft error
-(a SYN_SENT socket's is fatal for unreachable codes, icmpv6_err_convert()).
+tcp_v6_err(): ICMPv6 packet too big (of at least 1280) about a segment of a
+connection (in its window: between snd_una and snd_nxt) lowers its route's
+MTU (ip6_rt_update_pmtu(): the RTF_CACHE clone with the new MTU) and
+tcp_v6_mtu_reduced() re-syncs the MSS and retransmits what no longer fits
+(tcp_simple_retransmit()). Any other error ends a connection in its
+handshake with the errno icmpv6_err_convert() gives (connect() fails with
+it), is a soft error of an established one, and drops a request sock when
+it is fatal (tcp_req_err()).
 
 /proc/net/tcp6 lists the AF_INET6 sockets as tcp6_seq_show() prints them.
 SYN cookies work as over IPv4 (syncookies.py), with msstab6. Left out: the
@@ -64,7 +66,7 @@ from harness.mockkernel.ipv4.tcp_sock import (ICSK_TIME_LOSS_PROBE, ICSK_TIME_PR
                                               ICSK_TIME_RETRANS, SOCK_BINDPORT_LOCK, TCP_CLOSE, TCP_LISTEN,
                                               TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT,
                                               InetConnectionSockAfOps, Proto, RequestSock, TcpSock, before,
-                                              tcp_clock_ms, tcp_done, tcp_set_state)
+                                              inet_csk_reqsk_queue_drop, tcp_clock_ms, tcp_done, tcp_set_state)
 from harness.mockkernel.ipv6 import addrconf, ip6_output
 from harness.mockkernel.ipv6.icmp import ip6_make_flowlabel
 from harness.mockkernel.ipv6.protocol import inet6_add_protocol
@@ -410,28 +412,45 @@ def tcp_v6_connect(sk: TcpSock, daddr: bytes, dport: int) -> None:
 
 def tcp_v6_err(skb: SkBuff, icmp_type: int, code: int, info: int, offset: int) -> None:
     """The error about the segment quoted at `offset` of skb.data (its IPv6
-    header at skb.data): the established socket it belongs to, if any."""
+    header at skb.data), for the socket that sent it: a request sock goes
+    when the error is fatal (tcp_req_err()); a packet too big under 1280 is
+    ignored; any other error ends a connection still in its handshake
+    (tcp_done_with_error(): connect() fails with it) and is a soft error of
+    an established one (no IPV6_RECVERR here)."""
     net, buf = skb.net, skb.buf
     quoted = skb.data
     saddr, daddr = ADDRS.unpack_from(buf, quoted)
     sport, dport = tcp.PORTS.unpack_from(buf, quoted + offset)
     seq = tcp.unpack(buf, quoted + offset)[2]
     sk = net.tcp_hashinfo.ehash.get((saddr, sport, daddr, dport))
-    if sk is None or sk.state in (TCP_TIME_WAIT, TCP_NEW_SYN_RECV, TCP_CLOSE):
+    if sk is None or sk.state == TCP_TIME_WAIT:
         return
-    if before(seq, sk.snd_una) or before(sk.snd_nxt, seq):
+    err, fatal = icmpv6_err_convert(icmp_type, code)
+    if sk.state == TCP_NEW_SYN_RECV:
+        return tcp_req_err(sk, seq, fatal)
+    if sk.state == TCP_CLOSE or before(seq, sk.snd_una) or before(sk.snd_nxt, seq):
         return  # out of the window (OutOfWindowIcmps)
     if icmp_type == ICMPV6_PKT_TOOBIG:
+        if info < IPV6_MIN_MTU:
+            return
         sk.mtu_info = info
         net.tracer.hop(skb, Stage.SOCKET, f"tcp {sk.sport}", "PKT_TOOBIG", f"mtu {info}")
         tcp_v6_mtu_reduced(sk)
         return
-    err, fatal = icmpv6_err_convert(icmp_type, code)
-    if sk.state == TCP_SYN_SENT and fatal:
+    if sk.state in (TCP_SYN_SENT, TCP_SYN_RECV):
         sk.err = err
         tcp_done(sk)
         return
     sk.err_soft = err
+
+
+def tcp_req_err(req: RequestSock, seq: int, abort: bool) -> None:
+    """An error about a SYN-ACK: a fatal one drops the request (ListenDrops)."""
+    if seq != req.snt_isn:
+        return  # OutOfWindowIcmps
+    if abort:
+        inet_csk_reqsk_queue_drop(req.listener, req)
+        tcp_listendrop(req.listener)
 
 
 def icmpv6_err_convert(icmp_type: int, code: int) -> tuple[int, bool]:
@@ -444,15 +463,15 @@ def icmpv6_err_convert(icmp_type: int, code: int) -> tuple[int, bool]:
 
 
 def tcp_v6_mtu_reduced(sk: TcpSock) -> None:
-    """inet6_csk_update_pmtu(): the route's clone with the new MTU (at least
-    1280, only ever lower); with the MSS synced to it, what was sent at the
-    old size goes again (tcp_simple_retransmit())."""
+    """inet6_csk_update_pmtu(): the route's clone with the new MTU (only ever
+    lower); with the MSS synced to it, what was sent at the old size goes
+    again (tcp_simple_retransmit())."""
     if sk.state in (TCP_LISTEN, TCP_CLOSE):
         return
     dst = sk.dst if sk.dst is not None else inet6_csk_route_socket(sk)
     if dst.__class__ is int:
         return
-    mtu = max(sk.mtu_info, IPV6_MIN_MTU)
+    mtu = sk.mtu_info
     if mtu < dst.dst_mtu():
         dst = Inet6Dst(dataclasses.replace(dst.rt, mtu=mtu))
     sk.dst = dst
