@@ -116,7 +116,8 @@ def test_a_fwmark_set_by_nft_in_prerouting_picks_the_table_of_its_rule(target, r
     _two_ways(target, router6)
     target.sh("ip -6 rule add fwmark 0x10 table 100 pref 100")
     target.sh("nft -f -", stdin="table ip6 mangle {\n"
-                                " chain pre { type filter hook prerouting priority mangle; udp dport 53 meta mark set 0x10; }\n"
+                                " chain pre { type filter hook prerouting priority mangle;\n"
+                                "  udp dport 53 meta mark set 0x10; }\n"
                                 "}\n")
     target.send(h0.port, h0.to_dut6(dst=FAR, hlim=64) / UDP(sport=1, dport=53) / PAYLOAD)
     target.expect(h2.port, h2.from_dut6(src=h0.ip6, dst=FAR, hlim=63) / UDP(sport=1, dport=53) / PAYLOAD)

@@ -11,7 +11,9 @@ net/ipv4/proc.c (snmp4_ipstats_list, snmp4_ipextstats_list, icmpmibmap,
 snmp4_tcp_list, snmp4_udp_list, snmp4_net_list), net/mptcp/mib.c
 (mptcp_snmp_list) and net/ipv6/proc.c as Linux 6.18, the lab's kernel, prints
 them (tests/golden/proc_net/ holds its files). The counters the mock's datapath
-has no event for stay 0; IPv6 and MPTCP have none.
+has no event for stay 0; MPTCP has none. IPv6's (net/ipv6/proc.c) are their own
+lists: ipv6_statistics by IP6_MIB_*, icmpv6_statistics, icmpv6msg_statistics
+(by type, Out | 0x100), udp_stats_in6 by UDP_MIB_*.
 """
 from __future__ import annotations
 
@@ -78,26 +80,30 @@ MPTCP_SNMP_LIST = ("MPCapableSYNRX", "MPCapableSYNTX", "MPCapableSYNACKRX", "MPC
                    "MPCapableDataFallback", "MD5SigFallback", "DssFallback", "SimultConnectFallback",
                    "FallbackFailed", "WinProbe")
 
-SNMP6_LIST = ("Ip6InReceives", "Ip6InHdrErrors", "Ip6InTooBigErrors", "Ip6InNoRoutes", "Ip6InAddrErrors",
-              "Ip6InUnknownProtos", "Ip6InTruncatedPkts", "Ip6InDiscards", "Ip6InDelivers", "Ip6OutForwDatagrams",
-              "Ip6OutRequests", "Ip6OutDiscards", "Ip6OutNoRoutes", "Ip6ReasmTimeout", "Ip6ReasmReqds",
-              "Ip6ReasmOKs", "Ip6ReasmFails", "Ip6FragOKs", "Ip6FragFails", "Ip6FragCreates", "Ip6InMcastPkts",
-              "Ip6OutMcastPkts", "Ip6InOctets", "Ip6OutOctets", "Ip6InMcastOctets", "Ip6OutMcastOctets",
-              "Ip6InBcastOctets", "Ip6OutBcastOctets", "Ip6InNoECTPkts", "Ip6InECT1Pkts", "Ip6InECT0Pkts",
-              "Ip6InCEPkts", "Ip6OutTransmits", "Icmp6InMsgs", "Icmp6InErrors", "Icmp6OutMsgs", "Icmp6OutErrors",
-              "Icmp6InCsumErrors", "Icmp6OutRateLimitHost", "Icmp6InDestUnreachs", "Icmp6InPktTooBigs",
-              "Icmp6InTimeExcds", "Icmp6InParmProblems", "Icmp6InEchos", "Icmp6InEchoReplies",
-              "Icmp6InGroupMembQueries", "Icmp6InGroupMembResponses", "Icmp6InGroupMembReductions",
-              "Icmp6InRouterSolicits", "Icmp6InRouterAdvertisements", "Icmp6InNeighborSolicits",
-              "Icmp6InNeighborAdvertisements", "Icmp6InRedirects", "Icmp6InMLDv2Reports", "Icmp6OutDestUnreachs",
-              "Icmp6OutPktTooBigs", "Icmp6OutTimeExcds", "Icmp6OutParmProblems", "Icmp6OutEchos",
-              "Icmp6OutEchoReplies", "Icmp6OutGroupMembQueries", "Icmp6OutGroupMembResponses",
-              "Icmp6OutGroupMembReductions", "Icmp6OutRouterSolicits", "Icmp6OutRouterAdvertisements",
-              "Icmp6OutNeighborSolicits", "Icmp6OutNeighborAdvertisements", "Icmp6OutRedirects",
-              "Icmp6OutMLDv2Reports", "Udp6InDatagrams", "Udp6NoPorts", "Udp6InErrors", "Udp6OutDatagrams",
-              "Udp6RcvbufErrors", "Udp6SndbufErrors", "Udp6InCsumErrors", "Udp6IgnoredMulti", "Udp6MemErrors",
-              "UdpLite6InDatagrams", "UdpLite6NoPorts", "UdpLite6InErrors", "UdpLite6OutDatagrams",
-              "UdpLite6RcvbufErrors", "UdpLite6SndbufErrors", "UdpLite6InCsumErrors", "UdpLite6MemErrors")
+# net/ipv6/proc.c: snmp6_ipstats_list (Ip6 + name), snmp6_icmp6_list (Icmp6 + name), the
+# named ICMPv6 types of icmp6type2name[] (Icmp6In/Out + name), snmp6_udp6_list (Udp6 + name)
+SNMP6_IPSTATS_LIST = ("InReceives", "InHdrErrors", "InTooBigErrors", "InNoRoutes", "InAddrErrors",
+                      "InUnknownProtos", "InTruncatedPkts", "InDiscards", "InDelivers", "OutForwDatagrams",
+                      "OutRequests", "OutDiscards", "OutNoRoutes", "ReasmTimeout", "ReasmReqds", "ReasmOKs",
+                      "ReasmFails", "FragOKs", "FragFails", "FragCreates", "InMcastPkts", "OutMcastPkts",
+                      "InOctets", "OutOctets", "InMcastOctets", "OutMcastOctets", "InBcastOctets",
+                      "OutBcastOctets", "InNoECTPkts", "InECT1Pkts", "InECT0Pkts", "InCEPkts", "OutTransmits")
+SNMP6_ICMP6_LIST = ("InMsgs", "InErrors", "OutMsgs", "OutErrors", "InCsumErrors", "OutRateLimitHost")
+ICMP6TYPE2NAME = {1: "DestUnreachs", 2: "PktTooBigs", 3: "TimeExcds", 4: "ParmProblems", 128: "Echos",
+                  129: "EchoReplies", 130: "GroupMembQueries", 131: "GroupMembResponses",
+                  132: "GroupMembReductions", 133: "RouterSolicits", 134: "RouterAdvertisements",
+                  135: "NeighborSolicits", 136: "NeighborAdvertisements", 137: "Redirects", 143: "MLDv2Reports"}
+# ipv6_statistics by the name /proc/net/snmp6 prints (IPSTATS_MIB_* of IPv6)
+(IP6_MIB_INRECEIVES, IP6_MIB_INHDRERRORS, IP6_MIB_INTOOBIGERRORS, IP6_MIB_INNOROUTES, IP6_MIB_INADDRERRORS,
+ IP6_MIB_INUNKNOWNPROTOS, IP6_MIB_INTRUNCATEDPKTS, IP6_MIB_INDISCARDS, IP6_MIB_INDELIVERS,
+ IP6_MIB_OUTFORWDATAGRAMS, IP6_MIB_OUTREQUESTS, IP6_MIB_OUTDISCARDS, IP6_MIB_OUTNOROUTES, IP6_MIB_REASMTIMEOUT,
+ IP6_MIB_REASMREQDS, IP6_MIB_REASMOKS, IP6_MIB_REASMFAILS, IP6_MIB_FRAGOKS, IP6_MIB_FRAGFAILS, IP6_MIB_FRAGCREATES,
+ IP6_MIB_INMCASTPKTS, IP6_MIB_OUTMCASTPKTS, IP6_MIB_INOCTETS, IP6_MIB_OUTOCTETS, IP6_MIB_INMCASTOCTETS,
+ IP6_MIB_OUTMCASTOCTETS, IP6_MIB_INBCASTOCTETS, IP6_MIB_OUTBCASTOCTETS, IP6_MIB_INNOECTPKTS, IP6_MIB_INECT1PKTS,
+ IP6_MIB_INECT0PKTS, IP6_MIB_INCEPKTS, IP6_MIB_OUTTRANSMITS) = range(len(SNMP6_IPSTATS_LIST))
+# icmpv6_statistics
+ICMP6_MIB_INMSGS, ICMP6_MIB_INERRORS, ICMP6_MIB_OUTMSGS, ICMP6_MIB_OUTERRORS, ICMP6_MIB_CSUMERRORS, \
+    ICMP6_MIB_RATELIMITHOST = range(len(SNMP6_ICMP6_LIST))
 # icmpmibmap: the ICMP types /proc/net/snmp's Icmp line names, "In"/"Out" + name
 ICMPMIBMAP = (("DestUnreachs", 3), ("TimeExcds", 11), ("ParmProbs", 12), ("SrcQuenchs", 4), ("Redirects", 5),
               ("Echos", 8), ("EchoReps", 0), ("Timestamps", 13), ("TimestampReps", 14), ("AddrMasks", 17),
@@ -177,6 +183,7 @@ UDP_MIB_INERRORS = SNMP4_UDP_LIST.index("InErrors")
 UDP_MIB_OUTDATAGRAMS = SNMP4_UDP_LIST.index("OutDatagrams")
 UDP_MIB_RCVBUFERRORS = SNMP4_UDP_LIST.index("RcvbufErrors")
 UDP_MIB_CSUMERRORS = SNMP4_UDP_LIST.index("InCsumErrors")
+UDP_MIB_IGNOREDMULTI = SNMP4_UDP_LIST.index("IgnoredMulti")
 
 # tcp_v4_init_net() and tcp_mib_init(): the Tcp line's constants
 RTO_ALGORITHM_VANJ, TCP_RTO_MIN_MS, TCP_RTO_MAX_MS, TCP_MAXCONN = 1, 200, 120000, -1
@@ -186,7 +193,8 @@ class NetnsMib:
     """struct netns_mib: the namespace's counters, zero at creation."""
 
     __slots__ = ("ip_statistics", "icmp_statistics", "icmpmsg_statistics", "tcp_statistics", "udp_statistics",
-                 "udplite_statistics", "net_statistics", "mptcp_statistics", "ipv6_statistics")
+                 "udplite_statistics", "net_statistics", "mptcp_statistics", "ipv6_statistics", "icmpv6_statistics",
+                 "icmpv6msg_statistics", "udp_stats_in6", "udplite_stats_in6")
 
     def __init__(self) -> None:
         self.ip_statistics = [0] * len(IPSTATS_MIB)
@@ -201,7 +209,11 @@ class NetnsMib:
         self.udplite_statistics = [0] * len(SNMP4_UDP_LIST)
         self.net_statistics = [0] * len(SNMP4_NET_LIST)
         self.mptcp_statistics = [0] * len(MPTCP_SNMP_LIST)
-        self.ipv6_statistics = [0] * len(SNMP6_LIST)
+        self.ipv6_statistics = [0] * len(SNMP6_IPSTATS_LIST)
+        self.icmpv6_statistics = [0] * len(SNMP6_ICMP6_LIST)
+        self.icmpv6msg_statistics = [0] * ICMPMSG_MIB_MAX  # In by type, Out by type | 0x100
+        self.udp_stats_in6 = [0] * len(SNMP4_UDP_LIST)
+        self.udplite_stats_in6 = [0] * len(SNMP4_UDP_LIST)
 
     def ip_counters(self) -> list[int]:
         """ip_statistics with each packets-and-octets pair read apart, in IPSTATS_MIB's order."""

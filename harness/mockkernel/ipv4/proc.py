@@ -1,7 +1,6 @@
 """/proc/net/snmp, /proc/net/netstat and /proc/net/sockstat (net/ipv4/proc.c
 snmp_seq_show(), netstat_seq_show(), sockstat_seq_show()), and /proc/net/snmp6
-(net/ipv6/proc.c snmp6_seq_show(): the mock has no IPv6, so its counters are all
-0 and no per-type ICMPv6 line shows), registered by ip_proc_init() from
+(net/ipv6/proc.c snmp6_seq_show()), registered by ip_proc_init() from
 inet_init() as the kernel's pernet proc ops do.
 
 sockstat counts what the namespace's tables hold: TCP `inuse` the hashed full
@@ -21,9 +20,11 @@ from harness.mockkernel.core.snmp import (ICMP_MIB_CSUMERRORS, ICMP_MIB_INERRORS
                                           ICMP_MIB_OUTERRORS, ICMP_MIB_OUTMSGS, ICMP_MIB_RATELIMITGLOBAL,
                                           ICMP_MIB_RATELIMITHOST, ICMPMIBMAP, ICMPMSG_OUT,
                                           MPTCP_SNMP_LIST, SNMP4_IPEXTSTATS_LIST, SNMP4_IPSTATS_LIST, SNMP4_NET_LIST,
-                                          SNMP4_TCP_LIST, SNMP4_UDP_LIST, SNMP6_LIST)
+                                          SNMP4_TCP_LIST, SNMP4_UDP_LIST, ICMP6TYPE2NAME, SNMP6_ICMP6_LIST,
+                                          SNMP6_IPSTATS_LIST)
 
 ICMPMSG_PERLINE = 16  # icmpmsg_put(): at most this many types a line pair
+UDPLITE6_UNLISTED = ("IgnoredMulti",)  # snmp6_udplite6_list has no IgnoredMulti
 PAGE_SIZE = 4096
 
 
@@ -74,7 +75,20 @@ def netstat_seq_show(net) -> str:
 
 
 def snmp6_seq_show(net) -> str:
-    return "".join(f"{name:<32}\t{value}\n" for name, value in zip(SNMP6_LIST, net.mib.ipv6_statistics))
+    """snmp6_seq_show(): Ip6, Icmp6, the named ICMPv6 types In then Out, every
+    type seen as Icmp6InTypeN/OutTypeN (snmp6_seq_show_icmpv6msg()), Udp6, UdpLite6."""
+    mib = net.mib
+    msg = mib.icmpv6msg_statistics
+    counters = [*(("Ip6" + name, value) for name, value in zip(SNMP6_IPSTATS_LIST, mib.ipv6_statistics)),
+                *(("Icmp6" + name, value) for name, value in zip(SNMP6_ICMP6_LIST, mib.icmpv6_statistics)),
+                *((f"Icmp6{direction}{name}", msg[icmp_type | out])
+                  for direction, out in (("In", 0), ("Out", ICMPMSG_OUT)) for icmp_type, name in ICMP6TYPE2NAME.items()),
+                *((f"Icmp6{'Out' if i & ICMPMSG_OUT else 'In'}Type{i & 0xFF}", value)
+                  for i, value in enumerate(msg) if value),
+                *(("Udp6" + name, value) for name, value in zip(SNMP4_UDP_LIST, mib.udp_stats_in6)),
+                *(("UdpLite6" + name, value) for name, value in zip(SNMP4_UDP_LIST, mib.udplite_stats_in6)
+                  if name not in UDPLITE6_UNLISTED)]
+    return "".join(f"{name:<32}\t{value}\n" for name, value in counters)
 
 
 def _full_tcp_socks(net) -> list:

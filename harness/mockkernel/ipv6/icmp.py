@@ -30,6 +30,9 @@ import hashlib
 
 from harness.dropreason import DropReason
 from harness.journey import Stage
+from harness.mockkernel.core.snmp import (ICMP6_MIB_CSUMERRORS, ICMP6_MIB_INERRORS, ICMP6_MIB_INMSGS,
+                                          ICMP6_MIB_OUTMSGS, ICMP6_MIB_RATELIMITHOST, ICMP_MIB_RATELIMITGLOBAL,
+                                          ICMPMSG_OUT)
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.core.sysctl import CtlTable, proc_dointvec_ms_jiffies, proc_dou8vec_minmax
 from harness.mockkernel.ipv4.icmp import icmp_global_allow, icmp_global_consume, inet_peer_xrlim_allow
@@ -63,6 +66,7 @@ def icmpv6_global_allow(net, icmp_type: int) -> tuple[bool, bool]:
         return True, False
     if icmp_global_allow(net):
         return True, True
+    net.mib.icmp_statistics[ICMP_MIB_RATELIMITGLOBAL] += 1  # IPv4's MIB: the global limit is shared
     return False, False
 
 
@@ -82,6 +86,8 @@ def icmpv6_xrlim_allow(net, rt, daddr: bytes, apply_ratelimit: bool) -> bool:
         allowed = inet_peer_xrlim_allow(net, daddr, tmo / 1000)
     if allowed:
         icmp_global_consume(net)
+    else:
+        net.mib.icmpv6_statistics[ICMP6_MIB_RATELIMITHOST] += 1
     return allowed
 
 
@@ -161,6 +167,8 @@ def _icmpv6_push(net, cause: SkBuff, out, saddr: bytes, daddr: bytes, message: b
     hop_limit = ip6_output.ip6_dst_hoplimit(out)
     flowlabel = ip6_make_flowlabel(net, saddr, daddr, NEXTHDR_ICMP, message[0])
     header = build_header(saddr, daddr, NEXTHDR_ICMP, len(message), hop_limit, tclass, flowlabel)
+    net.mib.icmpv6msg_statistics[ICMPMSG_OUT | message[0]] += 1  # __ip6_make_skb(): ICMP6MSGOUT_INC_STATS()
+    net.mib.icmpv6_statistics[ICMP6_MIB_OUTMSGS] += 1
     skb = alloc_skb(header + message)
     skb.net, skb.dst, skb.dev = net, out, out.dev
     skb.network_header, skb.transport_header = skb.data, skb.data + IPV6_HLEN
@@ -172,14 +180,20 @@ def icmpv6_rcv(skb: SkBuff) -> bool:
     """The ICMPv6 handler of local delivery (never resubmits)."""
     net, th, nh = skb.net, skb.transport_header, skb.network_header
     msg = Icmpv6Message(skb.buf, th)
+    stats = net.mib.icmpv6_statistics
+    stats[ICMP6_MIB_INMSGS] += 1
     if skb.tail - th < ICMPV6_HLEN:
+        stats[ICMP6_MIB_INERRORS] += 1
         kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.L4, "icmpv6_rcv")
         return False
     pseudo = ipv6.pseudo_header_sum(skb.buf, nh, NEXTHDR_ICMP, skb.tail - th)
     if not icmpv6.checksum_ok(skb.buf, th, skb.tail, pseudo):
+        stats[ICMP6_MIB_CSUMERRORS] += 1
+        stats[ICMP6_MIB_INERRORS] += 1
         kfree_skb(skb, DropReason.ICMP_CSUM, Stage.L4, "icmpv6_rcv")
         return False
     icmp_type = msg.type
+    net.mib.icmpv6msg_statistics[icmp_type] += 1
     net.tracer.hop(skb, Stage.L4, "icmpv6_rcv", "", f"type {icmp_type} code {msg.code}")
     if icmp_type == ICMPV6_ECHO_REQUEST:
         if net.sysctl.values["net.ipv6.icmp.echo_ignore_all"] or not icmpv6_echo_reply(skb):

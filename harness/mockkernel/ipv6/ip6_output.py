@@ -29,7 +29,7 @@ lengths (its frag_list): forwarding refuses it with packet too big when that
 fragment does not fit the MTU (ip6_pkt_too_big()), and it leaves cut where it
 was cut on arrival (ip6_fragment()'s fast path), even when it would fit whole.
 Left out: redirects (the ingress and egress device are the same), router
-alert delivery to raw sockets, proxy NDP, GSO, IPsec, SNMP6 counters.
+alert delivery to raw sockets, proxy NDP, GSO, IPsec, per-device SNMP6 counters.
 """
 from __future__ import annotations
 
@@ -38,6 +38,10 @@ import errno
 from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
 from harness.mockkernel.core import dev as core_dev
+from harness.mockkernel.core.snmp import (IP6_MIB_FRAGCREATES, IP6_MIB_FRAGFAILS, IP6_MIB_FRAGOKS,
+                                          IP6_MIB_INADDRERRORS, IP6_MIB_INHDRERRORS, IP6_MIB_INTOOBIGERRORS,
+                                          IP6_MIB_OUTFORWDATAGRAMS, IP6_MIB_OUTMCASTOCTETS, IP6_MIB_OUTMCASTPKTS,
+                                          IP6_MIB_OUTOCTETS, IP6_MIB_OUTREQUESTS, IP6_MIB_OUTTRANSMITS)
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.ipv6 import addrconf, route
 from harness.mockkernel.netfilter.core import NF_INET_FORWARD, NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING, \
@@ -86,8 +90,13 @@ def _force_forwarding(net, iif: int) -> bool:
 
 
 def ip6_forward(skb: SkBuff) -> None:
+    """ip6_forward(), counting as 6.18 does: OutForwDatagrams once the hop
+    limit and source passed, before the MTU check (a packet too big counts
+    there too, and InTooBigErrors and FragFails)."""
     net, rt = skb.net, skb.dst
+    stats = net.mib.ipv6_statistics
     if not net.sysctl.values[ALL_FORWARDING] and not _force_forwarding(net, skb.skb_iif):
+        stats[IP6_MIB_INADDRERRORS] += 1
         return kfree_skb(skb, DropReason.IP_INADDRERRORS, Stage.IP_FORWARD, "ip6_forward")
     if skb.pkt_type != PACKET_HOST:
         return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_FORWARD, "ip6_forward")
@@ -96,20 +105,26 @@ def ip6_forward(skb: SkBuff) -> None:
     if hop_limit <= 1:
         net.tracer.hop(skb, Stage.IP_FORWARD, "ip6_forward", "HOPLIMIT_EXCEEDED", f"hlim={hop_limit}")
         net.ipv6.icmpv6_send(skb, ICMPV6_TIME_EXCEED, ICMPV6_EXC_HOPLIMIT, 0)
+        stats[IP6_MIB_INHDRERRORS] += 1
         return kfree_skb(skb, DropReason.IP_INHDR, Stage.IP_FORWARD, "ip6_forward")
     out = rt.dev
     if skb.skb_iif != out.ifindex:  # a redirect's case (the same device) is left out
         saddr_type = ipv6_addr_type(ADDRS.unpack_from(buf, nh)[0])
         if saddr_type == IPV6_ADDR_ANY or saddr_type & (IPV6_ADDR_MULTICAST | IPV6_ADDR_LOOPBACK):
+            stats[IP6_MIB_INADDRERRORS] += 1
             return kfree_skb(skb, DropReason.IP_INADDRERRORS, Stage.IP_FORWARD, "ip6_forward")
         if saddr_type & IPV6_ADDR_LINKLOCAL:
             net.ipv6.icmpv6_send(skb, ICMPV6_DEST_UNREACH, ICMPV6_NOT_NEIGHBOUR, 0)
+            stats[IP6_MIB_INADDRERRORS] += 1
             return kfree_skb(skb, DropReason.IP_INADDRERRORS, Stage.IP_FORWARD, "ip6_forward")
+    stats[IP6_MIB_OUTFORWDATAGRAMS] += 1
     mtu = max(ip6_dst_mtu_forward(rt), IPV6_MIN_MTU)
     if ip6_pkt_too_big(skb, mtu):
         net.tracer.hop(skb, Stage.IP_FORWARD, "ip6_forward", "PKT_TOOBIG", f"len={skb.tail - nh} mtu={mtu}")
         skb.dev = out
         net.ipv6.icmpv6_send(skb, ICMPV6_PKT_TOOBIG, 0, mtu)
+        stats[IP6_MIB_INTOOBIGERRORS] += 1
+        stats[IP6_MIB_FRAGFAILS] += 1
         return kfree_skb(skb, DropReason.PKT_TOO_BIG, Stage.IP_FORWARD, "ip6_forward")
     buf[nh + HOP_LIMIT] = hop_limit - 1
     journey = skb.journey
@@ -133,12 +148,15 @@ def ip6_pkt_too_big(skb: SkBuff, mtu: int) -> bool:
 
 
 def ip6_local_out(skb: SkBuff) -> None:
-    """__ip6_local_out(): payload_len from the packet, the OUTPUT hook, dst_output()."""
+    """__ip6_local_out(): payload_len from the packet, the OUTPUT hook,
+    dst_output(); counted in OutRequests, as __ip6_make_skb(), ip6_xmit()
+    and ndisc_send_skb() count every packet the host sends."""
     nh = skb.network_header
     length = skb.tail - nh - IPV6_HLEN
     Ipv6Packet(skb.buf, nh).payload_len = length if length <= 0xFFFF else 0
     skb.protocol = ETH_P_IPV6
     net = skb.net
+    net.mib.ipv6_statistics[IP6_MIB_OUTREQUESTS] += 1
     hookfns = net.nf_hooks.ipv6[NF_INET_LOCAL_OUT]
     if hookfns and not nf_hook(skb, NF_INET_LOCAL_OUT, None, skb.dst.dev, hookfns, NFPROTO_IPV6):
         return
@@ -169,12 +187,19 @@ def ip6_finish_output(skb: SkBuff) -> None:
 
 
 def ip6_finish_output2(skb: SkBuff) -> None:
-    """A multicast destination of interface-local scope never leaves a real
-    device; then the next hop's neighbour output (lo transmits directly)."""
+    """A multicast destination (OutMcastPkts) of interface-local scope never
+    leaves a real device; then OutTransmits and the next hop's neighbour
+    output (lo transmits directly)."""
     net, rt, dev = skb.net, skb.dst, skb.dev
     daddr = DADDR_FIELD.unpack_from(skb.buf, skb.network_header)[0]
-    if daddr[0] == 0xFF and mc_scope(daddr) <= IPV6_ADDR_SCOPE_NODELOCAL and not dev.is_loopback:
-        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_OUTPUT, "ip6_finish_output2")
+    stats, length = net.mib.ipv6_statistics, skb.tail - skb.network_header
+    if daddr[0] == 0xFF:
+        stats[IP6_MIB_OUTMCASTPKTS] += 1
+        stats[IP6_MIB_OUTMCASTOCTETS] += length
+        if mc_scope(daddr) <= IPV6_ADDR_SCOPE_NODELOCAL and not dev.is_loopback:
+            return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_OUTPUT, "ip6_finish_output2")
+    stats[IP6_MIB_OUTTRANSMITS] += 1
+    stats[IP6_MIB_OUTOCTETS] += length
     if dev.is_loopback:
         return core_dev.dev_queue_xmit(skb)
     net.ipv6.neigh_output(skb, rt.nexthop(daddr))
@@ -214,6 +239,7 @@ def ip6_fragment(skb: SkBuff, mtu: int) -> None:
     if (not skb.ignore_df and length > mtu) or frag_max_size > mtu:
         net.tracer.hop(skb, Stage.IP_OUTPUT, "ip6_fragment", "PKT_TOOBIG", f"mtu={mtu}")
         net.ipv6.icmpv6_send(skb, ICMPV6_PKT_TOOBIG, 0, mtu)
+        net.mib.ipv6_statistics[IP6_MIB_FRAGFAILS] += 1
         return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_OUTPUT, "ip6_fragment")
     if frag_max_size:
         mtu = max(frag_max_size, IPV6_MIN_MTU)
@@ -241,8 +267,11 @@ def ip6_fragment(skb: SkBuff, mtu: int) -> None:
         fragments.append(frag)
         offset += len(chunk)
     net.tracer.hop(skb, Stage.IP_OUTPUT, "ip6_fragment", "FRAGMENTED", f"{len(fragments)} fragments, mtu={mtu}")
+    stats = net.mib.ipv6_statistics
     for frag in fragments:
+        stats[IP6_MIB_FRAGCREATES] += 1
         ip6_finish_output2(frag)
+    stats[IP6_MIB_FRAGOKS] += 1
 
 
 def _frag_list_geometry(frag_list: tuple[int, ...] | None, space: int, length: int) -> tuple[int, ...] | None:

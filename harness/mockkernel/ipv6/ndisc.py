@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from harness.dropreason import DropReason
 from harness.journey import Stage
+from harness.mockkernel.core.snmp import ICMP6_MIB_OUTMSGS, ICMPMSG_OUT
 from harness.mockkernel.core.neighbour import NeighTable, neigh_output, neigh_update
 from harness.mockkernel.core.rtnetlink import neigh_table_init
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
@@ -94,7 +95,7 @@ def ndisc_neigh_output(skb: SkBuff, nexthop: bytes) -> None:
 def ndisc_send_skb(net, dev, message: bytearray, daddr: bytes, saddr: bytes, why: str,
                    cause: SkBuff | None = None) -> None:
     """The checksum, ip6_nd_hdr() (hop limit 255, ndisc_tclass), the route to
-    `daddr` on `dev`, then ip6_local_out()."""
+    `daddr` on `dev`, the message counted out by type, then ip6_local_out()."""
     icmpv6.fill_checksum(message, 0, len(message),
                          wire_ipv6.addrs_pseudo_header_sum(saddr, daddr, wire_ipv6.IPPROTO_ICMPV6, len(message)))
     idev = dev.ip6_ptr
@@ -105,6 +106,8 @@ def ndisc_send_skb(net, dev, message: bytearray, daddr: bytes, saddr: bytes, why
     skb.network_header, skb.transport_header = skb.data, skb.data + wire_ipv6.IPV6_HLEN
     skb.dst = route.icmp6_dst_alloc(net, dev, daddr)
     net.tracer.start(skb, f"{why}: {wire_ipv6.Ipv6Packet(skb.buf, skb.data).summary()}", parent=cause)
+    net.mib.icmpv6msg_statistics[ICMPMSG_OUT | message[0]] += 1
+    net.mib.icmpv6_statistics[ICMP6_MIB_OUTMSGS] += 1
     ip6_output.ip6_local_out(skb)
 
 

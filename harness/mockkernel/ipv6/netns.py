@@ -2,7 +2,8 @@
 `net.ipv6`, made by inet6_init() (af_inet6.py).
 
 `fib_tables` by id (ipv6/ip6_fib.py Fib6Table; fib6_net_init() makes local
-and main), `fib6_has_custom_rules` (ipv6/fib6_rules.py), `fib6_sernum`, bumped by every FIB change (fib6_update_sernum()):
+and main), `fib6_has_custom_rules` (ipv6/fib6_rules.py), `fib6_sernum`,
+bumped by every FIB change (fib6_update_sernum()):
 the input routes cached on the routes (route.py) are stale once it moved;
 `devconf_all`/`devconf_dflt` and DAD's `ndisc_send_ns` (addrconf.py, ndisc.py);
 `icmpv6_send`, ICMPv6's sender for the modules below it (icmpv6_init(),

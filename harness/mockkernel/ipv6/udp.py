@@ -16,12 +16,15 @@ udpv6_sendmsg(): the source from ip6_dst_lookup(), the checksum over the
 pseudo-header (0 sent as 0xFFFF), a datagram over the path MTU fragmented
 by the stack (IPV6_PMTUDISC_WANT: ignore_df), hop limit of the device conf.
 Left out: dual-stack (v4-mapped) sockets, connected sockets, SO_BINDTODEVICE,
-UDP-Lite, GSO, SNMP6 counters.
+UDP-Lite, GSO. The Udp6 counters are counted as udpv6_rcv(), recvmsg and sendmsg count them.
 """
 from __future__ import annotations
 
 from harness.dropreason import DropReason
 from harness.journey import Stage
+from harness.mockkernel.core.snmp import (UDP_MIB_CSUMERRORS, UDP_MIB_IGNOREDMULTI, UDP_MIB_INDATAGRAMS,
+                                          UDP_MIB_INERRORS, UDP_MIB_NOPORTS, UDP_MIB_OUTDATAGRAMS,
+                                          UDP_MIB_RCVBUFERRORS)
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb, skb_clone
 from harness.mockkernel.ipv4.udp import UdpSock
 from harness.mockkernel.ipv6 import ip6_output
@@ -50,19 +53,23 @@ def udp6_lookup(net, daddr: bytes, dport: int) -> UdpSock | None:
 def udpv6_rcv(skb: SkBuff) -> bool:
     net = skb.net
     buf, uh, nh = skb.buf, skb.transport_header, skb.network_header
+    stats = net.mib.udp_stats_in6
     if skb.tail - uh < wire_udp.UDP_HLEN:
         kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.L4, "__udp6_lib_rcv")
         return False
     _, dport, ulen, check = wire_udp.unpack(buf, uh)
     if ulen > skb.tail - uh:
+        stats[UDP_MIB_INERRORS] += 1  # short_packet
         kfree_skb(skb, DropReason.PKT_TOO_SMALL, Stage.L4, "__udp6_lib_rcv")
         return False
     ulen = ulen or skb.tail - uh
     if ulen < wire_udp.UDP_HLEN:
+        stats[UDP_MIB_INERRORS] += 1
         kfree_skb(skb, DropReason.PKT_TOO_SMALL, Stage.L4, "__udp6_lib_rcv")
         return False
     skb.tail = uh + ulen
     if check and ulen <= CHECKSUM_BREAK and not udp6_checksum_ok(buf, nh, uh, ulen):
+        _csum_error(stats)
         kfree_skb(skb, DropReason.UDP_CSUM, Stage.L4, "__udp6_lib_rcv")
         return False
     daddr = ADDRS.unpack_from(buf, nh)[1]
@@ -72,6 +79,7 @@ def udpv6_rcv(skb: SkBuff) -> bool:
     sk = udp6_lookup(net, daddr, dport)
     if sk is not None:
         if not check:
+            _csum_error(stats)
             kfree_skb(skb, DropReason.UDP_CSUM, Stage.L4, "__udp6_lib_rcv")
             return False
         net.tracer.hop(skb, Stage.L4, "__udp6_lib_rcv", "", f"dport {dport}")
@@ -79,15 +87,25 @@ def udpv6_rcv(skb: SkBuff) -> bool:
         return False
     net.tracer.hop(skb, Stage.L4, "__udp6_lib_rcv", "", f"dport {dport} no socket")
     if check and udp6_checksum_ok(buf, nh, uh, ulen):
+        stats[UDP_MIB_NOPORTS] += 1
         net.ipv6.icmpv6_send(skb, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, 0)
+    else:
+        _csum_error(stats)
     kfree_skb(skb, DropReason.NO_SOCKET, Stage.L4, "__udp6_lib_rcv")
     return False
+
+
+def _csum_error(stats: list[int]) -> None:
+    """__udp6_lib_rcv()'s csum_error: InCsumErrors and InErrors."""
+    stats[UDP_MIB_CSUMERRORS] += 1
+    stats[UDP_MIB_INERRORS] += 1
 
 
 def __udp6_lib_mcast_deliver(skb: SkBuff, daddr: bytes, dport: int) -> None:
     net = skb.net
     socks = [sk for sk in map(net.udp_sockets.get, ((daddr, dport), (ANY, dport))) if sk is not None]
     if not socks:
+        net.mib.udp_stats_in6[UDP_MIB_IGNOREDMULTI] += 1
         return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.L4, "__udp6_lib_rcv")
     for sk in socks[:-1]:
         udpv6_queue_rcv_skb(sk, skb_clone(skb))
@@ -99,6 +117,9 @@ def udpv6_queue_rcv_skb(sk: UdpSock, skb: SkBuff) -> None:
     rmem = sk.rmem_alloc
     if rmem and rmem + skb.truesize > sk.rcvbuf:
         sk.drops += 1
+        stats = skb.net.mib.udp_stats_in6
+        stats[UDP_MIB_RCVBUFERRORS] += 1
+        stats[UDP_MIB_INERRORS] += 1
         return kfree_skb(skb, DropReason.SOCKET_RCVBUFF, SOCKET_STAGE, "udpv6_queue_rcv_one_skb")
     sk.rmem_alloc += skb.truesize
     skb.data = skb.transport_header
@@ -112,10 +133,13 @@ def udpv6_recvmsg(sk: UdpSock) -> tuple[bytes, tuple[bytes, int]] | None:
         skb = sk.queue.popleft()
         sk.rmem_alloc -= skb.truesize
         buf, nh, uh = skb.buf, skb.network_header, skb.data
+        stats = skb.net.mib.udp_stats_in6
         if not udp6_checksum_ok(buf, nh, uh, skb.tail - uh):
             sk.drops += 1
+            _csum_error(stats)
             kfree_skb(skb, DropReason.UDP_CSUM, SOCKET_STAGE, "udpv6_recvmsg")
             continue
+        stats[UDP_MIB_INDATAGRAMS] += 1
         return bytes(buf[uh + wire_udp.UDP_HLEN:skb.tail]), (ADDRS.unpack_from(buf, nh)[0], wire_udp.unpack(buf, uh)[0])
     return None
 
@@ -136,6 +160,7 @@ def udpv6_sendmsg(net, sk: UdpSock, payload: bytes, daddr: bytes, dport: int) ->
     skb.ignore_df = True
     net.tracer.start(skb, f"udpv6_sendmsg: {ipv6.Ipv6Packet(skb.buf, skb.data).summary()}")
     net.tracer.hop(skb, SOCKET_STAGE, f"udp6 {sk.port}", "SENDMSG")
+    net.mib.udp_stats_in6[UDP_MIB_OUTDATAGRAMS] += 1
     ip6_output.ip6_local_out(skb)
 
 
