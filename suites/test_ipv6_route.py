@@ -73,3 +73,34 @@ def test_ip_6_route_get_prints_the_route_and_source_the_kernel_picks(target, hos
         f"2001:db8::9 from :: dev {port} proto kernel metric 256 iif {port} pref medium\n"
     assert _refusal(target, "ip -6 route get 2001:db8:21::1") == ("RTNETLINK answers: No route to host", 2)
     assert _refusal(target, "ip -6 route get 2001:db8:99::1") == ("RTNETLINK answers: Network is unreachable", 2)
+
+
+def _ipv6_route(target) -> list[str]:
+    """/proc/net/ipv6_route, refcnt masked: the kernel's counts the per-CPU copies traffic made."""
+    lines = [line.split() for line in target.sh("cat /proc/net/ipv6_route").splitlines()]
+    return [" ".join(fields[:6] + ["*"] + fields[7:]) for fields in lines]
+
+
+def test_proc_net_ipv6_route_walks_tables_by_bucket_each_ending_at_its_root(target, hosts6):
+    """ipv6_route_seq_show(): table 300 (bucket 44) before main (254) and local
+    (255); each table's walk ends at the root, whose leaf is the default route
+    or, without one, fib6_null_entry (metric ffffffff, RTF_REJECT|RTF_NONEXTHOP,
+    lo); an ECMP route shows one line a nexthop, with RTF_GATEWAY."""
+    h1, h2 = hosts6[1], hosts6[2]
+    zeros = "0" * 32
+    null_entry = f"{zeros} 00 {zeros} 00 {zeros} ffffffff * 00000000 00200200 lo"
+    target.sh("ip -6 route add prohibit 2001:db8:81::/64 table 300")
+    target.sh(f"ip -6 route add 2001:db8:99::/64 nexthop via {h1.ip6} nexthop via {h2.ip6} weight 3")
+    listed = _ipv6_route(target)
+    assert listed[:2] == [f"20010db8008100000000000000000000 40 {zeros} 00 {zeros} 00000400 * 00000000 00200200 lo",
+                          null_entry]
+    ecmp = [line for line in listed if line.startswith("20010db8009900000000000000000000")]
+    assert ecmp == [f"20010db8009900000000000000000000 40 {zeros} 00 20010db8000100000000000000000002 00000400 * "
+                    f"00000000 00000003 {h1.port.name}",
+                    f"20010db8009900000000000000000000 40 {zeros} 00 20010db8000200000000000000000002 00000400 * "
+                    f"00000000 00000003 {h2.port.name}"]
+    assert listed.count(null_entry) == 3  # table 300, main, local
+    target.sh(f"ip -6 route add default via {h1.ip6}")
+    assert _ipv6_route(target).count(null_entry) == 2
+    assert f"{zeros} 00 {zeros} 00 20010db8000100000000000000000002 00000400 * 00000000 00000003 {h1.port.name}" \
+        in _ipv6_route(target)

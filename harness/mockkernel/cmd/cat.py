@@ -1,6 +1,6 @@
 """GNU coreutils `cat FILE...` over the mock's /proc: /proc/net/NAME is the
 text of the seq_show function registered for it (net.proc_net: snmp, netstat,
-snmp6, softnet_stat), /proc/sys/KEY a sysctl's value as its proc handler prints
+snmp6, softnet_stat, ipv6_route), /proc/sys/KEY a sysctl's value as its proc handler prints
 it. The target allows only /proc/net/* and /proc/sys/* (harness/target.py
 check_readable()); cat's options are not modelled.
 """

@@ -1,7 +1,7 @@
 """IPv6's initialisation (net/ipv6/af_inet6.c inet6_init()), run at boot after
 IPv4's: the namespace's IPv6 state (net->ipv6, ipv6/netns.py) with the FIB's
 local and main tables (ip6_route_init() -> fib6_net_init()), the rules that
-look them up (fib6_rules_init() -> fib6_rules_net_init()) and the
+look them up (fib6_rules_init() -> fib6_rules_net_init()), /proc/net/ipv6_route, and the
 net.ipv6.* sysctls outside conf/ (ipv6_sysctl_register()), ICMPv6
 (icmpv6_init()), addrconf (addrconf_init(): conf/all and conf/default, the
 netdevice notifier that gives each device its inet6_dev), neighbour
@@ -16,6 +16,7 @@ from harness.mockkernel.ipv6.addrconf import addrconf_init
 from harness.mockkernel.ipv6.exthdrs import ipv6_exthdrs_init
 from harness.mockkernel.ipv6.fib6_rules import fib6_rules_net_init
 from harness.mockkernel.ipv6.icmp import icmpv6_init
+from harness.mockkernel.ipv6.ip6_fib import fib6_proc_init
 from harness.mockkernel.ipv6.ip6_input import ipv6_rcv
 from harness.mockkernel.ipv6.ndisc import ndisc_init
 from harness.mockkernel.ipv6.netns import NetnsIpv6
@@ -35,6 +36,7 @@ IPV6_SYSCTL_TABLE = {
 def inet6_init(net) -> None:
     net.ipv6 = NetnsIpv6()
     fib6_rules_net_init(net)
+    fib6_proc_init(net)
     net.sysctl.register(IPV6_SYSCTL_TABLE)
     icmpv6_init(net)
     addrconf_init(net)

@@ -41,6 +41,7 @@ MASKS = tuple((ALL_ONES << (128 - plen)) & ALL_ONES for plen in range(129))
 RTF_GATEWAY, RTF_ADDRCONF, RTF_DEFAULT, RTF_NONEXTHOP = 0x0002, 0x00040000, 0x00010000, 0x00200000
 RTF_UP, RTF_REJECT, RTF_LOCAL, RTF_ANYCAST = 0x0001, 0x0200, 0x80000000, 0x00100000
 # include/uapi/linux/icmpv6.h router preference, as RTA_PREF: iproute2 prints the name
+NO_ADDRESS = "0" * 32  # %pi6 of ::
 ICMPV6_ROUTER_PREF_LOW, ICMPV6_ROUTER_PREF_MEDIUM, ICMPV6_ROUTER_PREF_HIGH = 0x3, 0x0, 0x1
 PREF_NAMES = {ICMPV6_ROUTER_PREF_LOW: "low", ICMPV6_ROUTER_PREF_MEDIUM: "medium", ICMPV6_ROUTER_PREF_HIGH: "high"}
 
@@ -203,3 +204,31 @@ def fib6_new_table(net, table_id: int) -> Fib6Table:
     if table is None:
         table = tables[table_id] = Fib6Table(table_id)
     return table
+
+
+def ipv6_route_seq_show(net) -> str:
+    """/proc/net/ipv6_route (ipv6_route_seq_ops, ipv6_route_native_seq_show()):
+    the tables by hash bucket (id mod 256), each in fib6_walk() order, whose
+    last node, the root, always shows its leaf: the default routes, else the
+    table's fib6_null_entry (metric ffffffff, reject, lo). One line a route
+    (a sibling too): destination and length in hex, the source prefix
+    (no subtrees: zeros), gateway, metric, refcnt, use (always 0), flags
+    (RTF_GATEWAY with a gateway), device. refcnt is fib6_ref, here 1: the
+    kernel's also counts the per-CPU dst copies traffic made, which no two
+    runs share."""
+    lines = []
+    for table in sorted(net.ipv6.fib_tables.values(), key=lambda t: t.tb6_id & 0xFF):
+        routes = list(table)
+        for f6i in routes:
+            gateway = f6i.gateway.hex() if f6i.gateway is not None else NO_ADDRESS
+            flags = f6i.flags | (RTF_GATEWAY if f6i.gateway is not None else 0)
+            lines.append(f"{f6i.dst.hex()} {f6i.dst_len:02x} {NO_ADDRESS} 00 {gateway} {f6i.metric:08x} "
+                         f"{1:08x} {0:08x} {flags:08x} {net.devices[f6i.ifindex].name:>8}\n")
+        if not any(f6i.dst_len == 0 for f6i in routes):
+            lines.append(f"{NO_ADDRESS} 00 {NO_ADDRESS} 00 {NO_ADDRESS} ffffffff {1:08x} {0:08x} "
+                         f"{RTF_REJECT | RTF_NONEXTHOP:08x} {'lo':>8}\n")
+    return "".join(lines)
+
+
+def fib6_proc_init(net) -> None:
+    net.proc_net["ipv6_route"] = ipv6_route_seq_show

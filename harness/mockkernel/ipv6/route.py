@@ -383,7 +383,7 @@ def ip6_route_info_create(net, cfg: Fib6Config) -> Fib6Info:
         flags |= RTF_REJECT
     gateway = None
     if flags & RTF_REJECT:
-        dev = net.devices[LOOPBACK_IFINDEX]
+        flags, dev = RTF_REJECT | RTF_NONEXTHOP, net.devices[LOOPBACK_IFINDEX]
     else:
         if cfg.gateway is not None:
             dev = _check_gateway(net, cfg, dev)
