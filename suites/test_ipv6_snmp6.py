@@ -6,7 +6,7 @@ real kernel (6.18, netns lab).
 A DUT with IPv6 on sends MLD reports of its own (the mock models no MLD), so
 the counters an MLD report moves (Ip6OutRequests, OutTransmits, OutOctets,
 the OutMcast pair, Icmp6OutMsgs, Icmp6OutMLDv2Reports, Icmp6OutType143) are
-left out here; tests/test_ipv6_snmp6.py pins them on the mock."""
+left out here; tests/test_mock_snmp6.py pins them on the mock."""
 from __future__ import annotations
 
 from socket import AF_INET6

@@ -66,6 +66,7 @@ SUITE_AREAS: dict[str, Area] = {
     "suites/test_ipv6_route.py": Area("IPv6", "IPv6 routes (ip -6 route, FIB6)", MINOR),
     "suites/test_ipv6_rules.py": Area("IPv6", "IPv6 policy routing (ip -6 rule)", NORMAL),
     "suites/test_ipv6_ecmp.py": Area("IPv6", "IPv6 ECMP routes and the multipath hash", NORMAL),
+    "suites/test_ipv6_snmp6.py": Area("IPv6", "IPv6 SNMP counters (/proc/net/snmp6, nstat)", NORMAL),
     "suites/test_ipv6_datapath.py": Area("IPv6", "IPv6 receive, forwarding, ICMPv6 and UDP", CRITICAL),
     "suites/test_ipv6_exthdrs.py": Area("IPv6", "IPv6 extension headers and reassembly", CRITICAL),
     "suites/test_ipv6_nd.py": Area("IPv6", "neighbour discovery and DAD", CRITICAL),
