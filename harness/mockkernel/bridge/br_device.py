@@ -20,13 +20,18 @@ from __future__ import annotations
 
 import errno
 
+from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.bridge.br_fdb import br_fdb_add_local, br_fdb_find
 from harness.mockkernel.bridge.br_forward import BR_PKT_BROADCAST, BR_PKT_MULTICAST, BR_PKT_UNICAST, br_flood, \
-    br_forward
+    br_forward, br_multicast_flood
 from harness.mockkernel.bridge.br_if import br_add_if, br_del_if, br_device_event
+from harness.mockkernel.bridge.br_multicast import (br_mdb_entry_skb_get, br_multicast_enable_port,
+                                                    br_multicast_init, br_multicast_open, br_multicast_querier_exists,
+                                                    br_multicast_rcv, br_multicast_set_querier, br_multicast_stop)
 from harness.mockkernel.bridge.br_netlink import PORT_FLAGS, br_setport
-from harness.mockkernel.bridge.br_private import (BR_NO_STP, BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED,
+from harness.mockkernel.bridge.br_private import (BR_NO_STP, BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED, HZ,
+                                                  MDB_RTR_TYPE_DISABLED, MDB_RTR_TYPE_PERM, MDB_RTR_TYPE_TEMP_QUERY,
                                                   USER_HZ, NetBridge)
 from harness.mockkernel.bridge.br_stp import br_stp_change_bridge_id, br_stp_disable_bridge, \
     br_stp_enable_bridge, br_stp_set_enabled
@@ -35,7 +40,7 @@ from harness.mockkernel.bridge.br_vlan import (br_allowed_ingress, br_vlan_add, 
 from harness.mockkernel.core.dev import dev_mc_add, dev_mc_del
 from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.rtnetlink import register_netdevice, register_netdevice_notifier, rtnl_link_register
-from harness.mockkernel.core.skbuff import SkBuff
+from harness.mockkernel.core.skbuff import SkBuff, kfree_skb
 from harness.mockkernel.ipv4.igmp import ip_mc_dec_group, ip_mc_inc_group
 from harness.mockkernel.net import NetDevice
 from harness.mockkernel.wire import ethernet
@@ -70,24 +75,36 @@ def br_multicast_leave_snoopers(dev: NetDevice) -> None:
 
 
 def br_dev_open(net, dev: NetDevice) -> None:
-    br_stp_enable_bridge(dev.priv)
-    if dev.priv.multicast_enabled:
+    br = dev.priv
+    br.running = True
+    br_stp_enable_bridge(br)
+    br_multicast_open(br)
+    if br.multicast_enabled:
         br_multicast_join_snoopers(dev)
 
 
 def br_dev_stop(net, dev: NetDevice) -> None:
-    br_stp_disable_bridge(dev.priv)
-    if dev.priv.multicast_enabled:
+    br = dev.priv
+    br_stp_disable_bridge(br)
+    br_multicast_stop(br)
+    if br.multicast_enabled:
         br_multicast_leave_snoopers(dev)
+    br.running = False
 
 
 def br_multicast_toggle(br: NetBridge, enabled: bool) -> None:
-    """br_multicast_toggle(): snooping on an open bridge joins or leaves the snoopers' groups."""
+    """br_multicast_toggle(): snooping turned on in an open bridge starts its
+    queriers and its ports'; either way the snoopers' groups are joined or left."""
     if enabled == br.multicast_enabled:
         return
     br.multicast_enabled = enabled
-    if br.dev.up:
-        (br_multicast_join_snoopers if enabled else br_multicast_leave_snoopers)(br.dev)
+    if not br.running:
+        return
+    if enabled:
+        br_multicast_open(br)
+        for port in br.ports:
+            br_multicast_enable_port(port)
+    (br_multicast_join_snoopers if enabled else br_multicast_leave_snoopers)(br.dev)
 
 
 def br_dev_xmit(skb: SkBuff) -> None:
@@ -107,7 +124,15 @@ def br_dev_xmit(skb: SkBuff) -> None:
     if dest == BROADCAST:
         br_flood(br, skb, BR_PKT_BROADCAST, False, True, "br_dev_xmit")
     elif dest[0] & 1:
-        br_flood(br, skb, BR_PKT_MULTICAST, False, True, "br_dev_xmit")
+        mcast = br_multicast_rcv(br, None, skb, vid)
+        if mcast is None:
+            kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.BRIDGE, "br_dev_xmit")
+            return
+        mdst = br_mdb_entry_skb_get(br, skb, mcast, vid)
+        if (mdst is not None or mcast.mrouters_only) and br_multicast_querier_exists(br, skb.protocol):
+            br_multicast_flood(br, mdst, skb, False, True, "br_dev_xmit")
+        else:
+            br_flood(br, skb, BR_PKT_MULTICAST, False, True, "br_dev_xmit")
     elif (entry := br_fdb_find(br, dest, vid)) is not None:
         br_forward(entry.dst, skb, False, True, "br_dev_xmit")
     else:
@@ -179,6 +204,37 @@ def br_vlan_set_default_pvid(br: NetBridge, pvid: int) -> None:
     br.default_pvid = pvid
 
 
+# (IFLA_BR option, struct net_bridge_mcast field) of the intervals, in br_changelink()'s order
+MCAST_INTERVALS = (("mcast_last_member_interval", "last_member_interval"),
+                   ("mcast_membership_interval", "membership_interval"),
+                   ("mcast_querier_interval", "querier_interval"), ("mcast_query_interval", "query_interval"),
+                   ("mcast_query_response_interval", "query_response_interval"),
+                   ("mcast_startup_query_interval", "startup_query_interval"))
+BR_MULTICAST_QUERY_INTVL_MIN, BR_MULTICAST_QUERY_INTVL_MAX = 1.0, 86400.0
+
+
+def br_multicast_interval(attribute: str, clock_t: int) -> float:
+    """clock_t_to_jiffies() (whole jiffies, truncated); the query intervals
+    clamped to [1 s, 1 day] (br_multicast_set_query_intvl(),
+    br_multicast_set_startup_query_intvl())."""
+    seconds = (clock_t * HZ // USER_HZ) / HZ
+    if attribute in ("query_interval", "startup_query_interval"):
+        seconds = min(max(seconds, BR_MULTICAST_QUERY_INTVL_MIN), BR_MULTICAST_QUERY_INTVL_MAX)
+    return seconds
+
+
+def br_multicast_set_router(br: NetBridge, value: int) -> None:
+    """br_multicast_set_router(): disabled, temporary by queries, or permanent;
+    the temporary router timers stop with either of the others."""
+    if value not in (MDB_RTR_TYPE_DISABLED, MDB_RTR_TYPE_TEMP_QUERY, MDB_RTR_TYPE_PERM):
+        raise RtnlError(errno.EINVAL)
+    mctx = br.multicast_ctx
+    if value != MDB_RTR_TYPE_TEMP_QUERY:
+        for family in (mctx.ip4, mctx.ip6):
+            family.router_timer.del_timer()
+    mctx.multicast_router = value
+
+
 def br_changelink(net, dev: NetDevice, data: dict) -> None:
     """br_changelink(): in the kernel's order (STP state before the times it checks)."""
     br: NetBridge = dev.priv
@@ -202,8 +258,32 @@ def br_changelink(net, dev: NetDevice, data: dict) -> None:
         br.group_fwd_mask = data["group_fwd_mask"]
     if "vlan_default_pvid" in data:
         br_vlan_set_default_pvid(br, data["vlan_default_pvid"])
+    if "mcast_router" in data:
+        br_multicast_set_router(br, data["mcast_router"])
     if "mcast_snooping" in data:
         br_multicast_toggle(br, bool(data["mcast_snooping"]))
+    mctx = br.multicast_ctx
+    if "mcast_query_use_ifaddr" in data:
+        mctx.query_use_ifaddr = bool(data["mcast_query_use_ifaddr"])
+    if "mcast_querier" in data:
+        br_multicast_set_querier(br, bool(data["mcast_querier"]))
+    for name, attribute in (("mcast_hash_max", "hash_max"), ("mcast_last_member_count", "last_member_count"),
+                            ("mcast_startup_query_count", "startup_query_count")):
+        if name in data:
+            setattr(mctx, attribute, data[name])
+    for name, attribute in MCAST_INTERVALS:
+        if name in data:
+            setattr(mctx, attribute, br_multicast_interval(attribute, data[name]))
+    if "mcast_stats_enabled" in data:
+        mctx.stats_enabled = bool(data["mcast_stats_enabled"])
+    for name, accepted in (("mcast_igmp_version", (2, 3)), ("mcast_mld_version", (1, 2))):
+        if name in data:
+            if data[name] not in accepted:  # br_multicast_set_igmp_version(), ..._mld_version()
+                raise RtnlError(errno.EINVAL)
+            setattr(mctx, name.removeprefix("mcast_"), data[name])
+    for name in ("nf_call_iptables", "nf_call_ip6tables", "nf_call_arptables"):
+        if name in data:
+            setattr(br, name, bool(data[name]))
 
 
 class BridgeLinkOps:
@@ -217,6 +297,7 @@ class BridgeLinkOps:
         dev.operstate_unknown = True
         dev.netdev_ops = BridgeNetdevOps
         br = dev.priv = NetBridge(dev, net)
+        br_multicast_init(br)
         register_netdevice(net, dev)
         br_fdb_add_local(br, None, dev.mac, 0)
         br_vlan_init(br)

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from harness.dropreason import DropReason
 from harness.journey import Stage
+from harness.mockkernel.bridge.br_multicast import br_multicast_ports
 from harness.mockkernel.bridge.br_private import (BR_BCAST_FLOOD, BR_FLOOD, BR_HAIRPIN_MODE, BR_ISOLATED,
-                                                  BR_MCAST_FLOOD, BR_PROXYARP, BR_STATE_FORWARDING, NetBridge,
-                                                  NetBridgePort)
+                                                  BR_MCAST_FLOOD, BR_PROXYARP, BR_STATE_FORWARDING, MdbEntry,
+                                                  NetBridge, NetBridgePort)
 from harness.mockkernel.bridge.br_vlan import br_allowed_egress, br_handle_vlan, vlan_insert_tag
 from harness.mockkernel.core.dev import dev_queue_xmit
 from harness.mockkernel.core.skbuff import SkBuff, kfree_skb, skb_clone
@@ -101,6 +102,22 @@ def br_flood(br: NetBridge, skb: SkBuff, pkt_type: int, local_rcv: bool, local_o
              and not port.flags & BR_PROXYARP and should_deliver(port, skb)]
     skb.net.tracer.hop(skb, Stage.BRIDGE, "br_flood", " ".join(port.dev.name for port in ports),
                        FLOODED[pkt_type])
+    deliver_to(ports, skb, local_rcv, local_orig, caller)
+
+
+def br_multicast_flood(br: NetBridge, mdst: MdbEntry | None, skb: SkBuff, local_rcv: bool, local_orig: bool,
+                       caller: str) -> None:
+    """br_multicast_flood(): to the group's members and the router ports (their
+    flood flags do not matter); `caller` as for br_forward()."""
+    ports = [port for port in br_multicast_ports(br, mdst, skb.protocol) if should_deliver(port, skb)]
+    skb.net.tracer.hop(skb, Stage.BRIDGE, "br_multicast_flood", " ".join(port.dev.name for port in ports),
+                       "mdb members and router ports" if mdst is not None else "router ports")
+    deliver_to(ports, skb, local_rcv, local_orig, caller)
+
+
+def deliver_to(ports: list[NetBridgePort], skb: SkBuff, local_rcv: bool, local_orig: bool, caller: str) -> None:
+    """A clone to each port but the last, which gets the skb unless the host
+    takes it too; nowhere to go frees it NO_TX_TARGET."""
     if not ports:
         if not local_rcv:
             kfree_skb(skb, DropReason.NO_TX_TARGET, Stage.BRIDGE, caller)

@@ -18,6 +18,7 @@ import errno
 
 from harness.mockkernel.bridge.br_fdb import br_fdb_add_local, br_fdb_delete_by_port, fdb_delete_local
 from harness.mockkernel.bridge.br_input import br_handle_frame
+from harness.mockkernel.bridge.br_multicast import br_multicast_add_port, br_multicast_del_port
 from harness.mockkernel.bridge.br_private import (BR_ADMIN_COST, BR_MAX_PORTS, BR_STATE_DISABLED, NetBridge,
                                                   NetBridgePort)
 from harness.mockkernel.bridge.br_stp import br_stp_disable_port, br_stp_enable_port, \
@@ -63,6 +64,7 @@ def br_add_if(net, br: NetBridge, dev: NetDevice) -> None:
         raise RtnlError(errno.EBUSY)
     port = NetBridgePort(br, dev, find_portno(br))
     port.path_cost = port_cost(dev)
+    br_multicast_add_port(port)
     netdev_rx_handler_register(dev, br_handle_frame, port)
     dev.master = br.dev
     br.dev.operstate_unknown = False  # the upper device's link event (netdev_upper_dev_link())
@@ -86,6 +88,7 @@ def br_del_if(net, br: NetBridge, dev: NetDevice) -> None:
     for vid in list(port.vlgrp.vlans):
         nbp_vlan_delete(port, vid)
     br_fdb_delete_by_port(br, port, 0, True)
+    br_multicast_del_port(port)
     netdev_rx_handler_unregister(dev)
     dev.master = None
     br_stp_recalculate_bridge_id(br)

@@ -10,9 +10,11 @@ and forwarding ports take it (a frame to the bridge's address becomes
 PACKET_HOST), any other state frees it BRIDGE_INGRESS_STP_STATE.
 
 br_handle_frame_finish(): the frame's VLAN (br_vlan.py), the source learned, a
-learning port's frame freed after learning (BRIDGE_INGRESS_STP_STATE); broadcast goes up to the host too,
-multicast floods and goes up (IGMP snooping with no querier on the segment, the
-default, floods every group), unicast to a local fdb entry goes up only, to a
+multicast frame snooped (br_multicast.py: a malformed or unknown IGMP/MLD message
+is freed), a learning port's frame freed after learning (BRIDGE_INGRESS_STP_STATE);
+broadcast goes up to the host too, multicast floods and goes up unless a querier
+is known for its family, when it goes by the mdb (br_multicast_flood(); up only to
+a host that joined, or a bridge that is a router), unicast to a local fdb entry goes up only, to a
 known address br_forward(), to an unknown one br_flood() (unknown unicast is not
 the host's unless the bridge is promiscuous). br_pass_frame_up(): the skb becomes
 the bridge device's and is received again there (netif_receive_skb()); a VLAN tag
@@ -23,8 +25,7 @@ The bridge netfilter hooks are where the kernel runs them (NF_HOOK_BRIDGE,
 netfilter/core.py): NF_BR_PRE_ROUTING (nf_hook_bridge_pre()) in br_handle_frame()
 before br_handle_frame_finish(), NF_BR_LOCAL_IN in br_pass_frame_up() before
 netif_receive_skb(). Left out: NF_BR_LOCAL_IN for link-local frames.
-Left out: the bridge in promiscuous mode, IGMP/MLD snooping (the mdb, queriers,
-router ports), proxy ARP and neighbour suppression, locked ports, MST, backup
+Left out: the bridge in promiscuous mode, proxy ARP and neighbour suppression, locked ports, MST, backup
 ports, the STP BPDU receive path (llc, br_stp_rcv(): the mock has no 802.2 handler).
 """
 from __future__ import annotations
@@ -33,7 +34,9 @@ from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.bridge.br_fdb import br_fdb_find, br_fdb_update, is_valid_ether_addr
 from harness.mockkernel.bridge.br_forward import (BR_PKT_BROADCAST, BR_PKT_MULTICAST, BR_PKT_UNICAST, br_flood,
-                                                  br_forward)
+                                                  br_forward, br_multicast_flood)
+from harness.mockkernel.bridge.br_multicast import (br_mdb_entry_skb_get, br_multicast_is_router,
+                                                    br_multicast_querier_exists, br_multicast_rcv)
 from harness.mockkernel.bridge.br_private import (BR_ISOLATED, BR_LEARNING, BR_NO_STP, BR_STATE_DISABLED,
                                                   BR_STATE_FORWARDING, BR_STATE_LEARNING, BR_STATE_NAMES,
                                                   NetBridgePort)
@@ -102,13 +105,28 @@ def br_handle_frame_finish(skb: SkBuff) -> None:
     local_rcv = False
     pkt_type = BR_PKT_UNICAST
     if dest[0] & 1:
-        pkt_type = BR_PKT_BROADCAST if dest == BROADCAST else BR_PKT_MULTICAST
         local_rcv = True
+        if dest == BROADCAST:
+            pkt_type = BR_PKT_BROADCAST
+        else:
+            pkt_type = BR_PKT_MULTICAST
+            mcast = br_multicast_rcv(br, port, skb, vid)
+            if mcast is None:
+                kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.BRIDGE, "br_handle_frame_finish")
+                return
     if state == BR_STATE_LEARNING:
         kfree_skb(skb, DropReason.BRIDGE_INGRESS_STP_STATE, Stage.BRIDGE, "br_handle_frame_finish")
         return
     cb["brdev"] = br.dev
     cb["src_port_isolated"] = bool(port.flags & BR_ISOLATED)
+    if pkt_type == BR_PKT_MULTICAST:
+        mdst = br_mdb_entry_skb_get(br, skb, mcast, vid)
+        if (mdst is not None or mcast.mrouters_only) and br_multicast_querier_exists(br, skb.protocol):
+            local_rcv = (mdst is not None and mdst.host_joined) or br_multicast_is_router(br, skb.protocol)
+            br_multicast_flood(br, mdst, skb, local_rcv, False, "br_handle_frame_finish")
+            if local_rcv:
+                br_pass_frame_up(skb)
+            return
     dst = br_fdb_find(br, dest, vid) if pkt_type == BR_PKT_UNICAST else None
     if dst is not None:
         if dst.local:

@@ -1,7 +1,9 @@
 """The bridge's structures (net/bridge/br_private.h, include/uapi/linux/if_bridge.h):
 struct net_bridge (NetBridge), struct net_bridge_port (NetBridgePort), struct
-net_bridge_fdb_entry (FdbEntry), struct net_bridge_vlan (BridgeVlan), and the
-constants the kernel and iproute2 share. Times are seconds of the virtual clock
+net_bridge_fdb_entry (FdbEntry), struct net_bridge_vlan (BridgeVlan), the
+multicast snooping contexts (struct net_bridge_mcast, net_bridge_mcast_port),
+struct net_bridge_mdb_entry (MdbEntry) and net_bridge_port_group (PortGroup),
+and the constants the kernel and iproute2 share. Times are seconds of the virtual clock
 (the kernel keeps jiffies; netlink speaks centiseconds, clock_t).
 """
 from __future__ import annotations
@@ -40,6 +42,10 @@ VLAN_N_VID = 4096
 BR_PORT_BITS = 10
 BR_MAX_PORTS = 1 << BR_PORT_BITS
 USER_HZ = 100  # netlink's times are clock_t: centiseconds
+HZ = 250  # the lab kernel's CONFIG_HZ: intervals the kernel derives are whole jiffies of it
+
+# include/uapi/linux/if_bridge.h enum mdb_rtr_type (mcast_router)
+MDB_RTR_TYPE_DISABLED, MDB_RTR_TYPE_TEMP_QUERY, MDB_RTR_TYPE_PERM, MDB_RTR_TYPE_TEMP = range(4)
 
 # br_device.c br_dev_setup() and br_stp_if.c defaults, in seconds
 BR_DEFAULT_AGEING_TIME = 300.0
@@ -48,6 +54,104 @@ BR_DEFAULT_HELLO_TIME = 2.0
 BR_DEFAULT_MAX_AGE = 20.0
 BR_DEFAULT_PRIORITY = 0x8000
 BR_PORT_DEFAULT_PRIORITY = 0x20
+
+
+@dataclass
+class McastOwnQuery:
+    """struct bridge_mcast_own_query: the timer of this querier's next query."""
+
+    timer: object
+    startup_sent: int = 0
+
+
+@dataclass
+class McastOtherQuery:
+    """struct bridge_mcast_other_query: pending while another querier is heard;
+    the bridge counts it as there from delay_time on."""
+
+    timer: object
+    delay_time: float = 0.0
+
+
+@dataclass
+class McastFamily:
+    """One address family's part of struct net_bridge_mcast: its own and the
+    other querier, the querier's address and port (ip4_querier), the router
+    ports (ip4_mc_router_list) and the bridge's own router timer."""
+
+    own_query: McastOwnQuery
+    other_query: McastOtherQuery
+    router_timer: object
+    querier_addr: int | bytes = 0
+    querier_port: object = None
+    router_ports: list = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class NetBridgeMcast:
+    """struct net_bridge_mcast with br_multicast_ctx_init()'s defaults (seconds)."""
+
+    ip4: McastFamily
+    ip6: McastFamily
+    multicast_router: int = MDB_RTR_TYPE_TEMP_QUERY
+    querier: bool = False  # BROPT_MULTICAST_QUERIER
+    query_use_ifaddr: bool = False
+    last_member_count: int = 2
+    startup_query_count: int = 2
+    last_member_interval: float = 1.0
+    membership_interval: float = 260.0
+    querier_interval: float = 255.0
+    query_interval: float = 125.0
+    query_response_interval: float = 10.0
+    startup_query_interval: float = (125 * HZ // 4) / HZ
+    igmp_version: int = 2
+    mld_version: int = 1
+    stats_enabled: bool = False
+    hash_elasticity: int = 16  # RHT_ELASTICITY, fixed
+    hash_max: int = 4096
+    has_ipv6_addr: bool = True  # BROPT_HAS_IPV6_ADDR: cleared when an MLD query finds no source
+
+
+@dataclass(eq=False)
+class McastPortFamily:
+    """A port's part for one family: its own query and its router timer."""
+
+    own_query: McastOwnQuery
+    router_timer: object
+
+
+@dataclass(eq=False)
+class NetBridgeMcastPort:
+    """struct net_bridge_mcast_port."""
+
+    ip4: McastPortFamily
+    ip6: McastPortFamily
+    multicast_router: int = MDB_RTR_TYPE_TEMP_QUERY
+
+
+@dataclass(eq=False)
+class PortGroup:
+    """struct net_bridge_port_group: port `port` a member of the entry's group
+    until `timer` expires (never for a permanent one)."""
+
+    port: NetBridgePort
+    timer: object
+    permanent: bool = False
+    rt_protocol: str = "kernel"  # RTPROT_KERNEL (a report) or RTPROT_STATIC (bridge mdb add)
+
+
+@dataclass(eq=False)
+class MdbEntry:
+    """struct net_bridge_mdb_entry: a group (`proto` ETH_P_IP or ETH_P_IPV6) and
+    its member ports, in the kernel's list order (by port, highest first); the
+    host (the bridge device) a member too while host_joined."""
+
+    proto: int
+    group: int | bytes
+    vid: int
+    timer: object
+    ports: list[PortGroup] = field(default_factory=list)
+    host_joined: bool = False
 
 
 @dataclass
@@ -100,6 +204,7 @@ class NetBridgePort:
     path_cost: int = 100
     vlgrp: VlanGroup = field(default_factory=VlanGroup)
     forward_delay_timer: object | None = None  # struct timer_list (br_stp_timer.c)
+    multicast_ctx: NetBridgeMcastPort | None = None  # br_multicast_add_port()
 
     @property
     def port_id(self) -> int:
@@ -133,6 +238,12 @@ class NetBridge:
     vlgrp: VlanGroup = field(default_factory=VlanGroup)
     group_fwd_mask: int = 0
     multicast_enabled: bool = True  # BROPT_MULTICAST_ENABLED (mcast_snooping)
+    multicast_ctx: NetBridgeMcast | None = None  # br_multicast_init()
+    running: bool = False  # netif_running(): from ndo_open on (IFF_UP comes after it)
+    nf_call_iptables: bool = False  # BROPT_NF_CALL_IPTABLES: br_netfilter for this bridge whatever the sysctl
+    nf_call_ip6tables: bool = False
+    nf_call_arptables: bool = False
+    mdb: dict[tuple[int, int | bytes, int], MdbEntry] = field(default_factory=dict)  # oldest first
     gc_timer: object | None = None  # br->gc_work (br_fdb_cleanup())
     hello_timer: object | None = None  # br->hello_timer (kernel STP)
     topology_change_timer: object | None = None

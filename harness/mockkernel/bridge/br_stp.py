@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from harness.mockkernel.bridge.br_fdb import (br_fdb_change_mac_address, br_fdb_delete_by_port, br_fdb_gc_now,
                                               br_fdb_gc_start, br_fdb_gc_stop)
+from harness.mockkernel.bridge.br_multicast import br_multicast_disable_port, br_multicast_enable_port
 from harness.mockkernel.bridge.br_private import (BR_KERNEL_STP, BR_NO_STP, BR_STATE_BLOCKING, BR_STATE_DISABLED,
                                                   BR_STATE_FORWARDING, BR_STATE_LEARNING, BR_STATE_LISTENING,
                                                   NetBridge, NetBridgePort)
@@ -129,6 +130,8 @@ def br_port_state_selection(br: NetBridge) -> None:
         if port.state == BR_STATE_DISABLED:
             continue
         br_make_forwarding(port)
+        if port.state != BR_STATE_BLOCKING:
+            br_multicast_enable_port(port)
         if port.state == BR_STATE_FORWARDING:
             live_ports += 1
     (netif_carrier_on if live_ports else netif_carrier_off)(br.dev)
@@ -146,6 +149,7 @@ def br_stp_disable_port(port: NetBridgePort) -> None:
     if port.forward_delay_timer is not None:
         port.forward_delay_timer.del_timer()
     br_fdb_delete_by_port(port.br, port, 0, False)
+    br_multicast_disable_port(port)
     br_port_state_selection(port.br)
 
 

@@ -16,6 +16,11 @@ and VLANs of the Linux bridge (mockkernel/bridge/), printed as `bridge` prints t
   mcast_flood|bcast_flood|hairpin|isolated on|off]` (br_setport()).
 - `bridge vlan [show] [dev DEV] [vid VID]`, `bridge vlan add|del dev DEV vid VID
   [pvid] [untagged] [self] [master]`.
+- `bridge [-d] [-s] mdb [show] [dev BR] [vid VID]` (bridge/mdb.c print_mdb_entry(),
+  br_mdb.c br_mdb_dump()): each bridge's entries, newest first, each member port
+  (the bridge itself for a host that joined) on a line; `-d` adds the protocol
+  (kernel: a report; static: `bridge mdb add`) and the router ports, `-s` the time
+  left. `bridge mdb add|del dev BR port PORT grp GROUP [permanent|temp] [vid VID]`.
 `-d` (details) adds each port's flags to `bridge link`. Errors are the tool's (exit
 status 255); other global options are not modelled.
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 import errno
 
 from harness.mockkernel.bridge.br_fdb import br_fdb_add, br_fdb_delete, fdb_to_nud
+from harness.mockkernel.bridge.br_multicast import br_mdb_add, br_mdb_del, group_str
 from harness.mockkernel.bridge.br_netlink import PORT_FLAGS, br_setport
 from harness.mockkernel.bridge.br_private import (BR_BCAST_FLOOD, BR_FLOOD, BR_HAIRPIN_MODE, BR_ISOLATED,
                                                   BR_LEARNING, BR_MCAST_FLOOD, BR_STATE_NAMES, BRIDGE_VLAN_INFO_PVID,
@@ -35,7 +41,9 @@ from harness.mockkernel.cmd.iputils import duparg, duparg2, invarg, matches, par
 from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.rtnetlink import (NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE,
                                               ndo_dflt_fdb_add, ndo_dflt_fdb_del)
-from harness.mockkernel.net import NUD_NOARP, NUD_PERMANENT, NUD_REACHABLE, NUD_STALE
+from harness.mockkernel.net import NUD_NOARP, NUD_PERMANENT, NUD_REACHABLE, NUD_STALE, ip_to_int
+from harness.mockkernel.wire.ethernet import ETH_P_IP, ETH_P_IPV6
+from harness.mockkernel.wire.ipv6 import addr_bytes
 from harness.mockkernel.wire.ethernet import mac_to_str
 
 INCOMPLETE = ToolError('Command line is not complete. Try option "help"', 255)
@@ -49,11 +57,13 @@ PORT_NOT_MODELLED = ("guard", "fastleave", "root_block", "learning_sync", "mcast
 
 def main(net, argv: list[str], stdin: str | None = None) -> str:
     tokens = Args(argv[1:], INCOMPLETE)
-    details = False
+    details = stats = False
     while tokens and tokens.peek().startswith("-"):
         option = tokens.pop()
         if len(option) > 1 and matches(option.lstrip("-"), "details"):
             details = True
+        elif len(option) > 1 and (matches(option.lstrip("-"), "statistics") or option.lstrip("-") == "s"):
+            stats = True
         else:
             raise not_modelled(f"bridge option {option}")
     if not tokens:
@@ -62,12 +72,16 @@ def main(net, argv: list[str], stdin: str | None = None) -> str:
     name = next((o for o in OBJECTS if matches(obj, o)), None)
     if name is None:
         raise ToolError(f'Object "{obj}" is unknown, try "bridge help".', 255)
-    handler = {"fdb": do_fdb, "link": do_link, "vlan": do_vlan}.get(name)
+    handler = {"fdb": do_fdb, "link": do_link, "vlan": do_vlan, "mdb": do_mdb}.get(name)
     if handler is None:
         raise not_modelled(f'bridge object "{name}"')
-    if details and name != "link":
+    if details and name not in ("link", "mdb"):
         raise not_modelled(f"bridge -details {name}")
+    if stats and name != "mdb":
+        raise not_modelled(f"bridge -statistics {name}")
     try:
+        if name == "mdb":
+            return do_mdb(net, tokens, details, stats)
         return do_link(net, tokens, details) if name == "link" else handler(net, tokens)
     except RtnlError as err:
         raise ToolError(str(err), 255) from None
@@ -452,3 +466,114 @@ def vlan_show(net, tokens) -> str:
             text += " Egress Untagged" if vlan.flags & BRIDGE_VLAN_INFO_UNTAGGED else ""
             text += "\n"
     return text
+
+
+# mdb ------------------------------------------------------------------------------
+def do_mdb(net, tokens, details: bool = False, stats: bool = False) -> str:
+    if not tokens:
+        return mdb_show(net, tokens, details, stats)
+    verb = tokens.pop()
+    if matches(verb, "add"):
+        return mdb_modify(net, tokens, delete=False)
+    if matches(verb, "delete"):
+        return mdb_modify(net, tokens, delete=True)
+    if matches(verb, "show") or matches(verb, "lst") or matches(verb, "list"):
+        return mdb_show(net, tokens, details, stats)
+    if matches(verb, "help"):
+        raise not_modelled("bridge mdb help")
+    raise ToolError(f'Command "{verb}" is unknown, try "bridge mdb help".', 255)
+
+
+def _timer(timer) -> str:
+    """The time left, as format_timer() prints br_timer_value()'s jiffies: "%4i.%.2i"."""
+    left = max(0.0, timer.expires - timer.clock.now) if timer.pending else 0.0
+    centis = int(left * 100)
+    return f"{centis // 100:4d}.{centis % 100:02d}"
+
+
+def mdb_show(net, tokens, details: bool, stats: bool) -> str:
+    filter_dev = filter_vid = None
+    while tokens:
+        token = tokens.pop()
+        if token == "dev":
+            if filter_dev is not None:
+                raise duparg("dev", tokens.peek() or "")
+            filter_dev = _device(net, tokens.pop())
+        elif token == "vid":
+            filter_vid = _atoi(tokens.pop())
+    lines = []
+    for dev in net.devices.values():
+        if dev.kind != "bridge" or (filter_dev is not None and dev is not filter_dev):
+            continue
+        br = dev.priv
+        for entry in reversed(br.mdb.values()):
+            if filter_vid and entry.vid != filter_vid:
+                continue
+            members = [(br.dev.name, "temp", "kernel", entry.timer)] if entry.host_joined else []
+            members += [(pg.port.dev.name, "permanent" if pg.permanent else "temp", pg.rt_protocol, pg.timer)
+                        for pg in entry.ports]
+            for port_name, state, protocol, timer in members:
+                line = f"dev {dev.name} port {port_name} grp {group_str(entry.proto, entry.group)} {state}"
+                if details:
+                    line += f" proto {protocol} "
+                if entry.vid:
+                    line += f" vid {entry.vid}"
+                if stats:
+                    line += f" {_timer(timer)}"
+                lines.append(line + "\n")
+        routers = [port for port in br.ports if any(port in family.router_ports for family in
+                                                    (br.multicast_ctx.ip4, br.multicast_ctx.ip6))]
+        if details and routers:
+            if stats:
+                lines += [f"router ports on {dev.name}: {port.dev.name} {_timer(_router_timer(port))} "
+                          f"{'permanent' if port.multicast_ctx.multicast_router == 2 else 'temp'}\n"
+                          for port in routers]
+            else:
+                lines.append(f"router ports on {dev.name}: " + "".join(f"{port.dev.name} " for port in routers) + "\n")
+    return "".join(lines)
+
+
+def _router_timer(port):
+    """The later of the port's two router timers (br_rports_fill_info() reports the IPv4 one first)."""
+    ip4, ip6 = port.multicast_ctx.ip4.router_timer, port.multicast_ctx.ip6.router_timer
+    return ip4 if ip4.pending else ip6
+
+
+def mdb_modify(net, tokens, delete: bool) -> str:
+    """mdb_modify(): dev, port and grp required; RTM_NEWMDB or RTM_DELMDB."""
+    dev_name = port_name = group = None
+    permanent, vid = False, 0
+    while tokens:
+        token = tokens.pop()
+        if token == "dev":
+            dev_name = tokens.pop()
+        elif token == "grp":
+            group = tokens.pop()
+        elif token == "port":
+            port_name = tokens.pop()
+        elif token == "permanent":
+            permanent = not delete
+        elif token == "vid":
+            vid = _atoi(tokens.pop())
+        elif token in ("src", "filter_mode", "source_list", "proto", "dst", "dst_port", "vni", "src_vni", "via"):
+            raise not_modelled(f"bridge mdb {token}")
+        elif token != "temp" and matches(token, "help"):
+            raise not_modelled("bridge mdb help")
+    if dev_name is None or group is None or port_name is None:
+        raise ToolError("Device, group address and port name are required arguments.", 255)
+    dev, port_dev = _device(net, dev_name), _device(net, port_name)
+    try:
+        proto, addr = ETH_P_IP, ip_to_int(group)
+    except ValueError:
+        try:
+            proto, addr = ETH_P_IPV6, addr_bytes(group)
+        except ValueError:
+            raise ToolError(f'Invalid address "{group}"', 255) from None
+    port = _port(port_dev)
+    if dev.kind != "bridge" or port is None or port.br is not dev.priv:
+        raise RtnlError(errno.EINVAL)
+    if delete:
+        br_mdb_del(dev.priv, port, proto, addr, vid)
+    else:
+        br_mdb_add(dev.priv, port, proto, addr, vid, permanent)
+    return ""

@@ -4,27 +4,31 @@ and a port's `type bridge_slave` ones (ip/iplink_bridge_slave.c bridge_slave_par
 Each option a prefix of its keyword (matches()), its value a base-0 number of the
 attribute's width; a bad one is `invarg("invalid NAME")`. The options the mock's
 bridge models become IFLA_BR_* values by name for br_changelink()
-(bridge/br_device.py); the rest that iproute2 accepts are not modelled.
+(bridge/br_device.py); the rest that iproute2 accepts are not modelled, nor are
+IGMPv3/MLDv2 snooping (mcast_igmp_version 3, mcast_mld_version 2).
 """
 from __future__ import annotations
 
 from harness.mockkernel.cmd.args import ToolError, c_uint, not_modelled
 from harness.mockkernel.cmd.iputils import invarg, matches, parse_on_off
 
-# (keyword, the attribute's largest value), in bridge_parse_opt()'s order: the first a token matches wins
-MODELLED = (("forward_delay", 0xFFFFFFFF), ("hello_time", 0xFFFFFFFF), ("max_age", 0xFFFFFFFF),
-            ("ageing_time", 0xFFFFFFFF), ("stp_state", 0xFFFFFFFF), ("priority", 0xFFFF),
-            ("vlan_filtering", 0xFF), ("vlan_protocol", None), ("group_fwd_mask", 0xFFFF),
-            ("group_address", None), ("no_linklocal_learn", None), ("fdb_flush", None),
-            ("vlan_default_pvid", 0xFFFF), ("vlan_stats_enabled", None), ("vlan_stats_per_port", None),
-            ("mcast_router", None), ("mcast_snooping", 0xFF))
-# the other options bridge_parse_opt() knows, after those (prefix matches, as there)
-NOT_MODELLED = ("mcast_vlan_snooping", "mcast_query_use_ifaddr", "mcast_querier", "mcast_hash_elasticity",
-                "mcast_hash_max", "mcast_last_member_count", "mcast_startup_query_count",
-                "mcast_last_member_interval", "mcast_membership_interval", "mcast_querier_interval",
-                "mcast_query_interval", "mcast_query_response_interval", "mcast_startup_query_interval",
-                "mcast_stats_enabled", "mcast_igmp_version", "mcast_mld_version", "nf_call_iptables",
-                "nf_call_ip6tables", "nf_call_arptables")
+U8, U16, U32, U64 = 0xFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF
+# bridge_parse_opt()'s keywords in its order, the first a token is a prefix of winning (mcast_vlan_snooping
+# only whole): (keyword, the attribute's largest value, or None: accepted by iproute2, not modelled)
+OPTIONS = (("forward_delay", U32), ("hello_time", U32), ("max_age", U32), ("ageing_time", U32), ("stp_state", U32),
+           ("priority", U16), ("vlan_filtering", U8), ("vlan_protocol", None), ("group_fwd_mask", U16),
+           ("group_address", None), ("no_linklocal_learn", None), ("fdb_flush", None), ("vlan_default_pvid", U16),
+           ("vlan_stats_enabled", None), ("vlan_stats_per_port", None), ("mcast_router", U8), ("mcast_snooping", U8),
+           ("mcast_vlan_snooping", None), ("mcast_query_use_ifaddr", U8), ("mcast_querier", U8),
+           ("mcast_hash_elasticity", U32), ("mcast_hash_max", U32), ("mcast_last_member_count", U32),
+           ("mcast_startup_query_count", U32), ("mcast_last_member_interval", U64),
+           ("mcast_membership_interval", U64), ("mcast_querier_interval", U64), ("mcast_query_interval", U64),
+           ("mcast_query_response_interval", U64), ("mcast_startup_query_interval", U64),
+           ("mcast_stats_enabled", U8), ("mcast_igmp_version", U8), ("mcast_mld_version", U8),
+           ("nf_call_iptables", U8), ("nf_call_ip6tables", U8), ("nf_call_arptables", U8))
+WHOLE_WORD_ONLY = ("no_linklocal_learn", "mcast_vlan_snooping")
+# snooping in IGMPv3/MLDv2 mode (source lists, (S,G) entries) is not modelled; other versions are EINVAL
+VERSIONS_NOT_MODELLED = {"mcast_igmp_version": 3, "mcast_mld_version": 2}
 
 
 def bridge_parse_opt(tokens) -> dict:
@@ -32,23 +36,21 @@ def bridge_parse_opt(tokens) -> dict:
     data: dict = {}
     while tokens:
         token = tokens.pop()
-        keyword = next((name for name, _ in MODELLED if matches(token, name) and name != "no_linklocal_learn"),
-                       "no_linklocal_learn" if token == "no_linklocal_learn" else None)
+        keyword, largest = next(((name, largest) for name, largest in OPTIONS
+                                 if (token == name if name in WHOLE_WORD_ONLY else matches(token, name))),
+                                (None, None))
         if keyword is None:
-            keyword = next((name for name in NOT_MODELLED
-                            if (token == name if name == "mcast_vlan_snooping" else matches(token, name))), None)
-            if keyword is not None:
-                raise not_modelled(f"ip link type bridge {keyword}")
             if matches(token, "help"):
                 raise ToolError("Usage: ... bridge [ fdb_flush ]", 255)
             raise ToolError(f'bridge: unknown command "{token}"?', 255)
-        largest = dict(MODELLED)[keyword]
         if largest is None:
             raise not_modelled(f"ip link type bridge {keyword}")
         value_text = tokens.pop()
         value = c_uint(value_text)
         if value is None or value > largest:
             raise invarg(f"invalid {keyword}", value_text)
+        if VERSIONS_NOT_MODELLED.get(keyword) == value:
+            raise not_modelled(f"ip link type bridge {keyword} {value}")
         data[keyword] = value
     return data
 

@@ -16,7 +16,7 @@ from harness.mockkernel.ipv4.arp import arp_init
 from harness.mockkernel.ipv4.devinet import devinet_init
 from harness.mockkernel.ipv4.fib_frontend import ip_fib_init
 from harness.mockkernel.ipv4.icmp import icmp_init, icmp_rcv
-from harness.mockkernel.ipv4.igmp import igmp_rcv
+from harness.mockkernel.ipv4.igmp import IGMP_SYSCTLS, igmp_rcv
 from harness.mockkernel.ipv4.ip_input import ip_rcv
 from harness.mockkernel.ipv4.proc import ip_proc_init
 from harness.mockkernel.ipv4.protocol import inet_add_protocol
@@ -38,6 +38,7 @@ def inet_init(net) -> None:
     net.sysctl.register(TCP_OUTPUT_SYSCTLS)
     tcp_v4_init_net(net)
     inet_add_protocol(igmp_rcv, IPPROTO_IGMP)
+    net.sysctl.register(IGMP_SYSCTLS)
     arp_init(net)
     devinet_init(net)  # ip_init() -> ip_rt_init()
     ip_fib_init(net)

@@ -12,7 +12,10 @@ link-layer multicast or broadcast; everything else, a bad checksum included,
 is freed with NOT_SPECIFIED. Left out: memberships by IP_ADD_MEMBERSHIP or
 `ip address add ... autojoin`, source filters (INCLUDE/EXCLUDE), answering
 queries with reports (all-hosts is never reported), querier and version
-state, mc_hash.
+state, mc_hash. net.ipv4.igmp_link_local_mcast_reports (whether groups in
+224.0.0.0/24 are reported, igmp_group_added()) is kept; as the mock sends no
+reports of its own, 0 changes nothing in it (on the lab it silences the IGMPv3
+reports of 224.0.0.106 a bridge sends when it opens with snooping on).
 """
 from __future__ import annotations
 
@@ -20,11 +23,14 @@ from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.core.dev import dev_mc_add, dev_mc_del
 from harness.mockkernel.core.skbuff import PACKET_BROADCAST, PACKET_MULTICAST, SkBuff, kfree_skb
+from harness.mockkernel.core.sysctl import CtlTable, proc_dou8vec_minmax
 from harness.mockkernel.wire import WireError, igmp
 from harness.mockkernel.wire.igmp import (IGMP_HLEN, IGMP_HOST_MEMBERSHIP_QUERY, IGMP_HOST_MEMBERSHIP_REPORT,
                                           IGMPV2_HOST_MEMBERSHIP_REPORT, IGMPV3_QUERY_LEN)
 
 IGMP_ALL_HOSTS = 0xE0000001
+# net/ipv4/sysctl_net_ipv4.c ipv4_net_table
+IGMP_SYSCTLS = {"net.ipv4.igmp_link_local_mcast_reports": CtlTable(1, proc_dou8vec_minmax)}
 
 
 def ip_eth_mc_map(group: int) -> bytes:

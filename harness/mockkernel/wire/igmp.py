@@ -1,6 +1,8 @@
 """IGMP header view (include/uapi/linux/igmp.h, struct igmphdr)."""
 from __future__ import annotations
 
+import struct
+
 from harness.mockkernel.wire.checksum import checksum
 from harness.mockkernel.wire.errors import Truncated
 
@@ -25,3 +27,40 @@ def checksum_ok(buf: bytearray, off: int, end: int) -> bool:
 
 def igmp_type(buf: bytearray, off: int) -> int:
     return buf[off + TYPE]
+
+
+# the rest of the types (include/uapi/linux/igmp.h)
+IGMP_HOST_LEAVE_MESSAGE = 0x17
+IGMPV3_HOST_MEMBERSHIP_REPORT = 0x22
+# IGMPv3 group record types
+IGMPV3_MODE_IS_INCLUDE, IGMPV3_MODE_IS_EXCLUDE, IGMPV3_CHANGE_TO_INCLUDE, IGMPV3_CHANGE_TO_EXCLUDE = 1, 2, 3, 4
+IGMPV3_ALLOW_NEW_SOURCES, IGMPV3_BLOCK_OLD_SOURCES = 5, 6
+IGMPV3_REPORT_LEN = 8  # struct igmpv3_report without its records
+IGMPV3_GREC_LEN = 8  # struct igmpv3_grec without its sources
+IGMP_TIMER_SCALE = 10  # the code of a v1/v2 query is tenths of a second
+HEADER = struct.Struct("!BBHI")  # type, code, csum, group
+NGREC_FIELD = struct.Struct("!6xH")  # struct igmpv3_report: ngrec
+GREC = struct.Struct("!BBHI")  # struct igmpv3_grec: type, auxwords, nsrcs, mca
+IGMPV3_QUERY_FIELDS = struct.Struct("!xB8xH")  # code, nsrcs of struct igmpv3_query
+
+
+def igmpv3_records(buf: bytearray, off: int, end: int):
+    """(record type, group) of each group record of the IGMPv3 report at `off`,
+    as br_ip4_multicast_igmp3_report() walks them; Truncated where one is cut short."""
+    length = IGMPV3_REPORT_LEN
+    for _ in range(NGREC_FIELD.unpack_from(buf, off)[0]):
+        length += IGMPV3_GREC_LEN
+        if off + length > end:
+            raise Truncated(None, "IGMPv3 group record cut short")
+        grec_type, _, nsrcs, group = GREC.unpack_from(buf, off + length - IGMPV3_GREC_LEN)
+        length += nsrcs * 4
+        if off + length > end:
+            raise Truncated(None, "IGMPv3 group record sources cut short")
+        yield grec_type, group, nsrcs
+
+
+def build_query(code: int, group: int) -> bytearray:
+    """A v2 query (8 bytes) with its checksum filled in."""
+    message = bytearray(HEADER.pack(IGMP_HOST_MEMBERSHIP_QUERY, code, 0, group))
+    struct.pack_into("!H", message, CSUM, checksum(message))
+    return message

@@ -250,9 +250,10 @@ def ip_str(value: int) -> str:
 
 
 def build_header(saddr: int, daddr: int, protocol: int, payload_len: int, ttl: int = 64,
-                 tos: int = 0, ident: int = 0, frag_off: int = 0) -> bytearray:
-    """A 20-byte header with its checksum filled in."""
-    hdr = bytearray(HEADER.pack(0x45, tos, IPV4_MIN_HLEN + payload_len, ident, frag_off, ttl, protocol, 0,
-                                saddr, daddr))
+                 tos: int = 0, ident: int = 0, frag_off: int = 0, options: bytes = b"") -> bytearray:
+    """A header (20 bytes and `options`, a multiple of 4) with its checksum filled in."""
+    hlen = IPV4_MIN_HLEN + len(options)
+    hdr = bytearray(HEADER.pack(0x40 | hlen // 4, tos, hlen + payload_len, ident, frag_off, ttl, protocol, 0,
+                                saddr, daddr)) + options
     fill_checksum(hdr, 0)
     return hdr
