@@ -130,6 +130,16 @@ def test_call_ip6tables_alone_decides_for_ipv6(bridge, call_iptables, call_ip6ta
                                 ("ip6", "postrouting", counted)]
 
 
+def test_the_bridges_own_nf_call_ip6tables_calls_them_with_the_sysctl_off(bridge):
+    """br_nf_pre_routing(): `!brnet->call_ip6tables && !br_opt_get(br, BROPT_NF_CALL_IP6TABLES)`."""
+    bridge.sh("sysctl -w net.bridge.bridge-nf-call-ip6tables=0")
+    bridge.sh("ip link set dev br0 type bridge nf_call_ip6tables 1")
+    bridge.sh("nft -f -", stdin=IP6_CHAINS)
+    bridge.send(PORT_A, a_to_b(19))
+    bridge.expect(PORT_B, a_to_b(19))
+    assert counters(bridge) == [("ip6", "prerouting", 1), ("ip6", "forward", 1), ("ip6", "postrouting", 1)]
+
+
 def test_call_ip6tables_stores_any_non_zero_write_as_1(bridge):
     bridge.sh("sysctl -w net.bridge.bridge-nf-call-ip6tables=-3")
     assert bridge.sh("sysctl -n net.bridge.bridge-nf-call-ip6tables").strip() == "1"

@@ -9,8 +9,9 @@ stores any non-zero write as 1), and the hooks (br_nf_ops) register in a
 namespace when its first bridge device does (brnf_device_event()):
 
 - br_nf_pre_routing() at NF_BR_PRE_ROUTING, priority NF_BR_PRI_BRNF (0): an
-  IPv4 frame, when call-iptables is on, is checked (br_validate_ipv4(): a bad
-  header is freed IP_INHDR), gets its nf_bridge_info, and runs the IPv4
+  IPv4 frame, when call-iptables is on (or the bridge's own nf_call_iptables),
+  is checked (br_validate_ipv4(): a bad header is freed IP_INHDR), gets its
+  nf_bridge_info, and runs the IPv4
   PRE_ROUTING hooks (conntrack, NAT, nft/iptables prerouting chains); an IPv6
   frame, when call-ip6tables is on, the same through br_nf_pre_routing_ipv6()
   (br_validate_ipv6()) and the IPv6 PRE_ROUTING hooks; each with the
@@ -41,7 +42,7 @@ output hooks alone (nft_chain_filter.c nft_chain_filter_arp_init()), so with
 nftables call-arptables changes nothing and the mock registers no such hook.
 Left out: VLAN and PPPoE encapsulated IP (filter-vlan-tagged, filter-pppoe-tagged),
 a bridged DNAT whose neighbour is still to resolve, refragmenting in
-br_nf_dev_queue_xmit(), per-bridge nf_call_iptables options, the IPv6 jumbogram
+br_nf_dev_queue_xmit(), the IPv6 jumbogram
 option (nf_ip6_check_hbh_len() takes a hop-by-hop header's lengths only) and the
 snmp6 counters br_validate_ipv6() adds to.
 """
@@ -162,6 +163,7 @@ class BrnfFamily:
 
     pf: int
     call_tables: str
+    bridge_option: str  # the bridge's own nf_call_iptables / nf_call_ip6tables (`ip link ... type bridge`)
     validate: Callable[[SkBuff], bool]
     pre_routing: str  # the function that frees a frame failing the check
     pre_routing_finish: str  # the function that frees a DNAT-ed frame with no route
@@ -172,10 +174,10 @@ class BrnfFamily:
     rcv_finish: Callable[[SkBuff], None]
 
 
-BRNF_IPV4 = BrnfFamily(NFPROTO_IPV4, CALL_IPTABLES, br_validate_ipv4, "br_nf_pre_routing", "br_nf_pre_routing_finish",
-                       ipv4_daddr, ip_route_input_dnat, lambda net: net.nf_hooks.ipv4, lambda net: net.neighbours,
-                       ip_rcv_finish)
-BRNF_IPV6 = BrnfFamily(NFPROTO_IPV6, CALL_IP6TABLES, br_validate_ipv6, "br_nf_pre_routing_ipv6",
+BRNF_IPV4 = BrnfFamily(NFPROTO_IPV4, CALL_IPTABLES, "nf_call_iptables", br_validate_ipv4, "br_nf_pre_routing",
+                       "br_nf_pre_routing_finish", ipv4_daddr, ip_route_input_dnat, lambda net: net.nf_hooks.ipv4,
+                       lambda net: net.neighbours, ip_rcv_finish)
+BRNF_IPV6 = BrnfFamily(NFPROTO_IPV6, CALL_IP6TABLES, "nf_call_ip6tables", br_validate_ipv6, "br_nf_pre_routing_ipv6",
                        "br_nf_pre_routing_finish_ipv6", ipv6_daddr, ip6_route_input_dnat,
                        lambda net: net.nf_hooks.ipv6, lambda net: net.nd_tbl.entries, ip6_rcv_finish)
 BRNF_FAMILIES = {ETH_P_IP: BRNF_IPV4, ETH_P_IPV6: BRNF_IPV6}  # IS_IP(), IS_IPV6()
@@ -224,7 +226,8 @@ def br_nf_pre_routing(skb: SkBuff, state: NfBridgeHookState) -> int:
     """br_nf_pre_routing(), and br_nf_pre_routing_ipv6() for IPv6: checked, an
     nf_bridge_info, the family's PRE_ROUTING hooks with the bridge as device."""
     family = BRNF_FAMILIES.get(skb.protocol)
-    if family is None or not skb.net.sysctl.values[family.call_tables]:
+    if family is None or not (skb.net.sysctl.values[family.call_tables]
+                              or getattr(skb.dev.master.priv, family.bridge_option)):
         return NF_ACCEPT
     if not family.validate(skb):
         kfree_skb(skb, DropReason.IP_INHDR, state.stage, family.pre_routing)
