@@ -55,6 +55,7 @@ SUITE_AREAS: dict[str, Area] = {
     "suites/test_br_netfilter.py": Area("Bridge", "br_netfilter and bridge-family drops", CRITICAL),
     "suites/test_br_netfilter6.py": Area("Bridge", "br_netfilter for bridged IPv6 (call-ip6tables)", CRITICAL),
     "suites/test_bridge_mcast.py": Area("Bridge", "multicast snooping: mdb, queriers, router ports", CRITICAL),
+    "suites/test_bridge_stp.py": Area("Bridge", "802.1D STP: BPDUs, root election, a loop blocked", CRITICAL),
     "suites/test_container_host.py": Area("NAT", "the container-host path (bridge, masquerade, published port)",
                                           CRITICAL),
     "suites/test_nft_dualstack.py": Area("Ordering", "dual-stack inet ruleset and fib rp filter", CRITICAL),

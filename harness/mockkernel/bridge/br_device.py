@@ -33,18 +33,18 @@ from harness.mockkernel.bridge.br_netlink import PORT_FLAGS, br_setport
 from harness.mockkernel.bridge.br_private import (BR_NO_STP, BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED, HZ,
                                                   MDB_RTR_TYPE_DISABLED, MDB_RTR_TYPE_PERM, MDB_RTR_TYPE_TEMP_QUERY,
                                                   USER_HZ, NetBridge)
-from harness.mockkernel.bridge.br_stp import br_stp_change_bridge_id, br_stp_disable_bridge, \
-    br_stp_enable_bridge, br_stp_set_enabled
+from harness.mockkernel.bridge.br_stp import (br_is_root_bridge, llc_rcv, br_stp_change_bridge_id, br_stp_disable_bridge,
+                                              br_stp_enable_bridge, br_stp_set_bridge_priority, br_stp_set_enabled)
 from harness.mockkernel.bridge.br_vlan import (br_allowed_ingress, br_vlan_add, br_vlan_delete, br_vlan_init,
                                                nbp_vlan_add, nbp_vlan_delete)
-from harness.mockkernel.core.dev import dev_mc_add, dev_mc_del
+from harness.mockkernel.core.dev import dev_add_pack, dev_mc_add, dev_mc_del
 from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.rtnetlink import register_netdevice, register_netdevice_notifier, rtnl_link_register
 from harness.mockkernel.core.skbuff import SkBuff, kfree_skb
 from harness.mockkernel.ipv4.igmp import ip_mc_dec_group, ip_mc_inc_group
 from harness.mockkernel.net import NetDevice
 from harness.mockkernel.wire import ethernet
-from harness.mockkernel.wire.ethernet import BROADCAST, ETH_HLEN
+from harness.mockkernel.wire.ethernet import BROADCAST, ETH_HLEN, ETH_P_802_2
 
 INADDR_ALLSNOOPERS_GROUP = 0xE000006A  # 224.0.0.106, RFC 4286 multicast router discovery
 IN6ADDR_ALLSNOOPERS_MAC = b"\x33\x33\x00\x00\x00\x6a"  # ipv6_eth_mc_map(ff02::6a)
@@ -168,11 +168,14 @@ def _seconds(clock_t: int) -> float:
 
 def _set_time(br: NetBridge, name: str, clock_t: int, low: float, high: float) -> None:
     """br_set_forward_delay(), br_set_hello_time(), br_set_max_age(): ERANGE outside
-    the 802.1D limits while STP runs."""
+    the 802.1D limits while STP runs; the bridge's own value, and the one in use
+    while it is root (another root's BPDUs bring theirs)."""
     seconds = _seconds(clock_t)
     if br.stp_enabled != BR_NO_STP and not low <= seconds <= high:
         raise RtnlError(errno.ERANGE)
-    setattr(br, name, seconds)
+    setattr(br, f"bridge_{name}", seconds)
+    if br_is_root_bridge(br):
+        setattr(br, name, seconds)
 
 
 def br_vlan_set_default_pvid(br: NetBridge, pvid: int) -> None:
@@ -249,7 +252,7 @@ def br_changelink(net, dev: NetDevice, data: dict) -> None:
     if "ageing_time" in data:
         br.ageing_time = _seconds(data["ageing_time"])
     if "priority" in data:
-        br.priority = data["priority"]
+        br_stp_set_bridge_priority(br, data["priority"])
     if "vlan_filtering" in data:
         br.vlan_enabled = bool(data["vlan_filtering"])
     if "group_fwd_mask" in data:
@@ -329,6 +332,8 @@ class BridgeLinkOps:
 
 
 def br_init(net) -> None:
-    """br_init(): the bridge link kind and the port events."""
+    """br_init(): the spanning tree SAP (stp_proto_register(): LLC's 802.2
+    receive), the bridge link kind and the port events."""
+    dev_add_pack(ETH_P_802_2, llc_rcv)
     rtnl_link_register(BridgeLinkOps)
     register_netdevice_notifier(net, br_device_event)

@@ -21,8 +21,8 @@ from harness.mockkernel.bridge.br_input import br_handle_frame
 from harness.mockkernel.bridge.br_multicast import br_multicast_add_port, br_multicast_del_port
 from harness.mockkernel.bridge.br_private import (BR_ADMIN_COST, BR_MAX_PORTS, BR_STATE_DISABLED, NetBridge,
                                                   NetBridgePort)
-from harness.mockkernel.bridge.br_stp import br_stp_disable_port, br_stp_enable_port, \
-    br_stp_recalculate_bridge_id
+from harness.mockkernel.bridge.br_stp import (br_init_port, br_set_state, br_stp_disable_port, br_stp_enable_port,
+                                              br_stp_recalculate_bridge_id)
 from harness.mockkernel.bridge.br_vlan import nbp_vlan_delete, nbp_vlan_init
 from harness.mockkernel.core.dev import netdev_rx_handler_register, netdev_rx_handler_unregister
 from harness.mockkernel.core.errors import RtnlError
@@ -64,6 +64,8 @@ def br_add_if(net, br: NetBridge, dev: NetDevice) -> None:
         raise RtnlError(errno.EBUSY)
     port = NetBridgePort(br, dev, find_portno(br))
     port.path_cost = port_cost(dev)
+    br_init_port(port)  # new_nbp(): designated, then disabled
+    br_set_state(port, BR_STATE_DISABLED)
     br_multicast_add_port(port)
     netdev_rx_handler_register(dev, br_handle_frame, port)
     dev.master = br.dev

@@ -25,8 +25,9 @@ The bridge netfilter hooks are where the kernel runs them (NF_HOOK_BRIDGE,
 netfilter/core.py): NF_BR_PRE_ROUTING (nf_hook_bridge_pre()) in br_handle_frame()
 before br_handle_frame_finish(), NF_BR_LOCAL_IN in br_pass_frame_up() before
 netif_receive_skb(). Left out: NF_BR_LOCAL_IN for link-local frames.
-Left out: the bridge in promiscuous mode, proxy ARP and neighbour suppression, locked ports, MST, backup
-ports, the STP BPDU receive path (llc, br_stp_rcv(): the mock has no 802.2 handler).
+A BPDU for a bridge running STP goes up the port's stack to LLC and br_stp_rcv()
+(br_stp.py). Left out: the bridge in promiscuous mode, proxy ARP and neighbour
+suppression, locked ports, MST, backup ports.
 """
 from __future__ import annotations
 

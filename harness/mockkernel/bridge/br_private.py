@@ -203,7 +203,17 @@ class NetBridgePort:
     priority: int = BR_PORT_DEFAULT_PRIORITY
     path_cost: int = 100
     vlgrp: VlanGroup = field(default_factory=VlanGroup)
+    # 802.1D: the best configuration heard on the port's segment (its own while designated)
+    designated_root: bytes = bytes(8)
+    designated_bridge: bytes = bytes(8)
+    designated_cost: int = 0
+    designated_port: int = 0
+    designated_age: float = 0.0  # when that configuration's message age was 0
+    topology_change_ack: bool = False
+    config_pending: bool = False
     forward_delay_timer: object | None = None  # struct timer_list (br_stp_timer.c)
+    message_age_timer: object | None = None
+    hold_timer: object | None = None
     multicast_ctx: NetBridgeMcastPort | None = None  # br_multicast_add_port()
 
     @property
@@ -224,10 +234,18 @@ class NetBridge:
     fdb: dict[tuple[bytes, int], FdbEntry] = field(default_factory=dict)
     stp_enabled: int = BR_NO_STP
     ageing_time: float = BR_DEFAULT_AGEING_TIME
-    forward_delay: float = BR_DEFAULT_FORWARD_DELAY
+    forward_delay: float = BR_DEFAULT_FORWARD_DELAY  # in use: the root's, from its BPDUs
     hello_time: float = BR_DEFAULT_HELLO_TIME
     max_age: float = BR_DEFAULT_MAX_AGE
+    bridge_forward_delay: float = BR_DEFAULT_FORWARD_DELAY  # the bridge's own, used while it is root
+    bridge_hello_time: float = BR_DEFAULT_HELLO_TIME
+    bridge_max_age: float = BR_DEFAULT_MAX_AGE
     priority: int = BR_DEFAULT_PRIORITY
+    designated_root: bytes = BR_DEFAULT_PRIORITY.to_bytes(2, "big") + bytes(6)  # 802.1D: the root's bridge id,
+    # its path cost and the port towards it (br_dev_setup(): the bridge's own id)
+    root_path_cost: int = 0
+    root_port: int = 0
+    topology_change_detected: bool = False
     bridge_id_addr: bytes = bytes(6)  # br->bridge_id.addr: set from the ports (br_stp_recalculate_bridge_id())
     addr_set_by_user: bool = False  # dev->addr_assign_type == NET_ADDR_SET
     mtu_set_by_user: bool = False  # BROPT_MTU_SET_BY_USER
@@ -247,6 +265,12 @@ class NetBridge:
     gc_timer: object | None = None  # br->gc_work (br_fdb_cleanup())
     hello_timer: object | None = None  # br->hello_timer (kernel STP)
     topology_change_timer: object | None = None
+    tcn_timer: object | None = None
+
+    @property
+    def bridge_id(self) -> bytes:
+        """struct bridge_id as memcmp() orders it: the priority, then the address."""
+        return self.priority.to_bytes(2, "big") + self.bridge_id_addr
 
     def hold_time(self) -> float:
         """hold_time(): entries age in forward_delay during a topology change."""

@@ -159,6 +159,9 @@ def eth_type_trans(skb: SkBuff) -> None:
         skb.pkt_type = PACKET_HOST
     else:
         skb.pkt_type = PACKET_OTHERHOST
+    if skb.protocol < ethernet.ETH_P_802_3_MIN:  # an 802.3 length: LLC follows, or raw 802.3
+        skb.protocol = ethernet.ETH_P_802_3 if buf.startswith(ethernet.RAW_802_3, data + ETH_HLEN) \
+            else ethernet.ETH_P_802_2
     skb.mac_header = data
     skb.data = skb.network_header = data + ETH_HLEN  # skb_pull_inline()
 

@@ -13,6 +13,9 @@ ETH_P_ARP = 0x0806
 ETH_P_8021Q = 0x8100
 ETH_P_8021AD = 0x88A8
 ETH_P_IPV6 = 0x86DD
+ETH_P_802_3, ETH_P_802_2 = 0x0001, 0x0004  # an 802.3 frame: raw (IPX), or with an 802.2 LLC header
+ETH_P_802_3_MIN = 0x0600  # below it the field is the 802.3 length
+RAW_802_3 = b"\xff\xff"  # the two bytes a raw 802.3 frame starts with
 BROADCAST = b"\xff" * ETH_ALEN
 # field offsets of struct ethhdr
 DST, SRC, ETHERTYPE = 0, 6, 12
