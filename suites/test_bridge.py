@@ -472,3 +472,48 @@ def test_bridge_vlan_show_lists_each_port_s_vlans_with_pvid_and_untagged(target)
         "                  10\n"
         "                  20 PVID Egress Untagged\n"
         "br0               1 PVID Egress Untagged\n")
+
+
+def bridge_details(target, dev: str) -> list[tuple[str, str]]:
+    """The `bridge ...` line of `ip -d link show DEV` as (attribute, value) pairs,
+    timers and the vlan_* attributes past vlan_filtering left out (the lab's
+    kernel is built without VLAN filtering, the mock's bridge with it)."""
+    line = next(line.strip() for line in target.sh(f"ip -d link show {dev}").splitlines()
+                if line.strip().startswith("bridge "))
+    words = line.split()[1:]
+    return [(name, value) for name, value in zip(words[::2], words[1::2])
+            if not name.endswith("_timer") and not (name.startswith("vlan_") and name != "vlan_filtering")]
+
+
+def test_ip_d_link_shows_a_bridges_options_as_the_kernel_keeps_them(target):
+    """br_changelink() then br_fill_info(): times in whole jiffies (999 cs is 2497
+    jiffies at HZ 250, 998 read back), the query intervals at least 1 s
+    (br_multicast_set_query_intvl()), mcast_hash_elasticity ignored; with no port
+    the bridge id's address is all zeros (designated_root printed from the bridge
+    id by iproute2 6.1) and tso_max_size the legacy 65536."""
+    target.sh("ip link add br9 type bridge priority 4096 group_fwd_mask 0x4000 mcast_router 2 mcast_querier 1 "
+              "mcast_hash_elasticity 5 mcast_hash_max 512 mcast_last_member_count 3 mcast_startup_query_count 4 "
+              "mcast_last_member_interval 250 mcast_membership_interval 12345 mcast_querier_interval 20000 "
+              "mcast_query_interval 50 mcast_query_response_interval 333 mcast_startup_query_interval 3125 "
+              "mcast_stats_enabled 1 nf_call_iptables 1 nf_call_arptables 1 ageing_time 1000 hello_time 300 "
+              "max_age 1500 forward_delay 999")
+    assert bridge_details(target, "br9") == [
+        ("forward_delay", "998"), ("hello_time", "300"), ("max_age", "1500"), ("ageing_time", "1000"),
+        ("stp_state", "0"), ("priority", "4096"), ("vlan_filtering", "0"), ("bridge_id", "1000.0:0:0:0:0:0"),
+        ("designated_root", "1000.0:0:0:0:0:0"), ("root_port", "0"), ("root_path_cost", "0"),
+        ("topology_change", "0"), ("topology_change_detected", "0"), ("group_fwd_mask", "0x4000"),
+        ("group_address", "01:80:c2:00:00:00"), ("mcast_snooping", "1"), ("no_linklocal_learn", "0"),
+        ("mcast_vlan_snooping", "0"), ("mcast_router", "2"), ("mcast_query_use_ifaddr", "0"),
+        ("mcast_querier", "1"), ("mcast_hash_elasticity", "16"), ("mcast_hash_max", "512"),
+        ("mcast_last_member_count", "3"), ("mcast_startup_query_count", "4"),
+        ("mcast_last_member_interval", "250"), ("mcast_membership_interval", "12344"),
+        ("mcast_querier_interval", "20000"), ("mcast_query_interval", "100"),
+        ("mcast_query_response_interval", "332"), ("mcast_startup_query_interval", "3124"),
+        ("mcast_stats_enabled", "1"), ("mcast_igmp_version", "2"), ("mcast_mld_version", "1"),
+        ("nf_call_iptables", "1"), ("nf_call_ip6tables", "0"), ("nf_call_arptables", "1"),
+        ("addrgenmode", "eui64"), ("numtxqueues", "1"), ("numrxqueues", "1"), ("gso_max_size", "65536"),
+        ("gso_max_segs", "65535"), ("tso_max_size", "65536"), ("tso_max_segs", "65535"),
+        ("gro_max_size", "65536")]
+    for bad in ("mcast_igmp_version 4", "mcast_router 3"):
+        with pytest.raises(CommandError, match="RTNETLINK answers: Invalid argument"):
+            target.sh(f"ip link set br9 type bridge {bad}")

@@ -122,3 +122,50 @@ def test_when_the_roots_bpdus_stop_the_blocked_port_opens_after_max_age(stp_brid
     assert states(stp_bridge)["p1"] == "blocking"
     stp_bridge.wait(6.2)
     assert states(stp_bridge) == {"p0": "forwarding", "p1": "listening", "p2": "forwarding"}
+
+
+def details(target, dev: str, kind: str) -> list[tuple[str, str]]:
+    """The `bridge ...` or `bridge_slave ...` line of `ip -d link show DEV` as
+    (attribute, value) pairs, timers left out (their values are times). The
+    vlan_* attributes past vlan_filtering are left out too: the lab's kernel is
+    built without VLAN filtering, which the mock's has (br_fill_info())."""
+    line = next(line.strip() for line in target.sh(f"ip -d link show {dev}").splitlines()
+                if line.strip().startswith(kind + " "))
+    words = line.split()[1:]
+    pairs = list(zip(words[::2], words[1::2]))
+    return [(name, value) for name, value in pairs
+            if not name.endswith("_timer") and not (name.startswith("vlan_") and name != "vlan_filtering")]
+
+
+def test_ip_d_link_shows_the_elected_root_on_the_bridge_and_its_ports(stp_bridge):
+    """br_fill_info(), br_port_fill_attrs(); iproute2 6.1 prints the bridge's
+    designated_root from IFLA_BR_BRIDGE_ID (its own id): the root shows in
+    root_port, root_path_cost and the ports' designated_root."""
+    hear_root(stp_bridge)
+    assert details(stp_bridge, "br0", "bridge") == [
+        ("forward_delay", "200"), ("hello_time", "200"), ("max_age", "2000"), ("ageing_time", "30000"),
+        ("stp_state", "1"), ("priority", "32768"), ("vlan_filtering", "0"), ("bridge_id", "8000.2:0:0:0:0:1"),
+        ("designated_root", "8000.2:0:0:0:0:1"), ("root_port", "1"), ("root_path_cost", "2"),
+        ("topology_change", "0"), ("topology_change_detected", "0"), ("group_fwd_mask", "0"),
+        ("group_address", "01:80:c2:00:00:00"), ("mcast_snooping", "0"), ("no_linklocal_learn", "0"),
+        ("mcast_vlan_snooping", "0"), ("mcast_router", "1"), ("mcast_query_use_ifaddr", "0"),
+        ("mcast_querier", "0"), ("mcast_hash_elasticity", "16"), ("mcast_hash_max", "4096"),
+        ("mcast_last_member_count", "2"), ("mcast_startup_query_count", "2"),
+        ("mcast_last_member_interval", "100"), ("mcast_membership_interval", "26000"),
+        ("mcast_querier_interval", "25500"), ("mcast_query_interval", "12500"),
+        ("mcast_query_response_interval", "1000"), ("mcast_startup_query_interval", "3124"),
+        ("mcast_stats_enabled", "0"), ("mcast_igmp_version", "2"), ("mcast_mld_version", "1"),
+        ("nf_call_iptables", "0"), ("nf_call_ip6tables", "0"), ("nf_call_arptables", "0"),
+        ("addrgenmode", "eui64"), ("numtxqueues", "1"), ("numrxqueues", "1"), ("gso_max_size", "65536"),
+        ("gso_max_segs", "65535"), ("tso_max_size", "524280"), ("tso_max_segs", "65535"),
+        ("gro_max_size", "65536")]
+    blocked = dict(details(stp_bridge, "p1", "bridge_slave"))
+    assert {name: blocked[name] for name in ("state", "cost", "port_id", "port_no", "designated_port",
+                                             "designated_cost", "designated_bridge", "designated_root")} == {
+        "state": "blocking", "cost": "2", "port_id": "0x8002", "port_no": "0x2", "designated_port": "32770",
+        "designated_cost": "0", "designated_bridge": "1000.2:0:0:0:a:a", "designated_root": "1000.2:0:0:0:a:a"}
+    designated = dict(details(stp_bridge, "p2", "bridge_slave"))
+    assert {name: designated[name] for name in ("state", "designated_port", "designated_cost",
+                                                "designated_bridge", "designated_root")} == {
+        "state": "listening", "designated_port": "32771", "designated_cost": "2",
+        "designated_bridge": "8000.2:0:0:0:0:1", "designated_root": "1000.2:0:0:0:a:a"}

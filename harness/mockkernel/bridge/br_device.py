@@ -33,8 +33,9 @@ from harness.mockkernel.bridge.br_netlink import PORT_FLAGS, br_setport
 from harness.mockkernel.bridge.br_private import (BR_NO_STP, BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED, HZ,
                                                   MDB_RTR_TYPE_DISABLED, MDB_RTR_TYPE_PERM, MDB_RTR_TYPE_TEMP_QUERY,
                                                   USER_HZ, NetBridge)
-from harness.mockkernel.bridge.br_stp import (br_is_root_bridge, llc_rcv, br_stp_change_bridge_id, br_stp_disable_bridge,
-                                              br_stp_enable_bridge, br_stp_set_bridge_priority, br_stp_set_enabled)
+from harness.mockkernel.bridge.br_stp import (br_is_root_bridge, br_stp_change_bridge_id, br_stp_disable_bridge,
+                                              br_stp_enable_bridge, br_stp_set_bridge_priority, br_stp_set_enabled,
+                                              llc_rcv)
 from harness.mockkernel.bridge.br_vlan import (br_allowed_ingress, br_vlan_add, br_vlan_delete, br_vlan_init,
                                                nbp_vlan_add, nbp_vlan_delete)
 from harness.mockkernel.core.dev import dev_add_pack, dev_mc_add, dev_mc_del
@@ -163,7 +164,8 @@ class BridgeNetdevOps:
 
 
 def _seconds(clock_t: int) -> float:
-    return clock_t / USER_HZ
+    """clock_t_to_jiffies(): whole jiffies, truncated (999 cs is 2497 jiffies at HZ 250, 998 cs read back)."""
+    return (clock_t * HZ // USER_HZ) / HZ
 
 
 def _set_time(br: NetBridge, name: str, clock_t: int, low: float, high: float) -> None:
@@ -217,10 +219,9 @@ BR_MULTICAST_QUERY_INTVL_MIN, BR_MULTICAST_QUERY_INTVL_MAX = 1.0, 86400.0
 
 
 def br_multicast_interval(attribute: str, clock_t: int) -> float:
-    """clock_t_to_jiffies() (whole jiffies, truncated); the query intervals
-    clamped to [1 s, 1 day] (br_multicast_set_query_intvl(),
-    br_multicast_set_startup_query_intvl())."""
-    seconds = (clock_t * HZ // USER_HZ) / HZ
+    """In whole jiffies (_seconds()); the query intervals clamped to [1 s, 1 day]
+    (br_multicast_set_query_intvl(), br_multicast_set_startup_query_intvl())."""
+    seconds = _seconds(clock_t)
     if attribute in ("query_interval", "startup_query_interval"):
         seconds = min(max(seconds, BR_MULTICAST_QUERY_INTVL_MIN), BR_MULTICAST_QUERY_INTVL_MAX)
     return seconds

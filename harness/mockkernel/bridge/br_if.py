@@ -35,6 +35,9 @@ ETH_DATA_LEN = 1500
 PORT_COSTS = {10000: 2, 5000: 3, 2500: 4, 1000: 4, 100: 19, 10: 100}
 
 
+VETH_TSO_MAX_SIZE = 524280  # the ports' (veth's) tso_max_size, as `ip -d link` shows it on the lab
+
+
 def port_cost(dev: NetDevice) -> int:
     if dev.speed in PORT_COSTS:
         return PORT_COSTS[dev.speed]
@@ -71,6 +74,7 @@ def br_add_if(net, br: NetBridge, dev: NetDevice) -> None:
     dev.master = br.dev
     br.dev.operstate_unknown = False  # the upper device's link event (netdev_upper_dev_link())
     br.ports.insert(0, port)
+    br.tso_max_size = VETH_TSO_MAX_SIZE  # netif_inherit_tso_max(): the port's
     br_fdb_add_local(br, port, dev.mac, 0)
     nbp_vlan_init(port)
     br_stp_recalculate_bridge_id(br)

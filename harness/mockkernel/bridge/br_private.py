@@ -261,6 +261,7 @@ class NetBridge:
     nf_call_iptables: bool = False  # BROPT_NF_CALL_IPTABLES: br_netfilter for this bridge whatever the sysctl
     nf_call_ip6tables: bool = False
     nf_call_arptables: bool = False
+    tso_max_size: int = 65536  # GSO_LEGACY_MAX_SIZE until a port lends its own (netif_inherit_tso_max())
     mdb: dict[tuple[int, int | bytes, int], MdbEntry] = field(default_factory=dict)  # oldest first
     gc_timer: object | None = None  # br->gc_work (br_fdb_cleanup())
     hello_timer: object | None = None  # br->hello_timer (kernel STP)

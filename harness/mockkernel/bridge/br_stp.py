@@ -273,10 +273,11 @@ def br_make_forwarding(port: NetBridgePort) -> None:
     if br.stp_enabled == BR_NO_STP or br.forward_delay == 0:
         br_set_state(port, BR_STATE_FORWARDING)
         br_topology_change_detection(br)
-        return
-    br_set_state(port, BR_STATE_LISTENING if br.stp_enabled == BR_KERNEL_STP else BR_STATE_LEARNING)
-    port_timer(port, "forward_delay_timer", br_forward_delay_timer_expired).mod_timer(
-        br.net.clock.now + br.forward_delay)
+    else:
+        br_set_state(port, BR_STATE_LISTENING if br.stp_enabled == BR_KERNEL_STP else BR_STATE_LEARNING)
+    if br.forward_delay:  # armed even for a port forwarding already: its expiry finds nothing to do
+        port_timer(port, "forward_delay_timer", br_forward_delay_timer_expired).mod_timer(
+            br.net.clock.now + br.forward_delay)
 
 
 def br_port_state_selection(br: NetBridge) -> None:

@@ -19,14 +19,15 @@ import errno
 
 from harness.mockkernel.bpf.tag import bpf_prog_calc_tag
 from harness.mockkernel.cmd.args import ToolError, not_modelled
+from harness.mockkernel.cmd.iplink_bridge import bridge_print_opt, bridge_slave_print_opt
 from harness.mockkernel.cmd.iputils import (INFINITY_LIFE_TIME, IpOptions, Printed, duparg, duparg2, get_addr,
                                             get_prefix, get_prefix6, inet6_ntoa, invarg, is_inet6, matches,
                                             no_device, render, scope_id, scope_name, unknown_command)
 from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.ipv4 import devinet
 from harness.mockkernel.ipv6 import addrconf
-from harness.mockkernel.ipv6.addrconf import (IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_PERMANENT, IFA_F_SECONDARY,
-                                              IFA_HOST, IFA_LINK, IFA_SITE, Inet6Ifaddr)
+from harness.mockkernel.ipv6.addrconf import (ADDR_GEN_MODES, IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_PERMANENT,
+                                              IFA_F_SECONDARY, IFA_HOST, IFA_LINK, IFA_SITE, Inet6Ifaddr)
 from harness.mockkernel.net import (RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_SITE, RT_SCOPE_UNIVERSE, InAddr, int_to_ip,
                                     prefix_mask)
 from harness.mockkernel.wire.ethernet import mac_to_str
@@ -207,8 +208,8 @@ def _flush(net, tokens, opts: IpOptions) -> str:
 def ipaddr_list(net, tokens, opts: IpOptions, link_only: bool) -> str:
     """`ip addr show` and `ip link show` (ipaddr_list_link)."""
     devs, scope, named = _list_filter(net, tokens, "show")
-    if opts.details:
-        raise not_modelled("ip -d (device details) for links and addresses")
+    if opts.details and not link_only:
+        raise not_modelled("ip -d (device details) for addresses")
     objects = []
     for dev in devs:
         addrs = [] if opts.inet6_only else [a for a in dev.addrs if scope is None or a.scope == scope]
@@ -217,7 +218,7 @@ def ipaddr_list(net, tokens, opts: IpOptions, link_only: bool) -> str:
         if filtered and not link_only and not (addrs or addrs6):
             continue  # an address filter leaves out devices with no address passing it
         out = Printed()
-        print_linkinfo(out, dev, opts, link_only, inet6_dump=opts.inet6_only and not named)
+        print_linkinfo(out, dev, opts, link_only, inet6_dump=opts.inet6_only and not named, net=net)
         if not link_only:
             _print_addrs(out, addrs, addrs6, opts)
         if opts.brief:
@@ -285,7 +286,8 @@ def operstate(dev) -> str:
     return "UNKNOWN" if dev.is_loopback or dev.operstate_unknown else "UP"
 
 
-def print_linkinfo(out: Printed, dev, opts: IpOptions, link_only: bool, inet6_dump: bool = False) -> None:
+def print_linkinfo(out: Printed, dev, opts: IpOptions, link_only: bool, inet6_dump: bool = False,
+                   net=None) -> None:
     """The device's lines: `ip link` prints the link mode, `ip addr` does not,
     `ip -4/-6 addr` leave the link layer out; `inet6_dump`: the link as
     inet6_fill_ifinfo() reports it (mtu, state, qlen only). The mock's ports
@@ -319,6 +321,8 @@ def print_linkinfo(out: Printed, dev, opts: IpOptions, link_only: bool, inet6_du
         link_type = "loopback" if dev.is_loopback else "ether"
         out.add("link_type", link_type, f"\n    link/{link_type} ").add("address", mac, f"{mac} ")
         out.add("broadcast", brd, f"brd {brd}")
+        if opts.details:
+            print_link_details(out, net, dev)
     if xdp is not None:
         prog = xdp[1]
         out.add(None, None, f"\n    prog/xdp id {prog['id']} name {prog['name']} tag {prog['tag']} jited ")
@@ -326,6 +330,45 @@ def print_linkinfo(out: Printed, dev, opts: IpOptions, link_only: bool, inet6_du
 
 
 XDP_ATTACHED_DRV, XDP_ATTACHED_SKB = 1, 2
+ETH_MIN_MTU, ETH_MAX_MTU = 68, 65535
+# the GSO/TSO/GRO limits every device here has (GSO_LEGACY_MAX_SIZE, GSO_MAX_SEGS, TSO_LEGACY_MAX_SIZE)
+OFFLOAD_LIMITS = (("gso_max_size", 65536), ("gso_max_segs", 65535), ("tso_max_size", 524280),
+                  ("tso_max_segs", 65535), ("gro_max_size", 65536))
+ADDR_GEN_MODE_NAMES = {mode: name for name, mode in ADDR_GEN_MODES.items()}
+
+
+def print_link_details(out: Printed, net, dev) -> None:
+    """`ip -d link`'s details (iproute2 6.1 print_linkinfo() with show_details):
+    promiscuity and allmulti (a bridge port counts one of each: br_add_if()),
+    the MTU limits, the link kind's and a bridge port's attributes
+    (iplink_bridge.py), the IPv6 address generation mode, the queues and the
+    offload limits."""
+    port = dev.rx_handler_data if dev.master is not None and dev.master.kind == "bridge" else None
+    count = int(port is not None)
+    low, high = (0, 0) if dev.is_loopback else (ETH_MIN_MTU, ETH_MAX_MTU)
+    out.add("promiscuity", count, f" promiscuity {count} ").add("allmulti", count, f" allmulti {count} ")
+    out.add("min_mtu", low, f"minmtu {low} ").add("max_mtu", high, f"maxmtu {high} ")
+    linkinfo: dict = {}
+    if dev.kind == "bridge":
+        attributes = bridge_print_opt(dev.priv)
+        linkinfo.update(info_kind="bridge", info_data=dict(attributes))
+        out.add(None, None, "\n    bridge " + "".join(f"{name} {value} " for name, value in attributes))
+    elif not dev.is_loopback:
+        linkinfo["info_kind"] = dev.kind
+        out.add(None, None, f"\n    {dev.kind} ")
+    if port is not None:
+        attributes = bridge_slave_print_opt(port)
+        linkinfo.update(info_slave_kind="bridge", info_slave_data=dict(attributes))
+        out.add(None, None, "\n    bridge_slave " + "".join(f"{name} {value} " for name, value in attributes))
+    if linkinfo:
+        out.add("linkinfo", linkinfo)
+    mode = ADDR_GEN_MODE_NAMES[net.sysctl.values[f"net.ipv6.conf.{dev.name}.addr_gen_mode"]]
+    out.add("inet6_addr_gen_mode", mode, f"addrgenmode {mode} ")
+    out.add("num_tx_queues", 1, "numtxqueues 1 ").add("num_rx_queues", 1, "numrxqueues 1 ")
+    for name, value in OFFLOAD_LIMITS:
+        if name == "tso_max_size" and dev.kind == "bridge":
+            value = dev.priv.tso_max_size
+        out.add(name, value, f"{name} {value} ")
 
 
 def xdp_attached(dev) -> tuple[int, dict] | None:
