@@ -201,8 +201,8 @@ LOCATION_STAGES = {
     "br_dev_xmit": Stage.BRIDGE,
     "br_dev_queue_push_xmit": Stage.BRIDGE,  # longer than the port's MTU
     "br_pass_frame_up": Stage.BRIDGE,
-    "__br_multicast_send_query": Stage.BRIDGE,
-    "stp_pdu_rcv": Stage.BRIDGE,  # every BPDU br_stp_rcv() took in (net/802/stp.c)  # an MLD query with no IPv6 source (net/bridge/br_multicast.c)
+    "__br_multicast_send_query": Stage.BRIDGE,  # an MLD query with no IPv6 source (net/bridge/br_multicast.c)
+    "stp_pdu_rcv": Stage.BRIDGE,  # every BPDU br_stp_rcv() took in (net/802/stp.c)
     "br_nf_pre_routing_ipv6": Stage.NF_PREROUTING,  # br_validate_ipv6() failed (net/bridge/br_netfilter_ipv6.c)
     "br_allowed_ingress": Stage.BRIDGE,      # VLAN filtering (unseen on a kernel without it)
     # IPv6 (net/ipv6/)
