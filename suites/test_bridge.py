@@ -185,8 +185,8 @@ def test_blocking_set_by_hand_forwards_at_once_without_stp(br0):
 
 def test_with_stp_a_new_port_drops_frames_until_it_forwards_two_forward_delays_later(target):
     """Kernel STP in a namespace (br_stp_start()): the bridge is root, its ports walk
-    listening -> learning -> forwarding, forward_delay (200 cs) apart. The real bridge also
-    sends BPDUs (not modelled), so the test reads only the frame it expects."""
+    listening -> learning -> forwarding, forward_delay (200 cs) apart. The bridge also
+    sends BPDUs (test_bridge_stp.py), so the test reads only the frame it expects."""
     bridge_up(target, "stp_state 1 forward_delay 200", ports=("p0", "p1"))
     enabled_at = target.now()
     target.send("p0", frame(A, B))
