@@ -3,17 +3,21 @@ bridge [options]`, its netdev ops, and `ip link del`.
 
 br_dev_newlink() registers a device with a random address (eth_hw_addr_random())
 and no carrier, its own address local in the fdb, the default PVID entry
-(br_vlan_init()), then applies the options (br_changelink()). br_dev_open()
-starts the fdb gc and enables the ports that are up, and joins the multicast
-router discovery groups 224.0.0.106 and ff02::6a (br_multicast_join_snoopers(),
-IGMP snooping on by default); br_dev_stop() undoes it. Left out: the IGMPv3/MLD
-reports the kernel then sends of those groups. br_dev_xmit() is how the host sends out
-of the bridge: the frame's VLAN as if it came in on a port, then broadcast and
-multicast flood, unicast goes to its fdb entry's port or floods.
-Options (IFLA_BR_*, in clock_t where they are times): forward_delay, hello_time,
-max_age (each range-checked while STP is on, ERANGE), ageing_time, stp_state,
-priority, vlan_filtering, vlan_default_pvid, group_fwd_mask, mcast_snooping (off:
-the bridge joins no group, floods multicast as it does with no querier). The others iproute2
+(br_vlan_init()), its multicast context (br_multicast_init()), then applies the
+options (br_changelink()). br_dev_open() starts the fdb gc and STP, enables the
+ports that are up, opens snooping's own queriers (br_multicast_open()) and joins
+the multicast router discovery groups 224.0.0.106 and ff02::6a
+(br_multicast_join_snoopers(), IGMP snooping on by default); br_dev_stop() undoes
+it. Left out: the IGMPv3/MLD reports the kernel then sends of those groups.
+br_dev_xmit() is how the host sends out of the bridge: the frame's VLAN as if it
+came in on a port, then broadcast floods, multicast is snooped and goes by the
+mdb while a querier is known (br_multicast.py), else floods, unicast goes to its
+fdb entry's port or floods.
+Options (IFLA_BR_*, in clock_t where they are times, kept in whole jiffies):
+forward_delay, hello_time, max_age (each range-checked while STP is on, ERANGE),
+ageing_time, stp_state, priority, vlan_filtering, vlan_default_pvid,
+group_fwd_mask, the mcast_* options (snooping, querier, router, intervals, counts;
+IGMPv2/MLDv1 only) and nf_call_iptables/ip6tables/arptables. The others iproute2
 accepts are "not modelled" by the front end.
 """
 from __future__ import annotations
