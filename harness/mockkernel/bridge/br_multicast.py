@@ -57,7 +57,7 @@ from harness.mockkernel.wire.icmpv6 import (ICMPV6_MGM_QUERY, ICMPV6_MGM_REDUCTI
                                             ICMPV6_MLD2_REPORT)
 from harness.mockkernel.wire.igmp import (IGMP_HLEN, IGMP_HOST_LEAVE_MESSAGE, IGMP_HOST_MEMBERSHIP_QUERY,
                                           IGMP_HOST_MEMBERSHIP_REPORT, IGMP_TIMER_SCALE, IGMPV2_HOST_MEMBERSHIP_REPORT,
-                                          IGMPV3_CHANGE_TO_INCLUDE, IGMPV3_HOST_MEMBERSHIP_REPORT,
+                                          IGMPV3_CHANGE_TO_INCLUDE, IGMPV3_GREC_TYPES, IGMPV3_HOST_MEMBERSHIP_REPORT,
                                           IGMPV3_MODE_IS_INCLUDE, IGMPV3_QUERY_LEN, IGMPV3_REPORT_LEN)
 from harness.mockkernel.wire.ipv4 import IPPROTO_IGMP
 from harness.mockkernel.wire.ipv6 import IPPROTO_ICMPV6, IPV6_HLEN, NEXTHDR_HOP
@@ -66,7 +66,6 @@ INADDR_ALLHOSTS_GROUP = 0xE0000001
 IPV4_LOCAL_MULTICAST = 0xE0000000  # 224.0.0.0/24: ipv4_is_local_multicast()
 IN6ADDR_LINKLOCAL_ALLNODES = bytes.fromhex("ff020000000000000000000000000001")
 IGMP_QUERY_TOS, IPOPT_RA = 0xC0, b"\x94\x04\x00\x00"  # br_ip4_multicast_alloc_query()
-ENOMSG = "not an IGMP/MLD message"  # ip_mc_check_igmp()'s -ENOMSG/-ENODATA: a frame to snoop no further
 
 
 def ipv4_is_local_multicast(group: int) -> bool:
@@ -518,7 +517,7 @@ def br_multicast_ipv4_rcv(br: NetBridge, port: NetBridgePort | None, skb: SkBuff
             br_multicast_add_group(br, port, ETH_P_IP, group, vid)
     elif igmp_type == IGMPV3_HOST_MEMBERSHIP_REPORT:
         for grec_type, grec_group, nsrcs in igmp.igmpv3_records(buf, th, end):
-            if ipv4_is_local_multicast(grec_group) or not 1 <= grec_type <= 6:
+            if ipv4_is_local_multicast(grec_group) or grec_type not in IGMPV3_GREC_TYPES:
                 continue
             if nsrcs == 0 and grec_type in (IGMPV3_CHANGE_TO_INCLUDE, IGMPV3_MODE_IS_INCLUDE):
                 br_multicast_leave_group(br, port, ETH_P_IP, grec_group, vid)
@@ -566,7 +565,7 @@ def br_multicast_ipv6_rcv(br: NetBridge, port: NetBridgePort | None, skb: SkBuff
     end = nh + IPV6_HLEN + payload_len
     if first >> 4 != 6 or end > tail:
         raise WireError(None, "IPv6 header")
-    th, nexthdr = -1, nexthdr
+    th = -1  # no MLD without a hop-by-hop header first (ipv6_mc_check_exthdrs(): -ENOMSG)
     if nexthdr == NEXTHDR_HOP:
         th, nexthdr, _ = ipv6_skip_exthdr(buf, nh + IPV6_HLEN, nexthdr, end)
         if th < 0:
@@ -590,7 +589,7 @@ def br_multicast_ipv6_rcv(br: NetBridge, port: NetBridgePort | None, skb: SkBuff
             br_multicast_add_group(br, port, ETH_P_IPV6, group, vid)
     elif mld_type == ICMPV6_MLD2_REPORT:
         for grec_type, grec_group, nsrcs in mld.mld2_records(buf, th, end):
-            if grec_group == IN6ADDR_LINKLOCAL_ALLNODES or not 1 <= grec_type <= 6:
+            if grec_group == IN6ADDR_LINKLOCAL_ALLNODES or grec_type not in IGMPV3_GREC_TYPES:
                 continue
             if nsrcs == 0 and grec_type in (mld.MLD2_CHANGE_TO_INCLUDE, mld.MLD2_MODE_IS_INCLUDE):
                 br_multicast_leave_group(br, port, ETH_P_IPV6, grec_group, vid)

@@ -32,9 +32,10 @@ def igmp_type(buf: bytearray, off: int) -> int:
 # the rest of the types (include/uapi/linux/igmp.h)
 IGMP_HOST_LEAVE_MESSAGE = 0x17
 IGMPV3_HOST_MEMBERSHIP_REPORT = 0x22
-# IGMPv3 group record types
-IGMPV3_MODE_IS_INCLUDE, IGMPV3_MODE_IS_EXCLUDE, IGMPV3_CHANGE_TO_INCLUDE, IGMPV3_CHANGE_TO_EXCLUDE = 1, 2, 3, 4
-IGMPV3_ALLOW_NEW_SOURCES, IGMPV3_BLOCK_OLD_SOURCES = 5, 6
+# IGMPv3 group record types: 1..6 (MODE_IS_INCLUDE, MODE_IS_EXCLUDE, CHANGE_TO_INCLUDE, CHANGE_TO_EXCLUDE,
+# ALLOW_NEW_SOURCES, BLOCK_OLD_SOURCES); the two that, with no source, mean a leave
+IGMPV3_MODE_IS_INCLUDE, IGMPV3_CHANGE_TO_INCLUDE = 1, 3
+IGMPV3_GREC_TYPES = range(1, 7)
 IGMPV3_REPORT_LEN = 8  # struct igmpv3_report without its records
 IGMPV3_GREC_LEN = 8  # struct igmpv3_grec without its sources
 IGMP_TIMER_SCALE = 10  # the code of a v1/v2 query is tenths of a second
