@@ -638,7 +638,7 @@ def test_bad_tokens_get_iproute2s_message_naming_them(up_dut, command, message, 
 
 
 @pytest.mark.parametrize("command, named", [
-    ("ip -6 route add 2001:db8::/64 dev p0 onlink", "onlink"), ("ip -d link show", "ip -d"), ("ip -n other link", '"other"'),
+    ("ip -6 route add 2001:db8::/64 dev p0 onlink", "onlink"), ("ip -d addr show", "ip -d"), ("ip -n other link", '"other"'),
     ("ip tunnel show", '"tunnel"'), ("ip link add x type veth peer name y", '"veth"'),
     ("ip route get 10.0.0.1", "ip route get"), ("ip route add 10.1.0.0/16 via 10.0.0.2 onlink", "onlink"),
     ("ip route add 10.1.0.0/16 dev p0 mtu lock 1300", "mtu lock"),
