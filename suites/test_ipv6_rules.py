@@ -27,23 +27,25 @@ def _refusal(target, command: str) -> tuple[str, int]:
 @pytest.mark.ipv6
 def test_ip_6_rule_lists_the_two_default_rules_and_new_ones_by_priority(target):
     """fib6_rules_net_init(): local at 0 and main at 32766, no default table;
-    a rule without a priority takes one below the second rule's."""
+    a rule without a priority takes one below the second rule's. (Each rule
+    selects something: a lab DUT refuses a rule its SSH session would match.)"""
+    port = target.ports[0].name
     assert target.sh("ip -6 rule") == "0:\tfrom all lookup local\n32766:\tfrom all lookup main\n"
     target.sh("ip -6 rule add from 2001:db8:1::/64 table 100")
     target.sh("ip -6 rule add fwmark 0x5 lookup 200 pref 300")
     target.sh("ip -6 rule add to 2001:db8::1 prohibit")
-    target.sh("ip -6 rule add iif lo unreachable")
+    target.sh(f"ip -6 rule add iif {port} unreachable")
     target.sh("ip -6 rule add not from all fwmark 7/0xff suppress_prefixlength 0 lookup main pref 50")
-    target.sh("ip -6 rule add goto 32766 pref 10")
+    target.sh("ip -6 rule add to 2001:db8:98::/64 goto 32766 pref 10")
     target.sh("ip -6 rule add from 2001:db8:3::1 blackhole")
-    target.sh("ip -6 rule add pref 89 goto 999")
+    target.sh("ip -6 rule add to 2001:db8:97::/64 pref 89 goto 999")
     assert target.sh("ip -6 rule") == (
         "0:\tfrom all lookup local\n"
         "9:\tfrom 2001:db8:3::1 blackhole\n"
-        "10:\tfrom all goto 32766\n"
+        "10:\tfrom all to 2001:db8:98::/64 goto 32766\n"
         "50:\tnot from all fwmark 0x7/0xff lookup main suppress_prefixlength 0\n"
-        "89:\tfrom all goto 999 [unresolved]\n"
-        "298:\tfrom all iif lo unreachable\n"
+        "89:\tfrom all to 2001:db8:97::/64 goto 999 [unresolved]\n"
+        f"298:\tfrom all iif {port} unreachable\n"
         "299:\tfrom all to 2001:db8::1 prohibit\n"
         "300:\tfrom all fwmark 0x5 lookup 200\n"
         "32765:\tfrom 2001:db8:1::/64 lookup 100\n"
@@ -55,8 +57,8 @@ def test_ip_6_rule_lists_the_two_default_rules_and_new_ones_by_priority(target):
     target.sh("ip -6 rule del pref 9")
     assert target.sh("ip -j -6 rule show") == (
         '[{"priority":0,"src":"all","table":"local"},{"priority":50,"not":null,"src":"all","fwmark":"0x7",'
-        '"fwmask":"0xff","table":"main","suppress_prefixlen":0},{"priority":89,"src":"all","goto":999,'
-        '"unresolved":null},{"priority":32765,"src":"2001:db8:1::","srclen":64,"table":"100"},'
+        '"fwmask":"0xff","table":"main","suppress_prefixlen":0},{"priority":89,"src":"all","dst":"2001:db8:97::",'
+        '"dstlen":64,"goto":999,"unresolved":null},{"priority":32765,"src":"2001:db8:1::","srclen":64,"table":"100"},'
         '{"priority":32766,"src":"all","table":"main"}]\n')
     # fib6_rule_configure(): a lookup rule makes its table
     assert target.sh("ip -6 route show table 100") == ""
@@ -67,12 +69,13 @@ def test_ip_6_rule_lists_the_two_default_rules_and_new_ones_by_priority(target):
 
 @pytest.mark.ipv6
 def test_ip_6_rule_requests_fail_as_the_kernel_refuses_them(target):
-    assert _refusal(target, "ip -6 rule add table 0") == ("Error: Invalid table.", 2)
+    assert _refusal(target, "ip -6 rule add from 2001:db8:7::/64 table 0") == ("Error: Invalid table.", 2)
     # iproute2 leaves table 0 after an action: IPv6 refuses it
-    assert _refusal(target, "ip -6 rule add pref 90 type unicast") == ("Error: Invalid table.", 2)
+    assert _refusal(target, "ip -6 rule add from 2001:db8:7::/64 pref 90 type unicast") == ("Error: Invalid table.", 2)
     assert _refusal(target, "ip -6 rule add dsfield 0x11 table 7") == (
         "Error: Invalid dsfield (tos): ECN bits must be 0.", 2)
-    assert _refusal(target, "ip -6 rule add pref 88 goto 60") == ("Error: Backward goto not supported.", 2)
+    assert _refusal(target, "ip -6 rule add to 2001:db8:98::/64 pref 88 goto 60") == \
+        ("Error: Backward goto not supported.", 2)
     assert _refusal(target, "ip -6 rule add from 10.0.0.0/8 table 5") == (
         'Error: inet6 prefix is expected rather than "10.0.0.0/8".', 1)
     # `ip rule` is IPv4's: an IPv6 prefix has the wrong length for the family
@@ -82,8 +85,8 @@ def test_ip_6_rule_requests_fail_as_the_kernel_refuses_them(target):
     target.sh("ip -6 rule add from 2001:db8:1::/64 table 100 pref 100")
     assert _refusal(target, "ip -6 rule add from 2001:db8:1::/64 table 100 pref 100") == (
         "RTNETLINK answers: File exists", 2)
-    target.sh("ip -6 rule flush")
-    assert target.sh("ip -6 rule") == "0:\tfrom all lookup local\n"
+    target.sh("ip -6 rule del pref 100")
+    assert target.sh("ip -6 rule") == "0:\tfrom all lookup local\n32766:\tfrom all lookup main\n"
 
 
 def _two_ways(target, router6):
@@ -165,6 +168,7 @@ def test_a_local_sender_gets_the_errno_of_the_rule_action(target, router6, actio
     target.expect_nothing()
 
 
+@pytest.mark.requires("fresh_devices")  # a lab DUT's namespace keeps fib6_has_custom_rules from earlier tests
 def test_until_a_rule_is_added_main_is_looked_up_even_with_its_rule_deleted(target, router6):
     """fib6_rule_lookup(): fib6_has_custom_rules, set by the first rule added
     (fib6_rule_configure()) and never cleared, chooses the rules walk; before
@@ -174,5 +178,5 @@ def test_until_a_rule_is_added_main_is_looked_up_even_with_its_rule_deleted(targ
     target.sh("ip -6 rule del pref 32766")
     assert target.sh(f"ip -6 route get {FAR}") == \
         f"{FAR} from :: via {h1.ip6} dev {h1.port.name} src {h1.dut_ip6} metric 1024 pref medium\n"
-    target.sh("ip -6 rule add pref 100 nop")
+    target.sh("ip -6 rule add to 2001:db8:98::/64 pref 100 nop")
     assert _refusal(target, f"ip -6 route get {FAR}") == ("RTNETLINK answers: Network is unreachable", 2)
