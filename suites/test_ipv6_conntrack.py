@@ -40,9 +40,9 @@ DATA = bytes(range(256)) * 12
 SPORT, DPORT = 4444, 7777
 
 
-def _udp(src: str, dst: str, length: int) -> bytes:
+def _udp(src: str, dst: str, length: int, dport: int = DPORT) -> bytes:
     """A UDP datagram of `length` bytes (header included), its checksum over the IPv6 pseudo-header."""
-    return bytes(IPv6(src=src, dst=dst) / UDP(sport=SPORT, dport=DPORT) / DATA[:length - 8])[40:]
+    return bytes(IPv6(src=src, dst=dst) / UDP(sport=SPORT, dport=dport) / DATA[:length - 8])[40:]
 
 
 def _cut(udp: bytes, sizes: tuple[int, ...]) -> list[tuple[int, bytes, bool]]:
@@ -60,7 +60,7 @@ def _fragments(host, dst: str, udp: bytes, sizes: tuple[int, ...], ident: int) -
 
 
 def _forwarded(h0, h1, udp: bytes, sizes: tuple[int, ...]) -> list[Mask]:
-    """What leaves toward h1: the same pieces, hop limit 63, a new identification."""
+    """What leaves toward h1 from h0: the same pieces, hop limit 63, a new identification."""
     return [Mask(h1.from_dut6(src=h0.ip6, dst=h1.ip6, hlim=63) /
                  IPv6ExtHdrFragment(nh=17, offset=offset // 8, m=int(more), id=0) / data)
             .ignore(IPv6ExtHdrFragment, "id", "ipv6_select_ident(): a keyed hash of the addresses")
@@ -196,3 +196,29 @@ def test_a_duplicate_fragment_is_freed_and_the_datagram_still_completes(target, 
         target.expect(h1.port, mask)
     target.expect_nothing()
     assert drops(target) == [("DUP_FRAG", "IP_DEFRAG", "nf_ct_frag6_gather")]
+
+
+DNAT = """table inet nat {
+\tchain prerouting {
+\t\ttype nat hook prerouting priority dstnat; policy accept;
+\t\tudp dport 7777 dnat ip6 to [2001:db8:1::2]:5353
+\t}
+}
+"""
+
+
+def test_a_fragmented_datagram_is_dnatted_whole_and_leaves_in_its_fragments(target, router6):
+    """NAT66 on the reassembled datagram: the first fragment leaves with the new
+    port and the checksum of the new pseudo-header; the reply is un-NATed."""
+    h0, h1, _ = router6
+    target.sh("nft -f -", stdin=DNAT)
+    sent = _udp(h0.ip6, h0.dut_ip6, 3000)
+    target.send(h0.port, _fragments(h0, h0.dut_ip6, sent, (1000, 600), ident=0x66))
+    natted = _udp(h0.ip6, h1.ip6, 3000, dport=5353)
+    for mask in _forwarded(h0, h1, natted, (1000, 600)):
+        target.expect(h1.port, mask)
+    target.send(h1.port, h1.to_dut6(src=h1.ip6, dst=h0.ip6) / UDP(sport=5353, dport=SPORT) / b"answer")
+    target.expect(h0.port, h0.from_dut6(src=h0.dut_ip6, dst=h0.ip6, hlim=63) / UDP(sport=DPORT, dport=SPORT) /
+                  b"answer")
+    target.expect_nothing()
+    assert drops(target) == []

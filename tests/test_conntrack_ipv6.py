@@ -108,6 +108,8 @@ def test_conntrack_l_lists_both_families_unless_told_one():
     assert sh(k, ["conntrack", "-L", "-f", "ipv6"]) == sh(k, ["conntrack", "-L", "-s", A]) == v6
     assert sh(k, ["conntrack", "-L", "-f", "ipv4"]) == v4
     assert sh(k, ["conntrack", "-C"]) == "2\n"
+    sh(k, ["conntrack", "-F", "-f", "ipv6"])
+    assert sh(k, ["conntrack", "-L"]) == "", "-F ignores the family"
 
 
 NAT66 = """table ip6 nat {
@@ -221,3 +223,17 @@ def test_ct_original_ip6_saddr_matches_the_entry_and_an_ipv4_entry_breaks_the_ru
     for pkt in (IPv6(src=A, dst=B) / UDP(sport=1, dport=2), IPv6(src=B, dst=A) / UDP(sport=2, dport=1)):
         _hooked(k, pkt, (NF_INET_PRE_ROUTING, NF_INET_POST_ROUTING))
     assert [c.packets for c in counters(k)] == [2, 2, 0]
+
+
+def test_a_concatenation_of_ct_keys_alone_turns_conntrack_on():
+    """nft_ct_get_init() takes nf_ct_netns_get() for every ct key, in a concatenation too."""
+    k = Kernel()
+    sh(k, ["nft", "-f", "-"], """table ip6 t {
+\tchain c {
+\t\ttype filter hook prerouting priority 0; policy accept;
+\t\tct original ip6 saddr . ct original ip6 daddr { 2001:db8::2 . 2001:db8:1::2 } counter
+\t}
+}
+""")
+    _hooked(k, IPv6(src=A, dst=B) / UDP(sport=1, dport=2), (NF_INET_PRE_ROUTING,))
+    assert [c.packets for c in counters(k)] == [1]

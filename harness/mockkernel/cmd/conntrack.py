@@ -7,7 +7,7 @@ summaries ("N flow entries have been shown.") go to stderr, which `target.sh`
 does not return on any target. -L and -D see both families (conntrack-tools
 dumps AF_UNSPEC; seen on 6.18) unless -f/--family ipv4|ipv6 or an address
 filter names one (a filter of the other family is "mismatched address
-family"); -C, -S, -F and -I refuse -f.
+family"); -C, -S and -I refuse -f, -F takes it and empties both families.
 Filters: -s/-d (original source/destination),
 -r/-q (reply source/destination), -p, then --sport/--dport (and their
 --orig-port-* names) and for tcp --state, -m/--mark. As in the real tool,
@@ -58,8 +58,10 @@ def run(net, argv: list[str], stdin: str | None = None) -> str:
     if command is None:
         raise _usage(f"unknown option `{argv[1]}'")
     options = _options(argv[2:])
-    if command in ("count", "stats", "flush") and options:
-        raise _usage(f"Illegal option `{_long_name(next(iter(options)))}' with this command")
+    # -F takes -f and flushes every family all the same (seen on 6.18)
+    refused = [key for key in options if not (command == "flush" and key == "family")]
+    if command in ("count", "stats", "flush") and refused:
+        raise _usage(f"Illegal option `{_long_name(refused[0])}' with this command")
     if command == "create" and "family" in options:
         raise _usage("Illegal option `--family' with this command")
     if command == "create":

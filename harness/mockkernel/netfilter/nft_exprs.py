@@ -642,6 +642,11 @@ class Fib(Selector):
         return fib6_type
 
 
+def reads_conntrack(lhs: Selector) -> bool:
+    """A ct key, alone or in a concatenation: nft_ct_get_init() takes conntrack (nf_ct_netns_get())."""
+    return any(isinstance(part, Ct) for part in (lhs.parts if isinstance(lhs, Concat) else (lhs,)))
+
+
 class Concat(Selector):
     """`a . b`: a concatenation, looked up as a tuple."""
 
@@ -762,7 +767,7 @@ class Match(Stmt):
 
     def __init__(self, lhs: Selector, op: str, rhs, mask: int | None = None, loc=None):
         self.lhs, self.op, self.rhs, self.mask, self.loc = lhs, op, rhs, mask, loc
-        self.needs_conntrack = isinstance(lhs, Ct)
+        self.needs_conntrack = reads_conntrack(lhs)
 
     @property
     def is_flags(self) -> bool:
@@ -1140,7 +1145,7 @@ class VerdictMap(Stmt):
 
     def __init__(self, lhs: Selector, ref: SetRef, loc=None):
         self.lhs, self.ref, self.loc = lhs, ref, loc
-        self.needs_conntrack = isinstance(lhs, Ct)
+        self.needs_conntrack = reads_conntrack(lhs)
 
     def text(self, pctx: PrintCtx) -> str:
         target = f"@{self.ref.name}" if self.ref.name else format_elements(self.ref.set, pctx.now)
