@@ -37,7 +37,7 @@ INTERFACES = [SimpleNamespace(port=f"p{i}", name=name) for i, name in enumerate(
 
 def _prepared_state(lab_file: str | None = "lab.yaml") -> DutState:
     """A DutState as after prepare(), for the allow-list alone (no DUT)."""
-    host = SimpleNamespace(dut=SimpleNamespace(user="root", host="192.0.2.1", port=22))
+    host = SimpleNamespace(dut=SimpleNamespace(user="root", host="192.0.2.1", port=22, via_netns=None))
     state = DutState(host, INTERFACES, [*LAB_PORTS, "ens2"], ["mgmt0"], lab_file)
     state._journal = {"prepared": True, "records": {}}
     return state

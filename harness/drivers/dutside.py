@@ -385,10 +385,11 @@ class DutSide:
         test: destroyed by their local address on the ports with SOCK_DESTROY (`ss -K`,
         tcp_abort(), which takes TIME_WAIT too; CONFIG_INET_DIAG_DESTROY)."""
         ports = {port.name for port in PORTS}
-        local = sorted(address["local"] for link in json.loads(self.lab.run(self.lab.dut, ["ip", "-j", "-4", "addr"]))
+        local = sorted(address["local"] for link in json.loads(self.lab.run(self.lab.dut, ["ip", "-j", "addr"]))
                        if link["ifname"] in ports for address in link.get("addr_info", []))
         if local:
-            where = " or ".join(f"src {address}" for address in local)
+            # an IPv6 address in brackets, or ss would read its last group as a port
+            where = " or ".join(f"src [{address}]" if ":" in address else f"src {address}" for address in local)
             self.lab.run(self.lab.dut, ["ss", "-K", "-tn", "state", "all", f"( {where} )"])
 
 

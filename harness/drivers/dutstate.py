@@ -758,7 +758,10 @@ def journal_dir() -> Path:
 
 
 def journal_path(dut: Any) -> Path:
-    return journal_dir() / f"dut-{dut.user}@{dut.host}-{dut.port}.json"
+    """One journal per DUT; a DUT reached from a namespace of its own (the stand-in
+    lab's, whose DUTs share addresses from one lab to the next) is named with it."""
+    via = f"-via-{dut.via_netns}" if dut.via_netns else ""
+    return journal_dir() / f"dut-{dut.user}@{dut.host}-{dut.port}{via}.json"
 
 
 # the state keeper ---------------------------------------------------------------

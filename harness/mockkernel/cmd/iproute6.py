@@ -8,7 +8,9 @@ for local and anycast routes, else main; the scope iproute2 sends is ignored
 by the kernel, which prints every IPv6 route with scope global. A listing
 prints each route as print_route() does for AF_INET6: type (unless
 unicast), destination, via, dev, table (listing all), proto (unless boot),
-metric (always: RTA_PRIORITY), metrics, pref; a selector given is left out
+metric (always: RTA_PRIORITY), `expires Nsec` while a lifetime runs (the
+kernel's rta_expires in clock_t, 100 a second), metrics (mtu, hoplimit), pref;
+a selector given is left out
 of each line; -d adds type, proto and "scope global".
 """
 from __future__ import annotations
@@ -42,6 +44,8 @@ MODIFY_NOT_MODELLED = ("src", "as", "from", "tos", "dsfield", "expires", "onlink
                        "scope")
 LIST_NOT_MODELLED = ("iif", "mark", "metric", "priority", "preference", "via", "src", "realms", "from",
                      "root", "match", "tos", "dsfield", "cached", "cloned", "vrf", "scope")
+# clock_t ticks a second (the kernel's rta_expires, and iproute2's get_user_hz())
+USER_HZ = 100
 USAGE = ToolError("Usage: ip route { add | del | change | append | replace } ROUTE", 255)
 NO_TABLE = ToolError("Error: ipv6: FIB table does not exist.\nDump terminated", 2)
 
@@ -268,8 +272,9 @@ def _print_route(net, f6i: Fib6Info, sel: RouteFilter, opts: IpOptions) -> Print
         out.add("scope", "global", "scope global ")
     out.add("metric", f6i.metric, f"metric {f6i.metric} ")
     out.add("flags", [])
-    if f6i.mtu is not None:
-        out.add("metrics", [{"mtu": f6i.mtu}], f"mtu {f6i.mtu} ")
+    if f6i.expires is not None and (left := int((f6i.expires - net.clock.now) * USER_HZ)) > 0:
+        out.add("expires", left // USER_HZ, f"expires {left // USER_HZ}sec ")
+    _print_metrics(out, f6i)
     out.add("pref", PREF_NAMES[f6i.pref], f"pref {PREF_NAMES[f6i.pref]}")
     if f6i.siblings is not None:
         out.add("nexthops", [{"gateway": addr_str(nh.gateway), "dev": net.devices[nh.ifindex].name,
@@ -277,6 +282,13 @@ def _print_route(net, f6i: Fib6Info, sel: RouteFilter, opts: IpOptions) -> Print
                 "".join(f"\n\tnexthop via {addr_str(nh.gateway)} dev {net.devices[nh.ifindex].name} "
                         f"weight {nh.weight} " for nh in f6i.siblings))
     return out.add(None, None, "\n")
+
+
+def _print_metrics(out: Printed, f6i: Fib6Info) -> None:
+    """print_rta_metrics(): RTAX_MTU, then RTAX_HOPLIMIT, as iproute2 orders them."""
+    metrics = {name: value for name, value in (("mtu", f6i.mtu), ("hoplimit", f6i.hoplimit)) if value is not None}
+    if metrics:
+        out.add("metrics", [metrics], "".join(f"{name} {value} " for name, value in metrics.items()))
 
 
 def _get(net, tokens, opts: IpOptions) -> str:
@@ -332,8 +344,7 @@ def _get(net, tokens, opts: IpOptions) -> str:
             out.add("prefsrc", addr_str(prefsrc), f"src {addr_str(prefsrc)} ")
     out.add("metric", f6i.metric, f"metric {f6i.metric} ")
     out.add("flags", [])
-    if f6i.mtu is not None:
-        out.add("metrics", [{"mtu": f6i.mtu}], f"mtu {f6i.mtu} ")
+    _print_metrics(out, f6i)
     if iif is not None:
         out.add("iif", iif.name, f"iif {iif.name} ")
     out.add("pref", PREF_NAMES[f6i.pref], f"pref {PREF_NAMES[f6i.pref]}")

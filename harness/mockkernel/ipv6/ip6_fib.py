@@ -67,6 +67,8 @@ class Fib6Info:
     # the ECMP group this route is a member of, in the node's order (fib6_siblings; None: no siblings)
     siblings: tuple[Fib6Info, ...] | None = field(default=None, repr=False)
     upper_bound: int = 0  # fib6_nh->fib_nh_upper_bound, rt6_upper_bound_set()
+    hoplimit: int | None = None  # RTAX_HOPLIMIT
+    expires: float | None = None  # RTF_EXPIRES: the clock time it stops being used at (fib6_check_expired())
     key: int = field(init=False)
     # the route received packets on this fib6_info take (rt6_make_pcpu_route()'s dst), while sernum holds
     rt6i_input: object | None = field(default=None, repr=False)

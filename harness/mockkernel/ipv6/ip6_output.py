@@ -77,7 +77,10 @@ def ip6_dst_mtu_forward(rt: route.Rt6Info) -> int:
 
 
 def ip6_dst_hoplimit(rt: route.Rt6Info) -> int:
-    """ip6_dst_hoplimit(): the device conf's hop_limit (no hoplimit metric here)."""
+    """ip6_dst_hoplimit(): the route's hoplimit metric (a router advertisement
+    sets it), else the device conf's hop_limit."""
+    if rt.f6i is not None and rt.f6i.hoplimit is not None:
+        return rt.f6i.hoplimit
     idev = addrconf.__in6_dev_get(rt.dev)
     return idev.cnf.hop_limit if idev is not None else 64
 

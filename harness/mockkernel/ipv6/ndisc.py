@@ -31,12 +31,18 @@ ours is IPV6_NDISC_NS_OTHERHOST. ndisc_recv_na() updates an existing entry
 and fails the DAD of a tentative target; an NA for no known entry is
 dropped. A router (forwarding on) takes an RS's source as a STALE neighbour;
 a host drops RSs. An RA (from a link-local source) updates its sender's
-entry STALE as a router.
+entry STALE as a router; with ipv6_accept_ra() (a router only with
+accept_ra 2) it also configures the port: the default route through its
+sender for the router lifetime, with its preference (rt6_add_dflt_router()),
+the cur hop limit (conf hop_limit and the route's hoplimit metric) and the
+MTU option (conf mtu and the route's mtu metric), each under its
+accept_ra_* sysctl.
 Returns are ndisc_rcv()'s: None when consumed, else the drop reason for
 icmpv6_rcv() to free the packet with.
 Left out: proxy NDP, anycast, redirects (dropped as the kernel drops them
-without a route), what an RA configures on a host (default router,
-prefixes, MTU, hop limit), unsolicited NAs (ndisc_notify).
+without a route), what else an RA carries (prefix information and SLAAC,
+route information, reachable and retrans times, M/O flags), unsolicited NAs
+(ndisc_notify).
 """
 from __future__ import annotations
 
@@ -47,22 +53,25 @@ from harness.mockkernel.core.neighbour import NeighTable, neigh_output, neigh_up
 from harness.mockkernel.core.rtnetlink import neigh_table_init
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.ipv6 import ip6_output, route
-from harness.mockkernel.ipv6.addrconf import (IFA_F_OPTIMISTIC, IFA_F_TENTATIVE, IN6ADDR_ANY,
+from harness.mockkernel.ipv6.ip6_fib import ICMPV6_ROUTER_PREF_MEDIUM, Fib6Info
+from harness.mockkernel.ipv6.addrconf import (IFA_F_OPTIMISTIC, IFA_F_TENTATIVE, IN6ADDR_ANY, IPV6_MIN_MTU,
                                               IN6ADDR_LINKLOCAL_ALLNODES, addrconf_addr_solict_mult,
                                               addrconf_dad_failure, ipv6_chk_addr, ipv6_dev_get_saddr,
                                               ipv6_get_ifaddr, ipv6_get_lladdr)
 from harness.mockkernel.net import NUD_FAILED, NUD_NOARP, NUD_PROBE, NUD_REACHABLE, NUD_STALE, NUD_VALID, Neighbour
 from harness.mockkernel.wire import icmpv6
 from harness.mockkernel.wire import ipv6 as wire_ipv6
-from harness.mockkernel.wire.ndisc import (ND_MSG_LEN, ND_OPT_NONCE, ND_OPT_SOURCE_LL_ADDR, ND_OPT_TARGET_LL_ADDR,
-                                           ND_OVERRIDE, ND_ROUTER, ND_SOLICITED, RA_MSG_LEN, RS_MSG_LEN, NdMsg,
-                                           lladdr_option, nonce_option, option_lladdr, option_nonce, parse_options)
+from harness.mockkernel.wire.ndisc import (ND_MSG_LEN, ND_OPT_MTU, ND_OPT_NONCE, ND_OPT_SOURCE_LL_ADDR,
+                                           ND_OPT_TARGET_LL_ADDR, ND_OVERRIDE, ND_ROUTER, ND_SOLICITED, RA_MSG_LEN,
+                                           RS_MSG_LEN, NdMsg, RaMsg, lladdr_option, nonce_option, option_lladdr,
+                                           option_mtu, option_nonce, parse_options)
 from harness.mockkernel.wire.ethernet import ETH_P_IPV6
 from harness.mockkernel.wire.icmpv6 import (ICMPV6_ADDR_UNREACH, ICMPV6_DEST_UNREACH, NDISC_NEIGHBOUR_ADVERTISEMENT,
                                             NDISC_NEIGHBOUR_SOLICITATION, NDISC_ROUTER_ADVERTISEMENT,
                                             NDISC_ROUTER_SOLICITATION)
 
 NDISC_HOP_LIMIT = 255
+ICMPV6_ROUTER_PREF_INVALID = 0x2  # include/uapi/linux/icmpv6.h
 
 
 def ndisc_mc_map(addr: bytes) -> bytes:
@@ -305,31 +314,90 @@ def ndisc_recv_rs(skb: SkBuff) -> DropReason | None:
     saddr = wire_ipv6.ADDRS.unpack_from(buf, skb.network_header)[0]
     if idev is None or not idev.cnf.forwarding or saddr == IN6ADDR_ANY:
         return DropReason.NOT_SPECIFIED
-    return _learn_sender(skb, saddr, RS_MSG_LEN, False, "ndisc_recv_rs")
+    options = parse_options(buf, th + RS_MSG_LEN, skb.tail)
+    if options is None:
+        return DropReason.IPV6_NDISC_BAD_OPTIONS
+    return _learn_sender(skb, saddr, options, False, "ndisc_recv_rs")
+
+
+def ipv6_accept_ra(idev) -> bool:
+    """include/net/ipv6.h ipv6_accept_ra(): a router (forwarding on) takes
+    advertisements only with accept_ra 2."""
+    return idev.cnf.accept_ra == 2 if idev.cnf.forwarding else bool(idev.cnf.accept_ra)
 
 
 def ndisc_router_discovery(skb: SkBuff) -> DropReason | None:
-    """An RA from a link-local source: its sender becomes a STALE router entry."""
-    dev, buf, th = skb.dev, skb.buf, skb.transport_header
+    """An RA from a link-local source: with ipv6_accept_ra(), the default
+    router it names (accept_ra_defrtr, not from an address of ours), its cur
+    hop limit (not below accept_ra_min_hop_limit); its sender a STALE router
+    entry whatever accept_ra says; then, with ipv6_accept_ra(), its MTU option
+    (accept_ra_mtu, within [1280, the device's MTU])."""
+    net, dev, buf, th = skb.net, skb.dev, skb.buf, skb.transport_header
     saddr = wire_ipv6.ADDRS.unpack_from(buf, skb.network_header)[0]
     if not wire_ipv6.is_linklocal(saddr):
         return DropReason.NOT_SPECIFIED
     if skb.tail - th < RA_MSG_LEN:
         return DropReason.PKT_TOO_SMALL
-    if dev.ip6_ptr is None:
+    idev = dev.ip6_ptr
+    if idev is None:
         return DropReason.NOT_SPECIFIED
-    return _learn_sender(skb, saddr, RA_MSG_LEN, True, "ndisc_router_discovery")
-
-
-def _learn_sender(skb: SkBuff, saddr: bytes, msg_len: int, router: bool, where: str) -> DropReason | None:
-    """What ndisc_recv_rs() and ndisc_router_discovery() both do with a
-    checked RS or RA: its options past the `msg_len`-byte message parsed, and
-    the sender made a STALE entry with its source link-layer address (a
-    router's entry for an RA, a host's for an RS)."""
-    net, dev, buf, th = skb.net, skb.dev, skb.buf, skb.transport_header
-    options = parse_options(buf, th + msg_len, skb.tail)
+    options = parse_options(buf, th + RA_MSG_LEN, skb.tail)
     if options is None:
         return DropReason.IPV6_NDISC_BAD_OPTIONS
+    accept_ra = ipv6_accept_ra(idev)
+    rt = None
+    if accept_ra and idev.cnf.accept_ra_defrtr and (idev.cnf.accept_ra_from_local
+                                                    or not ipv6_chk_addr(net, saddr, dev)):
+        rt = _default_router(skb, idev, RaMsg(buf, th), saddr)
+    reason = _learn_sender(skb, saddr, options, True, "ndisc_router_discovery")
+    if reason is not None or not accept_ra:
+        return reason
+    if ND_OPT_MTU in options and idev.cnf.accept_ra_mtu:
+        mtu = option_mtu(buf, options[ND_OPT_MTU])
+        if IPV6_MIN_MTU <= mtu <= dev.mtu and mtu != idev.cnf.mtu6:
+            net.sysctl.store(f"net.ipv6.conf.{dev.name}.mtu", mtu)
+            if rt is not None:
+                rt.mtu = mtu
+    return None
+
+
+def _default_router(skb: SkBuff, idev, ra: RaMsg, saddr: bytes) -> Fib6Info | None:
+    """The default-router part of ndisc_router_discovery(): the route through
+    the sender added or renewed for the router lifetime with its preference,
+    or withdrawn (lifetime 0); then the cur hop limit, the route's hoplimit
+    metric too. A lifetime below accept_ra_min_lft skips both. The route, if any."""
+    net, dev = skb.net, skb.dev
+    lifetime = ra.router_lifetime
+    if lifetime and lifetime < idev.cnf.accept_ra_min_lft:
+        return None
+    pref = ra.router_pref
+    if pref == ICMPV6_ROUTER_PREF_INVALID or not idev.cnf.accept_ra_rtr_pref:
+        pref = ICMPV6_ROUTER_PREF_MEDIUM  # 10b is taken as 00b
+    rt = route.rt6_get_dflt_router(net, saddr, dev)
+    if rt is not None and not lifetime:
+        route.ip6_del_rt(net, rt)
+        rt = None
+    elif rt is None and lifetime:
+        rt = route.rt6_add_dflt_router(net, saddr, dev, pref)
+    elif rt is not None:
+        rt.pref = pref
+    if rt is not None:
+        route.fib6_set_expires(net, rt, lifetime)
+    hop_limit = ra.cur_hop_limit
+    if idev.cnf.accept_ra_min_hop_limit < 256 and hop_limit and idev.cnf.accept_ra_min_hop_limit <= hop_limit:
+        net.sysctl.store(f"net.ipv6.conf.{dev.name}.hop_limit", hop_limit)
+        if rt is not None:
+            rt.hoplimit = hop_limit
+    return rt
+
+
+def _learn_sender(skb: SkBuff, saddr: bytes, options: dict[int, int], router: bool,
+                  where: str) -> DropReason | None:
+    """What ndisc_recv_rs() and ndisc_router_discovery() both do with a
+    checked RS or RA and its parsed options: the sender made a STALE entry
+    with its source link-layer address (a router's entry for an RA, a host's
+    for an RS)."""
+    net, dev, buf = skb.net, skb.dev, skb.buf
     lladdr = _opt_lladdr(buf, options, ND_OPT_SOURCE_LL_ADDR)
     if lladdr is False:
         return DropReason.NOT_SPECIFIED

@@ -15,7 +15,9 @@ device's state changes.
   (ip6_fib.py) pick, of the longest prefix, the lowest-metric route whose
   device is up, preferring one out of `oif`; a destination that needs a
   strict match (rt6_need_strict(): multicast, link-local, loopback) takes
-  only a route out of `oif`. No route at all is ip6_null_entry (ENETUNREACH).
+  only a route out of `oif`, and none whose lifetime (RTF_EXPIRES) is over
+  (find_match() -> fib6_check_expired()). No route at all is ip6_null_entry
+  (ENETUNREACH).
 - The dst (`Rt6Info`, struct rt6_info) a route gives, as ip6_rt_init_dst():
   local and anycast routes deliver (ip6_input) on lo's dst, multicast
   prefixes go to ip6_mc_input, the rest to ip6_forward; reject routes fail
@@ -28,7 +30,9 @@ device's state changes.
 Left out: router preference and neighbour reachability in the route score
 (rt6_score_route(); a host's failed router is not passed over), multipath
 hash policies 2 and 3 (inner headers, custom fields: refused when set),
-nexthop objects, PMTU/redirect exceptions, route expiry, VRF.
+nexthop objects, PMTU/redirect exceptions, VRF; an expired route (RTF_EXPIRES: a
+router advertisement's) is deleted at its expiry, where the kernel's garbage
+collector (fib6_run_gc()) comes up to gc_interval (30 s) later.
 """
 from __future__ import annotations
 
@@ -43,8 +47,9 @@ from harness.mockkernel.core.flow_dissector import flow_hash_ipv6
 from harness.mockkernel.core.rtnetlink import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
 from harness.mockkernel.core.sysctl import proc_dou8vec_minmax
 from harness.mockkernel.ipv6.fib6_rules import Flowi6, fib6_rule_lookup
-from harness.mockkernel.ipv6.ip6_fib import (MASKS, RTF_ANYCAST, RTF_GATEWAY, RTF_LOCAL, RTF_NONEXTHOP,
-                                             RTF_REJECT, RTF_UP, Fib6Info, Fib6Table, fib6_new_table)
+from harness.mockkernel.ipv6.ip6_fib import (MASKS, RTF_ADDRCONF, RTF_ANYCAST, RTF_DEFAULT, RTF_GATEWAY,
+                                             RTF_LOCAL, RTF_NONEXTHOP, RTF_REJECT, RTF_UP, Fib6Info, Fib6Table,
+                                             fib6_new_table)
 from harness.mockkernel.ipv6.netns import RT6_TABLE_LOCAL, RT6_TABLE_MAIN
 from harness.mockkernel.net import (RTN_ANYCAST, RTN_BLACKHOLE, RTN_LOCAL, RTN_MULTICAST, RTN_PROHIBIT,
                                     RTN_THROW, RTN_UNICAST, RTN_UNREACHABLE, NetDevice, RouteType)
@@ -156,7 +161,7 @@ def fib6_table_lookup(net, table: Fib6Table, daddr: int, oif: int, strict: bool)
             if best is not None and f6i.metric != best.metric:
                 break
             dev = devices.get(f6i.ifindex)
-            if dev is None or not dev.up:
+            if dev is None or not dev.up or (f6i.expires is not None and net.clock.now >= f6i.expires):
                 continue
             if f6i.ifindex == oif or not oif:
                 return f6i
@@ -443,6 +448,40 @@ def ip6_del_rt(net, f6i: Fib6Info) -> None:
     if table is not None and f6i in table.routes(f6i.key, f6i.dst_len):
         table.delete(f6i)
         fib6_update_sernum(net)
+
+
+RTF_RA_ROUTER = RTF_ADDRCONF | RTF_DEFAULT
+
+
+def rt6_get_dflt_router(net, gwaddr: bytes, dev: NetDevice) -> Fib6Info | None:
+    """The default route a router advertisement from `gwaddr` on `dev` made."""
+    table = net.ipv6.fib_tables.get(RT6_TABLE_MAIN)
+    routes = table.routes(0, 0) if table is not None else []
+    return next((f6i for f6i in routes if f6i.ifindex == dev.ifindex and f6i.gateway == gwaddr
+                 and f6i.flags & RTF_RA_ROUTER == RTF_RA_ROUTER), None)
+
+
+def rt6_add_dflt_router(net, gwaddr: bytes, dev: NetDevice, pref: int) -> Fib6Info:
+    """A router advertisement's default route: main table, metric 1024 (the
+    default ra_defrtr_metric), proto ra, its router preference; the caller
+    sets its lifetime (fib6_set_expires())."""
+    cfg = Fib6Config(bytes(16), 0, ifindex=dev.ifindex, gateway=gwaddr, metric=IP6_RT_PRIO_USER,
+                     protocol="ra", flags=RTF_UP | RTF_RA_ROUTER)
+    f6i = ip6_route_info_create(net, cfg)
+    f6i.pref = pref
+    ip6_ins_rt(net, f6i)
+    return f6i
+
+
+def fib6_set_expires(net, f6i: Fib6Info, lifetime: float) -> None:
+    """RTF_EXPIRES: the route is used for `lifetime` more seconds, then deleted
+    (unless its lifetime was renewed meanwhile)."""
+    expires = f6i.expires = net.clock.now + lifetime
+
+    def expire() -> None:
+        if f6i.expires == expires:
+            ip6_del_rt(net, f6i)
+    net.clock.add_timer(lifetime, expire)
 
 
 def ip6_route_del(net, cfg: Fib6Config) -> None:

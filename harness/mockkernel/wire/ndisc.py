@@ -14,7 +14,7 @@ import struct
 from harness.mockkernel.wire.errors import Truncated
 from harness.mockkernel.wire.view import HeaderView
 
-ND_OPT_SOURCE_LL_ADDR, ND_OPT_TARGET_LL_ADDR, ND_OPT_NONCE = 1, 2, 14
+ND_OPT_SOURCE_LL_ADDR, ND_OPT_TARGET_LL_ADDR, ND_OPT_MTU, ND_OPT_NONCE = 1, 2, 5, 14
 ND_MSG_LEN = 24  # struct nd_msg: the ICMPv6 header, the target
 RS_MSG_LEN, RA_MSG_LEN = 8, 16  # struct rs_msg, ra_msg
 # field offsets of struct nd_msg
@@ -48,6 +48,40 @@ class NdMsg(HeaderView):
     @property
     def target(self) -> bytes:
         return bytes(self.buf[self.off + TARGET:self.off + TARGET + 16])
+
+
+def check_ra_len(buf: bytearray, off: int, end: int) -> None:
+    if end - off < RA_MSG_LEN:
+        raise Truncated(None, f"an RA needs {RA_MSG_LEN} bytes, have {end - off}")
+
+
+class RaMsg(HeaderView):
+    """struct ra_msg: a router advertisement at its ICMPv6 header."""
+
+    __slots__ = ()
+    _check = staticmethod(check_ra_len)
+    _FIELDS = struct.Struct("!4xBBH")  # cur hop limit, M|O|H|prf|P, router lifetime (s)
+
+    @property
+    def cur_hop_limit(self) -> int:
+        return self._FIELDS.unpack_from(self.buf, self.off)[0]
+
+    @property
+    def router_pref(self) -> int:
+        """icmp6_router_pref: bits 3-4 of the flags byte (RFC 4191 2.2)."""
+        return self._FIELDS.unpack_from(self.buf, self.off)[1] >> 3 & 0x3
+
+    @property
+    def router_lifetime(self) -> int:
+        return self._FIELDS.unpack_from(self.buf, self.off)[2]
+
+
+_MTU = struct.Struct("!4xI")  # the option header, 2 reserved bytes, the MTU
+
+
+def option_mtu(buf, off: int) -> int:
+    """An MTU option's MTU (ndisc_router_discovery() reads it whatever the option's length)."""
+    return _MTU.unpack_from(buf, off)[0]
 
 
 def parse_options(buf, off: int, end: int) -> dict[int, int] | None:
