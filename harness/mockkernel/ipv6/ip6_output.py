@@ -6,9 +6,12 @@ ip6_forward(), in the kernel's order: with net.ipv6.conf.all.forwarding 0
 (and no force_forwarding on the receiving device) the packet is dropped
 IP_INADDRERRORS (no ICMP); a frame for another host is
 dropped; hop limit 1 or less is answered with time exceeded (hop limit) and
-IP_INHDR; an unspecified, multicast or loopback source is IP_INADDRERRORS,
-a link-local one is answered with destination unreachable (beyond scope,
-ICMPV6_NOT_NEIGHBOUR) first; a packet over the egress MTU is answered with
+IP_INHDR; a packet going out of the device it came in on makes a redirect
+to its sender (ndisc_send_redirect(), naming the route's gateway or the
+destination itself), at most one a second per destination after a burst of
+six (inet_peer_xrlim_allow()), and goes on; else an unspecified, multicast or
+loopback source is IP_INADDRERRORS, a link-local one is answered with
+destination unreachable (beyond scope, ICMPV6_NOT_NEIGHBOUR) first; a packet over the egress MTU is answered with
 packet too big carrying the MTU and dropped PKT_TOO_BIG (routers never
 fragment). The MTU is the egress device's (ip6_dst_mtu_maybe_forward(): a
 route's mtu metric counts for forwarding only when locked), at least 1280.
@@ -28,8 +31,8 @@ length of its largest fragment (IP6CB(skb)->frag_max_size) and its fragments'
 lengths (its frag_list): forwarding refuses it with packet too big when that
 fragment does not fit the MTU (ip6_pkt_too_big()), and it leaves cut where it
 was cut on arrival (ip6_fragment()'s fast path), even when it would fit whole.
-Left out: redirects (the ingress and egress device are the same), router
-alert delivery to raw sockets, proxy NDP, GSO, IPsec, per-device SNMP6 counters.
+Left out: router alert delivery to raw sockets, proxy NDP, GSO, IPsec (a
+redirect's "not for a packet decapsulated from IPsec"), per-device SNMP6 counters.
 """
 from __future__ import annotations
 
@@ -43,7 +46,9 @@ from harness.mockkernel.core.snmp import (IP6_MIB_FRAGCREATES, IP6_MIB_FRAGFAILS
                                           IP6_MIB_OUTFORWDATAGRAMS, IP6_MIB_OUTMCASTOCTETS, IP6_MIB_OUTMCASTPKTS,
                                           IP6_MIB_OUTOCTETS, IP6_MIB_OUTREQUESTS, IP6_MIB_OUTTRANSMITS)
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree_skb
+from harness.mockkernel.ipv4.icmp import inet_peer_xrlim_allow
 from harness.mockkernel.ipv6 import addrconf, route
+from harness.mockkernel.ipv6.ip6_fib import RTF_GATEWAY
 from harness.mockkernel.netfilter.core import NF_INET_FORWARD, NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING, \
     NFPROTO_IPV6, nf_hook
 from harness.mockkernel.wire.ethernet import ETH_P_IPV6
@@ -58,6 +63,7 @@ from harness.mockkernel.wire.ipv6 import (ANY, ADDRS, DADDR_FIELD, FRAG_HEADER, 
 
 HOP_FORWARD_OK = Hop(Stage.IP_FORWARD, "ip6_forward", "OK")
 ALL_FORWARDING = "net.ipv6.conf.all.forwarding"
+REDIRECT_INTERVAL = 1.0  # 1*HZ: a redirect's token per destination (ip6_forward) and per sender (ndisc_send_redirect)
 
 
 def ip6_dev_mtu(dev) -> int:
@@ -111,7 +117,13 @@ def ip6_forward(skb: SkBuff) -> None:
         stats[IP6_MIB_INHDRERRORS] += 1
         return kfree_skb(skb, DropReason.IP_INHDR, Stage.IP_FORWARD, "ip6_forward")
     out = rt.dev
-    if skb.skb_iif != out.ifindex:  # a redirect's case (the same device) is left out
+    if skb.skb_iif == out.ifindex:
+        # in and out the same device: the sender gets a redirect, limited by destination here
+        f6i = rt.f6i
+        target = f6i.gateway if f6i is not None and f6i.flags & RTF_GATEWAY else DADDR_FIELD.unpack_from(buf, nh)[0]
+        if inet_peer_xrlim_allow(net, DADDR_FIELD.unpack_from(buf, nh)[0], REDIRECT_INTERVAL):
+            net.ipv6.ndisc_send_redirect(skb, target)
+    else:
         saddr_type = ipv6_addr_type(ADDRS.unpack_from(buf, nh)[0])
         if saddr_type == IPV6_ADDR_ANY or saddr_type & (IPV6_ADDR_MULTICAST | IPV6_ADDR_LOOPBACK):
             stats[IP6_MIB_INADDRERRORS] += 1

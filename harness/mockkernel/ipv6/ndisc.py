@@ -53,7 +53,8 @@ from harness.mockkernel.core.neighbour import NeighTable, neigh_output, neigh_up
 from harness.mockkernel.core.rtnetlink import neigh_table_init
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.ipv6 import ip6_output, route
-from harness.mockkernel.ipv6.ip6_fib import ICMPV6_ROUTER_PREF_MEDIUM, Fib6Info
+from harness.mockkernel.ipv4.icmp import inet_peer_xrlim_allow
+from harness.mockkernel.ipv6.ip6_fib import ICMPV6_ROUTER_PREF_MEDIUM, RTF_GATEWAY, Fib6Info
 from harness.mockkernel.ipv6.addrconf import (IFA_F_OPTIMISTIC, IFA_F_TENTATIVE, IN6ADDR_ANY, IPV6_MIN_MTU,
                                               IN6ADDR_LINKLOCAL_ALLNODES, addrconf_addr_solict_mult,
                                               addrconf_dad_failure, ipv6_chk_addr, ipv6_dev_get_saddr,
@@ -63,11 +64,12 @@ from harness.mockkernel.wire import icmpv6
 from harness.mockkernel.wire import ipv6 as wire_ipv6
 from harness.mockkernel.wire.ndisc import (ND_MSG_LEN, ND_OPT_MTU, ND_OPT_NONCE, ND_OPT_SOURCE_LL_ADDR,
                                            ND_OPT_TARGET_LL_ADDR, ND_OVERRIDE, ND_ROUTER, ND_SOLICITED, RA_MSG_LEN,
-                                           RS_MSG_LEN, NdMsg, RaMsg, lladdr_option, nonce_option, option_lladdr,
-                                           option_mtu, option_nonce, parse_options)
+                                           RD_MSG_LEN, RS_MSG_LEN, NdMsg, RaMsg, lladdr_option, nonce_option,
+                                           option_lladdr, option_mtu, option_nonce, parse_options,
+                                           redirected_header_option)
 from harness.mockkernel.wire.ethernet import ETH_P_IPV6
 from harness.mockkernel.wire.icmpv6 import (ICMPV6_ADDR_UNREACH, ICMPV6_DEST_UNREACH, NDISC_NEIGHBOUR_ADVERTISEMENT,
-                                            NDISC_NEIGHBOUR_SOLICITATION, NDISC_ROUTER_ADVERTISEMENT,
+                                            NDISC_NEIGHBOUR_SOLICITATION, NDISC_REDIRECT, NDISC_ROUTER_ADVERTISEMENT,
                                             NDISC_ROUTER_SOLICITATION)
 
 NDISC_HOP_LIMIT = 255
@@ -155,6 +157,39 @@ def ndisc_send_na(net, dev, daddr: bytes, target: bytes, router: bool, solicited
     if inc_opt:
         message += lladdr_option(ND_OPT_TARGET_LL_ADDR, dev.mac)
     ndisc_send_skb(net, dev, message, daddr, saddr, "ndisc_send_na", cause)
+
+
+def ndisc_send_redirect(skb: SkBuff, target: bytes) -> None:
+    """The redirect ip6_forward() sends the sender of `skb` (forwarded out of
+    the device it came in on, skb.dev) about its destination: `target` the
+    better first hop, the destination itself or a link-local router (else no
+    redirect), from the device's link-local address (none: no redirect), only
+    to a sender on the link (no route via a gateway to it) and at most one a
+    second per sender after a burst of six; with the target's link-layer
+    address when its entry is valid (the entry made if missing:
+    dst_neigh_lookup()), and the packet's first bytes in a redirected header
+    option, all within 1280 bytes in 8-byte units."""
+    net, dev, buf, nh = skb.net, skb.dev, skb.buf, skb.network_header
+    saddr = ipv6_get_lladdr(dev)
+    if saddr is None:
+        return
+    sender, daddr = wire_ipv6.ADDRS.unpack_from(buf, nh)
+    if daddr != target and wire_ipv6.ipv6_addr_type(target) != (wire_ipv6.IPV6_ADDR_UNICAST |
+                                                                 wire_ipv6.IPV6_ADDR_LINKLOCAL):
+        return
+    back = route.ip6_route_output(net, sender, dev.ifindex)
+    if back.error or (back.f6i is not None and back.f6i.flags & RTF_GATEWAY):
+        return
+    if not inet_peer_xrlim_allow(net, sender, ip6_output.REDIRECT_INTERVAL):
+        return
+    out = skb.dst.dev
+    neigh = net.nd_tbl.entries.get((out.ifindex, target)) or ndisc_constructor(net, out, target)
+    options = lladdr_option(ND_OPT_TARGET_LL_ADDR, neigh.lladdr) if neigh.state & NUD_VALID else b""
+    rd_len = min(IPV6_MIN_MTU - wire_ipv6.IPV6_HLEN - RD_MSG_LEN - len(options), skb.tail - nh + 8) & ~7
+    if rd_len:
+        options += redirected_header_option(bytes(buf[nh:nh + rd_len - 8]))
+    message = icmpv6.build(NDISC_REDIRECT, 0, 0, target + daddr) + options
+    ndisc_send_skb(net, dev, message, sender, saddr, "ndisc_send_redirect", cause=skb)
 
 
 def ndisc_solicit(net, neigh: Neighbour, skb: SkBuff | None) -> None:
@@ -410,7 +445,8 @@ def _learn_sender(skb: SkBuff, saddr: bytes, options: dict[int, int], router: bo
 
 def ndisc_init(net) -> None:
     """neigh_table_init(NEIGH_ND_TABLE, &nd_tbl) (locktime 0); the neighbour
-    output ip6_finish_output2() calls, and DAD's sender."""
+    output ip6_finish_output2() calls, DAD's sender and ip6_forward()'s redirect."""
     neigh_table_init(net, "nd_tbl", NeighTable({}, ETH_P_IPV6, ndisc_solicit, ndisc_error_report, locktime=0.0))
     net.ipv6.neigh_output = ndisc_neigh_output
     net.ipv6.ndisc_send_ns = ndisc_send_ns
+    net.ipv6.ndisc_send_redirect = ndisc_send_redirect

@@ -6,6 +6,7 @@ and main), `fib6_has_custom_rules` (ipv6/fib6_rules.py), `fib6_sernum`,
 bumped by every FIB change (fib6_update_sernum()):
 the input routes cached on the routes (route.py) are stale once it moved;
 `devconf_all`/`devconf_dflt` and DAD's `ndisc_send_ns` (addrconf.py, ndisc.py);
+`ndisc_send_redirect`, which ip6_forward() calls (ip6_output.py, ndisc.py);
 `icmpv6_send`, ICMPv6's sender for the modules below it (icmpv6_init(),
 inet6_register_icmp_sender()); `frags`, the reassembly queues (reassembly.py);
 `flowlabel_secret`, the key of automatic flow labels (icmp.py), drawn at first use.
@@ -28,6 +29,8 @@ class NetnsIpv6:
         # neighbour discovery's solicitation sender, for DAD, and the neighbour output
         # ip6_finish_output2() hands packets to, fn(skb, nexthop) (ipv6/ndisc.py ndisc_init())
         self.ndisc_send_ns = self.neigh_output = None
+        # fn(skb, target): the redirect ip6_forward() sends (ipv6/ndisc.py ndisc_init())
+        self.ndisc_send_redirect = None
         self.icmpv6_send = None
         self.frags: dict = {}
         self.flowlabel_secret: bytes | None = None

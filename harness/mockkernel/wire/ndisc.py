@@ -14,9 +14,9 @@ import struct
 from harness.mockkernel.wire.errors import Truncated
 from harness.mockkernel.wire.view import HeaderView
 
-ND_OPT_SOURCE_LL_ADDR, ND_OPT_TARGET_LL_ADDR, ND_OPT_MTU, ND_OPT_NONCE = 1, 2, 5, 14
+ND_OPT_SOURCE_LL_ADDR, ND_OPT_TARGET_LL_ADDR, ND_OPT_REDIRECT_HDR, ND_OPT_MTU, ND_OPT_NONCE = 1, 2, 4, 5, 14
 ND_MSG_LEN = 24  # struct nd_msg: the ICMPv6 header, the target
-RS_MSG_LEN, RA_MSG_LEN = 8, 16  # struct rs_msg, ra_msg
+RS_MSG_LEN, RA_MSG_LEN, RD_MSG_LEN = 8, 16, 40  # struct rs_msg, ra_msg, rd_msg (target, destination)
 # field offsets of struct nd_msg
 CODE, FLAGS, TARGET = 1, 4, 8
 ND_ROUTER, ND_SOLICITED, ND_OVERRIDE = 0x80000000, 0x40000000, 0x20000000
@@ -118,6 +118,12 @@ def option_nonce(buf, off: int) -> bytes:
 def lladdr_option(opt_type: int, mac: bytes) -> bytes:
     """ndisc_fill_addr_option() for Ethernet: one unit, the address."""
     return OPT_HEADER.pack(opt_type, 1) + mac
+
+
+def redirected_header_option(packet: bytes) -> bytes:
+    """ndisc_fill_redirect_hdr_option(): 8-byte units, 6 reserved bytes, the
+    packet's first bytes (a multiple of 8 long, the caller's cut)."""
+    return OPT_HEADER.pack(ND_OPT_REDIRECT_HDR, (len(packet) + 8) >> 3) + bytes(6) + packet
 
 
 def nonce_option(nonce: bytes) -> bytes:
