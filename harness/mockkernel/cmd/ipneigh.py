@@ -1,12 +1,15 @@
-"""`ip neigh` (iproute2 ip/ipneigh.c): add/replace/change/del ADDR [lladdr MAC]
-dev X [nud STATE]; show/flush [dev X] [nud STATE|all] [PREFIX].
+"""`ip neigh` (iproute2 ip/ipneigh.c): add/replace/change/del [proxy] ADDR
+[lladdr MAC] dev X [nud STATE] [router]; show [proxy]/flush [dev X]
+[nud STATE|all] [PREFIX].
 
 `add` without `nud` makes a PERMANENT entry. `show` hides NOARP entries and
 `flush` spares PERMANENT and NOARP ones unless `nud` says otherwise. Entries are
 listed in the order they were created (the kernel lists them in hash order).
 An IPv6 address (a colon, or -6) names an entry of nd_tbl (ipv6/ndisc.py),
 which may carry `router` (NTF_ROUTER); listings without a family show
-arp_tbl's entries, then nd_tbl's (neigh_dump_info()'s table order).
+arp_tbl's entries, then nd_tbl's (neigh_dump_info()'s table order). IPv6
+proxy entries (`proxy`, nd_tbl's pneigh entries, which ndisc.py answers for)
+are listed only by `show proxy`, with their `router` flag.
 """
 from __future__ import annotations
 
@@ -96,7 +99,7 @@ def _modify(net, tokens, opts: IpOptions, flags: int | None) -> str:
     family = _family(opts)
     lladdr = dev_name = dst = None
     state = NUD_PERMANENT
-    router = False
+    router = proxy = False
     while tokens:
         token = tokens.pop()
         if matches(token, "lladdr"):
@@ -111,7 +114,9 @@ def _modify(net, tokens, opts: IpOptions, flags: int | None) -> str:
                 raise invarg("nud state is bad", value)
         elif matches(token, "router"):
             router = True
-        elif any(matches(token, k) for k in ("proxy", "extern_learn", "protocol")):
+        elif matches(token, "proxy"):
+            proxy = True
+        elif any(matches(token, k) for k in ("extern_learn", "protocol")):
             raise not_modelled(f"ip neigh {token}")
         elif matches(token, "dev"):
             dev_name = tokens.pop()
@@ -131,6 +136,14 @@ def _modify(net, tokens, opts: IpOptions, flags: int | None) -> str:
     mac = ll_addr(lladdr) if lladdr not in (None, "null") else None
     dev = device(net, dev_name)
     tbl = net.nd_tbl if family == "inet6" else net.arp_tbl
+    if proxy:
+        if family != "inet6":
+            raise not_modelled("ip neigh proxy for an IPv4 address (proxy ARP entries)")
+        if flags is None:
+            rtnetlink.pneigh_delete(tbl, dev, dst)
+        else:
+            rtnetlink.pneigh_add(tbl, dev, dst, router)
+        return ""
     if flags is None:
         rtnetlink.neigh_delete(net, tbl, dev, dst)
     else:
@@ -144,9 +157,12 @@ def _show_or_flush(net, tokens, opts: IpOptions, flush: bool) -> str:
         raise ToolError("Flush requires arguments.", 1)
     family = _family(opts)
     dev = prefix = states = None
+    proxies = False
     while tokens:
         token = tokens.pop()
-        if token == "dev":
+        if token == "proxy" and not flush:
+            proxies = True
+        elif token == "dev":
             dev = device(net, tokens.pop())
         elif token == "nud":
             value = tokens.pop()
@@ -165,6 +181,13 @@ def _show_or_flush(net, tokens, opts: IpOptions, flush: bool) -> str:
                 prefix, family = get_prefix6(token, family), "inet6"
             else:
                 prefix, family = get_prefix(token, family), "inet"
+    if proxies:
+        if family == "inet":
+            raise not_modelled("ip neigh show proxy for IPv4 (proxy ARP entries)")
+        return render([_print_proxy(net, ifindex, addr, router, dev is None)
+                       for (ifindex, addr), router in net.nd_tbl.proxies.items()
+                       if (dev is None or ifindex == dev.ifindex) and (prefix is None or _in_prefix(addr, prefix))],
+                      opts)
     if states is None:
         states = ~(NUD_PERMANENT | NUD_NOARP) if flush else 0xFF & ~NUD_NOARP
     tables = [tbl for tbl, name in ((net.arp_tbl, "inet"), (net.nd_tbl, "inet6")) if family in (name, "any valid")]
@@ -185,6 +208,21 @@ def _in_prefix(addr: int | bytes, prefix: tuple) -> bool:
     plen = prefix[1]
     value, base = int.from_bytes(addr, "big"), int.from_bytes(prefix[0], "big")
     return not (value ^ base) >> (128 - plen) if plen else True
+
+
+def _print_proxy(net, ifindex: int, addr: bytes, router: bool, show_dev: bool) -> Printed:
+    """print_neigh() for a proxy entry (NTF_PROXY, no state): the address, dev,
+    `router` if flagged, `proxy`."""
+    out = Printed()
+    dst = inet6_ntoa(addr)
+    out.add("dst", dst, f"{dst} ")
+    if show_dev:
+        name = net.devices[ifindex].name
+        out.add("dev", name, f"dev {name} ")
+    if router:
+        out.add("router", None, "router ")
+    out.add("proxy", None, "proxy ")
+    return out.add(None, None, "\n")
 
 
 def _print_neigh(net, n, show_dev: bool, opts: IpOptions) -> Printed:

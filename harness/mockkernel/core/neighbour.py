@@ -20,7 +20,7 @@ sender. Timers run on the virtual clock.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
@@ -50,6 +50,12 @@ class NeighTable:
     base_reachable_time: float = 30.0
     locktime: float = 1.0
     queue_len_bytes: int = 212992
+    proxy_delay: float = 0.8  # the longest random delay of an answer for a proxied address
+    # pneigh entries (`ip neigh add proxy`): (ifindex, addr) -> whether NTF_ROUTER is set
+    proxies: dict = field(default_factory=dict)
+    # fn(dev, addr) run as a proxy entry is made and as it goes (nd_tbl's join its solicited-node group)
+    pconstructor: Callable | None = None
+    pdestructor: Callable | None = None
 
     def create(self, net, ifindex: int, addr) -> Neighbour:
         """__neigh_create(): a new entry in no state."""

@@ -233,10 +233,27 @@ def neigh_delete(net: Net, tbl, dev: NetDevice, ip) -> None:
     _neigh_destroy(tbl, (dev.ifindex, ip))
 
 
+def pneigh_add(tbl, dev: NetDevice, ip, router: bool) -> None:
+    """neigh_add() with NTF_PROXY: the proxy entry made (the table's pconstructor
+    run), or its flags set anew."""
+    if (dev.ifindex, ip) not in tbl.proxies and tbl.pconstructor is not None:
+        tbl.pconstructor(dev, ip)
+    tbl.proxies[(dev.ifindex, ip)] = router
+
+
+def pneigh_delete(tbl, dev: NetDevice, ip) -> None:
+    if tbl.proxies.pop((dev.ifindex, ip), None) is None:
+        raise RtnlError(errno.ENOENT)
+    if tbl.pdestructor is not None:
+        tbl.pdestructor(dev, ip)
+
+
 def neigh_ifdown(net: Net, tbl, dev: NetDevice) -> None:
-    """Every entry on the device goes, permanent ones too."""
+    """Every entry on the device goes, permanent ones and proxy entries too."""
     for key in [k for k in tbl.entries if k[0] == dev.ifindex]:
         _neigh_destroy(tbl, key)
+    for ifindex, ip in [k for k in tbl.proxies if k[0] == dev.ifindex]:
+        pneigh_delete(tbl, dev, ip)
 
 
 def _neigh_destroy(tbl, key: tuple) -> None:

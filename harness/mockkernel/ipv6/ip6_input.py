@@ -130,7 +130,8 @@ def dst_input(skb: SkBuff) -> None:
     if rt.input is RT6_LOCAL:
         ip6_input(skb)
     elif rt.input is RT6_FORWARD:
-        ip6_output.ip6_forward(skb)
+        if ip6_output.ip6_forward(skb):
+            ip6_input(skb)
     elif rt.input is RT6_ERROR:
         ip6_pkt_input_error(skb)
     else:

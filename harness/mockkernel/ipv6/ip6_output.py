@@ -6,7 +6,10 @@ ip6_forward(), in the kernel's order: with net.ipv6.conf.all.forwarding 0
 (and no force_forwarding on the receiving device) the packet is dropped
 IP_INADDRERRORS (no ICMP); a frame for another host is
 dropped; hop limit 1 or less is answered with time exceeded (hop limit) and
-IP_INHDR; a packet going out of the device it came in on makes a redirect
+IP_INHDR; with conf/all/proxy_ndp, a neighbour discovery message to an
+address proxied on the input device goes to local input instead
+(ip6_forward_proxy_check(); a link-local destination there is dropped with
+address unreachable); a packet going out of the device it came in on makes a redirect
 to its sender (ndisc_send_redirect(), naming the route's gateway or the
 destination itself), at most one a second per destination after a burst of
 six (inet_peer_xrlim_allow()), and goes on; else an unspecified, multicast or
@@ -31,7 +34,7 @@ length of its largest fragment (IP6CB(skb)->frag_max_size) and its fragments'
 lengths (its frag_list): forwarding refuses it with packet too big when that
 fragment does not fit the MTU (ip6_pkt_too_big()), and it leaves cut where it
 was cut on arrival (ip6_fragment()'s fast path), even when it would fit whole.
-Left out: router alert delivery to raw sockets, proxy NDP, GSO, IPsec (a
+Left out: router alert delivery to raw sockets, GSO, IPsec (a
 redirect's "not for a packet decapsulated from IPsec"), per-device SNMP6 counters.
 """
 from __future__ import annotations
@@ -42,22 +45,26 @@ from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
 from harness.mockkernel.core import dev as core_dev
 from harness.mockkernel.core.snmp import (IP6_MIB_FRAGCREATES, IP6_MIB_FRAGFAILS, IP6_MIB_FRAGOKS,
-                                          IP6_MIB_INADDRERRORS, IP6_MIB_INHDRERRORS, IP6_MIB_INTOOBIGERRORS,
+                                          IP6_MIB_INADDRERRORS, IP6_MIB_INDISCARDS, IP6_MIB_INHDRERRORS,
+                                          IP6_MIB_INTOOBIGERRORS,
                                           IP6_MIB_OUTFORWDATAGRAMS, IP6_MIB_OUTMCASTOCTETS, IP6_MIB_OUTMCASTPKTS,
                                           IP6_MIB_OUTOCTETS, IP6_MIB_OUTREQUESTS, IP6_MIB_OUTTRANSMITS)
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.ipv4.icmp import inet_peer_xrlim_allow
 from harness.mockkernel.ipv6 import addrconf, route
+from harness.mockkernel.ipv6.exthdrs_core import ipv6_skip_exthdr
 from harness.mockkernel.ipv6.ip6_fib import RTF_GATEWAY
 from harness.mockkernel.netfilter.core import NF_INET_FORWARD, NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING, \
     NFPROTO_IPV6, nf_hook
 from harness.mockkernel.wire.ethernet import ETH_P_IPV6
-from harness.mockkernel.wire.icmpv6 import (ICMPV6_DEST_UNREACH, ICMPV6_EXC_HOPLIMIT, ICMPV6_NOT_NEIGHBOUR,
-                                            ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED)
+from harness.mockkernel.wire.icmpv6 import (ICMPV6_ADDR_UNREACH, ICMPV6_DEST_UNREACH, ICMPV6_EXC_HOPLIMIT,
+                                            ICMPV6_NOT_NEIGHBOUR, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED,
+                                            NDISC_REDIRECT, NDISC_ROUTER_SOLICITATION)
 from harness.mockkernel.wire.ipv6 import (ANY, ADDRS, DADDR_FIELD, FRAG_HEADER, FRAG_HLEN, HOP_LIMIT, IP6_MF,
                                           IPV6_ADDR_ANY, IPV6_ADDR_LINKLOCAL, IPV6_ADDR_LOOPBACK,
                                           IPV6_ADDR_MULTICAST, IPV6_ADDR_SCOPE_NODELOCAL, IPV6_HLEN, IPV6_MIN_MTU,
-                                          NEXTHDR, NEXTHDR_DEST, NEXTHDR_FRAGMENT, NEXTHDR_HOP, NEXTHDR_ROUTING,
+                                          NEXTHDR, NEXTHDR_DEST, NEXTHDR_FRAGMENT, NEXTHDR_HOP, NEXTHDR_ICMP,
+                                          NEXTHDR_ROUTING,
                                           OPT_NEXTHDR, Ipv6Packet, exthdr_len, ipv6_addr_type,
                                           mc_scope)
 
@@ -98,10 +105,29 @@ def _force_forwarding(net, iif: int) -> bool:
     return idev is not None and bool(idev.cnf.force_forwarding)
 
 
-def ip6_forward(skb: SkBuff) -> None:
+NDISC_TYPES = frozenset(range(NDISC_ROUTER_SOLICITATION, NDISC_REDIRECT + 1))
+
+
+def ip6_forward_proxy_check(skb: SkBuff) -> int:
+    """For a packet to an address proxied on its input device: 1 for a
+    neighbour discovery message (handed to local input), -1 for a link-local
+    destination (dropped; the sender told address unreachable), else 0."""
+    buf, nh = skb.buf, skb.network_header
+    offset, nexthdr, _ = ipv6_skip_exthdr(buf, nh + IPV6_HLEN, buf[nh + NEXTHDR], skb.tail)
+    if nexthdr == NEXTHDR_ICMP and 0 <= offset < skb.tail and buf[offset] in NDISC_TYPES:
+        return 1
+    if ipv6_addr_type(DADDR_FIELD.unpack_from(buf, nh)[0]) & IPV6_ADDR_LINKLOCAL:
+        skb.net.ipv6.icmpv6_send(skb, ICMPV6_DEST_UNREACH, ICMPV6_ADDR_UNREACH, 0)
+        return -1
+    return 0
+
+
+def ip6_forward(skb: SkBuff) -> bool | None:
     """ip6_forward(), counting as 6.18 does: OutForwDatagrams once the hop
     limit and source passed, before the MTU check (a packet too big counts
-    there too, and InTooBigErrors and FragFails)."""
+    there too, and InTooBigErrors and FragFails). True: a neighbour discovery
+    message to a proxied address, for local input (ip6_input(), which the
+    kernel calls from here) with its hop limit untouched."""
     net, rt = skb.net, skb.dst
     stats = net.mib.ipv6_statistics
     if not net.sysctl.values[ALL_FORWARDING] and not _force_forwarding(net, skb.skb_iif):
@@ -116,6 +142,14 @@ def ip6_forward(skb: SkBuff) -> None:
         net.ipv6.icmpv6_send(skb, ICMPV6_TIME_EXCEED, ICMPV6_EXC_HOPLIMIT, 0)
         stats[IP6_MIB_INHDRERRORS] += 1
         return kfree_skb(skb, DropReason.IP_INHDR, Stage.IP_FORWARD, "ip6_forward")
+    if net.ipv6.devconf_all.proxy_ndp and (skb.dev.ifindex, DADDR_FIELD.unpack_from(buf, nh)[0]) in net.nd_tbl.proxies:
+        proxied = ip6_forward_proxy_check(skb)
+        if proxied > 0:
+            net.tracer.hop(skb, Stage.IP_FORWARD, "ip6_forward", "PROXIED_NDISC")
+            return True
+        if proxied < 0:
+            stats[IP6_MIB_INDISCARDS] += 1
+            return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_FORWARD, "ip6_forward")
     out = rt.dev
     if skb.skb_iif == out.ifindex:
         # in and out the same device: the sender gets a redirect, limited by destination here

@@ -39,8 +39,14 @@ MTU option (conf mtu and the route's mtu metric), each under its
 accept_ra_* sysctl.
 Returns are ndisc_rcv()'s: None when consumed, else the drop reason for
 icmpv6_rcv() to free the packet with.
-Left out: proxy NDP, anycast, redirects (dropped as the kernel drops them
-without a route), what else an RA carries (prefix information and SLAAC,
+Proxy NDP: on a router port with proxy_ndp (or all's), an NS for an
+address proxied there (`ip -6 neigh add proxy`, nd_tbl.proxies, whose
+solicited-node group the port joins) is answered as for an address of ours
+but never with override and with R only for a `router` entry; a multicast
+one after a random delay below proxy_delay (pneigh_enqueue()).
+Redirects: ndisc_send_redirect() for ip6_forward() (below).
+Left out: anycast, receiving redirects (dropped as the kernel drops them
+without a route; accept_redirects is not acted on), what else an RA carries (prefix information and SLAAC,
 route information, reachable and retrans times, M/O flags), unsolicited NAs
 (ndisc_notify).
 """
@@ -51,13 +57,14 @@ from harness.journey import Stage
 from harness.mockkernel.core.snmp import ICMP6_MIB_OUTMSGS, ICMPMSG_OUT
 from harness.mockkernel.core.neighbour import NeighTable, neigh_output, neigh_update
 from harness.mockkernel.core.rtnetlink import neigh_table_init
-from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb
+from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree_skb, skb_clone
 from harness.mockkernel.ipv6 import ip6_output, route
 from harness.mockkernel.ipv4.icmp import inet_peer_xrlim_allow
 from harness.mockkernel.ipv6.ip6_fib import ICMPV6_ROUTER_PREF_MEDIUM, RTF_GATEWAY, Fib6Info
 from harness.mockkernel.ipv6.addrconf import (IFA_F_OPTIMISTIC, IFA_F_TENTATIVE, IN6ADDR_ANY, IPV6_MIN_MTU,
                                               IN6ADDR_LINKLOCAL_ALLNODES, addrconf_addr_solict_mult,
                                               addrconf_dad_failure, ipv6_chk_addr, ipv6_dev_get_saddr,
+                                              ipv6_dev_mc_dec, ipv6_dev_mc_inc,
                                               ipv6_get_ifaddr, ipv6_get_lladdr)
 from harness.mockkernel.net import NUD_FAILED, NUD_NOARP, NUD_PROBE, NUD_REACHABLE, NUD_STALE, NUD_VALID, Neighbour
 from harness.mockkernel.wire import icmpv6
@@ -74,6 +81,7 @@ from harness.mockkernel.wire.icmpv6 import (ICMPV6_ADDR_UNREACH, ICMPV6_DEST_UNR
 
 NDISC_HOP_LIMIT = 255
 ICMPV6_ROUTER_PREF_INVALID = 0x2  # include/uapi/linux/icmpv6.h
+LOCALLY_ENQUEUED = "LOCALLY_ENQUEUED"  # NEIGH_CB(skb)->flags: a proxied solicitation's delayed copy
 
 
 def ndisc_mc_map(addr: bytes) -> bytes:
@@ -275,23 +283,32 @@ def ndisc_recv_ns(skb: SkBuff) -> DropReason | None:
     nonce = option_nonce(buf, options[ND_OPT_NONCE]) if ND_OPT_NONCE in options else b""
     inc = daddr[0] == 0xFF
     ifp = ipv6_get_ifaddr(net, target, dev)
+    idev = dev.ip6_ptr
     if ifp is None:
-        _hop(skb, "ndisc_recv_ns", "OTHERHOST")
-        return DropReason.IPV6_NDISC_NS_OTHERHOST
-    if ifp.flags & (IFA_F_TENTATIVE | IFA_F_OPTIMISTIC):
-        if dad:
-            if nonce and nonce == ifp.dad_nonce:  # our own probe, looped back
-                _hop(skb, "ndisc_recv_ns", "DAD_LOOPBACK")
+        is_router = pndisc_is_router(net, target, dev) if idev is not None and idev.cnf.forwarding and (
+            net.ipv6.devconf_all.proxy_ndp or idev.cnf.proxy_ndp) else None
+        if is_router is None:
+            _hop(skb, "ndisc_recv_ns", "OTHERHOST")
+            return DropReason.IPV6_NDISC_NS_OTHERHOST
+        if skb.pkt_type != PACKET_HOST and inc and not (skb.cb or {}).get(LOCALLY_ENQUEUED) and net.nd_tbl.proxy_delay:
+            pneigh_enqueue(skb)
+            return DropReason.NOT_SPECIFIED  # this copy; the queued one is answered later
+    else:
+        if ifp.flags & (IFA_F_TENTATIVE | IFA_F_OPTIMISTIC):
+            if dad:
+                if nonce and nonce == ifp.dad_nonce:  # our own probe, looped back
+                    _hop(skb, "ndisc_recv_ns", "DAD_LOOPBACK")
+                    return DropReason.NOT_SPECIFIED
+                addrconf_dad_failure(net, ifp)
+                _hop(skb, "ndisc_recv_ns", "DADFAILED")
                 return DropReason.NOT_SPECIFIED
-            addrconf_dad_failure(net, ifp)
-            _hop(skb, "ndisc_recv_ns", "DADFAILED")
-            return DropReason.NOT_SPECIFIED
-        if not ifp.flags & IFA_F_OPTIMISTIC:
-            return DropReason.NOT_SPECIFIED
-    is_router = bool(ifp.idev.cnf.forwarding)
+            if not ifp.flags & IFA_F_OPTIMISTIC:
+                return DropReason.NOT_SPECIFIED
+        is_router = bool(idev.cnf.forwarding)
+    ours = ifp is not None  # an answer for a proxied address never overrides
     if dad:
         _hop(skb, "ndisc_recv_ns", "REPLIED", "DAD")
-        ndisc_send_na(net, dev, IN6ADDR_LINKLOCAL_ALLNODES, target, is_router, False, True, True, cause=skb)
+        ndisc_send_na(net, dev, IN6ADDR_LINKLOCAL_ALLNODES, target, is_router, False, ours, True, cause=skb)
         return None
     neigh = net.nd_tbl.entries.get((dev.ifindex, saddr))
     if neigh is None and (not inc or lladdr is not None):
@@ -299,9 +316,41 @@ def ndisc_recv_ns(skb: SkBuff) -> DropReason | None:
     if neigh is None:
         return DropReason.NOT_SPECIFIED  # a multicast NS without the sender's address: nothing to answer to
     ndisc_update(net, neigh, lladdr, NUD_STALE, override=True)
-    _hop(skb, "ndisc_recv_ns", "REPLIED")
-    ndisc_send_na(net, dev, saddr, target, is_router, True, inc, inc, cause=skb)
+    _hop(skb, "ndisc_recv_ns", "REPLIED", "" if ours else "proxy")
+    ndisc_send_na(net, dev, saddr, target, is_router, True, ours and inc, inc, cause=skb)
     return None
+
+
+def pndisc_constructor(dev, addr: bytes) -> None:
+    """A proxied address's solicited-node group is joined on its device."""
+    ipv6_dev_mc_inc(dev, addrconf_addr_solict_mult(addr))
+
+
+def pndisc_destructor(dev, addr: bytes) -> None:
+    ipv6_dev_mc_dec(dev, addrconf_addr_solict_mult(addr))
+
+
+def pndisc_is_router(net, target: bytes, dev) -> bool | None:
+    """Whether `target` is proxied on `dev` (None: it is not), as a router."""
+    return net.nd_tbl.proxies.get((dev.ifindex, target))
+
+
+def pneigh_enqueue(skb: SkBuff) -> None:
+    """A solicitation for a proxied address that came to a group is answered
+    after a random delay below proxy_delay (RFC 4861 7.2.8): a copy goes
+    through ndisc_recv_ns() again then (pndisc_redo())."""
+    net = skb.net
+    copy = skb_clone(skb)
+    copy.cb = {**(skb.cb or {}), LOCALLY_ENQUEUED: True}
+    _hop(skb, "ndisc_recv_ns", "PROXY_QUEUED")
+
+    def pndisc_redo() -> None:
+        net.tracer.start(copy, f"pndisc_redo: {wire_ipv6.Ipv6Packet(copy.buf, copy.network_header).summary()}",
+                         parent=skb)
+        reason = ndisc_recv_ns(copy)
+        if reason is not None:
+            kfree_skb(copy, reason, Stage.L4, "pndisc_redo")
+    net.clock.add_timer(net.random.random() * net.nd_tbl.proxy_delay, pndisc_redo)
 
 
 def ndisc_recv_na(skb: SkBuff) -> DropReason | None:
@@ -446,7 +495,8 @@ def _learn_sender(skb: SkBuff, saddr: bytes, options: dict[int, int], router: bo
 def ndisc_init(net) -> None:
     """neigh_table_init(NEIGH_ND_TABLE, &nd_tbl) (locktime 0); the neighbour
     output ip6_finish_output2() calls, DAD's sender and ip6_forward()'s redirect."""
-    neigh_table_init(net, "nd_tbl", NeighTable({}, ETH_P_IPV6, ndisc_solicit, ndisc_error_report, locktime=0.0))
+    neigh_table_init(net, "nd_tbl", NeighTable({}, ETH_P_IPV6, ndisc_solicit, ndisc_error_report, locktime=0.0,
+                                               pconstructor=pndisc_constructor, pdestructor=pndisc_destructor))
     net.ipv6.neigh_output = ndisc_neigh_output
     net.ipv6.ndisc_send_ns = ndisc_send_ns
     net.ipv6.ndisc_send_redirect = ndisc_send_redirect
