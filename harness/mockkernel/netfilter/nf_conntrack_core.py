@@ -68,8 +68,9 @@ from harness.mockkernel.ipv6.exthdrs_core import ipv6_skip_exthdr
 from harness.mockkernel.netfilter import nf_conntrack_proto_tcp as proto_tcp
 from harness.mockkernel.netfilter.nf_conntrack_reasm import nf_defrag_ipv6_enable
 from harness.mockkernel.netfilter.nf_conntrack_standalone import ct_seq_show
-from harness.mockkernel.wire import icmp, icmpv6, ipv4, ipv6, udp
-from harness.mockkernel.wire.errors import WireError
+from harness.mockkernel.wire import icmp, icmpv6, ipv4, ipv6
+from harness.mockkernel.wire.udp import UDP_HLEN
+from harness.mockkernel.wire.udp import unpack as _udp_header
 from harness.mockkernel.wire.icmp import (ERROR_TYPES, ICMP_ADDRESS, ICMP_ECHO, ICMP_INFO_REQUEST,
                                           ICMP_TIMESTAMP)
 from harness.mockkernel.wire.ipv4 import (FRAG_OFF_PROTOCOL, HEADER_LEN, IP_MF, IP_OFFSET, IPPROTO_ICMP, IPPROTO_TCP,
@@ -504,12 +505,12 @@ def udp_error(skb: SkBuff, ipv6_th: int) -> bool:
     """udp_error()'s length checks: a header cut short, a UDP length past the
     packet's end or short of its header (a first fragment conntrack sees
     unreassembled). Left out: its checksum check at PREROUTING."""
-    buf = skb.buf
-    try:
-        udp.check_len(buf, ipv6_th or skb.network_header + HEADER_LEN[buf[skb.network_header]], skb.tail)
-    except WireError:
+    buf, tail = skb.buf, skb.tail
+    th = ipv6_th or skb.network_header + HEADER_LEN[buf[skb.network_header]]
+    if th + UDP_HLEN > tail:
         return True
-    return False
+    length = _udp_header(buf, th)[2]
+    return length > tail - th or length < UDP_HLEN
 
 
 def nf_conntrack_udp_packet(net, ct: NfConn, confirmed: bool) -> None:
