@@ -14,19 +14,27 @@ from harness.mockkernel.netfilter.nft_exprs import NFT_BREAK, CompileCtx, PrintC
 class XtCompat(Stmt):
     """One xt extension in a rule. `build(ctx)` makes the kernel function once
     per commit: for a match `f(pkt) -> bool` (xt_match.match), for a target
-    `f(pkt) -> None | verdict` (None: XT_CONTINUE)."""
+    `f(pkt) -> None | verdict` (None: XT_CONTINUE). An extension whose kernel
+    side is what an nft statement does (SNAT and nft_nat, LOG and nft_log...)
+    runs as that statement, `inner`."""
 
-    def __init__(self, kind: str, name: str, translation: str | None, build, *, invert: bool = False,
-                 terminal: bool = False, needs_conntrack: bool = False, may_change_packet: bool = False):
+    def __init__(self, kind: str, name: str, translation: str | None, build=None, *, invert: bool = False,
+                 terminal: bool = False, needs_conntrack: bool = False, may_change_packet: bool = False,
+                 inner: Stmt | None = None):
         self.kind, self.name, self.translation, self.build, self.invert = kind, name, translation, build, invert
         self.terminal, self.needs_conntrack, self.may_change_packet = terminal, needs_conntrack, may_change_packet
+        self.inner = inner
+        if inner is not None:
+            self.build = inner.compile
+            self.terminal, self.needs_conntrack = inner.terminal, inner.needs_conntrack
+            self.may_change_packet = inner.may_change_packet
 
     def text(self, pctx: PrintCtx) -> str:
         return self.translation if self.translation is not None else f"xt {self.kind} {self.name}"
 
     def compile(self, ctx: CompileCtx):
         fn = self.build(ctx)
-        if self.kind == "target":
+        if self.kind == "target" or self.inner is not None:
             return fn
         invert = self.invert
 

@@ -12,6 +12,7 @@ from harness.mockkernel.netfilter.nft_exprs import (Counter, Ct, CtSet, Fib, Lim
                                                     MetaSet, Nat, Notrack, Payload, PayloadSet, PrintCtx, Prefix,
                                                     Range, Reject, SetRef, Value, Verdict, VerdictMap, Xt,
                                                     delinearize)
+from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exthdr import Exthdr6, TcpOption, TcpOptionSet
 from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, sort_elements
@@ -172,7 +173,10 @@ def verdict_json(verdict: Verdict) -> dict:
 
 
 def stmt_json(stmt, ctx: PrintCtx) -> list[dict]:
-    """One statement as json.c prints it (an xt extension as its inner statement)."""
+    """One statement as json.c prints it (an xt extension as its inner statement;
+    one nft_compat runs, by its kind and name as xt_stmt_json() prints it)."""
+    if isinstance(stmt, XtCompat):
+        return [{"xt": {"type": stmt.kind, "name": stmt.name}}]
     if isinstance(stmt, Xt):
         return stmt_json(stmt.inner, ctx) if stmt.inner is not None else [{"xt": None}]
     if isinstance(stmt, Match):

@@ -449,8 +449,8 @@ class StateMatch(XtMatch):
     def stmts(self, rule) -> list[Stmt]:
         order = ("--state",) if self.name == "state" else self.XLATE_ORDER
         texts = [self._xlate(o, *self.values[o]) for o in order if o in self.values]
-        values = dict(self.values)
-        return [XtCompat("match", self.name, " ".join(texts), lambda ctx: _conntrack_match(values),
+        values = dict(self.values)  # iptables-nft 1.8.9 sends -m state as conntrack revision 3
+        return [XtCompat("match", "conntrack", " ".join(texts), lambda ctx: _conntrack_match(values),
                          needs_conntrack=True)]
 
     def _xlate(self, option: str, value, invert: bool) -> str:
@@ -560,8 +560,8 @@ class CommentMatch(XtMatch):
     def listing(self) -> str:
         return f"/* {self.text} */"
 
-    def stmts(self, rule) -> list[Stmt]:
-        return [Xt("")]  # nft 1.0.6 prints iptables-nft's comment match as nothing
+    def stmts(self, rule) -> list[Stmt]:  # nft 1.0.6 prints iptables-nft's comment match as nothing
+        return [XtCompat("match", "comment", "", lambda ctx: lambda pkt: True)]
 
 
 class MarkMatch(XtMatch):
@@ -608,8 +608,8 @@ class ConnmarkMatch(MarkMatch):
         neq = "!= " if invert else ""
         text = f"ct mark {neq}0x{value:x}" if mask == 0xFFFFFFFF else \
             f"ct mark and 0x{mask:x} {'!=' if invert else '=='} 0x{value:x}"
-        return [Xt(text, Match(Ct("mark"), "!=" if invert else "==", Value(value),
-                               mask=None if mask == 0xFFFFFFFF else mask))]
+        return [XtCompat("match", "connmark", text, inner=Match(Ct("mark"), "!=" if invert else "==", Value(value),
+                                                                mask=None if mask == 0xFFFFFFFF else mask))]
 
 
 # ------------------------------------------------------------------ multiport

@@ -125,7 +125,7 @@ class LogTarget(XtTarget):
         tcp = [f for o, f in self.FLAGS[:2] if o in self.given]
         flags = ([f"flags tcp {','.join(f.split()[1] for f in tcp)}"] if tcp else []) + \
             [f"flags {f}" for o, f in self.FLAGS[2:] if o in self.given]
-        return [Xt(" ".join([text] + flags), log)]
+        return [XtCompat("target", "LOG", " ".join([text] + flags), inner=log)]
 
 
 class NflogTarget(XtTarget):
@@ -270,7 +270,8 @@ class MarkTarget(XtTarget):
     def stmts(self, rule) -> list[Stmt]:
         value, mask = self.value, self.mask
         keep = ~mask & 0xFFFFFFFF
-        return [Xt(mark_xlate("meta mark set", "mark", value, mask), MetaSet("mark", value, keep=keep))]
+        return [XtCompat("target", "MARK", mark_xlate("meta mark set", "mark", value, mask),
+                         inner=MetaSet("mark", value, keep=keep))]
 
 
 def mark_xlate(head: str, current: str, value: int, mask: int) -> str:
@@ -786,8 +787,8 @@ class NatTarget(XtTarget):
         nat = Nat(kind, None, self.addr, self.ports, flags)
         if rule.family.nft_family == "ip6":
             nat.addr_type = types.ipv6_addr
-            return [Xt(_nat6_xlat(nat), nat)]
-        return [Xt(nat.text(PrintCtx()), nat)]
+            return [XtCompat("target", self.name, _nat6_xlat(nat), inner=nat)]
+        return [XtCompat("target", self.name, nat.text(PrintCtx()), inner=nat)]
 
 
 def _nat_port(text: str, proto: str, shown: str) -> int:
@@ -868,12 +869,12 @@ class RejectTarget(XtTarget):
     def stmts(self, rule) -> list[Stmt]:
         family = rule.family
         if self.kind == "tcp-reset":
-            return [Xt("reject with tcp reset", Reject("tcp reset"))]
+            return [XtCompat("target", "REJECT", "reject with tcp reset", inner=Reject("tcp reset"))]
         code = family.reject_codes[self.kind]
         reject = Reject(family.reject_kind, code)
         text = "reject" if code == family.quiet_reject else \
             f"reject with {family.reject_kind} type {reject.CODE_TYPES[family.reject_kind].format(code)}"
-        return [Xt(text, reject)]
+        return [XtCompat("target", "REJECT", text, inner=reject)]
 
 
 class NotrackTarget(XtTarget):
@@ -886,7 +887,7 @@ class NotrackTarget(XtTarget):
         return "NOTRACK"
 
     def stmts(self, rule) -> list[Stmt]:
-        return [Xt("notrack", Notrack())]
+        return [XtCompat("target", "CT", "notrack", inner=Notrack())]  # NOTRACK is CT's alias in the kernel
 
 
 class CtTarget(XtTarget):
@@ -912,7 +913,7 @@ class CtTarget(XtTarget):
         return "CT notrack"
 
     def stmts(self, rule) -> list[Stmt]:
-        return [Xt("notrack", Notrack())]
+        return [XtCompat("target", "CT", "notrack", inner=Notrack())]
 
 
 TARGETS = {"LOG": LogTarget, "NFLOG": NflogTarget, "NFQUEUE": NfqueueTarget, "MARK": MarkTarget,
