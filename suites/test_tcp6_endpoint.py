@@ -361,3 +361,19 @@ def test_a_destination_unreachable_about_the_syn_fails_the_connect_with_its_errn
     assert refused.value.errno == 101  # ENETUNREACH
     assert sock.info().state == TcpState.TCP_CLOSE
     target.expect_nothing()
+
+
+def test_ss_info_of_an_ipv6_connection_shows_its_mss_pmtu_and_windows(target, hosts6):
+    """`ss -6 -tmi` (tcp_get_info() over sock_diag): the send buffer tcp_sndbuf_expand()
+    sized for MSS 1440, pmtu 1500, advmss 1440, the peer's window and the receive side's
+    rcv_space (10 MSS) and rcv_ssthresh; the fields the handshake's real RTT moves are
+    left out."""
+    h0 = hosts6[0]
+    _listener(target, "::")
+    Peer6(h0, PEER_PORT, DUT_PORT).connect(target)
+    details = target.sh("ss -6 -tmiH").splitlines()[1].split()
+    wanted = ("skmem:", "wscale:", "mss:", "pmtu:", "rcvmss:", "advmss:", "cwnd:", "rcv_space:", "rcv_ssthresh:",
+              "snd_wnd:")
+    assert [field for field in details if field.startswith(wanted)] == [
+        "skmem:(r0,rb131072,t0,tb46080,f0,w0,o0,bl0,d0)", "wscale:7,10", "mss:1440", "pmtu:1500", "rcvmss:536",
+        "advmss:1440", "cwnd:10", "rcv_space:14400", "rcv_ssthresh:64096", "snd_wnd:64256"]
