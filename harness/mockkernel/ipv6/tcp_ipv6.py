@@ -37,8 +37,9 @@ it is fatal (tcp_req_err()).
 SYN cookies work as over IPv4 (syncookies.py), with msstab6. Left out: the
 PMTU exception shared with other sockets and its expiry
 (net.ipv6.route.mtu_expires: it stays the socket's), a new sk_txhash after a
-timeout (sk_rethink_txhash()), flow label reflection, IPV6_TCLASS, extension
-headers on sent segments, scope ids.
+timeout (sk_rethink_txhash()), the socket's hash as the flow label of a RST it
+causes (here the flow's), flow label reflection, IPV6_TCLASS, extension
+headers on sent segments, scope ids, RFC 6069's RTO revert.
 """
 from __future__ import annotations
 
