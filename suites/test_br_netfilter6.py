@@ -91,6 +91,12 @@ def a_to_b(flow: int, **ipv6) -> Ether:
         UDP(sport=7, dport=9) / b"bridged"
 
 
+def snmp6(target, *names: str) -> list[int]:
+    """Counters of /proc/net/snmp6 (the namespace's), by name."""
+    values = dict(line.split() for line in target.sh("cat /proc/net/snmp6").splitlines() if line.strip())
+    return [int(values[name]) for name in names]
+
+
 def counters(target) -> list[tuple[str, str, int]]:
     return [(c.family, c.chain, c.packets) for c in target.counters()]
 
@@ -175,6 +181,7 @@ def test_a_payload_length_past_the_frame_is_freed_by_br_validate_ipv6_only_while
         bridge.expect(PORT_B, long_claim)
         bridge.expect_nothing()
         assert bridge.drops() == []
+    assert snmp6(bridge, "Ip6InTruncatedPkts", "Ip6InHdrErrors") == [int(call_ip6tables), 0]
 
 
 @pytest.mark.parametrize("call_ip6tables, states", [("1", [1, 1, 0]), ("0", [0, 0, 0])], ids=["on", "off"])

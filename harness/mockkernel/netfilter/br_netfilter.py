@@ -43,8 +43,7 @@ nftables call-arptables changes nothing and the mock registers no such hook.
 Left out: VLAN and PPPoE encapsulated IP (filter-vlan-tagged, filter-pppoe-tagged),
 a bridged DNAT whose neighbour is still to resolve, refragmenting in
 br_nf_dev_queue_xmit(), the IPv6 jumbogram
-option (nf_ip6_check_hbh_len() takes a hop-by-hop header's lengths only) and the
-snmp6 counters br_validate_ipv6() adds to.
+option (nf_ip6_check_hbh_len() takes a hop-by-hop header's lengths only).
 """
 from __future__ import annotations
 
@@ -55,7 +54,7 @@ from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.core.rtnetlink import NETDEV_REGISTER, register_netdevice_notifier
 from harness.mockkernel.core.skbuff import PACKET_HOST, PACKET_OTHERHOST, SkBuff, kfree_skb
-from harness.mockkernel.core.snmp import IPSTATS_MIB_INHDRERRORS
+from harness.mockkernel.core.snmp import IP6_MIB_INHDRERRORS, IP6_MIB_INTRUNCATEDPKTS, IPSTATS_MIB_INHDRERRORS
 from harness.mockkernel.core.sysctl import CtlTable, Sysctls, proc_dointvec
 from harness.mockkernel.ipv4 import route
 from harness.mockkernel.ipv4.ip_input import ip_rcv_finish
@@ -118,17 +117,19 @@ def br_validate_ipv4(skb: SkBuff) -> bool:
 
 def br_validate_ipv6(skb: SkBuff) -> bool:
     """br_netfilter_ipv6.c br_validate_ipv6(): a whole fixed header of
-    version 6, a hop-by-hop header's lengths, a payload_len within the frame;
-    a good packet is trimmed to it and its IP6CB cleared."""
+    version 6 (else Ip6InHdrErrors), a hop-by-hop header's lengths, a
+    payload_len within the frame (else Ip6InTruncatedPkts); a good packet is
+    trimmed to it and its IP6CB cleared."""
     buf, nh, tail = skb.buf, skb.network_header, skb.tail
-    if tail - nh < IPV6_HLEN:
+    stats = skb.net.mib.ipv6_statistics
+    if tail - nh < IPV6_HLEN or ipv6.RCV_FIELDS.unpack_from(buf, nh)[0] >> 4 != 6:
+        stats[IP6_MIB_INHDRERRORS] += 1
         return False
-    first, payload_len, nexthdr, _, _ = ipv6.RCV_FIELDS.unpack_from(buf, nh)
-    if first >> 4 != 6:
-        return False
+    _, payload_len, nexthdr, _, _ = ipv6.RCV_FIELDS.unpack_from(buf, nh)
     if nexthdr == NEXTHDR_HOP and not ipv6.options_fill_header(buf, nh + IPV6_HLEN, tail):  # nf_ip6_check_hbh_len()
         return False
     if IPV6_HLEN + payload_len > tail - nh:
+        stats[IP6_MIB_INTRUNCATEDPKTS] += 1
         return False
     skb.tail = nh + IPV6_HLEN + payload_len
     skb.transport_header = nh + IPV6_HLEN
