@@ -13,7 +13,6 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 from harness.testing import drops
-from harness.testing.masks import auto_flowlabel_mask
 
 NEIGHBOUR, NEIGHBOUR_MAC = "2001:db8::9", "02:00:00:00:09:09"  # another host on h0's wire
 ROUTER_LL, ROUTER_MAC = "fe80::3", "02:00:00:00:03:03"  # another router on h0's wire

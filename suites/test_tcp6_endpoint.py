@@ -19,8 +19,7 @@ from scapy.layers.l2 import Ether
 
 from harness.target import TcpState
 from harness.testing import drops, quoted6
-from tcp_segments import (INITIAL_WINDOW, INITIAL_WINDOW6, SYN_OPTIONS, Peer, Peer6, flowlabel_mask,
-                          next_segment)
+from tcp_segments import INITIAL_WINDOW, INITIAL_WINDOW6, SYN_OPTIONS, Peer, Peer6, flowlabel_mask
 
 DUT_PORT, PEER_PORT = 8080, 40000
 
