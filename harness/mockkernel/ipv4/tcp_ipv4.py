@@ -353,13 +353,20 @@ def tcp_v4_syn_recv_sock(sk: TcpSock, cb: TcpCb, req: RequestSock) -> TcpSock | 
     child = tcp_create_openreq_child(sk, req, cb)
     child.saddr = child.rcv_saddr = req.ir_loc_addr
     child.daddr = req.ir_rmt_addr
+    return tcp_child_routed(net, sk, child, dst)
+
+
+def tcp_child_routed(net, sk: TcpSock, child: TcpSock, dst) -> TcpSock:
+    """What tcp_v4_syn_recv_sock() and tcp_v6_syn_recv_sock() both end with: the
+    child's MSS from its route, then hashed in the established table and on the
+    listener's port (__inet_inherit_port())."""
     child.dst = dst
     tcp_output.tcp_sync_mss(child, dst.dst_mtu())
     child.advmss = tcp_output.tcp_mss_clamp(child, tcp_output.dst_metric_advmss(dst))
     tcp_output.tcp_initialize_rcv_mss(child)
     hashinfo = net.tcp_hashinfo
     inet_ehash_insert(hashinfo, (child.rcv_saddr, child.sport, child.daddr, child.dport), child)
-    inet_bind_hash(hashinfo, child, sk.sport)  # __inet_inherit_port()
+    inet_bind_hash(hashinfo, child, sk.sport)
     return child
 
 

@@ -53,13 +53,13 @@ from harness.mockkernel.core.snmp import TCP_MIB_OUTRSTS, TCP_MIB_OUTSEGS
 from harness.mockkernel.ipv4 import route as route4
 from harness.mockkernel.ipv4 import syncookies, tcp_output, tcp_timer
 from harness.mockkernel.ipv4.inet_diag import HZ, jiffies
-from harness.mockkernel.ipv4.inet_hashtables import (AF_INET6, inet6_lookup_listener, inet_bind_hash,
-                                                     inet_csk_get_port, inet_ehash_insert, inet_hash_connect,
-                                                     inet_sk_rcv_saddr, ipv6_addr_v4mapped, secure_tcp_ts_off,
-                                                     v4mapped)
+from harness.mockkernel.ipv4.inet_hashtables import (AF_INET6, inet6_lookup_listener, inet_csk_get_port,
+                                                     inet_ehash_insert, inet_hash_connect, inet_sk_rcv_saddr,
+                                                     ipv6_addr_v4mapped, secure_tcp_ts_off, v4mapped)
 from harness.mockkernel.ipv4.tcp_input import TcpCb
-from harness.mockkernel.ipv4.tcp_ipv4 import (IPV4_SPECIFIC, TcpRcvFamily, reset_segment, tcp_conn_request,
-                                              tcp_rcv, tcp_v4_conn_request, tcp_v4_connect, tcp_v4_syn_recv_sock)
+from harness.mockkernel.ipv4.tcp_ipv4 import (IPV4_SPECIFIC, TcpRcvFamily, reset_segment, tcp_child_routed,
+                                              tcp_conn_request, tcp_rcv, tcp_v4_conn_request, tcp_v4_connect,
+                                              tcp_v4_syn_recv_sock)
 from harness.mockkernel.ipv4.tcp_minisocks import (LINUX_MIB_LISTENOVERFLOWS, inet_twsk_deschedule_put,
                                                    sk_acceptq_is_full, tcp_create_openreq_child, tcp_listendrop)
 from harness.mockkernel.ipv4.tcp_recovery import TCP_INFINITE_SSTHRESH, tcp_simple_retransmit
@@ -235,15 +235,8 @@ def tcp_v6_syn_recv_sock(sk: TcpSock, cb: TcpCb, req: RequestSock) -> TcpSock | 
         tcp_listendrop(sk)
         return None
     child = tcp_create_openreq_child(sk, req, cb)
-    child.dst = dst
     child.sk_txhash = req.txhash
-    tcp_output.tcp_sync_mss(child, dst.dst_mtu())
-    child.advmss = tcp_output.tcp_mss_clamp(child, tcp_output.dst_metric_advmss(dst))
-    tcp_output.tcp_initialize_rcv_mss(child)
-    hashinfo = net.tcp_hashinfo
-    inet_ehash_insert(hashinfo, (child.rcv_saddr, child.sport, child.daddr, child.dport), child)
-    inet_bind_hash(hashinfo, child, sk.sport)  # __inet_inherit_port()
-    return child
+    return tcp_child_routed(net, sk, child, dst)
 
 
 # --- the control socket's replies
