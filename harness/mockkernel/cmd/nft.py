@@ -3,7 +3,7 @@
 (netfilter/nf_tables.py). Errors print as nft prints them, exit status 1.
 
 Options modelled: -f/--file, -a/--handle, -s/--stateless, -c/--check,
--j/--json (list output only). Anything else is an error naming it.
+-j/--json (list output only), -p/--numeric-protocol. Anything else is an error naming it.
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from harness.mockkernel.cmd.args import ToolError, not_modelled
 from harness.mockkernel.netfilter.nf_tables import ListOptions
 from harness.mockkernel.netfilter.nft_parser import NftError
 
-LONG_OPTIONS = {"--file": "-f", "--handle": "-a", "--stateless": "-s", "--check": "-c", "--json": "-j"}
+LONG_OPTIONS = {"--file": "-f", "--handle": "-a", "--stateless": "-s", "--check": "-c", "--json": "-j", "--numeric-protocol": "-p"}
 # nft's other options: valid, but not modelled
-OTHER_OPTIONS = {"-i", "-D", "-o", "-e", "-t", "-S", "-N", "-u", "-y", "-p", "-T", "-n", "-d", "-I", "-h", "-v",
+OTHER_OPTIONS = {"-i", "-D", "-o", "-e", "-t", "-S", "-N", "-u", "-y", "-T", "-n", "-d", "-I", "-h", "-v",
                  "-V"}
 
 
@@ -35,6 +35,8 @@ def main(net, argv: list[str], stdin: str | None = None) -> str:
                 check = True
             elif flag == "-j":
                 json_out = True
+            elif flag == "-p":
+                opts.numeric_proto = True
             elif flag in OTHER_OPTIONS:
                 raise not_modelled(f"nft option {flag}")
             else:

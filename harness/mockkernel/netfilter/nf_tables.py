@@ -236,6 +236,13 @@ class NfTables:
         `nft -c` validates on the abort path (NFNL_ABORT_VALIDATE) and replays
         once, with only the table that failed in NFT_VALIDATE_DO: a table the
         batch creates is not, and a replay without errors passes the check."""
+        numeric_proto = types.NUMERIC_PROTO.set(opts.numeric_proto)
+        try:
+            return self._execute(text, source, opts, check_only)
+        finally:
+            types.NUMERIC_PROTO.reset(numeric_proto)
+
+    def _execute(self, text: str, source: str | None, opts: "ListOptions", check_only: bool) -> str:
         with _without_cyclic_gc():
             devices = {d.name: d.ifindex for d in self.net.devices.values()}
             replay: set[int] | None = None
@@ -336,6 +343,7 @@ class ListOptions:
     handles: bool = False  # -a
     stateless: bool = False  # -s
     json: bool = False  # -j
+    numeric_proto: bool = False  # -p
 
 
 class Transaction:

@@ -13,9 +13,14 @@ from __future__ import annotations
 import ipaddress
 import socket
 import string
+from contextvars import ContextVar
 
 # include/uapi/linux/netfilter/nf_tables.h byte orders: payload fields are big endian
 BIG, HOST = "big", "host"
+
+
+# nft -p, --numeric-protocol: set while a listing is printed (octx->flags)
+NUMERIC_PROTO: ContextVar[bool] = ContextVar("NUMERIC_PROTO", default=False)
 
 
 class DatatypeError(Exception):
@@ -240,6 +245,12 @@ PROTOCOLS = {"ip": 0, "icmp": 1, "igmp": 2, "ipencap": 4, "tcp": 6, "egp": 8, "u
 
 
 class InetProtoType(SymbolicType):
+    """inet_protocol_type: names as /etc/protocols has them; `nft -p`
+    (NFT_CTX_OUTPUT_NUMERIC_PROTO) prints the numbers."""
+
+    def format(self, value) -> str:
+        return str(value) if NUMERIC_PROTO.get() else super().format(value)
+
     def parse_symbol(self, text: str) -> int:
         if text in self.symbols:
             return self.symbols[text]
