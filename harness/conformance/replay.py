@@ -111,13 +111,13 @@ def tool_versions(tools: tuple[str, ...]) -> str:
 
 def replay_real(sessions: list[Session], tools: tuple[str, ...], refresh: bool = False) -> list[Answers]:
     """Every session in one scratch network namespace; needs root and the tools.
-    Cached in CACHE under a digest of the sessions and the tools' versions."""
-    payload = json.dumps([[step.to_json() for step in session] for session in sessions])
-    digest = hashlib.sha256((tool_versions(tools) + payload).encode()).hexdigest()[:20]
-    cached = CACHE / f"{tools[0]}-{digest}.json"
-    if cached.exists() and not refresh:
-        raw = json.loads(cached.read_text())
-    else:
+    Each session's answers are cached in CACHE under a digest of its steps and
+    the tools' versions, so a replay of some files reuses a replay of all."""
+    versions = tool_versions(tools)
+    payloads = [json.dumps([step.to_json() for step in session]) for session in sessions]
+    paths = [CACHE / f"{tools[0]}-{hashlib.sha256((versions + p).encode()).hexdigest()[:24]}.json" for p in payloads]
+    missing = [i for i, path in enumerate(paths) if refresh or not path.exists()]
+    if missing:
         if os.geteuid() != 0:
             raise SystemExit("the real tools run in a scratch network namespace: run as root "
                              "(or reuse a cached run of the same sessions)")
@@ -125,10 +125,12 @@ def replay_real(sessions: list[Session], tools: tuple[str, ...], refresh: bool =
         subprocess.run(["ip", "netns", "add", namespace], check=True)
         try:
             done = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c", _IN_NAMESPACE],
-                                  input=payload, capture_output=True, text=True, check=True)
+                                  input="[" + ",".join(payloads[i] for i in missing) + "]",
+                                  capture_output=True, text=True, check=True)
         finally:
             subprocess.run(["ip", "netns", "del", namespace], check=True)
-        raw = json.loads(done.stdout)
         CACHE.mkdir(parents=True, exist_ok=True)
-        cached.write_text(json.dumps(raw))
-    return [[Answer(*answer) if answer is not None else None for answer in session] for session in raw]
+        for i, answers in zip(missing, json.loads(done.stdout)):
+            paths[i].write_text(json.dumps(answers))
+    return [[Answer(*answer) if answer is not None else None for answer in json.loads(path.read_text())]
+            for path in paths]
