@@ -123,18 +123,23 @@ def __udp4_lib_mcast_deliver(skb: SkBuff, dport: int) -> None:
 
 
 def udp_queue_rcv_skb(sk: UdpSock, skb: SkBuff) -> None:
-    """__udp_enqueue_schedule_skb()."""
+    __udp_enqueue_schedule_skb(sk, skb, skb.net.mib.udp_statistics, "udp_queue_rcv_one_skb", "udp")
+
+
+def __udp_enqueue_schedule_skb(sk: UdpSock, skb: SkBuff, mib, where: str, proto: str) -> None:
+    """__udp_enqueue_schedule_skb(), which both families call: one skb always
+    fits an empty queue (the kernel's INT_MAX guard is for u32 wraparound). A
+    full queue is counted in the family's `mib` and dropped at `where`, the
+    family's queue function the lab reports."""
     rmem = sk.rmem_alloc
-    if rmem and rmem + skb.truesize > sk.rcvbuf:  # the kernel's INT_MAX guard is for u32 wraparound
+    if rmem and rmem + skb.truesize > sk.rcvbuf:
         sk.drops += 1
-        mib = skb.net.mib.udp_statistics
         mib[UDP_MIB_RCVBUFERRORS] += 1
         mib[UDP_MIB_INERRORS] += 1
-        return kfree_skb(skb, DropReason.SOCKET_RCVBUFF, Stage.SOCKET, "udp_queue_rcv_one_skb")
+        return kfree_skb(skb, DropReason.SOCKET_RCVBUFF, SOCKET_STAGE, where)
     sk.rmem_alloc += skb.truesize
     sk.queue.append(skb)
-    skb.net.tracer.hop(skb, SOCKET_STAGE, f"udp {sk.port}", "QUEUED",
-                       f"rmem {sk.rmem_alloc}/{sk.rcvbuf}")
+    skb.net.tracer.hop(skb, SOCKET_STAGE, f"{proto} {sk.port}", "QUEUED", f"rmem {sk.rmem_alloc}/{sk.rcvbuf}")
 
 
 def udp_recvmsg(sk: UdpSock) -> tuple[bytes, tuple[int, int]] | None:

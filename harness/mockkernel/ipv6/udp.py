@@ -23,10 +23,9 @@ from __future__ import annotations
 from harness.dropreason import DropReason
 from harness.journey import Stage
 from harness.mockkernel.core.snmp import (UDP_MIB_CSUMERRORS, UDP_MIB_IGNOREDMULTI, UDP_MIB_INDATAGRAMS,
-                                          UDP_MIB_INERRORS, UDP_MIB_NOPORTS, UDP_MIB_OUTDATAGRAMS,
-                                          UDP_MIB_RCVBUFERRORS)
+                                          UDP_MIB_INERRORS, UDP_MIB_NOPORTS, UDP_MIB_OUTDATAGRAMS)
 from harness.mockkernel.core.skbuff import SkBuff, alloc_skb, kfree_skb, skb_clone
-from harness.mockkernel.ipv4.udp import UdpSock
+from harness.mockkernel.ipv4.udp import UdpSock, __udp_enqueue_schedule_skb
 from harness.mockkernel.ipv6 import ip6_output
 from harness.mockkernel.ipv6.protocol import inet6_add_protocol
 from harness.mockkernel.wire import ipv6
@@ -113,18 +112,8 @@ def __udp6_lib_mcast_deliver(skb: SkBuff, daddr: bytes, dport: int) -> None:
 
 
 def udpv6_queue_rcv_skb(sk: UdpSock, skb: SkBuff) -> None:
-    """__udp_enqueue_schedule_skb(), as for IPv4: one skb always fits an empty queue."""
-    rmem = sk.rmem_alloc
-    if rmem and rmem + skb.truesize > sk.rcvbuf:
-        sk.drops += 1
-        stats = skb.net.mib.udp_stats_in6
-        stats[UDP_MIB_RCVBUFERRORS] += 1
-        stats[UDP_MIB_INERRORS] += 1
-        return kfree_skb(skb, DropReason.SOCKET_RCVBUFF, SOCKET_STAGE, "udpv6_queue_rcv_one_skb")
-    sk.rmem_alloc += skb.truesize
     skb.data = skb.transport_header
-    sk.queue.append(skb)
-    skb.net.tracer.hop(skb, SOCKET_STAGE, f"udp6 {sk.port}", "QUEUED", f"rmem {sk.rmem_alloc}/{sk.rcvbuf}")
+    __udp_enqueue_schedule_skb(sk, skb, skb.net.mib.udp_stats_in6, "udpv6_queue_rcv_one_skb", "udp6")
 
 
 def udpv6_recvmsg(sk: UdpSock) -> tuple[bytes, tuple[bytes, int]] | None:
