@@ -18,6 +18,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from harness.target import PORTS
+from harness.testing import bridge_up
 
 pytestmark = pytest.mark.requires("nftables")
 
@@ -72,10 +73,7 @@ table ip filter {
 @pytest.fixture
 def bridge(target):
     """br0 with p1 and p2, up; no address."""
-    for command in ("ip link add br0 type bridge mcast_snooping 0",
-                    f"ip link set dev {PORT_A.name} master br0", f"ip link set dev {PORT_B.name} master br0",
-                    "ip link set dev br0 up"):
-        target.sh(command)
+    bridge_up(target, ports=(PORT_A.name, PORT_B.name))
     return target
 
 

@@ -20,7 +20,7 @@ from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import Ether
 
 from harness.target import PORTS
-from harness.testing import auto_flowlabel_mask
+from harness.testing import auto_flowlabel_mask, bridge_up
 
 pytestmark = pytest.mark.requires("nftables")
 
@@ -79,10 +79,7 @@ table ip6 filter {
 @pytest.fixture
 def bridge(target):
     """br0 with p1 and p2, up; no address, IPv6 off."""
-    for command in ("ip link add br0 type bridge mcast_snooping 0",
-                    f"ip link set dev {PORT_A.name} master br0", f"ip link set dev {PORT_B.name} master br0",
-                    "ip link set dev br0 up"):
-        target.sh(command)
+    bridge_up(target, ports=(PORT_A.name, PORT_B.name))
     return target
 
 

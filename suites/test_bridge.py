@@ -20,7 +20,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, LLC, STP, Dot1Q, Dot3, Ether
 
 from harness.target import CommandError
-from harness.testing import drops
+from harness.testing import bridge_up, drops
 
 A, B, C = "02:00:00:00:0a:01", "02:00:00:00:0b:02", "02:00:00:00:0c:03"
 PEER_SUFFIX = re.compile(r"@if\d+(?=:)")  # a veth's peer in another namespace: "p0@if2:" on the lab
@@ -38,13 +38,6 @@ def by_ifindex(target, lines: dict[str, list[str]]) -> list[str]:
 
 def frame(src: str, dst: str, ident: int = 1) -> Ether:
     return Ether(src=src, dst=dst) / IP(src="192.0.2.1", dst="192.0.2.2", id=ident) / UDP(sport=7, dport=9)
-
-
-def bridge_up(target, *options: str, ports=("p0", "p1", "p2")) -> None:
-    target.sh(" ".join(("ip link add br0 type bridge mcast_snooping 0", *options)))
-    for port in ports:
-        target.sh(f"ip link set {port} master br0")
-    target.sh("ip link set br0 up")
 
 
 def learned(target) -> list[str]:

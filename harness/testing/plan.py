@@ -154,3 +154,13 @@ def plan_hosts6(target: Target) -> list[Host]:
         target.sh(f"ip -6 neigh replace {host.ip6} lladdr {host.mac} dev {port.name} nud permanent")
         out.append(host)
     return out
+
+
+def bridge_up(target: Target, *options: str, ports: tuple[str, ...] = ("p0", "p1", "p2")) -> None:
+    """br0 over `ports`, up, with no address. Multicast snooping is off unless
+    `options` turn it on: a snooping bridge joins groups and reports them
+    itself (br_multicast_join_snoopers()), frames a test did not send."""
+    target.sh(" ".join(("ip link add br0 type bridge mcast_snooping 0", *options)))
+    for port in ports:
+        target.sh(f"ip link set dev {port} master br0")
+    target.sh("ip link set dev br0 up")
