@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from benchmarks import (bpf, bpf_load, ceiling, fib, iptables_conformance, ipv4_path, lab, linerate, linerate_model, memory,
-                        netfilter, nft_load, nft_rules, tcp_bulk)
+                        netfilter, nft_conformance, nft_load, nft_rules, tcp_bulk)
 
 BENCHMARKS = {
     "ipv4_path": ipv4_path.main,
@@ -21,6 +21,7 @@ BENCHMARKS = {
     "memory": memory.main,
     "tcp_bulk": tcp_bulk.main,
     "iptables_conformance": iptables_conformance.main,
+    "nft_conformance": nft_conformance.main,
 }
 
 

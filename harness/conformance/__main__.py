@@ -4,6 +4,7 @@ replayed on the mock and on the real nft (harness/conformance/nft.py); prints
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,13 +22,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--show", action="append", default=[], choices=nft.KINDS, help="print every case of this kind")
     parser.add_argument("--refresh", action="store_true", help="ask the real nft again instead of its cached answers")
     args = parser.parse_args(argv)
+    unknown = set(args.dirs.split(",")) - set(nft.ALL_DIRS)
+    if unknown:
+        parser.error(f"--dirs: no such tests/py directory: {', '.join(sorted(unknown))} (have: {', '.join(nft.ALL_DIRS)})")
     outcomes, setup = nft.run(args.checkout, tuple(args.dirs.split(",")), args.only, args.refresh)
-    for kind in args.show:
-        for outcome in outcomes:
-            if outcome.kind == kind:
-                print(outcome.describe())
-    for name, value in nft.figures(outcomes, setup).items():
-        print(f"figure nft.{name} {value} count")
+    try:
+        for kind in args.show:
+            for outcome in outcomes:
+                if outcome.kind == kind:
+                    print(outcome.describe())
+        for name, value in nft.figures(outcomes, setup).items():
+            print(f"figure nft.{name} {value} count")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `--show KIND | head`: the reader has gone, stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
 
 

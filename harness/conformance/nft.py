@@ -21,7 +21,9 @@ nft answered on this machine. Figures (`figure nft.NAME N count`):
 - python_exceptions, hangs: a front end raising something else than its error,
   or not answering in time;
 - setup_cases, setup_disagreements: the `!`/`?`/`%` lines, and those where the
-  mock's accept or refuse differs from nft's.
+  mock's accept or refuse differs from nft's; setup_python_exceptions: the
+  steps outside the cases (tables, chains, sets, elements, objects, flushes)
+  where a front end raised a Python exception.
 """
 from __future__ import annotations
 
@@ -92,7 +94,7 @@ def parse_file(path: Path, root: Path) -> FileReplay:
         head, body = line[0], line.rstrip()[1:]
         if head == ":":
             name, config = (body.split(";") + [""])[:2]
-            chains[name] = config
+            chains.setdefault(name, config)  # chain_get_by_name(): the first chain of that name
         elif head == "*":
             family, name, names = body.split(";")[:3]
             table = f"{family} {name}"
@@ -186,20 +188,27 @@ def _first_line(error: str) -> str:
     return error.strip().splitlines()[0] if error.strip() else ""
 
 
+def _case_answers(answers: list[Answer | None], case: Case) -> list[Answer | None]:
+    """The case's own steps: the `add rule` and its two listings."""
+    return answers[case.add:case.add + 3]
+
+
 def verdict(mock: list[Answer | None], real: list[Answer | None], case: Case) -> tuple[str, bool]:
     """How the mock's answer to `case` compares with the real nft's, and whether
-    the JSON listing is identical too."""
-    m, r = mock[case.add], real[case.add]
-    if m.status == -1:
+    the JSON listing is identical too. A Python exception or a hang in any of the
+    case's steps (the add or either listing) is counted as such."""
+    statuses = {a.status for a in _case_answers(mock, case) if a is not None}
+    if -1 in statuses:
         return "python_exceptions", False
-    if m.status == -2:
+    if -2 in statuses:
         return "hangs", False
+    m, r = mock[case.add], real[case.add]
     if r.ok:
         if not m.ok:
             return ("not_modelled" if NOT_MODELLED in m.err else "refused_wrongly"), False
         m_list, r_list = mock[case.add + 1], real[case.add + 1]
         if m_list is None or not m_list.ok:
-            return ("python_exceptions" if m_list and m_list.status == -1 else "listed_differently"), False
+            return "listed_differently", False
         chain = case.chain
         same = chain_rules(m_list.out, chain) == chain_rules(r_list.out, chain)
         m_json, r_json = mock[case.add + 2], real[case.add + 2]
@@ -210,6 +219,7 @@ def verdict(mock: list[Answer | None], real: list[Answer | None], case: Case) ->
     return ("refused_same_message" if _first_line(m.err) == _first_line(r.err) else "refused_other_message"), False
 
 
+SETUP_FIGURES = ("setup_cases", "setup_disagreements", "setup_python_exceptions")
 KINDS = ("listed_identical", "listed_differently", "not_modelled", "refused_wrongly", "accepts_refused",
          "refused_same_message", "refused_other_message", "python_exceptions", "hangs")
 
@@ -225,6 +235,8 @@ class Outcome:
     def describe(self) -> str:
         c, m, r = self.case, self.mock[self.case.add], self.real[self.case.add]
         lines = [f"{c.key}: {c.rule}"]
+        if self.kind in ("python_exceptions", "hangs"):
+            m = next(a for a in _case_answers(self.mock, c) if a is not None and a.status in (-1, -2))
         if self.kind in ("listed_differently",):
             real_rules = chain_rules(self.real[c.add + 1].out, c.chain)
             mock_list = self.mock[c.add + 1]
@@ -235,7 +247,7 @@ class Outcome:
             lines.append(f"    real: {_first_line(r.err)}")
         elif self.kind == "refused_other_message":
             lines += [f"    real: {_first_line(r.err)}", f"    mock: {_first_line(m.err)}"]
-        else:
+        elif self.kind != "listed_identical":
             lines.append(f"    mock: {_first_line(m.err)}")
         return "\n".join(lines)
 
@@ -259,6 +271,9 @@ def run(checkout: Path, dirs: tuple[str, ...], only: str | None = None, refresh:
             mine, theirs = m[s.step], r[s.step]
             if mine is None or theirs is None or mine.ok != theirs.ok:
                 setup["setup_disagreements"] += 1
+        case_steps = {case.add + i for case in replay.cases for i in range(3)}
+        setup["setup_python_exceptions"] += sum(1 for i, a in enumerate(m)
+                                                if i not in case_steps and a is not None and a.status == -1)
     return outcomes, setup
 
 
@@ -267,5 +282,5 @@ def figures(outcomes: list[Outcome], setup: Counter) -> dict[str, int]:
     result = {"cases": len(outcomes), "real_accepts": sum(1 for o in outcomes if o.real[o.case.add].ok)}
     result.update({kind: counts[kind] for kind in KINDS})
     result["json_identical"] = sum(o.json_same for o in outcomes)
-    result.update(setup)
+    result.update({name: setup[name] for name in SETUP_FIGURES})
     return result
