@@ -21,13 +21,13 @@ Prints, as `figure iptables.NAME N count`:
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.conformance import replay
+from harness.conformance.replay import Answer, Session, Step
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "iptables_corpus"
@@ -65,16 +65,22 @@ def load_corpus() -> list[Case]:
     return cases
 
 
-def _answer(results: list[tuple[int, str, str]]) -> dict:
+def _session(case: Case) -> Session:
+    """The append, then the rest only when it was appended."""
+    first, *rest = case.steps()
+    return [Step(tuple(first)), *(Step(tuple(argv), 0) for argv in rest)]
+
+
+def _answer(answers: list[Answer | None]) -> dict:
     """The append's status and message; the save (its timestamp comments left
     out) and the listing when it was appended."""
-    status, _, error = results[0]
-    answer = {"status": status, "error": error.strip()}
-    if status == 0:
-        answer["save"] = re.sub(r"^#.*\n", "", results[1][1], flags=re.M)
-        answer["nft"] = results[2][1]
-        answer["list"] = results[3][1]
-        answer["json"] = _without_handles(results[4][1])
+    append = answers[0]
+    answer = {"status": append.status, "error": append.err.strip()}
+    if append.ok:
+        answer["save"] = re.sub(r"^#.*\n", "", answers[1].out, flags=re.M)
+        answer["nft"] = answers[2].out
+        answer["list"] = answers[3].out
+        answer["json"] = _without_handles(answers[4].out)
     return answer
 
 
@@ -88,60 +94,18 @@ def _without_handles(listing: str) -> str:
     return json.dumps(strip(json.loads(listing))) if listing else listing
 
 
-# ------------------------------------------------------------------ the mock
+# ------------------------------------------------------------------ the replays
 
 def replay_mock(cases: list[Case]) -> dict[str, dict]:
-    from harness.mockkernel.kernel import Kernel
-    from harness.mockkernel.target import sh
-    from harness.target import CommandError
-
-    kernel, answers = Kernel(), {}
-    for case in cases:
-        results = []
-        for argv in case.steps():
-            try:
-                results.append((0, sh(kernel, argv), ""))
-            except CommandError as err:
-                results.append((err.returncode, "", str(err).split("failed: ", 1)[1]))
-            except Exception as exc:  # noqa: BLE001 - a front end's crash is what this counts
-                results.append((-1, "", f"Python exception: {type(exc).__name__}: {exc}"))
-            if results[0][0] != 0:
-                break
-        answers[case.key] = _answer(results)
-        sh(kernel, ["nft", "flush", "ruleset"])
-    return answers
-
-
-# ------------------------------------------------------------------ the real tools
-
-_IN_NAMESPACE = """
-import json, subprocess, sys
-out = []
-for steps in json.load(sys.stdin):
-    results = []
-    for argv in steps:
-        done = subprocess.run(argv, capture_output=True, text=True)
-        results.append((done.returncode, done.stdout, done.stderr))
-        if results[0][0] != 0:
-            break
-    out.append(results)
-    subprocess.run(["nft", "flush", "ruleset"], check=True)
-json.dump(out, sys.stdout)
-"""
+    return {case.key: _answer(answers) for case, answers in zip(cases, replay.replay_mock(list(map(_session, cases))))}
 
 
 def replay_real(cases: list[Case]) -> dict[str, dict]:
     """Every case in one scratch network namespace (never the host's), the
-    ruleset flushed after each; needs root and iptables-nft 1.8.9."""
-    namespace = f"pjipt{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", namespace], check=True)
-    try:
-        done = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c", _IN_NAMESPACE],
-                              input=json.dumps([c.steps() for c in cases]), capture_output=True, text=True,
-                              check=True)
-    finally:
-        subprocess.run(["ip", "netns", "del", namespace], check=True)
-    return {case.key: _answer(results) for case, results in zip(cases, json.loads(done.stdout))}
+    ruleset flushed after each; needs root and iptables-nft 1.8.9. Asked
+    again each time (the golden answers are what it answered)."""
+    answers = replay.replay_real(list(map(_session, cases)), ("iptables", "ip6tables", "nft"), refresh=True)
+    return {case.key: _answer(a) for case, a in zip(cases, answers)}
 
 
 def golden() -> dict[str, dict]:

@@ -218,8 +218,19 @@ def _command(opts: Options, command: str, words: list[str]) -> None:
         opts.chain = words.pop(0)
     elif takes_chain:
         raise usage_error(f"option \"-{command[0].upper()}\" requires an argument")
-    if command in ("insert", "delete", "policy") and words and not words[0].startswith("-"):
-        opts.extra.append(words.pop(0))
+    if command in ("insert", "delete", "policy") and words and not words[0].startswith(("-", "!")):
+        opts.extra.append(words.pop(0) if command == "policy" else str(_rule_number(words.pop(0))))
+
+
+def _rule_number(word: str) -> int:
+    """parse_rulenumber(): a number in [1, INT_MAX] (xtables_strtoui() reads 0x and 0 prefixes)."""
+    try:
+        number = int(word, 0)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 0x7FFFFFFF:
+        raise usage_error(f"Invalid rule number `{word}'")
+    return number
 
 
 def _value(words: list[str], option: str) -> str:
