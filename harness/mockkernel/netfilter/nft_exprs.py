@@ -200,8 +200,13 @@ class Selector:
     """The left-hand side of a match: something loaded into a register."""
 
     dtype: types.Datatype
+    is_binop = False  # nft_bitwise over a load (nft_bitwise.py): nft prints `==` after it
 
     def __deepcopy__(self, memo):  # selectors hold no state
+        return self
+
+    def loaded(self) -> "Selector":
+        """What is loaded from the packet, under any bitwise operations on it."""
         return self
 
     def text(self, pctx: PrintCtx) -> str:
@@ -644,7 +649,7 @@ class Fib(Selector):
 
 def reads_conntrack(lhs: Selector) -> bool:
     """A ct key, alone or in a concatenation: nft_ct_get_init() takes conntrack (nf_ct_netns_get())."""
-    return any(isinstance(part, Ct) for part in (lhs.parts if isinstance(lhs, Concat) else (lhs,)))
+    return any(isinstance(part.loaded(), Ct) for part in (lhs.parts if isinstance(lhs, Concat) else (lhs,)))
 
 
 class Concat(Selector):
@@ -798,7 +803,7 @@ class Match(Stmt):
             value = dtype.format(rhs.value)
         if self.op == "!":
             return f"{lhs} ! {value}"
-        if self.op == "==" and dtype.bitmask:
+        if self.op == "==" and dtype.bitmask or self.op in ("==", "implicit") and self.lhs.is_binop:
             return f"{lhs} == {value}"
         if self.op in ("implicit", "=="):
             return f"{lhs} {value}"
@@ -1680,7 +1685,7 @@ def selector_parts(stmt: Stmt) -> list:
     parts = []
     for selector in [getattr(stmt, "lhs", None)] + [m.key for m in stmt.maps()]:
         parts += selector.parts if isinstance(selector, Concat) else [selector]
-    return parts
+    return [part if part is None else part.loaded() for part in parts]
 
 
 def _killed_bases(stmt: Stmt, pctx: PrintCtx) -> set[str]:

@@ -7,6 +7,7 @@ input (`nft -j -f`).
 """
 from __future__ import annotations
 
+from harness.mockkernel.netfilter import nft_bitwise
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_exprs import (Counter, Ct, CtSet, Fib, Limit, Log, MapExpr, Match, Meta,
                                                     MetaSet, Nat, Notrack, Payload, PayloadSet, PrintCtx, Prefix,
@@ -105,6 +106,8 @@ def value_json(dtype, value):
 
 
 def selector_json(lhs, ctx: PrintCtx) -> dict:
+    if lhs.is_binop:
+        return nft_bitwise.tree_json(lhs.tree(), lhs.dtype, lambda node: selector_json(node, ctx), value_json)
     if isinstance(lhs, Payload):
         return {"payload": {"protocol": lhs.proto_name(ctx), "field": lhs.field.name}}
     if isinstance(lhs, Meta):

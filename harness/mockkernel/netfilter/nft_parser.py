@@ -27,6 +27,7 @@ import re
 import string
 from dataclasses import dataclass, field
 
+from harness.mockkernel.netfilter import nft_bitwise
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_datatype import DatatypeError
 from harness.mockkernel.netfilter.nft_exprs import (ECHO_FIELDS, ECHO_TYPES, ETHER_TYPE, FIELD_ALIASES, L4PROTOS,
@@ -34,7 +35,8 @@ from harness.mockkernel.netfilter.nft_exprs import (ECHO_FIELDS, ECHO_TYPES, ETH
                                                     PAYLOAD_FIELDS,
                                                     BYTE_UNITS, Comment, Concat, Counter, Ct, CtAddr, CtSet, Fib, Limit, Log,
                                                     MapExpr, Match, Meta, MetaBridge, MetaSet, Nat, Notrack, Payload,
-                                                    PayloadSet, PrintCtx, Prefix, Range, Reject, SetRef, Stmt, Value,
+                                                    PayloadSet, PrintCtx, Prefix, Range, Reject, Selector, SetRef, Stmt,
+                                                    Value,
                                                     Verdict, VerdictMap, dependency_base, l4_name, payload_merge,
                                                     selector_parts)
 from harness.mockkernel.netfilter.nft_exthdr import (EXTHDR6_SLOT_TEMPLATES, EXTHDR6_SLOTS, EXTHDR_EXISTS,
@@ -1514,6 +1516,12 @@ class Parser:
             lhs = Concat(parts)
         if self.at("set") and len(parts) == 1:
             return self.stmt_set(lhs, lhs_loc, family)
+        tree = None
+        if len(parts) == 1 and self.at("|", "^", "<<", ">>"):
+            tree = self.binop_tail(lhs, family)
+            lhs = self.evaluate_binop(tree, lhs.dtype, lhs_loc.to(self.tokens[self.pos - 1].loc))
+            if lhs.__class__ is nft_bitwise.Shift:
+                raise NftError("a shifted value in a relation is not modelled by the mock kernel", lhs_loc)
         mask = None
         if self.accept("&"):
             mask = self.mask_value(lhs)
@@ -1529,8 +1537,42 @@ class Parser:
         if isinstance(lhs, Fib) and self.at("exists", "missing"):  # NFTA_FIB_F_PRESENT
             lhs = Fib(lhs.flags, lhs.result, types.boolean, present=True)
         match = self.relational(lhs, op, mask, family)
+        if tree is not None:
+            match = _binop_transfer(match, tree, self)
         match.loc = lhs_loc
         return match
+
+    def binop_tail(self, left, family: str, loosest: int = 4):
+        """`left op operand ...` as parser_bison.y's shift/and/exclusive_or/
+        inclusive_or expressions group it (C's precedences): a tree of
+        (op, left, right) over selectors and constant tokens."""
+        while self.tok.kind == "op" and nft_bitwise.PRECEDENCE.get(self.tok.text, 99) <= loosest:
+            op = self.next().text
+            right = self.binop_operand(family)
+            while self.tok.kind == "op" and nft_bitwise.PRECEDENCE.get(self.tok.text, 99) < \
+                    nft_bitwise.PRECEDENCE[op]:
+                right = self.binop_tail(right, family, nft_bitwise.PRECEDENCE[op] - 1)
+            left = (op, left, right)
+        return left
+
+    def binop_operand(self, family: str):
+        """primary_stmt_expr: `( expr )`, a selector, or a constant token."""
+        self._expand_variable()
+        if self.accept("("):
+            node = self.binop_tail(self.binop_operand(family), family)
+            self.expect(")")
+            return node
+        if self.at(*SELECTOR_WORDS):
+            return self.selector(family)[0]
+        if self.at_end_of_stmt():
+            raise self.unexpected()
+        return self.next()
+
+    def evaluate_binop(self, tree, dtype, loc: Location):
+        try:
+            return nft_bitwise.evaluate(tree, dtype, _parse)
+        except ValueError as err:
+            raise NftError(str(err), loc) from None
 
     def mask_value(self, lhs) -> int:
         self._expand_variable()
@@ -1650,23 +1692,30 @@ class Parser:
 
     def set_value(self, dtype, family: str):
         """A set statement's value: a constant, `meta mark`, `ct mark`, or `key map ...`."""
-        if not self.at(*SELECTOR_WORDS):
+        binops = tuple(nft_bitwise.PRECEDENCE)
+        if not self.at(*SELECTOR_WORDS, "("):
             if dtype is types.classid:
                 self._scan_classid()
             value = self.next()
             if self.at("map"):
                 raise NftError("No symbol type information", value.loc)
-            if self.at("|", "&", "^"):
-                raise NftError(f"{self.tok.text} in a set statement is not modelled by the mock kernel",
-                               self.tok.loc)
+            if self.at(*binops):  # constants: folded
+                return self.evaluate_binop(self.binop_tail(value, family), dtype,
+                                           value.loc.to(self.tokens[self.pos - 1].loc))
             return _parse(value, dtype)
-        source, loc = self.located_selector_chain(family)
+        start = self.tok
+        source = self.binop_operand(family) if self.at("(") else self.selector_chain(family)
+        if self.at(*binops) or isinstance(source, tuple):
+            source = self.binop_tail(source, family)
+            loc = start.loc.to(self.tokens[self.pos - 1].loc)
+            source = self.evaluate_binop(source, dtype, loc)
+            if not isinstance(source, Selector):
+                return source
+        loc = start.loc.to(self.tokens[self.pos - 1].loc)
         if self.at("map"):
             return self.map_expr(source, loc, family, (dtype,))
-        if not (isinstance(source, (Meta, Ct)) and source.key == "mark"):
+        if not (isinstance(source.loaded(), (Meta, Ct)) and source.loaded().key == "mark"):
             raise NftError("only `meta mark`, `ct mark` and maps are modelled as values to set", loc)
-        if self.at("|", "&", "^"):
-            raise NftError(f"{self.tok.text} in a set statement is not modelled by the mock kernel", self.tok.loc)
         return source
 
     def map_expr(self, key, key_loc: Location, family: str, wants: tuple, data_type=None) -> MapExpr:
@@ -1682,6 +1731,23 @@ class Parser:
 
 
 SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib", "rt", "exthdr"} | set(EXTHDR6_WORDS) | META_UNQUALIFIED
+
+
+def _binop_transfer(match: Match, tree, parser: Parser) -> Match:
+    """evaluate.c binop_transfer(): a left side written ending in `^ c`
+    compared with a value or a range compares what is under it with the
+    value ^ c; a bare `&` left is the match's mask."""
+    op, inner, const = tree
+    if op == "^" and isinstance(match.rhs, (Value, Range)):
+        lhs = parser.evaluate_binop(inner, match.lhs.dtype, match.loc)
+        xor = nft_bitwise.evaluate(const, lhs.dtype, _parse)
+        rhs = Value(match.rhs.value ^ xor) if isinstance(match.rhs, Value) else \
+            Range(match.rhs.low ^ xor, match.rhs.high ^ xor)
+        match = Match(lhs, match.op, rhs, loc=match.loc)
+    lhs = match.lhs
+    if isinstance(lhs, nft_bitwise.Bitwise) and [op for op, _ in lhs.parts()] == ["&"] and match.mask is None:
+        return Match(lhs.expr, "==" if match.op == "implicit" else match.op, match.rhs, mask=lhs.mask, loc=match.loc)
+    return match
 
 
 def _nat_data_type(syntax: list[ElementSyntax], nat_types: tuple):
