@@ -17,6 +17,7 @@ IP_FORWARD  ip_forward(): TTL and DF/MTU checks before the FORWARD hook
 IP_DEFRAG   ip_defrag(): reassembly in ip_local_deliver, before INPUT
 IP_OUTPUT   ip_finish_output(): fragmentation after POSTROUTING
 NEIGH       neigh_resolve_output(): ARP before the frame is queued
+NF_EGRESS   nf_hook_egress(): nftables netdev egress chains, before TC egress
 """
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ class Stage(StrEnum):
     NF_POSTROUTING = "NF_POSTROUTING"
     IP_OUTPUT = "IP_OUTPUT"
     NEIGH = "NEIGH"
+    NF_EGRESS = "NF_EGRESS"
     TC_EGRESS = "TC_EGRESS"
     QDISC = "QDISC"
     NIC_TX = "NIC_TX"

@@ -258,6 +258,7 @@ NF_HOOK_STAGES = {
     "ip_output": Stage.NF_POSTROUTING,
     "ip_mc_output": Stage.NF_POSTROUTING,
     "__netif_receive_skb_core": Stage.NF_INGRESS,  # netdev ingress: nf_hook_ingress() inlined
+    "__dev_queue_xmit": Stage.NF_EGRESS,  # netdev egress: nf_hook_egress() inlined
     # the bridge's own hooks (net/bridge: NF_HOOK inlined into its callers; __br_forward()
     # runs NF_BR_FORWARD, and NF_BR_LOCAL_OUT for the bridge's own frames, told apart below)
     "br_handle_frame": Stage.NF_PREROUTING,

@@ -147,7 +147,7 @@ NF_VERDICT_MASK = 0xFF
 VERDICTS = {0: "DROP", 1: "ACCEPT", 2: "STOLEN", 3: "QUEUE", 4: "REPEAT", 5: "STOP",
             -1: "CONTINUE", -2: "BREAK", -3: "JUMP", -4: "GOTO", -5: "RETURN"}
 FINAL_VERDICTS = frozenset({"ACCEPT", "DROP", "STOLEN", "QUEUE", "REPEAT", "STOP"})
-HOOK_STAGES = {"ingress": Stage.NF_INGRESS, "prerouting": Stage.NF_PREROUTING, "input": Stage.NF_INPUT,
+HOOK_STAGES = {"ingress": Stage.NF_INGRESS, "egress": Stage.NF_EGRESS, "prerouting": Stage.NF_PREROUTING, "input": Stage.NF_INPUT,
                "forward": Stage.NF_FORWARD, "output": Stage.NF_OUTPUT, "postrouting": Stage.NF_POSTROUTING}
 TRACE_FAMILY_PATTERN = f"(?:{'|'.join(TRACE_RULESETS)})"
 TRACE_CHAIN_STAGES = {("netdev", "in"): Stage.NF_INGRESS, ("ip", "pre"): Stage.NF_PREROUTING,

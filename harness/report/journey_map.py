@@ -107,13 +107,14 @@ SLOTS: dict[tuple[Stage, str], Slot] = {
     (Stage.NIC_TX, OUT): Slot(OUT, 0, "NIC", "TX ring"),
     (Stage.QDISC, OUT): Slot(OUT, 1, "qdisc", "shaping"),
     (Stage.TC_EGRESS, OUT): Slot(OUT, 2, "TC egress [eBPF]", "clsact / filter"),
-    (Stage.NEIGH, OUT): Slot(OUT, 3, "Neighbour", "ARP, hh cache"),
-    (Stage.IP_OUTPUT, OUT): Slot(OUT, 4, "IP output", "ip_finish_output"),
-    (Stage.NF_POSTROUTING, OUT): Slot(OUT, 5, "Netfilter POSTROUTING", "SNAT / MASQUERADE"),
-    (Stage.NF_OUTPUT, OUT): Slot(OUT, 6, "Netfilter OUTPUT", "conntrack, DNAT, filter"),
-    (Stage.ROUTING, OUT): Slot(OUT, 7, "IP Layer (L3)", "route lookup"),
-    (Stage.L4, OUT): Slot(OUT, 8, "Transport (L4)", "TCP/UDP segment"),
-    (Stage.SOCKET, OUT): Slot(OUT, 9, "Socket sendbuf", "write / send"),
+    (Stage.NF_EGRESS, OUT): Slot(OUT, 3, "Netfilter egress", "netdev chains"),
+    (Stage.NEIGH, OUT): Slot(OUT, 4, "Neighbour", "ARP, hh cache"),
+    (Stage.IP_OUTPUT, OUT): Slot(OUT, 5, "IP output", "ip_finish_output"),
+    (Stage.NF_POSTROUTING, OUT): Slot(OUT, 6, "Netfilter POSTROUTING", "SNAT / MASQUERADE"),
+    (Stage.NF_OUTPUT, OUT): Slot(OUT, 7, "Netfilter OUTPUT", "conntrack, DNAT, filter"),
+    (Stage.ROUTING, OUT): Slot(OUT, 8, "IP Layer (L3)", "route lookup"),
+    (Stage.L4, OUT): Slot(OUT, 9, "Transport (L4)", "TCP/UDP segment"),
+    (Stage.SOCKET, OUT): Slot(OUT, 10, "Socket sendbuf", "write / send"),
     (Stage.BRIDGE, FWD): Slot(FWD, 3, "Linux bridge", "br_handle_frame, br_forward"),
     (Stage.NF, FWD): Slot(FWD, 5, "Netfilter", "hook not identified"),
     (Stage.UNKNOWN, FWD): Slot(FWD, 6, "Unknown stage", "function not identified"),
@@ -125,8 +126,8 @@ SKELETON = [(Stage.NIC_RX, IN), (Stage.NAPI, IN), (Stage.XDP, IN), (Stage.SKB, I
             (Stage.NF_INGRESS, IN), (Stage.IP_RCV, IN), (Stage.NF_PREROUTING, IN), (Stage.ROUTING, IN),
             (Stage.IP_DEFRAG, IN), (Stage.NF_INPUT, IN), (Stage.L4, IN), (Stage.SOCKET, IN)]
 SKELETON_OUT = [(Stage.SOCKET, OUT), (Stage.L4, OUT), (Stage.ROUTING, OUT), (Stage.NF_OUTPUT, OUT),
-                (Stage.NF_POSTROUTING, OUT), (Stage.IP_OUTPUT, OUT), (Stage.NEIGH, OUT), (Stage.TC_EGRESS, OUT),
-                (Stage.QDISC, OUT), (Stage.NIC_TX, OUT)]
+                (Stage.NF_POSTROUTING, OUT), (Stage.IP_OUTPUT, OUT), (Stage.NEIGH, OUT), (Stage.NF_EGRESS, OUT),
+                (Stage.TC_EGRESS, OUT), (Stage.QDISC, OUT), (Stage.NIC_TX, OUT)]
 SKELETON_FWD = [(Stage.ROUTING, IN), (Stage.IP_FORWARD, FWD), (Stage.NF_FORWARD, FWD), (Stage.NF_POSTROUTING, OUT)]
 
 FAMILY_FILLS = (  # (stage prefix, fill of a crossed box): the first prefix a stage starts with wins

@@ -35,7 +35,7 @@ from harness.mockkernel.core.gso import netif_needs_gso, skb_gso_segment
 from harness.mockkernel.core.skbuff import (PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST,
                                             PACKET_OTHERHOST, SkBuff, kfree_skb)
 from harness.mockkernel.core.xdp import VERDICT_NAMES, XDP_PASS, XDP_REDIRECT, XDP_TX
-from harness.mockkernel.netfilter.core import nf_hook_ingress
+from harness.mockkernel.netfilter.core import nf_hook_egress, nf_hook_ingress
 from harness.mockkernel.nic import NAPI_POLL_WEIGHT
 from harness.mockkernel.wire import FrameSummary, ethernet
 from harness.mockkernel.wire.ethernet import BROADCAST, ETH_HLEN, ETH_P_IP, ETH_P_IPV6
@@ -280,13 +280,16 @@ def dev_add_pack(ethertype: int, func) -> None:
 
 
 def dev_queue_xmit(skb: SkBuff) -> None:
-    """__dev_queue_xmit(): TC egress, then the device's qdisc (sched/sch_generic.py):
+    """__dev_queue_xmit(): the netdev egress hook (nf_hook_egress(), every
+    device's, lo's too), TC egress, then the device's qdisc (sched/sch_generic.py):
     noqueue (no enqueue) goes straight to the driver, any other enqueues and runs.
     A device that is down has the noop qdisc (dev_deactivate()): noop_enqueue()
     counts tx_dropped and frees the skb, QDISC_DROP (lab: a TC redirect out of a
     down port). With the line-rate engine attached (`net.xmit_hook`), the engine
     takes the packet after TC egress and queues it as part of a train."""
     net, dev = skb.net, skb.dev
+    if net.nf_hooks.egress_active and not nf_hook_egress(skb, dev):
+        return
     if dev.is_loopback:
         net.tracer.hop(skb, Stage.NIC_TX, "lo", "LOOPBACK")
         loopback_xmit(skb)

@@ -1,5 +1,6 @@
 """Netfilter hooks (net/netfilter/core.c): registration and nf_hook_slow(),
-and the netdev ingress hook (include/linux/netfilter_netdev.h nf_hook_ingress()).
+and the netdev ingress and egress hooks (include/linux/netfilter_netdev.h
+nf_hook_ingress(), nf_hook_egress()).
 
 Everything that runs at a hook registers a `HookEntry` for (family, hook) with a
 priority: nf_tables base chains, conntrack (-200 in, INT_MAX confirm), NAT
@@ -19,7 +20,18 @@ runs them through nf_hook_ingress() right after TC ingress, before the protocol
 handler, with the receiving device as the state's input device (each chain
 keeps to its own devices). The skb's data is at the network header then. A
 drop frees the packet with NETFILTER_DROP at nft_do_chain (seen on the lab),
-its journey stage NF_INGRESS. The netdev egress hook is left out.
+its journey stage NF_INGRESS.
+
+Chains `type filter hook egress device "pN" priority P` register at
+NF_NETDEV_EGRESS; __dev_queue_xmit() runs them through nf_hook_egress() first,
+before TC egress (sch_handle_egress()) and the qdisc, with the transmitting
+device as the state's output device and no input device (net/core/dev.c of
+6.x; so tc sees what nft let through, and can set a mark nft never sees). The
+skb's data is at the MAC header then. NF_DROP frees it in nf_hook_slow()
+(NETFILTER_DROP), journey stage NF_EGRESS. TC's own ingress and egress runs set
+skb->nf_skip_egress: a frame TC redirects to a device's egress skips that
+device's netdev egress chains (nf_skip_egress(): here skb_do_redirect()'s
+transmit marks the skb's cb with NF_SKIP_EGRESS, which nf_hook_egress() takes).
 
 Hook entries get the skb and an `NfHookState` and return a verdict. They record
 what they do in the packet's journey themselves (a chain, rule and verdict for
@@ -39,14 +51,16 @@ _new_tuple = tuple.__new__
 
 NFPROTO_INET, NFPROTO_IPV4, NFPROTO_ARP, NFPROTO_NETDEV, NFPROTO_BRIDGE, NFPROTO_IPV6 = 1, 2, 3, 5, 7, 10
 NF_INET_PRE_ROUTING, NF_INET_LOCAL_IN, NF_INET_FORWARD, NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING = range(5)
-NF_NETDEV_INGRESS = 0
+NF_NETDEV_INGRESS, NF_NETDEV_EGRESS = 0, 1
 # include/uapi/linux/netfilter_bridge.h: the bridge's hooks, numbered as the inet ones
 NF_BR_PRE_ROUTING, NF_BR_LOCAL_IN, NF_BR_FORWARD, NF_BR_LOCAL_OUT, NF_BR_POST_ROUTING = range(5)
 HOOK_NAMES = ("prerouting", "input", "forward", "output", "postrouting")
 HOOK_STAGES = (Stage.NF_PREROUTING, Stage.NF_INPUT, Stage.NF_FORWARD, Stage.NF_OUTPUT, Stage.NF_POSTROUTING)
 NF_INGRESS_STAGE = Stage.NF_INGRESS  # the netdev ingress hook's, bound once (per packet: see Stage)
+NF_EGRESS_STAGE = Stage.NF_EGRESS
 NF_DROP, NF_ACCEPT, NF_STOLEN, NF_QUEUE, NF_REPEAT = 0, 1, 2, 3, 4
 NF_VERDICT_MASK = 0xFF  # the verdict; NF_DROP_REASON() puts an errno above it
+NF_SKIP_EGRESS = "nf_skip_egress"  # skb->nf_skip_egress, set while TC runs (kept in the control block)
 NF_BRIDGE = "nf_bridge"  # the skb's nf_bridge_info (br_netfilter.py): an skb extension, kept in its control block
 
 # include/uapi/linux/netfilter_ipv4.h
@@ -97,6 +111,7 @@ class NfHooks:
         self.ipv4: list[tuple[Callable[[SkBuff, NfHookState], int], ...]] = [()] * len(HOOK_NAMES)
         self.ipv6: list[tuple[Callable[[SkBuff, NfHookState], int], ...]] = [()] * len(HOOK_NAMES)
         self.ingress_active = False  # nf_hook_ingress_active(): any netdev ingress entry
+        self.egress_active = False  # nf_hook_egress_active(): any netdev egress entry
         self._seq = 0
 
     def register(self, pf: int, hook: int, priority: int, name: str,
@@ -126,6 +141,8 @@ class NfHooks:
             self.ipv6[hook] = tuple(entry.fn for entry in entries)
         elif key == (NFPROTO_NETDEV, NF_NETDEV_INGRESS):
             self.ingress_active = bool(entries)
+        elif key == (NFPROTO_NETDEV, NF_NETDEV_EGRESS):
+            self.egress_active = bool(entries)
 
 
 class NfBridgeHookState(namedtuple("NfBridgeHookState", NfHookState._fields + ("okfn",))):
@@ -153,6 +170,16 @@ def nf_hook_ingress(skb) -> bool:
     if not entries:
         return True
     state = NfHookState(NF_NETDEV_INGRESS, NFPROTO_NETDEV, skb.dev, None, skb.net, NF_INGRESS_STAGE)
+    return nf_hook_slow(skb, state, entries) == NF_ACCEPT
+
+
+def nf_hook_egress(skb, dev) -> bool:
+    """nf_hook_egress(): True if the packet goes on to TC egress (no chain, a
+    frame TC redirected here, or every chain accepted it); a drop frees it."""
+    entries = skb.net.nf_hooks.entries.get((NFPROTO_NETDEV, NF_NETDEV_EGRESS))
+    if not entries or (skb.cb and skb.cb.pop(NF_SKIP_EGRESS, False)):
+        return True
+    state = NfHookState(NF_NETDEV_EGRESS, NFPROTO_NETDEV, None, dev, skb.net, NF_EGRESS_STAGE)
     return nf_hook_slow(skb, state, entries) == NF_ACCEPT
 
 

@@ -10,7 +10,7 @@ undoing all of it. A commit compiles the chains the transaction changed into
 closures (nft_exprs; a rule once, until it or a set it looks up changes) and
 (re)binds each base chain to its hook: filter and route chains as HookEntries
 on `net.nf_hooks` at their priority (inet tables register for IPv4 and IPv6,
-netdev ingress chains as NFPROTO_NETDEV hook 0 for their devices), nat chains
+netdev ingress and egress chains as NFPROTO_NETDEV hook 0 and 1 for their devices), nat chains
 through nf_nat_register_fn() as the NAT core's lookups (of IPv4, IPv6, or for
 inet both). A base chain keeps its
 registration (and so its place among equal priorities) while its hook, type
@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 
 from harness.journey import RuleCounter
 from harness.mockkernel.netfilter import nf_nat, nft_json
-from harness.mockkernel.netfilter.core import (HOOK_NAMES, NF_NETDEV_INGRESS, NFPROTO_BRIDGE, NFPROTO_INET,
+from harness.mockkernel.netfilter.core import (HOOK_NAMES, NF_NETDEV_EGRESS, NF_NETDEV_INGRESS, NFPROTO_BRIDGE,
+                                               NFPROTO_INET,
                                                NFPROTO_IPV4, NFPROTO_IPV6, NFPROTO_NETDEV)
 from harness.mockkernel.netfilter.nf_conntrack_core import nf_ct_netns_get, nf_ct_netns_put
 from harness.mockkernel.netfilter.nf_tables_bridge import nft_bridge_refusal
@@ -60,7 +61,8 @@ NAT_FAMILIES = {"ip": (NFPROTO_IPV4,), "ip6": (NFPROTO_IPV6,), "inet": (NFPROTO_
 # the conntrack a table of each family gets (nf_ct_netns_get(): inet's, the bridge's and netdev's both)
 CT_FAMILIES = {"ip": (NFPROTO_IPV4,), "ip6": (NFPROTO_IPV6,)}
 BOTH_CT_FAMILIES = (NFPROTO_IPV4, NFPROTO_IPV6)
-CHAIN_TYPE_HOOKS = {"filter": set(HOOK_NAMES) | {"ingress"}, "nat": {"prerouting", "input", "output",
+NETDEV_HOOKS = {"ingress": NF_NETDEV_INGRESS, "egress": NF_NETDEV_EGRESS}
+CHAIN_TYPE_HOOKS = {"filter": set(HOOK_NAMES) | set(NETDEV_HOOKS), "nat": {"prerouting", "input", "output",
                                                                       "postrouting"},
                     "route": {"output"}}
 REJECT_HOOKS = {"prerouting", "input", "forward", "output", "ingress"}
@@ -321,7 +323,7 @@ class NfTables:
         base_hook = BaseChainHook(rt_chain, chain_type, list(devices))
         name, fn = f"nft {rt_chain.id}", base_hook.hookfn
         if family == "netdev":
-            handle = self.net.nf_hooks.register(NFPROTO_NETDEV, NF_NETDEV_INGRESS, priority, name, fn)
+            handle = self.net.nf_hooks.register(NFPROTO_NETDEV, NETDEV_HOOKS[hook], priority, name, fn)
         elif chain_type == "nat" and family in NAT_FAMILIES:
             handle = nf_nat.nf_nat_register_fn(self.net, HOOK_NUMBERS[hook], priority, name, fn, NAT_FAMILIES[family])
         else:
@@ -573,10 +575,8 @@ class Transaction:
         spec = cmd.chain
         if table.family == "bridge" and spec.type != "filter":  # nft_chain_filter.c has no other for bridge
             raise NftError(f"Could not process rule: {ENOENT}", spec.type_loc)
-        if spec.hook not in CHAIN_TYPE_HOOKS[spec.type] or (table.family == "inet" and spec.hook == "ingress"):
+        if spec.hook not in CHAIN_TYPE_HOOKS[spec.type] or (table.family == "inet" and spec.hook in NETDEV_HOOKS):
             raise NftError(f"Could not process rule: {EOPNOTSUPP}", cmd.loc)
-        if table.family == "netdev" and spec.hook != "ingress":
-            raise NftError("netdev egress chains are not modelled by the mock kernel", spec.loc)
 
     def delete_chain(self, cmd: Command) -> None:
         table = self.table(cmd)

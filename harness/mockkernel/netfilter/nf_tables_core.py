@@ -36,7 +36,7 @@ from errno import EPERM
 from harness.dropreason import DropReason
 from harness.journey import Hop
 from harness.mockkernel.netfilter import nf_nat
-from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP, NF_DROP_REASON
+from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP, NF_DROP_REASON, NF_NETDEV_INGRESS
 from harness.mockkernel.netfilter.nft_exprs import (NFT_BREAK, NFT_CONTINUE, NFT_GOTO, NFT_JUMP, NFT_RETURN,
                                                     VERDICT_NAMES, CompileCtx, Match, NftPktinfo, PrintCtx,
                                                     IndexKeys, Verdict, index_key, index_loader)
@@ -186,7 +186,10 @@ class BaseChainHook:
         return Hop(stage, self.chain.id, VERDICT_NAMES.get(verdict, str(verdict)), summary)
 
     def nft_do_chain_netdev(self, skb, state) -> int:
-        if state.in_dev is None or state.in_dev.name not in self.devices:
+        """A netdev chain runs for its own devices: the receiving one at
+        ingress, the transmitting one at egress (the kernel hooks each device)."""
+        dev = state.in_dev if state.hook == NF_NETDEV_INGRESS else state.out_dev
+        if dev is None or dev.name not in self.devices:
             return NF_ACCEPT
         return self.run(skb, state)
 

@@ -28,6 +28,7 @@ from harness.mockkernel.bpf import TC_ACT_REDIRECT, TC_ACT_SHOT, TC_ACT_STOLEN
 from harness.mockkernel.core import dev as core_dev
 from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.skbuff import kfree_skb
+from harness.mockkernel.netfilter.core import NF_SKIP_EGRESS
 from harness.mockkernel.sched.cls_api import TcfProto, tcf_classify
 from harness.mockkernel.sched.cls_bpf import TC_ACT_TRAP
 from harness.mockkernel.wire.ethernet import ETH_HLEN
@@ -154,6 +155,8 @@ def __bpf_tx_skb(skb, stage: str) -> None:
         kfree_skb(skb, DropReason.NOT_SPECIFIED, stage, "__bpf_redirect")
         return
     _xmit_recursion += 1
+    skb.cb = skb.cb or {}
+    skb.cb[NF_SKIP_EGRESS] = True  # nf_skip_egress(skb, true) around tc: the target's nft egress is skipped
     try:
         core_dev.dev_queue_xmit(skb)
     finally:
