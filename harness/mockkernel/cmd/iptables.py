@@ -105,6 +105,7 @@ class Options:
         self.sources: list[tuple] = []  # -s: (addr, mask) each; a rule per source and destination
         self.destinations: list[tuple] = []
         self.given: set[str] = set()  # the rule options given (-p, -s, -i, ...), each at most once
+        self.loaded: list = []  # the matches and the target, in the order loaded
 
     def rules(self) -> list[XtRule]:
         """The rules the command line makes: one for each source and destination
@@ -273,14 +274,18 @@ def _rule_option(opts: Options, word: str, words: list[str], invert: bool) -> No
         rule.fragment = not invert
     elif word in ("-m", "--match"):
         rule.matches.append(_load_match(family, _value(words, word)))
+        opts.loaded.append(rule.matches[-1])
     elif flag in ("j", "g"):
         rule.target = _load_target(family, _value(words, word), flag == "g")
+        opts.loaded.append(rule.target)
     else:
-        owner = next((m for m in rule.matches if m.option(word) is not None), None)
-        if owner is None and rule.target is not None and rule.target.option(word) is not None:
-            owner = rule.target
+        # xtables_merge_options() puts each extension's options before those
+        # loaded earlier: the latest extension that has the option takes it
+        owner = next((e for e in reversed(opts.loaded) if e.option(word) is not None), None)
         if owner is None:
             owner = _implicit_match(rule, word)
+            if owner not in opts.loaded:
+                opts.loaded.append(owner)
         owner.take(word, words, invert, rule)
 
 

@@ -213,7 +213,8 @@ def get_unique_tuple(net, orig: Tuple, rng, manip: int, ct: NfConn) -> Tuple:
         addr = orig.src if manip == NF_NAT_MANIP_SRC else orig.dst
     candidate = _with(orig, manip, addr, None)
     random_all = "random" in rng.flags or "fully-random" in rng.flags
-    if not random_all and _in_range(candidate, manip, rng) and not _taken(net, candidate, ct):
+    if not random_all and "proto-offset" not in rng.flags and _in_range(candidate, manip, rng) \
+            and not _taken(net, candidate, ct):
         return candidate
     return nf_nat_l4proto_unique_tuple(net, candidate, rng, manip, ct)
 
@@ -224,7 +225,9 @@ def nf_nat_l4proto_unique_tuple(net, t: Tuple, rng, manip: int, ct: NfConn) -> T
     source port (<512: 1-511, 512-1023: 600-1023, else 1024-65535; without a
     range a destination port never changes). At most 128 tries, then rounds
     of half as many from new offsets while 16 or more; if none is free, the
-    last one tried."""
+    last one tried. With a base port (NF_NAT_RANGE_PROTO_OFFSET) the tries
+    start at the port's distance from it, and get_unique_tuple() maps even a
+    port already in range."""
     proto = t.proto
     field_name = _key_field(proto, manip)
     specified = "proto-specified" in rng.flags
@@ -239,8 +242,10 @@ def nf_nat_l4proto_unique_tuple(net, t: Tuple, rng, manip: int, ct: NfConn) -> T
         port = t.sport
         low, size = (1, 511) if port < 512 else (600, 424) if port < 1024 else (1024, 64512)
     attempts = min(size, NF_NAT_MAX_ATTEMPTS)
+    shifted = "proto-offset" in rng.flags
     while True:
-        offset = net.random.randrange(65536)  # get_random_u16()
+        # with NF_NAT_RANGE_PROTO_OFFSET the port's distance from the base (a u16), else get_random_u16()
+        offset = (getattr(t, field_name) - rng.base_port) & 0xFFFF if shifted else net.random.randrange(65536)
         for i in range(attempts):
             candidate = t._replace(**{field_name: low + (offset + i) % size})
             if not _taken(net, candidate, ct):

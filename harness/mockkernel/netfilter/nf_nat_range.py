@@ -2,7 +2,8 @@
 
 Addresses are ints, ports host-order ints; `flags` holds the NF_NAT_RANGE_*
 bits by name: "map-ips", "proto-specified", "random", "fully-random",
-"persistent".
+"persistent", "proto-offset" (NF_NAT_RANGE_PROTO_OFFSET: the port picked
+shifted from `base_port`, iptables' DNAT `:A-B/BASE`).
 """
 from __future__ import annotations
 
@@ -16,3 +17,4 @@ class NatRange:
     min_port: int
     max_port: int
     flags: frozenset[str]
+    base_port: int = 0

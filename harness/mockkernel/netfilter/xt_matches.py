@@ -389,7 +389,7 @@ class StateMatch(XtMatch):
                 raise usage_error(f'Bad {option[2:]} "{bad}"')
             parsed = tuple(sorted({s.upper() for s in states}, key=CT_STATE_ORDER.index))
         elif option == "--ctstatus":
-            bad = next((s for s in value.split(",") if s.upper() not in CT_STATUS), None)
+            bad = next((s for s in value.split(",") if s.upper() not in CT_STATUS and s.upper() != "NONE"), None)
             if bad is not None:
                 raise usage_error(f'Bad ctstatus "{bad}"')
             parsed = tuple(s for s in CT_STATUS if s in value.upper().split(","))
@@ -424,7 +424,7 @@ class StateMatch(XtMatch):
 
     def _save_value(self, option: str, value) -> str:
         if option in ("--ctstate", "--ctstatus"):
-            return ",".join(value)
+            return ",".join(value) or "NONE"  # print_status(): no bit is NONE
         if option in ("--ctorigsrc", "--ctorigdst", "--ctreplsrc", "--ctrepldst"):
             return address_text(value)
         if option.endswith("port") or option == "--ctexpire":
@@ -831,7 +831,7 @@ class StatisticMatch(XtMatch):
     draw under probability * 2^31) or every nth packet (a shared counter)."""
 
     name = "statistic"
-    OPTIONS = (XtOpt(("--mode",)), XtOpt(("--probability",), invert=True, excl=("--every", "--packet")),
+    OPTIONS = (XtOpt(("--mode",), mandatory=True), XtOpt(("--probability",), invert=True, excl=("--every", "--packet")),
                XtOpt(("--every",), invert=True, excl=("--probability",), also=("--packet",)),
                XtOpt(("--packet",), excl=("--probability",), also=("--every",)))
 

@@ -8,11 +8,13 @@ rest run as nft_compat targets (nft_compat.py) after their kernel modules
 """
 from __future__ import annotations
 
+import re
 import socket
 
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP
 from harness.mockkernel.netfilter.nf_conntrack import UNTRACKED
+from harness.mockkernel.netfilter.nf_nat_range import NatRange
 from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exprs import (Log, MetaSet, Nat, Notrack, PrintCtx, Reject, Stmt,
                                                     Verdict, Xt)
@@ -203,6 +205,12 @@ class NfqueueTarget(XtTarget):
             self.low, self.high = self.uint_range(option, value, 0xFFFF)
             if self.low > self.high:
                 raise usage_error(f"{self.low} should be less than {self.high}")
+
+    def rule_check(self, rule, table: str, chain: str, builtin: bool) -> None:
+        """nfqueue_tg_check(): queues_total, a __u16, is 0 for a balance over
+        all 65536 queues, and refused."""
+        if (self.high - self.low + 1) & 0xFFFF == 0:
+            raise kernel_refusal(chain)
 
     def save_options(self) -> str:
         out = f" --queue-balance {self.low}:{self.high}" if "--queue-balance" in self.given else \
@@ -732,38 +740,21 @@ class NatTarget(XtTarget):
 
     @staticmethod
     def _nat_ports(text: str, rule) -> tuple:
-        """The port part of parse_to(): a port (or service), `A-B`, `A-B/OFFSET`,
-        checked in parse_ports()'s order."""
-        proto = {6: "tcp", 17: "udp"}.get(rule.proto[0], "tcp")
-        first = _nat_port(text, proto, text)
-        if ":" in text:
-            raise usage_error("Invalid port:port syntax - use dash")
-        dash = text.find("-")
-        last = _nat_port(text[dash + 1:], proto, text[dash + 1:]) if dash >= 0 else first
-        if last < first:
-            raise usage_error(f"Port range `{text[dash + 1:]}' funky")
-        if "/" in text:
-            raise not_modelled_error("DNAT/SNAT port offset (/OFFSET, a shifted port range)")
-        return (first, last), str(first) if dash < 0 else f"{first}-{last}"
+        """The port part of parse_to(): parse_ports()'s range, and its text as
+        DNAT's save prints it (`A`, `A-B`, `A-B/BASE`)."""
+        low, high, base = nat_ports(text)
+        shown = str(low) if low == high else f"{low}-{high}"
+        return (low, high, base), shown + ("" if base is None else f"/{base}")
 
     def _port_range(self, text: str, rule) -> tuple:
-        """parse_ports() of MASQUERADE and REDIRECT: `A[-B]`, ports or services."""
+        """parse_ports() of MASQUERADE and REDIRECT (--to-ports)."""
         need_ports_protocol(rule)
-        proto = {6: "tcp", 17: "udp"}.get(rule.proto[0], "tcp")
-        low_text, dash, high_text = text.partition("-")
-        ports = []
-        for part in (low_text, high_text) if dash else (low_text,):
-            number = c_strtoul(part.split("/")[0]) if part[:1].isdigit() else None
-            if number is not None and "/" in part:
-                raise usage_error(f"Garbage after port value: `{part[part.index('/'):]}'")
-            if number is None:
-                number = parse_port(part, proto)
-            if number > 65535:
-                raise usage_error(f"Port `{part}' not valid")
-            ports.append(number)
-        if ports[-1] < ports[0]:
-            raise usage_error(f"Port range `{high_text}' funky")
-        return ports[0], ports[-1]
+        return nat_ports(text)
+
+    def check(self, rule) -> None:
+        """DNAT_fcheck() of the revision-0 targets (REDIRECT, MASQUERADE): no base port."""
+        if self.name in ("REDIRECT", "MASQUERADE") and self.ports and self.ports[2] is not None:
+            raise usage_error("Shifted portmap ranges not supported with this kernel")
 
     def save_options(self) -> str:
         out = ""
@@ -784,27 +775,71 @@ class NatTarget(XtTarget):
     def stmts(self, rule) -> list[Stmt]:
         kind = {"MASQUERADE": "masquerade", "REDIRECT": "redirect"}.get(self.name, self.name.lower())
         flags = tuple(f for o, f in self.FLAGS if o in self.given)
-        nat = Nat(kind, None, self.addr, self.ports, flags)
+        nat = Nat(kind, None, self.addr, self.ports[:2] if self.ports else None, flags)
+        if self.ports and self.ports[2] is not None:
+            return [self._shifted(nat, self.ports[2])]
         if rule.family.nft_family == "ip6":
             nat.addr_type = types.ipv6_addr
             return [XtCompat("target", self.name, _nat6_xlat(nat), inner=nat)]
         return [XtCompat("target", self.name, nat.text(PrintCtx()), inner=nat)]
 
 
-def _nat_port(text: str, proto: str, shown: str) -> int:
-    """A NAT port read as atoi() reads it (the digits it starts with), or a
-    service name up to a `-` or `/`; `shown` names it when it is neither."""
-    digits = len(text) - len(text.lstrip("0123456789"))
-    if digits:
-        number = int(text[:digits])
-    else:
-        try:
-            number = socket.getservbyname(text.split("-")[0].split("/")[0], proto)
-        except OSError:
-            number = None
-    if number is None or number > 65535:
-        raise usage_error(f"Port `{shown}' not valid")
-    return number
+    def _shifted(self, nat: Nat, base: int) -> XtCompat:
+        """DNAT/SNAT revision 2 with a base port (nf_nat_range2.base_proto):
+        xt_nat's nf_nat_setup_info() with NF_NAT_RANGE_PROTO_OFFSET, which nft
+        has no statement for (`xt target DNAT` in its listing)."""
+        rng = nat.nat_range()
+        rng = NatRange(rng.min_addr, rng.max_addr, rng.min_port, rng.max_port, rng.flags | {"proto-offset"}, base)
+        apply = nat._binder()
+        return XtCompat("target", self.name, None, lambda ctx: lambda pkt: apply(pkt, rng), terminal=True,
+                        needs_conntrack=True, may_change_packet=True)
+
+
+def nat_ports(text: str) -> tuple[int, int, int | None]:
+    """libxt_NAT.c parse_ports(): `PORT` (a number or any protocol's service
+    name), `A-B` (numbers only), `A-B/BASE` (a number from 1, or a service);
+    each refusal with its message. Returns (low, high, base or None)."""
+    port, end = _strtoui(text, 0)
+    if port is None:
+        port, end = _service(text), ""
+    if end[:1] == ":":
+        raise usage_error("Invalid port:port syntax - use dash")
+    if end and end[0] != "-":
+        raise usage_error(f"Garbage after port value: `{end}'")
+    if not end:
+        return port, port, None
+    arg = end[1:]
+    high, end = _strtoui(arg, 0)
+    if high is None:
+        raise usage_error(f"Port `{arg}' not valid")
+    if high < port:
+        raise usage_error(f"Port range `{arg}' funky")
+    if not end:
+        return port, high, None
+    if end[0] != "/":
+        raise usage_error(f"Garbage after port range: `{end}'")
+    arg = end[1:]
+    base, _ = _strtoui(arg, 1)
+    return port, high, base if base is not None else _service(arg)
+
+
+def _strtoui(text: str, low: int) -> tuple[int | None, str]:
+    """xtables_strtoui(s, &end, .., low, 65535): the number the text starts
+    with (base 0) and what follows it; None when there is none or it is out of range."""
+    match = re.match(r"\s*(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)", text)
+    if match is None:
+        return None, text
+    digits = match.group(1)
+    number = int(digits, 16) if digits[:2].lower() == "0x" else int(digits, 8) if digits[0] == "0" else int(digits)
+    return (number if low <= number <= 65535 else None), text[match.end():]
+
+
+def _service(name: str) -> int:
+    """xtables_service_to_port(name, NULL): any protocol's service of that name."""
+    try:
+        return socket.getservbyname(name)
+    except OSError:
+        raise usage_error(f"Port `{name}' not valid") from None
 
 
 def _nat6_xlat(nat: Nat) -> str:
