@@ -467,7 +467,7 @@ def test_file_errors_carry_file_line_and_columns_and_keep_tabs_under_the_caret()
 
 
 @pytest.mark.parametrize("statement, token", [
-    ("queue", "queue"), ("sctp dport 1", "sctp dport"), ("dup to 1.2.3.4", "dup"), ("tcp reserved 1", "tcp reserved"),
+    ("queue", "queue"), ("dup to 1.2.3.4", "dup"), ("tcp reserved 1", "tcp reserved"),
     ("ip option lsrr type 1", "ip option lsrr"), ("ct original bytes 1", "ct original bytes"),
     ("ct count over 2", "ct count"), ("meta sdif 1", "meta sdif"), ("ether saddr 0:1:2:3:4:5", "ether saddr"),
     ("rt classid 1", "rt classid")])

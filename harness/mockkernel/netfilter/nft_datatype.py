@@ -241,7 +241,9 @@ class InetServiceType(Datatype):
 PROTOCOLS = {"ip": 0, "icmp": 1, "igmp": 2, "ipencap": 4, "tcp": 6, "egp": 8, "udp": 17,
              "ipv6": 41, "ipv6-route": 43, "ipv6-frag": 44, "gre": 47, "esp": 50, "ah": 51,
              "ipv6-icmp": 58, "ipv6-nonxt": 59, "ipv6-opts": 60, "pim": 103, "vrrp": 112,
-             "l2tp": 115, "sctp": 132, "mobility-header": 135, "udplite": 136}
+             "l2tp": 115, "sctp": 132, "mobility-header": 135, "udplite": 136, "dccp": 33, "ipcomp": 108,
+             # parser_bison.y primary_rhs_expr: header keywords that are protocol constants
+             "comp": 108, "icmpv6": 58}
 
 
 class InetProtoType(SymbolicType):

@@ -196,6 +196,14 @@ ECHO_FIELDS = {("icmp", "id"), ("icmp", "sequence"), ("icmpv6", "id"), ("icmpv6"
 ECHO_TYPES = {"icmp": (0, 8), "icmpv6": (128, 129)}
 
 
+def register_payload_protocol(proto: str, number: int, fields: dict[str, Field]) -> None:
+    """A transport header nft names (a src/proto.c proto_desc of
+    PROTO_BASE_TRANSPORT_HDR): its fields, and the protocol number the
+    `meta l4proto` dependency nft puts before them matches."""
+    PAYLOAD_FIELDS[proto] = fields
+    L4PROTOS[proto] = number
+
+
 class Selector:
     """The left-hand side of a match: something loaded into a register."""
 

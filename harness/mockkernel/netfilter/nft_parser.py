@@ -41,6 +41,7 @@ from harness.mockkernel.netfilter.nft_exprs import (ECHO_FIELDS, ECHO_TYPES, ETH
                                                     selector_parts)
 from harness.mockkernel.netfilter.nft_exthdr import (EXTHDR6_SLOT_TEMPLATES, EXTHDR6_SLOTS, EXTHDR_EXISTS,
                                                      OPTION_ALIASES, TCP_OPTIONS, Exthdr6, TcpOption, TcpOptionSet)
+from harness.mockkernel.netfilter import nft_proto  # its headers' payload fields registered on import
 from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, Element, NftSet, add_elements, SetError
 from harness.mockkernel.wire.ethernet import ETH_P_8021Q
@@ -64,9 +65,8 @@ BRIDGE_STD_PRIOS = (("dstnat", -300), ("filter", -200), ("out", 100), ("srcnat",
 BRIDGE_PRIO_HOOKS = {-300: "prerouting", -200: None, 100: "output", 300: "postrouting"}
 # statements and expressions nft knows that the mock does not model
 NOT_MODELLED = {"queue", "dup", "fwd", "quota", "numgen", "jhash", "symhash", "osf", "synproxy", "tproxy",
-                "flow", "meter", "socket", "add", "arp", "sctp", "dccp", "esp",
-                "ah", "comp", "udplite", "secmark",
-                "ipsec", "igmp", "update", "cgroup", "skuid", "skgid", "rtclassid", "cpu", "iifgroup",
+                "flow", "meter", "socket", "add", "arp", "secmark",
+                "ipsec", "update", "cgroup", "skuid", "skgid", "rtclassid", "cpu", "iifgroup",
                 "oifgroup", "iiftype", "oiftype", "ibriport", "obriport", "time",
                 "day", "hour", "xt", "fullcone", "set", "@"}
 META_UNQUALIFIED = {"mark", "iif", "oif", "iifname", "oifname", "pkttype", "nftrace", "ibrname", "obrname"}
@@ -1864,6 +1864,14 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
                 if payload.proto in ICMP_NETWORK and net is None and family == "inet":
                     out.append(_dependency(family, ICMP_NETWORK[payload.proto]))
                     net, net_loc = ICMP_NETWORK[payload.proto], stmt.loc
+                elif payload.proto in nft_proto.NETWORK_OF and net is None and l4 is None \
+                        and family in LINK_DEPENDENCY_FAMILIES:
+                    net, net_loc = nft_proto.NETWORK_OF[payload.proto], stmt.loc
+                    out.append(_link_network_dependency(family, net))
+                abort = nft_proto.nexthdr_abort(payload.proto, payload.field.name)
+                if abort and isinstance(stmt, Match) and stmt.op in ("implicit", "==") \
+                        and isinstance(stmt.rhs, (Value, SetRef)):
+                    raise NftError(abort, stmt.loc)
                 if l4 is None:
                     out.append(Match(Meta("l4proto"), "implicit", Value(L4PROTOS[payload.proto])))
                     l4 = payload.proto
@@ -1975,6 +1983,17 @@ def _echo_dependency(proto: str, icmp_types: dict, stmt: Stmt, out: list[Stmt]) 
     add_elements(nset, [Element(t) for t in echo], 0.0, merge=True)
     out.append(Match(Payload((type_field,)), "implicit", SetRef(nset, written=2)))
     icmp_types[proto] = None
+
+
+LINK_DEPENDENCY_FAMILIES = ("inet", "netdev", "bridge")  # where the network protocol is not the table's
+
+
+def _link_network_dependency(family: str, network: str) -> Match:
+    """The network protocol matched at the link layer's protocol key: `ether type`
+    in the bridge family (payload_get_get_ll_hdr(): proto_eth), else _dependency()."""
+    if family == "bridge":
+        return Match(Payload((ETHER_TYPE,)), "implicit", Value(0x0800 if network == "ip" else 0x86DD))
+    return _dependency(family, network)
 
 
 def _dependency(family: str, network: str) -> Match:

@@ -5,6 +5,7 @@ import struct
 
 from harness.mockkernel.wire.checksum import checksum
 from harness.mockkernel.wire.errors import Truncated
+from harness.mockkernel.wire.view import HeaderView
 
 IGMP_HOST_MEMBERSHIP_QUERY = 0x11
 IGMP_HOST_MEMBERSHIP_REPORT = 0x12
@@ -65,3 +66,27 @@ def build_query(code: int, group: int) -> bytearray:
     message = bytearray(HEADER.pack(IGMP_HOST_MEMBERSHIP_QUERY, code, 0, group))
     struct.pack_into("!H", message, CSUM, checksum(message))
     return message
+
+
+class IgmpHeader(HeaderView):
+    """struct igmphdr."""
+
+    __slots__ = ()
+    _check = staticmethod(check_len)
+
+    @property
+    def type(self) -> int:
+        return self.buf[self.off + TYPE]
+
+    @property
+    def code(self) -> int:
+        """The max response time of a query, in tenths of a second."""
+        return self.buf[self.off + CODE]
+
+    @property
+    def csum(self) -> int:
+        return HEADER.unpack_from(self.buf, self.off)[2]
+
+    @property
+    def group(self) -> int:
+        return HEADER.unpack_from(self.buf, self.off)[3]

@@ -1,0 +1,138 @@
+"""nft payload matches on the transport headers beyond TCP and UDP, on real frames.
+
+A forward chain of counter rules, each carrying a comment naming it, one per
+header field kind (nftables src/proto.c: sctp, dccp, ah, esp, comp, udplite,
+igmp); frames of each protocol are forwarded through the DUT and the test
+asserts which rules counted them. The kernel loads each field at its offset
+from the transport header (net/netfilter/nft_payload.c), after nft's
+`meta l4proto P` dependency, so a rule for one protocol never counts another's
+frame even where the bytes at that offset would match. SCTP, AH and ESP
+frames are scapy's; DCCP, IPComp and UDP-Lite headers are built by hand here.
+"""
+from __future__ import annotations
+
+import struct
+
+import pytest
+from scapy.layers.igmp import IGMP
+from scapy.layers.inet import UDP
+from scapy.layers.inet6 import IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
+from scapy.layers.ipsec import AH, ESP
+from scapy.layers.sctp import SCTP, SCTPChunkData, SCTPChunkInit
+from scapy.packet import Raw
+
+from harness.testing import counted_by_comment
+
+pytestmark = pytest.mark.requires("nftables")
+
+HEADERS = """
+table inet t {
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        sctp dport 5000 counter comment "sctp dport"
+        sctp vtag 0x01020304 counter comment "sctp vtag"
+        dccp type request counter comment "dccp request"
+        dccp sport 6000 dccp dport 6001 counter comment "dccp ports"
+        ah spi 0x100 counter comment "ah spi"
+        ah nexthdr != udp counter comment "ah nexthdr not udp"
+        esp spi 0x200 esp sequence 7 counter comment "esp spi and sequence"
+        comp cpi 3 counter comment "comp cpi"
+        udplite dport 7000 counter comment "udplite dport"
+        udplite csumcov 8 counter comment "udplite csumcov 8"
+        igmp type membership-report-v2 counter comment "igmp v2 report"
+        igmp mrt 100 counter comment "igmp mrt 100"
+        udp dport 5000 counter comment "udp dport"
+    }
+}
+"""
+
+
+def dccp_header(sport: int, dport: int, pkt_type: int) -> bytes:
+    """struct dccp_hdr with 48-bit sequence numbers (dccph_x 1): type in bits 1-4 of byte 8."""
+    return struct.pack("!HHBBHBBH", sport, dport, 4, 0, 0, (pkt_type << 1) | 1, 0, 0) + bytes(4)
+
+
+def ipcomp_header(nexthdr: int, cpi: int) -> bytes:
+    return struct.pack("!BBH", nexthdr, 0, cpi) + bytes(16)
+
+
+def udplite_header(sport: int, dport: int, cscov: int) -> bytes:
+    return struct.pack("!HHHH", sport, dport, cscov, 0x1234) + bytes(16)
+
+
+def matched_by(target, deliver) -> set[str]:
+    before = counted_by_comment(target)
+    deliver()
+    return {name for name, packets in counted_by_comment(target).items() if packets != before.get(name, 0)}
+
+
+def forwarded(target, src_host, dst_host, proto: int | None, l4) -> set[str]:
+    """The rules that counted `l4` (over IPv4 protocol `proto`, or scapy's own)
+    forwarded from src_host to dst_host."""
+    fields = {"dst": dst_host.ip, "id": 7, "ttl": 64, **({"proto": proto} if proto is not None else {})}
+    sent = src_host.to_dut(**fields) / l4
+
+    def deliver():
+        target.send(src_host.port, sent)
+        target.expect(dst_host.port, dst_host.from_dut(**{**fields, "src": src_host.ip, "ttl": 63}) / l4)
+    return matched_by(target, deliver)
+
+
+def forwarded6(target, src_host, dst_host, l4) -> set[str]:
+    fields = {"dst": dst_host.ip6, "hlim": 64}
+    sent = src_host.to_dut6(**fields) / l4
+
+    def deliver():
+        target.send(src_host.port, sent)
+        target.expect(dst_host.port, dst_host.from_dut6(**{**fields, "src": src_host.ip6, "hlim": 63}) / l4)
+    return matched_by(target, deliver)
+
+
+def test_transport_header_fields_match_their_own_protocol_only(target, router):
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=HEADERS)
+    seen = {
+        "sctp init to 5000": forwarded(target, h0, h1, None, SCTP(sport=1, dport=5000, tag=0)
+                                       / SCTPChunkInit(init_tag=1)),
+        "sctp data, vtag": forwarded(target, h0, h1, None, SCTP(sport=1, dport=2, tag=0x01020304)
+                                     / SCTPChunkData(data=b"x")),
+        "dccp request": forwarded(target, h0, h1, 33, Raw(dccp_header(6000, 6001, 0))),
+        "dccp ack": forwarded(target, h0, h1, 33, Raw(dccp_header(6000, 6002, 3))),
+        "ah over tcp": forwarded(target, h0, h1, None, AH(nh=6, spi=0x100, seq=1, icv=bytes(12))
+                                 / Raw(bytes(20))),
+        "ah over udp": forwarded(target, h0, h1, None, AH(nh=17, spi=0x101, seq=1, icv=bytes(12))
+                                 / Raw(bytes(8))),
+        "esp": forwarded(target, h0, h1, None, ESP(spi=0x200, seq=7, data=bytes(16))),
+        "esp other sequence": forwarded(target, h0, h1, None, ESP(spi=0x200, seq=8, data=bytes(16))),
+        "ipcomp": forwarded(target, h0, h1, 108, Raw(ipcomp_header(6, 3))),
+        "udplite": forwarded(target, h0, h1, 136, Raw(udplite_header(1, 7000, 8))),
+        "udp, not udplite": forwarded(target, h0, h1, None, UDP(sport=1, dport=7000) / Raw(bytes(16))),
+        "igmp report": forwarded(target, h0, h1, None, IGMP(type=0x16, mrcode=0, gaddr="239.1.1.1")),
+        "igmp query": forwarded(target, h0, h1, None, IGMP(type=0x11, mrcode=100, gaddr="0.0.0.0")),
+    }
+    assert seen == {
+        "sctp init to 5000": {"sctp dport"},
+        "sctp data, vtag": {"sctp vtag"},
+        "dccp request": {"dccp request", "dccp ports"},
+        "dccp ack": set(),
+        "ah over tcp": {"ah spi", "ah nexthdr not udp"},
+        "ah over udp": set(),
+        "esp": {"esp spi and sequence"},
+        "esp other sequence": set(),
+        "ipcomp": {"comp cpi"},
+        "udplite": {"udplite dport", "udplite csumcov 8"},
+        "udp, not udplite": set(),
+        "igmp report": {"igmp v2 report"},
+        "igmp query": {"igmp mrt 100"},
+    }
+
+
+def test_an_ipv6_sctp_header_is_found_past_extension_headers(target, router6):
+    """nft_set_pktinfo_ipv6(): the transport header is where ipv6_find_hdr()
+    finds it, after a hop-by-hop and a destination options header."""
+    h0, h1 = router6[0], router6[1]
+    target.sh("nft -f -", stdin=HEADERS)
+    sctp = SCTP(sport=1, dport=5000, tag=0x01020304) / SCTPChunkData(data=b"x")
+    assert forwarded6(target, h0, h1, sctp) == {"sctp dport", "sctp vtag"}
+    assert forwarded6(target, h0, h1, IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / sctp) == {"sctp dport",
+                                                                                              "sctp vtag"}
