@@ -71,8 +71,9 @@ def _empty_bounded_caches(target: MockTarget) -> None:
     kernel = target.kernel
     kernel.tracer.reset()
     kernel.conntrack.hops.clear()
-    for lookups in kernel.nat_lookups.values():
-        lookups.hops.clear()
+    for family in kernel.nat_lookups.values():  # per family, per hook (nf_nat.py)
+        for lookups in family.values():
+            lookups.hops.clear()
     for nic in kernel.nics.values():
         nic.wire.clear()
     gc.collect()

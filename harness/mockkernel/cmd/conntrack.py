@@ -183,9 +183,8 @@ def nf_conn_from(net, entry: CtEntry) -> NfConn:
     status = _status_bits(entry.status)
     ct = NfConn(*tuples, status=status, mark=entry.mark, timeout=net.clock.now + entry.timeout)
     if number == 6:
-        ct.tcp = proto_tcp.IpCtTcp()
-        ct.tcp.state = proto_tcp.TCP_CONNTRACK_NAMES.index(entry.state or "NONE")
-        ct.proto_state = entry.state
+        ct.proto = proto_tcp.IpCtTcp()
+        ct.proto.state = proto_tcp.TCP_CONNTRACK_NAMES.index(entry.state or "NONE")
     return ct
 
 

@@ -48,18 +48,22 @@ class Tuple(NamedTuple):
 @dataclass(eq=False, slots=True)
 class NfConn:
     """struct nf_conn. `original` and `reply` are ct->tuplehash[dir].tuple, held
-    directly (no list per entry: the table keeps millions); `tcp` is
-    ct->proto.tcp (nf_conntrack_proto_tcp.IpCtTcp), `stream_ts`
-    ct->proto.udp.stream_ts."""
+    directly (no list per entry: the table keeps millions); `proto` is the
+    union ct->proto: the TCP tracker's state (nf_conntrack_proto_tcp.IpCtTcp),
+    UDP's stream_ts (virtual time), None for other protocols."""
 
     original: Tuple
     reply: Tuple
     status: int = 0
     mark: int = 0
     timeout: float = 0.0  # virtual time when it expires
-    proto_state: str = ""  # TCP: SYN_SENT, ESTABLISHED, ...; UDP/ICMP: ""
-    tcp: object = None
-    stream_ts: float = 0.0
+    proto: object = None
+
+    @property
+    def proto_state(self) -> str:
+        """The TCP tracker's state as conntrack lists it (SYN_SENT,
+        ESTABLISHED, ...; tcp_print_conntrack()); '' for other protocols."""
+        return getattr(self.proto, "state_name", "")
 
     @property
     def l3num(self) -> int:
@@ -70,6 +74,17 @@ class NfConn:
     def tuplehash(self) -> tuple[Tuple, Tuple]:
         """Both tuples, indexed by direction (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY)."""
         return self.original, self.reply
+
+
+_STATUS_VALUES: dict[int, int] = {}  # at most one int object per status value, see nf_ct_set_status()
+
+
+def nf_ct_set_status(ct: NfConn, bits: int) -> None:
+    """set_bit() on ct->status. A status is an int object of 28 bytes above
+    256; entries with equal status share one (the table holds millions, and
+    only a few dozen values occur)."""
+    status = ct.status | bits
+    ct.status = _STATUS_VALUES.setdefault(status, status)
 
 
 UNTRACKED = NfConn(Tuple(0, 0, 0, 0, 0), Tuple(0, 0, 0, 0, 0), status=IPS_UNTRACKED | IPS_CONFIRMED)

@@ -62,7 +62,7 @@ from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT
                                                        IP_CT_ESTABLISHED_REPLY, IP_CT_NEW, IP_CT_RELATED,
                                                        IP_CT_RELATED_REPLY, IP_CT_UNTRACKED, IPS_ASSURED, IPS_CONFIRMED,
                                                        IPS_SEEN_REPLY, UNTRACKED, COUNT_KEY, NfConn, Tuple,
-                                                       nf_ct_delete)
+                                                       nf_ct_delete, nf_ct_set_status)
 from harness.mockkernel.ipv4 import ip_fragment
 from harness.mockkernel.ipv6.exthdrs_core import ipv6_skip_exthdr
 from harness.mockkernel.netfilter import nf_conntrack_proto_tcp as proto_tcp
@@ -141,6 +141,7 @@ class ConntrackTable:
         self.hash_seed = seed
         self.stats = dict.fromkeys(STAT_NAMES, 0)
         self.hops: dict[tuple, Hop] = {}  # nf_conntrack_in's hops, see ipv4_conntrack_in()
+        self.last_new = Tuple(0, 0, 0, 0, 0)  # the original tuple of the last entry allocated, see shared_tuple()
 
     def entries(self) -> list[NfConn]:
         """The entries in the order they were confirmed (each at its original tuple's key)."""
@@ -251,6 +252,19 @@ def invert_tuple(t: Tuple) -> Tuple:
     return t.invert()
 
 
+def shared_tuple(table: ConntrackTable, t: Tuple) -> Tuple:
+    """A new entry's original tuple holding the last new entry's address and
+    port objects where they are equal (the same server, the same client):
+    each is an object of 28 bytes or more (49 for an IPv6 address), and the
+    table holds millions of entries (the kernel's nf_conn is 256 bytes)."""
+    last = table.last_new
+    src, dst, proto, sport, dport = t
+    table.last_new = t = _new_tuple(Tuple, (last.src if src == last.src else src, last.dst if dst == last.dst else dst,
+                                            proto, last.sport if sport == last.sport else sport,
+                                            last.dport if dport == last.dport else dport))
+    return t
+
+
 def nf_ct_find(net, t: Tuple) -> tuple[NfConn, int] | None:
     """The entry and the direction `t` is in (NF_CT_DIRECTION(): the kernel keeps
     it in the tuple hash; here the reply tuple is compared, so an entry costs no
@@ -286,7 +300,7 @@ def ctnetlink_create_conntrack(net, ct: NfConn) -> str:
 def nf_conntrack_hash_insert(net, ct: NfConn) -> None:
     """Insert a confirmed entry into the table (both directions' tuples)."""
     table = net.conntrack
-    ct.status |= IPS_CONFIRMED
+    nf_ct_set_status(ct, IPS_CONFIRMED)
     table.hash[ct.original] = table.hash[ct.reply] = ct
     table.count += 1
     table.stats["insert"] += 1
@@ -343,6 +357,7 @@ def nf_conntrack_in(skb: SkBuff, state: NfHookState, t: Tuple, ipv6_th: int = 0)
                 net.conntrack.stats["drop"] += 1
                 net.tracer.hop(skb, state.stage, "nf_conntrack_in", "DROP", "table full, dropping packet")
                 return NF_DROP
+            t = shared_tuple(net.conntrack, t)
             ct, direction, ctinfo, confirmed = NfConn(t, invert_tuple(t)), IP_CT_DIR_ORIGINAL, IP_CT_NEW, False
         else:
             ct, direction = hit
@@ -357,7 +372,7 @@ def nf_conntrack_in(skb: SkBuff, state: NfHookState, t: Tuple, ipv6_th: int = 0)
         if why is not proto_tcp.TCP_REPEAT:
             return _invalid(skb, state, why)
     if ctinfo == IP_CT_ESTABLISHED_REPLY:
-        ct.status |= IPS_SEEN_REPLY
+        nf_ct_set_status(ct, IPS_SEEN_REPLY)
     skb.nfct, skb.ctinfo = ct, ctinfo
     journey = skb.journey
     if journey is not None:
@@ -518,10 +533,10 @@ def nf_conntrack_udp_packet(net, ct: NfConn, confirmed: bool) -> None:
     gets the long timeout."""
     now = net.clock.now
     if not confirmed:
-        ct.stream_ts = now + 2.0
+        ct.proto = now + 2.0
     if ct.status & IPS_SEEN_REPLY:
-        if now > ct.stream_ts:
-            ct.status |= IPS_ASSURED
+        if now > ct.proto:  # stream_ts
+            nf_ct_set_status(ct, IPS_ASSURED)
             ct.timeout = now + net.sysctl.values[UDP_STREAM_KEY]
             return None
     ct.timeout = now + net.sysctl.values[UDP_TIMEOUT_KEY]

@@ -36,7 +36,7 @@ only returns its verdict; the mock's journey shows why a packet was INVALID).
 from __future__ import annotations
 
 from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY, IPS_ASSURED,
-                                                       IPS_SEEN_REPLY, NfConn, nf_ct_kill)
+                                                       IPS_SEEN_REPLY, NfConn, nf_ct_kill, nf_ct_set_status)
 from harness.mockkernel.wire import ipv4, ipv6, tcp
 from harness.mockkernel.wire.checksum import checksum
 from harness.mockkernel.wire.tcp import (TCP_HLEN, TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_PSH,
@@ -132,6 +132,10 @@ class IpCtTcp:
         self.last_dir = self.retrans = self.last_seq = self.last_ack = self.last_end = 0
         self.last_win = self.last_wscale = self.last_flags = 0
         self.last_index = TCP_NONE_SET
+
+    @property
+    def state_name(self) -> str:
+        return TCP_CONNTRACK_NAMES[self.state]
 
 
 class Segment:
@@ -241,7 +245,7 @@ def nf_tcp_log_invalid(net, sender: IpCtTcpState, verdict: int) -> int:
 
 def tcp_in_window(net, ct: NfConn, direction: int, index: int, buf: bytearray, seg: Segment) -> tuple[int, str]:
     """(NFCT_TCP_*, why): the segment against the windows seen so far."""
-    state = ct.tcp
+    state = ct.proto
     sender, receiver = state.seen[direction], state.seen[1 - direction]
     seq, ack, win, end = seg.seq, seg.ack_seq, seg.window, seg.end
     sack = tcp_sack(buf, seg, ack) if receiver.flags & IP_CT_TCP_FLAG_SACK_PERM else ack
@@ -354,7 +358,7 @@ def tcp_new(net, ct: NfConn, buf: bytearray, seg: Segment) -> bool:
     new_state = tcp_conntracks[0][get_conntrack_index(seg)][sNO]
     if new_state >= sIV:
         return False
-    ct.tcp = tcp = IpCtTcp()
+    ct.proto = tcp = IpCtTcp()
     first = tcp.seen[0]
     first.td_end = seg.end
     first.td_maxwin = seg.window or 1
@@ -362,7 +366,7 @@ def tcp_new(net, ct: NfConn, buf: bytearray, seg: Segment) -> bool:
         first.td_maxend = first.td_end
         tcp_options(buf, seg, first)
     elif not net.sysctl.values[SYSCTL + "loose"]:
-        ct.tcp = None
+        ct.proto = None
         return False
     else:
         first.td_maxend = (first.td_end + first.td_maxwin) & U32
@@ -373,11 +377,11 @@ def tcp_new(net, ct: NfConn, buf: bytearray, seg: Segment) -> bool:
 
 
 def tcp_can_early_drop(ct: NfConn) -> bool:
-    return ct.tcp is not None and ct.tcp.state in (sFW, sLA, sTW, sCL, sCW)
+    return ct.proto is not None and ct.proto.state in (sFW, sLA, sTW, sCL, sCW)
 
 
 def nf_conntrack_tcp_established(ct: NfConn) -> bool:
-    return ct.tcp.state == sES and bool(ct.status & IPS_ASSURED)
+    return ct.proto.state == sES and bool(ct.status & IPS_ASSURED)
 
 
 def timeout_of(net, slot: int) -> int:
@@ -399,7 +403,7 @@ def tcp_packet(skb, ct: NfConn, direction: int, confirmed: bool, prerouting: boo
     if not confirmed and not tcp_new(net, ct, buf, seg):
         return TCP_INVALID, "invalid new" if seg.flags & (TCPHDR_SYN | TCPHDR_RST | TCPHDR_FIN) or \
             not seg.flags & TCPHDR_ACK else "mid-stream pick-up refused (nf_conntrack_tcp_loose=0)"
-    tcp = ct.tcp
+    tcp = ct.proto
     old_state = tcp.state
     index = get_conntrack_index(seg)
     new_state = tcp_conntracks[direction][index][old_state]
@@ -465,7 +469,6 @@ def tcp_packet(skb, ct: NfConn, direction: int, confirmed: bool, prerouting: boo
 
     tcp.last_index, tcp.last_dir = index, direction
     tcp.state = new_state
-    ct.proto_state = TCP_CONNTRACK_NAMES[new_state]
     if old_state != new_state and new_state == sFW:
         tcp.seen[direction].flags |= IP_CT_TCP_FLAG_CLOSE_INIT
 
@@ -492,7 +495,7 @@ def tcp_packet(skb, ct: NfConn, direction: int, confirmed: bool, prerouting: boo
         if new_state == sES and timeout > timeout_of(net, TIMEOUT_UNACK):
             timeout = timeout_of(net, TIMEOUT_UNACK)  # picked up: no 5-day timeout before a reply
     elif not ct.status & IPS_ASSURED and old_state in (sSR, sES) and new_state == sES:
-        ct.status |= IPS_ASSURED
+        nf_ct_set_status(ct, IPS_ASSURED)
     ct.timeout = net.clock.now + timeout
     return TCP_ACCEPT, ""
 
@@ -500,7 +503,7 @@ def tcp_packet(skb, ct: NfConn, direction: int, confirmed: bool, prerouting: boo
 def _rst_in_close(net, ct: NfConn, direction: int, seg: Segment, old_state: int,
                   new_state: int) -> tuple[int, bool, bool]:
     """The RST cases of tcp_packet(): (new state, skip the window check, invalid)."""
-    tcp = ct.tcp
+    tcp = ct.proto
     if tcp_can_early_drop(ct):
         return new_state, True, False  # closing: the tuple may be reused already
     other = tcp.seen[1 - direction]
@@ -520,7 +523,7 @@ def _rst_in_close(net, ct: NfConn, direction: int, seg: Segment, old_state: int,
 
 def _rst_answers_ignored(ct: NfConn, seg: Segment, old_state: int, new_state: int) -> tuple[int, bool, bool]:
     """A RST answering a SYN or ACK we let through unchecked skips the window check."""
-    tcp = ct.tcp
+    tcp = ct.proto
     if ((ct.status & IPS_SEEN_REPLY and tcp.last_index == TCP_SYN_SET)
             or (not ct.status & IPS_ASSURED and tcp.last_index == TCP_ACK_SET)) \
             and seg.ack_seq == tcp.last_end:
@@ -534,7 +537,7 @@ def _rst_answers_ignored(ct: NfConn, seg: Segment, old_state: int, new_state: in
 def nf_tcp_handle_invalid(net, ct: NfConn, direction: int, index: int) -> None:
     """An out-of-window FIN or RST answering one from the other side shortens an
     assured entry's timeout to unacknowledged: the ends are out of sync."""
-    tcp = ct.tcp
+    tcp = ct.proto
     if not ct.status & IPS_ASSURED or index not in (TCP_RST_SET, TCP_FIN_SET):
         return
     if tcp.last_dir != direction and tcp.last_index in (TCP_FIN_SET, TCP_RST_SET):

@@ -40,7 +40,7 @@ from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT
                                                        IP_CT_NEW, IP_CT_RELATED, IP_CT_RELATED_REPLY,
                                                        IP_CT_UNTRACKED, IPS_DST_NAT, IPS_DST_NAT_DONE,
                                                        IPS_NAT_MASK, IPS_SRC_NAT, IPS_SRC_NAT_DONE,
-                                                       UNTRACKED, NfConn, Tuple)
+                                                       UNTRACKED, NfConn, Tuple, nf_ct_set_status)
 from harness.mockkernel.netfilter.nf_conntrack_core import invert_tuple
 from harness.mockkernel.netfilter.nf_nat_range import NatRange
 from harness.mockkernel.wire import icmp, icmpv6, ipv4, ipv6, udp
@@ -264,8 +264,8 @@ def nf_nat_setup_info(skb: SkBuff, ct: NfConn, rng, manip: int) -> int:
     new = get_unique_tuple(net, current, rng, manip, ct)
     if new != current:
         ct.reply = invert_tuple(new)
-        ct.status |= IPS_SRC_NAT if manip == NF_NAT_MANIP_SRC else IPS_DST_NAT
-    ct.status |= IPS_SRC_NAT_DONE if manip == NF_NAT_MANIP_SRC else IPS_DST_NAT_DONE
+        nf_ct_set_status(ct, IPS_SRC_NAT if manip == NF_NAT_MANIP_SRC else IPS_DST_NAT)
+    nf_ct_set_status(ct, IPS_SRC_NAT_DONE if manip == NF_NAT_MANIP_SRC else IPS_DST_NAT_DONE)
     return NF_ACCEPT
 
 
