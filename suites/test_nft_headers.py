@@ -6,7 +6,8 @@ igmp); frames of each protocol are forwarded through the DUT and the test
 asserts which rules counted them. The kernel loads each field at its offset
 from the transport header (net/netfilter/nft_payload.c), after nft's
 `meta l4proto P` dependency, so a rule for one protocol never counts another's
-frame even where the bytes at that offset would match. SCTP, AH and ESP
+frame even where the bytes at that offset would match; `sctp chunk` walks
+the chunks (nft_exthdr.c) and finds one after another. SCTP, AH and ESP
 frames are scapy's; DCCP, IPComp and UDP-Lite headers are built by hand here.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from scapy.layers.igmp import IGMP
 from scapy.layers.inet import UDP
 from scapy.layers.inet6 import IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
 from scapy.layers.ipsec import AH, ESP
-from scapy.layers.sctp import SCTP, SCTPChunkData, SCTPChunkInit
+from scapy.layers.sctp import SCTP, SCTPChunkData, SCTPChunkInit, SCTPChunkSACK
 from scapy.packet import Raw
 
 from harness.testing import counted_by_comment
@@ -31,6 +32,9 @@ table inet t {
         type filter hook forward priority filter; policy accept;
         sctp dport 5000 counter comment "sctp dport"
         sctp vtag 0x01020304 counter comment "sctp vtag"
+        sctp chunk init exists counter comment "sctp init chunk"
+        sctp chunk data stream 7 counter comment "sctp data stream 7"
+        meta l4proto sctp sctp chunk data missing counter comment "sctp without data chunk"
         dccp type request counter comment "dccp request"
         dccp sport 6000 dccp dport 6001 counter comment "dccp ports"
         ah spi 0x100 counter comment "ah spi"
@@ -96,6 +100,8 @@ def test_transport_header_fields_match_their_own_protocol_only(target, router):
                                        / SCTPChunkInit(init_tag=1)),
         "sctp data, vtag": forwarded(target, h0, h1, None, SCTP(sport=1, dport=2, tag=0x01020304)
                                      / SCTPChunkData(data=b"x")),
+        "sctp sack, data stream 7": forwarded(target, h0, h1, None, SCTP(sport=1, dport=2, tag=9)
+                                              / SCTPChunkSACK(cumul_tsn_ack=1) / SCTPChunkData(stream_id=7, data=b"x")),
         "dccp request": forwarded(target, h0, h1, 33, Raw(dccp_header(6000, 6001, 0))),
         "dccp ack": forwarded(target, h0, h1, 33, Raw(dccp_header(6000, 6002, 3))),
         "ah over tcp": forwarded(target, h0, h1, None, AH(nh=6, spi=0x100, seq=1, icv=bytes(12))
@@ -111,8 +117,9 @@ def test_transport_header_fields_match_their_own_protocol_only(target, router):
         "igmp query": forwarded(target, h0, h1, None, IGMP(type=0x11, mrcode=100, gaddr="0.0.0.0")),
     }
     assert seen == {
-        "sctp init to 5000": {"sctp dport"},
+        "sctp init to 5000": {"sctp dport", "sctp init chunk", "sctp without data chunk"},
         "sctp data, vtag": {"sctp vtag"},
+        "sctp sack, data stream 7": {"sctp data stream 7"},
         "dccp request": {"dccp request", "dccp ports"},
         "dccp ack": set(),
         "ah over tcp": {"ah spi", "ah nexthdr not udp"},
@@ -133,6 +140,6 @@ def test_an_ipv6_sctp_header_is_found_past_extension_headers(target, router6):
     h0, h1 = router6[0], router6[1]
     target.sh("nft -f -", stdin=HEADERS)
     sctp = SCTP(sport=1, dport=5000, tag=0x01020304) / SCTPChunkData(data=b"x")
+    past_headers = IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / sctp
     assert forwarded6(target, h0, h1, sctp) == {"sctp dport", "sctp vtag"}
-    assert forwarded6(target, h0, h1, IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / sctp) == {"sctp dport",
-                                                                                              "sctp vtag"}
+    assert forwarded6(target, h0, h1, past_headers) == {"sctp dport", "sctp vtag"}

@@ -106,6 +106,8 @@ def value_json(dtype, value):
 
 
 def selector_json(lhs, ctx: PrintCtx) -> dict:
+    if hasattr(lhs, "json"):  # a selector of its own module prints its own JSON
+        return lhs.json(ctx)
     if lhs.is_binop:
         return nft_bitwise.tree_json(lhs.tree(), lhs.dtype, lambda node: selector_json(node, ctx), value_json)
     if isinstance(lhs, Payload):

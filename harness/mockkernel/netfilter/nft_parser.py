@@ -42,6 +42,7 @@ from harness.mockkernel.netfilter.nft_exprs import (ECHO_FIELDS, ECHO_TYPES, ETH
 from harness.mockkernel.netfilter.nft_exthdr import (EXTHDR6_SLOT_TEMPLATES, EXTHDR6_SLOTS, EXTHDR_EXISTS,
                                                      OPTION_ALIASES, TCP_OPTIONS, Exthdr6, TcpOption, TcpOptionSet)
 from harness.mockkernel.netfilter import nft_proto  # its headers' payload fields registered on import
+from harness.mockkernel.netfilter.nft_exthdr_sctp import SCTP_CHUNKS, SctpChunk
 from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, Element, NftSet, add_elements, SetError
 from harness.mockkernel.wire.ethernet import ETH_P_8021Q
@@ -1357,6 +1358,8 @@ class Parser:
         word = tok.text
         if word == "tcp" and self.at("option"):
             return self.tcp_option(tok)
+        if word == "sctp" and self.at("chunk"):
+            return self.sctp_chunk(tok)
         if word == "rt":
             return self.rt_expr(tok)
         if word in PAYLOAD_FIELDS:
@@ -1428,6 +1431,16 @@ class Parser:
             field_tok = self.next()
             return TcpOption(option, field_tok.text), tcp.loc.to(field_tok.loc)
         return TcpOption(option, None), tcp.loc.to(name.loc)
+
+    def sctp_chunk(self, sctp_tok: Token) -> tuple[SctpChunk, Location]:
+        """`sctp chunk NAME [FIELD]` (parser_bison.y sctp_chunk_alloc): a field
+        the chunk's descriptor has, or none (NFT_EXTHDR_F_PRESENT)."""
+        self.next()
+        name = self.keyword(tuple(SCTP_CHUNKS), "EXPR_SCTP_CHUNK")
+        if self.tok.is_word(*SCTP_CHUNKS[name.text][1]):
+            fld = self.next()
+            return SctpChunk(name.text, fld.text), sctp_tok.loc.to(fld.loc)
+        return SctpChunk(name.text, None), sctp_tok.loc.to(name.loc)
 
     def fib_expr(self, fib: Token) -> tuple[Fib, Location]:
         """`fib FLAG[ . FLAG...] RESULT`, checked as nft's fib_expr_alloc() and

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from harness.mockkernel.wire.errors import Malformed, Truncated
+from harness.mockkernel.wire.errors import Truncated
 from harness.mockkernel.wire.view import HeaderView
 
 IPPROTO_SCTP = 132
@@ -24,18 +24,14 @@ def check_len(buf: bytearray, off: int, end: int) -> None:
         raise Truncated(None, f"SCTP header needs {SCTP_HLEN} bytes, have {end - off}")
 
 
-def chunks(buf: bytearray, off: int, end: int):
-    """(offset, type) of each chunk after the common header at `off`, as
-    nft_exthdr_sctp_eval() walks them: a chunk's length rounded up to 4
-    bytes leads to the next; the walk ends at a chunk header past `end`
-    or a length under the chunk header (Malformed then)."""
-    at = off + SCTP_HLEN
-    while at + SCTP_CHUNK_HLEN <= end:
-        ctype, _, length = CHUNK_HEADER.unpack_from(buf, at)
-        yield at, ctype
-        if length < SCTP_CHUNK_HLEN:
-            raise Malformed("length", f"SCTP chunk length {length} is under its {SCTP_CHUNK_HLEN}-byte header")
-        at += (length + 3) & ~3
+def chunk_header(buf: bytearray, at: int) -> tuple[int, int, int]:
+    """(type, flags, length) of the chunk header at `at`."""
+    return CHUNK_HEADER.unpack_from(buf, at)
+
+
+def padded(length: int) -> int:
+    """SCTP_PAD4(): a chunk's length rounded up to 4 bytes, where the next one starts."""
+    return (length + 3) & ~3
 
 
 class SctpPacket(HeaderView):
@@ -58,5 +54,7 @@ class SctpPacket(HeaderView):
     def checksum(self) -> int:
         return HEADER.unpack_from(self.buf, self.off)[3]
 
-    def chunks(self, end: int):
-        return chunks(self.buf, self.off, end)
+    @property
+    def first_chunk(self) -> int:
+        """Where the first chunk header starts."""
+        return self.off + SCTP_HLEN
