@@ -45,8 +45,9 @@ from harness.mockkernel.netfilter.nf_tables_bridge import nft_bridge_refusal
 from harness.mockkernel.netfilter.nf_tables_core import (BaseChainHook, RtChain, RtRule, compile_chain,
                                                          new_rt_chain)
 from harness.mockkernel.netfilter import nft_datatype as types
-from harness.mockkernel.netfilter.nft_exprs import (NAT_HOOKS, Counter, MapExpr, Match, Nat, PrintCtx, Reject, SetRef,
-                                                    Verdict, VerdictMap, rule_text)
+from harness.mockkernel.netfilter.nft_exprs import (NAT_HOOKS, Counter, Fib, MapExpr, Match, Nat, PrintCtx, Reject,
+                                                    SetRef, Verdict, VerdictMap, fib_refused, rule_text,
+                                                    selector_parts)
 from harness.mockkernel.netfilter.nft_parser import (ChainSpec, Command, NftError, ParseCtx, SetSpec, element_error,
                                                      parse, prio_text, resolve_elements)
 from harness.mockkernel.netfilter.nft_rt import loads_tcpmss, tcpmss_refused
@@ -992,7 +993,7 @@ def _chain_error(table: NftTable, base: NftChain, chain: NftChain, path: list[st
                 return EOPNOTSUPP
             if isinstance(stmt, Reject) and hook not in REJECT_HOOKS:
                 return EOPNOTSUPP
-            if tcpmss_refused(stmt, table.family, hook):
+            if tcpmss_refused(stmt, table.family, hook) or fib_refused(stmt, table.family, hook):
                 return EOPNOTSUPP
             for target in _targets(stmt, table):
                 error = _chain_error(table, base, table.chains[target], path + [chain.name])
@@ -1005,7 +1006,7 @@ def _refusable(stmts: list) -> bool:
     """Whether nft_table_validate() can refuse a rule for these statements (NAT,
     reject, a jump, `rt mtu`)."""
     return any(isinstance(s, (Nat, Reject, VerdictMap)) or isinstance(s, Verdict) and s.chain
-               or loads_tcpmss(s) for s in stmts)
+               or loads_tcpmss(s) or any(isinstance(p, Fib) for p in selector_parts(s)) for s in stmts)
 
 
 def _from_kernel(err: NftError) -> bool:

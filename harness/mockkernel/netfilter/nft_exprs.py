@@ -146,7 +146,17 @@ class Field:
 
 
 def _fields(proto: str, *specs) -> dict[str, Field]:
-    return {spec[0]: Field(proto, *spec) for spec in specs}
+    """Field templates; a plain integer field narrower than 32 bits takes its
+    own width, the range nft checks its values against (evaluate.c
+    expr_evaluate_integer(): "Value 16 exceeds valid range 0-15")."""
+    return {spec[0]: Field(proto, *_sized(spec)) for spec in specs}
+
+
+def _sized(spec: tuple) -> tuple:
+    name, offset, bits, dtype = spec[:4]
+    if dtype is types.integer and bits < dtype.size:
+        dtype = types.IntegerType("integer", bits, "integer")
+    return (name, offset, bits, dtype) + tuple(spec[4:])
 
 
 PAYLOAD_FIELDS = {
@@ -194,6 +204,18 @@ FIELD_ALIASES = {("icmpv6", "param-problem"): "parameter-problem"}  # the token,
 # proto.c's echo fields (icmp_dep ICMP_ECHO / ICMP6_ECHO): nft matches the echo types before them
 ECHO_FIELDS = {("icmp", "id"), ("icmp", "sequence"), ("icmpv6", "id"), ("icmpv6", "sequence")}
 ECHO_TYPES = {"icmp": (0, 8), "icmpv6": (128, 129)}
+# proto.c's icmp_dep of each field and payload.c icmp_dep_to_type(): the type a field needs
+# (ICMP_ECHO, ICMP_REDIRECT, ICMP_DEST_UNREACH; ICMP6_ECHO_REQUEST, ICMP6_PACKET_TOO_BIG,
+# MLD_LISTENER_QUERY, ICMP6_PARAM_PROB)
+ICMP_DEP_TYPES = {("icmp", "id"): 8, ("icmp", "sequence"): 8, ("icmp", "gateway"): 5, ("icmp", "mtu"): 3,
+                  ("icmpv6", "id"): 128, ("icmpv6", "sequence"): 128, ("icmpv6", "mtu"): 2,
+                  ("icmpv6", "max-delay"): 130, ("icmpv6", "parameter-problem"): 4}
+
+
+def icmp_th_dep_type(proto: str, icmp_type: int) -> int:
+    """The type payload.c payload_expr_pctx_update() keeps for a match of it:
+    an echo reply counts as the echo request."""
+    return {("icmp", 0): 8, ("icmpv6", 129): 128}.get((proto, icmp_type), icmp_type)
 
 
 def register_payload_protocol(proto: str, number: int, fields: dict[str, Field]) -> None:
@@ -473,7 +495,10 @@ class CtAddr(Ct):
     """nft_ct's NFT_CT_SRC_IP/DST_IP/SRC_IP6/DST_IP6 (NFT_CT_SRC/DST, the key
     nft puts for `ct original saddr` in an ip or ip6 table, loads the same): an
     address of the entry's tuple in one direction; an entry of the other family
-    breaks the rule (nft_ct_get_eval() checks nf_ct_l3num())."""
+    breaks the rule (nft_ct_get_eval() checks nf_ct_l3num()). `bare_loc` is
+    where `ct original saddr` was written without ip or ip6 (NFT_CT_SRC/DST)."""
+
+    bare_loc = None
 
     def __init__(self, direction: str, family: str, field: str):
         self.key = f"{direction} {family} {field}"
@@ -496,6 +521,30 @@ class CtAddr(Ct):
                 return None
             return addr if ipv4 else int.from_bytes(addr, "big")
         return load_addr
+
+
+# net/netfilter/nft_fib.c nft_fib_validate() (this kernel, 6.18): the hooks a fib lookup may run at,
+# by its result; an address type by the device flag
+FIB_OIF_HOOKS = frozenset({"prerouting", "input", "forward"})
+FIB_TYPE_HOOKS = {"iif": frozenset({"prerouting", "input", "forward"}),
+                  "oif": frozenset({"output", "postrouting", "forward"}),
+                  None: frozenset({"prerouting", "input", "forward", "output", "postrouting"})}
+
+
+def fib_refused(stmt: "Stmt", family: str, hook: str) -> bool:
+    """nft_fib_validate(): a fib lookup in a chain at a hook it cannot run at
+    (`fib daddr . oif type local` in prerouting) is refused with EOPNOTSUPP."""
+    if family not in ("ip", "ip6", "inet"):
+        return False
+    for part in selector_parts(stmt):
+        if isinstance(part, Fib):
+            if part.result in ("oif", "oifname"):
+                hooks = FIB_OIF_HOOKS
+            else:
+                hooks = FIB_TYPE_HOOKS["iif" if "iif" in part.flags else "oif" if "oif" in part.flags else None]
+            if hook not in hooks:
+                return True
+    return False
 
 
 class Fib(Selector):
@@ -1662,11 +1711,14 @@ class Comment:
 def dependency_base(stmt: Stmt) -> str | None:
     """A match that can be a protocol dependency: "network" (meta nfproto /
     meta protocol) or "transport" (meta l4proto / ip protocol), equality on
-    one value (payload_dependency_store())."""
+    one value (payload_dependency_store()); "icmp" an `icmp type` of a
+    non-echo type (payload_dependency_store_icmp_type())."""
     if not isinstance(stmt, Match) or stmt.op not in ("==", "implicit") or stmt.mask is not None \
             or not isinstance(stmt.rhs, Value):
         return None
     lhs = stmt.lhs
+    if isinstance(lhs, Payload) and lhs.proto in ECHO_TYPES and len(lhs.fields) == 1 and lhs.field.name == "type":
+        return None if icmp_th_dep_type(lhs.proto, stmt.rhs.value) in ECHO_TYPES[lhs.proto] else "icmp"
     if isinstance(lhs, Meta) and lhs.key in ("nfproto", "protocol"):
         return "network"
     if isinstance(lhs, Payload) and lhs.fields == (ETHER_TYPE,):  # the bridge family's link layer
@@ -1708,8 +1760,6 @@ def _killed_bases(stmt: Stmt, pctx: PrintCtx) -> set[str]:
             bases.add("network")  # an IP header field, or an IPv6 extension header's
         elif isinstance(part, Payload) and (part.proto in L4PROTOS or part.proto == "th" and pctx.l4 in ("tcp", "udp")):
             bases.add("transport")
-            if part.proto in ("icmp", "icmpv6"):  # of one IP version: no `meta nfproto` needed either
-                bases.add("network")
     if isinstance(stmt, Reject) and stmt.kind in ("icmp", "icmpv6") and pctx.family == "inet":
         bases.add("network")  # stmt_reject_postprocess() releases the nfproto dependency
     return bases
@@ -1726,6 +1776,10 @@ def delinearize(stmts: list[Stmt], pctx: PrintCtx) -> list[tuple[Stmt, PrintCtx]
         ctx = PrintCtx(l4, pctx.now, pctx.stateless, pctx.family)
         if isinstance(stmt, Reject) and stmt.kind == "tcp reset" and "transport" in deps and pctx.family != "inet":
             shown[deps.pop("transport")] = None  # stmt_reject_postprocess()
+        if "network" in deps and _meta_may_dependency_kill(shown[deps["network"]][0], stmt, pctx.family):
+            shown[deps.pop("network")] = None
+        if "icmp" in deps and _icmp_dependency_kill(shown[deps["icmp"]][0], stmt):
+            shown[deps.pop("icmp")] = None
         for killed in _killed_bases(stmt, ctx) & deps.keys():
             dep = shown[deps[killed]][0]
             if killed == "transport" and isinstance(dep.lhs, Payload) and pctx.family in KEEP_HEADER_DEPENDENCY:
@@ -1741,6 +1795,44 @@ def delinearize(stmts: list[Stmt], pctx: PrintCtx) -> list[tuple[Stmt, PrintCtx]
             if base == "transport":
                 l4 = l4_name(stmt.rhs.value)
     return [item for item in shown if item is not None]
+
+
+def _icmp_dependency_kill(dep: Stmt, stmt: Stmt) -> bool:
+    """payload.c payload_may_dependency_kill_icmp(): `icmp type
+    destination-unreachable` before `icmp mtu` is the field's own dependency."""
+    return any(isinstance(part, Payload) and part.proto == dep.lhs.proto
+               and ICMP_DEP_TYPES.get((part.proto, part.field.name)) == dep.rhs.value
+               for part in selector_parts(stmt))
+
+
+NFPROTO_OF_ETHERTYPE = {ETH_P_IP: NFPROTO_IPV4, ETH_P_IPV6: NFPROTO_IPV6}
+NFPROTO_OF_FAMILY = {"ip": NFPROTO_IPV4, "ip6": NFPROTO_IPV6}
+NFPROTO_OF_ICMP = {L4PROTOS["icmp"]: NFPROTO_IPV4, L4PROTOS["icmpv6"]: NFPROTO_IPV6}
+
+
+def _meta_may_dependency_kill(dep: Stmt, stmt: Stmt, family: str) -> bool:
+    """netlink_delinearize.c ct_meta_common_postprocess() and
+    meta_may_dependency_kill(): a `meta l4proto` match (network base) makes the
+    network protocol match before it redundant in an ip or ip6 table when that
+    is the table's own protocol (`meta protocol ip udp dport 67` lists as `udp
+    dport 67`); in inet, netdev and bridge only when it is icmp or icmpv6 of
+    that IP version (`meta nfproto ipv4 icmpv6 type ...` keeps it)."""
+    if not (isinstance(stmt, Match) and isinstance(stmt.lhs, Meta) and stmt.lhs.key == "l4proto"
+            and dependency_base(stmt) == "transport"):
+        return False
+    lhs = dep.lhs
+    if isinstance(lhs, Meta) and lhs.key == "nfproto":
+        nfproto = dep.rhs.value
+    elif isinstance(lhs, Meta) and lhs.key == "protocol" or isinstance(lhs, Payload) and lhs.fields == (ETHER_TYPE,):
+        nfproto = NFPROTO_OF_ETHERTYPE.get(dep.rhs.value, 0)
+    else:
+        return True
+    if family in NFPROTO_OF_FAMILY:
+        return NFPROTO_OF_FAMILY[family] == nfproto
+    if family not in KEEP_HEADER_DEPENDENCY:
+        return True
+    icmp_nfproto = NFPROTO_OF_ICMP.get(stmt.rhs.value)
+    return icmp_nfproto is not None and not (nfproto in NFPROTO_OF_ICMP.values() and nfproto != icmp_nfproto)
 
 
 def _split_link_merges(stmts: list[Stmt]) -> list[Stmt]:

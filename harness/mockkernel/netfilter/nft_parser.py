@@ -30,14 +30,14 @@ from dataclasses import dataclass, field
 from harness.mockkernel.netfilter import nft_bitwise
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_datatype import DatatypeError
-from harness.mockkernel.netfilter.nft_exprs import (ECHO_FIELDS, ECHO_TYPES, ETHER_TYPE, FIELD_ALIASES, L4PROTOS,
+from harness.mockkernel.netfilter.nft_exprs import (ECHO_TYPES, ETHER_TYPE, FIELD_ALIASES, ICMP_DEP_TYPES, L4PROTOS,
                                                     LIMIT_UNITS, LINK_PROTOS, NAT_DATA_TYPES, NAT_DATA_TYPES6,
                                                     PAYLOAD_FIELDS,
                                                     BYTE_UNITS, Comment, Concat, Counter, Ct, CtAddr, CtSet, Fib, Limit, Log,
                                                     MapExpr, Match, Meta, MetaBridge, MetaSet, Nat, Notrack, Payload,
                                                     PayloadSet, PrintCtx, Prefix, Range, Reject, Selector, SetRef, Stmt,
-                                                    Value,
-                                                    Verdict, VerdictMap, dependency_base, l4_name, payload_merge,
+                                                    Value, Verdict, VerdictMap, dependency_base, icmp_th_dep_type, l4_name,
+                                                    payload_merge,
                                                     selector_parts)
 from harness.mockkernel.netfilter.nft_exthdr import (EXTHDR6_SLOT_TEMPLATES, EXTHDR6_SLOTS, EXTHDR_EXISTS,
                                                      OPTION_ALIASES, TCP_OPTIONS, Exthdr6, TcpOption, TcpOptionSet)
@@ -1408,13 +1408,17 @@ class Parser:
         or ip6 table gives its own (nft's NFT_CT_SRC/DST key, listed with it);
         the other family's is a conflict (src/evaluate.c expr_evaluate_ct())."""
         loc = tok.loc.to(key.loc)
-        if net is None:
+        bare = net is None
+        if bare:
             if family not in ("ip", "ip6"):
                 raise NftError('cannot determine ip protocol version, use "ip saddr" or "ip6 saddr" instead', loc)
             net = family
         if family in ("ip", "ip6") and net != family:
             raise NftError(f"conflicting protocols specified: {family} vs. {net}", loc)
-        return CtAddr(direction, net, key.text), loc
+        addr = CtAddr(direction, net, key.text)
+        if bare:
+            addr.bare_loc = loc
+        return addr, loc
 
     def tcp_option(self, tcp: Token) -> tuple[TcpOption, Location]:
         """`tcp option NAME [FIELD]`: a field of the option, or with none whether
@@ -1650,7 +1654,13 @@ class Parser:
     def set_ref(self, lhs, family: str, data_type=None) -> SetRef:
         """`@name` or an anonymous set `{ ... }` typed by the left side; a map's
         `data_type` is "verdict", a type, or a function of the elements
-        written that gives it (a NAT map's data is what its elements are)."""
+        written that gives it (a NAT map's data is what its elements are).
+        A bare `ct original saddr` (NFT_CT_SRC/DST) can key no lookup
+        (evaluate.c expr_evaluate_map(), expr_evaluate_concat(),
+        expr_evaluate_relational())."""
+        for part in (lhs.parts if isinstance(lhs, Concat) else (lhs,)):
+            if isinstance(part, CtAddr) and part.bare_loc is not None:
+                raise NftError("specify either ip or ip6 for address matching", part.bare_loc)
         if self.accept("@"):
             at = self.tokens[self.pos - 1]
             name = self.identifier(scope="AT")
@@ -1845,14 +1855,22 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
     a transport protocol, then adjacent payload matches are merged."""
     out: list[Stmt] = []
     l4 = link = None
+    l4_protos: list[str] = []  # the transport protocols an anonymous set of them established
     net = family if family in ("ip", "ip6") else None
     net_loc = None  # the statement that set the network protocol, where nft underlines a conflict
-    icmp_types: dict[str, int | None] = {}  # icmp protocol -> the type a match pinned (None: echo, or a set)
+    icmp_types: dict[str, int | None] = {}  # icmp protocol -> the type a match pinned (None: a set)
     for stmt in stmts:
         if isinstance(stmt, Nat) and (stmt.ports or stmt.port_map) and not l4:
             raise NftError("transport protocol mapping is only valid after transport protocol match",
                            stmt.port_loc, (stmt.loc,))
+        if isinstance(stmt, Nat) and _maps_to_ports(stmt) and not l4:  # stmt_evaluate_nat_map()
+            raise NftError("transport protocol mapping is only valid after transport protocol match",
+                           stmt.addr_map.loc, (stmt.loc,))
         for part in selector_parts(stmt):
+            if isinstance(part, CtAddr) and part.bare_loc is None and net is not None and net != part.family:
+                # expr_evaluate_ct(): `ct original ip saddr` after a match of the other IP version
+                raise NftError(f"conflicting protocols specified: {net} vs. {part.family}", stmt.loc,
+                               (net_loc,) if net_loc else ())
             if isinstance(part, Exthdr6):
                 if net == "ip":
                     raise NftError("cannot use exthdr with ip", stmt.loc)
@@ -1874,7 +1892,10 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
                     net_loc = stmt.loc
                 net = payload.proto
             elif payload.proto in L4PROTOS:
-                if payload.proto in ICMP_NETWORK and net is None and family == "inet":
+                if len(set(l4_protos)) > 1:  # proto_ctx_is_ambiguous(): `meta l4proto { tcp, udp } tcp dport 1`
+                    other = next(p for p in l4_protos if p != payload.proto)
+                    raise NftError(f"conflicting protocols specified: {other} vs. {payload.proto}", stmt.loc)
+                if payload.proto in ICMP_NETWORK and net is None and family == "inet" and l4 is None:
                     out.append(_dependency(family, ICMP_NETWORK[payload.proto]))
                     net, net_loc = ICMP_NETWORK[payload.proto], stmt.loc
                 elif payload.proto in nft_proto.NETWORK_OF and net is None and l4 is None \
@@ -1890,15 +1911,18 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
                     l4 = payload.proto
                 elif l4 != payload.proto:
                     raise NftError(f"conflicting protocols specified: {l4} vs. {payload.proto}", stmt.loc)
-                if (payload.proto, payload.field.name) in ECHO_FIELDS:
-                    _echo_dependency(payload.proto, icmp_types, stmt, out)
-                elif payload.field.name == "type" and isinstance(stmt, Match) and payload.proto in ECHO_TYPES:
-                    pinned = isinstance(stmt.rhs, Value) and stmt.op in ("==", "implicit")
-                    icmp_types[payload.proto] = stmt.rhs.value if pinned else None
+                if (payload.proto, payload.field.name) in ICMP_DEP_TYPES:
+                    _icmp_dependency(payload, icmp_types, stmt, out)
+                elif payload.field.name == "type" and isinstance(stmt, Match) and payload.proto in ECHO_TYPES \
+                        and stmt.op in ("==", "implicit"):
+                    pinned = isinstance(stmt.rhs, Value)
+                    icmp_types[payload.proto] = icmp_th_dep_type(payload.proto, stmt.rhs.value) if pinned else None
         if isinstance(stmt, Reject):
             net = _evaluate_reject(stmt, family, net, net_loc, out)
         if isinstance(stmt, Nat) and stmt.addr and isinstance(stmt.addr[0], Token):
             stmt.resolve_addresses(_nat_family(stmt, family, net, net_loc), _parse)
+        if isinstance(stmt, Reject) and stmt.kind == "tcp reset" and l4 not in (None, "tcp"):
+            raise NftError("you cannot use tcp reset with this protocol", stmt.loc)  # stmt_evaluate_reset()
         if isinstance(stmt, Reject) and stmt.kind == "tcp reset" and l4 is None:
             out.append(Match(Meta("l4proto"), "implicit", Value(L4PROTOS["tcp"])))
             l4 = "tcp"
@@ -1911,10 +1935,33 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
             l4 = l4_name(stmt.rhs.value)
         elif base == "network":
             net, net_loc = ("ip" if stmt.rhs.value in (2, 0x0800) else "ip6"), stmt.loc
-        elif isinstance(stmt, Match) and isinstance(stmt.lhs, Meta) and stmt.lhs.key == "l4proto":
-            l4 = "set"  # `meta l4proto { tcp, udp }`: a protocol, just not one
+        elif _transport_set(stmt):
+            # relational_expr_pctx_update(): each element of `meta l4proto { tcp, udp }` is a
+            # transport protocol of the context, the last one its protocol (ambiguous)
+            l4_protos = [l4_name(elem.key) for elem in stmt.rhs.set.elements]
+            l4 = l4_protos[-1]
         out.append(stmt)
     return payload_merge(out)
+
+
+def _maps_to_ports(nat: Nat) -> bool:
+    """A NAT map to `address . port` whose key names no transport header field
+    (evaluate.c nat_concat_map(), nat_evaluate_addr_has_th_expr(): `th` is none)."""
+    addr_map = nat.addr_map
+    if addr_map is None or addr_map.ref.set is None or not isinstance(addr_map.ref.set.data_type, types.ConcatType):
+        return False
+    keys = addr_map.key.parts if isinstance(addr_map.key, Concat) else [addr_map.key]
+    return not any(isinstance(k, Payload) and k.transport and k.proto != "th" for k in keys)
+
+
+def _transport_set(stmt: Stmt) -> bool:
+    """`meta l4proto { tcp, udp }` or `ip protocol { ... }`: a match on an
+    anonymous set of transport protocols."""
+    return isinstance(stmt, Match) and stmt.op in ("==", "implicit") and stmt.mask is None \
+        and isinstance(stmt.rhs, SetRef) and stmt.rhs.name is None and stmt.rhs.set is not None \
+        and (isinstance(stmt.lhs, Meta) and stmt.lhs.key == "l4proto"
+             or isinstance(stmt.lhs, Payload) and stmt.lhs.fields in ((PAYLOAD_FIELDS["ip"]["protocol"],),
+                                                                      (PAYLOAD_FIELDS["ip6"]["nexthdr"],)))
 
 
 def _check_bridge_stmt(stmt: Stmt) -> None:
@@ -1939,7 +1986,6 @@ def _link_dependency(out: list[Stmt], link: str | None, payload: Payload, stmt: 
 
 
 ICMP_NETWORK = {"icmp": "ip", "icmpv6": "ip6"}
-ECHO_REQUEST = {"icmp": 8, "icmpv6": 128}  # ICMP_ECHO, ICMPV6_ECHO_REQUEST
 REJECT_NETWORK = {"icmp": "ip", "icmpv6": "ip6"}
 # the reject without `with` of each network protocol (nft's evaluate.c stmt_evaluate_reject_default())
 DEFAULT_REJECT = {"ip": ("icmp", 3), "ip6": ("icmpv6", 4), None: ("icmpx", 1)}
@@ -1980,22 +2026,28 @@ def _nat_family(stmt: Nat, family: str, net: str | None, net_loc) -> str:
     return nat_family
 
 
-def _echo_dependency(proto: str, icmp_types: dict, stmt: Stmt, out: list[Stmt]) -> None:
-    """proto.c's icmp_dep (evaluate.c payload_add_dependency()): an echo field
-    (`icmpv6 id`) needs `icmp[v6] type { echo-request, echo-reply }` in front,
-    unless the rule matched the type already; one pinned to another type is
-    an error."""
-    echo = ECHO_TYPES[proto]
+def _icmp_dependency(payload: Payload, icmp_types: dict, stmt: Stmt, out: list[Stmt]) -> None:
+    """payload.c payload_gen_icmp_dependency(): a field of one icmp type
+    (proto.c's icmp_dep: `icmp mtu`, `icmpv6 id`) needs that type matched in
+    front, `icmp type 3`, the echo fields `icmp[v6] type { echo-request,
+    echo-reply }`, unless the rule matched the type already; one matched to
+    another type is an error. `icmp_types` holds the type each icmp protocol
+    is pinned to (None: matched to a set, which the mock does not follow)."""
+    proto = payload.proto
+    need = ICMP_DEP_TYPES[(proto, payload.field.name)]
     if proto in icmp_types:
         pinned = icmp_types[proto]
-        if pinned is not None and pinned not in echo:
-            raise NftError(f"incompatible icmp match: rule has {pinned}, need {ECHO_REQUEST[proto]}", stmt.loc)
+        if pinned is not None and pinned != need:
+            raise NftError(f"incompatible icmp match: rule has {pinned}, need {need}", stmt.loc)
         return
     type_field = PAYLOAD_FIELDS[proto]["type"]
-    nset = NftSet("__set0", [type_field.dtype], anonymous=True)
-    add_elements(nset, [Element(t) for t in echo], 0.0, merge=True)
-    out.append(Match(Payload((type_field,)), "implicit", SetRef(nset, written=2)))
-    icmp_types[proto] = None
+    if need in ECHO_TYPES[proto]:
+        nset = NftSet("__set0", [type_field.dtype], anonymous=True)
+        add_elements(nset, [Element(t) for t in ECHO_TYPES[proto]], 0.0, merge=True)
+        out.append(Match(Payload((type_field,)), "implicit", SetRef(nset, written=2)))
+    else:
+        out.append(Match(Payload((type_field,)), "==", Value(need)))
+    icmp_types[proto] = need
 
 
 LINK_DEPENDENCY_FAMILIES = ("inet", "netdev", "bridge")  # where the network protocol is not the table's
