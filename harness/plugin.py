@@ -68,6 +68,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ipv6: an IPv6 suite: the DUT gets IPv6 on (harness.testing.ipv6_on(): "
                                        "link-local addresses, no DAD, no router solicitations); needs a target "
                                        "with capability ipv6. Tests using the hosts6/router6 fixtures get it.")
+    if hasattr(config, "workerinput"):  # an xdist worker: it goes when its controller goes
+        from harness.drivers.reaper import die_with_parent
+        die_with_parent()
     config.stash[SKIPS_KEY] = Counter()
     config.pluginmanager.register(SkipCounter(config.stash[SKIPS_KEY]), "packet-journey-skips")
     _configure_lab(config)

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
+from harness.drivers.reaper import reaper
 from harness.drivers.sshd import Sshd, start_sshd
 
 DUT_ADDRESS = "10.254.77.2"
@@ -38,6 +39,7 @@ def ssh_dut(workdir: Path) -> Iterator[SimpleNamespace]:
     sshd: Sshd | None = None
     try:
         for name in (dut_netns, ctl_netns):
+            reaper().netns(name)  # deleted with its sshd even if this process is killed
             subprocess.run(["ip", "netns", "add", name], check=True)
             made.append(name)
         # link-local addresses usable at once: no local route appearing mid-test after DAD

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from harness.drivers.lab import LabTarget, Station
-from harness.drivers.standin_lab import StandinLab, pids_in
+from harness.drivers.netns import pids_in
+from harness.drivers.standin_lab import StandinLab
 from harness.labfile import load_lab
 from harness.target import CommandError, TargetUnavailable
 from harness.testing import ipv6_on, plan_hosts6

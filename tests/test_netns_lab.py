@@ -633,7 +633,7 @@ def _tracer_reading(lines: list[str]) -> KfreeSkbTracer:
     tracer.lock, tracer._ready = threading.Condition(), threading.Event()
     tracer.exited, tracer._unreadable, tracer.lost_events = False, "", 0
     tracer._watched, tracer._expired_datagrams = {}, {}
-    tracer._process = SimpleNamespace(stdout=iter(lines), kill=lambda: None)
+    tracer._process = SimpleNamespace(stdout=iter(lines), kill=lambda: None, wait=lambda: 0)
     tracer._read()
     return tracer
 

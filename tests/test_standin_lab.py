@@ -1,6 +1,7 @@
 """harness/drivers/standin_lab.py: the stand-in lab's namespaces, servers and lab file,
 reached from its ctl namespace only, and torn down without a trace: after close(),
-after a build that failed half-way, after its process died (stale labs), and by
+after a build that failed half-way, after its process was killed (its reaper, or the
+next lab if the reaper died too), and by
 the `up`/`down` command line.
 
 These need root, iproute2, ethtool, Debian's openssh-server and clang (the XDP_PASS
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -21,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from harness.drivers import standin_lab
-from harness.drivers.netns import TESTER_MTU, inside_netns
-from harness.drivers.standin_lab import StandinLab, netns_path, pids_in
+from harness.drivers.netns import TESTER_MTU, inside_netns, pids_in
+from harness.drivers.standin_lab import StandinLab, netns_path
 from harness.labfile import load_lab
 from harness.target import PORTS, TargetUnavailable
 
@@ -181,19 +183,48 @@ def test_a_build_failing_half_way_leaves_no_namespace_and_no_process(tmp_path, m
 
 DIES_WITH_ITS_LAB = textwrap.dedent("""
     import os, signal, sys
+    from harness.drivers.reaper import reaper
     from harness.drivers.standin_lab import StandinLab
     lab = StandinLab(1, sys.argv[1])
-    print(os.getpid(), lab.stations[0].sshd.process.pid, lab.stations[0].trex_standin.pid, flush=True)
+    if sys.argv[2] == "with its reaper":
+        os.kill(reaper().pid, signal.SIGKILL)
+    print(os.getpid(), reaper().pid, lab.stations[0].sshd.process.pid, lab.stations[0].trex_standin.pid,
+          flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 """)
 
 
-@needs_root
-def test_a_dead_processes_lab_is_removed_with_its_servers(tmp_path):
-    child = subprocess.run([sys.executable, "-c", DIES_WITH_ITS_LAB, str(tmp_path)], cwd=REPO,
+def _killed_with_a_lab(tmp_path, how: str) -> tuple[int, int, list[int]]:
+    """A process that made a stand-in lab, killed by SIGKILL: its pid, its reaper's, its servers'."""
+    child = subprocess.run([sys.executable, "-c", DIES_WITH_ITS_LAB, str(tmp_path), how], cwd=REPO,
                            capture_output=True, text=True, check=False, timeout=60)
     assert child.returncode == -signal.SIGKILL, child.stderr
-    dead, *servers = (int(pid) for pid in child.stdout.split())
+    dead, reaper, *servers = (int(pid) for pid in child.stdout.split())
+    return dead, reaper, servers
+
+
+def _wait_exit(pid: int) -> None:
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        assert select.select([pidfd], [], [], 60)[0], f"process {pid} did not exit"
+    finally:
+        os.close(pidfd)
+
+
+@needs_root
+def test_a_killed_processes_lab_is_removed_with_its_servers_by_its_reaper(tmp_path):
+    dead, reaper, servers = _killed_with_a_lab(tmp_path, "alone")
+    _wait_exit(reaper)
+    assert _namespaces_of(dead) == []
+    assert [pid for pid in servers if not _gone(pid)] == []
+
+
+@needs_root
+def test_a_dead_processes_lab_whose_reaper_died_too_is_removed_by_the_next_lab(tmp_path):
+    dead, _, servers = _killed_with_a_lab(tmp_path, "with its reaper")
     namespaces = _namespaces_of(dead)
     assert namespaces == [f"pjlab{dead}x0-ctl", f"pjlab{dead}x0-s0-dut", f"pjlab{dead}x0-s0-trex"]
     assert [pid for pid in servers if _gone(pid)] == []

@@ -39,6 +39,7 @@ from harness.drivers.bpf_events import open_event_reader
 from harness.drivers.ct_table import HostConntrackTable
 from harness.drivers.kfree_skb import KfreeSkbTracer, NetnsDrops
 from harness.drivers.netns import NetnsLab, require_tool
+from harness.drivers.reaper import reaper
 from harness.drivers.nftrace import NftTrace, hide_trace_table, parse_ruleset, rule_counters
 from harness.drivers.xdpstats import BpfRunObserver
 from harness.dropreason import DropReason
@@ -171,6 +172,7 @@ class DutSide:
         self._bpf_runs: BpfRunObserver | None = None
         self._load_run: ExitStack | None = None
         self._nstat_history = os.path.join(tempfile.gettempdir(), f"{lab.dut}.nstat")
+        reaper().path(self._nstat_history)
         self._conntrack_table = HostConntrackTable(lab)
         capabilities = {"kernel", "frames", "sockets"}
         try:

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.drivers.netns import NetnsLab
+from harness.drivers.reaper import reaper
 from harness.target import PORTS, TargetError, TargetUnavailable
 from harness.traffic import (
     LatencyStats,
@@ -167,7 +168,8 @@ class GeneratorRun:
 
     def _start(self, text: str, popen: Callable[..., subprocess.Popen]) -> None:
         binary = build()
-        self._spec = tempfile.NamedTemporaryFile("w", prefix="pjgen-", suffix=".spec")  # noqa: SIM115 -- as long as pjgen runs
+        self._spec = tempfile.NamedTemporaryFile("w", prefix=f"pjgen{os.getpid()}-", suffix=".spec")  # noqa: SIM115 -- as long as pjgen runs
+        reaper().path(self._spec.name)
         self._spec.write(text)
         self._spec.flush()
         self._stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 -- as long as pjgen runs

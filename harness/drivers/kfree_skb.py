@@ -534,6 +534,7 @@ class KfreeSkbTracer:
             self._unreadable = f"{exc} in {line!r}"
             self._process.kill()
         finally:
+            self._process.wait()  # its output ended: it exited, or does now; reaped, not left a zombie
             with self.lock:
                 self.exited = True
                 self.lock.notify_all()

@@ -14,8 +14,10 @@ pytest-xdist workers and several labs in one process never collide.
 
 Safety: nothing runs in, and no socket is opened in, the host's network namespace
 (`refuse_host_netns`). `NetnsLab.close()` deletes both namespaces; it also runs at
-interpreter exit and on SIGTERM for every lab still alive, and a process starting
-its first lab removes the namespaces of labs whose process died without cleaning up.
+interpreter exit and on SIGTERM for every lab still alive, with every process still
+running in them. A process killed before it could (SIGKILL) has its reaper delete them
+at once (reaper.py), and a process starting its first lab removes the namespaces of
+labs whose process died without cleaning up. Commands end within COMMAND_TIMEOUT.
 """
 from __future__ import annotations
 
@@ -29,9 +31,11 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 
+from harness.drivers.reaper import reaper
 from harness.target import (
     DUT_PORT_OFFLOADS,
     DUT_SYSCTLS,
@@ -57,6 +61,14 @@ TESTER_SYSCTLS = {
 # the receiving end's MTU): the most with which veth still allows native XDP on the
 # DUT's end (veth_xdp_set(): a 4 KiB page less XDP headroom, skb_shared_info, Ethernet).
 TESTER_MTU = 3506
+
+# A command that has not finished after this long is killed and fails naming itself:
+# a hung `nft` or `tc` must not hang the session. The slowest the suites run (a large
+# `nft -f`, `tc` loading a program on a loaded machine) take a few seconds.
+COMMAND_TIMEOUT = 120.0
+# delete_namespace(): how long the processes inside may take to die of SIGKILL
+KILL_TIMEOUT = 5.0
+KILL_POLL = 0.02
 
 # Debian packages providing the programs the lab and `sh()` run.
 PACKAGES = {
@@ -167,6 +179,7 @@ class NetnsLab:
 
     def _build(self) -> None:
         for name in (self.dut, self.tester):
+            reaper().netns(name)  # before it exists: deleted even if we die making it
             run_argv(["ip", "netns", "add", name])
         self.dut_inode = self.inode(self.dut)
         self.tester_inode = self.inode(self.tester)
@@ -187,7 +200,11 @@ class NetnsLab:
 
     def inode(self, name: str) -> int:
         """The namespace's inode, refusing the host's (a stray bind mount, say)."""
-        inode = os.stat(self.path(name)).st_ino
+        try:
+            inode = os.stat(self.path(name)).st_ino
+        except FileNotFoundError:
+            raise TargetError(f"namespace {name} is gone: something deleted it under the test "
+                              f"(`ip netns delete {name}`?)") from None
         refuse_host_netns(inode, f"use namespace {name}")
         return inode
 
@@ -235,7 +252,8 @@ class NetnsLab:
         self._closed = True
         for sock in self._sockets:
             sock.close()
-        failures = [failure for name in (self.dut, self.tester) if (failure := _delete_netns(name))]
+        # what a test started in them (a hung command's children, a server) goes with them
+        failures = [failure for name in (self.dut, self.tester) if (failure := delete_namespace(name))]
         _live_labs.discard(self)
         if failures:
             raise TargetError("lab teardown failed: " + "; ".join(failures))
@@ -249,13 +267,38 @@ class NetnsLab:
 
 
 def run_argv(argv: list[str], stdin: str | None = None, shown: list[str] | None = None,
-         stderr_fails: bool = False) -> str:
-    """stdout of `argv`, or CommandError naming `shown` (the command as the user wrote it)."""
-    result = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
-    if result.returncode != 0 or (stderr_fails and result.stderr.strip()):
-        raise CommandError(shown or argv, result.stderr.strip() or result.stdout.strip()
-                           or f"exit status {result.returncode}", result.returncode)
-    return result.stdout
+             stderr_fails: bool = False) -> str:
+    """stdout of `argv`, or CommandError naming `shown` (the command as the user wrote it),
+    also when it has not finished after COMMAND_TIMEOUT seconds. It runs in a process
+    group of its own, killed whole on the timeout or when we are interrupted, so what
+    a hung command started does not outlive it."""
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, process_group=0)
+    try:
+        stdout, stderr = process.communicate(stdin, timeout=COMMAND_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        raise CommandError(shown or argv, f"no end after {COMMAND_TIMEOUT:g} s (the lab's command timeout, "
+                                          "harness.drivers.netns.COMMAND_TIMEOUT): killed", -signal.SIGKILL) from None
+    except BaseException:
+        _kill_group(process)
+        raise
+    if process.returncode != 0 or (stderr_fails and stderr.strip()):
+        raise CommandError(shown or argv, stderr.strip() or stdout.strip()
+                           or f"exit status {process.returncode}", process.returncode)
+    return stdout
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL `process` and its process group, reap it and close its pipes."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:  # the group is gone already
+        pass
+    process.wait()
+    for pipe in (process.stdin, process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 def _delete_netns(name: str) -> str | None:
@@ -268,6 +311,49 @@ def _delete_netns(name: str) -> str | None:
     if result.returncode != 0 and os.path.exists(NetnsLab.path(name)):
         return f"`ip netns delete {name}`: {result.stderr.strip()}"
     return None
+
+
+def pids_in(name: str) -> list[int]:
+    """The processes inside namespace `name` (`ip netns pids`, read from /proc)."""
+    inode = os.stat(NetnsLab.path(name)).st_ino
+    refuse_host_netns(inode, f"list the processes of {name}")
+    pids = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.stat(f"/proc/{entry}/ns/net").st_ino == inode:
+                pids.append(int(entry))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):  # exited meanwhile
+            continue
+    return pids
+
+
+def delete_namespace(name: str) -> str | None:
+    """Kill every process in namespace `name`, then delete it (its links go with the
+    last process); a description of the failure, if any."""
+    if not os.path.exists(NetnsLab.path(name)):
+        return None
+    # never this process: a SIGTERM handler may run while the main thread is inside the namespace
+    pids = [pid for pid in pids_in(name) if pid != os.getpid()]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + KILL_TIMEOUT
+    while (alive := [pid for pid in pids if not _exited(pid)]) and time.monotonic() < deadline:
+        time.sleep(KILL_POLL)
+    if alive:
+        return f"namespace {name}: processes {', '.join(map(str, alive))} survive SIGKILL"
+    return _delete_netns(name)
+
+
+def _exited(pid: int) -> bool:
+    """Gone, or a zombie (exited, not yet reaped: it has left its namespaces)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 # process lifecycle: stale labs, exit, SIGTERM -------------------------------------

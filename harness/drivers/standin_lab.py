@@ -55,15 +55,16 @@ from harness.drivers.netns import (
     NETNS_RUN_DIR,
     TESTER_MTU,
     TESTER_SYSCTLS,
-    _delete_netns,
     _pid_alive,
     close_all,
+    delete_namespace,
     orphaned_namespaces,
     refuse_host_netns,
     require_root,
     require_tool,
     run_argv,
 )
+from harness.drivers.reaper import reaper
 from harness.drivers.sshd import Sshd, start_sshd
 from harness.labfile import load_lab
 from harness.target import PORTS, TargetError, TargetUnavailable
@@ -145,8 +146,9 @@ class StandinLab:
 
     def _add_netns(self, name: str) -> None:
         """A namespace with IPv6 off (set before any link exists, so each inherits it) and lo up."""
-        run_argv(["ip", "netns", "add", name])
+        reaper().netns(name)  # before it exists: deleted even if we die making it
         self._namespaces.append(name)
+        run_argv(["ip", "netns", "add", name])
         refuse_host_netns(os.stat(netns_path(name)).st_ino, f"set up {name}")
         run_argv(["ip", "netns", "exec", name, "sysctl", "-q", "-w",
               *(f"{key}={value}" for key, value in TESTER_SYSCTLS.items())])
@@ -281,48 +283,6 @@ def _stop(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def pids_in(name: str) -> list[int]:
-    """The processes inside namespace `name` (`ip netns pids`, read from /proc)."""
-    inode = os.stat(netns_path(name)).st_ino
-    refuse_host_netns(inode, f"list the processes of {name}")
-    pids = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if os.stat(f"/proc/{entry}/ns/net").st_ino == inode:
-                pids.append(int(entry))
-        except (FileNotFoundError, ProcessLookupError, PermissionError):  # exited meanwhile
-            continue
-    return pids
-
-
-def delete_namespace(name: str) -> str | None:
-    """Kill every process in namespace `name`, then delete it (its links go with the
-    last process); a description of the failure, if any."""
-    if not os.path.exists(netns_path(name)):
-        return None
-    pids = pids_in(name)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while (alive := [pid for pid in pids if not _exited(pid)]) and time.monotonic() < deadline:
-        time.sleep(READY_POLL)
-    if alive:
-        return f"namespace {name}: processes {', '.join(map(str, alive))} survive SIGKILL"
-    return _delete_netns(name)
-
-
-def _exited(pid: int) -> bool:
-    """Gone, or a zombie (exited, not yet reaped: it has left its namespaces)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 # process lifecycle: stale labs, exit ----------------------------------------------
