@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import (bpf, bpf_load, ceiling, fib, iptables_conformance, ipv4_path, lab, linerate, linerate_model, memory,
-                        netfilter, nft_conformance, nft_load, nft_rules, tcp_bulk)
+from benchmarks import (bpf, bpf_load, ceiling, fib, iptables_conformance, ipv4_path, lab, lab_faults, linerate,
+                        linerate_model, memory, netfilter, nft_conformance, nft_load, nft_rules, tcp_bulk)
 
 BENCHMARKS = {
     "ipv4_path": ipv4_path.main,
@@ -15,6 +15,7 @@ BENCHMARKS = {
     "nft_rules": nft_rules.main,
     "ceiling": ceiling.main,
     "lab": lab.main,
+    "lab_faults": lab_faults.main,
     "linerate": linerate.main,
     "linerate_model": linerate_model.main,
     "nft_load": nft_load.main,
