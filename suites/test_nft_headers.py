@@ -7,7 +7,8 @@ asserts which rules counted them. The kernel loads each field at its offset
 from the transport header (net/netfilter/nft_payload.c), after nft's
 `meta l4proto P` dependency, so a rule for one protocol never counts another's
 frame even where the bytes at that offset would match; `sctp chunk` walks
-the chunks (nft_exthdr.c) and finds one after another. SCTP, AH and ESP
+the chunks (nft_exthdr.c) and finds one after another. Raw loads (`@th,67,4`)
+read the bits given from the header given, the inner header after UDP's. SCTP, AH and ESP
 frames are scapy's; DCCP, IPComp and UDP-Lite headers are built by hand here.
 """
 from __future__ import annotations
@@ -46,6 +47,9 @@ table inet t {
         igmp type membership-report-v2 counter comment "igmp v2 report"
         igmp mrt 100 counter comment "igmp mrt 100"
         udp dport 5000 counter comment "udp dport"
+        meta l4proto 33 @th,67,4 3 counter comment "raw dccp type ack"
+        meta nfproto ipv4 @nh,72,8 108 counter comment "raw ip protocol 108"
+        @ih,0,16 0xcafe counter comment "raw inner header"
     }
 }
 """
@@ -113,6 +117,7 @@ def test_transport_header_fields_match_their_own_protocol_only(target, router):
         "ipcomp": forwarded(target, h0, h1, 108, Raw(ipcomp_header(6, 3))),
         "udplite": forwarded(target, h0, h1, 136, Raw(udplite_header(1, 7000, 8))),
         "udp, not udplite": forwarded(target, h0, h1, None, UDP(sport=1, dport=7000) / Raw(bytes(16))),
+        "udp, cafe inside": forwarded(target, h0, h1, None, UDP(sport=1, dport=2) / Raw(b"\xca\xfe" + bytes(14))),
         "igmp report": forwarded(target, h0, h1, None, IGMP(type=0x16, mrcode=0, gaddr="239.1.1.1")),
         "igmp query": forwarded(target, h0, h1, None, IGMP(type=0x11, mrcode=100, gaddr="0.0.0.0")),
     }
@@ -121,14 +126,15 @@ def test_transport_header_fields_match_their_own_protocol_only(target, router):
         "sctp data, vtag": {"sctp vtag"},
         "sctp sack, data stream 7": {"sctp data stream 7"},
         "dccp request": {"dccp request", "dccp ports"},
-        "dccp ack": set(),
+        "dccp ack": {"raw dccp type ack"},
         "ah over tcp": {"ah spi", "ah nexthdr not udp"},
         "ah over udp": set(),
         "esp": {"esp spi and sequence"},
         "esp other sequence": set(),
-        "ipcomp": {"comp cpi"},
+        "ipcomp": {"comp cpi", "raw ip protocol 108"},
         "udplite": {"udplite dport", "udplite csumcov 8"},
         "udp, not udplite": set(),
+        "udp, cafe inside": {"raw inner header"},
         "igmp report": {"igmp v2 report"},
         "igmp query": {"igmp mrt 100"},
     }

@@ -87,6 +87,8 @@ def _interval(dtype, low, high):
 def value_json(dtype, value):
     """A constant as json.c prints it: numbers for integer types, names for
     symbolic ones, lists for several bits, concatenations as `concat`."""
+    if hasattr(dtype, "json_value"):  # a type of its own module prints its own JSON
+        return dtype.json_value(value)
     if isinstance(dtype, types.ConcatType):
         return {"concat": [value_json(part, v) for part, v in zip(dtype.parts, value)]}
     if isinstance(dtype, types.IntervalType):

@@ -43,6 +43,8 @@ from harness.mockkernel.netfilter.nft_exthdr import (EXTHDR6_SLOT_TEMPLATES, EXT
                                                      OPTION_ALIASES, TCP_OPTIONS, Exthdr6, TcpOption, TcpOptionSet)
 from harness.mockkernel.netfilter import nft_proto  # its headers' payload fields registered on import
 from harness.mockkernel.netfilter.nft_exthdr_sctp import SCTP_CHUNKS, SctpChunk
+from harness.mockkernel.netfilter.nft_payload_raw import RAW_BASES, REGISTER_BITS, RawPayload
+from harness.mockkernel.netfilter import nft_payload_raw
 from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, Element, NftSet, add_elements, SetError
 from harness.mockkernel.wire.ethernet import ETH_P_8021Q
@@ -69,7 +71,7 @@ NOT_MODELLED = {"queue", "dup", "fwd", "quota", "numgen", "jhash", "symhash", "o
                 "flow", "meter", "socket", "add", "arp", "secmark",
                 "ipsec", "update", "cgroup", "skuid", "skgid", "rtclassid", "cpu", "iifgroup",
                 "oifgroup", "iiftype", "oiftype", "ibriport", "obriport", "time",
-                "day", "hour", "xt", "fullcone", "set", "@"}
+                "day", "hour", "xt", "fullcone", "set"}
 META_UNQUALIFIED = {"mark", "iif", "oif", "iifname", "oifname", "pkttype", "nftrace", "ibrname", "obrname"}
 # parser_bison.y: the words each header expression takes after its keyword (its
 # *_hdr_field rule, and `option` where ip_hdr_expr and tcp_hdr_expr have one) and the
@@ -1202,8 +1204,10 @@ class Parser:
             return stmt
         if word in HEADER_FIELDS and tok.kind == "str" and word not in PAYLOAD_FIELDS:
             self.header_field(self.next())  # valid or not, it raises: the mock has no field of it
-        if word in NOT_MODELLED and tok.kind == "str" or word == "@":
+        if word in NOT_MODELLED and tok.kind == "str":
             raise NftError(f"{word} is not modelled by the mock kernel", tok.loc)
+        if word == "@" and tok.kind == "op":  # a raw payload expression
+            return self.stmt_expression(family)
         if tok.kind != "str" or (word in SCANNER_KEYWORDS[""] and word not in SELECTOR_WORDS):
             raise self.unexpected()
         if word not in SELECTOR_WORDS:  # a bare symbol: nft takes it for a value
@@ -1360,6 +1364,8 @@ class Parser:
             return self.tcp_option(tok)
         if word == "sctp" and self.at("chunk"):
             return self.sctp_chunk(tok)
+        if word == "@" and tok.kind == "op":
+            return self.raw_payload(tok)
         if word == "rt":
             return self.rt_expr(tok)
         if word in PAYLOAD_FIELDS:
@@ -1435,6 +1441,24 @@ class Parser:
             field_tok = self.next()
             return TcpOption(option, field_tok.text), tcp.loc.to(field_tok.loc)
         return TcpOption(option, None), tcp.loc.to(name.loc)
+
+    def raw_payload(self, at: Token) -> tuple[RawPayload, Location]:
+        """`@BASE,OFFSET,LEN` (parser_bison.y payload_raw_expr, payload_base_spec)."""
+        self._expand_variable()
+        base = self.tok
+        if base.kind != "str" or base.text not in RAW_BASES:
+            if base.kind == "str" and self.is_name(base, "AT"):
+                raise NftError("unknown raw payload base", base.loc)
+            raise self.unexpected(scope="AT")
+        self.next()
+        self.expect(",", "comma")
+        offset = self.number().value
+        self.expect(",", "comma")
+        bits = self.number()
+        if offset + bits.value > 0xFFFFFFFF or bits.value > REGISTER_BITS:
+            raise NftError(f"raw payload of {bits.value} bits at {offset} is not modelled by the mock kernel",
+                           at.loc.to(bits.loc))
+        return RawPayload(base.text, offset, bits.value), at.loc.to(bits.loc)
 
     def sctp_chunk(self, sctp_tok: Token) -> tuple[SctpChunk, Location]:
         """`sctp chunk NAME [FIELD]` (parser_bison.y sctp_chunk_alloc): a field
@@ -1860,6 +1884,11 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
     net_loc = None  # the statement that set the network protocol, where nft underlines a conflict
     icmp_types: dict[str, int | None] = {}  # icmp protocol -> the type a match pinned (None: a set)
     for stmt in stmts:
+        if isinstance(stmt, Match) and isinstance(stmt.lhs, RawPayload):
+            raw, stmt = stmt, nft_payload_raw.evaluate(stmt, l4, net)
+            if stmt is None:
+                raise NftError("a raw payload off byte boundaries compared with a set or range is not modelled "
+                               "by the mock kernel", raw.loc)
         if isinstance(stmt, Nat) and (stmt.ports or stmt.port_map) and not l4:
             raise NftError("transport protocol mapping is only valid after transport protocol match",
                            stmt.port_loc, (stmt.loc,))
