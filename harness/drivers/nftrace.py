@@ -412,7 +412,9 @@ def parse_trace(family: int, attrs: dict[int, memoryview],
         target = nl.string(nested[NFTA_VERDICT_CHAIN]) if NFTA_VERDICT_CHAIN in nested else ""
     header = None
     if NFTA_TRACE_NETWORK_HEADER in attrs:
-        header = Ipv4Header(bytes(attrs[NFTA_TRACE_NETWORK_HEADER]),
+        # a netdev chain sees a frame before ip_rcv_core() checks it: its network header
+        # may be shorter than an IPv4 header; the fields it lacks read as 0
+        header = Ipv4Header(bytes(attrs[NFTA_TRACE_NETWORK_HEADER]).ljust(IPV4_MIN_HLEN, b"\0"),
                             bytes(attrs.get(NFTA_TRACE_TRANSPORT_HEADER, b"")))
     handle = nl.be64(attrs[NFTA_TRACE_RULE_HANDLE]) if NFTA_TRACE_RULE_HANDLE in attrs else 0
     listed = chains.get((family_name, table, chain))
