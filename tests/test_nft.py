@@ -515,11 +515,6 @@ def test_an_incomplete_or_misspelt_statement_is_the_syntax_error_real_nft_report
     real_tools.assert_same_as_real(steps)
 
 
-def test_arp_tables_are_refused_naming_the_family():
-    assert nft_error(Kernel(), ["nft", "add", "table", "arp", "t"]).startswith(
-        "Error: the arp family is not modelled by the mock kernel")
-
-
 def test_include_is_refused():
     assert "include is not supported" in nft_error(Kernel(), ["nft", "-f", "-"], 'include "/etc/x.nft"\n')
 

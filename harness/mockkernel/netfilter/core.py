@@ -52,6 +52,9 @@ _new_tuple = tuple.__new__
 NFPROTO_INET, NFPROTO_IPV4, NFPROTO_ARP, NFPROTO_NETDEV, NFPROTO_BRIDGE, NFPROTO_IPV6 = 1, 2, 3, 5, 7, 10
 NF_INET_PRE_ROUTING, NF_INET_LOCAL_IN, NF_INET_FORWARD, NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING = range(5)
 NF_NETDEV_INGRESS, NF_NETDEV_EGRESS = 0, 1
+NF_ARP_IN, NF_ARP_OUT, NF_ARP_FORWARD = 0, 1, 2  # include/uapi/linux/netfilter_arp.h
+# the journey stage of an ARP hook: arp_rcv()'s is the host's input, arp_xmit()'s its output
+ARP_HOOK_STAGES = (Stage.NF_INPUT, Stage.NF_OUTPUT, Stage.NF_FORWARD)
 # include/uapi/linux/netfilter_bridge.h: the bridge's hooks, numbered as the inet ones
 NF_BR_PRE_ROUTING, NF_BR_LOCAL_IN, NF_BR_FORWARD, NF_BR_LOCAL_OUT, NF_BR_POST_ROUTING = range(5)
 HOOK_NAMES = ("prerouting", "input", "forward", "output", "postrouting")
@@ -159,6 +162,18 @@ def NF_HOOK_BRIDGE(skb, hook: int, in_dev, out_dev, okfn) -> None:
     entries = skb.net.nf_hooks.entries.get((NFPROTO_BRIDGE, hook))
     if entries:
         state = NfBridgeHookState(hook, NFPROTO_BRIDGE, in_dev, out_dev, skb.net, HOOK_STAGES[hook], okfn)
+        if nf_hook_slow(skb, state, entries) != NF_ACCEPT:
+            return
+    okfn(skb)
+
+
+def NF_HOOK_ARP(skb, hook: int, in_dev, out_dev, okfn) -> None:
+    """NF_HOOK(NFPROTO_ARP, hook, ...) as net/ipv4/arp.c calls it: NF_ARP_IN in
+    arp_rcv() before arp_process(), NF_ARP_OUT in arp_xmit() before
+    arp_xmit_finish(); okfn(skb) if every entry accepted."""
+    entries = skb.net.nf_hooks.entries.get((NFPROTO_ARP, hook))
+    if entries:
+        state = NfHookState(hook, NFPROTO_ARP, in_dev, out_dev, skb.net, ARP_HOOK_STAGES[hook])
         if nf_hook_slow(skb, state, entries) != NF_ACCEPT:
             return
     okfn(skb)

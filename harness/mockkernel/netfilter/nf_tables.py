@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 
 from harness.journey import RuleCounter
 from harness.mockkernel.netfilter import nf_nat, nft_json
-from harness.mockkernel.netfilter.core import (HOOK_NAMES, NF_NETDEV_EGRESS, NF_NETDEV_INGRESS, NFPROTO_BRIDGE,
-                                               NFPROTO_INET,
+from harness.mockkernel.netfilter.core import (HOOK_NAMES, NF_ARP_IN, NF_ARP_OUT, NF_NETDEV_EGRESS,
+                                               NF_NETDEV_INGRESS, NFPROTO_ARP, NFPROTO_BRIDGE, NFPROTO_INET,
                                                NFPROTO_IPV4, NFPROTO_IPV6, NFPROTO_NETDEV)
 from harness.mockkernel.netfilter.nf_conntrack_core import nf_ct_netns_get, nf_ct_netns_put
 from harness.mockkernel.netfilter.nf_tables_bridge import nft_bridge_refusal
@@ -55,7 +55,7 @@ from harness.mockkernel.netfilter.nft_set import (NftSet, SetError, add_elements
                                                   format_elements, format_time)
 
 PF = {"ip": NFPROTO_IPV4, "inet": NFPROTO_INET, "ip6": NFPROTO_IPV6, "netdev": NFPROTO_NETDEV,
-      "bridge": NFPROTO_BRIDGE}
+      "bridge": NFPROTO_BRIDGE, "arp": NFPROTO_ARP}
 HOOK_NUMBERS = {name: i for i, name in enumerate(HOOK_NAMES)}
 # the NAT cores a nat chain of each family joins (nft_chain_nat.c: inet's both)
 NAT_FAMILIES = {"ip": (NFPROTO_IPV4,), "ip6": (NFPROTO_IPV6,), "inet": (NFPROTO_IPV4, NFPROTO_IPV6)}
@@ -63,6 +63,8 @@ NAT_FAMILIES = {"ip": (NFPROTO_IPV4,), "ip6": (NFPROTO_IPV6,), "inet": (NFPROTO_
 CT_FAMILIES = {"ip": (NFPROTO_IPV4,), "ip6": (NFPROTO_IPV6,)}
 BOTH_CT_FAMILIES = (NFPROTO_IPV4, NFPROTO_IPV6)
 NETDEV_HOOKS = {"ingress": NF_NETDEV_INGRESS, "egress": NF_NETDEV_EGRESS}
+# nft_chain_filter.c nft_chain_filter_arp: input and output only (forward is EOPNOTSUPP)
+ARP_HOOKS = {"input": NF_ARP_IN, "output": NF_ARP_OUT}
 CHAIN_TYPE_HOOKS = {"filter": set(HOOK_NAMES) | set(NETDEV_HOOKS), "nat": {"prerouting", "input", "output",
                                                                       "postrouting"},
                     "route": {"output"}}
@@ -325,6 +327,8 @@ class NfTables:
         name, fn = f"nft {rt_chain.id}", base_hook.hookfn
         if family == "netdev":
             handle = self.net.nf_hooks.register(NFPROTO_NETDEV, NETDEV_HOOKS[hook], priority, name, fn)
+        elif family == "arp":
+            handle = self.net.nf_hooks.register(NFPROTO_ARP, ARP_HOOKS[hook], priority, name, fn)
         elif chain_type == "nat" and family in NAT_FAMILIES:
             handle = nf_nat.nf_nat_register_fn(self.net, HOOK_NUMBERS[hook], priority, name, fn, NAT_FAMILIES[family])
         else:
@@ -574,9 +578,10 @@ class Transaction:
 
     def _check_chain_spec(self, cmd: Command, table: NftTable) -> None:
         spec = cmd.chain
-        if table.family == "bridge" and spec.type != "filter":  # nft_chain_filter.c has no other for bridge
+        if table.family in ("bridge", "arp") and spec.type != "filter":  # nft_chain_filter.c has no other
             raise NftError(f"Could not process rule: {ENOENT}", spec.type_loc)
-        if spec.hook not in CHAIN_TYPE_HOOKS[spec.type] or (table.family == "inet" and spec.hook in NETDEV_HOOKS):
+        if spec.hook not in CHAIN_TYPE_HOOKS[spec.type] or (table.family == "inet" and spec.hook in NETDEV_HOOKS) \
+                or (table.family == "arp" and spec.hook not in ARP_HOOKS):
             raise NftError(f"Could not process rule: {EOPNOTSUPP}", cmd.loc)
 
     def delete_chain(self, cmd: Command) -> None:

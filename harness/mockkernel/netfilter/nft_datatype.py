@@ -65,6 +65,11 @@ class Datatype:
     def format(self, value) -> str:
         return str(value)
 
+    def format_numeric(self, value) -> str:
+        """How a range prints it (range_expr_print() sets NFT_CTX_OUTPUT_NUMERIC_ALL):
+        only symbolic types print otherwise then."""
+        return self.format(value)
+
 
 def parse_integer(text: str) -> int | None:
     """strtoull(text, NULL, 0) of a whole token, as the scanner reads numbers."""
@@ -144,8 +149,13 @@ class SymbolicType(Datatype):
             raise DatatypeError(self.error)
         return value
 
+    hex_digits = 0  # the type's basefmt (`0x%.4Zx`): its numbers print in hex
+
     def format(self, value) -> str:
         return self.names.get(value, str(value))
+
+    def format_numeric(self, value) -> str:
+        return f"0x{value:0{self.hex_digits}x}" if self.hex_digits else str(value)
 
 
 class BitmaskType(SymbolicType):
@@ -360,11 +370,15 @@ fib_addrtype = SymbolicType("fib_addrtype", 32, "fib address type", {
 ethertype = SymbolicType("ether_type", 16, "Ethernet protocol", {
     "ip": 0x0800, "arp": 0x0806, "ip6": 0x86DD, "8021q": 0x8100, "8021ad": 0x88A8, "vlan": 0x8100})
 ether_addr = EtherAddrType("ether_addr", 48, "Ethernet address")
+dscp.hex_digits, ecn.hex_digits, ethertype.hex_digits = 2, 1, 4  # src/proto.c basefmt
+# src/proto.c arpop_tbl (include/uapi/linux/if_arp.h ARPOP_*)
+arp_op = SymbolicType("arp_op", 16, "ARP operation", {
+    "request": 1, "reply": 2, "rrequest": 3, "rreply": 4, "inrequest": 8, "inreply": 9, "nak": 10})
 
 # types a named set or map may be declared with (`type X`)
 SET_TYPES = {t.name: t for t in (ipv4_addr, ipv6_addr, inet_service, inet_proto, mark, ifname,
                                  icmp_type, icmp_code, icmpv6_type, icmpv6_code, mh_type, dscp, ecn, tcp_flag,
-                                 ct_state, ct_status, ct_dir, pkttype, nfproto, fib_addrtype)}
+                                 ct_state, ct_status, ct_dir, pkttype, nfproto, fib_addrtype, arp_op)}
 
 
 class ConcatType(Datatype):

@@ -199,6 +199,13 @@ PAYLOAD_FIELDS["vlan"] = _fields("vlan", ("pcp", 14, 3, types.IntegerType("integ
                                  ("id", 14, 12, types.IntegerType("integer", 12, "integer"), 0x0FFF, 0),
                                  ("type", 16, 16, types.ethertype))
 PAYLOAD_FIELDS["vlan"]["cfi"] = PAYLOAD_FIELDS["vlan"]["dei"]  # the bit's old name; nft lists it as dei
+# src/proto.c proto_arp: the ARP header at the network header, its Ethernet/IPv4 addresses after it
+PAYLOAD_FIELDS["arp"] = _fields("arp", ("htype", 0, 16, types.length16), ("ptype", 2, 16, types.ethertype),
+                                ("hlen", 4, 8, types.ttl), ("plen", 5, 8, types.ttl),
+                                ("operation", 6, 16, types.arp_op), ("saddr ether", 8, 48, types.ether_addr),
+                                ("saddr ip", 14, 32, types.ipv4_addr), ("daddr ether", 18, 48, types.ether_addr),
+                                ("daddr ip", 24, 32, types.ipv4_addr))
+NETWORK_PROTOS = ("ip", "ip6", "arp")
 ETHER_TYPE = PAYLOAD_FIELDS["ether"]["type"]
 FIELD_ALIASES = {("icmpv6", "param-problem"): "parameter-problem"}  # the token, and proto.c's field name
 # proto.c's echo fields (icmp_dep ICMP_ECHO / ICMP6_ECHO): nft matches the echo types before them
@@ -257,7 +264,7 @@ class Payload(Selector):
         self.bits = sum(f.bits for f in fields)
         self.dtype = first.dtype if len(fields) == 1 else types.IntegerType("integer", self.bits, "integer")
         self.link = first.proto in LINK_PROTOS
-        self.transport = not self.link and first.proto not in ("ip", "ip6")
+        self.transport = not self.link and first.proto not in NETWORK_PROTOS
         self.base = 0 if self.link else 2 if self.transport else 1  # enum nft_payload_bases
 
     @property
@@ -277,6 +284,8 @@ class Payload(Selector):
         mask, shift = fld.mask, fld.shift
         if self.link:
             return link_loader(off, (mask.bit_length() + 7) // 8 if mask else nbytes, mask, shift)
+        if self.proto == "arp":
+            return arp_loader(off, nbytes)
         if mask and not self.transport and mask <= 0xFF:
             def load_bits(pkt):
                 return (pkt.buf[pkt.nh + off] & mask) >> shift if pkt.tprot is not None else None
@@ -358,6 +367,18 @@ def link_loader(off: int, nbytes: int, mask: int = 0, shift: int = 0):
         value = int.from_bytes(loaded, "big")
         return (value & mask) >> shift if mask else value
     return load_ll
+
+
+def arp_loader(off: int, nbytes: int):
+    """nft_payload_eval() at NFT_PAYLOAD_NETWORK_HEADER for an ARP header: an
+    ARP packet has no transport protocol (nft_set_pktinfo_unspec()), and the
+    network header load does not ask for one; None past the packet's end."""
+    def load_arp(pkt):
+        start = pkt.nh + off
+        if start + nbytes > pkt.end:
+            return None
+        return int.from_bytes(pkt.buf[start:start + nbytes], "big")
+    return load_arp
 
 
 def _payload_bytes_loader(transport: bool, off: int, nbytes: int):
@@ -853,7 +874,7 @@ class Match(Stmt):
             target = f"@{rhs.name}" if rhs.name else format_elements(rhs.set, pctx.now)
             return f"{lhs} != {target}" if self.negated else f"{lhs} {target}"
         if isinstance(rhs, Range):
-            value = f"{dtype.format(rhs.low)}-{dtype.format(rhs.high)}"
+            value = f"{dtype.format_numeric(rhs.low)}-{dtype.format_numeric(rhs.high)}"
         elif isinstance(rhs, Prefix):
             value = f"{dtype.format(rhs.addr)}/{rhs.plen}"
         else:
@@ -979,6 +1000,13 @@ class Match(Stmt):
                     return NFT_BREAK
                 return None if (pkt.buf[start:start + nbytes] == want) is equal else NFT_BREAK
             return match_th
+        if payload.proto == "arp":
+            def match_arp(pkt):  # an ARP header loads whatever the pktinfo (arp_loader())
+                start = pkt.nh + off
+                if start + nbytes > pkt.end:
+                    return NFT_BREAK
+                return None if (pkt.buf[start:start + nbytes] == want) is equal else NFT_BREAK
+            return match_arp
 
         def match_nh(pkt):
             start = pkt.nh + off
@@ -1027,7 +1055,7 @@ def index_key(stmt: Stmt) -> tuple | None:
         return None
     lhs = stmt.lhs
     if isinstance(lhs, Payload) and not lhs.link and all(f.byte_aligned for f in lhs.fields):
-        index_field = ("payload", lhs.transport, lhs.offset, lhs.bits // 8)
+        index_field = ("arp" if lhs.proto == "arp" else "payload", lhs.transport, lhs.offset, lhs.bits // 8)
     elif isinstance(lhs, Meta) and lhs.key in INDEXABLE_META:
         index_field = ("meta", lhs.key)
     else:
@@ -1111,8 +1139,8 @@ def index_loader(index_field: tuple, ctx: CompileCtx):
     bytes as a big-endian integer)."""
     if index_field[0] == "meta":
         return Meta(index_field[1]).load(ctx)
-    _, transport, off, nbytes = index_field
-    return payload_loader(transport, off, nbytes)
+    kind, transport, off, nbytes = index_field
+    return arp_loader(off, nbytes) if kind == "arp" else payload_loader(transport, off, nbytes)
 
 
 def payload_mergeable(stmt: Stmt) -> bool:
@@ -1148,7 +1176,7 @@ def _merge_run(out: list[Stmt], run: list[Match]) -> None:
     for this in run[1:]:
         a, b = last.lhs, this.lhs
         same_op = (last.op == "!=") == (this.op == "!=")
-        if a.base != b.base or a.offset + a.bits // 8 != b.offset or not _merge_width_ok(a.bits, b.bits) \
+        if a.base != b.base or a.offset + a.bits // 8 != b.offset or not _merge_width_ok(a.bits, b.bits, a.link) \
                 or not same_op or a.proto != b.proto:
             last = this
             continue
@@ -1163,12 +1191,13 @@ def _merge_run(out: list[Stmt], run: list[Match]) -> None:
         last = merged
 
 
-def _merge_width_ok(bits_a: int, bits_b: int) -> bool:
-    """payload_can_merge()'s width rule as nft 1.0.6 applies it (seen on the lab):
-    at most one register (128 bits), and past 32 bits only when neither part is a
-    whole 32-bit word (`ip saddr . daddr` stay two loads, `ether saddr . type` merge)."""
+def _merge_width_ok(bits_a: int, bits_b: int, link: bool) -> bool:
+    """payload_can_merge()'s width rule (src/payload.c): at most one register
+    (128 bits); past 32 bits only for the link-layer header (never a fast
+    load) or when a part is wider than 32 bits already (`ip saddr . daddr`
+    stay two loads; `ether saddr . type` and `arp saddr ip . daddr ether` merge)."""
     total = bits_a + bits_b
-    return total <= 32 or total <= 128 and 32 not in (bits_a, bits_b)
+    return total <= 32 or total <= 128 and (link or bits_a > 32 or bits_b > 32)
 
 
 class Verdict(Stmt):

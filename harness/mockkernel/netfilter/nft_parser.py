@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from harness.mockkernel.netfilter import nft_bitwise
 from harness.mockkernel.netfilter import nft_datatype as types
@@ -52,11 +52,12 @@ from harness.mockkernel.wire.ethernet import ETH_P_8021Q
 FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
 LINK_FAMILIES = ("bridge", "netdev")  # where `ether`/`vlan` need no `meta iiftype ether` in front
 VLAN_ETHERTYPES = (0x8100, 0x88A8)  # an `ether type` that a vlan field can follow
-MODELLED_FAMILIES = ("ip", "ip6", "inet", "netdev", "bridge")
+MODELLED_FAMILIES = ("ip", "ip6", "inet", "netdev", "bridge", "arp")
 HOOKS = {"ip": ("prerouting", "input", "forward", "output", "postrouting"),
          "ip6": ("prerouting", "input", "forward", "output", "postrouting"),
          "inet": ("prerouting", "input", "forward", "output", "postrouting", "ingress"),
          "netdev": ("ingress", "egress"),
+         "arp": ("input", "forward", "output"),  # src/rule.c hooknum2str(NFPROTO_ARP)
          "bridge": ("prerouting", "input", "forward", "output", "postrouting")}
 ALL_HOOKS = {"prerouting", "input", "forward", "output", "postrouting", "ingress", "egress"}
 # src/rule.c std_prios, with the hooks nft 1.0.6 allows each name at
@@ -68,7 +69,7 @@ BRIDGE_STD_PRIOS = (("dstnat", -300), ("filter", -200), ("out", 100), ("srcnat",
 BRIDGE_PRIO_HOOKS = {-300: "prerouting", -200: None, 100: "output", 300: "postrouting"}
 # statements and expressions nft knows that the mock does not model
 NOT_MODELLED = {"queue", "dup", "fwd", "quota", "numgen", "jhash", "symhash", "osf", "synproxy", "tproxy",
-                "flow", "meter", "socket", "add", "arp", "secmark",
+                "flow", "meter", "socket", "add", "secmark",
                 "ipsec", "update", "cgroup", "skuid", "skgid", "rtclassid", "cpu", "iifgroup",
                 "oifgroup", "iiftype", "oiftype", "ibriport", "obriport", "time",
                 "day", "hour", "xt", "fullcone", "set"}
@@ -622,6 +623,9 @@ class Parser:
         if head.text == "ip" and fld.text == "option":
             fld = self.keyword(IP_OPTIONS, scope)
             raise NftError(f"ip option {fld.text} is not modelled by the mock kernel", head.loc.to(fld.loc))
+        if head.text == "arp" and fld.text in ("saddr", "daddr"):  # arp_hdr_field: SADDR ETHER, DADDR IP...
+            address = self.keyword(("ether", "ip"), "ARP")
+            fld = replace(fld, text=f"{fld.text} {address.text}", loc=fld.loc.to(address.loc))
         if FIELD_ALIASES.get((head.text, fld.text), fld.text) not in PAYLOAD_FIELDS.get(head.text, ()):
             raise NftError(f"{head.text} {fld.text} is not modelled by the mock kernel", head.loc.to(fld.loc))
         return fld
@@ -1880,7 +1884,7 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
     out: list[Stmt] = []
     l4 = link = None
     l4_protos: list[str] = []  # the transport protocols an anonymous set of them established
-    net = family if family in ("ip", "ip6") else None
+    net = family if family in ("ip", "ip6", "arp") else None
     net_loc = None  # the statement that set the network protocol, where nft underlines a conflict
     icmp_types: dict[str, int | None] = {}  # icmp protocol -> the type a match pinned (None: a set)
     for stmt in stmts:
@@ -1916,6 +1920,8 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
             elif not payload.transport:
                 if net is not None and net != payload.proto:
                     raise NftError(f"conflicting protocols specified: {net} vs. {payload.proto}", stmt.loc)
+                if net is None and family == "inet" and payload.proto == "arp":
+                    raise NftError("conflicting protocols specified: inet vs. arp", stmt.loc)
                 if net is None:
                     out.append(_dependency(family, payload.proto))
                     net_loc = stmt.loc
@@ -1963,7 +1969,8 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
         elif base == "transport":
             l4 = l4_name(stmt.rhs.value)
         elif base == "network":
-            net, net_loc = ("ip" if stmt.rhs.value in (2, 0x0800) else "ip6"), stmt.loc
+            net, net_loc = ("ip" if stmt.rhs.value in (2, 0x0800) else "arp" if stmt.rhs.value == 0x0806
+                            else "ip6"), stmt.loc
         elif _transport_set(stmt):
             # relational_expr_pctx_update(): each element of `meta l4proto { tcp, udp }` is a
             # transport protocol of the context, the last one its protocol (ambiguous)
@@ -2090,11 +2097,14 @@ def _link_network_dependency(family: str, network: str) -> Match:
     return _dependency(family, network)
 
 
+NETWORK_ETHERTYPES = {"ip": 0x0800, "ip6": 0x86DD, "arp": 0x0806}
+
+
 def _dependency(family: str, network: str) -> Match:
-    """`meta nfproto` (inet) or `meta protocol` (netdev) for an ip/ip6 match."""
+    """`meta nfproto` (inet) or `meta protocol` (netdev) for an ip, ip6 or arp match."""
     if family == "inet":
         return Match(Meta("nfproto"), "implicit", Value(2 if network == "ip" else 10))
-    return Match(Meta("protocol"), "implicit", Value(0x0800 if network == "ip" else 0x86DD))
+    return Match(Meta("protocol"), "implicit", Value(NETWORK_ETHERTYPES[network]))
 
 
 def parse(text: str, name: str | None = None, ctx: ParseCtx | None = None) -> list[Command]:
