@@ -12,18 +12,28 @@ global data symbol, R_BPF_64_32 on calls into `.text`. Programs are
 translated when the object loads. Left out: CO-RE (.BTF.ext), externs
 (kconfig, ksyms), callbacks (BPF_PSEUDO_FUNC), map-in-map, `.struct_ops`,
 prog-array initialisation from BTF `values`.
+
+A malformed object is refused as libbpf refuses it, with LIBBPF_ERRNO__FORMAT
+("BPF object format invalid"): section headers or data past the end of the
+file (libelf's elf_getdata() fails), no SHT_SYMTAB section, a code section
+whose size is not a whole number of instructions (bpf_object__add_programs()),
+a relocation outside its section or against a symbol that does not exist
+(bpf_object__collect_prog_relos()), anything else the ELF reader cannot parse.
 """
 from __future__ import annotations
 
 import io
 import os
 import struct
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from elftools.common.exceptions import ELFError
+from elftools.construct import ConstructError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
+from elftools.elf.sections import SymbolTableSection
 
 from harness.mockkernel.bpf.btf import Btf, BtfError, MapDef
 from harness.mockkernel.bpf.core import BpfProgram
@@ -116,12 +126,19 @@ class _Loader:
         if self.elf["e_machine"] != "EM_BPF" or not self.elf.little_endian or self.elf.elfclass != 64:
             raise BpfLoadError(f"{name}: not a 64-bit little-endian BPF object")
         self.name = name
-        self.symtab = self.elf.get_section_by_name(".symtab")
-        if self.symtab is None:
-            raise BpfLoadError(f"{name}: no symbol table")
         self.sections = list(self.elf.iter_sections())
+        for index, sec in enumerate(self.sections):
+            if sec["sh_type"] != "SHT_NOBITS" and sec["sh_offset"] + sec["sh_size"] > len(data):
+                raise format_invalid(f"{name}: elf: failed to get section({index}) data: "
+                                     "invalid section header")
+        symtabs = [sec for sec in self.sections if sec["sh_type"] == "SHT_SYMTAB"]
+        if len(symtabs) > 1:
+            raise format_invalid(f"{name}: elf: multiple symbol tables")
+        if not symtabs or not isinstance(symtabs[0], SymbolTableSection):
+            raise BpfLoadError(f"{name}: no symbol table")
+        self.symtab = symtabs[0]
         license_sec = self.elf.get_section_by_name("license")
-        license = license_sec.data().split(b"\0", 1)[0].decode() if license_sec is not None else ""
+        license = license_sec.data().split(b"\0", 1)[0].decode("latin-1") if license_sec is not None else ""
         self.obj = BpfObject(name, license)
         self.map_by_symbol: dict[tuple[int, str], BpfMap] = {}  # (section index, symbol) -> map
         self.data_by_index: dict[int, BpfMap] = {}
@@ -207,17 +224,26 @@ class _Loader:
         code: dict[int, CodeSection] = {}
         for index, sec in enumerate(self.sections):
             if sec["sh_type"] == "SHT_PROGBITS" and sec["sh_flags"] & SHF_EXECINSTR and sec["sh_size"]:
+                if sec["sh_size"] % 8:
+                    raise format_invalid(f"{self.name}: sec '{sec.name}': corrupted program code section size: "
+                                         f"{sec['sh_size']}")
                 code[index] = CodeSection(sec.name, decode(sec.data()), {})
         for sec in self.sections:
             if isinstance(sec, RelocationSection) and sec["sh_info"] in code:
                 target = code[sec["sh_info"]]
-                for reloc in sec.iter_relocations():
-                    self._relocate(target, reloc, code)
+                for number, reloc in enumerate(sec.iter_relocations()):
+                    self._relocate(target, reloc, code, sec.name, number)
         return {section.name: section for section in code.values()}
 
-    def _relocate(self, section: CodeSection, reloc, code: dict[int, CodeSection]) -> None:
-        pc = reloc["r_offset"] // 8
-        sym = self.symtab.get_symbol(reloc["r_info_sym"])
+    def _relocate(self, section: CodeSection, reloc, code: dict[int, CodeSection], relo_sec: str,
+                  number: int) -> None:
+        offset, sym_index = reloc["r_offset"], reloc["r_info_sym"]
+        if offset % 8 or offset >= 8 * len(section.insns):
+            raise format_invalid(f"{self.name}: sec '{relo_sec}': invalid offset {offset:#x} for relo #{number}")
+        if sym_index >= self.symtab.num_symbols():
+            raise format_invalid(f"{self.name}: sec '{relo_sec}': symbol #{sym_index} not found for relo #{number}")
+        pc = offset // 8
+        sym = self.symtab.get_symbol(sym_index)
         sym_index = sym["st_shndx"]
         insn = section.insns[pc]
         where = f"{self.name}: {section.name} insn {pc}: relocation against {sym.name or 'section'}"
@@ -263,8 +289,18 @@ def load_object(runtime: BpfRuntime, source: str | os.PathLike | bytes, name: st
     else:
         path = Path(source)
         data, default_name = path.read_bytes(), path.name.split(".", 1)[0]
-    loader = _Loader(runtime, data, name or default_name)
-    loader.load_maps()
-    loader.load_global_data()
-    loader.load_programs(loader.code_sections())
+    name = name or default_name
+    try:
+        loader = _Loader(runtime, data, name)
+        loader.load_maps()
+        loader.load_global_data()
+        sections = loader.code_sections()
+    except (ELFError, ConstructError, struct.error, UnicodeDecodeError, zlib.error) as exc:
+        raise format_invalid(f"{name}: elf: {exc}") from None
+    loader.load_programs(sections)
     return loader.obj
+
+
+def format_invalid(message: str) -> BpfLoadError:
+    """libbpf's -LIBBPF_ERRNO__FORMAT, after what it warned."""
+    return BpfLoadError(f"{message}: BPF object format invalid")

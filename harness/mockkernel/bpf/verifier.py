@@ -125,6 +125,7 @@ def _valid_opcodes() -> frozenset[int]:
 
 
 VALID_OPCODES = _valid_opcodes()
+MAX_BPF_REG = 11  # r0-r9 and the frame pointer r10
 _OP_SYMBOLS = {BPF_ADD: "+=", BPF_SUB: "-=", BPF_MUL: "*=", BPF_DIV: "/=", BPF_OR: "|=", BPF_AND: "&=",
                BPF_LSH: "<<=", BPF_RSH: ">>=", BPF_MOD: "%=", BPF_XOR: "^=", BPF_ARSH: "s>>="}
 
@@ -573,12 +574,16 @@ class Verifier:
     # registers
 
     def _read(self, state: _State, section: str, pc: int, regno: int) -> Reg:
+        if regno >= MAX_BPF_REG:  # __check_reg_arg()
+            raise self._refuse(section, pc, f"R{regno} is invalid")
         reg = state.regs[regno]
         if reg is None:
             raise self._refuse(section, pc, f"R{regno} !read_ok")
         return reg
 
     def _write(self, state: _State, section: str, pc: int, regno: int, value: Reg) -> None:
+        if regno >= MAX_BPF_REG:
+            raise self._refuse(section, pc, f"R{regno} is invalid")
         if regno == 10:
             raise self._refuse(section, pc, "frame pointer is read only")
         state.regs[regno] = value

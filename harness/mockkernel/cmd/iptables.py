@@ -16,7 +16,6 @@ refused naming it; anything else unknown is refused as iptables refuses it.
 from __future__ import annotations
 
 import copy
-import shlex
 import time
 
 from harness.mockkernel.cmd.args import ToolError, not_modelled
@@ -349,11 +348,11 @@ def _restore(net, text: str, flush: bool, family: XtFamily) -> str:
             table, lines = stripped[1:], []
             if table not in TABLES:
                 raise _restore_error(f"{VERSION}: {PROG}: line {number} table name '{table}' invalid", number)
+        elif table is None:  # a COMMIT too: xtables_restore_parse_line() takes it only in a table
+            raise _restore_error(f"{PROG}: line {number} failed", number)
         elif stripped == "COMMIT":
             _restore_table(net, table, lines, flush, number, family)
             table = None
-        elif table is None:
-            raise _restore_error(f"{PROG}: line {number} failed", number)
         else:
             lines.append((number, stripped))
     if table is not None:
@@ -369,7 +368,11 @@ def _restore_table(net, table: str, lines: list, flush: bool, commit_line: int, 
         rules = []
         for number, line in lines:
             if line.startswith(":"):
-                name, policy = line[1:].split()[:2]
+                words = line[1:].split()
+                if len(words) < 2:  # xtables_restore_parse_line(): strtok() found no chain name, or no policy
+                    raise _restore_error(f"{VERSION}: {PROG}: line {number} "
+                                         f"{'policy' if words else 'chain name'} invalid", number)
+                name, policy = words[:2]
                 if policy == "-":
                     if view.chain(name) is None:
                         view.new_chain(name)
@@ -377,7 +380,7 @@ def _restore_table(net, table: str, lines: list, flush: bool, commit_line: int, 
                     view.policy(name, policy)
                 continue
             try:
-                opts = parse(shlex.split(line), family)
+                opts = parse(add_param_to_argv(line), family)
             except XtError as err:
                 raise _restore_error(err.message.split("\n")[0], number) from None
             rules.append(opts)
@@ -388,6 +391,38 @@ def _restore_table(net, table: str, lines: list, flush: bool, commit_line: int, 
                 raise _restore_error(err.message.split("\n")[0], commit_line) from None
         return "", True
     net.nft.batch(apply)
+
+
+def add_param_to_argv(line: str) -> list[str]:
+    """add_param_to_argv() (iptables/xshared.c): a restore line's words. Only double
+    quotes quote, a backslash escapes only inside them, a closing quote ends its
+    word (even an empty one), and a quote left open ends its word at the end of
+    the line (no error, unlike a shell)."""
+    words, word, quote_open, escaped = [], [], False, False
+    for char in line:
+        if quote_open:
+            if escaped:
+                word.append(char)
+                escaped = False
+                continue
+            if char == "\\":
+                escaped = True
+                continue
+            if char != '"':
+                word.append(char)
+                continue
+            quote_open = False
+        elif char == '"':
+            quote_open = True
+            continue
+        if char == '"' or (char in " \t\n" and word):
+            words.append("".join(word))
+            word = []
+        elif char not in " \t\n":
+            word.append(char)
+    if word:
+        words.append("".join(word))
+    return words
 
 
 def _restore_error(message: str, line: int) -> XtError:

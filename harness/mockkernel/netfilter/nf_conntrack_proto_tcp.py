@@ -393,9 +393,14 @@ def tcp_packet(skb, ct: NfConn, direction: int, confirmed: bool, prerouting: boo
     """nf_conntrack_tcp_packet(): (TCP_ACCEPT, "") or (TCP_ACCEPT, why ignored),
     (TCP_INVALID, why) or (TCP_REPEAT, why). Accepting also sets the state, the
     timeout and ASSURED; a RST before any reply deletes the entry (the caller
-    sees `ct.timeout` in the past). `ipv6_th`: an IPv6 segment's header offset."""
+    sees `ct.timeout` in the past). `ipv6_th`: an IPv6 segment's header offset.
+    A packet with its ports but not a whole TCP header (skb_header_pointer() of
+    the header fails) is INVALID, and the kernel logs nothing for it."""
     net = skb.net
     buf = skb.buf
+    th = ipv6_th or skb.network_header + ipv4.HEADER_LEN[buf[skb.network_header]]
+    if th + TCP_HLEN > skb.tail:
+        return TCP_INVALID, "no whole TCP header"
     seg = Segment(buf, skb.network_header, ipv6_th)
     why = tcp_error(skb, seg, prerouting)
     if why:

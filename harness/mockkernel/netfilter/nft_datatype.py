@@ -182,6 +182,8 @@ class Ipv4AddrType(Datatype):
             infos = socket.getaddrinfo(text, None, socket.AF_INET)
         except socket.gaierror as err:
             raise DatatypeError(f"Could not resolve hostname: {err.strerror}") from None
+        except (UnicodeError, ValueError):  # a name Python's IDNA codec refuses: getaddrinfo(3) finds no such name
+            raise DatatypeError("Could not resolve hostname: Name or service not known") from None
         return int(ipaddress.IPv4Address(infos[0][4][0]))
 
     def format(self, value) -> str:
@@ -221,6 +223,8 @@ class Ipv6AddrType(Datatype):
             infos = socket.getaddrinfo(text, None, socket.AF_INET6)
         except socket.gaierror as err:
             raise DatatypeError(f"Could not resolve hostname: {err.strerror}") from None
+        except (UnicodeError, ValueError):  # a name Python's IDNA codec refuses: getaddrinfo(3) finds no such name
+            raise DatatypeError("Could not resolve hostname: Name or service not known") from None
         return int(ipaddress.IPv6Address(infos[0][4][0].split("%")[0]))
 
     def format(self, value) -> str:
