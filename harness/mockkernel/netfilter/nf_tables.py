@@ -45,8 +45,8 @@ from harness.mockkernel.netfilter.nf_tables_bridge import nft_bridge_refusal
 from harness.mockkernel.netfilter.nf_tables_core import (BaseChainHook, RtChain, RtRule, compile_chain,
                                                          new_rt_chain)
 from harness.mockkernel.netfilter import nft_datatype as types
-from harness.mockkernel.netfilter.nft_exprs import (NAT_HOOKS, Counter, Fib, MapExpr, Match, Nat, PrintCtx, Reject,
-                                                    SetRef, Verdict, VerdictMap, fib_refused, rule_text,
+from harness.mockkernel.netfilter.nft_exprs import (NAT_HOOKS, Counter, Fib, Limit, MapExpr, Match, Nat, PrintCtx,
+                                                    Reject, SetRef, Verdict, VerdictMap, fib_refused, rule_text,
                                                     selector_parts)
 from harness.mockkernel.netfilter.nft_parser import (ChainSpec, Command, NftError, ParseCtx, SetSpec, element_error,
                                                      parse, prio_text, resolve_elements)
@@ -665,6 +665,8 @@ class Transaction:
         """nf_tables_newrule()'s expression init: jump targets must exist, and the
         lab kernel's refusals of bridge expressions (nft_bridge_refusal())."""
         for stmt in stmts:
+            if isinstance(stmt, Limit) and stmt.init_error():
+                raise NftError(f"Could not process rule: {stmt.init_error()}", stmt.span)
             refusal = nft_bridge_refusal(stmt, table.family)
             if refusal is not None:
                 raise NftError(f"Could not process rule: {refusal}", stmt.loc if isinstance(stmt, Match) else stmt.span)
@@ -686,6 +688,11 @@ class Transaction:
                            f"{nset.data_type.desc}", stmt.span)
         if map_expr is not None:
             self._check_map(nset, stmt, map_expr)
+        elif isinstance(stmt, Match) and stmt.rhs is ref and len(nset.key_types) == 1 \
+                and stmt.lhs.dtype is not None and stmt.lhs.dtype.desc != nset.key_types[0].desc:
+            # expr_evaluate_relational(): datatype_equal() of the key and the set's type
+            raise NftError(f"datatype mismatch, expected {stmt.lhs.dtype.desc}, expression has type "
+                           f"{nset.key_types[0].desc}", ref.loc, (stmt.loc,))
         ref.set = nset
 
     @staticmethod

@@ -280,9 +280,15 @@ class InetProtoType(SymbolicType):
 
 
 class IfnameType(Datatype):
-    """Interface names compare as strings; a trailing `*` matches a prefix."""
+    """Interface names compare as strings; a trailing `*` matches a prefix.
+    nft's expr_evaluate_string() refuses an empty one and one longer than the
+    type's 16 bytes."""
 
     def parse_symbol(self, text: str) -> str:
+        if len(text.encode()) > self.size // 8:
+            raise DatatypeError(f"String exceeds maximum length of {self.size // 8}")
+        if not text:
+            raise DatatypeError("Empty string is not allowed")
         return text
 
     def check_range(self, value):

@@ -1291,6 +1291,20 @@ class Limit(Stmt):
         self.burst = burst if burst is not None else (0 if byte_unit else 5)
         self.tokens = self.last = None
 
+    def init_error(self) -> str | None:
+        """nft_limit_init()'s refusals: a zero rate (EINVAL), a bucket whose
+        size overflows 64 bits (EOVERFLOW: `limit rate 1023000 mbytes/second`)."""
+        if self.rate == 0:
+            return "Invalid argument"
+        u64 = (1 << 64) - 1
+        nsecs = LIMIT_UNITS[self.unit] * 1_000_000_000
+        rate = self.rate * BYTE_UNITS.get(self.byte_unit, 1)
+        burst = self.burst * BYTE_UNITS.get(self.burst_unit or "bytes", 1) if self.byte_unit else self.burst
+        tokens = nsecs // rate * burst if not self.byte_unit else nsecs * (rate + burst)
+        if rate > u64 or burst > 0xFFFFFFFF or rate + burst > u64 or tokens > u64:
+            return "Value too large for defined data type"
+        return None
+
     def text(self, pctx: PrintCtx) -> str:
         over = "over " if self.over else ""
         if self.byte_unit:

@@ -1233,7 +1233,7 @@ class Parser:
         return Counter(packets, bytes_)
 
     def stmt_log(self, family: str) -> Stmt:
-        self.next()
+        start = self.next()
         log = Log()
         while True:
             if self.accept("prefix"):
@@ -1246,6 +1246,9 @@ class Parser:
             elif self.at("flags", "group", "snaplen", "queue-threshold"):
                 raise NftError(f"log {self.tok.text} is not modelled by the mock kernel", self.tok.loc)
             else:
+                if log.level == "audit" and log.prefix is not None:  # evaluate.c stmt_evaluate_log()
+                    raise NftError("log level audit doesn't support any further options",
+                                   start.loc.to(self.tokens[self.pos - 1].loc))
                 return log
 
     def stmt_limit(self, family: str) -> Stmt:
@@ -1579,6 +1582,8 @@ class Parser:
             op = self.next().text
         if self.at_end_of_stmt():
             raise self.unexpected()
+        if op == "!" and (mask is not None or tree is not None):  # expr_evaluate_relational(), OP_NEG
+            raise NftError("cannot combine negation with binary expression", lhs_loc.to(self.tokens[self.pos - 2].loc))
         if isinstance(lhs, Fib) and self.at("exists", "missing"):  # NFTA_FIB_F_PRESENT
             lhs = Fib(lhs.flags, lhs.result, types.boolean, present=True)
         match = self.relational(lhs, op, mask, family)
