@@ -10,9 +10,12 @@ what the frame that left looks like. The expectations are the kernel's
 from __future__ import annotations
 
 import re
+import struct
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.sctp import SCTP, SCTPChunkData, SCTPChunkInit, SCTPChunkSACK
+from scapy.packet import Raw
 from scapy.layers.inet6 import IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, PadN
 
 pytestmark = pytest.mark.requires("nftables")
@@ -263,3 +266,57 @@ def test_ip6tables_matches_find_extension_headers_and_the_hop_limit(target, rout
     saved = target.sh(["ip6tables-save", "-c"]).splitlines()
     seen = {m.group(2).strip('"'): int(m.group(1)) for m in map(COUNTED.match, saved) if m}
     assert seen == {"first": 1, "more": 1, "id": 2, "frag-and-upper": 2, "upper-only": 1, "hbh8": 1, "hl63": 1}
+
+
+def test_esp_ah_and_ipcomp_match_the_spi_within_the_range(target, router):
+    """xt_esp esp_mt(), ipt_ah ah_mt(), xt_ipcomp comp_mt(): spi_match() of
+    the header's SPI (IPComp: its 16-bit CPI) against MIN:MAX, `!` outside."""
+    h0, h1 = router[0], router[1]
+    add(target, "-A FORWARD -p esp -m esp --espspi 100:200 -m comment --comment esp-range",
+        "-A FORWARD -p esp -m esp ! --espspi 150 -m comment --comment esp-not-150",
+        "-A FORWARD -p ah -m ah --ahspi 7 -m comment --comment ah-7",
+        "-A FORWARD -p ipcomp -m ipcomp --ipcompspi 0x1234 -m comment --comment cpi")
+    for spi in (150, 300):
+        forward(target, h0, h1, Raw(struct.pack("!II", spi, 1) + bytes(16)), proto=50)
+    forward(target, h0, h1, Raw(struct.pack("!BBHII", 59, 4, 0, 7, 1) + bytes(12)), proto=51)
+    forward(target, h0, h1, Raw(struct.pack("!BBH", 17, 0, 0x1234) + bytes(12)), proto=108)
+    assert counts(target) == {"esp-range": 1, "esp-not-150": 1, "ah-7": 1, "cpi": 1}
+
+
+def test_sctp_matches_ports_and_chunk_types_any_all_only(target, router):
+    """xt_sctp match_packet(): ANY a listed chunk present, ALL every listed
+    chunk present, ONLY no chunk but the listed ones; the ports in range."""
+    h0, h1 = router[0], router[1]
+    add(target, "-A FORWARD -p sctp -m sctp --chunk-types any INIT -m comment --comment any-init",
+        "-A FORWARD -p sctp -m sctp --chunk-types only DATA -m comment --comment only-data",
+        "-A FORWARD -p sctp -m sctp --chunk-types all DATA,SACK -m comment --comment all-data-sack",
+        "-A FORWARD -p sctp -m sctp --sport 1:100 ! --dport 6000 -m comment --comment ports")
+    for chunks in (SCTPChunkInit(), SCTPChunkData(data=b"x"), SCTPChunkData(data=b"x") / SCTPChunkSACK()):
+        forward(target, h0, h1, SCTP(sport=42, dport=5000, tag=1) / chunks)
+    assert counts(target) == {"any-init": 1, "only-data": 1, "all-data-sack": 1, "ports": 3}
+
+
+def test_dccp_matches_the_packet_type_and_an_option(target, router):
+    """xt_dccp dccp_mt(): the type's bit in --dccp-types; dccp_find_option()
+    looks for the option between the type's fixed header and doff."""
+    h0, h1 = router[0], router[1]
+    add(target, "-A FORWARD -p dccp -m dccp --dport 2000 --dccp-types REQUEST -m comment --comment request",
+        "-A FORWARD -p dccp -m dccp ! --dccp-types REQUEST,RESPONSE -m comment --comment not-request",
+        "-A FORWARD -p dccp -m dccp --dccp-option 32 -m comment --comment option-32")
+    # generic header with the 48-bit sequence number (X set): doff in words, the type in bits 1-4 of byte 8
+    request = struct.pack("!HHBBHB3sI", 1000, 2000, 5, 0, 0, 0 << 1 | 1, bytes(3), 1) + struct.pack("!I", 0)
+    data = struct.pack("!HHBBHB3sI", 1000, 2000, 5, 0, 0, 2 << 1 | 1, bytes(3), 2) + bytes((32, 3, 1, 0))
+    for header in (request, data):
+        forward(target, h0, h1, Raw(header), proto=33)
+    assert counts(target) == {"request": 1, "not-request": 1, "option-32": 1}
+
+
+@pytest.mark.requires("conntrack")
+def test_dnat_with_a_base_port_shifts_the_port_from_it(target, router):
+    """DNAT --to-destination ADDR:A-B/BASE (NF_NAT_RANGE_PROTO_OFFSET):
+    nf_nat_l4proto_unique_tuple() tries A + (port - BASE) % (B - A + 1) first."""
+    h0, h1 = router[0], router[1]
+    add(target, f"-t nat -A PREROUTING -p udp --dport 5000:6000 -j DNAT --to-destination {h1.ip}:1000-2000/1000")
+    for dport, shifted in ((5000, 1997), (5600, 1596)):
+        target.send(h0.port, h0.to_dut(dst=h1.ip, id=3) / UDP(sport=7, dport=dport))
+        target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=3, ttl=63) / UDP(sport=7, dport=shifted))

@@ -264,7 +264,10 @@ class Outcome:
                           if m_save and m_save.ok else [m_save.err if m_save else "?"])
             lines += [f"    real: {' | '.join(real_rules)}", f"    mock: {' | '.join(mock_rules)}"]
         elif kind == "nft_differently":
-            lines += [f"    real: {self._answer(2, True).out!r}", f"    mock: {self._answer(2, False).out!r}"]
+            real_lines = self._answer(2, True).out.splitlines()
+            mock_lines = self._answer(2, False).out.splitlines()
+            lines += [f"    real: {' | '.join(x.strip() for x in real_lines if x not in mock_lines)}",
+                      f"    mock: {' | '.join(x.strip() for x in mock_lines if x not in real_lines)}"]
         elif kind == "deleted_differently":
             lines += [f"    real: {self._answer(3, True)}", f"    mock: {self._answer(3, False)}"]
         elif kind in ("accepts_refused", "expected_ok_real_refuses"):

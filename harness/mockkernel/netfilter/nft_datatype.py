@@ -252,10 +252,13 @@ class InetServiceType(Datatype):
 
 
 # the /etc/protocols names nft prints (getprotobynumber)
-PROTOCOLS = {"ip": 0, "icmp": 1, "igmp": 2, "ipencap": 4, "tcp": 6, "egp": 8, "udp": 17,
-             "ipv6": 41, "ipv6-route": 43, "ipv6-frag": 44, "gre": 47, "esp": 50, "ah": 51,
-             "ipv6-icmp": 58, "ipv6-nonxt": 59, "ipv6-opts": 60, "pim": 103, "vrrp": 112,
-             "l2tp": 115, "sctp": 132, "mobility-header": 135, "udplite": 136, "dccp": 33, "ipcomp": 108,
+PROTOCOLS = {"ip": 0, "icmp": 1, "igmp": 2, "ggp": 3, "ipencap": 4, "st": 5, "tcp": 6, "egp": 8, "igp": 9,
+             "pup": 12, "udp": 17, "hmp": 20, "xns-idp": 22, "rdp": 27, "iso-tp4": 29, "dccp": 33, "xtp": 36,
+             "ddp": 37, "idpr-cmtp": 38, "ipv6": 41, "ipv6-route": 43, "ipv6-frag": 44, "idrp": 45, "rsvp": 46,
+             "gre": 47, "esp": 50, "ah": 51, "skip": 57, "ipv6-icmp": 58, "ipv6-nonxt": 59, "ipv6-opts": 60,
+             "rspf": 73, "vmtp": 81, "eigrp": 88, "ospf": 89, "ipip": 94, "encap": 98, "pim": 103, "ipcomp": 108,
+             "vrrp": 112, "l2tp": 115, "isis": 124, "sctp": 132, "mobility-header": 135, "udplite": 136,
+             "mpls-in-ip": 137, "manet": 138, "hip": 139, "shim6": 140, "rohc": 142, "ethernet": 143,
              # parser_bison.y primary_rhs_expr: header keywords that are protocol constants
              "comp": 108, "icmpv6": 58}
 

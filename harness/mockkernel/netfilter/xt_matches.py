@@ -461,7 +461,7 @@ class StateMatch(XtMatch):
                 return f"ct status {bang}{'snat' if 'SNAT' in value else 'dnat'}"
             return f"ct state {bang}{','.join(s.lower() for s in value)}"
         if option == "--ctstatus":
-            return f"ct status {bang}{','.join(s.lower().replace('_', '-') for s in value)}"
+            return f"ct status {bang}{','.join(s.lower().replace('_', '-') for s in value)}".rstrip()
         if option == "--ctdir":
             return f"ct direction {value.lower()}"
         if option == "--ctproto":
@@ -1186,5 +1186,5 @@ FAMILY_ONLY = {"icmp": "ip", "ttl": "ip", "icmp6": "ip6", "hl": "ip6"}  # libipt
 # extensions iptables 1.8.9 ships that the mock does not model (yet): named, not refused as unknown
 KNOWN_UNMODELLED = {"set", "string", "u32", "socket", "iprange",
                     "pkttype", "physdev", "ecn", "helper", "mac", "time", "cpu", "devgroup", "cgroup", "realm",
-                    "quota", "policy", "esp", "ah", "sctp", "dccp", "udplite", "cluster", "connlabel", "rpfilter",
-                    "osf", "ipvs", "nfacct", "bpf", "rateest", "mh", "srh", "tcpmss", "ipcomp", "l2tp", "among"}
+                    "quota", "policy", "ah", "udplite", "cluster", "connlabel", "rpfilter",
+                    "osf", "ipvs", "nfacct", "bpf", "rateest", "mh", "srh", "tcpmss", "l2tp", "among"}
