@@ -228,6 +228,13 @@ class Ipv6AddrType(Datatype):
         return int(ipaddress.IPv6Address(infos[0][4][0].split("%")[0]))
 
     def format(self, value) -> str:
+        """inet_ntop() as glibc writes it: the longest zero run compressed,
+        and an IPv4-compatible (::a.b.c.d, the zero run exactly the first six
+        words) or IPv4-mapped (::ffff:a.b.c.d) address's last 32 bits dotted."""
+        if value >> 32 == 0xFFFF:
+            return f"::ffff:{ipaddress.IPv4Address(value & 0xFFFFFFFF)}"
+        if value >> 32 == 0 and value >> 16 and value > 0xFFFF:
+            return f"::{ipaddress.IPv4Address(value)}"
         return str(ipaddress.IPv6Address(value))
 
 

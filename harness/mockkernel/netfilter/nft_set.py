@@ -248,9 +248,46 @@ def format_elements(nset: NftSet, now: float) -> str:
 
 
 def sort_elements(nset: NftSet) -> list[Element]:
-    """In key order, the catch-all last."""
-    return sorted((e for e in nset.elements if e.key is not CATCHALL), key=lambda e: (e.key, e.high)) + \
-        [e for e in nset.elements if e.key is CATCHALL]
+    """In the order nft lists them, the catch-all last: netlink.c
+    list_setelements() then list_expr_sort() (mergesort.c expr_msort_cmp(),
+    an mpz compare of each key's value) for a set without intervals,
+    interval_map_decompose() (by the low end) for one with them."""
+    live = [e for e in nset.elements if e.key is not CATCHALL]
+    if nset.interval and len(nset.key_types) == 1:
+        live.sort(key=lambda e: (e.key, e.high))
+    else:
+        key_types = nset.key_types
+        live.sort(key=lambda e: msort_value(key_types, e.key))
+    return live + [e for e in nset.elements if e.key is CATCHALL]
+
+
+def msort_value(key_types: list, key) -> int:
+    """expr_msort_value(): a value's mpz, which is its number, a string's
+    bytes read as a host-endian (little-endian) number, so `"lo"` sorts
+    before `"eth0"`; a concatenation's parts are each exported in their
+    own byte order (a big-endian address, a host-endian mark) and the whole
+    read as one little-endian number (concat_expr_msort_value()): the last
+    part weighs most."""
+    if len(key_types) == 1:
+        return _msort_scalar(key)
+    data = b"".join(_msort_export(dtype, part) for dtype, part in zip(key_types, key))
+    return int.from_bytes(data, "little")
+
+
+def _msort_scalar(value) -> int:
+    if isinstance(value, str):
+        return int.from_bytes(value.encode(), "little")
+    return value if isinstance(value, int) else 0
+
+
+def _msort_export(dtype, value) -> bytes:
+    """mpz_export_data() of one part, in div_round_up(len, 8) bytes."""
+    size = (dtype.size + 7) // 8
+    if isinstance(value, str):
+        return value.encode()[:size].ljust(size, b"\0")
+    if not isinstance(value, int):
+        return bytes(size)
+    return (value & ((1 << size * 8) - 1)).to_bytes(size, "big" if dtype.byteorder == "big" else "little")
 
 
 def format_key(types_: list, key) -> str:
