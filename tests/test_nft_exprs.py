@@ -6,9 +6,13 @@ datapath runs on crafted packets with expected values written out by hand."""
 from __future__ import annotations
 
 import pytest
-from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
 
+from harness.mockkernel.kernel import Kernel
+from harness.mockkernel.netfilter import nf_tables
 from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP, NF_INET_LOCAL_IN
+from harness.mockkernel.target import sh
 from harness.mockkernel.netfilter.nf_conntrack import IP_CT_NEW, NfConn, Tuple
 from test_nft import _without_json_handles, hook, kernel, packet, real_tools  # noqa: F401  (a fixture, by name)
 
@@ -73,3 +77,87 @@ def _marks(rules: str, mark: int, ct_mark: int | None = None) -> tuple[int, int 
 ])
 def test_bitwise_operations_compute_what_nft_bitwise_computes(rules, mark, ct_mark, expected):
     assert _marks(rules, mark, ct_mark) == expected
+
+
+# ------------------------------------------------------------------ conntrack keys
+
+CT_RULES = [
+    ("ip", "ct expiration 1m-1h"), ("ip", "ct expiration != 233"), ("ip", "ct expiration { 33, 55, 67, 88 }"),
+    ("ip", "ct expiration 30000ms"), ("ip", 'ct helper "ftp"'), ("ip", "ct l3proto ipv4"),
+    ("ip", "ct original protocol 17 ct reply proto-src 53"), ("ip", "ct original bytes > 100000"),
+    ("ip", "ct reply packets < 100"), ("ip", "ct avgpkt > 200"), ("ip", "ct original zone 1"), ("ip", "ct id 12345"),
+    ("ip", "ct label 127"), ("ip", "ct label set 127"), ("ip", "ct event set new | related | destroy | label"),
+    ("ip", "ct event set 0x0"), ("ip", "ct reply zone set 1"), ("ip", "ct zone set mark map { 1 : 1, 2 : 2 }"),
+    ("ip", "ct count over 3"), ("ip", "ct state . ct mark { new . 0x12345678, new . 0x34127856, established . 0x12785634 }"),
+    ("ip", "meta mark set ct original daddr map { 1.1.1.1 : 0x11 }"),
+    ("ip", "ct original saddr 1.2.3.4"), ("ip", "ct label 128"), ('ip', 'ct helper "12345678901234567"'),
+    ("ip", "ct zone set { 1, 2 }"), ("ip6", "ct original ip6 saddr . meta mark { ::1 . 1 }"),
+]
+
+
+@pytest.mark.parametrize("family, rule", CT_RULES)
+def test_conntrack_keys_list_back_or_fail_as_real_nft(family, rule, real_tools):
+    _listed_as_real(family, rule, real_tools)
+
+
+def _flow(k: Kernel, sport: int, count: int = 1, size: int = 0) -> None:
+    """`count` UDP packets of one flow from 10.0.0.2 to the DUT's 10.0.0.1, into p0."""
+    mac = k.dev_by_name("p0").mac
+    frame = bytes(Ether(dst=mac) / IP(src="10.0.0.2", dst="10.0.0.1") / UDP(sport=sport, dport=53) / bytes(size))
+    k.receive("p0", [frame] * count)
+
+
+def _routed_kernel(rules: str, raw: str = "") -> Kernel:
+    k = kernel(CHAIN % ("ip", rules) + "table ip raw {\n\tchain pre {\n\t\ttype filter hook prerouting priority raw;"
+               f"\n\t\t{raw}\n\t}}\n}}\n")
+    sh(k, ["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
+    return k
+
+
+def _counts(k: Kernel) -> list[int]:
+    return [c.packets for c in nf_tables.counters(k)]
+
+
+def test_ct_packets_bytes_and_avgpkt_read_the_accounting_a_rule_turns_on():
+    """nft_ct_get_init() calls nf_ct_set_acct(): the flow's entry counts its
+    packets (IP length 28 + 72 bytes of payload = 100 bytes each)."""
+    k = _routed_kernel("ct packets 1 counter\n\t\tct original packets 3 counter\n\t\tct reply packets 0 counter\n"
+                       "\t\tct bytes 300 counter\n\t\tct avgpkt 100 counter")
+    _flow(k, 1000, count=3, size=72)
+    assert _counts(k) == [1, 1, 3, 1, 3]
+
+
+def test_ct_expiration_counts_down_the_entry_timeout_in_virtual_time():
+    """UDP's unreplied timeout is 30 s (nf_conntrack_udp_timeout)."""
+    k = _routed_kernel("ct expiration 30s counter\n\t\tct expiration < 20s counter")
+    _flow(k, 1000)
+    k.advance(15)
+    _flow(k, 1000)
+    assert _counts(k) == [2, 0]
+
+
+def test_ct_zone_set_before_conntrack_makes_the_entry_in_that_zone():
+    k = _routed_kernel("ct zone 3 counter\n\t\tct zone 0 counter\n\t\tct original zone 3 counter", raw="udp sport 1000 ct zone set 3")
+    _flow(k, 1000)
+    _flow(k, 1001)
+    assert _counts(k) == [1, 1, 1]
+
+
+def test_ct_label_set_sets_a_bit_the_next_packet_matches():
+    k = _routed_kernel("ct label 5 counter\n\t\tct label set 5\n\t\tct label 5 counter")
+    _flow(k, 1000, count=2)
+    assert _counts(k) == [1, 2]
+
+
+def test_ct_count_counts_the_connections_the_rule_saw_that_still_exist():
+    k = _routed_kernel("ct count over 2 counter drop\n\t\tcounter")
+    for sport in (1000, 1001, 1002, 1000):
+        _flow(k, sport)
+    assert _counts(k) == [1, 3]
+
+
+def test_ct_l3proto_protocol_and_ports_read_the_tuples():
+    k = _routed_kernel("ct l3proto ipv4 ct protocol udp ct original proto-dst 53 ct reply proto-dst 1000 counter\n"
+                       "\t\tct l3proto ipv6 counter\n\t\tct helper \"ftp\" counter")
+    _flow(k, 1000)
+    assert _counts(k) == [1, 0, 0]

@@ -58,6 +58,10 @@ class NfConn:
     mark: int = 0
     timeout: float = 0.0  # virtual time when it expires
     proto: object = None
+    zone: int = 0  # nf_ct_zone(ct)->id (a template's: the zone its packet's entry gets)
+    labels: int = 0  # the connlabel extension's 128 bits
+    events: int = 0  # the ecache extension's event mask (`ct event set`)
+    acct: list | None = None  # the acct extension: [packets, bytes] per direction
 
     @property
     def proto_state(self) -> str:

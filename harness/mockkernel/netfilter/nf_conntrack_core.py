@@ -61,6 +61,7 @@ from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_STOLEN, NF
 from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY, IP_CT_ESTABLISHED,
                                                        IP_CT_ESTABLISHED_REPLY, IP_CT_NEW, IP_CT_RELATED,
                                                        IP_CT_RELATED_REPLY, IP_CT_UNTRACKED, IPS_ASSURED, IPS_CONFIRMED,
+                                                       IPS_TEMPLATE,
                                                        IPS_SEEN_REPLY, UNTRACKED, COUNT_KEY, NfConn, Tuple,
                                                        nf_ct_delete, nf_ct_set_status)
 from harness.mockkernel.ipv4 import ip_fragment
@@ -142,6 +143,7 @@ class ConntrackTable:
         self.stats = dict.fromkeys(STAT_NAMES, 0)
         self.hops: dict[tuple, Hop] = {}  # nf_conntrack_in's hops, see ipv4_conntrack_in()
         self.last_new = Tuple(0, 0, 0, 0, 0)  # the original tuple of the last entry allocated, see shared_tuple()
+        self.acct = False  # net->ct.sysctl_acct, set by nft_ct_get_init() for bytes/packets/avgpkt
 
     def entries(self) -> list[NfConn]:
         """The entries in the order they were confirmed (each at its original tuple's key)."""
@@ -310,7 +312,7 @@ def nf_conntrack_hash_insert(net, ct: NfConn) -> None:
 def ipv4_conntrack_in(skb: SkBuff, state: NfHookState) -> int:
     """ipv4_conntrack_in(): nf_conntrack_in() of an IPv4 packet."""
     nfct = skb.nfct
-    if nfct is not None:  # untracked, looped back, or seen at OUTPUT already
+    if nfct is not None and not nfct.status & IPS_TEMPLATE:  # untracked, looped back, or seen at OUTPUT already
         return NF_ACCEPT
     t = packet_tuple(skb.buf, skb.network_header)
     if t is None:
@@ -324,7 +326,7 @@ def ipv6_conntrack_in(skb: SkBuff, state: NfHookState) -> int:
     """ipv6_conntrack_in(): nf_conntrack_in() of an IPv6 packet, its transport
     header found by ipv6_get_l4proto(); nf_conntrack_icmpv6_error() first for
     ICMPv6 (neighbour discovery untracked, errors RELATED)."""
-    if skb.nfct is not None:
+    if skb.nfct is not None and not skb.nfct.status & IPS_TEMPLATE:
         return NF_ACCEPT
     buf, nh = skb.buf, skb.network_header
     th, proto, frag_off = ipv6_skip_exthdr(buf, nh + ipv6.IPV6_HLEN, buf[nh + ipv6.NEXTHDR], skb.tail)
@@ -359,6 +361,11 @@ def nf_conntrack_in(skb: SkBuff, state: NfHookState, t: Tuple, ipv6_th: int = 0)
                 return NF_DROP
             t = shared_tuple(net.conntrack, t)
             ct, direction, ctinfo, confirmed = NfConn(t, invert_tuple(t)), IP_CT_DIR_ORIGINAL, IP_CT_NEW, False
+            template = skb.nfct  # `ct zone set` before conntrack (nf_ct_zone_tmpl()): the entry's zone
+            if template is not None:
+                ct.zone = template.zone
+            if net.conntrack.acct:  # nf_ct_acct_ext_add()
+                ct.acct = [[0, 0], [0, 0]]
         else:
             ct, direction = hit
             confirmed = True
@@ -373,6 +380,10 @@ def nf_conntrack_in(skb: SkBuff, state: NfHookState, t: Tuple, ipv6_th: int = 0)
             return _invalid(skb, state, why)
     if ctinfo == IP_CT_ESTABLISHED_REPLY:
         nf_ct_set_status(ct, IPS_SEEN_REPLY)
+    acct = ct.acct
+    if acct is not None:  # nf_ct_acct_update(): the IP packet's length
+        acct[direction][0] += 1
+        acct[direction][1] += skb.tail - skb.network_header
     skb.nfct, skb.ctinfo = ct, ctinfo
     journey = skb.journey
     if journey is not None:

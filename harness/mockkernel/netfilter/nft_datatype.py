@@ -11,6 +11,7 @@ the location.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import string
 from contextvars import ContextVar
@@ -327,6 +328,69 @@ class IfaceIndexType(Datatype):
         return str(value) if name is None else f'"{name}"'
 
 
+class TimeType(Datatype):
+    """time_type (src/datatype.c): milliseconds, host order, 32 bits; written
+    `1d2h3m4s5ms` (time_parse(): a bare number is seconds), printed by
+    time_print() (only seconds, `60s`, inside a range: range_expr_print()
+    prints with NFT_CTX_OUTPUT_NUMERIC_ALL), seconds in JSON."""
+
+    def parse(self, text: str | int) -> int:
+        if isinstance(text, int):
+            return self.check_range(text * 1000)
+        return self.check_range(self.parse_symbol(text))
+
+    def parse_symbol(self, text: str) -> int:
+        units = {"d": 86400000, "h": 3600000, "m": 60000, "s": 1000, "ms": 1}
+        if text.isdigit():
+            return int(text) * 1000
+        total, seen = 0, set()
+        for number, unit in re.findall(r"(\d+)(ms|d|h|m|s)", text):
+            if unit in seen:
+                raise DatatypeError(f"{TIME_UNIT_NAMES[unit]} has been specified twice")
+            seen.add(unit)
+            total += int(number) * units[unit]
+        if not seen or re.sub(r"\d+(ms|d|h|m|s)", "", text):
+            raise DatatypeError("wrong time format")
+        return total
+
+    def check_range(self, value: int) -> int:
+        if value > 0xFFFFFFFF:
+            raise DatatypeError("value too large")
+        return value
+
+    def format(self, value) -> str:
+        ms, out = value, ""
+        for unit, size in (("d", 86400000), ("h", 3600000), ("m", 60000), ("s", 1000), ("ms", 1)):
+            if ms >= size:
+                out += f"{ms // size}{unit}"
+                ms %= size
+        return out
+
+    def format_numeric(self, value) -> str:
+        return f"{value // 1000}s"
+
+    def json(self, value) -> int:
+        return value // 1000
+
+
+TIME_UNIT_NAMES = {"d": "Day", "h": "Hour", "m": "Minute", "s": "Second", "ms": "Millisecond"}
+
+
+class StringType(Datatype):
+    """string_type (src/datatype.c): a quoted string of at most `size` bits' bytes."""
+
+    def parse(self, text: str | int) -> str:
+        text = str(text)
+        if not text:
+            raise DatatypeError("Empty string is not allowed")
+        if len(text) > self.size // 8:
+            raise DatatypeError(f"String exceeds maximum length of {self.size // 8}")
+        return text
+
+    def format(self, value) -> str:
+        return f'"{value}"'
+
+
 integer = IntegerType("integer", 32, "integer", HOST)
 ipv4_addr = Ipv4AddrType("ipv4_addr", 32, "IPv4 address")
 ipv6_addr = Ipv6AddrType("ipv6_addr", 128, "IPv6 address")
@@ -428,7 +492,9 @@ def range_text(dtype: Datatype, low: int, high: int) -> str:
     if low == high:
         return dtype.format(low)
     plen = prefix_len(dtype, low, high)
-    return f"{dtype.format(low)}/{plen}" if plen is not None else f"{dtype.format(low)}-{dtype.format(high)}"
+    if plen is not None:
+        return f"{dtype.format(low)}/{plen}"
+    return f"{dtype.format_numeric(low)}-{dtype.format_numeric(high)}"
 
 
 class IntervalType(Datatype):

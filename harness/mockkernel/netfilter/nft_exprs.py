@@ -529,6 +529,10 @@ class CtAddr(Ct):
     def text(self, pctx: PrintCtx) -> str:
         return f"ct {self.key}"
 
+    def json(self) -> dict:
+        key = f"{self.family} {self.field}" if self.bare_loc is None else self.field  # json.c: the template's name
+        return {"key": key, "dir": self.direction}
+
     def load(self, ctx: CompileCtx):
         reply, source, ipv4 = self.direction == "reply", self.field == "saddr", self.family == "ip"
 

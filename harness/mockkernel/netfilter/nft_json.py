@@ -93,6 +93,8 @@ def value_json(dtype, value):
         return {"concat": [value_json(part, v) for part, v in zip(dtype.parts, value)]}
     if isinstance(dtype, types.IntervalType):
         return _interval(dtype.base, *value)
+    if hasattr(dtype, "json"):  # types with a json.c printer of their own (time, ct label, ct event)
+        return dtype.json(value)
     if dtype is types.boolean:
         return bool(value)
     if isinstance(dtype, types.BitmaskType):
@@ -117,7 +119,7 @@ def selector_json(lhs, ctx: PrintCtx) -> dict:
     if isinstance(lhs, Meta):
         return {"meta": {"key": lhs.key}}
     if isinstance(lhs, Ct):
-        return {"ct": {"key": lhs.key}}
+        return {"ct": lhs.json() if hasattr(lhs, "json") else {"key": lhs.key}}
     if isinstance(lhs, Fib):
         return {"fib": {"result": lhs.result, "flags": list(lhs.flags)}}
     if isinstance(lhs, Exthdr6):
@@ -209,6 +211,9 @@ def stmt_json(stmt, ctx: PrintCtx) -> list[dict]:
         if stmt.level != "warn":
             out["level"] = stmt.level
         return [{"log": out or None}]
+    if hasattr(stmt, "json"):  # statements of their own modules (nft_ct.py)
+        return [stmt.json(value_json, lambda node: selector_json(node, ctx)) if isinstance(stmt, CtSet)
+                else stmt.json()]
     if isinstance(stmt, (MetaSet, CtSet)):
         key = {"meta": {"key": stmt.key}} if isinstance(stmt, MetaSet) else {"ct": {"key": stmt.key}}
         if not isinstance(stmt.value, int):

@@ -28,6 +28,7 @@ import string
 from dataclasses import dataclass, field, replace
 
 from harness.mockkernel.netfilter import nft_bitwise
+from harness.mockkernel.netfilter import nft_ct
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_datatype import DatatypeError
 from harness.mockkernel.netfilter.nft_exprs import (ECHO_TYPES, ETHER_TYPE, FIELD_ALIASES, ICMP_DEP_TYPES, L4PROTOS,
@@ -1206,6 +1207,8 @@ class Parser:
             if family == "bridge":
                 _check_bridge_stmt(stmt)
             return stmt
+        if word == "ct" and self.peek().is_word("count"):
+            return self.stmt_connlimit()
         if word in HEADER_FIELDS and tok.kind == "str" and word not in PAYLOAD_FIELDS:
             self.header_field(self.next())  # valid or not, it raises: the mock has no field of it
         if word in NOT_MODELLED and tok.kind == "str":
@@ -1293,6 +1296,14 @@ class Parser:
         code = self.next()
         return Reject(kind.text, _parse(code, Reject.CODE_TYPES[kind.text]), loc=start.loc.to(code.loc),
                       code_loc=code.loc, keyword_loc=start.loc)
+
+    def stmt_connlimit(self) -> Stmt:
+        """parser_bison.y connlimit_stmt: `ct count [over] NUM`."""
+        start = self.next()
+        self.next()
+        over = bool(self.accept("over"))
+        count = self.number()
+        return nft_ct.ConnLimit(count.value, over, loc=start.loc.to(count.loc))
 
     def stmt_notrack(self, family: str) -> Stmt:
         self.next()
@@ -1399,6 +1410,7 @@ class Parser:
             return Meta(key.text, dtype), tok.loc.to(key.loc)
         if word == "ct":
             key = self.keyword(CT_KEYS, "CT")
+            direction = None
             if key.text in ("original", "reply"):
                 direction, key = key.text, self.keyword(CT_DIR_KEYS, "CT")
                 if key.text in ("ip", "ip6"):
@@ -1406,6 +1418,8 @@ class Parser:
                     return self.ct_addr(tok, key, direction, net, family)
                 if key.text in ("saddr", "daddr"):
                     return self.ct_addr(tok, key, direction, None, family)
+            if key.text in nft_ct.KEY_TYPES:
+                return nft_ct.CtKey(key.text, direction), tok.loc.to(key.loc)
             if key.text not in Ct.TYPES:
                 raise NftError(f"{self.text_from(tok)} is not modelled by the mock kernel", tok.loc.to(key.loc))
             return Ct(key.text), tok.loc.to(key.loc)
@@ -1725,6 +1739,8 @@ class Parser:
             return MetaSet(lhs.key, self.set_value(lhs.dtype, family), loc=lhs_loc)
         if isinstance(lhs, Ct) and lhs.key == "mark":
             return CtSet("mark", self.set_value(lhs.dtype, family), loc=lhs_loc)
+        if isinstance(lhs, nft_ct.CtKey) and lhs.key in nft_ct.SETTABLE:
+            return nft_ct.CtKeySet(lhs, self.set_value(lhs.dtype, family), loc=lhs_loc)
         if isinstance(lhs, TcpOption) and lhs.field == "size":
             if self.at("rt"):
                 return TcpOptionSet(lhs, self.selector(family)[0], loc=lhs_loc)
@@ -1749,6 +1765,8 @@ class Parser:
     def set_value(self, dtype, family: str):
         """A set statement's value: a constant, `meta mark`, `ct mark`, or `key map ...`."""
         binops = tuple(nft_bitwise.PRECEDENCE)
+        if self.at("{"):  # parser_bison.y: a set statement takes no set
+            raise self.unexpected()
         if not self.at(*SELECTOR_WORDS, "("):
             if dtype is types.classid:
                 self._scan_classid()
@@ -1758,6 +1776,11 @@ class Parser:
             if self.at(*binops):  # constants: folded
                 return self.evaluate_binop(self.binop_tail(value, family), dtype,
                                            value.loc.to(self.tokens[self.pos - 1].loc))
+            if dtype.bitmask and self.at(","):  # `ct event set new,related`: a list of bits
+                bits = _parse(value, dtype)
+                while self.accept(","):
+                    bits |= _parse(self.next(), dtype)
+                return bits
             return _parse(value, dtype)
         start = self.tok
         source = self.binop_operand(family) if self.at("(") else self.selector_chain(family)
