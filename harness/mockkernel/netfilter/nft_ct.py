@@ -71,7 +71,7 @@ class CtLabelType(types.Datatype):
         names = {b: n for n, b in connlabels().items()}
         return f'"{names[bit]}"' if bit in names else str(bit)
 
-    def json(self, value):
+    def json_value(self, value):
         text = self.format(value)
         return int(text) if text.isdigit() else text.strip('"')
 
@@ -79,7 +79,7 @@ class CtLabelType(types.Datatype):
 class CtEventType(types.BitmaskType):
     """ct_event_type: the IPCT_* event bits (ct.c ct_events_tbl); 0 is 0x0, a number in JSON."""
 
-    def json(self, value):
+    def json_value(self, value):
         if value == 0:
             return 0
         names = self.format(value).split(",")
@@ -123,7 +123,7 @@ class CtKey(Ct):
     def text(self, pctx: PrintCtx) -> str:
         return f"ct {self.direction} {self.key}" if self.direction else f"ct {self.key}"
 
-    def json(self) -> dict:
+    def ct_json(self) -> dict:
         return {"key": self.key, "dir": self.direction} if self.direction else {"key": self.key}
 
     def load(self, ctx: CompileCtx):
@@ -214,10 +214,10 @@ class CtKeySet(CtSet):
         value = self.value.text(pctx) if isinstance(self.value, Selector) else self.lhs.dtype.format(self.value)
         return f"{self.lhs.text(pctx)} set {value}"
 
-    def json(self, value_json, selector_json) -> dict:
+    def mangle_json(self, value_json, selector_json) -> dict:
         value = selector_json(self.value) if isinstance(self.value, Selector) else \
             value_json(self.lhs.dtype, self.value)
-        return {"mangle": {"key": {"ct": self.lhs.json()}, "value": value}}
+        return {"mangle": {"key": {"ct": self.lhs.ct_json()}, "value": value}}
 
     def compile(self, ctx: CompileCtx):
         load = self.value.load(ctx) if isinstance(self.value, Selector) else (lambda pkt, v=self.value: v)
@@ -258,7 +258,7 @@ class ConnLimit(Stmt):
     def text(self, pctx: PrintCtx) -> str:
         return f"ct count {'over ' if self.over else ''}{self.count}"
 
-    def json(self) -> dict:
+    def connlimit_json(self) -> dict:
         return {"ct count": {"val": self.count, "inv": True} if self.over else {"val": self.count}}
 
     def compile(self, ctx: CompileCtx):

@@ -369,7 +369,7 @@ class TimeType(Datatype):
     def format_numeric(self, value) -> str:
         return f"{value // 1000}s"
 
-    def json(self, value) -> int:
+    def json_value(self, value) -> int:
         return value // 1000
 
 

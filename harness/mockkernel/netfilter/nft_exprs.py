@@ -529,7 +529,7 @@ class CtAddr(Ct):
     def text(self, pctx: PrintCtx) -> str:
         return f"ct {self.key}"
 
-    def json(self) -> dict:
+    def ct_json(self) -> dict:
         key = f"{self.family} {self.field}" if self.bare_loc is None else self.field  # json.c: the template's name
         return {"key": key, "dir": self.direction}
 

@@ -7,7 +7,7 @@ input (`nft -j -f`).
 """
 from __future__ import annotations
 
-from harness.mockkernel.netfilter import nft_bitwise
+from harness.mockkernel.netfilter import nft_bitwise, nft_ct
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_exprs import (Counter, Ct, CtSet, Fib, Limit, Log, MapExpr, Match, Meta,
                                                     MetaSet, Nat, Notrack, Payload, PayloadSet, PrintCtx, Prefix,
@@ -93,8 +93,8 @@ def value_json(dtype, value):
         return {"concat": [value_json(part, v) for part, v in zip(dtype.parts, value)]}
     if isinstance(dtype, types.IntervalType):
         return _interval(dtype.base, *value)
-    if hasattr(dtype, "json"):  # types with a json.c printer of their own (time, ct label, ct event)
-        return dtype.json(value)
+    if hasattr(dtype, "json_value"):  # types with a json.c printer of their own (time, ct label, ct event)
+        return dtype.json_value(value)
     if dtype is types.boolean:
         return bool(value)
     if isinstance(dtype, types.BitmaskType):
@@ -119,7 +119,7 @@ def selector_json(lhs, ctx: PrintCtx) -> dict:
     if isinstance(lhs, Meta):
         return {"meta": {"key": lhs.key}}
     if isinstance(lhs, Ct):
-        return {"ct": lhs.json() if hasattr(lhs, "json") else {"key": lhs.key}}
+        return {"ct": lhs.ct_json() if hasattr(lhs, "ct_json") else {"key": lhs.key}}
     if isinstance(lhs, Fib):
         return {"fib": {"result": lhs.result, "flags": list(lhs.flags)}}
     if isinstance(lhs, Exthdr6):
@@ -211,9 +211,10 @@ def stmt_json(stmt, ctx: PrintCtx) -> list[dict]:
         if stmt.level != "warn":
             out["level"] = stmt.level
         return [{"log": out or None}]
-    if hasattr(stmt, "json"):  # statements of their own modules (nft_ct.py)
-        return [stmt.json(value_json, lambda node: selector_json(node, ctx)) if isinstance(stmt, CtSet)
-                else stmt.json()]
+    if isinstance(stmt, nft_ct.CtKeySet):
+        return [stmt.mangle_json(value_json, lambda node: selector_json(node, ctx))]
+    if isinstance(stmt, nft_ct.ConnLimit):
+        return [stmt.connlimit_json()]
     if isinstance(stmt, (MetaSet, CtSet)):
         key = {"meta": {"key": stmt.key}} if isinstance(stmt, MetaSet) else {"ct": {"key": stmt.key}}
         if not isinstance(stmt.value, int):
