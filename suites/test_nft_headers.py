@@ -17,7 +17,7 @@ import struct
 
 import pytest
 from scapy.layers.igmp import IGMP
-from scapy.layers.inet import UDP
+from scapy.layers.inet import TCP, UDP
 from scapy.layers.inet6 import IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
 from scapy.layers.ipsec import AH, ESP
 from scapy.layers.sctp import SCTP, SCTPChunkData, SCTPChunkInit, SCTPChunkSACK
@@ -149,3 +149,69 @@ def test_an_ipv6_sctp_header_is_found_past_extension_headers(target, router6):
     past_headers = IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / sctp
     assert forwarded6(target, h0, h1, sctp) == {"sctp dport", "sctp vtag"}
     assert forwarded6(target, h0, h1, past_headers) == {"sctp dport", "sctp vtag"}
+
+
+# ---------------------------------------------------------------- header rewrites
+
+REWRITES = """
+table ip t {
+    chain prerouting {
+        type filter hook prerouting priority filter; policy accept;
+        tcp dport 7001 ip daddr set 10.0.2.2
+        udp dport 7002 udp dport set 53
+        udp dport 7003 ip ecn set ce
+    }
+}
+table ip6 t6 {
+    chain prerouting {
+        type filter hook prerouting priority filter; policy accept;
+        udp dport 7004 ip6 daddr set 2001:db8:2::2
+        udp dport 7005 ip6 flowlabel set 12345 ip6 dscp set af42
+    }
+}
+"""
+
+
+def test_header_fields_set_in_prerouting_leave_with_their_checksums_updated(target, router):
+    """nft_payload_set_eval(): `ip daddr set` before routing sends the packet to
+    the new address, the IPv4 header checksum and TCP's (its pseudo-header
+    holds the address) updated; `udp dport set` updates UDP's checksum; `ip ecn
+    set` writes two bits and the header checksum. Scapy fills in the expected
+    frames' checksums from their contents."""
+    h0, h1, h2 = router[0], router[1], router[2]
+    target.sh("nft -f -", stdin=REWRITES)
+    tcp = TCP(sport=1000, dport=7001, flags="S", seq=1)
+    target.send(h0.port, h0.to_dut(dst=h1.ip, ttl=64, id=1) / tcp)
+    target.expect(h2.port, h2.from_dut(src=h0.ip, dst=h2.ip, ttl=63, id=1) / tcp)
+    payload = Raw(b"rewrite")
+    target.send(h0.port, h0.to_dut(dst=h1.ip, ttl=64, id=2) / UDP(sport=1000, dport=7002) / payload)
+    target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, ttl=63, id=2) / UDP(sport=1000, dport=53) / payload)
+    target.send(h0.port, h0.to_dut(dst=h1.ip, ttl=64, id=3, tos=0x20) / UDP(sport=1000, dport=7003) / payload)
+    target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, ttl=63, id=3, tos=0x23)
+                  / UDP(sport=1000, dport=7003) / payload)
+
+
+def test_a_udp_port_set_on_a_datagram_without_checksum_gives_it_one_that_does_not_verify(target, router):
+    """nft_payload_csum_inet() updates the checksum field whatever it holds: a
+    datagram sent with checksum 0 (none, RFC 768) leaves with the incremental
+    update of 0 for the port's change, ~(~0 + ~0x1b5a + 0x0035) folded: 0x1b25."""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=REWRITES)
+    payload = Raw(b"rewrite")
+    target.send(h0.port, h0.to_dut(dst=h1.ip, ttl=64, id=4) / UDP(sport=1000, dport=7002, chksum=0) / payload)
+    target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, ttl=63, id=4)
+                  / UDP(sport=1000, dport=53, chksum=0x1B25) / payload)
+
+
+def test_ipv6_header_fields_set_in_prerouting(target, router6):
+    """`ip6 daddr set` updates UDP's checksum (the pseudo-header,
+    NFT_PAYLOAD_L4CSUM_PSEUDOHDR); the flow label and DSCP have no checksum."""
+    h0, h1, h2 = router6[0], router6[1], router6[2]
+    target.sh("nft -f -", stdin=REWRITES)
+    payload = Raw(b"rewrite")
+    udp = UDP(sport=1000, dport=7004) / payload
+    target.send(h0.port, h0.to_dut6(dst=h1.ip6, hlim=64) / udp)
+    target.expect(h2.port, h2.from_dut6(src=h0.ip6, dst=h2.ip6, hlim=63) / udp)
+    udp = UDP(sport=1000, dport=7005) / payload
+    target.send(h0.port, h0.to_dut6(dst=h1.ip6, hlim=64, fl=7) / udp)
+    target.expect(h1.port, h1.from_dut6(src=h0.ip6, dst=h1.ip6, hlim=63, fl=12345, tc=0x24 << 2) / udp)

@@ -153,7 +153,8 @@ class SymbolicType(Datatype):
     hex_digits = 0  # the type's basefmt (`0x%.4Zx`): its numbers print in hex
 
     def format(self, value) -> str:
-        return self.names.get(value, str(value))
+        name = self.names.get(value)  # symbolic_constant_print(): else the base type's, with its basefmt
+        return name if name is not None else self.format_numeric(value)
 
     def format_numeric(self, value) -> str:
         return f"0x{value:0{self.hex_digits}x}" if self.hex_digits else str(value)

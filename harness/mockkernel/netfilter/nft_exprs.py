@@ -161,7 +161,7 @@ def _sized(spec: tuple) -> tuple:
 
 PAYLOAD_FIELDS = {
     "ip": _fields("ip", ("version", 0, 4, types.integer, 0xF0, 4), ("hdrlength", 0, 4, types.integer, 0x0F, 0),
-                  ("dscp", 1, 6, types.dscp, 0xFC, 2), ("ecn", 1, 2, types.integer, 0x03, 0),
+                  ("dscp", 1, 6, types.dscp, 0xFC, 2), ("ecn", 1, 2, types.ecn, 0x03, 0),
                   ("length", 2, 16, types.length16), ("id", 4, 16, types.length16),
                   ("frag-off", 6, 16, types.length16), ("ttl", 8, 8, types.ttl),
                   ("protocol", 9, 8, types.inet_proto), ("checksum", 10, 16, types.length16),
@@ -1212,6 +1212,7 @@ class Verdict(Stmt):
     def __init__(self, kind: str, chain: str | None = None, loc=None):
         self.kind, self.chain, self.loc = kind, chain, loc
         self.code = VERDICT_CODES[kind]
+        self.terminal = kind != "continue"
         self.may_change_packet = kind == "jump"  # the chain jumped to may, and this one goes on after
 
     def text(self, pctx: PrintCtx) -> str:
@@ -1233,9 +1234,10 @@ class Verdict(Stmt):
 
 
 class VerdictMap(Stmt):
-    """`expr vmap { key : verdict }`: nft_lookup into a verdict map."""
+    """`expr vmap { key : verdict }`: nft_lookup into a verdict map. Not a
+    terminal statement to nft (stmt_evaluate_verdict() marks only a verdict
+    other than continue): `... vmap { ... } counter` is taken."""
 
-    terminal = True
     may_change_packet = True
 
     def __init__(self, lhs: Selector, ref: SetRef, loc=None):
@@ -1438,31 +1440,6 @@ class CtSet(Stmt):
             if ct is not None:
                 ct.mark = value
         return set_ct_mark
-
-
-class PayloadSet(Stmt):
-    """nft_payload set on the IPv4 header (`ip ttl set`, `ip dscp set`), with
-    the header checksum updated (NFT_PAYLOAD_CSUM_INET)."""
-
-    may_change_packet = True
-
-    def __init__(self, fld: Field, value: int):
-        self.fld, self.value = fld, value
-
-    def text(self, pctx: PrintCtx) -> str:
-        return f"ip {self.fld.name} set {self.fld.dtype.format(self.value)}"
-
-    def compile(self, ctx: CompileCtx):
-        off, keep = self.fld.offset, 0xFF ^ (self.fld.mask or 0xFF)
-        byte = (self.value << self.fld.shift) & 0xFF
-
-        def payload_set(pkt):
-            if pkt.tprot is None:
-                return NFT_BREAK
-            buf, at = pkt.buf, pkt.nh + off
-            buf[at] = (buf[at] & keep) | byte
-            ipv4.fill_checksum(buf, pkt.nh)
-        return payload_set
 
 
 class Notrack(Stmt):

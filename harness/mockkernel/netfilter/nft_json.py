@@ -10,11 +10,12 @@ from __future__ import annotations
 from harness.mockkernel.netfilter import nft_bitwise, nft_ct
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_exprs import (Counter, Ct, CtSet, Fib, Limit, Log, MapExpr, Match, Meta,
-                                                    MetaSet, Nat, Notrack, Payload, PayloadSet, PrintCtx, Prefix,
+                                                    MetaSet, Nat, Notrack, Payload, PrintCtx, Prefix,
                                                     Range, Reject, SetRef, Value, Verdict, VerdictMap, Xt,
                                                     delinearize)
 from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exthdr import Exthdr6, TcpOption, TcpOptionSet
+from harness.mockkernel.netfilter.nft_payload_set import PayloadSet
 from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, sort_elements
 
@@ -100,6 +101,8 @@ def value_json(dtype, value):
     if isinstance(dtype, types.BitmaskType):
         names = dtype.format(value).split(",")
         return names if len(names) > 1 else names[0]
+    if isinstance(dtype, types.SymbolicType) and value not in dtype.names:
+        return value  # symbolic_constant_json(): the base type's number
     if isinstance(dtype, (types.SymbolicType, types.Ipv4AddrType, types.Ipv6AddrType, types.EtherAddrType,
                           types.TcHandleType)):
         text = dtype.format(value)
@@ -223,7 +226,7 @@ def stmt_json(stmt, ctx: PrintCtx) -> list[dict]:
             value = value_json(Meta.TYPES["priority"], stmt.value) if stmt.key == "priority" else stmt.value
         return [{"mangle": {"key": key, "value": value}}]
     if isinstance(stmt, PayloadSet):
-        return [{"mangle": {"key": {"payload": {"protocol": "ip", "field": stmt.fld.name}},
+        return [{"mangle": {"key": selector_json(stmt.lhs, ctx),
                             "value": value_json(stmt.fld.dtype, stmt.value)}}]
     if isinstance(stmt, TcpOptionSet):
         value = stmt.value if isinstance(stmt.value, int) else selector_json(stmt.value, ctx)

@@ -36,7 +36,7 @@ from harness.mockkernel.netfilter.nft_exprs import (ECHO_TYPES, ETHER_TYPE, FIEL
                                                     PAYLOAD_FIELDS,
                                                     BYTE_UNITS, Comment, Concat, Counter, Ct, CtAddr, CtSet, Fib, Limit, Log,
                                                     MapExpr, Match, Meta, MetaBridge, MetaSet, Nat, Notrack, Payload,
-                                                    PayloadSet, PrintCtx, Prefix, Range, Reject, Selector, SetRef, Stmt,
+                                                    PrintCtx, Prefix, Range, Reject, Selector, SetRef, Stmt,
                                                     Value, Verdict, VerdictMap, dependency_base, icmp_th_dep_type, l4_name,
                                                     payload_merge,
                                                     selector_parts)
@@ -46,6 +46,7 @@ from harness.mockkernel.netfilter import nft_proto  # its headers' payload field
 from harness.mockkernel.netfilter.nft_exthdr_sctp import SCTP_CHUNKS, SctpChunk
 from harness.mockkernel.netfilter.nft_payload_raw import RAW_BASES, REGISTER_BITS, RawPayload
 from harness.mockkernel.netfilter import nft_payload_raw
+from harness.mockkernel.netfilter.nft_payload_set import NOT_SETTABLE, PayloadSet
 from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, Element, NftSet, add_elements, SetError
 from harness.mockkernel.wire.ethernet import ETH_P_8021Q
@@ -1745,10 +1746,10 @@ class Parser:
             if self.at("rt"):
                 return TcpOptionSet(lhs, self.selector(family)[0], loc=lhs_loc)
             return TcpOptionSet(lhs, _parse(self.next(), lhs.dtype), loc=lhs_loc)
-        if isinstance(lhs, Payload) and lhs.proto == "ip" and lhs.field.name in ("ttl", "dscp"):
+        if isinstance(lhs, Payload) and len(lhs.fields) == 1 and lhs.proto not in NOT_SETTABLE:
             if self.at(*SELECTOR_WORDS):
                 self.payload_from_map(lhs, lhs_loc, family)
-            return PayloadSet(lhs.field, _parse(self.next(), lhs.dtype))
+            return PayloadSet(lhs.field, _parse(self.operand(), lhs.dtype), loc=lhs_loc)
         raise NftError(f"setting {lhs.text(_PRINT)} is not modelled by the mock kernel", lhs_loc)
 
     def payload_from_map(self, lhs: Payload, lhs_loc: Location, family: str) -> None:
@@ -1917,7 +1918,8 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
     icmp_types: dict[str, int | None] = {}  # icmp protocol -> the type a match pinned (None: a set)
     for stmt in stmts:
         if isinstance(stmt, Match) and isinstance(stmt.lhs, RawPayload):
-            raw, stmt = stmt, nft_payload_raw.evaluate(stmt, l4, net)
+            ambiguous = len(set(l4_protos)) > 1  # a set of transport protocols: `th` names the field
+            raw, stmt = stmt, nft_payload_raw.evaluate(stmt, "set" if ambiguous else l4, net)
             if stmt is None:
                 raise NftError("a raw payload off byte boundaries compared with a set or range is not modelled "
                                "by the mock kernel", raw.loc)
