@@ -406,13 +406,24 @@ class Target(ABC):
 
     @staticmethod
     def argv(cmd: str | Sequence[str]) -> list[str]:
-        """sh()'s command as its words; a TypeError naming anything that is no command."""
+        """sh()'s command as its words; a TypeError naming anything that is no command.
+        A line whose quotes do not close, and a word with a NUL byte (which execve(2)
+        cannot pass: the program would see the word cut there), are TargetErrors."""
         if isinstance(cmd, str):
-            return shlex.split(cmd)
-        if isinstance(cmd, (list, tuple)) and all(isinstance(word, str) for word in cmd):
-            return list(cmd)
-        raise TypeError(f"sh() takes a command line (str) or its words (a list of str), not "
-                        f"{type(cmd).__name__}: {cmd!r:.60}")
+            try:
+                words = shlex.split(cmd)
+            except ValueError as exc:
+                raise TargetError(f"cannot split {cmd!r} into words: {exc}") from None
+        elif isinstance(cmd, (list, tuple)) and all(isinstance(word, str) for word in cmd):
+            words = list(cmd)
+        else:
+            raise TypeError(f"sh() takes a command line (str) or its words (a list of str), not "
+                            f"{type(cmd).__name__}: {cmd!r:.60}")
+        for index, word in enumerate(words):
+            if "\0" in word:
+                raise TargetError(f"word {index} of {words!r:.200} has a NUL byte: execve(2) cannot pass it "
+                                  "to a program")
+        return words
 
     # frames ------------------------------------------------------------------
     def port(self, name: str | Port) -> Port:

@@ -21,9 +21,10 @@ from harness import bpf_build
 from harness.fuzz.campaign import Campaign
 from harness.fuzz.targets import TARGETS, FramesTarget, FuzzTarget
 from harness.mockkernel.bpf import BpfLoadError, BpfRuntime
+from harness.mockkernel.bpf.btf import Btf, BtfError
 from harness.mockkernel.cmd.iptables import add_param_to_argv
 from harness.mockkernel.target import MockTarget
-from harness.target import CommandError
+from harness.target import CommandError, TargetError
 
 SAMPLE = {name: 120 for name in TARGETS} | {"frames": 400, "elf": 60}
 FANOUT = 9
@@ -215,3 +216,49 @@ def test_nft_host_name_the_idna_codec_refuses_is_could_not_resolve_hostname(sele
     target.sh("nft add chain inet t c")
     with pytest.raises(CommandError, match="Could not resolve hostname: Name or service not known"):
         target.sh(f"nft add rule inet t c {selector} a..b drop")
+
+
+def _btf(types: bytes, strings: bytes = b"\0x\0") -> bytes:
+    """A BTF blob: btf_header (magic, version 1, hdr_len 24), the types, the strings."""
+    return struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings)) + types + strings
+
+
+TYPEDEF = 8 << 24
+
+
+@pytest.mark.parametrize("types, message", [
+    (struct.pack("<III", 1, TYPEDEF, 5), r"type \[1\]: invalid referenced type ID 5"),
+    (struct.pack("<III", 1, TYPEDEF, 1), r"type \[1\]: Loop detected"),
+    (struct.pack("<III", 99, TYPEDEF, 0), "invalid string offset 99"),
+], ids=["type id past the last", "typedef of itself", "name past the strings"])
+def test_btf_with_a_dangling_id_a_loop_or_a_bad_name_offset_is_refused(types, message):
+    """libbpf's btf_validate_id()/btf_validate_str() and the kernel's btf_resolve():
+    an IndexError, an endless loop or a ValueError in the mock's BTF reader before."""
+    with pytest.raises(BtfError, match=message):
+        Btf(_btf(types)).resolve(1)
+
+
+def test_conntrack_reads_numbers_as_atoi_does_as_conntrack_tools_1_4_7():
+    """conntrack -I takes `--dport extended` as port 0, 99999 as 34463 (htons of
+    the int) and `-t 1x` as one second, without an error (the real tool's listing);
+    the mock raised ValueError from int()."""
+    target = MockTarget()
+    base = "conntrack -I -p udp -s 10.0.0.2 -d 10.0.1.2 --sport 1"
+    target.sh(f"{base} --dport extended -t 30")
+    target.sh(f"{base} --dport 99999 -t 30")
+    target.sh(f"{base} --dport 3 -t 1x")
+    listing = target.sh("conntrack -L")
+    assert "sport=1 dport=0 [UNREPLIED] src=10.0.1.2 dst=10.0.0.2 sport=0 dport=1" in listing
+    assert "sport=1 dport=34463 [UNREPLIED]" in listing
+    assert "udp      17 1 src=10.0.0.2 dst=10.0.1.2 sport=1 dport=3 " in listing
+
+
+@pytest.mark.parametrize("cmd, message", [
+    (["nft", "-f", "a\0b"], "word 2 .* has a NUL byte: execve\\(2\\) cannot pass it"),
+    ("ip link set dev 'p0", "cannot split .* into words: No closing quotation"),
+])
+def test_a_command_no_program_could_receive_is_a_target_error(cmd, message):
+    """A NUL byte cannot reach a program through execve(2), and a shell would not
+    run an unclosed quote: both a TargetError, not a ValueError out of the mock."""
+    with pytest.raises(TargetError, match=message):
+        MockTarget().sh(cmd)

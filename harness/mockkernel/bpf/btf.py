@@ -69,8 +69,12 @@ class Btf:
         self._parse_types(data[hdr_len + type_off:hdr_len + type_off + type_len])
 
     def _string(self, offset: int) -> str:
-        end = self._strings.index(b"\0", offset)
-        return self._strings[offset:end].decode()
+        """The string at `offset`; one outside the string section, or not ended by a
+        NUL, refused as libbpf's btf_validate_str() refuses it."""
+        end = self._strings.find(b"\0", offset)
+        if offset >= len(self._strings) or end < 0:
+            raise BtfError(f"invalid string offset {offset}")
+        return self._strings[offset:end].decode("utf-8", "replace")
 
     def _parse_types(self, data: bytes) -> None:
         pos = 0
@@ -110,22 +114,36 @@ class Btf:
             self.types.append(BtfType(len(self.types), kind, self._string(name_off), size_or_type, vlen, extra,
                                       bool(info >> 31)))
 
+    def type_by_id(self, type_id: int, referrer: int = 0) -> BtfType | None:
+        """Type `type_id` (None: void), refused as libbpf's btf_validate_id() refuses
+        an id past the last type ("invalid referenced type ID")."""
+        if not 0 <= type_id < len(self.types):
+            raise BtfError(f"type [{referrer}]: invalid referenced type ID {type_id}")
+        return self.types[type_id]
+
     def resolve(self, type_id: int) -> BtfType:
-        """Skip typedefs and qualifiers."""
-        btf_type = self.types[type_id]
-        while btf_type is not None and btf_type.kind in _MODIFIERS:
-            btf_type = self.types[btf_type.size_or_type]
+        """Skip typedefs and qualifiers; a chain of them that loops is refused, as
+        the kernel's btf_resolve() refuses it ("Loop detected")."""
+        btf_type = self.type_by_id(type_id)
+        for _ in range(len(self.types)):
+            if btf_type is None or btf_type.kind not in _MODIFIERS:
+                break
+            btf_type = self.type_by_id(btf_type.size_or_type, btf_type.id)
+        else:
+            raise BtfError(f"type [{type_id}]: Loop detected")
         if btf_type is None:
             raise BtfError(f"type {type_id} resolves to void")
         return btf_type
 
-    def size_of(self, type_id: int) -> int:
+    def size_of(self, type_id: int, depth: int = 0) -> int:
         btf_type = self.resolve(type_id)
         if btf_type.kind == KIND_PTR:
             return 8
         if btf_type.kind == KIND_ARRAY:
+            if depth > len(self.types):  # an array of itself, however far round
+                raise BtfError(f"type [{type_id}]: Loop detected")
             elem_type, _index_type, nelems = btf_type.extra
-            return nelems * self.size_of(elem_type)
+            return nelems * self.size_of(elem_type, depth + 1)
         if btf_type.kind in (KIND_INT, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, KIND_FLOAT):
             return btf_type.size_or_type
         raise BtfError(f"type {type_id} ({btf_type.name or 'anonymous'}) has no size")
@@ -140,7 +158,9 @@ class Btf:
             return {}
         defs = {}
         for var_type, _offset, _size in maps_sec.extra:
-            var = self.types[var_type]
+            var = self.type_by_id(var_type, maps_sec.id)
+            if var is None:
+                raise BtfError(f"type [{maps_sec.id}]: variable of type void")
             defs[var.name] = self._map_def(var.name, self.resolve(var.size_or_type))
         return defs
 

@@ -216,7 +216,8 @@ class _Loader:
         linker, libbpf fills them in from the symbol table."""
         entries = []
         for var_type, offset, size in datasec.extra:
-            var = self.obj._vars.get(self.btf.types[var_type].name)
+            var_btf = self.btf.type_by_id(var_type, datasec.id)
+            var = self.obj._vars.get(var_btf.name) if var_btf is not None else None
             entries.append((var_type, var[1] if var is not None else offset, size))
         datasec.extra = tuple(entries)
 
@@ -295,7 +296,7 @@ def load_object(runtime: BpfRuntime, source: str | os.PathLike | bytes, name: st
         loader.load_maps()
         loader.load_global_data()
         sections = loader.code_sections()
-    except (ELFError, ConstructError, struct.error, UnicodeDecodeError, zlib.error) as exc:
+    except (ELFError, ConstructError, struct.error, UnicodeDecodeError, zlib.error, BtfError) as exc:
         raise format_invalid(f"{name}: elf: {exc}") from None
     loader.load_programs(sections)
     return loader.obj

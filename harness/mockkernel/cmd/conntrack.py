@@ -18,6 +18,7 @@ SEEN_REPLY) and -m. Errors carry the tool's message and exit status.
 from __future__ import annotations
 
 import functools
+import re
 import socket
 
 from harness.journey import CtEntry
@@ -162,17 +163,35 @@ def _create(net, options: dict[str, str]) -> str:
         status |= CREATE_STATUS[name]
     src, dst = options["src"], options["dst"]
     _addr(src), _addr(dst)
-    sport, dport = int(options.get("sport", 0)), int(options.get("dport", 0))
+    sport, dport = _port(options.get("sport", "0")), _port(options.get("dport", "0"))
     entry = CtEntry(options["proto"], options.get("state", "").upper(), (src, dst, sport, dport),
                     (options.get("reply_src", dst), options.get("reply_dst", src),
-                     int(options.get("reply_sport", dport)), int(options.get("reply_dport", sport))),
-                    frozenset(n for bit, n in STATUS_NAMES.items() if status & bit), int(options.get("mark", 0)),
-                    int(options["timeout"]))
+                     _port(options.get("reply_sport", str(dport))), _port(options.get("reply_dport", str(sport)))),
+                    frozenset(n for bit, n in STATUS_NAMES.items() if status & bit),
+                    _strtoul(options.get("mark", "0"), 0) & 0xFFFFFFFF, _strtoul(options["timeout"], 10) & 0xFFFFFFFF)
     error = core.ctnetlink_create_conntrack(net, nf_conn_from(net, entry))
     if error:
         message = "Such conntrack exists, try -U to update" if error == "File exists" else error
         raise ToolError(PREFIX + "Operation failed: " + message, 1)
     return ""
+
+
+def _strtoul(text: str, base: int) -> int:
+    """C's strtoul()/atol() as conntrack-tools reads numbers: leading blanks, a sign,
+    the longest run of digits (0x for base 0); no digits is 0, the rest ignored
+    (`--dport extended` is port 0, `-t 1x` one second, as the real tool takes them)."""
+    match = re.match(r"\s*([+-]?)(0[xX][0-9a-fA-F]+|[0-9]+)" if base == 0 else r"\s*([+-]?)([0-9]+)", text)
+    if match is None:
+        return 0
+    digits = match.group(2)
+    value = int(digits, 16) if digits[:2].lower() == "0x" else int(digits, 8 if base == 0 and digits[:1] == "0" and
+                                                                 len(digits) > 1 else 10)
+    return -value if match.group(1) == "-" else value
+
+
+def _port(text: str) -> int:
+    """A port as the proto extensions set it: htons(atoi(optarg)), cut to 16 bits."""
+    return _strtoul(text, 10) & 0xFFFF
 
 
 def nf_conn_from(net, entry: CtEntry) -> NfConn:
