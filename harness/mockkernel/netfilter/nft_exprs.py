@@ -1773,9 +1773,15 @@ def selector_parts(stmt: Stmt) -> list:
 
 
 def _killed_bases(stmt: Stmt, pctx: PrintCtx) -> set[str]:
-    """The dependencies a statement's header fields make redundant."""
+    """The dependencies a statement's header fields make redundant; a NAT
+    statement's port map does not (rule_parse_postprocess() resets the
+    dependencies before it: `ip protocol 6 redirect to :tcp dport map ...`)."""
     bases = set()
-    for part in selector_parts(stmt):
+    parts = selector_parts(stmt)
+    if isinstance(stmt, Nat) and stmt.port_map is not None:
+        key = stmt.addr_map.key if stmt.addr_map is not None else None
+        parts = [] if key is None else key.parts if isinstance(key, Concat) else [key]
+    for part in parts:
         if isinstance(part, Payload) and part.link:
             if part.proto == "vlan" and part.field.name != "type":  # nft keeps `ether type 8021q` before `vlan type`
                 bases.add("link")

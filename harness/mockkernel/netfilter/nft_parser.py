@@ -1989,7 +1989,7 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
         if isinstance(stmt, Reject) and stmt.kind == "tcp reset" and l4 not in (None, "tcp"):
             raise NftError("you cannot use tcp reset with this protocol", stmt.loc)  # stmt_evaluate_reset()
         if isinstance(stmt, Reject) and stmt.kind == "tcp reset" and l4 is None:
-            out.append(Match(Meta("l4proto"), "implicit", Value(L4PROTOS["tcp"])))
+            out.insert(0, Match(Meta("l4proto"), "implicit", Value(L4PROTOS["tcp"])))  # stmt_reject_gen_dependency(): first
             l4 = "tcp"
         base = dependency_base(stmt)
         ether_type = base is not None and isinstance(stmt.lhs, Payload) and stmt.lhs.fields == (ETHER_TYPE,)
@@ -2073,7 +2073,7 @@ def _evaluate_reject(stmt: Reject, family: str, net: str | None, net_loc, out: l
     if net is not None and net != wants:
         raise NftError("conflicting protocols specified: ip vs ip6", stmt.code_loc, (net_loc or stmt.keyword_loc,))
     if net is None and family == "inet":
-        out.append(_dependency(family, wants))
+        out.insert(0, _dependency(family, wants))  # stmt_reject_gen_dependency(): at the rule's start
     return wants if family == "inet" else net
 
 
