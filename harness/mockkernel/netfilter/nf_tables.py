@@ -45,8 +45,8 @@ from harness.mockkernel.netfilter.nf_tables_bridge import nft_bridge_refusal
 from harness.mockkernel.netfilter.nf_tables_core import (BaseChainHook, RtChain, RtRule, compile_chain,
                                                          new_rt_chain)
 from harness.mockkernel.netfilter import nft_datatype as types
-from harness.mockkernel.netfilter.nft_exprs import (NAT_HOOKS, Counter, Fib, Limit, MapExpr, Match, Nat, PrintCtx,
-                                                    Reject, SetRef, Verdict, VerdictMap, fib_refused, rule_text,
+from harness.mockkernel.netfilter.nft_exprs import (NAT_HOOKS, Counter, Fib, MapExpr, Match, Nat, PrintCtx,
+                                                    Reject, SetRef, Stmt, Verdict, VerdictMap, fib_refused, rule_text,
                                                     selector_parts)
 from harness.mockkernel.netfilter.nft_parser import (ChainSpec, Command, NftError, ParseCtx, SetSpec, element_error,
                                                      parse, prio_text, resolve_elements)
@@ -665,9 +665,7 @@ class Transaction:
         """nf_tables_newrule()'s expression init: jump targets must exist, and the
         lab kernel's refusals of bridge expressions (nft_bridge_refusal())."""
         for stmt in stmts:
-            if isinstance(stmt, Limit) and stmt.init_error():
-                raise NftError(f"Could not process rule: {stmt.init_error()}", stmt.span)
-            refusal = nft_bridge_refusal(stmt, table.family)
+            refusal = nft_bridge_refusal(stmt, table.family) or stmt.kernel_refusal(table.family)
             if refusal is not None:
                 raise NftError(f"Could not process rule: {refusal}", stmt.loc if isinstance(stmt, Match) else stmt.span)
             for verdict in _verdicts(stmt):
@@ -1007,6 +1005,9 @@ def _chain_error(table: NftTable, base: NftChain, chain: NftChain, path: list[st
                 return EOPNOTSUPP
             if tcpmss_refused(stmt, table.family, hook) or fib_refused(stmt, table.family, hook):
                 return EOPNOTSUPP
+            refusal = stmt.hook_refusal(table.family, hook, base.base.type)
+            if refusal is not None:
+                return refusal
             for target in _targets(stmt, table):
                 error = _chain_error(table, base, table.chains[target], path + [chain.name])
                 if error is not None:
@@ -1016,9 +1017,10 @@ def _chain_error(table: NftTable, base: NftChain, chain: NftChain, path: list[st
 
 def _refusable(stmts: list) -> bool:
     """Whether nft_table_validate() can refuse a rule for these statements (NAT,
-    reject, a jump, `rt mtu`)."""
+    reject, a jump, `rt mtu`, a statement with its own hook_refusal())."""
     return any(isinstance(s, (Nat, Reject, VerdictMap)) or isinstance(s, Verdict) and s.chain
-               or loads_tcpmss(s) or any(isinstance(p, Fib) for p in selector_parts(s)) for s in stmts)
+               or loads_tcpmss(s) or any(isinstance(p, Fib) for p in selector_parts(s))
+               or type(s).hook_refusal is not Stmt.hook_refusal for s in stmts)
 
 
 def _from_kernel(err: NftError) -> bool:

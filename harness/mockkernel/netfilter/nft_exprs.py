@@ -826,7 +826,8 @@ class MapExpr(Selector):
 # --------------------------------------------------------------- statements
 
 class Stmt:
-    """One statement of a rule."""
+    """One statement of a rule. A statement of its own module may also have
+    `json(pctx)`, its `nft -j` objects (nft_json calls it)."""
 
     terminal = False  # a verdict: nothing after it runs
     needs_conntrack = False
@@ -843,6 +844,14 @@ class Stmt:
 
     def compile(self, ctx: CompileCtx):
         raise NotImplementedError
+
+    def kernel_refusal(self, family: str) -> str | None:
+        """The errno text the expression's init refuses it with (nft_*_init()), None: accepted."""
+        return None
+
+    def hook_refusal(self, family: str, hook: str, chain_type: str) -> str | None:
+        """The errno text its validate() refuses it with in a base chain at `hook`."""
+        return None
 
 
 class Match(Stmt):
@@ -1281,6 +1290,18 @@ class Counter(Stmt):
 
 LIMIT_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
 BYTE_UNITS = {"bytes": 1, "kbytes": 1024, "mbytes": 1024 * 1024}
+DATA_UNITS = ("bytes", "kbytes", "mbytes")  # nftables src/statement.c data_unit[]
+EOVERFLOW = "Value too large for defined data type"
+U64_MAX = (1 << 64) - 1
+
+
+def get_rate(byte_rate: int) -> tuple[int, str]:
+    """nftables src/statement.c get_rate(): bytes in the largest unit that divides them."""
+    unit = 0
+    while byte_rate and unit < len(DATA_UNITS) - 1 and byte_rate % 1024 == 0:
+        byte_rate //= 1024
+        unit += 1
+    return byte_rate, DATA_UNITS[unit]
 
 
 class Limit(Stmt):
@@ -1288,7 +1309,10 @@ class Limit(Stmt):
     matches while under the rate (`over`: while above it). Burst defaults
     to 5 packets (nft's NFT_LIMIT_PKT_BURST_DEFAULT), 0 for byte limits.
     nft_limit_init() sizes the bucket as `burst` packets, or for bytes as
-    unit * (rate + burst) / rate: a unit's worth of rate plus the burst."""
+    unit * (rate + burst) / rate: a unit's worth of rate plus the burst, and
+    refuses with EOVERFLOW what does not fit in 64 bits. nft sends byte rates
+    as bytes and prints them in the largest unit that divides them
+    (limit_stmt_print(), limit_stmt_json())."""
 
     def __init__(self, rate: int, unit: str, burst: int | None, over: bool, byte_unit: str | None = None,
                  burst_unit: str | None = None):
@@ -1297,28 +1321,40 @@ class Limit(Stmt):
         self.burst = burst if burst is not None else (0 if byte_unit else 5)
         self.tokens = self.last = None
 
-    def init_error(self) -> str | None:
-        """nft_limit_init()'s refusals: a zero rate (EINVAL), a bucket whose
-        size overflows 64 bits (EOVERFLOW: `limit rate 1023000 mbytes/second`)."""
-        if self.rate == 0:
-            return "Invalid argument"
-        u64 = (1 << 64) - 1
-        nsecs = LIMIT_UNITS[self.unit] * 1_000_000_000
-        rate = self.rate * BYTE_UNITS.get(self.byte_unit, 1)
-        burst = self.burst * BYTE_UNITS.get(self.burst_unit or "bytes", 1) if self.byte_unit else self.burst
-        tokens = nsecs // rate * burst if not self.byte_unit else nsecs * (rate + burst)
-        if rate > u64 or burst > 0xFFFFFFFF or rate + burst > u64 or tokens > u64:
-            return "Value too large for defined data type"
-        return None
+    def _bytes(self) -> tuple[int, int]:
+        """The rate and burst in bytes, as nft sends them."""
+        return self.rate * BYTE_UNITS[self.byte_unit], self.burst * BYTE_UNITS[self.burst_unit or "bytes"]
 
     def text(self, pctx: PrintCtx) -> str:
         over = "over " if self.over else ""
         if self.byte_unit:
-            rate = f"{over}{self.rate} {self.byte_unit}/{self.unit}"
-            burst = f" burst {self.burst} {self.burst_unit or 'bytes'}" if self.burst else ""
-            return f"limit rate {rate}{burst}"
+            rate, burst = self._bytes()
+            text = "limit rate %s%d %s/%s" % (over, *get_rate(rate), self.unit)
+            return text + (" burst %d %s" % get_rate(burst) if burst else "")
         burst = f" burst {self.burst} packets" if self.burst != 5 else ""
         return f"limit rate {over}{self.rate}/{self.unit}{burst}"
+
+    def json(self, pctx: PrintCtx) -> list[dict]:
+        out = {"rate": self.rate, "burst": self.burst, "per": self.unit}
+        if self.byte_unit:
+            (rate, rate_unit), (burst, burst_unit) = (get_rate(b) for b in self._bytes())
+            out.update(rate=rate, burst=burst)
+        if self.over:
+            out["inv"] = True
+        if self.byte_unit:
+            out.update(rate_unit=rate_unit, burst_unit=burst_unit)
+        return [{"limit": out}]
+
+    def kernel_refusal(self, family: str) -> str | None:
+        """nft_limit_init()'s EOVERFLOW checks."""
+        nsecs = LIMIT_UNITS[self.unit] * 1_000_000_000
+        rate, burst = self._bytes() if self.byte_unit else (self.rate, self.burst)
+        if rate == 0:
+            return "Invalid argument"
+        tokens = nsecs * (rate + burst) if self.byte_unit else nsecs // rate * burst
+        if rate > U64_MAX or burst > 0xFFFFFFFF or rate + burst > U64_MAX or tokens > U64_MAX:
+            return EOVERFLOW  # NFTA_LIMIT_BURST is 32 bits
+        return None
 
     def compile(self, ctx: CompileCtx):
         clock = ctx.net.clock
@@ -1344,25 +1380,69 @@ class Limit(Stmt):
         return limit
 
 
+# include/uapi/linux/netfilter/nf_log.h
+NF_LOG_TCPSEQ, NF_LOG_TCPOPT, NF_LOG_IPOPT, NF_LOG_UID, NF_LOG_MACDECODE = 0x01, 0x02, 0x04, 0x08, 0x20
+NF_LOG_MASK = 0x2F
+
+
 class Log(Stmt):
     """nft_log: the journey records a LOG hop with the prefix (the kernel
-    writes it to the kernel log)."""
+    writes it to the kernel log, to nfnetlink_log's `group`, or for level
+    audit to the audit log; nft_log_eval(), nft_log_eval_audit()).
+    Printed as statement.c log_stmt_print() prints it."""
 
     LEVELS = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug", "audit")
 
-    def __init__(self, prefix: str | None = None, level: str = "warn"):
+    def __init__(self, prefix: str | None = None, level: str | None = None):
         self.prefix, self.level = prefix, level
+        self.group = self.snaplen = self.qthreshold = None
+        self.logflags = 0
 
     def text(self, pctx: PrintCtx) -> str:
         parts = ["log"]
         if self.prefix is not None:
             parts.append(f'prefix "{self.prefix}"')
-        if self.level != "warn":
+        for word, value in (("group", self.group), ("snaplen", self.snaplen), ("queue-threshold", self.qthreshold)):
+            if value is not None:
+                parts.append(f"{word} {value}")
+        if self.level not in (None, "warn"):
             parts.append(f"level {self.level}")
+        flags = self.logflags
+        if flags & NF_LOG_MASK == NF_LOG_MASK:
+            parts.append("flags all")
+            return " ".join(parts)
+        if flags & (NF_LOG_TCPSEQ | NF_LOG_TCPOPT):
+            tcp = [name for bit, name in ((NF_LOG_TCPSEQ, "sequence"), (NF_LOG_TCPOPT, "options")) if flags & bit]
+            parts.append("flags tcp " + ",".join(tcp))
+        parts += [f"flags {name}" for bit, name in ((NF_LOG_IPOPT, "ip options"), (NF_LOG_UID, "skuid"),
+                                                    (NF_LOG_MACDECODE, "ether")) if flags & bit]
         return " ".join(parts)
+
+    def json(self, pctx: PrintCtx) -> list[dict]:
+        """json.c log_stmt_json()."""
+        out = {}
+        if self.prefix is not None:
+            out["prefix"] = self.prefix
+        for word, value in (("group", self.group), ("snaplen", self.snaplen), ("queue-threshold", self.qthreshold)):
+            if value is not None:
+                out[word] = value
+        if self.level not in (None, "warn"):
+            out["level"] = self.level
+        flags = self.logflags
+        if flags & NF_LOG_MASK == NF_LOG_MASK:
+            names = ["all"]
+        else:
+            names = [name for bit, name in ((NF_LOG_TCPSEQ, "tcp sequence"), (NF_LOG_TCPOPT, "tcp options"),
+                                            (NF_LOG_IPOPT, "ip options"), (NF_LOG_UID, "skuid"),
+                                            (NF_LOG_MACDECODE, "ether")) if flags & bit]
+        if names:
+            out["flags"] = names if len(names) > 1 else names[0]
+        return [{"log": out or None}]
 
     def compile(self, ctx: CompileCtx):
         where, prefix = ctx.chain_id, self.prefix or ""
+        if self.group is not None:
+            prefix = f"{prefix} (nflog group {self.group})".lstrip()
 
         def log(pkt):
             skb = pkt.skb

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from harness.mockkernel.netfilter import nft_bitwise, nft_ct
 from harness.mockkernel.netfilter import nft_datatype as types
-from harness.mockkernel.netfilter.nft_exprs import (Counter, Ct, CtSet, Fib, Limit, Log, MapExpr, Match, Meta,
+from harness.mockkernel.netfilter.nft_exprs import (Counter, Ct, CtSet, Fib, MapExpr, Match, Meta,
                                                     MetaSet, Nat, Notrack, Payload, PrintCtx, Prefix,
                                                     Range, Reject, SetRef, Value, Verdict, VerdictMap, Xt,
                                                     delinearize)
@@ -187,6 +187,8 @@ def verdict_json(verdict: Verdict) -> dict:
 def stmt_json(stmt, ctx: PrintCtx) -> list[dict]:
     """One statement as json.c prints it (an xt extension as its inner statement;
     one nft_compat runs, by its kind and name as xt_stmt_json() prints it)."""
+    if hasattr(stmt, "json"):  # a statement of its own module prints itself
+        return stmt.json(ctx)
     if isinstance(stmt, XtCompat):
         return [{"xt": {"type": stmt.kind, "name": stmt.name}}]
     if isinstance(stmt, Xt):
@@ -200,20 +202,6 @@ def stmt_json(stmt, ctx: PrintCtx) -> list[dict]:
         return [{"vmap": {"key": selector_json(stmt.lhs, ctx), "data": data}}]
     if isinstance(stmt, Counter):
         return [{"counter": None if ctx.stateless else {"packets": stmt.packets, "bytes": stmt.bytes}}]
-    if isinstance(stmt, Limit):
-        out = {"rate": stmt.rate, "burst": stmt.burst, "per": stmt.unit}
-        if stmt.over:
-            out["inv"] = True
-        if stmt.byte_unit:
-            out.update(rate_unit=stmt.byte_unit, burst_unit=stmt.burst_unit or "bytes")
-        return [{"limit": out}]
-    if isinstance(stmt, Log):
-        out = {}
-        if stmt.prefix is not None:
-            out["prefix"] = stmt.prefix
-        if stmt.level != "warn":
-            out["level"] = stmt.level
-        return [{"log": out or None}]
     if isinstance(stmt, nft_ct.CtKeySet):
         return [stmt.mangle_json(value_json, lambda node: selector_json(node, ctx))]
     if isinstance(stmt, nft_ct.ConnLimit):

@@ -34,7 +34,8 @@ from harness.mockkernel.netfilter.nft_datatype import DatatypeError
 from harness.mockkernel.netfilter.nft_exprs import (ECHO_TYPES, ETHER_TYPE, FIELD_ALIASES, ICMP_DEP_TYPES, L4PROTOS,
                                                     LIMIT_UNITS, LINK_PROTOS, NAT_DATA_TYPES, NAT_DATA_TYPES6,
                                                     PAYLOAD_FIELDS,
-                                                    BYTE_UNITS, Comment, Concat, Counter, Ct, CtAddr, CtSet, Fib, Limit, Log,
+                                                    BYTE_UNITS, NF_LOG_IPOPT, NF_LOG_MACDECODE, NF_LOG_MASK,
+                                                    NF_LOG_TCPOPT, NF_LOG_TCPSEQ, NF_LOG_UID, Comment, Concat, Counter, Ct, CtAddr, CtSet, Fib, Limit, Log,
                                                     MapExpr, Match, Meta, MetaBridge, MetaSet, Nat, Notrack, Payload,
                                                     PrintCtx, Prefix, Range, Reject, Selector, SetRef, Stmt,
                                                     Value, Verdict, VerdictMap, dependency_base, icmp_th_dep_type, l4_name,
@@ -47,6 +48,7 @@ from harness.mockkernel.netfilter.nft_exthdr_sctp import SCTP_CHUNKS, SctpChunk
 from harness.mockkernel.netfilter.nft_payload_raw import RAW_BASES, REGISTER_BITS, RawPayload
 from harness.mockkernel.netfilter import nft_payload_raw
 from harness.mockkernel.netfilter.nft_payload_set import NOT_SETTABLE, PayloadSet
+from harness.mockkernel.netfilter.nft_quota import Quota, data_unit_parse
 from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, Element, NftSet, add_elements, SetError
 from harness.mockkernel.wire.ethernet import ETH_P_8021Q
@@ -70,7 +72,7 @@ STD_PRIOS = (("raw", -300), ("mangle", -150), ("dstnat", -100), ("filter", 0), (
 BRIDGE_STD_PRIOS = (("dstnat", -300), ("filter", -200), ("out", 100), ("srcnat", 300))
 BRIDGE_PRIO_HOOKS = {-300: "prerouting", -200: None, 100: "output", 300: "postrouting"}
 # statements and expressions nft knows that the mock does not model
-NOT_MODELLED = {"queue", "dup", "fwd", "quota", "numgen", "jhash", "symhash", "osf", "synproxy", "tproxy",
+NOT_MODELLED = {"queue", "dup", "fwd", "numgen", "jhash", "symhash", "osf", "synproxy", "tproxy",
                 "flow", "meter", "socket", "add", "secmark",
                 "ipsec", "update", "cgroup", "skuid", "skgid", "rtclassid", "cpu", "iifgroup",
                 "oifgroup", "iiftype", "oiftype", "ibriport", "obriport", "time",
@@ -1201,6 +1203,7 @@ class Parser:
             target = self.identifier("'{'")
             return Verdict(word, target.text, loc=target.loc)
         handler = {"counter": self.stmt_counter, "log": self.stmt_log, "limit": self.stmt_limit,
+                   "quota": self.stmt_quota,
                    "reject": self.stmt_reject, "notrack": self.stmt_notrack, "snat": self.stmt_nat,
                    "dnat": self.stmt_nat, "masquerade": self.stmt_masq, "redirect": self.stmt_masq}.get(word)
         if handler:
@@ -1226,17 +1229,38 @@ class Parser:
         return self.stmt_expression(family)
 
     def stmt_counter(self, family: str) -> Stmt:
+        """`counter [packets N] [bytes N]...` (parser_bison.y counter_args: either, in any order)."""
         self.next()
         if self.at("name"):
             raise NftError("named counters are not modelled by the mock kernel", self.tok.loc)
-        packets = bytes_ = 0
-        if self.accept("packets"):
-            packets = self.number().value
-            self.expect("bytes")
-            bytes_ = self.number().value
-        return Counter(packets, bytes_)
+        counter = Counter()
+        while self.at("packets", "bytes"):
+            arg = self.next().text
+            setattr(counter, arg, self.number().value)
+        return counter
+
+    def stmt_quota(self, family: str) -> Stmt:
+        """parser_bison.y quota_stmt: `quota [over|until] N UNIT [used N UNIT]`."""
+        start = self.next()
+        over = bool(self.accept("over"))
+        if not over:
+            self.accept("until")
+        quota = self.number().value * self.data_unit(start)
+        used = 0
+        if self.accept("used"):
+            used = self.number().value * self.data_unit(start)
+        return Quota(quota, over, used)
+
+    def data_unit(self, start: Token) -> int:
+        """quota_unit: BYTES or a STRING data_unit_parse() reads."""
+        unit = self.word()
+        factor = data_unit_parse(unit.text)
+        if factor is None:
+            raise NftError("Wrong rate format", start.loc.to(unit.loc))
+        return factor
 
     def stmt_log(self, family: str) -> Stmt:
+        """parser_bison.y log_args, then evaluate.c stmt_evaluate_log()'s checks."""
         start = self.next()
         log = Log()
         while True:
@@ -1247,13 +1271,37 @@ class Parser:
                 if level.text not in Log.LEVELS:
                     raise NftError("invalid log level", level.loc)
                 log.level = level.text
-            elif self.at("flags", "group", "snaplen", "queue-threshold"):
-                raise NftError(f"log {self.tok.text} is not modelled by the mock kernel", self.tok.loc)
+            elif self.at("group", "snaplen", "queue-threshold"):
+                attr = {"group": "group", "snaplen": "snaplen", "queue-threshold": "qthreshold"}[self.next().text]
+                setattr(log, attr, self.number().value)
+            elif self.accept("flags"):
+                log.logflags |= self.log_flags()
             else:
-                if log.level == "audit" and log.prefix is not None:  # evaluate.c stmt_evaluate_log()
-                    raise NftError("log level audit doesn't support any further options",
-                                   start.loc.to(self.tokens[self.pos - 1].loc))
-                return log
+                break
+        span = start.loc  # log_stmt_alloc()'s location: the keyword
+        if log.group is not None or log.snaplen is not None or log.qthreshold is not None:
+            if log.level is not None:
+                raise NftError("level and group are mutually exclusive", span)
+            if log.logflags:
+                raise NftError("flags and group are mutually exclusive", span)
+        if log.level == "audit" and (log.prefix is not None or log.logflags):
+            raise NftError("log level audit doesn't support any further options", span)
+        return log
+
+    def log_flags(self) -> int:
+        """parser_bison.y log_flags: `tcp sequence,options`, `ip options`, `skuid`, `ether`, `all`."""
+        kind = self.keyword(("tcp", "ip", "skuid", "ether", "all"), "")
+        if kind.text == "tcp":
+            flags = 0
+            while True:
+                flag = self.keyword(("sequence", "options"), "TCP")
+                flags |= NF_LOG_TCPSEQ if flag.text == "sequence" else NF_LOG_TCPOPT
+                if not self.accept(","):
+                    return flags
+        if kind.text == "ip":
+            self.keyword(("options",), "IP")
+            return NF_LOG_IPOPT
+        return {"skuid": NF_LOG_UID, "ether": NF_LOG_MACDECODE, "all": NF_LOG_MASK}[kind.text]
 
     def stmt_limit(self, family: str) -> Stmt:
         self.next()
@@ -1262,7 +1310,15 @@ class Parser:
         rate_num = self.number()
         rate = rate_num.value
         byte_unit = None
-        if self.tok.kind == "str" and "/" in self.tok.text:  # `1 mbytes/second` scans as one string
+        if self.tok.kind == "str" and "/" not in self.tok.text and self.peek().text == "/":  # `1 kbytes / second`
+            byte_tok = self.next()
+            factor = data_unit_parse(byte_tok.text)
+            if factor is None:
+                raise NftError("Wrong rate format", rate_num.loc.to(byte_tok.loc))
+            byte_unit = {f: name for name, f in BYTE_UNITS.items()}[factor]
+            self.expect("/")
+            unit = self.keyword(tuple(LIMIT_UNITS), "LIMIT")
+        elif self.tok.kind == "str" and "/" in self.tok.text:  # `1 mbytes/second` scans as one string
             rate_tok = self.next()
             byte_unit, unit_text = rate_tok.text.split("/", 1)
             if byte_unit not in BYTE_UNITS or unit_text not in LIMIT_UNITS:

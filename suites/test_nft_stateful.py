@@ -1,0 +1,92 @@
+"""nftables' stateful statements and objects on real frames: what each lets
+through, and what `nft list` reads back of its state afterwards.
+
+Cases: a quota (nft_quota.c: consumed bytes, this packet's included, reaching
+the quota is over), a packet limit's burst (nft_limit.c's token bucket, far
+too slow to refill within the test), `log` in front of a verdict (the verdict
+still applies), named counter and quota objects shared by rules and chosen by
+a map (nft_objref.c), and `nft reset`.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+from scapy.layers.inet import UDP
+
+pytestmark = pytest.mark.requires("nftables")
+
+FORWARD = """
+table ip t {
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+%s
+    }
+}
+"""
+
+
+def _expect_forwarded(target, router, dport: int, forwarded: list[bool], size: int = 72) -> None:
+    """Datagrams of 28 + size bytes from h0 to h1, one per entry of `forwarded`,
+    sent one after the other (what left before stays queued); those marked True
+    must leave to h1, no other."""
+    h0, h1 = router[0], router[1]
+    for i, passes in enumerate(forwarded):
+        l4 = UDP(sport=40000 + i, dport=dport) / (b"q" * size)
+        target.send(h0.port, h0.to_dut(dst=h1.ip, id=100 + i) / l4, flush=i == 0)
+        if passes:
+            target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=100 + i, ttl=63) / l4)
+    target.expect_nothing()
+
+
+def _rule_line(target, pattern: str) -> str:
+    listing = target.sh("nft list table ip t")
+    match = re.search(pattern, listing)
+    assert match, listing
+    return match.group(0)
+
+
+def test_a_quota_forwards_until_its_bytes_are_consumed_and_lists_them_capped(target, router):
+    """100-byte datagrams against `quota 200 bytes`: 100 is under, 200 is the
+    quota itself and still under (nft_overquota(): consumed > quota), the
+    third brings the consumed bytes to 300, over; `used` is listed capped at
+    the quota."""
+    target.sh("nft -f -", stdin=FORWARD % "        udp dport 5001 quota 200 bytes accept\n        udp dport 5001 drop")
+    _expect_forwarded(target, router, 5001, [True, True, False, False])
+    assert _rule_line(target, r"quota .*") == "quota 200 bytes used 200 bytes accept"
+
+
+def test_quota_over_drops_once_past_the_quota(target, router):
+    target.sh("nft -f -", stdin=FORWARD % "        udp dport 5002 quota over 200 bytes drop")
+    _expect_forwarded(target, router, 5002, [True, True, False])
+
+
+def test_a_packet_limit_lets_its_burst_through_then_breaks_the_rule(target, router):
+    """`limit rate 1/minute burst 2 packets`: a bucket of two packets, one more
+    a minute: of four back-to-back datagrams two match; the others fall through
+    to the drop."""
+    target.sh("nft -f -", stdin=FORWARD % "        udp dport 5003 limit rate 1/minute burst 2 packets accept\n"
+                                          "        udp dport 5003 drop")
+    _expect_forwarded(target, router, 5003, [True, True, False, False])
+
+
+def test_limit_over_matches_once_the_burst_is_spent(target, router):
+    target.sh("nft -f -", stdin=FORWARD % "        udp dport 5004 limit rate over 1/minute burst 1 packets drop")
+    _expect_forwarded(target, router, 5004, [True, False, False])
+
+
+def test_a_byte_limit_passes_a_rate_of_bytes_plus_its_burst(target, router):
+    """`limit rate 1 kbytes/minute burst 200 bytes`: the bucket holds a minute's
+    1024 bytes plus 200 (nft_limit_init(): unit * (rate + burst) / rate), so
+    twelve 100-byte datagrams pass, the thirteenth does not."""
+    target.sh("nft -f -", stdin=FORWARD % "        udp dport 5005 limit rate 1 kbytes/minute burst 200 bytes accept\n"
+                                          "        udp dport 5005 drop")
+    _expect_forwarded(target, router, 5005, [True] * 12 + [False])
+
+
+def test_log_with_group_or_flags_leaves_the_verdict_to_the_rule(target, router):
+    target.sh("nft -f -", stdin=FORWARD % "        udp dport 5006 log group 3 snaplen 64 drop\n"
+                                          "        udp dport 5007 log prefix \"pj \" flags all accept\n"
+                                          "        udp dport 5007 drop")
+    _expect_forwarded(target, router, 5006, [False])
+    _expect_forwarded(target, router, 5007, [True])
