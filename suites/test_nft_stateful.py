@@ -90,3 +90,44 @@ def test_log_with_group_or_flags_leaves_the_verdict_to_the_rule(target, router):
                                           "        udp dport 5007 drop")
     _expect_forwarded(target, router, 5006, [False])
     _expect_forwarded(target, router, 5007, [True])
+
+
+NAMED = """
+table ip t {
+    counter web { }
+    counter dns { }
+    quota shared { 200 bytes }
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        udp dport 5010 counter name "dns"
+        counter name udp dport map { 5010 : "dns", 5011 : "web" }
+        udp dport { 5012, 5013 } quota name "shared" accept
+        udp dport { 5012, 5013 } drop
+    }
+}
+"""
+
+
+def _counter(target, name: str) -> tuple[int, int]:
+    line = _rule_line(target, rf"counter {name} {{\s+packets \d+ bytes \d+")
+    packets, octets = re.findall(r"\d+", line.split("{")[1])
+    return int(packets), int(octets)
+
+
+def test_named_counters_count_every_rule_that_names_them_and_a_map_picks_one(target, router):
+    """nft_objref: two rules name `dns`, a map names `dns` or `web` by port;
+    `reset counters` lists them, then zeroes them."""
+    target.sh("nft -f -", stdin=NAMED)
+    _expect_forwarded(target, router, 5010, [True, True])
+    _expect_forwarded(target, router, 5011, [True])
+    _expect_forwarded(target, router, 5014, [True])  # in no map: the rule breaks, nothing counted
+    assert (_counter(target, "dns"), _counter(target, "web")) == ((4, 400), (1, 100))
+    assert "packets 4 bytes 400" in target.sh("nft reset counters table ip t")
+    assert (_counter(target, "dns"), _counter(target, "web")) == ((0, 0), (0, 0))
+
+
+def test_a_named_quota_is_shared_by_the_ports_that_use_it(target, router):
+    target.sh("nft -f -", stdin=NAMED)
+    _expect_forwarded(target, router, 5012, [True])
+    _expect_forwarded(target, router, 5013, [True, False])
+    assert "200 bytes used 200 bytes" in target.sh("nft list quotas")

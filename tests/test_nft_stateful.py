@@ -10,6 +10,7 @@ import pytest
 from scapy.layers.inet import IP, UDP
 
 from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP, NF_INET_LOCAL_IN
+from harness.mockkernel.target import sh
 from test_nft import (FILTER_INPUT, _without_json_handles, chain_hops, hook, kernel, listing, packet,  # noqa: F401
                       real_tools)
 
@@ -50,6 +51,70 @@ def test_stateful_statements_real_nft_refuses_are_refused_with_its_message(real_
     real_tools.assert_same_as_real(steps + [(["nft", "list", "ruleset"], None)])
 
 
+OBJECTS = """table %s t {
+\tcounter c1 { packets 3 bytes 4 }
+\tquota q1 { over 25 mbytes used 1 kbytes }
+\tquota q2 { 1048576 bytes }
+\tlimit l1 { rate over 1024 bytes/second burst 512 bytes }
+\tlimit l2 { rate 400/minute }
+\tct helper h1 { type "ftp" protocol tcp; }
+\tct timeout t1 { protocol tcp; policy = { established:122, close:16, syn_sent:120 } ; l3proto ip ;}
+\tct timeout t2 { protocol udp; policy = { replied:14, unreplied:19 }; }
+\tct expectation e1 { protocol tcp; dport 1234; timeout 2m; size 12; l3proto ip; }
+\tsynproxy s1 { mss 1460; wscale 7; timestamp sack-perm }
+\tsynproxy s2 { mss 1400; wscale 5; }
+\tchain c { type filter hook output priority 0;
+\t\tcounter name "c1"
+\t\tcounter name tcp dport map { 443 : "c1", 80 : "c2", 22 : "c1" }
+\t\tip saddr 1.1.1.1 quota name "q1"
+\t\tlimit name "l1"
+\t\tct helper set "h1"
+\t\tct helper set tcp dport map { 21 : "h1", 2121 : "h1" }
+\t\tct timeout set "t1"
+\t\tct expectation set "e1"
+\t}
+\tcounter c2 { }
+\tchain i { type filter hook input priority 0; synproxy name tcp dport map { 443 : "s1", 80 : "s2" }; }
+}
+"""
+
+
+@pytest.mark.parametrize("family", ["ip", "inet"])
+def test_stateful_objects_list_back_as_real_nft_lists_them(family, real_tools):
+    """Objects come before sets and chains, take handles after the chains of
+    their table block; `list counters|quotas|limits|synproxys`, `list counter`,
+    `reset counters|quotas` (listed, then zeroed) and `delete` of one in use."""
+    steps = [(["nft", "-f", "-"], OBJECTS % family), (["nft", "-a", "list", "ruleset"], None),
+             (["nft", "-s", "list", "ruleset"], None), (["nft", "-j", "list", "ruleset"], None),
+             (["nft", "-s", "-j", "list", "ruleset"], None)]
+    steps += [(["nft", *cmd.split()], None) for cmd in (
+        "list counters", "list quotas", "list limits", "list synproxys", f"list counters table {family} t",
+        f"list counter {family} t c1", "reset counters", "reset quotas", "list counters", "list quotas",
+        f"delete counter {family} t c1", f"delete counter {family} t nosuch", f"list counter {family} t nosuch",
+        f"add quota {family} t q3 until 2 kbytes used 1 kbytes", f"add limit {family} t l3 rate 1/second",
+        f"add counter {family} t c3 packets 1 bytes 2", f"create counter {family} t c3",
+        f"delete limit {family} t l3", f"add rule {family} t c counter name c3",
+        f"add rule {family} t c quota name \"nosuch\"", f"add rule {family} t c synproxy name \"s1\"",
+        f"list ruleset")]
+    real_tools.assert_same_as_real(steps, _without_json_handles)
+
+
+OBJECTS_REFUSED = [
+    "add ct helper ip t h2 { type \"ftp\" protocol tcp; l3proto ip6; }",
+    "add ct timeout ip t t3 { protocol udp; policy = { syn_sent:122 } ;}",
+    "add ct timeout ip t t4 {protocol tcp; policy = { estalbished:100 } ;}",
+    "add ct expectation ip t e2 { protocol udp; }", "add synproxy ip t s2 wscale 5 mss 1400", "add ct expectation ip t e3 { protocol tcp; dport 4321; timeout 2m; }",
+    "add quota ip t q foo bytes", "add limit ip t l rate 1023000 mbytes/second", "add synproxy ip t s3 { mss 1400; wscale 5 ; timestamp }",
+    "add rule ip t c counter name \"nosuch\"",
+]
+
+
+def test_stateful_objects_real_nft_refuses_are_refused_with_its_message(real_tools):
+    steps = [(["nft", "-f", "-"], CHAIN % ("ip", "accept"))]
+    steps += [(["nft", cmd], None) for cmd in OBJECTS_REFUSED]
+    real_tools.assert_same_as_real(steps + [(["nft", "list", "ruleset"], None)])
+
+
 # ------------------------------------------------------------------ on crafted packets
 
 def _passes(k, count: int, size: int = 0) -> list[bool]:
@@ -76,3 +141,31 @@ def test_quota_lists_what_it_consumed_capped_at_the_quota():
     assert "\t\tquota 2 kbytes\n" in listing(k, "-s")
     _passes(k, 1, size=1000)
     assert "quota 2 kbytes used 2 kbytes" in listing(k)
+
+
+def test_rules_naming_one_counter_object_count_into_it_and_a_map_picks_the_object():
+    """nft_objref_eval(): the object's own eval; nft_objref_map_eval(): the name
+    the map gives, a miss breaks the rule (its verdict is not reached)."""
+    k = kernel("table ip filter {\n\tcounter a { }\n\tcounter b { }\n"
+               "\tchain input { type filter hook input priority filter; policy accept;\n"
+               "\t\tcounter name \"a\"\n\t\tudp dport 9 counter name \"a\"\n"
+               "\t\tcounter name udp dport map { 9 : \"b\", 10 : \"a\" } accept\n\t\tdrop\n\t}\n}\n")
+    verdicts = [hook(k, packet(k, IP(dst="10.0.0.1") / UDP(dport=dport) / b"abcd"), NF_INET_LOCAL_IN)
+                for dport in (9, 10, 11)]
+    assert verdicts == [NF_ACCEPT, NF_ACCEPT, NF_DROP]
+    listed = sh(k, ["nft", "list", "counters"])
+    assert "counter a {\n\t\tpackets 5 bytes 160\n" in listed  # 3 + 1 (rule 2, port 9) + 1 (the map, port 10)
+    assert "counter b {\n\t\tpackets 1 bytes 32\n" in listed
+
+
+def test_a_quota_object_is_shared_by_the_rules_that_name_it():
+    k = kernel("table ip filter {\n\tquota q { 200 bytes }\n"
+               "\tchain input { type filter hook input priority filter; policy drop;\n"
+               "\t\tudp dport 1 quota name \"q\" accept\n\t\tudp dport 2 quota name \"q\" accept\n\t}\n}\n")
+    passed = [hook(k, packet(k, IP(dst="10.0.0.1") / UDP(dport=dport) / (b"x" * 72)), NF_INET_LOCAL_IN) == NF_ACCEPT
+              for dport in (1, 2, 1)]
+    assert passed == [True, True, False]
+    assert "quota q {\n\t\t200 bytes used 200 bytes\n" in sh(k, ["nft", "list", "quotas"])
+    sh(k, ["nft", "reset", "quotas"])
+    assert hook(k, packet(k, IP(dst="10.0.0.1") / UDP(dport=2) / (b"x" * 72)), NF_INET_LOCAL_IN) == NF_ACCEPT
+

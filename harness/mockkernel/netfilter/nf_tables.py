@@ -50,6 +50,7 @@ from harness.mockkernel.netfilter.nft_exprs import (NAT_HOOKS, Counter, Fib, Map
                                                     selector_parts)
 from harness.mockkernel.netfilter.nft_parser import (ChainSpec, Command, NftError, ParseCtx, SetSpec, element_error,
                                                      parse, prio_text, resolve_elements)
+from harness.mockkernel.netfilter.nft_objects import NftObject, ObjRef
 from harness.mockkernel.netfilter.nft_rt import loads_tcpmss, tcpmss_refused
 from harness.mockkernel.netfilter.nft_set import (NftSet, SetError, add_elements, delete_elements,
                                                   format_elements, format_time)
@@ -108,6 +109,7 @@ class NftTable:
     handle: int
     chains: dict[str, NftChain] = field(default_factory=dict)
     sets: dict[str, NftSet] = field(default_factory=dict)
+    objects: dict[tuple[str, str], NftObject] = field(default_factory=dict)  # (kind, name): counters, quotas...
     hgenerator: int = 0  # table->hgenerator
 
     def alloc_handle(self) -> int:
@@ -670,6 +672,10 @@ class Transaction:
                 raise NftError(f"Could not process rule: {refusal}", stmt.loc if isinstance(stmt, Match) else stmt.span)
             for verdict in _verdicts(stmt):
                 self._check_jump(verdict, table)
+            if isinstance(stmt, ObjRef):
+                refusal = stmt.bind(table.objects)
+                if refusal is not None:
+                    raise NftError(f"Could not process rule: {refusal}", stmt.loc if stmt.name else stmt.span)
         return NftRule(handle, stmts, cmd.rule.comment)
 
     def _bind_set(self, ref: SetRef, table: NftTable, stmt, map_expr: MapExpr | None) -> None:
@@ -810,6 +816,78 @@ class Transaction:
 
     # -- listing
 
+    # -- stateful objects (nf_tables_newobj(), nf_tables_delobj(), nf_tables_getobj())
+
+    def add_obj(self, cmd: Command, exclusive: bool = False) -> None:
+        """A new object takes the table's next handle; adding an existing one
+        changes nothing but its configuration is checked (nft_obj_init)."""
+        table = self.table(cmd, suggest=None, kernel=False)
+        obj = cmd.object
+        if getattr(obj, "l3proto", False) is None:
+            obj.l3proto = table.family
+        refusal = obj.kernel_refusal(table.family)
+        if refusal is not None:
+            raise NftError(f"Could not process rule: {refusal}", cmd.locs.get("refusal", cmd.loc))
+        key = (cmd.obj_kind, cmd.name)
+        if key in table.objects:
+            if exclusive:
+                raise NftError(f"Could not process rule: {EEXIST}", cmd.locs["name"])
+            return
+        obj.handle = table.alloc_handle()
+        self._own(table, "objects")[key] = obj
+
+    def create_obj(self, cmd: Command) -> None:
+        self.add_obj(cmd, exclusive=True)
+
+    def _object(self, cmd: Command, table: NftTable) -> NftObject:
+        if cmd.handle is not None:
+            obj = next((o for o in table.objects.values() if o.kind == cmd.obj_kind and o.handle == cmd.handle), None)
+        else:
+            obj = table.objects.get((cmd.obj_kind, cmd.name))
+        if obj is None:
+            raise NftError(f"Could not process rule: {ENOENT}" if cmd.op == "delete" else ENOENT,
+                           cmd.locs.get("name") or cmd.locs["handle"])
+        return obj
+
+    def delete_obj(self, cmd: Command) -> None:
+        table = self.table(cmd)
+        obj = self._object(cmd, table)
+        if any(isinstance(stmt, ObjRef) and obj in stmt.objects.values()
+               for chain in table.chains.values() for rule in chain.rules for stmt in rule.stmts):
+            raise NftError(f"Could not process rule: {EBUSY}", cmd.locs.get("name") or cmd.locs["handle"])
+        del self._own(table, "objects")[(obj.kind, obj.name)]
+
+    def list_obj(self, cmd: Command) -> str:
+        table = self.table(cmd, suggest=None, kernel=False)
+        return self._objects_text([(table, [self._object(cmd, table)])])
+
+    def reset_obj(self, cmd: Command) -> str:
+        out = self.list_obj(cmd)
+        self._object(cmd, self.table(cmd, suggest=None, kernel=False)).reset()
+        return out
+
+    def list_objs(self, cmd: Command) -> str:
+        """`list counters|quotas|limits|synproxys [table F T]`: each table that has one."""
+        tables = [self.table(cmd, suggest=None, kernel=False)] if cmd.table else self._tables(cmd)
+        return self._objects_text([(t, [o for o in t.objects.values() if o.kind == cmd.obj_kind]) for t in tables])
+
+    def reset_objs(self, cmd: Command) -> str:
+        """`reset counters|quotas`: listed as they were, then zeroed (the dump's reset)."""
+        out = self.list_objs(cmd)
+        tables = [self.table(cmd, suggest=None, kernel=False)] if cmd.table else self._tables(cmd)
+        for table in tables:
+            for obj in table.objects.values():
+                if obj.kind == cmd.obj_kind:
+                    obj.reset()
+        return out
+
+    def _objects_text(self, tables: list) -> str:
+        if self.opts.json:
+            return self._json([o.json(t, self.opts.stateless) for t, objs in tables for o in objs])
+        return "".join(f"table {t.family} {t.name} {{\n" + "".join(o.text(self.opts.stateless, self.opts.handles)
+                                                                    for o in objs) + "}\n"
+                       for t, objs in tables if objs)
+
     def _tables(self, cmd: Command) -> list[NftTable]:
         return [t for t in self.ruleset.tables if not cmd.family_given or t.family == cmd.family]
 
@@ -872,7 +950,8 @@ class Transaction:
 
     def _table_text(self, table: NftTable) -> str:
         head = f"table {table.family} {table.name} {{" + (f" # handle {table.handle}" if self.opts.handles else "")
-        items = [self._set_text(s, self.opts.handles) for s in table.sets.values()]
+        items = [o.text(self.opts.stateless, self.opts.handles) for o in table.objects.values()]
+        items += [self._set_text(s, self.opts.handles) for s in table.sets.values()]
         items += [self._chain_text(table, c, self.opts.handles) for c in table.chains.values()]
         return head + "\n" + "\n".join(items) + "}\n"
 

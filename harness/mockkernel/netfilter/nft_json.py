@@ -270,6 +270,7 @@ def ruleset_objects(tables, now: float, stateless: bool) -> list[dict]:
     out = []
     for table in tables:
         out.append(table_json(table))
+        out += [obj.json(table, stateless) for obj in table.objects.values()]
         out += [set_json(table, s, now) for s in table.sets.values()]
         out += [chain_json(table, c) for c in table.chains.values()]
         pctx = PrintCtx(now=now, stateless=stateless, family=table.family)

@@ -48,7 +48,12 @@ from harness.mockkernel.netfilter.nft_exthdr_sctp import SCTP_CHUNKS, SctpChunk
 from harness.mockkernel.netfilter.nft_payload_raw import RAW_BASES, REGISTER_BITS, RawPayload
 from harness.mockkernel.netfilter import nft_payload_raw
 from harness.mockkernel.netfilter.nft_payload_set import NOT_SETTABLE, PayloadSet
-from harness.mockkernel.netfilter.nft_quota import Quota, data_unit_parse
+from harness.mockkernel.netfilter.nft_objects import (LIST_KINDS, NF_SYNPROXY_OPT_MSS, NF_SYNPROXY_OPT_SACK_PERM,
+                                                      NF_SYNPROXY_OPT_TIMESTAMP, NF_SYNPROXY_OPT_WSCALE,
+                                                      TIMEOUT_STATES, CounterObject, CtExpectObject,
+                                                      CtHelperObject, CtTimeoutObject, LimitObject, NftObject,
+                                                      ObjRef, QuotaObject, SynproxyObject, obj_name)
+from harness.mockkernel.netfilter.nft_quota import Quota, QuotaState, data_unit_parse
 from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, Element, NftSet, add_elements, SetError
 from harness.mockkernel.wire.ethernet import ETH_P_8021Q
@@ -223,7 +228,7 @@ RELATIONAL_OPS = ("==", "!=", "<", ">", "<=", ">=")
 COMMAND_OBJECTS = {"add": ("table", "chain", "rule", "set", "map", "element"),
                    "create": ("table", "chain", "set", "map", "element"), "insert": ("rule",), "replace": ("rule",),
                    "delete": ("table", "chain", "rule", "set", "map", "element"),
-                   "flush": ("table", "chain", "set", "map"), "list": ("table", "chain", "set", "map")}
+                   "flush": ("table", "chain", "set", "map"), "list": ("table", "chain", "set", "map"), "reset": ()}
 # what `delete` also finds by handle (parser_bison.y table_or_id_spec, chain_or_id_spec, set_or_id_spec)
 DELETE_BY_HANDLE = ("table", "chain", "set")
 WHOLE_RULESET_OBJECTS = {"list": ("ruleset", "tables", "chains", "sets", "maps"), "flush": ("ruleset",)}
@@ -447,6 +452,8 @@ class Command:
     elements: list[ElementSyntax] | None = None
     family_given: bool = False
     locs: dict = field(default_factory=dict)  # table, name, handle, position: token locations
+    obj_kind: str | None = None  # a stateful object's kind (counter, quota, ..., ct expectation)
+    object: object = None  # the object an `add counter|quota|...` creates (nft_objects)
 
 
 @dataclass
@@ -713,11 +720,11 @@ class Parser:
         elif tok.is_word("include"):
             raise NftError("include is not supported by the mock kernel: pass the ruleset on stdin (nft -f -)",
                            tok.loc)
-        elif tok.is_word("add", "create", "insert", "replace", "delete", "flush", "list"):
+        elif tok.is_word("add", "create", "insert", "replace", "delete", "flush", "list", "reset"):
             self.command(self.next().text, tok)
         elif tok.is_word("table", "chain", "rule", "set", "map", "element"):
             self.command("add", tok)
-        elif tok.is_word("get", "reset", "rename", "monitor", "describe", "import", "export", "destroy"):
+        elif tok.is_word("get", "rename", "monitor", "describe", "import", "export", "destroy"):
             raise NftError(f"nft {tok.text} is not modelled by the mock kernel", tok.loc)
         else:
             raise self.unexpected()
@@ -745,6 +752,15 @@ class Parser:
             self.family_spec(cmd)
             self.finish(cmd, start)
             return
+        if obj in LIST_KINDS and (op == "list" or op == "reset" and obj in ("counters", "quotas")):
+            self.next()
+            self.cmd_objects(op, obj, start)
+            return
+        if op in ("add", "create", "delete", "list", "reset"):
+            kind = self.object_kind()
+            if kind is not None and (op != "reset" or kind in ("counter", "quota")):
+                self.cmd_object(op, kind, start)
+                return
         if obj not in COMMAND_OBJECTS[op]:
             raise self.unexpected()
         self.next()
@@ -797,10 +813,11 @@ class Parser:
         self.finish(cmd, start)
 
     def table_block(self, table: Command) -> None:
-        """`table F T { chain ... set ... map ... }`: expanded as nft_cmd_expand()
-        does, chains first, then sets, then each chain's rules."""
+        """`table F T { chain ... counter ... set ... map ... }`: expanded as
+        nft_cmd_expand() does, chains first, then objects, then sets, then each
+        chain's rules."""
         self.expect("{")
-        chains, sets, rules = [], [], []
+        chains, objects, sets, rules = [], [], [], []
         while not self.at("}"):
             self._expand_variable()
             tok = self.tok
@@ -821,12 +838,18 @@ class Parser:
             elif tok.is_word("comment"):
                 self.next()
                 self.string()
-            elif tok.is_word("flags", "flowtable", "counter", "quota", "ct", "limit", "secmark", "synproxy"):
+            elif tok.is_word("counter", "quota", "limit", "synproxy", "ct"):
+                kind = self.object_kind()
+                if kind is None:
+                    raise self.unexpected()
+                objects.append(self.object_declaration(table, kind, tok))
+                self.separator()
+            elif tok.is_word("flags", "flowtable", "secmark"):
                 raise NftError(f"table {tok.text} is not modelled by the mock kernel", tok.loc)
             else:
                 raise self.unexpected()
         self.next()
-        self.commands += chains + sets + rules
+        self.commands += chains + objects + sets + rules
 
     def separator(self) -> None:
         if not (self.tok.kind == "nl" or self.at(";")):
@@ -1203,9 +1226,12 @@ class Parser:
             target = self.identifier("'{'")
             return Verdict(word, target.text, loc=target.loc)
         handler = {"counter": self.stmt_counter, "log": self.stmt_log, "limit": self.stmt_limit,
-                   "quota": self.stmt_quota,
+                   "quota": self.stmt_quota, "synproxy": self.stmt_synproxy,
                    "reject": self.stmt_reject, "notrack": self.stmt_notrack, "snat": self.stmt_nat,
                    "dnat": self.stmt_nat, "masquerade": self.stmt_masq, "redirect": self.stmt_masq}.get(word)
+        if word == "ct" and self.peek().text in ("helper", "timeout", "expectation") and self.peek(2).text == "set":
+            self.next()
+            return self.objref("ct " + self.next().text, tok, family)
         if handler:
             stmt = handler(family)
             if family == "bridge":
@@ -1230,9 +1256,9 @@ class Parser:
 
     def stmt_counter(self, family: str) -> Stmt:
         """`counter [packets N] [bytes N]...` (parser_bison.y counter_args: either, in any order)."""
-        self.next()
+        start = self.next()
         if self.at("name"):
-            raise NftError("named counters are not modelled by the mock kernel", self.tok.loc)
+            return self.objref("counter", start, family)
         counter = Counter()
         while self.at("packets", "bytes"):
             arg = self.next().text
@@ -1242,6 +1268,12 @@ class Parser:
     def stmt_quota(self, family: str) -> Stmt:
         """parser_bison.y quota_stmt: `quota [over|until] N UNIT [used N UNIT]`."""
         start = self.next()
+        if self.at("name"):
+            return self.objref("quota", start, family)
+        return Quota(*self.quota_args(start))
+
+    def quota_args(self, start: Token) -> tuple[int, bool, int]:
+        """quota_config: `[over|until] N UNIT [used N UNIT]`: bytes, over, used."""
         over = bool(self.accept("over"))
         if not over:
             self.accept("until")
@@ -1249,7 +1281,19 @@ class Parser:
         used = 0
         if self.accept("used"):
             used = self.number().value * self.data_unit(start)
-        return Quota(quota, over, used)
+        return quota, over, used
+
+    def objref(self, kind: str, start: Token, family: str) -> Stmt:
+        """`counter|quota|limit|synproxy name EXPR`, `ct helper|timeout|expectation set
+        EXPR` (parser_bison.y objref_stmt): a name, or a map lookup giving one."""
+        self.next()  # name, or set
+        self._expand_variable()
+        if self.at(*SELECTOR_WORDS) and self.tok.kind == "str":
+            key, key_loc = self.located_selector_chain(family)
+            map_expr = self.map_expr(key, key_loc, family, (obj_name,))
+            return ObjRef(kind, map_expr=map_expr, loc=start.loc)
+        name = self.string()
+        return ObjRef(kind, name.text, loc=name.loc)
 
     def data_unit(self, start: Token) -> int:
         """quota_unit: BYTES or a STRING data_unit_parse() reads."""
@@ -1304,9 +1348,17 @@ class Parser:
         return {"skuid": NF_LOG_UID, "ether": NF_LOG_MACDECODE, "all": NF_LOG_MASK}[kind.text]
 
     def stmt_limit(self, family: str) -> Stmt:
-        self.next()
+        start = self.next()
+        if self.at("name"):
+            return self.objref("limit", start, family)
+        return self.limit_args()
+
+    def limit_args(self) -> Limit:
+        """parser_bison.y limit_stmt and limit_config: `rate [over|until] ...`."""
         self.expect("rate")
         over = bool(self.accept("over"))
+        if not over:
+            self.accept("until")
         rate_num = self.number()
         rate = rate_num.value
         byte_unit = None
@@ -1337,6 +1389,159 @@ class Parser:
             else:
                 self.expect("packets")
         return Limit(rate, unit.text, burst, over, byte_unit, burst_unit)
+
+    def stmt_synproxy(self, family: str) -> Stmt:
+        start = self.next()
+        if self.at("name"):
+            return self.objref("synproxy", start, family)
+        raise NftError("synproxy is not modelled by the mock kernel", start.loc)
+
+    # -- stateful objects (parser_bison.y add_cmd's COUNTER ... CT EXPECTATION, obj_block)
+
+    def object_kind(self) -> str | None:
+        """The object keyword at the current token (`ct helper` is two words), read; None if none."""
+        if self.at("counter", "quota", "limit", "synproxy"):
+            return self.next().text
+        if self.at("ct") and self.peek().text in ("helper", "timeout", "expectation"):
+            self.next()
+            return "ct " + self.next().text
+        return None
+
+    def cmd_object(self, op: str, kind: str, start: Token) -> None:
+        """`add|create|delete|list|reset KIND [family] table name [config]`."""
+        cmd = Command(op, "obj", start.loc)
+        self.table_spec(cmd)
+        if op == "delete" and self.handle_spec(cmd):
+            cmd.obj_kind = kind
+            self.finish(cmd, start)
+            return
+        name = self.identifier(_name_expected(op, kind))
+        cmd.name, cmd.locs["name"], cmd.obj_kind = name.text, name.loc, kind
+        if op in ("add", "create"):
+            cmd.object = self.object_config(kind, name.text, start, braces=False)
+        self.finish(cmd, start)
+
+    def cmd_objects(self, op: str, words: str, start: Token) -> None:
+        """`list counters|quotas|limits|synproxys [table F T]`, `reset counters|quotas [table F T]`."""
+        cmd = Command(op, "objs", start.loc)
+        cmd.obj_kind = LIST_KINDS[words]
+        if self.accept("table"):
+            self.table_spec(cmd)
+        else:
+            self.family_spec(cmd)
+        self.finish(cmd, start)
+
+    def object_declaration(self, table: Command, kind: str, start: Token) -> Command:
+        """`KIND NAME { config }` in a table block."""
+        name = self.identifier()
+        cmd = Command("add", "obj", start.loc, table.family, table.table, name=name.text)
+        cmd.locs.update(table=table.locs.get("table"), name=name.loc)
+        cmd.obj_kind = kind
+        cmd.object = self.object_config(kind, name.text, start, braces=True)
+        cmd.loc = start.loc.to(self.tokens[self.pos - 1].loc)
+        cmd.locs["refusal"] = name.loc  # the kernel's refusal of a block's object is placed at its name
+        return cmd
+
+    def object_config(self, kind: str, name: str, start: Token, braces: bool) -> NftObject:
+        """The object's configuration, in braces (a block needs them) or not."""
+        braced = bool(self.accept("{")) if not braces else bool(self.expect("{"))
+        self.skip_separators()
+        if kind == "counter":
+            obj = CounterObject(kind, name)
+            while self.at("packets", "bytes"):
+                arg = self.next().text
+                setattr(obj, arg, self.number().value)
+                self.skip_separators()
+        elif kind == "quota":
+            obj = QuotaObject(kind, name, state=QuotaState(*self.quota_args(start)))
+        elif kind == "limit":
+            obj = LimitObject(kind, name, limit=self.limit_args())
+        elif kind == "synproxy":
+            obj = self.synproxy_config(name, braced)
+        else:
+            name_tok = self.tokens[self.pos - 2] if braced else self.tokens[self.pos - 1]
+            empty = Location(name_tok.loc.source, name_tok.loc.line, name_tok.loc.last, name_tok.loc.last)
+            obj = self.ct_object_config(kind, name, empty)  # the config's empty rule: where the name ends
+        self.skip_separators()
+        if braced:
+            self.expect("}")
+        return obj
+
+    def skip_separators(self) -> None:
+        while self.tok.kind == "nl" or self.at(";"):
+            self.next()
+
+    def synproxy_config(self, name: str, braces: bool) -> SynproxyObject:
+        """synproxy_config: `mss N [;] wscale N [;] [timestamp] [sack-perm]`, in that order."""
+        obj = SynproxyObject("synproxy", name)
+        if not self.at("mss"):
+            raise self.unexpected("mss" if braces else "mss or '{'", "STMT_SYNPROXY")
+        self.next()
+        obj.mss = self.number().value
+        separated = self.tok.kind == "nl" or self.at(";")
+        self.skip_separators()
+        self.expect("wscale", "wscale")
+        obj.wscale = self.number().value
+        obj.flags = NF_SYNPROXY_OPT_MSS | NF_SYNPROXY_OPT_WSCALE
+        if separated and not (self.tok.kind == "nl" or self.at(";")):  # the separated form ends in one too
+            raise self.unexpected("newline or semicolon")
+        self.skip_separators()
+        if self.accept("timestamp"):
+            obj.flags |= NF_SYNPROXY_OPT_TIMESTAMP
+        if self.accept("sack-perm"):
+            obj.flags |= NF_SYNPROXY_OPT_SACK_PERM
+        return obj
+
+    def ct_object_config(self, kind: str, name: str, at: Location) -> NftObject:
+        """ct_helper_config, ct_timeout_config, ct_expect_config: `;`-separated
+        settings, then evaluate.c's checks (ct_timeout_evaluate(), ct_expect_evaluate())."""
+        if kind == "ct helper":
+            obj = CtHelperObject(kind, name)
+        elif kind == "ct timeout":
+            obj = CtTimeoutObject(kind, name)
+        else:
+            obj = CtExpectObject(kind, name, l4proto=0)
+        obj.l3proto = None  # the table's family, as the kernel takes it (nft_ct_helper_obj_init())
+        policy_locs = []
+        while not self.at("}") and self.tok.kind != "eof":
+            self.skip_separators()
+            if self.at("}"):
+                break
+            word = self.word()
+            if word.text == "type" and kind == "ct helper":
+                obj.helper = self.string().text
+                self.expect("protocol")
+                obj.l4proto = _parse(self.operand(), types.inet_proto)
+            elif word.text == "protocol" and kind != "ct helper":
+                obj.l4proto = _parse(self.operand(), types.inet_proto)
+            elif word.text == "l3proto":
+                obj.l3proto = self.keyword(("ip", "ip6", "inet"), "").text
+            elif word.text == "policy" and kind == "ct timeout":
+                self.expect("=")
+                self.expect("{")
+                while not self.at("}"):
+                    state = self.word()
+                    self.expect(":")
+                    obj.policy[state.text] = self.number().value
+                    policy_locs.append(state)
+                    self.skip_separators()
+                    if not self.accept(","):
+                        break
+                self.expect("}")
+            elif kind == "ct expectation" and word.text in ("dport", "size"):
+                setattr(obj, word.text, self.number().value)
+            elif kind == "ct expectation" and word.text == "timeout":
+                obj.timeout_ms = int(self.time_spec() * 1000)
+            else:
+                raise NftError(f"syntax error, unexpected {word.text}", word.loc)
+        if kind == "ct timeout":
+            states = dict(TIMEOUT_STATES.get(obj.l4proto, ()))
+            for state in policy_locs:
+                if state.text not in states:
+                    raise NftError("invalid state for this protocol", state.loc)
+        if kind == "ct expectation" and not (obj.l4proto and obj.dport and obj.timeout_ms and obj.size):
+            raise NftError("missing options", at)
+        return obj
 
     def stmt_reject(self, family: str) -> Stmt:
         start = self.next()
