@@ -81,7 +81,15 @@ def _interval(dtype, low, high):
         return value_json(dtype, low)
     plen = types.prefix_len(dtype, low, high)
     if plen is not None:
-        return {"prefix": {"addr": dtype.format(low), "len": plen}}
+        return {"prefix": {"addr": value_json(dtype, low), "len": plen}}
+    return range_json(dtype, low, high)
+
+
+def range_json(dtype, low, high) -> dict:
+    """json.c range_expr_json(): the ends with protocols as numbers
+    (NFT_CTX_OUTPUT_NUMERIC_PROTO), services too."""
+    if dtype is types.inet_proto or dtype is types.inet_service:
+        return {"range": [low, high]}
     return {"range": [value_json(dtype, low), value_json(dtype, high)]}
 
 
@@ -142,9 +150,9 @@ def _right(match: Match, ctx: PrintCtx):
     if isinstance(rhs, SetRef):
         return f"@{rhs.name}" if rhs.name else {"set": elements_json(rhs.set)}
     if isinstance(rhs, Range):
-        return {"range": [value_json(dtype, rhs.low), value_json(dtype, rhs.high)]}
-    if isinstance(rhs, Prefix):
-        return {"prefix": {"addr": dtype.format(rhs.addr), "len": rhs.plen}}
+        return range_json(dtype, rhs.low, rhs.high)
+    if isinstance(rhs, Prefix):  # json.c prefix_expr_json(): the address as its type prints in JSON
+        return {"prefix": {"addr": value_json(dtype, rhs.addr), "len": rhs.plen}}
     return value_json(dtype, rhs.value)
 
 
