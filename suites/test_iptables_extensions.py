@@ -320,3 +320,26 @@ def test_dnat_with_a_base_port_shifts_the_port_from_it(target, router):
     for dport, shifted in ((5000, 1997), (5600, 1596)):
         target.send(h0.port, h0.to_dut(dst=h1.ip, id=3) / UDP(sport=7, dport=dport))
         target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=3, ttl=63) / UDP(sport=7, dport=shifted))
+
+
+def test_iprange_ecn_tcpmss_mac_and_quota_read_the_packet(target, router):
+    """xt_iprange iprange_mt4() (inclusive ranges, `!` outside), xt_ecn
+    ecn_mt4() (the IP ECN bits, TCP's CWR), xt_tcpmss tcpmss_mt() (a segment
+    without the option matches only `!`), xt_mac mac_mt() (the sender's
+    Ethernet source), xt_quota quota_mt() (bytes left cover the IP length:
+    28-byte datagrams against 60 bytes match twice), xt_pkttype (unicast to a host)."""
+    h0, h1 = router[0], router[1]
+    add(target, "-A FORWARD -m iprange --src-range 10.0.0.1-10.0.0.2 -m comment --comment src-range",
+        "-A FORWARD -m iprange ! --dst-range 10.0.1.3-10.0.1.9 -m comment --comment not-dst-range",
+        "-A FORWARD -p tcp -m ecn --ecn-tcp-cwr --ecn-ip-ect 2 -m comment --comment cwr-ect0",
+        "-A FORWARD -p tcp -m tcpmss --mss 1000:1460 -m comment --comment mss",
+        "-A FORWARD -p tcp -m tcpmss ! --mss 1000:1460 -m comment --comment not-mss",
+        f"-A FORWARD -m mac --mac-source {h0.mac} -m comment --comment from-h0",
+        "-A FORWARD -p udp -m quota --quota 60 -m comment --comment quota",
+        "-A FORWARD -m pkttype --pkt-type unicast -m comment --comment unicast")
+    for _ in range(3):
+        forward(target, h0, h1, UDP(sport=1, dport=2))
+    forward(target, h0, h1, TCP(sport=1, dport=2, flags="SC", options=[("MSS", 1200)]), tos=0x02)
+    forward(target, h0, h1, TCP(sport=1, dport=2, flags="A"))
+    assert counts(target) == {"src-range": 5, "not-dst-range": 5, "cwr-ect0": 1, "mss": 1, "not-mss": 1,
+                              "from-h0": 5, "quota": 2, "unicast": 5}

@@ -24,6 +24,7 @@ from harness.mockkernel.netfilter.xt_matches import (FAMILY_ONLY, KNOWN_UNMODELL
                                                      parse_protocol)
 from harness.mockkernel.netfilter.xt_options import PROG, VERSION, XtError, usage_error
 from harness.mockkernel.netfilter.xt_ipv6 import IPV6_MATCHES
+from harness.mockkernel.netfilter.xt_packet import PACKET_FAMILY_ONLY, PACKET_MATCHES
 from harness.mockkernel.netfilter.xt_proto import PROTO_FAMILY_ONLY, PROTO_MATCHES
 from harness.mockkernel.netfilter.xt_stateful import STATEFUL_MATCHES
 from harness.mockkernel.netfilter.xt_targets import FAMILY_ONLY_TARGETS, KNOWN_UNMODELLED_TARGETS, TARGETS, XtTarget
@@ -298,8 +299,9 @@ def _load_match(family: XtFamily, name: str) -> XtMatch:
         return STATEFUL_MATCHES[name]()
     if name in IPV6_MATCHES and family is IPV6:
         return IPV6_MATCHES[name]()
-    if name in PROTO_MATCHES and PROTO_FAMILY_ONLY.get(name, family.nft_family) == family.nft_family:
-        return PROTO_MATCHES[name]()
+    for table, family_only in ((PROTO_MATCHES, PROTO_FAMILY_ONLY), (PACKET_MATCHES, PACKET_FAMILY_ONLY)):
+        if name in table and family_only.get(name, family.nft_family) == family.nft_family:
+            return table[name]()
     if name in KNOWN_UNMODELLED and ours:
         raise not_modelled(f"{family.prog} -m {name}")
     raise usage_error(f"Couldn't load match `{name}':No such file or directory\n")

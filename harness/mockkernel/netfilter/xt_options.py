@@ -26,6 +26,11 @@ class XtError(Exception):
         return self.message.replace(PROG, prog)
 
 
+def not_modelled_error(what: str) -> XtError:
+    """Valid for iptables, left out by the mock kernel: said so, naming it."""
+    return XtError(f"{what} is not modelled by the mock kernel", 1)
+
+
 def usage_error(message: str) -> XtError:
     """xtables_error(PARAMETER_PROBLEM, ...): the message, then the help hint."""
     return XtError(f"{VERSION}: {message}\nTry `{PROG} -h' or '{PROG} --help' for more information.", 2)

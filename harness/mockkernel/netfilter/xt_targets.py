@@ -20,7 +20,8 @@ from harness.mockkernel.netfilter.nft_exprs import (Log, MetaSet, Nat, Notrack, 
                                                     Verdict, Xt)
 from harness.mockkernel.netfilter.xt_matches import DscpMatch, c_strtoul, kernel_refusal, parse_port, \
     parse_tos, quote
-from harness.mockkernel.netfilter.xt_options import XtError, XtExtension, XtOpt, exclusive, usage_error
+from harness.mockkernel.netfilter.xt_options import (XtError, XtExtension, XtOpt, exclusive, not_modelled_error,
+                                                     usage_error)
 from harness.mockkernel.ipv4 import route
 from harness.mockkernel.ipv6 import route as route6
 from harness.mockkernel.wire import ipv4, ipv6, tcp
@@ -865,10 +866,6 @@ def _port_text(ports: tuple) -> str:
 def need_ports_protocol(rule) -> None:
     if not rule.proto or rule.proto[0] not in (6, 17, 132, 33):
         raise usage_error("Need TCP, UDP, SCTP or DCCP with port specification")
-
-
-def not_modelled_error(what: str) -> XtError:
-    return XtError(f"{what} is not modelled by the mock kernel", 1)
 
 
 # ------------------------------------------------------------------ REJECT, NOTRACK, CT

@@ -110,6 +110,18 @@ def exthdr_option(buf: bytearray, off: int, doff: int, kind: int, need: int) -> 
     return OPTION_ABSENT
 
 
+def mss_option(buf: bytearray, off: int, doff: int) -> int | None:
+    """The MSS option's value as xt_tcpmss.c tcpmss_mt() finds it: the first
+    option of kind 2 and length 4 with 4 bytes left; None without one."""
+    i = TCP_HLEN
+    while i < doff:
+        ptr = off + i
+        if buf[ptr] == TCPOPT_MSS and doff - i >= TCPOLEN_MSS and buf[ptr + 1] == TCPOLEN_MSS:
+            return _U16.unpack_from(buf, ptr + 2)[0]
+        i += 1 if buf[ptr] < 2 or i + 1 >= doff else buf[ptr + 1] or 1
+    return None
+
+
 def option_field(buf: bytearray, ptr: int, offset: int, size: int) -> int:
     """The big-endian field of `size` bytes `offset` bytes into the option at `ptr`."""
     return int.from_bytes(buf[ptr + offset:ptr + offset + size], "big")

@@ -1,0 +1,437 @@
+"""iptables 1.8.9 matches on what a packet carries or where it is, sent by
+iptables-nft as xt matches (nft_compat): iprange (libxt_iprange.c revision 1;
+xt_iprange.c), pkttype (xt_pkttype.c), cpu (xt_cpu.c), quota (xt_quota.c),
+ecn (xt_ecn.c), realm (libipt_realm.c; xt_realm.c), tcpmss (xt_tcpmss.c), mac
+(xt_mac.c) and helper (xt_helper.c). Each parses and saves as its libxt_*.c
+does, `nft list` shows its xlate(), and it matches as its kernel module does.
+
+Left out: realm names (/etc/iproute2/rt_realms: a name is refused as not
+modelled), the mock kernel has one CPU (0) and no route realms (tclassid 0).
+"""
+from __future__ import annotations
+
+from harness.mockkernel.core.skbuff import PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST, PACKET_OTHERHOST
+from harness.mockkernel.netfilter.nft_compat import XtCompat
+from harness.mockkernel.netfilter.nft_exprs import Stmt
+from harness.mockkernel.netfilter.xt_matches import XtMatch, inv, kernel_refusal, quote
+from harness.mockkernel.netfilter.xt_options import XtOpt, c_strtoul, not_modelled_error, usage_error
+from harness.mockkernel.wire import ethernet, tcp
+from harness.mockkernel.wire.ipv4 import Ipv4Packet
+from harness.mockkernel.wire.ipv6 import Ipv6Packet
+from harness.mockkernel.wire.tcp import TcpSegment
+
+PACKET_LOOPBACK = 5
+
+
+class IprangeMatch(XtMatch):
+    """--src-range / --dst-range [!] FROM[-TO]: iprange_mt4()/iprange_mt6()."""
+
+    name = "iprange"
+    OPTIONS = (XtOpt(("--src-range",), invert=True), XtOpt(("--dst-range",), invert=True))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ranges: dict[str, tuple] = {}  # option -> (low, high, invert)
+
+    def parse(self, option: str, value: str, invert: bool, rule) -> None:
+        family, bounds = rule.family, []
+        low_text, dash, high_text = value.partition("-")
+        for text in (low_text, high_text) if dash else (low_text, low_text):
+            try:
+                bounds.append(int(family.address(text)))
+            except ValueError:
+                raise usage_error(f'iprange: Bad value for "{option}" option: "{text}"') from None
+        self.ranges[option] = (bounds[0], bounds[1], invert)
+        self.family = family
+
+    def check(self, rule) -> None:
+        if not self.ranges:
+            raise usage_error("iprange match: You must specify `--src-range' or `--dst-range'")
+
+    def save(self) -> str:
+        out = "-m iprange"
+        for option in ("--src-range", "--dst-range"):
+            if option in self.ranges:
+                out += f" {inv(self.ranges[option][2])}{option} {self._text(option)}"
+        return out
+
+    def _text(self, option: str) -> str:
+        low, high, _ = self.ranges[option]
+        return f"{self.family.address_text(low)}-{self.family.address_text(high)}"
+
+    def listing(self) -> str:
+        parts = []
+        for option, label in (("--src-range", "source IP range"), ("--dst-range", "destination IP range")):
+            if option in self.ranges:
+                parts.append(f"{label}{' !' if self.ranges[option][2] else ''} {self._text(option)}")
+        return " ".join(parts)
+
+    def stmts(self, rule) -> list[Stmt]:
+        ip = "ip" if rule.family.nft_family == "ip" else "ip6"
+        parts = []
+        for option, field in (("--src-range", "saddr"), ("--dst-range", "daddr")):
+            if option in self.ranges:
+                low, high, invert = self.ranges[option]
+                shown = rule.family.address_text(low) + ("" if low == high else f"-{rule.family.address_text(high)}")
+                parts.append(f"{ip} {field} {'!= ' if invert else ''}{shown}")
+        src, dst, v4 = self.ranges.get("--src-range"), self.ranges.get("--dst-range"), ip == "ip"
+
+        def build(ctx):
+            def iprange_mt(pkt) -> bool:
+                if v4:
+                    header = Ipv4Packet(pkt.buf, pkt.nh)
+                    saddr, daddr = header.saddr, header.daddr
+                else:
+                    header = Ipv6Packet(pkt.buf, pkt.nh)
+                    saddr, daddr = int.from_bytes(header.saddr, "big"), int.from_bytes(header.daddr, "big")
+                return all((r[0] <= addr <= r[1]) != r[2] for r, addr in ((src, saddr), (dst, daddr)) if r)
+            return iprange_mt
+        return [XtCompat("match", "iprange", " ".join(parts), build)]
+
+
+# libxt_pkttype.c supported_types: the first name of a type is the one printed
+PKTTYPES = (("unicast", PACKET_HOST), ("broadcast", PACKET_BROADCAST), ("multicast", PACKET_MULTICAST),
+            ("otherhost", PACKET_OTHERHOST), ("bcast", PACKET_BROADCAST), ("mcast", PACKET_MULTICAST),
+            ("host", PACKET_HOST))
+
+
+class PkttypeMatch(XtMatch):
+    """--pkt-type TYPE; pkttype_mt(): skb->pkt_type, a looped-back packet
+    classed by its destination (multicast, else broadcast)."""
+
+    name = "pkttype"
+    OPTIONS = (XtOpt(("--pkt-type",), invert=True, mandatory=True),)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.type, self.invert = PACKET_HOST, False
+
+    def parse(self, option: str, value: str, invert: bool, rule) -> None:
+        found = next((number for name, number in PKTTYPES if name == value.lower()), None)
+        if found is None:
+            raise usage_error(f"Bad packet type '{value}'")
+        self.type, self.invert = found, invert
+
+    @property
+    def _name(self) -> str:
+        return next(name for name, number in PKTTYPES if number == self.type)
+
+    def save(self) -> str:
+        return f"-m pkttype {inv(self.invert)}--pkt-type {self._name}"
+
+    def listing(self) -> str:
+        return f"PKTTYPE {'!' if self.invert else ''}= {self._name}"
+
+    def stmts(self, rule) -> list[Stmt]:
+        wanted, v4 = self.type, rule.family.nft_family == "ip"
+
+        def build(ctx):
+            def pkttype_mt(pkt) -> bool:
+                kind = pkt.skb.pkt_type
+                if kind == PACKET_LOOPBACK:
+                    multicast = Ipv4Packet(pkt.buf, pkt.nh).daddr >> 28 == 0xE if v4 else \
+                        Ipv6Packet(pkt.buf, pkt.nh).daddr[0] == 0xFF  # ipv4_is_multicast(), ipv6_addr_is_multicast()
+                    kind = PACKET_MULTICAST if multicast else PACKET_BROADCAST
+                return kind == wanted
+            return pkttype_mt
+        return [XtCompat("match", "pkttype", f"pkttype {'!= ' if self.invert else ''}{self._name}", build,
+                         invert=self.invert)]
+
+
+class CpuMatch(XtMatch):
+    """--cpu N; cpu_mt(): the CPU handling the packet (the mock kernel's one, 0)."""
+
+    name = "cpu"
+    OPTIONS = (XtOpt(("--cpu",), invert=True, mandatory=True),)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cpu, self.invert = 0, False
+
+    def parse(self, option: str, value: str, invert: bool, rule) -> None:
+        self.cpu, self.invert = self.uint(option, value, 0, 0xFFFFFFFF), invert
+
+    def save(self) -> str:
+        return f"-m cpu {inv(self.invert)}--cpu {self.cpu}"
+
+    def listing(self) -> str:
+        return f"cpu {'! ' if self.invert else ''}{self.cpu}"
+
+    def stmts(self, rule) -> list[Stmt]:
+        on_cpu = self.cpu == 0
+        return [XtCompat("match", "cpu", f"cpu {'!= ' if self.invert else ''}{self.cpu}",
+                         lambda ctx: lambda pkt: on_cpu, invert=self.invert)]
+
+
+class QuotaMatch(XtMatch):
+    """--quota BYTES; quota_mt(): matches while the bytes left cover the
+    packet (skb->len, from the network header), each taking its length off;
+    the first that does not fit empties it. `!` matches the others."""
+
+    name = "quota"
+    OPTIONS = (XtOpt(("--quota",), invert=True, mandatory=True),)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quota, self.invert = 0, False
+
+    def parse(self, option: str, value: str, invert: bool, rule) -> None:
+        self.quota, self.invert = self.uint(option, value, 0, 0xFFFFFFFFFFFFFFFF), invert
+
+    def save(self) -> str:
+        return f"-m quota {inv(self.invert)}--quota {self.quota}"
+
+    def listing(self) -> str:
+        return f"quota: {self.quota} bytes"
+
+    def stmts(self, rule) -> list[Stmt]:
+        quota = self.quota
+
+        def build(ctx):
+            left = [quota]  # xt_quota_priv, one per rule
+
+            def quota_mt(pkt) -> bool:
+                length = pkt.end - pkt.nh
+                if left[0] >= length:
+                    left[0] -= length
+                    return True
+                left[0] = 0
+                return False
+            return quota_mt
+        text = f"quota {'over ' if self.invert else ''}{self.quota} bytes"
+        return [XtCompat("match", "quota", text, build, invert=self.invert)]
+
+
+ECN_NAMES = ("not-ect", "ect1", "ect0", "ce")  # nft's ecn_type
+
+
+class EcnMatch(XtMatch):
+    """--ecn-tcp-ece, --ecn-tcp-cwr, --ecn-ip-ect N; ecn_mt4(): the IP ECN
+    bits, then TCP's ECE and CWR (ecn_mt_check(): those want -p tcp)."""
+
+    name = "ecn"
+    OPTIONS = (XtOpt(("--ecn-tcp-cwr",), arg=False, invert=True), XtOpt(("--ecn-tcp-ece",), arg=False, invert=True),
+               XtOpt(("--ecn-ip-ect",), invert=True))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: dict[str, tuple] = {}  # option -> (value, invert)
+
+    def parse(self, option: str, value: str | None, invert: bool, rule) -> None:
+        self.ops[option] = (self.uint(option, value, 0, 3) if value is not None else None, invert)
+
+    def check(self, rule) -> None:
+        if not self.ops:
+            raise usage_error("ECN match: some option required")
+
+    def kernel_check(self, rule, chain: str, builtin: bool) -> None:
+        tcp_asked = "--ecn-tcp-ece" in self.ops or "--ecn-tcp-cwr" in self.ops
+        if tcp_asked and (not rule.proto or rule.proto[0] != 6 or rule.proto[1]):
+            raise kernel_refusal(chain)
+
+    def save(self) -> str:
+        out = "-m ecn"
+        for option in ("--ecn-tcp-ece", "--ecn-tcp-cwr", "--ecn-ip-ect"):
+            if option in self.ops:
+                value, invert = self.ops[option]
+                out += f" {inv(invert)}{option}" + ("" if value is None else f" {value}")
+        return out
+
+    def listing(self) -> str:
+        parts = ["ECN match"]
+        for option, label in (("--ecn-tcp-ece", "ECE"), ("--ecn-tcp-cwr", "CWR"), ("--ecn-ip-ect", "ECT=")):
+            if option in self.ops:
+                value, invert = self.ops[option]
+                parts.append(f"{'!' if invert else ''}{label}" + ("" if value is None else str(value)))
+        return " ".join(parts)
+
+    def stmts(self, rule) -> list[Stmt]:
+        parts = []
+        for option, text in (("--ecn-tcp-ece", "tcp flags {}ecn"), ("--ecn-tcp-cwr", "tcp flags {}cwr")):
+            if option in self.ops:
+                parts.append(text.format("!= " if self.ops[option][1] else ""))
+        if "--ecn-ip-ect" in self.ops:
+            value, invert = self.ops["--ecn-ip-ect"]
+            parts.append(f"{'ip' if rule.family.nft_family == 'ip' else 'ip6'} ecn {'!= ' if invert else ''}"
+                         f"{ECN_NAMES[value]}")
+        ops, v4 = dict(self.ops), rule.family.nft_family == "ip"
+
+        def build(ctx):
+            def ecn_mt(pkt) -> bool:
+                if "--ecn-ip-ect" in ops:
+                    value, invert = ops["--ecn-ip-ect"]
+                    ecn = Ipv4Packet(pkt.buf, pkt.nh).tos & 3 if v4 else Ipv6Packet(pkt.buf, pkt.nh).tclass & 3
+                    if (ecn == value) == invert:
+                        return False
+                for option, bit in (("--ecn-tcp-ece", tcp.TCPHDR_ECE), ("--ecn-tcp-cwr", tcp.TCPHDR_CWR)):
+                    if option in ops:
+                        if pkt.fragoff or pkt.thoff + tcp.TCP_HLEN > pkt.end:
+                            return False
+                        if bool(TcpSegment(pkt.buf, pkt.thoff).flags & bit) == ops[option][1]:
+                            return False
+                return True
+            return ecn_mt
+        return [XtCompat("match", "ecn", " ".join(parts), build)]
+
+
+class RealmMatch(XtMatch):
+    """--realm [!] VALUE[/MASK]; realm_mt(): (dst->tclassid & mask) == value,
+    the route's realm (none in the mock kernel: 0)."""
+
+    name = "realm"
+    OPTIONS = (XtOpt(("--realm",), invert=True, mandatory=True),)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.id, self.mask, self.invert = 0, 0xFFFFFFFF, False
+
+    def parse(self, option: str, value: str, invert: bool, rule) -> None:
+        text, slash, mask_text = value.partition("/")
+        number = c_strtoul(text)
+        mask = c_strtoul(mask_text) if slash else 0xFFFFFFFF
+        if number is None:
+            raise not_modelled_error(f"a realm name (--realm {text}: /etc/iproute2/rt_realms)")
+        if number > 0xFFFFFFFF or mask is None or mask > 0xFFFFFFFF:
+            raise self.bad_value(option, value)
+        self.id, self.mask, self.invert = number, mask, invert
+
+    def _text(self) -> str:
+        """xtables_print_val_mask(): hex, the mask when not all ones."""
+        return f"0x{self.id:x}" + ("" if self.mask == 0xFFFFFFFF else f"/0x{self.mask:x}")
+
+    def save(self) -> str:
+        return f"-m realm {inv(self.invert)}--realm {self._text()}"
+
+    def listing(self) -> str:
+        return f"{'! ' if self.invert else ''}realm {self._text()}"
+
+    def stmts(self, rule) -> list[Stmt]:
+        neq = "!= " if self.invert else ""
+        text = f"rtclassid {neq}0x{self.id:x}" if self.mask == 0xFFFFFFFF else \
+            f"rtclassid and 0x{self.mask:x} {'!=' if self.invert else '=='} 0x{self.id:x}"
+        hit = (0 & self.mask) == self.id
+        return [XtCompat("match", "realm", text, lambda ctx: lambda pkt: hit, invert=self.invert)]
+
+
+class TcpmssMatch(XtMatch):
+    """--mss MIN[:MAX]; tcpmss_mt(): the MSS option's value in range, a
+    segment without one matching only `!`."""
+
+    name = "tcpmss"
+    OPTIONS = (XtOpt(("--mss",), invert=True, mandatory=True),)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.low, self.high, self.invert = 0, 0, False
+
+    def parse(self, option: str, value: str, invert: bool, rule) -> None:
+        (self.low, self.high), self.invert = self.uint_range(option, value, 0xFFFF), invert
+        if self.low > self.high:
+            raise self.error("invalid range given\n".rstrip())
+
+    def kernel_check(self, rule, chain: str, builtin: bool) -> None:
+        if not rule.proto or rule.proto[0] != 6 or rule.proto[1]:
+            raise kernel_refusal(chain)  # xt_match.proto = IPPROTO_TCP
+
+    def _text(self, sep: str) -> str:
+        return str(self.low) if self.low == self.high else f"{self.low}{sep}{self.high}"
+
+    def save(self) -> str:
+        return f"-m tcpmss {inv(self.invert)}--mss {self._text(':')}"
+
+    def listing(self) -> str:
+        return f"tcpmss match {'!' if self.invert else ''}{self._text(':')}"
+
+    def stmts(self, rule) -> list[Stmt]:
+        low, high, invert = self.low, self.high, self.invert
+        text = f"tcp option maxseg size {'!= ' if invert else ''}{self._text('-')}"
+
+        def build(ctx):
+            def tcpmss_mt(pkt) -> bool:
+                if pkt.thoff + tcp.TCP_HLEN > pkt.end:
+                    return False
+                mss = tcp.mss_option(pkt.buf, pkt.thoff, TcpSegment(pkt.buf, pkt.thoff).header_len)
+                return invert if mss is None else (low <= mss <= high) != invert
+            return tcpmss_mt
+        return [XtCompat("match", "tcpmss", text, build)]
+
+
+class MacMatch(XtMatch):
+    """--mac-source [!] XX:XX:XX:XX:XX:XX; mac_mt(): the Ethernet source of a
+    received frame (PREROUTING, INPUT, FORWARD only)."""
+
+    name = "mac"
+    OPTIONS = (XtOpt(("--mac-source",), invert=True, mandatory=True),)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mac, self.invert = b"", False
+
+    def parse(self, option: str, value: str, invert: bool, rule) -> None:
+        parts = value.split(":")
+        if len(parts) != 6 or not all(1 <= len(p) <= 2 and all(c in "0123456789abcdefABCDEF" for c in p)
+                                      for p in parts):
+            raise usage_error("Invalid MAC address specified.")
+        self.mac, self.invert = bytes(int(p, 16) for p in parts), invert
+
+    def kernel_check(self, rule, chain: str, builtin: bool) -> None:
+        if builtin and chain not in ("PREROUTING", "INPUT", "FORWARD"):
+            raise kernel_refusal(chain)
+
+    def save(self) -> str:
+        return f"-m mac {inv(self.invert)}--mac-source {ethernet.mac_to_str(self.mac)}"
+
+    def listing(self) -> str:
+        return f"MAC{' !' if self.invert else ''} {ethernet.mac_to_str(self.mac).upper()}"
+
+    def stmts(self, rule) -> list[Stmt]:
+        mac = self.mac
+        text = f"ether saddr {'!= ' if self.invert else ''}{ethernet.mac_to_str(mac)}"
+
+        def build(ctx):
+            def mac_mt(pkt) -> bool:
+                skb = pkt.skb
+                start = skb.mac_header
+                if skb.dev is None or start < 0 or start + ethernet.ETH_HLEN > pkt.nh:
+                    return False
+                return bytes(pkt.buf[start + ethernet.SRC:start + ethernet.SRC + ethernet.ETH_ALEN]) == mac
+            return mac_mt
+        return [XtCompat("match", "mac", text, build, invert=self.invert)]
+
+
+class HelperMatch(XtMatch):
+    """--helper NAME; helper_mt(): the helper of the connection this one is
+    expected by. The mock kernel runs no conntrack helpers: nothing is
+    expected, and only `!` matches."""
+
+    name = "helper"
+    OPTIONS = (XtOpt(("--helper",), invert=True, mandatory=True),)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.helper, self.invert = "", False
+
+    def parse(self, option: str, value: str, invert: bool, rule) -> None:
+        self.helper, self.invert = value[:29], invert
+
+    def save(self) -> str:
+        return f"-m helper {inv(self.invert)}--helper {quote(self.helper)}"
+
+    def listing(self) -> str:
+        return f"helper match {'! ' if self.invert else ''}\"{self.helper}\""
+
+    def stmts(self, rule) -> list[Stmt]:
+        invert = self.invert
+
+        def build(ctx):
+            def helper_mt(pkt) -> bool:  # no entry, no master, no helper alike: info->invert
+                return invert
+            return helper_mt
+        return [XtCompat("match", "helper", f'ct helper {"!= " if invert else ""}"{self.helper}"', build,
+                         needs_conntrack=True)]
+
+
+PACKET_MATCHES = {"iprange": IprangeMatch, "pkttype": PkttypeMatch, "cpu": CpuMatch, "quota": QuotaMatch,
+                  "ecn": EcnMatch, "realm": RealmMatch, "tcpmss": TcpmssMatch, "mac": MacMatch,
+                  "helper": HelperMatch}
+PACKET_FAMILY_ONLY = {"realm": "ip"}
