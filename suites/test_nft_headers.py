@@ -215,3 +215,31 @@ def test_ipv6_header_fields_set_in_prerouting(target, router6):
     udp = UDP(sport=1000, dport=7005) / payload
     target.send(h0.port, h0.to_dut6(dst=h1.ip6, hlim=64, fl=7) / udp)
     target.expect(h1.port, h1.from_dut6(src=h0.ip6, dst=h1.ip6, hlim=63, fl=12345, tc=0x24 << 2) / udp)
+
+
+TCP_FLAGS = """
+define every_flag = fin | syn | rst | psh | ack | urg | ecn | cwr
+table ip t {
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        tcp flags == syn | ack counter comment "exactly syn-ack"
+        tcp flags & (fin | syn | rst | ack) == { syn, syn | ack } counter comment "handshake"
+        tcp flags & $every_flag == $every_flag counter comment "all flags"
+    }
+}
+"""
+
+
+def test_tcp_flags_compared_whole_masked_or_in_a_set_of_flag_combinations(target, router):
+    """`tcp flags == syn | ack` compares the whole byte (listed `== 0x12`); a mask
+    keeps the bits named, a set holds combinations (`syn | ack`); a mask of
+    every flag masks nothing (listed `tcp flags == 0xff`)."""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=TCP_FLAGS)
+    seen = {flags: forwarded(target, h0, h1, None, TCP(sport=1, dport=2, flags=flags))
+            for flags in ("S", "SA", "SAP", "A", "FSRPAUEC")}
+    assert seen == {"S": {"handshake"}, "SA": {"exactly syn-ack", "handshake"}, "SAP": {"handshake"}, "A": set(),
+                    "FSRPAUEC": {"all flags"}}
+    listing = target.sh("nft list chain ip t forward")
+    assert "tcp flags == 0x12 counter" in listing
+    assert "tcp flags == 0xff counter" in listing

@@ -171,6 +171,17 @@ class BitmaskType(SymbolicType):
         bits = [self.names.get(1 << i, f"0x{1 << i:x}") for i in range(self.size) if value >> i & 1]
         return ",".join(bits) if bits else "0x0"
 
+    def bit_names(self, value) -> list[str]:
+        return [self.names.get(1 << i, f"0x{1 << i:x}") for i in range(self.size) if value >> i & 1]
+
+    def format_symbol(self, value) -> str:
+        """symbolic_constant_print(): one symbol, else the number (`tcp flags == 0x12`)."""
+        return self.names.get(value, f"0x{value:x}")
+
+    def format_element(self, value) -> str:
+        """A set element: the flags OR-ed (`syn | ack`), as nft delinearizes it."""
+        return self.names.get(value) or " | ".join(self.bit_names(value)) or "0x0"
+
 
 class Ipv4AddrType(Datatype):
     prefix_ok = True

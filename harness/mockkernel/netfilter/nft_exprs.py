@@ -890,6 +890,8 @@ class Match(Stmt):
             value = f"{dtype.format_numeric(rhs.low)}-{dtype.format_numeric(rhs.high)}"
         elif isinstance(rhs, Prefix):
             value = f"{dtype.format(rhs.addr)}/{rhs.plen}"
+        elif dtype.bitmask and self.op in ("==", "!="):  # a plain compare: symbolic_constant_print()
+            value = dtype.format_symbol(rhs.value)
         else:
             value = dtype.format(rhs.value)
         if self.op == "!":

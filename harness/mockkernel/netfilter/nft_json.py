@@ -67,6 +67,8 @@ def elements_json(nset) -> list:
             key = _interval(nset.key_types[0], elem.key, elem.high)
         elif len(nset.key_types) > 1:
             key = {"concat": [value_json(t, k) for t, k in zip(nset.key_types, elem.key)]}
+        elif nset.key_types[0].bitmask:
+            key = flags_json(nset.key_types[0], elem.key)
         else:
             key = value_json(nset.key_types[0], elem.key)
         if nset.is_map:
@@ -74,6 +76,17 @@ def elements_json(nset) -> list:
             key = [key, data]
         out.append(key)
     return out
+
+
+def flags_json(dtype, value):
+    """Bits OR-ed as nft delinearizes them: a name, or nested `|` of two operands."""
+    if value in dtype.names:
+        return dtype.names[value]
+    names = dtype.bit_names(value)
+    tree = names[0] if names else 0
+    for name in names[1:]:
+        tree = {"|": [tree, name]}
+    return tree
 
 
 def _interval(dtype, low, high):
@@ -168,12 +181,15 @@ def match_json(match: Match, ctx: PrintCtx) -> list[dict]:
     left, dtype = selector_json(lhs, ctx), lhs.dtype
     op = {"implicit": "in" if match.is_flags else "=="}.get(match.op, match.op)
     right = _right(match, ctx)
+    if dtype is not None and dtype.bitmask and match.mask is None and match.op in ("==", "!=") \
+            and isinstance(match.rhs, Value):
+        right = dtype.names.get(match.rhs.value, match.rhs.value)  # a plain compare: a symbol or the number
     if match.mask is not None and dtype.bitmask and right == value_json(dtype, 0):
         op, right = ("!" if match.op == "==" else "in"), value_json(dtype, match.mask)
     elif match.mask is not None:
         mask = value_json(dtype, match.mask)
         if isinstance(match.rhs, SetRef) and isinstance(mask, list):
-            mask = {"|": mask}
+            mask = flags_json(dtype, match.mask)
         left = {"&": [left, mask]}
     return [{"match": {"op": op, "left": left, "right": right}}]
 

@@ -478,6 +478,11 @@ def resolve(sym: Sym, dtype) -> Value | Range | Prefix:
     """Evaluate a symbol against its type (nft's expr_evaluate_symbol)."""
     if sym.kind == "value":
         return Value(_parse(sym.parts[0], dtype))
+    if sym.kind == "or":  # `syn | ack`: a constant binop, folded by evaluation
+        value = 0
+        for tok in sym.parts:
+            value |= _parse(tok, dtype)
+        return Value(value)
     if sym.kind == "range":
         low, high = (_parse(t, dtype) for t in sym.parts)
         if low >= high:
@@ -1126,9 +1131,9 @@ class Parser:
             self.next()
             keys = [Sym("catchall", (start,), start.loc)]
         else:
-            keys = [self.rhs_value()]
+            keys = [self.or_value(self.rhs_value())]
         while self.accept("."):
-            keys.append(self.rhs_value())
+            keys.append(self.or_value(self.rhs_value()))
         elem = ElementSyntax(keys, loc=start.loc.to(self.tokens[self.pos - 1].loc))
         while self.at("timeout", "expires", "comment"):
             kw = self.next().text
@@ -1185,6 +1190,15 @@ class Parser:
             plen = self.next()
             return Sym("prefix", (tok, plen), tok.loc.to(plen.loc))
         return Sym("value", (tok,), tok.loc)
+
+    def or_value(self, first: Sym) -> Sym:
+        """`a | b | ...` in a set element: the values OR-ed (a Sym of kind "or")."""
+        if first.kind != "value" or not self.at("|"):
+            return first
+        parts = [first.parts[0]]
+        while self.accept("|"):
+            parts.append(self.operand())
+        return Sym("or", tuple(parts), first.loc.to(parts[-1].loc))
 
     # -- rules
 
@@ -1928,6 +1942,8 @@ class Parser:
             value = self.flag_value(dtype, op)
             if isinstance(value, tuple):  # `value / mask`
                 return Match(lhs, "!=" if op == "!=" else "==", Value(value[0]), mask=value[1])
+            if mask == dtype.max:  # `& (all flags)` masks nothing: evaluation drops it
+                mask = None
             if mask is not None:
                 return Match(lhs, "==" if op == "implicit" else op, Value(value), mask=mask)
             return Match(lhs, op, Value(value))
@@ -1948,7 +1964,11 @@ class Parser:
         return Match(lhs, op, value)
 
     def flag_value(self, dtype, op: str):
-        """Bits: `a,b`, `a|b`, or `value / mask`."""
+        """Bits: `a,b`, `a|b`, `(a|b)`, or `value / mask`."""
+        if self.accept("("):
+            value = self.flag_list(dtype, "|")
+            self.expect(")")
+            return value
         value = _parse(self.next(), dtype)
         while self.at(",", "|"):
             self.next()

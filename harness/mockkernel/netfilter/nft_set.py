@@ -258,6 +258,10 @@ def sort_elements(nset: NftSet) -> list[Element]:
     else:
         key_types = nset.key_types
         live.sort(key=lambda e: msort_value(key_types, e.key))
+        if len(key_types) == 1 and key_types[0].bitmask:
+            # a flag set's element is `a | b`, sorted by its first flag (EXPR_BINOP: the left
+            # operand's value), ties the other way round from the kernel's ascending dump
+            live.sort(key=lambda e: (e.key & -e.key, -e.key))
     return live + [e for e in nset.elements if e.key is CATCHALL]
 
 
@@ -293,6 +297,8 @@ def _msort_export(dtype, value) -> bytes:
 def format_key(types_: list, key) -> str:
     if len(types_) > 1:
         return " . ".join(t.format(k) for t, k in zip(types_, key))
+    if types_[0].bitmask:
+        return types_[0].format_element(key)
     return types_[0].format(key)
 
 
