@@ -175,8 +175,12 @@ def _patch_first_relocation(data: bytes, field: int, value: bytes) -> bytes:
      "sec '.relxdp': invalid offset 0x100000 for relo #0: BPF object format invalid"),
     (lambda d: _patch_first_relocation(d, 12, struct.pack("<I", 0xFFFF)),
      "sec '.relxdp': symbol #65535 not found for relo #0: BPF object format invalid"),
+    (lambda d: d[:_section_header(d, _section_index(d, "license")) + 8] + struct.pack("<Q", 0x800)
+     + d[_section_header(d, _section_index(d, "license")) + 16:_section_header(d, _section_index(d, "license")) + 0x18]
+     + struct.pack("<Q", 1 << 63) + d[_section_header(d, _section_index(d, "license")) + 0x20:],
+     "BPF object format invalid"),
 ], ids=["cut short", "section past the end of the file", "code not whole instructions", "relocation past its section",
-        "relocation against no symbol"])
+        "relocation against no symbol", "compressed section header past any offset"])
 def test_malformed_elf_objects_are_refused_as_libbpf_refuses_them(objects, corrupt, message):
     """libbpf: LIBBPF_ERRNO__FORMAT ("BPF object format invalid") for what libelf
     or its own checks cannot take; pyelftools' exceptions, IndexError and
@@ -262,3 +266,14 @@ def test_a_command_no_program_could_receive_is_a_target_error(cmd, message):
     run an unclosed quote: both a TargetError, not a ValueError out of the mock."""
     with pytest.raises(TargetError, match=message):
         MockTarget().sh(cmd)
+
+
+def test_ethtool_stats_of_a_bridge_is_no_stats_available():
+    """A bridge has no get_ethtool_stats(): ethtool -S br0 prints "no stats
+    available" and exits 94 (ethtool 6.1 on this host); the mock looked the bridge
+    up among the NIC ports (KeyError)."""
+    target = MockTarget()
+    target.sh("ip link add br0 type bridge")
+    with pytest.raises(CommandError, match="no stats available") as refused:
+        target.sh("ethtool -S br0")
+    assert refused.value.returncode == 94

@@ -270,7 +270,8 @@ PROBES = [(port.index, bytes(Ether(src=port.peer_mac, dst=port.mac) / packet)) f
 
 
 class CommandTarget(DutTarget):
-    """One front end's command text (commands.command_cases()), then a probe of the datapath."""
+    """One front end's command text (commands.command_cases()), then, if a command
+    succeeded, the probe frames through the configuration it left."""
 
     def __init__(self, tool: str, seed: int = 0) -> None:
         super().__init__(seed)
@@ -281,14 +282,18 @@ class CommandTarget(DutTarget):
     def execute(self, case: list) -> None:
         dut = self.dut
         self.runs += 1
+        changed = False
         for argv, stdin in case:
             argv = [word.replace(commands.XDP_OBJECT, objects()[XDP_PROGRAM]).replace(commands.TC_OBJECT,
                                                                                       objects()["tc_mark"])
                     for word in argv]
             try:
                 dut.sh(argv, stdin)
+                changed = True
             except TargetError:
                 pass  # the tool's error: what a bad command must give
+        if not changed:
+            return  # a failed command changes nothing the probes would find
         for port, frame in PROBES:
             _send(dut, port, frame)
         dut.wait(0.1)

@@ -296,7 +296,7 @@ def load_object(runtime: BpfRuntime, source: str | os.PathLike | bytes, name: st
         loader.load_maps()
         loader.load_global_data()
         sections = loader.code_sections()
-    except (ELFError, ConstructError, struct.error, UnicodeDecodeError, zlib.error, BtfError) as exc:
+    except (ELFError, ConstructError, struct.error, UnicodeDecodeError, zlib.error, BtfError, OverflowError) as exc:
         raise format_invalid(f"{name}: elf: {exc}") from None
     loader.load_programs(sections)
     return loader.obj

@@ -251,9 +251,14 @@ def _set_features(net, dev, pairs: list[tuple[str, str]]) -> str:
 
 
 def _stats(net, dev) -> str:
-    if dev.is_loopback:
+    """-S: a NIC port's driver and per-queue counters. Loopback and a bridge have
+    no get_ethtool_stats(): "no stats available" (EOPNOTSUPP); a device of another
+    kind created with ip link add has driver counters the mock does not keep."""
+    if dev.is_loopback or dev.kind == "bridge":
         raise ToolError("no stats available", 94)
-    nic = net.nics[dev.name]
+    nic = net.nics.get(dev.name)
+    if nic is None:
+        raise ToolError(f"ethtool -S of a {dev.kind} device ({dev.name}) is not modelled by the mock kernel", 1)
     queues = [(f"rx_queue_{i}_{name}", getattr(nic.rx_queue(i), name))
               for i in range(dev.channels) for name in ("packets", "bytes", "drops")]
     driver = [(name, value) for name, value in vars(dev.stats).items() if name != "rx_otherhost_dropped"]
