@@ -343,3 +343,22 @@ def test_iprange_ecn_tcpmss_mac_and_quota_read_the_packet(target, router):
     forward(target, h0, h1, TCP(sport=1, dport=2, flags="A"))
     assert counts(target) == {"src-range": 5, "not-dst-range": 5, "cwr-ect0": 1, "mss": 1, "not-mss": 1,
                               "from-h0": 5, "quota": 2, "unicast": 5}
+
+
+@pytest.mark.requires("conntrack")
+def test_connbytes_reads_the_connections_counters(target, router):
+    """xt_connbytes connbytes_mt() over nf_conn_acct (turned on by the rule,
+    nf_ct_set_acct()): the original direction's packets counted before the
+    filter sees the packet, `!` outside FROM:TO, avgpkt the bytes per packet
+    (28-byte datagrams)."""
+    h0, h1 = router[0], router[1]
+    add(target, "-A FORWARD -p udp -m connbytes --connbytes 0:1 --connbytes-mode packets --connbytes-dir original "
+                "-m comment --comment first",
+        "-A FORWARD -p udp -m connbytes ! --connbytes 0:2 --connbytes-mode packets --connbytes-dir both "
+        "-m comment --comment past-two",
+        "-A FORWARD -p udp -m connbytes --connbytes 28:28 --connbytes-mode avgpkt --connbytes-dir original "
+        "-m comment --comment avg-28")
+    for _ in range(3):
+        forward(target, h0, h1, UDP(sport=1000, dport=53))
+    forward(target, h1, h0, UDP(sport=53, dport=1000))
+    assert counts(target) == {"first": 1, "past-two": 2, "avg-28": 4}

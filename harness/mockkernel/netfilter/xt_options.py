@@ -118,10 +118,11 @@ class XtExtension:
         """XTTYPE_UINT*RC: `N`, `N:M`, `N:` or `:M`, each within [0, high]."""
         low_text, colon, high_text = value.partition(":")
         bounds = []
-        for text, default in ((low_text, 0), (high_text if colon else low_text, high)):
+        # xtopt_parse_mint() names the rest of the argument from the part it could not read
+        for text, rest, default in ((low_text, value, 0), (high_text if colon else low_text, high_text, high)):
             number = c_strtoul(text) if text else default
             if number is None or number > high:
-                raise self.error(f'bad value for option "{option}" near "{text}", or out of range (0-{high}).\n')
+                raise self.error(f'bad value for option "{option}" near "{rest}", or out of range (0-{high}).\n')
             bounds.append(number)
         return bounds[0], bounds[1]
 

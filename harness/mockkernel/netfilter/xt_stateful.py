@@ -1,9 +1,8 @@
 """iptables matches that keep state between packets: recent (xt_recent.c: the
 namespace's named address lists), hashlimit (xt_hashlimit.c: a rate per key),
 connlimit (xt_connlimit.c over nf_conncount.c: connections per address) and
-connbytes (libxt_connbytes.c parsed; its kernel side needs conntrack
-accounting, which the mock's conntrack does not keep: refused as not modelled).
-Options are libxt_recent.c's, libxt_hashlimit.c's, libxt_connlimit.c's.
+connbytes (xt_connbytes.c: conntrack's accounting counters). Options are
+libxt_recent.c's, libxt_hashlimit.c's, libxt_connlimit.c's, libxt_connbytes.c's.
 """
 from __future__ import annotations
 
@@ -414,25 +413,79 @@ class ConnlimitMatch(XtMatch):
 # ------------------------------------------------------------------ connbytes
 
 class ConnbytesMatch(XtMatch):
-    """libxt_connbytes.c: parsed and checked as iptables does; the kernel
-    side reads conntrack's byte and packet counters (nf_conn_acct), which the
-    mock's conntrack does not keep, so a valid rule is refused as not modelled."""
+    """libxt_connbytes.c; xt_connbytes.c connbytes_mt(): the connection's
+    packets, bytes or average packet size (nf_conn_acct) in one direction
+    or both, within FROM:TO (`!`: FROM and TO swapped, outside them).
+    connbytes_mt_check() turns accounting on (nf_ct_set_acct()); a packet
+    without an entry, or an entry made before, does not match."""
 
     name = "connbytes"
     OPTIONS = (XtOpt(("--connbytes",), invert=True, mandatory=True), XtOpt(("--connbytes-dir",), mandatory=True),
                XtOpt(("--connbytes-mode",), mandatory=True))
+    DIRECTIONS, MODES = ("original", "reply", "both"), ("packets", "bytes", "avgpkt")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.low, self.high, self.direction, self.mode = 0, 0, "original", "packets"
 
     def parse(self, option: str, value: str, invert: bool, rule) -> None:
         if option == "--connbytes":
-            self.uint_range(option, value, 0xFFFFFFFFFFFFFFFF)
-        elif option == "--connbytes-dir" and value not in ("original", "reply", "both"):
-            raise usage_error(f"Unknown --connbytes-dir `{value}'")
-        elif option == "--connbytes-mode" and value not in ("packets", "bytes", "avgpkt"):
+            low, high = self.uint_range(option, value, U64)
+            high = high if ":" in value else U64
+            if high < low:
+                raise usage_error(f"{low} should be less than {high}")
+            self.low, self.high = (high, low) if invert else (low, high)
+        elif option == "--connbytes-dir":
+            if value not in self.DIRECTIONS:
+                raise usage_error(f"Unknown --connbytes-dir `{value}'")
+            self.direction = value
+        elif value not in self.MODES:
             raise usage_error(f"Unknown --connbytes-mode `{value}'")
+        else:
+            self.mode = value
 
-    def final_check(self, rule) -> None:
-        super().final_check(rule)
-        raise not_modelled("-m connbytes (conntrack accounting)")
+    def _bounds(self) -> tuple[bool, int, int]:
+        invert = self.low > self.high
+        return (invert, self.high, self.low) if invert else (invert, self.low, self.high)
+
+    def save(self) -> str:
+        invert, low, high = self._bounds()
+        count = f"{low}" + (f":{high}" if high and high < U64 else "")
+        return (f"-m connbytes {inv(invert)}--connbytes {count} --connbytes-mode {self.mode} "
+                f"--connbytes-dir {self.direction}")
+
+    def listing(self) -> str:
+        invert, low, high = self._bounds()
+        count = f"{low}" + (f":{high}" if high and high < U64 else "")
+        return f"{'! ' if invert else ''}connbytes {count} connbytes mode {self.mode} connbytes direction " \
+               f"{self.direction}"
+
+    def _xlate(self) -> str:
+        invert, low, high = self._bounds()
+        where = "" if self.direction == "both" else f"{self.direction} "
+        value = str(low) if low == high else f"{'lt' if invert else 'ge'} {low}" if high == U64 else \
+            f"{'!= ' if invert else ''}{low}-{high}"
+        return f"ct {where}{self.mode} {value}"
+
+    def stmts(self, rule) -> list[Stmt]:
+        low, high, direction, mode = self.low, self.high, self.direction, self.mode
+
+        def build(ctx):
+            ctx.net.conntrack.acct = True  # connbytes_mt_check(): nf_ct_set_acct(net, true)
+
+            def connbytes_mt(pkt) -> bool:
+                ct = pkt.skb.nfct
+                if ct is None or ct is UNTRACKED or ct.acct is None:
+                    return False
+                counters = ct.acct if direction == "both" else [ct.acct[direction == "reply"]]
+                packets, octets = sum(c[0] for c in counters), sum(c[1] for c in counters)
+                what = packets if mode == "packets" else octets if mode == "bytes" else \
+                    (octets // packets if packets else 0)
+                if high >= low:
+                    return low <= what <= high
+                return what < high or what > low
+            return connbytes_mt
+        return [XtCompat("match", "connbytes", self._xlate(), build, needs_conntrack=True)]
 
 
 STATEFUL_MATCHES = {"recent": RecentMatch, "hashlimit": HashlimitMatch, "connlimit": ConnlimitMatch,
