@@ -10,7 +10,8 @@ from scapy.layers.inet import IP, TCP
 from harness.mockkernel.core.skbuff import alloc_skb
 from harness.mockkernel.kernel import Kernel
 from harness.mockkernel.netfilter.nft_exprs import NFT_BREAK, CompileCtx, NftPktinfo
-from harness.mockkernel.netfilter.nft_exthdr import TcpOption, TcpOptionSet
+from harness.mockkernel.netfilter.core import NF_DROP
+from harness.mockkernel.netfilter.nft_exthdr import TcpOption, TcpOptionReset, TcpOptionSet
 from harness.mockkernel.netfilter.nft_rt import TCP_MSS_DEFAULT, Rt, get_tcpmss
 from harness.mockkernel.ipv4.route import ip_route_input, ip_route_output
 from harness.mockkernel.netfilter.core import NF_INET_FORWARD, NFPROTO_IPV4, NfHookState
@@ -34,6 +35,11 @@ RULES = [
     "tcp option maxseg exists",
     "tcp option maxseg missing accept",
     "rt mtu < 1400 drop",
+    "tcp option eol exists", "tcp option nop exists", "tcp option window count 7", "tcp option sack-perm exists",
+    "tcp option sack0 left 1", "tcp option sack2 right 2", "tcp option timestamp tsval 1 tcp option timestamp tsecr 2",
+    "tcp option mptcp subtype { 0, 2 }", "tcp option md5sig exists", "tcp option fastopen length 2",
+    "tcp option 255 missing", "tcp option 2 exists", "tcp option @255,8,8 255", "reset tcp option mptcp",
+    "reset tcp option 2", "reset tcp option 123", "tcp option sack window 1", "tcp option 256 exists",
 ]
 
 
@@ -80,8 +86,6 @@ def test_rt_mtu_is_refused_where_no_route_is_and_bad_values_as_real_nft(real_too
 
 
 @pytest.mark.parametrize("statement, token", [
-    ("tcp option window count 1", "tcp option window"),
-    ("tcp option sack-perm exists", "tcp option sack-perm"),
     ("rt nexthop 10.0.0.1", "rt nexthop"),
     ("rt classid 1", "rt classid"),
 ])
@@ -201,3 +205,45 @@ def test_rt_mtu_breaks_the_rule_before_the_packet_is_routed():
     pkt.skb.dst = None
     assert Rt().load(_ctx(k))(pkt) is None
     assert TcpOptionSet(TcpOption("maxseg", "size"), Rt()).compile(_ctx(k))(pkt) == NFT_BREAK
+
+
+# ------------------------------------------------------------------ every option nft 1.0.6 names
+
+SACKED = bytes([1, 1, 5, 18]) + (100).to_bytes(4, "big") + (200).to_bytes(4, "big") + \
+    (300).to_bytes(4, "big") + (400).to_bytes(4, "big") + bytes([1, 1])  # two blocks
+TIMESTAMPED = bytes([1, 1, 8, 10]) + (7).to_bytes(4, "big") + (9).to_bytes(4, "big")
+MPTCP = bytes([30, 4, 0x21, 0x81])  # subtype 2 (MP_JOIN), version/flags 1
+
+
+@pytest.mark.parametrize("options, option, expected", [
+    (SACKED, TcpOption("sack", "left"), 100), (SACKED, TcpOption("sack", "right"), 200),
+    (SACKED, TcpOption("sack", "left", 1), 300), (SACKED, TcpOption("sack", "right", 1), 400),
+    (SACKED, TcpOption("sack", "left", 2), None),  # a third block runs past the option: the rule breaks
+    (SACKED, TcpOption("sack", "length"), 18), (SACKED, TcpOption("nop", None), 1),
+    (SACKED, TcpOption("eol", None), 0),
+    (TIMESTAMPED, TcpOption("timestamp", "tsval"), 7), (TIMESTAMPED, TcpOption("timestamp", "tsecr"), 9),
+    (MPTCP, TcpOption("mptcp", "subtype"), 2), (MPTCP, TcpOption("mptcp", None), 1),
+    (MPTCP, TcpOption(None, None, kind=30, raw=(16, 8)), 0x21), (MPTCP, TcpOption(None, None, kind=99), 0),
+    (bytes([3, 3, 7, 0]), TcpOption("window", "count"), 7),
+])
+def test_each_option_field_loads_what_nft_exthdr_loads(options, option, expected):
+    k = _router()
+    pkt = _pkt(k, bytes(TCP(flags="S", dataofs=5 + len(options) // 4)) + options)
+    assert option.load(_ctx(k))(pkt) == expected
+
+
+def test_reset_overwrites_the_first_option_of_the_kind_with_nops_keeping_the_checksum_valid():
+    k = _router()
+    pkt = _pkt(k, bytes(TCP(flags="S", dataofs=8)) + bytes([1]) + MPTCP + bytes([3, 3, 7, 0, 0, 0, 0]))
+    th = pkt.thoff
+    assert TcpOptionReset(TcpOption("mptcp", None)).compile(_ctx(k))(pkt) is None
+    assert bytes(pkt.buf[th + 20:th + 32]) == bytes([1, 1, 1, 1, 1, 3, 3, 7, 0, 0, 0, 0])
+    segment = pkt.buf[th:pkt.end]
+    pseudo = pkt.buf[pkt.nh + 12:pkt.nh + 20] + bytes([0, 6]) + len(segment).to_bytes(2, "big")
+    assert checksum(pseudo + segment) == 0, "an odd offset too: each byte is replaced in its 16-bit word"
+
+
+def test_reset_of_an_option_running_past_the_header_drops_the_segment():
+    k = _router()
+    pkt = _pkt(k, bytes(TCP(flags="S", dataofs=6)) + bytes([30, 8, 0, 0]))
+    assert TcpOptionReset(TcpOption("mptcp", None)).compile(_ctx(k))(pkt) == NF_DROP

@@ -42,7 +42,8 @@ from harness.mockkernel.netfilter.nft_exprs import (ECHO_TYPES, ETHER_TYPE, FIEL
                                                     payload_merge,
                                                     selector_parts)
 from harness.mockkernel.netfilter.nft_exthdr import (EXTHDR6_SLOT_TEMPLATES, EXTHDR6_SLOTS, EXTHDR_EXISTS,
-                                                     OPTION_ALIASES, TCP_OPTIONS, Exthdr6, TcpOption, TcpOptionSet)
+                                                     KIND_NAMES, OPTION_ALIASES, OPTION_KINDS, SACK_BLOCKS, TCP_OPTIONS,
+                                                     Exthdr6, TcpOption, TcpOptionReset, TcpOptionSet)
 from harness.mockkernel.netfilter import nft_proto  # its headers' payload fields registered on import
 from harness.mockkernel.netfilter.nft_exthdr_sctp import SCTP_CHUNKS, SctpChunk
 from harness.mockkernel.netfilter.nft_payload_raw import RAW_BASES, REGISTER_BITS, RawPayload
@@ -1251,6 +1252,8 @@ class Parser:
             if family == "bridge":
                 _check_bridge_stmt(stmt)
             return stmt
+        if word == "reset":
+            return self.stmt_optstrip(family)
         if word == "ct" and self.peek().is_word("count"):
             return self.stmt_connlimit()
         if word in HEADER_FIELDS and tok.kind == "str" and word not in PAYLOAD_FIELDS:
@@ -1724,20 +1727,60 @@ class Parser:
         return addr, loc
 
     def tcp_option(self, tcp: Token) -> tuple[TcpOption, Location]:
-        """`tcp option NAME [FIELD]`: a field of the option, or with none whether
-        the option is there (compared with `exists` or `missing`)."""
+        """parser_bison.y tcp_hdr_expr: `tcp option NAME|KIND` (whether the option
+        is there, compared with `exists` or `missing`), `tcp option NAME FIELD`,
+        `tcp option @KIND,OFFSET,LENGTH`."""
         self.next()
         self._expand_variable()
-        if not self.tok.is_word(*SCANNER_KEYWORDS["TCP"]):
+        if self.accept("@"):
+            kind = self.option_kind()
+            self.expect(",")
+            offset = self.number()
+            self.expect(",")
+            length = self.number()
+            return TcpOption(None, None, kind=kind, raw=(offset.value, length.value)), tcp.loc.to(length.loc)
+        if self.tok.kind == "num":
+            kind_tok = self.tok
+            kind = self.option_kind()
+            name = KIND_NAMES.get(kind)
+            if self.at("length") and name is not None and "length" in TCP_OPTIONS[name][1]:
+                return TcpOption(name, self.next().text), tcp.loc.to(self.tokens[self.pos - 1].loc)
+            return TcpOption(name, None, kind=kind), tcp.loc.to(kind_tok.loc)
+        if not self.tok.is_word(*SCANNER_KEYWORDS["TCP"]) or self.tok.text in ("option", "options"):
             raise self.unexpected()
         name = self.next()
+        if name.text in OPTION_KINDS:
+            return TcpOption(None, None, kind=OPTION_KINDS[name.text]), tcp.loc.to(name.loc)
         option = OPTION_ALIASES.get(name.text, name.text)
         if option not in TCP_OPTIONS:
-            raise NftError(f"tcp option {name.text} is not modelled by the mock kernel", tcp.loc.to(name.loc))
-        if self.at(*TCP_OPTIONS[option][1]):
+            raise self.unexpected()
+        block = SACK_BLOCKS.get(name.text, 0)
+        if self.tok.kind == "str" and self.tok.text in TCP_OPTIONS[option][1]:
             field_tok = self.next()
-            return TcpOption(option, field_tok.text), tcp.loc.to(field_tok.loc)
-        return TcpOption(option, None), tcp.loc.to(name.loc)
+            return TcpOption(option, field_tok.text, block), tcp.loc.to(field_tok.loc)
+        if self.tok.is_word(*SCANNER_KEYWORDS["TCP"]):  # a field of another option
+            raise self.unexpected()
+        return TcpOption(option, None, block), tcp.loc.to(name.loc)
+
+    def option_kind(self) -> int:
+        """tcp_hdr_option_type's NUM: at most 255."""
+        kind = self.number()
+        if kind.value > 255:
+            raise NftError("value too large", kind.loc)
+        return kind.value
+
+    def stmt_optstrip(self, family: str) -> Stmt:
+        """parser_bison.y optstrip_stmt: `reset tcp option NAME|KIND`."""
+        start = self.next()
+        if not self.at("tcp"):
+            raise self.unexpected()
+        tcp = self.next()
+        if not self.at("option"):
+            raise self.unexpected()
+        option, loc = self.tcp_option(tcp)
+        if option.field is not None or option.raw is not None:
+            raise self.unexpected()
+        return TcpOptionReset(option, loc=start.loc.to(loc))
 
     def raw_payload(self, at: Token) -> tuple[RawPayload, Location]:
         """`@BASE,OFFSET,LEN` (parser_bison.y payload_raw_expr, payload_base_spec)."""
