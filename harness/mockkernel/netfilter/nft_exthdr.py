@@ -190,11 +190,11 @@ class TcpOptionReset(Stmt):
     def text(self, pctx: PrintCtx) -> str:
         return f"reset tcp option {self.option.option_name}"
 
-    def json(self, pctx: PrintCtx) -> dict:
+    def json(self, pctx: PrintCtx) -> list[dict]:
         option = self.option
         if option.name is None:
-            return {"reset": {"tcp option": {"base": option.kind, "offset": 0, "len": 0}}}
-        return {"reset": {"tcp option": {"name": option.option_name}}}
+            return [{"reset": {"tcp option": {"base": option.kind, "offset": 0, "len": 0}}}]
+        return [{"reset": {"tcp option": {"name": option.option_name}}}]
 
     def compile(self, ctx: CompileCtx):
         kind = self.option.kind

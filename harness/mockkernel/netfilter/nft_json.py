@@ -14,7 +14,7 @@ from harness.mockkernel.netfilter.nft_exprs import (Counter, Ct, CtSet, Fib, Map
                                                     Range, Reject, SetRef, Value, Verdict, VerdictMap, Xt,
                                                     delinearize)
 from harness.mockkernel.netfilter.nft_compat import XtCompat
-from harness.mockkernel.netfilter.nft_exthdr import Exthdr6, TcpOption, TcpOptionReset, TcpOptionSet
+from harness.mockkernel.netfilter.nft_exthdr import Exthdr6, TcpOption, TcpOptionSet
 from harness.mockkernel.netfilter.nft_payload_set import PayloadSet
 from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, sort_elements
@@ -226,8 +226,6 @@ def stmt_json(stmt, ctx: PrintCtx) -> list[dict]:
         return [{"vmap": {"key": selector_json(stmt.lhs, ctx), "data": data}}]
     if isinstance(stmt, Counter):
         return [{"counter": None if ctx.stateless else {"packets": stmt.packets, "bytes": stmt.bytes}}]
-    if isinstance(stmt, TcpOptionReset):
-        return [stmt.json(ctx)]
     if isinstance(stmt, nft_ct.CtKeySet):
         return [stmt.mangle_json(value_json, lambda node: selector_json(node, ctx))]
     if isinstance(stmt, nft_ct.ConnLimit):
