@@ -287,6 +287,11 @@ class InetProtoType(SymbolicType):
     """inet_protocol_type: names as /etc/protocols has them; `nft -p`
     (NFT_CTX_OUTPUT_NUMERIC_PROTO) prints the numbers."""
 
+    def check_range(self, value: int) -> int:
+        if value > self.max:  # inet_protocol_type_parse()
+            raise DatatypeError("Protocol out of range")
+        return value
+
     def format(self, value) -> str:
         return str(value) if NUMERIC_PROTO.get() else super().format(value)
 

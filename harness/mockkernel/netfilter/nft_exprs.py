@@ -207,6 +207,8 @@ PAYLOAD_FIELDS["arp"] = _fields("arp", ("htype", 0, 16, types.length16), ("ptype
                                 ("daddr ip", 24, 32, types.ipv4_addr))
 NETWORK_PROTOS = ("ip", "ip6", "arp")
 ETHER_TYPE = PAYLOAD_FIELDS["ether"]["type"]
+VLAN_TYPE = PAYLOAD_FIELDS["vlan"]["type"]
+ETH_P_8021AD = 0x88A8
 FIELD_ALIASES = {("icmpv6", "param-problem"): "parameter-problem"}  # the token, and proto.c's field name
 # proto.c's echo fields (icmp_dep ICMP_ECHO / ICMP6_ECHO): nft matches the echo types before them
 ECHO_FIELDS = {("icmp", "id"), ("icmp", "sequence"), ("icmpv6", "id"), ("icmpv6", "sequence")}
@@ -1829,6 +1831,8 @@ def dependency_base(stmt: Stmt) -> str | None:
         return "network"
     if isinstance(lhs, Payload) and lhs.fields == (ETHER_TYPE,):  # the bridge family's link layer
         return "link" if stmt.rhs.value == ETH_P_8021Q else "network"
+    if isinstance(lhs, Payload) and lhs.fields == (VLAN_TYPE,) and stmt.rhs.value not in (ETH_P_8021Q, ETH_P_8021AD):
+        return "network"  # the innermost tag's protocol: what an ip/ip6 field depends on
     if (isinstance(lhs, Meta) and lhs.key == "l4proto") or \
             (isinstance(lhs, Payload) and lhs.fields[0] in NEXT_PROTOCOL_FIELDS and len(lhs.fields) == 1):
         return "transport"

@@ -2073,6 +2073,8 @@ class Parser:
         if isinstance(lhs, Payload) and len(lhs.fields) == 1 and lhs.proto not in NOT_SETTABLE:
             if self.at(*SELECTOR_WORDS):
                 self.payload_from_map(lhs, lhs_loc, family)
+            if self.at("{"):  # the grammar's payload_stmt takes an expression, no set
+                raise self.unexpected()
             return PayloadSet(lhs.field, _parse(self.operand(), lhs.dtype), loc=lhs_loc)
         raise NftError(f"setting {lhs.text(_PRINT)} is not modelled by the mock kernel", lhs_loc)
 
