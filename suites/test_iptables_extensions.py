@@ -362,3 +362,26 @@ def test_connbytes_reads_the_connections_counters(target, router):
         forward(target, h0, h1, UDP(sport=1000, dport=53))
     forward(target, h1, h0, UDP(sport=53, dport=1000))
     assert counts(target) == {"first": 1, "past-two": 2, "avg-28": 4}
+
+
+def test_tcpoptstrip_turns_the_listed_options_into_nops(target, router):
+    """xt_TCPOPTSTRIP tcpoptstrip_mangle_packet(): the SACK-permitted and
+    timestamp options become NOPs in place, the MSS stays; the checksum follows."""
+    h0, h1 = router[0], router[1]
+    add(target, "-t mangle -A FORWARD -p tcp -j TCPOPTSTRIP --strip-options sack-permitted,timestamp")
+    syn = TCP(sport=1000, dport=80, flags="S", seq=1, options=[("MSS", 1460), ("SAckOK", b""), ("Timestamp", (1, 0))])
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=4) / syn)
+    left = TCP(sport=1000, dport=80, flags="S", seq=1, options=[("MSS", 1460)] + [("NOP", None)] * 12)
+    target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=4, ttl=63) / left)
+
+
+@pytest.mark.requires("conntrack")
+def test_netmap_maps_the_destination_prefix_keeping_the_host_part(target, router):
+    """xt_NETMAP netmap_tg4() in PREROUTING: the destination's network bits
+    become --to's, the host bits stay (10.0.9.N to 10.0.1.N)."""
+    h0, h1 = router[0], router[1]
+    host = h1.ip.rsplit(".", 1)[1]
+    prefix = h1.ip.rsplit(".", 1)[0] + ".0/24"
+    add(target, f"-t nat -A PREROUTING -d 10.0.9.0/24 -j NETMAP --to {prefix}")
+    target.send(h0.port, h0.to_dut(dst=f"10.0.9.{host}", id=6) / UDP(sport=5, dport=6))
+    target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=6, ttl=63) / UDP(sport=5, dport=6))

@@ -26,6 +26,7 @@ from harness.mockkernel.netfilter.xt_options import PROG, VERSION, XtError, usag
 from harness.mockkernel.netfilter.xt_ipv6 import IPV6_MATCHES
 from harness.mockkernel.netfilter.xt_packet import PACKET_FAMILY_ONLY, PACKET_MATCHES
 from harness.mockkernel.netfilter.xt_proto import PROTO_FAMILY_ONLY, PROTO_MATCHES
+from harness.mockkernel.netfilter.xt_rewrite import REWRITE_FAMILY_ONLY, REWRITE_TARGETS
 from harness.mockkernel.netfilter.xt_stateful import STATEFUL_MATCHES
 from harness.mockkernel.netfilter.xt_targets import FAMILY_ONLY_TARGETS, KNOWN_UNMODELLED_TARGETS, TARGETS, XtTarget
 
@@ -312,6 +313,8 @@ def _load_target(family: XtFamily, name: str, goto: bool) -> XtTarget:
     ours = FAMILY_ONLY_TARGETS.get(name, family.nft_family) == family.nft_family
     if not goto and name in TARGETS and ours:
         return TARGETS[name](name, family)
+    if not goto and name in REWRITE_TARGETS and REWRITE_FAMILY_ONLY.get(name, family.nft_family) == family.nft_family:
+        return REWRITE_TARGETS[name](name, family)
     if not goto and name in KNOWN_UNMODELLED_TARGETS:
         raise not_modelled(f"{family.prog} -j {name}")
     return XtTarget(name, family, goto)

@@ -1080,7 +1080,7 @@ class OwnerMatch(XtMatch):
 
     name = "owner"
     OPTIONS = (XtOpt(("--uid-owner",), invert=True), XtOpt(("--gid-owner",), invert=True),
-               XtOpt(("--socket-exists",), arg=False, invert=True))
+               XtOpt(("--socket-exists",), arg=False, invert=True), XtOpt(("--suppl-groups",), arg=False))
     IDS = {"--uid-owner": {"root": 0, "daemon": 1, "bin": 2, "sys": 3, "nobody": 65534},
            "--gid-owner": {"root": 0, "daemon": 1, "bin": 2, "sys": 3, "adm": 4, "nogroup": 65534}}
 
@@ -1089,6 +1089,8 @@ class OwnerMatch(XtMatch):
         self.values: dict[str, tuple] = {}
 
     def parse(self, option: str, value: str | None, invert: bool, rule) -> None:
+        if option == "--suppl-groups" and "--gid-owner" not in self.values:
+            raise self.bad_value(option, "you need to use --gid-owner first")
         if value is None:
             self.values[option] = (None, invert)
             return
@@ -1111,7 +1113,7 @@ class OwnerMatch(XtMatch):
 
     def save(self) -> str:
         parts = ["-m owner"]
-        for option in ("--uid-owner", "--gid-owner", "--socket-exists"):
+        for option in ("--uid-owner", "--gid-owner", "--socket-exists", "--suppl-groups"):
             if option in self.values:
                 ids, invert = self.values[option]
                 parts.append(f"{inv(invert)}{option}" + ("" if ids is None else f" {_ports_text(*ids, sep='-')}"))
@@ -1120,7 +1122,7 @@ class OwnerMatch(XtMatch):
     def listing(self) -> str:
         parts = []
         for option, label in (("--uid-owner", "owner UID match"), ("--gid-owner", "owner GID match"),
-                              ("--socket-exists", "owner socket exists")):
+                              ("--socket-exists", "owner socket exists"), ("--suppl-groups", "incl. suppl. groups")):
             if option in self.values:
                 ids, invert = self.values[option]
                 parts.append(("! " if invert else "") + label + ("" if ids is None else f" {_ports_text(*ids, sep='-')}"))
@@ -1147,7 +1149,9 @@ class OwnerMatch(XtMatch):
                         return False
                 return True
             return owner_mt
-        text = texts[0] if len(self.values) == 1 and exists is None else None  # owner_mt_xlate(): one option
+        # owner_mt_xlate(): one option; --suppl-groups has none. The mock's sockets are root's, with no
+        # supplementary groups: --suppl-groups (xt_owner's groups_search()) adds none to the gid checked
+        text = texts[0] if len(self.values) == 1 and exists is None else None
         return [XtCompat("match", "owner", text, build)]
 
 

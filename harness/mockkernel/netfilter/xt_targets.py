@@ -954,7 +954,6 @@ TARGETS = {"LOG": LogTarget, "NFLOG": NflogTarget, "NFQUEUE": NfqueueTarget, "MA
            "REDIRECT": NatTarget, "REJECT": RejectTarget, "NOTRACK": NotrackTarget, "CT": CtTarget}
 FAMILY_ONLY_TARGETS = {"TTL": "ip", "HL": "ip6"}
 # targets iptables 1.8.9 ships that the mock does not model: named, not taken for a chain
-KNOWN_UNMODELLED_TARGETS = {"AUDIT", "CHECKSUM", "CLASSIFY", "CLUSTERIP", "CONNSECMARK", "DNPT", "SNPT", "ECN",
-                            "HMARK", "IDLETIMER", "LED", "NETMAP", "RATEEST", "SECMARK", "SET", "SYNPROXY", "TEE",
-                            "TPROXY", "TRACE"}
+KNOWN_UNMODELLED_TARGETS = {"CLUSTERIP", "CONNSECMARK", "DNPT", "SNPT", "ECN", "HMARK", "IDLETIMER", "LED",
+                            "RATEEST", "SECMARK", "SET", "SYNPROXY", "TEE", "TPROXY", "TRACE"}
 STANDARD = ("ACCEPT", "DROP", "RETURN")

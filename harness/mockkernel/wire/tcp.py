@@ -122,6 +122,27 @@ def mss_option(buf: bytearray, off: int, doff: int) -> int | None:
     return None
 
 
+def strip_options(buf: bytearray, off: int, doff: int, kinds) -> None:
+    """xt_TCPOPTSTRIP.c tcpoptstrip_mangle_packet(): every option whose kind is
+    in `kinds` becomes NOPs, the checksum patched word by word; the walk (a
+    kind of EOL or NOP, or a length of 0, one byte) stops at an option
+    running past the header."""
+    i = TCP_HLEN
+    while i < doff - 1:
+        ptr = off + i
+        size = 1 if buf[ptr] <= TCPOPT_NOP or buf[ptr + 1] == 0 else buf[ptr + 1]
+        if i + size > doff:
+            break
+        if buf[ptr] in kinds:
+            for word in range(i & ~1, i + size, 2):
+                new = bytearray(buf[off + word:off + word + 2])
+                for k in (0, 1):
+                    if i <= word + k < i + size:
+                        new[k] = TCPOPT_NOP
+                replace_u16(buf, off, off + word, _U16.unpack(new)[0])
+        i += size
+
+
 def option_field(buf: bytearray, ptr: int, offset: int, size: int) -> int:
     """The big-endian field of `size` bytes `offset` bytes into the option at `ptr`."""
     return int.from_bytes(buf[ptr + offset:ptr + offset + size], "big")
