@@ -295,6 +295,11 @@ class InetProtoType(SymbolicType):
     def format(self, value) -> str:
         return str(value) if NUMERIC_PROTO.get() else super().format(value)
 
+    def check_range(self, value: int) -> int:
+        if value > self.max:  # inet_protocol_type_parse()
+            raise DatatypeError("Protocol out of range")
+        return value
+
     def parse_symbol(self, text: str) -> int:
         if text in self.symbols:
             return self.symbols[text]

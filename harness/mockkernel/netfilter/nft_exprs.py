@@ -1631,6 +1631,7 @@ class Nat(Stmt):
     terminal = True
     may_change_packet = True
     needs_conntrack = True
+    port_error = None  # a port nft's evaluation refuses, once the transport protocol is checked
 
     def __init__(self, kind: str, family: str | None = None, addr: tuple | None = None,
                  ports: tuple | None = None, flags: tuple = (), loc=None, port_loc=None,

@@ -1213,7 +1213,9 @@ class Parser:
                 break
             tok = self.tok
             if comment is not None:
-                raise self.unexpected()
+                raise self.unexpected(END_OF_RULE)
+            if stmts and self._ends_rule(tok, stmts[-1].span):
+                raise self.unexpected(END_OF_RULE, STATEMENT_SCOPES.get(self._first_word(stmts[-1].span), ""))
             if tok.is_word("comment"):
                 self.next()
                 text = self.string()
@@ -1229,6 +1231,21 @@ class Parser:
             raise self.unexpected()
         loc = start.loc.to(self.tokens[self.pos - 1].loc)
         return RuleSpec(evaluate_rule(stmts, family), comment, loc)
+
+    def _first_word(self, span: Location) -> str:
+        line = span.source.lines[span.line - 1]
+        return line[span.first - 1:span.last].split(" ", 1)[0]
+
+    def _ends_rule(self, tok: Token, previous: Location) -> bool:
+        """A keyword no statement starts with, after a statement: bison can only
+        end the rule there. The word is read in the scope the statement before
+        it left open (its lookahead: `redirect random to` reads STMT_NAT's `to`)."""
+        if tok.kind == "op":
+            return tok.text in RULE_ENDING_OPS
+        if tok.kind != "str" or tok.text in STATEMENT_WORDS:
+            return False
+        scope = STATEMENT_SCOPES.get(self._first_word(previous), "")
+        return tok.text in SCANNER_KEYWORDS[""] or tok.text in SCANNER_KEYWORDS.get(scope, ())
 
     def statement(self, family: str) -> Stmt:
         tok = self.tok
@@ -1393,18 +1410,29 @@ class Parser:
             if byte_unit not in BYTE_UNITS or unit_text not in LIMIT_UNITS:
                 raise NftError("Wrong rate format", rate_num.loc.to(rate_tok.loc))
             unit = Token("str", unit_text, rate_tok.loc)
+        elif self.tok.is_word("bytes") or self.is_name(self.tok, "LIMIT"):  # limit_bytes: `1 kbytes / second`
+            unit_tok = self.next()
+            if unit_tok.text not in BYTE_UNITS:  # datatype.c data_unit_parse()
+                raise NftError("Wrong rate format", rate_num.loc.to(unit_tok.loc))
+            byte_unit = unit_tok.text
+            self.expect("/")
+            unit = self.keyword(tuple(LIMIT_UNITS), "LIMIT")
         else:
             self.expect("/")
             unit = self.keyword(tuple(LIMIT_UNITS), "LIMIT")  # parser_bison.y time_unit
         burst = burst_unit = None
         if self.accept("burst"):
             burst = self.number().value
-            if byte_unit:
-                burst_unit = self.word().text
+            if byte_unit:  # limit_bytes: NUM BYTES or NUM STRING
+                if not (self.tok.is_word("bytes") or self.is_name(self.tok, "LIMIT")):
+                    raise self.unexpected("string or bytes", "LIMIT")
+                burst_unit = self.next().text
                 if burst_unit not in BYTE_UNITS:
                     raise NftError("Wrong rate format", self.tokens[self.pos - 1].loc)
+            elif not self.tok.is_word("packets"):
+                raise self.unexpected("packets", "LIMIT")
             else:
-                self.expect("packets")
+                self.next()
         return Limit(rate, unit.text, burst, over, byte_unit, burst_unit)
 
     def stmt_synproxy(self, family: str) -> Stmt:
@@ -1612,10 +1640,13 @@ class Parser:
                 prefix_len = self.number().value
             high = self.nat_address() if prefix_len is None and self.accept("-") else low
             addr = (low, high)
+        port_error = None
         if self.accept(":"):
-            ports, port_loc = self.port_range()
-        return Nat(kind.text, nat_family, addr, ports, self.nat_flags(), loc=kind.loc, port_loc=port_loc,
-                   prefix=prefix, prefix_len=prefix_len)
+            ports, port_loc, port_error = self.port_range()
+        nat = Nat(kind.text, nat_family, addr, ports, self.nat_flags(), loc=kind.loc, port_loc=port_loc,
+                  prefix=prefix, prefix_len=prefix_len)
+        nat.port_error = port_error
+        return nat
 
     def nat_address(self) -> Token:
         """An address token, bracketed or not (its type is known at evaluation)."""
@@ -1634,13 +1665,22 @@ class Parser:
                 port_map = self.map_expr(*self.located_selector_chain(family), family, (types.inet_service,))
                 return Nat(kind.text, flags=self.nat_flags(), loc=kind.loc, port_loc=port_map.loc,
                            port_map=port_map)
-            ports, port_loc = self.port_range()
+            ports, port_loc, port_error = self.port_range()
+            nat = Nat(kind.text, None, None, ports, self.nat_flags(), loc=kind.loc, port_loc=port_loc)
+            nat.port_error = port_error
+            return nat
         return Nat(kind.text, None, None, ports, self.nat_flags(), loc=kind.loc, port_loc=port_loc)
 
-    def port_range(self) -> tuple[tuple[int, int], Location]:
+    def port_range(self) -> tuple[tuple[int, int], Location, NftError | None]:
+        """`PORT[-PORT]`; a port that is no service is an error evaluation
+        raises after its transport protocol check (nat_evaluate_transport())."""
         low = self.operand()
         high = self.operand() if self.accept("-") else low
-        return (_parse(low, types.inet_service), _parse(high, types.inet_service)), low.loc.to(high.loc)
+        try:
+            ports = (_parse(low, types.inet_service), _parse(high, types.inet_service))
+        except NftError as err:
+            return (0, 0), low.loc.to(high.loc), err
+        return ports, low.loc.to(high.loc), None
 
     def nat_flags(self) -> tuple:
         flags = []
@@ -2060,6 +2100,8 @@ class Parser:
             raise self.unexpected()
         self.next()
         self._expand_variable()
+        if self.at("{"):  # a statement's value is a stmt_expr: no set
+            raise self.unexpected()
         if isinstance(lhs, Meta) and lhs.key in ("mark", "nftrace", "priority"):
             return MetaSet(lhs.key, self.set_value(lhs.dtype, family), loc=lhs_loc)
         if isinstance(lhs, Ct) and lhs.key == "mark":
@@ -2136,7 +2178,17 @@ class Parser:
         return MapExpr(key, ref, wants, key_loc.to(self.tokens[self.pos - 1].loc), key_loc)
 
 
+END_OF_RULE = "end of file or newline or semicolon"
+RULE_ENDING_OPS = {":", ",", "]", ")", "=", ".", "==", "!=", "<", ">", "<=", ">="}  # no statement starts so
+# the scanner scope a statement keeps open while bison reads the token after it
+STATEMENT_SCOPES = {"snat": "STMT_NAT", "dnat": "STMT_NAT", "masquerade": "STMT_NAT", "redirect": "STMT_NAT",
+                    "log": "STMT_LOG", "counter": "COUNTER", "limit": "LIMIT", "reject": "STMT_REJECT",
+                    "quota": "QUOTA", "synproxy": "STMT_SYNPROXY"}
 SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib", "rt", "exthdr"} | set(EXTHDR6_WORDS) | META_UNQUALIFIED
+# the keywords a statement can start with (parser_bison.y stmt and its primary expressions)
+STATEMENT_WORDS = SELECTOR_WORDS | NOT_MODELLED | set(STATEMENT_SCOPES) | set(HEADER_FIELDS) | {
+    "accept", "drop", "continue", "return", "jump", "goto", "notrack", "comment", "reset", "vlan", "arp",
+    "tcp", "icmpx", "ether", "th", "random", "priority", "dup", "fwd", "queue", "last"}
 
 
 def _binop_transfer(match: Match, tree, parser: Parser) -> Match:
@@ -2252,6 +2304,8 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
         if isinstance(stmt, Nat) and (stmt.ports or stmt.port_map) and not l4:
             raise NftError("transport protocol mapping is only valid after transport protocol match",
                            stmt.port_loc, (stmt.loc,))
+        if isinstance(stmt, Nat) and stmt.port_error is not None:
+            raise stmt.port_error
         if isinstance(stmt, Nat) and _maps_to_ports(stmt) and not l4:  # stmt_evaluate_nat_map()
             raise NftError("transport protocol mapping is only valid after transport protocol match",
                            stmt.addr_map.loc, (stmt.loc,))
