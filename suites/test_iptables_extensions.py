@@ -385,3 +385,15 @@ def test_netmap_maps_the_destination_prefix_keeping_the_host_part(target, router
     add(target, f"-t nat -A PREROUTING -d 10.0.9.0/24 -j NETMAP --to {prefix}")
     target.send(h0.port, h0.to_dut(dst=f"10.0.9.{host}", id=6) / UDP(sport=5, dport=6))
     target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=6, ttl=63) / UDP(sport=5, dport=6))
+
+
+def test_string_finds_a_pattern_within_the_offsets(target, router):
+    """xt_string string_mt(): skb_find_text() from the network header, the
+    whole pattern within [--from, --to); --hex-string's bytes; --icase."""
+    h0, h1 = router[0], router[1]
+    add(target, "-A FORWARD -p udp -m string --string secret --algo bm -m comment --comment secret",
+        "-A FORWARD -p udp -m string --hex-string |dead| --algo kmp --from 28 -m comment --comment dead",
+        "-A FORWARD -p udp -m string --string SECRET --algo bm --icase --to 35 -m comment --comment early-icase")
+    for payload in (b"xsecret", b"xxxxxsecret", b"\xde\xad", b"plain"):
+        forward(target, h0, h1, UDP(sport=1, dport=2) / payload)
+    assert counts(target) == {"secret": 2, "dead": 1, "early-icase": 1}

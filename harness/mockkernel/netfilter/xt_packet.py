@@ -14,7 +14,7 @@ from harness.mockkernel.core.skbuff import PACKET_BROADCAST, PACKET_HOST, PACKET
 from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exprs import Stmt
 from harness.mockkernel.netfilter.xt_matches import XtMatch, inv, kernel_refusal, quote
-from harness.mockkernel.netfilter.xt_options import XtOpt, c_strtoul, not_modelled_error, usage_error
+from harness.mockkernel.netfilter.xt_options import VERSION, XtError, XtOpt, c_strtoul, not_modelled_error, usage_error
 from harness.mockkernel.wire import ethernet, tcp
 from harness.mockkernel.wire.ipv4 import Ipv4Packet
 from harness.mockkernel.wire.ipv6 import Ipv6Packet
@@ -431,7 +431,140 @@ class HelperMatch(XtMatch):
                          needs_conntrack=True)]
 
 
+XT_STRING_MAX_PATTERN_SIZE = 128
+TEXTSEARCH_ALGOS = ("bm", "kmp", "fsm")  # lib/ts_bm.c, ts_kmp.c, ts_fsm.c
+
+
+class StringMatch(XtMatch):
+    """libxt_string.c revision 1; xt_string.c string_mt(): skb_find_text()
+    finds the pattern wholly within [--from, --to) of the packet from its
+    network header (--icase: either case). Every algorithm finds the first
+    occurrence alike, so the mock searches directly."""
+
+    name = "string"
+    OPTIONS = (XtOpt(("--from",)), XtOpt(("--to",)), XtOpt(("--algo",), mandatory=True),
+               XtOpt(("--string",), invert=True, excl=("--hex-string",)),
+               XtOpt(("--hex-string",), invert=True, excl=("--string",)), XtOpt(("--icase",), arg=False))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pattern, self.algo, self.start, self.stop = b"", "", 0, 0xFFFF
+        self.invert = self.icase = False
+
+    def parse(self, option: str, value: str | None, invert: bool, rule) -> None:
+        if option == "--from":
+            self.start = self.uint(option, value, 0, 0xFFFF)
+        elif option == "--to":
+            self.stop = self.uint(option, value, 0, 0xFFFF)
+        elif option == "--algo":
+            self.algo = value[:15]
+        elif option == "--icase":
+            self.icase = True
+        else:
+            self.pattern = _string(value) if option == "--string" else _hex_string(value)
+            self.invert = invert
+
+    def check(self, rule) -> None:
+        if not ({"--string", "--hex-string"} & self.given):
+            raise usage_error("STRING match: You must specify `--string' or `--hex-string'")
+
+    def kernel_check(self, rule, chain: str, builtin: bool) -> None:
+        """string_mt_check(): from not past to; textsearch_prepare() knows the algorithm."""
+        if self.start > self.stop:
+            raise kernel_refusal(chain)
+        if self.algo not in TEXTSEARCH_ALGOS:
+            raise XtError(f"{VERSION}:  RULE_APPEND failed (No such file or directory): rule in chain {chain}", 4)
+
+    def _pattern_text(self) -> str:
+        """is_hex_string(): unprintable bytes or a trailing backslash print as hex."""
+        pattern = self.pattern
+        if any(not 32 <= b < 127 for b in pattern) or pattern[-1:] == b"\\":
+            return '"|' + pattern.hex() + '|"'
+        return '"' + "".join("\\" + chr(b) if chr(b) in '"\\' else chr(b) for b in pattern) + '"'
+
+    @property
+    def _hex(self) -> bool:
+        return self._pattern_text().startswith('"|')
+
+    def save(self) -> str:
+        out = f"-m string {inv(self.invert)}--{'hex-string' if self._hex else 'string'} {self._pattern_text()}"
+        out += f" --algo {self.algo}"
+        if self.start:
+            out += f" --from {self.start}"
+        if self.stop != 0xFFFF:
+            out += f" --to {self.stop}"
+        return out + (" --icase" if self.icase else "")
+
+    def listing(self) -> str:
+        out = f"STRING match {'!' if self.invert else ''}{self._pattern_text()} ALGO name {self.algo}"
+        if self.start:
+            out += f" FROM {self.start}"
+        if self.stop != 0xFFFF:
+            out += f" TO {self.stop}"
+        return out + (" ICASE" if self.icase else "")
+
+    def stmts(self, rule) -> list[Stmt]:
+        pattern, start, stop, icase = self.pattern, self.start, self.stop, self.icase
+        if icase:
+            pattern = pattern.lower()
+
+        def build(ctx):
+            def string_mt(pkt) -> bool:
+                data = bytes(pkt.buf[pkt.nh + start:min(pkt.nh + stop, pkt.end)])
+                return (data.lower() if icase else data).find(pattern) >= 0
+            return string_mt
+        return [XtCompat("match", "string", None, build, invert=self.invert)]
+
+
+def _string(text: str) -> bytes:
+    """parse_string(): at most 128 bytes."""
+    data = text.encode("latin-1", "replace")
+    if len(data) > XT_STRING_MAX_PATTERN_SIZE:
+        raise usage_error(f'STRING too long "{text}"')
+    return data
+
+
+def _hex_string(text: str) -> bytes:
+    """parse_hex_string(): `|..|` blocks of hex pairs (spaces between them
+    allowed), `\\` quoting a character outside them."""
+    if not text:
+        raise usage_error("STRING must contain at least one char")
+    out, i, in_hex = bytearray(), 0, False
+    while i < len(text):
+        if len(out) >= XT_STRING_MAX_PATTERN_SIZE:
+            raise usage_error(f'STRING too long "{text}"')
+        char = text[i]
+        if char == "\\":
+            if in_hex:
+                raise usage_error("Cannot include literals in hex data")
+            if i + 1 >= len(text):
+                raise usage_error("Bad literal placement at end of string")
+            out.append(ord(text[i + 1]) & 0xFF)
+            i += 2
+            continue
+        if char == "|":
+            in_hex = not in_hex
+            i += 1
+            while in_hex and i < len(text) and text[i] == " ":
+                i += 1
+            continue
+        if in_hex:
+            if i + 1 >= len(text):
+                raise usage_error("Odd number of hex digits")
+            if i + 2 >= len(text):
+                raise usage_error("Invalid hex block")
+            for digit in text[i:i + 2]:
+                if digit not in "0123456789abcdefABCDEF":
+                    raise usage_error(f"Invalid hex char '{digit}'")
+            out.append(int(text[i:i + 2], 16))
+            i += 3 if text[i + 2] == " " else 2
+        else:
+            out.append(ord(char) & 0xFF)
+            i += 1
+    return bytes(out)
+
+
 PACKET_MATCHES = {"iprange": IprangeMatch, "pkttype": PkttypeMatch, "cpu": CpuMatch, "quota": QuotaMatch,
                   "ecn": EcnMatch, "realm": RealmMatch, "tcpmss": TcpmssMatch, "mac": MacMatch,
-                  "helper": HelperMatch}
+                  "helper": HelperMatch, "string": StringMatch}
 PACKET_FAMILY_ONLY = {"realm": "ip"}
