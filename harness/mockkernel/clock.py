@@ -1,7 +1,9 @@
 """Virtual time for the mock kernel (kernel/time/timer.c, in spirit).
 
 Nothing in the mock reads the wall clock. Time moves only when the harness
-advances it; timers due by then fire in order of their expiry. `Timer` is a
+advances it; timers due by then fire in order of their expiry. CLOCK_REALTIME
+(ktime_get_real(): what nft's `meta time`, `day` and `hour` read) is a fixed
+wall-clock instant at boot, REALTIME_AT_BOOT, plus the virtual time. `Timer` is a
 struct timer_list: at most one pending expiry, moved by mod_timer() and
 cancelled by del_timer().
 """
@@ -12,11 +14,18 @@ import itertools
 from collections.abc import Callable
 
 
+REALTIME_AT_BOOT = 1767225600.0  # 2026-01-01 00:00:00 UTC, a Thursday
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 0.0
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
+
+    def realtime(self) -> float:
+        """ktime_get_real(), in seconds since the epoch."""
+        return REALTIME_AT_BOOT + self.now
 
     def add_timer(self, delay: float, callback: Callable[[], None]) -> None:
         heapq.heappush(self._timers, (self.now + delay, next(self._seq), callback))

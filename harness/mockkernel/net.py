@@ -117,6 +117,7 @@ class NetDevice:
     mac: bytes
     mtu: int = 1500
     up: bool = False
+    group: int = 0  # dev->group (`ip link set dev X group N`; INIT_NETDEV_GROUP)
     xdp_prog: object | None = None  # the attached native XDP program (core/xdp.py)
     xdp_generic_prog: object | None = None  # dev->xdp_prog: generic (skb) XDP (core/xdp.py)
     clsact: object | None = None  # the clsact qdisc and its filters (sched/sch_ingress.py)

@@ -41,6 +41,7 @@ MODIFY_FLAGS = {"nodad": IFA_F_NODAD, "noprefixroute": IFA_F_NOPREFIXROUTE}
 IFA_FLAG_NAMES = ((IFA_F_SECONDARY, "temporary"), (0x02, "nodad"), (0x04, "optimistic"), (0x08, "dadfailed"),
                   (0x10, "home"), (0x20, "deprecated"), (0x40, "tentative"), (IFA_F_PERMANENT, "permanent"),
                   (0x100, "mngtmpaddr"), (0x200, "noprefixroute"), (0x400, "autojoin"), (0x800, "stable-privacy"))
+DEV_GROUP_NAMES = {0: "default"}  # /etc/iproute2/group as iproute2 ships it
 LIST_NOT_MODELLED = ("to", "label", "master", "vrf", "type", "nomaster", "group", "proto")
 
 
@@ -316,7 +317,8 @@ def print_linkinfo(out: Printed, dev, opts: IpOptions, link_only: bool, inet6_du
     out.add("operstate", state, f"state {state} ")
     if link_only:
         out.add("linkmode", "DEFAULT", "mode DEFAULT ")
-    out.add("group", "default", "group default ").add("txqlen", 1000, "qlen 1000")
+    group = DEV_GROUP_NAMES.get(dev.group, str(dev.group))  # rtnl_group_n2a()
+    out.add("group", group, f"group {group} ").add("txqlen", 1000, "qlen 1000")
     if link_only or not (opts.inet_only or opts.inet6_only):
         link_type = "loopback" if dev.is_loopback else "ether"
         out.add("link_type", link_type, f"\n    link/{link_type} ").add("address", mac, f"{mac} ")

@@ -7,7 +7,8 @@ as iproute2 prints it from ipaddress.c).
 (core/xdp.py). The kernel applies a set in do_setlink()'s order: address, mtu,
 up/down (dev_change_flags(), whose netdevice notifiers bring the routing and
 neighbour effects), then the master (do_set_master()), then `addrgenmode`
-(IPv6's IFLA_AF_SPEC: stored, no address made). A link added without a name
+(IPv6's IFLA_AF_SPEC: stored, no address made). `group N` sets the device's
+group (IFLA_GROUP) when a device is named. A link added without a name
 gets its kind's first free `KIND%d` (rtnl_newlink()). Bridges are the one
 kind of link the mock creates; the DUT's own devices (lo and the ports) are
 never deleted.
@@ -27,9 +28,10 @@ from harness.mockkernel.ipv6.addrconf import ADDR_GEN_MODES
 
 SET_NOT_MODELLED = ("name", "index", "broadcast", "brd", "txqueuelen", "qlen", "txqlen", "netns",
                     "multicast", "allmulticast", "promisc", "trailers", "arp", "carrier", "vf",
-                    "dynamic", "alias", "group", "mode", "state", "numtxqueues", "numrxqueues",
+                    "dynamic", "alias", "mode", "state", "numtxqueues", "numrxqueues",
                     "link-netns", "link-netnsid", "protodown", "xdpoffload", "gso_max_size",
                     "gro_max_size", "altname", "vrf")
+GROUP_NUMBERS = {"default": 0}  # /etc/iproute2/group as iproute2 ships it
 LINK_KINDS = ("bridge",)  # the kinds `ip link add` creates on the mock (rtnl_link_register())
 
 
@@ -122,7 +124,7 @@ GSO_MAX_SEGS = 65535  # include/linux/netdevice.h: the most `ip link set gso_max
 
 
 def _set(net, tokens) -> str:
-    name = mtu = mac = up = xdp = gso_max_segs = master = kind_data = slave_data = addr_gen_mode = None
+    name = mtu = mac = up = xdp = gso_max_segs = master = kind_data = slave_data = addr_gen_mode = group = None
     while tokens:
         token = tokens.pop()
         if token == "type":
@@ -150,6 +152,11 @@ def _set(net, tokens) -> str:
                 raise invarg('Invalid "mtu" value', value)
         elif matches(token, "address"):
             mac = ll_addr(tokens.pop())
+        elif token == "group":
+            value = tokens.pop()
+            if group is not None:
+                raise duparg("group", value)
+            group = _group(value)
         elif token == "gso_max_segs":
             value = tokens.pop()
             gso_max_segs = c_uint(value)
@@ -168,9 +175,13 @@ def _set(net, tokens) -> str:
             if name is not None:
                 raise duparg2("dev", token)
             name = token
+    if name is None and group is not None:
+        raise not_modelled("ip link set group N without a device (changing a group's members)")
     if name is None:
         raise ToolError('Not enough information: "dev" argument is required.', 255)
     dev = device(net, name)
+    if group is not None:
+        dev.group = group  # IFLA_GROUP: dev_set_group()
     if mac is not None:
         rtnetlink.dev_set_mac_address(net, dev, mac)
     if mtu is not None:
@@ -192,6 +203,16 @@ def _set(net, tokens) -> str:
     if addr_gen_mode is not None:  # IFLA_AF_SPEC, after the flags in do_setlink()
         addrconf.inet6_set_link_af_addr_gen_mode(net, dev, addr_gen_mode)
     return ""
+
+
+def _group(value: str) -> int:
+    """rtnl_group_a2n(): a name of /etc/iproute2/group, or a number (get_u32(), any base)."""
+    if value in GROUP_NUMBERS:
+        return GROUP_NUMBERS[value]
+    number = c_uint(value)
+    if number is None:
+        raise invarg('Invalid "group" value\n', value)
+    return number
 
 
 def device_or_invarg(net, name: str):

@@ -379,8 +379,10 @@ def eth_header(skb: SkBuff, dst_mac: bytes, src_mac: bytes, ethertype: int) -> N
 
 
 def loopback_xmit(skb: SkBuff) -> None:
-    """drivers/net/loopback.c: the frame re-enters the stack as received on lo."""
+    """drivers/net/loopback.c loopback_xmit(): the frame, orphaned, re-enters the
+    stack as received on lo."""
     lo = skb.dev
+    skb.sk = None  # skb_orphan(): the sender's socket lets go of it
     lo.stats.tx_packets += 1
     lo.stats.rx_packets += 1
     skb.pkt_type = PACKET_HOST

@@ -49,7 +49,7 @@ def ping_v4_sendmsg(net, sk: UdpSock, message: bytes, daddr: int) -> None:
                           ttl=net.sysctl.values["net.ipv4.ip_default_ttl"],
                           frag_off=IP_DF if fits else 0, ident=ip_output.ip_select_ident(net, df=fits, ignore_df=True))
     skb = alloc_skb(header + body)
-    skb.net, skb.dst, skb.dev = net, rt, rt.dev
+    skb.net, skb.dst, skb.dev, skb.sk = net, rt, rt.dev, sk  # skb_set_owner_w()
     skb.network_header, skb.transport_header = skb.data, skb.data + len(header)
     skb.ignore_df = True
     net.tracer.start(skb, f"ping_v4_sendmsg: {Ipv4Packet(skb.buf, skb.data).summary()}")

@@ -174,7 +174,7 @@ def udp_sendmsg(net, sk: UdpSock, payload: bytes, daddr: int, dport: int) -> Non
                           frag_off=IP_DF if fits else 0,
                           ident=ip_output.ip_select_ident(net, df=fits, ignore_df=True))
     skb = alloc_skb(header + segment)
-    skb.net, skb.dst, skb.dev = net, rt, rt.dev
+    skb.net, skb.dst, skb.dev, skb.sk = net, rt, rt.dev, sk  # skb_set_owner_w()
     skb.network_header, skb.transport_header = skb.data, skb.data + len(header)
     skb.ignore_df = True  # ip_sk_ignore_df(): IP_PMTUDISC_WANT lets the stack fragment
     net.tracer.start(skb, f"udp_sendmsg: {Ipv4Packet(skb.buf, skb.data).summary()}")

@@ -16,7 +16,6 @@ from harness.mockkernel.netfilter.nft_exprs import (Counter, Ct, CtSet, Fib, Map
 from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exthdr import Exthdr6, TcpOption, TcpOptionSet
 from harness.mockkernel.netfilter.nft_payload_set import PayloadSet
-from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, sort_elements
 
 METAINFO = {"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}
@@ -150,8 +149,6 @@ def selector_json(lhs, ctx: PrintCtx) -> dict:
         return {"exthdr": lhs.json_text()}
     if isinstance(lhs, TcpOption):
         return {"tcp option": {"name": lhs.name, **({"field": lhs.field} if lhs.field else {})}}
-    if isinstance(lhs, Rt):
-        return {"rt": {"key": "mtu"}}
     if isinstance(lhs, MapExpr):
         data = f"@{lhs.ref.name}" if lhs.ref.name else {"set": elements_json(lhs.ref.set)}
         return {"map": {"key": selector_json(lhs.key, ctx), "data": data}}

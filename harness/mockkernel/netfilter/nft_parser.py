@@ -55,6 +55,7 @@ from harness.mockkernel.netfilter.nft_objects import (LIST_KINDS, NF_SYNPROXY_OP
                                                       CtHelperObject, CtTimeoutObject, LimitObject, NftObject,
                                                       ObjRef, QuotaObject, SynproxyObject, obj_name)
 from harness.mockkernel.netfilter.nft_quota import Quota, QuotaState, data_unit_parse
+from harness.mockkernel.netfilter.nft_meta import MetaKey
 from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, Element, NftSet, add_elements, SetError
 from harness.mockkernel.wire.ethernet import ETH_P_8021Q
@@ -80,10 +81,11 @@ BRIDGE_PRIO_HOOKS = {-300: "prerouting", -200: None, 100: "output", 300: "postro
 # statements and expressions nft knows that the mock does not model
 NOT_MODELLED = {"queue", "dup", "fwd", "numgen", "jhash", "symhash", "osf", "synproxy", "tproxy",
                 "flow", "meter", "socket", "add", "secmark",
-                "ipsec", "update", "cgroup", "skuid", "skgid", "rtclassid", "cpu", "iifgroup",
-                "oifgroup", "iiftype", "oiftype", "ibriport", "obriport", "time",
-                "day", "hour", "xt", "fullcone", "set"}
-META_UNQUALIFIED = {"mark", "iif", "oif", "iifname", "oifname", "pkttype", "nftrace", "ibrname", "obrname"}
+                "ipsec", "update", "ibriport", "obriport", "xt", "fullcone", "set"}
+# parser_bison.y meta_key_unqualified (ipsec aside: `ipsec` begins an ipsec expression too)
+META_UNQUALIFIED = {"mark", "iif", "oif", "iifname", "oifname", "pkttype", "nftrace", "ibrname", "obrname",
+                    "iiftype", "oiftype", "skuid", "skgid", "rtclassid", "cpu", "iifgroup", "oifgroup", "cgroup",
+                    "time", "day", "hour"}
 # parser_bison.y: the words each header expression takes after its keyword (its
 # *_hdr_field rule, and `option` where ip_hdr_expr and tcp_hdr_expr have one) and the
 # scanner's start condition the word is read in (SCANNER_KEYWORDS). A word nft knows
@@ -133,6 +135,7 @@ META_KEYS = ("length", "protocol", "priority", "mark", "iif", "oif", "iifname", 
              "skuid", "skgid", "nftrace", "rtclassid", "secmark", "nfproto", "l4proto", "ibrname", "obrname",
              "pkttype", "cpu", "iifgroup", "oifgroup", "cgroup", "random", "ipsec", "iifkind", "oifkind", "ibrpvid",
              "ibrvproto", "time", "day", "hour", "sdif", "sdifname")
+META_KEY_ALIASES = {"secpath": "ipsec", "ibriport": "ibrname", "obriport": "obrname"}
 TOKEN_ALIASES = {"sequence": "seq"}  # %token SEQUENCE "seq": bison names a token by its alias
 # src/scanner.l of nftables 1.0.6: the words its scanner returns as tokens of their own
 # rather than as STRING, by flex start condition. Those under "" it returns in every
@@ -314,6 +317,7 @@ class Token:
 
 
 _HEX4 = r"[0-9a-fA-F]{1,4}"
+_HEX4_WORD = re.compile(_HEX4)
 _IP4 = r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}"
 _HEX_DIGITS = string.hexdigits
 _NAME_START = string.ascii_letters + "_."
@@ -585,6 +589,7 @@ class Parser:
         self.commands: list[Command] = []
         self.anon_sets = 0
         self.scope = ""  # the scanner's start condition a command keeps open: CMD_LIST in `list`
+        self.rule_stmts: list[Stmt] = []
 
     # -- tokens
 
@@ -1164,24 +1169,42 @@ class Parser:
         return self.rhs_value()
 
     def _scan_classid(self) -> None:
-        """nft's scanner reads a TC handle `MAJ:MIN` (hex) as one word, so `0:3`
-        is a value where `0 : 3` is a syntax error: join the three tokens when
-        nothing separates them."""
+        """nft's scanner reads `{hexdigit}{1,4}:{hexdigit}{1,4}` followed by a
+        blank, `:`, `-`, `}` or `,` as one word (src/scanner.l `classid`), in
+        any context: `0:3` and `bcad:dada-bcad:dadc` are values where `0 : 3`
+        is a syntax error. Join the tokens (and split a `-` the mock's scanner
+        took into a word) when nothing separates them."""
         major, colon, minor = self.tok, self.peek(), self.peek(2)
-        if major.kind in ("num", "str") and colon.text == ":" and minor.kind in ("num", "str") \
-                and colon.loc.line == major.loc.line and colon.loc.first == major.loc.last + 1 \
-                and minor.loc.first == colon.loc.last + 1:
-            loc = major.loc.to(minor.loc)
-            self.tokens[self.pos:self.pos + 3] = [Token("str", major.text + ":" + minor.text, loc)]
+        if not (major.kind in ("num", "str") and colon.text == ":" and minor.kind in ("num", "str")
+                and colon.loc.line == major.loc.line == minor.loc.line and colon.loc.first == major.loc.last + 1
+                and minor.loc.first == colon.loc.last + 1 and _HEX4_WORD.fullmatch(major.text)):
+            return
+        low, dash, rest = minor.text.partition("-")
+        if not _HEX4_WORD.fullmatch(low):
+            return
+        after = self.peek(3)
+        if not dash and after.loc.line == minor.loc.line and after.loc.first == minor.loc.last + 1 \
+                and after.kind not in ("nl", "eof") and after.text not in (":", "-", "}", ","):
+            return
+        first = minor.loc.first
+        joined = [Token("str", f"{major.text}:{low}", major.loc.to(replace(minor.loc, last=first + len(low) - 1)))]
+        if dash:
+            dash_col = first + len(low)
+            joined.append(Token("op", "-", replace(minor.loc, first=dash_col, last=dash_col)))
+            if rest:
+                joined.append(Token("str", rest, replace(minor.loc, first=dash_col + 1)))
+        self.tokens[self.pos:self.pos + 3] = joined
 
     def rhs_value(self) -> Sym:
         """value | low-high | addr/len"""
         self._expand_variable()
+        self._scan_classid()
         tok = self.tok
         if tok.kind not in ("num", "str", "qstr", "astr"):
             raise self.unexpected()
         self.next()
         if self.accept("-"):
+            self._scan_classid()
             if self.tok.kind not in ("num", "str", "qstr"):
                 raise self.unexpected()
             high = self.next()
@@ -1206,6 +1229,7 @@ class Parser:
     def rule(self, family: str) -> RuleSpec:
         start = self.tok
         stmts: list[Stmt] = []
+        self.rule_stmts = stmts  # what the rule matched so far: its network protocol, for `rt nexthop`
         comment = None
         while not self.at_end_of_stmt():
             self._expand_variable()
@@ -1704,7 +1728,7 @@ class Parser:
         if word == "@" and tok.kind == "op":
             return self.raw_payload(tok)
         if word == "rt":
-            return self.rt_expr(tok)
+            return self.rt_expr(tok, family)
         if word in PAYLOAD_FIELDS:
             fld = self.header_field(tok)
             if word in LINK_PROTOS and family not in LINK_FAMILIES:
@@ -1721,6 +1745,8 @@ class Parser:
             key = self.meta_key(tok) if word == "meta" else tok
             if key.text in MetaBridge.TYPES:
                 return MetaBridge(key.text), tok.loc.to(key.loc)
+            if key.text in MetaKey.TYPES:
+                return MetaKey(key.text, self.iface_type if key.text == "sdif" else None), tok.loc.to(key.loc)
             if key.text not in Meta.TYPES:
                 raise NftError(f"meta {key.text} is not modelled by the mock kernel", tok.loc.to(key.loc))
             if key.text == "nfproto" and family != "inet":
@@ -1885,16 +1911,26 @@ class Parser:
             expr.invalid = NftError("No symbol type information", self.tok.loc)
         return expr, head.loc.to(self.tokens[self.pos - 1].loc)
 
-    def rt_expr(self, rt: Token):
-        """`rt [ip] mtu`, or a routing header field (`rt seg-left`); nft lists
-        `rt ip mtu` as `rt mtu`."""
-        family = self.keyword(RT_KEYS + ("ip", "ip6") + RT_HDR_FIELDS, "EXPR_RT")
-        if family.text in RT_HDR_FIELDS:
-            return Exthdr6("rt", family.text), rt.loc.to(family.loc)
-        key = self.keyword(RT_KEYS, "EXPR_RT") if family.text in ("ip", "ip6") else family
-        if key.text != "mtu" or family.text == "ip6":
-            raise NftError(f"{self.text_from(rt)} is not modelled by the mock kernel", rt.loc.to(key.loc))
-        return Rt(), rt.loc.to(key.loc)
+    def rt_expr(self, rt: Token, family: str):
+        """`rt [ip|ip6] mtu|classid|nexthop|ipsec`, or a routing header field
+        (`rt seg-left`); nft lists `rt ip mtu` as `rt mtu`, and `rt nexthop` with
+        the network protocol it took (expr_evaluate_rt())."""
+        word = self.keyword(RT_KEYS + ("ip", "ip6") + RT_HDR_FIELDS, "EXPR_RT")
+        if word.text in RT_HDR_FIELDS:
+            return Exthdr6("rt", word.text), rt.loc.to(word.loc)
+        key = self.keyword(RT_KEYS, "EXPR_RT") if word.text in ("ip", "ip6") else word
+        loc = rt.loc.to(key.loc)
+        if key.text == "mtu" and word.text == "ip6":
+            raise NftError(f"{self.text_from(rt)} is not modelled by the mock kernel", loc)
+        if key.text != "nexthop":
+            return Rt(key.text), loc
+        context = family if family in ("ip", "ip6") else _network_of(self.rule_stmts)
+        net = word.text if word.text in ("ip", "ip6") else context
+        if net is None:
+            raise NftError('cannot determine ip protocol version, use "ip nexthop" or "ip6 nexthop" instead', loc)
+        if context is not None and net != context:
+            raise NftError(f"{net} nexthop will not match", loc)
+        return Rt("nexthop", net), loc
 
     def meta_key(self, meta: Token) -> Token:
         """The key after `meta`: a STRING meta_key_parse() looks up (src/meta.c), naming
@@ -1904,6 +1940,8 @@ class Parser:
         if key.kind != "str" or (key.text not in META_KEYS and key.name_in("META") != "string"):
             raise self.unexpected(scope="META")
         self.next()
+        if key.text in META_KEY_ALIASES:  # meta_key_parse()'s backwards compat names
+            return replace(key, text=META_KEY_ALIASES[key.text])
         if key.text not in META_KEYS:
             raise NftError(f"syntax error, unexpected {key.text}, known keys are {', '.join(META_KEYS)}",
                            meta.loc.to(key.loc))
@@ -2508,6 +2546,18 @@ def _link_network_dependency(family: str, network: str) -> Match:
 
 
 NETWORK_ETHERTYPES = {"ip": 0x0800, "ip6": 0x86DD, "arp": 0x0806}
+
+
+def _network_of(stmts: list[Stmt]) -> str | None:
+    """The network protocol earlier matches of a rule established (`meta
+    nfproto ipv4`, `meta protocol ip6`, an ip or ip6 header field)."""
+    for stmt in reversed(stmts):
+        if dependency_base(stmt) == "network":
+            return "ip" if stmt.rhs.value in (2, 0x0800) else "ip6" if stmt.rhs.value in (10, 0x86DD) else None
+        lhs = getattr(stmt, "lhs", None)
+        if isinstance(lhs, Payload) and lhs.proto in ("ip", "ip6"):
+            return lhs.proto
+    return None
 
 
 def _dependency(family: str, network: str) -> Match:
