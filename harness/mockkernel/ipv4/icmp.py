@@ -22,7 +22,7 @@ from harness.journey import Stage
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.core.snmp import (ICMP_MIB_CSUMERRORS, ICMP_MIB_INERRORS, ICMP_MIB_INMSGS, ICMP_MIB_OUTMSGS,
                                           ICMP_MIB_RATELIMITGLOBAL, ICMP_MIB_RATELIMITHOST, ICMPMSG_OUT)
-from harness.mockkernel.ipv4 import ip_output, ping, route
+from harness.mockkernel.ipv4 import ip_options, ip_output, ping, route
 from harness.mockkernel.ipv4.route import DST_LOCAL
 from harness.mockkernel.wire import WireError
 from harness.mockkernel.wire.icmp import (ERROR_TYPES, ICMP_ADDRESS, ICMP_ADDRESSREPLY, ICMP_DEST_UNREACH,
@@ -30,6 +30,7 @@ from harness.mockkernel.wire.icmp import (ERROR_TYPES, ICMP_ADDRESS, ICMP_ADDRES
                                           IcmpMessage, build, fill_checksum)
 from harness.mockkernel.wire.ipv4 import (IP_OFFSET, IPPROTO_ICMP, IPTOS_TOS_MASK, IPV4_MIN_HLEN, Ipv4Packet,
                                           build_header)
+from harness.mockkernel.wire.ipv4 import fill_checksum as fill_header_checksum
 
 NR_ICMP_TYPES = 18
 XRLIM_BURST_FACTOR = 6
@@ -132,22 +133,44 @@ def icmp_send(skb_in: SkBuff, icmp_type: int, code: int, info: int = 0) -> None:
     if _rate_limited(net, icmp_type, code, iph.saddr, out.dev):
         net.tracer.hop(skb_in, Stage.L4, "icmp_send", "RATELIMITED", f"type {icmp_type} code {code}")
         return
-    room = min(out.dst_mtu(), 576) - IPV4_MIN_HLEN - ICMP_HLEN
+    options = _options_echo(skb_in)
+    if options is None:
+        return
+    room = min(out.dst_mtu(), 576) - IPV4_MIN_HLEN - options.optlen - ICMP_HLEN
     quoted = bytes(skb_in.buf[skb_in.network_header:skb_in.tail][:room])
     tos = (iph.tos & IPTOS_TOS_MASK) | IPTOS_PREC_INTERNETCONTROL
     message = build(icmp_type, code, info, quoted)
-    _icmp_push(net, skb_in, out, message, tos, f"icmp_send type {icmp_type} code {code}")
+    _icmp_push(net, skb_in, out, message, tos, f"icmp_send type {icmp_type} code {code}", options)
 
 
-def _icmp_push(net, cause: SkBuff, out: route.Rtable, message: bytes, tos: int, why: str) -> None:
+NO_OPTIONS = ip_options.IpOptions(0)
+
+
+def _options_echo(skb: SkBuff) -> ip_options.IpOptions | None:
+    """The options an answer to `skb` carries (__ip_options_echo() of the
+    options ip_rcv_options() compiled); None where the kernel sends nothing."""
+    opt = skb.cb.get("opt") if skb.cb else None
+    if opt is None:
+        return NO_OPTIONS
+    net = skb.net
+    return ip_options.ip_options_echo(skb.buf, skb.network_header, opt,
+                                      lambda addr: route.inet_addr_is_unicast(net, addr))
+
+
+def _icmp_push(net, cause: SkBuff, out: route.Rtable, message: bytes, tos: int, why: str,
+               options: ip_options.IpOptions = NO_OPTIONS) -> None:
     """icmp_push_reply(): the icmp socket sends with IP_PMTUDISC_DONT (no DF,
-    so a hashed IP ID) and the default TTL; icmp_out_count() counts it."""
+    so a hashed IP ID) and the default TTL, with the options echoed from the
+    packet answered (ip_options_build()); icmp_out_count() counts it."""
     net.mib.icmpmsg_statistics[ICMPMSG_OUT | message[0]] += 1
     net.mib.icmp_statistics[ICMP_MIB_OUTMSGS] += 1
     iph = Ipv4Packet(cause.buf, cause.network_header)
     ttl = net.sysctl.values["net.ipv4.ip_default_ttl"]
     header = build_header(out.prefsrc, iph.saddr, IPPROTO_ICMP, len(message), ttl=ttl, tos=tos,
-                          ident=ip_output.ip_select_ident(net, df=False, ignore_df=True))
+                          ident=ip_output.ip_select_ident(net, df=False, ignore_df=True), options=options.data)
+    if options.optlen:
+        ip_options.ip_options_build(header, options, out.prefsrc, net.clock.now)
+        fill_header_checksum(header, 0)
     skb = alloc_skb(header + message)
     skb.net, skb.dst, skb.dev = net, out, out.dev
     skb.network_header = skb.data
@@ -218,8 +241,11 @@ def icmp_echo(skb: SkBuff) -> None:
         return
     if _rate_limited(net, ICMP_ECHOREPLY, 0, iph.saddr, out.dev):
         return
+    options = _options_echo(skb)
+    if options is None:
+        return
     net.tracer.hop(skb, Stage.L4, "icmp_echo", "REPLY")
-    _icmp_push(net, skb, out, bytes(body), iph.tos, "icmp_reply echo")
+    _icmp_push(net, skb, out, bytes(body), iph.tos, "icmp_reply echo", options)
 
 
 def icmp_init(net) -> None:

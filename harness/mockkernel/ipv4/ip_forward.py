@@ -21,11 +21,12 @@ from harness.dropreason import DropReason
 from harness.journey import Hop, Stage
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, kfree_skb
 from harness.mockkernel.core.snmp import IPSTATS_MIB_FRAGFAILS, IPSTATS_MIB_INHDRERRORS, IPSTATS_MIB_OUTFORWDATAGRAMS
-from harness.mockkernel.ipv4 import icmp, ip_output
+from harness.mockkernel.ipv4 import icmp, ip_options, ip_output, route
 from harness.mockkernel.netfilter.core import NF_INET_FORWARD, nf_hook
 from harness.mockkernel.wire.icmp import (ICMP_DEST_UNREACH, ICMP_EXC_TTL, ICMP_FRAG_NEEDED,
                                           ICMP_TIME_EXCEEDED)
-from harness.mockkernel.wire.ipv4 import IP_DF, IPTOS_TOS_MASK, TOS, TTL, Ipv4Packet, ip_decrease_ttl
+from harness.mockkernel.wire.ipv4 import (IP_DF, IPTOS_TOS_MASK, TOS, TTL, Ipv4Packet, fill_checksum,
+                                          ip_decrease_ttl)
 
 
 HOP_FORWARD_OK = Hop(Stage.IP_FORWARD, "ip_forward", "OK")
@@ -65,6 +66,15 @@ def ip_forward(skb: SkBuff) -> None:
 
 
 def ip_forward_finish(skb: SkBuff) -> None:
-    """After the FORWARD hook: dst_output()."""
-    skb.net.mib.ip_statistics[IPSTATS_MIB_OUTFORWDATAGRAMS] += 1
+    """After the FORWARD hook: the options' outgoing entries
+    (ip_forward_options(), the checksum refreshed when they changed the
+    header), then dst_output()."""
+    net = skb.net
+    opt = skb.cb.get("opt") if skb.cb else None
+    if opt is not None:
+        buf, nh = skb.buf, skb.network_header
+        source = route.ip_rt_get_source(net, skb.dst, Ipv4Packet(buf, nh).daddr)
+        if ip_options.ip_forward_options(buf, nh, opt, source):
+            fill_checksum(buf, nh)  # ip_send_check()
+    net.mib.ip_statistics[IPSTATS_MIB_OUTFORWDATAGRAMS] += 1
     ip_output.ip_output(skb)

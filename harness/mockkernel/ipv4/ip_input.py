@@ -4,8 +4,8 @@ ip_rcv_core() makes the header checks in the kernel's order, each with its drop
 reason; ip_rcv_finish() routes the packet (route.ip_route_input) and hands it to
 the dst's input: ip_local_deliver, ip_forward or ip_error. A multicast packet
 to a joined group is delivered locally like any other (IGMP to igmp_rcv).
-Left out: IP options other than detecting source routing, early demux, raw
-sockets, IPsec.
+IP options are checked and written as ip_options.c does (ip_options.py).
+Left out: early demux, raw sockets, IPsec.
 SNMP counters (core/snmp.py) rise where ip_input.c and route.c ip_error()
 count them: InReceives and InOctets for every packet to this host's link
 address, the ECN class, header errors, multicast/broadcast, InDelivers after
@@ -21,13 +21,13 @@ from harness.mockkernel.core.snmp import (IPSTATS_MIB_CSUMERRORS, IPSTATS_MIB_IN
                                           IPSTATS_MIB_INMCAST, IPSTATS_MIB_INNOROUTES, IPSTATS_MIB_INTRUNCATEDPKTS,
                                           IPSTATS_MIB_INUNKNOWNPROTOS, IPSTATS_MIB_IN_BY_TOS, PO_PACKET,
                                           SNMP4_NET_LIST)
-from harness.mockkernel.ipv4 import icmp, ip_forward, ip_fragment, route
+from harness.mockkernel.ipv4 import icmp, ip_forward, ip_fragment, ip_options, route
 from harness.mockkernel.ipv4.protocol import inet_protos
 from harness.mockkernel.ipv4.route import DST_FORWARD, DST_LOCAL
 from harness.mockkernel.net import RTN_LOCAL
 from harness.mockkernel.netfilter.core import NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING, nf_hook
 from harness.mockkernel.wire import Truncated, WireError, ipv4
-from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_PROT_UNREACH
+from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH, ICMP_PARAMETERPROB, ICMP_PROT_UNREACH
 from harness.mockkernel.wire.ipv4 import IP_MF, IP_OFFSET, TOS, Ipv4Packet
 
 HOP_IP_RCV_OK = Hop(Stage.IP_RCV, "ip_rcv_core", "OK")
@@ -113,19 +113,46 @@ def ip_rcv_finish(skb: SkBuff) -> None:
         journey = skb.journey
         if journey is not None:
             journey.hops.append(rt.hop)
+    hlen = ipv4.HEADER_LEN[ver_ihl]
+    if hlen > ipv4.IPV4_MIN_HLEN and not ip_rcv_options(skb, rt, hlen, saddr, daddr, tos):
+        return
     # __IP_UPD_PO_STATS(net, IPSTATS_MIB_INMCAST or _INBCAST, skb->len): rt_type's, which its flags say
     if rt.is_multicast or rt.is_broadcast:
         net.mib.ip_statistics[IPSTATS_MIB_INMCAST if rt.is_multicast else IPSTATS_MIB_INBCAST] += \
             PO_PACKET + skb.tail - skb.network_header
-    hlen = ipv4.HEADER_LEN[ver_ihl]
-    if hlen > ipv4.IPV4_MIN_HLEN and ipv4.has_source_route(skb.buf, nh, hlen) and not _accept_source_route(net, dev):
-        return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_RCV, "ip_rcv_options")
     if rt.input is DST_LOCAL or rt.type is RTN_LOCAL:
         ip_local_deliver(skb)
     elif rt.input is DST_FORWARD:
         ip_forward.ip_forward(skb)
     else:
         ip_error(skb)
+
+
+def ip_rcv_options(skb: SkBuff, rt, hlen: int, saddr: int, daddr: int, tos: int) -> bool:
+    """ip_rcv_options(): compile the options (ip_options.py), kept in the skb's
+    control block; False when the packet was dropped: a malformed option (a
+    parameter problem sent, InHdrErrors, IP_INHDR) or a source route this
+    device does not accept (not modelled further when it does). Both drops
+    are ip_rcv_finish_core()'s, as 6.18 reports them."""
+    net, dev = skb.net, skb.dev
+    spec_dst = daddr if rt.type is RTN_LOCAL and not (rt.is_broadcast or rt.is_multicast) else \
+        route.fib_compute_spec_dst(net, dev, saddr, tos & 0xFC)  # spec_dst_fill()
+    try:
+        opt = ip_options.ip_options_compile(skb.buf, skb.network_header, hlen, spec_dst, net.clock.now,
+                                            lambda addr: route.inet_addr_is_unicast(net, addr))
+    except ip_options.OptionError as err:
+        net.tracer.hop(skb, Stage.ROUTING, "ip_options_compile", "DROP", f"bad option at byte {err.pointer}")
+        icmp.icmp_send(skb, ICMP_PARAMETERPROB, 0, info=err.pointer << 24)
+        net.mib.ip_statistics[IPSTATS_MIB_INHDRERRORS] += 1
+        kfree_skb(skb, DropReason.IP_INHDR, Stage.ROUTING, "ip_rcv_finish_core")
+        return False
+    if skb.cb is None:
+        skb.cb = {}
+    skb.cb["opt"] = opt
+    if opt.srr and not _accept_source_route(net, dev):
+        kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.ROUTING, "ip_rcv_finish_core")
+        return False
+    return True
 
 
 def _accept_source_route(net, dev) -> bool:

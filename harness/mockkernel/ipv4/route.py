@@ -312,6 +312,22 @@ def inet_select_addr(net: Net, dev: NetDevice | None, dst: int, scope: int) -> i
     return 0
 
 
+def inet_addr_is_unicast(net: Net, addr: int) -> bool:
+    """inet_addr_type() == RTN_UNICAST: not a zero-net, limited broadcast or
+    multicast address, and no local-table route (local, broadcast) of another type."""
+    if is_zeronet(addr) or is_lbcast(addr) or is_multicast(addr):
+        return False
+    table = net.tables.get(RT_TABLE_LOCAL)
+    route = table.longest_match(addr) if table is not None else None
+    return route is None or route.type is RTN_UNICAST
+
+
+def ip_rt_get_source(net: Net, rt: "Rtable", daddr: int) -> int:
+    """ip_rt_get_source() for a forwarded packet's input route: the preferred
+    source of the route to `daddr`, else the outgoing device's address toward it."""
+    return rt.prefsrc or inet_select_addr(net, rt.dev, rt.gateway or daddr, RT_SCOPE_UNIVERSE)
+
+
 def fib_compute_spec_dst(net: Net, dev: NetDevice, saddr: int, tos: int) -> int:
     """fib_compute_spec_dst() for a packet on a broadcast or multicast route:
     the preferred source of the route back to `saddr` (fib_result_prefsrc()),

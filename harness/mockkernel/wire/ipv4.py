@@ -105,27 +105,6 @@ def pseudo_header_sum(buf: bytearray, off: int, protocol: int, length: int) -> i
     return 0xFFFF - checksum(buf[off + SADDR:off + DADDR + 4], protocol + length)
 
 
-def option_types(buf: bytearray, off: int, hlen: int):
-    """The type of each option after the fixed header, up to IPOPT_END: a
-    single-byte NOOP, else type, length, data (a length under 2 steps 2)."""
-    pos, end = off + IPV4_MIN_HLEN, off + hlen
-    while pos < end:
-        opt = buf[pos]
-        if opt == IPOPT_END:
-            return
-        yield opt
-        if opt == IPOPT_NOOP:
-            pos += 1
-        else:
-            pos += max(2, buf[pos + 1] if pos + 1 < end else 2)
-
-
-def has_source_route(buf: bytearray, off: int, hlen: int) -> bool:
-    """A loose or strict source route option (what ip_rcv_options() refuses
-    unless accept_source_route)."""
-    return any(opt == IPOPT_LSRR or opt == IPOPT_SSRR for opt in option_types(buf, off, hlen))
-
-
 class Ipv4Packet(HeaderView):
     __slots__ = ()
     _check = staticmethod(check_len)
