@@ -136,7 +136,7 @@ def _frames_diff(first: dict[str, list[bytes]], second: dict[str, list[bytes]], 
         for one, other in pairs:
             if one == other:
                 lines.append(f"{SAME}{port}: {describe(one)}")
-            elif (explained := _explained(one, other)) is not None:
+            elif (explained := explained_difference(one, other)) is not None:
                 lines += [f"{SAME}{port}: {describe(one)}", f"    masked {explained}"]
             elif other is None:
                 lines.append(f"{FIRST_ONLY}{port}: {describe(one)}")
@@ -158,7 +158,7 @@ def diff_svg(first: Trace, second: Trace) -> str:
                             {trace.target: trace.observed for trace in (first, second)})
 
 
-def _explained(first: bytes | None, second: bytes | None) -> str | None:
+def explained_difference(first: bytes | None, second: bytes | None) -> str | None:
     """Why two ICMP frames the DUT sent differ only where Linux is unpredictable (the
     IP ID of a packet sent without DF, icmp_socket_mask()), or None."""
     if first is None or second is None or ICMP not in Ether(first):

@@ -1,0 +1,66 @@
+"""`python -m harness.diff [--scenarios N] [--seed S] [--cases DIR]`: N scenarios
+drawn by hypothesis from seed S, each run on the mock and on the netns lab (root);
+every divergence is shrunk, printed, and with --cases written there as a
+regression case. Prints `figure diff.scenarios N count`, `figure diff.invalid N
+count` (setups both targets refused) and `figure diff.divergences N count`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+
+from harness.diff.cases import case_json
+from harness.diff.runner import Result, run, shrink
+from harness.diff.scenario import scenarios
+
+
+def campaign(count: int, seed: int, each) -> None:
+    """Hand `each` the result of `count` scenarios drawn from `seed` (reproducible:
+    hypothesis draws the same scenarios from the same seed and grammar)."""
+    @hypothesis_seed(seed)
+    @settings(max_examples=count, database=None, phases=[Phase.generate], deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(scenarios())
+    def one(scenario):
+        each(run(scenario))
+    one()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.diff", description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", type=int, default=100, help="how many scenarios (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="hypothesis's seed (default: %(default)s)")
+    parser.add_argument("--cases", type=Path, help="write each shrunk divergence here as a regression case")
+    parser.add_argument("--no-shrink", action="store_true", help="report divergences as drawn")
+    args = parser.parse_args(argv)
+    counts = {"scenarios": 0, "invalid": 0, "divergences": 0}
+
+    def each(result: Result) -> None:
+        counts["scenarios"] += 1
+        counts["invalid"] += result.invalid
+        if not result.diverges:
+            return
+        counts["divergences"] += 1
+        if not args.no_shrink:
+            result = shrink(result)
+        print(f"divergence {counts['divergences']} (scenario {counts['scenarios']}):\n{result.scenario.setup_text()}"
+              f"frames into {result.scenario.port}: {[f.hex() for f in result.scenario.frames]}\n{result.text}",
+              flush=True)
+        if args.cases is not None:
+            args.cases.mkdir(parents=True, exist_ok=True)
+            path = args.cases / f"seed{args.seed}_{counts['scenarios']}.json"
+            path.write_text(json.dumps(case_json(result), indent=1) + "\n")
+
+    campaign(args.scenarios, args.seed, each)
+    for name, value in counts.items():
+        print(f"figure diff.{name} {value} count")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""Scenarios: a DUT configuration and the frames sent into it, drawn by hypothesis.
+
+The grammar is what the mock models and both targets accept: the addressing plan's
+router (harness.testing.plan_router(): p0..p2 at 10.0.N.1/24, hosts 10.0.N.2 with
+permanent neighbour entries), a few sysctls and routes, and an `ip` table of filter
+and NAT base chains whose rules combine common matches with a statement. Frames
+come from the host on one port, to addresses the DUT owns, routes, blackholes or
+cannot route, over UDP, TCP and ICMP, and some are malformed the ways a wire
+delivers them (truncated, a wrong IHL or total length, a bad checksum, fragments).
+No address needs ARP (every next hop is a plan host with a permanent entry), so no
+outcome waits on neighbour resolution.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from hypothesis import strategies as st
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.l2 import Ether
+
+from harness.cli.setup_file import SetupCommand, parse_setup
+from harness.target import PORTS
+from harness.testing.plan import Host
+
+HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
+# where a hook's chain may match the input / output interface (nft refuses the others)
+HAS_IIF = frozenset({"prerouting", "input", "forward"})
+HAS_OIF = frozenset({"forward", "output", "postrouting"})
+REJECT_HOOKS = frozenset({"input", "forward", "output"})
+NAT_STATEMENTS = {  # the NAT hook a statement belongs to
+    "prerouting": ("dnat to 10.0.2.2", "redirect to :9", "dnat to 10.0.1.2:53"),
+    "output": ("dnat to 10.0.2.2",),
+    "postrouting": ("masquerade", "snat to 10.0.1.1", "masquerade to :2000-2010"),
+    "input": ("snat to 10.0.0.1",),
+}
+NAT_PRIORITY = {"prerouting": "dstnat", "output": "dstnat", "postrouting": "srcnat", "input": "srcnat"}
+
+PREFIXES = ("10.0.0.0/24", "10.0.1.0/24", "10.0.2.2", "192.0.2.0/24", "10.0.0.0/8", "10.0.1.1")
+MATCHES = (
+    st.sampled_from(PREFIXES).map(lambda p: f"ip saddr {p}"),
+    st.sampled_from(PREFIXES).map(lambda p: f"ip daddr {p}"),
+    st.sampled_from(("udp", "tcp", "icmp")).map(lambda p: f"ip protocol {p}"),
+    st.sampled_from(("udp", "tcp", "icmp")).map(lambda p: f"meta l4proto {p}"),
+    st.sampled_from(("53", "9", "{ 7, 9, 53 }", "1-100", "!= 53")).map(lambda p: f"udp dport {p}"),
+    st.sampled_from(("22", "80", "{ 22, 80 }")).map(lambda p: f"tcp dport {p}"),
+    st.sampled_from(("syn", "& (syn | ack) == syn", "rst", "& (fin | syn | rst | ack) == ack")).map(
+        lambda f: f"tcp flags {f}"),
+    st.sampled_from(("1", "< 3", "64")).map(lambda t: f"ip ttl {t}"),
+    st.sampled_from(("> 100", "< 40")).map(lambda n: f"ip length {n}"),
+    st.sampled_from(("new", "established", "established,related", "invalid", "untracked")).map(
+        lambda s: f"ct state {s}"),
+    st.sampled_from(("echo-request", "echo-reply", "destination-unreachable")).map(lambda t: f"icmp type {t}"),
+    st.sampled_from(("0x1", "0")).map(lambda m: f"meta mark {m}"),
+    st.sampled_from(("local", "unicast", "broadcast", "multicast")).map(lambda t: f"fib daddr type {t}"),
+)
+FILTER_STATEMENTS = ("accept", "drop", "continue", "meta mark set 0x1", "counter")
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A base chain of table `ip t`: a filter or NAT chain at `hook`."""
+
+    hook: str
+    kind: str  # filter | nat
+    priority: str
+    policy: str
+    rules: tuple[str, ...]
+
+    def text(self, index: int) -> str:
+        head = f"type {self.kind} hook {self.hook} priority {self.priority}; policy {self.policy};"
+        body = "".join(f"\t\t{rule}\n" for rule in self.rules)
+        return f"\tchain c{index} {{\n\t\t{head}\n{body}\t}}\n"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What one differential run does: `commands` (sysctl, ip route) after the
+    plan, then `chains` as one `nft -f -`, then `frames` into `port`."""
+
+    commands: tuple[str, ...]
+    chains: tuple[Chain, ...]
+    port: str
+    frames: tuple[bytes, ...]
+
+    def setup_text(self) -> str:
+        lines = list(self.commands)
+        if self.chains:
+            ruleset = "".join(chain.text(i) for i, chain in enumerate(self.chains))
+            lines += ["nft -f - <<'EOF'", f"table ip t {{\n{ruleset}}}", "EOF"]
+        return "".join(line + "\n" for line in lines)
+
+    def setup(self) -> list[SetupCommand]:
+        return parse_setup(self.setup_text(), "<scenario>")
+
+    def to_json(self) -> dict:
+        return {"commands": list(self.commands),
+                "chains": [{"hook": c.hook, "kind": c.kind, "priority": c.priority, "policy": c.policy,
+                            "rules": list(c.rules)} for c in self.chains],
+                "port": self.port, "frames": [frame.hex() for frame in self.frames]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Scenario":
+        return cls(tuple(data["commands"]),
+                   tuple(Chain(c["hook"], c["kind"], c["priority"], c["policy"], tuple(c["rules"]))
+                         for c in data["chains"]),
+                   data["port"], tuple(bytes.fromhex(frame) for frame in data["frames"]))
+
+    def __str__(self) -> str:
+        return json.dumps(self.to_json(), indent=1)
+
+
+@st.composite
+def filter_rule(draw, hook: str) -> str:
+    matches = list(MATCHES)
+    if hook in HAS_IIF:
+        matches.append(st.sampled_from(PORTS).map(lambda p: f'iifname "{p.name}"'))
+    if hook in HAS_OIF:
+        matches.append(st.sampled_from(PORTS).map(lambda p: f'oifname "{p.name}"'))
+    words = draw(st.lists(st.one_of(matches), max_size=3))
+    statements = FILTER_STATEMENTS + (("reject", "reject with icmp type host-unreachable",
+                                       "reject with tcp reset") if hook in REJECT_HOOKS else ())
+    statement = draw(st.sampled_from(statements))
+    if statement == "reject with tcp reset":
+        words = ["meta l4proto tcp", *words]  # nft refuses a reset for what may not be TCP
+    return " ".join([*words, "counter", statement] if statement != "counter" else [*words, "counter"])
+
+
+@st.composite
+def chains(draw) -> Chain:
+    if draw(st.booleans()) and draw(st.booleans()):
+        hook = draw(st.sampled_from(sorted(NAT_STATEMENTS)))
+        rules = draw(st.lists(st.tuples(st.lists(st.one_of(MATCHES), max_size=2),
+                                        st.sampled_from(NAT_STATEMENTS[hook])), min_size=1, max_size=2))
+        return Chain(hook, "nat", NAT_PRIORITY[hook], "accept",
+                     tuple(" ".join([*matches, "counter", statement]) for matches, statement in rules))
+    hook = draw(st.sampled_from(HOOKS))
+    priority = draw(st.sampled_from(("raw", "mangle", "filter", "10")))
+    policy = draw(st.sampled_from(("accept", "accept", "drop")))
+    return Chain(hook, "filter", priority, policy, tuple(draw(st.lists(filter_rule(hook), max_size=4))))
+
+
+COMMANDS = (
+    "sysctl -w net.ipv4.conf.all.rp_filter=1", "sysctl -w net.ipv4.conf.p0.rp_filter=2",
+    "sysctl -w net.ipv4.ip_forward=0", "sysctl -w net.ipv4.icmp_echo_ignore_all=1",
+    "sysctl -w net.ipv4.icmp_echo_ignore_broadcasts=0", "sysctl -w net.ipv4.conf.all.accept_local=1",
+    "sysctl -w net.ipv4.ip_default_ttl=32", "sysctl -w net.ipv4.conf.all.send_redirects=0",
+    "ip route add blackhole 192.0.2.0/24", "ip route add unreachable 192.0.2.0/24",
+    "ip route add prohibit 198.51.100.0/24", "ip route add 198.51.100.0/24 via 10.0.2.2",
+)
+
+SOURCES = ("host", "10.0.1.2", "192.0.2.7", "0.0.0.0", "127.0.0.1", "10.0.0.1", "224.0.0.5")
+DESTINATIONS = ("dut", "10.0.1.1", "10.0.1.2", "10.0.2.2", "192.0.2.9", "198.51.100.1", "203.0.113.1",
+                "10.0.0.255", "255.255.255.255", "224.0.0.1", "127.0.0.1")
+
+
+@st.composite
+def l4(draw):
+    kind = draw(st.sampled_from(("udp", "tcp", "icmp")))
+    if kind == "udp":
+        return UDP(sport=draw(st.sampled_from((1024, 53, 68))), dport=draw(st.sampled_from((53, 9, 7, 33434)))) / \
+            draw(st.binary(max_size=40))
+    if kind == "tcp":
+        return TCP(sport=draw(st.sampled_from((40000, 22))), dport=draw(st.sampled_from((22, 80, 9))),
+                   flags=draw(st.sampled_from(("S", "SA", "A", "R", "FA", "PA"))),
+                   seq=draw(st.integers(0, 2**32 - 1)), ack=draw(st.integers(0, 2**32 - 1)))
+    icmp_type = draw(st.sampled_from((8, 0, 3, 13)))
+    quote = bytes(IP(src="10.0.1.2", dst="10.0.0.2") / UDP(sport=9, dport=53)) if icmp_type == 3 else b""
+    return ICMP(type=icmp_type, code=draw(st.sampled_from((0, 3))) if icmp_type == 3 else 0, id=7, seq=1) / \
+        (quote or draw(st.binary(max_size=24)))
+
+
+CORRUPTIONS = ("none",) * 6 + ("truncate", "ihl", "total_length", "checksum", "fragment", "version")
+
+
+@st.composite
+def frames(draw, host: Host) -> bytes:
+    src = draw(st.sampled_from(SOURCES))
+    dst = draw(st.sampled_from(DESTINATIONS))
+    ip = IP(src=host.ip if src == "host" else src, dst=host.dut_ip if dst == "dut" else dst,
+            ttl=draw(st.sampled_from((64, 64, 1, 0, 2))), id=draw(st.integers(1, 0xFFFF)))
+    frame = bytearray(bytes(Ether(src=host.mac, dst=host.port.mac) / ip / draw(l4())))
+    corruption = draw(st.sampled_from(CORRUPTIONS))
+    if corruption == "truncate":
+        frame = frame[:draw(st.integers(14, len(frame) - 1))]
+    elif corruption == "ihl":
+        frame[14] = 0x40 | draw(st.sampled_from((0, 4, 6, 15)))
+    elif corruption == "total_length":
+        frame[16:18] = draw(st.sampled_from((0, 19, len(frame) - 14 + 8, 0xFFFF))).to_bytes(2, "big")
+    elif corruption == "checksum":
+        frame[24] ^= 0xFF
+    elif corruption == "fragment":
+        frame[20:22] = draw(st.sampled_from((0x2000, 0x0001, 0x2003))).to_bytes(2, "big")
+    elif corruption == "version":
+        frame[14] = (draw(st.sampled_from((5, 6))) << 4) | 5
+    if corruption in ("fragment", "total_length") or (corruption == "ihl" and frame[14] & 0xF >= 5):
+        frame[24:26] = b"\0\0"  # a valid checksum over the changed header: the change is what is tested
+        frame[24:26] = _ip_checksum(frame[14:14 + 4 * (frame[14] & 0xF)]).to_bytes(2, "big")
+    return bytes(frame)
+
+
+def _ip_checksum(header: bytes) -> int:
+    data = bytes(header) + b"\0" * (len(header) & 1)
+    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+@st.composite
+def scenarios(draw) -> Scenario:
+    port = draw(st.sampled_from(PORTS[:2]))
+    commands = draw(st.lists(st.sampled_from(COMMANDS), max_size=3, unique=True))
+    if "ip route add unreachable 192.0.2.0/24" in commands and "ip route add blackhole 192.0.2.0/24" in commands:
+        commands.remove("ip route add unreachable 192.0.2.0/24")  # one route per prefix
+    if "ip route add prohibit 198.51.100.0/24" in commands and "ip route add 198.51.100.0/24 via 10.0.2.2" in commands:
+        commands.remove("ip route add prohibit 198.51.100.0/24")
+    drawn_chains = draw(st.lists(chains(), max_size=3))
+    sent = draw(st.lists(frames(Host(port)), min_size=1, max_size=3))
+    return Scenario(tuple(commands), tuple(drawn_chains), port.name, tuple(sent))

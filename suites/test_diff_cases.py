@@ -1,0 +1,27 @@
+"""Scenarios the differential runner (python -m harness.diff) generated, on which
+the mock once differed from the real kernel: each case (diff_cases/*.json) holds
+the scenario and what the kernel did with it; every target must do the same.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.diff.cases import Outcome, frame_differences, replay
+from harness.diff.scenario import Scenario
+
+CASES = sorted((Path(__file__).parent / "diff_cases").glob("*.json"))
+
+
+@pytest.mark.requires("nftables")
+@pytest.mark.parametrize("path", CASES, ids=[path.stem for path in CASES])
+def test_the_target_does_with_a_generated_scenario_what_the_kernel_did(target, path):
+    case = json.loads(path.read_text())
+    kernel = Outcome.from_json(case["kernel"])
+    drop_reasons = "drop_reasons" in target.capabilities
+    got = replay(target, Scenario.from_json(case["scenario"]), drop_reasons)
+    assert frame_differences(kernel.left, got.left) == []
+    if drop_reasons:
+        assert got.drops == kernel.drops

@@ -1,0 +1,64 @@
+"""The differential runner (harness/diff): scenarios as data, shrinking, and a
+seeded sample of generated scenarios on the mock and the netns lab."""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import replace
+
+import pytest
+
+from harness.diff.__main__ import campaign
+from harness.diff.runner import Result, shrink, smaller
+from harness.diff.scenario import Chain, Scenario
+
+SCENARIO = Scenario(("sysctl -w net.ipv4.ip_forward=0", "ip route add blackhole 192.0.2.0/24"),
+                    (Chain("forward", "filter", "filter", "drop", ("udp dport 53 counter drop", "counter accept")),
+                     Chain("postrouting", "nat", "srcnat", "accept", ("counter masquerade",))),
+                    "p0", (b"\x01" * 60, b"\x02" * 60))
+
+
+def test_a_scenario_is_data_that_round_trips_through_json():
+    assert Scenario.from_json(SCENARIO.to_json()) == SCENARIO
+
+
+def test_its_setup_is_the_commands_then_one_nft_transaction():
+    commands = SCENARIO.setup()
+    assert [command.argv for command in commands] == [
+        ("sysctl", "-w", "net.ipv4.ip_forward=0"), ("ip", "route", "add", "blackhole", "192.0.2.0/24"),
+        ("nft", "-f", "-")]
+    assert commands[2].stdin == (
+        "table ip t {\n"
+        "\tchain c0 {\n\t\ttype filter hook forward priority filter; policy drop;\n"
+        "\t\tudp dport 53 counter drop\n\t\tcounter accept\n\t}\n"
+        "\tchain c1 {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
+        "\t\tcounter masquerade\n\t}\n}\n")
+
+
+def test_smaller_scenarios_each_lack_one_part():
+    fewer = list(smaller(SCENARIO))
+    assert len(fewer) == 2 + 2 + 2 + 3 + 1  # frames, chains, commands, rules, a drop policy made accept
+    assert all(candidate != SCENARIO for candidate in fewer)
+    assert replace(SCENARIO, frames=SCENARIO.frames[1:]) in fewer
+
+
+def _diverges_on_rule_and_frame(scenario: Scenario) -> Result:
+    """A stand-in for a run: it diverges while the scenario has the udp rule and the second frame."""
+    rules = [rule for chain in scenario.chains for rule in chain.rules]
+    differs = "udp dport 53 counter drop" in rules and b"\x02" * 60 in scenario.frames
+    return Result(scenario, {}, {}, int(differs), "")
+
+
+def test_shrinking_keeps_only_what_the_divergence_needs():
+    shrunk = shrink(_diverges_on_rule_and_frame(SCENARIO), runner=_diverges_on_rule_and_frame)
+    assert shrunk.scenario == Scenario((), (Chain("forward", "filter", "filter", "accept",
+                                                  ("udp dport 53 counter drop",)),), "p0", (b"\x02" * 60,))
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("nft") is None,
+                    reason="the netns lab needs root and nft: run as root, apt-get install nftables")
+def test_a_seeded_sample_of_generated_scenarios_runs_alike_on_the_mock_and_the_kernel():
+    results = []
+    campaign(4, 12, results.append)
+    assert len(results) == 4
+    assert [result.text for result in results if result.diverges] == []
