@@ -397,3 +397,18 @@ def test_string_finds_a_pattern_within_the_offsets(target, router):
     for payload in (b"xsecret", b"xxxxxsecret", b"\xde\xad", b"plain"):
         forward(target, h0, h1, UDP(sport=1, dport=2) / payload)
     assert counts(target) == {"secret": 2, "dead": 1, "early-icase": 1}
+
+
+def test_hashlimit_in_bytes_refills_its_burst_count(target, router):
+    """xt_hashlimit in byte mode (--hashlimit-upto 1kb/s): a full bucket of a
+    second's credits, each packet costing its started 16-byte chunks;
+    hashlimit_byte_cost() caps a packet's cost at the full bucket and refills
+    an empty bucket while the burst (2kb: two 1024-byte quanta) lasts. Five
+    1128-byte datagrams, each worth the whole bucket: the first, then one per
+    refill (the time between them refills far less than a second's worth)."""
+    h0, h1 = router[0], router[1]
+    add(target, "-A FORWARD -p udp -m hashlimit --hashlimit-upto 1kb/s --hashlimit-burst 2kb "
+                "--hashlimit-name bytes -m comment --comment under")
+    for _ in range(5):
+        forward(target, h0, h1, UDP(sport=1, dport=2) / bytes(1100))
+    assert counts(target) == {"under": 3}

@@ -175,6 +175,24 @@ HASHLIMIT_MODES = ("srcip", "srcport", "dstip", "dstport")
 XT_HASHLIMIT_SCALE_V2 = 1_000_000
 U64 = (1 << 64) - 1
 CREDITS_PER_JIFFY = 1 << ((U64 // (HZ * 60 * 60 * 24)).bit_length() - 1)  # POW2_BELOW64(MAX_CPJ)
+CREDITS_PER_JIFFY_BYTES = 1 << ((0xFFFFFFFF // HZ).bit_length() - 1)  # POW2_BELOW32(MAX_CPJ_BYTES)
+XT_HASHLIMIT_BYTE_SHIFT, XT_HASHLIMIT_BYTE_EXPIRE, XT_HASHLIMIT_BYTE_EXPIRE_BURST = 4, 15, 60
+XT_HASHLIMIT_BURST_MAX, XT_HASHLIMIT_GCINTERVAL = 1_000_000, 1000
+BYTE_UNITS = (("m", 1024 * 1024), ("k", 1024), ("", 1))  # libxt_hashlimit.c units[]
+
+
+def bytes_to_cost(octets: int) -> int:
+    """libxt_hashlimit.c bytes_to_cost(): a byte rate as a cost (the shift kept in 32 bits)."""
+    return 0xFFFFFFFF // ((octets >> XT_HASHLIMIT_BYTE_SHIFT & 0xFFFFFFFF) + 1)
+
+
+def cost_to_bytes(cost: int) -> int:
+    return ((0xFFFFFFFF // cost if cost else 0xFFFFFFFF) - 1) << XT_HASHLIMIT_BYTE_SHIFT
+
+
+def user2credits_byte(user: int) -> int:
+    """xt_hashlimit.c user2credits_byte(): (user * HZ * CREDITS_PER_JIFFY_BYTES) >> 32, in 32 bits."""
+    return (user * HZ * CREDITS_PER_JIFFY_BYTES & U64) >> 32 & 0xFFFFFFFF
 
 
 def user2credits(user: int) -> int:
@@ -197,15 +215,19 @@ class HashlimitMatch(XtMatch):
                XtOpt(("--hashlimit-above",), invert=True, excl=("--hashlimit-upto",)),
                XtOpt(("--hashlimit-burst",)), XtOpt(("--hashlimit-mode",)), XtOpt(("--hashlimit-srcmask",)),
                XtOpt(("--hashlimit-dstmask",)), XtOpt(("--hashlimit-name",), mandatory=True),
-               XtOpt(("--hashlimit-htable-expire",)))
-    UNMODELLED = ("--hashlimit-htable-size", "--hashlimit-htable-max", "--hashlimit-htable-gcinterval",
-                  "--hashlimit-rate-match", "--hashlimit-rate-interval")
+               XtOpt(("--hashlimit-htable-expire",)), XtOpt(("--hashlimit-htable-size",)),
+               XtOpt(("--hashlimit-htable-max",)), XtOpt(("--hashlimit-htable-gcinterval",)))
+    UNMODELLED = ("--hashlimit-rate-match", "--hashlimit-rate-interval")
 
     def __init__(self) -> None:
         super().__init__()
         self.rate = self.unit = None
         self.above, self.burst, self.modes, self.table = False, 5, (), ""
         self.srcmask = self.dstmask = self.expire = None
+        self.byte_cost = None  # XT_HASHLIMIT_BYTES: cfg.avg, a cost per 16 bytes (parse_bytes())
+        self.burst_bytes = None
+        self.size = self.max = 0
+        self.gc_interval = XT_HASHLIMIT_GCINTERVAL
 
     def option(self, word: str) -> XtOpt | None:
         if word in self.UNMODELLED:
@@ -213,7 +235,9 @@ class HashlimitMatch(XtMatch):
         return super().option(word)
 
     def parse(self, option: str, value: str, invert: bool, rule) -> None:
-        if option in ("--hashlimit-upto", "--hashlimit-above"):
+        if option in ("--hashlimit-upto", "--hashlimit-above") and self._parse_bytes(value):
+            self.above = (option == "--hashlimit-above") != invert
+        elif option in ("--hashlimit-upto", "--hashlimit-above"):
             number, slash, unit = value.partition("/")
             rate = c_strtoul(number)
             unit = unit if slash else "sec"
@@ -224,7 +248,10 @@ class HashlimitMatch(XtMatch):
             self.unit = next(u for u in ("second", "minute", "hour", "day") if u.startswith(unit))
             self.above = (option == "--hashlimit-above") != invert
         elif option == "--hashlimit-burst":
-            self.burst = self.uint(option, value, 1, 0xFFFFFFFF)
+            self._parse_burst(value)
+        elif option in ("--hashlimit-htable-size", "--hashlimit-htable-max", "--hashlimit-htable-gcinterval"):
+            setattr(self, {"size": "size", "max": "max", "gcinterval": "gc_interval"}[option.rsplit("-", 1)[1]],
+                    self.uint(option, value, 0, 0xFFFFFFFF))
         elif option == "--hashlimit-mode":
             modes = value.split(",")
             if any(m not in HASHLIMIT_MODES for m in modes):
@@ -237,9 +264,50 @@ class HashlimitMatch(XtMatch):
         else:
             self.expire = self.uint(option, value, 0, 0xFFFFFFFF)
 
+    def _parse_bytes(self, value: str) -> bool:
+        """parse_bytes(): `N[k|m]b/s`, kept as the cost of 16 bytes."""
+        at = value.find("b/s")
+        if at <= 0:
+            return False
+        digits = value[:len(value) - len(value.lstrip("0123456789"))]
+        rate = int(digits) if digits else 0
+        if rate == 0:
+            return False
+        octets = rate * {"m": 1024 * 1024, "k": 1024}.get(value[at - 1], 1)
+        if octets > U64:
+            raise usage_error(f'Rate value too large "{octets}" (max {U64})')
+        cost = bytes_to_cost(octets)
+        if cost == 0:
+            raise usage_error(f'Rate too high "{value}"')
+        self.byte_cost, self.rate, self.unit = cost, None, "second"
+        return True
+
+    def _parse_burst(self, value: str) -> None:
+        """parse_burst() of revision 3: a number, a k or m factor after it
+        (a plain number at most XT_HASHLIMIT_BURST_MAX)."""
+        digits = value[:len(value) - len(value.lstrip("0123456789"))]
+        number, end = (int(digits) if digits else None), value[len(digits):]
+        if number is None or number < 1 or not end and number > XT_HASHLIMIT_BURST_MAX:
+            raise usage_error(f'bad value for option "--hashlimit-burst", or out of range (1-{XT_HASHLIMIT_BURST_MAX}).')
+        number *= {"m": 1024 * 1024, "k": 1024}.get(end[:1], 1)
+        if number > U64:
+            raise usage_error(f'bad value for option "--hashlimit-burst", value "{value}" too large '
+                              f'(max {U64 // 1024 // 1024}mb).')
+        self.burst, self.burst_bytes = number, number
+
     def check(self, rule) -> None:
-        if self.rate is None:
+        """hashlimit_mt_check(): a byte rate's burst in bytes becomes a count
+        of refills (rounded up, the expiry then 60 s), none when not given."""
+        if self.rate is None and self.byte_cost is None:
             raise usage_error("You have to specify --hashlimit")
+        if self.byte_cost is not None:
+            quantum = cost_to_bytes(self.byte_cost)
+            if "--hashlimit-burst" in self.given:
+                if self.burst_bytes < quantum:
+                    raise usage_error(f"burst cannot be smaller than {quantum}b")
+                self.burst = -(-self.burst_bytes // quantum)
+            else:
+                self.burst = 0
 
     @property
     def avg(self) -> int:
@@ -248,27 +316,62 @@ class HashlimitMatch(XtMatch):
 
     @property
     def expire_ms(self) -> int:
-        return self.expire if self.expire is not None else LIMIT_UNITS[self.unit][1] * 1000
+        if self.expire is not None:
+            return self.expire
+        if self.byte_cost is not None:
+            return (XT_HASHLIMIT_BYTE_EXPIRE_BURST if self.burst else XT_HASHLIMIT_BYTE_EXPIRE) * 1000
+        return LIMIT_UNITS[self.unit][1] * 1000
+
+    def _bytes_text(self) -> str:
+        """print_bytes(): the rate in the largest unit that gives the same cost, the burst in bytes."""
+        octets = cost_to_bytes(self.byte_cost)
+        name, unit = next((n, u) for n, u in BYTE_UNITS
+                          if not u > 1 or octets >= u and bytes_to_cost(octets & ~(u - 1)) == self.byte_cost)
+        text = f"{octets // unit}{name}b/s"
+        if self.burst:
+            total = octets * self.burst
+            name, unit = next((n, u) for n, u in BYTE_UNITS if total >= u or u == 1)
+            text += f" --hashlimit-burst {total // unit}{name}b"
+        return text
 
     def kernel_check(self, rule, chain: str, builtin: bool) -> None:
-        """hashlimit_mt_check_common(): a burst's credits must fit in 64 bits."""
+        """hashlimit_mt_check_common(): a byte rate's cost must be worth a
+        credit, a burst's credits must fit in 64 bits."""
+        if self.byte_cost is not None:
+            if user2credits_byte(self.byte_cost) == 0:
+                raise kernel_refusal(chain)
+            return
         if user2credits(self.avg * self.burst & U64) < user2credits(self.avg):
             raise XtError(f"{{prog}} v1.8.9 (nf_tables):  RULE_APPEND failed (Numerical result out of range): "
                           f"rule in chain {chain}", 4)
 
     def save(self) -> str:
         unit = {"second": "sec", "minute": "min"}.get(self.unit, self.unit)
-        parts = [f"-m hashlimit --hashlimit-{'above' if self.above else 'upto'} {self.rate}/{unit}",
-                 f"--hashlimit-burst {self.burst}"]
+        kind = f"-m hashlimit --hashlimit-{'above' if self.above else 'upto'}"
+        parts = [f"{kind} {self._bytes_text()}"] if self.byte_cost is not None else \
+            [f"{kind} {self.rate}/{unit}", f"--hashlimit-burst {self.burst}"]
         if self.modes:
             parts.append(f"--hashlimit-mode {','.join(self.modes)}")
         parts.append(f"--hashlimit-name {self.table}")
+        if self.size:
+            parts.append(f"--hashlimit-htable-size {self.size}")
+        if self.max:
+            parts.append(f"--hashlimit-htable-max {self.max}")
+        if self.gc_interval != XT_HASHLIMIT_GCINTERVAL:
+            parts.append(f"--hashlimit-htable-gcinterval {self.gc_interval}")
+        if self.expire is not None and self.expire != self._quantum_ms:
+            parts.append(f"--hashlimit-htable-expire {self.expire}")
         for option, bits in (("--hashlimit-srcmask", self.srcmask), ("--hashlimit-dstmask", self.dstmask)):
             if bits is not None:
                 parts.append(f"{option} {bits}")
-        if self.expire is not None:
-            parts.append(f"--hashlimit-htable-expire {self.expire}")
         return " ".join(parts)
+
+    @property
+    def _quantum_ms(self) -> int | None:
+        """What print_bytes() returns: an expiry it leaves unsaid (the rate's own is always said here)."""
+        if self.byte_cost is None:
+            return None
+        return (XT_HASHLIMIT_BYTE_EXPIRE_BURST if self.burst else XT_HASHLIMIT_BYTE_EXPIRE) * 1000
 
     def listing(self) -> str:
         unit = {"second": "sec", "minute": "min"}.get(self.unit, self.unit)
@@ -281,8 +384,8 @@ class HashlimitMatch(XtMatch):
     def _xlate(self, rule) -> str | None:
         """hashlimit_mt_xlate(): a meter keyed by the modes' fields
         (destination first), `xt match hashlimit` without a mode."""
-        if not self.modes:
-            return None
+        if not self.modes or self.byte_cost is not None:
+            return None  # a byte rate: meter's limit in bytes is left to `xt match` here
         family = rule.family
         proto = {6: "tcp", 17: "udp"}.get(rule.proto[0] if rule.proto else 0, "th")
         keys = []
@@ -299,7 +402,12 @@ class HashlimitMatch(XtMatch):
 
     def stmts(self, rule) -> list[Stmt]:
         modes, above, family = self.modes, self.above, rule.family
-        cost, cap = user2credits(self.avg), user2credits(self.avg * self.burst & U64)
+        byte_mode, max_entries = self.byte_cost is not None, self.max
+        if byte_mode:
+            cost, cap = user2credits_byte(self.byte_cost), CREDITS_PER_JIFFY_BYTES * HZ
+        else:
+            cost, cap = user2credits(self.avg), user2credits(self.avg * self.burst & U64)
+        refills = self.burst
         expire = self.expire_ms * HZ // 1000  # msecs_to_jiffies()
         masks = [family.all_ones ^ ((1 << (family.bits - bits)) - 1) if bits is not None else family.all_ones
                  for bits in (self.srcmask, self.dstmask)]
@@ -326,15 +434,27 @@ class HashlimitMatch(XtMatch):
 
             def hashlimit_mt(pkt) -> bool:
                 key, now = key_of(pkt), int(clock.now * HZ)
-                entry = table.get(key)  # [expires, prev, credit]
+                entry = table.get(key)  # [expires, prev, credit, credit_cap]
                 if entry is None or now >= entry[0]:  # htable_gc() removes an entry once it expires
-                    entry = table[key] = [0, now, cap]
+                    if entry is None and max_entries and len(table) >= max_entries:
+                        return False  # dsthash_alloc_init(): "max count reached", the packet hotdropped
+                    entry = table[key] = [0, now, cap, refills]  # rateinfo_init()
+                elif byte_mode:  # rateinfo_recalc() in bytes: refilled per jiffy, a u32 overflow fills it
+                    credit = entry[2] + (now - entry[1]) * CREDITS_PER_JIFFY_BYTES
+                    entry[2] = cap if credit > 0xFFFFFFFF else min(credit, cap)
+                    entry[1] = now
                 else:
                     entry[2] = min(entry[2] + (now - entry[1]) * CREDITS_PER_JIFFY, cap)
                     entry[1] = now
                 entry[0] = now + expire
-                if entry[2] >= cost:
-                    entry[2] -= cost
+                needed = cost
+                if byte_mode:  # hashlimit_byte_cost(): per started 16 bytes, a refill from the burst count
+                    needed = min((((pkt.end - pkt.nh) >> XT_HASHLIMIT_BYTE_SHIFT) + 1) * cost, cap)
+                    if entry[2] < needed and entry[3]:
+                        entry[3] -= 1
+                        entry[2] = cap
+                if entry[2] >= needed:
+                    entry[2] -= needed
                     return not above
                 return above
             return hashlimit_mt
