@@ -10,7 +10,7 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Ether
 
-from harness.testing import counted_by_comment
+from harness.testing import counted_by_comment, socket_datagram_mask
 
 pytestmark = pytest.mark.requires("nftables")
 
@@ -41,10 +41,10 @@ def forwarded_matches(target, src_host, dst_host, l4, **ip_fields) -> set[str]:
 EGRESS = """
 table netdev t {
     chain egress {
-        type filter hook egress device "p1" priority filter; policy accept;
+        type filter hook egress device "%(p1)s" priority filter; policy accept;
         udp dport 9 counter comment "out of p1"
-        meta oifname "p1" udp dport 9 counter comment "oifname p1"
-        meta iifname "p0" counter comment "iifname at egress"
+        meta oifname "%(p1)s" udp dport 9 counter comment "oifname p1"
+        meta iifname "%(p0)s" counter comment "iifname at egress"
         udp dport 10 counter drop comment "dropped at egress"
     }
 }
@@ -56,7 +56,7 @@ def test_a_netdev_egress_chain_sees_what_its_device_sends_and_can_drop_it(target
     with the device as the output device and no input device: `meta iifname`
     is empty there. A drop at egress sends nothing."""
     h0, h1, h2 = router
-    target.sh("nft -f -", stdin=EGRESS)
+    target.sh("nft -f -", stdin=EGRESS % {"p0": h0.port.name, "p1": h1.port.name})
     udp9 = UDP(sport=1000, dport=9)
     seen = {"to h1": forwarded_matches(target, h0, h1, udp9), "to h2": forwarded_matches(target, h0, h2, udp9)}
     assert seen == {"to h1": {"out of p1", "oifname p1"}, "to h2": set()}
@@ -111,3 +111,66 @@ def test_the_arp_family_sees_requests_in_and_replies_out_and_drops_before_arp_pr
     target.sh(f"ip neigh flush dev {h0.port.name}")
     assert matched_by(target, dropped) == {"from h0", "ethernet ipv4", "dropped request"}
     assert "10.0.0.9 " not in target.sh(f"ip neigh show dev {h0.port.name}")
+
+
+# ---------------------------------------------------------------- meta and rt keys
+
+META_KEYS = """
+table inet t {
+    chain prerouting {
+        type filter hook prerouting priority filter; policy accept;
+        udp dport 9 meta rtclassid "cosmos" counter comment "rtclassid before routing"
+        udp dport 9 rt ipsec missing counter comment "rt before routing"
+    }
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        udp dport 9 iifgroup 5 counter comment "iifgroup 5"
+        udp dport 9 oifgroup "default" counter comment "oifgroup default"
+        udp dport 9 oifgroup 5 counter comment "oifgroup 5"
+        udp dport 9 meta iiftype ether meta oiftype ether counter comment "ether in and out"
+        udp dport 9 meta iiftype loopback counter comment "from lo"
+        udp dport 9 meta cpu < 4096 counter comment "cpu"
+        udp dport 9 meta random != 0 counter comment "random"
+        udp dport 9 meta ipsec missing counter comment "no secpath"
+        udp dport 9 meta rtclassid "cosmos" counter comment "realm 0"
+        udp dport 9 meta sdifname != "vrf1" counter comment "no vrf"
+        udp dport 9 meta time > "2022-07-01 11:00:00" counter comment "after 2022-07-01"
+        udp dport 9 meta time < "2022-07-01 11:00:00" counter comment "before 2022-07-01"
+        udp dport 9 meta day { "Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday" } counter comment "any day"
+        udp dport 9 meta hour >= "00:00" counter comment "any hour"
+        udp dport 9 meta skuid 0 counter comment "forwarded skuid"
+        udp dport 9 rt ip nexthop %(h1)s counter comment "nexthop h1"
+        udp dport 9 rt classid "cosmos" rt ipsec missing counter comment "rt classid ipsec"
+    }
+    chain output {
+        type filter hook output priority filter; policy accept;
+        udp dport 9 meta skuid 0 meta skgid 0 counter comment "root's socket"
+        udp dport 9 meta skuid != 0 counter comment "another user's"
+        udp dport 9 meta cgroup 0 counter comment "no net_cls classid"
+    }
+}
+"""
+
+
+@pytest.mark.requires("sockets")
+def test_meta_and_rt_keys_of_a_forwarded_and_a_locally_sent_packet(target, router):
+    """nft_meta_get_eval() and nft_rt_get_eval() on one forwarded datagram and
+    one a root socket of the DUT sends: device groups and types of the input
+    and output devices, the wall clock, the route (none yet in prerouting:
+    those rules break), the socket (none when forwarding: the rule breaks)."""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=META_KEYS % {"h1": h1.ip})
+    target.sh(f"ip link set dev {h0.port.name} group 5")
+    try:
+        forwarded = forwarded_matches(target, h0, h1, UDP(sport=1000, dport=9))
+    finally:
+        target.sh(f"ip link set dev {h0.port.name} group default")
+    assert forwarded == {"iifgroup 5", "oifgroup default", "ether in and out", "cpu", "random", "no secpath",
+                         "realm 0", "no vrf", "after 2022-07-01", "any day", "any hour", "nexthop h1",
+                         "rt classid ipsec"}
+
+    def send_from_a_socket():
+        target.socket("udp", (h1.dut_ip, 5000)).sendto(b"local", (h1.ip, 9))
+        target.expect(h1.port, socket_datagram_mask(h1.from_dut(src=h1.dut_ip, dst=h1.ip, ttl=64, flags="DF") /
+                                                    UDP(sport=5000, dport=9) / b"local"))
+    assert matched_by(target, send_from_a_socket) == {"root's socket", "no net_cls classid"}
