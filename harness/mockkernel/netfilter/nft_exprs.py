@@ -1934,8 +1934,10 @@ def _meta_may_dependency_kill(dep: Stmt, stmt: Stmt, family: str) -> bool:
     is the table's own protocol (`meta protocol ip udp dport 67` lists as `udp
     dport 67`); in inet, netdev and bridge only when it is icmp or icmpv6 of
     that IP version (`meta nfproto ipv4 icmpv6 type ...` keeps it)."""
-    if not (isinstance(stmt, Match) and isinstance(stmt.lhs, Meta) and stmt.lhs.key == "l4proto"
-            and dependency_base(stmt) == "transport"):
+    bare_ct = isinstance(stmt, Match) and isinstance(stmt.lhs, CtAddr) and stmt.lhs.bare_loc is not None \
+        and stmt.op in ("==", "implicit")  # NFT_CT_SRC/DST: a network-base ct key, no l4proto
+    if not bare_ct and not (isinstance(stmt, Match) and isinstance(stmt.lhs, Meta) and stmt.lhs.key == "l4proto"
+                            and dependency_base(stmt) == "transport"):
         return False
     lhs = dep.lhs
     if isinstance(lhs, Meta) and lhs.key == "nfproto":
@@ -1946,7 +1948,7 @@ def _meta_may_dependency_kill(dep: Stmt, stmt: Stmt, family: str) -> bool:
         return True
     if family in NFPROTO_OF_FAMILY:
         return NFPROTO_OF_FAMILY[family] == nfproto
-    if family not in KEEP_HEADER_DEPENDENCY:
+    if family not in KEEP_HEADER_DEPENDENCY or bare_ct:
         return True
     icmp_nfproto = NFPROTO_OF_ICMP.get(stmt.rhs.value)
     return icmp_nfproto is not None and not (nfproto in NFPROTO_OF_ICMP.values() and nfproto != icmp_nfproto)

@@ -1782,9 +1782,12 @@ class Parser:
         loc = tok.loc.to(key.loc)
         bare = net is None
         if bare:
-            if family not in ("ip", "ip6"):
-                raise NftError('cannot determine ip protocol version, use "ip saddr" or "ip6 saddr" instead', loc)
-            net = family
+            # ct_gen_nh_dependency(): an earlier IPv4 match gives it (nft 1.0.6 tests its
+            # IPv6 case against proto_ip too, so only IPv4's)
+            net = family if family in ("ip", "ip6") else "ip" if _network_of(self.rule_stmts) == "ip" else None
+            if net is None:
+                raise NftError(f'cannot determine ip protocol version, use "ip {key.text}" or "ip6 {key.text}" '
+                               "instead", loc)
         if family in ("ip", "ip6") and net != family:
             raise NftError(f"conflicting protocols specified: {family} vs. {net}", loc)
         addr = CtAddr(direction, net, key.text)
