@@ -412,3 +412,15 @@ def test_hashlimit_in_bytes_refills_its_burst_count(target, router):
     for _ in range(5):
         forward(target, h0, h1, UDP(sport=1, dport=2) / bytes(1100))
     assert counts(target) == {"under": 3}
+
+
+@pytest.mark.requires("conntrack")
+def test_ct_zone_puts_the_connection_in_that_zone(target, router):
+    """xt_CT with --zone: a template before conntrack, the entry made in zone
+    5 (conntrack -L shows zone=5); TRACE marks the packet for nftrace and lets it on."""
+    h0, h1 = router[0], router[1]
+    add(target, "-t raw -A PREROUTING -p udp --dport 53 -j CT --zone 5 --ctevents new,destroy",
+        "-t raw -A PREROUTING -p udp --dport 53 -j TRACE")
+    forward(target, h0, h1, UDP(sport=1000, dport=53))
+    entries = [line for line in target.sh(["conntrack", "-L"]).splitlines() if "dport=53" in line]
+    assert len(entries) == 1 and "zone=5" in entries[0], entries

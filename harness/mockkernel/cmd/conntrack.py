@@ -254,7 +254,7 @@ def format_entry(net, ct: NfConn) -> str:
     parts.append(_tuple_text(ct.reply))
     if ct.status & IPS_ASSURED:
         parts.append("[ASSURED]")
-    parts.append(f"mark={ct.mark} use=1")
+    parts.append(f"mark={ct.mark}" + (f" zone={ct.zone}" if ct.zone else "") + " use=1")  # conntrack-tools: a zone not 0
     return " ".join(parts)
 
 

@@ -1,5 +1,6 @@
 """iptables 1.8.9 targets that record or rewrite a packet and let it go on
-(XT_CONTINUE), as iptables-nft sends them (nft_compat): AUDIT (xt_AUDIT.c),
+(XT_CONTINUE), as iptables-nft sends them (nft_compat): TRACE (xt_TRACE.c),
+AUDIT (xt_AUDIT.c),
 CLASSIFY (xt_CLASSIFY.c), CHECKSUM (xt_CHECKSUM.c), TCPOPTSTRIP
 (xt_TCPOPTSTRIP.c), and NETMAP (libipt_NETMAP.c; xt_NETMAP.c), which maps a
 connection's address prefix as nf_nat does. Each parses and saves as its
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from harness.mockkernel.netfilter.core import NF_INET_LOCAL_OUT, NF_INET_PRE_ROUTING
 from harness.mockkernel.netfilter.nft_compat import XtCompat
-from harness.mockkernel.netfilter.nft_exprs import Nat, Stmt
+from harness.mockkernel.netfilter.nft_exprs import MetaSet, Nat, Stmt
 from harness.mockkernel.netfilter.xt_matches import kernel_refusal
 from harness.mockkernel.netfilter.xt_options import XtOpt, c_strtoul, usage_error
 from harness.mockkernel.netfilter.xt_targets import XtTarget
@@ -220,6 +221,23 @@ class NetmapTarget(XtTarget):
                          may_change_packet=True)]
 
 
-REWRITE_TARGETS = {"AUDIT": AuditTarget, "CLASSIFY": ClassifyTarget, "CHECKSUM": ChecksumTarget,
+class TraceTarget(XtTarget):
+    """-j TRACE (raw table, PREROUTING and OUTPUT); trace_tg(): skb->nf_trace,
+    the packet then traced as nft's `meta nftrace set 1` traces it."""
+
+    name = "TRACE"
+
+    def rule_check(self, rule, table: str, chain: str, builtin: bool) -> None:
+        if table != "raw" or builtin and chain not in ("PREROUTING", "OUTPUT"):
+            raise kernel_refusal(chain)
+
+    def listing(self) -> str:
+        return ""
+
+    def stmts(self, rule) -> list[Stmt]:
+        return [XtCompat("target", "TRACE", "meta nftrace set 1", inner=MetaSet("nftrace", 1))]
+
+
+REWRITE_TARGETS = {"TRACE": TraceTarget, "AUDIT": AuditTarget, "CLASSIFY": ClassifyTarget, "CHECKSUM": ChecksumTarget,
                    "TCPOPTSTRIP": TcpoptstripTarget, "NETMAP": NetmapTarget}
 REWRITE_FAMILY_ONLY = {"NETMAP": "ip"}  # libipt_NETMAP.c (IPv6 has libip6t_NETMAP.c)

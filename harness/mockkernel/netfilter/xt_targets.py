@@ -13,7 +13,7 @@ import socket
 
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP
-from harness.mockkernel.netfilter.nf_conntrack import UNTRACKED
+from harness.mockkernel.netfilter.nf_conntrack import IP_CT_NEW, IPS_TEMPLATE, UNTRACKED, NfConn, Tuple
 from harness.mockkernel.netfilter.nf_nat_range import NatRange
 from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exprs import (Log, MetaSet, Nat, Notrack, PrintCtx, Reject, Stmt,
@@ -922,30 +922,77 @@ class NotrackTarget(XtTarget):
         return [XtCompat("target", "CT", "notrack", inner=Notrack())]  # NOTRACK is CT's alias in the kernel
 
 
+CT_EVENTS = ("new", "related", "destroy", "reply", "assured", "protoinfo", "helper", "mark", "natseqinfo",
+             "secmark")  # libxt_CT.c ct_event_tbl, in its order
+EXP_EVENTS = ("new",)
+
+
 class CtTarget(XtTarget):
-    """libxt_CT.c revision 2: --notrack is nft's notrack; the other options
-    (zones, helpers, events, timeouts) are not modelled."""
+    """libxt_CT.c revision 2; xt_CT.c xt_ct_target(): --notrack is nft's
+    notrack; --zone N (both directions) and the event masks give the packet
+    a conntrack template before conntrack sees it (its entry is made in that
+    zone; the mock kernel has no event listeners, so the masks change nothing
+    seen). Directional zones, a zone from the mark, helpers and timeout
+    policies are not modelled."""
 
     name = "CT"
     OPTIONS = (XtOpt(("--notrack",), arg=False),) + tuple(XtOpt((o,)) for o in (
         "--helper", "--ctevents", "--expevents", "--zone", "--zone-orig", "--zone-reply", "--timeout"))
 
+    def __init__(self, name: str = "", family=None, goto: bool = False) -> None:
+        super().__init__(name, family, goto)
+        self.zone, self.ct_events, self.exp_events = 0, (), ()
+
     def parse(self, option: str, value: str | None, invert: bool, rule) -> None:
-        if option != "--notrack":
+        if option == "--zone":
+            if value.lower() == "mark":
+                raise not_modelled_error("-j CT --zone mark")
+            number = c_strtoul(value)
+            if number is None or number > 0xFFFF:
+                raise usage_error(f"Cannot parse {value} as a zone ID")
+            self.zone = number
+        elif option in ("--ctevents", "--expevents"):
+            table = CT_EVENTS if option == "--ctevents" else EXP_EVENTS
+            bad = next((e for e in value.split(",") if e not in table), None)
+            if bad is not None:
+                raise usage_error(f'Unknown event type "{bad}"')
+            chosen = tuple(e for e in table if e in value.split(","))
+            setattr(self, "ct_events" if option == "--ctevents" else "exp_events", chosen)
+        elif option != "--notrack":
             raise not_modelled_error(f"-j CT {option}")
 
-    def check(self, rule) -> None:
-        if "--notrack" not in self.given:
-            raise not_modelled_error("-j CT without --notrack")
-
     def save_options(self) -> str:
-        return " --notrack"
+        """ct_save_v1(): notrack, events, then the zone when not 0."""
+        out = " --notrack" if "--notrack" in self.given else ""
+        if self.ct_events:
+            out += f" --ctevents {','.join(self.ct_events)}"
+        if self.exp_events:
+            out += f" --expevents {','.join(self.exp_events)}"
+        return out + (f" --zone {self.zone}" if self.zone else "")
 
     def listing(self) -> str:
-        return "CT notrack"
+        parts = ["CT"] + (["notrack"] if "--notrack" in self.given else [])
+        if self.ct_events:
+            parts.append(f"ctevents {','.join(self.ct_events)}")
+        if self.exp_events:
+            parts.append(f"expevents {','.join(self.exp_events)}")
+        return " ".join(parts + ([f"zone {self.zone}"] if self.zone else []))
 
     def stmts(self, rule) -> list[Stmt]:
-        return [XtCompat("target", "CT", "notrack", inner=Notrack())]
+        if "--notrack" in self.given:
+            return [XtCompat("target", "CT", "notrack", inner=Notrack())]
+        zone = self.zone
+
+        def build(ctx):
+            def xt_ct_target(pkt):
+                skb = pkt.skb
+                if skb.nfct is None:  # xt_ct_target(): a packet already tracked keeps its entry
+                    template = NfConn(Tuple(0, 0, 0, 0, 0), Tuple(0, 0, 0, 0, 0), status=IPS_TEMPLATE)
+                    template.zone = zone
+                    skb.nfct, skb.ctinfo = template, IP_CT_NEW
+                return None
+            return xt_ct_target
+        return [XtCompat("target", "CT", None, build, needs_conntrack=True)]
 
 
 TARGETS = {"LOG": LogTarget, "NFLOG": NflogTarget, "NFQUEUE": NfqueueTarget, "MARK": MarkTarget,
@@ -955,5 +1002,5 @@ TARGETS = {"LOG": LogTarget, "NFLOG": NflogTarget, "NFQUEUE": NfqueueTarget, "MA
 FAMILY_ONLY_TARGETS = {"TTL": "ip", "HL": "ip6"}
 # targets iptables 1.8.9 ships that the mock does not model: named, not taken for a chain
 KNOWN_UNMODELLED_TARGETS = {"CLUSTERIP", "CONNSECMARK", "DNPT", "SNPT", "ECN", "HMARK", "IDLETIMER", "LED",
-                            "RATEEST", "SECMARK", "SET", "SYNPROXY", "TEE", "TPROXY", "TRACE"}
+                            "RATEEST", "SECMARK", "SET", "SYNPROXY", "TEE", "TPROXY"}
 STANDARD = ("ACCEPT", "DROP", "RETURN")
