@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from scapy.layers.inet import UDP
+from scapy.layers.inet import TCP, UDP
 
 pytestmark = pytest.mark.requires("nftables")
 
@@ -37,6 +37,11 @@ def _expect_forwarded(target, router, dport: int, forwarded: list[bool], size: i
         if passes:
             target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=100 + i, ttl=63) / l4)
     target.expect_nothing()
+
+
+# which sources of 10.0.0.2-9 `jhash ip saddr mod 2 seed 0xdeadbeef` puts in bucket 0 (True) on the netns lab
+JHASH_BUCKET_0 = {"10.0.0.2": True, "10.0.0.3": True, "10.0.0.4": False, "10.0.0.5": False, "10.0.0.6": False,
+                  "10.0.0.7": False, "10.0.0.8": True, "10.0.0.9": True}
 
 
 def _rule_line(target, pattern: str) -> str:
@@ -131,3 +136,55 @@ def test_a_named_quota_is_shared_by_the_ports_that_use_it(target, router):
     _expect_forwarded(target, router, 5012, [True])
     _expect_forwarded(target, router, 5013, [True, False])
     assert "200 bytes used 200 bytes" in target.sh("nft list quotas")
+
+
+def _expect_forwarded_from(target, router, sources: dict[str, bool], dport: int) -> None:
+    """A datagram from each source address (h0's subnet) to h1; those marked True must leave to h1."""
+    h0, h1 = router[0], router[1]
+    for i, (src, passes) in enumerate(sources.items()):
+        l4 = UDP(sport=41000 + i, dport=dport) / b"q"
+        target.send(h0.port, h0.to_dut(src=src, dst=h1.ip, id=200 + i) / l4, flush=i == 0)
+        if passes:
+            target.expect(h1.port, h1.from_dut(src=src, dst=h1.ip, id=200 + i, ttl=63) / l4)
+    target.expect_nothing()
+
+
+def test_jhash_with_a_seed_picks_the_same_bucket_as_the_kernel(target, router):
+    """nft_jhash_eval(): jhash() of the source address with seed 0xdeadbeef,
+    reciprocal_scale()d to 2 buckets; bucket 1 is dropped. Which sources land
+    in bucket 1 was read on the netns lab (6.18)."""
+    target.sh("nft -f -", stdin=FORWARD % "        meta mark set jhash ip saddr mod 2 seed 0xdeadbeef\n"
+                                          "        udp dport 5020 meta mark 1 drop")
+    _expect_forwarded_from(target, router, JHASH_BUCKET_0, 5020)
+
+
+def test_numgen_inc_counts_round_its_modulus_from_zero(target, router):
+    target.sh("nft -f -", stdin=FORWARD % "        udp dport 5021 meta mark set numgen inc mod 3\n"
+                                          "        udp dport 5021 meta mark 1 drop")
+    _expect_forwarded(target, router, 5021, [True, False, True, True, False, True])
+
+
+def test_ipsec_matches_break_on_packets_no_sa_decrypted_or_encrypts(target, router):
+    """nft_xfrm: no secpath on the way in, no xfrm bundle on the route out:
+    both break the rule, so the drop is never reached."""
+    target.sh("nft -f -", stdin=FORWARD % "        udp dport 5022 ipsec in reqid 1 drop\n"
+                                          "        udp dport 5022 ipsec out spi 0-0xffffffff drop\n"
+                                          "        udp dport 5023 ipsec in spnum 1 ip saddr 10.0.0.0/8 drop")
+    _expect_forwarded(target, router, 5022, [True])
+    _expect_forwarded(target, router, 5023, [True])
+
+
+@pytest.mark.requires("conntrack")
+def test_osf_calls_every_syn_unknown_when_no_fingerprints_are_loaded(target, router):
+    """nft_osf_eval(): a SYN with no fingerprint matching (none loaded: nfnetlink_osf
+    is empty until `nfnl_osf -f pf.os`) is "unknown"; a packet without SYN breaks the rule."""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=FORWARD % "        tcp dport 5030 osf name \"unknown\" drop\n"
+                                          "        tcp dport 5031 osf name \"Linux\" drop")
+    syn = TCP(sport=42000, dport=5030, flags="S", seq=1)
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=301) / syn)
+    target.expect_nothing()
+    for ident, segment in ((302, TCP(sport=42001, dport=5030, flags="A", seq=1, ack=1)),
+                           (303, TCP(sport=42002, dport=5031, flags="S", seq=1))):
+        target.send(h0.port, h0.to_dut(dst=h1.ip, id=ident) / segment)
+        target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=ident, ttl=63) / segment)

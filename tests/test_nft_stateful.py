@@ -26,6 +26,12 @@ RULES = [
     "log group 2 snaplen 33 queue-threshold 4", "log prefix \"x\" group 0", "log flags all",
     "log level debug flags ip options flags skuid", "log flags tcp sequence,options flags ether",
     "log flags tcp options,sequence", "log level audit", "log level warn",
+    "ipsec in reqid 1", "ipsec in spnum 0 reqid 0xffffffff", "ipsec in spnum 3 ip6 saddr dead::beef",
+    "ipsec in ip saddr { 1.2.3.4, 10.6.0.0/16 }", "ipsec in spi 1-561 counter",
+    "osf name \"Linux\"", "osf ttl loose version \"Linux:3.0\"", "osf name { \"Windows\", \"MacOs\" }",
+    "ct mark set osf name map { \"Windows\" : 1, \"MacOs\" : 2 }", "meta mark set numgen inc mod 2",
+    "meta mark set numgen random mod 10 offset 5", "ct mark set jhash ip saddr . tcp dport mod 4 seed 0x1 offset 3",
+    "meta mark set jhash ip saddr mod 2", "meta mark set symhash mod 3", "meta mark set symhash mod 3 offset 7",
 ]
 
 
@@ -42,6 +48,8 @@ REFUSED = [
     "log group 1 level info", "log group 1 flags all", "log flags tcp", "log flags ip", "log flags foo",
     "limit rate 1023000 mbytes/second", "limit rate over 1025000 mbytes/second burst 1023 mbytes",
     "limit rate 1 foo / second", "limit rate 0/second", "counter packets", "counter bytes foo",
+    "ipsec out reqid 1", "ipsec in spnum 256 reqid 1", "ipsec in ip foo 1", "osf ttl foo name \"x\"",
+    "meta mark set numgen inc", "meta mark set jhash mod 2",
 ]
 
 

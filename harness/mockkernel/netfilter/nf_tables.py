@@ -1085,6 +1085,9 @@ def _chain_error(table: NftTable, base: NftChain, chain: NftChain, path: list[st
             if tcpmss_refused(stmt, table.family, hook) or fib_refused(stmt, table.family, hook):
                 return EOPNOTSUPP
             refusal = stmt.hook_refusal(table.family, hook, base.base.type)
+            for part in selector_parts(stmt) if refusal is None else ():
+                if hasattr(part, "hook_refusal"):  # ipsec, osf, socket: their validate()
+                    refusal = refusal or part.hook_refusal(table.family, hook)
             if refusal is not None:
                 return refusal
             for target in _targets(stmt, table):
@@ -1099,7 +1102,8 @@ def _refusable(stmts: list) -> bool:
     reject, a jump, `rt mtu`, a statement with its own hook_refusal())."""
     return any(isinstance(s, (Nat, Reject, VerdictMap)) or isinstance(s, Verdict) and s.chain
                or loads_tcpmss(s) or any(isinstance(p, Fib) for p in selector_parts(s))
-               or type(s).hook_refusal is not Stmt.hook_refusal for s in stmts)
+               or type(s).hook_refusal is not Stmt.hook_refusal
+               or any(hasattr(p, "hook_refusal") for p in selector_parts(s)) for s in stmts)
 
 
 def _from_kernel(err: NftError) -> bool:

@@ -421,6 +421,7 @@ inet_proto = InetProtoType("inet_proto", 8, "Internet protocol", PROTOCOLS,
                            error="Could not resolve protocol name")
 mark = MarkType("mark", 32, "packet mark", HOST)
 classid = TcHandleType("classid", 32, "TC classid", HOST)
+string_type = StringType("string", 16 * 8, "string", HOST)
 ifname = IfnameType("ifname", 16 * 8, "network interface name", HOST)
 ttl = IntegerType("integer", 8, "integer")
 length16 = IntegerType("integer", 16, "integer")

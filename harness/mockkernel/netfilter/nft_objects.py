@@ -37,20 +37,7 @@ NF_SYNPROXY_OPT_SACK_PERM, NF_SYNPROXY_OPT_TIMESTAMP = 0x04, 0x08
 LIST_KINDS = {"counters": "counter", "quotas": "quota", "limits": "limit", "synproxys": "synproxy"}
 
 
-class ObjNameType(types.Datatype):
-    """An object's name as map data (a string, printed quoted)."""
-
-    def parse_symbol(self, text: str) -> str:
-        return text
-
-    def check_range(self, value):
-        return value
-
-    def format(self, value) -> str:
-        return f'"{value}"'
-
-
-obj_name = ObjNameType("string", 16 * 8, "string", types.HOST)
+obj_name = types.string_type  # an object's name as map data
 
 
 @dataclass

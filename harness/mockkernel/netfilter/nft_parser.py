@@ -54,8 +54,12 @@ from harness.mockkernel.netfilter.nft_objects import (LIST_KINDS, NF_SYNPROXY_OP
                                                       TIMEOUT_STATES, CounterObject, CtExpectObject,
                                                       CtHelperObject, CtTimeoutObject, LimitObject, NftObject,
                                                       ObjRef, QuotaObject, SynproxyObject, obj_name)
+from harness.mockkernel.netfilter.nft_hash import Jhash, Symhash
+from harness.mockkernel.netfilter.nft_numgen import Numgen
+from harness.mockkernel.netfilter.nft_osf import Osf
 from harness.mockkernel.netfilter.nft_quota import Quota, QuotaState, data_unit_parse
 from harness.mockkernel.netfilter.nft_meta import MetaKey
+from harness.mockkernel.netfilter.nft_xfrm import Xfrm
 from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, Element, NftSet, add_elements, SetError
 from harness.mockkernel.wire.ethernet import ETH_P_8021Q
@@ -79,9 +83,9 @@ STD_PRIOS = (("raw", -300), ("mangle", -150), ("dstnat", -100), ("filter", 0), (
 BRIDGE_STD_PRIOS = (("dstnat", -300), ("filter", -200), ("out", 100), ("srcnat", 300))
 BRIDGE_PRIO_HOOKS = {-300: "prerouting", -200: None, 100: "output", 300: "postrouting"}
 # statements and expressions nft knows that the mock does not model
-NOT_MODELLED = {"queue", "dup", "fwd", "numgen", "jhash", "symhash", "osf", "synproxy", "tproxy",
+NOT_MODELLED = {"queue", "dup", "fwd", "synproxy", "tproxy",
                 "flow", "meter", "socket", "add", "secmark",
-                "ipsec", "update", "ibriport", "obriport", "xt", "fullcone", "set"}
+                "update", "ibriport", "obriport", "xt", "fullcone", "set"}
 # parser_bison.y meta_key_unqualified (ipsec aside: `ipsec` begins an ipsec expression too)
 META_UNQUALIFIED = {"mark", "iif", "oif", "iifname", "oifname", "pkttype", "nftrace", "ibrname", "obrname",
                     "iiftype", "oiftype", "skuid", "skgid", "rtclassid", "cpu", "iifgroup", "oifgroup", "cgroup",
@@ -1729,6 +1733,12 @@ class Parser:
             return self.raw_payload(tok)
         if word == "rt":
             return self.rt_expr(tok, family)
+        if word == "ipsec" and tok.kind == "str":
+            return self.xfrm_expr(tok)
+        if word == "osf" and tok.kind == "str":
+            return self.osf_expr(tok)
+        if word in ("numgen", "jhash", "symhash") and tok.kind == "str":
+            return self.generator_expr(tok, family)
         if word in PAYLOAD_FIELDS:
             fld = self.header_field(tok)
             if word in LINK_PROTOS and family not in LINK_FAMILIES:
@@ -1913,6 +1923,55 @@ class Parser:
         elif fld.text == "addr" and head.text == "rt2" or slot > EXTHDR6_SLOT_TEMPLATES:
             expr.invalid = NftError("No symbol type information", self.tok.loc)
         return expr, head.loc.to(self.tokens[self.pos - 1].loc)
+
+    def xfrm_expr(self, ipsec: Token) -> tuple[Xfrm, Location]:
+        """parser_bison.y xfrm_expr: `ipsec in|out [spnum N] KEY` (spnum at most 255)."""
+        direction = self.keyword(("in", "out"), "EXPR_IPSEC").text
+        spnum = 0
+        spnum_tok = self.accept("spnum")
+        if spnum_tok:
+            num = self.number()
+            if num.value > 255:
+                raise NftError("value too large", spnum_tok.loc.to(num.loc))
+            spnum = num.value
+        family = self.next().text if self.at("ip", "ip6") else None
+        key = self.keyword(("saddr", "daddr") if family else ("spi", "reqid"), "EXPR_IPSEC")
+        return Xfrm(direction, spnum, key.text, family), ipsec.loc.to(key.loc)
+
+    def generator_expr(self, head: Token, family: str):
+        """parser_bison.y numgen_expr and hash_expr: `numgen inc|random mod N [offset N]`,
+        `jhash EXPR mod N [seed N] [offset N]`, `symhash mod N [offset N]`."""
+        mode = source = seed = None
+        if head.text == "numgen":
+            mode = self.keyword(("inc", "random"), "EXPR_NUMGEN").text
+        elif head.text == "jhash":
+            if not self.at(*SELECTOR_WORDS):
+                raise self.unexpected(scope="EXPR_HASH")
+            source = self.selector_chain(family)
+        self.expect("mod", "mod")
+        mod = self.number()
+        if mod.value == 0:
+            raise NftError("Could not process rule: Numerical result out of range", mod.loc)
+        if head.text == "jhash" and self.accept("seed"):
+            seed = self.number().value
+        offset = self.number().value if self.accept("offset") else 0
+        loc = head.loc.to(self.tokens[self.pos - 1].loc)
+        if head.text == "numgen":
+            return Numgen(mode, mod.value, offset), loc
+        if head.text == "jhash":
+            return Jhash(source, mod.value, seed, offset), loc
+        return Symhash(mod.value, offset), loc
+
+    def osf_expr(self, osf: Token) -> tuple[Osf, Location]:
+        """parser_bison.y osf_expr: `osf [ttl loose|skip] name|version`."""
+        ttl = None
+        if self.accept("ttl"):
+            word = self.word()
+            if word.text not in ("loose", "skip"):
+                raise NftError("invalid ttl option", word.loc)
+            ttl = word.text
+        key = self.keyword(("name", "version"), "EXPR_OSF")
+        return Osf(key.text, ttl), osf.loc.to(key.loc)
 
     def rt_expr(self, rt: Token, family: str):
         """`rt [ip|ip6] mtu|classid|nexthop|ipsec`, or a routing header field
@@ -2203,6 +2262,8 @@ class Parser:
         loc = start.loc.to(self.tokens[self.pos - 1].loc)
         if self.at("map"):
             return self.map_expr(source, loc, family, (dtype,))
+        if isinstance(source, (Numgen, Jhash, Symhash, Osf)):
+            return source
         if not (isinstance(source.loaded(), (Meta, Ct)) and source.loaded().key == "mark"):
             raise NftError("only `meta mark`, `ct mark` and maps are modelled as values to set", loc)
         return source
@@ -2225,7 +2286,8 @@ RULE_ENDING_OPS = {":", ",", "]", ")", "=", ".", "==", "!=", "<", ">", "<=", ">=
 STATEMENT_SCOPES = {"snat": "STMT_NAT", "dnat": "STMT_NAT", "masquerade": "STMT_NAT", "redirect": "STMT_NAT",
                     "log": "STMT_LOG", "counter": "COUNTER", "limit": "LIMIT", "reject": "STMT_REJECT",
                     "quota": "QUOTA", "synproxy": "STMT_SYNPROXY"}
-SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib", "rt", "exthdr"} | set(EXTHDR6_WORDS) | META_UNQUALIFIED
+SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib", "rt", "exthdr", "ipsec", "osf", "numgen",
+                                               "jhash", "symhash"} | set(EXTHDR6_WORDS) | META_UNQUALIFIED
 # the keywords a statement can start with (parser_bison.y stmt and its primary expressions)
 STATEMENT_WORDS = SELECTOR_WORDS | NOT_MODELLED | set(STATEMENT_SCOPES) | set(HEADER_FIELDS) | {
     "accept", "drop", "continue", "return", "jump", "goto", "notrack", "comment", "reset", "vlan", "arp",
