@@ -8,9 +8,12 @@ from dataclasses import replace
 
 import pytest
 
+from harness.cli.trace import Trace
 from harness.diff.__main__ import campaign
+from harness.diff.explained import explain
 from harness.diff.runner import Result, shrink, smaller
 from harness.diff.scenario import Chain, Scenario
+from harness.journey import Drop, Hop, Journey
 
 SCENARIO = Scenario(("sysctl -w net.ipv4.ip_forward=0", "ip route add blackhole 192.0.2.0/24"),
                     (Chain("forward", "filter", "filter", "drop", ("udp dport 53 counter drop", "counter accept")),
@@ -62,3 +65,19 @@ def test_a_seeded_sample_of_generated_scenarios_runs_alike_on_the_mock_and_the_k
     campaign(4, 12, results.append)
     assert len(results) == 4
     assert [result.text for result in results if result.diverges] == []
+
+
+def _trace(target: str, journeys, left=None) -> Trace:
+    return Trace(target, "p0", [], journeys, left or {"p0": [], "p1": []})
+
+
+def test_a_nat_the_lab_cannot_see_before_a_drop_is_explained_only_while_frames_and_drops_agree():
+    """NAT, then a drop before conntrack confirms the entry: the lab shows neither the
+    rewrite nor which packet the drop belongs to (explained.py)."""
+    drop = Drop("IP_INHDR", "IP_FORWARD", "ip_forward")
+    mock = _trace("mock", [Journey("a", [Hop("NF_PREROUTING", "ip t c0", "ACCEPT", "rule 2"),
+                                         Hop("NF_PREROUTING", "nf_nat_packet", "DNAT", "daddr")], drop)])
+    dut = _trace("dut", [Journey("a", [Hop("NF_PREROUTING", "ip t c0", "ACCEPT", "rule 2")]), Journey("b", [], drop)])
+    assert explain(mock, dut).name == "nat-before-confirm"
+    assert explain(mock, _trace("dut", dut.journeys, {"p0": [b"\x00" * 60], "p1": []})) is None
+    assert explain(mock, _trace("dut", dut.journeys[:1])) is None  # the drop itself must agree

@@ -82,8 +82,8 @@ def render_diff(first: Trace, second: Trace) -> tuple[str, int]:
              f"out; {FIRST_ONLY.strip()} {a} only, {SECOND_ONLY.strip()} {b} only, {DIFFERS.strip()} differs"]
     differences = 0
     both = first.observed & second.observed
-    for number, (one, other) in enumerate(zip_longest(comparable(first.journeys, both),
-                                                      comparable(second.journeys, both)), 1):
+    for number, (one, other) in enumerate(paired(comparable(first.journeys, both),
+                                                 comparable(second.journeys, both)), 1):
         lines += ["", f"packet {number}"]
         lines += [f"  {name:<{width}}  {packet.packet if packet else '(not seen)'}"
                   for name, packet in ((a, one), (b, other))]
@@ -97,6 +97,29 @@ def render_diff(first: Trace, second: Trace) -> tuple[str, int]:
     lines += ["", f"{differences} difference{'' if differences == 1 else 's'}" if differences
               else f"same on {a} and {b}"]
     return "\n".join(lines) + "\n", differences
+
+
+def paired(first: list[Comparable], second: list[Comparable]) -> Iterator[tuple[Comparable | None, ...]]:
+    """The packets of both targets side by side: those with hops in order, then
+    those that are only a drop, each with a drop alike on the other side
+    wherever it is. A lab tells a packet it traced no chain for only by its
+    drop, which its tracer may report late and name from a header the frame
+    lacks (a truncated or malformed frame), so only the drop identifies it."""
+    traced = [[packet for packet in packets if packet.hops] for packets in (first, second)]
+    yield from zip_longest(*traced)
+    dropped = [[packet for packet in packets if not packet.hops] for packets in (first, second)]
+    others = list(dropped[1])
+    for packet in dropped[0]:
+        twin = next((other for other in others if _drop_text(other.drop) == _drop_text(packet.drop)), None)
+        if twin is not None:
+            others.remove(twin)
+        yield packet, twin
+    for other in others:
+        yield None, other
+
+
+def _drop_text(drop: Drop | None) -> str:
+    return str(drop._replace(packet="")) if drop else "no drop"
 
 
 def _packet_diff(one: Comparable | None, other: Comparable | None, a: str, b: str) -> list[str]:
@@ -121,7 +144,7 @@ def _packet_diff(one: Comparable | None, other: Comparable | None, a: str, b: st
 def _drop_diff(first: Drop | None, second: Drop | None, a: str, b: str) -> list[str]:
     if first is None and second is None:
         return []
-    texts = [str(drop._replace(packet="")) if drop else "no drop" for drop in (first, second)]
+    texts = [_drop_text(drop) for drop in (first, second)]
     if texts[0] == texts[1]:
         return [f"{SAME}{texts[0]}"]
     return [f"{DIFFERS}drop", f"    {a}: {texts[0]}", f"    {b}: {texts[1]}"]

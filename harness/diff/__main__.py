@@ -2,7 +2,8 @@
 drawn by hypothesis from seed S, each run on the mock and on the netns lab (root);
 every divergence is shrunk, printed, and with --cases written there as a
 regression case. Prints `figure diff.scenarios N count`, `figure diff.invalid N
-count` (setups both targets refused) and `figure diff.divergences N count`."""
+count` (setups both targets refused), `figure diff.explained N count` (differences
+harness/diff/explained.py explains) and `figure diff.divergences N count`."""
 from __future__ import annotations
 
 import argparse
@@ -38,11 +39,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cases", type=Path, help="write each shrunk divergence here as a regression case")
     parser.add_argument("--no-shrink", action="store_true", help="report divergences as drawn")
     args = parser.parse_args(argv)
-    counts = {"scenarios": 0, "invalid": 0, "divergences": 0}
+    counts = {"scenarios": 0, "invalid": 0, "explained": 0, "divergences": 0}
 
     def each(result: Result) -> None:
         counts["scenarios"] += 1
         counts["invalid"] += result.invalid
+        if result.explained is not None:
+            counts["explained"] += 1
+            print(f"explained ({result.explained.name}), scenario {counts['scenarios']}", flush=True)
         if not result.diverges:
             return
         counts["divergences"] += 1

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from harness.cli.diff import render_diff
 from harness.cli.trace import SetupFailed, Trace, run_trace
+from harness.diff.explained import Explanation, explain
 from harness.diff.scenario import Scenario
 
 TARGETS = ("mock", "dut")
@@ -24,6 +25,7 @@ class Result:
     refused: dict[str, str]  # by target: the setup error
     differences: int
     text: str
+    explained: Explanation | None = None  # explained.py's, for a divergence it explains
 
     @property
     def invalid(self) -> bool:
@@ -32,7 +34,8 @@ class Result:
 
     @property
     def diverges(self) -> bool:
-        return not self.invalid and (bool(self.refused) or self.differences > 0)
+        """An unexplained difference."""
+        return not self.invalid and (bool(self.refused) or self.differences > 0) and self.explained is None
 
 
 def run(scenario: Scenario) -> Result:
@@ -46,7 +49,8 @@ def run(scenario: Scenario) -> Result:
         text = "".join(f"{target} refused the setup: {error}\n" for target, error in refused.items())
         return Result(scenario, traces, refused, 0 if len(refused) == len(TARGETS) else 1, text)
     text, differences = render_diff(traces["mock"], traces["dut"])
-    return Result(scenario, traces, refused, differences, text)
+    explained = explain(traces["mock"], traces["dut"]) if differences else None
+    return Result(scenario, traces, refused, differences, text, explained)
 
 
 def smaller(scenario: Scenario) -> Iterator[Scenario]:
