@@ -424,3 +424,17 @@ def test_ct_zone_puts_the_connection_in_that_zone(target, router):
     forward(target, h0, h1, UDP(sport=1000, dport=53))
     entries = [line for line in target.sh(["conntrack", "-L"]).splitlines() if "dport=53" in line]
     assert len(entries) == 1 and "zone=5" in entries[0], entries
+
+
+@pytest.mark.requires("conntrack")
+def test_connlabel_sets_a_label_bit_the_reply_then_carries(target, router):
+    """xt_connlabel connlabel_mt(): --set sets the bit in the connection (and
+    matches); the reply, which the setting rule does not match, has it too."""
+    h0, h1 = router[0], router[1]
+    add(target, "-t mangle -A PREROUTING -p udp --dport 53 -m connlabel --label 3 --set",
+        "-A FORWARD -m connlabel --label 3 -m comment --comment labelled",
+        "-A FORWARD -m connlabel ! --label 4 -m comment --comment not-4")
+    forward(target, h0, h1, UDP(sport=1000, dport=53))
+    forward(target, h1, h0, UDP(sport=53, dport=1000))
+    forward(target, h0, h1, UDP(sport=1001, dport=54))
+    assert counts(target) == {"labelled": 2, "not-4": 3}

@@ -1188,6 +1188,6 @@ MATCHES = {"tcp": lambda: PortMatch("tcp"), "udp": lambda: PortMatch("udp"), "ic
            "ttl": TtlMatch, "hl": HlMatch, "dscp": DscpMatch, "tos": TosMatch, "owner": OwnerMatch}
 FAMILY_ONLY = {"icmp": "ip", "ttl": "ip", "icmp6": "ip6", "hl": "ip6"}  # libipt_*/libip6t_* extensions
 # extensions iptables 1.8.9 ships that the mock does not model (yet): named, not refused as unknown
-KNOWN_UNMODELLED = {"ah", "among", "bpf", "cgroup", "cluster", "connlabel", "devgroup", "ipvs", "l2tp", "mh",
+KNOWN_UNMODELLED = {"ah", "among", "bpf", "cgroup", "cluster", "devgroup", "ipvs", "l2tp", "mh",
                     "nfacct", "osf", "physdev", "policy", "rateest", "rpfilter", "set", "socket", "srh",
                     "time", "u32", "udplite"}

@@ -1,8 +1,8 @@
 """iptables matches that keep state between packets: recent (xt_recent.c: the
 namespace's named address lists), hashlimit (xt_hashlimit.c: a rate per key),
 connlimit (xt_connlimit.c over nf_conncount.c: connections per address) and
-connbytes (xt_connbytes.c: conntrack's accounting counters). Options are
-libxt_recent.c's, libxt_hashlimit.c's, libxt_connlimit.c's, libxt_connbytes.c's.
+connbytes (xt_connbytes.c: conntrack's accounting counters) and connlabel
+(xt_connlabel.c: the connection's label bits). Options are their libxt_*.c's.
 """
 from __future__ import annotations
 
@@ -608,5 +608,65 @@ class ConnbytesMatch(XtMatch):
         return [XtCompat("match", "connbytes", self._xlate(), build, needs_conntrack=True)]
 
 
+# ------------------------------------------------------------------ connlabel
+
+XT_CONNLABEL_MAXBIT = 127
+CONNLABEL_CONF = "/etc/xtables/connlabel.conf"
+
+
+class ConnlabelMatch(XtMatch):
+    """libxt_connlabel.c; xt_connlabel.c connlabel_mt(): the connection's
+    label bit set (`!`: not set); with --set the bit is set and it matches.
+    No entry or an untracked packet matches only `!`. Label names come from
+    /etc/xtables/connlabel.conf, which the mock kernel's DUT does not have."""
+
+    name = "connlabel"
+    OPTIONS = (XtOpt(("--label",), invert=True, mandatory=True), XtOpt(("--set",), arg=False))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bit, self.invert = 0, False
+
+    def parse(self, option: str, value: str | None, invert: bool, rule) -> None:
+        if option == "--set":
+            return
+        number = c_strtoul(value) if value else None
+        if number is None:
+            raise XtError(f"Warning: cannot open {CONNLABEL_CONF}: No such file or directory\n"
+                          f"{{prog}} v1.8.9 (nf_tables): label '{value}' not found or invalid value\n"
+                          "Try `{prog} -h' or '{prog} --help' for more information.", 2)
+        self.bit, self.invert = number & 0xFFFF, invert  # info->bit is a __u16
+
+    def kernel_check(self, rule, chain: str, builtin: bool) -> None:
+        if self.bit > XT_CONNLABEL_MAXBIT:  # connlabel_mt_check(): -ERANGE
+            raise XtError(f"{{prog}} v1.8.9 (nf_tables):  RULE_APPEND failed (Numerical result out of range): "
+                          f"rule in chain {chain}", 4)
+
+    def save(self) -> str:
+        return f'-m connlabel {inv(self.invert)}--label "{self.bit}"' + (" --set" if "--set" in self.given else "")
+
+    def listing(self) -> str:
+        return f"connlabel {'! ' if self.invert else ''}{self.bit}" + (" set" if "--set" in self.given else "")
+
+    def stmts(self, rule) -> list[Stmt]:
+        bit, invert, set_it = 1 << self.bit, self.invert, "--set" in self.given
+        text = (f"ct label set {self.bit} " if set_it else "") + \
+            f"ct label {f'and {self.bit} != ' if invert else ''}{self.bit}"
+
+        def build(ctx):
+            def connlabel_mt(pkt) -> bool:
+                ct = pkt.skb.nfct
+                if ct is None or ct is UNTRACKED:
+                    return invert
+                if ct.labels & bit:
+                    return not invert
+                if set_it:
+                    ct.labels |= bit
+                    return not invert
+                return invert
+            return connlabel_mt
+        return [XtCompat("match", "connlabel", text, build, needs_conntrack=True)]
+
+
 STATEFUL_MATCHES = {"recent": RecentMatch, "hashlimit": HashlimitMatch, "connlimit": ConnlimitMatch,
-                    "connbytes": ConnbytesMatch}
+                    "connbytes": ConnbytesMatch, "connlabel": ConnlabelMatch}
