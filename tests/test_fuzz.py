@@ -277,3 +277,19 @@ def test_ethtool_stats_of_a_bridge_is_no_stats_available():
     with pytest.raises(CommandError, match="no stats available") as refused:
         target.sh("ethtool -S br0")
     assert refused.value.returncode == 94
+
+
+@pytest.mark.parametrize("cmd, message, status", [
+    (["ip", "-6", "", "add", "dev", "p1"], 'Object "" is unknown, try "ip help".', 1),
+    ("ip -6 addr add dev p1", "RTNETLINK answers: Invalid argument", 2),
+    ("ip -4 addr add dev p1", "Error: ipv4: Local address is not supplied.", 2),
+    ("ip addr add dev p1", "RTNETLINK answers: Operation not supported", 2),
+], ids=["empty object", "ipv6 without address", "ipv4 without address", "no family, no address"])
+def test_ip_address_without_an_address_fails_as_iproute2_6_1_on_linux(cmd, message, status):
+    """iproute2's matches() takes no empty word; inet6_rtm_newaddr() without
+    IFA_ADDRESS is EINVAL, inet_rtm_to_ifa() says "Local address is not supplied",
+    an AF_UNSPEC ifaddrmsg is EOPNOTSUPP (each the real ip's answer in a
+    namespace); the mock compared None with 128 (TypeError)."""
+    with pytest.raises(CommandError) as refused:
+        MockTarget().sh(cmd)
+    assert message in str(refused.value) and refused.value.returncode == status

@@ -34,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--execs", type=int, default=10_000, help="executions in all, shared out over the targets")
     parser.add_argument("--seconds", type=float, help="stop after this long, whatever --execs says")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--budget", type=float, default=BUDGET, help="seconds one execution may take (a hang after)")
+    parser.add_argument("--budget", type=float, default=BUDGET,
+                        help="CPU seconds one execution may take (a hang after; wall clock: 600)")
     parser.add_argument("--batch", type=int, default=2000, help="hypothesis: executions per target before the next")
     parser.add_argument("--fanout", type=int, default=16, help="hypothesis: havoc variants run after each drawn case")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where crash and hang records go")

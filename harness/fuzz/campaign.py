@@ -1,9 +1,11 @@
 """The campaign loop: executions under a watchdog, crashes and hangs recorded.
 
 Every execution of a target's case runs under a per-execution time budget
-(`signal.setitimer`, SIGALRM): a case still running when it expires is a hang,
-stopped where it stands by `Hang` (a BaseException, so no `except Exception` in the
-mock swallows it). Any other exception out of `execute()` is a crash. Crashes
+(`signal.setitimer`: ITIMER_PROF for CPU time, ITIMER_REAL for wall-clock time):
+a case still running when either expires is a hang, stopped where it stands by
+`Hang` (a BaseException, so no `except Exception` in the mock swallows it; where
+Python itself swallows it, in a gc callback, the alarm fires again half a second
+later). Any other exception out of `execute()` is a crash. Crashes
 and hangs are told apart by where they happen (exception type and the innermost
 frame in harness/), each distinct one recorded once with the first case that
 found it (as JSON, the target's `describe()`) and its traceback, in `--out`.
@@ -31,15 +33,13 @@ from hypothesis import HealthCheck, Phase, given, seed as hypothesis_seed, setti
 
 from harness.fuzz.targets import FuzzTarget
 
-BUDGET = 10.0  # seconds one execution may take before it is a hang (far above any case's time)
+BUDGET = 10.0  # CPU seconds one execution may take before it is a hang (far above any case's time)
+WALL_BUDGET = 600.0  # and wall-clock seconds, for one that blocks without spending CPU
+REARM = 0.5  # an alarm raised where Python swallows exceptions (a gc callback) fires again this soon
 
 
 class Hang(BaseException):
     """The watchdog's alarm: an execution outlived its time budget."""
-
-
-def _alarm(signum, frame) -> None:
-    raise Hang()
 
 
 @dataclass
@@ -61,20 +61,37 @@ class Campaign:
     execs: Counter = field(default_factory=Counter)
     findings: dict[tuple[str, str], Finding] = field(default_factory=dict)
 
+    wall_budget: float = WALL_BUDGET
+    _running: bool = False
+
+    def _alarm(self, signum, frame) -> None:
+        if self._running:
+            signal.setitimer(signal.ITIMER_PROF if signum == signal.SIGPROF else signal.ITIMER_REAL, REARM)
+            raise Hang()
+
     def run_one(self, target: FuzzTarget, case: Any) -> Finding | None:
-        """One execution of `case` on `target` under the watchdog."""
-        previous = signal.signal(signal.SIGALRM, _alarm)
-        signal.setitimer(signal.ITIMER_REAL, self.budget)
+        """One execution of `case` on `target` under the watchdog: `budget` seconds
+        of CPU (ITIMER_PROF: a loaded machine does not make a slow case a hang) and
+        `wall_budget` of wall clock (ITIMER_REAL: a case blocked in a system call)."""
+        previous = signal.signal(signal.SIGPROF, self._alarm), signal.signal(signal.SIGALRM, self._alarm)
+        signal.setitimer(signal.ITIMER_PROF, self.budget)
+        signal.setitimer(signal.ITIMER_REAL, self.wall_budget)
+        self._running = True
         try:
             target.execute(case)
             return None
         except Hang:
+            self._running = False
             return self._record("hang", target, case)
         except Exception:
+            self._running = False
             return self._record("crash", target, case)
         finally:
+            self._running = False
+            signal.setitimer(signal.ITIMER_PROF, 0)
             signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+            signal.signal(signal.SIGPROF, previous[0])
+            signal.signal(signal.SIGALRM, previous[1])
             self.execs[target.name] += 1
 
     def _record(self, kind: str, target: FuzzTarget, case: Any) -> Finding:
@@ -132,8 +149,10 @@ class Campaign:
 
 
 def _where(trace: str) -> str:
-    """The exception's type and message head with the innermost frame in harness/."""
-    frames = [line.strip() for line in trace.splitlines() if line.strip().startswith('File "') and "/harness/" in line]
+    """The exception's type and message head with the innermost frame in harness/
+    (outside this module: a hang is raised here, and found where it stood)."""
+    frames = [line.strip() for line in trace.splitlines() if line.strip().startswith('File "') and "/harness/" in line
+              and "/harness/fuzz/campaign.py" not in line]
     last = trace.strip().splitlines()[-1]
     head = last.split(":")[0]
     return f"{head} at {frames[-1] if frames else '?'}"

@@ -106,7 +106,11 @@ def _modify(net, tokens, opts: IpOptions, verb: str) -> str:
     dev = net.dev_by_name(dev_name)
     if dev is None:
         raise no_device(dev_name)
+    if local is None and family == "any valid":  # an ifaddrmsg of AF_UNSPEC: rtnetlink has no handler for it
+        raise RtnlError(errno.EOPNOTSUPP)
     if family == "inet6":
+        if local is None:  # inet6_rtm_newaddr()/inet6_rtm_deladdr(): no IFA_ADDRESS nor IFA_LOCAL
+            raise RtnlError(errno.EINVAL)
         return _modify6(net, dev, verb, local, plen, flags, brd, label)
     if flags:
         raise not_modelled(f"ip address {verb} {next(n for n, f in MODIFY_FLAGS.items() if f & flags)} "
@@ -115,8 +119,8 @@ def _modify(net, tokens, opts: IpOptions, verb: str) -> str:
         prefixlen = plen if local_text is not None and "/" in local_text else None
         devinet.inet_rtm_deladdr(net, dev, local, prefixlen, label)
         return ""
-    if local is None:
-        raise RtnlError(errno.EINVAL)
+    if local is None:  # inet_rtm_to_ifa()
+        raise RtnlError(errno.EINVAL, "ipv4: Local address is not supplied")
     if scope is None:
         scope = RT_SCOPE_HOST if local >> 24 == 127 else RT_SCOPE_UNIVERSE
     ifa = InAddr(local, plen, _broadcast(brd, local, plen), scope, label or dev.name)

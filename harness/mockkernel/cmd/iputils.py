@@ -47,8 +47,9 @@ def args(tokens: list[str]) -> Args:
 
 
 def matches(token: str, keyword: str) -> bool:
-    """iproute2 matches(): `token` is a prefix of `keyword`."""
-    return keyword.startswith(token)
+    """iproute2 matches() (lib/utils.c): `token` is a prefix of `keyword`; an empty
+    token matches nothing (`ip ""` is 'Object "" is unknown')."""
+    return bool(token) and keyword.startswith(token)
 
 
 def parse_on_off(keyword: str, value: str, status: int) -> bool:
