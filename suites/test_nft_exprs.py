@@ -170,3 +170,27 @@ def test_set_elements_list_in_nfts_order_and_a_concatenation_matches(target, rou
     assert 'elements = { "lo", "eth0", "eth1", "dummy0" }' in listing
     assert "elements = { 22 . 10.0.0.1, 80 . 10.0.0.2, 22 . 10.0.0.3 }" in listing
     assert matched_by(target, lambda: forwarded(target, h0, h1, UDP(sport=1000, dport=9))) == {"pair"}
+
+
+DYNSET = """
+table ip t {
+    set seen { type ipv4_addr; flags dynamic; }
+    chain f {
+        type filter hook forward priority filter; policy accept;
+        ip saddr @seen counter comment "seen before"
+        udp dport 9 add @seen { ip saddr }
+        udp dport 10 delete @seen { ip saddr }
+    }
+}
+"""
+
+
+def test_add_and_delete_from_the_packet_path_change_what_a_lookup_finds(target, router):
+    """nft_dynset_eval(): `add @seen { ip saddr }` inserts the source, the next
+    packet's lookup finds it, `delete` takes it out again."""
+    h0, h1, _ = router
+    target.sh("nft -f -", stdin=DYNSET)
+    seen = [matched_by(target, lambda p=dport: forwarded(target, h0, h1, UDP(sport=1000, dport=p)))
+            for dport in (9, 9, 10, 9)]
+    assert seen == [set(), {"seen before"}, {"seen before"}, set()]
+    assert "elements = { 10.0.0.2 }" in " ".join(target.sh("nft list set ip t seen").split())

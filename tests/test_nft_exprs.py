@@ -13,6 +13,7 @@ from harness.mockkernel.kernel import Kernel
 from harness.mockkernel.netfilter import nf_tables
 from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP, NF_INET_LOCAL_IN
 from harness.mockkernel.target import sh
+from harness.target import CommandError
 from harness.mockkernel.netfilter.nf_conntrack import IP_CT_NEW, NfConn, Tuple
 from test_nft import _without_json_handles, hook, kernel, packet, real_tools  # noqa: F401  (a fixture, by name)
 
@@ -161,3 +162,72 @@ def test_ct_l3proto_protocol_and_ports_read_the_tuples():
                        "\t\tct l3proto ipv6 counter\n\t\tct helper \"ftp\" counter")
     _flow(k, 1000)
     assert _counts(k) == [1, 0, 0]
+
+
+# ------------------------------------------------------------------ dynamic sets
+
+DYNSETS = """table ip t {
+\tset d { type ipv4_addr; flags dynamic,timeout; timeout 1m; }
+\tset pairs { type ipv4_addr . ipv4_addr; }
+\tset small { type ipv4_addr; size 3; }
+\tset ports { type inet_service; }
+\tchain c {
+\t\ttype filter hook input priority filter; policy accept;
+\t\t%s
+\t}
+}
+"""
+
+
+@pytest.mark.parametrize("rule", [
+    "update @d { ip saddr timeout 10s }", "add @d { ip saddr }", "delete @d { ip saddr }",
+    "add @pairs { ip saddr . ip daddr }", "add @small { ip saddr }", "add @ports { udp dport }",
+    "add @nosuch { ip saddr }",
+])
+def test_set_statements_list_back_or_fail_as_real_nft(rule, real_tools):
+    """nft_dynset_init(): a set without `flags dynamic` whose backend has no
+    update (the fast hash of a 4-byte key of known size, the bitmap of a
+    2-byte key) is EOPNOTSUPP."""
+    steps = [(["nft", "-f", "-"], DYNSETS % rule), (["nft", "-a", "list", "ruleset"], None),
+             (["nft", "-j", "list", "ruleset"], None)]
+    real_tools.assert_same_as_real(steps, _without_json_handles)
+
+
+def test_a_statement_inside_a_set_statements_element_is_an_error_naming_it():
+    with pytest.raises(CommandError) as info:
+        sh(Kernel(), ["nft", "-f", "-"], DYNSETS % "add @d { ip saddr counter }")
+    assert "counter in a set statement's element is not modelled by the mock kernel" in str(info.value)
+
+
+def _received(k: Kernel, src: str, dport: int = 53) -> None:
+    mac = k.dev_by_name("p0").mac
+    k.receive("p0", [bytes(Ether(dst=mac) / IP(src=src, dst="10.0.0.1") / UDP(sport=1000, dport=dport))])
+
+
+def _dynset_kernel(rules: str, sets: str) -> Kernel:
+    k = kernel(f"table ip t {{\n\t{sets}\n\tchain c {{\n\t\ttype filter hook input priority filter; "
+               f"policy accept;\n\t\t{rules}\n\t}}\n}}\n")
+    sh(k, ["ip", "addr", "add", "10.0.0.1/24", "dev", "p0"])
+    return k
+
+
+def test_update_refreshes_the_timeout_and_an_element_expires_in_virtual_time():
+    k = _dynset_kernel("ip saddr @d counter\n\t\tudp dport 53 update @d { ip saddr timeout 10s }\n"
+                       "\t\tudp dport 54 add @d { ip saddr timeout 10s }",
+                       "set d { type ipv4_addr; flags dynamic,timeout; }")
+    _received(k, "10.0.0.2")  # added: expires at 10 s
+    k.advance(8)
+    _received(k, "10.0.0.2")  # found, refreshed: expires at 18 s
+    k.advance(8)
+    _received(k, "10.0.0.2", dport=54)  # found; add leaves the timeout
+    k.advance(3)
+    _received(k, "10.0.0.2", dport=54)  # expired at 18 s: not found, added again
+    assert _counts(k) == [2]
+    assert "10.0.0.2 timeout 10s expires 10s" in sh(k, ["nft", "list", "set", "ip", "t", "d"])
+
+
+def test_a_full_set_breaks_the_rule_of_the_statement_that_would_add():
+    k = _dynset_kernel("add @s { ip saddr } counter", "set s { type ipv4_addr; size 2; flags dynamic; }")
+    for src in ("10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.2"):
+        _received(k, src)
+    assert _counts(k) == [3]

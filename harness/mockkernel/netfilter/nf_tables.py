@@ -382,6 +382,7 @@ class Transaction:
         self.need_validation: set[int] = set()  # NFT_VALIDATE_NEED tables, by id
         self.created: set[int] = set()  # new tables in NFT_VALIDATE_DO
         self.table_errors: dict[int, str | None] = {}  # DO tables: the last walk's error (None: valid)
+        self.new_sets: set[int] = set()  # sets this batch creates (by id): nft may still change their flags
 
     def process(self, commands: list[Command]) -> str:
         """Apply every command; the kernel's refusals are collected in `errors`.
@@ -690,6 +691,8 @@ class Transaction:
         if isinstance(stmt, VerdictMap) and nset.data_type != "verdict":
             raise NftError(f"datatype mismatch: expected netfilter verdict, expression has type "
                            f"{nset.data_type.desc}", stmt.span)
+        if getattr(stmt, "sets_eval_flag", False) and id(nset) in self.new_sets:
+            nset.flags.add("dynamic")  # stmt_evaluate_set(): NFT_SET_EVAL on a set nft has yet to send
         if map_expr is not None:
             self._check_map(nset, stmt, map_expr)
         elif isinstance(stmt, Match) and stmt.rhs is ref and len(nset.key_types) == 1 \
@@ -748,6 +751,7 @@ class Transaction:
             nset = existing
         else:
             nset = _new_set(spec, table.alloc_handle())
+            self.new_sets.add(id(nset))
             self._own(table, "sets")[spec.name] = nset
         if spec.elements:
             self._add_elements(nset, spec.elements, table, cmd)
@@ -983,10 +987,12 @@ class Transaction:
             lines.append(f"\t\ttype {nset.type_text()}{data}")
         if nset.size:
             lines.append(f"\t\tsize {nset.size}")
-        flags = [f for f in ("constant", "interval", "timeout", "dynamic") if f in nset.flags
-                 and not (f == "timeout" and nset.timeout)]
-        if flags:
-            lines.append("\t\tflags " + ",".join(flags))
+        # set_print_declaration(): "timeout" is left out of the test with a default
+        # timeout, not out of the list it prints when another flag opens it
+        shown = {"constant", "interval", "dynamic"} | ({"timeout"} if not nset.timeout else set())
+        if nset.flags & shown:
+            lines.append("\t\tflags " + ",".join(f for f in ("constant", "dynamic", "interval", "timeout")
+                                                 if f in nset.flags))
         if nset.auto_merge:
             lines.append("\t\tauto-merge")
         if nset.timeout:

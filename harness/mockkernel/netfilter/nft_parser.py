@@ -28,7 +28,7 @@ import string
 from dataclasses import dataclass, field, replace
 
 from harness.mockkernel.netfilter import nft_bitwise
-from harness.mockkernel.netfilter import nft_ct
+from harness.mockkernel.netfilter import nft_ct, nft_dynset
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_datatype import DatatypeError
 from harness.mockkernel.netfilter.nft_exprs import (ECHO_TYPES, ETHER_TYPE, FIELD_ALIASES, ICMP_DEP_TYPES, L4PROTOS,
@@ -1299,6 +1299,8 @@ class Parser:
             return stmt
         if word == "reset":
             return self.stmt_optstrip(family)
+        if word in ("add", "update", "delete") and self.peek().text == "@":
+            return self.stmt_dynset(family)
         if word == "ct" and self.peek().is_word("count"):
             return self.stmt_connlimit()
         if word in HEADER_FIELDS and tok.kind == "str" and word not in PAYLOAD_FIELDS:
@@ -1847,6 +1849,21 @@ class Parser:
         if kind.value > 255:
             raise NftError("value too large", kind.loc)
         return kind.value
+
+    def stmt_dynset(self, family: str) -> Stmt:
+        """parser_bison.y set_stmt: `add|update|delete @NAME { KEY [timeout T] }`."""
+        op = self.next()
+        at = self.next()
+        name = self.identifier(scope="AT")
+        self.expect("{")
+        key = self.selector_chain(family)
+        timeout = self.time_spec() if self.accept("timeout") else None
+        if not self.at("}"):
+            raise NftError(f"{self.tok.text} in a set statement's element is not modelled by the mock kernel",
+                           self.tok.loc)
+        self.next()
+        return nft_dynset.Dynset(op.text, key, SetRef(None, name.text, loc=at.loc.to(name.loc)), timeout,
+                                 loc=op.loc)
 
     def stmt_optstrip(self, family: str) -> Stmt:
         """parser_bison.y optstrip_stmt: `reset tcp option NAME|KIND`."""

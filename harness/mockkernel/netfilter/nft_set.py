@@ -87,6 +87,8 @@ class NftSet:
     data_typeof: str | None = None
     comment: str | None = None
     elements: list[Element] = field(default_factory=list)
+    live: bool = False  # a rule updates it from the packet path (nft_dynset): lookups read it as it is now
+    version: int = 0  # bumped by each change from the packet path
 
     @property
     def is_map(self) -> bool:
@@ -185,6 +187,8 @@ def _normalise(elements: list[Element], merge: bool, first_new: int) -> list[Ele
 def lookup_fn(nset: NftSet, clock, data_fn=lambda data: data):
     """The datapath's lookup: key -> True/data, or None when absent or expired.
     `data_fn` maps stored data to what the datapath wants (e.g. a verdict)."""
+    if nset.live:
+        return _live_lookup_fn(nset, clock, data_fn)
     live = [e for e in nset.elements if e.key is not CATCHALL]
     catchall = next((e for e in nset.elements if e.key is CATCHALL), None)
     lookup = _lookup_fn(nset, live, clock, data_fn)
@@ -196,6 +200,19 @@ def lookup_fn(nset: NftSet, clock, data_fn=lambda data: data):
         hit = lookup(key)
         return fallback if hit is None else hit
     return lookup_or_catchall
+
+
+def _live_lookup_fn(nset: NftSet, clock, data_fn):
+    """lookup_fn() of a set the packet path changes: rebuilt when its version moves."""
+    built = [-1, None]
+
+    def live_lookup(key):
+        if built[0] != nset.version:
+            nset.live = False
+            built[0], built[1] = nset.version, lookup_fn(nset, clock, data_fn)
+            nset.live = True
+        return built[1](key)
+    return live_lookup
 
 
 def _lookup_fn(nset: NftSet, live: list[Element], clock, data_fn):
