@@ -2308,7 +2308,7 @@ SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib", "rt", "exthdr", "ip
 # the keywords a statement can start with (parser_bison.y stmt and its primary expressions)
 STATEMENT_WORDS = SELECTOR_WORDS | NOT_MODELLED | set(STATEMENT_SCOPES) | set(HEADER_FIELDS) | {
     "accept", "drop", "continue", "return", "jump", "goto", "notrack", "comment", "reset", "vlan", "arp",
-    "tcp", "icmpx", "ether", "th", "random", "priority", "dup", "fwd", "queue", "last"}
+    "tcp", "icmpx", "ether", "th", "random", "priority", "dup", "fwd", "queue", "last", "add", "update", "delete"}
 
 
 def _binop_transfer(match: Match, tree, parser: Parser) -> Match:
