@@ -438,3 +438,17 @@ def test_connlabel_sets_a_label_bit_the_reply_then_carries(target, router):
     forward(target, h1, h0, UDP(sport=53, dport=1000))
     forward(target, h0, h1, UDP(sport=1001, dport=54))
     assert counts(target) == {"labelled": 2, "not-4": 3}
+
+
+def test_ecn_target_clears_the_tcp_ecn_flags_and_sets_the_ip_codepoint(target, router):
+    """ipt_ECN ecn_tg(): --ecn-tcp-remove clears ECE and CWR (set_ect_tcp()),
+    --ecn-ip-ect 1 sets the IP ECN bits (set_ect_ip()), the checksums
+    patched; IDLETIMER lets the packet go on untouched."""
+    h0, h1 = router[0], router[1]
+    add(target, "-t mangle -A FORWARD -p tcp --dport 80 -j ECN --ecn-tcp-remove",
+        "-t mangle -A FORWARD -p udp -j ECN --ecn-ip-ect 1",
+        "-A FORWARD -j IDLETIMER --timeout 60 --label pj")
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=8) / TCP(sport=1000, dport=80, flags="SEC", seq=1))
+    target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=8, ttl=63) / TCP(sport=1000, dport=80, flags="S", seq=1))
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=9, tos=0x10) / UDP(sport=1, dport=2))
+    target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=9, ttl=63, tos=0x11) / UDP(sport=1, dport=2))

@@ -1,6 +1,6 @@
 """iptables 1.8.9 targets that record or rewrite a packet and let it go on
 (XT_CONTINUE), as iptables-nft sends them (nft_compat): TRACE (xt_TRACE.c),
-AUDIT (xt_AUDIT.c),
+ECN (ipt_ECN.c), IDLETIMER (xt_IDLETIMER.c), AUDIT (xt_AUDIT.c),
 CLASSIFY (xt_CLASSIFY.c), CHECKSUM (xt_CHECKSUM.c), TCPOPTSTRIP
 (xt_TCPOPTSTRIP.c), and NETMAP (libipt_NETMAP.c; xt_NETMAP.c), which maps a
 connection's address prefix as nf_nat does. Each parses and saves as its
@@ -19,7 +19,8 @@ from harness.mockkernel.netfilter.nft_exprs import MetaSet, Nat, Stmt
 from harness.mockkernel.netfilter.xt_matches import kernel_refusal
 from harness.mockkernel.netfilter.xt_options import XtOpt, c_strtoul, usage_error
 from harness.mockkernel.netfilter.xt_targets import XtTarget
-from harness.mockkernel.wire import tcp
+from harness.mockkernel.wire import ipv4, tcp
+from harness.mockkernel.wire.ipv4 import Ipv4Packet
 from harness.mockkernel.wire.tcp import TcpSegment
 
 AUDIT_TYPES = ("accept", "drop", "reject")
@@ -238,6 +239,97 @@ class TraceTarget(XtTarget):
         return [XtCompat("target", "TRACE", "meta nftrace set 1", inner=MetaSet("nftrace", 1))]
 
 
-REWRITE_TARGETS = {"TRACE": TraceTarget, "AUDIT": AuditTarget, "CLASSIFY": ClassifyTarget, "CHECKSUM": ChecksumTarget,
+class EcnTarget(XtTarget):
+    """libipt_ECN.c; ipt_ECN.c ecn_tg(): sets the IP header's ECN bits
+    (--ecn-ip-ect) and TCP's ECE and CWR (--ecn-tcp-ece/-cwr; --ecn-tcp-remove
+    clears both), the checksums patched. mangle table; the TCP bits want -p tcp."""
+
+    name = "ECN"
+    OPTIONS = (XtOpt(("--ecn-tcp-remove",), arg=False), XtOpt(("--ecn-tcp-cwr",)), XtOpt(("--ecn-tcp-ece",)),
+               XtOpt(("--ecn-ip-ect",)))
+
+    def __init__(self, name: str = "", family=None, goto: bool = False) -> None:
+        super().__init__(name, family, goto)
+        self.ops: dict[str, int] = {}  # "ece", "cwr", "ip" -> the value set
+
+    def parse(self, option: str, value: str | None, invert: bool, rule) -> None:
+        if option == "--ecn-tcp-remove":
+            self.ops = {"ece": 0, "cwr": 0}
+        else:
+            key = option.rsplit("-", 1)[1]
+            self.ops[{"ect": "ip"}.get(key, key)] = self.uint(option, value, 0, 3 if key == "ect" else 1)
+
+    def check(self, rule) -> None:
+        if not self.given:
+            raise usage_error("ECN target: An operation is required")
+
+    def rule_check(self, rule, table: str, chain: str, builtin: bool) -> None:
+        tcp_ops = "ece" in self.ops or "cwr" in self.ops
+        if table != "mangle" or tcp_ops and (not rule.proto or rule.proto[0] != 6 or rule.proto[1]):
+            raise kernel_refusal(chain)
+
+    def save_options(self) -> str:
+        if self.ops == {"ece": 0, "cwr": 0}:
+            return " --ecn-tcp-remove"
+        return "".join(f" --ecn-{name} {self.ops[key]}" for key, name in (("ece", "tcp-ece"), ("cwr", "tcp-cwr"),
+                                                                           ("ip", "ip-ect")) if key in self.ops)
+
+    def listing(self) -> str:
+        if self.ops == {"ece": 0, "cwr": 0}:
+            return "ECN TCP remove"
+        return "ECN " + " ".join(f"{key.upper()}={value}" for key, value in self.ops.items())
+
+    def stmts(self, rule) -> list[Stmt]:
+        ops = dict(self.ops)
+
+        def build(ctx):
+            def ecn_tg(pkt):
+                buf, nh = pkt.buf, pkt.nh
+                if "ip" in ops:  # set_ect_ip()
+                    header = Ipv4Packet(buf, nh)
+                    if header.tos & 3 != ops["ip"]:
+                        header.tos = header.tos & ~3 | ops["ip"]
+                        ipv4.fill_checksum(buf, nh)
+                if ("ece" in ops or "cwr" in ops) and pkt.tprot == 6 and pkt.thoff + tcp.TCP_HLEN <= pkt.end:
+                    tcp.set_ecn_flags(buf, pkt.thoff, ops.get("ece"), ops.get("cwr"))  # set_ect_tcp()
+                return None
+            return ecn_tg
+        return [XtCompat("target", "ECN", None, build, may_change_packet=True)]
+
+
+class IdletimerTarget(XtTarget):
+    """libxt_IDLETIMER.c revision 1; xt_IDLETIMER.c: each packet restarts the
+    label's timer (its sysfs file tells user space when it runs out); the
+    packet goes on. The mock kernel keeps no such timers: nothing seen changes."""
+
+    name = "IDLETIMER"
+    OPTIONS = (XtOpt(("--timeout",), mandatory=True), XtOpt(("--label",), mandatory=True),
+               XtOpt(("--alarm",), arg=False))
+
+    def __init__(self, name: str = "", family=None, goto: bool = False) -> None:
+        super().__init__(name, family, goto)
+        self.timeout, self.label = 0, ""
+
+    def parse(self, option: str, value: str | None, invert: bool, rule) -> None:
+        if option == "--timeout":
+            self.timeout = self.uint(option, value, 0, 0xFFFFFFFF)
+        elif option == "--label":
+            self.label = value[:27]
+
+    def rule_check(self, rule, table: str, chain: str, builtin: bool) -> None:
+        if self.timeout == 0:  # idletimer_tg_checkentry()
+            raise kernel_refusal(chain)
+
+    def save_options(self) -> str:
+        return f" --timeout {self.timeout} --label {self.label}" + (" --alarm" if "--alarm" in self.given else "")
+
+    def listing(self) -> str:
+        return f"timeout:{self.timeout} label:{self.label}" + (" alarm" if "--alarm" in self.given else "")
+
+    def stmts(self, rule) -> list[Stmt]:
+        return [XtCompat("target", "IDLETIMER", None, lambda ctx: lambda pkt: None)]
+
+
+REWRITE_TARGETS = {"ECN": EcnTarget, "IDLETIMER": IdletimerTarget, "TRACE": TraceTarget, "AUDIT": AuditTarget, "CLASSIFY": ClassifyTarget, "CHECKSUM": ChecksumTarget,
                    "TCPOPTSTRIP": TcpoptstripTarget, "NETMAP": NetmapTarget}
-REWRITE_FAMILY_ONLY = {"NETMAP": "ip"}  # libipt_NETMAP.c (IPv6 has libip6t_NETMAP.c)
+REWRITE_FAMILY_ONLY = {"NETMAP": "ip", "ECN": "ip"}  # libipt_NETMAP.c (IPv6 has libip6t_NETMAP.c)

@@ -143,6 +143,18 @@ def strip_options(buf: bytearray, off: int, doff: int, kinds) -> None:
         i += size
 
 
+def set_ecn_flags(buf: bytearray, off: int, ece: int | None, cwr: int | None) -> None:
+    """ipt_ECN.c set_ect_tcp(): ECE and CWR set as given (None: left), the
+    checksum patched over the data offset and flags word, only when they change."""
+    old = _U16.unpack_from(buf, off + DOFF)[0]
+    new = old
+    for value, bit in ((ece, TCPHDR_ECE), (cwr, TCPHDR_CWR)):
+        if value is not None:
+            new = new | bit if value else new & ~bit
+    if new != old:
+        replace_u16(buf, off, off + DOFF, new)
+
+
 def option_field(buf: bytearray, ptr: int, offset: int, size: int) -> int:
     """The big-endian field of `size` bytes `offset` bytes into the option at `ptr`."""
     return int.from_bytes(buf[ptr + offset:ptr + offset + size], "big")
