@@ -452,3 +452,15 @@ def test_ecn_target_clears_the_tcp_ecn_flags_and_sets_the_ip_codepoint(target, r
     target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=8, ttl=63) / TCP(sport=1000, dport=80, flags="S", seq=1))
     target.send(h0.port, h0.to_dut(dst=h1.ip, id=9, tos=0x10) / UDP(sport=1, dport=2))
     target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=9, ttl=63, tos=0x11) / UDP(sport=1, dport=2))
+
+
+def test_time_matches_the_dates_and_days_around_now(target, router):
+    """xt_time time_mt(): the clock now (2026 on both targets) within
+    --datestart/--datestop, every weekday listed, a date range long past never."""
+    h0, h1 = router[0], router[1]
+    add(target, "-A FORWARD -m time --datestart 2020-01-01 --datestop 2037-12-31 -m comment --comment now",
+        "-A FORWARD -m time --datestop 2001-01-01T00:00:00 -m comment --comment past",
+        "-A FORWARD -m time --weekdays Mon,Tue,Wed,Thu,Fri,Sat,Sun --timestart 00:00 --timestop 23:59:59 "
+        "-m comment --comment every-day")
+    forward(target, h0, h1, UDP(sport=1, dport=2))
+    assert counts(target) == {"now": 1, "past": 0, "every-day": 1}

@@ -1190,4 +1190,4 @@ FAMILY_ONLY = {"icmp": "ip", "ttl": "ip", "icmp6": "ip6", "hl": "ip6"}  # libipt
 # extensions iptables 1.8.9 ships that the mock does not model (yet): named, not refused as unknown
 KNOWN_UNMODELLED = {"ah", "among", "bpf", "cgroup", "cluster", "devgroup", "ipvs", "l2tp", "mh",
                     "nfacct", "osf", "physdev", "policy", "rateest", "rpfilter", "set", "socket", "srh",
-                    "time", "u32", "udplite"}
+                    "u32", "udplite"}

@@ -10,6 +10,10 @@ modelled), the mock kernel has one CPU (0) and no route realms (tclassid 0).
 """
 from __future__ import annotations
 
+import calendar
+import re
+import time
+
 from harness.mockkernel.core.skbuff import PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST, PACKET_OTHERHOST
 from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exprs import Stmt
@@ -564,7 +568,135 @@ def _hex_string(text: str) -> bytes:
     return bytes(out)
 
 
+XT_TIME_ALL_MONTHDAYS, XT_TIME_ALL_WEEKDAYS, XT_TIME_MAX_DAYTIME = 0xFFFFFFFE, 0xFE, 24 * 60 * 60 - 1
+WEEK_DAYS = (None, "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+INT_MAX = 0x7FFFFFFF
+
+
+class TimeMatch(XtMatch):
+    """libxt_time.c; xt_time.c time_mt(): the time now (the mock kernel's
+    real-time clock, in UTC: the kernel's timezone offset is 0) within the
+    dates, the daytime (across midnight when --timestop is before
+    --timestart), the weekdays and the monthdays."""
+
+    name = "time"
+    OPTIONS = (XtOpt(("--datestart",)), XtOpt(("--datestop",)), XtOpt(("--timestart",)), XtOpt(("--timestop",)),
+               XtOpt(("--contiguous",), arg=False), XtOpt(("--weekdays",), invert=True),
+               XtOpt(("--monthdays",), invert=True), XtOpt(("--localtz",), arg=False, excl=("--utc",)),
+               XtOpt(("--utc",), arg=False, excl=("--localtz", "--kerneltz")),
+               XtOpt(("--kerneltz",), arg=False, excl=("--utc",)))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.date_start, self.date_stop = 0, INT_MAX
+        self.day_start, self.day_stop = 0, XT_TIME_MAX_DAYTIME
+        self.monthdays, self.weekdays = XT_TIME_ALL_MONTHDAYS, XT_TIME_ALL_WEEKDAYS
+        self.kerneltz = self.contiguous = False
+
+    def parse(self, option: str, value: str | None, invert: bool, rule) -> None:
+        if option in ("--datestart", "--datestop"):
+            setattr(self, "date_start" if option == "--datestart" else "date_stop", _parse_date(value))
+        elif option in ("--timestart", "--timestop"):
+            setattr(self, "day_start" if option == "--timestart" else "day_stop", _parse_daytime(value))
+        elif option == "--contiguous":
+            self.contiguous = True
+        elif option in ("--localtz", "--kerneltz"):
+            self.kerneltz = True
+        elif option == "--monthdays":
+            mask = 0
+            for day in value.split(","):
+                number = c_strtoul(day[:2])
+                if number is None or number > 31 or len(day) > 2:
+                    raise usage_error(f"{day[:2]} is not a valid day for --monthdays")
+                mask |= 1 << number
+            self.monthdays = mask ^ XT_TIME_ALL_MONTHDAYS if invert else mask
+        elif option == "--weekdays":
+            mask = 0
+            for day in value.split(","):
+                day = day[:3]
+                number = c_strtoul(day)
+                if number is not None:
+                    if number == 0:
+                        raise usage_error("No, the week does NOT begin with Sunday.")
+                    mask |= 1 << number
+                    continue
+                found = [i for i in range(1, 8) if WEEK_DAYS[i][:2] == day[:2]]
+                if not found:
+                    raise usage_error(f"{day} is not a valid day specifier")
+                mask |= 1 << found[0]
+            self.weekdays = mask ^ XT_TIME_ALL_WEEKDAYS if invert else mask
+
+    def check(self, rule) -> None:
+        if self.contiguous and self.day_start < self.day_stop:
+            raise usage_error("time: --contiguous only makes sense when stoptime is smaller than starttime")
+
+    def save(self) -> str:
+        out = "-m time"
+        if (self.day_start, self.day_stop) != (0, XT_TIME_MAX_DAYTIME):
+            out += f" --timestart {_daytime(self.day_start)} --timestop {_daytime(self.day_stop)}"
+        if self.monthdays != XT_TIME_ALL_MONTHDAYS:
+            out += " --monthdays " + ",".join(str(i) for i in range(1, 32) if self.monthdays >> i & 1)
+        if self.weekdays != XT_TIME_ALL_WEEKDAYS:
+            out += " --weekdays " + ",".join(WEEK_DAYS[i] for i in range(1, 8) if self.weekdays >> i & 1)
+        for option, date in (("--datestart", self.date_start), ("--datestop", self.date_stop)):
+            if date != 0:  # time_print_date() skips 0 and LONG_MAX, so INT_MAX, the default stop, is printed
+                out += f" {option} {time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(date))}"
+        return out + (" --kerneltz" if self.kerneltz else "") + (" --contiguous" if self.contiguous else "")
+
+    def listing(self) -> str:
+        return "TIME " + self.save()[len("-m time "):]
+
+    def stmts(self, rule) -> list[Stmt]:
+        start, stop, day_start, day_stop = self.date_start, self.date_stop, self.day_start, self.day_stop
+        weekdays, monthdays, contiguous = self.weekdays, self.monthdays, self.contiguous
+
+        def build(ctx):
+            clock = ctx.net.clock
+
+            def time_mt(pkt) -> bool:
+                stamp = int(clock.realtime())  # ktime_get_real_ns(): the skb has no timestamp
+                if stamp < start or stamp > stop:
+                    return False
+                daytime = stamp % 86400
+                if day_start < day_stop:
+                    if not day_start <= daytime <= day_stop:
+                        return False
+                else:
+                    if day_stop < daytime < day_start:
+                        return False
+                    if contiguous and daytime <= day_stop:
+                        stamp -= 86400  # the time frame began the day before
+                moment = time.gmtime(stamp)
+                if not weekdays >> (moment.tm_wday + 1) & 1:
+                    return False
+                return monthdays == XT_TIME_ALL_MONTHDAYS or bool(monthdays >> moment.tm_mday & 1)
+            return time_mt
+        return [XtCompat("match", "time", None, build)]
+
+
+def _parse_date(text: str) -> int:
+    """time_parse_date(): YYYY[-MM[-DD[Thh[:mm[:ss]]]]] in UTC, 1970 to 2038."""
+    match = re.fullmatch(r"(\d+)(?:-(\d+)(?:-(\d+)(?:T(\d+)(?::(\d+)(?::(\d+))?)?)?)?)?", text)
+    parts = [int(p) if p else d for p, d in zip(match.groups(), (0, 1, 1, 0, 0, 0))] if match else None
+    if not parts or not 1970 <= parts[0] <= 2038 or parts[1] > 12 or parts[2] > 31 or parts[3] > 23 \
+            or parts[4] > 59 or parts[5] > 59:
+        raise usage_error(f'Invalid date "{text}" specified. Should be YYYY[-MM[-DD[Thh[:mm[:ss]]]]]')
+    return calendar.timegm((parts[0], parts[1], parts[2], parts[3], parts[4], parts[5], 0, 0, 0))
+
+
+def _parse_daytime(text: str) -> int:
+    """time_parse_minutes(): hh:mm[:ss]."""
+    match = re.fullmatch(r"(\d+):(\d+)(?::(\d+))?", text)
+    if not match or int(match[1]) > 23 or int(match[2]) > 59 or match[3] and int(match[3]) > 59:
+        raise usage_error(f'invalid time "{text}" specified, should be hh:mm[:ss] format and within the boundaries')
+    return int(match[1]) * 3600 + int(match[2]) * 60 + int(match[3] or 0)
+
+
+def _daytime(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
 PACKET_MATCHES = {"iprange": IprangeMatch, "pkttype": PkttypeMatch, "cpu": CpuMatch, "quota": QuotaMatch,
                   "ecn": EcnMatch, "realm": RealmMatch, "tcpmss": TcpmssMatch, "mac": MacMatch,
-                  "helper": HelperMatch, "string": StringMatch}
+                  "helper": HelperMatch, "string": StringMatch, "time": TimeMatch}
 PACKET_FAMILY_ONLY = {"realm": "ip"}
