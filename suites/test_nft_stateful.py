@@ -188,3 +188,32 @@ def test_osf_calls_every_syn_unknown_when_no_fingerprints_are_loaded(target, rou
                            (303, TCP(sport=42002, dport=5031, flags="S", seq=1))):
         target.send(h0.port, h0.to_dut(dst=h1.ip, id=ident) / segment)
         target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=ident, ttl=63) / segment)
+
+
+SOCKETS = """
+table ip t {
+    counter any { }
+    counter wildcard { }
+    counter diverted { }
+    chain prerouting {
+        type filter hook prerouting priority mangle; policy accept;
+        udp dport { 5040, 5041 } socket transparent 0 counter name "any"
+        udp dport { 5040, 5041 } socket wildcard 1 counter name "wildcard"
+        meta l4proto udp udp dport 5040 tproxy to :5040 counter name "diverted"
+    }
+}
+"""
+
+
+def test_socket_finds_the_bound_udp_socket_and_tproxy_wants_a_transparent_one(target, router):
+    """nft_socket: a datagram to a bound port finds its socket (not transparent,
+    bound to the port's address, so no wildcard), one to an unbound port finds
+    none and breaks the rule; nft_tproxy: the socket is not IP_TRANSPARENT, so
+    the packet is not assigned to it and the rule breaks before its counter."""
+    h0 = router[0]
+    sock = target.socket("udp", (h0.dut_ip, 5040))
+    target.sh("nft -f -", stdin=SOCKETS)
+    for ident, dport in ((401, 5040), (402, 5041)):
+        target.send(h0.port, h0.to_dut(id=ident) / UDP(sport=43000, dport=dport) / b"q")
+    assert sock.recv()[0] == b"q"
+    assert [_counter(target, name)[0] for name in ("any", "wildcard", "diverted")] == [1, 0, 0]

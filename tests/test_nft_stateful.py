@@ -42,6 +42,25 @@ def test_a_stateful_statement_lists_back_as_real_nft_lists_it(family, rule, real
     real_tools.assert_same_as_real(steps, _without_json_handles)
 
 
+PREROUTING = CHAIN.replace("hook input", "hook prerouting")
+# in a prerouting chain (tproxy takes no other hook), in each family: accepted or refused as nft 1.0.6 does
+PREROUTING_RULES = [
+    "meta l4proto udp tproxy to 192.0.2.1", "meta l4proto tcp tproxy ip to 192.0.2.1:50080",
+    "ip protocol 6 tproxy to :50080", "meta l4proto tcp tproxy ip6 to [2001:db8::1]",
+    "meta l4proto udp tproxy ip6 to [2001:db8::1]:80", "tproxy to :1", "meta l4proto tcp tproxy to 2001:db8::1",
+    "socket transparent 1", "socket mark 0x5 accept", "socket wildcard 0", "socket transparent 2",
+    "osf name \"Linux\"",
+]
+
+
+@pytest.mark.parametrize("family", ["ip", "ip6", "inet"])
+def test_prerouting_statements_list_back_or_are_refused_as_real_nft_does(family, real_tools):
+    steps = [(["nft", "-f", "-"], PREROUTING % (family, "accept"))]
+    steps += [(["nft", "add", "rule", family, "t", "c", *rule.split()], None) for rule in PREROUTING_RULES]
+    steps += [(["nft", "-a", "list", "ruleset"], None), (["nft", "-j", "list", "ruleset"], None)]
+    real_tools.assert_same_as_real(steps, _without_json_handles)
+
+
 # what nft 1.0.6 (or the kernel, "Could not process rule") refuses
 REFUSED = [
     "quota 1 foo", "quota over", "log level audit prefix \"x\"", "log level audit flags all",

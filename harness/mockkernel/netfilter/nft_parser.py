@@ -57,6 +57,8 @@ from harness.mockkernel.netfilter.nft_objects import (LIST_KINDS, NF_SYNPROXY_OP
 from harness.mockkernel.netfilter.nft_hash import Jhash, Symhash
 from harness.mockkernel.netfilter.nft_numgen import Numgen
 from harness.mockkernel.netfilter.nft_osf import Osf
+from harness.mockkernel.netfilter.nft_socket import Socket
+from harness.mockkernel.netfilter.nft_tproxy import Tproxy
 from harness.mockkernel.netfilter.nft_quota import Quota, QuotaState, data_unit_parse
 from harness.mockkernel.netfilter.nft_meta import MetaKey
 from harness.mockkernel.netfilter.nft_xfrm import Xfrm
@@ -83,8 +85,8 @@ STD_PRIOS = (("raw", -300), ("mangle", -150), ("dstnat", -100), ("filter", 0), (
 BRIDGE_STD_PRIOS = (("dstnat", -300), ("filter", -200), ("out", 100), ("srcnat", 300))
 BRIDGE_PRIO_HOOKS = {-300: "prerouting", -200: None, 100: "output", 300: "postrouting"}
 # statements and expressions nft knows that the mock does not model
-NOT_MODELLED = {"queue", "dup", "fwd", "synproxy", "tproxy",
-                "flow", "meter", "socket", "add", "secmark",
+NOT_MODELLED = {"queue", "dup", "fwd", "synproxy",
+                "flow", "meter", "add", "secmark",
                 "update", "ibriport", "obriport", "xt", "fullcone", "set"}
 # parser_bison.y meta_key_unqualified (ipsec aside: `ipsec` begins an ipsec expression too)
 META_UNQUALIFIED = {"mark", "iif", "oif", "iifname", "oifname", "pkttype", "nftrace", "ibrname", "obrname",
@@ -1286,7 +1288,7 @@ class Parser:
             target = self.identifier("'{'")
             return Verdict(word, target.text, loc=target.loc)
         handler = {"counter": self.stmt_counter, "log": self.stmt_log, "limit": self.stmt_limit,
-                   "quota": self.stmt_quota, "synproxy": self.stmt_synproxy,
+                   "quota": self.stmt_quota, "synproxy": self.stmt_synproxy, "tproxy": self.stmt_tproxy,
                    "reject": self.stmt_reject, "notrack": self.stmt_notrack, "snat": self.stmt_nat,
                    "dnat": self.stmt_nat, "masquerade": self.stmt_masq, "redirect": self.stmt_masq}.get(word)
         if word == "ct" and self.peek().text in ("helper", "timeout", "expectation") and self.peek(2).text == "set":
@@ -1464,6 +1466,19 @@ class Parser:
             else:
                 self.next()
         return Limit(rate, unit.text, burst, over, byte_unit, burst_unit)
+
+    def stmt_tproxy(self, family: str) -> Stmt:
+        """parser_bison.y tproxy_stmt: `tproxy [ip|ip6] to ADDR[:PORT]|:PORT` (an IPv6
+        address in brackets); the address is read once the family is known (evaluate_rule())."""
+        start = self.next()
+        nat_family = self.next().text if self.at("ip", "ip6") else None
+        self.expect("to", "to")
+        addr = port = None
+        if not self.at(":"):
+            addr = self.nat_address()
+        if self.accept(":"):
+            port = _parse(self.operand(), types.inet_service)
+        return Tproxy(nat_family, addr, port, loc=start.loc)
 
     def stmt_synproxy(self, family: str) -> Stmt:
         start = self.next()
@@ -1739,6 +1754,11 @@ class Parser:
             return self.xfrm_expr(tok)
         if word == "osf" and tok.kind == "str":
             return self.osf_expr(tok)
+        if word == "socket" and tok.kind == "str":
+            if self.at("cgroupv2"):
+                raise NftError("socket cgroupv2 is not modelled by the mock kernel", tok.loc.to(self.tok.loc))
+            key = self.keyword(("transparent", "mark", "wildcard"), "EXPR_SOCKET")
+            return Socket(key.text), tok.loc.to(key.loc)
         if word in ("numgen", "jhash", "symhash") and tok.kind == "str":
             return self.generator_expr(tok, family)
         if word in PAYLOAD_FIELDS:
@@ -2302,9 +2322,9 @@ RULE_ENDING_OPS = {":", ",", "]", ")", "=", ".", "==", "!=", "<", ">", "<=", ">=
 # the scanner scope a statement keeps open while bison reads the token after it
 STATEMENT_SCOPES = {"snat": "STMT_NAT", "dnat": "STMT_NAT", "masquerade": "STMT_NAT", "redirect": "STMT_NAT",
                     "log": "STMT_LOG", "counter": "COUNTER", "limit": "LIMIT", "reject": "STMT_REJECT",
-                    "quota": "QUOTA", "synproxy": "STMT_SYNPROXY"}
+                    "quota": "QUOTA", "synproxy": "STMT_SYNPROXY", "tproxy": "STMT_TPROXY"}
 SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib", "rt", "exthdr", "ipsec", "osf", "numgen",
-                                               "jhash", "symhash"} | set(EXTHDR6_WORDS) | META_UNQUALIFIED
+                                               "jhash", "symhash", "socket"} | set(EXTHDR6_WORDS) | META_UNQUALIFIED
 # the keywords a statement can start with (parser_bison.y stmt and its primary expressions)
 STATEMENT_WORDS = SELECTOR_WORDS | NOT_MODELLED | set(STATEMENT_SCOPES) | set(HEADER_FIELDS) | {
     "accept", "drop", "continue", "return", "jump", "goto", "notrack", "comment", "reset", "vlan", "arp",
@@ -2484,6 +2504,8 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
                     icmp_types[payload.proto] = icmp_th_dep_type(payload.proto, stmt.rhs.value) if pinned else None
         if isinstance(stmt, Reject):
             net = _evaluate_reject(stmt, family, net, net_loc, out)
+        if isinstance(stmt, Tproxy):
+            _evaluate_tproxy(stmt, family, net, net_loc, l4)
         if isinstance(stmt, Nat) and stmt.addr and isinstance(stmt.addr[0], Token):
             stmt.resolve_addresses(_nat_family(stmt, family, net, net_loc), _parse)
         if isinstance(stmt, Reject) and stmt.kind == "tcp reset" and l4 not in (None, "tcp"):
@@ -2528,6 +2550,28 @@ def _transport_set(stmt: Stmt) -> bool:
         and (isinstance(stmt.lhs, Meta) and stmt.lhs.key == "l4proto"
              or isinstance(stmt.lhs, Payload) and stmt.lhs.fields in ((PAYLOAD_FIELDS["ip"]["protocol"],),
                                                                       (PAYLOAD_FIELDS["ip6"]["nexthdr"],)))
+
+
+def _evaluate_tproxy(stmt: Tproxy, family: str, net: str | None, net_loc, l4: str | None) -> None:
+    """evaluate.c stmt_evaluate_tproxy(): a transport protocol first, an address or a
+    port, in an inet table the address's family named, the address of that family."""
+    if family not in ("ip", "ip6", "inet"):
+        raise NftError("tproxy is only supported for IPv4/IPv6/INET", stmt.span)
+    if l4 is None:
+        raise NftError("Transparent proxy support requires transport protocol match", stmt.span)
+    if family != "inet":
+        if stmt.family not in (None, family):
+            raise NftError(f"conflicting protocols specified: {family} vs. {stmt.family}. "
+                           "You must specify ip or ip6 family in tproxy statement", stmt.span)
+        stmt.family = family
+    elif net is not None and stmt.family != net:  # stmt_evaluate_l3proto()
+        raise NftError(f"conflicting protocols specified: {net} vs. {stmt.family or 'unknown'}. "
+                       "You must specify ip or ip6 family in tproxy statement", stmt.span,
+                       (net_loc,) if net_loc is not None else ())
+    elif stmt.family is None and stmt.addr is not None:
+        raise NftError("ip or ip6 must be specified with address for inet tables.", stmt.span)
+    if isinstance(stmt.addr, Token):
+        stmt.addr = _parse(stmt.addr, stmt.addr_type)
 
 
 def _check_bridge_stmt(stmt: Stmt) -> None:
