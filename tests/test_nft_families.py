@@ -78,3 +78,22 @@ def test_a_netdev_egress_drop_ends_the_journey_at_nf_egress_before_tc_egress():
     [journey] = t.journeys()
     assert (journey.drop.reason, journey.drop.stage) == ("NETFILTER_DROP", Stage.NF_EGRESS)
     assert journey.hops[-1].where == "netdev t e"
+
+
+def test_netdev_rejects_list_in_full_and_take_a_meta_protocol_dependency_as_nft_1_0_6_does():
+    """stmt_evaluate_reject_family() gives a netdev `reject with icmp` its
+    `meta protocol ip`; stmt_reject_postprocess() prints inet, bridge and
+    netdev rejects in full and leaves that dependency out (a tcp reset's
+    `meta l4proto 6` stays, as in inet)."""
+    t = MockTarget()
+    t.sh("nft add table netdev t")
+    t.sh("nft add chain netdev t c { type filter hook ingress device p0 priority 0; }")
+    for rule in ("reject with icmp port-unreachable", "meta protocol ip6 reject", "reject with icmpx admin-prohibited",
+                 "reject", "mark 12345 reject with tcp reset"):
+        t.sh(f"nft add rule netdev t c {rule}")
+    assert t.sh("nft list chain netdev t c").splitlines()[3:-2] == [
+        "\t\treject with icmp port-unreachable", "\t\treject with icmpv6 port-unreachable",
+        "\t\treject with icmpx admin-prohibited", "\t\treject",
+        "\t\tmeta l4proto tcp meta mark 0x00003039 reject with tcp reset"]
+    first = t.kernel.nft.ruleset.tables[0].chains["c"].rules[0].stmts[0]
+    assert (first.lhs.key, first.rhs.value) == ("protocol", 0x0800)  # only IPv4 packets get the ICMP error

@@ -1559,10 +1559,11 @@ class Reject(Stmt):
         self.kind, self.code, self.loc, self.code_loc, self.keyword_loc = kind, code, loc, code_loc, keyword_loc
 
     def text(self, pctx: PrintCtx) -> str:
-        """reject_stmt_print(): an inet table names icmp and icmpv6 rejects in full."""
+        """reject_stmt_print(): an inet, bridge or netdev table names icmp and
+        icmpv6 rejects in full (stmt_reject_postprocess()'s verbose_print)."""
         if self.kind == "tcp reset":
             return "reject with tcp reset"
-        if self.code == self.QUIET_CODES[self.kind] and (self.kind == "icmpx" or pctx.family != "inet"):
+        if self.code == self.QUIET_CODES[self.kind] and (self.kind == "icmpx" or pctx.family in ("ip", "ip6")):
             return "reject"
         return f"reject with {self.kind} {self.CODE_TYPES[self.kind].format(self.code)}"
 
@@ -1877,8 +1878,8 @@ def _killed_bases(stmt: Stmt, pctx: PrintCtx) -> set[str]:
             bases.add("network")  # an IP header field, or an IPv6 extension header's
         elif isinstance(part, Payload) and (part.proto in L4PROTOS or part.proto == "th" and pctx.l4 in ("tcp", "udp")):
             bases.add("transport")
-    if isinstance(stmt, Reject) and stmt.kind in ("icmp", "icmpv6") and pctx.family == "inet":
-        bases.add("network")  # stmt_reject_postprocess() releases the nfproto dependency
+    if isinstance(stmt, Reject) and stmt.kind in ("icmp", "icmpv6") and pctx.family not in ("ip", "ip6"):
+        bases.add("network")  # stmt_reject_postprocess() releases the nfproto (meta protocol) dependency
     return bases
 
 
@@ -1891,7 +1892,8 @@ def delinearize(stmts: list[Stmt], pctx: PrintCtx) -> list[tuple[Stmt, PrintCtx]
     l4 = None
     for stmt in _split_link_merges(stmts):
         ctx = PrintCtx(l4, pctx.now, pctx.stateless, pctx.family)
-        if isinstance(stmt, Reject) and stmt.kind == "tcp reset" and "transport" in deps and pctx.family != "inet":
+        if isinstance(stmt, Reject) and stmt.kind == "tcp reset" and "transport" in deps \
+                and pctx.family in ("ip", "ip6"):
             shown[deps.pop("transport")] = None  # stmt_reject_postprocess()
         if "network" in deps and _meta_may_dependency_kill(shown[deps["network"]][0], stmt, pctx.family):
             shown[deps.pop("network")] = None

@@ -2603,22 +2603,23 @@ DEFAULT_REJECT = {"ip": ("icmp", 3), "ip6": ("icmpv6", 4), None: ("icmpx", 1)}
 
 def _evaluate_reject(stmt: Reject, family: str, net: str | None, net_loc, out: list[Stmt]) -> str | None:
     """stmt_evaluate_reject(): `reject` alone rejects as the rule's network
-    protocol does (icmpx in an inet table without one); `with icmp` or `with
-    icmpv6` needs its protocol (in an inet table, a `meta nfproto` in front).
+    protocol does (icmpx in an inet or netdev table without one); `with icmp` or
+    `with icmpv6` needs its protocol (in an inet table a `meta nfproto`, in a
+    netdev table a `meta protocol` in front).
     Returns the network protocol after it."""
     if stmt.kind is None:
-        stmt.kind, stmt.code = DEFAULT_REJECT[net if family != "netdev" else "ip"]
+        stmt.kind, stmt.code = DEFAULT_REJECT[net]
         return net
-    if stmt.kind == "icmpx" and family != "inet":
+    if stmt.kind == "icmpx" and family not in ("inet", "netdev"):
         raise NftError("abstracted ICMP unreachable not supported", stmt.code_loc, (stmt.keyword_loc,))
     wants = REJECT_NETWORK.get(stmt.kind)
     if wants is None:
         return net
     if net is not None and net != wants:
         raise NftError("conflicting protocols specified: ip vs ip6", stmt.code_loc, (net_loc or stmt.keyword_loc,))
-    if net is None and family == "inet":
+    if net is None and family in ("inet", "netdev"):
         out.insert(0, _dependency(family, wants))  # stmt_reject_gen_dependency(): at the rule's start
-    return wants if family == "inet" else net
+    return wants if family in ("inet", "netdev") else net
 
 
 def _nat_family(stmt: Nat, family: str, net: str | None, net_loc) -> str:
