@@ -17,13 +17,13 @@ import struct
 
 import pytest
 from scapy.layers.igmp import IGMP
-from scapy.layers.inet import TCP, UDP
+from scapy.layers.inet import ICMP, TCP, UDP
 from scapy.layers.inet6 import IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
 from scapy.layers.ipsec import AH, ESP
 from scapy.layers.sctp import SCTP, SCTPChunkData, SCTPChunkInit, SCTPChunkSACK
 from scapy.packet import Raw
 
-from harness.testing import counted_by_comment
+from harness.testing import counted_by_comment, icmp_socket_mask
 
 pytestmark = pytest.mark.requires("nftables")
 
@@ -243,3 +243,36 @@ def test_tcp_flags_compared_whole_masked_or_in_a_set_of_flag_combinations(target
     listing = target.sh("nft list chain ip t forward")
     assert "tcp flags == 0x12 counter" in listing
     assert "tcp flags == 0xff counter" in listing
+
+
+def test_ether_fields_in_an_ip_table_match_received_frames_only(target, router):
+    """payload.c payload_get_get_ll_hdr(): in an ip table nft puts `meta iiftype
+    ether` before an ether field (left out of the listing); a forwarded frame's
+    MAC header is still there in forward, a locally sent packet has none to read
+    and no input device (nft_payload_eval() of NFT_PAYLOAD_LL_HEADER breaks)."""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=f"""
+table ip t {{
+    chain forward {{
+        type filter hook forward priority filter; policy accept;
+        ether saddr {h0.mac} counter comment "from h0's mac"
+        ether saddr {h1.mac} counter comment "from h1's mac"
+    }}
+    chain output {{
+        type filter hook output priority filter; policy accept;
+        ether saddr {h0.mac} counter comment "output from h0's mac"
+        ether type ip counter comment "output ether type ip"
+    }}
+}}
+""")
+    assert f"ether saddr {h0.mac} counter" in target.sh("nft list chain ip t forward")
+    assert forwarded(target, h0, h1, None, UDP(sport=1, dport=2)) == {"from h0's mac"}
+    assert forwarded(target, h1, h0, None, UDP(sport=1, dport=2)) == {"from h1's mac"}
+
+    request = h0.to_dut(ttl=64, id=9) / ICMP(type=8, id=7, seq=1) / Raw(b"ping")
+    reply = h0.from_dut(src=h0.dut_ip, dst=h0.ip, ttl=64, flags=0) / ICMP(type=0, id=7, seq=1) / Raw(b"ping")
+
+    def answered():
+        target.send(h0.port, request)
+        target.expect(h0.port, icmp_socket_mask(reply))
+    assert matched_by(target, answered) == set()

@@ -40,6 +40,7 @@ from harness.mockkernel.netfilter.nf_conntrack import IP_CT_IS_REPLY, IP_CT_UNTR
 from harness.mockkernel.netfilter.nf_nat_range import NatRange
 from harness.mockkernel.netfilter.nft_set import CATCHALL, NftSet, format_elements, lookup_fn
 from harness.mockkernel.wire import ipv4
+from harness.mockkernel.wire.arp import ARPHRD_ETHER
 from harness.mockkernel.wire import ipv6 as ipv6_wire
 from harness.mockkernel.wire.ethernet import ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, ETHERTYPE
 from harness.mockkernel.wire.ipv4 import HEADER_LEN, IP_OFFSET, PKTINFO_FIELDS
@@ -1831,6 +1832,8 @@ def dependency_base(stmt: Stmt) -> str | None:
         return None if icmp_th_dep_type(lhs.proto, stmt.rhs.value) in ECHO_TYPES[lhs.proto] else "icmp"
     if isinstance(lhs, Meta) and lhs.key in ("nfproto", "protocol"):
         return "network"
+    if isinstance(lhs, Meta) and lhs.key == "iiftype" and stmt.rhs.value == ARPHRD_ETHER:
+        return "ll"  # payload_get_get_ll_hdr()'s dependency of an ether field in ip, ip6, inet tables
     if isinstance(lhs, Payload) and lhs.fields == (ETHER_TYPE,):  # the bridge family's link layer
         return "link" if stmt.rhs.value == ETH_P_8021Q else "network"
     if isinstance(lhs, Payload) and lhs.fields == (VLAN_TYPE,) and stmt.rhs.value not in (ETH_P_8021Q, ETH_P_8021AD):
@@ -1871,6 +1874,7 @@ def _killed_bases(stmt: Stmt, pctx: PrintCtx) -> set[str]:
         parts = [] if key is None else key.parts if isinstance(key, Concat) else [key]
     for part in parts:
         if isinstance(part, Payload) and part.link:
+            bases.add("ll")
             if part.proto == "vlan" and part.field.name != "type":  # nft keeps `ether type 8021q` before `vlan type`
                 bases.add("link")
             continue

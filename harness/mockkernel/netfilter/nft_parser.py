@@ -32,7 +32,7 @@ from harness.mockkernel.netfilter import nft_ct, nft_dynset
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_datatype import DatatypeError
 from harness.mockkernel.netfilter.nft_exprs import (ECHO_TYPES, ETHER_TYPE, FIELD_ALIASES, ICMP_DEP_TYPES, L4PROTOS,
-                                                    LIMIT_UNITS, LINK_PROTOS, NAT_DATA_TYPES, NAT_DATA_TYPES6,
+                                                    LIMIT_UNITS, NAT_DATA_TYPES, NAT_DATA_TYPES6,
                                                     PAYLOAD_FIELDS,
                                                     BYTE_UNITS, NF_LOG_IPOPT, NF_LOG_MACDECODE, NF_LOG_MASK,
                                                     NF_LOG_TCPOPT, NF_LOG_TCPSEQ, NF_LOG_UID, Comment, Concat, Counter, Ct, CtAddr, CtSet, Fib, Limit, Log,
@@ -64,6 +64,7 @@ from harness.mockkernel.netfilter.nft_meta import MetaKey
 from harness.mockkernel.netfilter.nft_xfrm import Xfrm
 from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, Element, NftSet, add_elements, SetError
+from harness.mockkernel.wire.arp import ARPHRD_ETHER
 from harness.mockkernel.wire.ethernet import ETH_P_8021Q
 
 FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
@@ -1763,9 +1764,6 @@ class Parser:
             return self.generator_expr(tok, family)
         if word in PAYLOAD_FIELDS:
             fld = self.header_field(tok)
-            if word in LINK_PROTOS and family not in LINK_FAMILIES:
-                raise NftError(f"{word} {fld.text} in the {family} family (nft puts `meta iiftype ether` before it) "
-                               "is not modelled by the mock kernel", tok.loc.to(fld.loc))
             name = FIELD_ALIASES.get((word, fld.text), fld.text)
             return Payload((PAYLOAD_FIELDS[word][name],)), tok.loc.to(fld.loc)
         if word == "exthdr":
@@ -2430,6 +2428,7 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
     a transport protocol, then adjacent payload matches are merged."""
     out: list[Stmt] = []
     l4 = link = None
+    link_header = False  # `meta iiftype ether` matched: ether and vlan fields can be read
     l4_protos: list[str] = []  # the transport protocols an anonymous set of them established
     net = family if family in ("ip", "ip6", "arp") else None
     net_loc = None  # the statement that set the network protocol, where nft underlines a conflict
@@ -2466,13 +2465,20 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
                 continue
             payload = part
             if payload.link:
+                if family not in LINK_FAMILIES and not link_header:
+                    out.append(_link_header_dependency())
+                    link_header = True
                 link = _link_dependency(out, link, payload, stmt)
             elif not payload.transport:
                 if net is not None and net != payload.proto:
                     raise NftError(f"conflicting protocols specified: {net} vs. {payload.proto}", stmt.loc)
                 if net is None and family == "inet" and payload.proto == "arp":
                     raise NftError("conflicting protocols specified: inet vs. arp", stmt.loc)
-                if net is None:
+                if net is None and link_header and family in ("inet", "netdev"):
+                    # the link layer is known to be Ethernet: its type field says the protocol
+                    out.append(Match(Payload((ETHER_TYPE,)), "implicit", Value(NETWORK_ETHERTYPES[payload.proto])))
+                    link, net_loc = "ether", stmt.loc
+                elif net is None:
                     out.append(_dependency(family, payload.proto))
                     net_loc = stmt.loc
                 net = payload.proto
@@ -2514,6 +2520,7 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
             out.insert(0, Match(Meta("l4proto"), "implicit", Value(L4PROTOS["tcp"])))  # stmt_reject_gen_dependency(): first
             l4 = "tcp"
         base = dependency_base(stmt)
+        link_header = link_header or base == "ll"
         ether_type = base is not None and isinstance(stmt.lhs, Payload) and stmt.lhs.fields == (ETHER_TYPE,)
         if ether_type:
             link = "vlan" if stmt.rhs.value in VLAN_ETHERTYPES else "ether"
@@ -2581,6 +2588,12 @@ def _check_bridge_stmt(stmt: Stmt) -> None:
         raise NftError("NAT is only supported for IPv4/IPv6", stmt.loc)
     if isinstance(stmt, Reject):
         raise NftError("reject in the bridge family is not modelled by the mock kernel", stmt.loc)
+
+
+def _link_header_dependency() -> Match:
+    """payload.c payload_get_get_ll_hdr(): in an ip, ip6 or inet table an ether or
+    vlan field needs the input device to be an Ethernet one, `meta iiftype ether`."""
+    return Match(MetaKey("iiftype"), "implicit", Value(ARPHRD_ETHER))
 
 
 def _link_dependency(out: list[Stmt], link: str | None, payload: Payload, stmt: Stmt) -> str | None:
