@@ -464,3 +464,14 @@ def test_time_matches_the_dates_and_days_around_now(target, router):
         "-m comment --comment every-day")
     forward(target, h0, h1, UDP(sport=1, dport=2))
     assert counts(target) == {"now": 1, "past": 0, "every-day": 1}
+
+
+def test_policy_sees_no_ipsec_on_a_plain_packet(target, router):
+    """xt_policy policy_mt(): a packet that came in without a secpath matches
+    --pol none and not --pol ipsec."""
+    h0, h1 = router[0], router[1]
+    add(target, "-A FORWARD -m policy --dir in --pol none -m comment --comment plain",
+        "-A FORWARD -m policy --dir in --pol ipsec -m comment --comment ipsec",
+        "-A FORWARD -m policy --dir out --pol ipsec --strict --proto esp -m comment --comment out-esp")
+    forward(target, h0, h1, UDP(sport=1, dport=2))
+    assert counts(target) == {"plain": 1, "ipsec": 0, "out-esp": 0}

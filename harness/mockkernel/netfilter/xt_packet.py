@@ -17,7 +17,7 @@ import time
 from harness.mockkernel.core.skbuff import PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST, PACKET_OTHERHOST
 from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exprs import Stmt
-from harness.mockkernel.netfilter.xt_matches import XtMatch, inv, kernel_refusal, quote
+from harness.mockkernel.netfilter.xt_matches import XtMatch, inv, kernel_refusal, parse_protocol, quote
 from harness.mockkernel.netfilter.xt_options import VERSION, XtError, XtOpt, c_strtoul, not_modelled_error, usage_error
 from harness.mockkernel.wire import ethernet, tcp
 from harness.mockkernel.wire.ipv4 import Ipv4Packet
@@ -696,7 +696,118 @@ def _daytime(seconds: int) -> str:
     return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+POLICY_PROTOS = {51: "ah", 50: "esp", 108: "ipcomp"}
+
+
+class PolicyMatch(XtMatch):
+    """libxt_policy.c; xt_policy.c policy_mt(): the IPsec policy the packet
+    was (--dir in: its secpath) or will be (--dir out: its route's xfrm)
+    handled by. The mock kernel has no IPsec: no packet has either, so
+    `--pol none` matches every packet and `--pol ipsec` none."""
+
+    name = "policy"
+    OPTIONS = (XtOpt(("--dir",), mandatory=True), XtOpt(("--pol",), mandatory=True), XtOpt(("--strict",), arg=False),
+               XtOpt(("--reqid",), invert=True, multi=True), XtOpt(("--spi",), invert=True, multi=True),
+               XtOpt(("--tunnel-src",), invert=True, multi=True), XtOpt(("--tunnel-dst",), invert=True, multi=True),
+               XtOpt(("--proto",), invert=True, multi=True), XtOpt(("--mode",), invert=True, multi=True),
+               XtOpt(("--next",), arg=False, multi=True, also=("--strict",)))
+    ELEMENT_ORDER = ("--reqid", "--spi", "--proto", "--mode", "--tunnel-dst", "--tunnel-src")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.direction = self.policy = None
+        self.elements: list[dict] = [{}]  # option -> (value, invert), one dict per --next
+
+    def parse(self, option: str, value: str | None, invert: bool, rule) -> None:
+        element = self.elements[-1]
+        if option == "--dir":
+            if value not in ("in", "out"):
+                raise usage_error(f'policy_match: invalid dir "{value}"')
+            self.direction = value
+        elif option == "--pol":
+            if value not in ("none", "ipsec"):
+                raise usage_error(f'policy match: invalid policy "{value}"')
+            self.policy = value
+        elif option == "--next":
+            if len(self.elements) == 4:  # XT_POLICY_MAX_ELEM
+                raise usage_error("policy match: maximum policy depth reached")
+            self.elements.append({})
+        elif option != "--strict":
+            if option in element:
+                raise usage_error(f"policy match: double {option} option")
+            if option in ("--reqid", "--spi"):
+                parsed = self.uint(option, value, 0, 0xFFFFFFFF)
+            elif option == "--proto":
+                parsed = parse_protocol(value)
+                if parsed not in POLICY_PROTOS:
+                    raise usage_error("policy match: protocol must be ah/esp/ipcomp")
+            elif option == "--mode":
+                if value not in ("transport", "tunnel"):
+                    raise usage_error(f'policy match: invalid mode "{value}"')
+                parsed = value
+            else:
+                parsed = rule.family.parse_address(value)
+            element[option] = (parsed, invert)
+
+    def check(self, rule) -> None:
+        """policy_check()."""
+        if self.direction is None:
+            raise usage_error("policy match: neither --dir in nor --dir out specified")
+        used = [e for e in self.elements if e] if self.policy == "none" else self.elements
+        if self.policy == "none":
+            if "--strict" in self.given:
+                raise usage_error("policy match: policy none but --strict given")
+            if used or len(self.elements) > 1:
+                raise usage_error("policy match: policy none but policy given")
+            self.elements = []
+        for i, element in enumerate(self.elements):
+            if "--strict" in self.given and not element:
+                raise usage_error(f"policy match: empty policy element {i}. --strict is in effect, but at least one "
+                                  "of reqid, spi, tunnel-src, tunnel-dst, proto or mode is required.")
+            mode, mode_invert = element.get("--mode", ("transport", False))
+            if ("--tunnel-src" in element or "--tunnel-dst" in element) and \
+                    (mode == "tunnel" and mode_invert or mode == "transport" and not mode_invert):
+                raise usage_error("policy match: --tunnel-src/--tunnel-dst is only valid in tunnel mode")
+
+    def kernel_check(self, rule, chain: str, builtin: bool) -> None:
+        """policy_mt_check(): in only where packets arrive, out where they leave."""
+        allowed = ("PREROUTING", "INPUT", "FORWARD") if self.direction == "in" else \
+            ("POSTROUTING", "OUTPUT", "FORWARD")
+        if builtin and chain not in allowed:
+            raise kernel_refusal(chain)
+
+    def _element_text(self, element: dict) -> str:
+        parts = []
+        for option in self.ELEMENT_ORDER:
+            if option in element:
+                value, invert = element[option]
+                if option.startswith("--tunnel"):  # xtables_ipaddr_to_numeric() and the mask, always
+                    addr, mask, family = value
+                    text = f"{family.address_text(addr)}/{family.mask_text(mask)}"
+                else:
+                    text = f"0x{value:x}" if option == "--spi" else POLICY_PROTOS[value] if option == "--proto" \
+                        else str(value)
+                parts.append(f"{inv(invert)}{option} {text}")
+        return " ".join(parts)
+
+    def save(self) -> str:
+        out = f"-m policy --dir {self.direction} --pol {self.policy}" + (" --strict" if "--strict" in self.given else "")
+        texts = [self._element_text(e) for e in self.elements]
+        return out + "".join(f" {t}" if i == 0 else f" --next {t}" for i, t in enumerate(texts) if t or i)
+
+    def listing(self) -> str:
+        return "policy match " + self.save()[len("-m policy "):].replace("--", "")
+
+    def stmts(self, rule) -> list[Stmt]:
+        simple = self.policy == "ipsec" and not any(self.elements) and "--strict" not in self.given
+        text = "meta secpath exists" if simple and self.direction == "in" else \
+            "meta secpath missing" if self.policy == "none" and self.direction == "in" else None
+        hit = self.policy == "none"
+        return [XtCompat("match", "policy", text, lambda ctx: lambda pkt: hit)]
+
+
 PACKET_MATCHES = {"iprange": IprangeMatch, "pkttype": PkttypeMatch, "cpu": CpuMatch, "quota": QuotaMatch,
                   "ecn": EcnMatch, "realm": RealmMatch, "tcpmss": TcpmssMatch, "mac": MacMatch,
-                  "helper": HelperMatch, "string": StringMatch, "time": TimeMatch}
+                  "helper": HelperMatch, "string": StringMatch, "time": TimeMatch,
+                  "policy": PolicyMatch}
 PACKET_FAMILY_ONLY = {"realm": "ip"}
