@@ -34,7 +34,9 @@ NAT_STATEMENTS = {  # the NAT hook a statement belongs to
     "postrouting": ("masquerade", "snat to 10.0.1.1", "masquerade to :2000-2010"),
     "input": ("snat to 10.0.0.1",),
 }
-NAT_PRIORITY = {"prerouting": "dstnat", "output": "dstnat", "postrouting": "srcnat", "input": "srcnat"}
+# nft names dstnat and srcnat for prerouting and postrouting only (std_prio_table)
+NAT_PRIORITY = {"prerouting": "dstnat", "output": "-100", "postrouting": "srcnat", "input": "100"}
+NAT_PORTS_NEED_L4 = ("redirect to :9", "dnat to 10.0.1.2:53", "masquerade to :2000-2010")
 
 PREFIXES = ("10.0.0.0/24", "10.0.1.0/24", "10.0.2.2", "192.0.2.0/24", "10.0.0.0/8", "10.0.1.1")
 MATCHES = (
@@ -55,6 +57,27 @@ MATCHES = (
     st.sampled_from(("local", "unicast", "broadcast", "multicast")).map(lambda t: f"fib daddr type {t}"),
 )
 FILTER_STATEMENTS = ("accept", "drop", "continue", "meta mark set 0x1", "counter")
+
+
+def _protocol(word: str) -> str | None:
+    """The transport protocol a match word implies, if any."""
+    for proto in ("udp", "tcp", "icmp"):
+        if word.startswith(f"{proto} ") or word in (f"ip protocol {proto}", f"meta l4proto {proto}"):
+            return proto
+    return None
+
+
+def consistent(words: list[str], proto: str | None = None) -> list[str]:
+    """`words` without those whose protocol conflicts with `proto` or with an
+    earlier word's (nft refuses conflicting protocols)."""
+    kept = []
+    for word in words:
+        implied = _protocol(word)
+        if implied is not None and proto is not None and implied != proto:
+            continue
+        proto = proto or implied
+        kept.append(word)
+    return kept
 
 
 @dataclass(frozen=True)
@@ -117,12 +140,12 @@ def filter_rule(draw, hook: str) -> str:
         matches.append(st.sampled_from(PORTS).map(lambda p: f'iifname "{p.name}"'))
     if hook in HAS_OIF:
         matches.append(st.sampled_from(PORTS).map(lambda p: f'oifname "{p.name}"'))
-    words = draw(st.lists(st.one_of(matches), max_size=3))
+    words = consistent(draw(st.lists(st.one_of(matches), max_size=3)))
     statements = FILTER_STATEMENTS + (("reject", "reject with icmp type host-unreachable",
                                        "reject with tcp reset") if hook in REJECT_HOOKS else ())
     statement = draw(st.sampled_from(statements))
     if statement == "reject with tcp reset":
-        words = ["meta l4proto tcp", *words]  # nft refuses a reset for what may not be TCP
+        words = ["meta l4proto tcp", *consistent(words, "tcp")]  # nft refuses a reset for what may not be TCP
     return " ".join([*words, "counter", statement] if statement != "counter" else [*words, "counter"])
 
 
@@ -132,12 +155,18 @@ def chains(draw) -> Chain:
         hook = draw(st.sampled_from(sorted(NAT_STATEMENTS)))
         rules = draw(st.lists(st.tuples(st.lists(st.one_of(MATCHES), max_size=2),
                                         st.sampled_from(NAT_STATEMENTS[hook])), min_size=1, max_size=2))
-        return Chain(hook, "nat", NAT_PRIORITY[hook], "accept",
-                     tuple(" ".join([*matches, "counter", statement]) for matches, statement in rules))
+        return Chain(hook, "nat", NAT_PRIORITY[hook], "accept", tuple(_nat_rule(matches, statement)
+                                                                    for matches, statement in rules))
     hook = draw(st.sampled_from(HOOKS))
     priority = draw(st.sampled_from(("raw", "mangle", "filter", "10")))
     policy = draw(st.sampled_from(("accept", "accept", "drop")))
     return Chain(hook, "filter", priority, policy, tuple(draw(st.lists(filter_rule(hook), max_size=4))))
+
+
+def _nat_rule(matches: list[str], statement: str) -> str:
+    if statement in NAT_PORTS_NEED_L4:  # nft: a port mapping needs a transport protocol match
+        return " ".join(["meta l4proto udp", *consistent(matches, "udp"), "counter", statement])
+    return " ".join([*consistent(matches), "counter", statement])
 
 
 COMMANDS = (
