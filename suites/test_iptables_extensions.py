@@ -475,3 +475,18 @@ def test_policy_sees_no_ipsec_on_a_plain_packet(target, router):
         "-A FORWARD -m policy --dir out --pol ipsec --strict --proto esp -m comment --comment out-esp")
     forward(target, h0, h1, UDP(sport=1, dport=2))
     assert counts(target) == {"plain": 1, "ipsec": 0, "out-esp": 0}
+
+
+@pytest.mark.requires("sockets")
+def test_socket_matches_a_packet_for_a_bound_socket(target, router):
+    """xt_socket socket_match(): a datagram to a port a DUT socket is bound to
+    (on the DUT's address, not a wildcard) has a socket; one to another port
+    none; --transparent wants IP_TRANSPARENT, which the socket lacks."""
+    h0, h1 = router[0], router[1]
+    target.socket("udp", (h0.dut_ip, 7000))
+    add(target, "-t mangle -A INPUT -p udp -m socket -m comment --comment socket",
+        "-t mangle -A INPUT -p udp -m socket --transparent -m comment --comment transparent")
+    for dport in (7000, 7001):
+        target.send(h0.port, h0.to_dut(dst=h0.dut_ip) / UDP(sport=1, dport=dport) / b"x")
+    forward(target, h0, h1, UDP(sport=1, dport=2))  # after the two, in order on the same wire
+    assert counts(target, "mangle") == {"socket": 1, "transparent": 0}

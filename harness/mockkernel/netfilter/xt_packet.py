@@ -17,6 +17,7 @@ import time
 from harness.mockkernel.core.skbuff import PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST, PACKET_OTHERHOST
 from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exprs import Stmt
+from harness.mockkernel.netfilter.nft_socket import bound_address, nf_sk_lookup_slow_v4
 from harness.mockkernel.netfilter.xt_matches import XtMatch, inv, kernel_refusal, parse_protocol, quote
 from harness.mockkernel.netfilter.xt_options import VERSION, XtError, XtOpt, c_strtoul, not_modelled_error, usage_error
 from harness.mockkernel.wire import ethernet, tcp
@@ -806,8 +807,54 @@ class PolicyMatch(XtMatch):
         return [XtCompat("match", "policy", text, lambda ctx: lambda pkt: hit)]
 
 
+class SocketMatch(XtMatch):
+    """libxt_socket.c revision 3; xt_socket.c socket_match(): the packet's
+    socket, else the one nf_sk_lookup_slow_v4() finds (nft_socket.py), not a
+    listener on 0.0.0.0 unless --nowildcard, and with --transparent only an
+    IP_TRANSPARENT one (the mock's sockets never are); --restore-skmark copies
+    its mark to the packet. PREROUTING and INPUT only."""
+
+    name = "socket"
+    OPTIONS = (XtOpt(("--transparent",), arg=False), XtOpt(("--nowildcard",), arg=False),
+               XtOpt(("--restore-skmark",), arg=False))
+
+    def parse(self, option: str, value: str | None, invert: bool, rule) -> None:
+        pass
+
+    def kernel_check(self, rule, chain: str, builtin: bool) -> None:
+        if builtin and chain not in ("PREROUTING", "INPUT"):
+            raise kernel_refusal(chain)
+
+    def save(self) -> str:
+        return " ".join(["-m socket"] + [o for o in ("--transparent", "--nowildcard", "--restore-skmark")
+                                         if o in self.given])
+
+    def listing(self) -> str:
+        return " ".join(["socket"] + [o[2:] for o in ("--transparent", "--nowildcard", "--restore-skmark")
+                                      if o in self.given])
+
+    def stmts(self, rule) -> list[Stmt]:
+        transparent_only, nowildcard = "--transparent" in self.given, "--nowildcard" in self.given
+        restore = "--restore-skmark" in self.given
+
+        def build(ctx):
+            net = ctx.net
+
+            def socket_match(pkt) -> bool:
+                sk = pkt.skb.sk or nf_sk_lookup_slow_v4(net, pkt)
+                if sk is None:
+                    return False
+                wildcard = not nowildcard and bound_address(sk) == 0
+                transparent = bool(getattr(sk, "transparent", False)) if transparent_only else True
+                if restore and not wildcard and transparent:
+                    pkt.skb.mark = getattr(sk, "mark", 0)
+                return not wildcard and transparent
+            return socket_match
+        return [XtCompat("match", "socket", None, build)]
+
+
 PACKET_MATCHES = {"iprange": IprangeMatch, "pkttype": PkttypeMatch, "cpu": CpuMatch, "quota": QuotaMatch,
                   "ecn": EcnMatch, "realm": RealmMatch, "tcpmss": TcpmssMatch, "mac": MacMatch,
                   "helper": HelperMatch, "string": StringMatch, "time": TimeMatch,
-                  "policy": PolicyMatch}
+                  "policy": PolicyMatch, "socket": SocketMatch}
 PACKET_FAMILY_ONLY = {"realm": "ip"}
