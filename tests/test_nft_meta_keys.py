@@ -149,3 +149,22 @@ def test_rt_nexthop_takes_the_rule_s_network_protocol_in_an_inet_table():
     assert t.sh("nft list chain inet t c").splitlines()[3] == "\t\tmeta nfproto ipv4 rt ip nexthop 192.168.0.1"
     with pytest.raises(CommandError, match="cannot determine ip protocol version"):
         t.sh("nft add rule inet t c rt nexthop 192.168.0.1")
+
+
+@pytest.mark.parametrize("family, chain, rule, refused", [
+    ("ip", "output", "meta sdif 0", True), ("ip", "forward", "meta sdif 0", False),
+    ("ip", "output", "meta ipsec exists", True), ("inet", "prerouting", "meta ipsec exists", False),
+    ("netdev", "egress", "meta ipsec exists", True), ("netdev", "ingress", "meta ipsec exists", False),
+    ("arp", "input", "meta sdifname != \"vrf1\"", True),
+])
+def test_sdif_and_secpath_are_refused_where_the_kernel_cannot_know_them(family, chain, rule, refused):
+    """nft_meta_get_validate(), as 6.18 answered: EOPNOTSUPP."""
+    t = MockTarget()
+    t.sh(f"nft add table {family} t")
+    device = " device p0" if family == "netdev" else ""
+    t.sh(f"nft add chain {family} t c {{ type filter hook {chain}{device} priority 0; }}")
+    if refused:
+        with pytest.raises(CommandError, match="Could not process rule: Operation not supported"):
+            t.sh("nft -f -", stdin=f"add rule {family} t c {rule}\n")
+    else:
+        t.sh("nft -f -", stdin=f"add rule {family} t c {rule}\n")

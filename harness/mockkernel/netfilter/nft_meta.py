@@ -15,6 +15,8 @@ their nft data types (nftables src/meta.c, datatype.c).
   ipsec (secpath): skb_sec_path() exists (never: the mock has no xfrm);
   rtclassid: skb_dst(skb)->tclassid (0: no realms; no route breaks the rule);
   sdif, sdifname: the L3 master device (VRF) of the input: none, 0 and "".
+  nft_meta_get_validate() refuses sdif/sdifname and ipsec at hooks where
+  they cannot be known (hook_refusal()).
 - time, day, hour: the wall clock, ktime_get_real_ns() (time, ns since the
   epoch), nft_meta_weekday() (day: 0 Sunday, with sys_tz.tz_minuteswest 0)
   and nft_meta_hour() (hour: seconds since midnight, UTC). The mock's
@@ -41,6 +43,7 @@ from harness.mockkernel.netfilter.nft_exprs import CompileCtx, Meta
 
 ARPHRD_ETHER, ARPHRD_LOOPBACK = 1, 772  # include/uapi/linux/if_arp.h
 NSEC_PER_SEC = 1_000_000_000
+EOPNOTSUPP = "Operation not supported"
 SECONDS_PER_DAY = 86400
 
 
@@ -207,6 +210,19 @@ class MetaKey(Meta):
              "iiftype": arphrd, "oiftype": arphrd, "iifkind": types.ifname, "oifkind": types.ifname,
              "cpu": types.integer, "random": random_type, "ipsec": types.boolean, "rtclassid": realm,
              "sdif": types.integer, "sdifname": types.ifname, "time": date, "day": day, "hour": hour}
+
+    def hook_refusal(self, family: str, hook: str) -> str | None:
+        """nft_meta_get_validate(): sdif and sdifname only at input and forward
+        of ip, ip6 and inet chains, secpath (ipsec) only at netdev ingress and
+        at their prerouting, input and forward; else EOPNOTSUPP (seen on 6.18)."""
+        inet = family in ("ip", "ip6", "inet")
+        if self.key in ("sdif", "sdifname"):
+            allowed = inet and hook in ("input", "forward")
+        elif self.key == "ipsec":
+            allowed = hook == "ingress" if family == "netdev" else inet and hook in ("prerouting", "input", "forward")
+        else:
+            return None
+        return None if allowed else EOPNOTSUPP
 
     def load(self, ctx: CompileCtx):
         key, net = self.key, ctx.net
