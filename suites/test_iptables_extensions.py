@@ -16,6 +16,8 @@ import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.sctp import SCTP, SCTPChunkData, SCTPChunkInit, SCTPChunkSACK
 from scapy.packet import Raw
+
+from harness.packets import Mask
 from scapy.layers.inet6 import IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, PadN
 
 pytestmark = pytest.mark.requires("nftables")
@@ -490,3 +492,20 @@ def test_socket_matches_a_packet_for_a_bound_socket(target, router):
         target.send(h0.port, h0.to_dut(dst=h0.dut_ip) / UDP(sport=1, dport=dport) / b"x")
     forward(target, h0, h1, UDP(sport=1, dport=2))  # after the two, in order on the same wire
     assert counts(target, "mangle") == {"socket": 1, "transparent": 0}
+
+
+@pytest.mark.requires("sockets")
+def test_cgroup_matches_a_local_sockets_packets(target, router):
+    """xt_cgroup cgroup_mt_v2(): a packet from a DUT socket is in a cgroup
+    below "/" (every one is) and of net_cls class 0; a forwarded packet has
+    no socket and matches neither way."""
+    h0, h1 = router[0], router[1]
+    add(target, "-t mangle -A POSTROUTING -p udp -m cgroup --path / -m comment --comment below-root",
+        "-t mangle -A POSTROUTING -p udp -m cgroup ! --cgroup 7 -m comment --comment not-class-7")
+    sock = target.socket("udp", (h0.dut_ip, 7100))
+    sock.sendto(b"x", (h0.ip, 9))
+    sent = h0.from_dut(src=h0.dut_ip, dst=h0.ip) / UDP(sport=7100, dport=9) / b"x"
+    target.expect(h0.port, Mask(sent).ignore(IP, "id", "the socket's IP ID").ignore(IP, "flags", "DF by PMTU discovery")
+                  .ignore(IP, "chksum", "follows the ID and flags"))
+    forward(target, h0, h1, UDP(sport=1, dport=2))
+    assert counts(target, "mangle") == {"below-root": 1, "not-class-7": 1}

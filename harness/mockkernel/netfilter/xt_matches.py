@@ -62,8 +62,11 @@ def inv(invert: bool) -> str:
 
 
 def quote(text: str) -> str:
-    """xtables_save_string(): quoted when it holds what the shell would split."""
-    return f'"{text}"' if not text or any(c in text for c in " \t\"'\\") else text
+    """xtables_save_string(): bare when only letters, digits, `_` and `-`,
+    else in double quotes with `"`, `\\` and `'` escaped."""
+    if text and all(c.isascii() and (c.isalnum() or c in "_-") for c in text):
+        return text
+    return '"' + "".join("\\" + c if c in "\"\\'" else c for c in text) + '"'
 
 
 def field(proto: str, name: str) -> Payload:
@@ -1188,6 +1191,6 @@ MATCHES = {"tcp": lambda: PortMatch("tcp"), "udp": lambda: PortMatch("udp"), "ic
            "ttl": TtlMatch, "hl": HlMatch, "dscp": DscpMatch, "tos": TosMatch, "owner": OwnerMatch}
 FAMILY_ONLY = {"icmp": "ip", "ttl": "ip", "icmp6": "ip6", "hl": "ip6"}  # libipt_*/libip6t_* extensions
 # extensions iptables 1.8.9 ships that the mock does not model (yet): named, not refused as unknown
-KNOWN_UNMODELLED = {"ah", "among", "bpf", "cgroup", "cluster", "devgroup", "ipvs", "l2tp", "mh",
+KNOWN_UNMODELLED = {"ah", "among", "bpf", "cluster", "devgroup", "ipvs", "l2tp", "mh",
                     "nfacct", "osf", "physdev", "rateest", "rpfilter", "set", "srh",
                     "u32", "udplite"}

@@ -853,8 +853,59 @@ class SocketMatch(XtMatch):
         return [XtCompat("match", "socket", None, build)]
 
 
+class CgroupMatch(XtMatch):
+    """libxt_cgroup.c revision 2; xt_cgroup.c cgroup_mt_v2(): the packet's
+    full socket in a cgroup at or below --path, or of net_cls class --cgroup
+    (`!` inverts either); a packet without a socket never matches. The mock
+    kernel's sockets are all in the root cgroup with class 0: a path other
+    than "/" is not modelled. INPUT, OUTPUT and POSTROUTING only."""
+
+    name = "cgroup"
+    OPTIONS = (XtOpt(("--path",), invert=True), XtOpt(("--cgroup",), invert=True))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.path = self.classid = None  # (value, invert)
+
+    def parse(self, option: str, value: str | None, invert: bool, rule) -> None:
+        if option == "--path":
+            if value.rstrip("/") != "":
+                raise not_modelled_error(f"-m cgroup --path {value} (the mock's sockets are in the root cgroup)")
+            self.path = (value[:4095], invert)
+        else:
+            self.classid = (self.uint(option, value, 0, 0xFFFFFFFF), invert)
+
+    def kernel_check(self, rule, chain: str, builtin: bool) -> None:
+        """cgroup_mt_check_v2(): a path or a class, not both nor neither; its hooks."""
+        if (self.path is None) == (self.classid is None) or \
+                builtin and chain not in ("INPUT", "OUTPUT", "POSTROUTING"):
+            raise kernel_refusal(chain)
+
+    def save(self) -> str:
+        out = "-m cgroup"
+        if self.path is not None:
+            out += f" {inv(self.path[1])}--path {quote(self.path[0])}"
+        if self.classid is not None:
+            out += f" {inv(self.classid[1])}--cgroup {self.classid[0]}"
+        return out
+
+    def listing(self) -> str:
+        if self.path is not None:
+            return f"cgroup {'! ' if self.path[1] else ''}{self.path[0]}"
+        return f"cgroup {'! ' if self.classid[1] else ''}{self.classid[0]}"
+
+    def stmts(self, rule) -> list[Stmt]:
+        wanted = self.path if self.path is not None else self.classid
+        hit = True if self.path is not None else wanted[0] == 0  # descendant of /; class 0
+        result = hit != wanted[1]
+        text = None if self.path is not None or self.classid is None else \
+            f"meta cgroup {'!= ' if wanted[1] else ''}{wanted[0]}"
+        return [XtCompat("match", "cgroup", text, lambda ctx: lambda pkt: pkt.skb.sk is not None and result)]
+
+
 PACKET_MATCHES = {"iprange": IprangeMatch, "pkttype": PkttypeMatch, "cpu": CpuMatch, "quota": QuotaMatch,
                   "ecn": EcnMatch, "realm": RealmMatch, "tcpmss": TcpmssMatch, "mac": MacMatch,
                   "helper": HelperMatch, "string": StringMatch, "time": TimeMatch,
-                  "policy": PolicyMatch, "socket": SocketMatch}
+                  "policy": PolicyMatch, "socket": SocketMatch,
+                  "cgroup": CgroupMatch}
 PACKET_FAMILY_ONLY = {"realm": "ip"}
