@@ -62,6 +62,7 @@ from harness.mockkernel.netfilter.nft_tproxy import Tproxy
 from harness.mockkernel.netfilter.nft_quota import Quota, QuotaState, data_unit_parse
 from harness.mockkernel.netfilter.nft_meta import MetaKey
 from harness.mockkernel.netfilter.nft_xfrm import Xfrm
+from harness.mockkernel.netfilter.nft_queue import QUEUE_NUM, Queue
 from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, Element, NftSet, add_elements, SetError
 from harness.mockkernel.wire.arp import ARPHRD_ETHER
@@ -903,7 +904,7 @@ class Parser:
             else:
                 rule_cmd = Command("add", "rule", tok.loc, cmd.family, cmd.table, cmd.name, family_given=True)
                 rule_cmd.locs.update(cmd.locs)
-                rule_cmd.rule = self.rule(cmd.family)
+                rule_cmd.rule = self.rule(cmd.family, in_block=True)
                 rule_cmd.loc = rule_cmd.rule.loc
                 rules.append(rule_cmd)
             # chain_block: every item ends with a stmt_separator, even before '}'
@@ -1233,7 +1234,7 @@ class Parser:
 
     # -- rules
 
-    def rule(self, family: str) -> RuleSpec:
+    def rule(self, family: str, in_block: bool = False) -> RuleSpec:
         start = self.tok
         stmts: list[Stmt] = []
         self.rule_stmts = stmts  # what the rule matched so far: its network protocol, for `rt nexthop`
@@ -1243,10 +1244,11 @@ class Parser:
             if self.at_end_of_stmt():
                 break
             tok = self.tok
+            end_of_rule = "newline or semicolon" if in_block else END_OF_RULE  # a chain block's rule: no EOF
             if comment is not None:
-                raise self.unexpected(END_OF_RULE)
+                raise self.unexpected(end_of_rule)
             if stmts and self._ends_rule(tok, stmts[-1].span):
-                raise self.unexpected(END_OF_RULE, STATEMENT_SCOPES.get(self._first_word(stmts[-1].span), ""))
+                raise self.unexpected(end_of_rule, STATEMENT_SCOPES.get(self._first_word(stmts[-1].span), ""))
             if tok.is_word("comment"):
                 self.next()
                 text = self.string()
@@ -1290,7 +1292,8 @@ class Parser:
             return Verdict(word, target.text, loc=target.loc)
         handler = {"counter": self.stmt_counter, "log": self.stmt_log, "limit": self.stmt_limit,
                    "quota": self.stmt_quota, "synproxy": self.stmt_synproxy, "tproxy": self.stmt_tproxy,
-                   "reject": self.stmt_reject, "notrack": self.stmt_notrack, "snat": self.stmt_nat,
+                   "reject": self.stmt_reject, "notrack": self.stmt_notrack, "queue": self.stmt_queue,
+                   "snat": self.stmt_nat,
                    "dnat": self.stmt_nat, "masquerade": self.stmt_masq, "redirect": self.stmt_masq}.get(word)
         if word == "ct" and self.peek().text in ("helper", "timeout", "expectation") and self.peek(2).text == "set":
             self.next()
@@ -1642,7 +1645,7 @@ class Parser:
         kind = self.keyword(("icmp", "icmpv6", "tcp", "icmpx"), "STMT_REJECT")  # parser_bison.y reject_opts
         if kind.text == "tcp":
             self.expect("reset", "reset")
-            return Reject("tcp reset", loc=start.loc.to(self.tokens[self.pos - 1].loc))
+            return Reject("tcp reset", loc=start.loc.to(self.tokens[self.pos - 1].loc), keyword_loc=start.loc)
         self.accept("type")
         if self.at_end_of_stmt():
             raise self.unexpected("number or string or type")
@@ -1657,6 +1660,74 @@ class Parser:
         over = bool(self.accept("over"))
         count = self.number()
         return nft_ct.ConnLimit(count.value, over, loc=start.loc.to(count.loc))
+
+    def stmt_queue(self, family: str) -> Stmt:
+        """parser_bison.y queue_stmt: `queue [num N[-M]] [bypass][,fanout]`,
+        `queue [flags F[,F]] to EXPR`, `queue flags F num N`; checked as
+        evaluate.c stmt_evaluate_queue() checks it (16-bit queue numbers, fanout
+        over a range)."""
+        start = self.next()
+        flags: set[str] = set()
+        num = expr = None
+        num_loc = start.loc
+        if self.accept("flags"):
+            flags = self.queue_flags()
+            if self.at("num"):
+                num, num_loc = self.queue_range(self.next())
+            else:
+                self.expect("to", "to or num")
+                num, expr, num_loc = self.queue_target(family)
+        elif self.accept("to"):
+            num, expr, num_loc = self.queue_target(family)
+        else:
+            while self.at("num", "bypass", "fanout"):
+                if self.at("num"):
+                    num, num_loc = self.queue_range(self.next())
+                else:
+                    flags |= self.queue_flags()
+        if "fanout" in flags and (expr is not None or num is None or num[0] == num[1]):
+            raise NftError("fanout requires a range to be specified", num_loc)
+        if isinstance(expr, (Jhash, Symhash, Numgen)) and expr.mod + expr.offset - 1 > 0xFFFF:  # its ectx.maxval
+            raise NftError("queue expression max value exceeds 65535", num_loc)
+        return Queue(num, tuple(sorted(flags)), expr, loc=start.loc)
+
+    def queue_flags(self) -> set[str]:
+        flags = {self.keyword(("bypass", "fanout"), "EXPR_QUEUE").text}
+        while self.at(",") and self.peek().is_word("bypass", "fanout"):
+            self.next()
+            flags.add(self.next().text)
+        return flags
+
+    def queue_range(self, num: Token | None = None) -> tuple[tuple[int, int], Location]:
+        """queue_stmt_expr_simple: a number or `low-high`; after `num` the
+        expression's location starts at the keyword (queue_stmt_arg's @$)."""
+        self._expand_variable()
+        if self.tok.kind != "num":
+            raise self.unexpected("number or '$'", "EXPR_QUEUE")
+        low = self.next()
+        high = low
+        if self.accept("-"):
+            high = self.number()
+        loc = (num or low).loc.to(high.loc)
+        try:
+            return (_parse(low, QUEUE_NUM), _parse(high, QUEUE_NUM)), loc
+        except NftError as err:
+            raise NftError(err.message, loc if num else err.loc) from None
+
+    def queue_target(self, family: str):
+        """queue_stmt_expr: a number or range, or an expression mapped to one."""
+        self._expand_variable()
+        if self.tok.kind == "num":
+            num, loc = self.queue_range()
+            return num, None, loc
+        key, key_loc = self.located_selector_chain(family)
+        if isinstance(key, (Jhash, Symhash, Numgen)) and not self.at("map"):  # numgen_expr, hash_expr
+            key.loc = key_loc
+            return None, key, key_loc
+        if not self.at("map"):
+            raise self.unexpected(". or map")
+        expr = self.map_expr(key, key_loc, family, (QUEUE_NUM,))
+        return None, expr, expr.loc
 
     def stmt_notrack(self, family: str) -> Stmt:
         self.next()
@@ -2091,7 +2162,8 @@ class Parser:
         if self.at_end_of_stmt():
             raise self.unexpected()
         if op == "!" and (mask is not None or tree is not None):  # expr_evaluate_relational(), OP_NEG
-            raise NftError("cannot combine negation with binary expression", lhs_loc.to(self.tokens[self.pos - 2].loc))
+            raise NftError("cannot combine negation with binary expression",
+                           lhs_loc.to(self.tokens[self.pos - 2].loc), (self.tok.loc,))
         if isinstance(lhs, Fib) and self.at("exists", "missing"):  # NFTA_FIB_F_PRESENT
             lhs = Fib(lhs.flags, lhs.result, types.boolean, present=True)
         match = self.relational(lhs, op, mask, family)
@@ -2320,7 +2392,7 @@ RULE_ENDING_OPS = {":", ",", "]", ")", "=", ".", "==", "!=", "<", ">", "<=", ">=
 # the scanner scope a statement keeps open while bison reads the token after it
 STATEMENT_SCOPES = {"snat": "STMT_NAT", "dnat": "STMT_NAT", "masquerade": "STMT_NAT", "redirect": "STMT_NAT",
                     "log": "STMT_LOG", "counter": "COUNTER", "limit": "LIMIT", "reject": "STMT_REJECT",
-                    "quota": "QUOTA", "synproxy": "STMT_SYNPROXY", "tproxy": "STMT_TPROXY"}
+                    "quota": "QUOTA", "synproxy": "STMT_SYNPROXY", "tproxy": "STMT_TPROXY", "queue": "EXPR_QUEUE"}
 SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib", "rt", "exthdr", "ipsec", "osf", "numgen",
                                                "jhash", "symhash", "socket"} | set(EXTHDR6_WORDS) | META_UNQUALIFIED
 # the keywords a statement can start with (parser_bison.y stmt and its primary expressions)
@@ -2427,7 +2499,7 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
     reject and NAT take the rule's network protocol, NAT port mappings need
     a transport protocol, then adjacent payload matches are merged."""
     out: list[Stmt] = []
-    l4 = link = None
+    l4 = link = l4_loc = None
     link_header = False  # `meta iiftype ether` matched: ether and vlan fields can be read
     l4_protos: list[str] = []  # the transport protocols an anonymous set of them established
     net = family if family in ("ip", "ip6", "arp") else None
@@ -2515,7 +2587,8 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
         if isinstance(stmt, Nat) and stmt.addr and isinstance(stmt.addr[0], Token):
             stmt.resolve_addresses(_nat_family(stmt, family, net, net_loc), _parse)
         if isinstance(stmt, Reject) and stmt.kind == "tcp reset" and l4 not in (None, "tcp"):
-            raise NftError("you cannot use tcp reset with this protocol", stmt.loc)  # stmt_evaluate_reset()
+            raise NftError("you cannot use tcp reset with this protocol", stmt.keyword_loc or stmt.loc,
+                           (l4_loc,) if l4_loc else ())  # stmt_evaluate_reset()
         if isinstance(stmt, Reject) and stmt.kind == "tcp reset" and l4 is None:
             out.insert(0, Match(Meta("l4proto"), "implicit", Value(L4PROTOS["tcp"])))  # stmt_reject_gen_dependency(): first
             l4 = "tcp"
@@ -2526,10 +2599,10 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
             link = "vlan" if stmt.rhs.value in VLAN_ETHERTYPES else "ether"
             net = {0x0800: "ip", 0x86DD: "ip6"}.get(stmt.rhs.value, net)
         elif base == "transport":
-            l4 = l4_name(stmt.rhs.value)
-        elif base == "network":
+            l4, l4_loc = l4_name(stmt.rhs.value), stmt.span or stmt.loc
+        elif base == "network":  # the relational expression is where nft's protocol context points
             net, net_loc = ("ip" if stmt.rhs.value in (2, 0x0800) else "arp" if stmt.rhs.value == 0x0806
-                            else "ip6"), stmt.loc
+                            else "ip6"), stmt.span or stmt.loc
         elif _transport_set(stmt):
             # relational_expr_pctx_update(): each element of `meta l4proto { tcp, udp }` is a
             # transport protocol of the context, the last one its protocol (ambiguous)
