@@ -217,3 +217,23 @@ def test_socket_finds_the_bound_udp_socket_and_tproxy_wants_a_transparent_one(ta
         target.send(h0.port, h0.to_dut(id=ident) / UDP(sport=43000, dport=dport) / b"q")
     assert sock.recv()[0] == b"q"
     assert [_counter(target, name)[0] for name in ("any", "wildcard", "diverted")] == [1, 0, 0]
+
+
+def test_dup_sends_a_copy_to_its_gateway_and_the_original_goes_on(target, router):
+    """nf_dup_ipv4(): in prerouting the copy has its TTL lowered by one and DF
+    set, keeps its addresses and leaves to the gateway given (h2, out of p2);
+    the original is forwarded to h1 as ever."""
+    h0, h1, h2 = router
+    target.sh("nft -f -", stdin="""
+table ip t {
+    chain prerouting {
+        type filter hook prerouting priority mangle; policy accept;
+        udp dport 5050 dup to %s
+    }
+}
+""" % h2.ip)
+    l4 = UDP(sport=44000, dport=5050) / b"dup me"
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=501) / l4)
+    target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=501, ttl=63) / l4)
+    target.expect(h2.port, h2.from_dut(src=h0.ip, dst=h1.ip, id=501, ttl=63, flags="DF") / l4)
+    target.expect_nothing()

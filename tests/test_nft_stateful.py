@@ -61,6 +61,15 @@ def test_prerouting_statements_list_back_or_are_refused_as_real_nft_does(family,
     real_tools.assert_same_as_real(steps, _without_json_handles)
 
 
+def test_dup_in_an_ip_table_lists_back_as_real_nft_lists_it(real_tools):
+    steps = [(["nft", "-f", "-"], CHAIN % ("ip", "accept"))]
+    steps += [(["nft", "add", "rule", "ip", "t", "c", *rule.split()], None) for rule in (
+        "dup to 192.168.2.1", "dup to 192.168.2.1 device lo", "dup to ip saddr map { 192.168.2.120 : 192.168.2.1 } device lo",
+        "udp dport 9 dup to 10.0.0.1 counter")]
+    steps += [(["nft", "-a", "list", "ruleset"], None), (["nft", "-j", "list", "ruleset"], None)]
+    real_tools.assert_same_as_real(steps, _without_json_handles)
+
+
 # what nft 1.0.6 (or the kernel, "Could not process rule") refuses
 REFUSED = [
     "quota 1 foo", "quota over", "log level audit prefix \"x\"", "log level audit flags all",

@@ -54,6 +54,7 @@ from harness.mockkernel.netfilter.nft_objects import (LIST_KINDS, NF_SYNPROXY_OP
                                                       TIMEOUT_STATES, CounterObject, CtExpectObject,
                                                       CtHelperObject, CtTimeoutObject, LimitObject, NftObject,
                                                       ObjRef, QuotaObject, SynproxyObject, obj_name)
+from harness.mockkernel.netfilter.nft_dup import Dup
 from harness.mockkernel.netfilter.nft_hash import Jhash, Symhash
 from harness.mockkernel.netfilter.nft_numgen import Numgen
 from harness.mockkernel.netfilter.nft_osf import Osf
@@ -87,7 +88,7 @@ STD_PRIOS = (("raw", -300), ("mangle", -150), ("dstnat", -100), ("filter", 0), (
 BRIDGE_STD_PRIOS = (("dstnat", -300), ("filter", -200), ("out", 100), ("srcnat", 300))
 BRIDGE_PRIO_HOOKS = {-300: "prerouting", -200: None, 100: "output", 300: "postrouting"}
 # statements and expressions nft knows that the mock does not model
-NOT_MODELLED = {"queue", "dup", "fwd", "synproxy",
+NOT_MODELLED = {"queue", "fwd", "synproxy",
                 "flow", "meter", "add", "secmark",
                 "update", "ibriport", "obriport", "xt", "fullcone", "set"}
 # parser_bison.y meta_key_unqualified (ipsec aside: `ipsec` begins an ipsec expression too)
@@ -1292,6 +1293,7 @@ class Parser:
             return Verdict(word, target.text, loc=target.loc)
         handler = {"counter": self.stmt_counter, "log": self.stmt_log, "limit": self.stmt_limit,
                    "quota": self.stmt_quota, "synproxy": self.stmt_synproxy, "tproxy": self.stmt_tproxy,
+                   "dup": self.stmt_dup,
                    "reject": self.stmt_reject, "notrack": self.stmt_notrack, "queue": self.stmt_queue,
                    "snat": self.stmt_nat,
                    "dnat": self.stmt_nat, "masquerade": self.stmt_masq, "redirect": self.stmt_masq}.get(word)
@@ -1483,6 +1485,22 @@ class Parser:
         if self.accept(":"):
             port = _parse(self.operand(), types.inet_service)
         return Tproxy(nat_family, addr, port, loc=start.loc)
+
+    def stmt_dup(self, family: str) -> Stmt:
+        """parser_bison.y dup_stmt: `dup to EXPR [device EXPR]` (the ip family's nft_dup_ipv4)."""
+        start = self.next()
+        if family != "ip":
+            raise NftError(f"dup in {family} tables is not modelled by the mock kernel", start.loc)
+        self.expect("to", "to")
+        if self.at(*SELECTOR_WORDS) and self.tok.kind == "str":
+            key, key_loc = self.located_selector_chain(family)
+            addr = self.map_expr(key, key_loc, family, (types.ipv4_addr,))
+        else:
+            addr = _parse(self.operand(), types.ipv4_addr)
+        device = None
+        if self.accept("device"):
+            device = self.string().text
+        return Dup(addr, device, loc=start.loc)
 
     def stmt_synproxy(self, family: str) -> Stmt:
         start = self.next()
@@ -2392,7 +2410,8 @@ RULE_ENDING_OPS = {":", ",", "]", ")", "=", ".", "==", "!=", "<", ">", "<=", ">=
 # the scanner scope a statement keeps open while bison reads the token after it
 STATEMENT_SCOPES = {"snat": "STMT_NAT", "dnat": "STMT_NAT", "masquerade": "STMT_NAT", "redirect": "STMT_NAT",
                     "log": "STMT_LOG", "counter": "COUNTER", "limit": "LIMIT", "reject": "STMT_REJECT",
-                    "quota": "QUOTA", "synproxy": "STMT_SYNPROXY", "tproxy": "STMT_TPROXY", "queue": "EXPR_QUEUE"}
+                    "quota": "QUOTA", "synproxy": "STMT_SYNPROXY", "tproxy": "STMT_TPROXY", "queue": "EXPR_QUEUE",
+                    "dup": "STMT_DUP"}
 SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib", "rt", "exthdr", "ipsec", "osf", "numgen",
                                                "jhash", "symhash", "socket"} | set(EXTHDR6_WORDS) | META_UNQUALIFIED
 # the keywords a statement can start with (parser_bison.y stmt and its primary expressions)
