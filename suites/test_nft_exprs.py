@@ -194,3 +194,16 @@ def test_add_and_delete_from_the_packet_path_change_what_a_lookup_finds(target, 
             for dport in (9, 9, 10, 9)]
     assert seen == [set(), {"seen before"}, {"seen before"}, set()]
     assert "elements = { 10.0.0.2 }" in " ".join(target.sh("nft list set ip t seen").split())
+
+
+PIPAPO = FORWARD % """
+        ip saddr . udp dport { 10.0.0.0/24 . 5-9, 10.0.1.0/24 . 20-30 } counter comment "in both ranges"
+        ip saddr . udp dport { 10.0.0.0/24 . 20-30 } counter comment "not this"
+"""
+
+
+def test_a_concatenated_interval_key_matches_when_every_field_is_in_its_range(target, router):
+    """nft_set_pipapo: each field of the key in its element's range."""
+    h0, h1, _ = router
+    target.sh("nft -f -", stdin=PIPAPO)
+    assert matched_by(target, lambda: forwarded(target, h0, h1, UDP(sport=1000, dport=9))) == {"in both ranges"}

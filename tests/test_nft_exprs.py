@@ -231,3 +231,30 @@ def test_a_full_set_breaks_the_rule_of_the_statement_that_would_add():
     for src in ("10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.2"):
         _received(k, src)
     assert _counts(k) == [3]
+
+
+# ------------------------------------------------------------------ concatenated intervals
+
+PIPAPO = "ip saddr . udp dport { 10.0.0.0/8 . 10-23, 192.168.1.1-192.168.3.8 . 80-443, 172.16.0.1 . 53 } counter"
+
+
+def test_concatenated_intervals_in_a_rule_list_back_as_real_nft(real_tools):
+    _listed_as_real("inet", PIPAPO, real_tools)
+
+
+def test_concatenated_intervals_in_a_named_set_list_back_as_real_nft(real_tools):
+    steps = [(["nft", "-f", "-"], "table ip t {\n\tset s {\n\t\ttype ipv4_addr . inet_service\n\t\tflags interval\n"
+              "\t\telements = { 10.0.0.0/8 . 10-23, 1.1.1.1 . 53 }\n\t}\n}\n"),
+             (["nft", "add", "element", "ip", "t", "s", "{ 2.0.0.0/16 . 1-2 }"], None),
+             (["nft", "list", "ruleset"], None), (["nft", "-j", "list", "ruleset"], None)]
+    real_tools.assert_same_as_real(steps)
+
+
+@pytest.mark.parametrize("src, dport, counted", [
+    ("10.9.9.9", 23, 1), ("10.9.9.9", 24, 0), ("192.168.2.200", 443, 1), ("192.168.3.9", 80, 0),
+    ("172.16.0.1", 53, 1), ("172.16.0.1", 54, 0),
+])
+def test_a_concatenated_interval_key_matches_when_every_field_is_in_its_range(src, dport, counted):
+    k = _dynset_kernel(PIPAPO, "")
+    _received(k, src, dport)
+    assert _counts(k) == [counted]

@@ -7,7 +7,7 @@ input (`nft -j -f`).
 """
 from __future__ import annotations
 
-from harness.mockkernel.netfilter import nft_bitwise, nft_ct
+from harness.mockkernel.netfilter import nft_bitwise, nft_ct, nft_set_pipapo
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_exprs import (Counter, Ct, CtSet, Fib, MapExpr, Match, Meta,
                                                     MetaSet, Nat, Notrack, Payload, PrintCtx, Prefix,
@@ -62,6 +62,8 @@ def elements_json(nset) -> list:
     for elem in sort_elements(nset):
         if elem.key is CATCHALL:
             key = "*"
+        elif nft_set_pipapo.is_pipapo(nset):
+            key = nft_set_pipapo.element_json(nset.key_types, elem, _interval)
         elif nset.interval:
             key = _interval(nset.key_types[0], elem.key, elem.high)
         elif len(nset.key_types) > 1:

@@ -546,9 +546,9 @@ def resolve_elements(syntax: list[ElementSyntax], nset: NftSet, verdict_fn=None,
         data = _resolve_data(elem.data, nset, verdict_fn) if nset.is_map and elem.data is not None else None
         if catchall:
             out.append(Element(CATCHALL, CATCHALL if nset.interval else None, data, elem.timeout))
-        elif nset.interval and len(keys) > 1:
-            raise NftError("intervals in a concatenated key (nft_set_pipapo) are not modelled by the mock kernel",
-                           elem.loc)
+        elif nset.interval and len(keys) > 1:  # nft_set_pipapo: a range per field
+            bounds = [as_interval(k, t.size) for k, t in zip(keys, nset.key_types)]
+            out.append(Element(tuple(b[0] for b in bounds), tuple(b[1] for b in bounds), data, elem.timeout))
         elif nset.interval:
             low, high = as_interval(keys[0], nset.key_types[0].size)
             out.append(Element(low, high, data, elem.timeout))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
+from harness.mockkernel.netfilter import nft_set_pipapo
 from harness.mockkernel.netfilter.nft_datatype import range_text
 
 
@@ -118,6 +119,9 @@ def add_elements(nset: NftSet, elements: list[Element], now: float, merge: bool)
         if "timeout" in nset.flags:
             timeout = elem.timeout if elem.timeout is not None else nset.timeout
             elem.expires = now + timeout if timeout else None
+    if nft_set_pipapo.is_pipapo(nset):
+        nft_set_pipapo.add(nset, elements, _add_exact)
+        return
     if nset.interval:
         ranges = [i for i, e in enumerate(elements) if e.key is not CATCHALL]
         old = [e for e in nset.elements if e.key is not CATCHALL]
@@ -221,7 +225,9 @@ def _lookup_fn(nset: NftSet, live: list[Element], clock, data_fn):
     def entry(elem: Element):
         value = data_fn(elem.data) if nset.is_map else True
         return (value, elem.expires) if expiring else value
-    if nset.interval:
+    if nft_set_pipapo.is_pipapo(nset):
+        lookup = nft_set_pipapo.lookup(live, entry)
+    elif nset.interval:
         lookup = Segments(sorted(((e.key, e.high, entry(e)) for e in live), key=lambda r: r[:2])).get
     else:
         lookup = {e.key: entry(e) for e in live}.get
@@ -270,7 +276,9 @@ def sort_elements(nset: NftSet) -> list[Element]:
     an mpz compare of each key's value) for a set without intervals,
     interval_map_decompose() (by the low end) for one with them."""
     live = [e for e in nset.elements if e.key is not CATCHALL]
-    if nset.interval and len(nset.key_types) == 1:
+    if nft_set_pipapo.is_pipapo(nset):
+        pass  # concat_range_aggregate(): as the kernel gives them back, in the order added
+    elif nset.interval and len(nset.key_types) == 1:
         live.sort(key=lambda e: (e.key, e.high))
     else:
         key_types = nset.key_types
@@ -322,6 +330,8 @@ def format_key(types_: list, key) -> str:
 def format_element(nset: NftSet, elem: Element, now: float) -> str:
     if elem.key is CATCHALL:
         text = "*"
+    elif nft_set_pipapo.is_pipapo(nset):
+        text = nft_set_pipapo.element_text(nset.key_types, elem)
     elif nset.interval:
         text = range_text(nset.key_types[0], elem.key, elem.high)
     else:
