@@ -29,7 +29,7 @@ so the next run starts clean. The campaign is its processes' child subreaper, so
 run's orphans stay its descendants.
 
     python -m benchmarks lab_faults                        (200 runs)
-    python -m benchmarks.lab_faults --runs 50 --seed 7     (nice -n 19 recommended)
+    python -m benchmarks.lab_faults --runs 50 --seed 7 [--minutes M]   (nice -n 19 recommended)
 
 Prints `figure lab.fault_runs N count` and `figure lab.leftovers N count`. Needs root.
 """
@@ -355,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.lab_faults", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=RUNS)
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="start no run after this many minutes; the figures count the runs made")
     args = parser.parse_args(argv if argv is not None else [])
     if os.geteuid() != 0:
         print("lab_faults: needs root (network namespaces)", file=sys.stderr)
@@ -363,8 +365,11 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="pj-lab-faults-"))
     campaign = Campaign(args.runs, args.seed, workdir)
     leftovers, kinds = 0, Counter()
+    stop_at = time.monotonic() + args.minutes * 60 if args.minutes is not None else None
     try:
         for number in range(args.runs):
+            if stop_at is not None and time.monotonic() > stop_at:
+                break
             run = campaign.run(campaign.plan(number))
             kinds[(run.lab, run.fault)] += 1
             leftovers += len(run.left)
