@@ -137,6 +137,19 @@ def _children_of(pids: set[int]) -> set[int]:
     return tree
 
 
+def _started_by(pid: int, ancestors: set[int]) -> bool:
+    """Whether an ancestor of `pid` is in `ancestors` (an sshd session of the stand-in lab)."""
+    while pid > 1:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rpartition(")")[2].split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        if pid in ancestors:
+            return True
+    return False
+
+
 def _alive(pid: int) -> bool:
     """Running, and not a zombie (a zombie is reaped below)."""
     try:
@@ -198,7 +211,7 @@ class Campaign:
         (workdir / "test_faulted.py").write_text(SESSION)
         self.standin = None
         self.standin_baseline: dict[str, set[int]] = {}
-        self.results: list[Run] = []
+        self.baseline: set[int] = set()  # our descendants before a run: the stand-in lab's, our reaper
 
     # the stand-in lab the standin-client runs test against ---------------------------------
     def _standin(self):
@@ -253,6 +266,7 @@ class Campaign:
                 argv += ["-n", str(run.workers)]
             if run.lab == "standin-client":
                 argv.append(f"--lab={self._standin().lab_file}")
+        self.baseline = _children_of({os.getpid()})
         started = time.monotonic()
         with open(directory / "output", "wb") as output:
             process = subprocess.Popen(argv, cwd=directory, env=env, stdin=subprocess.DEVNULL, stdout=output,
@@ -310,7 +324,7 @@ class Campaign:
         """Wait until every process of the run has exited, at most SETTLE seconds."""
         deadline = time.monotonic() + SETTLE
         while time.monotonic() < deadline:
-            run.pids |= _children_of(run.pids)
+            run.pids |= _children_of(run.pids) | self._orphans()
             _reap_zombies(run.pids)
             if not any(_alive(pid) for pid in run.pids):
                 break
@@ -319,7 +333,15 @@ class Campaign:
             while self._standin_left() and time.monotonic() < deadline:
                 time.sleep(POLL)
 
+    def _orphans(self) -> set[int]:
+        """Our descendants that are not the stand-in lab's or ours from before the run:
+        processes of the run orphaned between two looks at its tree (we are their subreaper)."""
+        standin = {pid for name in self._standin_namespaces() for pid in pids_in(name)} if self.standin else set()
+        return {pid for pid in _children_of({os.getpid()}) - self.baseline - standin
+                if not _started_by(pid, standin | self.baseline)}
+
     def _left(self, run: Run, links_before: set[str], tmp: Path) -> list[str]:
+        run.pids |= self._orphans()
         left = [thing for pid in sorted(run.pids) for thing in leftovers_of(pid)]
         left += [f"process {pid}: {_cmdline(pid)}" for pid in sorted(run.pids) if _alive(pid)]
         left += [f"link {name} in the host's namespace" for name in sorted(_host_links() - links_before)]

@@ -21,6 +21,7 @@ import pytest
 
 from harness.drivers.lab import LabTarget, Station
 from harness.drivers.netns import pids_in
+from harness.drivers.reaper import reaper
 from harness.drivers.standin_lab import StandinLab
 from harness.labfile import load_lab
 from harness.target import CommandError, TargetUnavailable
@@ -131,6 +132,7 @@ def test_the_dry_run_lists_each_command_and_frame_and_refuses_the_management_int
 def silent_netns():
     """A namespace of our own with only lo up: nothing listens there."""
     name = f"pjtest{os.getpid()}-silent"
+    reaper().netns(name)  # deleted even if this run is killed
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)

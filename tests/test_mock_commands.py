@@ -22,6 +22,7 @@ import time
 
 import pytest
 
+from harness.drivers.reaper import reaper
 from harness.mockkernel import cmd
 from harness.mockkernel.clock import Clock
 from harness.mockkernel.core.rtnetlink import register_netdevice
@@ -82,6 +83,7 @@ class TwinDut(MockDut):
         n = next(_namespaces)
         self.ns, self.tester = f"pjcmd{os.getpid()}x{n}d", f"pjcmd{os.getpid()}x{n}t"
         for ns in (self.ns, self.tester):
+            reaper().netns(ns)  # deleted even if this run is killed
             self._host("ip", "netns", "add", ns)
             for scope in ("all", "default"):
                 self._host("ip", "netns", "exec", ns, "sysctl", "-qw",

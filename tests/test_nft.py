@@ -29,6 +29,7 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 
 from harness.dropreason import DropReason
 from harness.drivers.netns import orphaned_namespaces
+from harness.drivers.reaper import reaper
 from harness.journey import Stage
 from harness.mockkernel.core.skbuff import alloc_skb
 from harness.mockkernel.kernel import Kernel
@@ -123,6 +124,7 @@ def run_real(steps: list[tuple[list[str], str | None]]) -> list[tuple[int, str, 
     for stale in orphaned_namespaces(_SCRATCH_NAME):  # a killed run's: its finally never ran
         subprocess.run(["ip", "netns", "del", stale], check=False)
     ns = f"pjnft{os.getpid()}x{next(_namespaces)}"
+    reaper().netns(ns)  # deleted even if this run is killed
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         subprocess.run(["ip", "-n", ns, "link", "add", "p0", "type", "veth", "peer", "name", "p1"], check=True)

@@ -17,6 +17,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.drivers.reaper import reaper
+
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "packet-journey" / "conformance"
 STEP_SECONDS = 10  # a mock step taking longer is counted as a hang
 
@@ -125,6 +127,7 @@ def replay_real(sessions: list[Session], tools: tuple[str, ...], refresh: bool =
             raise SystemExit("the real tools run in a scratch network namespace: run as root "
                              "(or reuse a cached run of the same sessions)")
         namespace = f"pjconf{os.getpid()}"
+        reaper().netns(namespace)  # deleted even if this run is killed
         subprocess.run(["ip", "netns", "add", namespace], check=True)
         try:
             done = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c", _IN_NAMESPACE],
