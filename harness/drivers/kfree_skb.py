@@ -85,6 +85,7 @@ from harness.drivers.netns import (
     require_root,
     require_tool,
 )
+from harness.drivers.reaper import reaper
 from harness.dropreason import DropReason
 from harness.journey import Drop, Stage
 from harness.mockkernel.wire import ethernet, ipv4
@@ -495,6 +496,7 @@ class KfreeSkbTracer:
             [bpftrace, "-B", "none", "-p", str(os.getpid()), "-e", program],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
             env={**os.environ, "BPFTRACE_PERF_RB_PAGES": PERF_RB_PAGES})
+        reaper().process(self._process.pid)  # killed the moment we die, not at its next look
         threading.Thread(target=self._read, name="kfree_skb tracer", daemon=True).start()
         # BEGIN runs once every probe is attached
         if not self._ready.wait(STARTUP_TIMEOUT) or self.exited:

@@ -8,8 +8,9 @@ process, before it makes its first namespace or temporary file, starts its reape
 signal to the process group does not reach it), reading a pipe whose write end only
 the owner holds. The owner writes each thing it makes down the pipe *before* making
 it; the kernel closes the write end when the owner dies, however it dies, and the
-reaper, reading end of file, kills every process inside the owner's namespaces (an
-sshd, a TRex stand-in, an agent, pjgen), deletes the namespaces (their veths go
+reaper, reading end of file, kills the owner's processes it was told of (bpftrace)
+and every process inside the owner's namespaces (an sshd, a TRex stand-in, an
+agent, pjgen), deletes the namespaces (their veths go
 with them) and removes its files. After a clean close there is nothing left to find,
 and the reaper just exits.
 
@@ -20,6 +21,7 @@ namespaces of processes that are gone (netns.remove_stale_labs()).
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import re
@@ -62,6 +64,12 @@ class Reaper:
     def path(self, path: str | os.PathLike) -> None:
         self._tell(f"path {os.path.abspath(path)}")
 
+    def process(self, pid: int) -> None:
+        """A process of ours to kill with us (bpftrace, which by itself notices our
+        death only at its next look), named with its start time so that a reused pid
+        is never taken for it."""
+        self._tell(f"process {pid} {_start_time(pid)}")
+
     def _tell(self, line: str) -> None:
         with self._lock:
             self._process.stdin.write(line.encode() + b"\n")
@@ -95,9 +103,23 @@ def reaper() -> Reaper:
         return _reapers[os.getpid()]
 
 
-def reap(owner: int, namespaces: list[str], paths: list[str]) -> list[str]:
-    """Delete what `owner` left: kill the processes in its namespaces, delete them,
-    remove its files. The failures."""
+def _start_time(pid: int) -> str | None:
+    """Field 22 of /proc/PID/stat, the process's start time in clock ticks after boot."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[19]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def reap(owner: int, namespaces: list[str], paths: list[str], processes: list[str] = ()) -> list[str]:
+    """Delete what `owner` left: kill its processes and those in its namespaces, delete
+    them, remove its files. The failures."""
+    for process in processes:
+        pid, _, started = process.partition(" ")
+        if _start_time(int(pid)) == started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
     from harness.drivers.netns import delete_namespace  # the reaper process's side: netns imports this module
     failures = []
     for name in namespaces:
@@ -149,12 +171,11 @@ def main(argv: list[str]) -> int:
     # only end of file ends it: not a terminal's hangup or Ctrl-C
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    namespaces: list[str] = []
-    paths: list[str] = []
+    told: dict[str, list[str]] = {"netns": [], "path": [], "process": []}
     for line in sys.stdin.buffer:
         kind, _, name = line.decode().rstrip("\n").partition(" ")
-        (namespaces if kind == "netns" else paths).append(name)
-    failures = reap(owner, namespaces, paths)
+        told[kind].append(name)
+    failures = reap(owner, told["netns"], told["path"], told["process"])
     for failure in failures:
         print(f"packet-journey reaper of pid {owner}: {failure}", file=sys.stderr)
     return 1 if failures else 0
