@@ -2,7 +2,8 @@
 the scenario and what the real kernel did with it, replayed on every target by
 suites/test_diff_cases.py.
 
-The kernel's outcome is the frames that left each port and the drop reasons;
+The kernel's outcome is the frames that left each port and the drops (reason,
+stage, function);
 frames compare bit for bit but where Linux is unpredictable (the IP ID of an
 ICMP message sent without DF: `journey diff`'s masks).
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from harness.cli.diff import explained_difference
 from harness.diff.runner import Result
 from harness.diff.scenario import Scenario
+from harness.journey import Drop
 from harness.target import Target
 from harness.testing import plan_router
 
@@ -21,7 +23,7 @@ from harness.testing import plan_router
 @dataclass
 class Outcome:
     left: dict[str, list[bytes]]  # frames out, by DUT port
-    drops: list[str]  # the drop reasons, sorted (targets report concurrent drops in their own order)
+    drops: list[str]  # each drop's reason, stage and function, sorted (targets order concurrent drops their own way)
 
     def to_json(self) -> dict:
         return {"left": {port: [frame.hex() for frame in frames] for port, frames in self.left.items()},
@@ -36,9 +38,13 @@ class Outcome:
 def case_json(result: Result) -> dict:
     """A regression case: the scenario and the netns lab's outcome of it."""
     trace = result.traces["dut"]
-    drops = sorted(str(journey.drop.reason) for journey in _every(trace.journeys) if journey.drop is not None)
+    drops = sorted(_drop(journey.drop) for journey in _every(trace.journeys) if journey.drop is not None)
     return {"scenario": result.scenario.to_json(), "kernel": Outcome(trace.left, drops).to_json(),
             "diff": result.text}
+
+
+def _drop(drop: Drop) -> str:
+    return f"{drop.reason} at {drop.stage} in {drop.location}"
 
 
 def _every(journeys) -> Iterator:
@@ -55,7 +61,7 @@ def replay(target: Target, scenario: Scenario, drop_reasons: bool) -> Outcome:
     target.reset()
     target.send(scenario.port, list(scenario.frames))
     left = {port.name: target.collect(port) for port in target.ports}
-    drops = sorted(str(drop.reason) for drop in target.drops()) if drop_reasons else []
+    drops = sorted(_drop(drop) for drop in target.drops()) if drop_reasons else []
     return Outcome(left, drops)
 
 

@@ -49,10 +49,10 @@ def ip_defrag(skb: SkBuff) -> SkBuff | None:
     queue.all_df = queue.all_df and bool(iph.frag_off & IP_DF)
     for other_offset, (other_end, _) in queue.fragments.items():
         if (other_offset, other_end) == (offset, end):
-            return kfree_skb(skb, DropReason.DUP_FRAG, Stage.IP_DEFRAG, "ip_frag_queue")
+            return kfree_skb(skb, DropReason.DUP_FRAG, Stage.IP_DEFRAG, "ip_defrag")  # ip_frag_queue() is inlined there
         if offset < other_end and other_offset < end:
             _kill(net, queue)
-            return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_DEFRAG, "ip_frag_queue")
+            return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.IP_DEFRAG, "ip_defrag")
     queue.fragments[offset] = (end, skb)
     net.tracer.hop(skb, Stage.IP_DEFRAG, "ip_frag_queue", "QUEUED", f"off={offset} end={end}")
     if queue.total_len is None or not _complete(queue):
