@@ -293,3 +293,12 @@ def test_ip_address_without_an_address_fails_as_iproute2_6_1_on_linux(cmd, messa
     with pytest.raises(CommandError) as refused:
         MockTarget().sh(cmd)
     assert message in str(refused.value) and refused.value.returncode == status
+
+
+def test_iptables_restore_reads_a_line_up_to_a_nul_byte_as_c_strings_end():
+    """xtables_restore_parse() reads lines with fgets() and parses them as C
+    strings: `--dport 22\\0 -j DROP` is a rule matching port 22 with no target (the
+    mock raised ValueError from getservbyname())."""
+    target = MockTarget()
+    target.sh(["iptables-restore", "--noflush"], "*filter\n-A INPUT -p tcp --dport 22\0 -j DROP\nCOMMIT\n")
+    assert "-A INPUT -p tcp -m tcp --dport 22\n" in target.sh("iptables -S INPUT") + "\n"

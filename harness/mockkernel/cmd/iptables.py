@@ -349,7 +349,7 @@ def _restore(net, text: str, flush: bool, family: XtFamily) -> str:
     """iptables-restore: `*table`, `:chain policy [p:b]`, rules, `COMMIT`."""
     table, lines = None, []
     for number, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
+        stripped = line.split("\0", 1)[0].strip()  # fgets() then C strings: a NUL ends the line
         if not stripped or stripped.startswith("#"):
             continue
         if stripped.startswith("*"):
