@@ -22,6 +22,7 @@ from harness.fuzz.campaign import Campaign
 from harness.fuzz.targets import TARGETS, FramesTarget, FuzzTarget
 from harness.mockkernel.bpf import BpfLoadError, BpfRuntime
 from harness.mockkernel.bpf.btf import Btf, BtfError
+from harness.mockkernel.bpf.maps import BPF_MAP_TYPE_ARRAY, ENOMEM, MapError
 from harness.mockkernel.cmd.iptables import add_param_to_argv
 from harness.mockkernel.target import MockTarget
 from harness.target import CommandError, TargetError
@@ -302,3 +303,12 @@ def test_iptables_restore_reads_a_line_up_to_a_nul_byte_as_c_strings_end():
     target = MockTarget()
     target.sh(["iptables-restore", "--noflush"], "*filter\n-A INPUT -p tcp --dport 22\0 -j DROP\nCOMMIT\n")
     assert "-A INPUT -p tcp -m tcp --dport 22\n" in target.sh("iptables -S INPUT") + "\n"
+
+
+def test_an_array_map_too_large_to_preallocate_is_enomem():
+    """array_map_alloc() preallocates every value; bpf_map_area_alloc() failing is
+    -ENOMEM. A mutated object asking for 2^32-1 entries made the mock allocate
+    them (MemoryError); it refuses past the memory it gives a map."""
+    with pytest.raises(MapError) as refused:
+        BpfRuntime().create_map(BPF_MAP_TYPE_ARRAY, 4, 64, 0xFFFFFFFF, 0, "huge")
+    assert refused.value.errno == ENOMEM

@@ -361,6 +361,9 @@ class LpmTrieMap(HashMap):
         return None
 
 
+ARRAY_PREALLOC_LIMIT = 1 << 28  # bytes an array map may preallocate on the mock (the kernel: what vmalloc finds)
+
+
 class ArrayMap(BpfMap):
     """BPF_MAP_TYPE_ARRAY (and per-CPU): max_entries preallocated zeroed
     values indexed by a u32 key; elements are never deleted. With
@@ -373,6 +376,11 @@ class ArrayMap(BpfMap):
         super().__init__(*args, **kwargs)
         self.elem_size = _round8(self.value_size)
         ncpus = self.runtime.ncpus if self.percpu else 1
+        if self.elem_size * self.max_entries * ncpus > ARRAY_PREALLOC_LIMIT:
+            # array_map_alloc(): bpf_map_area_alloc() of every element fails, -ENOMEM
+            raise MapError(ENOMEM, f"{self.type_name} map {self.name}: preallocating {self.max_entries} values of "
+                                   f"{self.elem_size} bytes is more memory than the mock kernel gives a map "
+                                   f"({ARRAY_PREALLOC_LIMIT} bytes)")
         self._data = [bytearray(self.elem_size * self.max_entries) for _ in range(ncpus)]
         self._addrs: list[dict[int, int]] = [{} for _ in range(ncpus)]  # per CPU: index -> address
         self.read_key = _U32.unpack_from  # a program's key is the index
