@@ -543,13 +543,20 @@ class TracedPacket:
 def nat_hops(before: Ipv4Header, before_stage: str, after: Ipv4Header, after_stage: str,
              direction: int) -> list[Hop]:
     """The NAT rewrites between two sightings of a packet: at the stage of `before`
-    if that manip happens there, else at `after`'s."""
+    if that manip happens there, else at `after`'s; an ICMP error's rewrite is
+    nf_nat_icmp_reply_translation()'s, named by its manip."""
     hops = []
+    icmp = before.icmp
+    error = icmp is not None and icmp[0] in wire_icmp.ERROR_TYPES
     for address, stages, names in NAT_MANIPS:
         old, new = before.endpoint(address), after.endpoint(address)
         if old != new:
             stage = before_stage if before_stage in stages else after_stage
-            hops.append(Hop(stage, "nf_nat_packet", names[direction], f"{address} {old} -> {new}"))
+            if error:  # an ICMP error of a NATed connection: named by its manip, as the kernel's function does
+                hops.append(Hop(stage, "nf_nat_icmp_reply_translation", "DNAT" if address == "daddr" else "SNAT",
+                                f"{address} {old} -> {new}"))
+            else:
+                hops.append(Hop(stage, "nf_nat_packet", names[direction], f"{address} {old} -> {new}"))
     return hops
 
 

@@ -138,9 +138,11 @@ def nf_nat_inet_fn(lookups: NatLookups, skb: SkBuff, state: NfHookState) -> int:
             if proto == ipv6.IPPROTO_ICMPV6 and th + icmpv6.ICMPV6_HLEN <= skb.tail \
                     and icmpv6.is_error(icmpv6.Icmpv6Message(skb.buf, th).type):
                 nf_nat_icmpv6_reply_translation(skb, ct, ctinfo, state, th)
+                _local_out_reroute(skb, ct, ctinfo, state, ip6_route_me_harder)
                 return NF_ACCEPT
         elif Ipv4Packet(skb.buf, skb.network_header).protocol == IPPROTO_ICMP:
             nf_nat_icmp_reply_translation(skb, ct, ctinfo, state)
+            _local_out_reroute(skb, ct, ctinfo, state, ip_route_me_harder)
             return NF_ACCEPT
     elif ctinfo != IP_CT_NEW:
         return nf_nat_packet(lookups, skb, ct, ctinfo, state)
@@ -154,6 +156,19 @@ def nf_nat_inet_fn(lookups: NatLookups, skb: SkBuff, state: NfHookState) -> int:
         else:
             nf_nat_alloc_null_binding(skb, ct, state.hook)
     return nf_nat_packet(lookups, skb, ct, ctinfo, state)
+
+
+def _local_out_reroute(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState, route_me_harder) -> None:
+    """nf_nat_ipv4_local_fn() / nf_nat_ipv6_local_fn() after an ICMP error of a
+    NATed connection was translated in OUTPUT: routed again when this
+    direction's destination is not the other direction's source (the error
+    the host sends about a packet it SNATed on input goes back to the real
+    sender, not to the NAT address it was routed to)."""
+    if state.hook != NF_INET_LOCAL_OUT:
+        return
+    this, other = (ct.reply, ct.original) if ctinfo >= IP_CT_IS_REPLY else (ct.original, ct.reply)
+    if this.dst != other.src:
+        route_me_harder(skb)
 
 
 def nf_nat_alloc_null_binding(skb: SkBuff, ct: NfConn, hook: int) -> None:
