@@ -1137,7 +1137,7 @@ class Parser:
                 break
         while self.tok.kind == "nl":
             self.next()
-        self.expect("}")
+        self.expect("}", "comma or '}'")  # after an element bison takes only these
         return elements
 
     def element(self) -> ElementSyntax:
@@ -1478,7 +1478,7 @@ class Parser:
         address in brackets); the address is read once the family is known (evaluate_rule())."""
         start = self.next()
         nat_family = self.next().text if self.at("ip", "ip6") else None
-        self.expect("to", "to")
+        self.expect("to", "to" if nat_family else "to or ip or ip6")
         addr = port = None
         if not self.at(":"):
             addr = self.nat_address()
@@ -2303,6 +2303,9 @@ class Parser:
             name = self.identifier(scope="AT")
             return SetRef(None, name.text, loc=at.loc.to(name.loc))
         start = self.tok
+        if self.at("{") and self.peek().text == "}" and self.peek().kind == "op":  # set_expr has an element
+            self.next()
+            raise self.unexpected()
         syntax = self.element_block()
         key_types = [p.dtype for p in lhs.parts] if isinstance(lhs, Concat) else [lhs.dtype]
         self.anon_sets += 1
