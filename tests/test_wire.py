@@ -132,18 +132,6 @@ def test_ipv4_fields():
     assert iph.summary() == "10.0.0.2 > 10.0.1.2 udp id=1 ttl=64 DF len=32"
 
 
-@pytest.mark.parametrize("options, types, source_route", [
-    (b"\x01\x83\x03\x04", [1, 0x83], True),   # NOP, loose source route
-    (b"\x89\x03\x04\x00", [0x89], True),      # strict source route, END
-    (b"\x00\x83\x03\x04", [], False),         # END first: nothing after it counts
-    (b"\x07\x03\x04\x01", [7, 1], False),     # record route, NOP
-])
-def test_ipv4_options_are_walked_to_the_end_option(options, types, source_route):
-    header = _edit(IPV4_UDP[:20], 0, b"\x46") + options
-    assert list(ipv4.option_types(header, 0, 24)) == types
-    assert ipv4.has_source_route(header, 0, 24) is source_route
-
-
 # ----------------------------------------------------------------------------- UDP
 
 def test_udp_check_len_returns_dest_and_len():
@@ -304,11 +292,16 @@ def _packet_buffer(node: ast.Subscript) -> bool:
     return (value.attr if isinstance(value, ast.Attribute) else getattr(value, "id", "")) in PACKET_BUFFERS
 
 
+# they break frames on purpose (the fuzzer, the differential runner's malformed
+# frames): a corruption is a byte at an offset, not a field a view names
+FRAME_BREAKERS = ("fuzz/", "diff/")
+
+
 def test_no_module_outside_wire_parses_a_header():
     """Issue 9: header fields are read and written through wire/'s views, by
     named offsets and the views' Structs, never by numbers at the call site."""
     modules = {path.relative_to(HARNESS).as_posix(): path for path in sorted(HARNESS.rglob("*.py"))}
-    found = [line for rel, path in modules.items() if not rel.startswith("mockkernel/wire/")
+    found = [line for rel, path in modules.items() if not rel.startswith(("mockkernel/wire/", *FRAME_BREAKERS))
              for line in _header_parsing(rel, path.read_text())]
     assert found == []
 

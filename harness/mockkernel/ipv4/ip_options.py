@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.mockkernel.wire.ipv4 import IPOPT_END, IPOPT_LSRR, IPOPT_NOOP, IPOPT_SSRR, IPV4_MIN_HLEN
+from harness.mockkernel.wire.ipv4 import (IPOPT_END, IPOPT_LSRR, IPOPT_NOOP, IPOPT_OFFSET, IPOPT_OLEN, IPOPT_SSRR,
+                                          IPOPT_TS_FLAGS, IPV4_MIN_HLEN)
 
 IPOPT_RR, IPOPT_TIMESTAMP, IPOPT_RA, IPOPT_CIPSO = 7, 68, 148, 134
 IPOPT_TS_TSONLY, IPOPT_TS_TSANDADDR, IPOPT_TS_PRESPEC = 0, 1, 3
@@ -73,13 +74,13 @@ def ip_options_compile(buf: bytearray, nh: int, hlen: int, spec_dst: int, now: f
         if kind == IPOPT_NOOP:
             pos, left = pos + 1, left - 1
             continue
-        optlen = buf[pos + 1] if left > 1 else 0
+        optlen = buf[pos + IPOPT_OLEN] if left > 1 else 0
         if optlen < 2 or optlen > left:
             raise OptionError(pos - nh)
         if kind in (IPOPT_SSRR, IPOPT_LSRR):
             if optlen < 3:
                 raise OptionError(pos + 1 - nh)
-            if buf[pos + 2] < 4:
+            if buf[pos + IPOPT_OFFSET] < 4:
                 raise OptionError(pos + 2 - nh)
             if opt.srr:  # RFC 1812 5.2.4.1: one source route
                 raise OptionError(pos - nh)
@@ -89,7 +90,7 @@ def ip_options_compile(buf: bytearray, nh: int, hlen: int, spec_dst: int, now: f
                 raise OptionError(pos - nh)
             if optlen < 3:
                 raise OptionError(pos + 1 - nh)
-            pointer = buf[pos + 2]
+            pointer = buf[pos + IPOPT_OFFSET]
             if pointer < 4:
                 raise OptionError(pos + 2 - nh)
             if pointer <= optlen:
@@ -97,7 +98,7 @@ def ip_options_compile(buf: bytearray, nh: int, hlen: int, spec_dst: int, now: f
                     raise OptionError(pos + 2 - nh)
                 buf[pos + pointer - 1:pos + pointer + 3] = spec_dst.to_bytes(4, "big")
                 opt.is_changed = True
-                buf[pos + 2] = pointer + 4
+                buf[pos + IPOPT_OFFSET] = pointer + 4
                 opt.rr_needaddr = True
             opt.rr = pos - nh
         elif kind == IPOPT_TIMESTAMP:
@@ -105,7 +106,7 @@ def ip_options_compile(buf: bytearray, nh: int, hlen: int, spec_dst: int, now: f
         elif kind == IPOPT_RA:
             if optlen < 4:
                 raise OptionError(pos + 1 - nh)
-            if buf[pos + 2] == 0 and buf[pos + 3] == 0:
+            if buf[pos + IPOPT_OFFSET] == 0 and buf[pos + IPOPT_TS_FLAGS] == 0:
                 opt.router_alert = pos - nh
         elif kind == IPOPT_CIPSO:
             if opt.cipso:
@@ -123,7 +124,7 @@ def _timestamp(buf: bytearray, nh: int, pos: int, optlen: int, opt: IpOptions, s
         raise OptionError(pos - nh)
     if optlen < 4:
         raise OptionError(pos + 1 - nh)
-    pointer, flags = buf[pos + 2], buf[pos + 3]
+    pointer, flags = buf[pos + IPOPT_OFFSET], buf[pos + IPOPT_TS_FLAGS]
     if pointer < 5:
         raise OptionError(pos + 2 - nh)
     if pointer > optlen:  # full: count the overflow, up to 15
@@ -131,7 +132,7 @@ def _timestamp(buf: bytearray, nh: int, pos: int, optlen: int, opt: IpOptions, s
         if overflow == 15:
             raise OptionError(pos + 3 - nh)
         opt.ts = pos - nh
-        buf[pos + 3] = (flags & 0xF) | ((overflow + 1) << 4)
+        buf[pos + IPOPT_TS_FLAGS] = (flags & 0xF) | ((overflow + 1) << 4)
         opt.is_changed = True
         return
     if pointer + 3 > optlen:
@@ -140,7 +141,7 @@ def _timestamp(buf: bytearray, nh: int, pos: int, optlen: int, opt: IpOptions, s
     kind = flags & 0xF
     if kind == IPOPT_TS_TSONLY:
         opt.ts, timeptr, opt.ts_needtime = pos - nh, pos + pointer - 1, True
-        buf[pos + 2] = pointer + 4
+        buf[pos + IPOPT_OFFSET] = pointer + 4
     elif kind in (IPOPT_TS_TSANDADDR, IPOPT_TS_PRESPEC):
         if pointer + 7 > optlen:
             raise OptionError(pos + 2 - nh)
@@ -153,7 +154,7 @@ def _timestamp(buf: bytearray, nh: int, pos: int, optlen: int, opt: IpOptions, s
         else:
             timeptr = pos + pointer + 3
         opt.ts_needtime = True
-        buf[pos + 2] = pointer + 8
+        buf[pos + IPOPT_OFFSET] = pointer + 8
     if timeptr is not None:
         buf[timeptr:timeptr + 4] = (int(now * 1000) % MS_PER_DAY).to_bytes(4, "big")
         opt.is_changed = True
@@ -165,7 +166,7 @@ def ip_forward_options(buf: bytearray, nh: int, opt: IpOptions, source: int) -> 
     changed (the caller refreshes its checksum, ip_send_check())."""
     if opt.rr_needaddr:
         rr = nh + opt.rr
-        slot = rr + buf[rr + 2] - 5
+        slot = rr + buf[rr + IPOPT_OFFSET] - 5
         buf[slot:slot + 4] = source.to_bytes(4, "big")
         opt.is_changed = True
     changed, opt.is_changed = opt.is_changed, False
@@ -182,7 +183,7 @@ def ip_options_echo(buf: bytearray, nh: int, opt: IpOptions, addr_is_unicast) ->
     echo = IpOptions(0)
     if opt.rr:
         start = nh + opt.rr
-        optlen, pointer = buf[start + 1], buf[start + 2]
+        optlen, pointer = buf[start + IPOPT_OLEN], buf[start + IPOPT_OFFSET]
         echo.rr = IPV4_MIN_HLEN + len(out)
         echoed = bytearray(buf[start:start + optlen])
         if opt.rr_needaddr and pointer <= optlen:
@@ -193,7 +194,7 @@ def ip_options_echo(buf: bytearray, nh: int, opt: IpOptions, addr_is_unicast) ->
         out += echoed
     if opt.ts:
         start = nh + opt.ts
-        optlen, pointer = buf[start + 1], buf[start + 2]
+        optlen, pointer = buf[start + IPOPT_OLEN], buf[start + IPOPT_OFFSET]
         echo.ts = IPV4_MIN_HLEN + len(out)
         echoed = bytearray(buf[start:start + optlen])
         if pointer <= optlen:
@@ -221,11 +222,11 @@ def ip_options_build(header: bytearray, echo: IpOptions, source: int, now: float
     """ip_options_build() on an answer's header (options from
     ip_options_echo()): this host's address and time where they were marked."""
     if echo.rr_needaddr:
-        slot = echo.rr + header[echo.rr + 2] - 5
+        slot = echo.rr + header[echo.rr + IPOPT_OFFSET] - 5
         header[slot:slot + 4] = source.to_bytes(4, "big")
     if echo.ts_needaddr:
-        slot = echo.ts + header[echo.ts + 2] - 9
+        slot = echo.ts + header[echo.ts + IPOPT_OFFSET] - 9
         header[slot:slot + 4] = source.to_bytes(4, "big")
     if echo.ts_needtime:
-        slot = echo.ts + header[echo.ts + 2] - 5
+        slot = echo.ts + header[echo.ts + IPOPT_OFFSET] - 5
         header[slot:slot + 4] = (int(now * 1000) % MS_PER_DAY).to_bytes(4, "big")

@@ -209,7 +209,7 @@ class TcpOptionReset(Stmt):
             if at == tcp.OPTION_ABSENT:
                 return None
             buf, thoff = pkt.buf, pkt.thoff
-            size = 1 if buf[at] <= tcp.TCPOPT_NOP or buf[at + 1] == 0 else buf[at + 1]
+            size = 1 if buf[at] <= tcp.TCPOPT_NOP or buf[at + tcp.OPT_LEN] == 0 else buf[at + tcp.OPT_LEN]
             check = int.from_bytes(buf[thoff + tcp.CHECK:thoff + tcp.CHECK + 2], "big")
             for j in range(size):
                 old, new = buf[at + j], tcp.TCPOPT_NOP

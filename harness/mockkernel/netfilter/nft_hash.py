@@ -16,6 +16,8 @@ from __future__ import annotations
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_exprs import CompileCtx, Concat, PrintCtx, Selector
 from harness.mockkernel.netfilter.nft_json import selector_json
+from harness.mockkernel.wire.ipv4 import DADDR, SADDR, Ipv4Packet
+from harness.mockkernel.wire.udp import DEST, SOURCE
 
 JHASH_INITVAL = 0xDEADBEEF
 M32 = 0xFFFFFFFF
@@ -140,11 +142,12 @@ class Symhash(Selector):
         def symhash_eval(pkt):
             """The flow's addresses and ports in a fixed order, so both directions agree."""
             buf, nh = pkt.buf, pkt.nh
-            if pkt.tprot is None or buf[nh] >> 4 != 4:
+            if pkt.tprot is None or Ipv4Packet(buf, nh).version != 4:
                 return reciprocal_scale(jhash(b"", 0), mod) + offset
-            addrs = sorted((bytes(buf[nh + 12:nh + 16]), bytes(buf[nh + 16:nh + 20])))
+            addrs = sorted((bytes(buf[nh + SADDR:nh + SADDR + 4]), bytes(buf[nh + DADDR:nh + DADDR + 4])))
             ports = b""
             if pkt.tprot in (6, 17) and pkt.thoff >= 0 and pkt.thoff + 4 <= pkt.end:
-                ports = b"".join(sorted((bytes(buf[pkt.thoff:pkt.thoff + 2]), bytes(buf[pkt.thoff + 2:pkt.thoff + 4]))))
+                ports = b"".join(sorted((bytes(buf[pkt.thoff + SOURCE:pkt.thoff + SOURCE + 2]),
+                                          bytes(buf[pkt.thoff + DEST:pkt.thoff + DEST + 2]))))
             return reciprocal_scale(jhash(addrs[0] + addrs[1] + ports, 0), mod) + offset
         return symhash_eval

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_exprs import CompileCtx, PrintCtx, Selector
+from harness.mockkernel.wire import tcp
 
 TCP_SYN = 0x02
 OSF_HOOKS = ("prerouting", "input", "forward")
@@ -36,7 +37,7 @@ class Osf(Selector):
         def osf(pkt):
             if pkt.tprot != 6 or pkt.thoff < 0 or pkt.thoff + 20 > pkt.end:
                 return None
-            if not pkt.buf[pkt.thoff + 13] & TCP_SYN:
+            if not pkt.buf[pkt.thoff + tcp.FLAGS] & TCP_SYN:
                 return None
             return NO_FINGERPRINT
         return osf

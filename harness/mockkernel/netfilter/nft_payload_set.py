@@ -43,11 +43,12 @@ PSEUDO_HEADER = {("ip", "saddr"), ("ip", "daddr"), ("ip", "protocol"), ("ip", "l
 # nft_payload_l4csum_offset(): where each transport protocol keeps the checksum the pseudo-header is in
 L4_CHECKSUM = {ipv4.IPPROTO_TCP: tcp.CHECK, ipv4.IPPROTO_UDP: udp.CHECK, IPPROTO_UDPLITE: udp.CHECK,
                IPPROTO_ICMPV6: 2}
+CHECKSUM_LEN = 2
 NOT_SETTABLE = ("sctp", "vlan", "th")  # CRC32c; the out-of-band tag; no header of its own
 
 
 def _u16(buf, at: int) -> int:
-    return buf[at] << 8 | buf[at + 1]
+    return int.from_bytes(buf[at:at + CHECKSUM_LEN], "big")
 
 
 def nft_csum_replace(buf, at: int, old: int, new: int, size: int) -> None:

@@ -18,6 +18,8 @@ from harness.mockkernel.ipv4.udp import udp_lookup
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_exprs import CompileCtx, PrintCtx, Selector
 from harness.mockkernel.wire.ethernet import ETH_P_IP
+from harness.mockkernel.wire import udp
+from harness.mockkernel.wire.ipv4 import Ipv4Packet
 
 SOCKET_KEYS = {"transparent": types.IntegerType("integer", 1, "integer", types.HOST), "mark": types.mark,
                "wildcard": types.IntegerType("integer", 1, "integer", types.HOST)}
@@ -29,8 +31,8 @@ def nf_sk_lookup_slow_v4(net, pkt):
     buf, nh, th = pkt.buf, pkt.nh, pkt.thoff
     if pkt.skb.protocol != ETH_P_IP or pkt.tprot not in (6, 17) or th < 0 or th + 4 > pkt.end:
         return None
-    saddr, daddr = int.from_bytes(buf[nh + 12:nh + 16], "big"), int.from_bytes(buf[nh + 16:nh + 20], "big")
-    sport, dport = int.from_bytes(buf[th:th + 2], "big"), int.from_bytes(buf[th + 2:th + 4], "big")
+    saddr, daddr = Ipv4Packet(buf, nh).saddr, Ipv4Packet(buf, nh).daddr
+    sport, dport = udp.PORTS.unpack_from(buf, th)  # TCP's ports are where UDP's are
     if pkt.tprot == 17:
         return udp_lookup(net, daddr, dport)
     hashinfo = net.tcp_hashinfo

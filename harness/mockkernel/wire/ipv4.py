@@ -17,6 +17,8 @@ from harness.mockkernel.wire.view import HeaderView
 IPPROTO_ICMP, IPPROTO_IGMP, IPPROTO_TCP, IPPROTO_UDP = 1, 2, 6, 17
 IP_DF, IP_MF, IP_OFFSET = 0x4000, 0x2000, 0x1FFF
 IPOPT_END, IPOPT_NOOP, IPOPT_LSRR, IPOPT_SSRR = 0, 1, 0x83, 0x89
+# an option's bytes after its type: length, pointer, and a timestamp's overflow/flags
+IPOPT_OLEN, IPOPT_OFFSET, IPOPT_TS_FLAGS = 1, 2, 3
 PROTO_NAMES = {IPPROTO_ICMP: "icmp", IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp"}
 IPTOS_TOS_MASK = 0x1E
 

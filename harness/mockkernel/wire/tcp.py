@@ -33,6 +33,7 @@ SOURCE, DEST, SEQ, ACK_SEQ, DOFF, FLAGS, WINDOW, CHECK, URG_PTR, OPTIONS = 0, 2,
 HEADER = struct.Struct("!HHIIBBHHH")  # source, dest, seq, ack_seq, doff << 4, flags, window, check, urg_ptr
 unpack = HEADER.unpack_from
 PORTS = struct.Struct("!HH")  # source, dest
+OPT_KIND, OPT_LEN = 0, 1  # an option's kind and length bytes
 SEGMENT_FIELDS = struct.Struct("!4xIIBBH")  # seq, ack_seq, doff << 4, flags, window: what conntrack reads
 # the header length in bytes for each value of the data offset's byte
 DATA_OFFSET_LEN = tuple((byte >> 4) * 4 for byte in range(256))
