@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
 
-from harness.testing import counted_by_comment
+from harness.testing import matched_by
 
 pytestmark = pytest.mark.requires("nftables")
 
@@ -23,13 +23,6 @@ table ip t {
     }
 }
 """
-
-
-def matched_by(target, deliver) -> set[str]:
-    """The comments of the counter rules that counted while `deliver()` ran."""
-    before = counted_by_comment(target)
-    deliver()
-    return {name for name, packets in counted_by_comment(target).items() if packets != before.get(name, 0)}
 
 
 def forwarded(target, src, dst, l4, left_l4=None):

@@ -23,7 +23,7 @@ from scapy.layers.ipsec import AH, ESP
 from scapy.layers.sctp import SCTP, SCTPChunkData, SCTPChunkInit, SCTPChunkSACK
 from scapy.packet import Raw
 
-from harness.testing import counted_by_comment, icmp_socket_mask
+from harness.testing import icmp_socket_mask, matched_by
 
 pytestmark = pytest.mark.requires("nftables")
 
@@ -66,12 +66,6 @@ def ipcomp_header(nexthdr: int, cpi: int) -> bytes:
 
 def udplite_header(sport: int, dport: int, cscov: int) -> bytes:
     return struct.pack("!HHHH", sport, dport, cscov, 0x1234) + bytes(16)
-
-
-def matched_by(target, deliver) -> set[str]:
-    before = counted_by_comment(target)
-    deliver()
-    return {name for name, packets in counted_by_comment(target).items() if packets != before.get(name, 0)}
 
 
 def forwarded(target, src_host, dst_host, proto: int | None, l4) -> set[str]:

@@ -6,38 +6,16 @@ rules counted each frame, the frame that left, the conntrack entry, the drop.
 """
 from __future__ import annotations
 
-import re
-
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from harness.testing import counted_by_comment, icmp_socket_mask, quoted, socket_datagram_mask
+from harness.testing import (counted_by_comment, forward, forwarded_matches, icmp_socket_mask, matched_by, quoted,
+                             socket_datagram_mask)
 
 pytestmark = pytest.mark.requires("nftables")
 
 BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
-
-
-def matched_by(target, deliver) -> set[str]:
-    """The comments of the counter rules that counted while `deliver()` ran."""
-    before = counted_by_comment(target)
-    deliver()
-    return {name for name, packets in counted_by_comment(target).items() if packets != before.get(name, 0)}
-
-
-def forward(target, src_host, dst_host, l4, **ip_fields) -> bytes:
-    """Send `l4` from src_host's wire to dst_host through the DUT; return the
-    forwarded frame (the DUT decrements the TTL, nothing else changes)."""
-    fields = {"dst": dst_host.ip, "id": 7, **ip_fields}
-    sent = src_host.to_dut(**fields) / l4
-    target.send(src_host.port, sent)
-    left = dst_host.from_dut(**{**fields, "src": fields.get("src", src_host.ip), "ttl": sent[IP].ttl - 1}) / l4
-    return target.expect(dst_host.port, left)
-
-
-def forwarded_matches(target, src_host, dst_host, l4, **ip_fields) -> set[str]:
-    return matched_by(target, lambda: forward(target, src_host, dst_host, l4, **ip_fields))
 
 
 def passing_matches(target, sender, frame, receiver, left) -> set[str]:

@@ -42,7 +42,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.conformance.replay import Answer, Session, Step, replay_mock, replay_real
+from harness.conformance.replay import Answer, Session, SetupCase, Step, replay_mock, replay_real
 
 FAMILIES = {"ipv4": "iptables", "ipv6": "ip6tables"}
 HEADLINE_FAMILIES = ("ipv4",)
@@ -85,14 +85,6 @@ class Case:
     @property
     def key(self) -> str:
         return f"{self.file}:{self.lineno} {self.table or 'filter'} {self.chain}"
-
-
-@dataclass(frozen=True)
-class SetupCase:
-    file: str
-    lineno: int
-    command: str
-    step: int
 
 
 @dataclass

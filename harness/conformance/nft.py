@@ -33,7 +33,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.conformance.replay import Answer, Session, Step, replay_mock, replay_real
+from harness.conformance.replay import Answer, Session, SetupCase, Step, replay_mock, replay_real
 
 HEADLINE_DIRS = ("ip", "inet", "any", "ip6")
 ALL_DIRS = ("ip", "inet", "any", "ip6", "arp", "bridge", "netdev")
@@ -54,14 +54,6 @@ class Case:
     @property
     def key(self) -> str:
         return f"{self.file}:{self.lineno} {self.table} {self.chain}"
-
-
-@dataclass(frozen=True)
-class SetupCase:
-    file: str
-    lineno: int
-    command: str
-    step: int
 
 
 @dataclass

@@ -43,6 +43,17 @@ class Answer:
         return self.status == 0
 
 
+@dataclass(frozen=True)
+class SetupCase:
+    """A line of a test file that sets the tables up (a set, its elements, an
+    object, a chain): the command and its step in the file's session."""
+
+    file: str
+    lineno: int
+    command: str
+    step: int
+
+
 Session = list[Step]
 Answers = list[Answer | None]  # None: not run, its dependency failed
 

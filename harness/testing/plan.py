@@ -164,3 +164,13 @@ def bridge_up(target: Target, *options: str, ports: tuple[str, ...] = ("p0", "p1
     for port in ports:
         target.sh(f"ip link set dev {port} master br0")
     target.sh("ip link set dev br0 up")
+
+
+def forward(target: Target, src_host: Host, dst_host: Host, l4, **ip_fields) -> bytes:
+    """Send `l4` from src_host's wire to dst_host through the DUT; return the
+    forwarded frame (the DUT decrements the TTL, nothing else changes)."""
+    fields = {"dst": dst_host.ip, "id": 7, **ip_fields}
+    sent = src_host.to_dut(**fields) / l4
+    target.send(src_host.port, sent)
+    left = dst_host.from_dut(**{**fields, "src": fields.get("src", src_host.ip), "ttl": sent[IP].ttl - 1}) / l4
+    return target.expect(dst_host.port, left)
