@@ -40,6 +40,13 @@ def test_every_suite_file_has_an_area():
     assert sorted(SUITE_AREAS) == suites  # and no area names a file that is gone
 
 
+def test_no_unit_test_file_shares_a_suite_files_name():
+    """`pytest tests suites` imports both directories' files by basename (rootdir
+    conftest, no packages): two files of one name make the second fail to collect."""
+    unit_tests = {path.name for path in (REPOSITORY / "tests").glob("test_*.py")}
+    assert sorted(path.name for path in (REPOSITORY / "suites").glob("test_*.py") if path.name in unit_tests) == []
+
+
 def test_a_result_carries_target_area_severity_and_case(pytester, allure_run):
     suites = pytester.mkpydir("suites")
     (suites / "test_nat.py").write_text("import pytest\n\n"
