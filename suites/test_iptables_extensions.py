@@ -15,10 +15,11 @@ import struct
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.sctp import SCTP, SCTPChunkData, SCTPChunkInit, SCTPChunkSACK
+from scapy.layers.inet6 import IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, PadN
 from scapy.packet import Raw
 
 from harness.packets import Mask
-from scapy.layers.inet6 import IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, PadN
+from harness.testing import forward
 
 pytestmark = pytest.mark.requires("nftables")
 
@@ -38,16 +39,6 @@ def counts(target, table: str = "filter") -> dict[str, int]:
 def add(target, *rules: str) -> None:
     for rule in rules:
         target.sh(f"iptables {rule}")
-
-
-def forward(target, src_host, dst_host, l4, **ip_fields) -> bytes:
-    """Send `l4` from src_host's wire to dst_host through the DUT; the frame
-    that left (the DUT decrements the TTL, nothing else changes)."""
-    fields = {"dst": dst_host.ip, "id": 7, **ip_fields}
-    sent = src_host.to_dut(**fields) / l4
-    target.send(src_host.port, sent)
-    left = dst_host.from_dut(**{**fields, "src": fields.get("src", src_host.ip), "ttl": sent[IP].ttl - 1}) / l4
-    return target.expect(dst_host.port, left)
 
 
 def test_multiport_matches_each_listed_port_and_range_either_side_with_ports(target, router):
