@@ -10,7 +10,6 @@ iproute2, ethtool and procps, and skip without them.
 from __future__ import annotations
 
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.drivers.netns import process_exits
 from harness.drivers.reaper import leftovers_of
 
 REPO = Path(__file__).resolve().parent.parent
@@ -120,15 +120,7 @@ def _session(directory: Path, test_file: str, *args: str) -> Session:
 
 
 def _wait_exit(pid: int) -> None:
-    """Wait until process `pid` (not our child) has exited."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        assert select.select([pidfd], [], [], EXIT_WAIT)[0], f"process {pid} still runs after {EXIT_WAIT:.0f} s"
-    finally:
-        os.close(pidfd)
+    assert process_exits(pid, EXIT_WAIT), f"process {pid} still runs after {EXIT_WAIT:.0f} s"
 
 
 def _left_behind(owners: list[tuple[int, int]]) -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import shutil
 import signal
 import socket
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from harness.drivers import standin_lab
-from harness.drivers.netns import TESTER_MTU, inside_netns, pids_in
+from harness.drivers.netns import TESTER_MTU, inside_netns, pids_in, process_exits
 from harness.drivers.standin_lab import StandinLab, netns_path
 from harness.labfile import load_lab
 from harness.target import PORTS, TargetUnavailable
@@ -204,14 +203,7 @@ def _killed_with_a_lab(tmp_path, how: str) -> tuple[int, int, list[int]]:
 
 
 def _wait_exit(pid: int) -> None:
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        assert select.select([pidfd], [], [], 60)[0], f"process {pid} did not exit"
-    finally:
-        os.close(pidfd)
+    assert process_exits(pid, 60), f"process {pid} did not exit"
 
 
 @needs_root

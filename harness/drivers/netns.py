@@ -26,6 +26,7 @@ import ctypes
 import itertools
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -311,6 +312,19 @@ def _delete_netns(name: str) -> str | None:
     if result.returncode != 0 and os.path.exists(NetnsLab.path(name)):
         return f"`ip netns delete {name}`: {result.stderr.strip()}"
     return None
+
+
+def process_exits(pid: int, timeout: float) -> bool:
+    """Whether process `pid` (any process, not only a child) has exited or
+    exits within `timeout` seconds: its pidfd becomes readable."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([pidfd], [], [], timeout)[0])
+    finally:
+        os.close(pidfd)
 
 
 def pids_in(name: str) -> list[int]:

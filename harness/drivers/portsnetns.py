@@ -25,7 +25,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import select
 import socket
 
 from harness.drivers.netns import (
@@ -33,6 +32,7 @@ from harness.drivers.netns import (
     NetnsLab,
     _delete_netns,
     orphaned_namespaces,
+    process_exits,
     owned_namespaces,
     require_root,
     require_tool,
@@ -97,21 +97,6 @@ class PortsNetns(NetnsLab):
         return f"PortsNetns({self.dut})"
 
 
-def _wait_exit(pid: int) -> None:
-    """Wait until process `pid` has exited (its pidfd becomes readable), at most
-    OLD_AGENT_EXIT seconds."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        if not select.select([pidfd], [], [], OLD_AGENT_EXIT)[0]:
-            raise TargetError(f"another agent (pid {pid}) holds the DUT's ports and did not exit within "
-                              f"{OLD_AGENT_EXIT:.0f} s")
-    finally:
-        os.close(pidfd)
-
-
 def _empty(name: str) -> list[str]:
     """Move every port p0..p2 in namespace `name` back to this process's namespace,
     then delete it: the failures, each with the command to finish by hand."""
@@ -136,7 +121,9 @@ def remove_stale_namespaces() -> list[str]:
     whose SSH session dropped may still be moving the ports home: it is waited for."""
     for _, pid in owned_namespaces(_NAME):
         if pid != os.getpid():
-            _wait_exit(pid)
+            if not process_exits(pid, OLD_AGENT_EXIT):
+                raise TargetError(f"another agent (pid {pid}) holds the DUT's ports and did not exit within "
+                                  f"{OLD_AGENT_EXIT:.0f} s")
     removed = orphaned_namespaces(_NAME)
     for name in removed:
         if failures := _empty(name):
