@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
@@ -148,6 +148,13 @@ class Journey:
                    drop and Drop(DropReason[drop["reason"]], Stage(drop["stage"]), drop.get("location", ""),
                                  drop.get("packet", "")),
                    [cls.from_json(child) for child in data.get("children", ())])
+
+
+def with_children(journeys: Iterable[Journey]) -> Iterator[Journey]:
+    """Each journey, then the journeys it caused (its answers, its copies), depth first."""
+    for journey in journeys:
+        yield journey
+        yield from with_children(journey.children)
 
 
 def path_text(journey: Journey) -> str:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.diff.cases import Outcome, frame_differences, replay
+from harness.diff.cases import Outcome, replay
+from harness.diff.explained import frame_differences
 from harness.diff.scenario import Scenario
 
 CASES = sorted((Path(__file__).parent / "diff_cases").glob("*.json"))

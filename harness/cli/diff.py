@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from itertools import zip_longest
 
 from harness.cli.trace import Trace, render_json
-from harness.journey import Drop, Hop, Journey, Stage
+from harness.journey import Drop, Hop, Journey, Stage, with_children
 from scapy.layers.inet import ICMP
 from scapy.layers.l2 import Ether
 
@@ -53,17 +53,11 @@ def comparable(journeys: list[Journey], observed: frozenset[Stage]) -> list[Comp
     """Every packet's hops reported_by_both(), the packets a journey caused after it;
     a packet with none (no chain, no program, no drop) is left out on every target alike."""
     packets = []
-    for journey in _flatten(journeys):
+    for journey in with_children(journeys):
         hops = [hop for hop in journey.hops if reported_by_both(hop, observed)]
         if hops or journey.drop is not None:
             packets.append(Comparable(str(journey.packet), hops, journey.drop))
     return packets
-
-
-def _flatten(journeys: list[Journey]) -> Iterator[Journey]:
-    for journey in journeys:
-        yield journey
-        yield from _flatten(journey.children)
 
 
 def _same_hop(first: Hop, second: Hop) -> bool:
@@ -110,7 +104,7 @@ def paired(first: list[Comparable], second: list[Comparable]) -> Iterator[tuple[
     dropped = [[packet for packet in packets if not packet.hops] for packets in (first, second)]
     others = list(dropped[1])
     for packet in dropped[0]:
-        twin = next((other for other in others if _drop_text(other.drop) == _drop_text(packet.drop)), None)
+        twin = next((other for other in others if drop_text(other.drop) == drop_text(packet.drop)), None)
         if twin is not None:
             others.remove(twin)
         yield packet, twin
@@ -118,7 +112,7 @@ def paired(first: list[Comparable], second: list[Comparable]) -> Iterator[tuple[
         yield None, other
 
 
-def _drop_text(drop: Drop | None) -> str:
+def drop_text(drop: Drop | None) -> str:
     return str(drop._replace(packet="")) if drop else "no drop"
 
 
@@ -144,7 +138,7 @@ def _packet_diff(one: Comparable | None, other: Comparable | None, a: str, b: st
 def _drop_diff(first: Drop | None, second: Drop | None, a: str, b: str) -> list[str]:
     if first is None and second is None:
         return []
-    texts = [_drop_text(drop) for drop in (first, second)]
+    texts = [drop_text(drop) for drop in (first, second)]
     if texts[0] == texts[1]:
         return [f"{SAME}{texts[0]}"]
     return [f"{DIFFERS}drop", f"    {a}: {texts[0]}", f"    {b}: {texts[1]}"]

@@ -3,19 +3,16 @@ the scenario and what the real kernel did with it, replayed on every target by
 suites/test_diff_cases.py.
 
 The kernel's outcome is the frames that left each port and the drops (reason,
-stage, function);
-frames compare bit for bit but where Linux is unpredictable (the IP ID of an
-ICMP message sent without DF: `journey diff`'s masks).
+stage, function); frames compare bit for bit but where Linux is unpredictable
+(explained.frame_differences(): `journey diff`'s masks).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-from harness.cli.diff import explained_difference
 from harness.diff.runner import Result
 from harness.diff.scenario import Scenario
-from harness.journey import Drop
+from harness.journey import Drop, with_children
 from harness.target import Target
 from harness.testing import plan_router
 
@@ -38,19 +35,13 @@ class Outcome:
 def case_json(result: Result) -> dict:
     """A regression case: the scenario and the netns lab's outcome of it."""
     trace = result.traces["dut"]
-    drops = sorted(_drop(journey.drop) for journey in _every(trace.journeys) if journey.drop is not None)
+    drops = sorted(_drop(journey.drop) for journey in with_children(trace.journeys) if journey.drop is not None)
     return {"scenario": result.scenario.to_json(), "kernel": Outcome(trace.left, drops).to_json(),
             "diff": result.text}
 
 
 def _drop(drop: Drop) -> str:
     return f"{drop.reason} at {drop.stage} in {drop.location}"
-
-
-def _every(journeys) -> Iterator:
-    for journey in journeys:
-        yield journey
-        yield from _every(journey.children)
 
 
 def replay(target: Target, scenario: Scenario, drop_reasons: bool) -> Outcome:
@@ -63,17 +54,3 @@ def replay(target: Target, scenario: Scenario, drop_reasons: bool) -> Outcome:
     left = {port.name: target.collect(port) for port in target.ports}
     drops = sorted(_drop(drop) for drop in target.drops()) if drop_reasons else []
     return Outcome(left, drops)
-
-
-def frame_differences(expected: dict[str, list[bytes]], got: dict[str, list[bytes]]) -> list[str]:
-    """Where `got` differs from `expected`, port by port, after the masks."""
-    out = []
-    for port in sorted(expected.keys() | got.keys()):
-        want, have = expected.get(port, []), got.get(port, [])
-        if len(want) != len(have):
-            out.append(f"{port}: {len(have)} frames left, the kernel sent {len(want)}")
-            continue
-        out += [f"{port} frame {i}: {have_one.hex()} where the kernel sent {want_one.hex()}"
-                for i, (want_one, have_one) in enumerate(zip(want, have))
-                if want_one != have_one and explained_difference(want_one, have_one) is None]
-    return out

@@ -34,7 +34,8 @@ from html import escape
 from pathlib import Path
 from typing import NamedTuple
 
-from harness.journey import Hop, Journey, Journeys, Stage, journey_of_path, journeys_from_json, journeys_to_json
+from harness.journey import (Hop, Journey, Journeys, Stage, journey_of_path, journeys_from_json, journeys_to_json,
+                             with_children)
 from harness.packets import describe
 from harness.report.summary import case_key
 from harness.traffic import Result
@@ -275,8 +276,8 @@ def observed_stages(target_name: str, capabilities: Iterable[str], journeys: lis
     (skb:kfree_skb)."""
     if target_name == "mock":
         return ALL_STAGES
-    seen = {stage for journey in _with_children(journeys) for stage in journey.stages}
-    seen |= {journey.drop.stage for journey in _with_children(journeys) if journey.drop is not None}
+    seen = {stage for journey in with_children(journeys) for stage in journey.stages}
+    seen |= {journey.drop.stage for journey in with_children(journeys) if journey.drop is not None}
     if any(stage.startswith("NF") for stage in seen):
         seen |= {stage for stage in Stage if stage.startswith("NF")}
     capabilities = set(capabilities)
@@ -285,12 +286,6 @@ def observed_stages(target_name: str, capabilities: Iterable[str], journeys: lis
     if "journey.tc" in capabilities:
         seen |= {Stage.TC_INGRESS, Stage.TC_EGRESS}
     return frozenset(seen)
-
-
-def _with_children(journeys: Iterable[Journey]) -> Iterable[Journey]:
-    for journey in journeys:
-        yield journey
-        yield from _with_children(journey.children)
 
 
 def wire_journeys(frame_log: list[tuple[str, str, bytes]]) -> list[Journey]:
@@ -515,7 +510,7 @@ def _map(canvas: "Canvas", left: float, top: float, group: PathGroup, heading: s
 
 
 def _descendants(journey: Journey) -> list[Journey]:
-    return [each for child in journey.children for each in _with_children([child])]
+    return [each for child in journey.children for each in with_children([child])]
 
 
 def _badges(canvas: "Canvas", left: float, top: float, placed: list[Visit], css: str, prefix: str) -> None:
