@@ -34,14 +34,11 @@ class IpOptions:
 
     optlen: int
     srr: int = 0
-    is_strictroute: bool = False
     rr: int = 0
     rr_needaddr: bool = False
     ts: int = 0
     ts_needaddr: bool = False
     ts_needtime: bool = False
-    router_alert: int = 0
-    cipso: int = 0
     is_changed: bool = False
     data: bytes = b""  # an answer's options (ip_options_echo())
 
@@ -84,7 +81,7 @@ def ip_options_compile(buf: bytearray, nh: int, hlen: int, spec_dst: int, now: f
                 raise OptionError(pos + 2 - nh)
             if opt.srr:  # RFC 1812 5.2.4.1: one source route
                 raise OptionError(pos - nh)
-            opt.is_strictroute, opt.srr = kind == IPOPT_SSRR, pos - nh
+            opt.srr = pos - nh
         elif kind == IPOPT_RR:
             if opt.rr:
                 raise OptionError(pos - nh)
@@ -103,16 +100,10 @@ def ip_options_compile(buf: bytearray, nh: int, hlen: int, spec_dst: int, now: f
             opt.rr = pos - nh
         elif kind == IPOPT_TIMESTAMP:
             _timestamp(buf, nh, pos, optlen, opt, spec_dst, now, addr_is_unicast)
-        elif kind == IPOPT_RA:
+        elif kind == IPOPT_RA:  # valid at 4 bytes; no router alert socket reads it in the mock
             if optlen < 4:
                 raise OptionError(pos + 1 - nh)
-            if buf[pos + IPOPT_OFFSET] == 0 and buf[pos + IPOPT_TS_FLAGS] == 0:
-                opt.router_alert = pos - nh
-        elif kind == IPOPT_CIPSO:
-            if opt.cipso:
-                raise OptionError(pos - nh)
-            opt.cipso = pos - nh
-            # cipso_v4_validate(): too short, else a DOI no one configured
+        elif kind == IPOPT_CIPSO:  # cipso_v4_validate(): too short, else a DOI no one configured
             raise OptionError(pos + (1 if optlen < 8 else 2) - nh)
         pos, left = pos + optlen, left - optlen
     return opt
