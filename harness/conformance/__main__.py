@@ -1,7 +1,9 @@
-"""`python -m harness.conformance nft|iptables --checkout DIR`: nftables'
-tests/py (harness/conformance/nft.py) or iptables' extensions/*.t
-(harness/conformance/iptables.py) replayed on the mock and on the real tool;
-prints `figure SUITE.NAME N count`, and with --show KIND every case of that kind."""
+"""`python -m harness.conformance nft|iptables`: the tools' own tests, mock vs real tool.
+
+nftables' tests/py (harness/conformance/nft.py) or iptables' extensions/*.t
+(harness/conformance/iptables.py), read from --checkout DIR, replayed on the mock and
+on the real tool; prints `figure SUITE.NAME N count`, and with --show KIND every case
+of that kind."""
 from __future__ import annotations
 
 import argparse

@@ -1,9 +1,11 @@
-"""`python -m harness.diff [--scenarios N] [--seed S] [--cases DIR]`: N scenarios
-drawn by hypothesis from seed S, each run on the mock and on the netns lab (root);
-every divergence is shrunk, printed, and with --cases written there as a
-regression case. Prints `figure diff.scenarios N count`, `figure diff.invalid N
-count` (setups both targets refused), `figure diff.explained N count` (differences
-harness/diff/explained.py explains) and `figure diff.divergences N count`."""
+"""`python -m harness.diff`: generated scenarios on the mock and the netns lab, compared.
+
+`--scenarios N --seed S`: N scenarios drawn by hypothesis from seed S, each run on
+the mock and on the netns lab (root); every divergence is shrunk, printed, and with
+--cases written there as a regression case. Prints `figure diff.scenarios N count`,
+`figure diff.invalid N count` (setups both targets refused), `figure diff.explained N
+count` (differences harness/diff/explained.py explains) and `figure diff.divergences
+N count`."""
 from __future__ import annotations
 
 import argparse
