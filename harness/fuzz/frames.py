@@ -99,7 +99,8 @@ def _l4_checksum(pseudo: int, segment: bytearray, off: int, corrupt: int | None)
 def tcp_segment(draw, payload_max: int = 64) -> tuple[bytearray, int]:
     opts = draw(tcp_options())
     opts += b"\0" * (-len(opts) % 4)
-    doff = draw(st.one_of(st.just(5 + len(opts) // 4), st.integers(0, 15)))
+    # the data offset is 4 bits: options past 40 bytes are left in the payload
+    doff = draw(st.one_of(st.just(min(15, 5 + len(opts) // 4)), st.integers(0, 15)))
     flags = draw(st.one_of(st.sampled_from([0x02, 0x12, 0x10, 0x18, 0x11, 0x04, 0x14, 0x01, 0x00, 0x3F, 0x29]),
                            st.integers(0, 0xFFF)))
     seg = bytearray(struct.pack("!HHIIHHHH", draw(L4PORTS), draw(L4PORTS), draw(st.integers(0, 2**32 - 1)),
