@@ -58,7 +58,7 @@ skb->dev is NULL. lo is the test's too: an application's datagram to the DUT's o
 address crosses it (and is dropped there, NO_SOCKET, if nothing listens). Packets
 with no device are those no device holds yet: locally generated ones dropped before
 routing chose one (NF_OUTPUT, a failed route lookup), attributed to their socket's
-namespace as above. On lo and without a device the harness cannot tell the test's
+namespace, or with no socket (nf_send_reset()'s RST), their route's, as above. On lo and without a device the harness cannot tell the test's
 packets from another local process's, so those are kept rather than lose the
 test's own (a quiet DUT has little local traffic). Drops on any other device (the
 management interface, the DUT's other NICs) are not reported. The netns lab needs
@@ -103,9 +103,13 @@ PERF_RB_PAGES = "1024"
 LOST_EVENTS = re.compile(r"Lost (\d+) events")
 
 # Per drop: the namespace is the device's, else the socket's if an AF_INET one (2;
-# netlink and unix sockets purge messages, not packets). Fragments queued for
-# reassembly have neither (skb->dev shares its memory with the rb-tree node): they
-# are printed with netns 0 and attributed by their datagram. A netfilter drop carries
+# netlink and unix sockets purge messages, not packets), else its route's device's
+# (skb_dst(skb)->dev, the low bit of _skb_refdst is SKB_DST_NOREF): nf_send_reset()
+# allocates its RST with neither device nor socket and sends it by ip_local_out()
+# with the dst of the segment it answers, so an output chain that drops it frees an
+# skb only its dst places. Fragments queued for reassembly have none of them
+# (skb->dev shares its memory with the rb-tree node, ip_frag_queue() drops the dst):
+# they are printed with netns 0 and attributed by their datagram. A netfilter drop carries
 # its call chain: the caller of nf_hook_slow names the hook. Each drop is one printf,
 # so its lines never interleave with another CPU's. skb->network_header is
 # (typeof(skb->network_header))~0U when no header was set. skb->tc_at_ingress is
@@ -128,6 +132,9 @@ tracepoint:skb:kfree_skb
     }
   } else if ($skb->sk != 0 && $skb->sk->__sk_common.skc_family == 2) {
     $netns = $skb->sk->__sk_common.skc_net.net->ns.inum;
+  } else if (($skb->_skb_refdst & ~((uint64)1)) != 0) {
+    $dst = (struct dst_entry *)($skb->_skb_refdst & ~((uint64)1));
+    $netns = $dst->dev->nd_net.net->ns.inum;
   }
   $saddr = (uint32)0; $daddr = (uint32)0; $ipproto = (uint8)0; $id = (uint16)0;
   $ttl = (uint8)0; $tot_len = (uint16)0; $frag_off = (uint16)0;
