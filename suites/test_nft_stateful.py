@@ -237,3 +237,30 @@ table ip t {
     target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=501, ttl=63) / l4)
     target.expect(h2.port, h2.from_dut(src=h0.ip, dst=h1.ip, id=501, ttl=63, flags="DF") / l4)
     target.expect_nothing()
+
+
+def test_dup_in_an_ip6_table_sends_a_copy_to_its_gateway_and_the_original_goes_on(target, router6):
+    """nf_dup_ipv6(): in prerouting the copy has its hop limit lowered by one,
+    keeps its addresses and leaves to the address given (h2, out of p2: no
+    gateway on its route, so h2 is the next hop); the original is forwarded to
+    h1 as ever. A map picks the address by the source: h1's source is not in
+    it, so its datagram is not copied."""
+    h0, h1, h2 = router6
+    target.sh("nft -f -", stdin="""
+table ip6 t {
+    chain prerouting {
+        type filter hook prerouting priority mangle; policy accept;
+        udp dport 5051 dup to %s
+        udp dport 5052 dup to ip6 saddr map { %s : %s }
+    }
+}
+""" % (h2.ip6, h0.ip6, h2.ip6))
+    for dport in (5051, 5052):
+        l4 = UDP(sport=44000, dport=dport) / b"dup me"
+        target.send(h0.port, h0.to_dut6(dst=h1.ip6) / l4)
+        target.expect(h1.port, h1.from_dut6(src=h0.ip6, dst=h1.ip6, hlim=63) / l4)
+        target.expect(h2.port, h2.from_dut6(src=h0.ip6, dst=h1.ip6, hlim=63) / l4)
+    l4 = UDP(sport=44001, dport=5052) / b"not mapped"
+    target.send(h1.port, h1.to_dut6(dst=h0.ip6) / l4)
+    target.expect(h0.port, h0.from_dut6(src=h1.ip6, dst=h0.ip6, hlim=63) / l4)
+    target.expect_nothing()

@@ -70,6 +70,19 @@ def test_dup_in_an_ip_table_lists_back_as_real_nft_lists_it(real_tools):
     real_tools.assert_same_as_real(steps, _without_json_handles)
 
 
+def test_dup_in_an_ip6_table_lists_back_and_inet_refuses_it_as_real_nft_does(real_tools):
+    """nft_dup_ipv6: an IPv6 address (or a map giving one) and a device; in an
+    inet table stmt_evaluate_dup() says "unsupported family"."""
+    steps = [(["nft", "-f", "-"], CHAIN % ("ip6", "accept") + CHAIN % ("inet", "accept"))]
+    steps += [(["nft", "add", "rule", "ip6", "t", "c", *rule.split()], None) for rule in (
+        "dup to abcd::1", "dup to abcd::1 device lo", "dup to ip6 saddr map { abcd::1 : cafe::cafe } device lo",
+        "udp dport 9 dup to 2001:db8::1 counter", "dup to 10.0.0.1")]
+    steps += [(["nft", "add", "rule", "inet", "t", "c", *rule.split()], None) for rule in (
+        "dup to abcd::1", "dup to 10.0.0.1 device lo")]
+    steps += [(["nft", "-a", "list", "ruleset"], None), (["nft", "-j", "list", "ruleset"], None)]
+    real_tools.assert_same_as_real(steps, _without_json_handles)
+
+
 # what nft 1.0.6 (or the kernel, "Could not process rule") refuses
 REFUSED = [
     "quota 1 foo", "quota over", "log level audit prefix \"x\"", "log level audit flags all",

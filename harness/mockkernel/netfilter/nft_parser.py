@@ -1487,20 +1487,28 @@ class Parser:
         return Tproxy(nat_family, addr, port, loc=start.loc)
 
     def stmt_dup(self, family: str) -> Stmt:
-        """parser_bison.y dup_stmt: `dup to EXPR [device EXPR]` (the ip family's nft_dup_ipv4)."""
+        """parser_bison.y dup_stmt: `dup to EXPR [device EXPR]` (nft_dup_ipv4, nft_dup_ipv6;
+        evaluate.c stmt_evaluate_dup() refuses other families but netdev's)."""
         start = self.next()
-        if family != "ip":
+        if family == "netdev":
             raise NftError(f"dup in {family} tables is not modelled by the mock kernel", start.loc)
+        if family not in ("ip", "ip6"):
+            self.expect("to", "to")
+            self.operand()
+            if self.accept("device"):
+                self.string()
+            raise NftError("unsupported family", start.loc.to(self.tokens[self.pos - 1].loc))
+        addr_type = types.ipv6_addr if family == "ip6" else types.ipv4_addr
         self.expect("to", "to")
         if self.at(*SELECTOR_WORDS) and self.tok.kind == "str":
             key, key_loc = self.located_selector_chain(family)
-            addr = self.map_expr(key, key_loc, family, (types.ipv4_addr,))
+            addr = self.map_expr(key, key_loc, family, (addr_type,))
         else:
-            addr = _parse(self.operand(), types.ipv4_addr)
+            addr = _parse(self.operand(), addr_type)
         device = None
         if self.accept("device"):
             device = self.string().text
-        return Dup(addr, device, loc=start.loc)
+        return Dup(addr, device, loc=start.loc, family=family)
 
     def stmt_synproxy(self, family: str) -> Stmt:
         start = self.next()
