@@ -124,6 +124,33 @@ table ip nat {
     target.expect_nothing()
 
 
+@pytest.mark.requires("conntrack")
+def test_a_nat_map_giving_an_address_and_a_port_range_dnats_within_the_range(target, router):
+    """Data `ADDR . PORT-PORT` (an interval concatenation: nft_nat_eval() reads
+    NFTA_NAT_REG_PROTO_MAX after the minimum): a port already in the range is
+    kept (get_unique_tuple(): the tuple is in range), one outside it gets a
+    port of the range, here its only one; the reply leaves from the address
+    and port the client asked for."""
+    h0, h1, h2 = router
+    target.sh("nft -f -", stdin="""
+table ip nat {
+    chain prerouting {
+        type nat hook prerouting priority dstnat; policy accept;
+        dnat ip to ip saddr . udp dport map { %s . 5060 : %s . 5000-5100, %s . 5061 : %s . 7000-7000 }
+    }
+}
+""" % (h0.ip, h1.ip, h0.ip, h2.ip))
+    assert "map { %s . 5060 : %s . 5000-5100, %s . 5061 : %s . 7000 }" % (h0.ip, h1.ip, h0.ip, h2.ip) in \
+        target.sh("nft list table ip nat")
+    target.send(h0.port, h0.to_dut(id=51) / UDP(sport=40000, dport=5060) / b"in range")
+    target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=51, ttl=63) / UDP(sport=40000, dport=5060) / b"in range")
+    target.send(h0.port, h0.to_dut(id=52) / UDP(sport=40001, dport=5061) / b"moved")
+    target.expect(h2.port, h2.from_dut(src=h0.ip, dst=h2.ip, id=52, ttl=63) / UDP(sport=40001, dport=7000) / b"moved")
+    target.send(h2.port, h2.to_dut(src=h2.ip, dst=h0.ip, id=53) / UDP(sport=7000, dport=40001) / b"back")
+    target.expect(h0.port, h0.from_dut(src=h0.dut_ip, dst=h0.ip, id=53, ttl=63) / UDP(sport=5061, dport=40001) / b"back")
+    target.expect_nothing()
+
+
 def test_a_key_missing_from_a_nat_map_breaks_the_rule_and_the_next_rule_decides(target, router):
     """A miss is NFT_BREAK, not a verdict: the chain goes on, and the next
     rule's DNAT applies."""

@@ -1090,6 +1090,63 @@ def test_nat_maps_giving_address_ranges_list_back_as_real_nft(real_tools):
     real_tools.assert_same_as_real(steps, _without_json_handles)
 
 
+NAT_CONCAT_RANGE_MAPS = """table ip t {
+    chain n { type nat hook prerouting priority dstnat;
+        dnat ip to ip saddr . tcp dport map { 192.168.1.2 . 80 : 10.141.10.0/24 . 8888 - 8999 }
+        dnat ip to ip saddr . tcp dport map { 192.168.1.2 . 80 : 10.141.10.0/24  . 80 }
+        dnat ip to ip saddr . tcp dport map { 192.168.1.2 . 80 : 10.141.10.2 . 8888-8999, 192.168.1.4 . 80 : 10.141.10.1-10.141.10.9 . 80-81 }
+    }
+}
+"""
+
+
+def test_nat_maps_giving_address_and_port_ranges_list_back_or_are_refused_as_real_nft(real_tools):
+    """Concatenated data with a range or prefix in it is an interval
+    concatenation, every element's data twice as long: an element whose
+    data has no range is sent single and the kernel refuses it (EINVAL)."""
+    steps = [(["nft", "-f", "-"], NAT_CONCAT_RANGE_MAPS), (["nft", "list", "ruleset"], None),
+             (["nft", "-j", "list", "ruleset"], None)]
+    steps += [(["nft", "add", "rule", "ip", "t", "n", *rule.split()], None) for rule in (
+        "dnat ip to ip saddr . tcp dport map { 192.168.1.3 . 80 : 10.141.10.3 . 80 }",
+        "dnat ip to ip saddr . tcp dport map { 192.168.1.3 . 80 : 10.141.10.3/32 . 7000-7000 }",
+        "dnat ip to ip saddr map { 1.1.1.1 : 10.0.0.1-10.0.0.1, 1.1.1.2 : 10.0.0.6-10.0.0.7 }")]
+    steps += [(["nft", "list", "ruleset"], None), (["nft", "-j", "list", "ruleset"], None)]
+    steps += [(["nft", "add", "rule", "ip", "t", "n", *rule.split()], None) for rule in (
+        "dnat ip to ip saddr . tcp dport map { 192.168.1.2 . 80 : 10.141.10.2 . 8888 - 8999, "
+        "192.168.1.3 . 80 : 10.141.10.3 . 80 }",
+        "dnat ip to ip saddr map { 1.1.1.1 : 10.0.0.1-10.0.0.4, 1.1.1.2 : 10.0.0.5 }")]
+    real_tools.assert_same_as_real(steps, _without_json_handles)
+
+
+def test_a_range_with_equal_ends_is_a_range_as_real_nft_takes_it(real_tools):
+    """evaluate.c expr_evaluate_range() refuses only a range whose low end is
+    above its high end; a set of one such range is the range itself
+    (expr_evaluate_set()), with more elements, or in a map, it is one value."""
+    steps = [(["nft", "-f", "-"], "table ip t {\n\tchain c {\n\t}\n}\n")]
+    steps += [(["nft", "add", "rule", "ip", "t", "c", *rule.split()], None) for rule in (
+        "tcp dport 7000-7000", "ip saddr { 10.0.0.1-10.0.0.1 }", "ip saddr != 10.0.0.1-10.0.0.1",
+        "ip saddr { 10.0.0.1/32 }", "ip saddr { 10.0.0.1-10.0.0.1, 10.0.0.3 }",
+        "ip saddr . tcp dport { 10.0.0.1-10.0.0.1 . 5 }", "meta mark set ip saddr map { 10.0.0.1-10.0.0.1 : 5 }",
+        "tcp dport 7001-7000")]
+    steps += [(["nft", "list", "ruleset"], None), (["nft", "-j", "list", "ruleset"], None)]
+    real_tools.assert_same_as_real(steps, _without_json_handles)
+
+
+def test_a_nat_map_giving_address_and_port_ranges_binds_within_both():
+    """nft_nat_eval(): NFTA_NAT_REG_ADDR_MAX and NFTA_NAT_REG_PROTO_MAX give the
+    ranges' upper ends; nf_nat_setup_info() picks the new destination in them."""
+    from harness.mockkernel.netfilter.core import NF_INET_PRE_ROUTING
+    k = kernel(NAT_CONCAT_RANGE_MAPS)
+    chain = nf_tables_core.compile_table(k, k.nft.ruleset.find("ip", "t"))["n"]
+    skb = packet(k, IP(src="192.168.1.2", dst="10.0.0.1") / TCP(sport=1000, dport=80))
+    ct = NfConn(Tuple(0xC0A80102, 0x0A000001, 6, 1000, 80), Tuple(0x0A000001, 0xC0A80102, 6, 80, 1000))
+    skb.nfct, skb.ctinfo = ct, IP_CT_NEW
+    state = NfHookState(NF_INET_PRE_ROUTING, NFPROTO_IPV4, k.dev_by_name("p0"), None, k)
+    verdict, _, _ = nf_tables_core.nft_do_chain(nf_tables_core.NftPktinfo(skb, state), chain)
+    assert verdict == NF_ACCEPT
+    assert 0x0A8D0A00 <= ct.reply.src <= 0x0A8D0AFF and 8888 <= ct.reply.sport <= 8999
+
+
 def test_a_nat_map_giving_an_address_range_binds_within_it():
     from harness.mockkernel.netfilter.core import NF_INET_POST_ROUTING
     k = kernel(NAT_RANGE_MAPS)

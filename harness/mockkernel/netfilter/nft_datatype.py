@@ -498,7 +498,8 @@ class ConcatType(Datatype):
         self.parts = parts
 
     def format(self, value) -> str:
-        return " . ".join(p.format(v) for p, v in zip(self.parts, value))
+        return " . ".join(range_text(p.base, *v) if isinstance(p, IntervalType) else p.format(v)
+                          for p, v in zip(self.parts, value))
 
 
 def prefix_len(dtype: Datatype, low: int, high: int) -> int | None:
@@ -530,7 +531,13 @@ class IntervalType(Datatype):
         self.base = base
 
     def format(self, value) -> str:
-        return range_text(self.base, *value)
+        """range_expr_to_prefix(): a map's single interval data lists an address
+        as a prefix even when it is one address (`/32`); in a concatenation
+        (ConcatType.format()) such a part lists as the value."""
+        low, high = value
+        if low == high and self.base.prefix_ok:
+            return f"{self.base.format(low)}/{self.base.size}"
+        return range_text(self.base, low, high)
 
 
 def type_of(parts: list) -> Datatype:

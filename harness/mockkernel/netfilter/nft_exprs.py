@@ -784,6 +784,7 @@ class SetRef:
     name: str | None = None  # named sets: `@name`
     loc: object = field(default=None, compare=False)
     written: int = 0  # anonymous sets: elements as written
+    one_range: bool = False  # anonymous sets: one element, written as a range (kept one if its ends are equal)
 
 
 class MapExpr(Selector):
@@ -1609,11 +1610,15 @@ class Reject(Stmt):
         return reject_icmpv6
 
 
-# what a NAT map's data may be: an address, an address and a port, an address range
+# what a NAT map's data may be: an address, an address and a port, an address range, an address
+# range and a port range (nft's interval concatenation: NFTA_NAT_REG_ADDR_MAX and REG_PROTO_MAX
+# follow the minima in the registers)
 NAT_DATA_TYPES = (types.ipv4_addr, types.ConcatType([types.ipv4_addr, types.inet_service]),
-                  types.IntervalType(types.ipv4_addr))
+                  types.IntervalType(types.ipv4_addr),
+                  types.ConcatType([types.IntervalType(types.ipv4_addr), types.IntervalType(types.inet_service)]))
 NAT_DATA_TYPES6 = (types.ipv6_addr, types.ConcatType([types.ipv6_addr, types.inet_service]),
-                   types.IntervalType(types.ipv6_addr))
+                   types.IntervalType(types.ipv6_addr),
+                   types.ConcatType([types.IntervalType(types.ipv6_addr), types.IntervalType(types.inet_service)]))
 NAT_HOOKS = {"snat": (NF_INET_POST_ROUTING, NF_INET_LOCAL_IN), "dnat": (NF_INET_PRE_ROUTING, NF_INET_LOCAL_OUT),
              "masquerade": (NF_INET_POST_ROUTING,), "redirect": (NF_INET_PRE_ROUTING, NF_INET_LOCAL_OUT)}
 
@@ -1725,6 +1730,8 @@ class Nat(Stmt):
         if isinstance(self.addr_map.dtype, types.IntervalType):
             return self.nat_range(data)
         if isinstance(self.addr_map.dtype, types.ConcatType):
+            if isinstance(self.addr_map.dtype.parts[0], types.IntervalType):  # ranges: (low, high) each
+                return self.nat_range(data[0], data[1])
             return self.nat_range((data[0], data[0]), (data[1], data[1]))
         return self.nat_range((data, data))
 

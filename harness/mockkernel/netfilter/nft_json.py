@@ -113,9 +113,13 @@ def value_json(dtype, value):
     if hasattr(dtype, "json_value"):  # a type of its own module prints its own JSON
         return dtype.json_value(value)
     if isinstance(dtype, types.ConcatType):
-        return {"concat": [value_json(part, v) for part, v in zip(dtype.parts, value)]}
+        return {"concat": [_interval(part.base, *v) if isinstance(part, types.IntervalType) else value_json(part, v)
+                           for part, v in zip(dtype.parts, value)]}
     if isinstance(dtype, types.IntervalType):
-        return _interval(dtype.base, *value)
+        low, high = value
+        if low == high and dtype.base.prefix_ok:  # as IntervalType.format(): one address a full-length prefix
+            return {"prefix": {"addr": value_json(dtype.base, low), "len": dtype.base.size}}
+        return _interval(dtype.base, low, high)
     if hasattr(dtype, "json_value"):  # types with a json.c printer of their own (time, ct label, ct event)
         return dtype.json_value(value)
     if dtype is types.boolean:

@@ -499,7 +499,7 @@ def resolve(sym: Sym, dtype) -> Value | Range | Prefix:
         return Value(value)
     if sym.kind == "range":
         low, high = (_parse(t, dtype) for t in sym.parts)
-        if low >= high:
+        if low > high:  # evaluate.c expr_evaluate_range(): equal ends are a range of one
             raise NftError("Range has zero or negative size", sym.loc)
         return Range(low, high)
     addr, plen = _parse(sym.parts[0], dtype), sym.parts[1].value  # a prefix
@@ -543,7 +543,7 @@ def resolve_elements(syntax: list[ElementSyntax], nset: NftSet, verdict_fn=None,
             if nset.data_type != "verdict":  # the kernel's nft_add_set_elem(): a map element needs data
                 raise NftError("Could not process rule: Invalid argument", elem.loc)
             raise NftError("set element is missing a value for this map", elem.loc)
-        data = _resolve_data(elem.data, nset, verdict_fn) if nset.is_map and elem.data is not None else None
+        data = _resolve_data(elem.data, nset, verdict_fn, elem.loc) if nset.is_map and elem.data is not None else None
         if catchall:
             out.append(Element(CATCHALL, CATCHALL if nset.interval else None, data, elem.timeout))
         elif nset.interval and len(keys) > 1:  # nft_set_pipapo: a range per field
@@ -569,16 +569,22 @@ def element_error(err: SetError, syntax: list[ElementSyntax], whole: Location) -
     return NftError(str(err), syntax[err.index].loc, related)
 
 
-def _resolve_data(sym, nset: NftSet, verdict_fn):
+def _resolve_data(sym, nset: NftSet, verdict_fn, elem_loc: Location | None = None):
     dtype = nset.data_type
     if dtype == "verdict":
         return verdict_fn(sym) if verdict_fn else sym
     syms = sym if isinstance(sym, list) else [sym]
     if isinstance(dtype, types.IntervalType) and len(syms) == 1:
+        if syms[0].kind == "value" and elem_loc is not None:  # nft sends it single: the wrong data length
+            raise NftError("Could not process rule: Invalid argument", elem_loc)
         return as_interval(resolve(sym, dtype.base), dtype.size)
     parts = dtype.parts if isinstance(dtype, types.ConcatType) else [dtype]
     if len(syms) != len(parts):
         raise NftError(f"datatype mismatch, map data has type {dtype.desc}", syms[0].loc.to(syms[-1].loc))
+    if isinstance(parts[0], types.IntervalType):  # each part a range: the data twice as long
+        if all(one.kind == "value" for one in syms):  # nft sends this one's data single: the wrong length
+            raise NftError("Could not process rule: Invalid argument", elem_loc)
+        return tuple(as_interval(resolve(one, part.base), part.size) for one, part in zip(syms, parts))
     for one in syms:
         if one.kind != "value":  # an address range for NAT is `interval` data; nothing else is modelled
             raise NftError("a range or prefix as map data is not modelled by the mock kernel", one.loc)
@@ -2327,7 +2333,8 @@ class Parser:
             add_elements(nset, elements, 0.0, merge=True)
         except SetError as err:
             raise element_error(err, syntax, start.loc) from None
-        return SetRef(nset, loc=start.loc.to(self.tokens[self.pos - 1].loc), written=len(syntax))
+        one_range = len(syntax) == 1 and len(syntax[0].key) == 1 and syntax[0].key[0].kind == "range"
+        return SetRef(nset, loc=start.loc.to(self.tokens[self.pos - 1].loc), written=len(syntax), one_range=one_range)
 
     def stmt_set(self, lhs, lhs_loc: Location, family: str) -> Stmt:
         """`meta mark|priority set V`, `ct mark set V`, `ip ttl|dscp set V`; V may be
@@ -2450,10 +2457,13 @@ def _binop_transfer(match: Match, tree, parser: Parser) -> Match:
 
 def _nat_data_type(syntax: list[ElementSyntax], nat_types: tuple):
     """An anonymous NAT map's data of the NAT family's types: addresses,
-    address ranges, or `address . port`, as its elements are written."""
-    address, concat, interval = nat_types
+    address ranges, `address . port`, or that with a range or prefix for
+    either (evaluate.c expr_evaluate_map(): the data an interval
+    concatenation), as its elements are written."""
+    address, concat, interval, concat_interval = nat_types
     if any(isinstance(elem.data, list) for elem in syntax):
-        return concat
+        ranged = any(sym.kind != "value" for elem in syntax if isinstance(elem.data, list) for sym in elem.data)
+        return concat_interval if ranged else concat
     if any(isinstance(elem.data, Sym) and elem.data.kind != "value" for elem in syntax):
         return interval
     return address
@@ -2470,7 +2480,7 @@ def _simplify_set(lhs, op: str, ref: SetRef, mask: int | None) -> Match:
     nset = ref.set
     if ref.name is None and ref.written == 1 and not isinstance(lhs, Concat) and mask is None:
         elem = nset.elements[0]
-        if nset.interval and elem.key != elem.high:
+        if nset.interval and (elem.key != elem.high or ref.one_range):  # expr_evaluate_set(): the key as written
             return Match(lhs, op, Range(elem.key, elem.high))
         return Match(lhs, "implicit" if op == "implicit" else op, Value(elem.key))
     return Match(lhs, op, ref, mask=mask)
