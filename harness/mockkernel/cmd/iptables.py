@@ -22,6 +22,7 @@ from harness.mockkernel.cmd.args import ToolError, not_modelled
 from harness.mockkernel.netfilter.iptables import IPV4, IPV6, SAVE_ORDER, TABLES, XtFamily, XtRule, XtTables
 from harness.mockkernel.netfilter.xt_matches import (FAMILY_ONLY, KNOWN_UNMODELLED, MATCHES, PROTOCOL_NAMES, XtMatch,
                                                      parse_protocol)
+from harness.mockkernel.netfilter.xt_hmark import HASH_MATCHES, HASH_TARGETS
 from harness.mockkernel.netfilter.xt_options import PROG, VERSION, XtError, usage_error
 from harness.mockkernel.netfilter.xt_ipv6 import IPV6_MATCHES
 from harness.mockkernel.netfilter.xt_packet import PACKET_FAMILY_ONLY, PACKET_MATCHES
@@ -300,7 +301,8 @@ def _load_match(family: XtFamily, name: str) -> XtMatch:
         return STATEFUL_MATCHES[name]()
     if name in IPV6_MATCHES and family is IPV6:
         return IPV6_MATCHES[name]()
-    for table, family_only in ((PROTO_MATCHES, PROTO_FAMILY_ONLY), (PACKET_MATCHES, PACKET_FAMILY_ONLY)):
+    for table, family_only in ((PROTO_MATCHES, PROTO_FAMILY_ONLY), (PACKET_MATCHES, PACKET_FAMILY_ONLY),
+                               (HASH_MATCHES, {})):
         if name in table and family_only.get(name, family.nft_family) == family.nft_family:
             return table[name]()
     if name in KNOWN_UNMODELLED and ours:
@@ -315,6 +317,8 @@ def _load_target(family: XtFamily, name: str, goto: bool) -> XtTarget:
         return TARGETS[name](name, family)
     if not goto and name in REWRITE_TARGETS and REWRITE_FAMILY_ONLY.get(name, family.nft_family) == family.nft_family:
         return REWRITE_TARGETS[name](name, family)
+    if not goto and name in HASH_TARGETS:
+        return HASH_TARGETS[name](name, family)
     if not goto and name in KNOWN_UNMODELLED_TARGETS:
         raise not_modelled(f"{family.prog} -j {name}")
     return XtTarget(name, family, goto)

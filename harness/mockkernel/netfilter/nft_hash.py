@@ -71,6 +71,18 @@ def jhash(key: bytes, initval: int) -> int:
     return _final(a, b, c)
 
 
+def jhash_3words(a: int, b: int, c: int, initval: int) -> int:
+    """include/linux/jhash.h jhash_3words(): __jhash_nwords(), three words and the seed, then __jhash_final()."""
+    initval = (initval + JHASH_INITVAL + (3 << 2)) & M32
+    return _final((a + initval) & M32, (b + initval) & M32, (c + initval) & M32)
+
+
+def jhash_1word(a: int, initval: int) -> int:
+    """include/linux/jhash.h jhash_1word()."""
+    initval = (initval + JHASH_INITVAL + (1 << 2)) & M32
+    return _final((a + initval) & M32, initval, initval)
+
+
 def reciprocal_scale(value: int, ep_ro: int) -> int:
     return (value * ep_ro) >> 32
 

@@ -1,0 +1,121 @@
+"""iptables targets and matches that steer a packet by a hash of its flow or
+send a copy elsewhere, as iptables-nft 1.8.9 puts them in the kernel
+(nft_compat): HMARK (xt_HMARK.c), cluster (xt_cluster.c).
+
+A mark is read back from the kernel by 32 counting rules after the target,
+one per bit (`-m mark --mark BIT/BIT`): the bits whose rule counted a packet
+are its mark. The expected marks are what the real kernel (6.18, the netns
+lab) set; the mock must compute the same jhash.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.ipsec import ESP
+
+from harness.testing import forward
+
+pytestmark = pytest.mark.requires("nftables")
+
+COUNTED = re.compile(r'^\[(\d+):\d+\] -A \S+ .*-m comment --comment ("[^"]*"|\S+)')
+
+
+def counts(target, table: str = "filter") -> dict[str, int]:
+    """Packets each named rule of `table` counted so far (iptables-save -c)."""
+    out = {}
+    for line in target.sh(["iptables-save", "-c", "-t", table]).splitlines():
+        found = COUNTED.match(line)
+        if found:
+            out[found.group(2).strip('"')] = int(found.group(1))
+    return out
+
+
+def add(target, *rules: str) -> None:
+    for rule in rules:
+        target.sh(f"iptables {rule}")
+
+
+def add_mark_bits(target, chain: str = "FORWARD") -> None:
+    """One counting rule per bit of the mark (after whatever set it)."""
+    add(target, *(f"-A {chain} -m mark --mark 0x{1 << bit:x}/0x{1 << bit:x} -m comment --comment bit{bit}"
+                  for bit in range(32)))
+
+
+def marks_of(target, send, packets) -> list[int]:
+    """The mark the kernel gave each packet, sent one at a time by `send`."""
+    marks = []
+    for packet in packets:
+        before = counts(target)
+        send(packet)
+        after = counts(target)
+        marks.append(sum(1 << int(name[3:]) for name in after if name.startswith("bit") and
+                         after[name] != before[name]))
+    return marks
+
+
+# (reply direction, l4): a flow each way, another port, TCP, ICMP, ESP
+FLOWS = [(False, UDP(sport=1000, dport=53)), (True, UDP(sport=53, dport=1000)), (False, UDP(sport=1001, dport=53)),
+         (False, TCP(sport=40000, dport=80, flags="S", seq=1)), (False, ICMP(type=8, id=7, seq=1)),
+         (False, ESP(spi=0x12345678, seq=1))]
+
+
+@pytest.mark.parametrize("options, expected", [
+    ("--hmark-src-prefix 32 --hmark-rnd 0x4 --hmark-mod 42", [7, 12, 7, 7, 7, 7]),
+    ("--hmark-tuple src,dst,sport,dport,proto --hmark-rnd 0xcafe --hmark-mod 0xffffffff",
+     [486712579, 486712579, 2876713518, 1879372866, 1904941872, 57058642]),
+    ("--hmark-tuple src,dst,spi,proto --hmark-rnd 0x1 --hmark-mod 1000 --hmark-offset 100",
+     [863, 863, 734, 276, 170, 1087]),
+    ("--hmark-src-prefix 16 --hmark-dst-prefix 24 --hmark-sport-mask 0xff00 --hmark-dport-mask 0x00ff "
+     "--hmark-proto-mask 0x0f --hmark-rnd 0x12345678 --hmark-mod 65536", [8551, 36207, 8551, 3992, 14943, 54982]),
+])
+def test_hmark_sets_the_kernels_jhash_of_the_packet_tuple(target, router, options, expected):
+    """hmark_tg_v4() with hmark_pkt_set_htuple_ipv4(): addresses and ports
+    masked, ports ordered larger first (so both directions of a flow get one
+    mark), an ESP packet's SPI in place of ports, ICMP without ports;
+    jhash_3words() with --hmark-rnd, XOR the masked protocol, scaled into
+    --hmark-mod plus --hmark-offset."""
+    h0, h1 = router[0], router[1]
+    add(target, f"-A FORWARD -j HMARK {options}")
+    add_mark_bits(target)
+    assert marks_of(target, lambda flow: forward(target, *((h1, h0) if flow[0] else (h0, h1)), flow[1]),
+                    FLOWS) == expected
+
+
+FULL_TUPLE = "--hmark-tuple src,dst,sport,dport,proto --hmark-rnd 0xcafe --hmark-mod 0xffffffff"
+
+
+def test_hmark_hashes_an_icmp_errors_quoted_header_and_no_ports_of_a_fragment(target, router):
+    """hmark_pkt_set_htuple_ipv4(): an ICMP error is hashed as the packet it
+    quotes (get_inner_hdr()), so it gets its flow's mark; a fragment (MF or
+    an offset) is hashed without its ports, as ICMP is."""
+    h0, h1 = router[0], router[1]
+    add(target, f"-A FORWARD -j HMARK {FULL_TUPLE}")
+    add_mark_bits(target)
+    quoting = ICMP(type=3, code=3) / IP(src=h1.ip, dst=h0.ip, id=1, ttl=63) / UDP(sport=53, dport=1000)
+    sends = [lambda: forward(target, h0, h1, UDP(sport=1000, dport=53)), lambda: forward(target, h0, h1, quoting),
+             lambda: forward(target, h0, h1, UDP(sport=1000, dport=53), flags="MF"),
+             lambda: forward(target, h0, h1, UDP(sport=7, dport=9), flags="MF"),
+             lambda: forward(target, h0, h1, UDP(sport=1000, dport=53), frag=100)]
+    assert marks_of(target, lambda send: send(), sends) == [486712579, 486712579, 1904941856, 1904941856,
+                                                            1904941856]
+
+
+@pytest.mark.requires("conntrack")
+@pytest.mark.parametrize("tracked", [True, False])
+def test_hmark_ct_hashes_the_connection_and_needs_conntrack_from_another_rule(target, router, tracked):
+    """hmark_ct_set_htuple(): the original source, the reply's source and
+    their ports: both directions of a connection get one mark. HMARK itself
+    does not enable conntrack (hmark_tg_check() takes no nf_ct_netns_get()):
+    with no other rule tracking, nf_ct_get() finds nothing and the mark stays 0."""
+    h0, h1 = router[0], router[1]
+    if tracked:
+        add(target, "-A FORWARD -m conntrack --ctstate NEW,ESTABLISHED -m comment --comment tracked")
+    add(target, "-A FORWARD -j HMARK --hmark-tuple ct,src,dst,sport,dport --hmark-rnd 0x9 --hmark-mod 1000 "
+                "--hmark-offset 1")
+    add_mark_bits(target)
+    sends = [lambda: forward(target, h0, h1, UDP(sport=1000, dport=53)),
+             lambda: forward(target, h1, h0, UDP(sport=53, dport=1000)),
+             lambda: forward(target, h0, h1, ICMP(type=8, id=7, seq=1))]
+    assert marks_of(target, lambda send: send(), sends) == ([675, 675, 593] if tracked else [0, 0, 0])
