@@ -14,6 +14,7 @@ import re
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.ipsec import ESP
+from scapy.layers.l2 import Ether
 
 from harness.testing import forward
 
@@ -119,3 +120,39 @@ def test_hmark_ct_hashes_the_connection_and_needs_conntrack_from_another_rule(ta
              lambda: forward(target, h1, h0, UDP(sport=53, dport=1000)),
              lambda: forward(target, h0, h1, ICMP(type=8, id=7, seq=1))]
     assert marks_of(target, lambda send: send(), sends) == ([675, 675, 593] if tracked else [0, 0, 0])
+
+
+def test_cluster_picks_a_node_by_the_jhash_of_the_connections_source(target, router):
+    """xt_cluster_mt(): reciprocal_scale(jhash_1word(original source,
+    --cluster-hash-seed), --cluster-total-nodes) is the node; the match is
+    whether the local node mask has it, `!` the other way round. The match
+    enables conntrack itself (nf_ct_netns_get() in its checkentry)."""
+    h0, h1 = router[0], router[1]
+    seed = "--cluster-total-nodes 2 --cluster-hash-seed 0xfeedcafe"
+    add(target, f"-A FORWARD -m cluster {seed} --cluster-local-node 1 -m comment --comment node1",
+        f"-A FORWARD -m cluster {seed} --cluster-local-node 2 -m comment --comment node2",
+        f"-A FORWARD -m cluster {seed} ! --cluster-local-nodemask 2 -m comment --comment not-node2",
+        "-A FORWARD -m cluster --cluster-total-nodes 4 --cluster-local-nodemask 0xc --cluster-hash-seed 4 "
+        "-m comment --comment node3or4")
+    matched = []
+    for src in ("10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"):
+        before = counts(target)
+        forward(target, h0, h1, UDP(sport=1000, dport=53), src=src)
+        matched.append(sorted(name for name, packets in counts(target).items() if packets != before[name]))
+    assert matched == [["node2"], ["node2", "node3or4"], ["node1", "node3or4", "not-node2"],
+                       ["node1", "node3or4", "not-node2"], ["node2", "node3or4"]]
+
+
+def test_cluster_makes_a_unicast_packet_sent_to_a_multicast_mac_a_host_one(target, router):
+    """A frame to a multicast MAC is PACKET_MULTICAST (eth_type_trans()) and
+    ip_forward() drops it; xt_cluster_mt() makes one whose IP destination is
+    unicast PACKET_HOST first, whether or not this node is the one, so it is
+    forwarded."""
+    h0, h1 = router[0], router[1]
+    sent = Ether(src=h0.mac, dst="01:00:5e:00:00:01") / IP(src=h0.ip, dst=h1.ip, id=3) / UDP(sport=1, dport=2)
+    target.send(h0.port, sent)
+    target.expect_nothing()
+    add(target, "-t mangle -A PREROUTING -m cluster --cluster-total-nodes 2 --cluster-local-node 1 "
+                "--cluster-hash-seed 0xfeedcafe")
+    target.send(h0.port, sent)
+    target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=3, ttl=63) / UDP(sport=1, dport=2))
