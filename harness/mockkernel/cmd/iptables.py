@@ -27,6 +27,7 @@ from harness.mockkernel.netfilter.xt_options import PROG, VERSION, XtError, usag
 from harness.mockkernel.netfilter.xt_ipv6 import IPV6_MATCHES
 from harness.mockkernel.netfilter.xt_packet import PACKET_FAMILY_ONLY, PACKET_MATCHES
 from harness.mockkernel.netfilter.xt_proto import PROTO_FAMILY_ONLY, PROTO_MATCHES
+from harness.mockkernel.netfilter.xt_rateest import RATEEST_MATCHES, RATEEST_TARGETS
 from harness.mockkernel.netfilter.xt_rewrite import REWRITE_FAMILY_ONLY, REWRITE_TARGETS
 from harness.mockkernel.netfilter.xt_stateful import STATEFUL_MATCHES
 from harness.mockkernel.netfilter.xt_targets import FAMILY_ONLY_TARGETS, KNOWN_UNMODELLED_TARGETS, TARGETS, XtTarget
@@ -149,8 +150,11 @@ def execute(view: XtTables, opts: Options) -> None:
         for rule in opts.rules():
             view.add_rule(chain, rule, None)
     elif command == "insert":
-        for offset, rule in enumerate(opts.rules()):
-            view.add_rule(chain, rule, (int(opts.extra[0]) if opts.extra else 1) + offset)
+        try:
+            for offset, rule in enumerate(opts.rules()):
+                view.add_rule(chain, rule, (int(opts.extra[0]) if opts.extra else 1) + offset)
+        except XtError as err:  # the kernel refused the NFT_COMPAT_RULE_INSERT of the batch
+            raise XtError(err.message.replace("RULE_APPEND failed", "RULE_INSERT failed"), err.status) from None
     elif command == "delete":
         number = int(opts.extra[0]) if opts.extra else None
         for rule in opts.rules() if not number else [None]:
@@ -302,7 +306,7 @@ def _load_match(family: XtFamily, name: str) -> XtMatch:
     if name in IPV6_MATCHES and family is IPV6:
         return IPV6_MATCHES[name]()
     for table, family_only in ((PROTO_MATCHES, PROTO_FAMILY_ONLY), (PACKET_MATCHES, PACKET_FAMILY_ONLY),
-                               (HASH_MATCHES, {})):
+                               (HASH_MATCHES, {}), (RATEEST_MATCHES, {})):
         if name in table and family_only.get(name, family.nft_family) == family.nft_family:
             return table[name]()
     if name in KNOWN_UNMODELLED and ours:
@@ -319,6 +323,8 @@ def _load_target(family: XtFamily, name: str, goto: bool) -> XtTarget:
         return REWRITE_TARGETS[name](name, family)
     if not goto and name in HASH_TARGETS:
         return HASH_TARGETS[name](name, family)
+    if not goto and name in RATEEST_TARGETS:
+        return RATEEST_TARGETS[name](name, family)
     if not goto and name in KNOWN_UNMODELLED_TARGETS:
         raise not_modelled(f"{family.prog} -j {name}")
     return XtTarget(name, family, goto)

@@ -261,6 +261,8 @@ class XtTables:
         """-A (position None) or -I (1-based position)."""
         chain = self.writable_chain(chain_name)
         self.check_target(chain_name, rule)
+        for ext in (*rule.matches, *([rule.target] if rule.target is not None else [])):
+            ext.net_check(self.ruleset, chain_name)
         if position is not None and position > len(chain.rules) + 1:
             raise XtError(f"{PROG}: Index of insertion too big.")
         nft_rule = NftRule(self.table.alloc_handle(), rule.nft_stmts(), xt=rule)

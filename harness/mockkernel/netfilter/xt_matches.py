@@ -1192,5 +1192,5 @@ MATCHES = {"tcp": lambda: PortMatch("tcp"), "udp": lambda: PortMatch("udp"), "ic
 FAMILY_ONLY = {"icmp": "ip", "ttl": "ip", "icmp6": "ip6", "hl": "ip6"}  # libipt_*/libip6t_* extensions
 # extensions iptables 1.8.9 ships that the mock does not model (yet): named, not refused as unknown
 KNOWN_UNMODELLED = {"ah", "among", "bpf", "devgroup", "ipvs", "l2tp", "mh",
-                    "nfacct", "osf", "physdev", "rateest", "rpfilter", "set", "srh",
+                    "nfacct", "osf", "physdev", "rpfilter", "set", "srh",
                     "u32", "udplite"}

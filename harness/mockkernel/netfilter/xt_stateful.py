@@ -6,13 +6,14 @@ connbytes (xt_connbytes.c: conntrack's accounting counters) and connlabel
 """
 from __future__ import annotations
 
+import re
 import weakref
 
 from harness.mockkernel.netfilter.nf_conntrack import UNTRACKED
 from harness.mockkernel.netfilter.nft_compat import XtCompat
-from harness.mockkernel.netfilter.nft_exprs import Limit, Stmt
+from harness.mockkernel.netfilter.nft_exprs import Stmt
 from harness.mockkernel.core.sysctl import HZ
-from harness.mockkernel.netfilter.xt_matches import LIMIT_UNITS, XtMatch, inv, kernel_refusal
+from harness.mockkernel.netfilter.xt_matches import XtMatch, inv, kernel_refusal
 from harness.mockkernel.netfilter.xt_options import XtError, XtOpt, c_strtoul, exclusive, usage_error
 from harness.mockkernel.wire.ethernet import ETH_P_IP
 from harness.mockkernel.wire.ipv4 import Ipv4Packet
@@ -177,7 +178,10 @@ U64 = (1 << 64) - 1
 CREDITS_PER_JIFFY = 1 << ((U64 // (HZ * 60 * 60 * 24)).bit_length() - 1)  # POW2_BELOW64(MAX_CPJ)
 CREDITS_PER_JIFFY_BYTES = 1 << ((0xFFFFFFFF // HZ).bit_length() - 1)  # POW2_BELOW32(MAX_CPJ_BYTES)
 XT_HASHLIMIT_BYTE_SHIFT, XT_HASHLIMIT_BYTE_EXPIRE, XT_HASHLIMIT_BYTE_EXPIRE_BURST = 4, 15, 60
-XT_HASHLIMIT_BURST_MAX, XT_HASHLIMIT_GCINTERVAL = 1_000_000, 1000
+XT_HASHLIMIT_BURST, XT_HASHLIMIT_BURST_MAX, XT_HASHLIMIT_GCINTERVAL = 5, 1_000_000, 1000
+# libxt_hashlimit.c rates[] (iptables-save's names) and rates_xlate[] (nft's): a unit's millionths of a second
+SAVE_RATES = (("day", 86400 * 10 ** 6), ("hour", 3600 * 10 ** 6), ("min", 60 * 10 ** 6), ("sec", 10 ** 6))
+XLATE_RATES = (("day", 86400 * 10 ** 6), ("hour", 3600 * 10 ** 6), ("minute", 60 * 10 ** 6), ("second", 10 ** 6))
 BYTE_UNITS = (("m", 1024 * 1024), ("k", 1024), ("", 1))  # libxt_hashlimit.c units[]
 
 
@@ -208,7 +212,12 @@ class HashlimitMatch(XtMatch):
     in credits (rateinfo_init(), rateinfo_recalc(): CREDITS_PER_JIFFY a
     jiffy, `cost` a packet, `burst` packets at most); an entry idle past
     --hashlimit-htable-expire (by default the rate's unit) is gone and starts
-    again full. The table is the namespace's, shared by the rules naming it."""
+    again full. The table is the namespace's, shared by the rules naming it.
+
+    --hashlimit-rate-match (XT_HASHLIMIT_RATE_MATCH) counts instead of
+    limiting: an entry counts the packets (bytes) of a window of
+    --hashlimit-rate-interval seconds and matches while the count stays
+    within burst + rate and the window before did not go over the rate."""
 
     name = "hashlimit"
     OPTIONS = (XtOpt(("--hashlimit-upto",), invert=True, excl=("--hashlimit-above",)),
@@ -216,36 +225,26 @@ class HashlimitMatch(XtMatch):
                XtOpt(("--hashlimit-burst",)), XtOpt(("--hashlimit-mode",)), XtOpt(("--hashlimit-srcmask",)),
                XtOpt(("--hashlimit-dstmask",)), XtOpt(("--hashlimit-name",), mandatory=True),
                XtOpt(("--hashlimit-htable-expire",)), XtOpt(("--hashlimit-htable-size",)),
-               XtOpt(("--hashlimit-htable-max",)), XtOpt(("--hashlimit-htable-gcinterval",)))
-    UNMODELLED = ("--hashlimit-rate-match", "--hashlimit-rate-interval")
+               XtOpt(("--hashlimit-htable-max",)), XtOpt(("--hashlimit-htable-gcinterval",)),
+               XtOpt(("--hashlimit-rate-match",), arg=False), XtOpt(("--hashlimit-rate-interval",)))
 
     def __init__(self) -> None:
         super().__init__()
-        self.rate = self.unit = None
+        self.avg = None  # cfg.avg: a packet's worth in millionths of a second, or (bytes) the cost of 16 bytes
+        self.mult = 1  # struct hashlimit_mt_udata mult: the rate's unit in seconds (bytes: 15)
         self.above, self.burst, self.modes, self.table = False, 5, (), ""
         self.srcmask = self.dstmask = self.expire = None
-        self.byte_cost = None  # XT_HASHLIMIT_BYTES: cfg.avg, a cost per 16 bytes (parse_bytes())
+        self.byte_mode = False  # XT_HASHLIMIT_BYTES
         self.burst_bytes = None
         self.size = self.max = 0
         self.gc_interval = XT_HASHLIMIT_GCINTERVAL
-
-    def option(self, word: str) -> XtOpt | None:
-        if word in self.UNMODELLED:
-            raise not_modelled(f"-m hashlimit {word}")
-        return super().option(word)
+        self.interval = 0  # cfg.interval: the rate match's window, in seconds
+        self.family_bits = 32
 
     def parse(self, option: str, value: str, invert: bool, rule) -> None:
-        if option in ("--hashlimit-upto", "--hashlimit-above") and self._parse_bytes(value):
-            self.above = (option == "--hashlimit-above") != invert
-        elif option in ("--hashlimit-upto", "--hashlimit-above"):
-            number, slash, unit = value.partition("/")
-            rate = c_strtoul(number)
-            unit = unit if slash else "sec"
-            if rate is None or rate == 0 or not any(u.startswith(unit) for u in ("second", "minute", "hour",
-                                                                                 "day")):
+        if option in ("--hashlimit-upto", "--hashlimit-above"):
+            if not self._parse_bytes(value) and not self._parse_rate(value):
                 raise self.bad_value(option, value)
-            self.rate = rate
-            self.unit = next(u for u in ("second", "minute", "hour", "day") if u.startswith(unit))
             self.above = (option == "--hashlimit-above") != invert
         elif option == "--hashlimit-burst":
             self._parse_burst(value)
@@ -261,16 +260,38 @@ class HashlimitMatch(XtMatch):
             setattr(self, option[12:15] + "mask", self.uint(option, value, 0, rule.family.bits))
         elif option == "--hashlimit-name":
             self.table = value
-        else:
+        elif option == "--hashlimit-rate-interval":
+            interval = c_atoi(value)  # parse_interval()
+            if interval <= 0:
+                raise self.bad_value(option, value)
+            self.interval = interval
+        elif option == "--hashlimit-htable-expire":
             self.expire = self.uint(option, value, 0, 0xFFFFFFFF)
+
+    def _parse_rate(self, value: str) -> bool:
+        """parse_rate(): `N[/second|minute|hour|day]` (any prefix of the unit, any case)."""
+        _, slash, unit = value.partition("/")
+        mult = 1
+        if slash:
+            mult = next((seconds for name, seconds in (("second", 1), ("minute", 60), ("hour", 3600), ("day", 86400))
+                         if unit and name.startswith(unit.lower())), None)
+            if mult is None:
+                return False
+        rate = c_atoll(value) & U64
+        if not rate:
+            return False
+        avg = XT_HASHLIMIT_SCALE_V2 * mult // rate
+        if avg == 0:
+            raise usage_error(f'Rate too fast "{value}"')
+        self.avg, self.mult, self.byte_mode = avg, mult, False
+        return True
 
     def _parse_bytes(self, value: str) -> bool:
         """parse_bytes(): `N[k|m]b/s`, kept as the cost of 16 bytes."""
         at = value.find("b/s")
         if at <= 0:
             return False
-        digits = value[:len(value) - len(value.lstrip("0123456789"))]
-        rate = int(digits) if digits else 0
+        rate = c_atoll(value) & U64
         if rate == 0:
             return False
         octets = rate * {"m": 1024 * 1024, "k": 1024}.get(value[at - 1], 1)
@@ -279,7 +300,7 @@ class HashlimitMatch(XtMatch):
         cost = bytes_to_cost(octets)
         if cost == 0:
             raise usage_error(f'Rate too high "{value}"')
-        self.byte_cost, self.rate, self.unit = cost, None, "second"
+        self.avg, self.mult, self.byte_mode = cost, XT_HASHLIMIT_BYTE_EXPIRE, True
         return True
 
     def _parse_burst(self, value: str) -> None:
@@ -295,120 +316,162 @@ class HashlimitMatch(XtMatch):
                               f'(max {U64 // 1024 // 1024}mb).')
         self.burst, self.burst_bytes = number, number
 
+    @property
+    def rate_match(self) -> bool:
+        return "--hashlimit-rate-match" in self.given
+
     def check(self, rule) -> None:
-        """hashlimit_mt_check(): a byte rate's burst in bytes becomes a count
-        of refills (rounded up, the expiry then 60 s), none when not given."""
-        if self.rate is None and self.byte_cost is None:
+        """hashlimit_mt_check(): the expiry by default the rate's unit; a byte
+        rate's burst in bytes becomes a count of refills (rounded up, the
+        expiry then 60 s), none when not given; a rate match's packet rate
+        per second, its window by default the rate's unit (a byte rate's 1 s)."""
+        if self.avg is None:
             raise usage_error("You have to specify --hashlimit")
-        if self.byte_cost is not None:
-            quantum = cost_to_bytes(self.byte_cost)
+        self.family_bits = rule.family.bits
+        if self.expire is None:
+            self.expire = self.mult * 1000
+        if self.byte_mode:
+            quantum = cost_to_bytes(self.avg)
             if "--hashlimit-burst" in self.given:
                 if self.burst_bytes < quantum:
                     raise usage_error(f"burst cannot be smaller than {quantum}b")
                 self.burst = -(-self.burst_bytes // quantum)
+                if "--hashlimit-htable-expire" not in self.given:
+                    self.expire = XT_HASHLIMIT_BYTE_EXPIRE_BURST * 1000
             else:
                 self.burst = 0
-
-    @property
-    def avg(self) -> int:
-        """cfg.avg: the time a packet is worth, in millionths of a second (parse_rate())."""
-        return XT_HASHLIMIT_SCALE_V2 * LIMIT_UNITS[self.unit][1] // self.rate
-
-    @property
-    def expire_ms(self) -> int:
-        if self.expire is not None:
-            return self.expire
-        if self.byte_cost is not None:
-            return (XT_HASHLIMIT_BYTE_EXPIRE_BURST if self.burst else XT_HASHLIMIT_BYTE_EXPIRE) * 1000
-        return LIMIT_UNITS[self.unit][1] * 1000
-
-    def _bytes_text(self) -> str:
-        """print_bytes(): the rate in the largest unit that gives the same cost, the burst in bytes."""
-        octets = cost_to_bytes(self.byte_cost)
-        name, unit = next((n, u) for n, u in BYTE_UNITS
-                          if not u > 1 or octets >= u and bytes_to_cost(octets & ~(u - 1)) == self.byte_cost)
-        text = f"{octets // unit}{name}b/s"
-        if self.burst:
-            total = octets * self.burst
-            name, unit = next((n, u) for n, u in BYTE_UNITS if total >= u or u == 1)
-            text += f" --hashlimit-burst {total // unit}{name}b"
-        return text
+        if self.rate_match:
+            if not self.byte_mode:
+                self.avg //= self.mult
+            if self.interval == 0:
+                self.interval = 1 if self.byte_mode else self.mult
 
     def kernel_check(self, rule, chain: str, builtin: bool) -> None:
-        """hashlimit_mt_check_common(): a byte rate's cost must be worth a
-        credit, a burst's credits must fit in 64 bits."""
-        if self.byte_cost is not None:
-            if user2credits_byte(self.byte_cost) == 0:
+        """hashlimit_mt_check_common(): a garbage collection interval and an
+        expiry; a rate match's rate within 32 bits; a byte rate's cost worth
+        a credit; a burst's credits within 64 bits."""
+        if self.gc_interval == 0 or self.expire == 0:
+            raise kernel_refusal(chain)
+        if self.rate_match:
+            if self.avg == 0 or self.avg > 0xFFFFFFFF:
+                raise _out_of_range(chain)
+            return
+        if self.byte_mode:
+            if user2credits_byte(self.avg) == 0:
                 raise kernel_refusal(chain)
             return
         if user2credits(self.avg * self.burst & U64) < user2credits(self.avg):
-            raise XtError(f"{{prog}} v1.8.9 (nf_tables):  RULE_APPEND failed (Numerical result out of range): "
-                          f"rule in chain {chain}", 4)
+            raise _out_of_range(chain)
+
+    def _rate_text(self, separator: str, window: bool) -> tuple[str, int]:
+        """The rate and burst as print_bytes() or print_rate() print them (`window`: a
+        rate match's rate over its window, as hashlimit_mt_print() has it), and the
+        expiry they leave unsaid."""
+        if self.byte_mode:
+            octets = cost_to_bytes(self.avg)
+            name, unit = next((n, u) for n, u in BYTE_UNITS
+                              if not u > 1 or octets >= u and bytes_to_cost(octets & ~(u - 1)) == self.avg)
+            text = f"{octets // unit}{name}b/s"
+            if not self.burst:
+                return text, XT_HASHLIMIT_BYTE_EXPIRE * 1000
+            total = octets * self.burst
+            name, unit = next((n, u) for n, u in BYTE_UNITS if total >= u or u == 1)
+            return f"{text} {separator}burst {total // unit}{name}b", XT_HASHLIMIT_BYTE_EXPIRE_BURST * 1000
+        period = self.avg * self.interval if window and self.interval else self.avg
+        text, quantum = print_rate(period)
+        return f"{text} {separator}burst {self.burst}", quantum
+
+    def _tail(self, prefix: str, quantum: int) -> list[str]:
+        """What hashlimit_mt_save() and hashlimit_mt_print() print after the rate alike."""
+        parts = []
+        if self.size:
+            parts.append(f"{prefix}htable-size {self.size}")
+        if self.max:
+            parts.append(f"{prefix}htable-max {self.max}")
+        if self.gc_interval != XT_HASHLIMIT_GCINTERVAL:
+            parts.append(f"{prefix}htable-gcinterval {self.gc_interval}")
+        if self.expire != quantum:
+            parts.append(f"{prefix}htable-expire {self.expire}")
+        for option, bits in (("srcmask", self.srcmask), ("dstmask", self.dstmask)):
+            if bits is not None and bits != self.family_bits:
+                parts.append(f"{prefix}{option} {bits}")
+        if self.rate_match:
+            parts.append(f"{prefix}rate-match")
+            if self.interval != 1:
+                parts.append(f"{prefix}rate-interval {self.interval}")
+        return parts
 
     def save(self) -> str:
-        unit = {"second": "sec", "minute": "min"}.get(self.unit, self.unit)
-        kind = f"-m hashlimit --hashlimit-{'above' if self.above else 'upto'}"
-        parts = [f"{kind} {self._bytes_text()}"] if self.byte_cost is not None else \
-            [f"{kind} {self.rate}/{unit}", f"--hashlimit-burst {self.burst}"]
+        """hashlimit_mt_save()."""
+        rate, quantum = self._rate_text("--hashlimit-", False)
+        parts = [f"-m hashlimit --hashlimit-{'above' if self.above else 'upto'} {rate}"]
         if self.modes:
             parts.append(f"--hashlimit-mode {','.join(self.modes)}")
         parts.append(f"--hashlimit-name {self.table}")
-        if self.size:
-            parts.append(f"--hashlimit-htable-size {self.size}")
-        if self.max:
-            parts.append(f"--hashlimit-htable-max {self.max}")
-        if self.gc_interval != XT_HASHLIMIT_GCINTERVAL:
-            parts.append(f"--hashlimit-htable-gcinterval {self.gc_interval}")
-        if self.expire is not None and self.expire != self._quantum_ms:
-            parts.append(f"--hashlimit-htable-expire {self.expire}")
-        for option, bits in (("--hashlimit-srcmask", self.srcmask), ("--hashlimit-dstmask", self.dstmask)):
-            if bits is not None:
-                parts.append(f"{option} {bits}")
-        return " ".join(parts)
-
-    @property
-    def _quantum_ms(self) -> int | None:
-        """What print_bytes() returns: an expiry it leaves unsaid (the rate's own is always said here)."""
-        if self.byte_cost is None:
-            return None
-        return (XT_HASHLIMIT_BYTE_EXPIRE_BURST if self.burst else XT_HASHLIMIT_BYTE_EXPIRE) * 1000
+        return " ".join(parts + self._tail("--hashlimit-", quantum))
 
     def listing(self) -> str:
-        unit = {"second": "sec", "minute": "min"}.get(self.unit, self.unit)
-        extras = [f"mode {'-'.join(self.modes)}"] if self.modes else []
-        extras += [f"{name} {value}" for name, value in (("srcmask", self.srcmask), ("dstmask", self.dstmask),
-                                                         ("htable-expire", self.expire)) if value is not None]
-        return " ".join([f"limit: {'above' if self.above else 'up to'} {self.rate}/{unit} burst {self.burst}"]
-                        + extras)
+        """hashlimit_mt_print(): a rate match's rate over its whole window."""
+        rate, quantum = self._rate_text("", True)
+        parts = [f"limit: {'above' if self.above else 'up to'} {rate}"]
+        if self.modes:
+            parts.append(f"mode {'-'.join(self.modes)}")
+        return " ".join(parts + self._tail("", quantum))
 
-    def _xlate(self, rule) -> str | None:
-        """hashlimit_mt_xlate(): a meter keyed by the modes' fields
-        (destination first), `xt match hashlimit` without a mode."""
-        if not self.modes or self.byte_cost is not None:
-            return None  # a byte rate: meter's limit in bytes is left to `xt match` here
-        family = rule.family
-        proto = {6: "tcp", 17: "udp"}.get(rule.proto[0] if rule.proto else 0, "th")
+    def _xlate(self) -> str | None:
+        """hashlimit_mt_xlate(): a meter keyed by the modes' fields (the
+        destination first, ports as tcp's whatever the protocol), none without
+        a mode; the rate match's mode bit indexes past the names' array and
+        prints as glibc prints a NULL string, `(null)`."""
         keys = []
-        for mode, field, bits in (("dstip", "daddr", self.dstmask), ("dstport", "dport", None),
-                                  ("srcip", "saddr", self.srcmask), ("srcport", "sport", None)):
+        for mode, field, bits in (("dstip", "daddr", self.dstmask), ("dstport", "tcp dport", None),
+                                  ("srcip", "saddr", self.srcmask), ("srcport", "tcp sport", None)):
             if mode in self.modes:
-                key = f"{family.nft_family} {field}" if mode.endswith("ip") else f"{proto} {field}"
-                if bits is not None:
-                    key += f" and {family.address_text(family.all_ones ^ ((1 << (family.bits - bits)) - 1))}"
+                key = field if mode.endswith("port") else f"{'ip' if self.family_bits == 32 else 'ip6'} {field}"
+                if bits is not None and bits != self.family_bits:
+                    key += f" and {_subnet_xlate(bits, self.family_bits)}"
                 keys.append(key)
-        timeout = f" timeout {self.expire_ms // 1000}s" if self.expire_ms != 1000 else ""
-        limit = Limit(self.rate, self.unit, self.burst, self.above).text(None)
-        return f"meter {self.table} {{ {' . '.join(keys)}{timeout} {limit} }}"
+        if self.rate_match:
+            keys.append("(null)")
+        if not keys:
+            return None
+        timeout = f" timeout {self.expire // 1000}s" if self.expire != 1000 else ""
+        over = " over" if self.above else ""
+        if self.byte_mode:
+            octets = cost_to_bytes(self.avg)
+            name, unit = next((n, u) for n, u in BYTE_UNITS
+                              if not u > 1 or octets >= u and bytes_to_cost(octets & ~(u - 1)) == self.avg)
+            rate = f" {octets // unit} {name}bytes/second"
+            if self.burst:
+                total = octets * self.burst
+                name, unit = next((n, u) for n, u in BYTE_UNITS if total >= u or u == 1)
+                rate += f" burst {total // unit} {name}bytes"
+        else:
+            rate = f" {print_rate(self.avg, XLATE_RATES)[0]} "
+            if self.burst != XT_HASHLIMIT_BURST:
+                rate += f"burst {self.burst} packets"
+        text = f"meter {self.table} {{ {' . '.join(keys)}{timeout} limit rate{over}{rate}"
+        return text + ("}" if text.endswith(" ") else " }")  # xt_xlate_add(): a brace after a word gets a space
 
     def stmts(self, rule) -> list[Stmt]:
         modes, above, family = self.modes, self.above, rule.family
-        byte_mode, max_entries = self.byte_cost is not None, self.max
-        if byte_mode:
-            cost, cap = user2credits_byte(self.byte_cost), CREDITS_PER_JIFFY_BYTES * HZ
+        byte_mode, max_entries, rate_match = self.byte_mode, self.max, self.rate_match
+        window = per_window = 0
+        if rate_match:  # rateinfo_init(): the rate per window and what the window may count
+            if byte_mode:
+                per_window = (((0xFFFFFFFF // self.avg if self.avg else 0xFFFFFFFF) - 1)
+                              << XT_HASHLIMIT_BYTE_SHIFT)  # user2rate_bytes()
+                cap = self.burst * per_window if self.burst else per_window
+            else:
+                per_window = XT_HASHLIMIT_SCALE_V2 // self.avg  # user2rate()
+                cap = self.burst + per_window
+            cost, window = 0, self.interval * HZ
+        elif byte_mode:
+            cost, cap = user2credits_byte(self.avg), CREDITS_PER_JIFFY_BYTES * HZ
         else:
             cost, cap = user2credits(self.avg), user2credits(self.avg * self.burst & U64)
         refills = self.burst
-        expire = self.expire_ms * HZ // 1000  # msecs_to_jiffies()
+        expire = self.expire * HZ // 1000  # msecs_to_jiffies()
         masks = [family.all_ones ^ ((1 << (family.bits - bits)) - 1) if bits is not None else family.all_ones
                  for bits in (self.srcmask, self.dstmask)]
         name = self.table
@@ -431,6 +494,21 @@ class HashlimitMatch(XtMatch):
         def build(ctx):
             table = _HASHLIMIT_TABLES.setdefault(ctx.net, {}).setdefault((family.nft_family, name), {})
             clock = ctx.net.clock
+
+            def hashlimit_rate_mt(pkt) -> bool:
+                """The XT_HASHLIMIT_RATE_MATCH branch of hashlimit_mt_common()."""
+                key, now = key_of(pkt), int(clock.now * HZ)
+                entry = table.get(key)  # [expires, prev, prev_window, current_rate]
+                if entry is None or now >= entry[0]:
+                    if entry is None and max_entries and len(table) >= max_entries:
+                        return False  # dsthash_alloc_init(): "max count reached", the packet hotdropped
+                    entry = table[key] = [0, now, False, 0]  # rateinfo_init()
+                elif now - entry[1] >= window:  # rateinfo_recalc(): a window has passed
+                    entry[2] = entry[3] * window > (now - entry[1]) * per_window
+                    entry[1], entry[3] = now, 0
+                entry[0] = now + expire
+                entry[3] += pkt.skb.len if byte_mode else 1
+                return (not entry[2] and entry[3] <= cap) != above
 
             def hashlimit_mt(pkt) -> bool:
                 key, now = key_of(pkt), int(clock.now * HZ)
@@ -457,8 +535,46 @@ class HashlimitMatch(XtMatch):
                     entry[2] -= needed
                     return not above
                 return above
-            return hashlimit_mt
-        return [XtCompat("match", "hashlimit", self._xlate(rule), build)]
+            return hashlimit_rate_mt if rate_match else hashlimit_mt
+        return [XtCompat("match", "hashlimit", self._xlate(), build)]
+
+
+def print_rate(period: int, rates: tuple = SAVE_RATES) -> tuple[str, int]:
+    """print_rate() (print_packets_rate_xlate() with nft's unit names): the
+    largest unit whose count of periods is exact enough, and that unit's
+    milliseconds (the expiry it leaves unsaid)."""
+    if period == 0:
+        return "inf", 0
+    index = next((i for i in range(1, len(rates)) if period > rates[i][1] or
+                  rates[i][1] // period < rates[i][1] % period), len(rates))
+    name, mult = rates[index - 1]
+    return f"{mult // period}/{name}", mult // XT_HASHLIMIT_SCALE_V2 * 1000
+
+
+def _subnet_xlate(bits: int, width: int) -> str:
+    """hashlimit_print_subnet_xlate(): the mask in dotted quads, or eight 4-digit hex groups."""
+    mask = ((1 << width) - 1) ^ ((1 << (width - bits)) - 1)
+    if width == 32:
+        return ".".join(str(mask >> shift & 0xFF) for shift in (24, 16, 8, 0))
+    return ":".join(f"{mask >> shift & 0xFFFF:04x}" for shift in range(112, -1, -16))
+
+
+def _out_of_range(chain: str) -> XtError:
+    return XtError(f"{{prog}} v1.8.9 (nf_tables):  RULE_APPEND failed (Numerical result out of range): "
+                   f"rule in chain {chain}", 4)
+
+
+def c_atoll(text: str) -> int:
+    """atoll(): the leading decimal number (after blanks and a sign), 0 if none, held to 64 bits."""
+    found = re.match(r"[ \t\n\v\f\r]*([+-]?\d+)", text)
+    number = int(found.group(1)) if found else 0
+    return max(-(1 << 63), min(number, (1 << 63) - 1))
+
+
+def c_atoi(text: str) -> int:
+    """atoi(): atoll() then kept in a 32-bit int."""
+    number = c_atoll(text) & 0xFFFFFFFF
+    return number - (1 << 32) if number >= 1 << 31 else number
 
 
 _HASHLIMIT_TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # hashlimit_net: the netns's tables
