@@ -264,3 +264,27 @@ table ip6 t {
     target.send(h1.port, h1.to_dut6(dst=h0.ip6) / l4)
     target.expect(h0.port, h0.from_dut6(src=h1.ip6, dst=h0.ip6, hlim=63) / l4)
     target.expect_nothing()
+
+
+def test_a_meter_keeps_a_limit_and_a_counter_per_source(target, router):
+    """`meter NAME { ip saddr STMT }`: nft_dynset's update into the meter's
+    set; a new element gets its own copy of the statement, so each source
+    has its own token bucket (two packets each, the third over the rate and
+    dropped) and its own counter, listed by `nft list meter`."""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=FORWARD % (
+        "        udp dport 5070 meter seen { ip saddr counter }\n"
+        "        udp dport 5070 meter persrc { ip saddr limit rate over 1/minute burst 2 packets } drop"))
+    for i, src in enumerate(("10.0.0.2", "10.0.0.3")):
+        for n in range(3):
+            ident = 700 + 10 * i + n
+            l4 = UDP(sport=45000, dport=5070) / (b"m" * 12)
+            target.send(h0.port, h0.to_dut(src=src, dst=h1.ip, id=ident) / l4)
+            if n < 2:
+                target.expect(h1.port, h1.from_dut(src=src, dst=h1.ip, id=ident, ttl=63) / l4)
+    target.expect_nothing()
+    listing = target.sh("nft list meter ip t seen")
+    assert "elements = { 10.0.0.2 counter packets 3 bytes 120, 10.0.0.3 counter packets 3 bytes 120 }" in listing, \
+        listing
+    assert "meter persrc size 65535 { ip saddr limit rate over 1/minute burst 2 packets } drop" in \
+        target.sh("nft list table ip t")

@@ -83,6 +83,33 @@ def test_dup_in_an_ip6_table_lists_back_and_inet_refuses_it_as_real_nft_does(rea
     real_tools.assert_same_as_real(steps, _without_json_handles)
 
 
+METERS = [
+    "meter xyz size 8192 { ip saddr timeout 30s counter}", "meter m2 { ip saddr . tcp dport limit rate 10/second }",
+    "tcp dport 22 meter m3 size 10 { ip saddr limit rate over 1/minute } drop", "meter m4 size 0 { ip saddr quota 10 bytes }",
+    "meter m5 { ip saddr ct count 2 }", "meter m6 { ip saddr . tcp dport timeout 1m limit rate 1/second burst 3 packets }",
+    "flow table m7 { ip saddr counter }", "meter m8 { ip saddr log }", "meter m9 { ip saddr comment \"x\" counter }",
+    "meter m3 { ip saddr counter }", "meter s { ip saddr counter }", "meter m10 { 1.2.3.4 counter }",
+    "meter m11 { iif . ip saddr timeout 600s counter }",
+]
+
+
+def test_meters_list_back_or_are_refused_as_real_nft_does(real_tools):
+    """stmt_evaluate_meter(): a set of the meter's name (NFT_SET_EVAL, and
+    NFT_SET_TIMEOUT with a timeout) that `list ruleset` leaves out and
+    `list meters` shows; a stateful statement only; a name in use is the
+    kernel's EOPNOTSUPP/EBUSY (another meter's) or EEXIST/EINVAL (a set's)."""
+    steps = [(["nft", "-f", "-"], CHAIN % ("ip", "accept")), (["nft", "add", "set", "ip", "t", "s", "{ type ipv4_addr; }"], None)]
+    steps += [(["nft", "add", "rule", "ip", "t", "c", *rule.split()], None) for rule in METERS]
+    steps += [(["nft", "add", "rule", "ip6", "t", "c", *rule.split()], None) for rule in (
+        "meter acct_out size 4096 { meta iif . ip6 saddr timeout 600s counter }",
+        "meter acct_in size 12345 { ip6 saddr . meta iif timeout 600s counter }")]
+    steps += [(["nft", "-a", "list", "ruleset"], None), (["nft", "-j", "list", "ruleset"], None),
+              (["nft", "list", "meters"], None), (["nft", "-j", "list", "meters"], None),
+              (["nft", "list", "meter", "ip", "t", "m6"], None), (["nft", "list", "meter", "ip", "t", "s"], None),
+              (["nft", "list", "set", "ip", "t", "xyz"], None)]
+    real_tools.assert_same_as_real([(["nft", "-f", "-"], CHAIN % ("ip6", "accept"))] + steps, _without_json_handles)
+
+
 # what nft 1.0.6 (or the kernel, "Could not process rule") refuses
 REFUSED = [
     "quota 1 foo", "quota over", "log level audit prefix \"x\"", "log level audit flags all",
@@ -218,3 +245,28 @@ def test_a_quota_object_is_shared_by_the_rules_that_name_it():
     sh(k, ["nft", "reset", "quotas"])
     assert hook(k, packet(k, IP(dst="10.0.0.1") / UDP(dport=2) / (b"x" * 72)), NF_INET_LOCAL_IN) == NF_ACCEPT
 
+
+
+def test_a_meter_counts_each_source_apart_and_forgets_it_after_its_timeout():
+    """nft_dynset_eval() with NFT_DYNSET_OP_UPDATE: a new key gets a clone of
+    the counter, a known one runs its own and has its timeout refreshed; an
+    expired element is gone, so the source starts a new counter."""
+    k = kernel(FILTER_INPUT % "\t\tmeter per_src { ip saddr timeout 10s counter }")
+    for src in ("10.0.0.2", "10.0.0.3", "10.0.0.2"):
+        assert hook(k, packet(k, IP(src=src, dst="10.0.0.1") / UDP(dport=9) / (b"x" * 12)), NF_INET_LOCAL_IN) \
+            == NF_ACCEPT
+    assert "elements = { 10.0.0.2 counter packets 2 bytes 80 timeout 10s expires 10s, " \
+           "10.0.0.3 counter packets 1 bytes 40 timeout 10s expires 10s }" in sh(k, ["nft", "list", "meters"])
+    k.clock.advance(11)
+    hook(k, packet(k, IP(src="10.0.0.2", dst="10.0.0.1") / UDP(dport=9) / (b"x" * 12)), NF_INET_LOCAL_IN)
+    assert "elements = { 10.0.0.2 counter packets 1 bytes 40 timeout 10s expires 10s }" in \
+        sh(k, ["nft", "list", "meters"])  # nft_rhash_walk(): an expired element is not listed
+
+
+def test_a_full_meter_breaks_the_rule_for_a_new_key():
+    """nft_dynset_eval(): no room for the new element (size 1) is NFT_BREAK: the
+    rule's drop does not apply to the second source."""
+    k = kernel(FILTER_INPUT % "\t\tmeter one size 1 { ip saddr counter } drop")
+    verdicts = [hook(k, packet(k, IP(src=src, dst="10.0.0.1") / UDP(dport=9)), NF_INET_LOCAL_IN)
+                for src in ("10.0.0.2", "10.0.0.3")]
+    assert verdicts == [NF_DROP, NF_ACCEPT]

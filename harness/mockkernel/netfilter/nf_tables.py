@@ -42,6 +42,7 @@ from harness.mockkernel.netfilter.core import (HOOK_NAMES, NF_ARP_IN, NF_ARP_OUT
                                                NFPROTO_IPV4, NFPROTO_IPV6, NFPROTO_NETDEV)
 from harness.mockkernel.netfilter.nf_conntrack_core import nf_ct_netns_get, nf_ct_netns_put
 from harness.mockkernel.netfilter.nf_tables_bridge import nft_bridge_refusal
+from harness.mockkernel.netfilter.nft_dynset import Meter
 from harness.mockkernel.netfilter.nf_tables_core import (BaseChainHook, RtChain, RtRule, compile_chain,
                                                          new_rt_chain)
 from harness.mockkernel.netfilter import nft_datatype as types
@@ -52,7 +53,7 @@ from harness.mockkernel.netfilter.nft_parser import (ChainSpec, Command, NftErro
                                                      parse, prio_text, resolve_elements)
 from harness.mockkernel.netfilter.nft_objects import NftObject, ObjRef
 from harness.mockkernel.netfilter.nft_rt import loads_tcpmss, tcpmss_refused
-from harness.mockkernel.netfilter.nft_set import (NftSet, SetError, add_elements, delete_elements,
+from harness.mockkernel.netfilter.nft_set import (NftSet, SetError, add_elements, delete_elements, expired,
                                                   format_elements, format_time)
 
 PF = {"ip": NFPROTO_IPV4, "inet": NFPROTO_INET, "ip6": NFPROTO_IPV6, "netdev": NFPROTO_NETDEV,
@@ -75,6 +76,7 @@ EEXIST = "File exists"
 EBUSY = "Device or resource busy"
 EOPNOTSUPP = "Operation not supported"
 EMLINK = "Too many links"
+EINVAL = "Invalid argument"
 
 
 # ------------------------------------------------------------------ model
@@ -662,7 +664,25 @@ class Transaction:
         for ref, _, _ in uses:
             if ref.name is None:
                 ref.set.handle = table.alloc_handle()
+        for meter in (s for s in stmts if isinstance(s, Meter)):
+            self._declare_meter(meter, table)
         return stmts
+
+    def _declare_meter(self, meter: Meter, table: NftTable) -> None:
+        """The set nft declares for a meter (implicit_set_declaration()), sent
+        before the rule: a set of that name is EEXIST, and the rule binding
+        it EINVAL; another meter's is EOPNOTSUPP (the flags differ from an
+        anonymous set's), and the rule binding that bound set EBUSY (the rule
+        has its handle by then: nf_tables_newrule())."""
+        if meter.name in table.sets:
+            self.errors.append(NftError(f"Could not process rule: {EEXIST}", meter.key_loc))
+            table.alloc_handle()
+            raise NftError(f"Could not process rule: {EINVAL}", meter.loc)
+        if any(m.name == meter.name for m in _meters(table)):
+            self.errors.append(NftError(f"Could not process rule: {EOPNOTSUPP}", meter.key_loc))
+            table.alloc_handle()
+            raise NftError(f"Could not process rule: {EBUSY}", meter.loc)
+        meter.set.handle = table.alloc_handle()
 
     def _bind_rule(self, cmd: Command, table: NftTable, stmts: list, handle: int) -> NftRule:
         """nf_tables_newrule()'s expression init: jump targets must exist, and the
@@ -948,6 +968,25 @@ class Transaction:
 
     list_maps = list_sets
 
+    def list_meters(self, cmd: Command) -> str:
+        if self.opts.json:
+            return self._json([nft_json.set_json(t, m.set, self.net.clock.now) for t in self._tables(cmd)
+                               for m in _meters(t)])
+        return self._list_each(cmd, lambda table: "".join(
+            self._set_text(m.set, self.opts.handles, self._pctx(table)) for m in _meters(table)))
+
+    def list_meter(self, cmd: Command) -> str:
+        table = self.table(cmd, suggest=None, kernel=False)
+        meter = next((m for m in _meters(table) if m.name == cmd.name), None)
+        if meter is None:
+            raise NftError(ENOENT, cmd.locs["name"])
+        if self.opts.json:
+            return self._json([nft_json.set_json(table, meter.set, self.net.clock.now)])
+        return f"table {table.family} {table.name} {{\n{self._set_text(meter.set, self.opts.handles, self._pctx(table))}}}\n"
+
+    def _pctx(self, table: NftTable) -> PrintCtx:
+        return PrintCtx(now=self.net.clock.now, stateless=self.opts.stateless, family=table.family)
+
     def _list_each(self, cmd: Command, body) -> str:
         """`list chains|sets|maps`: every table, its objects back to back."""
         return "".join(f"table {t.family} {t.name} {{\n{body(t)}}}\n" for t in self._tables(cmd))
@@ -975,8 +1014,8 @@ class Transaction:
             lines.append(f"\t\t{rule.text(pctx)}" + (f" # handle {rule.handle}" if handles else "") + "\n")
         return "".join(lines) + "\t}\n"
 
-    def _set_text(self, nset: NftSet, handles: bool) -> str:
-        kind = "map" if nset.is_map else "set"
+    def _set_text(self, nset: NftSet, handles: bool, pctx: PrintCtx | None = None) -> str:
+        kind = "meter" if nset.meter else "map" if nset.is_map else "set"
         lines = [f"\t{kind} {nset.name} {{" + (f" # handle {nset.handle}" if handles else "")]
         if nset.typeof:
             data = f" : {nset.data_typeof}" if nset.is_map else ""
@@ -1001,8 +1040,8 @@ class Transaction:
             lines.append(f"\t\tgc-interval {format_time(nset.gc_interval)}")
         if nset.comment is not None:
             lines.append(f'\t\tcomment "{nset.comment}"')
-        if nset.elements:
-            lines.append(f"\t\telements = {format_elements(nset, self.net.clock.now)}")
+        if any(not expired(e, self.net.clock.now) for e in nset.elements):
+            lines.append(f"\t\telements = {format_elements(nset, self.net.clock.now, pctx)}")
         return "\n".join(lines) + "\n\t}\n"
 
 
@@ -1037,6 +1076,12 @@ def _jumps_to(rule: NftRule, name: str) -> bool:
     return any(isinstance(s, Verdict) and s.chain == name or
                isinstance(s, VerdictMap) and any(e.data.chain == name for e in s.ref.set.elements)
                for s in rule.stmts)
+
+
+def _meters(table: NftTable) -> list[Meter]:
+    """The table's meters, in the order their sets were made."""
+    meters = [s for c in table.chains.values() for r in c.rules for s in r.stmts if isinstance(s, Meter)]
+    return sorted(meters, key=lambda m: m.set.handle)
 
 
 def _set_ref(stmt) -> SetRef | None:

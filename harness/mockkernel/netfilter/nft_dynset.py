@@ -11,14 +11,27 @@ Lookups of a set a rule updates read its elements as they are now
 whose backend cannot update (EOPNOTSUPP): nft_set_select_ops() gives a set
 without `flags dynamic` the bitmap for keys of 2 bytes or fewer, the fast
 hash for a 4-byte key of known size, the rbtree for intervals; none of them
-has an update operation. Left out: statements inside the element (`{ ip
-saddr counter }`) and meters.
+has an update operation.
+
+A meter (`meter NAME [size N] { KEY [timeout T] STMT }`, nftables
+src/evaluate.c stmt_evaluate_meter(), statement.c meter_stmt_print()) is an
+`update` into a set of its own (NFT_SET_ANONYMOUS | NFT_SET_EVAL, with
+NFT_SET_TIMEOUT when the key has a timeout) whose elements carry a stateful
+statement (counter, limit, quota, ct count): nft_dynset_new() gives a new
+element a clone of the statement (nft_set_elem_expr_clone()), and each
+packet runs its element's (nft_set_elem_update_expr()): a limit over its
+rate, an exhausted quota or a `ct count` over its count breaks the rule.
+Left out: statements inside an `add|update @set { ... }` element.
 """
 from __future__ import annotations
 
-from harness.mockkernel.netfilter.nft_exprs import NFT_BREAK, CompileCtx, PrintCtx, Selector, SetRef, Stmt
-from harness.mockkernel.netfilter.nft_json import selector_json
-from harness.mockkernel.netfilter.nft_set import Element, format_time
+import copy
+from dataclasses import replace
+
+from harness.mockkernel.netfilter.nft_exprs import (NFT_BREAK, CompileCtx, Concat, PrintCtx, Selector, SetRef,
+                                                    Stmt)
+from harness.mockkernel.netfilter.nft_json import selector_json, stmt_json
+from harness.mockkernel.netfilter.nft_set import Element, NftSet, format_time
 
 EOPNOTSUPP = "Operation not supported"
 
@@ -86,3 +99,64 @@ class Dynset(Stmt):
                 nset.version += 1
             return None
         return dynset
+
+
+METER_SIZE = 0xFFFF  # nft_dynset_init(): the size a set of size 0 gets
+
+
+class Meter(Stmt):
+    """One `meter NAME [size N] { KEY [timeout T] STMT }`: nft_dynset's update
+    (NFT_DYNSET_OP_UPDATE) of the meter's own set, with STMT per element."""
+
+    may_change_packet = False  # `lhs` is the key: evaluate_rule() puts its protocol dependency in front
+
+    def __init__(self, name: str, size: int, key: Selector, timeout: float | None, stmt: Stmt, loc=None,
+                 key_loc=None):
+        self.name, self.lhs, self.timeout, self.stmt, self.loc, self.key_loc = name, key, timeout, stmt, loc, key_loc
+        key_types = [p.dtype for p in key.parts] if isinstance(key, Concat) else [key.dtype]
+        flags = {"dynamic"} | ({"timeout"} if timeout is not None else set())
+        self.set = NftSet(name, key_types, flags=flags, size=size or METER_SIZE, meter=True)
+
+    def _key_text(self, pctx: PrintCtx) -> str:
+        return self.lhs.text(pctx) + (f" timeout {format_time(self.timeout)}" if self.timeout is not None else "")
+
+    def text(self, pctx: PrintCtx) -> str:
+        """meter_stmt_print(): the statement printed stateless."""
+        inner = self.stmt.text(replace(pctx, stateless=True))
+        return f"meter {self.name} size {self.set.size} {{ {self._key_text(pctx)} {inner} }}"
+
+    def json(self, pctx: PrintCtx) -> list[dict]:
+        """meter_stmt_json(): key (an `elem` with its timeout), stmt, size, name."""
+        key = selector_json(self.lhs, pctx)
+        if self.timeout is not None:
+            key = {"elem": {"val": key, "timeout": int(self.timeout)}}
+        inner = stmt_json(self.stmt, replace(pctx, stateless=True))
+        return [{"meter": {"key": key, "stmt": inner[0], "size": self.set.size, "name": self.name}}]
+
+    def compile(self, ctx: CompileCtx):
+        load, nset, clock, timeout, template = self.lhs.load(ctx), self.set, ctx.net.clock, self.timeout, self.stmt
+        runs: dict = {}  # key -> (element, its statement compiled)
+
+        def meter(pkt):
+            key = load(pkt)
+            if key is None:
+                return NFT_BREAK
+            now = clock.now
+            found = next((e for e in nset.elements if e.key == key), None)
+            if found is not None and found.expires is not None and now >= found.expires:
+                nset.elements.remove(found)  # expired: as if gone (the gc would have reaped it)
+                found = None
+            if found is None:
+                if len(nset.elements) >= nset.size:
+                    return NFT_BREAK
+                found = Element(key, timeout=timeout, expires=now + timeout if timeout else None,
+                                exprs=[copy.deepcopy(template)])  # nft_set_elem_expr_clone()
+                nset.elements.append(found)
+                nset.version += 1
+            elif timeout:
+                found.expires = now + timeout
+            run = runs.get(key)
+            if run is None or run[0] is not found:
+                run = runs[key] = (found, found.exprs[0].compile(ctx))
+            return run[1](pkt)
+        return meter

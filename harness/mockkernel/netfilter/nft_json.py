@@ -16,7 +16,7 @@ from harness.mockkernel.netfilter.nft_exprs import (Counter, Ct, CtSet, Fib, Map
 from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exthdr import Exthdr6, TcpOption, TcpOptionSet
 from harness.mockkernel.netfilter.nft_payload_set import PayloadSet
-from harness.mockkernel.netfilter.nft_set import CATCHALL, sort_elements
+from harness.mockkernel.netfilter.nft_set import CATCHALL, expired, sort_elements
 
 METAINFO = {"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}
 
@@ -34,7 +34,7 @@ def chain_json(table, chain) -> dict:
 
 
 def set_json(table, nset, now: float) -> dict:
-    kind = "map" if nset.is_map else "set"
+    kind = "meter" if nset.meter else "map" if nset.is_map else "set"
     out = {"family": table.family, "name": nset.name, "table": table.name,
            "type": [t.name for t in nset.key_types] if len(nset.key_types) > 1 else nset.key_types[0].name,
            "handle": nset.handle}
@@ -52,14 +52,16 @@ def set_json(table, nset, now: float) -> dict:
         out["timeout"] = int(nset.timeout)
     if nset.gc_interval:
         out["gc-interval"] = int(nset.gc_interval)
-    if nset.elements:
-        out["elem"] = elements_json(nset)
+    if any(not expired(e, now) for e in nset.elements):
+        out["elem"] = elements_json(nset, now)
     return {kind: out}
 
 
-def elements_json(nset) -> list:
+def elements_json(nset, now: float = 0.0) -> list:
     out = []
     for elem in sort_elements(nset):
+        if expired(elem, now):
+            continue
         if elem.key is CATCHALL:
             key = "*"
         elif nft_set_pipapo.is_pipapo(nset):
@@ -75,6 +77,15 @@ def elements_json(nset) -> list:
         if nset.is_map:
             data = verdict_json(elem.data) if nset.data_type == "verdict" else value_json(nset.data_type, elem.data)
             key = [key, data]
+        if elem.exprs is not None:  # set_elem_expr_json(): the value, its timeouts, its statements
+            key = {"val": key}
+            if elem.timeout is not None:
+                key["timeout"] = int(elem.timeout)
+            if elem.expires is not None:
+                key["expires"] = int(max(elem.expires - now, 0.0))
+            for stmt in elem.exprs:
+                key.update(stmt_json(stmt, PrintCtx(now=now))[0])
+            key = {"elem": key}
         out.append(key)
     return out
 

@@ -15,7 +15,7 @@ underlined (`~`); `nft -f` errors are prefixed with `file:line:first-last:`.
 Syntax nft takes that the mock does not model is an error naming it ("... is
 not modelled by the mock kernel"), never ignored; a word nft's grammar refuses
 is nft's own syntax error. Left out: include, flowtables, stateful objects,
-meters, JSON input, bison's "expecting ..." lists where the mock does not know
+JSON input, bison's "expecting ..." lists where the mock does not know
 the grammar rule's alternatives (it gives them for header fields, keys and
 single tokens), and
 nft's recovery after a syntax error (nft goes on and reports the later errors
@@ -89,7 +89,7 @@ BRIDGE_STD_PRIOS = (("dstnat", -300), ("filter", -200), ("out", 100), ("srcnat",
 BRIDGE_PRIO_HOOKS = {-300: "prerouting", -200: None, 100: "output", 300: "postrouting"}
 # statements and expressions nft knows that the mock does not model
 NOT_MODELLED = {"queue", "fwd", "synproxy",
-                "flow", "meter", "add", "secmark",
+                "add", "secmark",
                 "update", "ibriport", "obriport", "xt", "fullcone", "set"}
 # parser_bison.y meta_key_unqualified (ipsec aside: `ipsec` begins an ipsec expression too)
 META_UNQUALIFIED = {"mark", "iif", "oif", "iifname", "oifname", "pkttype", "nftrace", "ibrname", "obrname",
@@ -241,10 +241,11 @@ RELATIONAL_OPS = ("==", "!=", "<", ">", "<=", ">=")
 COMMAND_OBJECTS = {"add": ("table", "chain", "rule", "set", "map", "element"),
                    "create": ("table", "chain", "set", "map", "element"), "insert": ("rule",), "replace": ("rule",),
                    "delete": ("table", "chain", "rule", "set", "map", "element"),
-                   "flush": ("table", "chain", "set", "map"), "list": ("table", "chain", "set", "map"), "reset": ()}
+                   "flush": ("table", "chain", "set", "map"), "list": ("table", "chain", "set", "map", "meter"),
+                   "reset": ()}
 # what `delete` also finds by handle (parser_bison.y table_or_id_spec, chain_or_id_spec, set_or_id_spec)
 DELETE_BY_HANDLE = ("table", "chain", "set")
-WHOLE_RULESET_OBJECTS = {"list": ("ruleset", "tables", "chains", "sets", "maps"), "flush": ("ruleset",)}
+WHOLE_RULESET_OBJECTS = {"list": ("ruleset", "tables", "chains", "sets", "maps", "meters"), "flush": ("ruleset",)}
 _PRINT = PrintCtx()  # for printing `typeof` expressions back
 
 
@@ -791,7 +792,7 @@ class Parser:
             raise self.unexpected()
         self.next()
         handler = {"table": self.cmd_table, "chain": self.cmd_chain, "rule": self.cmd_rule,
-                   "set": self.cmd_set, "map": self.cmd_set, "element": self.cmd_element}[obj]
+                   "set": self.cmd_set, "map": self.cmd_set, "meter": self.cmd_set, "element": self.cmd_element}[obj]
         handler(op, obj, start)
 
     def finish(self, cmd: Command, start: Token) -> None:
@@ -1315,6 +1316,8 @@ class Parser:
             return self.stmt_optstrip(family)
         if word in ("add", "update", "delete") and self.peek().text == "@":
             return self.stmt_dynset(family)
+        if word in ("meter", "flow") and tok.kind == "str":
+            return self.stmt_meter(family)
         if word == "ct" and self.peek().is_word("count"):
             return self.stmt_connlimit()
         if word in HEADER_FIELDS and tok.kind == "str" and word not in PAYLOAD_FIELDS:
@@ -1986,6 +1989,44 @@ class Parser:
         return nft_dynset.Dynset(op.text, key, SetRef(None, name.text, loc=at.loc.to(name.loc)), timeout,
                                  loc=op.loc)
 
+    def stmt_meter(self, family: str) -> Stmt:
+        """parser_bison.y meter_stmt: `meter NAME [size N] { KEY [timeout T] STMT }`,
+        or the legacy `flow table NAME { ... }`; checked as evaluate.c
+        stmt_evaluate_meter() checks it (no comment on the key, a stateful
+        statement: counter, limit, quota, ct count)."""
+        start = self.next()
+        if start.text == "flow":
+            self.expect("table", "table")
+        name = self.identifier()
+        size = 0
+        if start.text == "meter" and self.accept("size"):
+            size = self.number().value
+            if size > 0xFFFFFFFF:
+                raise NftError("integer out of range", self.tokens[self.pos - 1].loc)
+        self.expect("{")
+        if self.tok.kind == "str" and self.tok.text not in SELECTOR_WORDS and self.tok.text not in SCANNER_KEYWORDS[""]:
+            raise NftError("No symbol type information", self.tok.loc)  # a constant: no type to read it as
+        key, key_loc = self.located_selector_chain(family)
+        timeout = None
+        while self.at("timeout", "expires", "comment"):
+            option = self.next()
+            if option.text == "timeout":
+                timeout = self.time_spec()
+            elif option.text == "comment":
+                self.string()
+                raise NftError("Meter key expression can not contain comments",
+                               key_loc.to(self.tokens[self.pos - 1].loc))
+            else:
+                raise NftError("expires on a meter's key is not modelled by the mock kernel", option.loc)
+        stmt_start = self.tok
+        stmt = self.statement(family)
+        stmt_loc = stmt_start.loc.to(self.tokens[self.pos - 1].loc)
+        self.expect("}")
+        whole = start.loc.to(self.tokens[self.pos - 1].loc)
+        if not isinstance(stmt, (Counter, Limit, Quota, nft_ct.ConnLimit)):  # STMT_F_STATEFUL
+            raise NftError("meter statement must be stateful", stmt_loc, (whole,))
+        return nft_dynset.Meter(name.text, size, key, timeout, stmt, loc=whole, key_loc=key_loc)
+
     def stmt_optstrip(self, family: str) -> Stmt:
         """parser_bison.y optstrip_stmt: `reset tcp option NAME|KIND`."""
         start = self.next()
@@ -2435,7 +2476,8 @@ SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib", "rt", "exthdr", "ip
 # the keywords a statement can start with (parser_bison.y stmt and its primary expressions)
 STATEMENT_WORDS = SELECTOR_WORDS | NOT_MODELLED | set(STATEMENT_SCOPES) | set(HEADER_FIELDS) | {
     "accept", "drop", "continue", "return", "jump", "goto", "notrack", "comment", "reset", "vlan", "arp",
-    "tcp", "icmpx", "ether", "th", "random", "priority", "dup", "fwd", "queue", "last", "add", "update", "delete"}
+    "tcp", "icmpx", "ether", "th", "random", "priority", "dup", "fwd", "queue", "last", "add", "update", "delete",
+    "meter", "flow"}
 
 
 def _binop_transfer(match: Match, tree, parser: Parser) -> Match:

@@ -70,6 +70,7 @@ class Element:
     data: object = None  # maps: the value (a Verdict for verdict maps)
     timeout: float | None = None  # an element's own timeout, when it has one
     expires: float | None = None  # virtual time it expires at (timeout sets)
+    exprs: list | None = None  # its own stateful statements (a meter's: NFT_SET_EXT_EXPRESSIONS)
 
 
 @dataclass
@@ -89,6 +90,7 @@ class NftSet:
     comment: str | None = None
     elements: list[Element] = field(default_factory=list)
     live: bool = False  # a rule updates it from the packet path (nft_dynset): lookups read it as it is now
+    meter: bool = False  # a meter's set (NFT_SET_ANONYMOUS | NFT_SET_EVAL): listed by `list meters` only
     version: int = 0  # bumped by each change from the packet path
 
     @property
@@ -249,11 +251,12 @@ _TWO_PER_LINE = {"ipv4_addr", "ct_state", "ct_status", "pkt_type"}
 NEWLINE_DELIM = ",\n\t\t\t     "
 
 
-def format_elements(nset: NftSet, now: float) -> str:
-    """`{ a, b }` as nft prints a set: anonymous sets on one line, named ones
-    wrapped by key type (2 addresses, 5 ports/marks per line, else one each)."""
-    texts = [format_element(nset, e, now) for e in sort_elements(nset)]
-    if nset.anonymous:
+def format_elements(nset: NftSet, now: float, pctx=None) -> str:
+    """`{ a, b }` as nft prints a set: anonymous sets (a meter's too) on one
+    line, named ones wrapped by key type (2 addresses, 5 ports/marks per
+    line, else one each). `pctx` prints elements' own statements."""
+    texts = [format_element(nset, e, now, pctx) for e in sort_elements(nset) if not expired(e, now)]
+    if nset.anonymous or nset.meter:
         return "{ " + ", ".join(texts) + " }"
     per_line = None
     if len(nset.key_types) == 1:
@@ -268,6 +271,11 @@ def format_elements(nset: NftSet, now: float) -> str:
         out += text
         count += 1
     return "{ " + out + " }"
+
+
+def expired(elem: Element, now: float) -> bool:
+    """nft_set_elem_expired(): a set walk (a listing) skips it, the gc reaps it."""
+    return elem.expires is not None and now >= elem.expires
 
 
 def sort_elements(nset: NftSet) -> list[Element]:
@@ -327,7 +335,7 @@ def format_key(types_: list, key) -> str:
     return types_[0].format(key)
 
 
-def format_element(nset: NftSet, elem: Element, now: float) -> str:
+def format_element(nset: NftSet, elem: Element, now: float, pctx=None) -> str:
     if elem.key is CATCHALL:
         text = "*"
     elif nft_set_pipapo.is_pipapo(nset):
@@ -336,7 +344,9 @@ def format_element(nset: NftSet, elem: Element, now: float) -> str:
         text = range_text(nset.key_types[0], elem.key, elem.high)
     else:
         text = format_key(nset.key_types, elem.key)
-    if "timeout" in nset.flags and not nset.anonymous:
+    if elem.exprs:  # set_elem_expr_print(): the statements before the timeout
+        text += "".join(f" {stmt.text(pctx)}" for stmt in elem.exprs)
+    if "timeout" in nset.flags and (not nset.anonymous or nset.meter):
         if elem.timeout is not None and elem.timeout != nset.timeout:
             text += f" timeout {format_time(elem.timeout)}"
         if elem.expires is not None:
