@@ -20,17 +20,22 @@ import time
 
 from harness.mockkernel.cmd.args import ToolError, not_modelled
 from harness.mockkernel.netfilter.iptables import IPV4, IPV6, SAVE_ORDER, TABLES, XtFamily, XtRule, XtTables
+from harness.mockkernel.netfilter.xt_bpf import BPF_MATCHES
+from harness.mockkernel.netfilter.xt_hmark import HASH_MATCHES, HASH_TARGETS
+from harness.mockkernel.netfilter.xt_ipv6 import IPV6_MATCHES
 from harness.mockkernel.netfilter.xt_matches import (FAMILY_ONLY, KNOWN_UNMODELLED, MATCHES, PROTOCOL_NAMES, XtMatch,
                                                      parse_protocol)
-from harness.mockkernel.netfilter.xt_hmark import HASH_MATCHES, HASH_TARGETS
 from harness.mockkernel.netfilter.xt_options import PROG, VERSION, XtError, usage_error
-from harness.mockkernel.netfilter.xt_ipv6 import IPV6_MATCHES
+from harness.mockkernel.netfilter.xt_osf import OSF_FAMILY_ONLY, OSF_MATCHES
 from harness.mockkernel.netfilter.xt_packet import PACKET_FAMILY_ONLY, PACKET_MATCHES
+from harness.mockkernel.netfilter.xt_physdev import PHYSDEV_MATCHES
 from harness.mockkernel.netfilter.xt_proto import PROTO_FAMILY_ONLY, PROTO_MATCHES
 from harness.mockkernel.netfilter.xt_rateest import RATEEST_MATCHES, RATEEST_TARGETS
 from harness.mockkernel.netfilter.xt_rewrite import REWRITE_FAMILY_ONLY, REWRITE_TARGETS
+from harness.mockkernel.netfilter.xt_rpfilter import RPFILTER_MATCHES
 from harness.mockkernel.netfilter.xt_stateful import STATEFUL_MATCHES
 from harness.mockkernel.netfilter.xt_targets import FAMILY_ONLY_TARGETS, KNOWN_UNMODELLED_TARGETS, TARGETS, XtTarget
+from harness.mockkernel.netfilter.xt_u32 import U32_MATCHES
 
 COMMANDS = {"-A": "append", "--append": "append", "-I": "insert", "--insert": "insert", "-D": "delete",
             "--delete": "delete", "-C": "check", "--check": "check", "-F": "flush", "--flush": "flush",
@@ -306,7 +311,9 @@ def _load_match(family: XtFamily, name: str) -> XtMatch:
     if name in IPV6_MATCHES and family is IPV6:
         return IPV6_MATCHES[name]()
     for table, family_only in ((PROTO_MATCHES, PROTO_FAMILY_ONLY), (PACKET_MATCHES, PACKET_FAMILY_ONLY),
-                               (HASH_MATCHES, {}), (RATEEST_MATCHES, {})):
+                               (HASH_MATCHES, {}), (RATEEST_MATCHES, {}), (BPF_MATCHES, {}),
+                               (OSF_MATCHES, OSF_FAMILY_ONLY), (PHYSDEV_MATCHES, {}), (RPFILTER_MATCHES, {}),
+                               (U32_MATCHES, {})):
         if name in table and family_only.get(name, family.nft_family) == family.nft_family:
             return table[name]()
     if name in KNOWN_UNMODELLED and ours:

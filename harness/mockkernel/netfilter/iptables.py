@@ -285,6 +285,7 @@ class XtTables:
         builtin = chain_name in self.builtins
         for match in rule.matches:
             match.kernel_check(rule, chain_name, builtin)
+            match.table_check(rule, self.name, chain_name)
         if target is not None:
             target.rule_check(rule, self.name, chain_name, builtin)
 
@@ -464,10 +465,10 @@ def _list_row(nft_rule, number: int | None, verbose: bool, exact: bool) -> str:
         text = family.any if addr is None else \
             family.address_text(addr[0]) + (f"/{family.mask_text(addr[1])}" if addr[1] != family.all_ones else "")
         row += f"{'!' if addr and addr[2] else ' '}{text:<19} "
-    extras = [m.listing() for m in rule.matches]
+    extras = [(m.LIST_SEPARATOR, m.listing()) for m in rule.matches]
     if rule.target is not None:
-        extras.append(rule.target.listing())
-    return row + "".join(f" {e}" for e in extras if e)
+        extras.append((" ", rule.target.listing()))
+    return row + "".join(separator + text for separator, text in extras if text)
 
 
 def _iface(iface: tuple | None) -> str:

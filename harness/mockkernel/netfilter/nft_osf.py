@@ -2,18 +2,17 @@
 nfnetlink_osf.c; nftables src/osf.c osf_expr_print()).
 
 nft_osf_eval(): a TCP SYN's operating system from the fingerprints userspace
-loaded into nfnetlink_osf (`nfnl_osf -f pf.os`); a packet that is not TCP or
-not a SYN breaks the rule. The mock loads no fingerprints, as a kernel where
-none were loaded: nf_osf_find() finds nothing and every SYN is "unknown".
+loaded into nfnetlink_osf (nfnetlink_osf.py, which loads none); a packet that
+is not TCP or not a SYN breaks the rule, a SYN nf_osf_find() finds no
+fingerprint for is "unknown".
 nft_osf_validate(): ip and inet tables, prerouting, input and forward only (EOPNOTSUPP).
 """
 from __future__ import annotations
 
 from harness.mockkernel.netfilter import nft_datatype as types
+from harness.mockkernel.netfilter.nfnetlink_osf import nf_osf_find, nf_osf_hdr_ctx_init
 from harness.mockkernel.netfilter.nft_exprs import CompileCtx, PrintCtx, Selector
-from harness.mockkernel.wire import tcp
 
-TCP_SYN = 0x02
 OSF_HOOKS = ("prerouting", "input", "forward")
 NO_FINGERPRINT = "unknown"  # what nft_osf_eval() stores when nf_osf_find() matches nothing
 
@@ -35,9 +34,7 @@ class Osf(Selector):
 
     def load(self, ctx: CompileCtx):
         def osf(pkt):
-            if pkt.tprot != 6 or pkt.thoff < 0 or pkt.thoff + 20 > pkt.end:
+            if not nf_osf_hdr_ctx_init(pkt):
                 return None
-            if not pkt.buf[pkt.thoff + tcp.FLAGS] & TCP_SYN:
-                return None
-            return NO_FINGERPRINT
+            return nf_osf_find(pkt) or NO_FINGERPRINT
         return osf

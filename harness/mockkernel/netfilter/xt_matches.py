@@ -91,6 +91,8 @@ def _ports_text(low: int, high: int, sep: str = ":") -> str:
 class XtMatch(XtExtension):
     """One `-m NAME ...` (or a protocol's match loaded for its options)."""
 
+    LIST_SEPARATOR = " "  # what its print() writes first, after the destination column
+
     def save(self) -> str:
         """Its options as iptables-save prints them."""
         raise NotImplementedError
@@ -107,6 +109,9 @@ class XtMatch(XtExtension):
 
     def kernel_check(self, rule, chain: str, builtin: bool) -> None:
         """What the kernel's checkentry refuses in this chain (a builtin one: its hook)."""
+
+    def table_check(self, rule, table: str, chain: str) -> None:
+        """What the kernel's checkentry refuses in this table (par->table)."""
 
 
 # ------------------------------------------------------------------ tcp, udp
@@ -1191,6 +1196,5 @@ MATCHES = {"tcp": lambda: PortMatch("tcp"), "udp": lambda: PortMatch("udp"), "ic
            "ttl": TtlMatch, "hl": HlMatch, "dscp": DscpMatch, "tos": TosMatch, "owner": OwnerMatch}
 FAMILY_ONLY = {"icmp": "ip", "ttl": "ip", "icmp6": "ip6", "hl": "ip6"}  # libipt_*/libip6t_* extensions
 # extensions iptables 1.8.9 ships that the mock does not model (yet): named, not refused as unknown
-KNOWN_UNMODELLED = {"ah", "among", "bpf", "devgroup", "ipvs", "l2tp", "mh",
-                    "nfacct", "osf", "physdev", "rpfilter", "set", "srh",
-                    "u32", "udplite"}
+KNOWN_UNMODELLED = {"ah", "among", "devgroup", "ipvs", "l2tp", "mh",
+                    "nfacct", "set", "srh", "udplite"}
