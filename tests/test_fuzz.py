@@ -312,3 +312,46 @@ def test_an_array_map_too_large_to_preallocate_is_enomem():
     with pytest.raises(MapError) as refused:
         BpfRuntime().create_map(BPF_MAP_TYPE_ARRAY, 4, 64, 0xFFFFFFFF, 0, "huge")
     assert refused.value.errno == ENOMEM
+
+
+@pytest.mark.parametrize("commands, message, refused_rule", [
+    (["iptables -I FORWARD 1 -j ACCEPT", "iptables -I FORWARD 1 -j FORWARD"],
+     "RULE_INSERT failed (Operation not supported): rule in chain FORWARD", "-A FORWARD -j FORWARD"),
+    (["iptables -N X", "iptables -A X -j FORWARD"],
+     "RULE_APPEND failed (No such file or directory): rule in chain X", "-A X -j FORWARD"),
+    (["iptables -N X", "iptables -A X -j X", "iptables -A INPUT -j X"],
+     "RULE_APPEND failed (Too many links): rule in chain INPUT", "-A INPUT -j X"),
+])
+def test_iptables_jump_to_a_builtin_chain_or_into_a_loop_is_refused_as_the_kernel_refuses_it(
+        commands, message, refused_rule):
+    """Seen with iptables-nft 1.8.9 on this host: a jump to a base chain is
+    nft_verdict_init()'s EOPNOTSUPP (ENOENT before iptables-nft made the chain), a loop
+    reached from a base chain nft_chain_validate()'s ELOOP; a user chain jumping to
+    itself is taken while no base chain reaches it. The mock took both and a packet
+    then looped in FORWARD for ever."""
+    target = MockTarget()
+    for command in commands[:-1]:
+        target.sh(command)
+    with pytest.raises(CommandError) as refused:
+        target.sh(commands[-1])
+    assert message in str(refused.value)
+    assert refused_rule not in target.sh("iptables -S").splitlines()
+
+
+def test_a_word_where_a_verdict_map_wants_a_verdict_is_refused_as_nft_refuses_it():
+    """nft 1.0.6: `elements = { 10.0.0.2 : jaccept }` is "Can't parse symbolic
+    netfilter verdict expressions" (the mock raised AttributeError)."""
+    with pytest.raises(CommandError) as refused:
+        MockTarget().sh(["nft", "add table ip t; add map ip t m { type ipv4_addr : verdict ; "
+                                "elements = { 10.0.0.2 : jaccept } }"])
+    assert "Error: Can't parse symbolic netfilter verdict expressions" in str(refused.value)
+
+
+def test_a_prefix_of_an_interface_name_is_named_not_modelled():
+    """nft 1.0.6 takes `oifname 1.2.3.4/24` (it compares the first bytes and lists
+    `oifname "1.2*"`); the mock says it does not model it (it raised TypeError)."""
+    target = MockTarget()
+    target.sh(["nft", "add table ip t; add chain ip t c { type filter hook output priority 0; }"])
+    with pytest.raises(CommandError) as refused:
+        target.sh(["nft", "add rule ip t c oifname 1.2.3.4/24 accept"])
+    assert "a prefix of an interface name is not modelled by the mock kernel" in str(refused.value)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
-from harness.mockkernel.netfilter.nf_tables import NftChain, NftRule, NftTable, Ruleset
+from harness.mockkernel.netfilter.nf_tables import ENOENT, EOPNOTSUPP, NftChain, NftRule, NftTable, Ruleset, table_error
 from harness.mockkernel.netfilter.nft_exprs import Counter, Match, Meta, Prefix, Stmt, Value
 from harness.mockkernel.netfilter.nft_parser import ChainSpec
 from harness.mockkernel.netfilter.xt_matches import PROTOCOL_NAMES, XtMatch, inv
@@ -267,6 +267,23 @@ class XtTables:
             raise XtError(f"{PROG}: Index of insertion too big.")
         nft_rule = NftRule(self.table.alloc_handle(), rule.nft_stmts(), xt=rule)
         chain.rules.insert(len(chain.rules) if position is None else position - 1, nft_rule)
+        if rule.target is not None and rule.target.is_jump:
+            self._validate_jump(chain, nft_rule, rule.target.name, "APPEND" if position is None else "INSERT")
+
+    def _validate_jump(self, chain: NftChain, nft_rule: NftRule, target: str, operation: str) -> None:
+        """The kernel refuses the rule's commit as it refuses nft's jump:
+        nft_verdict_init() a jump to a base chain (EOPNOTSUPP; ENOENT while
+        iptables-nft has not made that builtin chain yet), and
+        nft_table_validate() a loop or what the hooks it is reached from refuse
+        (nft_chain_validate(): ELOOP, printed "Too many links"). Only a jump
+        can make either, so only a jump pays for the walk."""
+        if target in self.builtins:
+            error = EOPNOTSUPP if self.chain(target) is not None else ENOENT
+        else:
+            error = table_error(self.table)
+        if error is not None:
+            chain.rules.remove(nft_rule)
+            raise XtError(f"{VERSION}:  RULE_{operation} failed ({error}): rule in chain {chain.name}", 4)
 
     def writable_chain(self, name: str):
         chain = self.chain(name, create_builtin=True)
@@ -279,7 +296,7 @@ class XtTables:
         its kernel module refuses in this table and chain."""
         target = rule.target
         if target is not None and target.is_jump:
-            if self.chain(target.name) is None:
+            if target.name not in self.builtins and self.chain(target.name) is None:
                 raise usage_error(f"Chain '{target.name}' does not exist")
             return
         builtin = chain_name in self.builtins

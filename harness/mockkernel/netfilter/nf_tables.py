@@ -447,7 +447,7 @@ class Transaction:
         """nf_tables_validate() at commit: the first table needing validation
         that fails it, or None."""
         return next((t for t in self.ruleset.tables
-                     if id(t) in self.need_validation and _table_error(t) is not None), None)
+                     if id(t) in self.need_validation and table_error(t) is not None), None)
 
     def _validity_changed(self, table: NftTable, cmd: Command, refusable: bool) -> None:
         """After a new rule or set elements: outside NFT_VALIDATE_DO the table
@@ -461,7 +461,7 @@ class Transaction:
                 self.need_validation.add(id(table))
             return
         if refusable or id(table) not in self.table_errors:
-            self.table_errors[id(table)] = _table_error(table)
+            self.table_errors[id(table)] = table_error(table)
         error = self.table_errors[id(table)]
         if error is not None:
             raise NftError(f"Could not process rule: {error}", cmd.loc)
@@ -824,6 +824,8 @@ class Transaction:
 
     def _add_elements(self, nset: NftSet, syntax, table: NftTable, cmd: Command) -> None:
         def verdict(v: Verdict) -> Verdict:
+            if not isinstance(v, Verdict):  # a word in a verdict's place: datatype.c verdict_type has no parser
+                raise NftError("Can't parse symbolic netfilter verdict expressions", v.loc)
             if v.chain is not None:
                 self._check_jump(v, table)
             return v
@@ -1111,7 +1113,7 @@ def _without_cyclic_gc():
             gc.enable()
 
 
-def _table_error(table: NftTable) -> str | None:
+def table_error(table: NftTable) -> str | None:
     """nft_table_validate(): from every base chain, what its rules reach must
     suit its type and hook, and must not loop; the error of the first rule
     that does not (None: the table is valid)."""

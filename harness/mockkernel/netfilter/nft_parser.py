@@ -503,6 +503,8 @@ def resolve(sym: Sym, dtype) -> Value | Range | Prefix:
         if low > high:  # evaluate.c expr_evaluate_range(): equal ends are a range of one
             raise NftError("Range has zero or negative size", sym.loc)
         return Range(low, high)
+    if dtype is types.ifname:  # nft compares ceil(plen / 8) bytes and lists what its printer makes of them
+        raise NftError("a prefix of an interface name is not modelled by the mock kernel", sym.loc)
     addr, plen = _parse(sym.parts[0], dtype), sym.parts[1].value  # a prefix
     if plen > dtype.size:
         raise NftError(f"Prefix length {plen} is invalid for type of {dtype.size} bits width", sym.loc)
