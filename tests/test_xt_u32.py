@@ -5,10 +5,12 @@ each value worked out by hand."""
 from __future__ import annotations
 
 import pytest
+from scapy.layers.inet import UDP
 
 from harness.mockkernel.netfilter.xt_u32 import u32_match_it, u32_parse
 from harness.mockkernel.target import MockTarget
 from harness.target import CommandError
+from harness.testing.plan import plan_router
 
 PREFIX = "iptables v1.8.9 (nf_tables): "
 
@@ -72,3 +74,14 @@ def _packet() -> bytes:
 def test_u32_match_it_reads_big_endian_words_from_the_ip_header(tests, matches):
     data = b"\0" * 14 + _packet()
     assert u32_match_it(u32_parse(tests), data, 14, len(data)) is matches
+
+
+def test_a_u32_drop_shows_in_the_journey_as_nft_lists_the_rule():
+    target = MockTarget()
+    hosts = plan_router(target)
+    target.sh("iptables -A FORWARD -m u32 --u32 '6&0xFF=17' -j DROP")
+    target.send(hosts[0].port, hosts[0].to_dut(dst=hosts[1].ip) / UDP(sport=1, dport=2))
+    journey = target.journeys()[-1]
+    assert [str(h) for h in journey.hops if h.stage == "NF_FORWARD"] == [
+        "NF_FORWARD[ip filter FORWARD] -> DROP (rule 2: xt match u32 counter drop)"]
+    assert (journey.drop.reason, journey.drop.stage) == ("NETFILTER_DROP", "NF_FORWARD")
