@@ -121,6 +121,26 @@ REFUSED = [
 ]
 
 
+# bison reads a whole rule before nft evaluates it: a syntax error after an evaluation error wins
+PARSED_BEFORE_EVALUATED = [
+    "ipsec out spnum 0x100000000", "ipsec out spnum 0xffffffff", "ipsec i reqid 1", "ipsec foo reqid 1",
+    "ipsec out foo", "ipsec in spnum 256 reqid 1", "ipsec exists", "ipsec missing counter", "ipsec 1",
+    "foo tcp dport 22", "foo bar", "foo bar baz", "foo ip saddr vmap { 1.2.3.4 : drop }",
+    "foo tcp dport 22 counter", "ct bytes original", "ct bytes original reply", "ct bytes 1 2",
+    "filter-input ip6 saddr vmap { 1234:1234:1234:1234:1234:1234:bbbb:::accept::adda : drop}",
+]
+
+
+def test_a_rule_is_parsed_whole_before_it_is_evaluated_as_real_nft_does(real_tools):
+    """A bare `ipsec` not followed by in|out is `meta ipsec` (meta_key_unqualified);
+    `ipsec out spnum N` lacks its key whatever N; a bare symbol or a value nft
+    cannot read ends its statement, and what follows is parsed on."""
+    steps = [(["nft", "-f", "-"], CHAIN % ("inet", "accept"))]
+    steps += [(["nft", "add", "rule", "inet", "t", "c", *rule.split()], None) for rule in PARSED_BEFORE_EVALUATED]
+    real_tools.assert_same_as_real(steps + [(["nft", "list", "ruleset"], None), (["nft", "-j", "list", "ruleset"], None)],
+                                   _without_json_handles)
+
+
 def test_stateful_statements_real_nft_refuses_are_refused_with_its_message(real_tools):
     steps = [(["nft", "-f", "-"], CHAIN % ("ip", "accept"))]
     steps += [(["nft", "add", "rule", "ip", "t", "c", *rule.split()], None) for rule in REFUSED]

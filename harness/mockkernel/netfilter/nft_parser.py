@@ -1249,6 +1249,7 @@ class Parser:
         stmts: list[Stmt] = []
         self.rule_stmts = stmts  # what the rule matched so far: its network protocol, for `rt nexthop`
         comment = None
+        pending = None  # a statement's evaluation error: bison parses the whole rule before nft evaluates it
         while not self.at_end_of_stmt():
             self._expand_variable()
             if self.at_end_of_stmt():
@@ -1264,16 +1265,35 @@ class Parser:
                 text = self.string()
                 comment = Comment(text.text, text.loc)
                 continue
-            stmt = self.statement(family)
+            try:
+                stmt = self.statement(family)
+            except NftError as err:
+                if not self._parse_on_after(err):
+                    raise
+                pending = pending or err
+                continue
             stmt.span = tok.loc.to(self.tokens[self.pos - 1].loc)
             stmt.loc = stmt.loc or stmt.span
-            if stmts and stmts[-1].terminal:
+            if stmts and stmts[-1].terminal and pending is None:
                 raise NftError("Statement after terminal statement has no effect", stmt.loc, (stmts[-1].loc,))
             stmts.append(stmt)
+        if pending is not None:
+            raise pending
         if not stmts:
             raise self.unexpected()
         loc = start.loc.to(self.tokens[self.pos - 1].loc)
         return RuleSpec(evaluate_rule(stmts, family), comment, loc)
+
+    def _parse_on_after(self, err: NftError) -> bool:
+        """Whether the rule is read on after `err` to find a syntax error further
+        on, which nft reports first (bison reads the whole rule before nft
+        evaluates it): an error that knows where its statement ends
+        (`resume_at`: a bare symbol and its value, a relation's one-token value)."""
+        resume_at = getattr(err, "resume_at", None)
+        if resume_at is None:
+            return False
+        self.pos = resume_at
+        return True
 
     def _first_word(self, span: Location) -> str:
         line = span.source.lines[span.line - 1]
@@ -1328,13 +1348,20 @@ class Parser:
             raise NftError(f"{word} is not modelled by the mock kernel", tok.loc)
         if word == "@" and tok.kind == "op":  # a raw payload expression
             return self.stmt_expression(family)
+        if tok.kind == "num" and (self.peek().kind in ("nl", "eof") or self.peek().text in (";", "}")):
+            self.next()  # a value takes another after it, as a bare symbol does
+            raise self.unexpected()
         if tok.kind != "str" or (word in SCANNER_KEYWORDS[""] and word not in SELECTOR_WORDS):
             raise self.unexpected()
         if word not in SELECTOR_WORDS:  # a bare symbol: nft takes it for a value
             if self.peek().kind in ("nl", "eof") or self.peek().text in (";", "}"):
                 self.next()
                 raise self.unexpected()
-            raise NftError("No symbol type information", tok.loc)
+            err = NftError("No symbol type information", tok.loc)
+            following = self.peek()
+            plain_value = following.kind in ("str", "num") and following.text not in STATEMENT_WORDS
+            err.resume_at = self.pos + 1 + plain_value  # the statement is `symbol value`, a relational one
+            raise err
         return self.stmt_expression(family)
 
     def stmt_counter(self, family: str) -> Stmt:
@@ -1860,6 +1887,8 @@ class Parser:
         if word == "rt":
             return self.rt_expr(tok, family)
         if word == "ipsec" and tok.kind == "str":
+            if not self.at("in", "out"):  # meta_key_unqualified: a bare `ipsec` is `meta ipsec` (secpath)
+                return MetaKey("ipsec"), tok.loc
             return self.xfrm_expr(tok)
         if word == "osf" and tok.kind == "str":
             return self.osf_expr(tok)
@@ -2112,11 +2141,13 @@ class Parser:
         spnum_tok = self.accept("spnum")
         if spnum_tok:
             num = self.number()
-            if num.value > 255:
-                raise NftError("value too large", spnum_tok.loc.to(num.loc))
             spnum = num.value
         family = self.next().text if self.at("ip", "ip6") else None
+        if family is None and not self.at("spi", "reqid"):
+            raise self.unexpected("ip or ip6 or spi or reqid", "EXPR_IPSEC")
         key = self.keyword(("saddr", "daddr") if family else ("spi", "reqid"), "EXPR_IPSEC")
+        if spnum > 255:  # evaluated once the grammar has the whole expression
+            raise NftError("value too large", spnum_tok.loc.to(num.loc))
         return Xfrm(direction, spnum, key.text, family), ipsec.loc.to(key.loc)
 
     def generator_expr(self, head: Token, family: str):
@@ -2241,7 +2272,15 @@ class Parser:
                            lhs_loc.to(self.tokens[self.pos - 2].loc), (self.tok.loc,))
         if isinstance(lhs, Fib) and self.at("exists", "missing"):  # NFTA_FIB_F_PRESENT
             lhs = Fib(lhs.flags, lhs.result, types.boolean, present=True)
-        match = self.relational(lhs, op, mask, family)
+        rhs_at = self.pos
+        try:
+            match = self.relational(lhs, op, mask, family)
+        except NftError as err:
+            following = self.tokens[rhs_at + 1]
+            if err.loc == self.tokens[rhs_at].loc and not err.message.startswith("syntax error") and \
+                    (following.kind != "op" or following.text in (";", "}")):
+                err.resume_at = rhs_at + 1  # a one-token value: the statement ends with it
+            raise
         if tree is not None:
             match = _binop_transfer(match, tree, self)
         match.loc = lhs_loc
