@@ -20,7 +20,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, LLC, STP, Dot1Q, Dot3, Ether
 
 from harness.target import CommandError
-from harness.testing import bridge_up, drops
+from harness.testing import bridge_up, drops, wait_until
 
 A, B, C = "02:00:00:00:0a:01", "02:00:00:00:0b:02", "02:00:00:00:0c:03"
 PEER_SUFFIX = re.compile(r"@if\d+(?=:)")  # a veth's peer in another namespace: "p0@if2:" on the lab
@@ -43,17 +43,6 @@ def frame(src: str, dst: str, ident: int = 1) -> Ether:
 def learned(target) -> list[str]:
     """The bridge's learned entries (`bridge fdb show dynamic`, VLAN 0 only: see the module doc)."""
     return [line for line in target.sh("bridge fdb show br br0 dynamic").splitlines() if " vlan " not in line]
-
-
-def wait_until(target, condition, timeout: float, step: float = 0.05) -> float | None:
-    """now() when `condition()` first holds, polling `step` apart (virtual time on the
-    mock), or None after `timeout`."""
-    deadline = target.now() + timeout
-    while target.now() < deadline:
-        if condition():
-            return target.now()
-        target.wait(step)
-    return None
 
 
 @pytest.fixture

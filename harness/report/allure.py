@@ -52,6 +52,7 @@ SUITE_AREAS: dict[str, Area] = {
     "suites/test_iptables_steering.py": Area("Ordering", "iptables HMARK, cluster, TEE, TPROXY, CONNSECMARK", CRITICAL),
     "suites/test_iptables_inspect.py": Area("Ordering", "iptables physdev, u32, bpf, rpfilter and osf on real frames",
                                             CRITICAL),
+    "suites/test_iptables_rate.py": Area("Ordering", "iptables rate estimators and rate matches", CRITICAL),
     "suites/test_nft_syntax.py": Area("Ordering", "nft command-line syntax", MINOR),
     "suites/test_nft_headers.py": Area("Ordering", "nft payload matches on more protocol headers", NORMAL),
     "suites/test_nft_meta.py": Area("Ordering", "nft meta keys and netdev egress chains", NORMAL),
