@@ -187,6 +187,8 @@ def parse(words: list[str], family: XtFamily) -> Options:
     while words:
         word = words.pop(0)
         if word == "!":
+            if invert:
+                raise usage_error("multiple consecutive ! not allowed")
             invert = True
             continue
         if word in COMMANDS:
@@ -290,6 +292,8 @@ def _rule_option(opts: Options, word: str, words: list[str], invert: bool) -> No
     elif flag in ("j", "g"):
         rule.target = _load_target(family, _value(words, word), flag == "g")
         opts.loaded.append(rule.target)
+    elif not word.startswith("-") or word == "-":  # getopt_long()'s non-option argument
+        raise XtError(f"Bad argument `{word}'\nTry `{PROG} -h' or '{PROG} --help' for more information.", 2)
     else:
         # xtables_merge_options() puts each extension's options before those
         # loaded earlier: the latest extension that has the option takes it

@@ -8,6 +8,7 @@ datapath follows its kernel module (net/netfilter/xt_*.c), named in its class.
 """
 from __future__ import annotations
 
+import re
 import socket
 
 from harness.mockkernel.netfilter import nft_datatype as types
@@ -117,11 +118,14 @@ class XtMatch(XtExtension):
 # ------------------------------------------------------------------ tcp, udp
 
 class PortMatch(XtMatch):
-    """libxt_tcp.c, libxt_udp.c (old-style parse, its own messages); native
-    nft payload matches in iptables-nft (add_nft_tcp(), add_nft_udp())."""
+    """libxt_tcp.c (old-style parse, its own messages) and libxt_udp.c
+    (XTTYPE_PORTRC: libxtables' xtopt_parse_mport()); native nft payload
+    matches in iptables-nft (add_nft_tcp(), add_nft_udp())."""
 
     OPTIONS = (XtOpt(("--sport", "--source-port"), invert=True, multi=True),
                XtOpt(("--dport", "--destination-port"), invert=True, multi=True))
+    UDP_OPTIONS = (XtOpt(("--source-port", "--sport"), invert=True),
+                   XtOpt(("--destination-port", "--dport"), invert=True))
     TCP_OPTIONS = (XtOpt(("--tcp-flags",), invert=True, multi=True), XtOpt(("--syn",), arg=False, invert=True,
                                                                           multi=True),
                    XtOpt(("--tcp-option",), invert=True, multi=True))
@@ -132,6 +136,8 @@ class PortMatch(XtMatch):
         self.sport = self.dport = self.flags = self.option_kind = None  # (low, high, invert) / (mask, cmp, invert)
         if name == "tcp":
             self.OPTIONS = PortMatch.OPTIONS + PortMatch.TCP_OPTIONS
+        else:
+            self.OPTIONS = PortMatch.UDP_OPTIONS
 
     def take(self, word: str, words: list[str], invert: bool, rule) -> None:
         if word == "--tcp-flags":
@@ -158,9 +164,9 @@ class PortMatch(XtMatch):
                 raise usage_error(f"Bad TCP option `{value}'")
             self.option_kind = (number, invert)
             return
-        attr = "sport" if option == "--sport" else "dport"
+        attr = "sport" if option in ("--sport", "--source-port") else "dport"
         self._once(attr, f"Only one `{'--source-port' if attr == 'sport' else '--destination-port'}' allowed")
-        low, high = self.port_range(value)
+        low, high = self.port_range(value) if self.name == "tcp" else xtopt_parse_mport(self, option, value)
         setattr(self, attr, (low, high, invert))
 
     def port_range(self, text: str) -> tuple[int, int]:
@@ -227,6 +233,34 @@ class PortMatch(XtMatch):
         if not out:  # nothing to translate: the xt match itself, whose translation is empty
             out.append(XtCompat("match", self.name, "", lambda ctx: _not_a_later_fragment))
         return out
+
+
+def xtopt_parse_mport(ext: XtExtension, option: str, text: str) -> tuple[int, int]:
+    """libxtables xtopt_parse_mport(): `P`, `P:Q`, an empty part keeping its
+    bound (0, 65535), each part xtables_getportbyname(); no order check."""
+    bounds, parts = [0, 0xFFFF], text.split(":")
+    if len(parts) > 2:
+        raise usage_error(f'{ext.name}: Too many components for option "{option}" (max: 2)\n')
+    for index, part in enumerate(parts):
+        if part:
+            bounds[index] = xtables_getportbyname(part)
+    return (bounds[0], bounds[0]) if len(parts) == 1 else (bounds[0], bounds[1])
+
+
+def xtables_getportbyname(name: str) -> int:
+    """getaddrinfo(NULL, name)'s port: a whole decimal strtoul() number taken
+    as a C int, negative ones looked up as names, the rest cut to 16 bits
+    (65536 is port 0); else a service name."""
+    found = re.fullmatch(r"[ \t\n\v\f\r]*([+-]?)([0-9]+)", name)
+    if found is not None:
+        value = int(found.group(2))
+        value = (1 << 64) - 1 if value >= 1 << 64 else -value % (1 << 64) if found.group(1) == "-" else value
+        if not value & 0x80000000:
+            return value & 0xFFFF
+    try:
+        return socket.getservbyname(name)
+    except OSError:
+        raise usage_error(f'Port "{name}" does not resolve to anything.\n') from None
 
 
 def _not_a_later_fragment(pkt) -> bool:

@@ -61,7 +61,7 @@ class RecentMatch(XtMatch):
     COMMANDS = ("--set", "--rcheck", "--update", "--remove")
     OPTIONS = exclusive(COMMANDS, no_arg=COMMANDS) + (
         XtOpt(("--seconds",)), XtOpt(("--reap",), arg=False, also=("--seconds",)), XtOpt(("--hitcount",)),
-        XtOpt(("--rttl",), arg=False), XtOpt(("--name",)), XtOpt(("--mask",)),
+        XtOpt(("--rttl",), arg=False, excl=("--set", "--remove")), XtOpt(("--name",)), XtOpt(("--mask",)),
         XtOpt(("--rsource",), arg=False, multi=True), XtOpt(("--rdest",), arg=False, multi=True))
 
     def __init__(self) -> None:

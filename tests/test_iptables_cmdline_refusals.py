@@ -1,0 +1,59 @@
+"""iptables' own command-line refusals on the mock (cmd/iptables.py,
+netfilter/xt_matches.py, xt_stateful.py), each message the one
+iptables-nft 1.8.9 printed for the same command in a network namespace of
+this machine (iptables/xshared.c do_parse(), libxtables xtopt_parse_mport(),
+xtables_options_fcheck())."""
+from __future__ import annotations
+
+import pytest
+
+from harness.mockkernel.target import MockTarget
+from harness.target import CommandError
+
+PREFIX = "iptables v1.8.9 (nf_tables): "
+TRY = "Try `iptables -h' or 'iptables --help' for more information."
+
+
+def refusal(rule: str) -> tuple[int, str]:
+    with pytest.raises(CommandError) as err:
+        MockTarget().sh(f"iptables -A INPUT {rule}")
+    return err.value.returncode, str(err.value).split("failed: ", 1)[-1]
+
+
+@pytest.mark.parametrize("rule, word", [("wrong", "wrong"), ("-", "-"), ("-p tcp foo -j ACCEPT", "foo"),
+                                        ("-m state --state NEW extra", "extra"), ("! wrong", "wrong")])
+def test_a_word_that_is_no_option_is_a_bad_argument_without_the_version_prefix(rule, word):
+    assert refusal(rule) == (2, f"Bad argument `{word}'\n{TRY}")
+
+
+def test_two_consecutive_inversions_are_refused():
+    assert refusal("! ! -p tcp")[1].splitlines()[0] == PREFIX + "multiple consecutive ! not allowed"
+
+
+@pytest.mark.parametrize("port, message", [
+    ("-1", 'Port "-1" does not resolve to anything.'),
+    ("0x10", 'Port "0x10" does not resolve to anything.'),
+    ("5-6", 'Port "5-6" does not resolve to anything.'),
+    ("1:2:3", 'udp: Too many components for option "--source-port" (max: 2)'),
+])
+def test_udp_ports_are_refused_as_xtopt_parse_mport_refuses_them(port, message):
+    assert refusal(f"-p udp -m udp --sport {port}")[1].splitlines()[0] == PREFIX + message
+
+
+def test_udp_ports_are_read_as_getaddrinfo_reads_a_service():
+    """Decimal only, cut to 16 bits (65536 is 0, 70000 is 4464), an empty part
+    its default bound, no order check; a second --sport names the option
+    table's first name."""
+    target = MockTarget()
+    for port in ("65536", "70000", "010", "' 5'", "5:", ":5", "10:5", "domain:http", "ssh"):
+        target.sh(f"iptables -A INPUT -p udp -m udp --sport {port}")
+    saved = [line.split("--sport ")[1] for line in target.sh("iptables-save").splitlines() if "--sport" in line]
+    assert saved == ["0", "4464", "10", "5", "5:65535", "0:5", "10:5", "53:80", "22"]
+    assert refusal("-p udp -m udp --sport 5 --sport 6")[1].splitlines()[0] == \
+        PREFIX + 'udp: option "--source-port" can only be used once.'
+
+
+@pytest.mark.parametrize("command", ["--set", "--remove"])
+def test_recent_rttl_cannot_go_with_set_or_remove(command):
+    assert refusal(f"-m recent {command} --rttl")[1].splitlines()[0] == \
+        PREFIX + f'recent: option "--rttl" cannot be used together with "{command}".'
