@@ -468,7 +468,7 @@ class Target(ABC):
     def expect_nothing(self, ports: Iterable[str | Port] | None = None) -> None:
         """Fail if any frame leaves the given DUT ports (all by default)."""
         names = [self.port(p).name for p in (ports if ports is not None else self.ports)]
-        self._collect(self.negative_timeout)
+        self._collect_quiet()
         stray = [(n, f) for n in names for f in self._queues[n]]
         if stray:
             describe = _packets().describe
@@ -479,11 +479,22 @@ class Target(ABC):
     def collect(self, port: str | Port) -> list[bytes]:
         """Every frame that left DUT `port` (waiting the negative timeout), removed."""
         name = self.port(port).name
-        self._collect(self.negative_timeout)
+        self._collect_quiet()
         frames = list(self._queues[name])
         self._queues[name].clear()
         self._departures[name].clear()
         return frames
+
+    def collect_all(self) -> dict[str, list[bytes]]:
+        """Every frame that left each DUT port, by port name, removed: collect() of
+        every port with one negative timeout for all of them, not one each."""
+        self._collect_quiet()
+        left = {}
+        for port in self.ports:
+            left[port.name] = list(self._queues[port.name])
+            self._queues[port.name].clear()
+            self._departures[port.name].clear()
+        return left
 
     def frames_left(self, port: str | Port, count: int, expected: str) -> list[bytes]:
         """The frames that left DUT `port`, removed, which must be `count` of them:
@@ -518,6 +529,11 @@ class Target(ABC):
 
     def _collect(self, timeout: float) -> None:
         self._queue_departed(self._receive(timeout))
+
+    def _collect_quiet(self) -> None:
+        """Collect until nothing more will leave: the negative timeout, unless the
+        target can tell sooner that the DUT is done (NetnsTarget on one CPU)."""
+        self._collect(self.negative_timeout)
 
     def _queue_departed(self, departed: dict[str, Departed]) -> None:
         for name, (frames, times) in departed.items():

@@ -11,7 +11,7 @@ import pytest
 from harness.cli.trace import Trace
 from harness.diff.__main__ import campaign
 from harness.diff.explained import explain
-from harness.diff.runner import Result, shrink, smaller
+from harness.diff.runner import FreshTargets, Result, shrink, smaller
 from harness.diff.scenario import Chain, Scenario
 from harness.journey import Drop, Hop, Journey
 
@@ -53,7 +53,7 @@ def _diverges_on_rule_and_frame(scenario: Scenario) -> Result:
 
 
 def test_shrinking_keeps_only_what_the_divergence_needs():
-    shrunk = shrink(_diverges_on_rule_and_frame(SCENARIO), runner=_diverges_on_rule_and_frame)
+    shrunk = shrink(_diverges_on_rule_and_frame(SCENARIO), _diverges_on_rule_and_frame)
     assert shrunk.scenario == Scenario((), (Chain("forward", "filter", "filter", "accept",
                                                   ("udp dport 53 counter drop",)),), "p0", (b"\x02" * 60,))
 
@@ -62,7 +62,8 @@ def test_shrinking_keeps_only_what_the_divergence_needs():
                     reason="the netns lab needs root and nft: run as root, apt-get install nftables")
 def test_a_seeded_sample_of_generated_scenarios_runs_alike_on_the_mock_and_the_kernel():
     results = []
-    campaign(4, 12, results.append)
+    with FreshTargets() as targets:
+        campaign(4, 12, targets, results.append)
     assert len(results) == 4
     assert [result.text for result in results if result.diverges] == []
 

@@ -66,6 +66,17 @@ def test_a_frame_read_that_finds_too_many_lists_what_left():
     assert len(dut.frames_left("p0", 2, "two answers")) == 2
 
 
+def test_collect_all_takes_what_left_every_port_by_name_and_leaves_the_queues_empty():
+    dut = MockTarget()
+    dut.sh("ip addr add 10.0.0.1/24 dev p0")
+    dut.sh("ip neigh add 10.0.0.2 lladdr 02:00:00:00:01:01 dev p0")
+    dut.send("p0", [_frame(id=1) / b"x", _frame(id=2) / b"y"])  # two port unreachables back out of p0
+    left = dut.collect_all()
+    assert sorted(left) == ["p0", "p1", "p2"]
+    assert [len(left[port]) for port in ("p0", "p1", "p2")] == [2, 0, 0]
+    assert dut.collect_all() == {"p0": [], "p1": [], "p2": []}
+
+
 def test_requires_marker_skips_with_the_missing_capability_and_summary_counts_it(pytester):
     pytester.makepyfile("""
         import pytest

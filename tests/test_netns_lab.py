@@ -678,3 +678,50 @@ def test_a_lab_takes_the_host_lock_when_its_entries_reach_the_gc_s_early_drop_th
                                                         "net.netfilter.nf_conntrack_count": count}))
     table.claim_for(new)
     assert (table._lock is not None) == locked
+
+
+# settling: what left is known without waiting out the negative timeout --------------
+
+def _in_a_thread_on_one_cpu(work):
+    """`work()` in a thread of its own pinned to one CPU (the test's own thread stays
+    free to run anywhere); what it returned."""
+    result = []
+
+    def pinned():
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
+        result.append(work())
+
+    thread = threading.Thread(target=pinned)
+    thread.start()
+    thread.join()
+    return result[0]
+
+
+@needs_root
+def test_a_thread_on_one_cpu_collects_the_dut_s_answer_by_markers_through_the_tester_s_lo(addressed):
+    """drivers/dut.py, Settling: sent and collected on one CPU, the answer is in when the
+    markers are back, so the negative timeout (an hour here) is not waited out."""
+    addressed.negative_timeout = 3600.0
+
+    def send_and_collect():
+        addressed.send(P0, _from_h0(id=21) / UDP(sport=1, dport=7))  # closed port: a port unreachable
+        settles = addressed._settles_by_markers()
+        return settles, addressed.collect_all() if settles else None
+
+    settles, left = _in_a_thread_on_one_cpu(send_and_collect)
+    assert settles
+    assert [(frame[ICMP].type, frame[ICMP].code) for frame in map(Ether, left["p0"])] == [(3, 3)]
+    assert left["p1"] == left["p2"] == []
+
+
+@needs_root
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="this process runs on one CPU only")
+def test_frames_sent_by_a_thread_that_may_run_anywhere_or_a_dut_application_are_waited_for(addressed):
+    addressed.send(P0, _from_h0(id=22) / UDP(sport=1, dport=7))  # from this thread, on any CPU
+    assert not _in_a_thread_on_one_cpu(addressed._settles_by_markers)
+    fresh = NetnsTarget()
+    try:
+        fresh.socket("udp", ("127.0.0.1", 9))  # an application sends from any thread, its timers fire anywhere
+        assert not _in_a_thread_on_one_cpu(fresh._settles_by_markers)
+    finally:
+        fresh.close()

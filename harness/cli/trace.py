@@ -80,14 +80,16 @@ def opened_target(name: str, lab_file: str | None = None) -> Iterator[Target]:
             finally:
                 target.close()
         return
-    target = _fresh_target(name)
+    target = fresh_target(name)
     try:
         yield target
     finally:
         target.close()
 
 
-def _fresh_target(name: str) -> Target:
+def fresh_target(name: str) -> Target:
+    """A new DUT of target `name` on this machine (the mock, or the netns lab); the
+    caller closes it."""
     if name == "mock":
         from harness.mockkernel.target import MockTarget  # the chosen target only: each loads a world
         return MockTarget()
@@ -115,15 +117,21 @@ def run_trace(target_name: str, port: str, frames: list[bytes], setup: Sequence[
     station's) set up with the plan and `setup`, and record what happened."""
     with opened_target(target_name, lab_file) as target:
         PLANS[plan](target)
-        for command in setup:
-            try:
-                target.sh(list(command.argv), stdin=command.stdin)
-            except CommandError as exc:
-                raise SetupFailed(f"{setup_name}:{command.line}: {exc}") from None
-        target.reset()  # what the setup sent or recorded is not the packet's
-        target.send(port, frames)
-        left = {out.name: target.collect(out) for out in target.ports}
-        return Trace(target.name, port, frames, target.journeys(), left, target.capabilities)
+        return trace_on(target, port, frames, setup, setup_name)
+
+
+def trace_on(target: Target, port: str, frames: list[bytes], setup: Sequence[SetupCommand],
+             setup_name: str) -> Trace:
+    """run_trace() on `target`, a fresh DUT the plan has been applied to."""
+    for command in setup:
+        try:
+            target.sh(list(command.argv), stdin=command.stdin)
+        except CommandError as exc:
+            raise SetupFailed(f"{setup_name}:{command.line}: {exc}") from None
+    target.reset()  # what the setup sent or recorded is not the packet's
+    target.send(port, frames)
+    left = target.collect_all()
+    return Trace(target.name, port, frames, target.journeys(), left, target.capabilities)
 
 
 def render_text(trace: Trace) -> str:

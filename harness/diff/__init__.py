@@ -4,7 +4,7 @@ mock on scenarios nobody wrote.
 A scenario (scenario.py) is a DUT configuration drawn by hypothesis from a grammar
 of what the mock models (sysctls, routes, an nft ruleset of filter and NAT chains)
 and a few frames, valid and malformed, sent into one port of the addressing plan's
-router. It runs on a fresh mock and a fresh netns lab (`journey trace`'s run_trace),
+router. It runs on a fresh mock and a fresh netns lab (`journey trace`'s trace_on()),
 and `journey diff`'s comparison (harness/cli/diff.py) says where they differ: the
 netfilter chains and NAT rewrites both observe, the drop and its reason, and the
 frames out of every port, bit for bit after the documented masks. A divergence is

@@ -5,7 +5,7 @@ the mock and on the netns lab (root); every divergence is shrunk, printed, and w
 --cases written there as a regression case. Prints `figure diff.scenarios N count`,
 `figure diff.invalid N count` (setups both targets refused), `figure diff.explained N
 count` (differences harness/diff/explained.py explains) and `figure diff.divergences
-N count`."""
+N count`. `--cpu C`: the CPU the sending thread keeps to (runner.run_on_one_cpu())."""
 from __future__ import annotations
 
 import argparse
@@ -18,19 +18,20 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 
 from harness.diff.cases import case_json
-from harness.diff.runner import Result, run, shrink
+from harness.diff.runner import FreshTargets, Result, run, run_on_one_cpu, shrink
 from harness.diff.scenario import scenarios
 
 
-def campaign(count: int, seed: int, each) -> None:
+def campaign(count: int, seed: int, targets: FreshTargets, each) -> None:
     """Hand `each` the result of `count` scenarios drawn from `seed` (reproducible:
-    hypothesis draws the same scenarios from the same seed and grammar)."""
+    hypothesis draws the same scenarios from the same seed and grammar), each run on
+    DUTs from `targets`."""
     @hypothesis_seed(seed)
     @settings(max_examples=count, database=None, phases=[Phase.generate], deadline=None,
               suppress_health_check=list(HealthCheck))
     @given(scenarios())
     def one(scenario):
-        each(run(scenario))
+        each(run(scenario, targets))
     one()
 
 
@@ -40,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="hypothesis's seed (default: %(default)s)")
     parser.add_argument("--cases", type=Path, help="write each shrunk divergence here as a regression case")
     parser.add_argument("--no-shrink", action="store_true", help="report divergences as drawn")
+    parser.add_argument("--cpu", type=int, help="the one CPU the run keeps to (default: the last it may use)")
     args = parser.parse_args(argv)
     counts = {"scenarios": 0, "invalid": 0, "explained": 0, "divergences": 0}
 
@@ -53,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return
         counts["divergences"] += 1
         if not args.no_shrink:
-            result = shrink(result)
+            result = shrink(result, lambda scenario: run(scenario, targets))
         print(f"divergence {counts['divergences']} (scenario {counts['scenarios']}):\n{result.scenario.setup_text()}"
               f"frames into {result.scenario.port}: {[f.hex() for f in result.scenario.frames]}\n{result.text}",
               flush=True)
@@ -62,7 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             path = args.cases / f"seed{args.seed}_{counts['scenarios']}.json"
             path.write_text(json.dumps(case_json(result), indent=1) + "\n")
 
-    campaign(args.scenarios, args.seed, each)
+    with FreshTargets() as targets:  # made first: its maker thread runs on every CPU
+        try:
+            run_on_one_cpu(args.cpu)
+        except ValueError as exc:
+            parser.error(str(exc))
+        campaign(args.scenarios, args.seed, targets, each)
     for name, value in counts.items():
         print(f"figure diff.{name} {value} count")
     return 0

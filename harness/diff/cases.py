@@ -51,6 +51,6 @@ def replay(target: Target, scenario: Scenario, drop_reasons: bool) -> Outcome:
         target.sh(list(command.argv), stdin=command.stdin)
     target.reset()
     target.send(scenario.port, list(scenario.frames))
-    left = {port.name: target.collect(port) for port in target.ports}
+    left = target.collect_all()
     drops = sorted(_drop(drop) for drop in target.drops()) if drop_reasons else []
     return Outcome(left, drops)
