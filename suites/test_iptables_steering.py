@@ -156,3 +156,61 @@ def test_cluster_makes_a_unicast_packet_sent_to_a_multicast_mac_a_host_one(targe
                 "--cluster-hash-seed 0xfeedcafe")
     target.send(h0.port, sent)
     target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=3, ttl=63) / UDP(sport=1, dport=2))
+
+
+def test_tee_sends_a_copy_to_its_gateway_and_the_original_goes_on(target, router):
+    """tee_tg4() over nf_dup_ipv4(): the copy keeps its addresses, has DF set
+    and leaves to --gateway (h2, out of p2); in PREROUTING its TTL is
+    lowered by one there, in FORWARD it already was (by ip_forward()); the
+    original is forwarded to h1 (XT_CONTINUE)."""
+    h0, h1, h2 = router
+    add(target, f"-t mangle -A PREROUTING -p udp --dport 5050 -j TEE --gateway {h2.ip}",
+        f"-t mangle -A FORWARD -p udp --dport 5051 -j TEE --gateway {h2.ip}")
+    for ident, dport in ((501, 5050), (502, 5051)):
+        l4 = UDP(sport=44000, dport=dport) / b"tee me"
+        target.send(h0.port, h0.to_dut(dst=h1.ip, id=ident) / l4)
+        target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=ident, ttl=63) / l4)
+        target.expect(h2.port, h2.from_dut(src=h0.ip, dst=h1.ip, id=ident, ttl=63, flags="DF") / l4)
+    target.expect_nothing()
+
+
+def test_tee_does_not_copy_a_copy_it_is_sending(target, router):
+    """nf_dup_ipv4() skips a packet while a copy is being sent: the copy
+    PREROUTING's TEE makes crosses mangle POSTROUTING, whose TEE copies only
+    the original there. Two copies reach h2 (both DF, the TTL forwarding left)."""
+    h0, h1, h2 = router
+    add(target, f"-t mangle -A PREROUTING -p udp --dport 5052 -j TEE --gateway {h2.ip}",
+        f"-t mangle -A POSTROUTING -p udp --dport 5052 -j TEE --gateway {h2.ip}")
+    l4 = UDP(sport=44000, dport=5052) / b"tee twice"
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=503) / l4)
+    target.expect(h1.port, h1.from_dut(src=h0.ip, dst=h1.ip, id=503, ttl=63) / l4)
+    for _ in range(2):
+        target.expect(h2.port, h2.from_dut(src=h0.ip, dst=h1.ip, id=503, ttl=63, flags="DF") / l4)
+    target.expect_nothing()
+
+
+def test_tproxy_without_a_transparent_socket_drops_the_packet(target, router):
+    """tproxy_tg4(): no socket established for the packet and no transparent
+    listener on --on-port: NF_DROP (nft's tproxy breaks the rule instead);
+    the -p udp the target needs (tproxy_tg4_check()) lets TCP by."""
+    h0, h1 = router[0], router[1]
+    add(target, "-t mangle -A PREROUTING -p udp --dport 5060 -j TPROXY --on-port 12345 --tproxy-mark 0x1/0x1")
+    target.send(h0.port, h0.to_dut(dst=h1.ip, id=601) / UDP(sport=44000, dport=5060))
+    target.expect_nothing()
+    forward(target, h0, h1, TCP(sport=44000, dport=5060, flags="S", seq=1))
+
+
+@pytest.mark.requires("conntrack")
+@pytest.mark.parametrize("mode", ["save", "restore"])
+def test_connsecmark_turns_conntrack_on_and_copies_no_mark_without_an_lsm(target, router, mode):
+    """connsecmark_tg_check() takes a conntrack reference: the flow gets an
+    entry with no other rule tracking; secmark_save()/secmark_restore()
+    find secmark 0 on packet and connection (no LSM labels them) and the
+    packet goes on unchanged, its mark untouched."""
+    h0, h1 = router[0], router[1]
+    add(target, f"-t mangle -A PREROUTING -j CONNSECMARK --{mode}",
+        "-A FORWARD -m mark --mark 0 -m comment --comment unmarked")
+    forward(target, h0, h1, UDP(sport=44000, dport=5070))
+    assert [(e.original, e.mark) for e in target.conntrack() if e.proto == "udp"] == [
+        ((h0.ip, h1.ip, 44000, 5070), 0)]
+    assert counts(target) == {"unmarked": 1}

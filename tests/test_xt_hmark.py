@@ -58,13 +58,23 @@ def test_hmark_tuple_words_are_any_leading_part_of_a_name_and_save_as_their_mask
     ("--hmark-rnd 1 --hmark-mod 2", "you have to specify --hmark-tuple at least"),
     ("--hmark-tuple src --hmark-rnd 1 --hmark-mod 0", 'HMARK: bad value for option "--hmark-mod", or out of range '
                                                       '(1-4294967295).'),
-    ("--hmark-src-prefix 33 --hmark-rnd 1 --hmark-mod 2", 'HMARK: bad value for option "--hmark-src-prefix", or '
-                                                          'out of range (0-32).'),
+    ("--hmark-src-prefix abc --hmark-rnd 1 --hmark-mod 2", 'HMARK: bad value for option "--hmark-src-prefix", '
+                                                           'neither a valid network mask nor valid CIDR (0-32).'),
     ("--hmark-spi 1 --hmark-sport 2 --hmark-rnd 1 --hmark-mod 2", "RULE_APPEND failed (Invalid argument)"),
 ])
 def test_hmark_refuses_as_libxt_hmark_and_hmark_tg_check_do(dut, options, message):
     target, _ = dut
     assert message in refusal(target, f"-A INPUT -j HMARK {options}")
+
+
+def test_hmark_prefix_is_a_length_or_a_netmask_and_a_mask_that_is_no_prefix_is_all_ones(dut):
+    """xtopt_parse_plen(): 0..32, else a numeric address as a mask (`33` is
+    0.0.0.33, no prefix: xtopt_parse_plenmask() leaves all ones, saved as 32),
+    as iptables 1.8.9 saves them."""
+    target, _ = dut
+    for value in ("33", "255.255.0.0", "255.0.255.0", "0x10"):
+        target.sh(f"iptables -A INPUT -j HMARK --hmark-src-prefix {value} --hmark-rnd 1 --hmark-mod 2")
+    assert [line.split()[5] for line in saved(target)] == ["32", "16", "32", "16"]
 
 
 def test_hmark_in_ip6tables_is_said_not_modelled(dut):

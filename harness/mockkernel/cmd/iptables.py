@@ -21,6 +21,7 @@ import time
 from harness.mockkernel.cmd.args import ToolError, not_modelled
 from harness.mockkernel.netfilter.iptables import IPV4, IPV6, SAVE_ORDER, TABLES, XtFamily, XtRule, XtTables
 from harness.mockkernel.netfilter.xt_bpf import BPF_MATCHES
+from harness.mockkernel.netfilter.xt_connsecmark import CONNSECMARK_TARGETS
 from harness.mockkernel.netfilter.xt_hmark import HASH_MATCHES, HASH_TARGETS
 from harness.mockkernel.netfilter.xt_ipv6 import IPV6_MATCHES
 from harness.mockkernel.netfilter.xt_matches import (FAMILY_ONLY, KNOWN_UNMODELLED, MATCHES, PROTOCOL_NAMES, XtMatch,
@@ -35,6 +36,8 @@ from harness.mockkernel.netfilter.xt_rewrite import REWRITE_FAMILY_ONLY, REWRITE
 from harness.mockkernel.netfilter.xt_rpfilter import RPFILTER_MATCHES
 from harness.mockkernel.netfilter.xt_stateful import STATEFUL_MATCHES
 from harness.mockkernel.netfilter.xt_targets import FAMILY_ONLY_TARGETS, KNOWN_UNMODELLED_TARGETS, TARGETS, XtTarget
+from harness.mockkernel.netfilter.xt_tee import TEE_TARGETS
+from harness.mockkernel.netfilter.xt_tproxy import TPROXY_TARGETS
 from harness.mockkernel.netfilter.xt_u32 import U32_MATCHES
 
 COMMANDS = {"-A": "append", "--append": "append", "-I": "insert", "--insert": "insert", "-D": "delete",
@@ -325,6 +328,9 @@ def _load_match(family: XtFamily, name: str) -> XtMatch:
     raise usage_error(f"Couldn't load match `{name}':No such file or directory\n")
 
 
+STEERING_TARGETS = {**HASH_TARGETS, **TEE_TARGETS, **TPROXY_TARGETS, **CONNSECMARK_TARGETS}
+
+
 def _load_target(family: XtFamily, name: str, goto: bool) -> XtTarget:
     """A target extension by that name, else a jump to the chain so named."""
     ours = FAMILY_ONLY_TARGETS.get(name, family.nft_family) == family.nft_family
@@ -332,8 +338,9 @@ def _load_target(family: XtFamily, name: str, goto: bool) -> XtTarget:
         return TARGETS[name](name, family)
     if not goto and name in REWRITE_TARGETS and REWRITE_FAMILY_ONLY.get(name, family.nft_family) == family.nft_family:
         return REWRITE_TARGETS[name](name, family)
-    if not goto and name in HASH_TARGETS:
-        return HASH_TARGETS[name](name, family)
+    extension = STEERING_TARGETS.get(name)
+    if not goto and extension is not None:
+        return extension(name, family)
     if not goto and name in RATEEST_TARGETS:
         return RATEEST_TARGETS[name](name, family)
     if not goto and name in KNOWN_UNMODELLED_TARGETS:

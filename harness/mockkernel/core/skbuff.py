@@ -33,7 +33,7 @@ _PADS = tuple(bytearray(headroom) for headroom in range(NET_SKB_PAD + 1))
 
 
 class SkBuff:
-    __slots__ = ("buf", "data", "tail", "protocol", "pkt_type", "mark", "priority", "hash",
+    __slots__ = ("buf", "data", "tail", "protocol", "pkt_type", "mark", "secmark", "priority", "hash",
                  "cb", "dev", "net", "mac_header", "network_header", "transport_header",
                  "dst", "sk", "journey", "tstamp", "ignore_df", "truesize", "nfct", "ctinfo",
                  "skb_iif", "tc_index", "gso_size", "gso_segs", "end", "__weakref__")
@@ -45,7 +45,7 @@ class SkBuff:
         self.buf = buf = (_PADS[headroom] if headroom <= NET_SKB_PAD else bytearray(headroom)) + payload
         self.data = data = headroom
         self.tail = tail = len(buf)
-        self.protocol = self.pkt_type = self.mark = self.priority = self.hash = 0
+        self.protocol = self.pkt_type = self.mark = self.secmark = self.priority = self.hash = 0
         self.cb = self.dev = self.net = self.dst = self.sk = self.journey = self.nfct = None
         self.ctinfo = self.skb_iif = self.tc_index = 0  # skb_iif: the device it was received on
         self.gso_size = self.gso_segs = 0  # skb_shinfo(): 0 for an skb that is not GSO

@@ -56,6 +56,7 @@ class NfConn:
     reply: Tuple
     status: int = 0
     mark: int = 0
+    secmark: int = 0  # the secmark extension (CONFIG_NF_CONNTRACK_SECMARK): CONNSECMARK's copy
     timeout: float = 0.0  # virtual time when it expires
     proto: object = None
     zone: int = 0  # nf_ct_zone(ct)->id (a template's: the zone its packet's entry gets)

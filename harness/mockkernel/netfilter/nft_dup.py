@@ -67,8 +67,7 @@ class Dup(Stmt):
             gw = gateway(pkt)
             if gw is None:
                 return None
-            if not _duplicating[0]:
-                nf_dup(net, pkt.skb, pkt.state.hook, gw, device)
+            nf_dup(net, pkt.skb, pkt.state.hook, gw, device)
             return None
         return dup
 
@@ -90,6 +89,8 @@ def _untracked_copy(skb):
 
 
 def nf_dup_ipv4(net, skb, hooknum: int, gw: int, device: str | None) -> None:
+    if _duplicating[0]:  # nf_skb_duplicated: a copy being sent is not copied again
+        return
     copy = _untracked_copy(skb)
     iph = Ipv4Packet(copy.buf, copy.network_header)
     iph.frag_off |= IP_DF  # the sender learns of a smaller MTU on the copy's route
@@ -106,6 +107,8 @@ def nf_dup_ipv4(net, skb, hooknum: int, gw: int, device: str | None) -> None:
 
 
 def nf_dup_ipv6(net, skb, hooknum: int, gw: int, device: str | None) -> None:
+    if _duplicating[0]:
+        return
     copy = _untracked_copy(skb)
     if hooknum in (NF_INET_PRE_ROUTING, NF_INET_LOCAL_IN):
         ip6h = Ipv6Packet(copy.buf, copy.network_header)

@@ -9,13 +9,17 @@ master (ct->master: the mock runs no conntrack helpers, so none has one).
 """
 from __future__ import annotations
 
+import socket
+from ipaddress import IPv4Address
+
 from harness.mockkernel.core.skbuff import PACKET_HOST, PACKET_MULTICAST
 from harness.mockkernel.netfilter.nf_conntrack import UNTRACKED
 from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exprs import Stmt
+from harness.mockkernel.netfilter.iptables import prefix_length
 from harness.mockkernel.netfilter.nft_hash import jhash_1word, jhash_3words, reciprocal_scale
 from harness.mockkernel.netfilter.xt_matches import XtMatch, kernel_refusal
-from harness.mockkernel.netfilter.xt_options import XtOpt, not_modelled_error, usage_error
+from harness.mockkernel.netfilter.xt_options import XtOpt, c_strtoul, not_modelled_error, usage_error
 from harness.mockkernel.netfilter.xt_targets import XtTarget
 from harness.mockkernel.wire import icmp
 from harness.mockkernel.wire.dccp import IPPROTO_DCCP
@@ -77,8 +81,7 @@ class HmarkTarget(XtTarget):
         if option == "--hmark-tuple":
             self._parse_tuple(value)
         elif option in ("--hmark-src-prefix", "--hmark-dst-prefix"):
-            plen = self.uint(option, value, 0, 32)
-            setattr(self, "src_plen" if option == "--hmark-src-prefix" else "dst_plen", plen)
+            setattr(self, "src_plen" if option == "--hmark-src-prefix" else "dst_plen", self._plen(option, value))
         elif option in ("--hmark-sport-mask", "--hmark-dport-mask", "--hmark-sport", "--hmark-dport"):
             pair = self.port_mask if option.endswith("-mask") else self.port_set
             pair[0 if "-sport" in option else 1] = self.uint(option, value, 0, 0xFFFF)
@@ -94,6 +97,22 @@ class HmarkTarget(XtTarget):
             self.mod = self.uint(option, value, 1, M32)
         elif option == "--hmark-offset":
             self.offset = self.uint(option, value, 0, M32)
+
+    def _plen(self, option: str, value: str) -> int:
+        """xtopt_parse_plen() for XTTYPE_PLENMASK: a prefix length 0..32, else
+        a numeric address read as a netmask (getaddrinfo(AI_NUMERICHOST), so
+        inet_aton()'s forms: `33` is 0.0.0.33); a mask that is no prefix
+        (xtables_ipmask_to_cidr() -1) leaves xtopt_parse_plenmask() all ones."""
+        number = c_strtoul(value)
+        if number is not None and number <= 32:
+            return number
+        try:
+            infos = socket.getaddrinfo(value, None, socket.AF_INET, flags=socket.AI_NUMERICHOST)
+        except (socket.gaierror, UnicodeError, ValueError):
+            raise self.error(f'bad value for option "{option}", neither a valid network mask nor valid CIDR '
+                             f'(0-32).\n') from None
+        plen = prefix_length(int(IPv4Address(infos[0][4][0])), 32)
+        return 32 if plen is None else plen
 
     def _parse_tuple(self, value: str) -> None:
         """hmark_parse_type(): comma-separated words, each any leading part
