@@ -112,7 +112,10 @@ LOST_EVENTS = re.compile(r"Lost (\d+) events")
 # they are printed with netns 0 and attributed by their datagram. A netfilter drop carries
 # its call chain: the caller of nf_hook_slow names the hook. Each drop is one printf,
 # so its lines never interleave with another CPU's. skb->network_header is
-# (typeof(skb->network_header))~0U when no header was set. skb->tc_at_ingress is
+# (typeof(skb->network_header))~0U when no header was set, and an IPv4 header is read
+# only where the linear data holds 20 bytes of it (skb->tail, an offset from head as
+# network_header is): a runt's buffer past its end holds what an earlier packet left
+# there, which may be a sentinel or a control frame, and was taken for one. skb->tc_at_ingress is
 # printed last where the kernel has it (TC_FORMAT, TC_ARG). A tester namespace frees
 # every frame the DUT sends it (it has no address), so its ports' drops are left out
 # in the kernel: nobody watches them, and at load rates they would flood the tracer.
@@ -138,7 +141,7 @@ tracepoint:skb:kfree_skb
   }
   $saddr = (uint32)0; $daddr = (uint32)0; $ipproto = (uint8)0; $id = (uint16)0;
   $ttl = (uint8)0; $tot_len = (uint16)0; $frag_off = (uint16)0;
-  if ($skb->network_header != 0xffff) {
+  if ($skb->network_header != 0xffff && $skb->tail >= $skb->network_header + 20) {
     $iph = $skb->head + $skb->network_header;
     if ((*(uint8 *)$iph >> 4) == 4) {
       $tot_len = *(uint16 *)($iph + 2);
