@@ -18,6 +18,8 @@ from harness.mockkernel.kernel import Kernel
 from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP, NF_INET_LOCAL_IN
 from harness.mockkernel.target import sh
 from harness.target import CommandError
+from harness.traffic import Profile, Rate, Stream
+from tests.test_linerate_engine import forwarding_target, udp_frame
 from tests.test_nft import hook, packet
 
 RATEEST_RE1 = "-j RATEEST --rateest-name RE1 --rateest-interval 250ms --rateest-ewmalog 500ms"
@@ -274,3 +276,38 @@ def test_hashlimit_rate_match_passes_burst_plus_rate_a_window_then_none_after_on
     assert passed(3) == 0
     k.advance(1.0)
     assert passed(10) == 6
+
+
+def test_a_line_rate_train_counts_every_packet_into_the_estimator():
+    """100 kpps for 0.3 s through a RATEEST rule, most packets applied in bulk:
+    the first 248 ms window holds 24,800 of them, read as 24800 << 10 >> 1 >> 8
+    = 49,600 pps after the tick (more than 40,000, less than 60,000)."""
+    target = forwarding_target()
+    for rule in ("-A FORWARD -p udp --dport 2000 -j RATEEST --rateest-name line --rateest-interval 250ms "
+                 "--rateest-ewmalog 500ms",
+                 "-A FORWARD -p udp --dport 2001 -m rateest --rateest line --rateest-gt --rateest-pps 40000 "
+                 "-m rateest --rateest line --rateest-lt --rateest-pps 60000 -j DROP"):
+        target.sh(f"iptables {rule}")
+    result = target.traffic(Profile((Stream.of("p0", udp_frame(), rate=Rate(100_000.0)),)), duration=0.3)
+    assert result.streams[0].opackets == 30_000 and len(target.journeys()) < 1_000
+    target.send("p0", udp_frame(dport=2001))
+    assert [(d.reason, d.stage) for d in target.drops()][-1:] == [("NETFILTER_DROP", "NF_FORWARD")]
+
+
+@pytest.mark.parametrize("rules, passed", [
+    (["-A FORWARD -p udp -m hashlimit --hashlimit-above 1/hour --hashlimit-burst 5 --hashlimit-name x -j DROP"], 5),
+    (["-A FORWARD -p udp -m hashlimit --hashlimit-upto 5/min --hashlimit-burst 1 --hashlimit-name y "
+      "--hashlimit-rate-match -j ACCEPT", "-A FORWARD -j DROP"], 6),
+    (["-A FORWARD -p udp -m recent --name r --rcheck --hitcount 3 -j DROP", "-A FORWARD -p udp -m recent --name r --set"],
+     3),
+])
+def test_a_line_rate_train_repeats_no_packet_that_changed_a_hashlimit_or_recent_entry(rules, passed):
+    """10,000 packets of one flow at 100 kpps: a bucket of 5 passes 5; a rate
+    match of burst 1 + 5 a window passes 6; recent --hitcount 3 passes the 3
+    it had not seen 3 times, as packet by packet (the engine repeats in bulk
+    only what left every entry as it was)."""
+    target = forwarding_target()
+    for rule in rules:
+        target.sh(f"iptables {rule}")
+    result = target.traffic(Profile((Stream.of("p0", udp_frame(), rate=Rate(100_000.0)),)), duration=0.1)
+    assert (result.streams[0].opackets, result.streams[0].ipackets) == (10_000, passed)

@@ -8,12 +8,13 @@ net_rx_action(): NAPI, XDP, the stack, the frames it transmits), with its
 journey recorded. Around each probe the kernel's numeric state is read:
 
 - counters that only add up (device stats, softnet's processed and backlog tail, the SNMP
-  MIBs, nft rule and chain counters, conntrack statistics, socket drops, eBPF
-  program run counts, eBPF map values as little-endian 64-bit words),
+  MIBs, nft rule and chain counters, conntrack statistics, RATEEST estimators'
+  counters, socket drops, eBPF program run counts, eBPF map values as
+  little-endian 64-bit words),
 - counters with a bound (an nft limit's tokens run out at 0),
 - and the shape of everything else (conntrack entries, socket queues,
   neighbours, dynamic sets, eBPF hash keys and event rings, the ICMP rate
-  limiter's credit).
+  limiter's credit, hashlimit's and recent's per-key state).
 
 When two consecutive probes take the same path (journey and transmitted frames
 alike) with the same change to the counters and no change of shape, the next
@@ -39,6 +40,8 @@ from harness.journey import Stage, path_key, path_text
 from harness.mockkernel.core.dev import net_rx_action
 from harness.mockkernel.net import DevStats
 from harness.mockkernel.netfilter.nft_exprs import Counter, Limit
+from harness.mockkernel.netfilter.xt_rateest import rateest_counters
+from harness.mockkernel.netfilter.xt_stateful import per_key_state
 
 JOURNEYS_KEPT = 1000  # probes' journeys left in the tracer per run
 DEV_STATS = tuple(f.name for f in fields(DevStats))
@@ -96,6 +99,8 @@ def _layout(kernel) -> Layout:
                         bounded[len(cells)] = 0
                         refills[len(cells)] = 1e9  # nft_limit's tokens are nanoseconds of its rate
                         cells.append((stmt, "tokens"))
+    for bstats in rateest_counters(kernel):
+        cells += [(bstats, "bytes"), (bstats, "packets")]
     for table in (kernel.udp_sockets, kernel.ping_sockets):
         cells += [(sock, "drops") for sock in table.values()]
     blobs: list = []
@@ -132,6 +137,7 @@ class StateReader:
         shape += [neigh.state for neigh in kernel.neighbours.values()]
         shape += [len(nset.elements) for table in kernel.nft.ruleset.tables for nset in table.sets.values()]
         shape += [len(sock.queue) for table in (kernel.udp_sockets, kernel.ping_sockets) for sock in table.values()]
+        shape.append(per_key_state(kernel))
         if kernel.bpf is not None:
             for bpf_map in kernel.bpf.maps.values():
                 shape.append(getattr(bpf_map, "_used", 0))  # a ring buffer's records

@@ -88,6 +88,12 @@ def xt_rateest_get(net, name: str, params: tuple[int, int]) -> XtRateest:
     return est
 
 
+def rateest_counters(net) -> list[GnetStatsBasic]:
+    """The counters of the namespace's live estimators: what a line-rate train's
+    packets add to in bulk (they only add up; est_timer() reads them)."""
+    return [est.bstats for est in _RATEEST_NETS.get(net, {}).values()]
+
+
 def xt_rateest_lookup(ruleset, name: str) -> tuple[int, int] | None:
     """xt_rateest_lookup(): the parameters of the estimator of that name a
     rule of the namespace (any table, either family) holds, None if none does."""

@@ -580,6 +580,19 @@ def c_atoi(text: str) -> int:
 _HASHLIMIT_TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # hashlimit_net: the netns's tables
 
 
+def per_key_state(net) -> tuple:
+    """What hashlimit and recent keep per key in the namespace, for the line-rate
+    engine's shape: a packet that changes it (a bucket's credit, a window's
+    count, an address's stamps) is not one a train may repeat in bulk."""
+    hashlimit = _HASHLIMIT_TABLES.get(net)
+    recent = _RECENT_TABLES.get(net)
+    if not hashlimit and not recent:
+        return ()
+    return (tuple((key, tuple(tuple(entry) for entry in table.values())) for key, table in (hashlimit or {}).items()),
+            tuple((name, tuple((ttl, tuple(stamps)) for ttl, stamps in table.values()))
+                  for name, table in (recent or {}).items()))
+
+
 # ------------------------------------------------------------------ connlimit
 
 class ConnlimitMatch(XtMatch):
