@@ -57,3 +57,29 @@ def test_udp_ports_are_read_as_getaddrinfo_reads_a_service():
 def test_recent_rttl_cannot_go_with_set_or_remove(command):
     assert refusal(f"-m recent {command} --rttl")[1].splitlines()[0] == \
         PREFIX + f'recent: option "--rttl" cannot be used together with "{command}".'
+
+
+@pytest.mark.parametrize("rule, message", [
+    ("-m set --match-set foo src,dst", "Set foo doesn't exist."),
+    ("-m set --match-set foo", "--match-set requires two args."),
+    ("-m set --match-set foo !", "--match-set requires two args."),
+    ("-m set --match-set 0123456789012345678901234567890123 src",
+     "setname `0123456789012345678901234567890123' too long, max 31 characters."),
+    ("-m set ! --return-nomatch", "--return-nomatch flag cannot be inverted"),
+    ("-m set --packets-eq 5 --packets-lt 3", "only one of the --packets-[eq|lt|gt] is allowed"),
+    ("-m set --return-nomatch", "You must specify `--match-set' with proper arguments"),
+    ("-j SET --add-set foo src,dst", "Set foo doesn't exist."),
+    ("-j SET --del-set foo", "--del-set requires two args."),
+    ("-j SET --exist --timeout 5", "You must specify either `--add-set' or `--del-set' or `--map-set'"),
+    ("-m nfacct", 'nfacct: option "--nfacct-name" must be specified'),
+    ("-m nfacct --nfacct-name wrong", " RULE_APPEND failed (No such file or directory): rule in chain INPUT"),
+])
+def test_sets_and_accounting_objects_the_mock_never_has_are_refused_as_missing(rule, message):
+    """No ipset and no nfacct command on the mock: every set and accounting
+    object a rule names is missing, as on a kernel where none was made."""
+    assert refusal(rule)[1].splitlines()[0] == PREFIX + message
+
+
+def test_the_deprecated_set_option_warns_before_the_lookup_fails():
+    assert refusal("-m set --set foo src")[1].splitlines()[:2] == [
+        "--set option deprecated, please use --match-set", PREFIX + "Set foo doesn't exist."]

@@ -26,6 +26,7 @@ from harness.mockkernel.netfilter.xt_hmark import HASH_MATCHES, HASH_TARGETS
 from harness.mockkernel.netfilter.xt_ipv6 import IPV6_MATCHES
 from harness.mockkernel.netfilter.xt_matches import (FAMILY_ONLY, KNOWN_UNMODELLED, MATCHES, PROTOCOL_NAMES, XtMatch,
                                                      parse_protocol)
+from harness.mockkernel.netfilter.xt_nfacct import NFACCT_MATCHES
 from harness.mockkernel.netfilter.xt_options import PROG, VERSION, XtError, usage_error
 from harness.mockkernel.netfilter.xt_osf import OSF_FAMILY_ONLY, OSF_MATCHES
 from harness.mockkernel.netfilter.xt_packet import PACKET_FAMILY_ONLY, PACKET_MATCHES
@@ -34,6 +35,7 @@ from harness.mockkernel.netfilter.xt_proto import PROTO_FAMILY_ONLY, PROTO_MATCH
 from harness.mockkernel.netfilter.xt_rateest import RATEEST_MATCHES, RATEEST_TARGETS
 from harness.mockkernel.netfilter.xt_rewrite import REWRITE_FAMILY_ONLY, REWRITE_TARGETS
 from harness.mockkernel.netfilter.xt_rpfilter import RPFILTER_MATCHES
+from harness.mockkernel.netfilter.xt_set import SET_MATCHES, SET_TARGETS
 from harness.mockkernel.netfilter.xt_stateful import STATEFUL_MATCHES
 from harness.mockkernel.netfilter.xt_targets import FAMILY_ONLY_TARGETS, KNOWN_UNMODELLED_TARGETS, TARGETS, XtTarget
 from harness.mockkernel.netfilter.xt_tee import TEE_TARGETS
@@ -320,7 +322,7 @@ def _load_match(family: XtFamily, name: str) -> XtMatch:
     for table, family_only in ((PROTO_MATCHES, PROTO_FAMILY_ONLY), (PACKET_MATCHES, PACKET_FAMILY_ONLY),
                                (HASH_MATCHES, {}), (RATEEST_MATCHES, {}), (BPF_MATCHES, {}),
                                (OSF_MATCHES, OSF_FAMILY_ONLY), (PHYSDEV_MATCHES, {}), (RPFILTER_MATCHES, {}),
-                               (U32_MATCHES, {})):
+                               (NFACCT_MATCHES, {}), (SET_MATCHES, {}), (U32_MATCHES, {})):
         if name in table and family_only.get(name, family.nft_family) == family.nft_family:
             return table[name]()
     if name in KNOWN_UNMODELLED and ours:
@@ -343,6 +345,8 @@ def _load_target(family: XtFamily, name: str, goto: bool) -> XtTarget:
         return extension(name, family)
     if not goto and name in RATEEST_TARGETS:
         return RATEEST_TARGETS[name](name, family)
+    if not goto and name in SET_TARGETS:
+        return SET_TARGETS[name](name, family)
     if not goto and name in KNOWN_UNMODELLED_TARGETS:
         raise not_modelled(f"{family.prog} -j {name}")
     return XtTarget(name, family, goto)

@@ -392,9 +392,10 @@ class Icmp6Match(IcmpMatch):
         return [XtCompat("match", "icmp6", text, lambda ctx: _icmp_match(kind, low, high), invert=invert)]
 
 
-def kernel_refusal(chain: str):
-    """What the kernel's checkentry (or nft's validation) refusing the rule looks like."""
-    return XtError(f"{VERSION}:  RULE_APPEND failed (Invalid argument): rule in chain {chain}", 4)
+def kernel_refusal(chain: str, error: str = "Invalid argument"):
+    """What the kernel's checkentry (or nft's validation) refusing the rule
+    looks like: EINVAL unless `error` names another errno's strerror()."""
+    return XtError(f"{VERSION}:  RULE_APPEND failed ({error}): rule in chain {chain}", 4)
 
 
 # ------------------------------------------------------------------ conntrack, state
@@ -1231,4 +1232,4 @@ MATCHES = {"tcp": lambda: PortMatch("tcp"), "udp": lambda: PortMatch("udp"), "ic
 FAMILY_ONLY = {"icmp": "ip", "ttl": "ip", "icmp6": "ip6", "hl": "ip6"}  # libipt_*/libip6t_* extensions
 # extensions iptables 1.8.9 ships that the mock does not model (yet): named, not refused as unknown
 KNOWN_UNMODELLED = {"ah", "among", "devgroup", "ipvs", "l2tp", "mh",
-                    "nfacct", "set", "srh", "udplite"}
+                    "srh", "udplite"}

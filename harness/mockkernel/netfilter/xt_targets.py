@@ -1001,5 +1001,5 @@ TARGETS = {"LOG": LogTarget, "NFLOG": NflogTarget, "NFQUEUE": NfqueueTarget, "MA
            "REDIRECT": NatTarget, "REJECT": RejectTarget, "NOTRACK": NotrackTarget, "CT": CtTarget}
 FAMILY_ONLY_TARGETS = {"TTL": "ip", "HL": "ip6"}
 # targets iptables 1.8.9 ships that the mock does not model: named, not taken for a chain
-KNOWN_UNMODELLED_TARGETS = {"CLUSTERIP", "DNPT", "SNPT", "LED", "SECMARK", "SET", "SYNPROXY"}
+KNOWN_UNMODELLED_TARGETS = {"CLUSTERIP", "DNPT", "SNPT", "LED", "SECMARK", "SYNPROXY"}
 STANDARD = ("ACCEPT", "DROP", "RETURN")
