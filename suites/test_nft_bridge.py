@@ -13,7 +13,11 @@ import json
 
 import pytest
 
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Dot1Q, Ether
+
 from harness.target import CommandError
+from harness.testing import bridge_up, counted_by_comment
 
 pytestmark = pytest.mark.requires("nftables")
 
@@ -205,3 +209,33 @@ def test_a_bridge_table_lists_as_nft_prints_it_in_json(target):
                                                        {"prefix": {"addr": "01:00:5e:00:00:00", "len": 24}}),
                                                  {"accept": None}]}},
     ]
+
+
+
+VLAN_SET = """
+table bridge t {
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        vlan id 10 vlan id set 20
+    }
+    chain postrouting {
+        type filter hook postrouting priority srcnat; policy accept;
+        vlan id 20 counter comment "retagged"
+        vlan id 10 counter comment "still 10"
+    }
+}
+"""
+
+
+def test_vlan_id_set_retags_a_bridged_frame(target):
+    """`vlan id set 20` writes the tag's TCI under the id's mask (nft_payload_set_eval();
+    a tag the receiving device took out of the frame is skb->vlan_tci, which
+    nft_payload_set_vlan() writes): the bridge's postrouting chain sees VLAN 20.
+    (The frame leaving p1 is not compared: the lab's capture loses a tag held
+    out of band.)"""
+    bridge_up(target, ports=("p0", "p1"))
+    target.sh("nft -f -", stdin=VLAN_SET)
+    assert "vlan id 10 vlan id set 20" in target.sh("nft list table bridge t")
+    payload = IP(src="192.0.2.1", dst="192.0.2.2", id=9) / UDP(sport=7, dport=9)
+    target.send("p0", Ether(src="02:00:00:00:aa:01", dst="02:00:00:00:aa:02") / Dot1Q(vlan=10, prio=1) / payload)
+    assert counted_by_comment(target) == {"retagged": 1, "still 10": 0}

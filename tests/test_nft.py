@@ -1159,3 +1159,24 @@ def test_a_nat_map_giving_an_address_range_binds_within_it():
         state = NfHookState(NF_INET_POST_ROUTING, NFPROTO_IPV4, None, k.dev_by_name("p1"), k)
         verdict, _, _ = nf_tables_core.nft_do_chain(nf_tables_core.NftPktinfo(skb, state), chain)
         assert verdict == NF_ACCEPT and low <= ct.reply.dst <= high
+
+
+def test_a_vlan_tag_held_out_of_band_takes_a_tci_write_and_breaks_a_one_byte_one():
+    """nft_payload_set_vlan(): with the tag in skb->vlan_tci (a vlan-filtering
+    bridge holds it so), `vlan id set` (2 bytes at the TCI) rewrites it and the
+    frame leaves p1 tagged 20; `vlan pcp set` (1 byte) is NFT_BREAK: the rule's
+    counter after it stays at 0."""
+    from scapy.layers.l2 import Dot1Q, Ether
+
+    from harness.mockkernel.target import MockTarget
+    from harness.testing import bridge_up
+    target = MockTarget()
+    bridge_up(target, "vlan_filtering 1", ports=("p0", "p1"))
+    for command in ("bridge vlan add dev p0 vid 10", "bridge vlan add dev p1 vid 10", "bridge vlan add dev p1 vid 20"):
+        target.sh(command)
+    target.sh("nft -f -", stdin="table bridge t {\n\tchain forward {\n\t\ttype filter hook forward priority filter;\n"
+                                "\t\tvlan id 10 vlan pcp set 3 counter\n\t\tvlan id 10 vlan id set 20\n\t}\n}\n")
+    payload = IP(src="192.0.2.1", dst="192.0.2.2", id=9) / UDP(sport=7, dport=9)
+    target.send("p0", Ether(src="02:00:00:00:aa:01", dst="02:00:00:00:aa:02") / Dot1Q(vlan=10, prio=1) / payload)
+    target.expect("p1", Ether(src="02:00:00:00:aa:01", dst="02:00:00:00:aa:02") / Dot1Q(vlan=20, prio=1) / payload)
+    assert "vlan pcp set 3 counter packets 0 bytes 0" in target.sh("nft list table bridge t")

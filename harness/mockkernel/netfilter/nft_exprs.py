@@ -1882,7 +1882,8 @@ def _killed_bases(stmt: Stmt, pctx: PrintCtx) -> set[str]:
     for part in parts:
         if isinstance(part, Payload) and part.link:
             bases.add("ll")
-            if part.proto == "vlan" and part.field.name != "type":  # nft keeps `ether type 8021q` before `vlan type`
+            # nft keeps `ether type 8021q` before a `vlan type` match, not before `vlan type set`
+            if part.proto == "vlan" and (part.field.name != "type" or getattr(stmt, "writes_payload", False)):
                 bases.add("link")
             continue
         if isinstance(part, Payload) and not part.transport or getattr(part, "nexthdr", None) is not None:

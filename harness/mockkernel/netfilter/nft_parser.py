@@ -2438,7 +2438,9 @@ class Parser:
                 return TcpOptionSet(lhs, self.selector(family)[0], loc=lhs_loc)
             return TcpOptionSet(lhs, _parse(self.next(), lhs.dtype), loc=lhs_loc)
         if isinstance(lhs, Payload) and len(lhs.fields) == 1 and lhs.proto not in NOT_SETTABLE:
-            if self.at(*SELECTOR_WORDS):
+            keyword_value = self.at(*KEYWORD_VALUES) and (self.peek().kind in ("nl", "eof") or
+                                                          self.peek().text in (";", "}"))
+            if self.at(*SELECTOR_WORDS) and not keyword_value:
                 self.payload_from_map(lhs, lhs_loc, family)
             if self.at("{"):  # the grammar's payload_stmt takes an expression, no set
                 raise self.unexpected()
@@ -2461,7 +2463,8 @@ class Parser:
         binops = tuple(nft_bitwise.PRECEDENCE)
         if self.at("{"):  # parser_bison.y: a set statement takes no set
             raise self.unexpected()
-        if not self.at(*SELECTOR_WORDS, "("):
+        keyword_value = self.at(*KEYWORD_VALUES) and (self.peek().kind in ("nl", "eof") or self.peek().text in (";", "}"))
+        if not self.at(*SELECTOR_WORDS, "(") or keyword_value:
             if dtype is types.classid:
                 self._scan_classid()
             value = self.next()
@@ -2506,6 +2509,9 @@ class Parser:
 
 
 END_OF_RULE = "end of file or newline or semicolon"
+# parser_bison.y keyword_expr: keywords a value may be (`vlan type set arp`, `ether type ip`)
+KEYWORD_VALUES = ("ether", "ip", "ip6", "vlan", "arp", "dnat", "snat", "ecn", "reset", "original", "reply",
+                  "label", "last")
 RULE_ENDING_OPS = {":", ",", "]", ")", "=", ".", "==", "!=", "<", ">", "<=", ">="}  # no statement starts so
 # the scanner scope a statement keeps open while bison reads the token after it
 STATEMENT_SCOPES = {"snat": "STMT_NAT", "dnat": "STMT_NAT", "masquerade": "STMT_NAT", "redirect": "STMT_NAT",

@@ -23,7 +23,13 @@ TCP's, UDP's unless it is 0, UDP-Lite's, ICMPv6's; none in a non-first
 fragment); then the bytes are stored. Left out: CHECKSUM_PARTIAL and
 CHECKSUM_COMPLETE packets (the mock's checksums are always complete in the
 header), SCTP's CRC32c (NFT_PAYLOAD_CSUM_SCTP: setting an SCTP field is not
-modelled), fields of the VLAN tag the bridge holds out of band.
+modelled).
+
+A VLAN tag held out of band (skb->vlan_tci: the bridge's cb here) is written
+as nft_payload_set_vlan() writes it: the TCI's two bytes become the tag's
+TCI, a field after the tag is written where it lies in the frame, 4 bytes
+before its offset in the tagged header (vlan_hlen); anything else at the
+tag's place breaks the rule.
 """
 from __future__ import annotations
 
@@ -44,7 +50,8 @@ PSEUDO_HEADER = {("ip", "saddr"), ("ip", "daddr"), ("ip", "protocol"), ("ip", "l
 L4_CHECKSUM = {ipv4.IPPROTO_TCP: tcp.CHECK, ipv4.IPPROTO_UDP: udp.CHECK, IPPROTO_UDPLITE: udp.CHECK,
                IPPROTO_ICMPV6: 2}
 CHECKSUM_LEN = 2
-NOT_SETTABLE = ("sctp", "vlan", "th")  # CRC32c; the out-of-band tag; no header of its own
+NOT_SETTABLE = ("sctp", "th")  # CRC32c; no header of its own
+VLAN_PROTO_OFFSET, VLAN_TCI_OFFSET, VLAN_HLEN = 12, 14, 4  # struct vlan_ethhdr
 
 
 def _u16(buf, at: int) -> int:
@@ -61,6 +68,7 @@ class PayloadSet(Stmt):
     """`PROTO FIELD set VALUE`: nft_payload_set_eval() of a constant."""
 
     may_change_packet = True
+    writes_payload = True  # its field's dependency is left out of the listing as a match's is (_killed_bases())
 
     def __init__(self, fld: Field, value: int, loc=None):
         self.fld, self.value, self.loc = fld, value, loc
@@ -95,6 +103,14 @@ class PayloadSet(Stmt):
         def payload_set(pkt):
             if payload.link:
                 start = pkt.skb.mac_header
+                cb = pkt.skb.cb
+                if cb and "vlan_tci" in cb and offset + size > VLAN_PROTO_OFFSET:  # nft_payload_need_vlan_adjust()
+                    if offset == VLAN_TCI_OFFSET and size == 2:
+                        cb["vlan_tci"] = (cb["vlan_tci"] & keep) ^ value
+                        return None
+                    if offset < VLAN_TCI_OFFSET + 2:
+                        return NFT_BREAK
+                    start -= VLAN_HLEN
             elif payload.transport:
                 if pkt.thoff < 0 or pkt.fragoff:
                     return NFT_BREAK
