@@ -34,10 +34,10 @@ PORT_A, PORT_B = PORTS[1], PORTS[2]
 IP_A, IP_B = "172.17.0.2", "172.17.0.3"
 
 
-def counts(target, table: str = "filter") -> dict[str, int]:
+def counts(target, table: str = "filter", save: str = "iptables-save") -> dict[str, int]:
     """Packets each named rule of `table` counted so far (iptables-save -c)."""
     out = {}
-    for line in target.sh(["iptables-save", "-c", "-t", table]).splitlines():
+    for line in target.sh([save, "-c", "-t", table]).splitlines():
         found = COUNTED.match(line)
         if found:
             out[found.group(2).strip('"')] = int(found.group(1))
@@ -150,6 +150,22 @@ def test_rpfilter_looks_up_the_route_back_to_the_source(target, router):
     forward(target, h0, h2, UDP(sport=1, dport=2), src=h1.ip)  # h1's address on p0: routed back by p1
     forward(target, h0, h2, UDP(sport=1, dport=2), src="198.51.100.7")  # no route back at all
     assert counts(target, "mangle") == {"strict": 1, "loose": 2, "strict-fails": 2}
+
+
+@pytest.mark.ipv6
+def test_ip6tables_rpfilter_looks_up_the_route_back_out_of_the_receiving_port(target, router6):
+    """ip6t_rpfilter.c rpfilter_lookup_reverse6(): the lookup towards the
+    source prefers a route out of the receiving port; strict, the route found
+    must use it; --loose, any route. IPv6 forwards whatever the route back."""
+    h0, h1, h2 = router6[0], router6[1], router6[2]
+    for rule in ("-m rpfilter -m comment --comment strict", "-m rpfilter --loose -m comment --comment loose",
+                 "-m rpfilter --invert -m comment --comment strict-fails"):
+        target.sh(f"ip6tables -t mangle -A PREROUTING {rule}")
+    for source in (h0.ip6, h1.ip6, "2001:db8:99::7"):
+        sent = h0.to_dut6(src=source, dst=h2.ip6, fl=0) / UDP(sport=1, dport=2)
+        target.send(h0.port, sent)
+        target.expect(h2.port, h2.from_dut6(src=source, dst=h2.ip6, hlim=63, fl=0) / UDP(sport=1, dport=2))
+    assert counts(target, "mangle", "ip6tables-save") == {"strict": 1, "loose": 2, "strict-fails": 2}
 
 
 def test_osf_finds_no_fingerprint_where_none_was_loaded(target, router):

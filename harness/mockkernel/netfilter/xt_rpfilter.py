@@ -1,25 +1,27 @@
 """-m rpfilter (iptables 1.8.9 extensions/libxt_rpfilter.c; net/ipv4/netfilter/
-ipt_rpfilter.c): the reverse path filter as a match, a FIB lookup towards the
-packet's source. Sent by iptables-nft as an xt match (nft_compat); nft 1.0.6
+ipt_rpfilter.c, net/ipv6/netfilter/ip6t_rpfilter.c): the reverse path filter
+as a match, a FIB lookup towards the packet's source. Sent by iptables-nft as an xt match (nft_compat); nft 1.0.6
 lists it by rpfilter_xlate() (`fib saddr [. mark] [. iif] oif [!= ]0`, with
 --accept-local alone no translation: `xt match rpfilter`).
 
 rpfilter_check() takes it in the raw and mangle tables only, and the match
 registers for NF_INET_PRE_ROUTING alone (nft_match_validate() refuses a base
 chain of another hook): the kernel answers EINVAL, iptables "RULE_APPEND failed
-(Invalid argument)". Left out: ip6tables' rpfilter (ip6t_rpfilter.c) is named
-as not modelled.
+(Invalid argument)".
 """
 from __future__ import annotations
 
 from harness.mockkernel.ipv4 import route
+from harness.mockkernel.ipv6.fib6_rules import Flowi6, fib6_rule_lookup
+from harness.mockkernel.ipv6.ip6_fib import RTF_ANYCAST, RTF_LOCAL, RTF_REJECT
+from harness.mockkernel.ipv6.route import ip6_pol_route_lookup
 from harness.mockkernel.net import RTN_LOCAL, RTN_UNICAST
 from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exprs import Stmt
 from harness.mockkernel.netfilter.xt_matches import XtMatch, kernel_refusal
-from harness.mockkernel.netfilter.xt_options import XtOpt, not_modelled_error
+from harness.mockkernel.netfilter.xt_options import XtOpt
 from harness.mockkernel.netfilter.xt_packet import PACKET_LOOPBACK
-from harness.mockkernel.wire import ipv4
+from harness.mockkernel.wire import ipv4, ipv6
 
 # include/uapi/linux/netfilter/xt_rpfilter.h
 XT_RPFILTER_LOOSE, XT_RPFILTER_VALID_MARK, XT_RPFILTER_ACCEPT_LOCAL, XT_RPFILTER_INVERT = 1, 2, 4, 8
@@ -45,9 +47,10 @@ def rpfilter_lookup_reverse(net, daddr: int, saddr: int, mark: int, tos: int, de
 
 
 def rpfilter_mt(net, flags: int):
-    """rpfilter_mt(): a looped-back packet (or one received on lo) passes; a
-    source 0.0.0.0 to the limited broadcast or a link-local group passes;
-    else rpfilter_lookup_reverse(), each answer inverted by --invert."""
+    """ipt_rpfilter.c rpfilter_mt(): a looped-back packet (or one received on
+    lo) passes; a source 0.0.0.0 to the limited broadcast or a link-local
+    group passes; else rpfilter_lookup_reverse(), each answer inverted by
+    --invert."""
     invert = bool(flags & XT_RPFILTER_INVERT)
     use_mark = flags & XT_RPFILTER_VALID_MARK
 
@@ -64,6 +67,44 @@ def rpfilter_mt(net, flags: int):
     return match
 
 
+def rpfilter_lookup_reverse6(net, pkt, dev, flags: int) -> bool:
+    """ip6t_rpfilter.c rpfilter_lookup_reverse6(): ip6_route_lookup() from lo
+    towards the source (from the destination when that is unicast), out of
+    the receiving device unless --loose (only there for a link-local source:
+    RT6_LOOKUP_F_IFACE); an error, reject or anycast route fails, a local one
+    passes with --accept-local alone, else its device must be the receiving
+    one (any with --loose)."""
+    saddr, daddr = ipv6.ADDRS.unpack_from(pkt.buf, pkt.nh)
+    linklocal = bool(ipv6.ipv6_addr_type(saddr) & ipv6.IPV6_ADDR_LINKLOCAL)
+    has_saddr = bool(ipv6.ipv6_addr_type(daddr) & ipv6.IPV6_ADDR_UNICAST)
+    oif = dev.ifindex if linklocal or not flags & XT_RPFILTER_LOOSE else 0
+    flow = Flowi6(int.from_bytes(saddr, "big"), int.from_bytes(daddr, "big") if has_saddr else 0,
+                  route.LOOPBACK_IFINDEX, oif, mark=pkt.skb.mark if flags & XT_RPFILTER_VALID_MARK else 0,
+                  has_saddr=has_saddr, lookup=ip6_pol_route_lookup, strict=linklocal)
+    f6i = fib6_rule_lookup(net, flow)
+    if f6i.__class__ is int or f6i.flags & (RTF_REJECT | RTF_ANYCAST):
+        return False
+    if f6i.flags & RTF_LOCAL:
+        return bool(flags & XT_RPFILTER_ACCEPT_LOCAL)
+    return f6i.ifindex == dev.ifindex or bool(flags & XT_RPFILTER_LOOSE)
+
+
+def rpfilter_mt6(net, flags: int):
+    """ip6t_rpfilter.c rpfilter_mt(): a looped-back packet and one from the
+    unspecified address pass; else rpfilter_lookup_reverse6()."""
+    invert = bool(flags & XT_RPFILTER_INVERT)
+
+    def match(pkt) -> bool:
+        dev = pkt.state.in_dev
+        if pkt.skb.pkt_type == PACKET_LOOPBACK or dev.is_loopback:
+            return not invert
+        saddr = ipv6.ADDRS.unpack_from(pkt.buf, pkt.nh)[0]
+        if ipv6.ipv6_addr_type(saddr) == ipv6.IPV6_ADDR_ANY:
+            return not invert
+        return rpfilter_lookup_reverse6(net, pkt, dev, flags) != invert
+    return match
+
+
 class RpfilterMatch(XtMatch):
     """--loose, --validmark, --accept-local, --invert (flags, no values)."""
 
@@ -75,13 +116,9 @@ class RpfilterMatch(XtMatch):
         self.flags = 0
 
     def parse(self, option: str, value: str | None, invert: bool, rule) -> None:
-        if rule.family.nft_family != "ip":
-            raise not_modelled_error(f"{rule.family.prog} -m rpfilter")
         self.flags |= FLAGS[option]
 
     def kernel_check(self, rule, chain: str, builtin: bool) -> None:
-        if rule.family.nft_family != "ip":
-            raise not_modelled_error(f"{rule.family.prog} -m rpfilter")
         if builtin and chain != "PREROUTING":
             raise kernel_refusal(chain)
 
@@ -111,8 +148,8 @@ class RpfilterMatch(XtMatch):
         return text + f"oif {'' if invert else '!= '}0"
 
     def stmts(self, rule) -> list[Stmt]:
-        flags = self.flags
-        return [XtCompat("match", "rpfilter", self.xlate(), lambda ctx: rpfilter_mt(ctx.net, flags))]
+        flags, mt = self.flags, rpfilter_mt if rule.family.nft_family == "ip" else rpfilter_mt6
+        return [XtCompat("match", "rpfilter", self.xlate(), lambda ctx: mt(ctx.net, flags))]
 
 
 RPFILTER_MATCHES = {"rpfilter": RpfilterMatch}
