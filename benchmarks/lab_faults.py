@@ -23,10 +23,19 @@ SETTLE seconds: reapers finishing, workers stopped by PR_SET_PDEATHSIG), then co
 what is left: namespaces, their bind mounts and files carrying a pid of the run
 (reaper.leftovers_of()), processes of the run still alive, links that appeared in the
 host's namespace (read from /sys/class/net, never changed), files left in the run's
-TMPDIR, and on the stand-in lab the test namespaces (pjports...) and processes (DUT
-agents, TRex clients) left in its namespaces. Anything left is printed, then removed
-so the next run starts clean. The campaign is its processes' child subreaper, so the
-run's orphans stay its descendants.
+TMPDIR, what changed in the host's namespace (nftables tables, qdiscs, routes, rules,
+addresses, links, forwarding/rp_filter/IPv6 sysctls: all read, never changed), pinned
+eBPF objects in /sys/fs/bpf, DUT journals left (dutstate.py: the campaign gives the
+runs a journal directory of their own), and on the stand-in lab the test namespaces
+(pjports...) and processes (DUT agents and their reapers, TRex clients) left in its
+namespaces, what changed on its DUT (the same network state as the host's: port
+names, MACs, MTUs, sysctls, nftables, qdiscs, routes) and the files in the DUT's
+temporary directory (the agent's code, eBPF objects put there). A change is counted
+by the run that made it. At the end, the stand-in lab taken down, its station's
+journal and claim lock must be gone too. Anything left is printed; what a run left
+in its namespaces and processes is removed so the next run starts clean. The
+campaign is its processes' child subreaper, so the run's orphans stay its
+descendants.
 
     python -m benchmarks lab_faults                        (200 runs)
     python -m benchmarks.lab_faults --runs 50 --seed 7 [--minutes M]   (nice -n 19 recommended)
@@ -51,8 +60,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.drivers.dutstate import journal_dir, journal_path
 from harness.drivers.netns import NETNS_RUN_DIR, delete_namespace, pids_in
 from harness.drivers.reaper import leftovers_of
+from harness.labfile import load_lab, lock_path
 
 LAB_NAMESPACE = re.compile(r"^pj(?:lab)?(\d+)x\d+-")
 REPO = Path(__file__).resolve().parent.parent
@@ -170,6 +181,57 @@ def _host_links() -> set[str]:
     return set(os.listdir("/sys/class/net"))
 
 
+def _lines(argv: list[str]) -> list[str]:
+    """The non-empty output lines of a command that only reads."""
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+
+def _network_state(netns: str | None) -> dict[str, str]:
+    """What a namespace's network configuration holds, read only, as {item: value}:
+    its nftables tables, qdiscs, routes of every table, rules, addresses, links (name,
+    MAC, MTU, state, XDP) and forwarding/rp_filter/IPv6 sysctls; None: the host's."""
+    inside = ["ip", "netns", "exec", netns] if netns else []
+    state: dict[str, str] = {}
+    state.update({f"nft {line}": "" for line in _lines([*inside, "nft", "list", "tables"])})
+    state.update({f"qdisc {line}": "" for line in _lines([*inside, "tc", "qdisc", "show"])})
+    state.update({f"route {line}": "" for line in _lines([*inside, "ip", "route", "show", "table", "all"])})
+    state.update({f"rule {line}": "" for line in _lines([*inside, "ip", "rule", "show"])})
+    state.update({f"address {line.partition(': ')[2]}": "" for line in _lines([*inside, "ip", "-o", "addr", "show"])})
+    for line in _lines([*inside, "ip", "-o", "link", "show"]):
+        name, _, rest = line.partition(": ")[2].partition(": ")
+        state[f"link {name.partition('@')[0]}"] = rest
+    for line in _lines([*inside, "sysctl", "-a", "-r", r"^net\.(ipv4\.(ip_forward|conf\.)|ipv6\.conf\.)"]):
+        key, _, value = line.partition(" = ")
+        state[f"sysctl {key}"] = value
+    return state
+
+
+def _host_state() -> dict[str, str]:
+    """The host's network configuration, its bpffs pins and the DUT journals the
+    harness keeps (journal_dir(), the campaign's own): none is ever a run's to change."""
+    return {**_network_state(None), **_bpf_pins(),
+            **{f"file {path}": "" for path in sorted(journal_dir().glob("*"))}}
+
+
+def _bpf_pins() -> dict[str, str]:
+    """Pinned eBPF objects in the host's bpffs (which no namespace deletion removes)."""
+    return {f"bpf pin {path}": "" for path in sorted(Path("/sys/fs/bpf").rglob("*"))}
+
+
+def _changes(where: str, baseline: dict[str, str], before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """What differs after a run from both the state before it and the baseline (a
+    difference an earlier run left is counted once, and one put right is not)."""
+    changed = []
+    for key in sorted(baseline.keys() | before.keys() | after.keys()):
+        now = after.get(key)
+        if now != baseline.get(key) and now != before.get(key):
+            then = before.get(key)
+            what = "appeared" if then is None else "gone" if now is None else f"{then!r} -> {now!r}"
+            changed.append(f"{where}: {key}: {what}")
+    return changed
+
+
 def _lab_namespaces_of(pids: set[int]) -> list[str]:
     """The lab namespaces (pj<pid>x..., pjlab<pid>x...) made by one of `pids`."""
     if not os.path.isdir(NETNS_RUN_DIR):
@@ -211,6 +273,8 @@ class Campaign:
         (workdir / "test_faulted.py").write_text(SESSION)
         self.standin = None
         self.standin_baseline: dict[str, set[int]] = {}
+        self.dut_baseline: dict[str, str] = {}  # the stand-in DUT's state once built
+        self.host_baseline = _host_state()
         self.baseline: set[int] = set()  # our descendants before a run: the stand-in lab's, our reaper
 
     # the stand-in lab the standin-client runs test against ---------------------------------
@@ -219,7 +283,20 @@ class Campaign:
             from harness.drivers.standin_lab import StandinLab
             self.standin = StandinLab(1, self.workdir / "standin")
             self.standin_baseline = self._standin_processes()
+            self.dut_baseline = self._dut_state()
         return self.standin
+
+    def _dut_state(self) -> dict[str, str]:
+        """The stand-in DUT's network configuration and the files in its temporary directory."""
+        station = self._standin().stations[0]
+        return {**_network_state(station.dut_netns),
+                **{f"file {path}": "" for path in sorted(station.dut_tmp.rglob("*"))}}
+
+    def station_files(self) -> list[Path]:
+        """What the harness keeps on this host for the stand-in lab's station while
+        the lab lives: its DUT's journal (while a session holds it) and its claim lock."""
+        station = load_lab(self.standin.lab_file).stations[0]
+        return [journal_path(station.dut), journal_path(station.dut).with_suffix(".part"), lock_path(station)]
 
     def _standin_namespaces(self) -> list[str]:
         station = self.standin.stations[0]
@@ -253,7 +330,8 @@ class Campaign:
         directory = Path(tempfile.mkdtemp(prefix=f"run{run.number}-", dir=self.workdir))
         tmp = directory / "tmp"
         tmp.mkdir()
-        links_before = _host_links()
+        links_before, host_before = _host_links(), _host_state()
+        dut_before = self._dut_state() if run.lab == "standin-client" else {}
         env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp),
                "PJ_FAULT": run.fault if run.fault in ("hang", "tool-missing") else ""}
         if run.lab == "standin-owner":
@@ -285,6 +363,9 @@ class Campaign:
         run.outcome = run.outcome or (f"exit {process.returncode}" + ("" if injected else " before the fault"))
         self._settle(run)
         run.left = self._left(run, links_before, tmp)
+        run.left += _changes("host", self.host_baseline, host_before, _host_state())
+        if run.lab == "standin-client":
+            run.left += _changes("stand-in DUT", self.dut_baseline, dut_before, self._dut_state())
         self._clean(run)
         shutil.rmtree(directory, ignore_errors=True)
         run.seconds = time.monotonic() - started
@@ -360,9 +441,15 @@ class Campaign:
             delete_namespace(name)
         _reap_zombies(run.pids)
 
-    def close(self) -> None:
-        if self.standin is not None:
-            self.standin.close()
+    def close(self) -> list[str]:
+        """Take the stand-in lab down; what is left of it on this host then."""
+        if self.standin is None:
+            return []
+        files = self.station_files()
+        namespaces = self._standin_namespaces()
+        self.standin.close()
+        return [f"file {path} (the stand-in lab's station)" for path in files if path.exists()] + \
+            [f"namespace {name}" for name in namespaces if os.path.exists(os.path.join(NETNS_RUN_DIR, name))]
 
 
 def _cmdline(pid: int) -> str:
@@ -385,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     workdir = Path(tempfile.mkdtemp(prefix="pj-lab-faults-"))
+    # the runs' DUT journals (dutstate.journal_dir()) where only they write: each one left is theirs
+    os.environ["XDG_STATE_HOME"] = str(workdir / "state")
     campaign = Campaign(args.runs, args.seed, workdir)
     leftovers, kinds = 0, Counter()
     stop_at = time.monotonic() + args.minutes * 60 if args.minutes is not None else None
@@ -400,8 +489,11 @@ def main(argv: list[str] | None = None) -> int:
             for thing in run.left:
                 print(f"    left: {thing}", file=sys.stderr, flush=True)
     finally:
-        campaign.close()
+        left = campaign.close()
         shutil.rmtree(workdir, ignore_errors=True)
+    leftovers += len(left)
+    for thing in left:
+        print(f"    left at the end: {thing}", file=sys.stderr)
     for (lab, fault), count in sorted(kinds.items()):
         print(f"# {count:4d} runs: {lab} {fault}", file=sys.stderr)
     print(f"figure lab.fault_runs {sum(kinds.values())} count")

@@ -9,7 +9,9 @@ LabFileError naming the file and the field: `lab.yaml: stations[0].dut.host: ...
 
 Each pytest-xdist worker claims its own station (`claim_station`): worker gwK takes
 stations[K] and holds an exclusive flock on it for the session, so two runs (or two
-workers) never drive one DUT at once.
+workers) never drive one DUT at once. A worker xdist starts in place of one that
+died is numbered on (gwN, N the number of workers or more): it takes the station
+the dead one left free.
 """
 from __future__ import annotations
 
@@ -354,10 +356,32 @@ def claim_station(lab: Lab, worker: str | None) -> StationClaim:
     index = station_index(worker)
     if index >= len(lab.stations):
         workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", index + 1))
+        if workers <= len(lab.stations):  # a worker started in place of one that died
+            return _claim_a_free_station(lab, worker)
         names = ", ".join(station.name for station in lab.stations)
         raise LabFileError(f"{lab.path}: -n {workers} needs {workers} stations, the lab has "
                            f"{len(lab.stations)} ({names}); worker {worker} has none")
     station = lab.stations[index]
+    claim = _try_claim(lab, station)
+    if isinstance(claim, StationClaim):
+        return claim
+    raise LabFileError(f"{lab.path}: station {station.name} ({station.lock_key}) is in use by {claim} "
+                       f"(lock {lock_path(station)}); each station serves one pytest worker at a time")
+
+
+def _claim_a_free_station(lab: Lab, worker: str | None) -> StationClaim:
+    holders = []
+    for station in lab.stations:
+        claim = _try_claim(lab, station)
+        if isinstance(claim, StationClaim):
+            return claim
+        holders.append(f"{station.name} by {claim}")
+    raise LabFileError(f"{lab.path}: worker {worker}, started in place of one that died, finds every station "
+                       f"in use ({'; '.join(holders)})")
+
+
+def _try_claim(lab: Lab, station: Station) -> StationClaim | str:
+    """The station claimed, or who holds it ('pid N')."""
     path = lock_path(station)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
@@ -368,8 +392,7 @@ def claim_station(lab: Lab, worker: str | None) -> StationClaim:
     except BlockingIOError:
         holder = _holder(fd)
         os.close(fd)
-        raise LabFileError(f"{lab.path}: station {station.name} ({station.lock_key}) is in use by {holder} "
-                           f"(lock {path}); each station serves one pytest worker at a time") from None
+        return holder
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return StationClaim(station, path, fd)

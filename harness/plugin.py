@@ -9,6 +9,7 @@ harness/report/allure.py's.
 """
 from __future__ import annotations
 
+import re
 import sys
 from collections import Counter
 
@@ -30,6 +31,7 @@ TARGET_KEY = pytest.StashKey[Target]()
 LAB_KEY = pytest.StashKey["LabSession"]()
 SKIPS_KEY = pytest.StashKey[Counter]()
 COST_KEY = pytest.StashKey[CostModel]()
+WORKER_START_RETRIES = 2  # starts of all xdist workers again after one died starting
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -83,6 +85,45 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[COST_KEY] = CostModel.load(profile) if profile else CostModel.default()
     except CostProfileError as err:
         raise pytest.UsageError(f"--cost-profile: {err}") from None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionstart(session: pytest.Session):
+    """Under pytest-xdist, a worker that dies while the controller starts it (killed
+    before it collected any test) fails xdist's start of every worker with execnet's
+    EOFError or OSError, an internal error. The workers are started again instead
+    (at most WORKER_START_RETRIES times), the dead one named, and the tests run, as
+    xdist replaces a worker that dies later."""
+    xdist = session.config.pluginmanager.getplugin("dsession")
+    try:
+        return (yield)
+    except (EOFError, OSError) as exc:
+        if xdist is None or getattr(xdist, "nodemanager", None) is None:
+            raise
+        failure = exc
+    reporter = session.config.pluginmanager.getplugin("terminalreporter")
+    for _ in range(WORKER_START_RETRIES):
+        reporter.write_line(f"[{_worker_that_died(xdist.nodemanager, failure)}] died while starting, before "
+                            f"collecting any test ({type(failure).__name__}: {failure}): starting the workers "
+                            "again", yellow=True)
+        xdist.nodemanager.teardown_nodes()
+        try:
+            return xdist.pytest_sessionstart(session)
+        except (EOFError, OSError) as exc:
+            failure = exc
+    pytest.exit(f"pytest-xdist's workers died while starting {WORKER_START_RETRIES + 1} times, the last "
+                f"[{_worker_that_died(xdist.nodemanager, failure)}]: {type(failure).__name__}: {failure}",
+                returncode=pytest.ExitCode.INTERNAL_ERROR)
+
+
+def _worker_that_died(nodemanager, failure: BaseException) -> str:
+    """The xdist worker (gwN) whose start failed: the gateway execnet names, else the
+    first one it has no gateway for."""
+    named = re.search(r"Gateway id='([^']+)'", str(failure))
+    if named:
+        return named[1]
+    started = {gateway.id for gateway in nodemanager.group}
+    return next((spec.id for spec in nodemanager.specs if spec.id not in started), "a worker")
 
 
 def _configure_lab(config: pytest.Config) -> None:

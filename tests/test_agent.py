@@ -1,5 +1,5 @@
-"""The DUT agent (drivers/agent.py): its zipapp run by Debian's /usr/bin/python3 with no
-site package (`-I`) inside a netns lab's DUT namespace, serving the DutSide a lab DUT
+"""The DUT agent (drivers/agent.py): its bootstrap run by Debian's /usr/bin/python3 with
+no site package (`-I`), its code fed on stdin, inside a netns lab's DUT namespace, serving the DutSide a lab DUT
 serves, compared with the NetnsTarget's own DutSide on the same test: journeys, drops,
 counters, conntrack, sockets, eBPF events, load runs and errors come back equal.
 Then what only a DUT shares its namespace with: drops, traces and connections of
@@ -7,6 +7,7 @@ other interfaces stay out. The protocol's safety runs without root.
 """
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import re
@@ -23,12 +24,12 @@ from scapy.layers.l2 import Ether
 
 from harness import bpfmaps
 from harness.drivers import agent
-from harness.drivers.agent import Remote, build_agent_zip, decode, encode
+from harness.drivers.agent import AGENT_SESSION_PREFIX, Remote, agent_argv, agent_code, decode, encode
 from harness.drivers.dut import NetnsTarget
 from harness.drivers.dutstate import DutState
 from harness.drivers.dutside import LoadRunObservation
 from harness.drivers.load_counters import Snapshot
-from harness.drivers.netns import NetnsLab, inside_netns
+from harness.drivers.netns import NetnsLab, inside_netns, process_exits
 from harness.drivers.remote import SshHost
 from harness.drivers.sshd import SSHD
 from harness.dropreason import DropReason
@@ -66,8 +67,11 @@ def _configure(target) -> None:
 
 
 @pytest.fixture(scope="module")
-def agent_zip():
-    return build_agent_zip()
+def agent_zip(tmp_path_factory):
+    """The agent's code as a zip file, as its bootstrap writes it on the DUT."""
+    path = tmp_path_factory.mktemp("agent") / "harness.zip"
+    path.write_bytes(agent_code()[4:])
+    return path
 
 
 @pytest.fixture
@@ -91,16 +95,13 @@ def _icmp_ids_hidden(journeys: list[Journey]) -> str:
 
 # the zipapp --------------------------------------------------------------------------
 
-def test_the_zip_is_named_by_its_content_and_built_once(tmp_path):
-    first = build_agent_zip(tmp_path)
-    assert first.name.startswith("harness-agent-") and first.suffix == ".pyz"
-    built = first.stat().st_mtime_ns
-    assert build_agent_zip(tmp_path) == first and first.stat().st_mtime_ns == built
-    with zipfile.ZipFile(first) as archive:
+def test_the_agents_code_is_the_harness_package_zipped_in_memory_with_its_length_ahead():
+    code = agent_code()
+    assert agent_code() is code  # built once per process
+    assert int.from_bytes(code[:4], "big") == len(code) - 4
+    with zipfile.ZipFile(io.BytesIO(code[4:])) as archive:
         names = archive.namelist()
-        main = archive.read("__main__.py")
     assert "harness/drivers/agent.py" in names and "harness/drivers/dutside.py" in names
-    assert main.endswith(b"from harness.drivers.agent import main\nraise SystemExit(main())\n")
 
 
 @needs_system_python
@@ -141,20 +142,20 @@ def test_anything_but_the_harness_data_types_is_refused_when_unpickled():
     for forbidden in (Payload(), TargetError("x"), time.monotonic):
         with pytest.raises(pickle.UnpicklingError, match="not one of the harness's data types"):
             decode(pickle.dumps(forbidden))
-    failure, kind, details = decode(agent.Agent().answer(pickle.dumps(Payload()))[4:])
+    failure, kind, details = decode(agent.Agent("/nonexistent").answer(pickle.dumps(Payload()))[4:])
     assert (failure, kind) == (agent.FAILED, "AgentFault")
     assert "posix.system, which is not one of the harness's data types" in details
 
 
 def test_a_remote_failure_is_raised_as_the_exception_the_dut_side_raised():
     error = CommandError(["nft", "add", "rule"], "Error: syntax error", 1)
-    agent_reply = agent.Agent().answer(encode((0, agent.OPEN, ("not a flag", "extra", "one too many")))[4:])
+    agent_reply = agent.Agent("/nonexistent").answer(encode((0, agent.OPEN, ("not a flag", "extra", "one too many")))[4:])
     assert decode(agent_reply[4:])[:2] == (agent.FAILED, "AgentFault")
     rebuilt = agent._remote_exception("CommandError", (error.argv, str(error), error.returncode), "dut")
     assert (type(rebuilt), str(rebuilt), rebuilt.argv, rebuilt.returncode) == \
         (CommandError, str(error), error.argv, error.returncode)
     assert type(agent._remote_exception("OSError", (1, "Operation not permitted"), "dut")) is PermissionError
-    assert agent.Agent().answer(encode((7, "drops", ()))[4:]) == encode(
+    assert agent.Agent("/nonexistent").answer(encode((7, "drops", ()))[4:]) == encode(
         (agent.FAILED, "TargetError", "the DUT agent holds no object 7 (closed, or never opened)"))
 
 
@@ -402,15 +403,14 @@ def _addresses(packet: str) -> str:
 
 @needs_lab
 @needs_system_python
-def test_the_agent_exits_when_its_stdin_closes_and_takes_its_observers_with_it(agent_zip):
+def test_the_agent_exits_when_its_stdin_closes_and_takes_its_observers_with_it():
     """The SSH connection drops: no close request, just the end of stdin. The agent
     deletes the pj_trace tables, closes its sockets and its bpftrace follows it out."""
     target = NetnsTarget()
     lab = target.lab
     try:
-        process = lab.popen(lab.dut, [SYSTEM_PYTHON, "-I", str(agent_zip)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE)
-        dut = agent.RemoteDutSide(agent.PipeChannel(process.stdin, process.stdout), where=lab.dut)
+        process, channel = _agent_in(lab)
+        dut = agent.RemoteDutSide(channel, where=lab.dut)
         argv = ["nft", "add", "table", "ip", "x"]
         dut.after_command(argv, lab.run(lab.dut, dut.before_command(argv)))
         dut.socket("udp", ("0.0.0.0", 4321), None, None, 1.0)
@@ -427,6 +427,62 @@ def test_the_agent_exits_when_its_stdin_closes_and_takes_its_observers_with_it(a
         assert not any(os.path.exists(f"/proc/{pid}") for pid in tracers)
     finally:
         target.close()
+
+
+def _agent_in(lab: NetnsLab, **env: str) -> tuple[subprocess.Popen, agent.PipeChannel]:
+    """A DUT agent started in the lab's DUT namespace as a lab starts it (`env`: its
+    environment's additions), its code sent."""
+    process = lab.popen(lab.dut, agent_argv(SYSTEM_PYTHON), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                        env={**os.environ, **env})
+    channel = agent.PipeChannel(process.stdin, process.stdout)
+    channel.write(agent_code())
+    return process, channel
+
+
+def _reaper_of(pid: int) -> int:
+    """The pid of process `pid`'s reaper (reaper.py)."""
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if f.read().split(b"\0")[-3:-1] == [b"harness.drivers.reaper", str(pid).encode()]:
+                    return int(entry)
+        except FileNotFoundError:
+            continue
+    raise AssertionError(f"process {pid} has no reaper")
+
+
+@needs_lab
+@needs_system_python
+@pytest.mark.parametrize("end", ["stdin closed", "killed"])
+def test_the_agent_leaves_nothing_in_the_duts_temporary_directory(tmp_path, end):
+    """Its code and the files the harness put on the DUT live in the agent's session
+    directory, which goes once it has exited, SIGKILL included (its reaper)."""
+    dut_tmp = tmp_path / "dut-tmp"
+    dut_tmp.mkdir()
+    target = NetnsTarget()
+    try:
+        process, channel = _agent_in(target.lab, TMPDIR=str(dut_tmp))
+        dut = agent.RemoteDutSide(channel, where=target.lab.dut)
+        put = dut.put_file("prog-0123.o", b"\x7fELF")
+        [session] = dut_tmp.iterdir()
+        assert session.name.startswith(AGENT_SESSION_PREFIX)
+        assert sorted(path.name for path in session.iterdir()) == ["harness.zip", "prog-0123.o"]
+        assert put == str(session / "prog-0123.o") and (session / "prog-0123.o").read_bytes() == b"\x7fELF"
+        reaper = _reaper_of(process.pid)
+        if end == "killed":
+            process.kill()
+        else:
+            process.stdin.close()
+        process.wait(30)
+        assert process_exits(reaper, 30)
+        assert list(dut_tmp.iterdir()) == []
+    finally:
+        target.close()
+
+
+def test_the_agent_puts_files_under_plain_names_only(tmp_path):
+    with pytest.raises(TargetError, match=r"the DUT agent puts files under plain names, not '../x'"):
+        agent.Agent(str(tmp_path))._put_file("../x", b"")
 
 
 @needs_lab
@@ -464,8 +520,8 @@ needs_ssh_dut = pytest.mark.skipif(
 @needs_system_python
 def test_over_ssh_the_agent_keeps_the_management_session_out_of_what_it_reports(tmp_path, monkeypatch):
     """The lab's path: sshd in a DUT namespace with a management interface
-    (tests/sshlab.py), DutState naming its lab ports p0..p2, the zip uploaded over
-    SFTP and run by /usr/bin/python3 -I through SSH. Once a ruleset uses conntrack,
+    (tests/sshlab.py), DutState naming its lab ports p0..p2, the agent's code sent
+    over its stdin and run by /usr/bin/python3 -I through SSH. Once a ruleset uses conntrack,
     the SSH session itself is a connection of the DUT's namespace, and tracing is on:
     neither it nor its packets show in conntrack(), journeys() or drops(), while a
     frame the test sends into p0 does. When SSH closes the agent's stdin, the agent
@@ -479,8 +535,10 @@ def test_over_ssh_the_agent_keeps_the_management_session_out_of_what_it_reports(
         state = DutState(host, interfaces, lab.dut.allow, lab.dut.management, "lab.yaml")
         state.prepare()
         try:
-            process = host.open_process([SYSTEM_PYTHON, "-I", host.upload(build_agent_zip(), "/tmp")])
-            dut = agent.RemoteDutSide(agent.ProcessChannel(process), where=host.address)
+            process = host.open_process(agent_argv(SYSTEM_PYTHON))
+            channel = agent.ProcessChannel(process)
+            channel.write(agent_code())
+            dut = agent.RemoteDutSide(channel, where=host.address)
             assert {"drop_reasons", "nftrace", "conntrack"} <= dut.capabilities
             for argv, stdin in ((["ip", "addr", "add", f"{P0_IP}/24", "dev", "p0"], None),
                                 (["ip", "neigh", "replace", H0_IP, "lladdr", P0.peer_mac, "dev", "p0", "nud",

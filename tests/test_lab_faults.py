@@ -192,6 +192,41 @@ def test_a_worker_killed_mid_test_is_reported_crashed_the_next_test_runs_and_its
     assert _left_behind(session.owners) == []
 
 
+KILLS_GW0_STARTING = textwrap.dedent("""
+    import os, signal
+    from harness.drivers.netns import process_exits
+
+    def pytest_xdist_newgateway(gateway):
+        \"\"\"gw0 killed once, between its gateway's start and its setup as a worker.\"\"\"
+        killed = os.path.join(os.path.dirname(os.environ["PJ_OWNERS"]), "gw0-killed")
+        if gateway.id == "gw0" and not os.path.exists(killed):
+            open(killed, "w").close()
+            pid = gateway.remote_exec("import os; channel.send(os.getpid())").receive()
+            os.kill(pid, signal.SIGKILL)
+            assert process_exits(pid, 30)
+""")
+
+
+def test_a_worker_killed_while_starting_is_named_the_workers_start_again_and_the_tests_run(tmp_path):
+    """Before it collected any test: xdist alone would stop the run with an internal error."""
+    (tmp_path / "conftest_kill.py").write_text(KILLS_GW0_STARTING)
+    session = _session(tmp_path, textwrap.dedent("""
+        from conftest import record_owner
+
+        def test_one(target):
+            record_owner()
+            target.sh("ip addr add 10.0.0.1/24 dev p0")
+
+        def test_two(target):
+            record_owner()
+            assert target.sh("ip -4 addr show dev p0") == ""
+    """), "-n", "2", "-p", "conftest_kill")
+    assert session.ret == pytest.ExitCode.OK, session.output
+    assert "[gw0] died while starting, before collecting any test (" in session.output
+    assert session.outcomes == Counter(passed=2)
+    assert _left_behind(session.owners) == []
+
+
 def test_the_run_killed_mid_test_takes_its_workers_and_their_labs_with_it(tmp_path):
     """SIGKILL of the pytest process: its workers get SIGTERM (PR_SET_PDEATHSIG),
     whose handler deletes their labs; their reapers find nothing left."""

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from harness.drivers.lab import LabTarget, Station
-from harness.drivers.netns import pids_in
+from harness.drivers.netns import pids_in, process_exits
 from harness.drivers.reaper import reaper
 from harness.drivers.standin_lab import StandinLab
 from harness.labfile import load_lab
@@ -236,6 +236,49 @@ def test_ctrl_c_in_the_middle_of_a_test_still_gives_the_dut_back(standin, pytest
     assert _ports_namespaces(standin) == []
 
 
+@needs_standin
+def test_a_session_killed_mid_test_has_its_reaper_give_the_dut_back_and_nothing_stays_there(
+        standin, pytester, monkeypatch, tmp_path):
+    """SIGKILL of the pytest process mid-test: no teardown runs. The agent sees its
+    SSH session end, moves the ports home and exits, and its reaper removes its
+    session directory (code and files); the session's reaper restores the DUT from
+    the journal (names, MACs, sysctls) and removes it."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("PJ_REAPER", str(tmp_path / "reaper"))
+    links_before, addresses_before = _dut_links(standin), _dut_addresses(standin)
+    pytester.makepyfile(textwrap.dedent("""
+        import os, signal
+        from harness.drivers.reaper import reaper
+
+        def test_killed(target):
+            target.sh("ip addr add 10.0.0.1/24 dev p0")
+            target.sh("ip link set p0 mtu 1300")
+            with open(os.environ["PJ_REAPER"], "w") as f:
+                f.write(str(reaper().pid))
+            os.kill(os.getpid(), signal.SIGKILL)
+    """))
+    result = pytester.runpytest_subprocess("--target=dut", f"--lab={standin.lab_file}", "-p", "no:cacheprovider")
+    assert result.ret == -signal.SIGKILL
+    assert process_exits(int((tmp_path / "reaper").read_text()), 60)
+    for pid in pids_in(standin.stations[0].dut_netns):  # the agent and its reaper
+        if "harness.drivers" in _cmdline(pid):
+            assert process_exits(pid, 60)
+    assert _dut_links(standin) == links_before
+    assert _dut_addresses(standin) == addresses_before
+    assert _ports_namespaces(standin) == []
+    assert list((tmp_path / "state" / "packet-journey").iterdir()) == []
+    assert list(standin.stations[0].dut_tmp.iterdir()) == []
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode()
+    except FileNotFoundError:
+        return ""
+
+
 def _ports_namespaces(standin) -> list[str]:
     """The namespaces the agents of the stand-in DUT made (portsnetns.py names them by
     the DUT's namespace inode): other labs on the host make their own meanwhile."""
@@ -248,7 +291,7 @@ def _agent(standin) -> tuple[int, int]:
     for pid in pids_in(standin.stations[0].dut_netns):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"harness-agent" in f.read():
+                if b"from harness.drivers.agent import main" in f.read():
                     with open(f"/proc/{pid}/stat") as stat:
                         return pid, int(stat.read().rsplit(")", 1)[1].split()[1])
         except FileNotFoundError:

@@ -314,6 +314,17 @@ def test_more_workers_than_stations_is_refused_naming_both(two_stations, monkeyp
                                   "worker gw2 has none")
 
 
+def test_a_worker_started_in_place_of_a_dead_one_takes_the_station_it_left_free(two_stations, monkeypatch):
+    """xdist numbers a replacement worker on (gw2 for -n 2): no station is its by number."""
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    with claim_station(two_stations, "gw0"):
+        with claim_station(two_stations, "gw2") as claim:
+            assert claim.station.name == "rack2"
+            with pytest.raises(LabFileError, match=r"worker gw3, started in place of one that died, finds every "
+                                                   rf"station in use \(rack1 by pid {os.getpid()}; rack2 by pid "):
+                claim_station(two_stations, "gw3")
+
+
 def test_a_station_held_in_this_process_is_refused_until_released(two_stations):
     claim = claim_station(two_stations, "gw1")
     with pytest.raises(LabFileError, match=f"station rack2 \\(192.0.2.11:22\\) is in use by pid {os.getpid()} "):

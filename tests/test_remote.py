@@ -1,6 +1,6 @@
 """The remote DUT driver against a real OpenSSH server (Debian's sshd) running inside
 a DUT namespace, reached from a client namespace (tests/sshlab.py): commands and
-their failures, long-running processes, uploads, and every way of not reaching
+their failures, long-running processes, and every way of not reaching
 the DUT, each named as infrastructure (RemoteError), never as a test failure.
 
 Needs root and openssh-server; without them the tests skip saying so.
@@ -99,18 +99,6 @@ def test_a_process_ending_early_is_a_remote_error_naming_the_bytes_missing(host)
                                           r"process closed its output after 3 of 10 bytes"):
         process.stdout.readexactly(10)
     process.close()
-
-
-def test_upload_names_the_file_by_its_content_and_sends_it_once(host, tmp_path):
-    local = tmp_path / "agent.pyz"
-    local.write_bytes(b"print('hello')\n")
-    remote = host.upload(local, "/tmp/pj-upload-test")
-    assert remote.startswith("/tmp/pj-upload-test/agent-") and remote.endswith(".pyz")
-    assert host.run(["cat", remote]) == "print('hello')\n"
-    assert host.upload(local, "/tmp/pj-upload-test") == remote
-    local.write_bytes(b"print('changed')\n")
-    assert host.upload(local, "/tmp/pj-upload-test") != remote
-    host.run(["rm", "-r", "/tmp/pj-upload-test"])
 
 
 def test_a_wrong_host_key_is_refused_naming_the_known_hosts_file(lab, tmp_path):

@@ -24,7 +24,8 @@ import pytest
 from harness.drivers import standin_lab
 from harness.drivers.netns import TESTER_MTU, inside_netns, pids_in, process_exits
 from harness.drivers.standin_lab import StandinLab, netns_path
-from harness.labfile import load_lab
+from harness.drivers.dutstate import journal_dir, journal_path
+from harness.labfile import claim_station, load_lab, lock_path
 from harness.target import PORTS, TargetUnavailable
 
 REPO = Path(__file__).resolve().parent.parent
@@ -223,6 +224,41 @@ def test_a_dead_processes_lab_whose_reaper_died_too_is_removed_by_the_next_lab(t
     assert set(namespaces) <= set(standin_lab.remove_stale_labs())
     assert _namespaces_of(dead) == []
     assert [pid for pid in servers if not _gone(pid)] == []
+
+
+def _station_files(lab: StandinLab) -> list[Path]:
+    """What the harness keeps on this host for the lab's station: its DUT's journal and its claim lock."""
+    station = load_lab(lab.lab_file).stations[0]
+    return [journal_path(station.dut), lock_path(station)]
+
+
+@needs_root
+def test_close_removes_the_journal_and_the_claim_lock_the_harness_keeps_for_its_station(tmp_path, monkeypatch):
+    """A session killed on a stand-in DUT leaves its journal, and a claim leaves its
+    lock file: both name a DUT that goes with the lab."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    with StandinLab(1, tmp_path / "lab") as lab:
+        journal, lock = _station_files(lab)
+        journal.parent.mkdir(parents=True)
+        journal.write_text("{}")
+        with claim_station(load_lab(lab.lab_file), None):
+            assert lock.exists()
+    assert not journal.exists() and not lock.exists()
+
+
+@needs_root
+def test_the_journal_of_a_dead_processes_stand_in_dut_is_removed_by_the_next_lab(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    journals = journal_dir()
+    journals.mkdir(parents=True)
+    stale = journals / f"dut-root@10.254.0.2-22-via-pjlab{dead.pid}x0-ctl.json"
+    other = journals / "dut-root@192.0.2.1-22.json"  # a real DUT's: recovered by the next session on it
+    for path in (stale, other):
+        path.write_text("{}")
+    standin_lab.remove_stale_labs()
+    assert sorted(journals.iterdir()) == [other]
 
 
 @needs_root

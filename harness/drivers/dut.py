@@ -153,7 +153,7 @@ class NetnsTarget(SideTarget):
         """`nftrace=False` leaves packets untraced (load runs: tracing costs the kernel
         a netlink message per chain and rule a packet crosses). `agent_python`: the
         DUT half is a DUT agent run by this interpreter in the DUT namespace
-        (drivers/agent.py's zipapp, `python -I`), as on a lab DUT but over pipes."""
+        (drivers/agent.py's bootstrap, `python -I`), as on a lab DUT but over pipes."""
         super().__init__()
         self.positive_timeout = positive_timeout
         self.negative_timeout = negative_timeout
@@ -179,9 +179,11 @@ class NetnsTarget(SideTarget):
         self.capabilities = self.side.capabilities | {"fresh_devices", "frame_times", "host_input_policy"}
 
     def _start_agent(self, python: str, nftrace: bool) -> RemoteDutSide:
-        self._agent = self.lab.popen(self.lab.dut, [python, "-I", str(agent.build_agent_zip())],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        return RemoteDutSide(agent.PipeChannel(self._agent.stdin, self._agent.stdout), nftrace, self.lab.dut)
+        self._agent = self.lab.popen(self.lab.dut, agent.agent_argv(python), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE)
+        channel = agent.PipeChannel(self._agent.stdin, self._agent.stdout)
+        channel.write(agent.agent_code())
+        return RemoteDutSide(channel, nftrace, self.lab.dut)
 
     def _stop_agent(self) -> None:
         """Close the agent's stdin, which ends it, and wait for it."""

@@ -43,9 +43,13 @@ interface. `DutState` keeps it safe in four ways:
   IPv6); `release()` puts names, MACs, MTUs, offloads and sysctls back.
 - The journal: `prepare()` writes the original state, and each snapshot and
   record, to a local file ($XDG_STATE_HOME/packet-journey, else
-  ~/.cache/packet-journey) removed by a clean `release()`. A killed session leaves
-  it behind: `python -m harness.drivers.dutstate recover --lab LAB.yaml` restores
-  from it, and the next `prepare()` on that DUT recovers first and says so.
+  ~/.cache/packet-journey) removed by a clean `release()`. A session killed
+  however (SIGKILL included) has its reaper (reaper.py) restore the DUT from it at
+  once, which removes it. Should that fail too (the DUT out of reach), it stays:
+  `python -m harness.drivers.dutstate recover --lab LAB.yaml` restores from it, and
+  the next `prepare()` on that DUT recovers first and says so (`journal_lock()`
+  keeps a reaper and that session from both doing it). The stand-in lab removes
+  its DUTs' journals when it goes (standin_lab.py): its DUTs go with it.
 
 Kernel behaviour relied on (net/ipv4/devinet.c unless named):
 - writing `net.ipv4.ip_forward` or `net.ipv4.conf.all.forwarding` sets every
@@ -65,18 +69,21 @@ Kernel behaviour relied on (net/ipv4/devinet.c unless named):
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import re
 import shlex
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
+from harness.drivers.reaper import reaper
 from harness.drivers.remote import RemoteError, SshHost
 from harness.labfile import LabFileError, load_lab
 from harness.target import DUT_SYSCTLS, PORTS, CommandError, TargetError
@@ -757,6 +764,21 @@ def journal_dir() -> Path:
     return Path(state_home) / "packet-journey" if state_home else Path.home() / ".cache" / "packet-journey"
 
 
+@contextlib.contextmanager
+def journal_lock() -> Iterator[None]:
+    """The journals' directory locked (flock): one process at a time restores a DUT
+    from a journal or writes a session's first, so a dead session's reaper and the
+    session taking the station after it never both restore it."""
+    directory = journal_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # drops the lock
+
+
 def journal_path(dut: Any) -> Path:
     """One journal per DUT; a DUT reached from a namespace of its own (the stand-in
     lab's, whose DUTs share addresses from one lab to the next) is named with it."""
@@ -836,35 +858,39 @@ class DutState:
     def prepare(self) -> None:
         """Recover a killed session's leftovers, journal the original state, and make
         the lab ports p0..p2 as every target has them (module doc)."""
-        if self.journal_file.exists():
-            self.recovered = self._recover_journal()
-            warnings.warn(RecoveredStation(
-                f"{self.host.address}: the journal {self.journal_file} of a killed session was found and the "
-                f"DUT restored from it" + "".join(f"; NOT restored: {u.what} (by hand: {u.command})"
-                                                  for u in self.recovered)))
-        self._check_tools()
-        links = {link["ifname"]: link for link in _json_stream(self.host.run(["ip", "-j", "link", "show"]))[0]}
-        for interface in self.interfaces:
-            if interface.name not in links:
-                raise TargetError(f"{self.host.address} has no interface {interface.name} (lab file: "
-                                  f"dut.interfaces {interface.port}); it has {', '.join(sorted(links))}")
-            if interface.port in links and interface.port != interface.name:
-                raise TargetError(f"{self.host.address} already has an interface named {interface.port}, the "
-                                  f"name the harness gives {interface.name}; rename it first")
-        sysctls = self._port_sysctls([i.name for i in self.interfaces])
-        self._journal = {
-            "dut": self.host.address, "identity": self._dut_identity(), "lab_file": self.lab_file,
-            "allow": self._allow, "ports": self._renamed_ports,
-            "original": {
-                "links": {i.name: _link_record(links[i.name]) for i in self.interfaces},
-                "features": {i.name: parse_features(self.host.run(["ethtool", "-k", i.name]))
-                             for i in self.interfaces},
-                "sysctls": self._read_sysctls(list(sysctls) + self._propagated_keys(sysctls)),
-            },
-            "records": {},
-        }
-        self._journal["prepared"] = True  # from here on the ports may carry the harness's names
-        self._save_journal()
+        with journal_lock():  # a dead session's reaper may be restoring this DUT from its journal
+            if self.journal_file.exists():
+                self.recovered = self._recover_journal()
+                warnings.warn(RecoveredStation(
+                    f"{self.host.address}: the journal {self.journal_file} of a killed session was found and the "
+                    f"DUT restored from it" + "".join(f"; NOT restored: {u.what} (by hand: {u.command})"
+                                                      for u in self.recovered)))
+            self._check_tools()
+            links = {link["ifname"]: link for link in _json_stream(self.host.run(["ip", "-j", "link", "show"]))[0]}
+            for interface in self.interfaces:
+                if interface.name not in links:
+                    raise TargetError(f"{self.host.address} has no interface {interface.name} (lab file: "
+                                      f"dut.interfaces {interface.port}); it has {', '.join(sorted(links))}")
+                if interface.port in links and interface.port != interface.name:
+                    raise TargetError(f"{self.host.address} already has an interface named {interface.port}, the "
+                                      f"name the harness gives {interface.name}; rename it first")
+            sysctls = self._port_sysctls([i.name for i in self.interfaces])
+            self._journal = {
+                "dut": self.host.address, "identity": self._dut_identity(), "lab_file": self.lab_file,
+                "owner": os.getpid(),
+                "allow": self._allow, "ports": self._renamed_ports,
+                "original": {
+                    "links": {i.name: _link_record(links[i.name]) for i in self.interfaces},
+                    "features": {i.name: parse_features(self.host.run(["ethtool", "-k", i.name]))
+                                 for i in self.interfaces},
+                    "sysctls": self._read_sysctls(list(sysctls) + self._propagated_keys(sysctls)),
+                },
+                "records": {},
+            }
+            self._journal["prepared"] = True  # from here on the ports may carry the harness's names
+            if self.lab_file is not None:  # should we die leaving the journal, our reaper restores the DUT
+                reaper().journal(self.journal_file, self.lab_file)
+            self._save_journal()
         for argv, stdin in self.prepare_commands():
             self.host.run(argv, stdin, stderr_fails=argv[0] == "sysctl")
         self.snapshot()
@@ -1330,17 +1356,42 @@ def recover(lab_file: Path | str) -> dict[str, list[Unrestored]]:
     what could not be restored, by station (a DUT out of reach keeps its journal)."""
     lab = load_lab(lab_file)
     results: dict[str, list[Unrestored]] = {}
-    for station in lab.stations:
-        if not journal_path(station.dut).exists():
-            continue
-        try:
-            with SshHost(station.dut, station.timeouts) as host:
-                state = DutState(host, station.dut.interfaces, station.dut.allow, station.dut.management, lab_file)
-                results[station.name] = state._recover_journal()
-        except TargetError as exc:
-            results[station.name] = [Unrestored(str(exc), f"python -m harness.drivers.dutstate recover --lab "
-                                                          f"{lab_file} (once the DUT is back)")]
+    with journal_lock():
+        for station in lab.stations:
+            if journal_path(station.dut).exists():
+                results[station.name] = _recover_station(station, lab_file)
     return results
+
+
+def recover_journal_of(owner: int, path: str, lab_file: str) -> list[str]:
+    """Restore the DUT whose journal `path` process `owner`, now dead, left (its
+    reaper's side, reaper.py); a journal written since by another session (which
+    restored the DUT from ours first) is not ours. What could not be restored."""
+    with journal_lock():
+        try:
+            if json.loads(Path(path).read_text()).get("owner") != owner:
+                return []
+        except FileNotFoundError:
+            return []
+        try:
+            lab = load_lab(lab_file)
+        except LabFileError as exc:
+            return [f"the journal {path} is left: {exc}"]
+        stations = [station for station in lab.stations if journal_path(station.dut) == Path(path)]
+        if not stations:
+            return [f"the journal {path} is left: no station of {lab_file} has it"]
+        return [f"station {stations[0].name}: NOT restored: {item.what} (by hand: {item.command})"
+                for item in _recover_station(stations[0], lab_file)]
+
+
+def _recover_station(station: Any, lab_file: Path | str) -> list[Unrestored]:
+    try:
+        with SshHost(station.dut, station.timeouts) as host:
+            state = DutState(host, station.dut.interfaces, station.dut.allow, station.dut.management, lab_file)
+            return state._recover_journal()
+    except TargetError as exc:
+        return [Unrestored(str(exc), f"python -m harness.drivers.dutstate recover --lab {lab_file} (once the "
+                                     "DUT is back)")]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,8 +12,8 @@ and the official TRex client in a process of its own (`trex.TrexClient`).
 
 `LabTarget` is one test's view of a station. Configuration commands run over SSH
 as the operator typed them (`shlex.join`, after the allow-list check); a local
-file a command names (an eBPF object) is uploaded first and the command names the
-uploaded copy. Frames go out through TRex ports in service mode and come back
+file a command names (an eBPF object) is put first into the agent's session
+directory on the DUT (removed when the agent exits) and the command names that copy. Frames go out through TRex ports in service mode and come back
 through TRex's capture. Line-rate runs are TRex streams. At close the DUT is
 restored to the snapshot taken before the test; what could not be restored fails
 the test's teardown with the commands to do it by hand.
@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from socket import AF_INET, AF_INET6
 
-from harness.drivers.agent import ProcessChannel, RemoteDutSide, build_agent_zip
+from harness.drivers.agent import AGENT_SESSION_PREFIX, ProcessChannel, RemoteDutSide, agent_argv, agent_code
 from harness.drivers.dut import SideTarget
 from harness.drivers.dutside import check_command
 from harness.drivers.dutstate import DutState, Unrestored, identity
@@ -52,9 +52,7 @@ from harness.target import (
 )
 from harness.traffic import Profile, Result, TrafficCaps
 
-# Where uploaded files (eBPF objects a command names) go on the DUT.
-REMOTE_FILES = "/tmp/packet-journey"
-# Local files a command may name, uploaded before it runs: eBPF objects.
+# Local files a command may name, put on the DUT before it runs: eBPF objects.
 UPLOADED_SUFFIXES = (".o",)
 
 
@@ -100,14 +98,14 @@ class Station:
         except BaseException:
             self.close()
             raise
-        self._uploaded: dict[str, str] = {}
 
     def _start_agent(self) -> None:
         if not self.host.connected:
             self.host.reconnect()
-        agent_zip = self.host.upload(build_agent_zip(), REMOTE_FILES)
-        self.agent = self.host.open_process([self.config.dut.python, "-I", agent_zip])
+        self.agent = self.host.open_process(agent_argv(self.config.dut.python))
         self.channel = ProcessChannel(self.agent)
+        self.channel.write(agent_code())
+        self._uploaded: dict[str, str] = {}  # the agent's files go with it
 
     def open_side(self) -> RemoteDutSide:
         """A test's DutSide in the DUT agent; a new agent when the last one has gone
@@ -138,11 +136,15 @@ class Station:
         return RemoteDutSide(self.channel, where=f"{self.name} ({self.host.address})",
                              isolate=self.config.dut.isolation == "netns")
 
-    def upload(self, local: str) -> str:
-        """The DUT's copy of local file `local`, uploaded once per content."""
-        digest = hashlib.sha256(Path(local).read_bytes()).hexdigest()
+    def upload(self, side: RemoteDutSide, local: str) -> str:
+        """The DUT's copy of local file `local`, put once per content (and agent) into
+        the agent's session directory through `side`, under a name carrying a hash of
+        its content."""
+        path = Path(local)
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
         if digest not in self._uploaded:
-            self._uploaded[digest] = self.host.upload(Path(local), REMOTE_FILES)
+            self._uploaded[digest] = side.put_file(f"{path.stem}-{digest[:16]}{path.suffix}", data)
         return self._uploaded[digest]
 
     def close(self) -> list[Unrestored]:
@@ -198,7 +200,7 @@ class LabTarget(SideTarget):
 
     def _remote_path(self, arg: str) -> str:
         if arg.endswith(UPLOADED_SUFFIXES) and os.path.isabs(arg) and os.path.isfile(arg):
-            return self.station.upload(arg)
+            return self.station.upload(self.side, arg)
         return arg
 
     # frames ------------------------------------------------------------------
@@ -279,7 +281,8 @@ class DryRunTarget(Target):
         for argv, stdin in self._allow.prepare_commands():
             lines.append(f"{ssh}: {shlex.join(argv)}")
             lines += [f"      | {line}" for line in (stdin or "").splitlines()]
-        lines.append(f"{ssh}: upload the agent to {REMOTE_FILES}/ and run `{dut.python} -I harness-agent-<hash>.pyz`")
+        lines.append(f"{ssh}: run the agent, `{dut.python} -I -c <bootstrap>`, its code (the harness as a zip) "
+                     f"on its stdin, kept in {AGENT_SESSION_PREFIX}* in the DUT's temporary directory while it runs")
         lines.append(f"  TRex {trex.host}:{trex.sync_port}: connect, acquire ports {sorted(trex.ports)}, "
                      "service mode, capture what they receive")
         if dut.isolation == "netns":

@@ -15,10 +15,11 @@ inet_peer entries (the ICMP rate limit's tokens per peer), no conntrack entries,
 no nftables ruleset, and no management interface or traffic. What a port carries
 back is put right by the harness's snapshot and restore (dutstate.py).
 
-A namespace left behind by an agent that died (named `pjports<inode of the DUT's
-namespace>-<pid>x<n>`) is
-emptied the same way by the next agent: its ports moved back, then deleted. Its
-veth ports (the stand-in lab's) would be destroyed with it otherwise.
+An agent that dies however it dies (SIGKILL included) has its reaper (reaper.py)
+empty the namespace the same way: its ports moved back, then deleted; its veth
+ports (the stand-in lab's) would be destroyed with it otherwise. One its reaper did
+not empty (named `pjports<inode of the DUT's namespace>-<pid>x<n>`) is emptied by
+the next agent.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from harness.drivers.netns import (
     require_tool,
     run_argv,
 )
+from harness.drivers.reaper import reaper
 from harness.target import DUT_PORT_OFFLOADS, DUT_SYSCTLS, PORTS, TargetError
 
 # The DUT's own namespace (the agent's), by inode, names the namespaces its agents make:
@@ -73,6 +75,7 @@ class PortsNetns(NetnsLab):
             raise
 
     def _build(self) -> None:
+        reaper().ports_netns(self.dut)  # before it exists: emptied and deleted even if we die holding it
         run_argv(["ip", "netns", "add", self.dut])
         self.dut_inode = self.inode(self.dut)
         self.run(self.dut, ["sysctl", "-q", "-w", *(f"{key}={value}" for key, value in DUT_SYSCTLS.items())])
@@ -89,7 +92,7 @@ class PortsNetns(NetnsLab):
         self._closed = True
         for sock in self._sockets:
             sock.close()
-        failures = _empty(self.dut)
+        failures = empty_namespace(self.dut)
         if failures:
             raise TargetError("the DUT's ports did not come back from the test's namespace: " + "; ".join(failures))
 
@@ -97,7 +100,7 @@ class PortsNetns(NetnsLab):
         return f"PortsNetns({self.dut})"
 
 
-def _empty(name: str) -> list[str]:
+def empty_namespace(name: str) -> list[str]:
     """Move every port p0..p2 in namespace `name` back to this process's namespace,
     then delete it: the failures, each with the command to finish by hand."""
     if not os.path.exists(os.path.join(NETNS_RUN_DIR, name)):
@@ -126,6 +129,6 @@ def remove_stale_namespaces() -> list[str]:
                                   f"{OLD_AGENT_EXIT:.0f} s")
     removed = orphaned_namespaces(_NAME)
     for name in removed:
-        if failures := _empty(name):
+        if failures := empty_namespace(name):
             raise TargetError(f"a dead agent's namespace {name} holds the DUT's ports: " + "; ".join(failures))
     return removed

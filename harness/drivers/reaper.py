@@ -10,9 +10,12 @@ the owner holds. The owner writes each thing it makes down the pipe *before* mak
 it; the kernel closes the write end when the owner dies, however it dies, and the
 reaper, reading end of file, kills the owner's processes it was told of (bpftrace)
 and every process inside the owner's namespaces (an sshd, a TRex stand-in, an
-agent, pjgen), deletes the namespaces (their veths go
-with them) and removes its files. After a clean close there is nothing left to find,
-and the reaper just exits.
+agent, pjgen), moves a DUT agent's ports home from the test's namespace
+(portsnetns.py), deletes the namespaces (their veths go with them), restores a lab
+DUT from the journal the owner left (dutstate.py: the ports' names, MACs and
+sysctls, the test's changes) and removes its files (a DUT agent's session directory
+among them). After a clean close there is nothing left to find, and the reaper just
+exits.
 
 It only ever deletes a namespace whose name carries its owner's pid, never the
 host's (`refuse_host_netns`), and files it was told of. A reaper that was itself
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import re
 import shutil
@@ -63,6 +67,19 @@ class Reaper:
 
     def path(self, path: str | os.PathLike) -> None:
         self._tell(f"path {os.path.abspath(path)}")
+
+    def ports_netns(self, name: str) -> None:
+        """A namespace holding a DUT's ports (portsnetns.py): emptied, its ports moved
+        back into the reaper's namespace (the owner's), before it is deleted; deleting
+        it with them would destroy a veth port and move a NIC to the host's."""
+        if not carries_pid(name, self.owner):
+            raise ValueError(f"namespace {name} does not carry its owner's pid {self.owner}")
+        self._tell(f"ports {name}")
+
+    def journal(self, path: str | os.PathLike, lab_file: str | os.PathLike) -> None:
+        """A lab DUT's journal (dutstate.py) that the owner writes: if the owner dies
+        leaving it, the DUT is restored from it (its station in `lab_file`)."""
+        self._tell(f"journal {json.dumps([os.path.abspath(path), os.path.abspath(lab_file)])}")
 
     def process(self, pid: int) -> None:
         """A process of ours to kill with us (bpftrace, which by itself notices our
@@ -112,19 +129,32 @@ def _start_time(pid: int) -> str | None:
         return None
 
 
-def reap(owner: int, namespaces: list[str], paths: list[str], processes: list[str] = ()) -> list[str]:
-    """Delete what `owner` left: kill its processes and those in its namespaces, delete
-    them, remove its files. The failures."""
+def reap(owner: int, namespaces: list[str], paths: list[str], processes: list[str] = (),
+         ports_namespaces: list[str] = (), journals: list[str] = ()) -> list[str]:
+    """Put back and delete what `owner` left: kill its processes and those in its
+    namespaces, move its DUT ports home, delete the namespaces, restore a lab DUT from
+    a journal it left, remove its files. The failures."""
     for process in processes:
         pid, _, started = process.partition(" ")
         if _start_time(int(pid)) == started:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGKILL)
-    from harness.drivers.netns import delete_namespace  # the reaper process's side: netns imports this module
+    # the reaper process's side: these import this module
+    from harness.drivers.netns import delete_namespace
     failures = []
+    if ports_namespaces:
+        from harness.drivers.portsnetns import empty_namespace
+        for name in ports_namespaces:
+            if carries_pid(name, owner):
+                failures += empty_namespace(name)
     for name in namespaces:
         if carries_pid(name, owner) and (failure := delete_namespace(name)):
             failures.append(failure)
+    for journal in journals:
+        path, lab_file = json.loads(journal)
+        if os.path.exists(path):  # a clean release removed it: nothing to load
+            from harness.drivers.dutstate import recover_journal_of
+            failures += recover_journal_of(owner, path, lab_file)
     for path in paths:
         try:
             if os.path.isdir(path) and not os.path.islink(path):
@@ -171,11 +201,11 @@ def main(argv: list[str]) -> int:
     # only end of file ends it: not a terminal's hangup or Ctrl-C
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    told: dict[str, list[str]] = {"netns": [], "path": [], "process": []}
+    told: dict[str, list[str]] = {"netns": [], "path": [], "process": [], "ports": [], "journal": []}
     for line in sys.stdin.buffer:
         kind, _, name = line.decode().rstrip("\n").partition(" ")
         told[kind].append(name)
-    failures = reap(owner, told["netns"], told["path"], told["process"])
+    failures = reap(owner, told["netns"], told["path"], told["process"], told["ports"], told["journal"])
     for failure in failures:
         print(f"packet-journey reaper of pid {owner}: {failure}", file=sys.stderr)
     return 1 if failures else 0

@@ -1,4 +1,4 @@
-"""A lab DUT over SSH (asyncssh): commands, long-running processes, file uploads.
+"""A lab DUT over SSH (asyncssh): commands and long-running processes.
 
 `SshHost` gives the rest of the harness synchronous calls; asyncssh runs on a
 private event loop in a daemon thread, and every call waits at most the lab file's
@@ -21,8 +21,6 @@ who was reached how, what was being done, and why it failed.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import os
 import shlex
 import socket
 import threading
@@ -181,30 +179,6 @@ class SshHost:
         process = self._call(conn.create_process(self.command_line(argv), encoding=None), doing,
                              self.timeouts.command)
         return RemoteProcess(self, process, list(argv))
-
-    def upload(self, local: Path, remote_dir: str) -> str:
-        """Copy `local` into `remote_dir` (SFTP) under a name carrying a hash of its
-        content, so a file already there is not sent again; the remote path."""
-        local = Path(local)
-        digest = hashlib.sha256(local.read_bytes()).hexdigest()[:16]
-        remote = f"{remote_dir.rstrip('/')}/{local.stem}-{digest}{local.suffix}"
-        doing = f"uploading {local} to {remote}"
-        conn = self._connection(doing)
-
-        # a part file of this uploader's own: another harness process may be sending
-        # the same file to the same place (stations sharing a filesystem)
-        part = f"{remote}.part-{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}"
-
-        async def upload() -> None:
-            async with conn.start_sftp_client() as sftp:
-                await sftp.makedirs(remote_dir, exist_ok=True)
-                if await sftp.exists(remote):  # written whole, then renamed: complete
-                    return
-                await sftp.put(str(local), part)
-                await sftp.posix_rename(part, remote)
-
-        self._call(upload(), doing, self.timeouts.command)
-        return remote
 
     # the event loop ----------------------------------------------------------
     def _connection(self, doing: str) -> asyncssh.SSHClientConnection:

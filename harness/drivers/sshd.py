@@ -71,9 +71,10 @@ class Sshd:
         self.stop()
 
 
-def start_sshd(netns: str, listen: str, workdir: Path, port: int = 22) -> Sshd:
+def start_sshd(netns: str, listen: str, workdir: Path, port: int = 22, tmpdir: Path | None = None) -> Sshd:
     """Start sshd inside namespace `netns` on `listen`:`port`, keys and config in
-    `workdir`; return once it answers (module doc)."""
+    `workdir`; return once it answers (module doc). `tmpdir`: its sessions' TMPDIR
+    (a DUT's temporary directory of its own, where what the harness leaves shows)."""
     require_root("sshd in a lab namespace")
     if not os.access(SSHD, os.X_OK):
         raise TargetUnavailable(f"{SSHD} is not installed: `apt-get install openssh-server`")
@@ -89,7 +90,7 @@ def start_sshd(netns: str, listen: str, workdir: Path, port: int = 22) -> Sshd:
     known_hosts = workdir / "known_hosts"
     known_hosts.write_text(host_key_line + "\n")
     config = workdir / "sshd_config"
-    config.write_text(_sshd_config(workdir, listen, port, host_key, authorized_keys))
+    config.write_text(_sshd_config(workdir, listen, port, host_key, authorized_keys, tmpdir))
     PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
     log = workdir / "sshd.log"
     with open(log, "wb") as log_file:
@@ -139,7 +140,8 @@ def _known_hosts_name(address: str, port: int) -> str:
     return address if port == 22 else f"[{address}]:{port}"
 
 
-def _sshd_config(workdir: Path, listen: str, port: int, host_key: Path, authorized_keys: Path) -> str:
+def _sshd_config(workdir: Path, listen: str, port: int, host_key: Path, authorized_keys: Path,
+                 tmpdir: Path | None) -> str:
     # StrictModes refuses authorized_keys under a group- or world-writable directory (/tmp)
     strict = "no" if _writable_by_others(workdir) else "yes"
     return "\n".join([
@@ -157,7 +159,7 @@ def _sshd_config(workdir: Path, listen: str, port: int, host_key: Path, authoriz
         "Subsystem sftp internal-sftp",
         # bash run by sshd sources ~/.bashrc only as a top-level shell (shell.c,
         # run_startup_files()); this host's root .bashrc may be slow (pyenv init)
-        "SetEnv SHLVL=1",
+        "SetEnv SHLVL=1" + (f' "TMPDIR={tmpdir}"' if tmpdir else ""),
         "LogLevel VERBOSE",
         "",
     ])

@@ -13,6 +13,10 @@ One station (N stations are N copies, K = 0..N-1):
                                        on 10.253.K.2:4501 (sync) and :4500 (async)
                                        t0 t1 t2 <-veth-> ens1f0 ens1f1 ens1f2
 
+The DUT's SSH sessions have a temporary directory of their own, DIR/s<K>/dut-tmp
+(TMPDIR), standing for a DUT's /tmp: whatever the harness leaves on the DUT shows
+there.
+
 The DUT's ports are deliberately not p0..p2 and carry other MACs than the harness's
 PORTS: the harness renames them and sets their MACs when it takes the station, and
 puts them back when it leaves, as on a real DUT. The stand-in's ports t0..t2 run an
@@ -26,8 +30,11 @@ Every link is created inside the namespaces (`ip -n CTL link add c0d ... peer na
 mgmt0 netns DUT`); the host's namespace is never entered. `lab_file` is a lab.yaml
 that `harness.labfile.load_lab()` accepts, with each station's SSH user key and
 known_hosts beside it. `close()` stops the stand-ins and sshd, kills whatever else
-still runs in the lab's namespaces (SSH sessions) and deletes them; a process
-starting a stand-in lab removes those of dead processes the same way.
+still runs in the lab's namespaces (SSH sessions) and deletes them, and removes what
+the harness keeps on this host for each of its stations, of no use once its DUT is
+gone: the DUT's journal (dutstate.py) and the station's claim lock (labfile.py). Its
+reaper does the same if it is killed; a process starting a stand-in lab removes the
+namespaces and journals of dead processes' labs.
 
     python -m harness.drivers.standin_lab up --stations N --dir DIR   (prints DIR/lab.yaml)
     python -m harness.drivers.standin_lab down --dir DIR
@@ -64,9 +71,10 @@ from harness.drivers.netns import (
     require_tool,
     run_argv,
 )
+from harness.drivers.dutstate import journal_dir, journal_path
 from harness.drivers.reaper import reaper
 from harness.drivers.sshd import Sshd, start_sshd
-from harness.labfile import load_lab
+from harness.labfile import load_lab, lock_path
 from harness.target import PORTS, TargetError, TargetUnavailable
 
 MAX_STATIONS = 256  # the station number is the third octet of its addresses
@@ -89,6 +97,8 @@ LAB_FILE = "lab.yaml"
 PACKAGE_ROOT = Path(harness.__file__).resolve().parent.parent
 
 _NAME = re.compile(r"^pjlab(\d+)x\d+-")
+# a DUT journal of a station of ours (dutstate.journal_path(): the ctl namespace it is reached from)
+_JOURNAL_VIA = re.compile(r"^dut-.*-via-pjlab(\d+)x\d+-ctl\.(?:json|part)$")
 
 
 def dut_port_mac(station: int, index: int) -> str:
@@ -105,6 +115,7 @@ class StandinStation:
     trex_netns: str
     dut_address: str
     trex_address: str
+    dut_tmp: Path
     sshd: Sshd | None = None
     trex_standin: subprocess.Popen | None = None
 
@@ -124,8 +135,10 @@ class StandinLab:
         prefix = f"pjlab{os.getpid()}x{next(_instance_numbers)}"
         self.ctl = f"{prefix}-ctl"
         self.stations = [StandinStation(f"standin-{k}", f"{prefix}-s{k}-dut", f"{prefix}-s{k}-trex",
-                                        f"10.254.{k}.2", f"10.253.{k}.2") for k in range(stations)]
+                                        f"10.254.{k}.2", f"10.253.{k}.2", self.workdir / f"s{k}" / "dut-tmp")
+                         for k in range(stations)]
         self._namespaces: list[str] = []
+        self._station_files: list[Path] = []  # journals and claim locks of its stations (harness side)
         _live_labs.add(self)
         try:
             self._build()
@@ -139,10 +152,17 @@ class StandinLab:
         xdp_pass = bpf_build.build("xdp_pass_frags")
         for k, station in enumerate(self.stations):
             self._wire(k, station, xdp_pass)
-            station.sshd = start_sshd(station.dut_netns, station.dut_address, self.workdir / f"s{k}" / "sshd")
+            station.dut_tmp.mkdir(parents=True, exist_ok=True)
+            station.sshd = start_sshd(station.dut_netns, station.dut_address, self.workdir / f"s{k}" / "sshd",
+                                      tmpdir=station.dut_tmp)
             station.trex_standin = self._start_trex_standin(k, station)
         self._write_lab_file()
-        load_lab(self.lab_file)  # the harness must accept what it is handed
+        lab = load_lab(self.lab_file)  # the harness must accept what it is handed
+        for station in lab.stations:  # what the harness keeps of a station on this host goes with the lab
+            journal = journal_path(station.dut)
+            for path in (journal, journal.with_suffix(".part"), lock_path(station)):
+                reaper().path(path)
+                self._station_files.append(path)
 
     def _add_netns(self, name: str) -> None:
         """A namespace with IPv6 off (set before any link exists, so each inherits it) and lo up."""
@@ -177,7 +197,11 @@ class StandinLab:
         ])
         for port in PORTS:
             run_argv(["ip", "netns", "exec", trex, "ethtool", "-K", port.peer, "gro", "off"])
-        _batch(dut, [f"addr add {station.dut_address}/30 dev {DUT_MANAGEMENT}", f"link set {DUT_MANAGEMENT} up"])
+        # each DUT port up once, then down: the kernel gives a device its default root qdisc at its first
+        # open (net/sched/sch_generic.c, dev_activate()) and nothing takes it back, as on a NIC that has
+        # been up before; a port still on noop_qdisc would carry the harness's first use after it
+        _batch(dut, [f"addr add {station.dut_address}/30 dev {DUT_MANAGEMENT}", f"link set {DUT_MANAGEMENT} up",
+                     *(f"link set {name} {state}" for state in ("up", "down") for name in DUT_PORTS)])
 
     def _start_trex_standin(self, k: int, station: StandinStation) -> subprocess.Popen:
         """`python -m harness.drivers.trex_standin` in the TRex namespace, once it says `ready`."""
@@ -250,6 +274,8 @@ class StandinLab:
                 else:
                     self._namespaces.remove(name)
             _live_labs.discard(self)
+            for path in self._station_files:
+                path.unlink(missing_ok=True)
         if failures:
             raise TargetError("stand-in lab teardown failed: " + "; ".join(failures))
 
@@ -306,11 +332,17 @@ def _start_process_lifecycle() -> None:
 
 def remove_stale_labs() -> list[str]:
     """Delete `pjlab<pid>...` namespaces whose process is gone, with whatever still
-    runs in them (a killed `up` leaves its sshd and stand-ins behind); the names deleted."""
+    runs in them (a killed `up` leaves its sshd and stand-ins behind), and the DUT
+    journals naming them (a lab whose reaper was killed too); the names deleted."""
     removed = orphaned_namespaces(_NAME)
     for name in removed:
         if failure := delete_namespace(name):
             raise TargetError(f"removing a stale stand-in lab failed: {failure}")
+    if journal_dir().is_dir():
+        for journal in journal_dir().iterdir():
+            via = _JOURNAL_VIA.search(journal.name)
+            if via and not _pid_alive(int(via[1])):
+                journal.unlink(missing_ok=True)
     return removed
 
 
