@@ -13,6 +13,7 @@ import re
 
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6EchoRequest, IPv6, IPv6ExtHdrFragment
 from scapy.layers.ipsec import ESP
 from scapy.layers.l2 import Ether
 
@@ -23,34 +24,34 @@ pytestmark = pytest.mark.requires("nftables")
 COUNTED = re.compile(r'^\[(\d+):\d+\] -A \S+ .*-m comment --comment ("[^"]*"|\S+)')
 
 
-def counts(target, table: str = "filter") -> dict[str, int]:
+def counts(target, table: str = "filter", prog: str = "iptables") -> dict[str, int]:
     """Packets each named rule of `table` counted so far (iptables-save -c)."""
     out = {}
-    for line in target.sh(["iptables-save", "-c", "-t", table]).splitlines():
+    for line in target.sh([f"{prog}-save", "-c", "-t", table]).splitlines():
         found = COUNTED.match(line)
         if found:
             out[found.group(2).strip('"')] = int(found.group(1))
     return out
 
 
-def add(target, *rules: str) -> None:
+def add(target, *rules: str, prog: str = "iptables") -> None:
     for rule in rules:
-        target.sh(f"iptables {rule}")
+        target.sh(f"{prog} {rule}")
 
 
-def add_mark_bits(target, chain: str = "FORWARD") -> None:
+def add_mark_bits(target, chain: str = "FORWARD", prog: str = "iptables") -> None:
     """One counting rule per bit of the mark (after whatever set it)."""
     add(target, *(f"-A {chain} -m mark --mark 0x{1 << bit:x}/0x{1 << bit:x} -m comment --comment bit{bit}"
-                  for bit in range(32)))
+                  for bit in range(32)), prog=prog)
 
 
-def marks_of(target, send, packets) -> list[int]:
+def marks_of(target, send, packets, prog: str = "iptables") -> list[int]:
     """The mark the kernel gave each packet, sent one at a time by `send`."""
     marks = []
     for packet in packets:
-        before = counts(target)
+        before = counts(target, prog=prog)
         send(packet)
-        after = counts(target)
+        after = counts(target, prog=prog)
         marks.append(sum(1 << int(name[3:]) for name in after if name.startswith("bit") and
                          after[name] != before[name]))
     return marks
@@ -214,3 +215,46 @@ def test_connsecmark_turns_conntrack_on_and_copies_no_mark_without_an_lsm(target
     assert [(e.original, e.mark) for e in target.conntrack() if e.proto == "udp"] == [
         ((h0.ip, h1.ip, 44000, 5070), 0)]
     assert counts(target) == {"unmarked": 1}
+
+
+def forward6(target, src, dst, l4) -> None:
+    """`l4` from src's wire to dst through the DUT, hop limit lowered by one."""
+    target.send(src.port, src.to_dut6(dst=dst.ip6) / l4)
+    target.expect(dst.port, dst.from_dut6(src=src.ip6, dst=dst.ip6, hlim=63) / l4)
+
+
+def test_hmark_in_ip6tables_folds_each_address_and_reads_past_extension_headers(target, router6):
+    """hmark_pkt_set_htuple_ipv6(): each address's masked words XOR-ed
+    (hmark_addr6_mask()), the upper-layer header ipv6_find_hdr() finds;
+    an ICMPv6 error hashed as the packet it quotes; no ports behind a
+    fragment header, none for ICMPv6."""
+    h0, h1 = router6[0], router6[1]
+    add(target, "-A FORWARD -j HMARK --hmark-tuple src,dst,sport,dport,proto --hmark-rnd 0xcafe "
+                "--hmark-mod 0xffffffff", prog="ip6tables")
+    add(target, "-A FORWARD -j HMARK --hmark-src-prefix 48 --hmark-dst-prefix 64 --hmark-sport-mask 0xff "
+                "--hmark-rnd 0x7 --hmark-mod 1000 -p esp", prog="ip6tables")
+    add_mark_bits(target, prog="ip6tables")
+    quoting = ICMPv6DestUnreach(code=4) / IPv6(src=h1.ip6, dst=h0.ip6, hlim=63) / UDP(sport=53, dport=1000)
+    flows = [(h0, h1, UDP(sport=1000, dport=53)), (h1, h0, UDP(sport=53, dport=1000)),
+             (h0, h1, TCP(sport=40000, dport=80, flags="S", seq=1)), (h0, h1, ICMPv6EchoRequest(id=7, seq=1)),
+             (h0, h1, quoting), (h0, h1, IPv6ExtHdrFragment(m=1, id=9) / UDP(sport=1000, dport=53)),
+             (h0, h1, ESP(spi=0x12345678, seq=1))]
+    assert marks_of(target, lambda flow: forward6(target, *flow), flows, prog="ip6tables") == [
+        814155915, 814155915, 1034815267, 1147871365, 814155915, 1147871404, 116]
+
+
+def test_cluster_in_ip6tables_hashes_only_the_first_32_bits_of_the_source(target, router6):
+    """xt_cluster_hash_ipv6(): jhash2() of NF_CT_TUPLE_L3SIZE / sizeof(__u32)
+    words of the original source, and NF_CT_TUPLE_L3SIZE (4) already counts
+    words: one word, the first 32 bits. Sources alike there share a node."""
+    h0, h1 = router6[0], router6[1]
+    seed = "--cluster-total-nodes 4 --cluster-hash-seed 0x3"
+    add(target, *(f"-A FORWARD -m cluster {seed} --cluster-local-node {node} -m comment --comment node{node}"
+                  for node in (1, 2, 3, 4)), prog="ip6tables")
+    matched = []
+    for source in ("2001:db8::3", "2001:db8:ffff::7", "2002::2", "3000::1", "fd00::1", "2001:db9::1"):
+        before = counts(target, prog="ip6tables")
+        target.send(h0.port, h0.to_dut6(src=source, dst=h1.ip6) / UDP(sport=1000, dport=53))
+        target.expect(h1.port, h1.from_dut6(src=source, dst=h1.ip6, hlim=63) / UDP(sport=1000, dport=53))
+        matched += [name for name, packets in counts(target, prog="ip6tables").items() if packets != before[name]]
+    assert matched == ["node1", "node1", "node3", "node2", "node3", "node4"]

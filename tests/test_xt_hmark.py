@@ -77,10 +77,35 @@ def test_hmark_prefix_is_a_length_or_a_netmask_and_a_mask_that_is_no_prefix_is_a
     assert [line.split()[5] for line in saved(target)] == ["32", "16", "32", "16"]
 
 
-def test_hmark_in_ip6tables_is_said_not_modelled(dut):
+def test_hmark_and_cluster_in_ip6tables_save_and_list_as_ip6tables_does(dut):
+    """HMARK_ip6_save() (prefixes up to 128, a netmask as its length, no
+    inet_aton() forms: `129` is refused) and HMARK_ip6_print() (a /128
+    printed as nothing); cluster alike in both families."""
     target, _ = dut
-    with pytest.raises(CommandError, match="ip6tables -j HMARK is not modelled by the mock kernel"):
-        target.sh("ip6tables -A INPUT -j HMARK --hmark-tuple src --hmark-rnd 1 --hmark-mod 2")
+    for options in ("--hmark-tuple src,dst,sport,dport,proto --hmark-rnd 1 --hmark-mod 2",
+                    "--hmark-src-prefix 64 --hmark-dst-prefix 48 --hmark-rnd 1 --hmark-mod 2 --hmark-offset 3",
+                    "--hmark-src-prefix ffff:ffff:: --hmark-rnd 1 --hmark-mod 2"):
+        target.sh(f"ip6tables -A INPUT -j HMARK {options}")
+    target.sh("ip6tables -t mangle -A PREROUTING -m cluster --cluster-total-nodes 2 --cluster-local-node 1 "
+              "--cluster-hash-seed 3")
+    with pytest.raises(CommandError, match=r"neither a valid network mask nor valid CIDR \(0-128\)\."):
+        target.sh("ip6tables -A INPUT -j HMARK --hmark-src-prefix 129 --hmark-rnd 1 --hmark-mod 2")
+    assert [line for line in target.sh("ip6tables-save").splitlines() if line.startswith("-A")] == [
+        "-A PREROUTING -m cluster --cluster-local-nodemask 0x00000001 --cluster-total-nodes 2 "
+        "--cluster-hash-seed 0x00000003",
+        "-A INPUT -j HMARK --hmark-src-prefix 128 --hmark-dst-prefix 128 --hmark-sport-mask 0xffff "
+        "--hmark-dport-mask 0xffff --hmark-proto-mask 0xffff --hmark-rnd 0x00000001 --hmark-mod 2",
+        "-A INPUT -j HMARK --hmark-src-prefix 64 --hmark-dst-prefix 48 --hmark-rnd 0x00000001 --hmark-mod 2 "
+        "--hmark-offset 3",
+        "-A INPUT -j HMARK --hmark-src-prefix 32 --hmark-rnd 0x00000001 --hmark-mod 2"]
+    assert target.sh("ip6tables -L INPUT -n").splitlines()[2:] == [
+        "HMARK      0    --  ::/0                 ::/0                 HMARK mod 2 src-prefix  dst-prefix  "
+        "sport-mask 0xffff dport-mask 0xffff proto-mask 0xffff rnd 0x1 ",
+        "HMARK      0    --  ::/0                 ::/0                 HMARK mod 2 + 0x3 src-prefix 64 "
+        "dst-prefix 48 rnd 0x1 ",
+        "HMARK      0    --  ::/0                 ::/0                 HMARK mod 2 src-prefix 32 rnd 0x1 "]
+    assert "jhash ct original saddr mod 2 seed 0x00000003 eq 1 meta pkttype set host" in target.sh(
+        "nft list table ip6 mangle")
 
 
 def test_hmark_leaves_its_hop_in_the_journey_and_the_kernels_mark(dut):

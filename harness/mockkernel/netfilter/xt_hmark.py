@@ -4,28 +4,29 @@ target (libxt_HMARK.c; net/netfilter/xt_HMARK.c) and the cluster match
 jhash (include/linux/jhash.h, nft_hash.py) and scale the hash with
 reciprocal_scale(), so a mark or a node is the one the kernel picks.
 
-Left out: HMARK and cluster in ip6tables (said not modelled); a connection's
-master (ct->master: the mock runs no conntrack helpers, so none has one).
+Left out: a connection's master (ct->master: the mock runs no conntrack
+helpers, so none has one).
 """
 from __future__ import annotations
 
 import socket
-from ipaddress import IPv4Address
 
 from harness.mockkernel.core.skbuff import PACKET_HOST, PACKET_MULTICAST
+from harness.mockkernel.ipv6.exthdrs_core import IP6_FH_F_AUTH, IP6_FH_F_FRAG, ipv6_find_hdr
 from harness.mockkernel.netfilter.nf_conntrack import UNTRACKED
 from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exprs import Stmt
 from harness.mockkernel.netfilter.iptables import prefix_length
 from harness.mockkernel.netfilter.nft_hash import jhash_1word, jhash_3words, reciprocal_scale
 from harness.mockkernel.netfilter.xt_matches import XtMatch, kernel_refusal
-from harness.mockkernel.netfilter.xt_options import XtOpt, c_strtoul, not_modelled_error, usage_error
+from harness.mockkernel.netfilter.xt_options import XtOpt, c_strtoul, usage_error
 from harness.mockkernel.netfilter.xt_targets import XtTarget
-from harness.mockkernel.wire import icmp
+from harness.mockkernel.wire import icmp, icmpv6, ipv6
 from harness.mockkernel.wire.dccp import IPPROTO_DCCP
 from harness.mockkernel.wire.ipsec import AH_SPI, ESP_SPI, IPPROTO_AH, IPPROTO_ESP
 from harness.mockkernel.wire.ipv4 import (IP_MF, IP_OFFSET, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
                                           IPV4_MIN_HLEN, Ipv4Packet)
+from harness.mockkernel.wire.ipv6 import IPPROTO_ICMPV6, IPV6_HLEN, Ipv6Packet
 from harness.mockkernel.wire.sctp import IPPROTO_SCTP
 from harness.mockkernel.wire.udp import PORTS
 from harness.mockkernel.wire.udplite import IPPROTO_UDPLITE
@@ -42,15 +43,17 @@ PKT_OPTIONS = ("--hmark-src-prefix", "--hmark-dst-prefix", "--hmark-spi-mask", "
                "--hmark-dport-mask", "--hmark-proto-mask", "--hmark-sport", "--hmark-dport", "--hmark-spi")
 
 
-def _prefix_mask(plen: int) -> int:
-    return (M32 << (32 - plen)) & M32
+def _prefix_mask(plen: int, bits: int) -> int:
+    ones = (1 << bits) - 1
+    return (ones << (bits - plen)) & ones
 
 
 class HmarkTarget(XtTarget):
     """-j HMARK: skb->mark from a hash of the packet's (or its connection's)
     addresses, ports and protocol, each masked as told.
 
-    hmark_tg_v4(): the tuple from the packet (hmark_pkt_set_htuple_ipv4(): an
+    hmark_tg_v4() (hmark_tg_v6() alike, an IPv6 address folded to 32 bits
+    by XOR-ing its masked words, hmark_addr6_mask()): the tuple from the packet (hmark_pkt_set_htuple_ipv4(): an
     ICMP error's quoted header instead of its own, no ports for ICMP or a
     fragment) or, with `--hmark-tuple ct`, from the packet's connection
     (hmark_ct_set_htuple(): the original source, the reply's source as the
@@ -99,20 +102,24 @@ class HmarkTarget(XtTarget):
             self.offset = self.uint(option, value, 0, M32)
 
     def _plen(self, option: str, value: str) -> int:
-        """xtopt_parse_plen() for XTTYPE_PLENMASK: a prefix length 0..32, else
-        a numeric address read as a netmask (getaddrinfo(AI_NUMERICHOST), so
-        inet_aton()'s forms: `33` is 0.0.0.33); a mask that is no prefix
-        (xtables_ipmask_to_cidr() -1) leaves xtopt_parse_plenmask() all ones."""
+        """xtopt_parse_plen() for XTTYPE_PLENMASK: a prefix length up to the
+        family's bits, else a numeric address read as a netmask
+        (getaddrinfo(AI_NUMERICHOST), so inet_aton()'s forms: `33` is
+        0.0.0.33); a mask that is no prefix (xtables_ipmask_to_cidr() -1)
+        leaves xtopt_parse_plenmask() all ones."""
+        family = self.family
+        bits = family.bits
         number = c_strtoul(value)
-        if number is not None and number <= 32:
+        if number is not None and number <= bits:
             return number
+        af = socket.AF_INET6 if family.nft_family == "ip6" else socket.AF_INET
         try:
-            infos = socket.getaddrinfo(value, None, socket.AF_INET, flags=socket.AI_NUMERICHOST)
+            infos = socket.getaddrinfo(value, None, af, flags=socket.AI_NUMERICHOST)
         except (socket.gaierror, UnicodeError, ValueError):
             raise self.error(f'bad value for option "{option}", neither a valid network mask nor valid CIDR '
-                             f'(0-32).\n') from None
-        plen = prefix_length(int(IPv4Address(infos[0][4][0])), 32)
-        return 32 if plen is None else plen
+                             f'(0-{bits}).\n') from None
+        plen = prefix_length(int(family.address(infos[0][4][0].split("%")[0])), bits)
+        return bits if plen is None else plen
 
     def _parse_tuple(self, value: str) -> None:
         """hmark_parse_type(): comma-separated words, each any leading part
@@ -130,7 +137,7 @@ class HmarkTarget(XtTarget):
                 raise usage_error(f'Bad type "{rest}"')
             self.given.add(found)
             if found in ("--hmark-src-prefix", "--hmark-dst-prefix"):
-                setattr(self, "src_plen" if found == "--hmark-src-prefix" else "dst_plen", 32)
+                setattr(self, "src_plen" if found == "--hmark-src-prefix" else "dst_plen", self.family.bits)
             elif found in ("--hmark-sport-mask", "--hmark-dport-mask"):
                 self.port_mask[0 if found == "--hmark-sport-mask" else 1] = 0xFFFF
             elif found == "--hmark-spi-mask":
@@ -149,8 +156,6 @@ class HmarkTarget(XtTarget):
             raise usage_error("you cannot use --hmark-spi-mask and --hmark-?port-mask,at the same time")
         if not any(option in given for option in PKT_OPTIONS) and "ct" not in given:
             raise usage_error("you have to specify --hmark-tuple at least")
-        if self.family.nft_family != "ip":
-            raise not_modelled_error(f"{self.family.prog} -j HMARK")
 
     def rule_check(self, rule, table: str, chain: str, builtin: bool) -> None:
         """hmark_tg_check(): --hmark-spi (a set SPI) with a set port."""
@@ -158,7 +163,7 @@ class HmarkTarget(XtTarget):
             raise kernel_refusal(chain)
 
     def save_options(self) -> str:
-        """HMARK_ip4_save()."""
+        """HMARK_ip4_save(), HMARK_ip6_save()."""
         flags, out = self.given, ""
         if "--hmark-src-prefix" in flags:
             out += f" --hmark-src-prefix {self.src_plen}"
@@ -176,14 +181,17 @@ class HmarkTarget(XtTarget):
         return out + (" --hmark-tuple ct" if "ct" in flags else "")
 
     def listing(self) -> str:
-        """HMARK_ip4_print() (its trailing space kept)."""
+        """HMARK_ip4_print(), HMARK_ip6_print() (their trailing space kept)."""
         flags = self.given
         out = "HMARK "
         out += f"mod {self.mod} " if "--hmark-mod" in flags else ""
         out += f"+ 0x{self.offset:x} " if "--hmark-offset" in flags else ""
         out += "ct, " if "ct" in flags else ""
-        out += f"src-prefix {self.src_plen} " if "--hmark-src-prefix" in flags else ""
-        out += f"dst-prefix {self.dst_plen} " if "--hmark-dst-prefix" in flags else ""
+        v6 = self.family.nft_family == "ip6"
+        for option, label, plen in (("--hmark-src-prefix", "src-prefix", self.src_plen),
+                                    ("--hmark-dst-prefix", "dst-prefix", self.dst_plen)):
+            if option in flags:  # HMARK_ip6_print(): xtables_ip6mask_to_numeric() + 1, "" for /128
+                out += f"{label} {'' if v6 and plen == 128 else plen} "
         (mask_src, mask_dst), (set_src, set_dst) = self.port_mask, self.port_set
         for option, text in (("--hmark-sport-mask", f"sport-mask 0x{mask_src:x}"),
                              ("--hmark-dport-mask", f"dport-mask 0x{mask_dst:x}"),
@@ -197,14 +205,16 @@ class HmarkTarget(XtTarget):
         return out
 
     def stmts(self, rule) -> list[Stmt]:
-        info = HmarkInfo(_prefix_mask(self.src_plen), _prefix_mask(self.dst_plen), tuple(self.port_mask),
+        bits = self.family.bits
+        info = HmarkInfo(_prefix_mask(self.src_plen, bits), _prefix_mask(self.dst_plen, bits), tuple(self.port_mask),
                          tuple(self.port_set), self.proto_mask, self.rnd, self.mod, self.offset)
-        set_htuple = hmark_ct_set_htuple if "ct" in self.given else hmark_pkt_set_htuple_ipv4
+        set_htuple = hmark_ct_set_htuple if "ct" in self.given else \
+            hmark_pkt_set_htuple_ipv6 if bits == 128 else hmark_pkt_set_htuple_ipv4
 
         def build(ctx):
             where = ctx.chain_id
 
-            def hmark_tg_v4(pkt):
+            def hmark_tg(pkt):
                 htuple = set_htuple(pkt, info)
                 if htuple is None:
                     return None
@@ -212,7 +222,7 @@ class HmarkTarget(XtTarget):
                 skb.mark = mark = hmark_hash(htuple, info)
                 skb.net.tracer.hop(skb, pkt.state.stage, where, "HMARK", f"mark 0x{mark:x}")
                 return None
-            return hmark_tg_v4
+            return hmark_tg
         return [XtCompat("target", "HMARK", None, build, may_change_packet=True)]
 
 
@@ -244,7 +254,10 @@ def hmark_ct_set_htuple(pkt, info: HmarkInfo) -> tuple | None:
     ports = 0
     if original.proto != IPPROTO_ICMP:
         ports = hmark_swap_ports(original.sport, reply.sport, info)
-    return original.src & info.src_mask, reply.src & info.dst_mask, ports, original.proto
+    src, dst = original.src, reply.src
+    if src.__class__ is bytes:  # AF_INET6: hmark_addr_mask()
+        return hmark_addr6_mask(src, info.src_mask), hmark_addr6_mask(dst, info.dst_mask), ports, original.proto
+    return src & info.src_mask, dst & info.dst_mask, ports, original.proto
 
 
 def hmark_pkt_set_htuple_ipv4(pkt, info: HmarkInfo) -> tuple | None:
@@ -271,6 +284,42 @@ def hmark_pkt_set_htuple_ipv4(pkt, info: HmarkInfo) -> tuple | None:
     return src, dst, ports, proto
 
 
+def hmark_addr6_mask(addr: bytes, mask: int) -> int:
+    """hmark_addr6_mask(): the four masked 32-bit words XOR-ed together."""
+    masked = int.from_bytes(addr, "big") & mask
+    return ((masked >> 96) ^ (masked >> 64) ^ (masked >> 32) ^ masked) & M32
+
+
+def hmark_pkt_set_htuple_ipv6(pkt, info: HmarkInfo) -> tuple | None:
+    """hmark_pkt_set_htuple_ipv6(): the upper-layer header ipv6_find_hdr()
+    finds (stopping at AH, whose SPI stands for ports; none found: the
+    all-zeros tuple); an ICMPv6 error (type 1..127, get_inner6_hdr()) is
+    hashed as the packet it quotes (None when that is cut short or not IPv6);
+    no ports for ICMPv6 or behind a fragment header."""
+    buf, end = pkt.buf, pkt.end
+    header = Ipv6Packet(buf, pkt.nh)
+    nexthdr, nhoff, _, flags = ipv6_find_hdr(buf, pkt.nh, end, -1, IP6_FH_F_AUTH)
+    if nexthdr < 0:
+        return 0, 0, 0, 0
+    if not flags & IP6_FH_F_FRAG and nexthdr == IPPROTO_ICMPV6 and nhoff + icmpv6.ICMPV6_HLEN <= end and \
+            0 < icmpv6.Icmpv6Message(buf, nhoff).type < icmpv6.ICMPV6_INFOMSG_MASK:
+        inner = nhoff + icmpv6.ICMPV6_HLEN
+        if inner + IPV6_HLEN > end:
+            return None
+        header = Ipv6Packet(buf, inner)
+        if header.version != 6:  # ipv6_find_hdr() from an offset: -EBADMSG
+            return None
+        nexthdr, nhoff, _, flags = ipv6_find_hdr(buf, inner, end, -1, IP6_FH_F_AUTH)
+        if nexthdr < 0:
+            return None
+    src, dst = hmark_addr6_mask(header.saddr, info.src_mask), hmark_addr6_mask(header.daddr, info.dst_mask)
+    ports = 0
+    offset = PORTS_OFFSET.get(nexthdr)
+    if offset is not None and not flags & IP6_FH_F_FRAG and nhoff + offset + PORTS.size <= end:
+        ports = hmark_swap_ports(*PORTS.unpack_from(buf, nhoff + offset), info)
+    return src, dst, ports, nexthdr
+
+
 def hmark_hash(htuple: tuple, info: HmarkInfo) -> int:
     """hmark_hash(): endian-independent, the same on every node of a cluster."""
     src, dst, ports, proto = htuple
@@ -290,7 +339,10 @@ class ClusterMatch(XtMatch):
     PACKET_MULTICAST (the cluster's shared multicast MAC) becomes
     PACKET_HOST; then no connection (untracked too): no match, `!` or not;
     else reciprocal_scale() of jhash_1word() over the original direction's
-    source address (the __be32 as an x86 u32) with --cluster-hash-seed
+    source address (the __be32 as an x86 u32; of an IPv6 one only the first
+    32 bits: xt_cluster_hash_ipv6() gives jhash2() NF_CT_TUPLE_L3SIZE /
+    sizeof(__u32) words, and NF_CT_TUPLE_L3SIZE already counts words, 4, so
+    one; jhash2() of one word is jhash_1word()) with --cluster-hash-seed
     into --cluster-total-nodes picks a node (xt_cluster_hash()), and the
     match is whether that node's bit is in the local node mask.
     xt_cluster_mt_checkentry() takes a conntrack reference (nf_ct_netns_get())."""
@@ -331,8 +383,6 @@ class ClusterMatch(XtMatch):
         else:
             if "--cluster-local-node" not in given and "--cluster-local-nodemask" not in given:
                 raise usage_error("cluster match: `--cluster-local-node' or`--cluster-local-nodemask' is missing")
-        if rule.family.nft_family != "ip":
-            raise not_modelled_error(f"{rule.family.prog} -m cluster")
 
     def save(self) -> str:
         return (f"-m cluster {'! ' if self.invert else ''}--cluster-local-nodemask 0x{self.node_mask:08x} "
@@ -353,17 +403,24 @@ class ClusterMatch(XtMatch):
 
     def stmts(self, rule) -> list[Stmt]:
         total, mask, seed, invert = self.total_nodes, self.node_mask, self.hash_seed, self.invert
+        v6 = rule.family.nft_family == "ip6"
 
         def build(ctx):
             def xt_cluster_mt(pkt) -> bool:
                 skb = pkt.skb
-                if skb.pkt_type == PACKET_MULTICAST and not ipv4_is_multicast(Ipv4Packet(pkt.buf, pkt.nh).daddr):
-                    skb.pkt_type = PACKET_HOST
+                if skb.pkt_type == PACKET_MULTICAST:
+                    multicast = ipv6.is_multicast(Ipv6Packet(pkt.buf, pkt.nh).daddr) if v6 else \
+                        ipv4_is_multicast(Ipv4Packet(pkt.buf, pkt.nh).daddr)
+                    if not multicast:
+                        skb.pkt_type = PACKET_HOST
                 ct = skb.nfct
                 if ct is None or ct is UNTRACKED:
                     return False
-                word = int.from_bytes(ct.original.src.to_bytes(4, "big"), "little")  # the __be32 as x86 loads it
-                node = reciprocal_scale(jhash_1word(word, seed), total)
+                src = ct.original.src
+                # the first 32 bits as x86 loads them: xt_cluster_hash_ipv4()'s __be32, or the
+                # one word xt_cluster_hash_ipv6()'s jhash2() takes (NF_CT_TUPLE_L3SIZE / sizeof(u32))
+                first = src[:4] if src.__class__ is bytes else src.to_bytes(4, "big")
+                node = reciprocal_scale(jhash_1word(int.from_bytes(first, "little"), seed), total)
                 return bool(1 << node & mask) != invert
             return xt_cluster_mt
         return [XtCompat("match", "cluster", self.xlate(), build, needs_conntrack=True, may_change_packet=True)]
