@@ -92,6 +92,26 @@ def neigh_output(net, neigh: Neighbour, skb: SkBuff) -> None:
         kfree_skb(neigh.queue.pop(0), DropReason.NEIGH_QUEUEFULL, Stage.NEIGH, "__neigh_event_send")
 
 
+# include/net/neighbour.h: the tables neigh_xmit() names
+NEIGH_ARP_TABLE, NEIGH_ND_TABLE = 0, 1
+
+
+def neigh_xmit(net, index: int, dev, addr, skb: SkBuff) -> None:
+    """neigh_xmit(): send `skb` (its data at the network header) out of `dev`
+    to the neighbour `addr` of table `index`, found or created there
+    (__ipv4_neigh_lookup_noref() / __neigh_create()), through its output as
+    the protocols' own output does (neigh_output()); nd_tbl's entries are made
+    by ndisc's constructor (net.ipv6.neigh_output). A table this kernel has
+    not got frees the packet (EAFNOSUPPORT)."""
+    skb.dev = dev
+    if index == NEIGH_ARP_TABLE and net.arp_tbl is not None:
+        neigh_output(net, net.arp_tbl.lookup_or_create(net, dev.ifindex, addr), skb)
+    elif index == NEIGH_ND_TABLE and net.ipv6 is not None and net.ipv6.neigh_output is not None:
+        net.ipv6.neigh_output(skb, addr)
+    else:
+        kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.NEIGH, "neigh_xmit")
+
+
 def neigh_hh_output(skb: SkBuff, lladdr: bytes, protocol: int = ETH_P_IP) -> None:
     """The neighbour's link-layer header copied in front, into headroom (the
     kernel copies its cached hh_data; one pack_into here), then out of the device.

@@ -13,7 +13,7 @@ next hop unless the route has a gateway: ip6_pol_route()'s RTF_CACHE clone
 for FLOWI_FLAG_KNOWN_NH) and sent by ip6_local_out(). A copy that finds no
 route is freed. While the copy is sent, a dup it meets does nothing (the
 per-CPU nf_skb_duplicated). nft refuses dup in inet tables ("unsupported
-family"). Left out: dup in netdev tables (nft_dup_netdev).
+family"). Dup in netdev tables is nft_dup_netdev.py.
 """
 from __future__ import annotations
 

@@ -33,9 +33,9 @@ from harness.mockkernel.net import (RT_TABLE_LOCAL, RTN_ANYCAST, RTN_BROADCAST, 
                                     RTN_UNICAST, RTN_UNREACHABLE)
 from harness.mockkernel.netfilter import nf_nat, nf_reject
 from harness.mockkernel.netfilter import nft_datatype as types
-from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_FORWARD, NF_INET_LOCAL_IN,
-                                               NF_INET_LOCAL_OUT, NFPROTO_IPV4, NFPROTO_IPV6, NFPROTO_NETDEV,
-                                               NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING)
+from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_QUEUE, NF_STOLEN, NF_INET_FORWARD,
+                                               NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT, NFPROTO_IPV4, NFPROTO_IPV6,
+                                               NFPROTO_NETDEV, NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING)
 from harness.mockkernel.netfilter.nf_conntrack import IP_CT_IS_REPLY, IP_CT_UNTRACKED, UNTRACKED, ct_direction
 from harness.mockkernel.netfilter.nf_nat_range import NatRange
 from harness.mockkernel.netfilter.nft_set import CATCHALL, NftSet, format_elements, lookup_fn
@@ -50,8 +50,8 @@ from harness.mockkernel.wire.ipv6 import IPV6_HLEN, Ipv6Packet
 NFT_CONTINUE, NFT_BREAK, NFT_JUMP, NFT_GOTO, NFT_RETURN = -1, -2, -3, -4, -5
 VERDICT_CODES = {"accept": NF_ACCEPT, "drop": NF_DROP, "continue": NFT_CONTINUE, "return": NFT_RETURN,
                  "jump": NFT_JUMP, "goto": NFT_GOTO}
-VERDICT_NAMES = {NF_ACCEPT: "ACCEPT", NF_DROP: "DROP", NFT_JUMP: "JUMP", NFT_GOTO: "GOTO",
-                 NFT_RETURN: "RETURN", NFT_CONTINUE: "CONTINUE"}
+VERDICT_NAMES = {NF_ACCEPT: "ACCEPT", NF_DROP: "DROP", NF_STOLEN: "STOLEN", NF_QUEUE: "QUEUE", NFT_JUMP: "JUMP",
+                 NFT_GOTO: "GOTO", NFT_RETURN: "RETURN", NFT_CONTINUE: "CONTINUE"}
 L4PROTOS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
 
 

@@ -64,6 +64,8 @@ from harness.mockkernel.netfilter.nft_quota import Quota, QuotaState, data_unit_
 from harness.mockkernel.netfilter.nft_meta import MetaKey
 from harness.mockkernel.netfilter.nft_xfrm import Xfrm
 from harness.mockkernel.netfilter.nft_queue import QUEUE_NUM, Queue
+from harness.mockkernel.netfilter.nft_fwd_netdev import Fwd
+from harness.mockkernel.netfilter.nft_dup_netdev import DupNetdev
 from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, Element, NftSet, add_elements, SetError
 from harness.mockkernel.wire.arp import ARPHRD_ETHER
@@ -88,7 +90,7 @@ STD_PRIOS = (("raw", -300), ("mangle", -150), ("dstnat", -100), ("filter", 0), (
 BRIDGE_STD_PRIOS = (("dstnat", -300), ("filter", -200), ("out", 100), ("srcnat", 300))
 BRIDGE_PRIO_HOOKS = {-300: "prerouting", -200: None, 100: "output", 300: "postrouting"}
 # statements and expressions nft knows that the mock does not model
-NOT_MODELLED = {"queue", "fwd", "synproxy",
+NOT_MODELLED = {"queue", "synproxy",
                 "add", "secmark",
                 "update", "ibriport", "obriport", "xt", "fullcone", "set"}
 # parser_bison.y meta_key_unqualified (ipsec aside: `ipsec` begins an ipsec expression too)
@@ -1322,7 +1324,7 @@ class Parser:
             return Verdict(word, target.text, loc=target.loc)
         handler = {"counter": self.stmt_counter, "log": self.stmt_log, "limit": self.stmt_limit,
                    "quota": self.stmt_quota, "synproxy": self.stmt_synproxy, "tproxy": self.stmt_tproxy,
-                   "dup": self.stmt_dup,
+                   "dup": self.stmt_dup, "fwd": self.stmt_fwd,
                    "reject": self.stmt_reject, "notrack": self.stmt_notrack, "queue": self.stmt_queue,
                    "snat": self.stmt_nat,
                    "dnat": self.stmt_nat, "masquerade": self.stmt_masq, "redirect": self.stmt_masq}.get(word)
@@ -1529,7 +1531,12 @@ class Parser:
         evaluate.c stmt_evaluate_dup() refuses other families but netdev's)."""
         start = self.next()
         if family == "netdev":
-            raise NftError(f"dup in {family} tables is not modelled by the mock kernel", start.loc)
+            self.expect("to", "to")
+            dev = self.device_operand(family)
+            if self.accept("device"):
+                self.operand()
+                raise NftError("cannot specify device", start.loc.to(self.tokens[self.pos - 1].loc))
+            return DupNetdev(dev, self.iface_type, loc=start.loc)
         if family not in ("ip", "ip6"):
             self.expect("to", "to")
             self.operand()
@@ -1547,6 +1554,38 @@ class Parser:
         if self.accept("device"):
             device = self.string().text
         return Dup(addr, device, loc=start.loc, family=family)
+
+    def device_operand(self, family: str):
+        """A device as stmt_evaluate_arg() takes one for ifindex_type: a name, or a map giving names."""
+        self._expand_variable()
+        if self.at(*SELECTOR_WORDS) and self.tok.kind == "str":
+            key, key_loc = self.located_selector_chain(family)
+            return self.map_expr(key, key_loc, family, (self.iface_type,))
+        return _parse(self.operand(), self.iface_type)
+
+    def stmt_fwd(self, family: str) -> Stmt:
+        """parser_bison.y fwd_stmt: `fwd to EXPR`, `fwd ip|ip6 to EXPR device EXPR`
+        (nft_fwd_netdev); evaluate.c stmt_evaluate_fwd() refuses it outside netdev tables."""
+        start = self.next()
+        nfproto = self.next().text if self.at("ip", "ip6") else None
+        self.expect("to", "to" if nfproto else "to or ip or ip6")
+        if family != "netdev":
+            self.operand()
+            if nfproto is not None:
+                self.expect("device", "device")
+                self.operand()
+            raise NftError("unsupported family", start.loc.to(self.tokens[self.pos - 1].loc))
+        addr = None
+        if nfproto is not None:
+            addr_type = types.ipv6_addr if nfproto == "ip6" else types.ipv4_addr
+            self._expand_variable()
+            if self.at(*SELECTOR_WORDS) and self.tok.kind == "str":
+                addr = self.map_expr(*self.located_selector_chain(family), family, (addr_type,))
+            else:
+                addr = _parse(self.operand(), addr_type)
+            self.expect("device", "device")
+        dev = self.device_operand(family)
+        return Fwd(dev, self.iface_type, nfproto, addr, loc=start.loc.to(self.tokens[self.pos - 1].loc))
 
     def stmt_synproxy(self, family: str) -> Stmt:
         start = self.next()
@@ -2517,7 +2556,7 @@ RULE_ENDING_OPS = {":", ",", "]", ")", "=", ".", "==", "!=", "<", ">", "<=", ">=
 STATEMENT_SCOPES = {"snat": "STMT_NAT", "dnat": "STMT_NAT", "masquerade": "STMT_NAT", "redirect": "STMT_NAT",
                     "log": "STMT_LOG", "counter": "COUNTER", "limit": "LIMIT", "reject": "STMT_REJECT",
                     "quota": "QUOTA", "synproxy": "STMT_SYNPROXY", "tproxy": "STMT_TPROXY", "queue": "EXPR_QUEUE",
-                    "dup": "STMT_DUP"}
+                    "dup": "STMT_DUP", "fwd": "STMT_FWD"}
 SELECTOR_WORDS = set(PAYLOAD_FIELDS) | {"meta", "ct", "fib", "rt", "exthdr", "ipsec", "osf", "numgen",
                                                "jhash", "symhash", "socket"} | set(EXTHDR6_WORDS) | META_UNQUALIFIED
 # the keywords a statement can start with (parser_bison.y stmt and its primary expressions)
