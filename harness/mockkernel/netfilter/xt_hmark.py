@@ -53,9 +53,9 @@ class HmarkTarget(XtTarget):
     addresses, ports and protocol, each masked as told.
 
     hmark_tg_v4() (hmark_tg_v6() alike, an IPv6 address folded to 32 bits
-    by XOR-ing its masked words, hmark_addr6_mask()): the tuple from the packet (hmark_pkt_set_htuple_ipv4(): an
-    ICMP error's quoted header instead of its own, no ports for ICMP or a
-    fragment) or, with `--hmark-tuple ct`, from the packet's connection
+    by XOR-ing its masked words, hmark_addr6_mask()): the tuple from the
+    packet (hmark_pkt_set_htuple_ipv4(): an ICMP error's quoted header
+    instead of its own, no ports for ICMP or a fragment) or, with `--hmark-tuple ct`, from the packet's connection
     (hmark_ct_set_htuple(): the original source, the reply's source as the
     destination, their ports; no connection: the mark is left alone); ports
     (or an ESP/AH SPI's halves) masked, OR-ed with the set value and put
