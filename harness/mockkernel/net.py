@@ -290,6 +290,7 @@ class Net:
         self.arp_tbl = self.nd_tbl = None
         self.icmp_send = None  # ICMP's sender for the modules it sends through, icmp_init() (ipv4/icmp.py)
         self.ipv6 = None  # struct netns_ipv6 (ipv6/netns.py), made by inet6_init()
+        self.synproxy = None  # struct synproxy_net (netfilter/nf_synproxy.py), made on first use
         # the line-rate engine's `xmit_hook(dev, skb)`: when set, transmit hands it every
         # packet after TC egress (and XDP's), instead of the qdisc and the driver (core/dev.py)
         self.xmit_hook = None

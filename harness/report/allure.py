@@ -95,6 +95,8 @@ SUITE_AREAS: dict[str, Area] = {
     "suites/test_counters.py": Area("Drops", "counters (nstat, ip -s link, softnet_stat)", NORMAL),
     "suites/test_conntrack_states.py": Area("Conntrack", "ct state", CRITICAL),
     "suites/test_conntrack_tcp.py": Area("Conntrack", "TCP connection tracking", CRITICAL),
+    "suites/test_nft_synproxy.py": Area("Conntrack", "SYN proxy: cookies, the server's handshake, seqadj",
+                                        CRITICAL),
     "suites/test_ipv6_conntrack.py": Area("Conntrack", "IPv6 fragments through conntrack (nf_defrag_ipv6)", CRITICAL),
     "suites/test_nft_nat66_maps.py": Area("NAT", "NAT66 with maps, ct tuple addresses", CRITICAL),
     "suites/test_xdp.py": Area("XDP", "XDP verdicts", NORMAL),

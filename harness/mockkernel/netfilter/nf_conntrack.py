@@ -63,6 +63,8 @@ class NfConn:
     labels: int = 0  # the connlabel extension's 128 bits
     events: int = 0  # the ecache extension's event mask (`ct event set`)
     acct: list | None = None  # the acct extension: [packets, bytes] per direction
+    seqadj: list | None = None  # the seqadj extension (nf_conntrack_seqadj.py), per direction
+    synproxy: object = None  # the synproxy extension (nf_synproxy.py NfConnSynproxy)
 
     @property
     def proto_state(self) -> str:
@@ -79,6 +81,23 @@ class NfConn:
     def tuplehash(self) -> tuple[Tuple, Tuple]:
         """Both tuples, indexed by direction (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY)."""
         return self.original, self.reply
+
+
+@dataclass(slots=True)
+class NfConnSynproxy:
+    """struct nf_conn_synproxy (include/net/netfilter/nf_conntrack_synproxy.h):
+    the proxy's ISN (the cookie), its timestamp and the offset of the server's."""
+
+    isn: int = 0
+    its: int = 0
+    tsoff: int = 0
+
+
+def nf_is_loopback_packet(skb) -> bool:
+    """nf_is_loopback_packet(): received on a loopback device (a packet on its
+    way out through lo has no skb_iif yet)."""
+    dev = skb.dev
+    return dev is not None and bool(skb.skb_iif) and dev.is_loopback
 
 
 _STATUS_VALUES: dict[int, int] = {}  # at most one int object per status value, see nf_ct_set_status()

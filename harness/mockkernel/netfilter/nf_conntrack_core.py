@@ -49,6 +49,8 @@ udp_error()'s checksum check.
 """
 from __future__ import annotations
 
+from socket import AF_INET
+
 from harness.journey import Hop
 from harness.mockkernel.core.skbuff import SkBuff
 from harness.mockkernel.core.sysctl import (CtlTable, proc_dointvec, proc_dointvec_jiffies, proc_dointvec_minmax,
@@ -61,9 +63,11 @@ from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_STOLEN, NF
 from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY, IP_CT_ESTABLISHED,
                                                        IP_CT_ESTABLISHED_REPLY, IP_CT_NEW, IP_CT_RELATED,
                                                        IP_CT_RELATED_REPLY, IP_CT_UNTRACKED, IPS_ASSURED, IPS_CONFIRMED,
-                                                       IPS_TEMPLATE,
-                                                       IPS_SEEN_REPLY, UNTRACKED, COUNT_KEY, NfConn, Tuple,
-                                                       nf_ct_delete, nf_ct_set_status)
+                                                       IPS_SEQ_ADJUST, IPS_TEMPLATE,
+                                                       IPS_SEEN_REPLY, UNTRACKED, COUNT_KEY, NfConn, NfConnSynproxy,
+                                                       Tuple, ct_direction, nf_ct_delete, nf_ct_set_status,
+                                                       nf_is_loopback_packet)
+from harness.mockkernel.netfilter.nf_conntrack_seqadj import nf_ct_seq_adjust, nf_ct_seq_offset, nfct_seqadj_ext_add
 from harness.mockkernel.ipv4 import ip_fragment
 from harness.mockkernel.ipv6.exthdrs_core import ipv6_skip_exthdr
 from harness.mockkernel.netfilter import nf_conntrack_proto_tcp as proto_tcp
@@ -364,6 +368,9 @@ def nf_conntrack_in(skb: SkBuff, state: NfHookState, t: Tuple, ipv6_th: int = 0)
             template = skb.nfct  # `ct zone set` before conntrack (nf_ct_zone_tmpl()): the entry's zone
             if template is not None:
                 ct.zone = template.zone
+                if template.synproxy is not None:  # init_conntrack(): the SYN proxy's extensions
+                    nfct_seqadj_ext_add(ct)
+                    ct.synproxy = NfConnSynproxy()
             if net.conntrack.acct:  # nf_ct_acct_ext_add()
                 ct.acct = [[0, 0], [0, 0]]
         else:
@@ -558,7 +565,12 @@ def nf_confirm(skb: SkBuff, state: NfHookState) -> int:
     """ipv4_confirm() / ipv6_confirm() -> __nf_conntrack_confirm(): an
     unconfirmed entry goes into the table."""
     ct = skb.nfct
-    if ct is None or ct is UNTRACKED or ct.status & IPS_CONFIRMED:
+    if ct is None or ct is UNTRACKED:
+        return NF_ACCEPT
+    status = ct.status
+    if status & IPS_SEQ_ADJUST and skb.ctinfo != IP_CT_RELATED_REPLY and not nf_is_loopback_packet(skb):
+        _seq_adjust(skb, state, ct)
+    if status & IPS_CONFIRMED:
         return NF_ACCEPT
     net = skb.net
     if any(t in net.conntrack.hash for t in ct.tuplehash):
@@ -567,6 +579,26 @@ def nf_confirm(skb: SkBuff, state: NfHookState) -> int:
     nf_conntrack_hash_insert(net, ct)
     net.tracer.hop(skb, state.stage, "nf_confirm", "CONFIRMED", ct_summary(ct))
     return NF_ACCEPT
+
+
+def _seq_adjust(skb: SkBuff, state: NfHookState, ct: NfConn) -> None:
+    """nf_confirm()'s nf_ct_seq_adjust() of a TCP segment (IPv6: past its
+    extension headers, not a fragment)."""
+    buf, nh = skb.buf, skb.network_header
+    if ct.l3num == AF_INET:
+        th = nh + HEADER_LEN[buf[nh]]
+    else:
+        th, _, frag_off = ipv6_skip_exthdr(buf, nh + ipv6.IPV6_HLEN, buf[nh + ipv6.NEXTHDR], skb.tail)
+        if th < 0 or frag_off & ~0x7:
+            return
+    nf_ct_seq_adjust(buf, th, ct, skb.ctinfo)
+    skb.net.tracer.hop(skb, state.stage, "nf_ct_seq_adjust", "SEQADJ", Lazy(_seqadj_text, ct, skb.ctinfo))
+
+
+def _seqadj_text(ct: NfConn, ctinfo: int) -> str:
+    direction = ct_direction(ctinfo)
+    seq_off, ack_off = nf_ct_seq_offset(ct, direction, 0), nf_ct_seq_offset(ct, 1 - direction, 0)
+    return f"seq +{seq_off}, ack -{ack_off}"
 
 
 def ct_summary(ct: NfConn) -> Lazy:

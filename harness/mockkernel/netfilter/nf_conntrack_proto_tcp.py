@@ -29,14 +29,16 @@ nf_conntrack_tcp_timeout_* sysctls, shortened to max_retrans after
 nf_conntrack_tcp_max_retrans retransmissions and to unacknowledged while data is
 unacknowledged. ASSURED: a valid ACK in ESTABLISHED after SYN_RECV, or a reply
 to a picked-up connection.
-Left out: NAT sequence adjustment (nf_ct_seq_offset), SYN proxy, timeout
-policies (nfct timeout objects), the invalid-packet log (nf_tcp_log_invalid()
+An entry whose sequence numbers are adjusted (nf_conntrack_seqadj.py: SYN
+proxy) has the receiver's offset taken off ACK and SACK (nf_ct_seq_offset()).
+Left out: timeout policies (nfct timeout objects), the invalid-packet log (nf_tcp_log_invalid()
 only returns its verdict; the mock's journey shows why a packet was INVALID).
 """
 from __future__ import annotations
 
 from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY, IPS_ASSURED,
                                                        IPS_SEEN_REPLY, NfConn, nf_ct_kill, nf_ct_set_status)
+from harness.mockkernel.netfilter.nf_conntrack_seqadj import nf_ct_seq_offset
 from harness.mockkernel.wire import ipv4, ipv6, tcp
 from harness.mockkernel.wire.checksum import checksum
 from harness.mockkernel.wire.tcp import (TCP_HLEN, TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_PSH,
@@ -249,6 +251,9 @@ def tcp_in_window(net, ct: NfConn, direction: int, index: int, buf: bytearray, s
     sender, receiver = state.seen[direction], state.seen[1 - direction]
     seq, ack, win, end = seg.seq, seg.ack_seq, seg.window, seg.end
     sack = tcp_sack(buf, seg, ack) if receiver.flags & IP_CT_TCP_FLAG_SACK_PERM else ack
+    if ct.seqadj is not None:  # the receiver's sequence numbers are shifted (SYN proxy)
+        receiver_offset = nf_ct_seq_offset(ct, 1 - direction, (ack - 1) & U32)
+        ack, sack = (ack - receiver_offset) & U32, (sack - receiver_offset) & U32
 
     if sender.td_maxwin == 0:
         if seg.syn:

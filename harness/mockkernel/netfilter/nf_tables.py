@@ -41,6 +41,7 @@ from harness.mockkernel.netfilter.core import (HOOK_NAMES, NF_ARP_IN, NF_ARP_OUT
                                                NF_NETDEV_INGRESS, NFPROTO_ARP, NFPROTO_BRIDGE, NFPROTO_INET,
                                                NFPROTO_IPV4, NFPROTO_IPV6, NFPROTO_NETDEV)
 from harness.mockkernel.netfilter.nf_conntrack_core import nf_ct_netns_get, nf_ct_netns_put
+from harness.mockkernel.netfilter.nf_synproxy import nf_synproxy_fini, nf_synproxy_init
 from harness.mockkernel.netfilter.nf_tables_bridge import nft_bridge_refusal
 from harness.mockkernel.netfilter.nft_dynset import Meter
 from harness.mockkernel.netfilter.nf_tables_core import (BaseChainHook, RtChain, RtRule, compile_chain,
@@ -163,22 +164,28 @@ class TableRuntime:
         self.sources: dict[str, NftChain] = {}  # the chain each RtChain was compiled from
         self.compiled: dict[str, dict[int, RtRule]] = {}  # chain -> rule handle -> RtRule
         self.conntrack: dict[str, set[int]] = {}  # chain -> handles of its rules that need conntrack
+        self.synproxy: dict[str, set[int]] = {}  # chain -> handles of its rules with a SYN proxy
         self.update(TableChanges())
 
     @property
     def needs_conntrack(self) -> bool:
-        return any(self.conntrack.values())
+        return any(self.conntrack.values()) or self.uses_synproxy
+
+    @property
+    def uses_synproxy(self) -> bool:
+        """A synproxy statement or object (nft_synproxy_do_init(): conntrack and the proxy's hooks)."""
+        return any(self.synproxy.values()) or any(kind == "synproxy" for kind, _ in self.table.objects)
 
     def update(self, changes: TableChanges) -> None:
         table, changed = self.table, set(changes.chains)
         for name in self.chains.keys() - table.chains.keys():
-            for state in (self.chains, self.sources, self.compiled, self.conntrack):
+            for state in (self.chains, self.sources, self.compiled, self.conntrack, self.synproxy):
                 del state[name]
         for name, chain in table.chains.items():
             if self.sources.get(name) is not chain:  # new, or deleted and made again
                 changed.add(name)
                 self.chains.setdefault(name, new_rt_chain(table, name))
-                self.compiled[name], self.conntrack[name] = {}, set()
+                self.compiled[name], self.conntrack[name], self.synproxy[name] = {}, set(), set()
         stale = set(changes.replaced)
         if changes.sets:
             for name, chain in table.chains.items():
@@ -201,6 +208,9 @@ class TableRuntime:
         conntrack = self.conntrack[chain.name]
         conntrack.intersection_update(handles)
         conntrack.update(r.handle for r in fresh if any(s.needs_conntrack for s in r.stmts))
+        synproxy = self.synproxy[chain.name]
+        synproxy.intersection_update(handles)
+        synproxy.update(r.handle for r in fresh if any(s.uses_synproxy for s in r.stmts))
         self.sources[chain.name] = chain
 
 
@@ -227,6 +237,7 @@ class NfTables:
         self.runtime: dict[int, TableRuntime] = {}  # id(table) ->
         self.registrations: dict[tuple, Registration] = {}
         self.ct_families: set[int] = set()  # the families whose conntrack this ruleset holds
+        self.synproxy_families: set[int] = set()  # the families whose SYN proxy hooks it holds
 
     def execute(self, text: str, source: str | None, opts: "ListOptions", check_only: bool = False) -> str:
         """Parse and run one nft invocation as nfnetlink_rcv_batch() runs its
@@ -324,6 +335,13 @@ class NfTables:
         for pf in sorted(self.ct_families - ct_families):
             nf_ct_netns_put(self.net, pf)
         self.ct_families = ct_families
+        synproxy_families = {pf for compiled in runtime.values() if compiled.uses_synproxy
+                             for pf in CT_FAMILIES.get(compiled.table.family, BOTH_CT_FAMILIES)}
+        for pf in sorted(synproxy_families - self.synproxy_families):
+            nf_synproxy_init(self.net, pf)
+        for pf in sorted(self.synproxy_families - synproxy_families):
+            nf_synproxy_fini(self.net, pf)
+        self.synproxy_families = synproxy_families
 
     def _register(self, signature: tuple, rt_chain: RtChain) -> Registration:
         family, chain_type, hook, priority, devices = signature

@@ -20,9 +20,10 @@ class XtCompat(Stmt):
 
     def __init__(self, kind: str, name: str, translation: str | None, build=None, *, invert: bool = False,
                  terminal: bool = False, needs_conntrack: bool = False, may_change_packet: bool = False,
-                 inner: Stmt | None = None):
+                 uses_synproxy: bool = False, inner: Stmt | None = None):
         self.kind, self.name, self.translation, self.build, self.invert = kind, name, translation, build, invert
         self.terminal, self.needs_conntrack, self.may_change_packet = terminal, needs_conntrack, may_change_packet
+        self.uses_synproxy = uses_synproxy
         self.inner = inner
         if inner is not None:
             self.build = inner.compile

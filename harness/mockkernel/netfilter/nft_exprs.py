@@ -835,6 +835,7 @@ class Stmt:
 
     terminal = False  # a verdict: nothing after it runs
     needs_conntrack = False
+    uses_synproxy = False  # its init registers the SYN proxy's hooks (nft_synproxy_do_init())
     may_change_packet = False  # after it the packet or its metadata may differ (it writes, or jumps to what may)
     loc = None  # where it was written, for errors found later
     span = None  # the whole statement as written

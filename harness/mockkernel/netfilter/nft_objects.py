@@ -11,6 +11,8 @@ object to the packet's conntrack entry (nft_ct_helper_obj_eval(),
 nft_ct_timeout_obj_eval(), nft_ct_expect_obj_eval()): the mock records the
 helper and the timeout policy on the entry; it runs no helper (no expectations
 are created from the traffic: nf_conntrack_ftp and friends are not modelled).
+`synproxy name` runs the proxy with the object's settings (nft_synproxy_obj_eval(),
+nft_synproxy.py); a table with a synproxy object holds the proxy's hooks.
 """
 from __future__ import annotations
 
@@ -19,9 +21,12 @@ from dataclasses import dataclass, field
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_exprs import (NFT_BREAK, CompileCtx, Limit, MapExpr, PrintCtx, Stmt,
                                                     get_rate)
+from harness.mockkernel.netfilter.nf_synproxy import (NF_SYNPROXY_OPT_SACK_PERM, NF_SYNPROXY_OPT_TIMESTAMP,
+                                                      NfSynproxyInfo)
 from harness.mockkernel.netfilter.nft_json import selector_json
 from harness.mockkernel.netfilter.nft_quota import QuotaState
 from harness.mockkernel.netfilter.nft_set import format_time
+from harness.mockkernel.netfilter.nft_synproxy import nft_synproxy_do_eval
 
 ENOENT = "No such file or directory"
 # src/rule.c tcp_state_to_name, udp_state_to_name and their default timeouts (seconds)
@@ -31,8 +36,6 @@ TIMEOUT_STATES = {
     17: (("unreplied", 30), ("replied", 120)),
 }
 L4_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "ipv6-icmp", 132: "sctp", 33: "dccp", 136: "udplite"}
-NF_SYNPROXY_OPT_MSS, NF_SYNPROXY_OPT_WSCALE = 0x01, 0x02
-NF_SYNPROXY_OPT_SACK_PERM, NF_SYNPROXY_OPT_TIMESTAMP = 0x04, 0x08
 # the words of `nft list counters|quotas|limits|synproxys` and `reset counters|quotas`
 LIST_KINDS = {"counters": "counter", "quotas": "quota", "limits": "limit", "synproxys": "synproxy"}
 
@@ -249,6 +252,9 @@ class SynproxyObject(NftObject):
             out["flags"] = flags if len(flags) > 1 else flags[0]
         return out
 
+    def evaluator(self, ctx: CompileCtx):
+        """nft_synproxy_obj_eval(): the statement's eval with the object's settings."""
+        return nft_synproxy_do_eval(NfSynproxyInfo(self.flags, self.wscale or 0, self.mss or 0))
 
 
 
@@ -265,7 +271,8 @@ class ObjRef(Stmt):
     def __init__(self, kind: str, name: str | None = None, map_expr: MapExpr | None = None, loc=None):
         self.kind, self.name, self.map_expr, self.loc = kind, name, map_expr, loc
         self.objects: dict[str, NftObject] = {}  # bound: name -> the table's object
-        self.needs_conntrack = kind.startswith("ct ")
+        self.needs_conntrack = kind.startswith("ct ") or kind == "synproxy"
+        self.uses_synproxy = kind == "synproxy"
 
     def maps(self) -> list[MapExpr]:
         return [self.map_expr] if self.map_expr is not None else []

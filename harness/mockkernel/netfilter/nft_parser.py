@@ -49,9 +49,9 @@ from harness.mockkernel.netfilter.nft_exthdr_sctp import SCTP_CHUNKS, SctpChunk
 from harness.mockkernel.netfilter.nft_payload_raw import RAW_BASES, REGISTER_BITS, RawPayload
 from harness.mockkernel.netfilter import nft_payload_raw
 from harness.mockkernel.netfilter.nft_payload_set import NOT_SETTABLE, PayloadSet
-from harness.mockkernel.netfilter.nft_objects import (LIST_KINDS, NF_SYNPROXY_OPT_MSS, NF_SYNPROXY_OPT_SACK_PERM,
-                                                      NF_SYNPROXY_OPT_TIMESTAMP, NF_SYNPROXY_OPT_WSCALE,
-                                                      TIMEOUT_STATES, CounterObject, CtExpectObject,
+from harness.mockkernel.netfilter.nf_synproxy import (NF_SYNPROXY_OPT_MSS, NF_SYNPROXY_OPT_SACK_PERM,
+                                                      NF_SYNPROXY_OPT_TIMESTAMP, NF_SYNPROXY_OPT_WSCALE)
+from harness.mockkernel.netfilter.nft_objects import (LIST_KINDS, TIMEOUT_STATES, CounterObject, CtExpectObject,
                                                       CtHelperObject, CtTimeoutObject, LimitObject, NftObject,
                                                       ObjRef, QuotaObject, SynproxyObject, obj_name)
 from harness.mockkernel.netfilter.nft_dup import Dup
@@ -59,6 +59,7 @@ from harness.mockkernel.netfilter.nft_hash import Jhash, Symhash
 from harness.mockkernel.netfilter.nft_numgen import Numgen
 from harness.mockkernel.netfilter.nft_osf import Osf
 from harness.mockkernel.netfilter.nft_socket import Socket
+from harness.mockkernel.netfilter.nft_synproxy import SYNPROXY_FAMILIES, Synproxy
 from harness.mockkernel.netfilter.nft_tproxy import Tproxy
 from harness.mockkernel.netfilter.nft_quota import Quota, QuotaState, data_unit_parse
 from harness.mockkernel.netfilter.nft_meta import MetaKey
@@ -90,7 +91,7 @@ STD_PRIOS = (("raw", -300), ("mangle", -150), ("dstnat", -100), ("filter", 0), (
 BRIDGE_STD_PRIOS = (("dstnat", -300), ("filter", -200), ("out", 100), ("srcnat", 300))
 BRIDGE_PRIO_HOOKS = {-300: "prerouting", -200: None, 100: "output", 300: "postrouting"}
 # statements and expressions nft knows that the mock does not model
-NOT_MODELLED = {"queue", "synproxy",
+NOT_MODELLED = {"queue",
                 "add", "secmark",
                 "update", "ibriport", "obriport", "xt", "fullcone", "set"}
 # parser_bison.y meta_key_unqualified (ipsec aside: `ipsec` begins an ipsec expression too)
@@ -1588,10 +1589,23 @@ class Parser:
         return Fwd(dev, self.iface_type, nfproto, addr, loc=start.loc.to(self.tokens[self.pos - 1].loc))
 
     def stmt_synproxy(self, family: str) -> Stmt:
+        """parser_bison.y synproxy_stmt: `synproxy name EXPR`, or `synproxy`
+        and any of `mss N`, `wscale N`, `timestamp`, `sack-perm`, in any order, again or not."""
         start = self.next()
         if self.at("name"):
             return self.objref("synproxy", start, family)
-        raise NftError("synproxy is not modelled by the mock kernel", start.loc)
+        if family not in SYNPROXY_FAMILIES:
+            raise NftError(f"synproxy in {family} tables is not modelled by the mock kernel", start.loc)
+        mss = wscale = flags = 0
+        while self.at("mss", "maxseg", "wscale", "timestamp", "sack-perm", "sack-permitted"):
+            word = self.next().text
+            if word in ("mss", "maxseg"):  # scanner.l: both are MSS, both sack words SACK_PERM
+                mss, flags = self.number().value, flags | NF_SYNPROXY_OPT_MSS
+            elif word == "wscale":
+                wscale, flags = self.number().value, flags | NF_SYNPROXY_OPT_WSCALE
+            else:
+                flags |= NF_SYNPROXY_OPT_TIMESTAMP if word == "timestamp" else NF_SYNPROXY_OPT_SACK_PERM
+        return Synproxy(mss, wscale, flags, loc=start.loc)
 
     # -- stateful objects (parser_bison.y add_cmd's COUNTER ... CT EXPECTATION, obj_block)
 

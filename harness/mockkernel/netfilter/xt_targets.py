@@ -15,6 +15,9 @@ from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP
 from harness.mockkernel.netfilter.nf_conntrack import IP_CT_NEW, IPS_TEMPLATE, UNTRACKED, NfConn, Tuple
 from harness.mockkernel.netfilter.nf_nat_range import NatRange
+from harness.mockkernel.netfilter.nf_synproxy import (NF_SYNPROXY_OPT_ECN, NF_SYNPROXY_OPT_MSS,
+                                                      NF_SYNPROXY_OPT_SACK_PERM, NF_SYNPROXY_OPT_TIMESTAMP,
+                                                      NF_SYNPROXY_OPT_WSCALE, NfSynproxyInfo, synproxy_eval)
 from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exprs import (Log, MetaSet, Nat, Notrack, PrintCtx, Reject, Stmt,
                                                     Verdict, Xt)
@@ -42,7 +45,7 @@ TARGET_PLACES = {"DNAT": ("nat", {"PREROUTING", "OUTPUT"}), "REDIRECT": ("nat", 
                  "NOTRACK": ("raw", {"PREROUTING", "OUTPUT"}), "CT": ("raw", {"PREROUTING", "OUTPUT"}),
                  "REJECT": (None, {"INPUT", "FORWARD", "OUTPUT"}), "TCPMSS": (None, None),
                  "DSCP": ("mangle", None), "TOS": ("mangle", None), "TTL": ("mangle", None),
-                 "HL": ("mangle", None), "CONNMARK": (None, None)}
+                 "HL": ("mangle", None), "CONNMARK": (None, None), "SYNPROXY": (None, {"INPUT", "FORWARD"})}
 
 
 class XtTarget(XtExtension):
@@ -909,6 +912,64 @@ class RejectTarget(XtTarget):
         return [XtCompat("target", "REJECT", text, inner=reject)]
 
 
+class SynproxyTarget(XtTarget):
+    """libxt_SYNPROXY.c; xt_SYNPROXY.c synproxy_tg4()/synproxy_tg6() (nf_synproxy.py):
+    a SYN without ACK, FIN or RST is answered with the proxy's SYN-ACK, an ACK
+    without SYN, FIN or RST checked as a cookie's; anything else goes on.
+    synproxy_tg4_check(): `-p tcp` (not inverted), INPUT and FORWARD only.
+    struct xt_synproxy_info keeps the window scale in 8 bits and the MSS in 16."""
+
+    name = "SYNPROXY"
+    OPTIONS = (XtOpt(("--sack-perm",), arg=False), XtOpt(("--timestamp",), arg=False), XtOpt(("--wscale",)),
+               XtOpt(("--mss",)), XtOpt(("--ecn",), arg=False))
+    FLAGS = (("--sack-perm", NF_SYNPROXY_OPT_SACK_PERM), ("--timestamp", NF_SYNPROXY_OPT_TIMESTAMP),
+             ("--wscale", NF_SYNPROXY_OPT_WSCALE), ("--mss", NF_SYNPROXY_OPT_MSS), ("--ecn", NF_SYNPROXY_OPT_ECN))
+
+    def __init__(self, name: str = "", family=None, goto: bool = False) -> None:
+        super().__init__(name, family, goto)
+        self.info = NfSynproxyInfo()
+
+    def parse(self, option: str, value: str | None, invert: bool, rule) -> None:
+        """SYNPROXY_parse(): each option sets its flag; the values are XTTYPE_UINT32."""
+        info = self.info
+        options = info.options | dict(self.FLAGS)[option]
+        if option == "--wscale":
+            self.info = NfSynproxyInfo(options, self.uint(option, value, 0, 0xFFFFFFFF) & 0xFF, info.mss)
+        elif option == "--mss":
+            self.info = NfSynproxyInfo(options, info.wscale, self.uint(option, value, 0, 0xFFFFFFFF) & 0xFFFF)
+        else:
+            self.info = NfSynproxyInfo(options, info.wscale, info.mss)
+
+    def rule_check(self, rule, table: str, chain: str, builtin: bool) -> None:
+        if not rule.proto or rule.proto[0] != IPPROTO_TCP or rule.proto[1]:
+            raise kernel_refusal(chain)
+        super().rule_check(rule, table, chain, builtin)
+
+    def _words(self) -> list[tuple[str, str]]:
+        """(option, value) of each flag set, in SYNPROXY_save()'s order."""
+        info = self.info
+        values = {"--wscale": f" {info.wscale}", "--mss": f" {info.mss}"}
+        return [(option, values.get(option, "")) for option, bit in self.FLAGS if info.options & bit]
+
+    def save_options(self) -> str:
+        return "".join(f" {option}{value}" for option, value in self._words())
+
+    def listing(self) -> str:
+        """SYNPROXY_print(): each word with a space after it."""
+        return "SYNPROXY " + "".join(f"{option[2:]}{value} " for option, value in self._words())
+
+    def stmts(self, rule) -> list[Stmt]:
+        text = " ".join(["synproxy"] + [f"{option[2:]}{value}" for option, value in self._words()])
+        info = self.info
+
+        def build(ctx):
+            def synproxy_tg(pkt):
+                skb = pkt.skb
+                return synproxy_eval(skb.net, skb, pkt.thoff, info, xt=True)
+            return synproxy_tg
+        return [XtCompat("target", "SYNPROXY", text, build, needs_conntrack=True, uses_synproxy=True)]
+
+
 class NotrackTarget(XtTarget):
     """libxt_NOTRACK (an alias of CT --notrack); nft's notrack. -L shows it as CT."""
 
@@ -998,8 +1059,9 @@ class CtTarget(XtTarget):
 TARGETS = {"LOG": LogTarget, "NFLOG": NflogTarget, "NFQUEUE": NfqueueTarget, "MARK": MarkTarget,
            "CONNMARK": ConnmarkTarget, "TCPMSS": TcpmssTarget, "DSCP": DscpTarget, "TOS": TosTarget,
            "TTL": TtlTarget, "HL": HlTarget, "DNAT": NatTarget, "SNAT": NatTarget, "MASQUERADE": NatTarget,
-           "REDIRECT": NatTarget, "REJECT": RejectTarget, "NOTRACK": NotrackTarget, "CT": CtTarget}
+           "REDIRECT": NatTarget, "REJECT": RejectTarget, "NOTRACK": NotrackTarget, "CT": CtTarget,
+           "SYNPROXY": SynproxyTarget}
 FAMILY_ONLY_TARGETS = {"TTL": "ip", "HL": "ip6"}
 # targets iptables 1.8.9 ships that the mock does not model: named, not taken for a chain
-KNOWN_UNMODELLED_TARGETS = {"CLUSTERIP", "DNPT", "SNPT", "LED", "SECMARK", "SYNPROXY"}
+KNOWN_UNMODELLED_TARGETS = {"CLUSTERIP", "DNPT", "SNPT", "LED", "SECMARK"}
 STANDARD = ("ACCEPT", "DROP", "RETURN")
