@@ -88,6 +88,18 @@ def _configure(target, ruleset) -> None:
         target.sh("nft -f -", stdin=ruleset)
 
 
+def _synproxy_stats(target) -> dict[str, int]:
+    """/proc/net/stat/synproxy summed over its per-CPU lines (hex counters)."""
+    header, *cpus = target.sh("cat /proc/net/stat/synproxy").splitlines()
+    return {name: sum(int(line.split()[column], 16) for line in cpus)
+            for column, name in enumerate(header.split()) if name != "entries"}
+
+
+def _counted_since(target, before: dict[str, int]) -> dict[str, int]:
+    after = _synproxy_stats(target)
+    return {name: after[name] - before[name] for name in after if after[name] != before[name]}
+
+
 def _tcp(sport: int, dport: int, flags: str, seq: int, ack: int, window: int, options, payload: bytes = b""):
     return TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack, window=window, options=options) / payload
 
@@ -192,9 +204,11 @@ def _server_answers(target, path: Path, cookie: int, tsval: int) -> None:
 def test_a_forwarded_connection_is_opened_to_the_server_only_after_the_clients_ack_returns_the_cookie(
         target, router, ruleset):
     _configure(target, ruleset)
+    before = _synproxy_stats(target)
     path = Path(router[0], router[1], v6=False)
     cookie, tsval = _proxied_handshake(target, path)
     _server_answers(target, path, cookie, tsval)
+    assert _counted_since(target, before) == {"syn_received": 1, "cookie_valid": 1}
 
 
 def test_data_after_the_handshake_crosses_with_sequence_numbers_and_timestamps_shifted(target, router):
@@ -225,6 +239,7 @@ def test_data_after_the_handshake_crosses_with_sequence_numbers_and_timestamps_s
 
 def test_an_ack_with_a_bad_cookie_is_dropped_and_the_server_sees_nothing(target, router):
     _configure(target, NFT_STATEMENT)
+    before = _synproxy_stats(target)
     path = Path(router[0], router[1], v6=False)
     target.send(path.client.port, path.from_client(
         _tcp(CLIENT_PORT, SERVER_PORT, "S", CLIENT_ISN, 0, 64240, CLIENT_SYN_OPTIONS)))
@@ -234,6 +249,7 @@ def test_an_ack_with_a_bad_cookie_is_dropped_and_the_server_sees_nothing(target,
         _tcp(CLIENT_PORT, SERVER_PORT, "A", CLIENT_ISN + 1, (cookie + 2) & 0xFFFFFFFF, CLIENT_WINDOW,
              [("NOP", None), ("NOP", None), ("Timestamp", (12, tsval))])))
     target.expect_nothing()
+    assert _counted_since(target, before) == {"syn_received": 1, "cookie_invalid": 1}
 
 
 def test_without_timestamps_the_syn_ack_offers_only_the_mss(target, router):
