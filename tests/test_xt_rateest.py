@@ -311,3 +311,17 @@ def test_a_line_rate_train_repeats_no_packet_that_changed_a_hashlimit_or_recent_
         target.sh(f"iptables {rule}")
     result = target.traffic(Profile((Stream.of("p0", udp_frame(), rate=Rate(100_000.0)),)), duration=0.1)
     assert (result.streams[0].opackets, result.streams[0].ipackets) == (10_000, passed)
+
+
+def test_a_line_rate_train_draws_a_hashlimit_bucket_down_in_bulk():
+    """20,000/s with a burst of 500 at 100 kpps for 0.1 s: the burst and 80
+    credits' worth a jiffy (HZ 250) for the 24 or 25 jiffies the run spans
+    pass, 2,420 to 2,500; the bucket is a bounded counter the engine draws
+    down in bulk, so few packets are probed one by one."""
+    target = forwarding_target()
+    for rule in ("-A FORWARD -p udp -m hashlimit --hashlimit-upto 20000/sec --hashlimit-burst 500 --hashlimit-name z "
+                 "-j ACCEPT", "-A FORWARD -j DROP"):
+        target.sh(f"iptables {rule}")
+    result = target.traffic(Profile((Stream.of("p0", udp_frame(), rate=Rate(100_000.0)),)), duration=0.1)
+    assert 2_420 <= result.streams[0].ipackets <= 2_500
+    assert len(target.journeys()) < 1_000

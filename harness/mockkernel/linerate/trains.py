@@ -9,9 +9,9 @@ journey recorded. Around each probe the kernel's numeric state is read:
 
 - counters that only add up (device stats, softnet's processed and backlog tail, the SNMP
   MIBs, nft rule and chain counters, conntrack statistics, RATEEST estimators'
-  counters, socket drops, eBPF program run counts, eBPF map values as
+  counters, hashlimit rate matches' counts, socket drops, eBPF program run counts, eBPF map values as
   little-endian 64-bit words),
-- counters with a bound (an nft limit's tokens run out at 0),
+- counters with a bound (an nft limit's tokens and a hashlimit bucket's credit run out at 0),
 - and the shape of everything else (conntrack entries, socket queues,
   neighbours, dynamic sets, eBPF hash keys and event rings, the ICMP rate
   limiter's credit, hashlimit's and recent's per-key state).
@@ -41,7 +41,7 @@ from harness.mockkernel.core.dev import net_rx_action
 from harness.mockkernel.net import DevStats
 from harness.mockkernel.netfilter.nft_exprs import Counter, Limit
 from harness.mockkernel.netfilter.xt_rateest import rateest_counters
-from harness.mockkernel.netfilter.xt_stateful import per_key_state
+from harness.mockkernel.netfilter.xt_stateful import per_key_cells, per_key_entries, per_key_state
 
 JOURNEYS_KEPT = 1000  # probes' journeys left in the tracer per run
 DEV_STATS = tuple(f.name for f in fields(DevStats))
@@ -71,10 +71,12 @@ class Snapshot:
 
 def _layout_key(kernel) -> tuple:
     """What the layout depends on: the committed ruleset (its generation, new
-    at each commit), devices, sockets, eBPF programs, maps and hash keys."""
+    at each commit), hashlimit's entries, devices, sockets, eBPF programs, maps
+    and hash keys."""
     bpf = kernel.bpf
     maps = () if bpf is None else tuple((id(m), len(getattr(m, "_elems", ()))) for m in bpf.maps.values())
-    return (kernel.nft.base_seq, tuple(kernel.devices), tuple(map(id, kernel.udp_sockets.values())),
+    return (kernel.nft.base_seq, per_key_entries(kernel), tuple(kernel.devices),
+            tuple(map(id, kernel.udp_sockets.values())),
             tuple(map(id, kernel.ping_sockets.values())), id(bpf), maps, bpf and tuple(bpf.progs))
 
 
@@ -101,6 +103,11 @@ def _layout(kernel) -> Layout:
                         cells.append((stmt, "tokens"))
     for bstats in rateest_counters(kernel):
         cells += [(bstats, "bytes"), (bstats, "packets")]
+    for entry, name, floor, per_second in per_key_cells(kernel):
+        if floor is not None:
+            bounded[len(cells)] = floor
+            refills[len(cells)] = per_second
+        cells.append((entry, name))
     for table in (kernel.udp_sockets, kernel.ping_sockets):
         cells += [(sock, "drops") for sock in table.values()]
     blobs: list = []

@@ -498,41 +498,41 @@ class HashlimitMatch(XtMatch):
             def hashlimit_rate_mt(pkt) -> bool:
                 """The XT_HASHLIMIT_RATE_MATCH branch of hashlimit_mt_common()."""
                 key, now = key_of(pkt), int(clock.now * HZ)
-                entry = table.get(key)  # [expires, prev, prev_window, current_rate]
-                if entry is None or now >= entry[0]:
+                entry = table.get(key)
+                if entry is None or now >= entry.expires:
                     if entry is None and max_entries and len(table) >= max_entries:
                         return False  # dsthash_alloc_init(): "max count reached", the packet hotdropped
-                    entry = table[key] = [0, now, False, 0]  # rateinfo_init()
-                elif now - entry[1] >= window:  # rateinfo_recalc(): a window has passed
-                    entry[2] = entry[3] * window > (now - entry[1]) * per_window
-                    entry[1], entry[3] = now, 0
-                entry[0] = now + expire
-                entry[3] += pkt.skb.len if byte_mode else 1
-                return (not entry[2] and entry[3] <= cap) != above
+                    entry = table[key] = RateMatchEnt(now, cap)  # rateinfo_init()
+                elif now - entry.prev >= window:  # rateinfo_recalc(): a window has passed
+                    entry.prev_window = entry.current_rate * window > (now - entry.prev) * per_window
+                    entry.prev, entry.current_rate = now, 0
+                entry.expires = now + expire
+                entry.current_rate += pkt.skb.len if byte_mode else 1
+                return (not entry.prev_window and entry.current_rate <= cap) != above
 
             def hashlimit_mt(pkt) -> bool:
                 key, now = key_of(pkt), int(clock.now * HZ)
-                entry = table.get(key)  # [expires, prev, credit, credit_cap]
-                if entry is None or now >= entry[0]:  # htable_gc() removes an entry once it expires
+                entry = table.get(key)
+                if entry is None or now >= entry.expires:  # htable_gc() removes an entry once it expires
                     if entry is None and max_entries and len(table) >= max_entries:
                         return False  # dsthash_alloc_init(): "max count reached", the packet hotdropped
-                    entry = table[key] = [0, now, cap, refills]  # rateinfo_init()
+                    entry = table[key] = DsthashEnt(now, cap, refills, byte_mode)  # rateinfo_init()
                 elif byte_mode:  # rateinfo_recalc() in bytes: refilled per jiffy, a u32 overflow fills it
-                    credit = entry[2] + (now - entry[1]) * CREDITS_PER_JIFFY_BYTES
-                    entry[2] = cap if credit > 0xFFFFFFFF else min(credit, cap)
-                    entry[1] = now
+                    credit = entry.credit + (now - entry.prev) * CREDITS_PER_JIFFY_BYTES
+                    entry.credit = cap if credit > 0xFFFFFFFF else min(credit, cap)
+                    entry.prev = now
                 else:
-                    entry[2] = min(entry[2] + (now - entry[1]) * CREDITS_PER_JIFFY, cap)
-                    entry[1] = now
-                entry[0] = now + expire
+                    entry.credit = min(entry.credit + (now - entry.prev) * CREDITS_PER_JIFFY, cap)
+                    entry.prev = now
+                entry.expires = now + expire
                 needed = cost
                 if byte_mode:  # hashlimit_byte_cost(): per started 16 bytes, a refill from the burst count
                     needed = min((((pkt.end - pkt.nh) >> XT_HASHLIMIT_BYTE_SHIFT) + 1) * cost, cap)
-                    if entry[2] < needed and entry[3]:
-                        entry[3] -= 1
-                        entry[2] = cap
-                if entry[2] >= needed:
-                    entry[2] -= needed
+                    if entry.credit < needed and entry.credit_cap:
+                        entry.credit_cap -= 1
+                        entry.credit = cap
+                if entry.credit >= needed:
+                    entry.credit -= needed
                     return not above
                 return above
             return hashlimit_rate_mt if rate_match else hashlimit_mt
@@ -577,20 +577,74 @@ def c_atoi(text: str) -> int:
     return number - (1 << 32) if number >= 1 << 31 else number
 
 
+class DsthashEnt:
+    """struct dsthash_ent's rateinfo for a token bucket: jiffies it expires at
+    and was last refilled at, its credit, and (bytes) the refills left."""
+
+    __slots__ = ("expires", "prev", "credit", "credit_cap", "byte_mode")
+
+    def __init__(self, now: int, credit: int, credit_cap: int, byte_mode: bool) -> None:
+        self.expires, self.prev, self.credit, self.credit_cap, self.byte_mode = 0, now, credit, credit_cap, byte_mode
+
+
+class RateMatchEnt:
+    """struct dsthash_ent's rateinfo for a rate match: when its window began,
+    whether the window before went over the rate, what this one counted,
+    and what it may count (rateinfo.burst)."""
+
+    __slots__ = ("expires", "prev", "prev_window", "current_rate", "burst")
+
+    def __init__(self, now: int, burst: int) -> None:
+        self.expires, self.prev, self.prev_window, self.current_rate, self.burst = 0, now, False, 0, burst
+
+
 _HASHLIMIT_TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # hashlimit_net: the netns's tables
 
 
+# -- what the line-rate engine reads (harness/mockkernel/linerate/trains.py): a
+# train's packets repeat in bulk only what leaves the rest of this state alone
+
+def per_key_cells(net) -> list[tuple]:
+    """(entry, attribute, lowest value or None, refill per second or None) of
+    each hashlimit entry's number a train may move in bulk: a packet bucket's
+    credit (it passes while the credit lasts, refilled CREDITS_PER_JIFFY a
+    jiffy) and a rate match's count (it only adds up)."""
+    cells = []
+    for table in (_HASHLIMIT_TABLES.get(net) or {}).values():
+        for entry in table.values():
+            if entry.__class__ is RateMatchEnt:
+                cells.append((entry, "current_rate", None, None))
+            elif not entry.byte_mode:
+                cells.append((entry, "credit", 0, CREDITS_PER_JIFFY * HZ))
+    return cells
+
+
+def per_key_entries(net) -> tuple:
+    """Which hashlimit entries there are: per_key_cells() changes with them."""
+    return tuple(id(entry) for table in (_HASHLIMIT_TABLES.get(net) or {}).values() for entry in table.values())
+
+
 def per_key_state(net) -> tuple:
-    """What hashlimit and recent keep per key in the namespace, for the line-rate
-    engine's shape: a packet that changes it (a bucket's credit, a window's
-    count, an address's stamps) is not one a train may repeat in bulk."""
+    """The rest of what hashlimit and recent keep per key, for the engine's
+    shape: a packet that changes it (a new entry, a byte bucket's credit, a
+    rate match's count up to one past what the window may count, an
+    address's stamps) is not one a train may repeat in bulk."""
     hashlimit = _HASHLIMIT_TABLES.get(net)
     recent = _RECENT_TABLES.get(net)
     if not hashlimit and not recent:
         return ()
-    return (tuple((key, tuple(tuple(entry) for entry in table.values())) for key, table in (hashlimit or {}).items()),
+    return (tuple((key, tuple((id(entry), *_entry_shape(entry)) for entry in table.values()))
+                  for key, table in (hashlimit or {}).items()),
             tuple((name, tuple((ttl, tuple(stamps)) for ttl, stamps in table.values()))
                   for name, table in (recent or {}).items()))
+
+
+def _entry_shape(entry) -> tuple:
+    if entry.__class__ is RateMatchEnt:
+        return entry.expires, entry.prev, entry.prev_window, min(entry.current_rate, entry.burst + 1)
+    if entry.byte_mode:
+        return entry.expires, entry.prev, entry.credit, entry.credit_cap
+    return entry.expires, entry.prev
 
 
 # ------------------------------------------------------------------ connlimit
