@@ -200,3 +200,19 @@ def test_a_concatenated_interval_key_matches_when_every_field_is_in_its_range(ta
     h0, h1, _ = router
     target.sh("nft -f -", stdin=PIPAPO)
     assert matched_by(target, lambda: forwarded(target, h0, h1, UDP(sport=1000, dport=9))) == {"in both ranges"}
+
+
+# ---------------------------------------------------------------- raw payload writes
+
+def test_a_raw_payload_write_lists_as_the_field_and_leaves_the_checksum_alone(target, router):
+    """`@th,16,16 set 5091` after `meta l4proto udp`: nft lists it as `udp dport
+    set 5091` (payload_expr_complete()) but sends it raw, with no checksum to
+    update (csum_type 0): the datagram leaves with the new port and its old,
+    now wrong, UDP checksum (nft_payload_set_eval())."""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=FORWARD % "        meta l4proto udp udp dport 5090 @th,16,16 set 5091")
+    assert "udp dport 5090 udp dport set 5091" in target.sh("nft list table ip t")
+    sent = h0.to_dut(dst=h1.ip, id=7) / UDP(sport=47000, dport=5090) / b"raw"
+    checksum = sent.__class__(bytes(sent))[UDP].chksum
+    forwarded(target, h0, h1, UDP(sport=47000, dport=5090) / b"raw",
+              UDP(sport=47000, dport=5091, chksum=checksum) / b"raw")

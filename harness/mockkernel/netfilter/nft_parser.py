@@ -48,7 +48,7 @@ from harness.mockkernel.netfilter import nft_proto  # its headers' payload field
 from harness.mockkernel.netfilter.nft_exthdr_sctp import SCTP_CHUNKS, SctpChunk
 from harness.mockkernel.netfilter.nft_payload_raw import RAW_BASES, REGISTER_BITS, RawPayload
 from harness.mockkernel.netfilter import nft_payload_raw
-from harness.mockkernel.netfilter.nft_payload_set import NOT_SETTABLE, PayloadSet
+from harness.mockkernel.netfilter.nft_payload_set import NOT_SETTABLE, PayloadSet, RawPayloadSet
 from harness.mockkernel.netfilter.nf_synproxy import (NF_SYNPROXY_OPT_MSS, NF_SYNPROXY_OPT_SACK_PERM,
                                                       NF_SYNPROXY_OPT_TIMESTAMP, NF_SYNPROXY_OPT_WSCALE)
 from harness.mockkernel.netfilter.nft_objects import (LIST_KINDS, TIMEOUT_STATES, CounterObject, CtExpectObject,
@@ -2498,6 +2498,8 @@ class Parser:
             if self.at("{"):  # the grammar's payload_stmt takes an expression, no set
                 raise self.unexpected()
             return PayloadSet(lhs.field, _parse(self.operand(), lhs.dtype), loc=lhs_loc)
+        if isinstance(lhs, RawPayload) and lhs.aligned and not self.at(*SELECTOR_WORDS):
+            return RawPayloadSet(lhs, _parse(self.operand(), lhs.dtype), loc=lhs_loc)
         raise NftError(f"setting {lhs.text(_PRINT)} is not modelled by the mock kernel", lhs_loc)
 
     def payload_from_map(self, lhs: Payload, lhs_loc: Location, family: str) -> None:
@@ -2694,6 +2696,10 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
             if stmt is None:
                 raise NftError("a raw payload off byte boundaries compared with a set or range is not modelled "
                                "by the mock kernel", raw.loc)
+        if isinstance(stmt, RawPayloadSet):  # payload_expr_complete(): the field the rule's protocols name
+            # a transport field with no protocol established is `th`'s, as for a set of them
+            field = nft_payload_raw.known_field(stmt.lhs, "set" if len(set(l4_protos)) > 1 or not l4 else l4, net)
+            stmt = stmt if field is None else stmt.as_field(field)
         if isinstance(stmt, Nat) and (stmt.ports or stmt.port_map) and not l4:
             raise NftError("transport protocol mapping is only valid after transport protocol match",
                            stmt.port_loc, (stmt.loc,))

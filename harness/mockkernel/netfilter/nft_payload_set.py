@@ -34,6 +34,7 @@ tag's place breaks the rule.
 from __future__ import annotations
 
 from harness.mockkernel.netfilter.nft_exprs import NFT_BREAK, CompileCtx, Field, Payload, PrintCtx, Stmt
+from harness.mockkernel.netfilter.nft_payload_raw import RawPayload, inner_offset
 from harness.mockkernel.wire import ipv4, tcp, udp
 from harness.mockkernel.wire.checksum import csum_replace
 from harness.mockkernel.wire.udplite import IPPROTO_UDPLITE
@@ -70,8 +71,9 @@ class PayloadSet(Stmt):
     may_change_packet = True
     writes_payload = True  # its field's dependency is left out of the listing as a match's is (_killed_bases())
 
-    def __init__(self, fld: Field, value: int, loc=None):
+    def __init__(self, fld: Field, value: int, loc=None, checksums: bool = True):
         self.fld, self.value, self.loc = fld, value, loc
+        self.checksums = checksums  # False: written as a raw payload (csum_type 0), listed as the field
         self.lhs = Payload((fld,))  # what the statement writes: its protocol dependency is the field's
 
     def text(self, pctx: PrintCtx) -> str:
@@ -85,7 +87,7 @@ class PayloadSet(Stmt):
         mask_bits = fld.mask if fld.mask else (1 << fld.bits) - 1
         offset, size = fld.offset, (mask_bits.bit_length() + 7) // 8 if fld.mask else fld.bits // 8
         mask, value = mask_bits, (self.value << fld.shift) & mask_bits
-        if fld.proto in CHECKSUM_OFFSET and size % 2:
+        if self.checksums and fld.proto in CHECKSUM_OFFSET and size % 2:
             if offset % 2:
                 offset -= 1  # prefer a 16-bit aligned fetch
             else:
@@ -97,8 +99,8 @@ class PayloadSet(Stmt):
         offset, size, mask, value = self.written_bytes()
         payload = self.lhs
         keep = ((1 << 8 * size) - 1) ^ mask
-        csum_at = CHECKSUM_OFFSET.get(self.fld.proto)
-        pseudo = (self.fld.proto, self.fld.name) in PSEUDO_HEADER
+        csum_at = CHECKSUM_OFFSET.get(self.fld.proto) if self.checksums else None
+        pseudo = self.checksums and (self.fld.proto, self.fld.name) in PSEUDO_HEADER
 
         def payload_set(pkt):
             if payload.link:
@@ -128,6 +130,52 @@ class PayloadSet(Stmt):
                 l4_checksum_update(pkt, old, new, size)
             buf[at:at + size] = new.to_bytes(size, "big")
         return payload_set
+
+
+class RawPayloadSet(Stmt):
+    """`@BASE,OFFSET,LEN set VALUE` on byte boundaries: nft_payload_set_eval() with
+    no checksum (nft sends csum_type 0: a raw field names no protocol). Where the
+    rule's protocols name the field at that place, evaluate_rule() makes it
+    that field's PayloadSet (`arp daddr ether set ...`), as nft lists it."""
+
+    may_change_packet = True
+
+    def __init__(self, raw: RawPayload, value: int, loc=None):
+        self.lhs, self.value, self.loc = raw, value, loc
+
+    def text(self, pctx: PrintCtx) -> str:
+        return f"{self.lhs.text(pctx)} set {self.lhs.dtype.format(self.value)}"
+
+    def json(self, pctx: PrintCtx) -> list[dict]:
+        return [{"mangle": {"key": self.lhs.json(pctx), "value": self.lhs.dtype.json_value(self.value)}}]
+
+    def as_field(self, field: Payload) -> PayloadSet:
+        """The field's set statement as nft lists it; the kernel still writes no checksum."""
+        stmt = PayloadSet(field.field, self.value, loc=self.loc, checksums=False)
+        stmt.span = self.span
+        return stmt
+
+    def compile(self, ctx: CompileCtx):
+        base, offset, size, value = self.lhs.base, self.lhs.offset // 8, self.lhs.bits // 8, self.value
+
+        def raw_payload_set(pkt):
+            if base == "ll":
+                start = pkt.skb.mac_header
+            elif base == "nh":
+                start = pkt.nh
+            elif base == "th":
+                if pkt.thoff < 0 or pkt.fragoff:
+                    return NFT_BREAK
+                start = pkt.thoff
+            else:
+                start = inner_offset(pkt)
+                if start is None:
+                    return NFT_BREAK
+            at = start + offset
+            if at + size > pkt.end:
+                return NFT_BREAK
+            pkt.buf[at:at + size] = value.to_bytes(size, "big")
+        return raw_payload_set
 
 
 def l4_checksum_update(pkt, old: int, new: int, size: int) -> None:
