@@ -320,6 +320,30 @@ def test_a_dropped_connection_mid_test_brings_the_ports_home_and_the_next_test_g
 
 
 @needs_standin
+def test_an_agent_killed_mid_test_has_its_reaper_bring_the_ports_home_and_remove_its_files(standin):
+    """SIGKILL of the agent itself on the DUT: no close runs there. Its reaper moves
+    the ports home from the test's namespace (deleting it with them would destroy
+    the stand-in's veth ports) and removes the agent's session directory."""
+    with _station_given_back(standin) as station:
+        target = LabTarget(station)
+        target.sh("ip addr add 10.0.0.1/24 dev p0")
+        agent, _ = _agent(standin)
+        reaper = next(pid for pid in pids_in(standin.stations[0].dut_netns)
+                      if _cmdline(pid).endswith(f"harness.drivers.reaper {agent} "))
+        os.kill(agent, signal.SIGKILL)
+        assert process_exits(reaper, 30), "the agent's reaper did not finish"
+        assert _ports_namespaces(standin) == []
+        assert list(standin.stations[0].dut_tmp.iterdir()) == []
+        with pytest.raises(TargetUnavailable):
+            target.close()  # its DutSide went with the agent; the DUT is restored all the same
+        again = LabTarget(station)
+        try:
+            assert again.sh("ip -4 addr show dev p0") == ""
+        finally:
+            again.close()
+
+
+@needs_standin
 def test_a_trex_client_process_that_died_in_one_test_is_replaced_for_the_next(standin):
     with _station_given_back(standin) as station:
         target = LabTarget(station)
