@@ -480,6 +480,18 @@ def test_the_agent_leaves_nothing_in_the_duts_temporary_directory(tmp_path, end)
         target.close()
 
 
+@needs_system_python
+@pytest.mark.parametrize("sent, says", [
+    (b"\x00\x00\x01\x00PK", "the packet-journey DUT agent's code did not arrive whole on its stdin"),
+    (len(b"not a zip").to_bytes(4, "big") + b"not a zip", "ModuleNotFoundError: No module named 'harness'"),
+])
+def test_an_agent_whose_code_is_cut_short_or_broken_says_so_and_leaves_nothing(tmp_path, sent, says):
+    result = subprocess.run(agent_argv(SYSTEM_PYTHON), input=sent, capture_output=True, check=False,
+                            env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert result.returncode == 1 and says in result.stderr.decode()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_agent_puts_files_under_plain_names_only(tmp_path):
     with pytest.raises(TargetError, match=r"the DUT agent puts files under plain names, not '../x'"):
         agent.Agent(str(tmp_path))._put_file("../x", b"")

@@ -9,7 +9,7 @@ the agent's reaper (reaper.py, started first thing) removes that directory, and 
 files the harness put there (eBPF objects a command names, `PUT_FILE`), once the
 agent has exited, however it exits: nothing of the harness stays on the DUT. (Only
 a kill of the agent in the moment between writing the zip and starting its reaper
-would leave the directory.)
+would leave the directory; an agent that cannot import removes it.)
 It observes the namespace it runs in (`HereLab`), whose ports the harness has renamed
 p0..p2 before starting it. Its imports are the standard library's only: Debian's
 /usr/bin/python3 without any site package (`python3 -I`) runs it; it needs Python
@@ -105,7 +105,12 @@ session = tempfile.mkdtemp(prefix="{AGENT_SESSION_PREFIX}")
 with open(os.path.join(session, "harness.zip"), "wb") as f:
     f.write(code)
 sys.path.insert(0, os.path.join(session, "harness.zip"))
-from harness.drivers.agent import main
+try:
+    from harness.drivers.agent import main
+except BaseException:
+    import shutil
+    shutil.rmtree(session)
+    raise
 raise SystemExit(main(session))
 """
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # zip's earliest date: the archive depends on content only
