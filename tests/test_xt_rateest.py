@@ -152,6 +152,26 @@ def test_a_rateest_match_needs_its_estimators_while_a_rule_holds_them():
     iptables(k, "-A INPUT -j RATEEST --rateest-name RE1 --rateest-interval 1s --rateest-ewmalog 4s")
 
 
+def test_a_flushing_restore_finds_the_estimators_the_rules_it_replaces_still_hold():
+    """iptables-save | iptables-restore of a match in INPUT and its RATEEST in
+    FORWARD: the old rules hold the estimator until the batch commits, so the
+    match (restored first) finds it; after a flush nothing holds it and the
+    restore is refused as iptables-nft reports a batch error: the line of the
+    rule, status 4."""
+    k = Kernel()
+    iptables(k, f"-A FORWARD {RATEEST_RE1}")
+    iptables(k, "-A INPUT -m rateest --rateest RE1 --rateest-lt --rateest-pps 3")
+    ruleset = sh(k, ["iptables-save"])
+    sh(k, ["iptables-restore"], ruleset)
+    assert len(saved(k)) == 2
+    iptables(k, "-F")
+    with pytest.raises(CommandError) as info:
+        sh(k, ["iptables-restore"], ruleset)
+    assert (info.value.returncode, str(info.value).split("failed: ", 1)[1]) == (
+        4, "iptables-restore v1.8.9 (nf_tables): \nline 6: RULE_APPEND failed (No such file or directory): "
+           "rule in chain INPUT")
+
+
 def test_est_timer_folds_each_window_into_the_average_with_weight_one_half():
     """50 packets of 28 bytes before the first tick: 50 << 10 >> 1 = 25600,
     read as 100 pps; 1400 bytes give 2800 B/s (22400 bit). The next tick,

@@ -47,6 +47,7 @@ COMMANDS = {"-A": "append", "--append": "append", "-I": "insert", "--insert": "i
             "-X": "delete-chain", "--delete-chain": "delete-chain", "-N": "new-chain", "--new-chain": "new-chain",
             "-P": "policy", "--policy": "policy", "-L": "list", "--list": "list", "-S": "list-rules",
             "--list-rules": "list-rules"}
+KERNEL_REFUSED = 4  # the status of a rule the kernel refused ("RULE_APPEND failed (...)")
 OTHER_COMMANDS = {"-Z", "--zero", "-R", "--replace", "-E", "--rename-chain"}
 
 
@@ -149,7 +150,7 @@ def _iptables(net, words: list[str], family: XtFamily) -> str:
         return listing
 
     def apply(work):
-        execute(XtTables(work, opts.table, family), opts)
+        execute(XtTables(work, opts.table, family, net), opts)
         return "", opts.command != "check"
     return net.nft.batch(apply)
 
@@ -402,7 +403,7 @@ def _restore(net, text: str, flush: bool, family: XtFamily) -> str:
 
 def _restore_table(net, table: str, lines: list, flush: bool, commit_line: int, family: XtFamily) -> None:
     def apply(work):
-        view = XtTables(work, table, family)
+        view = XtTables(work, table, family, net)
         if flush:
             view.delete_table()
         rules = []
@@ -423,11 +424,13 @@ def _restore_table(net, table: str, lines: list, flush: bool, commit_line: int, 
                 opts = parse(add_param_to_argv(line), family)
             except XtError as err:
                 raise _restore_error(err.message.split("\n")[0], number) from None
-            rules.append(opts)
-        for opts in rules:
+            rules.append((number, opts))
+        for number, opts in rules:
             try:
                 execute(view, opts)
             except XtError as err:
+                if err.status == KERNEL_REFUSED:  # the batch's error names the message's line
+                    raise XtError(f"{VERSION}: \nline {number}: {err.message.split(':  ', 1)[1]}", err.status) from None
                 raise _restore_error(err.message.split("\n")[0], commit_line) from None
         return "", True
     net.nft.batch(apply)

@@ -217,9 +217,10 @@ class XtTables:
     """iptables-nft's view of the ruleset: `ip` (`ip6`) tables named after xtables
     tables, base chains created on first use (nft_xt_builtin_init)."""
 
-    def __init__(self, ruleset: Ruleset, table: str, family: XtFamily = IPV4):
+    def __init__(self, ruleset: Ruleset, table: str, family: XtFamily = IPV4, net=None):
         self.ruleset, self.name, self.builtins, self.family = ruleset, table, TABLES[table], family
         self.table = ruleset.find(family.nft_family, table)
+        self.net = net  # the namespace a transaction on `ruleset` commits to
 
     def ensure_table(self) -> NftTable:
         if self.table is None:
@@ -262,7 +263,7 @@ class XtTables:
         chain = self.writable_chain(chain_name)
         self.check_target(chain_name, rule)
         for ext in (*rule.matches, *([rule.target] if rule.target is not None else [])):
-            ext.net_check(self.ruleset, chain_name)
+            ext.net_check(self, chain_name)
         if position is not None and position > len(chain.rules) + 1:
             raise XtError(f"{PROG}: Index of insertion too big.")
         nft_rule = NftRule(self.table.alloc_handle(), rule.nft_stmts(), xt=rule)

@@ -102,9 +102,10 @@ class XtExtension:
             if missing is not None:
                 raise self.error(f'option "{opt.name}" also requires "{missing}".\n')
 
-    def net_check(self, ruleset, chain: str) -> None:
+    def net_check(self, view, chain: str) -> None:
         """What its checkentry refuses by what the namespace holds, looked up
-        by name (xt_rateest_lookup()): `ruleset` is the one the rule joins."""
+        by name (xt_rateest_lookup()): `view` is the XtTables the rule joins
+        (the transaction's ruleset, the namespace it commits to)."""
 
     def error(self, message: str) -> XtError:
         return usage_error(f"{self.name}: {message}")

@@ -94,10 +94,16 @@ def rateest_counters(net) -> list[GnetStatsBasic]:
     return [est.bstats for est in _RATEEST_NETS.get(net, {}).values()]
 
 
-def xt_rateest_lookup(ruleset, name: str) -> tuple[int, int] | None:
+def xt_rateest_lookup(view, name: str) -> tuple[int, int] | None:
     """xt_rateest_lookup(): the parameters of the estimator of that name a
-    rule of the namespace (any table, either family) holds, None if none does."""
-    for table in ruleset.tables:
+    rule of the namespace (any table, either family) holds, None if none
+    does: a committed rule's (it holds its estimator until the transaction
+    that deletes it commits, as a flushing iptables-restore does) or a rule's
+    of this transaction."""
+    live = (_RATEEST_NETS.get(view.net) or {}).get(name) if view.net is not None else None
+    if live is not None:
+        return live.params
+    for table in view.ruleset.tables:
         for chain in table.chains.values():
             for rule in chain.rules:
                 xt = rule.xt
@@ -202,9 +208,9 @@ class RateestTarget(XtTarget):
         interval, ewma = self._times()
         return f"name {self.est_name} interval {interval} ewmalog {ewma}"
 
-    def net_check(self, ruleset, chain: str) -> None:
+    def net_check(self, view, chain: str) -> None:
         """xt_rateest_tg_checkentry(): an estimator of that name must have these parameters."""
-        params = xt_rateest_lookup(ruleset, self.est_name)
+        params = xt_rateest_lookup(view, self.est_name)
         if params is not None and params != (self.interval, self.ewma_log):
             raise kernel_refusal(chain)
 
@@ -328,11 +334,11 @@ class RateestMatch(XtMatch):
         if not self.flags & (XT_RATEEST_MATCH_BPS | XT_RATEEST_MATCH_PPS) or self.mode == XT_RATEEST_MATCH_NONE:
             raise kernel_refusal(chain)
 
-    def net_check(self, ruleset, chain: str) -> None:
+    def net_check(self, view, chain: str) -> None:
         """xt_rateest_mt_checkentry(): the estimators named must exist (ENOENT)."""
         names = [self.name1] + ([self.name2] if self.flags & XT_RATEEST_MATCH_REL else [])
         for name in names:
-            params = xt_rateest_lookup(ruleset, name)
+            params = xt_rateest_lookup(view, name)
             if params is None:
                 raise _no_estimator(chain)
             self.estimators[name] = params
