@@ -21,6 +21,8 @@ from harness.diff.cases import case_json
 from harness.diff.runner import FreshTargets, Result, run, run_on_one_cpu, shrink
 from harness.diff.scenario import scenarios
 
+PROGRESS_EVERY = 250  # scenarios between two lines on stderr
+
 
 def campaign(count: int, seed: int, targets: FreshTargets, each) -> None:
     """Hand `each` the result of `count` scenarios drawn from `seed` (reproducible:
@@ -47,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def each(result: Result) -> None:
         counts["scenarios"] += 1
+        if counts["scenarios"] % PROGRESS_EVERY == 0:
+            print(f"{counts['scenarios']} scenarios, {counts['divergences']} divergences", file=sys.stderr, flush=True)
         counts["invalid"] += result.invalid
         if result.explained is not None:
             counts["explained"] += 1
