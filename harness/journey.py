@@ -68,6 +68,11 @@ class Stage(StrEnum):
     UNKNOWN = "UNKNOWN"
 
 
+# A NAT hop's summary that starts so names a rewrite of the packet an ICMP error quotes
+# (nf_nat_icmp_reply_translation() where the outer header stayed as it was)
+QUOTED_REWRITE = "quoted "
+
+
 class Hop(NamedTuple):
     """One stage crossed: `where` names the kernel function, device or chain.
     (A NamedTuple: the mock creates one per stage per packet.)"""

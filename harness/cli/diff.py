@@ -10,7 +10,8 @@ and the other lacks shows as one line, not as every line after it differing.
 XDP and TC hops compare their verdicts only when both targets name one: the lab
 tells a program's verdict from run counts, and words it its own way. An ICMP frame
 the two targets sent alike but for the IP ID Linux draws from its hashed generator
-(and the checksum over it) is the same, with that said, as the suites mask it.
+(and the checksum over it), or in a timestamp reply's times, is the same, with that
+said, as the suites mask it.
 """
 from __future__ import annotations
 
@@ -20,13 +21,14 @@ from dataclasses import dataclass
 from itertools import zip_longest
 
 from harness.cli.trace import Trace, render_json
-from harness.journey import Drop, Hop, Journey, Stage, with_children
+from harness.journey import QUOTED_REWRITE, Drop, Hop, Journey, Stage, with_children
 from scapy.layers.inet import ICMP
 from scapy.layers.l2 import Ether
 
 from harness.packets import Mask, describe
 from harness.report.journey_map import CONNTRACK_HOOKS, side_by_side_svg
-from harness.testing import icmp_socket_mask
+from harness.mockkernel.wire.icmp import ICMP_TIMESTAMPREPLY
+from harness.testing import icmp_socket_mask, icmp_timestamp_reply_mask
 
 PROGRAM_STAGES = frozenset({Stage.XDP, Stage.TC_INGRESS, Stage.TC_EGRESS})
 SAME, DIFFERS, FIRST_ONLY, SECOND_ONLY = "  ", "! ", "< ", "> "
@@ -34,8 +36,12 @@ SAME, DIFFERS, FIRST_ONLY, SECOND_ONLY = "  ", "! ", "< ", "> "
 
 def reported_by_both(hop: Hop, observed: frozenset[Stage]) -> bool:
     """A hop every target reports at a stage it observes: a netfilter chain's verdict
-    or NAT's rewrite, or an XDP or TC program's run."""
+    or NAT's rewrite (of the packet's own header: the lab reads NAT from the headers
+    nftrace shows and from conntrack, so a rewrite of an ICMP error's quoted packet
+    alone is the mock's), or an XDP or TC program's run."""
     if hop.stage not in observed:
+        return False
+    if str(hop.summary).startswith(QUOTED_REWRITE):  # the lab sees NAT in outer headers only
         return False
     return hop.stage in PROGRAM_STAGES or (hop.stage.startswith("NF") and hop.where not in CONNTRACK_HOOKS)
 
@@ -177,8 +183,10 @@ def diff_svg(first: Trace, second: Trace) -> str:
 
 def explained_difference(first: bytes | None, second: bytes | None) -> str | None:
     """Why two ICMP frames the DUT sent differ only where Linux is unpredictable (the
-    IP ID of a packet sent without DF, icmp_socket_mask()), or None."""
+    IP ID of a packet sent without DF, icmp_socket_mask(); a timestamp reply's
+    times, icmp_timestamp_reply_mask()), or None."""
     if first is None or second is None or ICMP not in Ether(first):
         return None
-    mask = icmp_socket_mask(first)
+    timestamp_reply = Ether(first)[ICMP].type == ICMP_TIMESTAMPREPLY
+    mask = icmp_timestamp_reply_mask(first) if timestamp_reply else icmp_socket_mask(first)
     return "; ".join(mask.reasons) if mask.matches(second) else None

@@ -157,6 +157,8 @@ TRACE_CHAIN_STAGES = {("netdev", "in"): Stage.NF_INGRESS, ("ip", "pre"): Stage.N
 NAT_MANIPS = (("daddr", frozenset({Stage.NF_PREROUTING, Stage.NF_OUTPUT}), ("DNAT", "UN-SNAT")),
               ("saddr", frozenset({Stage.NF_POSTROUTING, Stage.NF_INPUT}), ("SNAT", "UN-DNAT")))
 LOOPBACK_IFINDEX = 1  # lo is ifindex 1 in every namespace
+# drops past the INPUT hook: where a local packet's NAT after its last chain was INPUT's
+LOCAL_DELIVERY = frozenset({Stage.L4, Stage.SOCKET})
 TRACE_RCVBUF = 32 << 20
 RULESET_RCVBUF = 4 << 20
 COUNTER = re.compile(r"\bcounter packets (\d+) bytes (\d+)")
@@ -480,6 +482,7 @@ class TracedPacket:
     looped_back: bool = False  # came back in on lo
     journey: Journey | None = None
     past_postrouting: Ipv4Header | None = None  # as POSTROUTING's NAT left it, if it got that far
+    past_stage: str = Stage.NF_POSTROUTING  # where that NAT was: INPUT's for a packet dropped on local delivery
 
     @property
     def first(self) -> Ipv4Header:
@@ -508,7 +511,7 @@ class TracedPacket:
         traced = next((t.ct_direction for t in self.traversals if t.ct_direction is not None), None)
         sightings = [(t.header, t.stage) for t in self.traversals]
         if self.past_postrouting is not None:
-            sightings.append((self.past_postrouting, Stage.NF_POSTROUTING))
+            sightings.append((self.past_postrouting, self.past_stage))
         hops: list[Hop] = []
         for i, traversal in enumerate(self.traversals):
             if i:
@@ -543,15 +546,18 @@ class TracedPacket:
 def nat_hops(before: Ipv4Header, before_stage: str, after: Ipv4Header, after_stage: str,
              direction: int) -> list[Hop]:
     """The NAT rewrites between two sightings of a packet: at the stage of `before`
-    if that manip happens there, else at `after`'s; an ICMP error's rewrite is
-    nf_nat_icmp_reply_translation()'s, named by its manip."""
+    if that manip happens there, else at `after`'s if it happens there, else (a
+    source rewritten between OUTPUT and the packet's way back in on lo) at
+    POSTROUTING; an ICMP error's rewrite is nf_nat_icmp_reply_translation()'s,
+    named by its manip."""
     hops = []
     icmp = before.icmp
     error = icmp is not None and icmp[0] in wire_icmp.ERROR_TYPES
     for address, stages, names in NAT_MANIPS:
         old, new = before.endpoint(address), after.endpoint(address)
         if old != new:
-            stage = before_stage if before_stage in stages else after_stage
+            stage = before_stage if before_stage in stages else after_stage if after_stage in stages \
+                else Stage.NF_POSTROUTING
             if error:  # an ICMP error of a NATed connection: named by its manip, as the kernel's function does
                 hops.append(Hop(stage, "nf_nat_icmp_reply_translation", "DNAT" if address == "daddr" else "SNAT",
                                 f"{address} {old} -> {new}"))
@@ -639,10 +645,13 @@ def build_journeys(events: list[TraceEvent], drops: list[Drop], frames_out: list
     conntrack = conntrack or Conntrack()
     packets = group_packets(events)
     on_the_wire = _frames_of(packets, frames_out)
-    dropped = {drop.packet for drop in drops}
+    dropped = {drop.packet: drop.stage for drop in drops}
     top: list[Journey] = []
     for i, packet in enumerate(packets):
         packet.past_postrouting = _past_postrouting(packet, on_the_wire.get(i), conntrack, dropped)
+        if i not in on_the_wire and packet.past_postrouting is not None \
+                and dropped.get(packet.past_postrouting.summary()) in LOCAL_DELIVERY:
+            packet.past_stage = Stage.NF_INPUT
         packet.journey = Journey(packet=packet.first.summary(), hops=packet.hops(conntrack))
         cause = cause_of(packet, packets[:i])
         if cause is not None:
@@ -720,11 +729,14 @@ def nat_target(header: Ipv4Header, entry: CtEntry, direction: int) -> Ipv4Header
 
 
 def _past_postrouting(packet: TracedPacket, frame: Ipv4Header | None, conntrack: Conntrack,
-                      dropped: set[str]) -> Ipv4Header | None:
+                      dropped: dict[str, str]) -> Ipv4Header | None:
     """The packet as POSTROUTING's NAT left it, where it is known to have got that
     far: its frame left the DUT (what netfilter wrote is its conntrack entry's, the
     frame's where it has none), or it was dropped later (TC egress, the qdisc) with
-    the headers its entry translates it to."""
+    the headers its entry translates it to. (A packet dropped on local delivery
+    with those headers got them from INPUT's NAT: its source, nf_nat_ipv4_fn() at
+    NF_INET_LOCAL_IN, for a connection SNATed there; `dropped`: drop stages by
+    the headers each drop saw.)"""
     if frame is None and not dropped:
         return None
     translated = conntrack.translated(packet.last)

@@ -11,12 +11,13 @@
 
     from harness.testing import Host, drops, icmp_socket_mask, quoted
 """
-from harness.testing.masks import auto_flowlabel_mask, icmp_socket_mask, quoted, quoted6, socket_datagram_mask
+from harness.testing.masks import (auto_flowlabel_mask, icmp_socket_mask, icmp_timestamp_reply_mask, quoted, quoted6,
+                                   socket_datagram_mask)
 from harness.testing.plan import Host, bridge_up, forward, ipv6_on, plan_hosts, plan_hosts6, plan_router
 from harness.testing.readings import (counted, counted_by_comment, counted_by_iptables_comment, counted_in_chain,
                                       drops, forwarded_matches, matched_by, wait_until)
 
 __all__ = ["Host", "auto_flowlabel_mask", "bridge_up", "counted", "counted_by_comment", "counted_by_iptables_comment",
            "counted_in_chain", "drops",
-           "forward", "forwarded_matches", "icmp_socket_mask", "ipv6_on", "matched_by", "plan_hosts", "plan_hosts6", "plan_router", "quoted", "quoted6",
+           "forward", "forwarded_matches", "icmp_socket_mask", "icmp_timestamp_reply_mask", "ipv6_on", "matched_by", "plan_hosts", "plan_hosts6", "plan_router", "quoted", "quoted6",
            "socket_datagram_mask", "wait_until"]

@@ -1,7 +1,7 @@
 """Masks for the frames Linux sends with fields a test cannot predict, each with its reason."""
 from __future__ import annotations
 
-from scapy.layers.inet import IP
+from scapy.layers.inet import ICMP, IP
 from scapy.layers.inet6 import IPv6
 
 from harness.packets import Mask
@@ -20,6 +20,15 @@ def icmp_socket_mask(frame) -> Mask:
     DF, so their IP ID comes from the hashed per-destination generator."""
     return Mask(frame).ignore(IP, "id", "ICMP sent without DF: IP ID from Linux's hashed generator") \
         .ignore(IP, "chksum", "covers the unpredictable IP ID")
+
+
+def icmp_timestamp_reply_mask(frame) -> Mask:
+    """A timestamp reply (icmp_timestamp()) carries the time it was answered, in
+    milliseconds since midnight UTC, as receive and transmit time: the mock's
+    clock is virtual. Its IP ID as icmp_socket_mask()'s."""
+    return icmp_socket_mask(frame).ignore(ICMP, "ts_rx", "the time the DUT answered (ms since midnight UTC)") \
+        .ignore(ICMP, "ts_tx", "the time the DUT answered (ms since midnight UTC)") \
+        .ignore(ICMP, "chksum", "covers the times")
 
 
 def quoted(frame) -> bytes:

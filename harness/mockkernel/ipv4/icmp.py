@@ -27,7 +27,7 @@ from harness.mockkernel.ipv4.route import DST_LOCAL
 from harness.mockkernel.wire import WireError
 from harness.mockkernel.wire.icmp import (ERROR_TYPES, ICMP_ADDRESS, ICMP_ADDRESSREPLY, ICMP_DEST_UNREACH,
                                           ICMP_ECHO, ICMP_ECHOREPLY, ICMP_FRAG_NEEDED, ICMP_HLEN, ICMP_TIMESTAMP,
-                                          IcmpMessage, build, fill_checksum)
+                                          IcmpMessage, build, fill_checksum, timestamp_reply)
 from harness.mockkernel.wire.ipv4 import (IP_OFFSET, IPPROTO_ICMP, IPTOS_TOS_MASK, IPV4_MIN_HLEN, Ipv4Packet,
                                           build_header)
 from harness.mockkernel.wire.ipv4 import fill_checksum as fill_header_checksum
@@ -181,20 +181,24 @@ def _icmp_push(net, cause: SkBuff, out: route.Rtable, message: bytes, tos: int, 
 
 def icmp_rcv(skb: SkBuff) -> None:
     """icmp_rcv(): InMsgs for every message, then per type; a bad checksum is
-    InCsumErrors and InErrors, any other refusal InErrors."""
+    InCsumErrors and InErrors, any other refusal InErrors. The checksum is
+    validated over what there is before the header is pulled
+    (skb_checksum_simple_validate() before pskb_pull(skb, sizeof(*icmph))): a
+    message shorter than its 8-byte header with a wrong sum is ICMP_CSUM, and
+    NOT_SPECIFIED only if its few bytes happen to sum right."""
     net = skb.net
     mib = net.mib.icmp_statistics
     mib[ICMP_MIB_INMSGS] += 1
     icmph = IcmpMessage(skb.buf, skb.data)
+    if not icmph.checksum_ok(skb.tail):
+        mib[ICMP_MIB_CSUMERRORS] += 1
+        mib[ICMP_MIB_INERRORS] += 1
+        return kfree_skb(skb, DropReason.ICMP_CSUM, Stage.L4, "icmp_rcv")
     try:
         icmph.check_len(skb.tail)
     except WireError:
         mib[ICMP_MIB_INERRORS] += 1
         return kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.L4, "icmp_rcv")
-    if not icmph.checksum_ok(skb.tail):
-        mib[ICMP_MIB_CSUMERRORS] += 1
-        mib[ICMP_MIB_INERRORS] += 1
-        return kfree_skb(skb, DropReason.ICMP_CSUM, Stage.L4, "icmp_rcv")
     icmp_type = icmph.type
     net.mib.icmpmsg_statistics[icmp_type] += 1
     net.tracer.hop(skb, Stage.L4, "icmp_rcv", "", f"type {icmp_type} code {icmph.code}")
@@ -211,6 +215,8 @@ def icmp_rcv(skb: SkBuff) -> None:
             return kfree_skb(skb, DropReason.INVALID_PROTO, Stage.L4, "icmp_rcv")
     if icmp_type == ICMP_ECHO:
         icmp_echo(skb)
+    elif icmp_type == ICMP_TIMESTAMP:
+        icmp_timestamp(skb)
     elif icmp_type == ICMP_ECHOREPLY:
         ping.ping_rcv(skb)
     else:
@@ -226,12 +232,33 @@ CSUM_COPY_SEED = 0xFFFF
 def icmp_echo(skb: SkBuff) -> None:
     """icmp_echo() + icmp_reply(): the same ICMP body back, type 0, from the
     address the request was sent to, with the request's TOS."""
-    net = skb.net
-    if net.sysctl.values["net.ipv4.icmp_echo_ignore_all"]:
+    if skb.net.sysctl.values["net.ipv4.icmp_echo_ignore_all"]:
         return
-    iph = Ipv4Packet(skb.buf, skb.network_header)
     body = bytearray(skb.buf[skb.data:skb.tail])
     IcmpMessage(body, 0).type = ICMP_ECHOREPLY
+    icmp_reply(skb, body, "icmp_echo", "icmp_reply echo")
+
+
+def icmp_timestamp(skb: SkBuff) -> None:
+    """icmp_timestamp() (net/ipv4/icmp.c): fewer than 4 bytes after the header is
+    PKT_TOO_SMALL (InErrors); else icmp_reply() of the header as a timestamp reply,
+    the request's originate time and the time now, in milliseconds since midnight
+    UTC (inet_current_timestamp(); the mock's virtual clock), as receive and
+    transmit time. icmp_echo_ignore_all does not apply."""
+    net = skb.net
+    if skb.tail - skb.data - ICMP_HLEN < 4:
+        net.mib.icmp_statistics[ICMP_MIB_INERRORS] += 1
+        return kfree_skb(skb, DropReason.PKT_TOO_SMALL, Stage.L4, "icmp_rcv")
+    now_ms = int(net.clock.now * 1000) % ip_options.MS_PER_DAY
+    icmp_reply(skb, timestamp_reply(skb.buf, skb.data, now_ms), "icmp_timestamp", "icmp_reply timestamp")
+
+
+def icmp_reply(skb: SkBuff, body: bytearray, sender: str, what: str) -> None:
+    """icmp_reply(): `body` (its checksum filled here) back to the sender from the
+    address the request was sent to, with the request's TOS and its options echoed;
+    `sender` the function that answers, `what` the reply's journey label."""
+    net = skb.net
+    iph = Ipv4Packet(skb.buf, skb.network_header)
     fill_checksum(body, 0, len(body), initial=CSUM_COPY_SEED)
     rt = skb.dst
     spec_dst = iph.daddr if not (rt.is_broadcast or rt.is_multicast) else route.fib_compute_spec_dst(
@@ -239,13 +266,13 @@ def icmp_echo(skb: SkBuff) -> None:
     out = route.ip_route_output(net, iph.saddr, spec_dst, tos=iph.tos & 0xFC)
     if isinstance(out, int):
         return
-    if _rate_limited(net, ICMP_ECHOREPLY, 0, iph.saddr, out.dev):
+    if _rate_limited(net, IcmpMessage(body, 0).type, 0, iph.saddr, out.dev):
         return
     options = _options_echo(skb)
     if options is None:
         return
-    net.tracer.hop(skb, Stage.L4, "icmp_echo", "REPLY")
-    _icmp_push(net, skb, out, bytes(body), iph.tos, "icmp_reply echo", options)
+    net.tracer.hop(skb, Stage.L4, sender, "REPLY")
+    _icmp_push(net, skb, out, bytes(body), iph.tos, what, options)
 
 
 def icmp_init(net) -> None:

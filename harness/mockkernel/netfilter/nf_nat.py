@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from harness.journey import Hop
+from harness.journey import QUOTED_REWRITE, Hop
 from harness.mockkernel.core.skbuff import SkBuff
 from harness.mockkernel.tracer import Lazy
 from harness.mockkernel.ipv4.route import RT_SCOPE_UNIVERSE, inet_select_addr, ip_route_output
@@ -138,12 +138,10 @@ def nf_nat_inet_fn(lookups: NatLookups, skb: SkBuff, state: NfHookState) -> int:
             if proto == ipv6.IPPROTO_ICMPV6 and th + icmpv6.ICMPV6_HLEN <= skb.tail \
                     and icmpv6.is_error(icmpv6.Icmpv6Message(skb.buf, th).type):
                 nf_nat_icmpv6_reply_translation(skb, ct, ctinfo, state, th)
-                _local_out_reroute(skb, ct, ctinfo, state, ip6_route_me_harder)
-                return NF_ACCEPT
+                return _local_out_reroute(skb, ct, ctinfo, state, ip6_route_me_harder)
         elif Ipv4Packet(skb.buf, skb.network_header).protocol == IPPROTO_ICMP:
             nf_nat_icmp_reply_translation(skb, ct, ctinfo, state)
-            _local_out_reroute(skb, ct, ctinfo, state, ip_route_me_harder)
-            return NF_ACCEPT
+            return _local_out_reroute(skb, ct, ctinfo, state, ip_route_me_harder)
     elif ctinfo != IP_CT_NEW:
         return nf_nat_packet(lookups, skb, ct, ctinfo, state)
     if not ct.status & lookups.done:
@@ -158,17 +156,19 @@ def nf_nat_inet_fn(lookups: NatLookups, skb: SkBuff, state: NfHookState) -> int:
     return nf_nat_packet(lookups, skb, ct, ctinfo, state)
 
 
-def _local_out_reroute(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState, route_me_harder) -> None:
+def _local_out_reroute(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState, route_me_harder) -> int:
     """nf_nat_ipv4_local_fn() / nf_nat_ipv6_local_fn() after an ICMP error of a
     NATed connection was translated in OUTPUT: routed again when this
     direction's destination is not the other direction's source (the error
     the host sends about a packet it SNATed on input goes back to the real
-    sender, not to the NAT address it was routed to)."""
+    sender, not to the NAT address it was routed to); NF_DROP_ERR() when no
+    route goes there (nf_hook_slow() then frees it, NETFILTER_DROP)."""
     if state.hook != NF_INET_LOCAL_OUT:
-        return
+        return NF_ACCEPT
     this, other = (ct.reply, ct.original) if ctinfo >= IP_CT_IS_REPLY else (ct.original, ct.reply)
-    if this.dst != other.src:
-        route_me_harder(skb)
+    if this.dst != other.src and route_me_harder(skb):
+        return NF_DROP
+    return NF_ACCEPT
 
 
 def nf_nat_alloc_null_binding(skb: SkBuff, ct: NfConn, hook: int) -> None:
@@ -305,8 +305,9 @@ def nf_nat_packet(lookups: NatLookups, skb: SkBuff, ct: NfConn, ctinfo: int, sta
             old_addr, old_port = manip_pkt(skb, skb.network_header, addr, port, manip)
         if old_port is None:  # the port stays as it is (if the packet has one)
             old_port = port = _endpoint(skb, manip)[1]
-        if state.hook == NF_INET_LOCAL_OUT:
-            (ip6_route_me_harder if addr.__class__ is bytes else ip_route_me_harder)(skb)
+        if state.hook == NF_INET_LOCAL_OUT and \
+                (ip6_route_me_harder if addr.__class__ is bytes else ip_route_me_harder)(skb):
+            return NF_DROP  # nf_nat_ipv4_local_fn(): NF_DROP_ERR() when the new destination has no route
         journey = skb.journey
         if journey is not None:
             key = (state.stage, direction, old_addr, old_port, addr, port)
@@ -348,12 +349,21 @@ def _rewrite_text(manip: int, old_addr: int, old_port: int | None, addr: int, po
     return f"{'saddr' if manip == NF_NAT_MANIP_SRC else 'daddr'} {text(old_addr, old_port)} -> {text(addr, port)}"
 
 
-def ip_route_me_harder(skb: SkBuff) -> None:
-    """A locally generated packet whose destination NAT changed is routed again."""
+def _quoted_rewrite_text(manip: int, old_addr: int, old_port: int | None, addr: int, port: int | None) -> str:
+    return f"{QUOTED_REWRITE}{_rewrite_text(manip, old_addr, old_port, addr, port)}"
+
+
+def ip_route_me_harder(skb: SkBuff) -> int:
+    """net/ipv4/netfilter.c ip_route_me_harder(): a locally generated packet whose
+    destination NAT changed is routed again; the route lookup's errno where there
+    is none (no route, unreachable, prohibit, blackhole: ip_route_output_key()'s
+    ERR_PTR), which its callers turn into NF_DROP_ERR(), else 0."""
     saddr, daddr = ipv4.ADDRS.unpack_from(skb.buf, skb.network_header)
     rt = ip_route_output(skb.net, daddr, saddr, mark=skb.mark)
-    if not isinstance(rt, int):
-        skb.dst = rt
+    if isinstance(rt, int):
+        return rt
+    skb.dst = rt
+    return 0
 
 
 def manip_pkt(skb: SkBuff, nh: int, addr: int, port: int, manip: int) -> tuple[int, int | None]:
@@ -405,9 +415,15 @@ def manip_ports(skb: SkBuff, th: int, proto: int, port: int, manip: int, old_add
     return old_port
 
 
-def ip6_route_me_harder(skb: SkBuff) -> None:
-    """A locally generated IPv6 packet whose destination NAT changed is routed again."""
-    skb.dst = route6.ip6_route_output(skb.net, ipv6.DADDR_FIELD.unpack_from(skb.buf, skb.network_header)[0])
+def ip6_route_me_harder(skb: SkBuff) -> int:
+    """net/ipv6/netfilter.c ip6_route_me_harder(): a locally generated IPv6 packet
+    whose destination NAT changed is routed again; the dst's error where the
+    lookup failed (its callers drop the packet), else 0."""
+    dst = route6.ip6_route_output(skb.net, ipv6.DADDR_FIELD.unpack_from(skb.buf, skb.network_header)[0])
+    if dst.error:
+        return dst.error
+    skb.dst = dst
+    return 0
 
 
 def _ipv6_transport(skb: SkBuff, nh: int) -> tuple[int, int, int]:
@@ -475,19 +491,29 @@ def nf_nat_icmp_reply_translation(skb: SkBuff, ct: NfConn, ctinfo: int, state: N
     # the quoted packet gets the other direction's own address and port back
     # (a quoted ICMP query its echo id, kept in sport in both directions)
     if manip == NF_NAT_MANIP_SRC:
-        manip_pkt(skb, inner, other.dst, other.sport if other.proto == IPPROTO_ICMP else other.dport,
-                  NF_NAT_MANIP_DST)
+        inner_manip, addr, port = NF_NAT_MANIP_DST, other.dst, \
+            other.sport if other.proto == IPPROTO_ICMP else other.dport
     else:
-        manip_pkt(skb, inner, other.src, other.sport, NF_NAT_MANIP_SRC)
+        inner_manip, addr, port = NF_NAT_MANIP_SRC, other.src, other.sport
+    old_addr, old_port = manip_pkt(skb, inner, addr, port, inner_manip)
     icmp.fill_checksum(buf, icmp_off, nh + iph.tot_len)
     target = invert_tuple(other)
     if manip == NF_NAT_MANIP_SRC:
         manip_pkt(skb, nh, target.src, target.sport, manip)
     else:
         manip_pkt(skb, nh, target.dst, target.dport, manip)
+    after = _endpoint(skb, manip)
+    # the journey shows the outer header's rewrite; where that changed nothing, the
+    # quoted packet's (a redirect's port); a pass that changed neither (the error
+    # back in on lo, translated again at INPUT) shows nothing
+    if after != before:
+        text = Lazy(_rewrite_text, manip, *before, *after)
+    elif (old_addr, old_port) != (addr, port if old_port is not None else None):
+        text = Lazy(_quoted_rewrite_text, inner_manip, old_addr, old_port, addr, port if old_port is not None else None)
+    else:
+        return
     skb.net.tracer.hop(skb, state.stage, "nf_nat_icmp_reply_translation",
-                       "SNAT" if manip == NF_NAT_MANIP_SRC else "DNAT",
-                       Lazy(_rewrite_text, manip, *before, *_endpoint(skb, manip)))
+                       "SNAT" if manip == NF_NAT_MANIP_SRC else "DNAT", text)
 
 
 def nf_nat_icmpv6_reply_translation(skb: SkBuff, ct: NfConn, ctinfo: int, state: NfHookState, th: int) -> None:

@@ -197,8 +197,9 @@ class BaseChainHook:
         buf, nh = skb.buf, skb.network_header
         before = (ROUTE_FIELDS.unpack_from(buf, nh), skb.mark)
         verdict = self.run(skb, state)
-        if verdict == NF_ACCEPT and (ROUTE_FIELDS.unpack_from(buf, nh), skb.mark) != before:
-            nf_nat.ip_route_me_harder(skb)
+        if verdict == NF_ACCEPT and (ROUTE_FIELDS.unpack_from(buf, nh), skb.mark) != before \
+                and nf_nat.ip_route_me_harder(skb):
+            return NF_DROP  # NF_DROP_ERR(): no route for what the chain changed
         return verdict
 
 

@@ -27,6 +27,8 @@ TYPE, CODE, CHECKSUM, ID, SEQUENCE, QUOTED = 0, 1, 2, 4, 6, 8
 # of the offending packet's L4 header an error quotes at least 8 bytes (RFC 792):
 # NAT rewrites ports in a quoted header only when they are there
 QUOTED_L4_LEN = 8
+# a timestamp message's three times after the header (RFC 792): originate, receive, transmit
+ORIGINATE, TIMESTAMPS_LEN = 8, 12
 HEADER = struct.Struct("!BBHHH")  # type, code, checksum, id, sequence
 CHECK_ID = struct.Struct("!HH")  # checksum and id, from CHECKSUM
 _HEADER_REST = struct.Struct("!BBHI")  # type, code, checksum, the rest of the header as one word
@@ -37,6 +39,16 @@ def check_len(buf: bytearray, off: int, end: int) -> None:
     """icmp_rcv(): pskb_may_pull(sizeof(struct icmphdr))."""
     if end - off < ICMP_HLEN:
         raise Truncated(None, f"ICMP header needs {ICMP_HLEN} bytes, have {end - off}")
+
+
+def timestamp_reply(buf: bytearray, off: int, now_ms: int) -> bytearray:
+    """icmp_timestamp()'s answer to the timestamp request at `off`: its header as
+    type 14 code 0 (id and sequence kept), its originate time, then `now_ms` as
+    receive and transmit time; the checksum left to fill (the request's data past
+    its first 4 bytes is not sent back: head_len is the header and 12 bytes)."""
+    reply = bytearray(buf[off:off + ORIGINATE + 4]) + now_ms.to_bytes(4, "big") * 2
+    reply[TYPE], reply[CODE] = ICMP_TIMESTAMPREPLY, 0
+    return reply
 
 
 def echo_id(buf: bytearray, off: int) -> int:
