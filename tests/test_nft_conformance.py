@@ -189,6 +189,16 @@ def test_accepting_what_nft_refuses_is_accepts_refused():
     assert nft.verdict(ACCEPTED, _refused("Error: Protocol out of range"), CASE)[0] == "accepts_refused"
 
 
+def test_accepting_a_statement_whose_module_this_kernel_lacks_is_counted_aside():
+    """nft's `queue` reaches a kernel without nft_queue as ENOENT; the mock models one with it."""
+    lacks = _refused("Error: Could not process rule: No such file or directory\nadd rule ...")
+    queue = nft.Case("any/queue.t", 9, "ip t", "input", "queue num 2", "ok", add=1, listed="queue to 2")
+    assert queue.missing_module == "nft_queue"
+    assert nft.verdict(ACCEPTED, lacks, queue)[0] == "needs_missing_module"
+    assert nft.verdict(ACCEPTED, lacks, CASE)[0] == "accepts_refused"  # udp dport 53 needs no missing module
+    assert nft.verdict(ACCEPTED, _refused("Error: syntax error"), queue)[0] == "accepts_refused"
+
+
 def test_both_refusing_compare_the_first_line_of_their_messages():
     real = _refused("Error: Protocol out of range\nadd rule ip t input ip protocol 256\n          ^^^")
     assert nft.verdict(_refused("Error: Protocol out of range\nelsewhere\n ^"), real, CASE)[0] == \

@@ -54,7 +54,7 @@ REFUSED = [
     ("ip", "output", "limit rate 1023/second burst 10 bytes"),
     ("ip", "output", "limit rate 512 kbytes/second burst 5 packets"),
     ("ip", "output", "limit rate 1 gbytes / second"),
-    ("ip", "output", "queue"), ("ip", "output", "queue num 65536"), ("ip", "output", "queue num 4 fanout"),
+    ("ip", "output", "queue num 65536"), ("ip", "output", "queue num 4 fanout"),
     ("ip", "output", "queue to oif"), ("ip", "output", "queue num oif"),
     ("ip", "input", "tcp dport { 1 2 }"), ("ip", "input", "tcp dport { }"),
 ]

@@ -18,6 +18,12 @@ nft answered on this machine. Figures (`figure nft.NAME N count`):
 - accepts_refused: the mock accepts what the real nft refuses;
 - refused_same_message, refused_other_message: both refuse, with the same
   first line of error or not;
+- needs_missing_module: the real nft refuses with the kernel's ENOENT for a
+  statement whose kernel module this host's kernel lacks (MISSING_MODULES:
+  nft_queue), and the mock, which models a kernel that has it, accepts (not
+  counted in accepts_refused; `--show needs_missing_module` names the module);
+  missing_module_listed_as_file: of those, listed by the mock as the test
+  file says nft lists them (its third field, or the rule itself);
 - python_exceptions, hangs: a front end raising something else than its error,
   or not answering in time;
 - setup_cases, setup_disagreements: the `!`/`?`/`%` lines, and those where the
@@ -38,6 +44,10 @@ from harness.conformance.replay import Answer, Session, SetupCase, Step, replay_
 HEADLINE_DIRS = ("ip", "inet", "any", "ip6")
 ALL_DIRS = ("ip", "inet", "any", "ip6", "arp", "bridge", "netdev")
 NOT_MODELLED = "not modelled"
+# the kernel modules statements need that this host's kernel (6.18, the netns lab's) is
+# built without: nf_tables_newrule() finds no expression type, ENOENT
+MISSING_MODULES = (("nft_queue", re.compile(r"(?:^|\s)queue(?:\s|$)")),)
+KERNEL_LACKS_IT = "Error: Could not process rule: No such file or directory"
 LIST = ("nft", "-s", "-p")
 
 
@@ -50,6 +60,12 @@ class Case:
     rule: str
     expected: str  # the file's ok/fail, for reading only
     add: int  # index of the `add rule` step in the file's session
+    listed: str = ""  # how the file says nft lists the rule (its third field, else the rule)
+
+    @property
+    def missing_module(self) -> str | None:
+        """The module of MISSING_MODULES the rule needs, if any."""
+        return next((name for name, pattern in MISSING_MODULES if pattern.search(self.rule)), None)
 
     @property
     def key(self) -> str:
@@ -122,7 +138,9 @@ def parse_file(path: Path, root: Path) -> FileReplay:
                     add = replay.step(f"add rule {table} {chain} {fields[0]}")
                     replay.step(f"list table {table}", add, LIST)
                     replay.step(f"list table {table}", add, ("nft", "-j"))
-                    replay.cases.append(Case(replay.file, lineno, table, chain, fields[0], fields[1].rstrip(), add))
+                    listed = fields[2].strip() if len(fields) == 3 else fields[0].strip()
+                    replay.cases.append(Case(replay.file, lineno, table, chain, fields[0], fields[1].rstrip(), add,
+                                             listed))
     return replay
 
 
@@ -207,13 +225,15 @@ def verdict(mock: list[Answer | None], real: list[Answer | None], case: Case) ->
         json_same = bool(m_json and m_json.ok and json_rules(m_json.out, chain) == json_rules(r_json.out, chain))
         return ("listed_identical" if same else "listed_differently"), json_same
     if m.ok:
+        if _first_line(r.err) == KERNEL_LACKS_IT and case.missing_module:
+            return "needs_missing_module", False
         return "accepts_refused", False
     return ("refused_same_message" if _first_line(m.err) == _first_line(r.err) else "refused_other_message"), False
 
 
 SETUP_FIGURES = ("setup_cases", "setup_disagreements", "setup_python_exceptions")
 KINDS = ("listed_identical", "listed_differently", "not_modelled", "refused_wrongly", "accepts_refused",
-         "refused_same_message", "refused_other_message", "python_exceptions", "hangs")
+         "refused_same_message", "refused_other_message", "needs_missing_module", "python_exceptions", "hangs")
 
 
 @dataclass
@@ -223,6 +243,12 @@ class Outcome:
     json_same: bool
     mock: list[Answer | None]
     real: list[Answer | None]
+
+    @property
+    def listed_as_file(self) -> bool:
+        """The mock lists the rule as the test file says nft lists it."""
+        listing = self.mock[self.case.add + 1]
+        return bool(listing and listing.ok and chain_rules(listing.out, self.case.chain) == [self.case.listed])
 
     def describe(self) -> str:
         c, m, r = self.case, self.mock[self.case.add], self.real[self.case.add]
@@ -237,6 +263,11 @@ class Outcome:
             lines += [f"    real: {' | '.join(real_rules)}", f"    mock: {' | '.join(mock_rules)}"]
         elif self.kind == "accepts_refused":
             lines.append(f"    real: {_first_line(r.err)}")
+        elif self.kind == "needs_missing_module":
+            mock_list = self.mock[c.add + 1]
+            listed = " | ".join(chain_rules(mock_list.out, c.chain)) if mock_list and mock_list.ok else "?"
+            lines += [f"    needs {c.missing_module}, which this kernel lacks (real: {_first_line(r.err)})",
+                      f"    mock lists: {listed}" + ("" if self.listed_as_file else f" (the file: {c.listed})")]
         elif self.kind == "refused_other_message":
             lines += [f"    real: {_first_line(r.err)}", f"    mock: {_first_line(m.err)}"]
         elif self.kind != "listed_identical":
@@ -274,5 +305,7 @@ def figures(outcomes: list[Outcome], setup: Counter) -> dict[str, int]:
     result = {"cases": len(outcomes), "real_accepts": sum(1 for o in outcomes if o.real[o.case.add].ok)}
     result.update({kind: counts[kind] for kind in KINDS})
     result["json_identical"] = sum(o.json_same for o in outcomes)
+    result["missing_module_listed_as_file"] = sum(o.kind == "needs_missing_module" and o.listed_as_file
+                                                  for o in outcomes)
     result.update({name: setup[name] for name in SETUP_FIGURES})
     return result

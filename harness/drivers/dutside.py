@@ -199,6 +199,8 @@ class DutSide:
                     self._no_xdp_journeys = str(exc)
             if kernel_config("CONFIG_BRIDGE_VLAN_FILTERING"):
                 capabilities.add("bridge_vlan_filtering")  # `ip link add ... type bridge vlan_filtering 1`
+            if kernel_config("CONFIG_NFT_QUEUE"):
+                capabilities.add("nft_queue")  # nft's `queue` statement (the netns lab's 6.18 has none: ENOENT)
             try:
                 nfnetlink.check_conntrack(lab)
                 capabilities.add("conntrack")

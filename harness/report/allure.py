@@ -61,6 +61,8 @@ SUITE_AREAS: dict[str, Area] = {
     "suites/test_nft_exprs.py": Area("Ordering", "nft bitwise, TCP options, conntrack keys, dynamic sets", NORMAL),
     "suites/test_nft_netdev_fwd.py": Area("Ordering", "nft netdev fwd and dup: out of another port, past the stack",
                                           NORMAL),
+    "suites/test_nft_queue.py": Area("Drops", "queueing to userspace with no program: nf_queue frees or bypasses",
+                                     NORMAL),
     "suites/test_nft_bridge.py": Area("Bridge", "nft bridge family: chains, ether/vlan, refusals", MINOR),
     "suites/test_bridge.py": Area("Bridge", "the Linux bridge: flooding, learning, ageing, ports, VLANs", CRITICAL),
     "suites/test_br_netfilter.py": Area("Bridge", "br_netfilter and bridge-family drops", CRITICAL),

@@ -10,7 +10,9 @@ inserts it, seen on the lab) until one returns NF_DROP or
 NF_STOLEN; NF_DROP frees the packet with NETFILTER_DROP in nf_hook_slow(). An
 entry that drops with its own reason or location frees the packet itself with
 NF_DROP_REASON() and returns NF_STOLEN, as include/linux/netfilter.h has it
-(nft_do_chain() does). As the kernel's nf_hook_entries blob, each (family, hook) keeps
+(nft_do_chain() does). NF_QUEUE (the queue number in its upper bits) goes to
+nf_queue() (nf_queue.py), which frees the packet or, bypassed, lets the hook
+go on with its next entry. As the kernel's nf_hook_entries blob, each (family, hook) keeps
 its entries in one tuple rebuilt at (un)registration, so a packet costs no
 sorting or copying; a hook with no entries costs a list index.
 
@@ -62,7 +64,9 @@ HOOK_STAGES = (Stage.NF_PREROUTING, Stage.NF_INPUT, Stage.NF_FORWARD, Stage.NF_O
 NF_INGRESS_STAGE = Stage.NF_INGRESS  # the netdev ingress hook's, bound once (per packet: see Stage)
 NF_EGRESS_STAGE = Stage.NF_EGRESS
 NF_DROP, NF_ACCEPT, NF_STOLEN, NF_QUEUE, NF_REPEAT = 0, 1, 2, 3, 4
-NF_VERDICT_MASK = 0xFF  # the verdict; NF_DROP_REASON() puts an errno above it
+NF_VERDICT_MASK = 0xFF  # the verdict; NF_DROP_REASON() puts an errno above it, NF_QUEUE_NR() a queue number
+NF_VERDICT_QBITS = 16  # include/uapi/linux/netfilter.h: the queue number above the verdict's code
+NF_VERDICT_FLAG_QUEUE_BYPASS = 0x00008000
 NF_SKIP_EGRESS = "nf_skip_egress"  # skb->nf_skip_egress, set while TC runs (kept in the control block)
 NF_BRIDGE = "nf_bridge"  # the skb's nf_bridge_info (br_netfilter.py): an skb extension, kept in its control block
 
@@ -217,6 +221,8 @@ def nf_hook(skb: SkBuff, hook: int, in_dev, out_dev, hookfns: tuple, pf: int = N
         if verdict != NF_ACCEPT:
             if verdict == NF_DROP:
                 nf_hook_drop(skb, state)
+            elif verdict & NF_VERDICT_MASK == NF_QUEUE and nf_queue(skb, state, verdict):
+                continue
             return False
     return True
 
@@ -228,6 +234,8 @@ def nf_hook_slow(skb: SkBuff, state: NfHookState, entries: tuple[HookEntry, ...]
             continue
         if verdict == NF_DROP:
             nf_hook_drop(skb, state)
+        elif verdict & NF_VERDICT_MASK == NF_QUEUE and nf_queue(skb, state, verdict):
+            continue
         return verdict
     return NF_ACCEPT
 
@@ -235,6 +243,28 @@ def nf_hook_slow(skb: SkBuff, state: NfHookState, entries: tuple[HookEntry, ...]
 def nf_hook_drop(skb: SkBuff, state: NfHookState) -> None:
     """nf_hook_slow()'s NF_DROP: the packet is freed there, NETFILTER_DROP."""
     kfree_skb(skb, DropReason.NETFILTER_DROP, state.stage, "nf_hook_slow")
+
+
+def nf_queue(skb: SkBuff, state: NfHookState, verdict: int) -> bool:
+    """net/netfilter/nf_queue.c nf_queue() for nf_hook_slow()'s NF_QUEUE: the
+    packet to the queue handler (nfnetlink_queue), for the program bound to the
+    queue number in the verdict's upper 16 bits. No program binds a queue on the
+    mock (there is no libnetfilter_queue reader), so __nf_queue() always fails as
+    nfqnl_enqueue_packet() does when instance_lookup() finds none: -ESRCH. Then
+    with NF_VERDICT_FLAG_QUEUE_BYPASS it returns 1 (True here) and the hook goes
+    on with its next entry, as if this one had accepted; else kfree_skb() frees
+    the packet (NOT_SPECIFIED, at nf_queue on the lab)."""
+    queuenum = verdict >> NF_VERDICT_QBITS
+    if verdict & NF_VERDICT_FLAG_QUEUE_BYPASS:
+        skb.net.tracer.hop(skb, state.stage, "nf_queue", "BYPASS", f"queue {queuenum}: no program bound to it")
+        return True
+    kfree_skb(skb, DropReason.NOT_SPECIFIED, state.stage, "nf_queue")
+    return False
+
+
+def NF_QUEUE_NR(queuenum: int, bypass: bool = False) -> int:
+    """include/uapi/linux/netfilter.h NF_QUEUE_NR(), with NF_VERDICT_FLAG_QUEUE_BYPASS if `bypass`."""
+    return (queuenum << NF_VERDICT_QBITS) | NF_QUEUE | (NF_VERDICT_FLAG_QUEUE_BYPASS if bypass else 0)
 
 
 def NF_DROP_REASON(skb: SkBuff, state: NfHookState, reason: DropReason, err: int, location: str) -> int:

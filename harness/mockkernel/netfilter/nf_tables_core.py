@@ -36,7 +36,7 @@ from errno import EPERM
 from harness.dropreason import DropReason
 from harness.journey import Hop
 from harness.mockkernel.netfilter import nf_nat
-from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP, NF_DROP_REASON, NF_NETDEV_INGRESS
+from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP, NF_DROP_REASON, NF_NETDEV_INGRESS, NF_VERDICT_MASK
 from harness.mockkernel.netfilter.nft_exprs import (NFT_BREAK, NFT_CONTINUE, NFT_GOTO, NFT_JUMP, NFT_RETURN,
                                                     VERDICT_NAMES, CompileCtx, Match, NftPktinfo, PrintCtx,
                                                     IndexKeys, Verdict, index_key, index_loader)
@@ -183,7 +183,8 @@ class BaseChainHook:
             summary = rule.summary
         else:
             summary = f"chain {where.name} {rule.summary}"
-        return Hop(stage, self.chain.id, VERDICT_NAMES.get(verdict, str(verdict)), summary)
+        code = verdict & NF_VERDICT_MASK  # NF_QUEUE carries its queue number above the code
+        return Hop(stage, self.chain.id, VERDICT_NAMES.get(code, str(verdict)), summary)
 
     def nft_do_chain_netdev(self, skb, state) -> int:
         """A netdev chain runs for its own devices: the receiving one at

@@ -12,7 +12,7 @@ import re
 import socket
 
 from harness.mockkernel.netfilter import nft_datatype as types
-from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_DROP
+from harness.mockkernel.netfilter.core import NF_DROP, NF_QUEUE_NR
 from harness.mockkernel.netfilter.nf_conntrack import IP_CT_NEW, IPS_TEMPLATE, UNTRACKED, NfConn, Tuple
 from harness.mockkernel.netfilter.nf_nat_range import NatRange
 from harness.mockkernel.netfilter.nf_synproxy import (NF_SYNPROXY_OPT_ECN, NF_SYNPROXY_OPT_MSS,
@@ -188,10 +188,12 @@ class NflogTarget(XtTarget):
 
 
 class NfqueueTarget(XtTarget):
-    """libxt_NFQUEUE.c revision 3; xt_NFQUEUE.c nfqueue_tg_v3(): the packet
-    goes to a user-space queue (NF_QUEUE). The mock has no queue reader: with
-    --queue-bypass it goes on (accepted), else it is dropped, as the kernel
-    does when no program listens on the queue (nf_queue() -ESRCH)."""
+    """libxt_NFQUEUE.c revision 3; xt_NFQUEUE.c nfqueue_tg_v3(): the verdict
+    NF_QUEUE_NR(queue), NF_VERDICT_FLAG_QUEUE_BYPASS with --queue-bypass;
+    nf_hook_slow() hands it to nf_queue() (netfilter/core.py), which with no program
+    on the queue (always, on the mock) frees the packet, or with bypass goes
+    on with the hook's next entry. Over a balance the kernel picks the queue
+    by CPU or nfqueue_hash(); the mock takes the first."""
 
     name = "NFQUEUE"
     OPTIONS = (XtOpt(("--queue-num",), excl=("--queue-balance",)),
@@ -232,17 +234,8 @@ class NfqueueTarget(XtTarget):
         flags = [f for o, f in (("--queue-bypass", "bypass"), ("--queue-cpu-fanout", "fanout"))
                  if o in self.given]
         text = f"queue num {num}" + (" " + ",".join(flags) if flags else "")
-        bypass = "--queue-bypass" in self.given
-
-        def build(ctx):
-            where = ctx.chain_id
-
-            def nfqueue(pkt):
-                skb = pkt.skb
-                skb.net.tracer.hop(skb, pkt.state.stage, where, "QUEUE", "no reader" + (": bypass" if bypass else ""))
-                return NF_ACCEPT if bypass else NF_DROP
-            return nfqueue
-        return [XtCompat("target", "NFQUEUE", text, build, terminal=True)]
+        verdict = NF_QUEUE_NR(self.low, "--queue-bypass" in self.given)
+        return [XtCompat("target", "NFQUEUE", text, lambda ctx: lambda pkt: verdict, terminal=True)]
 
 
 # ------------------------------------------------------------------ MARK, CONNMARK
