@@ -5,12 +5,15 @@ the mock and on the netns lab (root); every divergence is shrunk, printed, and w
 --cases written there as a regression case. Prints `figure diff.scenarios N count`,
 `figure diff.invalid N count` (setups both targets refused), `figure diff.explained N
 count` (differences harness/diff/explained.py explains) and `figure diff.divergences
-N count`. `--cpu C`: the CPU the sending thread keeps to (runner.run_on_one_cpu())."""
+N count`. `--cpu C`: the CPU the sending thread keeps to (runner.run_on_one_cpu());
+`--minutes M`: a time budget, after which no scenario starts."""
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,16 +27,18 @@ from harness.diff.scenario import scenarios
 PROGRESS_EVERY = 250  # scenarios between two lines on stderr
 
 
-def campaign(count: int, seed: int, targets: FreshTargets, each) -> None:
+def campaign(count: int, seed: int, targets: FreshTargets, each, until: float = math.inf) -> None:
     """Hand `each` the result of `count` scenarios drawn from `seed` (reproducible:
     hypothesis draws the same scenarios from the same seed and grammar), each run on
-    DUTs from `targets`."""
+    DUTs from `targets`; none starts after time.monotonic() `until` (the rest are
+    drawn, not run)."""
     @hypothesis_seed(seed)
     @settings(max_examples=count, database=None, phases=[Phase.generate], deadline=None,
               suppress_health_check=list(HealthCheck))
     @given(scenarios())
     def one(scenario):
-        each(run(scenario, targets))
+        if time.monotonic() < until:
+            each(run(scenario, targets))
     one()
 
 
@@ -44,7 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cases", type=Path, help="write each shrunk divergence here as a regression case")
     parser.add_argument("--no-shrink", action="store_true", help="report divergences as drawn")
     parser.add_argument("--cpu", type=int, help="the one CPU the run keeps to (default: the last it may use)")
+    parser.add_argument("--minutes", type=float, default=math.inf,
+                        help="a time budget: no scenario starts after it; the figures count those run")
     args = parser.parse_args(argv)
+    until = time.monotonic() + 60 * args.minutes
     counts = {"scenarios": 0, "invalid": 0, "explained": 0, "divergences": 0}
 
     def each(result: Result) -> None:
@@ -73,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_on_one_cpu(args.cpu)
         except ValueError as exc:
             parser.error(str(exc))
-        campaign(args.scenarios, args.seed, targets, each)
+        campaign(args.scenarios, args.seed, targets, each, until)
     for name, value in counts.items():
         print(f"figure diff.{name} {value} count")
     return 0

@@ -27,7 +27,7 @@ HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
 # where a hook's chain may match the input / output interface (nft refuses the others)
 HAS_IIF = frozenset({"prerouting", "input", "forward"})
 HAS_OIF = frozenset({"forward", "output", "postrouting"})
-REJECT_HOOKS = frozenset({"input", "forward", "output"})
+REJECT_HOOKS = frozenset({"prerouting", "input", "forward", "output"})  # nft_reject_validate()
 NAT_STATEMENTS = {  # the NAT hook a statement belongs to
     "prerouting": ("dnat to 10.0.2.2", "redirect to :9", "dnat to 10.0.1.2:53"),
     "output": ("dnat to 10.0.2.2",),
@@ -55,8 +55,22 @@ MATCHES = (
     st.sampled_from(("echo-request", "echo-reply", "destination-unreachable")).map(lambda t: f"icmp type {t}"),
     st.sampled_from(("0x1", "0")).map(lambda m: f"meta mark {m}"),
     st.sampled_from(("local", "unicast", "broadcast", "multicast")).map(lambda t: f"fib daddr type {t}"),
+    st.sampled_from(("5", "!= 5", "> 5")).map(lambda n: f"ip hdrlength {n}"),
+    st.sampled_from(("7", "!= 7")).map(lambda n: f"ip id {n}"),
+    st.sampled_from(("& 0x1fff != 0", "& 0x2000 == 0x2000", "& 0x4000 != 0")).map(lambda f: f"ip frag-off {f}"),
+    st.sampled_from(("cs0", "!= cs0", "ef")).map(lambda d: f"ip dscp {d}"),
+    st.sampled_from(("not-ect", "ce")).map(lambda e: f"ip ecn {e}"),
+    st.sampled_from(("host", "broadcast", "multicast", "other")).map(lambda t: f"meta pkttype {t}"),
+    st.sampled_from(("> 60", "< 50")).map(lambda n: f"meta length {n}"),
+    st.sampled_from(("53", "1-1024")).map(lambda p: f"udp sport {p}"),
+    st.sampled_from(("0", "3")).map(lambda c: f"icmp code {c}"),
+    st.sampled_from(("original", "reply")).map(lambda d: f"ct direction {d}"),
+    st.sampled_from(("dnat", "snat", "confirmed")).map(lambda c: f"ct status {c}"),
+    st.just("ip saddr . ip daddr { 10.0.0.2 . 10.0.1.2, 10.0.1.2 . 10.0.0.2 }"),
 )
-FILTER_STATEMENTS = ("accept", "drop", "continue", "meta mark set 0x1", "counter")
+FILTER_STATEMENTS = ("accept", "drop", "continue", "meta mark set 0x1", "counter", "ip ttl set 1",
+                     "ip dscp set cs1", "ct mark set 0x1", "meta mark set ct mark", "notrack",
+                     "limit rate 1/second", "quota over 100 bytes drop", "ip daddr set 10.0.2.2")
 
 
 def _protocol(word: str) -> str | None:
@@ -138,10 +152,12 @@ def filter_rule(draw, hook: str) -> str:
     matches = list(MATCHES)
     if hook in HAS_IIF:
         matches.append(st.sampled_from(PORTS).map(lambda p: f'iifname "{p.name}"'))
+        matches.append(st.just("fib saddr . iif oif missing"))  # nft_fib_validate(): iif where there is one
     if hook in HAS_OIF:
         matches.append(st.sampled_from(PORTS).map(lambda p: f'oifname "{p.name}"'))
     words = consistent(draw(st.lists(st.one_of(matches), max_size=3)))
     statements = FILTER_STATEMENTS + (("reject", "reject with icmp type host-unreachable",
+                                       "reject with icmp type admin-prohibited", "reject with icmp type net-unreachable",
                                        "reject with tcp reset") if hook in REJECT_HOOKS else ())
     statement = draw(st.sampled_from(statements))
     if statement == "reject with tcp reset":
@@ -176,6 +192,10 @@ COMMANDS = (
     "sysctl -w net.ipv4.ip_default_ttl=32", "sysctl -w net.ipv4.conf.all.send_redirects=0",
     "ip route add blackhole 192.0.2.0/24", "ip route add unreachable 192.0.2.0/24",
     "ip route add prohibit 198.51.100.0/24", "ip route add 198.51.100.0/24 via 10.0.2.2",
+    "sysctl -w net.ipv4.conf.all.route_localnet=1", "sysctl -w net.ipv4.conf.all.accept_source_route=1",
+    "sysctl -w net.ipv4.conf.p1.forwarding=0", "sysctl -w net.ipv4.conf.p0.bc_forwarding=1",
+    "sysctl -w net.ipv4.ip_no_pmtu_disc=1", "ip link set p2 mtu 68", "ip link set p2 mtu 576",  # frames go into p0 and p1 only
+    "ip addr add 10.0.1.5/24 dev p1", "ip route add local 203.0.113.0/24 dev lo",
 )
 
 SOURCES = ("host", "10.0.1.2", "192.0.2.7", "0.0.0.0", "127.0.0.1", "10.0.0.1", "224.0.0.5")
@@ -188,7 +208,7 @@ def l4(draw):
     kind = draw(st.sampled_from(("udp", "tcp", "icmp")))
     if kind == "udp":
         return UDP(sport=draw(st.sampled_from((1024, 53, 68))), dport=draw(st.sampled_from((53, 9, 7, 33434)))) / \
-            draw(st.binary(max_size=40))
+            draw(st.one_of(st.binary(max_size=40), st.integers(100, 600).map(bytes)))  # longer than a small MTU
     if kind == "tcp":
         return TCP(sport=draw(st.sampled_from((40000, 22))), dport=draw(st.sampled_from((22, 80, 9))),
                    flags=draw(st.sampled_from(("S", "SA", "A", "R", "FA", "PA"))),
@@ -200,6 +220,11 @@ def l4(draw):
 
 
 CORRUPTIONS = ("none",) * 6 + ("truncate", "ihl", "total_length", "checksum", "fragment", "version")
+# IPv4 options a wire delivers well formed (ip_options_compile()): none mostly, an empty
+# two-slot record route, a router alert, a loose source route to h2, no-ops to an end of list
+NOP, EOL = b"\x01", b"\x00"
+OPTIONS = (b"",) * 5 + (bytes([7, 11, 4]) + bytes(8) + NOP, bytes([148, 4, 0, 0]),
+                        bytes([131, 7, 4, 10, 0, 2, 2]) + NOP, NOP * 3 + EOL)
 
 
 @st.composite
@@ -207,8 +232,10 @@ def frames(draw, host: Host) -> bytes:
     src = draw(st.sampled_from(SOURCES))
     dst = draw(st.sampled_from(DESTINATIONS))
     ip = IP(src=host.ip if src == "host" else src, dst=host.dut_ip if dst == "dut" else dst,
-            ttl=draw(st.sampled_from((64, 64, 1, 0, 2))), id=draw(st.integers(1, 0xFFFF)))
-    frame = bytearray(bytes(Ether(src=host.mac, dst=host.port.mac) / ip / draw(l4())))
+            ttl=draw(st.sampled_from((64, 64, 1, 0, 2))), id=draw(st.integers(1, 0xFFFF)),
+            flags=draw(st.sampled_from(("", "", "DF"))), tos=draw(st.sampled_from((0, 0, 0, 0xB8, 0x03))))
+    frame = _with_options(bytes(Ether(src=host.mac, dst=host.port.mac) / ip / draw(l4())),
+                          draw(st.sampled_from(OPTIONS)))
     corruption = draw(st.sampled_from(CORRUPTIONS))
     if corruption == "truncate":
         frame = frame[:draw(st.integers(14, len(frame) - 1))]
@@ -226,6 +253,18 @@ def frames(draw, host: Host) -> bytes:
         frame[24:26] = b"\0\0"  # a valid checksum over the changed header: the change is what is tested
         frame[24:26] = _ip_checksum(frame[14:14 + 4 * (frame[14] & 0xF)]).to_bytes(2, "big")
     return bytes(frame)
+
+
+def _with_options(frame: bytes, options: bytes) -> bytearray:
+    """`frame` with `options` (a multiple of 4 bytes) after its 20-byte IPv4 header: IHL,
+    total length and header checksum made to fit (the L4 checksum covers no option)."""
+    out = bytearray(frame[:34] + options + frame[34:])
+    if options:
+        out[14] = 0x40 | (5 + len(options) // 4)
+        out[16:18] = (int.from_bytes(out[16:18], "big") + len(options)).to_bytes(2, "big")
+        out[24:26] = b"\0\0"
+        out[24:26] = _ip_checksum(out[14:34 + len(options)]).to_bytes(2, "big")
+    return out
 
 
 def _ip_checksum(header: bytes) -> int:
