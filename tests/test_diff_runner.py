@@ -7,6 +7,8 @@ import shutil
 from dataclasses import replace
 
 import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
 
 from harness.cli.trace import Trace
 from harness.diff.__main__ import campaign
@@ -82,3 +84,22 @@ def test_a_nat_the_lab_cannot_see_before_a_drop_is_explained_only_while_frames_a
     assert explain(mock, dut).name == "nat-before-confirm"
     assert explain(mock, _trace("dut", dut.journeys, {"p0": [b"\x00" * 60], "p1": []})) is None
     assert explain(mock, _trace("dut", dut.journeys[:1])) is None  # the drop itself must agree
+
+
+def _udp_frame(sport: int, ttl: int = 63) -> bytes:
+    return bytes(Ether(src="02:00:00:00:00:02", dst="02:00:00:00:02:02") / IP(src="10.0.2.1", dst="10.0.2.2", ttl=ttl)
+                 / UDP(sport=sport, dport=9) / b"x")
+
+
+def _masqueraded(target: str, port: int) -> Journey:
+    return Journey("a", [Hop("NF_POSTROUTING", "nf_nat_packet", "SNAT", f"saddr 10.0.1.2:53 -> 10.0.2.1:{port}")])
+
+
+def test_a_nat_port_each_target_drew_from_the_range_is_explained_only_while_all_else_agrees():
+    """nf_nat_l4proto_unique_tuple() searches a port range from a random offset (explained.py)."""
+    mock = Trace("mock", "p1", [], [_masqueraded("mock", 2004)], {"p2": [_udp_frame(2004)]})
+    dut = Trace("dut", "p1", [], [_masqueraded("dut", 2009)], {"p2": [_udp_frame(2009)]})
+    assert explain(mock, dut).name == "nat-port-random"
+    assert explain(mock, Trace("dut", "p1", [], dut.journeys, {"p2": [_udp_frame(2009, ttl=62)]})) is None
+    kept = Journey("a", [Hop("NF_POSTROUTING", "nf_nat_packet", "SNAT", "saddr 10.0.1.2:53 -> 10.0.2.1:53")])
+    assert explain(Trace("mock", "p1", [], [kept], {"p2": [_udp_frame(53)]}), dut) is None

@@ -7,8 +7,12 @@ every port, the drop reasons), so an explanation never hides a wrong frame.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from scapy.layers.inet import TCP, UDP
+from scapy.layers.l2 import Ether
 
 from harness.cli.diff import drop_text, explained_difference
 from harness.cli.trace import Trace
@@ -54,7 +58,46 @@ def _nat_before_confirm(mock: Trace, dut: Trace) -> bool:
     return unconfirmed and same_frames_and_drops(mock, dut)
 
 
+# a NAT hop's summary, "saddr 10.0.1.2:53 -> 10.0.2.1:2004": the address and port before and after
+NAT_REWRITE = re.compile(r"^[sd]addr ([^ ]+):(\d+) -> ([^ ]+):(\d+)$")
+
+
+def _picked_ports(trace: Trace) -> list[tuple[str, str, str]]:
+    """Each NAT rewrite that moved a port, as (stage, old address, new address)."""
+    picked = []
+    for journey in with_children(trace.journeys):
+        for hop in journey.hops:
+            match = NAT_REWRITE.match(str(hop.summary)) if hop.where == "nf_nat_packet" else None
+            if match is not None and match[2] != match[4]:
+                picked.append((hop.stage, match[1], match[3]))
+    return picked
+
+
+def _frames_but_ports(mock: Trace, dut: Trace) -> bool:
+    """The frames out alike but for their TCP/UDP ports and checksum."""
+    def masked(frame: bytes) -> bytes:
+        packet = Ether(frame)
+        for layer in (TCP, UDP):
+            if layer in packet:
+                packet[layer].sport = packet[layer].dport = packet[layer].chksum = 0
+        return bytes(packet)
+    return frame_differences({port: [masked(f) for f in frames] for port, frames in mock.left.items()},
+                             {port: [masked(f) for f in frames] for port, frames in dut.left.items()}) == []
+
+
+def _nat_port_random(mock: Trace, dut: Trace) -> bool:
+    picked = _picked_ports(mock)
+    return bool(picked) and picked == _picked_ports(dut) and _frames_but_ports(mock, dut) \
+        and _drops(mock) == _drops(dut)
+
+
 EXPLANATIONS = (
+    Explanation("nat-port-random",
+                "NAT moved a port (out of the range asked for, or clashing): nf_nat_l4proto_unique_tuple() "
+                "searches the range from get_random_u16(), so mock and kernel each pick their own port; held "
+                "only while the same rewrites moved a port at the same stages between the same addresses and "
+                "the frames out agree but for their ports and checksums",
+                _nat_port_random),
     Explanation("nat-before-confirm",
                 "a packet NATed and then dropped before conntrack confirmed its entry: the lab reads NAT from "
                 "conntrack's table (nftrace reports no rewrite), where an unconfirmed entry never appears, so it "
