@@ -1,5 +1,6 @@
-"""iptables' own command-line refusals on the mock (cmd/iptables.py,
-netfilter/xt_matches.py, xt_stateful.py), each message the one
+"""iptables' own command-line refusals (and two nft listings) on the mock
+(cmd/iptables.py, netfilter/xt_matches.py, xt_stateful.py, xt_set.py,
+xt_nfacct.py, xt_packet.py), each message and listing the one
 iptables-nft 1.8.9 printed for the same command in a network namespace of
 this machine (iptables/xshared.c do_parse(), libxtables xtopt_parse_mport(),
 xtables_options_fcheck())."""
@@ -83,3 +84,23 @@ def test_sets_and_accounting_objects_the_mock_never_has_are_refused_as_missing(r
 def test_the_deprecated_set_option_warns_before_the_lookup_fails():
     assert refusal("-m set --set foo src")[1].splitlines()[:2] == [
         "--set option deprecated, please use --match-set", PREFIX + "Set foo doesn't exist."]
+
+
+def test_a_multiport_range_must_rise():
+    assert refusal("-p tcp -m multiport --ports 5:5,7")[1].splitlines()[0] == PREFIX + "invalid portrange specified"
+
+
+def test_nft_lists_time_and_multiport_ports_by_their_translations():
+    """time_xlate() (no --monthdays: a translation; days braced with spaces),
+    __multiport_xlate_v1() (--ports pairs each stored port, a range's ends
+    apart), as nft 1.0.6 on the lab lists them."""
+    target = MockTarget()
+    target.sh("iptables -A INPUT -m time --timestart 02:00:00 --timestop 03:00:00")
+    target.sh("iptables -A INPUT -m time --weekdays Mon,Fri,Sun --datestart 2001-02-03T04:05:06")
+    target.sh("iptables -A INPUT -p tcp -m multiport --ports 53,1024:65535")
+    rules = [line.strip() for line in target.sh("nft list chain ip filter INPUT").splitlines()[3:6]]
+    assert rules == [
+        'meta hour "02:00:00"-"03:00:00" counter packets 0 bytes 0',
+        'meta time "2001-02-03 04:05:06"-"2038-01-19 03:14:07" meta day { 1, 5, 0 } counter packets 0 bytes 0',
+        "meta l4proto tcp tcp sport . tcp dport { 0-65535 . 53, 53 . 0-65535, 0-65535 . 1024, 1024 . 0-65535, "
+        "0-65535 . 65535, 65535 . 0-65535 } counter packets 0 bytes 0"]

@@ -681,7 +681,7 @@ class MultiportMatch(XtMatch):
             low_text, colon, high_text = item.partition(":")
             low = parse_port(low_text, name)
             high = parse_port(high_text, name) if colon else low
-            if low > high:
+            if colon and low >= high:  # parse_multi_ports_v1(): a range's ends must rise
                 raise usage_error("invalid portrange specified")
             count += 2 if colon else 1
             if count > 15:
@@ -708,9 +708,10 @@ class MultiportMatch(XtMatch):
         ports, flag, invert = tuple(self.ports), self.flag, self.invert
         proto, neq = PORT_PROTOS[rule.proto[0]], "!= " if invert else ""
         items = [_ports_text(low, high, "-") for low, high in ports]
-        if flag == "--ports":  # multiport_xlate(): either port, as pairs with any port on the other side (the
-            # inversion left out of the text, not of the match)
-            pairs = [p for item in items for p in (f"0-65535 . {item}", f"{item} . 0-65535")]
+        if flag == "--ports":  # __multiport_xlate_v1(): each stored port (a range's ends apart) paired with
+            # any port on the other side; the inversion left out of the text, not of the match
+            stored = [port for low, high in ports for port in ((low,) if low == high else (low, high))]
+            pairs = [p for port in stored for p in (f"0-65535 . {port}", f"{port} . 0-65535")]
             text = f"{proto} sport . {proto} dport {{ {', '.join(pairs)} }}"
         else:
             what = "sport" if flag == "--source-ports" else "dport"

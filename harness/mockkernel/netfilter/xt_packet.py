@@ -672,7 +672,24 @@ class TimeMatch(XtMatch):
                     return False
                 return monthdays == XT_TIME_ALL_MONTHDAYS or bool(monthdays >> moment.tm_mday & 1)
             return time_mt
-        return [XtCompat("match", "time", None, build)]
+        return [XtCompat("match", "time", self.xlate(), build)]
+
+    def xlate(self) -> str | None:
+        """time_xlate(): the dates (UTC), the daytime, the weekdays (Sunday 0);
+        no translation with --monthdays (nft_time has none). A list of days
+        is braced with spaces, as the lab's libxt_time prints it for nft."""
+        text = ""
+        if (self.date_start, self.date_stop) != (0, INT_MAX):
+            text += "meta time " + "-".join(time.strftime('"%Y-%m-%d %H:%M:%S"', time.gmtime(date))
+                                            for date in (self.date_start, self.date_stop))
+        if (self.day_start, self.day_stop) != (0, XT_TIME_MAX_DAYTIME):
+            text += f' meta hour "{_daytime(self.day_start)}"-"{_daytime(self.day_stop)}"'
+        if self.monthdays != XT_TIME_ALL_MONTHDAYS:
+            return None
+        if self.weekdays != XT_TIME_ALL_WEEKDAYS:
+            days = [str(i % 7) for i in range(1, 8) if self.weekdays >> i & 1]
+            text += " meta day " + ("{ " + ", ".join(days) + " }" if len(days) > 1 else days[0])
+        return text
 
 
 def _parse_date(text: str) -> int:
