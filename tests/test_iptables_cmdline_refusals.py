@@ -104,3 +104,13 @@ def test_nft_lists_time_and_multiport_ports_by_their_translations():
         'meta time "2001-02-03 04:05:06"-"2038-01-19 03:14:07" meta day { 1, 5, 0 } counter packets 0 bytes 0',
         "meta l4proto tcp tcp sport . tcp dport { 0-65535 . 53, 53 . 0-65535, 0-65535 . 1024, 1024 . 0-65535, "
         "0-65535 . 65535, 65535 . 0-65535 } counter packets 0 bytes 0"]
+
+
+@pytest.mark.parametrize("table, message", [
+    ("security", " RULE_APPEND failed (No such file or directory): rule in chain INPUT"),  # no LSM resolves it
+    ("filter", " RULE_APPEND failed (Invalid argument): rule in chain INPUT"),  # mangle and security only
+])
+def test_secmark_is_refused_as_the_kernel_without_a_security_context_refuses_it(table, message):
+    with pytest.raises(CommandError) as err:
+        MockTarget().sh(f"iptables -t {table} -A INPUT -j SECMARK --selctx system_u:object_r:firewalld_exec_t:s0")
+    assert str(err.value).split("failed: ", 1)[-1].splitlines()[0] == PREFIX + message

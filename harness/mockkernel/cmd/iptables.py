@@ -35,6 +35,7 @@ from harness.mockkernel.netfilter.xt_proto import PROTO_FAMILY_ONLY, PROTO_MATCH
 from harness.mockkernel.netfilter.xt_rateest import RATEEST_MATCHES, RATEEST_TARGETS
 from harness.mockkernel.netfilter.xt_rewrite import REWRITE_FAMILY_ONLY, REWRITE_TARGETS
 from harness.mockkernel.netfilter.xt_rpfilter import RPFILTER_MATCHES
+from harness.mockkernel.netfilter.xt_secmark import SECMARK_TARGETS
 from harness.mockkernel.netfilter.xt_set import SET_MATCHES, SET_TARGETS
 from harness.mockkernel.netfilter.xt_stateful import STATEFUL_MATCHES
 from harness.mockkernel.netfilter.xt_targets import FAMILY_ONLY_TARGETS, KNOWN_UNMODELLED_TARGETS, TARGETS, XtTarget
@@ -348,6 +349,8 @@ def _load_target(family: XtFamily, name: str, goto: bool) -> XtTarget:
         return RATEEST_TARGETS[name](name, family)
     if not goto and name in SET_TARGETS:
         return SET_TARGETS[name](name, family)
+    if not goto and name in SECMARK_TARGETS:
+        return SECMARK_TARGETS[name](name, family)
     if not goto and name in KNOWN_UNMODELLED_TARGETS:
         raise not_modelled(f"{family.prog} -j {name}")
     return XtTarget(name, family, goto)

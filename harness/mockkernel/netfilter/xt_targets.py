@@ -1056,5 +1056,5 @@ TARGETS = {"LOG": LogTarget, "NFLOG": NflogTarget, "NFQUEUE": NfqueueTarget, "MA
            "SYNPROXY": SynproxyTarget}
 FAMILY_ONLY_TARGETS = {"TTL": "ip", "HL": "ip6"}
 # targets iptables 1.8.9 ships that the mock does not model: named, not taken for a chain
-KNOWN_UNMODELLED_TARGETS = {"CLUSTERIP", "DNPT", "SNPT", "LED", "SECMARK"}
+KNOWN_UNMODELLED_TARGETS = {"CLUSTERIP", "DNPT", "SNPT", "LED"}
 STANDARD = ("ACCEPT", "DROP", "RETURN")
