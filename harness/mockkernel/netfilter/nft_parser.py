@@ -14,7 +14,8 @@ line and a caret line under the offending token (`^`) with related tokens
 underlined (`~`); `nft -f` errors are prefixed with `file:line:first-last:`.
 Syntax nft takes that the mock does not model is an error naming it ("... is
 not modelled by the mock kernel"), never ignored; a word nft's grammar refuses
-is nft's own syntax error. Left out: include, flowtables, stateful objects,
+is nft's own syntax error. Flowtables are parsed (the kernel modelled
+refuses them: nft_flow_offload.py). Left out: include, stateful objects,
 JSON input, bison's "expecting ..." lists where the mock does not know
 the grammar rule's alternatives (it gives them for header fields, keys and
 single tokens), and
@@ -67,6 +68,7 @@ from harness.mockkernel.netfilter.nft_xfrm import Xfrm
 from harness.mockkernel.netfilter.nft_queue import QUEUE_NUM, Queue
 from harness.mockkernel.netfilter.nft_fwd_netdev import Fwd
 from harness.mockkernel.netfilter.nft_dup_netdev import DupNetdev
+from harness.mockkernel.netfilter.nft_flow_offload import FlowOffload
 from harness.mockkernel.netfilter.nft_rt import Rt
 from harness.mockkernel.netfilter.nft_set import CATCHALL, Element, NftSet, add_elements, SetError
 from harness.mockkernel.wire.arp import ARPHRD_ETHER
@@ -241,14 +243,16 @@ OPERATOR_NAMES = {",": "comma", ";": "semicolon", ":": "colon", "{": "'{'", "}":
 WORD_OPERATORS = {"eq": "==", "ne": "!=", "lt": "<", "gt": ">", "le": "<=", "ge": ">=", "and": "&",
                   "or": "|", "not": "!", "xor": "^", "lshift": "<<", "rshift": ">>"}
 RELATIONAL_OPS = ("==", "!=", "<", ">", "<=", ">=")
-COMMAND_OBJECTS = {"add": ("table", "chain", "rule", "set", "map", "element"),
-                   "create": ("table", "chain", "set", "map", "element"), "insert": ("rule",), "replace": ("rule",),
-                   "delete": ("table", "chain", "rule", "set", "map", "element"),
-                   "flush": ("table", "chain", "set", "map"), "list": ("table", "chain", "set", "map", "meter"),
+COMMAND_OBJECTS = {"add": ("table", "chain", "rule", "set", "map", "element", "flowtable"),
+                   "create": ("table", "chain", "set", "map", "element", "flowtable"), "insert": ("rule",),
+                   "replace": ("rule",), "delete": ("table", "chain", "rule", "set", "map", "element", "flowtable"),
+                   "flush": ("table", "chain", "set", "map"),
+                   "list": ("table", "chain", "set", "map", "meter", "flowtable"),
                    "reset": ()}
 # what `delete` also finds by handle (parser_bison.y table_or_id_spec, chain_or_id_spec, set_or_id_spec)
 DELETE_BY_HANDLE = ("table", "chain", "set")
-WHOLE_RULESET_OBJECTS = {"list": ("ruleset", "tables", "chains", "sets", "maps", "meters"), "flush": ("ruleset",)}
+WHOLE_RULESET_OBJECTS = {"list": ("ruleset", "tables", "chains", "sets", "maps", "meters", "flowtables"),
+                         "flush": ("ruleset",)}
 _PRINT = PrintCtx()  # for printing `typeof` expressions back
 
 
@@ -797,7 +801,8 @@ class Parser:
             raise self.unexpected()
         self.next()
         handler = {"table": self.cmd_table, "chain": self.cmd_chain, "rule": self.cmd_rule,
-                   "set": self.cmd_set, "map": self.cmd_set, "meter": self.cmd_set, "element": self.cmd_element}[obj]
+                   "set": self.cmd_set, "map": self.cmd_set, "meter": self.cmd_set, "element": self.cmd_element,
+                   "flowtable": self.cmd_flowtable}[obj]
         handler(op, obj, start)
 
     def finish(self, cmd: Command, start: Token) -> None:
@@ -1002,6 +1007,45 @@ class Parser:
             cmd.index, cmd.locs["position"] = num.value, kw.loc.to(num.loc)
         cmd.rule = self.rule(cmd.family)
         self.finish(cmd, start)
+
+    def cmd_flowtable(self, op: str, obj: str, start: Token) -> None:
+        """parser_bison.y add_cmd/delete_cmd/list_cmd FLOWTABLE: `[family] table name`, and
+        for add and create a flowtable_block: `{ hook HOOK priority PRIO; devices = { DEV, ... };
+        flags offload; counter; }` in any order (nf_tables' flowtables, nf_flow_table.c)."""
+        cmd = Command(op, "flowtable", start.loc)
+        self.table_spec(cmd)
+        if op == "delete" and self.handle_spec(cmd):
+            self.finish(cmd, start)
+            return
+        name = self.identifier()
+        cmd.name, cmd.locs["name"] = name.text, name.loc
+        if op in ("add", "create"):
+            self.flowtable_block()
+        self.finish(cmd, start)
+
+    def flowtable_block(self) -> None:
+        """The block's items are read only for their syntax: no kernel here has nf_flow_table."""
+        self.expect("{", "'{'")
+        while True:
+            self.skip_separators()
+            if self.accept("}"):
+                return
+            if self.accept("hook"):
+                self.identifier()
+                self.expect("priority", "priority")
+                self.operand()
+            elif self.accept("devices"):
+                self.expect("=", "'='")
+                self._expand_variable()
+                if not self.accept("{"):
+                    raise self.unexpected("'{' or '$'")
+                while not self.accept("}"):
+                    self.operand()
+                    self.accept(",")
+            elif self.accept("flags"):
+                self.keyword(("offload",), "")
+            elif not self.accept("counter"):
+                raise self.unexpected()
 
     def cmd_set(self, op: str, obj: str, start: Token) -> None:
         cmd = Command(op, obj, start.loc)
@@ -1341,6 +1385,8 @@ class Parser:
             return self.stmt_optstrip(family)
         if word in ("add", "update", "delete") and self.peek().text == "@":
             return self.stmt_dynset(family)
+        if word == "flow" and self.peek().is_word("add", "offload"):
+            return self.stmt_flow_offload()
         if word in ("meter", "flow") and tok.kind == "str":
             return self.stmt_meter(family)
         if word == "ct" and self.peek().is_word("count"):
@@ -1845,6 +1891,16 @@ class Parser:
             raise self.unexpected(". or map")
         expr = self.map_expr(key, key_loc, family, (QUEUE_NUM,))
         return None, expr, expr.loc
+
+    def stmt_flow_offload(self) -> Stmt:
+        """parser_bison.y flow_stmt: `flow add|offload @FLOWTABLE` (nft_flow_offload)."""
+        start = self.next()
+        self.next()
+        if not self.at("@"):
+            raise self.unexpected("@")
+        self.next()
+        name = self.identifier()
+        return FlowOffload(name.text, loc=start.loc.to(name.loc))
 
     def stmt_notrack(self, family: str) -> Stmt:
         self.next()
