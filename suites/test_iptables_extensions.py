@@ -500,3 +500,15 @@ def test_cgroup_matches_a_local_sockets_packets(target, router):
                   .ignore(IP, "chksum", "follows the ID and flags"))
     forward(target, h0, h1, UDP(sport=1, dport=2))
     assert counts(target, "mangle") == {"below-root": 1, "not-class-7": 1}
+
+
+@pytest.mark.ipv6
+@pytest.mark.requires("conntrack")
+def test_ip6tables_netmap_maps_the_destination_prefix_keeping_the_host_part(target, router6):
+    """ip6tables -j NETMAP (libip6t_NETMAP.c; xt_NETMAP.c netmap_tg6()): in
+    PREROUTING the destination's bits under the --to mask become the
+    prefix's, the rest of the address kept; then it is routed to the new one."""
+    h0, h1 = router6[0], router6[1]
+    target.sh("ip6tables -t nat -A PREROUTING -d 2001:db8:99::/64 -j NETMAP --to 2001:db8:1::/64")
+    target.send(h0.port, h0.to_dut6(dst="2001:db8:99::2", fl=0) / UDP(sport=1, dport=2) / b"mapped")
+    target.expect(h1.port, h1.from_dut6(src=h0.ip6, dst=h1.ip6, hlim=63, fl=0) / UDP(sport=1, dport=2) / b"mapped")

@@ -2,7 +2,7 @@
 (XT_CONTINUE), as iptables-nft sends them (nft_compat): TRACE (xt_TRACE.c),
 ECN (ipt_ECN.c), IDLETIMER (xt_IDLETIMER.c), AUDIT (xt_AUDIT.c),
 CLASSIFY (xt_CLASSIFY.c), CHECKSUM (xt_CHECKSUM.c), TCPOPTSTRIP
-(xt_TCPOPTSTRIP.c), and NETMAP (libipt_NETMAP.c; xt_NETMAP.c), which maps a
+(xt_TCPOPTSTRIP.c), and NETMAP (libipt_NETMAP.c, libip6t_NETMAP.c; xt_NETMAP.c), which maps a
 connection's address prefix as nf_nat does. Each parses and saves as its
 libxt_*.c does, `nft list` shows its xlate() (`xt target NAME` without one),
 and the kernel's checkentry limits it to its table and hooks.
@@ -13,6 +13,7 @@ is left CHECKSUM_PARTIAL).
 """
 from __future__ import annotations
 
+from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.core import NF_INET_LOCAL_OUT, NF_INET_PRE_ROUTING
 from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exprs import MetaSet, Nat, Stmt
@@ -178,8 +179,8 @@ class TcpoptstripTarget(XtTarget):
 
 
 class NetmapTarget(XtTarget):
-    """--to ADDR[/MASK]; netmap_tg4(): in PREROUTING and OUTPUT the
-    destination's prefix becomes the given one (DNAT), in POSTROUTING and
+    """--to ADDR[/MASK]; netmap_tg4(), netmap_tg6(): in PREROUTING and OUTPUT
+    the destination's prefix becomes the given one (DNAT), in POSTROUTING and
     INPUT the source's (SNAT), the host part kept. nat table."""
 
     name = "NETMAP"
@@ -210,6 +211,8 @@ class NetmapTarget(XtTarget):
     def stmts(self, rule) -> list[Stmt]:
         span = (self.addr, self.addr | (self.family.all_ones ^ self.mask))
         dnat, snat = Nat("dnat", None, span, None, (), prefix=True), Nat("snat", None, span, None, (), prefix=True)
+        if self.family.nft_family == "ip6":  # libip6t_NETMAP.c: the range's addresses are IPv6 ones
+            dnat.addr_type = snat.addr_type = types.ipv6_addr
 
         def build(ctx):
             to_dst, to_src = dnat.compile(ctx), snat.compile(ctx)
@@ -332,4 +335,4 @@ class IdletimerTarget(XtTarget):
 
 REWRITE_TARGETS = {"ECN": EcnTarget, "IDLETIMER": IdletimerTarget, "TRACE": TraceTarget, "AUDIT": AuditTarget, "CLASSIFY": ClassifyTarget, "CHECKSUM": ChecksumTarget,
                    "TCPOPTSTRIP": TcpoptstripTarget, "NETMAP": NetmapTarget}
-REWRITE_FAMILY_ONLY = {"NETMAP": "ip", "ECN": "ip"}  # libipt_NETMAP.c (IPv6 has libip6t_NETMAP.c)
+REWRITE_FAMILY_ONLY = {"ECN": "ip"}  # libipt_ECN.c
