@@ -106,6 +106,9 @@ def pytest_sessionstart(session: pytest.Session):
         reporter.write_line(f"[{_worker_that_died(xdist.nodemanager, failure)}] died while starting, before "
                             f"collecting any test ({type(failure).__name__}: {failure}): starting the workers "
                             "again", yellow=True)
+        for gateway in xdist.nodemanager.group:  # the workers that did start go down too: no event of the run
+            if (worker := getattr(gateway, "node", None)) is not None:
+                worker.putevent = _dropped
         xdist.nodemanager.teardown_nodes()
         try:
             return xdist.pytest_sessionstart(session)
@@ -114,6 +117,10 @@ def pytest_sessionstart(session: pytest.Session):
     pytest.exit(f"pytest-xdist's workers died while starting {WORKER_START_RETRIES + 1} times, the last "
                 f"[{_worker_that_died(xdist.nodemanager, failure)}]: {type(failure).__name__}: {failure}",
                 returncode=pytest.ExitCode.INTERNAL_ERROR)
+
+
+def _dropped(event: tuple) -> None:
+    """Where the events of a worker of a failed start go (xdist's WorkerController.putevent)."""
 
 
 def _worker_that_died(nodemanager, failure: BaseException) -> str:

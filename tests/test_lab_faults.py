@@ -192,14 +192,14 @@ def test_a_worker_killed_mid_test_is_reported_crashed_the_next_test_runs_and_its
     assert _left_behind(session.owners) == []
 
 
-KILLS_GW0_STARTING = textwrap.dedent("""
+KILLS_A_WORKER_STARTING = textwrap.dedent("""
     import os, signal
     from harness.drivers.netns import process_exits
 
     def pytest_xdist_newgateway(gateway):
-        \"\"\"gw0 killed once, between its gateway's start and its setup as a worker.\"\"\"
-        killed = os.path.join(os.path.dirname(os.environ["PJ_OWNERS"]), "gw0-killed")
-        if gateway.id == "gw0" and not os.path.exists(killed):
+        \"\"\"Worker PJ_KILL_WORKER killed once, between its gateway's start and its setup.\"\"\"
+        killed = os.path.join(os.path.dirname(os.environ["PJ_OWNERS"]), "killed")
+        if gateway.id == os.environ["PJ_KILL_WORKER"] and not os.path.exists(killed):
             open(killed, "w").close()
             pid = gateway.remote_exec("import os; channel.send(os.getpid())").receive()
             os.kill(pid, signal.SIGKILL)
@@ -207,9 +207,12 @@ KILLS_GW0_STARTING = textwrap.dedent("""
 """)
 
 
-def test_a_worker_killed_while_starting_is_named_the_workers_start_again_and_the_tests_run(tmp_path):
+@pytest.mark.parametrize("worker", ["gw0", "gw1"])  # gw1: gw0 has started already, and goes down with the rest
+def test_a_worker_killed_while_starting_is_named_the_workers_start_again_and_the_tests_run(tmp_path, monkeypatch,
+                                                                                          worker):
     """Before it collected any test: xdist alone would stop the run with an internal error."""
-    (tmp_path / "conftest_kill.py").write_text(KILLS_GW0_STARTING)
+    monkeypatch.setenv("PJ_KILL_WORKER", worker)
+    (tmp_path / "conftest_kill.py").write_text(KILLS_A_WORKER_STARTING)
     session = _session(tmp_path, textwrap.dedent("""
         from conftest import record_owner
 
@@ -222,7 +225,7 @@ def test_a_worker_killed_while_starting_is_named_the_workers_start_again_and_the
             assert target.sh("ip -4 addr show dev p0") == ""
     """), "-n", "2", "-p", "conftest_kill")
     assert session.ret == pytest.ExitCode.OK, session.output
-    assert "[gw0] died while starting, before collecting any test (" in session.output
+    assert f"[{worker}] died while starting, before collecting any test (" in session.output
     assert session.outcomes == Counter(passed=2)
     assert _left_behind(session.owners) == []
 
