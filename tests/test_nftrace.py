@@ -695,3 +695,18 @@ def test_a_packet_shot_after_its_snat_shows_the_snat_and_takes_the_drop_of_its_t
     assert journey.drop == shot
     traced, untraced = build_journeys(events, [shot], [])
     assert (_snat_hops(traced), traced.drop, untraced.drop) == ([], None, shot)
+
+
+def test_an_address_a_rule_set_with_a_payload_statement_is_no_nat_rewrite():
+    """`ip daddr set` in a mangle chain: its trace message already shows the new
+    address (the rule ran before its message was sent); the lab names no NAT for it."""
+    mangle = Chain("ip", "t", "c0", "prerouting", "mangle", {2: Rule("counter ip daddr set 10.0.2.2", None, None)})
+    sent = IP(src="10.0.0.1", dst="224.0.0.1", id=9) / UDP(sport=53, dport=53)
+    rewritten = IP(src="10.0.0.1", dst="10.0.2.2", id=9) / UDP(sport=53, dport=53)
+    events = _through(TRACE_INGRESS, 1, sent, ()) + [
+        _event(TRACE_PRE, 1, sent, 3, "CONTINUE"), _event(TRACE_PRE, 1, kind=NFT_TRACETYPE_POLICY),
+        _event(mangle, 1, rewritten, 2, "CONTINUE"), _event(mangle, 1, kind=NFT_TRACETYPE_POLICY)]
+    drop = Drop("IP_LOCAL_SOURCE", "ROUTING", "ip_rcv_finish_core", _header(rewritten).summary())
+    (journey,) = build_journeys(events, [drop], [])
+    assert [(hop.where, hop.verdict) for hop in journey.hops] == [("ip t c0", "ACCEPT")]
+    assert journey.drop == drop

@@ -458,6 +458,14 @@ class Traversal:
     def ct_direction(self) -> int | None:
         return next((e.ct_direction for e in self.events if e.ct_direction is not None), None)
 
+    def endpoints_set(self) -> set[str]:
+        """The packet's ends ("saddr", "daddr") a rule that matched in it rewrote with a
+        payload statement (`ip daddr set ...`, `udp dport set ...`): that change is the
+        rule's, not NAT's."""
+        texts = [e.rule.text for e in self.events if e.kind == NFT_TRACETYPE_RULE and e.rule is not None]
+        return {address for address, port in (("saddr", "sport"), ("daddr", "dport"))
+                if any(f"{address} set " in text or f"{port} set " in text for text in texts)}
+
     def hops(self) -> list[Hop]:
         """Its jumps and gotos, then the base chain with the verdict that ended it."""
         stage, base = self.stage, self.chain
@@ -513,23 +521,26 @@ class TracedPacket:
         if self.past_postrouting is not None:
             sightings.append((self.past_postrouting, self.past_stage))
         hops: list[Hop] = []
+        set_by_rules: set[str] = set()
         for i, traversal in enumerate(self.traversals):
-            if i:
-                hops += self._nat_hops(sightings[i - 1], sightings[i], traced, conntrack)
+            if i:  # a chain's first message may come from a rule that rewrote the packet already
+                hops += self._nat_hops(sightings[i - 1], sightings[i], traced, conntrack,
+                                       set_by_rules | traversal.endpoints_set())
             if not traversal.hidden:
                 hops += traversal.hops()
+            set_by_rules = traversal.endpoints_set()
         if self.past_postrouting is not None:
-            hops += self._nat_hops(sightings[-2], sightings[-1], traced, conntrack)
+            hops += self._nat_hops(sightings[-2], sightings[-1], traced, conntrack, set_by_rules)
         return hops
 
     @staticmethod
     def _nat_hops(before: tuple[Ipv4Header, str], after: tuple[Ipv4Header, str], traced: int | None,
-                  conntrack: Conntrack) -> list[Hop]:
+                  conntrack: Conntrack, set_by_rules: set[str]) -> list[Hop]:
         if before[0].endpoint("saddr") == after[0].endpoint("saddr") and \
                 before[0].endpoint("daddr") == after[0].endpoint("daddr"):
             return []
         direction = traced if traced is not None else conntrack.direction(before[0])
-        return nat_hops(*before, *after, direction or 0)
+        return nat_hops(*before, *after, direction or 0, set_by_rules)
 
     def left_as(self, frame: Ipv4Header) -> bool:
         """Whether `frame`, seen leaving a DUT port, is this packet: the same IP ID,
@@ -544,18 +555,19 @@ class TracedPacket:
 
 
 def nat_hops(before: Ipv4Header, before_stage: str, after: Ipv4Header, after_stage: str,
-             direction: int) -> list[Hop]:
+             direction: int, set_by_rules: frozenset[str] | set[str] = frozenset()) -> list[Hop]:
     """The NAT rewrites between two sightings of a packet: at the stage of `before`
     if that manip happens there, else at `after`'s if it happens there, else (a
     source rewritten between OUTPUT and the packet's way back in on lo) at
     POSTROUTING; an ICMP error's rewrite is nf_nat_icmp_reply_translation()'s,
-    named by its manip."""
+    named by its manip. An end a rule set (`set_by_rules`, Traversal.endpoints_set())
+    is no NAT rewrite."""
     hops = []
     icmp = before.icmp
     error = icmp is not None and icmp[0] in wire_icmp.ERROR_TYPES
     for address, stages, names in NAT_MANIPS:
         old, new = before.endpoint(address), after.endpoint(address)
-        if old != new:
+        if old != new and address not in set_by_rules:
             stage = before_stage if before_stage in stages else after_stage if after_stage in stages \
                 else Stage.NF_POSTROUTING
             if error:  # an ICMP error of a NATed connection: named by its manip, as the kernel's function does

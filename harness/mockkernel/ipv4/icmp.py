@@ -24,6 +24,7 @@ from harness.mockkernel.core.snmp import (ICMP_MIB_CSUMERRORS, ICMP_MIB_INERRORS
                                           ICMP_MIB_RATELIMITGLOBAL, ICMP_MIB_RATELIMITHOST, ICMPMSG_OUT)
 from harness.mockkernel.ipv4 import ip_options, ip_output, ping, route
 from harness.mockkernel.ipv4.route import DST_LOCAL
+from harness.mockkernel.net import RTN_LOCAL
 from harness.mockkernel.wire import WireError
 from harness.mockkernel.wire.icmp import (ERROR_TYPES, ICMP_ADDRESS, ICMP_ADDRESSREPLY, ICMP_DEST_UNREACH,
                                           ICMP_ECHO, ICMP_ECHOREPLY, ICMP_FRAG_NEEDED, ICMP_HLEN, ICMP_TIMESTAMP,
@@ -126,7 +127,14 @@ def icmp_send(skb_in: SkBuff, icmp_type: int, code: int, info: int = 0) -> None:
         inner_type = IcmpMessage(skb_in.buf, inner).type
         if inner_type > NR_ICMP_TYPES or inner_type in ERROR_TYPES:
             return
-    saddr = iph.daddr if rt.input is DST_LOCAL else 0
+    # RTCF_LOCAL: the packet's input route was local, or (a reject in PREROUTING, whose
+    # nf_reject_fill_skb_dst() gave it the output route to its sender) its sender is
+    # local; then the error comes from the address the packet was sent to, and
+    # icmp_route_lookup()'s ip_route_output_key_hash_rcu() refuses a source that is no
+    # local address (__ip_dev_find(): -ENETUNREACH): nothing is sent
+    saddr = iph.daddr if rt.input is DST_LOCAL or rt.type is RTN_LOCAL else 0
+    if saddr and not _is_local_address(net, saddr):
+        return
     out = route.ip_route_output(net, iph.saddr, saddr, tos=iph.tos & IPTOS_TOS_MASK)
     if isinstance(out, int):
         return
@@ -144,6 +152,12 @@ def icmp_send(skb_in: SkBuff, icmp_type: int, code: int, info: int = 0) -> None:
 
 
 NO_OPTIONS = ip_options.IpOptions(0)
+
+
+def _is_local_address(net, addr: int) -> bool:
+    """__ip_dev_find(): an address of the namespace's own (a local route's too)."""
+    res = route.fib_lookup(net, addr)
+    return not isinstance(res, int) and res.type is RTN_LOCAL
 
 
 def _options_echo(skb: SkBuff) -> ip_options.IpOptions | None:
