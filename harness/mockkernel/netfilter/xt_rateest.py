@@ -17,10 +17,11 @@ import re
 import weakref
 
 from harness.mockkernel.core.gen_estimator import GnetStatsBasic, NetRateEstimator
+from harness.mockkernel.netfilter.nf_tables import ENOENT
 from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exprs import Stmt
 from harness.mockkernel.netfilter.xt_matches import XtMatch, c_strtoul, kernel_refusal
-from harness.mockkernel.netfilter.xt_options import VERSION, XtError, XtOpt, usage_error
+from harness.mockkernel.netfilter.xt_options import XtOpt, usage_error
 from harness.mockkernel.netfilter.xt_targets import XtTarget
 
 NAME_SIZE = 16  # IFNAMSIZ: struct xt_rateest_target_info name, xt_rateest_match_info name1/name2
@@ -114,10 +115,6 @@ def xt_rateest_lookup(view, name: str) -> tuple[int, int] | None:
                     if params is not None:
                         return params
     return None
-
-
-def _no_estimator(chain: str) -> XtError:
-    return XtError(f"{VERSION}:  RULE_APPEND failed (No such file or directory): rule in chain {chain}", 4)
 
 
 # ------------------------------------------------------------------ RATEEST
@@ -340,7 +337,7 @@ class RateestMatch(XtMatch):
         for name in names:
             params = xt_rateest_lookup(view, name)
             if params is None:
-                raise _no_estimator(chain)
+                raise kernel_refusal(chain, ENOENT)
             self.estimators[name] = params
 
     def _mode(self) -> str:

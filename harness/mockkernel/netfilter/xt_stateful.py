@@ -560,8 +560,7 @@ def _subnet_xlate(bits: int, width: int) -> str:
 
 
 def _out_of_range(chain: str) -> XtError:
-    return XtError(f"{{prog}} v1.8.9 (nf_tables):  RULE_APPEND failed (Numerical result out of range): "
-                   f"rule in chain {chain}", 4)
+    return kernel_refusal(chain, "Numerical result out of range")
 
 
 def c_atoll(text: str) -> int:
