@@ -320,12 +320,14 @@ def test_a_line_rate_train_counts_every_packet_into_the_estimator():
       "--hashlimit-rate-match -j ACCEPT", "-A FORWARD -j DROP"], 6),
     (["-A FORWARD -p udp -m recent --name r --rcheck --hitcount 3 -j DROP", "-A FORWARD -p udp -m recent --name r --set"],
      3),
+    (["-A FORWARD -p udp -m quota --quota 6000 -j ACCEPT", "-A FORWARD -j DROP"], 130),
 ])
-def test_a_line_rate_train_repeats_no_packet_that_changed_a_hashlimit_or_recent_entry(rules, passed):
+def test_a_line_rate_train_repeats_no_packet_that_changed_a_hashlimit_recent_or_quota_state(rules, passed):
     """10,000 packets of one flow at 100 kpps: a bucket of 5 passes 5; a rate
     match of burst 1 + 5 a window passes 6; recent --hitcount 3 passes the 3
-    it had not seen 3 times, as packet by packet (the engine repeats in bulk
-    only what left every entry as it was)."""
+    it had not seen 3 times; a quota of 6,000 bytes passes 130 packets of 46
+    (xt_quota.c quota_mt()), as packet by packet: the engine repeats in bulk
+    only what left that state alone, or draws a bounded count down."""
     target = forwarding_target()
     for rule in rules:
         target.sh(f"iptables {rule}")

@@ -11,7 +11,8 @@ journey recorded. Around each probe the kernel's numeric state is read:
   MIBs, nft rule and chain counters, conntrack statistics, RATEEST estimators'
   counters, hashlimit rate matches' counts, socket drops, eBPF program run counts, eBPF map values as
   little-endian 64-bit words),
-- counters with a bound (an nft limit's tokens and a hashlimit bucket's credit run out at 0),
+- counters with a bound (an nft limit's tokens, a hashlimit bucket's credit and an
+  xt quota's bytes run out at 0),
 - and the shape of everything else (conntrack entries, socket queues,
   neighbours, dynamic sets, eBPF hash keys and event rings, the ICMP rate
   limiter's credit, hashlimit's and recent's per-key state).
@@ -40,6 +41,7 @@ from harness.journey import Stage, path_key, path_text
 from harness.mockkernel.core.dev import net_rx_action
 from harness.mockkernel.net import DevStats
 from harness.mockkernel.netfilter.nft_exprs import Counter, Limit
+from harness.mockkernel.netfilter.xt_packet import quota_privs
 from harness.mockkernel.netfilter.xt_rateest import rateest_counters
 from harness.mockkernel.netfilter.xt_stateful import per_key_cells, per_key_entries, per_key_state
 
@@ -103,6 +105,9 @@ def _layout(kernel) -> Layout:
                         cells.append((stmt, "tokens"))
     for bstats in rateest_counters(kernel):
         cells += [(bstats, "bytes"), (bstats, "packets")]
+    for priv in quota_privs(kernel):
+        bounded[len(cells)] = 0
+        cells.append((priv, "quota"))
     for entry, name, floor, per_second in per_key_cells(kernel):
         if floor is not None:
             bounded[len(cells)] = floor

@@ -13,6 +13,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
+import weakref
 
 from harness.mockkernel.core.skbuff import PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST, PACKET_OTHERHOST
 from harness.mockkernel.netfilter.nft_compat import XtCompat
@@ -168,6 +169,25 @@ class CpuMatch(XtMatch):
                          lambda ctx: lambda pkt: on_cpu, invert=self.invert)]
 
 
+class XtQuotaPriv:
+    """struct xt_quota_priv: the bytes a rule's quota has left."""
+
+    __slots__ = ("quota", "__weakref__")
+
+    def __init__(self, quota: int) -> None:
+        self.quota = quota
+
+
+# each namespace's quotas, alive while a compiled rule holds one
+_QUOTA_PRIVS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def quota_privs(net) -> list[XtQuotaPriv]:
+    """The namespace's quotas: bounded counters the line-rate engine may draw
+    down in bulk (a train's packets pass while the bytes left cover them)."""
+    return list(_QUOTA_PRIVS.get(net) or ())
+
+
 class QuotaMatch(XtMatch):
     """--quota BYTES; quota_mt(): matches while the bytes left cover the
     packet (skb->len, from the network header), each taking its length off;
@@ -193,14 +213,15 @@ class QuotaMatch(XtMatch):
         quota = self.quota
 
         def build(ctx):
-            left = [quota]  # xt_quota_priv, one per rule
+            priv = XtQuotaPriv(quota)
+            _QUOTA_PRIVS.setdefault(ctx.net, weakref.WeakSet()).add(priv)
 
             def quota_mt(pkt) -> bool:
                 length = pkt.end - pkt.nh
-                if left[0] >= length:
-                    left[0] -= length
+                if priv.quota >= length:
+                    priv.quota -= length
                     return True
-                left[0] = 0
+                priv.quota = 0
                 return False
             return quota_mt
         text = f"quota {'over ' if self.invert else ''}{self.quota} bytes"
