@@ -97,6 +97,17 @@ def test_iptables_synproxy_needs_tcp_and_input_or_forward(rule):
         sh(Kernel(), ["iptables", *rule])
 
 
+def test_iptables_refuses_a_jump_from_output_to_a_chain_holding_synproxy():
+    """nft_target_validate(): xt_SYNPROXY's hooks are LOCAL_IN and FORWARD, checked
+    for every base chain that reaches the target (EINVAL), as on the lab."""
+    kernel = Kernel()
+    sh(kernel, ["iptables", "-N", "x"])
+    sh(kernel, ["iptables", "-A", "x", "-p", "tcp", "-j", "SYNPROXY"])
+    sh(kernel, ["iptables", "-A", "FORWARD", "-j", "x"])
+    with pytest.raises(CommandError, match=r"RULE_APPEND failed \(Invalid argument\): rule in chain OUTPUT"):
+        sh(kernel, ["iptables", "-A", "OUTPUT", "-j", "x"])
+
+
 def test_the_proxys_options_are_laid_out_as_synproxy_build_options_and_parsed_back():
     opts = SynproxyOptions(NF_SYNPROXY_OPT_MSS | NF_SYNPROXY_OPT_WSCALE | NF_SYNPROXY_OPT_SACK_PERM
                            | NF_SYNPROXY_OPT_TIMESTAMP, wscale=7, tsval=0x1234, tsecr=11, mss_option=1460)

@@ -42,3 +42,16 @@ class XtCompat(Stmt):
         def nft_match_eval(pkt):
             return None if fn(pkt) != invert else NFT_BREAK
         return nft_match_eval
+
+
+class XtHookedTarget(XtCompat):
+    """An xt target whose module names the hooks it may run at (xt_target.hooks):
+    nft_target_validate() refuses a chain reached from any other hook EINVAL,
+    and so a jump to one from there."""
+
+    def __init__(self, name: str, translation: str | None, build, hooks: tuple[str, ...], **flags):
+        super().__init__("target", name, translation, build, **flags)
+        self.hooks = hooks
+
+    def hook_refusal(self, family: str, hook: str, chain_type: str) -> str | None:
+        return None if hook in self.hooks else "Invalid argument"

@@ -18,7 +18,7 @@ from harness.mockkernel.netfilter.nf_nat_range import NatRange
 from harness.mockkernel.netfilter.nf_synproxy import (NF_SYNPROXY_OPT_ECN, NF_SYNPROXY_OPT_MSS,
                                                       NF_SYNPROXY_OPT_SACK_PERM, NF_SYNPROXY_OPT_TIMESTAMP,
                                                       NF_SYNPROXY_OPT_WSCALE, NfSynproxyInfo, synproxy_eval)
-from harness.mockkernel.netfilter.nft_compat import XtCompat
+from harness.mockkernel.netfilter.nft_compat import XtCompat, XtHookedTarget
 from harness.mockkernel.netfilter.nft_exprs import (Log, MetaSet, Nat, Notrack, PrintCtx, Reject, Stmt,
                                                     Verdict, Xt)
 from harness.mockkernel.netfilter.xt_matches import DscpMatch, c_strtoul, kernel_refusal, parse_port, \
@@ -960,7 +960,8 @@ class SynproxyTarget(XtTarget):
                 skb = pkt.skb
                 return synproxy_eval(skb.net, skb, pkt.thoff, info, xt=True)
             return synproxy_tg
-        return [XtCompat("target", "SYNPROXY", text, build, needs_conntrack=True, uses_synproxy=True)]
+        return [XtHookedTarget("SYNPROXY", text, build, ("input", "forward"), needs_conntrack=True,
+                               uses_synproxy=True)]
 
 
 class NotrackTarget(XtTarget):
