@@ -14,16 +14,10 @@ nf_ct_seqadj_set() (a change of payload length at a correction position).
 """
 from __future__ import annotations
 
-import struct
-
 from harness.mockkernel.netfilter.nf_conntrack import IPS_SEQ_ADJUST, NfConn, ct_direction, nf_ct_set_status
 from harness.mockkernel.wire import tcp
-from harness.mockkernel.wire.checksum import csum_replace
 
 U32 = 0xFFFFFFFF
-_U32 = struct.Struct("!I")
-_U16 = struct.Struct("!H")
-_SACK_BLOCK = struct.Struct("!II")  # start_seq, end_seq
 OFFSET_BEFORE, OFFSET_AFTER, CORRECTION_POS = 0, 1, 2
 
 
@@ -54,29 +48,21 @@ def nf_ct_seq_offset(ct: NfConn, direction: int, seq: int) -> int:
     return way[OFFSET_AFTER] if after(seq, way[CORRECTION_POS]) else way[OFFSET_BEFORE]
 
 
-def _replace_u32(buf: bytearray, th: int, at: int, new: int) -> None:
-    old = _U32.unpack_from(buf, at)[0]
-    _U32.pack_into(buf, at, new)
-    check = th + tcp.CHECK
-    _U16.pack_into(buf, check, csum_replace(_U16.unpack_from(buf, check)[0], old, new, 4))
-
-
 def nf_ct_seq_adjust(buf: bytearray, th: int, ct: NfConn, ctinfo: int) -> None:
     """nf_ct_seq_adjust() of the TCP header at `th`: SEQ plus this direction's
     offset, ACK and SACK blocks less the other's."""
     direction = ct_direction(ctinfo)
     this_way, other_way = ct.seqadj[direction], ct.seqadj[1 - direction]
-    seq = _U32.unpack_from(buf, th + tcp.SEQ)[0]
+    seq, ack = tcp.HEADER.unpack_from(buf, th)[2:4]
     seqoff = this_way[OFFSET_AFTER] if after(seq, this_way[CORRECTION_POS]) else this_way[OFFSET_BEFORE]
-    _replace_u32(buf, th, th + tcp.SEQ, (seq + seqoff) & U32)
+    tcp.replace_u32(buf, th, th + tcp.SEQ, (seq + seqoff) & U32)
     if not buf[th + tcp.FLAGS] & tcp.TCPHDR_ACK:
         return
-    ack = _U32.unpack_from(buf, th + tcp.ACK_SEQ)[0]
     if after((ack - other_way[OFFSET_BEFORE]) & U32, other_way[CORRECTION_POS]):
         ackoff = other_way[OFFSET_AFTER]
     else:
         ackoff = other_way[OFFSET_BEFORE]
-    _replace_u32(buf, th, th + tcp.ACK_SEQ, (ack - ackoff) & U32)
+    tcp.replace_u32(buf, th, th + tcp.ACK_SEQ, (ack - ackoff) & U32)
     nf_ct_sack_adjust(buf, th, other_way)
 
 
@@ -89,10 +75,10 @@ def nf_ct_sack_adjust(buf: bytearray, th: int, other_way: list) -> None:
                 or (size - tcp.TCPOLEN_SACK_BASE) % tcp.TCPOLEN_SACK_PERBLOCK:
             continue
         for block in range(ptr + tcp.TCPOLEN_SACK_BASE, ptr + size, tcp.TCPOLEN_SACK_PERBLOCK):
-            start, end = _SACK_BLOCK.unpack_from(buf, block)
+            start, end = tcp.sack_block(buf, block)
             if after((start - other_way[OFFSET_BEFORE]) & U32, other_way[CORRECTION_POS]):
                 off = other_way[OFFSET_AFTER]
             else:
                 off = other_way[OFFSET_BEFORE]
-            _replace_u32(buf, th, block, (start - off) & U32)
-            _replace_u32(buf, th, block + 4, (end - off) & U32)
+            tcp.replace_u32(buf, th, block, (start - off) & U32)
+            tcp.replace_u32(buf, th, block + 4, (end - off) & U32)

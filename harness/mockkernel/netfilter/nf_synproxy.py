@@ -60,7 +60,7 @@ from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT
 from harness.mockkernel.netfilter.nf_conntrack_proto_tcp import sCL, sSR, sSS
 from harness.mockkernel.netfilter.nf_conntrack_seqadj import nf_ct_seqadj_init
 from harness.mockkernel.wire import ipv4, ipv6, tcp
-from harness.mockkernel.wire.checksum import checksum, csum_replace, pseudo_header_sum
+from harness.mockkernel.wire.checksum import checksum, pseudo_header_sum
 from harness.mockkernel.wire.ipv4 import IP_DF, IPPROTO_TCP, Ipv4Packet
 from harness.mockkernel.wire.tcp import (TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN,
                                          OutOptions)
@@ -154,14 +154,13 @@ def synproxy_parse_options(buf: bytearray, th: int, tail: int) -> SynproxyOption
     opts = SynproxyOptions()
     for kind, ptr, size in tcp.options(buf, th, doff):
         if kind == tcp.TCPOPT_MSS and size == tcp.TCPOLEN_MSS:
-            opts.mss_option = int.from_bytes(buf[ptr + 2:ptr + 4], "big")
+            opts.mss_option = tcp.option_field(buf, ptr, 2, 2)
             opts.options |= NF_SYNPROXY_OPT_MSS
         elif kind == tcp.TCPOPT_WINDOW and size == tcp.TCPOLEN_WINDOW:
-            opts.wscale = min(buf[ptr + 2], TCP_MAX_WSCALE)
+            opts.wscale = min(tcp.option_byte(buf, ptr), TCP_MAX_WSCALE)
             opts.options |= NF_SYNPROXY_OPT_WSCALE
         elif kind == tcp.TCPOPT_TIMESTAMP and size == tcp.TCPOLEN_TIMESTAMP:
-            opts.tsval = int.from_bytes(buf[ptr + 2:ptr + 6], "big")
-            opts.tsecr = int.from_bytes(buf[ptr + 6:ptr + 10], "big")
+            opts.tsval, opts.tsecr = tcp.option_field(buf, ptr, 2, 4), tcp.option_field(buf, ptr, 6, 4)
             opts.options |= NF_SYNPROXY_OPT_TIMESTAMP
         elif kind == tcp.TCPOPT_SACK_PERM and size == tcp.TCPOLEN_SACK_PERM:
             opts.options |= NF_SYNPROXY_OPT_SACK_PERM
@@ -225,7 +224,7 @@ def synproxy_syn_options(net, info: NfSynproxyInfo, flags: int, opts: SynproxyOp
 # ------------------------------------------------------------------ cookies
 
 def _addresses(buf: bytearray, nh: int) -> tuple:
-    if buf[nh] >> 4 == 4:
+    if Ipv4Packet(buf, nh).version == 4:
         return ipv4.ADDRS.unpack_from(buf, nh)
     return ipv6.ADDRS.unpack_from(buf, nh)
 
@@ -233,7 +232,7 @@ def _addresses(buf: bytearray, nh: int) -> tuple:
 def cookie_init_sequence(net, buf: bytearray, nh: int, th: int, mss: int) -> int:
     """__cookie_v4_init_sequence() / __cookie_v6_init_sequence(): the cookie
     for this SYN, encoding the largest msstab entry not above `mss`."""
-    msstab = MSSTAB if buf[nh] >> 4 == 4 else MSSTAB6
+    msstab = MSSTAB if Ipv4Packet(buf, nh).version == 4 else MSSTAB6
     mssind = next((index for index in range(len(msstab) - 1, 0, -1) if mss >= msstab[index]), 0)
     saddr, daddr = _addresses(buf, nh)
     sport, dport, seq = tcp.HEADER.unpack_from(buf, th)[:3]
@@ -242,7 +241,7 @@ def cookie_init_sequence(net, buf: bytearray, nh: int, th: int, mss: int) -> int
 
 def cookie_check(net, buf: bytearray, nh: int, th: int) -> int:
     """__cookie_v4_check() / __cookie_v6_check() of the ACK's ack - 1: the MSS, 0 for a bad cookie."""
-    msstab = MSSTAB if buf[nh] >> 4 == 4 else MSSTAB6
+    msstab = MSSTAB if Ipv4Packet(buf, nh).version == 4 else MSSTAB6
     saddr, daddr = _addresses(buf, nh)
     sport, dport, seq, ack_seq = tcp.HEADER.unpack_from(buf, th)[:4]
     mssind = check_tcp_syn_cookie(net, (ack_seq - 1) & U32, saddr, daddr, sport, dport, (seq - 1) & U32)
@@ -358,7 +357,7 @@ def synproxy_eval(net, skb, th: int, info: NfSynproxyInfo, xt: bool) -> int | No
     other ACK; xt_SYNPROXY on a SYN without ACK, FIN or RST and on an ACK
     without SYN, FIN or RST."""
     buf = skb.buf
-    if xt and buf[skb.network_header] >> 4 == 6:
+    if xt and Ipv4Packet(buf, skb.network_header).version == 6:
         if not nf_ip6_checksum_ok(buf, skb.network_header, th, skb.tail):
             return NF_DROP
     elif not nf_ip_checksum_ok(buf, skb.network_header, th, skb.tail):
@@ -407,28 +406,14 @@ def synproxy_tstamp_adjust(buf: bytearray, th: int, ctinfo: int, synproxy: NfCon
     original direction's TSecr plus it (up to options that run past the header)."""
     if synproxy.tsoff == 0:
         return
-    optoff, optend = th + tcp.TCP_HLEN, th + tcp.DATA_OFFSET_LEN[buf[th + tcp.DOFF]]
-    while optoff < optend:
-        kind = buf[optoff]
-        if kind == tcp.TCPOPT_EOL:
-            return
-        if kind == tcp.TCPOPT_NOP:
-            optoff += 1
-            continue
-        if optoff + 1 == optend or optoff + buf[optoff + 1] > optend or buf[optoff + 1] < 2:
-            return
-        if kind == tcp.TCPOPT_TIMESTAMP and buf[optoff + 1] == tcp.TCPOLEN_TIMESTAMP:
+    for kind, ptr, size in tcp.options(buf, th, tcp.DATA_OFFSET_LEN[buf[th + tcp.DOFF]]):
+        if kind == tcp.TCPOPT_TIMESTAMP and size == tcp.TCPOLEN_TIMESTAMP:
             if ct_direction(ctinfo) != IP_CT_DIR_ORIGINAL:
-                at, delta = optoff + 2, -synproxy.tsoff
+                at, delta = ptr + 2, -synproxy.tsoff
             else:
-                at, delta = optoff + 6, synproxy.tsoff
-            old = int.from_bytes(buf[at:at + 4], "big")
-            new = (old + delta) & U32
-            buf[at:at + 4] = new.to_bytes(4, "big")
-            check = int.from_bytes(buf[th + tcp.CHECK:th + tcp.CHECK + 2], "big")
-            buf[th + tcp.CHECK:th + tcp.CHECK + 2] = csum_replace(check, old, new, 4).to_bytes(2, "big")
+                at, delta = ptr + 6, synproxy.tsoff
+            tcp.replace_u32(buf, th, at, (tcp.option_field(buf, ptr, at - ptr, 4) + delta) & U32)
             return
-        optoff += buf[optoff + 1]
 
 
 def ipv4_synproxy_hook(skb, state) -> int:

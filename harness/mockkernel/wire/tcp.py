@@ -170,6 +170,19 @@ def replace_u16(buf: bytearray, off: int, at: int, new: int) -> None:
     _U16.pack_into(buf, off + CHECK, csum_replace(_U16.unpack_from(buf, off + CHECK)[0], old, new, 2))
 
 
+def replace_u32(buf: bytearray, off: int, at: int, new: int) -> None:
+    """Write 32 bits at `at` in the segment at `off` and update its checksum
+    (inet_proto_csum_replace4()), as replace_u16() does for 16."""
+    old = _U32.unpack_from(buf, at)[0]
+    _U32.pack_into(buf, at, new)
+    _U16.pack_into(buf, off + CHECK, csum_replace(_U16.unpack_from(buf, off + CHECK)[0], old, new, 4))
+
+
+def sack_block(buf: bytearray, at: int) -> tuple[int, int]:
+    """The (start, end) of the SACK block at `at`."""
+    return _TS_VALUES.unpack_from(buf, at)
+
+
 def option_byte(buf: bytearray, ptr: int) -> int:
     """The one-byte value of an option at `ptr` (the window scale's shift)."""
     return buf[ptr + 2]
