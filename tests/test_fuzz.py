@@ -355,3 +355,16 @@ def test_a_prefix_of_an_interface_name_is_named_not_modelled():
     with pytest.raises(CommandError) as refused:
         target.sh(["nft", "add rule ip t c oifname 1.2.3.4/24 accept"])
     assert "a prefix of an interface name is not modelled by the mock kernel" in str(refused.value)
+
+
+@pytest.mark.parametrize("argv", [
+    "ip link set p1 xdpgeneric obj blackhole sec xdp",
+    "ip link set p1 xdp obj /tmp",
+])
+def test_ip_link_xdp_object_that_is_no_elf_file_fails_as_iproute2_bpf_elf_ctx_init(argv):
+    """iproute2 6.1 on this host: a missing path, a directory or bytes that are no
+    ELF are "Cannot initialize ELF context!", status 255 (the mock raised
+    FileNotFoundError)."""
+    with pytest.raises(CommandError) as refused:
+        MockTarget().sh(argv)
+    assert "Cannot initialize ELF context!" in str(refused.value)

@@ -15,8 +15,8 @@ never deleted.
 """
 from __future__ import annotations
 
-from harness.mockkernel.bpf.syscall import bpf_runtime
 from harness.mockkernel.core import rtnetlink
+from harness.mockkernel.cmd.bpf_legacy import bpf_obj_open
 from harness.mockkernel.cmd.args import ToolError, c_uint, not_modelled
 from harness.mockkernel.cmd.ipaddress import ipaddr_list
 from harness.mockkernel.cmd.iplink_bridge import bridge_parse_opt, bridge_slave_parse_opt
@@ -225,7 +225,7 @@ def device_or_invarg(net, name: str):
 
 def _xdp_program(net, path: str, section: str | None):
     """iplink_xdp.c's bpf_program_load(): the object's program in `section`, or its first."""
-    obj = bpf_runtime(net).load_object(path)
+    obj = bpf_obj_open(net, path, 255)
     return obj.program(section) if section else obj.program()
 
 

@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import os
 
-from harness.mockkernel.bpf import BpfLoadError
-from harness.mockkernel.bpf.syscall import bpf_runtime
 from harness.mockkernel.bpf.tag import bpf_prog_calc_tag
 from harness.mockkernel.cmd import tc_qdisc
+from harness.mockkernel.cmd.bpf_legacy import bpf_obj_open
 from harness.mockkernel.cmd.args import Args, ToolError, c_uint, not_modelled
 from harness.mockkernel.cmd.iputils import device, duparg, invarg, matches
 from harness.mockkernel.core.errors import RtnlError
@@ -291,12 +290,7 @@ def _bpf_opts(net, tokens: Args):
 
 def _load(net, path: str, section: str):
     """libbpf: open the object, load its maps and the section's program."""
-    if not os.path.isfile(path):
-        raise ToolError("Cannot initialize ELF context!\nUnable to load program", 1)
-    try:
-        obj = bpf_runtime(net).load_object(path)
-    except BpfLoadError as err:
-        raise ToolError(f"{err}\nUnable to load program", 1) from None
+    obj = bpf_obj_open(net, path, 1, "\nUnable to load program")
     progs = [p for p in obj.programs.values() if p.section == section]
     if not progs:
         if section in obj.unsupported.values():
