@@ -1466,6 +1466,10 @@ class MetaSet(Stmt):
 
     def __init__(self, key: str, value, loc=None, keep: int = 0):
         self.key, self.value, self.loc, self.keep = key, value, loc, keep  # value: int or a Selector
+        # `meta mark set ct mark`: the ct expression's init takes conntrack (nft_ct_get_init()),
+        # which brings nf_defrag_ipv4 with it
+        self.needs_conntrack = isinstance(value, Selector) and not isinstance(value, MapExpr) \
+            and reads_conntrack(value)
 
     def text(self, pctx: PrintCtx) -> str:
         value = self.value.text(pctx) if isinstance(self.value, Selector) else Meta(self.key).dtype.format(self.value)
