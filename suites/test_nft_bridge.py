@@ -152,12 +152,17 @@ def _caret(command: str, text: str, occurrence: int = 1) -> str:
     ("add rule bridge filter forward ether saddr 0x112233445566", "Invalid LL address", "0x112233445566"),
     ("add rule bridge filter forward ether type foo", "Could not parse Ethernet protocol", "foo"),
     ("add rule bridge filter forward vlan id 4096", "Value 4096 exceeds valid range 0-4095", "4096"),
+    ("add rule bridge filter forward reject", "Could not process rule: No such file or directory", "reject"),
+    ("add rule bridge filter forward ether type ip reject with icmpx port-unreachable",
+     "Could not process rule: No such file or directory", "reject"),
 ], ids=["nat chain", "route chain", "ingress hook", "out at postrouting", "ether then vlan", "meta ibrname",
         "obrname", "meta ibrvproto", "ibrpvid range", "ct state", "ct mark set", "masquerade", "dnat",
-        "meta nfproto", "ether saddr word", "ether saddr number", "ether type word", "vlan id range"])
+        "meta nfproto", "ether saddr word", "ether saddr number", "ether type word", "vlan id range",
+        "reject", "reject with icmpx"])
 def test_what_nft_and_the_kernel_refuse_in_a_bridge_table(target, command, message, token):
-    """`meta ibr*` and conntrack are refused by the kernel: the lab's is built
-    without CONFIG_NFT_BRIDGE_META and CONFIG_NF_CONNTRACK_BRIDGE."""
+    """`meta ibr*`, conntrack and reject are refused by the kernel: the lab's is
+    built without CONFIG_NFT_BRIDGE_META, CONFIG_NF_CONNTRACK_BRIDGE and
+    CONFIG_NFT_BRIDGE_REJECT."""
     target.sh("nft -f -", stdin=BRIDGE_RULESET)
     before = target.sh("nft list ruleset")
     with pytest.raises(CommandError) as refused:

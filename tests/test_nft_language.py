@@ -69,3 +69,19 @@ def test_a_rule_lists_back_or_is_refused_as_real_nft(family, hook, rule, real_to
     steps = [(["nft", "-f", "-"], chain), (["nft", "-a", "list", "ruleset"], None),
              (["nft", "-j", "list", "ruleset"], None)]
     real_tools.assert_same_as_real(steps, _without_json_handles)
+
+
+# files with several errors: bison's `error stmt_separator` skips to the end of the line and
+# parsing goes on, so nft reports every syntax error, then the evaluation errors
+FILES_WITH_ERRORS = [
+    "table ip t {\n\tchain c {\n\t\ttype filter hook input priority 0; policy accept;\n\t\tcounter } }\n",
+    "table ip t { chain c { type filter hook input priority 0; } }\n",
+    "table ip t {\n\tchain c {\n\t\tfoo bar\n\t\ttcp dport 22 counter\n\t\tip saddr 1.2.3.4.5\n\t\tmeta mark set\n\t}\n}\n",
+    "table ip t {\n\tchain c {\n\t\tpolicy maybe\n\t\tudp dport 53 counter\n\t}\n\tset s { type ipv4_addr; }\n\tfoo\n}\n",
+    "add table ip t\nadd chain ip t c\nadd rule ip t c tcp dport foo\nadd rule ip t c udp dport\nadd rule ip t c counter\n",
+]
+
+
+@pytest.mark.parametrize("text", FILES_WITH_ERRORS, ids=range(len(FILES_WITH_ERRORS)))
+def test_a_file_s_errors_are_all_reported_as_real_nft_reports_them(text, real_tools):
+    real_tools.assert_same_as_real([(["nft", "-f", "-"], text), (["nft", "list", "ruleset"], None)])

@@ -708,7 +708,9 @@ class Transaction:
         for stmt in stmts:
             refusal = nft_bridge_refusal(stmt, table.family) or stmt.kernel_refusal(table.family)
             if refusal is not None:
-                raise NftError(f"Could not process rule: {refusal}", stmt.loc if isinstance(stmt, Match) else stmt.span)
+                loc = stmt.loc if isinstance(stmt, Match) else (getattr(stmt, "keyword_loc", None) or stmt.loc) \
+                    if isinstance(stmt, Reject) else stmt.span  # a reject is located at its keyword
+                raise NftError(f"Could not process rule: {refusal}", loc)
             for verdict in _verdicts(stmt):
                 self._check_jump(verdict, table)
             if isinstance(stmt, ObjRef):

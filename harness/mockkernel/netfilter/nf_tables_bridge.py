@@ -10,14 +10,19 @@ it: the kernel is built without CONFIG_NFT_BRIDGE_META, so `meta ibrname`,
 (in every family: only nft_meta_bridge.c knows them), and without
 CONFIG_NF_CONNTRACK_BRIDGE, so a conntrack expression in a bridge table is
 EPROTO from nf_ct_netns_do_get() (net/netfilter/nf_conntrack_proto.c: no
-nf_ct_bridge_info). `notrack` is no conntrack lookup and is taken.
+nf_ct_bridge_info), and without CONFIG_NFT_BRIDGE_REJECT, so `reject` in a
+bridge table, once nft's own checks pass (evaluate.c
+stmt_evaluate_reject_bridge()), is ENOENT: nf_tables_newrule() finds no
+"reject" expression type for NFPROTO_BRIDGE. `notrack` is no conntrack
+lookup and is taken.
 """
 from __future__ import annotations
 
-from harness.mockkernel.netfilter.nft_exprs import Ct, CtSet, Match, MetaBridge, Stmt
+from harness.mockkernel.netfilter.nft_exprs import Ct, CtSet, Match, MetaBridge, Reject, Stmt
 
 EOPNOTSUPP = "Operation not supported"
 EPROTO = "Protocol error"
+ENOENT = "No such file or directory"
 
 
 def nft_bridge_refusal(stmt: Stmt, family: str) -> str | None:
@@ -27,4 +32,6 @@ def nft_bridge_refusal(stmt: Stmt, family: str) -> str | None:
         return EOPNOTSUPP
     if family == "bridge" and (isinstance(lhs, Ct) or isinstance(stmt, CtSet)):
         return EPROTO
+    if family == "bridge" and isinstance(stmt, Reject):
+        return ENOENT
     return None

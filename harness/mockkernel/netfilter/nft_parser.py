@@ -18,9 +18,10 @@ is nft's own syntax error. Flowtables are parsed (the kernel modelled
 refuses them: nft_flow_offload.py). Left out: include, stateful objects,
 JSON input, bison's "expecting ..." lists where the mock does not know
 the grammar rule's alternatives (it gives them for header fields, keys and
-single tokens), and
-nft's recovery after a syntax error (nft goes on and reports the later errors
-too; the mock reports the first).
+single tokens), and recovery from an error in what the mock does not model.
+After an error the parser skips to the end of the line or statement and goes
+on, as bison's `error stmt_separator` rules do: every syntax error of the input
+is reported, then the evaluation errors, in the order found.
 """
 from __future__ import annotations
 
@@ -295,7 +296,10 @@ class NftError(Exception):
         if loc is None:
             return f"{self.origin}Error: {self.message}"
         prefix = f"{loc.source.name}:{loc.line}:{loc.first}-{loc.last}: " if loc.source.name else ""
-        line = loc.source.lines[loc.line - 1] if loc.line <= len(loc.source.lines) else ""
+        lines = loc.source.lines
+        line = lines[loc.line - 1] if loc.line <= len(lines) else ""
+        if not line and loc.line == len(lines) and loc.line > 1 and loc.first == 1:
+            line = lines[loc.line - 2]  # the end of the input: nft shows the last line it read
         marks = [" " if i >= len(line) or line[i] != "\t" else "\t" for i in range(max(loc.last, len(line)))]
         for other in self.related:
             if other.line == loc.line:
@@ -304,6 +308,21 @@ class NftError(Exception):
         for i in range(loc.first - 1, loc.last):
             marks[i] = "^"
         return f"{prefix}Error: {self.message}\n{line}\n{''.join(marks).rstrip()}"
+
+
+class NftErrors(NftError):
+    """Several error records, printed one after the other as nft prints them."""
+
+    def __init__(self, errors: list[NftError]):
+        super().__init__(errors[0].message, errors[0].loc, errors[0].related, errors[0].origin)
+        self.errors = errors
+
+    def render(self) -> str:
+        return "\n".join(err.render() for err in self.errors)
+
+
+class _InputEnded(Exception):
+    """Recovery reached the end of the input: nothing more to parse."""
 
 
 # ------------------------------------------------------------------ scanner
@@ -615,6 +634,8 @@ class Parser:
         self.anon_sets = 0
         self.scope = ""  # the scanner's start condition a command keeps open: CMD_LIST in `list`
         self.rule_stmts: list[Stmt] = []
+        self.syntax_errors: list[NftError] = []
+        self.evaluation_errors: list[NftError] = []
 
     # -- tokens
 
@@ -737,14 +758,40 @@ class Parser:
     # -- input
 
     def parse(self) -> list[Command]:
-        while self.tok.kind != "eof":
-            if self.tok.kind == "nl" or self.at(";"):
-                self.next()
-                continue
-            self.line()
-            if not (self.tok.kind in ("nl", "eof") or self.at(";")):
-                raise self.unexpected("end of file or newline or semicolon")
+        """Every line; a line with an error is skipped up to its separator, as
+        bison's `error` rules do, and nft reports the syntax errors of the
+        whole input, then the evaluation errors, in the order found."""
+        try:
+            while self.tok.kind != "eof":
+                if self.tok.kind == "nl" or self.at(";"):
+                    self.next()
+                    continue
+                try:
+                    self.line()
+                    if not (self.tok.kind in ("nl", "eof") or self.at(";")):
+                        raise self.unexpected("end of file or newline or semicolon")
+                except NftError as err:
+                    self.recover(err)
+        except _InputEnded:
+            pass
+        errors = self.syntax_errors + self.evaluation_errors
+        if len(errors) > 1:
+            raise NftErrors(errors)
+        if errors:
+            raise errors[0]
         return self.commands
+
+    def recover(self, err: NftError) -> None:
+        """parser_bison.y's `error stmt_separator`: note the error, skip to the
+        end of the line (or statement) and go on; what the mock does not model
+        stops it."""
+        if "not modelled" in err.message or "not supported by the mock" in err.message:
+            raise err
+        (self.syntax_errors if err.message.startswith("syntax error") else self.evaluation_errors).append(err)
+        while not (self.tok.kind in ("nl", "eof") or self.at(";")):
+            self.next()
+        if self.tok.kind == "eof":
+            raise _InputEnded
 
     def line(self) -> None:
         tok = self.tok
@@ -856,37 +903,44 @@ class Parser:
         self.expect("{")
         chains, objects, sets, rules = [], [], [], []
         while not self.at("}"):
-            self._expand_variable()
-            tok = self.tok
-            if tok.kind == "nl" or self.at(";"):
-                self.next()
-            elif tok.is_word("chain"):
-                self.next()
-                chain, chain_rules = self.chain_declaration(table)
-                chains.append(chain)
-                rules += chain_rules
-                self.separator()
-            elif tok.is_word("set", "map"):
-                self.next()
-                sets.append(self.set_declaration(table, tok.text == "map", tok))
-                self.separator()
-            elif tok.is_word("define", "redefine"):
-                self.define()
-            elif tok.is_word("comment"):
-                self.next()
-                self.string()
-            elif tok.is_word("counter", "quota", "limit", "synproxy", "ct"):
-                kind = self.object_kind()
-                if kind is None:
-                    raise self.unexpected()
-                objects.append(self.object_declaration(table, kind, tok))
-                self.separator()
-            elif tok.is_word("flags", "flowtable", "secmark"):
-                raise NftError(f"table {tok.text} is not modelled by the mock kernel", tok.loc)
-            else:
-                raise self.unexpected()
+            try:
+                self.table_item(table, chains, objects, sets, rules)
+            except NftError as err:
+                self.recover(err)  # table_block's `error stmt_separator`
         self.next()
         self.commands += chains + objects + sets + rules
+
+    def table_item(self, table: Command, chains: list, objects: list, sets: list, rules: list) -> None:
+        """One item of a table block, with its separator."""
+        self._expand_variable()
+        tok = self.tok
+        if tok.kind == "nl" or self.at(";"):
+            self.next()
+        elif tok.is_word("chain"):
+            self.next()
+            chain, chain_rules = self.chain_declaration(table)
+            chains.append(chain)
+            rules += chain_rules
+            self.separator()
+        elif tok.is_word("set", "map"):
+            self.next()
+            sets.append(self.set_declaration(table, tok.text == "map", tok))
+            self.separator()
+        elif tok.is_word("define", "redefine"):
+            self.define()
+        elif tok.is_word("comment"):
+            self.next()
+            self.string()
+        elif tok.is_word("counter", "quota", "limit", "synproxy", "ct"):
+            kind = self.object_kind()
+            if kind is None:
+                raise self.unexpected()
+            objects.append(self.object_declaration(table, kind, tok))
+            self.separator()
+        elif tok.is_word("flags", "flowtable", "secmark"):
+            raise NftError(f"table {tok.text} is not modelled by the mock kernel", tok.loc)
+        else:
+            raise self.unexpected()
 
     def separator(self) -> None:
         if not (self.tok.kind == "nl" or self.at(";")):
@@ -908,21 +962,27 @@ class Parser:
             if tok.kind == "nl" or self.at(";"):
                 self.next()
                 continue
-            if tok.is_word("type"):
-                cmd.chain = self.hook_spec(cmd)
-            elif tok.is_word("policy"):
-                self.next()
-                self._expand_variable()
-                if not self.at("accept", "drop"):
-                    raise self.unexpected("accept or drop or '$'")
-                value = self.next()
-                cmd.policy, cmd.locs["policy"] = value.text, tok.loc.to(value.loc)
+            if tok.is_word("type", "policy"):
+                try:
+                    self.chain_property(cmd, tok)
+                    if not (self.tok.kind == "nl" or self.at(";")):
+                        raise self.unexpected("newline or semicolon")
+                except NftError as err:
+                    self.recover(err)  # chain_block's `error stmt_separator`
+                    continue
             elif tok.is_word("devices", "flags", "comment"):
                 raise NftError(f"chain {tok.text} is not modelled by the mock kernel", tok.loc)
             else:
                 rule_cmd = Command("add", "rule", tok.loc, cmd.family, cmd.table, cmd.name, family_given=True)
                 rule_cmd.locs.update(cmd.locs)
-                rule_cmd.rule = self.rule(cmd.family, in_block=True)
+                try:
+                    rule_cmd.rule = self.rule(cmd.family, in_block=True)
+                    # chain_block: every item ends with a stmt_separator, even before '}'
+                    if not (self.tok.kind == "nl" or self.at(";")):
+                        raise self.unexpected("newline or semicolon")
+                except NftError as err:
+                    self.recover(err)  # chain_block's `error stmt_separator`
+                    continue
                 rule_cmd.loc = rule_cmd.rule.loc
                 rules.append(rule_cmd)
             # chain_block: every item ends with a stmt_separator, even before '}'
@@ -932,6 +992,18 @@ class Parser:
         if cmd.chain and cmd.family == "netdev" and not cmd.chain.devices:
             raise NftError("Missing `device' in this chain definition", open_brace.loc.to(close.loc))
         return rules
+
+    def chain_property(self, cmd: Command, tok: Token) -> None:
+        """`type T hook H [device D] priority P` or `policy accept|drop` in a chain block."""
+        if tok.is_word("type"):
+            cmd.chain = self.hook_spec(cmd)
+            return
+        self.next()
+        self._expand_variable()
+        if not self.at("accept", "drop"):
+            raise self.unexpected("accept or drop or '$'")
+        value = self.next()
+        cmd.policy, cmd.locs["policy"] = value.text, tok.loc.to(value.loc)
 
     def hook_spec(self, cmd: Command) -> ChainSpec:
         start = self.next()
@@ -1407,9 +1479,11 @@ class Parser:
                 self.next()
                 raise self.unexpected()
             err = NftError("No symbol type information", tok.loc)
-            following = self.peek()
+            following, after = self.peek(), self.peek(2)
             plain_value = following.kind in ("str", "num") and following.text not in STATEMENT_WORDS
-            err.resume_at = self.pos + 1 + plain_value  # the statement is `symbol value`, a relational one
+            keyword_value = following.kind == "str" and following.text in KEYWORD_VALUES and not (
+                following.text in HEADER_FIELDS and after.text in HEADER_FIELDS[following.text][1])
+            err.resume_at = self.pos + 1 + (plain_value or keyword_value)  # `symbol value`, a relational one
             raise err
         return self.stmt_expression(family)
 
@@ -1912,6 +1986,14 @@ class Parser:
         the addresses' family is the statement's, else the rule's network
         protocol: they are read once the rule is evaluated (evaluate_rule())."""
         kind = self.next()
+        if self.at("ip", "ip6") and self.peek().kind == "str" and self.peek().text in HEADER_FIELDS[self.tok.text][1]:
+            # nat_stmt_args' first form: the address is an expression (`snat ip daddr`), no `to`
+            expr, expr_loc = self.located_selector_chain(family)
+            err = NftError("ip or ip6 must be specified with address for inet tables.", kind.loc) \
+                if family == "inet" else \
+                NftError("a NAT address from an expression is not modelled by the mock kernel", expr_loc)
+            err.resume_at = self.pos  # bison reads on: a syntax error later in the rule is nft's first
+            raise err
         nat_family = self.next().text if self.at("ip", "ip6") else None
         prefix = bool(self.accept("prefix"))
         self.expect("to")
@@ -2576,6 +2658,8 @@ class Parser:
             raise self.unexpected()
         keyword_value = self.at(*KEYWORD_VALUES) and (self.peek().kind in ("nl", "eof") or self.peek().text in (";", "}"))
         if not self.at(*SELECTOR_WORDS, "(") or keyword_value:
+            if self.at_end_of_stmt():
+                raise self.unexpected()
             if dtype is types.classid:
                 self._scan_classid()
             value = self.next()
@@ -2841,7 +2925,8 @@ def evaluate_rule(stmts: list[Stmt], family: str) -> list[Stmt]:
         ether_type = base is not None and isinstance(stmt.lhs, Payload) and stmt.lhs.fields == (ETHER_TYPE,)
         if ether_type:
             link = "vlan" if stmt.rhs.value in VLAN_ETHERTYPES else "ether"
-            net = {0x0800: "ip", 0x86DD: "ip6"}.get(stmt.rhs.value, net)
+            if stmt.rhs.value in (0x0800, 0x86DD, 0x0806):
+                net, net_loc = {0x0800: "ip", 0x86DD: "ip6", 0x0806: "arp"}[stmt.rhs.value], stmt.span or stmt.loc
         elif base == "transport":
             l4, l4_loc = l4_name(stmt.rhs.value), stmt.span or stmt.loc
         elif base == "network":  # the relational expression is where nft's protocol context points
@@ -2900,11 +2985,10 @@ def _evaluate_tproxy(stmt: Tproxy, family: str, net: str | None, net_loc, l4: st
 
 def _check_bridge_stmt(stmt: Stmt) -> None:
     """nft's evaluation of statements the bridge family cannot take (evaluate.c
-    nat_evaluate_family()); `reject` there (nft_reject_bridge.c) is not modelled."""
+    nat_evaluate_family()); `reject` there is checked in evaluate_rule()
+    (stmt_evaluate_reject_bridge())."""
     if isinstance(stmt, Nat):
         raise NftError("NAT is only supported for IPv4/IPv6", stmt.loc)
-    if isinstance(stmt, Reject):
-        raise NftError("reject in the bridge family is not modelled by the mock kernel", stmt.loc)
 
 
 def _link_header_dependency() -> Match:
@@ -2937,10 +3021,13 @@ def _evaluate_reject(stmt: Reject, family: str, net: str | None, net_loc, out: l
     `with icmpv6` needs its protocol (in an inet table a `meta nfproto`, in a
     netdev table a `meta protocol` in front).
     Returns the network protocol after it."""
+    if family == "bridge" and net not in (None, "ip", "ip6") and stmt.kind not in REJECT_NETWORK:
+        # stmt_evaluate_reject_bridge_family(): only IPv4 and IPv6 packets are rejected
+        raise NftError("cannot reject this network family", stmt.keyword_loc or stmt.loc, (net_loc,) if net_loc else ())
     if stmt.kind is None:
         stmt.kind, stmt.code = DEFAULT_REJECT[net]
         return net
-    if stmt.kind == "icmpx" and family not in ("inet", "netdev"):
+    if stmt.kind == "icmpx" and family not in ("inet", "netdev", "bridge"):
         raise NftError("abstracted ICMP unreachable not supported", stmt.code_loc, (stmt.keyword_loc,))
     wants = REJECT_NETWORK.get(stmt.kind)
     if wants is None:
