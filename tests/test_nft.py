@@ -843,12 +843,13 @@ def test_nft_refuses_a_keyword_or_a_quoted_string_where_a_name_stands_and_change
 
 
 def test_a_file_naming_a_chain_fwd_is_refused_at_the_name_and_loads_nothing():
-    """nft goes on after the error and reports two more; the first is the mock's."""
+    """nft goes on after the error (bison's error recovery) and reports two more, as the mock does."""
     text = "table ip t { chain fwd { type filter hook forward priority 0; counter } }\n"
+    line = "table ip t { chain fwd { type filter hook forward priority 0; counter } }"
     assert nft_error(Kernel(), ["nft", "-f", "-"], text).split("\n") == [
-        "/dev/stdin:1:20-22: Error: syntax error, unexpected fwd, expecting string",
-        "table ip t { chain fwd { type filter hook forward priority 0; counter } }",
-        "                   ^^^"]
+        "/dev/stdin:1:20-22: Error: syntax error, unexpected fwd, expecting string", line, "                   ^^^",
+        "/dev/stdin:1:71-71: Error: syntax error, unexpected '}', expecting string", line, " " * 70 + "^",
+        "/dev/stdin:2:1-1: Error: syntax error, unexpected end of file", line, "^"]
 
 
 # Keywords of other scanner scopes (ip's saddr, ct's state, list's maps) and hook
