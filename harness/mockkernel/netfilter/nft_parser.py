@@ -771,7 +771,7 @@ class Parser:
                     if not (self.tok.kind in ("nl", "eof") or self.at(";")):
                         raise self.unexpected("end of file or newline or semicolon")
                 except NftError as err:
-                    self.recover(err)
+                    self.recover(err, line_end=True)  # input's `error line_end`: to the newline
         except _InputEnded:
             pass
         errors = self.syntax_errors + self.evaluation_errors
@@ -781,14 +781,14 @@ class Parser:
             raise errors[0]
         return self.commands
 
-    def recover(self, err: NftError) -> None:
-        """parser_bison.y's `error stmt_separator`: note the error, skip to the
-        end of the line (or statement) and go on; what the mock does not model
-        stops it."""
+    def recover(self, err: NftError, line_end: bool = False) -> None:
+        """parser_bison.y's `error stmt_separator` in a block (`error line_end`
+        for a line of the input): note the error, skip to the end of the
+        statement (of the line) and go on; what the mock does not model stops it."""
         if "not modelled" in err.message or "not supported by the mock" in err.message:
             raise err
         (self.syntax_errors if err.message.startswith("syntax error") else self.evaluation_errors).append(err)
-        while not (self.tok.kind in ("nl", "eof") or self.at(";")):
+        while not (self.tok.kind in ("nl", "eof") or (self.at(";") and not line_end)):
             self.next()
         if self.tok.kind == "eof":
             raise _InputEnded
