@@ -9,7 +9,6 @@ what the frame that left looks like. The expectations are the kernel's
 """
 from __future__ import annotations
 
-import re
 import struct
 
 import pytest
@@ -20,20 +19,11 @@ from scapy.packet import Raw
 
 from harness.packets import Mask
 from harness.testing import forward
+from harness.testing import counted_by_iptables_comment as counts
 
 pytestmark = pytest.mark.requires("nftables")
 
-COUNTED = re.compile(r'^\[(\d+):\d+\] -A \S+ .*-m comment --comment ("[^"]*"|\S+)')
 
-
-def counts(target, table: str = "filter") -> dict[str, int]:
-    """Packets each named rule of `table` counted so far (iptables-save -c)."""
-    out = {}
-    for line in target.sh(["iptables-save", "-c", "-t", table]).splitlines():
-        found = COUNTED.match(line)
-        if found:
-            out[found.group(2).strip('"')] = int(found.group(1))
-    return out
 
 
 def add(target, *rules: str) -> None:
@@ -256,9 +246,8 @@ def test_ip6tables_matches_find_extension_headers_and_the_hop_limit(target, rout
     forward6(target, h0, h1, IPv6ExtHdrFragment(id=150, m=0, offset=2, nh=17) / bytes(8), hlim=10)
     forward6(target, h0, h1, IPv6ExtHdrHopByHop(options=[PadN(optdata=b"\0\0\0\0")]) / UDP(sport=1, dport=2),
              hlim=10)
-    saved = target.sh(["ip6tables-save", "-c"]).splitlines()
-    seen = {m.group(2).strip('"'): int(m.group(1)) for m in map(COUNTED.match, saved) if m}
-    assert seen == {"first": 1, "more": 1, "id": 2, "frag-and-upper": 2, "upper-only": 1, "hbh8": 1, "hl63": 1}
+    assert counts(target, prog="ip6tables") == {"first": 1, "more": 1, "id": 2, "frag-and-upper": 2, "upper-only": 1,
+                                                 "hbh8": 1, "hl63": 1}
 
 
 def test_esp_ah_and_ipcomp_match_the_spi_within_the_range(target, router):

@@ -18,30 +18,19 @@ ipt_rpfilter.c, xt_osf.c with nfnetlink_osf.c), written by hand.
 """
 from __future__ import annotations
 
-import re
-
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from harness.target import PORTS
 from harness.testing import bridge_up, forward
+from harness.testing import counted_by_iptables_comment as counts
 
 pytestmark = pytest.mark.requires("nftables")
 
-COUNTED = re.compile(r'^\[(\d+):\d+\] -A \S+ .*-m comment --comment ("[^"]*"|\S+)')
 PORT_A, PORT_B = PORTS[1], PORTS[2]
 IP_A, IP_B = "172.17.0.2", "172.17.0.3"
 
-
-def counts(target, table: str = "filter", save: str = "iptables-save") -> dict[str, int]:
-    """Packets each named rule of `table` counted so far (iptables-save -c)."""
-    out = {}
-    for line in target.sh([save, "-c", "-t", table]).splitlines():
-        found = COUNTED.match(line)
-        if found:
-            out[found.group(2).strip('"')] = int(found.group(1))
-    return out
 
 
 def add(target, *rules: str) -> None:
@@ -165,7 +154,7 @@ def test_ip6tables_rpfilter_looks_up_the_route_back_out_of_the_receiving_port(ta
         sent = h0.to_dut6(src=source, dst=h2.ip6, fl=0) / UDP(sport=1, dport=2)
         target.send(h0.port, sent)
         target.expect(h2.port, h2.from_dut6(src=source, dst=h2.ip6, hlim=63, fl=0) / UDP(sport=1, dport=2))
-    assert counts(target, "mangle", "ip6tables-save") == {"strict": 1, "loose": 2, "strict-fails": 2}
+    assert counts(target, "mangle", prog="ip6tables") == {"strict": 1, "loose": 2, "strict-fails": 2}
 
 
 def test_osf_finds_no_fingerprint_where_none_was_loaded(target, router):

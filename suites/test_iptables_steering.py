@@ -9,8 +9,6 @@ lab) set; the mock must compute the same jhash.
 """
 from __future__ import annotations
 
-import re
-
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6EchoRequest, IPv6, IPv6ExtHdrFragment
@@ -18,20 +16,11 @@ from scapy.layers.ipsec import ESP
 from scapy.layers.l2 import Ether
 
 from harness.testing import forward
+from harness.testing import counted_by_iptables_comment as counts
 
 pytestmark = pytest.mark.requires("nftables")
 
-COUNTED = re.compile(r'^\[(\d+):\d+\] -A \S+ .*-m comment --comment ("[^"]*"|\S+)')
 
-
-def counts(target, table: str = "filter", prog: str = "iptables") -> dict[str, int]:
-    """Packets each named rule of `table` counted so far (iptables-save -c)."""
-    out = {}
-    for line in target.sh([f"{prog}-save", "-c", "-t", table]).splitlines():
-        found = COUNTED.match(line)
-        if found:
-            out[found.group(2).strip('"')] = int(found.group(1))
-    return out
 
 
 def add(target, *rules: str, prog: str = "iptables") -> None:

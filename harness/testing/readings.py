@@ -30,11 +30,11 @@ def counted_by_comment(target: Target) -> dict[str, int]:
     return {m.group(1): c.packets for c in target.counters() if (m := COMMENT.search(c.rule))}
 
 
-def counted_by_iptables_comment(target: Target, table: str = "filter") -> dict[str, int]:
-    """Packets counted so far by each iptables rule of `table`, by its `-m comment`
-    (iptables-save -c: nft lists an iptables-nft comment as nothing)."""
+def counted_by_iptables_comment(target: Target, table: str = "filter", prog: str = "iptables") -> dict[str, int]:
+    """Packets counted so far by each `prog` (iptables, ip6tables) rule of `table`, by
+    its `-m comment` (`prog`-save -c: nft lists an iptables-nft comment as nothing)."""
     out = {}
-    for line in target.sh(["iptables-save", "-c", "-t", table]).splitlines():
+    for line in target.sh([f"{prog}-save", "-c", "-t", table]).splitlines():
         found = SAVED_COUNT.match(line)
         if found:
             out[found.group(2).strip('"')] = int(found.group(1))
