@@ -36,6 +36,16 @@ from harness.mockkernel.netfilter.nft_set import Element, NftSet, format_time
 EOPNOTSUPP = "Operation not supported"
 
 
+
+def live_element(nset: NftSet, key, now: float) -> Element | None:
+    """The element of `nset` holding `key`, None if there is none or it has
+    expired (removed then, as if the set's gc had reaped it)."""
+    found = next((e for e in nset.elements if e.key == key), None)
+    if found is not None and found.expires is not None and now >= found.expires:
+        nset.elements.remove(found)
+        return None
+    return found
+
 class Dynset(Stmt):
     """One `add|update|delete @set { key }` statement."""
 
@@ -78,10 +88,7 @@ class Dynset(Stmt):
             if key is None:
                 return NFT_BREAK
             now = clock.now
-            found = next((e for e in nset.elements if e.key == key), None)
-            if found is not None and found.expires is not None and now >= found.expires:
-                nset.elements.remove(found)  # expired: as if gone (the gc would have reaped it)
-                found = None
+            found = live_element(nset, key, now)
             if op == "delete":
                 if found is not None:
                     nset.elements.remove(found)
@@ -142,10 +149,7 @@ class Meter(Stmt):
             if key is None:
                 return NFT_BREAK
             now = clock.now
-            found = next((e for e in nset.elements if e.key == key), None)
-            if found is not None and found.expires is not None and now >= found.expires:
-                nset.elements.remove(found)  # expired: as if gone (the gc would have reaped it)
-                found = None
+            found = live_element(nset, key, now)
             if found is None:
                 if len(nset.elements) >= nset.size:
                     return NFT_BREAK
