@@ -226,6 +226,8 @@ def device_or_invarg(net, name: str):
 def _xdp_program(net, path: str, section: str | None):
     """iplink_xdp.c's bpf_program_load(): the object's program in `section`, or its first."""
     obj = bpf_obj_open(net, path, 255)
+    if section and not any(p.section == section for p in obj.programs.values()):
+        raise ToolError(f"Object file doesn't contain sec {section}", 255)
     return obj.program(section) if section else obj.program()
 
 
