@@ -1,4 +1,6 @@
-"""`python -m benchmarks [NAME ...]`: run the named benchmarks (all by default)."""
+"""`python -m benchmarks [NAME ...] [OPTION ...]`: run the named benchmarks (all by
+default); options after the names go to the one named benchmark that takes them
+(`python -m benchmarks lab_faults --minutes 30`)."""
 from __future__ import annotations
 
 import sys
@@ -26,13 +28,23 @@ BENCHMARKS = {
 }
 
 
+TAKES_OPTIONS = {"lab_faults"}
+
+
 def main(argv: list[str]) -> int:
-    names = argv or list(BENCHMARKS)
+    split = next((i for i, arg in enumerate(argv) if arg.startswith("-")), len(argv))
+    names, options = argv[:split] or list(BENCHMARKS), argv[split:]
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; have: {', '.join(BENCHMARKS)}", file=sys.stderr)
         return 2
+    if options and (len(names) != 1 or names[0] not in TAKES_OPTIONS):
+        print(f"options ({' '.join(options)}) go to one benchmark that takes them: {', '.join(sorted(TAKES_OPTIONS))}",
+              file=sys.stderr)
+        return 2
     for name in names:
+        if options:
+            return BENCHMARKS[name](options)
         BENCHMARKS[name]()
     return 0
 

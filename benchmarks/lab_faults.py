@@ -38,7 +38,7 @@ campaign is its processes' child subreaper, so the run's orphans stay its
 descendants.
 
     python -m benchmarks lab_faults                        (200 runs)
-    python -m benchmarks.lab_faults --runs 50 --seed 7 [--minutes M]   (nice -n 19 recommended)
+    python -m benchmarks lab_faults --runs 50 --seed 7 [--minutes M]   (nice -n 19 recommended)
 
 Prints `figure lab.fault_runs N count` and `figure lab.leftovers N count`. Needs root.
 """
