@@ -1,11 +1,18 @@
 """Fixtures the harness's own tests share."""
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[1]
+
+# A run started in the background by a shell without job control inherits SIGINT
+# ignored, and so would the pytest sessions these tests start; the tests that
+# interrupt one need it delivered (a handler, unlike SIG_IGN, is reset on exec).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
