@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 
+from harness.target import CommandError
 from harness.testing import icmp_socket_mask
 
 pytestmark = pytest.mark.requires("xdp")
@@ -42,3 +43,15 @@ def test_xdp_off_detaches_the_program(target, hosts, bpf_objects):
     sock = target.socket("udp", (h0.dut_ip, 5354))
     target.send(h0.port, h0.to_dut(id=4) / UDP(sport=1, dport=5354) / b"again")
     assert sock.recv() == (b"again", (h0.ip, 1))
+
+
+def test_xdp_obj_without_sec_loads_section_prog_and_refuses_an_object_without_it(target, hosts, bpf_objects):
+    """iproute2's XDP section defaults to "prog" (bpf_prog_to_default_section(),
+    lib/bpf_legacy.c), not the object's first program: xdp_pass.o has only
+    SEC("xdp"), so libbpf's loader refuses it (load_bpf_object(), lib/bpf_libbpf.c),
+    status 255, and the port keeps no program."""
+    h0 = hosts[0]
+    with pytest.raises(CommandError, match="object file doesn't contain sec prog") as refused:
+        target.sh(f"ip link set dev {h0.port.name} xdp obj {bpf_objects['xdp_pass']}")
+    assert refused.value.returncode == 255
+    assert " xdp" not in target.sh(f"ip link show dev {h0.port.name}")

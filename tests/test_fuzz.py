@@ -372,9 +372,9 @@ def test_ip_link_xdp_object_that_is_no_elf_file_fails_as_iproute2_bpf_elf_ctx_in
 
 def test_ip_link_xdp_section_the_object_lacks_fails_as_iproute2_does(objects):
     """iproute2 6.1 on this host: `ip link set DEV xdpgeneric obj xdp_blocklist.o sec
-    nosuch` is "Object file doesn't contain sec nosuch", status 255 (the mock raised
-    KeyError)."""
+    nosuch` is "object file doesn't contain sec nosuch" (lib/bpf_libbpf.c
+    load_bpf_object()), status 255 (the mock raised KeyError)."""
     with pytest.raises(CommandError) as refused:
         MockTarget().sh(["ip", "link", "set", "p1", "xdpgeneric", "obj", str(objects["xdp_blocklist"]),
                          "sec", "nosuch"])
-    assert "Object file doesn't contain sec nosuch" in str(refused.value)
+    assert "object file doesn't contain sec nosuch" in str(refused.value)

@@ -211,3 +211,13 @@ def test_generic_xdp_runs_on_the_skb_before_tc_and_native_and_generic_exclude_ea
     assert " xdpgeneric qdisc noqueue " in sh(k, "ip link show dev p0")
     sh(k, "ip link set dev p0 xdpgeneric off")
     assert " xdp" not in sh(k, "ip link show dev p0")
+
+
+def test_ip_link_xdp_without_sec_asks_for_iproute2_s_default_section_prog(k, obj):
+    """bpf_prog_to_default_section(BPF_PROG_TYPE_XDP) is "prog" (lib/bpf_legacy.c):
+    an object whose one program is in SEC("xdp") is refused by load_bpf_object()
+    (lib/bpf_libbpf.c) as on the lab, not attached by its first program."""
+    with pytest.raises(CommandError, match="object file doesn't contain sec prog") as refused:
+        sh(k, f"ip link set dev p0 xdpgeneric obj {obj['xdp_drop_udp']}")
+    assert refused.value.returncode == 255
+    assert "xdpgeneric" not in sh(k, "ip link show dev p0")

@@ -223,12 +223,21 @@ def device_or_invarg(net, name: str):
     return dev
 
 
+XDP_DEFAULT_SECTION = "prog"  # lib/bpf_legacy.c __bpf_prog_meta[BPF_PROG_TYPE_XDP].section, ELF_SECTION_PROG
+
+
 def _xdp_program(net, path: str, section: str | None):
-    """iplink_xdp.c's bpf_program_load(): the object's program in `section`, or its first."""
+    """iplink_xdp.c xdp_parse() -> bpf_parse_and_load_common(): the object's program
+    in `section`, which defaults to XDP's "prog" (bpf_parse() takes
+    bpf_prog_to_default_section(); iproute2 6.1 on this host: an object without
+    that section is refused, never its first program taken). lib/bpf_libbpf.c
+    load_bpf_object() refuses an object without the section: "object file
+    doesn't contain sec S", status 255."""
+    section = section or XDP_DEFAULT_SECTION
     obj = bpf_obj_open(net, path, 255)
-    if section and not any(p.section == section for p in obj.programs.values()):
-        raise ToolError(f"Object file doesn't contain sec {section}", 255)
-    return obj.program(section) if section else obj.program()
+    if not any(p.section == section for p in obj.programs.values()):
+        raise ToolError(f"object file doesn't contain sec {section}", 255)
+    return obj.program(section)
 
 
 def _xdp_args(tokens) -> tuple[str | None, str | None]:
