@@ -16,6 +16,7 @@ missing then). Layers, top to bottom:
     ipv4 ipv6 bridge
     core       core/, net.py, tracer.py, clock.py, nic.py, netfilter/core.py
     wire
+    lib        userspace libraries the front ends and iptables' extensions share
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = "harness.mockkernel"
-LAYERS = (("wire",), ("core",), ("ipv4", "ipv6", "bridge"), ("netfilter", "sched", "bpf"), ("kernel",), ("cmd",),
+LAYERS = (("lib",), ("wire",), ("core",), ("ipv4", "ipv6", "bridge"), ("netfilter", "sched", "bpf"), ("kernel",), ("cmd",),
           ("linerate",), ("target",))
 LAYER = {package: level for level, packages in enumerate(LAYERS) for package in packages}
 # modules outside core/ that are the core layer: the per-namespace tables, the

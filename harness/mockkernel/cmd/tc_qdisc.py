@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from harness.mockkernel.cmd.args import Args, ToolError, c_uint, not_modelled
 from harness.mockkernel.cmd.iputils import device, duparg, invarg, matches
 from harness.mockkernel.cmd.tc_util import (TC_H_ROOT, calc_xmitsize, calc_xmittime, get_qdisc_handle, get_rate64,
-                                            get_size, get_tc_classid, get_time, rtable_cell_log, sprint_rate,
-                                            sprint_size, sprint_tc_classid, sprint_time, strtod, tick2time,
-                                            time2tick)
+                                            get_size, get_tc_classid, rtable_cell_log, sprint_rate, sprint_size,
+                                            sprint_tc_classid, sprint_time, tick2time, time2tick)
 from harness.mockkernel.core.errors import RtnlError
+from harness.mockkernel.lib.utils_math import get_time, strtod
 from harness.mockkernel.sched import sch_ingress
 from harness.mockkernel.sched.sch_api import qdisc_dump_order, tc_ctl_tclass, tc_delete_qdisc, tc_modify_qdisc
 from harness.mockkernel.sched.sch_fq_codel import FqCodelOpt

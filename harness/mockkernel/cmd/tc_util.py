@@ -11,44 +11,25 @@ from __future__ import annotations
 import math
 import re
 
-TIME_UNITS_PER_SEC = 1_000_000
+from harness.mockkernel.lib.utils_math import TIME_UNITS_PER_SEC, c_uint64, rate_bytes, strtod
+
 TICK_IN_USEC = 1000 / 64  # tc_core_init(): t2us / us2t * clock_factor
 TC_H_ROOT = 0xFFFFFFFF
-_STRTOD = re.compile(r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)")
 _STRTOUL16 = re.compile(r"[+-]?(?:0[xX])?[0-9a-fA-F]+")
-# lib/utils_math.c suffixes, bits per unit (matched case-insensitively, first match wins)
-RATE_SUFFIXES = (("bit", 1.), ("Kibit", 1024.), ("kbit", 1000.), ("mibit", 1024. ** 2), ("mbit", 1e6),
-                 ("gibit", 1024. ** 3), ("gbit", 1e9), ("tibit", 1024. ** 4), ("tbit", 1e12), ("Bps", 8.),
-                 ("KiBps", 8. * 1024), ("KBps", 8000.), ("MiBps", 8. * 1024 ** 2), ("MBps", 8e6),
-                 ("GiBps", 8. * 1024 ** 3), ("GBps", 8e9), ("TiBps", 8. * 1024 ** 4), ("TBps", 8e12))
 SIZE_SUFFIXES = {"kb": 1024, "k": 1024, "gb": 1024 ** 3, "g": 1024 ** 3, "gbit": 1024 ** 3 // 8,
                  "mb": 1024 ** 2, "m": 1024 ** 2, "mbit": 1024 ** 2 // 8, "kbit": 1024 // 8, "b": 1}
-TIME_SUFFIXES = {"s": TIME_UNITS_PER_SEC, "sec": TIME_UNITS_PER_SEC, "secs": TIME_UNITS_PER_SEC,
-                 "ms": 1000, "msec": 1000, "msecs": 1000, "us": 1, "usec": 1, "usecs": 1}
-
-
-def strtod(text: str) -> tuple[float, str] | None:
-    """strtod(): the leading number and the rest, None when there is no number."""
-    m = _STRTOD.match(text)
-    return (float(m.group()), text[m.end():]) if m else None
 
 
 def get_rate64(text: str) -> int | None:
     """get_rate64(): bytes per second, None when malformed."""
-    parsed = strtod(text)
-    if parsed is None:
-        return None
-    bps, rest = parsed
-    if rest:
-        scale = next((s for name, s in RATE_SUFFIXES if name.lower() == rest.lower()), None)
-        if scale is None:
-            return None
-        bps *= scale
-    return int(bps / 8)
+    rate = rate_bytes(text)
+    return None if rate is None else c_uint64(rate)
 
 
 def get_size(text: str) -> int | None:
-    """get_size(): bytes, None when malformed or not a whole u32."""
+    """get_size() (get_size64() and a u32 check): bytes, None when malformed
+    or not a whole u32 (the __u64 stored differs from floor() of the double:
+    a fraction, a negative, NaN or infinity)."""
     parsed = strtod(text)
     if parsed is None:
         return None
@@ -58,23 +39,10 @@ def get_size(text: str) -> int | None:
         if scale is None:
             return None
         size *= scale
-    if size < 0 or size >= 1 << 32 or size != math.floor(size):
+    stored = c_uint64(size)
+    if not math.isfinite(size) or stored != math.floor(size) or stored > 0xFFFFFFFF:
         return None
-    return int(size)
-
-
-def get_time(text: str) -> int | None:
-    """get_time(): microseconds."""
-    parsed = strtod(text)
-    if parsed is None:
-        return None
-    t, rest = parsed
-    if rest:
-        scale = TIME_SUFFIXES.get(rest.lower())
-        if scale is None:
-            return None
-        t *= scale
-    return int(t) & 0xFFFFFFFF
+    return stored
 
 
 def strtoul16(text: str) -> tuple[int, str] | None:

@@ -13,10 +13,10 @@ translation).
 from __future__ import annotations
 
 import math
-import re
 import weakref
 
 from harness.mockkernel.core.gen_estimator import GnetStatsBasic, NetRateEstimator
+from harness.mockkernel.lib.utils_math import TIME_UNITS_PER_SEC, c_uint32, get_time, rate_bytes
 from harness.mockkernel.netfilter.nf_tables import ENOENT
 from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exprs import Stmt
@@ -25,42 +25,11 @@ from harness.mockkernel.netfilter.xt_options import XtOpt, usage_error
 from harness.mockkernel.netfilter.xt_targets import XtTarget
 
 NAME_SIZE = 16  # IFNAMSIZ: struct xt_rateest_target_info name, xt_rateest_match_info name1/name2
-TIME_UNITS_PER_SEC = 1_000_000
-TIME_SUFFIXES = {"s": TIME_UNITS_PER_SEC, "sec": TIME_UNITS_PER_SEC, "secs": TIME_UNITS_PER_SEC,
-                 "ms": 1000, "msec": 1000, "msecs": 1000, "us": 1, "usec": 1, "usecs": 1}
-# libxt_rateest.c suffixes[] (iproute's), bits per unit, matched case-insensitively, first match wins
-RATE_SUFFIXES = (("bit", 1.), ("kibit", 1024.), ("kbit", 1000.), ("mibit", 1024. ** 2), ("mbit", 1e6),
-                 ("gibit", 1024. ** 3), ("gbit", 1e9), ("tibit", 1024. ** 4), ("tbit", 1e12), ("bps", 8.),
-                 ("kibps", 8. * 1024), ("kbps", 8000.), ("mibps", 8. * 1024 ** 2), ("mbps", 8e6),
-                 ("gibps", 8. * 1024 ** 3), ("gbps", 8e9), ("tibps", 8. * 1024 ** 4), ("tbps", 8e12))
-_STRTOD = re.compile(r"\s*[+-]?(?:0x(?:[0-9a-f]+\.?[0-9a-f]*|\.[0-9a-f]+)(?:p[+-]?\d+)?"
-                     r"|(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|inf(?:inity)?|nan)", re.I)
-
 # xt_rateest_match_info flags and modes (include/uapi/linux/netfilter/xt_rateest.h)
 XT_RATEEST_MATCH_INVERT, XT_RATEEST_MATCH_ABS, XT_RATEEST_MATCH_REL = 1, 2, 4
 XT_RATEEST_MATCH_DELTA, XT_RATEEST_MATCH_BPS, XT_RATEEST_MATCH_PPS = 8, 16, 32
 XT_RATEEST_MATCH_NONE, XT_RATEEST_MATCH_EQ, XT_RATEEST_MATCH_LT, XT_RATEEST_MATCH_GT = 0, 1, 2, 3
 MODE_NAMES = {XT_RATEEST_MATCH_EQ: "eq", XT_RATEEST_MATCH_LT: "lt", XT_RATEEST_MATCH_GT: "gt"}
-
-
-def strtod(text: str) -> tuple[float, str] | None:
-    """strtod(): the leading number and the rest, None when there is none."""
-    m = _STRTOD.match(text)
-    if m is None:
-        return None
-    number = m.group().strip().lower()
-    sign = -1.0 if number.startswith("-") else 1.0
-    digits = number.lstrip("+-")
-    value = float.fromhex(digits) if digits.startswith("0x") else float(digits)
-    return sign * value, text[m.end():]
-
-
-def c_uint32(value: float) -> int:
-    """A double stored in an unsigned int as gcc does it on x86-64 (through a
-    64-bit signed conversion; what is out of its range becomes 0)."""
-    if math.isnan(value) or abs(value) >= 2.0 ** 63:
-        return 0
-    return int(value) & 0xFFFFFFFF
 
 
 # ------------------------------------------------------------------ the namespace's estimators
@@ -118,20 +87,6 @@ def xt_rateest_lookup(view, name: str) -> tuple[int, int] | None:
 
 
 # ------------------------------------------------------------------ RATEEST
-
-def get_time(text: str) -> int | None:
-    """RATEEST_get_time(): microseconds (no suffix: microseconds too)."""
-    parsed = strtod(text)
-    if parsed is None:
-        return None
-    number, rest = parsed
-    if rest:
-        scale = TIME_SUFFIXES.get(rest.lower())
-        if scale is None:
-            return None
-        number *= scale
-    return c_uint32(number)
-
 
 def print_time(usecs: int) -> str:
     """RATEEST_print_time()."""
@@ -230,14 +185,8 @@ class RateestTarget(XtTarget):
 
 def get_rate(text: str) -> int | None:
     """rateest_get_rate(): bytes per second from bits per second (no suffix) or a suffixed rate."""
-    parsed = strtod(text)
-    if parsed is None:
-        return None
-    bps, rest = parsed
-    if not rest:
-        return c_uint32(bps / 8.)
-    scale = next((s for name, s in RATE_SUFFIXES if name == rest.lower()), None)
-    return None if scale is None else c_uint32(bps * scale / 8.)
+    rate = rate_bytes(text)
+    return None if rate is None else c_uint32(rate)
 
 
 def print_rate(rate: int, numeric: bool) -> str:
