@@ -14,7 +14,7 @@ from harness.cli.trace import Trace
 from harness.diff.__main__ import campaign
 from harness.diff.explained import explain
 from harness.diff.runner import FreshTargets, Result, shrink, smaller
-from harness.diff.scenario import Chain, Scenario
+from harness.diff.scenario import Chain, Program, Scenario, restore_text
 from harness.journey import Drop, Hop, Journey
 
 SCENARIO = Scenario(("sysctl -w net.ipv4.ip_forward=0", "ip route add blackhole 192.0.2.0/24"),
@@ -25,6 +25,34 @@ SCENARIO = Scenario(("sysctl -w net.ipv4.ip_forward=0", "ip route add blackhole 
 
 def test_a_scenario_is_data_that_round_trips_through_json():
     assert Scenario.from_json(SCENARIO.to_json()) == SCENARIO
+
+
+XT_SCENARIO = replace(SCENARIO, xtables=("-t filter -N u0", "-t filter -A u0 -p udp --dport 53 -j DROP",
+                                         "-t nat -A POSTROUTING -j MASQUERADE", "-t filter -A FORWARD -j u0",
+                                         "-t filter -P FORWARD DROP"),
+                      programs=(Program("p0", "xdp", "xdp_pass", "xdp"), Program("p1", "ingress", "tc_set_mark", "tc"),
+                                Program("p1", "egress", "tc_drop_udp", "tc")))
+
+
+def test_a_scenario_with_iptables_lines_and_programs_round_trips_and_old_cases_still_load():
+    assert Scenario.from_json(XT_SCENARIO.to_json()) == XT_SCENARIO
+    old = {key: value for key, value in SCENARIO.to_json().items()}
+    assert "xtables" not in old and "programs" not in old  # a case without them is written as before
+    assert Scenario.from_json(old) == SCENARIO
+
+
+def test_iptables_lines_are_one_restore_a_block_per_table_user_chains_and_policies_declared_first():
+    assert restore_text(XT_SCENARIO.xtables) == (
+        "*nat\n-A POSTROUTING -j MASQUERADE\nCOMMIT\n"
+        "*filter\n:FORWARD DROP [0:0]\n:u0 - [0:0]\n-A u0 -p udp --dport 53 -j DROP\n-A FORWARD -j u0\nCOMMIT\n")
+
+
+def test_programs_attach_after_the_rulesets_a_clsact_qdisc_once_per_port(monkeypatch):
+    monkeypatch.setattr("harness.diff.scenario.build", lambda name: f"/objs/{name}.o")
+    argvs = [" ".join(command.argv) for command in XT_SCENARIO.setup()]
+    assert argvs[2:] == ["iptables-restore", "nft -f -", "ip link set dev p0 xdp obj /objs/xdp_pass.o sec xdp",
+                         "tc qdisc add dev p1 clsact", "tc filter add dev p1 ingress bpf da obj /objs/tc_set_mark.o sec tc",
+                         "tc filter add dev p1 egress bpf da obj /objs/tc_drop_udp.o sec tc"]
 
 
 def test_its_setup_is_the_commands_then_one_nft_transaction():
@@ -45,6 +73,10 @@ def test_smaller_scenarios_each_lack_one_part():
     assert len(fewer) == 2 + 2 + 2 + 3 + 1  # frames, chains, commands, rules, a drop policy made accept
     assert all(candidate != SCENARIO for candidate in fewer)
     assert replace(SCENARIO, frames=SCENARIO.frames[1:]) in fewer
+    more = list(smaller(XT_SCENARIO))
+    assert len(more) == len(fewer) + 5 + 3  # and an iptables line or a program less
+    assert replace(XT_SCENARIO, xtables=XT_SCENARIO.xtables[1:]) in more
+    assert replace(XT_SCENARIO, programs=XT_SCENARIO.programs[:2]) in more
 
 
 def _diverges_on_rule_and_frame(scenario: Scenario) -> Result:

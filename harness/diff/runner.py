@@ -139,7 +139,8 @@ def run(scenario: Scenario, targets: FreshTargets) -> Result:
 
 
 def smaller(scenario: Scenario) -> Iterator[Scenario]:
-    """Every scenario one part smaller: a frame, a command, a chain or a rule less."""
+    """Every scenario one part smaller: a frame, a command, a chain, a rule, an iptables
+    line or a program less."""
     for i in range(len(scenario.frames)):
         if len(scenario.frames) > 1:
             yield replace(scenario, frames=scenario.frames[:i] + scenario.frames[i + 1:])
@@ -154,6 +155,10 @@ def smaller(scenario: Scenario) -> Iterator[Scenario]:
         if chain.policy == "drop":
             yield replace(scenario, chains=scenario.chains[:i] + (replace(chain, policy="accept"),)
                           + scenario.chains[i + 1:])
+    for i in range(len(scenario.xtables)):
+        yield replace(scenario, xtables=scenario.xtables[:i] + scenario.xtables[i + 1:])
+    for i in range(len(scenario.programs)):
+        yield replace(scenario, programs=scenario.programs[:i] + scenario.programs[i + 1:])
 
 
 def shrink(result: Result, runner: Callable[[Scenario], Result],

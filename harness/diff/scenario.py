@@ -2,9 +2,12 @@
 
 The grammar is what the mock models and both targets accept: the addressing plan's
 router (harness.testing.plan_router(): p0..p2 at 10.0.N.1/24, hosts 10.0.N.2 with
-permanent neighbour entries), a few sysctls and routes, and an `ip` table of filter
-and NAT base chains whose rules combine common matches with a statement. Frames
-come from the host on one port, to addresses the DUT owns, routes, blackholes or
+permanent neighbour entries), a few sysctls and routes, an `ip` table of filter
+and NAT base chains whose rules combine common matches with a statement, iptables
+(-nft) rules in the raw, mangle, nat and filter tables (user chains and policies
+included: one `iptables-restore`, before the nft table, so at an equal priority
+iptables' chain runs first), and XDP or TC programs from programs/ on a port.
+Frames come from the host on one port (any of p0..p2), to addresses the DUT owns, routes, blackholes or
 cannot route, over UDP, TCP and ICMP, and some are malformed the ways a wire
 delivers them (truncated, a wrong IHL or total length, a bad checksum, fragments).
 No address needs ARP (every next hop is a plan host with a permanent entry), so no
@@ -19,6 +22,7 @@ from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
+from harness.bpf_build import build
 from harness.cli.setup_file import SetupCommand, parse_setup
 from harness.target import PORTS
 from harness.testing.plan import Host
@@ -111,37 +115,102 @@ class Chain:
 
 
 @dataclass(frozen=True)
+class Program:
+    """An eBPF program of programs/ (`name`, its ELF `section`) attached to DUT `port`
+    at `hook`: xdp (native), xdpgeneric, or TC ingress / egress (clsact, cls_bpf
+    direct-action)."""
+
+    port: str
+    hook: str  # xdp | xdpgeneric | ingress | egress
+    name: str
+    section: str
+
+    def commands(self, obj: str, clsact: bool) -> list[str]:
+        """The commands attaching it, the object at `obj`; `clsact`: add the port's
+        clsact qdisc first (its first TC program)."""
+        if self.hook in ("xdp", "xdpgeneric"):
+            return [f"ip link set dev {self.port} {self.hook} obj {obj} sec {self.section}"]
+        return ([f"tc qdisc add dev {self.port} clsact"] if clsact else []) + \
+            [f"tc filter add dev {self.port} {self.hook} bpf da obj {obj} sec {self.section}"]
+
+    def to_json(self) -> dict:
+        return {"port": self.port, "hook": self.hook, "name": self.name, "section": self.section}
+
+
+XT_TABLE_ORDER = ("raw", "mangle", "nat", "filter")
+
+
+def restore_text(lines: tuple[str, ...]) -> str:
+    """`lines` (iptables command lines without the command: `-t TABLE -A|-N|-P ...`)
+    as iptables-restore input: a block per table, `-N C` as `:C - [0:0]`, `-P C P`
+    as `:C P [0:0]`."""
+    blocks: dict[str, list[str]] = {}
+    for line in lines:
+        words = line.split(maxsplit=3)
+        table, command, rest = words[1], words[2], words[3] if len(words) > 3 else ""
+        block = blocks.setdefault(table, [])
+        if command == "-N":
+            block.insert(sum(b.startswith(":") for b in block), f":{rest} - [0:0]")
+        elif command == "-P":
+            chain, policy = rest.split()
+            block.insert(0, f":{chain} {policy} [0:0]")
+        else:
+            block.append(f"{command} {rest}")
+    text = ""
+    for table in sorted(blocks, key=XT_TABLE_ORDER.index):
+        text += f"*{table}\n" + "".join(f"{b}\n" for b in blocks[table]) + "COMMIT\n"
+    return text
+
+
+@dataclass(frozen=True)
 class Scenario:
     """What one differential run does: `commands` (sysctl, ip route) after the
-    plan, then `chains` as one `nft -f -`, then `frames` into `port`."""
+    plan, then `xtables` as one `iptables-restore`, then `chains` as one `nft -f -`,
+    then `programs` attached, then `frames` into `port`."""
 
     commands: tuple[str, ...]
     chains: tuple[Chain, ...]
     port: str
     frames: tuple[bytes, ...]
+    xtables: tuple[str, ...] = ()  # iptables command lines without "iptables": "-t nat -A PREROUTING ..."
+    programs: tuple[Program, ...] = ()
 
     def setup_text(self) -> str:
         lines = list(self.commands)
+        if self.xtables:
+            lines += ["iptables-restore <<'EOF'", restore_text(self.xtables).rstrip("\n"), "EOF"]
         if self.chains:
             ruleset = "".join(chain.text(i) for i, chain in enumerate(self.chains))
             lines += ["nft -f - <<'EOF'", f"table ip t {{\n{ruleset}}}", "EOF"]
+        with_clsact: set[str] = set()
+        for program in self.programs:
+            tc = program.hook in ("ingress", "egress")
+            lines += program.commands(str(build(program.name)), tc and program.port not in with_clsact)
+            if tc:
+                with_clsact.add(program.port)
         return "".join(line + "\n" for line in lines)
 
     def setup(self) -> list[SetupCommand]:
         return parse_setup(self.setup_text(), "<scenario>")
 
     def to_json(self) -> dict:
-        return {"commands": list(self.commands),
+        data = {"commands": list(self.commands),
                 "chains": [{"hook": c.hook, "kind": c.kind, "priority": c.priority, "policy": c.policy,
                             "rules": list(c.rules)} for c in self.chains],
                 "port": self.port, "frames": [frame.hex() for frame in self.frames]}
+        if self.xtables:
+            data["xtables"] = list(self.xtables)
+        if self.programs:
+            data["programs"] = [program.to_json() for program in self.programs]
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> "Scenario":
         return cls(tuple(data["commands"]),
                    tuple(Chain(c["hook"], c["kind"], c["priority"], c["policy"], tuple(c["rules"]))
                          for c in data["chains"]),
-                   data["port"], tuple(bytes.fromhex(frame) for frame in data["frames"]))
+                   data["port"], tuple(bytes.fromhex(frame) for frame in data["frames"]),
+                   tuple(data.get("xtables", ())), tuple(Program(**p) for p in data.get("programs", ())))
 
     def __str__(self) -> str:
         return json.dumps(self.to_json(), indent=1)
@@ -185,6 +254,153 @@ def _nat_rule(matches: list[str], statement: str) -> str:
     return " ".join([*consistent(matches), "counter", statement])
 
 
+# iptables(-nft): the chains of each table (iptables/nft.c builtin_table), where -i / -o may
+# be matched (xt_check_match(): the hooks of a chain), and what each table's rules may jump to
+XT_CHAINS = {"raw": ("PREROUTING", "OUTPUT"),
+             "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+             "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+             "filter": ("INPUT", "FORWARD", "OUTPUT")}
+XT_HAS_IIF = frozenset({"PREROUTING", "INPUT", "FORWARD"})
+XT_HAS_OIF = frozenset({"FORWARD", "OUTPUT", "POSTROUTING"})
+XT_ADDRESSES = ("10.0.0.0/24", "10.0.1.2", "192.0.2.0/255.255.255.0", "10.0.0.0/8", "10.0.1.1/32",
+                "10.0.2.0/255.255.0.0", "224.0.0.0/4")
+XT_MATCHES = (  # words any rule may carry
+    st.sampled_from(XT_ADDRESSES).flatmap(lambda a: st.sampled_from((f"-s {a}", f"! -s {a}", f"-d {a}", f"! -d {a}"))),
+    st.sampled_from(("NEW", "ESTABLISHED,RELATED", "INVALID", "UNTRACKED", "DNAT", "NEW,UNTRACKED")).map(
+        lambda s: f"-m conntrack --ctstate {s}"),
+    st.sampled_from(("--ctstatus CONFIRMED", "--ctdir ORIGINAL", "--ctdir REPLY", "! --ctstate NEW")).map(
+        lambda s: f"-m conntrack {s}"),
+    st.sampled_from(("NEW", "ESTABLISHED", "INVALID")).map(lambda s: f"-m state --state {s}"),
+    st.sampled_from(("--limit 1/second --limit-burst 1", "--limit 3/minute")).map(lambda s: f"-m limit {s}"),
+    st.sampled_from(("0x1", "! 0x1", "0x1/0x1", "0")).map(
+        lambda m: f"-m mark ! --mark {m[2:]}" if m.startswith("!") else f"-m mark --mark {m}"),
+    st.just('-m comment --comment "drawn by harness.diff"'),
+    st.sampled_from(("--dst-type LOCAL", "--dst-type BROADCAST", "--dst-type MULTICAST", "--dst-type UNICAST",
+                     "--src-type LOCAL", "! --dst-type LOCAL", "--dst-type UNREACHABLE,BLACKHOLE")).map(
+        lambda t: f"-m addrtype {t}"),
+    st.sampled_from(("0:100", "100:65535", "60")).map(lambda n: f"-m length --length {n}"),
+    st.sampled_from(("--ttl-eq 1", "--ttl-lt 3", "--ttl-gt 60", "! --ttl-eq 64")).map(lambda t: f"-m ttl {t}"),
+    st.sampled_from(("-f", "! -f")),
+    st.sampled_from(("0x1", "0x1/0x1")).map(lambda m: f"-m connmark --mark {m}"),
+    st.sampled_from(("--dscp-class EF", "--dscp 0")).map(lambda d: f"-m dscp {d}"),
+)
+XT_PROTOCOL_MATCHES = {  # words that need `-p PROTO` first (iptables loads the protocol's match)
+    "udp": ("--dport 53", "--dport 1:100", "! --dport 53", "--sport 1024:65535", "--sport 53",
+            "-m multiport --dports 7,9,53", "-m multiport --ports 53,1024", "-m udp --dport 9"),
+    "tcp": ("--dport 22", "--dport 1:100", "--syn", "! --syn", "--tcp-flags SYN,ACK SYN", "--tcp-flags ALL RST",
+            "-m tcp --tcp-flags FIN,SYN,RST,ACK ACK", "-m multiport --dports 22,80", "--sport 40000"),
+    "icmp": ("--icmp-type echo-request", "--icmp-type 3/3", "--icmp-type destination-unreachable",
+             "! --icmp-type echo-reply", "-m icmp --icmp-type 8", "--icmp-type timestamp-request"),
+}
+XT_TARGETS = {  # by table: (target, protocol it needs or None)
+    "raw": (("ACCEPT", None), ("DROP", None), ("NOTRACK", None), ("CT --notrack", None),
+            ("MARK --set-mark 0x1", None)),
+    "mangle": (("ACCEPT", None), ("DROP", None), ("RETURN", None), ("MARK --set-mark 0x1", None),
+               ("MARK --set-xmark 0x2/0xff", None), ("CONNMARK --set-mark 0x1", None),
+               ("CONNMARK --save-mark", None), ("CONNMARK --restore-mark", None), ("TTL --ttl-set 1", None),
+               ("TTL --ttl-dec 1", None), ("TTL --ttl-inc 1", None), ("DSCP --set-dscp-class cs1", None),
+               ("TOS --set-tos 0x10", None)),
+    "filter": (("ACCEPT", None), ("DROP", None), ("RETURN", None), ("REJECT", None),
+               ("REJECT --reject-with icmp-host-unreachable", None),
+               ("REJECT --reject-with icmp-net-unreachable", None),
+               ("REJECT --reject-with icmp-admin-prohibited", None),
+               ("REJECT --reject-with icmp-net-prohibited", None),
+               ("REJECT --reject-with icmp-proto-unreachable", None),
+               ("REJECT --reject-with tcp-reset", "tcp"), ("MARK --set-mark 0x1", None),
+               ("CONNMARK --save-mark", None)),
+}
+XT_NAT_TARGETS = {  # nat: by chain (the NAT targets' hooks: xt_nat.c, xt_MASQUERADE.c, xt_REDIRECT.c)
+    "PREROUTING": (("DNAT --to-destination 10.0.2.2", None), ("DNAT --to-destination 10.0.1.2:53", "udp"),
+                   ("REDIRECT --to-ports 9", "udp"), ("REDIRECT", None), ("ACCEPT", None), ("RETURN", None)),
+    "OUTPUT": (("DNAT --to-destination 10.0.2.2", None), ("REDIRECT --to-ports 9", "udp"), ("ACCEPT", None)),
+    "POSTROUTING": (("MASQUERADE", None), ("MASQUERADE --to-ports 2000-2010", "udp"),
+                    ("SNAT --to-source 10.0.1.1", None), ("SNAT --to-source 10.0.1.1:3000-3005", "udp"),
+                    ("RETURN", None)),
+    "INPUT": (("SNAT --to-source 10.0.0.1", None), ("ACCEPT", None)),
+}
+REJECT_CHAINS = frozenset({"INPUT", "FORWARD", "OUTPUT"})  # xt_REJECT.c: .hooks
+
+
+def _xt_key(word: str) -> str:
+    """The option or match module a word of XT_MATCHES sets."""
+    parts = word.removeprefix("! ").split()
+    return " ".join(parts[:2]) if parts[0] == "-m" else parts[0]
+
+
+@st.composite
+def xt_rule(draw, table: str, chain: str, user_chain: str | None = None, hooks: str = "") -> str:
+    """One `-t TABLE -A CHAIN ...` line: a protocol perhaps, up to three matches, a
+    target the table and chain take (`hooks`: the base chain a user chain hangs
+    off, for where -i / -o may be matched)."""
+    where = hooks or chain
+    if table == "nat":
+        target, needs = draw(st.sampled_from(XT_NAT_TARGETS[chain]))
+    else:
+        targets = [t for t in XT_TARGETS[table] if not t[0].startswith("REJECT") or where in REJECT_CHAINS]
+        if user_chain is not None:
+            targets.append((user_chain, None))
+        target, needs = draw(st.sampled_from(targets))
+    proto = needs or draw(st.sampled_from((None, None, "udp", "tcp", "icmp")))
+    words = [f"-p {proto}"] if proto is not None else []
+    if proto is not None and draw(st.booleans()):
+        words.append(draw(st.sampled_from(XT_PROTOCOL_MATCHES[proto])))
+    if where in XT_HAS_IIF and draw(st.integers(0, 3)) == 0:
+        words.append(draw(st.sampled_from(("-i p0", "-i p1", "-i p2", "! -i p0", "-i p+"))))
+    if where in XT_HAS_OIF and draw(st.integers(0, 3)) == 0:
+        words.append(draw(st.sampled_from(("-o p0", "-o p1", "-o p2", "! -o p2", "-o p+"))))
+    seen = set()
+    for word in draw(st.lists(st.one_of(XT_MATCHES), max_size=3)):
+        if _xt_key(word) not in seen:  # iptables takes each option and match module once
+            seen.add(_xt_key(word))
+            words.append(word)
+    return " ".join([f"-t {table} -A {chain}", *words, "-j", target])
+
+
+@st.composite
+def xtables(draw) -> list[str]:
+    """iptables lines: rules in base chains of the four tables, perhaps a user chain
+    of the filter table that a rule jumps to, perhaps a filter chain's policy DROP."""
+    lines = []
+    user = draw(st.sampled_from((None, None, "u0")))
+    hooks = ""
+    if user is not None:
+        hooks = draw(st.sampled_from(XT_CHAINS["filter"]))
+        lines.append(f"-t filter -N {user}")
+        lines += draw(st.lists(xt_rule("filter", user, hooks=hooks), min_size=1, max_size=2))
+    for _ in range(draw(st.integers(1, 4))):
+        table = draw(st.sampled_from(("filter", "filter", "nat", "mangle", "raw")))
+        chain = draw(st.sampled_from(XT_CHAINS[table]))
+        jump = user if table == "filter" and chain == hooks else None
+        lines.append(draw(xt_rule(table, chain, jump)))
+    if user is not None and not any(line.endswith(f"-j {user}") for line in lines):
+        lines.append(draw(xt_rule("filter", hooks, user)).rsplit(" -j ", 1)[0] + f" -j {user}")
+    if draw(st.integers(0, 4)) == 0:
+        lines.append(f"-t filter -P {draw(st.sampled_from(XT_CHAINS['filter']))} DROP")
+    return lines
+
+
+# programs/ objects that need no map filled: XDP (section xdp; xdp_adjust's first program is
+# xdp_ipip_encap), TC (section tc; tc_verdict returns the first UDP payload byte as its action)
+XDP_PROGRAMS = ("xdp_pass", "xdp_drop_udp", "xdp_tx_reflector", "xdp_fib_forward", "xdp_counters", "xdp_adjust")
+TC_PROGRAMS = ("tc_drop_udp", "tc_set_mark", "tc_verdict")
+
+
+@st.composite
+def programs(draw) -> list[Program]:
+    """One or two programs, at most one XDP program per port (native and generic
+    exclude each other: dev_xdp_attach()) and one per TC direction of a port."""
+    drawn: dict[tuple[str, str], Program] = {}
+    for _ in range(draw(st.integers(1, 2))):
+        port = draw(st.sampled_from(PORTS)).name
+        hook = draw(st.sampled_from(("xdp", "xdpgeneric", "ingress", "egress")))
+        if hook.startswith("xdp"):
+            program = Program(port, hook, draw(st.sampled_from(XDP_PROGRAMS)), "xdp")
+        else:
+            program = Program(port, hook, draw(st.sampled_from(TC_PROGRAMS)), "tc")
+        drawn.setdefault((port, hook.removesuffix("generic")), program)
+    return list(drawn.values())
+
+
 COMMANDS = (
     "sysctl -w net.ipv4.conf.all.rp_filter=1", "sysctl -w net.ipv4.conf.p0.rp_filter=2",
     "sysctl -w net.ipv4.ip_forward=0", "sysctl -w net.ipv4.icmp_echo_ignore_all=1",
@@ -194,7 +410,7 @@ COMMANDS = (
     "ip route add prohibit 198.51.100.0/24", "ip route add 198.51.100.0/24 via 10.0.2.2",
     "sysctl -w net.ipv4.conf.all.route_localnet=1", "sysctl -w net.ipv4.conf.all.accept_source_route=1",
     "sysctl -w net.ipv4.conf.p1.forwarding=0", "sysctl -w net.ipv4.conf.p0.bc_forwarding=1",
-    "sysctl -w net.ipv4.ip_no_pmtu_disc=1", "ip link set p2 mtu 68", "ip link set p2 mtu 576",  # frames go into p0 and p1 only
+    "sysctl -w net.ipv4.ip_no_pmtu_disc=1", "ip link set p2 mtu 68", "ip link set p2 mtu 576",
     "ip addr add 10.0.1.5/24 dev p1", "ip route add local 203.0.113.0/24 dev lo",
 )
 
@@ -277,12 +493,17 @@ def _ip_checksum(header: bytes) -> int:
 
 @st.composite
 def scenarios(draw) -> Scenario:
-    port = draw(st.sampled_from(PORTS[:2]))
+    port = draw(st.sampled_from(PORTS))
     commands = draw(st.lists(st.sampled_from(COMMANDS), max_size=3, unique=True))
+    # frames into p2 stay within its MTU (both targets refuse a frame over MTU + 18 into a veth)
+    commands = [c for c in commands if port.name != "p2" or not c.startswith("ip link set p2 mtu")]
     if "ip route add unreachable 192.0.2.0/24" in commands and "ip route add blackhole 192.0.2.0/24" in commands:
         commands.remove("ip route add unreachable 192.0.2.0/24")  # one route per prefix
     if "ip route add prohibit 198.51.100.0/24" in commands and "ip route add 198.51.100.0/24 via 10.0.2.2" in commands:
         commands.remove("ip route add prohibit 198.51.100.0/24")
     drawn_chains = draw(st.lists(chains(), max_size=3))
     sent = draw(st.lists(frames(Host(port)), min_size=1, max_size=3))
-    return Scenario(tuple(commands), tuple(drawn_chains), port.name, tuple(sent))
+    drawn_xtables = draw(xtables()) if draw(st.integers(0, 2)) == 0 else []
+    drawn_programs = draw(programs()) if draw(st.integers(0, 3)) == 0 else []
+    return Scenario(tuple(commands), tuple(drawn_chains), port.name, tuple(sent), tuple(drawn_xtables),
+                    tuple(drawn_programs))
