@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.mockkernel.target import MockTarget
+from harness.target import CommandError
+from harness.testing import plan_router
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 # A run started in the background by a shell without job control inherits SIGINT
@@ -25,3 +29,26 @@ def allure_run(pytester, monkeypatch):
     def run(*args: str) -> pytest.RunResult:
         return pytester.runpytest_subprocess(*args, "--alluredir=results", "-p", "no:cacheprovider")
     return run
+
+
+@pytest.fixture
+def mock_router():
+    """A mock DUT set up as the suites' router (harness.testing.plan_router()):
+    (target, hosts); the target is closed after the test."""
+    target = MockTarget()
+    try:
+        yield target, plan_router(target)
+    finally:
+        target.close()
+
+
+@pytest.fixture
+def refusal():
+    """refusal(target, command, stdin=None): the tool's message for a command
+    the target refuses (the CommandError's text after "`argv` failed: "); the
+    test fails if the command succeeds."""
+    def refused(target, command: str, stdin: str | None = None) -> str:
+        with pytest.raises(CommandError) as info:
+            target.sh(command, stdin=stdin)
+        return str(info.value).split("failed: ", 1)[1]
+    return refused

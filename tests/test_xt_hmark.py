@@ -9,24 +9,8 @@ from __future__ import annotations
 import pytest
 from scapy.layers.inet import ICMP, UDP
 
-from harness.mockkernel.target import MockTarget
 from harness.target import CommandError
-from harness.testing import forward, plan_router
-
-
-@pytest.fixture
-def dut():
-    target = MockTarget()
-    try:
-        yield target, plan_router(target)
-    finally:
-        target.close()
-
-
-def refusal(target, rule: str) -> str:
-    with pytest.raises(CommandError) as info:
-        target.sh(f"iptables {rule}")
-    return str(info.value)
+from harness.testing import forward
 
 
 def saved(target) -> list[str]:
@@ -38,10 +22,11 @@ def saved(target) -> list[str]:
                        "--hmark-dport-mask 0xffff --hmark-proto-mask 0xffff"),
     ("ct,spi", "--hmark-spi-mask 0xffffffff --hmark-tuple ct"),
 ])
-def test_hmark_tuple_words_are_any_leading_part_of_a_name_and_save_as_their_masks(dut, tuple_words, saved_options):
+def test_hmark_tuple_words_are_any_leading_part_of_a_name_and_save_as_their_masks(mock_router, tuple_words,
+                                                                                 saved_options):
     """hmark_parse(): strncasecmp() over the word's length; each word sets
     its mask all ones, saved as that option (HMARK_ip4_save())."""
-    target, _ = dut
+    target, _ = mock_router
     target.sh(f"iptables -A INPUT -j HMARK --hmark-tuple {tuple_words} --hmark-rnd 1 --hmark-mod 2")
     rest = saved_options.split(" --hmark-tuple")
     assert saved(target) == [f"-A INPUT -j HMARK {rest[0]} --hmark-rnd 0x00000001 --hmark-mod 2"
@@ -62,26 +47,26 @@ def test_hmark_tuple_words_are_any_leading_part_of_a_name_and_save_as_their_mask
                                                            'neither a valid network mask nor valid CIDR (0-32).'),
     ("--hmark-spi 1 --hmark-sport 2 --hmark-rnd 1 --hmark-mod 2", "RULE_APPEND failed (Invalid argument)"),
 ])
-def test_hmark_refuses_as_libxt_hmark_and_hmark_tg_check_do(dut, options, message):
-    target, _ = dut
-    assert message in refusal(target, f"-A INPUT -j HMARK {options}")
+def test_hmark_refuses_as_libxt_hmark_and_hmark_tg_check_do(mock_router, refusal, options, message):
+    target, _ = mock_router
+    assert message in refusal(target, f"iptables -A INPUT -j HMARK {options}")
 
 
-def test_hmark_prefix_is_a_length_or_a_netmask_and_a_mask_that_is_no_prefix_is_all_ones(dut):
+def test_hmark_prefix_is_a_length_or_a_netmask_and_a_mask_that_is_no_prefix_is_all_ones(mock_router):
     """xtopt_parse_plen(): 0..32, else a numeric address as a mask (`33` is
     0.0.0.33, no prefix: xtopt_parse_plenmask() leaves all ones, saved as 32),
     as iptables 1.8.9 saves them."""
-    target, _ = dut
+    target, _ = mock_router
     for value in ("33", "255.255.0.0", "255.0.255.0", "0x10"):
         target.sh(f"iptables -A INPUT -j HMARK --hmark-src-prefix {value} --hmark-rnd 1 --hmark-mod 2")
     assert [line.split()[5] for line in saved(target)] == ["32", "16", "32", "16"]
 
 
-def test_hmark_and_cluster_in_ip6tables_save_and_list_as_ip6tables_does(dut):
+def test_hmark_and_cluster_in_ip6tables_save_and_list_as_ip6tables_does(mock_router):
     """HMARK_ip6_save() (prefixes up to 128, a netmask as its length, no
     inet_aton() forms: `129` is refused) and HMARK_ip6_print() (a /128
     printed as nothing); cluster alike in both families."""
-    target, _ = dut
+    target, _ = mock_router
     for options in ("--hmark-tuple src,dst,sport,dport,proto --hmark-rnd 1 --hmark-mod 2",
                     "--hmark-src-prefix 64 --hmark-dst-prefix 48 --hmark-rnd 1 --hmark-mod 2 --hmark-offset 3",
                     "--hmark-src-prefix ffff:ffff:: --hmark-rnd 1 --hmark-mod 2"):
@@ -108,10 +93,10 @@ def test_hmark_and_cluster_in_ip6tables_save_and_list_as_ip6tables_does(dut):
         "nft list table ip6 mangle")
 
 
-def test_hmark_leaves_its_hop_in_the_journey_and_the_kernels_mark(dut):
+def test_hmark_leaves_its_hop_in_the_journey_and_the_kernels_mark(mock_router):
     """The mark the real kernel gave 10.0.0.2:1000 > 10.0.1.2:53 UDP with
     the full tuple, rnd 0xcafe, mod 0xffffffff: 486712579."""
-    target, (h0, h1, _) = dut
+    target, (h0, h1, _) = mock_router
     target.sh("iptables -A FORWARD -j HMARK --hmark-tuple src,dst,sport,dport,proto --hmark-rnd 0xcafe "
               "--hmark-mod 0xffffffff")
     target.sh("iptables -A FORWARD -m mark --mark 486712579 -j DROP")
@@ -123,10 +108,10 @@ def test_hmark_leaves_its_hop_in_the_journey_and_the_kernels_mark(dut):
                     ("NF_FORWARD", "DROP", f"rule 3: meta mark 0x{486712579:x} counter drop")]
 
 
-def test_hmark_leaves_the_mark_of_an_icmp_error_quoting_too_short_a_header(dut):
+def test_hmark_leaves_the_mark_of_an_icmp_error_quoting_too_short_a_header(mock_router):
     """get_inner_hdr() then skb_header_pointer() of the quoted header fails:
     hmark_tg_v4() returns XT_CONTINUE without touching the mark."""
-    target, (h0, h1, _) = dut
+    target, (h0, h1, _) = mock_router
     target.sh("iptables -A FORWARD -j HMARK --hmark-tuple src --hmark-rnd 1 --hmark-mod 10 --hmark-offset 5")
     target.sh("iptables -A FORWARD -m mark --mark 0 -m comment --comment unmarked")
     forward(target, h0, h1, ICMP(type=3, code=3) / b"\x45\x00\x00")
@@ -143,13 +128,13 @@ def test_hmark_leaves_the_mark_of_an_icmp_error_quoting_too_short_a_header(dut):
     ("-m cluster --cluster-total-nodes 4 --cluster-local-node 1 --cluster-local-nodemask 1 --cluster-hash-seed 1",
      'cluster: option "--cluster-local-node" cannot be used together with "--cluster-local-nodemask".'),
 ])
-def test_cluster_refuses_as_libxt_cluster_does(dut, rule, message):
-    target, _ = dut
-    assert message in refusal(target, f"-t mangle -A PREROUTING {rule}")
+def test_cluster_refuses_as_libxt_cluster_does(mock_router, refusal, rule, message):
+    target, _ = mock_router
+    assert message in refusal(target, f"iptables -t mangle -A PREROUTING {rule}")
 
 
-def test_cluster_saves_a_node_as_its_mask_and_translates_as_nft_lists_it(dut):
-    target, _ = dut
+def test_cluster_saves_a_node_as_its_mask_and_translates_as_nft_lists_it(mock_router):
+    target, _ = mock_router
     target.sh("iptables -t mangle -A PREROUTING -m cluster --cluster-total-nodes 8 ! --cluster-local-node 3 "
               "--cluster-hash-seed 7")
     target.sh("iptables -t mangle -A PREROUTING -m cluster --cluster-total-nodes 8 --cluster-local-nodemask 5 "

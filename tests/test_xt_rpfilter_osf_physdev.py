@@ -13,22 +13,12 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from harness.mockkernel.target import MockTarget
-from harness.target import PORTS, CommandError
+from harness.target import PORTS
 from harness.testing import bridge_up, forward
-from harness.testing.plan import plan_router
 
 PREFIX = "iptables v1.8.9 (nf_tables): "
 EINVAL = " RULE_APPEND failed (Invalid argument): rule in chain "
 COUNTED = re.compile(r'^\[(\d+):\d+\] -A \S+ .*-m comment --comment (\S+)')
-
-
-def refusal(*commands: str) -> str:
-    target = MockTarget()
-    for command in commands[:-1]:
-        target.sh(command)
-    with pytest.raises(CommandError) as err:
-        target.sh(commands[-1])
-    return str(err.value).split("failed: ", 1)[-1].splitlines()[0]
 
 
 def counts(target, table: str) -> dict[str, int]:
@@ -56,8 +46,11 @@ def counts(target, table: str) -> dict[str, int]:
     (("iptables -A INPUT -m physdev --physdev-in 0123456789abcdefg",),
      PREFIX + "interface name `0123456789abcdefg' must be shorter than IFNAMSIZ (15)"),
 ])
-def test_refused_as_iptables_and_the_kernel_refuse_it(commands, message):
-    assert refusal(*commands) == message
+def test_refused_as_iptables_and_the_kernel_refuse_it(refusal, commands, message):
+    target = MockTarget()
+    for command in commands[:-1]:
+        target.sh(command)
+    assert refusal(target, commands[-1]).splitlines()[0] == message
 
 
 def test_saved_as_iptables_save_prints_them():
@@ -87,16 +80,10 @@ def test_nft_lists_rpfilter_as_its_translation_and_the_others_as_xt_matches():
     assert "meta l4proto tcp xt match osf counter" in listed
 
 
-@pytest.fixture
-def router():
-    target = MockTarget()
-    return target, plan_router(target)
-
-
-def test_rpfilter_validmark_looks_up_with_the_packets_mark(router):
+def test_rpfilter_validmark_looks_up_with_the_packets_mark(mock_router):
     """flowi4_mark is skb->mark with --validmark, else 0: a route back that
     only a fwmark rule gives is found with it alone."""
-    target, hosts = router
+    target, hosts = mock_router
     h0, h2 = hosts[0], hosts[2]
     target.sh("ip rule add fwmark 7 table 70")
     target.sh(f"ip route add 198.51.100.0/24 dev {h0.port.name} table 70")
@@ -107,11 +94,11 @@ def test_rpfilter_validmark_looks_up_with_the_packets_mark(router):
     assert counts(target, "mangle") == {"validmark": 1, "no-mark": 0}
 
 
-def test_rpfilter_accept_local_takes_a_local_route_back_by_the_receiving_device(router):
+def test_rpfilter_accept_local_takes_a_local_route_back_by_the_receiving_device(mock_router):
     """rpfilter_lookup_reverse(): a source that is the DUT's own address has a
     local route back; only --accept-local takes it (then the nexthop's device
     must still be the receiving one)."""
-    target, hosts = router
+    target, hosts = mock_router
     h0 = hosts[0]
     target.sh("iptables -t mangle -A PREROUTING -m rpfilter -m comment --comment strict")
     target.sh("iptables -t mangle -A PREROUTING -m rpfilter --accept-local -m comment --comment accept-local")
@@ -119,8 +106,8 @@ def test_rpfilter_accept_local_takes_a_local_route_back_by_the_receiving_device(
     assert counts(target, "mangle") == {"strict": 0, "accept-local": 1}
 
 
-def test_osf_counts_nothing_for_a_syn_while_the_tcp_match_does(router):
-    target, hosts = router
+def test_osf_counts_nothing_for_a_syn_while_the_tcp_match_does(mock_router):
+    target, hosts = mock_router
     target.sh("iptables -A FORWARD -p tcp -m osf --genre Linux --log 0 -m comment --comment osf")
     target.sh("iptables -A FORWARD -p tcp --syn -m comment --comment syn")
     forward(target, hosts[0], hosts[1], TCP(sport=1, dport=80, flags="S"))

@@ -11,27 +11,11 @@ from scapy.layers.inet import IP, TCP, UDP
 
 from harness.mockkernel.kernel import Kernel
 from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING
-from harness.mockkernel.target import MockTarget, sh
-from harness.target import CommandError
-from harness.testing import forward, plan_router
+from harness.mockkernel.target import sh
+from harness.testing import forward
 from test_nft import hook, packet
 
 KERNEL_REFUSAL = "RULE_APPEND failed (Invalid argument)"
-
-
-@pytest.fixture
-def dut():
-    target = MockTarget()
-    try:
-        yield target, plan_router(target)
-    finally:
-        target.close()
-
-
-def refusal(target, command: str) -> str:
-    with pytest.raises(CommandError) as info:
-        target.sh(command)
-    return str(info.value)
 
 
 def rules(target, prog: str = "iptables-save") -> list[str]:
@@ -56,17 +40,17 @@ def rules(target, prog: str = "iptables-save") -> list[str]:
      'CONNSECMARK: option "--save" cannot be used together with "--restore".'),
     ("iptables -t mangle -A INPUT -j CONNSECMARK --save --save", 'CONNSECMARK: option "--save" can only be used once.'),
 ])
-def test_refused_with_the_real_tools_message(dut, command, message):
-    target, _ = dut
+def test_refused_with_the_real_tools_message(mock_router, refusal, command, message):
+    target, _ = mock_router
     assert message in refusal(target, command)
 
 
-def test_saved_listed_and_translated_as_the_real_tools_show_them(dut):
+def test_saved_listed_and_translated_as_the_real_tools_show_them(mock_router):
     """tee_tg_save() (--oif cut to IFNAMSIZ - 1, a gateway read by
     getaddrinfo(), `1` is 0.0.0.1), tproxy_tg_save4()/6() (every field, given
     or not), CONNSECMARK_save(); nft lists TEE as tee_tg_xlate()'s `dup`,
     the others as xt targets."""
-    target, _ = dut
+    target, _ = mock_router
     for command in ("iptables -A INPUT -j TEE --gateway 1.2.3.4 --oif averyveryverylongname0",
                     "iptables -A INPUT -j TEE --gateway 1 --oif eth9",
                     "ip6tables -A INPUT -j TEE --gateway 2001:db8::1 --oif eth0",
@@ -98,11 +82,11 @@ def test_saved_listed_and_translated_as_the_real_tools_show_them(dut):
     assert "CONNSECMARK restore" in target.sh("iptables -t security -L INPUT -n")
 
 
-def test_tee_copy_is_a_child_journey_and_a_copy_is_not_teed_again(dut):
+def test_tee_copy_is_a_child_journey_and_a_copy_is_not_teed_again(mock_router):
     """nf_dup_ipv4(): the copy's journey starts under the original's; it
     crosses OUTPUT and POSTROUTING, where a TEE rule does nothing while the
     copy is being sent (nf_skb_duplicated)."""
-    target, (h0, h1, h2) = dut
+    target, (h0, h1, h2) = mock_router
     target.sh(f"iptables -t mangle -A PREROUTING -p udp -j TEE --gateway {h2.ip}")
     target.sh(f"iptables -t mangle -A POSTROUTING -p udp -j TEE --gateway {h2.ip}")
     forward(target, h0, h1, UDP(sport=1, dport=2))
@@ -113,17 +97,17 @@ def test_tee_copy_is_a_child_journey_and_a_copy_is_not_teed_again(dut):
     assert [str(child.packet) for child in journey.children] == [f"nf_dup_ipv4 to {h2.ip}", f"nf_dup_ipv4 to {h2.ip}"]
 
 
-def test_tee_oif_constrains_the_route_only_while_the_device_exists(dut):
+def test_tee_oif_constrains_the_route_only_while_the_device_exists(mock_router):
     """tee_tg4(): priv->oif, the index of the device named --oif, -1 (any
     route) while there is none: the copy goes by its gateway's route."""
-    target, (h0, h1, h2) = dut
+    target, (h0, h1, h2) = mock_router
     target.sh(f"iptables -t mangle -A PREROUTING -p udp -j TEE --gateway {h2.ip} --oif nosuchdev")
     forward(target, h0, h1, UDP(sport=1, dport=2))
     target.expect(h2.port, h2.from_dut(src=h0.ip, dst=h1.ip, id=7, ttl=63, flags="DF") / UDP(sport=1, dport=2))
 
 
-def test_tproxy_drops_what_it_takes_and_says_so_in_the_journey(dut):
-    target, (h0, h1, _) = dut
+def test_tproxy_drops_what_it_takes_and_says_so_in_the_journey(mock_router):
+    target, (h0, h1, _) = mock_router
     target.sh("iptables -t mangle -A PREROUTING -p tcp -j TPROXY --on-port 8080")
     target.send(h0.port, h0.to_dut(dst=h1.ip) / TCP(sport=1, dport=80, flags="S"))
     target.expect_nothing()
@@ -133,7 +117,7 @@ def test_tproxy_drops_what_it_takes_and_says_so_in_the_journey(dut):
     assert [str(drop.reason) for drop in target.drops()][-1:] == ["NETFILTER_DROP"]
 
 
-def test_connsecmark_saves_a_packets_secmark_and_restores_it_to_the_next(dut):
+def test_connsecmark_saves_a_packets_secmark_and_restores_it_to_the_next(mock_router):
     """secmark_save(): a packet's secmark to a connection without one;
     secmark_restore(): the connection's to a packet without one. The mock
     has no LSM to label packets: the first packet's secmark is set by hand."""

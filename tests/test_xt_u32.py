@@ -9,16 +9,8 @@ from scapy.layers.inet import UDP
 
 from harness.mockkernel.netfilter.xt_u32 import u32_match_it, u32_parse
 from harness.mockkernel.target import MockTarget
-from harness.target import CommandError
-from harness.testing.plan import plan_router
 
 PREFIX = "iptables v1.8.9 (nf_tables): "
-
-
-def _refusal(rule: str) -> str:
-    with pytest.raises(CommandError) as err:
-        MockTarget().sh(f"iptables -A INPUT {rule}")
-    return str(err.value).split("failed: ", 1)[-1].splitlines()[0]
 
 
 @pytest.mark.parametrize("tests, message", [
@@ -36,12 +28,13 @@ def _refusal(rule: str) -> str:
     ("&&".join(["0=1"] * 11), 'u32: at char 53: too many "&&"s'),
     ("09=1", "u32: at char 1: operator expected"),
 ])
-def test_a_malformed_test_is_refused_with_libxt_u32s_message_naming_the_character(tests, message):
-    assert _refusal(f"-m u32 --u32 '{tests}'") == PREFIX + message
+def test_a_malformed_test_is_refused_with_libxt_u32s_message_naming_the_character(refusal, tests, message):
+    assert refusal(MockTarget(), f"iptables -A INPUT -m u32 --u32 '{tests}'").splitlines()[0] == PREFIX + message
 
 
-def test_u32_without_its_option_is_refused():
-    assert _refusal("-m u32") == PREFIX + 'u32: option "--u32" must be specified'
+def test_u32_without_its_option_is_refused(refusal):
+    assert refusal(MockTarget(), "iptables -A INPUT -m u32").splitlines()[0] == \
+        PREFIX + 'u32: option "--u32" must be specified'
 
 
 def test_numbers_are_read_as_strtoumax_reads_them_and_saved_in_hex():
@@ -76,9 +69,8 @@ def test_u32_match_it_reads_big_endian_words_from_the_ip_header(tests, matches):
     assert u32_match_it(u32_parse(tests), data, 14, len(data)) is matches
 
 
-def test_a_u32_drop_shows_in_the_journey_as_nft_lists_the_rule():
-    target = MockTarget()
-    hosts = plan_router(target)
+def test_a_u32_drop_shows_in_the_journey_as_nft_lists_the_rule(mock_router):
+    target, hosts = mock_router
     target.sh("iptables -A FORWARD -m u32 --u32 '6&0xFF=17' -j DROP")
     target.send(hosts[0].port, hosts[0].to_dut(dst=hosts[1].ip) / UDP(sport=1, dport=2))
     journey = target.journeys()[-1]
