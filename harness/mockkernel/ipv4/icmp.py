@@ -175,12 +175,15 @@ def _icmp_push(net, cause: SkBuff, out: route.Rtable, message: bytes, tos: int, 
                options: ip_options.IpOptions = NO_OPTIONS) -> None:
     """icmp_push_reply(): the icmp socket sends with IP_PMTUDISC_DONT (no DF,
     so a hashed IP ID) and the default TTL, with the options echoed from the
-    packet answered (ip_options_build()); icmp_out_count() counts it."""
+    packet answered (ip_options_build()); icmp_out_count() counts it. To a
+    sender of 0.0.0.0 the message goes to the route's source: the flow's
+    destination ip_route_output_key_hash_rcu() filled in, which
+    __ip_make_skb() copies into the header (ip_copy_addrs())."""
     net.mib.icmpmsg_statistics[ICMPMSG_OUT | message[0]] += 1
     net.mib.icmp_statistics[ICMP_MIB_OUTMSGS] += 1
     iph = Ipv4Packet(cause.buf, cause.network_header)
     ttl = net.sysctl.values["net.ipv4.ip_default_ttl"]
-    header = build_header(out.prefsrc, iph.saddr, IPPROTO_ICMP, len(message), ttl=ttl, tos=tos,
+    header = build_header(out.prefsrc, iph.saddr or out.prefsrc, IPPROTO_ICMP, len(message), ttl=ttl, tos=tos,
                           ident=ip_output.ip_select_ident(net, df=False, ignore_df=True), options=options.data)
     if options.optlen:
         ip_options.ip_options_build(header, options, out.prefsrc, net.clock.now)

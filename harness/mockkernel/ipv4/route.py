@@ -53,6 +53,7 @@ FIB_PROPS_ERROR = tuple(TYPE_ERRORS.get(rtype, 0) for rtype in sorted(RouteType)
 RULE_ACTION_ERRORS = {RTN_BLACKHOLE.keyword: EINVAL, RTN_UNREACHABLE.keyword: ENETUNREACH,
                       RTN_PROHIBIT.keyword: EACCES}
 LOOPBACK_IFINDEX = 1
+INADDR_LOOPBACK = 0x7F000001
 IP_MAX_MTU = 0xFFFF  # include/net/ip.h: no IPv4 route's MTU counts for more
 
 
@@ -508,9 +509,15 @@ def _broadcast_input(net: Net, saddr: int, daddr: int, dev: NetDevice, tos: int,
 def ip_route_output(net: Net, daddr: int, saddr: int = 0, oif: int | None = None,
                     mark: int = 0, tos: int = 0) -> Rtable | int:
     """ip_route_output_key_hash_rcu(): the route for a locally sent packet and its
-    source address, or an errno (ENETUNREACH...)."""
+    source address, or an errno (ENETUNREACH...). No destination (0.0.0.0) is
+    this host, without a FIB lookup (its `if (!fl4->daddr)` branch): the flow's
+    destination becomes its source, 127.0.0.1 for both where it has none, through
+    lo, RTN_LOCAL; the packet goes to the route's prefsrc then (ip_copy_addrs()
+    from the flow)."""
     if saddr and (is_multicast(saddr) or is_lbcast(saddr) or is_zeronet(saddr)):
         return EINVAL
+    if not daddr:
+        return Rtable(DST_OUTPUT, RTN_LOCAL, dev=net.devices[LOOPBACK_IFINDEX], prefsrc=saddr or INADDR_LOOPBACK)
     if is_lbcast(daddr) and oif is not None:
         dev = net.devices[oif]
         return Rtable(DST_OUTPUT, RTN_BROADCAST, dev=dev, is_broadcast=True,

@@ -1,0 +1,54 @@
+"""The answers the mock kernel sends itself (ICMP errors, TCP resets) where the
+differential runner (python -m harness.diff) found it answering otherwise than
+the kernel; each test names the kernel behaviour and the function deciding it."""
+from __future__ import annotations
+
+from scapy.layers.inet import ICMP, IP, TCP
+from scapy.layers.l2 import Ether
+
+from harness.journey import with_children
+from harness.mockkernel.target import MockTarget
+from harness.testing import plan_router
+
+
+def _router(hook: str, *rules: str, kind: str = "filter") -> MockTarget:
+    """The plan's router with one chain of `rules` at `hook`."""
+    target = MockTarget()
+    plan_router(target)
+    body = "\n".join(rules)
+    target.sh(["nft", "-f", "-"], f"table ip t {{\nchain c {{\ntype {kind} hook {hook} priority 0\n{body}\n}}\n}}\n")
+    return target
+
+
+def _into_p0(target: MockTarget, packet) -> None:
+    target.send("p0", [bytes(Ether(src="02:00:00:00:01:01", dst="02:00:00:00:00:01") / packet)])
+
+
+def _answers(target: MockTarget) -> list[tuple[str, str | None]]:
+    """Each packet the sent one caused: its summary line, and its drop reason."""
+    (sent,) = target.journeys()
+    return [(str(j.packet), j.drop and str(j.drop.reason)) for j in with_children(sent.children)]
+
+
+def test_a_prerouting_reject_of_a_0_0_0_0_source_answers_itself_through_lo():
+    """nf_reject_fill_skb_dst() routes to the sender 0.0.0.0: ip_route_output_key_hash_rcu()'s
+    `!fl4->daddr` branch makes that a local route (RTCF_LOCAL, lo), so __icmp_send() answers
+    from the packet's destination 10.0.0.1, and icmp_route_lookup() (the same branch) sends it
+    to that source: 10.0.0.1 > 10.0.0.1 through lo, where it is an ordinary packet in."""
+    target = _router("prerouting", "ip saddr 0.0.0.0 reject")
+    _into_p0(target, IP(src="0.0.0.0", dst="10.0.0.1", id=7) / TCP(sport=22, dport=22, flags="A"))
+    ((summary, drop),) = _answers(target)
+    assert "10.0.0.1 > 10.0.0.1 icmp" in summary and "type 3 code 3" in summary
+    assert drop is None
+    assert target.collect_all() == {"p0": [], "p1": [], "p2": []}
+
+
+def test_the_reset_of_a_prerouting_reject_of_a_0_0_0_0_source_goes_to_0_0_0_0_through_lo():
+    """nf_send_reset(): the RST's header is the original's addresses swapped
+    (nf_reject_iphdr_put()), and ip_route_me_harder() routes its 0.0.0.0 locally;
+    on lo it finds no socket (tcp_v4_rcv(): NO_SOCKET)."""
+    target = _router("prerouting", "ip saddr 0.0.0.0 reject with tcp reset")
+    _into_p0(target, IP(src="0.0.0.0", dst="10.0.0.1", id=7) / TCP(sport=22, dport=22, flags="A"))
+    ((summary, drop),) = _answers(target)
+    assert "10.0.0.1 > 0.0.0.0 tcp" in summary
+    assert drop == "NO_SOCKET"
