@@ -400,6 +400,23 @@ def test_diff_compares_hops_as_they_print():
     assert differences == 0
 
 
+def test_diff_pairs_packets_that_only_program_runs_and_a_drop_identify_wherever_the_lab_reports_them():
+    """A runt and a datagram both passed by XDP and both dropped: the lab reports
+    the runt's drop late (its tracer names it from a header the frame lacks), and
+    merges the XDP run into that journey (xdpstats.merge()): paired by drop and
+    runs, as packets without netfilter hops are, not by position."""
+    xdp = Hop("XDP", "p0", "PASS")
+    runt = Journey("ethertype 0x0800 len=14", [xdp], Drop("IP_INHDR", "IP_RCV", "ip_rcv_core"))
+    icmp = Journey("192.0.2.7 > 198.51.100.1 icmp", [xdp], Drop("NOT_SPECIFIED", "ROUTING", "ip_rcv_finish_core"))
+    lab_runt = Journey("ipv4", [xdp], runt.drop)
+    _, differences = render_diff(Trace("mock", "p0", [b"", b""], [runt, icmp]),
+                                 Trace("dut", "p0", [b"", b""], [icmp, lab_runt]))
+    assert differences == 0
+    _, differences = render_diff(Trace("mock", "p0", [b"", b""], [runt, icmp]),
+                                 Trace("dut", "p0", [b"", b""], [icmp, Journey("ipv4", [], runt.drop)]))
+    assert differences == 1  # the run the lab lacks still counts
+
+
 # the netns lab ---------------------------------------------------------------------
 
 needs_lab = pytest.mark.skipif(os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("ip", "nft", "bpftrace")),

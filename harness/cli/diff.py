@@ -100,22 +100,36 @@ def render_diff(first: Trace, second: Trace) -> tuple[str, int]:
 
 
 def paired(first: list[Comparable], second: list[Comparable]) -> Iterator[tuple[Comparable | None, ...]]:
-    """The packets of both targets side by side: those with hops in order, then
-    those that are only a drop, each with a drop alike on the other side
-    wherever it is. A lab tells a packet it traced no chain for only by its
-    drop, which its tracer may report late and name from a header the frame
-    lacks (a truncated or malformed frame), so only the drop identifies it."""
-    traced = [[packet for packet in packets if packet.hops] for packets in (first, second)]
+    """The packets of both targets side by side: those with netfilter hops in
+    order, then the others (only a drop, or XDP and TC runs), each with one alike
+    on the other side wherever it is: the same drop and program runs, else the
+    same drop. A lab tells a packet it traced no chain for only by its drop, which
+    its tracer may report late and name from a header the frame lacks (a truncated
+    or malformed frame), and puts a frame's program runs in that journey, or in one
+    of their own at the end (drivers/xdpstats.py merge()), so only the drop and
+    the runs identify it."""
+    traced = [[packet for packet in packets if _netfilter_hops(packet)] for packets in (first, second)]
     yield from zip_longest(*traced)
-    dropped = [[packet for packet in packets if not packet.hops] for packets in (first, second)]
+    dropped = [[packet for packet in packets if not _netfilter_hops(packet)] for packets in (first, second)]
     others = list(dropped[1])
     for packet in dropped[0]:
-        twin = next((other for other in others if drop_text(other.drop) == drop_text(packet.drop)), None)
+        twin = next((other for other in others if _identity(other) == _identity(packet)), None)
+        if twin is None:
+            twin = next((other for other in others if drop_text(other.drop) == drop_text(packet.drop)), None)
         if twin is not None:
             others.remove(twin)
         yield packet, twin
     for other in others:
         yield None, other
+
+
+def _netfilter_hops(packet: Comparable) -> bool:
+    return any(hop.stage not in PROGRAM_STAGES for hop in packet.hops)
+
+
+def _identity(packet: Comparable) -> tuple:
+    """What tells a packet without netfilter hops: its drop and where programs ran."""
+    return drop_text(packet.drop), tuple((hop.stage, hop.where) for hop in packet.hops)
 
 
 def drop_text(drop: Drop | None) -> str:
