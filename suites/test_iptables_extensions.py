@@ -18,6 +18,7 @@ from scapy.layers.inet6 import IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, PadN
 from scapy.packet import Raw
 
 from harness.packets import Mask
+from harness.target import CommandError
 from harness.testing import forward
 from harness.testing import counted_by_iptables_comment as counts
 
@@ -501,3 +502,26 @@ def test_ip6tables_netmap_maps_the_destination_prefix_keeping_the_host_part(targ
     target.sh("ip6tables -t nat -A PREROUTING -d 2001:db8:99::/64 -j NETMAP --to 2001:db8:1::/64")
     target.send(h0.port, h0.to_dut6(dst="2001:db8:99::2", fl=0) / UDP(sport=1, dport=2) / b"mapped")
     target.expect(h1.port, h1.from_dut6(src=h0.ip6, dst=h1.ip6, hlim=63, fl=0) / UDP(sport=1, dport=2) / b"mapped")
+
+
+@pytest.mark.parametrize("table, spec, allowed, refused", [
+    ("nat", "-p tcp -j DNAT --to-destination 192.0.2.1", "OUTPUT", "POSTROUTING"),
+    ("nat", "-j MASQUERADE", "POSTROUTING", "PREROUTING"),
+    ("mangle", "-p tcp -j TPROXY --on-port 1", "PREROUTING", "OUTPUT"),
+    ("filter", "-m owner --uid-owner 0", "OUTPUT", "INPUT"),
+    ("mangle", "-m rpfilter", "PREROUTING", "FORWARD"),
+], ids=["DNAT", "MASQUERADE", "TPROXY", "owner", "rpfilter"])
+def test_an_extension_in_a_user_chain_keeps_its_hooks_for_either_order_of_rules(target, table, spec, allowed,
+                                                                               refused):
+    """The extension's registered hooks (xt_target/xt_match `.hooks`) bind the chains
+    a user chain holding it is reached from: nft_table_validate() runs
+    nft_target_validate()/nft_match_validate() through the jumps, EINVAL, so the
+    jump from a wrong hook fails, and so does the extension added behind one."""
+    add(target, f"-t {table} -N u", f"-t {table} -A u {spec}", f"-t {table} -A {allowed} -j u")
+    with pytest.raises(CommandError, match=rf"RULE_APPEND failed \(Invalid argument\): rule in chain {refused}$"):
+        add(target, f"-t {table} -A {refused} -j u")
+    add(target, f"-t {table} -N v", f"-t {table} -A {refused} -j v")
+    with pytest.raises(CommandError, match=r"RULE_APPEND failed \(Invalid argument\): rule in chain v$"):
+        add(target, f"-t {table} -A v {spec}")
+    assert target.sh(f"iptables -t {table} -S v").splitlines() == ["-N v"]
+    assert target.sh(f"iptables -t {table} -S {refused}").splitlines()[1:] == [f"-A {refused} -j v"]

@@ -23,7 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
-from harness.mockkernel.netfilter.nf_tables import ENOENT, EOPNOTSUPP, NftChain, NftRule, NftTable, Ruleset, table_error
+from harness.mockkernel.netfilter.nf_tables import (ENOENT, EOPNOTSUPP, NftChain, NftRule, NftTable, Ruleset, refusable,
+                                                   table_error)
 from harness.mockkernel.netfilter.nft_exprs import Counter, Match, Meta, Prefix, Stmt, Value
 from harness.mockkernel.netfilter.nft_parser import ChainSpec
 from harness.mockkernel.netfilter.xt_matches import PROTOCOL_NAMES, XtMatch, inv
@@ -268,18 +269,21 @@ class XtTables:
             raise XtError(f"{PROG}: Index of insertion too big.")
         nft_rule = NftRule(self.table.alloc_handle(), rule.nft_stmts(), xt=rule)
         chain.rules.insert(len(chain.rules) if position is None else position - 1, nft_rule)
-        if rule.target is not None and rule.target.is_jump:
-            self._validate_jump(chain, nft_rule, rule.target.name, "APPEND" if position is None else "INSERT")
+        jump = rule.target.name if rule.target is not None and rule.target.is_jump else None
+        if jump is not None or refusable(nft_rule.stmts):
+            self._validate(chain, nft_rule, jump, "APPEND" if position is None else "INSERT")
 
-    def _validate_jump(self, chain: NftChain, nft_rule: NftRule, target: str, operation: str) -> None:
+    def _validate(self, chain: NftChain, nft_rule: NftRule, jump: str | None, operation: str) -> None:
         """The kernel refuses the rule's commit as it refuses nft's jump:
         nft_verdict_init() a jump to a base chain (EOPNOTSUPP; ENOENT while
         iptables-nft has not made that builtin chain yet), and
         nft_table_validate() a loop or what the hooks it is reached from refuse
-        (nft_chain_validate(): ELOOP, printed "Too many links"). Only a jump
-        can make either, so only a jump pays for the walk."""
-        if target in self.builtins:
-            error = EOPNOTSUPP if self.chain(target) is not None else ENOENT
+        (nft_chain_validate(): ELOOP, printed "Too many links"; an extension's
+        nft_target_validate()/nft_match_validate(): EINVAL, for the jump that
+        reaches it from the wrong hook or for it, added where a jump already
+        does). Only a jump or an expression with a validate op pays for the walk."""
+        if jump in self.builtins:
+            error = EOPNOTSUPP if self.chain(jump) is not None else ENOENT
         else:
             error = table_error(self.table)
         if error is not None:

@@ -48,7 +48,7 @@ from harness.mockkernel.netfilter.nf_tables_core import (BaseChainHook, RtChain,
                                                          new_rt_chain)
 from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_exprs import (NAT_HOOKS, Counter, Fib, MapExpr, Match, Nat, PrintCtx,
-                                                    Reject, SetRef, Stmt, Verdict, VerdictMap, fib_refused, rule_text,
+                                                    Reject, SetRef, Verdict, VerdictMap, fib_refused, rule_text,
                                                     selector_parts)
 from harness.mockkernel.netfilter.nft_parser import (ChainSpec, Command, NftError, ParseCtx, SetSpec, element_error,
                                                      parse, prio_text, resolve_elements)
@@ -637,7 +637,7 @@ class Transaction:
         self._rules(table, chain)[index] = self._bind_rule(cmd, table, stmts, cmd.handle)
         self._changes(table).replaced.add(cmd.handle)
         self._shrunk(table)  # the rule replaced may have been what the table's last walk refused
-        self._validity_changed(table, cmd, _refusable(stmts))
+        self._validity_changed(table, cmd, refusable(stmts))
 
     def delete_rule(self, cmd: Command) -> None:
         table = self.table(cmd, suggest="chain")
@@ -660,7 +660,7 @@ class Transaction:
         else:
             index = len(chain.rules) if after else 0
         self._rules(table, chain).insert(index, self._bind_rule(cmd, table, stmts, table.alloc_handle()))
-        self._validity_changed(table, cmd, _refusable(stmts))
+        self._validity_changed(table, cmd, refusable(stmts))
 
     @staticmethod
     def _rule_index(chain: NftChain, handle: int, loc) -> int:
@@ -1197,12 +1197,12 @@ def _chain_error(table: NftTable, base: NftChain, chain: NftChain, path: list[st
     return None
 
 
-def _refusable(stmts: list) -> bool:
+def refusable(stmts: list) -> bool:
     """Whether nft_table_validate() can refuse a rule for these statements (NAT,
     reject, a jump, `rt mtu`, a statement with its own hook_refusal())."""
     return any(isinstance(s, (Nat, Reject, VerdictMap)) or isinstance(s, Verdict) and s.chain
                or loads_tcpmss(s) or any(isinstance(p, Fib) for p in selector_parts(s))
-               or type(s).hook_refusal is not Stmt.hook_refusal
+               or s.validates
                or any(hasattr(p, "hook_refusal") for p in selector_parts(s)) for s in stmts)
 
 

@@ -10,6 +10,26 @@ from __future__ import annotations
 
 from harness.mockkernel.netfilter.nft_exprs import NFT_BREAK, CompileCtx, PrintCtx, Stmt
 
+# The hooks an extension's registration allows it at (struct xt_target / xt_match
+# `.hooks`; extensions without one run at every hook). nft_target_validate() and
+# nft_match_validate() refuse, EINVAL, the extension in a chain reached from a
+# base chain at any other hook (nft_table_validate() walks the jumps), so the rule
+# or the jump that makes such a path fails its commit. Read from the modules
+# (xt_nat.c, xt_MASQUERADE.c, xt_REDIRECT.c, xt_TPROXY.c, xt_SYNPROXY.c,
+# xt_CLASSIFY.c, xt_owner.c, xt_socket.c, xt_cgroup.c, xt_realm.c, xt_mac.c,
+# xt_osf.c, ipt_rpfilter.c/ip6t_rpfilter.c) and pinned on the 6.18 netns lab.
+XT_HOOKS = {
+    ("target", "DNAT"): ("prerouting", "output"), ("target", "SNAT"): ("postrouting", "input"),
+    ("target", "MASQUERADE"): ("postrouting",), ("target", "REDIRECT"): ("prerouting", "output"),
+    ("target", "TPROXY"): ("prerouting",), ("target", "SYNPROXY"): ("input", "forward"),
+    ("target", "CLASSIFY"): ("output", "forward", "postrouting"),
+    ("match", "owner"): ("output", "postrouting"), ("match", "socket"): ("prerouting", "input"),
+    ("match", "cgroup"): ("output", "postrouting", "input"),
+    ("match", "realm"): ("postrouting", "forward", "output", "input"),
+    ("match", "mac"): ("prerouting", "input", "forward"), ("match", "osf"): ("input", "prerouting", "forward"),
+    ("match", "rpfilter"): ("prerouting",),
+}
+
 
 class XtCompat(Stmt):
     """One xt extension in a rule. `build(ctx)` makes the kernel function once
@@ -25,6 +45,7 @@ class XtCompat(Stmt):
         self.terminal, self.needs_conntrack, self.may_change_packet = terminal, needs_conntrack, may_change_packet
         self.uses_synproxy = uses_synproxy
         self.inner = inner
+        self.hooks = XT_HOOKS.get((kind, name))
         if inner is not None:
             self.build = inner.compile
             self.terminal, self.needs_conntrack = inner.terminal, inner.needs_conntrack
@@ -43,15 +64,12 @@ class XtCompat(Stmt):
             return None if fn(pkt) != invert else NFT_BREAK
         return nft_match_eval
 
-
-class XtHookedTarget(XtCompat):
-    """An xt target whose module names the hooks it may run at (xt_target.hooks):
-    nft_target_validate() refuses a chain reached from any other hook EINVAL,
-    and so a jump to one from there."""
-
-    def __init__(self, name: str, translation: str | None, build, hooks: tuple[str, ...], **flags):
-        super().__init__("target", name, translation, build, **flags)
-        self.hooks = hooks
+    @property
+    def validates(self) -> bool:
+        """Only an extension that names its hooks has a check to make."""
+        return self.hooks is not None
 
     def hook_refusal(self, family: str, hook: str, chain_type: str) -> str | None:
-        return None if hook in self.hooks else "Invalid argument"
+        """nft_target_validate() / nft_match_validate(): EINVAL at a hook the
+        extension's registration leaves out."""
+        return None if self.hooks is None or hook in self.hooks else "Invalid argument"

@@ -858,6 +858,11 @@ class Stmt:
         """The errno text its validate() refuses it with in a base chain at `hook`."""
         return None
 
+    @property
+    def validates(self) -> bool:
+        """Whether the expression has a validate() op (hook_refusal() of its own)."""
+        return type(self).hook_refusal is not Stmt.hook_refusal
+
 
 class Match(Stmt):
     """A relational expression: nft_cmp, nft_range, nft_bitwise + nft_cmp, nft_lookup.

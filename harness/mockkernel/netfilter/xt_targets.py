@@ -18,7 +18,7 @@ from harness.mockkernel.netfilter.nf_nat_range import NatRange
 from harness.mockkernel.netfilter.nf_synproxy import (NF_SYNPROXY_OPT_ECN, NF_SYNPROXY_OPT_MSS,
                                                       NF_SYNPROXY_OPT_SACK_PERM, NF_SYNPROXY_OPT_TIMESTAMP,
                                                       NF_SYNPROXY_OPT_WSCALE, NfSynproxyInfo, synproxy_eval)
-from harness.mockkernel.netfilter.nft_compat import XtCompat, XtHookedTarget
+from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exprs import (Log, MetaSet, Nat, Notrack, PrintCtx, Reject, Stmt,
                                                     Verdict, Xt)
 from harness.mockkernel.netfilter.xt_matches import DscpMatch, c_strtoul, kernel_refusal, parse_port, \
@@ -39,11 +39,14 @@ LOG_FLAG_BITS = (0x01, 0x02, 0x04, 0x08, 0x20)  # XT_LOG_TCPSEQ, TCPOPT, IPOPT, 
 LOG_LEVEL_NAMES = {"alert": 1, "crit": 2, "debug": 7, "emerg": 0, "error": 3, "info": 6, "notice": 5, "panic": 0,
                    "warning": 4}  # libxt_LOG.c log_names
 MAX_TCP_HEADER = 15 * 4  # the largest data offset: no room for one more option
-# the table and chains each target may be used in (the kernel's xt/nft validation)
+# the table and chains each target may be used in, checked as the rule is added
+# (xt_check_target(): the registration's `.table`, e.g. ipt_REJECT.c and
+# ip6t_REJECT.c's "filter", and its hooks at a builtin chain); what a user chain
+# reached from a hook refuses is nft_compat.XT_HOOKS
 TARGET_PLACES = {"DNAT": ("nat", {"PREROUTING", "OUTPUT"}), "REDIRECT": ("nat", {"PREROUTING", "OUTPUT"}),
                  "SNAT": ("nat", {"POSTROUTING", "INPUT"}), "MASQUERADE": ("nat", {"POSTROUTING"}),
                  "NOTRACK": ("raw", {"PREROUTING", "OUTPUT"}), "CT": ("raw", {"PREROUTING", "OUTPUT"}),
-                 "REJECT": (None, {"INPUT", "FORWARD", "OUTPUT"}), "TCPMSS": (None, None),
+                 "REJECT": ("filter", {"INPUT", "FORWARD", "OUTPUT"}), "TCPMSS": (None, None),
                  "DSCP": ("mangle", None), "TOS": ("mangle", None), "TTL": ("mangle", None),
                  "HL": ("mangle", None), "CONNMARK": (None, None), "SYNPROXY": (None, {"INPUT", "FORWARD"})}
 
@@ -960,8 +963,7 @@ class SynproxyTarget(XtTarget):
                 skb = pkt.skb
                 return synproxy_eval(skb.net, skb, pkt.thoff, info, xt=True)
             return synproxy_tg
-        return [XtHookedTarget("SYNPROXY", text, build, ("input", "forward"), needs_conntrack=True,
-                               uses_synproxy=True)]
+        return [XtCompat("target", "SYNPROXY", text, build, needs_conntrack=True, uses_synproxy=True)]
 
 
 class NotrackTarget(XtTarget):
