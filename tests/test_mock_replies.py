@@ -52,3 +52,16 @@ def test_the_reset_of_a_prerouting_reject_of_a_0_0_0_0_source_goes_to_0_0_0_0_th
     ((summary, drop),) = _answers(target)
     assert "10.0.0.1 > 0.0.0.0 tcp" in summary
     assert drop == "NO_SOCKET"
+
+
+def test_an_output_reject_of_an_echo_reply_sends_no_error_while_icmp_holds_its_socket():
+    """icmp_reply() sends holding icmp_xmit_lock(); the reject in OUTPUT calls
+    __icmp_send(), whose icmp_xmit_lock() trylock of the same per-CPU socket fails:
+    the reply is dropped and no error follows it."""
+    target = _router("output", "reject with icmp type net-unreachable")
+    _into_p0(target, IP(src="10.0.0.2", dst="10.0.0.1", id=7) / ICMP(id=3, seq=1))
+    ((summary, drop),) = _answers(target)
+    assert "10.0.0.1 > 10.0.0.2 icmp" in summary and "echo" in summary
+    assert drop == "NETFILTER_DROP"
+    assert target.collect_all() == {"p0": [], "p1": [], "p2": []}
+

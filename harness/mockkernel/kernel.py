@@ -52,6 +52,7 @@ class Kernel(Net):
         self.inet_peers: dict = {}
         self.icmp_global_credit = 0
         self.icmp_global_stamp = -1.0
+        self.icmp_xmit_locked = False  # ipv4_icmp_sk's lock, held while icmp_push_reply() sends
         self.nf_hooks = NfHooks()
         self.conntrack = ConntrackTable(seed)
         self.nft = NfTables(self)

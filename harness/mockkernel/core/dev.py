@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import errno
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from harness.dropreason import DropReason
@@ -102,6 +104,24 @@ def net_rx_action(net) -> None:
                     poll_list.append(napi)
     finally:
         sd.in_net_rx_action = False
+
+
+@contextmanager
+def local_bh_disabled(net) -> Iterator[None]:
+    """local_bh_disable() ... local_bh_enable(): what netif_rx() queues meanwhile
+    waits for the softirq, which local_bh_enable() runs (in the softirq already,
+    it waits for the running net_rx_action() to reach it)."""
+    sd = net.softnet[net.this_cpu]
+    if sd.in_net_rx_action:
+        yield
+        return
+    sd.in_net_rx_action = True
+    try:
+        yield
+    finally:
+        sd.in_net_rx_action = False
+    if sd.input_pkt_queue:
+        net_rx_action(net)
 
 
 def process_backlog(net, backlog: deque, quota: int) -> int:

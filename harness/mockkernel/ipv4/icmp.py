@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from harness.dropreason import DropReason
 from harness.journey import Stage
+from harness.mockkernel.core.dev import local_bh_disabled
 from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, alloc_skb, kfree_skb
 from harness.mockkernel.core.snmp import (ICMP_MIB_CSUMERRORS, ICMP_MIB_INERRORS, ICMP_MIB_INMSGS, ICMP_MIB_OUTMSGS,
                                           ICMP_MIB_RATELIMITGLOBAL, ICMP_MIB_RATELIMITHOST, ICMPMSG_OUT)
@@ -113,7 +114,9 @@ def _rate_limited(net, icmp_type: int, code: int, daddr: int, out_dev) -> bool:
 
 
 def icmp_send(skb_in: SkBuff, icmp_type: int, code: int, info: int = 0) -> None:
-    """__icmp_send(): an ICMP error about `skb_in`, sent as a child of its journey."""
+    """__icmp_send(): an ICMP error about `skb_in`, sent as a child of its journey.
+    Nothing while ICMP is sending already (icmp_xmit_lock(): the trylock of the
+    per-CPU ipv4_icmp_sk fails, as for a reject in OUTPUT of ICMP's own message)."""
     net, rt = skb_in.net, skb_in.dst
     iph = Ipv4Packet(skb_in.buf, skb_in.network_header)
     if rt is None or skb_in.pkt_type != PACKET_HOST or rt.is_broadcast or rt.is_multicast:
@@ -127,6 +130,8 @@ def icmp_send(skb_in: SkBuff, icmp_type: int, code: int, info: int = 0) -> None:
         inner_type = IcmpMessage(skb_in.buf, inner).type
         if inner_type > NR_ICMP_TYPES or inner_type in ERROR_TYPES:
             return
+    if net.icmp_xmit_locked:
+        return
     # RTCF_LOCAL: the packet's input route was local, or (a reject in PREROUTING, whose
     # nf_reject_fill_skb_dst() gave it the output route to its sender) its sender is
     # local; then the error comes from the address the packet was sent to, and
@@ -175,7 +180,9 @@ def _icmp_push(net, cause: SkBuff, out: route.Rtable, message: bytes, tos: int, 
                options: ip_options.IpOptions = NO_OPTIONS) -> None:
     """icmp_push_reply(): the icmp socket sends with IP_PMTUDISC_DONT (no DF,
     so a hashed IP ID) and the default TTL, with the options echoed from the
-    packet answered (ip_options_build()); icmp_out_count() counts it. To a
+    packet answered (ip_options_build()); icmp_out_count() counts it. It sends
+    holding icmp_xmit_lock() with BHs off: what it sends through lo comes in
+    once the lock is let go (icmp_xmit_unlock() before local_bh_enable()). To a
     sender of 0.0.0.0 the message goes to the route's source: the flow's
     destination ip_route_output_key_hash_rcu() filled in, which
     __ip_make_skb() copies into the header (ip_copy_addrs())."""
@@ -193,7 +200,12 @@ def _icmp_push(net, cause: SkBuff, out: route.Rtable, message: bytes, tos: int, 
     skb.network_header = skb.data
     skb.transport_header = skb.data + len(header)
     net.tracer.start(skb, f"{why}: {Ipv4Packet(skb.buf, skb.data).summary()}", parent=cause)
-    ip_output.ip_local_out(skb)
+    with local_bh_disabled(net):
+        net.icmp_xmit_locked = True
+        try:
+            ip_output.ip_local_out(skb)
+        finally:
+            net.icmp_xmit_locked = False
 
 
 def icmp_rcv(skb: SkBuff) -> None:
@@ -277,6 +289,8 @@ def icmp_reply(skb: SkBuff, body: bytearray, sender: str, what: str) -> None:
     net = skb.net
     iph = Ipv4Packet(skb.buf, skb.network_header)
     fill_checksum(body, 0, len(body), initial=CSUM_COPY_SEED)
+    if net.icmp_xmit_locked:  # icmp_xmit_lock()
+        return
     rt = skb.dst
     spec_dst = iph.daddr if not (rt.is_broadcast or rt.is_multicast) else route.fib_compute_spec_dst(
         net, skb.dev, iph.saddr, iph.tos & 0xFC)
