@@ -12,6 +12,9 @@ rule by rule (286 us per packet for 10k prefix rules on this machine, issue
 - mock.range_rules_10k: `udp dport A-B drop` (distinct ranges, none holding 2000);
 - mock.interval_set_100k: one rule `ip daddr @blocked drop`, a named interval
   set of 100,000 ranges the packet's address is not in;
+- mock.dynset_update_100k: one rule `update @seen { ip saddr timeout 60s }`
+  refreshing the packet's element in a dynamic set of 100,000 more
+  (nft_dynset: a keyed lookup, as the kernel's rhashtable);
 - mock.linear_rules_10k_per_rule (ns): rules no index can group (`ip dscp N
   drop`, a field under a mask), as (per-packet time - the time with an empty
   chain) / 10,000: the cost of one rule walked.
@@ -66,6 +69,13 @@ def interval_set() -> str:
     return chain(["ip daddr @blocked drop"], sets)
 
 
+def dynamic_set_update() -> str:
+    elements = ", ".join(f"172.{16 + i // 65536}.{i // 256 % 256}.{i % 256}" for i in range(SET_ELEMENTS))
+    sets = (f"    set seen {{ type ipv4_addr; size {2 * SET_ELEMENTS}; flags dynamic,timeout; timeout 60s; "
+            f"elements = {{ {elements} }} }}")
+    return chain(["update @seen { ip saddr timeout 60s }"], sets)
+
+
 def unindexable_rules(count: int) -> str:
     """Rules on a field no index takes (`ip dscp`: 6 bits of a byte, loaded
     through a mask), none matching the packet's dscp 0."""
@@ -101,7 +111,7 @@ def per_packet_us(ruleset: str) -> float:
 def main() -> None:
     figures = (("prefix_rules_10k", prefix_rules(False)), ("prefix_rules_10k_last", prefix_rules(True)),
                ("range_rules_10k", range_rules(False)), ("range_rules_10k_last", range_rules(True)),
-               ("interval_set_100k", interval_set()))
+               ("interval_set_100k", interval_set()), ("dynset_update_100k", dynamic_set_update()))
     for name, ruleset in figures:
         print(f"figure mock.{name} {per_packet_us(ruleset):.1f} us", flush=True)
     walked = per_packet_us(unindexable_rules(RULES)) - per_packet_us(unindexable_rules(0))

@@ -6,12 +6,15 @@ nft_dynset_eval(), nft_dynset_init(); nftables src/statement.c set_stmt_print())
 left as it is); `update` inserts it or refreshes its timeout; both break the
 rule when the set is full (its `size`). An element's timeout is the
 statement's, else the set's (a set with timeouts). `delete` removes the key.
-Lookups of a set a rule updates read its elements as they are now
-(nft_set.lookup_fn() with `nset.live`). nft_dynset_init() refuses a set
-whose backend cannot update (EOPNOTSUPP): nft_set_select_ops() gives a set
-without `flags dynamic` the bitmap for keys of 2 bytes or fewer, the fast
-hash for a 4-byte key of known size, the rbtree for intervals; none of them
-has an update operation.
+The set's elements are found by key (nft_set.KeyIndex, as nft_rhash_update()
+finds them in its rhashtable), and lookups of a set a rule updates read them
+as they are now (nft_set.lookup_fn() with `nset.live`). nft_dynset_init()
+refuses a set whose backend cannot update (`set->ops->update == NULL`:
+EOPNOTSUPP): nft_set_select_ops() gives a set without `flags dynamic` the
+bitmap for keys of 2 bytes or fewer, the fast hash for a 4-byte key of known
+size, and any interval set the rbtree or pipapo; none of them has an update
+operation (the kernel refuses `flags interval, dynamic` when the set is made;
+the mock takes such a set and refuses the statement).
 
 A meter (`meter NAME [size N] { KEY [timeout T] STMT }`, nftables
 src/evaluate.c stmt_evaluate_meter(), statement.c meter_stmt_print()) is an
@@ -31,20 +34,21 @@ from dataclasses import replace
 from harness.mockkernel.netfilter.nft_exprs import (NFT_BREAK, CompileCtx, Concat, PrintCtx, Selector, SetRef,
                                                     Stmt)
 from harness.mockkernel.netfilter.nft_json import selector_json, stmt_json
-from harness.mockkernel.netfilter.nft_set import Element, NftSet, format_time
+from harness.mockkernel.netfilter.nft_set import Element, KeyIndex, NftSet, format_time, key_index
 
 EOPNOTSUPP = "Operation not supported"
 
 
-
-def live_element(nset: NftSet, key, now: float) -> Element | None:
-    """The element of `nset` holding `key`, None if there is none or it has
-    expired (removed then, as if the set's gc had reaped it)."""
-    found = next((e for e in nset.elements if e.key == key), None)
+def live_element(index: KeyIndex, key, now: float) -> Element | None:
+    """The element of the set holding `key` (nft_rhash_update()'s lookup),
+    None if there is none or it has expired (removed then, as if the set's
+    gc had reaped it)."""
+    found = index.get(key)
     if found is not None and found.expires is not None and now >= found.expires:
-        nset.elements.remove(found)
+        index.remove(found)
         return None
     return found
+
 
 class Dynset(Stmt):
     """One `add|update|delete @set { key }` statement."""
@@ -73,7 +77,7 @@ class Dynset(Stmt):
             return None
         nset.live = True
         key_bytes = sum((t.size + 7) // 8 for t in nset.key_types)
-        if "dynamic" not in nset.flags and (nset.interval or key_bytes <= 2 or key_bytes == 4 and nset.size):
+        if nset.interval or "dynamic" not in nset.flags and (key_bytes <= 2 or key_bytes == 4 and nset.size):
             return EOPNOTSUPP
         if not nset.size:
             nset.size = 0xFFFF  # nft_dynset_init(): an unbounded set gets a size
@@ -87,19 +91,18 @@ class Dynset(Stmt):
             key = load(pkt)
             if key is None:
                 return NFT_BREAK
-            now = clock.now
-            found = live_element(nset, key, now)
+            now, index = clock.now, key_index(nset)
+            found = live_element(index, key, now)
             if op == "delete":
                 if found is not None:
-                    nset.elements.remove(found)
+                    index.remove(found)
                     nset.version += 1
                 return None
             timeout = stmt_timeout if stmt_timeout is not None else nset.timeout
             if found is None:
                 if nset.size and len(nset.elements) >= nset.size:
                     return NFT_BREAK
-                nset.elements.append(Element(key, timeout=stmt_timeout,
-                                             expires=now + timeout if timeout else None))
+                index.append(Element(key, timeout=stmt_timeout, expires=now + timeout if timeout else None))
                 nset.version += 1
             elif op == "update" and timeout:
                 found.expires = now + timeout
@@ -148,14 +151,14 @@ class Meter(Stmt):
             key = load(pkt)
             if key is None:
                 return NFT_BREAK
-            now = clock.now
-            found = live_element(nset, key, now)
+            now, index = clock.now, key_index(nset)
+            found = live_element(index, key, now)
             if found is None:
                 if len(nset.elements) >= nset.size:
                     return NFT_BREAK
                 found = Element(key, timeout=timeout, expires=now + timeout if timeout else None,
                                 exprs=[copy.deepcopy(template)])  # nft_set_elem_expr_clone()
-                nset.elements.append(found)
+                index.append(found)
                 nset.version += 1
             elif timeout:
                 found.expires = now + timeout

@@ -92,6 +92,7 @@ class NftSet:
     live: bool = False  # a rule updates it from the packet path (nft_dynset): lookups read it as it is now
     meter: bool = False  # a meter's set (NFT_SET_ANONYMOUS | NFT_SET_EVAL): listed by `list meters` only
     version: int = 0  # bumped by each change from the packet path
+    index: KeyIndex | None = field(default=None, repr=False, compare=False)  # a live hash set's, key_index()
 
     @property
     def is_map(self) -> bool:
@@ -103,6 +104,44 @@ class NftSet:
 
     def type_text(self) -> str:
         return " . ".join(t.name for t in self.key_types)
+
+
+class KeyIndex:
+    """nft_set_hash.c's rhashtable for a hash set the packet path changes
+    (nft_dynset): each key's place in the set's elements, so that finding,
+    adding or removing an element costs O(1) however many the set holds."""
+
+    __slots__ = ("elements", "places")
+
+    def __init__(self, elements: list[Element]) -> None:
+        self.elements = elements
+        self.places = {elem.key: place for place, elem in enumerate(elements)}
+
+    def get(self, key) -> Element | None:
+        place = self.places.get(key)
+        return None if place is None else self.elements[place]
+
+    def append(self, elem: Element) -> None:
+        self.places[elem.key] = len(self.elements)
+        self.elements.append(elem)
+
+    def remove(self, elem: Element) -> None:
+        """The last element takes the removed one's place (a hash set's
+        elements have no order of their own: nft lists them sorted)."""
+        place = self.places.pop(elem.key)
+        last = self.elements.pop()
+        if last is not elem:
+            self.elements[place] = last
+            self.places[last.key] = place
+
+
+def key_index(nset: NftSet) -> KeyIndex:
+    """The set's KeyIndex, made again when the control plane has changed its
+    elements since (a transaction changes a copy of the list: _own())."""
+    index = nset.index
+    if index is None or index.elements is not nset.elements or len(index.places) != len(nset.elements):
+        index = nset.index = KeyIndex(nset.elements)
+    return index
 
 
 class SetError(Exception):
@@ -209,7 +248,10 @@ def lookup_fn(nset: NftSet, clock, data_fn=lambda data: data):
 
 
 def _live_lookup_fn(nset: NftSet, clock, data_fn):
-    """lookup_fn() of a set the packet path changes: rebuilt when its version moves."""
+    """lookup_fn() of a set the packet path changes: its key_index() for a
+    hash set, else rebuilt when its version moves."""
+    if not nset.interval:
+        return _indexed_lookup_fn(nset, clock, data_fn)
     built = [-1, None]
 
     def live_lookup(key):
@@ -219,6 +261,25 @@ def _live_lookup_fn(nset: NftSet, clock, data_fn):
             nset.live = True
         return built[1](key)
     return live_lookup
+
+
+def _indexed_lookup_fn(nset: NftSet, clock, data_fn):
+    """A hash set's lookup through its key_index(): the element's data (True
+    for a set) unless it has expired in a set with timeouts, else the
+    catch-all's, else None."""
+    expiring, is_map = "timeout" in nset.flags, nset.is_map
+
+    def found(elem: Element):
+        return data_fn(elem.data) if is_map else True
+
+    def indexed_lookup(key):
+        index = key_index(nset)
+        elem = index.get(key)
+        if elem is not None and not (expiring and elem.expires is not None and clock.now >= elem.expires):
+            return found(elem)
+        catchall = index.get(CATCHALL)
+        return None if catchall is None else found(catchall)
+    return indexed_lookup
 
 
 def _lookup_fn(nset: NftSet, live: list[Element], clock, data_fn):
