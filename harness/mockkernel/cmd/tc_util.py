@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 
-from harness.mockkernel.lib.utils_math import TIME_UNITS_PER_SEC, c_uint64, rate_bytes, strtod
+from harness.mockkernel.lib.utils_math import TIME_UNITS_PER_SEC, c_uint64, rate_bytes, scaled_number
 
 TICK_IN_USEC = 1000 / 64  # tc_core_init(): t2us / us2t * clock_factor
 TC_H_ROOT = 0xFFFFFFFF
@@ -30,15 +30,9 @@ def get_size(text: str) -> int | None:
     """get_size() (get_size64() and a u32 check): bytes, None when malformed
     or not a whole u32 (the __u64 stored differs from floor() of the double:
     a fraction, a negative, NaN or infinity)."""
-    parsed = strtod(text)
-    if parsed is None:
+    size = scaled_number(text, SIZE_SUFFIXES)
+    if size is None:
         return None
-    size, rest = parsed
-    if rest:
-        scale = SIZE_SUFFIXES.get(rest.lower())
-        if scale is None:
-            return None
-        size *= scale
     stored = c_uint64(size)
     if not math.isfinite(size) or stored != math.floor(size) or stored > 0xFFFFFFFF:
         return None

@@ -58,32 +58,30 @@ def c_uint64(value: float) -> int:
     return (int(value) if value < 2.0 ** 63 else indefinite) ^ indefinite
 
 
-def get_time(text: str) -> int | None:
-    """get_time() (RATEEST_get_time() the same): microseconds, a number with
-    no suffix being microseconds too; None when malformed."""
+def scaled_number(text: str, suffixes: dict[str, float]) -> float | None:
+    """strtod() and what follows it: nothing (the number as it is) or a
+    suffix of `suffixes` (lower-case names, matched as strcasecmp() does),
+    the number times its scale; None when malformed."""
     parsed = strtod(text)
     if parsed is None:
         return None
-    usecs, rest = parsed
-    if rest:
-        scale = TIME_SUFFIXES.get(rest.lower())
-        if scale is None:
-            return None
-        usecs *= scale
-    return c_uint32(usecs)
+    number, rest = parsed
+    if not rest:
+        return number
+    scale = suffixes.get(rest.lower())
+    return None if scale is None else number * scale
+
+
+def get_time(text: str) -> int | None:
+    """get_time() (RATEEST_get_time() the same): microseconds, a number with
+    no suffix being microseconds too; None when malformed."""
+    usecs = scaled_number(text, TIME_SUFFIXES)
+    return None if usecs is None else c_uint32(usecs)
 
 
 def rate_bytes(text: str) -> float | None:
     """The double get_rate64() and rateest_get_rate() store: bytes per second
     from bits per second (no suffix) or a suffixed rate; None when malformed.
     The caller stores it in its integer (c_uint64(), c_uint32())."""
-    parsed = strtod(text)
-    if parsed is None:
-        return None
-    bps, rest = parsed
-    if rest:
-        scale = _RATE_SCALE.get(rest.lower())
-        if scale is None:
-            return None
-        bps *= scale
-    return bps / 8
+    bps = scaled_number(text, _RATE_SCALE)
+    return None if bps is None else bps / 8
