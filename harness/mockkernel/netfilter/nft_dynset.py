@@ -50,6 +50,28 @@ def live_element(index: KeyIndex, key, now: float) -> Element | None:
     return found
 
 
+def dynset_update(nset: NftSet, op: str, key, now: float, stmt_timeout: float | None,
+                  template: Stmt | None = None) -> Element | None:
+    """nft_dynset_eval() adding or updating: the packet's live element
+    (`update` refreshes its timeout), else a new one (nft_dynset_new(), with
+    a clone of `template`: nft_set_elem_expr_clone()); None when the set is
+    full (the rule breaks)."""
+    index = key_index(nset)
+    found = live_element(index, key, now)
+    timeout = stmt_timeout if stmt_timeout is not None else nset.timeout
+    if found is None:
+        if nset.size and len(nset.elements) >= nset.size:
+            return None
+        found = Element(key, timeout=stmt_timeout, expires=now + timeout if timeout else None,
+                        exprs=None if template is None else [copy.deepcopy(template)])
+        index.append(found)
+        nset.version += 1
+    elif op == "update" and timeout:
+        found.expires = now + timeout
+        nset.version += 1
+    return found
+
+
 class Dynset(Stmt):
     """One `add|update|delete @set { key }` statement."""
 
@@ -91,21 +113,12 @@ class Dynset(Stmt):
             key = load(pkt)
             if key is None:
                 return NFT_BREAK
-            now, index = clock.now, key_index(nset)
-            found = live_element(index, key, now)
-            if op == "delete":
-                if found is not None:
-                    index.remove(found)
-                    nset.version += 1
-                return None
-            timeout = stmt_timeout if stmt_timeout is not None else nset.timeout
-            if found is None:
-                if nset.size and len(nset.elements) >= nset.size:
-                    return NFT_BREAK
-                index.append(Element(key, timeout=stmt_timeout, expires=now + timeout if timeout else None))
-                nset.version += 1
-            elif op == "update" and timeout:
-                found.expires = now + timeout
+            if op != "delete":
+                return None if dynset_update(nset, op, key, clock.now, stmt_timeout) is not None else NFT_BREAK
+            index = key_index(nset)
+            found = live_element(index, key, clock.now)
+            if found is not None:
+                index.remove(found)
                 nset.version += 1
             return None
         return dynset
@@ -151,17 +164,9 @@ class Meter(Stmt):
             key = load(pkt)
             if key is None:
                 return NFT_BREAK
-            now, index = clock.now, key_index(nset)
-            found = live_element(index, key, now)
+            found = dynset_update(nset, "update", key, clock.now, timeout, template)
             if found is None:
-                if len(nset.elements) >= nset.size:
-                    return NFT_BREAK
-                found = Element(key, timeout=timeout, expires=now + timeout if timeout else None,
-                                exprs=[copy.deepcopy(template)])  # nft_set_elem_expr_clone()
-                index.append(found)
-                nset.version += 1
-            elif timeout:
-                found.expires = now + timeout
+                return NFT_BREAK
             run = runs.get(key)
             if run is None or run[0] is not found:
                 run = runs[key] = (found, found.exprs[0].compile(ctx))
