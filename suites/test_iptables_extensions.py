@@ -525,3 +525,53 @@ def test_an_extension_in_a_user_chain_keeps_its_hooks_for_either_order_of_rules(
         add(target, f"-t {table} -A v {spec}")
     assert target.sh(f"iptables -t {table} -S v").splitlines() == ["-N v"]
     assert target.sh(f"iptables -t {table} -S {refused}").splitlines()[1:] == [f"-A {refused} -j v"]
+
+
+def test_hashlimit_rules_naming_one_table_share_the_first_rules_settings(target, router):
+    """xt_hashlimit hashlimit_mt_check_common(): a --hashlimit-name the namespace
+    already has (htable_find_get(), by name and family) is that table, made with
+    the first rule's settings; hashlimit_mt_common() keys, fills and ages entries
+    by the table's (hinfo->cfg), each rule keeping only its upto/above. The later
+    rules' own mode and rate are accepted, listed and not used: per source, two
+    packets an hour."""
+    h0, h1 = router[0], router[1]
+    add(target, "-A FORWARD -p udp --dport 7 -m hashlimit --hashlimit-upto 1/hour --hashlimit-burst 2 "
+                "--hashlimit-mode srcip --hashlimit-name shared -m comment --comment first",
+        "-A FORWARD -p udp --dport 9 -m hashlimit --hashlimit-upto 1000/sec --hashlimit-burst 100 "
+        "--hashlimit-mode dstip --hashlimit-name shared -m comment --comment second",
+        "-A FORWARD -p udp --dport 11 -m hashlimit --hashlimit-above 1000/sec --hashlimit-burst 100 "
+        "--hashlimit-name shared -m comment --comment above")
+    assert "--hashlimit-upto 1000/sec --hashlimit-burst 100 --hashlimit-mode dstip" in target.sh("iptables -S FORWARD")
+    for _ in range(3):
+        forward(target, h0, h1, UDP(sport=1, dport=9), src="10.0.0.2")
+    forward(target, h0, h1, UDP(sport=1, dport=7), src="10.0.0.2")
+    forward(target, h0, h1, UDP(sport=1, dport=9), src="10.0.0.3")
+    for _ in range(3):
+        forward(target, h0, h1, UDP(sport=1, dport=11), src="10.0.0.4")
+    assert counts(target) == {"first": 0, "second": 3, "above": 1}
+
+
+def test_a_hashlimit_table_lives_while_a_rule_holds_it(target, router):
+    """htable_put(): the table goes with the last rule holding it, so a later rule of
+    that name makes it anew with its own settings; a flushing iptables-restore's new
+    rule finds the old one still held (the old rules go when its transaction
+    commits) and shares its settings and entries."""
+    h0, h1 = router[0], router[1]
+    tight = ("-p udp -m hashlimit --hashlimit-upto 1/hour --hashlimit-burst 2 --hashlimit-mode srcip "
+             "--hashlimit-name t")
+    loose = ("-p udp -m hashlimit --hashlimit-upto 1000/sec --hashlimit-burst 100 --hashlimit-mode srcip "
+             "--hashlimit-name t")
+    add(target, f"-A FORWARD {tight} -m comment --comment tight")
+    for _ in range(3):
+        forward(target, h0, h1, UDP(sport=1, dport=2), src="10.0.0.2")
+    target.sh("iptables-restore", stdin=f"*filter\n-F FORWARD\n-A FORWARD {loose} -m comment --comment restored\n"
+                                        "COMMIT\n")
+    forward(target, h0, h1, UDP(sport=1, dport=2), src="10.0.0.2")
+    forward(target, h0, h1, UDP(sport=1, dport=2), src="10.0.0.3")
+    forward(target, h0, h1, UDP(sport=1, dport=2), src="10.0.0.3")
+    forward(target, h0, h1, UDP(sport=1, dport=2), src="10.0.0.3")
+    assert counts(target) == {"restored": 2}
+    add(target, "-F FORWARD", f"-A FORWARD {loose} -m comment --comment anew")
+    for _ in range(3):
+        forward(target, h0, h1, UDP(sport=1, dport=2), src="10.0.0.2")
+    assert counts(target) == {"anew": 3}

@@ -114,3 +114,18 @@ def test_secmark_is_refused_as_the_kernel_without_a_security_context_refuses_it(
     with pytest.raises(CommandError) as err:
         MockTarget().sh(f"iptables -t {table} -A INPUT -j SECMARK --selctx system_u:object_r:firewalld_exec_t:s0")
     assert str(err.value).split("failed: ", 1)[-1].splitlines()[0] == PREFIX + message
+
+
+def test_flushing_a_builtin_chain_the_table_lacks_makes_it_as_iptables_nft_does():
+    """nft_rule_flush() runs nft_xt_builtin_init() for the chain it names: on an
+    empty namespace `iptables -F FORWARD` leaves table filter with that chain (the
+    lab's listing), as does `-F FORWARD` after iptables-restore's table flush; a
+    user chain that does not exist is still "No chain/target/match by that name"."""
+    target = MockTarget()
+    target.sh("iptables -F FORWARD")
+    assert target.sh("nft list ruleset") == (
+        "table ip filter {\n\tchain FORWARD {\n\t\ttype filter hook forward priority filter; policy accept;\n\t}\n}\n")
+    target.sh("iptables-restore", stdin="*filter\n-F FORWARD\n-A FORWARD -p udp\nCOMMIT\n")
+    assert target.sh("iptables -S FORWARD") == "-P FORWARD ACCEPT\n-A FORWARD -p udp\n"
+    with pytest.raises(CommandError, match="No chain/target/match by that name"):
+        target.sh("iptables -F NOPE")

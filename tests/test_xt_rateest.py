@@ -347,3 +347,45 @@ def test_a_line_rate_train_draws_a_hashlimit_bucket_down_in_bulk():
     result = target.traffic(Profile((Stream.of("p0", udp_frame(), rate=Rate(100_000.0)),)), duration=0.1)
     assert 2_420 <= result.streams[0].ipackets <= 2_500
     assert len(target.journeys()) < 1_000
+
+
+# ------------------------------------------------------------------ hashlimit tables shared by name
+
+def test_hashlimit_rules_naming_one_table_use_the_settings_of_the_rule_that_made_it():
+    """htable_find_get() by name and family: a second rule naming the table shares
+    it as made (htable_create() with the first rule's cfg); hashlimit_mt_common()
+    fills and keys its entries by hinfo->cfg and keeps only the rule's own
+    upto/above. Its 1000/sec burst 100 is saved as given and not used: a burst
+    of 2 through both rules, then nothing; an --hashlimit-above rule on the
+    table matches from the third packet."""
+    k = Kernel()
+    iptables(k, "-A INPUT -p udp --dport 7 -m hashlimit --hashlimit-upto 1/hour --hashlimit-burst 2 "
+                "--hashlimit-mode srcip --hashlimit-name t -j ACCEPT")
+    iptables(k, "-A INPUT -p udp --dport 9 -m hashlimit --hashlimit-upto 1000/sec --hashlimit-burst 100 "
+                "--hashlimit-mode dstip --hashlimit-name t -j ACCEPT")
+    iptables(k, "-A INPUT -p udp --dport 11 -m hashlimit --hashlimit-above 1000/sec --hashlimit-name t -j ACCEPT")
+    iptables(k, "-P INPUT DROP")
+    assert "--hashlimit-upto 1000/sec --hashlimit-burst 100 --hashlimit-mode dstip" in saved(k)[1]
+    assert send(k, 9, 3) == [NF_ACCEPT, NF_ACCEPT, NF_DROP]
+    assert send(k, 7) == [NF_DROP]
+    assert send(k, 11) == [NF_ACCEPT]
+
+
+def test_a_hashlimit_table_its_last_rule_left_is_made_anew_with_the_next_rules_settings():
+    """htable_put(): the table goes with the last rule that held it."""
+    k = Kernel()
+    iptables(k, "-A INPUT -p udp -m hashlimit --hashlimit-upto 1/hour --hashlimit-burst 2 --hashlimit-name t "
+                "-j ACCEPT")
+    iptables(k, "-P INPUT DROP")
+    assert send(k, 9, 3) == [NF_ACCEPT, NF_ACCEPT, NF_DROP]
+    iptables(k, "-F INPUT")
+    iptables(k, "-A INPUT -p udp -m hashlimit --hashlimit-upto 1000/sec --hashlimit-burst 100 --hashlimit-name t "
+                "-j ACCEPT")
+    assert send(k, 9, 3) == [NF_ACCEPT] * 3
+
+
+def test_hashlimit_rules_of_another_kind_on_one_table_are_named_not_modelled():
+    k = Kernel()
+    iptables(k, "-A INPUT -m hashlimit --hashlimit-upto 5/sec --hashlimit-name t")
+    assert refusal(k, "-A INPUT -m hashlimit --hashlimit-upto 5/sec --hashlimit-rate-match --hashlimit-name t") == (
+        1, "--hashlimit-name t shared by rules of another kind (rate match or bytes) is not modelled by the mock kernel")

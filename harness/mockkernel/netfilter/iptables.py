@@ -329,14 +329,14 @@ class XtTables:
         raise XtError(f"{PROG}: Bad rule (does a matching rule exist in that chain?).")
 
     def flush(self, chain_name: str | None) -> None:
+        """-F [CHAIN]: nft_rule_flush() makes a builtin chain it names first
+        (nft_xt_builtin_init(): `iptables -F FORWARD` on an empty namespace, or
+        after iptables-restore's table flush, leaves that chain)."""
         if chain_name is None:
             for chain in (self.table.chains.values() if self.table else ()):
                 chain.rules.clear()
             return
-        chain = self.chain(chain_name)
-        if chain is None:
-            raise XtError(NO_CHAIN)
-        chain.rules.clear()
+        self.writable_chain(chain_name).rules.clear()
 
     # -- chains
 

@@ -240,6 +240,7 @@ class HashlimitMatch(XtMatch):
         self.gc_interval = XT_HASHLIMIT_GCINTERVAL
         self.interval = 0  # cfg.interval: the rate match's window, in seconds
         self.family_bits = 32
+        self.htable = None  # the match whose settings made the table it shares (None: its own)
 
     def parse(self, option: str, value: str, invert: bool, rule) -> None:
         if option in ("--hashlimit-upto", "--hashlimit-above"):
@@ -453,27 +454,48 @@ class HashlimitMatch(XtMatch):
         text = f"meter {self.table} {{ {' . '.join(keys)}{timeout} limit rate{over}{rate}"
         return text + ("}" if text.endswith(" ") else " }")  # xt_xlate_add(): a brace after a word gets a space
 
+    def net_check(self, view, chain: str) -> None:
+        """hashlimit_mt_check_common(): htable_find_get() finds the namespace's
+        table of this name and family (a rule of the transaction's, or a committed
+        one's still holding it) and the rule shares it as it is: its key, rate,
+        burst, expiry and sizes stay the settings of the rule that made it
+        (htable_create()); hashlimit_mt_common() reads only the upto/above of
+        the rule's own. A rule of the other kind (rate match, bytes) on one
+        table mixes two layouts of the entries' union: not modelled."""
+        creator = htable_find_get(view, self.table)
+        if creator is not None and (creator.rate_match, creator.byte_mode) != (self.rate_match, self.byte_mode):
+            raise not_modelled(f"--hashlimit-name {self.table} shared by rules of another kind "
+                               "(rate match or bytes)")
+        self.htable = creator
+
+    def table_settings(self) -> tuple:
+        """struct hashlimit_cfg3 as htable_create() keeps it in the table."""
+        return (self.modes, self.srcmask, self.dstmask, self.avg, self.burst, self.expire, self.size, self.max,
+                self.gc_interval, self.byte_mode, self.rate_match, self.interval)
+
     def stmts(self, rule) -> list[Stmt]:
-        modes, above, family = self.modes, self.above, rule.family
-        byte_mode, max_entries, rate_match = self.byte_mode, self.max, self.rate_match
+        above, family = self.above, rule.family
+        cfg = self.htable or self  # hinfo->cfg: the table's settings
+        settings = cfg.table_settings()
+        modes, byte_mode, max_entries, rate_match = cfg.modes, cfg.byte_mode, cfg.max, cfg.rate_match
         window = per_window = 0
         if rate_match:  # rateinfo_init(): the rate per window and what the window may count
             if byte_mode:
-                per_window = (((0xFFFFFFFF // self.avg if self.avg else 0xFFFFFFFF) - 1)
+                per_window = (((0xFFFFFFFF // cfg.avg if cfg.avg else 0xFFFFFFFF) - 1)
                               << XT_HASHLIMIT_BYTE_SHIFT)  # user2rate_bytes()
-                cap = self.burst * per_window if self.burst else per_window
+                cap = cfg.burst * per_window if cfg.burst else per_window
             else:
-                per_window = XT_HASHLIMIT_SCALE_V2 // self.avg  # user2rate()
-                cap = self.burst + per_window
-            cost, window = 0, self.interval * HZ
+                per_window = XT_HASHLIMIT_SCALE_V2 // cfg.avg  # user2rate()
+                cap = cfg.burst + per_window
+            cost, window = 0, cfg.interval * HZ
         elif byte_mode:
-            cost, cap = user2credits_byte(self.avg), CREDITS_PER_JIFFY_BYTES * HZ
+            cost, cap = user2credits_byte(cfg.avg), CREDITS_PER_JIFFY_BYTES * HZ
         else:
-            cost, cap = user2credits(self.avg), user2credits(self.avg * self.burst & U64)
-        refills = self.burst
-        expire = self.expire * HZ // 1000  # msecs_to_jiffies()
+            cost, cap = user2credits(cfg.avg), user2credits(cfg.avg * cfg.burst & U64)
+        refills = cfg.burst
+        expire = cfg.expire * HZ // 1000  # msecs_to_jiffies()
         masks = [family.all_ones ^ ((1 << (family.bits - bits)) - 1) if bits is not None else family.all_ones
-                 for bits in (self.srcmask, self.dstmask)]
+                 for bits in (cfg.srcmask, cfg.dstmask)]
         name = self.table
 
         def key_of(pkt) -> tuple:
@@ -492,7 +514,10 @@ class HashlimitMatch(XtMatch):
             return tuple(key)
 
         def build(ctx):
-            table = _HASHLIMIT_TABLES.setdefault(ctx.net, {}).setdefault((family.nft_family, name), {})
+            tables = _HASHLIMIT_TABLES.setdefault(ctx.net, {})
+            table = tables.get((family.nft_family, name))
+            if table is None or table.settings != settings:  # a table its last rule left is made anew
+                table = tables[(family.nft_family, name)] = HashlimitHtable(settings)
             clock = ctx.net.clock
 
             def hashlimit_rate_mt(pkt) -> bool:
@@ -597,7 +622,34 @@ class RateMatchEnt:
         self.expires, self.prev, self.prev_window, self.current_rate, self.burst = 0, now, False, 0, burst
 
 
+class HashlimitHtable(dict):
+    """struct xt_hashlimit_htable: the entries by key, and the settings it was made with."""
+
+    def __init__(self, settings: tuple) -> None:
+        super().__init__()
+        self.settings = settings
+
+
 _HASHLIMIT_TABLES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # hashlimit_net: the netns's tables
+
+
+def htable_find_get(view, name: str) -> "HashlimitMatch | None":
+    """htable_find_get() by name and family: the match whose settings made the
+    table, from a rule of the transaction (`view`'s ruleset) or, failing that, of
+    the committed ruleset (its rules hold the table until the transaction that
+    deletes them commits); None when no rule holds it (the table is gone)."""
+    family = view.family.nft_family
+    committed = view.net.nft.ruleset if view.net is not None else None
+    for ruleset in (view.ruleset, committed):
+        for table in ruleset.tables if ruleset is not None else ():
+            if table.family != family:
+                continue
+            for chain in table.chains.values():
+                for rule in chain.rules:
+                    for ext in rule.xt.matches if rule.xt is not None else ():
+                        if isinstance(ext, HashlimitMatch) and ext.table == name:
+                            return ext.htable or ext
+    return None
 
 
 # -- what the line-rate engine reads (harness/mockkernel/linerate/trains.py): a
