@@ -3,7 +3,7 @@ differential runner (python -m harness.diff) found it answering otherwise than
 the kernel; each test names the kernel behaviour and the function deciding it."""
 from __future__ import annotations
 
-from scapy.layers.inet import ICMP, IP, TCP
+from scapy.layers.inet import ICMP, IP, TCP, IPOption
 from scapy.layers.l2 import Ether
 
 from harness.journey import with_children
@@ -65,3 +65,17 @@ def test_an_output_reject_of_an_echo_reply_sends_no_error_while_icmp_holds_its_s
     assert drop == "NETFILTER_DROP"
     assert target.collect_all() == {"p0": [], "p1": [], "p2": []}
 
+
+
+def test_the_reset_of_a_segment_with_record_route_echoes_the_option_with_this_host_recorded():
+    """tcp_v4_send_reset() -> ip_send_unicast_reply(): __ip_options_echo() of the
+    segment's options goes into the RST's header, and __ip_make_skb()'s
+    ip_options_build() records the RST's own source in the slot it left."""
+    target = _router("input", "counter")
+    record_route = IPOption(b"\x07\x0b\x04" + bytes(8))
+    _into_p0(target, IP(src="10.0.0.2", dst="10.0.0.1", id=7, options=[record_route]) / TCP(sport=1000, dport=22,
+                                                                                            flags="S"))
+    (rst,) = target.collect_all()["p0"]
+    assert rst[14] == 0x48 and rst[14 + 32 + 13] == 0x14  # IHL 8; the TCP flags RST|ACK
+    # the slot ip_rcv_options() filled on the way in (10.0.0.1), the RST's own (10.0.0.1), end of list
+    assert rst[34:46] == bytes.fromhex("070b0c" "0a000001" "0a000001" "00")

@@ -146,7 +146,7 @@ def icmp_send(skb_in: SkBuff, icmp_type: int, code: int, info: int = 0) -> None:
     if _rate_limited(net, icmp_type, code, iph.saddr, out.dev):
         net.tracer.hop(skb_in, Stage.L4, "icmp_send", "RATELIMITED", f"type {icmp_type} code {code}")
         return
-    options = _options_echo(skb_in)
+    options = ip_options.ip_options_echo_skb(skb_in)
     if options is None:
         return
     room = min(out.dst_mtu(), 576) - IPV4_MIN_HLEN - options.optlen - ICMP_HLEN
@@ -156,28 +156,14 @@ def icmp_send(skb_in: SkBuff, icmp_type: int, code: int, info: int = 0) -> None:
     _icmp_push(net, skb_in, out, message, tos, f"icmp_send type {icmp_type} code {code}", options)
 
 
-NO_OPTIONS = ip_options.IpOptions(0)
-
-
 def _is_local_address(net, addr: int) -> bool:
     """__ip_dev_find(): an address of the namespace's own (a local route's too)."""
     res = route.fib_lookup(net, addr)
     return not isinstance(res, int) and res.type is RTN_LOCAL
 
 
-def _options_echo(skb: SkBuff) -> ip_options.IpOptions | None:
-    """The options an answer to `skb` carries (__ip_options_echo() of the
-    options ip_rcv_options() compiled); None where the kernel sends nothing."""
-    opt = skb.cb.get("opt") if skb.cb else None
-    if opt is None:
-        return NO_OPTIONS
-    net = skb.net
-    return ip_options.ip_options_echo(skb.buf, skb.network_header, opt,
-                                      lambda addr: route.inet_addr_is_unicast(net, addr))
-
-
 def _icmp_push(net, cause: SkBuff, out: route.Rtable, message: bytes, tos: int, why: str,
-               options: ip_options.IpOptions = NO_OPTIONS) -> None:
+               options: ip_options.IpOptions = ip_options.NO_OPTIONS) -> None:
     """icmp_push_reply(): the icmp socket sends with IP_PMTUDISC_DONT (no DF,
     so a hashed IP ID) and the default TTL, with the options echoed from the
     packet answered (ip_options_build()); icmp_out_count() counts it. It sends
@@ -299,7 +285,7 @@ def icmp_reply(skb: SkBuff, body: bytearray, sender: str, what: str) -> None:
         return
     if _rate_limited(net, IcmpMessage(body, 0).type, 0, iph.saddr, out.dev):
         return
-    options = _options_echo(skb)
+    options = ip_options.ip_options_echo_skb(skb)
     if options is None:
         return
     net.tracer.hop(skb, Stage.L4, sender, "REPLY")

@@ -7,19 +7,22 @@ parses, it records where the options are (IPCB(skb)->opt, here skb.cb["opt"]),
 writes this host's address into a record route or timestamp-and-address option
 (spec_dst) and zeroes what follows an end-of-list. ip_forward_options() writes the
 outgoing address into the record route slot before the packet leaves;
-ip_options_echo() gives an answer (ICMP echo reply or error) the options it
-returns, and ip_options_build() fills in the answer's own address.
+ip_options_echo() gives an answer (ICMP echo reply or error, the control
+socket's TCP RST or ACK: ip_send_unicast_reply()) the options it returns, and
+ip_options_build() fills in the answer's own address.
 
 Timestamps are milliseconds since midnight UTC in the kernel; the mock's clock is
 virtual, so the mock writes its own time there (masked where suites compare).
 Left out: following an accepted source route (ip_options_rcv_srr() re-routing via
 the next hop), CIPSO labels (every DOI is unknown, as on a host with none
-configured), options on fragments (ip_options_fragment()) and on TCP resets.
+configured), options on fragments (ip_options_fragment()) and a source route
+echoed in an answer (__ip_options_echo()'s reversed route and `faddr`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.mockkernel.ipv4 import route
 from harness.mockkernel.wire.ipv4 import (IPOPT_END, IPOPT_LSRR, IPOPT_NOOP, IPOPT_OFFSET, IPOPT_OLEN, IPOPT_SSRR,
                                           IPOPT_TS_FLAGS, IPV4_MIN_HLEN)
 
@@ -207,6 +210,20 @@ def ip_options_echo(buf: bytearray, nh: int, opt: IpOptions, addr_is_unicast) ->
         out.append(IPOPT_END)
     echo.optlen, echo.data = len(out), bytes(out)
     return echo
+
+
+NO_OPTIONS = IpOptions(0)
+
+
+def ip_options_echo_skb(skb) -> IpOptions | None:
+    """__ip_options_echo(net, dopt, skb, sopt) of the options ip_rcv_options()
+    compiled for `skb` (IPCB(skb)->opt): what an answer to it carries, None
+    where the kernel sends nothing."""
+    opt = skb.cb.get("opt") if skb.cb else None
+    if opt is None:
+        return NO_OPTIONS
+    net = skb.net
+    return ip_options_echo(skb.buf, skb.network_header, opt, lambda addr: route.inet_addr_is_unicast(net, addr))
 
 
 def ip_options_build(header: bytearray, echo: IpOptions, source: int, now: float) -> None:

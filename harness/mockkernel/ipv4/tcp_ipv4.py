@@ -45,7 +45,7 @@ from harness.mockkernel.core.snmp import (SNMP4_NET_LIST, TCP_MIB_CSUMERRORS, TC
 from harness.mockkernel.core.sysctl import (CtlTable, proc_dointvec, proc_dointvec_jiffies, proc_dointvec_minmax,
                                             proc_dointvec_ms_jiffies, proc_dou8vec_minmax, proc_douintvec_minmax,
                                             proc_doulongvec_minmax)
-from harness.mockkernel.ipv4 import ip_output, route, syncookies, tcp_output, tcp_timer
+from harness.mockkernel.ipv4 import ip_options, ip_output, route, syncookies, tcp_output, tcp_timer
 from harness.mockkernel.ipv4.inet_hashtables import (InetHashinfo, __inet_lookup_established,
                                                      __inet_lookup_listener, inet_bind_hash, inet_ehash_insert,
                                                      inet_hash_connect, secure_tcp_ts_off)
@@ -61,6 +61,7 @@ from harness.mockkernel.ipv4.tcp_sock import (AF_INET, TCP_CLOSE, TCP_ESTABLISHE
 from harness.mockkernel.net import RTN_LOCAL
 from harness.mockkernel.wire import Malformed, WireError, tcp
 from harness.mockkernel.wire.ipv4 import IP_DF, IPPROTO_TCP, Ipv4Packet, build_header
+from harness.mockkernel.wire.ipv4 import fill_checksum as fill_header_checksum
 from harness.mockkernel.wire.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN
 
 LINUX_MIB_TIMEWAITRECYCLED = SNMP4_NET_LIST.index("TWRecycled")
@@ -413,7 +414,11 @@ def tcp_v4_send_reset(skb: SkBuff) -> None:
     mib = skb.net.mib.tcp_statistics
     mib[TCP_MIB_OUTSEGS] += 1  # tcp_v4_send_reset()'s, not nft reject's (nf_send_reset())
     mib[TCP_MIB_OUTRSTS] += 1
-    send_reset(skb, tos=Ipv4Packet(skb.buf, skb.network_header).tos & ~0x03, why="tcp_v4_send_reset")
+    options = ip_options.ip_options_echo_skb(skb)
+    if options is None:
+        return
+    send_reset(skb, tos=Ipv4Packet(skb.buf, skb.network_header).tos & ~0x03, why="tcp_v4_send_reset",
+               options=options)
 
 
 def tcp_v4_send_ack(skb: SkBuff, seq: int, ack: int, win: int, tsval: int, tsecr: int, tos: int, why: str) -> None:
@@ -425,7 +430,9 @@ def tcp_v4_send_ack(skb: SkBuff, seq: int, ack: int, win: int, tsval: int, tsecr
     options = tcp.write_options(tcp.OutOptions(ts=(tsval, tsecr))) if tsecr else b""
     segment = tcp.build_segment(iph.daddr, iph.saddr, dport, sport, seq, ack, TCPHDR_ACK, min(win, 65535), options)
     net.mib.tcp_statistics[TCP_MIB_OUTSEGS] += 1
-    _send_ctl(skb, iph.daddr, iph.saddr, segment, tos, why)
+    options = ip_options.ip_options_echo_skb(skb)
+    if options is not None:
+        _send_ctl(skb, iph.daddr, iph.saddr, segment, tos, why, options)
 
 
 def reset_segment(buf: bytearray, th: int, end: int) -> tuple[int, int, int]:
@@ -439,25 +446,33 @@ def reset_segment(buf: bytearray, th: int, end: int) -> tuple[int, int, int]:
         TCPHDR_RST | TCPHDR_ACK
 
 
-def send_reset(skb: SkBuff, tos: int, why: str) -> None:
-    """A RST back to the sender of `skb`, routed and sent as a local packet."""
+def send_reset(skb: SkBuff, tos: int, why: str, options: ip_options.IpOptions = ip_options.NO_OPTIONS) -> None:
+    """A RST back to the sender of `skb`, routed and sent as a local packet,
+    with `options` (ip_send_unicast_reply()'s echo of the segment's; none for
+    nf_send_reset(), whose nf_reject_iphdr_put() writes a bare header)."""
     nh = skb.network_header
     iph = Ipv4Packet(skb.buf, nh)
     th = iph.payload_offset
     sport, dport = tcp.PORTS.unpack_from(skb.buf, th)
     seq, ack_seq, flags = reset_segment(skb.buf, th, nh + iph.tot_len)
     saddr, daddr = iph.daddr, iph.saddr
-    _send_ctl(skb, saddr, daddr, tcp.build(saddr, daddr, dport, sport, seq, ack_seq, flags), tos, why)
+    _send_ctl(skb, saddr, daddr, tcp.build(saddr, daddr, dport, sport, seq, ack_seq, flags), tos, why, options)
 
 
-def _send_ctl(skb: SkBuff, saddr: int, daddr: int, segment: bytes, tos: int, why: str) -> None:
-    """ip_send_unicast_reply() on the namespace's control socket."""
+def _send_ctl(skb: SkBuff, saddr: int, daddr: int, segment: bytes, tos: int, why: str,
+              options: ip_options.IpOptions) -> None:
+    """ip_send_unicast_reply() on the namespace's control socket: the options
+    __ip_options_echo() gave it go into the header, this host's address and time
+    filled in (__ip_make_skb()'s ip_options_build())."""
     net = skb.net
     out = route.ip_route_output(net, daddr, saddr)
     if isinstance(out, int):
         return
     header = build_header(saddr, daddr, IPPROTO_TCP, len(segment), ttl=net.sysctl.values["net.ipv4.ip_default_ttl"],
-                          tos=tos, ident=0, frag_off=IP_DF)
+                          tos=tos, ident=0, frag_off=IP_DF, options=options.data)
+    if options.optlen:
+        ip_options.ip_options_build(header, options, saddr, net.clock.now)
+        fill_header_checksum(header, 0)
     reply = alloc_skb(header + segment)
     reply.net, reply.dst, reply.dev = net, out, out.dev
     reply.network_header, reply.transport_header = reply.data, reply.data + len(header)
