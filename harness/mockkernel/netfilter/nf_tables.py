@@ -50,8 +50,8 @@ from harness.mockkernel.netfilter import nft_datatype as types
 from harness.mockkernel.netfilter.nft_exprs import (NAT_HOOKS, Counter, Fib, MapExpr, Match, Nat, PrintCtx,
                                                     Reject, SetRef, Verdict, VerdictMap, fib_refused, rule_text,
                                                     selector_parts)
-from harness.mockkernel.netfilter.nft_parser import (ChainSpec, Command, NftError, ParseCtx, SetSpec, element_error,
-                                                     parse, prio_text, resolve_elements)
+from harness.mockkernel.netfilter.nft_parser import (ChainSpec, Command, NftError, NftErrors, ParseCtx, SetSpec,
+                                                     element_error, parse, prio_text, resolve_elements)
 from harness.mockkernel.netfilter.nft_objects import NftObject, ObjRef
 from harness.mockkernel.netfilter.nft_rt import loads_tcpmss, tcpmss_refused
 from harness.mockkernel.netfilter.nft_set import (NftSet, SetError, add_elements, delete_elements, expired,
@@ -214,18 +214,6 @@ class TableRuntime:
         self.sources[chain.name] = chain
 
 
-class BatchError(NftError):
-    """The errors the kernel reported for a batch, one per refused command,
-    printed as nft prints them: one record after the other."""
-
-    def __init__(self, errors: list[NftError]):
-        super().__init__(errors[0].message, errors[0].loc, errors[0].related, errors[0].origin)
-        self.errors = errors
-
-    def render(self) -> str:
-        return "\n".join(err.render() for err in self.errors)
-
-
 class NfTables:
     """struct nftables_pernet: the committed ruleset, its compiled chains and
     their registrations."""
@@ -271,7 +259,7 @@ class NfTables:
                 output = txn.process(parse(text, source, ParseCtx(devices)))
                 if txn.errors:
                     txn.abort()
-                    raise BatchError(txn.errors)
+                    raise NftErrors(txn.errors)  # the kernel's refusals, one record a refused command
                 invalid = None if check_only and replay is not None else txn.validate()
                 if invalid is None:
                     break

@@ -243,6 +243,18 @@ class NfqueueTarget(XtTarget):
 
 # ------------------------------------------------------------------ MARK, CONNMARK
 
+def xmark(ext: XtTarget, option: str, value: str) -> tuple[int, int]:
+    """The (value, mask) of `mark = (mark & ~mask) ^ value` each mark option
+    stands for (libxt_MARK.c mark_tg_parse(), libxt_CONNMARK.c
+    connmark_tg_parse()): --set-xmark VALUE[/MASK] as given, --set-mark the
+    value or'ed into the mask, --and-mark, --or-mark, --xor-mark BITS."""
+    if option in ("--set-xmark", "--set-mark"):
+        mark, mask = ext.markmask(option, value)
+        return mark, mask if option == "--set-xmark" or mask == 0xFFFFFFFF else mask | mark
+    bits, _ = ext.markmask(option, value)
+    return {"--and-mark": (0, ~bits & 0xFFFFFFFF), "--or-mark": (bits, bits), "--xor-mark": (bits, 0)}[option]
+
+
 class MarkTarget(XtTarget):
     """libxt_MARK.c revision 2: every form is `--set-xmark value/mask`
     (mark = (mark & ~mask) ^ value)."""
@@ -257,13 +269,7 @@ class MarkTarget(XtTarget):
         self.value = self.mask = None
 
     def parse(self, option: str, value: str, invert: bool, rule) -> None:
-        if option in ("--set-xmark", "--set-mark"):
-            mark, mask = self.markmask(option, value)
-            self.value, self.mask = mark, mask if option == "--set-xmark" or mask == 0xFFFFFFFF else mask | mark
-        else:
-            bits, _ = self.markmask(option, value)
-            self.value, self.mask = {"--and-mark": (0, ~bits & 0xFFFFFFFF), "--or-mark": (bits, bits),
-                                     "--xor-mark": (bits, 0)}[option]
+        self.value, self.mask = xmark(self, option, value)
 
     def check(self, rule) -> None:
         if self.value is None:
@@ -336,13 +342,7 @@ class ConnmarkTarget(XtTarget):
             self.mode = option
             return
         self.mode = "--set-xmark"
-        if option in ("--set-xmark", "--set-mark"):
-            mark, mask = self.markmask(option, value)
-            self.value, self.mask = mark, mask if option == "--set-xmark" or mask == 0xFFFFFFFF else mask | mark
-        else:
-            bits, _ = self.markmask(option, value)
-            self.value, self.mask = {"--and-mark": (0, ~bits & 0xFFFFFFFF), "--or-mark": (bits, bits),
-                                     "--xor-mark": (bits, 0)}[option]
+        self.value, self.mask = xmark(self, option, value)
 
     def check(self, rule) -> None:
         if self.mode is None:
