@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.bpf_build import ToolchainMissing, build
 from harness.diff.cases import Outcome, replay
 from harness.diff.explained import frame_differences
 from harness.diff.scenario import Scenario
@@ -22,7 +23,16 @@ def test_the_target_does_with_a_generated_scenario_what_the_kernel_did(target, p
     case = json.loads(path.read_text())
     kernel = Outcome.from_json(case["kernel"])
     drop_reasons = "drop_reasons" in target.capabilities
-    got = replay(target, Scenario.from_json(case["scenario"]), drop_reasons)
+    scenario = Scenario.from_json(case["scenario"])
+    for program in scenario.programs:  # built from programs/ when the case runs
+        needs = "xdp" if program.hook.startswith("xdp") else "tc"
+        if needs not in target.capabilities:
+            pytest.skip(f"the case attaches {program.name} ({program.hook}): this target has no {needs}")
+        try:
+            build(program.name)
+        except ToolchainMissing as exc:
+            pytest.skip(str(exc))
+    got = replay(target, scenario, drop_reasons)
     assert frame_differences(kernel.left, got.left) == []
     if drop_reasons:
         assert got.drops == kernel.drops

@@ -725,3 +725,19 @@ def test_frames_sent_by_a_thread_that_may_run_anywhere_or_a_dut_application_are_
         assert not _in_a_thread_on_one_cpu(fresh._settles_by_markers)
     finally:
         fresh.close()
+
+
+def test_generic_xdp_gets_no_verdict_from_veth_counters_that_only_count_the_native_path():
+    """do_xdp_generic() counts nothing in veth_get_ethtool_stats(): a generic
+    program's XDP_TX (seen as PASS before: runs without counters) has no verdict."""
+    before, after = _counted(), _counted()
+    for snapshot, runs in ((before, 0), (after, 1)):
+        snapshot.ports["p0"].prog_id, snapshot.ports["p0"].run_cnt, snapshot.ports["p0"].generic = 7, runs, True
+    send = xdpstats.Send(P0, [bytes(FORWARDED)], before)
+    (hops,) = xdpstats.frame_hops(send, after)
+    assert _verdicts(hops.first) == [("XDP", "p0", "")]
+    assert "generic" in hops.first[0].summary
+    for snapshot in (before, after):
+        snapshot.ports["p0"].generic = False
+    (native,) = xdpstats.frame_hops(xdpstats.Send(P0, [bytes(FORWARDED)], before), after)
+    assert _verdicts(native.first) == [("XDP", "p0", "PASS")]  # native: no counter rose but the run

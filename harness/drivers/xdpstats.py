@@ -20,7 +20,10 @@ frames arrive one at a time:
 Before each send the lab snapshots them for every DUT port with a program; the
 difference up to the next snapshot (or up to `journeys()`) belongs to that send.
 With one frame per send the verdict is exact: DROP, TX, REDIRECT (to the port
-whose xdp_xmit rose) or PASS. Several frames in one send get one verdict if they
+whose xdp_xmit rose) or PASS. A program attached in generic mode (`xdpgeneric`,
+`bpftool net show` "mode": "generic") runs in do_xdp_generic(), which veth's
+counters never see: its hop has no verdict (its drop still comes from the drop
+tracer). Several frames in one send get one verdict if they
 all got the same; otherwise each gets a hop without a verdict whose summary gives
 the counts. What the lab cannot tell: ABORTED from DROP (both are drops; the mock
 says ABORTED), and a frame that was still in flight when the next snapshot was
@@ -135,6 +138,7 @@ class PortCounters:
 
     prog_id: int | None = None
     run_cnt: int = 0
+    generic: bool = False  # the XDP program is attached in generic mode (veth counts none of its verdicts)
     counters: dict[str, int] = field(default_factory=dict)  # "rx_xdp_drops", "tx_xdp_xmit", ...
     tc_runs: dict[str, dict[int, int]] = field(default_factory=dict)  # direction -> program id -> run_cnt
     clsact_drops: int = 0
@@ -345,6 +349,11 @@ def xdp_hops(send: Send, after: Snapshot) -> list[list[Hop]]:
     packets = before.delta(now, "rx_xdp_packets")
     if now.prog_id is None or not (ran or packets):
         return [[] for _ in send.frames]
+    if now.generic:
+        # do_xdp_generic() (net/core/dev.c) counts no verdict in veth's stats: those
+        # count veth_xdp_rcv()'s native path only (veth_get_ethtool_stats())
+        summary = "generic XDP: the device counts no verdict (do_xdp_generic())"
+        return [[Hop(Stage.XDP, name, "", summary)] for _ in send.frames]
     counts = {"DROP": before.delta(now, "rx_xdp_drops"), "TX": before.delta(now, "rx_xdp_tx"),
               "REDIRECT": before.delta(now, "rx_xdp_redirect")}
     counts["PASS"] = max(max(ran, packets) - sum(counts.values()), 0)
@@ -466,6 +475,7 @@ class BpfRunObserver:
     def snapshot(self) -> Snapshot:
         attached = json.loads(self.lab.run(self.lab.dut, ["bpftool", "-j", "net", "show"]))[0]
         progs = {entry["devname"]: entry["id"] for entry in attached["xdp"]}
+        generic = {entry["devname"] for entry in attached["xdp"] if entry.get("mode") == "generic"}
         tc: dict[str, dict[str, list[int]]] = {}
         for entry in attached["tc"]:
             direction = entry["kind"].removeprefix("clsact/")
@@ -482,6 +492,7 @@ class BpfRunObserver:
             if prog_id is not None:
                 state.prog_id = prog_id
                 state.run_cnt = run_cnt.get(prog_id, 0)
+                state.generic = port.name in generic
             if port.name in tc:
                 state.tc_runs = {direction: {prog: run_cnt.get(prog, 0) for prog in ids}
                                  for direction, ids in tc[port.name].items()}
