@@ -1,6 +1,8 @@
 """Scenarios the differential runner (python -m harness.diff) generated, on which
 the mock once differed from the real kernel: each case (diff_cases/*.json) holds
-the scenario and what the kernel did with it; every target must do the same.
+the scenario and what the kernel did with it; every target must do the same
+(frames out, drop reasons, and where the case recorded them, the nft rule
+counters and the conntrack entries).
 """
 from __future__ import annotations
 
@@ -36,3 +38,7 @@ def test_the_target_does_with_a_generated_scenario_what_the_kernel_did(target, p
     assert frame_differences(kernel.left, got.left) == []
     if drop_reasons:
         assert got.drops == kernel.drops
+    if kernel.state is not None:
+        assert got.state.counters == kernel.state.counters
+        if target.name == "mock" or "conntrack" in target.capabilities:
+            assert got.conntrack_texts() == kernel.conntrack_texts()

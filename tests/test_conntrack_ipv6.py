@@ -237,3 +237,17 @@ def test_a_concatenation_of_ct_keys_alone_turns_conntrack_on():
 """)
     _hooked(k, IPv6(src=A, dst=B) / UDP(sport=1, dport=2), (NF_INET_PRE_ROUTING,))
     assert [c.packets for c in counters(k)] == [1]
+
+
+@pytest.mark.parametrize("statement, families", [
+    ("dnat ip6 to 2001:db8:2::2", {NFPROTO_IPV6}), ("dnat ip to 10.0.2.2", {NFPROTO_IPV4}),
+    ("masquerade", {NFPROTO_IPV4, NFPROTO_IPV6})])
+def test_an_inet_nat_statement_takes_the_conntrack_of_its_nat_family_masquerade_its_tables(statement, families):
+    """nft_nat_init(): nf_ct_netns_get(ctx->net, family) with the NAT family
+    (NFTA_NAT_FAMILY), so an inet table's `dnat ip6 to` tracks no IPv4 packet;
+    nft_masq_init(): ctx->family, inet's both (seed 5 of the differential runner)."""
+    k = Kernel()
+    hook = "postrouting" if statement == "masquerade" else "prerouting"
+    sh(k, ["nft", "-f", "-"], f"table inet t {{\n\tchain c {{\n\t\ttype nat hook {hook} priority 0; policy accept;\n"
+                              f"\t\tmeta l4proto udp {statement}\n\t}}\n}}\n")
+    assert {pf for pf, users in k.conntrack.users.items() if users} == families

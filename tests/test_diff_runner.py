@@ -14,8 +14,10 @@ from harness.cli.trace import Trace
 from harness.diff.__main__ import campaign
 from harness.diff.explained import explain
 from harness.diff.runner import FreshTargets, Result, shrink, smaller
+from harness.diff.cases import Outcome
 from harness.diff.scenario import Chain, Program, Scenario, restore_text
-from harness.journey import Drop, Hop, Journey
+from harness.diff.state import State, state_lines
+from harness.journey import CtEntry, Drop, Hop, Journey, RuleCounter
 
 SCENARIO = Scenario(("sysctl -w net.ipv4.ip_forward=0", "ip route add blackhole 192.0.2.0/24"),
                     (Chain("forward", "filter", "filter", "drop", ("udp dport 53 counter drop", "counter accept")),
@@ -135,3 +137,33 @@ def test_a_nat_port_each_target_drew_from_the_range_is_explained_only_while_all_
     assert explain(mock, Trace("dut", "p1", [], dut.journeys, {"p2": [_udp_frame(2009, ttl=62)]})) is None
     kept = Journey("a", [Hop("NF_POSTROUTING", "nf_nat_packet", "SNAT", "saddr 10.0.1.2:53 -> 10.0.2.1:53")])
     assert explain(Trace("mock", "p1", [], [kept], {"p2": [_udp_frame(53)]}), dut) is None
+
+
+def test_an_ipv6_scenario_with_listeners_and_an_inet_chain_round_trips_and_sets_the_ipv6_plan_up_first():
+    scenario = replace(SCENARIO, chains=(Chain("input", "filter", "filter", "accept", ("ip6 hoplimit 1 counter drop",),
+                                               "inet"),), sockets=("tcp6 22",), ipv6=True)
+    assert Scenario.from_json(scenario.to_json()) == scenario
+    argv = [command.argv for command in scenario.setup()]
+    assert argv[1] == ("sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=0")
+    assert ("ip", "-6", "addr", "add", "2001:db8::1/64", "dev", "p0") in argv
+    assert scenario.setup()[-1].stdin.startswith("table inet t {\n")
+    assert replace(scenario, sockets=()) in list(smaller(scenario))
+
+
+def test_a_case_recorded_before_counters_and_sockets_loads_as_it_was():
+    old = {"commands": [], "chains": [{"hook": "input", "kind": "filter", "priority": "filter", "policy": "drop",
+                                       "rules": ["counter"]}], "port": "p0", "frames": ["00"]}
+    scenario = Scenario.from_json(old)
+    assert (scenario.sockets, scenario.ipv6, scenario.chains[0].family) == ((), False, "ip")
+    assert scenario.to_json() == old
+    assert Outcome.from_json({"left": {}, "drops": []}).state is None
+
+
+def test_a_counter_or_an_entry_one_target_lacks_is_a_difference_and_timeouts_are_masked():
+    entry = CtEntry("udp", "", ("10.0.0.2", "10.0.1.2", 1, 2), ("10.0.1.2", "10.0.0.2", 2, 1),
+                    frozenset({"confirmed"}), 0, 30)
+    counter = RuleCounter("ip", "t", "c0", "counter accept", 1, 60)
+    same = state_lines(State([counter], [entry]), State([counter], [entry._replace(timeout=29)]), "mock", "dut")
+    assert all(line.startswith("  ") for line in same)
+    differs = state_lines(State([counter], [entry]), State([counter._replace(packets=2)], []), "mock", "dut")
+    assert [line[:2] for line in differs if not line.startswith("    ")] == ["! ", "< "]

@@ -16,19 +16,22 @@ said, as the suites mask it.
 from __future__ import annotations
 
 import difflib
+from socket import IPPROTO_ICMPV6
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import zip_longest
 
 from harness.cli.trace import Trace, render_json
 from harness.journey import QUOTED_REWRITE, Drop, Hop, Journey, Stage, with_children
-from scapy.layers.inet import ICMP
+from scapy.layers.inet import ICMP, TCP
+from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 from harness.packets import Mask, describe
 from harness.report.journey_map import CONNTRACK_HOOKS, side_by_side_svg
 from harness.mockkernel.wire.icmp import ICMP_TIMESTAMPREPLY
-from harness.testing import icmp_socket_mask, icmp_timestamp_reply_mask
+from harness.testing import auto_flowlabel_mask, icmp_socket_mask, icmp_timestamp_reply_mask
+from harness.testing.masks import syn_ack_mask
 
 PROGRAM_STAGES = frozenset({Stage.XDP, Stage.TC_INGRESS, Stage.TC_EGRESS})
 SAME, DIFFERS, FIRST_ONLY, SECOND_ONLY = "  ", "! ", "< ", "> "
@@ -196,11 +199,21 @@ def diff_svg(first: Trace, second: Trace) -> str:
 
 
 def explained_difference(first: bytes | None, second: bytes | None) -> str | None:
-    """Why two ICMP frames the DUT sent differ only where Linux is unpredictable (the
-    IP ID of a packet sent without DF, icmp_socket_mask(); a timestamp reply's
-    times, icmp_timestamp_reply_mask()), or None."""
-    if first is None or second is None or ICMP not in Ether(first):
+    """Why two frames the DUT sent differ only where Linux is unpredictable, or None:
+    an ICMP frame's IP ID of a packet sent without DF (icmp_socket_mask()), a
+    timestamp reply's times (icmp_timestamp_reply_mask()); a SYN-ACK's ISN
+    (syn_ack_mask()); the automatic flow label of an ICMPv6 message or a TCP reset
+    the DUT sends (auto_flowlabel_mask())."""
+    if first is None or second is None:
         return None
-    timestamp_reply = Ether(first)[ICMP].type == ICMP_TIMESTAMPREPLY
-    mask = icmp_timestamp_reply_mask(first) if timestamp_reply else icmp_socket_mask(first)
+    packet = Ether(first)
+    if ICMP in packet:
+        timestamp_reply = packet[ICMP].type == ICMP_TIMESTAMPREPLY
+        mask = icmp_timestamp_reply_mask(first) if timestamp_reply else icmp_socket_mask(first)
+    elif TCP in packet and packet[TCP].flags.S and packet[TCP].flags.A:
+        mask = syn_ack_mask(first)
+    elif IPv6 in packet and (TCP in packet and packet[TCP].flags.R or packet[IPv6].nh == IPPROTO_ICMPV6):
+        mask = auto_flowlabel_mask(first)
+    else:
+        return None
     return "; ".join(mask.reasons) if mask.matches(second) else None

@@ -16,7 +16,7 @@ from scapy.layers.l2 import Ether
 
 from harness.cli.diff import drop_text, explained_difference
 from harness.cli.trace import Trace
-from harness.journey import Stage, with_children
+from harness.journey import CtEntry, Stage, with_children
 
 # where nf_confirm() runs: a packet dropped before it leaves an unconfirmed entry
 CONFIRM_STAGES = frozenset({Stage.NF_POSTROUTING, Stage.NF_INPUT, Stage.L4, Stage.SOCKET, Stage.NIC_TX})
@@ -104,6 +104,24 @@ EXPLANATIONS = (
                 "shows neither the rewrite nor which traced packet the drop belongs to",
                 _nat_before_confirm),
 )
+
+
+# What the comparison of conntrack entries (state.py) leaves out, and why: timing only.
+CONNTRACK_MASKS = {
+    "timeout": "the seconds an entry has left: the lab's clock runs while the scenario's frames are sent and "
+               "its table is dumped, the mock's is virtual (nf_ct_expires() reads jiffies)",
+    "nat-port-random reply ports": "under nat-port-random, the NATed entry's reply tuple carries the port each "
+                                   "target drew (nf_nat_l4proto_unique_tuple())",
+}
+
+
+def masked_entry(entry: CtEntry, nat_ports_random: bool = False) -> CtEntry:
+    """`entry` less CONNTRACK_MASKS' fields: its timeout, and with `nat_ports_random`
+    the ports of a NATed entry's reply tuple."""
+    masked = entry._replace(timeout=0)
+    if nat_ports_random and entry.status & {"snat", "dnat"}:
+        masked = masked._replace(reply=(*entry.reply[:2], 0, 0))
+    return masked
 
 
 def explain(mock: Trace, dut: Trace) -> Explanation | None:

@@ -14,12 +14,13 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from harness.cli.diff import render_diff
 from harness.cli.trace import SetupFailed, Trace, fresh_target, trace_on
 from harness.diff.explained import Explanation, explain
 from harness.diff.scenario import Scenario
+from harness.diff.state import SAME, State, read_state, state_lines
 from harness.target import Target
 from harness.testing import plan_router
 
@@ -34,6 +35,7 @@ class Result:
     differences: int
     text: str
     explained: Explanation | None = None  # explained.py's, for a divergence it explains
+    states: dict[str, State] = field(default_factory=dict)  # by target: counters and conntrack after the frames
 
     @property
     def invalid(self) -> bool:
@@ -121,11 +123,13 @@ def _close_made(made: Future[Target]) -> None:
 
 
 def run(scenario: Scenario, targets: FreshTargets) -> Result:
-    traces, refused = {}, {}
+    traces, refused, states = {}, {}, {}
     for name in TARGETS:
         target = targets.take(name)
         try:
-            traces[name] = trace_on(target, scenario.port, list(scenario.frames), scenario.setup(), "<scenario>")
+            with scenario.sockets_on(target):
+                traces[name] = trace_on(target, scenario.port, list(scenario.frames), scenario.setup(), "<scenario>")
+                states[name] = read_state(target, with_counters=bool(scenario.chains))
         except SetupFailed as exc:
             refused[name] = str(exc)
         finally:
@@ -135,12 +139,27 @@ def run(scenario: Scenario, targets: FreshTargets) -> Result:
         return Result(scenario, traces, refused, 0 if len(refused) == len(TARGETS) else 1, text)
     text, differences = render_diff(traces["mock"], traces["dut"])
     explained = explain(traces["mock"], traces["dut"]) if differences else None
-    return Result(scenario, traces, refused, differences, text, explained)
+    lines = state_lines(states["mock"], states["dut"], "mock", "dut",
+                        nat_ports_random=explained is not None and explained.name == "nat-port-random")
+    state_differences = sum(not line.startswith(SAME) for line in lines)
+    if state_differences:
+        explained = None  # an explanation covers frames and journeys, never a counter or an entry
+    text = _with_state(text, lines, differences + state_differences)
+    return Result(scenario, traces, refused, differences + state_differences, text, explained, states)
+
+
+def _with_state(text: str, lines: list[str], differences: int) -> str:
+    """`journey diff`'s text with the counters and conntrack entries before its last line."""
+    body = text.rstrip("\n").rsplit("\n", 1)[0]
+    total = f"{differences} difference{'' if differences == 1 else 's'}" if differences else "same on mock and dut"
+    section = "\n".join(["", "counters and conntrack (entry timeouts masked: explained.CONNTRACK_MASKS)",
+                         *(f"  {line}" for line in lines or ["  (no counter, no entry)"])])
+    return f"{body}{section}\n\n{total}\n"
 
 
 def smaller(scenario: Scenario) -> Iterator[Scenario]:
     """Every scenario one part smaller: a frame, a command, a chain, a rule, an iptables
-    line or a program less."""
+    line, a program or a socket less."""
     for i in range(len(scenario.frames)):
         if len(scenario.frames) > 1:
             yield replace(scenario, frames=scenario.frames[:i] + scenario.frames[i + 1:])
@@ -159,6 +178,8 @@ def smaller(scenario: Scenario) -> Iterator[Scenario]:
         yield replace(scenario, xtables=scenario.xtables[:i] + scenario.xtables[i + 1:])
     for i in range(len(scenario.programs)):
         yield replace(scenario, programs=scenario.programs[:i] + scenario.programs[i + 1:])
+    for i in range(len(scenario.sockets)):
+        yield replace(scenario, sockets=scenario.sockets[:i] + scenario.sockets[i + 1:])
 
 
 def shrink(result: Result, runner: Callable[[Scenario], Result],

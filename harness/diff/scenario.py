@@ -11,12 +11,17 @@ Frames come from the host on one port (any of p0..p2), to addresses the DUT owns
 cannot route, over UDP, TCP and ICMP, and some are malformed the ways a wire
 delivers them (truncated, a wrong IHL or total length, a bad checksum, fragments).
 No address needs ARP (every next hop is a plan host with a permanent entry), so no
-outcome waits on neighbour resolution.
+outcome waits on neighbour resolution. Half the scenarios are IPv6 ones (grammar6.py:
+the plan's IPv6 half, `ip6` and `inet` tables, IPv6 commands and frames), and any may
+hold TCP listeners on the DUT (`sockets`).
 """
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from socket import AF_INET, AF_INET6
 
 from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP
@@ -24,7 +29,10 @@ from scapy.layers.l2 import Ether
 
 from harness.bpf_build import build
 from harness.cli.setup_file import SetupCommand, parse_setup
-from harness.target import PORTS
+from harness.cli.trace import SetupFailed
+from harness.diff.grammar6 import (COMMANDS6, LISTENERS6, MATCHES6, NAT_STATEMENTS6, NAT_STATEMENTS_INET, PLAN6,
+                                   REJECTS6, REJECTS_INET, STATEMENTS6, frames6)
+from harness.target import PORTS, Target, TargetError
 from harness.testing.plan import Host
 
 HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
@@ -40,7 +48,8 @@ NAT_STATEMENTS = {  # the NAT hook a statement belongs to
 }
 # nft names dstnat and srcnat for prerouting and postrouting only (std_prio_table)
 NAT_PRIORITY = {"prerouting": "dstnat", "output": "-100", "postrouting": "srcnat", "input": "100"}
-NAT_PORTS_NEED_L4 = ("redirect to :9", "dnat to 10.0.1.2:53", "masquerade to :2000-2010")
+NAT_PORTS_NEED_L4 = ("redirect to :9", "dnat to 10.0.1.2:53", "masquerade to :2000-2010",
+                     "dnat to [2001:db8:1::2]:53")
 
 PREFIXES = ("10.0.0.0/24", "10.0.1.0/24", "10.0.2.2", "192.0.2.0/24", "10.0.0.0/8", "10.0.1.1")
 MATCHES = (
@@ -77,36 +86,61 @@ FILTER_STATEMENTS = ("accept", "drop", "continue", "meta mark set 0x1", "counter
                      "limit rate 1/second", "quota over 100 bytes drop", "ip daddr set 10.0.2.2")
 
 
+PROTOCOLS = ("udp", "tcp", "icmp", "ipv6-icmp")
+
+
 def _protocol(word: str) -> str | None:
     """The transport protocol a match word implies, if any."""
-    for proto in ("udp", "tcp", "icmp"):
-        if word.startswith(f"{proto} ") or word in (f"ip protocol {proto}", f"meta l4proto {proto}"):
+    if word.startswith("icmpv6 "):
+        return "ipv6-icmp"
+    for proto in PROTOCOLS:
+        if word.startswith(f"{proto} ") or word in (f"ip protocol {proto}", f"ip6 nexthdr {proto}",
+                                                    f"meta l4proto {proto}"):
             return proto
     return None
 
 
+def _family(word: str) -> str | None:
+    """The network protocol a match word implies in an inet table, if any."""
+    if word.startswith(("ip ", "icmp ")):
+        return "ip"
+    if word.startswith(("ip6 ", "icmpv6 ", "exthdr ", "frag ", "rt ")):
+        return "ip6"
+    return None
+
+
 def consistent(words: list[str], proto: str | None = None) -> list[str]:
-    """`words` without those whose protocol conflicts with `proto` or with an
-    earlier word's (nft refuses conflicting protocols)."""
-    kept = []
+    """`words` without those whose protocol (transport, or network in an inet table)
+    conflicts with `proto` or with an earlier word's (nft refuses conflicting protocols)."""
+    kept, family = [], None
     for word in words:
-        implied = _protocol(word)
+        implied, network = _protocol(word), _family(word)
         if implied is not None and proto is not None and implied != proto:
             continue
-        proto = proto or implied
+        if network is not None and family is not None and network != family:
+            continue
+        proto, family = proto or implied, family or network
         kept.append(word)
     return kept
 
 
 @dataclass(frozen=True)
 class Chain:
-    """A base chain of table `ip t`: a filter or NAT chain at `hook`."""
+    """A base chain of table `t` of its family: a filter or NAT chain at `hook`."""
 
     hook: str
     kind: str  # filter | nat
     priority: str
     policy: str
     rules: tuple[str, ...]
+    family: str = "ip"  # of its table `t`: ip, ip6 or inet
+
+    def to_json(self) -> dict:
+        out = {"hook": self.hook, "kind": self.kind, "priority": self.priority, "policy": self.policy,
+               "rules": list(self.rules)}
+        if self.family != "ip":
+            out["family"] = self.family
+        return out
 
     def text(self, index: int) -> str:
         head = f"type {self.kind} hook {self.hook} priority {self.priority}; policy {self.policy};"
@@ -174,14 +208,20 @@ class Scenario:
     frames: tuple[bytes, ...]
     xtables: tuple[str, ...] = ()  # iptables command lines without "iptables": "-t nat -A PREROUTING ..."
     programs: tuple[Program, ...] = ()
+    # listening sockets an application holds on the DUT while the frames arrive: "tcp PORT"
+    # (AF_INET) or "tcp6 PORT" (AF_INET6), bound to the wildcard address
+    sockets: tuple[str, ...] = ()
+    ipv6: bool = False  # the plan's IPv6 half (grammar6.PLAN6) before the commands
 
     def setup_text(self) -> str:
-        lines = list(self.commands)
+        lines = [*(PLAN6 if self.ipv6 else ()), *self.commands]
         if self.xtables:
             lines += ["iptables-restore <<'EOF'", restore_text(self.xtables).rstrip("\n"), "EOF"]
         if self.chains:
-            ruleset = "".join(chain.text(i) for i, chain in enumerate(self.chains))
-            lines += ["nft -f - <<'EOF'", f"table ip t {{\n{ruleset}}}", "EOF"]
+            tables = [f"table {family} t {{\n" + "".join(chain.text(i) for i, chain in enumerate(self.chains)
+                                                        if chain.family == family) + "}"
+                      for family in dict.fromkeys(chain.family for chain in self.chains)]
+            lines += ["nft -f - <<'EOF'", *tables, "EOF"]
         with_clsact: set[str] = set()
         for program in self.programs:
             tc = program.hook in ("ingress", "egress")
@@ -193,59 +233,96 @@ class Scenario:
     def setup(self) -> list[SetupCommand]:
         return parse_setup(self.setup_text(), "<scenario>")
 
+    @contextmanager
+    def sockets_on(self, target: Target) -> Iterator[None]:
+        """The scenario's listening sockets open on `target` for the `with` block."""
+        opened = []
+        try:
+            for spec in self.sockets:
+                kind, port = spec.split()
+                family = AF_INET6 if kind == "tcp6" else AF_INET
+                try:
+                    listener = target.socket("tcp", ("::" if family == AF_INET6 else "0.0.0.0", int(port)),
+                                             family=family)
+                    opened.append(listener)
+                    listener.listen(8)
+                except (OSError, TargetError) as exc:
+                    raise SetupFailed(f"<scenario>: socket {spec}: {exc}") from None
+            yield
+        finally:
+            for listener in opened:
+                listener.close()
+
     def to_json(self) -> dict:
-        data = {"commands": list(self.commands),
-                "chains": [{"hook": c.hook, "kind": c.kind, "priority": c.priority, "policy": c.policy,
-                            "rules": list(c.rules)} for c in self.chains],
+        data = {"commands": list(self.commands), "chains": [chain.to_json() for chain in self.chains],
                 "port": self.port, "frames": [frame.hex() for frame in self.frames]}
         if self.xtables:
             data["xtables"] = list(self.xtables)
         if self.programs:
             data["programs"] = [program.to_json() for program in self.programs]
+        if self.sockets:
+            data["sockets"] = list(self.sockets)
+        if self.ipv6:
+            data["ipv6"] = True
         return data
 
     @classmethod
     def from_json(cls, data: dict) -> "Scenario":
         return cls(tuple(data["commands"]),
-                   tuple(Chain(c["hook"], c["kind"], c["priority"], c["policy"], tuple(c["rules"]))
-                         for c in data["chains"]),
+                   tuple(Chain(c["hook"], c["kind"], c["priority"], c["policy"], tuple(c["rules"]),
+                               c.get("family", "ip")) for c in data["chains"]),
                    data["port"], tuple(bytes.fromhex(frame) for frame in data["frames"]),
-                   tuple(data.get("xtables", ())), tuple(Program(**p) for p in data.get("programs", ())))
+                   tuple(data.get("xtables", ())), tuple(Program(**p) for p in data.get("programs", ())),
+                   tuple(data.get("sockets", ())), data.get("ipv6", False))
 
     def __str__(self) -> str:
         return json.dumps(self.to_json(), indent=1)
 
 
+# the matches, statements and NAT statements of a table of each family
+FAMILY_MATCHES = {"ip": MATCHES, "ip6": MATCHES6, "inet": MATCHES + MATCHES6}
+IP_STATEMENTS = ("ip ttl set 1", "ip dscp set cs1", "ip daddr set 10.0.2.2")
+COMMON_STATEMENTS = tuple(statement for statement in FILTER_STATEMENTS if statement not in IP_STATEMENTS)
+FAMILY_STATEMENTS = {"ip": FILTER_STATEMENTS, "ip6": COMMON_STATEMENTS + STATEMENTS6,
+                     "inet": FILTER_STATEMENTS + STATEMENTS6}
+FAMILY_REJECTS = {"ip": ("reject", "reject with icmp type host-unreachable", "reject with icmp type admin-prohibited",
+                         "reject with icmp type net-unreachable"),
+                  "ip6": REJECTS6, "inet": REJECTS_INET}
+FAMILY_NAT = {"ip": NAT_STATEMENTS, "ip6": NAT_STATEMENTS6, "inet": NAT_STATEMENTS_INET}
+
+
 @st.composite
-def filter_rule(draw, hook: str) -> str:
-    matches = list(MATCHES)
+def filter_rule(draw, hook: str, family: str = "ip") -> str:
+    matches = list(FAMILY_MATCHES[family])
     if hook in HAS_IIF:
         matches.append(st.sampled_from(PORTS).map(lambda p: f'iifname "{p.name}"'))
         matches.append(st.just("fib saddr . iif oif missing"))  # nft_fib_validate(): iif where there is one
     if hook in HAS_OIF:
         matches.append(st.sampled_from(PORTS).map(lambda p: f'oifname "{p.name}"'))
     words = consistent(draw(st.lists(st.one_of(matches), max_size=3)))
-    statements = FILTER_STATEMENTS + (("reject", "reject with icmp type host-unreachable",
-                                       "reject with icmp type admin-prohibited", "reject with icmp type net-unreachable",
-                                       "reject with tcp reset") if hook in REJECT_HOOKS else ())
+    statements = FAMILY_STATEMENTS[family] + \
+        (FAMILY_REJECTS[family] + ("reject with tcp reset",) if hook in REJECT_HOOKS else ())
     statement = draw(st.sampled_from(statements))
+    words = consistent([statement, *words])[1:]  # an inet table's `ip ...` statement with no `ip6 ...` match
     if statement == "reject with tcp reset":
         words = ["meta l4proto tcp", *consistent(words, "tcp")]  # nft refuses a reset for what may not be TCP
     return " ".join([*words, "counter", statement] if statement != "counter" else [*words, "counter"])
 
 
 @st.composite
-def chains(draw) -> Chain:
+def chains(draw, family: str = "ip") -> Chain:
     if draw(st.booleans()) and draw(st.booleans()):
-        hook = draw(st.sampled_from(sorted(NAT_STATEMENTS)))
-        rules = draw(st.lists(st.tuples(st.lists(st.one_of(MATCHES), max_size=2),
-                                        st.sampled_from(NAT_STATEMENTS[hook])), min_size=1, max_size=2))
+        nat = FAMILY_NAT[family]
+        hook = draw(st.sampled_from(sorted(nat)))
+        rules = draw(st.lists(st.tuples(st.lists(st.one_of(FAMILY_MATCHES[family]), max_size=2),
+                                        st.sampled_from(nat[hook])), min_size=1, max_size=2))
         return Chain(hook, "nat", NAT_PRIORITY[hook], "accept", tuple(_nat_rule(matches, statement)
-                                                                    for matches, statement in rules))
+                                                                    for matches, statement in rules), family)
     hook = draw(st.sampled_from(HOOKS))
     priority = draw(st.sampled_from(("raw", "mangle", "filter", "10")))
     policy = draw(st.sampled_from(("accept", "accept", "drop")))
-    return Chain(hook, "filter", priority, policy, tuple(draw(st.lists(filter_rule(hook), max_size=4))))
+    return Chain(hook, "filter", priority, policy, tuple(draw(st.lists(filter_rule(hook, family), max_size=4))),
+                 family)
 
 
 def _nat_rule(matches: list[str], statement: str) -> str:
@@ -415,6 +492,9 @@ COMMANDS = (
     "ip addr add 10.0.1.5/24 dev p1", "ip route add local 203.0.113.0/24 dev lo",
 )
 
+# TCP listeners an application holds on the DUT: a SYN to their port gets a SYN-ACK, to another a RST
+LISTENERS = ("tcp 22", "tcp 80")
+
 SOURCES = ("host", "10.0.1.2", "192.0.2.7", "0.0.0.0", "127.0.0.1", "10.0.0.1", "224.0.0.5")
 DESTINATIONS = ("dut", "10.0.1.1", "10.0.1.2", "10.0.2.2", "192.0.2.9", "198.51.100.1", "203.0.113.1",
                 "10.0.0.255", "255.255.255.255", "224.0.0.1", "127.0.0.1")
@@ -492,19 +572,31 @@ def _ip_checksum(header: bytes) -> int:
     return ~total & 0xFFFF
 
 
+# routes of one prefix that one `ip route add` each refuses after the other (File exists)
+CLASHING = (("ip route add unreachable 192.0.2.0/24", "ip route add blackhole 192.0.2.0/24"),
+            ("ip route add prohibit 198.51.100.0/24", "ip route add 198.51.100.0/24 via 10.0.2.2"),
+            ("ip -6 route add unreachable 2001:db8:9::/48", "ip -6 route add blackhole 2001:db8:9::/48"),
+            ("ip -6 route add prohibit 2001:db8:8::/64", "ip -6 route add 2001:db8:8::/64 via 2001:db8:2::2"))
+
+
 @st.composite
 def scenarios(draw) -> Scenario:
     port = draw(st.sampled_from(PORTS))
-    commands = draw(st.lists(st.sampled_from(COMMANDS), max_size=3, unique=True))
+    ipv6 = draw(st.booleans())
+    commands = draw(st.lists(st.sampled_from(COMMANDS + COMMANDS6 if ipv6 else COMMANDS), max_size=3, unique=True))
     # frames into p2 stay within its MTU (both targets refuse a frame over MTU + 18 into a veth)
     commands = [c for c in commands if port.name != "p2" or not c.startswith("ip link set p2 mtu")]
-    if "ip route add unreachable 192.0.2.0/24" in commands and "ip route add blackhole 192.0.2.0/24" in commands:
-        commands.remove("ip route add unreachable 192.0.2.0/24")  # one route per prefix
-    if "ip route add prohibit 198.51.100.0/24" in commands and "ip route add 198.51.100.0/24 via 10.0.2.2" in commands:
-        commands.remove("ip route add prohibit 198.51.100.0/24")
-    drawn_chains = draw(st.lists(chains(), max_size=3))
-    sent = draw(st.lists(frames(Host(port)), min_size=1, max_size=3))
+    for dropped, kept in CLASHING:
+        if dropped in commands and kept in commands:
+            commands.remove(dropped)
+    families = ("ip6", "ip6", "inet", "ip") if ipv6 else ("ip", "ip", "ip", "inet")
+    drawn_chains = draw(st.lists(st.sampled_from(families).flatmap(chains), max_size=3))
+    host = Host(port)
+    sent = draw(st.lists(st.one_of(frames6(host), frames6(host), frames(host)) if ipv6 else frames(host),
+                         min_size=1, max_size=3))
     drawn_xtables = draw(xtables()) if draw(st.integers(0, 2)) == 0 else []
     drawn_programs = draw(programs()) if draw(st.integers(0, 3)) == 0 else []
+    sockets = draw(st.lists(st.sampled_from(LISTENERS + LISTENERS6 if ipv6 else LISTENERS), max_size=2,
+                            unique_by=lambda spec: spec.split()[1]))  # an IPv6 wildcard takes IPv4's port too
     return Scenario(tuple(commands), tuple(drawn_chains), port.name, tuple(sent), tuple(drawn_xtables),
-                    tuple(drawn_programs))
+                    tuple(drawn_programs), tuple(sockets), ipv6)

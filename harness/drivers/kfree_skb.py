@@ -196,6 +196,7 @@ LOCATION_STAGES = {
     "icmp_rcv": Stage.L4,
     "ping_rcv": Stage.L4,
     "tcp_v4_rcv": Stage.L4,
+    "tcp_v4_do_rcv": Stage.SOCKET,           # a socket's segment it refuses (a listener's stray ACK: TCP_FLAGS)
     "udp_queue_rcv_one_skb": Stage.SOCKET,
     "veth_xdp_rcv_skb": Stage.XDP,           # native XDP_DROP, as NOT_SPECIFIED
     "do_xdp_generic": Stage.XDP,             # generic XDP_DROP, as NOT_SPECIFIED
@@ -226,6 +227,7 @@ LOCATION_STAGES = {
     "ip6_forward": Stage.IP_FORWARD,
     "ip6_input_finish": Stage.L4,            # IP_NOPROTO (ip6_protocol_deliver_rcu inlined)
     "tcp_v6_rcv": Stage.L4,
+    "tcp_v6_do_rcv": Stage.SOCKET,
     "ip6_parse_tlv": Stage.L4,               # options of hop-by-hop and destination headers
     "ip6_tlvopt_unknown": Stage.L4,          # an unknown option (icmpv6_param_prob_reason inlined)
     "ipv6_destopt_rcv": Stage.L4,

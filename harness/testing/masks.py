@@ -1,8 +1,9 @@
 """Masks for the frames Linux sends with fields a test cannot predict, each with its reason."""
 from __future__ import annotations
 
-from scapy.layers.inet import ICMP, IP
+from scapy.layers.inet import ICMP, IP, TCP
 from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
 
 from harness.packets import Mask
 
@@ -46,3 +47,13 @@ def auto_flowlabel_mask(frame) -> Mask:
 def quoted6(frame) -> bytes:
     """The IPv6 packet inside `frame`, as an ICMPv6 error quotes it (up to 1232 bytes)."""
     return bytes(frame[IPv6])[:1232]
+
+
+def syn_ack_mask(frame) -> Mask:
+    """A listener's SYN-ACK (tcp_v4_send_synack()/tcp_v6_send_synack()): its sequence
+    number is the ISN, secure_tcp_seq()/secure_tcpv6_seq(): a keyed hash of the 4-tuple
+    and a clock; over IPv6 also its automatic flow label."""
+    mask = Mask(frame).ignore(TCP, "seq", "the ISN: secure_tcp_seq(), a keyed hash of the 4-tuple and a clock") \
+        .ignore(TCP, "chksum", "covers the ISN")
+    return mask.ignore(IPv6, "fl", "auto_flowlabels: the flow's hash under a random key") \
+        if IPv6 in Ether(mask.expected) else mask

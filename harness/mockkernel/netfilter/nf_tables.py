@@ -163,13 +163,33 @@ class TableRuntime:
         self.chains: dict[str, RtChain] = {}
         self.sources: dict[str, NftChain] = {}  # the chain each RtChain was compiled from
         self.compiled: dict[str, dict[int, RtRule]] = {}  # chain -> rule handle -> RtRule
-        self.conntrack: dict[str, set[int]] = {}  # chain -> handles of its rules that need conntrack
+        # chain -> handle of each rule that needs conntrack -> the families whose conntrack it takes
+        self.conntrack: dict[str, dict[int, tuple[int, ...]]] = {}
         self.synproxy: dict[str, set[int]] = {}  # chain -> handles of its rules with a SYN proxy
         self.update(TableChanges())
 
     @property
     def needs_conntrack(self) -> bool:
         return any(self.conntrack.values()) or self.uses_synproxy
+
+    @property
+    def conntrack_families(self) -> set[int]:
+        """The families whose conntrack the table's rules take (nf_ct_netns_get() in each
+        expression's init), a SYN proxy its table's."""
+        families = {pf for rules in self.conntrack.values() for pfs in rules.values() for pf in pfs}
+        if self.uses_synproxy:
+            families.update(CT_FAMILIES.get(self.table.family, BOTH_CT_FAMILIES))
+        return families
+
+    def _conntrack_families(self, rule) -> tuple[int, ...]:
+        """nf_ct_netns_get()'s families for `rule`: its table's (an inet table's both), or
+        a statement's own (Stmt.conntrack_family: nft_nat_init()'s NAT family)."""
+        families = set()
+        for stmt in rule.stmts:
+            if stmt.needs_conntrack:
+                own = getattr(stmt, "conntrack_family", None)
+                families.update(CT_FAMILIES[own] if own else CT_FAMILIES.get(self.table.family, BOTH_CT_FAMILIES))
+        return tuple(sorted(families))
 
     @property
     def uses_synproxy(self) -> bool:
@@ -185,7 +205,7 @@ class TableRuntime:
             if self.sources.get(name) is not chain:  # new, or deleted and made again
                 changed.add(name)
                 self.chains.setdefault(name, new_rt_chain(table, name))
-                self.compiled[name], self.conntrack[name], self.synproxy[name] = {}, set(), set()
+                self.compiled[name], self.conntrack[name], self.synproxy[name] = {}, {}, set()
         stale = set(changes.replaced)
         if changes.sets:
             for name, chain in table.chains.items():
@@ -206,8 +226,10 @@ class TableRuntime:
         for handle in cache.keys() - handles:
             del cache[handle]
         conntrack = self.conntrack[chain.name]
-        conntrack.intersection_update(handles)
-        conntrack.update(r.handle for r in fresh if any(s.needs_conntrack for s in r.stmts))
+        for handle in conntrack.keys() - handles:
+            del conntrack[handle]
+        conntrack.update((r.handle, self._conntrack_families(r)) for r in fresh
+                         if any(s.needs_conntrack for s in r.stmts))
         synproxy = self.synproxy[chain.name]
         synproxy.intersection_update(handles)
         synproxy.update(r.handle for r in fresh if any(s.uses_synproxy for s in r.stmts))
@@ -316,8 +338,7 @@ class NfTables:
                 self.registrations[key] = self._register(signature, rt_chain)
             elif recompiled:
                 self.registrations[key].hook.set_chain(rt_chain)  # its hops name rules that may be gone
-        ct_families = {pf for compiled in runtime.values() if compiled.needs_conntrack
-                       for pf in CT_FAMILIES.get(compiled.table.family, BOTH_CT_FAMILIES)}
+        ct_families = {pf for compiled in runtime.values() for pf in compiled.conntrack_families}
         for pf in sorted(ct_families - self.ct_families):
             nf_ct_netns_get(self.net, pf)
         for pf in sorted(self.ct_families - ct_families):

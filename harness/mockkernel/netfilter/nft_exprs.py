@@ -835,6 +835,7 @@ class Stmt:
 
     terminal = False  # a verdict: nothing after it runs
     needs_conntrack = False
+    conntrack_family: str | None = None  # the family whose conntrack it takes, when not its table's
     uses_synproxy = False  # its init registers the SYN proxy's hooks (nft_synproxy_do_init())
     may_change_packet = False  # after it the packet or its metadata may differ (it writes, or jumps to what may)
     loc = None  # where it was written, for errors found later
@@ -1681,6 +1682,14 @@ class Nat(Stmt):
 
     def maps(self) -> list[MapExpr]:
         return [m for m in (self.addr_map, self.port_map) if m is not None]
+
+    @property
+    def conntrack_family(self) -> str | None:
+        """snat and dnat take the conntrack of their NAT family (nft_nat_init():
+        nf_ct_netns_get(ctx->net, family), family from NFTA_NAT_FAMILY), so an inet
+        table's `dnat ip6 to ...` turns on IPv6's alone; masquerade and redirect take
+        their table's (nft_masq_init(), nft_redir_init(): ctx->family)."""
+        return self.family if self.kind in ("snat", "dnat") and self.family in ("ip", "ip6") else None
 
     def shown_family(self, pctx: PrintCtx) -> str | None:
         """The family nft lists (netlink_parse_nat()): an inet table's, or in
