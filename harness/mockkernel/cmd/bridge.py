@@ -39,6 +39,7 @@ from harness.mockkernel.cmd.args import Args, ToolError, not_modelled
 from harness.mockkernel.cmd.ipaddress import link_flags
 from harness.mockkernel.cmd.iputils import duparg, duparg2, invarg, matches, parse_on_off
 from harness.mockkernel.core.errors import RtnlError
+from harness.mockkernel.lib.libc import atoi
 from harness.mockkernel.core.rtnetlink import (NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE,
                                               ndo_dflt_fdb_add, ndo_dflt_fdb_del)
 from harness.mockkernel.net import NUD_NOARP, NUD_PERMANENT, NUD_REACHABLE, NUD_STALE, ip_to_int
@@ -151,7 +152,7 @@ def fdb_modify(net, tokens, nlm_flags: int, delete: bool = False) -> str:
         elif matches(token, "vlan"):
             if vid is not None:
                 raise duparg2("vlan", token)
-            vid = _atoi(tokens.pop())
+            vid = atoi(tokens.pop())
         elif matches(token, "sticky"):
             sticky = True
         elif token in ("dst", "nhid", "port", "vni", "src_vni", "via") or matches(token, "router") \
@@ -200,18 +201,6 @@ def _bridge_fdb(br, port, mac: bytes, vid: int | None, state: int, nlm_flags: in
         br_fdb_add(br, port, mac, vid, state, nlm_flags, sticky)
 
 
-def _atoi(text: str) -> int:
-    digits = text.lstrip()
-    sign = -1 if digits.startswith("-") else 1
-    digits = digits.lstrip("+-")
-    number = ""
-    for char in digits:
-        if not char.isdigit():
-            break
-        number += char
-    return sign * int(number) if number else 0
-
-
 def fdb_show(net, tokens) -> str:
     filter_dev = br_name = None
     filter_vlan = 0
@@ -227,7 +216,7 @@ def fdb_show(net, tokens) -> str:
             value = tokens.pop()
             if filter_vlan:
                 raise duparg("vlan", value)
-            filter_vlan = _atoi(value)
+            filter_vlan = atoi(value)
         elif token == "state":
             value = tokens.pop()
             state = {"permanent": NUD_PERMANENT, "static": NUD_NOARP, "reachable": NUD_REACHABLE,
@@ -339,9 +328,9 @@ def brlink_modify(net, tokens) -> str:
         elif token in PORT_FLAGS:
             flags[PORT_FLAGS[token]] = parse_on_off(token, tokens.pop(), 234)  # brlink_modify() returns -EINVAL
         elif token == "cost":
-            cost = _atoi(tokens.pop())
+            cost = atoi(tokens.pop())
         elif token == "priority":
-            priority = _atoi(tokens.pop())
+            priority = atoi(tokens.pop())
         elif token == "state":
             value = tokens.pop()
             if value.isdigit():
@@ -395,9 +384,9 @@ def vlan_modify(net, tokens, delete: bool) -> str:
             value = tokens.pop()
             if "-" in value:
                 start, end = value.split("-", 1)
-                vid, vid_end = _atoi(start), _atoi(end)
+                vid, vid_end = atoi(start), atoi(end)
             else:
-                vid = _atoi(value)
+                vid = atoi(value)
         elif token == "self":
             self_flag = True
         elif token == "master":
@@ -449,7 +438,7 @@ def vlan_show(net, tokens) -> str:
             value = tokens.pop()
             if filter_vlan:
                 raise duparg("vid", value)
-            filter_vlan = _atoi(value)
+            filter_vlan = atoi(value)
     filter_index = _device(net, filter_dev).ifindex if filter_dev is not None else 0
     text = f"{'port':<{IFNAMSIZ}}  {'vlan-id':<{VLAN_ID_LEN}}\n"
     for dev in sorted(net.devices.values(), key=lambda d: d.ifindex):
@@ -500,7 +489,7 @@ def mdb_show(net, tokens, details: bool, stats: bool) -> str:
                 raise duparg("dev", tokens.peek() or "")
             filter_dev = _device(net, tokens.pop())
         elif token == "vid":
-            filter_vid = _atoi(tokens.pop())
+            filter_vid = atoi(tokens.pop())
     lines = []
     for dev in net.devices.values():
         if dev.kind != "bridge" or (filter_dev is not None and dev is not filter_dev):
@@ -554,7 +543,7 @@ def mdb_modify(net, tokens, delete: bool) -> str:
         elif token == "permanent":
             permanent = not delete
         elif token == "vid":
-            vid = _atoi(tokens.pop())
+            vid = atoi(tokens.pop())
         elif token in ("src", "filter_mode", "source_list", "proto", "dst", "dst_port", "vni", "src_vni", "via"):
             raise not_modelled(f"bridge mdb {token}")
         elif token != "temp" and matches(token, "help"):

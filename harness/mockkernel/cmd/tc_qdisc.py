@@ -28,7 +28,8 @@ from harness.mockkernel.cmd.tc_util import (TC_H_ROOT, calc_xmitsize, calc_xmitt
                                             get_size, get_tc_classid, rtable_cell_log, sprint_rate, sprint_size,
                                             sprint_tc_classid, sprint_time, tick2time, time2tick)
 from harness.mockkernel.core.errors import RtnlError
-from harness.mockkernel.lib.utils_math import get_time, strtod
+from harness.mockkernel.lib.libc import strtod
+from harness.mockkernel.lib.utils_math import get_time
 from harness.mockkernel.sched import sch_ingress
 from harness.mockkernel.sched.sch_api import qdisc_dump_order, tc_ctl_tclass, tc_delete_qdisc, tc_modify_qdisc
 from harness.mockkernel.sched.sch_fq_codel import FqCodelOpt

@@ -8,7 +8,8 @@ gcc does it on x86-64. Each front end keeps its own error wording.
 from __future__ import annotations
 
 import math
-import re
+
+from harness.mockkernel.lib.libc import strtod
 
 TIME_UNITS_PER_SEC = 1_000_000  # microseconds
 TIME_SUFFIXES = {"s": TIME_UNITS_PER_SEC, "sec": TIME_UNITS_PER_SEC, "secs": TIME_UNITS_PER_SEC,
@@ -19,21 +20,6 @@ RATE_SUFFIXES = (("bit", 1.), ("Kibit", 1024.), ("kbit", 1000.), ("mibit", 1024.
                  ("KiBps", 8. * 1024), ("KBps", 8000.), ("MiBps", 8. * 1024 ** 2), ("MBps", 8e6),
                  ("GiBps", 8. * 1024 ** 3), ("GBps", 8e9), ("TiBps", 8. * 1024 ** 4), ("TBps", 8e12))
 _RATE_SCALE = {name.lower(): scale for name, scale in RATE_SUFFIXES}  # no two names differ only in case
-# glibc strtod(): leading white space, a sign, then a hex float, a decimal one, inf(inity) or nan
-_STRTOD = re.compile(r"\s*[+-]?(?:0x(?:[0-9a-f]+\.?[0-9a-f]*|\.[0-9a-f]+)(?:p[+-]?\d+)?"
-                     r"|(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?|inf(?:inity)?|nan)", re.I)
-
-
-def strtod(text: str) -> tuple[float, str] | None:
-    """strtod(): the leading number and the rest, None when there is none."""
-    m = _STRTOD.match(text)
-    if m is None:
-        return None
-    number = m.group().strip().lower()
-    sign = -1.0 if number.startswith("-") else 1.0
-    digits = number.lstrip("+-")
-    value = float.fromhex(digits) if digits.startswith("0x") else float(digits)
-    return sign * value, text[m.end():]
 
 
 def c_uint32(value: float) -> int:
@@ -60,7 +46,8 @@ def c_uint64(value: float) -> int:
 
 def scaled_number(text: str, suffixes: dict[str, float]) -> float | None:
     """strtod() and what follows it: nothing (the number as it is) or a
-    suffix of `suffixes` (lower-case names, matched as strcasecmp() does),
+    suffix of `suffixes` (lower-case names, matched as strcasecmp() does in
+    the C locale: ASCII letters only),
     the number times its scale; None when malformed."""
     parsed = strtod(text)
     if parsed is None:
@@ -68,7 +55,7 @@ def scaled_number(text: str, suffixes: dict[str, float]) -> float | None:
     number, rest = parsed
     if not rest:
         return number
-    scale = suffixes.get(rest.lower())
+    scale = suffixes.get(rest.lower()) if rest.isascii() else None
     return None if scale is None else number * scale
 
 

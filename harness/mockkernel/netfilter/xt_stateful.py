@@ -6,9 +6,9 @@ connbytes (xt_connbytes.c: conntrack's accounting counters) and connlabel
 """
 from __future__ import annotations
 
-import re
 import weakref
 
+from harness.mockkernel.lib.libc import atoi, atoll
 from harness.mockkernel.netfilter.nf_conntrack import UNTRACKED
 from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exprs import Stmt
@@ -262,7 +262,7 @@ class HashlimitMatch(XtMatch):
         elif option == "--hashlimit-name":
             self.table = value
         elif option == "--hashlimit-rate-interval":
-            interval = c_atoi(value)  # parse_interval()
+            interval = atoi(value)  # parse_interval()
             if interval <= 0:
                 raise self.bad_value(option, value)
             self.interval = interval
@@ -278,7 +278,7 @@ class HashlimitMatch(XtMatch):
                          if unit and name.startswith(unit.lower())), None)
             if mult is None:
                 return False
-        rate = c_atoll(value) & U64
+        rate = atoll(value) & U64
         if not rate:
             return False
         avg = XT_HASHLIMIT_SCALE_V2 * mult // rate
@@ -292,7 +292,7 @@ class HashlimitMatch(XtMatch):
         at = value.find("b/s")
         if at <= 0:
             return False
-        rate = c_atoll(value) & U64
+        rate = atoll(value) & U64
         if rate == 0:
             return False
         octets = rate * {"m": 1024 * 1024, "k": 1024}.get(value[at - 1], 1)
@@ -586,19 +586,6 @@ def _subnet_xlate(bits: int, width: int) -> str:
 
 def _out_of_range(chain: str) -> XtError:
     return kernel_refusal(chain, "Numerical result out of range")
-
-
-def c_atoll(text: str) -> int:
-    """atoll(): the leading decimal number (after blanks and a sign), 0 if none, held to 64 bits."""
-    found = re.match(r"[ \t\n\v\f\r]*([+-]?\d+)", text)
-    number = int(found.group(1)) if found else 0
-    return max(-(1 << 63), min(number, (1 << 63) - 1))
-
-
-def c_atoi(text: str) -> int:
-    """atoi(): atoll() then kept in a 32-bit int."""
-    number = c_atoll(text) & 0xFFFFFFFF
-    return number - (1 << 32) if number >= 1 << 31 else number
 
 
 class DsthashEnt:
