@@ -170,13 +170,12 @@ def _icmp_push(net, cause: SkBuff, out: route.Rtable, message: bytes, tos: int, 
     holding icmp_xmit_lock() with BHs off: what it sends through lo comes in
     once the lock is let go (icmp_xmit_unlock() before local_bh_enable()). To a
     sender of 0.0.0.0 the message goes to the route's source: the flow's
-    destination ip_route_output_key_hash_rcu() filled in, which
+    destination ip_route_output_key_hash_rcu() filled in (Rtable.daddr), which
     __ip_make_skb() copies into the header (ip_copy_addrs())."""
     net.mib.icmpmsg_statistics[ICMPMSG_OUT | message[0]] += 1
     net.mib.icmp_statistics[ICMP_MIB_OUTMSGS] += 1
-    iph = Ipv4Packet(cause.buf, cause.network_header)
     ttl = net.sysctl.values["net.ipv4.ip_default_ttl"]
-    header = build_header(out.prefsrc, iph.saddr or out.prefsrc, IPPROTO_ICMP, len(message), ttl=ttl, tos=tos,
+    header = build_header(out.prefsrc, out.daddr, IPPROTO_ICMP, len(message), ttl=ttl, tos=tos,
                           ident=ip_output.ip_select_ident(net, df=False, ignore_df=True), options=options.data)
     if options.optlen:
         ip_options.ip_options_build(header, options, out.prefsrc, net.clock.now)

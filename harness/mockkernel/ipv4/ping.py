@@ -43,7 +43,7 @@ def ping_v4_sendmsg(net, sk: UdpSock, message: bytes, daddr: int) -> None:
     body = bytearray(message)
     IcmpMessage(body, 0).echo_id = sk.port
     icmp.fill_checksum(body, 0, len(body))
-    saddr = sk.addr or rt.prefsrc
+    saddr, daddr = rt.prefsrc, rt.daddr  # the flow as routed (ping_v4_sendmsg() builds from fl4)
     fits = IPV4_MIN_HLEN + len(body) <= rt.dst_mtu()
     header = build_header(saddr, daddr, IPPROTO_ICMP, len(body),
                           ttl=net.sysctl.values["net.ipv4.ip_default_ttl"],

@@ -35,7 +35,7 @@ from harness.mockkernel.core import fib_rules
 from harness.mockkernel.core.fib_rules import AF_INET, EAGAIN, ESRCH, FibRulesOps, Flowi, fib_rules_register
 from harness.mockkernel.ipv4 import igmp
 from harness.mockkernel.ipv4.fib_trie import Probes, fib_probe
-from harness.mockkernel.net import (RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_DEFAULT, RT_TABLE_LOCAL,
+from harness.mockkernel.net import (RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RT_TABLE_DEFAULT, RT_TABLE_LOCAL,
                                     RT_TABLE_MAIN, RTN_BLACKHOLE, RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST,
                                     RTN_PROHIBIT, RTN_THROW, RTN_UNICAST, RTN_UNREACHABLE, FibRoute, FibRule, Net, NetDevice,
                                     RouteType, prefix_mask)
@@ -44,7 +44,7 @@ from harness.mockkernel.wire.ipv4 import IPPROTO_IGMP
 # fib_default_rules_init(): (priority, table) of the rules a namespace starts with
 DEFAULT_RULES = [(0, RT_TABLE_LOCAL), (32766, RT_TABLE_MAIN), (32767, RT_TABLE_DEFAULT)]
 # errno values a lookup reports (fib_props[] in fib_semantics.c)
-ENETUNREACH, EHOSTUNREACH, EACCES, EINVAL = 101, 113, 13, 22
+ENETUNREACH, EHOSTUNREACH, EACCES, EINVAL, ENODEV = 101, 113, 13, 22, 19
 TYPE_ERRORS = {RTN_BLACKHOLE: EINVAL, RTN_UNREACHABLE: EHOSTUNREACH, RTN_PROHIBIT: EACCES}
 # the same by rtm_type, an index read per packet (throw never reaches it: fib_probe() walks on)
 FIB_PROPS_ERROR = tuple(TYPE_ERRORS.get(rtype, 0) for rtype in sorted(RouteType))
@@ -110,7 +110,8 @@ class Rtable:
     """struct rtable: what the packet does next. `input` is dst->input (see
     DstInput), `error` the errno ip_error() reports, `type` rt_type.
     `is_broadcast` and `is_multicast` are rt_flags' RTCF_BROADCAST and
-    RTCF_MULTICAST."""
+    RTCF_MULTICAST. For an output route (DST_OUTPUT) `prefsrc` and `daddr` are the
+    flow's fl4->saddr and fl4->daddr after the lookup (ip_route_output())."""
 
     input: DstInput
     type: RouteType
@@ -122,7 +123,10 @@ class Rtable:
     mtu: int | None = None
     advmss: int | None = None  # the route's advmss metric (dst_metric_advmss())
     is_multicast: bool = False
-    genid: int = 0  # rt_genid when made: rt_cache_valid() holds while the namespace's matches
+    genid: int = 0
+    # an output route's flow: fl4->daddr as ip_route_output_key_hash_rcu() left it (0.0.0.0
+    # becomes the source), which the header of a packet built from the flow carries
+    daddr: int = 0  # rt_genid when made: rt_cache_valid() holds while the namespace's matches
 
     @cached_property
     def hop(self) -> Hop:
@@ -506,37 +510,102 @@ def _broadcast_input(net: Net, saddr: int, daddr: int, dev: NetDevice, tos: int,
     return Rtable(DST_LOCAL, RTN_BROADCAST, dev=dev, is_broadcast=True)
 
 
+def ip_dev_find(net: Net, addr: int) -> NetDevice | None:
+    """devinet.c __ip_dev_find(): the device holding `addr`, else (loopback
+    subnets) the device of the local table's RTN_LOCAL route to it."""
+    for dev in net.devices.values():
+        for a in dev.addrs:
+            if a.local == addr:
+                return dev
+    table = net.tables.get(RT_TABLE_LOCAL)
+    route = table.longest_match(addr) if table is not None else None
+    return _route_dev(net, route) if route is not None and route.type is RTN_LOCAL else None
+
+
 def ip_route_output(net: Net, daddr: int, saddr: int = 0, oif: int | None = None,
                     mark: int = 0, tos: int = 0) -> Rtable | int:
-    """ip_route_output_key_hash_rcu(): the route for a locally sent packet and its
-    source address, or an errno (ENETUNREACH...). No destination (0.0.0.0) is
-    this host, without a FIB lookup (its `if (!fl4->daddr)` branch): the flow's
-    destination becomes its source, 127.0.0.1 for both where it has none, through
-    lo, RTN_LOCAL; the packet goes to the route's prefsrc then (ip_copy_addrs()
-    from the flow)."""
-    if saddr and (is_multicast(saddr) or is_lbcast(saddr) or is_zeronet(saddr)):
-        return EINVAL
+    """ip_route_output_key_hash_rcu() (net/ipv4/route.c): the route for a locally
+    sent packet, or an errno (ENETUNREACH...). The kernel's callers pass a flowi4
+    that the lookup rewrites and build their header from it; here the flow as the
+    lookup left it is the route's `prefsrc` (fl4->saddr) and `daddr` (fl4->daddr):
+
+    - a source given must be unicast (EINVAL); with no oif, to a multicast or the
+      limited broadcast address, it picks the device (the device holding it,
+      __ip_dev_find(), else ENETUNREACH as 6.18 answers `ip route get
+      255.255.255.255 from` a foreign address: "user can direct multicasts and
+      limited broadcast via necessary interface");
+    - with an oif (down: ENETUNREACH), a link-local group or the limited broadcast
+      goes out of it from inet_select_addr(dev, 0, RT_SCOPE_LINK); otherwise the
+      source of a group is inet_select_addr() in the flow's scope, of 0.0.0.0
+      inet_select_addr(dev, 0, RT_SCOPE_HOST);
+    - `if (!fl4->daddr) { fl4->daddr = fl4->saddr; if (!fl4->daddr) fl4->daddr =
+      fl4->saddr = htonl(INADDR_LOOPBACK); dev_out = net->loopback_dev; ...
+      res->type = RTN_LOCAL; ...}`: a packet to 0.0.0.0 goes to its own source
+      (127.0.0.1 without one) through lo;
+    - a failed FIB lookup with an oif is taken for on-link: unicast out of the oif;
+    - a local destination goes through lo, from the route's prefsrc, else from
+      itself; any other from the route's prefsrc, else fib_result_prefsrc():
+      inet_select_addr(dev, gateway, the route's scope) (fib_select_path());
+    - __mkroute_output(): a loopback source out of a device other than lo is
+      EINVAL unless route_localnet; the limited broadcast and groups are
+      broadcast and multicast routes."""
+    if saddr:
+        if is_multicast(saddr) or is_lbcast(saddr) or is_zeronet(saddr):
+            return EINVAL
+        if oif is None and (is_multicast(daddr) or is_lbcast(daddr)):
+            dev = ip_dev_find(net, saddr)
+            if dev is None:
+                return ENETUNREACH
+            return _mkroute_output(net, daddr, saddr, dev, RTN_UNICAST)
+    if oif is not None:
+        dev = net.devices.get(oif)
+        if dev is None:
+            return ENODEV
+        if not dev.up:
+            return ENETUNREACH
+        if is_local_multicast(daddr) or is_lbcast(daddr):
+            return _mkroute_output(net, daddr, saddr or inet_select_addr(net, dev, 0, RT_SCOPE_LINK), dev,
+                                   RTN_UNICAST)
+        if not saddr:
+            if is_multicast(daddr):
+                saddr = inet_select_addr(net, dev, 0, RT_SCOPE_UNIVERSE)
+            elif not daddr:
+                saddr = inet_select_addr(net, dev, 0, RT_SCOPE_HOST)
     if not daddr:
-        return Rtable(DST_OUTPUT, RTN_LOCAL, dev=net.devices[LOOPBACK_IFINDEX], prefsrc=saddr or INADDR_LOOPBACK)
-    if is_lbcast(daddr) and oif is not None:
-        dev = net.devices[oif]
-        return Rtable(DST_OUTPUT, RTN_BROADCAST, dev=dev, is_broadcast=True,
-                      prefsrc=saddr or inet_select_addr(net, dev, 0, RT_SCOPE_LINK))
+        daddr = saddr = saddr or INADDR_LOOPBACK
+        return _mkroute_output(net, daddr, saddr, net.devices[LOOPBACK_IFINDEX], RTN_LOCAL)
     res = fib_lookup(net, daddr, saddr, iif=LOOPBACK_IFINDEX, oif=oif, mark=mark, tos=tos)
-    if isinstance(res, int):
-        return res
+    if res.__class__ is int:
+        if oif is None:
+            return res
+        dev = net.devices[oif]
+        return _mkroute_output(net, daddr, saddr or inet_select_addr(net, dev, 0, RT_SCOPE_LINK), dev, RTN_UNICAST)
     route = res.route
-    if res.type is RTN_LOCAL:
-        lo = net.devices[LOOPBACK_IFINDEX]
-        return Rtable(DST_OUTPUT, RTN_LOCAL, dev=lo, prefsrc=saddr or daddr)
+    if route.type is RTN_LOCAL:
+        return _mkroute_output(net, daddr, saddr or route.prefsrc or daddr, net.devices[LOOPBACK_IFINDEX], RTN_LOCAL)
     dev = _route_dev(net, route)
     if dev is None:
         return ENETUNREACH
     if not saddr:
-        if route.prefsrc is not None:
-            saddr = route.prefsrc
-        else:
-            scope = RT_SCOPE_LINK if route.gateway is None else RT_SCOPE_UNIVERSE
-            saddr = inet_select_addr(net, dev, route.gateway or daddr, scope)
-    return Rtable(DST_OUTPUT, res.type, dev=dev, gateway=route.gateway, prefsrc=saddr,
-                  is_broadcast=res.type is RTN_BROADCAST, mtu=route.mtu, advmss=route.advmss)
+        saddr = route.prefsrc or inet_select_addr(net, dev, route.gateway or 0, route.scope)
+    return _mkroute_output(net, daddr, saddr, dev, route.type, route)
+
+
+def _mkroute_output(net: Net, daddr: int, saddr: int, dev: NetDevice, rtype: RouteType,
+                    route: FibRoute | None = None) -> Rtable | int:
+    """__mkroute_output(): EINVAL for a loopback source out of a device other than
+    lo (unless route_localnet); the limited broadcast is a broadcast route, a group
+    a multicast one (neither keeps the FIB's nexthop: fi = NULL)."""
+    if saddr >> 24 == 127 and not dev.is_loopback and not _route_localnet(net, dev):
+        return EINVAL
+    if is_lbcast(daddr):
+        rtype, route = RTN_BROADCAST, None
+    elif is_multicast(daddr):
+        rtype = RTN_MULTICAST
+        if route is not None and route.plen < 4:  # "If multicast route do not exist use default one, but do not gateway"
+            route = None
+    if route is None or rtype is RTN_BROADCAST:
+        return Rtable(DST_OUTPUT, rtype, dev=dev, prefsrc=saddr, daddr=daddr, is_broadcast=rtype is RTN_BROADCAST,
+                      is_multicast=rtype is RTN_MULTICAST)
+    return Rtable(DST_OUTPUT, rtype, dev=dev, gateway=route.gateway, prefsrc=saddr, daddr=daddr,
+                  is_multicast=rtype is RTN_MULTICAST, mtu=route.mtu, advmss=route.advmss)

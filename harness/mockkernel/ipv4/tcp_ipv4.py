@@ -496,6 +496,7 @@ def tcp_v4_connect(sk: TcpSock, daddr: int, dport: int) -> None:
         raise OSError(errno.ENETUNREACH, "connect: a broadcast or multicast destination")
     if not sk.saddr:
         sk.saddr = sk.rcv_saddr = rt.prefsrc
+    daddr = rt.daddr  # `daddr = fl4->daddr`: connect() to 0.0.0.0 connects to the source (ip_route_output())
     sk.daddr, sk.dport = daddr, dport
     sk.rx_opt.mss_clamp = TCP_MSS_DEFAULT
     tcp_set_state(sk, TCP_SYN_SENT)

@@ -166,7 +166,7 @@ def udp_sendmsg(net, sk: UdpSock, payload: bytes, daddr: int, dport: int) -> Non
     if isinstance(rt, int):
         net.mib.ip_statistics[IPSTATS_MIB_OUTNOROUTES] += 1
         raise OSError(rt, f"sendto: no route to {daddr:#x}")
-    saddr = sk.addr or rt.prefsrc
+    saddr, daddr = rt.prefsrc, rt.daddr  # the flow as routed (udp_sendmsg(): saddr = fl4->saddr, fl4->daddr)
     segment = wire_udp.build(saddr.to_bytes(4, "big"), daddr.to_bytes(4, "big"), sk.port, dport, payload)
     fits = ipv4.IPV4_MIN_HLEN + len(segment) <= rt.dst_mtu()
     header = build_header(saddr, daddr, IPPROTO_UDP, len(segment),
