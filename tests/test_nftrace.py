@@ -710,3 +710,23 @@ def test_an_address_a_rule_set_with_a_payload_statement_is_no_nat_rewrite():
     (journey,) = build_journeys(events, [drop], [])
     assert [(hop.where, hop.verdict) for hop in journey.hops] == [("ip t c0", "ACCEPT")]
     assert journey.drop == drop
+
+
+def test_a_drop_of_a_packet_a_later_rule_rewrote_goes_to_that_packet():
+    """nft_trace_notify() dumps the packet with a chain's first message only
+    (`if (!info->packet_dumped)`): a rule after it that wrote `ip daddr set` and
+    `ip ttl set` leaves no message with the new header, which the drop (kfree_skb
+    reads the packet as freed) has. Seed 6, scenarios 860 and 1100."""
+    post = Chain("ip", "t", "c0", "postrouting", "filter", {2: Rule("counter", None, None),
+                                                          3: Rule("counter ip daddr set 10.0.2.2", None, None),
+                                                          4: Rule("counter ip ttl set 1", None, None)})
+    error = IP(src="10.0.0.1", dst="10.0.0.2", id=900, proto=1) / ICMP(type=3, code=0) / (b"x" * 8)
+    rewritten = IP(src="10.0.0.1", dst="10.0.2.2", id=900, proto=1, ttl=1) / ICMP(type=3, code=0) / (b"x" * 8)
+    trace_out = Chain("ip", TRACE_TABLE, "out", "output", "filter")
+    events = [_event(trace_out, 1, error, 4, "CONTINUE"), _event(trace_out, 1, kind=NFT_TRACETYPE_POLICY),
+              _event(post, 1, error, 2, "CONTINUE"), _event(post, 1, None, 3, "CONTINUE"),
+              _event(post, 1, None, 4, "CONTINUE"), _event(post, 1, kind=NFT_TRACETYPE_POLICY, verdict="DROP")]
+    drop = Drop("NETFILTER_DROP", "NF_POSTROUTING", "nft_do_chain", _header(rewritten).summary())
+    (journey,) = build_journeys(events, [drop], [])
+    assert journey.drop == drop
+    assert str(journey.packet) == "10.0.0.1 > 10.0.0.2 icmp id=900 ttl=64 len=36"

@@ -157,6 +157,9 @@ TRACE_CHAIN_STAGES = {("netdev", "in"): Stage.NF_INGRESS, ("ip", "pre"): Stage.N
 NAT_MANIPS = (("daddr", frozenset({Stage.NF_PREROUTING, Stage.NF_OUTPUT}), ("DNAT", "UN-SNAT")),
               ("saddr", frozenset({Stage.NF_POSTROUTING, Stage.NF_INPUT}), ("SNAT", "UN-DNAT")))
 LOOPBACK_IFINDEX = 1  # lo is ifindex 1 in every namespace
+# a rule's payload statement writing what a drop's packet line shows (KfreeSkbEvent.summary()):
+# `ip daddr set 10.0.2.2`, `ip ttl set 1` (a value nft lists as a literal; other sources are left)
+HEADER_WRITE = re.compile(r"\bip (saddr|daddr|ttl|id) set (\d+(?:\.\d+){3}|\d+)(?=\s|$)")
 # drops past the INPUT hook: where a local packet's NAT after its last chain was INPUT's
 LOCAL_DELIVERY = frozenset({Stage.L4, Stage.SOCKET})
 TRACE_RCVBUF = 32 << 20
@@ -354,6 +357,20 @@ class Ipv4Header:
             udp.PORTS.pack_into(transport, 0, *ports)
         return Ipv4Header(bytes(network), bytes(transport))
 
+    def with_fields(self, writes: Iterable[tuple[str, str]]) -> Ipv4Header:
+        """This header with each (field, value) written in turn: `saddr`/`daddr` (a
+        dotted quad), `ttl`, `id`; the checksums are left as they were."""
+        network = bytearray(self.network)
+        ip = Ipv4Packet(network, 0)
+        for name, value in writes:
+            if name in ("saddr", "daddr"):
+                setattr(ip, name, int.from_bytes(socket.inet_aton(value), "big"))
+            elif name == "ttl":
+                ip.ttl = int(value) & 0xFF
+            else:
+                ip.id = int(value) & 0xFFFF
+        return Ipv4Header(bytes(network), self.transport)
+
     def endpoint(self, address: str) -> str:
         """`10.0.1.2:80`: the address (`saddr` or `daddr`) and, for TCP and UDP, port
         that NAT rewrites, as the mock's nf_nat_packet() hop shows them."""
@@ -466,6 +483,16 @@ class Traversal:
         return {address for address, port in (("saddr", "sport"), ("daddr", "dport"))
                 if any(f"{address} set " in text or f"{port} set " in text for text in texts)}
 
+    def rewritten(self) -> Ipv4Header | None:
+        """The header as the payload statements of its rules that ran left it (None if
+        none wrote what a drop's packet line shows): a trace message carries the
+        headers of the chain's first message only (nf_tables_trace.c
+        nft_trace_notify(): `if (!info->packet_dumped)`), while kfree_skb sees the
+        packet as it is when freed, `ip daddr set` and `ip ttl set` included."""
+        writes = [match.groups() for e in self.events if e.kind == NFT_TRACETYPE_RULE and e.rule is not None
+                  for match in HEADER_WRITE.finditer(e.rule.text)]
+        return self.header.with_fields(writes) if writes else None
+
     def hops(self) -> list[Hop]:
         """Its jumps and gotos, then the base chain with the verdict that ended it."""
         stage, base = self.stage, self.chain
@@ -502,8 +529,9 @@ class TracedPacket:
 
     @property
     def headers(self) -> list[Ipv4Header]:
-        """Every header it was seen with."""
-        seen = [traversal.header for traversal in self.traversals]
+        """Every header it was seen with, and had after a rule's payload statement."""
+        seen = [header for traversal in self.traversals
+                for header in (traversal.header, traversal.rewritten()) if header is not None]
         return seen + ([self.past_postrouting] if self.past_postrouting is not None else [])
 
     def continues_at(self, event: TraceEvent) -> bool:

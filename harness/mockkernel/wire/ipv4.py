@@ -147,6 +147,10 @@ class Ipv4Packet(HeaderView):
     def id(self) -> int:
         return _U16.unpack_from(self.buf, self.off + ID)[0]
 
+    @id.setter
+    def id(self, value: int) -> None:
+        _U16.pack_into(self.buf, self.off + ID, value)
+
     @property
     def frag_off(self) -> int:
         """Flags and offset as one 16-bit field, as the kernel keeps it."""
@@ -159,6 +163,10 @@ class Ipv4Packet(HeaderView):
     @property
     def ttl(self) -> int:
         return self.buf[self.off + TTL]
+
+    @ttl.setter
+    def ttl(self, value: int) -> None:
+        self.buf[self.off + TTL] = value
 
     @property
     def protocol(self) -> int:
