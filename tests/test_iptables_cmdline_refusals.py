@@ -129,3 +129,24 @@ def test_flushing_a_builtin_chain_the_table_lacks_makes_it_as_iptables_nft_does(
     assert target.sh("iptables -S FORWARD") == "-P FORWARD ACCEPT\n-A FORWARD -p udp\n"
     with pytest.raises(CommandError, match="No chain/target/match by that name"):
         target.sh("iptables -F NOPE")
+
+
+@pytest.mark.parametrize("mark, message", [
+    ("1_000", 'mark: trailing garbage after value for option "--mark".'),
+    ("5 ", 'mark: trailing garbage after value for option "--mark".'),
+    ("0x", 'mark: trailing garbage after value for option "--mark".'),
+    ("5/0xffx", 'mark: trailing garbage after value for option "--mark".'),
+    ("-0", 'mark: bad integer value for option "--mark", or out of range.'),
+    ("5/", 'mark: bad integer value for option "--mark", or out of range.'),
+    ("18446744073709551616", 'mark: bad integer value for option "--mark", or out of range.'),
+])
+def test_a_mark_is_read_as_xtables_parse_val_mask_reads_it(mark, message):
+    """xtables_strtoul() (strtoumax() with blanks and `+` before the number)
+    then `/MASK` or the end; as iptables 1.8.9 answers."""
+    assert refusal(f"-m mark --mark '{mark}'")[1].splitlines()[0] == PREFIX + message
+
+
+def test_a_mark_may_have_blanks_and_a_plus_before_it():
+    target = MockTarget()
+    target.sh("iptables -A INPUT -m mark --mark ' +5'")
+    assert "-A INPUT -m mark --mark 0x5" in target.sh("iptables-save")

@@ -1,9 +1,10 @@
-"""lib/libc.py against glibc itself (through ctypes): strtod(), atoll() and
-atoi() on random text read the same number and leave the same rest, blanks
-and digits being ASCII only."""
+"""lib/libc.py against glibc itself (through ctypes): strtod(), strtoumax(),
+atoll() and atoi() on random text read the same number and leave the same
+rest, blanks and digits being ASCII only."""
 from __future__ import annotations
 
 import ctypes
+import errno
 import ctypes.util
 import math
 
@@ -15,10 +16,12 @@ from harness.mockkernel.lib import libc
 from harness.mockkernel.target import MockTarget
 from harness.target import CommandError
 
-GLIBC = ctypes.CDLL(ctypes.util.find_library("c"))
+GLIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 GLIBC.strtod.restype, GLIBC.strtod.argtypes = ctypes.c_double, [ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p)]
 GLIBC.atoll.restype, GLIBC.atoll.argtypes = ctypes.c_longlong, [ctypes.c_char_p]
 GLIBC.atoi.restype, GLIBC.atoi.argtypes = ctypes.c_int, [ctypes.c_char_p]
+GLIBC.strtoumax.restype = ctypes.c_uint64
+GLIBC.strtoumax.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p), ctypes.c_int]
 
 TEXT = st.text(alphabet=" \t\n\v+-.0123456789aAbcdefxXpPeEiInNfFtTyY(_)k\u00a0\u00b2\u0663\u0131", max_size=14)
 
@@ -66,3 +69,20 @@ def test_a_bridge_vlan_id_is_read_as_atoi_reads_it():
     target.sh("ip link set p1 master br0")
     with pytest.raises(CommandError, match="Vlan id is invalid"):
         target.sh("bridge vlan add dev p1 vid \u00b2")
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(st.one_of(TEXT, st.integers(-(1 << 66), 1 << 66).map(lambda n: f" {n:#x}" if n % 3 else str(n))))
+@example("0x")
+@example("09")
+@example("-1")
+@example("18446744073709551616")
+def test_strtoumax_reads_what_glibcs_reads(text):
+    data = ctypes.create_string_buffer(text.encode())
+    end = ctypes.c_char_p()
+    ctypes.set_errno(0)
+    value = GLIBC.strtoumax(data, ctypes.byref(end), 0)
+    used = ctypes.cast(end, ctypes.c_void_p).value - ctypes.addressof(data)
+    erange = ctypes.get_errno() == errno.ERANGE
+    theirs = None if used == 0 or erange else (value, len(data.value[:used].decode()))
+    assert libc.strtoumax(text) == theirs

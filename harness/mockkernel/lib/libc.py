@@ -10,6 +10,8 @@ _STRTOD = re.compile(r"\s*[+-]?(?:0x(?:[0-9a-f]+\.?[0-9a-f]*|\.[0-9a-f]+)(?:p[+-
                      r"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?|inf(?:inity)?|nan(?:\([0-9a-z_]*\))?)",
                      re.I | re.ASCII)
 _ATOLL = re.compile(r"\s*([+-]?[0-9]+)", re.ASCII)
+_STRTOUMAX = re.compile(r"\s*([+-]?)(0x[0-9a-f]+|0[0-7]*|[1-9][0-9]*)", re.I | re.ASCII)
+C_SPACE = " \t\n\v\f\r"  # isspace() in the C locale
 
 
 def strtod(text: str) -> tuple[float, str] | None:
@@ -36,3 +38,17 @@ def atoi(text: str) -> int:
     """atoi(): (int) strtol(): atoll() then kept in a 32-bit int."""
     number = atoll(text) & 0xFFFFFFFF
     return number - (1 << 32) if number >= 1 << 31 else number
+
+
+def strtoumax(text: str, at: int = 0) -> tuple[int, int] | None:
+    """strtoumax(text + at, &end, 0): (value, end), after blanks and a sign,
+    0x hex, 0 octal or decimal, a `-` negating it modulo 2^64; None when it
+    reads no digit or the number does not fit 64 bits (ERANGE)."""
+    found = _STRTOUMAX.match(text, at)
+    if found is None:
+        return None
+    sign, digits = found.groups()
+    value = int(digits, 16 if digits[:2].lower() == "0x" else 8 if digits[0] == "0" else 10)
+    if value >= 1 << 64:
+        return None
+    return (-value & (1 << 64) - 1 if sign == "-" else value), found.end()

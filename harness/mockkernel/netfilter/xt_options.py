@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.mockkernel.lib.libc import C_SPACE, strtoumax
+
 PROG = "{prog}"  # the program's name in a message: iptables, ip6tables, iptables-restore, ...
 VERSION = f"{PROG} v1.8.9 (nf_tables)"
 
@@ -132,24 +134,40 @@ class XtExtension:
         return bounds[0], bounds[1]
 
     def markmask(self, option: str, value: str) -> tuple[int, int]:
-        """XTTYPE_MARKMASK32: `VALUE[/MASK]`, the mask all ones when left out."""
-        mark, slash, mask = value.partition("/")
-        numbers = [c_strtoul(mark), c_strtoul(mask) if slash else 0xFFFFFFFF]
-        if any(n is None or n > 0xFFFFFFFF for n in numbers):
+        """XTTYPE_MARKMASK32, xtables_parse_val_mask(): `VALUE[/MASK]`, the
+        mask all ones when left out; anything after a number but the `/`
+        before the mask is trailing garbage."""
+        mark, end = self._u32_at(option, value, 0)
+        if end == len(value):
+            return mark, 0xFFFFFFFF
+        if value[end] == "/":
+            mask, end = self._u32_at(option, value, end + 1)
+            if end == len(value):
+                return mark, mask
+        raise self.error(f'trailing garbage after value for option "{option}".\n')
+
+    def _u32_at(self, option: str, value: str, at: int) -> tuple[int, int]:
+        """xtables_strtoui(value + at, &end, 0, UINT32_MAX) or the mark's bad value."""
+        read = xtables_strtoul(value, at)
+        if read is None or read[0] > 0xFFFFFFFF:
             raise self.error(f'bad integer value for option "{option}", or out of range.\n')
-        return numbers[0], numbers[1]
+        return read
 
     def bad_value(self, option: str, value: str) -> XtError:
         """xtables_param_act(XTF_BAD_VALUE)."""
         return usage_error(f'{self.name}: Bad value for "{option}" option: "{value}"')
 
 
-def c_strtoul(text: str) -> int | None:
-    """xtables_strtoul() with base 0: the whole text one unsigned number
-    (decimal, 0x hex, 0 octal), else None."""
-    try:
-        number = int(text, 16) if text[:2].lower() == "0x" else int(text, 8) if text[:1] == "0" and len(text) > 1 \
-            else int(text, 10)
-    except ValueError:
+def xtables_strtoul(text: str, at: int = 0) -> tuple[int, int] | None:
+    """xtables_strtoul() (base 0): strtoumax(), a `-` (after blanks) refused
+    first; (value, end), None when it reads no number or ERANGE."""
+    if text[at:].lstrip(C_SPACE).startswith("-"):
         return None
-    return number if number >= 0 and text[:1] not in "+-" else None
+    return strtoumax(text, at)
+
+
+def c_strtoul(text: str) -> int | None:
+    """xtables_strtoul(s, NULL, ...): the whole text one unsigned number
+    (blanks and a `+` may lead it; decimal, 0x hex, 0 octal), else None."""
+    read = xtables_strtoul(text)
+    return read[0] if read is not None and read[1] == len(text) else None

@@ -12,36 +12,16 @@ where it stopped; u32_dump() saves every number in hex.
 """
 from __future__ import annotations
 
-import re
-
+from harness.mockkernel.lib.libc import C_SPACE
 from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exprs import Stmt
 from harness.mockkernel.netfilter.xt_matches import XtMatch
-from harness.mockkernel.netfilter.xt_options import XtOpt, usage_error
+from harness.mockkernel.netfilter.xt_options import XtOpt, usage_error, xtables_strtoul
 
 XT_U32_MAXSIZE = 10  # include/uapi/linux/netfilter/xt_u32.h
 XT_U32_AND, XT_U32_LEFTSH, XT_U32_RIGHTSH, XT_U32_AT = range(4)  # enum xt_u32_ops
 OPERATORS = {XT_U32_AND: "&", XT_U32_LEFTSH: "<<", XT_U32_RIGHTSH: ">>", XT_U32_AT: "@"}
 UINT32_MAX = 0xFFFFFFFF
-_C_SPACE = " \t\n\v\f\r"  # isspace() in the C locale
-_NUMBER = re.compile(r"[ \t\n\v\f\r]*\+?(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
-
-
-def strtoumax(text: str, at: int) -> tuple[int, int] | None:
-    """strtoumax(text + at, &end, 0) for xtables_strtoul(): (value, end), or
-    None where it reads no digit, reads a leading `-` or overflows (ERANGE)."""
-    stripped = text[at:].lstrip(_C_SPACE)
-    if stripped.startswith("-"):
-        return None
-    found = _NUMBER.match(text, at)
-    if found is None:
-        return None
-    digits = found.group(1)
-    base = 16 if digits[:2].lower() == "0x" else 8 if digits[0] == "0" else 10
-    value = int(digits, base)
-    if value >= 1 << 64:
-        return None
-    return value, found.end()
 
 
 class U32Test:
@@ -65,14 +45,14 @@ def u32_parse(arg: str) -> list[U32Test]:
         return usage_error(f"u32: {message}")
 
     def parse_number(pos: int) -> tuple[int, int]:
-        read = strtoumax(arg, pos)
+        read = xtables_strtoul(arg, pos)
         if read is None or read[0] > UINT32_MAX or read[1] == pos:
             raise error(f"at char {pos}: not a number or out of range")
         return read
 
     tests, test, state, at = [], U32Test(), 0, 0
     while True:
-        while at < len(arg) and arg[at] in _C_SPACE:
+        while at < len(arg) and arg[at] in C_SPACE:
             at += 1
         if at == len(arg):
             if state == 0:
@@ -124,7 +104,7 @@ def u32_parse(arg: str) -> list[U32Test]:
                     raise error(f'at char {at}: expected "," or "&&"')
                 at += 1
             low, at = parse_number(at)
-            while at < len(arg) and arg[at] in _C_SPACE:
+            while at < len(arg) and arg[at] in C_SPACE:
                 at += 1
             high = low
             if at < len(arg) and arg[at] == ":":
