@@ -20,7 +20,7 @@ nft answered on this machine. Figures (`figure nft.NAME N count`):
   first line of error or not;
 - needs_missing_module: the real nft refuses with the kernel's ENOENT for a
   statement whose kernel module this host's kernel lacks (MISSING_MODULES:
-  nft_queue), and the mock, which models a kernel that has it, accepts (not
+  nft_queue, nft_flow_offload), and the mock, which models a kernel that has it, accepts (not
   counted in accepts_refused; `--show needs_missing_module` names the module);
   missing_module_listed_as_file: of those, listed by the mock as the test
   file says nft lists them (its third field, or the rule itself);
@@ -46,7 +46,8 @@ ALL_DIRS = ("ip", "inet", "any", "ip6", "arp", "bridge", "netdev")
 NOT_MODELLED = "not modelled"
 # the kernel modules statements need that this host's kernel (6.18, the netns lab's) is
 # built without: nf_tables_newrule() finds no expression type, ENOENT
-MISSING_MODULES = (("nft_queue", re.compile(r"(?:^|\s)queue(?:\s|$)")),)
+MISSING_MODULES = (("nft_queue", re.compile(r"(?:^|\s)queue(?:\s|$)")),
+                   ("nft_flow_offload", re.compile(r"(?:^|\s)flow (?:add|offload) @")))
 KERNEL_LACKS_IT = "Error: Could not process rule: No such file or directory"
 LIST = ("nft", "-s", "-p")
 

@@ -116,6 +116,11 @@ def check_command(argv: Sequence[str]) -> None:
         check_readable(argv)
 
 
+# nf_flow_table (the flow tables), nf_flow_table_inet (the ip, ip6 and inet flowtable
+# types) and nft_flow_offload (`flow add @ft`)
+FLOWTABLE_CONFIG = ("CONFIG_NF_FLOW_TABLE", "CONFIG_NF_FLOW_TABLE_INET", "CONFIG_NFT_FLOW_OFFLOAD")
+
+
 def kernel_config(option: str) -> bool:
     """Whether this kernel was built with `option` (=y or =m), as /proc/config.gz
     (CONFIG_IKCONFIG_PROC) or /boot/config-RELEASE says; False when neither is there."""
@@ -201,6 +206,8 @@ class DutSide:
                 capabilities.add("bridge_vlan_filtering")  # `ip link add ... type bridge vlan_filtering 1`
             if kernel_config("CONFIG_NFT_QUEUE"):
                 capabilities.add("nft_queue")  # nft's `queue` statement (the netns lab's 6.18 has none: ENOENT)
+            if all(kernel_config(option) for option in FLOWTABLE_CONFIG):
+                capabilities.add("nft_flowtable")  # flowtables and `flow add` (the netns lab's 6.18: ENOENT)
             try:
                 nfnetlink.check_conntrack(lab)
                 capabilities.add("conntrack")

@@ -134,7 +134,8 @@ TCP_CONNTRACK_NAMES = ("NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT"
                        "LAST_ACK", "TIME_WAIT", "CLOSE", "SYN_SENT2")
 # enum ip_conntrack_status bits, named as the mock names them (nf_conntrack.STATUS_NAMES)
 CT_STATUS_NAMES = {1 << 0: "expected", 1 << 1: "seen-reply", 1 << 2: "assured", 1 << 3: "confirmed",
-                   1 << 4: "snat", 1 << 5: "dnat", 1 << 9: "dying", 1 << 12: "untracked"}
+                   1 << 4: "snat", 1 << 5: "dnat", 1 << 9: "dying", 1 << 12: "untracked",
+                   1 << 14: "offload"}
 IP_PROTOCOL_NAMES = {1: "icmp", 6: "tcp", 17: "udp"}
 
 

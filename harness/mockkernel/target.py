@@ -55,7 +55,7 @@ class MockTarget(Target):
     capabilities = frozenset({"frames", "sockets", "drop_reasons", "virtual_time",
                               "nftables", "nftrace", "conntrack", "xdp", "journey.xdp", "journey.tc", "bpftool",
                               "tc", "bpf_events", "fresh_devices", "frame_times", "bridge_vlan_filtering",
-                              "ipv6", "host_input_policy", "nft_queue"})
+                              "ipv6", "host_input_policy", "nft_queue", "nft_flowtable"})
 
     def __init__(self, seed: int = 0, cost: CostModel | None = None, journey_limit: int = JOURNEY_LIMIT) -> None:
         super().__init__()

@@ -61,6 +61,8 @@ SUITE_AREAS: dict[str, Area] = {
     "suites/test_nft_exprs.py": Area("Ordering", "nft bitwise, TCP options, conntrack keys, dynamic sets", NORMAL),
     "suites/test_nft_netdev_fwd.py": Area("Ordering", "nft netdev fwd and dup: out of another port, past the stack",
                                           NORMAL),
+    "suites/test_nft_flowtable.py": Area("Ordering", "nft flowtables: the fast path past FORWARD and POSTROUTING, "
+                                                  "its NAT, TTL, MTU fallback and teardown", NORMAL),
     "suites/test_nft_queue.py": Area("Drops", "queueing to userspace with no program: nf_queue frees or bypasses",
                                      NORMAL),
     "suites/test_nft_bridge.py": Area("Bridge", "nft bridge family: chains, ether/vlan, refusals", MINOR),

@@ -26,7 +26,7 @@ from harness.mockkernel.cmd.args import ToolError
 from harness.mockkernel.net import int_to_ip
 from harness.mockkernel.netfilter import nf_conntrack_core as core
 from harness.mockkernel.netfilter import nf_conntrack_proto_tcp as proto_tcp
-from harness.mockkernel.netfilter.nf_conntrack import (IPS_ASSURED, IPS_SEEN_REPLY, STATUS_NAMES, NfConn,
+from harness.mockkernel.netfilter.nf_conntrack import (IPS_ASSURED, IPS_OFFLOAD, IPS_SEEN_REPLY, STATUS_NAMES, NfConn,
                                                        Tuple, nf_ct_delete)
 from harness.mockkernel.wire.ipv4 import ip_str
 from harness.mockkernel.wire.ipv6 import addr_str
@@ -243,16 +243,27 @@ def seconds_left(net, ct: NfConn) -> int:
 
 
 def format_entry(net, ct: NfConn) -> str:
+    """libnetfilter_conntrack's default format of what ctnetlink_dump_info() sends: an
+    offloaded entry has no timeout and no TCP state (ctnetlink leaves them out for
+    IPS_OFFLOAD) and is [OFFLOAD] rather than [ASSURED]; an entry with the acct
+    extension has each direction's packets and bytes after its tuple."""
     o = ct.original
     name = PROTO_NAMES.get(o.proto, "unknown")
-    parts = [f"{name:<8} {o.proto} {seconds_left(net, ct)}"]
-    if ct.proto_state:
+    offloaded = ct.status & IPS_OFFLOAD
+    parts = [f"{name:<8} {o.proto}" + ("" if offloaded else f" {seconds_left(net, ct)}")]
+    if ct.proto_state and not offloaded:
         parts.append(ct.proto_state)
     parts.append(_tuple_text(o))
+    if ct.acct is not None:
+        parts.append("packets={} bytes={}".format(*ct.acct[0]))
     if not ct.status & IPS_SEEN_REPLY:
         parts.append("[UNREPLIED]")
     parts.append(_tuple_text(ct.reply))
-    if ct.status & IPS_ASSURED:
+    if ct.acct is not None:
+        parts.append("packets={} bytes={}".format(*ct.acct[1]))
+    if offloaded:
+        parts.append("[OFFLOAD]")
+    elif ct.status & IPS_ASSURED:
         parts.append("[ASSURED]")
     parts.append(f"mark={ct.mark}" + (f" zone={ct.zone}" if ct.zone else "") + " use=1")  # conntrack-tools: a zone not 0
     return " ".join(parts)

@@ -23,10 +23,11 @@ IPS_EXPECTED, IPS_SEEN_REPLY, IPS_ASSURED, IPS_CONFIRMED = 1 << 0, 1 << 1, 1 << 
 IPS_SRC_NAT, IPS_DST_NAT, IPS_SEQ_ADJUST = 1 << 4, 1 << 5, 1 << 6
 IPS_SRC_NAT_DONE, IPS_DST_NAT_DONE, IPS_DYING = 1 << 7, 1 << 8, 1 << 9
 IPS_FIXED_TIMEOUT, IPS_TEMPLATE, IPS_UNTRACKED = 1 << 10, 1 << 11, 1 << 12
+IPS_OFFLOAD = 1 << 14  # IPS_OFFLOAD_BIT: in a flowtable (nf_flow_table_core.py)
 IPS_NAT_MASK = IPS_SRC_NAT | IPS_DST_NAT
 STATUS_NAMES = {IPS_EXPECTED: "expected", IPS_SEEN_REPLY: "seen-reply", IPS_ASSURED: "assured",
                 IPS_CONFIRMED: "confirmed", IPS_SRC_NAT: "snat", IPS_DST_NAT: "dnat",
-                IPS_DYING: "dying", IPS_UNTRACKED: "untracked"}
+                IPS_DYING: "dying", IPS_UNTRACKED: "untracked", IPS_OFFLOAD: "offload"}
 IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY = 0, 1
 
 

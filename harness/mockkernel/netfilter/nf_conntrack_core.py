@@ -63,7 +63,7 @@ from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_STOLEN, NF
 from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY, IP_CT_ESTABLISHED,
                                                        IP_CT_ESTABLISHED_REPLY, IP_CT_NEW, IP_CT_RELATED,
                                                        IP_CT_RELATED_REPLY, IP_CT_UNTRACKED, IPS_ASSURED, IPS_CONFIRMED,
-                                                       IPS_SEQ_ADJUST, IPS_TEMPLATE,
+                                                       IPS_OFFLOAD, IPS_SEQ_ADJUST, IPS_TEMPLATE,
                                                        IPS_SEEN_REPLY, UNTRACKED, COUNT_KEY, NfConn, NfConnSynproxy,
                                                        Tuple, ct_direction, nf_ct_delete, nf_ct_set_status,
                                                        nf_is_loopback_packet)
@@ -102,6 +102,8 @@ UDP_STREAM_KEY = "net.netfilter.nf_conntrack_udp_timeout_stream"
 ICMP_TIMEOUT_KEY = "net.netfilter.nf_conntrack_icmp_timeout"
 ICMPV6_TIMEOUT_KEY = "net.netfilter.nf_conntrack_icmpv6_timeout"
 GENERIC_TIMEOUT_KEY = "net.netfilter.nf_conntrack_generic_timeout"
+ACCT_KEY = "net.netfilter.nf_conntrack_acct"
+NF_CT_DAY = 86400  # include/net/netfilter/nf_conntrack.h: an offloaded entry's lease
 # nf_conntrack_standalone.c nf_ct_sysctl_table, with a new namespace's values on
 # this machine's kernel (6.18; max and buckets are sized from the host's memory):
 # flags are proc_dou8vec_minmax 0..1, max_retrans a u8, timeouts
@@ -115,6 +117,7 @@ CT_SYSCTL_TABLE = {
     COUNT_KEY: CtlTable(0, read_only),
     BUCKETS_KEY: CtlTable(262144, proc_dointvec_minmax, 1),
     CT + "checksum": CtlTable(1, proc_dou8vec_minmax, 0, 1),
+    CT + "acct": CtlTable(0, proc_dou8vec_minmax, 0, 1),  # net->ct.sysctl_acct: new entries get counters
     CT + "tcp_loose": CtlTable(1, proc_dou8vec_minmax, 0, 1),
     CT + "tcp_be_liberal": CtlTable(0, proc_dou8vec_minmax, 0, 1),
     CT + "tcp_ignore_invalid_rst": CtlTable(0, proc_dou8vec_minmax, 0, 1),
@@ -125,6 +128,9 @@ CT_SYSCTL_TABLE = {
         ("tcp_timeout_time_wait", 120), ("tcp_timeout_close", 10), ("tcp_timeout_max_retrans", 300),
         ("tcp_timeout_unacknowledged", 300), ("udp_timeout", 30), ("udp_timeout_stream", 120),
         ("icmp_timeout", 30), ("icmpv6_timeout", 30), ("generic_timeout", 600))},
+    # CONFIG_NF_FLOW_TABLE: the flowtables' flow timeouts (tn->offload_timeout, nf_flow_table_core.py)
+    "net.netfilter.nf_flowtable_tcp_timeout": CtlTable(30, proc_dointvec_jiffies),
+    "net.netfilter.nf_flowtable_udp_timeout": CtlTable(30, proc_dointvec_jiffies),
 }
 # `conntrack -S` counters (struct ip_conntrack_stat), in the order it prints them
 STAT_NAMES = ("found", "invalid", "insert", "insert_failed", "drop", "early_drop", "error",
@@ -279,16 +285,23 @@ def nf_ct_find(net, t: Tuple) -> tuple[NfConn, int] | None:
     if ct is None:
         return None
     if ct.timeout <= net.clock.now and ct.status & IPS_CONFIRMED:
-        nf_ct_delete(net, ct)
-        return None
+        if ct.status & IPS_OFFLOAD:  # gc_worker() would have refreshed it: nf_ct_offload_timeout()
+            ct.timeout = net.clock.now + NF_CT_DAY
+        else:
+            nf_ct_delete(net, ct)
+            return None
     return ct, IP_CT_DIR_REPLY if t == ct.reply else IP_CT_DIR_ORIGINAL
 
 
 def nf_conntrack_gc(net) -> None:
-    """gc_worker(): reap every expired entry."""
+    """gc_worker(): reap every expired entry; an offloaded one gets its day again
+    (nf_ct_offload_timeout()), the flowtable decides when it goes."""
     now = net.clock.now
     for ct in [ct for ct in net.conntrack.entries() if ct.timeout <= now]:
-        nf_ct_delete(net, ct)
+        if ct.status & IPS_OFFLOAD:
+            ct.timeout = now + NF_CT_DAY
+        else:
+            nf_ct_delete(net, ct)
 
 
 def ctnetlink_create_conntrack(net, ct: NfConn) -> str:
@@ -371,7 +384,7 @@ def nf_conntrack_in(skb: SkBuff, state: NfHookState, t: Tuple, ipv6_th: int = 0)
                 if template.synproxy is not None:  # init_conntrack(): the SYN proxy's extensions
                     nfct_seqadj_ext_add(ct)
                     ct.synproxy = NfConnSynproxy()
-            if net.conntrack.acct:  # nf_ct_acct_ext_add()
+            if net.conntrack.acct or net.sysctl.values[ACCT_KEY]:  # nf_ct_acct_ext_add()
                 ct.acct = [[0, 0], [0, 0]]
         else:
             ct, direction = hit

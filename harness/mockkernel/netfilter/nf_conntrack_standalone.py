@@ -5,11 +5,11 @@ line each: "ipv6     10 udp      17 29 src=... dst=... sport=... dport=...
 (IPv6 in full, four hex digits per group); a TCP entry has its state after the
 timeout; ICMP and ICMPv6 tuples are type, code and id. Seen on 6.18 (netns lab);
 the kernel walks its hash, the mock prints the entries in the order they were
-confirmed. Left out: accounting, secctx, offload flags, zones other than 0.
+confirmed. Left out: secctx, zones other than 0, HW_OFFLOAD.
 """
 from __future__ import annotations
 
-from harness.mockkernel.netfilter.nf_conntrack import IPS_ASSURED, IPS_SEEN_REPLY, NfConn, Tuple
+from harness.mockkernel.netfilter.nf_conntrack import IPS_ASSURED, IPS_OFFLOAD, IPS_SEEN_REPLY, NfConn, Tuple
 from harness.mockkernel.wire.ipv4 import ip_str
 
 L3PROTO_NAMES = {2: "ipv4", 10: "ipv6"}
@@ -23,16 +23,25 @@ def ct_seq_show(net) -> str:
 
 
 def _entry_line(ct: NfConn, now: float) -> str:
+    """An offloaded entry has no timeout and is [OFFLOAD] rather than [ASSURED]; the acct
+    extension's counters follow each tuple (seq_print_acct())."""
     o = ct.original
-    parts = [f"{L3PROTO_NAMES[ct.l3num]:<8} {ct.l3num} {L4PROTO_NAMES.get(o.proto, 'unknown'):<8} {o.proto} "
-             f"{int(ct.timeout - now)} "]
+    offloaded = ct.status & IPS_OFFLOAD
+    parts = [f"{L3PROTO_NAMES[ct.l3num]:<8} {ct.l3num} {L4PROTO_NAMES.get(o.proto, 'unknown'):<8} {o.proto} " +
+             ("" if offloaded else f"{int(ct.timeout - now)} ")]
     if ct.proto_state:
         parts.append(ct.proto_state + " ")
     parts.append(_print_tuple(o))
+    if ct.acct is not None:
+        parts.append("packets={} bytes={} ".format(*ct.acct[0]))
     if not ct.status & IPS_SEEN_REPLY:
         parts.append("[UNREPLIED] ")
     parts.append(_print_tuple(ct.reply))
-    if ct.status & IPS_ASSURED:
+    if ct.acct is not None:
+        parts.append("packets={} bytes={} ".format(*ct.acct[1]))
+    if offloaded:
+        parts.append("[OFFLOAD] ")
+    elif ct.status & IPS_ASSURED:
         parts.append("[ASSURED] ")
     parts.append(f"mark={ct.mark} zone=0 use=2\n")
     return "".join(parts)

@@ -24,8 +24,11 @@ postrouting, `rt mtu` only at forward, output and postrouting, no jump loops), w
 
 Handles follow the kernel: tables are numbered per namespace, chains, sets
 (anonymous ones too) and rules per table, in the order nft creates them.
-Left out: flowtables, objects, table flags, chain renames, set element
-updates from the datapath, NFT_MSG_GETGEN.
+Flowtables (nf_tables_newflowtable(), nf_tables_delflowtable()) are objects of
+their table with their own handle; a commit keeps each one's flow table
+(nf_flow_table_core.py) and registers its ingress hook on its devices
+(nft_register_flowtable_net_hooks()). Left out: table flags, chain renames,
+NFT_MSG_GETGEN.
 """
 from __future__ import annotations
 
@@ -37,13 +40,16 @@ from dataclasses import dataclass, field
 
 from harness.journey import RuleCounter
 from harness.mockkernel.netfilter import nf_nat, nft_json
-from harness.mockkernel.netfilter.core import (HOOK_NAMES, NF_ARP_IN, NF_ARP_OUT, NF_NETDEV_EGRESS,
+from harness.mockkernel.netfilter.core import (HOOK_NAMES, NF_ACCEPT, NF_ARP_IN, NF_ARP_OUT, NF_NETDEV_EGRESS,
                                                NF_NETDEV_INGRESS, NFPROTO_ARP, NFPROTO_BRIDGE, NFPROTO_INET,
                                                NFPROTO_IPV4, NFPROTO_IPV6, NFPROTO_NETDEV)
 from harness.mockkernel.netfilter.nf_conntrack_core import nf_ct_netns_get, nf_ct_netns_put
 from harness.mockkernel.netfilter.nf_synproxy import nf_synproxy_fini, nf_synproxy_init
 from harness.mockkernel.netfilter.nf_tables_bridge import nft_bridge_refusal
 from harness.mockkernel.netfilter.nft_dynset import Meter
+from harness.mockkernel.netfilter.nf_flow_table_core import NfFlowtable, nf_flow_table_free
+from harness.mockkernel.netfilter.nf_flow_table_inet import NF_FLOWTABLE_TYPES
+from harness.mockkernel.netfilter.nft_flow_offload import FlowOffload
 from harness.mockkernel.netfilter.nf_tables_core import (BaseChainHook, RtChain, RtRule, compile_chain,
                                                          new_rt_chain)
 from harness.mockkernel.netfilter import nft_datatype as types
@@ -78,6 +84,7 @@ EBUSY = "Device or resource busy"
 EOPNOTSUPP = "Operation not supported"
 EMLINK = "Too many links"
 EINVAL = "Invalid argument"
+FLOWTABLE_FAMILIES = ("ip", "ip6", "inet")  # the nf_flowtable_types: nf_flow_table_inet.c
 
 
 # ------------------------------------------------------------------ model
@@ -113,11 +120,30 @@ class NftTable:
     chains: dict[str, NftChain] = field(default_factory=dict)
     sets: dict[str, NftSet] = field(default_factory=dict)
     objects: dict[tuple[str, str], NftObject] = field(default_factory=dict)  # (kind, name): counters, quotas...
+    flowtables: dict[str, "NftFlowtable"] = field(default_factory=dict)
     hgenerator: int = 0  # table->hgenerator
 
     def alloc_handle(self) -> int:
         self.hgenerator += 1
         return self.hgenerator
+
+
+@dataclass
+class NftFlowtable:
+    """struct nft_flowtable: its hook (always ingress) and priority, the devices of
+    its hook list in the order they were added, and its flags (NFT_FLOWTABLE_COUNTER,
+    NFT_FLOWTABLE_HW_OFFLOAD)."""
+
+    name: str
+    handle: int
+    priority: int
+    devices: list[str] = field(default_factory=list)
+    counter: bool = False
+    offload: bool = False
+
+    def key(self, table: NftTable) -> tuple:
+        """What names its flow table across commits (and across iptables-nft's copies)."""
+        return table.family, table.name, self.name, self.handle
 
 
 @dataclass
@@ -136,6 +162,19 @@ class Registration:
     signature: tuple  # (family, type, hook, priority, devices)
     hook: BaseChainHook
     handle: object  # HookEntry, or the NAT core's registration
+
+
+class FlowtableHook:
+    """A flowtable's ingress hook: its type's hook function (nf_flow_table_inet.py)
+    for the packets its devices receive."""
+
+    def __init__(self, flow_table: NfFlowtable, hookfn, devices: set[str]):
+        self.flow_table, self.type_hook, self.devices = flow_table, hookfn, devices
+
+    def hookfn(self, skb, state) -> int:
+        if state.in_dev.name not in self.devices:
+            return NF_ACCEPT
+        return self.type_hook(self.flow_table, skb, state)
 
 
 # ------------------------------------------------------------------ state
@@ -246,6 +285,8 @@ class NfTables:
         self.base_seq = 0  # nft_net->base_seq: a new generation per commit, for readers that cache
         self.runtime: dict[int, TableRuntime] = {}  # id(table) ->
         self.registrations: dict[tuple, Registration] = {}
+        self.flow_tables: dict[tuple, NfFlowtable] = {}  # NftFlowtable.key() -> its flow table
+        self.flowtable_registrations: dict[tuple, Registration] = {}
         self.ct_families: set[int] = set()  # the families whose conntrack this ruleset holds
         self.synproxy_families: set[int] = set()  # the families whose SYN proxy hooks it holds
 
@@ -304,10 +345,19 @@ class NfTables:
             self.commit({})
         return result
 
+    def flow_table(self, key: tuple) -> NfFlowtable:
+        """The flow table of the flowtable `key` names (made by the commit that adds it,
+        or by the first rule compiled that uses it)."""
+        flow_table = self.flow_tables.get(key)
+        if flow_table is None:
+            family, table, name, _ = key
+            flow_table = self.flow_tables[key] = NfFlowtable(self.net, family, table, name)
+        return flow_table
+
     def commit(self, touched: dict[int, TableChanges]) -> None:
         """nf_tables_commit(): compile what the transaction changed (by table
         id) and the tables not compiled yet, then bind base chains to their
-        hooks."""
+        hooks, and flowtables to theirs."""
         runtime, updated = {}, set()
         for table in self.ruleset.tables:
             known = self.runtime.get(id(table))
@@ -338,6 +388,7 @@ class NfTables:
                 self.registrations[key] = self._register(signature, rt_chain)
             elif recompiled:
                 self.registrations[key].hook.set_chain(rt_chain)  # its hops name rules that may be gone
+        self._commit_flowtables()
         ct_families = {pf for compiled in runtime.values() for pf in compiled.conntrack_families}
         for pf in sorted(ct_families - self.ct_families):
             nf_ct_netns_get(self.net, pf)
@@ -351,6 +402,28 @@ class NfTables:
         for pf in sorted(self.synproxy_families - synproxy_families):
             nf_synproxy_fini(self.net, pf)
         self.synproxy_families = synproxy_families
+
+    def _commit_flowtables(self) -> None:
+        """Each flowtable's flow table kept while the flowtable is (its counter flag as
+        now), freed when it goes (nf_flow_table_free()); its hook registered at
+        NF_NETDEV_INGRESS at its priority, for its devices (one registration per
+        flowtable here, the kernel's one per device), again when they change."""
+        flowtables = {ft.key(t): ft for t in self.ruleset.tables for ft in t.flowtables.values()}
+        for key in [k for k in self.flow_tables if k not in flowtables]:
+            nf_flow_table_free(self.flow_tables.pop(key))
+        for key, reg in list(self.flowtable_registrations.items()):
+            if key not in flowtables or reg.signature != (flowtables[key].priority, tuple(flowtables[key].devices)):
+                self.net.nf_hooks.unregister(reg.handle)
+                del self.flowtable_registrations[key]
+        for key, ft in flowtables.items():
+            flow_table = self.flow_table(key)
+            flow_table.counter = ft.counter
+            if key not in self.flowtable_registrations and ft.devices:
+                signature = (ft.priority, tuple(ft.devices))
+                hook = FlowtableHook(flow_table, NF_FLOWTABLE_TYPES[key[0]], set(ft.devices))
+                handle = self.net.nf_hooks.register(NFPROTO_NETDEV, NF_NETDEV_INGRESS, ft.priority,
+                                                    f"flowtable {' '.join(map(str, key[:3]))}", hook.hookfn)
+                self.flowtable_registrations[key] = Registration(signature, hook, handle)
 
     def _register(self, signature: tuple, rt_chain: RtChain) -> Registration:
         family, chain_type, hook, priority, devices = signature
@@ -722,6 +795,11 @@ class Transaction:
                 raise NftError(f"Could not process rule: {refusal}", loc)
             for verdict in _verdicts(stmt):
                 self._check_jump(verdict, table)
+            if isinstance(stmt, FlowOffload):
+                ft = table.flowtables.get(stmt.flowtable)  # nft_flow_offload_init(): nft_flowtable_lookup()
+                if ft is None:
+                    raise NftError(f"Could not process rule: {ENOENT}", stmt.span)
+                stmt.key = ft.key(table)
             if isinstance(stmt, ObjRef):
                 refusal = stmt.bind(table.objects)
                 if refusal is not None:
@@ -1006,32 +1084,109 @@ class Transaction:
         return self._list_each(cmd, lambda table: "".join(
             self._set_text(m.set, self.opts.handles, self._pctx(table)) for m in _meters(table)))
 
-    # -- flowtables: this kernel has no nf_flow_table (nft_flow_offload.py)
+    # -- flowtables (nf_tables_api.c; nft_flow_offload.py, nf_flow_table_*.py)
 
-    def add_flowtable(self, cmd: Command) -> None:
-        """nf_tables_newflowtable(): nft_flowtable_type_get() finds no type, ENOENT, the
-        whole command marked, after the flowtable took a handle of the table (seen on the
-        lab: a chain added next has a handle one higher); a missing table is nft's own
-        cache error first."""
-        self.table(cmd, kernel=False).alloc_handle()
-        raise NftError(f"Could not process rule: {ENOENT}", cmd.loc)
+    def add_flowtable(self, cmd: Command, exclusive: bool = False) -> None:
+        """nf_tables_newflowtable(). An existing flowtable is EEXIST for `create`, else
+        updated (nft_flowtable_update()): a hook or priority other than its own (nft sends
+        hook 0 priority 0 when the block names none) and a change of `flags offload` are
+        EOPNOTSUPP, devices it has are skipped, the others added, and its counter flag
+        follows the command. A new one takes the table's next handle first, then:
+        families other than ip, ip6 and inet have no flowtable type (ENOENT), a hook
+        other than ingress is EOPNOTSUPP (nft_flowtable_parse_hook()), a device named
+        twice EEXIST (nf_tables_parse_netdev_hooks()), and then its hooks register."""
+        table = self.table(cmd, kernel=False)
+        spec = cmd.flowtable
+        ft = table.flowtables.get(cmd.name)
+        if ft is not None:
+            if exclusive:
+                raise NftError(f"Could not process rule: {EEXIST}", cmd.locs["name"])
+            if spec.hook not in (None, "ingress") or spec.priority != ft.priority or spec.offload != ft.offload:
+                raise NftError(f"Could not process rule: {EOPNOTSUPP}", cmd.loc)
+            added = self._flowtable_devices(cmd, table, ft, [d for d in spec.devices or () if d not in ft.devices])
+            self._save(ft, "devices")
+            self._save(ft, "counter")
+            ft.devices, ft.counter = ft.devices + added, spec.counter
+            return
+        handle = table.alloc_handle()
+        if table.family not in FLOWTABLE_FAMILIES:  # nft_flowtable_type_get()
+            raise NftError(f"Could not process rule: {ENOENT}", cmd.loc)
+        if spec.hook not in (None, "ingress"):
+            raise NftError(f"Could not process rule: {EOPNOTSUPP}", cmd.loc)
+        ft = NftFlowtable(cmd.name, handle, spec.priority, counter=spec.counter, offload=spec.offload)
+        ft.devices = self._flowtable_devices(cmd, table, ft, list(spec.devices or ()))
+        self._own(table, "flowtables")[cmd.name] = ft
 
-    create_flowtable = add_flowtable
+    def create_flowtable(self, cmd: Command) -> None:
+        self.add_flowtable(cmd, exclusive=True)
+
+    def _flowtable_devices(self, cmd: Command, table: NftTable, ft: NftFlowtable, devices: list[str]) -> list[str]:
+        """The devices a flowtable's hooks take: each once (nf_tables_parse_netdev_hooks():
+        EEXIST), none another flowtable of the table has (nft_register_flowtable_net_hooks():
+        EEXIST), and with `flags offload` none that exists here: the type's setup
+        (nf_flow_table_offload_setup()) needs ndo_setup_tc, which the veth, dummy and
+        bridge devices lack (EOPNOTSUPP). A name no device has is kept, as a netdev
+        chain's is: its hook waits for the device (nft_netdev_hook_alloc() of 6.16 on)."""
+        if len(set(devices)) != len(devices) or any(
+                d in other.devices for other in table.flowtables.values() if other is not ft for d in devices):
+            raise NftError(f"Could not process rule: {EEXIST}", cmd.loc)
+        if ft.offload and any(self.net.dev_by_name(d) is not None for d in devices):
+            raise NftError(f"Could not process rule: {EOPNOTSUPP}", cmd.loc)
+        return devices
 
     def delete_flowtable(self, cmd: Command) -> None:
-        """nf_tables_delflowtable(): no flowtable can exist, ENOENT at its name or handle."""
-        self.table(cmd, suggest=None)
-        raise NftError(f"Could not process rule: {ENOENT}", cmd.locs.get("name") or cmd.locs["handle"])
+        """nf_tables_delflowtable(): ENOENT at its name or handle; with devices only those
+        leave it (nft_delflowtable_hook(): one it does not have is ENOENT); a flowtable a
+        rule's `flow add` holds is EBUSY (flowtable->use)."""
+        table = self.table(cmd, suggest=None)
+        where = cmd.locs.get("name") or cmd.locs["handle"]
+        if cmd.name is not None:
+            ft = table.flowtables.get(cmd.name)
+        else:
+            ft = next((f for f in table.flowtables.values() if f.handle == cmd.handle), None)
+        if ft is None:
+            raise NftError(f"Could not process rule: {ENOENT}", where)
+        if cmd.flowtable is not None:
+            gone = cmd.flowtable.devices or []
+            if any(d not in ft.devices for d in gone):
+                raise NftError(f"Could not process rule: {ENOENT}", cmd.loc)
+            self._save(ft, "devices")
+            ft.devices = [d for d in ft.devices if d not in gone]
+            return
+        if any(_flowtable_user(rule, ft.name) for chain in table.chains.values() for rule in chain.rules):
+            raise NftError(f"Could not process rule: {EBUSY}", where)
+        del self._own(table, "flowtables")[ft.name]
 
     def list_flowtable(self, cmd: Command) -> str:
-        self.table(cmd, suggest=None, kernel=False)
-        raise NftError(ENOENT, cmd.locs["name"])
+        """do_list_flowtable(): the table's line around the flowtable; a missing one is
+        nft's ENOENT at its name."""
+        table = self.table(cmd, suggest=None, kernel=False)
+        ft = table.flowtables.get(cmd.name)
+        if ft is None:
+            raise NftError(ENOENT, cmd.locs["name"])
+        if self.opts.json:
+            return self._json([nft_json.flowtable_json(table, ft)])
+        return f"table {table.family} {table.name} {{\n{self._flowtable_text(table, ft)}}}\n"
 
     def list_flowtables(self, cmd: Command) -> str:
-        """Every table, with no flowtables in it."""
+        """do_list_flowtables(): every table (of the family), its flowtables inside."""
         if self.opts.json:
-            return self._json([])
-        return self._list_each(cmd, lambda table: "")
+            return self._json([nft_json.flowtable_json(t, ft) for t in self._tables(cmd) for ft in t.flowtables.values()])
+        return self._list_each(cmd, lambda table: "".join(self._flowtable_text(table, ft)
+                                                          for ft in table.flowtables.values()))
+
+    def _flowtable_text(self, table: NftTable, ft: NftFlowtable) -> str:
+        """src/rule.c flowtable_print_declaration(): the priority as prio2str() names it for
+        NFPROTO_NETDEV ingress, the devices sorted (netlink_delinearize_flowtable()'s qsort)."""
+        lines = [f"\tflowtable {ft.name} {{" + (f" # handle {ft.handle}" if self.opts.handles else ""),
+                 f"\t\thook ingress priority {prio_text(ft.priority, 'netdev', 'ingress')}"]
+        if ft.devices:
+            lines.append(f"\t\tdevices = {{ {', '.join(sorted(ft.devices))} }}")
+        if ft.offload:
+            lines.append("\t\tflags offload")
+        if ft.counter:
+            lines.append("\t\tcounter")
+        return "\n".join(lines) + "\n\t}\n"
 
     def list_meter(self, cmd: Command) -> str:
         table = self.table(cmd, suggest=None, kernel=False)
@@ -1053,6 +1208,7 @@ class Transaction:
         head = f"table {table.family} {table.name} {{" + (f" # handle {table.handle}" if self.opts.handles else "")
         items = [o.text(self.opts.stateless, self.opts.handles) for o in table.objects.values()]
         items += [self._set_text(s, self.opts.handles) for s in table.sets.values()]
+        items += [self._flowtable_text(table, ft) for ft in table.flowtables.values()]
         items += [self._chain_text(table, c, self.opts.handles) for c in table.chains.values()]
         return head + "\n" + "\n".join(items) + "}\n"
 
@@ -1134,6 +1290,10 @@ def _jumps_to(rule: NftRule, name: str) -> bool:
     return any(isinstance(s, Verdict) and s.chain == name or
                isinstance(s, VerdictMap) and any(e.data.chain == name for e in s.ref.set.elements)
                for s in rule.stmts)
+
+
+def _flowtable_user(rule: NftRule, name: str) -> bool:
+    return any(isinstance(s, FlowOffload) and s.flowtable == name for s in rule.stmts)
 
 
 def _meters(table: NftTable) -> list[Meter]:

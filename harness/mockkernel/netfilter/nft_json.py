@@ -33,6 +33,17 @@ def chain_json(table, chain) -> dict:
     return {"chain": out}
 
 
+def flowtable_json(table, ft) -> dict:
+    """src/json.c flowtable_print_json(): one device as a string, more as a list (sorted,
+    as netlink_delinearize_flowtable() sorts them); no flags in 1.0.6's."""
+    out = {"family": table.family, "name": ft.name, "table": table.name, "handle": ft.handle, "hook": "ingress",
+           "prio": ft.priority}
+    devices = sorted(ft.devices)
+    if devices:
+        out["dev"] = devices[0] if len(devices) == 1 else devices
+    return {"flowtable": out}
+
+
 def set_json(table, nset, now: float) -> dict:
     kind = "meter" if nset.meter else "map" if nset.is_map else "set"
     out = {"family": table.family, "name": nset.name, "table": table.name,
@@ -310,6 +321,7 @@ def ruleset_objects(tables, now: float, stateless: bool) -> list[dict]:
         out.append(table_json(table))
         out += [obj.json(table, stateless) for obj in table.objects.values()]
         out += [set_json(table, s, now) for s in table.sets.values()]
+        out += [flowtable_json(table, ft) for ft in table.flowtables.values()]
         out += [chain_json(table, c) for c in table.chains.values()]
         pctx = PrintCtx(now=now, stateless=stateless, family=table.family)
         out += [rule_json(table, c, r, pctx) for c in table.chains.values() for r in c.rules]

@@ -14,8 +14,8 @@ line and a caret line under the offending token (`^`) with related tokens
 underlined (`~`); `nft -f` errors are prefixed with `file:line:first-last:`.
 Syntax nft takes that the mock does not model is an error naming it ("... is
 not modelled by the mock kernel"), never ignored; a word nft's grammar refuses
-is nft's own syntax error. Flowtables are parsed (the kernel modelled
-refuses them: nft_flow_offload.py). Left out: include, stateful objects,
+is nft's own syntax error. Flowtable blocks are parsed and evaluated as
+nft's flowtable_block and flowtable_evaluate() (FlowtableSpec). Left out: include, stateful objects,
 JSON input, bison's "expecting ..." lists where the mock does not know
 the grammar rule's alternatives (it gives them for header fields, keys and
 single tokens), and recovery from an error in what the mock does not model.
@@ -85,6 +85,7 @@ HOOKS = {"ip": ("prerouting", "input", "forward", "output", "postrouting"),
          "netdev": ("ingress", "egress"),
          "arp": ("input", "forward", "output"),  # src/rule.c hooknum2str(NFPROTO_ARP)
          "bridge": ("prerouting", "input", "forward", "output", "postrouting")}
+NETDEV_HOOK_NAMES = ("ingress", "egress")  # str2hooknum(NFPROTO_NETDEV)
 ALL_HOOKS = {"prerouting", "input", "forward", "output", "postrouting", "ingress", "egress"}
 # src/rule.c std_prios, with the hooks nft 1.0.6 allows each name at
 STD_PRIOS = (("raw", -300), ("mangle", -150), ("dstnat", -100), ("filter", 0), ("security", 50),
@@ -437,6 +438,22 @@ class ChainSpec:
 
 
 @dataclass
+class FlowtableSpec:
+    """A flowtable_block (struct flowtable of nftables' include/rule.h): the hook
+    (None: none given, nft sends hook 0 priority 0, mnl_nft_flowtable_add()),
+    its devices as written, and the `counter` and `flags offload` flags."""
+
+    name: str
+    hook: str | None = None
+    priority: int = 0
+    devices: list[str] | None = None
+    devices_loc: Location | None = None
+    counter: bool = False
+    offload: bool = False
+    loc: Location | None = None
+
+
+@dataclass
 class RuleSpec:
     stmts: list[Stmt]
     comment: Comment | None
@@ -495,6 +512,7 @@ class Command:
     locs: dict = field(default_factory=dict)  # table, name, handle, position: token locations
     obj_kind: str | None = None  # a stateful object's kind (counter, quota, ..., ct expectation)
     object: object = None  # the object an `add counter|quota|...` creates (nft_objects)
+    flowtable: FlowtableSpec | None = None  # add/create flowtable's block, delete's devices
 
 
 @dataclass
@@ -901,16 +919,17 @@ class Parser:
         nft_cmd_expand() does, chains first, then objects, then sets, then each
         chain's rules."""
         self.expect("{")
-        chains, objects, sets, rules = [], [], [], []
+        chains, objects, sets, flowtables, rules = [], [], [], [], []
         while not self.at("}"):
             try:
-                self.table_item(table, chains, objects, sets, rules)
+                self.table_item(table, chains, objects, sets, rules, flowtables)
             except NftError as err:
                 self.recover(err)  # table_block's `error stmt_separator`
         self.next()
-        self.commands += chains + objects + sets + rules
+        self.commands += chains + objects + sets + flowtables + rules
 
-    def table_item(self, table: Command, chains: list, objects: list, sets: list, rules: list) -> None:
+    def table_item(self, table: Command, chains: list, objects: list, sets: list, rules: list,
+                   flowtables: list) -> None:
         """One item of a table block, with its separator."""
         self._expand_variable()
         tok = self.tok
@@ -937,7 +956,16 @@ class Parser:
                 raise self.unexpected()
             objects.append(self.object_declaration(table, kind, tok))
             self.separator()
-        elif tok.is_word("flags", "flowtable", "secmark"):
+        elif tok.is_word("flowtable"):
+            self.next()
+            name = self.identifier()
+            cmd = Command("add", "flowtable", name.loc, table.family, table.table, name.text, family_given=True)
+            cmd.locs.update(table=table.locs["table"], name=name.loc)
+            cmd.flowtable = self.flowtable_block(name)
+            cmd.loc = name.loc.to(cmd.flowtable.loc)
+            flowtables.append(cmd)
+            self.separator()
+        elif tok.is_word("flags", "secmark"):
             raise NftError(f"table {tok.text} is not modelled by the mock kernel", tok.loc)
         else:
             raise self.unexpected()
@@ -1081,9 +1109,9 @@ class Parser:
         self.finish(cmd, start)
 
     def cmd_flowtable(self, op: str, obj: str, start: Token) -> None:
-        """parser_bison.y add_cmd/delete_cmd/list_cmd FLOWTABLE: `[family] table name`, and
-        for add and create a flowtable_block: `{ hook HOOK priority PRIO; devices = { DEV, ... };
-        flags offload; counter; }` in any order (nf_tables' flowtables, nf_flow_table.c)."""
+        """parser_bison.y add_cmd/create_cmd/delete_cmd/list_cmd FLOWTABLE: `[family] table
+        name`, for add and create a flowtable_block, for delete an optional one (its
+        devices leave the flowtable: nft_delflowtable_hook())."""
         cmd = Command(op, "flowtable", start.loc)
         self.table_spec(cmd)
         if op == "delete" and self.handle_spec(cmd):
@@ -1091,33 +1119,101 @@ class Parser:
             return
         name = self.identifier()
         cmd.name, cmd.locs["name"] = name.text, name.loc
-        if op in ("add", "create"):
-            self.flowtable_block()
+        if op in ("add", "create") or (op == "delete" and self.at("{")):
+            cmd.flowtable = self.flowtable_block(name)
         self.finish(cmd, start)
 
-    def flowtable_block(self) -> None:
-        """The block's items are read only for their syntax: no kernel here has nf_flow_table."""
-        self.expect("{", "'{'")
+    def flowtable_block(self, name: Token) -> FlowtableSpec:
+        """parser_bison.y flowtable_block: `{ hook HOOK prio_spec; devices = { DEV, ... } | $VAR;
+        counter flags offload; }` in any order, each item but `counter` ending with a
+        separator; then evaluate.c flowtable_evaluate(): the hook a netdev hook
+        (str2hooknum(NFPROTO_NETDEV)), the priority a number or a standard name valid
+        at netdev ingress (`filter`, with an offset), as evaluate_priority() takes it."""
+        open_brace = self.expect("{", "'{'")
+        spec = FlowtableSpec(name.text)
+        hook_error = None
+        popped = False  # a YYERROR in an item's action: bison's recovery leaves the closing '}' unexpected
         while True:
             self.skip_separators()
-            if self.accept("}"):
-                return
-            if self.accept("hook"):
-                self.identifier()
-                self.expect("priority", "priority")
-                self.operand()
-            elif self.accept("devices"):
-                self.expect("=", "'='")
-                self._expand_variable()
-                if not self.accept("{"):
-                    raise self.unexpected("'{' or '$'")
-                while not self.accept("}"):
-                    self.operand()
-                    self.accept(",")
-            elif self.accept("flags"):
-                self.keyword(("offload",), "")
-            elif not self.accept("counter"):
-                raise self.unexpected()
+            if self.at("}"):
+                break
+            try:
+                self.flowtable_item(spec)
+            except NftError as err:
+                self.flowtable_recover(err)
+                popped = popped or err.message == "unknown chain hook"
+                continue
+            if spec.hook is not None and spec.hook not in NETDEV_HOOK_NAMES:
+                hook_error = f"invalid hook {spec.hook}"
+        if popped:
+            raise self.unexpected()
+        spec.loc = open_brace.loc.to(self.tokens[self.pos - 1].loc)  # @5: the block, up to its last separator
+        self.next()
+        if hook_error is not None:
+            raise NftError(hook_error, spec.loc)
+        return spec
+
+    def flowtable_item(self, spec: FlowtableSpec) -> None:
+        """One item of a flowtable_block, with its separator."""
+        self._expand_variable()
+        if self.accept("hook"):
+            hook = self.string()
+            if hook.text not in ALL_HOOKS:
+                raise NftError("unknown chain hook", hook.loc)
+            prio_tok = self.expect("priority", "priority")
+            try:
+                priority = self.priority("netdev", "ingress", prio_tok)
+            except NftError as err:
+                if not err.message.startswith("invalid priority"):
+                    raise
+                raise NftError("invalid priority expression value.", err.loc) from None
+            spec.hook, spec.priority = hook.text, priority
+            self.separator()
+        elif self.accept("devices"):
+            self.expect("=", "'='")
+            spec.devices, spec.devices_loc = self.flowtable_devices()
+            self.separator()
+        elif self.accept("counter"):
+            spec.counter = True
+        elif self.accept("flags"):
+            self.keyword(("offload",), "")
+            spec.offload = True
+            self.separator()
+        else:
+            raise self.unexpected()
+
+    def flowtable_recover(self, err: NftError) -> None:
+        """common_block's `error stmt_separator` in a flowtable block: the error noted, the
+        item skipped to its separator (the input ending first is parse()'s end-of-file error)."""
+        if "not modelled" in err.message:
+            raise err
+        parser_error = err.message.startswith("syntax error") or err.message == "unknown chain hook"  # bison's own
+        (self.syntax_errors if parser_error else self.evaluation_errors).append(err)
+        while not (self.tok.kind in ("nl", "eof") or self.at(";")):
+            self.next()
+        if self.tok.kind == "eof":
+            raise _InputEnded
+
+    def flowtable_devices(self) -> tuple[list[str], Location]:
+        """parser_bison.y flowtable_expr: `{ DEV, ... }` (strings, quoted strings or
+        variables) or a variable holding one."""
+        self._expand_variable()
+        open_brace = self.tok
+        if not self.accept("{"):
+            raise self.unexpected("'{' or '$'")
+        devices = []
+        while True:
+            self._expand_variable()
+            if self.tok.kind not in ("qstr", "str"):
+                raise self.unexpected("string or quoted string or '$'")
+            devices.append(self.next().text)
+            if self.accept(","):
+                while self.tok.kind == "nl":  # flowtable_list_expr COMMA opt_newline
+                    self.next()
+                if not self.at("}"):
+                    continue
+            close = self.expect("}", "',' or '}'")
+            return devices, open_brace.loc.to(close.loc)
 
     def cmd_set(self, op: str, obj: str, start: Token) -> None:
         cmd = Command(op, obj, start.loc)
