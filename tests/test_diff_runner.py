@@ -10,6 +10,7 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
+from harness.cli.diff import render_diff
 from harness.cli.trace import Trace
 from harness.diff.__main__ import campaign
 from harness.diff.explained import explain
@@ -167,3 +168,16 @@ def test_a_counter_or_an_entry_one_target_lacks_is_a_difference_and_timeouts_are
     assert all(line.startswith("  ") for line in same)
     differs = state_lines(State([counter], [entry]), State([counter._replace(packets=2)], []), "mock", "dut")
     assert [line[:2] for line in differs if not line.startswith("    ")] == ["! ", "< "]
+
+
+def test_an_ipv6_packets_netfilter_hops_are_left_out_against_a_lab_that_traces_ipv4_only():
+    """drivers/nftrace.py marks IPv4 packets only: the mock's IPv6 chain hops have no
+    counterpart on the lab, so only the drop and the frames compare (and the counters)."""
+    drop = Drop("NETFILTER_DROP", "NF_OUTPUT", "nft_do_chain")
+    chain = Hop("NF_OUTPUT", "ip6 t c0", "DROP", "policy")
+    mock = _trace("mock", [Journey("icmp6_send type 1 code 0: 2001:db8::1 > 2001:db8::2 icmpv6 hlim=64 plen=56",
+                                   [chain], drop)])
+    dut = _trace("dut", [Journey("ipv6", [], drop)])
+    assert render_diff(mock, dut)[1] == 0
+    ipv4 = _trace("mock", [Journey("icmp_send type 3: 10.0.0.1 > 10.0.0.2 icmp ttl=64", [chain], drop)])
+    assert render_diff(ipv4, _trace("dut", [Journey("ipv4", [Hop("NF_INPUT", "ip t c1", "ACCEPT", "policy")])]))[1] > 0

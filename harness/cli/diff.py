@@ -34,6 +34,7 @@ from harness.testing import auto_flowlabel_mask, icmp_socket_mask, icmp_timestam
 from harness.testing.masks import syn_ack_mask
 
 PROGRAM_STAGES = frozenset({Stage.XDP, Stage.TC_INGRESS, Stage.TC_EGRESS})
+ETH_P_IPV6_BYTES = b"\x86\xdd"
 SAME, DIFFERS, FIRST_ONLY, SECOND_ONLY = "  ", "! ", "< ", "> "
 
 
@@ -58,12 +59,25 @@ class Comparable:
     drop: Drop | None
 
 
-def comparable(journeys: list[Journey], observed: frozenset[Stage]) -> list[Comparable]:
+def is_ipv6(journey: Journey) -> bool:
+    """The journey is an IPv6 packet's: a frame of ethertype 0x86DD, or a packet the
+    kernel made, summarised with its hop limit (wire/ipv6.py Ipv6Packet.summary())."""
+    frame = getattr(journey.packet, "frame", None)
+    if frame is not None:
+        return frame[12:14] == ETH_P_IPV6_BYTES
+    return " hlim=" in str(journey.packet)
+
+
+def comparable(journeys: list[Journey], observed: frozenset[Stage], ipv6_netfilter: bool = True) -> list[Comparable]:
     """Every packet's hops reported_by_both(), the packets a journey caused after it;
-    a packet with none (no chain, no program, no drop) is left out on every target alike."""
+    a packet with none (no chain, no program, no drop) is left out on every target alike.
+    Without `ipv6_netfilter` (a real kernel's nftrace marks IPv4 packets only:
+    drivers/nftrace.py), an IPv6 packet's netfilter hops are left out too."""
     packets = []
     for journey in with_children(journeys):
         hops = [hop for hop in journey.hops if reported_by_both(hop, observed)]
+        if not ipv6_netfilter and hops and is_ipv6(journey):
+            hops = [hop for hop in hops if hop.stage in PROGRAM_STAGES]
         if hops or journey.drop is not None:
             packets.append(Comparable(str(journey.packet), hops, journey.drop))
     return packets
@@ -85,8 +99,9 @@ def render_diff(first: Trace, second: Trace) -> tuple[str, int]:
              f"out; {FIRST_ONLY.strip()} {a} only, {SECOND_ONLY.strip()} {b} only, {DIFFERS.strip()} differs"]
     differences = 0
     both = first.observed & second.observed
-    for number, (one, other) in enumerate(paired(comparable(first.journeys, both),
-                                                 comparable(second.journeys, both)), 1):
+    ipv6_netfilter = first.target == second.target == "mock"  # the netns lab traces IPv4 in netfilter only
+    for number, (one, other) in enumerate(paired(comparable(first.journeys, both, ipv6_netfilter),
+                                                 comparable(second.journeys, both, ipv6_netfilter)), 1):
         lines += ["", f"packet {number}"]
         lines += [f"  {name:<{width}}  {packet.packet if packet else '(not seen)'}"
                   for name, packet in ((a, one), (b, other))]
