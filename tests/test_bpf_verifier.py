@@ -276,3 +276,120 @@ def test_a_fault_in_a_chunk_names_the_instruction():
     program = assemble("mov r0, 1\n" * 5000 + "ldxdw r0, [r1+100]\nexit")  # one block, cut in three chunks
     with pytest.raises(BpfFault, match=r"insn 5000 \(r0 = \*\(u64 \*\)\(r1 \+100\)\): read of 8 bytes at memory\+0x64"):
         BpfRuntime().load_program(program, "raw").run_raw(bytearray(8))
+
+
+# Two functions of 304 bytes of stack each (38 u64 slots written): alone each fits
+# MAX_BPF_STACK, together they do not.
+TWO_DEEP_FRAMES = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+static __attribute__((noinline)) int leaf(struct xdp_md *ctx) {
+    volatile __u64 buf[38];
+#pragma unroll
+    for (int i = 0; i < 38; i++)
+        buf[i] = ctx->ingress_ifindex + i;
+    return buf[37] == 1000;
+}
+SEC("xdp")
+int xdp_deep(struct xdp_md *ctx) {
+    volatile __u64 buf[%d];
+#pragma unroll
+    for (int i = 0; i < %d; i++)
+        buf[i] = ctx->rx_queue_index + i;
+    return buf[0] + leaf(ctx) == 1000 ? XDP_DROP : XDP_PASS;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def _two_frames(bpf_objects, tmp_path, caller_slots: int):
+    source = tmp_path / f"two_frames_{caller_slots}.c"
+    source.write_text(TWO_DEEP_FRAMES % (caller_slots, caller_slots))
+    return bpf_objects[source]
+
+
+def test_two_calls_of_304_bytes_of_stack_are_refused_as_608_combined(bpf_objects, tmp_path):
+    """check_max_stack_depth_subprog(): the frames of a call chain share
+    MAX_BPF_STACK; each rounded up to 16 bytes as for a JITed program."""
+    with pytest.raises(BpfLoadError) as refused:
+        BpfRuntime().load_object(_two_frames(bpf_objects, tmp_path, 38))
+    assert refused.value.verifier_message == "combined stack size of 2 calls is 608. Too large"
+
+
+def test_a_call_chain_within_512_bytes_of_stack_loads(bpf_objects, tmp_path):
+    obj = BpfRuntime().load_object(_two_frames(bpf_objects, tmp_path, 24))  # 192 + 304 bytes
+    assert obj.program("xdp_deep").run(XdpMd.from_frame(bytes(60))) == 2
+
+
+def test_the_host_kernel_refuses_the_combined_stack_with_the_same_message(host, bpf_objects, tmp_path):
+    log = host.verify_object(_two_frames(bpf_objects, tmp_path, 38).read_bytes())
+    assert log == "prog 'xdp_deep': combined stack size of 2 calls is 608. Too large"
+    assert host.verify_object(_two_frames(bpf_objects, tmp_path, 24).read_bytes()) == ""
+
+
+def test_an_object_the_mock_refuses_shows_the_host_kernels_log_too(host, bpf_objects, tmp_path):
+    rt = BpfRuntime(host_verifier=host)
+    with pytest.raises(BpfLoadError, match=r"(?s)^xdp: combined stack size of 2 calls is 608\. Too large\n"
+                                           r"the host kernel's verifier: prog 'xdp_deep': combined stack size"):
+        rt.load_object(_two_frames(bpf_objects, tmp_path, 38))
+
+
+def test_an_object_the_host_kernel_refuses_is_refused_with_its_log(host, bpf_objects):
+    """xdp_meta calls bpf_xdp_adjust_meta, which some kernels refuse for the
+    program type (this host's 6.18 among them): the mock, which runs it,
+    refuses the object wherever the host does, with the host's log, and
+    keeps none of its maps or programs."""
+    data = bpf_objects["xdp_meta"].read_bytes()
+    if host.verify_object(data) == "":
+        pytest.skip("this host's kernel loads xdp_meta.o: no refusal to show")
+    rt = BpfRuntime(host_verifier=host)
+    with pytest.raises(BpfLoadError, match=r"(?s)^xdp_meta: the host kernel's verifier refuses it:\n"
+                                           r"prog 'xdp_meta_mark': .*cannot use helper bpf_xdp_adjust_meta#54"):
+        rt.load_object(data, "xdp_meta")
+    assert not rt.progs and not rt.maps
+    assert BpfRuntime().load_object(data, "xdp_meta").program("xdp_meta_mark")  # the mock alone loads it
+
+
+def test_an_object_the_host_kernel_loads_is_loaded_by_the_mock(host, bpf_objects):
+    obj = BpfRuntime(host_verifier=host).load_object(bpf_objects["xdp_drop_udp"])
+    assert obj.program().run(XdpMd.from_frame(bytes(60))) in (1, 2)
+
+
+# A function calling bpf_tail_call, called from a frame of SLOTS u64 slots.
+TAIL_CALL_UNDER_A_FRAME = """
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct { __uint(type, BPF_MAP_TYPE_PROG_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u32); }
+    jumps SEC(".maps");
+static __attribute__((noinline)) int jump(struct xdp_md *ctx) {
+    bpf_tail_call(ctx, &jumps, 0);
+    return XDP_PASS;
+}
+SEC("xdp")
+int xdp_tail(struct xdp_md *ctx) {
+    volatile __u64 buf[%d];
+#pragma unroll
+    for (int i = 0; i < %d; i++)
+        buf[i] = ctx->rx_queue_index + i;
+    return buf[0] + jump(ctx) == 1000 ? XDP_DROP : XDP_PASS;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.parametrize("slots, message", [
+    (31, "tail_calls are not allowed when call stack of previous frames is 256 bytes. Too large"),  # 248 -> 256
+    (30, None),  # 240 bytes
+])
+def test_a_tail_call_under_256_bytes_of_callers_frames_is_refused(bpf_objects, tmp_path, slots, message):
+    """check_max_stack_depth_subprog(): bpf2bpf calls mixed with tail calls
+    may use at most 256 bytes below a function that tail-calls (33 chained
+    tail calls then stay within 8 KB of kernel stack)."""
+    source = tmp_path / f"tail_{slots}.c"
+    source.write_text(TAIL_CALL_UNDER_A_FRAME % (slots, slots))
+    if message is None:
+        assert BpfRuntime().load_object(bpf_objects[source]).program("xdp_tail")
+    else:
+        with pytest.raises(BpfLoadError) as refused:
+            BpfRuntime().load_object(bpf_objects[source])
+        assert refused.value.verifier_message == message

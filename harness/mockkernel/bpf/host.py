@@ -1,5 +1,15 @@
 """The host kernel's own verifier, where this process may load programs (root, bpf(2)).
 
+`HostVerifier.verify_object()` does the same for a clang-built ELF object, as
+the real loaders do it: bpftool's `prog loadall` (libbpf: maps created,
+relocations applied, every program loaded) in a mount namespace of its own
+with a private bpffs and tmpfs, so the pins and the object's copy vanish with
+it whatever happens to this process. None when the kernel loads every
+program, the verifier's log of the first it refuses otherwise. An object
+libbpf itself cannot open or prepare (no verifier log: the legacy `maps`
+section of iproute2's loader, a section type libbpf does not know) gets no
+host verdict. The answers are kept per object digest.
+
 `HostVerifier.verify()` hands bytecode to BPF_PROG_LOAD (kernel/bpf/syscall.c
 bpf_prog_load, which runs bpf_check()) with a log buffer and closes the
 program again: None when the kernel accepts it, the verifier's log when it
@@ -12,8 +22,12 @@ mock's verifier, so a refusal shows the kernel's own log.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
+import re
+import shutil
 import struct
+import subprocess
 
 from harness.mockkernel.bpf.insn import BPF_PSEUDO_MAP_FD, LD_IMM64, decode, encode
 
@@ -21,6 +35,12 @@ BPF_MAP_CREATE, BPF_PROG_LOAD = 0, 5
 PROG_TYPES = {"sched_cls": 3, "xdp": 6}  # enum bpf_prog_type
 LOG_SIZE = 1 << 20
 _SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(os.uname().machine)
+# run by `unshare --mount`: the object arrives on stdin, bpftool pins into a bpffs nobody else sees
+LOADALL = ("mount -t tmpfs tmpfs /tmp && mount -t bpf bpf /sys/fs/bpf && cat > /tmp/object.o && "
+           "exec bpftool prog loadall /tmp/object.o /sys/fs/bpf/object")
+LOADALL_TIMEOUT = 120  # seconds: the verifier's 1M-instruction walks take a few
+# libbpf's warning around a refused program's log (libbpf.c bpf_object_load_prog)
+PROG_LOAD_LOG = re.compile(r"prog '([^']*)': -- BEGIN PROG LOAD LOG --\n(.*?)\n-- END PROG LOAD LOG --", re.S)
 
 
 class HostVerifier:
@@ -28,6 +48,15 @@ class HostVerifier:
 
     def __init__(self) -> None:
         self.libc = ctypes.CDLL(None, use_errno=True)
+        self._objects: dict[bytes, str | None] = {}
+
+    @classmethod
+    def shared(cls) -> HostVerifier | None:
+        """The process's host verifier where there may be one (root, bpf(2)), else None."""
+        global _SHARED
+        if _SHARED is None and cls.available():
+            _SHARED = cls()
+        return _SHARED
 
     @staticmethod
     def available() -> bool:
@@ -64,6 +93,32 @@ class HostVerifier:
             for fd in fds:
                 os.close(fd)
 
+    def verify_object(self, data: bytes) -> str | None:
+        """"" when the host kernel loads every program of the ELF object; None
+        without a verdict (libbpf cannot prepare it, bpftool or unshare
+        missing); else "prog 'NAME': " and the verifier's log of the program
+        it refuses."""
+        digest = hashlib.sha256(data).digest()
+        if digest not in self._objects:
+            self._objects[digest] = self._loadall(data)
+        return self._objects[digest]
+
+    @staticmethod
+    def _loadall(data: bytes) -> str | None:
+        if not (shutil.which("bpftool") and shutil.which("unshare")):
+            return None
+        try:
+            result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", LOADALL],
+                                    input=data, capture_output=True, timeout=LOADALL_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            return None
+        if result.returncode == 0:
+            return ""
+        refused = PROG_LOAD_LOG.search(result.stderr.decode(errors="replace"))
+        if refused is None:
+            return None
+        return f"prog '{refused[1]}': {_verdict_lines(refused[2])}"
+
     def _load(self, bytecode: bytes, prog_type: int) -> str | None:
         """As libbpf loads: without a log first (a long program's log would not fit
         and fail the load with ENOSPC), again with one when refused; the log
@@ -90,3 +145,6 @@ def _verdict_lines(log: str) -> str:
     while lines and lines[-1].startswith(("processed ", "verification time", "cur state:", "old state:")):
         lines.pop()
     return "\n".join(lines)
+
+
+_SHARED: HostVerifier | None = None

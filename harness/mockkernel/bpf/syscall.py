@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+from pathlib import Path
 from typing import Any
 
 from harness.mockkernel.bpf.core import BpfProgram
@@ -149,8 +150,27 @@ class BpfRuntime:
         return self.host_verifier.verify(bytecode, prog_type, self.map_by_fd) or ""
 
     def load_object(self, path: str | os.PathLike | bytes, name: str | None = None) -> BpfObject:
-        """Open and load a clang-built ELF object, as libbpf's bpf_object__open + load."""
-        return load_object(self, path, name)
+        """Open and load a clang-built ELF object, as libbpf's bpf_object__open + load;
+        with a host verifier, the host kernel loads it too and its refusal is the load's."""
+        if self.host_verifier is None:
+            return load_object(self, path, name)
+        data = bytes(path) if isinstance(path, (bytes, bytearray)) else Path(path).read_bytes()
+        try:
+            obj = load_object(self, data, name or (None if isinstance(path, (bytes, bytearray))
+                                                   else Path(path).name.split(".", 1)[0]))
+        except BpfLoadError as refused:
+            host_log = self.host_verifier.verify_object(data)
+            if host_log is not None:
+                raise BpfLoadError(f"{refused}\nthe host kernel's verifier: {host_log or 'accepts it'}") from None
+            raise
+        host_log = self.host_verifier.verify_object(data)
+        if host_log:
+            for prog in obj.programs.values():
+                self.progs.pop(prog.id, None)
+            for bpf_map in obj.maps.values():
+                self.maps.pop(bpf_map.fd, None)
+            raise BpfLoadError(f"{obj.name}: the host kernel's verifier refuses it:\n{host_log}")
+        return obj
 
     def _add_program(self, prog: BpfProgram) -> int:
         prog_id = next(self._ids)
@@ -166,5 +186,5 @@ class BpfRuntime:
 def bpf_runtime(net) -> BpfRuntime:
     """The namespace's eBPF runtime, created by its first program or map."""
     if net.bpf is None:
-        net.bpf = BpfRuntime(net=net, ncpus=NR_CPUS)
+        net.bpf = BpfRuntime(net=net, ncpus=NR_CPUS, host_verifier=HostVerifier.shared())
     return net.bpf

@@ -10,8 +10,10 @@ pointer: ctx, fp, pkt, pkt_end, map_value, map_value_or_null, ...), branches
 refine the bounds and the packet range as the kernel's reg_set_min_max()
 and find_good_pkt_pointers() do, and each instruction's operands are checked
 as check_alu_op(), check_mem_access(), check_helper_call(),
-check_func_call() and prepare_func_exit() check them. A refusal carries the
-verifier's own message ("R3 !read_ok", "invalid access to packet, ...").
+check_func_call() and prepare_func_exit() check them; then
+check_max_stack_depth() sums the stack of every call chain. A refusal
+carries the verifier's own message ("R3 !read_ok", "invalid access to
+packet, ...").
 
 The exploration is the kernel's: a depth-first walk that pushes the other
 side of each conditional jump, checkpoints at prune points
@@ -98,6 +100,7 @@ from harness.mockkernel.bpf.vm import MAX_BPF_STACK, MAX_CALL_FRAMES, BpfLoadErr
 
 BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000  # include/linux/bpf.h
 BPF_COMPLEXITY_LIMIT_JMP_SEQ = 8192  # kernel/bpf/verifier.c
+BPF_FUNC_TAIL_CALL = 12  # enum bpf_func_id
 BPF_MAX_VAR_OFF = 1 << 29
 BPF_MAX_VAR_SIZ = 1 << 29
 M64 = (1 << 64) - 1
@@ -227,13 +230,13 @@ _SKB_WRITABLE = {8, 12, 32, 44, 48, 52, 56, 60, 64, 72, 152, 156}  # mark..cb[4]
 class _Frame:
     """struct bpf_func_state: one call frame's registers and stack slots (by offset from the frame top)."""
 
-    __slots__ = ("regs", "stack", "callsite")
+    __slots__ = ("regs", "stack", "callsite", "func")
 
-    def __init__(self, regs: list, stack: dict, callsite: tuple | None) -> None:
-        self.regs, self.stack, self.callsite = regs, stack, callsite
+    def __init__(self, regs: list, stack: dict, callsite: tuple | None, func: tuple[str, int]) -> None:
+        self.regs, self.stack, self.callsite, self.func = regs, stack, callsite, func
 
     def copy(self) -> _Frame:
-        return _Frame(list(self.regs), dict(self.stack), self.callsite)
+        return _Frame(list(self.regs), dict(self.stack), self.callsite, self.func)
 
 
 class _State:
@@ -289,6 +292,10 @@ class Verifier:
         self.prune_points: dict[str, set[int]] = {}
         self.reached: dict[str, bytearray] = {}
         self.imprecise: frozenset[int] = frozenset()
+        self.calls: dict[tuple[str, int], list[tuple[int, tuple[str, int]]]] = {}  # call sites by pc
+        self.tail_callers: set[tuple[str, int]] = set()  # functions calling bpf_tail_call
+        self.stack_depth: dict[tuple[str, int], int] = {}  # bpf_subprog_info.stack_depth
+        self.main: tuple[str, int] = ("", 0)
 
     # messages
 
@@ -309,11 +316,13 @@ class Verifier:
     def verify(self, section: str, entry: int, whole_section: bool = False) -> None:
         """Refuses (BpfLoadError) what bpf_check() refuses; `whole_section`:
         every instruction of the section belongs to this program."""
+        self.main = (section, entry)
         functions = self._static_checks(section, entry)
         if whole_section:
             self._check_all_reached(section)
         self.imprecise = self._imprecise_registers(functions)
         self._do_check(section, entry)
+        self._check_max_stack_depth(section, entry)
 
     def _static_checks(self, section: str, entry: int) -> list[tuple[str, int]]:
         """The opcode table, resolve_pseudo_ldimm64, check_subprogs and check_cfg
@@ -331,7 +340,8 @@ class Verifier:
             if func[0] not in checked_sections:
                 checked_sections.add(func[0])
                 self._check_encodings(sec)
-            pending.extend(self._check_cfg(sec, func[1]))
+            self.calls[func] = sorted(self._check_cfg(sec, func[1]))
+            pending.extend(callee for _, callee in self.calls[func])
         return functions
 
     def _check_encodings(self, sec: CodeSection) -> None:
@@ -378,7 +388,8 @@ class Verifier:
     def _check_cfg(self, sec: CodeSection, entry: int) -> list[tuple[str, int]]:
         """check_subprogs + check_cfg for one function: jumps in range, no jump
         into an LD_IMM64; marks what it reaches and its prune points, and
-        returns the functions it calls."""
+        returns the functions it calls with the pc of each call; notes a call
+        of bpf_tail_call (the kernel's subprog has_tail_call)."""
         insns, n, name = sec.insns, len(sec.insns), sec.name
         seen = self.reached.setdefault(name, bytearray(n))
         prune = self.prune_points.setdefault(name, set())
@@ -396,8 +407,10 @@ class Verifier:
                     if op == BPF_CALL:
                         callee = self._callee(sec, pc, insn)
                         if callee is not None:
-                            callees.append(callee)
+                            callees.append((pc, callee))
                             prune.add(nxt)
+                        elif insn.src == 0 and insn.imm == BPF_FUNC_TAIL_CALL:
+                            self.tail_callers.add((name, entry))
                     else:
                         target = nxt + (insn.imm if cls == BPF_JMP32 and op == BPF_JA else insn.off)
                         if not 0 <= target < n:
@@ -473,7 +486,7 @@ class Verifier:
         if self.prog_type == "raw":
             regs[2] = UNKNOWN
         regs[10] = Ptr("fp", aux=0)
-        return _State([_Frame(regs, {}, None)], (), None)
+        return _State([_Frame(regs, {}, None, self.main)], (), None)
 
     def _do_check(self, section: str, entry: int) -> None:
         stack: list[tuple[_State, str, int]] = []
@@ -736,6 +749,7 @@ class Verifier:
     def _stack_access(self, state: _State, section: str, pc: int, regno: int, reg: Ptr, off: int,
                       insn_off: int, size: int, access: str, value: Reg, loaded: Reg) -> Reg:
         """check_stack_access_within_bounds() and the spill/fill of registers."""
+        self._update_stack_depth(state.frames[reg.aux], off)
         if reg.var:
             if off < -MAX_BPF_STACK or off + reg.var + size > 0:
                 raise self._refuse(section, pc, f"invalid variable-offset {access} stack R{regno} var_off=(0x0; "
@@ -1027,6 +1041,7 @@ class Verifier:
             return
         if reg.kind == "fp":
             off = reg.off
+            self._update_stack_depth(state.frames[reg.aux], off)
             if off < -MAX_BPF_STACK or off + reg.var + size > 0:
                 raise self._refuse(section, pc, f"invalid {'read from' if access == 'read' else 'write to'} stack "
                                                 f"R{regno} off={off} size={size}")
@@ -1037,6 +1052,33 @@ class Verifier:
             return
         self._check_mem(state, section, pc, regno, 0, size, access, UNKNOWN)
 
+    def _update_stack_depth(self, frame: _Frame, off: int) -> None:
+        """update_stack_depth(): the deepest offset the function owning the frame reaches."""
+        if -off > self.stack_depth.get(frame.func, 0):
+            self.stack_depth[frame.func] = -off
+
+    def _check_max_stack_depth(self, section: str, entry: int) -> None:
+        """check_max_stack_depth_subprog(), after do_check: from the main
+        function, every chain of bpf-to-bpf calls (in instruction order) may
+        use MAX_BPF_STACK bytes in all, each frame's depth rounded up as
+        round_up_stack_depth() does for a JITed program (to 16 bytes: the x86-64
+        JIT is always on, bpf_jit_enable=1); a function calling bpf_tail_call
+        may not be entered over 256 bytes of callers' frames (the
+        8 KB worst case of 33 chained tail calls). No private stacks: XDP and
+        TC programs get none (bpf_enable_priv_stack())."""
+        def walk(func: tuple[str, int], depth: int, frames: int) -> None:
+            if frames > 1 and func in self.tail_callers and depth >= 256:
+                raise self._refuse(section, None, "tail_calls are not allowed when call stack of previous frames "
+                                                  f"is {depth} bytes. Too large")
+            depth += -(-self.stack_depth.get(func, 0) // 16) * 16
+            if depth > MAX_BPF_STACK:
+                raise self._refuse(section, None, f"combined stack size of {frames} calls is {depth}. Too large")
+            for _, callee in self.calls.get(func, ()):
+                if frames >= MAX_CALL_FRAMES:
+                    raise self._refuse(section, None, f"the call stack of {frames} frames is too deep !")
+                walk(callee, depth, frames + 1)
+        walk((section, entry), 0, 1)
+
     def _enter_function(self, state: _State, section: str, pc: int, callee: tuple[str, int]) -> tuple[str, int]:
         """check_func_call(): a new frame with r1-r5 passed."""
         if len(state.frames) >= MAX_CALL_FRAMES:
@@ -1045,7 +1087,7 @@ class Verifier:
         regs: list[Reg] = [None] * 11
         regs[1:6] = caller[1:6]
         regs[10] = Ptr("fp", aux=len(state.frames))
-        state.frames.append(_Frame(regs, {}, (section, pc)))
+        state.frames.append(_Frame(regs, {}, (section, pc), callee))
         return callee
 
     def _exit(self, state: _State, section: str, pc: int) -> tuple[str, int] | None:
