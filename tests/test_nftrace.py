@@ -730,3 +730,36 @@ def test_a_drop_of_a_packet_a_later_rule_rewrote_goes_to_that_packet():
     (journey,) = build_journeys(events, [drop], [])
     assert journey.drop == drop
     assert str(journey.packet) == "10.0.0.1 > 10.0.0.2 icmp id=900 ttl=64 len=36"
+
+
+import socket  # noqa: E402
+
+from harness.drivers import nfnetlink as nl  # noqa: E402
+from harness.drivers.nftrace import IPCTNL_MSG_CT_DELETE, NftTrace  # noqa: E402
+
+
+def test_an_entry_destroyed_before_the_table_is_read_still_names_the_nat_of_its_packets():
+    """tcp_packet() kills an entry whose only reply is a RST as the RST passes conntrack
+    (nf_ct_kill_acct(): 'we can delete the conntrack immediately'), so no dump has it:
+    the lab keeps what ctnetlink reports destroyed (NFNLGRP_CONNTRACK_DESTROY,
+    IPCTNL_MSG_CT_DELETE) and reads it with the table. The RST answering a SYN SNATed
+    in INPUT is un-SNATed in OUTPUT (nf_nat_packet(): reply direction, IPS_SRC_NAT)."""
+    snatted = CtEntry("tcp", "", ("10.0.0.2", "10.0.0.1", 40000, 80), ("10.0.0.1", "10.0.0.1", 80, 40000),
+                      frozenset({"snat"}), 0, 10)
+    trace = NftTrace.__new__(NftTrace)  # its destroy socket alone, fed by hand
+    trace._ct_destroy_socket, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    trace._ct_destroy_socket.setblocking(False)
+    trace._destroyed = []
+    event = bytearray(nl.ct_new_message(snatted, 0))
+    event[4:6] = (nl.NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE).to_bytes(2, "little")
+    kernel.send(bytes(event))
+    (destroyed,) = trace._destroyed_entries()
+    assert (destroyed.original, destroyed.reply, "snat" in destroyed.status) == (snatted.original, snatted.reply, True)
+    rst = IP(src="10.0.0.1", dst="10.0.0.1", id=0, flags="DF") / TCP(sport=80, dport=40000, flags="RA")
+    unsnatted = IP(src="10.0.0.1", dst="10.0.0.2", id=0, flags="DF") / TCP(sport=80, dport=40000, flags="RA")
+    trace_out = Chain("ip", TRACE_TABLE, "out", "output", "filter")
+    filter_out = Chain("ip", "t", "c", "output", "filter")
+    events = [_event(trace_out, 2, rst, 4, "CONTINUE"), _event(trace_out, 2, kind=NFT_TRACETYPE_POLICY),
+              _event(filter_out, 2, unsnatted, kind=NFT_TRACETYPE_POLICY)]
+    [journey] = build_journeys(events, [], [], Conntrack(lambda: [destroyed]))
+    assert _snat_hops(journey) == [("NF_OUTPUT", "nf_nat_packet", "UN-SNAT", "daddr 10.0.0.1:40000 -> 10.0.0.2:40000")]

@@ -28,7 +28,10 @@ chain shows it, as the mock's nf_nat_packet() records it:
 (SNAT; UN-DNAT and UN-SNAT for replies: the conntrack direction comes from the trace,
 which carries it on chains after conntrack since 6.16, else from the conntrack
 table). A rewrite after the packet's last chain (SNAT, a reply's un-DNAT, both in
-POSTROUTING) is read from the packet's conntrack entry (ctnetlink), once its frame
+POSTROUTING) is read from the packet's conntrack entry (ctnetlink: the table, and the
+entries destroyed since the trace was last cleared, from NFNLGRP_CONNTRACK_DESTROY: an
+entry whose only reply was a RST is killed at once, tcp_packet()'s nf_ct_kill_acct(),
+before any dump could read it), once its frame
 shows that it left the DUT (paired by IP ID, length and protocol): nf_nat_packet()
 rewrites the packet to the inverse of the other direction's tuple, so the reply
 tuple is what netfilter made of the original direction and vice versa. The frame
@@ -133,7 +136,8 @@ LAB_TRACE_RULESETS = {
 # (The `lo` rule keeps the kfree_skb sentinel out, should it ever reach PREROUTING:
 # today it is dropped OTHERHOST before any hook.)
 
-NFNLGRP_NFTABLES, NFNLGRP_NFTRACE = 7, 9
+NFNLGRP_CONNTRACK_DESTROY, NFNLGRP_NFTABLES, NFNLGRP_NFTRACE = 3, 7, 9
+IPCTNL_MSG_CT_DELETE = 2
 NFT_MSG_DELTABLE, NFT_MSG_NEWGEN, NFT_MSG_TRACE = 2, 15, 17
 NFTA_TABLE_NAME = 1
 NFTA_TRACE_TABLE, NFTA_TRACE_CHAIN, NFTA_TRACE_RULE_HANDLE, NFTA_TRACE_TYPE = 1, 2, 3, 4
@@ -164,6 +168,7 @@ HEADER_WRITE = re.compile(r"\bip (saddr|daddr|ttl|id) set (\d+(?:\.\d+){3}|\d+)(
 LOCAL_DELIVERY = frozenset({Stage.L4, Stage.SOCKET})
 TRACE_RCVBUF = 32 << 20
 RULESET_RCVBUF = 4 << 20
+CT_DESTROY_RCVBUF = 4 << 20
 COUNTER = re.compile(r"\bcounter packets (\d+) bytes (\d+)")
 QUOTA_USED = re.compile(r"(\bquota (?:over |until )?\d+ \w*bytes) used \d+ \w*bytes")
 HANDLE = re.compile(r" # handle (\d+)$")
@@ -829,6 +834,9 @@ class NftTrace:
         self._ruleset_socket.setblocking(False)
         self._trace_socket = nl.open_socket(lab, (NFNLGRP_NFTRACE,), TRACE_RCVBUF)
         self._trace_socket.setblocking(False)
+        self._ct_destroy_socket = nl.open_socket(lab, (NFNLGRP_CONNTRACK_DESTROY,), CT_DESTROY_RCVBUF)
+        self._ct_destroy_socket.setblocking(False)
+        self._destroyed: list[CtEntry] = []     # conntrack entries destroyed since the last clear()
         self._lock = threading.Lock()
         self._unread: list[bytes] = []          # datagrams not yet parsed
         self._events: list[TraceEvent] = []
@@ -944,7 +952,20 @@ class NftTrace:
             raise TargetError(f"the nft trace lost messages ({self._lost} overflows of its "
                               f"{TRACE_RCVBUF >> 20} MiB socket buffer): too many packets were "
                               "traced between two looks; reset() the target between bursts")
-        return build_journeys(self._events, drops, frames_out, Conntrack(conntrack))
+        destroyed = self._destroyed_entries()
+        table = None if conntrack is None else (lambda: conntrack() + destroyed)
+        return build_journeys(self._events, drops, frames_out, Conntrack(table))
+
+    def _destroyed_entries(self) -> list[CtEntry]:
+        """The IPv4 entries ctnetlink reported destroyed since the last clear(), oldest
+        first (an overflowed socket loses some: the journeys then lack their NAT names)."""
+        datagrams, _ = _drain(self._ct_destroy_socket)
+        for datagram in datagrams:
+            for subsystem, message, body in nl.messages(datagram):
+                if (subsystem, message) == (nl.NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE) \
+                        and nl.family_of(body) == socket.AF_INET:
+                    self._destroyed.append(nl.ct_entry(nl.body_attributes(body)))
+        return self._destroyed
 
     def clear(self) -> None:
         with self._lock:
@@ -952,6 +973,8 @@ class NftTrace:
             self._unread.clear()
         self._events.clear()
         self._lost = 0
+        _drain(self._ct_destroy_socket)
+        self._destroyed = []
 
     def close(self) -> None:
         """The sockets close with the lab. The tables go with its namespace, or where
