@@ -595,7 +595,9 @@ def scenarios(draw) -> Scenario:
     sent = draw(st.lists(st.one_of(frames6(host), frames6(host), frames(host)) if ipv6 else frames(host),
                          min_size=1, max_size=3))
     drawn_xtables = draw(xtables()) if draw(st.integers(0, 2)) == 0 else []
-    drawn_programs = draw(programs()) if draw(st.integers(0, 3)) == 0 else []
+    # the lab ties a program's runs to an IPv6 frame's journey by position alone (xdpstats._journey_of():
+    # no IP ID to key it), so IPv6 scenarios have none
+    drawn_programs = draw(programs()) if draw(st.integers(0, 3)) == 0 and not ipv6 else []
     sockets = draw(st.lists(st.sampled_from(LISTENERS + LISTENERS6 if ipv6 else LISTENERS), max_size=2,
                             unique_by=lambda spec: spec.split()[1]))  # an IPv6 wildcard takes IPv4's port too
     return Scenario(tuple(commands), tuple(drawn_chains), port.name, tuple(sent), tuple(drawn_xtables),
