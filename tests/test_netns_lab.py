@@ -741,3 +741,17 @@ def test_generic_xdp_gets_no_verdict_from_veth_counters_that_only_count_the_nati
         snapshot.ports["p0"].generic = False
     (native,) = xdpstats.frame_hops(xdpstats.Send(P0, [bytes(FORWARDED)], before), after)
     assert _verdicts(native.first) == [("XDP", "p0", "PASS")]  # native: no counter rose but the run
+
+
+def test_a_drop_the_tracer_names_no_packet_for_is_the_frame_s_where_a_generic_xdp_run_ended():
+    """A version-5 frame dropped by a generic XDP program: the drop tracer names no
+    packet ("ipv4"), and the run has no verdict; the drop at XDP is still the
+    frame's (merge()), not a packet of its own next to it."""
+    from harness.journey import Drop
+    frame = bytes(Ether(src=P0.peer_mac, dst=P0.mac) / IP(src=H0_IP, dst="10.0.0.1", id=3, version=5) / UDP())
+    drop = Journey("ipv4", [], Drop("NOT_SPECIFIED", "XDP", "do_xdp_generic"))
+    other = Journey("ipv4", [], Drop("IP_INHDR", "IP_RCV", "ip_rcv_core"))
+    unsure = xdpstats.FrameHops([Hop("XDP", "p0", "", "generic XDP")])
+    journeys = xdpstats.merge([other, drop], [(frame, unsure)])
+    assert len(journeys) == 2 and journeys[1].hops == unsure.first and journeys[1].drop.stage == "XDP"
+    assert journeys[0].hops == []  # a drop at another stage stays apart

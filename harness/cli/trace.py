@@ -121,15 +121,19 @@ def run_trace(target_name: str, port: str, frames: list[bytes], setup: Sequence[
 
 
 def trace_on(target: Target, port: str, frames: list[bytes], setup: Sequence[SetupCommand],
-             setup_name: str) -> Trace:
-    """run_trace() on `target`, a fresh DUT the plan has been applied to."""
+             setup_name: str, one_send_each: bool = False) -> Trace:
+    """run_trace() on `target`, a fresh DUT the plan has been applied to.
+    `one_send_each`: send the frames one per send(), so that the netns lab, which
+    tells XDP and TC verdicts from counters read around each send
+    (drivers/xdpstats.py), gives each frame and its answers their own."""
     for command in setup:
         try:
             target.sh(list(command.argv), stdin=command.stdin)
         except CommandError as exc:
             raise SetupFailed(f"{setup_name}:{command.line}: {exc}") from None
     target.reset()  # what the setup sent or recorded is not the packet's
-    target.send(port, frames)
+    for batch in ([frame] for frame in frames) if one_send_each else [frames]:
+        target.send(port, batch)
     left = target.collect_all()
     return Trace(target.name, port, frames, target.journeys(), left, target.capabilities)
 

@@ -128,7 +128,9 @@ def run(scenario: Scenario, targets: FreshTargets) -> Result:
         target = targets.take(name)
         try:
             with scenario.sockets_on(target):
-                traces[name] = trace_on(target, scenario.port, list(scenario.frames), scenario.setup(), "<scenario>")
+                # with programs, a send per frame: the lab counts their runs per send
+                traces[name] = trace_on(target, scenario.port, list(scenario.frames), scenario.setup(), "<scenario>",
+                                        one_send_each=bool(scenario.programs))
                 states[name] = read_state(target, with_counters=bool(scenario.chains))
         except SetupFailed as exc:
             refused[name] = str(exc)

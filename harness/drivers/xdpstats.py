@@ -394,7 +394,8 @@ def merge(journeys: list[Journey], hops: list[tuple[bytes, FrameHops]]) -> list[
 
 def _journey_of(frame: bytes, hops: FrameHops, out: list[Journey], taken: set[int]) -> Journey:
     """The traced packet with the frame's header line, else the drop of that packet
-    (a forwarded one's drop has another TTL, maybe another source), else a new one."""
+    (a forwarded one's drop has another TTL, maybe another source), else a drop
+    naming no packet where the frame's hops end, else a new one."""
     summary = frame_summary(frame)
     key = packet_key(summary)
     untaken = [j for j in out if id(j) not in taken]
@@ -414,6 +415,13 @@ def _journey_of(frame: bytes, hops: FrameHops, out: list[Journey], taken: set[in
                 traced.drop = match.drop
                 out.remove(match)
             match = traced
+    if match is None:
+        # a drop the tracer could not name a packet for (a malformed header: "ipv4")
+        # at the stage the frame's hops end at, or at one whose verdict the counters
+        # could not tell (generic XDP: a drop in do_xdp_generic() is its verdict)
+        ends = {dropped_at} if dropped_at is not None else {hop.stage for hop in hops.first if not hop.verdict}
+        match = next((j for j in untaken if j not in candidates and _is_drop_of(j, None)
+                      and packet_key(j.drop.packet) is None and j.drop.stage in ends), None)
     if match is None:
         match = Journey(packet=summary)
         out.append(match)
