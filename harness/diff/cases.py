@@ -42,7 +42,9 @@ class Outcome:
 
     def conntrack_texts(self) -> list[str]:
         """The entries as compared (explained.CONNTRACK_MASKS applied), sorted."""
-        return sorted(entry_text(masked_entry(entry)) for entry in (self.state.conntrack if self.state else []))
+        if self.state is None:
+            return []
+        return sorted(entry_text(masked_entry(entry)) for entry in self.state.conntrack) + self.state.conntrack6
 
 
 def case_json(result: Result) -> dict:
@@ -67,4 +69,4 @@ def replay(target: Target, scenario: Scenario, drop_reasons: bool) -> Outcome:
         target.send(scenario.port, list(scenario.frames))
         left = target.collect_all()
         drops = sorted(_drop(drop) for drop in target.drops()) if drop_reasons else []
-        return Outcome(left, drops, read_state(target, with_counters=bool(scenario.chains)))
+        return Outcome(left, drops, read_state(target, with_counters=bool(scenario.chains), ipv6=scenario.ipv6))

@@ -6,7 +6,9 @@ ruleset` on the lab, nf_tables.counters() on the mock; conntrack(): a ctnetlink
 dump of the DUT namespace, the mock's table). Counters compare exactly, in
 listing order; conntrack entries compare as a set of (protocol, TCP state,
 original and reply tuples, status bits ctnetlink reports, mark), less what
-explained.CONNTRACK_MASKS leaves out as timing.
+explained.CONNTRACK_MASKS leaves out as timing. In an IPv6 scenario the IPv6
+entries too, as `conntrack -L -f ipv6` lists them on each target (target.conntrack()
+is IPv4's), their timeouts masked alike.
 """
 from __future__ import annotations
 
@@ -23,15 +25,19 @@ SAME, DIFFERS, FIRST_ONLY, SECOND_ONLY = "  ", "! ", "< ", "> "
 class State:
     counters: list[RuleCounter] = field(default_factory=list)
     conntrack: list[CtEntry] = field(default_factory=list)
+    conntrack6: list[str] = field(default_factory=list)  # `conntrack -L -f ipv6` lines, timeouts masked
 
     def to_json(self) -> dict:
-        return {"counters": [list(counter) for counter in self.counters],
-                "conntrack": [entry_json(entry) for entry in self.conntrack]}
+        out = {"counters": [list(counter) for counter in self.counters],
+               "conntrack": [entry_json(entry) for entry in self.conntrack]}
+        if self.conntrack6:
+            out["conntrack6"] = self.conntrack6
+        return out
 
     @classmethod
     def from_json(cls, data: dict) -> "State":
         return cls([RuleCounter(*counter) for counter in data.get("counters", [])],
-                   [entry_from_json(entry) for entry in data.get("conntrack", [])])
+                   [entry_from_json(entry) for entry in data.get("conntrack", [])], data.get("conntrack6", []))
 
 
 def entry_json(entry: CtEntry) -> dict:
@@ -44,18 +50,28 @@ def entry_from_json(data: dict) -> CtEntry:
                    frozenset(data["status"]), data["mark"])
 
 
-def read_state(target: Target, with_counters: bool = True) -> State:
+def read_state(target: Target, with_counters: bool = True, ipv6: bool = False) -> State:
     """The target's rule counters (when the scenario has rules: the lab lists the
-    ruleset for them) and conntrack table, or an empty part where it cannot read it."""
+    ruleset for them) and conntrack table (with `ipv6`, IPv6's too), or an empty part
+    where it cannot read it."""
     state = State()
     if with_counters:
         state.counters = target.counters()
     if "conntrack" in target.capabilities or target.name == "mock":
         try:
             state.conntrack = target.conntrack()
+            if ipv6:
+                state.conntrack6 = sorted(masked_listing(line) for line in
+                                          target.sh(["conntrack", "-L", "-f", "ipv6"]).splitlines() if line.strip())
         except TargetError:
             pass
     return state
+
+
+def masked_listing(line: str) -> str:
+    """A `conntrack -L` line less its timeout (its third word: explained.CONNTRACK_MASKS)."""
+    words = line.split()
+    return " ".join([*words[:2], "-", *words[3:]]) if len(words) > 3 else line
 
 
 def _counter_text(counter: RuleCounter) -> str:
@@ -91,6 +107,14 @@ def state_lines(first: State, second: State, a: str, b: str, nat_ports_random: b
     theirs = sorted(entry_text(masked_entry(e, nat_ports_random)) for e in second.conntrack)
     rest = list(theirs)
     for text in mine:
+        if text in rest:
+            rest.remove(text)
+            lines.append(f"{SAME}conntrack {text}")
+        else:
+            lines.append(f"{FIRST_ONLY}conntrack {text}")
+    lines += [f"{SECOND_ONLY}conntrack {text}" for text in rest]
+    rest = list(second.conntrack6)
+    for text in first.conntrack6:
         if text in rest:
             rest.remove(text)
             lines.append(f"{SAME}conntrack {text}")
