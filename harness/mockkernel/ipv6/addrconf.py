@@ -497,20 +497,38 @@ def inet6_set_link_af_addr_gen_mode(net, dev, mode: int) -> None:
 
 # the netdevice notifier -----------------------------------------------------------
 def addrconf_notify(net, event: int, dev) -> None:
-    """addrconf_notify(): a new device gets its inet6_dev; coming up (with IPv6
-    on) it gets its link-local address, or ::1 on lo; going down it loses them
-    all; unregistered, its inet6_dev goes (its sysctls go with the device's)."""
+    """addrconf_notify(): a new device gets its inet6_dev (with an MTU IPv6 can
+    use); coming up (with IPv6 on) it gets its link-local address, or ::1 on lo;
+    going down it loses them all; unregistered, its inet6_dev goes (its sysctls go
+    with the device's). An MTU under IPV6_MIN_MTU stops IPv6 on the device as
+    unregistering does (lo: as going down), and one at or over it again gives the
+    device a new inet6_dev and, if it is up, its link-local address
+    (NETDEV_CHANGEMTU: addrconf_ifdown(dev, dev != net->loopback_dev), else
+    ipv6_add_dev() and on as for NETDEV_UP)."""
     if event == NETDEV_REGISTER:
-        ipv6_add_dev(net, dev)
+        if dev.mtu >= IPV6_MIN_MTU:
+            ipv6_add_dev(net, dev)
         return
     idev = dev.ip6_ptr
+    if event == NETDEV_CHANGEMTU:
+        if dev.mtu < IPV6_MIN_MTU:
+            if idev is not None and dev.is_loopback:
+                addrconf_ifdown(net, idev)
+            elif idev is not None:
+                _addrconf_unregister(net, dev, idev)
+            return
+        if idev is not None:
+            idev.cnf.mtu6 = dev.mtu
+            net.sysctl.store(_sysctl_key(dev.name, "mtu"), dev.mtu)
+            return
+        idev = ipv6_add_dev(net, dev)
+        if not dev.up:
+            return
+        event = NETDEV_UP
     if idev is None:
         return
     if event == NETDEV_UNREGISTER:
-        addrconf_ifdown(net, idev)
-        for entry in DEVCONF_TABLE:
-            net.sysctl.data.pop(_sysctl_key(dev.name, entry.name), None)
-        dev.ip6_ptr = None
+        _addrconf_unregister(net, dev, idev)
         return
     if event == NETDEV_UP:
         if idev.cnf.disable_ipv6 or not dev.up:
@@ -523,9 +541,19 @@ def addrconf_notify(net, event: int, dev) -> None:
         addrconf_dad_run(net, idev)
     elif event == NETDEV_DOWN:
         addrconf_ifdown(net, idev)
-    elif event == NETDEV_CHANGEMTU and dev.mtu >= IPV6_MIN_MTU:
-        idev.cnf.mtu6 = dev.mtu
-        net.sysctl.store(_sysctl_key(dev.name, "mtu"), dev.mtu)
+
+
+def _addrconf_unregister(net, dev, idev: Inet6Dev) -> None:
+    """addrconf_ifdown(dev, unregister=true): the addresses and routes go, then the
+    inet6_dev with its conf/DEV sysctls (addrconf_sysctl_unregister(); the device's
+    neigh/DEV entries, which neigh_parms_release() takes too, are left)."""
+    addrconf_ifdown(net, idev)
+    sysctls = net.sysctl
+    for entry in DEVCONF_TABLE:
+        key = _sysctl_key(dev.name, entry.name)
+        for table in (sysctls.data, sysctls.tables, sysctls.values):
+            table.pop(key, None)
+    dev.ip6_ptr = None
 
 
 def addrconf_ifdown(net, idev: Inet6Dev) -> None:
