@@ -3,7 +3,7 @@ differential runner (python -m harness.diff) found it answering otherwise than
 the kernel; each test names the kernel behaviour and the function deciding it."""
 from __future__ import annotations
 
-from scapy.layers.inet import ICMP, IP, TCP, IPOption
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption
 from scapy.layers.l2 import Ether
 
 from harness.journey import with_children
@@ -79,3 +79,39 @@ def test_the_reset_of_a_segment_with_record_route_echoes_the_option_with_this_ho
     assert rst[14] == 0x48 and rst[14 + 32 + 13] == 0x14  # IHL 8; the TCP flags RST|ACK
     # the slot ip_rcv_options() filled on the way in (10.0.0.1), the RST's own (10.0.0.1), end of list
     assert rst[34:46] == bytes.fromhex("070b0c" "0a000001" "0a000001" "00")
+
+
+def test_a_reject_sends_no_icmp_error_about_a_received_packet_whose_transport_checksum_fails():
+    """nf_send_unreach(): a received packet is CHECKSUM_NONE, so nf_ip_checksum() checks what
+    nf_reject_verify_csum() does not skip: an ICMP message or UDP datagram with a bad sum gets no
+    error; UDP without a checksum (0) and GRE (not a sum of the payload) do. Seed 16, scenario 88."""
+    target = _router("input", "reject")
+    _into_p0(target, IP(src="10.0.0.2", dst="10.0.0.1", id=1) / ICMP(chksum=0x1111) / b"abcd")
+    assert _answers(target) == []
+    target = _router("input", "reject")
+    _into_p0(target, IP(src="10.0.0.2", dst="10.0.0.1", id=2) / UDP(sport=5, dport=9, chksum=0x1234) / b"abc")
+    assert _answers(target) == []
+    for packet in (IP(src="10.0.0.2", dst="10.0.0.1", id=3) / UDP(sport=5, dport=9, chksum=0) / b"abc",
+                   IP(src="10.0.0.2", dst="10.0.0.1", id=4, proto=47) / b"\x00\x00\x08\x00abcd"):
+        target = _router("input", "reject")
+        _into_p0(target, packet)
+        assert [summary.split(":")[0] for summary, _ in _answers(target)] == ["icmp_send type 3 code 3"]
+
+
+def test_a_reset_without_a_route_back_is_built_then_freed_in_nf_send_reset():
+    """nf_send_reset() builds the RST before ip_route_me_harder() routes it; no route back to
+    the sender is `goto free_nskb`, kfree_skb(): a NOT_SPECIFIED drop. Seed 16, scenario 165."""
+    target = _router("forward", "reject with tcp reset")
+    target.sh(["ip", "route", "add", "198.51.100.0/24", "via", "10.0.2.2"])
+    _into_p0(target, IP(src="192.0.2.7", dst="198.51.100.1", id=1) / TCP(sport=22, dport=22, flags="S"))
+    ((summary, drop),) = _answers(target)
+    assert summary.startswith("nf_send_reset: 198.51.100.1 > 192.0.2.7 tcp")
+    assert drop == "NOT_SPECIFIED"
+
+
+def test_a_reset_reject_answers_no_segment_that_came_on_a_broadcast_route():
+    """nf_send_reset(): `if (skb_rtable(oldskb)->rt_flags & (RTCF_BROADCAST | RTCF_MULTICAST))
+    return;`: a SYN to the subnet's broadcast address rejected in INPUT gets no RST."""
+    target = _router("input", "reject with tcp reset")
+    _into_p0(target, IP(src="10.0.0.2", dst="10.0.0.255", id=1) / TCP(sport=1000, dport=22, flags="S"))
+    assert _answers(target) == []

@@ -191,6 +191,7 @@ LOCATION_STAGES = {
     "ip_expire": Stage.IP_DEFRAG,
     "inet_frag_rbtree_purge": Stage.IP_DEFRAG,
     "ip_forward": Stage.IP_FORWARD,
+    "nf_send_reset": Stage.ROUTING,          # its RST finds no route back: ip_route_me_harder() fails, free_nskb
     "ip_local_deliver_finish": Stage.L4,     # IP_NOPROTO (ip_protocol_deliver_rcu inlined)
     "__udp4_lib_rcv": Stage.L4,
     "icmp_rcv": Stage.L4,

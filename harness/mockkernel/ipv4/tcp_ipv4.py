@@ -446,27 +446,32 @@ def reset_segment(buf: bytearray, th: int, end: int) -> tuple[int, int, int]:
         TCPHDR_RST | TCPHDR_ACK
 
 
-def send_reset(skb: SkBuff, tos: int, why: str, options: ip_options.IpOptions = ip_options.NO_OPTIONS) -> None:
+def send_reset(skb: SkBuff, tos: int, why: str, options: ip_options.IpOptions = ip_options.NO_OPTIONS,
+               unrouted: str = "") -> None:
     """A RST back to the sender of `skb`, routed and sent as a local packet,
     with `options` (ip_send_unicast_reply()'s echo of the segment's; none for
-    nf_send_reset(), whose nf_reject_iphdr_put() writes a bare header)."""
+    nf_send_reset(), whose nf_reject_iphdr_put() writes a bare header).
+    `unrouted`: the function that, finding no route, frees the RST it built
+    (nf_send_reset()); without one nothing is built (ip_send_unicast_reply())."""
     nh = skb.network_header
     iph = Ipv4Packet(skb.buf, nh)
     th = iph.payload_offset
     sport, dport = tcp.PORTS.unpack_from(skb.buf, th)
     seq, ack_seq, flags = reset_segment(skb.buf, th, nh + iph.tot_len)
     saddr, daddr = iph.daddr, iph.saddr
-    _send_ctl(skb, saddr, daddr, tcp.build(saddr, daddr, dport, sport, seq, ack_seq, flags), tos, why, options)
+    _send_ctl(skb, saddr, daddr, tcp.build(saddr, daddr, dport, sport, seq, ack_seq, flags), tos, why, options,
+              unrouted)
 
 
 def _send_ctl(skb: SkBuff, saddr: int, daddr: int, segment: bytes, tos: int, why: str,
-              options: ip_options.IpOptions) -> None:
+              options: ip_options.IpOptions, unrouted: str = "") -> None:
     """ip_send_unicast_reply() on the namespace's control socket: the options
     __ip_options_echo() gave it go into the header, this host's address and time
-    filled in (__ip_make_skb()'s ip_options_build())."""
+    filled in (__ip_make_skb()'s ip_options_build()). With `unrouted` the packet
+    is built first and freed there (NOT_SPECIFIED) when no route goes back."""
     net = skb.net
     out = route.ip_route_output(net, daddr, saddr)
-    if isinstance(out, int):
+    if out.__class__ is int and not unrouted:
         return
     header = build_header(saddr, daddr, IPPROTO_TCP, len(segment), ttl=net.sysctl.values["net.ipv4.ip_default_ttl"],
                           tos=tos, ident=0, frag_off=IP_DF, options=options.data)
@@ -474,9 +479,12 @@ def _send_ctl(skb: SkBuff, saddr: int, daddr: int, segment: bytes, tos: int, why
         ip_options.ip_options_build(header, options, saddr, net.clock.now)
         fill_header_checksum(header, 0)
     reply = alloc_skb(header + segment)
-    reply.net, reply.dst, reply.dev = net, out, out.dev
+    reply.net = net
     reply.network_header, reply.transport_header = reply.data, reply.data + len(header)
     net.tracer.start(reply, f"{why}: {Ipv4Packet(reply.buf, reply.data).summary()}", parent=skb)
+    if out.__class__ is int:
+        return kfree_skb(reply, DropReason.NOT_SPECIFIED, Stage.ROUTING, unrouted)
+    reply.dst, reply.dev = out, out.dev
     ip_output.ip_local_out(reply)
 
 

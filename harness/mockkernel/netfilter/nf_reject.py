@@ -23,8 +23,8 @@ from harness.mockkernel.ipv6 import icmp as icmp6
 from harness.mockkernel.ipv6 import ip6_output
 from harness.mockkernel.ipv6 import route as route6
 from harness.mockkernel.ipv6.exthdrs_core import ipv6_skip_exthdr
-from harness.mockkernel.netfilter.core import NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING
-from harness.mockkernel.wire import ipv6, tcp
+from harness.mockkernel.netfilter.core import NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT, NF_INET_PRE_ROUTING
+from harness.mockkernel.wire import ipv4, ipv6, tcp, udp
 from harness.mockkernel.wire.checksum import checksum, pseudo_header_sum
 from harness.mockkernel.wire.field import BE16
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH
@@ -39,12 +39,51 @@ def _fill_dst(skb: SkBuff) -> None:
             skb.dst = rt
 
 
-def send_unreach(skb: SkBuff, code: int) -> None:
+# nf_reject_verify_csum() (include/net/netfilter/nf_reject.h): protocols whose checksum is no
+# ones' complement sum of the whole payload (GRE, AH, ESP, SCTP, UDP-Lite); UDP without one
+NOT_VERIFIED = frozenset({47, 51, 50, 132, 136})
+
+
+def _l4_checksum_ok(skb: SkBuff) -> bool:
+    """nf_send_unreach()'s test: a protocol nf_reject_verify_csum() skips (UDP with
+    a zero checksum too) passes; else nf_ip_checksum() over what the packet holds
+    past its header, with the pseudo-header for TCP and UDP, must verify. (A
+    locally sent packet is CHECKSUM_PARTIAL, skb_csum_unnecessary(): see send_unreach.)"""
+    buf, nh = skb.buf, skb.network_header
+    iph = Ipv4Packet(buf, nh)
+    proto, th = iph.protocol, iph.payload_offset
+    end = min(nh + iph.tot_len, skb.tail)
+    if proto in NOT_VERIFIED or th > end:
+        return True
+    if proto == IPPROTO_UDP and th + udp.UDP_HLEN <= end and not BE16.unpack_from(buf, th + udp.CHECK)[0]:
+        return True
+    initial = ipv4.pseudo_header_sum(buf, nh, proto, end - th) if proto in (IPPROTO_TCP, IPPROTO_UDP) else 0
+    return checksum(memoryview(buf)[th:end], initial) == 0
+
+
+def send_unreach(skb: SkBuff, code: int, hook: int) -> None:
+    """nf_send_unreach(): no error about a non-first fragment; a packet without a
+    route gets one back to its source (nf_reject_fill_skb_dst()); a received
+    packet (ip_summed CHECKSUM_NONE: veth modifies nothing) whose transport
+    checksum fails nf_ip_checksum() gets none, as icmp_rcv() would refuse it. A
+    packet sent by this host (LOCAL_OUT) is CHECKSUM_PARTIAL or carries a full sum:
+    not checked."""
+    if Ipv4Packet(skb.buf, skb.network_header).frag_off & IP_OFFSET:
+        return
     _fill_dst(skb)
+    if skb.dst is None:
+        return
+    if hook != NF_INET_LOCAL_OUT and not _l4_checksum_ok(skb):
+        return
     icmp.icmp_send(skb, ICMP_DEST_UNREACH, code)
 
 
 def send_reset(skb: SkBuff) -> None:
+    """nf_send_reset(): nf_reject_ip_tcphdr_get()'s tests (TCP, no fragment, room
+    for the header, no RST, a good checksum), a route back for a packet without
+    one (nf_reject_fill_skb_dst()), none to a broadcast or multicast route; the
+    RST is built before ip_route_me_harder() routes it, and freed (`goto
+    free_nskb`: kfree_skb(), NOT_SPECIFIED) when no route goes back."""
     buf, nh = skb.buf, skb.network_header
     iph = Ipv4Packet(buf, nh)
     if iph.protocol != IPPROTO_TCP or iph.frag_off & IP_OFFSET:
@@ -54,7 +93,11 @@ def send_reset(skb: SkBuff) -> None:
         return
     if not tcp.checksum_ok(buf, nh, th, end):
         return
-    tcp_ipv4.send_reset(skb, tos=0, why="nf_send_reset")
+    _fill_dst(skb)
+    rt = skb.dst
+    if rt is None or rt.is_broadcast or rt.is_multicast:
+        return
+    tcp_ipv4.send_reset(skb, tos=0, why="nf_send_reset", unrouted="nf_send_reset")
 
 
 def _transport6(skb: SkBuff) -> tuple[int, int, int]:

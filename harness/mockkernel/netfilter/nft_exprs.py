@@ -1603,7 +1603,7 @@ class Reject(Stmt):
         code = self.ICMPX_TO_ICMP[self.code] if self.kind == "icmpx" else self.code
 
         def reject_icmp(pkt):
-            nf_reject.send_unreach(pkt.skb, code)
+            nf_reject.send_unreach(pkt.skb, code, pkt.state.hook)
             return NF_DROP
         return reject_icmp
 
