@@ -69,4 +69,4 @@ def replay(target: Target, scenario: Scenario, drop_reasons: bool) -> Outcome:
         target.send(scenario.port, list(scenario.frames))
         left = target.collect_all()
         drops = sorted(_drop(drop) for drop in target.drops()) if drop_reasons else []
-        return Outcome(left, drops, read_state(target, with_counters=bool(scenario.chains), ipv6=scenario.ipv6))
+        return Outcome(left, drops, read_state(target, with_counters=bool(scenario.chains or scenario.xtables), ipv6=scenario.ipv6))

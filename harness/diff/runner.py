@@ -131,7 +131,7 @@ def run(scenario: Scenario, targets: FreshTargets) -> Result:
                 # with programs, a send per frame: the lab counts their runs per send
                 traces[name] = trace_on(target, scenario.port, list(scenario.frames), scenario.setup(), "<scenario>",
                                         one_send_each=bool(scenario.programs))
-                states[name] = read_state(target, with_counters=bool(scenario.chains), ipv6=scenario.ipv6)
+                states[name] = read_state(target, with_counters=bool(scenario.chains or scenario.xtables), ipv6=scenario.ipv6)
         except SetupFailed as exc:
             refused[name] = str(exc)
         finally:
