@@ -755,3 +755,16 @@ def test_a_drop_the_tracer_names_no_packet_for_is_the_frame_s_where_a_generic_xd
     journeys = xdpstats.merge([other, drop], [(frame, unsure)])
     assert len(journeys) == 2 and journeys[1].hops == unsure.first and journeys[1].drop.stage == "XDP"
     assert journeys[0].hops == []  # a drop at another stage stays apart
+
+
+def test_a_tc_run_without_verdict_takes_no_drop_naming_no_packet_that_another_frame_s_shot_owns():
+    """Two frames, one send each: a TCP fragment TC let through (no verdict: OK or
+    a pass the counters cannot tell) and a malformed datagram TC shot; the drop
+    the tracer names no packet for ("ipv4") is the second's (seed 21, scenario 88)."""
+    from harness.journey import Drop
+    passed = bytes(Ether(src=P0.peer_mac, dst=P0.mac) / IP(src=H0_IP, dst="10.0.0.1", id=1, frag=3, proto=6))
+    shot = bytes(Ether(src=P0.peer_mac, dst=P0.mac) / IP(src=H0_IP, dst="10.0.0.1", id=2, version=5) / UDP())
+    drop = Journey("ipv4", [], Drop("TC_INGRESS", "TC_INGRESS", "__netif_receive_skb_core"))
+    journeys = xdpstats.merge([drop], [(passed, xdpstats.FrameHops([Hop("TC_INGRESS", "p0", "")])),
+                                       (shot, xdpstats.FrameHops([Hop("TC_INGRESS", "p0", "SHOT")]))])
+    assert [(j.hops[0].verdict, j.drop is not None) for j in journeys] == [("SHOT", True), ("", False)]

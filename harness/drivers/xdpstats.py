@@ -417,9 +417,11 @@ def _journey_of(frame: bytes, hops: FrameHops, out: list[Journey], taken: set[in
             match = traced
     if match is None:
         # a drop the tracer could not name a packet for (a malformed header: "ipv4")
-        # at the stage the frame's hops end at, or at one whose verdict the counters
-        # could not tell (generic XDP: a drop in do_xdp_generic() is its verdict)
-        ends = {dropped_at} if dropped_at is not None else {hop.stage for hop in hops.first if not hop.verdict}
+        # at the stage the frame's hops end at, or at a generic XDP run (no verdict:
+        # a drop in do_xdp_generic() is its verdict). Not at a TC hop without one:
+        # that is OK or a pass the counters cannot tell, and the drop another frame's
+        dropped_at_xdp = {hop.stage for hop in hops.first if not hop.verdict and hop.stage == Stage.XDP}
+        ends = {dropped_at} if dropped_at is not None else dropped_at_xdp
         match = next((j for j in untaken if j not in candidates and _is_drop_of(j, None)
                       and packet_key(j.drop.packet) is None and j.drop.stage in ends), None)
     if match is None:
