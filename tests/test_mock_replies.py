@@ -115,3 +115,29 @@ def test_a_reset_reject_answers_no_segment_that_came_on_a_broadcast_route():
     target = _router("input", "reject with tcp reset")
     _into_p0(target, IP(src="10.0.0.2", dst="10.0.0.255", id=1) / TCP(sport=1000, dport=22, flags="S"))
     assert _answers(target) == []
+
+
+def test_an_icmp_error_takes_the_unconfirmed_entry_of_the_packet_it_answers_and_is_un_dnatted():
+    """icmp_glue_bits() nf_ct_attach()es the error to the entry of the packet it
+    answers, RELATED_REPLY, though that packet (DNATed, then out of TTL in
+    ip_forward()) never reached the confirmation: nf_nat_icmp_reply_translation() in
+    POSTROUTING gives the error the source and the quote the destination the sender
+    used; no packet of the reply direction confirms the entry
+    (__nf_conntrack_confirm())."""
+    target = _router("prerouting", "dnat to 10.0.2.2", kind="nat")
+    _into_p0(target, IP(src="10.0.0.2", dst="192.0.2.9", id=7, ttl=1) / UDP(sport=1000, dport=9))
+    (error,) = target.collect_all()["p0"]
+    outer = IP(error[14:])
+    assert (outer.src, outer[ICMP].type, outer[ICMP].payload.dst) == ("192.0.2.9", 11, "192.0.2.9")
+    assert target.conntrack() == []
+
+
+def test_the_reset_of_a_prerouting_reject_is_related_to_the_segment_s_entry():
+    """nf_send_reset() nf_ct_attach()es the RST to the SYN's entry: `ct state related`
+    in OUTPUT, where a lookup of its tuple would have made it a new entry."""
+    target = _router("prerouting", "ct state new reject with tcp reset")
+    target.sh(["nft", "add", "chain", "ip", "t", "out", "{ type filter hook output priority 0; }"])
+    target.sh(["nft", "add", "rule", "ip", "t", "out", "ct state != related drop"])
+    _into_p0(target, IP(src="10.0.0.2", dst="10.0.0.1", id=7) / TCP(sport=1000, dport=22, flags="S"))
+    (rst,) = target.collect_all()["p0"]
+    assert IP(rst[14:])[TCP].flags == "RA"

@@ -26,6 +26,7 @@ from harness.mockkernel.core.snmp import (ICMP_MIB_CSUMERRORS, ICMP_MIB_INERRORS
 from harness.mockkernel.ipv4 import ip_options, ip_output, ping, route
 from harness.mockkernel.ipv4.route import DST_LOCAL
 from harness.mockkernel.net import RTN_LOCAL
+from harness.mockkernel.netfilter.core import nf_ct_attach
 from harness.mockkernel.wire import WireError
 from harness.mockkernel.wire.icmp import (ERROR_TYPES, ICMP_ADDRESS, ICMP_ADDRESSREPLY, ICMP_DEST_UNREACH,
                                           ICMP_ECHO, ICMP_ECHOREPLY, ICMP_FRAG_NEEDED, ICMP_HLEN, ICMP_TIMESTAMP,
@@ -166,7 +167,10 @@ def _icmp_push(net, cause: SkBuff, out: route.Rtable, message: bytes, tos: int, 
                options: ip_options.IpOptions = ip_options.NO_OPTIONS) -> None:
     """icmp_push_reply(): the icmp socket sends with IP_PMTUDISC_DONT (no DF,
     so a hashed IP ID) and the default TTL, with the options echoed from the
-    packet answered (ip_options_build()); icmp_out_count() counts it. It sends
+    packet answered (ip_options_build()); icmp_out_count() counts it. An error
+    takes the conntrack entry of the packet it answers (icmp_glue_bits():
+    nf_ct_attach()), so NAT translates it even by an entry never confirmed (the
+    packet dropped before POSTROUTING). It sends
     holding icmp_xmit_lock() with BHs off: what it sends through lo comes in
     once the lock is let go (icmp_xmit_unlock() before local_bh_enable()). To a
     sender of 0.0.0.0 the message goes to the route's source: the flow's
@@ -184,6 +188,8 @@ def _icmp_push(net, cause: SkBuff, out: route.Rtable, message: bytes, tos: int, 
     skb.net, skb.dst, skb.dev = net, out, out.dev
     skb.network_header = skb.data
     skb.transport_header = skb.data + len(header)
+    if message[0] in ERROR_TYPES:  # icmp_glue_bits()
+        nf_ct_attach(skb, cause)
     net.tracer.start(skb, f"{why}: {Ipv4Packet(skb.buf, skb.data).summary()}", parent=cause)
     with local_bh_disabled(net):
         net.icmp_xmit_locked = True

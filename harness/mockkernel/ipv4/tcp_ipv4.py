@@ -59,6 +59,7 @@ from harness.mockkernel.ipv4.tcp_sock import (AF_INET, TCP_CLOSE, TCP_ESTABLISHE
                                               RequestSock, TcpOptionsReceived, TcpSock, inet_csk_reqsk_queue_drop,
                                               tcp_clock_ms, tcp_set_state)
 from harness.mockkernel.net import RTN_LOCAL
+from harness.mockkernel.netfilter.core import nf_ct_attach
 from harness.mockkernel.wire import Malformed, WireError, tcp
 from harness.mockkernel.wire.ipv4 import IP_DF, IPPROTO_TCP, Ipv4Packet, build_header
 from harness.mockkernel.wire.ipv4 import fill_checksum as fill_header_checksum
@@ -447,12 +448,13 @@ def reset_segment(buf: bytearray, th: int, end: int) -> tuple[int, int, int]:
 
 
 def send_reset(skb: SkBuff, tos: int, why: str, options: ip_options.IpOptions = ip_options.NO_OPTIONS,
-               unrouted: str = "") -> None:
+               unrouted: str = "", attach: bool = False) -> None:
     """A RST back to the sender of `skb`, routed and sent as a local packet,
     with `options` (ip_send_unicast_reply()'s echo of the segment's; none for
     nf_send_reset(), whose nf_reject_iphdr_put() writes a bare header).
     `unrouted`: the function that, finding no route, frees the RST it built
-    (nf_send_reset()); without one nothing is built (ip_send_unicast_reply())."""
+    (nf_send_reset()); without one nothing is built (ip_send_unicast_reply()).
+    `attach`: the RST takes skb's conntrack entry (nf_send_reset()'s nf_ct_attach())."""
     nh = skb.network_header
     iph = Ipv4Packet(skb.buf, nh)
     th = iph.payload_offset
@@ -460,11 +462,11 @@ def send_reset(skb: SkBuff, tos: int, why: str, options: ip_options.IpOptions = 
     seq, ack_seq, flags = reset_segment(skb.buf, th, nh + iph.tot_len)
     saddr, daddr = iph.daddr, iph.saddr
     _send_ctl(skb, saddr, daddr, tcp.build(saddr, daddr, dport, sport, seq, ack_seq, flags), tos, why, options,
-              unrouted)
+              unrouted, attach)
 
 
 def _send_ctl(skb: SkBuff, saddr: int, daddr: int, segment: bytes, tos: int, why: str,
-              options: ip_options.IpOptions, unrouted: str = "") -> None:
+              options: ip_options.IpOptions, unrouted: str = "", attach: bool = False) -> None:
     """ip_send_unicast_reply() on the namespace's control socket: the options
     __ip_options_echo() gave it go into the header, this host's address and time
     filled in (__ip_make_skb()'s ip_options_build()). With `unrouted` the packet
@@ -481,6 +483,8 @@ def _send_ctl(skb: SkBuff, saddr: int, daddr: int, segment: bytes, tos: int, why
     reply = alloc_skb(header + segment)
     reply.net = net
     reply.network_header, reply.transport_header = reply.data, reply.data + len(header)
+    if attach:
+        nf_ct_attach(reply, skb)
     net.tracer.start(reply, f"{why}: {Ipv4Packet(reply.buf, reply.data).summary()}", parent=skb)
     if out.__class__ is int:
         return kfree_skb(reply, DropReason.NOT_SPECIFIED, Stage.ROUTING, unrouted)

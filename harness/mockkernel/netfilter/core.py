@@ -273,3 +273,12 @@ def NF_DROP_REASON(skb: SkBuff, state: NfHookState, reason: DropReason, err: int
     and returns NF_STOLEN with `err` in the verdict's upper 16 bits."""
     kfree_skb(skb, reason, state.stage, location)
     return (err << 16) | NF_STOLEN
+
+
+def nf_ct_attach(new: SkBuff, skb: SkBuff) -> None:
+    """nf_ct_attach() (net/netfilter/core.c): `new`, sent in answer to `skb`, joins
+    skb's conntrack entry through the attach conntrack registered (nf_ct_hook,
+    here the namespace's `nf_ct_attach`: nf_conntrack_attach()); nothing for a
+    packet conntrack never saw."""
+    if skb.nfct is not None:
+        skb.net.nf_ct_attach(new, skb)

@@ -61,7 +61,7 @@ from harness.mockkernel.netfilter.core import (NF_ACCEPT, NF_DROP, NF_STOLEN, NF
                                                NF_IP_PRI_CONNTRACK_CONFIRM, NF_IP_PRI_CONNTRACK_DEFRAG,
                                                NFPROTO_IPV4, NFPROTO_IPV6, NfHookState)
 from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY, IP_CT_ESTABLISHED,
-                                                       IP_CT_ESTABLISHED_REPLY, IP_CT_NEW, IP_CT_RELATED,
+                                                       IP_CT_ESTABLISHED_REPLY, IP_CT_IS_REPLY, IP_CT_NEW, IP_CT_RELATED,
                                                        IP_CT_RELATED_REPLY, IP_CT_UNTRACKED, IPS_ASSURED, IPS_CONFIRMED,
                                                        IPS_OFFLOAD, IPS_SEQ_ADJUST, IPS_TEMPLATE,
                                                        IPS_SEEN_REPLY, UNTRACKED, COUNT_KEY, NfConn, NfConnSynproxy,
@@ -162,9 +162,24 @@ class ConntrackTable:
 
 def nf_conntrack_pernet_init(net) -> None:
     """The namespace's conntrack sysctls and /proc/net/nf_conntrack, there as
-    soon as the module is loaded."""
+    soon as the module is loaded, and its attach for nf_ct_attach() (nf_ct_hook)."""
     net.sysctl.register(CT_SYSCTL_TABLE)
     net.proc_net["nf_conntrack"] = ct_seq_show
+    net.nf_ct_attach = nf_conntrack_attach
+
+
+def nf_conntrack_attach(nskb: SkBuff, skb: SkBuff) -> None:
+    """nf_conntrack_attach(): an answer to `skb` (an ICMP error, a reject's RST)
+    takes its entry, confirmed or not, as RELATED_REPLY to a packet of the original
+    direction and RELATED otherwise; conntrack at OUTPUT leaves an skb that has
+    an entry alone, so NAT translates the answer by that entry. An untracked skb
+    has no entry to give (its _nfct is IP_CT_UNTRACKED over a NULL ct): the
+    answer gets a bare ctinfo, which nf_conntrack_in() ignores, and is tracked
+    afresh (an ICMP error then finds no entry: `ct state invalid`)."""
+    if skb.nfct is UNTRACKED:
+        return
+    nskb.nfct = skb.nfct
+    nskb.ctinfo = IP_CT_RELATED_REPLY if skb.ctinfo < IP_CT_IS_REPLY else IP_CT_RELATED
 
 
 def nf_ct_netns_get(net, pf: int) -> None:
@@ -576,14 +591,16 @@ def nf_conntrack_udp_packet(net, ct: NfConn, confirmed: bool) -> None:
 
 def nf_confirm(skb: SkBuff, state: NfHookState) -> int:
     """ipv4_confirm() / ipv6_confirm() -> __nf_conntrack_confirm(): an
-    unconfirmed entry goes into the table."""
+    unconfirmed entry goes into the table, but not by a packet of the reply
+    direction (`CTINFO2DIR(ctinfo) != IP_CT_DIR_ORIGINAL`: an ICMP error or RST
+    nf_ct_attach() gave the entry of a packet dropped before its confirmation)."""
     ct = skb.nfct
     if ct is None or ct is UNTRACKED:
         return NF_ACCEPT
     status = ct.status
     if status & IPS_SEQ_ADJUST and skb.ctinfo != IP_CT_RELATED_REPLY and not nf_is_loopback_packet(skb):
         _seq_adjust(skb, state, ct)
-    if status & IPS_CONFIRMED:
+    if status & IPS_CONFIRMED or skb.ctinfo >= IP_CT_IS_REPLY:
         return NF_ACCEPT
     net = skb.net
     if any(t in net.conntrack.hash for t in ct.tuplehash):

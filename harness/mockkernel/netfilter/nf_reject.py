@@ -5,7 +5,8 @@ send_unreach(): an ICMP destination unreachable with the given code, as
 icmp_send() would send it, after giving a packet still in PREROUTING a route
 back to its sender (nf_reject_fill_skb_dst). send_reset(): a TCP RST built by
 nf_reject_iphdr_put() (TOS 0, DF, IP ID 0, default TTL) with the same
-sequence rules as tcp_v4_send_reset(); never for a RST, a fragment or a bad
+sequence rules as tcp_v4_send_reset(), taking the segment's conntrack entry
+(nf_ct_attach(): RELATED to it); never for a RST, a fragment or a bad
 checksum.
 
 send_unreach6(): icmpv6_send() of a destination unreachable, for a packet
@@ -97,7 +98,7 @@ def send_reset(skb: SkBuff) -> None:
     rt = skb.dst
     if rt is None or rt.is_broadcast or rt.is_multicast:
         return
-    tcp_ipv4.send_reset(skb, tos=0, why="nf_send_reset", unrouted="nf_send_reset")
+    tcp_ipv4.send_reset(skb, tos=0, why="nf_send_reset", unrouted="nf_send_reset", attach=True)
 
 
 def _transport6(skb: SkBuff) -> tuple[int, int, int]:
