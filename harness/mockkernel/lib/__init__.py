@@ -1,3 +1,3 @@
-"""Userspace libraries the front ends share (iproute2's lib/, the copies
-iptables' extensions make of it): what a tool and an iptables extension parse
-alike. The bottom layer of the mock: it imports nothing of it."""
+"""Userspace libraries the front ends share: glibc's number readers
+(libc.py) and iproute2's lib/ (utils_math.py, which iptables' rate
+extensions copy). The bottom layer of the mock: it imports nothing of it."""
