@@ -289,11 +289,12 @@ class Ipv4Header:
 
     @classmethod
     def from_frame(cls, frame: bytes) -> Ipv4Header | None:
-        """The IPv4 header of an Ethernet frame, None for anything else."""
+        """The IPv4 header of an Ethernet frame, None for anything else (an IHL under 5,
+        which an XDP program may send out unchecked, gives no header either)."""
         if len(frame) < ETH_HLEN + IPV4_MIN_HLEN or ethernet.ethertype(frame, 0) != ETH_P_IP:
             return None
         iph = Ipv4Packet(frame, ETH_HLEN)
-        if iph.version != 4:
+        if iph.version != 4 or iph.ihl < 5:
             return None
         th = iph.payload_offset
         return cls(frame[ETH_HLEN:th], frame[th:th + TRACED_TRANSPORT_LEN])
