@@ -181,3 +181,14 @@ def test_an_ipv6_packets_netfilter_hops_are_left_out_against_a_lab_that_traces_i
     assert render_diff(mock, dut)[1] == 0
     ipv4 = _trace("mock", [Journey("icmp_send type 3: 10.0.0.1 > 10.0.0.2 icmp ttl=64", [chain], drop)])
     assert render_diff(ipv4, _trace("dut", [Journey("ipv4", [Hop("NF_INPUT", "ip t c1", "ACCEPT", "policy")])]))[1] > 0
+
+
+def test_a_case_of_a_setup_only_the_kernel_refused_records_the_refusal():
+    """The kernel refused a command the mock took: no trace of the kernel to record
+    (a campaign stopped on a KeyError here), the refusal instead."""
+    from harness.diff.cases import case_json
+    result = Result(SCENARIO, {"mock": _trace("mock", [])}, {"dut": "<scenario>:2: RTNETLINK answers: No route"}, 1,
+                    "dut refused the setup: ...\n")
+    case = case_json(result)
+    assert case["kernel"] == {"refused": "<scenario>:2: RTNETLINK answers: No route"}
+    assert Scenario.from_json(case["scenario"]) == SCENARIO

@@ -48,7 +48,11 @@ class Outcome:
 
 
 def case_json(result: Result) -> dict:
-    """A regression case: the scenario and the netns lab's outcome of it."""
+    """A regression case: the scenario and the netns lab's outcome of it (where the
+    kernel refused the setup and the mock took it, that refusal: "refused")."""
+    if "dut" in result.refused:
+        return {"scenario": result.scenario.to_json(), "kernel": {"refused": result.refused["dut"]},
+                "diff": result.text}
     trace = result.traces["dut"]
     drops = sorted(_drop(journey.drop) for journey in with_children(trace.journeys) if journey.drop is not None)
     return {"scenario": result.scenario.to_json(),
