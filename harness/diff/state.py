@@ -13,6 +13,7 @@ is IPv4's), their timeouts masked alike.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import zip_longest
 
 from harness.diff.explained import masked_entry
 from harness.journey import CtEntry, RuleCounter
@@ -57,7 +58,7 @@ def read_state(target: Target, with_counters: bool = True, ipv6: bool = False) -
     state = State()
     if with_counters:
         state.counters = target.counters()
-    if "conntrack" in target.capabilities or target.name == "mock":
+    if "conntrack" in target.capabilities:
         try:
             state.conntrack = target.conntrack()
             if ipv6:
@@ -90,7 +91,7 @@ def state_lines(first: State, second: State, a: str, b: str, nat_ports_random: b
     """The counters and conntrack entries of both targets, line by line (SAME,
     DIFFERS, FIRST_ONLY, SECOND_ONLY as `journey diff` marks them)."""
     lines = []
-    for one, other in _zip(first.counters, second.counters):
+    for one, other in zip_longest(first.counters, second.counters):
         if one is not None and other is not None and one[:4] == other[:4]:
             if one == other:
                 lines.append(f"{SAME}counter {_counter_text(one)}")
@@ -103,27 +104,18 @@ def state_lines(first: State, second: State, a: str, b: str, nat_ports_random: b
             lines.append(f"{FIRST_ONLY}counter {_counter_text(one)}")
         if other is not None:
             lines.append(f"{SECOND_ONLY}counter {_counter_text(other)}")
-    mine = sorted(entry_text(masked_entry(e, nat_ports_random)) for e in first.conntrack)
-    theirs = sorted(entry_text(masked_entry(e, nat_ports_random)) for e in second.conntrack)
-    rest = list(theirs)
+    lines += _entry_lines(sorted(entry_text(masked_entry(e, nat_ports_random)) for e in first.conntrack),
+                          sorted(entry_text(masked_entry(e, nat_ports_random)) for e in second.conntrack))
+    return lines + _entry_lines(first.conntrack6, second.conntrack6)
+
+
+def _entry_lines(mine: list[str], theirs: list[str]) -> list[str]:
+    """Two targets' conntrack entries (as texts) compared as multisets."""
+    lines, rest = [], list(theirs)
     for text in mine:
         if text in rest:
             rest.remove(text)
             lines.append(f"{SAME}conntrack {text}")
         else:
             lines.append(f"{FIRST_ONLY}conntrack {text}")
-    lines += [f"{SECOND_ONLY}conntrack {text}" for text in rest]
-    rest = list(second.conntrack6)
-    for text in first.conntrack6:
-        if text in rest:
-            rest.remove(text)
-            lines.append(f"{SAME}conntrack {text}")
-        else:
-            lines.append(f"{FIRST_ONLY}conntrack {text}")
-    lines += [f"{SECOND_ONLY}conntrack {text}" for text in rest]
-    return lines
-
-
-def _zip(first: list, second: list):
-    for i in range(max(len(first), len(second))):
-        yield (first[i] if i < len(first) else None), (second[i] if i < len(second) else None)
+    return lines + [f"{SECOND_ONLY}conntrack {text}" for text in rest]
