@@ -42,6 +42,9 @@ UPPER_HEADER_LEN = {NEXTHDR_TCP: 20, NEXTHDR_UDP: 8, NEXTHDR_ICMP: ICMPV6_HLEN}
 
 
 IPFRAG_OK, IPFRAG_DUP, IPFRAG_OVERLAP = 0, 1, 2  # inet_frag_queue_insert()'s answers
+# ip6_frag_queue() is inlined into ipv6_frag_rcv() (6.18: no ip6_frag_queue in kallsyms), so its
+# kfree_skb_reason() calls report ipv6_frag_rcv as their location (a duplicate's DUP_FRAG included)
+INLINED_INTO = "ipv6_frag_rcv"
 
 
 @dataclass
@@ -192,7 +195,7 @@ def ip6_frag_queue(net, fq: FragQueue, skb: SkBuff, fh: int, frag_off: int) -> b
         return _discard_fq(net, fq, skb)
     inserted = inet_frag_queue_insert(fq, skb, offset, end)
     if inserted == IPFRAG_DUP:
-        kfree_skb(skb, DropReason.DUP_FRAG, STAGE, "ip6_frag_queue")
+        kfree_skb(skb, DropReason.DUP_FRAG, STAGE, INLINED_INTO)
         return False
     if inserted == IPFRAG_OVERLAP:
         return _discard_fq(net, fq, skb)
@@ -207,7 +210,7 @@ def ip6_frag_queue(net, fq: FragQueue, skb: SkBuff, fh: int, frag_off: int) -> b
 def _discard_fq(net, fq: FragQueue, skb: SkBuff) -> bool:
     """inet_frag_kill() of the queue; the fragment itself NOT_SPECIFIED."""
     inet_frag_kill(net.ipv6.frags, fq)
-    kfree_skb(skb, DropReason.NOT_SPECIFIED, STAGE, "ip6_frag_queue")
+    kfree_skb(skb, DropReason.NOT_SPECIFIED, STAGE, INLINED_INTO)
     return False
 
 

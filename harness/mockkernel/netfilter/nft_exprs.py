@@ -1944,7 +1944,34 @@ def delinearize(stmts: list[Stmt], pctx: PrintCtx) -> list[tuple[Stmt, PrintCtx]
             deps[base] = len(shown) - 1
             if base == "transport":
                 l4 = l4_name(stmt.rhs.value)
-    return [item for item in shown if item is not None]
+    return _merged_ranges([item for item in shown if item is not None])
+
+
+# the operators of two relationals in a row that nft lists as one range, and the range's
+RANGE_MERGES = {(">=", "<="): "==", ("<", ">"): "!="}
+
+
+def _merged_ranges(shown: list[tuple[Stmt, PrintCtx]]) -> list[tuple[Stmt, PrintCtx]]:
+    """netlink_delinearize.c stmt_expr_postprocess(): a relational `>=` followed by `<=`
+    lists as one range, `<` followed by `>` as a negated one (expr_may_merge_range(),
+    expr_postprocess_range()). nft 1.0.6 compares only the kinds of the two left-hand
+    expressions (payload, meta, ct...), not which field they load, so `ip ttl < 3 ip
+    length > 100` lists as `ip length != 3-100`: the second's field and type, the
+    first's value as its low end. Listing only: the rule still matches as written."""
+    out: list[tuple[Stmt, PrintCtx]] = []
+    for stmt, ctx in shown:
+        prev = out[-1][0] if out else None
+        op = RANGE_MERGES.get((prev.op, stmt.op)) if _plain_relational(prev) and _plain_relational(stmt) else None
+        if op is not None and type(prev.lhs) is type(stmt.lhs):
+            out[-1] = (Match(stmt.lhs, op, Range(prev.rhs.value, stmt.rhs.value), loc=stmt.loc), ctx)
+            continue
+        out.append((stmt, ctx))
+    return out
+
+
+def _plain_relational(stmt: Stmt | None) -> bool:
+    return isinstance(stmt, Match) and stmt.mask is None and isinstance(stmt.rhs, Value) \
+        and isinstance(stmt.rhs.value, int) and stmt.op in ("<", ">", "<=", ">=")
 
 
 def _icmp_dependency_kill(dep: Stmt, stmt: Stmt) -> bool:
