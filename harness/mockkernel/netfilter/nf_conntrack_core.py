@@ -44,8 +44,7 @@ connections, any other informational type cannot start one; an error (type <
 128) is RELATED to the entry of the packet it quotes. IPv6 entries are in
 `conntrack -L -f ipv6` and /proc/net/nf_conntrack, not in `conntrack -L` or
 target.conntrack(), as conntrack-tools' and the lab's dump default to AF_INET.
-Left out: helpers and expectations, zones, per-CPU stats (one cpu=0 line),
-udp_error()'s checksum check.
+Left out: helpers and expectations, zones, per-CPU stats (one cpu=0 line).
 """
 from __future__ import annotations
 
@@ -74,6 +73,7 @@ from harness.mockkernel.netfilter import nf_conntrack_proto_tcp as proto_tcp
 from harness.mockkernel.netfilter.nf_conntrack_reasm import nf_defrag_ipv6_enable
 from harness.mockkernel.netfilter.nf_conntrack_standalone import ct_seq_show
 from harness.mockkernel.wire import icmp, icmpv6, ipv4, ipv6
+from harness.mockkernel.wire.udp import CHECK as UDP_CHECK
 from harness.mockkernel.wire.udp import UDP_HLEN
 from harness.mockkernel.wire.udp import unpack as _udp_header
 from harness.mockkernel.wire.icmp import (ERROR_TYPES, ICMP_ADDRESS, ICMP_ECHO, ICMP_INFO_REQUEST,
@@ -539,8 +539,8 @@ def nf_conntrack_handle_packet(skb: SkBuff, state: NfHookState, ct: NfConn, dire
     proto = ct.original.proto
     net = skb.net
     if proto == IPPROTO_UDP:
-        if udp_error(skb, ipv6_th):
-            return "udp: truncated/malformed packet"
+        if udp_error(skb, ipv6_th, state.hook == NF_INET_PRE_ROUTING):
+            return "udp: truncated/malformed packet or bad checksum"
         return nf_conntrack_udp_packet(net, ct, confirmed)
     if proto == IPPROTO_TCP:
         verdict, why = proto_tcp.tcp_packet(skb, ct, direction, confirmed, state.hook == NF_INET_PRE_ROUTING,
@@ -562,16 +562,30 @@ def nf_conntrack_handle_packet(skb: SkBuff, state: NfHookState, ct: NfConn, dire
     return None
 
 
-def udp_error(skb: SkBuff, ipv6_th: int) -> bool:
-    """udp_error()'s length checks: a header cut short, a UDP length past the
-    packet's end or short of its header (a first fragment conntrack sees
-    unreassembled). Left out: its checksum check at PREROUTING."""
+def udp_error(skb: SkBuff, ipv6_th: int, prerouting: bool) -> bool:
+    """udp_error() (nf_conntrack_proto_udp.c): a header cut short, a UDP length past
+    the packet's end or short of its header (a first fragment conntrack sees
+    unreassembled); at PREROUTING with nf_conntrack_checksum, a checksum that does
+    not verify (nf_checksum() over all skb->len - dataoff bytes against the IPv4 or
+    IPv6 pseudo-header: an IPv6 routing header's final destination does not count),
+    but none for a zero checksum, which means none was sent."""
     buf, tail = skb.buf, skb.tail
     th = ipv6_th or skb.network_header + HEADER_LEN[buf[skb.network_header]]
     if th + UDP_HLEN > tail:
         return True
     length = _udp_header(buf, th)[2]
-    return length > tail - th or length < UDP_HLEN
+    if length > tail - th or length < UDP_HLEN:
+        return True
+    if not prerouting or not buf[th + UDP_CHECK] | buf[th + UDP_CHECK + 1] \
+            or not skb.net.sysctl.values["net.netfilter.nf_conntrack_checksum"]:
+        return False
+    # the ones'-complement sum of the pseudo-header's addresses, protocol and length and of the
+    # datagram (odd: padded) is 0 modulo 0xFFFF when it verifies (wire/checksum.py's congruence)
+    nh, udplen = skb.network_header, tail - th
+    addrs = buf[nh + 8:nh + 40] if ipv6_th else buf[nh + 12:nh + 20]
+    total = int.from_bytes(addrs, "big") + int.from_bytes(buf[th:tail], "big") * (256 if udplen & 1 else 1) \
+        + IPPROTO_UDP + udplen
+    return total % 0xFFFF != 0
 
 
 def nf_conntrack_udp_packet(net, ct: NfConn, confirmed: bool) -> None:
