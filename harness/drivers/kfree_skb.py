@@ -198,6 +198,7 @@ LOCATION_STAGES = {
     "ping_rcv": Stage.L4,
     "tcp_v4_rcv": Stage.L4,
     "tcp_v4_do_rcv": Stage.SOCKET,           # a socket's segment it refuses (a listener's stray ACK: TCP_FLAGS)
+    "tcp_rcv_state_process": Stage.SOCKET,   # a socket's segment its state refuses (a RST to a listener: TCP_RESET)
     "udp_queue_rcv_one_skb": Stage.SOCKET,
     "veth_xdp_rcv_skb": Stage.XDP,           # native XDP_DROP, as NOT_SPECIFIED
     "do_xdp_generic": Stage.XDP,             # generic XDP_DROP, as NOT_SPECIFIED
