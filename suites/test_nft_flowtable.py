@@ -182,3 +182,79 @@ def test_the_flowtable_counter_flag_counts_fast_path_packets_in_the_conntrack_en
     listing = target.sh("conntrack -L")
     assert re.findall(r"packets=(\d+) bytes=(\d+)", listing) == [("5", str(5 * (20 + 8 + 10))), ("0", "0")]
     assert "[OFFLOAD]" in listing
+
+
+@pytest.mark.ipv6
+def test_an_ipv6_flow_is_offloaded_by_an_inet_flowtable_and_its_hop_limit_decremented(target, router6):
+    """nf_flow_offload_inet_hook() hands IPv6 to nf_flow_offload_ipv6_hook(): the third
+    datagram leaves with hop limit 63 and FORWARD never sees it."""
+    h0, h1 = router6[0], router6[1]
+    flowtable(target)
+    for n in range(1, 4):
+        payload = UDP(sport=1000, dport=2000) / f"datagram {n}".encode()
+        target.send(h0.port, h0.to_dut6(dst=h1.ip6, fl=n) / payload)
+        target.expect(h1.port, h1.from_dut6(src=h0.ip6, dst=h1.ip6, hlim=63, fl=n) / payload)
+    assert counted_by_comment(target) == {"offloaded": 1, "forward": 2, "postrouting": 2}
+    [entry] = target.sh("conntrack -L -f ipv6").splitlines()
+    assert entry.startswith("udp      17 src=2001:db8::2 ") and "[OFFLOAD]" in entry  # no timeout once offloaded
+
+
+def test_an_idle_flow_is_torn_down_by_the_flowtable_gc_and_offloaded_again_by_its_next_packet(target, router):
+    """nf_flow_offload_work_gc(), every second: a flow idle past nf_flowtable_udp_timeout
+    is torn down; flow_offload_fixup_ct() leaves the entry the replied timeout less the
+    offload timeout (120 - 2 s); the next datagram takes the slow path and offloads it again."""
+    h0, h1 = router[0], router[1]
+    target.sh("sysctl -w net.netfilter.nf_flowtable_udp_timeout=2")
+    flowtable(target)
+    for n in (1, 2, 3):
+        target.send(h0.port, udp_from(h0, h1.ip, n))
+    target.wait(4)
+    [entry] = target.conntrack()
+    assert ("offload" in entry.status, entry.timeout) == (False, 118 - 2)  # two seconds after the teardown
+    target.send(h0.port, udp_from(h0, h1.ip, 4))
+    target.send(h0.port, udp_from(h0, h1.ip, 5))
+    assert counted_by_comment(target) == {"offloaded": 2, "forward": 3, "postrouting": 3}
+
+
+def test_the_flowtable_runs_at_its_priority_among_the_netdev_ingress_chains(target, router):
+    """Its hook is a netdev ingress hook on each of its devices: a chain of p0 at a lower
+    priority sees every datagram, one at a higher priority only those the flowtable did
+    not take (nf_hook_entries in priority order; NF_STOLEN ends the hook)."""
+    h0, h1 = router[0], router[1]
+    flowtable(target, 'table netdev n {\n\tchain before {\n\t\ttype filter hook ingress device "p0" priority -10;\n'
+                      '\t\tcounter comment "before"\n\t}\n\tchain after {\n'
+                      '\t\ttype filter hook ingress device "p0" priority 10;\n\t\tcounter comment "after"\n\t}\n}\n')
+    for n in range(1, 6):
+        target.send(h0.port, udp_from(h0, h1.ip, n))
+    assert counted_by_comment(target) == {"before": 5, "after": 2, "offloaded": 1, "forward": 2, "postrouting": 2}
+
+
+def test_a_direction_whose_input_device_is_not_the_flowtables_stays_on_the_slow_path(target, router):
+    """The flowtable hooks p0 only: the original direction (in on p0) is forwarded by it,
+    replies (in on p1) still cross FORWARD and POSTROUTING."""
+    h0, h1 = router[0], router[1]
+    target.sh("nft -f -", stdin=RULESET.replace("devices = { p0, p1 }", "devices = { p0 }"))
+    for n in range(1, 4):
+        target.send(h0.port, udp_from(h0, h1.ip, n))
+        target.send(h1.port, h1.to_dut(src=h1.ip, dst=h0.ip, id=10 + n) / UDP(sport=2000, dport=1000) / b"reply")
+    # slow path: datagram 1, and the three replies, the first of which offloads the flow
+    # (the entry is confirmed by then: either direction offloads it)
+    assert counted_by_comment(target) == {"offloaded": 1, "forward": 4, "postrouting": 4}
+
+
+def test_deleting_the_flowtable_or_the_conntrack_entry_puts_the_flow_back_on_the_slow_path(target, router):
+    """nf_flow_table_free() tears every flow down (the entry loses OFFLOAD); a flow whose
+    entry is deleted (conntrack -F) is missed by flow_offload_lookup() (nf_ct_is_dying())."""
+    h0, h1 = router[0], router[1]
+    flowtable(target)
+    for n in (1, 2, 3):
+        target.send(h0.port, udp_from(h0, h1.ip, n))
+    target.sh("conntrack -F")
+    target.send(h0.port, udp_from(h0, h1.ip, 4))  # slow path: a new entry, unconfirmed in FORWARD
+    assert counted_by_comment(target) == {"offloaded": 1, "forward": 3, "postrouting": 3}
+    target.send(h0.port, udp_from(h0, h1.ip, 5))  # offloads the new entry
+    target.sh("nft flush chain inet t fw")
+    target.sh("nft delete flowtable inet t ft")
+    assert conntrack_statuses(target) == [frozenset({"confirmed"})]
+    target.send(h0.port, udp_from(h0, h1.ip, 6))
+    assert counted_by_comment(target) == {"postrouting": 5}  # datagrams 1, 2, 4, 5 and 6
