@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from harness.testing import counted_by_comment
@@ -159,7 +159,10 @@ def test_a_tcp_fin_tears_the_flow_down_and_the_connection_is_back_on_the_slow_pa
     target.send(h0.port, tcp(h0, h1, "S", 1000))
     target.send(h1.port, tcp(h1, h0, "SA", 5000, 1001))
     target.send(h0.port, tcp(h0, h1, "A", 1001, 5001))
-    assert conntrack_statuses(target) == [frozenset({"confirmed", "seen-reply", "assured", "offload"})]
+    [entry] = target.conntrack()
+    # ctnetlink_dump_info() leaves an offloaded entry's timeout and TCP state out
+    assert (entry.status, entry.state, entry.timeout) == (
+        frozenset({"confirmed", "seen-reply", "assured", "offload"}), "", 0)
     target.send(h0.port, tcp(h0, h1, "PA", 1001, 5001, b"fast"))
     assert counted_by_comment(target) == {"offloaded": 1, "forward": 3, "postrouting": 3}
     target.send(h0.port, tcp(h0, h1, "FA", 1005, 5001))

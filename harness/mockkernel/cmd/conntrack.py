@@ -274,9 +274,11 @@ def status_names(ct: NfConn) -> frozenset[str]:
 
 
 def ct_entry(net, ct: NfConn) -> CtEntry:
-    """The entry as target.conntrack() shows it on every target."""
+    """The entry as target.conntrack() shows it on every target: an offloaded one without
+    TCP state or timeout, as ctnetlink_dump_info() leaves them out."""
     o, r = ct.original, ct.reply
-    return CtEntry(PROTO_NAMES.get(o.proto, str(o.proto)), ct.proto_state,
+    offloaded = ct.status & IPS_OFFLOAD
+    return CtEntry(PROTO_NAMES.get(o.proto, str(o.proto)), "" if offloaded else ct.proto_state,
                    (int_to_ip(o.src), int_to_ip(o.dst), o.sport, o.dport),
                    (int_to_ip(r.src), int_to_ip(r.dst), r.sport, r.dport),
-                   status_names(ct), ct.mark, seconds_left(net, ct))
+                   status_names(ct), ct.mark, 0 if offloaded else seconds_left(net, ct))

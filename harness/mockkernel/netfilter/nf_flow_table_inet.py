@@ -20,4 +20,5 @@ def nf_flow_offload_inet_hook(flow_table: NfFlowtable, skb, state) -> int:
     return NF_ACCEPT
 
 
-NF_FLOWTABLE_TYPES = {"ip": nf_flow_offload_ip_hook, "ip6": nf_flow_offload_ipv6_hook, "inet": nf_flow_offload_inet_hook}
+NF_FLOWTABLE_TYPES = {"ip": nf_flow_offload_ip_hook, "ip6": nf_flow_offload_ipv6_hook,
+                      "inet": nf_flow_offload_inet_hook}

@@ -31,8 +31,8 @@ from harness.journey import Stage
 from harness.mockkernel.core.neighbour import NEIGH_ARP_TABLE, NEIGH_ND_TABLE, neigh_xmit
 from harness.mockkernel.ipv4.ip_output import skb_gso_network_seglen
 from harness.mockkernel.netfilter.core import NF_ACCEPT, NF_STOLEN
-from harness.mockkernel.netfilter.nf_flow_table_core import (FLOW_OFFLOAD_DIR_ORIGINAL, NfFlowtable, flow_offload_lookup,
-                                                             flow_offload_refresh,
+from harness.mockkernel.netfilter.nf_flow_table_core import (FLOW_OFFLOAD_DIR_ORIGINAL, NfFlowtable,
+                                                             flow_offload_lookup, flow_offload_refresh,
                                                              flow_offload_teardown)
 from harness.mockkernel.netfilter.nf_nat import NF_NAT_MANIP_DST, NF_NAT_MANIP_SRC, manip_pkt, manip_pkt6
 from harness.mockkernel.wire import ipv6

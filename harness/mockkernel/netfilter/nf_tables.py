@@ -27,8 +27,8 @@ Handles follow the kernel: tables are numbered per namespace, chains, sets
 Flowtables (nf_tables_newflowtable(), nf_tables_delflowtable()) are objects of
 their table with their own handle; a commit keeps each one's flow table
 (nf_flow_table_core.py) and registers its ingress hook on its devices
-(nft_register_flowtable_net_hooks()). Left out: table flags, chain renames,
-NFT_MSG_GETGEN.
+(nft_register_flowtable_net_hooks()). Left out: objects, table flags, chain
+renames, set element updates from the datapath, NFT_MSG_GETGEN.
 """
 from __future__ import annotations
 
@@ -84,7 +84,6 @@ EBUSY = "Device or resource busy"
 EOPNOTSUPP = "Operation not supported"
 EMLINK = "Too many links"
 EINVAL = "Invalid argument"
-FLOWTABLE_FAMILIES = ("ip", "ip6", "inet")  # the nf_flowtable_types: nf_flow_table_inet.c
 
 
 # ------------------------------------------------------------------ model
@@ -1109,7 +1108,7 @@ class Transaction:
             ft.devices, ft.counter = ft.devices + added, spec.counter
             return
         handle = table.alloc_handle()
-        if table.family not in FLOWTABLE_FAMILIES:  # nft_flowtable_type_get()
+        if table.family not in NF_FLOWTABLE_TYPES:  # nft_flowtable_type_get()
             raise NftError(f"Could not process rule: {ENOENT}", cmd.loc)
         if spec.hook not in (None, "ingress"):
             raise NftError(f"Could not process rule: {EOPNOTSUPP}", cmd.loc)
@@ -1171,7 +1170,8 @@ class Transaction:
     def list_flowtables(self, cmd: Command) -> str:
         """do_list_flowtables(): every table (of the family), its flowtables inside."""
         if self.opts.json:
-            return self._json([nft_json.flowtable_json(t, ft) for t in self._tables(cmd) for ft in t.flowtables.values()])
+            return self._json([nft_json.flowtable_json(t, ft) for t in self._tables(cmd)
+                               for ft in t.flowtables.values()])
         return self._list_each(cmd, lambda table: "".join(self._flowtable_text(table, ft)
                                                           for ft in table.flowtables.values()))
 
