@@ -199,6 +199,10 @@ def icmpv6_rcv(skb: SkBuff) -> bool:
         if net.sysctl.values["net.ipv6.icmp.echo_ignore_all"] or not icmpv6_echo_reply(skb):
             kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.L4, "icmpv6_rcv")
         return False
+    if icmp_type == ICMPV6_ECHO_REPLY:
+        # ping_rcv(): a reply no ping socket takes is NO_SOCKET there (the mock has no IPv6 ping sockets)
+        kfree_skb(skb, DropReason.NO_SOCKET, Stage.L4, "ping_rcv")
+        return False
     if NDISC_ROUTER_SOLICITATION <= icmp_type <= NDISC_REDIRECT:
         reason = ndisc.ndisc_rcv(skb)
         if reason is not None:
