@@ -193,6 +193,19 @@ def test_set_statements_list_back_or_fail_as_real_nft(rule, real_tools):
     real_tools.assert_same_as_real(steps, _without_json_handles)
 
 
+@pytest.mark.parametrize("command", [
+    "add set ip t s { type ipv4_addr; flags interval, dynamic; }",
+    "add set ip t s { type ipv4_addr . inet_service; flags interval, dynamic, timeout; }",
+    "add set ip t s { type ipv4_addr; flags interval; }",
+])
+def test_an_interval_set_updated_from_the_packet_path_cannot_be_made(command, real_tools):
+    """nft_select_set_ops(): no set backend takes NFT_SET_INTERVAL with
+    NFT_SET_EVAL (rbtree and pipapo have no update, the hashes no intervals):
+    EOPNOTSUPP when the set is made, and nothing of the batch stays."""
+    steps = [(["nft", "-f", "-"], f"add table ip t\n{command}\n"), (["nft", "list", "ruleset"], None)]
+    real_tools.assert_same_as_real(steps)
+
+
 def test_a_statement_inside_a_set_statements_element_is_an_error_naming_it():
     with pytest.raises(CommandError) as info:
         sh(Kernel(), ["nft", "-f", "-"], DYNSETS % "add @d { ip saddr counter }")

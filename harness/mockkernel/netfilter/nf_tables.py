@@ -876,6 +876,10 @@ class Transaction:
                 raise NftError(f"Could not process rule: {EEXIST}", cmd.locs["name"])
             nset = existing
         else:
+            if {"interval", "dynamic"} <= set(spec.flags):
+                # nft_select_set_ops(): no backend takes NFT_SET_INTERVAL with NFT_SET_EVAL
+                # (rbtree and pipapo have no update operation, the hashes no intervals)
+                raise NftError(f"Could not process rule: {EOPNOTSUPP}", cmd.loc)
             nset = _new_set(spec, table.alloc_handle())
             self.new_sets.add(id(nset))
             self._own(table, "sets")[spec.name] = nset

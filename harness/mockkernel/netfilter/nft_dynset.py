@@ -13,8 +13,8 @@ refuses a set whose backend cannot update (`set->ops->update == NULL`:
 EOPNOTSUPP): nft_set_select_ops() gives a set without `flags dynamic` the
 bitmap for keys of 2 bytes or fewer, the fast hash for a 4-byte key of known
 size, and any interval set the rbtree or pipapo; none of them has an update
-operation (the kernel refuses `flags interval, dynamic` when the set is made;
-the mock takes such a set and refuses the statement).
+operation (and `flags interval, dynamic` is refused when the set is made:
+nft_select_set_ops() finds no backend for it).
 
 A meter (`meter NAME [size N] { KEY [timeout T] STMT }`, nftables
 src/evaluate.c stmt_evaluate_meter(), statement.c meter_stmt_print()) is an
