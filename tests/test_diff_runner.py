@@ -192,3 +192,14 @@ def test_a_case_of_a_setup_only_the_kernel_refused_records_the_refusal():
     case = case_json(result)
     assert case["kernel"] == {"refused": "<scenario>:2: RTNETLINK answers: No route"}
     assert Scenario.from_json(case["scenario"]) == SCENARIO
+
+
+def test_which_of_two_identical_packets_a_drop_is_on_is_explained_only_while_the_drops_agree():
+    """A fragment sent twice: the kernel drops the second copy (DUP_FRAG), the lab
+    gives the drop to the first, whose headers are the same (explained.py)."""
+    dup = Drop("DUP_FRAG", "IP_DEFRAG", "ip_defrag")
+    mock = _trace("mock", [Journey("frag"), Journey("frag", [], dup)])
+    dut = _trace("dut", [Journey("frag", [], dup), Journey("frag")])
+    assert explain(mock, dut).name == "identical-packets"
+    assert explain(mock, _trace("dut", [Journey("frag", [], dup), Journey("other")])) is None
+    assert explain(mock, _trace("dut", [Journey("frag"), Journey("frag")])) is None  # the drop itself must agree

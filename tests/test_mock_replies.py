@@ -141,3 +141,37 @@ def test_the_reset_of_a_prerouting_reject_is_related_to_the_segment_s_entry():
     _into_p0(target, IP(src="10.0.0.2", dst="10.0.0.1", id=7) / TCP(sport=1000, dport=22, flags="S"))
     (rst,) = target.collect_all()["p0"]
     assert IP(rst[14:])[TCP].flags == "RA"
+
+
+RECORD_ROUTE = IPOption(b"\x07\x0b\x04" + bytes(8))
+
+
+def test_a_reject_after_prerouting_finds_a_bad_sum_where_a_record_route_was_written():
+    """ip_rcv_options() writes this host's address into a record route without
+    fixing the header checksum; nf_ip_checksum() of a CHECKSUM_NONE packet sums from
+    the network header, so in INPUT the sum fails: no port unreachable, no RST. In
+    PREROUTING, before the write, both are sent."""
+    for hook, rule in (("input", "reject"), ("input", "reject with tcp reset")):
+        target = _router(hook, rule)
+        _into_p0(target, IP(src="10.0.0.2", dst="10.0.0.1", id=7, options=[RECORD_ROUTE]) / TCP(sport=1000, dport=22,
+                                                                                                flags="S"))
+        assert _answers(target) == []
+    target = _router("prerouting", "reject with tcp reset")
+    _into_p0(target, IP(src="10.0.0.2", dst="10.0.0.1", id=7, options=[RECORD_ROUTE]) / TCP(sport=1000, dport=22,
+                                                                                            flags="S"))
+    assert len(_answers(target)) == 1
+
+
+def test_a_forward_reject_trusts_the_sum_conntrack_kept_but_not_for_a_reset():
+    """Conntrack summed the datagram at PREROUTING (csum_valid): nf_send_unreach()'s
+    skb_csum_unnecessary() sends the error in FORWARD; nf_send_reset() has no such
+    shortcut, and ip_forward()'s skb_forward_csum() dropped CHECKSUM_COMPLETE: its
+    nf_ip_checksum() sums the stale header and sends nothing."""
+    target = _router("forward", "ct state new reject")
+    _into_p0(target, IP(src="10.0.0.2", dst="10.0.2.2", id=7, options=[RECORD_ROUTE]) / UDP(sport=1000, dport=9))
+    ((summary, _),) = _answers(target)
+    assert summary.startswith("icmp_send type 3 code 3")
+    target = _router("forward", "ct state new reject with tcp reset")
+    _into_p0(target, IP(src="10.0.0.2", dst="10.0.2.2", id=7, options=[RECORD_ROUTE]) / TCP(sport=1000, dport=22,
+                                                                                            flags="S"))
+    assert _answers(target) == []

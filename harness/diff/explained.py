@@ -91,6 +91,31 @@ def _nat_port_random(mock: Trace, dut: Trace) -> bool:
         and _drops(mock) == _drops(dut)
 
 
+def _runs(journeys: list) -> list[tuple[int, int]]:
+    """(start, end) of each run of consecutive journeys of the same packet line."""
+    runs, start = [], 0
+    for i in range(1, len(journeys) + 1):
+        if i == len(journeys) or str(journeys[i].packet) != str(journeys[start].packet):
+            runs.append((start, i))
+            start = i
+    return runs
+
+
+def _identical_packets(mock: Trace, dut: Trace) -> bool:
+    """Identical frames sent one after the other: each target's runs of identical
+    packets line up and carry the same drops, but which of them a drop is on differs."""
+    ours, theirs = list(mock.journeys), list(dut.journeys)
+    if len(ours) != len(theirs) or _runs(ours) != _runs(theirs) or not same_frames_and_drops(mock, dut):
+        return False
+    reassigned = False
+    for start, end in _runs(ours):
+        mine, kernel = [drop_text(j.drop) for j in ours[start:end]], [drop_text(j.drop) for j in theirs[start:end]]
+        if sorted(mine) != sorted(kernel):
+            return False
+        reassigned |= mine != kernel
+    return reassigned
+
+
 EXPLANATIONS = (
     Explanation("nat-port-random",
                 "NAT moved a port (out of the range asked for, or clashing): nf_nat_l4proto_unique_tuple() "
@@ -103,6 +128,12 @@ EXPLANATIONS = (
                 "conntrack's table (nftrace reports no rewrite), where an unconfirmed entry never appears, so it "
                 "shows neither the rewrite nor which traced packet the drop belongs to",
                 _nat_before_confirm),
+    Explanation("identical-packets",
+                "identical frames sent one after the other (a duplicated fragment): the lab pairs a drop with "
+                "a packet by its headers, so it cannot tell which copy the kernel dropped (ip_defrag()'s "
+                "DUP_FRAG is the second's: the first is queued); held only while the runs of identical "
+                "packets line up and carry the same drops and the frames out agree",
+                _identical_packets),
 )
 
 

@@ -36,7 +36,8 @@ class SkBuff:
     __slots__ = ("buf", "data", "tail", "protocol", "pkt_type", "mark", "secmark", "priority", "hash",
                  "cb", "dev", "net", "mac_header", "network_header", "transport_header",
                  "dst", "sk", "journey", "tstamp", "ignore_df", "truesize", "nfct", "ctinfo",
-                 "skb_iif", "tc_index", "gso_size", "gso_segs", "end", "__weakref__")
+                 "skb_iif", "tc_index", "gso_size", "gso_segs", "end", "csum_complete", "csum_valid",
+                 "__weakref__")
 
     def __init__(self, payload: bytes | bytearray, headroom: int = NET_SKB_PAD, size: int = 0):
         """__alloc_skb(size) + skb_reserve(headroom) + skb_put_data(payload): the
@@ -52,6 +53,9 @@ class SkBuff:
         self.mac_header = self.network_header = self.transport_header = data
         self.tstamp = 0.0
         self.ignore_df = False
+        # ip_summed CHECKSUM_COMPLETE and csum_valid (None: taken, not evaluated yet) once netfilter
+        # summed a received packet (netfilter/utils.py)
+        self.csum_complete = self.csum_valid = False
         size = size or tail
         try:
             head = _HEAD_BY_CACHE_LINES[(size + SMP_CACHE_BYTES - 1) >> 6]

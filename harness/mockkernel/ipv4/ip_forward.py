@@ -54,6 +54,7 @@ def ip_forward(skb: SkBuff) -> None:
         icmp.icmp_send(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, info=mtu)
         return kfree_skb(skb, DropReason.PKT_TOO_BIG, Stage.IP_FORWARD, "ip_forward")
     ip_decrease_ttl(buf, nh)
+    skb.csum_complete = False  # skb_forward_csum(): CHECKSUM_COMPLETE back to NONE (csum_valid stays)
     if net.sysctl.values["net.ipv4.ip_forward_update_priority"]:
         skb.priority = IP_TOS2PRIO[(buf[nh + TOS] & IPTOS_TOS_MASK) >> 1]  # rt_tos2priority()
     journey = skb.journey

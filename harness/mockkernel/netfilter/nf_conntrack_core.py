@@ -44,7 +44,11 @@ connections, any other informational type cannot start one; an error (type <
 128) is RELATED to the entry of the packet it quotes. IPv6 entries are in
 `conntrack -L -f ipv6` and /proc/net/nf_conntrack, not in `conntrack -L` or
 target.conntrack(), as conntrack-tools' and the lab's dump default to AF_INET.
-Left out: helpers and expectations, zones, per-CPU stats (one cpu=0 line).
+At PREROUTING (nf_conntrack_checksum) TCP's tcp_error() checksums a segment with
+nf_ip_checksum(), which keeps the sum (netfilter/utils.py), so a later reject
+trusts it; udp_error()'s and nf_conntrack_icmpv4_error()'s sums are kept too.
+Left out: helpers and expectations, zones, per-CPU stats (one cpu=0 line), an
+ICMP message INVALID for a bad sum.
 """
 from __future__ import annotations
 
@@ -75,6 +79,7 @@ from harness.mockkernel.netfilter.nf_conntrack_standalone import ct_seq_show
 from harness.mockkernel.wire import icmp, icmpv6, ipv4, ipv6
 from harness.mockkernel.wire.udp import CHECK as UDP_CHECK
 from harness.mockkernel.wire.udp import UDP_HLEN
+from harness.mockkernel.netfilter.utils import csum_kept_by_conntrack
 from harness.mockkernel.wire.udp import unpack as _udp_header
 from harness.mockkernel.wire.icmp import (ERROR_TYPES, ICMP_ADDRESS, ICMP_ECHO, ICMP_INFO_REQUEST,
                                           ICMP_TIMESTAMP)
@@ -95,6 +100,7 @@ ICMPV6_NOCT_VALID_NEW = frozenset((icmpv6.ICMPV6_MGM_QUERY, icmpv6.ICMPV6_MGM_RE
                                    icmpv6.NDISC_NEIGHBOUR_SOLICITATION, icmpv6.NDISC_NEIGHBOUR_ADVERTISEMENT,
                                    icmpv6.ICMPV6_MLD2_REPORT))
 NF_CT_EVICTION_RANGE = 8
+CHECKSUM_KEY = "net.netfilter.nf_conntrack_checksum"
 MAX_KEY = "net.netfilter.nf_conntrack_max"
 BUCKETS_KEY = "net.netfilter.nf_conntrack_buckets"
 UDP_TIMEOUT_KEY = "net.netfilter.nf_conntrack_udp_timeout"
@@ -349,8 +355,11 @@ def ipv4_conntrack_in(skb: SkBuff, state: NfHookState) -> int:
     t = packet_tuple(skb.buf, skb.network_header)
     if t is None:
         return _invalid(skb, state, "no L4 header")
-    if t.proto == IPPROTO_ICMP and (t.dport >> 8) in ERROR_TYPES:
-        return icmp_error(skb, state, t)
+    if t.proto == IPPROTO_ICMP:
+        if state.hook == NF_INET_PRE_ROUTING and skb.net.sysctl.values[CHECKSUM_KEY]:
+            csum_kept_by_conntrack(skb)  # nf_conntrack_icmpv4_error()'s sum (left out: INVALID when it fails)
+        if (t.dport >> 8) in ERROR_TYPES:
+            return icmp_error(skb, state, t)
     return nf_conntrack_in(skb, state, t)
 
 
@@ -541,6 +550,10 @@ def nf_conntrack_handle_packet(skb: SkBuff, state: NfHookState, ct: NfConn, dire
     if proto == IPPROTO_UDP:
         if udp_error(skb, ipv6_th, state.hook == NF_INET_PRE_ROUTING):
             return "udp: truncated/malformed packet or bad checksum"
+        if not ipv6_th and state.hook == NF_INET_PRE_ROUTING and net.sysctl.values[CHECKSUM_KEY]:
+            # udp_error()'s sum, kept (netfilter/utils.py). A datagram without one is not
+            # summed, which no reader tells apart: reject skips UDP with sum 0
+            csum_kept_by_conntrack(skb)
         return nf_conntrack_udp_packet(net, ct, confirmed)
     if proto == IPPROTO_TCP:
         verdict, why = proto_tcp.tcp_packet(skb, ct, direction, confirmed, state.hook == NF_INET_PRE_ROUTING,

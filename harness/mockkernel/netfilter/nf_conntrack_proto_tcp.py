@@ -38,7 +38,9 @@ from __future__ import annotations
 
 from harness.mockkernel.netfilter.nf_conntrack import (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY, IPS_ASSURED,
                                                        IPS_SEEN_REPLY, NfConn, nf_ct_kill, nf_ct_set_status)
+from harness.mockkernel.netfilter.core import NF_INET_PRE_ROUTING
 from harness.mockkernel.netfilter.nf_conntrack_seqadj import nf_ct_seq_offset
+from harness.mockkernel.netfilter.utils import nf_ip_checksum
 from harness.mockkernel.wire import ipv4, ipv6, tcp
 from harness.mockkernel.wire.checksum import checksum
 from harness.mockkernel.wire.tcp import (TCP_HLEN, TCPHDR_ACK, TCPHDR_CWR, TCPHDR_ECE, TCPHDR_FIN, TCPHDR_PSH,
@@ -350,12 +352,13 @@ def tcp_error(skb, seg: Segment, hook_is_prerouting: bool) -> str:
 
 
 def _checksum_ok(skb, seg: Segment) -> bool:
-    """nf_checksum(): the segment against its IPv4 or IPv6 pseudo-header."""
+    """nf_checksum(): the segment against its IPv6 pseudo-header, or IPv4's
+    nf_ip_checksum() (which keeps the sum it took: netfilter/utils.py)."""
     nh, end = skb.network_header, seg.th + seg.tcplen
     if seg.ipv6:
         return not checksum(memoryview(skb.buf)[seg.th:end],
                             ipv6.pseudo_header_sum(skb.buf, nh, ipv6.NEXTHDR_TCP, seg.tcplen))
-    return tcp.checksum_ok(skb.buf, nh, seg.th, end)
+    return nf_ip_checksum(skb, NF_INET_PRE_ROUTING)
 
 
 def tcp_new(net, ct: NfConn, buf: bytearray, seg: Segment) -> bool:

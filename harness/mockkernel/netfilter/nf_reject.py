@@ -25,7 +25,8 @@ from harness.mockkernel.ipv6 import ip6_output
 from harness.mockkernel.ipv6 import route as route6
 from harness.mockkernel.ipv6.exthdrs_core import ipv6_skip_exthdr
 from harness.mockkernel.netfilter.core import NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT, NF_INET_PRE_ROUTING
-from harness.mockkernel.wire import ipv4, ipv6, tcp, udp
+from harness.mockkernel.netfilter.utils import nf_ip_checksum, skb_csum_unnecessary
+from harness.mockkernel.wire import ipv6, tcp, udp
 from harness.mockkernel.wire.checksum import checksum, pseudo_header_sum
 from harness.mockkernel.wire.field import BE16
 from harness.mockkernel.wire.icmp import ICMP_DEST_UNREACH
@@ -45,21 +46,22 @@ def _fill_dst(skb: SkBuff) -> None:
 NOT_VERIFIED = frozenset({47, 51, 50, 132, 136})
 
 
-def _l4_checksum_ok(skb: SkBuff) -> bool:
-    """nf_send_unreach()'s test: a protocol nf_reject_verify_csum() skips (UDP with
-    a zero checksum too) passes; else nf_ip_checksum() over what the packet holds
-    past its header, with the pseudo-header for TCP and UDP, must verify. (A
-    locally sent packet is CHECKSUM_PARTIAL, skb_csum_unnecessary(): see send_unreach.)"""
+def _l4_checksum_ok(skb: SkBuff, hook: int) -> bool:
+    """nf_send_unreach()'s test: a packet whose sum was verified already
+    (skb_csum_unnecessary(): csum_valid) or of a protocol nf_reject_verify_csum()
+    skips (UDP with a zero checksum too) passes; else nf_ip_checksum() must verify
+    (netfilter/utils.py: from the network header, which a record route written on
+    the way in leaves stale). (A locally sent packet is CHECKSUM_PARTIAL,
+    skb_csum_unnecessary(): see send_unreach.)"""
     buf, nh = skb.buf, skb.network_header
     iph = Ipv4Packet(buf, nh)
     proto, th = iph.protocol, iph.payload_offset
     end = min(nh + iph.tot_len, skb.tail)
-    if proto in NOT_VERIFIED or th > end:
+    if proto in NOT_VERIFIED or th > end or skb_csum_unnecessary(skb):
         return True
     if proto == IPPROTO_UDP and th + udp.UDP_HLEN <= end and not BE16.unpack_from(buf, th + udp.CHECK)[0]:
         return True
-    initial = ipv4.pseudo_header_sum(buf, nh, proto, end - th) if proto in (IPPROTO_TCP, IPPROTO_UDP) else 0
-    return checksum(memoryview(buf)[th:end], initial) == 0
+    return nf_ip_checksum(skb, hook)
 
 
 def send_unreach(skb: SkBuff, code: int, hook: int) -> None:
@@ -74,14 +76,15 @@ def send_unreach(skb: SkBuff, code: int, hook: int) -> None:
     _fill_dst(skb)
     if skb.dst is None:
         return
-    if hook != NF_INET_LOCAL_OUT and not _l4_checksum_ok(skb):
+    if hook != NF_INET_LOCAL_OUT and not _l4_checksum_ok(skb, hook):
         return
     icmp.icmp_send(skb, ICMP_DEST_UNREACH, code)
 
 
-def send_reset(skb: SkBuff) -> None:
+def send_reset(skb: SkBuff, hook: int) -> None:
     """nf_send_reset(): nf_reject_ip_tcphdr_get()'s tests (TCP, no fragment, room
-    for the header, no RST, a good checksum), a route back for a packet without
+    for the header, no RST, a good checksum: nf_ip_checksum(), no
+    skb_csum_unnecessary() shortcut), a route back for a packet without
     one (nf_reject_fill_skb_dst()), none to a broadcast or multicast route; the
     RST is built before ip_route_me_harder() routes it, and freed (`goto
     free_nskb`: kfree_skb(), NOT_SPECIFIED) when no route goes back."""
@@ -92,7 +95,7 @@ def send_reset(skb: SkBuff) -> None:
     th, end = iph.payload_offset, nh + iph.tot_len
     if end - th < tcp.TCP_HLEN or tcp.TcpSegment(buf, th).flags & tcp.TCPHDR_RST:
         return
-    if not tcp.checksum_ok(buf, nh, th, end):
+    if not nf_ip_checksum(skb, hook):
         return
     _fill_dst(skb)
     rt = skb.dst

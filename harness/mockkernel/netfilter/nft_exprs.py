@@ -1597,7 +1597,7 @@ class Reject(Stmt):
     def _reject4(self):
         if self.kind == "tcp reset":
             def reject_tcp(pkt):
-                nf_reject.send_reset(pkt.skb)
+                nf_reject.send_reset(pkt.skb, pkt.state.hook)
                 return NF_DROP
             return reject_tcp
         code = self.ICMPX_TO_ICMP[self.code] if self.kind == "icmpx" else self.code
