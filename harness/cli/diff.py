@@ -29,12 +29,13 @@ from scapy.layers.l2 import Ether
 
 from harness.packets import Mask, describe
 from harness.report.journey_map import CONNTRACK_HOOKS, side_by_side_svg
+from harness.mockkernel.wire import ethernet
+from harness.mockkernel.wire.ethernet import ETH_HLEN
 from harness.mockkernel.wire.icmp import ICMP_TIMESTAMPREPLY
 from harness.testing import auto_flowlabel_mask, icmp_socket_mask, icmp_timestamp_reply_mask
 from harness.testing.masks import syn_ack_mask
 
 PROGRAM_STAGES = frozenset({Stage.XDP, Stage.TC_INGRESS, Stage.TC_EGRESS})
-ETH_P_IPV6_BYTES = b"\x86\xdd"
 SAME, DIFFERS, FIRST_ONLY, SECOND_ONLY = "  ", "! ", "< ", "> "
 
 
@@ -64,7 +65,7 @@ def is_ipv6(journey: Journey) -> bool:
     kernel made, summarised with its hop limit (wire/ipv6.py Ipv6Packet.summary())."""
     frame = getattr(journey.packet, "frame", None)
     if frame is not None:
-        return frame[12:14] == ETH_P_IPV6_BYTES
+        return len(frame) >= ETH_HLEN and ethernet.ethertype(frame, 0) == ethernet.ETH_P_IPV6
     return " hlim=" in str(journey.packet)
 
 

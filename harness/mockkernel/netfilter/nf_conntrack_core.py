@@ -77,7 +77,7 @@ from harness.mockkernel.netfilter import nf_conntrack_proto_tcp as proto_tcp
 from harness.mockkernel.netfilter.nf_conntrack_reasm import nf_defrag_ipv6_enable
 from harness.mockkernel.netfilter.nf_conntrack_standalone import ct_seq_show
 from harness.mockkernel.wire import icmp, icmpv6, ipv4, ipv6
-from harness.mockkernel.wire.udp import CHECK as UDP_CHECK
+from harness.mockkernel.wire.checksum import checksum
 from harness.mockkernel.wire.udp import UDP_HLEN
 from harness.mockkernel.netfilter.utils import csum_kept_by_conntrack
 from harness.mockkernel.wire.udp import unpack as _udp_header
@@ -586,19 +586,15 @@ def udp_error(skb: SkBuff, ipv6_th: int, prerouting: bool) -> bool:
     th = ipv6_th or skb.network_header + HEADER_LEN[buf[skb.network_header]]
     if th + UDP_HLEN > tail:
         return True
-    length = _udp_header(buf, th)[2]
+    _, _, length, check = _udp_header(buf, th)
     if length > tail - th or length < UDP_HLEN:
         return True
-    if not prerouting or not buf[th + UDP_CHECK] | buf[th + UDP_CHECK + 1] \
-            or not skb.net.sysctl.values["net.netfilter.nf_conntrack_checksum"]:
+    if not prerouting or not check or not skb.net.sysctl.values["net.netfilter.nf_conntrack_checksum"]:
         return False
-    # the ones'-complement sum of the pseudo-header's addresses, protocol and length and of the
-    # datagram (odd: padded) is 0 modulo 0xFFFF when it verifies (wire/checksum.py's congruence)
     nh, udplen = skb.network_header, tail - th
-    addrs = buf[nh + 8:nh + 40] if ipv6_th else buf[nh + 12:nh + 20]
-    total = int.from_bytes(addrs, "big") + int.from_bytes(buf[th:tail], "big") * (256 if udplen & 1 else 1) \
-        + IPPROTO_UDP + udplen
-    return total % 0xFFFF != 0
+    pseudo = (ipv6.pseudo_header_sum(buf, nh, IPPROTO_UDP, udplen) if ipv6_th
+              else ipv4.pseudo_header_sum(buf, nh, IPPROTO_UDP, udplen))
+    return checksum(memoryview(buf)[th:tail], pseudo) != 0
 
 
 def nf_conntrack_udp_packet(net, ct: NfConn, confirmed: bool) -> None:
