@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
-from scapy.layers.l2 import Ether
+from scapy.layers.l2 import Dot1Q, Ether
 
 from harness.target import PORTS
 from harness.testing import bridge_up
@@ -234,3 +234,17 @@ def test_conntrack_tracks_a_bridged_flow_only_through_br_netfilter(bridge, call_
     entries = [(e.original, e.reply) for e in bridge.conntrack() if e.proto == "udp"]
     assert entries == ([((IP_A, IP_B, 7, 9), (IP_B, IP_A, 9, 7))] if tracked else [])
     assert counters(bridge) == [("ip", "forward", 1 if tracked else 0)]
+
+
+def test_a_vlan_tagged_bridged_frame_skips_the_ip_hooks(bridge):
+    """The port's receive took the tag out of band (skb_vlan_untag()); IS_IP()
+    needs no tag present and is_vlan_ip() needs filter-vlan-tagged (0 by
+    default), so br_nf_pre_routing() lets the frame through without the ip
+    family's hooks; it leaves with its tag."""
+    bridge.sh("nft -f -", stdin=IP_CHAINS)
+    plain = a_to_b(12)
+    tagged = Ether(src=plain.src, dst=plain.dst) / Dot1Q(vlan=10) / plain.payload
+    bridge.send(PORT_A, tagged)
+    bridge.expect(PORT_B, tagged)
+    bridge.expect_nothing()
+    assert counters(bridge) == [("ip", "prerouting", 0), ("ip", "forward", 0), ("ip", "postrouting", 0)]

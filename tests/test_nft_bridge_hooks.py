@@ -82,14 +82,15 @@ def test_the_chain_of_lower_priority_decides_first():
 
 
 def test_a_vlan_tag_the_bridge_holds_out_of_band_is_read_where_it_was_in_the_frame():
-    """With VLAN filtering the bridge keeps the tag out of the frame (skb->vlan_tci);
-    nft_payload_copy_vlan() shows it to `ether type` and `vlan` loads in place."""
+    """A received frame's tag is out of the frame (skb->vlan_proto, vlan_tci:
+    skb_vlan_untag() in __netif_receive_skb_core()); nft_payload_copy_vlan() shows
+    it to `ether type` and `vlan` loads in place."""
     k = Kernel()
     _bridge_table(k, "ether type 8021q vlan id 10 vlan pcp 5 ether saddr 02:00:00:00:00:01 drop")
     untagged = Ether(src=SRC_MAC, dst=DST_MAC) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(dport=53)
     for tci, goes_on in ((5 << 13 | 10, False), (5 << 13 | 11, True), (4 << 13 | 10, True)):
         skb = _frame_skb(k, untagged)
-        skb.cb = {"vlan_tci": tci}
+        skb.vlan_proto, skb.vlan_tci = 0x8100, tci
         passed = []
         NF_HOOK_BRIDGE(skb, NF_BR_FORWARD, k.dev_by_name("p0"), k.dev_by_name("p1"), passed.append)
         assert bool(passed) is goes_on, hex(tci)

@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from harness.drivers import agent, generator
+from harness.drivers.auxdata import ANCILLARY_SPACE, enable_auxdata, with_vlan_tag
 from harness.drivers.agent import RemoteDutSide
 from harness.drivers.dutside import DutSide, attaches_bpf, check_command
 from harness.drivers.netns import TESTER_MTU, NetnsLab
@@ -199,6 +200,7 @@ class NetnsTarget(SideTarget):
         sock = self.lab.socket(self.lab.tester, socket.AF_PACKET, socket.SOCK_RAW)
         sock.bind((port.peer, ETH_P_ALL))
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        enable_auxdata(sock)
         sock.setblocking(False)
         return sock
 
@@ -408,12 +410,12 @@ def _drain_incoming(wire: socket.socket, into: Departed) -> None:
     realtime_ahead = time.time_ns() - time.monotonic_ns()
     while True:
         try:
-            frame, ancillary, _, address = wire.recvmsg(MAX_FRAME, socket.CMSG_SPACE(TIMESPEC.size))
+            frame, ancillary, _, address = wire.recvmsg(MAX_FRAME, socket.CMSG_SPACE(TIMESPEC.size) + ANCILLARY_SPACE)
         except BlockingIOError:
             return
         if address[2] == socket.PACKET_OUTGOING or is_mld_report(frame):
             continue
-        into.frames.append(frame)
+        into.frames.append(with_vlan_tag(frame, ancillary))
         into.times.append(_captured_at(ancillary, realtime_ahead))
 
 

@@ -78,6 +78,7 @@ SUITE_AREAS: dict[str, Area] = {
     "suites/test_nat_pitfalls.py": Area("NAT", "NAT in the wrong place", CRITICAL),
     "suites/test_tcp_mss_clamp.py": Area("NAT", "TCP MSS clamping of forwarded SYNs", CRITICAL),
     "suites/test_ip_rcv.py": Area("Drops", "malformed IPv4 headers (ip_rcv_core)", CRITICAL),
+    "suites/test_vlan_rx.py": Area("Drops", "802.1Q tags on receive (skb_vlan_untag, check_vlan_id)", CRITICAL),
     "suites/test_ip_options.py": Area("Drops", "IPv4 options: refused, written on forwarding, echoed", CRITICAL),
     "suites/test_diff_cases.py": Area("Drops", "generated scenarios the kernel once answered otherwise", CRITICAL),
     "suites/test_rp_filter.py": Area("Drops", "source validation (rp_filter, martians)", CRITICAL),

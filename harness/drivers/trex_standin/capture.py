@@ -25,6 +25,8 @@ from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from harness.drivers.auxdata import ANCILLARY_SPACE, enable_auxdata, with_vlan_tag
+
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4  # include/uapi/linux/if_packet.h
 SO_ATTACH_FILTER, SO_DETACH_FILTER = 26, 27
@@ -108,6 +110,7 @@ class PortIO:
             self._senders.append(sender)
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_RCVBUF)
+            enable_auxdata(sock)
             sock.bind((name, ETH_P_ALL))
             sock.setblocking(False)
             self._sockets.append(sock)
@@ -202,10 +205,11 @@ class PortIO:
                 port, sock = ports[fd]
                 while True:
                     try:
-                        frame, address = sock.recvfrom(MAX_FRAME)
+                        frame, ancillary, _, address = sock.recvmsg(MAX_FRAME, ANCILLARY_SPACE)
                     except BlockingIOError:
                         break
-                    self._deliver(frame, port, "TX" if address[2] == PACKET_OUTGOING else "RX", time.time())
+                    self._deliver(with_vlan_tag(frame, ancillary), port,
+                                  "TX" if address[2] == PACKET_OUTGOING else "RX", time.time())
 
     def _deliver(self, frame: bytes, port: int, origin: str, ts: float) -> None:
         with self._lock:

@@ -25,7 +25,7 @@ from harness.mockkernel.bridge.br_multicast import br_multicast_ports
 from harness.mockkernel.bridge.br_private import (BR_BCAST_FLOOD, BR_FLOOD, BR_HAIRPIN_MODE, BR_ISOLATED,
                                                   BR_MCAST_FLOOD, BR_PROXYARP, BR_STATE_FORWARDING, MdbEntry,
                                                   NetBridge, NetBridgePort)
-from harness.mockkernel.bridge.br_vlan import br_allowed_egress, br_handle_vlan, vlan_insert_tag
+from harness.mockkernel.bridge.br_vlan import br_allowed_egress, br_handle_vlan
 from harness.mockkernel.core.dev import dev_queue_xmit
 from harness.mockkernel.core.skbuff import SkBuff, kfree_skb, skb_clone
 from harness.mockkernel.netfilter.core import NF_BR_FORWARD, NF_BR_LOCAL_OUT, NF_BR_POST_ROUTING, NF_HOOK_BRIDGE
@@ -40,21 +40,19 @@ FLOOD_FLAG = (BR_FLOOD, BR_MCAST_FLOOD, BR_BCAST_FLOOD)
 def should_deliver(port: NetBridgePort, skb: SkBuff) -> bool:
     cb = skb.cb
     return ((port.flags & BR_HAIRPIN_MODE or skb.dev is not port.dev) and port.state == BR_STATE_FORWARDING
-            and br_allowed_egress(port.vlgrp, cb)
+            and br_allowed_egress(port.vlgrp, skb)
             and not (cb.get("src_port_isolated") and port.flags & BR_ISOLATED))
 
 
 def br_dev_queue_push_xmit(skb: SkBuff) -> None:
-    """The Ethernet header back on (skb_push()), the VLAN tag into the frame, out
-    of the port (dev_queue_xmit())."""
+    """The Ethernet header back on (skb_push()), out of the port
+    (dev_queue_xmit(); a VLAN tag stays out of band until the driver,
+    dev_hard_start_xmit())."""
     skb.data = skb.mac_header
     dev = skb.dev
     if not dev.up or skb.tail - skb.data > dev.mtu + ETH_HLEN + VLAN_HLEN and not skb.gso_size:
         kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.BRIDGE, "br_dev_queue_push_xmit")
         return
-    tci = skb.cb.get("vlan_tci")
-    if tci is not None:
-        vlan_insert_tag(skb, skb.cb["brdev"].priv.vlan_proto, tci)
     dev_queue_xmit(skb)
 
 

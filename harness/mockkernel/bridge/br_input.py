@@ -17,9 +17,9 @@ is known for its family, when it goes by the mdb (br_multicast_flood(); up only 
 a host that joined, or a bridge that is a router), unicast to a local fdb entry goes up only, to a
 known address br_forward(), to an unknown one br_flood() (unknown unicast is not
 the host's unless the bridge is promiscuous). br_pass_frame_up(): the skb becomes
-the bridge device's and is received again there (netif_receive_skb()); a VLAN tag
-left on it (the bridge's VLAN is not untagged) makes it PACKET_OTHERHOST, as
-__netif_receive_skb_core() does with a tag no VLAN device takes.
+the bridge device's and is received again there (netif_receive_skb()), where a
+VLAN tag left on it (the bridge's VLAN is not untagged) makes it PACKET_OTHERHOST
+(check_vlan_id: no VLAN device takes it).
 
 The bridge netfilter hooks are where the kernel runs them (NF_HOOK_BRIDGE,
 netfilter/core.py): NF_BR_PRE_ROUTING (nf_hook_bridge_pre()) in br_handle_frame()
@@ -43,7 +43,7 @@ from harness.mockkernel.bridge.br_private import (BR_ISOLATED, BR_LEARNING, BR_N
                                                   NetBridgePort)
 from harness.mockkernel.bridge.br_vlan import br_allowed_egress, br_allowed_ingress, br_handle_vlan
 from harness.mockkernel.core.dev import RX_HANDLER_CONSUMED, RX_HANDLER_PASS, netif_receive_skb
-from harness.mockkernel.core.skbuff import PACKET_HOST, PACKET_OTHERHOST, SkBuff, kfree_skb
+from harness.mockkernel.core.skbuff import PACKET_HOST, SkBuff, kfree_skb
 from harness.mockkernel.netfilter.core import NF_BR_LOCAL_IN, NF_BR_PRE_ROUTING, NF_HOOK_BRIDGE
 from harness.mockkernel.wire import ethernet
 from harness.mockkernel.wire.ethernet import BROADCAST
@@ -148,7 +148,7 @@ def br_pass_frame_up(skb: SkBuff) -> None:
     br = brdev.priv
     brdev.stats.rx_packets += 1
     brdev.stats.rx_bytes += skb.tail - skb.data
-    if not br_allowed_egress(br.vlgrp, cb):
+    if not br_allowed_egress(br.vlgrp, skb):
         kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.BRIDGE, "br_pass_frame_up")
         return
     indev = skb.dev
@@ -156,6 +156,4 @@ def br_pass_frame_up(skb: SkBuff) -> None:
     if not br_handle_vlan(br.vlgrp, skb, cb):
         return
     skb.net.tracer.hop(skb, Stage.BRIDGE, "br_pass_frame_up", brdev.name)
-    if "vlan_tci" in cb:
-        skb.pkt_type = PACKET_OTHERHOST
     NF_HOOK_BRIDGE(skb, NF_BR_LOCAL_IN, indev, None, netif_receive_skb)

@@ -5,9 +5,10 @@ Every port gets the bridge's default_pvid (1) as PVID and untagged when it joins
 (nbp_vlan_init()), and the bridge device itself has it as a "bridge entry"
 (br_vlan_init()); each port VLAN gives the port's address a local fdb entry in
 that VLAN. Filtering only happens with vlan_filtering 1 (BROPT_VLAN_ENABLED):
-br_allowed_ingress() takes the frame's tag off (skb_vlan_untag(): the kernel
-keeps it out of band, in skb->vlan_tci; here in the bridge's skb->cb, with the
-frame bytes untagged), classifies an untagged or priority-tagged frame to the
+the tag a port's frame carried is already out of band (skb->vlan_proto and
+vlan_tci: __netif_receive_skb_core() ran skb_vlan_untag() before the
+rx_handler); br_allowed_ingress() takes off one still in the frame (the bridge
+device's own), classifies an untagged or priority-tagged frame to the
 port's PVID (dropped without one) and drops a VLAN the port lacks;
 br_allowed_egress() lets a frame out of a port only in a VLAN the port has, and
 br_handle_vlan() leaves the tag off where that VLAN is untagged. The tag goes
@@ -26,8 +27,9 @@ from harness.mockkernel.bridge.br_private import (BRIDGE_VLAN_INFO_BRENTRY, BRID
                                                   BRIDGE_VLAN_INFO_UNTAGGED, VLAN_N_VID, BridgeVlan, NetBridge,
                                                   NetBridgePort, VlanGroup)
 from harness.mockkernel.core.errors import RtnlError
-from harness.mockkernel.core.skbuff import SkBuff, kfree_skb
-from harness.mockkernel.wire.ethernet import ETH_HLEN, VLAN_HLEN, VLAN_VID_MASK, vlan_pop, vlan_push
+from harness.mockkernel.core.skbuff import (SkBuff, __vlan_hwaccel_clear_tag, kfree_skb, skb_vlan_untag,
+                                            vlan_insert_tag)
+from harness.mockkernel.wire.ethernet import ETH_HLEN, VLAN_VID_MASK
 
 
 
@@ -112,39 +114,41 @@ def br_vlan_filter_toggle(br: NetBridge, enabled: bool) -> None:
     br.vlan_enabled = enabled
 
 
-def skb_vlan_untag(skb: SkBuff, cb: dict) -> None:
-    """skb_vlan_untag(): the 802.1Q tag leaves the frame for the skb's metadata."""
-    tci, skb.protocol = vlan_pop(skb.buf, skb.mac_header)
-    skb.mac_header = mac = skb.mac_header + VLAN_HLEN
-    skb.data = skb.network_header = mac + ETH_HLEN
-    cb["vlan_tci"] = tci
-
-
 def br_allowed_ingress(br: NetBridge, group: VlanGroup, skb: SkBuff, cb: dict) -> int | None:
-    """br_allowed_ingress(): the frame's VLAN (0 when filtering is off), or None
-    when it was dropped (freed NOT_SPECIFIED, as __allowed_ingress() does)."""
+    """br_allowed_ingress() / __allowed_ingress(): the frame's VLAN (0 when
+    filtering is off), or None when it was dropped (freed NOT_SPECIFIED). A tag
+    of another protocol than the bridge's goes back into the frame, which is
+    then untagged (vlan_insert_tag_set_proto()); an untagged or priority-tagged
+    frame gets the port's PVID (__vlan_hwaccel_put_tag(), a priority tag keeping
+    its PCP)."""
     if not br.vlan_enabled:
         cb["vlan_filtered"] = False
         return 0
     cb["vlan_filtered"] = True
-    if "vlan_tci" not in cb and skb.protocol == br.vlan_proto:
-        skb_vlan_untag(skb, cb)
-    vid = cb["vlan_tci"] & VLAN_VID_MASK if "vlan_tci" in cb else 0
+    if not skb.vlan_proto and skb.protocol == br.vlan_proto and not skb_vlan_untag(skb):
+        return None
+    if skb.vlan_proto and skb.vlan_proto != br.vlan_proto:
+        vlan_insert_tag(skb, skb.vlan_proto, skb.vlan_tci)
+        skb.protocol = skb.vlan_proto
+        skb.data = skb.network_header = ETH_HLEN
+        __vlan_hwaccel_clear_tag(skb)
+    vid = skb.vlan_tci & VLAN_VID_MASK if skb.vlan_proto else 0
     if not vid:
         if not group.pvid:
             kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.BRIDGE, "br_allowed_ingress")
             return None
         vid = group.pvid
-        cb["vlan_tci"] = cb.get("vlan_tci", 0) | vid  # a priority tag keeps its PCP
+        skb.vlan_tci |= vid
+        skb.vlan_proto = br.vlan_proto
     if vid not in group.vlans:
         kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.BRIDGE, "br_allowed_ingress")
         return None
     return vid
 
 
-def br_allowed_egress(group: VlanGroup, cb: dict) -> bool:
+def br_allowed_egress(group: VlanGroup, skb: SkBuff) -> bool:
     """br_allowed_egress(): a filtered frame leaves only in a VLAN the port has."""
-    return not cb.get("vlan_filtered") or cb["vlan_tci"] & VLAN_VID_MASK in group.vlans
+    return not skb.cb.get("vlan_filtered") or skb.vlan_tci & VLAN_VID_MASK in group.vlans
 
 
 def br_handle_vlan(group: VlanGroup, skb: SkBuff, cb: dict) -> bool:
@@ -152,19 +156,10 @@ def br_handle_vlan(group: VlanGroup, skb: SkBuff, cb: dict) -> bool:
     skb freed) for a VLAN the group lacks."""
     if not cb.get("vlan_filtered"):
         return True
-    vlan = group.vlans.get(cb["vlan_tci"] & VLAN_VID_MASK)
+    vlan = group.vlans.get(skb.vlan_tci & VLAN_VID_MASK)
     if vlan is None:
         kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.BRIDGE, "br_handle_vlan")
         return False
     if vlan.flags & BRIDGE_VLAN_INFO_UNTAGGED:
-        del cb["vlan_tci"]
+        __vlan_hwaccel_clear_tag(skb)
     return True
-
-
-def vlan_insert_tag(skb: SkBuff, vlan_proto: int, tci: int) -> None:
-    """The out-of-band tag written into the frame (__vlan_hwaccel_push_inside()),
-    in a buffer of the skb's own: flooded clones share theirs."""
-    skb.buf = vlan_push(skb.buf, skb.mac_header, skb.tail, vlan_proto, tci)
-    skb.mac_header = skb.data = 0
-    skb.network_header = ETH_HLEN + VLAN_HLEN
-    skb.tail = len(skb.buf)

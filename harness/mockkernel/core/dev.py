@@ -2,10 +2,11 @@
 
 net_rx_action() runs NAPI polls within netdev_budget (native XDP runs in the
 driver's poll, nic.py); each skb goes through eth_type_trans() and
-__netif_receive_skb_core(): generic XDP (do_xdp_generic()), TC ingress (the clsact
-qdisc attached to the device, sched/sch_ingress.py), the netdev ingress hook
-(netfilter/core.py), then the handler its protocol registered (dev_add_pack():
-ip_rcv, arp_rcv). dev_queue_xmit() runs TC egress, then hands the skb to the
+__netif_receive_skb_core(): generic XDP (do_xdp_generic()), an 802.1Q/802.1ad tag
+out of the frame (skb_vlan_untag()), TC ingress (the clsact qdisc attached to the
+device, sched/sch_ingress.py), the netdev ingress hook (netfilter/core.py), the
+rx_handler, the tag no VLAN device took dropped (check_vlan_id), then the handler
+its protocol registered (dev_add_pack(): ip_rcv, arp_rcv). dev_queue_xmit() runs TC egress, then hands the skb to the
 device's qdisc (sched/sch_generic.py; veth ports have noqueue), loopback loops the packet back into
 the receive path (netif_rx). dev_forward_skb() is a veth-style hand-over into
 another device's receive path (bpf_redirect with BPF_F_INGRESS).
@@ -35,12 +36,17 @@ from harness.mockkernel.core.errors import RtnlError
 from harness.mockkernel.core.gro import napi_gro_flush, napi_gro_receive
 from harness.mockkernel.core.gso import netif_needs_gso, skb_gso_segment
 from harness.mockkernel.core.skbuff import (PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST,
-                                            PACKET_OTHERHOST, SkBuff, kfree_skb)
+                                            PACKET_OTHERHOST, SkBuff, __vlan_hwaccel_clear_tag, kfree_skb,
+                                            skb_vlan_untag, vlan_insert_tag)
 from harness.mockkernel.core.xdp import VERDICT_NAMES, XDP_PASS, XDP_REDIRECT, XDP_TX
 from harness.mockkernel.netfilter.core import nf_hook_egress, nf_hook_ingress
 from harness.mockkernel.nic import NAPI_POLL_WEIGHT
 from harness.mockkernel.wire import FrameSummary, ethernet
-from harness.mockkernel.wire.ethernet import BROADCAST, ETH_HLEN, ETH_P_IP, ETH_P_IPV6
+from harness.mockkernel.wire.ethernet import (BROADCAST, ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6,
+                                              VLAN_VID_MASK)
+
+VLAN_ETHERTYPES = frozenset((ETH_P_8021Q, ETH_P_8021AD))  # eth_type_vlan()
+
 
 @dataclass
 class SoftnetData:
@@ -199,6 +205,8 @@ def netif_receive_skb(skb: SkBuff) -> None:
     skb.skb_iif = dev.ifindex
     if dev.xdp_generic_prog is not None and not do_xdp_generic(skb):
         return
+    if skb.protocol in VLAN_ETHERTYPES and not skb_vlan_untag(skb):
+        return
     if dev.clsact is not None and not dev.clsact.sch_handle_ingress(skb):
         return
     if skb.net.nf_hooks.ingress_active and not nf_hook_ingress(skb):
@@ -206,12 +214,31 @@ def netif_receive_skb(skb: SkBuff) -> None:
     rx_handler = dev.rx_handler
     if rx_handler is not None and rx_handler(skb) == RX_HANDLER_CONSUMED:
         return
+    if skb.vlan_proto and not check_vlan_id(skb):
+        return
     try:
         deliver = ptype_base[skb.protocol]
     except KeyError:
         skb.dev.stats.rx_dropped += 1
         return kfree_skb(skb, DropReason.UNHANDLED_PROTO, Stage.SKB, "__netif_receive_skb_core")
     deliver(skb)
+
+
+def check_vlan_id(skb: SkBuff) -> bool:
+    """__netif_receive_skb_core()'s check_vlan_id: a tag still out of band after
+    vlan_do_receive() (no VLAN device here: 802.1Q devices are not modelled) and
+    the rx_handler is dropped from the skb; a frame of a VLAN other than 0 is
+    no longer for this host (PACKET_OTHERHOST: ip_rcv_core() drops it
+    OTHERHOST), a priority tag (VLAN 0) is ignored, and a VLAN 0 tag around
+    another tag gives way to the inner one. False when that untag freed it."""
+    while not skb.vlan_tci & VLAN_VID_MASK and skb.protocol in VLAN_ETHERTYPES:
+        __vlan_hwaccel_clear_tag(skb)
+        if not skb_vlan_untag(skb):
+            return False
+    if skb.vlan_tci & VLAN_VID_MASK:
+        skb.pkt_type = PACKET_OTHERHOST
+    __vlan_hwaccel_clear_tag(skb)
+    return True
 
 
 def do_xdp_generic(skb) -> bool:
@@ -321,6 +348,8 @@ def dev_queue_xmit(skb: SkBuff) -> None:
         kfree_skb(skb, DropReason.QDISC_DROP, Stage.QDISC, "__dev_queue_xmit")
         return
     if net.xmit_hook is not None and dev.netdev_ops is None:  # the engine models the NICs' queues
+        if skb.vlan_proto:
+            validate_xmit_vlan(skb)
         net.xmit_hook(dev, skb)
         return
     q = dev.qdisc
@@ -340,6 +369,8 @@ def dev_hard_start_xmit(skb: SkBuff, dev) -> None:
         software.ndo_start_xmit(skb)
         return
     nic = skb.net.nics[dev.name]
+    if skb.vlan_proto:
+        validate_xmit_vlan(skb)
     journey = skb.journey
     if skb.gso_size and netif_needs_gso(dev):
         frames = skb_gso_segment(skb)
@@ -353,6 +384,15 @@ def dev_hard_start_xmit(skb: SkBuff, dev) -> None:
     if journey is not None:
         journey.hops.append(nic.tx_hop)
     nic.start_xmit(bytes(skb.buf[skb.data:skb.tail]))
+
+
+def validate_xmit_vlan(skb: SkBuff) -> None:
+    """The tag held out of band goes into the frame on its way to the wire
+    (validate_xmit_vlan(), or the NIC's VLAN offload: the frame a peer sees is
+    tagged either way)."""
+    vlan_insert_tag(skb, skb.vlan_proto, skb.vlan_tci)
+    skb.data = skb.mac_header
+    __vlan_hwaccel_clear_tag(skb)
 
 
 def dev_forward_skb(skb: SkBuff) -> None:

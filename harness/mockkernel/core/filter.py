@@ -14,8 +14,8 @@ returning 0 (convert_bpf_ld_abs(), bpf_convert_filter()); a shift takes the
 low 5 bits of its count (the JIT's shl/shr).
 
 Ancillary loads modelled: protocol, pkttype, ifindex, hatype, mark, vlan_tag,
-vlan_tag_present, vlan_tpid (the tag the frame carries out of band, none
-outside the bridge), cpu (the mock's one CPU, 0), random, and the A ^= X
+vlan_tag_present, vlan_tpid (the tag the frame carries out of band, taken
+off as it was received: skb_vlan_untag()), cpu (the mock's one CPU, 0), random, and the A ^= X
 operation; the others (rxhash, queue, nlattr, nlattr_nest, pay_offset) are
 accepted by the kernel and named as not modelled by `unmodelled_ancillary()`.
 """
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.mockkernel.wire.ethernet import ETH_P_8021Q
 
 # include/uapi/linux/bpf_common.h, filter.h: classes, sizes, modes, operations
 BPF_LD, BPF_LDX, BPF_ST, BPF_STX, BPF_ALU, BPF_JMP, BPF_RET, BPF_MISC = range(8)
@@ -165,7 +164,6 @@ class ClassicPacket:
     def ancillary(self, name: str, a: int, x: int) -> int:
         """convert_bpf_extensions(): the value an ancillary load puts in A."""
         skb, dev = self.skb, self.skb.dev  # a packet at a netfilter hook always has its device
-        cb = skb.cb or {}
         if name == "protocol":
             return skb.protocol
         if name == "pkttype":
@@ -177,11 +175,11 @@ class ClassicPacket:
         if name == "mark":
             return skb.mark
         if name == "vlan_tag":
-            return cb.get("vlan_tci", 0)
+            return skb.vlan_tci
         if name == "vlan_tag_present":
-            return int("vlan_tci" in cb)
+            return int(skb.vlan_proto != 0)
         if name == "vlan_tpid":
-            return ETH_P_8021Q if "vlan_tci" in cb else 0
+            return skb.vlan_proto
         if name == "cpu":
             return 0
         if name == "random":

@@ -11,6 +11,8 @@ plus the sk_buff (SKB_TRUESIZE()); `buf` itself holds only the bytes up to tail.
 A GSO skb (skb_shinfo()->gso_size, gso_segs) is one linear TCP packet of
 gso_segs segments of gso_size bytes each (the last may be shorter), which
 skb_gso_segment() (core/gso.py) cuts before a driver without TSO.
+A VLAN tag taken out of the frame (skb_vlan_untag()) is `vlan_proto` and
+`vlan_tci` (vlan_proto 0: none, as skb_vlan_tag_present() reads vlan_all).
 Left out: paged frags (every skb here is linear), GSO types other than TCPv4,
 the truesize change when pskb_expand_head() grows the headroom.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 from harness.dropreason import DropReason
 from harness.journey import Stage
+from harness.mockkernel.wire.ethernet import ETH_HLEN, VLAN_HLEN, vlan_pop, vlan_push
 
 NET_SKB_PAD = 64
 PACKET_HOST, PACKET_BROADCAST, PACKET_MULTICAST, PACKET_OTHERHOST, PACKET_OUTGOING = 0, 1, 2, 3, 4
@@ -37,7 +40,7 @@ class SkBuff:
                  "cb", "dev", "net", "mac_header", "network_header", "transport_header",
                  "dst", "sk", "journey", "tstamp", "ignore_df", "truesize", "nfct", "ctinfo",
                  "skb_iif", "tc_index", "gso_size", "gso_segs", "end", "csum_complete", "csum_valid",
-                 "__weakref__")
+                 "vlan_proto", "vlan_tci", "__weakref__")
 
     def __init__(self, payload: bytes | bytearray, headroom: int = NET_SKB_PAD, size: int = 0):
         """__alloc_skb(size) + skb_reserve(headroom) + skb_put_data(payload): the
@@ -48,7 +51,8 @@ class SkBuff:
         self.tail = tail = len(buf)
         self.protocol = self.pkt_type = self.mark = self.secmark = self.priority = self.hash = 0
         self.cb = self.dev = self.net = self.dst = self.sk = self.journey = self.nfct = None
-        self.ctinfo = self.skb_iif = self.tc_index = 0  # skb_iif: the device it was received on
+        # skb_iif: the device it was received on; vlan_proto, vlan_tci: a tag held out of band
+        self.ctinfo = self.skb_iif = self.tc_index = self.vlan_proto = self.vlan_tci = 0
         self.gso_size = self.gso_segs = 0  # skb_shinfo(): 0 for an skb that is not GSO
         self.mac_header = self.network_header = self.transport_header = data
         self.tstamp = 0.0
@@ -131,6 +135,37 @@ def skb_copy(skb: SkBuff) -> SkBuff:
     copy = skb_clone(skb)
     copy.buf = bytearray(skb.buf)
     return copy
+
+
+def skb_vlan_untag(skb: SkBuff) -> bool:
+    """skb_vlan_untag() (net/core/skbuff.c): the frame's outer 802.1Q/802.1ad tag
+    leaves the bytes for skb->vlan_proto/vlan_tci (__vlan_hwaccel_put_tag()),
+    the encapsulated ethertype becomes skb->protocol and the addresses move up
+    over the tag (skb_reorder_vlan_header()). False, the skb freed, for a frame
+    too short to hold the tag (pskb_may_pull() fails: kfree_skb())."""
+    mac = skb.mac_header
+    if skb.tail - mac < ETH_HLEN + VLAN_HLEN:
+        kfree_skb(skb, DropReason.NOT_SPECIFIED, Stage.SKB, "skb_vlan_untag")
+        return False
+    skb.vlan_proto = skb.protocol
+    skb.vlan_tci, skb.protocol = vlan_pop(skb.buf, mac)
+    skb.mac_header = mac = mac + VLAN_HLEN
+    skb.data = skb.network_header = mac + ETH_HLEN
+    return True
+
+
+def __vlan_hwaccel_clear_tag(skb: SkBuff) -> None:
+    skb.vlan_proto = skb.vlan_tci = 0
+
+
+def vlan_insert_tag(skb: SkBuff, vlan_proto: int, tci: int) -> None:
+    """The tag written into the frame after its addresses (vlan_insert_tag(),
+    __vlan_hwaccel_push_inside()), in a buffer of the skb's own: flooded clones
+    share theirs."""
+    skb.buf = vlan_push(skb.buf, skb.mac_header, skb.tail, vlan_proto, tci)
+    skb.mac_header = skb.data = 0
+    skb.network_header = ETH_HLEN + VLAN_HLEN
+    skb.tail = len(skb.buf)
 
 
 def kfree_skb(skb: SkBuff, reason: DropReason, stage: Stage, location: str) -> None:

@@ -181,7 +181,14 @@ BRNF_IPV4 = BrnfFamily(NFPROTO_IPV4, CALL_IPTABLES, "nf_call_iptables", br_valid
 BRNF_IPV6 = BrnfFamily(NFPROTO_IPV6, CALL_IP6TABLES, "nf_call_ip6tables", br_validate_ipv6, "br_nf_pre_routing_ipv6",
                        "br_nf_pre_routing_finish_ipv6", ipv6_daddr, ip6_route_input_dnat,
                        lambda net: net.nf_hooks.ipv6, lambda net: net.nd_tbl.entries, ip6_rcv_finish)
-BRNF_FAMILIES = {ETH_P_IP: BRNF_IPV4, ETH_P_IPV6: BRNF_IPV6}  # IS_IP(), IS_IPV6()
+BRNF_FAMILIES = {ETH_P_IP: BRNF_IPV4, ETH_P_IPV6: BRNF_IPV6}
+
+
+def brnf_family(skb: SkBuff):
+    """IS_IP() / IS_IPV6(): the family of an skb with no VLAN tag held out of
+    band; a tagged frame is is_vlan_ip()'s, which needs filter-vlan-tagged (left
+    out: 0), so it passes the bridge without iptables."""
+    return None if skb.vlan_proto else BRNF_FAMILIES.get(skb.protocol)
 
 
 def br_netfilter_init(net) -> None:
@@ -226,7 +233,7 @@ def br_nf_hook_thresh(hook: int, skb: SkBuff, in_dev, out_dev, okfn) -> None:
 def br_nf_pre_routing(skb: SkBuff, state: NfBridgeHookState) -> int:
     """br_nf_pre_routing(), and br_nf_pre_routing_ipv6() for IPv6: checked, an
     nf_bridge_info, the family's PRE_ROUTING hooks with the bridge as device."""
-    family = BRNF_FAMILIES.get(skb.protocol)
+    family = brnf_family(skb)
     if family is None or not (skb.net.sysctl.values[family.call_tables]
                               or getattr(skb.dev.master.priv, family.bridge_option)):
         return NF_ACCEPT
@@ -313,7 +320,7 @@ def br_nf_local_in(skb: SkBuff, state) -> int:
 
 def br_nf_forward_ip(skb: SkBuff, state: NfBridgeHookState) -> int:
     info = nf_bridge_info_get(skb)
-    family = BRNF_FAMILIES.get(skb.protocol)
+    family = brnf_family(skb)
     if info is None or family is None:
         return NF_ACCEPT
     info = skb.cb[NF_BRIDGE] = replace(info)  # nf_bridge_unshare(): each flooded copy its own
@@ -338,7 +345,7 @@ def br_nf_forward_finish(skb: SkBuff, okfn) -> None:
 
 def br_nf_post_routing(skb: SkBuff, state: NfBridgeHookState) -> int:
     info = nf_bridge_info_get(skb)
-    family = BRNF_FAMILIES.get(skb.protocol)
+    family = brnf_family(skb)
     if info is None or info.physoutdev is None or family is None:
         return NF_ACCEPT  # a frame routed out of the bridge had its POST_ROUTING in the IP stack
     if skb.pkt_type == PACKET_OTHERHOST:

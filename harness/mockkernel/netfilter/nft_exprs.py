@@ -347,14 +347,14 @@ def payload_loader(transport: bool, off: int, nbytes: int):
 def link_bytes(pkt, off: int, nbytes: int) -> bytes | None:
     """nft_payload_eval() at NFT_PAYLOAD_LL_HEADER: `nbytes` at `off` of the MAC
     header (the bridge family's frames keep it in front of the network header),
-    None when the frame ends before them. A VLAN tag the bridge holds out of band
-    (skb->vlan_tci; the bridge's cb here) is shown where it was in the frame, after
-    the MAC addresses, as nft_payload_copy_vlan() shows it."""
+    None when the frame ends before them. A VLAN tag held out of band
+    (skb->vlan_proto, vlan_tci: taken off as the frame was received) is shown
+    where it was in the frame, after the MAC addresses, as
+    nft_payload_copy_vlan() shows it."""
     skb = pkt.skb
     start = skb.mac_header + off
-    cb = skb.cb
-    if cb and "vlan_tci" in cb:
-        tag = ETH_P_8021Q.to_bytes(2, "big") + cb["vlan_tci"].to_bytes(2, "big")
+    if skb.vlan_proto:
+        tag = skb.vlan_proto.to_bytes(2, "big") + skb.vlan_tci.to_bytes(2, "big")
         addresses_end = skb.mac_header + ETHERTYPE
         tagged = bytes(pkt.buf[skb.mac_header:addresses_end]) + tag + bytes(pkt.buf[addresses_end:pkt.end])
         return tagged[off:off + nbytes] if off + nbytes <= len(tagged) else None

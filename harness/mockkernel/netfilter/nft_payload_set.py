@@ -25,7 +25,7 @@ CHECKSUM_COMPLETE packets (the mock's checksums are always complete in the
 header), SCTP's CRC32c (NFT_PAYLOAD_CSUM_SCTP: setting an SCTP field is not
 modelled).
 
-A VLAN tag held out of band (skb->vlan_tci: the bridge's cb here) is written
+A VLAN tag held out of band (skb->vlan_tci) is written
 as nft_payload_set_vlan() writes it: the TCI's two bytes become the tag's
 TCI, a field after the tag is written where it lies in the frame, 4 bytes
 before its offset in the tagged header (vlan_hlen); anything else at the
@@ -104,11 +104,11 @@ class PayloadSet(Stmt):
 
         def payload_set(pkt):
             if payload.link:
-                start = pkt.skb.mac_header
-                cb = pkt.skb.cb
-                if cb and "vlan_tci" in cb and offset + size > VLAN_PROTO_OFFSET:  # nft_payload_need_vlan_adjust()
+                skb = pkt.skb
+                start = skb.mac_header
+                if skb.vlan_proto and offset + size > VLAN_PROTO_OFFSET:  # nft_payload_need_vlan_adjust()
                     if offset == VLAN_TCI_OFFSET and size == 2:
-                        cb["vlan_tci"] = (cb["vlan_tci"] & keep) ^ value
+                        skb.vlan_tci = (skb.vlan_tci & keep) ^ value
                         return None
                     if offset < VLAN_TCI_OFFSET + 2:
                         return NFT_BREAK

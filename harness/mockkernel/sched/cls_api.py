@@ -43,7 +43,9 @@ class TcfProto:
 
 
 def tcf_classify(skb, chain: list[TcfProto], stage: str) -> int:
-    protocol = skb.protocol
+    """__tcf_classify(): the filters whose protocol is skb_protocol(skb, false), the
+    802.1Q/802.1ad of a tag held out of band, else skb->protocol."""
+    protocol = skb.vlan_proto or skb.protocol
     for tp in chain:
         if tp.protocol != ETH_P_ALL and tp.protocol != protocol:
             continue

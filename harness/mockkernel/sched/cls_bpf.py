@@ -82,7 +82,8 @@ def _skb_ctx(skb) -> SkBuffCtx:
     sch_handle_ingress() does)."""
     return SkBuffCtx(skb.buf, skb.mac_header, skb.tail, protocol=skb.protocol, pkt_type=skb.pkt_type,
                      mark=skb.mark, priority=skb.priority, ingress_ifindex=skb.skb_iif,
-                     ifindex=skb.dev.ifindex, tc_index=skb.tc_index, hash=skb.hash)
+                     ifindex=skb.dev.ifindex, tc_index=skb.tc_index, hash=skb.hash,
+                     vlan_tci=skb.vlan_tci if skb.vlan_proto else None, vlan_proto=skb.vlan_proto)
 
 
 def _write_back(skb, ctx: SkBuffCtx) -> None:

@@ -29,7 +29,7 @@ class ClassidFilter:
     mask: int = 0xFFFFFFFF
 
     def classify_classid(self, skb) -> int | None:
-        if self.protocol != ETH_P_ALL and self.protocol != skb.protocol:
+        if self.protocol != ETH_P_ALL and self.protocol != (skb.vlan_proto or skb.protocol):  # skb_protocol()
             return None
         if self.kind == "fw" and (skb.mark & self.mask) != self.handle:
             return None
