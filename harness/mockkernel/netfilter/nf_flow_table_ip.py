@@ -72,19 +72,7 @@ def nf_flow_offload_ip_hook(flow_table: NfFlowtable, skb, state) -> int:
     if _exceeds_mtu(skb, end - nh, flow.tuplehash[direction].mtu) or not _state_check(flow_table, flow, proto, buf, th):
         return NF_ACCEPT
     flow_offload_refresh(flow_table, flow)
-    ct = flow.ct
-    original, reply = ct.original, ct.reply
-    # nf_flow_nat_ip(): nf_flow_snat_port()/_ip(), then nf_flow_dnat_port()/_ip()
-    if flow.snat:
-        if direction == FLOW_OFFLOAD_DIR_ORIGINAL:
-            manip_pkt(skb, nh, reply.dst, reply.dport, NF_NAT_MANIP_SRC)
-        else:
-            manip_pkt(skb, nh, original.src, original.sport, NF_NAT_MANIP_DST)
-    if flow.dnat:
-        if direction == FLOW_OFFLOAD_DIR_ORIGINAL:
-            manip_pkt(skb, nh, reply.src, reply.sport, NF_NAT_MANIP_DST)
-        else:
-            manip_pkt(skb, nh, original.dst, original.dport, NF_NAT_MANIP_SRC)
+    original, reply = _flow_nat(flow, direction, skb, nh, manip_pkt)  # nf_flow_nat_ip()
     ip_decrease_ttl(buf, nh)
     skb.tstamp = 0.0  # skb_clear_tstamp()
     _acct(flow_table, flow, direction, skb)
@@ -92,6 +80,25 @@ def nf_flow_offload_ip_hook(flow_table: NfFlowtable, skb, state) -> int:
     other = reply if direction == FLOW_OFFLOAD_DIR_ORIGINAL else original
     _xmit(flow_table, skb, rt, NEIGH_ARP_TABLE, rt.nexthop(other.src), "nf_flow_offload_ip_hook")
     return NF_STOLEN
+
+
+def _flow_nat(flow, direction: int, skb, nh: int, manip) -> tuple:
+    """nf_flow_nat_ip()/nf_flow_nat_ipv6(): the source (nf_flow_snat_port()/_ip()),
+    then the destination (nf_flow_dnat_*()), rewritten to what the conntrack tuples
+    say for this direction; returns the tuples (original, reply)."""
+    original, reply = flow.ct.original, flow.ct.reply
+    forward = direction == FLOW_OFFLOAD_DIR_ORIGINAL
+    if flow.snat:
+        if forward:
+            manip(skb, nh, reply.dst, reply.dport, NF_NAT_MANIP_SRC)
+        else:
+            manip(skb, nh, original.src, original.sport, NF_NAT_MANIP_DST)
+    if flow.dnat:
+        if forward:
+            manip(skb, nh, reply.src, reply.sport, NF_NAT_MANIP_DST)
+        else:
+            manip(skb, nh, original.dst, original.dport, NF_NAT_MANIP_SRC)
+    return original, reply
 
 
 def nf_flow_offload_ipv6_hook(flow_table: NfFlowtable, skb, state) -> int:
@@ -114,19 +121,7 @@ def nf_flow_offload_ipv6_hook(flow_table: NfFlowtable, skb, state) -> int:
     if _exceeds_mtu(skb, end - nh, flow.tuplehash[direction].mtu) or not _state_check(flow_table, flow, proto, buf, th):
         return NF_ACCEPT
     flow_offload_refresh(flow_table, flow)
-    ct = flow.ct
-    original, reply = ct.original, ct.reply
-    # nf_flow_nat_ipv6()
-    if flow.snat:
-        if direction == FLOW_OFFLOAD_DIR_ORIGINAL:
-            manip_pkt6(skb, nh, reply.dst, reply.dport, NF_NAT_MANIP_SRC)
-        else:
-            manip_pkt6(skb, nh, original.src, original.sport, NF_NAT_MANIP_DST)
-    if flow.dnat:
-        if direction == FLOW_OFFLOAD_DIR_ORIGINAL:
-            manip_pkt6(skb, nh, reply.src, reply.sport, NF_NAT_MANIP_DST)
-        else:
-            manip_pkt6(skb, nh, original.dst, original.dport, NF_NAT_MANIP_SRC)
+    original, reply = _flow_nat(flow, direction, skb, nh, manip_pkt6)  # nf_flow_nat_ipv6()
     buf[nh + ipv6.HOP_LIMIT] -= 1
     skb.tstamp = 0.0
     _acct(flow_table, flow, direction, skb)
