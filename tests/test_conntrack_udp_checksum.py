@@ -40,3 +40,17 @@ def test_a_routing_headers_final_destination_is_not_the_pseudo_headers_so_the_da
     assert target.sh("conntrack -L -f ipv6") == ""
     target.send(h2.port, h2.to_dut6() / UDP(sport=546, dport=53))
     assert "udp" in target.sh("conntrack -L -f ipv6")
+
+
+@pytest.mark.parametrize("datagram, why", [
+    (UDP(sport=1024, dport=53, chksum=0x1234) / b"abc", "udp: bad checksum"),
+    (UDP(sport=1024, dport=53, len=100) / b"abc", "udp: truncated/malformed packet"),
+])
+def test_the_invalid_verdict_names_what_udp_error_logs(target, datagram, why):
+    """udp_error()'s udp_error_log() names each refusal apart: "truncated/malformed
+    packet" for the length, "bad checksum" for the sum."""
+    h0 = plan_router(target)[0]
+    target.sh(["nft", "-f", "-"], stdin=TRACK)
+    target.send(h0.port, h0.to_dut(dst="10.0.1.2") / datagram)
+    verdicts = [(h.verdict, str(h.summary)) for j in target.journeys() for h in j.hops if h.where == "nf_conntrack_in"]
+    assert verdicts == [("INVALID", why)]

@@ -548,8 +548,9 @@ def nf_conntrack_handle_packet(skb: SkBuff, state: NfHookState, ct: NfConn, dire
     proto = ct.original.proto
     net = skb.net
     if proto == IPPROTO_UDP:
-        if udp_error(skb, ipv6_th, state.hook == NF_INET_PRE_ROUTING):
-            return "udp: truncated/malformed packet or bad checksum"
+        error = udp_error(skb, ipv6_th, state.hook == NF_INET_PRE_ROUTING)
+        if error is not None:
+            return f"udp: {error}"
         if not ipv6_th and state.hook == NF_INET_PRE_ROUTING and net.sysctl.values[CHECKSUM_KEY]:
             # udp_error()'s sum, kept (netfilter/utils.py). A datagram without one is not
             # summed, which no reader tells apart: reject skips UDP with sum 0
@@ -575,26 +576,28 @@ def nf_conntrack_handle_packet(skb: SkBuff, state: NfHookState, ct: NfConn, dire
     return None
 
 
-def udp_error(skb: SkBuff, ipv6_th: int, prerouting: bool) -> bool:
-    """udp_error() (nf_conntrack_proto_udp.c): a header cut short, a UDP length past
-    the packet's end or short of its header (a first fragment conntrack sees
+def udp_error(skb: SkBuff, ipv6_th: int, prerouting: bool) -> str | None:
+    """udp_error() (nf_conntrack_proto_udp.c), what its udp_error_log() says: a
+    header cut short ("short packet"), a UDP length past the packet's end or short
+    of its header ("truncated/malformed packet": a first fragment conntrack sees
     unreassembled); at PREROUTING with nf_conntrack_checksum, a checksum that does
-    not verify (nf_checksum() over all skb->len - dataoff bytes against the IPv4 or
-    IPv6 pseudo-header: an IPv6 routing header's final destination does not count),
-    but none for a zero checksum, which means none was sent."""
+    not verify ("bad checksum": nf_checksum() over all skb->len - dataoff bytes
+    against the IPv4 or IPv6 pseudo-header; an IPv6 routing header's final
+    destination does not count), but none for a zero checksum, which means none
+    was sent. None: no error."""
     buf, tail = skb.buf, skb.tail
     th = ipv6_th or skb.network_header + HEADER_LEN[buf[skb.network_header]]
     if th + UDP_HLEN > tail:
-        return True
+        return "short packet"
     _, _, length, check = _udp_header(buf, th)
     if length > tail - th or length < UDP_HLEN:
-        return True
+        return "truncated/malformed packet"
     if not prerouting or not check or not skb.net.sysctl.values["net.netfilter.nf_conntrack_checksum"]:
-        return False
+        return None
     nh, udplen = skb.network_header, tail - th
     pseudo = (ipv6.pseudo_header_sum(buf, nh, IPPROTO_UDP, udplen) if ipv6_th
               else ipv4.pseudo_header_sum(buf, nh, IPPROTO_UDP, udplen))
-    return checksum(memoryview(buf)[th:tail], pseudo) != 0
+    return "bad checksum" if checksum(memoryview(buf)[th:tail], pseudo) else None
 
 
 def nf_conntrack_udp_packet(net, ct: NfConn, confirmed: bool) -> None:
