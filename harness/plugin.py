@@ -124,11 +124,17 @@ def _dropped(event: tuple) -> None:
 
 
 def _worker_that_died(nodemanager, failure: BaseException) -> str:
-    """The xdist worker (gwN) whose start failed: the gateway execnet names, else the
-    first one it has no gateway for."""
+    """The xdist worker (gwN) whose start failed: the gateway execnet names, else one
+    whose process has exited (execnet says only "cannot send (already closed?)"
+    when it notices the death before a receive), else the first one it has no
+    gateway for."""
     named = re.search(r"Gateway id='([^']+)'", str(failure))
     if named:
         return named[1]
+    for gateway in nodemanager.group:
+        popen = getattr(getattr(gateway, "_io", None), "popen", None)  # execnet's popen gateways
+        if popen is not None and popen.poll() is not None:
+            return gateway.id
     started = {gateway.id for gateway in nodemanager.group}
     return next((spec.id for spec in nodemanager.specs if spec.id not in started), "a worker")
 
