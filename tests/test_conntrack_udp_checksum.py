@@ -4,8 +4,8 @@ the packet's own addresses) is INVALID and makes no entry; a zero checksum is no
 from __future__ import annotations
 
 import pytest
-from scapy.layers.inet import IP, UDP
-from scapy.layers.inet6 import IPv6, IPv6ExtHdrRouting
+from scapy.layers.inet import UDP
+from scapy.layers.inet6 import IPv6ExtHdrRouting
 
 from harness.mockkernel.target import MockTarget
 from harness.testing import ipv6_on, plan_hosts6, plan_router

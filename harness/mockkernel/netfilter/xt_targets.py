@@ -21,9 +21,8 @@ from harness.mockkernel.netfilter.nf_synproxy import (NF_SYNPROXY_OPT_ECN, NF_SY
 from harness.mockkernel.netfilter.nft_compat import XtCompat
 from harness.mockkernel.netfilter.nft_exprs import (Log, MetaSet, Nat, Notrack, PrintCtx, Reject, Stmt,
                                                     Verdict, Xt)
-from harness.mockkernel.netfilter.xt_matches import DscpMatch, c_strtoul, kernel_refusal, parse_port, \
-    parse_tos, quote
-from harness.mockkernel.netfilter.xt_options import (XtError, XtExtension, XtOpt, exclusive, not_modelled_error,
+from harness.mockkernel.netfilter.xt_matches import DscpMatch, c_strtoul, kernel_refusal, parse_tos, quote
+from harness.mockkernel.netfilter.xt_options import (XtExtension, XtOpt, exclusive, not_modelled_error,
                                                      usage_error)
 from harness.mockkernel.ipv4 import route
 from harness.mockkernel.ipv6 import route as route6
